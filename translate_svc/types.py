@@ -1,0 +1,114 @@
+"""Domain objects that cross module boundaries (never protobuf messages).
+
+All are frozen dataclasses: safe to share between the event loop and the model thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+#: The model's input and output sample rate (SeamlessM4T v2 feature extractor and vocoder).
+MODEL_SAMPLE_RATE = 16_000
+
+
+class AudioEncoding(str, Enum):
+    LINEAR16 = "LINEAR16"
+    FLOAT32 = "FLOAT32"
+    MULAW = "MULAW"
+    ALAW = "ALAW"
+    CONTAINER = "CONTAINER"
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    encoding: AudioEncoding
+    sample_rate_hz: int = 0  # 0 only for CONTAINER (read from the bytes)
+    channels: int = 1
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    text: bool = True
+    speech: bool = True
+    transcript: bool = True
+    speech_sample_rate_hz: int = MODEL_SAMPLE_RATE
+    speaker_id: int = 0
+
+
+@dataclass(frozen=True)
+class TranslationTask:
+    """What to do with every segment of one request or stream."""
+
+    source_language: str | None
+    target_languages: tuple[str, ...]
+    output: OutputOptions = field(default_factory=OutputOptions)
+
+
+@dataclass(frozen=True, eq=False)
+class Segment:
+    """A span of input audio, 16 kHz mono float32, ``[start_ms, end_ms)`` of the input."""
+
+    segment_id: int
+    start_ms: int
+    end_ms: int
+    samples: np.ndarray
+
+
+@dataclass(frozen=True)
+class Transcript:
+    language: str
+    text: str
+
+
+@dataclass(frozen=True, eq=False)
+class Translation:
+    target_language: str
+    text: str
+    #: float32 mono at ``sample_rate_hz``; None when speech was not asked for or not available.
+    audio: np.ndarray | None = None
+    sample_rate_hz: int = MODEL_SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class Timing:
+    queue_ms: float = 0.0
+    model_ms: float = 0.0
+    total_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class SegmentError:
+    """Why one segment failed; the transport maps ``code`` to a google.rpc status code."""
+
+    code: str  # an ErrorCode value
+    message: str
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentResult:
+    segment_id: int
+    start_ms: int
+    end_ms: int
+    transcript: Transcript | None = None
+    translations: tuple[Translation, ...] = ()
+    timing: Timing = field(default_factory=Timing)
+    error: SegmentError | None = None
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str
+    name: str
+    speech_input: bool
+    text_output: bool
+    speech_output: bool
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    revision: str
+    is_test_model: bool
