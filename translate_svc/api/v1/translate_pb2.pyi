@@ -1,0 +1,263 @@
+from google.rpc import status_pb2 as _status_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AudioEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AUDIO_ENCODING_UNSPECIFIED: _ClassVar[AudioEncoding]
+    LINEAR16: _ClassVar[AudioEncoding]
+    FLOAT32: _ClassVar[AudioEncoding]
+    MULAW: _ClassVar[AudioEncoding]
+    ALAW: _ClassVar[AudioEncoding]
+    CONTAINER: _ClassVar[AudioEncoding]
+
+class StreamControl(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STREAM_CONTROL_UNSPECIFIED: _ClassVar[StreamControl]
+    FLUSH: _ClassVar[StreamControl]
+AUDIO_ENCODING_UNSPECIFIED: AudioEncoding
+LINEAR16: AudioEncoding
+FLOAT32: AudioEncoding
+MULAW: AudioEncoding
+ALAW: AudioEncoding
+CONTAINER: AudioEncoding
+STREAM_CONTROL_UNSPECIFIED: StreamControl
+FLUSH: StreamControl
+
+class AudioFormat(_message.Message):
+    __slots__ = ("encoding", "sample_rate_hz", "channels")
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    encoding: AudioEncoding
+    sample_rate_hz: int
+    channels: int
+    def __init__(self, encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hz: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
+
+class AudioInput(_message.Message):
+    __slots__ = ("content", "format")
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    content: bytes
+    format: AudioFormat
+    def __init__(self, content: _Optional[bytes] = ..., format: _Optional[_Union[AudioFormat, _Mapping]] = ...) -> None: ...
+
+class OutputOptions(_message.Message):
+    __slots__ = ("text", "speech", "transcript", "speech_sample_rate_hz", "speaker_id")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_ID_FIELD_NUMBER: _ClassVar[int]
+    text: bool
+    speech: bool
+    transcript: bool
+    speech_sample_rate_hz: int
+    speaker_id: int
+    def __init__(self, text: _Optional[bool] = ..., speech: _Optional[bool] = ..., transcript: _Optional[bool] = ..., speech_sample_rate_hz: _Optional[int] = ..., speaker_id: _Optional[int] = ...) -> None: ...
+
+class Transcript(_message.Message):
+    __slots__ = ("language", "text")
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    language: str
+    text: str
+    def __init__(self, language: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class SynthesizedAudio(_message.Message):
+    __slots__ = ("content", "sample_rate_hz", "duration_ms")
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    content: bytes
+    sample_rate_hz: int
+    duration_ms: int
+    def __init__(self, content: _Optional[bytes] = ..., sample_rate_hz: _Optional[int] = ..., duration_ms: _Optional[int] = ...) -> None: ...
+
+class Translation(_message.Message):
+    __slots__ = ("target_language", "text", "audio")
+    TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    target_language: str
+    text: str
+    audio: SynthesizedAudio
+    def __init__(self, target_language: _Optional[str] = ..., text: _Optional[str] = ..., audio: _Optional[_Union[SynthesizedAudio, _Mapping]] = ...) -> None: ...
+
+class Timing(_message.Message):
+    __slots__ = ("queue_ms", "model_ms", "total_ms")
+    QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_MS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    queue_ms: float
+    model_ms: float
+    total_ms: float
+    def __init__(self, queue_ms: _Optional[float] = ..., model_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
+
+class SegmentResult(_message.Message):
+    __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing", "status")
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATIONS_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    segment_id: int
+    start_ms: int
+    end_ms: int
+    transcript: Transcript
+    translations: _containers.RepeatedCompositeFieldContainer[Translation]
+    timing: Timing
+    status: _status_pb2.Status
+    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("name", "revision", "is_test_model")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    IS_TEST_MODEL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    revision: str
+    is_test_model: bool
+    def __init__(self, name: _Optional[str] = ..., revision: _Optional[str] = ..., is_test_model: _Optional[bool] = ...) -> None: ...
+
+class ListLanguagesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Language(_message.Message):
+    __slots__ = ("code", "name", "speech_input", "text_output", "speech_output")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_INPUT_FIELD_NUMBER: _ClassVar[int]
+    TEXT_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    name: str
+    speech_input: bool
+    text_output: bool
+    speech_output: bool
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., speech_input: _Optional[bool] = ..., text_output: _Optional[bool] = ..., speech_output: _Optional[bool] = ...) -> None: ...
+
+class ListLanguagesResponse(_message.Message):
+    __slots__ = ("languages", "model")
+    LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    languages: _containers.RepeatedCompositeFieldContainer[Language]
+    model: ModelInfo
+    def __init__(self, languages: _Optional[_Iterable[_Union[Language, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
+
+class TranslateRequest(_message.Message):
+    __slots__ = ("audio", "source_language", "target_languages", "output", "vad")
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    VAD_FIELD_NUMBER: _ClassVar[int]
+    audio: AudioInput
+    source_language: str
+    target_languages: _containers.RepeatedScalarFieldContainer[str]
+    output: OutputOptions
+    vad: VadOptions
+    def __init__(self, audio: _Optional[_Union[AudioInput, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ...) -> None: ...
+
+class TranslateResponse(_message.Message):
+    __slots__ = ("segments", "model", "audio_duration_ms")
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    segments: _containers.RepeatedCompositeFieldContainer[SegmentResult]
+    model: ModelInfo
+    audio_duration_ms: int
+    def __init__(self, segments: _Optional[_Iterable[_Union[SegmentResult, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., audio_duration_ms: _Optional[int] = ...) -> None: ...
+
+class VadOptions(_message.Message):
+    __slots__ = ("threshold", "min_silence_ms", "speech_pad_ms", "min_speech_ms", "max_segment_ms")
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MIN_SILENCE_MS_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_PAD_MS_FIELD_NUMBER: _ClassVar[int]
+    MIN_SPEECH_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEGMENT_MS_FIELD_NUMBER: _ClassVar[int]
+    threshold: float
+    min_silence_ms: int
+    speech_pad_ms: int
+    min_speech_ms: int
+    max_segment_ms: int
+    def __init__(self, threshold: _Optional[float] = ..., min_silence_ms: _Optional[int] = ..., speech_pad_ms: _Optional[int] = ..., min_speech_ms: _Optional[int] = ..., max_segment_ms: _Optional[int] = ...) -> None: ...
+
+class StreamingConfig(_message.Message):
+    __slots__ = ("format", "source_language", "target_languages", "output", "vad")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    VAD_FIELD_NUMBER: _ClassVar[int]
+    format: AudioFormat
+    source_language: str
+    target_languages: _containers.RepeatedScalarFieldContainer[str]
+    output: OutputOptions
+    vad: VadOptions
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ...) -> None: ...
+
+class StreamingTranslateRequest(_message.Message):
+    __slots__ = ("config", "audio", "control")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_FIELD_NUMBER: _ClassVar[int]
+    config: StreamingConfig
+    audio: bytes
+    control: StreamControl
+    def __init__(self, config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., control: _Optional[_Union[StreamControl, str]] = ...) -> None: ...
+
+class StreamStarted(_message.Message):
+    __slots__ = ("session_id", "config", "model")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    config: StreamingConfig
+    model: ModelInfo
+    def __init__(self, session_id: _Optional[str] = ..., config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
+
+class SpeechEvent(_message.Message):
+    __slots__ = ("type", "offset_ms")
+    class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        TYPE_UNSPECIFIED: _ClassVar[SpeechEvent.Type]
+        SPEECH_STARTED: _ClassVar[SpeechEvent.Type]
+        SPEECH_ENDED: _ClassVar[SpeechEvent.Type]
+    TYPE_UNSPECIFIED: SpeechEvent.Type
+    SPEECH_STARTED: SpeechEvent.Type
+    SPEECH_ENDED: SpeechEvent.Type
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
+    type: SpeechEvent.Type
+    offset_ms: int
+    def __init__(self, type: _Optional[_Union[SpeechEvent.Type, str]] = ..., offset_ms: _Optional[int] = ...) -> None: ...
+
+class StreamEnd(_message.Message):
+    __slots__ = ("segments_total", "audio_received_ms")
+    SEGMENTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
+    segments_total: int
+    audio_received_ms: int
+    def __init__(self, segments_total: _Optional[int] = ..., audio_received_ms: _Optional[int] = ...) -> None: ...
+
+class StreamingTranslateResponse(_message.Message):
+    __slots__ = ("started", "speech_event", "segment", "ended")
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_EVENT_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    started: StreamStarted
+    speech_event: SpeechEvent
+    segment: SegmentResult
+    ended: StreamEnd
+    def __init__(self, started: _Optional[_Union[StreamStarted, _Mapping]] = ..., speech_event: _Optional[_Union[SpeechEvent, _Mapping]] = ..., segment: _Optional[_Union[SegmentResult, _Mapping]] = ..., ended: _Optional[_Union[StreamEnd, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,122 @@
+"""A small client for the CLI, the demo and the benchmarks (real gRPC, nothing special)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import numpy as np
+import soundfile as sf
+
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+
+
+def channel(target: str, max_message_bytes: int = 64 * 1024 * 1024) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(
+        target,
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ],
+    )
+
+
+def output_options(speech: bool = True, transcript: bool = True) -> pb.OutputOptions:
+    return pb.OutputOptions(text=True, speech=speech, transcript=transcript)
+
+
+async def translate_file(
+    stub: pb_grpc.TranslatorStub,
+    path: Path,
+    targets: list[str],
+    source: str = "",
+    speech: bool = True,
+    timeout: float = 600.0,
+) -> pb.TranslateResponse:
+    request = pb.TranslateRequest(
+        audio=pb.AudioInput(content=path.read_bytes(), format=pb.AudioFormat(encoding=pb.CONTAINER)),
+        source_language=source,
+        target_languages=targets,
+        output=output_options(speech=speech, transcript=bool(source)),
+    )
+    return await stub.Translate(request, timeout=timeout)
+
+
+def load_pcm16k(path: Path) -> np.ndarray:
+    """A file as 16 kHz mono int16 (what ``stream`` sends as LINEAR16)."""
+    from translate_svc.audio.codec import decode_container
+    from translate_svc.audio.resample import resample
+
+    samples, rate = decode_container(path.read_bytes())
+    mono = resample(samples, rate, 16000)
+    return (np.clip(mono, -1, 1) * 32767).astype("<i2")
+
+
+@dataclass
+class StreamTrace:
+    """What a stream received, with arrival times relative to the first audio sent."""
+
+    responses: list[tuple[float, pb.StreamingTranslateResponse]] = field(default_factory=list)
+
+    @property
+    def segments(self) -> list[pb.SegmentResult]:
+        return [r.segment for _, r in self.responses if r.HasField("segment")]
+
+
+async def stream_pcm(
+    stub: pb_grpc.TranslatorStub,
+    pcm: np.ndarray,
+    targets: list[str],
+    source: str = "",
+    chunk_ms: int = 100,
+    realtime: bool = False,
+    speech: bool = True,
+    on_response=None,  # type: ignore[no-untyped-def]
+) -> StreamTrace:
+    """Send 16 kHz LINEAR16 in ``chunk_ms`` chunks (paced at real time if asked); collect responses."""
+    trace = StreamTrace()
+    t0 = time.perf_counter()
+    step = 16 * chunk_ms
+
+    async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        yield pb.StreamingTranslateRequest(
+            config=pb.StreamingConfig(
+                format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1),
+                source_language=source,
+                target_languages=targets,
+                output=output_options(speech=speech, transcript=bool(source)),
+            )
+        )
+        for i, start in enumerate(range(0, len(pcm), step)):
+            if realtime:
+                delay = t0 + i * chunk_ms / 1000 - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            yield pb.StreamingTranslateRequest(audio=pcm[start : start + step].tobytes())
+
+    call = stub.StreamingTranslate(requests())
+    async for resp in call:
+        now = time.perf_counter() - t0
+        trace.responses.append((now, resp))
+        if on_response is not None:
+            on_response(now, resp)
+    return trace
+
+
+def write_wav(path: Path, audio: pb.SynthesizedAudio | list[pb.SynthesizedAudio], gap_ms: int = 300) -> None:
+    """Write one or more LINEAR16 results into a WAV (segments joined with ``gap_ms`` of silence)."""
+    parts = audio if isinstance(audio, list) else [audio]
+    rate = parts[0].sample_rate_hz if parts else 16000
+    gap = np.zeros(rate * gap_ms // 1000, np.int16)
+    chunks: list[np.ndarray] = []
+    for a in parts:
+        if chunks:
+            chunks.append(gap)
+        chunks.append(np.frombuffer(a.content, "<i2"))
+    data = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+    sf.write(path, data, rate, subtype="PCM_16")

@@ -1,0 +1,220 @@
+"""The async owner of the model: one queue for all streams, one model thread.
+
+Sessions ``submit`` segments and await their results. The engine loop (on the event loop) asks
+the pure ``BatchScheduler`` for the next batch, hands it to the single model thread with
+``run_in_executor`` and resolves each job's future with its result. It sleeps on an event
+("a job arrived") with a timeout ("the oldest job's wait expires"), never polling.
+
+Failure isolation: if a batch raises, each of its segments is retried alone, so one bad segment
+gets its own error and the others still return. If the loop itself dies, every waiting job fails
+and ``healthy`` turns False (the server then reports NOT_SERVING).
+
+Thread safety: every public method must be called on the event loop. Only ``_run_batch`` runs on
+the model thread, and it touches nothing but the runner and its arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from translate_svc.engine.scheduler import BatchScheduler, QueueFull, SchedulerConfig
+from translate_svc.errors import ErrorCode, NotReady, Overloaded
+from translate_svc.model.seamless import ModelInput, ModelOutput, SeamlessRunner
+from translate_svc.settings import EngineSettings
+from translate_svc.types import MODEL_SAMPLE_RATE, SegmentError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    output: ModelOutput | None
+    error: SegmentError | None
+    queue_ms: float
+    model_ms: float
+    batch_size: int
+
+
+@dataclass
+class _Job:
+    job_id: int
+    owner: str
+    item: ModelInput
+    future: asyncio.Future[JobResult]
+    enqueued_at: float
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """Handed to observers after every batch (metrics, tests)."""
+
+    size: int
+    padded_audio_s: float
+    model_ms: float
+    queue_ms: tuple[float, ...]
+
+
+class TranslationEngine:
+    def __init__(
+        self,
+        runner_factory: Callable[[], SeamlessRunner],
+        settings: EngineSettings,
+        *,
+        on_batch: Callable[[BatchStats], None] | None = None,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self._runner_factory = runner_factory
+        self._settings = settings
+        self._scheduler = BatchScheduler(
+            SchedulerConfig(
+                max_batch_size=settings.max_batch_size,
+                max_wait_s=settings.max_wait_ms / 1000.0,
+                max_batch_audio_s=settings.max_batch_audio_s,
+                max_queued=settings.max_queued_segments,
+            )
+        )
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._jobs: dict[int, _Job] = {}  # queued, by id
+        self._running: list[_Job] = []  # the batch in the model now
+        self._ids = itertools.count()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._on_batch = on_batch
+        self._on_failure = on_failure
+        self.runner: SeamlessRunner | None = None
+        self.healthy = False
+        self.failure: BaseException | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, *, warmup: bool = True) -> None:
+        """Load the model on the model thread, run one warm-up batch, then start the loop."""
+        loop = asyncio.get_running_loop()
+        self.runner = await loop.run_in_executor(self._executor, self._runner_factory)
+        if warmup:
+            t0 = time.perf_counter()
+            await loop.run_in_executor(self._executor, self._warmup)
+            logger.info("warm-up batch took %.0f ms", (time.perf_counter() - t0) * 1000)
+        self._task = asyncio.create_task(self._loop(), name="engine-loop")
+        self._task.add_done_callback(self._on_loop_done)
+        self.healthy = True
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self._fail_all(NotReady("the server is shutting down"))
+        self._executor.shutdown(wait=True)
+        self.healthy = False
+
+    def _warmup(self) -> None:
+        assert self.runner is not None
+        rng = np.random.default_rng(0)
+        audio = (0.01 * rng.standard_normal(MODEL_SAMPLE_RATE)).astype(np.float32)
+        lang = sorted(self.runner.catalog.speech_codes or self.runner.catalog.text_codes)[0]
+        self.runner.run([ModelInput(audio, (lang,), lang, speech=bool(self.runner.catalog.speech_codes))])
+
+    # -- public API (event loop only) -----------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for the model (not counting the batch in the model right now)."""
+        return len(self._scheduler)
+
+    def submit(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult]:
+        """Queue one segment; raises Overloaded when the queue is full, NotReady if not running."""
+        if not self.healthy:
+            raise NotReady("the model is not loaded yet or has failed; retry later")
+        loop = asyncio.get_running_loop()
+        job = _Job(next(self._ids), owner, item, loop.create_future(), time.perf_counter())
+        try:
+            self._scheduler.add(job.job_id, owner, len(item.audio) / MODEL_SAMPLE_RATE, job.enqueued_at)
+        except QueueFull as e:
+            raise Overloaded(f"server busy: {e}; retry shortly", retry_after_ms=self._retry_hint_ms()) from e
+        self._jobs[job.job_id] = job
+        self._wakeup.set()
+        return job.future
+
+    def abort(self, owner: str) -> int:
+        """Drop ``owner``'s queued jobs (client gone). A batch already running finishes first."""
+        dropped = self._scheduler.remove_owner(owner)
+        for j in dropped:
+            self._jobs.pop(j).future.cancel()
+        if dropped:
+            logger.info("dropped %d queued segments", len(dropped), extra={"session_id": owner})
+        return len(dropped)
+
+    def _retry_hint_ms(self) -> int:
+        return int(max(100, self._settings.max_wait_ms * 10))
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wakeup.clear()
+            now = time.perf_counter()
+            batch_ids = self._scheduler.next_batch(now)
+            if batch_ids is None:
+                deadline = self._scheduler.next_deadline()
+                timeout = None if deadline is None else max(0.0, deadline - now)
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), timeout)
+                except TimeoutError:
+                    pass
+                continue
+            jobs = self._running = [self._jobs.pop(j) for j in batch_ids]
+            started = time.perf_counter()
+            results = await loop.run_in_executor(self._executor, self._run_batch, [j.item for j in jobs])
+            self._running = []
+            model_ms = (time.perf_counter() - started) * 1000
+            queue_ms = tuple((started - j.enqueued_at) * 1000 for j in jobs)
+            for job, (output, error), q_ms in zip(jobs, results, queue_ms):
+                if not job.future.done():  # cancelled while in the model: nobody is waiting
+                    job.future.set_result(JobResult(output, error, q_ms, model_ms, len(jobs)))
+            if self._on_batch is not None:
+                longest = max(len(j.item.audio) for j in jobs) / MODEL_SAMPLE_RATE
+                self._on_batch(BatchStats(len(jobs), longest * len(jobs), model_ms, queue_ms))
+
+    def _run_batch(self, items: Sequence[ModelInput]) -> list[tuple[ModelOutput | None, SegmentError | None]]:
+        """Model thread. A failing batch is retried item by item so one bad segment fails alone."""
+        assert self.runner is not None
+        try:
+            return [(out, None) for out in self.runner.run(items)]
+        except Exception:
+            if len(items) == 1:
+                logger.exception("segment failed in the model")
+                return [(None, SegmentError(ErrorCode.INTERNAL.value, "the model failed on this segment"))]
+            logger.exception("batch of %d failed; retrying its segments one by one", len(items))
+        return [self._run_batch([item])[0] for item in items]
+
+    def _on_loop_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            logger.error("engine loop died: %r", exc, exc_info=exc)
+            self.failure = exc
+            self.healthy = False
+            self._fail_all(NotReady(f"the model worker failed ({exc!r}); the server must be restarted"))
+            if self._on_failure is not None:
+                self._on_failure(exc)
+
+    def _fail_all(self, exc: Exception) -> None:
+        for job in [*self._jobs.values(), *self._running]:
+            if not job.future.done():
+                job.future.set_exception(exc)
+        self._jobs.clear()
+        self._running = []
+        self._scheduler.clear()

@@ -1,0 +1,100 @@
+"""Dynamic batching policy: pure, synchronous, no clocks of its own (``now`` is passed in).
+
+Like Triton's dynamic batcher, a batch is dispatched when it is full (``max_batch_size`` jobs, or
+the padded-audio budget) or when the oldest job has waited ``max_wait_s``. Which jobs go together:
+
+- the **oldest** job always goes first, so no job starves: every job eventually becomes the oldest;
+- the rest are the queued jobs **closest in length** to it (length bucketing: padding costs compute
+  in the encoder and memory in the decoder), added while ``len(batch) * longest <= budget``.
+
+Jobs of different streams and different target languages share batches (the runner sets the
+language per row). Not thread-safe: owned by the engine loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class QueueFull(Exception):
+    """The queue holds ``max_queued`` jobs; the caller should refuse new work."""
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    max_batch_size: int = 16
+    max_wait_s: float = 0.010
+    max_batch_audio_s: float = 240.0
+    max_queued: int = 512
+
+
+@dataclass(frozen=True)
+class _Queued:
+    job_id: int
+    owner: str
+    audio_s: float
+    enqueued_at: float
+
+
+@dataclass
+class BatchScheduler:
+    config: SchedulerConfig
+    _queue: dict[int, _Queued] = field(default_factory=dict)  # insertion order = arrival order
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def add(self, job_id: int, owner: str, audio_s: float, now: float) -> None:
+        if len(self._queue) >= self.config.max_queued:
+            raise QueueFull(f"{len(self._queue)} segments are already waiting for the model")
+        self._queue[job_id] = _Queued(job_id, owner, audio_s, now)
+
+    def remove_owner(self, owner: str) -> list[int]:
+        """Drop every queued job of ``owner`` (its client went away); returns their ids."""
+        gone = [j for j, q in self._queue.items() if q.owner == owner]
+        for j in gone:
+            del self._queue[j]
+        return gone
+
+    def clear(self) -> None:
+        self._queue.clear()
+
+    def next_deadline(self) -> float | None:
+        """When the oldest job's wait expires (None if the queue is empty)."""
+        oldest = next(iter(self._queue.values()), None)
+        return None if oldest is None else oldest.enqueued_at + self.config.max_wait_s
+
+    def next_batch(self, now: float) -> list[int] | None:
+        """The job ids of the batch to run now, oldest first, or None if it should wait."""
+        if not self._queue:
+            return None
+        batch, full = self._select()
+        deadline = self.next_deadline()
+        if not full and deadline is not None and now < deadline:
+            return None
+        for j in batch:
+            del self._queue[j]
+        return batch
+
+    def _select(self) -> tuple[list[int], bool]:
+        """Pick the oldest job and its nearest-length companions; say whether the batch is full."""
+        cfg = self.config
+        jobs = list(self._queue.values())
+        oldest = jobs[0]
+        by_closeness = sorted(jobs[1:], key=lambda q: (abs(q.audio_s - oldest.audio_s), q.enqueued_at))
+        chosen = [oldest]
+        longest = oldest.audio_s
+        full = False
+        for q in by_closeness:
+            if len(chosen) >= cfg.max_batch_size:
+                full = True
+                break
+            new_longest = max(longest, q.audio_s)
+            if new_longest * (len(chosen) + 1) > cfg.max_batch_audio_s:
+                full = True  # over budget: waiting longer cannot make this batch bigger
+                continue  # a shorter job further down may still fit
+            chosen.append(q)
+            longest = new_longest
+        full = full or len(chosen) >= cfg.max_batch_size
+        chosen.sort(key=lambda q: q.enqueued_at)
+        return [q.job_id for q in chosen], full

@@ -1,0 +1,78 @@
+"""Typed configuration, built once at start-up and passed down as sub-objects.
+
+Environment: ``TRANSLATE_SVC_<SECTION>__<FIELD>`` (e.g. ``TRANSLATE_SVC_ENGINE__MAX_BATCH_SIZE=32``).
+CLI flags override the environment. Components never read the environment themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL_DIR = Path("model_cache/seamless-m4t-v2-large")
+
+
+class ModelSettings(BaseModel):
+    path: Path = DEFAULT_MODEL_DIR
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+
+
+class VadSettings(BaseModel):
+    """Server defaults for segmentation; a stream may override them (VadOptions).
+
+    Defaults equal silero-vad's ``get_speech_timestamps`` defaults, plus a segment length cap.
+    """
+
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    min_silence_ms: int = Field(100, ge=0, le=10_000)
+    speech_pad_ms: int = Field(30, ge=0, le=2_000)
+    min_speech_ms: int = Field(250, ge=0, le=10_000)
+    max_segment_ms: int = Field(15_000, ge=1_000, le=60_000)
+
+
+class LimitsSettings(BaseModel):
+    max_target_languages: int = Field(4, ge=1, le=32)
+    #: largest gRPC message either way (a whole clip for Translate, one chunk for streams)
+    max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    #: largest audio payload of one StreamingTranslate message
+    max_chunk_bytes: int = Field(1024 * 1024, ge=320)
+    #: longest clip Translate accepts
+    max_clip_seconds: float = Field(600.0, gt=0)
+
+
+class EngineSettings(BaseModel):
+    max_batch_size: int = Field(16, ge=1, le=1024)
+    max_wait_ms: float = Field(10.0, ge=0, le=10_000)
+    #: budget of padded audio seconds per batch (longest segment x batch size)
+    max_batch_audio_s: float = Field(240.0, gt=0)
+    #: segments waiting for the model, all streams together; beyond it: RESOURCE_EXHAUSTED
+    max_queued_segments: int = Field(512, ge=1)
+
+
+class ServerSettings(BaseModel):
+    host: str = "0.0.0.0"
+    port: int = Field(50051, ge=0, le=65535)
+    #: seconds in-flight calls get to finish on SIGTERM
+    grace_s: float = Field(30.0, ge=0)
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRANSLATE_SVC_", env_nested_delimiter="__", extra="forbid")
+
+    model: ModelSettings = ModelSettings()
+    vad: VadSettings = VadSettings()
+    limits: LimitsSettings = LimitsSettings()
+    engine: EngineSettings = EngineSettings()
+    server: ServerSettings = ServerSettings()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.limits.max_chunk_bytes > self.limits.max_message_bytes:
+            raise ValueError("limits.max_chunk_bytes must not exceed limits.max_message_bytes")
+        return self

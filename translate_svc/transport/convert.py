@@ -1,0 +1,140 @@
+"""protobuf <-> domain conversion. The only place (with the servicer) that knows the wire types."""
+
+from __future__ import annotations
+
+import numpy as np
+from google.rpc import code_pb2, status_pb2
+
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.errors import ErrorCode, InvalidInput
+from translate_svc.settings import VadSettings
+from translate_svc.types import (
+    AudioEncoding,
+    AudioFormat,
+    Language,
+    ModelInfo,
+    OutputOptions,
+    SegmentResult,
+)
+
+_ENCODINGS = {
+    pb.LINEAR16: AudioEncoding.LINEAR16,
+    pb.FLOAT32: AudioEncoding.FLOAT32,
+    pb.MULAW: AudioEncoding.MULAW,
+    pb.ALAW: AudioEncoding.ALAW,
+    pb.CONTAINER: AudioEncoding.CONTAINER,
+}
+_ENCODINGS_BACK = {v: k for k, v in _ENCODINGS.items()}
+
+#: google.rpc.Code for each domain error code (also used for per-segment status).
+RPC_CODES = {
+    ErrorCode.INVALID_ARGUMENT: code_pb2.INVALID_ARGUMENT,
+    ErrorCode.RESOURCE_EXHAUSTED: code_pb2.RESOURCE_EXHAUSTED,
+    ErrorCode.UNAVAILABLE: code_pb2.UNAVAILABLE,
+    ErrorCode.INTERNAL: code_pb2.INTERNAL,
+    ErrorCode.FAILED_PRECONDITION: code_pb2.FAILED_PRECONDITION,
+    ErrorCode.CANCELLED: code_pb2.CANCELLED,
+    ErrorCode.DEADLINE_EXCEEDED: code_pb2.DEADLINE_EXCEEDED,
+}
+
+
+def audio_format(msg: pb.AudioFormat, field: str) -> AudioFormat:
+    if msg.encoding not in _ENCODINGS:
+        names = ", ".join(pb.AudioEncoding.Name(k) for k in _ENCODINGS)
+        raise InvalidInput(f"{field}.encoding is {'unset' if msg.encoding == 0 else msg.encoding}: set one of {names}")
+    return AudioFormat(
+        encoding=_ENCODINGS[msg.encoding], sample_rate_hz=msg.sample_rate_hz, channels=msg.channels or 1
+    )
+
+
+def audio_format_to_pb(fmt: AudioFormat) -> pb.AudioFormat:
+    return pb.AudioFormat(
+        encoding=_ENCODINGS_BACK[fmt.encoding], sample_rate_hz=fmt.sample_rate_hz, channels=fmt.channels
+    )
+
+
+def output_options(msg: pb.OutputOptions, has: bool) -> OutputOptions:
+    """Absent message or absent field: true (text, speech, transcript), 16 kHz, speaker 0."""
+    if not has:
+        return OutputOptions()
+    d = OutputOptions()
+    return OutputOptions(
+        text=msg.text if msg.HasField("text") else d.text,
+        speech=msg.speech if msg.HasField("speech") else d.speech,
+        transcript=msg.transcript if msg.HasField("transcript") else d.transcript,
+        speech_sample_rate_hz=msg.speech_sample_rate_hz or d.speech_sample_rate_hz,
+        speaker_id=msg.speaker_id if msg.HasField("speaker_id") else d.speaker_id,
+    )
+
+
+def output_options_to_pb(o: OutputOptions) -> pb.OutputOptions:
+    return pb.OutputOptions(
+        text=o.text,
+        speech=o.speech,
+        transcript=o.transcript,
+        speech_sample_rate_hz=o.speech_sample_rate_hz,
+        speaker_id=o.speaker_id,
+    )
+
+
+def vad_settings(msg: pb.VadOptions, defaults: VadSettings) -> VadSettings:
+    """Stream/request overrides on top of the server defaults, validated with the same bounds."""
+    from pydantic import ValidationError
+
+    fields = ("threshold", "min_silence_ms", "speech_pad_ms", "min_speech_ms", "max_segment_ms")
+    overrides = {f: getattr(msg, f) for f in fields if msg.HasField(f)}
+    try:
+        return VadSettings.model_validate({**defaults.model_dump(), **overrides})
+    except ValidationError as e:
+        problems = "; ".join(f"vad.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        raise InvalidInput(f"invalid VAD options: {problems}") from e
+
+
+def vad_settings_to_pb(v: VadSettings) -> pb.VadOptions:
+    return pb.VadOptions(
+        threshold=v.threshold,
+        min_silence_ms=v.min_silence_ms,
+        speech_pad_ms=v.speech_pad_ms,
+        min_speech_ms=v.min_speech_ms,
+        max_segment_ms=v.max_segment_ms,
+    )
+
+
+def model_info_to_pb(info: ModelInfo) -> pb.ModelInfo:
+    return pb.ModelInfo(name=info.name, revision=info.revision, is_test_model=info.is_test_model)
+
+
+def language_to_pb(lang: Language) -> pb.Language:
+    return pb.Language(
+        code=lang.code,
+        name=lang.name,
+        speech_input=lang.speech_input,
+        text_output=lang.text_output,
+        speech_output=lang.speech_output,
+    )
+
+
+def pcm16(audio: np.ndarray) -> bytes:
+    return (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+
+
+def segment_result_to_pb(r: SegmentResult) -> pb.SegmentResult:
+    msg = pb.SegmentResult(
+        segment_id=r.segment_id,
+        start_ms=r.start_ms,
+        end_ms=r.end_ms,
+        timing=pb.Timing(queue_ms=r.timing.queue_ms, model_ms=r.timing.model_ms, total_ms=r.timing.total_ms),
+        status=status_pb2.Status(code=code_pb2.OK)
+        if r.error is None
+        else status_pb2.Status(code=RPC_CODES[ErrorCode(r.error.code)], message=r.error.message),
+    )
+    if r.transcript is not None:
+        msg.transcript.language = r.transcript.language
+        msg.transcript.text = r.transcript.text
+    for t in r.translations:
+        out = msg.translations.add(target_language=t.target_language, text=t.text)
+        if t.audio is not None:
+            out.audio.content = pcm16(t.audio)
+            out.audio.sample_rate_hz = t.sample_rate_hz
+            out.audio.duration_ms = round(len(t.audio) * 1000 / t.sample_rate_hz)
+    return msg
