@@ -35,8 +35,24 @@ test: install $(TEST_MODEL)/config.json
 	$(VENV)/bin/mypy translate_svc
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# Start the server (real weights if present, else the noise-making test checkpoint), translate the
+# shipped English sample into Spanish and French, print the segments, write WAVs, stop the server.
 demo: install
-	@bash benchmarks/../.ci/demo.sh
+	@set -euo pipefail; \
+	if [ -f $(REAL_MODEL)/config.json ]; then MODEL=$(REAL_MODEL); else \
+	  $(MAKE) --no-print-directory $(TEST_MODEL)/config.json; MODEL=$(TEST_MODEL); \
+	  echo "*** No real weights in $(REAL_MODEL) (see README: translate-svc download-model)."; \
+	  echo "*** Using the random-weight TEST checkpoint: every text and sound it produces is NOISE."; fi; \
+	mkdir -p .demo out/demo; \
+	$(VENV)/bin/translate-svc serve --model $$MODEL --host 127.0.0.1 --port 0 > .demo/server.log 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null || true; wait $$pid 2>/dev/null || true' EXIT; \
+	for i in $$(seq 1200); do grep -q "serving on port" .demo/server.log && break; \
+	  kill -0 $$pid 2>/dev/null || { cat .demo/server.log; exit 1; }; sleep 0.5; done; \
+	port=$$(sed -n 's/^translate-svc serving on port \([0-9]*\)$$/\1/p' .demo/server.log | head -n 1); \
+	echo "server up on 127.0.0.1:$$port (log: .demo/server.log)"; \
+	$(VENV)/bin/translate-svc translate translate_svc/samples/demo_eng.wav --from eng --to spa,fra \
+	  --server 127.0.0.1:$$port --out out/demo; \
+	kill -TERM $$pid; wait $$pid; trap - EXIT; echo "server stopped (SIGTERM, drained)"
 
 lint: install
 	$(VENV)/bin/ruff check translate_svc tests benchmarks

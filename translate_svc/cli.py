@@ -73,7 +73,7 @@ def serve(
         await server.start()
         if server.engine.runner is not None and server.engine.runner.info.is_test_model:
             console.print(NOISE_WARNING)
-        print(f"translate-svc serving on port {server.port}", flush=True)  # noqa: T201 - the CLI's output
+        print(f"translate-svc serving on port {server.port}", flush=True)
         await server.serve_until_signal()
 
     asyncio.run(main())
@@ -117,7 +117,9 @@ def translate(
             )
     console.print(table)
     for lang in _targets(to):
-        parts = [t.audio for s in resp.segments for t in s.translations if t.target_language == lang and t.audio.content]
+        parts = [
+            t.audio for s in resp.segments for t in s.translations if t.target_language == lang and t.audio.content
+        ]
         if parts:
             wav = out / f"{file.stem}.{lang}.wav"
             client.write_wav(wav, parts)
@@ -185,7 +187,9 @@ def stream(
         )
     out.mkdir(parents=True, exist_ok=True)
     for lang in _targets(to):
-        parts = [t.audio for s in trace.segments for t in s.translations if t.target_language == lang and t.audio.content]
+        parts = [
+            t.audio for s in trace.segments for t in s.translations if t.target_language == lang and t.audio.content
+        ]
         if parts:
             client.write_wav(out / f"{file.stem}.{lang}.stream.wav", parts)
             console.print(f"wrote {out / f'{file.stem}.{lang}.stream.wav'}")

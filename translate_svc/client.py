@@ -36,15 +36,16 @@ async def translate_file(
     targets: list[str],
     source: str = "",
     speech: bool = True,
-    timeout: float = 600.0,
+    deadline_s: float = 600.0,
 ) -> pb.TranslateResponse:
+    content = await asyncio.to_thread(path.read_bytes)
     request = pb.TranslateRequest(
-        audio=pb.AudioInput(content=path.read_bytes(), format=pb.AudioFormat(encoding=pb.CONTAINER)),
+        audio=pb.AudioInput(content=content, format=pb.AudioFormat(encoding=pb.CONTAINER)),
         source_language=source,
         target_languages=targets,
         output=output_options(speech=speech, transcript=bool(source)),
     )
-    return await stub.Translate(request, timeout=timeout)
+    return await stub.Translate(request, timeout=deadline_s)
 
 
 def load_pcm16k(path: Path) -> np.ndarray:
@@ -54,7 +55,8 @@ def load_pcm16k(path: Path) -> np.ndarray:
 
     samples, rate = decode_container(path.read_bytes())
     mono = resample(samples, rate, 16000)
-    return (np.clip(mono, -1, 1) * 32767).astype("<i2")
+    # x * 32768, rounded: a 16 kHz PCM16 file comes back sample-exact
+    return np.clip(np.round(mono * 32768.0), -32768, 32767).astype("<i2")
 
 
 @dataclass

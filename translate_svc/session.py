@@ -13,6 +13,7 @@ Everything here runs on the event loop; nothing here is thread-safe or needs to 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -295,9 +296,9 @@ class StreamSession:
             self._done[seg.segment_id] = _failed(seg, e, closed_at)
             return
         self._pending[seg.segment_id] = fut
-        fut.add_done_callback(lambda f, seg=seg, closed_at=closed_at: self._on_result(seg, f, closed_at))
+        fut.add_done_callback(functools.partial(self._on_result, seg, closed_at=closed_at))
 
-    def _on_result(self, seg: Segment, fut: asyncio.Future[JobResult], closed_at: float) -> None:
+    def _on_result(self, seg: Segment, fut: asyncio.Future[JobResult], *, closed_at: float) -> None:
         self._pending.pop(seg.segment_id, None)
         if fut.cancelled():
             return

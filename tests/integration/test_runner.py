@@ -45,9 +45,9 @@ def test_batched_mixed_languages_equal_generate_on_each_segment_alone(
     runner: SeamlessRunner, speech: list[np.ndarray]
 ) -> None:
     targets = [("spa",), ("fra", "deu"), ("deu",), ("ita", "spa", "fra")]
-    items = [ModelInput(a, t, "eng", speech=True, speaker_id=0) for a, t in zip(speech, targets)]
+    items = [ModelInput(a, t, "eng", speech=True, speaker_id=0) for a, t in zip(speech, targets, strict=True)]
     outs = runner.run(items)
-    for item, out in zip(items, outs):
+    for item, out in zip(items, outs, strict=True):
         assert set(out.texts) == set(item.targets)
         for lang in item.targets:
             text, wave = hf_generate(runner, item.audio, lang)
@@ -62,7 +62,7 @@ def test_batched_mixed_languages_equal_generate_on_each_segment_alone(
 def test_batching_and_padding_change_nothing(runner: SeamlessRunner, speech: list[np.ndarray]) -> None:
     items = [ModelInput(a, ("spa", "fra"), "eng") for a in speech]
     batched = runner.run(items)
-    for item, b in zip(items, batched):
+    for item, b in zip(items, batched, strict=True):
         alone = runner.run([item])[0]
         assert b.texts == alone.texts and b.transcript == alone.transcript
         for lang in item.targets:

@@ -46,5 +46,5 @@ def test_an_incomplete_model_dir_says_what_is_missing_and_how_to_get_it(tmp_path
 
 
 def test_a_missing_model_dir_says_how_to_get_the_weights(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFound, match="does not exist.*download-model"):
+    with pytest.raises(ModelNotFound, match=r"does not exist.*download-model"):
         validate_model_dir(tmp_path / "nope")

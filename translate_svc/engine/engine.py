@@ -110,10 +110,8 @@ class TranslationEngine:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            # a loop that died already reported its failure (_on_loop_done)
+            await asyncio.gather(self._task, return_exceptions=True)
         self._fail_all(NotReady("the server is shutting down"))
         self._executor.shutdown(wait=True)
         self.healthy = False
@@ -180,7 +178,7 @@ class TranslationEngine:
             self._running = []
             model_ms = (time.perf_counter() - started) * 1000
             queue_ms = tuple((started - j.enqueued_at) * 1000 for j in jobs)
-            for job, (output, error), q_ms in zip(jobs, results, queue_ms):
+            for job, (output, error), q_ms in zip(jobs, results, queue_ms, strict=True):
                 if not job.future.done():  # cancelled while in the model: nobody is waiting
                     job.future.set_result(JobResult(output, error, q_ms, model_ms, len(jobs)))
             if self._on_batch is not None:

@@ -83,7 +83,7 @@ class SeamlessRunner:
         model = SeamlessM4Tv2Model.from_pretrained(
             path, local_files_only=True, use_safetensors=True, dtype=self.dtype, trust_remote_code=False
         )
-        self.model: SeamlessM4Tv2Model = model.to(self.device).eval()
+        self.model: SeamlessM4Tv2Model = model.to(self.device).eval()  # type: ignore[arg-type]
         self.model.set_modality("speech")
         if self.model.speech_encoder.adapter is not None:
             self.model.speech_encoder.adapter.register_forward_pre_hook(_zero_padded_frames, with_kwargs=True)
@@ -121,16 +121,21 @@ class SeamlessRunner:
         """Greedy text decoding, one row per language; ``enc``/``mask`` already expanded to rows."""
         lang_ids = torch.tensor([[self._text_lang_ids[lang]] for lang in langs], device=self.device)
         out = GenerationMixin.generate(
-            self.model,
+            self.model,  # type: ignore[arg-type]
             encoder_outputs=BaseModelOutput(last_hidden_state=enc),
             attention_mask=mask,
             decoder_input_ids=lang_ids,
             return_dict_in_generate=True,
         )
-        return out.sequences
+        return out.sequences  # type: ignore[union-attr]
 
     def speech(
-        self, enc: torch.Tensor, mask: torch.Tensor, sequences: torch.Tensor, langs: Sequence[str], speakers: Sequence[int]
+        self,
+        enc: torch.Tensor,
+        mask: torch.Tensor,
+        sequences: torch.Tensor,
+        langs: Sequence[str],
+        speakers: Sequence[int],
     ) -> list[np.ndarray]:
         """Units and waveforms for text rows, exactly as ``SeamlessM4Tv2Model.generate`` does it."""
         m, gen, cfg = self.model, self.model.generation_config, self.model.config
@@ -161,7 +166,7 @@ class SeamlessRunner:
         # Each row's own unit span: what generate would have produced for that row alone.
         unit_lens = t2u_out[1].bool().sum(1).tolist()
         waves = []
-        for row, (lang, spk) in enumerate(zip(langs, speakers)):
+        for row, (lang, spk) in enumerate(zip(langs, speakers, strict=True)):
             wav, lengths = m.vocoder(
                 input_ids=units[row : row + 1, : unit_lens[row]],
                 speaker_id=torch.tensor([[spk]], device=self.device),
@@ -206,7 +211,7 @@ class SeamlessRunner:
                 [rows[r][1] for r in speech_rows],
                 [inputs[rows[r][0]].speaker_id for r in speech_rows],
             )
-            waves = dict(zip(speech_rows, out))
+            waves = dict(zip(speech_rows, out, strict=True))
 
         outputs = []
         for k, item in enumerate(inputs):

@@ -59,7 +59,8 @@ def _tiny_config(vocab_size: int, char_vocab_size: int) -> SeamlessM4Tv2Config:
         vocab_size=vocab_size,
         t2u_vocab_size=_UNIT_VOCAB + _VOCODER_OFFSET,
         char_vocab_size=char_vocab_size,
-        hidden_size=32, initializer_range=0.3,  
+        hidden_size=32,
+        initializer_range=0.3,
         max_position_embeddings=256,
         encoder_layers=1,
         encoder_ffn_dim=32,
@@ -105,7 +106,7 @@ def build_test_checkpoint(out_dir: str | Path, seed: int = 0) -> Path:
     lang_tokens = [f"__{lang}__" for lang in (*TEST_LANGUAGES, *TEST_TEXT_ONLY_LANGUAGES)]
     tokenizer = SeamlessM4TTokenizer(
         vocab=vocab,
-        merges=merges,
+        merges=merges,  # type: ignore[arg-type]  # (left, right) pairs are accepted at run time
         src_lang="eng",
         tgt_lang="spa",
         additional_special_tokens=lang_tokens,

@@ -42,9 +42,7 @@ def audio_format(msg: pb.AudioFormat, field: str) -> AudioFormat:
     if msg.encoding not in _ENCODINGS:
         names = ", ".join(pb.AudioEncoding.Name(k) for k in _ENCODINGS)
         raise InvalidInput(f"{field}.encoding is {'unset' if msg.encoding == 0 else msg.encoding}: set one of {names}")
-    return AudioFormat(
-        encoding=_ENCODINGS[msg.encoding], sample_rate_hz=msg.sample_rate_hz, channels=msg.channels or 1
-    )
+    return AudioFormat(encoding=_ENCODINGS[msg.encoding], sample_rate_hz=msg.sample_rate_hz, channels=msg.channels or 1)
 
 
 def audio_format_to_pb(fmt: AudioFormat) -> pb.AudioFormat:

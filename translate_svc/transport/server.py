@@ -93,9 +93,13 @@ class TranslateServer:
 
     async def serve_until_signal(self) -> None:
         loop = asyncio.get_running_loop()
-        stopping: list[asyncio.Task[None]] = []
+        stopping: list[asyncio.Task[None]] = []  # keeps the drain task referenced
+
+        def on_signal(sig: signal.Signals) -> None:
+            stopping.append(loop.create_task(self._on_signal(sig)))
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, lambda sig=sig: stopping.append(loop.create_task(self._on_signal(sig))))
+            loop.add_signal_handler(sig, on_signal, sig)
         await self._stopped.wait()
 
     async def _on_signal(self, sig: signal.Signals) -> None:

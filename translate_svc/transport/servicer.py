@@ -8,8 +8,10 @@ google.rpc.RetryInfo detail when the server is overloaded. Per-segment failures 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -43,38 +45,58 @@ async def _abort(context: grpc.aio.ServicerContext, err: ServiceError) -> None:
     await context.abort(st.code, st.details, st.trailing_metadata)
 
 
+def _as_internal(exc: Exception) -> ServiceError:
+    logger.exception("unexpected error in a handler")
+    return ServiceError(f"internal error ({type(exc).__name__}); the server log has the details")
+
+
+def unary_errors(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Map ServiceError (and anything unexpected, as INTERNAL) to the call's gRPC status."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await handler(self, request, context)
+        except ServiceError as e:
+            await _abort(context, e)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            await _abort(context, _as_internal(e))
+
+    return wrapper
+
+
 class TranslatorServicer(pb_grpc.TranslatorServicer):
     def __init__(self, manager: SessionManager) -> None:
         self._m = manager
 
-    async def ListLanguages(self, request: pb.ListLanguagesRequest, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def]  # noqa: N802
+    @unary_errors
+    async def ListLanguages(self, request: pb.ListLanguagesRequest, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def]
         return pb.ListLanguagesResponse(
             languages=[convert.language_to_pb(lang) for lang in self._m.languages()],
             model=convert.model_info_to_pb(self._m.model_info),
         )
 
-    async def Translate(self, request: pb.TranslateRequest, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def]  # noqa: N802
-        try:
-            if not request.HasField("audio") or not request.audio.content:
-                raise InvalidInput("audio.content is empty: send the clip's bytes in audio.content")
-            fmt = convert.audio_format(request.audio.format, "audio.format")
-            task = self._m.resolve_task(
-                request.source_language,
-                list(request.target_languages),
-                convert.output_options(request.output, request.HasField("output")),
-            )
-            vad = convert.vad_settings(request.vad, self._m.vad_defaults)
-            clip = await self._m.translate_clip(request.audio.content, fmt, task, vad)
-        except ServiceError as e:
-            await _abort(context, e)
-            raise AssertionError("unreachable") from e
+    @unary_errors
+    async def Translate(self, request: pb.TranslateRequest, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def]
+        if not request.HasField("audio") or not request.audio.content:
+            raise InvalidInput("audio.content is empty: send the clip's bytes in audio.content")
+        fmt = convert.audio_format(request.audio.format, "audio.format")
+        task = self._m.resolve_task(
+            request.source_language,
+            list(request.target_languages),
+            convert.output_options(request.output, request.HasField("output")),
+        )
+        vad = convert.vad_settings(request.vad, self._m.vad_defaults)
+        clip = await self._m.translate_clip(request.audio.content, fmt, task, vad)
         return pb.TranslateResponse(
             segments=[convert.segment_result_to_pb(r) for r in clip.segments],
             model=convert.model_info_to_pb(self._m.model_info),
             audio_duration_ms=clip.audio_duration_ms,
         )
 
-    async def StreamingTranslate(  # noqa: N802
+    async def StreamingTranslate(
         self, request_iterator: AsyncIterator[pb.StreamingTranslateRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.StreamingTranslateResponse]:
         try:
@@ -105,6 +127,8 @@ class TranslatorServicer(pb_grpc.TranslatorServicer):
         except asyncio.CancelledError:
             logger.info("stream cancelled by the client", extra={"session_id": session.session_id})
             raise
+        except Exception as e:
+            await _abort(context, _as_internal(e))
         finally:
             if not reader.done():
                 reader.cancel()
@@ -156,5 +180,3 @@ def _event_to_pb(ev: SpeechEvent | SegmentResult | StreamEnded) -> pb.StreamingT
     return pb.StreamingTranslateResponse(
         ended=pb.StreamEnd(segments_total=ev.segments_total, audio_received_ms=ev.audio_received_ms)
     )
-
-

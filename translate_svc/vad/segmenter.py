@@ -1,0 +1,502 @@
+"""Streaming speech segmentation: per-window speech probabilities in, speech segments out.
+
+A pure, synchronous state machine (no I/O, no model): it takes the 16 kHz samples of a stream and
+one speech probability per 512-sample window (from :mod:`translate_svc.vad.silero`) and emits
+events. Whole-clip ``Translate`` feeds everything and calls :meth:`Segmenter.finish`; a live
+stream feeds chunk by chunk. Decisions depend only on the window sequence, never on how it was
+chunked, so both give identical segments.
+
+The rules are those of silero-vad's offline ``get_speech_timestamps`` (``threshold``,
+``neg_threshold = threshold - 0.15``, ``min_silence``, ``min_speech``, ``speech_pad`` on both sides
+split evenly when two segments are closer than two pads), made causal: a segment is emitted as
+soon as ``min_silence`` of non-speech has followed it (with default settings; with a pad longer
+than about half of ``min_silence + 32 ms`` it waits until its right pad is known, at most two pads
+past the speech end). With ``max_segment_ms`` out of play, the segments equal silero's exactly.
+
+Two deliberate additions:
+
+- A length cap (``max_segment_ms``), because the translation model degrades and runs out of
+  memory on long inputs. Silero's own cap cuts at the longest earlier pause, which needs the
+  whole segment and may leave a short first part; this one cuts at the least speech-like window
+  of the last third of the allowed length (see :meth:`Segmenter._split`).
+- Dropped speech is never silent: a region shorter than ``min_speech`` yields ``SpeechDiscarded``.
+
+Only a bounded amount of audio is held: the open segment (at most ``max_segment_ms``) plus its
+pads and less than one window not yet scored.
+
+Event contract:
+
+- ``SpeechStarted`` / ``SpeechEnded`` bracket each speech region that yields audio, so a client
+  never sees start/end for a blip that is then dropped: ``SpeechStarted`` comes once the speech
+  has lasted longer than ``min_speech`` (it is then sure to be kept; 250 ms after its onset by
+  default) or, at the latest, just before the region's first segment. Its offset is the padded
+  start, as if it had been sent at once. ``SpeechEnded`` comes right after the region's last
+  ``SegmentReady``, at its end.
+- Between them: one or more ``SegmentReady`` (several when the cap split the region), and at most
+  one ``SpeechDiscarded`` (a remainder after a cut that was too short).
+- ``SpeechDiscarded`` alone, outside any bracket: a blip not longer than ``min_speech``.
+- Segments are in stream order and never overlap; pieces of one split region tile exactly (each
+  sample emitted once).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+import numpy as np
+
+from translate_svc.errors import InvalidInput
+from translate_svc.types import MODEL_SAMPLE_RATE, Segment
+
+logger = logging.getLogger(__name__)
+
+#: Samples per VAD window at 16 kHz (32 ms): probability ``i`` describes samples [512 i, 512 (i + 1)).
+WINDOW_SAMPLES = 512
+_PER_MS = MODEL_SAMPLE_RATE // 1000
+
+
+def samples_to_ms(sample: int) -> int:
+    """Offset in whole milliseconds (floor) of a sample index of the 16 kHz stream."""
+    return sample * 1000 // MODEL_SAMPLE_RATE
+
+
+class VadParams(Protocol):
+    """What :meth:`SegmenterConfig.from_settings` reads: ``settings.VadSettings`` or a per-stream
+    override (structural, so this pure core does not depend on pydantic)."""
+
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def min_silence_ms(self) -> int: ...
+    @property
+    def speech_pad_ms(self) -> int: ...
+    @property
+    def min_speech_ms(self) -> int: ...
+    @property
+    def max_segment_ms(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """Segmentation parameters, in milliseconds like :class:`~translate_svc.settings.VadSettings`."""
+
+    threshold: float = 0.5
+    min_silence_ms: int = 100
+    speech_pad_ms: int = 30
+    min_speech_ms: int = 250
+    max_segment_ms: int = 15_000
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise InvalidInput(f"VAD threshold {self.threshold} must lie strictly between 0 and 1")
+        for name in ("min_silence_ms", "speech_pad_ms", "min_speech_ms"):
+            if getattr(self, name) < 0:
+                raise InvalidInput(f"VAD {name} must not be negative, got {getattr(self, name)}")
+        # The cap needs room to cut inside its last third: see Segmenter._split.
+        least = 3 * (self.speech_pad_ms + 2 * WINDOW_SAMPLES // _PER_MS)
+        if self.max_segment_ms < least:
+            raise InvalidInput(
+                f"VAD max_segment_ms={self.max_segment_ms} is too short for speech_pad_ms={self.speech_pad_ms}: "
+                f"it must be at least 3 x (speech_pad_ms + 64) = {least} ms; raise it or lower the pad"
+            )
+
+    @classmethod
+    def from_settings(cls, settings: VadParams) -> SegmenterConfig:
+        return cls(
+            threshold=settings.threshold,
+            min_silence_ms=settings.min_silence_ms,
+            speech_pad_ms=settings.speech_pad_ms,
+            min_speech_ms=settings.min_speech_ms,
+            max_segment_ms=settings.max_segment_ms,
+        )
+
+    @property
+    def neg_threshold(self) -> float:
+        """Below this a window counts as silence once speech is on (silero's hysteresis)."""
+        return max(self.threshold - 0.15, 0.01)
+
+
+class EndReason(str, Enum):
+    """Why a segment ended where it did (for logs and metrics)."""
+
+    SILENCE = "SILENCE"  # min_silence of non-speech followed it
+    MAX_LENGTH = "MAX_LENGTH"  # cut by max_segment_ms; the speech goes on in the next segment
+    FLUSH = "FLUSH"  # the client asked to end the segment
+    END_OF_STREAM = "END_OF_STREAM"
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """A speech region that will yield audio opened; ``sample`` is its padded start (16 kHz)."""
+
+    sample: int
+
+    @property
+    def offset_ms(self) -> int:
+        return samples_to_ms(self.sample)
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    """The region closed; ``sample`` is the end of its last segment."""
+
+    sample: int
+
+    @property
+    def offset_ms(self) -> int:
+        return samples_to_ms(self.sample)
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentReady:
+    """Speech to translate: ``samples`` is exactly ``stream[start_sample:end_sample]`` at 16 kHz."""
+
+    start_sample: int
+    end_sample: int
+    samples: np.ndarray
+    reason: EndReason
+
+    @property
+    def start_ms(self) -> int:
+        return samples_to_ms(self.start_sample)
+
+    @property
+    def end_ms(self) -> int:
+        return samples_to_ms(self.end_sample)
+
+    def to_segment(self, segment_id: int) -> Segment:
+        return Segment(segment_id=segment_id, start_ms=self.start_ms, end_ms=self.end_ms, samples=self.samples)
+
+
+@dataclass(frozen=True)
+class SpeechDiscarded:
+    """Speech in ``[start_sample, end_sample)`` (unpadded) was dropped: not longer than min_speech."""
+
+    start_sample: int
+    end_sample: int
+
+    @property
+    def duration_ms(self) -> int:
+        return samples_to_ms(self.end_sample - self.start_sample)
+
+
+SegmenterEvent = SpeechStarted | SpeechEnded | SegmentReady | SpeechDiscarded
+
+
+class _SampleBuffer:
+    """The stream's samples from absolute index ``start`` onward; amortised O(1) append and trim."""
+
+    def __init__(self) -> None:
+        self._data = np.zeros(1 << 14, dtype=np.float32)
+        self._lo = 0
+        self._hi = 0
+        self.start = 0
+
+    @property
+    def end(self) -> int:
+        return self.start + self._hi - self._lo
+
+    def append(self, x: np.ndarray) -> None:
+        n = x.size
+        if self._hi + n > self._data.size:
+            live = self._hi - self._lo
+            if live + n > self._data.size // 2:
+                grown = np.zeros(max(2 * self._data.size, 2 * (live + n)), dtype=np.float32)
+                grown[:live] = self._data[self._lo : self._hi]
+                self._data = grown
+            else:
+                self._data[:live] = self._data[self._lo : self._hi]
+            self._lo, self._hi = 0, live
+        self._data[self._hi : self._hi + n] = x
+        self._hi += n
+
+    def slice(self, a: int, b: int) -> np.ndarray:
+        if not self.start <= a <= b <= self.end:  # a bug in Segmenter, never the caller's input
+            raise RuntimeError(f"samples [{a}, {b}) are not buffered (buffer holds [{self.start}, {self.end}))")
+        return self._data[self._lo + a - self.start : self._lo + b - self.start].copy()
+
+    def discard_before(self, a: int) -> None:
+        a = min(max(a, self.start), self.end)
+        self._lo += a - self.start
+        self.start = a
+
+
+@dataclass
+class _Closed:
+    """A kept segment whose speech ended but whose right pad depends on the next speech start."""
+
+    start: int
+    end_raw: int
+
+
+class Segmenter:
+    """Turns (samples, per-window probabilities) into segmentation events for one stream.
+
+    Not thread-safe: one instance per stream, driven by one caller at a time. Pure: no I/O, no
+    clock, no model; the same inputs always give the same events, however they are chunked.
+    """
+
+    def __init__(self, config: SegmenterConfig) -> None:
+        self.config = config
+        self._thr = config.threshold
+        self._neg = config.neg_threshold
+        self._pad = config.speech_pad_ms * _PER_MS
+        self._min_silence = config.min_silence_ms * _PER_MS
+        self._min_speech = config.min_speech_ms * _PER_MS
+        self._max = config.max_segment_ms * _PER_MS
+        self._search = self._max // 3
+
+        self._buf = _SampleBuffer()
+        self._queued: list[float] = []  # probabilities whose windows are not complete yet
+        self._windows = 0  # windows processed
+        self._finished = False
+
+        self._triggered = False
+        self._announced = False  # SpeechStarted sent for the open region
+        self._start_raw = 0  # where the open region's speech (or its continuation after a cut) starts
+        self._seg_start = 0  # padded start of the open segment
+        self._continuation = False  # the open segment follows a MAX_LENGTH cut
+        self._temp_end: int | None = None  # first silent window of a pause in progress
+        self._probs: list[float] = []  # probabilities of the open segment's windows ...
+        self._probs_base = 0  # ... from this window index on
+        self._closed: _Closed | None = None
+        self._prev_end = 0  # end of the last emitted segment: nothing may start before it
+
+    @property
+    def samples_seen(self) -> int:
+        """Samples pushed so far (the length of the stream)."""
+        return self._buf.end
+
+    @property
+    def buffered_samples(self) -> int:
+        """Samples currently held (bounded by max_segment + pads + one window)."""
+        return self._buf.end - self._buf.start
+
+    def push(self, samples: np.ndarray, probs: np.ndarray) -> list[SegmenterEvent]:
+        """Append stream samples and window probabilities; return the events they complete.
+
+        ``probs[i]`` continues the stream's window sequence. Samples and probabilities may arrive
+        in any split (a window is processed once both its 512 samples and its probability are in).
+        """
+        self._check_open()
+        x = np.asarray(samples, dtype=np.float32)
+        if x.ndim != 1:
+            raise ValueError(f"expected 1-D samples, got shape {x.shape}")
+        self._buf.append(x)
+        self._queued.extend(float(p) for p in np.asarray(probs, dtype=np.float32).ravel())
+        events: list[SegmenterEvent] = []
+        self._drain(events, final=False)
+        self._trim()
+        return events
+
+    def flush(self) -> list[SegmenterEvent]:
+        """End the open segment now, as if the speaker had paused (the client asked for it).
+
+        Its right pad reaches at most to the last sample pushed. Windows not yet scored are not
+        looked at; speech in them opens the next segment.
+        """
+        self._check_open()
+        events: list[SegmenterEvent] = []
+        if self._closed is not None:
+            self._emit_closed(events, min(self._closed.end_raw + self._pad, self._buf.end))
+        if self._triggered:
+            end_raw = self._temp_end if self._temp_end is not None else self._windows * WINDOW_SAMPLES
+            self._close(events, end_raw, EndReason.FLUSH, limit=self._buf.end)
+        self._trim()
+        return events
+
+    def finish(self) -> list[SegmenterEvent]:
+        """End of stream: process the last (possibly partial) window and close any open speech.
+
+        Every pushed sample must be covered by a probability (the last window zero-padded, as
+        silero scores the tail of a clip). As in silero, open speech runs to the end of the stream.
+        """
+        self._check_open()
+        length = self._buf.end
+        expected = -(-length // WINDOW_SAMPLES)
+        if self._windows + len(self._queued) != expected:
+            raise ValueError(
+                f"finish() needs one probability per window: {length} samples make {expected} windows "
+                f"(the last one may be partial), got {self._windows + len(self._queued)}"
+            )
+        events: list[SegmenterEvent] = []
+        self._drain(events, final=True)
+        if self._closed is not None:
+            self._emit_closed(events, min(self._closed.end_raw + self._pad, length))
+        if self._triggered:
+            if self._continuation and self._temp_end is not None and self._temp_end <= self._start_raw:
+                self._end_region(events, self._seg_start)  # only silence after the cut
+            else:
+                self._close(events, length, EndReason.END_OF_STREAM, limit=length)
+        self._finished = True
+        self._buf.discard_before(self._buf.end)
+        return events
+
+    # -- window loop -------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise RuntimeError("the segmenter has finished; create a new one per stream")
+
+    def _drain(self, events: list[SegmenterEvent], *, final: bool) -> None:
+        consumed = 0
+        for p in self._queued:
+            cur = self._windows * WINDOW_SAMPLES
+            available = self._buf.end - cur
+            if available < WINDOW_SAMPLES and not (final and available > 0):
+                break
+            self._step(events, cur, p)
+            self._windows += 1
+            consumed += 1
+        del self._queued[:consumed]
+
+    def _step(self, events: list[SegmenterEvent], cur: int, p: float) -> None:
+        """One window, in the order of silero's ``get_speech_timestamps`` loop."""
+        if p >= self._thr and self._temp_end is not None:
+            self._temp_end = None
+        if p >= self._thr and not self._triggered:
+            self._open(events, cur, p)
+            return
+        if self._triggered:
+            if cur + WINDOW_SAMPLES + self._pad - self._seg_start > self._max:
+                self._split(events, cur)
+            self._probs.append(p)
+            if p < self._neg:
+                if self._temp_end is None:
+                    self._temp_end = cur
+                if cur - self._temp_end >= self._min_silence:
+                    self._close_on_silence(events, cur)
+            if self._triggered:
+                self._confirm(events, cur)
+        if not self._triggered and self._closed is not None:
+            # No speech can start before the next window: once that is two pads past the speech
+            # end, the right pad is a full pad whatever comes next.
+            if cur + WINDOW_SAMPLES - self._closed.end_raw >= 2 * self._pad:
+                self._emit_closed(events, self._closed.end_raw + self._pad)
+
+    def _open(self, events: list[SegmenterEvent], cur: int, p: float) -> None:
+        start = max(0, cur - self._pad)
+        if self._closed is not None:
+            gap = cur - self._closed.end_raw  # < 2 pads, or it would have been emitted
+            self._emit_closed(events, self._closed.end_raw + gap // 2)
+            start = cur - gap // 2
+        start = max(start, self._prev_end)
+        self._triggered = True
+        self._continuation = False
+        self._start_raw = cur
+        self._seg_start = start
+        self._temp_end = None
+        self._probs = [p]
+        self._probs_base = cur // WINDOW_SAMPLES
+        self._announced = False
+        self._confirm(events, cur)
+
+    def _confirm(self, events: list[SegmenterEvent], cur: int) -> None:
+        """Announce the region once it is sure to be kept.
+
+        With no pause in progress, the region's speech end (the first silent window of its final
+        pause, or the end of the stream) cannot come before the end of window ``cur``.
+        """
+        if not self._announced and self._temp_end is None:
+            if min(cur + WINDOW_SAMPLES, self._buf.end) - self._start_raw > self._min_speech:
+                self._announce(events)
+
+    def _announce(self, events: list[SegmenterEvent]) -> None:
+        if not self._announced:
+            self._announced = True
+            events.append(SpeechStarted(self._seg_start))
+
+    def _close_on_silence(self, events: list[SegmenterEvent], cur: int) -> None:
+        assert self._temp_end is not None
+        end_raw = self._temp_end
+        if not self._keep(events, end_raw):
+            return
+        self._announce(events)
+        self._triggered = False
+        self._temp_end = None
+        # The next speech starts at the next window at the earliest.
+        if cur + WINDOW_SAMPLES - end_raw >= 2 * self._pad:
+            self._emit(events, self._seg_start, end_raw + self._pad, EndReason.SILENCE)
+        else:
+            self._closed = _Closed(self._seg_start, end_raw)
+
+    def _close(self, events: list[SegmenterEvent], end_raw: int, reason: EndReason, *, limit: int) -> None:
+        """Close the open segment at ``end_raw`` with a full right pad clipped to ``limit``."""
+        if self._keep(events, end_raw):
+            self._announce(events)
+            self._emit(events, self._seg_start, min(end_raw + self._pad, limit), reason)
+        self._triggered = False
+        self._temp_end = None
+
+    def _keep(self, events: list[SegmenterEvent], end_raw: int) -> bool:
+        """Apply min_speech to the open segment; on a drop, emit the events and reset to idle."""
+        if self._continuation and end_raw <= self._start_raw:
+            # The speech ended before the cut: the first part already holds all of it.
+            self._end_region(events, self._seg_start)
+            return False
+        if end_raw - self._start_raw > self._min_speech:
+            return True
+        logger.debug("speech [%d, %d) shorter than min_speech: discarded", self._start_raw, end_raw)
+        events.append(SpeechDiscarded(self._start_raw, end_raw))
+        self._end_region(events, self._prev_end)  # only a remainder after a cut is announced
+        return False
+
+    def _end_region(self, events: list[SegmenterEvent], sample: int) -> None:
+        if self._announced:
+            events.append(SpeechEnded(sample))
+        self._triggered = False
+        self._temp_end = None
+
+    def _split(self, events: list[SegmenterEvent], cur: int) -> None:
+        """Cut the open segment before window ``cur`` would let it exceed ``max_segment_ms``.
+
+        The cut goes through the middle of the window with the lowest speech probability whose
+        middle lies in the last third of the allowed length (ties: the latest). Why the last
+        third: the first part is then at least two thirds of the cap (long segments give the
+        model context and keep cuts rare), while a span of a third of the cap (5 s by default)
+        almost always holds a breath pause between phrases to cut in. The remainder stays open
+        and has at least two thirds of the cap to reach its own end. The config check
+        (``max_segment_ms >= 3 x (pad + 64 ms)``) guarantees the span holds a window.
+        """
+        lo = self._seg_start + self._max - self._search  # earliest allowed cut
+        first = max(self._probs_base, -(-(lo - WINDOW_SAMPLES // 2) // WINDOW_SAMPLES))
+        last = cur // WINDOW_SAMPLES - 1
+        if first > last:  # unreachable with a valid config; cut at the current position
+            logger.warning("no window to cut in; cutting at sample %d", cur)
+            cut, j = cur, last
+        else:
+            window = np.asarray(self._probs[first - self._probs_base : last + 1 - self._probs_base])
+            j = last - int(np.argmin(window[::-1]))
+            cut = j * WINDOW_SAMPLES + WINDOW_SAMPLES // 2
+        self._announce(events)
+        self._emit(events, self._seg_start, cut, EndReason.MAX_LENGTH)
+        self._continuation = True
+        self._start_raw = cut
+        self._seg_start = cut
+        del self._probs[: j + 1 - self._probs_base]
+        self._probs_base = j + 1
+
+    # -- output ------------------------------------------------------------------------------
+
+    def _emit_closed(self, events: list[SegmenterEvent], end: int) -> None:
+        assert self._closed is not None
+        closed, self._closed = self._closed, None
+        self._emit(events, closed.start, end, EndReason.SILENCE)
+
+    def _emit(self, events: list[SegmenterEvent], start: int, end: int, reason: EndReason) -> None:
+        events.append(SegmentReady(start, end, self._buf.slice(start, end), reason))
+        self._prev_end = end
+        if reason is not EndReason.MAX_LENGTH:
+            events.append(SpeechEnded(end))
+
+    def _trim(self) -> None:
+        if self._triggered:
+            keep = self._seg_start
+        elif self._closed is not None:
+            keep = self._closed.start
+        else:
+            keep = max(self._prev_end, self._windows * WINDOW_SAMPLES - self._pad)
+        self._buf.discard_before(keep)
