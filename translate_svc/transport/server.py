@@ -23,6 +23,7 @@ from translate_svc.model.seamless import SeamlessRunner
 from translate_svc.session import SessionManager
 from translate_svc.settings import Settings
 from translate_svc.transport.servicer import TranslatorServicer
+from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.silero import SileroVad
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class TranslateServer:
         on_batch: Callable[[BatchStats], None] | None = None,
     ) -> None:
         self.settings = settings
+        SegmenterConfig.from_settings(settings.vad)  # fail at start-up on inconsistent VAD defaults
         m = settings.model
         self.engine = TranslationEngine(
             runner_factory or (lambda: SeamlessRunner(m.path, device=m.device, dtype=m.dtype)),
