@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 150)  # logs and CI: no 80-column squeeze
 
 NOISE_WARNING = "[bold yellow]test model (random weights): every text and sound below is noise[/]"
 

@@ -20,6 +20,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.engine.engine import BatchStats, TranslationEngine
 from translate_svc.model.seamless import SeamlessRunner
+from translate_svc.observability import metrics
 from translate_svc.session import SessionManager
 from translate_svc.settings import Settings
 from translate_svc.transport.servicer import TranslatorServicer
@@ -44,10 +45,16 @@ class TranslateServer:
         self.settings = settings
         SegmenterConfig.from_settings(settings.vad)  # fail at start-up on inconsistent VAD defaults
         m = settings.model
+
+        def batch_done(stats: BatchStats) -> None:
+            metrics.observe_batch(stats)
+            if on_batch is not None:
+                on_batch(stats)
+
         self.engine = TranslationEngine(
             runner_factory or (lambda: SeamlessRunner(m.path, device=m.device, dtype=m.dtype)),
             settings.engine,
-            on_batch=on_batch,
+            on_batch=batch_done,
             on_failure=self._on_engine_failure,
         )
         self.manager = SessionManager(self.engine, SileroVad(), settings.vad, settings.limits)
@@ -77,6 +84,8 @@ class TranslateServer:
         """Listen first (health answers NOT_SERVING while loading), then load and warm the model."""
         s = self.settings.server
         self.port = self.server.add_insecure_port(f"{s.host}:{s.port}")
+        if s.metrics_port is not None:
+            metrics.serve_metrics(s.metrics_port, s.host)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
         logger.info("listening on %s:%d; loading the model", s.host, self.port)

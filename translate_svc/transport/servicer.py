@@ -21,6 +21,7 @@ from grpc_status import rpc_status
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.errors import InvalidInput, ServiceError
+from translate_svc.observability import metrics
 from translate_svc.session import SessionManager, SpeechEvent, StreamEnded, StreamSession
 from translate_svc.transport import convert
 from translate_svc.types import SegmentResult
@@ -90,6 +91,8 @@ class TranslatorServicer(pb_grpc.TranslatorServicer):
         )
         vad = convert.vad_settings(request.vad, self._m.vad_defaults)
         clip = await self._m.translate_clip(request.audio.content, fmt, task, vad)
+        for r in clip.segments:
+            metrics.observe_segment(r)
         return pb.TranslateResponse(
             segments=[convert.segment_result_to_pb(r) for r in clip.segments],
             model=convert.model_info_to_pb(self._m.model_info),
@@ -118,6 +121,7 @@ class TranslatorServicer(pb_grpc.TranslatorServicer):
             )
         )
         reader = asyncio.create_task(self._read(request_iterator, session), name=f"read-{session.session_id}")
+        metrics.STREAMS_ACTIVE.inc()
         try:
             async for ev in session.events():
                 yield _event_to_pb(ev)
@@ -130,6 +134,7 @@ class TranslatorServicer(pb_grpc.TranslatorServicer):
         except Exception as e:
             await _abort(context, _as_internal(e))
         finally:
+            metrics.STREAMS_ACTIVE.dec()
             if not reader.done():
                 reader.cancel()
             session.abort()
@@ -173,6 +178,7 @@ class TranslatorServicer(pb_grpc.TranslatorServicer):
 
 def _event_to_pb(ev: SpeechEvent | SegmentResult | StreamEnded) -> pb.StreamingTranslateResponse:
     if isinstance(ev, SegmentResult):
+        metrics.observe_segment(ev)
         return pb.StreamingTranslateResponse(segment=convert.segment_result_to_pb(ev))
     if isinstance(ev, SpeechEvent):
         kind = pb.SpeechEvent.SPEECH_STARTED if ev.started else pb.SpeechEvent.SPEECH_ENDED
