@@ -220,11 +220,14 @@ def languages(server: Annotated[str, typer.Option(help="HOST:PORT")] = "localhos
 def make_test_model(
     directory: Annotated[Path, typer.Argument(help="where to write the checkpoint")],
     seed: Annotated[int, typer.Option()] = 0,
+    full_size: Annotated[
+        bool, typer.Option(help="real model dimensions (~2.3 B params, bf16) for GPU capacity benchmarks")
+    ] = False,
 ) -> None:
     """Build a tiny random-weight SeamlessM4T v2 checkpoint (real architecture; output is noise)."""
     from translate_svc.model.test_checkpoint import build_test_checkpoint
 
-    build_test_checkpoint(directory, seed=seed)
+    build_test_checkpoint(directory, seed=seed, full_size=full_size)
     console.print(f"wrote a test checkpoint to {directory} [yellow](random weights: its output is noise)[/]")
 
 

@@ -19,6 +19,10 @@ class ModelSettings(BaseModel):
     path: Path = DEFAULT_MODEL_DIR
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    #: Benchmark only (random full-size weights): force every text row to this many tokens per
+    #: second of audio, and text-to-unit to ``forced_units_per_s``. Output is noise. See model/forced.py.
+    forced_text_tokens_per_s: float | None = Field(None, gt=0)
+    forced_units_per_s: float = Field(50.0, gt=0)
 
 
 class VadSettings(BaseModel):

@@ -97,3 +97,27 @@ def test_speaker_and_text_only_options(runner: SeamlessRunner, speech: list[np.n
     a = runner.run([ModelInput(speech[1], ("spa",), None, speaker_id=0)])[0].waveforms["spa"]
     b = runner.run([ModelInput(speech[1], ("spa",), None, speaker_id=1)])[0].waveforms["spa"]
     assert a.shape == b.shape and not np.allclose(a, b)
+
+
+def test_forced_lengths_fix_text_tokens_and_speech_duration(test_model_dir: Path, speech: list[np.ndarray]) -> None:
+    """Benchmark mode: lengths follow the audio, not the (random) weights."""
+    from translate_svc.model.forced import ForcedLengths
+
+    forced = SeamlessRunner(test_model_dir, device="cpu", dtype="float32", forced=ForcedLengths(6.0, 50.0))
+    items = [ModelInput(a, ("spa", "fra"), None) for a in speech]
+    lengths: list[int] = []
+    real_decode = forced.decode_text
+
+    def spy(enc, mask, langs, audio_s):  # type: ignore[no-untyped-def]
+        seqs = real_decode(enc, mask, langs, audio_s)
+        eos = forced.model.generation_config.eos_token_id
+        lengths.extend(int(((row[2:] != eos) & (row[2:] != 0)).sum()) for row in seqs)
+        return seqs
+
+    forced.decode_text = spy  # type: ignore[method-assign]
+    outs = forced.run(items)
+    seconds = [len(a) / 16000 for a in speech]
+    assert lengths == [forced.forced.text_tokens(s) for s in seconds for _ in range(2)]  # type: ignore[union-attr]
+    for s, out in zip(seconds, outs, strict=True):
+        for wave in out.waveforms.values():
+            assert abs(len(wave) / 16000 - s) <= 0.25 * s + 0.1

@@ -27,9 +27,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoProcessor, GenerationMixin, SeamlessM4Tv2Model
+from transformers import AutoProcessor, GenerationMixin, LogitsProcessorList, SeamlessM4Tv2Model
 from transformers.modeling_outputs import BaseModelOutput
 
+from translate_svc.model.forced import ForcedLengths, ForceTextLength, UnitDurations
 from translate_svc.model.languages import LanguageCatalog
 from translate_svc.model.loading import describe_model, validate_model_dir
 from translate_svc.types import MODEL_SAMPLE_RATE, ModelInfo
@@ -73,7 +74,14 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
 class SeamlessRunner:
     """Owns the loaded model, processor and language maps. See the module docstring."""
 
-    def __init__(self, model_dir: str | Path, device: str = "auto", dtype: str = "auto") -> None:
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: str = "auto",
+        dtype: str = "auto",
+        *,
+        forced: ForcedLengths | None = None,
+    ) -> None:
         path = Path(model_dir)
         validate_model_dir(path)
         self.info: ModelInfo = describe_model(path)
@@ -98,6 +106,13 @@ class SeamlessRunner:
             getattr(gen, "vocoder_lang_code_to_id", None),
         )
         self.num_speakers = int(self.model.config.vocoder_num_spkrs)
+        self.forced = forced
+        self._durations = UnitDurations()
+        if forced is not None:
+            logger.warning("forced decode lengths %s: benchmark mode, the output is not a translation", forced)
+            t2u_decoder = self.model.t2u_model.model.decoder
+            t2u_decoder.duration_predictor.register_forward_hook(self._durations.t2u_hook, with_kwargs=True)
+            self.model.vocoder.dur_predictor.register_forward_hook(UnitDurations.vocoder_hook)
         self.sample_rate = MODEL_SAMPLE_RATE
         logger.info(
             "loaded %s (%s) on %s as %s: %d text languages, %d speech languages",
@@ -117,15 +132,24 @@ class SeamlessRunner:
     def encode(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.model.speech_encoder(input_features=features, attention_mask=mask).last_hidden_state
 
-    def decode_text(self, enc: torch.Tensor, mask: torch.Tensor, langs: Sequence[str]) -> torch.Tensor:
+    def decode_text(
+        self, enc: torch.Tensor, mask: torch.Tensor, langs: Sequence[str], audio_s: Sequence[float]
+    ) -> torch.Tensor:
         """Greedy text decoding, one row per language; ``enc``/``mask`` already expanded to rows."""
         lang_ids = torch.tensor([[self._text_lang_ids[lang]] for lang in langs], device=self.device)
+        extra: dict[str, object] = {}
+        if self.forced is not None:
+            lengths = [self.forced.text_tokens(s) for s in audio_s]
+            eos = int(self.model.generation_config.eos_token_id)
+            extra = {"logits_processor": LogitsProcessorList([ForceTextLength(lengths, eos)])}
+            extra["max_new_tokens"] = max(lengths) + 1
         out = GenerationMixin.generate(
             self.model,  # type: ignore[arg-type]
             encoder_outputs=BaseModelOutput(last_hidden_state=enc),
             attention_mask=mask,
             decoder_input_ids=lang_ids,
             return_dict_in_generate=True,
+            **extra,  # type: ignore[arg-type]
         )
         return out.sequences  # type: ignore[union-attr]
 
@@ -136,8 +160,11 @@ class SeamlessRunner:
         sequences: torch.Tensor,
         langs: Sequence[str],
         speakers: Sequence[int],
+        audio_s: Sequence[float] = (),
     ) -> list[np.ndarray]:
         """Units and waveforms for text rows, exactly as ``SeamlessM4Tv2Model.generate`` does it."""
+        if self.forced is not None:
+            self._durations.row_units = torch.tensor([self.forced.units(s) for s in audio_s])
         m, gen, cfg = self.model, self.model.generation_config, self.model.config
         pad = gen.pad_token_id
         sub_lens = m._compute_sub_sample_lengths_from_attention_mask(mask).to(enc.device)
@@ -192,7 +219,8 @@ class SeamlessRunner:
             rows.extend((k, lang) for lang in langs)
         index = torch.tensor([k for k, _ in rows], device=self.device)
         row_enc, row_mask = enc.index_select(0, index), mask.index_select(0, index)
-        sequences = self.decode_text(row_enc, row_mask, [lang for _, lang in rows])
+        seconds = [len(i.audio) / MODEL_SAMPLE_RATE for i in inputs]
+        sequences = self.decode_text(row_enc, row_mask, [lang for _, lang in rows], [seconds[k] for k, _ in rows])
         texts = self.processor.batch_decode(sequences, skip_special_tokens=True)
 
         # Speech for target rows that asked for it and have at least one text token.
@@ -210,6 +238,7 @@ class SeamlessRunner:
                 seqs,
                 [rows[r][1] for r in speech_rows],
                 [inputs[rows[r][0]].speaker_id for r in speech_rows],
+                [seconds[rows[r][0]] for r in speech_rows],
             )
             waves = dict(zip(speech_rows, out, strict=True))
 

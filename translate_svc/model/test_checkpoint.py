@@ -98,8 +98,27 @@ def _tiny_config(vocab_size: int, char_vocab_size: int) -> SeamlessM4Tv2Config:
     )
 
 
-def build_test_checkpoint(out_dir: str | Path, seed: int = 0) -> Path:
-    """Write the test checkpoint to ``out_dir`` (created) and return it."""
+def _full_size_config(vocab_size: int, char_vocab_size: int) -> SeamlessM4Tv2Config:
+    """seamless-m4t-v2-large's sizes (the config defaults), for capacity benchmarks on a GPU.
+
+    The text vocabulary keeps its real size (256102) so the embedding and output projection cost
+    what they cost; only our few tokenizer ids ever appear as inputs. t2u's vocabulary is cut to
+    the vocoder's units plus the control symbols so random argmaxes stay embeddable.
+    """
+    del vocab_size, char_vocab_size
+    base = SeamlessM4Tv2Config()
+    return SeamlessM4Tv2Config(
+        t2u_vocab_size=base.unit_hifi_gan_vocab_size + base.vocoder_offset,
+        vocoder_num_langs=max(base.vocoder_num_langs, len(TEST_LANGUAGES)),
+    )
+
+
+def build_test_checkpoint(out_dir: str | Path, seed: int = 0, *, full_size: bool = False) -> Path:
+    """Write the test checkpoint to ``out_dir`` (created) and return it.
+
+    ``full_size``: the real model's dimensions (about 2.3 B parameters, saved in bf16, ~4.6 GB)
+    with random weights, for GPU capacity benchmarks with forced decode lengths (model/forced.py).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     vocab, merges = _build_vocab()
@@ -119,7 +138,8 @@ def build_test_checkpoint(out_dir: str | Path, seed: int = 0) -> Path:
     char_to_id = {ch: i for i, ch in enumerate(chars)}
 
     torch.manual_seed(seed)
-    config = _tiny_config(vocab_size=len(vocab), char_vocab_size=len(chars))
+    make_config = _full_size_config if full_size else _tiny_config
+    config = make_config(vocab_size=len(vocab), char_vocab_size=len(chars))
     model = SeamlessM4Tv2Model(config).eval()
     _keep_units_in_vocoder_range(model)
 
@@ -135,10 +155,13 @@ def build_test_checkpoint(out_dir: str | Path, seed: int = 0) -> Path:
     gen.max_new_tokens = config.max_new_tokens
     gen._from_model_config = False  # else from_pretrained rebuilds it from config.json, losing the maps
 
+    if full_size:
+        model = model.to(torch.bfloat16)
     model.save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)
     (out / TEST_MODEL_MARKER).write_text(
-        json.dumps({"seed": seed, "note": "random weights: all output is noise"}, indent=2) + "\n"
+        json.dumps({"seed": seed, "full_size": full_size, "note": "random weights: all output is noise"}, indent=2)
+        + "\n"
     )
     logger.info("wrote test checkpoint to %s", out)
     return out

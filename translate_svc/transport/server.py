@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.engine.engine import BatchStats, TranslationEngine
+from translate_svc.model.forced import ForcedLengths
 from translate_svc.model.seamless import SeamlessRunner
 from translate_svc.observability import metrics
 from translate_svc.session import SessionManager
@@ -51,8 +52,11 @@ class TranslateServer:
             if on_batch is not None:
                 on_batch(stats)
 
+        forced = None
+        if m.forced_text_tokens_per_s is not None:
+            forced = ForcedLengths(m.forced_text_tokens_per_s, m.forced_units_per_s)
         self.engine = TranslationEngine(
-            runner_factory or (lambda: SeamlessRunner(m.path, device=m.device, dtype=m.dtype)),
+            runner_factory or (lambda: SeamlessRunner(m.path, device=m.device, dtype=m.dtype, forced=forced)),
             settings.engine,
             on_batch=batch_done,
             on_failure=self._on_engine_failure,
