@@ -19,6 +19,9 @@ class ModelSettings(BaseModel):
     path: Path = DEFAULT_MODEL_DIR
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    #: torch CPU threads for the model; None: all cores but one on CPU (the event loop, gRPC and
+    #: VAD need one; oversubscribed OpenMP threads spin and stall them), torch's default on CUDA.
+    cpu_threads: int | None = Field(None, ge=1, le=256)
     #: Benchmark only (random full-size weights): force every text row to this many tokens per
     #: second of audio, and text-to-unit to ``forced_units_per_s``. Output is noise. See model/forced.py.
     forced_text_tokens_per_s: float | None = Field(None, gt=0)

@@ -21,6 +21,7 @@ Thread safety: not thread-safe. Exactly one thread (the engine's model thread) c
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,11 +82,16 @@ class SeamlessRunner:
         dtype: str = "auto",
         *,
         forced: ForcedLengths | None = None,
+        cpu_threads: int | None = None,
     ) -> None:
         path = Path(model_dir)
         validate_model_dir(path)
         self.info: ModelInfo = describe_model(path)
         self.device = pick_device(device)
+        if cpu_threads is None and self.device.type == "cpu":
+            cpu_threads = max(1, (os.cpu_count() or 2) - 1)
+        if cpu_threads is not None:
+            torch.set_num_threads(cpu_threads)  # process-wide; set once, at load, by the one runner
         self.dtype = pick_dtype(dtype, self.device)
         self.processor = AutoProcessor.from_pretrained(path, local_files_only=True)
         model = SeamlessM4Tv2Model.from_pretrained(

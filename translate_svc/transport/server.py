@@ -56,7 +56,10 @@ class TranslateServer:
         if m.forced_text_tokens_per_s is not None:
             forced = ForcedLengths(m.forced_text_tokens_per_s, m.forced_units_per_s)
         self.engine = TranslationEngine(
-            runner_factory or (lambda: SeamlessRunner(m.path, device=m.device, dtype=m.dtype, forced=forced)),
+            runner_factory
+            or (
+                lambda: SeamlessRunner(m.path, device=m.device, dtype=m.dtype, forced=forced, cpu_threads=m.cpu_threads)
+            ),
             settings.engine,
             on_batch=batch_done,
             on_failure=self._on_engine_failure,

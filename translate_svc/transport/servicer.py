@@ -174,6 +174,10 @@ class TranslatorServicer(pb_grpc.TranslatorServicer):
             await session.finish()
         except ServiceError as e:
             await session.fail(e)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a bug must end the stream, not leave the client waiting
+            await session.fail(_as_internal(e))
 
 
 def _event_to_pb(ev: SpeechEvent | SegmentResult | StreamEnded) -> pb.StreamingTranslateResponse:
