@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,18 +37,35 @@ def hf_generate(runner: SeamlessRunner, audio: np.ndarray, lang: str, speech: bo
     return p.decode(out.sequences[0], skip_special_tokens=True), wave
 
 
+@contextlib.contextmanager
+def vocoder_mode(runner: SeamlessRunner, batched: bool) -> Iterator[list[int]]:
+    """Per-row (CPU default) or one padded, masked call for all rows (what CUDA does)."""
+    rows: list[int] = []
+    hook = runner.model.vocoder.register_forward_hook(
+        lambda mod, args, kwargs, out: rows.append(out[0].shape[0]), with_kwargs=True
+    )
+    runner._vocoder.batched, runner._vocoder.max_padding = batched, 1000.0
+    try:
+        yield rows
+    finally:
+        runner._vocoder.batched, runner._vocoder.max_padding = False, 1.25
+        hook.remove()
+
+
 def test_the_test_model_depends_on_its_input(runner: SeamlessRunner, speech: list[np.ndarray]) -> None:
     """Otherwise parity would prove nothing: different audio must give different output."""
     outs = runner.run([ModelInput(a, ("spa",), None, speech=False) for a in speech])
     assert len({o.texts["spa"] for o in outs}) >= 3
 
 
+@pytest.mark.parametrize("batched_vocoder", [False, True])
 def test_batched_mixed_languages_equal_generate_on_each_segment_alone(
-    runner: SeamlessRunner, speech: list[np.ndarray]
+    runner: SeamlessRunner, speech: list[np.ndarray], batched_vocoder: bool
 ) -> None:
     targets = [("spa",), ("fra", "deu"), ("deu",), ("ita", "spa", "fra")]
     items = [ModelInput(a, t, "eng", speech=True, speaker_id=0) for a, t in zip(speech, targets, strict=True)]
-    outs = runner.run(items)
+    with vocoder_mode(runner, batched_vocoder):
+        outs = runner.run(items)
     for item, out in zip(items, outs, strict=True):
         assert set(out.texts) == set(item.targets)
         for lang in item.targets:
@@ -59,9 +78,15 @@ def test_batched_mixed_languages_equal_generate_on_each_segment_alone(
         assert out.transcript == transcript
 
 
-def test_batching_and_padding_change_nothing(runner: SeamlessRunner, speech: list[np.ndarray]) -> None:
+@pytest.mark.parametrize("batched_vocoder", [False, True])
+def test_batching_and_padding_change_nothing(
+    runner: SeamlessRunner, speech: list[np.ndarray], batched_vocoder: bool
+) -> None:
+    """Also for the masked, batched vocoder that CUDA uses (model/vocoder.py)."""
     items = [ModelInput(a, ("spa", "fra"), "eng") for a in speech]
-    batched = runner.run(items)
+    with vocoder_mode(runner, batched_vocoder) as rows_per_call:
+        batched = runner.run(items)
+    assert max(rows_per_call) == (8 if batched_vocoder else 1)
     for item, b in zip(items, batched, strict=True):
         alone = runner.run([item])[0]
         assert b.texts == alone.texts and b.transcript == alone.transcript

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,7 +68,7 @@ def test_throughput_and_ratio() -> None:
 
 
 def test_audio_sent_at_rounds_up_to_the_chunk_that_carries_the_offset() -> None:
-    kw = {"speed": 1.0, "chunk_ms": 100, "total_ms": 11_000.0}
+    kw: dict[str, Any] = {"speed": 1.0, "chunk_ms": 100, "total_ms": 11_000.0}
     assert report.audio_sent_at(5.0, 0, **kw) == 5.0
     assert report.audio_sent_at(5.0, 2300, **kw) == pytest.approx(7.3)  # a chunk boundary: start + t
     assert report.audio_sent_at(5.0, 2301, **kw) == pytest.approx(7.4)  # inside chunk 23: its end
@@ -95,6 +96,16 @@ def test_streams_sustained_needs_every_condition() -> None:
     assert report.streams_sustained(16, 10.0, **{**ok, "streams_failed": 1}) == 0
     assert report.streams_sustained(16, 10.0, **{**ok, "failed_segments": 1}) == 0
     assert report.streams_sustained(4, 1500.0, **ok, slo_ms=2000.0) == 4
+
+
+def test_foreign_cpu_is_the_machine_busy_time_not_spent_by_this_process() -> None:
+    before = report.CpuSnapshot(machine_busy_s=100.0, process_s=10.0)
+    after = report.CpuSnapshot(machine_busy_s=118.0, process_s=25.0)  # machine +18 s, us +15 s: others 3 s
+    f = report.foreign_cpu(before, after, wall_s=10.0, cpus=2)
+    assert f["seconds"] == pytest.approx(3.0) and f["share"] == pytest.approx(0.15)
+    assert report.foreign_cpu(before, report.CpuSnapshot(105.0, 20.0), 10.0, 2)["seconds"] == 0.0  # clipped at 0
+    assert report.foreign_cpu(None, after, 10.0, 2) == {"seconds": None, "share": None}
+    assert report.foreign_cpu(before, after, None, 2)["share"] is None
 
 
 # -- phase summaries -----------------------------------------------------------------------------
@@ -176,14 +187,41 @@ def _loadgen(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_forced_tokens_flag_is_refused_until_the_setting_exists() -> None:
-    from benchmarks.loadgen import FORCED_TOKENS_FIELD, settings_field_for
+def test_optional_settings_are_passed_through_or_refused(tmp_path: Path) -> None:
+    """--forced-tokens-per-s / --forced-units-per-s / --cpu-threads reach the settings when the build has them."""
+    from benchmarks import loadgen
 
-    if settings_field_for(FORCED_TOKENS_FIELD) is not None:
-        pytest.skip("this build has the setting; the flag is passed through")
-    proc = _loadgen("--forced-tokens-per-s", "20", timeout=60)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "not supported by this build" in proc.stderr
+    opts = loadgen.RunOptions(
+        streams=1, model=tmp_path, device="cpu", dtype="float32", max_batch_size=8, max_wait_ms=5.0, speed=1.0,
+        stagger_s=0.0, chunk_ms=100, saturation_chunk_ms=1000, files=("jfk.flac",), targets=("spa",), speech=True,
+        configs=("on",), slo_ms=1000.0, behind_s=2.0, timeout_s=60.0,
+        cpu_threads=1, forced_tokens_per_s=12.5, forced_units_per_s=40.0,
+    )  # fmt: skip
+    where = {o: loadgen.settings_field_for(o) for o in loadgen.SETTINGS_FIELDS}
+    if None in where.values():
+        with pytest.raises(ValueError, match="not supported by this build"):
+            loadgen.build_settings(opts, 8)
+        missing = next(o for o, w in where.items() if w is None)
+        proc = _loadgen(f"--{missing.replace('_', '-')}", "1", timeout=60)
+        assert proc.returncode == 2 and "not supported by this build" in proc.stderr, proc.stderr
+        return
+    settings = loadgen.build_settings(opts, 8)
+    for option, found in where.items():
+        assert found is not None
+        section, field = found
+        assert getattr(getattr(settings, section), field) == getattr(opts, option)
+    assert settings.engine.max_batch_size == 8 and settings.server.port == 0
+    assert loadgen.build_settings(opts, 1).engine.max_batch_size == 1
+
+
+def test_model_caveat_says_plainly_what_was_measured() -> None:
+    assert report.model_caveat(False, 2_300_000_000) is None
+    tiny = report.model_caveat(True, 1_200_000)
+    assert tiny is not None and "TEST checkpoint" in tiny and "noise" in tiny and "1.2 M" in tiny
+    full = report.model_caveat(True, 2_300_000_000)
+    assert full is not None and "WITHOUT forced lengths" in full
+    forced = report.model_caveat(True, 2_300_000_000, 12.0, 50.0)
+    assert forced is not None and "FORCED" in forced and "12 text tokens/s, 50 units/s" in forced
 
 
 def test_loadgen_end_to_end_two_streams(tmp_path: Path) -> None:
@@ -193,12 +231,15 @@ def test_loadgen_end_to_end_two_streams(tmp_path: Path) -> None:
         pytest.fail(f"the shared test audio is missing: {shared}")
     out = tmp_path / "bench.json"
     args = ["--streams", "2", "--files", "jfk.flac", "--speed", "4", "--stagger-s", "0.5"]
-    proc = _loadgen(*args, "--torch-threads", "1", "--json", str(out), "--log-level", "WARNING", timeout=85)
+    proc = _loadgen(*args, "--cpu-threads", "1", "--json", str(out), "--log-level", "WARNING", timeout=85)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "TEST MODEL" in proc.stdout and "ON / OFF" in proc.stdout
 
     doc = json.loads(out.read_text())
-    assert doc["model"]["is_test_model"] is True
+    assert doc["model"]["is_test_model"] is True and "TEST checkpoint" in doc["model"]["caveat"]
+    assert doc["model"]["torch_threads"] == 1  # --cpu-threads reached the runner
+    assert len(doc["git"]["commit"]) == 40 or doc["git"]["commit"] == "unknown"
+
     assert doc["machine"]["torch"] and doc["machine"]["cpu_count"] >= 1
     assert "benchmarks.loadgen" in doc["command"] and doc["config"]["streams"] == 2
     assert set(doc["results"]) == {"batching_on", "batching_off"}

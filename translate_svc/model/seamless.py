@@ -8,12 +8,13 @@
    source language for the transcript, each row starting with its own language token, all rows
    reusing their segment's encoder output (so mixed-language batches are correct and stay full);
 4. text-to-unit for the rows that want speech, batched;
-5. the vocoder per row, with that row's language and speaker.
+5. the vocoder, batched, each row with its own language and speaker.
 
 Stages 3-5 follow ``SeamlessM4Tv2Model.generate`` step for step (same trimming of the language
 and EOS tokens, same unit offset), so results equal ``generate`` on each segment alone; the
-parity tests prove it. The vocoder runs per row because HiFi-GAN's convolutions would mix the
-padding of a batched call into the end of shorter waveforms.
+parity tests prove it. Two upstream padding leaks are closed with hooks so batching changes
+nothing: the speech encoder's length adaptor (``_zero_padded_frames``) and the vocoder
+(``model/vocoder.py``).
 
 Thread safety: not thread-safe. Exactly one thread (the engine's model thread) calls ``run``.
 """
@@ -34,6 +35,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from translate_svc.model.forced import ForcedLengths, ForceTextLength, UnitDurations
 from translate_svc.model.languages import LanguageCatalog
 from translate_svc.model.loading import describe_model, validate_model_dir
+from translate_svc.model.vocoder import MaskedVocoder
 from translate_svc.types import MODEL_SAMPLE_RATE, ModelInfo
 
 logger = logging.getLogger(__name__)
@@ -119,6 +121,8 @@ class SeamlessRunner:
             t2u_decoder = self.model.t2u_model.model.decoder
             t2u_decoder.duration_predictor.register_forward_hook(self._durations.t2u_hook, with_kwargs=True)
             self.model.vocoder.dur_predictor.register_forward_hook(UnitDurations.vocoder_hook)
+        # after the forced-duration hook (it reads that hook's output); batched on CUDA only
+        self._vocoder = MaskedVocoder(self.model.vocoder, batched=self.device.type == "cuda")
         self.sample_rate = MODEL_SAMPLE_RATE
         logger.info(
             "loaded %s (%s) on %s as %s: %d text languages, %d speech languages",
@@ -198,15 +202,7 @@ class SeamlessRunner:
         units = torch.where(units == cfg.t2u_pad_token_id, units, units - cfg.vocoder_offset)
         # Each row's own unit span: what generate would have produced for that row alone.
         unit_lens = t2u_out[1].bool().sum(1).tolist()
-        waves = []
-        for row, (lang, spk) in enumerate(zip(langs, speakers, strict=True)):
-            wav, lengths = m.vocoder(
-                input_ids=units[row : row + 1, : unit_lens[row]],
-                speaker_id=torch.tensor([[spk]], device=self.device),
-                lang_id=torch.tensor([[self._vocoder_lang_ids[lang]]], device=self.device),
-            )
-            waves.append(wav[0, : int(lengths.reshape(-1)[0])].float().cpu().numpy())
-        return waves
+        return self._vocoder(units, unit_lens, [self._vocoder_lang_ids[lang] for lang in langs], speakers)
 
     # -- the batch ------------------------------------------------------------------------
 

@@ -1,0 +1,156 @@
+"""Batched HiFi-GAN vocoding that gives each row exactly what it gets alone.
+
+``SeamlessM4Tv2CodeHifiGan`` on a padded batch lets padding leak into real audio: its duration
+predictor's convolutions read the pad units next to a row's last units, and every HiFi-GAN
+convolution reads the (non-zero) frames past a row's end, where alone it would read zero padding.
+``MaskedVocoder`` fixes both with hooks, without touching the weights or the forward code:
+
+- the duration predictor gets the unit padding mask (its own ``padding_mask`` argument, which
+  zeroes padded positions before each of its convolutions);
+- HiFi-GAN's input and every convolution's output are zeroed past the row's valid length at that
+  resolution (frames of the real units, then the transposed-convolution length formula per
+  upsampling stage).
+
+Zero past the end is what a row alone sees as padding, so each row's samples match the
+single-row call (the runner's parity tests check it against ``generate``); a row's waveform is
+then cut to its own length. Not thread-safe: the model thread only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class MaskedVocoder:
+    """``batched=False`` runs one plain call per row (the CPU default: HiFi-GAN's cost there is
+    per output sample, so batching only adds padding and masking); ``batched=True`` groups rows
+    (the CUDA default: it saves a kernel-launch sequence per row)."""
+
+    def __init__(self, vocoder: Any, *, batched: bool) -> None:  # SeamlessM4Tv2CodeHifiGan
+        self.vocoder = vocoder
+        self.batched = batched
+        #: a group's rows x longest may be at most this times its real size
+        self.max_padding = 1.25
+        hg = vocoder.hifi_gan
+        self._upsample = [(int(u.stride[0]), int(u.padding[0]), int(u.kernel_size[0])) for u in hg.upsampler]
+        self._unit_mask: torch.Tensor | None = None
+        self._stage_lengths: list[torch.Tensor] | None = None
+        # duration predictor: give it the padding mask; then derive every stage's valid length
+        vocoder.dur_predictor.register_forward_pre_hook(self._dur_mask, with_kwargs=True)
+        vocoder.dur_predictor.register_forward_hook(self._record_lengths)
+        hg.conv_pre.register_forward_pre_hook(self._mask_input)
+        hg.conv_pre.register_forward_hook(self._masker(0))
+        for i, up in enumerate(hg.upsampler):
+            up.register_forward_hook(self._masker(i + 1))
+            for j in range(hg.num_kernels):
+                block = hg.resblocks[i * hg.num_kernels + j]
+                for conv in (*block.convs1, *block.convs2):
+                    conv.register_forward_hook(self._masker(i + 1))
+        hg.conv_post.register_forward_hook(self._masker(len(self._upsample)))
+
+    def __call__(
+        self,
+        units: torch.Tensor,
+        unit_lens: Sequence[int],
+        lang_ids: Sequence[int],
+        speakers: Sequence[int],
+    ) -> list[np.ndarray]:
+        """``units``: (rows, T) unit ids (padded with the pad id); returns one waveform per row.
+
+        Batched, rows are grouped by length so that a group's padded size stays within
+        ``max_padding`` of its real size (HiFi-GAN's cost is per output sample, padding included); one call per group.
+        """
+        out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(unit_lens)
+        groups = _length_groups(unit_lens, self.max_padding) if self.batched else [[r] for r in range(len(unit_lens))]
+        for group in groups:
+            idx = torch.tensor(group, device=units.device)
+            waves = self._run(
+                units.index_select(0, idx),
+                [unit_lens[r] for r in group],
+                [lang_ids[r] for r in group],
+                [speakers[r] for r in group],
+            )
+            for r, w in zip(group, waves, strict=True):
+                out[r] = w
+        return out
+
+    def _run(
+        self, units: torch.Tensor, unit_lens: Sequence[int], lang_ids: Sequence[int], speakers: Sequence[int]
+    ) -> list[np.ndarray]:
+        device = units.device
+        lens = torch.tensor(list(unit_lens), device=device)
+        units = units[:, : int(lens.max())]
+        if len(unit_lens) > 1:  # a single row needs no masks: it is exactly the plain call
+            self._unit_mask = torch.arange(units.shape[1], device=device)[None, :] < lens[:, None]
+        try:
+            wav, lengths = self.vocoder(
+                input_ids=units,
+                speaker_id=torch.tensor([[s] for s in speakers], device=device),
+                lang_id=torch.tensor([[lang] for lang in lang_ids], device=device),
+            )
+            stages = self._stage_lengths
+            out_lens = stages[-1].tolist() if stages is not None else lengths.reshape(-1).tolist()
+        finally:
+            self._unit_mask = None
+            self._stage_lengths = None
+        return [wav[r, : max(0, int(n)) if unit_lens[r] else 0].float().cpu().numpy() for r, n in enumerate(out_lens)]
+
+    # -- hooks --------------------------------------------------------------------------------
+
+    def _dur_mask(self, module, args, kwargs):  # type: ignore[no-untyped-def]
+        if self._unit_mask is None:
+            return None
+        return args, {**kwargs, "padding_mask": self._unit_mask}
+
+    def _record_lengths(self, module, args, log_dur):  # type: ignore[no-untyped-def]
+        if self._unit_mask is None:
+            return None
+        # the vocoder's own rounding of durations, summed over each row's real units
+        dur = torch.clamp(torch.round(torch.expm1(log_dur)).long(), min=1)
+        frames = (dur * self._unit_mask).sum(1)
+        lengths = [frames]
+        for stride, pad, kernel in self._upsample:
+            lengths.append((lengths[-1] - 1) * stride - 2 * pad + kernel)
+        self._stage_lengths = lengths
+        return None
+
+    def _mask_input(self, module, args):  # type: ignore[no-untyped-def]
+        if self._stage_lengths is None:
+            return None
+        return (_zero_past(args[0], self._stage_lengths[0]), *args[1:])
+
+    def _masker(self, stage: int):  # type: ignore[no-untyped-def]
+        def hook(module, args, out):  # type: ignore[no-untyped-def]
+            if self._stage_lengths is None:
+                return None
+            return _zero_past(out, self._stage_lengths[stage])
+
+        return hook
+
+
+def _length_groups(lengths: Sequence[int], max_padding: float) -> list[list[int]]:
+    """Row indices grouped in length order; each group's rows x longest <= max_padding x its sum."""
+    groups: list[list[int]] = []
+    cur: list[int] = []
+    total = 0
+    for r in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        n = lengths[r]
+        if cur and (len(cur) + 1) * n > max_padding * (total + n):
+            groups.append(cur)
+            cur, total = [], 0
+        cur.append(r)
+        total += n
+    if cur:
+        groups.append(cur)
+    return groups
+
+
+def _zero_past(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Zero ``x`` (rows, channels, time) at time >= the row's length."""
+    t = torch.arange(x.shape[-1], device=x.device)
+    keep = t[None, :] < lengths.to(x.device)[:, None]
+    return x * keep[:, None, :].to(x.dtype)
