@@ -11,11 +11,9 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # `benchmarks` is not an installed package; plain `pytest` lacks the rootdir
-    sys.path.insert(0, str(REPO))
+from benchmarks import report  # the repo root is on pythonpath (pyproject's pytest section)
 
-from benchmarks import report  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 from benchmarks.report import BatchObs, SegmentObs, StreamObs  # noqa: E402
 
 # -- percentiles and summaries -----------------------------------------------------------------
