@@ -10,9 +10,6 @@ class ErrorCode(str, Enum):
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
-    FAILED_PRECONDITION = "FAILED_PRECONDITION"
-    CANCELLED = "CANCELLED"
-    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
 
 
 class ServiceError(Exception):
@@ -36,10 +33,6 @@ class Overloaded(ServiceError):
 
 class NotReady(ServiceError):
     code = ErrorCode.UNAVAILABLE
-
-
-class ModelFailure(ServiceError):
-    code = ErrorCode.INTERNAL
 
 
 class ModelNotFound(Exception):

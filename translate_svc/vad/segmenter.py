@@ -49,7 +49,7 @@ from typing import Protocol
 import numpy as np
 
 from translate_svc.errors import InvalidInput
-from translate_svc.types import MODEL_SAMPLE_RATE, Segment
+from translate_svc.types import MODEL_SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
@@ -166,9 +166,6 @@ class SegmentReady:
     @property
     def end_ms(self) -> int:
         return samples_to_ms(self.end_sample)
-
-    def to_segment(self, segment_id: int) -> Segment:
-        return Segment(segment_id=segment_id, start_ms=self.start_ms, end_ms=self.end_ms, samples=self.samples)
 
 
 @dataclass(frozen=True)
