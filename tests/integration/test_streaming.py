@@ -199,14 +199,14 @@ async def test_cancel_drops_the_streams_queued_work(test_model_dir: Path, shared
             call = stub.StreamingTranslate(gen())
             reader = asyncio.create_task(_drain(call))
             await asyncio.wait_for(sent.wait(), 30)
-            for _ in range(200):
+            for _ in range(1000):
                 if server.engine.queued >= 19:
                     break
                 await asyncio.sleep(0.01)
             assert server.engine.queued >= 19
             call.cancel()
             await asyncio.gather(reader, return_exceptions=True)
-            for _ in range(200):
+            for _ in range(1000):
                 if server.engine.queued == 0:
                     break
                 await asyncio.sleep(0.01)
