@@ -26,6 +26,7 @@ class PoisonedRunner:
     def __init__(self, real: SeamlessRunner) -> None:
         self.real = real
         self.catalog = real.catalog
+        self.extract_features = real.extract_features
         self.calls: list[int] = []
 
     def run(self, items: Sequence[ModelInput]) -> list[ModelOutput]:
@@ -111,5 +112,28 @@ async def test_a_dead_model_loop_fails_waiting_jobs_and_reports_unhealthy(runner
         with pytest.raises(Exception, match="model worker failed"):
             await fut
         assert not engine.healthy and failures
+    finally:
+        await engine.stop()
+
+
+async def test_features_are_computed_off_the_model_thread_and_abortable(runner: SeamlessRunner) -> None:
+    import threading
+
+    seen: list[str] = []
+    poisoned = PoisonedRunner(runner)
+
+    def extract(audio: np.ndarray):  # type: ignore[no-untyped-def]
+        seen.append(threading.current_thread().name)
+        return runner.extract_features(audio)
+
+    poisoned.extract_features = extract  # type: ignore[method-assign]
+    engine, stats = await make_engine(poisoned, max_batch_size=4, max_wait_ms=20)
+    try:
+        done = await engine.submit("a", ModelInput(noise(1, 1), ("spa",), None))
+        assert done.output is not None and seen and all(name.startswith("features") for name in seen)
+        gone = engine.submit("b", ModelInput(noise(1, 2), ("spa",), None))
+        assert engine.abort("b") == 1 and gone.cancelled()  # still computing its features
+        await asyncio.sleep(0.1)
+        assert engine.queued == 0 and [s.size for s in stats] == [1]
     finally:
         await engine.stop()

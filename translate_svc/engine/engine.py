@@ -5,6 +5,10 @@ the pure ``BatchScheduler`` for the next batch, hands it to the single model thr
 ``run_in_executor`` and resolves each job's future with its result. It sleeps on an event
 ("a job arrived") with a timeout ("the oldest job's wait expires"), never polling.
 
+Each segment's input features are computed on a separate CPU thread as soon as it is submitted,
+so that numpy work overlaps with the model's instead of running on the model thread; the job
+enters the scheduler when they are ready.
+
 Failure isolation: if a batch raises, each of its segments is retried alone, so one bad segment
 gets its own error and the others still return. If the loop itself dies, every waiting job fails
 and ``healthy`` turns False (the server then reports NOT_SERVING).
@@ -16,6 +20,8 @@ the model thread, and it touches nothing but the runner and its arguments.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import itertools
 import logging
 import time
@@ -27,7 +33,7 @@ import numpy as np
 
 from translate_svc.engine.scheduler import BatchScheduler, QueueFull, SchedulerConfig
 from translate_svc.errors import ErrorCode, NotReady, Overloaded
-from translate_svc.model.seamless import ModelInput, ModelOutput, SeamlessRunner
+from translate_svc.model.seamless import Features, ModelInput, ModelOutput, SeamlessRunner
 from translate_svc.settings import EngineSettings
 from translate_svc.types import MODEL_SAMPLE_RATE, SegmentError
 
@@ -82,6 +88,8 @@ class TranslationEngine:
             )
         )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        self._prep_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="features")
+        self._preparing: dict[int, _Job] = {}  # features being computed, by id
         self._jobs: dict[int, _Job] = {}  # queued, by id
         self._running: list[_Job] = []  # the batch in the model now
         self._ids = itertools.count()
@@ -113,6 +121,7 @@ class TranslationEngine:
             # a loop that died already reported its failure (_on_loop_done)
             await asyncio.gather(self._task, return_exceptions=True)
         self._fail_all(NotReady("the server is shutting down"))
+        self._prep_executor.shutdown(wait=True)
         self._executor.shutdown(wait=True)
         self.healthy = False
 
@@ -128,27 +137,49 @@ class TranslationEngine:
     @property
     def queued(self) -> int:
         """Jobs waiting for the model (not counting the batch in the model right now)."""
-        return len(self._scheduler)
+        return len(self._scheduler) + len(self._preparing)
 
     def submit(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult]:
         """Queue one segment; raises Overloaded when the queue is full, NotReady if not running."""
-        if not self.healthy:
+        if not self.healthy or self.runner is None:
             raise NotReady("the model is not loaded yet or has failed; retry later")
+        if self.queued >= self._settings.max_queued_segments:
+            raise Overloaded(
+                f"server busy: {self.queued} segments are already waiting for the model; retry shortly",
+                retry_after_ms=self._retry_hint_ms(),
+            )
         loop = asyncio.get_running_loop()
         job = _Job(next(self._ids), owner, item, loop.create_future(), time.perf_counter())
+        self._preparing[job.job_id] = job
+        prep = loop.run_in_executor(self._prep_executor, self.runner.extract_features, item.audio)
+        prep.add_done_callback(functools.partial(self._prepared, job))  # runs on the loop
+        return job.future
+
+    def _prepared(self, job: _Job, prep: asyncio.Future[Features]) -> None:
+        if self._preparing.pop(job.job_id, None) is None or job.future.done():
+            return  # aborted (or failed) while its features were computed
+        if prep.cancelled() or prep.exception() is not None:
+            logger.error("features failed: %r", None if prep.cancelled() else prep.exception())
+            error = SegmentError(ErrorCode.INTERNAL.value, "could not compute this segment's features")
+            job.future.set_result(JobResult(None, error, 0.0, 0.0, 0))
+            return
+        job.item = dataclasses.replace(job.item, features=prep.result())
         try:
-            self._scheduler.add(job.job_id, owner, len(item.audio) / MODEL_SAMPLE_RATE, job.enqueued_at)
-        except QueueFull as e:
-            raise Overloaded(f"server busy: {e}; retry shortly", retry_after_ms=self._retry_hint_ms()) from e
+            self._scheduler.add(job.job_id, job.owner, len(job.item.audio) / MODEL_SAMPLE_RATE, job.enqueued_at)
+        except QueueFull:  # cannot happen: submit reserved the place; fail loudly rather than drop
+            job.future.set_exception(Overloaded("server busy; retry shortly", retry_after_ms=self._retry_hint_ms()))
+            return
         self._jobs[job.job_id] = job
         self._wakeup.set()
-        return job.future
 
     def abort(self, owner: str) -> int:
         """Drop ``owner``'s queued jobs (client gone). A batch already running finishes first."""
         dropped = self._scheduler.remove_owner(owner)
         for j in dropped:
             self._jobs.pop(j).future.cancel()
+        for j in [j for j, job in self._preparing.items() if job.owner == owner]:
+            self._preparing.pop(j).future.cancel()
+            dropped.append(j)
         if dropped:
             logger.info("dropped %d queued segments", len(dropped), extra={"session_id": owner})
         return len(dropped)
@@ -210,9 +241,10 @@ class TranslationEngine:
                 self._on_failure(exc)
 
     def _fail_all(self, exc: Exception) -> None:
-        for job in [*self._jobs.values(), *self._running]:
+        for job in [*self._preparing.values(), *self._jobs.values(), *self._running]:
             if not job.future.done():
                 job.future.set_exception(exc)
         self._jobs.clear()
+        self._preparing.clear()
         self._running = []
         self._scheduler.clear()

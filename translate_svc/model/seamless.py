@@ -42,6 +42,14 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
+class Features:
+    """One segment's model input features (``SeamlessRunner.extract_features``), unpadded."""
+
+    values: np.ndarray  # (frames, feature_dim) float32
+    mask: np.ndarray  # (frames,) int
+
+
+@dataclass(frozen=True, eq=False)
 class ModelInput:
     """One segment: 16 kHz mono float32 samples and what to produce from them."""
 
@@ -50,6 +58,8 @@ class ModelInput:
     transcript_language: str | None = None
     speech: bool = True
     speaker_id: int = 0
+    #: computed ahead (off the model thread) when given; else computed in ``run``
+    features: Features | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,11 +142,27 @@ class SeamlessRunner:
 
     # -- stages ---------------------------------------------------------------------------
 
-    def features(self, audios: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = self.processor(audio=list(audios), sampling_rate=MODEL_SAMPLE_RATE, return_tensors="pt", padding=True)
+    def extract_features(self, audio: np.ndarray) -> Features:
+        """The processor's features for one segment. Thread-safe (numpy only, no model state):
+        the engine runs it on a CPU thread so it overlaps with the model's work."""
+        f = self.processor.feature_extractor(
+            audio, sampling_rate=MODEL_SAMPLE_RATE, return_attention_mask=True, return_tensors="np"
+        )
+        return Features(values=f["input_features"][0], mask=f["attention_mask"][0])
+
+    def features(self, inputs: Sequence[ModelInput]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-segment features padded with zeros and a zero mask: what the processor does for a
+        list of clips (it normalises each clip on its own, then pads)."""
+        per = [i.features if i.features is not None else self.extract_features(i.audio) for i in inputs]
+        frames = max(f.values.shape[0] for f in per)
+        values = np.zeros((len(per), frames, per[0].values.shape[1]), np.float32)
+        mask = np.zeros((len(per), frames), np.int64)
+        for row, f in enumerate(per):
+            values[row, : len(f.values)] = f.values
+            mask[row, : len(f.mask)] = f.mask
         return (
-            feats["input_features"].to(self.device, self.dtype),
-            feats["attention_mask"].to(self.device),
+            torch.from_numpy(values).to(self.device, self.dtype),
+            torch.from_numpy(mask).to(self.device),
         )
 
     def encode(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -210,7 +236,7 @@ class SeamlessRunner:
     def run(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
         if not inputs:
             return []
-        feats, mask = self.features([i.audio for i in inputs])
+        feats, mask = self.features(inputs)
         enc = self.encode(feats, mask)
 
         rows: list[tuple[int, str]] = []  # (segment index, language) per text row
