@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from google.rpc import code_pb2, status_pb2
+from pydantic import ValidationError
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import ErrorCode, InvalidInput
@@ -72,12 +73,13 @@ def output_options_to_pb(o: OutputOptions) -> pb.OutputOptions:
     )
 
 
+#: VadOptions fields, named as in VadSettings
+_VAD_FIELDS = ("threshold", "min_silence_ms", "speech_pad_ms", "min_speech_ms", "max_segment_ms")
+
+
 def vad_settings(msg: pb.VadOptions, defaults: VadSettings) -> VadSettings:
     """Stream/request overrides on top of the server defaults, validated with the same bounds."""
-    from pydantic import ValidationError
-
-    fields = ("threshold", "min_silence_ms", "speech_pad_ms", "min_speech_ms", "max_segment_ms")
-    overrides = {f: getattr(msg, f) for f in fields if msg.HasField(f)}
+    overrides = {f: getattr(msg, f) for f in _VAD_FIELDS if msg.HasField(f)}
     try:
         return VadSettings.model_validate({**defaults.model_dump(), **overrides})
     except ValidationError as e:
@@ -86,13 +88,7 @@ def vad_settings(msg: pb.VadOptions, defaults: VadSettings) -> VadSettings:
 
 
 def vad_settings_to_pb(v: VadSettings) -> pb.VadOptions:
-    return pb.VadOptions(
-        threshold=v.threshold,
-        min_silence_ms=v.min_silence_ms,
-        speech_pad_ms=v.speech_pad_ms,
-        min_speech_ms=v.min_speech_ms,
-        max_segment_ms=v.max_segment_ms,
-    )
+    return pb.VadOptions(**{f: getattr(v, f) for f in _VAD_FIELDS})
 
 
 def model_info_to_pb(info: ModelInfo) -> pb.ModelInfo:
