@@ -11,7 +11,10 @@ one gRPC channel per stream, in two phases:
 
 1. **real time**: N streams, each a real speech file as LINEAR16 16 kHz mono in ``--chunk-ms``
    chunks paced at ``--speed`` x real time, starts spread uniformly over ``--stagger-s``
-   (stream i starts at ``i * stagger / N``). Per segment: the latency from "audio up to
+   (stream i starts at ``i * stagger / N``). When streams outnumber files, each further copy of a
+   file starts ``--shift-s`` seconds later into it (and wraps), so streams cut different segments:
+   identical copies would repeat every tensor shape and flatter per-shape caches (oneDNN builds a
+   kernel for each new convolution shape on CPU). Per segment: the latency from "audio up to
    ``end_ms`` was sent" to the ``segment`` response (see ``benchmarks/report.py`` for every
    definition, including "streams sustained").
 2. **saturation**: the same N streams at once, unpaced, 1 s chunks: capacity in audio s / wall s.
@@ -56,6 +59,7 @@ logger = logging.getLogger("benchmarks.loadgen")
 REPO = Path(__file__).resolve().parents[1]
 SHARED_AUDIO = REPO.parent / "shared" / "audio"
 DEFAULT_FILES = "silero_test.wav,jfk.flac"
+DEFAULT_SHIFT_S = 1.37
 DEFAULT_TEST_MODEL = REPO / "model_cache" / "test-model"
 SAMPLE_RATE = 16000
 #: loadgen option -> the settings field that takes it, by the names builds have used (first found wins).
@@ -92,6 +96,7 @@ class RunOptions:
     cpu_threads: int | None
     forced_tokens_per_s: float | None
     forced_units_per_s: float | None
+    shift_s: float = DEFAULT_SHIFT_S
 
 
 @dataclass(frozen=True)
@@ -316,7 +321,7 @@ async def run_config(name: str, max_batch_size: int, opts: RunOptions, clips: li
         logger.info("[%s] server on port %d, model %s loaded in %.1f s", name, port, model["name"], load_s)
 
         n = opts.streams
-        assign = [clips[i % len(clips)] for i in range(n)]
+        assign = stream_clips(clips, n, opts.shift_s)
 
         logger.info("[%s] real-time phase: %d streams at %.2gx, stagger %.1f s", name, n, opts.speed, opts.stagger_s)
         rt_streams, rt_batches, rt_cpu = await run_phase(
@@ -497,6 +502,20 @@ def load_clips(files: tuple[str, ...]) -> list[Clip]:
     return clips
 
 
+def stream_clips(clips: list[Clip], n: int, shift_s: float) -> list[Clip]:
+    """Stream i plays clip ``i % len(clips)``; its k-th copy rotated to start ``k * shift_s`` in."""
+    out = []
+    for i in range(n):
+        clip, k = clips[i % len(clips)], i // len(clips)
+        shift = round(k * shift_s * SAMPLE_RATE) % len(clip.pcm) if len(clip.pcm) else 0
+        if shift == 0:
+            out.append(clip)
+        else:
+            rotated = np.concatenate([clip.pcm[shift:], clip.pcm[:shift]])
+            out.append(Clip(f"{clip.name}@{shift / SAMPLE_RATE:.2f}s", rotated))
+    return out
+
+
 async def run_all(opts: RunOptions) -> dict[str, Any]:
     clips = await asyncio.to_thread(load_clips, opts.files)
     results: dict[str, Any] = {}
@@ -642,6 +661,9 @@ def main(
     chunk_ms: Annotated[int, typer.Option(min=10, help="real-time phase chunk length")] = 100,
     saturation_chunk_ms: Annotated[int, typer.Option(min=10, help="saturation phase chunk length")] = 1000,
     files: Annotated[str, typer.Option(help="comma list; names in ../shared/audio or paths")] = DEFAULT_FILES,
+    shift_s: Annotated[
+        float, typer.Option(min=0, help="each further copy of a file starts this much later (0: identical copies)")
+    ] = DEFAULT_SHIFT_S,
     to: Annotated[str, typer.Option(help="target languages, comma list")] = "spa",
     speech: Annotated[bool, typer.Option("--speech/--no-speech", help="ask for translated speech")] = True,
     configs: Annotated[str, typer.Option(help="which configs to run: on, off or on,off")] = "on,off",
@@ -656,7 +678,7 @@ def main(
     forced_tokens_per_s: Annotated[
         float | None,
         typer.Option(
-            help="random full-size weights only: force this many text tokens per audio second "
+            help="random weights only: force this many text tokens per audio second "
             "(model.forced_text_tokens_per_s; refused by builds without it)"
         ),
     ] = None,
@@ -704,6 +726,7 @@ def main(
         chunk_ms=chunk_ms,
         saturation_chunk_ms=saturation_chunk_ms,
         files=_csv(files),
+        shift_s=shift_s,
         targets=_csv(to),
         speech=speech,
         configs=chosen,

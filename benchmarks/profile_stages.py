@@ -7,11 +7,16 @@ Run from the repository root::
 The segments are those the server would cut (the same ``StreamSegmenter``) from the files the
 load generator streams, one copy per stream (``--streams``, files alternating). For each batch size
 they run in batches of that size -- sorted by length by default, as the scheduler's bucketing does
-when the queue is deep (``--order stream`` keeps stream order) -- after one untimed pass, and each
+when the queue is deep (``--order stream`` keeps stream order) -- and each
 stage of ``SeamlessRunner.run`` is timed: features, speech encoder, text decoding (``generate``),
 and inside the speech stage the text decoder pass that feeds t2u, the t2u model and the vocoder
 (called once per row). "other" is the rest (Python glue, tokenizer decode, copies). The wrappers
 sit on this script's own runner instance; the library is not changed.
+
+By default the timed pass is **cold**, as in the server: one untimed call on an unrelated clip
+loads everything, then every batch has shapes not seen before (on CPU oneDNN builds a kernel per
+new convolution shape, which costs more than running it on this tiny model). ``--warm`` first runs
+the same batches once untimed, which measures the compute alone.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +35,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.loadgen import DEFAULT_FILES, DEFAULT_TEST_MODEL, load_clips
+from benchmarks.loadgen import DEFAULT_FILES, DEFAULT_SHIFT_S, DEFAULT_TEST_MODEL, load_clips, stream_clips
 
 logger = logging.getLogger("benchmarks.profile_stages")
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=False)
@@ -85,7 +91,7 @@ def segments_of(pcm16: np.ndarray) -> list[np.ndarray]:
     return [e.samples for e in events if isinstance(e, SegmentReady)]
 
 
-def profile(runner: Any, items: list[Any], size: int, repeats: int) -> dict[str, Any]:
+def profile(runner: Any, items: list[Any], size: int, repeats: int, warm: bool) -> dict[str, Any]:
     timer = StageTimer()
     runner.features = timer.wrap("features", runner.features)
     runner.encode = timer.wrap("encode", runner.encode)
@@ -112,8 +118,11 @@ def profile(runner: Any, items: list[Any], size: int, repeats: int) -> dict[str,
     timer.hook("t2u", m.t2u_model)
     timer.hook("vocoder", m.vocoder)
     batches = [items[i : i + size] for i in range(0, len(items), size)]
-    for b in batches:  # warm: oneDNN builds a primitive per new shape on first use
-        runner.run(b)
+    if warm:  # the same shapes once, untimed: oneDNN builds a primitive per new shape on first use
+        for b in batches:
+            runner.run(b)
+    else:  # load and initialise everything on shapes the timed pass never uses
+        runner.run([replace(items[0], audio=np.zeros(16000 * 20 + 123, np.float32), features=None)])
     timer.ms.clear()
     timer.calls.clear()
     timer.decode_steps.clear()
@@ -160,11 +169,22 @@ def main(
     to: Annotated[str, typer.Option(help="target language")] = "spa",
     speech: Annotated[bool, typer.Option("--speech/--no-speech")] = True,
     streams: Annotated[int, typer.Option(min=1, help="segments of this many streams (files alternate)")] = 16,
+    shift_s: Annotated[float, typer.Option(min=0, help="as loadgen's --shift-s")] = DEFAULT_SHIFT_S,
     repeats: Annotated[int, typer.Option(min=1)] = 1,
     order: Annotated[
         str, typer.Option(help="stream: segments in stream order; length: sorted (like the scheduler's bucketing)")
     ] = "length",
     cpu_threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads; default: the runner's")] = None,
+    vocoder: Annotated[
+        str, typer.Option(help="auto (the runner's default), batched or rows (one call per row)")
+    ] = "auto",
+    warm: Annotated[bool, typer.Option("--warm/--cold", help="time shapes already run once (compute only)")] = False,
+    forced_tokens_per_s: Annotated[
+        float | None, typer.Option(help="random weights only: text tokens per audio second (model/forced.py)")
+    ] = None,
+    forced_units_per_s: Annotated[
+        float, typer.Option(help="with --forced-tokens-per-s: units per audio second")
+    ] = 50.0,
 ) -> None:
     """Time the runner's stages per batch size."""
     import torch
@@ -179,9 +199,16 @@ def main(
             kwargs["cpu_threads"] = cpu_threads  # the runner sets torch's threads itself at load
         else:
             torch.set_num_threads(cpu_threads)
+    if forced_tokens_per_s is not None:
+        from translate_svc.model.forced import ForcedLengths
+
+        kwargs["forced"] = ForcedLengths(forced_tokens_per_s, forced_units_per_s)
+    if vocoder != "auto":
+        if vocoder not in ("batched", "rows"):
+            raise typer.BadParameter("use auto, batched or rows", param_hint="--vocoder")
+        kwargs["batch_vocoder"] = vocoder == "batched"
     clips = load_clips(tuple(f.strip() for f in files.split(",") if f.strip()))
-    per_clip = [segments_of(c.pcm) for c in clips]
-    segs = [s for i in range(streams) for s in per_clip[i % len(clips)]]
+    segs = [s for c in stream_clips(clips, streams, shift_s) for s in segments_of(c.pcm)]
     items = [ModelInput(s, (to,), None, speech) for s in segs]
     if order == "length":
         items.sort(key=lambda i: len(i.audio))
@@ -194,12 +221,16 @@ def main(
     results = []
     for size in size_list:
         runner = SeamlessRunner(model, device=device, dtype=dtype, **kwargs)  # fresh: the wrappers are per instance
-        results.append(profile(runner, items, size, repeats))
+        results.append(profile(runner, items, size, repeats, warm))
         logger.info("batch %d done", size)
     audio_s = sum(len(i.audio) for i in items) / 16000 / len(items)
+    forced_note = (
+        "" if forced_tokens_per_s is None else f", forced {forced_tokens_per_s:g} tok/s {forced_units_per_s:g} units/s"
+    )
     table = Table(
         title=f"{runner.info.name}: ms per segment by stage ({len(items)} segments, mean {audio_s:.1f} s; "
-        f"{order} order, speech {'on' if speech else 'off'}; torch {torch.get_num_threads()} threads, {runner.device})"
+        f"{order} order, {'warm' if warm else 'cold'}, speech {'on' if speech else 'off'}{forced_note}; "
+        f"torch {torch.get_num_threads()} threads, {runner.device})"
     )
     table.add_column("batch")
     for s in STAGES:

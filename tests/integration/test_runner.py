@@ -13,6 +13,7 @@ import torch
 
 from translate_svc.audio.resample import resample
 from translate_svc.model.seamless import ModelInput, SeamlessRunner
+from translate_svc.model.shapes import bucket_length
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +38,25 @@ def hf_generate(runner: SeamlessRunner, audio: np.ndarray, lang: str, speech: bo
     return p.decode(out.sequences[0], skip_special_tokens=True), wave
 
 
+#: (batched vocoder, length buckets): CPU's default, CUDA's default, and the other two
+VOCODER_MODES = [(False, True), (True, False), (True, True), (False, False)]
+
+
 @contextlib.contextmanager
-def vocoder_mode(runner: SeamlessRunner, batched: bool) -> Iterator[list[int]]:
-    """Per-row (CPU default) or one padded, masked call for all rows (what CUDA does)."""
+def vocoder_mode(runner: SeamlessRunner, batched: bool, buckets: bool) -> Iterator[list[int]]:
+    """Per-row (CPU default) or one padded, masked call for all rows (what CUDA does); with or
+    without padding units and frames up to length buckets (CPU default)."""
     rows: list[int] = []
     hook = runner.model.vocoder.register_forward_hook(
         lambda mod, args, kwargs, out: rows.append(out[0].shape[0]), with_kwargs=True
     )
-    runner._vocoder.batched, runner._vocoder.max_padding = batched, 1000.0
+    voc = runner._vocoder
+    saved = voc.batched, voc.max_padding, voc.bucket
+    voc.batched, voc.max_padding, voc.bucket = batched, 1000.0, bucket_length if buckets else None
     try:
         yield rows
     finally:
-        runner._vocoder.batched, runner._vocoder.max_padding = False, 1.25
+        voc.batched, voc.max_padding, voc.bucket = saved
         hook.remove()
 
 
@@ -58,13 +66,13 @@ def test_the_test_model_depends_on_its_input(runner: SeamlessRunner, speech: lis
     assert len({o.texts["spa"] for o in outs}) >= 3
 
 
-@pytest.mark.parametrize("batched_vocoder", [False, True])
+@pytest.mark.parametrize(("batched_vocoder", "buckets"), VOCODER_MODES)
 def test_batched_mixed_languages_equal_generate_on_each_segment_alone(
-    runner: SeamlessRunner, speech: list[np.ndarray], batched_vocoder: bool
+    runner: SeamlessRunner, speech: list[np.ndarray], batched_vocoder: bool, buckets: bool
 ) -> None:
     targets = [("spa",), ("fra", "deu"), ("deu",), ("ita", "spa", "fra")]
     items = [ModelInput(a, t, "eng", speech=True, speaker_id=0) for a, t in zip(speech, targets, strict=True)]
-    with vocoder_mode(runner, batched_vocoder):
+    with vocoder_mode(runner, batched_vocoder, buckets):
         outs = runner.run(items)
     for item, out in zip(items, outs, strict=True):
         assert set(out.texts) == set(item.targets)
@@ -78,20 +86,46 @@ def test_batched_mixed_languages_equal_generate_on_each_segment_alone(
         assert out.transcript == transcript
 
 
-@pytest.mark.parametrize("batched_vocoder", [False, True])
+@pytest.mark.parametrize(("batched_vocoder", "buckets"), VOCODER_MODES)
 def test_batching_and_padding_change_nothing(
-    runner: SeamlessRunner, speech: list[np.ndarray], batched_vocoder: bool
+    runner: SeamlessRunner, speech: list[np.ndarray], batched_vocoder: bool, buckets: bool
 ) -> None:
-    """Also for the masked, batched vocoder that CUDA uses (model/vocoder.py)."""
+    """Also for the masked, batched vocoder that CUDA uses (model/vocoder.py), and with lengths
+    padded to buckets (model/shapes.py); "alone" is the plain, unpadded call."""
     items = [ModelInput(a, ("spa", "fra"), "eng") for a in speech]
-    with vocoder_mode(runner, batched_vocoder) as rows_per_call:
+    with vocoder_mode(runner, batched_vocoder, buckets) as rows_per_call:
         batched = runner.run(items)
     assert max(rows_per_call) == (8 if batched_vocoder else 1)
     for item, b in zip(items, batched, strict=True):
-        alone = runner.run([item])[0]
+        with vocoder_mode(runner, False, False):
+            alone = runner.run([item])[0]
         assert b.texts == alone.texts and b.transcript == alone.transcript
         for lang in item.targets:
             np.testing.assert_allclose(b.waveforms[lang], alone.waveforms[lang], atol=1e-4)
+
+
+def test_cpu_pads_vocoder_lengths_to_buckets_so_shapes_repeat(runner: SeamlessRunner, speech: list[np.ndarray]) -> None:
+    """On CPU every new convolution shape costs a oneDNN kernel build: the vocoder only ever sees
+    unit counts and frame counts from the bucket series."""
+    widths: list[tuple[int, int]] = []
+    voc = runner.model.vocoder
+    hooks = [
+        voc.register_forward_pre_hook(
+            lambda mod, args, kwargs: widths.append(("units", kwargs["input_ids"].shape[1])), with_kwargs=True
+        ),
+        voc.hifi_gan.conv_post.register_forward_hook(lambda mod, args, out: widths.append(("samples", out.shape[-1]))),
+        voc.hifi_gan.conv_pre.register_forward_hook(lambda mod, args, out: widths.append(("frames", out.shape[-1]))),
+    ]
+    try:
+        assert runner.bucket is bucket_length  # the CPU default
+        runner.run([ModelInput(a, ("spa",), None) for a in speech])
+    finally:
+        for h in hooks:
+            h.remove()
+    units = [w for kind, w in widths if kind == "units"]
+    frames = [w for kind, w in widths if kind == "frames"]
+    assert len(units) == len(frames) == len(speech)
+    assert all(bucket_length(w) == w for w in units + frames), widths
 
 
 def test_each_segment_is_encoded_once_for_all_its_languages(runner: SeamlessRunner, speech: list[np.ndarray]) -> None:

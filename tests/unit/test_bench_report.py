@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from benchmarks import report  # the repo root is on pythonpath (pyproject's pytest section)
@@ -222,6 +223,25 @@ def test_model_caveat_says_plainly_what_was_measured() -> None:
     assert forced is not None and "FORCED" in forced and "12 text tokens/s, 50 units/s" in forced
 
 
+def res_streams(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return doc["results"]["batching_on"]["streams"]["realtime"]
+
+
+def test_further_copies_of_a_file_are_rotated_so_streams_differ() -> None:
+    from benchmarks.loadgen import Clip, stream_clips
+
+    pcm = np.arange(32000, dtype=np.int16)  # 2 s
+    a, b = Clip("a.wav", pcm), Clip("b.wav", pcm[:16000])
+    got = stream_clips([a, b], 5, 0.5)
+    assert [c.name for c in got] == ["a.wav", "b.wav", "a.wav@0.50s", "b.wav@0.50s", "a.wav@1.00s"]
+    assert got[0] is a and got[1] is b
+    np.testing.assert_array_equal(got[2].pcm, np.roll(pcm, -8000))
+    np.testing.assert_array_equal(got[3].pcm, np.roll(pcm[:16000], -8000))
+    np.testing.assert_array_equal(got[4].pcm, np.roll(pcm, -16000))
+    assert all(len(c.pcm) == len(src.pcm) for c, src in zip(got, [a, b, a, b, a], strict=True))
+    assert [c.name for c in stream_clips([a], 2, 0.0)] == ["a.wav", "a.wav"]  # 0: identical copies
+
+
 def test_loadgen_end_to_end_two_streams(tmp_path: Path) -> None:
     """2 streams of jfk.flac at 4x real time against the test checkpoint, batching ON and OFF."""
     shared = REPO.parent / "shared" / "audio" / "jfk.flac"
@@ -241,14 +261,22 @@ def test_loadgen_end_to_end_two_streams(tmp_path: Path) -> None:
     assert doc["machine"]["torch"] and doc["machine"]["cpu_count"] >= 1
     assert "benchmarks.loadgen" in doc["command"] and doc["config"]["streams"] == 2
     assert set(doc["results"]) == {"batching_on", "batching_off"}
+    # the second stream plays jfk.flac rotated by --shift-s: what the server's segmenter cuts from both
+    from benchmarks.loadgen import DEFAULT_SHIFT_S, load_clips, stream_clips
+    from benchmarks.profile_stages import segments_of
+
+    clips = stream_clips(load_clips(("jfk.flac",)), 2, DEFAULT_SHIFT_S)
+    expected = sum(len(segments_of(c.pcm)) for c in clips)
+    assert [s["file"] for s in res_streams(doc)] == ["jfk.flac", f"jfk.flac@{DEFAULT_SHIFT_S:.2f}s"]
     for name, res in doc["results"].items():
         rt, sat = res["realtime"], res["saturation"]
         assert res["model"]["started_messages"] == [
             {"name": doc["model"]["name"], "revision": doc["model"]["revision"], "is_test_model": True}
         ]
-        assert rt["segments"] == 8 and rt["failed_segments"] == 0 and rt["streams_failed"] == 0, name
-        assert sat["segments"] == 8 and sat["failed_segments"] == 0, name
-        assert rt["batches"]["segments"] == 8 and sat["batches"]["segments"] == 8  # every segment in one batch
+        assert rt["segments"] == expected and rt["failed_segments"] == 0 and rt["streams_failed"] == 0, name
+        assert sat["segments"] == expected and sat["failed_segments"] == 0, name
+        # every segment in exactly one batch
+        assert rt["batches"]["segments"] == expected and sat["batches"]["segments"] == expected
         # the segmenter waits for silence, so no result can come before its audio was sent
         assert 0 < rt["latency_ms"]["p50"] <= rt["latency_ms"]["p95"] <= rt["latency_ms"]["max"]
         assert rt["audio_s"] == pytest.approx(22.0, abs=0.1) and sat["audio_s"] == pytest.approx(22.0, abs=0.1)

@@ -8,7 +8,8 @@
    source language for the transcript, each row starting with its own language token, all rows
    reusing their segment's encoder output (so mixed-language batches are correct and stay full);
 4. text-to-unit for the rows that want speech, batched;
-5. the vocoder, batched, each row with its own language and speaker.
+5. the vocoder, each row with its own language and speaker: masked and batched on CUDA, one call
+   per row on CPU (measured faster there; ``batch_vocoder`` overrides, see model/vocoder.py).
 
 Stages 3-5 follow ``SeamlessM4Tv2Model.generate`` step for step (same trimming of the language
 and EOS tokens, same unit offset), so results equal ``generate`` on each segment alone; the
@@ -35,6 +36,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from translate_svc.model.forced import ForcedLengths, ForceTextLength, UnitDurations
 from translate_svc.model.languages import LanguageCatalog
 from translate_svc.model.loading import describe_model, validate_model_dir
+from translate_svc.model.shapes import bucket_length
 from translate_svc.model.vocoder import MaskedVocoder
 from translate_svc.types import MODEL_SAMPLE_RATE, ModelInfo
 
@@ -95,6 +97,8 @@ class SeamlessRunner:
         *,
         forced: ForcedLengths | None = None,
         cpu_threads: int | None = None,
+        batch_vocoder: bool | None = None,
+        pad_shapes: bool | None = None,
     ) -> None:
         path = Path(model_dir)
         validate_model_dir(path)
@@ -131,8 +135,14 @@ class SeamlessRunner:
             t2u_decoder = self.model.t2u_model.model.decoder
             t2u_decoder.duration_predictor.register_forward_hook(self._durations.t2u_hook, with_kwargs=True)
             self.model.vocoder.dur_predictor.register_forward_hook(UnitDurations.vocoder_hook)
-        # after the forced-duration hook (it reads that hook's output); batched on CUDA only
-        self._vocoder = MaskedVocoder(self.model.vocoder, batched=self.device.type == "cuda")
+        # after the forced-duration hook (it reads that hook's output); batched by default on CUDA only
+        batched = self.device.type == "cuda" if batch_vocoder is None else batch_vocoder
+        #: pad lengths to buckets so shapes repeat (model/shapes.py): CPU only, where each new
+        #: convolution shape costs a oneDNN kernel build
+        self.bucket = bucket_length if (self.device.type == "cpu" if pad_shapes is None else pad_shapes) else None
+        self._vocoder = MaskedVocoder(
+            self.model.vocoder, batched=batched, pad_id=int(self.model.config.t2u_pad_token_id), bucket=self.bucket
+        )
         self.sample_rate = MODEL_SAMPLE_RATE
         logger.info(
             "loaded %s (%s) on %s as %s: %d text languages, %d speech languages",

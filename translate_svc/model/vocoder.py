@@ -18,7 +18,7 @@ then cut to its own length. Not thread-safe: the model thread only.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,15 +30,23 @@ class MaskedVocoder:
     per output sample, so batching only adds padding and masking); ``batched=True`` groups rows
     (the CUDA default: it saves a kernel-launch sequence per row)."""
 
-    def __init__(self, vocoder: Any, *, batched: bool) -> None:  # SeamlessM4Tv2CodeHifiGan
+    def __init__(
+        self, vocoder: Any, *, batched: bool, pad_id: int = 0, bucket: Callable[[int], int] | None = None
+    ) -> None:  # SeamlessM4Tv2CodeHifiGan
         self.vocoder = vocoder
         self.batched = batched
+        self.pad_id = pad_id  # the unit id the runner pads rows with (any embeddable id: it is masked)
+        #: when set, units and frames are zero-padded (and masked) up to ``bucket(length)`` so
+        #: that shapes repeat (model/shapes.py); None: padded only to the group's longest row
+        self.bucket = bucket
         #: a group's rows x longest may be at most this times its real size
         self.max_padding = 1.25
         hg = vocoder.hifi_gan
         self._upsample = [(int(u.stride[0]), int(u.padding[0]), int(u.kernel_size[0])) for u in hg.upsampler]
         self._unit_mask: torch.Tensor | None = None
         self._stage_lengths: list[torch.Tensor] | None = None
+        #: per upsampling stage, a (rows, 1, time) 0/1 mask of valid samples, built on first use
+        self._stage_masks: dict[int, torch.Tensor] = {}
         # duration predictor: give it the padding mask; then derive every stage's valid length
         vocoder.dur_predictor.register_forward_pre_hook(self._dur_mask, with_kwargs=True)
         vocoder.dur_predictor.register_forward_hook(self._record_lengths)
@@ -83,8 +91,15 @@ class MaskedVocoder:
     ) -> list[np.ndarray]:
         device = units.device
         lens = torch.tensor(list(unit_lens), device=device)
-        units = units[:, : int(lens.max())]
-        if len(unit_lens) > 1:  # a single row needs no masks: it is exactly the plain call
+        longest = int(lens.max())
+        if self.bucket is None:
+            units = units[:, :longest]
+        else:
+            width = self.bucket(longest)
+            if width > units.shape[1]:
+                units = torch.nn.functional.pad(units, (0, width - units.shape[1]), value=self.pad_id)
+            units = units[:, :width]
+        if len(unit_lens) > 1 or self.bucket is not None:  # one unpadded row is exactly the plain call
             self._unit_mask = torch.arange(units.shape[1], device=device)[None, :] < lens[:, None]
         try:
             wav, lengths = self.vocoder(
@@ -97,6 +112,7 @@ class MaskedVocoder:
         finally:
             self._unit_mask = None
             self._stage_lengths = None
+            self._stage_masks = {}
         return [wav[r, : max(0, int(n)) if unit_lens[r] else 0].float().cpu().numpy() for r, n in enumerate(out_lens)]
 
     # -- hooks --------------------------------------------------------------------------------
@@ -121,15 +137,29 @@ class MaskedVocoder:
     def _mask_input(self, module, args):  # type: ignore[no-untyped-def]
         if self._stage_lengths is None:
             return None
-        return (_zero_past(args[0], self._stage_lengths[0]), *args[1:])
+        x = args[0]
+        if self.bucket is not None:  # frames (units x durations) vary too: pad them to a bucket
+            x = torch.nn.functional.pad(x, (0, self.bucket(x.shape[-1]) - x.shape[-1]))
+        return (x * self._mask(0, x), *args[1:])
 
     def _masker(self, stage: int):  # type: ignore[no-untyped-def]
         def hook(module, args, out):  # type: ignore[no-untyped-def]
             if self._stage_lengths is None:
                 return None
-            return _zero_past(out, self._stage_lengths[stage])
+            return out.mul_(self._mask(stage, out))  # the convolution's own fresh output
 
         return hook
+
+    def _mask(self, stage: int, x: torch.Tensor) -> torch.Tensor:
+        """The stage's valid-sample mask for ``x`` (rows, channels, time): one per stage and call,
+        since every convolution of a stage keeps its length."""
+        mask = self._stage_masks.get(stage)
+        if mask is None or mask.shape[-1] != x.shape[-1]:
+            assert self._stage_lengths is not None
+            t = torch.arange(x.shape[-1], device=x.device)
+            mask = (t[None, :] < self._stage_lengths[stage].to(x.device)[:, None])[:, None, :].to(x.dtype)
+            self._stage_masks[stage] = mask
+        return mask
 
 
 def _length_groups(lengths: Sequence[int], max_padding: float) -> list[list[int]]:
@@ -147,10 +177,3 @@ def _length_groups(lengths: Sequence[int], max_padding: float) -> list[list[int]
     if cur:
         groups.append(cur)
     return groups
-
-
-def _zero_past(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Zero ``x`` (rows, channels, time) at time >= the row's length."""
-    t = torch.arange(x.shape[-1], device=x.device)
-    keep = t[None, :] < lengths.to(x.device)[:, None]
-    return x * keep[:, None, :].to(x.dtype)
