@@ -23,7 +23,7 @@ Server, sessions and clients share one asyncio loop; the model runs on the engin
 thread, and client pacing uses ``asyncio.sleep``, so a paced send is late only when the loop is
 busy -- ``max_send_lag_ms`` in the report says by how much. Latency is measured against the
 *scheduled* send time, so such lateness counts against latency, as it would for a live speaker.
-The VAD runs on that same loop (as it does in the real server).
+The VAD runs on the server's own VAD thread (as in the real server).
 """
 
 from __future__ import annotations

@@ -2,12 +2,13 @@
 
 ``SessionManager`` holds what all streams share (engine, VAD model, settings, language catalog)
 and validates requests. ``StreamSession`` is one stream: it decodes and resamples audio chunks,
-runs VAD + the segmenter, submits each closed segment to the engine, and yields speech events and
-results -- results strictly in segment order, each as soon as it and all before it are ready.
-``Translate`` (a whole clip) runs through the very same ``StreamSession``: offline and live
-segmentation are the same code.
+runs VAD (on the shared ``VadWorker`` thread) + the segmenter, submits each closed segment to the
+engine, and yields speech events and results -- results strictly in segment order, each as soon
+as it and all before it are ready. ``Translate`` (a whole clip) runs through the very same
+``StreamSession``: offline and live segmentation are the same code.
 
-Everything here runs on the event loop; nothing here is thread-safe or needs to be.
+Everything here runs on the event loop; nothing here is thread-safe or needs to be (the VAD
+thread gets a stream's state only while that stream awaits it).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from translate_svc.types import (
 )
 from translate_svc.vad.segmenter import SegmenterConfig, SegmentReady, SpeechDiscarded, SpeechEnded, SpeechStarted
 from translate_svc.vad.silero import SileroVad, StreamSegmenter
+from translate_svc.vad.worker import VadWorker
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +85,14 @@ class SessionManager:
     ) -> None:
         self.engine = engine
         self.vad = vad
+        #: scores every stream's audio off the event loop, streams that wait together in one call
+        self.vad_worker = VadWorker(vad)
         self.vad_defaults = vad_defaults
         self.limits = limits
+
+    def close(self) -> None:
+        """After the server stopped taking calls: stop the VAD thread."""
+        self.vad_worker.close()
 
     # -- what the model offers ----------------------------------------------------------
 
@@ -218,15 +226,18 @@ class StreamSession:
     async def feed_samples(self, samples: np.ndarray) -> None:
         """Mono float32 samples at the stream's input rate."""
         self._input_frames += len(samples)
-        await self._handle(self._segmenter.feed(self._resampler.process(samples)))
+        await self._scored(self._resampler.process(samples))
+
+    async def _scored(self, samples16k: np.ndarray) -> None:
+        probs = await self._m.vad_worker.probabilities(self._segmenter.vad_state, samples16k)
+        await self._handle(self._segmenter.push(samples16k, probs))
 
     async def flush(self) -> None:
         await self._handle(self._segmenter.flush())
 
     async def finish(self) -> None:
         """Half-close: close open speech; ``events`` ends after the last result and StreamEnded."""
-        tail = self._resampler.process(np.zeros(0, np.float32), last=True)
-        await self._handle(self._segmenter.feed(tail))
+        await self._scored(self._resampler.process(np.zeros(0, np.float32), last=True))
         await self._handle(self._segmenter.finish())
         self._finished = True
         await self._emit_ready()

@@ -107,6 +107,7 @@ class TranslateServer:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         await self.engine.stop()
+        self.manager.close()
         self._stopped.set()
 
     async def serve_until_signal(self) -> None:

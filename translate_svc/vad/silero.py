@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,6 +110,45 @@ class SileroVad:
         state.pending = buf[n * WINDOW_SAMPLES :].copy()
         return probs
 
+    def probabilities_many(self, states: Sequence[SileroState], chunks: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`probabilities` for several streams at once: window k of every stream that has
+        one goes into the same batched model call (silero's state and context are per row, so a
+        row's result equals its single-stream call). One call per window index, not per window:
+        under load this is what keeps VAD off the critical path. States must be distinct."""
+        if len({id(s) for s in states}) != len(states):
+            raise ValueError("each stream's state may appear once per call")
+        bufs = []
+        for state, chunk in zip(states, chunks, strict=True):
+            x = np.ascontiguousarray(chunk, dtype=np.float32)
+            if x.ndim != 1:
+                raise ValueError(f"expected 1-D mono samples, got shape {x.shape}")
+            bufs.append(np.concatenate([state.pending, x]) if state.pending.size else x)
+        counts = [b.size // WINDOW_SAMPLES for b in bufs]
+        probs = [np.empty(n, dtype=np.float32) for n in counts]
+        for k in range(max(counts, default=0)):
+            rows = [r for r, n in enumerate(counts) if n > k]
+            if len(rows) == 1:
+                r = rows[0]
+                probs[r][k] = self._step(states[r], bufs[r][k * WINDOW_SAMPLES : (k + 1) * WINDOW_SAMPLES])
+                continue
+            x = np.stack(
+                [
+                    np.concatenate([states[r].context, bufs[r][k * WINDOW_SAMPLES : (k + 1) * WINDOW_SAMPLES]])
+                    for r in rows
+                ]
+            )
+            rnn = np.concatenate([states[r].rnn for r in rows], axis=1)
+            out, rnn = self._session.run(None, {"input": x, "state": rnn, "sr": _SR})
+            for i, r in enumerate(rows):
+                st = states[r]
+                st.rnn = np.ascontiguousarray(rnn[:, i : i + 1])
+                st.context = x[i, -CONTEXT_SAMPLES:].copy()
+                st.windows += 1
+                probs[r][k] = out[i, 0]
+        for state, buf, n in zip(states, bufs, counts, strict=True):
+            state.pending = buf[n * WINDOW_SAMPLES :].copy()
+        return probs
+
     def finish(self, state: SileroState) -> np.ndarray:
         """End of stream: score the buffered partial window zero-padded, as ``get_speech_timestamps``
         does with the tail of a clip. Returns zero or one probability."""
@@ -149,6 +189,16 @@ class StreamSegmenter:
     def feed(self, samples16k: np.ndarray) -> list[SegmenterEvent]:
         """Add the next samples of the stream (16 kHz float32 mono, any length, even empty)."""
         probs = self._vad.probabilities(self._state, samples16k)
+        return self._segmenter.push(samples16k, probs)
+
+    @property
+    def vad_state(self) -> SileroState:
+        """This stream's silero state, for scoring elsewhere (``VadWorker``) and then :meth:`push`."""
+        return self._state
+
+    def push(self, samples16k: np.ndarray, probs: np.ndarray) -> list[SegmenterEvent]:
+        """:meth:`feed` with the probabilities already scored for these samples from
+        :attr:`vad_state` (by ``VadWorker.probabilities``)."""
         return self._segmenter.push(samples16k, probs)
 
     def flush(self) -> list[SegmenterEvent]:
