@@ -211,6 +211,7 @@ async def drive_stream(
                         ok=s.status.code == 0,
                         speech_ms=sum(t.audio.duration_ms for t in s.translations),
                         server_total_ms=s.timing.total_ms,
+                        failure=None if s.status.code == 0 else _code_name(s.status.code),
                     )
                 )
             elif kind == "ended":
@@ -502,6 +503,10 @@ def load_clips(files: tuple[str, ...]) -> list[Clip]:
     return clips
 
 
+def _code_name(code: int) -> str:
+    return next((c.name for c in grpc.StatusCode if c.value[0] == code), str(code))
+
+
 def stream_clips(clips: list[Clip], n: int, shift_s: float) -> list[Clip]:
     """Stream i plays clip ``i % len(clips)``; its k-th copy rotated to start ``k * shift_s`` in."""
     out = []
@@ -547,6 +552,10 @@ async def run_all(opts: RunOptions) -> dict[str, Any]:
 
 
 # -- the report for people ------------------------------------------------------------------
+
+
+def _fmt_failures(failures: dict[str, int] | None) -> str:
+    return ", ".join(f"{code} x{n}" for code, n in (failures or {}).items()) or "none"
 
 
 def _fmt(x: float | None, digits: int = 0) -> str:
@@ -601,6 +610,7 @@ def render(doc: dict[str, Any]) -> None:
         lambda s: f"{ms(s['p50'])} / {ms(s['p95'])}",
     )
     row("throughput (audio s / s)", ("realtime", "throughput"), lambda x: _fmt(x, 2))
+    row("failed segments by status", ("realtime", "segment_failures"), _fmt_failures)
     row("streams behind / failed", ("realtime",), lambda r: f"{r['streams_behind']} / {r['streams_failed']}")
     row("max client send lag (ms)", ("realtime", "max_send_lag_ms"), ms)
     row("other processes' CPU share", ("realtime", "foreign_cpu", "share"), _pct)
@@ -624,6 +634,7 @@ def render(doc: dict[str, Any]) -> None:
     row("segments (failed)", ("saturation",), lambda r: f"{r['segments']} ({r['failed_segments']})")
     row("audio s / wall s", ("saturation",), lambda r: f"{_fmt(r['audio_s'], 1)} / {_fmt(r['wall_s'], 1)}")
     row("throughput (audio s / s)", ("saturation", "throughput"), lambda x: _fmt(x, 2))
+    row("failed segments by status", ("saturation", "segment_failures"), _fmt_failures)
     row("batch size: mean", ("saturation", "batches", "mean_size"), lambda x: _fmt(x, 2))
     row("batch size: histogram", ("saturation", "batches", "size_histogram"), report.format_histogram)
     row(

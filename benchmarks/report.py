@@ -39,7 +39,9 @@ DEFINITIONS = {
     "fell_behind": "the stream's `ended` arrived more than behind_s after its last audio was sent, or never",
     "streams_sustained": "N if real-time p95 latency <= slo_ms and no stream fell behind or failed and no "
     "segment failed, else 0",
-    "throughput": "input audio seconds of completed streams / wall seconds from first send to last `ended`",
+    "throughput": "input audio seconds of completed streams / wall seconds from first send to last `ended`; "
+    "null when any segment or stream failed (overload is not capacity): see throughput_with_failures",
+    "segment_failures": "failed segments by status code",
     "ratio": "batching ON / batching OFF",
 }
 
@@ -149,6 +151,7 @@ class SegmentObs:
     ok: bool
     speech_ms: int  # translated speech carried in the result (all targets)
     server_total_ms: float  # the server's own Timing.total_ms: segment closed -> result ready
+    failure: str | None = None  # the segment's status code name when not OK
 
 
 @dataclass(frozen=True)
@@ -241,9 +244,10 @@ def realtime_summary(
         "latency_ms": asdict(latency),
         "first_audio_latency_ms": asdict(first_audio),
         "server_total_ms": asdict(server_total),
+        "segment_failures": segment_failures(streams),
         "audio_s": audio,
         "wall_s": wall,
-        "throughput": throughput(audio, wall),
+        **throughputs(audio, wall, failed_segments + failed),
         "max_send_lag_ms": max((s.max_send_lag_ms for s in streams), default=0.0),
         "streams_behind": behind,
         "slo_ms": slo_ms,
@@ -260,18 +264,31 @@ def realtime_summary(
     }
 
 
+def segment_failures(streams: Sequence[StreamObs]) -> dict[str, int]:
+    return dict(sorted(Counter(seg.failure or "UNKNOWN" for s in streams for seg in s.segments if not seg.ok).items()))
+
+
+def throughputs(audio: float, wall: float | None, failures: int) -> dict[str, float | None]:
+    """A run where work was refused or failed measured overload, not capacity: no throughput then."""
+    value = throughput(audio, wall)
+    return {"throughput": value if failures == 0 else None, "throughput_with_failures": value}
+
+
 def saturation_summary(streams: Sequence[StreamObs], batches: Sequence[BatchObs]) -> dict[str, Any]:
     wall = phase_wall_s(streams)
     audio = completed_audio_s(streams)
+    failed_segments = sum(1 for s in streams for seg in s.segments if not seg.ok)
+    failed = sum(1 for s in streams if s.error is not None)
     return {
         "streams": len(streams),
         "segments": sum(len(s.segments) for s in streams),
-        "failed_segments": sum(1 for s in streams for seg in s.segments if not seg.ok),
-        "streams_failed": sum(1 for s in streams if s.error is not None),
+        "failed_segments": failed_segments,
+        "streams_failed": failed,
         "errors": sorted({s.error for s in streams if s.error is not None}),
+        "segment_failures": segment_failures(streams),
         "audio_s": audio,
         "wall_s": wall,
-        "throughput": throughput(audio, wall),
+        **throughputs(audio, wall, failed_segments + failed),
         "batches": batch_summary(batches),
     }
 

@@ -155,8 +155,23 @@ def test_failed_streams_count_and_do_not_add_throughput() -> None:
     r = report.saturation_summary([a, failed], [])
     assert r["streams_failed"] == 1 and r["errors"] == ["UNAVAILABLE: gone"]
     assert r["audio_s"] == 2.0 and r["wall_s"] == pytest.approx(2.3)  # only the completed stream
-    assert r["throughput"] == pytest.approx(2.0 / 2.3)
-    assert report.saturation_summary([failed], [])["throughput"] is None
+    # a failed call means the run measured overload, not capacity: no throughput figure
+    assert r["throughput"] is None and r["throughput_with_failures"] == pytest.approx(2.0 / 2.3)
+    assert report.saturation_summary([failed], [])["throughput_with_failures"] is None
+    assert report.saturation_summary([a], [])["throughput"] == pytest.approx(2.0 / 2.3)
+
+
+def test_refused_segments_are_counted_by_status_and_void_throughput() -> None:
+    a, b = _streams()
+    refused = SegmentObs(1, 900, 101.8, False, 0, server_total_ms=0.0, failure="RESOURCE_EXHAUSTED")
+    b = StreamObs(1, "b.wav", 4000.0, 101.0, 105.0, 105.5, (*b.segments, refused))
+    for r in (
+        report.saturation_summary([a, b], []),
+        report.realtime_summary([a, b], [], speed=1.0, chunk_ms=100),
+    ):
+        assert r["failed_segments"] == 1 and r["segment_failures"] == {"RESOURCE_EXHAUSTED": 1}
+        assert r["throughput"] is None and r["throughput_with_failures"] == pytest.approx(6.0 / 5.5)
+    assert report.realtime_summary([a, b], [], speed=1.0, chunk_ms=100)["streams_sustained"] == 0
 
 
 def test_ratio_table() -> None:
