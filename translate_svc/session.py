@@ -18,7 +18,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,12 +81,18 @@ class SessionManager:
     """Shared state of all sessions. Create one per server; safe to use from the event loop only."""
 
     def __init__(
-        self, engine: TranslationEngine, vad: SileroVad, vad_defaults: VadSettings, limits: LimitsSettings
+        self,
+        engine: TranslationEngine,
+        vad: SileroVad,
+        vad_defaults: VadSettings,
+        limits: LimitsSettings,
+        *,
+        on_vad_call: Callable[[int], None] | None = None,
     ) -> None:
         self.engine = engine
         self.vad = vad
         #: scores every stream's audio off the event loop, streams that wait together in one call
-        self.vad_worker = VadWorker(vad)
+        self.vad_worker = VadWorker(vad, on_call=on_vad_call)
         self.vad_defaults = vad_defaults
         self.limits = limits
 

@@ -18,13 +18,15 @@ def value(name: str, **labels: str) -> float:
 
 
 async def test_segments_batches_and_latency_are_counted(live: LiveServer, shared_audio: Path) -> None:
-    ok, batches, lat = (
+    ok, batches, lat, vad = (
         value("translate_svc_segments_total", status="OK"),
         value("translate_svc_batch_size_count"),
         value("translate_svc_segment_latency_ms_count"),
+        value("translate_svc_vad_streams_per_call_count"),
     )
     await client.translate_file(live.stub, shared_audio / "jfk.flac", ["spa"], speech=False)
     assert value("translate_svc_segments_total", status="OK") == ok + 4
     assert value("translate_svc_segment_latency_ms_count") == lat + 4
     assert value("translate_svc_batch_size_count") > batches
+    assert value("translate_svc_vad_streams_per_call_count") > vad  # the clip went through the VAD worker
     assert value("translate_svc_streams_active") == 0

@@ -11,6 +11,9 @@ convolution reads the (non-zero) frames past a row's end, where alone it would r
   resolution (frames of the real units, then the transposed-convolution length formula per
   upsampling stage).
 
+On CPU the runner also pads a call's units and frames up to length buckets (``bucket``,
+model/shapes.py) so convolution shapes repeat; the same masks make that padding invisible.
+
 Zero past the end is what a row alone sees as padding, so each row's samples match the
 single-row call (the runner's parity tests check it against ``generate``); a row's waveform is
 then cut to its own length. Not thread-safe: the model thread only.

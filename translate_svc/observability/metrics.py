@@ -21,6 +21,16 @@ BATCH_PADDED_AUDIO_S = Histogram(
     "translate_svc_batch_padded_audio_seconds", "padded audio seconds per batch", buckets=(1, 5, 15, 30, 60, 120, 240)
 )
 
+VAD_STREAMS_PER_CALL = Histogram(
+    "translate_svc_vad_streams_per_call",
+    "streams scored together in one VAD model call batch",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+
+
+def observe_vad_call(streams: int) -> None:
+    VAD_STREAMS_PER_CALL.observe(streams)
+
 
 def observe_batch(stats: BatchStats) -> None:
     BATCH_SIZE.observe(stats.size)

@@ -64,7 +64,9 @@ class TranslateServer:
             on_batch=batch_done,
             on_failure=self._on_engine_failure,
         )
-        self.manager = SessionManager(self.engine, SileroVad(), settings.vad, settings.limits)
+        self.manager = SessionManager(
+            self.engine, SileroVad(), settings.vad, settings.limits, on_vad_call=metrics.observe_vad_call
+        )
         self.health = HealthServicer()
         limit = settings.limits.max_message_bytes
         self.server = grpc.aio.server(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +39,10 @@ class _Request:
 
 
 class VadWorker:
-    def __init__(self, vad: SileroVad) -> None:
+    def __init__(self, vad: SileroVad, *, on_call: Callable[[int], None] | None = None) -> None:
+        """``on_call(streams)`` runs on the worker thread after each model-call batch (metrics)."""
         self.vad = vad
+        self._on_call = on_call
         self._lock = threading.Lock()
         self._pending: list[_Request] = []
         self._running = False
@@ -88,12 +91,21 @@ class VadWorker:
             except Exception as exc:  # handed to every waiting caller
                 logger.exception("VAD batch of %d streams failed", len(now))
                 for r in now:
-                    r.loop.call_soon_threadsafe(_resolve, r.future, None, exc)
+                    _hand_back(r, None, exc)
                 continue
             self.batches += 1
             self.requests += len(now)
             for r, p in zip(now, probs, strict=True):
-                r.loop.call_soon_threadsafe(_resolve, r.future, p, None)
+                _hand_back(r, p, None)
+            if self._on_call is not None:
+                self._on_call(len(now))
+
+
+def _hand_back(r: _Request, result: np.ndarray | None, exc: BaseException | None) -> None:
+    try:
+        r.loop.call_soon_threadsafe(_resolve, r.future, result, exc)
+    except RuntimeError:  # that loop is closed: nobody waits any more; keep serving the others
+        pass
 
 
 def _resolve(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
