@@ -99,16 +99,7 @@ class SileroVad:
         ``samples16k`` continues the stream (16 kHz float32 mono). Returns one float32 speech
         probability per newly completed window, in stream order (possibly none).
         """
-        x = np.ascontiguousarray(samples16k, dtype=np.float32)
-        if x.ndim != 1:
-            raise ValueError(f"expected 1-D mono samples, got shape {x.shape}")
-        buf = np.concatenate([state.pending, x]) if state.pending.size else x
-        n = buf.size // WINDOW_SAMPLES
-        probs = np.empty(n, dtype=np.float32)
-        for i in range(n):
-            probs[i] = self._step(state, buf[i * WINDOW_SAMPLES : (i + 1) * WINDOW_SAMPLES])
-        state.pending = buf[n * WINDOW_SAMPLES :].copy()
-        return probs
+        return self.probabilities_many([state], [samples16k])[0]
 
     def probabilities_many(self, states: Sequence[SileroState], chunks: Sequence[np.ndarray]) -> list[np.ndarray]:
         """:meth:`probabilities` for several streams at once: window k of every stream that has
