@@ -50,7 +50,7 @@ def test_many_streams_in_one_call_equal_each_stream_alone(vad: SileroVad, stream
 
 
 async def test_worker_scores_concurrent_streams_together_and_exactly(vad: SileroVad, streams: list[np.ndarray]) -> None:
-    worker = VadWorker(vad)
+    worker = VadWorker(vad, turn_windows=10_000)  # every request whole in one turn
     gate, entered = threading.Event(), threading.Event()
     real = vad.probabilities_many
     calls: list[int] = []
@@ -107,3 +107,22 @@ async def test_worker_keeps_each_streams_order_and_isolates_failures(vad: Silero
         assert again.shape == (2,)
     finally:
         worker.close()
+
+
+async def test_a_long_request_takes_turns_with_short_ones(vad: SileroVad, streams: list[np.ndarray]) -> None:
+    """A whole Translate clip must not hold the VAD thread while live streams wait."""
+    worker = VadWorker(vad, turn_windows=8)
+    finished: list[str] = []
+    try:
+        long_audio, short_audio = np.concatenate(streams), streams[0][:4096]  # ~30 s vs 8 windows
+        long = asyncio.ensure_future(worker.probabilities(vad.new_state(), long_audio))
+        short = asyncio.ensure_future(worker.probabilities(vad.new_state(), short_audio))
+        long.add_done_callback(lambda _: finished.append("long"))
+        short.add_done_callback(lambda _: finished.append("short"))
+        got_long, got_short = await long, await short
+    finally:
+        worker.close()
+    assert finished == ["short", "long"]
+    assert worker.batches >= len(long_audio) // 512 // 8  # the long one took many turns
+    np.testing.assert_array_equal(got_long, alone(vad, long_audio, len(long_audio)))  # and lost nothing
+    np.testing.assert_array_equal(got_short, alone(vad, short_audio, len(short_audio)))

@@ -2,7 +2,8 @@
 
 Sessions ``await VadWorker.probabilities(state, samples)``. Requests queue while the thread is
 busy; it then takes all of them and scores them with :meth:`SileroVad.probabilities_many` (one
-model call per window index across the streams, bit-identical to scoring each stream alone).
+model call per window index across the streams, bit-identical to scoring each stream alone), at
+most about a second of each request's audio per turn, so long requests take turns with short ones.
 So the event loop, which also serves gRPC, never runs the model; and under load, when many
 streams wait at once, a window costs about half as much (measured in docs/performance.md). Idle,
 a request waits only for the hand-off to the thread.
@@ -20,11 +21,12 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from translate_svc.vad.segmenter import WINDOW_SAMPLES
 from translate_svc.vad.silero import SileroState, SileroVad
 
 logger = logging.getLogger(__name__)
@@ -33,21 +35,28 @@ logger = logging.getLogger(__name__)
 @dataclass(eq=False)
 class _Request:
     state: SileroState
-    samples: np.ndarray
+    samples: np.ndarray  # still to score
     future: asyncio.Future[np.ndarray]
     loop: asyncio.AbstractEventLoop
+    done: list[np.ndarray] = field(default_factory=list)  # probabilities of the turns so far
 
 
 class VadWorker:
-    def __init__(self, vad: SileroVad, *, on_call: Callable[[int], None] | None = None) -> None:
-        """``on_call(streams)`` runs on the worker thread after each model-call batch (metrics)."""
+    def __init__(self, vad: SileroVad, *, turn_windows: int = 32, on_call: Callable[[int], None] | None = None) -> None:
+        """A request is scored at most ``turn_windows`` windows (32: about 1 s of audio) per turn,
+        so a whole clip from ``Translate`` (up to minutes) takes turns with live streams instead
+        of holding the thread. ``on_call(streams)`` runs on the worker thread after each turn
+        (metrics)."""
+        if turn_windows < 1:
+            raise ValueError("turn_windows must be >= 1")
         self.vad = vad
+        self._turn_samples = turn_windows * WINDOW_SAMPLES
         self._on_call = on_call
         self._lock = threading.Lock()
         self._pending: list[_Request] = []
         self._running = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="vad")
-        #: model-call batches run and requests they served (tests and benchmarks read them)
+        #: turns run, and request slices scored in them (tests and benchmarks read them)
         self.batches = 0
         self.requests = 0
 
@@ -86,8 +95,9 @@ class VadWorker:
                     (later if id(r.state) in seen else now).append(r)
                     seen.add(id(r.state))
                 self._pending = later
+            n = self._turn_samples
             try:
-                probs = self.vad.probabilities_many([r.state for r in now], [r.samples for r in now])
+                probs = self.vad.probabilities_many([r.state for r in now], [r.samples[:n] for r in now])
             except Exception as exc:  # handed to every waiting caller
                 logger.exception("VAD batch of %d streams failed", len(now))
                 for r in now:
@@ -95,8 +105,17 @@ class VadWorker:
                 continue
             self.batches += 1
             self.requests += len(now)
+            unfinished = []
             for r, p in zip(now, probs, strict=True):
-                _hand_back(r, p, None)
+                r.done.append(p)
+                r.samples = r.samples[n:]
+                if r.samples.size:
+                    unfinished.append(r)
+                else:
+                    _hand_back(r, np.concatenate(r.done) if len(r.done) > 1 else p, None)
+            if unfinished:  # ahead of anything queued meanwhile, so each stream keeps its order
+                with self._lock:
+                    self._pending = unfinished + self._pending
             if self._on_call is not None:
                 self._on_call(len(now))
 
