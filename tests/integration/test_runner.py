@@ -180,3 +180,35 @@ def test_forced_lengths_fix_text_tokens_and_speech_duration(test_model_dir: Path
     for s, out in zip(seconds, outs, strict=True):
         for wave in out.waveforms.values():
             assert abs(len(wave) / 16000 - s) <= 0.25 * s + 0.1
+
+
+@pytest.mark.parametrize(("batched_vocoder", "buckets"), VOCODER_MODES[:2])
+def test_rows_that_end_early_get_the_speech_they_get_alone(
+    test_model_dir: Path, speech: list[np.ndarray], batched_vocoder: bool, buckets: bool
+) -> None:
+    """Rows whose text ends (EOS) before the batch's longest row: their EOS and padding must not
+    reach text-to-unit. The random test model rarely stops before its length limit, so the forced
+    lengths make the rows end at different lengths, as a real model's do."""
+    from translate_svc.model.forced import ForcedLengths
+
+    forced = SeamlessRunner(test_model_dir, device="cpu", dtype="float32", forced=ForcedLengths(4.0, 50.0))
+    items = [ModelInput(a, ("spa", "fra"), "eng") for a in speech]
+    ends: list[list[int]] = []
+    real_decode = forced.decode_text
+
+    def spy(enc, mask, langs, audio_s):  # type: ignore[no-untyped-def]
+        seqs = real_decode(enc, mask, langs, audio_s)
+        ends.append([int((row != 0).sum()) for row in seqs])
+        return seqs
+
+    forced.decode_text = spy  # type: ignore[method-assign]
+    with vocoder_mode(forced, batched_vocoder, buckets):
+        batched = forced.run(items)
+    assert len(set(ends[0])) > 1  # the rows really end at different lengths
+    for item, b in zip(items, batched, strict=True):
+        with vocoder_mode(forced, False, False):
+            alone = forced.run([item])[0]
+        assert b.texts == alone.texts and b.transcript == alone.transcript
+        for lang in item.targets:
+            assert b.waveforms[lang].shape == alone.waveforms[lang].shape
+            np.testing.assert_allclose(b.waveforms[lang], alone.waveforms[lang], atol=1e-4)

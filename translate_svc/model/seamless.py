@@ -218,7 +218,10 @@ class SeamlessRunner:
         t2u_embeds = m.text_decoder(
             input_ids=sequences[:, :-1], encoder_hidden_states=enc, encoder_attention_mask=enc_mask
         ).last_hidden_state
-        seq_lens = (sequences[:, :-1] != pad).int().sum(1)
+        # Alone, a row's sequence ends at its EOS (or its last token) and generate drops that last
+        # token; in a batch a shorter row's EOS sits inside ``[:, :-1]``, followed by padding. Count
+        # each row's own tokens minus its last, so t2u never attends to a batch-only EOS.
+        seq_lens = (sequences != pad).int().sum(1) - 1
         t2u_ids = sequences[:, 2:-1]
         t2u_ids = torch.masked_fill(t2u_ids, t2u_ids == gen.eos_token_id, pad)
         subwords = m._indices_to_subwords(t2u_ids)
