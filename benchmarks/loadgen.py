@@ -280,6 +280,7 @@ async def run_config(name: str, max_batch_size: int, opts: RunOptions, clips: li
     from translate_svc import client
     from translate_svc.api.v1 import translate_pb2 as pb
     from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+    from translate_svc.app import build
     from translate_svc.transport.server import TranslateServer
 
     settings = build_settings(opts, max_batch_size)
@@ -293,13 +294,13 @@ async def run_config(name: str, max_batch_size: int, opts: RunOptions, clips: li
     def on_started(msg: Any) -> None:
         started_models.add((msg.model.name, msg.model.revision, msg.model.is_test_model))
 
-    server = TranslateServer(settings, on_batch=on_batch)
+    server = TranslateServer(build(settings, on_batch=on_batch))
     try:
         t0 = time.perf_counter()
         port = await server.start()
         load_s = time.perf_counter() - t0
         target = f"127.0.0.1:{port}"
-        runner = server.engine.runner
+        runner: Any = server.app.engine.runner  # the SeamlessRunner: its torch model is described below
         assert runner is not None
         forced = getattr(settings.model, "forced_text_tokens_per_s", None)
         ch = client.channel(target)

@@ -64,10 +64,11 @@ class LiveServer:
 async def live(test_model_dir: Path) -> AsyncIterator[LiveServer]:
     """One real server for the whole session: loopback, port 0, the test checkpoint."""
     from translate_svc import client
+    from translate_svc.app import build
     from translate_svc.transport.server import TranslateServer
 
     batches: list = []  # type: ignore[type-arg]
-    server = TranslateServer(make_settings(test_model_dir), on_batch=batches.append)
+    server = TranslateServer(build(make_settings(test_model_dir), on_batch=batches.append))
     port = await server.start()
     ch = client.channel(f"127.0.0.1:{port}")
     live = LiveServer(server, ch)

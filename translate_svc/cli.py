@@ -67,11 +67,12 @@ def serve(
         raise typer.Exit(2) from e
 
     async def main() -> None:
+        from translate_svc.app import build
         from translate_svc.transport.server import TranslateServer
 
-        server = TranslateServer(settings)
+        server = TranslateServer(build(settings))
         await server.start()
-        if server.engine.runner is not None and server.engine.runner.info.is_test_model:
+        if server.app.engine.card.info.is_test_model:
             console.print(NOISE_WARNING)
         print(f"translate-svc serving on port {server.port}", flush=True)
         await server.serve_until_signal()

@@ -8,6 +8,7 @@ from enum import Enum
 class ErrorCode(str, Enum):
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    OUT_OF_RANGE = "OUT_OF_RANGE"
     UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
 
@@ -31,8 +32,27 @@ class Overloaded(ServiceError):
     code = ErrorCode.RESOURCE_EXHAUSTED
 
 
+class LimitReached(ServiceError):
+    """A stream reached one of its published limits (idle time, duration): it is closed after its
+    open speech is translated and every result is sent."""
+
+    code = ErrorCode.OUT_OF_RANGE
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        #: which limit: "idle_timeout" or "max_stream_duration"
+        self.reason = reason
+
+
 class NotReady(ServiceError):
     code = ErrorCode.UNAVAILABLE
+
+
+def shown(value: object, limit: int = 24) -> str:
+    """A client-supplied value for an error message: repr'd and cut to ``limit`` characters, so a
+    status never echoes unbounded client text (it must fit the client's metadata limit)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 class ModelNotFound(Exception):

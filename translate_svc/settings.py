@@ -42,6 +42,8 @@ class VadSettings(BaseModel):
 
 
 class LimitsSettings(BaseModel):
+    """What one request or stream may ask for; reported to clients (ListLanguages, StreamStarted)."""
+
     max_target_languages: int = Field(4, ge=1, le=32)
     #: largest gRPC message either way (a whole clip for Translate, one chunk for streams)
     max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024)
@@ -49,6 +51,15 @@ class LimitsSettings(BaseModel):
     max_chunk_bytes: int = Field(1024 * 1024, ge=320)
     #: longest clip Translate accepts
     max_clip_seconds: float = Field(600.0, gt=0)
+    #: StreamingTranslate calls open at once on this server; beyond it: RESOURCE_EXHAUSTED + retry hint
+    max_streams: int = Field(256, ge=1)
+    #: a stream that sends no message for this long is closed (its open speech translated first)
+    idle_timeout_s: float = Field(30.0, gt=0)
+    #: longest audio one stream may send; then it is closed (its open speech translated first)
+    max_stream_seconds: float = Field(4 * 3600.0, gt=0)
+    #: results a stream may have computed but not yet read by its client; at the bound the server
+    #: stops reading that stream's audio (flow control) until the client reads
+    max_unread_results: int = Field(16, ge=1, le=4096)
 
 
 class EngineSettings(BaseModel):
@@ -65,6 +76,10 @@ class ServerSettings(BaseModel):
     port: int = Field(50051, ge=0, le=65535)
     #: seconds in-flight calls get to finish on SIGTERM
     grace_s: float = Field(30.0, ge=0)
+    #: after a stream fails, read and discard what the client still sends for up to this long
+    #: before ending the call, so the status reaches a client that is still writing intact (grpc-
+    #: python's asyncio client reports INTERNAL if one of its writes fails after the status came)
+    error_drain_s: float = Field(2.0, ge=0, le=60)
     metrics_port: int | None = Field(None, ge=0, le=65535)
 
 

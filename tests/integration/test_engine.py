@@ -8,9 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
+from translate_svc.app import scheduler_config
 from translate_svc.engine.engine import BatchStats, TranslationEngine
+from translate_svc.engine.runner import ModelInput, ModelOutput
 from translate_svc.errors import Overloaded
-from translate_svc.model.seamless import ModelInput, ModelOutput, SeamlessRunner
+from translate_svc.model.seamless import SeamlessRunner
 from translate_svc.settings import EngineSettings
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -25,7 +27,7 @@ class PoisonedRunner:
 
     def __init__(self, real: SeamlessRunner) -> None:
         self.real = real
-        self.catalog = real.catalog
+        self.card = real.card
         self.extract_features = real.extract_features
         self.calls: list[int] = []
 
@@ -38,7 +40,7 @@ class PoisonedRunner:
 
 async def make_engine(runner, **kw) -> tuple[TranslationEngine, list[BatchStats]]:  # type: ignore[no-untyped-def]
     stats: list[BatchStats] = []
-    engine = TranslationEngine(lambda: runner, EngineSettings(**kw), on_batch=stats.append)
+    engine = TranslationEngine(lambda: runner, scheduler_config(EngineSettings(**kw)), on_batch=stats.append)
     await engine.start(warmup=False)
     return engine, stats
 
@@ -99,7 +101,9 @@ async def test_full_queue_raises_overloaded_with_a_retry_hint(runner: SeamlessRu
 
 async def test_a_dead_model_loop_fails_waiting_jobs_and_reports_unhealthy(runner: SeamlessRunner) -> None:
     failures: list[BaseException] = []
-    engine = TranslationEngine(lambda: runner, EngineSettings(max_wait_ms=1000), on_failure=failures.append)
+    engine = TranslationEngine(
+        lambda: runner, scheduler_config(EngineSettings(max_wait_ms=1000)), on_failure=failures.append
+    )
     await engine.start(warmup=False)
     try:
         fut = engine.submit("a", ModelInput(noise(1, 1), ("spa",), None))

@@ -1,33 +1,101 @@
-"""The model runner on the test checkpoint: encode once, per-row languages, batching changes nothing."""
+"""The model runner on the test checkpoint: encode once, per-row languages, batching changes nothing.
+
+The reference everywhere is transformers' own ``SeamlessM4Tv2Model.generate`` on a plain model,
+loaded apart from the runner, so none of the runner's hooks touch it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from transformers import AutoProcessor, SeamlessM4Tv2Model
 
 from translate_svc.audio.resample import resample
 from translate_svc.model.seamless import ModelInput, SeamlessRunner
 from translate_svc.model.shapes import bucket_length
+from translate_svc.settings import VadSettings
+from translate_svc.vad.segmenter import SegmenterConfig, SegmentReady
+from translate_svc.vad.silero import SileroVad, StreamSegmenter
+
+SHARED_FILES = ("jfk.flac", "silero_test.wav")
+
+
+def read_16k(path: Path) -> np.ndarray:
+    """A shared audio file as 16 kHz mono float32."""
+    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    x = audio.mean(axis=1)
+    return x if rate == 16000 else resample(x, rate, 16000)
 
 
 @pytest.fixture(scope="module")
 def speech(shared_audio: Path) -> list[np.ndarray]:
     """Four spans of jfk.flac at 16 kHz, of different lengths (so batches are padded)."""
-    audio, rate = sf.read(shared_audio / "jfk.flac", dtype="float32", always_2d=True)
-    x = resample(audio.mean(axis=1), rate, 16000)
+    x = read_16k(shared_audio / "jfk.flac")
     spans = [(0.3, 2.3), (3.3, 4.4), (5.4, 7.7), (8.2, 10.6)]
     return [x[int(a * 16000) : int(b * 16000)] for a, b in spans]
 
 
-def hf_generate(runner: SeamlessRunner, audio: np.ndarray, lang: str, speech: bool = True):  # type: ignore[no-untyped-def]
-    """transformers' own SeamlessM4Tv2Model.generate on one segment: the reference."""
-    p, m = runner.processor, runner.model
+@pytest.fixture(scope="module")
+def file_segments(shared_audio: Path) -> list[tuple[str, np.ndarray]]:
+    """(label, samples) for every segment the server cuts from each shared file (its VAD and
+    segmenter at the default settings, the whole clip fed at once as Translate does)."""
+    vad, config = SileroVad(), SegmenterConfig.from_settings(VadSettings())
+    out = []
+    for name in SHARED_FILES:
+        stream = StreamSegmenter(vad, config)
+        x = read_16k(shared_audio / name)
+        events = stream.feed(x) + stream.finish()
+        segs = [e for e in events if isinstance(e, SegmentReady)]
+        out += [(f"{name}[{k}] {e.start_ms}-{e.end_ms} ms", e.samples) for k, e in enumerate(segs)]
+    return out
+
+
+def fbank_frames(runner: SeamlessRunner, audio: np.ndarray) -> int:
+    """The processor's fbank frame count before it pads an odd count by one frame (and masks it)
+    and stacks frames in pairs."""
+    f = runner.extract_features(audio)
+    return 2 * len(f.values) - int(f.mask[-1] == 0)
+
+
+class Reference(NamedTuple):
+    model: SeamlessM4Tv2Model
+    processor: Any
+
+
+@functools.cache
+def plain_reference(model_dir: Path) -> Reference:
+    """transformers' own model and processor for the checkpoint, loaded apart from any runner (so
+    without its adaptor and vocoder hooks); loaded once per session."""
+    model = SeamlessM4Tv2Model.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32).eval()
+    return Reference(model, AutoProcessor.from_pretrained(model_dir, local_files_only=True))  # type: ignore[arg-type]
+
+
+def has_hooks(model: torch.nn.Module) -> bool:
+    """Any forward hook not transformers' own (it installs output-capturing hooks on first use)."""
+    hooks = [h for m in model.modules() for h in (*m._forward_pre_hooks.values(), *m._forward_hooks.values())]
+    return any(not getattr(h, "__module__", "").startswith("transformers.") for h in hooks)
+
+
+@pytest.fixture(scope="module")
+def reference(test_model_dir: Path) -> Reference:
+    ref = plain_reference(test_model_dir)
+    assert not has_hooks(ref.model)
+    return ref
+
+
+def hf_generate(reference: Reference | Path, audio: np.ndarray, lang: str, speech: bool = True):  # type: ignore[no-untyped-def]
+    """transformers' own SeamlessM4Tv2Model.generate on one segment, on a plain model: the reference.
+    ``reference``: a loaded plain model, or the checkpoint's directory (then the cached one)."""
+    m, p = plain_reference(reference) if isinstance(reference, Path) else reference
+    assert not has_hooks(m), "the reference must be transformers' model as it loads, without our hooks"
     feats = p(audio=audio, sampling_rate=16000, return_tensors="pt")
     with torch.inference_mode():
         if not speech:
@@ -68,7 +136,7 @@ def test_the_test_model_depends_on_its_input(runner: SeamlessRunner, speech: lis
 
 @pytest.mark.parametrize(("batched_vocoder", "buckets"), VOCODER_MODES)
 def test_batched_mixed_languages_equal_generate_on_each_segment_alone(
-    runner: SeamlessRunner, speech: list[np.ndarray], batched_vocoder: bool, buckets: bool
+    runner: SeamlessRunner, reference: Reference, speech: list[np.ndarray], batched_vocoder: bool, buckets: bool
 ) -> None:
     targets = [("spa",), ("fra", "deu"), ("deu",), ("ita", "spa", "fra")]
     items = [ModelInput(a, t, "eng", speech=True, speaker_id=0) for a, t in zip(speech, targets, strict=True)]
@@ -77,13 +145,122 @@ def test_batched_mixed_languages_equal_generate_on_each_segment_alone(
     for item, out in zip(items, outs, strict=True):
         assert set(out.texts) == set(item.targets)
         for lang in item.targets:
-            text, wave = hf_generate(runner, item.audio, lang)
+            text, wave = hf_generate(reference, item.audio, lang)
             assert out.texts[lang] == text, f"text differs for {lang}"
             got = out.waveforms[lang]
             assert got.shape == wave.shape, f"waveform length differs for {lang}"
             np.testing.assert_allclose(got, wave, atol=1e-4)
-        transcript, _ = hf_generate(runner, item.audio, "eng", speech=False)
+        transcript, _ = hf_generate(reference, item.audio, "eng", speech=False)
         assert out.transcript == transcript
+
+
+LANGS = ("spa", "fra", "deu", "ita")
+
+
+def assert_equal_generate(reference: Reference, item: ModelInput, outs: dict[str, Any], label: str) -> None:
+    """Each ModelOutput in ``outs`` (by name: "alone", "batched") equals generate on
+    ``item.audio`` alone: text token for token (fp32 greedy), waveform of the same length within 1e-4."""
+    for lang in item.targets:
+        text, wave = hf_generate(reference, item.audio, lang, speech=item.speech)
+        for how, out in outs.items():
+            assert out.texts[lang] == text, f"{label} {how}: text differs for {lang}"
+            if item.speech:
+                got = out.waveforms[lang]
+                assert got.shape == wave.shape, f"{label} {how}: waveform length differs for {lang}"
+                np.testing.assert_allclose(got, wave, atol=1e-4, err_msg=f"{label} {how} {lang}")
+    if item.transcript_language:
+        transcript, _ = hf_generate(reference, item.audio, item.transcript_language, speech=False)
+        for how, out in outs.items():
+            assert out.transcript == transcript, f"{label} {how}: transcript differs"
+
+
+def encoder_diffs(runner: SeamlessRunner, reference: Reference, audios: list[np.ndarray]) -> list[float]:
+    """Per segment, max |diff| between the runner's encoder output for the padded batch of all
+    ``audios`` and the plain model's speech encoder on that segment alone, over the segment's
+    valid (unmasked) adaptor frames: what the decoders read."""
+    with torch.inference_mode():
+        feats, mask = runner.features([ModelInput(a, ("spa",)) for a in audios])
+        enc = runner.encode(feats, mask)
+        valid = runner.model._compute_sub_sample_lengths_from_attention_mask(mask).long().tolist()
+        diffs = []
+        for row, (audio, n) in enumerate(zip(audios, valid, strict=True)):
+            f = reference.processor(audio=audio, sampling_rate=16000, return_tensors="pt")
+            alone = reference.model.speech_encoder(
+                input_features=f["input_features"], attention_mask=f["attention_mask"]
+            ).last_hidden_state[0]
+            diffs.append(float((enc[row, :n] - alone[:n]).abs().max()))
+    return diffs
+
+
+def odd_frame_span(runner: SeamlessRunner, audio: np.ndarray) -> np.ndarray:
+    """``audio`` trimmed (one fbank hop at a time) until its fbank frame count is odd and the
+    processor's own pad frame falls in an adaptor window that is not masked (stacked frame L-1 is
+    in window (L-1+stride/2)//stride, valid up to (L-1)//stride): the case where that frame
+    changes the output."""
+    stride = runner.model.config.adaptor_stride
+    span = audio
+    while not (
+        fbank_frames(runner, span) % 2 and (len(runner.extract_features(span).values) - 1) % stride < stride // 2
+    ):
+        span = span[:-160]
+    assert runner.extract_features(span).mask[-1] == 0  # alone, its last stacked frame is masked
+    return span
+
+
+def test_every_segment_of_the_shared_files_equals_generate_alone_and_in_one_batch(
+    runner: SeamlessRunner, reference: Reference, file_segments: list[tuple[str, np.ndarray]]
+) -> None:
+    """Every segment the server would cut from both shared files, with odd and even fbank frame
+    counts: alone and all in one padded batch, text, transcript and speech equal generate."""
+    odd = [fbank_frames(runner, a) % 2 == 1 for _, a in file_segments]
+    assert any(odd) and not all(odd), "the segments must include odd and even fbank frame counts"
+    items = [ModelInput(a, (LANGS[k % len(LANGS)],), "eng") for k, (_, a) in enumerate(file_segments)]
+    batched = runner.run(items)
+    for (label, _), item, is_odd, b in zip(file_segments, items, odd, batched, strict=True):
+        alone = runner.run([item])[0]
+        name = f"{label} ({'odd' if is_odd else 'even'} frames)"
+        assert_equal_generate(reference, item, {"alone": alone, "in one batch": b}, name)
+    assert max(encoder_diffs(runner, reference, [a for _, a in file_segments])) <= 1e-4
+
+
+def test_an_odd_frame_segment_equals_generate_alone_and_batched_with_a_longer_one(
+    runner: SeamlessRunner, reference: Reference, speech: list[np.ndarray]
+) -> None:
+    """The processor pads an odd fbank frame count by one frame and masks that stacked frame; alone,
+    the adaptor still reads the encoder's output there, so a batch must keep it (and zero only
+    the frames the batch added)."""
+    span = odd_frame_span(runner, speech[1])
+    longer = speech[3]
+    assert len(runner.extract_features(longer).values) > len(runner.extract_features(span).values)
+    item, other = ModelInput(span, ("spa",), "eng"), ModelInput(longer, ("fra",), "eng")
+    alone = runner.run([item])[0]
+    first, second = runner.run([item, other])
+    assert_equal_generate(reference, item, {"alone": alone, "batched": first}, "odd span")
+    assert_equal_generate(reference, other, {"batched": second}, "longer span")
+    assert max(encoder_diffs(runner, reference, [span])) <= 1e-5
+    assert max(encoder_diffs(runner, reference, [span, longer])) <= 1e-4
+
+
+def test_adaptor_padding_is_exact_with_nonzero_layer_norm_biases(
+    test_model_dir: Path, speech: list[np.ndarray]
+) -> None:
+    """The test checkpoint's adaptor layer norms have zero bias, so zeroing a frame before them or
+    after them looks the same; in trained weights a zeroed frame becomes the norm's bias, which
+    the convolution's own zero padding is not. Give both models the same non-zero biases."""
+    runner = SeamlessRunner(test_model_dir, device="cpu", dtype="float32")
+    ref = plain_reference.__wrapped__(test_model_dir)  # a fresh copy: its weights change here
+    ours = dict(runner.model.speech_encoder.adapter.named_parameters())  # type: ignore[union-attr]
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in ref.model.speech_encoder.adapter.named_parameters():
+            if name.endswith("layer_norm.bias"):
+                param.copy_(torch.randn(param.shape, generator=gen))
+                ours[name].copy_(param)
+    spans = [odd_frame_span(runner, speech[1]), speech[0], speech[2], speech[3]]
+    assert max(encoder_diffs(runner, ref, spans)) <= 1e-4
+    items = [ModelInput(a, (lang,), None, speech=False) for a, lang in zip(spans, LANGS, strict=True)]
+    for k, (item, out) in enumerate(zip(items, runner.run(items), strict=True)):
+        assert_equal_generate(ref, item, {"batched": out}, f"span {k}")
 
 
 @pytest.mark.parametrize(("batched_vocoder", "buckets"), VOCODER_MODES)
@@ -141,11 +318,13 @@ def test_each_segment_is_encoded_once_for_all_its_languages(runner: SeamlessRunn
     assert calls == [len(speech)]
 
 
-def test_a_row_in_another_language_really_uses_its_language(runner: SeamlessRunner, speech: list[np.ndarray]) -> None:
+def test_a_row_in_another_language_really_uses_its_language(
+    runner: SeamlessRunner, reference: Reference, speech: list[np.ndarray]
+) -> None:
     """Mixed batch: the same audio into two languages starts each row with its own language token."""
     out = runner.run([ModelInput(speech[0], ("spa",), None), ModelInput(speech[0], ("fra",), None)])
-    ref_spa, _ = hf_generate(runner, speech[0], "spa")
-    ref_fra, _ = hf_generate(runner, speech[0], "fra")
+    ref_spa, _ = hf_generate(reference, speech[0], "spa")
+    ref_fra, _ = hf_generate(reference, speech[0], "fra")
     assert out[0].texts["spa"] == ref_spa and out[1].texts["fra"] == ref_fra
     assert ref_spa != ref_fra
 

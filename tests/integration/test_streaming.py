@@ -161,7 +161,7 @@ async def test_stream_errors_say_what_to_fix(live: LiveServer) -> None:
     assert got[0].HasField("started")
     await expect_error(live, [config(), audio(tone[:-1])], "whole number")
     await expect_error(live, [config(), audio(b"\x00" * (live.server.settings.limits.max_chunk_bytes + 2))], "exceeds")
-    await expect_error(live, [config(target_languages=["tlh"])], "unknown target language 'tlh'", "spa")
+    await expect_error(live, [config(target_languages=["tlh"])], "unknown target language 'tlh'", "ListLanguages")
     await expect_error(live, [config(source_language="xx")], "unknown source language")
     await expect_error(live, [config(target_languages=[])], "target_languages is empty")
     container = pb.AudioFormat(encoding=pb.CONTAINER)
@@ -175,13 +175,14 @@ async def test_stream_errors_say_what_to_fix(live: LiveServer) -> None:
 
 
 async def test_cancel_drops_the_streams_queued_work(test_model_dir: Path, shared_audio: Path) -> None:
+    from translate_svc.app import build
     from translate_svc.transport.server import TranslateServer
 
     batches: list = []  # type: ignore[type-arg]
     # a long batching wait keeps the segments queued, so the cancel finds them there
-    server = TranslateServer(
-        make_settings(test_model_dir, max_wait_ms=5000, max_batch_size=64), on_batch=batches.append
-    )
+    settings = make_settings(test_model_dir, max_wait_ms=5000, max_batch_size=64)
+    settings.limits.max_unread_results = 64  # let all 19 segments queue up ahead of the reader
+    server = TranslateServer(build(settings, on_batch=batches.append))
     port = await server.start(warmup=False)
     try:
         pcm = client.load_pcm16k(shared_audio / "silero_test.wav")
@@ -200,17 +201,17 @@ async def test_cancel_drops_the_streams_queued_work(test_model_dir: Path, shared
             reader = asyncio.create_task(_drain(call))
             await asyncio.wait_for(sent.wait(), 30)
             for _ in range(1000):
-                if server.engine.queued >= 19:
+                if server.app.engine.queued >= 19:
                     break
                 await asyncio.sleep(0.01)
-            assert server.engine.queued >= 19
+            assert server.app.engine.queued >= 19
             call.cancel()
             await asyncio.gather(reader, return_exceptions=True)
             for _ in range(1000):
-                if server.engine.queued == 0:
+                if server.app.engine.queued == 0:
                     break
                 await asyncio.sleep(0.01)
-            assert server.engine.queued == 0
+            assert server.app.engine.queued == 0
             await asyncio.sleep(0.2)
             assert batches == []  # nothing was computed for the gone client
     finally:

@@ -100,20 +100,36 @@ async def test_translate_a_file_end_to_end(live: LiveServer, shared_audio: Path)
     assert sum(bool(t.text) for s in resp.segments for t in s.translations) >= 4
 
 
-async def test_service_output_equals_generate_on_each_segment(live: LiveServer, runner, shared_audio: Path) -> None:  # type: ignore[no-untyped-def]
-    """Parity: per segment, the text exactly and the waveform within 1e-4 of transformers' generate."""
-    pcm = (np.clip(jfk_16k(shared_audio), -1, 1) * 32767).astype("<i2")
-    samples = pcm.astype(np.float32) / 32768.0  # exactly what the server decodes
-    resp = await live.stub.Translate(raw_request(pcm.tobytes(), pb.LINEAR16, target_languages=["spa", "deu"]))
-    assert len(resp.segments) == 4
-    for seg in resp.segments:
-        span = samples[seg.start_ms * 16 : seg.end_ms * 16]
-        for tr in seg.translations:
-            text, wave = hf_generate(runner, span, tr.target_language)
-            assert tr.text == text
-            got = np.frombuffer(tr.audio.content, "<i2").astype(np.float32) / 32767.0
-            assert got.shape == wave.shape
-            np.testing.assert_allclose(got, wave, atol=1e-4)
+async def test_service_output_equals_generate_on_each_segment(  # type: ignore[no-untyped-def]
+    live: LiveServer, runner, shared_audio: Path, test_model_dir: Path
+) -> None:
+    """Parity over every segment of both shared files, as the server segments and batches them:
+    the text exactly and the waveform within 1e-4 of transformers' generate on a plain model, for
+    segments with odd and even fbank frame counts."""
+    odd: list[bool] = []
+    for name, targets in (("jfk.flac", ["spa", "deu"]), ("silero_test.wav", ["fra"])):
+        audio, rate = sf.read(shared_audio / name, dtype="float32", always_2d=True)
+        x = audio.mean(axis=1) if rate == 16000 else resample(audio.mean(axis=1), rate, 16000)
+        pcm = (np.clip(x, -1, 1) * 32767).astype("<i2")
+        samples = pcm.astype(np.float32) / 32768.0  # exactly what the server decodes
+        before = len(live.batches)
+        resp = await live.stub.Translate(raw_request(pcm.tobytes(), pb.LINEAR16, target_languages=targets))
+        sizes = [b.size for b in live.batches[before:]]
+        assert len(resp.segments) == {"jfk.flac": 4, "silero_test.wav": 19}[name]
+        assert sum(sizes) == len(resp.segments) and max(sizes) > 1  # the server batched them
+        for seg in resp.segments:
+            span = samples[seg.start_ms * 16 : seg.end_ms * 16]
+            features = runner.extract_features(span)
+            odd.append(bool(features.mask[-1] == 0))  # the processor padded an odd fbank frame count
+            label = f"{name} {seg.start_ms}-{seg.end_ms} ms ({len(features.values)} stacked frames)"
+            assert [t.target_language for t in seg.translations] == targets
+            for tr in seg.translations:
+                text, wave = hf_generate(test_model_dir, span, tr.target_language)
+                assert tr.text == text, label
+                got = np.frombuffer(tr.audio.content, "<i2").astype(np.float32) / 32767.0
+                assert got.shape == wave.shape, label
+                np.testing.assert_allclose(got, wave, atol=1e-4, err_msg=label)
+    assert any(odd) and not all(odd)
 
 
 async def test_output_options_text_only_and_resampled_speech(live: LiveServer, shared_audio: Path) -> None:
@@ -170,10 +186,18 @@ async def test_bad_audio_is_rejected_with_what_to_fix(live: LiveServer) -> None:
     await _expect(live, raw_request(tone, pb.AUDIO_ENCODING_UNSPECIFIED), INVALID, "encoding", "LINEAR16")
 
 
-async def test_bad_languages_are_rejected_with_the_valid_ones(live: LiveServer) -> None:
+async def test_bad_languages_are_rejected_with_a_pointer_to_the_valid_ones(live: LiveServer) -> None:
     tone = np.zeros(16000, "<i2").tobytes()
-    msg = await _expect(live, raw_request(tone, pb.LINEAR16, target_languages=["xxx"]), INVALID, "'xxx'", "spa")
-    assert "eng" in msg and "fra" in msg
+    msg = await _expect(
+        live, raw_request(tone, pb.LINEAR16, target_languages=["xxx"]), INVALID, "'xxx'", "ListLanguages"
+    )
+    assert "8 supported" in msg and "eng" in msg  # the count and examples, not the whole list
+    # an unbounded client string is never echoed whole (the status must fit the client's metadata limit)
+    long_code = "x" * 7000
+    msg = await _expect(live, raw_request(tone, pb.LINEAR16, target_languages=[long_code]), INVALID, "ListLanguages")
+    assert len(msg.encode()) < 300 and long_code not in msg
+    msg = await _expect(live, raw_request(tone, pb.LINEAR16, source_language=long_code), INVALID, "source language")
+    assert len(msg.encode()) < 300
     await _expect(live, raw_request(tone, pb.LINEAR16, target_languages=[]), INVALID, "target_languages is empty")
     await _expect(live, raw_request(tone, pb.LINEAR16, source_language="klingon"), INVALID, "source language")
     await _expect(
@@ -213,6 +237,7 @@ async def test_a_wav_container_gives_the_same_segments_as_raw_pcm(live: LiveServ
 
 
 async def test_health_is_not_serving_until_the_model_is_warm(test_model_dir: Path) -> None:
+    from translate_svc.app import build
     from translate_svc.model.seamless import SeamlessRunner
     from translate_svc.transport.server import TranslateServer
 
@@ -222,7 +247,7 @@ async def test_health_is_not_serving_until_the_model_is_warm(test_model_dir: Pat
         release.wait(30)
         return SeamlessRunner(test_model_dir, device="cpu", dtype="float32")
 
-    server = TranslateServer(make_settings(test_model_dir), runner_factory=slow_runner)
+    server = TranslateServer(build(make_settings(test_model_dir), runner_factory=slow_runner))
     started = asyncio.create_task(server.start())
     try:
         for _ in range(3000):  # start() binds the port before it loads the model
@@ -254,9 +279,10 @@ async def test_health_is_not_serving_until_the_model_is_warm(test_model_dir: Pat
 async def test_a_full_queue_refuses_with_resource_exhausted_and_a_retry_hint(
     test_model_dir: Path, shared_audio: Path
 ) -> None:
+    from translate_svc.app import build
     from translate_svc.transport.server import TranslateServer
 
-    server = TranslateServer(make_settings(test_model_dir, max_queued_segments=2, max_batch_size=1))
+    server = TranslateServer(build(make_settings(test_model_dir, max_queued_segments=2, max_batch_size=1)))
     port = await server.start(warmup=False)
     try:
         async with client.channel(f"127.0.0.1:{port}") as ch:
@@ -269,6 +295,6 @@ async def test_a_full_queue_refuses_with_resource_exhausted_and_a_retry_hint(
                 __import__("google.rpc.error_details_pb2", fromlist=["RetryInfo"]).RetryInfo.DESCRIPTOR
             )
         await asyncio.sleep(0.5)
-        assert server.engine.queued == 0  # the refused request left nothing behind
+        assert server.app.engine.queued == 0  # the refused request left nothing behind
     finally:
         await server.stop(grace=1)

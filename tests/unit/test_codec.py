@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import io
+import struct
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
 from typing import cast
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from translate_svc.audio import codec
 from translate_svc.audio.codec import (
     ALAW_TABLE,
+    CONTAINER_FORMATS,
     MULAW_TABLE,
+    OGG_CODECS,
+    SAMPLE_WIDTH,
     check_raw_format,
     decode_audio,
     decode_container,
@@ -282,3 +290,284 @@ def test_container_non_finite(bad: float, name: str) -> None:
     with pytest.raises(InvalidInput) as err:
         decode_container(_container(x, RATE, "WAV", "FLOAT"))
     assert f"non-finite value ({name}) at frame 42" in err.value.message
+
+
+# -- size and duration limits: validate before decoding --------------------------------------------
+
+CONTAINER = AudioFormat(AudioEncoding.CONTAINER)
+BOMB_RATE = 48_000
+BOMB_MINUTES = 60
+ACCEPTED = "send WAV, FLAC, OGG (Vorbis or Opus) or MP3, or a raw encoding with its sample rate"
+
+
+def _traced_peak(fn: Callable[[], object]) -> int:
+    """Peak bytes traced by tracemalloc while ``fn`` runs (numpy reports its buffers to it)."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        fn()
+    except InvalidInput:
+        pass
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak
+
+
+def _refusal(data: bytes, fmt: AudioFormat, max_seconds: float) -> str:
+    with pytest.raises(InvalidInput) as err:
+        decode_audio(data, fmt, max_seconds=max_seconds)
+    msg = err.value.message
+    assert len(msg.encode()) < 300 and "StreamingTranslate" in msg and f"at most {max_seconds:g} s" in msg
+    return msg
+
+
+def _without_length(flac: bytes) -> bytes:
+    """The same FLAC with STREAMINFO's total-samples field 0 ("unknown", as a FLAC streamed to a pipe)."""
+    assert flac[:4] == b"fLaC" and flac[4] & 0x7F == 0  # STREAMINFO comes first
+    fields = int.from_bytes(flac[18:26], "big") & ~((1 << 36) - 1)  # rate|channels|bits|total(36)
+    return flac[:18] + fields.to_bytes(8, "big") + flac[26:]
+
+
+def _reference(data: bytes) -> tuple[np.ndarray, int]:
+    """What decode_container returned before it decoded in blocks: read all, clip, average."""
+    frames, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    np.clip(frames, -1.0, 1.0, out=frames)
+    mono = frames[:, 0].copy() if frames.shape[1] == 1 else frames.mean(axis=1, dtype=np.float32)
+    return mono, rate
+
+
+def _noise(frames: int, channels: int, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).uniform(-0.9, 0.9, (frames, channels))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def flac_bomb() -> Iterator[bytes]:
+    """60 min of 48 kHz stereo silence as FLAC: 672,918 bytes that decode to 1.38 GB of float32.
+
+    Written once per module (about 2.3 s with libsndfile 1.2.2).
+    """
+    buf = io.BytesIO()
+    minute = np.zeros((BOMB_RATE * 60, 2), dtype=np.int16)
+    with sf.SoundFile(buf, "w", BOMB_RATE, 2, format="FLAC", subtype="PCM_16") as f:
+        for _ in range(BOMB_MINUTES):
+            f.write(minute)
+    yield buf.getvalue()
+
+
+def test_container_formats_are_the_documented_ones() -> None:
+    assert CONTAINER_FORMATS == ("WAV", "WAVEX", "FLAC", "OGG", "MP3")
+    assert OGG_CODECS == ("VORBIS", "OPUS")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "subtype"),
+    [
+        ("WAV", "PCM_16"),
+        ("WAV", "ULAW"),
+        ("WAVEX", "FLOAT"),
+        ("FLAC", "PCM_16"),
+        ("OGG", "VORBIS"),
+        ("OGG", "OPUS"),
+        ("MP3", "MPEG_LAYER_III"),
+    ],
+)
+def test_every_accepted_container_decodes(fmt: str, subtype: str) -> None:
+    data = _container(_signal(48000, 48000), 48000, fmt, subtype)
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        assert f.format in CONTAINER_FORMATS and f.format == fmt
+    y, rate = decode_audio(data, CONTAINER, max_seconds=1.0)
+    assert rate == 48000 and y.dtype == np.float32 and y.ndim == 1
+    assert abs(y.size - 48000) < 2000
+    np.testing.assert_array_equal(y, _reference(data)[0])
+
+
+@pytest.mark.parametrize(
+    ("fmt", "subtype"), [("AIFF", "PCM_16"), ("AU", "PCM_16"), ("CAF", "PCM_16"), ("W64", "PCM_16"), ("RF64", "PCM_16")]
+)
+def test_other_containers_are_refused(fmt: str, subtype: str) -> None:
+    data = _container(_signal(1600), RATE, fmt, subtype)
+    assert sf.read(io.BytesIO(data))[0].size == 1600  # soundfile itself would decode it
+    for max_seconds in (None, 10.0):
+        with pytest.raises(InvalidInput) as err:
+            decode_audio(data, CONTAINER, max_seconds=max_seconds)
+        msg = err.value.message
+        assert err.value.code.value == "INVALID_ARGUMENT"
+        assert msg == f"audio container format {fmt} is not accepted: {ACCEPTED}"
+        assert all(name in msg for name in ("WAV", "FLAC", "OGG", "MP3"))
+
+
+def test_flac_bomb_is_refused_from_its_header(flac_bomb: bytes) -> None:
+    """The header says 3600 s: refused before a single block is decoded.
+
+    Measured (libsndfile 1.2.2, numpy 2): bomb 672,918 bytes; traced peak 3,578 bytes (the
+    SoundFile object and its header reads), against 1.38 GB for the whole clip as stereo float32.
+    The old decoder read all of it (+2 GB RSS) before the caller's length check.
+    """
+    max_seconds = 60.0
+    limit_bytes = int(max_seconds * BOMB_RATE) * 4
+    msg = _refusal(flac_bomb, CONTAINER, max_seconds)
+    assert msg.startswith("the clip is 3600.0 s long; Translate takes at most 60 s")
+    peak = _traced_peak(lambda: decode_audio(flac_bomb, CONTAINER, max_seconds=max_seconds))
+    assert peak < 3 * len(flac_bomb) + limit_bytes
+    assert peak < 64 * 1024  # nothing decoded at all
+
+
+def test_flac_bomb_without_a_length_stops_at_the_limit(flac_bomb: bytes) -> None:
+    """A FLAC that gives no length (total samples 0) is decoded block by block up to the limit.
+
+    Measured (libsndfile 1.2.2, numpy 2, 60 s limit): traced peak 12,010,915 bytes = the 60 s of
+    mono float32 kept (11,520,000) + one 512 KiB block and its finiteness masks, below the bound
+    3 x 672,918 + 11,520,000 = 13,538,754; about 0.1 s. Decoding it all would take 691 MB (mono)
+    or 1.38 GB (stereo float32).
+    """
+    bomb = _without_length(flac_bomb)
+    with sf.SoundFile(io.BytesIO(bomb)) as f:
+        assert f.frames == 2**63 - 1  # libsndfile's "unknown": the header cannot help
+    max_seconds = 60.0
+    limit_bytes = int(max_seconds * BOMB_RATE) * 4
+    started = time.perf_counter()
+    msg = _refusal(bomb, CONTAINER, max_seconds)
+    assert time.perf_counter() - started < 2.0  # 60 s decoded, not 3600 s
+    assert msg.startswith("the clip is longer than 60 s; Translate takes at most 60 s")
+    peak = _traced_peak(lambda: decode_audio(bomb, CONTAINER, max_seconds=max_seconds))
+    assert peak < 3 * len(bomb) + limit_bytes
+
+
+def test_clip_without_a_length_decodes_up_to_exactly_the_limit() -> None:
+    x = _noise(3 * 48000, 2)  # 3 s: several blocks
+    flac = _container(x, 48000, "FLAC", "PCM_24")
+    bomb = _without_length(flac)
+    expected, _ = _reference(flac)
+    y, rate = decode_audio(bomb, CONTAINER, max_seconds=3.0)  # 144000 frames, the limit exactly
+    assert rate == 48000
+    np.testing.assert_array_equal(y, expected)
+    np.testing.assert_array_equal(decode_container(bomb)[0], expected)
+    assert "longer than 2.9999 s" in _refusal(bomb, CONTAINER, 2.9999)
+
+
+def _wav_claiming(data: bytes, data_bytes: int) -> bytes:
+    """``data`` (a canonical 44-byte-header WAV) with its data chunk's size field set to ``data_bytes``."""
+    at = data.index(b"data")
+    return data[: at + 4] + struct.pack("<I", data_bytes) + data[at + 8 :]
+
+
+def test_wav_header_understating_its_length_decodes_only_what_it_declares() -> None:
+    # 10 s held, 2 s declared: libsndfile reads the declared data chunk and nothing after it, so the
+    # undeclared tail can never slip past the limit.
+    x = _noise(10 * RATE, 1)
+    wav = _container(x, RATE, "WAV", "PCM_16")
+    liar = _wav_claiming(wav, 2 * RATE * 2)
+    y, rate = decode_audio(liar, CONTAINER, max_seconds=5.0)
+    assert rate == RATE
+    np.testing.assert_array_equal(y, _reference(wav)[0][: 2 * RATE])
+
+
+def test_wav_streamed_header_is_measured_from_the_bytes() -> None:
+    # A WAV written to a pipe declares 0xFFFFFFFF bytes; its length comes from the file size.
+    wav = _container(_noise(10 * RATE, 2), RATE, "WAV", "PCM_16")
+    streamed = _wav_claiming(wav, 0xFFFFFFFF)
+    assert _refusal(streamed, CONTAINER, 5.0).startswith("the clip is 10.0 s long;")
+    np.testing.assert_array_equal(decode_audio(streamed, CONTAINER, max_seconds=10.0)[0], _reference(wav)[0])
+
+
+def test_header_that_understates_still_stops_at_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # libsndfile itself caps reads at the length it reports; this makes the reported length lie
+    # (1 s for 10 s held) to check that the block loop, not libsndfile, enforces the limit.
+    wav = _container(_noise(10 * 48000, 2), 48000, "WAV", "FLOAT")
+    monkeypatch.setattr(codec._ForwardReader, "frames", property(lambda self: 48000))
+    assert _refusal(wav, CONTAINER, 5.0).startswith("the clip is longer than 5 s;")
+    peak = _traced_peak(lambda: decode_audio(wav, CONTAINER, max_seconds=5.0))
+    assert peak < 3 * len(wav) // 2  # 5 s of mono is a quarter of the 10 s stereo request
+    y, _ = decode_audio(wav, CONTAINER, max_seconds=20.0)  # frames past the header's count kept
+    np.testing.assert_array_equal(y, _reference(wav)[0])
+
+
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "channels", "rate"),
+    [
+        ("WAV", "PCM_16", 2, 48000),
+        ("WAV", "FLOAT", 6, 44100),
+        ("WAV", "PCM_24", 1, 16000),
+        ("FLAC", "PCM_16", 2, 48000),
+        ("OGG", "VORBIS", 2, 48000),
+        ("MP3", "MPEG_LAYER_III", 2, 44100),
+    ],
+)
+def test_clip_just_under_the_limit_decodes_as_before(fmt: str, subtype: str, channels: int, rate: int) -> None:
+    x = _noise(3 * rate, channels) * 1.2  # several blocks; some samples beyond full scale (clipped)
+    data = _container(x, rate, fmt, subtype)
+    expected, expected_rate = _reference(data)
+    for max_seconds in (expected.size / rate + 0.01, None):
+        y, got_rate = decode_audio(data, CONTAINER, max_seconds=max_seconds)
+        assert got_rate == expected_rate == rate
+        assert y.dtype == np.float32 and y.flags.c_contiguous
+        np.testing.assert_array_equal(y, expected)
+
+
+def test_container_at_the_limit_passes_and_one_frame_more_is_refused() -> None:
+    at_limit = _container(_signal(RATE), RATE, "WAV", "PCM_16")
+    assert decode_audio(at_limit, CONTAINER, max_seconds=1.0)[0].size == RATE
+    over = _container(_signal(RATE + 1), RATE, "WAV", "PCM_16")
+    assert _refusal(over, CONTAINER, 1.0).startswith("the clip is 1.0001 s long;")
+
+
+def test_container_non_finite_in_a_later_block() -> None:
+    x = _noise(5 * 48000, 2)
+    x[200_000, 1] = np.nan
+    with pytest.raises(InvalidInput) as err:
+        decode_audio(_container(x, 48000, "WAV", "FLOAT"), CONTAINER, max_seconds=10.0)
+    assert "non-finite value (nan) at frame 200000" in err.value.message
+
+
+def test_container_decode_keeps_one_mono_copy() -> None:
+    """A whole 30 s stereo clip peaks at its mono result plus a block, not at a stereo copy.
+
+    Measured: request 5,760,044 bytes (WAV PCM_16); traced peak 6,551,380 bytes (5,760,000 of mono
+    float32 + a 512 KiB block and its masks); the old read-all-then-average took 17,413,219.
+    """
+    data = _container(np.zeros((30 * 48000, 2), dtype=np.int16), 48000, "WAV", "PCM_16")
+    mono_bytes = 30 * 48000 * 4
+    peak = _traced_peak(lambda: decode_audio(data, CONTAINER, max_seconds=60.0))
+    assert peak < mono_bytes + 1024 * 1024
+
+
+def test_raw_over_the_limit_is_refused_without_decoding() -> None:
+    data = bytes(120 * RATE * 2)  # 120 s of LINEAR16 mono
+    msg = _refusal(data, _fmt(AudioEncoding.LINEAR16), 60.0)
+    assert msg.startswith("the clip is 120.0 s long; Translate takes at most 60 s")
+    peak = _traced_peak(lambda: decode_audio(data, _fmt(AudioEncoding.LINEAR16), max_seconds=60.0))
+    assert peak < 64 * 1024  # decoding would allocate 7.7 MB of float32
+
+
+@pytest.mark.parametrize(
+    "encoding", [AudioEncoding.LINEAR16, AudioEncoding.FLOAT32, AudioEncoding.MULAW, AudioEncoding.ALAW]
+)
+@pytest.mark.parametrize("channels", [1, 2])
+def test_raw_limit_counts_frames(encoding: AudioEncoding, channels: int) -> None:
+    fmt = _fmt(encoding, rate=8000, channels=channels)
+    frame = SAMPLE_WIDTH[encoding] * channels
+    fill = b"\xd5" if encoding is AudioEncoding.ALAW else b"\xff" if encoding is AudioEncoding.MULAW else b"\x00"
+    y, rate = decode_audio(fill * (8000 * frame), fmt, max_seconds=1.0)
+    assert rate == 8000 and y.size == 8000
+    np.testing.assert_array_equal(y, decode_raw(fill * (8000 * frame), fmt))
+    assert _refusal(fill * (8001 * frame), fmt, 1.0).startswith("the clip is 1.0001 s long;")
+
+
+def test_raw_decode_keeps_one_float_copy() -> None:
+    """LINEAR16 stereo: the float32 frames and the mono result, not a second float32 copy.
+
+    Measured: 10 s of 48 kHz stereo (1,920,000 bytes in); traced peak 5,892,992 bytes (3,840,000 of
+    frames + 1,920,000 mono + numpy's reduction buffer); dividing out of place adds 3,840,000.
+    """
+    data = _noise(10 * 48000, 2).__mul__(32767).astype("<i2").tobytes()
+    frames_bytes = 10 * 48000 * 2 * 4
+    peak = _traced_peak(lambda: decode_audio(data, _fmt(AudioEncoding.LINEAR16, 48000, 2), max_seconds=60.0))
+    assert peak < frames_bytes * 3 // 2 + 256 * 1024
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_max_seconds_must_be_positive(bad: float) -> None:
+    for fmt in (CONTAINER, _fmt(AudioEncoding.LINEAR16)):
+        with pytest.raises(ValueError, match="max_seconds"):
+            decode_audio(b"\x00\x00", fmt, max_seconds=bad)

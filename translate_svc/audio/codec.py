@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import logging
+import math
+import sys
 
 import numpy as np
 import soundfile as sf
@@ -32,7 +34,21 @@ SAMPLE_WIDTH: dict[AudioEncoding, int] = {
     AudioEncoding.ALAW: 1,
 }
 
+#: Container formats accepted in CONTAINER audio (soundfile's names; what the proto promises).
+#: WAVEX is WAV with a WAVE_FORMAT_EXTENSIBLE header. Everything else libsndfile opens (AIFF, AU,
+#: CAF, W64, RF64, ...) is refused, so the service accepts what it documents and nothing more.
+CONTAINER_FORMATS: tuple[str, ...] = ("WAV", "WAVEX", "FLAC", "OGG", "MP3")
+#: Codecs accepted inside an OGG container (soundfile's subtype names).
+OGG_CODECS: tuple[str, ...] = ("VORBIS", "OPUS")
+
 _CONTAINER_HINT = "send WAV, FLAC, OGG or MP3, or a raw encoding with its sample rate"
+_FORMATS_HINT = "send WAV, FLAC, OGG (Vorbis or Opus) or MP3, or a raw encoding with its sample rate"
+#: libsndfile's "length unknown" (a FLAC without a sample count, a WAV from a pipe).
+_SF_COUNT_MAX = 2**63 - 1
+#: Samples (frames x channels) decoded per read: 512 KiB of float32, whatever the channel count.
+_BLOCK_SAMPLES = 1 << 17
+#: The most frames allocated up front from a header's length (256 MiB of float32).
+_PREALLOCATE_MAX_FRAMES = 1 << 26
 
 
 def _mulaw_table() -> np.ndarray:
@@ -117,7 +133,8 @@ def decode_raw(data: bytes, fmt: AudioFormat, *, allow_empty: bool = False) -> n
             f"x {fmt.channels} channels); send only complete frames"
         )
     if encoding is AudioEncoding.LINEAR16:
-        samples = np.frombuffer(data, dtype="<i2").astype(np.float32) / np.float32(32768.0)
+        samples = np.frombuffer(data, dtype="<i2").astype(np.float32)
+        samples /= np.float32(32768.0)  # in place: one float32 copy of the clip, not two
     elif encoding is AudioEncoding.FLOAT32:
         samples = np.frombuffer(data, dtype="<f4").astype(np.float32)
         bad = np.flatnonzero(~np.isfinite(samples))
@@ -135,43 +152,147 @@ def decode_raw(data: bytes, fmt: AudioFormat, *, allow_empty: bool = False) -> n
     return _downmix(samples.reshape(-1, fmt.channels))
 
 
-def decode_container(data: bytes) -> tuple[np.ndarray, int]:
-    """Decode a WAV/FLAC/OGG/MP3 file held in memory with soundfile; returns (mono float32, rate)."""
+def decode_container(data: bytes, *, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode a WAV/FLAC/OGG/MP3 file held in memory; returns (mono float32 in [-1, 1], rate).
+
+    Validate before you allocate: the format and the sample rate come from the header, and so does
+    the length, which is checked against ``max_seconds`` before a sample is decoded. Headers can
+    lie or leave the length unknown (a streamed FLAC has no sample count), so the audio is then
+    decoded forward in blocks of at most ``_BLOCK_SAMPLES`` samples, each checked, clipped and
+    downmixed at once, and decoding stops as soon as more than ``max_seconds`` has come out. Peak
+    memory is the mono result (at most the limit) plus one block, whatever the file claims.
+    """
+    _check_limit(max_seconds)
     try:
-        frames, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        with _ForwardReader(io.BytesIO(data)) as f:
+            return _read_clip(f, max_seconds)
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
-        reason = getattr(exc, "error_string", None) or str(exc)
-        raise InvalidInput(f"could not decode the audio container: {reason}; {_CONTAINER_HINT}") from None
-    if frames.shape[0] == 0:
-        raise InvalidInput(f"audio container holds no audio frames; {_CONTAINER_HINT} with at least one frame")
+        reason = getattr(exc, "error_string", None) or "the data is not an audio file soundfile can read"
+        raise InvalidInput(f"could not decode the audio container: {reason[:120]}; {_CONTAINER_HINT}") from None
+
+
+def decode_audio(data: bytes, fmt: AudioFormat, *, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode a whole clip in any accepted format; returns (mono float32 in [-1, 1], sample rate).
+
+    With ``max_seconds`` a clip longer than that is refused (``InvalidInput``) before it is decoded:
+    raw audio by its byte count, a container by its header and then while decoding.
+    """
+    _check_limit(max_seconds)
+    check_raw_format(fmt, allow_container=True)
+    if not data:
+        raise InvalidInput("audio is empty: send the audio bytes (a container file or raw samples)")
+    encoding = AudioEncoding(fmt.encoding)
+    if encoding is AudioEncoding.CONTAINER:
+        return decode_container(data, max_seconds=max_seconds)
+    if max_seconds is not None:
+        frames = len(data) // (SAMPLE_WIDTH[encoding] * fmt.channels)
+        if frames > _max_frames(max_seconds, fmt.sample_rate_hz):
+            raise InvalidInput(_too_long(max_seconds, seconds=frames / fmt.sample_rate_hz))
+    return decode_raw(data, fmt), fmt.sample_rate_hz
+
+
+class _ForwardReader(sf.SoundFile):  # type: ignore[misc]  # soundfile ships no py.typed
+    """A ``SoundFile`` read strictly forward, one block after another.
+
+    soundfile calls ``tell`` and ``seek`` around every read of a seekable file to track its
+    position; a FLAC whose STREAMINFO gives no length (total samples 0, as encoders writing to a
+    pipe leave it) fails that seek, and every other format pays a seek per block. Nothing here
+    seeks, so the file is read as the stream it is.
+    """
+
+    def seekable(self) -> bool:
+        return False
+
+
+def _read_clip(f: sf.SoundFile, max_seconds: float | None) -> tuple[np.ndarray, int]:
+    """Check ``f``'s header, then decode it block by block (see ``decode_container``)."""
+    if f.format not in CONTAINER_FORMATS or (f.format == "OGG" and f.subtype not in OGG_CODECS):
+        found = f"OGG with {f.subtype} audio" if f.format == "OGG" else f.format
+        raise InvalidInput(f"audio container format {found} is not accepted: {_FORMATS_HINT}")
+    rate, channels = int(f.samplerate), int(f.channels)
     if not MIN_SAMPLE_RATE_HZ <= rate <= MAX_SAMPLE_RATE_HZ:
         raise InvalidInput(
             f"audio container has sample rate {rate} Hz: resample it to between "
             f"{MIN_SAMPLE_RATE_HZ} and {MAX_SAMPLE_RATE_HZ} Hz"
         )
-    bad = np.flatnonzero(~np.isfinite(frames).all(axis=1))
-    if bad.size:
-        frame = int(bad[0])
-        value = frames[frame][~np.isfinite(frames[frame])][0]
-        raise InvalidInput(
-            f"audio container holds a non-finite value ({value}) at frame {frame}: send finite samples in [-1, 1]"
-        )
-    np.clip(frames, -1.0, 1.0, out=frames)
-    return _downmix(frames), int(rate)
+    if channels < 1:
+        raise InvalidInput(f"audio container declares no channels; {_CONTAINER_HINT}")
+    limit_s = math.inf if max_seconds is None else max_seconds
+    max_frames = _max_frames(limit_s, rate)
+    # libsndfile reports an unknown length as SF_COUNT_MAX. It never returns more frames than a
+    # length it knows, but that is its behaviour, not its contract: the loop checks regardless.
+    header_frames = int(f.frames) if 0 <= f.frames < _SF_COUNT_MAX else None
+    if header_frames is not None and header_frames > max_frames:
+        raise InvalidInput(_too_long(limit_s, seconds=header_frames / rate))
+
+    # The mono result: one array of the header's length (capped, for a header that overstates
+    # and no limit), and separate pieces only for frames beyond it (a header that understates).
+    out = np.empty(min(header_frames or 0, _PREALLOCATE_MAX_FRAMES), dtype=np.float32)
+    extra: list[np.ndarray] = []
+    block = np.empty((max(1, _BLOCK_SAMPLES // channels), channels), dtype=np.float32)
+    done = 0
+    while True:
+        # Each block is checked, clipped and downmixed at once; never decode more than one frame
+        # past the limit. A short read may come before the end: only an empty one is the end.
+        got = f.read(out=block[: min(len(block), max_frames + 1 - done)])
+        n = len(got)
+        if done + n > max_frames:
+            raise InvalidInput(_too_long(limit_s))
+        if n == 0:
+            break
+        finite = np.isfinite(got).all(axis=1)
+        if not finite.all():
+            row = int(np.argmin(finite))
+            value = got[row][~np.isfinite(got[row])][0]
+            raise InvalidInput(
+                f"audio container holds a non-finite value ({value}) at frame {done + row}: "
+                "send finite samples in [-1, 1]"
+            )
+        np.clip(got, -1.0, 1.0, out=got)
+        if not extra and done + n <= len(out):
+            _downmix(got, out=out[done : done + n])
+        else:
+            extra.append(_downmix(got, out=np.empty(n, dtype=np.float32)))
+        done += n
+    if done == 0:
+        raise InvalidInput(f"audio container holds no audio frames; {_CONTAINER_HINT} with at least one frame")
+    if extra:
+        in_out = done - sum(len(piece) for piece in extra)
+        return np.concatenate([out[:in_out], *extra]), rate
+    return (out if done == len(out) else out[:done].copy()), rate
 
 
-def decode_audio(data: bytes, fmt: AudioFormat) -> tuple[np.ndarray, int]:
-    """Decode a whole clip in any accepted format; returns (mono float32 in [-1, 1], sample rate)."""
-    check_raw_format(fmt, allow_container=True)
-    if not data:
-        raise InvalidInput("audio is empty: send the audio bytes (a container file or raw samples)")
-    if AudioEncoding(fmt.encoding) is AudioEncoding.CONTAINER:
-        return decode_container(data)
-    return decode_raw(data, fmt), fmt.sample_rate_hz
+def _check_limit(max_seconds: float | None) -> None:
+    if max_seconds is not None and not (max_seconds > 0 and math.isfinite(max_seconds)):
+        raise ValueError(f"max_seconds must be a positive number of seconds, not {max_seconds!r}")
 
 
-def _downmix(frames: np.ndarray) -> np.ndarray:
-    """(frames, channels) -> contiguous float32 (frames,), averaging the channels."""
+def _max_frames(max_seconds: float, rate: int) -> int:
+    """The most frames a clip of at most ``max_seconds`` holds at ``rate`` (more is too long)."""
+    return sys.maxsize if math.isinf(max_seconds) else math.floor(max_seconds * rate)
+
+
+def _too_long(max_seconds: float, *, seconds: float | None = None) -> str:
+    if seconds is None:
+        length = f"is longer than {max_seconds:g} s"
+    else:  # just over the limit must not print as the limit itself
+        shown = f"{seconds:.1f}" if round(seconds, 1) > max_seconds else f"{seconds:.4f}"
+        length = f"is {shown} s long"
+    return (
+        f"the clip {length}; Translate takes at most {max_seconds:g} s "
+        "(use StreamingTranslate for longer audio, or split the clip)"
+    )
+
+
+def _downmix(frames: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(frames, channels) -> contiguous float32 (frames,), averaging the channels (into ``out``)."""
+    if out is not None:
+        if frames.shape[1] == 1:
+            out[:] = frames[:, 0]
+        else:
+            frames.mean(axis=1, dtype=np.float32, out=out)
+        return out
     if frames.shape[1] == 1:
         return np.ascontiguousarray(frames[:, 0], dtype=np.float32)
-    return frames.mean(axis=1, dtype=np.float32)
+    mono: np.ndarray = frames.mean(axis=1, dtype=np.float32)
+    return mono

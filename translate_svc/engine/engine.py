@@ -31,10 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from translate_svc.engine.runner import Features, ModelCard, ModelInput, ModelOutput, Runner
 from translate_svc.engine.scheduler import BatchScheduler, QueueFull, SchedulerConfig
 from translate_svc.errors import ErrorCode, NotReady, Overloaded
-from translate_svc.model.seamless import Features, ModelInput, ModelOutput, SeamlessRunner
-from translate_svc.settings import EngineSettings
 from translate_svc.types import MODEL_SAMPLE_RATE, SegmentError
 
 logger = logging.getLogger(__name__)
@@ -71,22 +70,18 @@ class BatchStats:
 class TranslationEngine:
     def __init__(
         self,
-        runner_factory: Callable[[], SeamlessRunner],
-        settings: EngineSettings,
+        runner_factory: Callable[[], Runner],
+        config: SchedulerConfig,
         *,
         on_batch: Callable[[BatchStats], None] | None = None,
         on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
+        """``runner_factory`` runs on the model thread at ``start`` (loading takes a while and may
+        want that thread's CUDA context). ``on_failure`` is called once, on the loop, if the
+        engine loop dies."""
         self._runner_factory = runner_factory
-        self._settings = settings
-        self._scheduler = BatchScheduler(
-            SchedulerConfig(
-                max_batch_size=settings.max_batch_size,
-                max_wait_s=settings.max_wait_ms / 1000.0,
-                max_batch_audio_s=settings.max_batch_audio_s,
-                max_queued=settings.max_queued_segments,
-            )
-        )
+        self._config = config
+        self._scheduler = BatchScheduler(config)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._prep_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="features")
         self._preparing: dict[int, _Job] = {}  # features being computed, by id
@@ -97,7 +92,7 @@ class TranslationEngine:
         self._task: asyncio.Task[None] | None = None
         self._on_batch = on_batch
         self._on_failure = on_failure
-        self.runner: SeamlessRunner | None = None
+        self._runner: Runner | None = None
         self.healthy = False
         self.failure: BaseException | None = None
 
@@ -106,7 +101,7 @@ class TranslationEngine:
     async def start(self, *, warmup: bool = True) -> None:
         """Load the model on the model thread, run one warm-up batch, then start the loop."""
         loop = asyncio.get_running_loop()
-        self.runner = await loop.run_in_executor(self._executor, self._runner_factory)
+        self._runner = await loop.run_in_executor(self._executor, self._runner_factory)
         if warmup:
             t0 = time.perf_counter()
             await loop.run_in_executor(self._executor, self._warmup)
@@ -126,13 +121,26 @@ class TranslationEngine:
         self.healthy = False
 
     def _warmup(self) -> None:
-        assert self.runner is not None
+        assert self._runner is not None
+        card = self._runner.card
         rng = np.random.default_rng(0)
         audio = (0.01 * rng.standard_normal(MODEL_SAMPLE_RATE)).astype(np.float32)
-        lang = sorted(self.runner.catalog.speech_codes or self.runner.catalog.text_codes)[0]
-        self.runner.run([ModelInput(audio, (lang,), lang, speech=bool(self.runner.catalog.speech_codes))])
+        lang = sorted(card.speech_codes or card.text_codes)[0]
+        self._runner.run([ModelInput(audio, (lang,), lang, speech=bool(card.speech_codes))])
 
     # -- public API (event loop only) -----------------------------------------------------
+
+    @property
+    def runner(self) -> Runner | None:
+        """The loaded runner (benchmarks describe it); only the model thread may call ``run``."""
+        return self._runner
+
+    @property
+    def card(self) -> ModelCard:
+        """The loaded model's languages, voices and identity; NotReady before ``start`` or after a failure."""
+        if not self.healthy or self._runner is None:
+            raise NotReady("the model is still loading (or has failed); retry when health reports SERVING")
+        return self._runner.card
 
     @property
     def queued(self) -> int:
@@ -141,9 +149,9 @@ class TranslationEngine:
 
     def submit(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult]:
         """Queue one segment; raises Overloaded when the queue is full, NotReady if not running."""
-        if not self.healthy or self.runner is None:
-            raise NotReady("the model is not loaded yet or has failed; retry later")
-        if self.queued >= self._settings.max_queued_segments:
+        if not self.healthy or self._runner is None:
+            raise NotReady("the model is still loading (or has failed); retry when health reports SERVING")
+        if self.queued >= self._config.max_queued:
             raise Overloaded(
                 f"server busy: {self.queued} segments are already waiting for the model; retry shortly",
                 retry_after_ms=self._retry_hint_ms(),
@@ -151,7 +159,7 @@ class TranslationEngine:
         loop = asyncio.get_running_loop()
         job = _Job(next(self._ids), owner, item, loop.create_future(), time.perf_counter())
         self._preparing[job.job_id] = job
-        prep = loop.run_in_executor(self._prep_executor, self.runner.extract_features, item.audio)
+        prep = loop.run_in_executor(self._prep_executor, self._runner.extract_features, item.audio)
         prep.add_done_callback(functools.partial(self._prepared, job))  # runs on the loop
         return job.future
 
@@ -185,7 +193,7 @@ class TranslationEngine:
         return len(dropped)
 
     def _retry_hint_ms(self) -> int:
-        return int(max(100, self._settings.max_wait_ms * 10))
+        return int(max(100, self._config.max_wait_s * 10_000))
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -218,9 +226,9 @@ class TranslationEngine:
 
     def _run_batch(self, items: Sequence[ModelInput]) -> list[tuple[ModelOutput | None, SegmentError | None]]:
         """Model thread. A failing batch is retried item by item so one bad segment fails alone."""
-        assert self.runner is not None
+        assert self._runner is not None
         try:
-            return [(out, None) for out in self.runner.run(items)]
+            return [(out, None) for out in self._runner.run(items)]
         except Exception:
             if len(items) == 1:
                 logger.exception("segment failed in the model")

@@ -14,8 +14,8 @@
 Stages 3-5 follow ``SeamlessM4Tv2Model.generate`` step for step (same trimming of the language
 and EOS tokens, same unit offset), so results equal ``generate`` on each segment alone; the
 parity tests prove it. Two upstream padding leaks are closed with hooks so batching changes
-nothing: the speech encoder's length adaptor (``_zero_padded_frames``) and the vocoder
-(``model/vocoder.py``).
+nothing: the speech encoder's length adaptor (``SeamlessRunner._zero_past_own_frames``) and the
+vocoder (``model/vocoder.py``).
 
 Thread safety: not thread-safe. Exactly one thread (the engine's model thread) calls ``run``.
 """
@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ import torch
 from transformers import AutoProcessor, GenerationMixin, LogitsProcessorList, SeamlessM4Tv2Model
 from transformers.modeling_outputs import BaseModelOutput
 
+from translate_svc.engine.runner import Features, ModelCard, ModelInput, ModelOutput
 from translate_svc.model.forced import ForcedLengths, ForceTextLength, UnitDurations
 from translate_svc.model.languages import LanguageCatalog
 from translate_svc.model.loading import describe_model, validate_model_dir
@@ -41,35 +41,6 @@ from translate_svc.model.vocoder import MaskedVocoder
 from translate_svc.types import MODEL_SAMPLE_RATE, ModelInfo
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, eq=False)
-class Features:
-    """One segment's model input features (``SeamlessRunner.extract_features``), unpadded."""
-
-    values: np.ndarray  # (frames, feature_dim) float32
-    mask: np.ndarray  # (frames,) int
-
-
-@dataclass(frozen=True, eq=False)
-class ModelInput:
-    """One segment: 16 kHz mono float32 samples and what to produce from them."""
-
-    audio: np.ndarray
-    targets: tuple[str, ...]
-    transcript_language: str | None = None
-    speech: bool = True
-    speaker_id: int = 0
-    #: computed ahead (off the model thread) when given; else computed in ``run``
-    features: Features | None = None
-
-
-@dataclass(frozen=True, eq=False)
-class ModelOutput:
-    transcript: str | None
-    texts: dict[str, str]
-    #: language -> float32 waveform at MODEL_SAMPLE_RATE (absent when speech was not asked for)
-    waveforms: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def pick_device(device: str) -> torch.device:
@@ -115,8 +86,13 @@ class SeamlessRunner:
         )
         self.model: SeamlessM4Tv2Model = model.to(self.device).eval()  # type: ignore[arg-type]
         self.model.set_modality("speech")
+        #: per row of the batch being encoded, its own frame count (set by ``features``, cleared
+        #: by ``encode``); read by the adaptor hooks. Model thread only, like everything here.
+        self._own_frames: torch.Tensor | None = None
         if self.model.speech_encoder.adapter is not None:
-            self.model.speech_encoder.adapter.register_forward_pre_hook(_zero_padded_frames, with_kwargs=True)
+            for depth, layer in enumerate(self.model.speech_encoder.adapter.layers):
+                for conv in (layer.residual_conv, layer.self_attn_conv):
+                    conv.register_forward_pre_hook(lambda mod, args, d=depth: self._zero_past_own_frames(d, args))
         gen = self.model.generation_config
         if not getattr(gen, "text_decoder_lang_to_code_id", None):
             raise ValueError(f"{path}/generation_config.json has no text_decoder_lang_to_code_id map")
@@ -128,6 +104,7 @@ class SeamlessRunner:
             getattr(gen, "vocoder_lang_code_to_id", None),
         )
         self.num_speakers = int(self.model.config.vocoder_num_spkrs)
+        self._card = ModelCard(self.info, tuple(self.catalog.languages()), self.num_speakers)
         self.forced = forced
         self._durations = UnitDurations()
         if forced is not None:
@@ -150,6 +127,10 @@ class SeamlessRunner:
             len(self.catalog.text_codes), len(self.catalog.speech_codes),
         )  # fmt: skip
 
+    @property
+    def card(self) -> ModelCard:
+        return self._card
+
     # -- stages ---------------------------------------------------------------------------
 
     def extract_features(self, audio: np.ndarray) -> Features:
@@ -162,21 +143,60 @@ class SeamlessRunner:
 
     def features(self, inputs: Sequence[ModelInput]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-segment features padded with zeros and a zero mask: what the processor does for a
-        list of clips (it normalises each clip on its own, then pads)."""
+        list of clips (it normalises each clip on its own, then pads).
+
+        Also records each row's own frame count (its ``extract_features`` length, which includes
+        the processor's own pad frame of an odd-length clip) for the next ``encode``."""
         per = [i.features if i.features is not None else self.extract_features(i.audio) for i in inputs]
-        frames = max(f.values.shape[0] for f in per)
+        own = [f.values.shape[0] for f in per]
+        frames = max(own)
         values = np.zeros((len(per), frames, per[0].values.shape[1]), np.float32)
         mask = np.zeros((len(per), frames), np.int64)
         for row, f in enumerate(per):
             values[row, : len(f.values)] = f.values
             mask[row, : len(f.mask)] = f.mask
+        self._own_frames = torch.tensor(own, device=self.device)
         return (
             torch.from_numpy(values).to(self.device, self.dtype),
             torch.from_numpy(mask).to(self.device),
         )
 
     def encode(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.model.speech_encoder(input_features=features, attention_mask=mask).last_hidden_state
+        """The speech encoder on a batch from ``features``; clears the recorded frame counts after,
+        so a later direct call on ``self.model`` runs unhooked (as transformers does)."""
+        try:
+            return self.model.speech_encoder(input_features=features, attention_mask=mask).last_hidden_state
+        finally:
+            self._own_frames = None
+
+    def _zero_past_own_frames(self, depth: int, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...] | None:
+        """Forward pre-hook on both strided convolutions of adaptor layer ``depth``: zero each
+        row's frames past its own length, so every row sees exactly the padding it sees alone.
+
+        The convolutions (kernel 8, stride 8, padding 4) read up to 4 frames past a row's end.
+        Alone, those are the convolution's zero padding; in a padded batch they are the (layer
+        normed) encoder outputs at frames added by the batch, which changed the row's last adaptor
+        frame and, through attention, all of its output. The boundary is the row's *own* length,
+        not its mask: the processor pads an odd-length clip by one frame and masks it, yet alone
+        the convolution reads the encoder's non-zero output there, so that frame must stay. The
+        hook sits on the convolutions, after the layer norms, because there a zeroed frame equals
+        the convolution's zero padding; before them it would become the norms' bias (zero in the
+        test checkpoint, not in general). A no-op when no row is padded by the batch, and outside
+        ``encode``. Model thread only.
+        """
+        own = self._own_frames
+        if own is None:
+            return None
+        x = args[0]  # (batch, channels, frames)
+        if own.shape[0] != x.shape[0]:
+            raise RuntimeError(f"{own.shape[0]} recorded frame counts for a batch of {x.shape[0]}")
+        kernel, stride = self.model.config.adaptor_kernel_size, self.model.config.adaptor_stride
+        for _ in range(depth):  # the row's own length after each earlier adaptor layer (conv length)
+            own = (own + 2 * (stride // 2) - kernel) // stride + 1
+        if bool((own >= x.shape[-1]).all()):
+            return None
+        past = torch.arange(x.shape[-1], device=x.device) >= own.unsqueeze(1)
+        return (x.masked_fill(past.unsqueeze(1), 0.0),)
 
     def decode_text(
         self, enc: torch.Tensor, mask: torch.Tensor, langs: Sequence[str], audio_s: Sequence[float]
@@ -298,22 +318,6 @@ class SeamlessRunner:
                 )
             )
         return outputs
-
-
-def _zero_padded_frames(module, args, kwargs):  # type: ignore[no-untyped-def]
-    """Zero padded frames before the speech encoder's length adaptor.
-
-    The adaptor's strided convolution (kernel 8, stride 8, padding 4) reads up to 4 frames past a
-    segment's end. Alone, those are the convolution's zero padding; in a padded batch they would be
-    the encoder's (non-zero) outputs at padded frames, which changes the segment's last adaptor
-    frame and, through attention, all of its output. Zeroing them makes a padded row compute
-    exactly what the segment computes alone. A no-op when nothing is padded.
-    """
-    hidden = args[0]
-    mask = kwargs.get("attention_mask")
-    if mask is None or mask.shape[1] != hidden.shape[1] or bool(mask.all()):
-        return None
-    return (hidden.masked_fill(~mask.bool().unsqueeze(-1), 0.0), *args[1:]), kwargs
 
 
 def _has_text(seq: torch.Tensor, gen) -> bool:  # type: ignore[no-untyped-def]

@@ -7,13 +7,14 @@ from google.rpc import code_pb2, status_pb2
 from pydantic import ValidationError
 
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.engine.runner import ModelCard
 from translate_svc.errors import ErrorCode, InvalidInput
-from translate_svc.settings import VadSettings
+from translate_svc.session import StreamEnded
+from translate_svc.settings import LimitsSettings, VadSettings
 from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
     Language,
-    ModelInfo,
     OutputOptions,
     SegmentResult,
 )
@@ -31,6 +32,7 @@ _ENCODINGS_BACK = {v: k for k, v in _ENCODINGS.items()}
 RPC_CODES = {
     ErrorCode.INVALID_ARGUMENT: code_pb2.INVALID_ARGUMENT,
     ErrorCode.RESOURCE_EXHAUSTED: code_pb2.RESOURCE_EXHAUSTED,
+    ErrorCode.OUT_OF_RANGE: code_pb2.OUT_OF_RANGE,
     ErrorCode.UNAVAILABLE: code_pb2.UNAVAILABLE,
     ErrorCode.INTERNAL: code_pb2.INTERNAL,
 }
@@ -91,8 +93,39 @@ def vad_settings_to_pb(v: VadSettings) -> pb.VadOptions:
     return pb.VadOptions(**{f: getattr(v, f) for f in _VAD_FIELDS})
 
 
-def model_info_to_pb(info: ModelInfo) -> pb.ModelInfo:
-    return pb.ModelInfo(name=info.name, revision=info.revision, is_test_model=info.is_test_model)
+def model_card_to_pb(card: ModelCard) -> pb.ModelInfo:
+    info = card.info
+    return pb.ModelInfo(
+        name=info.name, revision=info.revision, is_test_model=info.is_test_model, num_speakers=card.num_speakers
+    )
+
+
+def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
+    return pb.ServerLimits(
+        max_target_languages=limits.max_target_languages,
+        max_message_bytes=limits.max_message_bytes,
+        max_chunk_bytes=limits.max_chunk_bytes,
+        max_clip_seconds=limits.max_clip_seconds,
+        max_streams=limits.max_streams,
+        idle_timeout_seconds=limits.idle_timeout_s,
+        max_stream_seconds=limits.max_stream_seconds,
+        max_unread_results=limits.max_unread_results,
+    )
+
+
+_END_REASONS = {
+    None: pb.StreamEnd.HALF_CLOSE,
+    "idle_timeout": pb.StreamEnd.IDLE_TIMEOUT,
+    "max_stream_duration": pb.StreamEnd.MAX_STREAM_DURATION,
+}
+
+
+def stream_end_to_pb(ev: StreamEnded) -> pb.StreamEnd:
+    return pb.StreamEnd(
+        segments_total=ev.segments_total,
+        audio_received_ms=ev.audio_received_ms,
+        reason=_END_REASONS[None if ev.limit is None else ev.limit.reason],
+    )
 
 
 def language_to_pb(lang: Language) -> pb.Language:

@@ -1,8 +1,14 @@
 """The gRPC Translator service: wire messages in, domain calls, wire messages out.
 
+Requests arrive as raw bytes and are parsed here (``_parse``), so a message protobuf cannot parse
+gets INVALID_ARGUMENT with a short message instead of grpc's UNKNOWN naming a Python class.
+
 Errors: every ``ServiceError`` becomes the gRPC status of its code (``status_for``), with a
-google.rpc.RetryInfo detail when the server is overloaded. Per-segment failures travel inside
-``SegmentResult.status`` and never end the call.
+google.rpc.RetryInfo detail when retrying helps. Per-segment failures travel inside
+``SegmentResult.status`` and never end the call. A stream that fails keeps reading (and dropping)
+what its client still sends, up to ``error_drain_s``, before it ends: grpc-python's asyncio
+client replaces the server's status with ``INTERNAL`` when one of its writes fails after the call
+ended (grpc/grpc#36066), so ending while a client is mid-burst would lose the real status.
 """
 
 from __future__ import annotations
@@ -11,16 +17,16 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.errors import InvalidInput, ServiceError
+from translate_svc.errors import InvalidInput, LimitReached, ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session import SessionManager, SpeechEvent, StreamEnded, StreamSession
 from translate_svc.transport import convert
@@ -28,36 +34,51 @@ from translate_svc.types import SegmentResult
 
 logger = logging.getLogger(__name__)
 
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Translator"].full_name
+M = TypeVar("M", bound=Message)
+
 
 def status_for(err: ServiceError) -> grpc.Status:
     details = []
     if err.retry_after_ms is not None:
-        info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(nanos=err.retry_after_ms * 1_000_000))
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(err.retry_after_ms)
         packed = any_pb2.Any()
-        packed.Pack(info)
+        packed.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
         details.append(packed)
     return rpc_status.to_status(
         status_pb2.Status(code=convert.RPC_CODES[err.code], message=err.message, details=details)
     )
 
 
-async def _abort(context: grpc.aio.ServicerContext, err: ServiceError) -> None:
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: ServiceError) -> None:
     st = status_for(err)
     await context.abort(st.code, st.details, st.trailing_metadata)
 
 
-def _as_internal(exc: Exception) -> ServiceError:
-    logger.exception("unexpected error in a handler")
-    return ServiceError(f"internal error ({type(exc).__name__}); the server log has the details")
+def _as_internal(exc: BaseException) -> ServiceError:
+    logger.error("unexpected error in a handler", exc_info=exc)
+    return ServiceError("internal error; the server log has the details")
+
+
+def _parse(kind: type[M], raw: bytes) -> M:
+    """Client bytes -> message; INVALID_ARGUMENT (not UNKNOWN) when protobuf cannot parse them."""
+    try:
+        return kind.FromString(raw)
+    except (DecodeError, ValueError, RuntimeError):
+        raise InvalidInput(
+            f"the request is not a valid {kind.DESCRIPTOR.full_name} message (protobuf could not parse it): "
+            "generate the client from this server's translate.proto"
+        ) from None
 
 
 def unary_errors(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """Map ServiceError (and anything unexpected, as INTERNAL) to the call's gRPC status."""
 
     @functools.wraps(handler)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapper(self: Any, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
-            return await handler(self, request, context)
+            return await handler(self, raw, context)
         except ServiceError as e:
             await _abort(context, e)
         except asyncio.CancelledError:
@@ -68,19 +89,41 @@ def unary_errors(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaita
     return wrapper
 
 
-class TranslatorServicer(pb_grpc.TranslatorServicer):
-    def __init__(self, manager: SessionManager) -> None:
+class TranslatorServicer:
+    def __init__(self, manager: SessionManager, *, error_drain_s: float = 2.0) -> None:
         self._m = manager
+        self._error_drain_s = error_drain_s
 
-    @unary_errors
-    async def ListLanguages(self, request: pb.ListLanguagesRequest, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def]
-        return pb.ListLanguagesResponse(
-            languages=[convert.language_to_pb(lang) for lang in self._m.languages()],
-            model=convert.model_info_to_pb(self._m.model_info),
+    def handler(self) -> grpc.GenericRpcHandler:
+        """The service's method handlers; requests stay bytes (parsed by ``_parse``)."""
+        return grpc.method_handlers_generic_handler(
+            SERVICE_NAME,
+            {
+                "ListLanguages": grpc.unary_unary_rpc_method_handler(
+                    self.ListLanguages, response_serializer=pb.ListLanguagesResponse.SerializeToString
+                ),
+                "Translate": grpc.unary_unary_rpc_method_handler(
+                    self.Translate, response_serializer=pb.TranslateResponse.SerializeToString
+                ),
+                "StreamingTranslate": grpc.stream_stream_rpc_method_handler(
+                    self.StreamingTranslate, response_serializer=pb.StreamingTranslateResponse.SerializeToString
+                ),
+            },
         )
 
     @unary_errors
-    async def Translate(self, request: pb.TranslateRequest, context: grpc.aio.ServicerContext):  # type: ignore[no-untyped-def]
+    async def ListLanguages(self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> pb.ListLanguagesResponse:
+        _parse(pb.ListLanguagesRequest, raw)
+        card = self._m.card
+        return pb.ListLanguagesResponse(
+            languages=[convert.language_to_pb(lang) for lang in card.languages],
+            model=convert.model_card_to_pb(card),
+            limits=convert.limits_to_pb(self._m.limits),
+        )
+
+    @unary_errors
+    async def Translate(self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> pb.TranslateResponse:
+        request = _parse(pb.TranslateRequest, raw)
         if not request.HasField("audio") or not request.audio.content:
             raise InvalidInput("audio.content is empty: send the clip's bytes in audio.content")
         fmt = convert.audio_format(request.audio.format, "audio.format")
@@ -91,56 +134,85 @@ class TranslatorServicer(pb_grpc.TranslatorServicer):
         )
         vad = convert.vad_settings(request.vad, self._m.vad_defaults)
         clip = await self._m.translate_clip(request.audio.content, fmt, task, vad)
+        del request, raw  # the clip's bytes: not needed while the answer is built
         for r in clip.segments:
             metrics.observe_segment(r)
-        return pb.TranslateResponse(
+        response = pb.TranslateResponse(
             segments=[convert.segment_result_to_pb(r) for r in clip.segments],
-            model=convert.model_info_to_pb(self._m.model_info),
+            model=convert.model_card_to_pb(self._m.card),
             audio_duration_ms=clip.audio_duration_ms,
         )
+        size, limit = response.ByteSize(), self._m.limits.max_message_bytes
+        if size > limit:  # the up-front estimate (session._check_answer_size) was beaten
+            raise InvalidInput(
+                f"the answer is {size} bytes, over this server's {limit}-byte message limit: ask for fewer "
+                "targets or a lower speech_sample_rate_hz, or use StreamingTranslate"
+            )
+        return response
 
     async def StreamingTranslate(
-        self, request_iterator: AsyncIterator[pb.StreamingTranslateRequest], context: grpc.aio.ServicerContext
+        self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StreamingTranslateResponse]:
+        requests = _parsed(raw_requests)
         try:
-            session = await self._open(request_iterator)
+            session = await self._open(requests)
         except ServiceError as e:
-            await _abort(context, e)
+            await self._end_with(context, raw_requests, e)
             return
-        yield pb.StreamingTranslateResponse(
-            started=pb.StreamStarted(
-                session_id=session.session_id,
-                config=pb.StreamingConfig(
-                    format=convert.audio_format_to_pb(session.fmt),
-                    source_language=session.task.source_language or "",
-                    target_languages=session.task.target_languages,
-                    output=convert.output_options_to_pb(session.task.output),
-                    vad=convert.vad_settings_to_pb(session.vad_settings),
-                ),
-                model=convert.model_info_to_pb(self._m.model_info),
-            )
-        )
-        reader = asyncio.create_task(self._read(request_iterator, session), name=f"read-{session.session_id}")
+        reader = asyncio.create_task(self._read(requests, session), name=f"read-{session.session_id}")
         metrics.STREAMS_ACTIVE.inc()
+        error: ServiceError | None = None
         try:
+            yield pb.StreamingTranslateResponse(
+                started=pb.StreamStarted(
+                    session_id=session.session_id,
+                    config=pb.StreamingConfig(
+                        format=convert.audio_format_to_pb(session.fmt),
+                        source_language=session.task.source_language or "",
+                        target_languages=session.task.target_languages,
+                        output=convert.output_options_to_pb(session.task.output),
+                        vad=convert.vad_settings_to_pb(session.vad_settings),
+                    ),
+                    model=convert.model_card_to_pb(self._m.card),
+                    limits=convert.limits_to_pb(self._m.limits),
+                )
+            )
             async for ev in session.events():
                 yield _event_to_pb(ev)
             await reader
         except ServiceError as e:
-            await _abort(context, e)
+            error = e
         except asyncio.CancelledError:
             logger.info("stream cancelled by the client", extra={"session_id": session.session_id})
             raise
         except Exception as e:
-            await _abort(context, _as_internal(e))
+            error = _as_internal(e)
         finally:
             metrics.STREAMS_ACTIVE.dec()
             if not reader.done():
                 reader.cancel()
-            session.abort()
+            await asyncio.gather(reader, return_exceptions=True)
+            session.close()
+        if error is not None:
+            await self._end_with(context, raw_requests, error)
+
+    async def _end_with(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        raw_requests: AsyncIterator[bytes],
+        error: ServiceError,
+    ) -> None:
+        """End the stream with ``error`` once the client stopped sending (or after ``error_drain_s``);
+        what it still sends is dropped, unprocessed (the status says from where)."""
+        drain = asyncio.create_task(_discard(raw_requests))
+        try:
+            await asyncio.wait({drain}, timeout=self._error_drain_s)
+            await _abort(context, error)
+        finally:
+            drain.cancel()
 
     async def _open(self, requests: AsyncIterator[pb.StreamingTranslateRequest]) -> StreamSession:
-        first = await anext(aiter(requests), None)
+        first = await anext(requests, None)
         if first is None:
             raise InvalidInput("the stream ended before its first message: send a `config` message first")
         kind = first.WhichOneof("request")
@@ -157,9 +229,23 @@ class TranslatorServicer(pb_grpc.TranslatorServicer):
         return self._m.open_stream(fmt, task, vad)
 
     async def _read(self, requests: AsyncIterator[pb.StreamingTranslateRequest], session: StreamSession) -> None:
-        """Request side: feed audio, apply controls; half-close finishes the session."""
+        """Request side: feed audio, apply controls; half-close (or a limit) finishes the session."""
+        idle_s = self._m.limits.idle_timeout_s
         try:
-            async for req in requests:
+            while True:
+                try:
+                    async with asyncio.timeout(idle_s):
+                        req = await anext(requests, None)
+                except TimeoutError:
+                    idle = LimitReached(
+                        f"no message for {idle_s:g} s (limits.idle_timeout_seconds): the stream was closed after "
+                        "its open speech was translated; send audio (or silence) at least that often",
+                        reason="idle_timeout",
+                    )
+                    await session.finish(idle)
+                    return
+                if req is None:
+                    break
                 kind = req.WhichOneof("request")
                 if kind == "audio":
                     await session.feed(req.audio)
@@ -172,12 +258,28 @@ class TranslatorServicer(pb_grpc.TranslatorServicer):
                 else:
                     raise InvalidInput("empty request message: set one of config, audio or control")
             await session.finish()
+        except LimitReached as e:
+            await session.finish(e)
         except ServiceError as e:
-            await session.fail(e)
+            session.fail(e)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # a bug must end the stream, not leave the client waiting
-            await session.fail(_as_internal(e))
+            session.fail(_as_internal(e))
+
+
+async def _parsed(raw: AsyncIterator[bytes]) -> AsyncIterator[pb.StreamingTranslateRequest]:
+    async for data in raw:
+        yield _parse(pb.StreamingTranslateRequest, data)
+
+
+async def _discard(raw_requests: AsyncIterator[bytes]) -> None:
+    """Read and drop the rest of a failed stream's requests, unparsed."""
+    try:
+        async for _ in raw_requests:
+            pass
+    except Exception:  # the call ended (AbortError), or the iterator is already closed
+        return
 
 
 def _event_to_pb(ev: SpeechEvent | SegmentResult | StreamEnded) -> pb.StreamingTranslateResponse:
@@ -187,6 +289,4 @@ def _event_to_pb(ev: SpeechEvent | SegmentResult | StreamEnded) -> pb.StreamingT
     if isinstance(ev, SpeechEvent):
         kind = pb.SpeechEvent.SPEECH_STARTED if ev.started else pb.SpeechEvent.SPEECH_ENDED
         return pb.StreamingTranslateResponse(speech_event=pb.SpeechEvent(type=kind, offset_ms=ev.offset_ms))
-    return pb.StreamingTranslateResponse(
-        ended=pb.StreamEnd(segments_total=ev.segments_total, audio_received_ms=ev.audio_received_ms)
-    )
+    return pb.StreamingTranslateResponse(ended=convert.stream_end_to_pb(ev))

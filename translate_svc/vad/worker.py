@@ -38,6 +38,7 @@ class _Request:
     samples: np.ndarray  # still to score
     future: asyncio.Future[np.ndarray]
     loop: asyncio.AbstractEventLoop
+    last: bool = False  # end of stream: also score the partial window left over (SileroVad.finish)
     done: list[np.ndarray] = field(default_factory=list)  # probabilities of the turns so far
 
 
@@ -60,15 +61,17 @@ class VadWorker:
         self.batches = 0
         self.requests = 0
 
-    async def probabilities(self, state: SileroState, samples16k: np.ndarray) -> np.ndarray:
-        """:meth:`SileroVad.probabilities` for one stream, scored on the worker thread."""
+    async def probabilities(self, state: SileroState, samples16k: np.ndarray, *, last: bool = False) -> np.ndarray:
+        """:meth:`SileroVad.probabilities` for one stream, scored on the worker thread. ``last``:
+        the stream ends here; the leftover partial window is scored too (:meth:`SileroVad.finish`),
+        so end of stream takes the same path as every other call."""
         x = np.ascontiguousarray(samples16k, dtype=np.float32)
         if x.ndim != 1:  # checked here, so a bad request fails alone, not its whole batch
             raise ValueError(f"expected 1-D mono samples, got shape {x.shape}")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = loop.create_future()
         with self._lock:
-            self._pending.append(_Request(state, x, future, loop))
+            self._pending.append(_Request(state, x, future, loop, last))
             start = not self._running
             self._running = True
         if start:
@@ -98,6 +101,9 @@ class VadWorker:
             n = self._turn_samples
             try:
                 probs = self.vad.probabilities_many([r.state for r in now], [r.samples[:n] for r in now])
+                for i, r in enumerate(now):
+                    if r.last and r.samples.size <= n:  # its final turn: add the zero-padded tail window
+                        probs[i] = np.concatenate([probs[i], self.vad.finish(r.state)])
             except Exception as exc:  # handed to every waiting caller
                 logger.exception("VAD batch of %d streams failed", len(now))
                 for r in now:

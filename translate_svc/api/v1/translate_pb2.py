@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$translate_svc/api/v1/translate.proto\x12\x14translate_svc.api.v1\x1a\x17google/rpc/status.proto\"n\n\x0b\x41udioFormat\x12\x35\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32#.translate_svc.api.v1.AudioEncoding\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\"P\n\nAudioInput\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x31\n\x06\x66ormat\x18\x02 \x01(\x0b\x32!.translate_svc.api.v1.AudioFormat\"\xba\x01\n\rOutputOptions\x12\x11\n\x04text\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x13\n\x06speech\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12\x17\n\ntranscript\x18\x03 \x01(\x08H\x02\x88\x01\x01\x12\x1d\n\x15speech_sample_rate_hz\x18\x04 \x01(\x05\x12\x17\n\nspeaker_id\x18\x05 \x01(\x05H\x03\x88\x01\x01\x42\x07\n\x05_textB\t\n\x07_speechB\r\n\x0b_transcriptB\r\n\x0b_speaker_id\",\n\nTranscript\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"P\n\x10SynthesizedAudio\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x03\"k\n\x0bTranslation\x12\x17\n\x0ftarget_language\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x35\n\x05\x61udio\x18\x03 \x01(\x0b\x32&.translate_svc.api.v1.SynthesizedAudio\">\n\x06Timing\x12\x10\n\x08queue_ms\x18\x01 \x01(\x01\x12\x10\n\x08model_ms\x18\x02 \x01(\x01\x12\x10\n\x08total_ms\x18\x03 \x01(\x01\"\x86\x02\n\rSegmentResult\x12\x12\n\nsegment_id\x18\x01 \x01(\x03\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\x12\x34\n\ntranscript\x18\x04 \x01(\x0b\x32 .translate_svc.api.v1.Transcript\x12\x37\n\x0ctranslations\x18\x05 \x03(\x0b\x32!.translate_svc.api.v1.Translation\x12,\n\x06timing\x18\x06 \x01(\x0b\x32\x1c.translate_svc.api.v1.Timing\x12\"\n\x06status\x18\x07 \x01(\x0b\x32\x12.google.rpc.Status\"B\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\t\x12\x15\n\ris_test_model\x18\x03 \x01(\x08\"\x16\n\x14ListLanguagesRequest\"h\n\x08Language\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0cspeech_input\x18\x03 \x01(\x08\x12\x13\n\x0btext_output\x18\x04 \x01(\x08\x12\x15\n\rspeech_output\x18\x05 \x01(\x08\"z\n\x15ListLanguagesResponse\x12\x31\n\tlanguages\x18\x01 \x03(\x0b\x32\x1e.translate_svc.api.v1.Language\x12.\n\x05model\x18\x02 \x01(\x0b\x32\x1f.translate_svc.api.v1.ModelInfo\"\xda\x01\n\x10TranslateRequest\x12/\n\x05\x61udio\x18\x01 \x01(\x0b\x32 .translate_svc.api.v1.AudioInput\x12\x17\n\x0fsource_language\x18\x02 \x01(\t\x12\x18\n\x10target_languages\x18\x03 \x03(\t\x12\x33\n\x06output\x18\x04 \x01(\x0b\x32#.translate_svc.api.v1.OutputOptions\x12-\n\x03vad\x18\x05 \x01(\x0b\x32 .translate_svc.api.v1.VadOptions\"\x95\x01\n\x11TranslateResponse\x12\x35\n\x08segments\x18\x01 \x03(\x0b\x32#.translate_svc.api.v1.SegmentResult\x12.\n\x05model\x18\x02 \x01(\x0b\x32\x1f.translate_svc.api.v1.ModelInfo\x12\x19\n\x11\x61udio_duration_ms\x18\x03 \x01(\x03\"\xee\x01\n\nVadOptions\x12\x16\n\tthreshold\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x1b\n\x0emin_silence_ms\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x1a\n\rspeech_pad_ms\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x1a\n\rmin_speech_ms\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x1b\n\x0emax_segment_ms\x18\x05 \x01(\x05H\x04\x88\x01\x01\x42\x0c\n\n_thresholdB\x11\n\x0f_min_silence_msB\x10\n\x0e_speech_pad_msB\x10\n\x0e_min_speech_msB\x11\n\x0f_max_segment_ms\"\xdb\x01\n\x0fStreamingConfig\x12\x31\n\x06\x66ormat\x18\x01 \x01(\x0b\x32!.translate_svc.api.v1.AudioFormat\x12\x17\n\x0fsource_language\x18\x02 \x01(\t\x12\x18\n\x10target_languages\x18\x03 \x03(\t\x12\x33\n\x06output\x18\x04 \x01(\x0b\x32#.translate_svc.api.v1.OutputOptions\x12-\n\x03vad\x18\x05 \x01(\x0b\x32 .translate_svc.api.v1.VadOptions\"\xa8\x01\n\x19StreamingTranslateRequest\x12\x37\n\x06\x63onfig\x18\x01 \x01(\x0b\x32%.translate_svc.api.v1.StreamingConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x12\x36\n\x07\x63ontrol\x18\x03 \x01(\x0e\x32#.translate_svc.api.v1.StreamControlH\x00\x42\t\n\x07request\"\x8a\x01\n\rStreamStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x35\n\x06\x63onfig\x18\x02 \x01(\x0b\x32%.translate_svc.api.v1.StreamingConfig\x12.\n\x05model\x18\x03 \x01(\x0b\x32\x1f.translate_svc.api.v1.ModelInfo\"\x9a\x01\n\x0bSpeechEvent\x12\x34\n\x04type\x18\x01 \x01(\x0e\x32&.translate_svc.api.v1.SpeechEvent.Type\x12\x11\n\toffset_ms\x18\x02 \x01(\x03\"B\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0eSPEECH_STARTED\x10\x01\x12\x10\n\x0cSPEECH_ENDED\x10\x02\">\n\tStreamEnd\x12\x16\n\x0esegments_total\x18\x01 \x01(\x03\x12\x19\n\x11\x61udio_received_ms\x18\x02 \x01(\x03\"\x85\x02\n\x1aStreamingTranslateResponse\x12\x36\n\x07started\x18\x01 \x01(\x0b\x32#.translate_svc.api.v1.StreamStartedH\x00\x12\x39\n\x0cspeech_event\x18\x02 \x01(\x0b\x32!.translate_svc.api.v1.SpeechEventH\x00\x12\x36\n\x07segment\x18\x03 \x01(\x0b\x32#.translate_svc.api.v1.SegmentResultH\x00\x12\x30\n\x05\x65nded\x18\x04 \x01(\x0b\x32\x1f.translate_svc.api.v1.StreamEndH\x00\x42\n\n\x08response*n\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x0c\n\x08LINEAR16\x10\x01\x12\x0b\n\x07\x46LOAT32\x10\x02\x12\t\n\x05MULAW\x10\x03\x12\x08\n\x04\x41LAW\x10\x04\x12\r\n\tCONTAINER\x10\x05*:\n\rStreamControl\x12\x1e\n\x1aSTREAM_CONTROL_UNSPECIFIED\x10\x00\x12\t\n\x05\x46LUSH\x10\x01\x32\xd1\x02\n\nTranslator\x12h\n\rListLanguages\x12*.translate_svc.api.v1.ListLanguagesRequest\x1a+.translate_svc.api.v1.ListLanguagesResponse\x12\\\n\tTranslate\x12&.translate_svc.api.v1.TranslateRequest\x1a\'.translate_svc.api.v1.TranslateResponse\x12{\n\x12StreamingTranslate\x12/.translate_svc.api.v1.StreamingTranslateRequest\x1a\x30.translate_svc.api.v1.StreamingTranslateResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$translate_svc/api/v1/translate.proto\x12\x14translate_svc.api.v1\x1a\x17google/rpc/status.proto\"n\n\x0b\x41udioFormat\x12\x35\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32#.translate_svc.api.v1.AudioEncoding\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\"P\n\nAudioInput\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x31\n\x06\x66ormat\x18\x02 \x01(\x0b\x32!.translate_svc.api.v1.AudioFormat\"\xba\x01\n\rOutputOptions\x12\x11\n\x04text\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x13\n\x06speech\x18\x02 \x01(\x08H\x01\x88\x01\x01\x12\x17\n\ntranscript\x18\x03 \x01(\x08H\x02\x88\x01\x01\x12\x1d\n\x15speech_sample_rate_hz\x18\x04 \x01(\x05\x12\x17\n\nspeaker_id\x18\x05 \x01(\x05H\x03\x88\x01\x01\x42\x07\n\x05_textB\t\n\x07_speechB\r\n\x0b_transcriptB\r\n\x0b_speaker_id\",\n\nTranscript\x12\x10\n\x08language\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"P\n\x10SynthesizedAudio\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x03\"k\n\x0bTranslation\x12\x17\n\x0ftarget_language\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x35\n\x05\x61udio\x18\x03 \x01(\x0b\x32&.translate_svc.api.v1.SynthesizedAudio\">\n\x06Timing\x12\x10\n\x08queue_ms\x18\x01 \x01(\x01\x12\x10\n\x08model_ms\x18\x02 \x01(\x01\x12\x10\n\x08total_ms\x18\x03 \x01(\x01\"\x86\x02\n\rSegmentResult\x12\x12\n\nsegment_id\x18\x01 \x01(\x03\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\x12\x34\n\ntranscript\x18\x04 \x01(\x0b\x32 .translate_svc.api.v1.Transcript\x12\x37\n\x0ctranslations\x18\x05 \x03(\x0b\x32!.translate_svc.api.v1.Translation\x12,\n\x06timing\x18\x06 \x01(\x0b\x32\x1c.translate_svc.api.v1.Timing\x12\"\n\x06status\x18\x07 \x01(\x0b\x32\x12.google.rpc.Status\"X\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\t\x12\x15\n\ris_test_model\x18\x03 \x01(\x08\x12\x14\n\x0cnum_speakers\x18\x04 \x01(\x05\"\xe5\x01\n\x0cServerLimits\x12\x1c\n\x14max_target_languages\x18\x01 \x01(\x05\x12\x19\n\x11max_message_bytes\x18\x02 \x01(\x03\x12\x17\n\x0fmax_chunk_bytes\x18\x03 \x01(\x03\x12\x18\n\x10max_clip_seconds\x18\x04 \x01(\x01\x12\x13\n\x0bmax_streams\x18\x05 \x01(\x05\x12\x1c\n\x14idle_timeout_seconds\x18\x06 \x01(\x01\x12\x1a\n\x12max_stream_seconds\x18\x07 \x01(\x01\x12\x1a\n\x12max_unread_results\x18\x08 \x01(\x05\"\x16\n\x14ListLanguagesRequest\"h\n\x08Language\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0cspeech_input\x18\x03 \x01(\x08\x12\x13\n\x0btext_output\x18\x04 \x01(\x08\x12\x15\n\rspeech_output\x18\x05 \x01(\x08\"\xae\x01\n\x15ListLanguagesResponse\x12\x31\n\tlanguages\x18\x01 \x03(\x0b\x32\x1e.translate_svc.api.v1.Language\x12.\n\x05model\x18\x02 \x01(\x0b\x32\x1f.translate_svc.api.v1.ModelInfo\x12\x32\n\x06limits\x18\x03 \x01(\x0b\x32\".translate_svc.api.v1.ServerLimits\"\xda\x01\n\x10TranslateRequest\x12/\n\x05\x61udio\x18\x01 \x01(\x0b\x32 .translate_svc.api.v1.AudioInput\x12\x17\n\x0fsource_language\x18\x02 \x01(\t\x12\x18\n\x10target_languages\x18\x03 \x03(\t\x12\x33\n\x06output\x18\x04 \x01(\x0b\x32#.translate_svc.api.v1.OutputOptions\x12-\n\x03vad\x18\x05 \x01(\x0b\x32 .translate_svc.api.v1.VadOptions\"\x95\x01\n\x11TranslateResponse\x12\x35\n\x08segments\x18\x01 \x03(\x0b\x32#.translate_svc.api.v1.SegmentResult\x12.\n\x05model\x18\x02 \x01(\x0b\x32\x1f.translate_svc.api.v1.ModelInfo\x12\x19\n\x11\x61udio_duration_ms\x18\x03 \x01(\x03\"\xee\x01\n\nVadOptions\x12\x16\n\tthreshold\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x1b\n\x0emin_silence_ms\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x1a\n\rspeech_pad_ms\x18\x03 \x01(\x05H\x02\x88\x01\x01\x12\x1a\n\rmin_speech_ms\x18\x04 \x01(\x05H\x03\x88\x01\x01\x12\x1b\n\x0emax_segment_ms\x18\x05 \x01(\x05H\x04\x88\x01\x01\x42\x0c\n\n_thresholdB\x11\n\x0f_min_silence_msB\x10\n\x0e_speech_pad_msB\x10\n\x0e_min_speech_msB\x11\n\x0f_max_segment_ms\"\xdb\x01\n\x0fStreamingConfig\x12\x31\n\x06\x66ormat\x18\x01 \x01(\x0b\x32!.translate_svc.api.v1.AudioFormat\x12\x17\n\x0fsource_language\x18\x02 \x01(\t\x12\x18\n\x10target_languages\x18\x03 \x03(\t\x12\x33\n\x06output\x18\x04 \x01(\x0b\x32#.translate_svc.api.v1.OutputOptions\x12-\n\x03vad\x18\x05 \x01(\x0b\x32 .translate_svc.api.v1.VadOptions\"\xa8\x01\n\x19StreamingTranslateRequest\x12\x37\n\x06\x63onfig\x18\x01 \x01(\x0b\x32%.translate_svc.api.v1.StreamingConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x12\x36\n\x07\x63ontrol\x18\x03 \x01(\x0e\x32#.translate_svc.api.v1.StreamControlH\x00\x42\t\n\x07request\"\xbe\x01\n\rStreamStarted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x35\n\x06\x63onfig\x18\x02 \x01(\x0b\x32%.translate_svc.api.v1.StreamingConfig\x12.\n\x05model\x18\x03 \x01(\x0b\x32\x1f.translate_svc.api.v1.ModelInfo\x12\x32\n\x06limits\x18\x04 \x01(\x0b\x32\".translate_svc.api.v1.ServerLimits\"\x9a\x01\n\x0bSpeechEvent\x12\x34\n\x04type\x18\x01 \x01(\x0e\x32&.translate_svc.api.v1.SpeechEvent.Type\x12\x11\n\toffset_ms\x18\x02 \x01(\x03\"B\n\x04Type\x12\x14\n\x10TYPE_UNSPECIFIED\x10\x00\x12\x12\n\x0eSPEECH_STARTED\x10\x01\x12\x10\n\x0cSPEECH_ENDED\x10\x02\"\xd3\x01\n\tStreamEnd\x12\x16\n\x0esegments_total\x18\x01 \x01(\x03\x12\x19\n\x11\x61udio_received_ms\x18\x02 \x01(\x03\x12\x36\n\x06reason\x18\x03 \x01(\x0e\x32&.translate_svc.api.v1.StreamEnd.Reason\"[\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x0e\n\nHALF_CLOSE\x10\x01\x12\x10\n\x0cIDLE_TIMEOUT\x10\x02\x12\x17\n\x13MAX_STREAM_DURATION\x10\x03\"\x85\x02\n\x1aStreamingTranslateResponse\x12\x36\n\x07started\x18\x01 \x01(\x0b\x32#.translate_svc.api.v1.StreamStartedH\x00\x12\x39\n\x0cspeech_event\x18\x02 \x01(\x0b\x32!.translate_svc.api.v1.SpeechEventH\x00\x12\x36\n\x07segment\x18\x03 \x01(\x0b\x32#.translate_svc.api.v1.SegmentResultH\x00\x12\x30\n\x05\x65nded\x18\x04 \x01(\x0b\x32\x1f.translate_svc.api.v1.StreamEndH\x00\x42\n\n\x08response*n\n\rAudioEncoding\x12\x1e\n\x1a\x41UDIO_ENCODING_UNSPECIFIED\x10\x00\x12\x0c\n\x08LINEAR16\x10\x01\x12\x0b\n\x07\x46LOAT32\x10\x02\x12\t\n\x05MULAW\x10\x03\x12\x08\n\x04\x41LAW\x10\x04\x12\r\n\tCONTAINER\x10\x05*:\n\rStreamControl\x12\x1e\n\x1aSTREAM_CONTROL_UNSPECIFIED\x10\x00\x12\t\n\x05\x46LUSH\x10\x01\x32\xd1\x02\n\nTranslator\x12h\n\rListLanguages\x12*.translate_svc.api.v1.ListLanguagesRequest\x1a+.translate_svc.api.v1.ListLanguagesResponse\x12\\\n\tTranslate\x12&.translate_svc.api.v1.TranslateRequest\x1a\'.translate_svc.api.v1.TranslateResponse\x12{\n\x12StreamingTranslate\x12/.translate_svc.api.v1.StreamingTranslateRequest\x1a\x30.translate_svc.api.v1.StreamingTranslateResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'translate_svc.api.v1.translate_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AUDIOENCODING']._serialized_start=2991
-  _globals['_AUDIOENCODING']._serialized_end=3101
-  _globals['_STREAMCONTROL']._serialized_start=3103
-  _globals['_STREAMCONTROL']._serialized_end=3161
+  _globals['_AUDIOENCODING']._serialized_start=3500
+  _globals['_AUDIOENCODING']._serialized_end=3610
+  _globals['_STREAMCONTROL']._serialized_start=3612
+  _globals['_STREAMCONTROL']._serialized_end=3670
   _globals['_AUDIOFORMAT']._serialized_start=87
   _globals['_AUDIOFORMAT']._serialized_end=197
   _globals['_AUDIOINPUT']._serialized_start=199
@@ -53,33 +53,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SEGMENTRESULT']._serialized_start=772
   _globals['_SEGMENTRESULT']._serialized_end=1034
   _globals['_MODELINFO']._serialized_start=1036
-  _globals['_MODELINFO']._serialized_end=1102
-  _globals['_LISTLANGUAGESREQUEST']._serialized_start=1104
-  _globals['_LISTLANGUAGESREQUEST']._serialized_end=1126
-  _globals['_LANGUAGE']._serialized_start=1128
-  _globals['_LANGUAGE']._serialized_end=1232
-  _globals['_LISTLANGUAGESRESPONSE']._serialized_start=1234
-  _globals['_LISTLANGUAGESRESPONSE']._serialized_end=1356
-  _globals['_TRANSLATEREQUEST']._serialized_start=1359
-  _globals['_TRANSLATEREQUEST']._serialized_end=1577
-  _globals['_TRANSLATERESPONSE']._serialized_start=1580
-  _globals['_TRANSLATERESPONSE']._serialized_end=1729
-  _globals['_VADOPTIONS']._serialized_start=1732
-  _globals['_VADOPTIONS']._serialized_end=1970
-  _globals['_STREAMINGCONFIG']._serialized_start=1973
-  _globals['_STREAMINGCONFIG']._serialized_end=2192
-  _globals['_STREAMINGTRANSLATEREQUEST']._serialized_start=2195
-  _globals['_STREAMINGTRANSLATEREQUEST']._serialized_end=2363
-  _globals['_STREAMSTARTED']._serialized_start=2366
-  _globals['_STREAMSTARTED']._serialized_end=2504
-  _globals['_SPEECHEVENT']._serialized_start=2507
-  _globals['_SPEECHEVENT']._serialized_end=2661
-  _globals['_SPEECHEVENT_TYPE']._serialized_start=2595
-  _globals['_SPEECHEVENT_TYPE']._serialized_end=2661
-  _globals['_STREAMEND']._serialized_start=2663
-  _globals['_STREAMEND']._serialized_end=2725
-  _globals['_STREAMINGTRANSLATERESPONSE']._serialized_start=2728
-  _globals['_STREAMINGTRANSLATERESPONSE']._serialized_end=2989
-  _globals['_TRANSLATOR']._serialized_start=3164
-  _globals['_TRANSLATOR']._serialized_end=3501
+  _globals['_MODELINFO']._serialized_end=1124
+  _globals['_SERVERLIMITS']._serialized_start=1127
+  _globals['_SERVERLIMITS']._serialized_end=1356
+  _globals['_LISTLANGUAGESREQUEST']._serialized_start=1358
+  _globals['_LISTLANGUAGESREQUEST']._serialized_end=1380
+  _globals['_LANGUAGE']._serialized_start=1382
+  _globals['_LANGUAGE']._serialized_end=1486
+  _globals['_LISTLANGUAGESRESPONSE']._serialized_start=1489
+  _globals['_LISTLANGUAGESRESPONSE']._serialized_end=1663
+  _globals['_TRANSLATEREQUEST']._serialized_start=1666
+  _globals['_TRANSLATEREQUEST']._serialized_end=1884
+  _globals['_TRANSLATERESPONSE']._serialized_start=1887
+  _globals['_TRANSLATERESPONSE']._serialized_end=2036
+  _globals['_VADOPTIONS']._serialized_start=2039
+  _globals['_VADOPTIONS']._serialized_end=2277
+  _globals['_STREAMINGCONFIG']._serialized_start=2280
+  _globals['_STREAMINGCONFIG']._serialized_end=2499
+  _globals['_STREAMINGTRANSLATEREQUEST']._serialized_start=2502
+  _globals['_STREAMINGTRANSLATEREQUEST']._serialized_end=2670
+  _globals['_STREAMSTARTED']._serialized_start=2673
+  _globals['_STREAMSTARTED']._serialized_end=2863
+  _globals['_SPEECHEVENT']._serialized_start=2866
+  _globals['_SPEECHEVENT']._serialized_end=3020
+  _globals['_SPEECHEVENT_TYPE']._serialized_start=2954
+  _globals['_SPEECHEVENT_TYPE']._serialized_end=3020
+  _globals['_STREAMEND']._serialized_start=3023
+  _globals['_STREAMEND']._serialized_end=3234
+  _globals['_STREAMEND_REASON']._serialized_start=3143
+  _globals['_STREAMEND_REASON']._serialized_end=3234
+  _globals['_STREAMINGTRANSLATERESPONSE']._serialized_start=3237
+  _globals['_STREAMINGTRANSLATERESPONSE']._serialized_end=3498
+  _globals['_TRANSLATOR']._serialized_start=3673
+  _globals['_TRANSLATOR']._serialized_end=4010
 # @@protoc_insertion_point(module_scope)

@@ -119,14 +119,36 @@ class SegmentResult(_message.Message):
     def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "revision", "is_test_model")
+    __slots__ = ("name", "revision", "is_test_model", "num_speakers")
     NAME_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     IS_TEST_MODEL_FIELD_NUMBER: _ClassVar[int]
+    NUM_SPEAKERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     revision: str
     is_test_model: bool
-    def __init__(self, name: _Optional[str] = ..., revision: _Optional[str] = ..., is_test_model: _Optional[bool] = ...) -> None: ...
+    num_speakers: int
+    def __init__(self, name: _Optional[str] = ..., revision: _Optional[str] = ..., is_test_model: _Optional[bool] = ..., num_speakers: _Optional[int] = ...) -> None: ...
+
+class ServerLimits(_message.Message):
+    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results")
+    MAX_TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_CLIP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STREAMS_FIELD_NUMBER: _ClassVar[int]
+    IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STREAM_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_UNREAD_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    max_target_languages: int
+    max_message_bytes: int
+    max_chunk_bytes: int
+    max_clip_seconds: float
+    max_streams: int
+    idle_timeout_seconds: float
+    max_stream_seconds: float
+    max_unread_results: int
+    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ...) -> None: ...
 
 class ListLanguagesRequest(_message.Message):
     __slots__ = ()
@@ -147,12 +169,14 @@ class Language(_message.Message):
     def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., speech_input: _Optional[bool] = ..., text_output: _Optional[bool] = ..., speech_output: _Optional[bool] = ...) -> None: ...
 
 class ListLanguagesResponse(_message.Message):
-    __slots__ = ("languages", "model")
+    __slots__ = ("languages", "model", "limits")
     LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     languages: _containers.RepeatedCompositeFieldContainer[Language]
     model: ModelInfo
-    def __init__(self, languages: _Optional[_Iterable[_Union[Language, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
+    limits: ServerLimits
+    def __init__(self, languages: _Optional[_Iterable[_Union[Language, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ...) -> None: ...
 
 class TranslateRequest(_message.Message):
     __slots__ = ("audio", "source_language", "target_languages", "output", "vad")
@@ -217,14 +241,16 @@ class StreamingTranslateRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., control: _Optional[_Union[StreamControl, str]] = ...) -> None: ...
 
 class StreamStarted(_message.Message):
-    __slots__ = ("session_id", "config", "model")
+    __slots__ = ("session_id", "config", "model", "limits")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     config: StreamingConfig
     model: ModelInfo
-    def __init__(self, session_id: _Optional[str] = ..., config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
+    limits: ServerLimits
+    def __init__(self, session_id: _Optional[str] = ..., config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ...) -> None: ...
 
 class SpeechEvent(_message.Message):
     __slots__ = ("type", "offset_ms")
@@ -243,12 +269,24 @@ class SpeechEvent(_message.Message):
     def __init__(self, type: _Optional[_Union[SpeechEvent.Type, str]] = ..., offset_ms: _Optional[int] = ...) -> None: ...
 
 class StreamEnd(_message.Message):
-    __slots__ = ("segments_total", "audio_received_ms")
+    __slots__ = ("segments_total", "audio_received_ms", "reason")
+    class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        REASON_UNSPECIFIED: _ClassVar[StreamEnd.Reason]
+        HALF_CLOSE: _ClassVar[StreamEnd.Reason]
+        IDLE_TIMEOUT: _ClassVar[StreamEnd.Reason]
+        MAX_STREAM_DURATION: _ClassVar[StreamEnd.Reason]
+    REASON_UNSPECIFIED: StreamEnd.Reason
+    HALF_CLOSE: StreamEnd.Reason
+    IDLE_TIMEOUT: StreamEnd.Reason
+    MAX_STREAM_DURATION: StreamEnd.Reason
     SEGMENTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     AUDIO_RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     segments_total: int
     audio_received_ms: int
-    def __init__(self, segments_total: _Optional[int] = ..., audio_received_ms: _Optional[int] = ...) -> None: ...
+    reason: StreamEnd.Reason
+    def __init__(self, segments_total: _Optional[int] = ..., audio_received_ms: _Optional[int] = ..., reason: _Optional[_Union[StreamEnd.Reason, str]] = ...) -> None: ...
 
 class StreamingTranslateResponse(_message.Message):
     __slots__ = ("started", "speech_event", "segment", "ended")

@@ -1,0 +1,100 @@
+"""The one place that builds the application from ``Settings``.
+
+``build`` maps each settings section onto its component's config once, picks the model runner
+(``model/``), loads the shared VAD and wires metrics. ``transport/`` serves what it gets; the CLI,
+the tests and the benchmarks call ``build`` too, so every entry point runs the same application.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from translate_svc.engine.engine import BatchStats, TranslationEngine
+from translate_svc.engine.runner import Runner
+from translate_svc.engine.scheduler import SchedulerConfig
+from translate_svc.observability import metrics
+from translate_svc.session import SessionManager
+from translate_svc.settings import EngineSettings, ModelSettings, Settings
+from translate_svc.vad.silero import SileroVad
+from translate_svc.vad.worker import VadWorker
+
+logger = logging.getLogger(__name__)
+
+
+def scheduler_config(s: EngineSettings) -> SchedulerConfig:
+    """EngineSettings -> the scheduler's config: the one mapping of these settings."""
+    return SchedulerConfig(
+        max_batch_size=s.max_batch_size,
+        max_wait_s=s.max_wait_ms / 1000.0,
+        max_batch_audio_s=s.max_batch_audio_s,
+        max_queued=s.max_queued_segments,
+    )
+
+
+def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
+    """The production runner: SeamlessM4T v2 from ``m.path`` (loaded on the engine's model thread)."""
+
+    def load() -> Runner:
+        from translate_svc.model.forced import ForcedLengths
+        from translate_svc.model.seamless import SeamlessRunner
+
+        forced = None
+        if m.forced_text_tokens_per_s is not None:
+            forced = ForcedLengths(m.forced_text_tokens_per_s, m.forced_units_per_s)
+        return SeamlessRunner(m.path, device=m.device, dtype=m.dtype, forced=forced, cpu_threads=m.cpu_threads)
+
+    return load
+
+
+@dataclass
+class Application:
+    """Engine, VAD worker and sessions of one server process. Event loop only."""
+
+    settings: Settings
+    engine: TranslationEngine
+    vad: VadWorker
+    sessions: SessionManager
+    #: called (on the loop) if the model worker dies; transport/ turns health NOT_SERVING
+    failure_listeners: list[Callable[[BaseException], None]] = field(default_factory=list)
+
+    async def start(self, *, warmup: bool = True) -> None:
+        """Load and warm the model (minutes for the real one)."""
+        await self.engine.start(warmup=warmup)
+
+    async def stop(self) -> None:
+        """After the transport stopped taking calls: fail what is left, stop the threads."""
+        await self.engine.stop()
+        self.vad.close()
+
+
+def build(
+    settings: Settings,
+    *,
+    runner_factory: Callable[[], Runner] | None = None,
+    on_batch: Callable[[BatchStats], None] | None = None,
+) -> Application:
+    """The application for ``settings``; ``runner_factory`` replaces the SeamlessM4T runner (tests,
+    benchmarks), ``on_batch`` observes every batch besides the metrics."""
+
+    def batch_done(stats: BatchStats) -> None:
+        metrics.observe_batch(stats)
+        if on_batch is not None:
+            on_batch(stats)
+
+    listeners: list[Callable[[BaseException], None]] = []
+
+    def engine_failed(exc: BaseException) -> None:
+        for listener in listeners:
+            listener(exc)
+
+    engine = TranslationEngine(
+        runner_factory or seamless_runner_factory(settings.model),
+        scheduler_config(settings.engine),
+        on_batch=batch_done,
+        on_failure=engine_failed,
+    )
+    vad = VadWorker(SileroVad(), on_call=metrics.observe_vad_call)
+    sessions = SessionManager(engine, vad, settings.vad, settings.limits)
+    return Application(settings, engine, vad, sessions, listeners)
