@@ -6,8 +6,9 @@ import asyncio
 import json
 import statistics
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from google.protobuf import json_format
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+T = TypeVar("T")
 console = Console(width=None if sys.stdout.isatty() else 150)  # logs and CI: no 80-column squeeze
 
 NOISE_WARNING = "[bold yellow]test model (random weights): every text and sound below is noise[/]"
@@ -105,7 +107,7 @@ def translate(
     for col in ("#", "span (ms)", "transcript", "lang", "translation", "speech (ms)", "model ms", "status"):
         table.add_column(col)
     for seg in resp.segments:
-        for i, tr in enumerate(seg.translations or [None]):  # type: ignore[list-item]
+        for i, tr in enumerate(seg.translations or [None]):
             table.add_row(
                 str(seg.segment_id) if i == 0 else "",
                 f"{seg.start_ms}-{seg.end_ms}" if i == 0 else "",
@@ -252,7 +254,7 @@ def download_model(
     console.print(f"done: {directory} holds {HF_REPO_ID} at {commit}")
 
 
-def _call(main):  # type: ignore[no-untyped-def]
+def _call(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     import grpc
 
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +45,8 @@ async def translate_file(
         target_languages=targets,
         output=output_options(speech=speech, transcript=bool(source)),
     )
-    return await stub.Translate(request, timeout=deadline_s)
+    response: pb.TranslateResponse = await stub.Translate(request, timeout=deadline_s)
+    return response
 
 
 def load_pcm16k(path: Path) -> np.ndarray:
@@ -78,7 +79,7 @@ async def stream_pcm(
     chunk_ms: int = 100,
     realtime: bool = False,
     speech: bool = True,
-    on_response=None,  # type: ignore[no-untyped-def]
+    on_response: Callable[[float, pb.StreamingTranslateResponse], None] | None = None,
 ) -> StreamTrace:
     """Send 16 kHz LINEAR16 in ``chunk_ms`` chunks (paced at real time if asked); collect responses."""
     trace = StreamTrace()

@@ -75,7 +75,7 @@ def plain_reference(model_dir: Path) -> Reference:
     """transformers' own model and processor for the checkpoint, loaded apart from any runner (so
     without its adaptor and vocoder hooks); loaded once per session."""
     model = SeamlessM4Tv2Model.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32).eval()
-    return Reference(model, AutoProcessor.from_pretrained(model_dir, local_files_only=True))  # type: ignore[arg-type]
+    return Reference(model, AutoProcessor.from_pretrained(model_dir, local_files_only=True))
 
 
 def has_hooks(model: torch.nn.Module) -> bool:
@@ -245,14 +245,14 @@ def test_adaptor_padding_is_exact_with_nonzero_layer_norm_biases(
     test_model_dir: Path, speech: list[np.ndarray]
 ) -> None:
     """The test checkpoint's adaptor layer norms have zero bias, so zeroing a frame before them or
-    after them looks the same; in trained weights a zeroed frame becomes the norm's bias, which
-    the convolution's own zero padding is not. Give both models the same non-zero biases."""
+    after them looks the same; with non-zero biases (trained weights) a zeroed frame becomes the
+    norm's bias, which the convolution's own zero padding is not. Give both models the same ones."""
     runner = SeamlessRunner(test_model_dir, device="cpu", dtype="float32")
     ref = plain_reference.__wrapped__(test_model_dir)  # a fresh copy: its weights change here
     ours = dict(runner.model.speech_encoder.adapter.named_parameters())  # type: ignore[union-attr]
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        for name, param in ref.model.speech_encoder.adapter.named_parameters():
+        for name, param in ref.model.speech_encoder.adapter.named_parameters():  # type: ignore[union-attr]
             if name.endswith("layer_norm.bias"):
                 param.copy_(torch.randn(param.shape, generator=gen))
                 ours[name].copy_(param)

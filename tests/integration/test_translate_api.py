@@ -107,6 +107,7 @@ async def test_service_output_equals_generate_on_each_segment(  # type: ignore[n
     the text exactly and the waveform within 1e-4 of transformers' generate on a plain model, for
     segments with odd and even fbank frame counts."""
     odd: list[bool] = []
+    sizes: list[int] = []
     for name, targets in (("jfk.flac", ["spa", "deu"]), ("silero_test.wav", ["fra"])):
         audio, rate = sf.read(shared_audio / name, dtype="float32", always_2d=True)
         x = audio.mean(axis=1) if rate == 16000 else resample(audio.mean(axis=1), rate, 16000)
@@ -114,9 +115,9 @@ async def test_service_output_equals_generate_on_each_segment(  # type: ignore[n
         samples = pcm.astype(np.float32) / 32768.0  # exactly what the server decodes
         before = len(live.batches)
         resp = await live.stub.Translate(raw_request(pcm.tobytes(), pb.LINEAR16, target_languages=targets))
-        sizes = [b.size for b in live.batches[before:]]
         assert len(resp.segments) == {"jfk.flac": 4, "silero_test.wav": 19}[name]
-        assert sum(sizes) == len(resp.segments) and max(sizes) > 1  # the server batched them
+        assert sum(b.size for b in live.batches[before:]) == len(resp.segments)
+        sizes += [b.size for b in live.batches[before:]]
         for seg in resp.segments:
             span = samples[seg.start_ms * 16 : seg.end_ms * 16]
             features = runner.extract_features(span)
@@ -130,6 +131,7 @@ async def test_service_output_equals_generate_on_each_segment(  # type: ignore[n
                 assert got.shape == wave.shape, label
                 np.testing.assert_allclose(got, wave, atol=1e-4, err_msg=label)
     assert any(odd) and not all(odd)
+    assert max(sizes) > 1  # segments really were batched (padded) by the server
 
 
 async def test_output_options_text_only_and_resampled_speech(live: LiveServer, shared_audio: Path) -> None:
@@ -279,10 +281,14 @@ async def test_health_is_not_serving_until_the_model_is_warm(test_model_dir: Pat
 async def test_a_full_queue_refuses_with_resource_exhausted_and_a_retry_hint(
     test_model_dir: Path, shared_audio: Path
 ) -> None:
+    from google.rpc import error_details_pb2
+
     from translate_svc.app import build
     from translate_svc.transport.server import TranslateServer
 
-    server = TranslateServer(build(make_settings(test_model_dir, max_queued_segments=2, max_batch_size=1)))
+    # max_wait_ms 500: the hint is 10 batching waits, 5 s (a Duration of whole seconds, not nanos)
+    settings = make_settings(test_model_dir, max_queued_segments=2, max_batch_size=1, max_wait_ms=500)
+    server = TranslateServer(build(settings))
     port = await server.start(warmup=False)
     try:
         async with client.channel(f"127.0.0.1:{port}") as ch:
@@ -291,9 +297,10 @@ async def test_a_full_queue_refuses_with_resource_exhausted_and_a_retry_hint(
             assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "retry" in e.value.details()
             status = rpc_status.from_call(e.value)
-            assert status is not None and status.details[0].Is(
-                __import__("google.rpc.error_details_pb2", fromlist=["RetryInfo"]).RetryInfo.DESCRIPTOR
-            )
+            assert status is not None and status.details[0].Is(error_details_pb2.RetryInfo.DESCRIPTOR)
+            info = error_details_pb2.RetryInfo()
+            status.details[0].Unpack(info)
+            assert info.retry_delay.ToMilliseconds() == 5000 and info.retry_delay.seconds == 5
         await asyncio.sleep(0.5)
         assert server.app.engine.queued == 0  # the refused request left nothing behind
     finally:

@@ -165,7 +165,10 @@ class SeamlessRunner:
         """The speech encoder on a batch from ``features``; clears the recorded frame counts after,
         so a later direct call on ``self.model`` runs unhooked (as transformers does)."""
         try:
-            return self.model.speech_encoder(input_features=features, attention_mask=mask).last_hidden_state
+            hidden: torch.Tensor = self.model.speech_encoder(
+                input_features=features, attention_mask=mask
+            ).last_hidden_state
+            return hidden
         finally:
             self._own_frames = None
 
@@ -335,4 +338,5 @@ def _trim_right_padding(seqs: torch.Tensor, pad: int) -> torch.Tensor:
 def _new_attention_mask(hidden: torch.Tensor, seq_lens: torch.Tensor) -> torch.Tensor:
     from transformers.models.seamless_m4t_v2.modeling_seamless_m4t_v2 import _compute_new_attention_mask
 
-    return _compute_new_attention_mask(hidden_states=hidden, seq_lens=seq_lens)
+    mask: torch.Tensor = _compute_new_attention_mask(hidden_states=hidden, seq_lens=seq_lens)
+    return mask

@@ -139,7 +139,7 @@ def language_to_pb(lang: Language) -> pb.Language:
 
 
 def pcm16(audio: np.ndarray) -> bytes:
-    return (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+    return bytes((np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
 
 
 def segment_result_to_pb(r: SegmentResult) -> pb.SegmentResult:

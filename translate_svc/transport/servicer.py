@@ -64,7 +64,8 @@ def _as_internal(exc: BaseException) -> ServiceError:
 def _parse(kind: type[M], raw: bytes) -> M:
     """Client bytes -> message; INVALID_ARGUMENT (not UNKNOWN) when protobuf cannot parse them."""
     try:
-        return kind.FromString(raw)
+        message: M = kind.FromString(raw)
+        return message
     except (DecodeError, ValueError, RuntimeError):
         raise InvalidInput(
             f"the request is not a valid {kind.DESCRIPTOR.full_name} message (protobuf could not parse it): "

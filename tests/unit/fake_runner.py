@@ -1,0 +1,68 @@
+"""A ``Runner`` that needs no checkpoint and no torch: engine and session behaviour in milliseconds.
+
+Its outputs are a deterministic function of the input (text names the segment's length), so tests
+can tell results apart. ``gate`` blocks ``run`` until set (to hold work in the model or the
+queue); ``fail_when`` makes a batch raise; ``die`` makes the model thread raise a BaseException,
+which kills the engine loop as a crashed worker would.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from translate_svc.engine.runner import Features, ModelCard, ModelInput, ModelOutput, Runner
+from translate_svc.types import Language, ModelInfo
+
+LANGUAGES = (
+    Language("eng", "English", True, True, True),
+    Language("spa", "Spanish", True, True, True),
+    Language("fra", "French", True, True, True),
+    Language("cmn", "Mandarin Chinese", True, True, False),
+)
+
+
+class ModelThreadDied(BaseException):
+    """Not an Exception: the engine's per-batch retry does not catch it, so its loop dies."""
+
+
+class FakeRunner:
+    def __init__(self) -> None:
+        self._card = ModelCard(ModelInfo("fake", "none", True), LANGUAGES, num_speakers=2)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail_when: Callable[[ModelInput], bool] = lambda item: False
+        self.die = False
+        self.batches: list[int] = []  # batch sizes, in order
+        self.started = threading.Event()  # set when a batch enters run()
+
+    @property
+    def card(self) -> ModelCard:
+        return self._card
+
+    def extract_features(self, audio: np.ndarray) -> Features:
+        frames = max(1, len(audio) // 320)
+        return Features(np.zeros((frames, 4), np.float32), np.ones(frames, np.int64))
+
+    def run(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
+        self.started.set()
+        self.gate.wait(30)
+        if self.die:
+            raise ModelThreadDied("the model thread crashed")
+        self.batches.append(len(inputs))
+        if any(self.fail_when(i) for i in inputs):
+            raise RuntimeError("bad segment")
+        return [
+            ModelOutput(
+                transcript=f"n={len(i.audio)}" if i.transcript_language else None,
+                texts={lang: f"{lang}:{len(i.audio)}" for lang in i.targets},
+                waveforms={lang: np.zeros(len(i.audio) // 2, np.float32) for lang in i.targets} if i.speech else {},
+            )
+            for i in inputs
+        ]
+
+
+def _typed(r: FakeRunner) -> Runner:
+    return r  # mypy checks that FakeRunner implements the Runner Protocol

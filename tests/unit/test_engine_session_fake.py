@@ -1,0 +1,290 @@
+"""Engine and session behaviour on a fake runner: no checkpoint, no torch."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.unit.fake_runner import FakeRunner
+from translate_svc.app import scheduler_config
+from translate_svc.engine.engine import TranslationEngine
+from translate_svc.engine.runner import ModelInput
+from translate_svc.errors import LimitReached, NotReady, Overloaded
+from translate_svc.session import SegmentResult, SessionManager, SpeechEvent, StreamEnded
+from translate_svc.settings import EngineSettings, LimitsSettings, VadSettings
+from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions
+from translate_svc.vad.silero import SileroVad
+from translate_svc.vad.worker import VadWorker
+
+
+def test_engine_and_session_load_no_torch() -> None:
+    code = (
+        "import sys, translate_svc.engine.engine, translate_svc.session, translate_svc.transport.servicer; "
+        "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr
+
+
+def item(seconds: float, *targets: str) -> ModelInput:
+    return ModelInput(np.zeros(int(16000 * seconds), np.float32), targets or ("spa",), None, speech=False)
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Wait for a state the engine reaches on its own threads (features, model) -- never a fixed sleep."""
+    for _ in range(int(timeout_s * 1000)):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("condition not reached in time")
+
+
+async def started_engine(runner: FakeRunner, **kw: float) -> TranslationEngine:
+    engine = TranslationEngine(lambda: runner, scheduler_config(EngineSettings(**kw)))
+    await engine.start(warmup=False)
+    return engine
+
+
+async def test_each_job_gets_its_own_result_and_jobs_share_batches() -> None:
+    runner = FakeRunner()
+    engine = await started_engine(runner, max_batch_size=8, max_wait_ms=200)
+    try:
+        futs = [engine.submit(f"s{i}", item(1 + i / 10, "spa", "fra")) for i in range(5)]
+        results = await asyncio.gather(*futs)
+        for i, r in enumerate(results):
+            n = int(16000 * (1 + i / 10))
+            assert r.output is not None and r.output.texts == {"spa": f"spa:{n}", "fra": f"fra:{n}"}
+        assert runner.batches == [5] and {r.batch_size for r in results} == {5}
+        assert engine.card.num_speakers == 2 and "cmn" not in engine.card.speech_codes
+    finally:
+        await engine.stop()
+
+
+async def test_abort_drops_only_that_owners_queued_jobs() -> None:
+    runner = FakeRunner()
+    engine = await started_engine(runner, max_batch_size=1, max_wait_ms=0)
+    try:
+        runner.gate.clear()
+        first = engine.submit("a", item(1.0))  # goes into the model and waits at the gate
+        await asyncio.to_thread(runner.started.wait, 5)
+        mine = [engine.submit("a", item(1.1)) for _ in range(3)]
+        theirs = engine.submit("b", item(1.2))
+        await until(lambda: engine.queued == 4)  # features computed, all queued
+        assert engine.abort("a") == 3
+        runner.gate.set()
+        assert (await first).output is not None  # already in the model: it finishes
+        assert all(f.cancelled() for f in mine)
+        assert (await theirs).output is not None
+        assert runner.batches == [1, 1]
+    finally:
+        runner.gate.set()
+        await engine.stop()
+
+
+async def test_a_full_queue_refuses_with_a_retry_hint_of_at_least_a_second() -> None:
+    runner = FakeRunner()
+    engine = await started_engine(runner, max_batch_size=1, max_wait_ms=500, max_queued_segments=2)
+    try:
+        runner.gate.clear()
+        engine.submit("a", item(1.0))
+        engine.submit("a", item(1.0))
+        with pytest.raises(Overloaded) as e:
+            engine.submit("a", item(1.0))
+        assert e.value.retry_after_ms == 5000  # 10 batching waits
+    finally:
+        runner.gate.set()
+        await engine.stop()
+
+
+async def test_one_failing_segment_fails_alone() -> None:
+    runner = FakeRunner()
+    runner.fail_when = lambda i: len(i.audio) == 16000 * 2
+    engine = await started_engine(runner, max_batch_size=8, max_wait_ms=100)
+    try:
+        good, bad = await asyncio.gather(engine.submit("s", item(1.0)), engine.submit("s", item(2.0)))
+        assert good.output is not None and bad.output is None and bad.error is not None
+        assert bad.error.code == "INTERNAL" and engine.healthy
+    finally:
+        await engine.stop()
+
+
+async def test_a_dead_model_thread_fails_waiting_jobs_and_turns_unhealthy() -> None:
+    runner = FakeRunner()
+    failures: list[BaseException] = []
+    engine = TranslationEngine(
+        lambda: runner, scheduler_config(EngineSettings(max_batch_size=1, max_wait_ms=0)), on_failure=failures.append
+    )
+    await engine.start(warmup=False)
+    try:
+        runner.gate.clear()
+        runner.die = True
+        in_model = engine.submit("s", item(1.0))
+        await asyncio.to_thread(runner.started.wait, 5)
+        waiting = engine.submit("s", item(1.0))
+        await until(lambda: engine.queued == 1)
+        runner.gate.set()
+        for fut in (in_model, waiting):
+            with pytest.raises(NotReady):
+                await fut
+        assert not engine.healthy and len(failures) == 1
+        with pytest.raises(NotReady):
+            engine.submit("s", item(1.0))
+        with pytest.raises(NotReady):
+            engine.card  # noqa: B018
+    finally:
+        await engine.stop()
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def speech_pcm(shared_audio: Path) -> bytes:
+    """silero_test.wav: 60 s, 16 kHz mono PCM16, 19 speech regions."""
+    audio, rate = sf.read(shared_audio / "silero_test.wav", dtype="int16")
+    assert rate == 16000
+    return bytes(audio.astype("<i2").tobytes())
+
+
+@pytest.fixture(scope="module")
+def vad_worker() -> VadWorker:
+    return VadWorker(SileroVad())
+
+
+async def make_manager(runner: FakeRunner, vad_worker: VadWorker, **limits: float) -> SessionManager:
+    engine = TranslationEngine(lambda: runner, scheduler_config(EngineSettings(max_batch_size=4, max_wait_ms=5)))
+    await engine.start(warmup=False)
+    return SessionManager(engine, vad_worker, VadSettings(), LimitsSettings(**limits))
+
+
+FMT = AudioFormat(AudioEncoding.LINEAR16, 16000, 1)
+
+
+async def test_results_come_in_order_then_ended(speech_pcm: bytes, vad_worker: VadWorker) -> None:
+    m = await make_manager(FakeRunner(), vad_worker)
+    task = m.resolve_task("eng", ["spa"], OutputOptions(speech=False))
+    session = m.open_stream(FMT, task, m.vad_defaults)
+    try:
+
+        async def feed() -> None:
+            for i in range(0, len(speech_pcm), 6400):
+                await session.feed(speech_pcm[i : i + 6400])
+            await session.finish()
+
+        feeder = asyncio.create_task(feed())
+        events = [ev async for ev in session.events()]
+        await feeder
+    finally:
+        session.close()
+        await m.engine.stop()
+    results = [e for e in events if isinstance(e, SegmentResult)]
+    assert [r.segment_id for r in results] == list(range(19))
+    assert isinstance(events[-1], StreamEnded) and events[-1].segments_total == 19 and events[-1].limit is None
+    speech = [e.started for e in events if isinstance(e, SpeechEvent)]
+    assert speech == [True, False] * 19
+    assert m.open_streams == 0
+
+
+async def test_a_client_that_does_not_read_gets_at_most_the_bound_computed(
+    speech_pcm: bytes, vad_worker: VadWorker
+) -> None:
+    runner = FakeRunner()
+    m = await make_manager(runner, vad_worker, max_unread_results=3)
+    session = m.open_stream(FMT, m.resolve_task("", ["spa"], OutputOptions(speech=False)), m.vad_defaults)
+    fed = 0
+
+    async def feed() -> None:
+        nonlocal fed
+        for i in range(0, len(speech_pcm), 6400):
+            await session.feed(speech_pcm[i : i + 6400])
+            fed = i + 6400
+
+    feeder = asyncio.create_task(feed())
+    try:
+        for _ in range(500):  # until feeding stalls (the reader never comes)
+            before = fed
+            await asyncio.sleep(0.01)
+            if fed == before and sum(runner.batches) >= 3 and m.engine.queued == 0:
+                break
+        assert not feeder.done() and fed < len(speech_pcm)  # the client's audio is not taken any more
+        assert sum(runner.batches) == 3 == session.unread  # nothing computed past the bound
+        # the reader comes back: feeding resumes and every segment arrives
+        got = []
+        async for ev in session.events():
+            if isinstance(ev, SegmentResult):
+                got.append(ev.segment_id)
+            if len(got) == 19:
+                break
+        await feeder
+        assert got == list(range(19))
+    finally:
+        feeder.cancel()
+        session.close()
+        await m.engine.stop()
+
+
+async def test_stream_admission_is_bounded_and_slots_come_back(vad_worker: VadWorker) -> None:
+    m = await make_manager(FakeRunner(), vad_worker, max_streams=2)
+    task = m.resolve_task("", ["spa"], OutputOptions(speech=False))
+    try:
+        a, b = m.open_stream(FMT, task, m.vad_defaults), m.open_stream(FMT, task, m.vad_defaults)
+        with pytest.raises(Overloaded) as e:
+            m.open_stream(FMT, task, m.vad_defaults)
+        assert e.value.retry_after_ms and "capacity" in e.value.message
+        a.close()
+        a.close()  # idempotent
+        c = m.open_stream(FMT, task, m.vad_defaults)
+        assert m.open_streams == 2
+        b.close()
+        c.close()
+        assert m.open_streams == 0
+    finally:
+        await m.engine.stop()
+
+
+async def test_max_stream_duration_translates_what_came_and_says_where_it_stopped(
+    speech_pcm: bytes, vad_worker: VadWorker
+) -> None:
+    m = await make_manager(FakeRunner(), vad_worker, max_stream_seconds=5.0)
+    session = m.open_stream(FMT, m.resolve_task("", ["spa"], OutputOptions(speech=False)), m.vad_defaults)
+    try:
+        with pytest.raises(LimitReached) as e:
+            for i in range(0, len(speech_pcm), 16000):  # 0.5 s chunks
+                await session.feed(speech_pcm[i : i + 16000])
+        assert session.audio_received_ms == 5000 and "5000 ms" in e.value.message
+        await session.finish(e.value)
+        events = []
+        with pytest.raises(LimitReached):
+            async for ev in session.events():
+                events.append(ev)
+        assert isinstance(events[-1], StreamEnded) and events[-1].limit is e.value
+        results = [ev for ev in events if isinstance(ev, SegmentResult)]
+        assert results and all(r.end_ms <= 5000 for r in results)
+    finally:
+        session.close()
+        await m.engine.stop()
+
+
+async def test_translate_clip_with_more_regions_than_any_queue_returns_them_all(
+    speech_pcm: bytes, vad_worker: VadWorker
+) -> None:
+    """Translate feeds the whole clip before its results are read: nothing may wait on that reader."""
+    m = await make_manager(FakeRunner(), vad_worker)
+    m.limits.max_clip_seconds = 700
+    clip = speech_pcm * 9  # 540 s, 171 regions
+    task = m.resolve_task("", ["spa"], OutputOptions(speech=False))
+    try:
+        result = await asyncio.wait_for(m.translate_clip(clip, FMT, task, m.vad_defaults), 120)
+    finally:
+        await m.engine.stop()
+    assert [r.segment_id for r in result.segments] == list(range(len(result.segments)))
+    assert len(result.segments) >= 9 * 19 - 9  # a region may merge across the file's seam
+    assert result.audio_duration_ms == 540_000
