@@ -801,6 +801,7 @@ def run_property(srv: Server, profile: str, examples: list[Conversation]) -> dic
         key = f"{out.code.name}{' with segments' if segs else ''}"
         seen[key] = seen.get(key, 0) + 1
         check_stream(srv, conv, out)
+        print('EX', profile, key, segs, conv.notes[-3:], conv.cancel_after, repr(_parse_or_raw(conv.msgs[0]))[:300].replace(chr(10),' '))  # DEBUG
         check_server_is_well(srv)
 
     test = given(conv=conversations(srv, profile))(prop)
