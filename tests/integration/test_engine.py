@@ -46,7 +46,7 @@ async def make_engine(runner, **kw) -> tuple[TranslationEngine, list[BatchStats]
 
 
 async def test_segments_of_different_streams_share_batches(runner: SeamlessRunner) -> None:
-    engine, stats = await make_engine(runner, max_batch_size=8, max_wait_ms=50)
+    engine, stats = await make_engine(runner, max_batch_size=8, max_wait_ms=1000)  # room for 6 feature extractions
     try:
         futs = [engine.submit(f"stream-{i}", ModelInput(noise(1 + i / 10, i), ("spa",), None)) for i in range(6)]
         results = await asyncio.gather(*futs)
@@ -59,7 +59,7 @@ async def test_segments_of_different_streams_share_batches(runner: SeamlessRunne
 
 async def test_one_bad_segment_fails_alone(runner: SeamlessRunner) -> None:
     poisoned = PoisonedRunner(runner)
-    engine, _ = await make_engine(poisoned, max_batch_size=8, max_wait_ms=50)
+    engine, _ = await make_engine(poisoned, max_batch_size=8, max_wait_ms=1000)
     try:
         futs = [engine.submit("s", ModelInput(noise(sec, 0), ("spa",), None)) for sec in (1.0, 1.234, 1.5)]
         good1, bad, good2 = await asyncio.gather(*futs)

@@ -183,7 +183,7 @@ def _nearest_code(table: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class AudioSpec:
-    kind: str  # speech | silence | noise
+    kind: str  # speech | silence | noise (white noise) | bytes (random bytes: NaN and Inf in FLOAT32)
     source: str
     start_ms: int
     duration_ms: int
@@ -196,9 +196,11 @@ def render(spec: AudioSpec, srv: Server, encoding: int, rate: int, channels: int
         encoding, rate, channels = pb.LINEAR16, 16000, 1
     channels = channels or 1
     n = spec.duration_ms * rate // 1000
-    if spec.kind == "noise":
-        rng = np.random.default_rng(spec.seed)
+    rng = np.random.default_rng(spec.seed)
+    if spec.kind == "bytes":
         return rng.integers(0, 256, n * WIDTH[encoding] * channels, dtype=np.uint8).tobytes()
+    if spec.kind == "noise":
+        return encode(rng.uniform(-0.3, 0.3, n).astype(np.float32), encoding, channels)
     if spec.kind == "silence":
         return encode(np.zeros(n, np.float32), encoding, channels)
     pcm = srv.speech[spec.source]
@@ -417,15 +419,18 @@ BREAKAGES = [
 ]
 
 
-def audio_specs(srv: Server, *, short: bool = False) -> st.SearchStrategy[AudioSpec]:
+def audio_specs(srv: Server, *, short: bool = False, raw_bytes: bool = False) -> st.SearchStrategy[AudioSpec]:
+    # Hypothesis starts from the first choice of each sampled_from (and shrinks towards it): the
+    # first choices here are the ones that make segments (speech, 2 s and more).
     @st.composite
     def build(draw: st.DrawFn) -> AudioSpec:
-        kind = draw(st.sampled_from(["speech"] * 6 + ["silence"] * 2 + ["noise"]))
+        kinds = ["speech"] * 6 + ["silence", "noise"] + (["bytes"] if raw_bytes else [])
+        kind = draw(st.sampled_from(kinds))
         source = draw(st.sampled_from(sorted(srv.speech)))
         total_ms = len(srv.speech[source]) // 16
-        longest = 500 if short else int(MAX_STREAM_SECONDS * 1000) + 500  # a few reach the stream limit
-        duration = draw(st.sampled_from([0, 200, 500, 1000, 2000, longest]) | st.integers(0, longest))
-        duration = min(duration, longest)
+        longest = int(MAX_STREAM_SECONDS * 1000) + 500  # a few reach the stream limit
+        durations = [500, 200, 0] if short else [2900, 2000, 1000, 3500, 500, 200, 0]
+        duration = draw(st.sampled_from(durations) | st.integers(0, durations[0] if short else longest))
         start = draw(st.integers(0, max(0, total_ms - duration) // 100)) * 100
         return AudioSpec(kind, source, start, duration, draw(st.integers(0, 2**16)))
 
@@ -433,7 +438,7 @@ def audio_specs(srv: Server, *, short: bool = False) -> st.SearchStrategy[AudioS
 
 
 # A chunk is a duration (whole frames) or a byte count (maybe not whole frames).
-chunk_ms = st.sampled_from([20, 32, 100, 250, 500, 1000]) | st.integers(20, 1000)
+chunk_ms = st.sampled_from([100, 20, 32, 250, 500, 1000]) | st.integers(20, 1000)
 whole_frame_plans = st.lists(
     st.one_of(chunk_ms.map(lambda ms: ("ms", ms)), st.just(("bytes", 0))), min_size=1, max_size=5
 )
@@ -524,7 +529,7 @@ def conversations(srv: Server, profile: str) -> st.SearchStrategy[Conversation]:
             for how in draw(st.lists(st.sampled_from(BREAKAGES), min_size=1, max_size=2, unique=True)):
                 broken(cfg, srv, how, draw)
                 notes.append(f"broken {how}")
-        spec = draw(audio_specs(srv, short=profile == "bad_config"))
+        spec = draw(audio_specs(srv, short=profile == "bad_config", raw_bytes=profile != "valid"))
         f = cfg.format
         data = render(spec, srv, f.encoding, f.sample_rate_hz, f.channels)
         valid_fmt = f.encoding in WIDTH and 8000 <= f.sample_rate_hz <= 48000 and f.channels in (0, 1, 2)
@@ -551,7 +556,7 @@ def conversations(srv: Server, profile: str) -> st.SearchStrategy[Conversation]:
         else:
             extras, n_extra = st.just(flush), draw(st.sampled_from([0, 0, 1, 2, 3]))
         for name, raw in draw(st.lists(extras, max_size=n_extra, min_size=n_extra)):
-            body.insert(draw(st.integers(0, len(body))), raw)
+            body.insert((len(body) // 2 + draw(st.integers(0, len(body)))) % (len(body) + 1), raw)
             notes.append(name)
         msgs = [pb.StreamingTranslateRequest(config=cfg).SerializeToString(), *body]
         if profile == "disrupted" and body and draw(st.integers(0, 5)) == 0:
@@ -559,7 +564,7 @@ def conversations(srv: Server, profile: str) -> st.SearchStrategy[Conversation]:
             notes.append("config not first")
         cancel_after, delay = None, 0.0
         if profile == "disrupted" and draw(st.booleans()):
-            cancel_after = draw(st.integers(0, len(msgs)))
+            cancel_after = len(msgs) - draw(st.integers(0, len(msgs)))  # simplest: after the last message
             delay = draw(st.sampled_from([0.0, 0.05, 0.3]))
         return Conversation(msgs, cancel_after, delay, notes)
 
@@ -801,7 +806,15 @@ def run_property(srv: Server, profile: str, examples: list[Conversation]) -> dic
         key = f"{out.code.name}{' with segments' if segs else ''}"
         seen[key] = seen.get(key, 0) + 1
         check_stream(srv, conv, out)
-        print('EX', profile, key, segs, conv.notes[-3:], conv.cancel_after, repr(_parse_or_raw(conv.msgs[0]))[:300].replace(chr(10),' '))  # DEBUG
+        print(
+            "EX",
+            profile,
+            key,
+            segs,
+            conv.notes[-3:],
+            conv.cancel_after,
+            repr(_parse_or_raw(conv.msgs[0]))[:300].replace(chr(10), " "),
+        )  # DEBUG
         check_server_is_well(srv)
 
     test = given(conv=conversations(srv, profile))(prop)
@@ -809,7 +822,7 @@ def run_property(srv: Server, profile: str, examples: list[Conversation]) -> dic
         test = example(conv=conv)(test)
     PROPERTY_SETTINGS(test)()
     check_fresh_stream_works(srv)
-    print('SEEN', profile, seen)  # DEBUG
+    print("SEEN", profile, seen)  # DEBUG
     return seen
 
 
