@@ -190,10 +190,11 @@ class TranslatorServicer:
             error = _as_internal(e)
         finally:
             metrics.STREAMS_ACTIVE.dec()
+            # close first: a cancel landing in the await below must not skip it (leaked stream slot)
+            session.close()
             if not reader.done():
                 reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
-            session.close()
         if error is not None:
             await self._end_with(context, raw_requests, error)
 
