@@ -137,7 +137,7 @@ async def test_features_are_computed_off_the_model_thread_and_abortable(runner: 
         assert done.output is not None and seen and all(name.startswith("features") for name in seen)
         gone = engine.submit("b", ModelInput(noise(1, 2), ("spa",), None))
         assert engine.abort("b") == 1 and gone.cancelled()  # still computing its features
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(engine.wait_idle(), 10)
         assert engine.queued == 0 and [s.size for s in stats] == [1]
     finally:
         await engine.stop()

@@ -288,7 +288,8 @@ async def test_a_full_queue_refuses_with_resource_exhausted_and_a_retry_hint(
 
     # max_wait_ms 500: the hint is 10 batching waits, 5 s (a Duration of whole seconds, not nanos)
     settings = make_settings(test_model_dir, max_queued_segments=2, max_batch_size=1, max_wait_ms=500)
-    server = TranslateServer(build(settings))
+    batches: list = []  # type: ignore[type-arg]
+    server = TranslateServer(build(settings, on_batch=batches.append))
     port = await server.start(warmup=False)
     try:
         async with client.channel(f"127.0.0.1:{port}") as ch:
@@ -301,7 +302,7 @@ async def test_a_full_queue_refuses_with_resource_exhausted_and_a_retry_hint(
             info = error_details_pb2.RetryInfo()
             status.details[0].Unpack(info)
             assert info.retry_delay.ToMilliseconds() == 5000 and info.retry_delay.seconds == 5
-        await asyncio.sleep(0.5)
-        assert server.app.engine.queued == 0  # the refused request left nothing behind
+        await asyncio.wait_for(server.app.engine.wait_idle(), 30)
+        assert server.app.engine.queued == 0 and batches == []  # the refused request left nothing behind
     finally:
         await server.stop(grace=1)

@@ -288,3 +288,21 @@ async def test_translate_clip_with_more_regions_than_any_queue_returns_them_all(
     assert [r.segment_id for r in result.segments] == list(range(len(result.segments)))
     assert len(result.segments) >= 9 * 19 - 9  # a region may merge across the file's seam
     assert result.audio_duration_ms == 540_000
+
+
+async def test_wait_idle_returns_only_once_nothing_can_still_run() -> None:
+    runner = FakeRunner()
+    engine = await started_engine(runner, max_batch_size=1, max_wait_ms=0)
+    try:
+        await asyncio.wait_for(engine.wait_idle(), 1)  # nothing submitted: idle at once
+        runner.gate.clear()
+        fut = engine.submit("a", item(1.0))
+        idle = asyncio.create_task(engine.wait_idle())
+        await asyncio.to_thread(runner.started.wait, 5)
+        assert not idle.done()  # a job is in the model
+        runner.gate.set()
+        await asyncio.wait_for(idle, 5)
+        assert fut.done() and runner.batches == [1]
+    finally:
+        runner.gate.set()
+        await engine.stop()

@@ -89,6 +89,8 @@ class TranslationEngine:
         self._running: list[_Job] = []  # the batch in the model now
         self._ids = itertools.count()
         self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()  # set while nothing is preparing, queued or in the model
+        self._idle.set()
         self._task: asyncio.Task[None] | None = None
         self._on_batch = on_batch
         self._on_failure = on_failure
@@ -159,11 +161,18 @@ class TranslationEngine:
         loop = asyncio.get_running_loop()
         job = _Job(next(self._ids), owner, item, loop.create_future(), time.perf_counter())
         self._preparing[job.job_id] = job
+        self._idle.clear()
         prep = loop.run_in_executor(self._prep_executor, self._runner.extract_features, item.audio)
         prep.add_done_callback(functools.partial(self._prepared, job))  # runs on the loop
         return job.future
 
     def _prepared(self, job: _Job, prep: asyncio.Future[Features]) -> None:
+        try:
+            self._queue_prepared(job, prep)
+        finally:
+            self._check_idle()
+
+    def _queue_prepared(self, job: _Job, prep: asyncio.Future[Features]) -> None:
         if self._preparing.pop(job.job_id, None) is None or job.future.done():
             return  # aborted (or failed) while its features were computed
         if prep.cancelled() or prep.exception() is not None:
@@ -190,7 +199,17 @@ class TranslationEngine:
             dropped.append(j)
         if dropped:
             logger.info("dropped %d queued segments", len(dropped), extra={"session_id": owner})
+        self._check_idle()
         return len(dropped)
+
+    async def wait_idle(self) -> None:
+        """Until nothing is preparing, queued or in the model: after it, no work submitted (or
+        aborted) before the call can still be computed. For drains and tests; never polls."""
+        await self._idle.wait()
+
+    def _check_idle(self) -> None:
+        if not (self._preparing or self._jobs or self._running):
+            self._idle.set()
 
     def _retry_hint_ms(self) -> int:
         return int(max(100, self._config.max_wait_s * 10_000))
@@ -215,6 +234,7 @@ class TranslationEngine:
             started = time.perf_counter()
             results = await loop.run_in_executor(self._executor, self._run_batch, [j.item for j in jobs])
             self._running = []
+            self._check_idle()
             model_ms = (time.perf_counter() - started) * 1000
             queue_ms = tuple((started - j.enqueued_at) * 1000 for j in jobs)
             for job, (output, error), q_ms in zip(jobs, results, queue_ms, strict=True):
@@ -256,3 +276,4 @@ class TranslationEngine:
         self._preparing.clear()
         self._running = []
         self._scheduler.clear()
+        self._idle.set()
