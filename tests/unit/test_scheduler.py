@@ -61,9 +61,42 @@ def test_no_starvation_a_long_job_goes_when_it_is_the_oldest() -> None:
 def test_a_shorter_job_still_fits_when_a_closer_one_blows_the_budget() -> None:
     s = sched(max_batch_audio_s=10.0)
     s.add(1, "a", 4.0, now=0.0)
-    s.add(2, "a", 6.0, now=0.0)  # closer in length, but 2 x 6 = 12 > 10
-    s.add(3, "a", 1.0, now=0.0)  # 2 x 4 = 8 fits
+    s.add(2, "b", 6.0, now=0.0)  # closer in length, but 2 x 6 = 12 > 10
+    s.add(3, "c", 1.0, now=0.0)  # 2 x 4 = 8 fits
     assert s.next_batch(now=0.0) == [1, 3]
+
+
+def test_within_one_stream_jobs_go_oldest_first_even_past_the_budget() -> None:
+    s = sched(max_batch_audio_s=10.0)
+    s.add(1, "a", 4.0, now=0.0)
+    s.add(2, "a", 6.0, now=0.0)  # does not fit: 2 x 6 > 10
+    s.add(3, "a", 1.0, now=0.0)  # would fit, but must not overtake job 2 of its own stream
+    s.add(4, "b", 1.0, now=0.0)
+    assert s.next_batch(now=0.0) == [1, 4]
+    assert s.next_batch(now=1.0) == [2]  # 2 x 6 s is over the budget: job 3 goes next
+    assert s.next_batch(now=1.0) == [3]
+
+
+def test_a_flooding_stream_gets_one_place_per_round() -> None:
+    """One stream queues 40 jobs at once; 8 real-time streams each add one job per batch. Every
+    real-time job goes in the first batch formed after it arrives, and the flood still drains."""
+    s = sched(max_batch_size=16, max_batch_audio_s=1000.0)
+    for j in range(40):
+        s.add(j, "flood", 2.0, now=0.0)
+    next_id, t = 100, 0.0
+    for _ in range(5):
+        t += 0.001
+        mine = []
+        for k in range(8):
+            s.add(next_id, f"rt{k}", 2.0 + k / 10, now=t)
+            mine.append(next_id)
+            next_id += 1
+        batch = s.next_batch(now=t)
+        assert batch is not None and set(mine) <= set(batch)  # none waits behind the flood
+        assert len(batch) == 16 and sum(1 for j in batch if j < 40) == 8
+        flood = [j for j in batch if j < 40]
+        assert flood == sorted(flood)  # the flood's own order is kept
+    assert len(s) == 0  # and the flood drained meanwhile (8 of its jobs per batch)
 
 
 def test_remove_owner_drops_only_that_owners_jobs() -> None:

@@ -4,8 +4,12 @@ Like Triton's dynamic batcher, a batch is dispatched when it is full (``max_batc
 the padded-audio budget) or when the oldest job has waited ``max_wait_s``. Which jobs go together:
 
 - the **oldest** job always goes first, so no job starves: every job eventually becomes the oldest;
-- the rest are the queued jobs **closest in length** to it (length bucketing: padding costs compute
-  in the encoder and memory in the decoder), added while ``len(batch) * longest <= budget``.
+- the rest are taken in **rounds across owners** (streams): every owner's oldest job before any
+  owner's second, so a stream that sends faster than real time gets one place per round and cannot
+  crowd out the others; within a round, the jobs **closest in length** to the oldest come first
+  (length bucketing: padding costs compute in the encoder and memory in the decoder), added while
+  ``len(batch) * longest <= budget``;
+- within one owner, jobs go strictly oldest first.
 
 Jobs of different streams and different target languages share batches (the runner sets the
 language per row). Not thread-safe: owned by the engine loop.
@@ -77,21 +81,37 @@ class BatchScheduler:
         return batch
 
     def _select(self) -> tuple[list[int], bool]:
-        """Pick the oldest job and its nearest-length companions; say whether the batch is full."""
+        """Pick the oldest job and its companions; say whether the batch is full.
+
+        Companions go in rounds across owners: every owner's oldest queued job before any owner's
+        second (so a stream that floods the queue gets one place per round, like everyone else),
+        and within a round the closest in length to the oldest job first. Within one owner jobs go
+        strictly oldest first: once one of its jobs does not fit, none of its later ones is taken.
+        """
         cfg = self.config
         jobs = list(self._queue.values())
         oldest = jobs[0]
-        by_closeness = sorted(jobs[1:], key=lambda q: (abs(q.audio_s - oldest.audio_s), q.enqueued_at))
+        seen: dict[str, int] = {oldest.owner: 1}
+        ranked: list[tuple[int, _Queued]] = []
+        for q in jobs[1:]:  # arrival order: an owner's k-th job has rank k
+            rank = seen.get(q.owner, 0)
+            seen[q.owner] = rank + 1
+            ranked.append((rank, q))
+        ranked.sort(key=lambda rq: (rq[0], abs(rq[1].audio_s - oldest.audio_s), rq[1].enqueued_at))
         chosen = [oldest]
         longest = oldest.audio_s
+        blocked: set[str] = set()  # owners with a job left out: their later jobs wait too
         full = False
-        for q in by_closeness:
+        for _, q in ranked:
             if len(chosen) >= cfg.max_batch_size:
                 full = True
                 break
+            if q.owner in blocked:
+                continue
             new_longest = max(longest, q.audio_s)
             if new_longest * (len(chosen) + 1) > cfg.max_batch_audio_s:
                 full = True  # over budget: waiting longer cannot make this batch bigger
+                blocked.add(q.owner)
                 continue  # a shorter job further down may still fit
             chosen.append(q)
             longest = new_longest
