@@ -211,6 +211,7 @@ async def drive_stream(
                         ok=s.status.code == 0,
                         speech_ms=sum(t.audio.duration_ms for t in s.translations),
                         server_total_ms=s.timing.total_ms,
+                        vad_wait_ms=s.timing.vad_wait_ms,
                         failure=None if s.status.code == 0 else _code_name(s.status.code),
                     )
                 )
@@ -608,6 +609,11 @@ def render(doc: dict[str, Any]) -> None:
     row(
         "server closed->ready p50/p95 (ms)",
         ("realtime", "server_total_ms"),
+        lambda s: f"{ms(s['p50'])} / {ms(s['p95'])}",
+    )
+    row(
+        "VAD wait (end_ms -> closed) p50/p95 (ms)",
+        ("realtime", "vad_wait_ms"),
         lambda s: f"{ms(s['p50'])} / {ms(s['p95'])}",
     )
     row("throughput (audio s / s)", ("realtime", "throughput"), lambda x: _fmt(x, 2))

@@ -152,6 +152,7 @@ class SegmentObs:
     speech_ms: int  # translated speech carried in the result (all targets)
     server_total_ms: float  # the server's own Timing.total_ms: segment closed -> result ready
     failure: str | None = None  # the segment's status code name when not OK
+    vad_wait_ms: float = 0.0  # the server's Timing.vad_wait_ms: audio past end_ms before it closed
 
 
 @dataclass(frozen=True)
@@ -230,6 +231,7 @@ def realtime_summary(
     latency = summarize([ms for _, ms in lat])
     first_audio = summarize([ms for seg, ms in lat if seg.speech_ms > 0])
     server_total = summarize([seg.server_total_ms for seg, _ in lat])
+    vad_wait = summarize([seg.vad_wait_ms for seg, _ in lat])
     failed_segments = sum(1 for seg, _ in lat if not seg.ok)
     failed = sum(1 for s in streams if s.error is not None)
     behind = sum(1 for s in streams if fell_behind(s.last_audio_s, s.ended_s, behind_s))
@@ -244,6 +246,7 @@ def realtime_summary(
         "latency_ms": asdict(latency),
         "first_audio_latency_ms": asdict(first_audio),
         "server_total_ms": asdict(server_total),
+        "vad_wait_ms": asdict(vad_wait),
         "segment_failures": segment_failures(streams),
         "audio_s": audio,
         "wall_s": wall,

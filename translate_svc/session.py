@@ -251,6 +251,7 @@ class StreamSession:
         self._next_emit = 0  # next result to move to _out
         self._taken = 0  # results the reader has taken
         self._input_frames = 0
+        self._pos16k = 0  # 16 kHz samples given to the segmenter so far
         self._finished = False
         self._ended = False
         self._strict_queue = strict_queue
@@ -310,6 +311,7 @@ class StreamSession:
 
     async def _scored(self, samples16k: np.ndarray, *, last: bool = False) -> None:
         probs = await self._m.vad.probabilities(self._vad_state, samples16k, last=last)
+        self._pos16k += len(samples16k)
         self._handle(self._segmenter.push(samples16k, probs))
 
     async def flush(self) -> None:
@@ -391,6 +393,7 @@ class StreamSession:
         )
         self._next_id += 1
         closed_at = time.perf_counter()
+        vad_wait_ms = max(0, self._pos16k - end) / _PER_MS
         t = self.task
         item = ModelInput(
             audio=seg.samples,
@@ -404,20 +407,20 @@ class StreamSession:
         except Overloaded as e:
             if self._strict_queue:
                 raise
-            self._done[seg.segment_id] = _failed(seg, e, closed_at)
+            self._done[seg.segment_id] = _failed(seg, e, closed_at, vad_wait_ms)
             return
         self._pending[seg.segment_id] = fut
-        fut.add_done_callback(functools.partial(self._on_result, seg, closed_at=closed_at))
+        fut.add_done_callback(functools.partial(self._on_result, seg, closed_at=closed_at, vad_wait_ms=vad_wait_ms))
 
-    def _on_result(self, seg: Segment, fut: asyncio.Future[JobResult], *, closed_at: float) -> None:
+    def _on_result(self, seg: Segment, fut: asyncio.Future[JobResult], *, closed_at: float, vad_wait_ms: float) -> None:
         if self._pending.pop(seg.segment_id, None) is None or fut.cancelled():
             return  # aborted
         exc = fut.exception()
         if exc is not None:
             err = exc if isinstance(exc, ServiceError) else ServiceError("the model failed on this segment")
-            self._done[seg.segment_id] = _failed(seg, err, closed_at)
+            self._done[seg.segment_id] = _failed(seg, err, closed_at, vad_wait_ms)
         else:
-            self._done[seg.segment_id] = _build_result(seg, self.task, fut.result(), closed_at)
+            self._done[seg.segment_id] = _build_result(seg, self.task, fut.result(), closed_at, vad_wait_ms)
         self._emit_ready()
 
     def _emit_ready(self) -> None:
@@ -436,18 +439,21 @@ def _examples(codes: frozenset[str]) -> str:
     return ", ".join(sorted(codes)[:3])
 
 
-def _failed(seg: Segment, err: ServiceError, closed_at: float) -> SegmentResult:
+def _failed(seg: Segment, err: ServiceError, closed_at: float, vad_wait_ms: float) -> SegmentResult:
     return SegmentResult(
         segment_id=seg.segment_id,
         start_ms=seg.start_ms,
         end_ms=seg.end_ms,
-        timing=Timing(total_ms=(time.perf_counter() - closed_at) * 1000),
+        timing=Timing(total_ms=(time.perf_counter() - closed_at) * 1000, vad_wait_ms=vad_wait_ms),
         error=SegmentError(err.code.value if isinstance(err.code, ErrorCode) else str(err.code), err.message),
     )
 
 
-def _build_result(seg: Segment, task: TranslationTask, job: JobResult, closed_at: float) -> SegmentResult:
-    timing = Timing(queue_ms=job.queue_ms, model_ms=job.model_ms, total_ms=(time.perf_counter() - closed_at) * 1000)
+def _build_result(
+    seg: Segment, task: TranslationTask, job: JobResult, closed_at: float, vad_wait_ms: float
+) -> SegmentResult:
+    total_ms = (time.perf_counter() - closed_at) * 1000
+    timing = Timing(queue_ms=job.queue_ms, model_ms=job.model_ms, total_ms=total_ms, vad_wait_ms=vad_wait_ms)
     if job.output is None:
         return SegmentResult(seg.segment_id, seg.start_ms, seg.end_ms, timing=timing, error=job.error)
     out, opts = job.output, task.output

@@ -77,6 +77,8 @@ class Timing:
     queue_ms: float = 0.0
     model_ms: float = 0.0
     total_ms: float = 0.0
+    #: audio received past the segment's end before the VAD closed it (see the proto's Timing)
+    vad_wait_ms: float = 0.0
 
 
 @dataclass(frozen=True)

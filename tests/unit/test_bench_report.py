@@ -294,6 +294,9 @@ def test_loadgen_end_to_end_two_streams(tmp_path: Path) -> None:
         assert rt["batches"]["segments"] == expected and sat["batches"]["segments"] == expected
         # the segmenter waits for silence, so no result can come before its audio was sent
         assert 0 < rt["latency_ms"]["p50"] <= rt["latency_ms"]["p95"] <= rt["latency_ms"]["max"]
+        # the server reports the VAD's share: the closing silence (min_silence 100 ms less the 30 ms pad,
+        # in 32 ms windows) up to the end of the 100 ms chunk that completed it
+        assert 70 <= rt["vad_wait_ms"]["p50"] <= rt["vad_wait_ms"]["max"] <= 100 + 2 * 32 + 100
         assert rt["audio_s"] == pytest.approx(22.0, abs=0.1) and sat["audio_s"] == pytest.approx(22.0, abs=0.1)
         assert sat["throughput"] > 0
     assert max(int(k) for k in doc["results"]["batching_off"]["saturation"]["batches"]["size_histogram"]) == 1

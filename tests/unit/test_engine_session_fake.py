@@ -190,6 +190,11 @@ async def test_results_come_in_order_then_ended(speech_pcm: bytes, vad_worker: V
     assert isinstance(events[-1], StreamEnded) and events[-1].segments_total == 19 and events[-1].limit is None
     speech = [e.started for e in events if isinstance(e, SpeechEvent)]
     assert speech == [True, False] * 19
+    # VAD wait: the closing silence (min_silence 100 ms, in 32 ms windows, from where silero's
+    # hysteresis saw speech end) up to the end of the 200 ms chunk that completed it
+    waits = [r.timing.vad_wait_ms for r in results]
+    assert all(0 <= w <= 100 + 2 * 32 + 200 for w in waits), waits
+    assert sum(w >= 100 - 30 for w in waits) >= 15, waits
     assert m.open_streams == 0
 
 

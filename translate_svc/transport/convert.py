@@ -147,7 +147,12 @@ def segment_result_to_pb(r: SegmentResult) -> pb.SegmentResult:
         segment_id=r.segment_id,
         start_ms=r.start_ms,
         end_ms=r.end_ms,
-        timing=pb.Timing(queue_ms=r.timing.queue_ms, model_ms=r.timing.model_ms, total_ms=r.timing.total_ms),
+        timing=pb.Timing(
+            queue_ms=r.timing.queue_ms,
+            model_ms=r.timing.model_ms,
+            total_ms=r.timing.total_ms,
+            vad_wait_ms=r.timing.vad_wait_ms,
+        ),
         status=status_pb2.Status(code=code_pb2.OK)
         if r.error is None
         else status_pb2.Status(code=RPC_CODES[ErrorCode(r.error.code)], message=r.error.message),

@@ -91,14 +91,16 @@ class Translation(_message.Message):
     def __init__(self, target_language: _Optional[str] = ..., text: _Optional[str] = ..., audio: _Optional[_Union[SynthesizedAudio, _Mapping]] = ...) -> None: ...
 
 class Timing(_message.Message):
-    __slots__ = ("queue_ms", "model_ms", "total_ms")
+    __slots__ = ("queue_ms", "model_ms", "total_ms", "vad_wait_ms")
     QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
     MODEL_MS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    VAD_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     queue_ms: float
     model_ms: float
     total_ms: float
-    def __init__(self, queue_ms: _Optional[float] = ..., model_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
+    vad_wait_ms: float
+    def __init__(self, queue_ms: _Optional[float] = ..., model_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., vad_wait_ms: _Optional[float] = ...) -> None: ...
 
 class SegmentResult(_message.Message):
     __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing", "status")
