@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from threadpoolctl import threadpool_limits
+
 from translate_svc.engine.engine import BatchStats, TranslationEngine
 from translate_svc.engine.runner import Runner
 from translate_svc.engine.scheduler import SchedulerConfig
@@ -77,6 +79,9 @@ def build(
 ) -> Application:
     """The application for ``settings``; ``runner_factory`` replaces the SeamlessM4T runner (tests,
     benchmarks), ``on_batch`` observes every batch besides the metrics."""
+
+    # process-wide, once: numpy's BLAS pool (torch's own threads are the runner's, set at load)
+    threadpool_limits(limits=settings.blas_threads, user_api="blas")
 
     def batch_done(stats: BatchStats) -> None:
         metrics.observe_batch(stats)

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     engine: EngineSettings = EngineSettings()
     server: ServerSettings = ServerSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: threads of numpy's BLAS (OpenBLAS), used by the features thread's filterbank products. Its
+    #: idle workers spin: on 2 cores one took 60-70 % of a core from the model and the event loop
+    blas_threads: int = Field(1, ge=1, le=256)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
