@@ -40,12 +40,15 @@ def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
 
     def load() -> Runner:
         from translate_svc.model.forced import ForcedLengths
-        from translate_svc.model.seamless import SeamlessRunner
+        from translate_svc.model.seamless import SeamlessRunner, TextCap
 
         forced = None
         if m.forced_text_tokens_per_s is not None:
             forced = ForcedLengths(m.forced_text_tokens_per_s, m.forced_units_per_s)
-        return SeamlessRunner(m.path, device=m.device, dtype=m.dtype, forced=forced, cpu_threads=m.cpu_threads)
+        cap = TextCap(m.max_text_tokens_per_s, m.max_text_tokens_base)
+        return SeamlessRunner(
+            m.path, device=m.device, dtype=m.dtype, forced=forced, text_cap=cap, cpu_threads=m.cpu_threads
+        )
 
     return load
 

@@ -26,6 +26,11 @@ class ModelSettings(BaseModel):
     #: second of audio, and text-to-unit to ``forced_units_per_s``. Output is noise. See model/forced.py.
     forced_text_tokens_per_s: float | None = Field(None, gt=0)
     forced_units_per_s: float = Field(50.0, gt=0)
+    #: runaway decodes: at most this many text tokens per second of a segment's audio, plus
+    #: ``max_text_tokens_base`` (and never more than the model's own max_new_tokens). Real speech
+    #: stays far below; a row that never emits EOS stops here instead of holding its batch.
+    max_text_tokens_per_s: float = Field(16.0, gt=0)
+    max_text_tokens_base: int = Field(16, ge=1)
 
 
 class VadSettings(BaseModel):

@@ -91,17 +91,21 @@ def reference(test_model_dir: Path) -> Reference:
     return ref
 
 
-def hf_generate(reference: Reference | Path, audio: np.ndarray, lang: str, speech: bool = True):  # type: ignore[no-untyped-def]
+def hf_generate(  # type: ignore[no-untyped-def]
+    reference: Reference | Path, audio: np.ndarray, lang: str, speech: bool = True, max_new_tokens: int | None = None
+):
     """transformers' own SeamlessM4Tv2Model.generate on one segment, on a plain model: the reference.
-    ``reference``: a loaded plain model, or the checkpoint's directory (then the cached one)."""
+    ``reference``: a loaded plain model, or the checkpoint's directory (then the cached one).
+    ``max_new_tokens``: the text decoder's bound (``text_max_new_tokens``), else the model's own."""
     m, p = plain_reference(reference) if isinstance(reference, Path) else reference
     assert not has_hooks(m), "the reference must be transformers' model as it loads, without our hooks"
     feats = p(audio=audio, sampling_rate=16000, return_tensors="pt")
+    extra = {} if max_new_tokens is None else {"text_max_new_tokens": max_new_tokens}
     with torch.inference_mode():
         if not speech:
-            out = m.generate(**feats, tgt_lang=lang, generate_speech=False)
+            out = m.generate(**feats, tgt_lang=lang, generate_speech=False, **extra)
             return p.decode(out.sequences[0], skip_special_tokens=True), None
-        out = m.generate(**feats, tgt_lang=lang, return_intermediate_token_ids=True)
+        out = m.generate(**feats, tgt_lang=lang, return_intermediate_token_ids=True, **extra)
     wave = out.waveform[0, : int(out.waveform_lengths.reshape(-1)[0])].float().numpy()
     return p.decode(out.sequences[0], skip_special_tokens=True), wave
 
@@ -391,3 +395,26 @@ def test_rows_that_end_early_get_the_speech_they_get_alone(
         for lang in item.targets:
             assert b.waveforms[lang].shape == alone.waveforms[lang].shape
             np.testing.assert_allclose(b.waveforms[lang], alone.waveforms[lang], atol=1e-4)
+
+
+def test_rows_capped_at_their_own_token_bound_equal_generate_with_that_bound(
+    test_model_dir: Path, reference: Reference, speech: list[np.ndarray]
+) -> None:
+    """The runaway-decode cap: each row stops at its own bound (tokens per audio second + base)
+    inside one batch, and equals generate(text_max_new_tokens=that bound) alone, speech included."""
+    from translate_svc.model.seamless import TextCap
+
+    capped = SeamlessRunner(test_model_dir, device="cpu", dtype="float32", text_cap=TextCap(3.0, 1))
+    caps = [capped.max_new_tokens(len(a) / 16000) for a in speech]
+    assert len(set(caps)) > 1 and max(caps) < 16  # below the model's own 16, and different per row
+    items = [ModelInput(a, ("spa", "fra"), None, speech=True) for a in speech]
+    outs = capped.run(items)
+    uncapped = SeamlessRunner(test_model_dir, device="cpu", dtype="float32").run(items)
+    assert any(o.texts != u.texts for o, u in zip(outs, uncapped, strict=True))  # the caps bind
+    for item, out, cap in zip(items, outs, caps, strict=True):
+        for lang in item.targets:
+            text, wave = hf_generate(reference, item.audio, lang, max_new_tokens=cap)
+            assert out.texts[lang] == text
+            got = out.waveforms[lang]
+            assert got.shape == wave.shape
+            np.testing.assert_allclose(got, wave, atol=1e-4)

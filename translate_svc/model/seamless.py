@@ -23,13 +23,22 @@ Thread safety: not thread-safe. Exactly one thread (the engine's model thread) c
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoProcessor, GenerationMixin, LogitsProcessorList, SeamlessM4Tv2Model
+from transformers import (
+    AutoProcessor,
+    GenerationMixin,
+    LogitsProcessorList,
+    SeamlessM4Tv2Model,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 from transformers.modeling_outputs import BaseModelOutput
 
 from translate_svc.engine.runner import Features, ModelCard, ModelInput, ModelOutput
@@ -67,6 +76,7 @@ class SeamlessRunner:
         dtype: str = "auto",
         *,
         forced: ForcedLengths | None = None,
+        text_cap: TextCap | None = None,
         cpu_threads: int | None = None,
         batch_vocoder: bool | None = None,
         pad_shapes: bool | None = None,
@@ -106,6 +116,9 @@ class SeamlessRunner:
         self.num_speakers = int(self.model.config.vocoder_num_spkrs)
         self._card = ModelCard(self.info, tuple(self.catalog.languages()), self.num_speakers)
         self.forced = forced
+        #: per-row bound on text tokens (runaway decodes); None: the generation config's alone
+        self.text_cap = text_cap
+        self._gen_max_new = getattr(self.model.generation_config, "max_new_tokens", None)
         self._durations = UnitDurations()
         if forced is not None:
             logger.warning("forced decode lengths %s: benchmark mode, the output is not a translation", forced)
@@ -201,6 +214,14 @@ class SeamlessRunner:
         past = torch.arange(x.shape[-1], device=x.device) >= own.unsqueeze(1)
         return (x.masked_fill(past.unsqueeze(1), 0.0),)
 
+    def max_new_tokens(self, audio_s: float) -> int:
+        """The text-token bound of a row of ``audio_s`` seconds: ``TextCap``'s rule, never above
+        the generation config's own ``max_new_tokens``. ``generate(text_max_new_tokens=...)`` with
+        this value is what the row is equal to."""
+        assert self.text_cap is not None
+        cap = self.text_cap.tokens(audio_s)
+        return cap if self._gen_max_new is None else min(cap, int(self._gen_max_new))
+
     def decode_text(
         self, enc: torch.Tensor, mask: torch.Tensor, langs: Sequence[str], audio_s: Sequence[float]
     ) -> torch.Tensor:
@@ -212,6 +233,9 @@ class SeamlessRunner:
             eos = int(self.model.generation_config.eos_token_id)
             extra = {"logits_processor": LogitsProcessorList([ForceTextLength(lengths, eos)])}
             extra["max_new_tokens"] = max(lengths) + 1
+        elif self.text_cap is not None:
+            caps = [self.max_new_tokens(s) for s in audio_s]
+            extra = {"stopping_criteria": StoppingCriteriaList([RowTokenCap(caps)]), "max_new_tokens": max(caps)}
         out = GenerationMixin.generate(
             self.model,  # type: ignore[arg-type]
             encoder_outputs=BaseModelOutput(last_hidden_state=enc),
@@ -244,8 +268,13 @@ class SeamlessRunner:
         # Alone, a row's sequence ends at its EOS (or its last token) and generate drops that last
         # token; in a batch a shorter row's EOS sits inside ``[:, :-1]``, followed by padding. Count
         # each row's own tokens minus its last, so t2u never attends to a batch-only EOS.
-        seq_lens = (sequences != pad).int().sum(1) - 1
+        own = (sequences != pad).int().sum(1)  # each row's tokens: start, language, text, last
+        seq_lens = own - 1
         t2u_ids = sequences[:, 2:-1]
+        # Alone, generate drops a row's last token (its EOS, or the token max_new_tokens cut at);
+        # drop each row's own last token here too, wherever it sits in the batch.
+        cols = torch.arange(t2u_ids.shape[1], device=t2u_ids.device)
+        t2u_ids = t2u_ids.masked_fill(cols[None, :] >= (own - 3)[:, None], pad)
         t2u_ids = torch.masked_fill(t2u_ids, t2u_ids == gen.eos_token_id, pad)
         subwords = m._indices_to_subwords(t2u_ids)
         char_count = m._count_character_length_in_subword(t2u_ids, subwords, pad_token_id=pad)
@@ -340,3 +369,32 @@ def _new_attention_mask(hidden: torch.Tensor, seq_lens: torch.Tensor) -> torch.T
 
     mask: torch.Tensor = _compute_new_attention_mask(hidden_states=hidden, seq_lens=seq_lens)
     return mask
+
+
+@dataclass(frozen=True)
+class TextCap:
+    """Runaway decodes: a row may emit at most ``per_s`` text tokens per second of its audio plus
+    ``base``. Real speech stays far below (about 3-5 SentencePiece tokens per second); a row that
+    never emits EOS stops there instead of holding its whole batch to the model's global limit."""
+
+    per_s: float = 16.0
+    base: int = 16
+
+    def tokens(self, audio_s: float) -> int:
+        return math.ceil(self.per_s * audio_s) + self.base
+
+
+class RowTokenCap(StoppingCriteria):
+    """Stop each row after its own number of new tokens (``generate``'s per-row stopping: a stopped
+    row is padded from then on), so a row equals ``generate(max_new_tokens=its cap)`` alone."""
+
+    def __init__(self, caps: Sequence[int]) -> None:
+        self.caps = torch.tensor(list(caps))
+        self._prompt: int | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> torch.BoolTensor:
+        if self._prompt is None:  # first call: the prompt plus one new token
+            self._prompt = input_ids.shape[1] - 1
+        new = input_ids.shape[1] - self._prompt
+        done: torch.BoolTensor = self.caps.to(input_ids.device) <= new  # type: ignore[assignment]
+        return done
