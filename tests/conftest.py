@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -60,20 +61,29 @@ class LiveServer:
         self.batches: list = []  # type: ignore[type-arg]
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def live(test_model_dir: Path) -> AsyncIterator[LiveServer]:
-    """One real server for the whole session: loopback, port 0, the test checkpoint."""
+@contextlib.asynccontextmanager
+async def serving(settings, *, warmup: bool = True) -> AsyncIterator[LiveServer]:  # type: ignore[no-untyped-def]
+    """A real server for ``settings`` on loopback, a channel to it, and every batch it ran."""
     from translate_svc import client
     from translate_svc.app import build
     from translate_svc.transport.server import TranslateServer
 
     batches: list = []  # type: ignore[type-arg]
-    server = TranslateServer(build(make_settings(test_model_dir), on_batch=batches.append))
-    port = await server.start()
+    server = TranslateServer(build(settings, on_batch=batches.append))
+    port = await server.start(warmup=warmup)
     ch = client.channel(f"127.0.0.1:{port}")
     live = LiveServer(server, ch)
     live.batches = batches
-    yield live
-    await ch.close()
-    await server.stop(grace=1)
+    try:
+        yield live
+    finally:
+        await ch.close()
+        await server.stop(grace=1)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def live(test_model_dir: Path) -> AsyncIterator[LiveServer]:
+    """One real server for the whole session: loopback, port 0, the test checkpoint."""
+    async with serving(make_settings(test_model_dir)) as server:
+        yield server
     await asyncio.sleep(0)

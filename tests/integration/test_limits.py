@@ -16,8 +16,7 @@ import soundfile as sf
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from tests.conftest import LiveServer, make_settings
-from translate_svc import client
+from tests.conftest import LiveServer, make_settings, serving
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
@@ -48,9 +47,6 @@ def speech(shared_audio: Path) -> bytes:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def limited(test_model_dir: Path) -> AsyncIterator[LiveServer]:
     """A server with small limits: 2 streams, 1.5 s idle timeout, 20 s per stream, 4 unread results."""
-    from translate_svc.app import build
-    from translate_svc.transport.server import TranslateServer
-
     s = make_settings(test_model_dir)
     s.limits.max_streams = 2
     s.limits.idle_timeout_s = 1.5
@@ -58,15 +54,8 @@ async def limited(test_model_dir: Path) -> AsyncIterator[LiveServer]:
     s.limits.max_unread_results = 4
     s.limits.max_message_bytes = 2 * 1024 * 1024
     s.server.error_drain_s = 2.0
-    batches: list = []  # type: ignore[type-arg]
-    server = TranslateServer(build(s, on_batch=batches.append))
-    port = await server.start(warmup=False)
-    ch = client.channel(f"127.0.0.1:{port}")
-    live = LiveServer(server, ch)
-    live.batches = batches
-    yield live
-    await ch.close()
-    await server.stop(grace=1)
+    async with serving(s, warmup=False) as server:
+        yield server
 
 
 async def test_bad_config_then_an_audio_burst_gets_invalid_argument_every_time(live: LiveServer) -> None:
