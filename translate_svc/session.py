@@ -25,12 +25,14 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from translate_svc.audio.codec import SAMPLE_WIDTH, check_raw_format, decode_audio, decode_raw
+from translate_svc.audio.codec import check_stream_format, decode_audio, decode_raw
+from translate_svc.audio.opus import OPUS_RATE, OpusStreamDecoder, encode_opus
 from translate_svc.audio.resample import StreamResampler, resample
 from translate_svc.engine.engine import JobResult, TranslationEngine
 from translate_svc.engine.runner import ModelCard, ModelInput
@@ -40,10 +42,12 @@ from translate_svc.types import (
     MODEL_SAMPLE_RATE,
     AudioEncoding,
     AudioFormat,
+    InterimResult,
     OutputOptions,
     Segment,
     SegmentError,
     SegmentResult,
+    SpeechEncoding,
     Timing,
     Transcript,
     Translation,
@@ -83,9 +87,11 @@ class StreamEnded:
     audio_received_ms: int
     #: None: the client half-closed; else the limit that closed the stream (raised after this event)
     limit: LimitReached | None = None
+    #: of ``audio_received_ms``, the time skipped by packet timestamps and filled with silence
+    audio_filled_ms: int = 0
 
 
-StreamEvent = SpeechEvent | SegmentResult | StreamEnded
+StreamEvent = SpeechEvent | SegmentResult | InterimResult | StreamEnded
 
 
 @dataclass(frozen=True)
@@ -149,22 +155,36 @@ class SessionManager:
             raise InvalidInput(
                 f"output.speech_sample_rate_hz is {output.speech_sample_rate_hz}: use 8000..48000 (0 means 16000)"
             )
+        if output.speech_encoding is SpeechEncoding.OPUS and output.speech_sample_rate_hz != OPUS_RATE:
+            raise InvalidInput(
+                f"output.speech_sample_rate_hz is {output.speech_sample_rate_hz}: Opus speech is 48 kHz, "
+                "leave it 0 or set 48000"
+            )
         if not 0 <= output.speaker_id < card.num_speakers:
             raise InvalidInput(f"output.speaker_id is {output.speaker_id}: use 0..{card.num_speakers - 1}")
         return TranslationTask(source_language=source or None, target_languages=tuple(targets), output=output)
 
     # -- the two ways in ------------------------------------------------------------------
 
-    def open_stream(self, fmt: AudioFormat, task: TranslationTask, vad: VadSettings) -> StreamSession:
+    def open_stream(
+        self, fmt: AudioFormat, task: TranslationTask, vad: VadSettings, *, interim_interval_ms: int = 0
+    ) -> StreamSession:
         """Admit a new stream; ``StreamSession.close`` must be called when it ends."""
-        check_raw_format(fmt, allow_container=False)
+        check_stream_format(fmt)
+        least = self.limits.min_interim_interval_ms
+        if interim_interval_ms and not least <= interim_interval_ms <= 60_000:
+            raise InvalidInput(
+                f"interim_interval_ms is {interim_interval_ms}: use 0 (no live captions) or {least}..60000"
+            )
+        if interim_interval_ms and not (task.output.text or task.output.transcript):
+            raise InvalidInput("interim_interval_ms needs text: set output.text or output.transcript")
         if self.open_streams >= self.limits.max_streams:
             raise Overloaded(
                 f"this server is at its stream capacity ({self.limits.max_streams} open streams); "
                 "retry shortly or on another server",
                 retry_after_ms=1000,
             )
-        session = StreamSession(self, fmt, task, vad)
+        session = StreamSession(self, fmt, task, vad, interim_interval_ms=interim_interval_ms)
         session.admitted = True
         self.open_streams += 1
         return session
@@ -230,6 +250,7 @@ class StreamSession:
         vad: VadSettings,
         *,
         strict_queue: bool = False,
+        interim_interval_ms: int = 0,
     ) -> None:
         self.session_id = uuid.uuid4().hex
         self.fmt = fmt
@@ -238,20 +259,32 @@ class StreamSession:
         self._m = manager
         self._limits = manager.limits
         self._resampler = StreamResampler(fmt.sample_rate_hz, MODEL_SAMPLE_RATE)
+        self._decode = _stream_decoder(fmt)
         self._vad_state = manager.vad.vad.new_state()
         self._segmenter = Segmenter(SegmenterConfig.from_settings(vad))
         self._out: collections.deque[StreamEvent] = collections.deque()
         self._wake = asyncio.Event()  # set when _out grows or the stream fails
         self._room = asyncio.Event()  # set while fewer than max_unread_results are unread
         self._room.set()
-        self._pending: dict[int, asyncio.Future[JobResult]] = {}
+        #: segments submitted and not yet done: the model's future, then (speech encoded off the
+        #: loop) the encoding's
+        self._pending: dict[int, asyncio.Future[Any]] = {}
         self._done: dict[int, SegmentResult] = {}
         self._failure: ServiceError | None = None
         self._next_id = 0  # segments submitted so far
         self._next_emit = 0  # next result to move to _out
         self._taken = 0  # results the reader has taken
-        self._input_frames = 0
+        self._input_frames = 0  # the timeline's length in input samples (filled gaps included)
+        self._filled_frames = 0  # of it, skipped by packet timestamps and filled with silence
         self._pos16k = 0  # 16 kHz samples given to the segmenter so far
+        # live captions: every this many 16 kHz samples of open speech (0: off), one in flight
+        self.interim_interval_ms = interim_interval_ms
+        self._interim_every = interim_interval_ms * _PER_MS
+        self._interim: asyncio.Future[JobResult] | None = None
+        self._interim_seg = -1  # the segment the next caption is for ...
+        self._interim_mark = 0  # ... and where (16 kHz sample) its last caption ended
+        #: captions skipped because the engine was behind (tests and benchmarks read it)
+        self.interims_skipped = 0
         self._finished = False
         self._ended = False
         self._strict_queue = strict_queue
@@ -278,28 +311,66 @@ class StreamSession:
 
     # -- requests side ----------------------------------------------------------------------
 
-    async def feed(self, data: bytes) -> None:
-        """One raw audio chunk in the stream's format. Waits while the reader is behind."""
+    async def feed(self, data: bytes, timestamp: int | None = None) -> None:
+        """One audio message in the stream's format (OPUS: one packet). ``timestamp``: where its first
+        sample belongs on the timeline, in input samples; a skipped stretch is filled with silence.
+        Waits while the reader is behind."""
         if len(data) > self._limits.max_chunk_bytes:
             raise InvalidInput(
                 f"audio chunk of {len(data)} bytes exceeds the limit of {self._limits.max_chunk_bytes} bytes; "
                 "send smaller chunks (20-200 ms each is typical)"
             )
-        if not data:
+        gap = 0 if timestamp is None else self._gap(timestamp)
+        if not data and not gap:
             return
         await self._room.wait()
-        frames = self._input_frames + len(data) // (SAMPLE_WIDTH[self.fmt.encoding] * self.fmt.channels)
-        if frames > self._limits.max_stream_seconds * self.fmt.sample_rate_hz:
+        if gap:
+            self._check_duration(gap)
+            self._filled_frames += gap
+            await self._fill(gap)
+        if not data:
+            return
+        if len(data) <= _OFFLOAD_BYTES:
+            samples = self._decode(data)
+        else:
+            samples = await asyncio.to_thread(self._decode, data)
+        self._check_duration(len(samples))
+        if len(samples) <= _OFFLOAD_BYTES // 4:
+            samples16k = self._ingest(samples)
+        else:
+            samples16k = await asyncio.to_thread(self._ingest, samples)
+        await self._scored(samples16k)
+
+    def _gap(self, timestamp: int) -> int:
+        """Input samples between the timeline's end and ``timestamp`` (checked)."""
+        gap = timestamp - self._input_frames
+        if gap < 0:
+            raise InvalidInput(
+                f"packet timestamp {timestamp} goes back: the stream's audio already reaches sample "
+                f"{self._input_frames}; send packets in order and drop late ones"
+            )
+        most = self._limits.idle_timeout_s * self.fmt.sample_rate_hz
+        if gap > most:
+            raise InvalidInput(
+                f"packet timestamp {timestamp} skips {gap} samples ({gap / self.fmt.sample_rate_hz:.1f} s), over "
+                f"limits.idle_timeout_seconds ({self._limits.idle_timeout_s:g} s): check the timestamp's unit "
+                f"(samples at {self.fmt.sample_rate_hz} Hz since the stream's first sample) or open a new stream"
+            )
+        return gap
+
+    def _check_duration(self, frames: int) -> None:
+        if self._input_frames + frames > self._limits.max_stream_seconds * self.fmt.sample_rate_hz:
             raise LimitReached(
                 f"the stream reached its maximum duration of {self._limits.max_stream_seconds:.0f} s; audio after "
                 f"{self.audio_received_ms} ms was not processed: open a new stream to continue",
                 reason="max_stream_duration",
             )
-        if len(data) <= _OFFLOAD_BYTES:
-            samples16k = self._ingest(decode_raw(data, self.fmt))
-        else:
-            samples16k = await asyncio.to_thread(lambda: self._ingest(decode_raw(data, self.fmt)))
-        await self._scored(samples16k)
+
+    async def _fill(self, frames: int) -> None:
+        """Silence for a stretch the client skipped (lost packets, DTX), a second at a time."""
+        step = self.fmt.sample_rate_hz
+        for n in range(frames, 0, -step):
+            await self._scored(self._ingest(np.zeros(min(n, step), np.float32)))
 
     async def feed_samples(self, samples: np.ndarray) -> None:
         """Mono float32 samples at the stream's input rate (a whole clip: resampled off the loop)."""
@@ -313,6 +384,8 @@ class StreamSession:
         probs = await self._m.vad.probabilities(self._vad_state, samples16k, last=last)
         self._pos16k += len(samples16k)
         self._handle(self._segmenter.push(samples16k, probs))
+        if self._interim_every:
+            self._maybe_interim()
 
     async def flush(self) -> None:
         self._handle(self._segmenter.flush())
@@ -332,6 +405,7 @@ class StreamSession:
         for fut in self._pending.values():
             fut.cancel()
         self._pending.clear()
+        self._drop_interim()
 
     def fail(self, error: ServiceError) -> None:
         """End the stream with ``error`` (bad input in a later message): ``events`` raises it."""
@@ -351,6 +425,8 @@ class StreamSession:
             if self._failure is not None:
                 raise self._failure
             ev = self._out.popleft()
+            if isinstance(ev, InterimResult) and ev.segment_id < self._next_emit:
+                continue  # its segment's final result is out: superseded
             if isinstance(ev, SegmentResult):
                 self._taken += 1
                 if self.unread < self._limits.max_unread_results:
@@ -392,6 +468,8 @@ class StreamSession:
             samples=ev.samples[start - ev.start_sample : end - ev.start_sample],
         )
         self._next_id += 1
+        if self._interim_seg == seg.segment_id:
+            self._drop_interim()  # the final result supersedes it
         closed_at = time.perf_counter()
         vad_wait_ms = max(0, self._pos16k - end) / _PER_MS
         t = self.task
@@ -419,9 +497,100 @@ class StreamSession:
         if exc is not None:
             err = exc if isinstance(exc, ServiceError) else ServiceError("the model failed on this segment")
             self._done[seg.segment_id] = _failed(seg, err, closed_at, vad_wait_ms)
+        elif _needs_encoding(self.task.output):  # resampling or Opus: off the loop
+            build = functools.partial(_build_result, seg, self.task, fut.result(), closed_at, vad_wait_ms)
+            encoding = asyncio.ensure_future(asyncio.to_thread(build))
+            self._pending[seg.segment_id] = encoding
+            encoding.add_done_callback(functools.partial(self._on_encoded, seg, closed_at, vad_wait_ms))
+            return
         else:
             self._done[seg.segment_id] = _build_result(seg, self.task, fut.result(), closed_at, vad_wait_ms)
         self._emit_ready()
+
+    def _on_encoded(
+        self, seg: Segment, closed_at: float, vad_wait_ms: float, fut: asyncio.Future[SegmentResult]
+    ) -> None:
+        if self._pending.pop(seg.segment_id, None) is None or fut.cancelled():
+            return  # aborted
+        exc = fut.exception()
+        if exc is not None:
+            logger.error("encoding the speech of segment %d failed", seg.segment_id, exc_info=exc, extra=self._log)
+            err = ServiceError("the translated speech could not be encoded")
+            self._done[seg.segment_id] = _failed(seg, err, closed_at, vad_wait_ms)
+        else:
+            self._done[seg.segment_id] = fut.result()
+        self._emit_ready()
+
+    # -- live captions ----------------------------------------------------------------------
+
+    def _maybe_interim(self) -> None:
+        """Start a caption of the open speech when another interval of it has come in and none is in
+        flight. Skipped (not queued) while the engine is behind or the reader has unread events."""
+        if self._interim is not None or self._finished or self._failure is not None:
+            return
+        open_speech = self._segmenter.open_speech()
+        if open_speech is None:
+            return
+        start, samples = open_speech
+        if self._interim_seg != self._next_id:  # a new segment: count from its start
+            self._interim_seg, self._interim_mark = self._next_id, start
+        end = start + len(samples)
+        if end - self._interim_mark < self._interim_every:
+            return
+        self._interim_mark = end
+        if self._out:  # the reader is behind: a caption now would only be superseded
+            self.interims_skipped += 1
+            return
+        first = -(-start // _PER_MS) * _PER_MS
+        last = end // _PER_MS * _PER_MS
+        t = self.task
+        item = ModelInput(
+            audio=samples[first - start : last - start],
+            targets=t.target_languages,
+            transcript_language=t.source_language if t.output.transcript else None,
+            speech=False,
+        )
+        fut = self._m.engine.submit_droppable(self.session_id, item)
+        if fut is None:
+            self.interims_skipped += 1
+            return
+        self._interim = fut
+        span = (self._interim_seg, first // _PER_MS, last // _PER_MS)
+        fut.add_done_callback(functools.partial(self._on_interim, span, time.perf_counter()))
+
+    def _on_interim(self, span: tuple[int, int, int], asked_at: float, fut: asyncio.Future[JobResult]) -> None:
+        if self._interim is fut:
+            self._interim = None
+        seg_id, start_ms, end_ms = span
+        if fut.cancelled() or self._failure is not None or self._ended or seg_id < self._next_id:
+            return  # superseded by the segment's final result, or the stream is over
+        if fut.exception() is not None or fut.result().output is None:
+            logger.debug("a live caption failed: %r", fut.exception() or fut.result().error, extra=self._log)
+            return
+        job = fut.result()
+        out, opts = job.output, self.task.output
+        assert out is not None
+        transcript = None
+        if opts.transcript and self.task.source_language and out.transcript is not None:
+            transcript = Transcript(self.task.source_language, out.transcript)
+        total_ms = (time.perf_counter() - asked_at) * 1000
+        self._put(
+            InterimResult(
+                seg_id,
+                start_ms,
+                end_ms,
+                transcript,
+                tuple(Translation(lang, out.texts.get(lang, "")) for lang in self.task.target_languages)
+                if opts.text
+                else (),
+                Timing(queue_ms=job.queue_ms, model_ms=job.model_ms, total_ms=total_ms),
+            )
+        )
+
+    def _drop_interim(self) -> None:
+        if self._interim is not None:
+            self._interim.cancel()  # the engine drops it unless it is in the model already
+            self._interim = None
 
     def _emit_ready(self) -> None:
         while self._next_emit in self._done:
@@ -429,7 +598,8 @@ class StreamSession:
             self._next_emit += 1
         if self._finished and not self._ended and self._next_emit == self._next_id and not self._pending:
             self._ended = True
-            self._put(StreamEnded(self._next_id, self.audio_received_ms, self._end_limit))
+            filled_ms = round(self._filled_frames * 1000 / self.fmt.sample_rate_hz)
+            self._put(StreamEnded(self._next_id, self.audio_received_ms, self._end_limit, filled_ms))
 
 
 _PER_MS = MODEL_SAMPLE_RATE // 1000
@@ -460,17 +630,29 @@ def _build_result(
     transcript = None
     if opts.transcript and task.source_language and out.transcript is not None:
         transcript = Transcript(task.source_language, out.transcript)
-    translations = tuple(
-        Translation(
-            target_language=lang,
-            text=out.texts.get(lang, "") if opts.text else "",
-            audio=_to_rate(out.waveforms[lang], opts.speech_sample_rate_hz) if opts.speech else None,
-            sample_rate_hz=opts.speech_sample_rate_hz,
+    translations = []
+    for lang in task.target_languages:
+        audio = _to_rate(out.waveforms[lang], opts.speech_sample_rate_hz) if opts.speech else None
+        opus = None
+        if audio is not None and opts.speech_encoding is SpeechEncoding.OPUS:
+            opus = encode_opus(audio, opts.speech_sample_rate_hz)
+        translations.append(
+            Translation(lang, out.texts.get(lang, "") if opts.text else "", audio, opts.speech_sample_rate_hz, opus)
         )
-        for lang in task.target_languages
-    )
-    return SegmentResult(seg.segment_id, seg.start_ms, seg.end_ms, transcript, translations, timing)
+    return SegmentResult(seg.segment_id, seg.start_ms, seg.end_ms, transcript, tuple(translations), timing)
 
 
 def _to_rate(wave: np.ndarray, rate: int) -> np.ndarray:
     return wave if rate == MODEL_SAMPLE_RATE else resample(wave, MODEL_SAMPLE_RATE, rate)
+
+
+def _needs_encoding(out: OutputOptions) -> bool:
+    """Speech that must be resampled or Opus-encoded (ms of CPU per segment: off the loop)."""
+    return out.speech and (out.speech_sample_rate_hz != MODEL_SAMPLE_RATE or out.speech_encoding is SpeechEncoding.OPUS)
+
+
+def _stream_decoder(fmt: AudioFormat) -> Callable[[bytes], np.ndarray]:
+    """bytes of one message -> mono float32 at the stream's rate."""
+    if fmt.encoding is AudioEncoding.OPUS:
+        return OpusStreamDecoder(fmt.channels).decode
+    return functools.partial(decode_raw, fmt=fmt)

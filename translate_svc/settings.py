@@ -65,6 +65,8 @@ class LimitsSettings(BaseModel):
     #: results a stream may have computed but not yet read by its client; at the bound the server
     #: stops reading that stream's audio (flow control) until the client reads
     max_unread_results: int = Field(16, ge=1, le=4096)
+    #: smallest live-caption interval a stream may ask for (StreamingConfig.interim_interval_ms)
+    min_interim_interval_ms: int = Field(250, ge=20, le=60_000)
 
 
 class EngineSettings(BaseModel):

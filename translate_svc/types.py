@@ -20,6 +20,14 @@ class AudioEncoding(str, Enum):
     MULAW = "MULAW"
     ALAW = "ALAW"
     CONTAINER = "CONTAINER"
+    OPUS = "OPUS"  # streams: one Opus packet per message, 48 kHz timeline
+
+
+class SpeechEncoding(str, Enum):
+    """How translated speech is returned."""
+
+    LINEAR16 = "LINEAR16"
+    OPUS = "OPUS"  # 48 kHz mono Opus, 20 ms packets (for publishing into a call)
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class OutputOptions:
     transcript: bool = True
     speech_sample_rate_hz: int = MODEL_SAMPLE_RATE
     speaker_id: int = 0
+    speech_encoding: SpeechEncoding = SpeechEncoding.LINEAR16
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,27 @@ class Translation:
     #: float32 mono at ``sample_rate_hz``; None when speech was not asked for or not available.
     audio: np.ndarray | None = None
     sample_rate_hz: int = MODEL_SAMPLE_RATE
+    #: the same speech as Opus packets, when asked for (``audio`` is then at 48 kHz)
+    opus: OpusSpeech | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class OpusSpeech:
+    """Speech encoded as Opus for publishing into a call: 48 kHz mono, one 20 ms packet each.
+
+    Decoding ``packets`` in order gives ``len(packets) * 960`` samples, of which
+    ``decoded[pre_skip : pre_skip + num_samples]`` is the speech: the encoder's delay comes first
+    (a player skips it, as Ogg's pre-skip says) and zeros pad the last packet. The packets are the
+    fewest that cover ``pre_skip + num_samples``. Empty speech has no packets at all. (libopus's
+    real delay in its SILK/hybrid speech modes is a few samples under its stated pre-skip: 308 vs
+    312 measured; inaudible, and the pre-skip is what every player uses.)
+    """
+
+    packets: tuple[bytes, ...]
+    #: encoder delay at the start of the decoded audio, in 48 kHz samples (from the OpusHead)
+    pre_skip: int
+    #: the speech's length in 48 kHz samples
+    num_samples: int
 
 
 @dataclass(frozen=True)
@@ -79,6 +109,18 @@ class Timing:
     total_ms: float = 0.0
     #: audio received past the segment's end before the VAD closed it (see the proto's Timing)
     vad_wait_ms: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class InterimResult:
+    """Live caption: the open segment's speech so far, as text; superseded by its SegmentResult."""
+
+    segment_id: int
+    start_ms: int
+    end_ms: int
+    transcript: Transcript | None = None
+    translations: tuple[Translation, ...] = ()
+    timing: Timing = field(default_factory=Timing)
 
 
 @dataclass(frozen=True)

@@ -311,3 +311,72 @@ async def test_wait_idle_returns_only_once_nothing_can_still_run() -> None:
     finally:
         runner.gate.set()
         await engine.stop()
+
+
+async def test_droppable_work_is_refused_while_finals_wait_and_cancel_drops_it() -> None:
+    runner = FakeRunner()
+    engine = await started_engine(runner, max_batch_size=4, max_wait_ms=0)
+    try:
+        runner.gate.clear()
+        busy = engine.submit("a", item(1.0))  # in the model, held at the gate
+        await asyncio.to_thread(runner.started.wait, 5)
+        caption = engine.submit_droppable("b", item(0.5))
+        assert caption is not None  # nothing final waits: the caption may queue behind the batch
+        final = engine.submit("c", item(1.0))
+        assert engine.submit_droppable("d", item(0.5)) is None  # a final waits: skipped, not queued
+        await until(lambda: engine.queued == 2)
+        runner.gate.set()
+        await asyncio.gather(busy, final, caption)
+        assert runner.batches == [1, 1, 1]  # the final went before the older caption, alone
+        # a cancelled caption is dropped before it reaches the model
+        runner.gate.clear()
+        busy = engine.submit("a", item(1.0))
+        await until(lambda: len(runner.batches) == 3 and engine.queued == 0 and runner.started.is_set())
+        caption = engine.submit_droppable("b", item(0.5))
+        assert caption is not None
+        await until(lambda: engine.queued == 1)
+        caption.cancel()
+        await until(lambda: engine.queued == 0)
+        runner.gate.set()
+        await busy
+        await engine.wait_idle()
+        assert runner.batches == [1, 1, 1, 1]
+    finally:
+        runner.gate.set()
+        await engine.stop()
+
+
+async def test_live_captions_come_before_their_final_and_never_after_it(
+    speech_pcm: bytes, vad_worker: VadWorker
+) -> None:
+    from translate_svc.types import InterimResult
+
+    m = await make_manager(FakeRunner(), vad_worker)
+    task = m.resolve_task("eng", ["spa"], OutputOptions(speech=False))
+    session = m.open_stream(FMT, task, m.vad_defaults, interim_interval_ms=500)
+    try:
+
+        async def feed() -> None:
+            for i in range(0, len(speech_pcm), 640):  # 20 ms messages
+                await session.feed(speech_pcm[i : i + 640])
+            await session.finish()
+
+        feeder = asyncio.create_task(feed())
+        events = [ev async for ev in session.events()]
+        await feeder
+    finally:
+        session.close()
+        await m.engine.stop()
+    finals = {e.segment_id: (i, e) for i, e in enumerate(events) if isinstance(e, SegmentResult)}
+    interims = [(i, e) for i, e in enumerate(events) if isinstance(e, InterimResult)]
+    assert len(finals) == 19 and len(interims) >= 10
+    for i, cap in interims:
+        at, final = finals[cap.segment_id]
+        assert i < at  # before its final: the final supersedes it
+        assert cap.start_ms == final.start_ms and cap.end_ms < final.end_ms
+        assert cap.end_ms - cap.start_ms >= 500
+        n = (cap.end_ms - cap.start_ms) * 16
+        assert cap.transcript is not None and cap.transcript.text == f"n={n}"  # the speech so far
+        assert [t.text for t in cap.translations] == [f"spa:{n}"] and cap.translations[0].audio is None
+    with pytest.raises(Exception, match="interim_interval_ms"):
+        m.open_stream(FMT, task, m.vad_defaults, interim_interval_ms=100)

@@ -114,3 +114,23 @@ def test_bounded_queue_refuses_when_full() -> None:
     s.add(2, "a", 1.0, now=0.0)
     with pytest.raises(QueueFull):
         s.add(3, "a", 1.0, now=0.0)
+
+
+def test_droppable_jobs_never_go_before_or_with_finals() -> None:
+    s = sched()
+    s.add(1, "a", 2.0, now=0.0, droppable=True)
+    s.add(2, "b", 2.0, now=0.001, droppable=True)
+    s.add(3, "c", 2.0, now=0.002)  # a final arrives after both captions
+    assert s.finals == 1 and len(s) == 3
+    assert s.next_deadline() == pytest.approx(0.012)  # the final's wait counts, not the older captions'
+    assert s.next_batch(now=0.02) == [3]  # the final alone, though older droppable jobs wait
+    assert s.next_batch(now=0.02) == [1, 2]  # then the captions, together
+    assert len(s) == 0
+
+
+def test_a_cancelled_job_leaves_the_queue() -> None:
+    s = sched()
+    s.add(1, "a", 1.0, now=0.0, droppable=True)
+    s.add(2, "a", 1.0, now=0.0)
+    assert s.remove(1) and not s.remove(1) and s.remove(2)
+    assert len(s) == 0 and s.next_batch(now=1.0) is None

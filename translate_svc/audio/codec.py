@@ -1,9 +1,12 @@
-"""Decode client audio (raw PCM16/F32/G.711 or a WAV/FLAC/OGG/MP3 container) to float32 mono.
+"""Decode client audio (raw PCM16/F32/G.711 or a WAV/FLAC/OGG/MP3/WebM container) to float32 mono.
 
 Everything downstream (resampler, VAD, model) works on one representation: a 1-D float32 array in
 ``[-1, 1]`` at a known sample rate. This module is the single place that turns bytes into it, and
 the single place that tells a client what is wrong with the bytes it sent (``InvalidInput`` with a
 message that says what to fix).
+
+Containers are read by libsndfile (soundfile), except WebM/Matroska (what browsers' MediaRecorder
+writes, usually with Opus), which libsndfile cannot read: those go to PyAV in ``audio/opus.py``.
 
 All functions are pure and thread-safe: the G.711 tables are built once at import and only read.
 """
@@ -23,6 +26,8 @@ from translate_svc.types import AudioEncoding, AudioFormat
 
 logger = logging.getLogger(__name__)
 
+#: Opus's clock (RFC 7587): the unit of an OPUS stream's timeline and packet timestamps
+OPUS_CLOCK_HZ = 48_000
 MIN_SAMPLE_RATE_HZ = 8_000
 MAX_SAMPLE_RATE_HZ = 48_000
 
@@ -41,8 +46,13 @@ CONTAINER_FORMATS: tuple[str, ...] = ("WAV", "WAVEX", "FLAC", "OGG", "MP3")
 #: Codecs accepted inside an OGG container (soundfile's subtype names).
 OGG_CODECS: tuple[str, ...] = ("VORBIS", "OPUS")
 
-_CONTAINER_HINT = "send WAV, FLAC, OGG or MP3, or a raw encoding with its sample rate"
-_FORMATS_HINT = "send WAV, FLAC, OGG (Vorbis or Opus) or MP3, or a raw encoding with its sample rate"
+_CONTAINER_HINT = "send WAV, FLAC, OGG or MP3, or a raw encoding with its sample rate (or WebM with Opus audio)"
+_FORMATS_HINT = (
+    "send WAV, FLAC, OGG (Vorbis or Opus) or MP3, or a raw encoding with its sample rate "
+    "(or WebM with Opus or Vorbis audio)"
+)
+#: The EBML magic that starts every WebM/Matroska file.
+EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 #: libsndfile's "length unknown" (a FLAC without a sample count, a WAV from a pipe).
 _SF_COUNT_MAX = 2**63 - 1
 #: Samples (frames x channels) decoded per read: 512 KiB of float32, whatever the channel count.
@@ -98,10 +108,15 @@ def check_raw_format(fmt: AudioFormat, *, allow_container: bool = True) -> None:
     if encoding is AudioEncoding.CONTAINER:
         if not allow_container:
             raise InvalidInput(
-                "audio encoding CONTAINER is not accepted here: streams take raw encodings only "
-                "(LINEAR16, FLOAT32, MULAW or ALAW, with sample_rate_hz and channels set)"
+                "audio encoding CONTAINER is not accepted here: streams take raw encodings "
+                "(LINEAR16, FLOAT32, MULAW or ALAW, with sample_rate_hz and channels set) or OPUS packets"
             )
         return
+    if encoding is AudioEncoding.OPUS:
+        raise InvalidInput(
+            "audio encoding OPUS (one packet per message) is for StreamingTranslate: send an Ogg/Opus or "
+            "WebM/Opus file as CONTAINER"
+        )
     if not MIN_SAMPLE_RATE_HZ <= fmt.sample_rate_hz <= MAX_SAMPLE_RATE_HZ:
         raise InvalidInput(
             f"sample rate {fmt.sample_rate_hz} Hz is not supported: set sample_rate_hz between "
@@ -109,6 +124,21 @@ def check_raw_format(fmt: AudioFormat, *, allow_container: bool = True) -> None:
         )
     if fmt.channels not in (1, 2):
         raise InvalidInput(f"{fmt.channels} channels are not supported: send mono (1) or interleaved stereo (2) audio")
+
+
+def check_stream_format(fmt: AudioFormat) -> None:
+    """Raise ``InvalidInput`` unless a stream may send ``fmt``: a raw encoding, or OPUS packets on
+    a 48 kHz timeline (Opus's RTP clock, whatever rate the sender encoded at)."""
+    if fmt.encoding == AudioEncoding.OPUS:
+        if fmt.sample_rate_hz != OPUS_CLOCK_HZ:
+            raise InvalidInput(
+                f"sample rate {fmt.sample_rate_hz} Hz is not supported for OPUS: its timeline runs at "
+                f"{OPUS_CLOCK_HZ} Hz; set sample_rate_hz {OPUS_CLOCK_HZ} (or 0)"
+            )
+        if fmt.channels not in (1, 2):
+            raise InvalidInput(f"{fmt.channels} channels are not supported: Opus packets carry 1 or 2 channels")
+        return
+    check_raw_format(fmt, allow_container=False)
 
 
 def decode_raw(data: bytes, fmt: AudioFormat, *, allow_empty: bool = False) -> np.ndarray:
@@ -153,7 +183,7 @@ def decode_raw(data: bytes, fmt: AudioFormat, *, allow_empty: bool = False) -> n
 
 
 def decode_container(data: bytes, *, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
-    """Decode a WAV/FLAC/OGG/MP3 file held in memory; returns (mono float32 in [-1, 1], rate).
+    """Decode a WAV/FLAC/OGG/MP3/WebM file held in memory; returns (mono float32 in [-1, 1], rate).
 
     Validate before you allocate: the format and the sample rate come from the header, and so does
     the length, which is checked against ``max_seconds`` before a sample is decoded. Headers can
@@ -161,8 +191,16 @@ def decode_container(data: bytes, *, max_seconds: float | None = None) -> tuple[
     decoded forward in blocks of at most ``_BLOCK_SAMPLES`` samples, each checked, clipped and
     downmixed at once, and decoding stops as soon as more than ``max_seconds`` has come out. Peak
     memory is the mono result (at most the limit) plus one block, whatever the file claims.
+
+    Bytes that start with the EBML magic (WebM/Matroska; libsndfile cannot read them) are decoded
+    by PyAV with the same checks (``opus.decode_webm``: Opus or Vorbis audio only). PyAV is
+    imported on the first such file, so the raw and libsndfile paths never load FFmpeg.
     """
     _check_limit(max_seconds)
+    if data[:4] == EBML_MAGIC:
+        from translate_svc.audio.opus import decode_webm  # here, not at the top: opus imports this module
+
+        return decode_webm(data, max_seconds=max_seconds)
     try:
         with _ForwardReader(io.BytesIO(data)) as f:
             return _read_clip(f, max_seconds)

@@ -55,6 +55,7 @@ class _Job:
     item: ModelInput
     future: asyncio.Future[JobResult]
     enqueued_at: float
+    droppable: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,8 @@ class TranslationEngine:
         return len(self._scheduler) + len(self._preparing)
 
     def submit(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult]:
-        """Queue one segment; raises Overloaded when the queue is full, NotReady if not running."""
+        """Queue one segment; raises Overloaded when the queue is full, NotReady if not running.
+        Cancelling the future drops the job if it has not reached the model yet."""
         if not self.healthy or self._runner is None:
             raise NotReady("the model is still loading (or has failed); retry when health reports SERVING")
         if self.queued >= self._config.max_queued:
@@ -158,13 +160,36 @@ class TranslationEngine:
                 f"server busy: {self.queued} segments are already waiting for the model; retry shortly",
                 retry_after_ms=self._retry_hint_ms(),
             )
+        return self._enqueue(owner, item, droppable=False)
+
+    def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult] | None:
+        """Queue best-effort work (a live caption), or return None when the engine is behind: a
+        final job is waiting (queued or computing its features), or the queue is full. Droppable
+        jobs run only in batches of their own, when no final job is queued (scheduler)."""
+        if not self.healthy or self._runner is None or self.queued >= self._config.max_queued:
+            return None
+        if self._scheduler.finals or any(not j.droppable for j in self._preparing.values()):
+            return None
+        return self._enqueue(owner, item, droppable=True)
+
+    def _enqueue(self, owner: str, item: ModelInput, *, droppable: bool) -> asyncio.Future[JobResult]:
+        assert self._runner is not None
         loop = asyncio.get_running_loop()
-        job = _Job(next(self._ids), owner, item, loop.create_future(), time.perf_counter())
+        job = _Job(next(self._ids), owner, item, loop.create_future(), time.perf_counter(), droppable)
         self._preparing[job.job_id] = job
         self._idle.clear()
+        job.future.add_done_callback(functools.partial(self._forget_cancelled, job))
         prep = loop.run_in_executor(self._prep_executor, self._runner.extract_features, item.audio)
         prep.add_done_callback(functools.partial(self._prepared, job))  # runs on the loop
         return job.future
+
+    def _forget_cancelled(self, job: _Job, future: asyncio.Future[JobResult]) -> None:
+        """A job whose future was cancelled leaves the queue (a batch already running finishes)."""
+        if future.cancelled():
+            self._scheduler.remove(job.job_id)
+            self._jobs.pop(job.job_id, None)
+            self._preparing.pop(job.job_id, None)
+            self._check_idle()
 
     def _prepared(self, job: _Job, prep: asyncio.Future[Features]) -> None:
         try:
@@ -182,7 +207,9 @@ class TranslationEngine:
             return
         job.item = dataclasses.replace(job.item, features=prep.result())
         try:
-            self._scheduler.add(job.job_id, job.owner, len(job.item.audio) / MODEL_SAMPLE_RATE, job.enqueued_at)
+            self._scheduler.add(
+                job.job_id, job.owner, len(job.item.audio) / MODEL_SAMPLE_RATE, job.enqueued_at, droppable=job.droppable
+            )
         except QueueFull:  # cannot happen: submit reserved the place; fail loudly rather than drop
             job.future.set_exception(Overloaded("server busy; retry shortly", retry_after_ms=self._retry_hint_ms()))
             return

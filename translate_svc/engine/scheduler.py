@@ -9,7 +9,10 @@ the padded-audio budget) or when the oldest job has waited ``max_wait_s``. Which
   crowd out the others; within a round, the jobs **closest in length** to the oldest come first
   (length bucketing: padding costs compute in the encoder and memory in the decoder), added while
   ``len(batch) * longest <= budget``;
-- within one owner, jobs go strictly oldest first.
+- within one owner, jobs go strictly oldest first;
+- **droppable** jobs (live captions) never go ahead of, or along with, a final one: a batch is made
+  of droppable jobs only when no final job is queued (the engine skips a new droppable job while
+  finals wait, so droppables only use time the finals leave).
 
 Jobs of different streams and different target languages share batches (the runner sets the
 language per row). Not thread-safe: owned by the engine loop.
@@ -43,44 +46,63 @@ class _Queued:
 @dataclass
 class BatchScheduler:
     config: SchedulerConfig
-    _queue: dict[int, _Queued] = field(default_factory=dict)  # insertion order = arrival order
+    _queue: dict[int, _Queued] = field(default_factory=dict)  # final jobs; insertion order = arrival order
+    _droppable: dict[int, _Queued] = field(default_factory=dict)  # droppable jobs, the same way
 
     def __len__(self) -> int:
+        return len(self._queue) + len(self._droppable)
+
+    @property
+    def finals(self) -> int:
+        """Final (non-droppable) jobs queued."""
         return len(self._queue)
 
-    def add(self, job_id: int, owner: str, audio_s: float, now: float) -> None:
-        if len(self._queue) >= self.config.max_queued:
-            raise QueueFull(f"{len(self._queue)} segments are already waiting for the model")
-        self._queue[job_id] = _Queued(job_id, owner, audio_s, now)
+    def add(self, job_id: int, owner: str, audio_s: float, now: float, *, droppable: bool = False) -> None:
+        if len(self) >= self.config.max_queued:
+            raise QueueFull(f"{len(self)} segments are already waiting for the model")
+        (self._droppable if droppable else self._queue)[job_id] = _Queued(job_id, owner, audio_s, now)
+
+    def remove(self, job_id: int) -> bool:
+        """Drop one queued job (its result is no longer wanted); False if it is not queued."""
+        return self._queue.pop(job_id, None) is not None or self._droppable.pop(job_id, None) is not None
 
     def remove_owner(self, owner: str) -> list[int]:
         """Drop every queued job of ``owner`` (its client went away); returns their ids."""
-        gone = [j for j, q in self._queue.items() if q.owner == owner]
-        for j in gone:
-            del self._queue[j]
+        gone = []
+        for queue in (self._queue, self._droppable):
+            mine = [j for j, q in queue.items() if q.owner == owner]
+            for j in mine:
+                del queue[j]
+            gone += mine
         return gone
 
     def clear(self) -> None:
         self._queue.clear()
+        self._droppable.clear()
+
+    def _current(self) -> dict[int, _Queued]:
+        """The queue batches come from now: finals while there are any."""
+        return self._queue or self._droppable
 
     def next_deadline(self) -> float | None:
         """When the oldest job's wait expires (None if the queue is empty)."""
-        oldest = next(iter(self._queue.values()), None)
+        oldest = next(iter(self._current().values()), None)
         return None if oldest is None else oldest.enqueued_at + self.config.max_wait_s
 
     def next_batch(self, now: float) -> list[int] | None:
         """The job ids of the batch to run now, oldest first, or None if it should wait."""
-        if not self._queue:
+        queue = self._current()
+        if not queue:
             return None
-        batch, full = self._select()
+        batch, full = self._select(queue)
         deadline = self.next_deadline()
         if not full and deadline is not None and now < deadline:
             return None
         for j in batch:
-            del self._queue[j]
+            del queue[j]
         return batch
 
-    def _select(self) -> tuple[list[int], bool]:
+    def _select(self, queue: dict[int, _Queued]) -> tuple[list[int], bool]:
         """Pick the oldest job and its companions; say whether the batch is full.
 
         Companions go in rounds across owners: every owner's oldest queued job before any owner's
@@ -89,7 +111,7 @@ class BatchScheduler:
         strictly oldest first: once one of its jobs does not fit, none of its later ones is taken.
         """
         cfg = self.config
-        jobs = list(self._queue.values())
+        jobs = list(queue.values())
         oldest = jobs[0]
         seen: dict[str, int] = {oldest.owner: 1}
         ranked: list[tuple[int, _Queued]] = []

@@ -14,10 +14,26 @@ from translate_svc.settings import LimitsSettings, VadSettings
 from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
+    InterimResult,
     Language,
     OutputOptions,
     SegmentResult,
+    SpeechEncoding,
+    Transcript,
+    Translation,
 )
+
+_SPEECH_ENCODINGS = {
+    pb.SPEECH_ENCODING_UNSPECIFIED: SpeechEncoding.LINEAR16,
+    pb.SPEECH_ENCODING_LINEAR16: SpeechEncoding.LINEAR16,
+    pb.SPEECH_ENCODING_OPUS: SpeechEncoding.OPUS,
+}
+_SPEECH_ENCODINGS_BACK = {
+    SpeechEncoding.LINEAR16: pb.SPEECH_ENCODING_LINEAR16,
+    SpeechEncoding.OPUS: pb.SPEECH_ENCODING_OPUS,
+}
+#: Opus runs on a 48 kHz clock (RFC 7587): the OPUS stream timeline and Opus speech output
+_OPUS_RATE = 48_000
 
 _ENCODINGS = {
     pb.LINEAR16: AudioEncoding.LINEAR16,
@@ -25,6 +41,7 @@ _ENCODINGS = {
     pb.MULAW: AudioEncoding.MULAW,
     pb.ALAW: AudioEncoding.ALAW,
     pb.CONTAINER: AudioEncoding.CONTAINER,
+    pb.OPUS: AudioEncoding.OPUS,
 }
 _ENCODINGS_BACK = {v: k for k, v in _ENCODINGS.items()}
 
@@ -42,7 +59,9 @@ def audio_format(msg: pb.AudioFormat, field: str) -> AudioFormat:
     if msg.encoding not in _ENCODINGS:
         names = ", ".join(pb.AudioEncoding.Name(k) for k in _ENCODINGS)
         raise InvalidInput(f"{field}.encoding is {'unset' if msg.encoding == 0 else msg.encoding}: set one of {names}")
-    return AudioFormat(encoding=_ENCODINGS[msg.encoding], sample_rate_hz=msg.sample_rate_hz, channels=msg.channels or 1)
+    encoding = _ENCODINGS[msg.encoding]
+    rate = msg.sample_rate_hz or (_OPUS_RATE if encoding is AudioEncoding.OPUS else 0)
+    return AudioFormat(encoding=encoding, sample_rate_hz=rate, channels=msg.channels or 1)
 
 
 def audio_format_to_pb(fmt: AudioFormat) -> pb.AudioFormat:
@@ -56,12 +75,19 @@ def output_options(msg: pb.OutputOptions, has: bool) -> OutputOptions:
     if not has:
         return OutputOptions()
     d = OutputOptions()
+    if msg.speech_encoding not in _SPEECH_ENCODINGS:
+        raise InvalidInput(
+            f"output.speech_encoding is {msg.speech_encoding}: use SPEECH_ENCODING_LINEAR16 or SPEECH_ENCODING_OPUS"
+        )
+    encoding = _SPEECH_ENCODINGS[msg.speech_encoding]
+    default_rate = _OPUS_RATE if encoding is SpeechEncoding.OPUS else d.speech_sample_rate_hz
     return OutputOptions(
         text=msg.text if msg.HasField("text") else d.text,
         speech=msg.speech if msg.HasField("speech") else d.speech,
         transcript=msg.transcript if msg.HasField("transcript") else d.transcript,
-        speech_sample_rate_hz=msg.speech_sample_rate_hz or d.speech_sample_rate_hz,
+        speech_sample_rate_hz=msg.speech_sample_rate_hz or default_rate,
         speaker_id=msg.speaker_id if msg.HasField("speaker_id") else d.speaker_id,
+        speech_encoding=encoding,
     )
 
 
@@ -72,6 +98,7 @@ def output_options_to_pb(o: OutputOptions) -> pb.OutputOptions:
         transcript=o.transcript,
         speech_sample_rate_hz=o.speech_sample_rate_hz,
         speaker_id=o.speaker_id,
+        speech_encoding=_SPEECH_ENCODINGS_BACK[o.speech_encoding],
     )
 
 
@@ -110,6 +137,7 @@ def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
         idle_timeout_seconds=limits.idle_timeout_s,
         max_stream_seconds=limits.max_stream_seconds,
         max_unread_results=limits.max_unread_results,
+        min_interim_interval_ms=limits.min_interim_interval_ms,
     )
 
 
@@ -125,6 +153,7 @@ def stream_end_to_pb(ev: StreamEnded) -> pb.StreamEnd:
         segments_total=ev.segments_total,
         audio_received_ms=ev.audio_received_ms,
         reason=_END_REASONS[None if ev.limit is None else ev.limit.reason],
+        audio_filled_ms=ev.audio_filled_ms,
     )
 
 
@@ -157,13 +186,43 @@ def segment_result_to_pb(r: SegmentResult) -> pb.SegmentResult:
         if r.error is None
         else status_pb2.Status(code=RPC_CODES[ErrorCode(r.error.code)], message=r.error.message),
     )
-    if r.transcript is not None:
-        msg.transcript.language = r.transcript.language
-        msg.transcript.text = r.transcript.text
-    for t in r.translations:
-        out = msg.translations.add(target_language=t.target_language, text=t.text)
-        if t.audio is not None:
-            out.audio.content = pcm16(t.audio)
-            out.audio.sample_rate_hz = t.sample_rate_hz
-            out.audio.duration_ms = round(len(t.audio) * 1000 / t.sample_rate_hz)
+    _add_texts(msg, r.transcript, r.translations)
     return msg
+
+
+def interim_to_pb(r: InterimResult) -> pb.InterimResult:
+    msg = pb.InterimResult(
+        segment_id=r.segment_id,
+        start_ms=r.start_ms,
+        end_ms=r.end_ms,
+        timing=pb.Timing(queue_ms=r.timing.queue_ms, model_ms=r.timing.model_ms, total_ms=r.timing.total_ms),
+    )
+    _add_texts(msg, r.transcript, r.translations)
+    return msg
+
+
+def _add_texts(
+    msg: pb.SegmentResult | pb.InterimResult, transcript: Transcript | None, translations: tuple[Translation, ...]
+) -> None:
+    if transcript is not None:
+        msg.transcript.language = transcript.language
+        msg.transcript.text = transcript.text
+    for t in translations:
+        out = msg.translations.add(target_language=t.target_language, text=t.text)
+        if t.audio is None:
+            continue
+        audio = out.audio
+        audio.sample_rate_hz = t.sample_rate_hz
+        audio.num_samples = len(t.audio)
+        audio.duration_ms = round(len(t.audio) * 1000 / t.sample_rate_hz)
+        if t.opus is None:
+            audio.encoding = pb.SPEECH_ENCODING_LINEAR16
+            audio.content = pcm16(t.audio)
+        else:
+            audio.encoding = pb.SPEECH_ENCODING_OPUS
+            audio.opus_pre_skip = t.opus.pre_skip
+            audio.opus_packets.extend(pb.OpusPacket(data=p, duration_samples=_OPUS_FRAME) for p in t.opus.packets)
+
+
+#: samples per Opus output packet at 48 kHz (20 ms)
+_OPUS_FRAME = 960

@@ -30,7 +30,7 @@ from translate_svc.errors import InvalidInput, LimitReached, ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session import SessionManager, SpeechEvent, StreamEnded, StreamSession
 from translate_svc.transport import convert
-from translate_svc.types import SegmentResult
+from translate_svc.types import InterimResult, SegmentResult
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +173,7 @@ class TranslatorServicer:
                         target_languages=session.task.target_languages,
                         output=convert.output_options_to_pb(session.task.output),
                         vad=convert.vad_settings_to_pb(session.vad_settings),
+                        interim_interval_ms=session.interim_interval_ms,
                     ),
                     model=convert.model_card_to_pb(self._m.card),
                     limits=convert.limits_to_pb(self._m.limits),
@@ -228,7 +229,7 @@ class TranslatorServicer:
             convert.output_options(cfg.output, cfg.HasField("output")),
         )
         vad = convert.vad_settings(cfg.vad, self._m.vad_defaults)
-        return self._m.open_stream(fmt, task, vad)
+        return self._m.open_stream(fmt, task, vad, interim_interval_ms=cfg.interim_interval_ms)
 
     async def _read(self, requests: AsyncIterator[pb.StreamingTranslateRequest], session: StreamSession) -> None:
         """Request side: feed audio, apply controls; half-close (or a limit) finishes the session."""
@@ -251,6 +252,9 @@ class TranslatorServicer:
                 kind = req.WhichOneof("request")
                 if kind == "audio":
                     await session.feed(req.audio)
+                elif kind == "packet":
+                    packet = req.packet
+                    await session.feed(packet.data, packet.timestamp if packet.HasField("timestamp") else None)
                 elif kind == "control":
                     if req.control != pb.FLUSH:
                         raise InvalidInput(f"unknown control {req.control}: the only control is FLUSH")
@@ -258,7 +262,7 @@ class TranslatorServicer:
                 elif kind == "config":
                     raise InvalidInput("`config` was sent twice: send it once, as the first message")
                 else:
-                    raise InvalidInput("empty request message: set one of config, audio or control")
+                    raise InvalidInput("empty request message: set one of config, audio, packet or control")
             await session.finish()
         except LimitReached as e:
             await session.finish(e)
@@ -284,10 +288,12 @@ async def _discard(raw_requests: AsyncIterator[bytes]) -> None:
         return
 
 
-def _event_to_pb(ev: SpeechEvent | SegmentResult | StreamEnded) -> pb.StreamingTranslateResponse:
+def _event_to_pb(ev: SpeechEvent | SegmentResult | InterimResult | StreamEnded) -> pb.StreamingTranslateResponse:
     if isinstance(ev, SegmentResult):
         metrics.observe_segment(ev)
         return pb.StreamingTranslateResponse(segment=convert.segment_result_to_pb(ev))
+    if isinstance(ev, InterimResult):
+        return pb.StreamingTranslateResponse(interim=convert.interim_to_pb(ev))
     if isinstance(ev, SpeechEvent):
         kind = pb.SpeechEvent.SPEECH_STARTED if ev.started else pb.SpeechEvent.SPEECH_ENDED
         return pb.StreamingTranslateResponse(speech_event=pb.SpeechEvent(type=kind, offset_ms=ev.offset_ms))

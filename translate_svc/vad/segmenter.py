@@ -272,6 +272,17 @@ class Segmenter:
         """Samples currently held (bounded by max_segment + pads + one window)."""
         return self._buf.end - self._buf.start
 
+    def open_speech(self) -> tuple[int, np.ndarray] | None:
+        """The open segment so far, for live captions: its padded start sample and a copy of its
+        samples up to the last window processed. None unless announced speech is open (after
+        ``SpeechStarted``, before its segment closes). Reads only; changes nothing."""
+        if not (self._triggered and self._announced):
+            return None
+        end = min(self._windows * WINDOW_SAMPLES, self._buf.end)
+        if end <= self._seg_start:
+            return None
+        return self._seg_start, self._buf.slice(self._seg_start, end)
+
     def push(self, samples: np.ndarray, probs: np.ndarray) -> list[SegmenterEvent]:
         """Append stream samples and window probabilities; return the events they complete.
 

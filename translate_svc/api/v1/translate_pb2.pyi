@@ -16,6 +16,13 @@ class AudioEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MULAW: _ClassVar[AudioEncoding]
     ALAW: _ClassVar[AudioEncoding]
     CONTAINER: _ClassVar[AudioEncoding]
+    OPUS: _ClassVar[AudioEncoding]
+
+class SpeechEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SPEECH_ENCODING_UNSPECIFIED: _ClassVar[SpeechEncoding]
+    SPEECH_ENCODING_LINEAR16: _ClassVar[SpeechEncoding]
+    SPEECH_ENCODING_OPUS: _ClassVar[SpeechEncoding]
 
 class StreamControl(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -27,6 +34,10 @@ FLOAT32: AudioEncoding
 MULAW: AudioEncoding
 ALAW: AudioEncoding
 CONTAINER: AudioEncoding
+OPUS: AudioEncoding
+SPEECH_ENCODING_UNSPECIFIED: SpeechEncoding
+SPEECH_ENCODING_LINEAR16: SpeechEncoding
+SPEECH_ENCODING_OPUS: SpeechEncoding
 STREAM_CONTROL_UNSPECIFIED: StreamControl
 FLUSH: StreamControl
 
@@ -49,18 +60,20 @@ class AudioInput(_message.Message):
     def __init__(self, content: _Optional[bytes] = ..., format: _Optional[_Union[AudioFormat, _Mapping]] = ...) -> None: ...
 
 class OutputOptions(_message.Message):
-    __slots__ = ("text", "speech", "transcript", "speech_sample_rate_hz", "speaker_id")
+    __slots__ = ("text", "speech", "transcript", "speech_sample_rate_hz", "speaker_id", "speech_encoding")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SPEECH_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     SPEECH_SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_ID_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_ENCODING_FIELD_NUMBER: _ClassVar[int]
     text: bool
     speech: bool
     transcript: bool
     speech_sample_rate_hz: int
     speaker_id: int
-    def __init__(self, text: _Optional[bool] = ..., speech: _Optional[bool] = ..., transcript: _Optional[bool] = ..., speech_sample_rate_hz: _Optional[int] = ..., speaker_id: _Optional[int] = ...) -> None: ...
+    speech_encoding: SpeechEncoding
+    def __init__(self, text: _Optional[bool] = ..., speech: _Optional[bool] = ..., transcript: _Optional[bool] = ..., speech_sample_rate_hz: _Optional[int] = ..., speaker_id: _Optional[int] = ..., speech_encoding: _Optional[_Union[SpeechEncoding, str]] = ...) -> None: ...
 
 class Transcript(_message.Message):
     __slots__ = ("language", "text")
@@ -70,15 +83,31 @@ class Transcript(_message.Message):
     text: str
     def __init__(self, language: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
+class OpusPacket(_message.Message):
+    __slots__ = ("data", "duration_samples")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    duration_samples: int
+    def __init__(self, data: _Optional[bytes] = ..., duration_samples: _Optional[int] = ...) -> None: ...
+
 class SynthesizedAudio(_message.Message):
-    __slots__ = ("content", "sample_rate_hz", "duration_ms")
+    __slots__ = ("content", "sample_rate_hz", "duration_ms", "encoding", "num_samples", "opus_packets", "opus_pre_skip")
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
+    NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    OPUS_PACKETS_FIELD_NUMBER: _ClassVar[int]
+    OPUS_PRE_SKIP_FIELD_NUMBER: _ClassVar[int]
     content: bytes
     sample_rate_hz: int
     duration_ms: int
-    def __init__(self, content: _Optional[bytes] = ..., sample_rate_hz: _Optional[int] = ..., duration_ms: _Optional[int] = ...) -> None: ...
+    encoding: SpeechEncoding
+    num_samples: int
+    opus_packets: _containers.RepeatedCompositeFieldContainer[OpusPacket]
+    opus_pre_skip: int
+    def __init__(self, content: _Optional[bytes] = ..., sample_rate_hz: _Optional[int] = ..., duration_ms: _Optional[int] = ..., encoding: _Optional[_Union[SpeechEncoding, str]] = ..., num_samples: _Optional[int] = ..., opus_packets: _Optional[_Iterable[_Union[OpusPacket, _Mapping]]] = ..., opus_pre_skip: _Optional[int] = ...) -> None: ...
 
 class Translation(_message.Message):
     __slots__ = ("target_language", "text", "audio")
@@ -101,6 +130,22 @@ class Timing(_message.Message):
     total_ms: float
     vad_wait_ms: float
     def __init__(self, queue_ms: _Optional[float] = ..., model_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., vad_wait_ms: _Optional[float] = ...) -> None: ...
+
+class InterimResult(_message.Message):
+    __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing")
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATIONS_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
+    segment_id: int
+    start_ms: int
+    end_ms: int
+    transcript: Transcript
+    translations: _containers.RepeatedCompositeFieldContainer[Translation]
+    timing: Timing
+    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ...) -> None: ...
 
 class SegmentResult(_message.Message):
     __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing", "status")
@@ -133,7 +178,7 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., revision: _Optional[str] = ..., is_test_model: _Optional[bool] = ..., num_speakers: _Optional[int] = ...) -> None: ...
 
 class ServerLimits(_message.Message):
-    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results")
+    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms")
     MAX_TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -142,6 +187,7 @@ class ServerLimits(_message.Message):
     IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_STREAM_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_UNREAD_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    MIN_INTERIM_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     max_target_languages: int
     max_message_bytes: int
     max_chunk_bytes: int
@@ -150,7 +196,8 @@ class ServerLimits(_message.Message):
     idle_timeout_seconds: float
     max_stream_seconds: float
     max_unread_results: int
-    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ...) -> None: ...
+    min_interim_interval_ms: int
+    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ..., min_interim_interval_ms: _Optional[int] = ...) -> None: ...
 
 class ListLanguagesRequest(_message.Message):
     __slots__ = ()
@@ -219,28 +266,40 @@ class VadOptions(_message.Message):
     def __init__(self, threshold: _Optional[float] = ..., min_silence_ms: _Optional[int] = ..., speech_pad_ms: _Optional[int] = ..., min_speech_ms: _Optional[int] = ..., max_segment_ms: _Optional[int] = ...) -> None: ...
 
 class StreamingConfig(_message.Message):
-    __slots__ = ("format", "source_language", "target_languages", "output", "vad")
+    __slots__ = ("format", "source_language", "target_languages", "output", "vad", "interim_interval_ms")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     VAD_FIELD_NUMBER: _ClassVar[int]
+    INTERIM_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     format: AudioFormat
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
     output: OutputOptions
     vad: VadOptions
-    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ...) -> None: ...
+    interim_interval_ms: int
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., interim_interval_ms: _Optional[int] = ...) -> None: ...
+
+class AudioPacket(_message.Message):
+    __slots__ = ("data", "timestamp")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    timestamp: int
+    def __init__(self, data: _Optional[bytes] = ..., timestamp: _Optional[int] = ...) -> None: ...
 
 class StreamingTranslateRequest(_message.Message):
-    __slots__ = ("config", "audio", "control")
+    __slots__ = ("config", "audio", "control", "packet")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     CONTROL_FIELD_NUMBER: _ClassVar[int]
+    PACKET_FIELD_NUMBER: _ClassVar[int]
     config: StreamingConfig
     audio: bytes
     control: StreamControl
-    def __init__(self, config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., control: _Optional[_Union[StreamControl, str]] = ...) -> None: ...
+    packet: AudioPacket
+    def __init__(self, config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., control: _Optional[_Union[StreamControl, str]] = ..., packet: _Optional[_Union[AudioPacket, _Mapping]] = ...) -> None: ...
 
 class StreamStarted(_message.Message):
     __slots__ = ("session_id", "config", "model", "limits")
@@ -271,7 +330,7 @@ class SpeechEvent(_message.Message):
     def __init__(self, type: _Optional[_Union[SpeechEvent.Type, str]] = ..., offset_ms: _Optional[int] = ...) -> None: ...
 
 class StreamEnd(_message.Message):
-    __slots__ = ("segments_total", "audio_received_ms", "reason")
+    __slots__ = ("segments_total", "audio_received_ms", "reason", "audio_filled_ms")
     class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         REASON_UNSPECIFIED: _ClassVar[StreamEnd.Reason]
@@ -285,19 +344,23 @@ class StreamEnd(_message.Message):
     SEGMENTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     AUDIO_RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FILLED_MS_FIELD_NUMBER: _ClassVar[int]
     segments_total: int
     audio_received_ms: int
     reason: StreamEnd.Reason
-    def __init__(self, segments_total: _Optional[int] = ..., audio_received_ms: _Optional[int] = ..., reason: _Optional[_Union[StreamEnd.Reason, str]] = ...) -> None: ...
+    audio_filled_ms: int
+    def __init__(self, segments_total: _Optional[int] = ..., audio_received_ms: _Optional[int] = ..., reason: _Optional[_Union[StreamEnd.Reason, str]] = ..., audio_filled_ms: _Optional[int] = ...) -> None: ...
 
 class StreamingTranslateResponse(_message.Message):
-    __slots__ = ("started", "speech_event", "segment", "ended")
+    __slots__ = ("started", "speech_event", "segment", "ended", "interim")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     SPEECH_EVENT_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
+    INTERIM_FIELD_NUMBER: _ClassVar[int]
     started: StreamStarted
     speech_event: SpeechEvent
     segment: SegmentResult
     ended: StreamEnd
-    def __init__(self, started: _Optional[_Union[StreamStarted, _Mapping]] = ..., speech_event: _Optional[_Union[SpeechEvent, _Mapping]] = ..., segment: _Optional[_Union[SegmentResult, _Mapping]] = ..., ended: _Optional[_Union[StreamEnd, _Mapping]] = ...) -> None: ...
+    interim: InterimResult
+    def __init__(self, started: _Optional[_Union[StreamStarted, _Mapping]] = ..., speech_event: _Optional[_Union[SpeechEvent, _Mapping]] = ..., segment: _Optional[_Union[SegmentResult, _Mapping]] = ..., ended: _Optional[_Union[StreamEnd, _Mapping]] = ..., interim: _Optional[_Union[InterimResult, _Mapping]] = ...) -> None: ...
