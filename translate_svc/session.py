@@ -7,11 +7,14 @@ segment to the engine, and hands out speech events and results -- results strict
 order, each as soon as it and all before it are ready. ``Translate`` (a whole clip) runs through the
 very same ``StreamSession``: offline and live segmentation are the same code.
 
-Flow control: a stream may have at most ``limits.max_unread_results`` segments submitted but not yet
-taken by its reader. At the bound ``feed`` waits, so the transport stops reading that client's
-audio and HTTP/2 flow control slows the client down; the server never computes more than the bound
-for a client that does not read. Nothing waits on a reader that runs only later: the output is an
-unbounded deque whose size that same bound limits, and ``Translate`` reads it concurrently.
+Flow control (fair share): a session may have at most ``SessionManager.fair_share()`` segments
+submitted but not yet taken by its reader: ``limits.max_unread_results``, or an equal share of the
+engine's queue when many sessions are open, so all of them together cannot fill it. At the bound
+``feed`` waits, so the transport stops reading that client's audio and HTTP/2 flow control slows
+the client down: a stream that sends faster than real time is slowed on its own stream, and the
+server never computes more than the bound for a client that does not read. A ``Translate`` clip
+is fed the same way, a block at a time. Nothing waits on a reader that runs only later: the output
+is an unbounded deque whose size that same bound limits, and ``Translate`` reads it concurrently.
 
 Everything here runs on the event loop and is not thread-safe. Large chunks are decoded and
 resampled on a worker thread (the session awaits it, so its state is never touched concurrently).
@@ -69,6 +72,9 @@ logger = logging.getLogger(__name__)
 #: chunks larger than this are decoded and resampled off the event loop (smaller ones cost less
 #: than the thread hand-off: a 20 ms chunk takes ~20 us)
 _OFFLOAD_BYTES = 64 * 1024
+#: a Translate clip goes through resampling and the VAD this many seconds at a time (flow control
+#: between blocks; chunking does not change the segments)
+_CLIP_BLOCK_S = 30
 #: Translate refuses speech answers that could outgrow the message limit: this many seconds of
 #: speech per second of input audio per target are assumed (SeamlessM4T speaks at about the
 #: input's pace; see docs/api.md "Limits")
@@ -113,6 +119,15 @@ class SessionManager:
         SegmenterConfig.from_settings(vad_defaults)  # fail at start-up on inconsistent VAD defaults
         #: streams open now (admission control: ``limits.max_streams``)
         self.open_streams = 0
+        #: sessions alive now, streams and Translate clips (their fair share of the engine queue)
+        self.sessions = 0
+
+    def fair_share(self) -> int:
+        """Segments one session may have in the engine and unread (flow control): at most
+        ``limits.max_unread_results``, and no more than an equal share of the engine's queue, so
+        the sessions together cannot fill it and a real-time stream's segment is never refused
+        because another session sent faster than real time."""
+        return max(1, min(self.limits.max_unread_results, self.engine.max_queued // max(1, self.sessions)))
 
     @property
     def card(self) -> ModelCard:
@@ -292,6 +307,8 @@ class StreamSession:
         #: counted in ``manager.open_streams`` (streams are; Translate's clip sessions are not)
         self.admitted = False
         self._log = {"session_id": self.session_id}
+        self._counted = True
+        manager.sessions += 1
 
     @property
     def audio_received_ms(self) -> int:
@@ -308,6 +325,9 @@ class StreamSession:
         if self.admitted:
             self.admitted = False
             self._m.open_streams -= 1
+        if self._counted:
+            self._counted = False
+            self._m.sessions -= 1
 
     # -- requests side ----------------------------------------------------------------------
 
@@ -373,8 +393,13 @@ class StreamSession:
             await self._scored(self._ingest(np.zeros(min(n, step), np.float32)))
 
     async def feed_samples(self, samples: np.ndarray) -> None:
-        """Mono float32 samples at the stream's input rate (a whole clip: resampled off the loop)."""
-        await self._scored(await asyncio.to_thread(self._ingest, samples))
+        """Mono float32 samples at the stream's input rate (a whole clip), resampled off the loop a
+        block at a time, each after the session has room: a clip takes its fair share of the
+        engine's queue like any stream, however many segments it holds."""
+        step = _CLIP_BLOCK_S * self.fmt.sample_rate_hz
+        for i in range(0, len(samples), step):
+            await self._room.wait()
+            await self._scored(await asyncio.to_thread(self._ingest, samples[i : i + step]))
 
     def _ingest(self, samples: np.ndarray) -> np.ndarray:
         self._input_frames += len(samples)
@@ -429,7 +454,7 @@ class StreamSession:
                 continue  # its segment's final result is out: superseded
             if isinstance(ev, SegmentResult):
                 self._taken += 1
-                if self.unread < self._limits.max_unread_results:
+                if self.unread < self._m.fair_share():
                     self._room.set()
             yield ev
             if isinstance(ev, StreamEnded):
@@ -453,7 +478,7 @@ class StreamSession:
                 self._submit(ev)
             elif isinstance(ev, SpeechDiscarded):
                 logger.debug("discarded %s", ev, extra=self._log)
-        if self.unread >= self._limits.max_unread_results:
+        if self.unread >= self._m.fair_share():
             self._room.clear()
         self._emit_ready()
 

@@ -15,7 +15,7 @@ import pytest
 from benchmarks import report  # the repo root is on pythonpath (pyproject's pytest section)
 
 REPO = Path(__file__).resolve().parents[2]
-from benchmarks.report import BatchObs, SegmentObs, StreamObs  # noqa: E402
+from benchmarks.report import BatchObs, InterimObs, ProcCpu, SegmentObs, StreamObs  # noqa: E402
 
 # -- percentiles and summaries -----------------------------------------------------------------
 
@@ -184,6 +184,168 @@ def test_ratio_table() -> None:
     assert rows["realtime.latency_ms.p95"]["higher_is_better"] is False
     missing = report.ratio_table({}, off)
     assert all(r["ratio"] is None and r["on"] is None for r in missing)
+
+
+# -- external servers: accounting, captions, flood, CPU, the front-end ramp ------------------------
+
+
+def test_batches_not_observed_are_null_not_zero() -> None:
+    a, b = _streams()
+    assert report.batch_summary(None) is None
+    assert report.realtime_summary([a, b], None, speed=1.0, chunk_ms=100)["batches"] is None
+    assert report.saturation_summary([a, b], None)["batches"] is None
+    assert report.batch_summary([])["batches"] == 0  # observed, and none ran: that is a zero
+
+
+def test_segments_expected_are_what_the_server_cut_on_streams_that_ended() -> None:
+    a, b = _streams()
+    a = StreamObs(0, "a.wav", 2000.0, 100.0, 102.0, 102.3, a.segments, segments_total=2)
+    b = StreamObs(1, "b.wav", 4000.0, 101.0, 105.0, 105.5, b.segments, segments_total=3)  # 1 received of 3
+    refused = StreamObs(2, "c.wav", 1000.0, 101.0, 102.0, None, (), error="RESOURCE_EXHAUSTED: at capacity")
+    acc = report.segment_accounting([a, b, refused])
+    assert acc == {"segments_expected": 5, "segments_received": 3, "segments_lost": 2, "segments_extra": 0}
+    assert report.stream_failures([a, b, refused]) == {"RESOURCE_EXHAUSTED": 1}
+    assert report.status_code(None) == "OK" and report.status_code("UNAVAILABLE: gone") == "UNAVAILABLE"
+    r = report.realtime_summary([a, b, refused], None, speed=1.0, chunk_ms=100)
+    assert r["segments_lost"] == 2 and r["stream_failures"] == {"RESOURCE_EXHAUSTED": 1}
+
+
+def test_first_caption_latency_from_the_send_of_the_segments_start() -> None:
+    # 20 ms messages at 1x from t=100: audio up to 1000 ms is sent at 101.0, up to 3000 ms at 103.0
+    segs = (
+        SegmentObs(0, 2500, 103.0, True, 0, 50.0, start_ms=1000),
+        SegmentObs(1, 5000, 105.6, True, 0, 50.0, start_ms=3000),
+        SegmentObs(2, 7000, 107.5, True, 0, 50.0, start_ms=6000),  # no interim: no caption latency
+    )
+    interims = (
+        InterimObs(0, 1000, 2000, 102.3),  # first caption of segment 0: 1.3 s after its start was sent
+        InterimObs(0, 1000, 2500, 102.9),
+        InterimObs(1, 3010, 4000, 104.2),  # the result's start_ms (3000) wins over the interim's
+        InterimObs(1, 3010, 4500, 105.7),  # after its final: a contract breach, counted
+    )
+    s = StreamObs(0, "a.wav", 8000.0, 100.0, 108.0, 108.1, segs, interims=interims)
+    got = dict(report.first_caption_latencies_ms(s, speed=1.0, chunk_ms=20))
+    assert got == pytest.approx({0: 1300.0, 1: 1200.0})
+    c = report.caption_summary([s], speed=1.0, chunk_ms=20)
+    assert c["interims"] == 4 and c["segments_with_caption"] == 2 and c["interims_after_final"] == 1
+    assert c["first_caption_latency_ms"]["max"] == pytest.approx(1300.0)
+    # per interim: arrival - send of its end_ms: 300, 400, 200 and 1200 ms
+    assert c["interim_latency_ms"]["count"] == 4 and c["interim_latency_ms"]["p50"] == pytest.approx(350.0)
+    # an interim of a segment whose result never came: its own start_ms
+    lone = StreamObs(0, "a.wav", 8000.0, 100.0, 108.0, None, (), interims=(InterimObs(5, 500, 1500, 101.0),))
+    assert report.first_caption_latencies_ms(lone, speed=1.0, chunk_ms=20) == [(5, pytest.approx(500.0))]
+    assert report.caption_summary([], speed=1.0, chunk_ms=20)["first_caption_latency_ms"]["p95"] is None
+
+
+def test_flood_summary_counts_how_flood_streams_ended_and_measures_from_the_actual_send() -> None:
+    sent = tuple(10.0 + 0.001 * k for k in range(1000))  # 1000 messages of 20 ms (20 s of audio) in 1 s
+    ok = StreamObs(
+        5, "flood:a", 20_000.0, 10.0, 11.0, 11.5, (SegmentObs(0, 1000, 10.249, True, 0, 5.0),),
+        segments_total=1, audio_messages=1000, chunk_ms=20.0, sent_s=sent,
+    )  # fmt: skip
+    refused = StreamObs(
+        6, "flood:b", 20_000.0, 10.0, 10.5, None, (), error="RESOURCE_EXHAUSTED: queue full",
+        audio_messages=500, chunk_ms=20.0, sent_s=sent[:500],
+    )  # fmt: skip
+    f = report.flood_summary([ok, refused])
+    assert f["ended_with"] == {"OK": 1, "RESOURCE_EXHAUSTED": 1}
+    assert f["audio_s"] == pytest.approx(30.0) and f["wall_s"] == pytest.approx(1.5)
+    assert f["throughput"] == pytest.approx(20.0)
+    # segment 0 ends at 1000 ms: message 49 (sent at 10.049) carried it; arrived at 10.249
+    assert f["latency_ms"]["max"] == pytest.approx(200.0)
+    assert f["segments_expected"] == 1 and f["segments_lost"] == 0
+    assert f["speed_per_stream"][0] == pytest.approx(20.0 / 1.5)
+
+
+def test_parse_proc_stat_reads_past_odd_command_names() -> None:
+    fields = ["S"] + ["0"] * 10 + ["250", "50"] + ["0"] * 30  # utime (field 14) 250, stime 50 ticks
+    assert report.parse_proc_stat("42 (a (b) c) " + " ".join(fields), 100) == ("a (b) c", 3.0)
+
+
+def test_cpu_use_gives_cores_and_cpu_per_message() -> None:
+    before, after = ProcCpu(10.0, 5.0, 1000), ProcCpu(20.0, 14.0, 31_000)
+    u = report.cpu_use(before, after)
+    assert u["cores"] == pytest.approx(0.9) and u["cpu_us_per_message"] == pytest.approx(300.0)
+    assert report.cpu_use(None, after)["cores"] is None
+    assert report.cpu_use(before, ProcCpu(20.0, 14.0, 1000))["cpu_us_per_message"] is None  # no messages
+    threads = report.thread_cpu(
+        ProcCpu(0, 0, threads=(("loop", 1.0), ("vad", 0.5))),
+        ProcCpu(1, 0, threads=(("loop", 3.0), ("vad", 0.5), ("new", 0.2))),
+    )
+    assert threads == {"loop": 2.0, "new": 0.2}
+    samples = [ProcCpu(float(t), float(t)) for t in range(10)]
+    assert report.steady_window(samples, 2.5, 7.0) == (samples[3], samples[7])
+    assert report.steady_window(samples, 2.5, 3.0) is None
+
+
+def _step(**kw: Any) -> dict[str, Any]:
+    base = {
+        "streams": 50, "server_cores": 0.5, "p95_latency_ms": 300.0, "slo_ms": 1000.0, "segments_expected": 10,
+        "segments_lost": 0, "failed_segments": 0, "streams_failed": 0, "streams_behind": 0,
+    }  # fmt: skip
+    return {**base, **kw}
+
+
+def test_kept_up_needs_cpu_headroom_no_loss_and_the_latency_slo() -> None:
+    assert report.kept_up(_step()) == (True, [])
+    for bad, phrase in (
+        ({"server_cores": 0.95}, "cores"),
+        ({"server_cores": None}, "not measured"),
+        ({"segments_lost": 2}, "lost"),
+        ({"failed_segments": 1, "segment_failures": {"RESOURCE_EXHAUSTED": 1}}, "RESOURCE_EXHAUSTED x1"),
+        ({"streams_failed": 3, "stream_failures": {"RESOURCE_EXHAUSTED": 3}}, "3 streams failed"),
+        ({"streams_behind": 1}, "behind"),
+        ({"p95_latency_ms": 1200.0}, "p95 latency"),
+        ({"p95_latency_ms": None}, "no segment latency"),
+    ):
+        ok, why = report.kept_up(_step(**bad))
+        assert not ok and any(phrase in w for w in why), (bad, why)
+    # no segment cut at all (a VAD threshold of 0.99): nothing to time, judged on the rest
+    assert report.kept_up(_step(p95_latency_ms=None, segments_expected=0))[0]
+    assert not report.kept_up(_step(server_cores=0.6), max_cores=0.5)[0]
+
+
+def test_streams_per_core_is_the_largest_step_that_kept_up() -> None:
+    steps = [
+        {"streams": 25, "kept_up": True},
+        {"streams": 50, "kept_up": True},
+        {"streams": 100, "kept_up": False, "reasons": ["server used 0.97 cores (>= 0.9)"]},
+    ]
+    r = report.streams_per_core(steps)
+    assert r["streams_per_core"] == 50 and not r["all_kept_up"]
+    assert r["first_failure"] == {"streams": 100, "reasons": ["server used 0.97 cores (>= 0.9)"]}
+    assert report.streams_per_core(steps[:2]) == {"streams_per_core": 50, "first_failure": None, "all_kept_up": True}
+    none = report.streams_per_core([{"streams": 25, "kept_up": False, "reasons": ["x"]}])
+    assert none["streams_per_core"] is None and none["first_failure"]["streams"] == 25
+
+
+def test_model_caveat_for_an_external_server_of_unknown_size() -> None:
+    caveat = report.model_caveat(True, None)
+    assert caveat is not None and "noise" in caveat
+    assert report.model_caveat(False, None) is None
+
+
+def test_loadgen_refuses_opus_with_other_message_lengths_and_pid_without_target() -> None:
+    proc = _loadgen("--encoding", "opus", "--chunk-ms", "100", timeout=60)
+    assert proc.returncode == 2 and "20 ms Opus packet" in proc.stdout + proc.stderr
+    proc = _loadgen("--server-pid", str(os.getpid()), timeout=60)
+    assert proc.returncode == 2 and "needs --target" in proc.stdout + proc.stderr
+
+
+def test_opus_packets_are_20_ms_each_and_clips_fit_to_length() -> None:
+    from benchmarks.loadgen import Clip, encode_clips, fit_clip, opus_packets
+
+    pcm = (np.sin(np.arange(16000) / 5.0) * 8000).astype(np.int16)  # 1 s
+    packets = opus_packets(pcm)
+    assert 50 <= len(packets) <= 52 and all(0 < len(p) < 400 for p in packets)  # the encoder's delay: +1 or 2
+    a = Clip("a.wav", pcm)
+    looped = fit_clip(a, 2.5)
+    assert looped.name == "a.wav[2.5s]" and len(looped.pcm) == 40000
+    np.testing.assert_array_equal(looped.pcm[16000:32000], pcm)
+    assert fit_clip(a, 0) is a and len(fit_clip(a, 0.5).pcm) == 8000
+    enc = encode_clips([a, a], "opus")
+    assert enc[0].packets is enc[1].packets and enc[0].audio_ms == 20.0 * len(packets)  # encoded once
+    assert encode_clips([a], "linear16") == [a]
 
 
 # -- the real thing, small -----------------------------------------------------------------------

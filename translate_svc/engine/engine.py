@@ -146,6 +146,11 @@ class TranslationEngine:
         return self._runner.card
 
     @property
+    def max_queued(self) -> int:
+        """Segments the queue holds at most (beyond it ``submit`` raises Overloaded)."""
+        return self._config.max_queued
+
+    @property
     def queued(self) -> int:
         """Jobs waiting for the model (not counting the batch in the model right now)."""
         return len(self._scheduler) + len(self._preparing)

@@ -1,0 +1,154 @@
+"""Fair share on a real server: a stream flooding at 20x real time beside 8 real-time streams, and a
+server at its stream capacity refusing the next one. The real-time streams lose nothing and keep
+their latency (within one batch time of the same streams alone)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from google.rpc import code_pb2, error_details_pb2
+from grpc_status import rpc_status
+
+from tests.conftest import LiveServer, make_settings, serving
+from translate_svc import client
+from translate_svc.api.v1 import translate_pb2 as pb
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+REALTIME = 8
+SECONDS = 15  # audio per real-time stream
+CHUNK_MS = 100
+FMT = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)
+TEXT = pb.OutputOptions(text=True, speech=False, transcript=False)
+
+
+def cfg() -> pb.StreamingTranslateRequest:
+    return pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=FMT, target_languages=["spa"], output=TEXT))
+
+
+async def realtime_stream(live: LiveServer, pcm: np.ndarray) -> tuple[list[tuple[int, int]], list[float]]:
+    """Send ``pcm`` at real time in 100 ms chunks; the segments' spans and their latencies (ms from
+    the scheduled send of the chunk holding end_ms to the result)."""
+    step = 16 * CHUNK_MS
+    t0 = time.perf_counter()
+
+    async def gen() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        yield cfg()
+        for i, at in enumerate(range(0, len(pcm), step)):
+            await asyncio.sleep(max(0.0, t0 + i * CHUNK_MS / 1000 - time.perf_counter()))
+            yield pb.StreamingTranslateRequest(audio=pcm[at : at + step].tobytes())
+
+    spans, latencies = [], []
+    async for r in live.stub.StreamingTranslate(gen(), timeout=120):
+        if r.HasField("segment"):
+            s = r.segment
+            assert s.status.code == code_pb2.OK, s.status.message
+            sent = t0 + -(-s.end_ms // CHUNK_MS) * CHUNK_MS / 1000  # the chunk that held end_ms
+            spans.append((s.start_ms, s.end_ms))
+            latencies.append((time.perf_counter() - sent) * 1000)
+    return spans, latencies
+
+
+async def flood(live: LiveServer, pcm: np.ndarray, stop: asyncio.Event, speed: float = 20.0) -> dict[str, float]:
+    """Send ``pcm`` over and over at ``speed`` x real time until ``stop``; read every result."""
+    step = 16 * CHUNK_MS
+    sent = 0
+    t0 = time.perf_counter()
+
+    async def gen() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        nonlocal sent
+        yield cfg()
+        i = 0
+        while not stop.is_set():
+            await asyncio.sleep(max(0.0, t0 + i * CHUNK_MS / 1000 / speed - time.perf_counter()))
+            at = (i * step) % (len(pcm) - step)
+            yield pb.StreamingTranslateRequest(audio=pcm[at : at + step].tobytes())
+            sent += 1
+            i += 1
+
+    segments = 0
+    async for r in live.stub.StreamingTranslate(gen(), timeout=120):
+        segments += r.HasField("segment")
+    return {"audio_s": sent * CHUNK_MS / 1000, "wall_s": time.perf_counter() - t0, "segments": segments}
+
+
+def p95(xs: list[float]) -> float:
+    return float(np.percentile(xs, 95))
+
+
+@pytest.fixture(scope="module")
+def clips(shared_audio: Path) -> list[np.ndarray]:
+    pcm = client.load_pcm16k(shared_audio / "silero_test.wav")
+    return [np.roll(pcm, -16000 * 5 * i)[: 16000 * SECONDS] for i in range(REALTIME)]
+
+
+async def run_realtime(live: LiveServer, clips: list[np.ndarray]) -> list[tuple[list[tuple[int, int]], list[float]]]:
+    async def one(i: int) -> tuple[list[tuple[int, int]], list[float]]:
+        await asyncio.sleep(i * 0.25)  # staggered starts, as callers join
+        return await realtime_stream(live, clips[i])
+
+    return await asyncio.gather(*(one(i) for i in range(len(clips))))
+
+
+async def test_a_flood_at_20x_takes_nothing_from_8_real_time_streams(
+    test_model_dir: Path, clips: list[np.ndarray]
+) -> None:
+    settings = make_settings(test_model_dir, max_batch_size=16, max_wait_ms=10)
+    async with serving(settings) as live:
+        alone = await run_realtime(live, clips)
+        live.batches.clear()
+        stop = asyncio.Event()
+        flooding = asyncio.create_task(flood(live, clips[0], stop))
+        beside = await run_realtime(live, clips)
+        stop.set()
+        flooded = await flooding
+    batch_ms = max(b.model_ms for b in live.batches)
+    base = p95([x for _, lat in alone for x in lat])
+    loaded = p95([x for _, lat in beside for x in lat])
+    # every real-time stream gets every segment: the same spans as without the flood
+    assert [spans for spans, _ in beside] == [spans for spans, _ in alone]
+    assert sum(len(spans) for spans, _ in alone) >= 8 * 4
+    # ... no later than without it plus one batch time
+    assert loaded <= base + batch_ms, (loaded, base, batch_ms)
+    # the flood got its share and was slowed on its own stream, not refused elsewhere
+    assert flooded["segments"] > 0
+    print(f"\nflood: p95 {base:.0f} -> {loaded:.0f} ms (max batch {batch_ms:.0f} ms); flood {flooded}")
+
+
+async def test_a_server_at_capacity_refuses_the_next_stream_and_keeps_the_admitted_ones_latency(
+    test_model_dir: Path, clips: list[np.ndarray]
+) -> None:
+    settings = make_settings(test_model_dir, max_batch_size=16, max_wait_ms=10)
+    settings.limits.max_streams = REALTIME
+    async with serving(settings) as live:
+        alone = await run_realtime(live, clips)
+        live.batches.clear()
+        refused: list[grpc.aio.AioRpcError] = []
+
+        async def knock() -> None:
+            await asyncio.sleep(3)  # every admitted stream is open by now
+            for _ in range(20):
+                try:
+                    async for _ in live.stub.StreamingTranslate(iter([cfg()]), timeout=10):
+                        pass
+                except grpc.aio.AioRpcError as e:
+                    refused.append(e)
+                await asyncio.sleep(0.25)
+
+        at_capacity, _ = await asyncio.gather(run_realtime(live, clips), knock())
+    batch_ms = max(b.model_ms for b in live.batches)
+    assert len(refused) == 20 and {e.code() for e in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    status = rpc_status.from_call(refused[0])
+    assert status is not None and "capacity" in status.message
+    info = error_details_pb2.RetryInfo()
+    assert status.details[0].Unpack(info) and info.retry_delay.ToMilliseconds() >= 1000
+    assert [s for s, _ in at_capacity] == [s for s, _ in alone]
+    base = p95([x for _, lat in alone for x in lat])
+    loaded = p95([x for _, lat in at_capacity for x in lat])
+    assert loaded <= base + batch_ms, (loaded, base, batch_ms)
