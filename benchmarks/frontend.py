@@ -16,9 +16,10 @@ Two modes:
 
 - ``full``: the server's own segmentation; the (tiny, random-weight) test model translates every
   segment (text only unless ``--speech``): the whole service on one core.
-- ``frontend``: the same traffic, but every stream sets ``vad.threshold`` 0.99, so (almost) nothing
-  is cut into segments: the cost of the front end (gRPC, decoding, resampling, VAD) without the
-  model. Speech that silero scores above 0.99 is still cut: the report says how many segments.
+- ``frontend``: the same traffic, but every stream sets ``vad.threshold`` 0.99 and
+  ``vad.min_speech_ms`` 10 000, so (almost) nothing is cut into segments: the cost of the front end
+  (gRPC, decoding, resampling, VAD, segmenter) without the model. The report says how many
+  segments were still cut.
 
 Per step it records the server's cores used (CPU s / wall s from /proc, over the window when all
 streams were live), its CPU µs per audio message, p95 segment latency, the client's worst send lag
@@ -62,6 +63,8 @@ logger = logging.getLogger("benchmarks.frontend")
 
 MODES = ("full", "frontend")
 FRONTEND_VAD_THRESHOLD = 0.99
+#: ... and keeps only speech that long (the server's maximum), so almost nothing reaches the model
+FRONTEND_MIN_SPEECH_MS = 10_000
 CHUNK_MS = 20
 #: a client using this many cores (of its one) cannot be trusted to have sent on time
 CLIENT_SATURATED_CORES = 0.9
@@ -142,7 +145,7 @@ def loadgen_cmd(args: dict[str, Any], n: int, port: int, pid: int, out: Path) ->
         "--json", str(out), "--log-level", "WARNING",
     ]  # fmt: skip
     if args["mode"] == "frontend":
-        cmd += ["--vad-threshold", f"{FRONTEND_VAD_THRESHOLD:g}"]
+        cmd += ["--vad-threshold", f"{FRONTEND_VAD_THRESHOLD:g}", "--vad-min-speech-ms", str(FRONTEND_MIN_SPEECH_MS)]
     return cmd
 
 

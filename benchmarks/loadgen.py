@@ -134,6 +134,7 @@ class RunOptions:
     flood_streams: int = 0
     flood_speed: float = 0.0
     vad_threshold: float | None = None  # StreamingConfig.vad.threshold for every stream
+    vad_min_speech_ms: int | None = None  # StreamingConfig.vad.min_speech_ms for every stream
     stream_s: float = 0.0  # cut or loop every stream's audio to this length (0: the file's)
     saturation: bool = True
 
@@ -257,10 +258,19 @@ class StreamParams:
     interim_ms: int = 0
     vad_threshold: float | None = None
     timeout_s: float = 1800.0
+    vad_min_speech_ms: int | None = None
 
     @classmethod
     def of(cls, opts: RunOptions) -> StreamParams:
-        return cls(opts.targets, opts.speech, opts.encoding, opts.interim_ms, opts.vad_threshold, opts.timeout_s)
+        return cls(
+            opts.targets,
+            opts.speech,
+            opts.encoding,
+            opts.interim_ms,
+            opts.vad_threshold,
+            opts.timeout_s,
+            opts.vad_min_speech_ms,
+        )
 
 
 def stream_config(params: StreamParams) -> Any:
@@ -278,6 +288,8 @@ def stream_config(params: StreamParams) -> Any:
     )
     if params.vad_threshold is not None:
         cfg.vad.threshold = params.vad_threshold
+    if params.vad_min_speech_ms is not None:
+        cfg.vad.min_speech_ms = params.vad_min_speech_ms
     return cfg
 
 
@@ -1278,6 +1290,9 @@ def main(
     vad_threshold: Annotated[
         float | None, typer.Option(help="StreamingConfig.vad.threshold for every stream (default: the server's)")
     ] = None,
+    vad_min_speech_ms: Annotated[
+        int | None, typer.Option(help="StreamingConfig.vad.min_speech_ms for every stream (default: the server's)")
+    ] = None,
     saturation: Annotated[bool, typer.Option("--saturation/--no-saturation", help="run the saturation phase")] = True,
     slo_ms: Annotated[float, typer.Option(help="p95 latency bound for 'streams sustained'")] = report.DEFAULT_SLO_MS,
     behind_s: Annotated[float, typer.Option(help="a stream whose end comes later than this fell behind")] = (
@@ -1381,6 +1396,7 @@ def main(
         flood_streams=flood_streams,
         flood_speed=flood_speed,
         vad_threshold=vad_threshold,
+        vad_min_speech_ms=vad_min_speech_ms,
         stream_s=stream_s,
         saturation=saturation,
     )

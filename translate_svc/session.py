@@ -57,6 +57,7 @@ from translate_svc.types import (
     TranslationTask,
 )
 from translate_svc.vad.segmenter import (
+    WINDOW_SAMPLES,
     Segmenter,
     SegmenterConfig,
     SegmenterEvent,
@@ -72,6 +73,9 @@ logger = logging.getLogger(__name__)
 #: chunks larger than this are decoded and resampled off the event loop (smaller ones cost less
 #: than the thread hand-off: a 20 ms chunk takes ~20 us)
 _OFFLOAD_BYTES = 64 * 1024
+#: VAD windows (16 kHz samples) and the most audio that may wait for the VAD per session (1 s)
+_WINDOW = WINDOW_SAMPLES
+_VAD_BACKLOG = MODEL_SAMPLE_RATE
 #: a Translate clip goes through resampling and the VAD this many seconds at a time (flow control
 #: between blocks; chunking does not change the segments)
 _CLIP_BLOCK_S = 30
@@ -279,8 +283,18 @@ class StreamSession:
         self._segmenter = Segmenter(SegmenterConfig.from_settings(vad))
         self._out: collections.deque[StreamEvent] = collections.deque()
         self._wake = asyncio.Event()  # set when _out grows or the stream fails
-        self._room = asyncio.Event()  # set while fewer than max_unread_results are unread
+        self._room = asyncio.Event()  # set while under the fair share and the VAD backlog (_update_room)
         self._room.set()
+        # the VAD runs behind the feed: audio submitted and not yet scored, the sub-window rest
+        # not yet submitted (a request without a whole window is work for nothing)
+        self._vad_backlog = 0  # 16 kHz samples submitted to the VAD, not yet back
+        self._vad_inflight = 0
+        self._vad_idle = asyncio.Event()  # set while nothing is at the VAD
+        self._vad_idle.set()
+        self._carry: list[np.ndarray] = []
+        self._carry_n = 0
+        self._submitted16k = 0  # 16 kHz samples submitted to the VAD so far
+        self._aborted = False
         #: segments submitted and not yet done: the model's future, then (speech encoded off the
         #: loop) the encoding's
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -343,7 +357,8 @@ class StreamSession:
         gap = 0 if timestamp is None else self._gap(timestamp)
         if not data and not gap:
             return
-        await self._room.wait()
+        if not self._room.is_set():
+            await self._room.wait()
         if gap:
             self._check_duration(gap)
             self._filled_frames += gap
@@ -356,10 +371,9 @@ class StreamSession:
             samples = await asyncio.to_thread(self._decode, data)
         self._check_duration(len(samples))
         if len(samples) <= _OFFLOAD_BYTES // 4:
-            samples16k = self._ingest(samples)
+            self._score(self._ingest(samples))
         else:
-            samples16k = await asyncio.to_thread(self._ingest, samples)
-        await self._scored(samples16k)
+            self._score(await asyncio.to_thread(self._ingest, samples))
 
     def _gap(self, timestamp: int) -> int:
         """Input samples between the timeline's end and ``timestamp`` (checked)."""
@@ -390,7 +404,8 @@ class StreamSession:
         """Silence for a stretch the client skipped (lost packets, DTX), a second at a time."""
         step = self.fmt.sample_rate_hz
         for n in range(frames, 0, -step):
-            await self._scored(self._ingest(np.zeros(min(n, step), np.float32)))
+            await self._room.wait()
+            self._score(self._ingest(np.zeros(min(n, step), np.float32)))
 
     async def feed_samples(self, samples: np.ndarray) -> None:
         """Mono float32 samples at the stream's input rate (a whole clip), resampled off the loop a
@@ -399,26 +414,82 @@ class StreamSession:
         step = _CLIP_BLOCK_S * self.fmt.sample_rate_hz
         for i in range(0, len(samples), step):
             await self._room.wait()
-            await self._scored(await asyncio.to_thread(self._ingest, samples[i : i + step]))
+            self._score(await asyncio.to_thread(self._ingest, samples[i : i + step]))
 
     def _ingest(self, samples: np.ndarray) -> np.ndarray:
         self._input_frames += len(samples)
         return self._resampler.process(samples)
 
-    async def _scored(self, samples16k: np.ndarray, *, last: bool = False) -> None:
-        probs = await self._m.vad.probabilities(self._vad_state, samples16k, last=last)
-        self._pos16k += len(samples16k)
-        self._handle(self._segmenter.push(samples16k, probs))
-        if self._interim_every:
-            self._maybe_interim()
+    def _score(self, samples16k: np.ndarray, *, last: bool = False, now: bool = False) -> None:
+        """Hand 16 kHz samples to the VAD worker without waiting (``_on_scored`` takes the result).
+        Samples are held back until they complete a window, unless ``now`` or ``last``."""
+        if self._aborted:
+            return
+        self._carry.append(samples16k)
+        self._carry_n += len(samples16k)
+        if not (last or now) and (self._submitted16k + self._carry_n) // _WINDOW <= self._submitted16k // _WINDOW:
+            return
+        x = self._carry[0] if len(self._carry) == 1 else np.concatenate(self._carry)
+        self._carry, self._carry_n = [], 0
+        if not len(x) and not last:
+            return
+        self._submitted16k += len(x)
+        self._vad_backlog += len(x)
+        self._vad_inflight += 1
+        self._vad_idle.clear()
+        self._update_room()
+        self._m.vad.submit(self._vad_state, x, functools.partial(self._on_scored, x), last=last)
+
+    def _on_scored(self, samples16k: np.ndarray, probs: np.ndarray | None, error: BaseException | None) -> None:
+        """On the loop, in submission order: the VAD's result for ``samples16k``."""
+        self._vad_backlog -= len(samples16k)
+        self._vad_inflight -= 1
+        try:
+            if self._aborted or self._failure is not None:
+                return
+            if error is not None:
+                logger.error("the VAD failed: %r", error, extra=self._log)
+                self.fail(ServiceError("voice activity detection failed; the server log has the details"))
+                return
+            assert probs is not None
+            self._pos16k += len(samples16k)
+            self._handle(self._segmenter.push(samples16k, probs))
+            if self._interim_every:
+                self._maybe_interim()
+        except ServiceError as e:  # e.g. Translate: the engine queue is full
+            self.fail(e)
+        except Exception as e:
+            logger.exception("a session failed on a VAD result", extra=self._log)
+            self.fail(ServiceError(f"internal error ({type(e).__name__}); the server log has the details"))
+        finally:
+            if not self._vad_inflight:
+                self._vad_idle.set()
+            self._update_room()
+
+    def _update_room(self) -> None:
+        """Feeding may go on while the session is under its fair share of unread segments and the
+        VAD is less than a second behind it (so unscored audio cannot pile up in memory)."""
+        if self.unread < self._m.fair_share() and self._vad_backlog < _VAD_BACKLOG:
+            self._room.set()
+        else:
+            self._room.clear()
+
+    async def _scored_all(self) -> None:
+        """Until every sample fed so far has been scored and segmented."""
+        self._score(np.zeros(0, np.float32), now=True)
+        await self._vad_idle.wait()
 
     async def flush(self) -> None:
+        await self._scored_all()
         self._handle(self._segmenter.flush())
 
     async def finish(self, limit: LimitReached | None = None) -> None:
         """Half-close (or a limit reached): close open speech; ``events`` ends after the last result
         and StreamEnded (then raises ``limit`` if given)."""
-        await self._scored(self._resampler.process(np.zeros(0, np.float32), last=True), last=True)
+        self._score(self._resampler.process(np.zeros(0, np.float32), last=True), last=True)
+        await self._vad_idle.wait()
+        if self._failure is not None:
+            return
         self._handle(self._segmenter.finish())
         self._finished = True
         self._end_limit = limit
@@ -426,6 +497,7 @@ class StreamSession:
 
     def abort(self) -> None:
         """Client gone: drop queued work; nothing more is computed for this session."""
+        self._aborted = True
         self._m.engine.abort(self.session_id)
         for fut in self._pending.values():
             fut.cancel()
@@ -454,8 +526,7 @@ class StreamSession:
                 continue  # its segment's final result is out: superseded
             if isinstance(ev, SegmentResult):
                 self._taken += 1
-                if self.unread < self._m.fair_share():
-                    self._room.set()
+                self._update_room()
             yield ev
             if isinstance(ev, StreamEnded):
                 if ev.limit is not None:
@@ -478,8 +549,7 @@ class StreamSession:
                 self._submit(ev)
             elif isinstance(ev, SpeechDiscarded):
                 logger.debug("discarded %s", ev, extra=self._log)
-        if self.unread >= self._m.fair_share():
-            self._room.clear()
+        self._update_room()
         self._emit_ready()
 
     def _submit(self, ev: SegmentReady) -> None:

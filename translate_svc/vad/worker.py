@@ -1,28 +1,29 @@
 """Silero VAD for every stream on one thread, streams that wait together scored together.
 
-Sessions ``await VadWorker.probabilities(state, samples)``. Requests queue while the thread is
-busy; it then takes all of them and scores them with :meth:`SileroVad.probabilities_many` (one
-model call per window index across the streams, bit-identical to scoring each stream alone), at
-most about a second of each request's audio per turn, so long requests take turns with short ones.
-So the event loop, which also serves gRPC, never runs the model; and under load, when many
-streams wait at once, a window costs about half as much (measured in docs/performance.md). Idle,
-a request waits only for the hand-off to the thread.
+Sessions ``submit(state, samples, on_done)`` and go on: nothing waits per message. Requests queue
+while the thread is busy; it then takes all of them and scores them with
+:meth:`SileroVad.probabilities_many` (one model call per window index across the streams,
+bit-identical to scoring each stream alone), at most about a second of each request's audio per
+turn, so long requests take turns with short ones. The results of a turn go back to the event loop
+in **one** wake-up (``call_soon_threadsafe``), whatever the number of streams in it: at hundreds of
+streams sending 20 ms messages, the per-message future, executor hand-off and self-pipe wake-up
+of an awaited call were the front end's largest cost (docs/performance.md). So the event loop,
+which also serves gRPC, never runs the model; under load a window costs about half as much.
 
-Thread safety: ``probabilities`` is called from the event loop; the thread owns the states while
-it scores them. A stream must await each call before making the next (its state carries on from
-one call to the next), which a session does; a cancelled call leaves its state undefined, so the
-stream must not be fed again (a cancelled session never is).
+Thread safety: ``submit`` and ``probabilities`` are called from the event loop; the thread owns
+the states while it scores them. One stream's requests are scored in the order submitted (its
+state carries on from one to the next) and its ``on_done`` calls come in that order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -32,11 +33,15 @@ from translate_svc.vad.silero import SileroState, SileroVad
 logger = logging.getLogger(__name__)
 
 
+#: ``on_done(probabilities, None)`` or ``on_done(None, error)``, called on the submitting loop
+OnScored = Callable[[np.ndarray | None, BaseException | None], None]
+
+
 @dataclass(eq=False)
 class _Request:
     state: SileroState
     samples: np.ndarray  # still to score
-    future: asyncio.Future[np.ndarray]
+    on_done: OnScored
     loop: asyncio.AbstractEventLoop
     last: bool = False  # end of stream: also score the partial window left over (SileroVad.finish)
     done: list[np.ndarray] = field(default_factory=list)  # probabilities of the turns so far
@@ -61,21 +66,26 @@ class VadWorker:
         self.batches = 0
         self.requests = 0
 
-    async def probabilities(self, state: SileroState, samples16k: np.ndarray, *, last: bool = False) -> np.ndarray:
-        """:meth:`SileroVad.probabilities` for one stream, scored on the worker thread. ``last``:
-        the stream ends here; the leftover partial window is scored too (:meth:`SileroVad.finish`),
-        so end of stream takes the same path as every other call."""
+    def submit(self, state: SileroState, samples16k: np.ndarray, on_done: OnScored, *, last: bool = False) -> None:
+        """Queue :meth:`SileroVad.probabilities` of one stream's next samples; ``on_done`` gets them
+        on this event loop (in submission order per stream). ``last``: the stream ends here; the
+        leftover partial window is scored too (:meth:`SileroVad.finish`), so end of stream takes
+        the same path as every other call. Does not wait."""
         x = np.ascontiguousarray(samples16k, dtype=np.float32)
         if x.ndim != 1:  # checked here, so a bad request fails alone, not its whole batch
             raise ValueError(f"expected 1-D mono samples, got shape {x.shape}")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[np.ndarray] = loop.create_future()
+        request = _Request(state, x, on_done, asyncio.get_running_loop(), last)
         with self._lock:
-            self._pending.append(_Request(state, x, future, loop, last))
+            self._pending.append(request)
             start = not self._running
             self._running = True
         if start:
             self._executor.submit(self._drain)
+
+    async def probabilities(self, state: SileroState, samples16k: np.ndarray, *, last: bool = False) -> np.ndarray:
+        """:meth:`submit`, awaited (tests and one-off callers)."""
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        self.submit(state, samples16k, functools.partial(_resolve, future), last=last)
         return await future
 
     def close(self) -> None:
@@ -85,7 +95,7 @@ class VadWorker:
     def _drain(self) -> None:
         while True:
             with self._lock:
-                batch = [r for r in self._pending if not r.future.cancelled()]
+                batch = self._pending
                 self._pending = []
                 if not batch:
                     self._running = False
@@ -106,37 +116,53 @@ class VadWorker:
                         probs[i] = np.concatenate([probs[i], self.vad.finish(r.state)])
             except Exception as exc:  # handed to every waiting caller
                 logger.exception("VAD batch of %d streams failed", len(now))
-                for r in now:
-                    _hand_back(r, None, exc)
+                _hand_back([(r, None, exc) for r in now])
                 continue
             self.batches += 1
             self.requests += len(now)
             unfinished = []
+            finished: list[tuple[_Request, np.ndarray | None, BaseException | None]] = []
             for r, p in zip(now, probs, strict=True):
                 r.done.append(p)
                 r.samples = r.samples[n:]
                 if r.samples.size:
                     unfinished.append(r)
                 else:
-                    _hand_back(r, np.concatenate(r.done) if len(r.done) > 1 else p, None)
+                    finished.append((r, np.concatenate(r.done) if len(r.done) > 1 else p, None))
             if unfinished:  # ahead of anything queued meanwhile, so each stream keeps its order
                 with self._lock:
                     self._pending = unfinished + self._pending
+            _hand_back(finished)
             if self._on_call is not None:
                 self._on_call(len(now))
 
 
-def _hand_back(r: _Request, result: np.ndarray | None, exc: BaseException | None) -> None:
-    try:
-        r.loop.call_soon_threadsafe(_resolve, r.future, result, exc)
-    except RuntimeError:  # that loop is closed: nobody waits any more; keep serving the others
-        pass
+def _hand_back(results: list[tuple[_Request, np.ndarray | None, BaseException | None]]) -> None:
+    """One wake-up per event loop for a whole turn's results."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Request, np.ndarray | None, BaseException | None]]] = {}
+    for item in results:
+        by_loop.setdefault(item[0].loop, []).append(item)
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_deliver, items)
+        except RuntimeError:  # that loop is closed: nobody waits any more; keep serving the others
+            pass
 
 
-def _resolve(future: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+def _deliver(items: list[tuple[_Request, np.ndarray | None, BaseException | None]]) -> None:
+    """On the loop: each request's ``on_done``, in turn order (so in order per stream)."""
+    for r, result, exc in items:
+        try:
+            r.on_done(result, exc)
+        except Exception:  # a session's bug must not stop the other streams' deliveries
+            logger.exception("a VAD result callback failed")
+
+
+def _resolve(future: asyncio.Future[np.ndarray], result: np.ndarray | None, exc: BaseException | None) -> None:
     if future.done():  # cancelled meanwhile
         return
     if exc is not None:
         future.set_exception(exc)
     else:
+        assert result is not None
         future.set_result(result)
