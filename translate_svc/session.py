@@ -359,6 +359,7 @@ class StreamSession:
             return
         if not self._room.is_set():
             await self._room.wait()
+        self._raise_failure()
         if gap:
             self._check_duration(gap)
             self._filled_frames += gap
@@ -405,6 +406,7 @@ class StreamSession:
         step = self.fmt.sample_rate_hz
         for n in range(frames, 0, -step):
             await self._room.wait()
+            self._raise_failure()
             self._score(self._ingest(np.zeros(min(n, step), np.float32)))
 
     async def feed_samples(self, samples: np.ndarray) -> None:
@@ -414,7 +416,14 @@ class StreamSession:
         step = _CLIP_BLOCK_S * self.fmt.sample_rate_hz
         for i in range(0, len(samples), step):
             await self._room.wait()
+            self._raise_failure()
             self._score(await asyncio.to_thread(self._ingest, samples[i : i + step]))
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+        if self._aborted:
+            raise asyncio.CancelledError("the session was aborted")
 
     def _ingest(self, samples: np.ndarray) -> np.ndarray:
         self._input_frames += len(samples)
@@ -469,8 +478,8 @@ class StreamSession:
     def _update_room(self) -> None:
         """Feeding may go on while the session is under its fair share of unread segments and the
         VAD is less than a second behind it (so unscored audio cannot pile up in memory)."""
-        if self.unread < self._m.fair_share() and self._vad_backlog < _VAD_BACKLOG:
-            self._room.set()
+        if self._aborted or (self.unread < self._m.fair_share() and self._vad_backlog < _VAD_BACKLOG):
+            self._room.set()  # (an aborted or failed session lets its feeder run into the failure)
         else:
             self._room.clear()
 
@@ -498,6 +507,7 @@ class StreamSession:
     def abort(self) -> None:
         """Client gone: drop queued work; nothing more is computed for this session."""
         self._aborted = True
+        self._room.set()  # a feeder waiting for room runs into the abort (_raise_failure)
         self._m.engine.abort(self.session_id)
         for fut in self._pending.values():
             fut.cancel()
