@@ -29,13 +29,26 @@ def _targets(value: str) -> list[str]:
 @app.command()
 def serve(
     model: Annotated[Path | None, typer.Option(help="model directory (default: settings / model_cache)")] = None,
-    host: Annotated[str | None, typer.Option()] = None,
+    host: Annotated[
+        str | None, typer.Option(help="listen address (default 127.0.0.1: this machine only; 0.0.0.0: the network)")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="0 picks a free port")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda")] = None,
     dtype: Annotated[str | None, typer.Option(help="auto, float32, float16 or bfloat16")] = None,
     max_batch_size: Annotated[int | None, typer.Option(help="segments per model batch")] = None,
     max_wait_ms: Annotated[float | None, typer.Option(help="longest wait to fill a batch")] = None,
     log_level: Annotated[str | None, typer.Option()] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate (chain): serve TLS (with --tls-key)")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert")] = None,
+    tls_client_ca: Annotated[
+        Path | None, typer.Option(help="PEM CA: require client certificates signed by it (mTLS)")
+    ] = None,
+    health_port: Annotated[
+        int | None, typer.Option(help="also serve grpc.health.v1 (only) in plaintext on this port, for probes")
+    ] = None,
+    tokens_file: Annotated[
+        Path | None, typer.Option(help="require bearer tokens from this file (docs/security.md)")
+    ] = None,
 ) -> None:
     """Run the gRPC server until SIGTERM/SIGINT (then drain)."""
     from pydantic import ValidationError
@@ -52,6 +65,9 @@ def serve(
             ("model", "path", model), ("model", "device", device), ("model", "dtype", dtype),
             ("server", "host", host), ("server", "port", port),
             ("engine", "max_batch_size", max_batch_size), ("engine", "max_wait_ms", max_wait_ms),
+            ("server", "tls_cert_file", tls_cert), ("server", "tls_key_file", tls_key),
+            ("server", "tls_client_ca_file", tls_client_ca), ("server", "health_port", health_port),
+            ("auth", "tokens_file", tokens_file),
         ):  # fmt: skip
             if val is not None:
                 over[section][key] = val
@@ -70,12 +86,21 @@ def serve(
 
     async def main() -> None:
         from translate_svc.app import build
+        from translate_svc.transport.auth import TokenFileError
         from translate_svc.transport.server import TranslateServer
+        from translate_svc.transport.tls import TlsConfigError
 
-        server = TranslateServer(build(settings))
+        try:
+            server = TranslateServer(build(settings))
+        except (TlsConfigError, TokenFileError) as e:
+            from rich.markup import escape
+
+            console.print(f"[red]cannot start:[/] {escape(str(e))}", soft_wrap=True)
+            raise typer.Exit(2) from e
         await server.start()
         if server.app.engine.card.info.is_test_model:
             console.print(NOISE_WARNING)
+        print(f"translate-svc {server.describe()}", flush=True)
         print(f"translate-svc serving on port {server.port}", flush=True)
         await server.serve_until_signal()
 

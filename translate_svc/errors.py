@@ -40,8 +40,18 @@ class LimitReached(ServiceError):
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
-        #: which limit: "idle_timeout" or "max_stream_duration"
+        #: which limit: "idle_timeout", "max_stream_duration" or "draining"
         self.reason = reason
+
+
+class ShuttingDown(LimitReached):
+    """The server shut down while the stream was live: its open speech was translated and every
+    result sent; the client resumes on another server (``StreamEnd.resume_offset_ms``)."""
+
+    code = ErrorCode.UNAVAILABLE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="draining")
 
 
 class NotReady(ServiceError):

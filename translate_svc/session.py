@@ -39,7 +39,15 @@ from translate_svc.audio.opus import OPUS_RATE, OpusStreamDecoder, encode_opus
 from translate_svc.audio.resample import StreamResampler, resample
 from translate_svc.engine.engine import JobResult, TranslationEngine
 from translate_svc.engine.runner import ModelCard, ModelInput
-from translate_svc.errors import ErrorCode, InvalidInput, LimitReached, Overloaded, ServiceError, shown
+from translate_svc.errors import (
+    ErrorCode,
+    InvalidInput,
+    LimitReached,
+    NotReady,
+    Overloaded,
+    ServiceError,
+    shown,
+)
 from translate_svc.settings import LimitsSettings, VadSettings
 from translate_svc.types import (
     MODEL_SAMPLE_RATE,
@@ -92,6 +100,24 @@ class SpeechEvent:
 
 
 @dataclass(frozen=True)
+class Draining:
+    """The server is shutting down: the stream is translated until ``deadline_unix_ms``, then ends
+    with StreamEnded(limit=ShuttingDown) so that the client resumes on another server."""
+
+    deadline_unix_ms: int
+    remaining_ms: int
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a resumed stream continues (``StreamingConfig.resume``)."""
+
+    token: str
+    next_segment_id: int
+    offset_ms: int
+
+
+@dataclass(frozen=True)
 class StreamEnded:
     segments_total: int
     audio_received_ms: int
@@ -99,9 +125,11 @@ class StreamEnded:
     limit: LimitReached | None = None
     #: of ``audio_received_ms``, the time skipped by packet timestamps and filled with silence
     audio_filled_ms: int = 0
+    #: audio from here on (the stream's timeline) was not translated: a resumed call starts here
+    resume_offset_ms: int = 0
 
 
-StreamEvent = SpeechEvent | SegmentResult | InterimResult | StreamEnded
+StreamEvent = SpeechEvent | SegmentResult | InterimResult | Draining | StreamEnded
 
 
 @dataclass(frozen=True)
@@ -125,6 +153,16 @@ class SessionManager:
         self.open_streams = 0
         #: sessions alive now, streams and Translate clips (their fair share of the engine queue)
         self.sessions = 0
+        #: admitted streams (a drain tells each of them)
+        self.live: set[StreamSession] = set()
+        #: set by ``drain``: new streams are refused, live ones end at the deadline
+        self.draining: Draining | None = None
+        self._no_live = asyncio.Event()  # set while no stream is admitted
+        self._no_live.set()
+
+    async def wait_no_live(self) -> None:
+        """Until every admitted stream has closed (a drain waits for it)."""
+        await self._no_live.wait()
 
     def fair_share(self) -> int:
         """Segments one session may have in the engine and unread (flow control): at most
@@ -185,11 +223,32 @@ class SessionManager:
 
     # -- the two ways in ------------------------------------------------------------------
 
+    def drain(self, seconds: float) -> Draining:
+        """The server is shutting down: refuse new streams; tell every live stream that it is
+        translated for ``seconds`` more and then ends with "resume elsewhere"."""
+        if self.draining is None:
+            remaining_ms = round(seconds * 1000)
+            self.draining = Draining(round(time.time() * 1000) + remaining_ms, remaining_ms)
+            deadline = asyncio.get_running_loop().time() + seconds
+            for session in list(self.live):
+                session.begin_drain(self.draining, deadline)
+        return self.draining
+
     def open_stream(
-        self, fmt: AudioFormat, task: TranslationTask, vad: VadSettings, *, interim_interval_ms: int = 0
+        self,
+        fmt: AudioFormat,
+        task: TranslationTask,
+        vad: VadSettings,
+        *,
+        interim_interval_ms: int = 0,
+        resume: Resume | None = None,
     ) -> StreamSession:
         """Admit a new stream; ``StreamSession.close`` must be called when it ends."""
+        if self.draining is not None:
+            raise NotReady("this server is shutting down and takes no new streams: connect to another server")
         check_stream_format(fmt)
+        if resume is not None:
+            _check_resume(resume)
         least = self.limits.min_interim_interval_ms
         if interim_interval_ms and not least <= interim_interval_ms <= 60_000:
             raise InvalidInput(
@@ -203,9 +262,11 @@ class SessionManager:
                 "retry shortly or on another server",
                 retry_after_ms=1000,
             )
-        session = StreamSession(self, fmt, task, vad, interim_interval_ms=interim_interval_ms)
+        session = StreamSession(self, fmt, task, vad, interim_interval_ms=interim_interval_ms, resume=resume)
         session.admitted = True
         self.open_streams += 1
+        self.live.add(session)
+        self._no_live.clear()
         return session
 
     async def translate_clip(
@@ -270,8 +331,14 @@ class StreamSession:
         *,
         strict_queue: bool = False,
         interim_interval_ms: int = 0,
+        resume: Resume | None = None,
     ) -> None:
         self.session_id = uuid.uuid4().hex
+        #: names the stream across calls; a resumed call keeps its token
+        self.resume_token = resume.token if resume is not None else self.session_id
+        #: the stream's timeline starts this many ms before this call's first sample (a resume)
+        self._offset_ms = resume.offset_ms if resume is not None else 0
+        first_id = resume.next_segment_id if resume is not None else 0
         self.fmt = fmt
         self.task = task
         self.vad_settings = vad
@@ -295,15 +362,21 @@ class StreamSession:
         self._carry_n = 0
         self._submitted16k = 0  # 16 kHz samples submitted to the VAD so far
         self._aborted = False
+        #: a drain's deadline (event-loop time), and the transport's read timeout to bring forward
+        self.drain_deadline: float | None = None
+        self.read_timeout: asyncio.Timeout | None = None
+        #: the transport's copy of the resume request, echoed in StreamStarted (opaque here)
+        self.resume_pb: Any = None
         #: segments submitted and not yet done: the model's future, then (speech encoded off the
         #: loop) the encoding's
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._done: dict[int, SegmentResult] = {}
         self._failure: ServiceError | None = None
-        self._next_id = 0  # segments submitted so far
-        self._next_emit = 0  # next result to move to _out
-        self._taken = 0  # results the reader has taken
-        self._input_frames = 0  # the timeline's length in input samples (filled gaps included)
+        self._next_id = first_id  # the next segment's id (ids continue across a resume)
+        self._next_emit = first_id  # next result to move to _out
+        self._taken = first_id  # results the reader has taken (from first_id on)
+        # the timeline's length in input samples (filled gaps included; a resume starts at its offset)
+        self._input_frames = round(self._offset_ms * fmt.sample_rate_hz / 1000)
         self._filled_frames = 0  # of it, skipped by packet timestamps and filled with silence
         self._pos16k = 0  # 16 kHz samples given to the segmenter so far
         # live captions: every this many 16 kHz samples of open speech (0: off), one in flight
@@ -339,6 +412,9 @@ class StreamSession:
         if self.admitted:
             self.admitted = False
             self._m.open_streams -= 1
+            self._m.live.discard(self)
+            if not self._m.live:
+                self._m._no_live.set()
         if self._counted:
             self._counted = False
             self._m.sessions -= 1
@@ -514,6 +590,16 @@ class StreamSession:
         self._pending.clear()
         self._drop_interim()
 
+    def begin_drain(self, notice: Draining, deadline: float) -> None:
+        """Tell the client the server is going away; the transport ends the stream at ``deadline``
+        (``finish`` with ``ShuttingDown``), waking its reader now if it waits past it."""
+        self.drain_deadline = deadline
+        self._put(notice)
+        if self.read_timeout is not None:
+            when = self.read_timeout.when()
+            if when is None or when > deadline:
+                self.read_timeout.reschedule(deadline)
+
     def fail(self, error: ServiceError) -> None:
         """End the stream with ``error`` (bad input in a later message): ``events`` raises it."""
         self.abort()
@@ -552,9 +638,9 @@ class StreamSession:
     def _handle(self, events: list[SegmenterEvent]) -> None:
         for ev in events:
             if isinstance(ev, SpeechStarted):
-                self._put(SpeechEvent(True, ev.offset_ms))
+                self._put(SpeechEvent(True, ev.offset_ms + self._offset_ms))
             elif isinstance(ev, SpeechEnded):
-                self._put(SpeechEvent(False, ev.offset_ms))
+                self._put(SpeechEvent(False, ev.offset_ms + self._offset_ms))
             elif isinstance(ev, SegmentReady):
                 self._submit(ev)
             elif isinstance(ev, SpeechDiscarded):
@@ -568,8 +654,8 @@ class StreamSession:
         end = max(start, ev.end_sample // _PER_MS * _PER_MS)
         seg = Segment(
             segment_id=self._next_id,
-            start_ms=start // _PER_MS,
-            end_ms=end // _PER_MS,
+            start_ms=start // _PER_MS + self._offset_ms,
+            end_ms=end // _PER_MS + self._offset_ms,
             samples=ev.samples[start - ev.start_sample : end - ev.start_sample],
         )
         self._next_id += 1
@@ -660,7 +746,7 @@ class StreamSession:
             self.interims_skipped += 1
             return
         self._interim = fut
-        span = (self._interim_seg, first // _PER_MS, last // _PER_MS)
+        span = (self._interim_seg, first // _PER_MS + self._offset_ms, last // _PER_MS + self._offset_ms)
         fut.add_done_callback(functools.partial(self._on_interim, span, time.perf_counter()))
 
     def _on_interim(self, span: tuple[int, int, int], asked_at: float, fut: asyncio.Future[JobResult]) -> None:
@@ -704,10 +790,21 @@ class StreamSession:
         if self._finished and not self._ended and self._next_emit == self._next_id and not self._pending:
             self._ended = True
             filled_ms = round(self._filled_frames * 1000 / self.fmt.sample_rate_hz)
-            self._put(StreamEnded(self._next_id, self.audio_received_ms, self._end_limit, filled_ms))
+            received = self.audio_received_ms
+            self._put(StreamEnded(self._next_id, received, self._end_limit, filled_ms, resume_offset_ms=received))
 
 
 _PER_MS = MODEL_SAMPLE_RATE // 1000
+
+
+def _check_resume(resume: Resume) -> None:
+    if not (len(resume.token) == 32 and all(c in "0123456789abcdef" for c in resume.token)):
+        raise InvalidInput(
+            f"resume.resume_token {shown(resume.token)} is not a token this service issued: give back "
+            "StreamStarted.resume_token of the stream's first call"
+        )
+    if resume.next_segment_id < 0 or resume.offset_ms < 0:
+        raise InvalidInput("resume.next_segment_id and resume.offset_ms must not be negative")
 
 
 def _examples(codes: frozenset[str]) -> str:

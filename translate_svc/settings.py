@@ -79,15 +79,48 @@ class EngineSettings(BaseModel):
 
 
 class ServerSettings(BaseModel):
-    host: str = "0.0.0.0"
+    #: loopback by default: a server is reachable from other machines only when asked to be
+    #: (``0.0.0.0`` / ``::`` serves the network; the container images and k8s/ set it). ``/metrics``
+    #: and the health port bind to this host too.
+    host: str = "127.0.0.1"
     port: int = Field(50051, ge=0, le=65535)
     #: seconds in-flight calls get to finish on SIGTERM
     grace_s: float = Field(30.0, ge=0)
+    #: on SIGTERM, live streams are translated this much longer (never past ``grace_s``), then end
+    #: with "resume elsewhere"; the rest of the grace period finishes their last segments
+    drain_s: float = Field(20.0, ge=0)
     #: after a stream fails, read and discard what the client still sends for up to this long
     #: before ending the call, so the status reaches a client that is still writing intact (grpc-
     #: python's asyncio client reports INTERNAL if one of its writes fails after the status came)
     error_drain_s: float = Field(2.0, ge=0, le=60)
     metrics_port: int | None = Field(None, ge=0, le=65535)
+    #: TLS on the gRPC port: PEM certificate (chain) and unencrypted PEM key, both or neither.
+    #: Re-read when the files change (cert-manager rotation), at most once per second.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    #: PEM CA certificate(s): clients must present a certificate signed by one of them (mTLS)
+    tls_client_ca_file: Path | None = None
+    #: serve grpc.health.v1 (and nothing else) in plaintext on this port too, for probes that
+    #: cannot speak TLS or send a token (kubelet's gRPC probe); None: health on the main port only
+    health_port: int | None = Field(None, ge=0, le=65535)
+    #: server reflection; auto: on without token auth, off with it
+    reflection: Literal["auto", "on", "off"] = "auto"
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> ServerSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("server.tls_cert_file and server.tls_key_file go together: set both or neither")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("server.tls_client_ca_file (mTLS) needs server.tls_cert_file and server.tls_key_file")
+        if self.health_port is not None and self.health_port != 0 and self.health_port == self.port:
+            raise ValueError("server.health_port must differ from server.port")
+        return self
+
+
+class AuthSettings(BaseModel):
+    #: bearer tokens, one per line: ``<token> [<permission>,...]`` (docs/security.md); None: no
+    #: token needed. Re-read when the file changes, at most once per second.
+    tokens_file: Path | None = None
 
 
 class Settings(BaseSettings):
@@ -98,6 +131,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = LimitsSettings()
     engine: EngineSettings = EngineSettings()
     server: ServerSettings = ServerSettings()
+    auth: AuthSettings = AuthSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: threads of numpy's BLAS (OpenBLAS), used by the features thread's filterbank products. Its
     #: idle workers spin: on 2 cores one took 60-70 % of a core from the model and the event loop

@@ -145,6 +145,7 @@ _END_REASONS = {
     None: pb.StreamEnd.HALF_CLOSE,
     "idle_timeout": pb.StreamEnd.IDLE_TIMEOUT,
     "max_stream_duration": pb.StreamEnd.MAX_STREAM_DURATION,
+    "draining": pb.StreamEnd.DRAINING,
 }
 
 
@@ -154,6 +155,7 @@ def stream_end_to_pb(ev: StreamEnded) -> pb.StreamEnd:
         audio_received_ms=ev.audio_received_ms,
         reason=_END_REASONS[None if ev.limit is None else ev.limit.reason],
         audio_filled_ms=ev.audio_filled_ms,
+        resume_offset_ms=ev.resume_offset_ms,
     )
 
 

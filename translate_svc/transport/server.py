@@ -3,13 +3,23 @@
 It serves an ``Application`` built by ``translate_svc.app.build``; it builds nothing itself.
 Health is NOT_SERVING until the model has loaded and run one warm-up batch, SERVING after, and
 NOT_SERVING again when draining or when the model worker dies.
+
+Security (docs/security.md): TLS or mTLS on the main port with certificates re-read when their
+files change (``tls.py``), bearer tokens checked by an interceptor (``auth.py``), reflection off
+when tokens are required (unless asked for). Health also answers on an optional plaintext
+``health_port``, served by a second server that holds only the health service (the same
+``HealthServicer`` object, so both ports report the same status): kubelet's gRPC probe speaks
+neither TLS nor tokens, and a second port on the main server would expose the Translator there in
+plaintext too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -18,37 +28,104 @@ from grpc_reflection.v1alpha import reflection
 
 from translate_svc.app import Application
 from translate_svc.observability import metrics
+from translate_svc.settings import Settings
+from translate_svc.transport.auth import TokenAuthInterceptor, TokenStore
 from translate_svc.transport.servicer import SERVICE_NAME, TranslatorServicer
+from translate_svc.transport.tls import CertificateReloader, TlsFiles
 
 logger = logging.getLogger(__name__)
 
 
+def address(host: str, port: int) -> str:
+    """host:port for gRPC, with brackets around an IPv6 address."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip("[]") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: assume it is reachable
+
+
+def reflection_enabled(settings: Settings) -> bool:
+    mode = settings.server.reflection
+    return mode == "on" or (mode == "auto" and settings.auth.tokens_file is None)
+
+
+def _server_options(limit: int) -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.max_send_message_length", limit),
+        ("grpc.so_reuseport", 0),
+    ]
+
+
 class TranslateServer:
-    """Owns the grpc.aio server and the application's lifetime. Event loop only."""
+    """Owns the grpc.aio server(s) and the application's lifetime. Event loop only.
+
+    Raises ``TlsConfigError`` or ``TokenFileError`` (one-line messages) when the TLS files or the
+    tokens file cannot be used, before anything listens.
+    """
 
     def __init__(self, app: Application) -> None:
         self.app = app
         self.settings = app.settings
+        s = self.settings.server
         self.health = HealthServicer()
+        self.tls: CertificateReloader | None = None
+        if s.tls_cert_file is not None and s.tls_key_file is not None:
+            self.tls = CertificateReloader(TlsFiles(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file))
+        self.tokens: TokenStore | None = None
+        interceptors = []
+        if self.settings.auth.tokens_file is not None:
+            self.tokens = TokenStore(self.settings.auth.tokens_file)
+            interceptors.append(TokenAuthInterceptor(self.tokens, error_drain_s=s.error_drain_s))
         limit = self.settings.limits.max_message_bytes
-        self.server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", limit),
-                ("grpc.max_send_message_length", limit),
-                ("grpc.so_reuseport", 0),
-            ]
-        )
-        self.servicer = TranslatorServicer(app.sessions, error_drain_s=self.settings.server.error_drain_s)
+        self.server = grpc.aio.server(interceptors=interceptors, options=_server_options(limit))
+        self.servicer = TranslatorServicer(app.sessions, error_drain_s=s.error_drain_s)
         self.server.add_generic_rpc_handlers((self.servicer.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            self.server,
-        )
+        self.reflection = reflection_enabled(self.settings)
+        if self.reflection:
+            reflection.enable_server_reflection(
+                (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+                self.server,
+            )
+        #: health only, plaintext, no interceptors: nothing else may ever be added to it
+        self.health_server: grpc.aio.Server | None = None
+        if s.health_port is not None:
+            self.health_server = grpc.aio.server(options=_server_options(64 * 1024))
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
         self.port = 0
+        self.health_port: int | None = None
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()  # owned background work (health updates, drain)
         app.failure_listeners.append(self._on_engine_failure)
+
+    def describe(self) -> str:
+        """One line: where it listens and how it is protected (logged at start, printed by ``serve``)."""
+        s = self.settings.server
+        parts = [f"listening on {address(s.host, self.port)}"]
+        if self.tls is None:
+            parts.append("plaintext (no TLS)")
+        elif self.tls.mutual:
+            parts.append("TLS with client certificates required (mTLS)")
+        else:
+            parts.append("TLS")
+        parts.append(f"tokens required ({len(self.tokens)} known)" if self.tokens is not None else "no token required")
+        parts.append("reflection on" if self.reflection else "reflection off")
+        if self.health_port is not None:
+            parts.append(f"plaintext health on {address(s.host, self.health_port)}")
+        line = ", ".join(parts)
+        if is_loopback(s.host):
+            line += (
+                "; loopback only: other machines cannot reach it "
+                "(set --host 0.0.0.0 / TRANSLATE_SVC_SERVER__HOST to serve the network)"
+            )
+        return line
 
     async def _set_health(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
         for name in ("", SERVICE_NAME):
@@ -57,22 +134,49 @@ class TranslateServer:
     async def start(self, *, warmup: bool = True) -> int:
         """Listen first (health answers NOT_SERVING while loading), then load and warm the model."""
         s = self.settings.server
-        self.port = self.server.add_insecure_port(f"{s.host}:{s.port}")
+        addr = address(s.host, s.port)
+        if self.tls is not None:
+            self.port = self.server.add_secure_port(addr, self.tls.credentials())
+        else:
+            self.port = self.server.add_insecure_port(addr)
+        if self.health_server is not None and s.health_port is not None:
+            self.health_port = self.health_server.add_insecure_port(address(s.host, s.health_port))
         if s.metrics_port is not None:
             metrics.serve_metrics(s.metrics_port, s.host)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
-        logger.info("listening on %s:%d; loading the model", s.host, self.port)
+        if self.health_server is not None:
+            await self.health_server.start()
+        logger.info("%s; loading the model", self.describe())
         await self.app.start(warmup=warmup)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         logger.info("serving on port %d", self.port)
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:
-        """Drain: NOT_SERVING at once, in-flight calls get ``grace`` seconds, then the engine stops."""
+        """Drain: NOT_SERVING at once; new streams are refused (UNAVAILABLE); every live stream gets
+        a ``draining`` notice, is translated for ``server.drain_s`` more, then ends with its open
+        speech translated, every result sent and "resume elsewhere" (StreamEnd DRAINING,
+        UNAVAILABLE); other in-flight calls get what is left of ``grace`` seconds; then the engine
+        stops. The health port closes last, so probes see NOT_SERVING while the main port drains.
+        """
         grace = self.settings.server.grace_s if grace is None else grace
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        sessions = self.app.sessions
+        live = len(sessions.live)
+        sessions.drain(min(self.settings.server.drain_s, grace))
+        if live:
+            logger.info("draining %d live streams for %.1f s", live, min(self.settings.server.drain_s, grace))
+            try:
+                async with asyncio.timeout(grace):
+                    await sessions.wait_no_live()
+            except TimeoutError:
+                logger.warning("%d streams still open after the %.0f s grace period", len(sessions.live), grace)
+        await self.server.stop(max(0.0, grace - (loop.time() - started)))
+        if self.health_server is not None:
+            await self.health_server.stop(0)
         others = [t for t in self._tasks if t is not asyncio.current_task()]
         for task in others:
             task.cancel()

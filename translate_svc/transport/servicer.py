@@ -26,9 +26,9 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.errors import InvalidInput, LimitReached, ServiceError
+from translate_svc.errors import InvalidInput, LimitReached, ServiceError, ShuttingDown
 from translate_svc.observability import metrics
-from translate_svc.session import SessionManager, SpeechEvent, StreamEnded, StreamSession
+from translate_svc.session import Draining, Resume, SessionManager, SpeechEvent, StreamEnded, StreamSession
 from translate_svc.transport import convert
 from translate_svc.types import InterimResult, SegmentResult
 
@@ -161,6 +161,7 @@ class TranslatorServicer:
             await self._end_with(context, raw_requests, e)
             return
         reader = asyncio.create_task(self._read(requests, session), name=f"read-{session.session_id}")
+        resume_pb = session.resume_pb
         metrics.STREAMS_ACTIVE.inc()
         error: ServiceError | None = None
         try:
@@ -174,9 +175,11 @@ class TranslatorServicer:
                         output=convert.output_options_to_pb(session.task.output),
                         vad=convert.vad_settings_to_pb(session.vad_settings),
                         interim_interval_ms=session.interim_interval_ms,
+                        resume=resume_pb,
                     ),
                     model=convert.model_card_to_pb(self._m.card),
                     limits=convert.limits_to_pb(self._m.limits),
+                    resume_token=session.resume_token,
                 )
             )
             async for ev in session.events():
@@ -229,17 +232,37 @@ class TranslatorServicer:
             convert.output_options(cfg.output, cfg.HasField("output")),
         )
         vad = convert.vad_settings(cfg.vad, self._m.vad_defaults)
-        return self._m.open_stream(fmt, task, vad, interim_interval_ms=cfg.interim_interval_ms)
+        resume = None
+        if cfg.HasField("resume"):
+            r = cfg.resume
+            resume = Resume(r.resume_token, r.next_segment_id, r.offset_ms)
+        session = self._m.open_stream(fmt, task, vad, interim_interval_ms=cfg.interim_interval_ms, resume=resume)
+        session.resume_pb = cfg.resume if resume is not None else None
+        return session
 
     async def _read(self, requests: AsyncIterator[pb.StreamingTranslateRequest], session: StreamSession) -> None:
         """Request side: feed audio, apply controls; half-close (or a limit) finishes the session."""
         idle_s = self._m.limits.idle_timeout_s
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 try:
-                    async with asyncio.timeout(idle_s):
+                    when = loop.time() + idle_s
+                    if session.drain_deadline is not None:
+                        when = min(when, session.drain_deadline)
+                    async with asyncio.timeout_at(when) as session.read_timeout:
                         req = await anext(requests, None)
                 except TimeoutError:
+                    if session.drain_deadline is not None and loop.time() >= session.drain_deadline - 0.001:
+                        at = session.audio_received_ms
+                        await session.finish(
+                            ShuttingDown(
+                                "this server shut down: the stream's open speech was translated up to "
+                                f"{at} ms; resume on another server (StreamingConfig.resume with this stream's "
+                                f"resume_token, offset_ms {at}, next_segment_id = the next id)"
+                            )
+                        )
+                        return
                     idle = LimitReached(
                         f"no message for {idle_s:g} s (limits.idle_timeout_seconds): the stream was closed after "
                         "its open speech was translated; send audio (or silence) at least that often",
@@ -288,12 +311,18 @@ async def _discard(raw_requests: AsyncIterator[bytes]) -> None:
         return
 
 
-def _event_to_pb(ev: SpeechEvent | SegmentResult | InterimResult | StreamEnded) -> pb.StreamingTranslateResponse:
+def _event_to_pb(
+    ev: SpeechEvent | SegmentResult | InterimResult | Draining | StreamEnded,
+) -> pb.StreamingTranslateResponse:
     if isinstance(ev, SegmentResult):
         metrics.observe_segment(ev)
         return pb.StreamingTranslateResponse(segment=convert.segment_result_to_pb(ev))
     if isinstance(ev, InterimResult):
         return pb.StreamingTranslateResponse(interim=convert.interim_to_pb(ev))
+    if isinstance(ev, Draining):
+        return pb.StreamingTranslateResponse(
+            draining=pb.Draining(deadline_unix_ms=ev.deadline_unix_ms, remaining_ms=ev.remaining_ms)
+        )
     if isinstance(ev, SpeechEvent):
         kind = pb.SpeechEvent.SPEECH_STARTED if ev.started else pb.SpeechEvent.SPEECH_ENDED
         return pb.StreamingTranslateResponse(speech_event=pb.SpeechEvent(type=kind, offset_ms=ev.offset_ms))

@@ -1,0 +1,278 @@
+"""Bearer-token authentication for the Translator service (a gRPC server interceptor).
+
+Tokens live in a file that a Kubernetes Secret can mount, one per line (see docs/security.md)::
+
+    # comment
+    s3cr3t-token-1                      # no permissions listed: all
+    s3cr3t-token-2 languages,translate
+    s3cr3t-token-3 *
+
+The file is re-read when it changes (one ``stat`` at most once per ``check_interval_s``), so a
+rotated Secret takes effect without a restart; a file that becomes unreadable, empty or invalid
+keeps the last good set (and logs an error), because locking every client out is worse than
+honouring a token for a few more seconds.
+
+Only SHA-256 digests of the tokens are kept. A presented token is hashed and compared with
+``hmac.compare_digest`` against every known digest, with no early exit, so neither the position of
+a match nor the length of a token shows in the time taken. Tokens are never logged or echoed.
+
+Health (``grpc.health.v1``) stays open: probes carry no token. The interceptor decides before the
+handler runs, for unary and streaming calls alike: a refused call gets a handler of the same shape
+that only aborts, so a stream's handler never starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from translate_svc.transport.servicer import SERVICE_NAME
+
+logger = logging.getLogger(__name__)
+
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
+HOW_TO_SEND = 'send metadata "authorization: Bearer <token>"'
+
+
+class Permission(str, Enum):
+    LANGUAGES = "languages"
+    TRANSLATE = "translate"
+    STREAM = "stream"
+
+
+ALL_PERMISSIONS = frozenset(Permission)
+
+#: the permission each Translator method needs; other methods (reflection) need any valid token
+METHOD_PERMISSIONS: dict[str, Permission] = {
+    f"/{SERVICE_NAME}/ListLanguages": Permission.LANGUAGES,
+    f"/{SERVICE_NAME}/Translate": Permission.TRANSLATE,
+    f"/{SERVICE_NAME}/StreamingTranslate": Permission.STREAM,
+}
+
+
+class TokenFileError(Exception):
+    """The tokens file cannot be used; the message is one line naming the file (and line)."""
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+def parse_tokens(text: str, source: str) -> list[tuple[bytes, frozenset[Permission]]]:
+    """The file's (token digest, permissions) pairs; ``TokenFileError`` on the first bad line.
+
+    A token listed twice gets the union of its permissions. Messages name the line, never the token.
+    """
+    entries: dict[bytes, frozenset[Permission]] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        token, *rest = line.split(None, 1)
+        if not token.isascii() or not token.isprintable():
+            raise TokenFileError(f"{source} line {number}: a token must be printable ASCII without spaces")
+        names = [p for p in (rest[0].replace(",", " ").split() if rest else []) if p]
+        perms: set[Permission] = set()
+        for name in names:
+            if name == "*":
+                perms |= ALL_PERMISSIONS
+                continue
+            try:
+                perms.add(Permission(name))
+            except ValueError:
+                allowed = ", ".join(p.value for p in Permission)
+                raise TokenFileError(
+                    f"{source} line {number}: unknown permission {name[:24]!r} (use {allowed} or *)"
+                ) from None
+        digest = _digest(token)
+        entries[digest] = entries.get(digest, frozenset()) | frozenset(perms or ALL_PERMISSIONS)
+    if not entries:
+        raise TokenFileError(f"{source} holds no token (one per line: <token> [<permission>,...])")
+    return list(entries.items())
+
+
+class TokenStore:
+    """The known tokens, re-read from ``path`` when it changes.
+
+    Event loop only: ``lookup`` runs in the interceptor on every call. Its cost is a clock read,
+    and at most once per ``check_interval_s`` one ``stat`` (the small file is read only when the
+    stat changed). The constructor raises ``TokenFileError`` so a bad file fails start-up.
+    """
+
+    def __init__(
+        self, path: Path, *, check_interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.path = path
+        self._interval = check_interval_s
+        self._clock = clock
+        self._seen: tuple[int, int, int, int] | None = self._stat()
+        self._entries = parse_tokens(self._read(), f"auth.tokens_file {path}")
+        self._next_check = clock() + check_interval_s
+        #: reloads picked up since start (tests and logs)
+        self.reloads = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _stat(self) -> tuple[int, int, int, int]:
+        try:
+            st = os.stat(self.path)
+        except OSError as e:
+            raise TokenFileError(f"cannot read auth.tokens_file {self.path}: {e.strerror or e}") from None
+        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _read(self) -> str:
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            reason = getattr(e, "strerror", None) or e
+            raise TokenFileError(f"cannot read auth.tokens_file {self.path}: {reason}") from None
+
+    def maybe_reload(self) -> None:
+        """Re-read the file if its stat changed (at most once per interval); keep the last good set
+        when it cannot be used (one error per state of the file, not one per second)."""
+        now = self._clock()
+        if now < self._next_check:
+            return
+        self._next_check = now + self._interval
+        try:
+            sig = self._stat()
+        except TokenFileError as e:
+            if self._seen is not None:
+                logger.error("%s; keeping the %d tokens loaded before", e, len(self._entries))
+            self._seen = None
+            return
+        if sig == self._seen:
+            return
+        self._seen = sig
+        try:
+            entries = parse_tokens(self._read(), f"auth.tokens_file {self.path}")
+        except TokenFileError as e:
+            logger.error("%s; keeping the %d tokens loaded before", e, len(self._entries))
+            return
+        if dict(entries) != dict(self._entries):
+            self._entries = entries
+            self.reloads += 1
+            logger.info("auth: reloaded %d tokens from %s", len(entries), self.path)
+
+    def lookup(self, token: str) -> frozenset[Permission] | None:
+        """The token's permissions, or None if it is unknown. Constant time in the token: every
+        known digest is compared, with no early exit."""
+        self.maybe_reload()
+        presented = _digest(token)
+        found = False
+        granted: frozenset[Permission] = frozenset()
+        for digest, perms in self._entries:
+            match = hmac.compare_digest(presented, digest)
+            found |= match
+            granted |= perms if match else frozenset()
+        return granted if found else None
+
+
+def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
+    """The token of the call's ``authorization: Bearer <token>`` metadata; None if there is none;
+    "" if the header is there but is not a bearer token."""
+    values = [v for k, v in (metadata or ()) if k.lower() == "authorization"]
+    if not values:
+        return None
+    if len(values) > 1 or not isinstance(values[0], str):
+        return ""
+    scheme, _, token = values[0].strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        return ""
+    return token
+
+
+Denial = tuple[grpc.StatusCode, str]
+
+
+def decide(store: TokenStore, method: str, metadata: Iterable[tuple[str, Any]] | None) -> Denial | None:
+    """None if the call may go on, else the status and message to end it with."""
+    if method.startswith(HEALTH_PREFIX):
+        return None
+    token = bearer_token(metadata)
+    if token is None:
+        return grpc.StatusCode.UNAUTHENTICATED, f"this server requires a token: {HOW_TO_SEND}"
+    if not token:
+        return grpc.StatusCode.UNAUTHENTICATED, f"malformed authorization metadata: {HOW_TO_SEND}"
+    perms = store.lookup(token)
+    if perms is None:
+        return (
+            grpc.StatusCode.UNAUTHENTICATED,
+            "the token is not valid; send a current token of this server (tokens may have been rotated)",
+        )
+    needed = METHOD_PERMISSIONS.get(method)
+    if needed is not None and needed not in perms:
+        name = method.rsplit("/", 1)[-1]
+        return (
+            grpc.StatusCode.PERMISSION_DENIED,
+            f'the token lacks the permission "{needed.value}" that {name} needs; ask for a token with it',
+        )
+    return None
+
+
+async def _discard(requests: AsyncIterator[Any]) -> None:
+    async for _ in requests:
+        pass
+
+
+def _denying(handler: Any, code: grpc.StatusCode, message: str, drain_s: float) -> Any:
+    """A handler shaped like ``handler`` (unary or streaming) that only ends the call.
+
+    A refused stream first drops what the client still sends, until it half-closes or for at most
+    ``drain_s`` (``server.error_drain_s``), as the servicer does for a failed stream: grpc-python's
+    asyncio client reports INTERNAL instead of the real status when one of its writes fails after
+    the call ended (grpc/grpc#36066). Nothing read is parsed.
+    """
+
+    async def deny(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        logger.info("refused a call from %s: %s", context.peer(), code.name)
+        await context.abort(code, message)
+
+    async def deny_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        logger.info("refused a stream from %s: %s", context.peer(), code.name)
+        drain = asyncio.ensure_future(_discard(requests))
+        try:
+            await asyncio.wait({drain}, timeout=drain_s)
+            await context.abort(code, message)
+        finally:
+            drain.cancel()
+
+    if handler is None:  # unknown method: refuse without telling whether it exists
+        return grpc.unary_unary_rpc_method_handler(deny)
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(deny_stream)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(deny_stream)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(deny)
+    return grpc.unary_unary_rpc_method_handler(deny)
+
+
+class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Checks ``authorization: Bearer <token>`` on every call but health. Event loop only."""
+
+    def __init__(self, store: TokenStore, *, error_drain_s: float = 2.0) -> None:
+        self.store = store
+        self._drain_s = error_drain_s
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any) -> Any:
+        method = handler_call_details.method
+        if isinstance(method, bytes):
+            method = method.decode("utf-8", "replace")
+        denial = decide(self.store, method, handler_call_details.invocation_metadata)
+        handler = await continuation(handler_call_details)
+        if denial is None:
+            return handler
+        return _denying(handler, *denial, self._drain_s)
