@@ -1,4 +1,8 @@
-"""A small client for the CLI, the demo and the benchmarks (real gRPC, nothing special)."""
+"""The first, protobuf-level client helpers (kept for the CLI, the tests and the benchmarks).
+
+New code should use the SDK (``AsyncTranslateClient`` / ``TranslateClient``); these stay importable
+from ``translate_svc.client`` with their original behaviour.
+"""
 
 from __future__ import annotations
 

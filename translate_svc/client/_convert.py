@@ -1,0 +1,219 @@
+"""protobuf <-> the SDK's dataclasses: the only SDK module (with the call code) that sees wire types."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+import numpy as np
+
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.client.types import (
+    ClipEncoding,
+    Draining,
+    EndReason,
+    Interim,
+    Language,
+    Languages,
+    ModelInfo,
+    OpusPacket,
+    Segment,
+    SegmentError,
+    ServerLimits,
+    SpeechEncoding,
+    SpeechEvent,
+    SpeechEventType,
+    StreamEncoding,
+    StreamEnd,
+    Timing,
+    TranslateResult,
+    Translation,
+    VadOptions,
+)
+
+ENCODINGS: dict[str, pb.AudioEncoding] = {
+    "linear16": pb.LINEAR16,
+    "float32": pb.FLOAT32,
+    "mulaw": pb.MULAW,
+    "alaw": pb.ALAW,
+    "container": pb.CONTAINER,
+    "opus": pb.OPUS,
+}
+#: bytes per sample (one channel) of the raw encodings
+SAMPLE_BYTES = {"linear16": 2, "float32": 4, "mulaw": 1, "alaw": 1}
+SPEECH_ENCODINGS: dict[str, pb.SpeechEncoding] = {
+    "linear16": pb.SPEECH_ENCODING_LINEAR16,
+    "opus": pb.SPEECH_ENCODING_OPUS,
+}
+_REASONS = {
+    pb.StreamEnd.HALF_CLOSE: EndReason.HALF_CLOSE,
+    pb.StreamEnd.IDLE_TIMEOUT: EndReason.IDLE_TIMEOUT,
+    pb.StreamEnd.MAX_STREAM_DURATION: EndReason.MAX_STREAM_DURATION,
+    pb.StreamEnd.DRAINING: EndReason.DRAINING,
+}
+_CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
+
+
+def encoding_pb(name: StreamEncoding | ClipEncoding) -> pb.AudioEncoding:
+    try:
+        return ENCODINGS[name]
+    except KeyError:
+        raise ValueError(f"unknown audio encoding {name!r}: use one of {', '.join(ENCODINGS)}") from None
+
+
+def output_pb(
+    *,
+    text: bool,
+    speech: bool,
+    transcript: bool,
+    speech_sample_rate: int,
+    speaker_id: int | None,
+    speech_encoding: SpeechEncoding,
+) -> pb.OutputOptions:
+    if speech_encoding not in SPEECH_ENCODINGS:
+        raise ValueError(f"unknown speech encoding {speech_encoding!r}: use 'linear16' or 'opus'")
+    out = pb.OutputOptions(
+        text=text,
+        speech=speech,
+        transcript=transcript,
+        speech_sample_rate_hz=speech_sample_rate,
+        speech_encoding=SPEECH_ENCODINGS[speech_encoding],
+    )
+    if speaker_id is not None:
+        out.speaker_id = speaker_id
+    return out
+
+
+def vad_pb(vad: VadOptions | None) -> pb.VadOptions | None:
+    if vad is None:
+        return None
+    msg = pb.VadOptions()
+    if vad.threshold is not None:
+        msg.threshold = vad.threshold
+    if vad.min_silence_ms is not None:
+        msg.min_silence_ms = vad.min_silence_ms
+    if vad.speech_pad_ms is not None:
+        msg.speech_pad_ms = vad.speech_pad_ms
+    if vad.min_speech_ms is not None:
+        msg.min_speech_ms = vad.min_speech_ms
+    if vad.max_segment_ms is not None:
+        msg.max_segment_ms = vad.max_segment_ms
+    return msg
+
+
+def targets_list(targets: str | Sequence[str]) -> list[str]:
+    out = [targets] if isinstance(targets, str) else list(targets)
+    if not out:
+        raise ValueError('name at least one target language, e.g. targets=["spa"]')
+    return out
+
+
+# -- results --------------------------------------------------------------------------------------
+
+
+def model_info(msg: pb.ModelInfo) -> ModelInfo:
+    return ModelInfo(msg.name, msg.revision, msg.is_test_model, msg.num_speakers)
+
+
+def limits(msg: pb.ServerLimits) -> ServerLimits:
+    return ServerLimits(
+        max_target_languages=msg.max_target_languages,
+        max_message_bytes=msg.max_message_bytes,
+        max_chunk_bytes=msg.max_chunk_bytes,
+        max_clip_seconds=msg.max_clip_seconds,
+        max_streams=msg.max_streams,
+        idle_timeout_seconds=msg.idle_timeout_seconds,
+        max_stream_seconds=msg.max_stream_seconds,
+        max_unread_results=msg.max_unread_results,
+        min_interim_interval_ms=msg.min_interim_interval_ms,
+    )
+
+
+def languages(msg: pb.ListLanguagesResponse) -> Languages:
+    return Languages(
+        tuple(
+            Language(lang.code, lang.name, lang.speech_input, lang.text_output, lang.speech_output)
+            for lang in msg.languages
+        ),
+        model_info(msg.model),
+        limits(msg.limits),
+    )
+
+
+def _timing(msg: pb.Timing) -> Timing:
+    return Timing(msg.queue_ms, msg.model_ms, msg.total_ms, msg.vad_wait_ms)
+
+
+def _translation(msg: pb.Translation) -> Translation:
+    if not msg.HasField("audio"):
+        return Translation(msg.target_language, msg.text)
+    a = msg.audio
+    if a.encoding == pb.SPEECH_ENCODING_OPUS or a.opus_packets:
+        return Translation(
+            msg.target_language,
+            msg.text,
+            sample_rate=a.sample_rate_hz,
+            num_samples=a.num_samples,
+            opus_packets=tuple(OpusPacket(p.data, p.duration_samples) for p in a.opus_packets),
+            opus_pre_skip=a.opus_pre_skip,
+        )
+    audio = np.frombuffer(a.content, "<i2").astype(np.float32) / np.float32(32768.0)
+    return Translation(
+        msg.target_language,
+        msg.text,
+        audio=audio,
+        sample_rate=a.sample_rate_hz,
+        num_samples=a.num_samples or len(audio),
+    )
+
+
+def segment(msg: pb.SegmentResult) -> Segment:
+    error = None
+    if msg.HasField("status") and msg.status.code != 0:
+        error = SegmentError(_CODE_NAMES.get(msg.status.code, str(msg.status.code)), msg.status.message)
+    return Segment(
+        segment_id=msg.segment_id,
+        start_ms=msg.start_ms,
+        end_ms=msg.end_ms,
+        transcript=msg.transcript.text if msg.HasField("transcript") else None,
+        translations=tuple(_translation(t) for t in msg.translations),
+        timing=_timing(msg.timing),
+        error=error,
+    )
+
+
+def interim(msg: pb.InterimResult) -> Interim:
+    return Interim(
+        segment_id=msg.segment_id,
+        start_ms=msg.start_ms,
+        end_ms=msg.end_ms,
+        transcript=msg.transcript.text if msg.HasField("transcript") else None,
+        translations=tuple(Translation(t.target_language, t.text) for t in msg.translations),
+        timing=_timing(msg.timing),
+    )
+
+
+def speech_event(msg: pb.SpeechEvent) -> SpeechEvent | None:
+    if msg.type == pb.SpeechEvent.SPEECH_STARTED:
+        return SpeechEvent(SpeechEventType.STARTED, msg.offset_ms)
+    if msg.type == pb.SpeechEvent.SPEECH_ENDED:
+        return SpeechEvent(SpeechEventType.ENDED, msg.offset_ms)
+    return None
+
+
+def draining(msg: pb.Draining) -> Draining:
+    return Draining(msg.deadline_unix_ms, msg.remaining_ms)
+
+
+def stream_end(msg: pb.StreamEnd) -> StreamEnd:
+    return StreamEnd(
+        reason=_REASONS.get(msg.reason, EndReason.UNSPECIFIED),
+        segments_total=msg.segments_total,
+        audio_received_ms=msg.audio_received_ms,
+        resume_offset_ms=msg.resume_offset_ms,
+        audio_filled_ms=msg.audio_filled_ms,
+    )
+
+
+def translate_result(msg: pb.TranslateResponse) -> TranslateResult:
+    return TranslateResult(tuple(segment(s) for s in msg.segments), model_info(msg.model), msg.audio_duration_ms)

@@ -1,0 +1,778 @@
+"""The asyncio SDK: ``AsyncTranslateClient`` and its resumable ``AsyncStream``.
+
+Everything here runs on the one event loop the client was first used on (grpc.aio channels belong
+to a loop); nothing is thread-safe. ``translate_svc.client.sync`` wraps it for threaded code.
+
+How a stream survives a server going away (docs/client.md): every chunk sent is kept in a
+``ReplayBuffer`` until a final result covers it. When the call ends with ``ended{DRAINING}`` (the
+server shut down) or is lost (UNAVAILABLE, a dropped connection, no ``ended``), the SDK opens a new
+call on the next address with ``StreamingConfig.resume`` = (the stream's resume token, the next
+segment id, the resume offset), sends the kept audio again from that offset, and goes on; the
+``StreamTracker`` drops whatever the new call repeats. The caller's ``send`` waits while this
+happens, and its iteration just sees the next events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+import grpc
+import numpy as np
+
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+from translate_svc.client import _convert as convert
+from translate_svc.client._addresses import AddressRotation, parse_targets
+from translate_svc.client._audio import AudioInput, chunk_bytes, clip_input
+from translate_svc.client._replay import OPUS_RATE, Chunk, ReplayBuffer
+from translate_svc.client._retry import RetryPolicy, is_retryable, retry_delay_of
+from translate_svc.client._tracker import StreamTracker
+from translate_svc.client.errors import StreamClosedError, StreamResumeError, TranslateError
+from translate_svc.client.types import (
+    ClipEncoding,
+    Draining,
+    EndReason,
+    Languages,
+    SpeechEncoding,
+    StreamEncoding,
+    StreamEnd,
+    StreamEvent,
+    StreamInfo,
+    TlsOptions,
+    TranslateResult,
+    VadOptions,
+)
+
+logger = logging.getLogger(__name__)
+
+#: the server's largest message (``limits.max_message_bytes``); gRPC clients default to 4 MiB
+DEFAULT_MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
+#: keepalive ping interval. The server sets no keepalive policy, so gRPC's default server policy
+#: applies: a ping less than 5 minutes after the previous one, while the server sends nothing,
+#: is a strike, and the third strike closes the connection (GOAWAY ``too_many_pings``). 5.5 min
+#: stays clear of it with margin for network jitter (docs/client.md, "Keepalive").
+DEFAULT_KEEPALIVE_S: Final = 330.0
+DEFAULT_KEEPALIVE_TIMEOUT_S: Final = 20.0
+#: a resumed call that stayed up this long counts as progress (max_resumes counts resumes in a row)
+_HEALTHY_CALL_S: Final = 30.0
+#: statuses after which a stream is continued elsewhere (besides ended{DRAINING})
+_RESUMABLE: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.ABORTED})
+#: grpc-python's own INTERNAL when one of its writes fails on a call that is over (grpc/grpc#36066):
+#: it can hide a lost connection's UNAVAILABLE, so it is resumed too (a server's INTERNAL is not)
+_CORE_WRITE_FAILURE: Final = "Internal error from Core"
+_ROUND_ROBIN: Final = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+
+
+def channel_options(
+    *,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    keepalive_s: float | None = DEFAULT_KEEPALIVE_S,
+    keepalive_timeout_s: float = DEFAULT_KEEPALIVE_TIMEOUT_S,
+    server_name: str | None = None,
+) -> list[tuple[str, Any]]:
+    """The SDK's channel arguments (exposed for callers who build their own channels)."""
+    opts: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.service_config", _ROUND_ROBIN),
+    ]
+    if keepalive_s is not None:
+        opts += [
+            ("grpc.keepalive_time_ms", round(keepalive_s * 1000)),
+            ("grpc.keepalive_timeout_ms", round(keepalive_timeout_s * 1000)),
+            # no pings without a call: gRPC's default server policy counts those as strikes
+            ("grpc.keepalive_permit_without_calls", 0),
+        ]
+    if server_name is not None:
+        opts.append(("grpc.ssl_target_name_override", server_name))
+    return opts
+
+
+def _read(path: Path | str | None) -> bytes | None:
+    return None if path is None else Path(path).read_bytes()
+
+
+def _credentials(tls: TlsOptions, token: str | None) -> grpc.ChannelCredentials:
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=_read(tls.ca_file),
+        private_key=_read(tls.key_file),
+        certificate_chain=_read(tls.cert_file),
+    )
+    if token is not None:
+        creds = grpc.composite_channel_credentials(creds, grpc.access_token_call_credentials(token))
+    return creds
+
+
+class AsyncTranslateClient:
+    """A client for one or more translate_svc servers.
+
+    ``targets``: several ``"host:port"`` addresses (a list or a comma-separated string; the SDK
+    picks the next one per call, and the next again on a retry or a stream failover), or one gRPC
+    target such as ``"dns:///svc.ns:50051"`` (resolved by gRPC and balanced with ``round_robin``).
+    ``tls``: server CA, client certificate (mTLS), name override; None: plaintext. ``token``: sent
+    as ``authorization: Bearer <token>`` on every call. ``timeout_s``: each unary call's deadline,
+    and how long a stream waits for the server to accept it. ``retry``: unary retries (and stream
+    opens) on RESOURCE_EXHAUSTED / UNAVAILABLE, honouring the server's RetryInfo. ``max_resumes``:
+    stream failovers in a row without progress before giving up.
+
+    Use on one event loop; ``close()`` (or ``async with``) releases the channels.
+    """
+
+    def __init__(
+        self,
+        targets: str | Sequence[str],
+        *,
+        tls: TlsOptions | None = None,
+        token: str | None = None,
+        timeout_s: float = 120.0,
+        retry: RetryPolicy | None = None,
+        max_resumes: int = 5,
+        keepalive_s: float | None = DEFAULT_KEEPALIVE_S,
+        keepalive_timeout_s: float = DEFAULT_KEEPALIVE_TIMEOUT_S,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.addresses = parse_targets(targets)
+        self._rotation = AddressRotation(self.addresses)
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        if max_resumes < 0:
+            raise ValueError("max_resumes must not be negative")
+        self.max_resumes = max_resumes
+        self._options = [
+            *channel_options(
+                max_message_bytes=max_message_bytes,
+                keepalive_s=keepalive_s,
+                keepalive_timeout_s=keepalive_timeout_s,
+                server_name=tls.server_name if tls is not None else None,
+            ),
+            *options,
+        ]
+        self._credentials = _credentials(tls, token) if tls is not None else None
+        # plaintext: gRPC refuses call credentials there, so the token travels as call metadata
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token}"),) if token is not None and tls is None else ()
+        )
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._closed = False
+
+    async def __aenter__(self) -> AsyncTranslateClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._closed = True
+        channels, self._channels = list(self._channels.values()), {}
+        for ch in channels:
+            await ch.close()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _next_address(self, avoid: str | None = None) -> str:
+        return self._rotation.next(avoid)
+
+    def _stub(self, address: str) -> Any:
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        ch = self._channels.get(address)
+        if ch is None:
+            if self._credentials is not None:
+                ch = grpc.aio.secure_channel(address, self._credentials, options=self._options)
+            else:
+                ch = grpc.aio.insecure_channel(address, options=self._options)
+            self._channels[address] = ch
+        return pb_grpc.TranslatorStub(ch)
+
+    def _error(self, e: grpc.aio.AioRpcError, address: str, attempts: int) -> TranslateError:
+        return TranslateError(
+            e.code(),
+            e.details() or "",
+            retry_delay_s=retry_delay_of(e),
+            address=address,
+            attempts=attempts,
+        )
+
+    async def _unary(self, method: str, request: Any, timeout_s: float | None) -> Any:
+        """One unary call, retried on the next address after RESOURCE_EXHAUSTED / UNAVAILABLE."""
+        avoid: str | None = None
+        attempts = self.retry.max_attempts
+        for attempt in range(1, attempts + 1):
+            address = self._next_address(avoid)
+            try:
+                return await getattr(self._stub(address), method)(
+                    request, timeout=timeout_s or self.timeout_s, metadata=self._metadata
+                )
+            except grpc.aio.AioRpcError as e:
+                err = self._error(e, address, attempt)
+                if not is_retryable(err.code) or attempt == attempts:
+                    raise err from e
+                delay = self.retry.delay_s(attempt, err.retry_delay_s)
+                logger.warning(
+                    "%s on %s failed with %s (%s); retrying in %.2f s%s",
+                    method,
+                    address,
+                    err.code.name,
+                    err.message,
+                    delay,
+                    " as the server asked" if err.retry_delay_s is not None else "",
+                )
+                avoid = address
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    # -- the API -----------------------------------------------------------------------------
+
+    async def languages(self, *, timeout_s: float | None = None) -> Languages:
+        """The loaded model's languages, model card and this server's limits."""
+        resp = await self._unary("ListLanguages", pb.ListLanguagesRequest(), timeout_s)
+        return convert.languages(resp)
+
+    async def translate(
+        self,
+        audio: AudioInput,
+        *,
+        targets: str | Sequence[str],
+        source: str | None = None,
+        sample_rate: int | None = None,
+        encoding: ClipEncoding | None = None,
+        channels: int | None = None,
+        text: bool = True,
+        speech: bool = True,
+        transcript: bool = True,
+        speech_sample_rate: int = 0,
+        speaker_id: int | None = None,
+        speech_encoding: SpeechEncoding = "linear16",
+        vad: VadOptions | None = None,
+        timeout_s: float | None = None,
+    ) -> TranslateResult:
+        """Translate a whole clip: file bytes or a path (any container the server reads), raw bytes
+        with ``encoding`` and ``sample_rate``, or a float/int16 numpy array with its ``sample_rate``."""
+        content, enc, rate, ch = await asyncio.to_thread(
+            clip_input, audio, encoding=encoding, sample_rate=sample_rate, channels=channels
+        )
+        request = pb.TranslateRequest(
+            audio=pb.AudioInput(
+                content=content,
+                format=pb.AudioFormat(encoding=convert.encoding_pb(enc), sample_rate_hz=rate, channels=ch),
+            ),
+            source_language=source or "",
+            target_languages=convert.targets_list(targets),
+            output=convert.output_pb(
+                text=text,
+                speech=speech,
+                transcript=transcript,
+                speech_sample_rate=speech_sample_rate,
+                speaker_id=speaker_id,
+                speech_encoding=speech_encoding,
+            ),
+        )
+        vad_msg = convert.vad_pb(vad)
+        if vad_msg is not None:
+            request.vad.CopyFrom(vad_msg)
+        resp = await self._unary("Translate", request, timeout_s)
+        return convert.translate_result(resp)
+
+    def stream(
+        self,
+        *,
+        targets: str | Sequence[str],
+        source: str | None = None,
+        encoding: StreamEncoding = "linear16",
+        sample_rate: int = 16000,
+        channels: int = 1,
+        interim_ms: int = 0,
+        text: bool = True,
+        speech: bool = True,
+        transcript: bool = True,
+        speech_sample_rate: int = 0,
+        speaker_id: int | None = None,
+        speech_encoding: SpeechEncoding = "linear16",
+        vad: VadOptions | None = None,
+        packet_ms: float = 20.0,
+        max_replay_s: float | None = 300.0,
+        timeout_s: float | None = None,
+        max_buffered_events: int = 1024,
+    ) -> AsyncStream:
+        """A live stream; use as ``async with client.stream(...) as s:``.
+
+        ``encoding="opus"``: one Opus packet per ``send`` (48 kHz timeline; ``sample_rate`` is then
+        48000). ``packet_ms``: the duration assumed for an Opus packet whose length cannot be read
+        from its header and that comes without a timestamp. ``max_replay_s``: the most audio kept
+        for a resume while no final result arrives. ``timeout_s``: a deadline for the whole stream
+        (None: none). ``max_buffered_events``: events read ahead of the caller before the SDK stops
+        reading (then the server's flow control slows the stream).
+        """
+        if encoding not in ("linear16", "float32", "mulaw", "alaw", "opus"):
+            raise ValueError(f"stream encoding {encoding!r}: use linear16, float32, mulaw, alaw or opus")
+        if encoding == "opus":
+            if sample_rate not in (0, OPUS_RATE, 16000):
+                raise ValueError("Opus streams run on a 48 kHz timeline: leave sample_rate at 48000")
+            sample_rate = OPUS_RATE
+        if channels not in (1, 2):
+            raise ValueError("channels must be 1 or 2")
+        config = pb.StreamingConfig(
+            format=pb.AudioFormat(
+                encoding=convert.encoding_pb(encoding), sample_rate_hz=sample_rate, channels=channels
+            ),
+            source_language=source or "",
+            target_languages=convert.targets_list(targets),
+            output=convert.output_pb(
+                text=text,
+                speech=speech,
+                transcript=transcript,
+                speech_sample_rate=speech_sample_rate,
+                speaker_id=speaker_id,
+                speech_encoding=speech_encoding,
+            ),
+            interim_interval_ms=interim_ms,
+        )
+        vad_msg = convert.vad_pb(vad)
+        if vad_msg is not None:
+            config.vad.CopyFrom(vad_msg)
+        frame_bytes = None if encoding == "opus" else convert.SAMPLE_BYTES[encoding] * channels
+        buffer = ReplayBuffer(rate=sample_rate, frame_bytes=frame_bytes, packet_ms=packet_ms, max_seconds=max_replay_s)
+        return AsyncStream(
+            self,
+            config,
+            encoding=encoding,
+            buffer=buffer,
+            timeout_s=timeout_s,
+            max_buffered_events=max_buffered_events,
+        )
+
+
+class _Outcome:
+    """How one call of a stream ended."""
+
+    def __init__(self, kind: str, *, end: StreamEnd | None = None, error: TranslateError | None = None) -> None:
+        self.kind = kind  # "end": the stream is over; "drained" / "lost": resume elsewhere
+        self.end = end
+        self.error = error
+
+
+class AsyncStream:
+    """One live stream, continued across servers. Use ``async with`` (it opens the stream and
+    cancels it on exit), ``send``/``flush``/``close`` from one task and iterate from another (or
+    the same, interleaved).
+
+    Event loop only. ``send`` waits while the server's flow control holds the stream and while
+    the stream is being resumed.
+    """
+
+    def __init__(
+        self,
+        client: AsyncTranslateClient,
+        config: pb.StreamingConfig,
+        *,
+        encoding: StreamEncoding,
+        buffer: ReplayBuffer,
+        timeout_s: float | None,
+        max_buffered_events: int,
+    ) -> None:
+        self._client = client
+        self._config = config
+        self._encoding: StreamEncoding = encoding
+        self._buffer = buffer
+        self._tracker = StreamTracker()
+        self._deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        self._events: asyncio.Queue[StreamEvent] = asyncio.Queue(max_buffered_events)
+        self._wake = asyncio.Event()  # set when an event is queued or the pump ends
+        self._send_lock = asyncio.Lock()
+        self._changed = asyncio.Event()
+        self._call: Any = None  # the current call (being read)
+        self._writable: Any = None  # the current call once it may take new chunks (after any replay)
+        self._covered_seq = -1  # chunks up to this seq were sent again by the last replay
+        self._timestamped = False  # after a resume every chunk goes as AudioPacket with its timestamp
+        self._half_closed = False
+        self._failure: BaseException | None = None
+        self._over = False  # StreamEnd (or a failure) reached the queue
+        self._iter_done = False
+        self._pump: asyncio.Task[None] | None = None
+        self._replay: asyncio.Task[None] | None = None
+        self._token = ""
+        self._call_started = 0.0
+        #: what the server said when the current call started
+        self.info: StreamInfo | None = None
+        #: how many times the stream moved to another call
+        self.resumes = 0
+        #: results a resumed call repeated and the SDK dropped (segments, captions, speech events)
+        self.repeats_dropped = 0
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> AsyncStream:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Open the stream (the first call), retrying RESOURCE_EXHAUSTED / UNAVAILABLE elsewhere."""
+        if self._pump is not None:
+            return
+        call, info = await self._open(None, avoid=None)
+        self._token = info.resume_token
+        self._install(call, info, None)
+        self._pump = asyncio.create_task(self._run(), name=f"stream-{info.session_id}")
+        self._pump.add_done_callback(lambda _: self._wake.set())
+
+    async def aclose(self) -> None:
+        """Stop now: cancel the call and the SDK's tasks (results not yet delivered are dropped)."""
+        self._over = True
+        tasks = [t for t in (self._pump, self._replay) if t is not None and not t.done()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._call is not None:
+            self._call.cancel()
+        self._writable = None
+        self._notify()
+
+    @property
+    def resume_offset_ms(self) -> int:
+        """Where the stream would resume now (the end of the last final result, or a drain's offset)."""
+        return self._tracker.resume_offset_ms
+
+    # -- the caller's side -----------------------------------------------------------------------
+
+    async def send(
+        self, chunk: bytes | bytearray | memoryview | np.ndarray[Any, Any], timestamp: int | None = None
+    ) -> None:
+        """Send audio: raw bytes/an array in the stream's encoding (any whole number of frames), or one
+        Opus packet. ``timestamp``: where its first sample lies, in samples at the stream's rate
+        (Opus: 48 kHz) since the stream's first sample (RTP timestamps, unwrapped); gaps are filled
+        with silence by the server. Waits under flow control and while the stream is resumed."""
+        data = chunk_bytes(chunk, self._encoding)
+        async with self._send_lock:
+            self._check_open()
+            c = self._buffer.append(data, timestamp)
+            await self._deliver(c)
+
+    async def flush(self) -> None:
+        """End the current segment now, as if the speaker paused."""
+        async with self._send_lock:
+            self._check_open()
+            await self._deliver(self._buffer.append_flush())
+
+    async def close(self) -> None:
+        """Half-close: no more audio. Iterate on to get the remaining results and the StreamEnd."""
+        async with self._send_lock:
+            if self._half_closed or self._over:
+                return
+            self._half_closed = True
+            call = self._writable
+            if call is not None:
+                with contextlib.suppress(grpc.RpcError, asyncio.InvalidStateError):
+                    await call.done_writing()
+                # a call lost meanwhile is half-closed by its replacement's replay
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        if self._iter_done:
+            raise StopAsyncIteration
+        pump = self._pump
+        if pump is None:
+            raise RuntimeError("the stream is not started: use `async with client.stream(...) as s`")
+        while self._events.empty() and not pump.done():
+            self._wake.clear()
+            await self._wake.wait()
+        if not self._events.empty():
+            return self._events.get_nowait()
+        self._iter_done = True  # the pump is over and everything it read was delivered
+        if self._failure is not None:
+            raise self._failure
+        raise StopAsyncIteration
+
+    def _check_open(self) -> None:
+        if self._failure is not None:
+            raise StreamClosedError(f"the stream failed: {self._failure}") from self._failure
+        if self._half_closed:
+            raise StreamClosedError("the stream was half-closed (close()): no more audio can be sent")
+        if self._over:
+            raise StreamClosedError("the stream has ended")
+        if self._pump is None:
+            raise StreamClosedError("the stream is not started: use `async with client.stream(...) as s`")
+
+    async def _deliver(self, c: Chunk) -> None:
+        """Write ``c`` on the current call; if that call breaks, the resume's replay carries it."""
+        while True:
+            if self._failure is not None or self._over:
+                self._check_open()
+            if c.seq <= self._covered_seq:
+                return  # a resume's replay sent it
+            call = self._writable
+            changed = self._changed
+            if call is None:
+                await changed.wait()
+                continue
+            try:
+                await call.write(self._request(c))
+                return
+            except (grpc.RpcError, asyncio.InvalidStateError):
+                pass  # the call is over; the pump sees why and resumes (or fails)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # our caller is cancelled, not the call
+            if self._writable is call:
+                self._writable = None
+            await changed.wait()
+
+    def _request(self, c: Chunk) -> pb.StreamingTranslateRequest:
+        if c.data is None:
+            return pb.StreamingTranslateRequest(control=pb.FLUSH)
+        if self._timestamped or c.timestamped:
+            return pb.StreamingTranslateRequest(packet=pb.AudioPacket(data=c.data, timestamp=c.start))
+        return pb.StreamingTranslateRequest(audio=c.data)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # -- calls -----------------------------------------------------------------------------------
+
+    def _remaining_s(self) -> float | None:
+        if self._deadline is None:
+            return None
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TranslateError(grpc.StatusCode.DEADLINE_EXCEEDED, "the stream's deadline (timeout_s) passed")
+        return left
+
+    async def _open(self, resume: pb.ResumeFrom | None, *, avoid: str | None) -> tuple[Any, StreamInfo]:
+        """A new call that the server accepted (``started`` received), on the next address."""
+        client = self._client
+        attempts = client.retry.max_attempts
+        config = pb.StreamingConfig()
+        config.CopyFrom(self._config)
+        if resume is not None:
+            config.resume.CopyFrom(resume)
+        first_msg = pb.StreamingTranslateRequest(config=config)
+        for attempt in range(1, attempts + 1):
+            address = client._next_address(avoid)
+            call = client._stub(address).StreamingTranslate(timeout=self._remaining_s(), metadata=client._metadata)
+            try:
+                with contextlib.suppress(grpc.RpcError, asyncio.InvalidStateError):
+                    await call.write(first_msg)  # a refusal shows on the read below
+                try:
+                    first = await asyncio.wait_for(call.read(), client.timeout_s)
+                except TimeoutError:
+                    call.cancel()
+                    raise TranslateError(
+                        grpc.StatusCode.UNAVAILABLE,
+                        f"{address} did not accept the stream within {client.timeout_s:g} s",
+                        address=address,
+                    ) from None
+                if first is grpc.aio.EOF or not first.HasField("started"):
+                    call.cancel()
+                    raise TranslateError(
+                        grpc.StatusCode.INTERNAL, f"{address} did not start the stream with `started`", address=address
+                    )
+            except grpc.aio.AioRpcError as e:
+                err = client._error(e, address, attempt)
+            except TranslateError as e:
+                err = e
+            else:
+                s = first.started
+                info = StreamInfo(
+                    session_id=s.session_id,
+                    resume_token=s.resume_token or self._token,
+                    model=convert.model_info(s.model),
+                    limits=convert.limits(s.limits),
+                    address=address,
+                )
+                return call, info
+            if not is_retryable(err.code) or attempt == attempts:
+                err.attempts = attempt
+                raise err
+            delay = client.retry.delay_s(attempt, err.retry_delay_s)
+            logger.warning(
+                "opening the stream on %s failed with %s (%s); trying again in %.2f s",
+                address,
+                err.code.name,
+                err.message,
+                delay,
+            )
+            avoid = address
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _install(self, call: Any, info: StreamInfo, offset_ms: int | None) -> None:
+        """Make ``call`` current: read it now; let new chunks onto it once the kept audio from
+        ``offset_ms`` (a resume) is sent again. Synchronous: the replay is exactly the buffer now."""
+        self._call = call
+        self.info = info
+        self._call_started = time.monotonic()
+        if offset_ms is None:
+            self._writable = call
+            self._notify()
+            return
+        _, chunks = self._buffer.replay_from(offset_ms)
+        self._covered_seq = self._buffer.last_seq  # a send waiting with a chunk: the replay carries it
+        self._replay = asyncio.create_task(self._send_again(call, chunks), name=f"replay-{info.session_id}")
+
+    async def _send_again(self, call: Any, chunks: list[Chunk]) -> None:
+        try:
+            for c in chunks:
+                await call.write(self._request(c))
+            if self._half_closed:
+                await call.done_writing()
+        except (grpc.RpcError, asyncio.InvalidStateError):
+            return  # the call broke again: the pump resumes once more
+        if self._call is call:
+            self._writable = call
+            self._notify()
+
+    # -- the pump: reads every call, resumes lost ones -------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            in_a_row = 0
+            last_progress = self._tracker.progress()
+            while True:
+                outcome = await self._read_call(self._call)
+                if outcome.kind == "end":
+                    assert outcome.end is not None
+                    await self._put(outcome.end)
+                    return
+                failed = self.info.address if self.info is not None else None
+                healthy = time.monotonic() - self._call_started >= _HEALTHY_CALL_S
+                progress = self._tracker.progress()
+                in_a_row = 1 if (progress != last_progress or healthy) else in_a_row + 1
+                last_progress = progress
+                if in_a_row > self._client.max_resumes:
+                    raise StreamResumeError(
+                        outcome.error.code if outcome.error else grpc.StatusCode.UNAVAILABLE,
+                        f"the stream was lost {in_a_row} times in a row without progress "
+                        f"(max_resumes={self._client.max_resumes}); last: {outcome.error or 'drained'}",
+                        resume_offset_ms=self._tracker.resume_offset_ms,
+                        attempts=in_a_row,
+                    ) from outcome.error
+                await self._resume(failed, outcome)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as e:
+            self._failure = e
+            logger.warning("the stream failed: %s", e)
+        finally:
+            self._over = True
+            self._writable = None
+            if self._call is not None:
+                self._call.cancel()
+            self._notify()
+
+    async def _put(self, ev: StreamEvent) -> None:
+        await self._events.put(ev)  # waits while the caller is max_buffered_events behind
+        self._wake.set()
+
+    async def _read_call(self, call: Any) -> _Outcome:
+        tracker = self._tracker
+        try:
+            while True:
+                msg = await call.read()
+                if msg is grpc.aio.EOF:
+                    code = await call.code()
+                    return _Outcome(
+                        "lost",
+                        error=TranslateError(code, "the call ended without `ended`", address=self._address()),
+                    )
+                kind = msg.WhichOneof("response")
+                if kind == "segment":
+                    seg = convert.segment(msg.segment)
+                    if tracker.segment(seg):
+                        self._buffer.trim(seg.end_ms)
+                        await self._put(seg)
+                    else:
+                        self.repeats_dropped += 1
+                elif kind == "speech_event":
+                    ev = convert.speech_event(msg.speech_event)
+                    if ev is not None and tracker.speech(ev):
+                        await self._put(ev)
+                    elif ev is not None:
+                        self.repeats_dropped += 1
+                elif kind == "interim":
+                    cap = convert.interim(msg.interim)
+                    if tracker.interim(cap):
+                        await self._put(cap)
+                    else:
+                        self.repeats_dropped += 1
+                elif kind == "draining":
+                    d: Draining = convert.draining(msg.draining)
+                    logger.info("%s is shutting down: the stream moves in %d ms", self._address(), d.remaining_ms)
+                    await self._put(d)
+                elif kind == "ended":
+                    end = convert.stream_end(msg.ended)
+                    if end.reason is EndReason.DRAINING:
+                        tracker.drained(end.resume_offset_ms)
+                        self._buffer.trim(tracker.resume_offset_ms)
+                        return _Outcome("drained")
+                    return _Outcome("end", end=end)
+        except grpc.aio.AioRpcError as e:
+            err = self._client._error(e, self._address() or "", 1)
+            if e.code() in _RESUMABLE or (
+                e.code() is grpc.StatusCode.INTERNAL and (e.details() or "") == _CORE_WRITE_FAILURE
+            ):
+                return _Outcome("lost", error=err)
+            raise err from e
+
+    def _address(self) -> str | None:
+        return self.info.address if self.info is not None else None
+
+    async def _resume(self, failed: str | None, outcome: _Outcome) -> None:
+        """Continue the stream on a new call: resume token, next id, offset; then send the kept audio again."""
+        old = self._call
+        self._writable = None
+        self._notify()
+        if self._replay is not None and not self._replay.done():
+            self._replay.cancel()
+            await asyncio.gather(self._replay, return_exceptions=True)
+        old.cancel()
+        offset_ms = self._tracker.resume_offset_ms
+        if self._buffer.dropped_to > self._buffer.frame_at(offset_ms):
+            logger.warning(
+                "resuming at %d ms, but audio up to %.0f ms was dropped from the replay buffer (max_replay_s): "
+                "that audio is not translated",
+                offset_ms,
+                self._buffer.dropped_to * 1000 / self._buffer.rate,
+            )
+        resume_ms, chunks = self._buffer.replay_from(offset_ms)  # chunks: logged; sent as of _install
+        resume = pb.ResumeFrom(
+            resume_token=self._token, next_segment_id=self._tracker.next_segment_id, offset_ms=resume_ms
+        )
+        why = "it drained" if outcome.kind == "drained" else f"the call was lost ({outcome.error})"
+        logger.info(
+            "resuming the stream after %s: from %d ms, segment %d, %d chunk(s) to send again",
+            why,
+            resume_ms,
+            resume.next_segment_id,
+            len(chunks),
+        )
+        try:
+            call, info = await self._open(resume, avoid=failed)
+        except TranslateError as e:
+            raise StreamResumeError(
+                e.code,
+                f"the stream could not be resumed on any server: {e.message}",
+                resume_offset_ms=offset_ms,
+                attempts=e.attempts,
+            ) from e
+        self.resumes += 1
+        self._timestamped = True
+        self._install(call, info, offset_ms)

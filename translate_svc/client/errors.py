@@ -1,0 +1,43 @@
+"""Exceptions the SDK raises (call-level failures; per-segment failures are ``Segment.error``)."""
+
+from __future__ import annotations
+
+import grpc
+
+
+class TranslateError(Exception):
+    """A call failed with a gRPC status: ``code`` and the server's ``message`` (which says what to fix).
+
+    ``retry_delay_s`` is the server's ``google.rpc.RetryInfo`` hint, when it sent one; ``address``
+    is the target of the failed attempt.
+    """
+
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        *,
+        retry_delay_s: float | None = None,
+        address: str | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.retry_delay_s = retry_delay_s
+        self.address = address
+        self.attempts = attempts
+
+
+class StreamResumeError(TranslateError):
+    """A stream was lost and could not be continued on any server (``max_resumes`` or
+    ``max_attempts`` used up); ``__cause__`` is the last failure. Results delivered before it stand;
+    audio from ``resume_offset_ms`` on was not translated."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, *, resume_offset_ms: int, attempts: int) -> None:
+        super().__init__(code, message, attempts=attempts)
+        self.resume_offset_ms = resume_offset_ms
+
+
+class StreamClosedError(RuntimeError):
+    """``send``/``flush`` after ``close()``, after the stream ended, or after it failed."""

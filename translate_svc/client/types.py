@@ -1,0 +1,240 @@
+"""What the SDK hands back and takes in: frozen dataclasses, no protobuf.
+
+Every result type is immutable and safe to pass between threads. Audio is numpy (float32 mono in
+``[-1, 1]``) or, for Opus speech, the packets as the server sent them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+#: Raw encodings of audio sent to a stream (``opus``: one Opus packet per ``send``).
+StreamEncoding = Literal["linear16", "float32", "mulaw", "alaw", "opus"]
+#: Encodings of ``translate`` input; ``container`` is a WAV/FLAC/OGG/MP3/WebM file's bytes.
+ClipEncoding = Literal["linear16", "float32", "mulaw", "alaw", "container"]
+#: How translated speech comes back.
+SpeechEncoding = Literal["linear16", "opus"]
+
+
+# -- options ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """TLS to the server: a CA bundle to trust, and a client certificate for mTLS.
+
+    ``server_name`` overrides the name checked in the server's certificate (and sent as SNI), for
+    servers reached by an address their certificate does not name (an IP, a port-forward).
+    """
+
+    ca_file: Path | str | None = None
+    cert_file: Path | str | None = None
+    key_file: Path | str | None = None
+    server_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("TlsOptions: cert_file and key_file go together (a client certificate needs its key)")
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    """Per-request segmentation overrides; ``None`` keeps the server's default (see docs/api.md)."""
+
+    threshold: float | None = None
+    min_silence_ms: int | None = None
+    speech_pad_ms: int | None = None
+    min_speech_ms: int | None = None
+    max_segment_ms: int | None = None
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpusPacket:
+    data: bytes
+    duration_samples: int  # at 48 kHz (960 = 20 ms)
+
+
+@dataclass(frozen=True, eq=False)
+class Translation:
+    """One target language of a segment (or of a live caption, which has no audio).
+
+    Speech comes as ``audio`` (float32 mono at ``sample_rate``) with ``speech_encoding="linear16"``,
+    or as ``opus_packets`` (48 kHz mono, 20 ms each) with ``"opus"``: decoded in order they give
+    ``opus_pre_skip`` samples of encoder delay, then the ``num_samples`` of speech.
+    """
+
+    target: str
+    text: str
+    audio: np.ndarray | None = None
+    sample_rate: int = 0
+    num_samples: int = 0
+    opus_packets: tuple[OpusPacket, ...] = ()
+    opus_pre_skip: int = 0
+
+    @property
+    def has_speech(self) -> bool:
+        return self.audio is not None or bool(self.opus_packets)
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_samples / self.sample_rate if self.sample_rate else 0.0
+
+
+@dataclass(frozen=True)
+class Timing:
+    queue_ms: float = 0.0  # waiting for the model
+    model_ms: float = 0.0  # the model batch that carried the segment
+    total_ms: float = 0.0  # segment closed by the VAD -> result ready
+    vad_wait_ms: float = 0.0  # audio the VAD took past end_ms before closing the segment
+
+
+@dataclass(frozen=True)
+class SegmentError:
+    """Why one segment failed while the others went on (``INTERNAL`` or ``RESOURCE_EXHAUSTED``)."""
+
+    code: str  # a gRPC status code name
+    message: str
+
+
+@dataclass(frozen=True, eq=False)
+class Segment:
+    """One translated span ``[start_ms, end_ms)`` of the input, on the stream's original timeline."""
+
+    segment_id: int
+    start_ms: int
+    end_ms: int
+    transcript: str | None
+    translations: tuple[Translation, ...]
+    timing: Timing
+    error: SegmentError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def translation(self, target: str) -> Translation:
+        for t in self.translations:
+            if t.target == target:
+                return t
+        raise KeyError(f"segment {self.segment_id} has no translation into {target!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class Interim:
+    """A live caption of open speech (text only); its segment's final ``Segment`` supersedes it."""
+
+    segment_id: int
+    start_ms: int
+    end_ms: int
+    transcript: str | None
+    translations: tuple[Translation, ...]
+    timing: Timing
+
+
+class SpeechEventType(str, Enum):
+    STARTED = "started"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class SpeechEvent:
+    type: SpeechEventType
+    offset_ms: int
+
+
+@dataclass(frozen=True)
+class Draining:
+    """The server the stream is on is shutting down; the SDK moves the stream (informational)."""
+
+    deadline_unix_ms: int
+    remaining_ms: int
+
+
+class EndReason(str, Enum):
+    HALF_CLOSE = "half_close"
+    IDLE_TIMEOUT = "idle_timeout"
+    MAX_STREAM_DURATION = "max_stream_duration"
+    DRAINING = "draining"  # never seen by SDK users: the SDK resumes elsewhere
+    UNSPECIFIED = "unspecified"
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """The last event of a stream: every result was delivered."""
+
+    reason: EndReason
+    segments_total: int
+    audio_received_ms: int
+    resume_offset_ms: int = 0
+    audio_filled_ms: int = 0
+
+
+#: What iterating a stream yields.
+StreamEvent = Segment | Interim | SpeechEvent | Draining | StreamEnd
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str
+    name: str
+    speech_input: bool
+    text_output: bool
+    speech_output: bool
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    revision: str
+    is_test_model: bool
+    num_speakers: int
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    max_target_languages: int
+    max_message_bytes: int
+    max_chunk_bytes: int
+    max_clip_seconds: float
+    max_streams: int
+    idle_timeout_seconds: float
+    max_stream_seconds: float
+    max_unread_results: int
+    min_interim_interval_ms: int
+
+
+@dataclass(frozen=True)
+class Languages:
+    languages: tuple[Language, ...]
+    model: ModelInfo
+    limits: ServerLimits
+
+    @property
+    def codes(self) -> frozenset[str]:
+        return frozenset(lang.code for lang in self.languages)
+
+
+@dataclass(frozen=True)
+class TranslateResult:
+    segments: tuple[Segment, ...]
+    model: ModelInfo
+    audio_duration_ms: int
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What the server said when the stream (or its latest resumed call) started."""
+
+    session_id: str
+    resume_token: str
+    model: ModelInfo
+    limits: ServerLimits
+    address: str  # the target the call went to
