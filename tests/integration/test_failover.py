@@ -1,0 +1,120 @@
+"""Two real server processes: a client-SDK stream of silero_test.wav at real time survives SIGTERM
+(drain, then resume) and SIGKILL (crash, then resume) of the server it is on. Every speech region
+is translated exactly once: no gap, no duplicate span, the same speech as on one server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from translate_svc import client
+from translate_svc.client import AsyncTranslateClient, Segment
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+SERVE = Path(sys.executable).parent / "translate-svc"
+KILL_AT_S = 20.0  # audio seconds into the stream when its server is stopped
+
+
+@contextlib.contextmanager
+def server_process(model: Path, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    env = {
+        **os.environ,
+        "TRANSLATE_SVC_SERVER__DRAIN_S": "2",
+        "TRANSLATE_SVC_SERVER__GRACE_S": "10",
+        "TRANSLATE_SVC_MODEL__CPU_THREADS": "1",
+    }
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(SERVE), "serve", "--model", str(model), "--host", "127.0.0.1", "--port", "0"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                found = re.search(rb"translate-svc serving on port (\d+)", log.read_bytes())
+                if found:
+                    break
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+            yield proc, int(found.group(1))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(30)
+
+
+async def stream_through(addresses: list[str], pcm: np.ndarray, stop: object) -> tuple[list[Segment], int, str]:
+    """Stream ``pcm`` at real time in 100 ms chunks; at KILL_AT_S call ``stop(address)``."""
+    segments: list[Segment] = []
+    async with (
+        AsyncTranslateClient(addresses, timeout_s=300) as c,
+        c.stream(targets=["spa"], speech=False, transcript=False) as s,
+    ):
+
+        async def send() -> None:
+            t0 = time.perf_counter()
+            step = 1600
+            for i, at in enumerate(range(0, len(pcm), step)):
+                await asyncio.sleep(max(0.0, t0 + i * 0.1 - time.perf_counter()))
+                if i == int(KILL_AT_S * 10):
+                    assert s.info is not None
+                    stop(s.info.address)  # type: ignore[operator]
+                await s.send(pcm[at : at + step])
+            await s.close()
+
+        sender = asyncio.create_task(send())
+        async for ev in s:
+            if isinstance(ev, Segment):
+                segments.append(ev)
+        await sender
+        assert s.info is not None
+        return segments, s.resumes, s.info.address
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+async def test_a_real_time_stream_survives_its_server_stopping(
+    how: signal.Signals, test_model_dir: Path, shared_audio: Path, tmp_path: Path
+) -> None:
+    pcm = client.load_pcm16k(shared_audio / "silero_test.wav")
+    with (
+        server_process(test_model_dir, tmp_path / "a.log") as (a, port_a),
+        server_process(test_model_dir, tmp_path / "b.log") as (b, port_b),
+    ):
+        procs = {f"127.0.0.1:{port_a}": a, f"127.0.0.1:{port_b}": b}
+        stopped: list[str] = []
+
+        def stop(address: str) -> None:
+            stopped.append(address)
+            procs[address].send_signal(how)
+
+        segments, resumes, last = await stream_through(list(procs), pcm, stop)
+        # the same audio on one server (the survivor), in one call
+        async with AsyncTranslateClient([last]) as c:
+            reference = (await c.translate(pcm, sample_rate=16000, targets=["spa"], speech=False)).segments
+        if how == signal.SIGTERM:
+            assert procs[stopped[0]].wait(30) == 0  # drained and exited cleanly
+    assert stopped and last != stopped[0] and resumes >= 1
+    ids = [s.segment_id for s in segments]
+    assert ids == list(range(len(segments)))  # no gap, no repeat
+    assert all(s.error is None for s in segments)
+    assert all(p.end_ms <= q.start_ms for p, q in itertools.pairwise(segments))  # no span twice
+    assert any(s.start_ms >= KILL_AT_S * 1000 for s in segments)  # translated after the switch too
+    for r in reference:  # the same speech as on one server
+        assert any(s.start_ms < r.end_ms and r.start_ms < s.end_ms for s in segments), (r.start_ms, r.end_ms)
+    assert abs(len(segments) - len(reference)) <= 2
+    print(f"\n{how.name}: {len(segments)} segments (one server: {len(reference)}), {resumes} resume(s)")
