@@ -29,7 +29,7 @@ KILL_AT_S = 20.0  # audio seconds into the stream when its server is stopped
 
 
 @contextlib.contextmanager
-def server_process(model: Path, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def server_process(model: Path, log: Path, port: int = 0) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     env = {
         **os.environ,
         "TRANSLATE_SVC_SERVER__DRAIN_S": "2",
@@ -38,7 +38,7 @@ def server_process(model: Path, log: Path) -> Iterator[tuple[subprocess.Popen[by
     }
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(SERVE), "serve", "--model", str(model), "--host", "127.0.0.1", "--port", "0"],
+            [str(SERVE), "serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,

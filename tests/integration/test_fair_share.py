@@ -49,7 +49,7 @@ async def realtime_stream(live: LiveServer, pcm: np.ndarray) -> tuple[list[tuple
         if r.HasField("segment"):
             s = r.segment
             assert s.status.code == code_pb2.OK, s.status.message
-            sent = t0 + -(-s.end_ms // CHUNK_MS) * CHUNK_MS / 1000  # the chunk that held end_ms
+            sent = t0 + (s.end_ms - 1) // CHUNK_MS * CHUNK_MS / 1000  # the chunk with the audio before end_ms
             spans.append((s.start_ms, s.end_ms))
             latencies.append((time.perf_counter() - sent) * 1000)
     return spans, latencies
