@@ -51,7 +51,7 @@ demo: install
 	port=$$(sed -n 's/^translate-svc serving on port \([0-9]*\)$$/\1/p' .demo/server.log | head -n 1); \
 	echo "server up on 127.0.0.1:$$port (log: .demo/server.log)"; \
 	$(VENV)/bin/translate-svc translate translate_svc/samples/demo_eng.wav --from eng --to spa,fra \
-	  --server 127.0.0.1:$$port --out out/demo; \
+	  --server 127.0.0.1:$$port --out out/demo --overwrite; \
 	kill -TERM $$pid; wait $$pid; trap - EXIT; echo "server stopped (SIGTERM, drained)"
 
 lint: install

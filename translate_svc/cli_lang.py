@@ -1,0 +1,139 @@
+"""Language names for the CLI: BCP-47 tags (``es``, ``pt-BR``, ``zh-Hant``) -> the model's codes.
+
+SeamlessM4T names languages by ISO 639-3 code, with a script suffix where it has one (``spa``,
+``cmn``, ``cmn_Hant``). Tags are parsed and normalised by ``langcodes`` (deprecated tags, likely
+scripts: ``zh-TW`` is written in Hant, ``iw`` is ``he``), mapped to ISO 639-3 with its
+``to_alpha3``, and a macrolanguage (``zh`` -> ``zho``, ``ar`` -> ``ara``) is replaced by the
+individual language the model uses (``cmn``, ``arb``): the table below. What the loaded model really
+has comes from the server (ListLanguages); a name that matches nothing gets a "did you mean"
+(difflib over the model's codes and names). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+
+import langcodes
+
+from translate_svc.client.types import Language
+
+#: ISO 639-3 macrolanguages (and codes langcodes normalises to) -> the individual language
+#: SeamlessM4T v2 has. Only languages of the model; everything else maps to itself.
+MACRO_TO_MODEL: dict[str, str] = {
+    "zho": "cmn",  # Chinese -> Mandarin (zh-Hant -> cmn_Hant through the script)
+    "ara": "arb",  # Arabic -> Modern Standard Arabic
+    "fas": "pes",  # Persian -> Western Persian
+    "msa": "zsm",  # Malay -> Standard Malay
+    "swa": "swh",  # Swahili -> Swahili (individual)
+    "nor": "nob",  # Norwegian -> Bokmål
+    "uzb": "uzn",  # Uzbek -> Northern Uzbek
+    "mon": "khk",  # Mongolian -> Halh Mongolian
+    "nep": "npi",  # Nepali (macro) -> Nepali (individual)
+    "ori": "ory",  # Oriya (macro) -> Odia
+    "pus": "pbt",  # Pashto -> Southern Pashto
+    "orm": "gaz",  # Oromo -> West Central Oromo
+    "aze": "azj",  # Azerbaijani -> North Azerbaijani
+    "ful": "fuv",  # Fulah -> Nigerian Fulfulde
+    "lav": "lvs",  # Latvian -> Standard Latvian
+    "ekk": "est",  # Standard Estonian -> Estonian (the model's code)
+    "fil": "tgl",  # langcodes writes Tagalog (tl) as Filipino; the model says tgl
+}
+_MODEL_CODE = re.compile(r"^[a-z]{3}(_[A-Z][a-z]{3})?$")
+#: how many codes an error message lists
+_SHOWN = 12
+
+
+class UnknownLanguage(ValueError):
+    """A language the model does not have; the message says what was meant, when it can tell."""
+
+
+def _norm(value: str) -> str:
+    return value.strip().casefold().replace("-", "_")
+
+
+def bcp47_candidates(value: str) -> list[str]:
+    """Model codes ``value`` can mean as a BCP-47 tag, most specific first (``zh-TW`` ->
+    ``["cmn_Hant", "cmn"]``); empty when it is no language tag at all."""
+    try:
+        tag = langcodes.Language.get(value.strip().replace("_", "-"))
+        if not tag.language:
+            return []
+        alpha3 = tag.to_alpha3()
+    except (LookupError, ValueError):  # LanguageTagError is a ValueError
+        return []
+    code = MACRO_TO_MODEL.get(alpha3, alpha3)
+    script = tag.script
+    if script is None:
+        try:
+            script = tag.maximize().script
+        except (LookupError, ValueError):
+            script = None
+    return [f"{code}_{script}", code] if script else [code]
+
+
+def _describe(lang: Language) -> str:
+    return f"{lang.code} ({lang.name})" if lang.name and lang.name != lang.code else lang.code
+
+
+def _suggestions(value: str, languages: Sequence[Language]) -> list[Language]:
+    by_key: dict[str, Language] = {}
+    for lang in languages:
+        by_key.setdefault(lang.code.casefold(), lang)
+        by_key.setdefault(lang.name.casefold(), lang)
+    hits = difflib.get_close_matches(value.strip().casefold(), list(by_key), n=6, cutoff=0.6)
+    out: list[Language] = []
+    for key in hits:
+        if by_key[key] not in out:
+            out.append(by_key[key])
+    return out[:3]
+
+
+def _listing(languages: Sequence[Language]) -> str:
+    codes = sorted(lang.code for lang in languages)
+    shown = ", ".join(codes[:_SHOWN]) + (", ..." if len(codes) > _SHOWN else "")
+    return f"this server's model has {len(codes)}: {shown}; `translate-svc languages` lists them"
+
+
+def resolve_language(value: str, languages: Sequence[Language], *, what: str = "language") -> Language:
+    """The model's language that ``value`` names: a model code (any case, ``-`` or ``_``), a
+    language name (``Spanish``), or a BCP-47 tag (``es``, ``es-ES``, ``pt-BR``, ``zh-Hant``).
+    Raises ``UnknownLanguage`` with a "did you mean" when nothing matches."""
+    v = value.strip()
+    if not v:
+        raise UnknownLanguage(f"empty {what}: name one, e.g. spa or es")
+    by_code = {lang.code: lang for lang in languages}
+    if v in by_code:
+        return by_code[v]
+    key = _norm(v)
+    for lang in languages:
+        if _norm(lang.code) == key or lang.name.casefold() == v.casefold():
+            return lang
+    candidates = bcp47_candidates(v)
+    for code in candidates:
+        if code in by_code:
+            return by_code[code]
+    close = _suggestions(v, languages)
+    if close:
+        hint = "did you mean " + " or ".join(_describe(lang) for lang in close) + "?"
+    elif candidates:
+        hint = f"it means {candidates[-1]}, which is not one of the model's languages"
+    else:
+        hint = "it is neither a model code, a language name nor a BCP-47 tag"
+    raise UnknownLanguage(f"unknown {what} {v!r}: {hint} ({_listing(languages)})")
+
+
+def guess_model_code(value: str) -> str:
+    """``value`` as a model code without asking the server (``--no-lang-check``, or a token that
+    may not call ListLanguages): model-code-shaped values and anything that is no BCP-47 tag are
+    sent as given, so the server's own message names them."""
+    v = value.strip()
+    if _MODEL_CODE.match(v):
+        return v
+    candidates = bcp47_candidates(v)
+    if not candidates:
+        return v
+    if len(candidates) == 2 and candidates[0] == "cmn_Hant":
+        return candidates[0]  # the one script variant SeamlessM4T v2 has
+    return candidates[-1]
