@@ -55,12 +55,12 @@ logger = logging.getLogger(__name__)
 
 #: the server's largest message (``limits.max_message_bytes``); gRPC clients default to 4 MiB
 DEFAULT_MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
-#: keepalive ping interval. The server sets no keepalive policy, so gRPC's default server policy
-#: applies: a ping less than 5 minutes after the previous one, while the server sends nothing,
-#: is a strike, and the third strike closes the connection (GOAWAY ``too_many_pings``). 5.5 min
-#: stays clear of it with margin for network jitter (docs/client.md, "Keepalive").
-DEFAULT_KEEPALIVE_S: Final = 330.0
-DEFAULT_KEEPALIVE_TIMEOUT_S: Final = 20.0
+#: keepalive ping interval. The server allows a ping every 10 s even when nothing flows
+#: (``transport/server.py`` KEEPALIVE_OPTIONS); a ping more often than the server allows is a strike,
+#: and the third closes the connection (GOAWAY ``too_many_pings``). 20 s keeps twice that margin and
+#: notices a dead server within about 30 s (docs/client.md, "Keepalive").
+DEFAULT_KEEPALIVE_S: Final = 20.0
+DEFAULT_KEEPALIVE_TIMEOUT_S: Final = 10.0
 #: a resumed call that stayed up this long counts as progress (max_resumes counts resumes in a row)
 _HEALTHY_CALL_S: Final = 30.0
 #: statuses after which a stream is continued elsewhere (besides ended{DRAINING})

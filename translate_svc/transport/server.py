@@ -55,11 +55,23 @@ def reflection_enabled(settings: Settings) -> bool:
     return mode == "on" or (mode == "auto" and settings.auth.tokens_file is None)
 
 
+#: keepalive policy: clients may ping every 10 s even while nothing flows (so the SDK notices a dead
+#: server within about 30 s, not the 5+ minutes gRPC's default policy forces on it), and the server
+#: pings idle connections every 60 s so a vanished client's stream is closed and its slot freed
+KEEPALIVE_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+]
+
+
 def _server_options(limit: int) -> list[tuple[str, Any]]:
     return [
         ("grpc.max_receive_message_length", limit),
         ("grpc.max_send_message_length", limit),
         ("grpc.so_reuseport", 0),
+        *KEEPALIVE_OPTIONS,
     ]
 
 
