@@ -277,10 +277,8 @@ class AsyncTranslateClient:
                 speaker_id=speaker_id,
                 speech_encoding=speech_encoding,
             ),
+            vad=convert.vad_pb(vad),
         )
-        vad_msg = convert.vad_pb(vad)
-        if vad_msg is not None:
-            request.vad.CopyFrom(vad_msg)
         resp = await self._unary("Translate", request, timeout_s)
         return convert.translate_result(resp)
 
@@ -337,10 +335,8 @@ class AsyncTranslateClient:
                 speech_encoding=speech_encoding,
             ),
             interim_interval_ms=interim_ms,
+            vad=convert.vad_pb(vad),
         )
-        vad_msg = convert.vad_pb(vad)
-        if vad_msg is not None:
-            config.vad.CopyFrom(vad_msg)
         frame_bytes = None if encoding == "opus" else convert.SAMPLE_BYTES[encoding] * channels
         buffer = ReplayBuffer(rate=sample_rate, frame_bytes=frame_bytes, packet_ms=packet_ms, max_seconds=max_replay_s)
         return AsyncStream(
