@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from threadpoolctl import threadpool_limits
 
-from translate_svc.engine.engine import BatchStats, TranslationEngine
+from translate_svc.engine.engine import TranslationEngine
+from translate_svc.engine.jobs import BatchStats
 from translate_svc.engine.runner import Runner
 from translate_svc.engine.scheduler import SchedulerConfig
 from translate_svc.observability import metrics

@@ -31,21 +31,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from translate_svc.engine.jobs import BatchStats, EngineStats, JobResult
 from translate_svc.engine.runner import Features, ModelCard, ModelInput, ModelOutput, Runner
 from translate_svc.engine.scheduler import BatchScheduler, QueueFull, SchedulerConfig
 from translate_svc.errors import ErrorCode, NotReady, Overloaded
 from translate_svc.types import MODEL_SAMPLE_RATE, SegmentError
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class JobResult:
-    output: ModelOutput | None
-    error: SegmentError | None
-    queue_ms: float
-    model_ms: float
-    batch_size: int
 
 
 @dataclass
@@ -58,17 +50,9 @@ class _Job:
     droppable: bool = False
 
 
-@dataclass(frozen=True)
-class BatchStats:
-    """Handed to observers after every batch (metrics, tests)."""
-
-    size: int
-    padded_audio_s: float
-    model_ms: float
-    queue_ms: tuple[float, ...]
-
-
 class TranslationEngine:
+    """The in-process engine; implements ``EngineClient`` (engine/client.py)."""
+
     def __init__(
         self,
         runner_factory: Callable[[], Runner],
@@ -97,7 +81,6 @@ class TranslationEngine:
         self._on_failure = on_failure
         self._runner: Runner | None = None
         self.healthy = False
-        self.failure: BaseException | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -149,6 +132,9 @@ class TranslationEngine:
     def max_queued(self) -> int:
         """Segments the queue holds at most (beyond it ``submit`` raises Overloaded)."""
         return self._config.max_queued
+
+    def stats(self) -> EngineStats:
+        return EngineStats(queued=self.queued, max_queued=self._config.max_queued, running=len(self._running))
 
     @property
     def queued(self) -> int:
@@ -294,7 +280,6 @@ class TranslationEngine:
         exc = task.exception()
         if exc is not None:
             logger.error("engine loop died: %r", exc, exc_info=exc)
-            self.failure = exc
             self.healthy = False
             self._fail_all(NotReady(f"the model worker failed ({exc!r}); the server must be restarted"))
             if self._on_failure is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from translate_svc.engine.engine import BatchStats
+from translate_svc.engine.jobs import BatchStats
 from translate_svc.types import SegmentResult
 
 _MS = (10, 25, 50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000)

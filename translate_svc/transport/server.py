@@ -178,7 +178,8 @@ class TranslateServer:
         started = loop.time()
         sessions = self.app.sessions
         live = len(sessions.live)
-        sessions.drain(min(self.settings.server.drain_s, grace))
+        # a stream that ended on the drain waits for its client to stop sending until the grace ends
+        sessions.drain(min(self.settings.server.drain_s, grace), grace_s=max(0.0, grace - 0.5))
         if live:
             logger.info("draining %d live streams for %.1f s", live, min(self.settings.server.drain_s, grace))
             try:

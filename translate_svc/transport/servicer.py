@@ -3,34 +3,37 @@
 Requests arrive as raw bytes and are parsed here (``_parse``), so a message protobuf cannot parse
 gets INVALID_ARGUMENT with a short message instead of grpc's UNKNOWN naming a Python class.
 
+A thin adapter: it parses wire messages into domain requests (``convert``), drives the session
+layer (``StreamDriver`` for streams, ``SessionManager`` for the unary calls) and renders the
+events back (``convert``). The stream protocol -- first message, resume, timers, drain, end reasons
+and their texts -- is not here but in ``session/driver.py``, shared by every door.
+
 Errors: every ``ServiceError`` becomes the gRPC status of its code (``status_for``), with a
 google.rpc.RetryInfo detail when retrying helps. Per-segment failures travel inside
-``SegmentResult.status`` and never end the call. A stream that fails keeps reading (and dropping)
-what its client still sends, up to ``error_drain_s``, before it ends: grpc-python's asyncio
-client replaces the server's status with ``INTERNAL`` when one of its writes fails after the call
-ended (grpc/grpc#36066), so ending while a client is mid-burst would lose the real status.
+``SegmentResult.status`` and never end the call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import DecodeError, Message
-from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.errors import InvalidInput, LimitReached, ServiceError, ShuttingDown
+from translate_svc.errors import InvalidInput, ServiceError
 from translate_svc.observability import metrics
-from translate_svc.session import Draining, Resume, SessionManager, SpeechEvent, StreamEnded, StreamSession
+from translate_svc.session import SessionManager, StreamDriver, StreamRequest, StreamStarted
+from translate_svc.session.driver import internal_error
+from translate_svc.settings import VadSettings
 from translate_svc.transport import convert
-from translate_svc.types import InterimResult, SegmentResult
+from translate_svc.types import SegmentResult
 
 logger = logging.getLogger(__name__)
 
@@ -39,26 +42,12 @@ M = TypeVar("M", bound=Message)
 
 
 def status_for(err: ServiceError) -> grpc.Status:
-    details = []
-    if err.retry_after_ms is not None:
-        delay = duration_pb2.Duration()
-        delay.FromMilliseconds(err.retry_after_ms)
-        packed = any_pb2.Any()
-        packed.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
-        details.append(packed)
-    return rpc_status.to_status(
-        status_pb2.Status(code=convert.RPC_CODES[err.code], message=err.message, details=details)
-    )
+    return rpc_status.to_status(convert.error_status(err))
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: ServiceError) -> None:
     st = status_for(err)
     await context.abort(st.code, st.details, st.trailing_metadata)
-
-
-def _as_internal(exc: BaseException) -> ServiceError:
-    logger.error("unexpected error in a handler", exc_info=exc)
-    return ServiceError("internal error; the server log has the details")
 
 
 def _parse(kind: type[M], raw: bytes) -> M:
@@ -85,7 +74,7 @@ def unary_errors(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaita
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            await _abort(context, _as_internal(e))
+            await _abort(context, internal_error(e))
 
     return wrapper
 
@@ -144,7 +133,7 @@ class TranslatorServicer:
             audio_duration_ms=clip.audio_duration_ms,
         )
         size, limit = response.ByteSize(), self._m.limits.max_message_bytes
-        if size > limit:  # the up-front estimate (session._check_answer_size) was beaten
+        if size > limit:  # the up-front estimate (session.task.check_answer_size) was beaten
             raise InvalidInput(
                 f"the answer is {size} bytes, over this server's {limit}-byte message limit: ask for fewer "
                 "targets or a lower speech_sample_rate_hz, or use StreamingTranslate"
@@ -154,176 +143,56 @@ class TranslatorServicer:
     async def StreamingTranslate(
         self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StreamingTranslateResponse]:
-        requests = _parsed(raw_requests)
+        """Parse, drive, render: the stream protocol itself is ``StreamDriver``'s."""
+        call = _HeldCall(raw_requests)
+        requests = _requests(raw_requests, self._m.vad_defaults)
+        driver = StreamDriver(self._m, error_drain_s=self._error_drain_s)
+        counted = False
         try:
-            session = await self._open(requests)
+            async with contextlib.aclosing(driver.run(requests, call.hold)) as events:
+                async for ev in events:
+                    if isinstance(ev, StreamStarted):
+                        metrics.STREAMS_ACTIVE.inc()
+                        counted = True
+                    elif isinstance(ev, SegmentResult):
+                        metrics.observe_segment(ev)
+                    yield convert.stream_event_to_pb(ev)
         except ServiceError as e:
-            await self._end_with(context, raw_requests, e)
-            return
-        reader = asyncio.create_task(self._read(requests, session), name=f"read-{session.session_id}")
-        resume_pb = session.resume_pb
-        metrics.STREAMS_ACTIVE.inc()
-        error: ServiceError | None = None
-        try:
-            yield pb.StreamingTranslateResponse(
-                started=pb.StreamStarted(
-                    session_id=session.session_id,
-                    config=pb.StreamingConfig(
-                        format=convert.audio_format_to_pb(session.fmt),
-                        source_language=session.task.source_language or "",
-                        target_languages=session.task.target_languages,
-                        output=convert.output_options_to_pb(session.task.output),
-                        vad=convert.vad_settings_to_pb(session.vad_settings),
-                        interim_interval_ms=session.interim_interval_ms,
-                        resume=resume_pb,
-                    ),
-                    model=convert.model_card_to_pb(self._m.card),
-                    limits=convert.limits_to_pb(self._m.limits),
-                    resume_token=session.resume_token,
-                )
-            )
-            async for ev in session.events():
-                yield _event_to_pb(ev)
-            await reader
-        except ServiceError as e:
-            error = e
-        except asyncio.CancelledError:
-            logger.info("stream cancelled by the client", extra={"session_id": session.session_id})
-            raise
-        except Exception as e:
-            error = _as_internal(e)
+            await _abort(context, e)  # while ``hold`` still reads what the client sends
         finally:
-            metrics.STREAMS_ACTIVE.dec()
-            # close first: a cancel landing in the await below must not skip it (leaked stream slot)
-            session.close()
-            if not reader.done():
-                reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-        if error is not None:
-            await self._end_with(context, raw_requests, error)
-
-    async def _end_with(
-        self,
-        context: grpc.aio.ServicerContext[Any, Any],
-        raw_requests: AsyncIterator[bytes],
-        error: ServiceError,
-    ) -> None:
-        """End the stream with ``error`` once the client stopped sending (or after ``error_drain_s``);
-        what it still sends is dropped, unprocessed (the status says from where)."""
-        drain = asyncio.create_task(_discard(raw_requests))
-        try:
-            await asyncio.wait({drain}, timeout=self._error_drain_s)
-            await _abort(context, error)
-        finally:
-            drain.cancel()
-
-    async def _open(self, requests: AsyncIterator[pb.StreamingTranslateRequest]) -> StreamSession:
-        first = await anext(requests, None)
-        if first is None:
-            raise InvalidInput("the stream ended before its first message: send a `config` message first")
-        kind = first.WhichOneof("request")
-        if kind != "config":
-            raise InvalidInput(f"the first message must be `config`, got `{kind}`: send the StreamingConfig first")
-        cfg = first.config
-        fmt = convert.audio_format(cfg.format, "config.format")
-        task = self._m.resolve_task(
-            cfg.source_language,
-            list(cfg.target_languages),
-            convert.output_options(cfg.output, cfg.HasField("output")),
-        )
-        vad = convert.vad_settings(cfg.vad, self._m.vad_defaults)
-        resume = None
-        if cfg.HasField("resume"):
-            r = cfg.resume
-            resume = Resume(r.resume_token, r.next_segment_id, r.offset_ms)
-        session = self._m.open_stream(fmt, task, vad, interim_interval_ms=cfg.interim_interval_ms, resume=resume)
-        session.resume_pb = cfg.resume if resume is not None else None
-        return session
-
-    async def _read(self, requests: AsyncIterator[pb.StreamingTranslateRequest], session: StreamSession) -> None:
-        """Request side: feed audio, apply controls; half-close (or a limit) finishes the session."""
-        idle_s = self._m.limits.idle_timeout_s
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                try:
-                    when = loop.time() + idle_s
-                    if session.drain_deadline is not None:
-                        when = min(when, session.drain_deadline)
-                    async with asyncio.timeout_at(when) as session.read_timeout:
-                        req = await anext(requests, None)
-                except TimeoutError:
-                    if session.drain_deadline is not None and loop.time() >= session.drain_deadline - 0.001:
-                        at = session.audio_received_ms
-                        await session.finish(
-                            ShuttingDown(
-                                "this server shut down: the stream's open speech was translated up to "
-                                f"{at} ms; resume on another server (StreamingConfig.resume with this stream's "
-                                f"resume_token, offset_ms {at}, next_segment_id = the next id)"
-                            )
-                        )
-                        return
-                    idle = LimitReached(
-                        f"no message for {idle_s:g} s (limits.idle_timeout_seconds): the stream was closed after "
-                        "its open speech was translated; send audio (or silence) at least that often",
-                        reason="idle_timeout",
-                    )
-                    await session.finish(idle)
-                    return
-                if req is None:
-                    break
-                kind = req.WhichOneof("request")
-                if kind == "audio":
-                    await session.feed(req.audio)
-                elif kind == "packet":
-                    packet = req.packet
-                    await session.feed(packet.data, packet.timestamp if packet.HasField("timestamp") else None)
-                elif kind == "control":
-                    if req.control != pb.FLUSH:
-                        raise InvalidInput(f"unknown control {req.control}: the only control is FLUSH")
-                    await session.flush()
-                elif kind == "config":
-                    raise InvalidInput("`config` was sent twice: send it once, as the first message")
-                else:
-                    raise InvalidInput("empty request message: set one of config, audio, packet or control")
-            await session.finish()
-        except LimitReached as e:
-            await session.finish(e)
-        except ServiceError as e:
-            session.fail(e)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # a bug must end the stream, not leave the client waiting
-            session.fail(_as_internal(e))
+            if counted:
+                metrics.STREAMS_ACTIVE.dec()
+            call.release()
 
 
-async def _parsed(raw: AsyncIterator[bytes]) -> AsyncIterator[pb.StreamingTranslateRequest]:
+class _HeldCall:
+    """A stream's raw request side, for ``StreamDriver``'s hold: read and drop what the client
+    still sends (unparsed) until it half-closes or the time is up; the reading goes on until the
+    status is sent (``release``), so no client write can fail before the status reaches it."""
+
+    def __init__(self, raw_requests: AsyncIterator[bytes]) -> None:
+        self._raw = raw_requests
+        self._drain: asyncio.Task[None] | None = None
+
+    async def hold(self, seconds: float) -> None:
+        if self._drain is None:
+            self._drain = asyncio.create_task(_discard(self._raw))
+        await asyncio.wait({self._drain}, timeout=seconds)
+
+    def release(self) -> None:
+        if self._drain is not None:
+            self._drain.cancel()
+
+
+async def _requests(raw: AsyncIterator[bytes], vad_defaults: VadSettings) -> AsyncIterator[StreamRequest]:
     async for data in raw:
-        yield _parse(pb.StreamingTranslateRequest, data)
+        yield convert.stream_request(_parse(pb.StreamingTranslateRequest, data), vad_defaults)
 
 
 async def _discard(raw_requests: AsyncIterator[bytes]) -> None:
-    """Read and drop the rest of a failed stream's requests, unparsed."""
+    """Read and drop the rest of an ended stream's requests, unparsed."""
     try:
         async for _ in raw_requests:
             pass
     except Exception:  # the call ended (AbortError), or the iterator is already closed
         return
-
-
-def _event_to_pb(
-    ev: SpeechEvent | SegmentResult | InterimResult | Draining | StreamEnded,
-) -> pb.StreamingTranslateResponse:
-    if isinstance(ev, SegmentResult):
-        metrics.observe_segment(ev)
-        return pb.StreamingTranslateResponse(segment=convert.segment_result_to_pb(ev))
-    if isinstance(ev, InterimResult):
-        return pb.StreamingTranslateResponse(interim=convert.interim_to_pb(ev))
-    if isinstance(ev, Draining):
-        return pb.StreamingTranslateResponse(
-            draining=pb.Draining(deadline_unix_ms=ev.deadline_unix_ms, remaining_ms=ev.remaining_ms)
-        )
-    if isinstance(ev, SpeechEvent):
-        kind = pb.SpeechEvent.SPEECH_STARTED if ev.started else pb.SpeechEvent.SPEECH_ENDED
-        return pb.StreamingTranslateResponse(speech_event=pb.SpeechEvent(type=kind, offset_ms=ev.offset_ms))
-    return pb.StreamingTranslateResponse(ended=convert.stream_end_to_pb(ev))

@@ -1,0 +1,51 @@
+"""``EngineClient``: what a session needs from the engine, and nothing more.
+
+Sessions depend on this Protocol only. ``TranslationEngine`` implements it in-process; a front-end
+worker process implements it over IPC to the one engine process (vLLM's ``EngineClient`` between its
+API servers and its engine core is the model). Session tests use a fake that implements it too
+(``tests/unit/fake_engine.py``, checked by mypy).
+
+Every method is called on the event loop; futures resolve on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from translate_svc.engine.jobs import EngineStats, JobResult
+from translate_svc.engine.runner import ModelCard, ModelInput
+
+
+class EngineClient(Protocol):
+    def submit(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult]:
+        """Queue one segment for ``owner`` (a session id). Raises Overloaded when the queue is full,
+        NotReady when the model is not serving. Cancelling the future drops the job if it has not
+        reached the model yet."""
+        ...
+
+    def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult] | None:
+        """Queue best-effort work (a live caption), or None when the engine is behind."""
+        ...
+
+    def abort(self, owner: str) -> int:
+        """Drop every queued job of ``owner`` (the client is gone); returns how many."""
+        ...
+
+    async def wait_idle(self) -> None:
+        """Until nothing is queued, preparing or running."""
+        ...
+
+    @property
+    def card(self) -> ModelCard:
+        """The loaded model's card; raises NotReady while it loads or after a failure."""
+        ...
+
+    @property
+    def healthy(self) -> bool:
+        """True while the engine serves (loaded, warmed, its loop alive)."""
+        ...
+
+    def stats(self) -> EngineStats:
+        """The queue right now (fair share reads ``max_queued``)."""
+        ...

@@ -1,0 +1,44 @@
+"""What a submitted job gives back (``JobResult``) and what a batch reports (``BatchStats``).
+
+A leaf module: sessions, metrics and remote engine clients read these without importing the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from translate_svc.engine.runner import ModelOutput
+from translate_svc.types import SegmentError
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """One job's outcome: the model's output, or the error of that one segment."""
+
+    output: ModelOutput | None
+    error: SegmentError | None
+    queue_ms: float
+    model_ms: float
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """Handed to observers after every batch (metrics, tests)."""
+
+    size: int
+    padded_audio_s: float
+    model_ms: float
+    queue_ms: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """A snapshot of the engine's queue, for flow control and fair share."""
+
+    #: jobs waiting for the model (features being computed included), not the running batch
+    queued: int
+    #: the most jobs the queue holds; beyond it ``submit`` raises Overloaded
+    max_queued: int
+    #: jobs in the model right now
+    running: int

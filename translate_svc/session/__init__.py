@@ -1,0 +1,44 @@
+"""One stream, for every door: the stream protocol (``StreamDriver``) over small collaborators.
+
+``manager`` admits streams and shares the engine fairly; ``driver`` owns the protocol; ``stream``
+is one stream's lifecycle over ``timeline`` (decoding), ``vad_bridge`` (the shared VAD), ``jobs``
+(engine jobs and ordered output) and ``captions``; ``events`` is the typed vocabulary doors speak.
+Nothing here imports grpc or protobuf: doors live in ``transport/``.
+"""
+
+from translate_svc.session.driver import StreamDriver
+from translate_svc.session.events import (
+    AudioIn,
+    ClipResult,
+    Draining,
+    Flush,
+    Resume,
+    SpeechEvent,
+    StreamConfig,
+    StreamEnded,
+    StreamEvent,
+    StreamRequest,
+    StreamStarted,
+)
+from translate_svc.session.manager import SessionManager
+from translate_svc.session.stream import StreamSession
+from translate_svc.types import InterimResult, SegmentResult
+
+__all__ = [
+    "AudioIn",
+    "ClipResult",
+    "Draining",
+    "Flush",
+    "InterimResult",
+    "Resume",
+    "SegmentResult",
+    "SessionManager",
+    "SpeechEvent",
+    "StreamConfig",
+    "StreamDriver",
+    "StreamEnded",
+    "StreamEvent",
+    "StreamRequest",
+    "StreamSession",
+    "StreamStarted",
+]

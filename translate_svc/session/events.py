@@ -1,0 +1,126 @@
+"""The stream protocol's typed vocabulary: what a door sends into a stream and what comes back.
+
+Every door (gRPC today) parses its wire format into these requests and renders these events; no
+protobuf or JSON crosses into ``session/``. All are frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from translate_svc.engine.runner import ModelCard
+from translate_svc.errors import LimitReached
+from translate_svc.settings import LimitsSettings, VadSettings
+from translate_svc.types import (
+    AudioFormat,
+    InterimResult,
+    OutputOptions,
+    SegmentResult,
+    TranslationTask,
+)
+
+# -- requests (door -> driver) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a resumed stream continues (``StreamingConfig.resume``)."""
+
+    token: str
+    next_segment_id: int
+    offset_ms: int
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """The first request of a stream: what the client asks for, not yet checked against the model."""
+
+    format: AudioFormat
+    source_language: str
+    target_languages: tuple[str, ...]
+    output: OutputOptions
+    vad: VadSettings
+    interim_interval_ms: int = 0
+    resume: Resume | None = None
+
+
+@dataclass(frozen=True)
+class AudioIn:
+    """One audio message in the stream's format (OPUS: one packet). ``timestamp``: where its first
+    sample belongs on the timeline, in input samples (None: right after the previous one)."""
+
+    data: bytes
+    timestamp: int | None = None
+    #: the request field it came in, for error messages ("audio", "packet")
+    field: str = "audio"
+
+
+@dataclass(frozen=True)
+class Flush:
+    """Close the open speech now (end of a turn), without ending the stream."""
+
+
+StreamRequest = StreamConfig | AudioIn | Flush
+
+
+def request_name(req: StreamRequest) -> str:
+    """The request's name in error messages (the wire's field names)."""
+    if isinstance(req, StreamConfig):
+        return "config"
+    if isinstance(req, AudioIn):
+        return req.field
+    return "control"
+
+
+# -- events (driver -> door) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamStarted:
+    """The stream is admitted: its id, the configuration in force, the model and the limits."""
+
+    session_id: str
+    resume_token: str
+    format: AudioFormat
+    task: TranslationTask
+    vad: VadSettings
+    interim_interval_ms: int
+    resume: Resume | None
+    card: ModelCard
+    limits: LimitsSettings
+
+
+@dataclass(frozen=True)
+class SpeechEvent:
+    started: bool  # True: speech started; False: speech ended
+    offset_ms: int
+
+
+@dataclass(frozen=True)
+class Draining:
+    """The server is shutting down: the stream is translated until ``deadline_unix_ms``, then ends
+    with StreamEnded(limit=ShuttingDown) so that the client resumes on another server."""
+
+    deadline_unix_ms: int
+    remaining_ms: int
+
+
+@dataclass(frozen=True)
+class StreamEnded:
+    segments_total: int
+    audio_received_ms: int
+    #: None: the client half-closed; else the limit that closed the stream (raised after this event)
+    limit: LimitReached | None = None
+    #: of ``audio_received_ms``, the time skipped by packet timestamps and filled with silence
+    audio_filled_ms: int = 0
+    #: audio from here on (the stream's timeline) was not translated: a resumed call starts here
+    resume_offset_ms: int = 0
+
+
+StreamEvent = SpeechEvent | SegmentResult | InterimResult | Draining | StreamEnded
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    segments: list[SegmentResult]
+    audio_duration_ms: int

@@ -1,0 +1,179 @@
+"""One stream's engine jobs and its ordered output: segments in, events out in segment order.
+
+Each closed segment is submitted to the ``EngineClient``; its result (speech encoded off the loop
+when needed) is held until every earlier segment's result is out, then queued for the reader.
+Speech events, captions and notices share the queue. ``unread`` (submitted, not yet taken by the
+reader) is what flow control bounds. Event loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import numpy as np
+
+from translate_svc.engine.client import EngineClient
+from translate_svc.engine.jobs import JobResult
+from translate_svc.errors import Overloaded, ServiceError
+from translate_svc.session import results
+from translate_svc.session.events import StreamEnded, StreamEvent
+from translate_svc.types import InterimResult, Segment, SegmentResult, TranslationTask
+
+logger = logging.getLogger(__name__)
+
+
+class JobTracker:
+    def __init__(
+        self,
+        engine: EngineClient,
+        owner: str,
+        task: TranslationTask,
+        *,
+        first_id: int = 0,
+        strict_queue: bool = False,
+        on_taken: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._engine = engine
+        self._owner = owner
+        self._task = task
+        self._strict_queue = strict_queue  # Translate: a full engine queue fails the call
+        self._on_taken = on_taken  # the reader took a result (the session re-checks its room)
+        self._log = {"session_id": owner}
+        #: segments submitted and not yet done: the engine's future, then the encoding's
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._done: dict[int, SegmentResult] = {}
+        self.next_id = first_id  # the next segment's id (ids continue across a resume)
+        self.next_emit = first_id  # the next result to queue for the reader
+        self._taken = first_id  # results the reader has taken
+        self._out: collections.deque[StreamEvent] = collections.deque()
+        self._wake = asyncio.Event()  # set when _out grows or the stream fails
+        self.failure: ServiceError | None = None
+        self._end: Callable[[int], StreamEnded] | None = None  # set by ``finish``
+        self.ended = False
+
+    @property
+    def unread(self) -> int:
+        """Segments submitted whose result the reader has not taken yet."""
+        return self.next_id - self._taken
+
+    @property
+    def backlog(self) -> int:
+        """Events queued for the reader and not yet taken."""
+        return len(self._out)
+
+    def put(self, ev: StreamEvent) -> None:
+        self._out.append(ev)
+        self._wake.set()
+
+    def submit(self, seg: Segment, vad_wait_ms: float) -> None:
+        """Send a closed segment to the engine (ids are the caller's ``next_id``, then advanced)."""
+        self.next_id = seg.segment_id + 1
+        closed_at = time.perf_counter()
+        item = results.model_input(self._task, seg.samples, final=True)
+        try:
+            fut = self._engine.submit(self._owner, item)
+        except Overloaded as e:
+            if self._strict_queue:
+                raise
+            self._done[seg.segment_id] = results.failed(seg, e, closed_at, vad_wait_ms)
+            return
+        self._pending[seg.segment_id] = fut
+        fut.add_done_callback(functools.partial(self._on_result, seg, closed_at, vad_wait_ms))
+
+    def _on_result(self, seg: Segment, closed_at: float, vad_wait_ms: float, fut: asyncio.Future[JobResult]) -> None:
+        if self._pending.pop(seg.segment_id, None) is None or fut.cancelled():
+            return  # aborted
+        exc = fut.exception()
+        if exc is not None:
+            err = exc if isinstance(exc, ServiceError) else ServiceError("the model failed on this segment")
+            self._done[seg.segment_id] = results.failed(seg, err, closed_at, vad_wait_ms)
+        elif results.needs_encoding(self._task.output):  # resampling or Opus: off the loop
+            build = functools.partial(results.build_result, seg, self._task, fut.result(), closed_at, vad_wait_ms)
+            encoding = asyncio.ensure_future(asyncio.to_thread(build))
+            self._pending[seg.segment_id] = encoding
+            encoding.add_done_callback(functools.partial(self._on_encoded, seg, closed_at, vad_wait_ms))
+            return
+        else:
+            self._done[seg.segment_id] = results.build_result(seg, self._task, fut.result(), closed_at, vad_wait_ms)
+        self.emit_ready()
+
+    def _on_encoded(
+        self, seg: Segment, closed_at: float, vad_wait_ms: float, fut: asyncio.Future[SegmentResult]
+    ) -> None:
+        if self._pending.pop(seg.segment_id, None) is None or fut.cancelled():
+            return  # aborted
+        exc = fut.exception()
+        if exc is not None:
+            logger.error("encoding the speech of segment %d failed", seg.segment_id, exc_info=exc, extra=self._log)
+            err = ServiceError("the translated speech could not be encoded")
+            self._done[seg.segment_id] = results.failed(seg, err, closed_at, vad_wait_ms)
+        else:
+            self._done[seg.segment_id] = fut.result()
+        self.emit_ready()
+
+    def finish(self, end: Callable[[int], StreamEnded]) -> None:
+        """No more segments: once every result is out, ``end(segments_total)`` is the last event."""
+        self._end = end
+        self.emit_ready()
+
+    def emit_ready(self) -> None:
+        while self.next_emit in self._done:
+            self.put(self._done.pop(self.next_emit))
+            self.next_emit += 1
+        if self._end is not None and not self.ended and self.next_emit == self.next_id and not self._pending:
+            self.ended = True
+            self.put(self._end(self.next_id))
+
+    def abort(self) -> None:
+        """Drop queued work: nothing more is computed for this stream."""
+        self._engine.abort(self._owner)
+        for fut in self._pending.values():
+            fut.cancel()
+        self._pending.clear()
+
+    def fail(self, error: ServiceError) -> None:
+        """``events`` raises ``error`` (at once, ahead of what is queued)."""
+        self.failure = error
+        self._wake.set()
+
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        """The reader's side: every event in order; ends after StreamEnded (raising its limit)."""
+        while True:
+            while not self._out:
+                if self.failure is not None:
+                    raise self.failure
+                self._wake.clear()
+                await self._wake.wait()
+            if self.failure is not None:
+                raise self.failure
+            ev = self._out.popleft()
+            if isinstance(ev, InterimResult) and ev.segment_id < self.next_emit:
+                continue  # its segment's final result is out: superseded
+            if isinstance(ev, SegmentResult):
+                self._taken += 1
+                self._on_taken()
+            yield ev
+            if isinstance(ev, StreamEnded):
+                if ev.limit is not None:
+                    raise ev.limit
+                return
+
+
+def segment_of(segment_id: int, start_sample: int, samples: np.ndarray, end_sample: int, offset_ms: int) -> Segment:
+    """A closed speech region -> a Segment on whole milliseconds, so [start_ms, end_ms) is exactly
+    the audio the model gets (``offset_ms``: where this call starts on the stream's timeline)."""
+    per_ms = results.PER_MS
+    start = -(-start_sample // per_ms) * per_ms
+    end = max(start, end_sample // per_ms * per_ms)
+    return Segment(
+        segment_id=segment_id,
+        start_ms=start // per_ms + offset_ms,
+        end_ms=end // per_ms + offset_ms,
+        samples=samples[start - start_sample : end - start_sample],
+    )

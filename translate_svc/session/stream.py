@@ -1,0 +1,272 @@
+"""One stream's lifecycle: audio fed in, through its collaborators, to events out; then finish or abort.
+
+``StreamSession`` joins the timeline (decoding), the VAD bridge, the segmenter, the job tracker
+(engine jobs, ordered output) and captions. ``Translate`` (a whole clip) runs through the very same
+session: offline and live segmentation are the same code.
+
+Flow control (fair share): feeding waits while the session has its fair share of segments
+submitted but unread, or the VAD is a second behind; the door then stops reading that client's
+audio and HTTP/2 flow control slows the client on its own stream. Event loop only; large chunks
+are decoded and resampled on a worker thread that the session awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import numpy as np
+
+from translate_svc.engine.client import EngineClient
+from translate_svc.errors import InvalidInput, LimitReached, ServiceError
+from translate_svc.session.captions import Captions
+from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEnded, StreamEvent
+from translate_svc.session.jobs import JobTracker, segment_of
+from translate_svc.session.results import PER_MS
+from translate_svc.session.timeline import Timeline
+from translate_svc.session.vad_bridge import VAD_BACKLOG, VadBridge
+from translate_svc.settings import LimitsSettings, VadSettings
+from translate_svc.types import AudioFormat, TranslationTask
+from translate_svc.vad.segmenter import (
+    Segmenter,
+    SegmenterConfig,
+    SegmenterEvent,
+    SegmentReady,
+    SpeechDiscarded,
+    SpeechEnded,
+    SpeechStarted,
+)
+from translate_svc.vad.worker import VadWorker
+
+logger = logging.getLogger(__name__)
+
+#: chunks larger than this are decoded and resampled off the event loop (smaller ones cost less
+#: than the thread hand-off: a 20 ms chunk takes ~20 us)
+_OFFLOAD_BYTES = 64 * 1024
+#: a Translate clip goes through resampling and the VAD this many seconds at a time
+_CLIP_BLOCK_S = 30
+
+
+class StreamSession:
+    """Call ``feed``/``flush``/``finish`` from the request side and iterate ``events`` on the
+    response side (both on the event loop); ``close`` when the call is over."""
+
+    def __init__(
+        self,
+        engine: EngineClient,
+        vad: VadWorker,
+        limits: LimitsSettings,
+        fmt: AudioFormat,
+        task: TranslationTask,
+        vad_settings: VadSettings,
+        *,
+        fair_share: Callable[[], int],
+        strict_queue: bool = False,
+        interim_interval_ms: int = 0,
+        resume: Resume | None = None,
+    ) -> None:
+        self.session_id = uuid.uuid4().hex
+        #: names the stream across calls; a resumed call keeps its token
+        self.resume_token = resume.token if resume is not None else self.session_id
+        self.resume = resume
+        self.fmt = fmt
+        self.task = task
+        self.vad_settings = vad_settings
+        self.interim_interval_ms = interim_interval_ms
+        self._limits = limits
+        self._fair_share = fair_share
+        self.timeline = Timeline(fmt, limits, resume.offset_ms if resume is not None else 0)
+        self._segmenter = Segmenter(SegmenterConfig.from_settings(vad_settings))
+        self._vad = VadBridge(vad, self._on_scored, self._update_room)
+        self.jobs = JobTracker(
+            engine,
+            self.session_id,
+            task,
+            first_id=resume.next_segment_id if resume is not None else 0,
+            strict_queue=strict_queue,
+            on_taken=self._update_room,
+        )
+        self.captions = (
+            Captions(engine, self.session_id, task, self.jobs, interim_interval_ms, self.timeline.offset_ms)
+            if interim_interval_ms
+            else None
+        )
+        self._room = asyncio.Event()  # set while under the fair share and the VAD backlog
+        self._room.set()
+        self._pos16k = 0  # 16 kHz samples given to the segmenter so far
+        self._aborted = False
+        self._finished = False
+        #: a drain's deadline (event-loop time) and who to tell (the driver's read timer)
+        self.drain_deadline: float | None = None
+        self.on_drain: Callable[[float], None] | None = None
+        #: called once by ``close`` (the manager releases the stream's slot)
+        self.on_close: Callable[[StreamSession], None] | None = None
+        self._log = {"session_id": self.session_id}
+
+    @property
+    def audio_received_ms(self) -> int:
+        return self.timeline.audio_received_ms
+
+    @property
+    def unread(self) -> int:
+        return self.jobs.unread
+
+    @property
+    def interims_skipped(self) -> int:
+        return self.captions.skipped if self.captions is not None else 0
+
+    # -- requests side ----------------------------------------------------------------------
+
+    async def feed(self, data: bytes, timestamp: int | None = None) -> None:
+        """One audio message in the stream's format (OPUS: one packet). ``timestamp``: where its first
+        sample belongs on the timeline, in input samples; a skipped stretch is filled with silence.
+        Waits while the reader is behind."""
+        if len(data) > self._limits.max_chunk_bytes:
+            raise InvalidInput(
+                f"audio chunk of {len(data)} bytes exceeds the limit of {self._limits.max_chunk_bytes} bytes; "
+                "send smaller chunks (20-200 ms each is typical)"
+            )
+        gap = 0 if timestamp is None else self.timeline.gap(timestamp)
+        if not data and not gap:
+            return
+        if not self._room.is_set():
+            await self._room.wait()
+        self._raise_failure()
+        if gap:
+            self.timeline.fill(gap)
+            await self._fill(gap)
+        if not data:
+            return
+        tl = self.timeline
+        samples = tl.decode(data) if len(data) <= _OFFLOAD_BYTES else await asyncio.to_thread(tl.decode, data)
+        if len(samples) <= _OFFLOAD_BYTES // 4:
+            self._vad.score(tl.ingest(samples))
+        else:
+            self._vad.score(await asyncio.to_thread(tl.ingest, samples))
+
+    async def _fill(self, frames: int) -> None:
+        """Silence for a stretch the client skipped (lost packets, DTX), a second at a time."""
+        step = self.fmt.sample_rate_hz
+        for n in range(frames, 0, -step):
+            await self._room.wait()
+            self._raise_failure()
+            self._vad.score(self.timeline.ingest(np.zeros(min(n, step), np.float32)))
+
+    async def feed_samples(self, samples: np.ndarray) -> None:
+        """Mono float32 samples at the stream's input rate (a whole clip), resampled off the loop a
+        block at a time, each after the session has room: a clip takes its fair share of the
+        engine's queue like any stream, however many segments it holds."""
+        step = _CLIP_BLOCK_S * self.fmt.sample_rate_hz
+        for i in range(0, len(samples), step):
+            await self._room.wait()
+            self._raise_failure()
+            self._vad.score(await asyncio.to_thread(self.timeline.ingest, samples[i : i + step]))
+
+    async def flush(self) -> None:
+        await self._vad.scored_all()
+        self._handle(self._segmenter.flush())
+
+    async def finish(self, limit: LimitReached | None = None) -> None:
+        """Half-close (or a limit reached): close open speech; ``events`` ends after the last result
+        and StreamEnded (then raises ``limit`` if given)."""
+        self._vad.score(self.timeline.drain_resampler(), last=True)
+        await self._vad.wait_idle()
+        if self.jobs.failure is not None:
+            return
+        self._handle(self._segmenter.finish())
+        self._finished = True
+        tl = self.timeline
+        self.jobs.finish(
+            lambda total: StreamEnded(
+                total, tl.audio_received_ms, limit, tl.audio_filled_ms, resume_offset_ms=tl.audio_received_ms
+            )
+        )
+
+    def abort(self) -> None:
+        """Client gone: drop queued work; nothing more is computed for this session."""
+        self._aborted = True
+        self._vad.close()
+        self._room.set()  # a feeder waiting for room runs into the abort (_raise_failure)
+        self.jobs.abort()
+        if self.captions is not None:
+            self.captions.drop()
+
+    def fail(self, error: ServiceError) -> None:
+        """End the stream with ``error`` (bad input in a later message): ``events`` raises it."""
+        self.abort()
+        self.jobs.fail(error)
+
+    def begin_drain(self, notice: Draining, deadline: float) -> None:
+        """Tell the client the server is going away; the driver ends the stream at ``deadline``."""
+        self.drain_deadline = deadline
+        self.jobs.put(notice)
+        if self.on_drain is not None:
+            self.on_drain(deadline)
+
+    def close(self) -> None:
+        """The call is over (any way): drop queued work, release the stream's admission slot."""
+        self.abort()
+        on_close, self.on_close = self.on_close, None
+        if on_close is not None:
+            on_close(self)
+
+    # -- responses side ---------------------------------------------------------------------
+
+    def events(self) -> AsyncIterator[StreamEvent]:
+        return self.jobs.events()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _raise_failure(self) -> None:
+        if self.jobs.failure is not None:
+            raise self.jobs.failure
+        if self._aborted:
+            raise asyncio.CancelledError("the session was aborted")
+
+    def _on_scored(self, samples16k: np.ndarray, probs: np.ndarray | None, error: BaseException | None) -> None:
+        """On the loop, in submission order: the VAD's result for ``samples16k``."""
+        if self.jobs.failure is not None:
+            return
+        try:
+            if error is not None:
+                logger.error("the VAD failed: %r", error, extra=self._log)
+                self.fail(ServiceError("voice activity detection failed; the server log has the details"))
+                return
+            assert probs is not None
+            self._pos16k += len(samples16k)
+            self._handle(self._segmenter.push(samples16k, probs))
+            if self.captions is not None and not self._finished and self.jobs.failure is None:
+                self.captions.maybe_start(self._segmenter.open_speech())
+        except ServiceError as e:  # e.g. Translate: the engine queue is full
+            self.fail(e)
+        except Exception as e:
+            logger.exception("a session failed on a VAD result", extra=self._log)
+            self.fail(ServiceError(f"internal error ({type(e).__name__}); the server log has the details"))
+
+    def _update_room(self) -> None:
+        """Feeding may go on while the session is under its fair share of unread segments and the
+        VAD is less than a second behind it (so unscored audio cannot pile up in memory)."""
+        if self._aborted or (self.jobs.unread < self._fair_share() and self._vad.backlog < VAD_BACKLOG):
+            self._room.set()  # (an aborted or failed session lets its feeder run into the failure)
+        else:
+            self._room.clear()
+
+    def _handle(self, events: list[SegmenterEvent]) -> None:
+        offset = self.timeline.offset_ms
+        for ev in events:
+            if isinstance(ev, SpeechStarted):
+                self.jobs.put(SpeechEvent(True, ev.offset_ms + offset))
+            elif isinstance(ev, SpeechEnded):
+                self.jobs.put(SpeechEvent(False, ev.offset_ms + offset))
+            elif isinstance(ev, SegmentReady):
+                seg = segment_of(self.jobs.next_id, ev.start_sample, ev.samples, ev.end_sample, offset)
+                if self.captions is not None:
+                    self.captions.segment_closed(seg.segment_id)  # the final result supersedes it
+                vad_wait_ms = max(0, self._pos16k - (seg.end_ms - offset) * PER_MS) / PER_MS
+                self.jobs.submit(seg, vad_wait_ms)
+            elif isinstance(ev, SpeechDiscarded):
+                logger.debug("discarded %s", ev, extra=self._log)
+        self._update_room()
+        self.jobs.emit_ready()

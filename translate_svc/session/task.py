@@ -1,0 +1,102 @@
+"""What a request may ask for: languages, output, captions, resume and answer size, checked once.
+
+Pure functions of the request, the model's card and the limits; every refusal is an InvalidInput
+whose message tells the caller what to send instead.
+"""
+
+from __future__ import annotations
+
+from translate_svc.audio.opus import OPUS_RATE
+from translate_svc.engine.runner import ModelCard
+from translate_svc.errors import InvalidInput, shown
+from translate_svc.session.events import Resume
+from translate_svc.settings import LimitsSettings
+from translate_svc.types import OutputOptions, SpeechEncoding, TranslationTask
+
+#: Translate refuses speech answers that could outgrow the message limit: this many seconds of
+#: speech per second of input audio per target are assumed (SeamlessM4T speaks at about the
+#: input's pace; see docs/api.md "Limits")
+SPEECH_SECONDS_PER_INPUT_SECOND = 1.5
+
+
+def resolve_task(
+    card: ModelCard, limits: LimitsSettings, source: str, targets: list[str], output: OutputOptions
+) -> TranslationTask:
+    """Check languages and output options against the loaded model and the limits."""
+    text_codes, speech_codes = card.text_codes, card.speech_codes
+    if not targets:
+        raise InvalidInput('target_languages is empty: name at least one target language, e.g. "spa"')
+    if len(targets) > limits.max_target_languages:
+        raise InvalidInput(
+            f"{len(targets)} target languages requested; this server allows at most "
+            f"{limits.max_target_languages} per request"
+        )
+    dup = sorted({t for t in targets if targets.count(t) > 1})
+    if dup:
+        raise InvalidInput(f"target_languages lists {shown(dup[0])} more than once")
+    for t in targets:
+        if t not in text_codes:
+            raise InvalidInput(
+                f"unknown target language {shown(t)}: use a code from ListLanguages "
+                f"({len(text_codes)} supported, e.g. {_examples(text_codes)})"
+            )
+        if output.speech and t not in speech_codes:
+            raise InvalidInput(
+                f"target language {shown(t)} has text output only: set output.speech=false or pick a "
+                f"language with speech_output in ListLanguages (e.g. {_examples(speech_codes)})"
+            )
+    if source and source not in text_codes:
+        raise InvalidInput(
+            f"unknown source language {shown(source)}: use a code from ListLanguages "
+            f"({len(text_codes)} supported, e.g. {_examples(text_codes)})"
+        )
+    if not 8000 <= output.speech_sample_rate_hz <= 48000:
+        raise InvalidInput(
+            f"output.speech_sample_rate_hz is {output.speech_sample_rate_hz}: use 8000..48000 (0 means 16000)"
+        )
+    if output.speech_encoding is SpeechEncoding.OPUS and output.speech_sample_rate_hz != OPUS_RATE:
+        raise InvalidInput(
+            f"output.speech_sample_rate_hz is {output.speech_sample_rate_hz}: Opus speech is 48 kHz, "
+            "leave it 0 or set 48000"
+        )
+    if not 0 <= output.speaker_id < card.num_speakers:
+        raise InvalidInput(f"output.speaker_id is {output.speaker_id}: use 0..{card.num_speakers - 1}")
+    return TranslationTask(source_language=source or None, target_languages=tuple(targets), output=output)
+
+
+def check_captions(interim_interval_ms: int, task: TranslationTask, limits: LimitsSettings) -> None:
+    least = limits.min_interim_interval_ms
+    if interim_interval_ms and not least <= interim_interval_ms <= 60_000:
+        raise InvalidInput(f"interim_interval_ms is {interim_interval_ms}: use 0 (no live captions) or {least}..60000")
+    if interim_interval_ms and not (task.output.text or task.output.transcript):
+        raise InvalidInput("interim_interval_ms needs text: set output.text or output.transcript")
+
+
+def check_resume(resume: Resume) -> None:
+    if not (len(resume.token) == 32 and all(c in "0123456789abcdef" for c in resume.token)):
+        raise InvalidInput(
+            f"resume.resume_token {shown(resume.token)} is not a token this service issued: give back "
+            "StreamStarted.resume_token of the stream's first call"
+        )
+    if resume.next_segment_id < 0 or resume.offset_ms < 0:
+        raise InvalidInput("resume.next_segment_id and resume.offset_ms must not be negative")
+
+
+def check_answer_size(duration_s: float, task: TranslationTask, limits: LimitsSettings) -> None:
+    """Refuse up front a Translate whose speech could not fit one response message."""
+    out = task.output
+    if not out.speech:
+        return
+    per_s = 2 * out.speech_sample_rate_hz * SPEECH_SECONDS_PER_INPUT_SECOND * len(task.target_languages)
+    budget = limits.max_message_bytes - 64 * 1024  # room for texts and framing
+    if duration_s * per_s > budget:
+        fits = budget / per_s
+        raise InvalidInput(
+            f"a {duration_s:.0f} s clip with speech in {len(task.target_languages)} language(s) at "
+            f"{out.speech_sample_rate_hz} Hz may not fit one {limits.max_message_bytes}-byte response: "
+            f"send at most {fits:.0f} s, fewer targets or a lower speech_sample_rate_hz, or use StreamingTranslate"
+        )
+
+
+def _examples(codes: frozenset[str]) -> str:
+    return ", ".join(sorted(codes)[:3])

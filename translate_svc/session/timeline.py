@@ -1,0 +1,93 @@
+"""One stream's clock and decoder: wire bytes -> float32 -> 16 kHz, with gaps and the duration limit.
+
+The timeline counts input samples, filled gaps included; a resumed stream starts at its offset.
+Event loop only (``ingest`` may run on a worker thread while the session awaits it).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import numpy as np
+
+from translate_svc.audio.codec import decode_raw
+from translate_svc.audio.opus import OpusStreamDecoder
+from translate_svc.audio.resample import StreamResampler
+from translate_svc.errors import InvalidInput, LimitReached
+from translate_svc.settings import LimitsSettings
+from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, AudioFormat
+
+
+class Timeline:
+    def __init__(self, fmt: AudioFormat, limits: LimitsSettings, offset_ms: int = 0) -> None:
+        self.fmt = fmt
+        self._limits = limits
+        #: the stream's timeline starts this many ms before this call's first sample (a resume)
+        self.offset_ms = offset_ms
+        self._decode = _stream_decoder(fmt)
+        self._resampler = StreamResampler(fmt.sample_rate_hz, MODEL_SAMPLE_RATE)
+        #: the timeline's length in input samples (filled gaps included; a resume starts at its offset)
+        self.input_frames = round(offset_ms * fmt.sample_rate_hz / 1000)
+        #: of it, skipped by packet timestamps and filled with silence
+        self.filled_frames = 0
+
+    @property
+    def audio_received_ms(self) -> int:
+        return round(self.input_frames * 1000 / self.fmt.sample_rate_hz)
+
+    @property
+    def audio_filled_ms(self) -> int:
+        return round(self.filled_frames * 1000 / self.fmt.sample_rate_hz)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """One message's bytes -> mono float32 at the stream's rate (the duration is checked)."""
+        samples = self._decode(data)
+        self.check_duration(len(samples))
+        return samples
+
+    def gap(self, timestamp: int) -> int:
+        """Input samples between the timeline's end and ``timestamp`` (checked)."""
+        gap = timestamp - self.input_frames
+        if gap < 0:
+            raise InvalidInput(
+                f"packet timestamp {timestamp} goes back: the stream's audio already reaches sample "
+                f"{self.input_frames}; send packets in order and drop late ones"
+            )
+        most = self._limits.idle_timeout_s * self.fmt.sample_rate_hz
+        if gap > most:
+            raise InvalidInput(
+                f"packet timestamp {timestamp} skips {gap} samples ({gap / self.fmt.sample_rate_hz:.1f} s), over "
+                f"limits.idle_timeout_seconds ({self._limits.idle_timeout_s:g} s): check the timestamp's unit "
+                f"(samples at {self.fmt.sample_rate_hz} Hz since the stream's first sample) or open a new stream"
+            )
+        return gap
+
+    def fill(self, frames: int) -> None:
+        """Count a stretch of ``frames`` the client skipped as filled (checked against the duration)."""
+        self.check_duration(frames)
+        self.filled_frames += frames
+
+    def check_duration(self, frames: int) -> None:
+        if self.input_frames + frames > self._limits.max_stream_seconds * self.fmt.sample_rate_hz:
+            raise LimitReached(
+                f"the stream reached its maximum duration of {self._limits.max_stream_seconds:.0f} s; audio after "
+                f"{self.audio_received_ms} ms was not processed: open a new stream to continue",
+                reason="max_stream_duration",
+            )
+
+    def ingest(self, samples: np.ndarray) -> np.ndarray:
+        """Input-rate samples onto the timeline -> their 16 kHz samples (resampler state kept)."""
+        self.input_frames += len(samples)
+        return self._resampler.process(samples)
+
+    def drain_resampler(self) -> np.ndarray:
+        """The resampler's held-back tail (the stream's input is over)."""
+        return self._resampler.process(np.zeros(0, np.float32), last=True)
+
+
+def _stream_decoder(fmt: AudioFormat) -> Callable[[bytes], np.ndarray]:
+    """bytes of one message -> mono float32 at the stream's rate."""
+    if fmt.encoding is AudioEncoding.OPUS:
+        return OpusStreamDecoder(fmt.channels).decode
+    return functools.partial(decode_raw, fmt=fmt)

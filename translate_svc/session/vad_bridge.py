@@ -1,0 +1,85 @@
+"""One stream's path through the shared VAD worker: 16 kHz samples in, (samples, probabilities) out.
+
+The VAD runs behind the feed: ``score`` hands samples to the ``VadWorker`` thread without waiting,
+and ``on_scored`` gets them back on the loop, in order. Samples are held back until they complete a
+window (a request without a whole window is work for nothing). Event loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+
+import numpy as np
+
+from translate_svc.types import MODEL_SAMPLE_RATE
+from translate_svc.vad.segmenter import WINDOW_SAMPLES
+from translate_svc.vad.worker import VadWorker
+
+#: the most audio (16 kHz samples) that may wait for the VAD per stream before feeding pauses (1 s)
+VAD_BACKLOG = MODEL_SAMPLE_RATE
+
+#: (samples16k, probs or None, error or None), on the loop, in submission order
+OnScored = Callable[[np.ndarray, np.ndarray | None, BaseException | None], None]
+
+
+class VadBridge:
+    def __init__(self, worker: VadWorker, on_scored: OnScored, on_change: Callable[[], None]) -> None:
+        self._worker = worker
+        self._state = worker.vad.new_state()
+        self._on_scored = on_scored
+        self._on_change = on_change  # the backlog changed (the session re-checks its room)
+        self._carry: list[np.ndarray] = []
+        self._carry_n = 0
+        self._submitted = 0  # 16 kHz samples submitted so far
+        #: 16 kHz samples submitted and not yet back
+        self.backlog = 0
+        self._inflight = 0
+        self._idle = asyncio.Event()  # set while nothing is at the VAD
+        self._idle.set()
+        self.closed = False
+
+    def score(self, samples16k: np.ndarray, *, last: bool = False, now: bool = False) -> None:
+        """Queue ``samples16k``; submit once a window is complete, or at once if ``now``/``last``."""
+        if self.closed:
+            return
+        self._carry.append(samples16k)
+        self._carry_n += len(samples16k)
+        window = WINDOW_SAMPLES
+        if not (last or now) and (self._submitted + self._carry_n) // window <= self._submitted // window:
+            return
+        x = self._carry[0] if len(self._carry) == 1 else np.concatenate(self._carry)
+        self._carry, self._carry_n = [], 0
+        if not len(x) and not last:
+            return
+        self._submitted += len(x)
+        self.backlog += len(x)
+        self._inflight += 1
+        self._idle.clear()
+        self._on_change()
+        self._worker.submit(self._state, x, functools.partial(self._back, x), last=last)
+
+    def _back(self, samples16k: np.ndarray, probs: np.ndarray | None, error: BaseException | None) -> None:
+        self.backlog -= len(samples16k)
+        self._inflight -= 1
+        try:
+            if not self.closed:
+                self._on_scored(samples16k, probs, error)
+        finally:
+            if not self._inflight:
+                self._idle.set()
+            self._on_change()
+
+    async def scored_all(self) -> None:
+        """Until every sample given so far has been scored (the held-back rest is submitted now)."""
+        self.score(np.zeros(0, np.float32), now=True)
+        await self._idle.wait()
+
+    async def wait_idle(self) -> None:
+        """Until nothing submitted is still at the VAD."""
+        await self._idle.wait()
+
+    def close(self) -> None:
+        """Nothing more is scored; results still on their way are dropped."""
+        self.closed = True
