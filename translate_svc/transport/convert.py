@@ -1,15 +1,30 @@
-"""protobuf <-> domain conversion. The only place (with the servicer) that knows the wire types."""
+"""protobuf <-> domain conversion: every wire message is parsed into, or built from, a domain object here.
+
+The gRPC door's only knowledge of the wire types besides the servicer's method table.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from google.rpc import code_pb2, status_pb2
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from pydantic import ValidationError
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.engine.runner import ModelCard
-from translate_svc.errors import ErrorCode, InvalidInput
-from translate_svc.session import StreamEnded
+from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
+from translate_svc.session.events import (
+    AudioIn,
+    Draining,
+    Flush,
+    Resume,
+    SpeechEvent,
+    StreamConfig,
+    StreamEnded,
+    StreamEvent,
+    StreamRequest,
+    StreamStarted,
+)
 from translate_svc.settings import LimitsSettings, VadSettings
 from translate_svc.types import (
     AudioEncoding,
@@ -228,3 +243,91 @@ def _add_texts(
 
 #: samples per Opus output packet at 48 kHz (20 ms)
 _OPUS_FRAME = 960
+
+
+# -- the stream: requests in, events out --------------------------------------------------------
+
+
+def stream_request(msg: pb.StreamingTranslateRequest, vad_defaults: VadSettings) -> StreamRequest:
+    """One StreamingTranslate message -> its domain request (wire-level mistakes: InvalidInput)."""
+    kind = msg.WhichOneof("request")
+    if kind == "audio":
+        return AudioIn(msg.audio)
+    if kind == "packet":
+        p = msg.packet
+        return AudioIn(p.data, p.timestamp if p.HasField("timestamp") else None, field="packet")
+    if kind == "control":
+        if msg.control != pb.FLUSH:
+            raise InvalidInput(f"unknown control {msg.control}: the only control is FLUSH")
+        return Flush()
+    if kind == "config":
+        return stream_config(msg.config, vad_defaults)
+    raise InvalidInput("empty request message: set one of config, audio, packet or control")
+
+
+def stream_config(cfg: pb.StreamingConfig, vad_defaults: VadSettings) -> StreamConfig:
+    resume = None
+    if cfg.HasField("resume"):
+        r = cfg.resume
+        resume = Resume(r.resume_token, r.next_segment_id, r.offset_ms)
+    return StreamConfig(
+        format=audio_format(cfg.format, "config.format"),
+        source_language=cfg.source_language,
+        target_languages=tuple(cfg.target_languages),
+        output=output_options(cfg.output, cfg.HasField("output")),
+        vad=vad_settings(cfg.vad, vad_defaults),
+        interim_interval_ms=cfg.interim_interval_ms,
+        resume=resume,
+    )
+
+
+def stream_started_to_pb(s: StreamStarted) -> pb.StreamStarted:
+    resume = None
+    if s.resume is not None:
+        resume = pb.ResumeFrom(
+            resume_token=s.resume.token, next_segment_id=s.resume.next_segment_id, offset_ms=s.resume.offset_ms
+        )
+    return pb.StreamStarted(
+        session_id=s.session_id,
+        config=pb.StreamingConfig(
+            format=audio_format_to_pb(s.format),
+            source_language=s.task.source_language or "",
+            target_languages=s.task.target_languages,
+            output=output_options_to_pb(s.task.output),
+            vad=vad_settings_to_pb(s.vad),
+            interim_interval_ms=s.interim_interval_ms,
+            resume=resume,
+        ),
+        model=model_card_to_pb(s.card),
+        limits=limits_to_pb(s.limits),
+        resume_token=s.resume_token,
+    )
+
+
+def stream_event_to_pb(ev: StreamStarted | StreamEvent) -> pb.StreamingTranslateResponse:
+    if isinstance(ev, SegmentResult):
+        return pb.StreamingTranslateResponse(segment=segment_result_to_pb(ev))
+    if isinstance(ev, InterimResult):
+        return pb.StreamingTranslateResponse(interim=interim_to_pb(ev))
+    if isinstance(ev, SpeechEvent):
+        kind = pb.SpeechEvent.SPEECH_STARTED if ev.started else pb.SpeechEvent.SPEECH_ENDED
+        return pb.StreamingTranslateResponse(speech_event=pb.SpeechEvent(type=kind, offset_ms=ev.offset_ms))
+    if isinstance(ev, Draining):
+        return pb.StreamingTranslateResponse(
+            draining=pb.Draining(deadline_unix_ms=ev.deadline_unix_ms, remaining_ms=ev.remaining_ms)
+        )
+    if isinstance(ev, StreamStarted):
+        return pb.StreamingTranslateResponse(started=stream_started_to_pb(ev))
+    return pb.StreamingTranslateResponse(ended=stream_end_to_pb(ev))
+
+
+def error_status(err: ServiceError) -> status_pb2.Status:
+    """A ServiceError as google.rpc.Status, with a RetryInfo detail when retrying helps."""
+    details = []
+    if err.retry_after_ms is not None:
+        delay = duration_pb2.Duration()
+        delay.FromMilliseconds(err.retry_after_ms)
+        packed = any_pb2.Any()
+        packed.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+        details.append(packed)
+    return status_pb2.Status(code=RPC_CODES[err.code], message=err.message, details=details)
