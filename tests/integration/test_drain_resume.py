@@ -127,3 +127,50 @@ async def test_a_draining_server_tells_live_streams_translates_their_speech_and_
     assert segs and segs[-1].end_ms <= end.resume_offset_ms
     assert [s.segment_id for s in segs] == list(range(len(segs))) and end.segments_total == len(segs)
     assert kinds.index("draining") < len(kinds) - 1 - kinds[::-1].index("segment")  # results after the notice
+
+
+async def test_fifty_streams_still_sending_all_end_unavailable_with_resume_on_drain(
+    test_model_dir: Path, speech: np.ndarray
+) -> None:
+    """grpc/grpc#36066: a client still writing when its stream ends must get the server's status,
+    not INTERNAL. Half of the clients stop sending when they read `ended`; the other half never
+    look and send on (at real time) until their audio runs out, seconds after the drain's end."""
+    settings = make_settings(test_model_dir)
+    settings.server.drain_s = 1.0
+    n = 50
+    async with serving(settings) as live:
+        started = [asyncio.Event() for _ in range(n)]
+
+        async def stream(i: int) -> tuple[grpc.StatusCode, str, list[str]]:
+            over = asyncio.Event()
+            blind = i % 2 == 1
+            audio = speech[: 16000 * (7 if blind else 30)]
+
+            async def gen() -> AsyncIterator[pb.StreamingTranslateRequest]:
+                yield cfg()
+                for m in chunks(np.roll(audio, 1600 * i)):  # each stream at its own place in the speech
+                    if over.is_set() and not blind:
+                        return
+                    await asyncio.sleep(0.1)
+                    yield m
+
+            kinds: list[str] = []
+            try:
+                async for r in live.stub.StreamingTranslate(gen(), timeout=60):
+                    kinds.append(r.WhichOneof("response") or "")
+                    started[i].set()
+                    if kinds[-1] == "ended":
+                        over.set()
+            except grpc.aio.AioRpcError as e:
+                return e.code(), e.details() or "", kinds
+            return grpc.StatusCode.OK, "", kinds
+
+        tasks = [asyncio.create_task(stream(i)) for i in range(n)]
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in started)), 60)
+        await asyncio.sleep(1.0)  # every stream is live and sending
+        await live.server.stop(grace=15)
+        ends = await asyncio.gather(*tasks)
+    codes = [code for code, _, _ in ends]
+    assert codes == [grpc.StatusCode.UNAVAILABLE] * n, [(c, d) for c, d, _ in ends if c != grpc.StatusCode.UNAVAILABLE]
+    assert all("resume" in details for _, details, _ in ends)
+    assert all("draining" in kinds and kinds[-1] == "ended" for _, _, kinds in ends)

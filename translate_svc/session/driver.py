@@ -2,23 +2,27 @@
 
 ``StreamDriver.run`` owns the rules a door must not reimplement: the config comes first (resume
 included), audio and FLUSH follow, a silent client is closed after ``idle_timeout``, a drain's
-deadline ends the stream with "resume elsewhere", and every end has its reason and its text. A
-stream that ends with an error (bad input, a limit, a drain) is held open while its client is still
-sending (``hold``, the door's way to read and drop what comes), so that the status reaches a client
-that is mid-write intact (grpc/grpc#36066; DESIGN.md pitfall 17): briefly after bad input, until the
-end of the server's grace period after a drain. Event loop only.
+deadline ends the stream with "resume elsewhere", and every end has its reason and its text.
+
+Reading is never cancelled while the call lives: the timers (idle, drain) end the stream beside the
+reader, which goes on reading and dropping what the client still sends. A stream that ends with an
+error (bad input, a limit, a drain) is held open until its client stops sending -- briefly after bad
+input, until the end of the server's grace period after a drain -- so that the status reaches a
+client that is mid-write intact (grpc/grpc#36066, DESIGN.md pitfall 17: a cancelled read would end
+the request stream, and the client's next write would fail as INTERNAL). Event loop only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError, ShuttingDown
 from translate_svc.session.events import (
     AudioIn,
     Flush,
+    Invalid,
     StreamConfig,
     StreamEvent,
     StreamRequest,
@@ -30,9 +34,6 @@ from translate_svc.session.stream import StreamSession
 
 logger = logging.getLogger(__name__)
 
-#: the door's "read and drop what the client still sends, until it stops or ``seconds`` pass"
-Hold = Callable[[float], Awaitable[None]]
-
 
 def internal_error(exc: BaseException) -> ServiceError:
     """An unexpected exception as the client sees it (the details go to the log)."""
@@ -41,22 +42,26 @@ def internal_error(exc: BaseException) -> ServiceError:
 
 
 class StreamDriver:
+    """Drives one stream; create one per call."""
+
     def __init__(self, manager: SessionManager, *, error_drain_s: float = 2.0) -> None:
         self._m = manager
         self._error_drain_s = error_drain_s
-        self._read_timeout: asyncio.Timeout | None = None
+        self._session: StreamSession | None = None
+        self._open = False  # audio is still taken (not ended by half-close, a limit or an error)
+        self._waiting = False  # the reader waits for the client's next message
+        self._timer: asyncio.TimerHandle | None = None
+        self._ending: asyncio.Task[None] | None = None  # a timer's end of the stream
 
-    async def run(
-        self, requests: AsyncIterator[StreamRequest], hold: Hold
-    ) -> AsyncGenerator[StreamStarted | StreamEvent, None]:
+    async def run(self, requests: AsyncIterator[StreamRequest]) -> AsyncGenerator[StreamStarted | StreamEvent, None]:
         """The stream's events: StreamStarted, then speech events, results, captions and notices,
         then StreamEnded. Raises the ServiceError that ends the stream (the door sends its status)
-        after holding the stream while the client still sends. Iterate it under
-        ``contextlib.aclosing`` so that a cancelled call closes its session at once."""
+        once the client stopped sending. Iterate it under ``contextlib.aclosing`` so that a
+        cancelled call closes its session at once."""
         try:
-            session = await self._open(requests)
+            session = await self._start(requests)
         except ServiceError as e:
-            await hold(self._error_drain_s)
+            await _drop_rest(requests, self._error_drain_s)
             raise e from None
         reader = asyncio.create_task(self._read(requests, session), name=f"read-{session.session_id}")
         error: ServiceError | None = None
@@ -75,11 +80,16 @@ class StreamDriver:
         finally:
             # close first: a cancel landing in the await below must not skip it (leaked stream slot)
             session.close()
-            if not reader.done():
-                reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            self._disarm()
+            if error is None:
+                await _stop(reader)
         if error is not None:
-            await hold(self._patience(error))
+            try:  # the reader drops what still comes, until the client half-closes
+                await asyncio.wait({reader}, timeout=self._patience(error))
+            finally:
+                await _stop(reader)
+                if self._ending is not None:
+                    await _stop(self._ending)
             raise error
 
     def _patience(self, error: ServiceError) -> float:
@@ -89,10 +99,12 @@ class StreamDriver:
             return max(self._error_drain_s, until - asyncio.get_running_loop().time())
         return self._error_drain_s
 
-    async def _open(self, requests: AsyncIterator[StreamRequest]) -> StreamSession:
+    async def _start(self, requests: AsyncIterator[StreamRequest]) -> StreamSession:
         first = await anext(requests, None)
         if first is None:
             raise InvalidInput("the stream ended before its first message: send a `config` message first")
+        if isinstance(first, Invalid):
+            raise first.error
         if not isinstance(first, StreamConfig):
             raise InvalidInput(
                 f"the first message must be `config`, got `{request_name(first)}`: send the StreamingConfig first"
@@ -101,65 +113,135 @@ class StreamDriver:
         session = self._m.open_stream(
             first.format, task, first.vad, interim_interval_ms=first.interim_interval_ms, resume=first.resume
         )
-        session.on_drain = self._on_drain
+        self._session, self._open = session, True
+        session.on_drain = lambda deadline: self._arm()
         return session
 
-    def _on_drain(self, deadline: float) -> None:
-        """Wake the reader at the drain's deadline if it would wait past it."""
-        t = self._read_timeout
-        if t is not None:
-            when = t.when()
-            if when is None or when > deadline:
-                t.reschedule(deadline)
+    # -- the request side ---------------------------------------------------------------------
 
     async def _read(self, requests: AsyncIterator[StreamRequest], session: StreamSession) -> None:
-        """Request side: feed audio, apply controls; half-close (or a limit) finishes the session."""
-        try:
-            while True:
-                req = await self._next(requests, session)
-                if req is None:
-                    break
-                if isinstance(req, AudioIn):
-                    await session.feed(req.data, req.timestamp)
-                elif isinstance(req, Flush):
-                    await session.flush()
-                else:
-                    raise InvalidInput("`config` was sent twice: send it once, as the first message")
-            await session.finish()
-        except LimitReached as e:
-            await session.finish(e)
-        except ServiceError as e:
-            session.fail(e)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # a bug must end the stream, not leave the client waiting
-            session.fail(internal_error(e))
+        """Feed audio and apply controls while the stream is open; after its end, read and drop what
+        the client still sends until it half-closes. Half-close while open finishes the session."""
+        while True:
+            if self._open and self._deadline_passed():
+                await self._finish(self._drain_end())
+            self._waiting = True
+            self._arm()
+            try:
+                req = await anext(requests, None)
+            finally:
+                self._waiting = False
+            if req is None:
+                break
+            if not self._open:
+                continue  # the stream has ended: dropped (the status says from where)
+            try:
+                await self._apply(session, req)
+            except LimitReached as e:
+                await self._finish(e)
+            except ServiceError as e:
+                self._open = False
+                session.fail(e)
+            except Exception as e:  # a bug must end the stream, not leave the client waiting
+                self._open = False
+                session.fail(internal_error(e))
+        if self._open:
+            await self._finish(None)
+        if self._ending is not None:
+            await self._ending
 
-    async def _next(self, requests: AsyncIterator[StreamRequest], session: StreamSession) -> StreamRequest | None:
-        """The next request; raises the idle limit, or the drain's end at its deadline."""
+    @staticmethod
+    async def _apply(session: StreamSession, req: StreamRequest) -> None:
+        if isinstance(req, AudioIn):
+            await session.feed(req.data, req.timestamp)
+        elif isinstance(req, Flush):
+            await session.flush()
+        elif isinstance(req, Invalid):
+            raise req.error
+        else:
+            raise InvalidInput("`config` was sent twice: send it once, as the first message")
+
+    async def _finish(self, limit: LimitReached | None) -> None:
+        """End the stream's audio: its open speech is translated, then StreamEnded (and ``limit``)."""
+        self._open = False
+        self._disarm()
+        assert self._session is not None
+        try:
+            await self._session.finish(limit)
+        except ServiceError as e:
+            self._session.fail(e)
+        except Exception as e:
+            self._session.fail(internal_error(e))
+
+    # -- timers: idle and drain, never cancelling a read ----------------------------------------
+
+    def _arm(self) -> None:
+        """(Re)start the timer for the waiting reader: the idle limit, or the drain's deadline."""
+        session = self._session
+        if not (self._open and self._waiting) or session is None:
+            return
         loop = asyncio.get_running_loop()
-        idle_s = self._m.limits.idle_timeout_s
-        when = loop.time() + idle_s
+        when = loop.time() + self._m.limits.idle_timeout_s
         if session.drain_deadline is not None:
             when = min(when, session.drain_deadline)
+        self._disarm()
+        self._timer = loop.call_at(when, self._on_timer)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not (self._open and self._waiting):
+            return  # the reader is busy with a message: the timer restarts when it waits again
+        limit = self._drain_end() if self._deadline_passed() else self._idle_end()
+        self._ending = asyncio.get_running_loop().create_task(self._finish(limit))
+
+    def _deadline_passed(self) -> bool:
+        assert self._session is not None
+        deadline = self._session.drain_deadline
+        return deadline is not None and asyncio.get_running_loop().time() >= deadline - 0.001
+
+    def _drain_end(self) -> ShuttingDown:
+        assert self._session is not None
+        at = self._session.audio_received_ms
+        return ShuttingDown(
+            "this server shut down: the stream's open speech was translated up to "
+            f"{at} ms; resume on another server (StreamingConfig.resume with this stream's "
+            f"resume_token, offset_ms {at}, next_segment_id = the next id)"
+        )
+
+    def _idle_end(self) -> LimitReached:
+        return LimitReached(
+            f"no message for {self._m.limits.idle_timeout_s:g} s (limits.idle_timeout_seconds): the stream was "
+            "closed after its open speech was translated; send audio (or silence) at least that often",
+            reason="idle_timeout",
+        )
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    if not task.done():
+        task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _drop_rest(requests: AsyncIterator[StreamRequest], seconds: float) -> None:
+    """Read and drop what the client still sends, until it half-closes or ``seconds`` pass."""
+
+    async def drop() -> None:
         try:
-            async with asyncio.timeout_at(when) as self._read_timeout:
-                return await anext(requests, None)
-        except TimeoutError:
-            if session.drain_deadline is not None and loop.time() >= session.drain_deadline - 0.001:
-                at = session.audio_received_ms
-                raise ShuttingDown(
-                    "this server shut down: the stream's open speech was translated up to "
-                    f"{at} ms; resume on another server (StreamingConfig.resume with this stream's "
-                    f"resume_token, offset_ms {at}, next_segment_id = the next id)"
-                ) from None
-            raise LimitReached(
-                f"no message for {idle_s:g} s (limits.idle_timeout_seconds): the stream was closed after "
-                "its open speech was translated; send audio (or silence) at least that often",
-                reason="idle_timeout",
-            ) from None
-        finally:
-            self._read_timeout = None
+            async for _ in requests:
+                pass
+        except Exception:  # the call ended (the door's iterator fails), or it is already closed
+            return
+
+    task = asyncio.create_task(drop())
+    try:
+        await asyncio.wait({task}, timeout=seconds)
+    finally:
+        await _stop(task)
 
 
 def _started(session: StreamSession, manager: SessionManager) -> StreamStarted:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from translate_svc.engine.runner import ModelCard
-from translate_svc.errors import LimitReached
+from translate_svc.errors import InvalidInput, LimitReached
 from translate_svc.settings import LimitsSettings, VadSettings
 from translate_svc.types import (
     AudioFormat,
@@ -60,7 +60,16 @@ class Flush:
     """Close the open speech now (end of a turn), without ending the stream."""
 
 
-StreamRequest = StreamConfig | AudioIn | Flush
+@dataclass(frozen=True)
+class Invalid:
+    """A message the door could not turn into a request (unparsable, empty, an unknown control): the
+    stream ends with ``error`` if it is still open. Doors pass it on instead of raising, so that
+    reading (and dropping) what the client still sends can go on after the stream has ended."""
+
+    error: InvalidInput
+
+
+StreamRequest = StreamConfig | AudioIn | Flush | Invalid
 
 
 def request_name(req: StreamRequest) -> str:
@@ -69,7 +78,9 @@ def request_name(req: StreamRequest) -> str:
         return "config"
     if isinstance(req, AudioIn):
         return req.field
-    return "control"
+    if isinstance(req, Flush):
+        return "control"
+    return "invalid message"
 
 
 # -- events (driver -> door) ---------------------------------------------------------------------

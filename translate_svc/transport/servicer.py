@@ -29,7 +29,7 @@ from grpc_status import rpc_status
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, ServiceError
 from translate_svc.observability import metrics
-from translate_svc.session import SessionManager, StreamDriver, StreamRequest, StreamStarted
+from translate_svc.session import Invalid, SessionManager, StreamDriver, StreamRequest, StreamStarted
 from translate_svc.session.driver import internal_error
 from translate_svc.settings import VadSettings
 from translate_svc.transport import convert
@@ -144,12 +144,11 @@ class TranslatorServicer:
         self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StreamingTranslateResponse]:
         """Parse, drive, render: the stream protocol itself is ``StreamDriver``'s."""
-        call = _HeldCall(raw_requests)
         requests = _requests(raw_requests, self._m.vad_defaults)
         driver = StreamDriver(self._m, error_drain_s=self._error_drain_s)
         counted = False
         try:
-            async with contextlib.aclosing(driver.run(requests, call.hold)) as events:
+            async with contextlib.aclosing(driver.run(requests)) as events:
                 async for ev in events:
                     if isinstance(ev, StreamStarted):
                         metrics.STREAMS_ACTIVE.inc()
@@ -158,41 +157,17 @@ class TranslatorServicer:
                         metrics.observe_segment(ev)
                     yield convert.stream_event_to_pb(ev)
         except ServiceError as e:
-            await _abort(context, e)  # while ``hold`` still reads what the client sends
+            await _abort(context, e)
         finally:
             if counted:
                 metrics.STREAMS_ACTIVE.dec()
-            call.release()
-
-
-class _HeldCall:
-    """A stream's raw request side, for ``StreamDriver``'s hold: read and drop what the client
-    still sends (unparsed) until it half-closes or the time is up; the reading goes on until the
-    status is sent (``release``), so no client write can fail before the status reaches it."""
-
-    def __init__(self, raw_requests: AsyncIterator[bytes]) -> None:
-        self._raw = raw_requests
-        self._drain: asyncio.Task[None] | None = None
-
-    async def hold(self, seconds: float) -> None:
-        if self._drain is None:
-            self._drain = asyncio.create_task(_discard(self._raw))
-        await asyncio.wait({self._drain}, timeout=seconds)
-
-    def release(self) -> None:
-        if self._drain is not None:
-            self._drain.cancel()
 
 
 async def _requests(raw: AsyncIterator[bytes], vad_defaults: VadSettings) -> AsyncIterator[StreamRequest]:
+    """Wire messages -> domain requests; one that cannot be used becomes ``Invalid`` (the driver
+    decides: it ends an open stream, and is dropped after the end), so reading can go on."""
     async for data in raw:
-        yield convert.stream_request(_parse(pb.StreamingTranslateRequest, data), vad_defaults)
-
-
-async def _discard(raw_requests: AsyncIterator[bytes]) -> None:
-    """Read and drop the rest of an ended stream's requests, unparsed."""
-    try:
-        async for _ in raw_requests:
-            pass
-    except Exception:  # the call ended (AbortError), or the iterator is already closed
-        return
+        try:
+            yield convert.stream_request(_parse(pb.StreamingTranslateRequest, data), vad_defaults)
+        except InvalidInput as e:
+            yield Invalid(e)
