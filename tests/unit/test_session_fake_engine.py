@@ -1,0 +1,169 @@
+"""Sessions against a fake ``EngineClient``: the test decides when and how each job ends, so order,
+per-segment refusals, captions and abort are checked without an engine, a model or a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.unit.fake_engine import FakeEngineClient
+from translate_svc.session import (
+    AudioIn,
+    SegmentResult,
+    SessionManager,
+    StreamConfig,
+    StreamDriver,
+    StreamEnded,
+    StreamRequest,
+    StreamSession,
+)
+from translate_svc.settings import LimitsSettings, VadSettings
+from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, OutputOptions, TranslationTask
+from translate_svc.vad.silero import SileroVad
+from translate_svc.vad.worker import VadWorker
+
+FMT = AudioFormat(AudioEncoding.LINEAR16, 16000, 1)
+TASK = TranslationTask("eng", ("spa",), OutputOptions(speech=False))
+
+
+@pytest.fixture(scope="module")
+def vad() -> VadWorker:
+    return VadWorker(SileroVad())
+
+
+@pytest.fixture(scope="module")
+def speech(shared_audio: Path) -> bytes:
+    samples, rate = sf.read(shared_audio / "silero_test.wav", dtype="int16")
+    assert rate == 16000
+    return bytes(samples[: 16000 * 20].tobytes())  # 20 s: several speech regions
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    for _ in range(int(timeout_s * 1000)):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("condition not reached in time")
+
+
+async def feed_all(session: StreamSession, pcm: bytes, chunk_bytes: int = 3200) -> None:
+    for i in range(0, len(pcm), chunk_bytes):
+        await session.feed(pcm[i : i + chunk_bytes])
+
+
+async def test_results_leave_in_segment_order_whatever_order_the_engine_answers(vad: VadWorker, speech: bytes) -> None:
+    engine = FakeEngineClient()
+    manager = SessionManager(engine, vad, VadSettings(), LimitsSettings(max_unread_results=64))
+    session = manager.open_stream(FMT, TASK, VadSettings())
+    try:
+        await feed_all(session, speech)
+        await session.finish()
+        jobs = engine.pending()
+        assert len(jobs) >= 4
+        for job in reversed(jobs):  # the engine answers the last segment first
+            engine.resolve(job)
+        events = [ev async for ev in session.events()]
+    finally:
+        session.close()
+    results = [ev for ev in events if isinstance(ev, SegmentResult)]
+    assert [r.segment_id for r in results] == list(range(len(jobs)))
+    assert [r.translations[0].text for r in results] == [f"spa:{len(j.item.audio)}" for j in jobs]
+    assert isinstance(events[-1], StreamEnded) and events[-1].segments_total == len(jobs)
+    assert manager.open_streams == 0 and manager.sessions == 0
+
+
+async def test_a_refused_segment_fails_alone_and_the_stream_goes_on(vad: VadWorker, speech: bytes) -> None:
+    engine = FakeEngineClient()
+    manager = SessionManager(engine, vad, VadSettings(), LimitsSettings(max_unread_results=64))
+    session = manager.open_stream(FMT, TASK, VadSettings())
+    try:
+        await feed_all(session, speech[: len(speech) // 2])
+        await until(lambda: len(engine.jobs) >= 1)
+        engine.overloaded = True  # the next segments are refused by a full engine
+        await feed_all(session, speech[len(speech) // 2 :])
+        await session.finish()
+        for job in engine.pending():
+            engine.resolve(job)
+        results = [ev async for ev in session.events() if isinstance(ev, SegmentResult)]
+    finally:
+        session.close()
+    refused = [r for r in results if r.error is not None]
+    assert refused and all(r.error is not None and r.error.code == "RESOURCE_EXHAUSTED" for r in refused)
+    assert [r.segment_id for r in results] == list(range(len(results)))
+    assert results[0].error is None
+
+
+async def test_a_closed_stream_aborts_its_jobs_in_the_engine(vad: VadWorker, speech: bytes) -> None:
+    engine = FakeEngineClient()
+    manager = SessionManager(engine, vad, VadSettings(), LimitsSettings(max_unread_results=64))
+    session = manager.open_stream(FMT, TASK, VadSettings())
+    await feed_all(session, speech)
+    await session.finish()
+    jobs = engine.pending()
+    assert jobs
+    session.close()
+    assert engine.aborted == [session.session_id]
+    assert all(j.future.cancelled() for j in jobs)
+    assert manager.open_streams == 0 and not manager.live
+
+
+async def test_captions_are_skipped_while_the_engine_refuses_best_effort_work(vad: VadWorker, speech: bytes) -> None:
+    engine = FakeEngineClient()
+    engine.droppable = False
+    manager = SessionManager(engine, vad, VadSettings(), LimitsSettings(max_unread_results=64))
+    session = manager.open_stream(FMT, TASK, VadSettings(), interim_interval_ms=250)
+    try:
+        await feed_all(session, speech)
+        await session.finish()
+        assert session.interims_skipped > 0 and not engine.pending(droppable=True)
+        engine.droppable = True
+        for job in engine.pending():
+            engine.resolve(job)
+        events = [ev async for ev in session.events()]
+    finally:
+        session.close()
+    assert not any(isinstance(ev, InterimResult) for ev in events)
+
+
+async def test_the_fair_share_is_the_engine_queue_split_between_sessions(vad: VadWorker) -> None:
+    engine = FakeEngineClient(max_queued=40)
+    manager = SessionManager(engine, vad, VadSettings(), LimitsSettings(max_unread_results=16))
+    assert manager.fair_share() == 16
+    sessions = [manager.open_stream(FMT, TASK, VadSettings()) for _ in range(4)]
+    assert manager.fair_share() == 10
+    for s in sessions:
+        s.close()
+    assert manager.fair_share() == 16
+
+
+async def test_the_driver_runs_a_stream_against_the_fake_engine(vad: VadWorker, speech: bytes) -> None:
+    engine = FakeEngineClient()
+    manager = SessionManager(engine, vad, VadSettings(), LimitsSettings(max_unread_results=64))
+
+    async def requests() -> AsyncIterator[StreamRequest]:
+        yield StreamConfig(FMT, "eng", ("spa",), OutputOptions(speech=False), VadSettings())
+        for i in range(0, len(speech), 3200):
+            yield AudioIn(speech[i : i + 3200])
+
+    async def answer() -> None:
+        while True:  # an engine that answers every job as it comes
+            for job in engine.pending():
+                engine.resolve(job)
+            await asyncio.sleep(0.005)
+
+    answering = asyncio.create_task(answer())
+    try:
+        async with contextlib.aclosing(StreamDriver(manager).run(requests())) as events:
+            got = [ev async for ev in events]
+    finally:
+        answering.cancel()
+    results = [ev for ev in got if isinstance(ev, SegmentResult)]
+    assert results and [r.segment_id for r in results] == list(range(len(results)))
+    assert isinstance(got[-1], StreamEnded) and got[-1].limit is None
+    assert np.isclose(got[-1].audio_received_ms, 20_000)
