@@ -33,6 +33,7 @@ $(TEST_MODEL)/config.json: | install
 test: install $(TEST_MODEL)/config.json
 	$(VENV)/bin/ruff check translate_svc tests benchmarks
 	$(VENV)/bin/mypy translate_svc tests/unit/fake_runner.py tests/unit/fake_engine.py
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # Start the server (real weights if present, else the noise-making test checkpoint), translate the
@@ -58,6 +59,7 @@ lint: install
 	$(VENV)/bin/ruff check translate_svc tests benchmarks
 	$(VENV)/bin/ruff format --check translate_svc tests benchmarks
 	$(VENV)/bin/mypy translate_svc tests/unit/fake_runner.py tests/unit/fake_engine.py
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) $(TEST_MODEL) out .demo
