@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from tests.unit.fake_engine import FakeEngineClient
+from translate_svc.errors import LimitReached
 from translate_svc.session import (
     AudioIn,
     SegmentResult,
@@ -167,3 +168,29 @@ async def test_the_driver_runs_a_stream_against_the_fake_engine(vad: VadWorker, 
     assert results and [r.segment_id for r in results] == list(range(len(results)))
     assert isinstance(got[-1], StreamEnded) and got[-1].limit is None
     assert np.isclose(got[-1].audio_received_ms, 20_000)
+
+
+async def test_the_idle_limit_ends_the_stream_beside_the_reader_which_drops_what_comes_after(
+    vad: VadWorker,
+) -> None:
+    engine = FakeEngineClient()
+    manager = SessionManager(engine, vad, VadSettings(), LimitsSettings(idle_timeout_s=0.1))
+    read: list[int] = []
+
+    async def requests() -> AsyncIterator[StreamRequest]:
+        yield StreamConfig(FMT, "eng", ("spa",), OutputOptions(speech=False), VadSettings())
+        yield AudioIn(b"\0\0" * 1600)  # 100 ms
+        await asyncio.sleep(0.4)  # silent past the idle limit
+        for i in range(3):  # then it sends on: read and dropped, not fed
+            read.append(i)
+            yield AudioIn(b"\0\0" * 1600)
+
+    got = []
+    with pytest.raises(LimitReached) as ended:
+        async with contextlib.aclosing(StreamDriver(manager, error_drain_s=5.0).run(requests())) as events:
+            async for ev in events:
+                got.append(ev)
+    assert ended.value.reason == "idle_timeout" and "no message for 0.1 s" in ended.value.message
+    assert isinstance(got[-1], StreamEnded) and got[-1].audio_received_ms == 100
+    assert read == [0, 1, 2]  # the status waited until the client stopped sending
+    assert manager.open_streams == 0

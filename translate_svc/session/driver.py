@@ -165,6 +165,9 @@ class StreamDriver:
         """End the stream's audio: its open speech is translated, then StreamEnded (and ``limit``)."""
         self._open = False
         self._disarm()
+        await self._finish_session(limit)
+
+    async def _finish_session(self, limit: LimitReached | None) -> None:
         assert self._session is not None
         try:
             await self._session.finish(limit)
@@ -197,7 +200,8 @@ class StreamDriver:
         if not (self._open and self._waiting):
             return  # the reader is busy with a message: the timer restarts when it waits again
         limit = self._drain_end() if self._deadline_passed() else self._idle_end()
-        self._ending = asyncio.get_running_loop().create_task(self._finish(limit))
+        self._open = False  # now, not when the task runs: a message read meanwhile is dropped
+        self._ending = asyncio.get_running_loop().create_task(self._finish_session(limit))
 
     def _deadline_passed(self) -> bool:
         assert self._session is not None
