@@ -27,14 +27,19 @@ protos: install
 	  --python_out=. --pyi_out=. --grpc_python_out=. \
 	  protos/translate_svc/api/v1/translate.proto
 
-$(TEST_MODEL)/config.json: | install
+# rebuilt when its builder changes (a checkpoint from an older builder is not what the tests expect)
+$(TEST_MODEL)/config.json: translate_svc/model/test_checkpoint.py | install
 	$(VENV)/bin/translate-svc make-test-model $(TEST_MODEL)
 
 test: install $(TEST_MODEL)/config.json
 	$(VENV)/bin/ruff check translate_svc tests benchmarks
 	$(VENV)/bin/mypy translate_svc tests/unit/fake_runner.py tests/unit/fake_engine.py
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q -p no:cacheprovider
+	@# three workers on two cores: real-time tests wait, so a third keeps both cores busy (-n 2 was
+	@# slower); whole files per worker (their servers are module fixtures); `slow` files first.
+	@# Tests that compare timings (`serial`) run afterwards, alone on the machine.
+	$(PY) -m pytest -q -p no:cacheprovider -n 3 --dist loadfile -m "not serial"
+	$(PY) -m pytest -q -p no:cacheprovider -m serial
 
 # Start the server (real weights if present, else the noise-making test checkpoint), translate the
 # shipped English sample into Spanish and French, print the segments, write WAVs, stop the server.

@@ -313,9 +313,9 @@ async def drive_stream(
     the sending early (a half-close, as if the audio ended); ``keep_sent`` records the actual send
     time of every message (flood streams: their latency is measured from it).
     """
-    from translate_svc import client
     from translate_svc.api.v1 import translate_pb2 as pb
     from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+    from translate_svc.client.raw import channel
 
     await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
     packets = clip.packets
@@ -358,7 +358,7 @@ async def drive_stream(
     ended: float | None = None
     segments_total: int | None = None
     error: str | None = None
-    ch = client.channel(target)
+    ch = channel(target)
     try:
         stub = pb_grpc.TranslatorStub(ch)
         state["start"] = time.perf_counter()
@@ -691,11 +691,11 @@ def _check_limits(limits: Any, opts: RunOptions) -> None:
 
 
 async def list_languages(target: str) -> Any:
-    from translate_svc import client
     from translate_svc.api.v1 import translate_pb2 as pb
     from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+    from translate_svc.client.raw import channel
 
-    ch = client.channel(target)
+    ch = channel(target)
     try:
         return await pb_grpc.TranslatorStub(ch).ListLanguages(pb.ListLanguagesRequest(), timeout=30)
     finally:
@@ -916,7 +916,7 @@ def _git_state() -> dict[str, Any]:
 
 
 def load_clips(files: tuple[str, ...]) -> list[Clip]:
-    from translate_svc.client import load_pcm16k
+    from translate_svc.client.raw import load_pcm16k
 
     clips = []
     for f in files:

@@ -4,7 +4,7 @@ Run from the repository root::
 
     python -m benchmarks.profile_stages --model model_cache/test-model --sizes 1,2,4,8,16
 
-The segments are those the server would cut (the same ``StreamSegmenter``) from the files the
+The segments are those the server would cut (the same ``VadWorker`` and ``Segmenter``) from the files the
 load generator streams, one copy per stream (``--streams``, files alternating). For each batch size
 they run in batches of that size -- sorted by length by default, as the scheduler's bucketing does
 when the queue is deep (``--order stream`` keeps stream order) -- and each
@@ -21,6 +21,7 @@ the same batches once untimed, which measures the compute alone.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
@@ -81,14 +82,23 @@ class StageTimer:
 
 def segments_of(pcm16: np.ndarray) -> list[np.ndarray]:
     """The segments the server cuts from this audio (the same segmenter, default VAD settings)."""
-    from translate_svc.settings import VadSettings
-    from translate_svc.vad.segmenter import SegmenterConfig, SegmentReady
-    from translate_svc.vad.silero import SileroVad, StreamSegmenter
+    from translate_svc.audio.pcm import pcm16_to_float
+    from translate_svc.vad.segmenter import Segmenter, SegmenterConfig, SegmentReady
+    from translate_svc.vad.silero import SileroVad
+    from translate_svc.vad.worker import VadWorker
 
-    seg = StreamSegmenter(SileroVad(), SegmenterConfig.from_settings(VadSettings()))
-    samples = pcm16.astype(np.float32) / 32768.0
-    events = seg.feed(samples) + seg.finish()
-    return [e.samples for e in events if isinstance(e, SegmentReady)]
+    async def cut(samples: np.ndarray) -> list[np.ndarray]:
+        vad = SileroVad()
+        worker = VadWorker(vad)
+        try:
+            probs = await worker.probabilities(vad.new_state(), samples, last=True)
+        finally:
+            worker.close()
+        segmenter = Segmenter(SegmenterConfig())
+        events = segmenter.push(samples, probs) + segmenter.finish()
+        return [e.samples for e in events if isinstance(e, SegmentReady)]
+
+    return asyncio.run(cut(pcm16_to_float(pcm16)))
 
 
 def profile(runner: Any, items: list[Any], size: int, repeats: int, warm: bool) -> dict[str, Any]:

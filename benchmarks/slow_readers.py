@@ -25,9 +25,9 @@ from pathlib import Path
 
 import soundfile as sf
 
-from translate_svc import client
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+from translate_svc.client.raw import channel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,7 +94,7 @@ async def one_round(
     before = computed_segments(metrics_port)
     sent = [0] * opts.streams
     rss: dict[str, float] = {}
-    async with client.channel(f"127.0.0.1:{port}") as ch:
+    async with channel(f"127.0.0.1:{port}") as ch:
         stub = pb_grpc.TranslatorStub(ch)
 
         def requests(k: int) -> AsyncIterator[pb.StreamingTranslateRequest]:

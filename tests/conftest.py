@@ -7,6 +7,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -41,6 +42,24 @@ def runner(test_model_dir: Path):  # type: ignore[no-untyped-def]
     return SeamlessRunner(test_model_dir, device="cpu", dtype="float32")
 
 
+async def vad_segments(samples16k: Any) -> list[Any]:
+    """The segments (``SegmentReady``) a server cuts from a whole 16 kHz float32 clip at the default
+    VAD settings, the session's way: the ``VadWorker`` scores a fresh silero state, a ``Segmenter``
+    cuts. No model runs: the spans a Translate call of the clip would return, in VAD time only."""
+    from translate_svc.vad.segmenter import Segmenter, SegmenterConfig, SegmentReady
+    from translate_svc.vad.silero import SileroVad
+    from translate_svc.vad.worker import VadWorker
+
+    vad = SileroVad()
+    worker = VadWorker(vad)
+    try:
+        probs = await worker.probabilities(vad.new_state(), samples16k, last=True)
+    finally:
+        worker.close()
+    segmenter = Segmenter(SegmenterConfig())
+    return [e for e in segmenter.push(samples16k, probs) + segmenter.finish() if isinstance(e, SegmentReady)]
+
+
 def make_settings(model_dir: Path, **engine):  # type: ignore[no-untyped-def]
     from translate_svc.settings import EngineSettings, ModelSettings, ServerSettings, Settings
 
@@ -64,14 +83,14 @@ class LiveServer:
 @contextlib.asynccontextmanager
 async def serving(settings, *, warmup: bool = True) -> AsyncIterator[LiveServer]:  # type: ignore[no-untyped-def]
     """A real server for ``settings`` on loopback, a channel to it, and every batch it ran."""
-    from translate_svc import client
     from translate_svc.app import build
+    from translate_svc.client.raw import channel
     from translate_svc.transport.server import TranslateServer
 
     batches: list = []  # type: ignore[type-arg]
     server = TranslateServer(build(settings, on_batch=batches.append))
     port = await server.start(warmup=warmup)
-    ch = client.channel(f"127.0.0.1:{port}")
+    ch = channel(f"127.0.0.1:{port}")
     live = LiveServer(server, ch)
     live.batches = batches
     try:
@@ -87,3 +106,9 @@ async def live(test_model_dir: Path) -> AsyncIterator[LiveServer]:
     async with serving(make_settings(test_model_dir)) as server:
         yield server
     await asyncio.sleep(0)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long wall-clock tests first (a stable sort, the same on every xdist worker), so that the two
+    workers of ``make test`` are not left waiting on one of them at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -3,13 +3,19 @@
 ``build`` maps each settings section onto its component's config once, picks the model runner
 (``model/``), loads the shared VAD and wires metrics. ``transport/`` serves what it gets; the CLI,
 the tests and the benchmarks call ``build`` too, so every entry point runs the same application.
+
+The operator commands (``cli/operator.py``) reach ``model/`` only through the entry points at the
+end (device check, model validation, test checkpoint, download), which import it when called: the
+CLI itself never loads torch.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from threadpoolctl import threadpool_limits
 
@@ -107,3 +113,49 @@ def build(
     vad = VadWorker(SileroVad(), on_call=metrics.observe_vad_call)
     sessions = SessionManager(engine, vad, settings.vad, settings.limits)
     return Application(settings, engine, vad, sessions, listeners)
+
+
+# -- entry points for the operator commands: model/ (and torch) are imported when called -----------
+
+
+def check_device(device: str) -> str | None:
+    """Why the model cannot run on ``device`` here (``cuda`` without CUDA), or None. Loads torch
+    only to check ``cuda``."""
+    if device != "cuda":
+        return None
+    from translate_svc.model.device import device_problem
+
+    return device_problem(device)
+
+
+def validate_model_dir(path: Path) -> None:
+    """Raise ``ModelNotFound``, saying what is missing and how to get it, unless ``path`` holds a
+    complete model: fail at start, not at load."""
+    from translate_svc.model.loading import validate_model_dir as validate
+
+    validate(path)
+
+
+def build_test_checkpoint(directory: Path, *, seed: int = 0, full_size: bool = False) -> Path:
+    """A random-weight SeamlessM4T v2 checkpoint (the real architecture; its output is noise)."""
+    from translate_svc.model.test_checkpoint import build_test_checkpoint as build_checkpoint
+
+    return build_checkpoint(directory, seed=seed, full_size=full_size)
+
+
+def download_model(directory: Path, revision: str, *, on_start: Callable[[str], None] | None = None) -> tuple[str, str]:
+    """Fetch SeamlessM4T v2 from the Hugging Face Hub into ``directory`` (safetensors, configs and
+    tokenizer only), record the commit, and validate the result; needs internet access.
+    ``on_start(repo_id)`` is called before the download. Returns (repo id, commit)."""
+    from huggingface_hub import HfApi, snapshot_download
+
+    from translate_svc.model import loading
+
+    repo = loading.HF_REPO_ID
+    if on_start is not None:
+        on_start(repo)
+    commit = HfApi().model_info(repo, revision=revision).sha or revision
+    snapshot_download(repo, revision=commit, local_dir=directory, allow_patterns=list(loading.DOWNLOAD_PATTERNS))
+    (directory / loading.DOWNLOAD_MARKER).write_text(json.dumps({"repo_id": repo, "revision": commit}) + "\n")
+    loading.validate_model_dir(directory)
+    return repo, commit

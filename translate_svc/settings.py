@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from translate_svc.vad.segmenter import SegmenterConfig
+
 DEFAULT_MODEL_DIR = Path("model_cache/seamless-m4t-v2-large")
 
 
@@ -31,19 +33,6 @@ class ModelSettings(BaseModel):
     #: stays far below; a row that never emits EOS stops here instead of holding its batch.
     max_text_tokens_per_s: float = Field(16.0, gt=0)
     max_text_tokens_base: int = Field(16, ge=1)
-
-
-class VadSettings(BaseModel):
-    """Server defaults for segmentation; a stream may override them (VadOptions).
-
-    Defaults equal silero-vad's ``get_speech_timestamps`` defaults, plus a segment length cap.
-    """
-
-    threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    min_silence_ms: int = Field(100, ge=0, le=10_000)
-    speech_pad_ms: int = Field(30, ge=0, le=2_000)
-    min_speech_ms: int = Field(250, ge=0, le=10_000)
-    max_segment_ms: int = Field(15_000, ge=1_000, le=60_000)
 
 
 class LimitsSettings(BaseModel):
@@ -127,7 +116,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRANSLATE_SVC_", env_nested_delimiter="__", extra="forbid")
 
     model: ModelSettings = ModelSettings()
-    vad: VadSettings = VadSettings()
+    #: segmentation defaults (a stream may override them): the segmenter's own frozen config, whose
+    #: ``__post_init__`` is the one place VAD parameters are checked (pydantic calls it)
+    vad: SegmenterConfig = SegmenterConfig()
     limits: LimitsSettings = LimitsSettings()
     engine: EngineSettings = EngineSettings()
     server: ServerSettings = ServerSettings()

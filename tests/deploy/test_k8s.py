@@ -39,6 +39,7 @@ from tests.deploy.helpers import (
     server_container,
     server_deployment,
 )
+from tests.signals import default_signals
 
 #: Kubernetes versions the rendered objects are validated against: the oldest we support and the
 #: newest kubernetes-validate knows.
@@ -194,14 +195,15 @@ def test_probes_are_grpc_on_the_health_port(overlay: str) -> None:
 
 
 def test_termination_grace_covers_prestop_drain_and_last_segment(overlay: str) -> None:
-    from translate_svc.settings import ServerSettings, VadSettings
+    from translate_svc.settings import ServerSettings
+    from translate_svc.vad.segmenter import SegmenterConfig
 
     objs = render(overlay)
     spec = server_deployment(objs)["spec"]["template"]["spec"]
     container = server_container(objs)
     env = _server_env(objs)
     grace_s = float(env.get("TRANSLATE_SVC_SERVER__GRACE_S", ServerSettings().grace_s))
-    segment_ms = int(env.get("TRANSLATE_SVC_VAD__MAX_SEGMENT_MS", VadSettings().max_segment_ms))
+    segment_ms = int(env.get("TRANSLATE_SVC_VAD__MAX_SEGMENT_MS", SegmenterConfig().max_segment_ms))
     segment_s = segment_ms / 1000 * SEGMENT_REAL_TIME_FACTOR
     command = container["lifecycle"]["preStop"]["exec"]["command"]
     assert command[0] == "sleep" and len(command) == 2, f"{overlay}: preStop is not a plain sleep: {command}"
@@ -394,7 +396,7 @@ def test_model_threads_leave_a_core_for_the_event_loop(overlay: str) -> None:
 
 
 def _parse_cli(argv: list[str]) -> dict:
-    """Parse a container command against the real CLI (translate_svc/cli.py) without running it."""
+    """Parse a container command against the real CLI (translate_svc/cli/) without running it."""
     import typer.main
 
     from translate_svc.cli import app
@@ -589,7 +591,7 @@ def test_cpu_dev_container_serves_its_probes_and_metrics(test_model_dir: Path, t
     argv = [sys.executable, "-m", "translate_svc.cli", *entry[1:]]
     log = tmp_path / "server.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
+        proc = subprocess.Popen(default_signals(argv), env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
         startup = container["startupProbe"]["grpc"]
         port = ports[startup["port"]]

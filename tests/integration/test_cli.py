@@ -31,8 +31,9 @@ import srt
 import trustme
 import webvtt
 
-from translate_svc.cli_lang import UnknownLanguage, guess_model_code, resolve_language
-from translate_svc.cli_output import dub_track, latency_summary, nearest_rank, output_bases, vtt_document
+from tests.signals import default_signals
+from translate_svc.cli.lang import UnknownLanguage, guess_model_code, resolve_language
+from translate_svc.cli.output import dub_track, latency_summary, nearest_rank, output_bases, vtt_document
 from translate_svc.client.types import Language
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,7 +55,11 @@ class ServerProcess:
     def __init__(self, args: Sequence[str]) -> None:
         env = {**os.environ, "TRANSLATE_SVC_SERVER__GRACE_S": "2", "TRANSLATE_SVC_SERVER__DRAIN_S": "1"}
         self.proc = subprocess.Popen(
-            [*CLI, "serve", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+            default_signals([*CLI, "serve", *args]),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
         )
         self.lines: list[str] = []
         self.port_seen = threading.Event()
@@ -612,11 +617,13 @@ def segment_lines(path: Path) -> int:
 def test_ctrl_c_keeps_what_was_done(server: str, shared_audio: Path, tmp_path: Path) -> None:
     jsonl = tmp_path / "live.jsonl"
     p = subprocess.Popen(
-        [
-            *CLI,
-            *("stream", shared_audio / "silero_test.wav", "--to", "spa", "--realtime"),
-            *("--jsonl", jsonl, "--out", tmp_path, "--server", server),
-        ],
+        default_signals(  # SIGINT may be ignored here (a background job): not in the CLI
+            [
+                *CLI,
+                *("stream", shared_audio / "silero_test.wav", "--to", "spa", "--realtime"),
+                *("--jsonl", jsonl, "--out", tmp_path, "--server", server),
+            ]
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -635,7 +642,9 @@ def test_ctrl_c_keeps_what_was_done(server: str, shared_audio: Path, tmp_path: P
     data, _ = pcm16(shared_audio / "silero_test.wav")
     live = tmp_path / "pipe.jsonl"
     q = subprocess.Popen(
-        [*CLI, "stream", "-", "--raw-rate", "16000", "--to", "spa", "--jsonl", live, "--server", server],
+        default_signals(
+            [*CLI, "stream", "-", "--raw-rate", "16000", "--to", "spa", "--jsonl", live, "--server", server]
+        ),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -20,7 +20,6 @@ import soxr
 import trustme
 
 from tests.conftest import LiveServer, make_settings, serving
-from translate_svc import client
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import (
     AsyncStream,
@@ -39,6 +38,7 @@ from translate_svc.client import (
     TranslateClient,
     TranslateError,
 )
+from translate_svc.client.raw import load_pcm16k, stream_pcm, translate_file
 from translate_svc.settings import Settings
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -71,12 +71,12 @@ def opus_packets(pcm16k: np.ndarray) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def jfk(shared_audio: Path) -> np.ndarray:
-    return client.load_pcm16k(shared_audio / "jfk.flac")
+    return load_pcm16k(shared_audio / "jfk.flac")
 
 
 @pytest.fixture(scope="module")
 def minute(shared_audio: Path) -> np.ndarray:
-    return client.load_pcm16k(shared_audio / "silero_test.wav")  # 60 s, 16 kHz int16
+    return load_pcm16k(shared_audio / "silero_test.wav")  # 60 s, 16 kHz int16
 
 
 def spans(segments: list[Segment]) -> list[tuple[int, int]]:
@@ -84,7 +84,7 @@ def spans(segments: list[Segment]) -> list[tuple[int, int]]:
 
 
 async def raw_spans(live: LiveServer, pcm: np.ndarray) -> list[tuple[int, int]]:
-    trace = await client.stream_pcm(live.stub, pcm, ["spa"], source="eng", chunk_ms=100, speech=False)
+    trace = await stream_pcm(live.stub, pcm, ["spa"], source="eng", chunk_ms=100, speech=False)
     return [(s.start_ms, s.end_ms) for s in trace.segments]
 
 
@@ -150,7 +150,7 @@ async def test_languages_are_typed(live: LiveServer) -> None:
 
 async def test_translate_a_file_bytes_and_arrays(live: LiveServer, shared_audio: Path, jfk: np.ndarray) -> None:
     path = shared_audio / "jfk.flac"
-    raw = await client.translate_file(live.stub, path, ["spa", "fra"], source="eng")
+    raw = await translate_file(live.stub, path, ["spa", "fra"], source="eng")
     async with AsyncTranslateClient([addr(live)]) as c:
         from_path = await c.translate(path, targets=["spa", "fra"], source="eng")
         from_bytes = await c.translate(path.read_bytes(), targets="spa", speech=False)
@@ -261,7 +261,7 @@ async def test_unary_retry_waits_as_retry_info_says_then_tries_the_next_address(
 
 
 async def test_a_pcm_stream_gives_the_segments_of_the_raw_grpc_stream(live: LiveServer, jfk: np.ndarray) -> None:
-    trace = await client.stream_pcm(live.stub, jfk, ["spa"], source="eng", chunk_ms=100)
+    trace = await stream_pcm(live.stub, jfk, ["spa"], source="eng", chunk_ms=100)
     async with AsyncTranslateClient(addr(live)) as c, c.stream(targets=["spa"], source="eng") as s:
         events = await run_stream(s, pcm_chunks(jfk))
         assert s.info is not None and s.info.address == addr(live) and s.info.model.is_test_model

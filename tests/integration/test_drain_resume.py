@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import LiveServer, make_settings, serving
-from translate_svc import client
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.client.raw import load_pcm16k
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -48,7 +48,7 @@ async def call(
 
 @pytest.fixture(scope="module")
 def speech(shared_audio: Path) -> np.ndarray:
-    return client.load_pcm16k(shared_audio / "silero_test.wav")[: 16000 * 30]
+    return load_pcm16k(shared_audio / "silero_test.wav")[: 16000 * 30]
 
 
 async def test_a_resumed_call_continues_ids_and_timeline(live: LiveServer, speech: np.ndarray) -> None:

@@ -16,10 +16,11 @@ from google.rpc import code_pb2, error_details_pb2
 from grpc_status import rpc_status
 
 from tests.conftest import LiveServer, make_settings, serving
-from translate_svc import client
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.client.raw import load_pcm16k
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+#: latency compared between two runs in one test: alone on the machine (make test's serial part)
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.serial]
 
 REALTIME = 8
 SECONDS = 15  # audio per real-time stream
@@ -84,7 +85,7 @@ def p95(xs: list[float]) -> float:
 
 @pytest.fixture(scope="module")
 def clips(shared_audio: Path) -> list[np.ndarray]:
-    pcm = client.load_pcm16k(shared_audio / "silero_test.wav")
+    pcm = load_pcm16k(shared_audio / "silero_test.wav")
     return [np.roll(pcm, -16000 * 5 * i)[: 16000 * SECONDS] for i in range(REALTIME)]
 
 

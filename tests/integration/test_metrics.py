@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tests.conftest import LiveServer
-from translate_svc import client
+from translate_svc.client.raw import translate_file
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -24,7 +24,7 @@ async def test_segments_batches_and_latency_are_counted(live: LiveServer, shared
         value("translate_svc_segment_latency_ms_count"),
         value("translate_svc_vad_streams_per_call_count"),
     )
-    await client.translate_file(live.stub, shared_audio / "jfk.flac", ["spa"], speech=False)
+    await translate_file(live.stub, shared_audio / "jfk.flac", ["spa"], speech=False)
     assert value("translate_svc_segments_total", status="OK") == ok + 4
     assert value("translate_svc_segment_latency_ms_count") == lat + 4
     assert value("translate_svc_batch_size_count") > batches

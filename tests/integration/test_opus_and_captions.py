@@ -17,9 +17,9 @@ import soxr
 from google.rpc import code_pb2
 
 from tests.conftest import LiveServer
-from translate_svc import client
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+from translate_svc.client.raw import load_pcm16k
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -99,7 +99,7 @@ def assert_same_spans(got: list[tuple[int, int]], want: list[tuple[int, int]], t
 def speech(shared_audio: Path) -> np.ndarray:
     # 20 s, 16 kHz int16. (Over the whole 60 s, Opus coding makes one 100 ms pause inside a long
     # region visible to the VAD -- one extra cut -- and every other boundary stays within a window.)
-    return client.load_pcm16k(shared_audio / "silero_test.wav")[: 16000 * 20]
+    return load_pcm16k(shared_audio / "silero_test.wav")[: 16000 * 20]
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ def opus_file(pcm16k: np.ndarray, container: str) -> bytes:
 async def test_ogg_and_webm_opus_files_translate(
     live: LiveServer, shared_audio: Path, container: str, speech: np.ndarray
 ) -> None:
-    pcm = client.load_pcm16k(shared_audio / "jfk.flac")
+    pcm = load_pcm16k(shared_audio / "jfk.flac")
     want = await pcm_spans(live, pcm)
     data = opus_file(pcm, container)
     response = await live.stub.Translate(
@@ -212,7 +212,7 @@ async def test_ogg_and_webm_opus_files_translate(
 
 
 async def test_opus_speech_decodes_to_the_pcm_speech(live: LiveServer, shared_audio: Path) -> None:
-    pcm = client.load_pcm16k(shared_audio / "jfk.flac")
+    pcm = load_pcm16k(shared_audio / "jfk.flac")
     content = np.asarray(pcm).tobytes()
     fmt = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)
 
@@ -242,6 +242,7 @@ async def test_opus_speech_decodes_to_the_pcm_speech(live: LiveServer, shared_au
         assert abs(level) < 4.0, level
 
 
+@pytest.mark.serial  # captions are skipped while the engine is behind: timing, so alone on the machine
 async def test_live_captions_come_while_speech_is_open_and_the_final_supersedes_them(
     live: LiveServer, speech: np.ndarray, packets: list[bytes]
 ) -> None:

@@ -46,10 +46,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import make_settings
-from translate_svc import client
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.audio.codec import ALAW_TABLE, MULAW_TABLE
 from translate_svc.audio.resample import resample
+from translate_svc.client.raw import load_pcm16k
 
 SERVICE = "/translate_svc.api.v1.Translator"
 MAX_CHUNK_BYTES = 128 * 1024  # small enough that 1 s of 48 kHz FLOAT32 goes over it
@@ -151,8 +151,7 @@ def serve(model_dir: Path, audio_dir: Path, **limits: Any) -> Iterator[Server]:
     try:
         langs = pb.ListLanguagesResponse.FromString(channel.unary_unary(f"{SERVICE}/ListLanguages")(b"", timeout=30))
         speech = {
-            name: client.load_pcm16k(audio_dir / name).astype(np.float32) / 32768.0
-            for name in ("silero_test.wav", "jfk.flac")
+            name: load_pcm16k(audio_dir / name).astype(np.float32) / 32768.0 for name in ("silero_test.wav", "jfk.flac")
         }
         yield Server(
             port=port,

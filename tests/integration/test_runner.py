@@ -6,8 +6,11 @@ loaded apart from the runner, so none of the runner's hooks touch it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
+import hashlib
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -18,12 +21,10 @@ import soundfile as sf
 import torch
 from transformers import AutoProcessor, SeamlessM4Tv2Model
 
+from tests.conftest import vad_segments
 from translate_svc.audio.resample import resample
 from translate_svc.model.seamless import ModelInput, SeamlessRunner
 from translate_svc.model.shapes import bucket_length
-from translate_svc.settings import VadSettings
-from translate_svc.vad.segmenter import SegmenterConfig, SegmentReady
-from translate_svc.vad.silero import SileroVad, StreamSegmenter
 
 SHARED_FILES = ("jfk.flac", "silero_test.wav")
 
@@ -47,13 +48,9 @@ def speech(shared_audio: Path) -> list[np.ndarray]:
 def file_segments(shared_audio: Path) -> list[tuple[str, np.ndarray]]:
     """(label, samples) for every segment the server cuts from each shared file (its VAD and
     segmenter at the default settings, the whole clip fed at once as Translate does)."""
-    vad, config = SileroVad(), SegmenterConfig.from_settings(VadSettings())
     out = []
     for name in SHARED_FILES:
-        stream = StreamSegmenter(vad, config)
-        x = read_16k(shared_audio / name)
-        events = stream.feed(x) + stream.finish()
-        segs = [e for e in events if isinstance(e, SegmentReady)]
+        segs = asyncio.run(vad_segments(read_16k(shared_audio / name)))
         out += [(f"{name}[{k}] {e.start_ms}-{e.end_ms} ms", e.samples) for k, e in enumerate(segs)]
     return out
 
@@ -91,14 +88,30 @@ def reference(test_model_dir: Path) -> Reference:
     return ref
 
 
+#: generate's results per plain model (weakly held: a model built by one test goes with it), by
+#: (audio bytes, dtype and shape, language, speech, bound). The reference is deterministic (fp32, greedy), so a
+#: result is computed once however many tests and vocoder modes compare against it.
+_GENERATED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
+
+
 def hf_generate(  # type: ignore[no-untyped-def]
     reference: Reference | Path, audio: np.ndarray, lang: str, speech: bool = True, max_new_tokens: int | None = None
 ):
     """transformers' own SeamlessM4Tv2Model.generate on one segment, on a plain model: the reference.
     ``reference``: a loaded plain model, or the checkpoint's directory (then the cached one).
-    ``max_new_tokens``: the text decoder's bound (``text_max_new_tokens``), else the model's own."""
+    ``max_new_tokens``: the text decoder's bound (``text_max_new_tokens``), else the model's own.
+    Computed once per model and input (``_GENERATED``); the waveform comes back read-only."""
     m, p = plain_reference(reference) if isinstance(reference, Path) else reference
     assert not has_hooks(m), "the reference must be transformers' model as it loads, without our hooks"
+    a = np.ascontiguousarray(audio)
+    key = (hashlib.sha256(a.tobytes()).digest(), a.dtype.str, a.shape, lang, speech, max_new_tokens)
+    done = _GENERATED.setdefault(m, {})
+    if key not in done:
+        done[key] = _generate(m, p, audio, lang, speech, max_new_tokens)
+    return done[key]
+
+
+def _generate(m, p, audio, lang, speech, max_new_tokens):  # type: ignore[no-untyped-def]
     feats = p(audio=audio, sampling_rate=16000, return_tensors="pt")
     extra = {} if max_new_tokens is None else {"text_max_new_tokens": max_new_tokens}
     with torch.inference_mode():
@@ -107,6 +120,7 @@ def hf_generate(  # type: ignore[no-untyped-def]
             return p.decode(out.sequences[0], skip_special_tokens=True), None
         out = m.generate(**feats, tgt_lang=lang, return_intermediate_token_ids=True, **extra)
     wave = out.waveform[0, : int(out.waveform_lengths.reshape(-1)[0])].float().numpy()
+    wave.setflags(write=False)
     return p.decode(out.sequences[0], skip_special_tokens=True), wave
 
 

@@ -23,9 +23,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from typer.testing import CliRunner
 
 from tests.conftest import LiveServer, make_settings, serving
-from translate_svc import client
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+from translate_svc.client.raw import channel, load_pcm16k, stream_pcm
 from translate_svc.settings import ServerSettings, Settings
 from translate_svc.transport.auth import TokenFileError, TokenStore
 from translate_svc.transport.tls import CertificateReloader, TlsConfigError, TlsFiles
@@ -189,7 +189,7 @@ async def rotating(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactor
 
 
 async def test_a_plaintext_client_is_refused_on_the_tls_port(secure: LiveServer) -> None:
-    async with client.channel(f"127.0.0.1:{secure.server.port}") as ch:
+    async with channel(f"127.0.0.1:{secure.server.port}") as ch:
         err = await error_of(health_status(ch))
     assert err.code() == grpc.StatusCode.UNAVAILABLE
 
@@ -230,8 +230,8 @@ async def test_a_call_without_a_token_is_unauthenticated_and_says_what_to_send(
         assert err.code() == grpc.StatusCode.UNAUTHENTICATED and "malformed" in (err.details() or "")
         assert ALL not in (err.details() or "")
         # a stream is refused before its handler runs, while the client is still sending audio
-        pcm = client.load_pcm16k(Path(__file__).parents[2].parent / "shared" / "audio" / "jfk.flac")[:16000]
-        err = await error_of(client.stream_pcm(stub, pcm, ["spa"], chunk_ms=20))
+        pcm = load_pcm16k(Path(__file__).parents[2].parent / "shared" / "audio" / "jfk.flac")[:16000]
+        err = await error_of(stream_pcm(stub, pcm, ["spa"], chunk_ms=20))
         assert err.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -249,8 +249,8 @@ async def test_a_token_without_stream_permission_may_list_languages_only(
         stub = pb_grpc.TranslatorStub(ch)
         resp = await stub.ListLanguages(pb.ListLanguagesRequest(), timeout=5)
         assert any(lang.code == "spa" for lang in resp.languages)
-        pcm = client.load_pcm16k(shared_audio / "jfk.flac")[:16000]
-        err = await error_of(client.stream_pcm(stub, pcm, ["spa"], chunk_ms=20))
+        pcm = load_pcm16k(shared_audio / "jfk.flac")[:16000]
+        err = await error_of(stream_pcm(stub, pcm, ["spa"], chunk_ms=20))
         assert err.code() == grpc.StatusCode.PERMISSION_DENIED and '"stream"' in (err.details() or "")
         err = await error_of(stub.Translate(pb.TranslateRequest(), timeout=5))
         assert err.code() == grpc.StatusCode.PERMISSION_DENIED and '"translate"' in (err.details() or "")
@@ -259,9 +259,9 @@ async def test_a_token_without_stream_permission_may_list_languages_only(
 async def test_streaming_translate_over_tls_with_a_token_gets_segments(
     secure: LiveServer, pki: Identity, shared_audio: Path
 ) -> None:
-    pcm = client.load_pcm16k(shared_audio / "jfk.flac")
+    pcm = load_pcm16k(shared_audio / "jfk.flac")
     async with tls_channel(secure.server.port, pki.ca, token=ALL) as ch:
-        trace = await client.stream_pcm(pb_grpc.TranslatorStub(ch), pcm, ["spa"], chunk_ms=200, speech=False)
+        trace = await stream_pcm(pb_grpc.TranslatorStub(ch), pcm, ["spa"], chunk_ms=200, speech=False)
     assert [s.segment_id for s in trace.segments] == [0, 1, 2, 3]
     assert all(s.status.code == 0 and s.translations[0].text for s in trace.segments)
 
@@ -286,7 +286,7 @@ async def test_reflection_is_off_when_tokens_are_required(secure: LiveServer, pk
 async def test_health_answers_in_plaintext_on_its_port_and_nothing_else_does(secure: LiveServer) -> None:
     port = secure.server.health_port
     assert port and port != secure.server.port
-    async with client.channel(f"127.0.0.1:{port}") as ch:
+    async with channel(f"127.0.0.1:{port}") as ch:
         assert await health_status(ch) == health_pb2.HealthCheckResponse.SERVING
         for name in ("", "translate_svc.api.v1.Translator"):
             resp = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=name), timeout=5)

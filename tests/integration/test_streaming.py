@@ -12,9 +12,9 @@ import pytest
 from google.rpc import code_pb2
 
 from tests.conftest import LiveServer, make_settings
-from translate_svc import client
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+from translate_svc.client.raw import channel, load_pcm16k, stream_pcm, translate_file
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -41,8 +41,8 @@ async def run(stub: pb_grpc.TranslatorStub, msgs: list[pb.StreamingTranslateRequ
 
 
 async def test_event_sequence_on_a_real_file(live: LiveServer, shared_audio: Path) -> None:
-    pcm = client.load_pcm16k(shared_audio / "jfk.flac")
-    trace = await client.stream_pcm(live.stub, pcm, ["spa", "fra"], source="eng", chunk_ms=100)
+    pcm = load_pcm16k(shared_audio / "jfk.flac")
+    trace = await stream_pcm(live.stub, pcm, ["spa", "fra"], source="eng", chunk_ms=100)
     kinds = [r.WhichOneof("response") for _, r in trace.responses]
     assert kinds[0] == "started" and kinds[-1] == "ended"
     started = trace.responses[0][1].started
@@ -75,7 +75,7 @@ async def test_event_sequence_on_a_real_file(live: LiveServer, shared_audio: Pat
 
 @pytest.mark.parametrize("name", ["silero_test.wav", "jfk.flac"])
 async def test_chunk_size_does_not_change_the_segments(live: LiveServer, shared_audio: Path, name: str) -> None:
-    pcm = client.load_pcm16k(shared_audio / name)
+    pcm = load_pcm16k(shared_audio / name)
     whole = await live.stub.Translate(
         pb.TranslateRequest(
             audio=pb.AudioInput(
@@ -87,22 +87,22 @@ async def test_chunk_size_does_not_change_the_segments(live: LiveServer, shared_
     )
     expected = [(s.start_ms, s.end_ms) for s in whole.segments]
     assert len(expected) == (19 if name == "silero_test.wav" else 4)
-    container = await client.translate_file(live.stub, shared_audio / name, ["spa"], speech=False)
+    container = await translate_file(live.stub, shared_audio / name, ["spa"], speech=False)
     for (a, b), s in zip(expected, container.segments, strict=True):  # the original file: the same spans
         assert abs(a - s.start_ms) <= 32 and abs(b - s.end_ms) <= 32
     for chunk_ms in (20, 100, 1000):
-        trace = await client.stream_pcm(live.stub, pcm, ["spa"], chunk_ms=chunk_ms, speech=False)
+        trace = await stream_pcm(live.stub, pcm, ["spa"], chunk_ms=chunk_ms, speech=False)
         assert [(s.start_ms, s.end_ms) for s in trace.segments] == expected, f"chunks of {chunk_ms} ms"
         assert [s.translations[0].text for s in trace.segments] == [s.translations[0].text for s in whole.segments]
 
 
 async def test_ten_concurrent_streams_each_get_all_segments_in_order(live: LiveServer, shared_audio: Path) -> None:
-    whole = await client.translate_file(live.stub, shared_audio / "silero_test.wav", ["spa"], speech=False)
+    whole = await translate_file(live.stub, shared_audio / "silero_test.wav", ["spa"], speech=False)
     expected = [(s.segment_id, s.start_ms, s.end_ms) for s in whole.segments]
-    pcm = client.load_pcm16k(shared_audio / "silero_test.wav")
+    pcm = load_pcm16k(shared_audio / "silero_test.wav")
     before = len(live.batches)
     traces = await asyncio.gather(
-        *(client.stream_pcm(live.stub, pcm, ["spa", "fra"][i % 2 :][:1], chunk_ms=200) for i in range(10))
+        *(stream_pcm(live.stub, pcm, ["spa", "fra"][i % 2 :][:1], chunk_ms=200) for i in range(10))
     )
     for trace in traces:
         assert [(s.segment_id, s.start_ms, s.end_ms) for s in trace.segments] == expected
@@ -127,7 +127,7 @@ async def test_half_close_with_no_audio(live: LiveServer) -> None:
 
 
 async def test_flush_ends_the_current_segment_now(live: LiveServer, shared_audio: Path) -> None:
-    pcm = client.load_pcm16k(shared_audio / "jfk.flac")
+    pcm = load_pcm16k(shared_audio / "jfk.flac")
     cut = 16000 * 1  # 1 s into the first phrase (0.3-2.3 s)
     msgs = [config(), audio(pcm[:cut].tobytes()), pb.StreamingTranslateRequest(control=pb.FLUSH)]
     msgs.append(audio(pcm[cut:].tobytes()))
@@ -185,8 +185,8 @@ async def test_cancel_drops_the_streams_queued_work(test_model_dir: Path, shared
     server = TranslateServer(build(settings, on_batch=batches.append))
     port = await server.start(warmup=False)
     try:
-        pcm = client.load_pcm16k(shared_audio / "silero_test.wav")
-        async with client.channel(f"127.0.0.1:{port}") as ch:
+        pcm = load_pcm16k(shared_audio / "silero_test.wav")
+        async with channel(f"127.0.0.1:{port}") as ch:
             stub = pb_grpc.TranslatorStub(ch)
             sent = asyncio.Event()
 

@@ -17,10 +17,11 @@ from grpc_status import rpc_status
 
 from tests.conftest import LiveServer, make_settings
 from tests.integration.test_runner import hf_generate
-from translate_svc import client
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+from translate_svc.audio.pcm import pcm16_to_float
 from translate_svc.audio.resample import resample
+from translate_svc.client.raw import channel, translate_file
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -82,7 +83,7 @@ async def test_list_languages_reads_the_loaded_model(live: LiveServer) -> None:
 
 
 async def test_translate_a_file_end_to_end(live: LiveServer, shared_audio: Path) -> None:
-    resp = await client.translate_file(live.stub, shared_audio / "jfk.flac", ["spa", "fra"], source="eng")
+    resp = await translate_file(live.stub, shared_audio / "jfk.flac", ["spa", "fra"], source="eng")
     assert resp.audio_duration_ms == pytest.approx(11_000, abs=100)
     assert [s.segment_id for s in resp.segments] == list(range(len(resp.segments)))
     assert len(resp.segments) == 4
@@ -127,7 +128,7 @@ async def test_service_output_equals_generate_on_each_segment(  # type: ignore[n
             for tr in seg.translations:
                 text, wave = hf_generate(test_model_dir, span, tr.target_language)
                 assert tr.text == text, label
-                got = np.frombuffer(tr.audio.content, "<i2").astype(np.float32) / 32767.0
+                got = pcm16_to_float(np.frombuffer(tr.audio.content, "<i2"))  # the server writes x 32768
                 assert got.shape == wave.shape, label
                 np.testing.assert_allclose(got, wave, atol=1e-4, err_msg=label)
     assert any(odd) and not all(odd)
@@ -256,7 +257,7 @@ async def test_health_is_not_serving_until_the_model_is_warm(test_model_dir: Pat
             if server.port:
                 break
             await asyncio.sleep(0.01)
-        async with client.channel(f"127.0.0.1:{server.port}") as ch:
+        async with channel(f"127.0.0.1:{server.port}") as ch:
             health = health_pb2_grpc.HealthStub(ch)
             req = health_pb2.HealthCheckRequest(service="translate_svc.api.v1.Translator")
             for _ in range(100):  # the port is bound before start() sets the status
@@ -292,9 +293,9 @@ async def test_a_full_queue_refuses_with_resource_exhausted_and_a_retry_hint(
     server = TranslateServer(build(settings, on_batch=batches.append))
     port = await server.start(warmup=False)
     try:
-        async with client.channel(f"127.0.0.1:{port}") as ch:
+        async with channel(f"127.0.0.1:{port}") as ch:
             with pytest.raises(grpc.aio.AioRpcError) as e:
-                await client.translate_file(pb_grpc.TranslatorStub(ch), shared_audio / "silero_test.wav", ["spa"])
+                await translate_file(pb_grpc.TranslatorStub(ch), shared_audio / "silero_test.wav", ["spa"])
             assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "retry" in e.value.details()
             status = rpc_status.from_call(e.value)

@@ -18,8 +18,9 @@ from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.runner import ModelInput
 from translate_svc.errors import LimitReached, NotReady, Overloaded
 from translate_svc.session import SegmentResult, SessionManager, SpeechEvent, StreamEnded
-from translate_svc.settings import EngineSettings, LimitsSettings, VadSettings
+from translate_svc.settings import EngineSettings, LimitsSettings
 from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions
+from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.silero import SileroVad
 from translate_svc.vad.worker import VadWorker
 
@@ -162,7 +163,7 @@ def vad_worker() -> VadWorker:
 async def make_manager(runner: FakeRunner, vad_worker: VadWorker, **limits: float) -> SessionManager:
     engine = TranslationEngine(lambda: runner, scheduler_config(EngineSettings(max_batch_size=4, max_wait_ms=5)))
     await engine.start(warmup=False)
-    return SessionManager(engine, vad_worker, VadSettings(), LimitsSettings(**limits))
+    return SessionManager(engine, vad_worker, SegmenterConfig(), LimitsSettings(**limits))
 
 
 FMT = AudioFormat(AudioEncoding.LINEAR16, 16000, 1)
@@ -373,7 +374,10 @@ async def test_live_captions_come_before_their_final_and_never_after_it(
     for i, cap in interims:
         at, final = finals[cap.segment_id]
         assert i < at  # before its final: the final supersedes it
-        assert cap.start_ms == final.start_ms and cap.end_ms < final.end_ms
+        # a caption covers the speech received so far, which may reach into the pause before the VAD
+        # calls the end (min_silence 100 ms, 32 ms windows: the integration test's bound); where it
+        # falls depends on when the caption before it came back, i.e. on the machine's load
+        assert cap.start_ms == final.start_ms and cap.end_ms <= final.end_ms + 100 + 32
         assert cap.end_ms - cap.start_ms >= 500
         n = (cap.end_ms - cap.start_ms) * 16
         assert cap.transcript is not None and cap.transcript.text == f"n={n}"  # the speech so far

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from translate_svc.errors import InvalidInput
-from translate_svc.settings import VadSettings
+from translate_svc.settings import Settings
 from translate_svc.vad.segmenter import (
     WINDOW_SAMPLES,
     EndReason,
@@ -411,14 +412,46 @@ def test_buffer_stays_bounded() -> None:
 # -- configuration -------------------------------------------------------------------------------
 
 
-def test_config_from_settings() -> None:
-    assert SegmenterConfig.from_settings(VadSettings()) == SegmenterConfig()
-    custom = VadSettings(threshold=0.6, min_silence_ms=300, speech_pad_ms=50, min_speech_ms=100, max_segment_ms=8000)
-    config = SegmenterConfig.from_settings(custom)
+def test_config_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server's VAD settings are the segmenter's config itself, filled from the environment.
+    assert Settings().vad == SegmenterConfig()
+    for name, value in dict(threshold=0.6, min_silence_ms=300, speech_pad_ms=50, min_speech_ms=100).items():
+        monkeypatch.setenv(f"TRANSLATE_SVC_VAD__{name.upper()}", str(value))
+    monkeypatch.setenv("TRANSLATE_SVC_VAD__MAX_SEGMENT_MS", "8000")
+    config = Settings().vad
+    assert type(config) is SegmenterConfig
     assert (config.threshold, config.min_silence_ms, config.speech_pad_ms) == (0.6, 300, 50)
     assert (config.min_speech_ms, config.max_segment_ms) == (100, 8000)
     assert config.neg_threshold == pytest.approx(0.45)
     assert SegmenterConfig(threshold=0.1).neg_threshold == 0.01
+
+
+def test_a_bad_vad_setting_fails_settings_validation_with_the_configs_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRANSLATE_SVC_VAD__SPEECH_PAD_MS", "2000")
+    monkeypatch.setenv("TRANSLATE_SVC_VAD__MAX_SEGMENT_MS", "6000")
+    with pytest.raises(ValidationError) as err:  # what `serve` reports as "invalid settings"
+        Settings()
+    assert "vad.max_segment_ms=6000 is too short" in str(err.value) and "6192 ms" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "allowed"),
+    [
+        ("min_silence_ms", -1, "0..10000 ms"),
+        ("min_silence_ms", 10_001, "0..10000 ms"),
+        ("speech_pad_ms", 2_001, "0..2000 ms"),
+        ("min_speech_ms", -5, "0..10000 ms"),
+        ("max_segment_ms", 999, "1000..60000 ms"),
+        ("max_segment_ms", 60_001, "1000..60000 ms"),
+    ],
+)
+def test_config_names_the_field_its_value_and_range(field: str, value: int, allowed: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        SegmenterConfig(**{field: value})
+    assert err.value.message == f"vad.{field}={value} is out of range: use {allowed}"
+    for edge in (int(n) for n in allowed.removesuffix(" ms").split("..")):
+        if field != "max_segment_ms" or edge >= 3 * (30 + 64):
+            SegmenterConfig(**{field: edge})  # both ends are allowed
 
 
 def test_config_rejects_a_cap_too_short_for_the_pad() -> None:
@@ -432,6 +465,15 @@ def test_config_rejects_a_cap_too_short_for_the_pad() -> None:
 def test_config_rejects_bad_threshold(threshold: float) -> None:
     with pytest.raises(InvalidInput, match="threshold"):
         SegmenterConfig(threshold=threshold)
+
+
+def test_config_reports_every_bad_field_at_once() -> None:
+    with pytest.raises(InvalidInput) as err:
+        SegmenterConfig(threshold=float("nan"), min_silence_ms=-5)
+    assert err.value.message == (
+        "vad.threshold=nan is out of range: use a value strictly between 0 and 1; "
+        "vad.min_silence_ms=-5 is out of range: use 0..10000 ms"
+    )
 
 
 def test_event_offsets_in_ms() -> None:

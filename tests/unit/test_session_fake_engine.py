@@ -24,8 +24,9 @@ from translate_svc.session import (
     StreamRequest,
     StreamSession,
 )
-from translate_svc.settings import LimitsSettings, VadSettings
+from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, OutputOptions, TranslationTask
+from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.silero import SileroVad
 from translate_svc.vad.worker import VadWorker
 
@@ -60,8 +61,8 @@ async def feed_all(session: StreamSession, pcm: bytes, chunk_bytes: int = 3200) 
 
 async def test_results_leave_in_segment_order_whatever_order_the_engine_answers(vad: VadWorker, speech: bytes) -> None:
     engine = FakeEngineClient()
-    manager = SessionManager(engine, vad, VadSettings(), LimitsSettings(max_unread_results=64))
-    session = manager.open_stream(FMT, TASK, VadSettings())
+    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=64))
+    session = manager.open_stream(FMT, TASK, SegmenterConfig())
     try:
         await feed_all(session, speech)
         await session.finish()
@@ -81,8 +82,8 @@ async def test_results_leave_in_segment_order_whatever_order_the_engine_answers(
 
 async def test_a_refused_segment_fails_alone_and_the_stream_goes_on(vad: VadWorker, speech: bytes) -> None:
     engine = FakeEngineClient()
-    manager = SessionManager(engine, vad, VadSettings(), LimitsSettings(max_unread_results=64))
-    session = manager.open_stream(FMT, TASK, VadSettings())
+    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=64))
+    session = manager.open_stream(FMT, TASK, SegmenterConfig())
     try:
         await feed_all(session, speech[: len(speech) // 2])
         await until(lambda: len(engine.jobs) >= 1)
@@ -102,8 +103,8 @@ async def test_a_refused_segment_fails_alone_and_the_stream_goes_on(vad: VadWork
 
 async def test_a_closed_stream_aborts_its_jobs_in_the_engine(vad: VadWorker, speech: bytes) -> None:
     engine = FakeEngineClient()
-    manager = SessionManager(engine, vad, VadSettings(), LimitsSettings(max_unread_results=64))
-    session = manager.open_stream(FMT, TASK, VadSettings())
+    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=64))
+    session = manager.open_stream(FMT, TASK, SegmenterConfig())
     await feed_all(session, speech)
     await session.finish()
     jobs = engine.pending()
@@ -117,8 +118,8 @@ async def test_a_closed_stream_aborts_its_jobs_in_the_engine(vad: VadWorker, spe
 async def test_captions_are_skipped_while_the_engine_refuses_best_effort_work(vad: VadWorker, speech: bytes) -> None:
     engine = FakeEngineClient()
     engine.droppable = False
-    manager = SessionManager(engine, vad, VadSettings(), LimitsSettings(max_unread_results=64))
-    session = manager.open_stream(FMT, TASK, VadSettings(), interim_interval_ms=250)
+    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=64))
+    session = manager.open_stream(FMT, TASK, SegmenterConfig(), interim_interval_ms=250)
     try:
         await feed_all(session, speech)
         await session.finish()
@@ -134,9 +135,9 @@ async def test_captions_are_skipped_while_the_engine_refuses_best_effort_work(va
 
 async def test_the_fair_share_is_the_engine_queue_split_between_sessions(vad: VadWorker) -> None:
     engine = FakeEngineClient(max_queued=40)
-    manager = SessionManager(engine, vad, VadSettings(), LimitsSettings(max_unread_results=16))
+    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=16))
     assert manager.fair_share() == 16
-    sessions = [manager.open_stream(FMT, TASK, VadSettings()) for _ in range(4)]
+    sessions = [manager.open_stream(FMT, TASK, SegmenterConfig()) for _ in range(4)]
     assert manager.fair_share() == 10
     for s in sessions:
         s.close()
@@ -145,10 +146,10 @@ async def test_the_fair_share_is_the_engine_queue_split_between_sessions(vad: Va
 
 async def test_the_driver_runs_a_stream_against_the_fake_engine(vad: VadWorker, speech: bytes) -> None:
     engine = FakeEngineClient()
-    manager = SessionManager(engine, vad, VadSettings(), LimitsSettings(max_unread_results=64))
+    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=64))
 
     async def requests() -> AsyncIterator[StreamRequest]:
-        yield StreamConfig(FMT, "eng", ("spa",), OutputOptions(speech=False), VadSettings())
+        yield StreamConfig(FMT, "eng", ("spa",), OutputOptions(speech=False), SegmenterConfig())
         for i in range(0, len(speech), 3200):
             yield AudioIn(speech[i : i + 3200])
 
@@ -174,11 +175,11 @@ async def test_the_idle_limit_ends_the_stream_beside_the_reader_which_drops_what
     vad: VadWorker,
 ) -> None:
     engine = FakeEngineClient()
-    manager = SessionManager(engine, vad, VadSettings(), LimitsSettings(idle_timeout_s=0.1))
+    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(idle_timeout_s=0.1))
     read: list[int] = []
 
     async def requests() -> AsyncIterator[StreamRequest]:
-        yield StreamConfig(FMT, "eng", ("spa",), OutputOptions(speech=False), VadSettings())
+        yield StreamConfig(FMT, "eng", ("spa",), OutputOptions(speech=False), SegmenterConfig())
         yield AudioIn(b"\0\0" * 1600)  # 100 ms
         await asyncio.sleep(0.4)  # silent past the idle limit
         for i in range(3):  # then it sends on: read and dropped, not fed

@@ -1,11 +1,18 @@
 """Our VAD pipeline against silero-vad's own reference implementation, on real recorded speech.
 
+The pipeline under test is the one a session runs: each stream's silero state is scored by the
+shared ``VadWorker`` (``submit(state, samples, on_done, last=...)``, batched calls on its thread),
+and every result is pushed, on the event loop and in order, into the stream's ``Segmenter``, which
+``finish`` closes. There is no second, synchronous path to prove instead.
+
 Silero is imported here only, as the reference (importing it sets torch's thread count for the
 whole process; the fixture puts the count back). The service itself never imports it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +27,7 @@ from translate_svc.audio.codec import decode_audio, decode_raw
 from translate_svc.audio.resample import StreamResampler, resample
 from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, AudioFormat
 from translate_svc.vad.segmenter import (
+    Segmenter,
     SegmenterConfig,
     SegmenterEvent,
     SegmentReady,
@@ -27,7 +35,8 @@ from translate_svc.vad.segmenter import (
     SpeechEnded,
     SpeechStarted,
 )
-from translate_svc.vad.silero import SileroVad, StreamSegmenter
+from translate_svc.vad.silero import SileroVad
+from translate_svc.vad.worker import VadWorker
 
 AUDIO_DIR = (Path(__file__).resolve().parents[2] / ".." / "shared" / "audio").resolve()
 FILES = ["jfk.flac", "silero_test.wav"]
@@ -65,6 +74,60 @@ def vad() -> SileroVad:
     return SileroVad()
 
 
+@pytest.fixture(scope="module")
+def worker(vad: SileroVad) -> Iterator[VadWorker]:
+    """The production VAD worker, with its default turn (a long clip is scored in several turns)."""
+    w = VadWorker(vad)
+    yield w
+    w.close()
+
+
+class _Stream:
+    """One stream on the session's path: ``VadWorker.submit`` with the stream's own silero state,
+    each result pushed into its ``Segmenter`` on the loop, in submission order; ``last=True`` with
+    the final samples, then ``Segmenter.finish``. Submits do not wait, as a session's do not."""
+
+    def __init__(self, worker: VadWorker, config: SegmenterConfig) -> None:
+        self._worker = worker
+        self._state = worker.vad.new_state()
+        self._segmenter = Segmenter(config)
+        self._events: list[SegmenterEvent] = []
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._error: BaseException | None = None
+        self.probabilities: list[np.ndarray] = []  # every result, in order
+
+    def feed(self, samples16k: np.ndarray, *, last: bool = False) -> None:
+        if not len(samples16k) and not last:
+            return
+        self._in_flight += 1
+        self._idle.clear()
+        self._worker.submit(self._state, samples16k, functools.partial(self._scored, samples16k), last=last)
+
+    def _scored(self, samples16k: np.ndarray, probs: np.ndarray | None, error: BaseException | None) -> None:
+        try:
+            if error is not None:
+                raise error
+            assert probs is not None
+            self.probabilities.append(probs)
+            self._events += self._segmenter.push(samples16k, probs)
+        except BaseException as e:  # the worker would only log it: keep it for finish() to raise
+            self._error = self._error or e
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def finish(self, tail: np.ndarray | None = None) -> list[SegmenterEvent]:
+        """End of stream: ``tail`` (may be empty) goes with ``last=True``; then every event."""
+        self.feed(np.zeros(0, dtype=np.float32) if tail is None else tail, last=True)
+        await asyncio.wait_for(self._idle.wait(), 120)
+        if self._error is not None:
+            raise self._error
+        return self._events + self._segmenter.finish()
+
+
 def _load16k(audio_dir: Path, name: str) -> np.ndarray:
     data = (audio_dir / name).read_bytes()
     x, rate = decode_audio(data, AudioFormat(AudioEncoding.CONTAINER))
@@ -75,9 +138,9 @@ def _segments(events: list[SegmenterEvent]) -> list[SegmentReady]:
     return [e for e in events if isinstance(e, SegmentReady)]
 
 
-def _whole(vad: SileroVad, x: np.ndarray, config: SegmenterConfig | None = None) -> list[SegmenterEvent]:
-    stream = StreamSegmenter(vad, config or SegmenterConfig())
-    return stream.feed(x) + stream.finish()
+async def _whole(worker: VadWorker, x: np.ndarray, config: SegmenterConfig | None = None) -> list[SegmenterEvent]:
+    """A whole clip, as ``Translate`` feeds it: all samples at once, then the end of the stream."""
+    return await _Stream(worker, config or SegmenterConfig()).finish(x)
 
 
 def _reference(silero: SimpleNamespace, x: np.ndarray, **kwargs: Any) -> list[tuple[int, int]]:
@@ -93,18 +156,20 @@ def _fmt_ms(pairs: list[tuple[int, int]]) -> str:
 
 
 @pytest.mark.parametrize("name", FILES)
-def test_probabilities_equal_silero_onnx_wrapper(
-    audio_dir: Path, silero: SimpleNamespace, vad: SileroVad, name: str
+async def test_probabilities_equal_silero_onnx_wrapper(
+    audio_dir: Path, silero: SimpleNamespace, worker: VadWorker, name: str
 ) -> None:
     x = _load16k(audio_dir, name)
     reference = silero.model.audio_forward(silero.torch.from_numpy(x.copy()), MODEL_SAMPLE_RATE).numpy()[0]
-    state = vad.new_state()
-    whole = np.concatenate([vad.probabilities(state, x), vad.finish(state)])
+    whole = await worker.probabilities(worker.vad.new_state(), x, last=True)
     assert whole.shape == reference.shape
     np.testing.assert_allclose(whole, reference, atol=1e-5, rtol=0)
-    state = vad.new_state()
-    parts = [vad.probabilities(state, x[i : i + 320]) for i in range(0, x.size, 320)]
-    chunked = np.concatenate([*parts, vad.finish(state)])
+    # 20 ms messages, submitted without waiting, as a live stream's are
+    stream = _Stream(worker, SegmenterConfig())
+    for i in range(0, x.size, 320):
+        stream.feed(x[i : i + 320])
+    await stream.finish()
+    chunked = np.concatenate(stream.probabilities)
     np.testing.assert_allclose(chunked, reference, atol=1e-5, rtol=0)
 
 
@@ -136,12 +201,14 @@ def test_missing_model_is_reported_clearly(monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 @pytest.mark.parametrize(("name", "count"), [("jfk.flac", 4), ("silero_test.wav", 19)])
-def test_segments_cover_silero_reference(
-    audio_dir: Path, silero: SimpleNamespace, vad: SileroVad, name: str, count: int
+async def test_segments_cover_silero_reference(
+    audio_dir: Path, silero: SimpleNamespace, worker: VadWorker, name: str, count: int
 ) -> None:
     x = _load16k(audio_dir, name)
     reference = _reference(silero, x)
-    events = _whole(vad, x)
+    turns = worker.batches
+    events = await _whole(worker, x)
+    assert worker.batches - turns >= x.size // 512 // 32  # the clip took turns on the worker, as in Translate
     ours = [(s.start_sample, s.end_sample) for s in _segments(events)]
     detail = f"\nreference ms: {_fmt_ms(reference)}\nours ms:      {_fmt_ms(ours)}"
     assert len(reference) == count, detail
@@ -163,18 +230,19 @@ def test_segments_cover_silero_reference(
             assert not any(a < e.end_sample and e.start_sample < b for a, b in ours)
 
 
-def test_jfk_matches_the_documented_regions(audio_dir: Path, vad: SileroVad) -> None:
-    ours = [(s.start_ms / 1000, s.end_ms / 1000) for s in _segments(_whole(vad, _load16k(audio_dir, "jfk.flac")))]
+async def test_jfk_matches_the_documented_regions(audio_dir: Path, worker: VadWorker) -> None:
+    events = await _whole(worker, _load16k(audio_dir, "jfk.flac"))
+    ours = [(s.start_ms / 1000, s.end_ms / 1000) for s in _segments(events)]
     documented = [(0.3, 2.3), (3.3, 4.4), (5.4, 7.7), (8.2, 10.6)]
     assert len(ours) == len(documented)
     for (a, b), (c, d) in zip(ours, documented, strict=True):
         assert abs(a - c) <= 0.05 and abs(b - d) <= 0.05, (ours, documented)
 
 
-def test_length_cap_on_real_speech(audio_dir: Path, silero: SimpleNamespace, vad: SileroVad) -> None:
+async def test_length_cap_on_real_speech(audio_dir: Path, silero: SimpleNamespace, worker: VadWorker) -> None:
     x = _load16k(audio_dir, "silero_test.wav")
     config = SegmenterConfig(max_segment_ms=4000)
-    segments = _segments(_whole(vad, x, config))
+    segments = _segments(await _whole(worker, x, config))
     assert all(s.end_sample - s.start_sample <= 4000 * 16 for s in segments)
     assert any(s.reason.value == "MAX_LENGTH" for s in segments)
     covered = np.zeros(x.size, dtype=bool)
@@ -198,25 +266,23 @@ def _raw_stream(audio_dir: Path, name: str) -> tuple[bytes, AudioFormat]:
     return frames.astype("<f4").tobytes(), AudioFormat(AudioEncoding.FLOAT32, info.samplerate, info.channels)
 
 
-def _streamed(vad: SileroVad, data: bytes, fmt: AudioFormat, chunk_ms: int) -> list[SegmenterEvent]:
+async def _streamed(worker: VadWorker, data: bytes, fmt: AudioFormat, chunk_ms: int) -> list[SegmenterEvent]:
     width = 2 if fmt.encoding is AudioEncoding.LINEAR16 else 4
     step = fmt.sample_rate_hz * chunk_ms // 1000 * width * fmt.channels
     resampler = StreamResampler(fmt.sample_rate_hz)
-    segmenter = StreamSegmenter(vad, SegmenterConfig())
-    events: list[SegmenterEvent] = []
+    stream = _Stream(worker, SegmenterConfig())
     for i in range(0, len(data), step):
-        events += segmenter.feed(resampler.process(decode_raw(data[i : i + step], fmt)))
-    events += segmenter.feed(resampler.process(np.zeros(0, dtype=np.float32), last=True))
-    return events + segmenter.finish()
+        stream.feed(resampler.process(decode_raw(data[i : i + step], fmt)))
+    return await stream.finish(resampler.process(np.zeros(0, dtype=np.float32), last=True))
 
 
 @pytest.mark.parametrize("name", FILES)
-def test_streaming_in_chunks_equals_whole_file(audio_dir: Path, vad: SileroVad, name: str) -> None:
-    whole = _whole(vad, _load16k(audio_dir, name))
+async def test_streaming_in_chunks_equals_whole_file(audio_dir: Path, worker: VadWorker, name: str) -> None:
+    whole = await _whole(worker, _load16k(audio_dir, name))
     data, fmt = _raw_stream(audio_dir, name)
     expected = [(type(e), getattr(e, "sample", None), getattr(e, "start_sample", None)) for e in whole]
     for chunk_ms in (20, 100, 1000):
-        events = _streamed(vad, data, fmt, chunk_ms)
+        events = await _streamed(worker, data, fmt, chunk_ms)
         assert [(type(e), getattr(e, "sample", None), getattr(e, "start_sample", None)) for e in events] == expected
         for ours, ref in zip(_segments(events), _segments(whole), strict=True):
             assert (ours.start_sample, ours.end_sample) == (ref.start_sample, ref.end_sample)
@@ -238,8 +304,6 @@ def test_container_and_raw_decode_alike(audio_dir: Path) -> None:
 def _feed_probs(
     config: SegmenterConfig, probs: np.ndarray, length: int, rng: np.random.Generator
 ) -> list[tuple[int, int]]:
-    from translate_svc.vad.segmenter import Segmenter
-
     seg = Segmenter(config)
     x = np.zeros(length, dtype=np.float32)
     events: list[SegmenterEvent] = []

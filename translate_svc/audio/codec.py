@@ -7,6 +7,8 @@ message that says what to fix).
 
 Containers are read by libsndfile (soundfile), except WebM/Matroska (what browsers' MediaRecorder
 writes, usually with Opus), which libsndfile cannot read: those go to PyAV in ``audio/opus.py``.
+What is accepted (rates, clip length) and the refusals' words live in ``audio/limits.py``, shared
+with ``opus``; PCM16 scaling in ``audio/pcm.py``.
 
 All functions are pure and thread-safe: the G.711 tables are built once at import and only read.
 """
@@ -16,20 +18,25 @@ from __future__ import annotations
 import io
 import logging
 import math
-import sys
 
 import numpy as np
 import soundfile as sf
 
+from translate_svc.audio.limits import (
+    MAX_SAMPLE_RATE_HZ,
+    MIN_SAMPLE_RATE_HZ,
+    OPUS_RATE,
+    PREALLOCATE_MAX_FRAMES,
+    check_container_rate,
+    check_max_seconds,
+    max_frames,
+    too_long,
+)
+from translate_svc.audio.pcm import pcm16_to_float
 from translate_svc.errors import InvalidInput
 from translate_svc.types import AudioEncoding, AudioFormat
 
 logger = logging.getLogger(__name__)
-
-#: Opus's clock (RFC 7587): the unit of an OPUS stream's timeline and packet timestamps
-OPUS_CLOCK_HZ = 48_000
-MIN_SAMPLE_RATE_HZ = 8_000
-MAX_SAMPLE_RATE_HZ = 48_000
 
 #: Bytes per sample of each raw encoding (a frame is this times the channel count).
 SAMPLE_WIDTH: dict[AudioEncoding, int] = {
@@ -57,8 +64,6 @@ EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 _SF_COUNT_MAX = 2**63 - 1
 #: Samples (frames x channels) decoded per read: 512 KiB of float32, whatever the channel count.
 _BLOCK_SAMPLES = 1 << 17
-#: The most frames allocated up front from a header's length (256 MiB of float32).
-_PREALLOCATE_MAX_FRAMES = 1 << 26
 
 
 def _mulaw_table() -> np.ndarray:
@@ -71,7 +76,7 @@ def _mulaw_table() -> np.ndarray:
     t = ((u & 0x0F) << 3) + 0x84
     t <<= (u & 0x70) >> 4
     linear = np.where(u & 0x80, 0x84 - t, t - 0x84)
-    return (linear / 32768.0).astype(np.float32)
+    return pcm16_to_float(linear)
 
 
 def _alaw_table() -> np.ndarray:
@@ -85,7 +90,7 @@ def _alaw_table() -> np.ndarray:
     seg = (a & 0x70) >> 4
     t = np.where(seg == 0, mantissa + 8, (mantissa + 0x108) << np.maximum(seg - 1, 0))
     linear = np.where(a & 0x80, t, -t)
-    return (linear / 32768.0).astype(np.float32)
+    return pcm16_to_float(linear)
 
 
 #: Lookup tables indexed by the encoded byte (no ``audioop``: it is gone in Python 3.13).
@@ -130,10 +135,10 @@ def check_stream_format(fmt: AudioFormat) -> None:
     """Raise ``InvalidInput`` unless a stream may send ``fmt``: a raw encoding, or OPUS packets on
     a 48 kHz timeline (Opus's RTP clock, whatever rate the sender encoded at)."""
     if fmt.encoding == AudioEncoding.OPUS:
-        if fmt.sample_rate_hz != OPUS_CLOCK_HZ:
+        if fmt.sample_rate_hz != OPUS_RATE:
             raise InvalidInput(
                 f"sample rate {fmt.sample_rate_hz} Hz is not supported for OPUS: its timeline runs at "
-                f"{OPUS_CLOCK_HZ} Hz; set sample_rate_hz {OPUS_CLOCK_HZ} (or 0)"
+                f"{OPUS_RATE} Hz; set sample_rate_hz {OPUS_RATE} (or 0)"
             )
         if fmt.channels not in (1, 2):
             raise InvalidInput(f"{fmt.channels} channels are not supported: Opus packets carry 1 or 2 channels")
@@ -163,8 +168,7 @@ def decode_raw(data: bytes, fmt: AudioFormat, *, allow_empty: bool = False) -> n
             f"x {fmt.channels} channels); send only complete frames"
         )
     if encoding is AudioEncoding.LINEAR16:
-        samples = np.frombuffer(data, dtype="<i2").astype(np.float32)
-        samples /= np.float32(32768.0)  # in place: one float32 copy of the clip, not two
+        samples = pcm16_to_float(np.frombuffer(data, dtype="<i2"))  # one float32 copy of the clip
     elif encoding is AudioEncoding.FLOAT32:
         samples = np.frombuffer(data, dtype="<f4").astype(np.float32)
         bad = np.flatnonzero(~np.isfinite(samples))
@@ -196,9 +200,9 @@ def decode_container(data: bytes, *, max_seconds: float | None = None) -> tuple[
     by PyAV with the same checks (``opus.decode_webm``: Opus or Vorbis audio only). PyAV is
     imported on the first such file, so the raw and libsndfile paths never load FFmpeg.
     """
-    _check_limit(max_seconds)
+    check_max_seconds(max_seconds)
     if data[:4] == EBML_MAGIC:
-        from translate_svc.audio.opus import decode_webm  # here, not at the top: opus imports this module
+        from translate_svc.audio.opus import decode_webm  # on first use: the other paths never load PyAV
 
         return decode_webm(data, max_seconds=max_seconds)
     try:
@@ -215,7 +219,7 @@ def decode_audio(data: bytes, fmt: AudioFormat, *, max_seconds: float | None = N
     With ``max_seconds`` a clip longer than that is refused (``InvalidInput``) before it is decoded:
     raw audio by its byte count, a container by its header and then while decoding.
     """
-    _check_limit(max_seconds)
+    check_max_seconds(max_seconds)
     check_raw_format(fmt, allow_container=True)
     if not data:
         raise InvalidInput("audio is empty: send the audio bytes (a container file or raw samples)")
@@ -224,8 +228,8 @@ def decode_audio(data: bytes, fmt: AudioFormat, *, max_seconds: float | None = N
         return decode_container(data, max_seconds=max_seconds)
     if max_seconds is not None:
         frames = len(data) // (SAMPLE_WIDTH[encoding] * fmt.channels)
-        if frames > _max_frames(max_seconds, fmt.sample_rate_hz):
-            raise InvalidInput(_too_long(max_seconds, seconds=frames / fmt.sample_rate_hz))
+        if frames > max_frames(max_seconds, fmt.sample_rate_hz):
+            raise InvalidInput(too_long(max_seconds, seconds=frames / fmt.sample_rate_hz))
     return decode_raw(data, fmt), fmt.sample_rate_hz
 
 
@@ -248,34 +252,30 @@ def _read_clip(f: sf.SoundFile, max_seconds: float | None) -> tuple[np.ndarray, 
         found = f"OGG with {f.subtype} audio" if f.format == "OGG" else f.format
         raise InvalidInput(f"audio container format {found} is not accepted: {_FORMATS_HINT}")
     rate, channels = int(f.samplerate), int(f.channels)
-    if not MIN_SAMPLE_RATE_HZ <= rate <= MAX_SAMPLE_RATE_HZ:
-        raise InvalidInput(
-            f"audio container has sample rate {rate} Hz: resample it to between "
-            f"{MIN_SAMPLE_RATE_HZ} and {MAX_SAMPLE_RATE_HZ} Hz"
-        )
+    check_container_rate(rate)
     if channels < 1:
         raise InvalidInput(f"audio container declares no channels; {_CONTAINER_HINT}")
     limit_s = math.inf if max_seconds is None else max_seconds
-    max_frames = _max_frames(limit_s, rate)
+    limit_frames = max_frames(limit_s, rate)
     # libsndfile reports an unknown length as SF_COUNT_MAX. It never returns more frames than a
     # length it knows, but that is its behaviour, not its contract: the loop checks regardless.
     header_frames = int(f.frames) if 0 <= f.frames < _SF_COUNT_MAX else None
-    if header_frames is not None and header_frames > max_frames:
-        raise InvalidInput(_too_long(limit_s, seconds=header_frames / rate))
+    if header_frames is not None and header_frames > limit_frames:
+        raise InvalidInput(too_long(limit_s, seconds=header_frames / rate))
 
     # The mono result: one array of the header's length (capped, for a header that overstates
     # and no limit), and separate pieces only for frames beyond it (a header that understates).
-    out = np.empty(min(header_frames or 0, _PREALLOCATE_MAX_FRAMES), dtype=np.float32)
+    out = np.empty(min(header_frames or 0, PREALLOCATE_MAX_FRAMES), dtype=np.float32)
     extra: list[np.ndarray] = []
     block = np.empty((max(1, _BLOCK_SAMPLES // channels), channels), dtype=np.float32)
     done = 0
     while True:
         # Each block is checked, clipped and downmixed at once; never decode more than one frame
         # past the limit. A short read may come before the end: only an empty one is the end.
-        got = f.read(out=block[: min(len(block), max_frames + 1 - done)])
+        got = f.read(out=block[: min(len(block), limit_frames + 1 - done)])
         n = len(got)
-        if done + n > max_frames:
-            raise InvalidInput(_too_long(limit_s))
+        if done + n > limit_frames:
+            raise InvalidInput(too_long(limit_s))
         if n == 0:
             break
         finite = np.isfinite(got).all(axis=1)
@@ -298,28 +298,6 @@ def _read_clip(f: sf.SoundFile, max_seconds: float | None) -> tuple[np.ndarray, 
         in_out = done - sum(len(piece) for piece in extra)
         return np.concatenate([out[:in_out], *extra]), rate
     return (out if done == len(out) else out[:done].copy()), rate
-
-
-def _check_limit(max_seconds: float | None) -> None:
-    if max_seconds is not None and not (max_seconds > 0 and math.isfinite(max_seconds)):
-        raise ValueError(f"max_seconds must be a positive number of seconds, not {max_seconds!r}")
-
-
-def _max_frames(max_seconds: float, rate: int) -> int:
-    """The most frames a clip of at most ``max_seconds`` holds at ``rate`` (more is too long)."""
-    return sys.maxsize if math.isinf(max_seconds) else math.floor(max_seconds * rate)
-
-
-def _too_long(max_seconds: float, *, seconds: float | None = None) -> str:
-    if seconds is None:
-        length = f"is longer than {max_seconds:g} s"
-    else:  # just over the limit must not print as the limit itself
-        shown = f"{seconds:.1f}" if round(seconds, 1) > max_seconds else f"{seconds:.4f}"
-        length = f"is {shown} s long"
-    return (
-        f"the clip {length}; Translate takes at most {max_seconds:g} s "
-        "(use StreamingTranslate for longer audio, or split the clip)"
-    )
 
 
 def _downmix(frames: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -18,6 +18,9 @@ Three jobs, all done by PyAV (FFmpeg with libopus), never by hand-written codec 
   which libsndfile cannot read) for the unary Translate; ``codec.decode_container`` routes files
   that start with the EBML magic here. Ogg/Opus files stay on libsndfile's path in ``codec``.
 
+This module does not import ``codec`` (``codec`` imports it on the first WebM file): what both
+accept and how they refuse it is in ``audio/limits.py``.
+
 Thread safety: :func:`encode_opus` and :func:`decode_webm` are pure and thread-safe (a fresh codec
 context or container per call). :class:`OpusStreamDecoder` holds one stream's decoder state and is
 not thread-safe: one instance per stream, used by one caller at a time.
@@ -38,14 +41,22 @@ import soxr
 from av.audio.codeccontext import AudioCodecContext
 from av.audio.frame import AudioFrame
 
-from translate_svc.audio.codec import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, _check_limit, _max_frames, _too_long
+from translate_svc.audio.limits import (
+    MAX_SAMPLE_RATE_HZ,
+    MIN_SAMPLE_RATE_HZ,
+    PREALLOCATE_MAX_FRAMES,
+    check_container_rate,
+    check_max_seconds,
+    max_frames,
+    too_long,
+)
+from translate_svc.audio.limits import OPUS_RATE as OPUS_RATE  # re-exported: callers import it from here
+from translate_svc.audio.pcm import pcm16_to_float
 from translate_svc.errors import InvalidInput
 from translate_svc.types import OpusSpeech
 
 logger = logging.getLogger(__name__)
 
-#: Opus always decodes (and here always encodes) at 48 kHz.
-OPUS_RATE = 48_000
 #: Samples of one 20 ms packet at 48 kHz: the packet size :func:`encode_opus` writes.
 OPUS_FRAME_SAMPLES = 960
 
@@ -61,8 +72,6 @@ _WEBM_HINT = "send WebM with Opus or Vorbis audio, or WAV/FLAC/OGG/MP3"
 #: WebM/Opus states 3.008 s), so the refusal before decoding allows the longest Opus packet on top;
 #: the decoded length is then checked exactly.
 _DURATION_SLACK_S = 0.12
-#: The most frames allocated up front from a container's stated duration (256 MiB of float32).
-_PREALLOCATE_MAX_FRAMES = 1 << 26
 #: Opus encoder bitrate range (libopus accepts 6 to 510 kbit/s).
 _MIN_BITRATE, _MAX_BITRATE = 6_000, 510_000
 
@@ -192,7 +201,7 @@ def decode_webm(data: bytes, *, max_seconds: float | None) -> tuple[np.ndarray, 
     pieces and joined at the end (then briefly twice the result, which is at most the limit).
     Corrupt data raises ``InvalidInput``, never a raw FFmpeg error. Thread-safe.
     """
-    _check_limit(max_seconds)
+    check_max_seconds(max_seconds)
     try:
         with av.open(io.BytesIO(data), "r", format="matroska", metadata_errors="ignore") as container:
             streams = container.streams.audio
@@ -204,25 +213,21 @@ def decode_webm(data: bytes, *, max_seconds: float | None) -> tuple[np.ndarray, 
             if codec not in WEBM_CODECS and codec not in ("libopus", "libvorbis"):
                 raise InvalidInput(f"WebM/Matroska audio codec {codec[:24]} is not accepted: {_WEBM_HINT}")
             rate = int(ctx.sample_rate)
-            if not MIN_SAMPLE_RATE_HZ <= rate <= MAX_SAMPLE_RATE_HZ:
-                raise InvalidInput(
-                    f"audio container has sample rate {rate} Hz: resample it to between "
-                    f"{MIN_SAMPLE_RATE_HZ} and {MAX_SAMPLE_RATE_HZ} Hz"
-                )
+            check_container_rate(rate)
             limit_s = math.inf if max_seconds is None else max_seconds
-            max_frames = _max_frames(limit_s, rate)
+            limit_frames = max_frames(limit_s, rate)
             stated_s = _stated_seconds(container.duration, stream.duration, stream.time_base)
             if stated_s is not None and stated_s > limit_s + _DURATION_SLACK_S:
-                raise InvalidInput(_too_long(limit_s, seconds=stated_s))
+                raise InvalidInput(too_long(limit_s, seconds=stated_s))
             stated_frames = 0 if stated_s is None else math.floor(stated_s * rate)
-            out = np.empty(min(stated_frames, max_frames, _PREALLOCATE_MAX_FRAMES), dtype=np.float32)
+            out = np.empty(min(stated_frames, limit_frames, PREALLOCATE_MAX_FRAMES), dtype=np.float32)
             extra: list[np.ndarray] = []
             done = 0
             for frame in container.decode(stream):
                 mono = _mono(frame)
                 n = len(mono)
-                if done + n > max_frames:
-                    raise InvalidInput(_too_long(limit_s))
+                if done + n > limit_frames:
+                    raise InvalidInput(too_long(limit_s))
                 if not extra and done + n <= len(out):
                     out[done : done + n] = mono
                 else:
@@ -268,7 +273,7 @@ def _mono(frame: AudioFrame) -> np.ndarray:
     else:  # not expected from these decoders; to_ndarray knows every packed/planar layout
         raw: np.ndarray = frame.to_ndarray()
         if raw.dtype == np.int16:
-            raw = raw.astype(np.float32) / np.float32(32768.0)
+            raw = pcm16_to_float(raw)
         frames = raw.T if fmt.is_planar else raw.reshape(n, channels)
         mono = frames.mean(axis=1, dtype=np.float32)
     if not np.isfinite(mono).all():

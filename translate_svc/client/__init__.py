@@ -5,24 +5,17 @@
 bearer tokens, deadlines, keepalive, retries that honour the server's RetryInfo, and streams that
 resume on another server when theirs drains or fails, without losing or repeating audio.
 
-The first protobuf-level helpers (``channel``, ``translate_file``, ``stream_pcm``, ...) stay here
-for the CLI, the tests and the benchmarks.
+Options are typed too: ``AudioFormat`` (what ``send`` takes), ``OutputOptions`` (what each segment
+carries), ``VadOptions`` (segmentation), ``TlsOptions``. The protobuf-level helpers of tests and
+benchmarks are not part of this face: they live in ``translate_svc.client.raw``.
 """
 
-from translate_svc.client._legacy import (
-    StreamTrace,
-    channel,
-    load_pcm16k,
-    output_options,
-    stream_pcm,
-    translate_file,
-    write_wav,
-)
 from translate_svc.client._retry import RetryPolicy
 from translate_svc.client.aio import AsyncStream, AsyncTranslateClient, channel_options
 from translate_svc.client.errors import StreamClosedError, StreamResumeError, TranslateError
 from translate_svc.client.sync import Stream, TranslateClient
 from translate_svc.client.types import (
+    AudioFormat,
     Draining,
     EndReason,
     Interim,
@@ -30,6 +23,7 @@ from translate_svc.client.types import (
     Languages,
     ModelInfo,
     OpusPacket,
+    OutputOptions,
     Segment,
     SegmentError,
     ServerLimits,
@@ -48,6 +42,7 @@ from translate_svc.client.types import (
 __all__ = [
     "AsyncStream",
     "AsyncTranslateClient",
+    "AudioFormat",
     "Draining",
     "EndReason",
     "Interim",
@@ -55,6 +50,7 @@ __all__ = [
     "Languages",
     "ModelInfo",
     "OpusPacket",
+    "OutputOptions",
     "RetryPolicy",
     "Segment",
     "SegmentError",
@@ -67,7 +63,6 @@ __all__ = [
     "StreamEvent",
     "StreamInfo",
     "StreamResumeError",
-    "StreamTrace",
     "Timing",
     "TlsOptions",
     "TranslateClient",
@@ -75,11 +70,5 @@ __all__ = [
     "TranslateResult",
     "Translation",
     "VadOptions",
-    "channel",
     "channel_options",
-    "load_pcm16k",
-    "output_options",
-    "stream_pcm",
-    "translate_file",
-    "write_wav",
 ]

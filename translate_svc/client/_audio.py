@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from translate_svc.audio.pcm import float_to_pcm16, pcm16_to_float  # numpy only: the server's own scale
 from translate_svc.client._convert import SAMPLE_BYTES
 from translate_svc.client.types import ClipEncoding, StreamEncoding
 
@@ -31,7 +32,7 @@ def _interleaved(x: np.ndarray[Any, Any], channels: int | None) -> tuple[np.ndar
 
 def to_float32(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     if x.dtype == np.int16:
-        return x.astype(np.float32) / np.float32(32768.0)
+        return pcm16_to_float(x)
     if np.issubdtype(x.dtype, np.floating):
         # FLOAT32 on the wire must lie in [-1, 1]; resampled audio overshoots by a hair
         clipped: np.ndarray[Any, Any] = np.clip(x.astype(np.float32, copy=False), -1.0, 1.0)
@@ -43,7 +44,7 @@ def to_int16(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     if x.dtype == np.int16:
         return x
     if np.issubdtype(x.dtype, np.floating):
-        return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
+        return float_to_pcm16(x)
     raise TypeError(f"audio arrays must be float (in [-1, 1]) or int16, not {x.dtype}")
 
 

@@ -8,7 +8,9 @@ import grpc
 import numpy as np
 
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.client.types import SAMPLE_BYTES as SAMPLE_BYTES  # re-exported: _audio.py reads it here
 from translate_svc.client.types import (
+    AudioFormat,
     ClipEncoding,
     Draining,
     EndReason,
@@ -17,10 +19,10 @@ from translate_svc.client.types import (
     Languages,
     ModelInfo,
     OpusPacket,
+    OutputOptions,
     Segment,
     SegmentError,
     ServerLimits,
-    SpeechEncoding,
     SpeechEvent,
     SpeechEventType,
     StreamEncoding,
@@ -39,8 +41,6 @@ ENCODINGS: dict[str, pb.AudioEncoding] = {
     "container": pb.CONTAINER,
     "opus": pb.OPUS,
 }
-#: bytes per sample (one channel) of the raw encodings
-SAMPLE_BYTES = {"linear16": 2, "float32": 4, "mulaw": 1, "alaw": 1}
 SPEECH_ENCODINGS: dict[str, pb.SpeechEncoding] = {
     "linear16": pb.SPEECH_ENCODING_LINEAR16,
     "opus": pb.SPEECH_ENCODING_OPUS,
@@ -61,27 +61,21 @@ def encoding_pb(name: StreamEncoding | ClipEncoding) -> pb.AudioEncoding:
         raise ValueError(f"unknown audio encoding {name!r}: use one of {', '.join(ENCODINGS)}") from None
 
 
-def output_pb(
-    *,
-    text: bool,
-    speech: bool,
-    transcript: bool,
-    speech_sample_rate: int,
-    speaker_id: int | None,
-    speech_encoding: SpeechEncoding,
-) -> pb.OutputOptions:
-    if speech_encoding not in SPEECH_ENCODINGS:
-        raise ValueError(f"unknown speech encoding {speech_encoding!r}: use 'linear16' or 'opus'")
-    out = pb.OutputOptions(
-        text=text,
-        speech=speech,
-        transcript=transcript,
-        speech_sample_rate_hz=speech_sample_rate,
-        speech_encoding=SPEECH_ENCODINGS[speech_encoding],
+def output_pb(out: OutputOptions) -> pb.OutputOptions:
+    msg = pb.OutputOptions(
+        text=out.text,
+        speech=out.speech,
+        transcript=out.transcript,
+        speech_sample_rate_hz=out.speech_sample_rate,
+        speech_encoding=SPEECH_ENCODINGS[out.speech_encoding],
     )
-    if speaker_id is not None:
-        out.speaker_id = speaker_id
-    return out
+    if out.speaker_id is not None:
+        msg.speaker_id = out.speaker_id
+    return msg
+
+
+def format_pb(fmt: AudioFormat) -> pb.AudioFormat:
+    return pb.AudioFormat(encoding=encoding_pb(fmt.encoding), sample_rate_hz=fmt.sample_rate, channels=fmt.channels)
 
 
 def vad_pb(vad: VadOptions | None) -> pb.VadOptions | None:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Unpack, get_args
 
 import grpc
 import numpy as np
@@ -37,11 +38,13 @@ from translate_svc.client._retry import RetryPolicy, is_retryable, retry_delay_o
 from translate_svc.client._tracker import StreamTracker
 from translate_svc.client.errors import StreamClosedError, StreamResumeError, TranslateError
 from translate_svc.client.types import (
+    AudioFormat,
     ClipEncoding,
     Draining,
     EndReason,
     Languages,
-    SpeechEncoding,
+    OutputFields,
+    OutputOptions,
     StreamEncoding,
     StreamEnd,
     StreamEvent,
@@ -245,20 +248,25 @@ class AsyncTranslateClient:
         *,
         targets: str | Sequence[str],
         source: str | None = None,
+        format: AudioFormat | None = None,
         sample_rate: int | None = None,
         encoding: ClipEncoding | None = None,
         channels: int | None = None,
-        text: bool = True,
-        speech: bool = True,
-        transcript: bool = True,
-        speech_sample_rate: int = 0,
-        speaker_id: int | None = None,
-        speech_encoding: SpeechEncoding = "linear16",
+        output: OutputOptions | None = None,
         vad: VadOptions | None = None,
         timeout_s: float | None = None,
+        **output_fields: Unpack[OutputFields],
     ) -> TranslateResult:
         """Translate a whole clip: file bytes or a path (any container the server reads), raw bytes
-        with ``encoding`` and ``sample_rate``, or a float/int16 numpy array with its ``sample_rate``."""
+        with their ``format`` (or ``encoding`` and ``sample_rate``), or a float/int16 numpy array
+        with its ``sample_rate``. ``output`` (or its fields as keywords: ``speech=False``) says what
+        each segment carries."""
+        if format is not None:
+            if (sample_rate, encoding, channels) != (None, None, None):
+                raise ValueError("give format= or encoding=/sample_rate=/channels=, not both")
+            if format.encoding == "opus":
+                raise ValueError("translate takes no Opus packets: send a WebM/Ogg file, or stream them")
+            encoding, sample_rate, channels = format.encoding, format.sample_rate, format.channels
         content, enc, rate, ch = await asyncio.to_thread(
             clip_input, audio, encoding=encoding, sample_rate=sample_rate, channels=channels
         )
@@ -269,14 +277,7 @@ class AsyncTranslateClient:
             ),
             source_language=source or "",
             target_languages=convert.targets_list(targets),
-            output=convert.output_pb(
-                text=text,
-                speech=speech,
-                transcript=transcript,
-                speech_sample_rate=speech_sample_rate,
-                speaker_id=speaker_id,
-                speech_encoding=speech_encoding,
-            ),
+            output=convert.output_pb(_output(output, output_fields)),
             vad=convert.vad_pb(vad),
         )
         resp = await self._unary("Translate", request, timeout_s)
@@ -287,66 +288,79 @@ class AsyncTranslateClient:
         *,
         targets: str | Sequence[str],
         source: str | None = None,
-        encoding: StreamEncoding = "linear16",
-        sample_rate: int = 16000,
-        channels: int = 1,
+        format: AudioFormat | None = None,
+        encoding: StreamEncoding | None = None,
+        sample_rate: int | None = None,
+        channels: int | None = None,
         interim_ms: int = 0,
-        text: bool = True,
-        speech: bool = True,
-        transcript: bool = True,
-        speech_sample_rate: int = 0,
-        speaker_id: int | None = None,
-        speech_encoding: SpeechEncoding = "linear16",
+        output: OutputOptions | None = None,
         vad: VadOptions | None = None,
         packet_ms: float = 20.0,
         max_replay_s: float | None = 300.0,
         timeout_s: float | None = None,
         max_buffered_events: int = 1024,
+        **output_fields: Unpack[OutputFields],
     ) -> AsyncStream:
         """A live stream; use as ``async with client.stream(...) as s:``.
 
-        ``encoding="opus"``: one Opus packet per ``send`` (48 kHz timeline; ``sample_rate`` is then
-        48000). ``packet_ms``: the duration assumed for an Opus packet whose length cannot be read
-        from its header and that comes without a timestamp. ``max_replay_s``: the most audio kept
-        for a resume while no final result arrives. ``timeout_s``: a deadline for the whole stream
-        (None: none). ``max_buffered_events``: events read ahead of the caller before the SDK stops
-        reading (then the server's flow control slows the stream).
+        ``format`` (or ``encoding``, ``sample_rate``, ``channels``; default 16 kHz mono linear16):
+        the audio ``send`` takes. ``encoding="opus"``: one Opus packet per ``send`` (48 kHz timeline;
+        ``sample_rate`` is then 48000). ``output`` (or its fields as keywords: ``speech=False``):
+        what each segment carries. ``packet_ms``: the duration assumed for an Opus packet whose
+        length cannot be read from its header and that comes without a timestamp.
+        ``max_replay_s``: the most audio kept for a resume while no final result arrives.
+        ``timeout_s``: a deadline for the whole stream (None: none). ``max_buffered_events``: events
+        read ahead of the caller before the SDK stops reading (then the server's flow control slows
+        the stream).
         """
-        if encoding not in ("linear16", "float32", "mulaw", "alaw", "opus"):
-            raise ValueError(f"stream encoding {encoding!r}: use linear16, float32, mulaw, alaw or opus")
-        if encoding == "opus":
-            if sample_rate not in (0, OPUS_RATE, 16000):
-                raise ValueError("Opus streams run on a 48 kHz timeline: leave sample_rate at 48000")
-            sample_rate = OPUS_RATE
-        if channels not in (1, 2):
-            raise ValueError("channels must be 1 or 2")
+        fmt, enc = _stream_format(format, encoding, sample_rate, channels)
         config = pb.StreamingConfig(
-            format=pb.AudioFormat(
-                encoding=convert.encoding_pb(encoding), sample_rate_hz=sample_rate, channels=channels
-            ),
+            format=convert.format_pb(fmt),
             source_language=source or "",
             target_languages=convert.targets_list(targets),
-            output=convert.output_pb(
-                text=text,
-                speech=speech,
-                transcript=transcript,
-                speech_sample_rate=speech_sample_rate,
-                speaker_id=speaker_id,
-                speech_encoding=speech_encoding,
-            ),
+            output=convert.output_pb(_output(output, output_fields)),
             interim_interval_ms=interim_ms,
             vad=convert.vad_pb(vad),
         )
-        frame_bytes = None if encoding == "opus" else convert.SAMPLE_BYTES[encoding] * channels
-        buffer = ReplayBuffer(rate=sample_rate, frame_bytes=frame_bytes, packet_ms=packet_ms, max_seconds=max_replay_s)
+        buffer = ReplayBuffer(
+            rate=fmt.sample_rate, frame_bytes=fmt.frame_bytes, packet_ms=packet_ms, max_seconds=max_replay_s
+        )
         return AsyncStream(
             self,
             config,
-            encoding=encoding,
+            encoding=enc,
             buffer=buffer,
             timeout_s=timeout_s,
             max_buffered_events=max_buffered_events,
         )
+
+
+def _output(output: OutputOptions | None, fields: OutputFields) -> OutputOptions:
+    """``output`` with the keyword arguments given in its place (they win)."""
+    return dataclasses.replace(output or OutputOptions(), **fields)
+
+
+def _stream_format(
+    fmt: AudioFormat | None, encoding: StreamEncoding | None, sample_rate: int | None, channels: int | None
+) -> tuple[AudioFormat, StreamEncoding]:
+    """A stream's ``format=``, or the one its ``encoding``/``sample_rate``/``channels`` describe."""
+    if fmt is not None:
+        if (encoding, sample_rate, channels) != (None, None, None):
+            raise ValueError("give format= or encoding=/sample_rate=/channels=, not both")
+        if fmt.encoding == "container":
+            raise ValueError("a stream takes headerless audio or Opus packets, not a container file")
+        encoding, sample_rate, channels = fmt.encoding, fmt.sample_rate, fmt.channels
+    enc: StreamEncoding = encoding or "linear16"
+    if enc not in get_args(StreamEncoding):
+        raise ValueError(f"stream encoding {enc!r}: use linear16, float32, mulaw, alaw or opus")
+    if enc == "opus":
+        if sample_rate not in (None, 0, OPUS_RATE, 16000):
+            raise ValueError("Opus streams run on a 48 kHz timeline: leave sample_rate at 48000")
+        sample_rate = OPUS_RATE
+    if channels not in (None, 1, 2):
+        raise ValueError("channels must be 1 or 2")
+    rate = 16000 if sample_rate is None else sample_rate
+    return AudioFormat(enc, rate, 1 if channels is None else channels), enc
 
 
 class _Outcome:

@@ -1,5 +1,5 @@
 """The blocking SDK: ``TranslateClient`` runs an ``AsyncTranslateClient`` on a private event-loop
-thread and waits for it.
+thread and waits for it; its methods are the async client's, wrapped (one signature to keep).
 
 Thread safety: a ``TranslateClient`` may be used from several threads (each call is handed to the
 loop thread). One ``Stream`` is meant for one thread: ``send`` and iteration work from the same
@@ -11,16 +11,16 @@ a stream.
 from __future__ import annotations
 
 import asyncio
+import functools
 import queue
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
-from translate_svc.client._audio import AudioInput
 from translate_svc.client._retry import RetryPolicy
 from translate_svc.client.aio import (
     DEFAULT_KEEPALIVE_S,
@@ -29,24 +29,44 @@ from translate_svc.client.aio import (
     AsyncStream,
     AsyncTranslateClient,
 )
-from translate_svc.client.types import (
-    ClipEncoding,
-    Languages,
-    SpeechEncoding,
-    StreamEncoding,
-    StreamEvent,
-    StreamInfo,
-    TlsOptions,
-    TranslateResult,
-    VadOptions,
-)
+from translate_svc.client.types import StreamEvent, StreamInfo, TlsOptions
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 async def _call_in_loop(make: Callable[[], T]) -> T:
     """``make()`` on the loop thread (asyncio objects are made where they are used)."""
     return make()
+
+
+def _blocking(
+    method: Callable[Concatenate[AsyncTranslateClient, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[TranslateClient, P], T]:
+    """``AsyncTranslateClient.method`` as a blocking ``TranslateClient`` method with its signature."""
+
+    def call(self: TranslateClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(method(self._client, *args, **kwargs))
+
+    functools.update_wrapper(call, method)  # name, docstring; inspect.signature shows the async one's
+    return call
+
+
+def _blocking_stream(
+    method: Callable[Concatenate[AsyncTranslateClient, P], AsyncStream],
+) -> Callable[Concatenate[TranslateClient, P], Stream]:
+    """``AsyncTranslateClient.stream`` as a ``TranslateClient`` method returning a blocking ``Stream``:
+    ``with client.stream(...) as s:``, then ``s.send(...)``, ``s.close()`` and ``for ev in s`` (or
+    ``s.poll()`` between sends) from the same thread."""
+
+    def call(self: TranslateClient, /, *args: P.args, **kwargs: P.kwargs) -> Stream:
+        # the AsyncStream is made on the loop thread (asyncio objects are made where they are used)
+        astream = self._run(_call_in_loop(lambda: method(self._client, *args, **kwargs)))
+        return Stream(self, astream)
+
+    functools.update_wrapper(call, method)
+    call.__doc__ = _blocking_stream.__doc__
+    return call
 
 
 class _Done:
@@ -124,91 +144,11 @@ class TranslateClient:
     def addresses(self) -> tuple[str, ...]:
         return self._client.addresses
 
-    def languages(self, *, timeout_s: float | None = None) -> Languages:
-        return self._run(self._client.languages(timeout_s=timeout_s))
+    # the async client's methods, blocking: the same arguments, written once (in aio.py)
+    languages = _blocking(AsyncTranslateClient.languages)
+    translate = _blocking(AsyncTranslateClient.translate)
 
-    def translate(
-        self,
-        audio: AudioInput,
-        *,
-        targets: str | Sequence[str],
-        source: str | None = None,
-        sample_rate: int | None = None,
-        encoding: ClipEncoding | None = None,
-        channels: int | None = None,
-        text: bool = True,
-        speech: bool = True,
-        transcript: bool = True,
-        speech_sample_rate: int = 0,
-        speaker_id: int | None = None,
-        speech_encoding: SpeechEncoding = "linear16",
-        vad: VadOptions | None = None,
-        timeout_s: float | None = None,
-    ) -> TranslateResult:
-        return self._run(
-            self._client.translate(
-                audio,
-                targets=targets,
-                source=source,
-                sample_rate=sample_rate,
-                encoding=encoding,
-                channels=channels,
-                text=text,
-                speech=speech,
-                transcript=transcript,
-                speech_sample_rate=speech_sample_rate,
-                speaker_id=speaker_id,
-                speech_encoding=speech_encoding,
-                vad=vad,
-                timeout_s=timeout_s,
-            )
-        )
-
-    def stream(
-        self,
-        *,
-        targets: str | Sequence[str],
-        source: str | None = None,
-        encoding: StreamEncoding = "linear16",
-        sample_rate: int = 16000,
-        channels: int = 1,
-        interim_ms: int = 0,
-        text: bool = True,
-        speech: bool = True,
-        transcript: bool = True,
-        speech_sample_rate: int = 0,
-        speaker_id: int | None = None,
-        speech_encoding: SpeechEncoding = "linear16",
-        vad: VadOptions | None = None,
-        packet_ms: float = 20.0,
-        max_replay_s: float | None = 300.0,
-        timeout_s: float | None = None,
-    ) -> Stream:
-        """A live stream: ``with client.stream(...) as s:``, then ``s.send(...)``, ``s.close()`` and
-        ``for ev in s`` (or ``s.poll()`` between sends) from the same thread."""
-        astream = self._run(
-            _call_in_loop(
-                lambda: self._client.stream(
-                    targets=targets,
-                    source=source,
-                    encoding=encoding,
-                    sample_rate=sample_rate,
-                    channels=channels,
-                    interim_ms=interim_ms,
-                    text=text,
-                    speech=speech,
-                    transcript=transcript,
-                    speech_sample_rate=speech_sample_rate,
-                    speaker_id=speaker_id,
-                    speech_encoding=speech_encoding,
-                    vad=vad,
-                    packet_ms=packet_ms,
-                    max_replay_s=max_replay_s,
-                    timeout_s=timeout_s,
-                )
-            )
-        )
-        return Stream(self, astream)
+    stream = _blocking_stream(AsyncTranslateClient.stream)
 
 
 class Stream:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict, get_args
 
 import numpy as np
 
@@ -19,6 +19,8 @@ StreamEncoding = Literal["linear16", "float32", "mulaw", "alaw", "opus"]
 ClipEncoding = Literal["linear16", "float32", "mulaw", "alaw", "container"]
 #: How translated speech comes back.
 SpeechEncoding = Literal["linear16", "opus"]
+#: bytes per sample (one channel) of the raw encodings
+SAMPLE_BYTES: dict[str, int] = {"linear16": 2, "float32": 4, "mulaw": 1, "alaw": 1}
 
 
 # -- options ------------------------------------------------------------------------------------
@@ -51,6 +53,66 @@ class VadOptions:
     speech_pad_ms: int | None = None
     min_speech_ms: int | None = None
     max_segment_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """How the audio sent is encoded: ``translate(format=...)`` and ``stream(format=...)``.
+
+    ``linear16``/``float32``/``mulaw``/``alaw``: headerless samples at ``sample_rate``, ``channels``
+    interleaved. ``container`` (``translate`` only): a WAV/FLAC/OGG/MP3/WebM file's bytes, which
+    carry their own rate. ``opus`` (streams only): one packet per ``send``, on a 48 kHz timeline.
+    """
+
+    encoding: StreamEncoding | ClipEncoding = "linear16"
+    sample_rate: int = 16000
+    channels: int = 1
+
+    def __post_init__(self) -> None:
+        known = (*get_args(StreamEncoding), "container")
+        if self.encoding not in known:
+            raise ValueError(f"AudioFormat: unknown encoding {self.encoding!r}: use one of {', '.join(known)}")
+        if self.channels not in (1, 2):
+            raise ValueError(f"AudioFormat: channels must be 1 or 2, not {self.channels}")
+
+    @property
+    def frame_bytes(self) -> int | None:
+        """Bytes per frame (all channels) of headerless samples; None for ``opus`` and ``container``."""
+        size = SAMPLE_BYTES.get(self.encoding)
+        return None if size is None else size * self.channels
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """What each segment's result carries (docs/api.md, ``OutputOptions``).
+
+    ``transcript`` needs the call's ``source`` language. ``speech_sample_rate``: 8000..48000, 0 for
+    the model's own (16 kHz). ``speaker_id``: the vocoder's voice, None for the server's default.
+    ``translate`` and ``stream`` take one as ``output=``, or its fields as keyword arguments
+    (``speech=False``), which win over ``output``'s.
+    """
+
+    text: bool = True
+    speech: bool = True
+    transcript: bool = True
+    speech_sample_rate: int = 0
+    speaker_id: int | None = None
+    speech_encoding: SpeechEncoding = "linear16"
+
+    def __post_init__(self) -> None:
+        if self.speech_encoding not in get_args(SpeechEncoding):
+            raise ValueError(f"unknown speech encoding {self.speech_encoding!r}: use 'linear16' or 'opus'")
+
+
+class OutputFields(TypedDict, total=False):
+    """``OutputOptions``' fields as keyword arguments of ``translate`` and ``stream``."""
+
+    text: bool
+    speech: bool
+    transcript: bool
+    speech_sample_rate: int
+    speaker_id: int | None
+    speech_encoding: SpeechEncoding
 
 
 # -- results ------------------------------------------------------------------------------------

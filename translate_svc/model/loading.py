@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 from translate_svc.errors import ModelNotFound
-from translate_svc.model.test_checkpoint import TEST_MODEL_MARKER
 from translate_svc.types import ModelInfo
 
 HF_REPO_ID = "facebook/seamless-m4t-v2-large"
+#: Written by ``make-test-model`` beside the random-weight test checkpoint (test_checkpoint.py).
+TEST_MODEL_MARKER = "translate_svc_test_model.json"
 #: Written by ``translate-svc download-model``: the repo and the commit the weights came from.
 DOWNLOAD_MARKER = "translate_svc_download.json"
 #: What ``download-model`` fetches: configs, safetensors shards, tokenizer. Not the 10 GB .pt.

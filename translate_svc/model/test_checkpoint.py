@@ -24,6 +24,8 @@ from transformers import (
     SeamlessM4Tv2Model,
 )
 
+from translate_svc.model.loading import TEST_MODEL_MARKER
+
 logger = logging.getLogger(__name__)
 
 #: Languages of the test checkpoint; every one supports text and speech output.
@@ -31,7 +33,6 @@ TEST_LANGUAGES = ("eng", "spa", "fra", "deu", "ita", "por")
 #: Extra languages with text output only (like most of the real model's 96 text languages).
 TEST_TEXT_ONLY_LANGUAGES = ("cmn", "jpn")
 
-TEST_MODEL_MARKER = "translate_svc_test_model.json"
 
 _SPECIALS = {"<pad>": 0, "<unk>": 1, "<s>": 2, "</s>": 3}
 _UNIT_VOCAB = 96  # vocoder units (real model: 10000)

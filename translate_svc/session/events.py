@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from translate_svc.engine.runner import ModelCard
 from translate_svc.errors import InvalidInput, LimitReached
-from translate_svc.settings import LimitsSettings, VadSettings
+from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
     AudioFormat,
     InterimResult,
@@ -18,6 +18,7 @@ from translate_svc.types import (
     SegmentResult,
     TranslationTask,
 )
+from translate_svc.vad.segmenter import SegmenterConfig
 
 # -- requests (door -> driver) ------------------------------------------------------------------
 
@@ -39,7 +40,7 @@ class StreamConfig:
     source_language: str
     target_languages: tuple[str, ...]
     output: OutputOptions
-    vad: VadSettings
+    vad: SegmenterConfig
     interim_interval_ms: int = 0
     resume: Resume | None = None
 
@@ -94,7 +95,7 @@ class StreamStarted:
     resume_token: str
     format: AudioFormat
     task: TranslationTask
-    vad: VadSettings
+    vad: SegmenterConfig
     interim_interval_ms: int
     resume: Resume | None
     card: ModelCard

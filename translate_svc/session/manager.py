@@ -17,7 +17,7 @@ from translate_svc.errors import InvalidInput, NotReady, Overloaded
 from translate_svc.session import task as checks
 from translate_svc.session.events import ClipResult, Draining, Resume
 from translate_svc.session.stream import StreamSession
-from translate_svc.settings import LimitsSettings, VadSettings
+from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, SegmentResult, TranslationTask
 from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.worker import VadWorker
@@ -26,12 +26,13 @@ from translate_svc.vad.worker import VadWorker
 class SessionManager:
     """Shared state of all sessions. Create one per server; event loop only."""
 
-    def __init__(self, engine: EngineClient, vad: VadWorker, vad_defaults: VadSettings, limits: LimitsSettings) -> None:
+    def __init__(
+        self, engine: EngineClient, vad: VadWorker, vad_defaults: SegmenterConfig, limits: LimitsSettings
+    ) -> None:
         self.engine = engine
         self.vad = vad
         self.vad_defaults = vad_defaults
         self.limits = limits
-        SegmenterConfig.from_settings(vad_defaults)  # fail at start-up on inconsistent VAD defaults
         #: streams open now (admission control: ``limits.max_streams``)
         self.open_streams = 0
         #: sessions alive now, streams and Translate clips (their fair share of the engine queue)
@@ -85,7 +86,7 @@ class SessionManager:
         self,
         fmt: AudioFormat,
         task: TranslationTask,
-        vad: VadSettings,
+        vad: SegmenterConfig,
         *,
         interim_interval_ms: int = 0,
         resume: Resume | None = None,
@@ -110,7 +111,7 @@ class SessionManager:
         return session
 
     async def translate_clip(
-        self, content: bytes, fmt: AudioFormat, task: TranslationTask, vad: VadSettings
+        self, content: bytes, fmt: AudioFormat, task: TranslationTask, vad: SegmenterConfig
     ) -> ClipResult:
         """Translate a whole clip: the same pipeline as a stream, fed at once, then half-closed."""
         limit_s = self.limits.max_clip_seconds
@@ -142,7 +143,7 @@ class SessionManager:
         self,
         fmt: AudioFormat,
         task: TranslationTask,
-        vad: VadSettings,
+        vad: SegmenterConfig,
         *,
         strict_queue: bool = False,
         interim_interval_ms: int = 0,

@@ -27,7 +27,7 @@ from translate_svc.session.jobs import JobTracker, segment_of
 from translate_svc.session.results import PER_MS
 from translate_svc.session.timeline import Timeline
 from translate_svc.session.vad_bridge import VAD_BACKLOG, VadBridge
-from translate_svc.settings import LimitsSettings, VadSettings
+from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioFormat, TranslationTask
 from translate_svc.vad.segmenter import (
     Segmenter,
@@ -60,7 +60,7 @@ class StreamSession:
         limits: LimitsSettings,
         fmt: AudioFormat,
         task: TranslationTask,
-        vad_settings: VadSettings,
+        vad_settings: SegmenterConfig,
         *,
         fair_share: Callable[[], int],
         strict_queue: bool = False,
@@ -78,7 +78,7 @@ class StreamSession:
         self._limits = limits
         self._fair_share = fair_share
         self.timeline = Timeline(fmt, limits, resume.offset_ms if resume is not None else 0)
-        self._segmenter = Segmenter(SegmenterConfig.from_settings(vad_settings))
+        self._segmenter = Segmenter(vad_settings)
         self._vad = VadBridge(vad, self._on_scored, self._update_room)
         self.jobs = JobTracker(
             engine,

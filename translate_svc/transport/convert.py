@@ -5,12 +5,14 @@ The gRPC door's only knowledge of the wire types besides the servicer's method t
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from pydantic import ValidationError
 
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.engine.runner import ModelCard
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
 from translate_svc.session.events import (
@@ -25,7 +27,7 @@ from translate_svc.session.events import (
     StreamRequest,
     StreamStarted,
 )
-from translate_svc.settings import LimitsSettings, VadSettings
+from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
@@ -37,6 +39,7 @@ from translate_svc.types import (
     Transcript,
     Translation,
 )
+from translate_svc.vad.segmenter import SegmenterConfig
 
 _SPEECH_ENCODINGS = {
     pb.SPEECH_ENCODING_UNSPECIFIED: SpeechEncoding.LINEAR16,
@@ -117,21 +120,20 @@ def output_options_to_pb(o: OutputOptions) -> pb.OutputOptions:
     )
 
 
-#: VadOptions fields, named as in VadSettings
+#: VadOptions fields, named as in the segmenter's config (SegmenterConfig)
 _VAD_FIELDS = ("threshold", "min_silence_ms", "speech_pad_ms", "min_speech_ms", "max_segment_ms")
 
 
-def vad_settings(msg: pb.VadOptions, defaults: VadSettings) -> VadSettings:
-    """Stream/request overrides on top of the server defaults, validated with the same bounds."""
+def vad_settings(msg: pb.VadOptions, defaults: SegmenterConfig) -> SegmenterConfig:
+    """Stream/request overrides on top of the server defaults; the config checks them itself."""
     overrides = {f: getattr(msg, f) for f in _VAD_FIELDS if msg.HasField(f)}
     try:
-        return VadSettings.model_validate({**defaults.model_dump(), **overrides})
-    except ValidationError as e:
-        problems = "; ".join(f"vad.{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
-        raise InvalidInput(f"invalid VAD options: {problems}") from e
+        return dataclasses.replace(defaults, **overrides)
+    except InvalidInput as e:  # VadConfigError: names each bad field, its value and its range
+        raise InvalidInput(f"invalid VAD options: {e.message}") from None
 
 
-def vad_settings_to_pb(v: VadSettings) -> pb.VadOptions:
+def vad_settings_to_pb(v: SegmenterConfig) -> pb.VadOptions:
     return pb.VadOptions(**{f: getattr(v, f) for f in _VAD_FIELDS})
 
 
@@ -185,7 +187,7 @@ def language_to_pb(lang: Language) -> pb.Language:
 
 
 def pcm16(audio: np.ndarray) -> bytes:
-    return bytes((np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
+    return float_to_pcm16(audio).astype("<i2").tobytes()
 
 
 def segment_result_to_pb(r: SegmentResult) -> pb.SegmentResult:
@@ -248,7 +250,7 @@ _OPUS_FRAME = 960
 # -- the stream: requests in, events out --------------------------------------------------------
 
 
-def stream_request(msg: pb.StreamingTranslateRequest, vad_defaults: VadSettings) -> StreamRequest:
+def stream_request(msg: pb.StreamingTranslateRequest, vad_defaults: SegmenterConfig) -> StreamRequest:
     """One StreamingTranslate message -> its domain request (wire-level mistakes: InvalidInput)."""
     kind = msg.WhichOneof("request")
     if kind == "audio":
@@ -265,7 +267,7 @@ def stream_request(msg: pb.StreamingTranslateRequest, vad_defaults: VadSettings)
     raise InvalidInput("empty request message: set one of config, audio, packet or control")
 
 
-def stream_config(cfg: pb.StreamingConfig, vad_defaults: VadSettings) -> StreamConfig:
+def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig) -> StreamConfig:
     resume = None
     if cfg.HasField("resume"):
         r = cfg.resume

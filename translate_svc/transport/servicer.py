@@ -31,9 +31,9 @@ from translate_svc.errors import InvalidInput, ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session import Invalid, SessionManager, StreamDriver, StreamRequest, StreamStarted
 from translate_svc.session.driver import internal_error
-from translate_svc.settings import VadSettings
 from translate_svc.transport import convert
 from translate_svc.types import SegmentResult
+from translate_svc.vad.segmenter import SegmenterConfig
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class TranslatorServicer:
                 metrics.STREAMS_ACTIVE.dec()
 
 
-async def _requests(raw: AsyncIterator[bytes], vad_defaults: VadSettings) -> AsyncIterator[StreamRequest]:
+async def _requests(raw: AsyncIterator[bytes], vad_defaults: SegmenterConfig) -> AsyncIterator[StreamRequest]:
     """Wire messages -> domain requests; one that cannot be used becomes ``Invalid`` (the driver
     decides: it ends an open stream, and is dropped after the end), so reading can go on."""
     async for data in raw:

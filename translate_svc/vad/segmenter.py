@@ -44,7 +44,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
 
 import numpy as np
 
@@ -63,25 +62,31 @@ def samples_to_ms(sample: int) -> int:
     return sample * 1000 // MODEL_SAMPLE_RATE
 
 
-class VadParams(Protocol):
-    """What :meth:`SegmenterConfig.from_settings` reads: ``settings.VadSettings`` or a per-stream
-    override (structural, so this pure core does not depend on pydantic)."""
+#: The range of each millisecond field of :class:`SegmenterConfig` (both ends allowed).
+MS_RANGES: dict[str, tuple[int, int]] = {
+    "min_silence_ms": (0, 10_000),
+    "speech_pad_ms": (0, 2_000),
+    "min_speech_ms": (0, 10_000),
+    "max_segment_ms": (1_000, 60_000),
+}
 
-    @property
-    def threshold(self) -> float: ...
-    @property
-    def min_silence_ms(self) -> int: ...
-    @property
-    def speech_pad_ms(self) -> int: ...
-    @property
-    def min_speech_ms(self) -> int: ...
-    @property
-    def max_segment_ms(self) -> int: ...
+
+class VadConfigError(InvalidInput, ValueError):
+    """A VAD parameter out of range. ``InvalidInput`` so a stream's override is refused with
+    INVALID_ARGUMENT; ``ValueError`` so pydantic reports a bad server setting as a validation
+    error of ``Settings`` at start-up. The message names each bad field, its value and its range."""
 
 
 @dataclass(frozen=True)
 class SegmenterConfig:
-    """Segmentation parameters, in milliseconds like :class:`~translate_svc.settings.VadSettings`."""
+    """Segmentation parameters: the one VAD configuration of the service, validated here only.
+
+    The server's defaults are this type (``Settings.vad``, filled from ``TRANSLATE_SVC_VAD__*``
+    by pydantic, which calls ``__post_init__``), and a stream's overrides are
+    ``dataclasses.replace(defaults, **overrides)`` (``transport/convert.py``), so every instance
+    that exists is valid. Defaults equal silero-vad's ``get_speech_timestamps`` defaults, plus a
+    segment length cap. Immutable, so one instance is shared by any number of streams.
+    """
 
     threshold: float = 0.5
     min_silence_ms: int = 100
@@ -90,28 +95,23 @@ class SegmenterConfig:
     max_segment_ms: int = 15_000
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise InvalidInput(f"VAD threshold {self.threshold} must lie strictly between 0 and 1")
-        for name in ("min_silence_ms", "speech_pad_ms", "min_speech_ms"):
-            if getattr(self, name) < 0:
-                raise InvalidInput(f"VAD {name} must not be negative, got {getattr(self, name)}")
-        # The cap needs room to cut inside its last third: see Segmenter._split.
-        least = 3 * (self.speech_pad_ms + 2 * WINDOW_SAMPLES // _PER_MS)
-        if self.max_segment_ms < least:
-            raise InvalidInput(
-                f"VAD max_segment_ms={self.max_segment_ms} is too short for speech_pad_ms={self.speech_pad_ms}: "
-                f"it must be at least 3 x (speech_pad_ms + 64) = {least} ms; raise it or lower the pad"
-            )
-
-    @classmethod
-    def from_settings(cls, settings: VadParams) -> SegmenterConfig:
-        return cls(
-            threshold=settings.threshold,
-            min_silence_ms=settings.min_silence_ms,
-            speech_pad_ms=settings.speech_pad_ms,
-            min_speech_ms=settings.min_speech_ms,
-            max_segment_ms=settings.max_segment_ms,
-        )
+        problems = []
+        if not 0.0 < self.threshold < 1.0:  # NaN too
+            problems.append(f"vad.threshold={self.threshold} is out of range: use a value strictly between 0 and 1")
+        for name, (lo, hi) in MS_RANGES.items():
+            value = getattr(self, name)
+            if not lo <= value <= hi:
+                problems.append(f"vad.{name}={value} is out of range: use {lo}..{hi} ms")
+        if not problems:
+            # The cap needs room to cut inside its last third: see Segmenter._split.
+            least = 3 * (self.speech_pad_ms + 2 * WINDOW_SAMPLES // _PER_MS)
+            if self.max_segment_ms < least:
+                problems.append(
+                    f"vad.max_segment_ms={self.max_segment_ms} is too short for vad.speech_pad_ms="
+                    f"{self.speech_pad_ms}: use at least 3 x (speech_pad_ms + 64) = {least} ms, or a shorter pad"
+                )
+        if problems:
+            raise VadConfigError("; ".join(problems))
 
     @property
     def neg_threshold(self) -> float:

@@ -10,8 +10,9 @@ prepended (the "context"), the recurrent state (2, batch, 128) and the rate as a
 it returns one speech probability and the next state. Reproducing it exactly gives the same
 probabilities as silero's ``get_speech_timestamps``, so its tuned defaults keep their meaning.
 
-:class:`StreamSegmenter` joins the shared model to one stream's state and
-:class:`~translate_svc.vad.segmenter.Segmenter`: it is what the session layer uses.
+Streams never call the model themselves: every call goes through the one
+:class:`~translate_svc.vad.worker.VadWorker`, which scores the streams' states together on its
+thread; a session pushes the probabilities into its :class:`~translate_svc.vad.segmenter.Segmenter`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 import onnxruntime as ort
 
 from translate_svc.types import MODEL_SAMPLE_RATE
-from translate_svc.vad.segmenter import WINDOW_SAMPLES, Segmenter, SegmenterConfig, SegmenterEvent
+from translate_svc.vad.segmenter import WINDOW_SAMPLES
 
 logger = logging.getLogger(__name__)
 
@@ -157,47 +158,3 @@ class SileroVad:
         state.context = x[0, -CONTEXT_SAMPLES:].copy()
         state.windows += 1
         return float(out[0, 0])
-
-
-class StreamSegmenter:
-    """One stream's VAD and segmentation: 16 kHz samples in, segmentation events out.
-
-    Joins the shared :class:`SileroVad` to this stream's :class:`SileroState` and
-    :class:`~translate_svc.vad.segmenter.Segmenter`. Whole-clip ``Translate`` calls :meth:`feed`
-    once and then :meth:`finish`; a live stream calls :meth:`feed` per chunk: both give the same
-    segments.
-
-    Not thread-safe: one instance per stream, used by one caller at a time. :meth:`feed` runs the
-    VAD model synchronously (about 0.1 ms of CPU per 32 ms of audio); other streams' instances may
-    use the shared ``SileroVad`` from other threads at the same time.
-    """
-
-    def __init__(self, vad: SileroVad, config: SegmenterConfig) -> None:
-        self._vad = vad
-        self._state = vad.new_state()
-        self._segmenter = Segmenter(config)
-
-    def feed(self, samples16k: np.ndarray) -> list[SegmenterEvent]:
-        """Add the next samples of the stream (16 kHz float32 mono, any length, even empty)."""
-        probs = self._vad.probabilities(self._state, samples16k)
-        return self._segmenter.push(samples16k, probs)
-
-    @property
-    def vad_state(self) -> SileroState:
-        """This stream's silero state, for scoring elsewhere (``VadWorker``) and then :meth:`push`."""
-        return self._state
-
-    def push(self, samples16k: np.ndarray, probs: np.ndarray) -> list[SegmenterEvent]:
-        """:meth:`feed` with the probabilities already scored for these samples from
-        :attr:`vad_state` (by ``VadWorker.probabilities``)."""
-        return self._segmenter.push(samples16k, probs)
-
-    def flush(self) -> list[SegmenterEvent]:
-        """End the current segment now (the client asked for it)."""
-        return self._segmenter.flush()
-
-    def finish(self) -> list[SegmenterEvent]:
-        """End of stream: score the last partial window, close any open speech."""
-        tail = self._vad.finish(self._state)
-        events = self._segmenter.push(np.zeros(0, dtype=np.float32), tail)
-        return events + self._segmenter.finish()

@@ -1,7 +1,8 @@
-"""The first, protobuf-level client helpers (kept for the CLI, the tests and the benchmarks).
+"""Helpers beneath the SDK's typed API, for tests, benchmarks and the CLI: protobuf-level calls (a
+channel, one Translate, a paced LINEAR16 stream, WAV out) and audio files read with the server's codecs.
 
-New code should use the SDK (``AsyncTranslateClient`` / ``TranslateClient``); these stay importable
-from ``translate_svc.client`` with their original behaviour.
+Not the SDK's public face (``translate_svc.client`` does not export them): applications use
+``AsyncTranslateClient`` / ``TranslateClient``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import soundfile as sf
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+from translate_svc.audio.pcm import float_to_pcm16
 
 
 def channel(target: str, max_message_bytes: int = 64 * 1024 * 1024) -> grpc.aio.Channel:
@@ -53,15 +55,27 @@ async def translate_file(
     return response
 
 
-def load_pcm16k(path: Path) -> np.ndarray:
-    """A file as 16 kHz mono int16 (what ``stream`` sends as LINEAR16)."""
+def decode_audio(data: bytes, *, rate: int | None = None) -> tuple[np.ndarray, int]:
+    """A WAV/FLAC/OGG/MP3/WebM file's bytes -> (mono float32 in [-1, 1], its rate), decoded as the
+    server decodes them (``translate_svc.audio``: soundfile, PyAV for WebM). Resampled to ``rate``
+    if given, else only when a stream could not take the file's own rate (outside 8..48 kHz: 16 kHz).
+    Raises ``ValueError`` saying why the bytes are no audio."""
     from translate_svc.audio.codec import decode_container
     from translate_svc.audio.resample import resample
+    from translate_svc.errors import InvalidInput
 
-    samples, rate = decode_container(path.read_bytes())
-    mono = resample(samples, rate, 16000)
-    # x * 32768, rounded: a 16 kHz PCM16 file comes back sample-exact
-    return np.clip(np.round(mono * 32768.0), -32768, 32767).astype("<i2")
+    try:
+        samples, got = decode_container(data)
+    except InvalidInput as e:
+        raise ValueError(e.message) from None
+    want = rate if rate is not None else (got if 8000 <= got <= 48000 else 16000)
+    return (samples, got) if want == got else (resample(samples, got, want), want)
+
+
+def load_pcm16k(path: Path) -> np.ndarray:
+    """A file as 16 kHz mono int16 (what ``stream`` sends as LINEAR16)."""
+    mono, _ = decode_audio(path.read_bytes(), rate=16000)
+    return float_to_pcm16(mono).astype("<i2")  # the exact inverse of decoding: PCM16 files come back sample-exact
 
 
 @dataclass

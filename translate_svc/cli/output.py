@@ -1,5 +1,5 @@
-"""What the CLI writes, computed without I/O: output names, the JSON result, dub tracks, subtitles,
-latency summaries. ``translate_svc/cli.py`` does the reading, the calls and the writing.
+"""What the client commands write, computed without I/O: output names, the JSON result, dub tracks,
+subtitles, latency summaries. ``cli/files.py`` writes them.
 """
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import io
 import math
-import re
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +17,8 @@ import soundfile as sf
 import srt
 import webvtt
 
-from translate_svc.client.types import ModelInfo, Segment, Translation
+from translate_svc.audio.pcm import float_to_pcm16 as to_pcm16
+from translate_svc.client import ModelInfo, Segment, Translation
 
 #: the ``format`` field of the JSON result ``translate`` writes (``stream``: ``translate-svc.stream.v1``)
 RESULT_FORMAT: Final = "translate-svc.result.v1"
@@ -196,10 +196,6 @@ def concat_track(
     return to_pcm16(np.concatenate(parts) if parts else np.zeros(0, np.float32))
 
 
-def to_pcm16(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
-
-
 def wav_bytes(samples: np.ndarray[Any, Any], rate: int) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, samples, rate, format="WAV", subtype="PCM_16")
@@ -278,11 +274,3 @@ def latency_summary(latencies_ms: Sequence[float]) -> str:
         f"latency over {n} segment{'s' if n != 1 else ''}: p50 {nearest_rank(values, 0.5):.0f} ms, "
         f"p95 {nearest_rank(values, 0.95):.0f} ms, max {values[-1]:.0f} ms"
     )
-
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def one_line(text: str) -> str:
-    """Server or model text for a one-line message: newlines and control characters become spaces."""
-    return _CONTROL.sub(" ", text.replace("\r\n", " ").replace("\n", " ").replace("\t", " ")).strip()

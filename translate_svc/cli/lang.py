@@ -1,4 +1,4 @@
-"""Language names for the CLI: BCP-47 tags (``es``, ``pt-BR``, ``zh-Hant``) -> the model's codes.
+"""Languages for the client commands: BCP-47 tags (``es``, ``pt-BR``, ``zh-Hant``) -> the model's codes.
 
 SeamlessM4T names languages by ISO 639-3 code, with a script suffix where it has one (``spa``,
 ``cmn``, ``cmn_Hant``). Tags are parsed and normalised by ``langcodes`` (deprecated tags, likely
@@ -6,7 +6,8 @@ scripts: ``zh-TW`` is written in Hant, ``iw`` is ``he``), mapped to ISO 639-3 wi
 ``to_alpha3``, and a macrolanguage (``zh`` -> ``zho``, ``ar`` -> ``ara``) is replaced by the
 individual language the model uses (``cmn``, ``arb``): the table below. What the loaded model really
 has comes from the server (ListLanguages); a name that matches nothing gets a "did you mean"
-(difflib over the model's codes and names). Pure: no I/O.
+(difflib over the model's codes and names). ``choose_languages`` applies this to --from/--to; the
+rest is pure (no I/O).
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import grpc
 import langcodes
 
-from translate_svc.client.types import Language
+from translate_svc.cli.common import CliError, warn
+from translate_svc.client import AsyncTranslateClient, Language, Languages, TranslateError
 
 #: ISO 639-3 macrolanguages (and codes langcodes normalises to) -> the individual language
 #: SeamlessM4T v2 has. Only languages of the model; everything else maps to itself.
@@ -137,3 +141,70 @@ def guess_model_code(value: str) -> str:
     if len(candidates) == 2 and candidates[0] == "cmn_Hant":
         return candidates[0]  # the one script variant SeamlessM4T v2 has
     return candidates[-1]
+
+
+# -- --from and --to ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LangChoice:
+    """The model codes a call is made with."""
+
+    source: str | None
+    targets: list[str]
+
+
+async def server_languages(client: AsyncTranslateClient, check: bool) -> Languages | None:
+    """The server's languages, or None when not checking (or the token may not ask)."""
+    if not check:
+        return None
+    try:
+        return await client.languages()
+    except TranslateError as e:
+        if e.code is grpc.StatusCode.PERMISSION_DENIED:
+            warn("the token may not list languages: --from/--to are sent as given (no check, no mapping)")
+            return None
+        raise
+
+
+def choose_languages(
+    source: str, to: str, langs: Languages | None, *, speech: bool, speaker_id: int | None
+) -> LangChoice:
+    """--from and --to as the model's codes: checked against ``langs`` when given (speech output
+    where ``speech``, the voice), else guessed from their shape."""
+    targets_in = [t.strip() for t in to.split(",") if t.strip()]
+    if not targets_in:
+        raise CliError("--to is empty: name at least one target language, e.g. --to spa or --to es")
+    if langs is None:
+        targets = [guess_model_code(t) for t in targets_in]
+        src = guess_model_code(source) if source.strip() else None
+    else:
+        try:
+            chosen = [resolve_language(t, langs.languages, what="target language (--to)") for t in targets_in]
+            src = (
+                resolve_language(source, langs.languages, what="source language (--from)").code
+                if source.strip()
+                else None
+            )
+        except UnknownLanguage as e:
+            raise CliError(str(e)) from None
+        if speech:
+            _check_speech(chosen, langs)
+        targets = [lang.code for lang in chosen]
+        n = langs.model.num_speakers
+        if speaker_id is not None and n and speaker_id >= n:
+            raise CliError(f"--speaker-id {speaker_id}: this model has {n} voice(s), 0..{n - 1}")
+    dup = sorted({t for t in targets if targets.count(t) > 1})
+    if dup:
+        raise CliError(f"--to names {dup[0]} twice (after mapping {to!r} to the model's codes)")
+    return LangChoice(src, targets)
+
+
+def _check_speech(chosen: Sequence[Language], langs: Languages) -> None:
+    silent = [lang for lang in chosen if not lang.speech_output]
+    if silent:
+        with_speech = ", ".join(sorted(lang.code for lang in langs.languages if lang.speech_output)[:12])
+        raise CliError(
+            f"{silent[0].code} ({silent[0].name}) has text output only on this model: pass --no-speech for "
+            f"text alone, or pick targets with speech ({with_speech})"
+        )

@@ -1,0 +1,56 @@
+"""What audio the service accepts, in one leaf both decoders use: sample rates, the Opus clock, clip length.
+
+``codec`` (raw audio, libsndfile containers) and ``opus`` (Opus packets, WebM via PyAV) refuse the
+same things with the same words; both import these from here and nothing from each other, so
+neither reaches into the other's private helpers and there is no import cycle between them. This
+module imports nothing from ``audio/`` (only ``errors``). Pure and thread-safe.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from translate_svc.errors import InvalidInput
+
+#: Opus's clock (RFC 7587): the rate Opus always decodes (and here encodes) at, and the unit of an
+#: OPUS stream's timeline and packet timestamps, whatever rate the sender encoded at.
+OPUS_RATE = 48_000
+#: Sample rates accepted for raw audio and in containers.
+MIN_SAMPLE_RATE_HZ = 8_000
+MAX_SAMPLE_RATE_HZ = 48_000
+#: The most frames a decoder allocates up front from a header's stated length (256 MiB of float32).
+PREALLOCATE_MAX_FRAMES = 1 << 26
+
+
+def check_container_rate(rate: int) -> None:
+    """Raise ``InvalidInput`` unless a container's own sample rate is one the service accepts."""
+    if not MIN_SAMPLE_RATE_HZ <= rate <= MAX_SAMPLE_RATE_HZ:
+        raise InvalidInput(
+            f"audio container has sample rate {rate} Hz: resample it to between "
+            f"{MIN_SAMPLE_RATE_HZ} and {MAX_SAMPLE_RATE_HZ} Hz"
+        )
+
+
+def check_max_seconds(max_seconds: float | None) -> None:
+    """A caller's bug, not the client's: the clip-length limit must be a positive finite number (or None)."""
+    if max_seconds is not None and not (max_seconds > 0 and math.isfinite(max_seconds)):
+        raise ValueError(f"max_seconds must be a positive number of seconds, not {max_seconds!r}")
+
+
+def max_frames(max_seconds: float, rate: int) -> int:
+    """The most frames a clip of at most ``max_seconds`` holds at ``rate`` (more is too long)."""
+    return sys.maxsize if math.isinf(max_seconds) else math.floor(max_seconds * rate)
+
+
+def too_long(max_seconds: float, *, seconds: float | None = None) -> str:
+    """The refusal of a clip over ``max_seconds``: its length if known (``seconds``), and what to do."""
+    if seconds is None:
+        length = f"is longer than {max_seconds:g} s"
+    else:  # just over the limit must not print as the limit itself
+        shown = f"{seconds:.1f}" if round(seconds, 1) > max_seconds else f"{seconds:.4f}"
+        length = f"is {shown} s long"
+    return (
+        f"the clip {length}; Translate takes at most {max_seconds:g} s "
+        "(use StreamingTranslate for longer audio, or split the clip)"
+    )

@@ -1,0 +1,33 @@
+"""translate-svc: serve, translate, stream, languages, make-test-model, download-model.
+
+The client commands (translate, stream, languages) speak to a server through the SDK
+(translate_svc.client). Connection: --server (env TRANSLATE_SVC_ADDRESS), TLS with --tls /
+--tls-ca / --tls-cert / --tls-key (env TRANSLATE_SVC_TLS_CA, _TLS_CERT, _TLS_KEY), a bearer token
+with --token or --token-file (env TRANSLATE_SVC_TOKEN, TRANSLATE_SVC_TOKEN_FILE).
+
+Exit codes of the client commands: 0 done; 1 the server failed the call or some segments (outputs
+are still written); 2 usage or input error (a bad flag, an unreadable, undecodable or empty input,
+an unknown language, an output that exists, or a request the server refused as INVALID_ARGUMENT);
+3 cannot connect (server unreachable or unavailable, TLS handshake failed); 4 the server refused
+the credentials (UNAUTHENTICATED, PERMISSION_DENIED); 130 interrupted (Ctrl-C). Every error is one
+line on stderr; set TRANSLATE_SVC_DEBUG=1 for a traceback of an unexpected one.
+"""
+
+# The package by audience: operator.py (serve, make-test-model, download-model) reaches the server
+# through translate_svc.app; translate.py, stream.py and languages.py are clients of the SDK only.
+# Each command module imports light modules only; its work loads when it runs (a fast --help).
+
+import typer
+
+from translate_svc.cli import languages, operator, stream, translate
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+app.command("serve")(operator.serve)
+app.command("translate", help=translate.HELP.replace("[", "\\["))(translate.translate)
+app.command("stream", help=stream.HELP.replace("[", "\\["))(stream.stream)
+app.command("languages")(languages.languages)
+app.command("make-test-model")(operator.make_test_model)
+app.command("download-model")(operator.download_model)
+
+__all__ = ["app"]

@@ -1,0 +1,286 @@
+"""The client commands' flags, declared once as groups that become the SDK's typed option objects.
+
+A group is a frozen dataclass whose fields are typer options (``Annotated``); ``@flag_groups`` lets a
+command take a group as one parameter: its fields become the command's flags, and the command gets
+the group back, which turns its flags into one SDK object (``TlsOptions``, ``VadOptions``,
+``AudioFormat``, ``OutputOptions``) for the SDK call. Light imports only: ``--help`` loads this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import os
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
+
+import typer
+
+from translate_svc.cli.common import CliError
+
+if TYPE_CHECKING:
+    from translate_svc.client import AsyncTranslateClient, AudioFormat, OutputOptions, TlsOptions, VadOptions
+    from translate_svc.client.types import StreamEncoding
+
+R = TypeVar("R")
+
+
+def flag_groups(command: Callable[..., R]) -> Callable[..., R]:
+    """Let a typer command take flag groups (dataclass parameters): typer sees their fields as the
+    command's options (keyword-only, in order), and the command is called with the groups built."""
+    hints = typing.get_type_hints(command, include_extras=True)
+    groups: dict[str, type[Any]] = {}
+    params: list[inspect.Parameter] = []
+    for p in inspect.signature(command).parameters.values():
+        hint = hints[p.name]
+        if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+            groups[p.name] = hint
+            fields = typing.get_type_hints(hint, include_extras=True)
+            params += [
+                inspect.Parameter(
+                    f.name, inspect.Parameter.KEYWORD_ONLY, default=_default(f), annotation=fields[f.name]
+                )
+                for f in dataclasses.fields(hint)
+            ]
+        else:
+            params.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hint))
+
+    @functools.wraps(command)
+    def call(**flags: Any) -> R:
+        for name, group in groups.items():
+            flags[name] = group(**{f.name: flags.pop(f.name) for f in dataclasses.fields(group)})
+        return command(**flags)
+
+    call.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    call.__annotations__ = {p.name: p.annotation for p in params}
+    return call
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    return inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default  # no default: required
+
+
+# -- single flags ---------------------------------------------------------------------------------
+
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="seconds to wait for a call's answer")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace output files that exist")]
+
+
+# -- languages ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LanguageFlags:
+    to: Annotated[str, typer.Option("--to", help="target languages, comma-separated: spa,fra or es,fr")]
+    source: Annotated[str, typer.Option("--from", help="source language (enables the transcript)")] = ""
+    lang_check: Annotated[
+        bool,
+        typer.Option(
+            "--lang-check/--no-lang-check",
+            help="check --from/--to against the server's languages (ListLanguages) and map BCP-47 tags; "
+            "off: send model codes as given",
+        ),
+    ] = True
+
+
+# -- speech and segmentation ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VoiceFlags:
+    speaker_id: Annotated[
+        int | None, typer.Option("--speaker-id", "--voice", min=0, help="vocoder voice (default 0)")
+    ] = None
+    speech_rate: Annotated[
+        int | None, typer.Option("--speech-rate", help="sample rate of the speech written, 8000..48000 (default 16000)")
+    ] = None
+
+    def output(self, *, speech: bool, transcript: bool) -> OutputOptions:
+        """What each segment should carry, as the SDK takes it."""
+        from translate_svc.client import OutputOptions
+
+        if self.speech_rate is not None and not 8000 <= self.speech_rate <= 48000:
+            raise CliError(f"--speech-rate {self.speech_rate}: use a rate between 8000 and 48000 Hz")
+        return OutputOptions(
+            speech=speech, transcript=transcript, speech_sample_rate=self.speech_rate or 0, speaker_id=self.speaker_id
+        )
+
+
+@dataclass(frozen=True)
+class VadFlags:
+    """``VadOptions``' fields as ``--vad-*`` flags."""
+
+    vad_threshold: Annotated[
+        float | None, typer.Option("--vad-threshold", help="speech probability threshold, 0..1 (server default 0.5)")
+    ] = None
+    vad_min_silence_ms: Annotated[
+        int | None, typer.Option("--vad-min-silence-ms", help="silence that ends a segment (default 100)")
+    ] = None
+    vad_speech_pad_ms: Annotated[
+        int | None, typer.Option("--vad-speech-pad-ms", help="audio kept around speech (default 30)")
+    ] = None
+    vad_min_speech_ms: Annotated[
+        int | None, typer.Option("--vad-min-speech-ms", help="shorter speech is dropped (default 250)")
+    ] = None
+    vad_max_segment_ms: Annotated[
+        int | None, typer.Option("--vad-max-segment-ms", help="longer speech is split (default 15000)")
+    ] = None
+
+    def options(self) -> VadOptions | None:
+        """The SDK's ``VadOptions``; None when no flag is given (the server's defaults)."""
+        from translate_svc.client import VadOptions
+
+        given = {f.name.removeprefix("vad_"): getattr(self, f.name) for f in dataclasses.fields(self)}
+        return None if all(v is None for v in given.values()) else VadOptions(**given)
+
+
+# -- input audio ----------------------------------------------------------------------------------
+
+#: --raw-encoding's names (and common aliases) -> the SDK's
+RAW_ENCODINGS: Final[dict[str, StreamEncoding]] = {
+    "linear16": "linear16",
+    "s16le": "linear16",
+    "pcm16": "linear16",
+    "float32": "float32",
+    "f32le": "float32",
+    "mulaw": "mulaw",
+    "ulaw": "mulaw",
+    "alaw": "alaw",
+}
+
+
+@dataclass(frozen=True)
+class RawFlags:
+    raw_rate: Annotated[
+        int | None, typer.Option("--raw-rate", help="the input is headerless PCM at this rate (8000..48000)")
+    ] = None
+    raw_channels: Annotated[int, typer.Option("--raw-channels", help="channels of headerless input (1 or 2)")] = 1
+    raw_encoding: Annotated[
+        str, typer.Option("--raw-encoding", help="linear16 (s16le), float32 (f32le), mulaw or alaw")
+    ] = "linear16"
+
+    def format(self) -> AudioFormat | None:
+        """The SDK's ``AudioFormat`` of headerless input; None for files with a header (no --raw-rate)."""
+        from translate_svc.client import AudioFormat
+
+        enc = RAW_ENCODINGS.get(self.raw_encoding.strip().lower())
+        if enc is None:
+            raise CliError(
+                f"--raw-encoding {self.raw_encoding!r}: use linear16 (s16le), float32 (f32le), mulaw or alaw"
+            )
+        if self.raw_rate is None:
+            return None
+        if not 8000 <= self.raw_rate <= 48000:
+            raise CliError(f"--raw-rate {self.raw_rate}: use a rate between 8000 and 48000 Hz")
+        if self.raw_channels not in (1, 2):
+            raise CliError(f"--raw-channels {self.raw_channels}: use 1 or 2")
+        return AudioFormat(enc, self.raw_rate, self.raw_channels)
+
+
+# -- the connection -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where and how to reach the server, checked: the SDK client's arguments."""
+
+    server: str
+    tls: TlsOptions | None
+    token: str | None
+    timeout_s: float
+
+    def client(self) -> AsyncTranslateClient:
+        from translate_svc.client import AsyncTranslateClient
+
+        try:
+            return AsyncTranslateClient(self.server, tls=self.tls, token=self.token, timeout_s=self.timeout_s)
+        except ValueError as e:
+            raise CliError(f"--server {self.server!r}: {e}") from None
+
+
+def readable(path: Path, flag: str) -> Path:
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise CliError(f"{flag} {path}: no such readable file")
+    return path
+
+
+@dataclass(frozen=True)
+class ConnectionFlags:
+    """--server, TLS and token (env TRANSLATE_SVC_ADDRESS, _TLS_*, _TOKEN, _TOKEN_FILE)."""
+
+    server: Annotated[
+        str,
+        typer.Option(
+            "--server",
+            envvar="TRANSLATE_SVC_ADDRESS",
+            help="HOST:PORT, several comma-separated (tried in turn), or a gRPC target (dns:///svc:50051)",
+        ),
+    ] = "localhost:50051"
+    tls: Annotated[bool, typer.Option("--tls", help="TLS with the system's CA roots (--tls-ca implies TLS)")] = False
+    tls_ca: Annotated[
+        Path | None, typer.Option("--tls-ca", envvar="TRANSLATE_SVC_TLS_CA", help="PEM CA bundle to trust: TLS")
+    ] = None
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", envvar="TRANSLATE_SVC_TLS_CERT", help="PEM client certificate (mTLS)")
+    ] = None
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", envvar="TRANSLATE_SVC_TLS_KEY", help="PEM key of --tls-cert")
+    ] = None
+    tls_server_name: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-server-name",
+            envvar="TRANSLATE_SVC_TLS_SERVER_NAME",
+            help="name to check in the server's certificate (when --server is an IP or a tunnel)",
+        ),
+    ] = None
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", envvar="TRANSLATE_SVC_TOKEN", help="bearer token (prefer --token-file: argv is visible)"
+        ),
+    ] = None
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", envvar="TRANSLATE_SVC_TOKEN_FILE", help="file holding the token")
+    ] = None
+
+    def connection(self, timeout_s: float) -> Connection:
+        """The flags checked (files readable, token printable), as the SDK client's arguments."""
+        from translate_svc.client import TlsOptions
+
+        if not self.server.strip():
+            raise CliError("--server is empty: give HOST:PORT")
+        token = self._token()
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise CliError("--tls-cert and --tls-key go together (a client certificate needs its key)")
+        files = {"--tls-ca": self.tls_ca, "--tls-cert": self.tls_cert, "--tls-key": self.tls_key}
+        for flag, path in files.items():
+            if path is not None:
+                readable(path, flag)
+        use_tls = self.tls or any(files.values()) or self.tls_server_name is not None
+        tls = TlsOptions(self.tls_ca, self.tls_cert, self.tls_key, self.tls_server_name) if use_tls else None
+        if timeout_s <= 0:
+            raise CliError("--timeout must be positive")
+        return Connection(self.server.strip(), tls, token, timeout_s)
+
+    def _token(self) -> str | None:
+        token, path = self.token, self.token_file
+        if token is not None and path is not None:
+            raise CliError("give either --token or --token-file, not both")
+        if path is not None:
+            readable(path, "--token-file")
+            try:
+                token = path.read_text().strip()
+            except (OSError, UnicodeDecodeError) as e:
+                raise CliError(f"--token-file {path}: cannot read it ({e})") from None
+            if not token:
+                raise CliError(f"--token-file {path} is empty")
+        if token is not None:
+            token = token.strip()
+            if not token or any(c.isspace() or not c.isprintable() for c in token):
+                raise CliError("the token must be printable characters without spaces")
+        return token

@@ -1,0 +1,189 @@
+"""The operator commands: ``serve``, ``make-test-model``, ``download-model``.
+
+They reach the server side through ``translate_svc.app`` (and ``transport/`` for ``serve``), imported
+when a command runs: loading this module (``--help``) loads neither torch nor the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from translate_svc.cli.common import NOISE_WARNING, console
+from translate_svc.cli.flags import flag_groups
+
+if TYPE_CHECKING:
+    from translate_svc.settings import Settings
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Marks a ``serve`` flag: it overrides the setting at ``path`` (section, field) when given."""
+
+    path: tuple[str, ...]
+
+
+def _at(*path: str) -> Setting:
+    return Setting(path)
+
+
+@dataclass(frozen=True)
+class ServeFlags:
+    """``serve``'s flags; each overrides one setting (environment TRANSLATE_SVC_*, settings.py)."""
+
+    model: Annotated[
+        Path | None, typer.Option(help="model directory (default: settings / model_cache)"), _at("model", "path")
+    ] = None
+    host: Annotated[
+        str | None,
+        typer.Option(help="listen address (default 127.0.0.1: this machine only; 0.0.0.0: the network)"),
+        _at("server", "host"),
+    ] = None
+    port: Annotated[int | None, typer.Option(help="0 picks a free port"), _at("server", "port")] = None
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda"), _at("model", "device")] = None
+    dtype: Annotated[str | None, typer.Option(help="auto, float32, float16 or bfloat16"), _at("model", "dtype")] = None
+    max_batch_size: Annotated[
+        int | None, typer.Option(help="segments per model batch"), _at("engine", "max_batch_size")
+    ] = None
+    max_wait_ms: Annotated[
+        float | None, typer.Option(help="longest wait to fill a batch"), _at("engine", "max_wait_ms")
+    ] = None
+    log_level: Annotated[str | None, typer.Option(), _at("log_level")] = None
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate (chain): serve TLS (with --tls-key)"),
+        _at("server", "tls_cert_file"),
+    ] = None
+    tls_key: Annotated[
+        Path | None, typer.Option(help="PEM private key of --tls-cert"), _at("server", "tls_key_file")
+    ] = None
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(help="PEM CA: require client certificates signed by it (mTLS)"),
+        _at("server", "tls_client_ca_file"),
+    ] = None
+    health_port: Annotated[
+        int | None,
+        typer.Option(help="also serve grpc.health.v1 (only) in plaintext on this port, for probes"),
+        _at("server", "health_port"),
+    ] = None
+    tokens_file: Annotated[
+        Path | None,
+        typer.Option(help="require bearer tokens from this file (docs/security.md)"),
+        _at("auth", "tokens_file"),
+    ] = None
+
+    def settings(self) -> Settings:
+        """The environment's settings with the flags given on top, validated (exit 2 if invalid)."""
+        from pydantic import ValidationError
+
+        from translate_svc.settings import Settings
+
+        try:
+            values = Settings().model_dump()
+            for name, hint in typing.get_type_hints(ServeFlags, include_extras=True).items():
+                value = getattr(self, name)
+                if value is None or value == "":
+                    continue
+                *sections, key = next(m for m in hint.__metadata__ if isinstance(m, Setting)).path
+                target = values
+                for section in sections:
+                    target = target[section]
+                target[key] = value
+            return Settings.model_validate(values)
+        except ValidationError as e:
+            console.print(f"[red]invalid settings:[/] {escape(str(e))}")
+            raise typer.Exit(2) from e
+
+
+def _cannot_start(why: str) -> typer.Exit:
+    console.print(f"[red]cannot start:[/] {escape(why)}", soft_wrap=True)
+    return typer.Exit(2)
+
+
+@flag_groups
+def serve(flags: ServeFlags) -> None:
+    """Run the gRPC server until SIGTERM/SIGINT (then drain)."""
+    from translate_svc import app, logging_setup
+    from translate_svc.errors import ModelNotFound
+
+    settings = flags.settings()
+    logging_setup.configure(settings.log_level)
+    problem = app.check_device(settings.model.device)
+    if problem is not None:
+        raise _cannot_start(problem)
+    try:
+        app.validate_model_dir(settings.model.path)
+    except ModelNotFound as e:
+        raise _cannot_start(str(e)) from e
+    asyncio.run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> None:
+    from translate_svc.app import build
+    from translate_svc.transport.auth import TokenFileError
+    from translate_svc.transport.server import TranslateServer
+    from translate_svc.transport.tls import TlsConfigError
+
+    try:
+        server = TranslateServer(build(settings))
+    except (TlsConfigError, TokenFileError) as e:
+        raise _cannot_start(str(e)) from e
+    try:
+        await server.start()
+    except Exception as e:  # a busy port; a model that cannot load
+        with contextlib.suppress(Exception):
+            await server.stop(grace=0)
+        where = f"{settings.server.host}:{settings.server.port}"
+        why = (
+            f"cannot listen on {where}: the port is in use or not allowed; pick another --port (0: any free one)"
+            if isinstance(e, RuntimeError) and "Failed to bind" in str(e)
+            else f"{type(e).__name__}: {e}"
+        )
+        raise _cannot_start(why) from None
+    if server.app.engine.card.info.is_test_model:
+        console.print(f"[bold yellow]{NOISE_WARNING}[/]")
+    print(f"translate-svc {server.describe()}", flush=True)
+    print(f"translate-svc serving on port {server.port}", flush=True)
+    await server.serve_until_signal()
+
+
+def make_test_model(
+    directory: Annotated[Path, typer.Argument(help="where to write the checkpoint")],
+    seed: Annotated[int, typer.Option()] = 0,
+    full_size: Annotated[
+        bool, typer.Option(help="real model dimensions (~2.3 B params, bf16) for GPU capacity benchmarks")
+    ] = False,
+) -> None:
+    """Build a tiny random-weight SeamlessM4T v2 checkpoint (real architecture; output is noise)."""
+    from translate_svc.app import build_test_checkpoint
+
+    build_test_checkpoint(directory, seed=seed, full_size=full_size)
+    console.print(
+        f"wrote a test checkpoint to {escape(str(directory))} [yellow](random weights: its output is noise)[/]"
+    )
+
+
+def download_model(
+    directory: Annotated[Path, typer.Option("--dir", help="target directory")] = Path(
+        "model_cache/seamless-m4t-v2-large"
+    ),
+    revision: Annotated[str, typer.Option(help="branch, tag or commit")] = "main",
+) -> None:
+    """Fetch facebook/seamless-m4t-v2-large (safetensors only) — needs internet access."""
+    from translate_svc.app import download_model as download
+
+    def starting(repo: str) -> None:
+        console.print(
+            f"downloading {repo}@{escape(revision)} to {escape(str(directory))} (about 10 GB; licence CC-BY-NC-4.0)"
+        )
+
+    repo, commit = download(directory, revision, on_start=starting)
+    console.print(f"done: {escape(str(directory))} holds {repo} at {commit}")
