@@ -36,9 +36,10 @@ test: install $(TEST_MODEL)/config.json
 	$(VENV)/bin/mypy translate_svc tests/unit/fake_runner.py tests/unit/fake_engine.py
 	$(VENV)/bin/lint-imports
 	@# three workers on two cores: real-time tests wait, so a third keeps both cores busy (-n 2 was
-	@# slower); whole files per worker (their servers are module fixtures); `slow` files first.
+	@# slower); whole files per worker (their servers are module fixtures), longest `slow` files
+	@# first in the order conftest.py sorts them (xdist would put the files with most tests first).
 	@# Tests that compare timings (`serial`) run afterwards, alone on the machine.
-	$(PY) -m pytest -q -p no:cacheprovider -n 3 --dist loadfile -m "not serial"
+	$(PY) -m pytest -q -p no:cacheprovider -n 3 --dist loadfile --no-loadscope-reorder -m "not serial"
 	$(PY) -m pytest -q -p no:cacheprovider -m serial
 
 # Start the server (real weights if present, else the noise-making test checkpoint), translate the

@@ -108,7 +108,13 @@ async def live(test_model_dir: Path) -> AsyncIterator[LiveServer]:
     await asyncio.sleep(0)
 
 
+def _seconds(item: pytest.Item) -> float:
+    mark = item.get_closest_marker("slow")
+    return float(mark.args[0]) if mark and mark.args else 0.0
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Long wall-clock tests first (a stable sort, the same on every xdist worker), so that the two
-    workers of ``make test`` are not left waiting on one of them at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Longest files first (``slow(seconds)``; a stable sort, the same on every xdist worker). make
+    test keeps this order (``--no-loadscope-reorder``), so each worker starts on a long file and the
+    short ones fill the gaps: no worker is left running a long file alone at the end."""
+    items.sort(key=lambda item: -_seconds(item))

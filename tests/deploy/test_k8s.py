@@ -41,6 +41,8 @@ from tests.deploy.helpers import (
 )
 from tests.signals import default_signals
 
+pytestmark = pytest.mark.slow(20)  # seconds, for the schedule (conftest.py)
+
 #: Kubernetes versions the rendered objects are validated against: the oldest we support and the
 #: newest kubernetes-validate knows.
 K8S_VERSIONS = ("1.30.0", "latest")

@@ -1,4 +1,5 @@
-"""The translate-svc CLI as a user runs it: the installed ``translate-svc`` script in a subprocess,
+"""The translate-svc CLI as a user runs it: the ``translate-svc`` app (in this process through typer's
+runner; the installed script in a subprocess where stdin, signals or the entry point matter),
 against a real ``translate-svc serve`` subprocess (the test checkpoint, loopback, port 0), checking
 the exit codes, stdout/stderr and every file written (JSON shape, SRT/VTT parsed with the ``srt``
 and ``webvtt`` libraries, dub tracks of the source's length with the speech at its offsets).
@@ -30,11 +31,15 @@ import soundfile as sf
 import srt
 import trustme
 import webvtt
+from typer.testing import CliRunner
 
 from tests.signals import default_signals
+from translate_svc.cli import app
 from translate_svc.cli.lang import UnknownLanguage, guess_model_code, resolve_language
 from translate_svc.cli.output import dub_track, latency_summary, nearest_rank, output_bases, vtt_document
 from translate_svc.client.types import Language
+
+pytestmark = pytest.mark.slow(75)  # seconds, for the schedule (conftest.py)
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "translate_svc" / "samples" / "demo_eng.wav"
@@ -157,17 +162,35 @@ def run_cli(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 60,
+    process: bool = False,
 ) -> Run:
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("TRANSLATE_SVC_TOKEN", "TRANSLATE_SVC_TLS"))}
-    p = subprocess.run(
-        [*CLI, *map(str, args)],
-        input=stdin if stdin is not None else b"",
-        capture_output=True,
-        env={**base_env, "COLUMNS": "200", **(env or {})},
-        cwd=cwd,
-        timeout=timeout,
-    )
-    r = Run(p.returncode, p.stdout.decode(), p.stderr.decode())
+    """Run ``translate-svc args``: in this process through typer's runner (the same ``app`` the
+    script calls, with its exit codes and its stdout and stderr apart), or as the installed script
+    in a subprocess when ``process`` or ``stdin`` asks for a real one (a real stdin file descriptor,
+    the script's entry point, signals)."""
+    drop = [k for k in os.environ if k.startswith(("TRANSLATE_SVC_TOKEN", "TRANSLATE_SVC_TLS"))]
+    if process or stdin is not None:
+        base_env = {k: v for k, v in os.environ.items() if k not in drop}
+        p = subprocess.run(
+            [*CLI, *map(str, args)],
+            input=stdin if stdin is not None else b"",
+            capture_output=True,
+            env={**base_env, "COLUMNS": "200", **(env or {})},
+            cwd=cwd,
+            timeout=timeout,
+        )
+        r = Run(p.returncode, p.stdout.decode(), p.stderr.decode())
+    else:
+        here = Path.cwd()
+        os.chdir(cwd or here)
+        try:
+            # catch_exceptions=False: an unexpected exception fails the test with its traceback
+            res = CliRunner().invoke(
+                app, [str(a) for a in args], env={**dict.fromkeys(drop), **(env or {})}, catch_exceptions=False
+            )
+        finally:
+            os.chdir(here)
+        r = Run(res.exit_code, res.stdout, res.stderr)
     assert "Traceback" not in r.text, r.text
     return r
 
@@ -231,7 +254,8 @@ def check_result_shape(doc: dict[str, Any], targets: Sequence[str], source: str 
 
 def test_the_demo_command_line(server: str, tmp_path: Path) -> None:
     out = tmp_path / "out" / "demo"
-    r = run_cli("translate", DEMO, "--from", "eng", "--to", "spa,fra", "--server", server, "--out", out)
+    # the installed script, as README's demo runs it
+    r = run_cli("translate", DEMO, "--from", "eng", "--to", "spa,fra", "--server", server, "--out", out, process=True)
     assert r.code == 0, r.text
     assert "demo_eng.wav" in r.out and "segments" in r.out
     assert "noise" in r.err  # the test checkpoint is announced
@@ -333,6 +357,7 @@ def test_a_long_file_shows_progress_and_gives_the_same_segments(
     r = run_cli(
         *("translate", src, "--to", "es", "--no-speech", "--server", server, "--out", tmp_path / "a"),
         env={"TTY_COMPATIBLE": "1"},  # let rich draw the bar although stderr is a pipe
+        process=True,  # rich's live display, as a user's terminal gets it
     )
     assert r.code == 0, r.text
     assert re.search(r"\d+%", r.err), r.err
@@ -429,7 +454,7 @@ def test_markup_in_names_and_messages_is_printed_verbatim(server: str, tmp_path:
 
 
 def test_voice_rate_and_vad_flags(server: str, shared_audio: Path, tmp_path: Path) -> None:
-    src = shared_audio / "silero_test.wav"
+    src = shared_audio / "jfk.flac"  # four phrases, two over 2 s
     common = ("--to", "spa", "--via", "translate", "--server", server)
     default = run_cli("translate", src, *common, "--no-speech", "--out", tmp_path / "a")
     assert default.code == 0, default.text
@@ -439,12 +464,12 @@ def test_voice_rate_and_vad_flags(server: str, shared_audio: Path, tmp_path: Pat
         *("--vad-speech-pad-ms", "20", "--vad-min-speech-ms", "200"),
     )
     assert r.code == 0, r.text
-    doc = load_json(tmp_path / "b" / "silero_test.json")
-    assert len(doc["segments"]) > len(load_json(tmp_path / "a" / "silero_test.json")["segments"])
+    doc = load_json(tmp_path / "b" / "jfk.json")
+    assert len(doc["segments"]) > len(load_json(tmp_path / "a" / "jfk.json")["segments"])
     assert max(e - s for s, e in spans(doc)) <= 2000
     assert {t["speech"]["sample_rate_hz"] for s in doc["segments"] for t in s["translations"]} == {8000}
-    info = sf.info(tmp_path / "b" / "silero_test.spa.wav")
-    assert info.samplerate == 8000 and info.frames == 60000 * 8
+    info = sf.info(tmp_path / "b" / "jfk.spa.wav")
+    assert info.samplerate == 8000 and info.frames == round(sf.info(src).duration * 8000)
 
     fails(run_cli("translate", src, *common, "--voice", "99", "--out", tmp_path / "c"), EXIT_USAGE, "--speaker-id 99")
     fails(
@@ -473,7 +498,7 @@ def test_translate_mistakes(server: str, tmp_path: Path) -> None:
 
 def test_cannot_connect(tmp_path: Path) -> None:
     nowhere = f"127.0.0.1:{free_port()}"
-    fails(run_cli("languages", "--server", nowhere), EXIT_CONNECT, "cannot connect to " + nowhere)
+    fails(run_cli("languages", "--server", nowhere, process=True), EXIT_CONNECT, "cannot connect to " + nowhere)
     fails(run_cli("translate", DEMO, "--to", "es", "--server", nowhere, "--out", tmp_path), EXIT_CONNECT)
     fails(run_cli("stream", DEMO, "--to", "es", "--server", nowhere), EXIT_CONNECT)
 
@@ -668,7 +693,7 @@ def test_serve_on_a_busy_port_says_so(test_model_dir: Path) -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        r = run_cli("serve", "--model", test_model_dir, "--host", "127.0.0.1", "--port", str(port))
+        r = run_cli("serve", "--model", test_model_dir, "--host", "127.0.0.1", "--port", str(port), process=True)
     assert r.code == EXIT_USAGE, r.text
     assert "cannot start:" in r.out and "in use" in r.out
 
@@ -678,7 +703,7 @@ def test_serve_with_cuda_where_there_is_none(test_model_dir: Path) -> None:
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    r = run_cli("serve", "--model", test_model_dir, "--port", "0", "--device", "cuda")
+    r = run_cli("serve", "--model", test_model_dir, "--port", "0", "--device", "cuda", process=True)
     assert r.code == EXIT_USAGE, r.text
     assert "cannot start:" in r.out and "CUDA is not available" in r.out
 

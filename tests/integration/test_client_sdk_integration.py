@@ -41,7 +41,7 @@ from translate_svc.client import (
 from translate_svc.client.raw import load_pcm16k, stream_pcm, translate_file
 from translate_svc.settings import Settings
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(75)]
 
 FRAME = 960  # 20 ms at 48 kHz
 SPEED = 10  # resumed streams are sent at 10x real time

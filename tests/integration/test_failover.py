@@ -1,5 +1,5 @@
-"""Two real server processes: a client-SDK stream of silero_test.wav at real time survives SIGTERM
-(drain, then resume) and SIGKILL (crash, then resume) of the server it is on. Every speech region
+"""Three real server processes: client-SDK streams of silero_test.wav at real time survive SIGTERM
+(drain, then resume) and SIGKILL (crash, then resume) of the server they are on. Every speech region
 is translated exactly once: no gap, no duplicate span, the same speech as on one server."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tests.signals import default_signals
 from translate_svc.client import AsyncTranslateClient, Segment
 from translate_svc.client.raw import load_pcm16k
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow]
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(50)]
 
 SERVE = Path(sys.executable).parent / "translate-svc"
 KILL_AT_S = 10.0  # audio seconds into the stream when its server is stopped
@@ -90,35 +90,42 @@ async def stream_through(addresses: list[str], pcm: np.ndarray, stop: object) ->
         return segments, s.resumes, s.info.address
 
 
-@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
-async def test_a_real_time_stream_survives_its_server_stopping(
-    how: signal.Signals, test_model_dir: Path, shared_audio: Path, tmp_path: Path
+async def test_real_time_streams_survive_their_servers_stopping(
+    test_model_dir: Path, shared_audio: Path, tmp_path: Path
 ) -> None:
+    """Two streams at once, each on its own server: one server gets SIGTERM (drain), the other
+    SIGKILL (crash); both streams resume on the third server."""
     pcm = load_pcm16k(shared_audio / "silero_test.wav")[: 16000 * STREAM_S]
     with (
-        server_process(test_model_dir, tmp_path / "a.log") as (a, port_a),
-        server_process(test_model_dir, tmp_path / "b.log") as (b, port_b),
+        server_process(test_model_dir, tmp_path / "term.log") as (term, port_term),
+        server_process(test_model_dir, tmp_path / "kill.log") as (kill, port_kill),
+        server_process(test_model_dir, tmp_path / "spare.log") as (spare, port_spare),
     ):
-        procs = {f"127.0.0.1:{port_a}": a, f"127.0.0.1:{port_b}": b}
+        procs = {f"127.0.0.1:{port_term}": term, f"127.0.0.1:{port_kill}": kill, f"127.0.0.1:{port_spare}": spare}
+        at_term, at_kill, at_spare = procs
+        how = {at_term: signal.SIGTERM, at_kill: signal.SIGKILL}
         stopped: list[str] = []
 
         def stop(address: str) -> None:
             stopped.append(address)
-            procs[address].send_signal(how)
+            procs[address].send_signal(how[address])
 
-        segments, resumes, last = await stream_through(list(procs), pcm, stop)
+        runs = await asyncio.gather(
+            stream_through([at_term, at_spare], pcm, stop), stream_through([at_kill, at_spare], pcm, stop)
+        )
         # the same audio on one server (the survivor), in one call
-        async with AsyncTranslateClient([last]) as c:
+        async with AsyncTranslateClient([at_spare]) as c:
             reference = (await c.translate(pcm, sample_rate=16000, targets=["spa"], speech=False)).segments
-        if how == signal.SIGTERM:
-            assert procs[stopped[0]].wait(30) == 0  # drained and exited cleanly
-    assert stopped and last != stopped[0] and resumes >= 1
-    ids = [s.segment_id for s in segments]
-    assert ids == list(range(len(segments)))  # no gap, no repeat
-    assert all(s.error is None for s in segments)
-    assert all(p.end_ms <= q.start_ms for p, q in itertools.pairwise(segments))  # no span twice
-    assert any(s.start_ms >= KILL_AT_S * 1000 for s in segments)  # translated after the switch too
-    for r in reference:  # the same speech as on one server
-        assert any(s.start_ms < r.end_ms and r.start_ms < s.end_ms for s in segments), (r.start_ms, r.end_ms)
-    assert abs(len(segments) - len(reference)) <= 2
-    print(f"\n{how.name}: {len(segments)} segments (one server: {len(reference)}), {resumes} resume(s)")
+        assert term.wait(30) == 0  # drained and exited cleanly
+    assert sorted(stopped) == sorted([at_term, at_kill])
+    for name, (segments, resumes, last) in zip(("SIGTERM", "SIGKILL"), runs, strict=True):
+        assert last == at_spare and resumes >= 1, name
+        ids = [s.segment_id for s in segments]
+        assert ids == list(range(len(segments))), name  # no gap, no repeat
+        assert all(s.error is None for s in segments), name
+        assert all(p.end_ms <= q.start_ms for p, q in itertools.pairwise(segments)), name  # no span twice
+        assert any(s.start_ms >= KILL_AT_S * 1000 for s in segments), name  # translated after the switch too
+        for r in reference:  # the same speech as on one server
+            assert any(s.start_ms < r.end_ms and r.start_ms < s.end_ms for s in segments), (name, r.start_ms)
+        assert abs(len(segments) - len(reference)) <= 2, name
+        print(f"\n{name}: {len(segments)} segments (one server: {len(reference)}), {resumes} resume(s)")

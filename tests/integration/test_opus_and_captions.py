@@ -21,7 +21,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client.raw import load_pcm16k
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 
 #: one silero window: how far two segmentations of slightly different audio may disagree
 WINDOW_MS = 32

@@ -19,7 +19,7 @@ from translate_svc.audio.pcm import pcm16_to_float
 from translate_svc.client import AsyncTranslateClient, Segment
 from translate_svc.client.raw import load_pcm16k
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow]
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(100)]
 
 STREAMS = 12
 SECONDS = 60

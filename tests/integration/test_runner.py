@@ -26,6 +26,8 @@ from translate_svc.audio.resample import resample
 from translate_svc.model.seamless import ModelInput, SeamlessRunner
 from translate_svc.model.shapes import bucket_length
 
+pytestmark = pytest.mark.slow(80)  # seconds, for the schedule (conftest.py)
+
 SHARED_FILES = ("jfk.flac", "silero_test.wav")
 
 

@@ -23,7 +23,7 @@ from translate_svc.audio.pcm import pcm16_to_float
 from translate_svc.audio.resample import resample
 from translate_svc.client.raw import channel, translate_file
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 
 JFK_REGIONS_S = [(0.3, 2.3), (3.3, 4.4), (5.4, 7.7), (8.2, 10.6)]  # silero's own, from ../shared/audio/README.md
 

@@ -17,6 +17,8 @@ from benchmarks import report  # the repo root is on pythonpath (pyproject's pyt
 REPO = Path(__file__).resolve().parents[2]
 from benchmarks.report import BatchObs, InterimObs, ProcCpu, SegmentObs, StreamObs  # noqa: E402
 
+pytestmark = pytest.mark.slow(35)  # seconds, for the schedule (conftest.py)
+
 # -- percentiles and summaries -----------------------------------------------------------------
 
 

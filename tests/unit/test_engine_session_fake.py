@@ -24,6 +24,8 @@ from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.silero import SileroVad
 from translate_svc.vad.worker import VadWorker
 
+pytestmark = pytest.mark.slow(15)  # seconds, for the schedule (conftest.py)
+
 
 def test_engine_and_session_load_no_torch() -> None:
     code = (

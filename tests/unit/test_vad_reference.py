@@ -38,6 +38,8 @@ from translate_svc.vad.segmenter import (
 from translate_svc.vad.silero import SileroVad
 from translate_svc.vad.worker import VadWorker
 
+pytestmark = pytest.mark.slow(25)  # seconds, for the schedule (conftest.py)
+
 AUDIO_DIR = (Path(__file__).resolve().parents[2] / ".." / "shared" / "audio").resolve()
 FILES = ["jfk.flac", "silero_test.wav"]
 TOLERANCE = 200 * 16  # samples at 16 kHz
