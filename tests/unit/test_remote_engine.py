@@ -1,0 +1,179 @@
+"""The engine over its Unix socket: a ``RemoteEngine`` (a worker's ``EngineClient``) against an
+``EngineServer`` serving a real ``TranslationEngine`` on the fake runner, both on this loop, a real
+socket between them. Results equal the in-process engine's; refusals, cancels, aborts and the
+engine's death reach the worker's futures; a worker that stops reading is cut off at the bound."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from tests.unit.fake_runner import FakeRunner
+from translate_svc.engine.engine import TranslationEngine
+from translate_svc.engine.remote import wire
+from translate_svc.engine.remote.client import RemoteEngine
+from translate_svc.engine.remote.server import EngineServer
+from translate_svc.engine.runner import ModelInput
+from translate_svc.engine.scheduler import SchedulerConfig
+from translate_svc.errors import NotReady, Overloaded
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def item(n: int, *targets: str, transcript: str | None = None) -> ModelInput:
+    audio = np.random.default_rng(n).standard_normal(n).astype(np.float32)
+    return ModelInput(audio, targets or ("spa",), transcript, speech=True)
+
+
+class Node:
+    def __init__(self, runner: FakeRunner, engine: TranslationEngine, server: EngineServer, path: Path) -> None:
+        self.runner, self.engine, self.server, self.path = runner, engine, server, path
+        self.failures: list[BaseException] = []
+
+    async def worker(self, name: str = "w") -> RemoteEngine:
+        remote = RemoteEngine(name, on_failure=self.failures.append)
+        await remote.connect(self.path)
+        return remote
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def node(tmp_path: Path) -> AsyncIterator[Node]:
+    runner = FakeRunner()
+    engine = TranslationEngine(lambda: runner, SchedulerConfig(max_batch_size=8, max_wait_s=0.005, max_queued=6))
+    await engine.start(warmup=False)
+    server = EngineServer(engine, max_buffered_bytes=1 << 20)
+    path = tmp_path / "engine.sock"
+    await server.start(path)
+    yield Node(runner, engine, server, path)
+    runner.gate.set()
+    await server.stop()
+    await engine.stop()
+
+
+async def test_results_card_and_stats_equal_the_in_process_engine(node: Node) -> None:
+    remote = await node.worker()
+    assert remote.healthy and remote.card == node.engine.card
+    assert remote.stats().max_queued == 6
+    items = [item(1600 * (i + 1), "spa", "fra", transcript="eng" if i % 2 else None) for i in range(5)]
+    got = await asyncio.gather(*(remote.submit(f"s{i}", it) for i, it in enumerate(items)))
+    want = await asyncio.gather(*(node.engine.submit("local", it) for it in items))
+    for g, w in zip(got, want, strict=True):
+        assert g.error is None and g.output is not None and w.output is not None
+        assert g.output.transcript == w.output.transcript and g.output.texts == w.output.texts
+        assert g.output.waveforms.keys() == w.output.waveforms.keys()
+        for lang, wave in w.output.waveforms.items():
+            assert np.array_equal(g.output.waveforms[lang], wave) and g.output.waveforms[lang].dtype == np.float32
+        assert g.batch_size >= 1 and g.model_ms >= 0
+    await remote.wait_idle()
+    await remote.close()
+
+
+async def test_a_full_queue_refuses_on_the_future_and_droppables_are_cancelled(node: Node) -> None:
+    remote = await node.worker()
+    node.runner.gate.clear()  # hold the first batch in the model
+    first = remote.submit("a", item(1600))
+    assert await asyncio.to_thread(node.runner.started.wait, 5)
+    held = [remote.submit("a", item(1600 + i)) for i in range(6)]  # the queue's 6 places
+    over = remote.submit("b", item(3200))  # the local view is a reply old: the engine refuses it
+    with pytest.raises(Overloaded, match="server busy"):
+        await over
+    assert remote.stats().queued == 6
+    with pytest.raises(Overloaded):  # now the local view knows
+        remote.submit("b", item(3200))
+    assert remote.submit_droppable("b", item(800)) is None
+    node.runner.gate.set()
+    assert all(r.error is None for r in await asyncio.gather(first, *held))
+    # behind again, with a final queued: the engine drops the caption (a cancelled future)
+    node.runner.started.clear()
+    node.runner.gate.clear()
+    blocker = remote.submit("a", item(1600))
+    assert await asyncio.to_thread(node.runner.started.wait, 5)
+    final = remote.submit("a", item(1700))
+    await asyncio.sleep(0.05)  # its features are computed: a final waits in the scheduler
+    caption = remote.submit_droppable("b", item(900))
+    assert caption is not None
+    with pytest.raises(asyncio.CancelledError):
+        await caption
+    node.runner.gate.set()
+    await asyncio.gather(blocker, final)
+    await remote.wait_idle()
+    await remote.close()
+
+
+async def test_cancel_and_abort_drop_queued_jobs_and_every_job_is_answered(node: Node) -> None:
+    remote = await node.worker()
+    node.runner.started.clear()
+    node.runner.gate.clear()
+    running = remote.submit("x", item(1600))
+    assert await asyncio.to_thread(node.runner.started.wait, 5)
+    cancelled = remote.submit("x", item(1601))
+    aborted = [remote.submit("y", item(1602 + i)) for i in range(3)]
+    await asyncio.sleep(0.05)
+    cancelled.cancel()
+    assert remote.abort("y") == 3
+    assert all(f.cancelled() for f in aborted)
+    node.runner.gate.set()
+    assert (await running).error is None
+    await asyncio.wait_for(remote.wait_idle(), 5)  # the engine answered every job (Gone for the dropped)
+    assert node.engine.queued == 0
+    await remote.close()
+
+
+async def test_the_engine_going_away_fails_open_jobs_and_turns_the_worker_unhealthy(node: Node) -> None:
+    remote = await node.worker()
+    node.runner.started.clear()
+    node.runner.gate.clear()
+    waiting = remote.submit("z", item(1600))
+    assert await asyncio.to_thread(node.runner.started.wait, 5)
+    await node.server.stop()  # the engine process's side closes every connection
+    with pytest.raises(NotReady, match="engine process is gone"):
+        await waiting
+    assert not remote.healthy and len(node.failures) == 1
+    with pytest.raises(NotReady):
+        remote.submit("z", item(1600))
+    with pytest.raises(NotReady):
+        _ = remote.card
+    await remote.close()
+
+
+async def test_a_worker_that_stops_reading_is_cut_off_at_the_bound(node: Node) -> None:
+    """A raw socket that sends segments and never reads: the engine disconnects it once 1 MiB of
+    replies wait, and drops its jobs; other workers keep working."""
+    good = await node.worker("good")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)  # a send the engine never takes fails the test instead of hanging it
+    sock.connect(str(node.path))
+    enc = msgspec.msgpack.Encoder()
+
+    def frame(m: wire.ToEngine) -> bytes:
+        payload = enc.encode(m)
+        return struct.pack(">I", len(payload)) + payload
+
+    def flood() -> None:
+        sock.sendall(frame(wire.Hello("stuck", 0)))
+        speech = item(16000 * 4, "spa", "fra")  # replies of 2 x 4 s of float32 speech: 512 KB each
+        for job in range(40):
+            try:
+                sock.sendall(frame(wire.submit_of(job, "o", speech, droppable=False)))
+            except OSError:  # disconnected: what this test waits for
+                return
+
+    flooding = asyncio.create_task(asyncio.to_thread(flood))
+    for _ in range(400):
+        if node.server.workers == 1 and flooding.done():
+            break
+        await asyncio.sleep(0.05)
+    assert node.server.workers == 1, "the stuck worker is still connected"
+    assert good.healthy and (await good.submit("g", item(1600))).error is None
+    sock.close()
+    await flooding
+    await good.close()

@@ -1,0 +1,186 @@
+"""A front-end worker's ``EngineClient``: the engine process, reached over a Unix socket.
+
+It keeps what the Protocol reads synchronously (the model card, health, the queue's state) from the
+engine's last message, and one future per job, resolved when the job's terminal reply comes. The
+engine is authoritative: a submit the local view allows may still come back refused (``Overloaded``
+or ``NotReady`` on the future; a dropped caption is a cancelled future, as when superseded).
+
+If the connection ends (the engine process died or closed it), every open job fails with
+``NotReady``, ``healthy`` turns False and ``on_failure`` is called once, as the in-process engine
+does when its loop dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from translate_svc.engine.jobs import EngineStats, JobResult
+from translate_svc.engine.remote import wire
+from translate_svc.engine.runner import ModelCard, ModelInput
+from translate_svc.errors import NotReady, Overloaded
+
+if TYPE_CHECKING:
+    from translate_svc.engine.client import EngineClient
+
+logger = logging.getLogger(__name__)
+
+ENGINE_GONE = "the engine process is gone; resume the stream on another server or retry shortly"
+
+
+class RemoteEngine:
+    """Implements ``EngineClient`` (engine/client.py). Event loop only."""
+
+    def __init__(self, worker: str, *, on_failure: Callable[[BaseException], None] | None = None) -> None:
+        self.worker = worker
+        self._on_failure = on_failure
+        self._channel: wire.Channel | None = None
+        self._card: ModelCard | None = None
+        self._state = wire.State(False, 0, 0, 1)
+        self._jobs: dict[int, tuple[str, asyncio.Future[JobResult]]] = {}  # until its terminal reply
+        self._ids = itertools.count()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._reader: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def connect(self, path: Path) -> None:
+        """Connect, introduce this worker, and take the engine's welcome (card and state)."""
+        reader, writer = await asyncio.open_unix_connection(str(path))
+        channel = wire.Channel(reader, writer, wire.ToWorker)
+        channel.send(wire.Hello(self.worker, os.getpid()))
+        welcome = await channel.recv()
+        if not isinstance(welcome, wire.Welcome):
+            channel.close()
+            raise wire.FrameError(f"expected welcome, got {type(welcome).__name__}")
+        self._channel, self._card, self._state = channel, welcome.card, welcome.state
+        self._reader = asyncio.create_task(self._read(channel), name="engine-replies")
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._channel is not None:
+            self._channel.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+    # -- EngineClient -------------------------------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        return self._channel is not None and not self._channel.closing and self._state.healthy
+
+    @property
+    def card(self) -> ModelCard:
+        if not self.healthy or self._card is None:
+            raise NotReady("the model is still loading (or has failed); retry when health reports SERVING")
+        return self._card
+
+    def stats(self) -> EngineStats:
+        return EngineStats(self._state.queued, self._state.max_queued, self._state.running)
+
+    def submit(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult]:
+        if not self.healthy:
+            raise NotReady(ENGINE_GONE if self._channel is not None else "the engine is not connected yet")
+        if self._state.queued >= self._state.max_queued:
+            raise Overloaded(
+                f"server busy: {self._state.queued} segments are already waiting for the model; retry shortly",
+                retry_after_ms=1000,
+            )
+        return self._send(owner, item, droppable=False)
+
+    def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult] | None:
+        if not self.healthy or self._state.queued >= self._state.max_queued:
+            return None
+        return self._send(owner, item, droppable=True)
+
+    def abort(self, owner: str) -> int:
+        mine = [fut for o, fut in self._jobs.values() if o == owner and not fut.done()]
+        if self._channel is not None and not self._channel.closing:
+            self._channel.send(wire.Abort(owner))
+        for fut in mine:
+            fut.cancel()
+        return len(mine)
+
+    async def wait_idle(self) -> None:
+        """Until the engine has answered every job this worker sent."""
+        await self._idle.wait()
+
+    # -- the wire ---------------------------------------------------------------------------------------
+
+    def _send(self, owner: str, item: ModelInput, *, droppable: bool) -> asyncio.Future[JobResult]:
+        assert self._channel is not None
+        job = next(self._ids)
+        fut: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
+        self._jobs[job] = (owner, fut)
+        self._idle.clear()
+        fut.add_done_callback(functools.partial(self._cancelled, job))
+        self._channel.send(wire.submit_of(job, owner, item, droppable=droppable))
+        return fut
+
+    def _cancelled(self, job: int, fut: asyncio.Future[JobResult]) -> None:
+        channel = self._channel
+        if fut.cancelled() and job in self._jobs and channel is not None and not channel.closing:
+            channel.send(wire.Cancel(job))  # the engine answers Gone (or the result, if it ran)
+
+    def _finish(self, job: int) -> asyncio.Future[JobResult] | None:
+        entry = self._jobs.pop(job, None)
+        if not self._jobs:
+            self._idle.set()
+        if entry is None or entry[1].done():
+            return None
+        return entry[1]
+
+    async def _read(self, channel: wire.Channel) -> None:
+        error: BaseException | None = None
+        try:
+            while True:
+                self._handle(await channel.recv())
+        except (asyncio.IncompleteReadError, ConnectionError) as e:
+            error = e
+        except wire.FrameError as e:
+            logger.error("the engine sent a bad frame: %s", e)
+            error = e
+        finally:
+            channel.close()
+            self._state = wire.State(False, 0, 0, self._state.max_queued)
+            for _, fut in self._jobs.values():
+                if not fut.done():
+                    fut.set_exception(NotReady(ENGINE_GONE))
+            self._jobs.clear()
+            self._idle.set()
+            if not self._closed:
+                logger.error("lost the engine process: %r", error)
+                if self._on_failure is not None:
+                    self._on_failure(error or ConnectionError("the engine closed the connection"))
+
+    def _handle(self, m: wire.ToEngine | wire.ToWorker) -> None:
+        if isinstance(m, wire.State):
+            self._state = m
+        elif isinstance(m, wire.Result):
+            if (fut := self._finish(m.job)) is not None:
+                fut.set_result(wire.job_result(m))
+        elif isinstance(m, wire.Refused):
+            if (fut := self._finish(m.job)) is not None:
+                if m.reason == "dropped":
+                    fut.cancel()
+                elif m.reason == "overloaded":
+                    fut.set_exception(Overloaded(m.message, retry_after_ms=m.retry_after_ms))
+                else:
+                    fut.set_exception(NotReady(m.message, retry_after_ms=m.retry_after_ms))
+        elif isinstance(m, wire.Gone):
+            if (fut := self._finish(m.job)) is not None:
+                fut.cancel()
+        else:
+            raise wire.FrameError(f"unexpected {type(m).__name__}")
+
+
+if TYPE_CHECKING:  # mypy proves that the class implements the Protocol
+
+    def _implements(engine: RemoteEngine) -> EngineClient:
+        return engine

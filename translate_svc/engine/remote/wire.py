@@ -1,0 +1,201 @@
+"""The messages between a front-end worker and the engine process, and their framing.
+
+Every message is a msgspec ``Struct`` (a tagged union, encoded as a MessagePack array); a frame is
+a 4-byte big-endian length and the encoded message. Samples travel as raw little-endian float32
+bytes inside the message, so one segment is one frame and one copy on each side.
+
+Every job the worker submits gets exactly one terminal reply: ``Result``, ``Refused`` or ``Gone``
+(cancelled or aborted before it reached the model). ``State`` follows every terminal reply and
+every second, so the worker's view of the queue is never more than one reply old.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Final, Literal
+
+import msgspec
+import numpy as np
+
+from translate_svc.engine.jobs import JobResult
+from translate_svc.engine.runner import ModelCard, ModelInput, ModelOutput
+from translate_svc.types import SegmentError
+
+#: a frame larger than this is a broken peer, not a segment (a 60 s segment is 3.8 MB of samples)
+MAX_FRAME_BYTES: Final = 256 * 1024 * 1024
+_LENGTH = struct.Struct(">I")
+
+
+# -- worker -> engine -------------------------------------------------------------------------------
+
+
+class Hello(msgspec.Struct, tag="hello", array_like=True):
+    worker: str
+    pid: int
+
+
+class Submit(msgspec.Struct, tag="submit", array_like=True):
+    job: int
+    owner: str
+    droppable: bool
+    targets: tuple[str, ...]
+    transcript_language: str | None
+    speech: bool
+    speaker_id: int
+    audio: bytearray  # float32 little-endian, 16 kHz mono (a bytearray: numpy may write to it)
+
+
+class Cancel(msgspec.Struct, tag="cancel", array_like=True):
+    job: int
+
+
+class Abort(msgspec.Struct, tag="abort", array_like=True):
+    owner: str
+
+
+# -- engine -> worker -------------------------------------------------------------------------------
+
+
+class State(msgspec.Struct, tag="state", array_like=True):
+    healthy: bool
+    queued: int
+    running: int
+    max_queued: int
+
+
+class Welcome(msgspec.Struct, tag="welcome", array_like=True):
+    card: ModelCard
+    state: State
+
+
+class Result(msgspec.Struct, tag="result", array_like=True):
+    job: int
+    transcript: str | None
+    texts: dict[str, str]
+    waveforms: dict[str, bytearray]  # float32 little-endian at the model's rate
+    error: SegmentError | None
+    queue_ms: float
+    model_ms: float
+    batch_size: int
+    has_output: bool
+
+
+#: overloaded: the queue is full; not_ready: the model is not serving; dropped: a droppable job the
+#: engine is too busy for
+Reason = Literal["overloaded", "not_ready", "dropped"]
+
+
+class Refused(msgspec.Struct, tag="refused", array_like=True):
+    job: int
+    reason: Reason
+    message: str
+    retry_after_ms: int | None
+
+
+class Gone(msgspec.Struct, tag="gone", array_like=True):
+    job: int
+
+
+ToEngine = Hello | Submit | Cancel | Abort
+ToWorker = Welcome | State | Result | Refused | Gone
+
+
+# -- conversions ------------------------------------------------------------------------------------
+
+
+def _f32(x: np.ndarray) -> bytes:
+    return np.ascontiguousarray(x, dtype="<f4").tobytes()
+
+
+def _samples(b: bytearray) -> np.ndarray:
+    return np.frombuffer(b, dtype="<f4")
+
+
+def submit_of(job: int, owner: str, item: ModelInput, *, droppable: bool) -> Submit:
+    return Submit(
+        job,
+        owner,
+        droppable,
+        item.targets,
+        item.transcript_language,
+        item.speech,
+        item.speaker_id,
+        bytearray(_f32(item.audio)),
+    )
+
+
+def model_input(m: Submit) -> ModelInput:
+    return ModelInput(_samples(m.audio), m.targets, m.transcript_language, m.speech, m.speaker_id)
+
+
+def result_of(job: int, r: JobResult) -> Result:
+    out = r.output
+    return Result(
+        job,
+        out.transcript if out else None,
+        dict(out.texts) if out else {},
+        {k: bytearray(_f32(v)) for k, v in out.waveforms.items()} if out else {},
+        r.error,
+        r.queue_ms,
+        r.model_ms,
+        r.batch_size,
+        out is not None,
+    )
+
+
+def job_result(m: Result) -> JobResult:
+    output = None
+    if m.has_output:
+        output = ModelOutput(m.transcript, m.texts, {k: _samples(v) for k, v in m.waveforms.items()})
+    return JobResult(output, m.error, m.queue_ms, m.model_ms, m.batch_size)
+
+
+# -- framing ----------------------------------------------------------------------------------------
+
+
+class FrameError(Exception):
+    """The peer sent something that is not a frame of this protocol."""
+
+
+class Channel:
+    """One connection's framing: ``send`` encodes and buffers (never blocks the loop), ``recv``
+    reads the next message. ``buffered`` is what the kernel has not taken yet."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, incoming: object) -> None:
+        """``incoming``: ``ToEngine`` on the engine's side, ``ToWorker`` on a worker's."""
+        self._reader = reader
+        self._writer = writer
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder: msgspec.msgpack.Decoder[ToEngine | ToWorker] = msgspec.msgpack.Decoder(incoming)
+
+    def send(self, message: ToEngine | ToWorker) -> None:
+        payload = self._encoder.encode(message)
+        self._writer.write(_LENGTH.pack(len(payload)))
+        self._writer.write(payload)
+
+    async def recv(self) -> ToEngine | ToWorker:
+        """The next message; ``asyncio.IncompleteReadError`` when the peer closed."""
+        (n,) = _LENGTH.unpack(await self._reader.readexactly(_LENGTH.size))
+        if n > MAX_FRAME_BYTES:
+            raise FrameError(f"a frame of {n} bytes (at most {MAX_FRAME_BYTES})")
+        try:
+            return self._decoder.decode(await self._reader.readexactly(n))
+        except msgspec.DecodeError as e:
+            raise FrameError(str(e)) from e
+
+    @property
+    def buffered(self) -> int:
+        return self._writer.transport.get_write_buffer_size()
+
+    @property
+    def closing(self) -> bool:
+        return self._writer.is_closing()
+
+    def close(self) -> None:
+        """Close after what is buffered is sent."""
+        self._writer.close()
+
+    def abort(self) -> None:
+        """Close now, dropping what is buffered (a peer that does not read would hold it forever)."""
+        self._writer.transport.abort()
