@@ -52,7 +52,7 @@ class RemoteEngine:
 
     async def connect(self, path: Path) -> None:
         """Connect, introduce this worker, and take the engine's welcome (card and state)."""
-        reader, writer = await asyncio.open_unix_connection(str(path))
+        reader, writer = await asyncio.open_unix_connection(str(path), limit=wire.READ_LIMIT)
         channel = wire.Channel(reader, writer, wire.ToWorker)
         channel.send(wire.Hello(self.worker, os.getpid()))
         welcome = await channel.recv()

@@ -48,7 +48,7 @@ class EngineServer:
     async def start(self, path: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # a socket left by an engine process that was killed
-        self._server = await asyncio.start_unix_server(self._serve, path=str(path))
+        self._server = await asyncio.start_unix_server(self._serve, path=str(path), limit=wire.READ_LIMIT)
         self._ticker = asyncio.create_task(self._tick(), name="engine-state")
 
     async def stop(self) -> None:
