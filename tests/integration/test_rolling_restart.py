@@ -42,6 +42,7 @@ async def test_a_rolling_restart_of_three_servers_loses_and_repeats_nothing(
     #: per stream: its segments, (arrival time, latency ms) of each, and its resumes
     results: dict[int, tuple[list[Segment], list[tuple[float, float]], int]] = {}
     restarts: list[float] = []
+    rolled = asyncio.Event()
 
     async def one(i: int) -> None:
         await asyncio.sleep(i * 0.2)
@@ -54,9 +55,14 @@ async def test_a_rolling_restart_of_three_servers_loses_and_repeats_nothing(
             t0 = time.perf_counter()
 
             async def send() -> None:
+                k = 0
                 for k, at in enumerate(range(0, len(clips[i]), 1600)):
                     await asyncio.sleep(max(0.0, t0 + k * 0.1 - time.perf_counter()))
                     await s.send(clips[i][at : at + 1600])
+                while not rolled.is_set():  # live until the rollout is over, however slow the machine
+                    k += 1
+                    await asyncio.sleep(max(0.0, t0 + k * 0.1 - time.perf_counter()))
+                    await s.send(np.zeros(1600, clips[i].dtype))
                 await s.close()
 
             sender = asyncio.create_task(send())
@@ -80,6 +86,7 @@ async def test_a_rolling_restart_of_three_servers_loses_and_repeats_nothing(
             contexts.append(ctx)
             if n < 2:
                 await asyncio.sleep(8)
+        rolled.set()
 
     try:
         await asyncio.gather(rollout(), *(one(i) for i in range(STREAMS)))
