@@ -18,6 +18,7 @@ import pytest_asyncio
 
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.engine.engine import TranslationEngine
+from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.remote import wire
 from translate_svc.engine.remote.client import RemoteEngine
 from translate_svc.engine.remote.server import EngineServer
@@ -37,6 +38,14 @@ class Node:
     def __init__(self, runner: FakeRunner, engine: TranslationEngine, server: EngineServer, path: Path) -> None:
         self.runner, self.engine, self.server, self.path = runner, engine, server, path
         self.failures: list[BaseException] = []
+
+    async def in_the_model(self, remote: RemoteEngine, owner: str) -> asyncio.Future[JobResult]:
+        """Submit a job and hold it in the model (the runner's gate closed) until the test opens it."""
+        self.runner.started.clear()
+        self.runner.gate.clear()
+        fut = remote.submit(owner, item(1600))
+        assert await asyncio.to_thread(self.runner.started.wait, 5)
+        return fut
 
     async def worker(self, name: str = "w") -> RemoteEngine:
         remote = RemoteEngine(name, on_failure=self.failures.append)
@@ -92,10 +101,7 @@ async def test_a_full_queue_refuses_on_the_future_and_droppables_are_cancelled(n
     node.runner.gate.set()
     assert all(r.error is None for r in await asyncio.gather(first, *held))
     # behind again, with a final queued: the engine drops the caption (a cancelled future)
-    node.runner.started.clear()
-    node.runner.gate.clear()
-    blocker = remote.submit("a", item(1600))
-    assert await asyncio.to_thread(node.runner.started.wait, 5)
+    blocker = await node.in_the_model(remote, "a")
     final = remote.submit("a", item(1700))
     await asyncio.sleep(0.05)  # its features are computed: a final waits in the scheduler
     caption = remote.submit_droppable("b", item(900))
@@ -110,10 +116,7 @@ async def test_a_full_queue_refuses_on_the_future_and_droppables_are_cancelled(n
 
 async def test_cancel_and_abort_drop_queued_jobs_and_every_job_is_answered(node: Node) -> None:
     remote = await node.worker()
-    node.runner.started.clear()
-    node.runner.gate.clear()
-    running = remote.submit("x", item(1600))
-    assert await asyncio.to_thread(node.runner.started.wait, 5)
+    running = await node.in_the_model(remote, "x")
     cancelled = remote.submit("x", item(1601))
     aborted = [remote.submit("y", item(1602 + i)) for i in range(3)]
     await asyncio.sleep(0.05)
@@ -129,10 +132,7 @@ async def test_cancel_and_abort_drop_queued_jobs_and_every_job_is_answered(node:
 
 async def test_the_engine_going_away_fails_open_jobs_and_turns_the_worker_unhealthy(node: Node) -> None:
     remote = await node.worker()
-    node.runner.started.clear()
-    node.runner.gate.clear()
-    waiting = remote.submit("z", item(1600))
-    assert await asyncio.to_thread(node.runner.started.wait, 5)
+    waiting = await node.in_the_model(remote, "z")
     await node.server.stop()  # the engine process's side closes every connection
     with pytest.raises(NotReady, match="engine process is gone"):
         await waiting
