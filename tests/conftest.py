@@ -71,10 +71,11 @@ def make_settings(model_dir: Path, **engine):  # type: ignore[no-untyped-def]
 
 
 class LiveServer:
-    def __init__(self, server, channel: grpc.aio.Channel) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, server, port: int, channel: grpc.aio.Channel) -> None:  # type: ignore[no-untyped-def]
         from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
         self.server = server
+        self.port = port
         self.channel = channel
         self.stub = pb_grpc.TranslatorStub(channel)
         self.batches: list = []  # type: ignore[type-arg]
@@ -91,7 +92,7 @@ async def serving(settings, *, warmup: bool = True) -> AsyncIterator[LiveServer]
     server = TranslateServer(build(settings, on_batch=batches.append))
     port = await server.start(warmup=warmup)
     ch = channel(f"127.0.0.1:{port}")
-    live = LiveServer(server, ch)
+    live = LiveServer(server, port, ch)
     live.batches = batches
     try:
         yield live
