@@ -171,7 +171,7 @@ def frame_bytes(segment_s: float, caption_s: float) -> dict[str, int]:
     seg, cap = inputs(segment_s, caption_s)
     out = ModelOutput(None, {"spa": "una frase traducida de unas diez palabras"})
     result = wire.result_of(0, JobResult(out, None, 1.0, 1.0, 8))
-    state = wire.State(True, 10, 8, 1000)
+    state = wire.State(True, 10, 8, 1000, 2)
     back = len(enc.encode(result)) + len(enc.encode(state)) + 8
     return {
         "final_to_engine": len(enc.encode(wire.submit_of(0, "session-id", seg, droppable=False))) + 4,

@@ -1,8 +1,11 @@
 """The one place that builds the application from ``Settings``.
 
 ``build`` maps each settings section onto its component's config once, picks the model runner
-(``model/``), loads the shared VAD and wires metrics. ``transport/`` serves what it gets; the CLI,
-the tests and the benchmarks call ``build`` too, so every entry point runs the same application.
+(``model/``), and puts the front end (``frontend.py``: VAD, sessions) around the engine.
+``transport/`` serves what it gets; the CLI, the tests and the benchmarks call ``build`` too, so
+every entry point runs the same application. ``build_engine`` is the engine alone: the engine
+process of ``serve --workers N`` (``serving/``) runs it, and its front-end workers never import
+this module (it reaches ``model/``).
 
 The operator commands (``cli/operator.py``) reach ``model/`` only through the entry points at the
 end (device check, model validation, test checkpoint, download), which import it when called: the
@@ -14,20 +17,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-
-from threadpoolctl import threadpool_limits
 
 from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.jobs import BatchStats
 from translate_svc.engine.runner import Runner
 from translate_svc.engine.scheduler import SchedulerConfig
+from translate_svc.frontend import Application, build_frontend
 from translate_svc.observability import metrics
-from translate_svc.session import SessionManager
 from translate_svc.settings import EngineSettings, ModelSettings, Settings
-from translate_svc.vad.silero import SileroVad
-from translate_svc.vad.worker import VadWorker
 
 logger = logging.getLogger(__name__)
 
@@ -60,25 +58,27 @@ def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
     return load
 
 
-@dataclass
-class Application:
-    """Engine, VAD worker and sessions of one server process. Event loop only."""
+def build_engine(
+    settings: Settings,
+    *,
+    runner_factory: Callable[[], Runner] | None = None,
+    on_batch: Callable[[BatchStats], None] | None = None,
+    on_failure: Callable[[BaseException], None] | None = None,
+) -> TranslationEngine:
+    """The engine for ``settings`` (the model loads when it starts); ``runner_factory`` replaces the
+    SeamlessM4T runner (tests, benchmarks), ``on_batch`` observes every batch besides the metrics."""
 
-    settings: Settings
-    engine: TranslationEngine
-    vad: VadWorker
-    sessions: SessionManager
-    #: called (on the loop) if the model worker dies; transport/ turns health NOT_SERVING
-    failure_listeners: list[Callable[[BaseException], None]] = field(default_factory=list)
+    def batch_done(stats: BatchStats) -> None:
+        metrics.observe_batch(stats)
+        if on_batch is not None:
+            on_batch(stats)
 
-    async def start(self, *, warmup: bool = True) -> None:
-        """Load and warm the model (minutes for the real one)."""
-        await self.engine.start(warmup=warmup)
-
-    async def stop(self) -> None:
-        """After the transport stopped taking calls: fail what is left, stop the threads."""
-        await self.engine.stop()
-        self.vad.close()
+    return TranslationEngine(
+        runner_factory or seamless_runner_factory(settings.model),
+        scheduler_config(settings.engine),
+        on_batch=batch_done,
+        on_failure=on_failure,
+    )
 
 
 def build(
@@ -87,32 +87,19 @@ def build(
     runner_factory: Callable[[], Runner] | None = None,
     on_batch: Callable[[BatchStats], None] | None = None,
 ) -> Application:
-    """The application for ``settings``; ``runner_factory`` replaces the SeamlessM4T runner (tests,
-    benchmarks), ``on_batch`` observes every batch besides the metrics."""
-
-    # process-wide, once: numpy's BLAS pool (torch's own threads are the runner's, set at load)
-    threadpool_limits(limits=settings.blas_threads, user_api="blas")
-
-    def batch_done(stats: BatchStats) -> None:
-        metrics.observe_batch(stats)
-        if on_batch is not None:
-            on_batch(stats)
-
+    """The whole application in one process: the engine and its front end (``frontend.py``)."""
     listeners: list[Callable[[BaseException], None]] = []
 
     def engine_failed(exc: BaseException) -> None:
         for listener in listeners:
             listener(exc)
 
-    engine = TranslationEngine(
-        runner_factory or seamless_runner_factory(settings.model),
-        scheduler_config(settings.engine),
-        on_batch=batch_done,
-        on_failure=engine_failed,
-    )
-    vad = VadWorker(SileroVad(), on_call=metrics.observe_vad_call)
-    sessions = SessionManager(engine, vad, settings.vad, settings.limits)
-    return Application(settings, engine, vad, sessions, listeners)
+    engine = build_engine(settings, runner_factory=runner_factory, on_batch=on_batch, on_failure=engine_failed)
+
+    async def start(warmup: bool) -> None:
+        await engine.start(warmup=warmup)
+
+    return build_frontend(settings, engine, start, engine.stop, listeners)
 
 
 # -- entry points for the operator commands: model/ (and torch) are imported when called -----------

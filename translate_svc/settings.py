@@ -6,8 +6,9 @@ CLI flags override the environment. Components never read the environment themse
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,6 +95,10 @@ class ServerSettings(BaseModel):
     health_port: int | None = Field(None, ge=0, le=65535)
     #: server reflection; auto: on without token auth, off with it
     reflection: Literal["auto", "on", "off"] = "auto"
+    #: front-end worker processes: 1 runs everything in one process; N >= 2 runs one engine
+    #: process (the model) and N workers (gRPC, decoding, VAD, sessions) sharing the port
+    #: (``serving/``); auto: one per CPU this process may use, less two for the engine process
+    workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
 
     @model_validator(mode="after")
     def _check_tls(self) -> ServerSettings:
@@ -104,6 +109,12 @@ class ServerSettings(BaseModel):
         if self.health_port is not None and self.health_port != 0 and self.health_port == self.port:
             raise ValueError("server.health_port must differ from server.port")
         return self
+
+    def worker_count(self) -> int:
+        """``workers`` as a number (``auto``: the CPUs this process may use, less two)."""
+        if self.workers != "auto":
+            return self.workers
+        return max(1, len(os.sched_getaffinity(0)) - 2)
 
 
 class AuthSettings(BaseModel):

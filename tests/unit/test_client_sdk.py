@@ -501,3 +501,16 @@ def test_the_sdk_keepalive_stays_within_the_servers_ping_policy() -> None:
     # a ping more often than the server allows is a strike (too_many_pings): keep a 2x margin
     assert client_ms >= 2 * server["grpc.http2.min_ping_interval_without_data_ms"]
     assert server["grpc.keepalive_permit_without_calls"] == 1
+
+
+async def test_calls_take_the_pools_channels_in_turn_opened_as_needed() -> None:
+    c = AsyncTranslateClient(["127.0.0.1:1", "127.0.0.1:2"], connections=3)
+    try:
+        stubs = [c._stub("127.0.0.1:1") for _ in range(7)]
+        channels = [s.StreamingTranslate._channel for s in stubs]
+        assert len(set(map(id, channels))) == 3 and channels[3] is channels[0] and channels[6] is channels[0]
+        assert len(c._channels["127.0.0.1:1"]) == 3 and "127.0.0.1:2" not in c._channels  # opened as needed
+    finally:
+        await c.close()
+    with pytest.raises(ValueError, match="connections"):
+        AsyncTranslateClient("127.0.0.1:1", connections=0)

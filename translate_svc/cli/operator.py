@@ -55,6 +55,13 @@ class ServeFlags:
     max_wait_ms: Annotated[
         float | None, typer.Option(help="longest wait to fill a batch"), _at("engine", "max_wait_ms")
     ] = None
+    workers: Annotated[
+        str | None,
+        typer.Option(
+            help="front-end worker processes around one engine process (1: one process for all; auto: per CPU)"
+        ),
+        _at("server", "workers"),
+    ] = None
     log_level: Annotated[str | None, typer.Option(), _at("log_level")] = None
     tls_cert: Annotated[
         Path | None,
@@ -123,7 +130,26 @@ def serve(flags: ServeFlags) -> None:
         app.validate_model_dir(settings.model.path)
     except ModelNotFound as e:
         raise _cannot_start(str(e)) from e
+    workers = settings.server.worker_count()
+    if workers >= 2:
+        raise typer.Exit(asyncio.run(_serve_node(settings, workers)))
     asyncio.run(_serve(settings))
+
+
+async def _serve_node(settings: Settings, workers: int) -> int:
+    """``--workers N``: the supervisor of one engine process and N front-end workers."""
+    from translate_svc.serving.supervisor import StartError, Supervisor
+
+    def started(node: Supervisor) -> None:
+        if node.test_model:
+            console.print(f"[bold yellow]{NOISE_WARNING}[/]")
+        print(f"translate-svc {node.describe()}", flush=True)
+        print(f"translate-svc serving on port {node.port}", flush=True)
+
+    try:
+        return await Supervisor(settings, workers).run(on_started=started)
+    except StartError as e:
+        raise _cannot_start(str(e)) from None
 
 
 async def _serve(settings: Settings) -> None:

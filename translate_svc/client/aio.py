@@ -72,6 +72,11 @@ _RESUMABLE: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANC
 #: it can hide a lost connection's UNAVAILABLE, so it is resumed too (a server's INTERNAL is not)
 _CORE_WRITE_FAILURE: Final = "Internal error from Core"
 _ROUND_ROBIN: Final = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+#: connections per address that calls are spread over. A server node of several front-end workers
+#: shares its port among them, and the kernel balances connections, not the calls on one HTTP/2
+#: connection: 16 connections land on every one of 2 workers but for a chance of 2**-15, and give
+#: 8 workers about 2 each (docs/client.md, "Connections"). Opened as calls need them.
+DEFAULT_CONNECTIONS: Final = 16
 
 
 def channel_options(
@@ -124,7 +129,9 @@ class AsyncTranslateClient:
     as ``authorization: Bearer <token>`` on every call. ``timeout_s``: each unary call's deadline,
     and how long a stream waits for the server to accept it. ``retry``: unary retries (and stream
     opens) on RESOURCE_EXHAUSTED / UNAVAILABLE, honouring the server's RetryInfo. ``max_resumes``:
-    stream failovers in a row without progress before giving up.
+    stream failovers in a row without progress before giving up. ``connections``: connections per
+    address, opened as calls need them; each call takes the next one in turn, so the calls of one
+    client spread over a node's front-end workers.
 
     Use on one event loop; ``close()`` (or ``async with``) releases the channels.
     """
@@ -142,7 +149,11 @@ class AsyncTranslateClient:
         keepalive_timeout_s: float = DEFAULT_KEEPALIVE_TIMEOUT_S,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         options: Sequence[tuple[str, Any]] = (),
+        connections: int = DEFAULT_CONNECTIONS,
     ) -> None:
+        if connections < 1:
+            raise ValueError("connections must be at least 1")
+        self.connections = connections
         self.addresses = parse_targets(targets)
         self._rotation = AddressRotation(self.addresses)
         self.timeout_s = timeout_s
@@ -164,7 +175,8 @@ class AsyncTranslateClient:
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {token}"),) if token is not None and tls is None else ()
         )
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._channels: dict[str, list[grpc.aio.Channel]] = {}
+        self._turn: dict[str, int] = {}
         self._closed = False
 
     async def __aenter__(self) -> AsyncTranslateClient:
@@ -177,9 +189,10 @@ class AsyncTranslateClient:
 
     async def close(self) -> None:
         self._closed = True
-        channels, self._channels = list(self._channels.values()), {}
-        for ch in channels:
-            await ch.close()
+        pools, self._channels = list(self._channels.values()), {}
+        for pool in pools:
+            for ch in pool:
+                await ch.close()
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -189,13 +202,18 @@ class AsyncTranslateClient:
     def _stub(self, address: str) -> Any:
         if self._closed:
             raise RuntimeError("the client is closed")
-        ch = self._channels.get(address)
-        if ch is None:
-            if self._credentials is not None:
-                ch = grpc.aio.secure_channel(address, self._credentials, options=self._options)
-            else:
-                ch = grpc.aio.insecure_channel(address, options=self._options)
-            self._channels[address] = ch
+        pool = self._channels.setdefault(address, [])
+        turn = self._turn.get(address, 0)
+        self._turn[address] = (turn + 1) % self.connections
+        if turn < len(pool):
+            return pb_grpc.TranslatorStub(pool[turn])
+        # a connection of its own: gRPC would otherwise share one among equal channels
+        options = [*self._options, ("grpc.use_local_subchannel_pool", 1)]
+        if self._credentials is not None:
+            ch = grpc.aio.secure_channel(address, self._credentials, options=options)
+        else:
+            ch = grpc.aio.insecure_channel(address, options=options)
+        pool.append(ch)
         return pb_grpc.TranslatorStub(ch)
 
     def _error(self, e: grpc.aio.AioRpcError, address: str, attempts: int) -> TranslateError:

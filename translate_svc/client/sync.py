@@ -23,6 +23,7 @@ import numpy as np
 
 from translate_svc.client._retry import RetryPolicy
 from translate_svc.client.aio import (
+    DEFAULT_CONNECTIONS,
     DEFAULT_KEEPALIVE_S,
     DEFAULT_KEEPALIVE_TIMEOUT_S,
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -93,6 +94,7 @@ class TranslateClient:
         keepalive_timeout_s: float = DEFAULT_KEEPALIVE_TIMEOUT_S,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         options: Sequence[tuple[str, Any]] = (),
+        connections: int = DEFAULT_CONNECTIONS,
     ) -> None:
         # built here (it only parses and validates): argument errors surface in the caller's thread
         self._client = AsyncTranslateClient(
@@ -106,6 +108,7 @@ class TranslateClient:
             keepalive_timeout_s=keepalive_timeout_s,
             max_message_bytes=max_message_bytes,
             options=options,
+            connections=connections,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="translate-svc-client", daemon=True)

@@ -1,15 +1,32 @@
-"""Prometheus metrics. Process-global collectors (prometheus_client's own registry); thread-safe."""
+"""Prometheus metrics. Process-global collectors (prometheus_client's own registry); thread-safe.
+
+With ``serve --workers N`` every process of the node (the engine process and each front-end worker)
+writes its values under ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode, chosen
+by that variable when this module is first imported), and the supervisor serves one aggregate
+(``serve_aggregate``): counters and histograms are summed over the processes, dead ones included;
+the active-streams gauge over the live ones. ``translate_svc_streams_started_total`` keeps one
+series per front-end process (its ``process`` label), so the spread of streams over workers shows.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, start_http_server
 
 from translate_svc.engine.jobs import BatchStats
 from translate_svc.types import SegmentResult
 
 _MS = (10, 25, 50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000)
 
-STREAMS_ACTIVE = Gauge("translate_svc_streams_active", "StreamingTranslate calls in progress")
+STREAMS_ACTIVE = Gauge(
+    "translate_svc_streams_active", "StreamingTranslate calls in progress", multiprocess_mode="livesum"
+)
+STREAMS_STARTED = Counter(
+    "translate_svc_streams_started_total", "StreamingTranslate calls admitted, by front-end process", ["process"]
+)
+#: this process's name in ``STREAMS_STARTED`` (``main``, or a worker's name: ``set_process``)
+_process = "main"
 SEGMENTS = Counter("translate_svc_segments_total", "segment results by status", ["status"])
 SEGMENT_TOTAL_MS = Histogram("translate_svc_segment_latency_ms", "segment closed -> result ready (ms)", buckets=_MS)
 QUEUE_MS = Histogram("translate_svc_queue_wait_ms", "segment wait for the model (ms)", buckets=_MS)
@@ -40,6 +57,16 @@ def observe_batch(stats: BatchStats) -> None:
         QUEUE_MS.observe(q)
 
 
+def set_process(name: str) -> None:
+    global _process
+    _process = name
+
+
+def stream_started() -> None:
+    STREAMS_ACTIVE.inc()
+    STREAMS_STARTED.labels(_process).inc()
+
+
 def observe_segment(result: SegmentResult) -> None:
     SEGMENTS.labels("OK" if result.error is None else result.error.code).inc()
     SEGMENT_TOTAL_MS.observe(result.timing.total_ms)
@@ -48,3 +75,17 @@ def observe_segment(result: SegmentResult) -> None:
 def serve_metrics(port: int, host: str = "0.0.0.0") -> None:
     """Expose /metrics over HTTP on its own thread (prometheus_client)."""
     start_http_server(port, addr=host)
+
+
+def serve_aggregate(port: int, host: str, directory: Path) -> int:
+    """Expose /metrics of every process writing under ``directory`` (the supervisor of ``serve
+    --workers N``, which records nothing itself); returns the port (``port`` 0: a free one)."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
+    server, _ = start_http_server(port, addr=host, registry=registry)
+    return int(server.server_port)
+
+
+def process_gone(pid: int, directory: Path) -> None:
+    """A process of the node exited: drop its live-only gauges from the aggregate."""
+    multiprocess.mark_process_dead(pid, path=str(directory))  # type: ignore[no-untyped-call]

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Protocol
 
 from translate_svc.audio.codec import check_stream_format, decode_audio
 from translate_svc.engine.client import EngineClient
 from translate_svc.engine.runner import ModelCard
-from translate_svc.errors import InvalidInput, NotReady, Overloaded
+from translate_svc.errors import InvalidInput, NotReady, Overloaded, ServiceError
 from translate_svc.session import task as checks
 from translate_svc.session.events import ClipResult, Draining, Resume
 from translate_svc.session.stream import StreamSession
@@ -23,18 +24,39 @@ from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.worker import VadWorker
 
 
+class Admission(Protocol):
+    """Open streams counted across every process that serves the node (``serving/admission.py``);
+    without one, a manager counts its own."""
+
+    def try_admit(self, limit: int) -> bool:
+        """Count one more open stream unless ``limit`` are open already."""
+        ...
+
+    def release(self) -> None:
+        """One admitted stream closed."""
+        ...
+
+
 class SessionManager:
     """Shared state of all sessions. Create one per server; event loop only."""
 
     def __init__(
-        self, engine: EngineClient, vad: VadWorker, vad_defaults: SegmenterConfig, limits: LimitsSettings
+        self,
+        engine: EngineClient,
+        vad: VadWorker,
+        vad_defaults: SegmenterConfig,
+        limits: LimitsSettings,
+        *,
+        admission: Admission | None = None,
     ) -> None:
         self.engine = engine
         self.vad = vad
         self.vad_defaults = vad_defaults
         self.limits = limits
-        #: streams open now (admission control: ``limits.max_streams``)
+        #: streams open now in this process (admission control: ``limits.max_streams``, counted
+        #: node-wide by ``admission`` when the node runs several front-end processes)
         self.open_streams = 0
+        self._admission = admission
         #: sessions alive now, streams and Translate clips (their fair share of the engine queue)
         self.sessions = 0
         #: admitted streams (a drain tells each of them)
@@ -82,6 +104,12 @@ class SessionManager:
                 session.begin_drain(self.draining, deadline)
         return self.draining
 
+    def fail_all(self, error: ServiceError) -> None:
+        """End every live stream with ``error`` at once (the engine process is gone: UNAVAILABLE,
+        and the client resumes from its last final result)."""
+        for session in list(self.live):
+            session.fail(error)
+
     def open_stream(
         self,
         fmt: AudioFormat,
@@ -98,13 +126,19 @@ class SessionManager:
         if resume is not None:
             checks.check_resume(resume)
         checks.check_captions(interim_interval_ms, task, self.limits)
-        if self.open_streams >= self.limits.max_streams:
+        limit = self.limits.max_streams
+        if not (self._admission.try_admit(limit) if self._admission is not None else self.open_streams < limit):
             raise Overloaded(
                 f"this server is at its stream capacity ({self.limits.max_streams} open streams); "
                 "retry shortly or on another server",
                 retry_after_ms=1000,
             )
-        session = self._new_session(fmt, task, vad, interim_interval_ms=interim_interval_ms, resume=resume)
+        try:
+            session = self._new_session(fmt, task, vad, interim_interval_ms=interim_interval_ms, resume=resume)
+        except BaseException:
+            if self._admission is not None:
+                self._admission.release()
+            raise
         self.open_streams += 1
         self.live.add(session)
         self._no_live.clear()
@@ -170,6 +204,8 @@ class SessionManager:
         if session in self.live:
             self.live.discard(session)
             self.open_streams -= 1
+            if self._admission is not None:
+                self._admission.release()
             if not self.live:
                 self._no_live.set()
 

@@ -1,6 +1,7 @@
 """The gRPC server: Translator + standard health + reflection, graceful drain on SIGTERM.
 
-It serves an ``Application`` built by ``translate_svc.app.build``; it builds nothing itself.
+It serves an ``Application`` (``frontend.py``: built by ``app.build``, or by a front-end worker of
+``serve --workers N``); it builds nothing itself.
 Health is NOT_SERVING until the model has loaded and run one warm-up batch, SERVING after, and
 NOT_SERVING again when draining or when the model worker dies.
 
@@ -26,7 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from translate_svc.app import Application
+from translate_svc.frontend import Application
 from translate_svc.observability import metrics
 from translate_svc.settings import Settings
 from translate_svc.transport.auth import TokenAuthInterceptor, TokenStore
@@ -66,11 +67,11 @@ KEEPALIVE_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
-def _server_options(limit: int) -> list[tuple[str, Any]]:
+def _server_options(limit: int, *, reuse_port: bool = False) -> list[tuple[str, Any]]:
     return [
         ("grpc.max_receive_message_length", limit),
         ("grpc.max_send_message_length", limit),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", int(reuse_port)),
         *KEEPALIVE_OPTIONS,
     ]
 
@@ -79,10 +80,11 @@ class TranslateServer:
     """Owns the grpc.aio server(s) and the application's lifetime. Event loop only.
 
     Raises ``TlsConfigError`` or ``TokenFileError`` (one-line messages) when the TLS files or the
-    tokens file cannot be used, before anything listens.
+    tokens file cannot be used, before anything listens. ``reuse_port``: the front-end workers of
+    one node listen on the same port (and health port) together (``SO_REUSEPORT``).
     """
 
-    def __init__(self, app: Application) -> None:
+    def __init__(self, app: Application, *, reuse_port: bool = False) -> None:
         self.app = app
         self.settings = app.settings
         s = self.settings.server
@@ -96,7 +98,7 @@ class TranslateServer:
             self.tokens = TokenStore(self.settings.auth.tokens_file)
             interceptors.append(TokenAuthInterceptor(self.tokens, error_drain_s=s.error_drain_s))
         limit = self.settings.limits.max_message_bytes
-        self.server = grpc.aio.server(interceptors=interceptors, options=_server_options(limit))
+        self.server = grpc.aio.server(interceptors=interceptors, options=_server_options(limit, reuse_port=reuse_port))
         self.servicer = TranslatorServicer(app.sessions, error_drain_s=s.error_drain_s)
         self.server.add_generic_rpc_handlers((self.servicer.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -109,7 +111,7 @@ class TranslateServer:
         #: health only, plaintext, no interceptors: nothing else may ever be added to it
         self.health_server: grpc.aio.Server | None = None
         if s.health_port is not None:
-            self.health_server = grpc.aio.server(options=_server_options(64 * 1024))
+            self.health_server = grpc.aio.server(options=_server_options(64 * 1024, reuse_port=reuse_port))
             health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
         self.port = 0
         self.health_port: int | None = None

@@ -151,7 +151,7 @@ class TranslatorServicer:
             async with contextlib.aclosing(driver.run(requests)) as events:
                 async for ev in events:
                     if isinstance(ev, StreamStarted):
-                        metrics.STREAMS_ACTIVE.inc()
+                        metrics.stream_started()
                         counted = True
                     elif isinstance(ev, SegmentResult):
                         metrics.observe_segment(ev)

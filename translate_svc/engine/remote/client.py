@@ -42,7 +42,8 @@ class RemoteEngine:
         self._on_failure = on_failure
         self._channel: wire.Channel | None = None
         self._card: ModelCard | None = None
-        self._state = wire.State(False, 0, 0, 1)
+        self._state = wire.State(False, 0, 0, 1, 0)
+        self._state_changed = asyncio.Event()
         self._jobs: dict[int, tuple[str, asyncio.Future[JobResult]]] = {}  # until its terminal reply
         self._ids = itertools.count()
         self._idle = asyncio.Event()
@@ -61,6 +62,14 @@ class RemoteEngine:
             raise wire.FrameError(f"expected welcome, got {type(welcome).__name__}")
         self._channel, self._card, self._state = channel, welcome.card, welcome.state
         self._reader = asyncio.create_task(self._read(channel), name="engine-replies")
+
+    async def wait_for_workers(self, n: int) -> None:
+        """Until the engine has ``n`` workers connected (or is gone: raises ``NotReady``)."""
+        while self._state.workers < n:
+            if self._channel is None or self._channel.closing:
+                raise NotReady(ENGINE_GONE)
+            self._state_changed.clear()
+            await self._state_changed.wait()
 
     async def close(self) -> None:
         self._closed = True
@@ -148,7 +157,8 @@ class RemoteEngine:
             error = e
         finally:
             channel.close()
-            self._state = wire.State(False, 0, 0, self._state.max_queued)
+            self._state = wire.State(False, 0, 0, self._state.max_queued, 0)
+            self._state_changed.set()
             for _, fut in self._jobs.values():
                 if not fut.done():
                     fut.set_exception(NotReady(ENGINE_GONE))
@@ -162,6 +172,7 @@ class RemoteEngine:
     def _handle(self, m: wire.ToEngine | wire.ToWorker) -> None:
         if isinstance(m, wire.State):
             self._state = m
+            self._state_changed.set()
         elif isinstance(m, wire.Result):
             if (fut := self._finish(m.job)) is not None:
                 fut.set_result(wire.job_result(m))

@@ -63,14 +63,17 @@ class EngineServer:
 
     def state(self) -> wire.State:
         s = self.engine.stats()
-        return wire.State(self.engine.healthy, s.queued, s.running, s.max_queued)
+        return wire.State(self.engine.healthy, s.queued, s.running, s.max_queued, len(self._peers))
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(STATE_EVERY_S)
-            state = self.state()
-            for peer in list(self._peers):
-                peer.send(state)
+            self._broadcast()
+
+    def _broadcast(self) -> None:
+        state = self.state()
+        for peer in list(self._peers):
+            peer.send(state)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         channel = wire.Channel(reader, writer, wire.ToEngine)
@@ -83,6 +86,7 @@ class EngineServer:
             self._peers.add(peer)
             logger.info("worker %s (pid %d) connected", hello.worker, hello.pid)
             channel.send(wire.Welcome(self.engine.card, self.state()))
+            self._broadcast()  # the others hear the new count of workers
             while True:
                 peer.handle(await channel.recv())
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -95,6 +99,7 @@ class EngineServer:
             if peer is not None:
                 self._peers.discard(peer)
                 peer.gone()
+                self._broadcast()
             channel.close()
 
 

@@ -68,6 +68,7 @@ class State(msgspec.Struct, tag="state", array_like=True):
     queued: int
     running: int
     max_queued: int
+    workers: int  # front-end workers connected now
 
 
 class Welcome(msgspec.Struct, tag="welcome", array_like=True):

@@ -1,0 +1,61 @@
+"""The pieces of ``serve --workers N`` that need no processes: the node's shared stream count and
+the port reservation."""
+
+from __future__ import annotations
+
+import multiprocessing
+import socket
+from pathlib import Path
+
+import pytest
+
+from translate_svc.serving import admission
+from translate_svc.serving.admission import SharedAdmission
+from translate_svc.serving.supervisor import StartError, reserve_port
+
+
+def test_the_stream_count_is_the_nodes_not_a_workers(tmp_path: Path) -> None:
+    path = tmp_path / "streams"
+    admission.create(path)
+    w0, w1 = SharedAdmission(path, 0), SharedAdmission(path, 1)
+    assert w0.try_admit(3) and w0.try_admit(3) and w1.try_admit(3)
+    assert not w1.try_admit(3) and not w0.try_admit(3)  # 3 open on the node: refused on both
+    w0.release()
+    assert w1.try_admit(3) and w1.open_streams() == 3
+    w1.reset()  # w1 died with its two streams
+    assert w0.open_streams() == 1 and w0.try_admit(3) and w0.try_admit(3) and not w0.try_admit(3)
+    with pytest.raises(ValueError, match="slot"):
+        SharedAdmission(path, admission.SLOTS)
+    w0.close()
+    w1.close()
+
+
+def _take(path: Path, slot: int, limit: int, tries: int) -> int:
+    counter = SharedAdmission(path, slot)
+    return sum(counter.try_admit(limit) for _ in range(tries))
+
+
+def test_workers_racing_for_the_last_slots_never_take_more_than_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "streams"
+    admission.create(path)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        taken = pool.starmap(_take, [(path, slot, 1000, 400) for slot in range(4)])
+    assert sum(taken) == 1000 and SharedAdmission(path, 0).open_streams() == 1000
+
+
+def test_a_busy_port_fails_the_start_with_what_to_do() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(StartError, match=rf"cannot listen on 127.0.0.1:{port}: .*--port"):
+            reserve_port("127.0.0.1", port)
+    free = reserve_port("127.0.0.1", 0)  # port 0: one port, resolved once for every worker
+    try:
+        port = free.getsockname()[1]
+        assert port > 0
+        again = reserve_port("127.0.0.1", port)  # a worker binds it beside the reservation
+        again.close()
+    finally:
+        free.close()

@@ -1,0 +1,64 @@
+"""The front end of one server process: the VAD worker and the sessions, around an ``EngineClient``.
+
+``transport/`` serves an ``Application``. ``app.build`` makes one around the in-process engine (one
+process does everything); a front-end worker (``serving/worker.py``) makes one around a
+``RemoteEngine`` that reaches the engine process. This module never loads torch or the model, not
+even indirectly (import-linter checks it), so a worker process never does either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from threadpoolctl import threadpool_limits
+
+from translate_svc.engine.client import EngineClient
+from translate_svc.observability import metrics
+from translate_svc.session import SessionManager
+from translate_svc.session.manager import Admission
+from translate_svc.settings import Settings
+from translate_svc.vad.silero import SileroVad
+from translate_svc.vad.worker import VadWorker
+
+
+@dataclass
+class Application:
+    """Engine client, VAD worker and sessions of one server process. Event loop only."""
+
+    settings: Settings
+    engine: EngineClient
+    vad: VadWorker
+    sessions: SessionManager
+    #: load and warm the model (in-process), or connect to the engine process (a worker)
+    start_engine: Callable[[bool], Awaitable[None]]
+    #: stop the engine (in-process), or close the connection to it (a worker)
+    stop_engine: Callable[[], Awaitable[None]]
+    #: called (on the loop) if the engine dies; transport/ turns health NOT_SERVING
+    failure_listeners: list[Callable[[BaseException], None]] = field(default_factory=list)
+
+    async def start(self, *, warmup: bool = True) -> None:
+        await self.start_engine(warmup)
+
+    async def stop(self) -> None:
+        """After the transport stopped taking calls: fail what is left, stop the threads."""
+        await self.stop_engine()
+        self.vad.close()
+
+
+def build_frontend(
+    settings: Settings,
+    engine: EngineClient,
+    start_engine: Callable[[bool], Awaitable[None]],
+    stop_engine: Callable[[], Awaitable[None]],
+    listeners: list[Callable[[BaseException], None]],
+    *,
+    admission: Admission | None = None,
+) -> Application:
+    """Sessions and the VAD worker around ``engine``; ``admission`` counts open streams against
+    ``limits.max_streams`` (default: this process's own count)."""
+    # process-wide, once: numpy's BLAS pool (torch's own threads are the runner's, set at load)
+    threadpool_limits(limits=settings.blas_threads, user_api="blas")
+    vad = VadWorker(SileroVad(), on_call=metrics.observe_vad_call)
+    sessions = SessionManager(engine, vad, settings.vad, settings.limits, admission=admission)
+    return Application(settings, engine, vad, sessions, start_engine, stop_engine, listeners)

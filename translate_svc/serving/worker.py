@@ -1,0 +1,60 @@
+"""A front-end worker process of ``serve --workers N`` (``python -m translate_svc.serving.worker``).
+
+It runs gRPC, decoding, VAD and sessions around a ``RemoteEngine``: it connects to the engine
+process first, then listens on the node's port beside the other workers (``SO_REUSEPORT``: the
+kernel spreads connections over them), and turns SERVING once every worker of the node has reached
+the engine. SIGTERM drains it like a single-process server. If the engine process goes, every live
+stream ends at once with UNAVAILABLE (the client resumes from its last final result elsewhere)
+and health turns NOT_SERVING; the supervisor then stops the node.
+
+Never imports torch, transformers, ``model/`` or ``app.py`` (import-linter checks it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from translate_svc import logging_setup
+from translate_svc.engine.remote.client import ENGINE_GONE, RemoteEngine
+from translate_svc.errors import NotReady
+from translate_svc.frontend import build_frontend
+from translate_svc.observability import metrics
+from translate_svc.serving import process
+from translate_svc.serving.admission import SharedAdmission
+from translate_svc.transport.server import TranslateServer
+
+
+async def main() -> None:
+    settings = process.settings()
+    name = os.environ[process.ENV_WORKER]
+    workers = int(os.environ[process.ENV_WORKERS])
+    logging_setup.configure(settings.log_level)
+    metrics.set_process(name)
+    listeners: list[Callable[[BaseException], None]] = []
+
+    def engine_failed(exc: BaseException) -> None:
+        for listener in listeners:
+            listener(exc)
+
+    engine = RemoteEngine(name, on_failure=engine_failed)
+    await engine.connect(Path(os.environ[process.ENV_SOCKET]))
+
+    async def all_workers_up(warmup: bool) -> None:
+        await engine.wait_for_workers(workers)  # health: SERVING only when the whole node is up
+
+    admission = SharedAdmission(Path(os.environ[process.ENV_ADMISSION]), slot=int(name.removeprefix("w")))
+    app = build_frontend(settings, engine, all_workers_up, engine.close, listeners, admission=admission)
+    listeners.append(lambda exc: app.sessions.fail_all(NotReady(ENGINE_GONE)))
+    server = TranslateServer(app, reuse_port=True)
+    port = await server.start()
+    process.ready(port=port, pid=os.getpid(), torch="torch" in sys.modules)
+    await server.serve_until_signal()
+
+
+if __name__ == "__main__":
+    process.die_with_parent()
+    asyncio.run(main())
