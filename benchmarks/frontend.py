@@ -10,7 +10,9 @@ For each step of ``--ramp`` (a number of concurrent streams) it starts a fresh `
 another core (``taskset -c 1``): N real-time streams of ``--duration-s`` seconds each (``--files``,
 each further copy rotated by ``--shift-s`` so streams differ), starts spread over ``--stagger-s``,
 20 ms messages as LINEAR16 or Opus, live captions on (``--interim-ms``) or off. The server is always
-stopped after its step (SIGTERM, then SIGKILL), whatever happened.
+stopped after its step (SIGTERM, then SIGKILL), whatever happened. ``--workers N`` (N >= 2) runs the
+server as a node (supervisor, engine process, N front-end workers, all under the same ``taskset``);
+its CPU is the sum over the process tree.
 
 Two modes:
 
@@ -212,6 +214,7 @@ def run_step(n: int, args: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         **args["server_env"],
     }
     serve = [str(SERVE), "serve", "--model", str(args["model"]), "--host", "127.0.0.1", "--port", "0"]
+    serve += ["--workers", str(args["workers"])]
     if args["server_log_level"]:
         serve += ["--log-level", args["server_log_level"]]
     log_path = out_dir / f"server_{n}.log"
@@ -359,6 +362,9 @@ def main(
     speech: Annotated[bool, typer.Option("--speech/--no-speech", help="ask for translated speech")] = False,
     model: Annotated[Path, typer.Option(help="model directory for the server")] = DEFAULT_TEST_MODEL,
     server_cpus: Annotated[str, typer.Option(help="taskset CPU list for the server")] = "0",
+    workers: Annotated[
+        str, typer.Option(help="the server's --workers (2+: engine process and workers, their CPU summed)")
+    ] = "1",
     client_cpus: Annotated[str, typer.Option(help="taskset CPU list for the load generator")] = "1",
     pin: Annotated[bool, typer.Option("--pin/--no-pin", help="pin server and client with taskset")] = True,
     max_cores: Annotated[float, typer.Option(help="a step keeps up only below this many server cores")] = (
@@ -420,6 +426,7 @@ def main(
         "speech": speech,
         "model": str(model),
         "server_cpus": server_cpus if pin else None,
+        "workers": workers,
         "client_cpus": client_cpus if pin else None,
         "max_cores": max_cores,
         "slo_ms": slo_ms,

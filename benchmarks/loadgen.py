@@ -315,7 +315,6 @@ async def drive_stream(
     """
     from translate_svc.api.v1 import translate_pb2 as pb
     from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-    from translate_svc.client.raw import channel
 
     await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
     packets = clip.packets
@@ -358,7 +357,16 @@ async def drive_stream(
     ended: float | None = None
     segments_total: int | None = None
     error: str | None = None
-    ch = channel(target)
+    # a connection per stream, as separate callers have (gRPC would share one among equal
+    # channels): a node of several front-end workers then gets them spread by the kernel
+    ch = grpc.aio.insecure_channel(
+        target,
+        options=[
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.use_local_subchannel_pool", 1),
+        ],
+    )
     try:
         stub = pb_grpc.TranslatorStub(ch)
         state["start"] = time.perf_counter()
@@ -415,21 +423,44 @@ async def drive_stream(
 # -- CPU -------------------------------------------------------------------------------------
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (a ``serve --workers N`` node: the supervisor, the engine
+    process and the workers), from /proc/<pid>/task/<tid>/children."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for children in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in children.read_text().split()]
+            except (OSError, ValueError):
+                continue  # gone meanwhile
+    return out
+
+
 def read_proc_cpu(pid: int, *, messages: int = 0, threads: bool = False) -> ProcCpu | None:
-    """A process's CPU seconds (utime + stime) now, and its threads' by name; None if it is gone."""
+    """A process's CPU seconds (utime + stime) now, its live descendants' included, and their
+    threads' by name; None if it is gone."""
     hz = os.sysconf("SC_CLK_TCK")
     t = time.perf_counter()
     try:
         _, cpu = report.parse_proc_stat(Path(f"/proc/{pid}/stat").read_text(), hz)
     except (OSError, ValueError, IndexError):
         return None
+    pids = process_tree(pid)
+    for child in pids[1:]:
+        try:
+            cpu += report.parse_proc_stat(Path(f"/proc/{child}/stat").read_text(), hz)[1]
+        except (OSError, ValueError, IndexError):
+            continue  # it just ended
     named: list[tuple[str, float]] = []
     if threads:
-        for task in Path(f"/proc/{pid}/task").glob("*/stat"):
-            try:
-                named.append(report.parse_proc_stat(task.read_text(), hz))
-            except (OSError, ValueError, IndexError):
-                continue  # the thread just ended
+        for p in pids:
+            for task in Path(f"/proc/{p}/task").glob("*/stat"):
+                try:
+                    named.append(report.parse_proc_stat(task.read_text(), hz))
+                except (OSError, ValueError, IndexError):
+                    continue  # the thread just ended
     return ProcCpu(t, cpu, messages, tuple(named))
 
 

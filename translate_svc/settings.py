@@ -97,8 +97,12 @@ class ServerSettings(BaseModel):
     reflection: Literal["auto", "on", "off"] = "auto"
     #: front-end worker processes: 1 runs everything in one process; N >= 2 runs one engine
     #: process (the model) and N workers (gRPC, decoding, VAD, sessions) sharing the port
-    #: (``serving/``); auto: one per CPU this process may use, less two for the engine process
+    #: (``serving/``); auto: one per CPU (``cpus``), less two for the engine process
     workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
+    #: the CPUs this server may use, for ``workers: auto``: in Kubernetes the pod's CPU request
+    #: (the downward API; a container sees every core of its node); None: the CPUs this process
+    #: may run on (its affinity mask)
+    cpus: int | None = Field(None, ge=1, le=1024)
 
     @model_validator(mode="after")
     def _check_tls(self) -> ServerSettings:
@@ -111,10 +115,10 @@ class ServerSettings(BaseModel):
         return self
 
     def worker_count(self) -> int:
-        """``workers`` as a number (``auto``: the CPUs this process may use, less two)."""
+        """``workers`` as a number (``auto``: ``cpus`` less two, at least one)."""
         if self.workers != "auto":
             return self.workers
-        return max(1, len(os.sched_getaffinity(0)) - 2)
+        return max(1, (self.cpus or len(os.sched_getaffinity(0))) - 2)
 
 
 class AuthSettings(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import json
 import re
 import shlex
@@ -68,10 +69,17 @@ def server_container(objs: list[Obj]) -> Obj:
 
 
 def env_map(container: Obj) -> dict[str, str]:
+    """The container's environment as the kubelet sets it: literal values, and the container's own
+    CPU request through the downward API (``resourceFieldRef``, rounded up to whole cores)."""
     out: dict[str, str] = {}
     for e in container.get("env", []):
-        assert "value" in e, f"env {e['name']}: only literal values are expected in these manifests"
         assert e["name"] not in out, f"env {e['name']} set twice"
+        ref = e.get("valueFrom", {}).get("resourceFieldRef")
+        if ref is not None:
+            assert ref == {"resource": "requests.cpu", "divisor": "1"}, f"env {e['name']}: {ref}"
+            out[e["name"]] = str(math.ceil(cpu_cores(container["resources"]["requests"]["cpu"])))
+            continue
+        assert "value" in e, f"env {e['name']}: literal values or the CPU request only"
         out[e["name"]] = str(e["value"])
     return out
 

@@ -397,6 +397,19 @@ def test_model_threads_leave_a_core_for_the_event_loop(overlay: str) -> None:
     assert threads <= cores - 1, f"{overlay}: {threads} model threads on {cores} requested cores"
 
 
+def test_the_gpu_pod_runs_its_front_end_workers_on_its_cpu_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """workers = the CPU request less the engine process's two cores, from the downward API."""
+    from translate_svc.settings import Settings
+
+    objs = render("gpu")
+    env = _server_env(objs)
+    cores = cpu_cores(server_container(objs)["resources"]["requests"]["cpu"])
+    assert env["TRANSLATE_SVC_SERVER__WORKERS"] == "auto" and int(env["TRANSLATE_SVC_SERVER__CPUS"]) == cores
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert Settings().server.worker_count() == cores - 2 >= 2
+
+
 def _parse_cli(argv: list[str]) -> dict:
     """Parse a container command against the real CLI (translate_svc/cli/) without running it."""
     import typer.main
