@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-import math
 import json
+import math
 import re
 import shlex
 import shutil
