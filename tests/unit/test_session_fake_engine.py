@@ -195,3 +195,22 @@ async def test_the_idle_limit_ends_the_stream_beside_the_reader_which_drops_what
     assert isinstance(got[-1], StreamEnded) and got[-1].audio_received_ms == 100
     assert read == [0, 1, 2]  # the status waited until the client stopped sending
     assert manager.open_streams == 0
+
+
+async def test_a_translate_call_fails_whole_when_the_engine_refuses_a_segment_later(
+    vad: VadWorker, speech: bytes
+) -> None:
+    """A remote engine can refuse a segment after ``submit`` returned (its queue filled from another
+    worker): Translate then fails RESOURCE_EXHAUSTED, as when ``submit`` itself refused."""
+    from translate_svc.errors import Overloaded
+
+    engine = FakeEngineClient()
+    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings())
+    call = asyncio.create_task(manager.translate_clip(speech, FMT, TASK, SegmenterConfig()))
+    await until(lambda: len(engine.jobs) >= 1)
+    engine.jobs[0].future.set_exception(Overloaded("server busy (fake, from the engine)", retry_after_ms=1000))
+    for job in engine.pending():
+        engine.resolve(job)
+    with pytest.raises(Overloaded, match="from the engine"):
+        await asyncio.wait_for(call, 30)
+    assert manager.sessions == 0

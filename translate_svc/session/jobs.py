@@ -90,6 +90,9 @@ class JobTracker:
         if self._pending.pop(seg.segment_id, None) is None or fut.cancelled():
             return  # aborted
         exc = fut.exception()
+        if isinstance(exc, Overloaded) and self._strict_queue:
+            self.fail(exc)  # Translate: refused by the engine after all (another process's view was older)
+            return
         if exc is not None:
             err = exc if isinstance(exc, ServiceError) else ServiceError("the model failed on this segment")
             self._done[seg.segment_id] = results.failed(seg, err, closed_at, vad_wait_ms)
