@@ -74,6 +74,7 @@ class Child:
     proc: asyncio.subprocess.Process
     started: float = field(default_factory=time.monotonic)
     info: dict[str, Any] = field(default_factory=dict)  # its ready line
+    echo: asyncio.Future[None] | None = None  # copies the rest of its stdout to ours
 
 
 class Supervisor:
@@ -130,6 +131,7 @@ class Supervisor:
             code = await proc.wait()
             raise StartError(f"the {name} process exited with status {code} while starting (its log is above)")
         child.info = json.loads(line)
+        child.echo = asyncio.ensure_future(_echo(proc.stdout))  # a full pipe would block the child
         return child
 
     async def start(self) -> None:
@@ -250,6 +252,12 @@ class Supervisor:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+async def _echo(stream: asyncio.StreamReader) -> None:
+    while line := await stream.readline():
+        sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+
+
 async def _stop_child(child: Child, within_s: float) -> None:
     if child.proc.returncode is None:
         with contextlib.suppress(ProcessLookupError):
@@ -262,3 +270,5 @@ async def _stop_child(child: Child, within_s: float) -> None:
         with contextlib.suppress(ProcessLookupError):
             child.proc.kill()
         await child.proc.wait()
+    if child.echo is not None:
+        await child.echo  # its last lines
