@@ -93,6 +93,9 @@ class ServerSettings(BaseModel):
     #: serve grpc.health.v1 (and nothing else) in plaintext on this port too, for probes that
     #: cannot speak TLS or send a token (kubelet's gRPC probe); None: health on the main port only
     health_port: int | None = Field(None, ge=0, le=65535)
+    #: the OpenAI-compatible realtime translation door (WebSocket at /v1/realtime/translations,
+    #: docs/openai-compat.md) on this HTTP port; None: off. Same host, tokens, limits and drain.
+    http_port: int | None = Field(None, ge=0, le=65535)
     #: server reflection; auto: on without token auth, off with it
     reflection: Literal["auto", "on", "off"] = "auto"
     #: front-end worker processes: 1 runs everything in one process; N >= 2 runs one engine
@@ -125,6 +128,12 @@ class AuthSettings(BaseModel):
     #: bearer tokens, one per line: ``<token> [<permission>,...]`` (docs/security.md); None: no
     #: token needed. Re-read when the file changes, at most once per second.
     tokens_file: Path | None = None
+    #: lifetime of the client secrets the OpenAI-compatible door mints for browsers (permission
+    #: ``stream`` only); a client may ask for less, never more
+    client_secret_ttl_s: int = Field(600, ge=10, le=7200)
+    #: the key that signs client secrets: every process of a node must share it (``serve
+    #: --workers`` passes one to its workers); None: a random key per process
+    client_secret_key: str | None = Field(None, min_length=32)
 
 
 class Settings(BaseSettings):

@@ -59,3 +59,19 @@ def test_a_busy_port_fails_the_start_with_what_to_do() -> None:
         again.close()
     finally:
         free.close()
+
+
+def test_client_secrets_expire_and_only_their_key_signs_them() -> None:
+    from translate_svc.transport.client_secrets import ClientSecrets
+
+    now = [1_000_000.0]
+    key = "k" * 64
+    secrets = ClientSecrets(key, ttl_s=600, clock=lambda: now[0])
+    value, expires = secrets.mint(30)
+    assert expires == 1_000_030 and secrets.valid(value)
+    assert ClientSecrets(key, 600, clock=lambda: now[0]).valid(value)  # another worker, the same key
+    assert not ClientSecrets("x" * 64, 600, clock=lambda: now[0]).valid(value)  # another key
+    assert secrets.mint(10_000)[1] == 1_000_600  # capped at the server's TTL
+    assert not secrets.valid(value.replace("ek_1000030", "ek_1999999"))  # a longer life cannot be forged
+    now[0] += 31
+    assert not secrets.valid(value) and not secrets.valid("not-a-secret")

@@ -81,6 +81,11 @@ class ServeFlags:
         typer.Option(help="also serve grpc.health.v1 (only) in plaintext on this port, for probes"),
         _at("server", "health_port"),
     ] = None
+    http_port: Annotated[
+        int | None,
+        typer.Option(help="also serve the OpenAI-compatible realtime translation WebSocket on this port"),
+        _at("server", "http_port"),
+    ] = None
     tokens_file: Annotated[
         Path | None,
         typer.Option(help="require bearer tokens from this file (docs/security.md)"),

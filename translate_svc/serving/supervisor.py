@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -98,6 +99,7 @@ class Supervisor:
         self.running: dict[str, Child] = {}
         self.port = 0
         self.health_port: int | None = None
+        self.http_port: int | None = None  # the OpenAI-compatible door, shared like the gRPC port
         self.metrics_port: int | None = None
         self._reserved: list[socket.socket] = []
         self._stop = asyncio.Event()
@@ -143,11 +145,18 @@ class Supervisor:
             health = reserve_port(s.host, s.health_port)
             self._reserved.append(health)
             self.health_port = health.getsockname()[1]
+        if s.http_port is not None:
+            http = reserve_port(s.host, s.http_port)
+            self._reserved.append(http)
+            self.http_port = http.getsockname()[1]
         child_settings = self.settings.model_copy(deep=True)
         child_settings.server.port = self.port
         child_settings.server.health_port = self.health_port
+        child_settings.server.http_port = self.http_port
         child_settings.server.metrics_port = None  # the supervisor serves the node's aggregate
         child_settings.server.workers = 1
+        if child_settings.auth.client_secret_key is None:  # one key for the node: any worker checks any secret
+            child_settings.auth.client_secret_key = secrets.token_hex(32)
         self._env_base = self._env(child_settings)
         self.engine = await self._spawn("engine", "translate_svc.serving.engine_process", self._env_base)
         workers = await asyncio.gather(
@@ -172,6 +181,8 @@ class Supervisor:
             f"{self.workers} front-end workers (pids {pids}) on port {self.port}, "
             f"engine process pid {self.engine.proc.pid} at {self.socket}"
         )
+        if self.http_port is not None:
+            line += f", the OpenAI-compatible door on port {self.http_port}"
         if self.metrics_port is not None:
             line += f", /metrics of all of them on port {self.metrics_port}"
         return line

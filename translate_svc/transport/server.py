@@ -31,6 +31,9 @@ from translate_svc.frontend import Application
 from translate_svc.observability import metrics
 from translate_svc.settings import Settings
 from translate_svc.transport.auth import TokenAuthInterceptor, TokenStore
+from translate_svc.transport.client_secrets import ClientSecrets
+from translate_svc.transport.realtime import PATH as REALTIME_PATH
+from translate_svc.transport.realtime import RealtimeDoor, tls_context
 from translate_svc.transport.servicer import SERVICE_NAME, TranslatorServicer
 from translate_svc.transport.tls import CertificateReloader, TlsFiles
 
@@ -113,6 +116,13 @@ class TranslateServer:
         if s.health_port is not None:
             self.health_server = grpc.aio.server(options=_server_options(64 * 1024, reuse_port=reuse_port))
             health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+        #: the OpenAI-compatible door on ``server.http_port`` (off when None)
+        self.realtime: RealtimeDoor | None = None
+        if s.http_port is not None:
+            auth = self.settings.auth
+            secrets = ClientSecrets(auth.client_secret_key, auth.client_secret_ttl_s)
+            self.realtime = RealtimeDoor(app.sessions, self.tokens, secrets)
+        self._reuse_port = reuse_port
         self.port = 0
         self.health_port: int | None = None
         self._stopped = asyncio.Event()
@@ -133,6 +143,10 @@ class TranslateServer:
         parts.append("reflection on" if self.reflection else "reflection off")
         if self.health_port is not None:
             parts.append(f"plaintext health on {address(s.host, self.health_port)}")
+        if self.realtime is not None:
+            scheme = "ws" if self.tls is None else "wss"
+            where = f"{scheme}://{address(s.host, self.realtime.port)}{REALTIME_PATH}"
+            parts.append(f"OpenAI-compatible realtime door on {where}")
         line = ", ".join(parts)
         if is_loopback(s.host):
             line += (
@@ -161,6 +175,11 @@ class TranslateServer:
         await self.server.start()
         if self.health_server is not None:
             await self.health_server.start()
+        if self.realtime is not None and s.http_port is not None:
+            tls = None
+            if s.tls_cert_file is not None and s.tls_key_file is not None:
+                tls = tls_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file)
+            await self.realtime.start(s.host, s.http_port, reuse_port=self._reuse_port, tls=tls)
         logger.info("%s; loading the model", self.describe())
         await self.app.start(warmup=warmup)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
@@ -190,6 +209,8 @@ class TranslateServer:
             except TimeoutError:
                 logger.warning("%d streams still open after the %.0f s grace period", len(sessions.live), grace)
         await self.server.stop(max(0.0, grace - (loop.time() - started)))
+        if self.realtime is not None:
+            await self.realtime.stop()
         if self.health_server is not None:
             await self.health_server.stop(0)
         others = [t for t in self._tasks if t is not asyncio.current_task()]

@@ -1,0 +1,231 @@
+"""The OpenAI-compatible door, driven by the real ``openai`` package: ``AsyncOpenAI(base_url=...,
+api_key=...).realtime.translations.connect(...)`` against a real server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import pytest_asyncio
+import soxr
+from openai import AsyncOpenAI
+
+from tests.conftest import LiveServer, make_settings, serving
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.client.raw import load_pcm16k
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
+
+SECONDS = 20  # of silero_test.wav, sent at real time
+CHUNK = 4800  # 200 ms at 24 kHz: OpenAI's frame
+TOKEN = "rt-test-token-5b8e2c"
+MODEL = "gpt-realtime-translate"
+
+
+@pytest.fixture(scope="module")
+def pcm24k(shared_audio: Path) -> np.ndarray:
+    pcm = load_pcm16k(shared_audio / "silero_test.wav")[: 16000 * SECONDS].astype(np.float32) / 32768.0
+    return np.clip(np.round(soxr.resample(pcm, 16000, 24000) * 32767), -32768, 32767).astype("<i2")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def door(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
+    tokens = tmp_path_factory.mktemp("tokens") / "tokens"
+    tokens.write_text(f"{TOKEN} stream\nrt-languages-only-1c9d languages\n")
+    settings = make_settings(test_model_dir)
+    settings.server.http_port = 0
+    settings.auth.tokens_file = tokens
+    settings.limits.max_streams = 2
+    async with serving(settings) as live:
+        yield live
+
+
+def client(live: LiveServer, token: str = TOKEN) -> AsyncOpenAI:
+    assert live.server.realtime is not None
+    return AsyncOpenAI(base_url=f"http://127.0.0.1:{live.server.realtime.port}/v1", api_key=token, max_retries=0)
+
+
+def grpc_metadata() -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {TOKEN}"),)
+
+
+async def grpc_segments(live: LiveServer, pcm24k: np.ndarray) -> list[pb.SegmentResult]:
+    """The same 24 kHz audio through the gRPC door: the reference."""
+    cfg = pb.StreamingConfig(
+        format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=24000, channels=1),
+        target_languages=["spa"],
+        output=pb.OutputOptions(text=True, speech=False, transcript=True),
+    )
+    msgs = [pb.StreamingTranslateRequest(config=cfg)]
+    msgs += [pb.StreamingTranslateRequest(audio=pcm24k[i : i + CHUNK].tobytes()) for i in range(0, len(pcm24k), CHUNK)]
+    call = live.stub.StreamingTranslate(iter(msgs), timeout=120, metadata=grpc_metadata())
+    return [r.segment async for r in call if r.HasField("segment")]
+
+
+async def test_the_openai_sdk_translates_a_real_time_stream_like_the_grpc_door(
+    door: LiveServer, pcm24k: np.ndarray
+) -> None:
+    events: list[Any] = []
+    async with client(door).realtime.translations.connect(model=MODEL) as conn:
+        created = await conn.recv()
+        assert created.type == "session.created" and created.session.model == MODEL
+        await conn.session.update(
+            session={"audio": {"output": {"language": "es"}, "input": {"transcription": {"model": "whisper-1"}}}}
+        )
+
+        async def send() -> None:
+            t0 = time.perf_counter()
+            for n, at in enumerate(range(0, len(pcm24k), CHUNK)):
+                await asyncio.sleep(max(0.0, t0 + n * 0.2 - time.perf_counter()))
+                chunk = pcm24k[at : at + CHUNK].tobytes()
+                await conn.session.input_audio_buffer.append(audio=base64.b64encode(chunk).decode())
+            await conn.session.close()
+
+        sender = asyncio.create_task(send())
+        async for ev in conn:
+            events.append(ev)
+            if ev.type == "session.closed":
+                break
+        await sender
+    kinds = [e.type for e in events]
+    assert kinds[0] == "session.updated" and kinds[-1] == "session.closed" and "error" not in kinds, kinds
+    assert events[0].session.audio.output.language == "es"
+    want = await grpc_segments(door, pcm24k)
+    assert len(want) >= 4
+    outs = [e for e in events if e.type == "session.output_transcript.delta"]
+    ins = [e for e in events if e.type == "session.input_transcript.delta"]
+    audio = [e for e in events if e.type == "session.output_audio.delta"]
+    # one delta per segment (a whole segment's text), spaced; the exact span as an extension
+    got_out = [(e.x_segment["start_ms"], e.x_segment["end_ms"], e.delta.strip()) for e in outs]
+    assert got_out == [(s.start_ms, s.end_ms, s.translations[0].text) for s in want if s.translations[0].text]
+    got_in = [(e.x_segment["end_ms"], e.delta.strip()) for e in ins]
+    assert got_in == [(s.end_ms, s.transcript.text) for s in want if s.transcript.text]
+    assert all(e.elapsed_ms == e.x_segment["end_ms"] for e in outs + ins + audio)
+    # speech: 24 kHz PCM16 chunks of at most 200 ms, for the segments that have text
+    assert audio and all(e.sample_rate == 24000 and e.format == "pcm16" and e.channels == 1 for e in audio)
+    sizes = [len(base64.b64decode(e.delta)) for e in audio]
+    assert max(sizes) <= 2 * CHUNK and all(s % 2 == 0 for s in sizes)
+    assert {e.x_segment["segment_id"] for e in audio} <= {s.segment_id for s in want}
+    assert events[-1].model_extra["x_segments_total"] == len(want)
+
+
+async def errors_of(live: LiveServer, *events: dict[str, Any], token: str = TOKEN) -> list[Any]:
+    """Send ``events`` after session.created; every event the server sends until it closes."""
+    got: list[Any] = []
+    async with client(live, token).realtime.translations.connect(model=MODEL) as conn:
+        assert (await conn.recv()).type == "session.created"
+        for e in events:
+            await conn.send(e)  # type: ignore[arg-type]
+        async with asyncio.timeout(30):
+            async for ev in conn:
+                got.append(ev)
+    return got
+
+
+async def test_the_sdk_gets_the_documented_errors(door: LiveServer) -> None:
+    # a bad token: the handshake is refused (HTTP 401), with OpenAI's error shape in the body
+    with pytest.raises(Exception, match="401") as refused:
+        await errors_of(door, token="not-a-token")
+    assert "websockets" in type(refused.value).__module__ or "openai" in type(refused.value).__module__
+    # a token without the "stream" permission: 403
+    with pytest.raises(Exception, match="403"):
+        await errors_of(door, token="rt-languages-only-1c9d")
+    # a language the model does not have: an error event, then the server closes the session
+    got = await errors_of(door, {"type": "session.update", "session": {"audio": {"output": {"language": "tlh"}}}})
+    assert [e.type for e in got] == ["error"], got
+    assert got[0].error.type == "invalid_request_error" and got[0].error.code == "invalid_value"
+    assert "tlh" in got[0].error.message
+    # audio that is not 24 kHz PCM16 (an odd number of bytes): an error event, then the close
+    update = {"type": "session.update", "session": {"audio": {"output": {"language": "es"}}}}
+    odd = {"type": "session.input_audio_buffer.append", "audio": base64.b64encode(b"\x01\x02\x03").decode()}
+    got = await errors_of(door, update, odd)
+    assert [e.type for e in got] == ["session.updated", "error"], got
+    assert got[1].error.code == "invalid_value" and "PCM16" in got[1].error.message
+    # audio before any output language: an error event saying what to do; the session stays open
+    early = {"type": "session.input_audio_buffer.append", "audio": base64.b64encode(bytes(480)).decode()}
+    got = await errors_of(door, early, {"type": "session.close"})
+    assert got[0].type == "error" and got[0].error.code == "missing_output_language", got
+
+
+async def test_sessions_count_in_max_streams_and_in_metrics(door: LiveServer) -> None:
+    from translate_svc.observability import metrics
+
+    update = {"type": "session.update", "session": {"audio": {"output": {"language": "es"}}}}
+    before = metrics.STREAMS_STARTED.labels("main")._value.get()
+    async with (
+        client(door).realtime.translations.connect(model=MODEL) as one,
+        client(door).realtime.translations.connect(model=MODEL) as two,
+    ):
+        for conn in (one, two):
+            assert (await conn.recv()).type == "session.created"
+            await conn.send(update)  # type: ignore[arg-type]
+            assert (await conn.recv()).type == "session.updated"
+        assert metrics.STREAMS_STARTED.labels("main")._value.get() == before + 2
+        got = await errors_of(door, update)  # the third: max_streams is 2
+        assert [e.type for e in got] == ["error"] and got[0].error.code == "server_overloaded", got
+        assert "capacity" in got[0].error.message and got[0].model_extra["x_retry_after_ms"] >= 1000
+        await one.session.close()
+        await two.session.close()
+        for conn in (one, two):
+            assert [e.type async for e in conn][-1] == "session.closed"
+
+
+async def test_a_draining_server_tells_the_session_to_reconnect_before_it_closes(
+    test_model_dir: Path, pcm24k: np.ndarray
+) -> None:
+    settings = make_settings(test_model_dir)
+    settings.server.http_port = 0
+    settings.server.drain_s = 1.0
+    async with serving(settings) as live:
+        got: list[Any] = []
+        async with client(live).realtime.translations.connect(model=MODEL) as conn:
+            assert (await conn.recv()).type == "session.created"
+            await conn.session.update(session={"audio": {"output": {"language": "es"}}})
+            assert (await conn.recv()).type == "session.updated"
+            for at in range(0, 5 * CHUNK, CHUNK):
+                chunk = base64.b64encode(pcm24k[at : at + CHUNK].tobytes()).decode()
+                await conn.session.input_audio_buffer.append(audio=chunk)
+            stopping = asyncio.create_task(live.server.stop(grace=5))
+            async with asyncio.timeout(30):
+                async for ev in conn:
+                    got.append(ev)
+            await stopping
+    kinds = [e.type for e in got]
+    assert "error" in kinds, kinds
+    notice = got[kinds.index("error")]
+    assert notice.error.code == "server_shutting_down" and "reconnect" in notice.error.message
+    # the end says it again, with how far the audio was translated, then the session closes
+    assert kinds[-2:] == ["error", "session.closed"] and got[-2].error.code == "server_shutting_down", kinds
+    assert "reconnect" in got[-2].error.message and got[-1].model_extra["x_reason"] == "draining"
+
+
+async def test_a_client_secret_opens_sessions_until_it_expires_and_mints_nothing(door: LiveServer) -> None:
+    minted = await client(door).realtime.translations.client_secrets.create(
+        session={"model": MODEL, "audio": {"output": {"language": "es"}}}, expires_after={"seconds": 60}
+    )
+    assert minted.value.startswith("ek_") and minted.session.type == "translation"
+    assert 0 < minted.expires_at - time.time() <= 60
+    update = {"type": "session.update", "session": {"audio": {"output": {"language": "es"}}}}
+    got = await errors_of(door, update, {"type": "session.close"}, token=minted.value)
+    assert [e.type for e in got] == ["session.updated", "session.closed"], got
+    # the server caps the lifetime; a secret cannot mint another; a forged one is refused
+    assert door.server.realtime is not None
+    capped = await client(door).realtime.translations.client_secrets.create(
+        session={"model": MODEL}, expires_after={"seconds": 7200}
+    )
+    assert capped.expires_at - time.time() <= door.server.settings.auth.client_secret_ttl_s
+    with pytest.raises(Exception, match="401"):
+        await client(door, minted.value).realtime.translations.client_secrets.create(session={"model": MODEL})
+    with pytest.raises(Exception, match="403"):
+        await client(door, "rt-languages-only-1c9d").realtime.translations.client_secrets.create(
+            session={"model": MODEL}
+        )
+    forged = minted.value[:-4] + ("0000" if not minted.value.endswith("0000") else "1111")
+    with pytest.raises(Exception, match="401"):
+        await errors_of(door, token=forged)

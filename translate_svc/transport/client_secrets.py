@@ -1,0 +1,45 @@
+"""Short-lived client secrets for browsers: ``POST /v1/realtime/translations/client_secrets``.
+
+A secret is ``ek_<expiry>_<nonce>_<signature>``: HMAC-SHA256 over the expiry and nonce with the
+server's key (``auth.client_secret_key``, shared by every process of a node). Nothing is stored,
+so any worker checks a secret another minted, and a restart with a new random key revokes them
+all. A secret grants the ``stream`` permission only, until it expires (``auth.client_secret_ttl_s``
+at most); a session opened before the expiry runs on. Event loop only; pure but for the clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+
+PREFIX = "ek_"
+
+
+class ClientSecrets:
+    def __init__(self, key: str | None, ttl_s: int, *, clock: Callable[[], float] = time.time) -> None:
+        self._key = (key or secrets.token_hex(32)).encode()
+        self.ttl_s = ttl_s
+        self._clock = clock
+
+    def _sign(self, body: str) -> str:
+        return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def mint(self, seconds: int | None = None) -> tuple[str, int]:
+        """A new secret and its expiry (Unix seconds): ``seconds`` from now, at most the TTL."""
+        ttl = self.ttl_s if seconds is None else max(1, min(seconds, self.ttl_s))
+        expires = int(self._clock()) + ttl
+        body = f"{expires}_{secrets.token_hex(8)}"
+        return f"{PREFIX}{body}_{self._sign(body)}", expires
+
+    def valid(self, value: str) -> bool:
+        """True for a secret this key signed that has not expired."""
+        if not value.startswith(PREFIX):
+            return False
+        body, _, signature = value[len(PREFIX) :].rpartition("_")
+        expires, _, _ = body.partition("_")
+        if not (expires.isdigit() and hmac.compare_digest(signature, self._sign(body))):
+            return False
+        return int(expires) > self._clock()

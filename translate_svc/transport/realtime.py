@@ -1,0 +1,458 @@
+"""The OpenAI-compatible door: OpenAI's realtime translation protocol over a WebSocket.
+
+``GET /v1/realtime/translations?model=...`` on the HTTP port (``server.http_port``), JSON events in
+and out, as ``openai``'s ``client.realtime.translations.connect()`` speaks them
+(docs/openai-compat.md has the whole mapping). This module only converts: each connection is one
+stream of the shared stream core (``session.StreamDriver``), so the first-message rule, admission,
+limits, the idle timeout and the drain are the gRPC door's, unchanged.
+
+- ``session.update`` (the first one that names ``audio.output.language``) is the stream's config:
+  24 kHz PCM16 mono in, that language out (an ISO 639-1 tag, mapped like the CLI's ``--to``),
+  the source transcript when ``audio.input.transcription`` is set. Extensions their clients
+  ignore: ``audio.output.languages`` (several targets), ``audio.input.language`` (the source
+  language; also the ``source_language`` query parameter).
+- ``session.input_audio_buffer.append`` is audio; ``session.close`` half-closes: the open speech is
+  translated, every result sent, then ``session.closed``.
+- A segment's result becomes one ``session.input_transcript.delta`` (its whole transcript), one
+  ``session.output_transcript.delta`` per target and ``session.output_audio.delta`` chunks of
+  24 kHz PCM16, each with ``elapsed_ms`` = the segment's end on the stream's timeline and our exact
+  span and timing as extra fields.
+- Errors are ``error`` events; an error that ends the stream is followed by the socket's close.
+
+Tokens are the gRPC door's (``Authorization: Bearer``, permission ``stream``), checked before the
+WebSocket upgrade: a refused handshake is an HTTP 401 or 403 with an OpenAI-shaped JSON body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import ssl
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from translate_svc.audio.pcm import float_to_pcm16
+from translate_svc.errors import ErrorCode, InvalidInput, LimitReached, ServiceError, ShuttingDown
+from translate_svc.languages import guess_model_code
+from translate_svc.observability import metrics
+from translate_svc.session.driver import StreamDriver
+from translate_svc.session.events import (
+    AudioIn,
+    Draining,
+    Invalid,
+    StreamConfig,
+    StreamEnded,
+    StreamRequest,
+    StreamStarted,
+)
+from translate_svc.session.manager import SessionManager
+from translate_svc.transport.auth import Permission, TokenStore
+from translate_svc.transport.client_secrets import PREFIX as SECRET_PREFIX
+from translate_svc.transport.client_secrets import ClientSecrets
+from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, SegmentResult
+from translate_svc.vad.segmenter import SegmenterConfig
+
+logger = logging.getLogger(__name__)
+
+PATH = "/v1/realtime/translations"
+RATE = 24000  # OpenAI's realtime audio: 24 kHz PCM16 mono, in and out
+#: speech deltas carry at most this much audio each (200 ms, OpenAI's frame)
+AUDIO_DELTA_SAMPLES = RATE // 5
+
+#: our error codes -> OpenAI's error ``type`` and ``code``
+_ERROR_TYPES: dict[ErrorCode, tuple[str, str]] = {
+    ErrorCode.INVALID_ARGUMENT: ("invalid_request_error", "invalid_value"),
+    ErrorCode.OUT_OF_RANGE: ("invalid_request_error", "limit_reached"),
+    ErrorCode.RESOURCE_EXHAUSTED: ("server_error", "server_overloaded"),
+    ErrorCode.UNAVAILABLE: ("server_error", "server_unavailable"),
+    ErrorCode.INTERNAL: ("server_error", "internal_error"),
+}
+
+
+def _event(kind: str, **fields: Any) -> str:
+    return json.dumps({"type": kind, "event_id": f"event_{uuid.uuid4().hex[:20]}", **fields})
+
+
+def error_event(message: str, kind: str, code: str, *, event_id: str | None = None, **extra: Any) -> str:
+    return _event("error", error={"message": message, "type": kind, "code": code, "event_id": event_id}, **extra)
+
+
+def service_error_event(e: ServiceError, **extra: Any) -> str:
+    return _coded_error_event(e.code, e.message, e, **extra)
+
+
+def _coded_error_event(ours: ErrorCode, message: str, e: ServiceError | None = None, **extra: Any) -> str:
+    kind, code = _ERROR_TYPES.get(ours, ("server_error", "internal_error"))
+    if e is None:
+        pass
+    elif isinstance(e, ShuttingDown):
+        code = "server_shutting_down"
+    elif isinstance(e, LimitReached):
+        code = e.reason or code
+    if e is not None and e.retry_after_ms is not None:
+        extra["x_retry_after_ms"] = e.retry_after_ms
+    return error_event(message, kind, code, **extra)
+
+
+class _Connection:
+    """One WebSocket: its requests as the stream core's, and the core's events as OpenAI's."""
+
+    def __init__(self, ws: web.WebSocketResponse, model: str, source: str | None, vad: SegmenterConfig) -> None:
+        self.ws = ws
+        self.vad = vad
+        self.model = model
+        self.session_id = f"sess_{uuid.uuid4().hex[:16]}"
+        self.source = source
+        self.targets: tuple[str, ...] = ()
+        self.languages: list[str] = []  # as the client named them (their tags)
+        self.transcription: dict[str, Any] | None = None
+        self.configured = False
+        self._spoken_before: set[str] = set()  # which texts have had a delta (spaces between deltas)
+
+    def session(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"language": self.languages[0] if self.languages else None}
+        if len(self.languages) > 1:
+            out["languages"] = self.languages
+        audio: dict[str, Any] = {"input": {"transcription": self.transcription}, "output": out}
+        if self.source:
+            audio["input"]["language"] = self.source
+        return {
+            "id": self.session_id,
+            "type": "translation",
+            "model": self.model,
+            "expires_at": 0,
+            "audio": audio,
+        }
+
+    async def send(self, text: str) -> None:
+        if not self.ws.closed:
+            await self.ws.send_str(text)
+
+    # -- the client's side ------------------------------------------------------------------------
+
+    async def requests(self) -> AsyncIterator[StreamRequest]:
+        """The stream core's requests: the config once ``session.update`` names a language, then
+        audio; ends on ``session.close`` or when the socket closes."""
+        async for msg in self.ws:
+            if msg.type != WSMsgType.TEXT:
+                if msg.type == WSMsgType.BINARY:
+                    await self.send(
+                        error_event(
+                            "send JSON text events, not binary frames", "invalid_request_error", "invalid_event"
+                        )
+                    )
+                continue
+            try:
+                event = json.loads(msg.data)
+                kind = event["type"]
+            except (ValueError, KeyError, TypeError):
+                await self.send(
+                    error_event(
+                        "each message must be a JSON event with a `type`", "invalid_request_error", "invalid_event"
+                    )
+                )
+                continue
+            event_id = event.get("event_id")
+            if kind == "session.close":
+                return
+            if kind == "session.update":
+                try:
+                    config = await self._update(event.get("session") or {}, event_id)
+                except InvalidInput as e:
+                    yield Invalid(e)
+                    continue
+                if config is not None:
+                    yield config
+            elif kind == "session.input_audio_buffer.append":
+                if not self.configured:
+                    await self.send(
+                        error_event(
+                            "audio before the output language: send session.update with "
+                            "audio.output.language first (this audio was not used)",
+                            "invalid_request_error",
+                            "missing_output_language",
+                            event_id=event_id,
+                        )
+                    )
+                    continue
+                try:
+                    data = base64.b64decode(event.get("audio", ""), validate=True)
+                except (binascii.Error, ValueError, TypeError):
+                    data = None
+                if data is None or len(data) % 2:
+                    yield Invalid(
+                        InvalidInput(
+                            "`audio` must be base64 of 24 kHz PCM16 mono little-endian samples (an even "
+                            "number of bytes); this server takes no other WebSocket audio format"
+                        )
+                    )
+                    continue
+                yield AudioIn(data)
+            else:
+                await self.send(
+                    error_event(
+                        f"unknown event type {str(kind)[:40]!r}",
+                        "invalid_request_error",
+                        "unknown_event",
+                        event_id=event_id,
+                    )
+                )
+
+    async def _update(self, session: dict[str, Any], event_id: str | None) -> StreamConfig | None:
+        audio = session.get("audio") or {}
+        out = audio.get("output") or {}
+        inp = audio.get("input") or {}
+        languages = out.get("languages") or ([out["language"]] if out.get("language") else [])
+        if self.configured:  # the stream runs: only a repeat of its settings is taken
+            if languages and list(languages) != self.languages:
+                await self.send(
+                    error_event(
+                        "the output language cannot change once audio flows on this server: open a "
+                        "new session for another language",
+                        "invalid_request_error",
+                        "unsupported_update",
+                        event_id=event_id,
+                    )
+                )
+                return None
+            await self.send(_event("session.updated", session=self.session()))
+            return None
+        if "transcription" in inp:
+            self.transcription = inp["transcription"]
+        if inp.get("language"):
+            self.source = str(inp["language"])
+        if not languages:  # nothing to start with yet
+            await self.send(_event("session.updated", session=self.session()))
+            return None
+        if not isinstance(languages, list) or not all(isinstance(x, str) for x in languages):
+            raise InvalidInput('audio.output.language must be a language tag such as "es"')
+        self.languages = list(languages)
+        self.targets = tuple(guess_model_code(x) for x in languages)
+        self.configured = True
+        output = OutputOptions(
+            text=True, speech=True, transcript=self.transcription is not None, speech_sample_rate_hz=RATE
+        )
+        return StreamConfig(
+            format=AudioFormat(AudioEncoding.LINEAR16, RATE, 1),
+            source_language=guess_model_code(self.source) if self.source else "",
+            target_languages=self.targets,
+            output=output,
+            vad=self.vad,
+        )
+
+    # -- the server's side ------------------------------------------------------------------------
+
+    async def result(self, r: SegmentResult) -> None:
+        span = {"segment_id": r.segment_id, "start_ms": r.start_ms, "end_ms": r.end_ms}
+        if r.error is not None:  # this segment failed; the session goes on
+            await self.send(_coded_error_event(ErrorCode(r.error.code), r.error.message, x_segment=span))
+            return
+        timing = {"latency_ms": round(r.timing.total_ms, 1), "model_ms": round(r.timing.model_ms, 1)}
+        if self.transcription is not None and r.transcript is not None and r.transcript.text:
+            await self.send(
+                _event(
+                    "session.input_transcript.delta",
+                    delta=self._spaced("transcript", r.transcript.text),
+                    elapsed_ms=r.end_ms,
+                    x_segment=span,
+                    x_language=r.transcript.language,
+                )
+            )
+        for tag, t in zip(self.languages, r.translations, strict=False):
+            if t.text:
+                await self.send(
+                    _event(
+                        "session.output_transcript.delta",
+                        delta=self._spaced(t.target_language, t.text),
+                        elapsed_ms=r.end_ms,
+                        x_segment=span,
+                        x_language=tag,
+                        x_timing=timing,
+                    )
+                )
+            if t.audio is not None and len(t.audio):
+                pcm = float_to_pcm16(t.audio)
+                for at in range(0, len(pcm), AUDIO_DELTA_SAMPLES):
+                    chunk = pcm[at : at + AUDIO_DELTA_SAMPLES].astype("<i2").tobytes()
+                    await self.send(
+                        _event(
+                            "session.output_audio.delta",
+                            delta=base64.b64encode(chunk).decode("ascii"),
+                            format="pcm16",
+                            sample_rate=t.sample_rate_hz,
+                            channels=1,
+                            elapsed_ms=r.end_ms,
+                            x_segment=span,
+                            x_language=tag,
+                        )
+                    )
+
+    def _spaced(self, key: str, text: str) -> str:
+        """Deltas are appended as they come: a space before every segment's text but the first."""
+        first = key not in self._spoken_before
+        self._spoken_before.add(key)
+        return text if first else " " + text
+
+
+class RealtimeDoor:
+    """The HTTP port's application; ``start`` and ``stop`` run on the gRPC server's event loop."""
+
+    def __init__(self, manager: SessionManager, tokens: TokenStore | None, secrets: ClientSecrets) -> None:
+        self._m = manager
+        self._tokens = tokens
+        self.secrets = secrets
+        self.app = web.Application()
+        self.app.router.add_get(PATH, self._connect)
+        self.app.router.add_post(PATH + "/client_secrets", self._mint)
+        self._runner: web.AppRunner | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+        self.port = 0
+
+    async def start(self, host: str, port: int, *, reuse_port: bool = False, tls: ssl.SSLContext | None = None) -> int:
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_port=reuse_port or None, ssl_context=tls)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])  # the port bound (port 0: a free one)
+        return self.port
+
+    async def stop(self) -> None:
+        """After the drain: close what is still open, stop listening."""
+        for ws in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def _denied(self, request: web.Request, *, secret_ok: bool = True) -> web.Response | None:
+        """None if the request may open a session (``secret_ok``: a client secret will do), else
+        the HTTP error to answer with."""
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.strip().partition(" ")
+        token = token.strip()
+        if secret_ok and token.startswith(SECRET_PREFIX):
+            if self.secrets.valid(token):
+                return None
+            return _http_error(401, "the client secret is not valid or has expired: mint a new one", "invalid_api_key")
+        if self._tokens is None:
+            return None
+        if scheme.lower() != "bearer" or not token:
+            message = "this server requires a token: send `Authorization: Bearer <token>` (api_key)"
+            return _http_error(401, message, "missing_api_key")
+        perms = self._tokens.lookup(token)
+        if perms is None:
+            return _http_error(401, "the token is not valid; send a current token of this server", "invalid_api_key")
+        if Permission.STREAM not in perms:
+            message = 'the token lacks the permission "stream" that a realtime session needs'
+            return _http_error(403, message, "insufficient_permissions")
+        return None
+
+    async def _mint(self, request: web.Request) -> web.Response:
+        """A short-lived client secret for a browser (a server token with ``stream`` mints it;
+        a client secret cannot mint another)."""
+        denied = self._denied(request, secret_ok=False)
+        if denied is not None:
+            return denied
+        try:
+            body = await request.json()
+            asked = (body.get("expires_after") or {}).get("seconds")
+            session = body.get("session") or {}
+            if asked is not None and (not isinstance(asked, int) or asked < 1):
+                raise ValueError
+        except (ValueError, AttributeError):
+            message = "send JSON {session: {...}, expires_after: {seconds: N}} (seconds a positive integer)"
+            return _http_error(400, message, "invalid_value")
+        value, expires = self.secrets.mint(asked)
+        return web.json_response({"value": value, "expires_at": expires, "session": {"type": "translation", **session}})
+
+    async def _connect(self, request: web.Request) -> web.StreamResponse:
+        denied = self._denied(request)
+        if denied is not None:
+            return denied
+        limits = self._m.limits
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=limits.max_message_bytes)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        conn = _Connection(
+            ws, request.query.get("model", ""), request.query.get("source_language"), self._m.vad_defaults
+        )
+        try:
+            await conn.send(_event("session.created", session=conn.session()))
+            await self._serve(conn)
+        finally:
+            self._sockets.discard(ws)
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+    async def _serve(self, conn: _Connection) -> None:
+        driver = StreamDriver(self._m, error_drain_s=0.0)  # a WebSocket has no half-closed write to wait for
+        counted = False
+        try:
+            async with contextlib.aclosing(driver.run(conn.requests())) as events:
+                async for ev in events:
+                    if isinstance(ev, StreamStarted):
+                        metrics.stream_started()
+                        counted = True
+                        await conn.send(_event("session.updated", session=conn.session(), x_session_id=ev.session_id))
+                    elif isinstance(ev, SegmentResult):
+                        metrics.observe_segment(ev)
+                        await conn.result(ev)
+                    elif isinstance(ev, Draining):
+                        await conn.send(
+                            error_event(
+                                f"this server is shutting down: the session ends in {ev.remaining_ms} ms; "
+                                "reconnect (to another server) to go on",
+                                "server_error",
+                                "server_shutting_down",
+                                x_deadline_unix_ms=ev.deadline_unix_ms,
+                            )
+                        )
+                    elif isinstance(ev, StreamEnded):
+                        closed: dict[str, Any] = {
+                            "x_segments_total": ev.segments_total,
+                            "x_audio_received_ms": ev.audio_received_ms,
+                            "x_reason": "closed" if ev.limit is None else ev.limit.reason,
+                        }
+                        if isinstance(ev.limit, ShuttingDown):
+                            at = ev.resume_offset_ms
+                            message = (
+                                f"this server shut down: the audio up to {at} ms was translated and every "
+                                "result sent; reconnect (to another server) to go on"
+                            )
+                            await conn.send(error_event(message, "server_error", "server_shutting_down"))
+                        elif ev.limit is not None:
+                            await conn.send(service_error_event(ev.limit))
+                        await conn.send(_event("session.closed", **closed))
+                        break  # the stream is over: nothing is held open for a WebSocket
+        except ServiceError as e:
+            await conn.send(service_error_event(e))
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        finally:
+            if counted:
+                metrics.STREAMS_ACTIVE.dec()
+
+
+def _http_error(status: int, message: str, code: str) -> web.Response:
+    body = {"error": {"message": message, "type": "invalid_request_error", "code": code, "param": None}}
+    return web.json_response(body, status=status)
+
+
+def tls_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:
+    """The gRPC port's TLS (and mTLS) for the HTTP port too (read at start: a rotated certificate
+    needs a restart here, unlike on the gRPC port)."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    if client_ca is not None:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(client_ca)
+    return ctx
