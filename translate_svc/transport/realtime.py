@@ -33,10 +33,11 @@ import json
 import logging
 import ssl
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from aiohttp import WSMsgType, web
 
 from translate_svc.audio.pcm import float_to_pcm16
@@ -102,11 +103,31 @@ def _coded_error_event(ours: ErrorCode, message: str, e: ServiceError | None = N
     return error_event(message, kind, code, **extra)
 
 
-class _Connection:
-    """One WebSocket: its requests as the stream core's, and the core's events as OpenAI's."""
+#: sends one event to the client (the WebSocket, or WebRTC's data channel)
+Send = Callable[[str], Awaitable[None]]
+#: plays one segment's translated speech (``tag``, float32 samples, rate) on WebRTC's track
+Speak = Callable[[str, np.ndarray, int], None]
 
-    def __init__(self, ws: web.WebSocketResponse, model: str, source: str | None, vad: SegmenterConfig) -> None:
-        self.ws = ws
+
+class RealtimeSession:
+    """One session of the protocol, whatever carries it: the client's events as the stream core's
+    requests, and the core's events as OpenAI's. ``speak``: speech goes to an audio track (WebRTC),
+    not into ``session.output_audio.delta`` events, and audio comes from the track at
+    ``input_rate`` (no ``input_audio_buffer.append``)."""
+
+    def __init__(
+        self,
+        send: Send,
+        model: str,
+        source: str | None,
+        vad: SegmenterConfig,
+        *,
+        input_rate: int = RATE,
+        speak: Speak | None = None,
+    ) -> None:
+        self._send = send
+        self.input_rate = input_rate
+        self.speak = speak
         self.vad = vad
         self.model = model
         self.session_id = f"sess_{uuid.uuid4().hex[:16]}"
@@ -133,25 +154,22 @@ class _Connection:
         }
 
     async def send(self, text: str) -> None:
-        if not self.ws.closed:
-            await self.ws.send_str(text)
+        await self._send(text)
 
     # -- the client's side ------------------------------------------------------------------------
 
-    async def requests(self) -> AsyncIterator[StreamRequest]:
-        """The stream core's requests: the config once ``session.update`` names a language, then
-        audio; ends on ``session.close`` or when the socket closes."""
-        async for msg in self.ws:
-            if msg.type != WSMsgType.TEXT:
-                if msg.type == WSMsgType.BINARY:
-                    await self.send(
-                        error_event(
-                            "send JSON text events, not binary frames", "invalid_request_error", "invalid_event"
-                        )
-                    )
+    async def requests(self, messages: AsyncIterator[str | None]) -> AsyncIterator[StreamRequest]:
+        """The stream core's requests from the client's ``messages`` (None: a binary one): the
+        config once ``session.update`` names a language, then audio; ends on ``session.close`` or
+        when the messages end."""
+        async for text in messages:
+            if text is None:
+                await self.send(
+                    error_event("send JSON text events, not binary frames", "invalid_request_error", "invalid_event")
+                )
                 continue
             try:
-                event = json.loads(msg.data)
+                event = json.loads(text)
                 kind = event["type"]
             except (ValueError, KeyError, TypeError):
                 await self.send(
@@ -171,6 +189,15 @@ class _Connection:
                     continue
                 if config is not None:
                     yield config
+            elif kind == "session.input_audio_buffer.append" and self.speak is not None:
+                await self.send(
+                    error_event(
+                        "on WebRTC the audio comes on the microphone track, not in events (this audio was not used)",
+                        "invalid_request_error",
+                        "invalid_event",
+                        event_id=event_id,
+                    )
+                )
             elif kind == "session.input_audio_buffer.append":
                 if not self.configured:
                     await self.send(
@@ -237,11 +264,12 @@ class _Connection:
         self.languages = list(languages)
         self.targets = tuple(guess_model_code(x) for x in languages)
         self.configured = True
+        out_rate = RATE if self.speak is None else self.input_rate  # a track plays at its own rate
         output = OutputOptions(
-            text=True, speech=True, transcript=self.transcription is not None, speech_sample_rate_hz=RATE
+            text=True, speech=True, transcript=self.transcription is not None, speech_sample_rate_hz=out_rate
         )
         return StreamConfig(
-            format=AudioFormat(AudioEncoding.LINEAR16, RATE, 1),
+            format=AudioFormat(AudioEncoding.LINEAR16, self.input_rate, 1),
             source_language=guess_model_code(self.source) if self.source else "",
             target_languages=self.targets,
             output=output,
@@ -278,7 +306,9 @@ class _Connection:
                         x_timing=timing,
                     )
                 )
-            if t.audio is not None and len(t.audio):
+            if t.audio is not None and len(t.audio) and self.speak is not None:
+                self.speak(tag, t.audio, t.sample_rate_hz)
+            elif t.audio is not None and len(t.audio):
                 pcm = float_to_pcm16(t.audio)
                 for at in range(0, len(pcm), AUDIO_DELTA_SAMPLES):
                     chunk = pcm[at : at + AUDIO_DELTA_SAMPLES].astype("<i2").tobytes()
@@ -332,7 +362,7 @@ class RealtimeDoor:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def _denied(self, request: web.Request, *, secret_ok: bool = True) -> web.Response | None:
+    def denied(self, request: web.Request, *, secret_ok: bool = True) -> web.Response | None:
         """None if the request may open a session (``secret_ok``: a client secret will do), else
         the HTTP error to answer with."""
         header = request.headers.get("Authorization", "")
@@ -358,7 +388,7 @@ class RealtimeDoor:
     async def _mint(self, request: web.Request) -> web.Response:
         """A short-lived client secret for a browser (a server token with ``stream`` mints it;
         a client secret cannot mint another)."""
-        denied = self._denied(request, secret_ok=False)
+        denied = self.denied(request, secret_ok=False)
         if denied is not None:
             return denied
         try:
@@ -374,72 +404,87 @@ class RealtimeDoor:
         return web.json_response({"value": value, "expires_at": expires, "session": {"type": "translation", **session}})
 
     async def _connect(self, request: web.Request) -> web.StreamResponse:
-        denied = self._denied(request)
+        denied = self.denied(request)
         if denied is not None:
             return denied
         limits = self._m.limits
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=limits.max_message_bytes)
         await ws.prepare(request)
         self._sockets.add(ws)
-        conn = _Connection(
-            ws, request.query.get("model", ""), request.query.get("source_language"), self._m.vad_defaults
+
+        async def send(text: str) -> None:
+            if not ws.closed:
+                await ws.send_str(text)
+
+        conn = RealtimeSession(
+            send, request.query.get("model", ""), request.query.get("source_language"), self._m.vad_defaults
         )
         try:
             await conn.send(_event("session.created", session=conn.session()))
-            await self._serve(conn)
+            await serve_session(self._m, conn, conn.requests(_texts(ws)))
         finally:
             self._sockets.discard(ws)
             if not ws.closed:
                 await ws.close()
         return ws
 
-    async def _serve(self, conn: _Connection) -> None:
-        driver = StreamDriver(self._m, error_drain_s=0.0)  # a WebSocket has no half-closed write to wait for
-        counted = False
-        try:
-            async with contextlib.aclosing(driver.run(conn.requests())) as events:
-                async for ev in events:
-                    if isinstance(ev, StreamStarted):
-                        metrics.stream_started()
-                        counted = True
-                        await conn.send(_event("session.updated", session=conn.session(), x_session_id=ev.session_id))
-                    elif isinstance(ev, SegmentResult):
-                        metrics.observe_segment(ev)
-                        await conn.result(ev)
-                    elif isinstance(ev, Draining):
-                        await conn.send(
-                            error_event(
-                                f"this server is shutting down: the session ends in {ev.remaining_ms} ms; "
-                                "reconnect (to another server) to go on",
-                                "server_error",
-                                "server_shutting_down",
-                                x_deadline_unix_ms=ev.deadline_unix_ms,
-                            )
+
+async def serve_session(manager: SessionManager, conn: RealtimeSession, requests: AsyncIterator[StreamRequest]) -> None:
+    """Run one session through the stream core until it ends; every event goes to the client."""
+    driver = StreamDriver(manager, error_drain_s=0.0)  # no half-closed write to wait for (unlike gRPC)
+    counted = False
+    try:
+        async with contextlib.aclosing(driver.run(requests)) as events:
+            async for ev in events:
+                if isinstance(ev, StreamStarted):
+                    metrics.stream_started()
+                    counted = True
+                    await conn.send(_event("session.updated", session=conn.session(), x_session_id=ev.session_id))
+                elif isinstance(ev, SegmentResult):
+                    metrics.observe_segment(ev)
+                    await conn.result(ev)
+                elif isinstance(ev, Draining):
+                    await conn.send(
+                        error_event(
+                            f"this server is shutting down: the session ends in {ev.remaining_ms} ms; "
+                            "reconnect (to another server) to go on",
+                            "server_error",
+                            "server_shutting_down",
+                            x_deadline_unix_ms=ev.deadline_unix_ms,
                         )
-                    elif isinstance(ev, StreamEnded):
-                        closed: dict[str, Any] = {
-                            "x_segments_total": ev.segments_total,
-                            "x_audio_received_ms": ev.audio_received_ms,
-                            "x_reason": "closed" if ev.limit is None else ev.limit.reason,
-                        }
-                        if isinstance(ev.limit, ShuttingDown):
-                            at = ev.resume_offset_ms
-                            message = (
-                                f"this server shut down: the audio up to {at} ms was translated and every "
-                                "result sent; reconnect (to another server) to go on"
-                            )
-                            await conn.send(error_event(message, "server_error", "server_shutting_down"))
-                        elif ev.limit is not None:
-                            await conn.send(service_error_event(ev.limit))
-                        await conn.send(_event("session.closed", **closed))
-                        break  # the stream is over: nothing is held open for a WebSocket
-        except ServiceError as e:
-            await conn.send(service_error_event(e))
-        except (ConnectionResetError, asyncio.CancelledError):
-            raise
-        finally:
-            if counted:
-                metrics.STREAMS_ACTIVE.dec()
+                    )
+                elif isinstance(ev, StreamEnded):
+                    closed: dict[str, Any] = {
+                        "x_segments_total": ev.segments_total,
+                        "x_audio_received_ms": ev.audio_received_ms,
+                        "x_reason": "closed" if ev.limit is None else ev.limit.reason,
+                    }
+                    if isinstance(ev.limit, ShuttingDown):
+                        at = ev.resume_offset_ms
+                        message = (
+                            f"this server shut down: the audio up to {at} ms was translated and every "
+                            "result sent; reconnect (to another server) to go on"
+                        )
+                        await conn.send(error_event(message, "server_error", "server_shutting_down"))
+                    elif ev.limit is not None:
+                        await conn.send(service_error_event(ev.limit))
+                    await conn.send(_event("session.closed", **closed))
+                    break  # the stream is over: nothing is held open for a WebSocket
+    except ServiceError as e:
+        await conn.send(service_error_event(e))
+    except (ConnectionResetError, asyncio.CancelledError):
+        raise
+    finally:
+        if counted:
+            metrics.STREAMS_ACTIVE.dec()
+
+
+async def _texts(ws: web.WebSocketResponse) -> AsyncIterator[str | None]:
+    async for msg in ws:
+        if msg.type == WSMsgType.TEXT:
+            yield msg.data
+        elif msg.type == WSMsgType.BINARY:
+            yield None
 
 
 def _http_error(status: int, message: str, code: str) -> web.Response:

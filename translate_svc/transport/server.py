@@ -36,6 +36,7 @@ from translate_svc.transport.realtime import PATH as REALTIME_PATH
 from translate_svc.transport.realtime import RealtimeDoor, tls_context
 from translate_svc.transport.servicer import SERVICE_NAME, TranslatorServicer
 from translate_svc.transport.tls import CertificateReloader, TlsFiles
+from translate_svc.transport.webrtc import WebRtcDoor
 
 logger = logging.getLogger(__name__)
 
@@ -118,10 +119,12 @@ class TranslateServer:
             health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
         #: the OpenAI-compatible door on ``server.http_port`` (off when None)
         self.realtime: RealtimeDoor | None = None
+        self.webrtc: WebRtcDoor | None = None  # its browser flow (POST .../calls), on the same port
         if s.http_port is not None:
             auth = self.settings.auth
             secrets = ClientSecrets(auth.client_secret_key, auth.client_secret_ttl_s)
             self.realtime = RealtimeDoor(app.sessions, self.tokens, secrets)
+            self.webrtc = WebRtcDoor(app.sessions, self.realtime.app, REALTIME_PATH, self.realtime.denied)
         self._reuse_port = reuse_port
         self.port = 0
         self.health_port: int | None = None
@@ -209,6 +212,8 @@ class TranslateServer:
             except TimeoutError:
                 logger.warning("%d streams still open after the %.0f s grace period", len(sessions.live), grace)
         await self.server.stop(max(0.0, grace - (loop.time() - started)))
+        if self.webrtc is not None:
+            await self.webrtc.close()
         if self.realtime is not None:
             await self.realtime.stop()
         if self.health_server is not None:
