@@ -25,7 +25,7 @@ from aiortc.mediastreams import MediaStreamError
 from tests.conftest import LiveServer, make_settings, serving
 from translate_svc.client.raw import load_pcm16k
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(25)]
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 
 SECONDS = 12
 TOKEN = "webrtc-test-token-8d2a"
@@ -79,69 +79,94 @@ def base(live: LiveServer) -> str:
     return f"http://127.0.0.1:{live.server.realtime.port}/v1/realtime/translations"
 
 
+class Call:
+    """A browser's call: a microphone, the ``oai-events`` channel, the tracks it gets back."""
+
+    def __init__(self, pcm48k: np.ndarray, language: str = "es", *, transcription: bool = True) -> None:
+        self.pc = RTCPeerConnection()
+        self.pc.addTrack(Microphone(pcm48k))
+        self.channel = self.pc.createDataChannel("oai-events")
+        self.events: list[dict[str, Any]] = []
+        self.changed = asyncio.Event()
+        self.frames: list[np.ndarray] = []
+        self.readers: list[asyncio.Future[None]] = []
+        update: dict[str, Any] = {"audio": {"output": {"language": language}}}
+        if transcription:
+            update["audio"]["input"] = {"transcription": {"model": "any"}}
+        self.channel.on("open", lambda: self.channel.send(json.dumps({"type": "session.update", "session": update})))
+        self.channel.on("message", self._message)
+        self.pc.on("track", self._track)
+
+    def _message(self, message: str) -> None:
+        self.events.append(json.loads(message))
+        self.changed.set()
+
+    def _track(self, track: MediaStreamTrack) -> None:
+        async def read() -> None:
+            try:
+                while True:
+                    frame = await track.recv()
+                    self.frames.append(frame.to_ndarray())  # type: ignore[union-attr]
+            except MediaStreamError:
+                return
+
+        self.readers.append(asyncio.ensure_future(read()))
+
+    async def dial(self, http: aiohttp.ClientSession, url: str, key: str) -> None:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        answer = await http.post(
+            url,
+            data=self.pc.localDescription.sdp,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/sdp"},
+        )
+        assert answer.status == 201 and answer.content_type == "application/sdp"
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=await answer.text(), type="answer"))
+
+    async def until(self, kind: str, timeout_s: float = 30) -> dict[str, Any]:
+        """The first event of ``kind`` (waiting for it)."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                for e in self.events:
+                    if e["type"] == kind:
+                        return e
+                self.changed.clear()
+                await self.changed.wait()
+
+    def kinds(self) -> list[str]:
+        return [e["type"] for e in self.events]
+
+    async def hang_up(self) -> None:
+        await self.pc.close()
+        await asyncio.gather(*self.readers)
+
+
+async def mint(http: aiohttp.ClientSession, live: LiveServer) -> str:
+    """What the page's own server does: a short-lived key for the page (never the token)."""
+    minted = await http.post(
+        base(live) + "/client_secrets",
+        json={"session": {"audio": {"output": {"language": "es"}}}},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert minted.status == 200
+    return str((await minted.json())["value"])
+
+
 async def test_a_browser_call_gets_events_on_the_data_channel_and_speech_on_its_track(
     web: LiveServer, pcm48k: np.ndarray
 ) -> None:
     async with aiohttp.ClientSession() as http:
-        # the page's server mints a short-lived key; the page never sees the token
-        minted = await http.post(
-            base(web) + "/client_secrets",
-            json={"session": {"audio": {"output": {"language": "es"}}}},
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        )
-        assert minted.status == 200
-        secret = (await minted.json())["value"]
-        pc = RTCPeerConnection()
-        pc.addTrack(Microphone(pcm48k))
-        channel = pc.createDataChannel("oai-events")
-        events: list[dict[str, Any]] = []
-        closed = asyncio.Event()
-        frames: list[np.ndarray] = []
-
-        @channel.on("open")
-        def on_open() -> None:
-            update = {"audio": {"output": {"language": "es"}, "input": {"transcription": {"model": "any"}}}}
-            channel.send(json.dumps({"type": "session.update", "session": update}))
-
-        @channel.on("message")
-        def on_message(message: str) -> None:
-            events.append(json.loads(message))
-            if events[-1]["type"] == "session.closed":
-                closed.set()
-
-        readers: list[asyncio.Future[None]] = []
-
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            async def read() -> None:
-                try:
-                    while True:
-                        frame = await track.recv()
-                        frames.append(frame.to_ndarray())  # type: ignore[union-attr]
-                except MediaStreamError:
-                    return
-
-            readers.append(asyncio.ensure_future(read()))
-
-        await pc.setLocalDescription(await pc.createOffer())
-        answer = await http.post(
-            base(web) + "/calls?language=es",
-            data=pc.localDescription.sdp,
-            headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/sdp"},
-        )
-        assert answer.status == 201 and answer.content_type == "application/sdp"
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=await answer.text(), type="answer"))
+        call = Call(pcm48k)
+        await call.dial(http, base(web) + "/calls?language=es", await mint(http, web))
         await asyncio.sleep(SECONDS + 1)  # the clip, at real time
-        channel.send(json.dumps({"type": "session.close"}))
-        await asyncio.wait_for(closed.wait(), 30)
-        await pc.close()
-        await asyncio.gather(*readers)
+        call.channel.send(json.dumps({"type": "session.close"}))
+        await call.until("session.closed")
+        await call.hang_up()
         # a forged key is refused before any WebRTC work
         refused = await http.post(
             base(web) + "/calls", data="v=0\r\nm=audio", headers={"Authorization": "Bearer ek_1_2_3"}
         )
         assert refused.status == 401
-    kinds = [e["type"] for e in events]
+    events, kinds = call.events, call.kinds()
     assert kinds[:2] == ["session.created", "session.updated"] and kinds[-1] == "session.closed", kinds
     assert "error" not in kinds, [e for e in events if e["type"] == "error"]
     outs = [e for e in events if e["type"] == "session.output_transcript.delta"]
@@ -152,6 +177,36 @@ async def test_a_browser_call_gets_events_on_the_data_channel_and_speech_on_its_
     assert all(e["delta"].strip() for e in ins)
     assert "session.output_audio.delta" not in kinds  # speech comes on the track
     # the translated speech reached the browser's track (silence between segments)
-    audio = np.concatenate([f.reshape(-1) for f in frames])
+    audio = np.concatenate([f.reshape(-1) for f in call.frames])
     assert len(audio) > 48000 * SECONDS // 2 and np.abs(audio).max() > 0
     assert events[-1]["x_segments_total"] >= len({e["x_segment"]["segment_id"] for e in outs + ins})
+
+
+async def test_browser_calls_count_in_max_streams_and_metrics_and_hear_the_drain(
+    test_model_dir: Path, pcm48k: np.ndarray
+) -> None:
+    from translate_svc.observability import metrics
+
+    settings = make_settings(test_model_dir)
+    settings.server.http_port = 0
+    settings.server.drain_s = 1.0
+    settings.limits.max_streams = 1
+    async with serving(settings) as live, aiohttp.ClientSession() as http:
+        before = metrics.STREAMS_STARTED.labels("main")._value.get()
+        first, second = Call(pcm48k, transcription=False), Call(pcm48k, transcription=False)
+        await first.dial(http, base(live) + "/calls", "no-token-needed-here")
+        assert (await first.until("session.updated"))["session"]["audio"]["output"]["language"] == "es"
+        assert metrics.STREAMS_STARTED.labels("main")._value.get() == before + 1
+        # the node is at max_streams (1): the next call is refused on its channel
+        await second.dial(http, base(live) + "/calls", "no-token-needed-here")
+        refused = await second.until("error")
+        assert refused["error"]["code"] == "server_overloaded" and "capacity" in refused["error"]["message"]
+        await second.hang_up()
+        # SIGTERM's drain: a notice to reconnect, the rest translated, then the end
+        stopping = asyncio.create_task(live.server.stop(grace=5))
+        notice = await first.until("error")
+        assert notice["error"]["code"] == "server_shutting_down" and "reconnect" in notice["error"]["message"]
+        closed = await first.until("session.closed")
+        assert closed["x_reason"] == "draining"
+        await stopping
+        await first.hang_up()

@@ -111,6 +111,9 @@ class WebRtcDoor:
         app.router.add_post(path + "/calls", self._offer)
 
     async def close(self) -> None:
+        """After the drain: let ended calls send their last events, then close what is left."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=2.0)
         for pc in list(self._calls):
             await pc.close()
         for task in list(self._tasks):
