@@ -147,32 +147,25 @@ async def run_remote(
 
     out: dict[str, Any] = {}
     for kind, item, droppable in (("finals", seg, False), ("captions", cap, True)):
-        e0, c0, t0 = cpu_s(engine_pid), cpu_s(), time.perf_counter()
-        results = await asyncio.gather(*(drive(submitter(r), per, window, item, droppable=droppable) for r in remotes))
-        wall, cpu, ecpu = time.perf_counter() - t0, cpu_s() - c0, cpu_s(engine_pid) - e0
-        n = per * workers
-        out[kind] = {
-            "done": sum(r["done"] for r in results),
-            "dropped": sum(r["dropped"] for r in results),
-            "wall_s": wall,
-            "jobs_per_s": n / wall,
-            "engine_cpu_us_per_job": ecpu / n * 1e6,
-            "worker_cpu_us_per_job": cpu / n * 1e6,
-            "engine_cores": ecpu / wall,
-            "worker_cores": cpu / wall,
-        }
+        drives = [drive(submitter(r), per, window, item, droppable=droppable) for r in remotes]
+        out[kind] = await measured(engine_pid, per * workers, drives)
     # the mix 400 real-time streams make: about 130 finals and up to 400 captions a second (1 : 3)
-    e0, c0, t0 = cpu_s(engine_pid), cpu_s(), time.perf_counter()
     nf, wf = per // 4, max(1, window // 4)
-    results = await asyncio.gather(
-        *(drive(submitter(r), nf, wf, seg, droppable=False) for r in remotes),
-        *(drive(submitter(r), per - nf, window - wf, cap, droppable=True) for r in remotes),
-    )
+    drives = [drive(submitter(r), nf, wf, seg, droppable=False) for r in remotes]
+    drives += [drive(submitter(r), per - nf, window - wf, cap, droppable=True) for r in remotes]
+    out["mix"] = {"finals": nf * workers, "captions": (per - nf) * workers}
+    out["mix"].update(await measured(engine_pid, per * workers, drives))
+    for r in remotes:
+        await r.close()
+    return out
+
+
+async def measured(engine_pid: int, n: int, drives: list[Any]) -> dict[str, Any]:
+    """Run ``drives`` (``n`` jobs in all) at once: their counts, rate and CPU on each side."""
+    e0, c0, t0 = cpu_s(engine_pid), cpu_s(), time.perf_counter()
+    results = await asyncio.gather(*drives)
     wall, cpu, ecpu = time.perf_counter() - t0, cpu_s() - c0, cpu_s(engine_pid) - e0
-    n = per * workers
-    out["mix"] = {
-        "finals": nf * workers,
-        "captions": (per - nf) * workers,
+    return {
         "done": sum(r["done"] for r in results),
         "dropped": sum(r["dropped"] for r in results),
         "wall_s": wall,
@@ -182,9 +175,6 @@ async def run_remote(
         "engine_cores": ecpu / wall,
         "worker_cores": cpu / wall,
     }
-    for r in remotes:
-        await r.close()
-    return out
 
 
 def frame_bytes(segment_s: float, caption_s: float) -> dict[str, int]:

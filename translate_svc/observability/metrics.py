@@ -67,6 +67,10 @@ def stream_started() -> None:
     STREAMS_STARTED.labels(_process).inc()
 
 
+def stream_ended() -> None:
+    STREAMS_ACTIVE.dec()
+
+
 def observe_segment(result: SegmentResult) -> None:
     SEGMENTS.labels("OK" if result.error is None else result.error.code).inc()
     SEGMENT_TOTAL_MS.observe(result.timing.total_ms)

@@ -19,6 +19,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError, ShuttingDown
+from translate_svc.observability import metrics
 from translate_svc.session.events import (
     AudioIn,
     Flush,
@@ -31,6 +32,7 @@ from translate_svc.session.events import (
 )
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.stream import StreamSession
+from translate_svc.types import SegmentResult
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +68,11 @@ class StreamDriver:
         reader = asyncio.create_task(self._read(requests, session), name=f"read-{session.session_id}")
         error: ServiceError | None = None
         try:
+            metrics.stream_started()  # counted here, for every door (before the client hears of it)
             yield _started(session, self._m)
             async for ev in session.events():
+                if isinstance(ev, SegmentResult):
+                    metrics.observe_segment(ev)
                 yield ev
             await reader
         except ServiceError as e:
@@ -80,6 +85,7 @@ class StreamDriver:
         finally:
             # close first: a cancel landing in the await below must not skip it (leaked stream slot)
             session.close()
+            metrics.stream_ended()
             self._disarm()
             if error is None:
                 await _stop(reader)

@@ -25,7 +25,6 @@ WebSocket upgrade: a refused handshake is an HTTP 401 or 403 with an OpenAI-shap
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -43,7 +42,6 @@ from aiohttp import WSMsgType, web
 from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.errors import ErrorCode, InvalidInput, LimitReached, ServiceError, ShuttingDown
 from translate_svc.languages import guess_model_code
-from translate_svc.observability import metrics
 from translate_svc.session.driver import StreamDriver
 from translate_svc.session.events import (
     AudioIn,
@@ -432,16 +430,12 @@ class RealtimeDoor:
 async def serve_session(manager: SessionManager, conn: RealtimeSession, requests: AsyncIterator[StreamRequest]) -> None:
     """Run one session through the stream core until it ends; every event goes to the client."""
     driver = StreamDriver(manager, error_drain_s=0.0)  # no half-closed write to wait for (unlike gRPC)
-    counted = False
     try:
         async with contextlib.aclosing(driver.run(requests)) as events:
             async for ev in events:
                 if isinstance(ev, StreamStarted):
-                    metrics.stream_started()
-                    counted = True
                     await conn.send(_event("session.updated", session=conn.session(), x_session_id=ev.session_id))
                 elif isinstance(ev, SegmentResult):
-                    metrics.observe_segment(ev)
                     await conn.result(ev)
                 elif isinstance(ev, Draining):
                     await conn.send(
@@ -472,11 +466,6 @@ async def serve_session(manager: SessionManager, conn: RealtimeSession, requests
                     break  # the stream is over: nothing is held open for a WebSocket
     except ServiceError as e:
         await conn.send(service_error_event(e))
-    except (ConnectionResetError, asyncio.CancelledError):
-        raise
-    finally:
-        if counted:
-            metrics.STREAMS_ACTIVE.dec()
 
 
 async def _texts(ws: web.WebSocketResponse) -> AsyncIterator[str | None]:

@@ -29,10 +29,9 @@ from grpc_status import rpc_status
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, ServiceError
 from translate_svc.observability import metrics
-from translate_svc.session import Invalid, SessionManager, StreamDriver, StreamRequest, StreamStarted
+from translate_svc.session import Invalid, SessionManager, StreamDriver, StreamRequest
 from translate_svc.session.driver import internal_error
 from translate_svc.transport import convert
-from translate_svc.types import SegmentResult
 from translate_svc.vad.segmenter import SegmenterConfig
 
 logger = logging.getLogger(__name__)
@@ -146,21 +145,12 @@ class TranslatorServicer:
         """Parse, drive, render: the stream protocol itself is ``StreamDriver``'s."""
         requests = _requests(raw_requests, self._m.vad_defaults)
         driver = StreamDriver(self._m, error_drain_s=self._error_drain_s)
-        counted = False
         try:
             async with contextlib.aclosing(driver.run(requests)) as events:
                 async for ev in events:
-                    if isinstance(ev, StreamStarted):
-                        metrics.stream_started()
-                        counted = True
-                    elif isinstance(ev, SegmentResult):
-                        metrics.observe_segment(ev)
                     yield convert.stream_event_to_pb(ev)
         except ServiceError as e:
             await _abort(context, e)
-        finally:
-            if counted:
-                metrics.STREAMS_ACTIVE.dec()
 
 
 async def _requests(raw: AsyncIterator[bytes], vad_defaults: SegmenterConfig) -> AsyncIterator[StreamRequest]:
