@@ -103,8 +103,6 @@ class Supervisor:
         self.metrics_port: int | None = None
         self._reserved: list[socket.socket] = []
         self._stop = asyncio.Event()
-        self._stopping = False
-        self._restarts: set[asyncio.Task[None]] = set()
 
     # -- start -------------------------------------------------------------------------------------
 
@@ -253,7 +251,6 @@ class Supervisor:
 
     async def _shutdown(self) -> None:
         """Drain the workers (SIGTERM, their grace), then stop the engine process; clean up."""
-        self._stopping = True
         grace = self.settings.server.grace_s
         await asyncio.gather(*(_stop_child(c, grace + KILL_AFTER_S) for c in self.running.values()))
         if self.engine is not None:

@@ -26,7 +26,7 @@ import contextlib
 import fractions
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import av
@@ -103,7 +103,13 @@ def mono_pcm16(frame: av.AudioFrame) -> bytes:
 class WebRtcDoor:
     """``POST /calls`` on the realtime door's application; one peer connection per call."""
 
-    def __init__(self, manager: SessionManager, app: web.Application, path: str, denied: Any) -> None:
+    def __init__(
+        self,
+        manager: SessionManager,
+        app: web.Application,
+        path: str,
+        denied: Callable[[web.Request], web.Response | None],
+    ) -> None:
         self._m = manager
         self._denied = denied
         self._calls: set[RTCPeerConnection] = set()
@@ -123,7 +129,7 @@ class WebRtcDoor:
     async def _offer(self, request: web.Request) -> web.Response:
         denied = self._denied(request)
         if denied is not None:
-            return denied  # type: ignore[no-any-return]
+            return denied
         sdp = await request.text()
         if "m=audio" not in sdp:
             return web.json_response(
