@@ -12,7 +12,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 # every test module; compiling them once instead of in each process saves ~5 s of CPU per process.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install test demo protos check-protos lint bench clean
+.PHONY: install test demo browser-demo chromium protos check-protos lint bench clean
 
 # torch first, pinned, so no dependency can pull the multi-GB CUDA build on a CPU machine.
 $(VENV)/.installed: pyproject.toml
@@ -35,7 +35,20 @@ protos: install
 $(TEST_MODEL)/config.json: translate_svc/model/test_checkpoint.py | install
 	$(VENV)/bin/translate-svc make-test-model $(TEST_MODEL)
 
-test: install $(TEST_MODEL)/config.json
+# The browser test's Chromium: Debian's headless shell (Playwright drives it through
+# executable_path; its own browser download cannot work offline). Installed with apt as root (or
+# passwordless sudo); otherwise tests/integration/test_browser.py fails and says what to install.
+chromium:
+	@command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null || [ -n "$${CHROMIUM:-}" ] || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; else \
+	    echo "*** cannot install chromium-headless-shell (not root, no sudo): the browser test will fail;"; \
+	    echo "*** run: sudo apt-get install chromium-headless-shell (or set CHROMIUM=/path/to/chrome)"; exit 0; fi; \
+	  command -v apt-get >/dev/null || { echo "*** no apt-get: install Chromium and set CHROMIUM=/path/to/chrome"; exit 0; }; \
+	  echo "installing chromium-headless-shell (apt) for the browser test"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends chromium-headless-shell >/dev/null; }
+
+test: install $(TEST_MODEL)/config.json chromium
 	$(VENV)/bin/ruff check translate_svc tests benchmarks
 	$(VENV)/bin/mypy translate_svc tests/unit/fake_runner.py tests/unit/fake_engine.py
 	$(VENV)/bin/lint-imports
@@ -64,6 +77,15 @@ demo: install
 	$(VENV)/bin/translate-svc translate translate_svc/samples/demo_eng.wav --from eng --to spa,fra \
 	  --server 127.0.0.1:$$port --out out/demo --overwrite; \
 	kill -TERM $$pid; wait $$pid; trap - EXIT; echo "server stopped (SIGTERM, drained)"
+
+# Try it in a browser: the server with the demo page on http://127.0.0.1:8080/demo (Ctrl-C stops).
+BROWSER_PORT ?= 8080
+browser-demo: install
+	@if [ -f $(REAL_MODEL)/config.json ]; then MODEL=$(REAL_MODEL); else \
+	  $(MAKE) --no-print-directory $(TEST_MODEL)/config.json; MODEL=$(TEST_MODEL); fi; \
+	echo "open http://127.0.0.1:$(BROWSER_PORT)/demo once the server says it is serving (Ctrl-C stops it)"; \
+	exec $(VENV)/bin/translate-svc serve --model $$MODEL --host 127.0.0.1 --port 0 \
+	  --http-port $(BROWSER_PORT) --demo-page
 
 lint: install
 	$(VENV)/bin/ruff check translate_svc tests benchmarks

@@ -96,6 +96,10 @@ class ServerSettings(BaseModel):
     #: the OpenAI-compatible realtime translation door (WebSocket at /v1/realtime/translations,
     #: docs/openai-compat.md) on this HTTP port; None: off. Same host, tokens, limits and drain.
     http_port: int | None = Field(None, ge=0, le=65535)
+    #: the browser demo page at /demo on ``http_port`` (docs/openai-compat.md): it mints its own
+    #: short-lived client secrets, so anyone who reaches the HTTP port can open sessions. For
+    #: trying the service out; off by default.
+    demo_page: bool = False
     #: server reflection; auto: on without token auth, off with it
     reflection: Literal["auto", "on", "off"] = "auto"
     #: front-end worker processes: 1 runs everything in one process; N >= 2 runs one engine
@@ -113,6 +117,8 @@ class ServerSettings(BaseModel):
             raise ValueError("server.tls_cert_file and server.tls_key_file go together: set both or neither")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("server.tls_client_ca_file (mTLS) needs server.tls_cert_file and server.tls_key_file")
+        if self.demo_page and self.http_port is None:
+            raise ValueError("server.demo_page is served on the HTTP port: set server.http_port (--http-port) too")
         if self.health_port is not None and self.health_port != 0 and self.health_port == self.port:
             raise ValueError("server.health_port must differ from server.port")
         return self

@@ -76,7 +76,10 @@ async def test_the_openai_sdk_translates_a_real_time_stream_like_the_grpc_door(
         created = await conn.recv()
         assert created.type == "session.created" and created.session.model == MODEL
         await conn.session.update(
-            session={"audio": {"output": {"language": "es"}, "input": {"transcription": {"model": "whisper-1"}}}}
+            session={
+                "audio": {"output": {"language": "es"}, "input": {"transcription": {"model": "whisper-1"}}},
+                "x_captions_interval_ms": 500,  # our extension: live captions on empty transcript deltas
+            }
         )
 
         async def send() -> None:
@@ -99,8 +102,20 @@ async def test_the_openai_sdk_translates_a_real_time_stream_like_the_grpc_door(
     want = await grpc_segments(door, pcm24k)
     assert len(want) >= 4
     outs = [e for e in events if e.type == "session.output_transcript.delta"]
-    ins = [e for e in events if e.type == "session.input_transcript.delta"]
+    ins = [e for e in events if e.type == "session.input_transcript.delta" and not e.model_extra.get("x_interim")]
     audio = [e for e in events if e.type == "session.output_audio.delta"]
+    # live captions: empty deltas (a client appending deltas appends nothing), each before its
+    # segment's own deltas
+    captions = [(n, e) for n, e in enumerate(events) if e.model_extra.get("x_interim")]
+    assert captions and all(e.type == "session.input_transcript.delta" and e.delta == "" for _, e in captions)
+    finals_at: dict[int, int] = {}  # segment id -> its first delta
+    for n, e in enumerate(events):
+        if e.model_extra.get("x_segment"):
+            finals_at.setdefault(e.x_segment["segment_id"], n)
+    for n, e in captions:
+        caption = e.x_interim
+        assert caption["end_ms"] > caption["start_ms"] and set(caption["translations"]) == {"es"}
+        assert n < finals_at.get(caption["segment_id"], len(events)), caption
     # one delta per segment (a whole segment's text), spaced; the exact span as an extension
     got_out = [(e.x_segment["start_ms"], e.x_segment["end_ms"], e.delta.strip()) for e in outs]
     assert got_out == [(s.start_ms, s.end_ms, s.translations[0].text) for s in want if s.translations[0].text]
@@ -151,6 +166,14 @@ async def test_the_sdk_gets_the_documented_errors(door: LiveServer) -> None:
     early = {"type": "session.input_audio_buffer.append", "audio": base64.b64encode(bytes(480)).decode()}
     got = await errors_of(door, early, {"type": "session.close"})
     assert got[0].type == "error" and got[0].error.code == "missing_output_language", got
+    # live captions more often than the server allows: the error names the smallest interval
+    fast = {
+        "type": "session.update",
+        "session": {"x_captions_interval_ms": 20, "audio": {"output": {"language": "es"}}},
+    }
+    got = await errors_of(door, fast)
+    assert [e.type for e in got] == ["error"] and got[0].error.code == "invalid_value", got
+    assert "250" in got[0].error.message, got[0].error.message
 
 
 async def test_sessions_count_in_max_streams_and_in_metrics(door: LiveServer) -> None:

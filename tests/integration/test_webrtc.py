@@ -1,7 +1,7 @@
 """The browser flow over WebRTC, with aiortc as the browser: a client secret, an SDP offer with a
 microphone track and the ``oai-events`` data channel, OpenAI's events back on the channel and the
-translated speech back on an audio track. (The headless-Chromium test of the demo page is not
-built yet: issue 20.)"""
+translated speech back on an audio track. (test_browser.py runs the demo page in headless
+Chromium.)"""
 
 from __future__ import annotations
 

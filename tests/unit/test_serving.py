@@ -75,3 +75,17 @@ def test_client_secrets_expire_and_only_their_key_signs_them() -> None:
     assert not secrets.valid(value.replace("ek_1000030", "ek_1999999"))  # a longer life cannot be forged
     now[0] += 31
     assert not secrets.valid(value) and not secrets.valid("not-a-secret")
+
+
+def test_the_demo_page_needs_the_http_port_and_prints_where_a_browser_may_use_the_microphone() -> None:
+    from pydantic import ValidationError
+
+    from translate_svc.settings import ServerSettings
+    from translate_svc.transport.demo import page_url
+
+    with pytest.raises(ValidationError, match="http_port"):
+        ServerSettings(demo_page=True)
+    assert ServerSettings(demo_page=True, http_port=8080).demo_page
+    # a wildcard host is printed as loopback: browsers give the microphone to http://127.0.0.1 only
+    assert page_url("0.0.0.0", 8080, tls=False) == "http://127.0.0.1:8080/demo"
+    assert page_url("::1", 8080, tls=True) == "https://[::1]:8080/demo"

@@ -86,6 +86,13 @@ class ServeFlags:
         typer.Option(help="also serve the OpenAI-compatible realtime translation WebSocket on this port"),
         _at("server", "http_port"),
     ] = None
+    demo_page: Annotated[
+        bool | None,
+        typer.Option(
+            "--demo-page", help="serve the browser demo page at /demo on --http-port (it mints its own client secrets)"
+        ),
+        _at("server", "demo_page"),
+    ] = None
     tokens_file: Annotated[
         Path | None,
         typer.Option(help="require bearer tokens from this file (docs/security.md)"),

@@ -37,6 +37,7 @@ from typing import Any
 from translate_svc.observability import metrics
 from translate_svc.serving import admission, process
 from translate_svc.settings import Settings
+from translate_svc.transport.demo import page_url
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +182,9 @@ class Supervisor:
         )
         if self.http_port is not None:
             line += f", the OpenAI-compatible door on port {self.http_port}"
+            if self.settings.server.demo_page:
+                tls = self.settings.server.tls_cert_file is not None
+                line += f", the demo page on {page_url(self.settings.server.host, self.http_port, tls=tls)}"
         if self.metrics_port is not None:
             line += f", /metrics of all of them on port {self.metrics_port}"
         return line

@@ -10,7 +10,9 @@ limits, the idle timeout and the drain are the gRPC door's, unchanged.
   24 kHz PCM16 mono in, that language out (an ISO 639-1 tag, mapped like the CLI's ``--to``),
   the source transcript when ``audio.input.transcription`` is set. Extensions their clients
   ignore: ``audio.output.languages`` (several targets), ``audio.input.language`` (the source
-  language; also the ``source_language`` query parameter).
+  language; also the ``source_language`` query parameter), ``x_captions_interval_ms`` (live
+  captions: the open speech as text every this many ms, as ``session.input_transcript.delta``
+  events with an empty ``delta`` and the caption in ``x_interim``).
 - ``session.input_audio_buffer.append`` is audio; ``session.close`` half-closes: the open speech is
   translated, every result sent, then ``session.closed``.
 - A segment's result becomes one ``session.input_transcript.delta`` (its whole transcript), one
@@ -56,7 +58,7 @@ from translate_svc.session.manager import SessionManager
 from translate_svc.transport.auth import Permission, TokenStore
 from translate_svc.transport.client_secrets import PREFIX as SECRET_PREFIX
 from translate_svc.transport.client_secrets import ClientSecrets
-from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, SegmentResult
+from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, OutputOptions, SegmentResult
 from translate_svc.vad.segmenter import SegmenterConfig
 
 logger = logging.getLogger(__name__)
@@ -133,6 +135,7 @@ class RealtimeSession:
         self.targets: tuple[str, ...] = ()
         self.languages: list[str] = []  # as the client named them (their tags)
         self.transcription: dict[str, Any] | None = None
+        self.captions_interval_ms = 0  # live captions (our extension): off
         self.configured = False
         self._spoken_before: set[str] = set()  # which texts have had a delta (spaces between deltas)
 
@@ -254,6 +257,10 @@ class RealtimeSession:
             self.transcription = inp["transcription"]
         if inp.get("language"):
             self.source = str(inp["language"])
+        captions = session.get("x_captions_interval_ms", self.captions_interval_ms)
+        if not isinstance(captions, int) or isinstance(captions, bool) or captions < 0:
+            raise InvalidInput("x_captions_interval_ms must be a whole number of milliseconds (0: no live captions)")
+        self.captions_interval_ms = captions
         if not languages:  # nothing to start with yet
             await self.send(_event("session.updated", session=self.session()))
             return None
@@ -272,6 +279,7 @@ class RealtimeSession:
             target_languages=self.targets,
             output=output,
             vad=self.vad,
+            interim_interval_ms=self.captions_interval_ms,
         )
 
     # -- the server's side ------------------------------------------------------------------------
@@ -322,6 +330,18 @@ class RealtimeSession:
                             x_language=tag,
                         )
                     )
+
+    async def caption(self, r: InterimResult) -> None:
+        """A live caption (our extension): an empty transcript delta, the caption in ``x_interim``
+        (superseded by the segment's own deltas)."""
+        caption = {
+            "segment_id": r.segment_id,
+            "start_ms": r.start_ms,
+            "end_ms": r.end_ms,
+            "transcript": r.transcript.text if r.transcript is not None else None,
+            "translations": {tag: t.text for tag, t in zip(self.languages, r.translations, strict=False)},
+        }
+        await self.send(_event("session.input_transcript.delta", delta="", elapsed_ms=r.end_ms, x_interim=caption))
 
     def _spaced(self, key: str, text: str) -> str:
         """Deltas are appended as they come: a space before every segment's text but the first."""
@@ -437,6 +457,8 @@ async def serve_session(manager: SessionManager, conn: RealtimeSession, requests
                     await conn.send(_event("session.updated", session=conn.session(), x_session_id=ev.session_id))
                 elif isinstance(ev, SegmentResult):
                     await conn.result(ev)
+                elif isinstance(ev, InterimResult):
+                    await conn.caption(ev)
                 elif isinstance(ev, Draining):
                     await conn.send(
                         error_event(

@@ -32,6 +32,7 @@ from translate_svc.observability import metrics
 from translate_svc.settings import Settings
 from translate_svc.transport.auth import TokenAuthInterceptor, TokenStore
 from translate_svc.transport.client_secrets import ClientSecrets
+from translate_svc.transport.demo import DemoPage, page_url
 from translate_svc.transport.realtime import PATH as REALTIME_PATH
 from translate_svc.transport.realtime import RealtimeDoor, tls_context
 from translate_svc.transport.servicer import SERVICE_NAME, TranslatorServicer
@@ -125,6 +126,8 @@ class TranslateServer:
             secrets = ClientSecrets(auth.client_secret_key, auth.client_secret_ttl_s)
             self.realtime = RealtimeDoor(app.sessions, self.tokens, secrets)
             self.webrtc = WebRtcDoor(app.sessions, self.realtime.app, REALTIME_PATH, self.realtime.denied)
+            if s.demo_page:
+                DemoPage(app.sessions, self.realtime.app, secrets)
         self._reuse_port = reuse_port
         self.port = 0
         self.health_port: int | None = None
@@ -150,6 +153,9 @@ class TranslateServer:
             scheme = "ws" if self.tls is None else "wss"
             where = f"{scheme}://{address(s.host, self.realtime.port)}{REALTIME_PATH}"
             parts.append(f"OpenAI-compatible realtime door on {where}")
+            if s.demo_page:
+                page = page_url(s.host, self.realtime.port, tls=self.tls is not None)
+                parts.append(f"demo page on {page} (it mints client secrets for anyone who reaches it)")
         line = ", ".join(parts)
         if is_loopback(s.host):
             line += (

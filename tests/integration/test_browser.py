@@ -1,0 +1,144 @@
+"""The demo page in a real browser: Debian's headless Chromium, driven by Playwright, with a fake
+microphone that plays the shared speech. The page mints its own client secret on the server (the
+server requires tokens, and the page has none), calls over WebRTC, shows the captions, and
+receives one translated audio track per target.
+
+``make test`` installs ``chromium-headless-shell`` (apt); without a Chromium this test fails and
+says what to install. ``CHROMIUM=/path/to/chrome`` picks another binary. It saves a screenshot at
+``out/browser/demo-page.png`` (docs/demo-page.png is one of them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import pytest_asyncio
+import soundfile as sf
+import soxr
+
+from tests.conftest import LiveServer, make_settings, serving
+from translate_svc.client.raw import load_pcm16k
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(25)]
+
+SECONDS = 12
+TARGETS = ("spa", "fra")
+SCREENSHOT = Path("out/browser/demo-page.png")
+
+
+def chromium() -> str:
+    found = os.environ.get("CHROMIUM") or shutil.which("chromium-headless-shell") or shutil.which("chromium")
+    if not found:
+        pytest.fail(
+            "the browser test needs Chromium: `make test` installs Debian's chromium-headless-shell "
+            "(apt-get install chromium-headless-shell, as root); or set CHROMIUM=/path/to/chrome"
+        )
+    return found
+
+
+@pytest.fixture(scope="module")
+def microphone_wav(shared_audio: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the fake microphone plays (in a loop): the shared speech's first seconds, 48 kHz."""
+    pcm = load_pcm16k(shared_audio / "silero_test.wav")[: 16000 * SECONDS].astype(np.float32) / 32768.0
+    path = tmp_path_factory.mktemp("mic") / "speech48k.wav"
+    sf.write(path, soxr.resample(pcm, 16000, 48000), 48000, subtype="PCM_16")
+    return path
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def page_server(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
+    tokens = tmp_path_factory.mktemp("tokens") / "tokens"
+    tokens.write_text("browser-test-token-71c3 stream\n")  # required, and never given to the page
+    settings = make_settings(test_model_dir)
+    settings.server.http_port = 0
+    settings.server.demo_page = True
+    settings.auth.tokens_file = tokens
+    async with serving(settings) as live:
+        yield live
+
+
+async def test_the_demo_page_in_headless_chromium(page_server: LiveServer, microphone_wav: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    assert page_server.server.realtime is not None
+    url = f"http://127.0.0.1:{page_server.server.realtime.port}/demo"
+    problems: list[str] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=chromium(),
+            args=[
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={microphone_wav}",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        try:
+            page = await browser.new_page(viewport={"width": 1100, "height": 900})
+            page.on("console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+            await page.goto(url)
+            await page.wait_for_selector("#start:enabled", timeout=30_000)
+            assert await page.is_visible("#noise")  # the test checkpoint is announced as noise
+            for code in TARGETS:
+                await page.check(f"#targets input[value={code}]")
+            assert await page.eval_on_selector("#source", "s => s.value") == "eng"
+            await page.click("#start")
+
+            # captions: each target's translated text in the segments table (the random-weight
+            # model leaves some segments' texts empty: wait for at least two with text)
+            filled = (
+                "code => [...document.querySelectorAll(`#segments td.tr-${code}`)]"
+                ".filter(td => td.textContent.trim()).length >= 2"
+            )
+            for code in TARGETS:
+                await page.wait_for_function(filled, arg=code, timeout=60_000)
+            heard = await page.eval_on_selector_all(
+                "#segments tbody tr td:nth-child(3)", "tds => tds.map(td => td.textContent)"
+            )
+            latencies = await page.eval_on_selector_all("#segments td.latency", "tds => tds.map(td => td.textContent)")
+            assert any(t.strip() for t in heard), heard  # the source transcript
+            assert latencies and all(t.endswith(" ms") for t in latencies if t), latencies
+
+            # the translated speech: one inbound audio track per target, delivering packets
+            stats: dict[str, Any] = await page.evaluate("demo.stats()")
+            inbound = {s["language"]: s for s in stats["inbound"]}
+            assert set(inbound) == set(TARGETS), stats
+            assert all(s["packets"] > 0 and s["bytes"] > 0 for s in inbound.values()), stats
+            assert stats["outbound_bytes"] > 0, stats  # the microphone went out
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+            await page.click("#stop")
+            await page.wait_for_function(
+                "() => document.getElementById('status').textContent.startsWith('Stopped')", timeout=30_000
+            )
+            assert await page.evaluate("demo.events") > 0
+        finally:
+            await browser.close()
+    assert not problems, problems
+
+
+async def test_the_demo_page_is_off_unless_asked(page_server: LiveServer, test_model_dir: Path) -> None:
+    import aiohttp
+
+    settings = make_settings(test_model_dir)
+    settings.server.http_port = 0
+    async with serving(settings, warmup=False) as plain, aiohttp.ClientSession() as http:
+        assert plain.server.realtime is not None
+        for path in ("/demo", "/demo/config"):
+            async with http.get(f"http://127.0.0.1:{plain.server.realtime.port}{path}") as r:
+                assert r.status == 404, path
+        async with http.post(f"http://127.0.0.1:{plain.server.realtime.port}/demo/client_secret") as r:
+            assert r.status in (404, 405)
+    # on the demo server: the page's files carry a policy that keeps it to this server's own files
+    assert page_server.server.realtime is not None
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{page_server.server.realtime.port}/demo") as r:
+            assert r.status == 200 and "default-src 'self'" in r.headers["Content-Security-Policy"]

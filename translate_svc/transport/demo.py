@@ -1,0 +1,87 @@
+"""The browser demo page (``server.demo_page``), on the HTTP port beside the realtime door.
+
+- ``GET /demo``: the page (``static/``: plain HTML, CSS and JavaScript; no build step, no CDN);
+- ``GET /demo/config``: what the page offers: the model's languages and whether it is the test
+  checkpoint;
+- ``POST /demo/client_secret``: a short-lived client secret, minted here on the server, for the
+  page's WebRTC call (``POST /v1/realtime/translations/calls``). The page never holds a token.
+
+Minting without a token means anyone who reaches the HTTP port can open sessions (within every
+limit, for the secret's TTL at a time): the page is for trying the service out, and it is off by
+default. ``describe`` says so when it is on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from translate_svc.errors import NotReady
+from translate_svc.session.manager import SessionManager
+from translate_svc.transport.client_secrets import ClientSecrets
+
+PATH = "/demo"
+STATIC = Path(__file__).with_name("static")
+#: the page loads only its own files and talks only to this server
+_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+_FILES = {
+    "": ("demo.html", "text/html"),
+    "/demo.js": ("demo.js", "text/javascript"),
+    "/demo.css": ("demo.css", "text/css"),
+}
+
+
+def page_url(host: str, port: int, *, tls: bool) -> str:
+    """The page's address to print: on a wildcard host, this machine's loopback (a browser grants
+    the microphone to http://127.0.0.1 but to plain http elsewhere not at all)."""
+    if host in ("0.0.0.0", "", "::", "[::]"):
+        host = "127.0.0.1"
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"{'https' if tls else 'http'}://{host}:{port}{PATH}"
+
+
+class DemoPage:
+    def __init__(self, manager: SessionManager, app: web.Application, secrets: ClientSecrets) -> None:
+        self._m = manager
+        self._secrets = secrets
+        app.router.add_get("/", self._home)
+        for suffix in _FILES:
+            app.router.add_get(PATH + suffix, self._file)
+        app.router.add_get(PATH + "/config", self._config)
+        app.router.add_post(PATH + "/client_secret", self._mint)
+
+    async def _home(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound(PATH)
+
+    async def _file(self, request: web.Request) -> web.Response:
+        name, content_type = _FILES[request.path.removeprefix(PATH)]
+        body = (STATIC / name).read_bytes()
+        return web.Response(body=body, content_type=content_type, charset="utf-8", headers=_HEADERS)
+
+    async def _config(self, request: web.Request) -> web.Response:
+        try:
+            card = self._m.card
+        except NotReady as e:
+            return web.json_response({"error": {"message": e.message}}, status=503, headers={"Retry-After": "5"})
+        languages = [
+            {"code": lang.code, "name": lang.name, "speech": lang.speech_output}
+            for lang in sorted(card.languages, key=lambda lang: lang.name)
+            if lang.text_output
+        ]
+        body = {
+            "model": card.info.name,
+            "test_model": card.info.is_test_model,
+            "languages": languages,
+            "max_targets": self._m.limits.max_target_languages,
+            "min_captions_interval_ms": self._m.limits.min_interim_interval_ms,
+        }
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+    async def _mint(self, request: web.Request) -> web.Response:
+        value, expires = self._secrets.mint()
+        return web.json_response({"value": value, "expires_at": expires}, headers={"Cache-Control": "no-store"})
