@@ -64,6 +64,7 @@ async def page_server(test_model_dir: Path, tmp_path_factory: pytest.TempPathFac
 
 
 async def test_the_demo_page_in_headless_chromium(page_server: LiveServer, microphone_wav: Path) -> None:
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
     from playwright.async_api import async_playwright
 
     assert page_server.server.realtime is not None
@@ -92,13 +93,15 @@ async def test_the_demo_page_in_headless_chromium(page_server: LiveServer, micro
             await page.click("#start")
 
             # captions: each target's translated text in the segments table (the random-weight
-            # model leaves some segments' texts empty: wait for at least two with text)
+            # model leaves some segments' texts empty; the fake microphone loops its 12 s)
             filled = (
-                "code => [...document.querySelectorAll(`#segments td.tr-${code}`)]"
-                ".filter(td => td.textContent.trim()).length >= 2"
+                "code => [...document.querySelectorAll(`#segments td.tr-${code}`)].some(td => td.textContent.trim())"
             )
             for code in TARGETS:
-                await page.wait_for_function(filled, arg=code, timeout=60_000)
+                try:
+                    await page.wait_for_function(filled, arg=code, timeout=90_000)
+                except PlaywrightTimeout:
+                    raise AssertionError(f"no {code} caption in 90 s; the page: {await page_state(page)}") from None
             heard = await page.eval_on_selector_all(
                 "#segments tbody tr td:nth-child(3)", "tds => tds.map(td => td.textContent)"
             )
@@ -123,6 +126,23 @@ async def test_the_demo_page_in_headless_chromium(page_server: LiveServer, micro
         finally:
             await browser.close()
     assert not problems, problems
+
+
+async def page_state(page: Any) -> dict[str, Any]:
+    """What the page shows and knows, for a failure's message."""
+    return dict(
+        await page.evaluate(
+            """async () => ({
+                status: document.getElementById("status").textContent,
+                events: demo.events,
+                connection: demo.pc ? demo.pc.connectionState : null,
+                ice: demo.pc ? demo.pc.iceConnectionState : null,
+                channel: demo.channel ? demo.channel.readyState : null,
+                rows: [...document.querySelectorAll("#segments tbody tr")].map(r => r.innerText),
+                stats: await demo.stats(),
+            })"""
+        )
+    )
 
 
 async def test_the_demo_page_is_off_unless_asked(page_server: LiveServer, test_model_dir: Path) -> None:
