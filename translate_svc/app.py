@@ -21,7 +21,7 @@ from pathlib import Path
 
 from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.jobs import BatchStats
-from translate_svc.engine.runner import Runner
+from translate_svc.engine.runner import LanguageIdentifier, Runner
 from translate_svc.engine.scheduler import SchedulerConfig
 from translate_svc.frontend import Application, build_frontend
 from translate_svc.observability import metrics
@@ -52,10 +52,27 @@ def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
             forced = ForcedLengths(m.forced_text_tokens_per_s, m.forced_units_per_s)
         cap = TextCap(m.max_text_tokens_per_s, m.max_text_tokens_base)
         return SeamlessRunner(
-            m.path, device=m.device, dtype=m.dtype, forced=forced, text_cap=cap, cpu_threads=m.cpu_threads
+            m.path,
+            device=m.device,
+            dtype=m.dtype,
+            forced=forced,
+            text_cap=cap,
+            cpu_threads=m.cpu_threads,
+            identifier=load_identifier(m),
         )
 
     return load
+
+
+def load_identifier(m: ModelSettings) -> LanguageIdentifier | None:
+    """The spoken-language identifier when ``m.lid_path`` holds one (model thread, at load)."""
+    if m.lid_path is None or not m.lid_path.exists():
+        return None
+    from translate_svc.model.lid import MmsLid
+    from translate_svc.model.seamless import pick_device, pick_dtype
+
+    device = pick_device(m.device)
+    return MmsLid(m.lid_path, device, pick_dtype(m.dtype, device))
 
 
 def build_engine(
@@ -146,3 +163,40 @@ def download_model(directory: Path, revision: str, *, on_start: Callable[[str], 
     (directory / loading.DOWNLOAD_MARKER).write_text(json.dumps({"repo_id": repo, "revision": commit}) + "\n")
     loading.validate_model_dir(directory)
     return repo, commit
+
+
+def download_lid_model(
+    directory: Path,
+    revision: str = "main",
+    repo: str = "facebook/mms-lid-126",
+    on_start: Callable[[str], None] | None = None,
+) -> tuple[str, str]:
+    """Fetch an MMS-LID checkpoint (``repo``: facebook/mms-lid-126, -256, ... -4017) from the Hugging
+    Face Hub into ``directory`` (safetensors and configs only), record the commit, and validate the
+    result; needs internet access. ``on_start(repo)`` is called before the download. Returns (repo, commit)."""
+    from huggingface_hub import HfApi, snapshot_download
+
+    from translate_svc.model import lid, loading
+
+    if on_start is not None:
+        on_start(repo)
+    commit = HfApi().model_info(repo, revision=revision).sha or revision
+    snapshot_download(repo, revision=commit, local_dir=directory, allow_patterns=list(lid.LID_DOWNLOAD_PATTERNS))
+    if not any(directory.glob("*.safetensors")):
+        from translate_svc.errors import ModelNotFound
+
+        raise ModelNotFound(
+            f"{repo} at {commit} has no safetensors weights (a pickled .bin is never loaded): pass a --revision "
+            "that has them, e.g. the Hub's safetensors conversion (refs/pr/N on the repo's community tab)"
+        )
+    (directory / loading.DOWNLOAD_MARKER).write_text(json.dumps({"repo_id": repo, "revision": commit}) + "\n")
+    lid.validate_lid_dir(directory)
+    return repo, commit
+
+
+def build_lid_test_checkpoint(directory: Path, *, seed: int = 0, bias: str | None = None) -> Path:
+    """A tiny random-weight MMS-LID checkpoint (the real architecture; its choices are noise, except
+    that ``bias``, an ISO 639-3 label, always wins)."""
+    from translate_svc.model.lid_checkpoint import build_lid_test_checkpoint as build_checkpoint
+
+    return build_checkpoint(directory, seed=seed, bias=bias)

@@ -7,6 +7,7 @@ from enum import Enum
 
 class ErrorCode(str, Enum):
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    FAILED_PRECONDITION = "FAILED_PRECONDITION"
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     OUT_OF_RANGE = "OUT_OF_RANGE"
     UNAVAILABLE = "UNAVAILABLE"
@@ -52,6 +53,12 @@ class ShuttingDown(LimitReached):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, reason="draining")
+
+
+class NotInstalled(ServiceError):
+    """A feature that needs something this server lacks (the language identifier's weights)."""
+
+    code = ErrorCode.FAILED_PRECONDITION
 
 
 class NotReady(ServiceError):

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from translate_svc.vad.segmenter import SegmenterConfig
 
 DEFAULT_MODEL_DIR = Path("model_cache/seamless-m4t-v2-large")
+DEFAULT_LID_DIR = Path("model_cache/mms-lid-126")
 
 
 class ModelSettings(BaseModel):
@@ -34,12 +35,18 @@ class ModelSettings(BaseModel):
     #: stays far below; a row that never emits EOS stops here instead of holding its batch.
     max_text_tokens_per_s: float = Field(16.0, gt=0)
     max_text_tokens_base: int = Field(16, ge=1)
+    #: the spoken-language identifier (MMS-LID, ``translate-svc download-lid-model``), loaded
+    #: when this directory exists; without it, language detection answers FAILED_PRECONDITION
+    #: and everything else works. None: never load one.
+    lid_path: Path | None = DEFAULT_LID_DIR
 
 
 class LimitsSettings(BaseModel):
     """What one request or stream may ask for; reported to clients (ListLanguages, StreamStarted)."""
 
     max_target_languages: int = Field(4, ge=1, le=32)
+    #: LanguageDetection.candidates per request or stream
+    max_candidate_languages: int = Field(4, ge=1, le=16)
     #: largest gRPC message either way (a whole clip for Translate, one chunk for streams)
     max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     #: largest audio payload of one StreamingTranslate message

@@ -52,8 +52,16 @@ class TranslationTask:
     """What to do with every segment of one request or stream."""
 
     source_language: str | None
+    #: empty: ASR only (the transcript alone)
     target_languages: tuple[str, ...]
     output: OutputOptions = field(default_factory=OutputOptions)
+    #: detect each segment's spoken language among these model codes (empty: any the identifier
+    #: can pick) instead of taking ``source_language``; None: no detection
+    detect: tuple[str, ...] | None = None
+
+    @property
+    def asr_only(self) -> bool:
+        return not self.target_languages
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,6 +117,17 @@ class Timing:
     total_ms: float = 0.0
     #: audio received past the segment's end before the VAD closed it (see the proto's Timing)
     vad_wait_ms: float = 0.0
+    #: of ``model_ms``: the batch's text-to-unit and vocoder, and its language identification
+    speech_ms: float = 0.0
+    language_id_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class DetectedLanguage:
+    """A segment's spoken language: the one chosen and each candidate's probability, highest first."""
+
+    language: str
+    scores: tuple[tuple[str, float], ...]
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,6 +159,7 @@ class SegmentResult:
     translations: tuple[Translation, ...] = ()
     timing: Timing = field(default_factory=Timing)
     error: SegmentError | None = None
+    detected: DetectedLanguage | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +169,8 @@ class Language:
     speech_input: bool
     text_output: bool
     speech_output: bool
+    #: the language identifier can pick it
+    detectable: bool = False
 
 
 @dataclass(frozen=True)

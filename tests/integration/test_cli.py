@@ -246,7 +246,7 @@ def check_result_shape(doc: dict[str, Any], targets: Sequence[str], source: str 
             if sp is not None:
                 assert isinstance(sp["sample_rate_hz"], int) and isinstance(sp["num_samples"], int)
                 assert sp["duration_ms"] == pytest.approx(sp["num_samples"] * 1000 / sp["sample_rate_hz"], abs=1e-3)
-        assert set(seg["timing"]) == {"queue_ms", "model_ms", "total_ms", "vad_wait_ms"}
+        assert set(seg["timing"]) == {"queue_ms", "model_ms", "total_ms", "vad_wait_ms", "speech_ms", "language_id_ms"}
         assert all(isinstance(v, int | float) for v in seg["timing"].values())
 
 
@@ -495,6 +495,26 @@ def test_translate_mistakes(server: str, tmp_path: Path) -> None:
     fails(run_cli("translate", DEMO, "--to", "spa", "--tls-cert", DEMO, *out), EXIT_USAGE, "--tls-key")
     fails(run_cli("translate", DEMO, "--to", "spa", "--token", "a", "--token-file", DEMO, *out), EXIT_USAGE)
     assert not (tmp_path / "o").exists()
+
+
+def test_asr_only_and_language_detection_flags(server: str, tmp_path: Path) -> None:
+    out = tmp_path / "asr"
+    args = ("--server", server, "--out", out)
+    r = run_cli("translate", DEMO, "--asr-only", "--from", "en", "--format", "json,srt", *args)
+    assert r.code == 0, r.text
+    doc = load_json(out / "demo_eng.json")
+    assert doc["target_languages"] == [] and doc["source_language"] == "eng" and doc["segments"]
+    for seg in doc["segments"]:
+        assert seg["translations"] == [] and seg["transcript_language"] == "eng" and seg["transcript"] is not None
+        assert seg["timing"]["speech_ms"] == 0
+    cues = (out / "demo_eng.transcript.srt").read_text().count(" --> ")
+    assert cues == sum(bool(seg["transcript"].strip()) for seg in doc["segments"]) > 0
+    assert not list(out.glob("*.wav"))  # no speech, no dub track
+    fails(run_cli("translate", DEMO, "--asr-only", "--from", "en", "--to", "spa", *args), EXIT_USAGE, "drop --to")
+    fails(run_cli("translate", DEMO, "--asr-only", *args), EXIT_USAGE, "--from en, or --from auto")
+    fails(run_cli("translate", DEMO, *args), EXIT_USAGE, "--to is empty", "--asr-only")
+    # this server has no language identifier: --from auto says what the server needs
+    fails(run_cli("translate", DEMO, "--to", "spa", "--from", "auto:en,es", *args), EXIT_USAGE, "download-lid-model")
 
 
 def test_cannot_connect(tmp_path: Path) -> None:

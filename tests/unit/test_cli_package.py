@@ -37,7 +37,10 @@ def test_loading_the_cli_loads_no_torch_and_no_server() -> None:
 def test_every_command_is_registered() -> None:
     group = typer.main.get_command(app)
     names = set(group.commands)  # type: ignore[attr-defined]
-    assert names == {"serve", "translate", "stream", "languages", "make-test-model", "download-model"}
+    assert names == {
+        "serve", "translate", "stream", "languages", "make-test-model", "download-model",
+        "make-test-lid-model", "download-lid-model",
+    }  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""translate-svc: serve, translate, stream, languages, make-test-model, download-model.
+"""translate-svc: serve, translate, stream, languages, make-test-model, download-model,
+make-test-lid-model, download-lid-model.
 
 The client commands (translate, stream, languages) speak to a server through the SDK
 (translate_svc.client). Connection: --server (env TRANSLATE_SVC_ADDRESS), TLS with --tls /
@@ -13,7 +14,7 @@ the credentials (UNAUTHENTICATED, PERMISSION_DENIED); 130 interrupted (Ctrl-C). 
 line on stderr; set TRANSLATE_SVC_DEBUG=1 for a traceback of an unexpected one.
 """
 
-# The package by audience: operator.py (serve, make-test-model, download-model) reaches the server
+# The package by audience: operator.py (serve, the model commands) reaches the server
 # through translate_svc.app; translate.py, stream.py and languages.py are clients of the SDK only.
 # Each command module imports light modules only; its work loads when it runs (a fast --help).
 
@@ -29,5 +30,7 @@ app.command("stream", help=stream.HELP.replace("[", "\\["))(stream.stream)
 app.command("languages")(languages.languages)
 app.command("make-test-model")(operator.make_test_model)
 app.command("download-model")(operator.download_model)
+app.command("make-test-lid-model")(operator.make_test_lid_model)
+app.command("download-lid-model")(operator.download_lid_model)
 
 __all__ = ["app"]

@@ -75,8 +75,18 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace output 
 
 @dataclass(frozen=True)
 class LanguageFlags:
-    to: Annotated[str, typer.Option("--to", help="target languages, comma-separated: spa,fra or es,fr")]
-    source: Annotated[str, typer.Option("--from", help="source language (enables the transcript)")] = ""
+    to: Annotated[str, typer.Option("--to", help="target languages, comma-separated: spa,fra or es,fr")] = ""
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="source language (enables the transcript); auto: detect each segment's language, "
+            "auto:en,es,fr: among these (needs the server's language identifier)",
+        ),
+    ] = ""
+    asr_only: Annotated[
+        bool, typer.Option("--asr-only", help="the transcript alone, no translation (needs --from; no --to)")
+    ] = False
     lang_check: Annotated[
         bool,
         typer.Option(

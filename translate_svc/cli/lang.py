@@ -94,6 +94,12 @@ class LangChoice:
 
     source: str | None
     targets: list[str]
+    #: --from auto[:candidates]: detect among these (empty: any); None: no detection
+    detect: list[str] | None = None
+
+    @property
+    def transcript(self) -> bool:
+        return self.source is not None or self.detect is not None
 
 
 async def server_languages(client: AsyncTranslateClient, check: bool) -> Languages | None:
@@ -110,24 +116,45 @@ async def server_languages(client: AsyncTranslateClient, check: bool) -> Languag
 
 
 def choose_languages(
-    source: str, to: str, langs: Languages | None, *, speech: bool, speaker_id: int | None
+    source: str,
+    to: str,
+    langs: Languages | None,
+    *,
+    speech: bool,
+    speaker_id: int | None,
+    asr_only: bool = False,
 ) -> LangChoice:
     """--from and --to as the model's codes: checked against ``langs`` when given (speech output
-    where ``speech``, the voice), else guessed from their shape."""
+    where ``speech``, the voice), else guessed from their shape. ``--from auto[:a,b]``: language
+    detection (among a, b); ``asr_only``: no targets, the transcript alone."""
     targets_in = [t.strip() for t in to.split(",") if t.strip()]
-    if not targets_in:
-        raise CliError("--to is empty: name at least one target language, e.g. --to spa or --to es")
+    head, _, rest = source.partition(":")
+    auto = head.strip().lower() == "auto"
+    candidates_in = [c.strip() for c in rest.split(",") if c.strip()] if auto else []
+    if asr_only and targets_in:
+        raise CliError("--asr-only returns the transcript alone: drop --to (or drop --asr-only to translate)")
+    if asr_only and not source.strip():
+        raise CliError("--asr-only needs the spoken language: --from en, or --from auto to detect it")
+    if not targets_in and not asr_only:
+        raise CliError(
+            "--to is empty: name at least one target language, e.g. --to spa or --to es "
+            "(or --asr-only for the transcript alone)"
+        )
+    detect: list[str] | None = None
     if langs is None:
         targets = [guess_model_code(t) for t in targets_in]
-        src = guess_model_code(source) if source.strip() else None
+        src = guess_model_code(source) if source.strip() and not auto else None
+        detect = [guess_model_code(c) for c in candidates_in] if auto else None
     else:
         try:
             chosen = [resolve_language(t, langs.languages, what="target language (--to)") for t in targets_in]
             src = (
                 resolve_language(source, langs.languages, what="source language (--from)").code
-                if source.strip()
+                if source.strip() and not auto
                 else None
             )
+            if auto:
+                detect = _candidates(candidates_in, langs)
         except UnknownLanguage as e:
             raise CliError(str(e)) from None
         if speech:
@@ -139,7 +166,25 @@ def choose_languages(
     dup = sorted({t for t in targets if targets.count(t) > 1})
     if dup:
         raise CliError(f"--to names {dup[0]} twice (after mapping {to!r} to the model's codes)")
-    return LangChoice(src, targets)
+    return LangChoice(src, targets, detect)
+
+
+def _candidates(values: Sequence[str], langs: Languages) -> list[str]:
+    """``--from auto:...``'s candidates as model codes the server's identifier can pick."""
+    if langs.identifier is None:
+        raise CliError(
+            "--from auto needs the server's spoken-language identifier, and this server has none "
+            "(translate-svc download-lid-model on the server); give the language: --from en"
+        )
+    detectable = [lang for lang in langs.languages if lang.detectable]
+    codes = [resolve_language(c, langs.languages, what="candidate language (--from auto:...)").code for c in values]
+    unknown = [c for c in codes if c not in {lang.code for lang in detectable}]
+    if unknown:
+        raise CliError(
+            f"--from auto: the identifier cannot pick {unknown[0]}; it picks "
+            + ", ".join(sorted(lang.code for lang in detectable)[:_SHOWN])
+        )
+    return codes
 
 
 def _check_speech(chosen: Sequence[Language], langs: Languages) -> None:

@@ -1,4 +1,5 @@
-"""The operator commands: ``serve``, ``make-test-model``, ``download-model``.
+"""The operator commands: ``serve``, ``make-test-model``, ``download-model``, ``make-test-lid-model``,
+``download-lid-model``.
 
 They reach the server side through ``translate_svc.app`` (and ``transport/`` for ``serve``), imported
 when a command runs: loading this module (``--help``) loads neither torch nor the server.
@@ -225,3 +226,53 @@ def download_model(
 
     repo, commit = download(directory, revision, on_start=starting)
     console.print(f"done: {escape(str(directory))} holds {repo} at {commit}")
+
+
+def make_test_lid_model(
+    directory: Annotated[Path, typer.Argument(help="where to write the checkpoint")],
+    seed: Annotated[int, typer.Option()] = 0,
+    bias: Annotated[
+        str | None,
+        typer.Option(
+            metavar="CODE", help="an ISO 639-3 label (e.g. spa) that always wins: a deliberately biased model"
+        ),
+    ] = None,
+) -> None:
+    """Build a tiny random-weight MMS-LID language identifier (real architecture; its choices are noise)."""
+    from translate_svc.app import build_lid_test_checkpoint
+
+    try:
+        build_lid_test_checkpoint(directory, seed=seed, bias=bias)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--bias") from None
+    what = f"{bias} always wins" if bias else "its choices are noise"
+    console.print(
+        f"wrote a test language identifier to {escape(str(directory))} [yellow](random weights: {escape(what)})[/]"
+    )
+
+
+def download_lid_model(
+    directory: Annotated[Path, typer.Option("--dir", help="target directory")] = Path("model_cache/mms-lid-126"),
+    repo: Annotated[
+        str,
+        typer.Option(help="facebook/mms-lid-126; -256, -512, -1024, -2048 and -4017 know more languages"),
+    ] = "facebook/mms-lid-126",
+    revision: Annotated[str, typer.Option(help="branch, tag or commit")] = "main",
+) -> None:
+    """Fetch the MMS-LID spoken-language identifier (safetensors only; about 4 GB for mms-lid-126) —
+    needs internet access. Variants with 256, 512, 1024, 2048 and 4017 languages exist (--repo)."""
+    from translate_svc.app import download_lid_model as download
+    from translate_svc.errors import ModelNotFound
+
+    def starting(name: str) -> None:
+        console.print(
+            f"downloading {escape(name)}@{escape(revision)} to {escape(str(directory))} "
+            "(about 4 GB; licence CC-BY-NC-4.0)"
+        )
+
+    try:
+        name, commit = download(directory, revision, repo, on_start=starting)
+    except ModelNotFound as e:
+        console.print(f"[red]download incomplete:[/] {escape(str(e))}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(f"done: {escape(str(directory))} holds {escape(name)} at {commit}")

@@ -81,6 +81,8 @@ def translate_outputs(
             if concat:
                 names.append(f"{base}.{t}.segments.wav")
         names += [f"{base}.{t}.{fmt}" for fmt in SUBTITLE_FORMATS if fmt in formats]
+    if not targets:  # ASR only: subtitles of the transcript
+        names += [f"{base}.transcript.{fmt}" for fmt in SUBTITLE_FORMATS if fmt in formats]
     return names
 
 
@@ -116,6 +118,8 @@ def segment_json(seg: Segment) -> dict[str, Any]:
         if seg.error
         else {"code": "OK", "message": ""},
         "transcript": seg.transcript,
+        "transcript_language": seg.transcript_language,
+        **({"language_scores": dict(seg.language_scores)} if seg.language_scores else {}),
         "translations": [
             {"target_language": t.target, "text": t.text, "speech": _speech_json(t)} for t in seg.translations
         ],
@@ -124,6 +128,8 @@ def segment_json(seg: Segment) -> dict[str, Any]:
             "model_ms": seg.timing.model_ms,
             "total_ms": seg.timing.total_ms,
             "vad_wait_ms": seg.timing.vad_wait_ms,
+            "speech_ms": seg.timing.speech_ms,
+            "language_id_ms": seg.timing.language_id_ms,
         },
     }
 
@@ -207,14 +213,14 @@ def wav_bytes(samples: np.ndarray[Any, Any], rate: int) -> bytes:
 Cue = tuple[int, int, str]  # start_ms, end_ms, text
 
 
-def cues(segments: Iterable[Segment], target: str) -> list[Cue]:
-    """One cue per segment with text in ``target``, timed by the segment's span."""
+def cues(segments: Iterable[Segment], target: str | None) -> list[Cue]:
+    """One cue per segment with text in ``target`` (None: its transcript), timed by its span."""
     out: list[Cue] = []
     for seg in segments:
         if not seg.ok:
             continue
-        for t in seg.translations:
-            text = _cue_text(t.text) if t.target == target else ""
+        texts = [seg.transcript or ""] if target is None else [t.text for t in seg.translations if t.target == target]
+        for text in map(_cue_text, texts):
             if text:
                 out.append((seg.start_ms, max(seg.end_ms, seg.start_ms + 1), text))
     return out

@@ -71,7 +71,7 @@ def stream(
             realtime=realtime,
             chunk_ms=chunk_ms,
             interim_ms=interim_ms,
-            output=voice.output(speech=out_dir is not None, transcript=bool(lang.source.strip())),
+            output=voice.output(speech=out_dir is not None and not lang.asr_only, transcript=bool(lang.source.strip())),
             vad=vad.options(),
             raw=raw.format(),
         )

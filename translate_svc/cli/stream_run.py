@@ -126,11 +126,13 @@ class StreamJob:
                 langs,
                 speech=speech,
                 speaker_id=plan.output.speaker_id if speech else None,
+                asr_only=plan.lang.asr_only,
             )
             view = self.view = self._open_outputs(choice)
             async with client.stream(
                 targets=choice.targets,
                 source=choice.source,
+                detect=choice.detect if choice.detect is not None else False,
                 format=source.fmt,
                 interim_ms=plan.interim_ms,
                 output=plan.output,

@@ -87,7 +87,7 @@ def translate(
             dub_extend=dub_extend,
             overwrite=overwrite,
             via=via,
-            output=voice.output(speech=speech, transcript=bool(lang.source.strip())),
+            output=voice.output(speech=speech and not lang.asr_only, transcript=bool(lang.source.strip())),
             vad=vad.options(),
             raw=raw.format(),
         )

@@ -130,7 +130,12 @@ class TranslateJob:
         async with self.conn.client() as client:
             langs = await server_languages(client, plan.lang.lang_check)
             self.langs = choose_languages(
-                plan.lang.source, plan.lang.to, langs, speech=speech, speaker_id=plan.output.speaker_id
+                plan.lang.source,
+                plan.lang.to,
+                langs,
+                speech=speech,
+                speaker_id=plan.output.speaker_id,
+                asr_only=plan.lang.asr_only,
             )
             planned = [
                 out_dir / name
@@ -167,6 +172,7 @@ class TranslateJob:
                     clip.data,
                     targets=self.langs.targets,
                     source=self.langs.source,
+                    detect=self.langs.detect if self.langs.detect is not None else False,
                     format=self.plan.raw,
                     output=self.plan.output,
                     vad=self.plan.vad,
@@ -186,6 +192,7 @@ class TranslateJob:
         async with client.stream(
             targets=self.langs.targets,
             source=self.langs.source,
+            detect=self.langs.detect if self.langs.detect is not None else False,
             format=clip.stream_format(),
             output=self.plan.output,
             vad=self.plan.vad,
@@ -214,7 +221,7 @@ class TranslateJob:
     def _finish(self, path: Path, base: str, out_dir: Path, clip: Clip, done: Outcome) -> int:
         if done.model.is_test_model:
             note(NOISE_WARNING, "bold yellow")
-        print_table(path, done, transcript=self.langs.source is not None)
+        print_table(path, done, transcript=self.langs.transcript)
         files.make_dir(out_dir)
         written = self._write_outputs(out_dir, base, clip, done)
         for p in written:
@@ -253,6 +260,12 @@ class TranslateJob:
                     files.write(p, render(items).encode(), plan.overwrite)
                     written.append(p)
                     entries[target][fmt] = p.name
+        if not self.langs.targets:  # ASR only: the transcript's subtitles
+            for fmt, render in (("srt", srt_document), ("vtt", vtt_document)):
+                if fmt in plan.formats:
+                    p = out_dir / f"{base}.transcript.{fmt}"
+                    files.write(p, render(cues(done.segments, None)).encode(), plan.overwrite)
+                    written.append(p)
         if "json" in plan.formats:
             doc = result_json(
                 input_path=clip.label,

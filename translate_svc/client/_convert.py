@@ -95,11 +95,25 @@ def vad_pb(vad: VadOptions | None) -> pb.VadOptions | None:
     return msg
 
 
-def targets_list(targets: str | Sequence[str]) -> list[str]:
-    out = [targets] if isinstance(targets, str) else list(targets)
-    if not out:
-        raise ValueError('name at least one target language, e.g. targets=["spa"]')
+def targets_list(targets: str | Sequence[str], *, asr: bool = False) -> list[str]:
+    """The target languages (``"spa,fra"`` or a list); none only for ASR (a source or detection)."""
+    out = [t.strip() for t in targets.split(",") if t.strip()] if isinstance(targets, str) else list(targets)
+    if not out and not asr:
+        raise ValueError(
+            'name at least one target language, e.g. targets=["spa"]; or, for the transcript alone '
+            "(ASR only), targets=() with source= or detect="
+        )
     return out
+
+
+def detection_pb(detect: bool | Sequence[str]) -> pb.LanguageDetection | None:
+    """``detect``: False (off), True (any language the identifier picks), or the candidates."""
+    if detect is False:
+        return None
+    if detect is True:
+        return pb.LanguageDetection(enabled=True)
+    candidates = [detect] if isinstance(detect, str) else list(detect)
+    return pb.LanguageDetection(enabled=True, candidates=candidates)
 
 
 # -- results --------------------------------------------------------------------------------------
@@ -120,22 +134,24 @@ def limits(msg: pb.ServerLimits) -> ServerLimits:
         max_stream_seconds=msg.max_stream_seconds,
         max_unread_results=msg.max_unread_results,
         min_interim_interval_ms=msg.min_interim_interval_ms,
+        max_candidate_languages=msg.max_candidate_languages,
     )
 
 
 def languages(msg: pb.ListLanguagesResponse) -> Languages:
     return Languages(
         tuple(
-            Language(lang.code, lang.name, lang.speech_input, lang.text_output, lang.speech_output)
+            Language(lang.code, lang.name, lang.speech_input, lang.text_output, lang.speech_output, lang.detectable)
             for lang in msg.languages
         ),
         model_info(msg.model),
         limits(msg.limits),
+        model_info(msg.language_identifier) if msg.HasField("language_identifier") else None,
     )
 
 
 def _timing(msg: pb.Timing) -> Timing:
-    return Timing(msg.queue_ms, msg.model_ms, msg.total_ms, msg.vad_wait_ms)
+    return Timing(msg.queue_ms, msg.model_ms, msg.total_ms, msg.vad_wait_ms, msg.speech_ms, msg.language_id_ms)
 
 
 def _translation(msg: pb.Translation) -> Translation:
@@ -173,6 +189,8 @@ def segment(msg: pb.SegmentResult) -> Segment:
         translations=tuple(_translation(t) for t in msg.translations),
         timing=_timing(msg.timing),
         error=error,
+        transcript_language=msg.transcript.language if msg.HasField("transcript") else None,
+        language_scores=tuple((s.language, s.probability) for s in msg.detected_language.scores),
     )
 
 

@@ -266,6 +266,7 @@ class AsyncTranslateClient:
         *,
         targets: str | Sequence[str],
         source: str | None = None,
+        detect: bool | Sequence[str] = False,
         format: AudioFormat | None = None,
         sample_rate: int | None = None,
         encoding: ClipEncoding | None = None,
@@ -278,7 +279,10 @@ class AsyncTranslateClient:
         """Translate a whole clip: file bytes or a path (any container the server reads), raw bytes
         with their ``format`` (or ``encoding`` and ``sample_rate``), or a float/int16 numpy array
         with its ``sample_rate``. ``output`` (or its fields as keywords: ``speech=False``) says what
-        each segment carries."""
+        each segment carries. ``targets=()`` with ``source`` (or ``detect``): ASR only, the
+        transcript alone. ``detect``: each segment's spoken language is identified instead of
+        taking ``source`` (True: any language the identifier picks; or the candidates, e.g.
+        ``["eng", "spa"]``); ``Segment.language_scores`` carries the scores."""
         if format is not None:
             if (sample_rate, encoding, channels) != (None, None, None):
                 raise ValueError("give format= or encoding=/sample_rate=/channels=, not both")
@@ -294,9 +298,10 @@ class AsyncTranslateClient:
                 format=pb.AudioFormat(encoding=convert.encoding_pb(enc), sample_rate_hz=rate, channels=ch),
             ),
             source_language=source or "",
-            target_languages=convert.targets_list(targets),
+            target_languages=convert.targets_list(targets, asr=bool(source) or detect is not False),
             output=convert.output_pb(_output(output, output_fields)),
             vad=convert.vad_pb(vad),
+            language_detection=convert.detection_pb(detect),
         )
         resp = await self._unary("Translate", request, timeout_s)
         return convert.translate_result(resp)
@@ -306,6 +311,7 @@ class AsyncTranslateClient:
         *,
         targets: str | Sequence[str],
         source: str | None = None,
+        detect: bool | Sequence[str] = False,
         format: AudioFormat | None = None,
         encoding: StreamEncoding | None = None,
         sample_rate: int | None = None,
@@ -329,16 +335,18 @@ class AsyncTranslateClient:
         ``max_replay_s``: the most audio kept for a resume while no final result arrives.
         ``timeout_s``: a deadline for the whole stream (None: none). ``max_buffered_events``: events
         read ahead of the caller before the SDK stops reading (then the server's flow control slows
-        the stream).
+        the stream). ``targets``, ``source`` and ``detect`` (ASR only, language detection): as in
+        ``translate``.
         """
         fmt, enc = _stream_format(format, encoding, sample_rate, channels)
         config = pb.StreamingConfig(
             format=convert.format_pb(fmt),
             source_language=source or "",
-            target_languages=convert.targets_list(targets),
+            target_languages=convert.targets_list(targets, asr=bool(source) or detect is not False),
             output=convert.output_pb(_output(output, output_fields)),
             interim_interval_ms=interim_ms,
             vad=convert.vad_pb(vad),
+            language_detection=convert.detection_pb(detect),
         )
         buffer = ReplayBuffer(
             rate=fmt.sample_rate, frame_bytes=fmt.frame_bytes, packet_ms=packet_ms, max_seconds=max_replay_s

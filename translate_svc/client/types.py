@@ -156,6 +156,8 @@ class Timing:
     model_ms: float = 0.0  # the model batch that carried the segment
     total_ms: float = 0.0  # segment closed by the VAD -> result ready
     vad_wait_ms: float = 0.0  # audio the VAD took past end_ms before closing the segment
+    speech_ms: float = 0.0  # of model_ms: text-to-unit and vocoder (0: no speech in the batch)
+    language_id_ms: float = 0.0  # of model_ms: spoken-language identification
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,14 @@ class Segment:
     translations: tuple[Translation, ...]
     timing: Timing
     error: SegmentError | None = None
+    #: the transcript's language (the source language; with detection, the one detected)
+    transcript_language: str | None = None
+    #: with ``detect``: each candidate's probability, highest first (the first is the one chosen)
+    language_scores: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def detected_language(self) -> str | None:
+        return self.language_scores[0][0] if self.language_scores else None
 
     @property
     def ok(self) -> bool:
@@ -250,6 +260,7 @@ class Language:
     speech_input: bool
     text_output: bool
     speech_output: bool
+    detectable: bool = False  # the language identifier can pick it (a ``detect`` candidate)
 
 
 @dataclass(frozen=True)
@@ -271,6 +282,7 @@ class ServerLimits:
     max_stream_seconds: float
     max_unread_results: int
     min_interim_interval_ms: int
+    max_candidate_languages: int = 0
 
 
 @dataclass(frozen=True)
@@ -278,6 +290,8 @@ class Languages:
     languages: tuple[Language, ...]
     model: ModelInfo
     limits: ServerLimits
+    #: the spoken-language identifier (``detect``); None when the server has none
+    identifier: ModelInfo | None = None
 
     @property
     def codes(self) -> frozenset[str]:

@@ -260,7 +260,8 @@ class TranslationEngine:
                     job.future.set_result(JobResult(output, error, q_ms, model_ms, len(jobs)))
             if self._on_batch is not None:
                 longest = max(len(j.item.audio) for j in jobs) / MODEL_SAMPLE_RATE
-                self._on_batch(BatchStats(len(jobs), longest * len(jobs), model_ms, queue_ms))
+                rows = sum(j.item.text_rows for j in jobs)
+                self._on_batch(BatchStats(len(jobs), longest * len(jobs), model_ms, queue_ms, rows))
 
     def _run_batch(self, items: Sequence[ModelInput]) -> list[tuple[ModelOutput | None, SegmentError | None]]:
         """Model thread. A failing batch is retried item by item so one bad segment fails alone."""

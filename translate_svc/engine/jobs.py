@@ -30,6 +30,8 @@ class BatchStats:
     padded_audio_s: float
     model_ms: float
     queue_ms: tuple[float, ...]
+    #: text decoder rows: one per (segment, language), the transcript's included
+    text_rows: int = 0
 
 
 @dataclass(frozen=True)

@@ -27,17 +27,32 @@ class Features:
     mask: np.ndarray  # (frames,) int
 
 
+#: ``ModelInput.transcript_language`` with ``detect``: the transcript in the language detected
+DETECTED = "*"
+
+
 @dataclass(frozen=True, eq=False)
 class ModelInput:
     """One segment: 16 kHz mono float32 samples and what to produce from them."""
 
     audio: np.ndarray
+    #: empty: ASR only (the transcript row alone)
     targets: tuple[str, ...]
+    #: the transcript's language (a model code, or DETECTED); None: no transcript
     transcript_language: str | None = None
     speech: bool = True
     speaker_id: int = 0
+    #: detect the spoken language among these (empty: any the identifier can pick); the transcript
+    #: is then decoded in the language chosen; None: no detection
+    detect: tuple[str, ...] | None = None
     #: computed ahead (off the model thread) when given; else computed in ``run``
     features: Features | None = None
+
+    @property
+    def text_rows(self) -> int:
+        """Text decoder rows this segment takes: one per language, the transcript's included."""
+        extra = self.transcript_language is not None and self.transcript_language not in self.targets
+        return len(set(self.targets)) + int(extra)
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,6 +61,11 @@ class ModelOutput:
     texts: dict[str, str]
     #: language -> float32 waveform at MODEL_SAMPLE_RATE (absent when speech was not asked for)
     waveforms: dict[str, np.ndarray] = field(default_factory=dict)
+    #: with ``detect``: each candidate's probability (the chosen one is the highest)
+    detected: dict[str, float] | None = None
+    #: the batch's time in text-to-unit and the vocoder, and in language identification
+    speech_ms: float = 0.0
+    language_id_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,12 @@ class ModelCard:
     info: ModelInfo
     languages: tuple[Language, ...]
     num_speakers: int
+    #: the spoken-language identifier, when one is installed (``Language.detectable`` says what it picks)
+    identifier: ModelInfo | None = None
+
+    @property
+    def detectable_codes(self) -> frozenset[str]:
+        return frozenset(lang.code for lang in self.languages if lang.detectable)
 
     @property
     def text_codes(self) -> frozenset[str]:
@@ -65,6 +91,32 @@ class ModelCard:
     def speech_codes(self) -> frozenset[str]:
         """Languages the vocoder can speak."""
         return frozenset(lang.code for lang in self.languages if lang.speech_output)
+
+
+class LanguageIdentifier(Protocol):
+    """Spoken-language identification of segments (``model/lid.py``: MMS-LID). Called on the
+    engine's model thread only, on a batch of segments, before their text is decoded."""
+
+    @property
+    def languages(self) -> frozenset[str]:
+        """The model codes (SeamlessM4T's: ``eng``, ``cmn``...) it can pick."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """The identifier's checkpoint, for logs and ListLanguages."""
+        ...
+
+    @property
+    def info(self) -> ModelInfo:
+        """Its checkpoint's identity (ListLanguages' ``language_identifier``)."""
+        ...
+
+    def identify(self, audios: Sequence[np.ndarray], candidates: Sequence[tuple[str, ...]]) -> list[dict[str, float]]:
+        """For each 16 kHz mono float32 segment, a probability per candidate (model codes, each in
+        ``languages``): the identifier's softmax restricted to the candidates (they sum to 1). An
+        empty candidate tuple means every language in ``languages``."""
+        ...
 
 
 class Runner(Protocol):

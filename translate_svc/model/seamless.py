@@ -22,9 +22,11 @@ Thread safety: not thread-safe. Exactly one thread (the engine's model thread) c
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +43,14 @@ from transformers import (
 )
 from transformers.modeling_outputs import BaseModelOutput
 
-from translate_svc.engine.runner import Features, ModelCard, ModelInput, ModelOutput
+from translate_svc.engine.runner import (
+    DETECTED,
+    Features,
+    LanguageIdentifier,
+    ModelCard,
+    ModelInput,
+    ModelOutput,
+)
 from translate_svc.model.forced import ForcedLengths, ForceTextLength, UnitDurations
 from translate_svc.model.languages import LanguageCatalog
 from translate_svc.model.loading import describe_model, validate_model_dir
@@ -80,6 +89,7 @@ class SeamlessRunner:
         cpu_threads: int | None = None,
         batch_vocoder: bool | None = None,
         pad_shapes: bool | None = None,
+        identifier: LanguageIdentifier | None = None,
     ) -> None:
         path = Path(model_dir)
         validate_model_dir(path)
@@ -114,7 +124,19 @@ class SeamlessRunner:
             getattr(gen, "vocoder_lang_code_to_id", None),
         )
         self.num_speakers = int(self.model.config.vocoder_num_spkrs)
-        self._card = ModelCard(self.info, tuple(self.catalog.languages()), self.num_speakers)
+        #: spoken-language identification (``ModelInput.detect``); None: not installed
+        self.identifier = identifier
+        languages = tuple(self.catalog.languages())
+        if identifier is not None:
+            picks = identifier.languages
+            languages = tuple(
+                dataclasses.replace(lang, detectable=lang.text_output and lang.code in picks) for lang in languages
+            )
+        self._card = ModelCard(
+            self.info, languages, self.num_speakers, identifier.info if identifier is not None else None
+        )
+        #: what "any language" means for detection: those it can pick that the decoder can write
+        self._detectable = tuple(sorted(self._card.detectable_codes))
         self.forced = forced
         #: per-row bound on text tokens (runaway decodes); None: the generation config's alone
         self.text_cap = text_cap
@@ -303,12 +325,19 @@ class SeamlessRunner:
             return []
         feats, mask = self.features(inputs)
         enc = self.encode(feats, mask)
+        detected, language_id_ms = self.identify(inputs)
 
         rows: list[tuple[int, str]] = []  # (segment index, language) per text row
+        spoken: list[str | None] = []  # per segment, its transcript's language
         for k, item in enumerate(inputs):
             langs = list(dict.fromkeys(item.targets))
-            if item.transcript_language and item.transcript_language not in langs:
-                langs.append(item.transcript_language)
+            transcript = item.transcript_language
+            if transcript == DETECTED:
+                scores = detected[k]
+                transcript = max(scores, key=scores.__getitem__)
+            spoken.append(transcript)
+            if transcript and transcript not in langs:
+                langs.append(transcript)
             rows.extend((k, lang) for lang in langs)
         index = torch.tensor([k for k, _ in rows], device=self.device)
         row_enc, row_mask = enc.index_select(0, index), mask.index_select(0, index)
@@ -322,6 +351,7 @@ class SeamlessRunner:
             if inputs[k].speech and lang in inputs[k].targets and _has_text(sequences[r], self.model.generation_config)
         ]  # fmt: skip
         waves: dict[int, np.ndarray] = {}
+        t_speech = time.perf_counter()
         if speech_rows:
             sel = torch.tensor(speech_rows, device=self.device)
             seqs = _trim_right_padding(sequences.index_select(0, sel), self.model.generation_config.pad_token_id)
@@ -334,22 +364,40 @@ class SeamlessRunner:
                 [seconds[rows[r][0]] for r in speech_rows],
             )
             waves = dict(zip(speech_rows, out, strict=True))
+        speech_ms = (time.perf_counter() - t_speech) * 1000 if speech_rows else 0.0
 
         outputs = []
         for k, item in enumerate(inputs):
             mine = [(r, lang) for r, (kk, lang) in enumerate(rows) if kk == k]
             outputs.append(
                 ModelOutput(
-                    transcript=next((texts[r] for r, lang in mine if lang == item.transcript_language), None),
+                    transcript=next((texts[r] for r, lang in mine if lang == spoken[k]), None),
                     texts={lang: texts[r] for r, lang in mine if lang in item.targets},
                     waveforms={
                         lang: waves.get(r, np.zeros(0, np.float32))
                         for r, lang in mine
                         if item.speech and lang in item.targets
                     },
+                    detected=detected.get(k),
+                    speech_ms=speech_ms,
+                    language_id_ms=language_id_ms,
                 )
             )
         return outputs
+
+    def identify(self, inputs: Sequence[ModelInput]) -> tuple[dict[int, dict[str, float]], float]:
+        """The spoken language of the segments that ask (``detect``), in one identifier batch: each
+        one's scores by segment index, and the milliseconds it took."""
+        asking = [k for k, item in enumerate(inputs) if item.detect is not None]
+        if not asking:
+            return {}, 0.0
+        if self.identifier is None:
+            raise RuntimeError("language detection asked of a runner without an identifier")
+        t0 = time.perf_counter()
+        scores = self.identifier.identify(
+            [inputs[k].audio for k in asking], [inputs[k].detect or self._detectable for k in asking]
+        )
+        return dict(zip(asking, scores, strict=True)), (time.perf_counter() - t0) * 1000
 
 
 def _has_text(seq: torch.Tensor, gen) -> bool:  # type: ignore[no-untyped-def]

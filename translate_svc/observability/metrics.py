@@ -38,6 +38,11 @@ BATCH_PADDED_AUDIO_S = Histogram(
     "translate_svc_batch_padded_audio_seconds", "padded audio seconds per batch", buckets=(1, 5, 15, 30, 60, 120, 240)
 )
 
+TEXT_ROWS = Counter(
+    "translate_svc_text_decoder_rows_total",
+    "text decoder rows run: one per segment and language (the transcript's included)",
+)
+
 VAD_STREAMS_PER_CALL = Histogram(
     "translate_svc_vad_streams_per_call",
     "streams scored together in one VAD model call batch",
@@ -53,6 +58,7 @@ def observe_batch(stats: BatchStats) -> None:
     BATCH_SIZE.observe(stats.size)
     BATCH_MS.observe(stats.model_ms)
     BATCH_PADDED_AUDIO_S.observe(stats.padded_audio_s)
+    TEXT_ROWS.inc(stats.text_rows)
     for q in stats.queue_ms:
         QUEUE_MS.observe(q)
 

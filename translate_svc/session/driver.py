@@ -115,7 +115,8 @@ class StreamDriver:
             raise InvalidInput(
                 f"the first message must be `config`, got `{request_name(first)}`: send the StreamingConfig first"
             )
-        task = self._m.resolve_task(first.source_language, list(first.target_languages), first.output)
+        detect = list(first.detect) if first.detect is not None else None
+        task = self._m.resolve_task(first.source_language, list(first.target_languages), first.output, detect)
         session = self._m.open_stream(
             first.format, task, first.vad, interim_interval_ms=first.interim_interval_ms, resume=first.resume
         )

@@ -43,6 +43,8 @@ class StreamConfig:
     vad: SegmenterConfig
     interim_interval_ms: int = 0
     resume: Resume | None = None
+    #: language detection among these candidates (empty: any); None: off
+    detect: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -86,9 +86,11 @@ class SessionManager:
         """The loaded model's card; raises NotReady while it loads."""
         return self.engine.card
 
-    def resolve_task(self, source: str, targets: list[str], output: OutputOptions) -> TranslationTask:
+    def resolve_task(
+        self, source: str, targets: list[str], output: OutputOptions, detect: list[str] | None = None
+    ) -> TranslationTask:
         """Check languages and output options against the loaded model and the limits."""
-        return checks.resolve_task(self.card, self.limits, source, targets, output)
+        return checks.resolve_task(self.card, self.limits, source, targets, output, detect)
 
     def drain(self, seconds: float, *, grace_s: float | None = None) -> Draining:
         """The server is shutting down: refuse new streams; tell every live stream that it is

@@ -6,6 +6,7 @@ loop when ``needs_encoding``). No state; safe on any thread.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -13,10 +14,11 @@ import numpy as np
 from translate_svc.audio.opus import encode_opus
 from translate_svc.audio.resample import resample
 from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.runner import ModelInput, ModelOutput
+from translate_svc.engine.runner import DETECTED, ModelInput, ModelOutput
 from translate_svc.errors import ErrorCode, ServiceError
 from translate_svc.types import (
     MODEL_SAMPLE_RATE,
+    DetectedLanguage,
     InterimResult,
     OutputOptions,
     Segment,
@@ -36,14 +38,14 @@ PER_MS = MODEL_SAMPLE_RATE // 1000
 def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool) -> ModelInput:
     """What the engine computes for one span of a stream of ``task``: a final segment as asked, a
     live caption as text only."""
-    if not final:
-        return ModelInput(audio, task.target_languages, task.source_language if task.output.transcript else None, False)
+    transcript = task.source_language if task.detect is None else DETECTED
     return ModelInput(
         audio=audio,
         targets=task.target_languages,
-        transcript_language=task.source_language if task.output.transcript else None,
-        speech=task.output.speech,
+        transcript_language=transcript if task.output.transcript else None,
+        speech=task.output.speech and final,
         speaker_id=task.output.speaker_id,
+        detect=task.detect,
     )
 
 
@@ -62,6 +64,9 @@ def build_result(
 ) -> SegmentResult:
     total_ms = (time.perf_counter() - closed_at) * 1000
     timing = Timing(queue_ms=job.queue_ms, model_ms=job.model_ms, total_ms=total_ms, vad_wait_ms=vad_wait_ms)
+    if job.output is not None:
+        out = job.output
+        timing = dataclasses.replace(timing, speech_ms=out.speech_ms, language_id_ms=out.language_id_ms)
     if job.output is None:
         return SegmentResult(seg.segment_id, seg.start_ms, seg.end_ms, timing=timing, error=job.error)
     out, opts = job.output, task.output
@@ -75,7 +80,9 @@ def build_result(
             Translation(lang, out.texts.get(lang, "") if opts.text else "", audio, opts.speech_sample_rate_hz, opus)
         )
     transcript = _transcript(task, out)
-    return SegmentResult(seg.segment_id, seg.start_ms, seg.end_ms, transcript, tuple(translations), timing)
+    return SegmentResult(
+        seg.segment_id, seg.start_ms, seg.end_ms, transcript, tuple(translations), timing, detected=_detected(out)
+    )
 
 
 def build_interim(
@@ -100,9 +107,24 @@ def needs_encoding(out: OutputOptions) -> bool:
 
 
 def _transcript(task: TranslationTask, out: ModelOutput) -> Transcript | None:
-    if task.output.transcript and task.source_language and out.transcript is not None:
-        return Transcript(task.source_language, out.transcript)
+    language = task.source_language
+    detected = _detected(out)
+    if detected is not None:
+        language = detected.language
+    if task.output.transcript and language and out.transcript is not None:
+        return Transcript(language, out.transcript)
     return None
+
+
+#: scores returned without candidates (any language): the most likely this many
+TOP_SCORES = 5
+
+
+def _detected(out: ModelOutput) -> DetectedLanguage | None:
+    if out.detected is None:
+        return None
+    ranked = sorted(out.detected.items(), key=lambda kv: -kv[1])
+    return DetectedLanguage(ranked[0][0], tuple(ranked[:TOP_SCORES] if len(ranked) > TOP_SCORES else ranked))
 
 
 def _to_rate(wave: np.ndarray, rate: int) -> np.ndarray:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from translate_svc.audio.opus import OPUS_RATE
 from translate_svc.engine.runner import ModelCard
-from translate_svc.errors import InvalidInput, shown
+from translate_svc.errors import InvalidInput, NotInstalled, shown
 from translate_svc.session.events import Resume
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import OutputOptions, SpeechEncoding, TranslationTask
@@ -20,20 +20,29 @@ SPEECH_SECONDS_PER_INPUT_SECOND = 1.5
 
 
 def resolve_task(
-    card: ModelCard, limits: LimitsSettings, source: str, targets: list[str], output: OutputOptions
+    card: ModelCard,
+    limits: LimitsSettings,
+    source: str,
+    targets: list[str],
+    output: OutputOptions,
+    detect: list[str] | None = None,
 ) -> TranslationTask:
-    """Check languages and output options against the loaded model and the limits."""
+    """Check languages and output options against the loaded model and the limits. No targets:
+    ASR only. ``detect``: language detection among these candidates (empty: any)."""
     text_codes, speech_codes = card.text_codes, card.speech_codes
-    if not targets:
-        raise InvalidInput('target_languages is empty: name at least one target language, e.g. "spa"')
-    if len(targets) > limits.max_target_languages:
+    if detect is not None:
+        check_detection(card, limits, source, detect)
+    if not targets and not (source or detect is not None):
         raise InvalidInput(
-            f"{len(targets)} target languages requested; this server allows at most "
-            f"{limits.max_target_languages} per request"
+            'target_languages is empty: name at least one target language (e.g. "spa"), or set '
+            "source_language (or language_detection) to get the transcript alone (ASR only)"
         )
-    dup = sorted({t for t in targets if targets.count(t) > 1})
-    if dup:
-        raise InvalidInput(f"target_languages lists {shown(dup[0])} more than once")
+    if not targets and not output.transcript:
+        raise InvalidInput(
+            "no target_languages and output.transcript is false: nothing to return; ASR only (no "
+            "targets) returns the transcript, so leave output.transcript on"
+        )
+    _check_list("target_languages", "target languages", targets, limits.max_target_languages)
     for t in targets:
         if t not in text_codes:
             raise InvalidInput(
@@ -61,7 +70,40 @@ def resolve_task(
         )
     if not 0 <= output.speaker_id < card.num_speakers:
         raise InvalidInput(f"output.speaker_id is {output.speaker_id}: use 0..{card.num_speakers - 1}")
-    return TranslationTask(source_language=source or None, target_languages=tuple(targets), output=output)
+    return TranslationTask(
+        source_language=source or None,
+        target_languages=tuple(targets),
+        output=output,
+        detect=tuple(detect) if detect is not None else None,
+    )
+
+
+def check_detection(card: ModelCard, limits: LimitsSettings, source: str, candidates: list[str]) -> None:
+    if card.identifier is None:
+        raise NotInstalled(
+            "language_detection needs the spoken-language identifier, and this server has none: "
+            "install it with `translate-svc download-lid-model` (model_cache/mms-lid-126) and restart, "
+            "or send source_language instead"
+        )
+    if source:
+        raise InvalidInput(
+            f"source_language is {shown(source)} and language_detection is on: send one of them "
+            "(detection picks each segment's source language)"
+        )
+    _check_list(
+        "language_detection.candidates",
+        "candidate languages",
+        candidates,
+        limits.max_candidate_languages,
+        " (or none: any language the identifier can pick)",
+    )
+    detectable = card.detectable_codes
+    for c in candidates:
+        if c not in detectable:
+            raise InvalidInput(
+                f"language_detection.candidates: {shown(c)} is not a language the identifier can pick: "
+                f"use codes ListLanguages marks detectable ({len(detectable)}, e.g. {_examples(detectable)})"
+            )
 
 
 def check_captions(interim_interval_ms: int, task: TranslationTask, limits: LimitsSettings) -> None:
@@ -96,6 +138,15 @@ def check_answer_size(duration_s: float, task: TranslationTask, limits: LimitsSe
             f"{out.speech_sample_rate_hz} Hz may not fit one {limits.max_message_bytes}-byte response: "
             f"send at most {fits:.0f} s, fewer targets or a lower speech_sample_rate_hz, or use StreamingTranslate"
         )
+
+
+def _check_list(field: str, what: str, values: list[str], most: int, hint: str = "") -> None:
+    """At most ``most`` values, none twice."""
+    if len(values) > most:
+        raise InvalidInput(f"{len(values)} {what} requested; this server allows at most {most} per request{hint}")
+    dup = sorted({v for v in values if values.count(v) > 1})
+    if dup:
+        raise InvalidInput(f"{field} lists {shown(dup[0])} more than once")
 
 
 def _examples(codes: frozenset[str]) -> str:

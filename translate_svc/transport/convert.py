@@ -66,6 +66,7 @@ _ENCODINGS_BACK = {v: k for k, v in _ENCODINGS.items()}
 #: google.rpc.Code for each domain error code (also used for per-segment status).
 RPC_CODES = {
     ErrorCode.INVALID_ARGUMENT: code_pb2.INVALID_ARGUMENT,
+    ErrorCode.FAILED_PRECONDITION: code_pb2.FAILED_PRECONDITION,
     ErrorCode.RESOURCE_EXHAUSTED: code_pb2.RESOURCE_EXHAUSTED,
     ErrorCode.OUT_OF_RANGE: code_pb2.OUT_OF_RANGE,
     ErrorCode.UNAVAILABLE: code_pb2.UNAVAILABLE,
@@ -120,6 +121,15 @@ def output_options_to_pb(o: OutputOptions) -> pb.OutputOptions:
     )
 
 
+def detection(msg: pb.LanguageDetection, has: bool) -> list[str] | None:
+    """The candidates of an enabled LanguageDetection (empty: any); None when off."""
+    return list(msg.candidates) if has and msg.enabled else None
+
+
+def detection_to_pb(detect: tuple[str, ...] | None) -> pb.LanguageDetection | None:
+    return None if detect is None else pb.LanguageDetection(enabled=True, candidates=detect)
+
+
 #: VadOptions fields, named as in the segmenter's config (SegmenterConfig)
 _VAD_FIELDS = ("threshold", "min_silence_ms", "speech_pad_ms", "min_speech_ms", "max_segment_ms")
 
@@ -144,6 +154,13 @@ def model_card_to_pb(card: ModelCard) -> pb.ModelInfo:
     )
 
 
+def identifier_to_pb(card: ModelCard) -> pb.ModelInfo | None:
+    info = card.identifier
+    return (
+        None if info is None else pb.ModelInfo(name=info.name, revision=info.revision, is_test_model=info.is_test_model)
+    )
+
+
 def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
     return pb.ServerLimits(
         max_target_languages=limits.max_target_languages,
@@ -155,6 +172,7 @@ def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
         max_stream_seconds=limits.max_stream_seconds,
         max_unread_results=limits.max_unread_results,
         min_interim_interval_ms=limits.min_interim_interval_ms,
+        max_candidate_languages=limits.max_candidate_languages,
     )
 
 
@@ -183,6 +201,7 @@ def language_to_pb(lang: Language) -> pb.Language:
         speech_input=lang.speech_input,
         text_output=lang.text_output,
         speech_output=lang.speech_output,
+        detectable=lang.detectable,
     )
 
 
@@ -200,11 +219,16 @@ def segment_result_to_pb(r: SegmentResult) -> pb.SegmentResult:
             model_ms=r.timing.model_ms,
             total_ms=r.timing.total_ms,
             vad_wait_ms=r.timing.vad_wait_ms,
+            speech_ms=r.timing.speech_ms,
+            language_id_ms=r.timing.language_id_ms,
         ),
         status=status_pb2.Status(code=code_pb2.OK)
         if r.error is None
         else status_pb2.Status(code=RPC_CODES[ErrorCode(r.error.code)], message=r.error.message),
     )
+    if r.detected is not None:
+        msg.detected_language.language = r.detected.language
+        msg.detected_language.scores.extend(pb.LanguageScore(language=c, probability=p) for c, p in r.detected.scores)
     _add_texts(msg, r.transcript, r.translations)
     return msg
 
@@ -280,7 +304,12 @@ def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig) -> Str
         vad=vad_settings(cfg.vad, vad_defaults),
         interim_interval_ms=cfg.interim_interval_ms,
         resume=resume,
+        detect=_tuple(detection(cfg.language_detection, cfg.HasField("language_detection"))),
     )
+
+
+def _tuple(x: list[str] | None) -> tuple[str, ...] | None:
+    return None if x is None else tuple(x)
 
 
 def stream_started_to_pb(s: StreamStarted) -> pb.StreamStarted:
@@ -299,6 +328,7 @@ def stream_started_to_pb(s: StreamStarted) -> pb.StreamStarted:
             vad=vad_settings_to_pb(s.vad),
             interim_interval_ms=s.interim_interval_ms,
             resume=resume,
+            language_detection=detection_to_pb(s.task.detect),
         ),
         model=model_card_to_pb(s.card),
         limits=limits_to_pb(s.limits),

@@ -109,6 +109,17 @@ Send = Callable[[str], Awaitable[None]]
 Speak = Callable[[str, np.ndarray, int], None]
 
 
+def source_or_detection(value: str | None) -> tuple[str, tuple[str, ...] | None]:
+    """The source language extension as our config: a tag (``"en"``) is the source; ``"auto"``
+    detects it among every language the identifier picks, ``"auto:en,es"`` among those."""
+    if not value:
+        return "", None
+    head, _, rest = value.partition(":")
+    if head.strip().lower() != "auto":
+        return guess_model_code(value), None
+    return "", tuple(guess_model_code(t) for t in rest.split(",") if t.strip())
+
+
 class RealtimeSession:
     """One session of the protocol, whatever carries it: the client's events as the stream core's
     requests, and the core's events as OpenAI's. ``speak``: speech goes to an audio track (WebRTC),
@@ -273,9 +284,11 @@ class RealtimeSession:
         output = OutputOptions(
             text=True, speech=True, transcript=self.transcription is not None, speech_sample_rate_hz=out_rate
         )
+        source, detect = source_or_detection(self.source)
         return StreamConfig(
             format=AudioFormat(AudioEncoding.LINEAR16, self.input_rate, 1),
-            source_language=guess_model_code(self.source) if self.source else "",
+            source_language=source,
+            detect=detect,
             target_languages=self.targets,
             output=output,
             vad=self.vad,
@@ -290,6 +303,9 @@ class RealtimeSession:
             await self.send(_coded_error_event(ErrorCode(r.error.code), r.error.message, x_segment=span))
             return
         timing = {"latency_ms": round(r.timing.total_ms, 1), "model_ms": round(r.timing.model_ms, 1)}
+        detected: dict[str, Any] = {}
+        if r.detected is not None:
+            detected["x_detected"] = {"language": r.detected.language, "scores": dict(r.detected.scores)}
         if self.transcription is not None and r.transcript is not None and r.transcript.text:
             await self.send(
                 _event(
@@ -298,6 +314,7 @@ class RealtimeSession:
                     elapsed_ms=r.end_ms,
                     x_segment=span,
                     x_language=r.transcript.language,
+                    **detected,
                 )
             )
         for tag, t in zip(self.languages, r.translations, strict=False):

@@ -108,6 +108,7 @@ class TranslatorServicer:
             languages=[convert.language_to_pb(lang) for lang in card.languages],
             model=convert.model_card_to_pb(card),
             limits=convert.limits_to_pb(self._m.limits),
+            language_identifier=convert.identifier_to_pb(card),
         )
 
     @unary_errors
@@ -120,6 +121,7 @@ class TranslatorServicer:
             request.source_language,
             list(request.target_languages),
             convert.output_options(request.output, request.HasField("output")),
+            convert.detection(request.language_detection, request.HasField("language_detection")),
         )
         vad = convert.vad_settings(request.vad, self._m.vad_defaults)
         clip = await self._m.translate_clip(request.audio.content, fmt, task, vad)

@@ -120,16 +120,44 @@ class Translation(_message.Message):
     def __init__(self, target_language: _Optional[str] = ..., text: _Optional[str] = ..., audio: _Optional[_Union[SynthesizedAudio, _Mapping]] = ...) -> None: ...
 
 class Timing(_message.Message):
-    __slots__ = ("queue_ms", "model_ms", "total_ms", "vad_wait_ms")
+    __slots__ = ("queue_ms", "model_ms", "total_ms", "vad_wait_ms", "speech_ms", "language_id_ms")
     QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
     MODEL_MS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
     VAD_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_MS_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_ID_MS_FIELD_NUMBER: _ClassVar[int]
     queue_ms: float
     model_ms: float
     total_ms: float
     vad_wait_ms: float
-    def __init__(self, queue_ms: _Optional[float] = ..., model_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., vad_wait_ms: _Optional[float] = ...) -> None: ...
+    speech_ms: float
+    language_id_ms: float
+    def __init__(self, queue_ms: _Optional[float] = ..., model_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., vad_wait_ms: _Optional[float] = ..., speech_ms: _Optional[float] = ..., language_id_ms: _Optional[float] = ...) -> None: ...
+
+class DetectedLanguage(_message.Message):
+    __slots__ = ("language", "scores")
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    language: str
+    scores: _containers.RepeatedCompositeFieldContainer[LanguageScore]
+    def __init__(self, language: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LanguageScore, _Mapping]]] = ...) -> None: ...
+
+class LanguageScore(_message.Message):
+    __slots__ = ("language", "probability")
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    language: str
+    probability: float
+    def __init__(self, language: _Optional[str] = ..., probability: _Optional[float] = ...) -> None: ...
+
+class LanguageDetection(_message.Message):
+    __slots__ = ("enabled", "candidates")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    candidates: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, enabled: _Optional[bool] = ..., candidates: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class InterimResult(_message.Message):
     __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing")
@@ -148,7 +176,7 @@ class InterimResult(_message.Message):
     def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ...) -> None: ...
 
 class SegmentResult(_message.Message):
-    __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing", "status")
+    __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing", "status", "detected_language")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     START_MS_FIELD_NUMBER: _ClassVar[int]
     END_MS_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +184,7 @@ class SegmentResult(_message.Message):
     TRANSLATIONS_FIELD_NUMBER: _ClassVar[int]
     TIMING_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    DETECTED_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     segment_id: int
     start_ms: int
     end_ms: int
@@ -163,7 +192,8 @@ class SegmentResult(_message.Message):
     translations: _containers.RepeatedCompositeFieldContainer[Translation]
     timing: Timing
     status: _status_pb2.Status
-    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+    detected_language: DetectedLanguage
+    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., detected_language: _Optional[_Union[DetectedLanguage, _Mapping]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "revision", "is_test_model", "num_speakers")
@@ -178,7 +208,7 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., revision: _Optional[str] = ..., is_test_model: _Optional[bool] = ..., num_speakers: _Optional[int] = ...) -> None: ...
 
 class ServerLimits(_message.Message):
-    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms")
+    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms", "max_candidate_languages")
     MAX_TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +218,7 @@ class ServerLimits(_message.Message):
     MAX_STREAM_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_UNREAD_RESULTS_FIELD_NUMBER: _ClassVar[int]
     MIN_INTERIM_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CANDIDATE_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     max_target_languages: int
     max_message_bytes: int
     max_chunk_bytes: int
@@ -197,49 +228,56 @@ class ServerLimits(_message.Message):
     max_stream_seconds: float
     max_unread_results: int
     min_interim_interval_ms: int
-    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ..., min_interim_interval_ms: _Optional[int] = ...) -> None: ...
+    max_candidate_languages: int
+    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ..., min_interim_interval_ms: _Optional[int] = ..., max_candidate_languages: _Optional[int] = ...) -> None: ...
 
 class ListLanguagesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class Language(_message.Message):
-    __slots__ = ("code", "name", "speech_input", "text_output", "speech_output")
+    __slots__ = ("code", "name", "speech_input", "text_output", "speech_output", "detectable")
     CODE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     SPEECH_INPUT_FIELD_NUMBER: _ClassVar[int]
     TEXT_OUTPUT_FIELD_NUMBER: _ClassVar[int]
     SPEECH_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    DETECTABLE_FIELD_NUMBER: _ClassVar[int]
     code: str
     name: str
     speech_input: bool
     text_output: bool
     speech_output: bool
-    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., speech_input: _Optional[bool] = ..., text_output: _Optional[bool] = ..., speech_output: _Optional[bool] = ...) -> None: ...
+    detectable: bool
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., speech_input: _Optional[bool] = ..., text_output: _Optional[bool] = ..., speech_output: _Optional[bool] = ..., detectable: _Optional[bool] = ...) -> None: ...
 
 class ListLanguagesResponse(_message.Message):
-    __slots__ = ("languages", "model", "limits")
+    __slots__ = ("languages", "model", "limits", "language_identifier")
     LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
     languages: _containers.RepeatedCompositeFieldContainer[Language]
     model: ModelInfo
     limits: ServerLimits
-    def __init__(self, languages: _Optional[_Iterable[_Union[Language, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ...) -> None: ...
+    language_identifier: ModelInfo
+    def __init__(self, languages: _Optional[_Iterable[_Union[Language, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., language_identifier: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
 
 class TranslateRequest(_message.Message):
-    __slots__ = ("audio", "source_language", "target_languages", "output", "vad")
+    __slots__ = ("audio", "source_language", "target_languages", "output", "vad", "language_detection")
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     VAD_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_DETECTION_FIELD_NUMBER: _ClassVar[int]
     audio: AudioInput
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
     output: OutputOptions
     vad: VadOptions
-    def __init__(self, audio: _Optional[_Union[AudioInput, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ...) -> None: ...
+    language_detection: LanguageDetection
+    def __init__(self, audio: _Optional[_Union[AudioInput, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ...) -> None: ...
 
 class TranslateResponse(_message.Message):
     __slots__ = ("segments", "model", "audio_duration_ms")
@@ -266,7 +304,7 @@ class VadOptions(_message.Message):
     def __init__(self, threshold: _Optional[float] = ..., min_silence_ms: _Optional[int] = ..., speech_pad_ms: _Optional[int] = ..., min_speech_ms: _Optional[int] = ..., max_segment_ms: _Optional[int] = ...) -> None: ...
 
 class StreamingConfig(_message.Message):
-    __slots__ = ("format", "source_language", "target_languages", "output", "vad", "interim_interval_ms", "resume")
+    __slots__ = ("format", "source_language", "target_languages", "output", "vad", "interim_interval_ms", "resume", "language_detection")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
@@ -274,6 +312,7 @@ class StreamingConfig(_message.Message):
     VAD_FIELD_NUMBER: _ClassVar[int]
     INTERIM_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_DETECTION_FIELD_NUMBER: _ClassVar[int]
     format: AudioFormat
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
@@ -281,7 +320,8 @@ class StreamingConfig(_message.Message):
     vad: VadOptions
     interim_interval_ms: int
     resume: ResumeFrom
-    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., interim_interval_ms: _Optional[int] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ...) -> None: ...
+    language_detection: LanguageDetection
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., interim_interval_ms: _Optional[int] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ...) -> None: ...
 
 class ResumeFrom(_message.Message):
     __slots__ = ("resume_token", "next_segment_id", "offset_ms")

@@ -50,6 +50,7 @@ class Submit(msgspec.Struct, tag="submit", array_like=True):
     speech: bool
     speaker_id: int
     audio: bytearray  # float32 little-endian, 16 kHz mono (a bytearray: numpy may write to it)
+    detect: tuple[str, ...] | None = None
 
 
 class Cancel(msgspec.Struct, tag="cancel", array_like=True):
@@ -86,6 +87,9 @@ class Result(msgspec.Struct, tag="result", array_like=True):
     model_ms: float
     batch_size: int
     has_output: bool
+    detected: dict[str, float] | None = None
+    speech_ms: float = 0.0
+    language_id_ms: float = 0.0
 
 
 #: overloaded: the queue is full; not_ready: the model is not serving; dropped: a droppable job the
@@ -131,11 +135,12 @@ def submit_of(job: int, owner: str, item: ModelInput, *, droppable: bool) -> Sub
         item.speech,
         item.speaker_id,
         _f32(item.audio),
+        item.detect,
     )
 
 
 def model_input(m: Submit) -> ModelInput:
-    return ModelInput(_samples(m.audio), m.targets, m.transcript_language, m.speech, m.speaker_id)
+    return ModelInput(_samples(m.audio), m.targets, m.transcript_language, m.speech, m.speaker_id, m.detect)
 
 
 def result_of(job: int, r: JobResult) -> Result:
@@ -150,13 +155,17 @@ def result_of(job: int, r: JobResult) -> Result:
         r.model_ms,
         r.batch_size,
         out is not None,
+        out.detected if out else None,
+        out.speech_ms if out else 0.0,
+        out.language_id_ms if out else 0.0,
     )
 
 
 def job_result(m: Result) -> JobResult:
     output = None
     if m.has_output:
-        output = ModelOutput(m.transcript, m.texts, {k: _samples(v) for k, v in m.waveforms.items()})
+        waveforms = {k: _samples(v) for k, v in m.waveforms.items()}
+        output = ModelOutput(m.transcript, m.texts, waveforms, m.detected, m.speech_ms, m.language_id_ms)
     return JobResult(output, m.error, m.queue_ms, m.model_ms, m.batch_size)
 
 
