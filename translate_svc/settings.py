@@ -47,6 +47,9 @@ class LimitsSettings(BaseModel):
     max_target_languages: int = Field(4, ge=1, le=32)
     #: LanguageDetection.candidates per request or stream
     max_candidate_languages: int = Field(4, ge=1, le=16)
+    #: Term entries per request or stream, and characters of one phrase
+    max_terms: int = Field(32, ge=0, le=1024)
+    max_term_chars: int = Field(64, ge=1, le=1024)
     #: largest gRPC message either way (a whole clip for Translate, one chunk for streams)
     max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     #: largest audio payload of one StreamingTranslate message

@@ -47,6 +47,21 @@ class OutputOptions:
     speech_encoding: SpeechEncoding = SpeechEncoding.LINEAR16
 
 
+#: a BOOST term's weight when none is given, and the most it may be
+DEFAULT_TERM_WEIGHT = 3.0
+MAX_TERM_WEIGHT = 10.0
+
+
+@dataclass(frozen=True)
+class Term:
+    """A phrase to get right. ``keep``: do not translate (carried verbatim into the translations
+    where the transcript has it); else boosted by ``weight`` (added to its tokens' logits)."""
+
+    phrase: str
+    keep: bool = False
+    weight: float = DEFAULT_TERM_WEIGHT
+
+
 @dataclass(frozen=True)
 class TranslationTask:
     """What to do with every segment of one request or stream."""
@@ -58,6 +73,7 @@ class TranslationTask:
     #: detect each segment's spoken language among these model codes (empty: any the identifier
     #: can pick) instead of taking ``source_language``; None: no detection
     detect: tuple[str, ...] | None = None
+    terms: tuple[Term, ...] = ()
 
     @property
     def asr_only(self) -> bool:

@@ -515,6 +515,15 @@ def test_asr_only_and_language_detection_flags(server: str, tmp_path: Path) -> N
     fails(run_cli("translate", DEMO, *args), EXIT_USAGE, "--to is empty", "--asr-only")
     # this server has no language identifier: --from auto says what the server needs
     fails(run_cli("translate", DEMO, "--to", "spa", "--from", "auto:en,es", *args), EXIT_USAGE, "download-lid-model")
+    # a term list: a boost pulls the text towards its phrase; a bad line is named
+    terms = tmp_path / "terms.txt"
+    terms.write_text("# product names\nboost 10: kwq\nkeep: Acme Cloud\n")
+    r = run_cli("translate", DEMO, "--to", "spa", "--from", "en", "--terms", terms, "--no-speech", *args, "--overwrite")
+    assert r.code == 0, r.text
+    boosted = load_json(out / "demo_eng.json")
+    assert any("kw" in t["text"] for seg in boosted["segments"] for t in seg["translations"]), boosted
+    terms.write_text("keep: Acme\nboost x: Acme Cloud\n")
+    fails(run_cli("translate", DEMO, "--to", "spa", "--terms", terms, *args), EXIT_USAGE, "terms.txt:2", "not a number")
 
 
 def test_cannot_connect(tmp_path: Path) -> None:

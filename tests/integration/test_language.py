@@ -186,7 +186,7 @@ async def test_bad_detection_requests_say_what_to_fix(
 
 
 async def test_the_sdk_asks_for_asr_only_and_detection(detecting: LiveServer, shared_audio: Path) -> None:
-    from translate_svc.client import AsyncTranslateClient
+    from translate_svc.client import AsyncTranslateClient, Term
 
     async with AsyncTranslateClient(f"127.0.0.1:{detecting.port}") as client:
         langs = await client.languages()
@@ -199,6 +199,10 @@ async def test_the_sdk_asks_for_asr_only_and_detection(detecting: LiveServer, sh
             assert {c for c, _ in seg.language_scores} == {"eng", "spa"}
             assert seg.transcript_language == seg.detected_language == seg.language_scores[0][0]
             assert seg.timing.language_id_ms > 0 and seg.timing.speech_ms == 0
+        boosted = await client.translate(
+            shared_audio / "jfk.flac", targets="spa", source="eng", speech=False, terms=[Term("kwq", weight=10)]
+        )
+        assert any("kw" in t.text for seg in boosted.segments for t in seg.translations)
         with pytest.raises(ValueError, match="ASR only"):
             await client.translate(shared_audio / "jfk.flac", targets=())  # no source, no detection
 
@@ -235,3 +239,79 @@ async def test_the_openai_door_detects_with_an_auto_source_language(detecting: L
     for ev in deltas:
         detected = ev.model_extra["x_detected"]
         assert set(detected["scores"]) == {"eng", "spa"} and ev.x_language == detected["language"]
+
+
+# -- term lists -------------------------------------------------------------------------------------
+
+
+async def texts_with_terms(live: LiveServer, content: bytes, terms: list[pb.Term]) -> list[tuple[str, str]]:
+    """(transcript, Spanish) of every segment of ``content`` translated with ``terms``."""
+    request = raw_request(
+        content,
+        pb.LINEAR16,
+        source_language="eng",
+        output=pb.OutputOptions(speech=False),
+        terms=terms,
+    )
+    resp = await live.stub.Translate(request)
+    return [(s.transcript.text, s.translations[0].text) for s in resp.segments]
+
+
+async def test_an_empty_term_list_changes_nothing(live: LiveServer, shared_audio: Path, test_model_dir: Path) -> None:
+    content, samples = shared_pcm(shared_audio, "jfk.flac")
+    resp = await live.stub.Translate(raw_request(content, pb.LINEAR16, source_language="eng", terms=[]))
+    assert len(resp.segments) == 4
+    for seg in resp.segments:
+        span = samples[seg.start_ms * 16 : seg.end_ms * 16]
+        text, _ = hf_generate(test_model_dir, span, "spa")
+        assert seg.translations[0].text == text
+        assert seg.transcript.text == hf_generate(test_model_dir, span, "eng", speech=False)[0]
+
+
+async def test_a_boosted_phrase_pulls_the_output_towards_it(live: LiveServer, shared_audio: Path) -> None:
+    content, _ = shared_pcm(shared_audio, "jfk.flac")
+    plain = await texts_with_terms(live, content, [])
+    boosted = await texts_with_terms(live, content, [pb.Term(phrase="kwq", kind=pb.Term.BOOST, weight=10)])
+    count = lambda texts: sum(t.count("kw") for pair in texts for t in pair)  # noqa: E731
+    assert count(plain) == 0 and count(boosted) >= 8, boosted
+    assert any("kwq" in t for pair in boosted for t in pair), boosted
+    # a weak boost leaves this model's output as it was (its own preference is stronger)
+    assert await texts_with_terms(live, content, [pb.Term(phrase="kwq", weight=0.5)]) == plain
+
+
+async def test_a_kept_phrase_that_was_said_is_carried_into_the_translation(
+    live: LiveServer, shared_audio: Path
+) -> None:
+    content, _ = shared_pcm(shared_audio, "jfk.flac")
+    plain = await texts_with_terms(live, content, [])
+    # a word of the (noise) transcript that its translation lacks
+    said = next(
+        w for transcript, spanish in plain for w in transcript.split() if len(w) >= 4 and w not in spanish.split()
+    )
+    kept = await texts_with_terms(live, content, [pb.Term(phrase=said, kind=pb.Term.KEEP)])
+    for transcript, spanish in kept:
+        if said.casefold() in transcript.casefold():
+            assert said in spanish, (said, transcript, spanish)
+    assert any(said in spanish for _, spanish in kept)
+    # a kept phrase nobody said is never forced into a translation
+    unsaid = await texts_with_terms(live, content, [pb.Term(phrase="qjxv", kind=pb.Term.KEEP)])
+    assert not any("qjxv" in spanish for _, spanish in unsaid)
+
+
+@pytest.mark.parametrize(
+    "terms,words",
+    [
+        ([pb.Term(phrase=f"name{n}") for n in range(33)], "at most 32"),
+        ([pb.Term(phrase="x" * 65)], "at most 64"),
+        ([pb.Term(phrase="Acme", weight=11)], "(0, 10]"),
+        ([pb.Term(phrase="  ")], "empty"),
+        ([pb.Term(phrase="Acme"), pb.Term(phrase="acme", kind=pb.Term.KEEP)], "more than once"),
+    ],
+)
+async def test_bad_term_lists_say_what_to_fix(
+    live: LiveServer, shared_audio: Path, terms: list[pb.Term], words: str
+) -> None:
+    content, _ = shared_pcm(shared_audio, "jfk.flac")
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await live.stub.Translate(raw_request(content[:64000], pb.LINEAR16, terms=terms))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and words in (e.value.details() or ""), e.value

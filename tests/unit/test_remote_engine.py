@@ -177,3 +177,25 @@ async def test_a_worker_that_stops_reading_is_cut_off_at_the_bound(node: Node) -
     sock.close()
     await flooding
     await good.close()
+
+
+def test_detection_terms_and_stage_times_cross_the_wire() -> None:
+    from translate_svc.engine.runner import DETECTED, ModelOutput
+    from translate_svc.types import Term
+
+    terms = (Term("Acme", keep=True), Term("gRPC", weight=5.0))
+    item = ModelInput(np.ones(160, np.float32), ("spa",), DETECTED, True, 1, ("eng", "spa"), terms)
+    sent = msgspec.msgpack.decode(
+        msgspec.msgpack.encode(wire.submit_of(7, "s", item, droppable=False)), type=wire.ToEngine
+    )
+    assert isinstance(sent, wire.Submit)
+    got = wire.model_input(sent)
+    assert (got.targets, got.transcript_language, got.detect, got.terms) == (("spa",), DETECTED, ("eng", "spa"), terms)
+    out = ModelOutput("hola", {"spa": "x"}, {}, {"eng": 0.25, "spa": 0.75}, speech_ms=1.5, language_id_ms=2.5)
+    back = msgspec.msgpack.decode(
+        msgspec.msgpack.encode(wire.result_of(7, JobResult(out, None, 1.0, 2.0, 1))), type=wire.ToWorker
+    )
+    assert isinstance(back, wire.Result)
+    done = wire.job_result(back).output
+    assert done is not None
+    assert (done.detected, done.speech_ms, done.language_id_ms) == ({"eng": 0.25, "spa": 0.75}, 1.5, 2.5)

@@ -23,7 +23,7 @@ import typer
 from translate_svc.cli.common import CliError
 
 if TYPE_CHECKING:
-    from translate_svc.client import AsyncTranslateClient, AudioFormat, OutputOptions, TlsOptions, VadOptions
+    from translate_svc.client import AsyncTranslateClient, AudioFormat, OutputOptions, Term, TlsOptions, VadOptions
     from translate_svc.client.types import StreamEncoding
 
 R = TypeVar("R")
@@ -87,6 +87,21 @@ class LanguageFlags:
     asr_only: Annotated[
         bool, typer.Option("--asr-only", help="the transcript alone, no translation (needs --from; no --to)")
     ] = False
+    terms_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--terms",
+            help="names and jargon to get right, one per line: `Acme Cloud` or `boost 5: Acme` (boost, "
+            "weight 0-10), `keep: Acme` (do not translate); # comments",
+        ),
+    ] = None
+
+    def terms(self) -> list[Term]:
+        """The --terms file's terms (none without one)."""
+        from translate_svc.cli.lang import read_terms
+
+        return read_terms(self.terms_file) if self.terms_file is not None else []
+
     lang_check: Annotated[
         bool,
         typer.Option(

@@ -15,11 +15,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 
 from translate_svc.cli.common import CliError, warn
-from translate_svc.client import AsyncTranslateClient, Language, Languages, TranslateError
+from translate_svc.client import AsyncTranslateClient, Language, Languages, Term, TranslateError
 from translate_svc.languages import bcp47_candidates, guess_model_code
 
 #: how many codes an error message lists
@@ -185,6 +186,34 @@ def _candidates(values: Sequence[str], langs: Languages) -> list[str]:
             + ", ".join(sorted(lang.code for lang in detectable)[:_SHOWN])
         )
     return codes
+
+
+def read_terms(path: Path) -> list[Term]:
+    """A --terms file: one term a line, ``phrase`` or ``boost [W]: phrase`` (a boost, weight W),
+    ``keep: phrase`` (do not translate); blank lines and ``#`` comments are skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CliError(f"--terms {path}: cannot read it ({e})") from None
+    terms: list[Term] = []
+    for n, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        head, colon, phrase = line.partition(":")
+        words = head.split()
+        if not colon or not words or words[0].lower() not in ("boost", "keep"):
+            terms.append(Term(line))
+            continue
+        kind, rest = words[0].lower(), words[1:]
+        if not phrase.strip() or (kind == "keep" and rest) or len(rest) > 1:
+            raise CliError(f"--terms {path}:{n}: write `keep: phrase`, `boost: phrase` or `boost 5: phrase`")
+        try:
+            weight = float(rest[0]) if rest else 0.0
+        except ValueError:
+            raise CliError(f"--terms {path}:{n}: the weight {rest[0]!r} is not a number (0-10)") from None
+        terms.append(Term(phrase.strip(), keep=kind == "keep", weight=weight))
+    return terms
 
 
 def _check_speech(chosen: Sequence[Language], langs: Languages) -> None:

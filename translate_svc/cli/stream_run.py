@@ -133,6 +133,7 @@ class StreamJob:
                 targets=choice.targets,
                 source=choice.source,
                 detect=choice.detect if choice.detect is not None else False,
+                terms=plan.lang.terms(),
                 format=source.fmt,
                 interim_ms=plan.interim_ms,
                 output=plan.output,

@@ -51,6 +51,7 @@ from translate_svc.client import (
     OutputOptions,
     Segment,
     StreamEnd,
+    Term,
     TranslateError,
     VadOptions,
 )
@@ -123,6 +124,7 @@ class TranslateJob:
     conn: Connection
     plan: TranslatePlan
     langs: LangChoice = field(default_factory=lambda: LangChoice(None, []))
+    terms: list[Term] = field(default_factory=list)
 
     async def run_all(self, inputs: Sequence[Path], out_dir: Path) -> int:
         plan, speech = self.plan, self.plan.output.speech
@@ -137,6 +139,7 @@ class TranslateJob:
                 speaker_id=plan.output.speaker_id,
                 asr_only=plan.lang.asr_only,
             )
+            self.terms = plan.lang.terms()
             planned = [
                 out_dir / name
                 for base in bases
@@ -173,6 +176,7 @@ class TranslateJob:
                     targets=self.langs.targets,
                     source=self.langs.source,
                     detect=self.langs.detect if self.langs.detect is not None else False,
+                    terms=self.terms,
                     format=self.plan.raw,
                     output=self.plan.output,
                     vad=self.plan.vad,
@@ -193,6 +197,7 @@ class TranslateJob:
             targets=self.langs.targets,
             source=self.langs.source,
             detect=self.langs.detect if self.langs.detect is not None else False,
+            terms=self.terms,
             format=clip.stream_format(),
             output=self.plan.output,
             vad=self.plan.vad,

@@ -27,6 +27,7 @@ from translate_svc.client.types import (
     SpeechEventType,
     StreamEncoding,
     StreamEnd,
+    Term,
     Timing,
     TranslateResult,
     Translation,
@@ -103,6 +104,15 @@ def targets_list(targets: str | Sequence[str], *, asr: bool = False) -> list[str
             'name at least one target language, e.g. targets=["spa"]; or, for the transcript alone '
             "(ASR only), targets=() with source= or detect="
         )
+    return out
+
+
+def terms_pb(terms: Sequence[Term | str]) -> list[pb.Term]:
+    out = []
+    for t in terms:
+        term = Term(t) if isinstance(t, str) else t
+        kind = pb.Term.KEEP if term.keep else pb.Term.BOOST
+        out.append(pb.Term(phrase=term.phrase, kind=kind, weight=term.weight))
     return out
 
 

@@ -49,6 +49,7 @@ from translate_svc.client.types import (
     StreamEnd,
     StreamEvent,
     StreamInfo,
+    Term,
     TlsOptions,
     TranslateResult,
     VadOptions,
@@ -267,6 +268,7 @@ class AsyncTranslateClient:
         targets: str | Sequence[str],
         source: str | None = None,
         detect: bool | Sequence[str] = False,
+        terms: Sequence[Term | str] = (),
         format: AudioFormat | None = None,
         sample_rate: int | None = None,
         encoding: ClipEncoding | None = None,
@@ -282,7 +284,8 @@ class AsyncTranslateClient:
         each segment carries. ``targets=()`` with ``source`` (or ``detect``): ASR only, the
         transcript alone. ``detect``: each segment's spoken language is identified instead of
         taking ``source`` (True: any language the identifier picks; or the candidates, e.g.
-        ``["eng", "spa"]``); ``Segment.language_scores`` carries the scores."""
+        ``["eng", "spa"]``); ``Segment.language_scores`` carries the scores. ``terms``: names
+        and jargon to get right (``Term``; a ``str`` is a boost)."""
         if format is not None:
             if (sample_rate, encoding, channels) != (None, None, None):
                 raise ValueError("give format= or encoding=/sample_rate=/channels=, not both")
@@ -302,6 +305,7 @@ class AsyncTranslateClient:
             output=convert.output_pb(_output(output, output_fields)),
             vad=convert.vad_pb(vad),
             language_detection=convert.detection_pb(detect),
+            terms=convert.terms_pb(terms),
         )
         resp = await self._unary("Translate", request, timeout_s)
         return convert.translate_result(resp)
@@ -312,6 +316,7 @@ class AsyncTranslateClient:
         targets: str | Sequence[str],
         source: str | None = None,
         detect: bool | Sequence[str] = False,
+        terms: Sequence[Term | str] = (),
         format: AudioFormat | None = None,
         encoding: StreamEncoding | None = None,
         sample_rate: int | None = None,
@@ -335,8 +340,8 @@ class AsyncTranslateClient:
         ``max_replay_s``: the most audio kept for a resume while no final result arrives.
         ``timeout_s``: a deadline for the whole stream (None: none). ``max_buffered_events``: events
         read ahead of the caller before the SDK stops reading (then the server's flow control slows
-        the stream). ``targets``, ``source`` and ``detect`` (ASR only, language detection): as in
-        ``translate``.
+        the stream). ``targets``, ``source``, ``detect`` (ASR only, language detection) and
+        ``terms``: as in ``translate``.
         """
         fmt, enc = _stream_format(format, encoding, sample_rate, channels)
         config = pb.StreamingConfig(
@@ -347,6 +352,7 @@ class AsyncTranslateClient:
             interim_interval_ms=interim_ms,
             vad=convert.vad_pb(vad),
             language_detection=convert.detection_pb(detect),
+            terms=convert.terms_pb(terms),
         )
         buffer = ReplayBuffer(
             rate=fmt.sample_rate, frame_bytes=fmt.frame_bytes, packet_ms=packet_ms, max_seconds=max_replay_s

@@ -45,6 +45,17 @@ class TlsOptions:
 
 
 @dataclass(frozen=True)
+class Term:
+    """A phrase to get right (a name, jargon): ``keep=True`` carries it verbatim into the
+    translations where it was said (do not translate); otherwise it is boosted by ``weight`` in
+    (0, 10] (0: the server's default, 3). A plain ``str`` in ``terms=`` is a boost."""
+
+    phrase: str
+    keep: bool = False
+    weight: float = 0.0
+
+
+@dataclass(frozen=True)
 class VadOptions:
     """Per-request segmentation overrides; ``None`` keeps the server's default (see docs/api.md)."""
 

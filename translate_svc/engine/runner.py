@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from translate_svc.types import Language, ModelInfo
+from translate_svc.types import Language, ModelInfo, Term
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,6 +45,8 @@ class ModelInput:
     #: detect the spoken language among these (empty: any the identifier can pick); the transcript
     #: is then decoded in the language chosen; None: no detection
     detect: tuple[str, ...] | None = None
+    #: phrases to boost or keep (``types.Term``); empty: the plain greedy decode
+    terms: tuple[Term, ...] = ()
     #: computed ahead (off the model thread) when given; else computed in ``run``
     features: Features | None = None
 

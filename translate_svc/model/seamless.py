@@ -55,6 +55,7 @@ from translate_svc.model.forced import ForcedLengths, ForceTextLength, UnitDurat
 from translate_svc.model.languages import LanguageCatalog
 from translate_svc.model.loading import describe_model, validate_model_dir
 from translate_svc.model.shapes import bucket_length
+from translate_svc.model.terms import Bias, RowSequenceBias, TermTokens, row_terms
 from translate_svc.model.vocoder import MaskedVocoder
 from translate_svc.types import MODEL_SAMPLE_RATE, ModelInfo
 
@@ -124,6 +125,7 @@ class SeamlessRunner:
             getattr(gen, "vocoder_lang_code_to_id", None),
         )
         self.num_speakers = int(self.model.config.vocoder_num_spkrs)
+        self._terms = TermTokens(self.processor.tokenizer)
         #: spoken-language identification (``ModelInput.detect``); None: not installed
         self.identifier = identifier
         languages = tuple(self.catalog.languages())
@@ -245,11 +247,19 @@ class SeamlessRunner:
         return cap if self._gen_max_new is None else min(cap, int(self._gen_max_new))
 
     def decode_text(
-        self, enc: torch.Tensor, mask: torch.Tensor, langs: Sequence[str], audio_s: Sequence[float]
+        self,
+        enc: torch.Tensor,
+        mask: torch.Tensor,
+        langs: Sequence[str],
+        audio_s: Sequence[float],
+        biases: Sequence[Bias] = (),
     ) -> torch.Tensor:
-        """Greedy text decoding, one row per language; ``enc``/``mask`` already expanded to rows."""
+        """Greedy text decoding, one row per language; ``enc``/``mask`` already expanded to rows.
+        ``biases``: each row's term biases (model/terms.py); none: the plain decode."""
         lang_ids = torch.tensor([[self._text_lang_ids[lang]] for lang in langs], device=self.device)
         extra: dict[str, object] = {}
+        if any(biases) and self.forced is None:
+            extra["logits_processor"] = LogitsProcessorList([RowSequenceBias(biases)])
         if self.forced is not None:
             lengths = [self.forced.text_tokens(s) for s in audio_s]
             eos = int(self.model.generation_config.eos_token_id)
@@ -257,7 +267,7 @@ class SeamlessRunner:
             extra["max_new_tokens"] = max(lengths) + 1
         elif self.text_cap is not None:
             caps = [self.max_new_tokens(s) for s in audio_s]
-            extra = {"stopping_criteria": StoppingCriteriaList([RowTokenCap(caps)]), "max_new_tokens": max(caps)}
+            extra.update(stopping_criteria=StoppingCriteriaList([RowTokenCap(caps)]), max_new_tokens=max(caps))
         out = GenerationMixin.generate(
             self.model,  # type: ignore[arg-type]
             encoder_outputs=BaseModelOutput(last_hidden_state=enc),
@@ -342,7 +352,7 @@ class SeamlessRunner:
         index = torch.tensor([k for k, _ in rows], device=self.device)
         row_enc, row_mask = enc.index_select(0, index), mask.index_select(0, index)
         seconds = [len(i.audio) / MODEL_SAMPLE_RATE for i in inputs]
-        sequences = self.decode_text(row_enc, row_mask, [lang for _, lang in rows], [seconds[k] for k, _ in rows])
+        sequences = self.decode_rows(row_enc, row_mask, rows, inputs, spoken, seconds)
         texts = self.processor.batch_decode(sequences, skip_special_tokens=True)
 
         # Speech for target rows that asked for it and have at least one text token.
@@ -384,6 +394,61 @@ class SeamlessRunner:
                 )
             )
         return outputs
+
+    def decode_rows(
+        self,
+        enc: torch.Tensor,
+        mask: torch.Tensor,
+        rows: Sequence[tuple[int, str]],
+        inputs: Sequence[ModelInput],
+        spoken: Sequence[str | None],
+        seconds: Sequence[float],
+    ) -> torch.Tensor:
+        """The text rows (``enc``/``mask`` expanded to them). Without terms: one decode. With
+        KEEP terms, the transcript rows of those segments are decoded first, so each translation
+        row knows which kept phrases were said (model/terms.py); then the other rows."""
+        langs = [lang for _, lang in rows]
+        audio_s = [seconds[k] for k, _ in rows]
+        if not any(item.terms for item in inputs):
+            return self.decode_text(enc, mask, langs, audio_s)
+        first = [
+            r for r, (k, lang) in enumerate(rows)
+            if lang == spoken[k] and any(t.keep for t in inputs[k].terms) and set(inputs[k].targets) - {lang}
+        ]  # fmt: skip
+        said: dict[int, str] = {}  # segment -> its transcript, where decoded first
+
+        def decode(subset: list[int]) -> torch.Tensor:
+            index = torch.tensor(subset, device=self.device)
+            biases = [
+                self._terms.bias(
+                    row_terms(inputs[rows[r][0]].terms, transcript_row=langs[r] == spoken[rows[r][0]],
+                              transcript=said.get(rows[r][0]))
+                )
+                for r in subset
+            ]  # fmt: skip
+            return self.decode_text(
+                enc.index_select(0, index),
+                mask.index_select(0, index),
+                [langs[r] for r in subset],
+                [audio_s[r] for r in subset],
+                biases,
+            )
+
+        parts: list[tuple[list[int], torch.Tensor]] = []
+        if first:
+            done = decode(first)
+            for r, text in zip(first, self.processor.batch_decode(done, skip_special_tokens=True), strict=True):
+                said[rows[r][0]] = text
+            parts.append((first, done))
+        rest = [r for r in range(len(rows)) if r not in set(first)]
+        if rest:
+            parts.append((rest, decode(rest)))
+        pad = int(self.model.generation_config.pad_token_id)
+        width = max(seqs.shape[1] for _, seqs in parts)
+        out = torch.full((len(rows), width), pad, dtype=parts[0][1].dtype, device=parts[0][1].device)
+        for subset, seqs in parts:
+            out[torch.tensor(subset, device=out.device), : seqs.shape[1]] = seqs
+        return out
 
     def identify(self, inputs: Sequence[ModelInput]) -> tuple[dict[int, dict[str, float]], float]:
         """The spoken language of the segments that ask (``detect``), in one identifier batch: each

@@ -116,7 +116,9 @@ class StreamDriver:
                 f"the first message must be `config`, got `{request_name(first)}`: send the StreamingConfig first"
             )
         detect = list(first.detect) if first.detect is not None else None
-        task = self._m.resolve_task(first.source_language, list(first.target_languages), first.output, detect)
+        task = self._m.resolve_task(
+            first.source_language, list(first.target_languages), first.output, detect, first.terms
+        )
         session = self._m.open_stream(
             first.format, task, first.vad, interim_interval_ms=first.interim_interval_ms, resume=first.resume
         )

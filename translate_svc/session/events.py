@@ -16,6 +16,7 @@ from translate_svc.types import (
     InterimResult,
     OutputOptions,
     SegmentResult,
+    Term,
     TranslationTask,
 )
 from translate_svc.vad.segmenter import SegmenterConfig
@@ -45,6 +46,7 @@ class StreamConfig:
     resume: Resume | None = None
     #: language detection among these candidates (empty: any); None: off
     detect: tuple[str, ...] | None = None
+    terms: tuple[Term, ...] = ()
 
 
 @dataclass(frozen=True)

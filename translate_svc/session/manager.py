@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Protocol
 
 from translate_svc.audio.codec import check_stream_format, decode_audio
@@ -19,7 +20,7 @@ from translate_svc.session import task as checks
 from translate_svc.session.events import ClipResult, Draining, Resume
 from translate_svc.session.stream import StreamSession
 from translate_svc.settings import LimitsSettings
-from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, SegmentResult, TranslationTask
+from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, SegmentResult, Term, TranslationTask
 from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.worker import VadWorker
 
@@ -87,10 +88,15 @@ class SessionManager:
         return self.engine.card
 
     def resolve_task(
-        self, source: str, targets: list[str], output: OutputOptions, detect: list[str] | None = None
+        self,
+        source: str,
+        targets: list[str],
+        output: OutputOptions,
+        detect: list[str] | None = None,
+        terms: Sequence[Term] = (),
     ) -> TranslationTask:
-        """Check languages and output options against the loaded model and the limits."""
-        return checks.resolve_task(self.card, self.limits, source, targets, output, detect)
+        """Check languages, output options and terms against the loaded model and the limits."""
+        return checks.resolve_task(self.card, self.limits, source, targets, output, detect, terms)
 
     def drain(self, seconds: float, *, grace_s: float | None = None) -> Draining:
         """The server is shutting down: refuse new streams; tell every live stream that it is

@@ -46,6 +46,7 @@ def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool) -> Mod
         speech=task.output.speech and final,
         speaker_id=task.output.speaker_id,
         detect=task.detect,
+        terms=task.terms,
     )
 
 

@@ -6,12 +6,21 @@ whose message tells the caller what to send instead.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from translate_svc.audio.opus import OPUS_RATE
 from translate_svc.engine.runner import ModelCard
 from translate_svc.errors import InvalidInput, NotInstalled, shown
 from translate_svc.session.events import Resume
 from translate_svc.settings import LimitsSettings
-from translate_svc.types import OutputOptions, SpeechEncoding, TranslationTask
+from translate_svc.types import (
+    DEFAULT_TERM_WEIGHT,
+    MAX_TERM_WEIGHT,
+    OutputOptions,
+    SpeechEncoding,
+    Term,
+    TranslationTask,
+)
 
 #: Translate refuses speech answers that could outgrow the message limit: this many seconds of
 #: speech per second of input audio per target are assumed (SeamlessM4T speaks at about the
@@ -26,12 +35,14 @@ def resolve_task(
     targets: list[str],
     output: OutputOptions,
     detect: list[str] | None = None,
+    terms: Sequence[Term] = (),
 ) -> TranslationTask:
     """Check languages and output options against the loaded model and the limits. No targets:
     ASR only. ``detect``: language detection among these candidates (empty: any)."""
     text_codes, speech_codes = card.text_codes, card.speech_codes
     if detect is not None:
         check_detection(card, limits, source, detect)
+    check_terms(terms, limits)
     if not targets and not (source or detect is not None):
         raise InvalidInput(
             'target_languages is empty: name at least one target language (e.g. "spa"), or set '
@@ -75,7 +86,37 @@ def resolve_task(
         target_languages=tuple(targets),
         output=output,
         detect=tuple(detect) if detect is not None else None,
+        terms=tuple(terms),
     )
+
+
+def check_terms(terms: Sequence[Term], limits: LimitsSettings) -> None:
+    if len(terms) > limits.max_terms:
+        raise InvalidInput(
+            f"{len(terms)} terms sent; this server allows at most {limits.max_terms} per request "
+            "(ServerLimits.max_terms): keep the names and jargon that matter most"
+        )
+    seen: set[str] = set()
+    for n, t in enumerate(terms):
+        phrase = t.phrase
+        if not phrase.strip():
+            raise InvalidInput(f"terms[{n}].phrase is empty: give the words to boost or keep")
+        if len(phrase) > limits.max_term_chars:
+            raise InvalidInput(
+                f"terms[{n}].phrase is {len(phrase)} characters; at most {limits.max_term_chars} "
+                "(ServerLimits.max_term_chars): a term is a name or a few words, not a sentence"
+            )
+        if any(not c.isprintable() for c in phrase):
+            raise InvalidInput(f"terms[{n}].phrase {shown(phrase)} holds control characters: send plain text")
+        if not t.keep and not 0 < t.weight <= MAX_TERM_WEIGHT:
+            raise InvalidInput(
+                f"terms[{n}].weight is {t.weight:g}: a BOOST weight is in (0, {MAX_TERM_WEIGHT:g}] "
+                f"(0 or unset means {DEFAULT_TERM_WEIGHT:g})"
+            )
+        key = phrase.strip().casefold()
+        if key in seen:
+            raise InvalidInput(f"terms lists {shown(phrase)} more than once")
+        seen.add(key)
 
 
 def check_detection(card: ModelCard, limits: LimitsSettings, source: str, candidates: list[str]) -> None:

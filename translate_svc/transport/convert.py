@@ -6,6 +6,7 @@ The gRPC door's only knowledge of the wire types besides the servicer's method t
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 from google.protobuf import any_pb2, duration_pb2
@@ -29,6 +30,7 @@ from translate_svc.session.events import (
 )
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
+    DEFAULT_TERM_WEIGHT,
     AudioEncoding,
     AudioFormat,
     InterimResult,
@@ -36,6 +38,7 @@ from translate_svc.types import (
     OutputOptions,
     SegmentResult,
     SpeechEncoding,
+    Term,
     Transcript,
     Translation,
 )
@@ -130,6 +133,24 @@ def detection_to_pb(detect: tuple[str, ...] | None) -> pb.LanguageDetection | No
     return None if detect is None else pb.LanguageDetection(enabled=True, candidates=detect)
 
 
+def terms(msgs: Sequence[pb.Term]) -> tuple[Term, ...]:
+    """Term messages as the domain's (kind and weight defaults filled in; checked in session.task)."""
+    out = []
+    for n, t in enumerate(msgs):
+        if t.kind not in (pb.Term.KIND_UNSPECIFIED, pb.Term.BOOST, pb.Term.KEEP):
+            raise InvalidInput(f"terms[{n}].kind is {t.kind}: use BOOST or KEEP")
+        keep = t.kind == pb.Term.KEEP
+        out.append(Term(t.phrase, keep, t.weight or DEFAULT_TERM_WEIGHT))
+    return tuple(out)
+
+
+def terms_to_pb(ts: Sequence[Term]) -> list[pb.Term]:
+    return [
+        pb.Term(phrase=t.phrase, kind=pb.Term.KEEP if t.keep else pb.Term.BOOST, weight=0 if t.keep else t.weight)
+        for t in ts
+    ]
+
+
 #: VadOptions fields, named as in the segmenter's config (SegmenterConfig)
 _VAD_FIELDS = ("threshold", "min_silence_ms", "speech_pad_ms", "min_speech_ms", "max_segment_ms")
 
@@ -173,6 +194,8 @@ def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
         max_unread_results=limits.max_unread_results,
         min_interim_interval_ms=limits.min_interim_interval_ms,
         max_candidate_languages=limits.max_candidate_languages,
+        max_terms=limits.max_terms,
+        max_term_chars=limits.max_term_chars,
     )
 
 
@@ -305,6 +328,7 @@ def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig) -> Str
         interim_interval_ms=cfg.interim_interval_ms,
         resume=resume,
         detect=_tuple(detection(cfg.language_detection, cfg.HasField("language_detection"))),
+        terms=terms(cfg.terms),
     )
 
 
@@ -329,6 +353,7 @@ def stream_started_to_pb(s: StreamStarted) -> pb.StreamStarted:
             interim_interval_ms=s.interim_interval_ms,
             resume=resume,
             language_detection=detection_to_pb(s.task.detect),
+            terms=terms_to_pb(s.task.terms),
         ),
         model=model_card_to_pb(s.card),
         limits=limits_to_pb(s.limits),

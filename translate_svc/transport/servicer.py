@@ -122,6 +122,7 @@ class TranslatorServicer:
             list(request.target_languages),
             convert.output_options(request.output, request.HasField("output")),
             convert.detection(request.language_detection, request.HasField("language_detection")),
+            convert.terms(request.terms),
         )
         vad = convert.vad_settings(request.vad, self._m.vad_defaults)
         clip = await self._m.translate_clip(request.audio.content, fmt, task, vad)

@@ -22,7 +22,7 @@ import numpy as np
 
 from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.runner import ModelCard, ModelInput, ModelOutput
-from translate_svc.types import SegmentError
+from translate_svc.types import SegmentError, Term
 
 #: a frame larger than this is a broken peer, not a segment (a 60 s segment is 3.8 MB of samples)
 MAX_FRAME_BYTES: Final = 256 * 1024 * 1024
@@ -51,6 +51,7 @@ class Submit(msgspec.Struct, tag="submit", array_like=True):
     speaker_id: int
     audio: bytearray  # float32 little-endian, 16 kHz mono (a bytearray: numpy may write to it)
     detect: tuple[str, ...] | None = None
+    terms: tuple[Term, ...] = ()
 
 
 class Cancel(msgspec.Struct, tag="cancel", array_like=True):
@@ -136,11 +137,12 @@ def submit_of(job: int, owner: str, item: ModelInput, *, droppable: bool) -> Sub
         item.speaker_id,
         _f32(item.audio),
         item.detect,
+        item.terms,
     )
 
 
 def model_input(m: Submit) -> ModelInput:
-    return ModelInput(_samples(m.audio), m.targets, m.transcript_language, m.speech, m.speaker_id, m.detect)
+    return ModelInput(_samples(m.audio), m.targets, m.transcript_language, m.speech, m.speaker_id, m.detect, m.terms)
 
 
 def result_of(job: int, r: JobResult) -> Result:

@@ -1,0 +1,114 @@
+"""Term lists in the text decoder: per-row phrase biases through transformers' logits processors.
+
+A BOOST term adds its weight to the logits of its tokens: to the first token always, and to each
+next one when the tokens before it were just written (``SequenceBiasLogitsProcessor`` with every
+prefix of the phrase), so the decoder is pulled into the phrase and through it. A KEEP term (do not
+translate) is boosted like that in the transcript; in the translations it gets ``KEEP_WEIGHT``, only
+where the segment's transcript holds it, and only until the row has written it as many times as
+the transcript says it: a name that was said comes out verbatim, one that was not said is never
+forced in, and a kept phrase is not repeated. Rows of one batch have different term lists:
+``RowSequenceBias`` applies each row's own. No search of our own: greedy decoding with the biased
+logits, as ``generate`` does it.
+
+Model thread only (the tokenizer cache is not locked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from transformers import LogitsProcessor, SequenceBiasLogitsProcessor
+
+from translate_svc.types import DEFAULT_TERM_WEIGHT, Term
+
+#: the bias of a kept phrase in a translation, where the transcript has it: enough to outweigh
+#: the decoder's own preference, which a BOOST weight (at most 10) may not
+KEEP_WEIGHT = 12.0
+
+#: one phrase in one row: its token ids, its weight, and how many times it may be written while
+#: biased (0: no limit)
+Entry = tuple[tuple[int, ...], float, int]
+#: a row's biases, hashable
+Bias = tuple[Entry, ...]
+
+
+class TermTokens:
+    """Phrases as the tokenizer writes them inside a sentence (a word start), and rows' biases."""
+
+    def __init__(self, tokenizer: object) -> None:
+        self._tokenizer = tokenizer
+        self._ids: dict[str, tuple[int, ...]] = {}
+
+    def ids(self, phrase: str) -> tuple[int, ...]:
+        key = phrase.strip()
+        if key not in self._ids:
+            encoded = self._tokenizer(key, add_special_tokens=False)  # type: ignore[operator]
+            self._ids[key] = tuple(int(i) for i in encoded["input_ids"])
+        return self._ids[key]
+
+    def bias(self, weighted: Iterable[tuple[str, float, int]]) -> Bias:
+        """The row's phrases as token ids, with their weights and limits."""
+        return tuple(
+            sorted((self.ids(phrase), weight, times) for phrase, weight, times in weighted if self.ids(phrase))
+        )
+
+
+def row_terms(terms: Sequence[Term], *, transcript_row: bool, transcript: str | None) -> list[tuple[str, float, int]]:
+    """(phrase, weight, times) of one text row: BOOST terms everywhere; KEEP terms boosted in the
+    transcript row, and in a translation row where ``transcript`` holds them, as often as it does."""
+    weighted = [(t.phrase, t.weight, 0) for t in terms if not t.keep]
+    if transcript_row:
+        weighted += [(t.phrase, DEFAULT_TERM_WEIGHT, 0) for t in terms if t.keep]
+    elif transcript is not None:
+        said = transcript.casefold()
+        for t in terms:
+            times = said.count(t.phrase.strip().casefold()) if t.keep else 0
+            if times:
+                weighted.append((t.phrase, KEEP_WEIGHT, times))
+    return weighted
+
+
+class RowSequenceBias(LogitsProcessor):
+    """Each row's biases at each step: its phrases (those still under their limit) as every prefix
+    with its weight, through one ``SequenceBiasLogitsProcessor`` per distinct set (cached)."""
+
+    def __init__(self, rows: Sequence[Bias]) -> None:
+        self._rows = list(rows)
+        self._processors: dict[Bias, SequenceBiasLogitsProcessor] = {}
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        groups: dict[Bias, list[int]] = {}
+        for r, bias in enumerate(self._rows):
+            if any(times for _, _, times in bias):
+                written = input_ids[r].tolist()
+                bias = tuple(e for e in bias if not e[2] or _count(written, e[0]) < e[2])
+            if bias:
+                groups.setdefault(bias, []).append(r)
+        for bias, members in groups.items():
+            processor = self._processors.get(bias)
+            if processor is None:
+                processor = self._processors[bias] = SequenceBiasLogitsProcessor(_prefixes(bias))
+            rows = torch.tensor(members, device=scores.device)
+            scores[rows] = processor(input_ids[rows], scores[rows])
+        return scores
+
+
+def _prefixes(bias: Bias) -> list[list[list[int] | float]]:
+    """Every prefix of every phrase, with its weight (the largest where phrases share one)."""
+    out: dict[tuple[int, ...], float] = {}
+    for ids, weight, _ in bias:
+        for n in range(1, len(ids) + 1):
+            out[ids[:n]] = max(out.get(ids[:n], 0.0), weight)
+    return [[list(ids), w] for ids, w in sorted(out.items())]
+
+
+def _count(written: list[int], phrase: tuple[int, ...]) -> int:
+    """Times ``phrase`` occurs in ``written`` (not overlapping)."""
+    n, at, count = len(phrase), 0, 0
+    while at + n <= len(written):
+        if tuple(written[at : at + n]) == phrase:
+            count, at = count + 1, at + n
+        else:
+            at += 1
+    return count
