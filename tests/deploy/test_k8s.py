@@ -492,6 +492,8 @@ def test_network_policy_admits_only_clients_and_monitoring(overlay: str) -> None
     metrics_port = int(env["TRANSLATE_SVC_SERVER__METRICS_PORT"])
     (policy,) = objects(objs, "NetworkPolicy")
     assert "Ingress" in policy["spec"]["policyTypes"]
+    # no egress at all: the server calls nothing, and its media parsers must not be able to
+    assert "Egress" in policy["spec"]["policyTypes"] and policy["spec"].get("egress") in ([], None)
     admitted: dict[tuple[tuple[str, str], ...], set[int]] = {}
     for rule in policy["spec"]["ingress"]:
         assert rule.get("from") and rule.get("ports"), f"{overlay}: a rule admits every source or every port"

@@ -494,6 +494,10 @@ def test_translate_mistakes(server: str, tmp_path: Path) -> None:
     fails(run_cli("translate", DEMO, "--to", "spa", "--raw-rate", "1000", *out), EXIT_USAGE, "--raw-rate 1000")
     fails(run_cli("translate", DEMO, "--to", "spa", "--tls-cert", DEMO, *out), EXIT_USAGE, "--tls-key")
     fails(run_cli("translate", DEMO, "--to", "spa", "--token", "a", "--token-file", DEMO, *out), EXIT_USAGE)
+    # a token in the clear to another machine: refused unless asked for by name
+    remote = ("translate", DEMO, "--to", "spa", "--server", "10.255.255.1:50051", "--token", "t0k3n")
+    line = fails(run_cli(*remote, "--out", tmp_path / "o"), EXIT_USAGE, "in the clear", "--allow-plaintext-token")
+    assert "t0k3n" not in line
     assert not (tmp_path / "o").exists()
 
 

@@ -81,6 +81,13 @@ async def test_a_bad_resume_token_is_refused(live: LiveServer) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await call(live, [cfg(pb.ResumeFrom(resume_token="nope", next_segment_id=1, offset_ms=5))])
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "resume_token" in (err.value.details() or "")
+    # offsets and ids past any stream's length (int64's largest once ended a stream with INTERNAL)
+    token = "0123456789abcdef" * 2
+    for offset, next_id in ((2**63 - 1, 1), (5, 2**63 - 1), (4 * 3600 * 1000 + 1, 0)):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call(live, [cfg(pb.ResumeFrom(resume_token=token, next_segment_id=next_id, offset_ms=offset))])
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (offset, next_id)
+        assert "max_stream_seconds" in (err.value.details() or "")
 
 
 async def test_a_draining_server_tells_live_streams_translates_their_speech_and_ends_them_to_resume(

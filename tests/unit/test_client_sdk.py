@@ -514,3 +514,19 @@ async def test_calls_take_the_pools_channels_in_turn_opened_as_needed() -> None:
         await c.close()
     with pytest.raises(ValueError, match="connections"):
         AsyncTranslateClient("127.0.0.1:1", connections=0)
+
+
+def test_a_token_is_not_sent_in_the_clear_to_another_machine() -> None:
+    from translate_svc.client import AsyncTranslateClient, TlsOptions
+    from translate_svc.client._addresses import is_local
+
+    local = ["localhost:50051", "127.0.0.1:1", "127.9.9.9:1", "[::1]:50051", "unix:/run/ts.sock", "dns:///localhost:1"]
+    remote = ["10.0.0.5:50051", "svc.ns:50051", "dns:///svc.ns:50051", "ipv4:127.0.0.1:1,10.0.0.5:1", "[fd00::1]:1"]
+    assert all(is_local(t) for t in local) and not any(is_local(t) for t in remote)
+    with pytest.raises(ValueError, match=r"in the clear to 10\.0\.0\.5:50051") as refused:
+        AsyncTranslateClient(["localhost:1", "10.0.0.5:50051"], token="secret")
+    assert "allow_plaintext_token=True" in str(refused.value) and "secret" not in str(refused.value)
+    AsyncTranslateClient("10.0.0.5:50051", token="secret", allow_plaintext_token=True)  # the caller's choice
+    AsyncTranslateClient("10.0.0.5:50051", token="secret", tls=TlsOptions())  # TLS: fine
+    AsyncTranslateClient("10.0.0.5:50051")  # no token: nothing to leak
+    AsyncTranslateClient("localhost:50051", token="secret")  # loopback: fine

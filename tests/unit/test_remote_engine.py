@@ -173,13 +173,19 @@ async def test_a_worker_that_stops_reading_is_cut_off_at_the_bound(node: Node) -
             break
         await asyncio.sleep(0.05)
     assert node.server.workers == 1, "the stuck worker is still connected"
+    # the stuck worker's jobs are dropped; the good worker hears the queue's new state a moment
+    # later (the next State message), and only then has room by its own count
+    for _ in range(200):
+        if good.stats().queued < good.stats().max_queued:
+            break
+        await asyncio.sleep(0.05)
     assert good.healthy and (await good.submit("g", item(1600))).error is None
     sock.close()
     await flooding
     await good.close()
 
 
-def test_detection_terms_and_stage_times_cross_the_wire() -> None:
+async def test_detection_terms_and_stage_times_cross_the_wire() -> None:
     from translate_svc.engine.runner import DETECTED, ModelOutput
     from translate_svc.types import Term
 

@@ -217,14 +217,23 @@ class Connection:
     tls: TlsOptions | None
     token: str | None
     timeout_s: float
+    allow_plaintext_token: bool = False
 
     def client(self) -> AsyncTranslateClient:
         from translate_svc.client import AsyncTranslateClient
 
         try:
-            return AsyncTranslateClient(self.server, tls=self.tls, token=self.token, timeout_s=self.timeout_s)
+            return AsyncTranslateClient(
+                self.server,
+                tls=self.tls,
+                token=self.token,
+                timeout_s=self.timeout_s,
+                allow_plaintext_token=self.allow_plaintext_token,
+            )
         except ValueError as e:
-            raise CliError(f"--server {self.server!r}: {e}") from None
+            message = str(e).replace("allow_plaintext_token=True", "--allow-plaintext-token")
+            message = message.replace("tls=TlsOptions(...)", "--tls or --tls-ca")
+            raise CliError(f"--server {self.server!r}: {message}") from None
 
 
 def readable(path: Path, flag: str) -> Path:
@@ -272,6 +281,13 @@ class ConnectionFlags:
     token_file: Annotated[
         Path | None, typer.Option("--token-file", envvar="TRANSLATE_SVC_TOKEN_FILE", help="file holding the token")
     ] = None
+    allow_plaintext_token: Annotated[
+        bool,
+        typer.Option(
+            "--allow-plaintext-token",
+            help="send the token without TLS to a non-loopback server (only on a network you trust)",
+        ),
+    ] = False
 
     def connection(self, timeout_s: float) -> Connection:
         """The flags checked (files readable, token printable), as the SDK client's arguments."""
@@ -290,7 +306,7 @@ class ConnectionFlags:
         tls = TlsOptions(self.tls_ca, self.tls_cert, self.tls_key, self.tls_server_name) if use_tls else None
         if timeout_s <= 0:
             raise CliError("--timeout must be positive")
-        return Connection(self.server.strip(), tls, token, timeout_s)
+        return Connection(self.server.strip(), tls, token, timeout_s, self.allow_plaintext_token)
 
     def _token(self) -> str | None:
         token, path = self.token, self.token_file

@@ -8,6 +8,7 @@ a retry or a failover; or one gRPC target (``dns:///svc.ns:50051``, ``ipv4:10.0.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 
 #: name-resolver schemes gRPC understands (a target with one is passed to gRPC whole)
@@ -31,6 +32,35 @@ def parse_targets(targets: str | Sequence[str]) -> tuple[str, ...]:
             seen.add(p)
             out.append(p)
     return tuple(out)
+
+
+def is_local(target: str) -> bool:
+    """True when ``target`` stays on this machine: a loopback host (``localhost``, 127.0.0.0/8,
+    ``::1``) or a Unix socket. A name other than ``localhost`` is not trusted to resolve to one."""
+    t = target.strip()
+    if t.startswith(("unix:", "unix-abstract:")):
+        return True
+    for scheme in ("dns:///", "dns:", "ipv4:", "ipv6:", "passthrough:///"):
+        if t.startswith(scheme):
+            t = t[len(scheme) :]
+            break
+    hosts = [h.strip() for h in t.split(",") if h.strip()]
+    return bool(hosts) and all(_loopback_host(h) for h in hosts)
+
+
+def _loopback_host(address: str) -> bool:
+    if address.startswith("["):  # [::1]:50051
+        host = address[1 : address.find("]")]
+    elif address.count(":") == 1:  # host:port
+        host = address.rsplit(":", 1)[0]
+    else:  # a bare IPv6 address, or a host without a port
+        host = address
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class AddressRotation:

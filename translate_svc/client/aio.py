@@ -31,7 +31,7 @@ import numpy as np
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client import _convert as convert
-from translate_svc.client._addresses import AddressRotation, parse_targets
+from translate_svc.client._addresses import AddressRotation, is_local, parse_targets
 from translate_svc.client._audio import AudioInput, chunk_bytes, clip_input
 from translate_svc.client._replay import OPUS_RATE, Chunk, ReplayBuffer
 from translate_svc.client._retry import RetryPolicy, is_retryable, retry_delay_of
@@ -127,7 +127,9 @@ class AsyncTranslateClient:
     picks the next one per call, and the next again on a retry or a stream failover), or one gRPC
     target such as ``"dns:///svc.ns:50051"`` (resolved by gRPC and balanced with ``round_robin``).
     ``tls``: server CA, client certificate (mTLS), name override; None: plaintext. ``token``: sent
-    as ``authorization: Bearer <token>`` on every call. ``timeout_s``: each unary call's deadline,
+    as ``authorization: Bearer <token>`` on every call; without TLS only to a loopback address or
+    a Unix socket, unless ``allow_plaintext_token`` says the network is trusted (anyone on the path
+    can read a plaintext token and replay it). ``timeout_s``: each unary call's deadline,
     and how long a stream waits for the server to accept it. ``retry``: unary retries (and stream
     opens) on RESOURCE_EXHAUSTED / UNAVAILABLE, honouring the server's RetryInfo. ``max_resumes``:
     stream failovers in a row without progress before giving up. ``connections``: connections per
@@ -151,11 +153,20 @@ class AsyncTranslateClient:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         options: Sequence[tuple[str, Any]] = (),
         connections: int = DEFAULT_CONNECTIONS,
+        allow_plaintext_token: bool = False,
     ) -> None:
         if connections < 1:
             raise ValueError("connections must be at least 1")
         self.connections = connections
         self.addresses = parse_targets(targets)
+        if token is not None and tls is None and not allow_plaintext_token:
+            remote = [a for a in self.addresses if not is_local(a)]
+            if remote:
+                raise ValueError(
+                    f"the token would travel in the clear to {remote[0]} (no TLS): connect with "
+                    "tls=TlsOptions(...), or pass allow_plaintext_token=True if the network between "
+                    "you is trusted (loopback and Unix sockets need neither)"
+                )
         self._rotation = AddressRotation(self.addresses)
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()

@@ -132,7 +132,7 @@ class SessionManager:
             raise NotReady("this server is shutting down and takes no new streams: connect to another server")
         check_stream_format(fmt)
         if resume is not None:
-            checks.check_resume(resume)
+            checks.check_resume(resume, self.limits)
         checks.check_captions(interim_interval_ms, task, self.limits)
         limit = self.limits.max_streams
         if not (self._admission.try_admit(limit) if self._admission is not None else self.open_streams < limit):

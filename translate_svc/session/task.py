@@ -155,7 +155,7 @@ def check_captions(interim_interval_ms: int, task: TranslationTask, limits: Limi
         raise InvalidInput("interim_interval_ms needs text: set output.text or output.transcript")
 
 
-def check_resume(resume: Resume) -> None:
+def check_resume(resume: Resume, limits: LimitsSettings) -> None:
     if not (len(resume.token) == 32 and all(c in "0123456789abcdef" for c in resume.token)):
         raise InvalidInput(
             f"resume.resume_token {shown(resume.token)} is not a token this service issued: give back "
@@ -163,6 +163,14 @@ def check_resume(resume: Resume) -> None:
         )
     if resume.next_segment_id < 0 or resume.offset_ms < 0:
         raise InvalidInput("resume.next_segment_id and resume.offset_ms must not be negative")
+    # a stream is at most max_stream_seconds long, and has at most one segment per millisecond
+    most = int(limits.max_stream_seconds * 1000)
+    if resume.offset_ms > most or resume.next_segment_id > most:
+        raise InvalidInput(
+            f"resume.offset_ms {resume.offset_ms} / next_segment_id {resume.next_segment_id}: a stream is at most "
+            f"{most} ms long (ServerLimits.max_stream_seconds), so neither can be larger; give back the "
+            "values of the stream's last result"
+        )
 
 
 def check_answer_size(duration_s: float, task: TranslationTask, limits: LimitsSettings) -> None:

@@ -222,26 +222,57 @@ def decide(store: TokenStore, method: str, metadata: Iterable[tuple[str, Any]] |
     return None
 
 
+class RefusalLog:
+    """Refusals logged at most ``burst`` per ``window_s``; the rest are counted and summed up in
+    the next line, so a flood of bad calls cannot flood the log. Event loop only."""
+
+    def __init__(self, burst: int = 10, window_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.burst, self.window_s, self._clock = burst, window_s, clock
+        self._start = -window_s
+        self._logged = 0
+        self.suppressed = 0
+
+    def __call__(self, what: str, peer: str, code: grpc.StatusCode) -> None:
+        now = self._clock()
+        if now - self._start >= self.window_s:
+            if self.suppressed:
+                logger.info(
+                    "refused %d more calls in the last %.0f s (not logged one by one)",
+                    self.suppressed,
+                    now - self._start,
+                )
+            self._start, self._logged, self.suppressed = now, 0, 0
+        if self._logged < self.burst:
+            self._logged += 1
+            logger.info("refused a %s from %s: %s", what, peer, code.name)
+        else:
+            self.suppressed += 1
+
+
 async def _discard(requests: AsyncIterator[Any]) -> None:
     async for _ in requests:
         pass
 
 
-def _denying(handler: Any, code: grpc.StatusCode, message: str, drain_s: float) -> Any:
-    """A handler shaped like ``handler`` (unary or streaming) that only ends the call.
+def _denying(handler: Any, code: grpc.StatusCode, message: str, drain_s: float, log: RefusalLog) -> Any:
+    """A handler that only ends the call.
 
-    A refused stream first drops what the client still sends, until it half-closes or for at most
-    ``drain_s`` (``server.error_drain_s``), as the servicer does for a failed stream: grpc-python's
-    asyncio client reports INTERNAL instead of the real status when one of its writes fails after
-    the call ended (grpc/grpc#36066). Nothing read is parsed.
+    A unary request (``Translate``: up to ``limits.max_message_bytes``) is **never read**: the
+    refusal is a request-streaming handler that ends the call at once, so gRPC does not take in
+    the message (only what HTTP/2 flow control lets the client send first), and a refused call
+    costs about as little as a refused stream. A refused stream first drops what the client still
+    sends, until it half-closes or for at most ``drain_s`` (``server.error_drain_s``), as the
+    servicer does for a failed stream: grpc-python's asyncio client reports INTERNAL instead of
+    the real status when one of its writes fails after the call ended (grpc/grpc#36066). Nothing
+    read is parsed.
     """
 
-    async def deny(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        logger.info("refused a call from %s: %s", context.peer(), code.name)
+    async def deny_unread(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        log("call", context.peer(), code)
         await context.abort(code, message)
 
     async def deny_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        logger.info("refused a stream from %s: %s", context.peer(), code.name)
+        log("stream", context.peer(), code)
         drain = asyncio.ensure_future(_discard(requests))
         try:
             await asyncio.wait({drain}, timeout=drain_s)
@@ -249,15 +280,13 @@ def _denying(handler: Any, code: grpc.StatusCode, message: str, drain_s: float) 
         finally:
             drain.cancel()
 
-    if handler is None:  # unknown method: refuse without telling whether it exists
-        return grpc.unary_unary_rpc_method_handler(deny)
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(deny_stream)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(deny_stream)
+    if handler is None or not handler.request_streaming:  # unknown methods too: refused unread
+        streaming_out = handler is not None and handler.response_streaming
+        maker = grpc.stream_stream_rpc_method_handler if streaming_out else grpc.stream_unary_rpc_method_handler
+        return maker(deny_unread)
     if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(deny)
-    return grpc.unary_unary_rpc_method_handler(deny)
+        return grpc.stream_stream_rpc_method_handler(deny_stream)
+    return grpc.stream_unary_rpc_method_handler(deny_stream)
 
 
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -266,6 +295,7 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def __init__(self, store: TokenStore, *, error_drain_s: float = 2.0) -> None:
         self.store = store
         self._drain_s = error_drain_s
+        self.refusals = RefusalLog()
 
     async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any) -> Any:
         method = handler_call_details.method
@@ -275,4 +305,4 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(handler_call_details)
         if denial is None:
             return handler
-        return _denying(handler, *denial, self._drain_s)
+        return _denying(handler, *denial, self._drain_s, self.refusals)
