@@ -16,6 +16,7 @@ import pytest
 
 from tests.integration.test_cli import ServerProcess
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 
@@ -68,3 +69,62 @@ async def test_twelve_refused_60_mib_calls_leave_the_servers_memory_alone(guarde
     grown_mb = (memory_kb(pid)["VmHWM"] - before) / 1024
     print(f"server peak RSS grew {grown_mb:.1f} MB for 12 refused 60 MiB calls")
     assert grown_mb <= 256, f"the server's peak memory grew {grown_mb:.0f} MB"
+
+
+def speech_and_a_huge_video_frame(jfk: Path) -> bytes:
+    """A Matroska file: jfk.flac's speech as Opus, and one 8192x8192 H.264 frame beside it (a
+    decoder that opened the video track would allocate hundreds of MB)."""
+    import io
+
+    import av
+    import numpy as np
+    import soundfile as sf
+    import soxr
+
+    audio, rate = sf.read(jfk, dtype="float32", always_2d=True)
+    pcm = (np.clip(soxr.resample(audio.mean(axis=1), rate, 48000), -1, 1) * 32767).astype(np.int16)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="matroska") as out:
+        video = out.add_stream("libx264", rate=1)
+        video.width = video.height = 8192
+        video.pix_fmt = "yuv420p"
+        video.options = {"preset": "ultrafast"}
+        sound = out.add_stream("libopus", rate=48000)
+        sound.layout = "mono"
+        frame = av.VideoFrame(8192, 8192, "yuv420p")
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        frame.pts = 0
+        for packet in video.encode(frame):
+            out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        for at in range(0, len(pcm), 960):
+            chunk = np.zeros(960, np.int16)
+            chunk[: len(pcm[at : at + 960])] = pcm[at : at + 960]
+            af = av.AudioFrame.from_ndarray(chunk[None, :], format="s16", layout="mono")
+            af.sample_rate, af.pts = 48000, at
+            for packet in sound.encode(af):
+                out.mux(packet)
+        for packet in sound.encode(None):
+            out.mux(packet)
+    return buf.getvalue()
+
+
+async def test_a_video_track_in_a_webm_is_never_decoded(guarded: ServerProcess, shared_audio: Path) -> None:
+    data = await asyncio.to_thread(speech_and_a_huge_video_frame, shared_audio / "jfk.flac")
+    pid = guarded.proc.pid
+    reset_peak(pid)
+    before = memory_kb(pid)["VmRSS"]
+    request = pb.TranslateRequest(
+        audio=pb.AudioInput(content=data, format=pb.AudioFormat(encoding=pb.CONTAINER)),
+        target_languages=["spa"],
+        output=pb.OutputOptions(speech=False),
+    )
+    async with grpc.aio.insecure_channel(guarded.address) as ch:
+        stub = pb_grpc.TranslatorStub(ch)
+        resp = await stub.Translate(request, metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=120)
+    grown_mb = (memory_kb(pid)["VmHWM"] - before) / 1024
+    print(f"server peak RSS grew {grown_mb:.1f} MB for a WebM with an 8192x8192 H.264 frame ({len(data)} bytes)")
+    assert len(resp.segments) == 4  # the speech was translated, the video ignored
+    assert grown_mb <= 96, f"the server's peak memory grew {grown_mb:.0f} MB"

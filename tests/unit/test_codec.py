@@ -264,6 +264,10 @@ def test_empty_audio() -> None:
 def test_undecodable_container() -> None:
     with pytest.raises(InvalidInput) as err:
         decode_audio(b"this is not audio" * 10, AudioFormat(AudioEncoding.CONTAINER))
+    assert err.value.message.startswith("the audio is not a WAV, FLAC, OGG, MP3 or WebM file (by its first bytes)")
+    # a WAV's magic bytes and nothing sensible after them: libsndfile's refusal, in our words
+    with pytest.raises(InvalidInput) as err:
+        decode_audio(b"RIFF\x00\x00\x00\x00WAVE" + b"this is not audio" * 10, AudioFormat(AudioEncoding.CONTAINER))
     msg = err.value.message
     assert msg.startswith("could not decode the audio container: ")
     assert "send WAV, FLAC, OGG or MP3, or a raw encoding with its sample rate" in msg
@@ -388,16 +392,38 @@ def test_every_accepted_container_decodes(fmt: str, subtype: str) -> None:
 @pytest.mark.parametrize(
     ("fmt", "subtype"), [("AIFF", "PCM_16"), ("AU", "PCM_16"), ("CAF", "PCM_16"), ("W64", "PCM_16"), ("RF64", "PCM_16")]
 )
-def test_other_containers_are_refused(fmt: str, subtype: str) -> None:
+def test_other_containers_are_refused_by_their_first_bytes(
+    fmt: str, subtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = _container(_signal(1600), RATE, fmt, subtype)
     assert sf.read(io.BytesIO(data))[0].size == 1600  # soundfile itself would decode it
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("libsndfile was handed a file of another format")
+
+    monkeypatch.setattr(codec, "_ForwardReader", never)
     for max_seconds in (None, 10.0):
         with pytest.raises(InvalidInput) as err:
             decode_audio(data, CONTAINER, max_seconds=max_seconds)
         msg = err.value.message
         assert err.value.code.value == "INVALID_ARGUMENT"
-        assert msg == f"audio container format {fmt} is not accepted: {ACCEPTED}"
-        assert all(name in msg for name in ("WAV", "FLAC", "OGG", "MP3"))
+        assert msg == f"the audio is not a WAV, FLAC, OGG, MP3 or WebM file (by its first bytes): {ACCEPTED}"
+
+
+@pytest.mark.parametrize(("fmt", "subtype"), [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS")])
+def test_more_than_two_channels_are_refused_before_decoding(fmt: str, subtype: str) -> None:
+    signal = np.tile(_signal(1600)[:, None], (1, 8))
+    buf = io.BytesIO()
+    sf.write(buf, signal, RATE, format=fmt, subtype=subtype)
+    with pytest.raises(InvalidInput, match="8 channels; at most 2 are accepted: downmix"):
+        decode_audio(buf.getvalue(), CONTAINER, max_seconds=10.0)
+
+
+def test_the_sniffer_knows_each_accepted_container() -> None:
+    assert codec.sniff_container(b"RIFF\x00\x00\x00\x00WAVEfmt ") == "WAV"
+    assert codec.sniff_container(b"fLaC\x00") == "FLAC" and codec.sniff_container(b"OggS\x00") == "OGG"
+    assert codec.sniff_container(b"ID3\x04") == "MP3" and codec.sniff_container(b"\xff\xfb\x90") == "MP3"
+    assert codec.sniff_container(b"FORM\x00\x00AIFF") is None and codec.sniff_container(b"") is None
 
 
 def test_flac_bomb_is_refused_from_its_header(flac_bomb: bytes) -> None:
@@ -490,7 +516,7 @@ def test_header_that_understates_still_stops_at_the_limit(monkeypatch: pytest.Mo
     ("fmt", "subtype", "channels", "rate"),
     [
         ("WAV", "PCM_16", 2, 48000),
-        ("WAV", "FLOAT", 6, 44100),
+        ("WAV", "FLOAT", 1, 44100),
         ("WAV", "PCM_24", 1, 16000),
         ("FLAC", "PCM_16", 2, 48000),
         ("OGG", "VORBIS", 2, 48000),

@@ -23,6 +23,7 @@ import numpy as np
 import soundfile as sf
 
 from translate_svc.audio.limits import (
+    MAX_CONTAINER_CHANNELS,
     MAX_SAMPLE_RATE_HZ,
     MIN_SAMPLE_RATE_HZ,
     OPUS_RATE,
@@ -201,6 +202,9 @@ def decode_container(data: bytes, *, max_seconds: float | None = None) -> tuple[
     imported on the first such file, so the raw and libsndfile paths never load FFmpeg.
     """
     check_max_seconds(max_seconds)
+    if not data.startswith(EBML_MAGIC) and sniff_container(data) is None:
+        # libsndfile would parse some twenty formats' headers to find out: none of them sees this
+        raise InvalidInput(f"the audio is not a WAV, FLAC, OGG, MP3 or WebM file (by its first bytes): {_FORMATS_HINT}")
     if data[:4] == EBML_MAGIC:
         from translate_svc.audio.opus import decode_webm  # on first use: the other paths never load PyAV
 
@@ -211,6 +215,21 @@ def decode_container(data: bytes, *, max_seconds: float | None = None) -> tuple[
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
         reason = getattr(exc, "error_string", None) or "the data is not an audio file soundfile can read"
         raise InvalidInput(f"could not decode the audio container: {reason[:120]}; {_CONTAINER_HINT}") from None
+
+
+def sniff_container(data: bytes) -> str | None:
+    """The accepted container ``data`` starts like (its magic bytes), or None: WAV (RIFF/WAVE),
+    FLAC, OGG, MP3 (an ID3 tag or an MPEG audio frame sync)."""
+    head = data[:12]
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "WAV"
+    if head[:4] == b"fLaC":
+        return "FLAC"
+    if head[:4] == b"OggS":
+        return "OGG"
+    if head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "MP3"
+    return None
 
 
 def decode_audio(data: bytes, fmt: AudioFormat, *, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
@@ -255,6 +274,11 @@ def _read_clip(f: sf.SoundFile, max_seconds: float | None) -> tuple[np.ndarray, 
     check_container_rate(rate)
     if channels < 1:
         raise InvalidInput(f"audio container declares no channels; {_CONTAINER_HINT}")
+    if channels > MAX_CONTAINER_CHANNELS:
+        raise InvalidInput(
+            f"the audio file has {channels} channels; at most {MAX_CONTAINER_CHANNELS} are accepted: "
+            "downmix it to mono or stereo first"
+        )
     limit_s = math.inf if max_seconds is None else max_seconds
     limit_frames = max_frames(limit_s, rate)
     # libsndfile reports an unknown length as SF_COUNT_MAX. It never returns more frames than a

@@ -19,6 +19,9 @@ OPUS_RATE = 48_000
 #: Sample rates accepted for raw audio and in containers.
 MIN_SAMPLE_RATE_HZ = 8_000
 MAX_SAMPLE_RATE_HZ = 48_000
+#: The most channels a container may have (as raw audio: mono or stereo). Every channel is
+#: decoded before the downmix: more would multiply the CPU and memory a clip costs.
+MAX_CONTAINER_CHANNELS = 2
 #: The most frames a decoder allocates up front from a header's stated length (256 MiB of float32).
 PREALLOCATE_MAX_FRAMES = 1 << 26
 

@@ -42,6 +42,7 @@ from av.audio.codeccontext import AudioCodecContext
 from av.audio.frame import AudioFrame
 
 from translate_svc.audio.limits import (
+    MAX_CONTAINER_CHANNELS,
     MAX_SAMPLE_RATE_HZ,
     MIN_SAMPLE_RATE_HZ,
     PREALLOCATE_MAX_FRAMES,
@@ -189,6 +190,15 @@ def encode_opus(wave: np.ndarray, rate: int, *, bitrate: int = 32_000) -> OpusSp
     return OpusSpeech(packets=tuple(packets[:needed]), pre_skip=pre_skip, num_samples=n)
 
 
+#: FFmpeg opens untrusted Matroska narrowly: only these decoders may ever be opened (while probing
+#: too: another track, video above all, is never decoded), and probing reads little.
+_NARROW = {
+    "codec_whitelist": "opus,libopus,vorbis,libvorbis,pcm_s16le,pcm_f32le",
+    "probesize": str(256 * 1024),
+    "fpsprobesize": "0",
+}
+
+
 def decode_webm(data: bytes, *, max_seconds: float | None) -> tuple[np.ndarray, int]:
     """Decode a WebM/Matroska file held in memory; returns (mono float32 in [-1, 1], sample rate).
 
@@ -203,7 +213,9 @@ def decode_webm(data: bytes, *, max_seconds: float | None) -> tuple[np.ndarray, 
     """
     check_max_seconds(max_seconds)
     try:
-        with av.open(io.BytesIO(data), "r", format="matroska", metadata_errors="ignore") as container:
+        with av.open(
+            io.BytesIO(data), "r", format="matroska", metadata_errors="ignore", container_options=_NARROW
+        ) as container:
             streams = container.streams.audio
             if not streams:
                 raise InvalidInput(f"the WebM/Matroska file holds no audio stream; {_WEBM_HINT}")
@@ -214,6 +226,11 @@ def decode_webm(data: bytes, *, max_seconds: float | None) -> tuple[np.ndarray, 
                 raise InvalidInput(f"WebM/Matroska audio codec {codec[:24]} is not accepted: {_WEBM_HINT}")
             rate = int(ctx.sample_rate)
             check_container_rate(rate)
+            if ctx.channels > MAX_CONTAINER_CHANNELS:
+                raise InvalidInput(
+                    f"the WebM audio has {ctx.channels} channels; at most {MAX_CONTAINER_CHANNELS} are accepted: "
+                    "downmix it to mono or stereo first"
+                )
             limit_s = math.inf if max_seconds is None else max_seconds
             limit_frames = max_frames(limit_s, rate)
             stated_s = _stated_seconds(container.duration, stream.duration, stream.time_base)
