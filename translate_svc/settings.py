@@ -67,6 +67,18 @@ class LimitsSettings(BaseModel):
     max_unread_results: int = Field(16, ge=1, le=4096)
     #: smallest live-caption interval a stream may ask for (StreamingConfig.interim_interval_ms)
     min_interim_interval_ms: int = Field(250, ge=20, le=60_000)
+    #: calls open at once on one HTTP/2 connection (its SETTINGS_MAX_CONCURRENT_STREAMS: a client
+    #: queues the rest itself). Room for a sidecar that sends every stream (max_streams) and some
+    #: unary calls over one connection; health Watch calls count too.
+    max_calls_per_connection: int = Field(320, ge=1, le=100_000)
+    #: calls in flight in one server process, all connections together (gRPC's
+    #: maximum_concurrent_rpcs); beyond it a new call gets RESOURCE_EXHAUSTED at once
+    max_calls: int = Field(1024, ge=1, le=1_000_000)
+    #: a connection with no call for this long is closed (GOAWAY); the client reconnects when needed
+    connection_idle_s: float = Field(600.0, gt=0)
+    #: a connection is asked to go away after this long (so clients rebalance over replicas); its
+    #: calls then get max_stream_seconds more to finish, so no stream is cut by it
+    connection_max_age_s: float = Field(24 * 3600.0, gt=0)
 
 
 class EngineSettings(BaseModel):

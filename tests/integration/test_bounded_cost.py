@@ -3,6 +3,9 @@ process (its memory is read from /proc, apart from the test's own).
 
 - A refused call costs little: a 60 MiB Translate with an unknown token is refused before its
   message is read, so twelve at once leave the server's peak memory almost where it was.
+- A WebM's video track is never decoded (FFmpeg's codec whitelist holds while it probes).
+- One connection holds at most ``max_calls_per_connection`` calls (health Watch included), and
+  other clients are served meanwhile.
 """
 
 from __future__ import annotations
@@ -128,3 +131,38 @@ async def test_a_video_track_in_a_webm_is_never_decoded(guarded: ServerProcess, 
     print(f"server peak RSS grew {grown_mb:.1f} MB for a WebM with an 8192x8192 H.264 frame ({len(data)} bytes)")
     assert len(resp.segments) == 4  # the speech was translated, the video ignored
     assert grown_mb <= 96, f"the server's peak memory grew {grown_mb:.0f} MB"
+
+
+async def test_3000_health_watches_on_one_connection_hold_at_most_the_published_limit(guarded: ServerProcess) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    limit = 320  # LimitsSettings.max_calls_per_connection's default, as ServerLimits publishes it
+    own = [("grpc.use_local_subchannel_pool", 1)]  # each channel its own connection (gRPC shares them by default)
+    async with (
+        grpc.aio.insecure_channel(guarded.address, options=own) as ch,
+        grpc.aio.insecure_channel(guarded.address, options=own) as other,
+    ):
+        published = await pb_grpc.TranslatorStub(other).ListLanguages(
+            pb.ListLanguagesRequest(), metadata=(("authorization", f"Bearer {TOKEN}"),)
+        )
+        assert published.limits.max_calls_per_connection == limit
+        watch = health_pb2_grpc.HealthStub(ch).Watch
+        calls = [watch(health_pb2.HealthCheckRequest(service="")) for _ in range(3000)]  # no token: health is open
+        answered = 0
+
+        async def first(call: grpc.aio.UnaryStreamCall) -> None:  # type: ignore[type-arg]
+            nonlocal answered
+            await call.read()
+            answered += 1
+
+        readers = [asyncio.ensure_future(first(c)) for c in calls]
+        await asyncio.sleep(5)
+        held = answered
+        # another client is served meanwhile
+        status = await health_pb2_grpc.HealthStub(other).Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        for c in calls:
+            c.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+    print(f"{held} of 3000 Watch calls on one connection were served at once")
+    assert 0 < held <= limit, held
+    assert status.status == health_pb2.HealthCheckResponse.SERVING

@@ -145,6 +145,12 @@ def limits(msg: pb.ServerLimits) -> ServerLimits:
         max_unread_results=msg.max_unread_results,
         min_interim_interval_ms=msg.min_interim_interval_ms,
         max_candidate_languages=msg.max_candidate_languages,
+        max_terms=msg.max_terms,
+        max_term_chars=msg.max_term_chars,
+        max_calls_per_connection=msg.max_calls_per_connection,
+        max_calls=msg.max_calls,
+        connection_idle_seconds=msg.connection_idle_seconds,
+        connection_max_age_seconds=msg.connection_max_age_seconds,
     )
 
 

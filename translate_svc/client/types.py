@@ -294,6 +294,12 @@ class ServerLimits:
     max_unread_results: int
     min_interim_interval_ms: int
     max_candidate_languages: int = 0
+    max_terms: int = 0
+    max_term_chars: int = 0
+    max_calls_per_connection: int = 0
+    max_calls: int = 0
+    connection_idle_seconds: float = 0.0
+    connection_max_age_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

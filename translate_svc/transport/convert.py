@@ -196,6 +196,10 @@ def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
         max_candidate_languages=limits.max_candidate_languages,
         max_terms=limits.max_terms,
         max_term_chars=limits.max_term_chars,
+        max_calls_per_connection=limits.max_calls_per_connection,
+        max_calls=limits.max_calls,
+        connection_idle_seconds=limits.connection_idle_s,
+        connection_max_age_seconds=limits.connection_max_age_s,
     )
 
 

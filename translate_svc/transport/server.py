@@ -29,7 +29,7 @@ from grpc_reflection.v1alpha import reflection
 
 from translate_svc.frontend import Application
 from translate_svc.observability import metrics
-from translate_svc.settings import Settings
+from translate_svc.settings import LimitsSettings, Settings
 from translate_svc.transport.auth import TokenAuthInterceptor, TokenStore
 from translate_svc.transport.client_secrets import ClientSecrets
 from translate_svc.transport.demo import DemoPage, page_url
@@ -72,13 +72,24 @@ KEEPALIVE_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
-def _server_options(limit: int, *, reuse_port: bool = False) -> list[tuple[str, Any]]:
+def _server_options(
+    limit: int, limits: LimitsSettings, *, reuse_port: bool = False, calls_per_connection: int | None = None
+) -> list[tuple[str, Any]]:
     return [
         ("grpc.max_receive_message_length", limit),
         ("grpc.max_send_message_length", limit),
         ("grpc.so_reuseport", int(reuse_port)),
+        ("grpc.max_concurrent_streams", calls_per_connection or limits.max_calls_per_connection),
+        ("grpc.max_connection_idle_ms", int(limits.connection_idle_s * 1000)),
+        ("grpc.max_connection_age_ms", int(limits.connection_max_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(limits.max_stream_seconds * 1000) + 60_000),
         *KEEPALIVE_OPTIONS,
     ]
+
+
+#: the plaintext health port: probes need a call or two at a time
+HEALTH_CALLS_PER_CONNECTION = 8
+HEALTH_MAX_CALLS = 64
 
 
 class TranslateServer:
@@ -102,8 +113,12 @@ class TranslateServer:
         if self.settings.auth.tokens_file is not None:
             self.tokens = TokenStore(self.settings.auth.tokens_file)
             interceptors.append(TokenAuthInterceptor(self.tokens, error_drain_s=s.error_drain_s))
-        limit = self.settings.limits.max_message_bytes
-        self.server = grpc.aio.server(interceptors=interceptors, options=_server_options(limit, reuse_port=reuse_port))
+        limits = self.settings.limits
+        self.server = grpc.aio.server(
+            interceptors=interceptors,
+            options=_server_options(limits.max_message_bytes, limits, reuse_port=reuse_port),
+            maximum_concurrent_rpcs=limits.max_calls,
+        )
         self.servicer = TranslatorServicer(app.sessions, error_drain_s=s.error_drain_s)
         self.server.add_generic_rpc_handlers((self.servicer.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -116,7 +131,10 @@ class TranslateServer:
         #: health only, plaintext, no interceptors: nothing else may ever be added to it
         self.health_server: grpc.aio.Server | None = None
         if s.health_port is not None:
-            self.health_server = grpc.aio.server(options=_server_options(64 * 1024, reuse_port=reuse_port))
+            options = _server_options(
+                64 * 1024, limits, reuse_port=reuse_port, calls_per_connection=HEALTH_CALLS_PER_CONNECTION
+            )
+            self.health_server = grpc.aio.server(options=options, maximum_concurrent_rpcs=HEALTH_MAX_CALLS)
             health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
         #: the OpenAI-compatible door on ``server.http_port`` (off when None)
         self.realtime: RealtimeDoor | None = None
