@@ -166,6 +166,14 @@ async def test_the_sdk_gets_the_documented_errors(door: LiveServer) -> None:
     early = {"type": "session.input_audio_buffer.append", "audio": base64.b64encode(bytes(480)).decode()}
     got = await errors_of(door, early, {"type": "session.close"})
     assert got[0].type == "error" and got[0].error.code == "missing_output_language", got
+    # language detection ("auto") on a server without the language identifier
+    auto = {
+        "type": "session.update",
+        "session": {"audio": {"output": {"language": "es"}, "input": {"language": "auto"}}},
+    }
+    got = await errors_of(door, auto)
+    assert [e.type for e in got] == ["error"] and got[0].error.code == "unsupported_feature", got
+    assert "download-lid-model" in got[0].error.message
     # live captions more often than the server allows: the error names the smallest interval
     fast = {
         "type": "session.update",
