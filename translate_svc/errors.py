@@ -7,6 +7,7 @@ from enum import Enum
 
 class ErrorCode(str, Enum):
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
     FAILED_PRECONDITION = "FAILED_PRECONDITION"
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     OUT_OF_RANGE = "OUT_OF_RANGE"
@@ -43,6 +44,20 @@ class LimitReached(ServiceError):
         super().__init__(message)
         #: which limit: "idle_timeout", "max_stream_duration" or "draining"
         self.reason = reason
+
+
+class Revoked(LimitReached):
+    """The stream's token was removed from the tokens file: the stream was closed after its open
+    speech was translated and every result sent."""
+
+    code = ErrorCode.UNAUTHENTICATED
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the token of this stream was revoked (removed from the server's tokens file): the stream "
+            "was closed after its open speech was translated; connect again with a current token",
+            reason="revoked",
+        )
 
 
 class ShuttingDown(LimitReached):

@@ -351,6 +351,46 @@ async def test_tokens_are_rotated_without_restart(rotating: Rotating, caplog: py
     assert all(new not in r.getMessage() for r in caplog.records)
 
 
+async def test_a_revoked_token_ends_its_live_stream_after_its_results(
+    test_model_dir: Path, tmp_path: Path, shared_audio: Path
+) -> None:
+    """A token removed from the file ends the streams it opened within seconds, with no new call:
+    what was computed is delivered, then ``ended{reason: REVOKED}`` and UNAUTHENTICATED."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{ALL}\n{LANG_ONLY} languages\n")
+    settings = make_settings(test_model_dir)
+    settings.auth.tokens_file = tokens
+    speech = load_pcm16k(shared_audio / "jfk.flac")[: 16000 * 5].tobytes()
+    got: list[pb.StreamingTranslateResponse] = []
+    first_result = asyncio.Event()
+    async with serving(settings) as live:
+
+        async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
+            fmt = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000)
+            yield pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=fmt, target_languages=["spa"]))
+            for at in range(0, len(speech), 32000):
+                yield pb.StreamingTranslateRequest(audio=speech[at : at + 32000])
+            await asyncio.sleep(20)  # keep the stream open, sending nothing (idle timeout: 30 s)
+
+        call = live.stub.StreamingTranslate(requests(), metadata=bearer(ALL), timeout=60)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for r in call:
+                got.append(r)
+                if r.HasField("segment") and not first_result.is_set():
+                    first_result.set()
+                    tmp = tokens.with_suffix(".new")
+                    tmp.write_text(f"{LANG_ONLY} languages\n")  # ALL revoked
+                    os.replace(tmp, tokens)
+                    revoked_at = asyncio.get_running_loop().time()
+        ended_at = asyncio.get_running_loop().time()
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED and "revoked" in (err.value.details() or "")
+    assert ended_at - revoked_at < 5.0
+    segments = [r.segment for r in got if r.HasField("segment")]
+    assert len(segments) >= 2  # the speech sent before the revocation was all translated
+    assert got[-1].HasField("ended") and got[-1].ended.reason == pb.StreamEnd.REVOKED
+    assert got[-1].ended.segments_total == len(segments)
+
+
 # --- start-up errors ----------------------------------------------------------------------------
 
 

@@ -51,6 +51,7 @@ _REASONS = {
     pb.StreamEnd.IDLE_TIMEOUT: EndReason.IDLE_TIMEOUT,
     pb.StreamEnd.MAX_STREAM_DURATION: EndReason.MAX_STREAM_DURATION,
     pb.StreamEnd.DRAINING: EndReason.DRAINING,
+    pb.StreamEnd.REVOKED: EndReason.REVOKED,
 }
 _CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
 

@@ -246,6 +246,7 @@ class EndReason(str, Enum):
     IDLE_TIMEOUT = "idle_timeout"
     MAX_STREAM_DURATION = "max_stream_duration"
     DRAINING = "draining"  # never seen by SDK users: the SDK resumes elsewhere
+    REVOKED = "revoked"  # the stream's token was revoked; the call then fails with UNAUTHENTICATED
     UNSPECIFIED = "unspecified"
 
 

@@ -185,6 +185,15 @@ class StreamDriver:
         except Exception as e:
             self._session.fail(internal_error(e))
 
+    def end(self, limit: LimitReached) -> None:
+        """End the stream from outside (its token was revoked): as the idle timer does, its open
+        speech is translated and every result sent, then ``limit`` ends the call."""
+        if not self._open or self._session is None:
+            return
+        self._open = False  # a message read from now on is dropped
+        self._disarm()
+        self._ending = asyncio.get_running_loop().create_task(self._finish_session(limit))
+
     # -- timers: idle and drain, never cancelling a read ----------------------------------------
 
     def _arm(self) -> None:

@@ -36,7 +36,9 @@ from typing import Any
 
 import grpc
 
-from translate_svc.transport.servicer import SERVICE_NAME
+from translate_svc.api.v1 import translate_pb2 as pb
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Translator"].full_name
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +122,8 @@ class TokenStore:
         self._next_check = clock() + check_interval_s
         #: reloads picked up since start (tests and logs)
         self.reloads = 0
+        #: called after every reload that changed the tokens (revocation of open streams)
+        self.on_reload: list[Callable[[], None]] = []
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -164,6 +168,8 @@ class TokenStore:
             self._entries = entries
             self.reloads += 1
             logger.info("auth: reloaded %d tokens from %s", len(entries), self.path)
+            for listener in self.on_reload:
+                listener()
 
     def lookup(self, token: str) -> frozenset[Permission] | None:
         """The token's permissions, or None if it is unknown. Constant time in the token: every

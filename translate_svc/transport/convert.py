@@ -69,6 +69,7 @@ _ENCODINGS_BACK = {v: k for k, v in _ENCODINGS.items()}
 #: google.rpc.Code for each domain error code (also used for per-segment status).
 RPC_CODES = {
     ErrorCode.INVALID_ARGUMENT: code_pb2.INVALID_ARGUMENT,
+    ErrorCode.UNAUTHENTICATED: code_pb2.UNAUTHENTICATED,
     ErrorCode.FAILED_PRECONDITION: code_pb2.FAILED_PRECONDITION,
     ErrorCode.RESOURCE_EXHAUSTED: code_pb2.RESOURCE_EXHAUSTED,
     ErrorCode.OUT_OF_RANGE: code_pb2.OUT_OF_RANGE,
@@ -208,6 +209,7 @@ _END_REASONS = {
     "idle_timeout": pb.StreamEnd.IDLE_TIMEOUT,
     "max_stream_duration": pb.StreamEnd.MAX_STREAM_DURATION,
     "draining": pb.StreamEnd.DRAINING,
+    "revoked": pb.StreamEnd.REVOKED,
 }
 
 

@@ -71,6 +71,7 @@ AUDIO_DELTA_SAMPLES = RATE // 5
 #: our error codes -> OpenAI's error ``type`` and ``code``
 _ERROR_TYPES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.INVALID_ARGUMENT: ("invalid_request_error", "invalid_value"),
+    ErrorCode.UNAUTHENTICATED: ("invalid_request_error", "invalid_api_key"),
     ErrorCode.FAILED_PRECONDITION: ("invalid_request_error", "unsupported_feature"),
     ErrorCode.OUT_OF_RANGE: ("invalid_request_error", "limit_reached"),
     ErrorCode.RESOURCE_EXHAUSTED: ("server_error", "server_overloaded"),

@@ -119,7 +119,7 @@ class TranslateServer:
             options=_server_options(limits.max_message_bytes, limits, reuse_port=reuse_port),
             maximum_concurrent_rpcs=limits.max_calls,
         )
-        self.servicer = TranslatorServicer(app.sessions, error_drain_s=s.error_drain_s)
+        self.servicer = TranslatorServicer(app.sessions, error_drain_s=s.error_drain_s, tokens=self.tokens)
         self.server.add_generic_rpc_handlers((self.servicer.handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.reflection = reflection_enabled(self.settings)
@@ -210,8 +210,17 @@ class TranslateServer:
         logger.info("%s; loading the model", self.describe())
         await self.app.start(warmup=warmup)
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        if self.tokens is not None:
+            self._own(self._watch_tokens(self.tokens), "tokens")
         logger.info("serving on port %d", self.port)
         return self.port
+
+    async def _watch_tokens(self, tokens: TokenStore) -> None:
+        """Look at the tokens file every second, calls or not, so a token removed from it ends its
+        open streams within seconds (``TokenStore.on_reload``), not at the next call."""
+        while True:
+            await asyncio.sleep(1.0)
+            tokens.maybe_reload()
 
     async def stop(self, grace: float | None = None) -> None:
         """Drain: NOT_SERVING at once; new streams are refused (UNAVAILABLE); every live stream gets

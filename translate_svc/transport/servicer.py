@@ -27,16 +27,17 @@ from google.protobuf.message import DecodeError, Message
 from grpc_status import rpc_status
 
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.errors import InvalidInput, ServiceError
+from translate_svc.errors import InvalidInput, Revoked, ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session import Invalid, SessionManager, StreamDriver, StreamRequest
 from translate_svc.session.driver import internal_error
 from translate_svc.transport import convert
+from translate_svc.transport.auth import SERVICE_NAME as SERVICE_NAME  # re-exported
+from translate_svc.transport.auth import Permission, TokenStore, bearer_token
 from translate_svc.vad.segmenter import SegmenterConfig
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Translator"].full_name
 M = TypeVar("M", bound=Message)
 
 
@@ -79,9 +80,24 @@ def unary_errors(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaita
 
 
 class TranslatorServicer:
-    def __init__(self, manager: SessionManager, *, error_drain_s: float = 2.0) -> None:
+    def __init__(
+        self, manager: SessionManager, *, error_drain_s: float = 2.0, tokens: TokenStore | None = None
+    ) -> None:
         self._m = manager
         self._error_drain_s = error_drain_s
+        #: with tokens: each live stream's token, so that a token removed from the file ends them
+        self._tokens = tokens
+        self._streams: dict[StreamDriver, str] = {}
+        if tokens is not None:
+            tokens.on_reload.append(self._revoke)
+
+    def _revoke(self) -> None:
+        """After the tokens file changed: end every stream whose token may no longer stream."""
+        assert self._tokens is not None
+        for driver, token in list(self._streams.items()):
+            perms = self._tokens.lookup(token)
+            if perms is None or Permission.STREAM not in perms:
+                driver.end(Revoked())
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's method handlers; requests stay bytes (parsed by ``_parse``)."""
@@ -148,12 +164,17 @@ class TranslatorServicer:
         """Parse, drive, render: the stream protocol itself is ``StreamDriver``'s."""
         requests = _requests(raw_requests, self._m.vad_defaults)
         driver = StreamDriver(self._m, error_drain_s=self._error_drain_s)
+        token = bearer_token(context.invocation_metadata()) if self._tokens is not None else None
+        if token:
+            self._streams[driver] = token
         try:
             async with contextlib.aclosing(driver.run(requests)) as events:
                 async for ev in events:
                     yield convert.stream_event_to_pb(ev)
         except ServiceError as e:
             await _abort(context, e)
+        finally:
+            self._streams.pop(driver, None)
 
 
 async def _requests(raw: AsyncIterator[bytes], vad_defaults: SegmenterConfig) -> AsyncIterator[StreamRequest]:

@@ -434,11 +434,13 @@ class StreamEnd(_message.Message):
         IDLE_TIMEOUT: _ClassVar[StreamEnd.Reason]
         MAX_STREAM_DURATION: _ClassVar[StreamEnd.Reason]
         DRAINING: _ClassVar[StreamEnd.Reason]
+        REVOKED: _ClassVar[StreamEnd.Reason]
     REASON_UNSPECIFIED: StreamEnd.Reason
     HALF_CLOSE: StreamEnd.Reason
     IDLE_TIMEOUT: StreamEnd.Reason
     MAX_STREAM_DURATION: StreamEnd.Reason
     DRAINING: StreamEnd.Reason
+    REVOKED: StreamEnd.Reason
     SEGMENTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     AUDIO_RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
