@@ -260,3 +260,38 @@ async def test_a_client_secret_opens_sessions_until_it_expires_and_mints_nothing
     forged = minted.value[:-4] + ("0000" if not minted.value.endswith("0000") else "1111")
     with pytest.raises(Exception, match="401"):
         await errors_of(door, token=forged)
+
+
+async def test_a_revoked_token_ends_its_session(test_model_dir: Path, tmp_path: Path, pcm24k: np.ndarray) -> None:
+    import os
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{TOKEN} stream\n")
+    settings = make_settings(test_model_dir)
+    settings.server.http_port = 0
+    settings.auth.tokens_file = tokens
+    got: list[Any] = []
+    async with serving(settings) as live:
+        async with client(live).realtime.translations.connect(model=MODEL) as conn:
+            assert (await conn.recv()).type == "session.created"
+            await conn.session.update(session={"audio": {"output": {"language": "es"}}})
+            assert (await conn.recv()).type == "session.updated"
+            for at in range(0, 5 * CHUNK, CHUNK):
+                await conn.session.input_audio_buffer.append(
+                    audio=base64.b64encode(pcm24k[at : at + CHUNK].tobytes()).decode()
+                )
+            tmp = tokens.with_suffix(".new")
+            tmp.write_text("another-token-2f8a stream\n")  # TOKEN revoked
+            os.replace(tmp, tokens)
+            revoked_at = time.perf_counter()
+            async with asyncio.timeout(10):
+                async for ev in conn:
+                    got.append(ev)
+                    if ev.type == "session.closed":
+                        break
+            took = time.perf_counter() - revoked_at
+    kinds = [e.type for e in got]
+    assert kinds[-2:] == ["error", "session.closed"], kinds
+    assert got[-2].error.code == "revoked" and got[-2].error.type == "invalid_request_error"
+    assert "revoked" in got[-2].error.message
+    assert got[-1].model_extra["x_reason"] == "revoked" and took < 5.0

@@ -24,19 +24,21 @@ that only aborts, so a stream's handler never starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.errors import LimitReached, Revoked
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Translator"].full_name
 
@@ -198,6 +200,38 @@ def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
     if scheme.lower() != "bearer" or not token or " " in token:
         return ""
     return token
+
+
+class Endable(Protocol):
+    """A live stream that can be ended from outside (``session.StreamDriver``)."""
+
+    def end(self, limit: LimitReached) -> None: ...
+
+
+class Revocation:
+    """Live streams by the token that opened them: when the tokens file changes, a stream whose
+    token is gone (or lost ``stream``) is ended (``Revoked``). Shared by every door. Event loop only."""
+
+    def __init__(self, tokens: TokenStore) -> None:
+        self._tokens = tokens
+        self._live: dict[Endable, str] = {}
+        tokens.on_reload.append(self._check)
+
+    @contextlib.contextmanager
+    def watching(self, stream: Endable, token: str | None) -> Iterator[None]:
+        """While the block runs, ``stream`` ends if ``token`` is revoked (no token: nothing to watch)."""
+        if token:
+            self._live[stream] = token
+        try:
+            yield
+        finally:
+            self._live.pop(stream, None)
+
+    def _check(self) -> None:
+        for stream, token in list(self._live.items()):
+            perms = self._tokens.lookup(token)
+            if perms is None or Permission.STREAM not in perms:
+                stream.end(Revoked())
 
 
 Denial = tuple[grpc.StatusCode, str]

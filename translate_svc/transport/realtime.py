@@ -55,7 +55,7 @@ from translate_svc.session.events import (
     StreamStarted,
 )
 from translate_svc.session.manager import SessionManager
-from translate_svc.transport.auth import Permission, TokenStore
+from translate_svc.transport.auth import Permission, Revocation, TokenStore
 from translate_svc.transport.client_secrets import PREFIX as SECRET_PREFIX
 from translate_svc.transport.client_secrets import ClientSecrets
 from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, OutputOptions, SegmentResult
@@ -375,6 +375,8 @@ class RealtimeDoor:
     def __init__(self, manager: SessionManager, tokens: TokenStore | None, secrets: ClientSecrets) -> None:
         self._m = manager
         self._tokens = tokens
+        #: a token removed from the tokens file ends the sessions it opened (client secrets expire)
+        self._revocation = Revocation(tokens) if tokens is not None else None
         self.secrets = secrets
         self.app = web.Application()
         self.app.router.add_get(PATH, self._connect)
@@ -458,7 +460,9 @@ class RealtimeDoor:
         )
         try:
             await conn.send(_event("session.created", session=conn.session()))
-            await serve_session(self._m, conn, conn.requests(_texts(ws)))
+            token = request.headers.get("Authorization", "").strip().partition(" ")[2].strip()
+            watch = None if self._revocation is None or token.startswith(SECRET_PREFIX) else self._revocation
+            await serve_session(self._m, conn, conn.requests(_texts(ws)), revocation=watch, token=token)
         finally:
             self._sockets.discard(ws)
             if not ws.closed:
@@ -466,47 +470,62 @@ class RealtimeDoor:
         return ws
 
 
-async def serve_session(manager: SessionManager, conn: RealtimeSession, requests: AsyncIterator[StreamRequest]) -> None:
-    """Run one session through the stream core until it ends; every event goes to the client."""
+async def serve_session(
+    manager: SessionManager,
+    conn: RealtimeSession,
+    requests: AsyncIterator[StreamRequest],
+    *,
+    revocation: Revocation | None = None,
+    token: str | None = None,
+) -> None:
+    """Run one session through the stream core until it ends; every event goes to the client.
+    ``revocation``: the session ends if ``token`` is removed from the tokens file."""
     driver = StreamDriver(manager, error_drain_s=0.0)  # no half-closed write to wait for (unlike gRPC)
+    watching = contextlib.nullcontext() if revocation is None else revocation.watching(driver, token)
     try:
-        async with contextlib.aclosing(driver.run(requests)) as events:
-            async for ev in events:
-                if isinstance(ev, StreamStarted):
-                    await conn.send(_event("session.updated", session=conn.session(), x_session_id=ev.session_id))
-                elif isinstance(ev, SegmentResult):
-                    await conn.result(ev)
-                elif isinstance(ev, InterimResult):
-                    await conn.caption(ev)
-                elif isinstance(ev, Draining):
-                    await conn.send(
-                        error_event(
-                            f"this server is shutting down: the session ends in {ev.remaining_ms} ms; "
-                            "reconnect (to another server) to go on",
-                            "server_error",
-                            "server_shutting_down",
-                            x_deadline_unix_ms=ev.deadline_unix_ms,
-                        )
-                    )
-                elif isinstance(ev, StreamEnded):
-                    closed: dict[str, Any] = {
-                        "x_segments_total": ev.segments_total,
-                        "x_audio_received_ms": ev.audio_received_ms,
-                        "x_reason": "closed" if ev.limit is None else ev.limit.reason,
-                    }
-                    if isinstance(ev.limit, ShuttingDown):
-                        at = ev.resume_offset_ms
-                        message = (
-                            f"this server shut down: the audio up to {at} ms was translated and every "
-                            "result sent; reconnect (to another server) to go on"
-                        )
-                        await conn.send(error_event(message, "server_error", "server_shutting_down"))
-                    elif ev.limit is not None:
-                        await conn.send(service_error_event(ev.limit))
-                    await conn.send(_event("session.closed", **closed))
-                    break  # the stream is over: nothing is held open for a WebSocket
+        with watching:
+            await _drive(driver, conn, requests)
     except ServiceError as e:
         await conn.send(service_error_event(e))
+
+
+async def _drive(driver: StreamDriver, conn: RealtimeSession, requests: AsyncIterator[StreamRequest]) -> None:
+    """The driver's events as OpenAI's, until the stream ends."""
+    async with contextlib.aclosing(driver.run(requests)) as events:
+        async for ev in events:
+            if isinstance(ev, StreamStarted):
+                await conn.send(_event("session.updated", session=conn.session(), x_session_id=ev.session_id))
+            elif isinstance(ev, SegmentResult):
+                await conn.result(ev)
+            elif isinstance(ev, InterimResult):
+                await conn.caption(ev)
+            elif isinstance(ev, Draining):
+                await conn.send(
+                    error_event(
+                        f"this server is shutting down: the session ends in {ev.remaining_ms} ms; "
+                        "reconnect (to another server) to go on",
+                        "server_error",
+                        "server_shutting_down",
+                        x_deadline_unix_ms=ev.deadline_unix_ms,
+                    )
+                )
+            elif isinstance(ev, StreamEnded):
+                closed: dict[str, Any] = {
+                    "x_segments_total": ev.segments_total,
+                    "x_audio_received_ms": ev.audio_received_ms,
+                    "x_reason": "closed" if ev.limit is None else ev.limit.reason,
+                }
+                if isinstance(ev.limit, ShuttingDown):
+                    at = ev.resume_offset_ms
+                    message = (
+                        f"this server shut down: the audio up to {at} ms was translated and every "
+                        "result sent; reconnect (to another server) to go on"
+                    )
+                    await conn.send(error_event(message, "server_error", "server_shutting_down"))
+                elif ev.limit is not None:
+                    await conn.send(service_error_event(ev.limit))
+                await conn.send(_event("session.closed", **closed))
+                break  # the stream is over: nothing is held open for a WebSocket
 
 
 async def _texts(ws: web.WebSocketResponse) -> AsyncIterator[str | None]:

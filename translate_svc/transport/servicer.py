@@ -27,13 +27,13 @@ from google.protobuf.message import DecodeError, Message
 from grpc_status import rpc_status
 
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.errors import InvalidInput, Revoked, ServiceError
+from translate_svc.errors import InvalidInput, ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session import Invalid, SessionManager, StreamDriver, StreamRequest
 from translate_svc.session.driver import internal_error
 from translate_svc.transport import convert
 from translate_svc.transport.auth import SERVICE_NAME as SERVICE_NAME  # re-exported
-from translate_svc.transport.auth import Permission, TokenStore, bearer_token
+from translate_svc.transport.auth import Revocation, TokenStore, bearer_token
 from translate_svc.vad.segmenter import SegmenterConfig
 
 logger = logging.getLogger(__name__)
@@ -85,19 +85,8 @@ class TranslatorServicer:
     ) -> None:
         self._m = manager
         self._error_drain_s = error_drain_s
-        #: with tokens: each live stream's token, so that a token removed from the file ends them
-        self._tokens = tokens
-        self._streams: dict[StreamDriver, str] = {}
-        if tokens is not None:
-            tokens.on_reload.append(self._revoke)
-
-    def _revoke(self) -> None:
-        """After the tokens file changed: end every stream whose token may no longer stream."""
-        assert self._tokens is not None
-        for driver, token in list(self._streams.items()):
-            perms = self._tokens.lookup(token)
-            if perms is None or Permission.STREAM not in perms:
-                driver.end(Revoked())
+        #: with tokens: a token removed from the file ends the streams it opened
+        self._revocation = Revocation(tokens) if tokens is not None else None
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's method handlers; requests stay bytes (parsed by ``_parse``)."""
@@ -164,17 +153,16 @@ class TranslatorServicer:
         """Parse, drive, render: the stream protocol itself is ``StreamDriver``'s."""
         requests = _requests(raw_requests, self._m.vad_defaults)
         driver = StreamDriver(self._m, error_drain_s=self._error_drain_s)
-        token = bearer_token(context.invocation_metadata()) if self._tokens is not None else None
-        if token:
-            self._streams[driver] = token
+        watching: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        if self._revocation is not None:
+            watching = self._revocation.watching(driver, bearer_token(context.invocation_metadata()))
         try:
-            async with contextlib.aclosing(driver.run(requests)) as events:
-                async for ev in events:
-                    yield convert.stream_event_to_pb(ev)
+            with watching:
+                async with contextlib.aclosing(driver.run(requests)) as events:
+                    async for ev in events:
+                        yield convert.stream_event_to_pb(ev)
         except ServiceError as e:
             await _abort(context, e)
-        finally:
-            self._streams.pop(driver, None)
 
 
 async def _requests(raw: AsyncIterator[bytes], vad_defaults: SegmenterConfig) -> AsyncIterator[StreamRequest]:
