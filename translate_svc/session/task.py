@@ -158,7 +158,7 @@ def check_captions(interim_interval_ms: int, task: TranslationTask, limits: Limi
 def check_resume(resume: Resume, limits: LimitsSettings) -> None:
     if not (len(resume.token) == 32 and all(c in "0123456789abcdef" for c in resume.token)):
         raise InvalidInput(
-            f"resume.resume_token {shown(resume.token)} is not a token this service issued: give back "
+            f"resume.resume_token {shown(resume.token)} is not a resume token (32 hex digits): give back "
             "StreamStarted.resume_token of the stream's first call"
         )
     if resume.next_segment_id < 0 or resume.offset_ms < 0:
