@@ -60,6 +60,20 @@ async def vad_segments(samples16k: Any) -> list[Any]:
     return [e for e in segmenter.push(samples16k, probs) + segmenter.finish() if isinstance(e, SegmentReady)]
 
 
+def speech_pcm16(path: Path, seconds: float, rate: int) -> Any:
+    """The first ``seconds`` of a shared speech file as mono PCM16 (int16 samples) at ``rate``:
+    what the doors' tests stream as a client or a microphone would."""
+    import numpy as np
+    import soxr
+
+    from translate_svc.client.raw import load_pcm16k
+
+    pcm = load_pcm16k(path)[: int(16000 * seconds)].astype(np.float32) / 32768.0
+    if rate != 16000:
+        pcm = soxr.resample(pcm, 16000, rate)
+    return np.clip(np.round(pcm * 32767), -32768, 32767).astype("<i2")
+
+
 def make_settings(model_dir: Path, **engine):  # type: ignore[no-untyped-def]
     from translate_svc.settings import EngineSettings, ModelSettings, ServerSettings, Settings
 

@@ -16,14 +16,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import pytest_asyncio
 import soundfile as sf
-import soxr
 
-from tests.conftest import LiveServer, make_settings, serving
-from translate_svc.client.raw import load_pcm16k
+from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(25)]
 
@@ -45,9 +42,8 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def microphone_wav(shared_audio: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What the fake microphone plays (in a loop): the shared speech's first seconds, 48 kHz."""
-    pcm = load_pcm16k(shared_audio / "silero_test.wav")[: 16000 * SECONDS].astype(np.float32) / 32768.0
     path = tmp_path_factory.mktemp("mic") / "speech48k.wav"
-    sf.write(path, soxr.resample(pcm, 16000, 48000), 48000, subtype="PCM_16")
+    sf.write(path, speech_pcm16(shared_audio / "silero_test.wav", SECONDS, 48000), 48000, subtype="PCM_16")
     return path
 
 

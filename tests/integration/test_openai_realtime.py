@@ -13,12 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 import pytest_asyncio
-import soxr
 from openai import AsyncOpenAI
 
-from tests.conftest import LiveServer, make_settings, serving
+from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.client.raw import load_pcm16k
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
 
@@ -30,8 +28,7 @@ MODEL = "gpt-realtime-translate"
 
 @pytest.fixture(scope="module")
 def pcm24k(shared_audio: Path) -> np.ndarray:
-    pcm = load_pcm16k(shared_audio / "silero_test.wav")[: 16000 * SECONDS].astype(np.float32) / 32768.0
-    return np.clip(np.round(soxr.resample(pcm, 16000, 24000) * 32767), -32768, 32767).astype("<i2")
+    return speech_pcm16(shared_audio / "silero_test.wav", SECONDS, 24000)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -18,12 +18,10 @@ import av
 import numpy as np
 import pytest
 import pytest_asyncio
-import soxr
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from tests.conftest import LiveServer, make_settings, serving
-from translate_svc.client.raw import load_pcm16k
+from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 
@@ -59,8 +57,7 @@ class Microphone(MediaStreamTrack):
 
 @pytest.fixture(scope="module")
 def pcm48k(shared_audio: Path) -> np.ndarray:
-    pcm = load_pcm16k(shared_audio / "silero_test.wav")[: 16000 * SECONDS].astype(np.float32) / 32768.0
-    return np.clip(np.round(soxr.resample(pcm, 16000, 48000) * 32767), -32768, 32767).astype(np.int16)
+    return speech_pcm16(shared_audio / "silero_test.wav", SECONDS, 48000)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
