@@ -30,6 +30,10 @@ class InvalidInput(ServiceError):
     code = ErrorCode.INVALID_ARGUMENT
 
 
+class Unauthenticated(ServiceError):
+    code = ErrorCode.UNAUTHENTICATED
+
+
 class Overloaded(ServiceError):
     code = ErrorCode.RESOURCE_EXHAUSTED
 

@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 from translate_svc.engine.client import EngineClient
 from translate_svc.observability import metrics
 from translate_svc.session import SessionManager
-from translate_svc.session.manager import Admission
+from translate_svc.session.quota import Counters
 from translate_svc.settings import Settings
 from translate_svc.vad.silero import SileroVad
 from translate_svc.vad.worker import VadWorker
@@ -44,6 +44,7 @@ class Application:
         """After the transport stopped taking calls: fail what is left, stop the threads."""
         await self.stop_engine()
         self.vad.close()
+        self.sessions.close()
 
 
 def build_frontend(
@@ -53,12 +54,12 @@ def build_frontend(
     stop_engine: Callable[[], Awaitable[None]],
     listeners: list[Callable[[BaseException], None]],
     *,
-    admission: Admission | None = None,
+    counters: Counters | None = None,
 ) -> Application:
-    """Sessions and the VAD worker around ``engine``; ``admission`` counts open streams against
-    ``limits.max_streams`` (default: this process's own count)."""
+    """Sessions and the VAD worker around ``engine``; ``counters`` hold the node's limits and
+    tenants' caps (default: this process's own counts)."""
     # process-wide, once: numpy's BLAS pool (torch's own threads are the runner's, set at load)
     threadpool_limits(limits=settings.blas_threads, user_api="blas")
     vad = VadWorker(SileroVad(), on_call=metrics.observe_vad_call)
-    sessions = SessionManager(engine, vad, settings.vad, settings.limits, admission=admission)
+    sessions = SessionManager(engine, vad, settings.vad, settings.limits, counters=counters)
     return Application(settings, engine, vad, sessions, start_engine, stop_engine, listeners)

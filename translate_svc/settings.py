@@ -56,6 +56,13 @@ class LimitsSettings(BaseModel):
     max_chunk_bytes: int = Field(1024 * 1024, ge=320)
     #: longest clip Translate accepts
     max_clip_seconds: float = Field(600.0, gt=0)
+    #: Translate calls in progress at once on the node, counted before a clip is read or decoded;
+    #: beyond it: RESOURCE_EXHAUSTED + retry hint. Bounds what clips hold (docs/security.md):
+    #: about this many times (max_message_bytes + the largest clip decoded) at the defaults
+    max_translate_calls: int = Field(4, ge=1, le=1024)
+    #: threads that decode and resample Translate clips (their own pool: clips cannot take the
+    #: threads live streams decode on)
+    translate_decode_threads: int = Field(2, ge=1, le=64)
     #: StreamingTranslate calls open at once on this server; beyond it: RESOURCE_EXHAUSTED + retry hint
     max_streams: int = Field(256, ge=1)
     #: a stream that sends no message for this long is closed (its open speech translated first)

@@ -11,7 +11,7 @@ process (its memory is read from /proc, apart from the test's own).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
@@ -166,3 +166,90 @@ async def test_3000_health_watches_on_one_connection_hold_at_most_the_published_
     print(f"{held} of 3000 Watch calls on one connection were served at once")
     assert 0 < held <= limit, held
     assert status.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def largest_clip(jfk: Path, seconds: float, rate: int) -> bytes:
+    """A WAV of ``seconds`` at ``rate`` (PCM16 mono): jfk.flac's speech, then silence."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    from tests.conftest import speech_pcm16
+
+    pcm = np.zeros(int(seconds * rate), np.int16)
+    speech = speech_pcm16(jfk, 11.0, rate)
+    pcm[: len(speech)] = speech
+    buf = io.BytesIO()
+    sf.write(buf, pcm, rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def clip_bound_mb(calls: int, clip_bytes: int, seconds: float, rate: int) -> float:
+    """docs/security.md's bound for Translate: per admitted call, about five times the message
+    (gRPC's buffers, its bytes, the parsed request and the clip's bytes, overlapping while it is
+    read and parsed) and the clip decoded as float32 at its own rate; and 128 MiB for the rest of
+    the server's working memory (live streams, the VAD, the batches)."""
+    return calls * (5 * clip_bytes + seconds * rate * 4) / MB + 128
+
+
+async def test_16_largest_clips_beside_4_live_streams_are_admitted_up_to_the_cap_within_the_bound(
+    guarded: ServerProcess, shared_audio: Path
+) -> None:
+    """16 concurrent Translate calls of the largest clip the defaults allow (600 s at 48 kHz: 57.6
+    MB, under the 64 MiB message limit) beside 4 real-time streams: max_translate_calls (4) are
+    translated, the other 12 refused at once with RetryInfo, the streams end OK, and the server's
+    peak memory stays under the documented bound."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    from tests.conftest import speech_pcm16
+
+    seconds, rate, cap = 600.0, 48000, 4
+    clip = await asyncio.to_thread(largest_clip, shared_audio / "jfk.flac", seconds, rate)
+    assert len(clip) < 64 * MB
+    live = speech_pcm16(shared_audio / "jfk.flac", 11.0, 16000).tobytes()
+    metadata = (("authorization", f"Bearer {TOKEN}"),)
+    pid = guarded.proc.pid
+    reset_peak(pid)
+    before = memory_kb(pid)["VmRSS"]
+
+    async def stream(stub: pb_grpc.TranslatorStub) -> list[pb.StreamingTranslateResponse]:
+        async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
+            fmt = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000)
+            yield pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=fmt, target_languages=["spa"]))
+            for at in range(0, len(live), 3200):  # 100 ms at real time
+                yield pb.StreamingTranslateRequest(audio=live[at : at + 3200])
+                await asyncio.sleep(0.1)
+
+        return [r async for r in stub.StreamingTranslate(requests(), metadata=metadata, timeout=180)]
+
+    request = pb.TranslateRequest(
+        audio=pb.AudioInput(content=clip, format=pb.AudioFormat(encoding=pb.CONTAINER)),
+        target_languages=["spa"],
+        output=pb.OutputOptions(speech=False),
+    )
+    del clip
+    async with grpc.aio.insecure_channel(guarded.address) as ch:
+        stub = pb_grpc.TranslatorStub(ch)
+        streams = [asyncio.ensure_future(stream(stub)) for _ in range(4)]
+        outcomes = await asyncio.gather(
+            *(stub.Translate(request, metadata=metadata, timeout=300) for _ in range(16)), return_exceptions=True
+        )
+        streamed = await asyncio.gather(*streams)
+    grown_mb = (memory_kb(pid)["VmHWM"] - before) / 1024
+    answered = [o for o in outcomes if isinstance(o, pb.TranslateResponse)]
+    refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    bound = clip_bound_mb(cap, request.ByteSize(), seconds, rate)
+    print(f"{len(answered)} clips answered, {len(refused)} refused; peak RSS +{grown_mb:.0f} MB (bound {bound:.0f})")
+    assert len(answered) == cap and all(r.audio_duration_ms == 600_000 and r.segments for r in answered)
+    assert len(refused) == 16 - cap
+    for err in refused:
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "max_translate_calls" in (err.details() or "")
+        status = rpc_status.from_call(err)
+        info = error_details_pb2.RetryInfo()
+        assert status is not None and status.details[0].Unpack(info) and info.retry_delay.ToMilliseconds() > 0
+    for got in streamed:
+        assert got[-1].HasField("ended") and got[-1].ended.reason == pb.StreamEnd.HALF_CLOSE
+        assert sum(r.HasField("segment") for r in got) >= 2
+    assert grown_mb <= bound, f"the server's peak memory grew {grown_mb:.0f} MB, over the documented {bound:.0f} MB"

@@ -20,6 +20,7 @@ import pytest_asyncio
 import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
 from tests.conftest import LiveServer, make_settings, serving
@@ -349,6 +350,13 @@ async def test_tokens_are_rotated_without_restart(rotating: Rotating, caplog: py
 
         await eventually(complained, "an error about the empty tokens file")
     assert all(new not in r.getMessage() for r in caplog.records)
+    assert REGISTRY.get_sample_value("translate_svc_tokens_file_ok") == 0  # and so does /metrics
+    path.write_text(f"{new} *\n")
+
+    async def good_again() -> bool:
+        return REGISTRY.get_sample_value("translate_svc_tokens_file_ok") == 1
+
+    await eventually(good_again, "the gauge back at 1 once the file is good")
 
 
 async def test_a_revoked_token_ends_its_live_stream_after_its_results(

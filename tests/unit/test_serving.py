@@ -1,5 +1,5 @@
-"""The pieces of ``serve --workers N`` that need no processes: the node's shared stream count and
-the port reservation."""
+"""The pieces of ``serve --workers N`` that need no processes: the node's shared counters and the
+port reservation."""
 
 from __future__ import annotations
 
@@ -10,38 +10,61 @@ from pathlib import Path
 import pytest
 
 from translate_svc.serving import admission
-from translate_svc.serving.admission import SharedAdmission
+from translate_svc.serving.admission import SharedCounters
 from translate_svc.serving.supervisor import StartError, reserve_port
+from translate_svc.session.quota import LocalCounters
 
 
-def test_the_stream_count_is_the_nodes_not_a_workers(tmp_path: Path) -> None:
-    path = tmp_path / "streams"
+def test_every_count_is_the_nodes_not_a_workers(tmp_path: Path) -> None:
+    path = tmp_path / "counters"
     admission.create(path)
-    w0, w1 = SharedAdmission(path, 0), SharedAdmission(path, 1)
-    assert w0.try_admit(3) and w0.try_admit(3) and w1.try_admit(3)
-    assert not w1.try_admit(3) and not w0.try_admit(3)  # 3 open on the node: refused on both
-    w0.release()
-    assert w1.try_admit(3) and w1.open_streams() == 3
+    w0, w1 = SharedCounters(path, 0), SharedCounters(path, 1)
+    streams = [("streams", 3)]
+    assert w0.try_acquire(streams) is None and w0.try_acquire(streams) is None and w1.try_acquire(streams) is None
+    assert w1.try_acquire(streams) == "streams" and w0.try_acquire(streams) == "streams"  # 3 open on the node
+    w0.release(["streams"])
+    assert w1.try_acquire(streams) is None and w1.count("streams") == 3
     w1.reset()  # w1 died with its two streams
-    assert w0.open_streams() == 1 and w0.try_admit(3) and w0.try_admit(3) and not w0.try_admit(3)
+    assert w0.count("streams") == 1
+    # several counters are taken together or not at all; a tenant's counter is one more name
+    both = [("streams", 10), ("acme/streams", 2)]
+    assert w0.try_acquire(both) is None and w1.try_acquire(both) is None
+    assert w0.try_acquire(both) == "acme/streams" and w0.count("streams") == 3  # nothing taken
+    assert w1.try_acquire([("streams", 10), ("beta/streams", 2)]) is None  # another tenant is unaffected
     with pytest.raises(ValueError, match="slot"):
-        SharedAdmission(path, admission.SLOTS)
+        SharedCounters(path, admission.SLOTS)
     w0.close()
     w1.close()
 
 
+def test_a_tenants_audio_budget_is_shared_refills_and_may_be_overdrawn(tmp_path: Path) -> None:
+    path = tmp_path / "counters"
+    admission.create(path)
+    now = [100.0]
+    w0, w1 = SharedCounters(path, 0, clock=lambda: now[0]), SharedCounters(path, 1, clock=lambda: now[0])
+    assert w0.spend("acme/audio", 50.0, 60.0) == 10.0  # a full minute's worth (60 s) to start with
+    assert w1.spend("acme/audio", 30.0, 60.0) == -20.0  # the other worker draws from the same budget
+    now[0] += 30.0  # 30 s later: 30 s back (60 a minute)
+    assert w0.spend("acme/audio", 0.0, 60.0) == 10.0
+    now[0] += 600.0  # never more than a minute's worth banked
+    assert w1.spend("acme/audio", 0.0, 60.0) == 60.0
+    assert w1.spend("beta/audio", 1.0, 60.0) == 59.0
+    local = LocalCounters(clock=lambda: now[0])
+    assert local.spend("acme/audio", 50.0, 60.0) == 10.0 and local.spend("acme/audio", 30.0, 60.0) == -20.0
+
+
 def _take(path: Path, slot: int, limit: int, tries: int) -> int:
-    counter = SharedAdmission(path, slot)
-    return sum(counter.try_admit(limit) for _ in range(tries))
+    counter = SharedCounters(path, slot)
+    return sum(counter.try_acquire([("streams", limit), (f"t{slot % 2}/streams", limit)]) is None for _ in range(tries))
 
 
 def test_workers_racing_for_the_last_slots_never_take_more_than_the_limit(tmp_path: Path) -> None:
-    path = tmp_path / "streams"
+    path = tmp_path / "counters"
     admission.create(path)
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(4) as pool:
         taken = pool.starmap(_take, [(path, slot, 1000, 400) for slot in range(4)])
-    assert sum(taken) == 1000 and SharedAdmission(path, 0).open_streams() == 1000
+    assert sum(taken) == 1000 and SharedCounters(path, 0).count("streams") == 1000
 
 
 def test_a_busy_port_fails_the_start_with_what_to_do() -> None:
@@ -73,6 +96,9 @@ def test_client_secrets_expire_and_only_their_key_signs_them() -> None:
     assert not ClientSecrets("x" * 64, 600, clock=lambda: now[0]).valid(value)  # another key
     assert secrets.mint(10_000)[1] == 1_000_600  # capped at the server's TTL
     assert not secrets.valid(value.replace("ek_1000030", "ek_1999999"))  # a longer life cannot be forged
+    acme, _ = secrets.mint(30, tenant="acme")  # a secret carries its minter's tenant, signed
+    assert secrets.tenant(acme) == "acme" and secrets.tenant(value) == "default"
+    assert secrets.tenant(acme.replace("_acme_", "_beta_")) is None
     now[0] += 31
     assert not secrets.valid(value) and not secrets.valid("not-a-secret")
 

@@ -152,6 +152,8 @@ def limits(msg: pb.ServerLimits) -> ServerLimits:
         max_calls=msg.max_calls,
         connection_idle_seconds=msg.connection_idle_seconds,
         connection_max_age_seconds=msg.connection_max_age_seconds,
+        max_translate_calls=msg.max_translate_calls,
+        max_stream_message_bytes=msg.max_stream_message_bytes,
     )
 
 

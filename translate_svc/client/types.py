@@ -301,6 +301,8 @@ class ServerLimits:
     max_calls: int = 0
     connection_idle_seconds: float = 0.0
     connection_max_age_seconds: float = 0.0
+    max_translate_calls: int = 0
+    max_stream_message_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,44 @@ VAD_STREAMS_PER_CALL = Histogram(
 )
 
 
+# Usage by tenant. The label's values come only from the tokens file (``default`` for tokens that
+# name no tenant, and on a server without tokens), never from a caller.
+TENANT_AUDIO_S = Counter("translate_svc_tenant_audio_seconds_total", "audio received, by tenant", ["tenant"])
+TENANT_SPEECH_S = Counter(
+    "translate_svc_tenant_speech_seconds_total", "translated speech sent (all targets), by tenant", ["tenant"]
+)
+TENANT_SEGMENTS = Counter(
+    "translate_svc_tenant_segments_total", "segment results, by tenant and status", ["tenant", "status"]
+)
+TENANT_CALLS = Counter(
+    "translate_svc_tenant_calls_total",
+    "calls ended (stream: StreamingTranslate and the realtime doors; translate: Translate), by final status",
+    ["tenant", "method", "code"],
+)
+
+
+TOKENS_FILE_OK = Gauge(
+    "translate_svc_tokens_file_ok",
+    "1 while the tokens file in use is the one on disk; 0 while a file that cannot be used (unreadable, "
+    "empty, a bad line) is on disk and the last good set is kept: tokens removed since are NOT revoked",
+    multiprocess_mode="livemin",
+)
+TOKENS_RELOADS = Counter("translate_svc_tokens_reloads_total", "tokens file reloads, by outcome", ["outcome"])
+
+
+def tokens_file(ok: bool) -> None:
+    TOKENS_FILE_OK.set(1 if ok else 0)
+    TOKENS_RELOADS.labels("loaded" if ok else "kept_last_good").inc()
+
+
+def tenant_audio(tenant: str, seconds: float) -> None:
+    TENANT_AUDIO_S.labels(tenant).inc(seconds)
+
+
+def tenant_call(tenant: str, method: str, code: str) -> None:
+    TENANT_CALLS.labels(tenant, method, code).inc()
+
+
 def observe_vad_call(streams: int) -> None:
     VAD_STREAMS_PER_CALL.observe(streams)
 
@@ -77,9 +115,14 @@ def stream_ended() -> None:
     STREAMS_ACTIVE.dec()
 
 
-def observe_segment(result: SegmentResult) -> None:
-    SEGMENTS.labels("OK" if result.error is None else result.error.code).inc()
+def observe_segment(result: SegmentResult, tenant: str) -> None:
+    status = "OK" if result.error is None else result.error.code
+    SEGMENTS.labels(status).inc()
     SEGMENT_TOTAL_MS.observe(result.timing.total_ms)
+    TENANT_SEGMENTS.labels(tenant, status).inc()
+    speech_s = sum(len(t.audio) / t.sample_rate_hz for t in result.translations if t.audio is not None)
+    if speech_s:
+        TENANT_SPEECH_S.labels(tenant).inc(speech_s)
 
 
 def serve_metrics(port: int, host: str = "0.0.0.0") -> None:

@@ -240,8 +240,8 @@ class Supervisor:
         logger.error("worker %s (pid %d) exited with status %s; starting a replacement", dead.name, dead.proc.pid, code)
         self.running.pop(dead.name, None)
         metrics.process_gone(dead.proc.pid, self.metrics_dir)
-        slot = admission.SharedAdmission(self.admission_file, int(dead.name.removeprefix("w")))
-        slot.reset()  # its streams died with it
+        slot = admission.SharedCounters(self.admission_file, int(dead.name.removeprefix("w")))
+        slot.reset()  # its calls died with it
         slot.close()
         if time.monotonic() - dead.started < QUICK_DEATH_S:
             await asyncio.sleep(1.0)  # a crash loop does not spin

@@ -24,7 +24,7 @@ from translate_svc.errors import NotReady
 from translate_svc.frontend import build_frontend
 from translate_svc.observability import metrics
 from translate_svc.serving import process
-from translate_svc.serving.admission import SharedAdmission
+from translate_svc.serving.admission import SharedCounters
 from translate_svc.transport.server import TranslateServer
 
 
@@ -46,8 +46,8 @@ async def main() -> None:
     async def all_workers_up(warmup: bool) -> None:
         await engine.wait_for_workers(workers)  # health: SERVING only when the whole node is up
 
-    admission = SharedAdmission(Path(os.environ[process.ENV_ADMISSION]), slot=int(name.removeprefix("w")))
-    app = build_frontend(settings, engine, all_workers_up, engine.close, listeners, admission=admission)
+    counters = SharedCounters(Path(os.environ[process.ENV_ADMISSION]), slot=int(name.removeprefix("w")))
+    app = build_frontend(settings, engine, all_workers_up, engine.close, listeners, counters=counters)
     listeners.append(lambda exc: app.sessions.fail_all(NotReady(ENGINE_GONE)))
     server = TranslateServer(app, reuse_port=True)
     port = await server.start()

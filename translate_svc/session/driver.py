@@ -31,6 +31,7 @@ from translate_svc.session.events import (
     request_name,
 )
 from translate_svc.session.manager import SessionManager
+from translate_svc.session.quota import DEFAULT_TENANT, QuotaSpent, Tenant
 from translate_svc.session.stream import StreamSession
 from translate_svc.types import SegmentResult
 
@@ -46,9 +47,11 @@ def internal_error(exc: BaseException) -> ServiceError:
 class StreamDriver:
     """Drives one stream; create one per call."""
 
-    def __init__(self, manager: SessionManager, *, error_drain_s: float = 2.0) -> None:
+    def __init__(self, manager: SessionManager, *, error_drain_s: float = 2.0, tenant: Tenant = DEFAULT_TENANT) -> None:
         self._m = manager
         self._error_drain_s = error_drain_s
+        self.tenant = tenant
+        self._charged_ms = 0  # the stream's audio drawn from the tenant's budget so far
         self._session: StreamSession | None = None
         self._open = False  # audio is still taken (not ended by half-close, a limit or an error)
         self._waiting = False  # the reader waits for the client's next message
@@ -63,21 +66,24 @@ class StreamDriver:
         try:
             session = await self._start(requests)
         except ServiceError as e:
+            metrics.tenant_call(self.tenant.name, "stream", e.code.value)
             await _drop_rest(requests, self._error_drain_s)
             raise e from None
         reader = asyncio.create_task(self._read(requests, session), name=f"read-{session.session_id}")
         error: ServiceError | None = None
+        code = "OK"
         try:
             metrics.stream_started()  # counted here, for every door (before the client hears of it)
             yield _started(session, self._m)
             async for ev in session.events():
                 if isinstance(ev, SegmentResult):
-                    metrics.observe_segment(ev)
+                    metrics.observe_segment(ev, self.tenant.name)
                 yield ev
             await reader
         except ServiceError as e:
             error = e
         except asyncio.CancelledError:
+            code = "CANCELLED"
             logger.info("stream cancelled by the client", extra={"session_id": session.session_id})
             raise
         except Exception as e:
@@ -86,6 +92,8 @@ class StreamDriver:
             # close first: a cancel landing in the await below must not skip it (leaked stream slot)
             session.close()
             metrics.stream_ended()
+            self._charge(session, final=True)
+            metrics.tenant_call(self.tenant.name, "stream", code if error is None else error.code.value)
             self._disarm()
             if error is None:
                 await _stop(reader)
@@ -120,7 +128,12 @@ class StreamDriver:
             first.source_language, list(first.target_languages), first.output, detect, first.terms
         )
         session = self._m.open_stream(
-            first.format, task, first.vad, interim_interval_ms=first.interim_interval_ms, resume=first.resume
+            first.format,
+            task,
+            first.vad,
+            interim_interval_ms=first.interim_interval_ms,
+            resume=first.resume,
+            tenant=self.tenant,
         )
         self._session, self._open = session, True
         session.on_drain = lambda deadline: self._arm()
@@ -159,16 +172,28 @@ class StreamDriver:
         if self._ending is not None:
             await self._ending
 
-    @staticmethod
-    async def _apply(session: StreamSession, req: StreamRequest) -> None:
+    async def _apply(self, session: StreamSession, req: StreamRequest) -> None:
         if isinstance(req, AudioIn):
             await session.feed(req.data, req.timestamp)
+            spent = self._charge(session)
+            if spent is not None:
+                raise spent
         elif isinstance(req, Flush):
             await session.flush()
         elif isinstance(req, Invalid):
             raise req.error
         else:
             raise InvalidInput("`config` was sent twice: send it once, as the first message")
+
+    def _charge(self, session: StreamSession, *, final: bool = False) -> QuotaSpent | None:
+        """Draw the audio received since the last charge from the tenant's budget, a second or more
+        at a time (``final``: what is left), and count it; QuotaSpent once the budget is spent."""
+        new_ms = session.audio_received_ms - self._charged_ms
+        if new_ms <= 0 or (new_ms < 1000 and not final):
+            return None
+        self._charged_ms += new_ms
+        metrics.tenant_audio(self.tenant.name, new_ms / 1000)
+        return self._m.charge_audio(self.tenant, new_ms / 1000)
 
     async def _finish(self, limit: LimitReached | None) -> None:
         """End the stream's audio: its open speech is translated, then StreamEnded (and ``limit``)."""

@@ -1,16 +1,20 @@
 """What all streams of one server share: admission, fair share, drain, and the two ways in.
 
-``SessionManager`` admits streams (``max_streams``, refused while draining), splits the engine's
-queue fairly between live sessions, tells every live stream when the server drains, and runs a
-whole clip (``Translate``) through the same ``StreamSession`` as a stream. Event loop only.
+``SessionManager`` admits streams and clips (the node's ``max_streams`` and ``max_translate_calls``,
+each tenant's caps: ``quota.py``; streams are refused while draining), splits the engine's queue
+fairly between live sessions, tells every live stream when the server drains, and runs a whole clip
+(``Translate``) through the same ``StreamSession`` as a stream, decoded on a bounded pool of its
+own so that clips cannot starve live streams. Event loop only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import time
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from translate_svc.audio.codec import check_stream_format, decode_audio
 from translate_svc.engine.client import EngineClient
@@ -18,24 +22,21 @@ from translate_svc.engine.runner import ModelCard
 from translate_svc.errors import InvalidInput, NotReady, Overloaded, ServiceError
 from translate_svc.session import task as checks
 from translate_svc.session.events import ClipResult, Draining, Resume
+from translate_svc.session.quota import (
+    DEFAULT_TENANT,
+    UNCAPPED,
+    Counters,
+    LocalCounters,
+    QuotaSpent,
+    Tenant,
+    refusal,
+    retry_after_ms,
+)
 from translate_svc.session.stream import StreamSession
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, SegmentResult, Term, TranslationTask
 from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.worker import VadWorker
-
-
-class Admission(Protocol):
-    """Open streams counted across every process that serves the node (``serving/admission.py``);
-    without one, a manager counts its own."""
-
-    def try_admit(self, limit: int) -> bool:
-        """Count one more open stream unless ``limit`` are open already."""
-        ...
-
-    def release(self) -> None:
-        """One admitted stream closed."""
-        ...
 
 
 class SessionManager:
@@ -48,16 +49,18 @@ class SessionManager:
         vad_defaults: SegmenterConfig,
         limits: LimitsSettings,
         *,
-        admission: Admission | None = None,
+        counters: Counters | None = None,
     ) -> None:
         self.engine = engine
         self.vad = vad
         self.vad_defaults = vad_defaults
         self.limits = limits
-        #: streams open now in this process (admission control: ``limits.max_streams``, counted
-        #: node-wide by ``admission`` when the node runs several front-end processes)
+        #: streams open now in this process (the node's count is in ``counters``)
         self.open_streams = 0
-        self._admission = admission
+        #: the node's limits and the tenants' caps (node-wide when the node runs several workers)
+        self.counters: Counters = counters if counters is not None else LocalCounters()
+        #: Translate clips are decoded and resampled here, never on the threads live streams use
+        self._decode_pool = ThreadPoolExecutor(limits.translate_decode_threads, thread_name_prefix="clip-decode")
         #: sessions alive now, streams and Translate clips (their fair share of the engine queue)
         self.sessions = 0
         #: admitted streams (a drain tells each of them)
@@ -69,6 +72,10 @@ class SessionManager:
         self.drain_hold_until: float | None = None
         self._no_live = asyncio.Event()  # set while no stream is admitted
         self._no_live.set()
+
+    def close(self) -> None:
+        """The server stopped: no clip is decoded any more."""
+        self._decode_pool.shutdown(wait=False, cancel_futures=True)
 
     async def wait_no_live(self) -> None:
         """Until every admitted stream has closed (a drain waits for it)."""
@@ -126,38 +133,78 @@ class SessionManager:
         *,
         interim_interval_ms: int = 0,
         resume: Resume | None = None,
+        tenant: Tenant = DEFAULT_TENANT,
     ) -> StreamSession:
-        """Admit a new stream; ``StreamSession.close`` must be called when it ends."""
+        """Admit a new stream of ``tenant``; ``StreamSession.close`` must be called when it ends."""
         if self.draining is not None:
             raise NotReady("this server is shutting down and takes no new streams: connect to another server")
         check_stream_format(fmt)
         if resume is not None:
             checks.check_resume(resume, self.limits)
         checks.check_captions(interim_interval_ms, task, self.limits)
-        limit = self.limits.max_streams
-        if not (self._admission.try_admit(limit) if self._admission is not None else self.open_streams < limit):
-            raise Overloaded(
-                f"this server is at its stream capacity ({self.limits.max_streams} open streams); "
-                "retry shortly or on another server",
-                retry_after_ms=1000,
-            )
+        held = self._acquire("streams", self.limits.max_streams, tenant, tenant.caps.streams)
         try:
             session = self._new_session(fmt, task, vad, interim_interval_ms=interim_interval_ms, resume=resume)
         except BaseException:
-            if self._admission is not None:
-                self._admission.release()
+            self.counters.release(held)
             raise
+        session.held = held
         self.open_streams += 1
         self.live.add(session)
         self._no_live.clear()
         return session
 
+    @contextlib.contextmanager
+    def admit_clip(self, tenant: Tenant = DEFAULT_TENANT) -> Iterator[None]:
+        """One Translate call of ``tenant`` in the block: counted against ``max_translate_calls``
+        and the tenant's caps before its message is read or decoded (else RESOURCE_EXHAUSTED)."""
+        held = self._acquire("translate", self.limits.max_translate_calls, tenant, tenant.caps.translate_calls)
+        try:
+            yield
+        finally:
+            self.counters.release(held)
+
+    def charge_audio(self, tenant: Tenant, seconds: float) -> QuotaSpent | None:
+        """Draw ``seconds`` of audio from the tenant's budget; QuotaSpent once it is spent."""
+        per_minute = tenant.caps.audio_seconds_per_minute
+        if per_minute is None:
+            return None
+        left = self.counters.spend(f"{tenant.name}/audio", seconds, per_minute)
+        return None if left > 0 else QuotaSpent(tenant, retry_after_ms(left, per_minute))
+
+    def _acquire(self, kind: str, node_limit: int, tenant: Tenant, cap: int | None) -> list[str]:
+        """Take the node's counter ``kind`` and the tenant's; RESOURCE_EXHAUSTED naming the full one.
+        A tenant whose audio budget is spent is refused too."""
+        spent = self.charge_audio(tenant, 0.0)
+        if spent is not None:
+            wait_ms = spent.retry_after_ms or 1000
+            raise Overloaded(
+                f"tenant {tenant.name!r} has used its {tenant.caps.audio_seconds_per_minute or 0:g} audio seconds "
+                f"per minute (its cap in the tokens file); retry in {wait_ms / 1000:.1f} s",
+                retry_after_ms=wait_ms,
+            )
+        wants = [(kind, node_limit), (f"{tenant.name}/{kind}", cap if cap is not None else UNCAPPED)]
+        full = self.counters.try_acquire(wants)
+        if full is not None:
+            raise refusal(full, tenant, wants)
+        return [name for name, _ in wants]
+
     async def translate_clip(
-        self, content: bytes, fmt: AudioFormat, task: TranslationTask, vad: SegmenterConfig
+        self,
+        content: bytes,
+        fmt: AudioFormat,
+        task: TranslationTask,
+        vad: SegmenterConfig,
+        tenant: Tenant = DEFAULT_TENANT,
     ) -> ClipResult:
-        """Translate a whole clip: the same pipeline as a stream, fed at once, then half-closed."""
+        """Translate a whole clip (admitted: ``admit_clip``): the same pipeline as a stream, fed at
+        once, then half-closed. Its audio is drawn from the tenant's budget once decoded."""
         limit_s = self.limits.max_clip_seconds
-        samples, rate = await asyncio.to_thread(decode_audio, content, fmt, max_seconds=limit_s)
+        loop = asyncio.get_running_loop()
+        samples, rate = await loop.run_in_executor(
+            self._decode_pool, functools.partial(decode_audio, content, fmt, max_seconds=limit_s)
+        )
+        del content  # the caller passed the only reference: the encoded clip is freed here
         duration_s = len(samples) / rate
         if duration_s > limit_s:  # decode_audio checks it already; kept as the contract's last word
             raise InvalidInput(
@@ -165,7 +212,10 @@ class SessionManager:
                 "(use StreamingTranslate for longer audio)"
             )
         checks.check_answer_size(duration_s, task, self.limits)
-        session = self._new_session(AudioFormat(AudioEncoding.FLOAT32, rate, 1), task, vad, strict_queue=True)
+        self.charge_audio(tenant, duration_s)  # admitted with budget left: this clip may overdraw it
+        session = self._new_session(
+            AudioFormat(AudioEncoding.FLOAT32, rate, 1), task, vad, strict_queue=True, executor=self._decode_pool
+        )
         collect = asyncio.create_task(_results(session), name=f"collect-{session.session_id}")
         try:
             await session.feed_samples(samples)
@@ -190,6 +240,7 @@ class SessionManager:
         strict_queue: bool = False,
         interim_interval_ms: int = 0,
         resume: Resume | None = None,
+        executor: ThreadPoolExecutor | None = None,
     ) -> StreamSession:
         session = StreamSession(
             self.engine,
@@ -202,6 +253,7 @@ class SessionManager:
             strict_queue=strict_queue,
             interim_interval_ms=interim_interval_ms,
             resume=resume,
+            executor=executor,
         )
         self.sessions += 1
         session.on_close = self._closed
@@ -212,8 +264,7 @@ class SessionManager:
         if session in self.live:
             self.live.discard(session)
             self.open_streams -= 1
-            if self._admission is not None:
-                self._admission.release()
+            self.counters.release(session.held)
             if not self.live:
                 self._no_live.set()
 

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
 
 import numpy as np
 
@@ -66,6 +67,7 @@ class StreamSession:
         strict_queue: bool = False,
         interim_interval_ms: int = 0,
         resume: Resume | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.session_id = uuid.uuid4().hex
         #: names the stream across calls; a resumed call keeps its token
@@ -104,6 +106,10 @@ class StreamSession:
         #: called once by ``close`` (the manager releases the stream's slot)
         self.on_close: Callable[[StreamSession], None] | None = None
         self._log = {"session_id": self.session_id}
+        #: where a clip is resampled (None: the loop's default pool)
+        self._executor = executor
+        #: the admission counters this stream holds (released by its manager when it closes)
+        self.held: list[str] = []
 
     @property
     def audio_received_ms(self) -> int:
@@ -162,7 +168,9 @@ class StreamSession:
         for i in range(0, len(samples), step):
             await self._room.wait()
             self._raise_failure()
-            self._vad.score(await asyncio.to_thread(self.timeline.ingest, samples[i : i + step]))
+            block = samples[i : i + step]
+            loop = asyncio.get_running_loop()
+            self._vad.score(await loop.run_in_executor(self._executor, self.timeline.ingest, block))
 
     async def flush(self) -> None:
         await self._vad.scored_all()

@@ -5,7 +5,11 @@ Tokens live in a file that a Kubernetes Secret can mount, one per line (see docs
     # comment
     s3cr3t-token-1                      # no permissions listed: all
     s3cr3t-token-2 languages,translate
-    s3cr3t-token-3 *
+    s3cr3t-token-3 * tenant=acme streams=8 translate_calls=2 audio_seconds_per_minute=600
+
+Each token belongs to a tenant (``tenant=``; ``default`` if the line names none): the name the
+server counts usage by (``/metrics``) and holds to its caps (``session/quota.py``). A tenant's caps
+may be stated on any of its lines; two lines that state one differently are an error.
 
 The file is re-read when it changes (one ``stat`` at most once per ``check_interval_s``), so a
 rotated Secret takes effect without a restart; a file that becomes unreadable, empty or invalid
@@ -31,6 +35,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,7 +43,9 @@ from typing import Any, Protocol
 import grpc
 
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.errors import LimitReached, Revoked
+from translate_svc.errors import LimitReached, Revoked, Unauthenticated
+from translate_svc.observability import metrics
+from translate_svc.session.quota import DEFAULT_TENANT, TENANT_NAME, Tenant, TenantCaps
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Translator"].full_name
 
@@ -72,37 +79,90 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
 
 
-def parse_tokens(text: str, source: str) -> list[tuple[bytes, frozenset[Permission]]]:
-    """The file's (token digest, permissions) pairs; ``TokenFileError`` on the first bad line.
+@dataclass(frozen=True)
+class Grant:
+    """What a known token may do, and whose it is."""
 
-    A token listed twice gets the union of its permissions. Messages name the line, never the token.
+    permissions: frozenset[Permission]
+    tenant: Tenant = DEFAULT_TENANT
+
+
+#: a tenant's caps as the tokens file names them: (TenantCaps field, type, smallest value)
+_CAPS: dict[str, tuple[type, float]] = {
+    "streams": (int, 1),
+    "translate_calls": (int, 1),
+    "audio_seconds_per_minute": (float, 1),
+}
+
+
+def _cap(option: str, value: str, where: str) -> int | float:
+    kind, least = _CAPS[option]
+    try:
+        number: int | float = int(value) if kind is int else float(value)
+    except ValueError:
+        number = least - 1
+    if not least <= number < 1e9:
+        raise TokenFileError(f"{where}: {option} must be a number of at least {least:g}, got {value[:24]!r}")
+    return number
+
+
+def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
+    """The file's (token digest, grant) pairs; ``TokenFileError`` on the first bad line.
+
+    A token listed twice gets the union of its permissions (and must name one tenant). Messages
+    name the line, never the token.
     """
-    entries: dict[bytes, frozenset[Permission]] = {}
+    perms_of: dict[bytes, frozenset[Permission]] = {}
+    tenant_of: dict[bytes, str] = {}
+    caps: dict[str, dict[str, int | float]] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
+        where = f"{source} line {number}"
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         token, *rest = line.split(None, 1)
         if not token.isascii() or not token.isprintable():
-            raise TokenFileError(f"{source} line {number}: a token must be printable ASCII without spaces")
-        names = [p for p in (rest[0].replace(",", " ").split() if rest else []) if p]
+            raise TokenFileError(f"{where}: a token must be printable ASCII without spaces")
+        words = [p for p in (rest[0].replace(",", " ").split() if rest else []) if p]
         perms: set[Permission] = set()
-        for name in names:
-            if name == "*":
+        tenant = DEFAULT_TENANT.name
+        stated: dict[str, int | float] = {}
+        for word in words:
+            option, eq, value = word.partition("=")
+            if eq and option == "tenant":
+                if not TENANT_NAME.fullmatch(value):
+                    raise TokenFileError(
+                        f"{where}: tenant {value[:24]!r} is not a name (letters, digits, '.' and '-', at most 40)"
+                    )
+                tenant = value
+            elif eq and option in _CAPS:
+                stated[option] = _cap(option, value, where)
+            elif eq:
+                known = ", ".join(["tenant", *_CAPS])
+                raise TokenFileError(f"{where}: unknown option {option[:24]!r} (use {known})")
+            elif word == "*":
                 perms |= ALL_PERMISSIONS
-                continue
-            try:
-                perms.add(Permission(name))
-            except ValueError:
-                allowed = ", ".join(p.value for p in Permission)
+            else:
+                try:
+                    perms.add(Permission(word))
+                except ValueError:
+                    allowed = ", ".join(p.value for p in Permission)
+                    raise TokenFileError(f"{where}: unknown permission {word[:24]!r} (use {allowed} or *)") from None
+        known_caps = caps.setdefault(tenant, {})
+        for option, cap in stated.items():
+            if known_caps.setdefault(option, cap) != cap:
                 raise TokenFileError(
-                    f"{source} line {number}: unknown permission {name[:24]!r} (use {allowed} or *)"
-                ) from None
+                    f"{where}: tenant {tenant!r} has {option}={known_caps[option]:g} on another line; "
+                    "state each cap once, or the same on every line"
+                )
         digest = _digest(token)
-        entries[digest] = entries.get(digest, frozenset()) | frozenset(perms or ALL_PERMISSIONS)
-    if not entries:
-        raise TokenFileError(f"{source} holds no token (one per line: <token> [<permission>,...])")
-    return list(entries.items())
+        if tenant_of.setdefault(digest, tenant) != tenant:
+            raise TokenFileError(f"{where}: this token is listed before under tenant {tenant_of[digest]!r}")
+        perms_of[digest] = perms_of.get(digest, frozenset()) | frozenset(perms or ALL_PERMISSIONS)
+    if not perms_of:
+        raise TokenFileError(f"{source} holds no token (one per line: <token> [<permission>,...] [tenant=<name>])")
+    tenants = {name: Tenant(name, TenantCaps(**c)) for name, c in caps.items()}  # type: ignore[arg-type]
+    return [(digest, Grant(perms, tenants[tenant_of[digest]])) for digest, perms in perms_of.items()]
 
 
 class TokenStore:
@@ -121,6 +181,7 @@ class TokenStore:
         self._clock = clock
         self._seen: tuple[int, int, int, int] | None = self._stat()
         self._entries = parse_tokens(self._read(), f"auth.tokens_file {path}")
+        metrics.TOKENS_FILE_OK.set(1)
         self._next_check = clock() + check_interval_s
         #: reloads picked up since start (tests and logs)
         self.reloads = 0
@@ -156,6 +217,7 @@ class TokenStore:
         except TokenFileError as e:
             if self._seen is not None:
                 logger.error("%s; keeping the %d tokens loaded before", e, len(self._entries))
+                metrics.tokens_file(ok=False)
             self._seen = None
             return
         if sig == self._seen:
@@ -165,7 +227,9 @@ class TokenStore:
             entries = parse_tokens(self._read(), f"auth.tokens_file {self.path}")
         except TokenFileError as e:
             logger.error("%s; keeping the %d tokens loaded before", e, len(self._entries))
+            metrics.tokens_file(ok=False)
             return
+        metrics.tokens_file(ok=True)
         if dict(entries) != dict(self._entries):
             self._entries = entries
             self.reloads += 1
@@ -173,18 +237,20 @@ class TokenStore:
             for listener in self.on_reload:
                 listener()
 
-    def lookup(self, token: str) -> frozenset[Permission] | None:
-        """The token's permissions, or None if it is unknown. Constant time in the token: every
-        known digest is compared, with no early exit."""
+    def lookup(self, token: str) -> Grant | None:
+        """The token's grant, or None if it is unknown. Constant time in the token: every known
+        digest is compared, with no early exit."""
         self.maybe_reload()
         presented = _digest(token)
-        found = False
-        granted: frozenset[Permission] = frozenset()
-        for digest, perms in self._entries:
+        granted: Grant | None = None
+        for digest, grant in self._entries:
             match = hmac.compare_digest(presented, digest)
-            found |= match
-            granted |= perms if match else frozenset()
-        return granted if found else None
+            granted = grant if match else granted
+        return granted
+
+    def tenant(self, name: str) -> Tenant | None:
+        """The tenant ``name`` as the file states it now (its caps); None if no line names it."""
+        return next((grant.tenant for _, grant in self._entries if grant.tenant.name == name), None)
 
 
 def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
@@ -200,6 +266,19 @@ def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
     if scheme.lower() != "bearer" or not token or " " in token:
         return ""
     return token
+
+
+def tenant_of(store: TokenStore | None, metadata: Iterable[tuple[str, Any]] | None) -> Tenant:
+    """The calling tenant (``default`` on a server without tokens). The interceptor has checked
+    the token; one removed since then is refused here."""
+    if store is None:
+        return DEFAULT_TENANT
+    grant = store.lookup(bearer_token(metadata) or "")
+    if grant is None:
+        raise Unauthenticated(
+            "the token is not valid; send a current token of this server (tokens may have been rotated)"
+        )
+    return grant.tenant
 
 
 class Endable(Protocol):
@@ -229,8 +308,8 @@ class Revocation:
 
     def _check(self) -> None:
         for stream, token in list(self._live.items()):
-            perms = self._tokens.lookup(token)
-            if perms is None or Permission.STREAM not in perms:
+            grant = self._tokens.lookup(token)
+            if grant is None or Permission.STREAM not in grant.permissions:
                 stream.end(Revoked())
 
 
@@ -246,14 +325,14 @@ def decide(store: TokenStore, method: str, metadata: Iterable[tuple[str, Any]] |
         return grpc.StatusCode.UNAUTHENTICATED, f"this server requires a token: {HOW_TO_SEND}"
     if not token:
         return grpc.StatusCode.UNAUTHENTICATED, f"malformed authorization metadata: {HOW_TO_SEND}"
-    perms = store.lookup(token)
-    if perms is None:
+    grant = store.lookup(token)
+    if grant is None:
         return (
             grpc.StatusCode.UNAUTHENTICATED,
             "the token is not valid; send a current token of this server (tokens may have been rotated)",
         )
     needed = METHOD_PERMISSIONS.get(method)
-    if needed is not None and needed not in perms:
+    if needed is not None and needed not in grant.permissions:
         name = method.rsplit("/", 1)[-1]
         return (
             grpc.StatusCode.PERMISSION_DENIED,
@@ -297,7 +376,8 @@ async def _discard(requests: AsyncIterator[Any]) -> None:
 def _denying(handler: Any, code: grpc.StatusCode, message: str, drain_s: float, log: RefusalLog) -> Any:
     """A handler that only ends the call.
 
-    A unary request (``Translate``: up to ``limits.max_message_bytes``) is **never read**: the
+    A call that is not a bidirectional stream (``Translate``: up to ``limits.max_message_bytes``) is
+    **never read**: the
     refusal is a request-streaming handler that ends the call at once, so gRPC does not take in
     the message (only what HTTP/2 flow control lets the client send first), and a refused call
     costs about as little as a refused stream. A refused stream first drops what the client still
@@ -320,13 +400,12 @@ def _denying(handler: Any, code: grpc.StatusCode, message: str, drain_s: float, 
         finally:
             drain.cancel()
 
-    if handler is None or not handler.request_streaming:  # unknown methods too: refused unread
-        streaming_out = handler is not None and handler.response_streaming
-        maker = grpc.stream_stream_rpc_method_handler if streaming_out else grpc.stream_unary_rpc_method_handler
-        return maker(deny_unread)
-    if handler.response_streaming:
+    if handler is not None and handler.request_streaming and handler.response_streaming:
         return grpc.stream_stream_rpc_method_handler(deny_stream)
-    return grpc.stream_unary_rpc_method_handler(deny_stream)
+    # Translate (request-streaming on this side, a unary call on the wire) and unknown methods
+    streaming_out = handler is not None and handler.response_streaming
+    maker = grpc.stream_stream_rpc_method_handler if streaming_out else grpc.stream_unary_rpc_method_handler
+    return maker(deny_unread)
 
 
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]

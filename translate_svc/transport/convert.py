@@ -44,6 +44,10 @@ from translate_svc.types import (
 )
 from translate_svc.vad.segmenter import SegmenterConfig
 
+#: largest ListLanguages request, and what a stream message may hold besides its audio chunk (the
+#: config's terms and candidates); only Translate takes ``limits.max_message_bytes``
+SMALL_MESSAGE_BYTES = 64 * 1024
+
 _SPEECH_ENCODINGS = {
     pb.SPEECH_ENCODING_UNSPECIFIED: SpeechEncoding.LINEAR16,
     pb.SPEECH_ENCODING_LINEAR16: SpeechEncoding.LINEAR16,
@@ -201,6 +205,8 @@ def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
         max_calls=limits.max_calls,
         connection_idle_seconds=limits.connection_idle_s,
         connection_max_age_seconds=limits.connection_max_age_s,
+        max_translate_calls=limits.max_translate_calls,
+        max_stream_message_bytes=limits.max_chunk_bytes + SMALL_MESSAGE_BYTES,
     )
 
 
@@ -210,6 +216,7 @@ _END_REASONS = {
     "max_stream_duration": pb.StreamEnd.MAX_STREAM_DURATION,
     "draining": pb.StreamEnd.DRAINING,
     "revoked": pb.StreamEnd.REVOKED,
+    "quota": pb.StreamEnd.QUOTA,
 }
 
 

@@ -22,6 +22,8 @@ from translate_svc.session.manager import SessionManager
 from translate_svc.transport.client_secrets import ClientSecrets
 
 PATH = "/demo"
+#: the tenant of the sessions the page opens (capped by a tokens-file line with tenant=demo)
+DEMO_TENANT = "demo"
 STATIC = Path(__file__).with_name("static")
 #: the page loads only its own files and talks only to this server
 _HEADERS = {
@@ -83,5 +85,5 @@ class DemoPage:
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     async def _mint(self, request: web.Request) -> web.Response:
-        value, expires = self._secrets.mint()
+        value, expires = self._secrets.mint(tenant=DEMO_TENANT)
         return web.json_response({"value": value, "expires_at": expires}, headers={"Cache-Control": "no-store"})

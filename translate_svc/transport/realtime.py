@@ -35,6 +35,7 @@ import logging
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ from translate_svc.session.events import (
     StreamStarted,
 )
 from translate_svc.session.manager import SessionManager
+from translate_svc.session.quota import DEFAULT_TENANT, Tenant
 from translate_svc.transport.auth import Permission, Revocation, TokenStore
 from translate_svc.transport.client_secrets import PREFIX as SECRET_PREFIX
 from translate_svc.transport.client_secrets import ClientSecrets
@@ -401,35 +403,39 @@ class RealtimeDoor:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def denied(self, request: web.Request, *, secret_ok: bool = True) -> web.Response | None:
-        """None if the request may open a session (``secret_ok``: a client secret will do), else
-        the HTTP error to answer with."""
+    def authorize(self, request: web.Request, *, secret_ok: bool = True) -> Caller | web.Response:
+        """Who may open a session (``secret_ok``: a client secret will do), or the HTTP error to
+        answer with."""
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.strip().partition(" ")
         token = token.strip()
         if secret_ok and token.startswith(SECRET_PREFIX):
-            if self.secrets.valid(token):
-                return None
-            return _http_error(401, "the client secret is not valid or has expired: mint a new one", "invalid_api_key")
+            tenant = self.secrets.tenant(token)
+            if tenant is None:
+                return _http_error(
+                    401, "the client secret is not valid or has expired: mint a new one", "invalid_api_key"
+                )
+            known = self._tokens.tenant(tenant) if self._tokens is not None else None
+            return Caller(known or Tenant(tenant))  # runs on until its expiry: not revoked with tokens
         if self._tokens is None:
-            return None
+            return Caller(DEFAULT_TENANT)
         if scheme.lower() != "bearer" or not token:
             message = "this server requires a token: send `Authorization: Bearer <token>` (api_key)"
             return _http_error(401, message, "missing_api_key")
-        perms = self._tokens.lookup(token)
-        if perms is None:
+        grant = self._tokens.lookup(token)
+        if grant is None:
             return _http_error(401, "the token is not valid; send a current token of this server", "invalid_api_key")
-        if Permission.STREAM not in perms:
+        if Permission.STREAM not in grant.permissions:
             message = 'the token lacks the permission "stream" that a realtime session needs'
             return _http_error(403, message, "insufficient_permissions")
-        return None
+        return Caller(grant.tenant, token, self._revocation)
 
     async def _mint(self, request: web.Request) -> web.Response:
         """A short-lived client secret for a browser (a server token with ``stream`` mints it;
         a client secret cannot mint another)."""
-        denied = self.denied(request, secret_ok=False)
-        if denied is not None:
-            return denied
+        caller = self.authorize(request, secret_ok=False)
+        if isinstance(caller, web.Response):
+            return caller
         try:
             body = await request.json()
             asked = (body.get("expires_after") or {}).get("seconds")
@@ -439,13 +445,13 @@ class RealtimeDoor:
         except (ValueError, AttributeError):
             message = "send JSON {session: {...}, expires_after: {seconds: N}} (seconds a positive integer)"
             return _http_error(400, message, "invalid_value")
-        value, expires = self.secrets.mint(asked)
+        value, expires = self.secrets.mint(asked, tenant=caller.tenant.name)
         return web.json_response({"value": value, "expires_at": expires, "session": {"type": "translation", **session}})
 
     async def _connect(self, request: web.Request) -> web.StreamResponse:
-        denied = self.denied(request)
-        if denied is not None:
-            return denied
+        caller = self.authorize(request)
+        if isinstance(caller, web.Response):
+            return caller
         limits = self._m.limits
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=limits.max_message_bytes)
         await ws.prepare(request)
@@ -460,9 +466,7 @@ class RealtimeDoor:
         )
         try:
             await conn.send(_event("session.created", session=conn.session()))
-            token = request.headers.get("Authorization", "").strip().partition(" ")[2].strip()
-            watch = None if self._revocation is None or token.startswith(SECRET_PREFIX) else self._revocation
-            await serve_session(self._m, conn, conn.requests(_texts(ws)), revocation=watch, token=token)
+            await serve_session(self._m, conn, conn.requests(_texts(ws)), caller)
         finally:
             self._sockets.discard(ws)
             if not ws.closed:
@@ -470,18 +474,23 @@ class RealtimeDoor:
         return ws
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who opened a session: their tenant, and (opened with a token) how it is revoked."""
+
+    tenant: Tenant
+    token: str | None = None
+    revocation: Revocation | None = None
+
+
 async def serve_session(
-    manager: SessionManager,
-    conn: RealtimeSession,
-    requests: AsyncIterator[StreamRequest],
-    *,
-    revocation: Revocation | None = None,
-    token: str | None = None,
+    manager: SessionManager, conn: RealtimeSession, requests: AsyncIterator[StreamRequest], caller: Caller
 ) -> None:
-    """Run one session through the stream core until it ends; every event goes to the client.
-    ``revocation``: the session ends if ``token`` is removed from the tokens file."""
-    driver = StreamDriver(manager, error_drain_s=0.0)  # no half-closed write to wait for (unlike gRPC)
-    watching = contextlib.nullcontext() if revocation is None else revocation.watching(driver, token)
+    """Run one session of ``caller`` through the stream core until it ends; every event goes to the
+    client. A session opened with a token ends if the token is removed from the tokens file."""
+    driver = StreamDriver(manager, error_drain_s=0.0, tenant=caller.tenant)  # no half-closed write to wait for
+    revocation = caller.revocation
+    watching = contextlib.nullcontext() if revocation is None else revocation.watching(driver, caller.token)
     try:
         with watching:
             await _drive(driver, conn, requests)

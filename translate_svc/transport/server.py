@@ -117,7 +117,8 @@ class TranslateServer:
         self.server = grpc.aio.server(
             interceptors=interceptors,
             options=_server_options(limits.max_message_bytes, limits, reuse_port=reuse_port),
-            maximum_concurrent_rpcs=limits.max_calls,
+            # node-wide: a node's workers split it (each takes its share of the connections)
+            maximum_concurrent_rpcs=max(1, limits.max_calls // (s.worker_count() if reuse_port else 1)),
         )
         self.servicer = TranslatorServicer(app.sessions, error_drain_s=s.error_drain_s, tokens=self.tokens)
         self.server.add_generic_rpc_handlers((self.servicer.handler(),))
@@ -143,7 +144,7 @@ class TranslateServer:
             auth = self.settings.auth
             secrets = ClientSecrets(auth.client_secret_key, auth.client_secret_ttl_s)
             self.realtime = RealtimeDoor(app.sessions, self.tokens, secrets)
-            self.webrtc = WebRtcDoor(app.sessions, self.realtime.app, REALTIME_PATH, self.realtime.denied)
+            self.webrtc = WebRtcDoor(app.sessions, self.realtime.app, REALTIME_PATH, self.realtime.authorize)
             if s.demo_page:
                 DemoPage(app.sessions, self.realtime.app, secrets)
         self._reuse_port = reuse_port

@@ -31,14 +31,17 @@ from translate_svc.errors import InvalidInput, ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session import Invalid, SessionManager, StreamDriver, StreamRequest
 from translate_svc.session.driver import internal_error
+from translate_svc.session.quota import Tenant
 from translate_svc.transport import convert
 from translate_svc.transport.auth import SERVICE_NAME as SERVICE_NAME  # re-exported
-from translate_svc.transport.auth import Revocation, TokenStore, bearer_token
+from translate_svc.transport.auth import Revocation, TokenStore, bearer_token, tenant_of
 from translate_svc.vad.segmenter import SegmenterConfig
 
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
+
+SMALL_MESSAGE_BYTES = convert.SMALL_MESSAGE_BYTES
 
 
 def status_for(err: ServiceError) -> grpc.Status:
@@ -50,8 +53,14 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: ServiceError)
     await context.abort(st.code, st.details, st.trailing_metadata)
 
 
-def _parse(kind: type[M], raw: bytes) -> M:
-    """Client bytes -> message; INVALID_ARGUMENT (not UNKNOWN) when protobuf cannot parse them."""
+def _parse(kind: type[M], raw: bytes, limit: int | None = None) -> M:
+    """Client bytes -> message; INVALID_ARGUMENT (not UNKNOWN) when protobuf cannot parse them, or
+    when they are over the method's ``limit``."""
+    if limit is not None and len(raw) > limit:
+        raise InvalidInput(
+            f"the {kind.DESCRIPTOR.name} message is {len(raw)} bytes, over this method's {limit}-byte limit: "
+            "send smaller messages (audio chunks of at most ServerLimits.max_chunk_bytes)"
+        )
     try:
         message: M = kind.FromString(raw)
         return message
@@ -85,6 +94,7 @@ class TranslatorServicer:
     ) -> None:
         self._m = manager
         self._error_drain_s = error_drain_s
+        self._tokens = tokens
         #: with tokens: a token removed from the file ends the streams it opened
         self._revocation = Revocation(tokens) if tokens is not None else None
 
@@ -96,7 +106,9 @@ class TranslatorServicer:
                 "ListLanguages": grpc.unary_unary_rpc_method_handler(
                     self.ListLanguages, response_serializer=pb.ListLanguagesResponse.SerializeToString
                 ),
-                "Translate": grpc.unary_unary_rpc_method_handler(
+                # request-streaming on this side (the wire is a unary call's): the clip is read only
+                # once the call is admitted, so calls over the caps cost no message
+                "Translate": grpc.stream_unary_rpc_method_handler(
                     self.Translate, response_serializer=pb.TranslateResponse.SerializeToString
                 ),
                 "StreamingTranslate": grpc.stream_stream_rpc_method_handler(
@@ -107,7 +119,7 @@ class TranslatorServicer:
 
     @unary_errors
     async def ListLanguages(self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> pb.ListLanguagesResponse:
-        _parse(pb.ListLanguagesRequest, raw)
+        _parse(pb.ListLanguagesRequest, raw, SMALL_MESSAGE_BYTES)
         card = self._m.card
         return pb.ListLanguagesResponse(
             languages=[convert.language_to_pb(lang) for lang in card.languages],
@@ -117,8 +129,39 @@ class TranslatorServicer:
         )
 
     @unary_errors
-    async def Translate(self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> pb.TranslateResponse:
+    async def Translate(
+        self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.TranslateResponse:
+        """Admitted (``max_translate_calls``, the tenant's caps) before the clip is read."""
+        tenant = tenant_of(self._tokens, context.invocation_metadata())
+        code = "CANCELLED"
+        try:
+            with self._m.admit_clip(tenant):
+                response = await self._translate(raw_requests, tenant)
+            code = "OK"
+            return response
+        except ServiceError as e:
+            code = e.code.value
+            raise
+        except Exception:
+            code = "INTERNAL"
+            raise
+        finally:
+            metrics.tenant_call(tenant.name, "translate", code)
+
+    async def _translate(self, raw_requests: AsyncIterator[bytes], tenant: Tenant) -> pb.TranslateResponse:
+        """Read, translate, answer. The clip is held once at a time: the message until it is
+        parsed, then the clip's bytes until they are decoded (``translate_clip``), then samples."""
+        messages = aiter(raw_requests)
+        raw = await anext(messages, None)
+        if raw is None:
+            raise InvalidInput("the call carried no TranslateRequest: send one")
         request = _parse(pb.TranslateRequest, raw)
+        del raw
+        # read to the end (a unary client has half-closed): gRPC's reader holds the last message it
+        # gave until it is resumed, so not resuming it would keep the clip's bytes past the call
+        if await anext(messages, None) is not None:
+            raise InvalidInput("Translate takes one TranslateRequest: send one message")
         if not request.HasField("audio") or not request.audio.content:
             raise InvalidInput("audio.content is empty: send the clip's bytes in audio.content")
         fmt = convert.audio_format(request.audio.format, "audio.format")
@@ -130,10 +173,12 @@ class TranslatorServicer:
             convert.terms(request.terms),
         )
         vad = convert.vad_settings(request.vad, self._m.vad_defaults)
-        clip = await self._m.translate_clip(request.audio.content, fmt, task, vad)
-        del request, raw  # the clip's bytes: not needed while the answer is built
+        content = [request.audio.content]
+        del request  # from here on the callee holds the only reference to the clip's bytes
+        clip = await self._m.translate_clip(content.pop(), fmt, task, vad, tenant)
+        metrics.tenant_audio(tenant.name, clip.audio_duration_ms / 1000)
         for r in clip.segments:
-            metrics.observe_segment(r)
+            metrics.observe_segment(r, tenant.name)
         response = pb.TranslateResponse(
             segments=[convert.segment_result_to_pb(r) for r in clip.segments],
             model=convert.model_card_to_pb(self._m.card),
@@ -151,12 +196,14 @@ class TranslatorServicer:
         self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StreamingTranslateResponse]:
         """Parse, drive, render: the stream protocol itself is ``StreamDriver``'s."""
-        requests = _requests(raw_requests, self._m.vad_defaults)
-        driver = StreamDriver(self._m, error_drain_s=self._error_drain_s)
-        watching: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-        if self._revocation is not None:
-            watching = self._revocation.watching(driver, bearer_token(context.invocation_metadata()))
         try:
+            tenant = tenant_of(self._tokens, context.invocation_metadata())
+            limit = SMALL_MESSAGE_BYTES + self._m.limits.max_chunk_bytes
+            requests = _requests(raw_requests, self._m.vad_defaults, limit)
+            driver = StreamDriver(self._m, error_drain_s=self._error_drain_s, tenant=tenant)
+            watching: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+            if self._revocation is not None:
+                watching = self._revocation.watching(driver, bearer_token(context.invocation_metadata()))
             with watching:
                 async with contextlib.aclosing(driver.run(requests)) as events:
                     async for ev in events:
@@ -165,11 +212,13 @@ class TranslatorServicer:
             await _abort(context, e)
 
 
-async def _requests(raw: AsyncIterator[bytes], vad_defaults: SegmenterConfig) -> AsyncIterator[StreamRequest]:
+async def _requests(
+    raw: AsyncIterator[bytes], vad_defaults: SegmenterConfig, limit: int
+) -> AsyncIterator[StreamRequest]:
     """Wire messages -> domain requests; one that cannot be used becomes ``Invalid`` (the driver
     decides: it ends an open stream, and is dropped after the end), so reading can go on."""
     async for data in raw:
         try:
-            yield convert.stream_request(_parse(pb.StreamingTranslateRequest, data), vad_defaults)
+            yield convert.stream_request(_parse(pb.StreamingTranslateRequest, data, limit), vad_defaults)
         except InvalidInput as e:
             yield Invalid(e)

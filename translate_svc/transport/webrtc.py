@@ -39,7 +39,7 @@ from aiortc.mediastreams import MediaStreamError
 from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.session.events import AudioIn, StreamConfig, StreamRequest
 from translate_svc.session.manager import SessionManager
-from translate_svc.transport.realtime import RealtimeSession, _event, serve_session
+from translate_svc.transport.realtime import Caller, RealtimeSession, _event, serve_session
 
 logger = logging.getLogger(__name__)
 
@@ -108,10 +108,10 @@ class WebRtcDoor:
         manager: SessionManager,
         app: web.Application,
         path: str,
-        denied: Callable[[web.Request], web.Response | None],
+        authorize: Callable[[web.Request], Caller | web.Response],
     ) -> None:
         self._m = manager
-        self._denied = denied
+        self._authorize = authorize
         self._calls: set[RTCPeerConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         app.router.add_post(path + "/calls", self._offer)
@@ -127,9 +127,9 @@ class WebRtcDoor:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _offer(self, request: web.Request) -> web.Response:
-        denied = self._denied(request)
-        if denied is not None:
-            return denied
+        caller = self._authorize(request)
+        if isinstance(caller, web.Response):
+            return caller
         sdp = await request.text()
         if "m=audio" not in sdp:
             return web.json_response(
@@ -143,7 +143,7 @@ class WebRtcDoor:
         tracks = {tag: SpeechTrack() for tag in tags} or {"": SpeechTrack()}
         for track in tracks.values():
             pc.addTrack(track)
-        call = _Call(self._m, pc, tracks, request.query.get("model", ""), request.query.get("source_language"))
+        call = _Call(self._m, pc, tracks, request.query.get("model", ""), request.query.get("source_language"), caller)
         task = asyncio.create_task(call.run(), name="webrtc-call")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -172,8 +172,10 @@ class _Call:
         tracks: dict[str, SpeechTrack],
         model: str,
         source: str | None,
+        caller: Caller,
     ) -> None:
         self._m = manager
+        self.caller = caller
         self.pc = pc
         self.tracks = tracks
         self.model = model
@@ -259,7 +261,7 @@ class _Call:
 
         pumping = asyncio.create_task(pump())
         try:
-            await serve_session(self._m, session, requests())
+            await serve_session(self._m, session, requests(), self.caller)
         finally:
             pumping.cancel()
             await asyncio.gather(pumping, return_exceptions=True)

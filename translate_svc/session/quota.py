@@ -1,0 +1,144 @@
+"""Who is calling and what they may hold: tenants, their caps, and the counters that enforce them.
+
+A **tenant** is a name from the tokens file (every token belongs to one; ``default`` when the line
+names none, and for every call on a server without tokens) with optional caps: concurrent streams,
+concurrent Translate calls, audio seconds per minute. The node's own limits (``max_streams``,
+``max_translate_calls``) are counters of the same kind.
+
+``Counters`` is what a manager counts with: ``try_acquire`` takes one of several counters at once,
+or none if one is full, and ``spend`` draws audio from a tenant's per-minute budget. One process
+uses ``LocalCounters``; the workers of a node share ``serving.admission.SharedCounters``, so every
+cap is node-wide. Names of counters: ``streams``, ``translate``, ``<tenant>/streams``,
+``<tenant>/translate``, ``<tenant>/audio``. Event loop only.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from translate_svc.errors import LimitReached, Overloaded
+
+#: a tenant's name: a metrics label and part of a client secret, so a short, plain word
+TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,39}")
+#: a counter with no cap still counts (usage shows per tenant); this is its "limit"
+UNCAPPED = 1 << 62
+
+
+@dataclass(frozen=True)
+class TenantCaps:
+    """A tenant's caps; None: no cap of that kind (the node's own limits still hold)."""
+
+    streams: int | None = None
+    translate_calls: int | None = None
+    audio_seconds_per_minute: float | None = None
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str = "default"
+    caps: TenantCaps = field(default_factory=TenantCaps)
+
+
+DEFAULT_TENANT = Tenant()
+
+
+class QuotaSpent(LimitReached):
+    """The tenant's audio seconds per minute are spent: the stream was closed after its open speech
+    was translated (RESOURCE_EXHAUSTED, with when the budget is back)."""
+
+    code = Overloaded.code
+
+    def __init__(self, tenant: Tenant, retry_after_ms: int) -> None:
+        cap = tenant.caps.audio_seconds_per_minute
+        super().__init__(
+            f"tenant {tenant.name!r} has used its {cap:g} audio seconds per minute (its cap in the tokens file): "
+            f"the stream was closed after its open speech was translated; retry in {retry_after_ms / 1000:.1f} s",
+            reason="quota",
+        )
+        self.retry_after_ms = retry_after_ms
+
+
+class Counters(Protocol):
+    """Counts held across every process that serves the node (or one process's own)."""
+
+    def try_acquire(self, wants: Sequence[tuple[str, int]]) -> str | None:
+        """Add one to every counter of ``wants`` (name, limit), unless one is at its limit: then
+        nothing is taken and that counter's name is returned."""
+        ...
+
+    def release(self, names: Sequence[str]) -> None:
+        """Take one off each counter (what ``try_acquire`` took)."""
+        ...
+
+    def spend(self, name: str, amount: float, per_minute: float) -> float:
+        """Draw ``amount`` from the budget ``name`` (``per_minute`` a minute, up to a minute's worth
+        banked; it may go below zero) and return what is left."""
+        ...
+
+
+class LocalCounters:
+    """``Counters`` for one process."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._counts: dict[str, int] = {}
+        self._budgets: dict[str, tuple[float, float]] = {}  # name -> (level, when)
+        self._clock = clock
+
+    def try_acquire(self, wants: Sequence[tuple[str, int]]) -> str | None:
+        for name, limit in wants:
+            if self._counts.get(name, 0) >= limit:
+                return name
+        for name, _ in wants:
+            self._counts[name] = self._counts.get(name, 0) + 1
+        return None
+
+    def release(self, names: Sequence[str]) -> None:
+        for name in names:
+            self._counts[name] -= 1
+
+    def count(self, name: str) -> int:
+        return self._counts.get(name, 0)
+
+    def spend(self, name: str, amount: float, per_minute: float) -> float:
+        now = self._clock()
+        level, when = self._budgets.get(name, (per_minute, now))
+        level = refill(level, now - when, per_minute) - amount
+        self._budgets[name] = (level, now)
+        return level
+
+
+def refill(level: float, elapsed_s: float, per_minute: float) -> float:
+    """A budget ``elapsed_s`` later: ``per_minute / 60`` a second, at most ``per_minute`` banked."""
+    return min(per_minute, level + max(0.0, elapsed_s) * per_minute / 60.0)
+
+
+def retry_after_ms(level: float, per_minute: float) -> int:
+    """Until a budget at ``level`` is above zero again."""
+    return max(100, round(-level / (per_minute / 60.0) * 1000) + 100)
+
+
+#: what each counter is, for the refusal's message
+_WHAT = {"streams": "open streams", "translate": "concurrent Translate calls"}
+
+
+def refusal(full: str, tenant: Tenant, wants: Sequence[tuple[str, int]]) -> Overloaded:
+    """The RESOURCE_EXHAUSTED for a full counter, naming the cap and what to do."""
+    limit = dict(wants)[full]
+    tenant_name, _, kind = full.rpartition("/")
+    if tenant_name:
+        setting = "streams" if kind == "streams" else "translate_calls"
+        return Overloaded(
+            f"tenant {tenant.name!r} is at its cap of {limit} {_WHAT[kind]} ({setting}={limit} in the tokens "
+            "file); end one of them or retry shortly",
+            retry_after_ms=1000,
+        )
+    setting = "max_streams" if kind == "streams" else "max_translate_calls"
+    return Overloaded(
+        f"this server is at its capacity of {limit} {_WHAT[kind]} (limits.{setting}); retry shortly or on "
+        "another server",
+        retry_after_ms=1000,
+    )
