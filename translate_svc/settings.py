@@ -65,8 +65,13 @@ class LimitsSettings(BaseModel):
     translate_decode_threads: int = Field(2, ge=1, le=64)
     #: StreamingTranslate calls open at once on this server; beyond it: RESOURCE_EXHAUSTED + retry hint
     max_streams: int = Field(256, ge=1)
-    #: a stream that sends no message for this long is closed (its open speech translated first)
-    idle_timeout_s: float = Field(30.0, gt=0)
+    #: a stream that sends no message for this long is closed (its open speech translated first);
+    #: also the longest stretch a packet timestamp may skip. Ten minutes: a muted participant's
+    #: stream lives on (a dead connection is found by HTTP/2 keepalive, not by this)
+    idle_timeout_s: float = Field(600.0, gt=0)
+    #: AudioPackets that arrive out of order within this much timeline are put back in order
+    #: (an SFU's jitter); later ones are dropped and their time filled. 0: none held
+    reorder_window_ms: int = Field(100, ge=0, le=2000)
     #: longest audio one stream may send; then it is closed (its open speech translated first)
     max_stream_seconds: float = Field(4 * 3600.0, gt=0)
     #: results a stream may have computed but not yet read by its client; at the bound the server

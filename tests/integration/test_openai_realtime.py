@@ -157,8 +157,9 @@ async def test_the_sdk_gets_the_documented_errors(door: LiveServer) -> None:
     update = {"type": "session.update", "session": {"audio": {"output": {"language": "es"}}}}
     odd = {"type": "session.input_audio_buffer.append", "audio": base64.b64encode(b"\x01\x02\x03").decode()}
     got = await errors_of(door, update, odd)
-    assert [e.type for e in got] == ["session.updated", "error"], got
+    assert [e.type for e in got] == ["session.updated", "error", "session.closed"], got
     assert got[1].error.code == "invalid_value" and "PCM16" in got[1].error.message
+    assert got[2].x_reason == "error"  # closed after its open speech (none here), then the error
     # audio before any output language: an error event saying what to do; the session stays open
     early = {"type": "session.input_audio_buffer.append", "audio": base64.b64encode(bytes(480)).decode()}
     got = await errors_of(door, early, {"type": "session.close"})

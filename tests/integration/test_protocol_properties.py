@@ -715,19 +715,27 @@ def check_stream(srv: Server, conv: Conversation, out: Outcome) -> None:
     for k, idx in enumerate(i for i, kind in enumerate(kinds) if kind == "segment"):
         assert STARTED in [r.speech_event.type for r in rs[:idx] if r.HasField("speech_event")], k
 
-    # ended: last, once, only for a half-close or a limit, with the right totals
+    # ended: last, once; for a half-close, a limit, or a bad message after the config (its open
+    # speech is translated first: ERROR), with the right totals
     assert kinds.count("ended") <= 1
+    later_error = ex.error_at is not None and ex.error_at > 0
     if "ended" in kinds and out.code == grpc.StatusCode.CANCELLED:  # cancelled between `ended` and its status
-        assert grpc.StatusCode.OUT_OF_RANGE in ex.codes, "ended, though the client never half-closed"
-    if out.code in (grpc.StatusCode.OK, grpc.StatusCode.OUT_OF_RANGE) or "ended" in kinds:
+        assert grpc.StatusCode.OUT_OF_RANGE in ex.codes or later_error, "ended, though the client never half-closed"
+    ends_after_start = out.code == grpc.StatusCode.INVALID_ARGUMENT and later_error
+    if out.code in (grpc.StatusCode.OK, grpc.StatusCode.OUT_OF_RANGE) or "ended" in kinds or ends_after_start:
         assert kinds[-1] == "ended", kinds[-3:]
         end = rs[-1].ended
         assert end.segments_total == len(segs)
         assert ex.cfg is not None
         rate = ex.cfg.format.sample_rate_hz
         assert end.audio_received_ms == round(ex.frames * 1000 / rate), (end.audio_received_ms, ex.frames, rate)
-        want = pb.StreamEnd.HALF_CLOSE if grpc.StatusCode.OK in ex.codes else pb.StreamEnd.MAX_STREAM_DURATION
-        assert end.reason == want, end
+        reasons = {
+            grpc.StatusCode.OK: {pb.StreamEnd.HALF_CLOSE},
+            grpc.StatusCode.OUT_OF_RANGE: {pb.StreamEnd.MAX_STREAM_DURATION},
+            grpc.StatusCode.INVALID_ARGUMENT: {pb.StreamEnd.ERROR},
+        }
+        want = reasons.get(out.code) or set().union(*(reasons.get(c, set()) for c in ex.codes))
+        assert end.reason in want, (end, want)
         assert types.count(STARTED) == types.count(ENDED), "open speech was left open at the end"
         assert len(segs) >= types.count(ENDED), "a speech region without a segment"
         assert all(s.end_ms <= end.audio_received_ms + 1 for s in segs), (segs[-1].end_ms, end.audio_received_ms)

@@ -52,6 +52,8 @@ _REASONS = {
     pb.StreamEnd.MAX_STREAM_DURATION: EndReason.MAX_STREAM_DURATION,
     pb.StreamEnd.DRAINING: EndReason.DRAINING,
     pb.StreamEnd.REVOKED: EndReason.REVOKED,
+    pb.StreamEnd.QUOTA: EndReason.QUOTA,
+    pb.StreamEnd.ERROR: EndReason.ERROR,
 }
 _CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
 
@@ -154,6 +156,7 @@ def limits(msg: pb.ServerLimits) -> ServerLimits:
         connection_max_age_seconds=msg.connection_max_age_seconds,
         max_translate_calls=msg.max_translate_calls,
         max_stream_message_bytes=msg.max_stream_message_bytes,
+        reorder_window_ms=msg.reorder_window_ms,
     )
 
 
@@ -243,6 +246,9 @@ def stream_end(msg: pb.StreamEnd) -> StreamEnd:
         audio_received_ms=msg.audio_received_ms,
         resume_offset_ms=msg.resume_offset_ms,
         audio_filled_ms=msg.audio_filled_ms,
+        packets_reordered=msg.packets_reordered,
+        packets_duplicate=msg.packets_duplicate,
+        packets_late=msg.packets_late,
     )
 
 

@@ -247,6 +247,8 @@ class EndReason(str, Enum):
     MAX_STREAM_DURATION = "max_stream_duration"
     DRAINING = "draining"  # never seen by SDK users: the SDK resumes elsewhere
     REVOKED = "revoked"  # the stream's token was revoked; the call then fails with UNAUTHENTICATED
+    QUOTA = "quota"  # the tenant's audio seconds per minute are spent; then RESOURCE_EXHAUSTED
+    ERROR = "error"  # a message the server could not use; the call then fails with its status
     UNSPECIFIED = "unspecified"
 
 
@@ -259,6 +261,10 @@ class StreamEnd:
     audio_received_ms: int
     resume_offset_ms: int = 0
     audio_filled_ms: int = 0
+    #: AudioPackets the server's reorder window put back in order / dropped as duplicate / as late
+    packets_reordered: int = 0
+    packets_duplicate: int = 0
+    packets_late: int = 0
 
 
 #: What iterating a stream yields.
@@ -303,6 +309,7 @@ class ServerLimits:
     connection_max_age_seconds: float = 0.0
     max_translate_calls: int = 0
     max_stream_message_bytes: int = 0
+    reorder_window_ms: int = 0
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,19 @@ TOKENS_FILE_OK = Gauge(
 TOKENS_RELOADS = Counter("translate_svc_tokens_reloads_total", "tokens file reloads, by outcome", ["outcome"])
 
 
+PACKETS = Counter(
+    "translate_svc_packets_total",
+    "AudioPackets the reorder window put back in order (reordered) or dropped (duplicate, late)",
+    ["outcome"],
+)
+
+
+def stream_packets(reordered: int, duplicate: int, late: int) -> None:
+    for outcome, n in (("reordered", reordered), ("duplicate", duplicate), ("late", late)):
+        if n:
+            PACKETS.labels(outcome).inc(n)
+
+
 def tokens_file(ok: bool) -> None:
     TOKENS_FILE_OK.set(1 if ok else 0)
     TOKENS_RELOADS.labels("loaded" if ok else "kept_last_good").inc()

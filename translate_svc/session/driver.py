@@ -25,6 +25,7 @@ from translate_svc.session.events import (
     Flush,
     Invalid,
     StreamConfig,
+    StreamEnded,
     StreamEvent,
     StreamRequest,
     StreamStarted,
@@ -78,6 +79,8 @@ class StreamDriver:
             async for ev in session.events():
                 if isinstance(ev, SegmentResult):
                     metrics.observe_segment(ev, self.tenant.name)
+                elif isinstance(ev, StreamEnded):
+                    metrics.stream_packets(ev.packets_reordered, ev.packets_duplicate, ev.packets_late)
                 yield ev
             await reader
         except ServiceError as e:
@@ -159,8 +162,8 @@ class StreamDriver:
                 continue  # the stream has ended: dropped (the status says from where)
             try:
                 await self._apply(session, req)
-            except LimitReached as e:
-                await self._finish(e)
+            except (LimitReached, InvalidInput) as e:
+                await self._finish(e)  # the open speech is translated first, then ``e`` ends the call
             except ServiceError as e:
                 self._open = False
                 session.fail(e)
@@ -174,7 +177,10 @@ class StreamDriver:
 
     async def _apply(self, session: StreamSession, req: StreamRequest) -> None:
         if isinstance(req, AudioIn):
-            await session.feed(req.data, req.timestamp)
+            if req.timestamp is None:
+                await session.feed(req.data)
+            else:
+                await session.feed_packet(req.data, req.timestamp)
             spent = self._charge(session)
             if spent is not None:
                 raise spent
@@ -195,13 +201,13 @@ class StreamDriver:
         metrics.tenant_audio(self.tenant.name, new_ms / 1000)
         return self._m.charge_audio(self.tenant, new_ms / 1000)
 
-    async def _finish(self, limit: LimitReached | None) -> None:
+    async def _finish(self, limit: ServiceError | None) -> None:
         """End the stream's audio: its open speech is translated, then StreamEnded (and ``limit``)."""
         self._open = False
         self._disarm()
         await self._finish_session(limit)
 
-    async def _finish_session(self, limit: LimitReached | None) -> None:
+    async def _finish_session(self, limit: ServiceError | None) -> None:
         assert self._session is not None
         try:
             await self._session.finish(limit)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from translate_svc.engine.runner import ModelCard
-from translate_svc.errors import InvalidInput, LimitReached
+from translate_svc.errors import InvalidInput, LimitReached, ServiceError
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
     AudioFormat,
@@ -125,12 +125,24 @@ class Draining:
 class StreamEnded:
     segments_total: int
     audio_received_ms: int
-    #: None: the client half-closed; else the limit that closed the stream (raised after this event)
-    limit: LimitReached | None = None
+    #: None: the client half-closed; else what closed the stream (raised after this event): a
+    #: limit, or an error in the client's input (its open speech was translated first)
+    limit: ServiceError | None = None
     #: of ``audio_received_ms``, the time skipped by packet timestamps and filled with silence
     audio_filled_ms: int = 0
     #: audio from here on (the stream's timeline) was not translated: a resumed call starts here
     resume_offset_ms: int = 0
+    #: packets the reorder window put back in order, dropped as duplicates, dropped as late
+    packets_reordered: int = 0
+    packets_duplicate: int = 0
+    packets_late: int = 0
+
+    @property
+    def reason(self) -> str | None:
+        """Why the stream ended: None (half-close), a limit's reason, or "error"."""
+        if self.limit is None:
+            return None
+        return self.limit.reason if isinstance(self.limit, LimitReached) else "error"
 
 
 StreamEvent = SpeechEvent | SegmentResult | InterimResult | Draining | StreamEnded

@@ -21,10 +21,11 @@ from concurrent.futures import Executor
 import numpy as np
 
 from translate_svc.engine.client import EngineClient
-from translate_svc.errors import InvalidInput, LimitReached, ServiceError
+from translate_svc.errors import InvalidInput, ServiceError
 from translate_svc.session.captions import Captions
 from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEnded, StreamEvent
 from translate_svc.session.jobs import JobTracker, segment_of
+from translate_svc.session.reorder import Reorder
 from translate_svc.session.results import PER_MS
 from translate_svc.session.timeline import Timeline
 from translate_svc.session.vad_bridge import VAD_BACKLOG, VadBridge
@@ -80,6 +81,8 @@ class StreamSession:
         self._limits = limits
         self._fair_share = fair_share
         self.timeline = Timeline(fmt, limits, resume.offset_ms if resume is not None else 0)
+        window = round(limits.reorder_window_ms * fmt.sample_rate_hz / 1000)
+        self.reorder = Reorder(window, self.timeline.packet_frames, self.timeline.input_frames)
         self._segmenter = Segmenter(vad_settings)
         self._vad = VadBridge(vad, self._on_scored, self._update_room)
         self.jobs = JobTracker(
@@ -152,6 +155,15 @@ class StreamSession:
         else:
             self._vad.score(await asyncio.to_thread(tl.ingest, samples))
 
+    async def feed_packet(self, data: bytes, timestamp: int) -> None:
+        """One timestamped packet (``AudioPacket``), through the reorder window: what it releases
+        is fed in timeline order; duplicates and late packets are dropped (and counted)."""
+        if len(data) > self._limits.max_chunk_bytes:
+            await self.feed(data, timestamp)  # refused there, with the message that says why
+        self.timeline.check_skip(timestamp)  # a wrong unit is refused now, not when it is released
+        for ready, at in self.reorder.push(data, timestamp, self.timeline.input_frames):
+            await self.feed(ready, at)
+
     async def _fill(self, frames: int) -> None:
         """Silence for a stretch the client skipped (lost packets, DTX), a second at a time."""
         step = self.fmt.sample_rate_hz
@@ -176,19 +188,31 @@ class StreamSession:
         await self._vad.scored_all()
         self._handle(self._segmenter.flush())
 
-    async def finish(self, limit: LimitReached | None = None) -> None:
-        """Half-close (or a limit reached): close open speech; ``events`` ends after the last result
-        and StreamEnded (then raises ``limit`` if given)."""
+    async def finish(self, limit: ServiceError | None = None) -> None:
+        """Half-close (or a limit reached, or bad input): close open speech; ``events`` ends after
+        the last result and StreamEnded (then raises ``limit`` if given)."""
+        try:
+            for ready, at in self.reorder.flush():  # packets held for a missing one: it is not coming
+                await self.feed(ready, at)
+        except InvalidInput as e:  # a held packet that cannot be used ends the stream as it would have
+            limit = limit or e
         self._vad.score(self.timeline.drain_resampler(), last=True)
         await self._vad.wait_idle()
         if self.jobs.failure is not None:
             return
         self._handle(self._segmenter.finish())
         self._finished = True
-        tl = self.timeline
+        tl, counts = self.timeline, self.reorder.counts
         self.jobs.finish(
             lambda total: StreamEnded(
-                total, tl.audio_received_ms, limit, tl.audio_filled_ms, resume_offset_ms=tl.audio_received_ms
+                total,
+                tl.audio_received_ms,
+                limit,
+                tl.audio_filled_ms,
+                resume_offset_ms=tl.audio_received_ms,
+                packets_reordered=counts.reordered,
+                packets_duplicate=counts.duplicate,
+                packets_late=counts.late,
             )
         )
 

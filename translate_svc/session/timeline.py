@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from translate_svc.audio.codec import decode_raw
+from translate_svc.audio.codec import SAMPLE_WIDTH, decode_raw
 from translate_svc.audio.opus import OpusStreamDecoder
+from translate_svc.audio.opus_toc import packet_samples
 from translate_svc.audio.resample import StreamResampler
 from translate_svc.errors import InvalidInput, LimitReached
 from translate_svc.settings import LimitsSettings
@@ -40,6 +41,12 @@ class Timeline:
     def audio_filled_ms(self) -> int:
         return round(self.filled_frames * 1000 / self.fmt.sample_rate_hz)
 
+    def packet_frames(self, data: bytes) -> int | None:
+        """The input samples one message holds, without decoding it (Opus: its TOC byte)."""
+        if self.fmt.encoding is AudioEncoding.OPUS:
+            return packet_samples(data)
+        return len(data) // (SAMPLE_WIDTH[self.fmt.encoding] * self.fmt.channels)
+
     def decode(self, data: bytes) -> np.ndarray:
         """One message's bytes -> mono float32 at the stream's rate (the duration is checked)."""
         samples = self._decode(data)
@@ -50,10 +57,15 @@ class Timeline:
         """Input samples between the timeline's end and ``timestamp`` (checked)."""
         gap = timestamp - self.input_frames
         if gap < 0:
-            raise InvalidInput(
-                f"packet timestamp {timestamp} goes back: the stream's audio already reaches sample "
-                f"{self.input_frames}; send packets in order and drop late ones"
+            raise InvalidInput(  # the reorder window drops late packets before they come here
+                f"packet timestamp {timestamp} goes back: the stream's audio already reaches sample {self.input_frames}"
             )
+        self.check_skip(timestamp)
+        return gap
+
+    def check_skip(self, timestamp: int) -> None:
+        """Refuse a timestamp further ahead of the timeline than the idle timeout."""
+        gap = timestamp - self.input_frames
         most = self._limits.idle_timeout_s * self.fmt.sample_rate_hz
         if gap > most:
             raise InvalidInput(
@@ -61,7 +73,6 @@ class Timeline:
                 f"limits.idle_timeout_seconds ({self._limits.idle_timeout_s:g} s): check the timestamp's unit "
                 f"(samples at {self.fmt.sample_rate_hz} Hz since the stream's first sample) or open a new stream"
             )
-        return gap
 
     def fill(self, frames: int) -> None:
         """Count a stretch of ``frames`` the client skipped as filled (checked against the duration)."""

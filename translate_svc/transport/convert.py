@@ -207,6 +207,7 @@ def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
         connection_max_age_seconds=limits.connection_max_age_s,
         max_translate_calls=limits.max_translate_calls,
         max_stream_message_bytes=limits.max_chunk_bytes + SMALL_MESSAGE_BYTES,
+        reorder_window_ms=limits.reorder_window_ms,
     )
 
 
@@ -217,6 +218,7 @@ _END_REASONS = {
     "draining": pb.StreamEnd.DRAINING,
     "revoked": pb.StreamEnd.REVOKED,
     "quota": pb.StreamEnd.QUOTA,
+    "error": pb.StreamEnd.ERROR,
 }
 
 
@@ -224,8 +226,11 @@ def stream_end_to_pb(ev: StreamEnded) -> pb.StreamEnd:
     return pb.StreamEnd(
         segments_total=ev.segments_total,
         audio_received_ms=ev.audio_received_ms,
-        reason=_END_REASONS[None if ev.limit is None else ev.limit.reason],
+        reason=_END_REASONS[ev.reason],
         audio_filled_ms=ev.audio_filled_ms,
+        packets_reordered=ev.packets_reordered,
+        packets_duplicate=ev.packets_duplicate,
+        packets_late=ev.packets_late,
         resume_offset_ms=ev.resume_offset_ms,
     )
 

@@ -522,7 +522,7 @@ async def _drive(driver: StreamDriver, conn: RealtimeSession, requests: AsyncIte
                 closed: dict[str, Any] = {
                     "x_segments_total": ev.segments_total,
                     "x_audio_received_ms": ev.audio_received_ms,
-                    "x_reason": "closed" if ev.limit is None else ev.limit.reason,
+                    "x_reason": ev.reason or "closed",
                 }
                 if isinstance(ev.limit, ShuttingDown):
                     at = ev.resume_offset_ms

@@ -226,7 +226,7 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., revision: _Optional[str] = ..., is_test_model: _Optional[bool] = ..., num_speakers: _Optional[int] = ...) -> None: ...
 
 class ServerLimits(_message.Message):
-    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms", "max_candidate_languages", "max_terms", "max_term_chars", "max_calls_per_connection", "max_calls", "connection_idle_seconds", "connection_max_age_seconds", "max_translate_calls", "max_stream_message_bytes")
+    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms", "max_candidate_languages", "max_terms", "max_term_chars", "max_calls_per_connection", "max_calls", "connection_idle_seconds", "connection_max_age_seconds", "max_translate_calls", "max_stream_message_bytes", "reorder_window_ms")
     MAX_TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -245,6 +245,7 @@ class ServerLimits(_message.Message):
     CONNECTION_MAX_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_TRANSLATE_CALLS_FIELD_NUMBER: _ClassVar[int]
     MAX_STREAM_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REORDER_WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
     max_target_languages: int
     max_message_bytes: int
     max_chunk_bytes: int
@@ -263,7 +264,8 @@ class ServerLimits(_message.Message):
     connection_max_age_seconds: float
     max_translate_calls: int
     max_stream_message_bytes: int
-    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ..., min_interim_interval_ms: _Optional[int] = ..., max_candidate_languages: _Optional[int] = ..., max_terms: _Optional[int] = ..., max_term_chars: _Optional[int] = ..., max_calls_per_connection: _Optional[int] = ..., max_calls: _Optional[int] = ..., connection_idle_seconds: _Optional[float] = ..., connection_max_age_seconds: _Optional[float] = ..., max_translate_calls: _Optional[int] = ..., max_stream_message_bytes: _Optional[int] = ...) -> None: ...
+    reorder_window_ms: int
+    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ..., min_interim_interval_ms: _Optional[int] = ..., max_candidate_languages: _Optional[int] = ..., max_terms: _Optional[int] = ..., max_term_chars: _Optional[int] = ..., max_calls_per_connection: _Optional[int] = ..., max_calls: _Optional[int] = ..., connection_idle_seconds: _Optional[float] = ..., connection_max_age_seconds: _Optional[float] = ..., max_translate_calls: _Optional[int] = ..., max_stream_message_bytes: _Optional[int] = ..., reorder_window_ms: _Optional[int] = ...) -> None: ...
 
 class ListLanguagesRequest(_message.Message):
     __slots__ = ()
@@ -430,7 +432,7 @@ class SpeechEvent(_message.Message):
     def __init__(self, type: _Optional[_Union[SpeechEvent.Type, str]] = ..., offset_ms: _Optional[int] = ...) -> None: ...
 
 class StreamEnd(_message.Message):
-    __slots__ = ("segments_total", "audio_received_ms", "reason", "audio_filled_ms", "resume_offset_ms")
+    __slots__ = ("segments_total", "audio_received_ms", "reason", "audio_filled_ms", "resume_offset_ms", "packets_reordered", "packets_duplicate", "packets_late")
     class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         REASON_UNSPECIFIED: _ClassVar[StreamEnd.Reason]
@@ -440,6 +442,7 @@ class StreamEnd(_message.Message):
         DRAINING: _ClassVar[StreamEnd.Reason]
         REVOKED: _ClassVar[StreamEnd.Reason]
         QUOTA: _ClassVar[StreamEnd.Reason]
+        ERROR: _ClassVar[StreamEnd.Reason]
     REASON_UNSPECIFIED: StreamEnd.Reason
     HALF_CLOSE: StreamEnd.Reason
     IDLE_TIMEOUT: StreamEnd.Reason
@@ -447,17 +450,24 @@ class StreamEnd(_message.Message):
     DRAINING: StreamEnd.Reason
     REVOKED: StreamEnd.Reason
     QUOTA: StreamEnd.Reason
+    ERROR: StreamEnd.Reason
     SEGMENTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     AUDIO_RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FILLED_MS_FIELD_NUMBER: _ClassVar[int]
     RESUME_OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_REORDERED_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_LATE_FIELD_NUMBER: _ClassVar[int]
     segments_total: int
     audio_received_ms: int
     reason: StreamEnd.Reason
     audio_filled_ms: int
     resume_offset_ms: int
-    def __init__(self, segments_total: _Optional[int] = ..., audio_received_ms: _Optional[int] = ..., reason: _Optional[_Union[StreamEnd.Reason, str]] = ..., audio_filled_ms: _Optional[int] = ..., resume_offset_ms: _Optional[int] = ...) -> None: ...
+    packets_reordered: int
+    packets_duplicate: int
+    packets_late: int
+    def __init__(self, segments_total: _Optional[int] = ..., audio_received_ms: _Optional[int] = ..., reason: _Optional[_Union[StreamEnd.Reason, str]] = ..., audio_filled_ms: _Optional[int] = ..., resume_offset_ms: _Optional[int] = ..., packets_reordered: _Optional[int] = ..., packets_duplicate: _Optional[int] = ..., packets_late: _Optional[int] = ...) -> None: ...
 
 class StreamingTranslateResponse(_message.Message):
     __slots__ = ("started", "speech_event", "segment", "ended", "interim", "draining")
