@@ -1,8 +1,15 @@
-"""The only place that installs log handlers (called by the CLI, never at import)."""
+"""The only place that installs log handlers (called by the CLI, never at import).
+
+``text`` (the default) is for a person at a terminal; ``json`` writes one JSON object per line
+(python-json-logger): ``time``, ``level``, ``logger``, ``message`` and every field a record carries
+in ``extra`` (the access log's, ``session_id``) as keys of their own.
+"""
 
 from __future__ import annotations
 
 import logging
+
+from pythonjsonlogger.json import JsonFormatter
 
 
 class _ContextFilter(logging.Filter):
@@ -14,10 +21,18 @@ class _ContextFilter(logging.Filter):
         return True
 
 
-def configure(level: str = "INFO") -> None:
+def configure(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler()
-    handler.addFilter(_ContextFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s%(ctx)s"))
+    if fmt == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.addFilter(_ContextFilter())
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s%(ctx)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -188,6 +188,8 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: text (for a person at a terminal) or json (one object per line, for a log pipeline)
+    log_format: Literal["text", "json"] = "text"
     #: threads of numpy's BLAS (OpenBLAS), used by the features thread's filterbank products. Its
     #: idle workers spin: on 2 cores one took 60-70 % of a core from the model and the event loop
     blas_threads: int = Field(1, ge=1, le=256)

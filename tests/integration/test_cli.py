@@ -58,8 +58,8 @@ TOKEN_TRANSLATE = "cli-tr-9a7c5e3b1d0f"
 class ServerProcess:
     """``translate-svc serve`` in a subprocess; its output is drained on a thread."""
 
-    def __init__(self, args: Sequence[str]) -> None:
-        env = {**os.environ, "TRANSLATE_SVC_SERVER__GRACE_S": "2", "TRANSLATE_SVC_SERVER__DRAIN_S": "1"}
+    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, "TRANSLATE_SVC_SERVER__GRACE_S": "2", "TRANSLATE_SVC_SERVER__DRAIN_S": "1", **(env or {})}
         self.proc = subprocess.Popen(
             default_signals([*CLI, "serve", *args]),
             stdout=subprocess.PIPE,

@@ -64,6 +64,11 @@ class ServeFlags:
         _at("server", "workers"),
     ] = None
     log_level: Annotated[str | None, typer.Option(), _at("log_level")] = None
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="text (default) or json: one JSON object per log line (TRANSLATE_SVC_LOG_FORMAT)"),
+        _at("log_format"),
+    ] = None
     tls_cert: Annotated[
         Path | None,
         typer.Option(help="PEM certificate (chain): serve TLS (with --tls-key)"),
@@ -135,7 +140,7 @@ def serve(flags: ServeFlags) -> None:
     from translate_svc.errors import ModelNotFound
 
     settings = flags.settings()
-    logging_setup.configure(settings.log_level)
+    logging_setup.configure(settings.log_level, settings.log_format)
     problem = app.check_device(settings.model.device)
     if problem is not None:
         raise _cannot_start(problem)

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -56,6 +57,9 @@ from translate_svc.client.types import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: the metadata key of a call's request id (the server returns it and logs it)
+REQUEST_ID = "x-request-id"
 
 #: the server's largest message (``limits.max_message_bytes``); gRPC clients default to 4 MiB
 DEFAULT_MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
@@ -228,27 +232,34 @@ class AsyncTranslateClient:
         pool.append(ch)
         return pb_grpc.TranslatorStub(ch)
 
-    def _error(self, e: grpc.aio.AioRpcError, address: str, attempts: int) -> TranslateError:
+    def _error(
+        self, e: grpc.aio.AioRpcError, address: str, attempts: int, request_id: str | None = None
+    ) -> TranslateError:
         return TranslateError(
             e.code(),
             e.details() or "",
             retry_delay_s=retry_delay_of(e),
             address=address,
             attempts=attempts,
+            request_id=request_id,
         )
+
+    def _metadata_for(self, request_id: str) -> tuple[tuple[str, str], ...]:
+        return (*self._metadata, (REQUEST_ID, request_id))
 
     async def _unary(self, method: str, request: Any, timeout_s: float | None) -> Any:
         """One unary call, retried on the next address after RESOURCE_EXHAUSTED / UNAVAILABLE."""
         avoid: str | None = None
         attempts = self.retry.max_attempts
+        request_id = uuid.uuid4().hex  # one per call: its retries keep it
         for attempt in range(1, attempts + 1):
             address = self._next_address(avoid)
             try:
                 return await getattr(self._stub(address), method)(
-                    request, timeout=timeout_s or self.timeout_s, metadata=self._metadata
+                    request, timeout=timeout_s or self.timeout_s, metadata=self._metadata_for(request_id)
                 )
             except grpc.aio.AioRpcError as e:
-                err = self._error(e, address, attempt)
+                err = self._error(e, address, attempt, request_id)
                 if not is_retryable(err.code) or attempt == attempts:
                     raise err from e
                 delay = self.retry.delay_s(attempt, err.retry_delay_s)
@@ -455,6 +466,8 @@ class AsyncStream:
         self._pump: asyncio.Task[None] | None = None
         self._replay: asyncio.Task[None] | None = None
         self._token = ""
+        #: this stream's ``x-request-id``, sent with each of its calls (resumes included)
+        self.request_id = uuid.uuid4().hex
         self._call_started = 0.0
         #: what the server said when the current call started
         self.info: StreamInfo | None = None
@@ -606,7 +619,8 @@ class AsyncStream:
             return None
         left = self._deadline - time.monotonic()
         if left <= 0:
-            raise TranslateError(grpc.StatusCode.DEADLINE_EXCEEDED, "the stream's deadline (timeout_s) passed")
+            message = "the stream's deadline (timeout_s) passed"
+            raise TranslateError(grpc.StatusCode.DEADLINE_EXCEEDED, message, request_id=self.request_id)
         return left
 
     async def _open(self, resume: pb.ResumeFrom | None, *, avoid: str | None) -> tuple[Any, StreamInfo]:
@@ -620,7 +634,9 @@ class AsyncStream:
         first_msg = pb.StreamingTranslateRequest(config=config)
         for attempt in range(1, attempts + 1):
             address = client._next_address(avoid)
-            call = client._stub(address).StreamingTranslate(timeout=self._remaining_s(), metadata=client._metadata)
+            call = client._stub(address).StreamingTranslate(
+                timeout=self._remaining_s(), metadata=client._metadata_for(self.request_id)
+            )
             try:
                 with contextlib.suppress(grpc.RpcError, asyncio.InvalidStateError):
                     await call.write(first_msg)  # a refusal shows on the read below
@@ -632,14 +648,18 @@ class AsyncStream:
                         grpc.StatusCode.UNAVAILABLE,
                         f"{address} did not accept the stream within {client.timeout_s:g} s",
                         address=address,
+                        request_id=self.request_id,
                     ) from None
                 if first is grpc.aio.EOF or not first.HasField("started"):
                     call.cancel()
                     raise TranslateError(
-                        grpc.StatusCode.INTERNAL, f"{address} did not start the stream with `started`", address=address
+                        grpc.StatusCode.INTERNAL,
+                        f"{address} did not start the stream with `started`",
+                        address=address,
+                        request_id=self.request_id,
                     )
             except grpc.aio.AioRpcError as e:
-                err = client._error(e, address, attempt)
+                err = client._error(e, address, attempt, self.request_id)
             except TranslateError as e:
                 err = e
             else:
@@ -717,6 +737,7 @@ class AsyncStream:
                         f"(max_resumes={self._client.max_resumes}); last: {outcome.error or 'drained'}",
                         resume_offset_ms=self._tracker.resume_offset_ms,
                         attempts=in_a_row,
+                        request_id=self.request_id,
                     ) from outcome.error
                 await self._resume(failed, outcome)
         except asyncio.CancelledError:
@@ -744,7 +765,9 @@ class AsyncStream:
                     code = await call.code()
                     return _Outcome(
                         "lost",
-                        error=TranslateError(code, "the call ended without `ended`", address=self._address()),
+                        error=TranslateError(
+                            code, "the call ended without `ended`", address=self._address(), request_id=self.request_id
+                        ),
                     )
                 kind = msg.WhichOneof("response")
                 if kind == "segment":
@@ -778,7 +801,7 @@ class AsyncStream:
                         return _Outcome("drained")
                     return _Outcome("end", end=end)
         except grpc.aio.AioRpcError as e:
-            err = self._client._error(e, self._address() or "", 1)
+            err = self._client._error(e, self._address() or "", 1, self.request_id)
             if e.code() in _RESUMABLE or (
                 e.code() is grpc.StatusCode.INTERNAL and (e.details() or "") == _CORE_WRITE_FAILURE
             ):
@@ -825,6 +848,7 @@ class AsyncStream:
                 f"the stream could not be resumed on any server: {e.message}",
                 resume_offset_ms=offset_ms,
                 attempts=e.attempts,
+                request_id=self.request_id,
             ) from e
         self.resumes += 1
         self._timestamped = True

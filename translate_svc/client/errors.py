@@ -9,7 +9,9 @@ class TranslateError(Exception):
     """A call failed with a gRPC status: ``code`` and the server's ``message`` (which says what to fix).
 
     ``retry_delay_s`` is the server's ``google.rpc.RetryInfo`` hint, when it sent one; ``address``
-    is the target of the failed attempt.
+    is the target of the failed attempt; ``request_id`` is the ``x-request-id`` the SDK sent with
+    the call (one per call or stream, kept across its retries and resumes): the server's access
+    log has a line with it.
     """
 
     def __init__(
@@ -20,13 +22,15 @@ class TranslateError(Exception):
         retry_delay_s: float | None = None,
         address: str | None = None,
         attempts: int = 1,
+        request_id: str | None = None,
     ) -> None:
-        super().__init__(f"{code.name}: {message}")
+        super().__init__(f"{code.name}: {message}" + (f" [request_id {request_id}]" if request_id else ""))
         self.code = code
         self.message = message
         self.retry_delay_s = retry_delay_s
         self.address = address
         self.attempts = attempts
+        self.request_id = request_id
 
 
 class StreamResumeError(TranslateError):
@@ -34,8 +38,16 @@ class StreamResumeError(TranslateError):
     ``max_attempts`` used up); ``__cause__`` is the last failure. Results delivered before it stand;
     audio from ``resume_offset_ms`` on was not translated."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, *, resume_offset_ms: int, attempts: int) -> None:
-        super().__init__(code, message, attempts=attempts)
+    def __init__(
+        self,
+        code: grpc.StatusCode,
+        message: str,
+        *,
+        resume_offset_ms: int,
+        attempts: int,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(code, message, attempts=attempts, request_id=request_id)
         self.resume_offset_ms = resume_offset_ms
 
 

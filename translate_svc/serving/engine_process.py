@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 async def main() -> int:
     settings = process.settings()
-    logging_setup.configure(settings.log_level)
+    logging_setup.configure(settings.log_level, settings.log_format)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     failed: list[BaseException] = []

@@ -32,7 +32,7 @@ async def main() -> None:
     settings = process.settings()
     name = os.environ[process.ENV_WORKER]
     workers = int(os.environ[process.ENV_WORKERS])
-    logging_setup.configure(settings.log_level)
+    logging_setup.configure(settings.log_level, settings.log_format)
     metrics.set_process(name)
     listeners: list[Callable[[BaseException], None]] = []
 

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError, ShuttingDown
-from translate_svc.observability import metrics
+from translate_svc.observability import access, metrics
+from translate_svc.observability.access import CallInfo
 from translate_svc.session.events import (
     AudioIn,
     Flush,
@@ -48,10 +50,20 @@ def internal_error(exc: BaseException) -> ServiceError:
 class StreamDriver:
     """Drives one stream; create one per call."""
 
-    def __init__(self, manager: SessionManager, *, error_drain_s: float = 2.0, tenant: Tenant = DEFAULT_TENANT) -> None:
+    def __init__(
+        self,
+        manager: SessionManager,
+        *,
+        error_drain_s: float = 2.0,
+        tenant: Tenant = DEFAULT_TENANT,
+        call: CallInfo | None = None,
+    ) -> None:
         self._m = manager
         self._error_drain_s = error_drain_s
         self.tenant = tenant
+        #: the door's view of the call, for the access line logged when the stream ends
+        self.call = call
+        self._segments: Counter[str] = Counter()  # results sent, by status
         self._charged_ms = 0  # the stream's audio drawn from the tenant's budget so far
         self._session: StreamSession | None = None
         self._open = False  # audio is still taken (not ended by half-close, a limit or an error)
@@ -68,6 +80,7 @@ class StreamDriver:
             session = await self._start(requests)
         except ServiceError as e:
             metrics.tenant_call(self.tenant.name, "stream", e.code.value)
+            self._log_call(None, e.code.value)
             await _drop_rest(requests, self._error_drain_s)
             raise e from None
         reader = asyncio.create_task(self._read(requests, session), name=f"read-{session.session_id}")
@@ -79,13 +92,14 @@ class StreamDriver:
             async for ev in session.events():
                 if isinstance(ev, SegmentResult):
                     metrics.observe_segment(ev, self.tenant.name)
+                    self._segments["OK" if ev.error is None else ev.error.code] += 1
                 elif isinstance(ev, StreamEnded):
                     metrics.stream_packets(ev.packets_reordered, ev.packets_duplicate, ev.packets_late)
                 yield ev
             await reader
         except ServiceError as e:
             error = e
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):
             code = "CANCELLED"
             logger.info("stream cancelled by the client", extra={"session_id": session.session_id})
             raise
@@ -96,7 +110,9 @@ class StreamDriver:
             session.close()
             metrics.stream_ended()
             self._charge(session, final=True)
-            metrics.tenant_call(self.tenant.name, "stream", code if error is None else error.code.value)
+            code = code if error is None else error.code.value
+            metrics.tenant_call(self.tenant.name, "stream", code)
+            self._log_call(session, code)
             self._disarm()
             if error is None:
                 await _stop(reader)
@@ -108,6 +124,21 @@ class StreamDriver:
                 if self._ending is not None:
                     await _stop(self._ending)
             raise error
+
+    def _log_call(self, session: StreamSession | None, code: str) -> None:
+        if self.call is None:
+            return
+        config, audio_s = None, 0.0
+        if session is not None:
+            out = session.task.output
+            outputs = {"transcript": out.transcript, "text": out.text, "speech": out.speech}
+            config = access.config_brief(
+                session.fmt.encoding.value, session.fmt.sample_rate_hz, session.task.target_languages, outputs
+            )
+            audio_s = session.audio_received_ms / 1000
+        access.log_call(
+            self.call, code=code, tenant=self.tenant.name, config=config, audio_s=audio_s, segments=self._segments
+        )
 
     def _patience(self, error: ServiceError) -> float:
         """How long an ended stream waits for its client to stop sending before its status goes."""

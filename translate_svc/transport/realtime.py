@@ -45,6 +45,7 @@ from aiohttp import WSMsgType, web
 from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.errors import ErrorCode, InvalidInput, LimitReached, ServiceError, ShuttingDown
 from translate_svc.languages import guess_model_code
+from translate_svc.observability.access import CallInfo, new_request_id
 from translate_svc.session.driver import StreamDriver
 from translate_svc.session.events import (
     AudioIn,
@@ -453,7 +454,9 @@ class RealtimeDoor:
         if isinstance(caller, web.Response):
             return caller
         limits = self._m.limits
+        call = CallInfo(new_request_id(request.headers.get("X-Request-Id")), "realtime", request.remote or "")
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=limits.max_message_bytes)
+        ws.headers["X-Request-Id"] = call.request_id
         await ws.prepare(request)
         self._sockets.add(ws)
 
@@ -466,7 +469,7 @@ class RealtimeDoor:
         )
         try:
             await conn.send(_event("session.created", session=conn.session()))
-            await serve_session(self._m, conn, conn.requests(_texts(ws)), caller)
+            await serve_session(self._m, conn, conn.requests(_texts(ws)), caller, call)
         finally:
             self._sockets.discard(ws)
             if not ws.closed:
@@ -484,11 +487,17 @@ class Caller:
 
 
 async def serve_session(
-    manager: SessionManager, conn: RealtimeSession, requests: AsyncIterator[StreamRequest], caller: Caller
+    manager: SessionManager,
+    conn: RealtimeSession,
+    requests: AsyncIterator[StreamRequest],
+    caller: Caller,
+    call: CallInfo | None = None,
 ) -> None:
     """Run one session of ``caller`` through the stream core until it ends; every event goes to the
-    client. A session opened with a token ends if the token is removed from the tokens file."""
-    driver = StreamDriver(manager, error_drain_s=0.0, tenant=caller.tenant)  # no half-closed write to wait for
+    client. A session opened with a token ends if the token is removed from the tokens file.
+    ``call``: for the access log."""
+    # error_drain_s 0: no half-closed write to wait for (unlike gRPC)
+    driver = StreamDriver(manager, error_drain_s=0.0, tenant=caller.tenant, call=call)
     revocation = caller.revocation
     watching = contextlib.nullcontext() if revocation is None else revocation.watching(driver, caller.token)
     try:

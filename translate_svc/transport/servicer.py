@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -28,8 +29,9 @@ from grpc_status import rpc_status
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, ServiceError
-from translate_svc.observability import metrics
-from translate_svc.session import Invalid, SessionManager, StreamDriver, StreamRequest
+from translate_svc.observability import access, metrics
+from translate_svc.observability.access import CallInfo, new_request_id
+from translate_svc.session import ClipResult, Invalid, SessionManager, StreamDriver, StreamRequest
 from translate_svc.session.driver import internal_error
 from translate_svc.session.quota import Tenant
 from translate_svc.transport import convert
@@ -38,6 +40,9 @@ from translate_svc.transport.auth import Revocation, TokenStore, bearer_token, t
 from translate_svc.vad.segmenter import SegmenterConfig
 
 logger = logging.getLogger(__name__)
+
+#: the metadata key of a call's request id, both ways
+REQUEST_ID = "x-request-id"
 
 M = TypeVar("M", bound=Message)
 
@@ -133,11 +138,13 @@ class TranslatorServicer:
         self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.TranslateResponse:
         """Admitted (``max_translate_calls``, the tenant's caps) before the clip is read."""
+        call = await _call_info(context, "Translate")
         tenant = tenant_of(self._tokens, context.invocation_metadata())
         code = "CANCELLED"
+        clip: list[ClipResult] = []
         try:
             with self._m.admit_clip(tenant):
-                response = await self._translate(raw_requests, tenant)
+                response = await self._translate(raw_requests, tenant, clip)
             code = "OK"
             return response
         except ServiceError as e:
@@ -148,8 +155,13 @@ class TranslatorServicer:
             raise
         finally:
             metrics.tenant_call(tenant.name, "translate", code)
+            segments = Counter("OK" if r.error is None else r.error.code for c in clip for r in c.segments)
+            audio_s = sum(c.audio_duration_ms for c in clip) / 1000
+            access.log_call(call, code=code, tenant=tenant.name, audio_s=audio_s, segments=segments)
 
-    async def _translate(self, raw_requests: AsyncIterator[bytes], tenant: Tenant) -> pb.TranslateResponse:
+    async def _translate(
+        self, raw_requests: AsyncIterator[bytes], tenant: Tenant, done: list[ClipResult]
+    ) -> pb.TranslateResponse:
         """Read, translate, answer. The clip is held once at a time: the message until it is
         parsed, then the clip's bytes until they are decoded (``translate_clip``), then samples."""
         messages = aiter(raw_requests)
@@ -176,6 +188,7 @@ class TranslatorServicer:
         content = [request.audio.content]
         del request  # from here on the callee holds the only reference to the clip's bytes
         clip = await self._m.translate_clip(content.pop(), fmt, task, vad, tenant)
+        done.append(clip)
         metrics.tenant_audio(tenant.name, clip.audio_duration_ms / 1000)
         for r in clip.segments:
             metrics.observe_segment(r, tenant.name)
@@ -197,10 +210,11 @@ class TranslatorServicer:
     ) -> AsyncIterator[pb.StreamingTranslateResponse]:
         """Parse, drive, render: the stream protocol itself is ``StreamDriver``'s."""
         try:
+            call = await _call_info(context, "StreamingTranslate")
             tenant = tenant_of(self._tokens, context.invocation_metadata())
             limit = SMALL_MESSAGE_BYTES + self._m.limits.max_chunk_bytes
             requests = _requests(raw_requests, self._m.vad_defaults, limit)
-            driver = StreamDriver(self._m, error_drain_s=self._error_drain_s, tenant=tenant)
+            driver = StreamDriver(self._m, error_drain_s=self._error_drain_s, tenant=tenant, call=call)
             watching: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
             if self._revocation is not None:
                 watching = self._revocation.watching(driver, bearer_token(context.invocation_metadata()))
@@ -210,6 +224,15 @@ class TranslatorServicer:
                         yield convert.stream_event_to_pb(ev)
         except ServiceError as e:
             await _abort(context, e)
+
+
+async def _call_info(context: grpc.aio.ServicerContext[Any, Any], method: str) -> CallInfo:
+    """The call's request id (the caller's ``x-request-id``, or a new one), sent back at once in
+    the initial metadata, and who called."""
+    given = next((v for k, v in context.invocation_metadata() or () if k == REQUEST_ID and isinstance(v, str)), None)
+    call = CallInfo(new_request_id(given), method, context.peer())
+    await context.send_initial_metadata(((REQUEST_ID, call.request_id),))
+    return call
 
 
 async def _requests(

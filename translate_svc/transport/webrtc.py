@@ -37,6 +37,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from translate_svc.audio.pcm import float_to_pcm16
+from translate_svc.observability.access import CallInfo, new_request_id
 from translate_svc.session.events import AudioIn, StreamConfig, StreamRequest
 from translate_svc.session.manager import SessionManager
 from translate_svc.transport.realtime import Caller, RealtimeSession, _event, serve_session
@@ -143,7 +144,10 @@ class WebRtcDoor:
         tracks = {tag: SpeechTrack() for tag in tags} or {"": SpeechTrack()}
         for track in tracks.values():
             pc.addTrack(track)
-        call = _Call(self._m, pc, tracks, request.query.get("model", ""), request.query.get("source_language"), caller)
+        info = CallInfo(new_request_id(request.headers.get("X-Request-Id")), "webrtc", request.remote or "")
+        call = _Call(
+            self._m, pc, tracks, request.query.get("model", ""), request.query.get("source_language"), caller, info
+        )
         task = asyncio.create_task(call.run(), name="webrtc-call")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -159,7 +163,12 @@ class WebRtcDoor:
                            "code": "invalid_value"}},
                 status=400,
             )  # fmt: skip
-        return web.Response(status=201, text=pc.localDescription.sdp, content_type="application/sdp")
+        return web.Response(
+            status=201,
+            text=pc.localDescription.sdp,
+            content_type="application/sdp",
+            headers={"X-Request-Id": info.request_id},
+        )
 
 
 class _Call:
@@ -173,9 +182,11 @@ class _Call:
         model: str,
         source: str | None,
         caller: Caller,
+        info: CallInfo,
     ) -> None:
         self._m = manager
         self.caller = caller
+        self.info = info
         self.pc = pc
         self.tracks = tracks
         self.model = model
@@ -261,7 +272,7 @@ class _Call:
 
         pumping = asyncio.create_task(pump())
         try:
-            await serve_session(self._m, session, requests(), self.caller)
+            await serve_session(self._m, session, requests(), self.caller, self.info)
         finally:
             pumping.cancel()
             await asyncio.gather(pumping, return_exceptions=True)

@@ -1,0 +1,116 @@
+"""The access log and request ids (issue 24) on a real ``translate-svc serve`` process: one line per
+call when it ends, as JSON with ``TRANSLATE_SVC_LOG_FORMAT=json``, and the request id back in the
+initial metadata."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from tests.conftest import speech_pcm16
+from tests.integration.test_cli import ServerProcess
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(15)]
+
+
+@pytest.fixture(scope="module")
+def json_logging(test_model_dir: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(
+        ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0"], env={"TRANSLATE_SVC_LOG_FORMAT": "json"}
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def access_lines(server: ServerProcess, **match: Any) -> list[dict[str, Any]]:
+    found = []
+    for line in list(server.lines):
+        if not line.startswith("{"):
+            continue  # the CLI's own start-up lines are for a person
+        record = json.loads(line)  # every log line is one JSON object
+        if record.get("logger") == "translate_svc.access" and all(record.get(k) == v for k, v in match.items()):
+            found.append(record)
+    return found
+
+
+def wait_for(server: ServerProcess, **match: Any) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 10
+    while not (lines := access_lines(server, **match)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return lines
+
+
+async def test_a_stream_leaves_one_json_access_line_with_its_request_id(
+    json_logging: ServerProcess, shared_audio: Path
+) -> None:
+    speech = speech_pcm16(shared_audio / "jfk.flac", 6.0, 16000).tobytes()
+
+    async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        fmt = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000)
+        yield pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=fmt, target_languages=["spa"]))
+        for at in range(0, len(speech), 6400):
+            yield pb.StreamingTranslateRequest(audio=speech[at : at + 6400])
+
+    async with grpc.aio.insecure_channel(json_logging.address) as ch:
+        call = pb_grpc.TranslatorStub(ch).StreamingTranslate(requests(), metadata=(("x-request-id", "r-1"),))
+        initial = await call.initial_metadata()
+        got = [r async for r in call]
+        assert await call.code() == grpc.StatusCode.OK
+        # no id given: one is made, returned, and logged
+        clip = pb.TranslateRequest(
+            audio=pb.AudioInput(
+                content=speech[: 32000 * 3], format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000)
+            ),
+            target_languages=["spa"],
+        )
+        unary = pb_grpc.TranslatorStub(ch).Translate(clip)
+        answer = await unary
+        made = dict(await unary.initial_metadata())["x-request-id"]
+    assert dict(initial)["x-request-id"] == "r-1"
+    segments = sum(r.HasField("segment") for r in got)
+    [line] = wait_for(json_logging, request_id="r-1")  # exactly one line for the call
+    assert line["method"] == "StreamingTranslate" and line["code"] == "OK" and line["level"] == "INFO"
+    assert line["segments_total"] == segments and line["segments"] == {"OK": segments} and segments >= 1
+    assert line["audio_s"] == pytest.approx(6.0) and line["tenant"] == "default" and line["targets"] == "spa"
+    assert line["encoding"] == "LINEAR16" and line["sample_rate_hz"] == 16000 and line["peer"]
+    assert len(made) == 32 and int(made, 16) >= 0
+    [clip_line] = wait_for(json_logging, request_id=made)
+    assert clip_line["method"] == "Translate" and clip_line["code"] == "OK"
+    assert clip_line["segments_total"] == len(answer.segments)
+
+
+async def test_a_failed_call_is_logged_with_its_code(json_logging: ServerProcess) -> None:
+    async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        yield pb.StreamingTranslateRequest(config=pb.StreamingConfig(target_languages=["spa"]))  # no format
+
+    async with grpc.aio.insecure_channel(json_logging.address) as ch:
+        call = pb_grpc.TranslatorStub(ch).StreamingTranslate(requests(), metadata=(("x-request-id", "bad-1"),))
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for _ in call:
+                pass
+    [line] = wait_for(json_logging, request_id="bad-1")
+    assert line["code"] == err.value.code().name == "INVALID_ARGUMENT" and line["segments_total"] == 0
+
+
+async def test_the_sdk_sends_a_request_id_and_puts_it_on_its_errors(
+    json_logging: ServerProcess, shared_audio: Path
+) -> None:
+    from translate_svc.client import AsyncTranslateClient, TranslateError
+
+    async with AsyncTranslateClient(json_logging.address) as client:
+        with pytest.raises(TranslateError) as err:
+            await client.translate(shared_audio / "jfk.flac", targets="xx-not-a-language")
+    rid = err.value.request_id
+    assert rid and rid in str(err.value) and err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    [line] = wait_for(json_logging, request_id=rid)  # the server's line for the same call
+    assert line["method"] == "Translate" and line["code"] == "INVALID_ARGUMENT"

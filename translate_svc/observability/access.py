@@ -1,0 +1,75 @@
+"""The access log: one structured line per call when it ends (logger ``translate_svc.access``).
+
+Fields: ``request_id`` (the caller's ``x-request-id``, or generated), ``method``, ``peer``,
+``tenant``, the config in brief (``encoding``, ``sample_rate_hz``, ``targets``, ``outputs``),
+``audio_s``, ``segments`` (by status) and ``segments_total``, ``duration_ms`` and the final
+``code``. With ``--log-format json`` each is a key of the line's object; as text they follow the
+message as ``key=value``. Streams are logged by the stream core (``session.StreamDriver``) for
+every door; Translate by its servicer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger("translate_svc.access")
+
+#: the longest request id taken from a caller (longer ones are replaced by a generated id)
+MAX_REQUEST_ID = 128
+
+
+def new_request_id(given: str | None = None) -> str:
+    """``given`` if it is a usable id (printable ASCII without spaces, at most 128 characters),
+    else a new random one."""
+    if given and len(given) <= MAX_REQUEST_ID and given.isascii() and given.isprintable() and " " not in given:
+        return given
+    return uuid.uuid4().hex
+
+
+@dataclass
+class CallInfo:
+    """Who made a call, as its door saw it."""
+
+    request_id: str
+    method: str
+    peer: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+
+def config_brief(encoding: str, rate: int, targets: Sequence[str], outputs: Mapping[str, bool]) -> dict[str, Any]:
+    return {
+        "encoding": encoding,
+        "sample_rate_hz": rate,
+        "targets": ",".join(targets),
+        "outputs": ",".join(name for name, on in outputs.items() if on),
+    }
+
+
+def log_call(
+    call: CallInfo,
+    *,
+    code: str,
+    tenant: str,
+    config: Mapping[str, Any] | None = None,
+    audio_s: float = 0.0,
+    segments: Mapping[str, int] | None = None,
+) -> None:
+    fields: dict[str, Any] = {
+        "request_id": call.request_id,
+        "method": call.method,
+        "peer": call.peer,
+        "tenant": tenant,
+        **(config or {}),
+        "audio_s": round(audio_s, 3),
+        "segments": dict(segments or {}),
+        "segments_total": sum((segments or {}).values()),
+        "duration_ms": round((time.monotonic() - call.started) * 1000),
+        "code": code,
+    }
+    text = " ".join(f"{k}={v}" for k, v in fields.items() if k != "segments")
+    logger.info("call %s", text, extra=fields)
