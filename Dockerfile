@@ -10,6 +10,9 @@
 # the runtime base is NVIDIA's small "base" image (CUDA 12.9 runtime plus the container settings
 # the NVIDIA runtime uses), not the cudnn-runtime image, which would add a second, unused cuDNN.
 # The GPU node's driver must support CUDA 12.9.
+# Python: 3.12, Ubuntu 24.04's own (the CUDA base image's distribution). The test suite runs on
+# 3.11 (Dockerfile.cpu and the build machines); nothing here depends on either, but this image's
+# Python is not the tested one.
 
 # 1. The project wheel (pure Python; the same file as `pip wheel .` makes anywhere).
 FROM python:3.11.11-slim-bookworm AS wheel

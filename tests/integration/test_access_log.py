@@ -4,8 +4,11 @@ initial metadata."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,11 +24,17 @@ from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(15)]
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture(scope="module")
 def json_logging(test_model_dir: Path) -> Iterator[ServerProcess]:
-    server = ServerProcess(
-        ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0"], env={"TRANSLATE_SVC_LOG_FORMAT": "json"}
-    )
+    env = {"TRANSLATE_SVC_LOG_FORMAT": "json", "TRANSLATE_SVC_SERVER__METRICS_PORT": str(free_port())}
+    server = ServerProcess(["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0"], env=env)
+    server.metrics_port = int(env["TRANSLATE_SVC_SERVER__METRICS_PORT"])  # type: ignore[attr-defined]
     try:
         yield server
     finally:
@@ -114,3 +123,20 @@ async def test_the_sdk_sends_a_request_id_and_puts_it_on_its_errors(
     assert rid and rid in str(err.value) and err.value.code == grpc.StatusCode.INVALID_ARGUMENT
     [line] = wait_for(json_logging, request_id=rid)  # the server's line for the same call
     assert line["method"] == "Translate" and line["code"] == "INVALID_ARGUMENT"
+
+
+async def test_metrics_are_served_over_http_with_the_calls_by_tenant(json_logging: ServerProcess) -> None:
+    """/metrics over HTTP from a real server process (the kubectl test covers it only in a cluster):
+    the calls made above are counted, by tenant and final status."""
+    port = json_logging.metrics_port  # type: ignore[attr-defined]
+    url = f"http://127.0.0.1:{port}/metrics"
+    body = (await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=10).read())).decode()
+    samples = {}
+    for line in body.splitlines():
+        if line.startswith("translate_svc_tenant_calls_total{"):
+            key, value = line.rsplit(" ", 1)
+            samples[key] = float(value)
+    ok = 'translate_svc_tenant_calls_total{code="OK",method="stream",tenant="default"}'
+    bad = 'translate_svc_tenant_calls_total{code="INVALID_ARGUMENT",method="stream",tenant="default"}'
+    assert samples.get(ok, 0) >= 1 and samples.get(bad, 0) >= 1, samples
+    assert 'translate_svc_segments_total{status="OK"}' in body

@@ -262,6 +262,10 @@ def config_is_valid(cfg: pb.StreamingConfig, srv: Server) -> bool:
     out = cfg.output
     has_out = cfg.HasField("output")
     speech = not has_out or not out.HasField("speech") or out.speech
+    text = not has_out or not out.HasField("text") or out.text
+    transcript = not has_out or not out.HasField("transcript") or out.transcript
+    if not (speech or text or transcript):
+        return False  # an output that asks for nothing
     if any(t not in srv.text_codes or (speech and t not in srv.speech_codes) for t in targets):
         return False
     if cfg.source_language and cfg.source_language not in srv.text_codes:

@@ -6,6 +6,7 @@ whose message tells the caller what to send instead.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from translate_svc.audio.opus import OPUS_RATE
@@ -48,6 +49,11 @@ def resolve_task(
             'target_languages is empty: name at least one target language (e.g. "spa"), or set '
             "source_language (or language_detection) to get the transcript alone (ASR only)"
         )
+    if targets and not (output.text or output.speech or output.transcript):
+        raise InvalidInput(
+            "output asks for nothing: text, speech and transcript are all false; set at least one "
+            "(or leave output unset: all three)"
+        )
     if not targets and not output.transcript:
         raise InvalidInput(
             "no target_languages and output.transcript is false: nothing to return; ASR only (no "
@@ -81,6 +87,9 @@ def resolve_task(
         )
     if not 0 <= output.speaker_id < card.num_speakers:
         raise InvalidInput(f"output.speaker_id is {output.speaker_id}: use 0..{card.num_speakers - 1}")
+    if output.transcript and not source and detect is None:
+        # no transcript without its language: say so in the resolved config the client sees
+        output = dataclasses.replace(output, transcript=False)
     return TranslationTask(
         source_language=source or None,
         target_languages=tuple(targets),
