@@ -40,7 +40,7 @@ RUN python -m pip install --no-cache-dir /wheels/*.whl
 FROM nvidia/cuda:12.9.1-base-ubuntu24.04 AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3.12 \
+    && apt-get install -y --no-install-recommends python3.12 libopus0 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 translate \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin translate \

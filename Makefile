@@ -12,7 +12,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 # every test module; compiling them once instead of in each process saves ~5 s of CPU per process.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install test demo browser-demo chromium protos check-protos lint bench clean
+.PHONY: install libopus test demo browser-demo chromium protos check-protos lint bench clean
 
 # torch first, pinned, so no dependency can pull the multi-GB CUDA build on a CPU machine.
 $(VENV)/.installed: pyproject.toml
@@ -23,7 +23,18 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet -e '.[dev]'
 	touch $@
 
-install: $(VENV)/.installed
+install: libopus $(VENV)/.installed
+
+# Live Opus streams are decoded by the system's libopus (through opuslib-next: PyAV cannot run its
+# loss concealment or FEC). Installed with apt as root (or passwordless sudo) when missing.
+libopus:
+	@$(PYTHON) -c 'import ctypes.util, sys; sys.exit(not ctypes.util.find_library("opus"))' || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; else \
+	    echo "*** libopus is missing and cannot be installed (not root, no sudo): run sudo apt-get install libopus0"; exit 1; fi; \
+	  command -v apt-get >/dev/null || { echo "*** no apt-get: install libopus (the Opus codec library)"; exit 1; }; \
+	  echo "installing libopus0 (apt) for live Opus streams"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends libopus0 >/dev/null; }
 
 # Regenerate the gRPC stubs from protos/ (committed; tests/unit/test_protos.py checks for drift).
 protos: install

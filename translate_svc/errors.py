@@ -46,7 +46,7 @@ class LimitReached(ServiceError):
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
-        #: which limit: "idle_timeout", "max_stream_duration" or "draining"
+        #: which limit: "idle_timeout", "max_stream_duration", "draining", "revoked", "quota", "engine_failed"
         self.reason = reason
 
 
@@ -72,6 +72,17 @@ class ShuttingDown(LimitReached):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, reason="draining")
+
+
+class EngineFailed(LimitReached):
+    """The model worker died (the in-process model thread, or the engine process) under a live
+    stream: its open speech and the segments waiting for the model came back with status
+    UNAVAILABLE and their spans, then the stream ended; the client resumes on another server."""
+
+    code = ErrorCode.UNAVAILABLE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="engine_failed")
 
 
 class NotInstalled(ServiceError):

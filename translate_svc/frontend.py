@@ -14,12 +14,16 @@ from dataclasses import dataclass, field
 from threadpoolctl import threadpool_limits
 
 from translate_svc.engine.client import EngineClient
+from translate_svc.errors import EngineFailed
 from translate_svc.observability import metrics
 from translate_svc.session import SessionManager
 from translate_svc.session.quota import Counters
 from translate_svc.settings import Settings
 from translate_svc.vad.silero import SileroVad
 from translate_svc.vad.worker import VadWorker
+
+#: how a stream ends when the in-process model worker dies (a worker's text names the engine process)
+ENGINE_FAILED = "the model worker of this server failed: resume the stream on another server (the SDK does)"
 
 
 @dataclass
@@ -55,11 +59,14 @@ def build_frontend(
     listeners: list[Callable[[BaseException], None]],
     *,
     counters: Counters | None = None,
+    engine_gone: str = ENGINE_FAILED,
 ) -> Application:
     """Sessions and the VAD worker around ``engine``; ``counters`` hold the node's limits and
-    tenants' caps (default: this process's own counts)."""
+    tenants' caps (default: this process's own counts). If the engine dies, every live stream
+    ends with ``engine_gone`` (UNAVAILABLE), its open speech accounted for."""
     # process-wide, once: numpy's BLAS pool (torch's own threads are the runner's, set at load)
     threadpool_limits(limits=settings.blas_threads, user_api="blas")
     vad = VadWorker(SileroVad(), on_call=metrics.observe_vad_call)
     sessions = SessionManager(engine, vad, settings.vad, settings.limits, counters=counters)
+    listeners.append(lambda exc: sessions.fail_all(EngineFailed(engine_gone)))
     return Application(settings, engine, vad, sessions, start_engine, stop_engine, listeners)

@@ -136,6 +136,19 @@ class Timing:
     #: of ``model_ms``: the batch's text-to-unit and vocoder, and its language identification
     speech_ms: float = 0.0
     language_id_ms: float = 0.0
+    #: resampling and Opus-encoding the translated speech, after ``total_ms`` (not on the wire: the
+    #: trace's segment span carries it)
+    encode_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class TraceRef:
+    """A span elsewhere, as plain ids (OpenTelemetry's, when tracing is on): a segment's result
+    carries the engine batch span that computed it, so the segment's span can link to it, across
+    the engine process's wire too (``engine/remote/wire.py``)."""
+
+    trace_id: int  # 128 bits
+    span_id: int  # 64 bits
 
 
 @dataclass(frozen=True)
@@ -176,6 +189,8 @@ class SegmentResult:
     timing: Timing = field(default_factory=Timing)
     error: SegmentError | None = None
     detected: DetectedLanguage | None = None
+    #: the engine batch that computed it (tracing on only; ``observability/tracing.py``)
+    batch_trace: TraceRef | None = None
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,12 @@ def to_48k(pcm16k: np.ndarray) -> np.ndarray:
     return soxr.resample(pcm16k.astype(np.float32) / 32768.0, 16000, 48000).astype(np.float32)
 
 
-def opus_packets(pcm16k: np.ndarray) -> list[bytes]:
-    """Encode like a WebRTC sender: libopus via PyAV, 48 kHz mono, 20 ms per packet."""
+def opus_packets(pcm16k: np.ndarray, *, fec: bool = False) -> list[bytes]:
+    """Encode like a WebRTC sender: libopus via PyAV, 48 kHz mono, 20 ms per packet (``fec``: with
+    in-band FEC for a 5 % expected loss, as browsers negotiate ``useinbandfec=1``)."""
     enc = av.CodecContext.create("libopus", "w")
     enc.sample_rate, enc.layout, enc.format, enc.bit_rate = 48000, "mono", "s16", 32000
-    enc.options = {"application": "voip", "frame_duration": "20"}
+    enc.options = {"application": "voip", "frame_duration": "20", **({"fec": "1", "packet_loss": "5"} if fec else {})}
     enc.open()
     x = np.clip(np.round(to_48k(pcm16k) * 32767), -32768, 32767).astype("<i2")
     x = np.pad(x, (0, -len(x) % FRAME))
@@ -150,6 +151,9 @@ async def test_lost_packets_and_dtx_gaps_keep_the_spans_true(
     tail = next(k for k in range(len(packets)) if len(packets) - 1 - k not in lost)  # lost at the very end
     assert end.audio_received_ms == (len(packets) - tail) * 20  # the timeline is the sender's
     assert end.audio_filled_ms == (len(lost) - tail) * 20
+    # runs of lost packets up to 120 ms are concealed by libopus; the DTX gap is silence
+    runs = [len(list(g)) for k, g in itertools.groupby(range(len(packets) - tail), key=lambda i: i in lost) if k]
+    assert end.audio_concealed_ms == 20 * sum(n for n in runs if n <= 6) and max(runs) > 6
     # without timestamps the same packets would shift every later segment by the gap: the spans
     # above are true only because the gap was filled
     assert len(skipped) * 20 > 10 * WINDOW_MS

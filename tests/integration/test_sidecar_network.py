@@ -33,6 +33,12 @@ def jfk_packets(jfk: np.ndarray) -> list[bytes]:
     return opus_packets(jfk)
 
 
+@pytest.fixture(scope="module")
+def jfk_fec_packets(jfk: np.ndarray) -> list[bytes]:
+    """As a browser sends them: with in-band FEC (``useinbandfec=1``)."""
+    return opus_packets(jfk, fec=True)
+
+
 def packet(data: bytes, ts: int) -> pb.StreamingTranslateRequest:
     return pb.StreamingTranslateRequest(packet=pb.AudioPacket(data=data, timestamp=ts))
 
@@ -55,10 +61,12 @@ def assert_counterparts(got: list[tuple[int, int]], want: list[tuple[int, int]],
 
 
 async def test_opus_swapped_twice_sent_and_lost_packets_end_ok_with_the_clean_segments(
-    live: LiveServer, jfk_packets: list[bytes]
+    live: LiveServer, jfk_fec_packets: list[bytes]
 ) -> None:
     """5 % of packets swapped with their neighbour, 1 % sent twice, 2 % lost: the stream ends OK
-    with the clean stream's segments (count +-1, spans within 40 ms) and says what it did."""
+    with the clean stream's segments (count +-1, spans within 40 ms) and says what it did. The
+    lost packets are concealed by libopus (with FEC from the packet after each loss)."""
+    jfk_packets = jfk_fec_packets
     clean = spans(
         await run(live.stub, [config(OPUS_FORMAT), *(packet(p, i * FRAME) for i, p in enumerate(jfk_packets))])
     )
@@ -89,7 +97,37 @@ async def test_opus_swapped_twice_sent_and_lost_packets_end_ok_with_the_clean_se
     assert end.ended.packets_reordered == swaps
     assert end.ended.packets_duplicate == duplicates and end.ended.packets_late == 0
     assert end.ended.audio_filled_ms == 20 * len(lost)  # each lost packet's time, filled
+    assert end.ended.audio_concealed_ms == 20 * len(lost)  # by libopus (PLC, FEC), not silence
     assert end.ended.audio_received_ms == 20 * n
+
+
+async def test_the_sdk_sends_packets_out_of_order_and_twice_as_the_network_gave_them(
+    live: LiveServer, jfk_packets: list[bytes]
+) -> None:
+    """A sidecar on the SDK passes RTP packets on as they come: the SDK keeps them (for a resume)
+    in timeline order and the server's window puts them back, with the clean stream's segments."""
+    from translate_svc.client import AsyncTranslateClient, Segment, StreamEnd
+
+    clean = spans(
+        await run(live.stub, [config(OPUS_FORMAT), *(packet(p, i * FRAME) for i, p in enumerate(jfk_packets))])
+    )
+    order = list(range(len(jfk_packets)))
+    for k in range(5, len(order) - 1, 37):
+        order[k], order[k + 1] = order[k + 1], order[k]
+    sent = [j for i in order for j in ([i, i] if i % 101 == 50 else [i])]
+    events: list[object] = []
+    async with AsyncTranslateClient(f"127.0.0.1:{live.server.port}") as client:
+        async with client.stream(targets="spa", source="eng", encoding="opus", speech=False) as s:
+            for i in sent:
+                await s.send(jfk_packets[i], timestamp=i * FRAME)
+            await s.close()
+            events = [ev async for ev in s]
+    end = events[-1]
+    assert isinstance(end, StreamEnd)
+    assert end.packets_reordered == len(range(5, len(order) - 1, 37))
+    assert end.packets_duplicate == len(sent) - len(order) and end.packets_late == 0
+    got = [(e.start_ms, e.end_ms) for e in events if isinstance(e, Segment) and e.ok]
+    assert got == clean
 
 
 async def test_a_bad_message_in_the_middle_of_speech_ends_the_stream_after_its_open_speech(

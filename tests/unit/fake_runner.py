@@ -3,7 +3,10 @@
 Its outputs are a deterministic function of the input (text names the segment's length), so tests
 can tell results apart. ``gate`` blocks ``run`` until set (to hold work in the model or the
 queue); ``fail_when`` makes a batch raise; ``die`` makes the model thread raise a BaseException,
-which kills the engine loop as a crashed worker would.
+which kills the engine loop as a crashed worker would. ``waveform`` chooses the speech returned
+for an input and a language (a test can return one the output encoding refuses); ``ran`` keeps
+every batch's inputs; ``on_features`` sees each segment's audio as its features are computed
+(on the engine's features thread), i.e. once per submitted job.
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ class FakeRunner:
         self.fail_when: Callable[[ModelInput], bool] = lambda item: False
         self.die = False
         self.batches: list[int] = []  # batch sizes, in order
+        self.ran: list[tuple[ModelInput, ...]] = []  # every batch's inputs, in order
+        self.waveform: Callable[[ModelInput, str], np.ndarray] = lambda item, lang: np.zeros(
+            len(item.audio) // 2, np.float32
+        )
+        self.on_features: Callable[[np.ndarray], None] = lambda audio: None
         self.started = threading.Event()  # set when a batch enters run()
 
     @property
@@ -43,6 +51,7 @@ class FakeRunner:
         return self._card
 
     def extract_features(self, audio: np.ndarray) -> Features:
+        self.on_features(audio)
         frames = max(1, len(audio) // 320)
         return Features(np.zeros((frames, 4), np.float32), np.ones(frames, np.int64))
 
@@ -52,13 +61,14 @@ class FakeRunner:
         if self.die:
             raise ModelThreadDied("the model thread crashed")
         self.batches.append(len(inputs))
+        self.ran.append(tuple(inputs))
         if any(self.fail_when(i) for i in inputs):
             raise RuntimeError("bad segment")
         return [
             ModelOutput(
                 transcript=f"n={len(i.audio)}" if i.transcript_language else None,
                 texts={lang: f"{lang}:{len(i.audio)}" for lang in i.targets},
-                waveforms={lang: np.zeros(len(i.audio) // 2, np.float32) for lang in i.targets} if i.speech else {},
+                waveforms={lang: self.waveform(i, lang) for lang in i.targets} if i.speech else {},
             )
             for i in inputs
         ]

@@ -146,16 +146,31 @@ def test_replay_with_timestamps_skips_gaps_and_keeps_flushes() -> None:
     assert [(c.start, c.is_flush) for c in chunks] == [(800, False), (1600, True), (16000, False), (17600, True)]
 
 
-def test_pcm_chunks_must_be_whole_frames_in_order() -> None:
+def test_pcm_chunks_must_be_whole_frames() -> None:
     buf = ReplayBuffer(rate=16000, frame_bytes=4)  # stereo
     with pytest.raises(ValueError, match="whole number of frames"):
         buf.append(b"\x00" * 6)
     with pytest.raises(ValueError, match="empty"):
         buf.append(b"")
     buf.append(b"\x00" * 400)
-    with pytest.raises(ValueError, match="goes back"):
-        buf.append(b"\x00" * 4, timestamp=50)
     assert buf.append(b"\x00" * 4, timestamp=100).start == 100
+
+
+def test_packets_out_of_order_are_kept_in_timeline_order_and_replayed_so() -> None:
+    """An SFU's network: packets swapped, sent twice, late. The buffer keeps each once, in its
+    place on the timeline (the server's reorder window does the same), so a resume replays them
+    in order; a repeat or a packet before what is kept is sent but not kept."""
+    buf = ReplayBuffer(rate=16000, frame_bytes=2)
+    for k in (0, 2, 1, 3, 5, 4, 4, 6):  # 2<->1 and 5<->4 swapped, 4 sent twice
+        buf.append(pcm(k, 320), timestamp=k * 320)
+    assert [c.start for c in buf] == [k * 320 for k in range(7)]
+    assert len(buf) == 7 and buf.nbytes == 7 * 640 and buf.end == 7 * 320 and buf.last_seq == 7
+    buf.trim(60)  # a final covered the first three chunks (0..960 frames)
+    assert [c.start for c in buf] == [960, 1280, 1600, 1920]
+    buf.append(pcm(0, 320), timestamp=640)  # late, before what is kept: not kept
+    assert [c.start for c in buf] == [960, 1280, 1600, 1920]
+    _, chunks = buf.replay_from(80)
+    assert [c.start for c in chunks] == [1280, 1600, 1920]
 
 
 def test_a_buffer_without_finals_keeps_at_most_max_seconds() -> None:

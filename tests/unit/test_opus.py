@@ -20,6 +20,7 @@ import soxr
 
 from translate_svc.audio.codec import decode_container
 from translate_svc.audio.opus import (
+    MAX_CONCEAL_SAMPLES,
     OPUS_FRAME_SAMPLES,
     OPUS_RATE,
     OpusSpeech,
@@ -59,7 +60,7 @@ def _to48(x: np.ndarray, rate: int) -> np.ndarray:
     return x if rate == OPUS_RATE else soxr.resample(x, rate, OPUS_RATE).astype(np.float32)
 
 
-def _client_packets(x: np.ndarray, frame_ms: float = 20, bitrate: int = 32_000) -> list[bytes]:
+def _client_packets(x: np.ndarray, frame_ms: float = 20, bitrate: int = 32_000, *, fec: bool = False) -> list[bytes]:
     """Encode (channels, samples) float32 at 48 kHz to raw Opus packets, as an RTP sender would."""
     channels = x.shape[0]
     layout = "mono" if channels == 1 else "stereo"
@@ -70,6 +71,8 @@ def _client_packets(x: np.ndarray, frame_ms: float = 20, bitrate: int = 32_000) 
     enc.bit_rate = bitrate * channels
     enc.time_base = Fraction(1, OPUS_RATE)
     enc.options = {"application": "voip", "frame_duration": f"{frame_ms:g}"}
+    if fec:  # in-band FEC, as browsers negotiate (useinbandfec=1)
+        enc.options = {**enc.options, "fec": "1", "packet_loss": "5"}
     enc.open()
     size = round(OPUS_RATE * frame_ms / 1000)
     assert enc.frame_size == size
@@ -189,6 +192,52 @@ def test_a_bad_packet_is_refused_and_the_stream_goes_on(speech16k: np.ndarray, b
     out = np.concatenate(head + tail)
     ref, got = _aligned(x48, out, _lag(x48, out, max_lag=2000))
     assert _corr(ref, got) > 0.9
+
+
+def _with_losses(packets: list[bytes], lost: set[int], way: str) -> np.ndarray:
+    """Decode ``packets`` with those in ``lost`` missing: ``silence``, ``plc`` or ``plc+fec``."""
+    dec = OpusStreamDecoder(channels=1)
+    out = []
+    for i, p in enumerate(packets):
+        if i not in lost:
+            out.append(dec.decode(p))
+        elif way == "silence":
+            out.append(np.zeros(OPUS_FRAME_SAMPLES, np.float32))
+        else:
+            out.append(dec.conceal(OPUS_FRAME_SAMPLES, packets[i + 1] if way == "plc+fec" else None))
+    return np.concatenate(out)
+
+
+def test_lost_packets_are_concealed_and_fec_recovers_them(speech16k: np.ndarray) -> None:
+    """Every 25th packet lost: each stand-in has the lost packet's length; concealment continues
+    the speech (not silence: the VAD keeps hearing it), and the next packet's FEC copy brings the
+    decode far closer to the clean one than either silence or concealment alone."""
+    packets = _client_packets(_to48(speech16k, 16_000)[None], fec=True)
+    clean = _with_losses(packets, set(), "silence")
+    lost = set(range(10, len(packets) - 1, 25))
+    out = {way: _with_losses(packets, lost, way) for way in ("silence", "plc", "plc+fec")}
+    assert all(len(x) == len(clean) for x in out.values())
+    err = {way: float(np.sum((x - clean) ** 2)) for way, x in out.items()}
+    assert err["plc+fec"] < 0.25 * min(err["plc"], err["silence"]), err
+    frames = [slice(i * OPUS_FRAME_SAMPLES, (i + 1) * OPUS_FRAME_SAMPLES) for i in sorted(lost)]
+    energy = {way: sum(float(np.sum(x[f] ** 2)) for f in frames) for way, x in out.items()}
+    clean_energy = sum(float(np.sum(clean[f] ** 2)) for f in frames)
+    assert energy["silence"] == 0.0 and energy["plc"] > 0.1 * clean_energy, (energy, clean_energy)
+
+
+def test_concealment_spans_a_longer_gap_and_ignores_an_unreadable_next_packet(speech16k: np.ndarray) -> None:
+    packets = _client_packets(_to48(speech16k, 16_000)[None], fec=True)
+    dec = OpusStreamDecoder(channels=1)
+    for p in packets[:20]:
+        dec.decode(p)
+    assert len(dec.conceal(3 * OPUS_FRAME_SAMPLES, packets[23])) == 3 * OPUS_FRAME_SAMPLES
+    assert len(dec.conceal(OPUS_FRAME_SAMPLES, b"\xff" * 5)) == OPUS_FRAME_SAMPLES  # concealed without FEC
+    with pytest.raises(InvalidInput):
+        dec.decode(b"\xff" * 5)
+    assert len(dec.decode(packets[24])) == OPUS_FRAME_SAMPLES  # the stream goes on
+    for frames in (0, 100, MAX_CONCEAL_SAMPLES + 120):
+        with pytest.raises(ValueError):
+            dec.conceal(frames)
 
 
 @pytest.mark.parametrize("channels", [0, 3])

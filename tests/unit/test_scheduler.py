@@ -128,6 +128,20 @@ def test_droppable_jobs_never_go_before_or_with_finals() -> None:
     assert len(s) == 0
 
 
+def test_droppable_jobs_wait_for_finals_on_their_way() -> None:
+    """A final whose features are still being computed is not queued yet, but captions queued
+    before it must not take the model first: no droppable batch, and no deadline to wake for."""
+    s = sched()
+    s.add(1, "a", 2.0, now=0.0, droppable=True)
+    assert s.next_batch(now=1.0, finals_coming=True) is None
+    assert s.next_deadline(finals_coming=True) is None
+    s.add(2, "b", 2.0, now=1.0)  # the final is queued
+    assert s.next_batch(now=1.02, finals_coming=False) == [2]
+    assert s.next_batch(now=1.02, finals_coming=False) == [1]
+    s.add(3, "c", 1.0, now=2.0)  # finals on their way never hold finals back
+    assert s.next_batch(now=2.02, finals_coming=True) == [3]
+
+
 def test_a_cancelled_job_leaves_the_queue() -> None:
     s = sched()
     s.add(1, "a", 1.0, now=0.0, droppable=True)

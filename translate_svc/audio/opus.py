@@ -1,22 +1,22 @@
 """Opus in and out of the service: RTP-style packets from a call, speech for a call, WebM files.
 
-Three jobs, all done by PyAV (FFmpeg with libopus), never by hand-written codec or framing code:
+Three jobs, none of them hand-written codec or framing code:
 
 - :class:`OpusStreamDecoder` decodes a live stream's raw Opus packets (RFC 6716, as carried in RTP
-  payloads: no Ogg framing, no extradata), one packet per audio message, to float32 mono at 48 kHz.
-  Measured on the development machine (AMD EPYC, 2 cores, libopus via PyAV 18.1): about 31 µs per
-  20 ms packet of speech at 32 kbit/s (``OpusStreamDecoder.decode``, Python overhead included; about
-  5 µs of it is ours), i.e. 0.15% of one core per real-time stream, so it runs on the event loop.
-  PyAV cannot run libopus's packet loss concealment (an empty packet means "drain" to FFmpeg, and
-  the decoder is finished after it), so an empty packet is refused here and the session fills lost
-  time with silence instead.
+  payloads: no Ogg framing, no extradata), one packet per audio message, to float32 mono at 48 kHz,
+  with libopus itself through ``opuslib-next``: PyAV (FFmpeg) cannot run libopus's packet loss
+  concealment or in-band FEC (an empty packet means "drain" to FFmpeg), and a stream that loses
+  packets measured better concealed than filled with silence (docs/performance.md, "Lost Opus
+  packets"). The system's libopus is needed (Debian/Ubuntu: ``libopus0``).
 - :func:`encode_opus` encodes speech for publishing into a call: 48 kHz mono, 20 ms packets, with
-  the encoder's delay (``pre_skip``) and the speech's length alongside. Measured on the same
-  machine: about 27 ms for 3 s of speech at 16 kHz (resampling to 48 kHz takes 0.6 ms of it), about
-  110x real time; run it off the event loop for long speech.
+  the encoder's delay (``pre_skip``) and the speech's length alongside, through PyAV (libopus).
+  Measured on the development machine (AMD EPYC, 2 cores): about 27 ms for 3 s of speech at 16 kHz
+  (resampling to 48 kHz takes 0.6 ms of it), about 110x real time; run it off the event loop for
+  long speech.
 - :func:`decode_webm` decodes a WebM/Matroska file (what browsers' MediaRecorder writes: WebM/Opus,
-  which libsndfile cannot read) for the unary Translate; ``codec.decode_container`` routes files
-  that start with the EBML magic here. Ogg/Opus files stay on libsndfile's path in ``codec``.
+  which libsndfile cannot read) for the unary Translate, through PyAV; ``codec.decode_container``
+  routes files that start with the EBML magic here. Ogg/Opus files stay on libsndfile's path in
+  ``codec``.
 
 This module does not import ``codec`` (``codec`` imports it on the first WebM file): what both
 accept and how they refuse it is in ``audio/limits.py``.
@@ -28,17 +28,17 @@ not thread-safe: one instance per stream, used by one caller at a time.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import logging
 import math
+import weakref
 from fractions import Fraction
-from typing import Final, Literal
 
 import av
 import av.error
 import numpy as np
 import soxr
-from av.audio.codeccontext import AudioCodecContext
 from av.audio.frame import AudioFrame
 
 from translate_svc.audio.limits import (
@@ -56,15 +56,26 @@ from translate_svc.audio.pcm import pcm16_to_float
 from translate_svc.errors import InvalidInput
 from translate_svc.types import OpusSpeech
 
+try:
+    from opuslib_next.api import ctl as _ctl
+    from opuslib_next.api import decoder as _opus
+except Exception as e:  # opuslib-next raises a bare Exception when it finds no libopus
+    raise ImportError(
+        f"the Opus stream decoder needs the system's libopus ({e}): install it (Debian/Ubuntu: libopus0)"
+    ) from e
+
 logger = logging.getLogger(__name__)
 
 #: Samples of one 20 ms packet at 48 kHz: the packet size :func:`encode_opus` writes.
 OPUS_FRAME_SAMPLES = 960
 
-#: libopus is the reference decoder and is sample-exact per packet. FFmpeg's native ``opus``
-#: decoder is the fallback; it resamples SILK frames internally, so its per-packet sample counts
-#: can differ from the packet's duration by the resampler's delay (the running total does not).
-DECODER_NAME: Final[Literal["libopus", "opus"]] = "libopus" if "libopus" in av.codecs_available else "opus"
+#: A decoded packet's most samples (120 ms, Opus's longest packet): the decoder's buffer.
+_MAX_PACKET_SAMPLES = 5760
+#: The longest gap ``OpusStreamDecoder.conceal`` fills (120 ms): longer gaps are a muted sender or
+#: DTX, not loss, and the session fills them with silence (concealment would fade to it anyway).
+MAX_CONCEAL_SAMPLES = _MAX_PACKET_SAMPLES
+#: Opus's frame step (2.5 ms at 48 kHz): a concealed stretch is a whole number of them.
+OPUS_PLC_STEP = 120
 
 #: Codecs accepted inside WebM/Matroska (FFmpeg codec names; the decoder FFmpeg picks for them).
 WEBM_CODECS: tuple[str, ...] = ("opus", "vorbis")
@@ -85,59 +96,63 @@ def _bad_packet(size: int) -> str:
 
 
 class OpusStreamDecoder:
-    """Decodes one stream's Opus packets, one at a time, to float32 mono at 48 kHz.
+    """Decodes one stream's Opus packets, one at a time, to float32 mono at 48 kHz, and conceals
+    the packets that never came.
 
-    Why a class: Opus frames depend on the previous ones (prediction, overlap), so one decoder
-    state lives for the whole stream. ``channels`` is the layout the client says it sends (1 or 2);
-    the output is always mono, the channels averaged. Opus packets carry their own mono/stereo
-    flag, so a mismatch between ``channels`` and the packets still decodes.
+    Why a class: Opus frames depend on the previous ones (prediction, overlap), so one libopus
+    decoder state lives for the whole stream. ``channels`` is the layout the client says it sends
+    (1 or 2); the decoder always runs in mono, which libopus does as the average of a stereo
+    packet's channels. Opus packets carry their own mono/stereo flag, so a mismatch between
+    ``channels`` and the packets still decodes.
 
-    Every call returns exactly the packet's duration (any legal Opus duration, 2.5 to 120 ms) when
-    libopus is available (see ``DECODER_NAME``). A packet the decoder refuses raises
-    ``InvalidInput``; the codec context is then recreated, so later good packets still decode.
+    ``decode`` returns exactly the packet's duration (any legal Opus duration, 2.5 to 120 ms). A
+    packet libopus refuses raises ``InvalidInput``; the state is reset, so later good packets still
+    decode. ``conceal`` stands in for lost packets: libopus's packet loss concealment, and for the
+    last lost frame before a received packet, that packet's in-band FEC copy when it carries one.
 
-    Not thread-safe: one instance per stream, used by one caller at a time.
+    libopus is reached through ``opuslib-next`` (ctypes over the system's libopus: PyAV cannot
+    run concealment or FEC). Not thread-safe: one instance per stream, used by one caller at a time.
     """
 
-    __slots__ = ("_channels", "_ctx")
+    __slots__ = ("__weakref__", "_buf", "_ptr", "_state")
 
     def __init__(self, channels: int) -> None:
         if channels not in (1, 2):
             raise InvalidInput(f"{channels} channels are not supported for Opus: send mono (1) or stereo (2)")
-        self._channels = channels
-        self._ctx = self._open()
-
-    def _open(self) -> AudioCodecContext:
-        ctx = av.CodecContext.create(DECODER_NAME, "r")
-        ctx.sample_rate = OPUS_RATE
-        if DECODER_NAME == "libopus":
-            # libopus decodes a stereo stream to mono as the average of its channels (measured equal
-            # to decoding stereo and averaging, to 1e-4) for about 60% of the cost, so it always
-            # runs in mono. Float output keeps libopus's precision; its default is int16.
-            ctx.layout = "mono"
-            ctx.options = {"request_sample_fmt": "flt"}
-        else:  # FFmpeg's native decoder mixes SILK stereo down differently: decode both, average here
-            ctx.layout = "mono" if self._channels == 1 else "stereo"
-        ctx.open()
-        return ctx
+        self._state = _opus.create_state(OPUS_RATE, 1)
+        weakref.finalize(self, _opus.destroy, self._state)
+        self._buf = np.empty(_MAX_PACKET_SAMPLES, np.float32)
+        self._ptr = self._buf.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
 
     def decode(self, packet: bytes) -> np.ndarray:
         """Decode one Opus packet; returns its audio as float32 mono in ``[-1, 1]`` at 48 kHz.
 
-        An empty packet is refused rather than passed on: FFmpeg reads it as end of stream.
-        """
+        An empty packet is refused: to libopus it would mean "conceal a lost packet"."""
         if not packet:
             raise InvalidInput(_bad_packet(0))
-        try:
-            frames = self._ctx.decode(av.Packet(packet))
-        except (av.error.FFmpegError, ValueError):
-            self._ctx = self._open()  # a failed decode may leave the context unusable: start afresh
-            raise InvalidInput(_bad_packet(len(packet))) from None
-        if len(frames) == 1:
-            return _mono(frames[0])
-        if not frames:
-            return np.zeros(0, dtype=np.float32)
-        return np.concatenate([_mono(f) for f in frames])
+        return self._run(packet, _MAX_PACKET_SAMPLES, fec=False)
+
+    def conceal(self, frames: int, next_packet: bytes | None = None) -> np.ndarray:
+        """``frames`` samples (a multiple of 2.5 ms, at most ``MAX_CONCEAL_SAMPLES``) for packets
+        that were lost: libopus's concealment, whose last frame libopus recovers from
+        ``next_packet``'s in-band FEC copy when it carries one (the packet received after the gap;
+        ``decode`` it afterwards as usual). A ``next_packet`` libopus cannot read is ignored here
+        (``decode`` then refuses it)."""
+        if frames % OPUS_PLC_STEP or not 0 < frames <= MAX_CONCEAL_SAMPLES:
+            raise ValueError(f"frames must be a multiple of {OPUS_PLC_STEP} up to {MAX_CONCEAL_SAMPLES}, not {frames}")
+        if next_packet:
+            try:
+                return self._run(next_packet, frames, fec=True)
+            except InvalidInput:
+                pass
+        return self._run(None, frames, fec=False)
+
+    def _run(self, packet: bytes | None, frames: int, *, fec: bool) -> np.ndarray:
+        n = _opus.libopus_decode_float(self._state, packet, len(packet or b""), self._ptr, frames, int(fec))
+        if n < 0:
+            _opus.decoder_ctl(self._state, _ctl.reset_state)  # start afresh: later packets still decode
+            raise InvalidInput(_bad_packet(len(packet or b"")))
+        return self._buf[:n].copy()
 
 
 def encode_opus(wave: np.ndarray, rate: int, *, bitrate: int = 32_000) -> OpusSpeech:

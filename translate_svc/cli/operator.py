@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,9 +139,14 @@ def serve(flags: ServeFlags) -> None:
     """Run the gRPC server until SIGTERM/SIGINT (then drain)."""
     from translate_svc import app, logging_setup
     from translate_svc.errors import ModelNotFound
+    from translate_svc.observability import tracing
 
     settings = flags.settings()
     logging_setup.configure(settings.log_level, settings.log_format)
+    try:  # an exporter that is not installed fails here, not in a child process
+        tracing.config_from_env(os.environ)
+    except tracing.TracingConfigError as e:
+        raise _cannot_start(str(e)) from e
     problem = app.check_device(settings.model.device)
     if problem is not None:
         raise _cannot_start(problem)
@@ -150,7 +156,8 @@ def serve(flags: ServeFlags) -> None:
         raise _cannot_start(str(e)) from e
     workers = settings.server.worker_count()
     if workers >= 2:
-        raise typer.Exit(asyncio.run(_serve_node(settings, workers)))
+        raise typer.Exit(asyncio.run(_serve_node(settings, workers)))  # each child sets up its own tracing
+    tracing.setup(os.environ)
     asyncio.run(_serve(settings))
 
 

@@ -54,6 +54,7 @@ _REASONS = {
     pb.StreamEnd.REVOKED: EndReason.REVOKED,
     pb.StreamEnd.QUOTA: EndReason.QUOTA,
     pb.StreamEnd.ERROR: EndReason.ERROR,
+    pb.StreamEnd.ENGINE_FAILED: EndReason.ENGINE_FAILED,
 }
 _CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
 
@@ -249,6 +250,7 @@ def stream_end(msg: pb.StreamEnd) -> StreamEnd:
         packets_reordered=msg.packets_reordered,
         packets_duplicate=msg.packets_duplicate,
         packets_late=msg.packets_late,
+        audio_concealed_ms=msg.audio_concealed_ms,
     )
 
 

@@ -10,7 +10,9 @@ final result covers it (``trim``), and ``replay_from`` cuts the kept audio at th
 - Opus at the packet that contains the offset (a packet cannot be cut): the resume then starts at
   that packet's first millisecond, so the new server's timeline and the packet timestamps agree.
 
-Positions are frames at the stream's rate (Opus: 48 kHz, RTP's clock). An Opus packet's length is
+Positions are frames at the stream's rate (Opus: 48 kHz, RTP's clock). Timestamped packets may come
+out of order (an SFU's network): each is kept in its place on the timeline, as the server's reorder
+window puts it, so a replay sends them in order. An Opus packet's length is
 read from its TOC byte (RFC 6716 section 3.1); the caller's ``timestamp`` wins when given, and
 ``packet_ms`` is the fallback for a packet whose TOC cannot be read.
 
@@ -120,12 +122,26 @@ class ReplayBuffer:
                     f"an audio chunk of {len(data)} bytes is not a whole number of frames of {self.frame_bytes} bytes"
                 )
             n = len(data) // self.frame_bytes
-        if timestamp is not None and timestamp < self._end:
-            raise ValueError(
-                f"timestamp {timestamp} goes back: the stream's audio already reaches {self._end}; send in order"
-            )
         start = self._end if timestamp is None else timestamp
-        return self._add(Chunk(self._next_seq, start, start + n, bytes(data), timestamp is not None))
+        chunk = Chunk(self._next_seq, start, start + n, bytes(data), timestamp is not None)
+        if timestamp is not None and timestamp < self._end:
+            return self._insert(chunk)
+        return self._add(chunk)
+
+    def _insert(self, chunk: Chunk) -> Chunk:
+        """A packet that arrived out of order (the server's reorder window puts it back): kept in
+        its place on the timeline, unless it repeats a kept packet or lies before what is kept
+        (a final result covers it). Either way it is sent, and the server counts it."""
+        self._next_seq += 1
+        i = len(self._chunks)
+        while i > 0 and self._chunks[i - 1].start > chunk.start:
+            i -= 1
+        before = self._chunks[i - 1] if i > 0 else None
+        if i == 0 or (before is not None and before.start == chunk.start and not before.is_flush):
+            return chunk
+        self._chunks.insert(i, chunk)
+        self._bytes += len(chunk.data or b"")
+        return chunk
 
     def append_flush(self) -> Chunk:
         return self._add(Chunk(self._next_seq, self._end, self._end, None))

@@ -9,7 +9,9 @@ already has may come again. The tracker lets each through once:
 - speech events alternate started/ended with non-decreasing offsets: a repeat is dropped.
 
 It also knows where a lost stream resumes: the end of the last final result, or the drain's
-``resume_offset_ms`` when a server handed the stream over.
+``resume_offset_ms`` when a server handed the stream over. A segment that came back UNAVAILABLE
+(its server's model worker died) is delivered but does not count as done: the resumed call
+translates its span again, under a later id.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class StreamTracker:
         if seg.segment_id < self.next_segment_id:
             return False
         self.next_segment_id = seg.segment_id + 1
-        self.committed_ms = max(self.committed_ms, seg.end_ms)
+        if seg.error is None or seg.error.code != "UNAVAILABLE":
+            self.committed_ms = max(self.committed_ms, seg.end_ms)
         return True
 
     def interim(self, caption: Interim) -> bool:

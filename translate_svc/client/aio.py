@@ -773,7 +773,7 @@ class AsyncStream:
                 if kind == "segment":
                     seg = convert.segment(msg.segment)
                     if tracker.segment(seg):
-                        self._buffer.trim(seg.end_ms)
+                        self._buffer.trim(tracker.resume_offset_ms)
                         await self._put(seg)
                     else:
                         self.repeats_dropped += 1
@@ -799,6 +799,11 @@ class AsyncStream:
                         tracker.drained(end.resume_offset_ms)
                         self._buffer.trim(tracker.resume_offset_ms)
                         return _Outcome("drained")
+                    if end.reason is EndReason.ENGINE_FAILED:  # its status (UNAVAILABLE) follows: resume
+                        code = await call.code()
+                        details = await call.details()
+                        error = TranslateError(code, details, address=self._address(), request_id=self.request_id)
+                        return _Outcome("lost", error=error)
                     return _Outcome("end", end=end)
         except grpc.aio.AioRpcError as e:
             err = self._client._error(e, self._address() or "", 1, self.request_id)

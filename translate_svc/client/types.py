@@ -249,6 +249,9 @@ class EndReason(str, Enum):
     REVOKED = "revoked"  # the stream's token was revoked; the call then fails with UNAUTHENTICATED
     QUOTA = "quota"  # the tenant's audio seconds per minute are spent; then RESOURCE_EXHAUSTED
     ERROR = "error"  # a message the server could not use; the call then fails with its status
+    #: the server's model worker died; never seen by SDK users: the SDK resumes elsewhere, and the
+    #: spans that came back UNAVAILABLE are translated again there
+    ENGINE_FAILED = "engine_failed"
     UNSPECIFIED = "unspecified"
 
 
@@ -265,6 +268,7 @@ class StreamEnd:
     packets_reordered: int = 0
     packets_duplicate: int = 0
     packets_late: int = 0
+    audio_concealed_ms: int = 0  # of audio_filled_ms, lost Opus packets concealed by libopus
 
 
 #: What iterating a stream yields.

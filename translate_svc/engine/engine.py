@@ -13,6 +13,9 @@ Failure isolation: if a batch raises, each of its segments is retried alone, so 
 gets its own error and the others still return. If the loop itself dies, every waiting job fails
 and ``healthy`` turns False (the server then reports NOT_SERVING).
 
+With tracing on, each batch gets a span (``observability/tracing.py``) whose ids go back with every
+job's result (``JobResult.batch_trace``), for the segment spans to link to.
+
 Thread safety: every public method must be called on the event loop. Only ``_run_batch`` runs on
 the model thread, and it touches nothing but the runner and its arguments.
 """
@@ -35,7 +38,8 @@ from translate_svc.engine.jobs import BatchStats, EngineStats, JobResult
 from translate_svc.engine.runner import Features, ModelCard, ModelInput, ModelOutput, Runner
 from translate_svc.engine.scheduler import BatchScheduler, QueueFull, SchedulerConfig
 from translate_svc.errors import ErrorCode, NotReady, Overloaded
-from translate_svc.types import MODEL_SAMPLE_RATE, SegmentError
+from translate_svc.observability import tracing
+from translate_svc.types import MODEL_SAMPLE_RATE, SegmentError, TraceRef
 
 logger = logging.getLogger(__name__)
 
@@ -181,12 +185,14 @@ class TranslationEngine:
             self._jobs.pop(job.job_id, None)
             self._preparing.pop(job.job_id, None)
             self._check_idle()
+            self._wakeup.set()
 
     def _prepared(self, job: _Job, prep: asyncio.Future[Features]) -> None:
         try:
             self._queue_prepared(job, prep)
         finally:
             self._check_idle()
+            self._wakeup.set()  # queued, or failed: droppable jobs waiting for it may go now
 
     def _queue_prepared(self, job: _Job, prep: asyncio.Future[Features]) -> None:
         if self._preparing.pop(job.job_id, None) is None or job.future.done():
@@ -239,9 +245,10 @@ class TranslationEngine:
         while True:
             self._wakeup.clear()
             now = time.perf_counter()
-            batch_ids = self._scheduler.next_batch(now)
+            coming = any(not j.droppable for j in self._preparing.values())  # finals computing features
+            batch_ids = self._scheduler.next_batch(now, finals_coming=coming)
             if batch_ids is None:
-                deadline = self._scheduler.next_deadline()
+                deadline = self._scheduler.next_deadline(finals_coming=coming)
                 timeout = None if deadline is None else max(0.0, deadline - now)
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout)
@@ -249,19 +256,39 @@ class TranslationEngine:
                     pass
                 continue
             jobs = self._running = [self._jobs.pop(j) for j in batch_ids]
-            started = time.perf_counter()
+            started, started_ns = time.perf_counter(), time.time_ns()
             results = await loop.run_in_executor(self._executor, self._run_batch, [j.item for j in jobs])
             self._running = []
             self._check_idle()
             model_ms = (time.perf_counter() - started) * 1000
             queue_ms = tuple((started - j.enqueued_at) * 1000 for j in jobs)
+            longest = max(len(j.item.audio) for j in jobs) / MODEL_SAMPLE_RATE
+            rows = sum(j.item.text_rows for j in jobs)
+            stats = BatchStats(len(jobs), longest * len(jobs), model_ms, queue_ms, rows)
+            trace = self._trace(started_ns, stats, jobs, results) if tracing.enabled() else None
             for job, (output, error), q_ms in zip(jobs, results, queue_ms, strict=True):
                 if not job.future.done():  # cancelled while in the model: nobody is waiting
-                    job.future.set_result(JobResult(output, error, q_ms, model_ms, len(jobs)))
+                    job.future.set_result(JobResult(output, error, q_ms, model_ms, len(jobs), trace))
             if self._on_batch is not None:
-                longest = max(len(j.item.audio) for j in jobs) / MODEL_SAMPLE_RATE
-                rows = sum(j.item.text_rows for j in jobs)
-                self._on_batch(BatchStats(len(jobs), longest * len(jobs), model_ms, queue_ms, rows))
+                self._on_batch(stats)
+
+    @staticmethod
+    def _trace(
+        started_ns: int,
+        stats: BatchStats,
+        jobs: Sequence[_Job],
+        results: Sequence[tuple[ModelOutput | None, SegmentError | None]],
+    ) -> TraceRef | None:
+        """The batch's span (tracing on): its ids go back with every result of the batch."""
+        out = next((o for o, _ in results if o is not None), None)
+        return tracing.batch_span(
+            started_ns,
+            stats,
+            failed=sum(error is not None for _, error in results),
+            captions=all(j.droppable for j in jobs),
+            speech_ms=out.speech_ms if out is not None else 0.0,
+            language_id_ms=out.language_id_ms if out is not None else 0.0,
+        )
 
     def _run_batch(self, items: Sequence[ModelInput]) -> list[tuple[ModelOutput | None, SegmentError | None]]:
         """Model thread. A failing batch is retried item by item so one bad segment fails alone."""

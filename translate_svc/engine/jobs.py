@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from translate_svc.engine.runner import ModelOutput
-from translate_svc.types import SegmentError
+from translate_svc.types import SegmentError, TraceRef
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,8 @@ class JobResult:
     queue_ms: float
     model_ms: float
     batch_size: int
+    #: the batch's span (tracing on, and the batch sampled; ``observability/tracing.py``)
+    batch_trace: TraceRef | None = None
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ the padded-audio budget) or when the oldest job has waited ``max_wait_s``. Which
   ``len(batch) * longest <= budget``;
 - within one owner, jobs go strictly oldest first;
 - **droppable** jobs (live captions) never go ahead of, or along with, a final one: a batch is made
-  of droppable jobs only when no final job is queued (the engine skips a new droppable job while
-  finals wait, so droppables only use time the finals leave).
+  of droppable jobs only when no final job is queued or on its way (``finals_coming``: the engine
+  is computing its features), and the engine skips a new droppable job while finals wait, so
+  droppables only use time the finals leave.
 
 Jobs of different streams and different target languages share batches (the runner sets the
 language per row). Not thread-safe: owned by the engine loop.
@@ -84,15 +85,21 @@ class BatchScheduler:
         """The queue batches come from now: finals while there are any."""
         return self._queue or self._droppable
 
-    def next_deadline(self) -> float | None:
-        """When the oldest job's wait expires (None if the queue is empty)."""
-        oldest = next(iter(self._current().values()), None)
+    def next_deadline(self, *, finals_coming: bool = False) -> float | None:
+        """When the oldest job's wait expires (None if the queue is empty, or holds droppable jobs
+        only while ``finals_coming``: they wait for those finals)."""
+        queue = self._current()
+        if finals_coming and queue is not self._queue:
+            return None
+        oldest = next(iter(queue.values()), None)
         return None if oldest is None else oldest.enqueued_at + self.config.max_wait_s
 
-    def next_batch(self, now: float) -> list[int] | None:
-        """The job ids of the batch to run now, oldest first, or None if it should wait."""
+    def next_batch(self, now: float, *, finals_coming: bool = False) -> list[int] | None:
+        """The job ids of the batch to run now, oldest first, or None if it should wait.
+        ``finals_coming``: final jobs are on their way (their features are being computed), so a
+        batch of droppable jobs alone would make them wait: none is made until they are queued."""
         queue = self._current()
-        if not queue:
+        if not queue or (finals_coming and queue is not self._queue):
             return None
         batch, full = self._select(queue)
         deadline = self.next_deadline()

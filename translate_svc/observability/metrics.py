@@ -82,10 +82,18 @@ PACKETS = Counter(
 )
 
 
-def stream_packets(reordered: int, duplicate: int, late: int) -> None:
+CONCEALED_S = Counter(
+    "translate_svc_audio_concealed_seconds_total",
+    "Audio of lost Opus packets that libopus concealed (PLC, in-band FEC) instead of silence",
+)
+
+
+def stream_packets(reordered: int, duplicate: int, late: int, concealed_ms: int = 0) -> None:
     for outcome, n in (("reordered", reordered), ("duplicate", duplicate), ("late", late)):
         if n:
             PACKETS.labels(outcome).inc(n)
+    if concealed_ms:
+        CONCEALED_S.inc(concealed_ms / 1000)
 
 
 def tokens_file(ok: bool) -> None:

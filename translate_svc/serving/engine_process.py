@@ -18,6 +18,7 @@ from pathlib import Path
 from translate_svc import logging_setup
 from translate_svc.app import build_engine
 from translate_svc.engine.remote.server import EngineServer
+from translate_svc.observability import tracing
 from translate_svc.serving import process
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 async def main() -> int:
     settings = process.settings()
     logging_setup.configure(settings.log_level, settings.log_format)
+    tracing.setup(os.environ, process="engine")  # its batch spans (OTEL_* as the node's, inherited)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     failed: list[BaseException] = []

@@ -20,9 +20,8 @@ from pathlib import Path
 
 from translate_svc import logging_setup
 from translate_svc.engine.remote.client import ENGINE_GONE, RemoteEngine
-from translate_svc.errors import NotReady
 from translate_svc.frontend import build_frontend
-from translate_svc.observability import metrics
+from translate_svc.observability import metrics, tracing
 from translate_svc.serving import process
 from translate_svc.serving.admission import SharedCounters
 from translate_svc.transport.server import TranslateServer
@@ -34,6 +33,7 @@ async def main() -> None:
     workers = int(os.environ[process.ENV_WORKERS])
     logging_setup.configure(settings.log_level, settings.log_format)
     metrics.set_process(name)
+    tracing.setup(os.environ, process=name)  # before the server: it adds the gRPC interceptor
     listeners: list[Callable[[BaseException], None]] = []
 
     def engine_failed(exc: BaseException) -> None:
@@ -47,8 +47,9 @@ async def main() -> None:
         await engine.wait_for_workers(workers)  # health: SERVING only when the whole node is up
 
     counters = SharedCounters(Path(os.environ[process.ENV_ADMISSION]), slot=int(name.removeprefix("w")))
-    app = build_frontend(settings, engine, all_workers_up, engine.close, listeners, counters=counters)
-    listeners.append(lambda exc: app.sessions.fail_all(NotReady(ENGINE_GONE)))
+    app = build_frontend(
+        settings, engine, all_workers_up, engine.close, listeners, counters=counters, engine_gone=ENGINE_GONE
+    )
     server = TranslateServer(app, reuse_port=True)
     port = await server.start()
     process.ready(port=port, pid=os.getpid(), torch="torch" in sys.modules)

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError, ShuttingDown
-from translate_svc.observability import access, metrics
+from translate_svc.observability import access, metrics, tracing
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.events import (
     AudioIn,
@@ -92,9 +92,12 @@ class StreamDriver:
             async for ev in session.events():
                 if isinstance(ev, SegmentResult):
                     metrics.observe_segment(ev, self.tenant.name)
+                    tracing.segment_span(ev, session.task.target_languages)
                     self._segments["OK" if ev.error is None else ev.error.code] += 1
                 elif isinstance(ev, StreamEnded):
-                    metrics.stream_packets(ev.packets_reordered, ev.packets_duplicate, ev.packets_late)
+                    metrics.stream_packets(
+                        ev.packets_reordered, ev.packets_duplicate, ev.packets_late, ev.audio_concealed_ms
+                    )
                 yield ev
             await reader
         except ServiceError as e:
@@ -171,6 +174,7 @@ class StreamDriver:
         )
         self._session, self._open = session, True
         session.on_drain = lambda deadline: self._arm()
+        session.on_stop = self.end
         return session
 
     # -- the request side ---------------------------------------------------------------------
@@ -248,8 +252,8 @@ class StreamDriver:
             self._session.fail(internal_error(e))
 
     def end(self, limit: LimitReached) -> None:
-        """End the stream from outside (its token was revoked): as the idle timer does, its open
-        speech is translated and every result sent, then ``limit`` ends the call."""
+        """End the stream from outside (its token was revoked, the engine died): as the idle timer
+        does, its open speech is closed and every result sent, then ``limit`` ends the call."""
         if not self._open or self._session is None:
             return
         self._open = False  # a message read from now on is dropped

@@ -128,7 +128,8 @@ class StreamEnded:
     #: None: the client half-closed; else what closed the stream (raised after this event): a
     #: limit, or an error in the client's input (its open speech was translated first)
     limit: ServiceError | None = None
-    #: of ``audio_received_ms``, the time skipped by packet timestamps and filled with silence
+    #: of ``audio_received_ms``, the time skipped by packet timestamps (lost packets, a mute),
+    #: concealed by the Opus decoder or filled with silence
     audio_filled_ms: int = 0
     #: audio from here on (the stream's timeline) was not translated: a resumed call starts here
     resume_offset_ms: int = 0
@@ -136,6 +137,8 @@ class StreamEnded:
     packets_reordered: int = 0
     packets_duplicate: int = 0
     packets_late: int = 0
+    #: of ``audio_filled_ms``, lost Opus packets' time concealed by libopus (PLC, in-band FEC)
+    audio_concealed_ms: int = 0
 
     @property
     def reason(self) -> str | None:

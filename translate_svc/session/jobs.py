@@ -78,7 +78,7 @@ class JobTracker:
         item = results.model_input(self._task, seg.samples, final=True)
         try:
             fut = self._engine.submit(self._owner, item)
-        except Overloaded as e:
+        except ServiceError as e:  # the queue is full, or the engine is gone: the segment says which
             if self._strict_queue:
                 raise
             self._done[seg.segment_id] = results.failed(seg, e, closed_at, vad_wait_ms)
@@ -103,7 +103,13 @@ class JobTracker:
             encoding.add_done_callback(functools.partial(self._on_encoded, seg, closed_at, vad_wait_ms))
             return
         else:
-            self._done[seg.segment_id] = results.build_result(seg, self._task, fut.result(), closed_at, vad_wait_ms)
+            try:
+                result = results.build_result(seg, self._task, fut.result(), closed_at, vad_wait_ms)
+            except Exception as e:  # a callback's exception would only be logged: the stream would hang
+                logger.error("building the result of segment %d failed", seg.segment_id, exc_info=e, extra=self._log)
+                err = ServiceError("the model's output for this segment was unusable")
+                result = results.failed(seg, err, closed_at, vad_wait_ms)
+            self._done[seg.segment_id] = result
         self.emit_ready()
 
     def _on_encoded(

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from translate_svc.audio.codec import check_stream_format, decode_audio
 from translate_svc.engine.client import EngineClient
 from translate_svc.engine.runner import ModelCard
-from translate_svc.errors import InvalidInput, NotReady, Overloaded, ServiceError
+from translate_svc.errors import EngineFailed, InvalidInput, NotReady, Overloaded
 from translate_svc.session import task as checks
 from translate_svc.session.events import ClipResult, Draining, Resume
 from translate_svc.session.quota import (
@@ -119,11 +119,16 @@ class SessionManager:
                 session.begin_drain(self.draining, deadline)
         return self.draining
 
-    def fail_all(self, error: ServiceError) -> None:
-        """End every live stream with ``error`` at once (the engine process is gone: UNAVAILABLE,
-        and the client resumes from its last final result)."""
+    def fail_all(self, error: EngineFailed) -> None:
+        """The engine is gone: end every live stream with ``error`` (UNAVAILABLE). A stream's open
+        speech is closed into a segment, which comes back failed with its span like those waiting
+        for the model, then ``StreamEnd{ENGINE_FAILED}``; the client resumes on another server. A
+        clip (no driver) fails at once: the client retries it whole."""
         for session in list(self.live):
-            session.fail(error)
+            if session.on_stop is not None:
+                session.on_stop(error)
+            else:
+                session.fail(error)
 
     def open_stream(
         self,

@@ -63,13 +63,16 @@ def failed(seg: Segment, err: ServiceError, closed_at: float, vad_wait_ms: float
 def build_result(
     seg: Segment, task: TranslationTask, job: JobResult, closed_at: float, vad_wait_ms: float
 ) -> SegmentResult:
-    total_ms = (time.perf_counter() - closed_at) * 1000
+    ready = time.perf_counter()
+    total_ms = (ready - closed_at) * 1000
     timing = Timing(queue_ms=job.queue_ms, model_ms=job.model_ms, total_ms=total_ms, vad_wait_ms=vad_wait_ms)
     if job.output is not None:
         out = job.output
         timing = dataclasses.replace(timing, speech_ms=out.speech_ms, language_id_ms=out.language_id_ms)
     if job.output is None:
-        return SegmentResult(seg.segment_id, seg.start_ms, seg.end_ms, timing=timing, error=job.error)
+        return SegmentResult(
+            seg.segment_id, seg.start_ms, seg.end_ms, timing=timing, error=job.error, batch_trace=job.batch_trace
+        )
     out, opts = job.output, task.output
     translations = []
     for lang in task.target_languages:
@@ -81,8 +84,17 @@ def build_result(
             Translation(lang, out.texts.get(lang, "") if opts.text else "", audio, opts.speech_sample_rate_hz, opus)
         )
     transcript = _transcript(task, out)
+    if opts.speech:
+        timing = dataclasses.replace(timing, encode_ms=(time.perf_counter() - ready) * 1000)
     return SegmentResult(
-        seg.segment_id, seg.start_ms, seg.end_ms, transcript, tuple(translations), timing, detected=_detected(out)
+        seg.segment_id,
+        seg.start_ms,
+        seg.end_ms,
+        transcript,
+        tuple(translations),
+        timing,
+        detected=_detected(out),
+        batch_trace=job.batch_trace,
     )
 
 

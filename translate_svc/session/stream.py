@@ -21,7 +21,7 @@ from concurrent.futures import Executor
 import numpy as np
 
 from translate_svc.engine.client import EngineClient
-from translate_svc.errors import InvalidInput, ServiceError
+from translate_svc.errors import InvalidInput, LimitReached, ServiceError
 from translate_svc.session.captions import Captions
 from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEnded, StreamEvent
 from translate_svc.session.jobs import JobTracker, segment_of
@@ -106,6 +106,9 @@ class StreamSession:
         #: a drain's deadline (event-loop time) and who to tell (the driver's read timer)
         self.drain_deadline: float | None = None
         self.on_drain: Callable[[float], None] | None = None
+        #: ends the stream from outside (the engine died), set by its driver: the open speech is
+        #: closed into a segment and accounted for before the stream ends (else ``fail``)
+        self.on_stop: Callable[[LimitReached], None] | None = None
         #: called once by ``close`` (the manager releases the stream's slot)
         self.on_close: Callable[[StreamSession], None] | None = None
         self._log = {"session_id": self.session_id}
@@ -145,7 +148,11 @@ class StreamSession:
         self._raise_failure()
         if gap:
             self.timeline.fill(gap)
-            await self._fill(gap)
+            concealed = self.timeline.conceal(gap, data)
+            if concealed is None:
+                await self._fill(gap)
+            else:
+                self._vad.score(self.timeline.ingest(concealed))
         if not data:
             return
         tl = self.timeline
@@ -213,6 +220,7 @@ class StreamSession:
                 packets_reordered=counts.reordered,
                 packets_duplicate=counts.duplicate,
                 packets_late=counts.late,
+                audio_concealed_ms=tl.audio_concealed_ms,
             )
         )
 

@@ -7,12 +7,11 @@ Event loop only (``ingest`` may run on a worker thread while the session awaits 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 
 import numpy as np
 
 from translate_svc.audio.codec import SAMPLE_WIDTH, decode_raw
-from translate_svc.audio.opus import OpusStreamDecoder
+from translate_svc.audio.opus import MAX_CONCEAL_SAMPLES, OPUS_PLC_STEP, OpusStreamDecoder
 from translate_svc.audio.opus_toc import packet_samples
 from translate_svc.audio.resample import StreamResampler
 from translate_svc.errors import InvalidInput, LimitReached
@@ -26,12 +25,15 @@ class Timeline:
         self._limits = limits
         #: the stream's timeline starts this many ms before this call's first sample (a resume)
         self.offset_ms = offset_ms
-        self._decode = _stream_decoder(fmt)
+        self._opus = OpusStreamDecoder(fmt.channels) if fmt.encoding is AudioEncoding.OPUS else None
+        self._decode = self._opus.decode if self._opus is not None else functools.partial(decode_raw, fmt=fmt)
         self._resampler = StreamResampler(fmt.sample_rate_hz, MODEL_SAMPLE_RATE)
         #: the timeline's length in input samples (filled gaps included; a resume starts at its offset)
         self.input_frames = round(offset_ms * fmt.sample_rate_hz / 1000)
-        #: of it, skipped by packet timestamps and filled with silence
+        #: of it, skipped by packet timestamps (concealed, or filled with silence)
         self.filled_frames = 0
+        #: of those, concealed by the Opus decoder
+        self.concealed_frames = 0
 
     @property
     def audio_received_ms(self) -> int:
@@ -40,6 +42,10 @@ class Timeline:
     @property
     def audio_filled_ms(self) -> int:
         return round(self.filled_frames * 1000 / self.fmt.sample_rate_hz)
+
+    @property
+    def audio_concealed_ms(self) -> int:
+        return round(self.concealed_frames * 1000 / self.fmt.sample_rate_hz)
 
     def packet_frames(self, data: bytes) -> int | None:
         """The input samples one message holds, without decoding it (Opus: its TOC byte)."""
@@ -79,6 +85,17 @@ class Timeline:
         self.check_duration(frames)
         self.filled_frames += frames
 
+    def conceal(self, frames: int, next_packet: bytes) -> np.ndarray | None:
+        """Audio for ``frames`` skipped before ``next_packet`` (counted by ``fill`` already): lost
+        Opus packets concealed by libopus, or None where the session fills silence instead (not
+        Opus, no packet, or a gap that is not a whole number of 2.5 ms frames or is longer than
+        120 ms: a mute or DTX, not loss)."""
+        if self._opus is None or not next_packet or frames % OPUS_PLC_STEP or frames > MAX_CONCEAL_SAMPLES:
+            return None
+        samples = self._opus.conceal(frames, next_packet)
+        self.concealed_frames += frames
+        return samples
+
     def check_duration(self, frames: int) -> None:
         if self.input_frames + frames > self._limits.max_stream_seconds * self.fmt.sample_rate_hz:
             raise LimitReached(
@@ -95,10 +112,3 @@ class Timeline:
     def drain_resampler(self) -> np.ndarray:
         """The resampler's held-back tail (the stream's input is over)."""
         return self._resampler.process(np.zeros(0, np.float32), last=True)
-
-
-def _stream_decoder(fmt: AudioFormat) -> Callable[[bytes], np.ndarray]:
-    """bytes of one message -> mono float32 at the stream's rate."""
-    if fmt.encoding is AudioEncoding.OPUS:
-        return OpusStreamDecoder(fmt.channels).decode
-    return functools.partial(decode_raw, fmt=fmt)

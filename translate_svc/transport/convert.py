@@ -219,6 +219,7 @@ _END_REASONS = {
     "revoked": pb.StreamEnd.REVOKED,
     "quota": pb.StreamEnd.QUOTA,
     "error": pb.StreamEnd.ERROR,
+    "engine_failed": pb.StreamEnd.ENGINE_FAILED,
 }
 
 
@@ -231,6 +232,7 @@ def stream_end_to_pb(ev: StreamEnded) -> pb.StreamEnd:
         packets_reordered=ev.packets_reordered,
         packets_duplicate=ev.packets_duplicate,
         packets_late=ev.packets_late,
+        audio_concealed_ms=ev.audio_concealed_ms,
         resume_offset_ms=ev.resume_offset_ms,
     )
 

@@ -45,6 +45,7 @@ from aiohttp import WSMsgType, web
 from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.errors import ErrorCode, InvalidInput, LimitReached, ServiceError, ShuttingDown
 from translate_svc.languages import guess_model_code
+from translate_svc.observability import tracing
 from translate_svc.observability.access import CallInfo, new_request_id
 from translate_svc.session.driver import StreamDriver
 from translate_svc.session.events import (
@@ -500,11 +501,14 @@ async def serve_session(
     driver = StreamDriver(manager, error_drain_s=0.0, tenant=caller.tenant, call=call)
     revocation = caller.revocation
     watching = contextlib.nullcontext() if revocation is None else revocation.watching(driver, caller.token)
-    try:
-        with watching:
-            await _drive(driver, conn, requests)
-    except ServiceError as e:
-        await conn.send(service_error_event(e))
+    method = call.method if call is not None else "realtime"
+    request_id = {"translate_svc.request_id": call.request_id} if call is not None else {}
+    with tracing.call_span(f"{method} session", **request_id):  # no instrumentation covers these doors
+        try:
+            with watching:
+                await _drive(driver, conn, requests)
+        except ServiceError as e:
+            await conn.send(service_error_event(e))
 
 
 async def _drive(driver: StreamDriver, conn: RealtimeSession, requests: AsyncIterator[StreamRequest]) -> None:

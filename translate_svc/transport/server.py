@@ -28,7 +28,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from translate_svc.frontend import Application
-from translate_svc.observability import metrics
+from translate_svc.observability import metrics, tracing
 from translate_svc.settings import LimitsSettings, Settings
 from translate_svc.transport.auth import TokenAuthInterceptor, TokenStore
 from translate_svc.transport.client_secrets import ClientSecrets
@@ -110,6 +110,8 @@ class TranslateServer:
             self.tls = CertificateReloader(TlsFiles(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file))
         self.tokens: TokenStore | None = None
         interceptors = []
+        if tracing.enabled():  # first: a call refused by the others gets its span too
+            interceptors.append(tracing.grpc_server_interceptor())
         if self.settings.auth.tokens_file is not None:
             self.tokens = TokenStore(self.settings.auth.tokens_file)
             interceptors.append(TokenAuthInterceptor(self.tokens, error_drain_s=s.error_drain_s))

@@ -29,7 +29,7 @@ from grpc_status import rpc_status
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, ServiceError
-from translate_svc.observability import access, metrics
+from translate_svc.observability import access, metrics, tracing
 from translate_svc.observability.access import CallInfo, new_request_id
 from translate_svc.session import ClipResult, Invalid, SessionManager, StreamDriver, StreamRequest
 from translate_svc.session.driver import internal_error
@@ -192,6 +192,7 @@ class TranslatorServicer:
         metrics.tenant_audio(tenant.name, clip.audio_duration_ms / 1000)
         for r in clip.segments:
             metrics.observe_segment(r, tenant.name)
+            tracing.segment_span(r, task.target_languages)
         response = pb.TranslateResponse(
             segments=[convert.segment_result_to_pb(r) for r in clip.segments],
             model=convert.model_card_to_pb(self._m.card),
@@ -231,6 +232,7 @@ async def _call_info(context: grpc.aio.ServicerContext[Any, Any], method: str) -
     the initial metadata, and who called."""
     given = next((v for k, v in context.invocation_metadata() or () if k == REQUEST_ID and isinstance(v, str)), None)
     call = CallInfo(new_request_id(given), method, context.peer())
+    tracing.set_call_attributes(**{"translate_svc.request_id": call.request_id})
     await context.send_initial_metadata(((REQUEST_ID, call.request_id),))
     return call
 

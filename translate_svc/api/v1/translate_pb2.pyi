@@ -432,7 +432,7 @@ class SpeechEvent(_message.Message):
     def __init__(self, type: _Optional[_Union[SpeechEvent.Type, str]] = ..., offset_ms: _Optional[int] = ...) -> None: ...
 
 class StreamEnd(_message.Message):
-    __slots__ = ("segments_total", "audio_received_ms", "reason", "audio_filled_ms", "resume_offset_ms", "packets_reordered", "packets_duplicate", "packets_late")
+    __slots__ = ("segments_total", "audio_received_ms", "reason", "audio_filled_ms", "resume_offset_ms", "packets_reordered", "packets_duplicate", "packets_late", "audio_concealed_ms")
     class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         REASON_UNSPECIFIED: _ClassVar[StreamEnd.Reason]
@@ -443,6 +443,7 @@ class StreamEnd(_message.Message):
         REVOKED: _ClassVar[StreamEnd.Reason]
         QUOTA: _ClassVar[StreamEnd.Reason]
         ERROR: _ClassVar[StreamEnd.Reason]
+        ENGINE_FAILED: _ClassVar[StreamEnd.Reason]
     REASON_UNSPECIFIED: StreamEnd.Reason
     HALF_CLOSE: StreamEnd.Reason
     IDLE_TIMEOUT: StreamEnd.Reason
@@ -451,6 +452,7 @@ class StreamEnd(_message.Message):
     REVOKED: StreamEnd.Reason
     QUOTA: StreamEnd.Reason
     ERROR: StreamEnd.Reason
+    ENGINE_FAILED: StreamEnd.Reason
     SEGMENTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     AUDIO_RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -459,6 +461,7 @@ class StreamEnd(_message.Message):
     PACKETS_REORDERED_FIELD_NUMBER: _ClassVar[int]
     PACKETS_DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     PACKETS_LATE_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_CONCEALED_MS_FIELD_NUMBER: _ClassVar[int]
     segments_total: int
     audio_received_ms: int
     reason: StreamEnd.Reason
@@ -467,7 +470,8 @@ class StreamEnd(_message.Message):
     packets_reordered: int
     packets_duplicate: int
     packets_late: int
-    def __init__(self, segments_total: _Optional[int] = ..., audio_received_ms: _Optional[int] = ..., reason: _Optional[_Union[StreamEnd.Reason, str]] = ..., audio_filled_ms: _Optional[int] = ..., resume_offset_ms: _Optional[int] = ..., packets_reordered: _Optional[int] = ..., packets_duplicate: _Optional[int] = ..., packets_late: _Optional[int] = ...) -> None: ...
+    audio_concealed_ms: int
+    def __init__(self, segments_total: _Optional[int] = ..., audio_received_ms: _Optional[int] = ..., reason: _Optional[_Union[StreamEnd.Reason, str]] = ..., audio_filled_ms: _Optional[int] = ..., resume_offset_ms: _Optional[int] = ..., packets_reordered: _Optional[int] = ..., packets_duplicate: _Optional[int] = ..., packets_late: _Optional[int] = ..., audio_concealed_ms: _Optional[int] = ...) -> None: ...
 
 class StreamingTranslateResponse(_message.Message):
     __slots__ = ("started", "speech_event", "segment", "ended", "interim", "draining")

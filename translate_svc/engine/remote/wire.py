@@ -22,7 +22,7 @@ import numpy as np
 
 from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.runner import ModelCard, ModelInput, ModelOutput
-from translate_svc.types import SegmentError, Term
+from translate_svc.types import SegmentError, Term, TraceRef
 
 #: a frame larger than this is a broken peer, not a segment (a 60 s segment is 3.8 MB of samples)
 MAX_FRAME_BYTES: Final = 256 * 1024 * 1024
@@ -91,6 +91,9 @@ class Result(msgspec.Struct, tag="result", array_like=True):
     detected: dict[str, float] | None = None
     speech_ms: float = 0.0
     language_id_ms: float = 0.0
+    #: the batch's span (``JobResult.batch_trace``) as 32 + 16 hex digits (a trace id is 128 bits:
+    #: more than a MessagePack integer holds); empty: none
+    batch_trace: str = ""
 
 
 #: overloaded: the queue is full; not_ready: the model is not serving; dropped: a droppable job the
@@ -160,6 +163,7 @@ def result_of(job: int, r: JobResult) -> Result:
         out.detected if out else None,
         out.speech_ms if out else 0.0,
         out.language_id_ms if out else 0.0,
+        _trace_hex(r.batch_trace),
     )
 
 
@@ -168,7 +172,20 @@ def job_result(m: Result) -> JobResult:
     if m.has_output:
         waveforms = {k: _samples(v) for k, v in m.waveforms.items()}
         output = ModelOutput(m.transcript, m.texts, waveforms, m.detected, m.speech_ms, m.language_id_ms)
-    return JobResult(output, m.error, m.queue_ms, m.model_ms, m.batch_size)
+    return JobResult(output, m.error, m.queue_ms, m.model_ms, m.batch_size, _trace_ref(m.batch_trace))
+
+
+def _trace_hex(ref: TraceRef | None) -> str:
+    return "" if ref is None else f"{ref.trace_id:032x}{ref.span_id:016x}"
+
+
+def _trace_ref(text: str) -> TraceRef | None:
+    if len(text) != 48:
+        return None
+    try:
+        return TraceRef(int(text[:32], 16), int(text[32:], 16))
+    except ValueError:
+        return None
 
 
 # -- framing ----------------------------------------------------------------------------------------
