@@ -81,25 +81,25 @@ class BatchScheduler:
         self._queue.clear()
         self._droppable.clear()
 
-    def _current(self) -> dict[int, _Queued]:
-        """The queue batches come from now: finals while there are any."""
-        return self._queue or self._droppable
+    def _current(self, finals_coming: bool = False) -> dict[int, _Queued]:
+        """The queue batches come from now: finals while there are any; droppable jobs only when
+        no final is on its way either (else nothing: they wait)."""
+        if self._queue or finals_coming:
+            return self._queue
+        return self._droppable
 
     def next_deadline(self, *, finals_coming: bool = False) -> float | None:
         """When the oldest job's wait expires (None if the queue is empty, or holds droppable jobs
         only while ``finals_coming``: they wait for those finals)."""
-        queue = self._current()
-        if finals_coming and queue is not self._queue:
-            return None
-        oldest = next(iter(queue.values()), None)
+        oldest = next(iter(self._current(finals_coming).values()), None)
         return None if oldest is None else oldest.enqueued_at + self.config.max_wait_s
 
     def next_batch(self, now: float, *, finals_coming: bool = False) -> list[int] | None:
         """The job ids of the batch to run now, oldest first, or None if it should wait.
         ``finals_coming``: final jobs are on their way (their features are being computed), so a
         batch of droppable jobs alone would make them wait: none is made until they are queued."""
-        queue = self._current()
-        if not queue or (finals_coming and queue is not self._queue):
+        queue = self._current(finals_coming)
+        if not queue:
             return None
         batch, full = self._select(queue)
         deadline = self.next_deadline()
