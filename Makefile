@@ -78,25 +78,31 @@ demo: install
 	  $(MAKE) --no-print-directory $(TEST_MODEL)/config.json; MODEL=$(TEST_MODEL); \
 	  echo "*** No real weights in $(REAL_MODEL) (see README: translate-svc download-model)."; \
 	  echo "*** Using the random-weight TEST checkpoint: every text and sound it produces is NOISE."; fi; \
-	mkdir -p .demo out/demo; \
-	$(VENV)/bin/translate-svc serve --model $$MODEL --host 127.0.0.1 --port 0 > .demo/server.log 2>&1 & pid=$$!; \
+	mkdir -p .demo out/demo; rm -f .demo/ready.json; \
+	$(VENV)/bin/translate-svc serve --model $$MODEL --host 127.0.0.1 --port 0 --ready-file .demo/ready.json \
+	  > .demo/server.log 2>&1 & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null || true; wait $$pid 2>/dev/null || true' EXIT; \
-	for i in $$(seq 1200); do grep -q "serving on port" .demo/server.log && break; \
+	for i in $$(seq 1200); do [ -f .demo/ready.json ] && break; \
 	  kill -0 $$pid 2>/dev/null || { cat .demo/server.log; exit 1; }; sleep 0.5; done; \
-	port=$$(sed -n 's/^translate-svc serving on port \([0-9]*\)$$/\1/p' .demo/server.log | head -n 1); \
+	[ -f .demo/ready.json ] || { cat .demo/server.log; echo "the server was not ready in 10 minutes"; exit 1; }; \
+	port=$$($(PY) -c 'import json, sys; print(json.load(open(sys.argv[1]))["port"])' .demo/ready.json); \
 	echo "server up on 127.0.0.1:$$port (log: .demo/server.log)"; \
 	$(VENV)/bin/translate-svc translate translate_svc/samples/demo_eng.wav --from eng --to spa,fra \
 	  --server 127.0.0.1:$$port --out out/demo --overwrite; \
 	kill -TERM $$pid; wait $$pid; trap - EXIT; echo "server stopped (SIGTERM, drained)"
 
-# Try it in a browser: the server with the demo page on http://127.0.0.1:8080/demo (Ctrl-C stops).
+# Try it in a browser: the server with the demo page on http://127.0.0.1:8080/demo (Ctrl-C stops);
+# A watcher prints the address once the server is ready ($$ in it is the shell that execs the server).
 BROWSER_PORT ?= 8080
 browser-demo: install
 	@if [ -f $(REAL_MODEL)/config.json ]; then MODEL=$(REAL_MODEL); else \
 	  $(MAKE) --no-print-directory $(TEST_MODEL)/config.json; MODEL=$(TEST_MODEL); fi; \
-	echo "open http://127.0.0.1:$(BROWSER_PORT)/demo once the server says it is serving (Ctrl-C stops it)"; \
+	mkdir -p .demo; rm -f .demo/browser-ready.json; \
+	( while kill -0 $$$$ 2>/dev/null; do [ -f .demo/browser-ready.json ] && \
+	    { echo "ready: open http://127.0.0.1:$(BROWSER_PORT)/demo (Ctrl-C stops the server)"; break; }; \
+	  sleep 0.5; done ) & \
 	exec $(VENV)/bin/translate-svc serve --model $$MODEL --host 127.0.0.1 --port 0 \
-	  --http-port $(BROWSER_PORT) --demo-page
+	  --http-port $(BROWSER_PORT) --demo-page --ready-file .demo/browser-ready.json
 
 lint: install
 	$(VENV)/bin/ruff check translate_svc tests benchmarks

@@ -44,7 +44,6 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -60,6 +59,7 @@ from rich.table import Table
 
 from benchmarks import report
 from benchmarks.loadgen import DEFAULT_FILES, DEFAULT_SHIFT_S, DEFAULT_TEST_MODEL, REPO, _git_state
+from translate_svc.cli import ready_file as ready
 
 logger = logging.getLogger("benchmarks.frontend")
 
@@ -71,7 +71,6 @@ CHUNK_MS = 20
 #: a client using this many cores (of its one) cannot be trusted to have sent on time
 CLIENT_SATURATED_CORES = 0.9
 SERVE = REPO / ".venv" / "bin" / "translate-svc"
-PORT_LINE = re.compile(r"^translate-svc serving on port (\d+)$", re.MULTILINE)
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=False)
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -81,13 +80,18 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 class Server:
-    """``translate-svc serve`` in a child process (pinned with taskset); ``stop()`` always ends it."""
+    """``translate-svc serve`` in a child process (pinned with taskset); ``stop()`` always ends it.
+    ``cmd`` ends with serve's flags: ``--ready-file`` (beside the log) is added to them."""
 
     def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
+        self.ready_file = log_path.with_suffix(".ready.json")
+        self.ready_file.unlink(missing_ok=True)
         self._log = log_path.open("wb")
         # taskset execs the server: the child's pid is the server's
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
+        self.proc = subprocess.Popen(
+            [*cmd, "--ready-file", str(self.ready_file)], env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO
+        )
         self.port: int | None = None
 
     @property
@@ -95,16 +99,12 @@ class Server:
         return self.proc.pid
 
     def wait_ready(self, timeout_s: float) -> int:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = PORT_LINE.search(self.log_path.read_text(errors="replace"))
-            if found:
-                self.port = int(found.group(1))
-                return self.port
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited ({self.proc.returncode}) before serving:\n{self.log_tail()}")
-            time.sleep(0.2)
-        raise RuntimeError(f"the server did not say 'serving on port' in {timeout_s:g} s:\n{self.log_tail()}")
+        """The server's port, once it has written its ready file (never a log line: pitfall 20)."""
+        try:
+            self.port = ready.wait(self.ready_file, self.proc, timeout_s).port
+        except ready.NotReady as e:
+            raise RuntimeError(f"{e}:\n{self.log_tail()}") from None
+        return self.port
 
     def log_tail(self, n: int = 3000) -> str:
         try:

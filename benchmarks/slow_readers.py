@@ -15,9 +15,11 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import AsyncIterator
@@ -27,6 +29,7 @@ import soundfile as sf
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+from translate_svc.cli import ready_file as ready
 from translate_svc.client.raw import channel
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,18 +61,16 @@ async def main(opts: argparse.Namespace) -> dict[str, object]:
     metrics_port = free_port()
     env = {**os.environ, "TRANSLATE_SVC_SERVER__METRICS_PORT": str(metrics_port)}
     cmd = [sys.executable, "-m", "translate_svc.cli", "serve", "--model", opts.model, "--host", "127.0.0.1"]
+    ready_file = Path(tempfile.mkdtemp(prefix="slow-readers-")) / "ready.json"
     # a separate process, so the clients' CPU and memory are not the server's
     server = subprocess.Popen(  # noqa: ASYNC220 (started once, before any stream)
-        [*cmd, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True
+        [*cmd, "--port", "0", "--ready-file", str(ready_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
-        assert server.stdout is not None
-        port = 0
-        for line in server.stdout:
-            if line.startswith("translate-svc serving on port"):
-                port = int(line.split()[-1])
-                break
-        assert port, "the server did not start"
+        port = (await asyncio.to_thread(ready.wait, ready_file, server, 300)).port
         rss = {"idle": rss_mb(server.pid)}
         rounds = []
         for _ in range(opts.rounds):
@@ -85,6 +86,7 @@ async def main(opts: argparse.Namespace) -> dict[str, object]:
     finally:
         server.terminate()
         server.wait(30)
+        shutil.rmtree(ready_file.parent, ignore_errors=True)
 
 
 async def one_round(

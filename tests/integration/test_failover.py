@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import itertools
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import numpy as np
 import pytest
 
 from tests.signals import default_signals
+from translate_svc.cli import ready_file as ready
 from translate_svc.client import AsyncTranslateClient, Segment
 from translate_svc.client.raw import load_pcm16k
 
@@ -40,22 +40,18 @@ def server_process(model: Path, log: Path, port: int = 0) -> Iterator[tuple[subp
         "TRANSLATE_SVC_SERVER__GRACE_S": "10",
         "TRANSLATE_SVC_MODEL__CPU_THREADS": "1",
     }
+    ready_file = log.with_suffix(".ready.json")
+    argv = [str(SERVE), "serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            default_signals([str(SERVE), "serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port)]),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
+            default_signals([*argv, "--ready-file", str(ready_file)]), stdout=out, stderr=subprocess.STDOUT, env=env
         )
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                found = re.search(rb"translate-svc serving on port (\d+)", log.read_bytes())
-                if found:
-                    break
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-            yield proc, int(found.group(1))
+            try:
+                info = ready.wait(ready_file, proc, 120)
+            except ready.NotReady as e:
+                raise AssertionError(f"{e}:\n{log.read_text()}") from None
+            yield proc, info.port
         finally:
             if proc.poll() is None:
                 proc.kill()

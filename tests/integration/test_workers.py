@@ -31,6 +31,7 @@ from tests.conftest import LiveServer
 from tests.signals import default_signals
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+from translate_svc.cli import ready_file as ready
 from translate_svc.client import AsyncTranslateClient, Segment
 from translate_svc.client.raw import load_pcm16k
 
@@ -40,10 +41,6 @@ SERVE = Path(sys.executable).parent / "translate-svc"
 MAX_STREAMS = 8
 FMT = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)
 TEXT = pb.OutputOptions(text=True, speech=False, transcript=True)
-DESCRIBE = re.compile(
-    rb"translate-svc 2 front-end workers \(pids (\d+), (\d+)\) on port (\d+), engine process pid (\d+) at \S+, "
-    rb"/metrics of all of them on port (\d+)"
-)
 
 
 @dataclass
@@ -81,16 +78,22 @@ def node(model: Path, log: Path, **env: str) -> Iterator[Node]:
         "TRANSLATE_SVC_SERVER__METRICS_PORT": "0",
         **env,
     }
+    ready_file = log.with_suffix(".ready.json")
     argv = [str(SERVE), "serve", "--model", str(model), "--host", "127.0.0.1", "--port", "0", "--workers", "2"]
+    argv += ["--ready-file", str(ready_file)]
     with log.open("wb") as out:
         proc = subprocess.Popen(default_signals(argv), stdout=out, stderr=subprocess.STDOUT, env=environ)
         try:
-            deadline = time.monotonic() + 180
-            while not (found := DESCRIBE.search(log.read_bytes())):
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
-            w0, w1, port, engine, metrics_port = map(int, found.groups())
-            yield Node(proc, log, port, (w0, w1), engine, metrics_port)
+            try:
+                info = ready.wait(ready_file, proc, 180)
+            except ready.NotReady as e:
+                raise AssertionError(f"{e}:\n{log.read_text()}") from None
+            w0, w1 = info.workers
+            assert info.engine_pid is not None and info.metrics_port is not None, info
+            # the line for people, flushed before the file was written, says the same
+            said = f"translate-svc 2 front-end workers (pids {w0}, {w1}) on port {info.port}, engine process pid"
+            assert said in log.read_text(), log.read_text()
+            yield Node(proc, log, info.port, (w0, w1), info.engine_pid, info.metrics_port)
         finally:
             if proc.poll() is None:
                 proc.kill()  # a test that left it running failed already; its children follow (PDEATHSIG)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from translate_svc.cli import ready_file as ready
 from translate_svc.cli.common import NOISE_WARNING, console
 from translate_svc.cli.flags import flag_groups
 
@@ -64,7 +65,11 @@ class ServeFlags:
         ),
         _at("server", "workers"),
     ] = None
-    log_level: Annotated[str | None, typer.Option(), _at("log_level")] = None
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="DEBUG, INFO (default), WARNING or ERROR"),
+        _at("log_level"),
+    ] = None
     log_format: Annotated[
         str | None,
         typer.Option(help="text (default) or json: one JSON object per log line (TRANSLATE_SVC_LOG_FORMAT)"),
@@ -134,13 +139,30 @@ def _cannot_start(why: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+ReadyFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ready-file",
+        help="once serving (ports bound, model warm), write one JSON object here: port, pid, host, and "
+        "health_port, http_port, metrics_port, workers, engine_pid where they apply; written atomically "
+        "(a reader sees no file or all of it), a file already there is removed at start, and serve "
+        "removes its own at exit. Scripts wait for this file, never for a log line",
+    ),
+]
+
+
 @flag_groups
-def serve(flags: ServeFlags) -> None:
+def serve(flags: ServeFlags, ready_file: ReadyFileOpt = None) -> None:
     """Run the gRPC server until SIGTERM/SIGINT (then drain)."""
     from translate_svc import app, logging_setup
     from translate_svc.errors import ModelNotFound
     from translate_svc.observability import tracing
 
+    if ready_file is not None:  # before anything that can fail: no reader may take an old file for ours
+        problem = ready.check_writable(ready_file)
+        if problem is not None:
+            raise _cannot_start(problem)
+        ready.remove(ready_file)
     settings = flags.settings()
     logging_setup.configure(settings.log_level, settings.log_format)
     try:  # an exporter that is not installed fails here, not in a child process
@@ -156,12 +178,13 @@ def serve(flags: ServeFlags) -> None:
         raise _cannot_start(str(e)) from e
     workers = settings.server.worker_count()
     if workers >= 2:
-        raise typer.Exit(asyncio.run(_serve_node(settings, workers)))  # each child sets up its own tracing
+        # each child sets up its own tracing
+        raise typer.Exit(asyncio.run(_serve_node(settings, workers, ready_file)))
     tracing.setup(os.environ)
-    asyncio.run(_serve(settings))
+    asyncio.run(_serve(settings, ready_file))
 
 
-async def _serve_node(settings: Settings, workers: int) -> int:
+async def _serve_node(settings: Settings, workers: int, ready_file: Path | None) -> int:
     """``--workers N``: the supervisor of one engine process and N front-end workers."""
     from translate_svc.serving.supervisor import StartError, Supervisor
 
@@ -170,14 +193,33 @@ async def _serve_node(settings: Settings, workers: int) -> int:
             console.print(f"[bold yellow]{NOISE_WARNING}[/]")
         print(f"translate-svc {node.describe()}", flush=True)
         print(f"translate-svc serving on port {node.port}", flush=True)
+        if ready_file is not None:
+            assert node.engine is not None
+            info = ready.ReadyInfo(
+                port=node.port,
+                pid=os.getpid(),
+                host=settings.server.host,
+                health_port=node.health_port,
+                http_port=node.http_port,
+                metrics_port=node.metrics_port,
+                workers=tuple(c.proc.pid for _, c in sorted(node.running.items(), key=lambda kv: int(kv[0][1:]))),
+                engine_pid=node.engine.proc.pid,
+            )
+            try:
+                ready.write(ready_file, info)
+            except OSError as e:
+                raise StartError(f"--ready-file {ready_file}: {e}") from None
 
     try:
         return await Supervisor(settings, workers).run(on_started=started)
     except StartError as e:
         raise _cannot_start(str(e)) from None
+    finally:
+        if ready_file is not None:
+            ready.remove(ready_file, pid=os.getpid())
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, ready_file: Path | None) -> None:
     from translate_svc.app import build
     from translate_svc.transport.auth import TokenFileError
     from translate_svc.transport.server import TranslateServer
@@ -203,12 +245,30 @@ async def _serve(settings: Settings) -> None:
         console.print(f"[bold yellow]{NOISE_WARNING}[/]")
     print(f"translate-svc {server.describe()}", flush=True)
     print(f"translate-svc serving on port {server.port}", flush=True)
-    await server.serve_until_signal()
+    if ready_file is not None:
+        info = ready.ReadyInfo(
+            port=server.port,
+            pid=os.getpid(),
+            host=settings.server.host,
+            health_port=server.health_port,
+            http_port=server.realtime.port if server.realtime is not None else None,
+            metrics_port=settings.server.metrics_port or None,  # port 0: a free one, not known here
+        )
+        try:
+            ready.write(ready_file, info)
+        except OSError as e:
+            await server.stop(grace=0)
+            raise _cannot_start(f"--ready-file {ready_file}: {e}") from None
+    try:
+        await server.serve_until_signal()
+    finally:
+        if ready_file is not None:
+            ready.remove(ready_file, pid=os.getpid())
 
 
 def make_test_model(
     directory: Annotated[Path, typer.Argument(help="where to write the checkpoint")],
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="seed of the random weights")] = 0,
     full_size: Annotated[
         bool, typer.Option(help="real model dimensions (~2.3 B params, bf16) for GPU capacity benchmarks")
     ] = False,
@@ -242,7 +302,7 @@ def download_model(
 
 def make_test_lid_model(
     directory: Annotated[Path, typer.Argument(help="where to write the checkpoint")],
-    seed: Annotated[int, typer.Option()] = 0,
+    seed: Annotated[int, typer.Option(help="seed of the random weights")] = 0,
     bias: Annotated[
         str | None,
         typer.Option(
@@ -267,12 +327,11 @@ def download_lid_model(
     directory: Annotated[Path, typer.Option("--dir", help="target directory")] = Path("model_cache/mms-lid-126"),
     repo: Annotated[
         str,
-        typer.Option(help="facebook/mms-lid-126; -256, -512, -1024, -2048 and -4017 know more languages"),
+        typer.Option(help="facebook/mms-lid-126 (126 languages); -256, -512, -1024, -2048 and -4017 know more"),
     ] = "facebook/mms-lid-126",
     revision: Annotated[str, typer.Option(help="branch, tag or commit")] = "main",
 ) -> None:
-    """Fetch the MMS-LID spoken-language identifier (safetensors only; about 4 GB for mms-lid-126) —
-    needs internet access. Variants with 256, 512, 1024, 2048 and 4017 languages exist (--repo)."""
+    """Fetch the MMS-LID spoken-language identifier (safetensors only; about 4 GB) — needs internet access."""
     from translate_svc.app import download_lid_model as download
     from translate_svc.errors import ModelNotFound
 
