@@ -3,6 +3,10 @@ microphone that plays the shared speech. The page mints its own client secret on
 server requires tokens, and the page has none), calls over WebRTC, shows the captions, and
 receives one translated audio track per target.
 
+The server runs the fake runner (tests/unit/fake_runner.py): the words matter here (what the page
+puts in which cell), and the random-weight checkpoint may say nothing at all (DESIGN.md, pitfall
+19); the model's own path over WebRTC is tests/integration/test_webrtc.py's.
+
 ``make test`` installs ``chromium-headless-shell`` (apt); without a Chromium this test fails and
 says what to install. ``CHROMIUM=/path/to/chrome`` picks another binary. It saves a screenshot at
 ``out/browser/demo-page.png`` (docs/demo-page.png is one of them).
@@ -11,6 +15,7 @@ says what to install. ``CHROMIUM=/path/to/chrome`` picks another binary. It save
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +26,7 @@ import pytest_asyncio
 import soundfile as sf
 
 from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
+from tests.unit.fake_runner import FakeRunner
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(25)]
 
@@ -55,8 +61,15 @@ async def page_server(test_model_dir: Path, tmp_path_factory: pytest.TempPathFac
     settings.server.http_port = 0
     settings.server.demo_page = True
     settings.auth.tokens_file = tokens
-    async with serving(settings) as live:
+    async with serving(settings, runner_factory=FakeRunner) as live:
         yield live
+
+
+#: a segment's row in the page's table: (#, span, heard, one cell per target, latency) as the fake
+#: runner fills it ("n=<samples>" heard, "<lang>:<samples>" per target); a row is complete once all are
+ROWS = """() => [...document.querySelectorAll("#segments tbody tr")].map(tr =>
+    [...tr.cells].map(td => ({text: td.textContent.trim(), cls: td.className})))"""
+COMPLETE = f"""() => ({ROWS})().filter(cells => cells.every(c => c.text)).length >= 2"""
 
 
 async def test_the_demo_page_in_headless_chromium(page_server: LiveServer, microphone_wav: Path) -> None:
@@ -82,28 +95,29 @@ async def test_the_demo_page_in_headless_chromium(page_server: LiveServer, micro
             page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
             await page.goto(url)
             await page.wait_for_selector("#start:enabled", timeout=30_000)
-            assert await page.is_visible("#noise")  # the test checkpoint is announced as noise
+            assert await page.is_visible("#noise")  # a test model (here the fake) is announced as noise
             for code in TARGETS:
                 await page.check(f"#targets input[value={code}]")
             assert await page.eval_on_selector("#source", "s => s.value") == "eng"
             await page.click("#start")
 
-            # captions: each target's translated text in the segments table (the random-weight
-            # model leaves some segments' texts empty; the fake microphone loops its 12 s)
-            filled = (
-                "code => [...document.querySelectorAll(`#segments td.tr-${code}`)].some(td => td.textContent.trim())"
-            )
-            for code in TARGETS:
-                try:
-                    await page.wait_for_function(filled, arg=code, timeout=90_000)
-                except PlaywrightTimeout:
-                    raise AssertionError(f"no {code} caption in 90 s; the page: {await page_state(page)}") from None
-            heard = await page.eval_on_selector_all(
-                "#segments tbody tr td:nth-child(3)", "tds => tds.map(td => td.textContent)"
-            )
-            latencies = await page.eval_on_selector_all("#segments td.latency", "tds => tds.map(td => td.textContent)")
-            assert any(t.strip() for t in heard), heard  # the source transcript
-            assert latencies and all(t.endswith(" ms") for t in latencies if t), latencies
+            # the segments table: two complete rows (the fake microphone loops its 12 s)
+            try:
+                await page.wait_for_function(COMPLETE, timeout=90_000)
+            except PlaywrightTimeout:
+                raise AssertionError(f"no two complete rows in 90 s; the page: {await page_state(page)}") from None
+            rows: list[list[dict[str, str]]] = await page.evaluate(ROWS)
+            ids = [int(cells[0]["text"]) for cells in rows]
+            assert ids == list(range(len(ids))), rows  # every segment, in order
+            for cells in rows:  # a cell is empty until its event comes (the last row may be open)
+                _, span, heard, *translated, latency = cells
+                assert [c["cls"] for c in (span, heard, latency)] == ["num", "", "num latency"], cells
+                assert sorted(c["cls"] for c in translated) == sorted(f"tr-{code}" for code in TARGETS), cells
+                assert re.fullmatch(r"\d+\.\d–\d+\.\d", span["text"]), span
+                assert re.fullmatch(r"(n=\d+)?", heard["text"]), heard  # the transcript (--from eng)
+                for c in translated:
+                    assert re.fullmatch(rf"({c['cls'].removeprefix('tr-')}:\d+)?", c["text"]), c
+                assert re.fullmatch(r"(\d+ ms)?", latency["text"]), latency
 
             # the translated speech: one inbound audio track per target, delivering packets
             stats: dict[str, Any] = await page.evaluate("demo.stats()")

@@ -9,20 +9,28 @@ without an identifier answers FAILED_PRECONDITION.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
 import pytest
 import pytest_asyncio
 import soundfile as sf
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList, SequenceBiasLogitsProcessor
 
 from tests.conftest import LiveServer, make_settings, serving
-from tests.integration.test_runner import hf_generate
+from tests.integration.test_runner import hf_generate, plain_reference
 from tests.integration.test_translate_api import raw_request
+from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.audio.resample import resample
+from translate_svc.engine.runner import ModelInput, ModelOutput
+from translate_svc.model.terms import KEEP_WEIGHT
+from translate_svc.types import DEFAULT_TERM_WEIGHT, ModelInfo
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
 
@@ -57,56 +65,34 @@ async def detecting(test_model_dir: Path, lid_dirs: dict[str, Path]) -> AsyncIte
         yield live
 
 
-async def test_asr_only_returns_transcripts_equal_to_generate_and_runs_one_row_per_segment(
-    live: LiveServer, shared_audio: Path, test_model_dir: Path
-) -> None:
-    content, samples = shared_pcm(shared_audio, "silero_test.wav")
-    before = len(live.batches)
-    resp = await live.stub.Translate(raw_request(content, pb.LINEAR16, target_languages=[], source_language="eng"))
-    assert len(resp.segments) == 19
-    batches = live.batches[before:]
-    assert sum(b.text_rows for b in batches) == len(resp.segments) == sum(b.size for b in batches)
-    for seg in resp.segments:
-        assert not seg.translations and seg.transcript.language == "eng"
-        assert seg.timing.speech_ms == 0 and seg.timing.model_ms > 0  # no text-to-unit, no vocoder
-        text, _ = hf_generate(test_model_dir, samples[seg.start_ms * 16 : seg.end_ms * 16], "eng", speech=False)
-        assert seg.transcript.text == text, (seg.start_ms, seg.end_ms)
-    # a translation of the same audio does run the vocoder (so the 0 above says something)
-    one = await live.stub.Translate(raw_request(content[: 16000 * 2 * 5], pb.LINEAR16, source_language="eng"))
-    assert one.segments and all(s.timing.speech_ms > 0 for s in one.segments)
+class DetectingFakeRunner(FakeRunner):
+    """The fake runner (tests/unit/fake_runner.py) with an identifier: its choice is the first
+    candidate, and every segment has a transcript (``n=<samples>``), whatever the audio."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        languages = tuple(dataclasses.replace(lang, detectable=True) for lang in self.card.languages)
+        self._card = dataclasses.replace(self.card, languages=languages, identifier=ModelInfo("fake-lid", "none", True))
+
+    def run(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
+        outs = super().run(inputs)
+        return [self._detected(item, out) if item.detect else out for item, out in zip(inputs, outs, strict=True)]
+
+    @staticmethod
+    def _detected(item: ModelInput, out: ModelOutput) -> ModelOutput:
+        assert item.detect
+        first, *others = item.detect
+        return dataclasses.replace(out, detected={first: 0.75} | {code: 0.25 / len(others) for code in others})
 
 
-async def test_asr_only_needs_a_source_and_the_transcript(live: LiveServer, shared_audio: Path) -> None:
-    content, _ = shared_pcm(shared_audio, "jfk.flac")
-    for kw, words in (
-        ({}, "source_language"),
-        ({"source_language": "eng", "output": pb.OutputOptions(transcript=False)}, "transcript"),
-    ):
-        with pytest.raises(grpc.aio.AioRpcError) as e:
-            await live.stub.Translate(raw_request(content, pb.LINEAR16, target_languages=[], **kw))
-        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and words in (e.value.details() or "")
-
-
-async def test_an_asr_only_stream_carries_transcripts_alone(live: LiveServer, shared_audio: Path) -> None:
-    content, _ = shared_pcm(shared_audio, "jfk.flac")
-    cfg = pb.StreamingConfig(format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000), source_language="eng")
-    msgs = [pb.StreamingTranslateRequest(config=cfg)]
-    msgs += [pb.StreamingTranslateRequest(audio=content[i : i + 32000]) for i in range(0, len(content), 32000)]
-    got = [r async for r in live.stub.StreamingTranslate(iter(msgs), timeout=60)]
-    assert not got[0].started.config.target_languages
-    segments = [r.segment for r in got if r.HasField("segment")]
-    assert len(segments) == 4 and all(not s.translations and s.transcript.text for s in segments)
-
-
-async def test_without_an_identifier_detection_is_a_failed_precondition(live: LiveServer, shared_audio: Path) -> None:
-    content, _ = shared_pcm(shared_audio, "jfk.flac")
-    listed = await live.stub.ListLanguages(pb.ListLanguagesRequest())
-    assert not listed.HasField("language_identifier") and not any(lang.detectable for lang in listed.languages)
-    request = raw_request(content, pb.LINEAR16, language_detection=pb.LanguageDetection(enabled=True))
-    with pytest.raises(grpc.aio.AioRpcError) as e:
-        await live.stub.Translate(request)
-    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "download-lid-model" in (e.value.details() or "")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def detecting_fake(test_model_dir: Path) -> AsyncIterator[LiveServer]:
+    """A door that shows detection only beside a transcript, tested whatever random weights would
+    say (maybe nothing): the fake runner's every segment has one."""
+    settings = make_settings(test_model_dir)
+    settings.server.http_port = 0
+    async with serving(settings, runner_factory=DetectingFakeRunner) as live:
+        yield live
 
 
 async def test_detection_scores_every_candidate_and_transcribes_in_the_language_chosen(
@@ -185,7 +171,9 @@ async def test_bad_detection_requests_say_what_to_fix(
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and words in (e.value.details() or ""), e.value
 
 
-async def test_the_sdk_asks_for_asr_only_and_detection(detecting: LiveServer, shared_audio: Path) -> None:
+async def test_the_sdk_asks_for_asr_only_and_detection(
+    detecting: LiveServer, shared_audio: Path, test_model_dir: Path
+) -> None:
     from translate_svc.client import AsyncTranslateClient, Term
 
     async with AsyncTranslateClient(f"127.0.0.1:{detecting.port}") as client:
@@ -199,19 +187,27 @@ async def test_the_sdk_asks_for_asr_only_and_detection(detecting: LiveServer, sh
             assert {c for c, _ in seg.language_scores} == {"eng", "spa"}
             assert seg.transcript_language == seg.detected_language == seg.language_scores[0][0]
             assert seg.timing.language_id_ms > 0 and seg.timing.speech_ms == 0
+        # the term reaches the decoder: each segment equals generate alone with the phrase's bias (PCM,
+        # so the reference reads the very samples the server decodes)
+        content, samples = shared_pcm(shared_audio, "jfk.flac")
         boosted = await client.translate(
-            shared_audio / "jfk.flac", targets="spa", source="eng", speech=False, terms=[Term("kwq", weight=10)]
-        )
-        assert any("kw" in t.text for seg in boosted.segments for t in seg.translations)
+            content, encoding="linear16", sample_rate=16000, targets="spa", source="eng", speech=False,
+            terms=[Term("kwq", weight=10)],
+        )  # fmt: skip
+        texts = [(s.start_ms, s.end_ms, s.transcript, [t.text for t in s.translations]) for s in boosted.segments]
+        assert check_boost_against_generate(test_model_dir, samples, "kwq", 10.0, texts), "the bias changed nothing"
         with pytest.raises(ValueError, match="ASR only"):
             await client.translate(shared_audio / "jfk.flac", targets=())  # no source, no detection
 
 
-async def test_the_openai_door_detects_with_an_auto_source_language(detecting: LiveServer, shared_audio: Path) -> None:
+async def test_the_openai_door_detects_with_an_auto_source_language(
+    detecting_fake: LiveServer, shared_audio: Path
+) -> None:
     import base64
 
     from openai import AsyncOpenAI
 
+    detecting = detecting_fake
     assert detecting.server.realtime is not None
     _, samples = shared_pcm(shared_audio, "jfk.flac")
     pcm24k = (np.clip(resample(samples, 16000, 24000), -1, 1) * 32767).astype("<i2").tobytes()
@@ -235,26 +231,114 @@ async def test_the_openai_door_detects_with_an_auto_source_language(detecting: L
             assert ev.type != "error", ev
             if ev.type == "session.closed":
                 break
-    assert deltas
+    assert [ev.model_extra["x_segment"]["segment_id"] for ev in deltas] == [0, 1, 2, 3]  # jfk: four, each transcribed
     for ev in deltas:
         detected = ev.model_extra["x_detected"]
         assert set(detected["scores"]) == {"eng", "spa"} and ev.x_language == detected["language"]
 
 
 # -- term lists -------------------------------------------------------------------------------------
+#
+# The reference is transformers' own generate on each segment alone (test_runner.py), its text
+# decoder biased as model/terms.py documents a term: the phrase's token ids as the server tokenizes
+# them, every prefix of them with the weight, through transformers' SequenceBiasLogitsProcessor.
+# Equal text proves the mechanism whatever this random model says; no check depends on its words.
 
 
-async def texts_with_terms(live: LiveServer, content: bytes, terms: list[pb.Term]) -> list[tuple[str, str]]:
-    """(transcript, Spanish) of every segment of ``content`` translated with ``terms``."""
+def phrase_ids(model_dir: Path, phrase: str) -> tuple[int, ...]:
+    """The token ids the server biases for ``phrase`` (``TermTokens.ids``): the checkpoint's
+    tokenizer on the stripped phrase, without special tokens."""
+    tokenizer = plain_reference(model_dir).processor.tokenizer
+    return tuple(tokenizer(phrase.strip(), add_special_tokens=False)["input_ids"])
+
+
+def occurrences(row: list[int], ids: tuple[int, ...]) -> int:
+    """Times ``ids`` occurs in ``row``, not overlapping."""
+    count = at = 0
+    while at + len(ids) <= len(row):
+        if tuple(row[at : at + len(ids)]) == ids:
+            count, at = count + 1, at + len(ids)
+        else:
+            at += 1
+    return count
+
+
+class BiasUntilWritten(LogitsProcessor):
+    """transformers' ``SequenceBiasLogitsProcessor`` with ``bias``, only while the row (one row:
+    generate on a segment alone) holds ``ids`` fewer than ``times`` times."""
+
+    def __init__(self, bias: list[list[list[int] | float]], ids: tuple[int, ...], times: int) -> None:
+        self.processor = SequenceBiasLogitsProcessor(bias)
+        self.ids, self.times = ids, times
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        assert input_ids.shape[0] == 1
+        if occurrences(input_ids[0].tolist(), self.ids) >= self.times:
+            return scores
+        return self.processor(input_ids, scores)  # type: ignore[no-any-return]
+
+
+def reference_text(
+    model_dir: Path, audio: np.ndarray, lang: str, phrase: str = "", weight: float = 0.0, times: int = 0
+) -> tuple[str, list[int]]:
+    """transformers' own ``SeamlessM4Tv2Model.generate`` (text only) on one segment alone, its text
+    decoder biased towards ``phrase`` by ``weight`` (every prefix of its token ids, through
+    ``text_sequence_bias``); ``times`` > 0: only until the row has written it that many times. No
+    phrase: the plain decode. Its text, and its token ids."""
+    m, p = plain_reference(model_dir)
+    extra: dict[str, Any] = {}
+    if phrase:
+        ids = phrase_ids(model_dir, phrase)
+        bias: list[list[list[int] | float]] = [[list(ids[:n]), float(weight)] for n in range(1, len(ids) + 1)]
+        if times:
+            extra["text_logits_processor"] = LogitsProcessorList([BiasUntilWritten(bias, ids, times)])
+        else:
+            extra["text_sequence_bias"] = bias
+    feats = p(audio=audio, sampling_rate=16000, return_tensors="pt")
+    with torch.inference_mode():
+        out = m.generate(**feats, tgt_lang=lang, generate_speech=False, **extra)
+    seq = out.sequences[0]  # type: ignore[union-attr,index]
+    return p.decode(seq, skip_special_tokens=True), seq.tolist()
+
+
+async def segments_with_terms(live: LiveServer, content: bytes, terms: list[pb.Term]) -> list[pb.SegmentResult]:
+    """Every segment of ``content`` (English) translated into Spanish with ``terms``, text only."""
     request = raw_request(
         content,
         pb.LINEAR16,
         source_language="eng",
+        target_languages=["spa"],
         output=pb.OutputOptions(speech=False),
         terms=terms,
     )
     resp = await live.stub.Translate(request)
-    return [(s.transcript.text, s.translations[0].text) for s in resp.segments]
+    assert resp.segments and all(len(s.translations) == 1 for s in resp.segments)
+    return list(resp.segments)
+
+
+def check_boost_against_generate(
+    model_dir: Path,
+    samples: np.ndarray,
+    phrase: str,
+    weight: float,
+    segments: Sequence[tuple[int, int, str | None, list[str]]],
+) -> bool:
+    """Each (start_ms, end_ms, transcript, [Spanish]) equals generate on its span alone with
+    ``phrase`` boosted by ``weight`` (a BOOST term biases every text row, the transcript's too).
+    Whether the bias changed generate's output anywhere (else the parity would prove nothing)."""
+    changed = False
+    for start, end, transcript, spanish in segments:
+        span = samples[start * 16 : end * 16]
+        ref_eng, _ = reference_text(model_dir, span, "eng", phrase, weight)
+        ref_spa, _ = reference_text(model_dir, span, "spa", phrase, weight)
+        assert transcript == ref_eng, (start, phrase, weight, transcript, ref_eng)
+        assert spanish == [ref_spa], (start, phrase, weight, spanish, ref_spa)
+        plain = (
+            hf_generate(model_dir, span, "eng", speech=False)[0],
+            hf_generate(model_dir, span, "spa", speech=False)[0],
+        )
+        changed |= (ref_eng, ref_spa) != plain
+    return changed
 
 
 async def test_an_empty_term_list_changes_nothing(live: LiveServer, shared_audio: Path, test_model_dir: Path) -> None:
@@ -268,34 +352,79 @@ async def test_an_empty_term_list_changes_nothing(live: LiveServer, shared_audio
         assert seg.transcript.text == hf_generate(test_model_dir, span, "eng", speech=False)[0]
 
 
-async def test_a_boosted_phrase_pulls_the_output_towards_it(live: LiveServer, shared_audio: Path) -> None:
-    content, _ = shared_pcm(shared_audio, "jfk.flac")
-    plain = await texts_with_terms(live, content, [])
-    boosted = await texts_with_terms(live, content, [pb.Term(phrase="kwq", kind=pb.Term.BOOST, weight=10)])
-    count = lambda texts: sum(t.count("kw") for pair in texts for t in pair)  # noqa: E731
-    assert count(plain) == 0 and count(boosted) >= 8, boosted
-    assert any("kwq" in t for pair in boosted for t in pair), boosted
-    # a weak boost leaves this model's output as it was (its own preference is stronger)
-    assert await texts_with_terms(live, content, [pb.Term(phrase="kwq", weight=0.5)]) == plain
-
-
-async def test_a_kept_phrase_that_was_said_is_carried_into_the_translation(
-    live: LiveServer, shared_audio: Path
+async def test_a_boosted_phrase_biases_every_row_as_generate_does(
+    live: LiveServer, shared_audio: Path, test_model_dir: Path
 ) -> None:
-    content, _ = shared_pcm(shared_audio, "jfk.flac")
-    plain = await texts_with_terms(live, content, [])
-    # a word of the (noise) transcript that its translation lacks
-    said = next(
-        w for transcript, spanish in plain for w in transcript.split() if len(w) >= 4 and w not in spanish.split()
+    """A strong and a weak boost of a made-up phrase of several tokens (so the prefixes matter):
+    each segment's transcript and translation equal generate alone with that bias."""
+    content, samples = shared_pcm(shared_audio, "jfk.flac")
+    assert len(phrase_ids(test_model_dir, "kwq")) > 1
+    for weight in (10.0, 0.5):
+        segments = await segments_with_terms(live, content, [pb.Term(phrase="kwq", kind=pb.Term.BOOST, weight=weight)])
+        texts = [(s.start_ms, s.end_ms, s.transcript.text, [t.text for t in s.translations]) for s in segments]
+        changed = check_boost_against_generate(test_model_dir, samples, "kwq", weight, texts)
+        if weight == 10.0:
+            assert changed, "a +10 bias changed no segment's generate: this parity would not show the boost is applied"
+
+
+def said_phrase(model_dir: Path, spans: list[np.ndarray]) -> tuple[str, int]:
+    """A phrase that segment k's transcript holds whatever the weights, once it is a kept term: a
+    token of k's plain transcript that the tokenizer writes for its own text. The transcript row
+    boosts it (DEFAULT_TERM_WEIGHT), and greedy decoding with one token's logit raised either
+    writes what it wrote before up to that token, or writes that token sooner: either way it is
+    written. (The first such token of the first segment that has one.)"""
+    tokenizer = plain_reference(model_dir).processor.tokenizer
+    special = set(tokenizer.all_special_ids)
+    for k, span in enumerate(spans):
+        for token in reference_text(model_dir, span, "eng")[1]:
+            phrase = tokenizer.decode([token]).strip()
+            if token not in special and phrase and phrase_ids(model_dir, phrase) == (token,):
+                return phrase, k
+    pytest.fail("no segment's plain transcript holds a token that is a phrase of its own: cannot say a kept phrase")
+
+
+async def kept_segments(
+    live: LiveServer, content: bytes, samples: np.ndarray, model_dir: Path, phrase: str
+) -> list[tuple[int, bool]]:
+    """Every segment translated with ``phrase`` kept, checked against generate alone: the transcript
+    is boosted towards the phrase (DEFAULT_TERM_WEIGHT); where it holds the phrase (``times``, as
+    row_terms counts it), the Spanish is boosted by KEEP_WEIGHT until it has written it that many
+    times, and holds it (said: verbatim); where it does not, the Spanish is the plain generate (never
+    forced in). Per segment: ``times``, and whether the Spanish differs from the plain generate."""
+    out = []
+    for seg in await segments_with_terms(live, content, [pb.Term(phrase=phrase, kind=pb.Term.KEEP)]):
+        span = samples[seg.start_ms * 16 : seg.end_ms * 16]
+        transcript, spanish = seg.transcript.text, seg.translations[0].text
+        ref_transcript, _ = reference_text(model_dir, span, "eng", phrase, DEFAULT_TERM_WEIGHT)
+        assert transcript == ref_transcript, (seg.start_ms, phrase, transcript, ref_transcript)
+        times = transcript.casefold().count(phrase.strip().casefold())
+        plain = hf_generate(model_dir, span, "spa", speech=False)[0]
+        expected = reference_text(model_dir, span, "spa", phrase, KEEP_WEIGHT, times)[0] if times else plain
+        assert spanish == expected, (seg.start_ms, phrase, times, transcript, spanish, expected)
+        if times:
+            # said: verbatim (KEEP_WEIGHT is there to outweigh any preference of the decoder's own)
+            assert phrase in spanish, (seg.start_ms, phrase, transcript, spanish)
+        out.append((times, spanish != plain))
+    return out
+
+
+async def test_a_kept_phrase_is_carried_where_it_was_said_and_never_forced_in(
+    live: LiveServer, shared_audio: Path, test_model_dir: Path
+) -> None:
+    content, samples = shared_pcm(shared_audio, "jfk.flac")
+    plain = await segments_with_terms(live, content, [])
+    phrase, k = said_phrase(test_model_dir, [samples[s.start_ms * 16 : s.end_ms * 16] for s in plain])
+    kept = await kept_segments(live, content, samples, test_model_dir, phrase)
+    assert len(kept) == len(plain)
+    assert kept[k][0] >= 1, f"segment {k}'s transcript lacks {phrase!r}, which it holds by construction"
+    assert any(changed for times, changed in kept if times), (
+        f"keeping {phrase!r} changed no translation where it was said: this parity would not show it is carried"
     )
-    kept = await texts_with_terms(live, content, [pb.Term(phrase=said, kind=pb.Term.KEEP)])
-    for transcript, spanish in kept:
-        if said.casefold() in transcript.casefold():
-            assert said in spanish, (said, transcript, spanish)
-    assert any(said in spanish for _, spanish in kept)
-    # a kept phrase nobody said is never forced into a translation
-    unsaid = await texts_with_terms(live, content, [pb.Term(phrase="qjxv", kind=pb.Term.KEEP)])
-    assert not any("qjxv" in spanish for _, spanish in unsaid)
+    # a made-up phrase of several tokens: where the transcript lacks it, the translation is as without it
+    unsaid = await kept_segments(live, content, samples, test_model_dir, "qjxv")
+    assert any(not times for times, _ in kept + unsaid), (
+        "every transcript held its kept phrase: 'never forced in' untested"
+    )
 
 
 @pytest.mark.parametrize(

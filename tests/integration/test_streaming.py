@@ -60,7 +60,7 @@ async def test_event_sequence_on_a_real_file(live: LiveServer, shared_audio: Pat
     assert [s.segment_id for s in segs] == [0, 1, 2, 3]
     for s, start_ev, end_ev in zip(segs, events[0::2], events[1::2], strict=True):
         assert abs(s.start_ms - start_ev.offset_ms) <= 1 and abs(s.end_ms - end_ev.offset_ms) <= 1
-        assert s.status.code == code_pb2.OK and s.transcript.text
+        assert s.status.code == code_pb2.OK and s.HasField("transcript")  # (a random model's text may be empty)
         assert [t.target_language for t in s.translations] == ["spa", "fra"]
     # each segment comes after the SPEECH_ENDED that closed it
     order = [(r.WhichOneof("response"), r) for _, r in trace.responses]

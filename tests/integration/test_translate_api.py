@@ -90,15 +90,16 @@ async def test_translate_a_file_end_to_end(live: LiveServer, shared_audio: Path)
     for seg, (a, b) in zip(resp.segments, JFK_REGIONS_S, strict=True):
         assert seg.start_ms <= a * 1000 + 200 and seg.end_ms >= b * 1000 - 200
         assert seg.status.code == code_pb2.OK
-        assert seg.transcript.language == "eng" and seg.transcript.text
+        # the fields, not the words: random weights may decode to special tokens only (empty text);
+        # test_service_output_equals_generate_on_each_segment checks the texts themselves
+        assert seg.HasField("transcript") and seg.transcript.language == "eng"
         assert [t.target_language for t in seg.translations] == ["spa", "fra"]
-        for t in seg.translations:  # (random weights may decode to special tokens only: empty text)
+        for t in seg.translations:
             assert t.audio.sample_rate_hz == 16000 and t.audio.content
             assert t.audio.duration_ms == round(len(t.audio.content) / 2 / 16)
         assert seg.timing.model_ms > 0 and seg.timing.total_ms >= seg.timing.model_ms
     starts = [s.start_ms for s in resp.segments]
     assert starts == sorted(starts)
-    assert sum(bool(t.text) for s in resp.segments for t in s.translations) >= 4
 
 
 async def test_service_output_equals_generate_on_each_segment(  # type: ignore[no-untyped-def]
@@ -141,7 +142,7 @@ async def test_output_options_text_only_and_resampled_speech(live: LiveServer, s
         raw_request(pcm.tobytes(), pb.LINEAR16, output=pb.OutputOptions(speech=False), source_language="eng")
     )
     tr = text_only.segments[0].translations[0]
-    assert tr.text and not tr.HasField("audio") and text_only.segments[0].transcript.text
+    assert not tr.HasField("audio") and text_only.segments[0].HasField("transcript")  # (its text may be empty)
     at_8k = await live.stub.Translate(
         raw_request(pcm.tobytes(), pb.LINEAR16, output=pb.OutputOptions(speech_sample_rate_hz=8000, transcript=False))
     )
