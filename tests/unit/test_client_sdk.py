@@ -545,3 +545,25 @@ def test_a_token_is_not_sent_in_the_clear_to_another_machine() -> None:
     AsyncTranslateClient("10.0.0.5:50051", token="secret", tls=TlsOptions())  # TLS: fine
     AsyncTranslateClient("10.0.0.5:50051")  # no token: nothing to leak
     AsyncTranslateClient("localhost:50051", token="secret")  # loopback: fine
+
+
+def test_only_a_half_close_with_ok_is_a_clean_end_and_the_error_carries_the_end() -> None:
+    from translate_svc.client import EndReason, StreamEnd, StreamEndedError, TranslateError
+
+    base = convert.stream_end(pb.StreamEnd(reason=pb.StreamEnd.QUOTA, segments_total=2, audio_received_ms=3000))
+    assert base.reason is EndReason.QUOTA and base.code is grpc.StatusCode.OK and base.message == ""
+    assert StreamEnd(EndReason.HALF_CLOSE, 0, 0).clean
+    assert not StreamEnd(EndReason.HALF_CLOSE, 0, 0, code=grpc.StatusCode.INTERNAL).clean
+    assert not StreamEnd(EndReason.IDLE_TIMEOUT, 0, 0).clean
+    end = StreamEnd(
+        EndReason.QUOTA, 2, 3000, code=grpc.StatusCode.RESOURCE_EXHAUSTED, message="tenant 'x' ...", request_id="r1"
+    )
+    err = StreamEndedError(end, retry_delay_s=1.5, address="a:1")
+    assert isinstance(err, TranslateError) and err.end is end and err.reason is EndReason.QUOTA
+    assert (err.code, err.message, err.request_id, err.retry_delay_s) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "tenant 'x' ...",
+        "r1",
+        1.5,
+    )
+    assert str(err) == "the stream ended: quota (RESOURCE_EXHAUSTED): tenant 'x' ... [request_id r1]"

@@ -76,9 +76,11 @@ def from_status(e: TranslateError, server: str) -> CliError:
     """A failed call -> the one-line message and exit code the CLI documents."""
     import grpc
 
-    from translate_svc.client import StreamResumeError
+    from translate_svc.client import StreamEndedError, StreamResumeError
 
     msg = one_line(e.message) or e.code.name
+    if isinstance(e, StreamEndedError):  # the stream ran, and what arrived was written: 1, whatever the code
+        return CliError(f"stream ended: {e.reason.value} ({e.code.name}) — {msg}", EXIT_FAILED)
     if isinstance(e, StreamResumeError):
         return CliError(f"lost the connection to {server} and no server took the stream over: {msg}", EXIT_CONNECT)
     if e.code is grpc.StatusCode.UNAVAILABLE:
@@ -134,8 +136,9 @@ def run_client(run: Callable[[], int], server: str, on_interrupt: Callable[[], i
 
 async def send_and_read(send: Awaitable[None], read: Awaitable[None]) -> None:
     """Run a stream's sender and reader together. The reader's failure (the server's status) wins
-    over the sender's (which only sees that the stream closed)."""
-    from translate_svc.client import StreamClosedError
+    over the sender's (which only sees that the stream closed or ended): the reader is let finish
+    then, so it sees every result and the ``StreamEnd`` before the error."""
+    from translate_svc.client import StreamClosedError, StreamEndedError
 
     sender = asyncio.ensure_future(send)
     reader = asyncio.ensure_future(read)
@@ -146,7 +149,7 @@ async def send_and_read(send: Awaitable[None], read: Awaitable[None]) -> None:
             raise failed
         failed = sender.exception() if sender in done else None
         if failed is not None:
-            if isinstance(failed, StreamClosedError):
+            if isinstance(failed, StreamClosedError | StreamEndedError):
                 await reader
             raise failed
         await reader

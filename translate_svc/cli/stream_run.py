@@ -32,7 +32,7 @@ from translate_svc.cli.flags import Connection, LanguageFlags
 from translate_svc.cli.inputs import Clip, FdReader, aiter_of, frame_bytes, load_clip
 from translate_svc.cli.lang import LangChoice, choose_languages, server_languages
 from translate_svc.cli.stream_view import StreamView
-from translate_svc.client import AsyncStream, AudioFormat, OutputOptions, VadOptions
+from translate_svc.client import AsyncStream, AudioFormat, OutputOptions, StreamEndedError, VadOptions
 
 STDIN_HINT = "ffmpeg -i x -f s16le -ar 16000 -ac 1 - | translate-svc stream - --raw-rate 16000"
 
@@ -129,6 +129,7 @@ class StreamJob:
                 asr_only=plan.lang.asr_only,
             )
             view = self.view = self._open_outputs(choice)
+            ended: StreamEndedError | None = None  # the server ended the stream (quota, revoked, ...)
             async with client.stream(
                 targets=choice.targets,
                 source=choice.source,
@@ -149,11 +150,17 @@ class StreamJob:
                     async for ev in s:
                         view.on_event(ev)
 
-                await send_and_read(self._send(s, source, view), read())
-        if view.audio_sent_ms == 0:
+                try:
+                    await send_and_read(self._send(s, source, view), read())
+                except StreamEndedError as e:
+                    ended = e  # the results that arrived are written first
+        if view.audio_sent_ms == 0 and ended is None:
             view.summary(interrupted=False)
             raise CliError(f"no audio: {plan.label} was empty")
-        return self.finish(interrupted=False)
+        code = self.finish(interrupted=False)
+        if ended is not None:
+            raise ended  # one line, exit 1 (common.from_status)
+        return code
 
     def _open_outputs(self, choice: LangChoice) -> StreamView:
         """Check the outputs are free (before any audio is sent), open --jsonl, and make the view."""

@@ -103,9 +103,12 @@ class StreamView:
                     "segments_total": ev.segments_total,
                     "audio_received_ms": ev.audio_received_ms,
                     "audio_filled_ms": ev.audio_filled_ms,
+                    "code": ev.code.name,
+                    "message": ev.message,
                 }
             )
-            self.say(f"ended: {ev.segments_total} segments, {ev.audio_received_ms} ms of audio")
+            why = "" if ev.clean else f" ({ev.reason.value})"
+            self.say(f"ended{why}: {ev.segments_total} segments, {ev.audio_received_ms} ms of audio")
 
     def _segment(self, ev: Segment) -> None:
         lat = self.latency_ms(ev.end_ms)

@@ -51,6 +51,7 @@ from translate_svc.client import (
     OutputOptions,
     Segment,
     StreamEnd,
+    StreamEndedError,
     Term,
     TranslateError,
     VadOptions,
@@ -115,6 +116,8 @@ class Outcome:
     model: ModelInfo
     duration_ms: int
     took_s: float
+    #: the server ended the stream before its end (quota, revoked, ...): written, then raised
+    ended: StreamEndedError | None = None
 
 
 @dataclass
@@ -186,7 +189,10 @@ class TranslateJob:
                 done = Outcome("Translate", list(result.segments), result.model, result.audio_duration_ms, took)
             else:
                 done = await self._by_stream(client, clip, progress, t0)
-        return self._finish(path, base, out_dir, clip, done)
+        code = self._finish(path, base, out_dir, clip, done)
+        if done.ended is not None:
+            raise done.ended  # after what arrived was written: one line, exit 1
+        return code
 
     async def _by_stream(self, client: AsyncTranslateClient, clip: Clip, progress: Progress, t0: float) -> Outcome:
         total_ms = clip.duration_s * 1000
@@ -217,11 +223,15 @@ class TranslateJob:
                         end.append(ev)
                         progress.update(task, completed=total_ms)
 
-            await send_and_read(send(), read())
+            ended: StreamEndedError | None = None
+            try:
+                await send_and_read(send(), read())
+            except StreamEndedError as e:
+                ended = e
             assert s.info is not None
             model = s.info.model
         duration_ms = end[0].audio_received_ms if end else round(total_ms)
-        return Outcome("StreamingTranslate", segments, model, duration_ms, time.perf_counter() - t0)
+        return Outcome("StreamingTranslate", segments, model, duration_ms, time.perf_counter() - t0, ended)
 
     def _finish(self, path: Path, base: str, out_dir: Path, clip: Clip, done: Outcome) -> int:
         if done.model.is_test_model:

@@ -3,7 +3,9 @@
 ``AsyncTranslateClient`` (asyncio) and ``TranslateClient`` (blocking) speak to one or more servers:
 ``languages()``, ``translate(audio)`` and ``stream(...)``, with typed results (no protobuf), TLS and
 bearer tokens, deadlines, keepalive, retries that honour the server's RetryInfo, and streams that
-resume on another server when theirs drains or fails, without losing or repeating audio.
+resume on another server when theirs drains or fails, without losing or repeating audio. A stream
+the server ends for any other reason (a spent quota, a revoked token, a bad message, a limit)
+raises ``StreamEndedError`` after its last ``StreamEnd``.
 
 Options are typed too: ``AudioFormat`` (what ``send`` takes), ``OutputOptions`` (what each segment
 carries), ``VadOptions`` (segmentation), ``TlsOptions``. The protobuf-level helpers of tests and
@@ -12,7 +14,7 @@ benchmarks are not part of this face: they live in ``translate_svc.client.raw``.
 
 from translate_svc.client._retry import RetryPolicy
 from translate_svc.client.aio import AsyncStream, AsyncTranslateClient, channel_options
-from translate_svc.client.errors import StreamClosedError, StreamResumeError, TranslateError
+from translate_svc.client.errors import StreamClosedError, StreamEndedError, StreamResumeError, TranslateError
 from translate_svc.client.sync import Stream, TranslateClient
 from translate_svc.client.types import (
     AudioFormat,
@@ -61,6 +63,7 @@ __all__ = [
     "Stream",
     "StreamClosedError",
     "StreamEnd",
+    "StreamEndedError",
     "StreamEvent",
     "StreamInfo",
     "StreamResumeError",

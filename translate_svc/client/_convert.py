@@ -158,6 +158,7 @@ def limits(msg: pb.ServerLimits) -> ServerLimits:
         max_translate_calls=msg.max_translate_calls,
         max_stream_message_bytes=msg.max_stream_message_bytes,
         reorder_window_ms=msg.reorder_window_ms,
+        stall_close_ms=msg.stall_close_ms,
     )
 
 

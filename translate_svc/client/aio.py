@@ -10,6 +10,12 @@ call on the next address with ``StreamingConfig.resume`` = (the stream's resume 
 segment id, the resume offset), sends the kept audio again from that offset, and goes on; the
 ``StreamTracker`` drops whatever the new call repeats. The caller's ``send`` waits while this
 happens, and its iteration just sees the next events.
+
+How a stream ends (docs/client.md, "How a stream ends"): on any other ``ended`` the SDK stops
+writing, half-closes the call and reads its status; the ``StreamEnd`` carries the reason, the
+status code, the server's message and the request id. Only ``HALF_CLOSE`` with OK is clean: after
+any other end the iteration yields the ``StreamEnd`` and then raises ``StreamEndedError``, and
+``send``/``flush`` raise it.
 """
 
 from __future__ import annotations
@@ -35,9 +41,9 @@ from translate_svc.client import _convert as convert
 from translate_svc.client._addresses import AddressRotation, is_local, parse_targets
 from translate_svc.client._audio import AudioInput, chunk_bytes, clip_input
 from translate_svc.client._replay import OPUS_RATE, Chunk, ReplayBuffer
-from translate_svc.client._retry import RetryPolicy, is_retryable, retry_delay_of
+from translate_svc.client._retry import RetryPolicy, is_retryable, retry_delay_from_metadata, retry_delay_of
 from translate_svc.client._tracker import StreamTracker
-from translate_svc.client.errors import StreamClosedError, StreamResumeError, TranslateError
+from translate_svc.client.errors import StreamClosedError, StreamEndedError, StreamResumeError, TranslateError
 from translate_svc.client.types import (
     AudioFormat,
     ClipEncoding,
@@ -423,13 +429,19 @@ class _Outcome:
     def __init__(self, kind: str, *, end: StreamEnd | None = None, error: TranslateError | None = None) -> None:
         self.kind = kind  # "end": the stream is over; "drained" / "lost": resume elsewhere
         self.end = end
-        self.error = error
+        self.error = error  # "end": the StreamEndedError to raise after ``end`` (None: a clean end)
 
 
 class AsyncStream:
     """One live stream, continued across servers. Use ``async with`` (it opens the stream and
     cancels it on exit), ``send``/``flush``/``close`` from one task and iterate from another (or
     the same, interleaved).
+
+    The iteration yields results and notices, and last the ``StreamEnd`` (also ``ended``). A
+    clean end (you called ``close()``, the server answered OK) then stops the iteration; any
+    other end (``QUOTA``, ``REVOKED``, ``ERROR``, ``IDLE_TIMEOUT``, ``MAX_STREAM_DURATION``)
+    raises ``StreamEndedError`` on the next step, and ``send``/``flush`` raise it too. A drain or a
+    dead model worker is no end: the stream resumes elsewhere.
 
     Event loop only. ``send`` waits while the server's flow control holds the stream and while
     the stream is being resumed.
@@ -461,6 +473,7 @@ class AsyncStream:
         self._timestamped = False  # after a resume every chunk goes as AudioPacket with its timestamp
         self._half_closed = False
         self._failure: BaseException | None = None
+        self._ended: StreamEnd | None = None
         self._over = False  # StreamEnd (or a failure) reached the queue
         self._iter_done = False
         self._pump: asyncio.Task[None] | None = None
@@ -508,6 +521,13 @@ class AsyncStream:
             self._call.cancel()
         self._writable = None
         self._notify()
+
+    @property
+    def ended(self) -> StreamEnd | None:
+        """How the stream ended (reason, status code, the server's message, totals), once the SDK
+        has read its end; the iteration yields the same ``StreamEnd`` after every result. None
+        while the stream lives, and after a failure without an end (``StreamResumeError``)."""
+        return self._ended
 
     @property
     def resume_offset_ms(self) -> int:
@@ -567,6 +587,8 @@ class AsyncStream:
         raise StopAsyncIteration
 
     def _check_open(self) -> None:
+        if isinstance(self._failure, StreamEndedError):
+            raise self._failure
         if self._failure is not None:
             raise StreamClosedError(f"the stream failed: {self._failure}") from self._failure
         if self._half_closed:
@@ -723,7 +745,10 @@ class AsyncStream:
                 outcome = await self._read_call(self._call)
                 if outcome.kind == "end":
                     assert outcome.end is not None
+                    self._ended = outcome.end
                     await self._put(outcome.end)
+                    if outcome.error is not None:
+                        raise outcome.error  # after the StreamEnd: the iteration yields it first
                     return
                 failed = self.info.address if self.info is not None else None
                 healthy = time.monotonic() - self._call_started >= _HEALTHY_CALL_S
@@ -744,7 +769,7 @@ class AsyncStream:
             raise
         except BaseException as e:
             self._failure = e
-            logger.warning("the stream failed: %s", e)
+            logger.warning("%s", e if isinstance(e, StreamEndedError) else f"the stream failed: {e}")
         finally:
             self._over = True
             self._writable = None
@@ -804,7 +829,7 @@ class AsyncStream:
                         details = await call.details()
                         error = TranslateError(code, details, address=self._address(), request_id=self.request_id)
                         return _Outcome("lost", error=error)
-                    return _Outcome("end", end=end)
+                    return await self._ending(call, end)
         except grpc.aio.AioRpcError as e:
             err = self._client._error(e, self._address() or "", 1, self.request_id)
             if e.code() in _RESUMABLE or (
@@ -812,6 +837,29 @@ class AsyncStream:
             ):
                 return _Outcome("lost", error=err)
             raise err from e
+
+    async def _ending(self, call: Any, end: StreamEnd) -> _Outcome:
+        """The stream's ``ended``, with the status the server then ends the call with. The server
+        holds a failed call open until its client stops sending (so that a client mid-write gets
+        the status, not its own write failure), so the SDK stops writing and half-closes first."""
+        self._writable = None  # a send from now on waits for the pump's end, then raises
+        self._notify()
+        with contextlib.suppress(grpc.RpcError, asyncio.InvalidStateError):
+            await call.done_writing()  # idempotent; a no-op after close()
+        try:
+            # shielded: a cancelled wait must not cancel the call's status
+            code = await asyncio.wait_for(asyncio.shield(call.code()), self._client.timeout_s)
+            message = await call.details() or ""
+            retry_delay_s = retry_delay_from_metadata(await call.trailing_metadata())
+        except TimeoutError:
+            call.cancel()
+            code, retry_delay_s = grpc.StatusCode.UNKNOWN, None
+            message = f"the server sent `ended` but no status within {self._client.timeout_s:g} s"
+        end = dataclasses.replace(end, code=code, message=message, request_id=self.request_id)
+        if end.clean:
+            return _Outcome("end", end=end)
+        error = StreamEndedError(end, retry_delay_s=retry_delay_s, address=self._address())
+        return _Outcome("end", end=end, error=error)
 
     def _address(self) -> str | None:
         return self.info.address if self.info is not None else None

@@ -30,7 +30,7 @@ from translate_svc.client.aio import (
     AsyncStream,
     AsyncTranslateClient,
 )
-from translate_svc.client.types import StreamEvent, StreamInfo, TlsOptions
+from translate_svc.client.types import StreamEnd, StreamEvent, StreamInfo, TlsOptions
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -155,7 +155,12 @@ class TranslateClient:
 
 
 class Stream:
-    """A blocking stream (see :class:`AsyncStream` for the semantics, resumes included)."""
+    """A blocking stream (see :class:`AsyncStream` for the semantics, resumes included).
+
+    As there, the iteration (and ``poll``) yields the ``StreamEnd`` last; after any end but a clean
+    one (``close()``, then OK) the next step raises ``StreamEndedError``, and so do ``send`` and
+    ``flush``. ``ended`` is the ``StreamEnd`` once the SDK has read it.
+    """
 
     def __init__(self, owner: TranslateClient, astream: AsyncStream) -> None:
         self._owner = owner
@@ -163,6 +168,7 @@ class Stream:
         self._q: queue.SimpleQueue[StreamEvent | _Done] = queue.SimpleQueue()
         self._forward: asyncio.Task[None] | None = None
         self._done = False
+        self._raise_next: BaseException | None = None
 
     def __enter__(self) -> Stream:
         self.start()
@@ -211,6 +217,15 @@ class Stream:
     def resumes(self) -> int:
         return self._astream.resumes
 
+    @property
+    def ended(self) -> StreamEnd | None:
+        """How the stream ended (see ``AsyncStream.ended``); None while it lives."""
+        return self._astream.ended
+
+    @property
+    def request_id(self) -> str:
+        return self._astream.request_id
+
     def send(self, chunk: bytes | bytearray | memoryview | np.ndarray[Any, Any], timestamp: int | None = None) -> None:
         self._owner._run(self._astream.send(chunk, timestamp))
 
@@ -232,15 +247,24 @@ class Stream:
 
     def poll(self, timeout: float | None = 0.0) -> list[StreamEvent]:
         """The events available now (waiting up to ``timeout`` for the first; None: until one comes
-        or the stream ends). Empty once the stream is over."""
+        or the stream ends). Empty once the stream is over. Raises what the iteration raises
+        (``StreamEndedError``) once the events before it were returned."""
         out: list[StreamEvent] = []
-        ev = self._next(block=timeout is None or timeout > 0, timeout=timeout)
-        while ev is not None:
-            out.append(ev)
-            ev = self._next(block=False, timeout=None)
+        try:
+            ev = self._next(block=timeout is None or timeout > 0, timeout=timeout)
+            while ev is not None:
+                out.append(ev)
+                ev = self._next(block=False, timeout=None)
+        except Exception as e:
+            if not out:
+                raise
+            self._raise_next = e  # the events first (the StreamEnd among them); the error next time
         return out
 
     def _next(self, *, block: bool, timeout: float | None) -> StreamEvent | None:
+        if self._raise_next is not None:
+            error, self._raise_next = self._raise_next, None
+            raise error
         if self._done:
             return None
         try:

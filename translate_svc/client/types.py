@@ -11,6 +11,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal, TypedDict, get_args
 
+import grpc
 import numpy as np
 
 #: Raw encodings of audio sent to a stream (``opus``: one Opus packet per ``send``).
@@ -242,9 +243,12 @@ class Draining:
 
 
 class EndReason(str, Enum):
-    HALF_CLOSE = "half_close"
-    IDLE_TIMEOUT = "idle_timeout"
-    MAX_STREAM_DURATION = "max_stream_duration"
+    """Why a stream ended. Only HALF_CLOSE is clean; every other reason the SDK does not resume
+    raises ``StreamEndedError`` after its ``StreamEnd``."""
+
+    HALF_CLOSE = "half_close"  # you called close(); the call ends OK
+    IDLE_TIMEOUT = "idle_timeout"  # no message for limits.idle_timeout_s; then OUT_OF_RANGE
+    MAX_STREAM_DURATION = "max_stream_duration"  # audio after the limit was not taken; OUT_OF_RANGE
     DRAINING = "draining"  # never seen by SDK users: the SDK resumes elsewhere
     REVOKED = "revoked"  # the stream's token was revoked; the call then fails with UNAUTHENTICATED
     QUOTA = "quota"  # the tenant's audio seconds per minute are spent; then RESOURCE_EXHAUSTED
@@ -257,7 +261,15 @@ class EndReason(str, Enum):
 
 @dataclass(frozen=True)
 class StreamEnd:
-    """The last event of a stream: every result was delivered."""
+    """The last event of a stream: every result was delivered; how the stream ended.
+
+    ``reason`` says why; ``code`` and ``message`` are the status the server ended the call with
+    (read after ``ended``): OK and "" for a clean end (``HALF_CLOSE``: you called ``close()``),
+    else e.g. ``QUOTA`` / RESOURCE_EXHAUSTED / "tenant 'x' has used its ...". ``request_id`` is
+    the stream's ``x-request-id`` (the server's access log has a line with it). Only a clean end
+    (``clean``) ends the iteration quietly: after any other, the next step raises
+    ``StreamEndedError`` (docs/client.md, "How a stream ends").
+    """
 
     reason: EndReason
     segments_total: int
@@ -269,6 +281,14 @@ class StreamEnd:
     packets_duplicate: int = 0
     packets_late: int = 0
     audio_concealed_ms: int = 0  # of audio_filled_ms, lost Opus packets concealed by libopus
+    code: grpc.StatusCode = grpc.StatusCode.OK
+    message: str = ""
+    request_id: str | None = None
+
+    @property
+    def clean(self) -> bool:
+        """The caller half-closed and the server ended the call OK: nothing was cut short."""
+        return self.reason is EndReason.HALF_CLOSE and self.code is grpc.StatusCode.OK
 
 
 #: What iterating a stream yields.
@@ -314,6 +334,8 @@ class ServerLimits:
     max_translate_calls: int = 0
     max_stream_message_bytes: int = 0
     reorder_window_ms: int = 0
+    #: open speech of a sender that stops sending is closed after this long (0: off)
+    stall_close_ms: int = 0
 
 
 @dataclass(frozen=True)
