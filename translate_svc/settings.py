@@ -69,6 +69,10 @@ class LimitsSettings(BaseModel):
     #: also the longest stretch a packet timestamp may skip. Ten minutes: a muted participant's
     #: stream lives on (a dead connection is found by HTTP/2 keepalive, not by this)
     idle_timeout_s: float = Field(600.0, gt=0)
+    #: a stream whose sender stops in the middle of speech (mute, push-to-talk, a paused track)
+    #: has that speech closed into a segment, as at a pause, once no message came for this long
+    #: beyond the last message's audio (wall clock); later audio carries on the timeline. 0: off
+    stall_close_ms: int = Field(1000, ge=0, le=60_000)
     #: AudioPackets that arrive out of order within this much timeline are put back in order
     #: (an SFU's jitter); later ones are dropped and their time filled. 0: none held
     reorder_window_ms: int = Field(100, ge=0, le=2000)

@@ -88,6 +88,16 @@ CONCEALED_S = Counter(
 )
 
 
+STALL_CLOSES = Counter(
+    "translate_svc_stall_closes_total",
+    "segments closed because their sender stopped sending mid-speech (limits.stall_close_ms)",
+)
+
+
+def stall_closed() -> None:
+    STALL_CLOSES.inc()
+
+
 def stream_packets(reordered: int, duplicate: int, late: int, concealed_ms: int = 0) -> None:
     for outcome, n in (("reordered", reordered), ("duplicate", duplicate), ("late", late)):
         if n:

@@ -1,14 +1,15 @@
 """The stream protocol, once for every door: typed requests in, typed events out.
 
 ``StreamDriver.run`` owns the rules a door must not reimplement: the config comes first (resume
-included), audio and FLUSH follow, a silent client is closed after ``idle_timeout``, a drain's
+included), audio and FLUSH follow, a sender that stops mid-speech has that speech closed after
+``stall_close_ms`` (as at a pause), a silent client is closed after ``idle_timeout``, a drain's
 deadline ends the stream with "resume elsewhere", and every end has its reason and its text.
 
-Reading is never cancelled while the call lives: the timers (idle, drain) end the stream beside the
-reader, which goes on reading and dropping what the client still sends. A stream that ends with an
+Reading is never cancelled while the call lives: the timers (stall, idle, drain) act beside the
+reader; after an end it goes on reading and dropping what the client still sends. A stream that ends with an
 error (bad input, a limit, a drain) is held open until its client stops sending -- briefly after bad
 input, until the end of the server's grace period after a drain -- so that the status reaches a
-client that is mid-write intact (grpc/grpc#36066, DESIGN.md pitfall 17: a cancelled read would end
+client that is mid-write intact (grpc/grpc#36066, docs/design.md pitfall 17: a cancelled read would end
 the request stream, and the client's next write would fail as INTERNAL). Event loop only.
 """
 
@@ -68,8 +69,12 @@ class StreamDriver:
         self._session: StreamSession | None = None
         self._open = False  # audio is still taken (not ended by half-close, a limit or an error)
         self._waiting = False  # the reader waits for the client's next message
+        self._waiting_since = 0.0  # since when (event-loop time)
+        self._last_chunk_s = 0.0  # the audio the last message carried: a sender's pace
+        self._stall_checked = False  # this wait's stall close has run
         self._timer: asyncio.TimerHandle | None = None
         self._ending: asyncio.Task[None] | None = None  # a timer's end of the stream
+        self._stalled: asyncio.Task[None] | None = None  # the stall close, while it runs
 
     async def run(self, requests: AsyncIterator[StreamRequest]) -> AsyncGenerator[StreamStarted | StreamEvent, None]:
         """The stream's events: StreamStarted, then speech events, results, captions and notices,
@@ -119,13 +124,16 @@ class StreamDriver:
             self._disarm()
             if error is None:
                 await _stop(reader)
+                if self._stalled is not None:
+                    await _stop(self._stalled)
         if error is not None:
             try:  # the reader drops what still comes, until the client half-closes
                 await asyncio.wait({reader}, timeout=self._patience(error))
             finally:
                 await _stop(reader)
-                if self._ending is not None:
-                    await _stop(self._ending)
+                for task in (self._stalled, self._ending):
+                    if task is not None:
+                        await _stop(task)
             raise error
 
     def _log_call(self, session: StreamSession | None, code: str) -> None:
@@ -133,11 +141,7 @@ class StreamDriver:
             return
         config, audio_s = None, 0.0
         if session is not None:
-            out = session.task.output
-            outputs = {"transcript": out.transcript, "text": out.text, "speech": out.speech}
-            config = access.config_brief(
-                session.fmt.encoding.value, session.fmt.sample_rate_hz, session.task.target_languages, outputs
-            )
+            config = access.config_brief(session.fmt, session.task)
             audio_s = session.audio_received_ms / 1000
         access.log_call(
             self.call, code=code, tenant=self.tenant.name, config=config, audio_s=audio_s, segments=self._segments
@@ -182,21 +186,26 @@ class StreamDriver:
     async def _read(self, requests: AsyncIterator[StreamRequest], session: StreamSession) -> None:
         """Feed audio and apply controls while the stream is open; after its end, read and drop what
         the client still sends until it half-closes. Half-close while open finishes the session."""
+        loop = asyncio.get_running_loop()
         while True:
             if self._open and self._deadline_passed():
                 await self._finish(self._drain_end())
-            self._waiting = True
+            self._waiting, self._waiting_since, self._stall_checked = True, loop.time(), False
             self._arm()
             try:
                 req = await anext(requests, None)
             finally:
                 self._waiting = False
+            if self._stalled is not None:
+                await self._stalled  # a stall close under way ends before anything else goes in
             if req is None:
                 break
             if not self._open:
                 continue  # the stream has ended: dropped (the status says from where)
+            received_ms = session.audio_received_ms
             try:
                 await self._apply(session, req)
+                self._last_chunk_s = max(0, session.audio_received_ms - received_ms) / 1000
             except (LimitReached, InvalidInput) as e:
                 await self._finish(e)  # the open speech is translated first, then ``e`` ends the call
             except ServiceError as e:
@@ -244,6 +253,9 @@ class StreamDriver:
 
     async def _finish_session(self, limit: ServiceError | None) -> None:
         assert self._session is not None
+        stalled = self._stalled
+        if stalled is not None and stalled is not asyncio.current_task():
+            await asyncio.gather(stalled, return_exceptions=True)  # its segment comes first
         try:
             await self._session.finish(limit)
         except ServiceError as e:
@@ -260,19 +272,22 @@ class StreamDriver:
         self._disarm()
         self._ending = asyncio.get_running_loop().create_task(self._finish_session(limit))
 
-    # -- timers: idle and drain, never cancelling a read ----------------------------------------
+    # -- timers: stall, idle and drain, never cancelling a read ---------------------------------
 
     def _arm(self) -> None:
-        """(Re)start the timer for the waiting reader: the idle limit, or the drain's deadline."""
+        """(Re)start the timer for the waiting reader: the stall close while speech may be open,
+        the idle limit, or the drain's deadline, whichever comes first."""
         session = self._session
         if not (self._open and self._waiting) or session is None:
             return
-        loop = asyncio.get_running_loop()
-        when = loop.time() + self._m.limits.idle_timeout_s
+        when = self._waiting_since + self._m.limits.idle_timeout_s
         if session.drain_deadline is not None:
             when = min(when, session.drain_deadline)
+        stall_s = self._m.limits.stall_close_ms / 1000
+        if stall_s and not self._stall_checked and session.may_hold_speech:
+            when = min(when, self._waiting_since + self._last_chunk_s + stall_s)
         self._disarm()
-        self._timer = loop.call_at(when, self._on_timer)
+        self._timer = asyncio.get_running_loop().call_at(when, self._on_timer)
 
     def _disarm(self) -> None:
         if self._timer is not None:
@@ -283,9 +298,35 @@ class StreamDriver:
         self._timer = None
         if not (self._open and self._waiting):
             return  # the reader is busy with a message: the timer restarts when it waits again
+        loop = asyncio.get_running_loop()
+        idle = loop.time() >= self._waiting_since + self._m.limits.idle_timeout_s - 0.001
+        if not (idle or self._deadline_passed()):
+            self._stall_checked = True  # the sender stalled with speech open
+            self._stalled = loop.create_task(self._close_stalled())
+            return
         limit = self._drain_end() if self._deadline_passed() else self._idle_end()
         self._open = False  # now, not when the task runs: a message read meanwhile is dropped
-        self._ending = asyncio.get_running_loop().create_task(self._finish_session(limit))
+        self._ending = loop.create_task(self._finish_session(limit))
+
+    async def _close_stalled(self) -> None:
+        """Close the open speech of a sender that stalled; then the idle and drain timers go on."""
+        assert self._session is not None
+        try:
+            if await self._session.close_stalled():
+                metrics.stall_closed()
+        except (LimitReached, InvalidInput) as e:  # a held packet that cannot be used
+            self._open = False
+            self._disarm()
+            self._ending = asyncio.get_running_loop().create_task(self._finish_session(e))
+        except ServiceError as e:
+            self._open = False
+            self._session.fail(e)
+        except Exception as e:
+            self._open = False
+            self._session.fail(internal_error(e))
+        finally:
+            self._stalled = None
+            self._arm()
 
     def _deadline_passed(self) -> bool:
         assert self._session is not None

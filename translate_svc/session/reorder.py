@@ -8,9 +8,9 @@ a packet that comes after the window gave up on it (late) are dropped and counte
 What stays missing is a gap the session fills (``StreamSession.feed``).
 
 Like aiortc's ``JitterBuffer`` (a fixed capacity of packets, released in sequence order), but
-keyed by timestamps in samples, with the window in time, and with nothing released on a timer: the
-next packet releases what the window has passed, and half-close releases the rest. Pure; event
-loop only.
+keyed by timestamps in samples, with the window in time, and with nothing released on a timer of
+its own: the next packet releases what the window has passed; half-close, or a sender that stalls
+(the session's stall close), releases the rest. Pure; event loop only.
 """
 
 from __future__ import annotations
@@ -75,8 +75,13 @@ class Reorder:
             ready.append(self._release())
         return ready
 
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
+
     def flush(self) -> list[tuple[bytes, int]]:
-        """Everything held, in order (the stream's audio is over)."""
+        """Everything held, in order (the stream's audio is over, or its sender stalled: a packet
+        still missing then is lost, and late if it comes)."""
         return [self._release() for _ in range(len(self._held))]
 
     def _release(self) -> tuple[bytes, int]:

@@ -195,6 +195,23 @@ class StreamSession:
         await self._vad.scored_all()
         self._handle(self._segmenter.flush())
 
+    @property
+    def may_hold_speech(self) -> bool:
+        """Speech may be open: the segmenter holds some, or audio is still on its way to the VAD."""
+        return self._segmenter.holds_speech or self._vad.unscored > 0 or self.reorder.holding
+
+    async def close_stalled(self) -> bool:
+        """The sender stopped in the middle of speech (mute, push-to-talk, a paused track): close
+        the open speech into a segment as a pause would (FLUSH), after releasing the packets the
+        reorder window held for one that is not coming. Later audio carries on the timeline."""
+        for ready, at in self.reorder.flush():
+            await self.feed(ready, at)
+        await self._vad.scored_all()
+        if self._finished or self.jobs.failure is not None or not self._segmenter.holds_speech:
+            return False
+        self._handle(self._segmenter.flush())
+        return True
+
     async def finish(self, limit: ServiceError | None = None) -> None:
         """Half-close (or a limit reached, or bad input): close open speech; ``events`` ends after
         the last result and StreamEnded (then raises ``limit`` if given)."""

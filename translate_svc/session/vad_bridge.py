@@ -71,6 +71,11 @@ class VadBridge:
                 self._idle.set()
             self._on_change()
 
+    @property
+    def unscored(self) -> int:
+        """16 kHz samples given and not yet back from the VAD (held back or at the worker)."""
+        return self.backlog + self._carry_n
+
     async def scored_all(self) -> None:
         """Until every sample given so far has been scored (the held-back rest is submitted now)."""
         self.score(np.zeros(0, np.float32), now=True)

@@ -208,6 +208,7 @@ def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
         max_translate_calls=limits.max_translate_calls,
         max_stream_message_bytes=limits.max_chunk_bytes + SMALL_MESSAGE_BYTES,
         reorder_window_ms=limits.reorder_window_ms,
+        stall_close_ms=limits.stall_close_ms,
     )
 
 

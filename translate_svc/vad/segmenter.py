@@ -272,6 +272,12 @@ class Segmenter:
         """Samples currently held (bounded by max_segment + pads + one window)."""
         return self._buf.end - self._buf.start
 
+    @property
+    def holds_speech(self) -> bool:
+        """Speech that ``flush`` would close into a segment now: an open region, or a closed one
+        still waiting for its right pad."""
+        return self._triggered or self._closed is not None
+
     def open_speech(self) -> tuple[int, np.ndarray] | None:
         """The open segment so far, for live captions: its padded start sample and a copy of its
         samples up to the last window processed. None unless announced speech is open (after
