@@ -1,18 +1,4 @@
-"""translate-svc: serve, translate, stream, languages, make-test-model, download-model,
-make-test-lid-model, download-lid-model.
-
-The client commands (translate, stream, languages) speak to a server through the SDK
-(translate_svc.client). Connection: --server (env TRANSLATE_SVC_ADDRESS), TLS with --tls /
---tls-ca / --tls-cert / --tls-key (env TRANSLATE_SVC_TLS_CA, _TLS_CERT, _TLS_KEY), a bearer token
-with --token or --token-file (env TRANSLATE_SVC_TOKEN, TRANSLATE_SVC_TOKEN_FILE).
-
-Exit codes of the client commands: 0 done; 1 the server failed the call or some segments (outputs
-are still written); 2 usage or input error (a bad flag, an unreadable, undecodable or empty input,
-an unknown language, an output that exists, or a request the server refused as INVALID_ARGUMENT);
-3 cannot connect (server unreachable or unavailable, TLS handshake failed); 4 the server refused
-the credentials (UNAUTHENTICATED, PERMISSION_DENIED); 130 interrupted (Ctrl-C). Every error is one
-line on stderr; set TRANSLATE_SVC_DEBUG=1 for a traceback of an unexpected one.
-"""
+"""translate-svc: the command line (typer). ``HELP`` below is ``translate-svc --help``."""
 
 # The package by audience: operator.py (serve, the model commands) reaches the server
 # through translate_svc.app; translate.py, stream.py and languages.py are clients of the SDK only.
@@ -22,7 +8,28 @@ import typer
 
 from translate_svc.cli import languages, operator, stream, translate
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# Help texts are not wrapped in the source: rich wraps them to the terminal. A prose paragraph is one
+# logical line; only an indented block (an example, a JSON shape) keeps its line breaks
+# (tests/unit/test_cli_help.py).
+HELP = (
+    "Speech translation on SeamlessM4T v2: serve it (serve, and the model commands), "
+    "or call a server (translate, stream, languages).\n\n"
+    "The client commands speak to a server through the SDK (translate_svc.client). "
+    "Connection: --server (env TRANSLATE_SVC_ADDRESS); TLS with --tls, --tls-ca, --tls-cert, --tls-key and "
+    "--tls-server-name "
+    "(env TRANSLATE_SVC_TLS_CA, _TLS_CERT, _TLS_KEY, _TLS_SERVER_NAME); a bearer token with --token or --token-file "
+    "(env TRANSLATE_SVC_TOKEN, TRANSLATE_SVC_TOKEN_FILE).\n\n"
+    "Exit codes of the client commands: 0 done; 1 the server failed the call or some segments, "
+    "or ended a stream that had started (quota, revoked token, bad audio, a limit: one line names the reason; "
+    "outputs are still written); 2 usage or input error (a bad flag, an unreadable, undecodable or empty input, "
+    "an unknown language, an output that exists, or a request the server refused as INVALID_ARGUMENT as it opened); "
+    "3 cannot connect (server unreachable or unavailable, TLS handshake failed); "
+    "4 the server refused the credentials as the call opened (UNAUTHENTICATED, PERMISSION_DENIED); "
+    "130 interrupted (Ctrl-C).\n\n"
+    "Every error is one line on stderr; set TRANSLATE_SVC_DEBUG=1 for a traceback of an unexpected one."
+)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 
 app.command("serve")(operator.serve)
 app.command("translate", help=translate.HELP.replace("[", "\\["))(translate.translate)

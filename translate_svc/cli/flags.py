@@ -8,6 +8,7 @@ the group back, which turns its flags into one SDK object (``TlsOptions``, ``Vad
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import inspect
@@ -16,9 +17,10 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, TypeVar
 
 import typer
+from typer.models import ParameterInfo
 
 from translate_svc.cli.common import CliError
 
@@ -31,7 +33,8 @@ R = TypeVar("R")
 
 def flag_groups(command: Callable[..., R]) -> Callable[..., R]:
     """Let a typer command take flag groups (dataclass parameters): typer sees their fields as the
-    command's options (keyword-only, in order), and the command is called with the groups built."""
+    command's options (keyword-only, in order), shown in --help under the group's ``PANEL`` title, and
+    the command is called with the groups built."""
     hints = typing.get_type_hints(command, include_extras=True)
     groups: dict[str, type[Any]] = {}
     params: list[inspect.Parameter] = []
@@ -40,9 +43,13 @@ def flag_groups(command: Callable[..., R]) -> Callable[..., R]:
         if dataclasses.is_dataclass(hint) and isinstance(hint, type):
             groups[p.name] = hint
             fields = typing.get_type_hints(hint, include_extras=True)
+            panel = getattr(hint, "PANEL", None)
             params += [
                 inspect.Parameter(
-                    f.name, inspect.Parameter.KEYWORD_ONLY, default=_default(f), annotation=fields[f.name]
+                    f.name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=_default(f),
+                    annotation=_in_panel(fields[f.name], panel),
                 )
                 for f in dataclasses.fields(hint)
             ]
@@ -60,13 +67,29 @@ def flag_groups(command: Callable[..., R]) -> Callable[..., R]:
     return call
 
 
+def _in_panel(annotation: Any, panel: str | None) -> Any:
+    """``annotation`` with its typer option shown under ``panel`` in --help (a copy: the group's own is shared)."""
+    if panel is None:
+        return annotation
+    base, *meta = typing.get_args(annotation)
+    shown = []
+    for m in meta:
+        if isinstance(m, ParameterInfo) and m.rich_help_panel is None:
+            m = copy.copy(m)
+            m.rich_help_panel = panel
+        shown.append(m)
+    return Annotated[(base, *shown)]
+
+
 def _default(f: dataclasses.Field[Any]) -> Any:
     return inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default  # no default: required
 
 
 # -- single flags ---------------------------------------------------------------------------------
 
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="seconds to wait for a call's answer")]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", help="seconds to wait for a call's answer", rich_help_panel="Connection")
+]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace output files that exist")]
 
 
@@ -75,6 +98,8 @@ OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace output 
 
 @dataclass(frozen=True)
 class LanguageFlags:
+    PANEL: ClassVar[str] = "Languages"  # its --help section
+
     to: Annotated[str, typer.Option("--to", help="target languages, comma-separated: spa,fra or es,fr")] = ""
     source: Annotated[
         str,
@@ -117,6 +142,8 @@ class LanguageFlags:
 
 @dataclass(frozen=True)
 class VoiceFlags:
+    PANEL: ClassVar[str] = "Translated speech"  # its --help section
+
     speaker_id: Annotated[
         int | None, typer.Option("--speaker-id", "--voice", min=0, help="vocoder voice (default 0)")
     ] = None
@@ -138,6 +165,8 @@ class VoiceFlags:
 @dataclass(frozen=True)
 class VadFlags:
     """``VadOptions``' fields as ``--vad-*`` flags."""
+
+    PANEL: ClassVar[str] = "Segmentation (VAD)"  # its --help section
 
     vad_threshold: Annotated[
         float | None, typer.Option("--vad-threshold", help="speech probability threshold, 0..1 (server default 0.5)")
@@ -180,6 +209,8 @@ RAW_ENCODINGS: Final[dict[str, StreamEncoding]] = {
 
 @dataclass(frozen=True)
 class RawFlags:
+    PANEL: ClassVar[str] = "Headerless input"  # its --help section
+
     raw_rate: Annotated[
         int | None, typer.Option("--raw-rate", help="the input is headerless PCM at this rate (8000..48000)")
     ] = None
@@ -245,6 +276,8 @@ def readable(path: Path, flag: str) -> Path:
 @dataclass(frozen=True)
 class ConnectionFlags:
     """--server, TLS and token (env TRANSLATE_SVC_ADDRESS, _TLS_*, _TOKEN, _TOKEN_FILE)."""
+
+    PANEL: ClassVar[str] = "Connection"  # its --help section
 
     server: Annotated[
         str,

@@ -22,21 +22,23 @@ from translate_svc.cli.flags import (
 if TYPE_CHECKING:
     from translate_svc.cli.stream_run import StreamJob
 
-HELP = """Send audio as a live stream; show results as they arrive, with latencies.
-
-SOURCE is an audio file, or headerless PCM in a file or on stdin ("-") with --raw-rate, e.g.
-ffmpeg -i talk.mp4 -f s16le -ar 16000 -ac 1 - | translate-svc stream - --raw-rate 16000 --to spa
-
---jsonl FILE (or - for stdout) writes one JSON object per line as events arrive (flushed each
-line, so Ctrl-C keeps what was done): {"type": "started"}, {"type": "speech"}, {"type":
-"interim"} (--interim-ms), {"type": "segment"} (the same fields as a segment of translate's JSON,
-plus latency_ms), {"type": "end"}, and last {"type": "summary"} (also after Ctrl-C). Every line has
-t_ms, milliseconds since the stream started. --out DIR also writes the dub track of each target
-(BASE.TARGET.wav, the length of the audio sent), after the end or Ctrl-C.
-
-Latency: from the moment a segment's last audio was sent to its result (nearest-rank p50/p95, so
-p95 never exceeds the max). Use --realtime (or a live pipe) for speech-to-result latency.
-"""
+# Not wrapped in the source: rich wraps each paragraph to the terminal; only the indented example keeps its
+# lines (tests/unit/test_cli_help.py).
+HELP = (
+    "Send audio as a live stream; show results as they arrive, with latencies.\n\n"
+    'SOURCE is an audio file, or headerless PCM in a file or on stdin ("-") with --raw-rate, e.g.:\n\n'
+    "  ffmpeg -i talk.mp4 -f s16le -ar 16000 -ac 1 - |\n"
+    "    translate-svc stream - --raw-rate 16000 --to spa\n\n"
+    "--jsonl FILE (or - for stdout) writes one JSON object per line as events arrive (flushed each line, so "
+    'Ctrl-C keeps what was done): {"type": "started"}, {"type": "speech"}, {"type": "interim"} (--interim-ms), '
+    '{"type": "segment"} (the same fields as a segment of translate\'s JSON, plus latency_ms), {"type": "end"}, '
+    'and last {"type": "summary"} (also after Ctrl-C). Every line has t_ms, milliseconds since the stream '
+    "started.\n\n"
+    "--out DIR also writes the dub track of each target (BASE.TARGET.wav, the length of the audio sent), after "
+    "the end or Ctrl-C.\n\n"
+    "Latency: from the moment a segment's last audio was sent to its result (nearest-rank p50/p95, so p95 never "
+    "exceeds the max). Use --realtime (or a live pipe) for speech-to-result latency."
+)
 
 
 @flag_groups

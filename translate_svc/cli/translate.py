@@ -20,38 +20,46 @@ from translate_svc.cli.flags import (
     flag_groups,
 )
 
-HELP = """Translate audio files; write per input a dub track per target, and JSON or subtitles.
+# The shape of BASE.json, an indented block that keeps its lines (each fits 80 columns).
+RESULT_SHAPE = """\
+  {"format": "translate-svc.result.v1", "input": PATH,
+   "via": "Translate" or "StreamingTranslate",
+   "source_language": CODE or null, "target_languages": [CODE...],
+   "audio_duration_ms": INT,
+   "model": {"name", "revision", "is_test_model", "num_speakers"},
+   "segments": [{"segment_id": INT, "start_ms": INT, "end_ms": INT,
+     "status": {"code": "OK" or a gRPC code name, "message": STR},
+     "transcript": STR or null, "transcript_language": CODE or null,
+     "language_scores": {CODE: NUM} (with --from auto),
+     "translations": [{"target_language": CODE, "text": STR,
+       "speech": {"sample_rate_hz": INT, "num_samples": INT,
+                  "duration_ms": NUM} or null}],
+     "timing": {"queue_ms", "model_ms", "total_ms", "vad_wait_ms",
+                "speech_ms", "language_id_ms"}}],
+   "files": {CODE: {"dub": NAME, "sample_rate_hz": INT,
+     "speech_cut_ms": INT, "segments": NAME, "srt": NAME, "vtt": NAME}}}"""
 
-Outputs go to --out, named per input: BASE.json, BASE.TARGET.wav (the dub track: the source's
-length, each segment's speech mixed in at its start_ms, overlapping the next when longer than the
-gap; speech past the source's end is cut unless --dub-extend), BASE.TARGET.segments.wav (with
---concat: the speech back to back, 300 ms apart), BASE.TARGET.srt / .vtt (--format srt,vtt; one cue
-per segment, timed by its span). BASE is the file's stem; inputs that share a stem (a/x.wav,
-b/x.wav) get their parent directories in front (a_x, b_x). TARGET is the model's code (spa for es).
-An existing output is never replaced: the command refuses before translating unless --overwrite.
-
-Languages: model codes (spa, cmn_Hant), names (Spanish) or BCP-47 tags (es, pt-BR, zh-Hant),
-checked against the server's ListLanguages.
-
-Progress: --via auto sends clips up to 30 s in one Translate call (an elapsed-time spinner: that
-call reports nothing until it is done) and longer ones through StreamingTranslate, whose results
-arrive segment by segment in order, so the bar shows the audio translated so far; streams also
-have no clip-length limit (max_clip_seconds) and no single-answer size limit. Both give the same
-segments (the server segments both the same way).
-
-JSON (BASE.json; every number a JSON number):
-{"format": "translate-svc.result.v1", "input": PATH, "via": "Translate" or "StreamingTranslate",
- "source_language": CODE or null, "target_languages": [CODE...], "audio_duration_ms": INT,
- "model": {"name", "revision", "is_test_model", "num_speakers"},
- "segments": [{"segment_id": INT, "start_ms": INT, "end_ms": INT,
-   "status": {"code": "OK" or a gRPC code name, "message": STR}, "transcript": STR or null,
-   "translations": [{"target_language": CODE, "text": STR,
-     "speech": {"sample_rate_hz": INT, "num_samples": INT, "duration_ms": NUM} or null}],
-   "timing": {"queue_ms", "model_ms", "total_ms", "vad_wait_ms"}}],
- "files": {CODE: {"dub": NAME, "sample_rate_hz": INT, "speech_cut_ms": INT, "segments": NAME,
-   "srt": NAME, "vtt": NAME}}}
-Every segment is listed, failed ones too (with their status).
-"""
+# Not wrapped in the source: rich wraps each paragraph to the terminal (tests/unit/test_cli_help.py).
+HELP = (
+    "Translate audio files; write per input a dub track per target, and JSON or subtitles.\n\n"
+    "Outputs go to --out, named per input: BASE.json, BASE.TARGET.wav (the dub track: the source's length, "
+    "each segment's speech mixed in at its start_ms, overlapping the next when longer than the gap; speech past "
+    "the source's end is cut unless --dub-extend), BASE.TARGET.segments.wav (with --concat: the speech back to "
+    "back, 300 ms apart), BASE.TARGET.srt / .vtt (--format srt,vtt; one cue per segment, timed by its span; "
+    "with --asr-only: BASE.transcript.srt / .vtt).\n\n"
+    "BASE is the file's stem; inputs that share a stem (a/x.wav, b/x.wav) get their parent directories in front "
+    "(a_x, b_x). TARGET is the model's code (spa for es). An existing output is never replaced: the command "
+    "refuses before translating unless --overwrite.\n\n"
+    "Languages: model codes (spa, cmn_Hant), names (Spanish) or BCP-47 tags (es, pt-BR, zh-Hant), checked "
+    "against the server's ListLanguages.\n\n"
+    "Progress: --via auto sends clips up to 30 s in one Translate call (an elapsed-time spinner: that call "
+    "reports nothing until it is done) and longer ones through StreamingTranslate, whose results arrive segment "
+    "by segment in order, so the bar shows the audio translated so far; streams also have no clip-length limit "
+    "(max_clip_seconds) and no single-answer size limit. Both give the same segments (the server segments both "
+    "the same way).\n\n"
+    "JSON (BASE.json; every number a JSON number; every segment is listed, failed ones too, with their "
+    "status):\n\n" + RESULT_SHAPE
+)
 
 
 @flag_groups
