@@ -19,6 +19,9 @@ class ServiceError(Exception):
     """Base error: a code, and a message that tells the caller what to fix."""
 
     code: ErrorCode = ErrorCode.INTERNAL
+    #: which limit or cap it is, where one is named ("idle_timeout", "quota", ...): doors that
+    #: name limits (the OpenAI door's error codes) use it
+    reason: str | None = None
 
     def __init__(self, message: str, *, retry_after_ms: int | None = None) -> None:
         super().__init__(message)

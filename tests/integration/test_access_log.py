@@ -96,6 +96,7 @@ async def test_a_stream_leaves_one_json_access_line_with_its_request_id(
     [clip_line] = wait_for(json_logging, request_id=made)
     assert clip_line["method"] == "Translate" and clip_line["code"] == "OK"
     assert clip_line["segments_total"] == len(answer.segments)
+    assert (clip_line["encoding"], clip_line["sample_rate_hz"], clip_line["targets"]) == ("LINEAR16", 16000, "spa")
 
 
 async def test_a_failed_call_is_logged_with_its_code(json_logging: ServerProcess) -> None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from translate_svc.types import AudioFormat, TranslationTask
 
 logger = logging.getLogger("translate_svc.access")
 
@@ -41,11 +43,14 @@ class CallInfo:
     started: float = field(default_factory=time.monotonic)
 
 
-def config_brief(encoding: str, rate: int, targets: Sequence[str], outputs: Mapping[str, bool]) -> dict[str, Any]:
+def config_brief(fmt: AudioFormat, task: TranslationTask) -> dict[str, Any]:
+    """A call's config for its line (a container clip's rate is 0: its header has it)."""
+    out = task.output
+    outputs = {"transcript": out.transcript, "text": out.text, "speech": out.speech}
     return {
-        "encoding": encoding,
-        "sample_rate_hz": rate,
-        "targets": ",".join(targets),
+        "encoding": fmt.encoding.value,
+        "sample_rate_hz": fmt.sample_rate_hz,
+        "targets": ",".join(task.target_languages),
         "outputs": ",".join(name for name, on in outputs.items() if on),
     }
 

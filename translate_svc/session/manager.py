@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from translate_svc.audio.codec import check_stream_format, decode_audio
 from translate_svc.engine.client import EngineClient
 from translate_svc.engine.runner import ModelCard
-from translate_svc.errors import EngineFailed, InvalidInput, NotReady, Overloaded
+from translate_svc.errors import EngineFailed, InvalidInput, NotReady
 from translate_svc.session import task as checks
 from translate_svc.session.events import ClipResult, Draining, Resume
 from translate_svc.session.quota import (
@@ -27,6 +27,7 @@ from translate_svc.session.quota import (
     UNCAPPED,
     Counters,
     LocalCounters,
+    QuotaRefused,
     QuotaSpent,
     Tenant,
     refusal,
@@ -182,12 +183,7 @@ class SessionManager:
         A tenant whose audio budget is spent is refused too."""
         spent = self.charge_audio(tenant, 0.0)
         if spent is not None:
-            wait_ms = spent.retry_after_ms or 1000
-            raise Overloaded(
-                f"tenant {tenant.name!r} has used its {tenant.caps.audio_seconds_per_minute or 0:g} audio seconds "
-                f"per minute (its cap in the tokens file); retry in {wait_ms / 1000:.1f} s",
-                retry_after_ms=wait_ms,
-            )
+            raise QuotaRefused(tenant, spent.retry_after_ms or 1000)
         wants = [(kind, node_limit), (f"{tenant.name}/{kind}", cap if cap is not None else UNCAPPED)]
         full = self.counters.try_acquire(wants)
         if full is not None:

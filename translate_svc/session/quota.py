@@ -46,6 +46,20 @@ class Tenant:
 DEFAULT_TENANT = Tenant()
 
 
+class QuotaRefused(Overloaded):
+    """A call of a tenant whose audio seconds per minute are spent is refused as it opens
+    (RESOURCE_EXHAUSTED, with when the budget is back)."""
+
+    reason = "quota"
+
+    def __init__(self, tenant: Tenant, retry_after_ms: int) -> None:
+        super().__init__(
+            f"tenant {tenant.name!r} has used its {tenant.caps.audio_seconds_per_minute or 0:g} audio seconds "
+            f"per minute (its cap in the tokens file); retry in {retry_after_ms / 1000:.1f} s",
+            retry_after_ms=retry_after_ms,
+        )
+
+
 class QuotaSpent(LimitReached):
     """The tenant's audio seconds per minute are spent: the stream was closed after its open speech
     was translated (RESOURCE_EXHAUSTED, with when the budget is back)."""

@@ -43,7 +43,7 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from translate_svc.audio.pcm import float_to_pcm16
-from translate_svc.errors import ErrorCode, InvalidInput, LimitReached, ServiceError, ShuttingDown
+from translate_svc.errors import ErrorCode, InvalidInput, ServiceError, ShuttingDown
 from translate_svc.languages import guess_model_code
 from translate_svc.observability import tracing
 from translate_svc.observability.access import CallInfo, new_request_id
@@ -102,8 +102,8 @@ def _coded_error_event(ours: ErrorCode, message: str, e: ServiceError | None = N
         pass
     elif isinstance(e, ShuttingDown):
         code = "server_shutting_down"
-    elif isinstance(e, LimitReached):
-        code = e.reason or code
+    elif e.reason is not None:  # a limit that ends a session, or a tenant's spent audio budget
+        code = e.reason
     if e is not None and e.retry_after_ms is not None:
         extra["x_retry_after_ms"] = e.retry_after_ms
     return error_event(message, kind, code, **extra)

@@ -142,9 +142,10 @@ class TranslatorServicer:
         tenant = tenant_of(self._tokens, context.invocation_metadata())
         code = "CANCELLED"
         clip: list[ClipResult] = []
+        config: dict[str, Any] = {}
         try:
             with self._m.admit_clip(tenant):
-                response = await self._translate(raw_requests, tenant, clip)
+                response = await self._translate(raw_requests, tenant, clip, config)
             code = "OK"
             return response
         except ServiceError as e:
@@ -157,13 +158,14 @@ class TranslatorServicer:
             metrics.tenant_call(tenant.name, "translate", code)
             segments = Counter("OK" if r.error is None else r.error.code for c in clip for r in c.segments)
             audio_s = sum(c.audio_duration_ms for c in clip) / 1000
-            access.log_call(call, code=code, tenant=tenant.name, audio_s=audio_s, segments=segments)
+            access.log_call(call, code=code, tenant=tenant.name, config=config, audio_s=audio_s, segments=segments)
 
     async def _translate(
-        self, raw_requests: AsyncIterator[bytes], tenant: Tenant, done: list[ClipResult]
+        self, raw_requests: AsyncIterator[bytes], tenant: Tenant, done: list[ClipResult], config: dict[str, Any]
     ) -> pb.TranslateResponse:
-        """Read, translate, answer. The clip is held once at a time: the message until it is
-        parsed, then the clip's bytes until they are decoded (``translate_clip``), then samples."""
+        """Read, translate, answer (``done`` and ``config`` get the clip and its config in brief,
+        for the access line). The clip is held once at a time: the message until it is parsed,
+        then the clip's bytes until they are decoded (``translate_clip``), then samples."""
         messages = aiter(raw_requests)
         raw = await anext(messages, None)
         if raw is None:
@@ -185,6 +187,7 @@ class TranslatorServicer:
             convert.terms(request.terms),
         )
         vad = convert.vad_settings(request.vad, self._m.vad_defaults)
+        config.update(access.config_brief(fmt, task))
         content = [request.audio.content]
         del request  # from here on the callee holds the only reference to the clip's bytes
         clip = await self._m.translate_clip(content.pop(), fmt, task, vad, tenant)
