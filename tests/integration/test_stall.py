@@ -85,18 +85,19 @@ async def test_a_sender_that_stops_mid_word_gets_that_segment_and_goes_on_losing
 
 
 async def test_a_sender_paced_by_long_chunks_is_not_cut_between_them(live: LiveServer, jfk: np.ndarray) -> None:
-    """The stall time counts from the end of the last message's audio: a real-time sender of 1.5 s
-    chunks (a message every 1.5 s, longer than the stall time) is never cut between them."""
-    step = 24_000  # 1.5 s
-    pieces = [jfk[i : i + step] for i in range(0, 2 * step, step)]  # 0-3 s: the first phrase and a pause
+    """The stall time counts from the end of the last message's audio: a sender of 2 s chunks that
+    waits 1.5 s between them (longer than the stall time) is not cut between them (the stall
+    would close the first phrase at 2 s, 1.5 s before the next chunk; it is due at 3 s)."""
+    step = 32_000  # 2 s
+    pieces = [jfk[i : i + step] for i in range(0, 2 * step, step)]  # 0-4 s: the first phrase (0.3-2.3 s) and more
     whole = [r async for r in live.stub.StreamingTranslate(iter([config(PCM16K), *chunks(np.concatenate(pieces))]))]
 
     async def paced() -> AsyncIterator[pb.StreamingTranslateRequest]:
         yield config(PCM16K)
         for p in pieces:
             yield pb.StreamingTranslateRequest(audio=p.tobytes())
-            await asyncio.sleep(1.3)  # longer than the stall time, shorter than the chunk's audio
+            await asyncio.sleep(1.5)  # longer than the stall time, shorter than the chunk's audio
 
     got = [r async for r in live.stub.StreamingTranslate(paced(), timeout=60)]
     assert [(s.start_ms, s.end_ms) for s in segments(got)] == [(s.start_ms, s.end_ms) for s in segments(whole)]
-    assert len(segments(got)) == 1
+    assert segments(got)[0].end_ms > 2000  # the first phrase runs past the first chunk, uncut
