@@ -36,6 +36,7 @@ import torch
 from transformers import (
     AutoProcessor,
     GenerationMixin,
+    LogitsProcessor,
     LogitsProcessorList,
     SeamlessM4Tv2Model,
     StoppingCriteria,
@@ -253,9 +254,11 @@ class SeamlessRunner:
         langs: Sequence[str],
         audio_s: Sequence[float],
         biases: Sequence[Bias] = (),
+        processors: Sequence[LogitsProcessor] = (),
     ) -> torch.Tensor:
         """Greedy text decoding, one row per language; ``enc``/``mask`` already expanded to rows.
-        ``biases``: each row's term biases (model/terms.py); none: the plain decode."""
+        ``biases``: each row's term biases (model/terms.py); none: the plain decode.
+        ``processors``: applied after all others (a forced prefix, model/simultaneous.py)."""
         lang_ids = torch.tensor([[self._text_lang_ids[lang]] for lang in langs], device=self.device)
         extra: dict[str, object] = {}
         if any(biases) and self.forced is None:
@@ -268,6 +271,11 @@ class SeamlessRunner:
         elif self.text_cap is not None:
             caps = [self.max_new_tokens(s) for s in audio_s]
             extra.update(stopping_criteria=StoppingCriteriaList([RowTokenCap(caps)]), max_new_tokens=max(caps))
+        if processors:
+            prior = extra.get("logits_processor")
+            extra["logits_processor"] = LogitsProcessorList(
+                [*(prior if isinstance(prior, LogitsProcessorList) else ()), *processors]
+            )
         out = GenerationMixin.generate(
             self.model,  # type: ignore[arg-type]
             encoder_outputs=BaseModelOutput(last_hidden_state=enc),
@@ -288,6 +296,15 @@ class SeamlessRunner:
         audio_s: Sequence[float] = (),
     ) -> list[np.ndarray]:
         """Units and waveforms for text rows, exactly as ``SeamlessM4Tv2Model.generate`` does it."""
+        units, unit_lens = self.units(enc, mask, sequences, audio_s)
+        return self.vocode(units, unit_lens, langs, speakers)
+
+    def units(
+        self, enc: torch.Tensor, mask: torch.Tensor, sequences: torch.Tensor, audio_s: Sequence[float] = ()
+    ) -> tuple[torch.Tensor, list[int]]:
+        """Text-to-unit for text rows (``sequences`` as ``generate`` returns them: start, language,
+        text, then a last token that is not spoken, then padding): vocoder unit ids, padded with
+        ``t2u_pad_token_id``, and each row's own unit count."""
         if self.forced is not None:
             self._durations.row_units = torch.tensor([self.forced.units(s) for s in audio_s])
         m, gen, cfg = self.model, self.model.generation_config, self.model.config
@@ -324,7 +341,13 @@ class SeamlessRunner:
         units = units.masked_fill(replace, cfg.t2u_pad_token_id)
         units = torch.where(units == cfg.t2u_pad_token_id, units, units - cfg.vocoder_offset)
         # Each row's own unit span: what generate would have produced for that row alone.
-        unit_lens = t2u_out[1].bool().sum(1).tolist()
+        unit_lens: list[int] = t2u_out[1].bool().sum(1).tolist()
+        return units, unit_lens
+
+    def vocode(
+        self, units: torch.Tensor, unit_lens: Sequence[int], langs: Sequence[str], speakers: Sequence[int]
+    ) -> list[np.ndarray]:
+        """One waveform per row of vocoder units (``units``' layout), in the row's language and voice."""
         return self._vocoder(units, unit_lens, [self._vocoder_lang_ids[lang] for lang in langs], speakers)
 
     # -- the batch ------------------------------------------------------------------------

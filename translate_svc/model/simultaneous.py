@@ -1,0 +1,372 @@
+"""Simultaneous interpretation by re-translation: the model's side of one step.
+
+While a segment's speech is still open, the engine re-translates the speech so far about once a
+second (issue 33; Meta's SeamlessStreaming agents do the same with an offline model). Per target,
+one step here:
+
+1. decodes the open speech greedily with the target's **committed** tokens forced as the start of
+   the output (``ForcePrefix``), so text a listener already has is never retracted; the rest is
+   this step's hypothesis, from which a policy (local agreement, outside this module) picks the
+   next commit, at a word start (``word_starts``);
+2. runs text-to-unit over the whole committed text exactly as the runner's speech stage does for a
+   whole text (the text decoder's states for those tokens, then UnitY2's non-autoregressive t2u),
+   and vocodes the units of the committed tokens not spoken yet: t2u predicts a duration per
+   character, so the units of the tokens already spoken end at a known unit, and the chunk is
+   every unit after it. It is spoken once at least ``min_units`` units are new, or at the
+   segment's end (``final``: the whole hypothesis is committed then) whatever is left.
+
+What is spoken is counted in **tokens**, not units, as Meta's ``NARUnitYUnitDecoderAgent`` counts
+its ``duration_start_index`` in text positions: t2u attends both ways, so a longer text can change
+the durations (and units) of its first words, and a unit count carried over from an earlier run
+would cut the new run mid-word (repeating or skipping speech). Cut by tokens, every committed token
+is spoken exactly once, each in the run where it was first spoken; a segment's chunks then add up
+to the units of t2u over its final text only where the runs agree on the earlier durations.
+
+With no committed tokens the decode is the runner's decode (``generate``'s) token for token, and a
+single final step speaks exactly what the runner's speech stage speaks for that text.
+Types crossing this module's API are frozen dataclasses of numpy arrays and tuples of ints.
+Not thread-safe: the model thread only, like ``SeamlessRunner``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import LogitsProcessor
+
+from translate_svc.engine.runner import Features, ModelInput
+from translate_svc.model.seamless import SeamlessRunner
+from translate_svc.types import MODEL_SAMPLE_RATE
+
+#: SentencePiece's word-start marker
+WORD_START = "\u2581"
+#: new units before a chunk is spoken (Meta's default: 50 units, about 1 s at 50 units/s)
+MIN_UNITS = 50
+
+
+@dataclass(frozen=True)
+class SimulTarget:
+    """One target language of a step, with what the listener already has of it."""
+
+    language: str
+    #: token ids committed so far (after the language token); the decode starts with them
+    committed: tuple[int, ...] = ()
+    #: how many of the committed tokens have been spoken (their units were in earlier chunks)
+    spoken_tokens: int = 0
+    speech: bool = True
+    speaker_id: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.spoken_tokens <= len(self.committed):
+            raise ValueError(f"spoken_tokens {self.spoken_tokens} outside 0..{len(self.committed)} committed tokens")
+
+
+@dataclass(frozen=True, eq=False)
+class SimulStepInput:
+    """One open (or, with ``final``, just closed) segment: its 16 kHz speech so far, its targets."""
+
+    audio: np.ndarray
+    targets: tuple[SimulTarget, ...]
+    #: the segment closed: commit each target's whole hypothesis and speak all of it
+    final: bool = False
+    #: speak only once at least this many units are new (not when ``final``)
+    min_units: int = MIN_UNITS
+    #: computed ahead (off the model thread) when given
+    features: Features | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class SimulRowOutput:
+    """One target's result of a step."""
+
+    language: str
+    #: this step's hypothesis: the committed tokens, then the greedy continuation (no EOS)
+    token_ids: tuple[int, ...]
+    #: the hypothesis as the runner writes text (special tokens skipped)
+    text: str
+    #: indices into ``token_ids`` where a word starts: where a commit may end
+    word_starts: tuple[int, ...]
+    #: the committed tokens after this step (the input's, the commit policy's, or all when final)
+    committed: tuple[int, ...]
+    committed_text: str
+    #: units of t2u over ``committed`` (0 without speech)
+    units_total: int
+    #: the chunk: units ``[units of the tokens spoken before, units_total)`` of that t2u run;
+    #: empty when nothing is spoken in this step
+    chunk_units: tuple[int, ...]
+    #: the chunk's waveform at the model's rate; None when nothing is spoken
+    chunk: np.ndarray | None
+    #: committed tokens spoken after this step (``len(committed)`` once a chunk is spoken)
+    spoken_tokens: int
+
+
+#: ``(target, hypothesis token ids, its word starts) -> committed token ids``: a policy run in the
+#: step, between the decode and the speech, so speech follows a commit without waiting a step
+CommitPolicy = Callable[[SimulTarget, tuple[int, ...], tuple[int, ...]], Sequence[int]]
+
+
+def speak_now(new_units: int, min_units: int, final: bool) -> bool:
+    """Whether the new units make a chunk: at least ``min_units`` of them, or any at the end."""
+    return new_units > 0 and (final or new_units >= min_units)
+
+
+@dataclass(frozen=True, eq=False)
+class CommittedSpeech:
+    """Text-to-unit over one row's committed tokens."""
+
+    #: vocoder unit ids (int64), what the runner's speech stage hands the vocoder
+    units: np.ndarray
+    #: ``token_ends[j]``: the units of the first ``j`` tokens (``token_ends[0] == 0``, the last
+    #: is ``len(units)``), from t2u's per-character durations
+    token_ends: tuple[int, ...]
+
+
+class ForcePrefix(LogitsProcessor):
+    """Row r's first text tokens are ``prefixes[r]``: at those steps every other score is -inf.
+
+    Greedy decoding then continues from the prefix as from any of its own tokens; a row with an
+    empty prefix is untouched, so it equals the plain decode exactly. Runs after every other
+    processor (``SeamlessRunner.decode_text``), so nothing can drop a forced token.
+    """
+
+    def __init__(self, prefixes: Sequence[Sequence[int]], prompt_len: int = 2) -> None:
+        self.prefixes = [tuple(p) for p in prefixes]
+        self.prompt_len = prompt_len  # decoder start token + language token
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        step = input_ids.shape[1] - self.prompt_len
+        rows = [r for r, p in enumerate(self.prefixes) if step < len(p)]
+        if not rows:
+            return scores
+        index = torch.tensor(rows, device=scores.device)
+        tokens = torch.tensor([self.prefixes[r][step] for r in rows], device=scores.device)
+        forced = scores.clone()
+        forced[index] = float("-inf")
+        forced[index, tokens] = 0.0
+        return forced  # type: ignore[return-value]
+
+
+class SimultaneousRunner:
+    """Re-translation steps on a loaded ``SeamlessRunner``: its features, encoder, text decoder,
+    speech stage and vocoder (nothing loaded twice). Model thread only.
+
+    Installs one forward hook, on t2u's duration predictor, that records the per-character
+    durations while ``committed_speech`` runs (and does nothing otherwise)."""
+
+    def __init__(self, runner: SeamlessRunner) -> None:
+        self.runner = runner
+        self.tokenizer = runner.processor.tokenizer
+        gen = runner.model.generation_config
+        self._start = int(gen.decoder_start_token_id)
+        self._eos = int(gen.eos_token_id)
+        self._pad = int(gen.pad_token_id)
+        self._unk = 1  # the unk id t2u's character mapping uses (transformers' default)
+        self._id_to_text: dict[str, str] = dict(getattr(gen, "id_to_text", None) or {})
+        self._unit_pad = int(runner.model.config.t2u_pad_token_id or 0)
+        #: per row of the t2u call under way, its characters' durations; None: not recording
+        self._durations: torch.Tensor | None = None
+        self._recording = False
+        predictor = runner.model.t2u_model.model.decoder.duration_predictor
+        predictor.register_forward_hook(self._record_durations, with_kwargs=True)
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    def word_starts(self, token_ids: Sequence[int]) -> tuple[int, ...]:
+        """Indices of the tokens that start a word (SentencePiece's "▁"): for such an ``i``,
+        ``token_ids[:i]`` is whole words, so a commit may end there."""
+        pieces = self.tokenizer.convert_ids_to_tokens(list(token_ids))
+        return tuple(i for i, piece in enumerate(pieces) if piece.startswith(WORD_START))
+
+    def text(self, token_ids: Sequence[int]) -> str:
+        """Text as the runner writes it (``batch_decode(..., skip_special_tokens=True)``)."""
+        text: str = self.tokenizer.decode(list(token_ids), skip_special_tokens=True)
+        return text
+
+    # -- the step -------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def step(
+        self, inputs: Sequence[SimulStepInput], commit: CommitPolicy | None = None
+    ) -> list[tuple[SimulRowOutput, ...]]:
+        """One step for each input; per input, one output per target, in order.
+
+        Each segment is encoded once; each target is one text row, all rows decoded in one batch
+        with their committed tokens forced, then t2u over all committed texts in one batch, then
+        the vocoder over the chunks (``SeamlessRunner.vocode``).
+
+        ``commit``: for the targets of inputs that are not ``final``, the new committed tokens
+        from this step's hypothesis (they must extend the target's committed tokens and be a
+        prefix of the hypothesis); None: keep the input's. Final inputs commit their whole
+        hypothesis.
+        """
+        if not inputs:
+            return []
+        r = self.runner
+        rows = [(item, target) for item in inputs for target in item.targets]
+        feats, mask = r.features([ModelInput(i.audio, (), features=i.features) for i in inputs])
+        enc = r.encode(feats, mask)
+        index = torch.tensor([k for k, item in enumerate(inputs) for _ in item.targets], device=r.device)
+        enc, mask = enc.index_select(0, index), mask.index_select(0, index)
+        seconds = [len(item.audio) / MODEL_SAMPLE_RATE for item, _ in rows]
+
+        hyps = self.decode(enc, mask, [t.language for _, t in rows], [t.committed for _, t in rows], seconds)
+        committed = [
+            ids if item.final else _checked_commit(target, ids, commit(target, ids, starts) if commit else None)
+            for (item, target), (ids, _, starts) in zip(rows, hyps, strict=True)
+        ]
+        speech = self._speech(enc, mask, rows, committed, seconds)
+        outs = iter(
+            SimulRowOutput(
+                language=target.language,
+                token_ids=ids,
+                text=text,
+                word_starts=starts,
+                committed=done,
+                committed_text=self.text(done),
+                units_total=total,
+                chunk_units=chunk_units,
+                chunk=chunk,
+                spoken_tokens=len(done) if chunk is not None else target.spoken_tokens,
+            )
+            for (_, target), (ids, text, starts), done, (total, chunk_units, chunk) in zip(
+                rows, hyps, committed, speech, strict=True
+            )
+        )
+        return [tuple(next(outs) for _ in item.targets) for item in inputs]
+
+    # -- stages (rows of encoder output in, plain values out) -----------------------------
+
+    @torch.inference_mode()
+    def decode(
+        self,
+        enc: torch.Tensor,
+        mask: torch.Tensor,
+        langs: Sequence[str],
+        prefixes: Sequence[tuple[int, ...]],
+        seconds: Sequence[float],
+    ) -> list[tuple[tuple[int, ...], str, tuple[int, ...]]]:
+        """Greedy decoding of rows (``enc``/``mask`` expanded to them), each starting with its
+        prefix: per row, the token ids after the language token (EOS and padding cut), the text
+        as the runner writes it, and the word starts. All prefixes empty: the runner's decode."""
+        processors = [ForcePrefix(prefixes)] if any(prefixes) else []
+        sequences = self.runner.decode_text(enc, mask, langs, seconds, processors=processors)
+        texts = self.runner.processor.batch_decode(sequences, skip_special_tokens=True)
+        out = []
+        for seq, text, prefix in zip(sequences.tolist(), texts, prefixes, strict=True):
+            body = seq[2:]
+            end = next((i for i, tok in enumerate(body) if tok in (self._eos, self._pad)), len(body))
+            ids = tuple(body[:end])
+            if ids[: len(prefix)] != tuple(prefix):  # a token bound below the prefix's length
+                raise RuntimeError(f"the decode kept {len(ids)} tokens of a {len(prefix)}-token committed prefix")
+            out.append((ids, text, self.word_starts(ids)))
+        return out
+
+    @torch.inference_mode()
+    def committed_speech(
+        self,
+        enc: torch.Tensor,
+        mask: torch.Tensor,
+        langs: Sequence[str],
+        texts: Sequence[tuple[int, ...]],
+        seconds: Sequence[float],
+    ) -> list[CommittedSpeech]:
+        """Text-to-unit over each row's tokens (after the language token; at least one), batched:
+        the runner's speech stage on ``[start, language, *text, EOS]``, i.e. on the text
+        decoder's states for those tokens. Like ``generate`` it never speaks that last token (the
+        EOS), so every text token is spoken; for a decode that ended with EOS this is the speech
+        stage's own input. Each row also gets where its tokens' units end."""
+        if not all(texts):
+            raise ValueError("text-to-unit needs at least one token per row")
+        r = self.runner
+        seqs = torch.full((len(texts), 3 + max(len(t) for t in texts)), self._pad, dtype=torch.long)
+        for row, (lang, text) in enumerate(zip(langs, texts, strict=True)):
+            seq = [self._start, r._text_lang_ids[lang], *text, self._eos]
+            seqs[row, : len(seq)] = torch.tensor(seq)
+        self._recording = True
+        try:
+            units, lens = r.units(enc, mask, seqs.to(r.device), seconds)
+            durations = self._durations
+        finally:
+            self._recording, self._durations = False, None
+        assert durations is not None
+        cpu_units, cpu_durations = units.cpu().numpy(), durations.cpu().numpy()
+        out = []
+        for row, (text, n) in enumerate(zip(texts, lens, strict=True)):
+            chars = np.cumsum([0, *(self._chars(tok) for tok in text)])
+            ends = np.concatenate([[0], np.cumsum(cpu_durations[row])])
+            if int(chars[-1]) > len(cpu_durations[row]) or int(ends[chars[-1]]) != n:
+                raise RuntimeError(f"t2u's durations do not cover row {row}'s {len(text)} tokens")
+            out.append(CommittedSpeech(cpu_units[row, :n].copy(), tuple(int(ends[c]) for c in chars)))
+        return out
+
+    @torch.inference_mode()
+    def vocode(self, chunks: Sequence[np.ndarray], langs: Sequence[str], speakers: Sequence[int]) -> list[np.ndarray]:
+        """One waveform per chunk of vocoder units (non-empty), in its language and voice: the
+        runner's vocoder call (masked, batched where the runner batches)."""
+        units = torch.full((len(chunks), max(len(c) for c in chunks)), self._unit_pad, dtype=torch.long)
+        for row, chunk in enumerate(chunks):
+            units[row, : len(chunk)] = torch.from_numpy(np.asarray(chunk, np.int64))
+        return self.runner.vocode(units.to(self.runner.device), [len(c) for c in chunks], langs, speakers)
+
+    def _speech(
+        self,
+        enc: torch.Tensor,
+        mask: torch.Tensor,
+        rows: Sequence[tuple[SimulStepInput, SimulTarget]],
+        committed: Sequence[tuple[int, ...]],
+        seconds: Sequence[float],
+    ) -> list[tuple[int, tuple[int, ...], np.ndarray | None]]:
+        """Per row: the units of t2u over its committed text, and its chunk's units and waveform."""
+        out: list[tuple[int, tuple[int, ...], np.ndarray | None]] = [(0, (), None)] * len(rows)
+        want = [i for i, (_, target) in enumerate(rows) if target.speech and committed[i]]
+        if not want:
+            return out
+        sel = torch.tensor(want, device=enc.device)
+        speech = self.committed_speech(
+            enc.index_select(0, sel),
+            mask.index_select(0, sel),
+            [rows[i][1].language for i in want],
+            [committed[i] for i in want],
+            [seconds[i] for i in want],
+        )
+        chunks: list[tuple[int, np.ndarray]] = []  # (row, its chunk's units)
+        for i, s in zip(want, speech, strict=True):
+            item, target = rows[i]
+            start = s.token_ends[target.spoken_tokens]
+            out[i] = (len(s.units), (), None)
+            if speak_now(len(s.units) - start, item.min_units, item.final):
+                chunks.append((i, s.units[start:]))
+        if chunks:
+            waves = self.vocode(
+                [u for _, u in chunks],
+                [rows[i][1].language for i, _ in chunks],
+                [rows[i][1].speaker_id for i, _ in chunks],
+            )
+            for (i, units), wave in zip(chunks, waves, strict=True):
+                out[i] = (out[i][0], tuple(int(u) for u in units), wave)
+        return out
+
+    def _chars(self, token: int) -> int:
+        """Characters t2u gives a token: ``SeamlessM4Tv2Model._get_char_input_ids``'s rule."""
+        return 1 if token == self._unk else len(str(self._id_to_text.get(str(token))))
+
+    def _record_durations(self, module, args, kwargs, log_dur):  # type: ignore[no-untyped-def]
+        """t2u's own rounding of durations (``SeamlessM4Tv2TextToUnitDecoder.forward``), after any
+        hook that replaced them (benchmark mode's forced durations)."""
+        if self._recording:
+            dur = torch.clamp(torch.round(torch.expm1(log_dur)).long(), min=1)
+            self._durations = dur.masked_fill(~kwargs["padding_mask"].bool(), 0)
+        return None
+
+
+def _checked_commit(target: SimulTarget, hypothesis: tuple[int, ...], new: Sequence[int] | None) -> tuple[int, ...]:
+    """A policy's commit, checked: it may only extend what is committed, within the hypothesis."""
+    if new is None:
+        return target.committed
+    commit = tuple(new)
+    if commit[: len(target.committed)] != target.committed or hypothesis[: len(commit)] != commit:
+        raise ValueError("a commit must extend the committed tokens and be a prefix of the hypothesis")
+    return commit
