@@ -41,9 +41,18 @@ def scheduler_config(s: EngineSettings) -> SchedulerConfig:
 
 
 def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
-    """The production runner: SeamlessM4T v2 from ``m.path`` (loaded on the engine's model thread)."""
+    """The production runner: SeamlessM4T v2 from ``m.path`` (loaded on the engine's model thread);
+    with ``m.test_translator``, the made-up stable translator instead (model/stable.py), refused
+    unless ``m.path`` is the test checkpoint."""
 
     def load() -> Runner:
+        if m.test_translator is not None:
+            problem = test_translator_problem(m)
+            if problem is not None:
+                raise ValueError(problem)
+            from translate_svc.model.stable import StableTranslator
+
+            return StableTranslator(m.path)
         from translate_svc.model.forced import ForcedLengths
         from translate_svc.model.seamless import SeamlessRunner, TextCap
 
@@ -130,6 +139,23 @@ def check_device(device: str) -> str | None:
     from translate_svc.model.device import device_problem
 
     return device_problem(device)
+
+
+def test_translator_problem(m: ModelSettings) -> str | None:
+    """Why ``m.test_translator`` cannot be served from ``m.path``, or None. A made-up translator is
+    a test and benchmark device: it must never answer in the place of real weights, so it runs only
+    beside the random-weight test checkpoint (``make-test-model``'s marker file)."""
+    if m.test_translator is None:
+        return None
+    from translate_svc.model.loading import TEST_MODEL_MARKER, describe_model
+
+    if m.path.is_dir() and describe_model(m.path).is_test_model:
+        return None
+    return (
+        f"--test-translator {m.test_translator} makes its output up (a test and benchmark device) and runs only "
+        f"beside the test checkpoint, but {m.path} is not one (no {TEST_MODEL_MARKER}): point --model at a "
+        "directory built by `translate-svc make-test-model DIR`"
+    )
 
 
 def validate_model_dir(path: Path) -> None:

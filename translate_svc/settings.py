@@ -30,6 +30,10 @@ class ModelSettings(BaseModel):
     #: second of audio, and text-to-unit to ``forced_units_per_s``. Output is noise. See model/forced.py.
     forced_text_tokens_per_s: float | None = Field(None, gt=0)
     forced_units_per_s: float = Field(50.0, gt=0)
+    #: Test and benchmark only: ``stable`` serves model/stable.py's made-up translator (words from
+    #: the audio's length, exact commit points for simultaneous mode) instead of the model; ``path``
+    #: must be the test checkpoint (refused next to real weights). Output is not a translation.
+    test_translator: Literal["stable"] | None = None
     #: runaway decodes: at most this many text tokens per second of a segment's audio, plus
     #: ``max_text_tokens_base`` (and never more than the model's own max_new_tokens). Real speech
     #: stays far below; a row that never emits EOS stops here instead of holding its batch.

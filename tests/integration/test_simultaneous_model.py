@@ -16,16 +16,17 @@ import pytest
 import torch
 
 from tests.integration.test_runner import Reference, hf_generate, plain_reference, read_16k
-from translate_svc.engine.runner import ModelInput
-from translate_svc.model.seamless import SeamlessRunner
-from translate_svc.model.simultaneous import (
-    CommitPolicy,
+from translate_svc.engine.agreement import AgreementConfig, LocalAgreement, words
+from translate_svc.engine.runner import (
+    ModelInput,
+    ModelOutput,
+    SimulRequest,
     SimulRowOutput,
-    SimulStepInput,
-    SimultaneousRunner,
     SimulTarget,
     speak_now,
 )
+from translate_svc.model.seamless import SeamlessRunner
+from translate_svc.model.simultaneous import CommitPolicy, SimultaneousRunner
 
 pytestmark = pytest.mark.slow(20)
 
@@ -61,10 +62,24 @@ def case(simul: SimultaneousRunner, segments: list[np.ndarray]) -> tuple[np.ndar
     raise AssertionError("no decode of the shared speech has four words to commit one by one")
 
 
-def one(
-    simul: SimultaneousRunner, audio: np.ndarray, *targets: SimulTarget, **step: object
-) -> tuple[SimulRowOutput, ...]:
-    return simul.step([SimulStepInput(audio, targets, **step)])[0]  # type: ignore[arg-type]
+def step_input(
+    audio: np.ndarray, *targets: SimulTarget, speech: bool = True, speaker_id: int = 0, **step: Any
+) -> ModelInput:
+    """A step of ``audio`` into ``targets`` (``step``: the rest of its ``SimulRequest``)."""
+    request = SimulRequest(targets, **step)
+    return ModelInput(audio, tuple(t.language for t in targets), speech=speech, speaker_id=speaker_id, simul=request)
+
+
+def rows_of(out: ModelOutput) -> tuple[SimulRowOutput, ...]:
+    assert out.simul is not None
+    return tuple(out.simul.values())
+
+
+def one(simul: SimultaneousRunner, audio: np.ndarray, *targets: SimulTarget, **step: Any) -> tuple[SimulRowOutput, ...]:
+    """One step batch of ``audio``, one input per target (targets may repeat a language): each
+    target's row, in order."""
+    outs = simul.step([step_input(audio, t, **step) for t in targets])
+    return tuple(row for out in outs for row in rows_of(out))
 
 
 def generate_from(reference: Reference, audio: np.ndarray, lang_id: int, prefix: tuple[int, ...]) -> tuple[int, ...]:
@@ -97,8 +112,8 @@ def test_empty_prefix_is_the_runners_decode_and_generates(
 ) -> None:
     """One batched step of every segment into two languages: each row's text is the runner's and
     generate's, token for token with the runner's own decode."""
-    inputs = [SimulStepInput(a, (SimulTarget("spa"), SimulTarget("fra"))) for a in segments]
-    outs = simul.step(inputs)
+    inputs = [step_input(a, SimulTarget("spa"), SimulTarget("fra")) for a in segments]
+    outs = [rows_of(out) for out in simul.step(inputs)]
     runs = simul.runner.run([ModelInput(a, ("spa", "fra"), None, speech=False) for a in segments])
     assert len({row.text for rows in outs for row in rows}) >= 3  # the inputs matter
     for audio, rows, run in zip(segments, outs, runs, strict=True):
@@ -220,10 +235,12 @@ def test_chunks_speak_every_committed_token_once(
     target, spans, chunks, deferred = SimulTarget(lang), [], 0, 0
     for step, k in enumerate([*commits, len(ids)]):
         final = step == len(commits)
-        (out,) = simul.step(
-            [SimulStepInput(audio, (target,), final=final, min_units=min_units)],
-            commit=commit_first(k),  # final steps commit all without asking
-        )[0]
+        (out,) = rows_of(
+            simul.step(
+                [step_input(audio, target, final=final, min_units=min_units)],
+                commit=commit_first(k),  # final steps commit all without asking
+            )[0]
+        )
         assert out.token_ids == ids and out.committed == ids[:k]
         assert k == len(ids) or k in out.word_starts  # a commit ends at a word start (or the end)
         ref = speech(k)
@@ -259,15 +276,23 @@ def test_batched_rows_equal_each_row_alone(
     k = [i for i in plain.word_starts if i > 0][1]
     other = next(a for a in segments if len(a) != len(audio))
     inputs = [
-        SimulStepInput(
-            audio, (SimulTarget(lang, plain.token_ids[:k], 0), SimulTarget("fra", speech=False)), min_units=1
-        ),
-        SimulStepInput(other, (SimulTarget("ita", speaker_id=1),), final=True),
+        step_input(audio, SimulTarget(lang, plain.token_ids[:k], 0), min_units=1),
+        step_input(audio, SimulTarget("fra"), speech=False, min_units=1),
+        step_input(other, SimulTarget("ita"), speaker_id=1, final=True),
     ]
-    batched = simul.step(inputs)
-    for item, rows in zip(inputs, batched, strict=True):
-        for target, row in zip(item.targets, rows, strict=True):
-            (alone,) = one(simul, item.audio, target, final=item.final, min_units=item.min_units)
+    batched = [rows_of(out) for out in simul.step(inputs)]
+    for item, outs in zip(inputs, batched, strict=True):
+        assert item.simul is not None
+        for target, row in zip(item.simul.targets, outs, strict=True):
+            (alone,) = one(
+                simul,
+                item.audio,
+                target,
+                speech=item.speech,
+                speaker_id=item.speaker_id,
+                final=item.simul.final,
+                min_units=item.simul.min_units,
+            )
             assert (row.token_ids, row.committed, row.units_total, row.chunk_units, row.spoken_tokens) == (
                 alone.token_ids, alone.committed, alone.units_total, alone.chunk_units, alone.spoken_tokens
             )  # fmt: skip
@@ -276,7 +301,7 @@ def test_batched_rows_equal_each_row_alone(
             else:
                 assert alone.chunk is not None and row.chunk.shape == alone.chunk.shape
                 np.testing.assert_allclose(row.chunk, alone.chunk, atol=1e-4)
-    assert batched[0][0].chunk is not None and batched[0][1].units_total == 0 and batched[0][1].chunk is None
+    assert batched[0][0].chunk is not None and batched[1][0].units_total == 0 and batched[1][0].chunk is None
 
 
 def test_the_min_units_rule_and_commit_checks(
@@ -291,4 +316,53 @@ def test_the_min_units_rule_and_commit_checks(
     committed = SimulTarget(lang, ids[:4])
     for bad in (ids[:2], (*ids[:4], ids[4] + 1)):  # retracts; leaves the hypothesis
         with pytest.raises(ValueError, match="commit"):
-            simul.step([SimulStepInput(audio, (committed,))], commit=lambda *_, bad=bad: bad)
+            simul.step([step_input(audio, committed)], commit=lambda *_, bad=bad: bad)
+
+
+def test_steps_through_the_runners_run_with_local_agreement(
+    simul: SimultaneousRunner, segments: list[np.ndarray], case: tuple[np.ndarray, str, SimulRowOutput]
+) -> None:
+    """Steps as engine jobs (``SeamlessRunner.run`` with ``ModelInput.simul``), batched with a whole
+    segment: results in input order, the segment's as alone. The policy's state is data: with the
+    model's own previous hypotheses in ``recent``, a step commits what a LocalAgreement fed the same
+    hypotheses in order commits (nothing before n hypotheses, never the newest's last word); the
+    final step commits the rest, with the unforced transcript."""
+    runner = simul.runner
+    audio, lang, plain = case
+    other = next(a for a in segments if len(a) != len(audio))
+    normal = ModelInput(other, ("spa",), "eng", speech=False)
+    (alone,) = runner.run([normal])
+    early = audio[: len(audio) * 2 // 3]
+
+    def hypotheses(target: SimulTarget, clip: np.ndarray, **step: Any) -> tuple[ModelOutput, ModelOutput]:
+        first, second = runner.run([step_input(clip, target, min_units=1, **step), normal])
+        assert second.simul is None and second.texts == alone.texts and second.transcript == alone.transcript
+        assert first.simul is not None and list(first.simul) == [lang]
+        return first, second
+
+    h1 = hypotheses(SimulTarget(lang), early)[0].simul[lang]  # type: ignore[index]
+    assert h1.committed == () and h1.chunk is None  # one hypothesis: n = 2 commits nothing
+    for n, hold in [(2, True), (2, False), (3, True)]:
+        recent = (h1.token_ids,) * (n - 1)
+        out = hypotheses(SimulTarget(lang, recent=recent), audio, agreement=n, hold_last_word=hold)[0]
+        row = out.simul[lang]  # type: ignore[index]
+        assert row.token_ids == plain.token_ids
+        policy = LocalAgreement(AgreementConfig(n, hold))
+        for ids, starts in [*[(h1.token_ids, h1.word_starts)] * (n - 1), (row.token_ids, row.word_starts)]:
+            policy.update(words(ids, starts))
+        expected = tuple(tok for w in policy.committed for tok in w.ids)
+        assert row.committed == expected and out.texts == {lang: row.committed_text}
+        assert row.spoken_tokens == (len(expected) if row.chunk is not None else 0)
+        assert (row.chunk is not None) == bool(expected) and out.waveforms == {}
+        too_few = hypotheses(SimulTarget(lang, recent=recent[1:]), audio, agreement=n, hold_last_word=hold)[0]
+        assert too_few.simul[lang].committed == ()  # type: ignore[index]
+    agreed = hypotheses(SimulTarget(lang, recent=(plain.token_ids,)), audio)[0].simul[lang]  # type: ignore[index]
+    last = max(i for i in plain.word_starts if i > 0)
+    assert agreed.committed == plain.token_ids[:last]  # two equal hypotheses: all but the last word
+
+    final = SimulTarget(lang, agreed.committed, agreed.spoken_tokens, recent=(plain.token_ids,))
+    (done,) = runner.run([ModelInput(audio, (lang,), "eng", simul=SimulRequest((final,), final=True))])
+    (transcript,) = runner.run([ModelInput(audio, (), "eng", speech=False)])
+    assert done.simul is not None and done.simul[lang].committed == plain.token_ids
+    assert done.texts == {lang: plain.text} and done.transcript == transcript.transcript
+    assert done.simul[lang].spoken_tokens == len(plain.token_ids) and done.simul[lang].chunk is not None

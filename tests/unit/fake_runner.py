@@ -7,6 +7,10 @@ which kills the engine loop as a crashed worker would. ``waveform`` chooses the 
 for an input and a language (a test can return one the output encoding refuses); ``ran`` keeps
 every batch's inputs; ``on_features`` sees each segment's audio as its features are computed
 (on the engine's features thread), i.e. once per submitted job.
+
+A simultaneous step (``ModelInput.simul``) gets, per target, the hypothesis ``committed +
+(len(audio),)``; it commits nothing before the final step, which commits and speaks it all. (For a
+translator whose commit points mean something, see ``model/stable.py``.)
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from translate_svc.engine.runner import Features, ModelCard, ModelInput, ModelOutput, Runner
+from translate_svc.engine.runner import Features, ModelCard, ModelInput, ModelOutput, Runner, SimulRowOutput
 from translate_svc.types import Language, ModelInfo
 
 LANGUAGES = (
@@ -65,13 +69,41 @@ class FakeRunner:
         if any(self.fail_when(i) for i in inputs):
             raise RuntimeError("bad segment")
         return [
-            ModelOutput(
+            self._step(i)
+            if i.simul is not None
+            else ModelOutput(
                 transcript=f"n={len(i.audio)}" if i.transcript_language else None,
                 texts={lang: f"{lang}:{len(i.audio)}" for lang in i.targets},
                 waveforms={lang: self.waveform(i, lang) for lang in i.targets} if i.speech else {},
             )
             for i in inputs
         ]
+
+    def _step(self, i: ModelInput) -> ModelOutput:
+        assert i.simul is not None
+        rows = {}
+        for t in i.simul.targets:
+            ids = (*t.committed, len(i.audio))
+            committed = ids if i.simul.final else t.committed
+            chunk = self.waveform(i, t.language) if i.simul.final and i.speech else None
+            text = " ".join(f"w{k}" for k in committed)
+            rows[t.language] = SimulRowOutput(
+                t.language,
+                ids,
+                " ".join(f"w{k}" for k in ids),
+                tuple(range(len(ids))),
+                committed,
+                text,
+                len(committed),
+                tuple(committed) if chunk is not None else (),
+                chunk,
+                len(committed) if chunk is not None else t.spoken_tokens,
+            )
+        return ModelOutput(
+            transcript=f"n={len(i.audio)}" if i.transcript_language else None,
+            texts={lang: row.committed_text for lang, row in rows.items()},
+            simul=rows,
+        )
 
 
 def _typed(r: FakeRunner) -> Runner:

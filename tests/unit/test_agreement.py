@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from translate_svc.session.agreement import AgreementConfig, LocalAgreement, PrefixMismatch, Word
+from translate_svc.engine.agreement import AgreementConfig, LocalAgreement, PrefixMismatch, Word, step_commit
+from translate_svc.engine.agreement import words as split_words
 
 # A toy vocabulary: one token per word unless a test builds a multi-token word itself.
 _IDS = {w: (i,) for i, w in enumerate("I you we saw the a cat dog ran home . there".split(), start=1)}
@@ -152,3 +153,50 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError, match="at least one token"):
         Word((), "")
     assert LocalAgreement().config == AgreementConfig()
+
+
+# -- the state as data: what a step in another process rebuilds ----------------------------------------
+
+
+def test_words_cut_token_ids_at_word_starts() -> None:
+    assert [w.ids for w in split_words((7, 8, 9, 10, 11), (1, 3))] == [(7,), (8, 9), (10, 11)]
+    assert [w.ids for w in split_words((7, 8, 9), (0, 2, 3, 9))] == [(7, 8), (9,)]  # 0 and out of range ignored
+    assert split_words((), (0,)) == () and [w.text for w in split_words((1, 2), (1,), text=str)] == ["(1,)", "(2,)"]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("hold", [True, False])
+def test_resume_continues_where_the_policy_stood(n: int, hold: bool) -> None:
+    """Fed a sequence step by step, a policy rebuilt each step from the committed words and the
+    hypotheses so far commits exactly what the one kept policy commits."""
+    seq = ["I saw", "I saw the", "I saw the cat", "I saw a cat", "I saw a cat ran", "we saw a dog ran home ."]
+    config = AgreementConfig(n, hold)
+    kept, seen = LocalAgreement(config), []
+    for text in seq:
+        hyp = [*kept.committed, *words(text)[len(kept.committed) :]]  # forced to the committed words
+        resumed = LocalAgreement.resume(kept.committed, seen, config)
+        assert resumed.update(hyp) == kept.update(hyp)
+        assert resumed.committed == kept.committed
+        seen.append(tuple(hyp))
+    assert kept.committed
+
+
+def test_step_commit_from_token_ids() -> None:
+    """The policy on plain token ids (every id a word here), committed tokens as one block: the
+    commit after each step equals the kept policy's; a stale previous hypothesis agrees with
+    nothing; a hypothesis without the committed prefix raises."""
+    every = lambda ids: range(len(ids))  # noqa: E731
+    config = AgreementConfig(2)
+    hyps = [(1, 2), (1, 2, 3), (1, 2, 3, 4), (1, 2, 3, 5, 6), (1, 2, 3, 5, 6, 7)]
+    kept, committed, recent = LocalAgreement(config), (), []
+    for ids in hyps:
+        kept.update([Word((i,), str(i)) for i in ids])
+        committed = step_commit(committed, recent, ids, every, config)
+        assert committed == tuple(i for w in kept.committed for i in w.ids)
+        recent.append(ids)
+    assert committed == (1, 2, 3, 5, 6)
+    assert step_commit((1, 2), [(9, 9, 3)], (1, 2, 3, 4), every, config) == (1, 2)  # stale: no agreement
+    assert step_commit((1, 2), [(1, 2, 3, 4)], (1, 2, 3, 4), every, config) == (1, 2, 3)
+    assert step_commit((1, 2), [(1, 2, 3, 4)], (1, 2, 3, 4), lambda ids: (), config) == (1, 2)  # one word: held
+    with pytest.raises(PrefixMismatch):
+        step_commit((1, 2), [], (1, 3), every, config)

@@ -205,3 +205,51 @@ async def test_detection_terms_and_stage_times_cross_the_wire() -> None:
     done = wire.job_result(back).output
     assert done is not None
     assert (done.detected, done.speech_ms, done.language_id_ms) == ({"eng": 0.25, "spa": 0.75}, 1.5, 2.5)
+
+
+async def test_a_simultaneous_step_crosses_the_wire_both_ways(node: Node) -> None:
+    """A step's request (the policy state as data) reaches the runner as sent, and its rows (token
+    ids, commit, chunk as float32) come back as the in-process engine returns them: droppable
+    steps and a final one."""
+    from translate_svc.engine.runner import SimulRequest, SimulTarget
+
+    targets = (
+        SimulTarget("spa", (5, 6), 1, recent=((5, 6, 7), (5, 6, 7, 8))),
+        SimulTarget("fra", (), 0, recent=()),
+    )
+    node.runner.waveform = lambda item, lang: np.linspace(-1, 1, 333, dtype=np.float32) * (2 if lang == "spa" else 1)
+    remote = await node.worker()
+    audio = np.random.default_rng(3).standard_normal(8000).astype(np.float32)
+    for final in (False, True):
+        request = SimulRequest(targets, final=final, min_units=7, agreement=3, hold_last_word=False)
+        step = ModelInput(audio, ("spa", "fra"), "eng", speech=True, speaker_id=1, simul=request)
+        if final:
+            got, want = await remote.submit("s", step), await node.engine.submit("local", step)
+        else:
+            pending = remote.submit_droppable("s", step)
+            assert pending is not None
+            got = await pending
+            local = node.engine.submit_droppable("local", step)
+            assert local is not None
+            want = await local
+        assert node.runner.ran[-1][0].simul == request  # the request reached the runner as sent
+        assert got.error is None and got.output is not None and want.output is not None
+        g, w = got.output.simul, want.output.simul
+        assert g is not None and w is not None and g.keys() == w.keys() == {"spa", "fra"}
+        assert (got.output.texts, got.output.transcript) == (want.output.texts, want.output.transcript)
+        for lang, row in w.items():
+            back = g[lang]
+            assert (back.token_ids, back.text, back.word_starts, back.committed, back.committed_text) == (
+                row.token_ids, row.text, row.word_starts, row.committed, row.committed_text
+            )  # fmt: skip
+            assert (back.units_total, back.chunk_units, back.spoken_tokens) == (
+                row.units_total, row.chunk_units, row.spoken_tokens
+            )  # fmt: skip
+            if row.chunk is None:
+                assert back.chunk is None and not final
+            else:
+                assert back.chunk is not None and back.chunk.dtype == np.float32 and final
+                assert np.array_equal(back.chunk, row.chunk)
+        assert g["spa"].committed == ((5, 6, 8000) if final else (5, 6))
+    await remote.wait_idle()
+    await remote.close()

@@ -110,6 +110,16 @@ class ServeFlags:
         typer.Option(help="require bearer tokens from this file (docs/security.md)"),
         _at("auth", "tokens_file"),
     ] = None
+    test_translator: Annotated[
+        str | None,
+        typer.Option(
+            metavar="stable",
+            help="a test and benchmark device: serve a made-up translator instead of the model (stable: words "
+            "from the audio's length, exact commit points for simultaneous mode); its output is not a "
+            "translation; needs --model to be the test checkpoint (refused next to real weights)",
+        ),
+        _at("model", "test_translator"),
+    ] = None
 
     def settings(self) -> Settings:
         """The environment's settings with the flags given on top, validated (exit 2 if invalid)."""
@@ -176,6 +186,9 @@ def serve(flags: ServeFlags, ready_file: ReadyFileOpt = None) -> None:
         app.validate_model_dir(settings.model.path)
     except ModelNotFound as e:
         raise _cannot_start(str(e)) from e
+    problem = app.test_translator_problem(settings.model)
+    if problem is not None:
+        raise _cannot_start(problem)
     workers = settings.server.worker_count()
     if workers >= 2:
         # each child sets up its own tracing

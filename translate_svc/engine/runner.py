@@ -49,12 +49,99 @@ class ModelInput:
     terms: tuple[Term, ...] = ()
     #: computed ahead (off the model thread) when given; else computed in ``run``
     features: Features | None = None
+    #: a simultaneous step of an open segment (``audio``: its speech so far) instead of a whole
+    #: segment's translation; ``targets`` name the same languages as ``simul.targets``, in order
+    simul: SimulRequest | None = None
+
+    def __post_init__(self) -> None:
+        if self.simul is not None and tuple(t.language for t in self.simul.targets) != tuple(self.targets):
+            raise ValueError("a simultaneous step's targets must be the ModelInput's targets, in order")
 
     @property
     def text_rows(self) -> int:
-        """Text decoder rows this segment takes: one per language, the transcript's included."""
+        """Text decoder rows this segment takes: one per language, the transcript's included
+        (its own row in a simultaneous step: the targets' rows are forced, the transcript's not)."""
+        if self.simul is not None:
+            return len(self.targets) + int(self.transcript_language is not None)
         extra = self.transcript_language is not None and self.transcript_language not in self.targets
         return len(set(self.targets)) + int(extra)
+
+
+#: new units before a step's chunk is spoken (Meta's default: 50 units, about 1 s at 50 units/s)
+MIN_UNITS = 50
+
+
+def speak_now(new_units: int, min_units: int, final: bool) -> bool:
+    """Whether a step's new units make a chunk: at least ``min_units`` of them, or any at the end."""
+    return new_units > 0 and (final or new_units >= min_units)
+
+
+@dataclass(frozen=True)
+class SimulTarget:
+    """One target language of a simultaneous step and its policy state, kept by the session
+    between steps (data, so it crosses the workers' wire): what the listener already has of it,
+    and the segment's previous hypotheses that the local agreement compares with this step's."""
+
+    language: str
+    #: token ids committed so far (after the language token); the decode starts with them
+    committed: tuple[int, ...] = ()
+    #: how many of the committed tokens have been spoken (their units were in earlier chunks)
+    spoken_tokens: int = 0
+    #: the segment's previous hypotheses' token ids for this target, oldest first (the last
+    #: ``agreement - 1`` are used; each starts with ``committed`` when the policy made them)
+    recent: tuple[tuple[int, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.spoken_tokens <= len(self.committed):
+            raise ValueError(f"spoken_tokens {self.spoken_tokens} outside 0..{len(self.committed)} committed tokens")
+
+
+@dataclass(frozen=True)
+class SimulRequest:
+    """A simultaneous step (issue 33): re-translate the open speech per target with its committed
+    tokens forced, commit by local agreement (``engine/agreement.py``) inside the step, and speak
+    the newly committed tokens once ``min_units`` units are new. ``final``: the segment closed:
+    commit each target's whole hypothesis and speak the rest."""
+
+    targets: tuple[SimulTarget, ...]
+    final: bool = False
+    min_units: int = MIN_UNITS
+    #: LocalAgreement's n: consecutive hypotheses that must agree on a word
+    agreement: int = 2
+    hold_last_word: bool = True
+
+    def __post_init__(self) -> None:
+        if self.min_units < 0:
+            raise ValueError(f"min_units must be >= 0, got {self.min_units}")
+        if isinstance(self.agreement, bool) or self.agreement < 1:
+            raise ValueError(f"agreement must be an integer >= 1, got {self.agreement!r}")
+        if len({t.language for t in self.targets}) != len(self.targets):
+            raise ValueError("a simultaneous step names each target language once")
+
+
+@dataclass(frozen=True, eq=False)
+class SimulRowOutput:
+    """One target's result of a simultaneous step."""
+
+    language: str
+    #: this step's hypothesis: the committed tokens, then the greedy continuation (no EOS)
+    token_ids: tuple[int, ...]
+    #: the hypothesis as the runner writes text (special tokens skipped)
+    text: str
+    #: indices into ``token_ids`` where a word starts: where a commit may end
+    word_starts: tuple[int, ...]
+    #: the committed tokens after this step (the input's, the policy's, or all when final)
+    committed: tuple[int, ...]
+    committed_text: str
+    #: units of t2u over ``committed`` (0 without speech)
+    units_total: int
+    #: the chunk: units ``[units of the tokens spoken before, units_total)`` of that t2u run;
+    #: empty when nothing is spoken in this step
+    chunk_units: tuple[int, ...]
+    #: the chunk's float32 waveform at the model's rate; None when nothing is spoken
+    chunk: np.ndarray | None
+    #: committed tokens spoken after this step (``len(committed)`` once a chunk is spoken)
+    spoken_tokens: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +155,10 @@ class ModelOutput:
     #: the batch's time in text-to-unit and the vocoder, and in language identification
     speech_ms: float = 0.0
     language_id_ms: float = 0.0
+    #: a simultaneous step's result per target (``ModelInput.simul``); then ``texts`` hold each
+    #: target's committed text (a final step's: the whole text), ``waveforms`` stay empty (the
+    #: chunks are in here) and ``transcript`` is the unforced transcript row's
+    simul: dict[str, SimulRowOutput] | None = None
 
 
 @dataclass(frozen=True)

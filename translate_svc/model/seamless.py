@@ -30,6 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -59,6 +60,9 @@ from translate_svc.model.shapes import bucket_length
 from translate_svc.model.terms import Bias, RowSequenceBias, TermTokens, row_terms
 from translate_svc.model.vocoder import MaskedVocoder
 from translate_svc.types import MODEL_SAMPLE_RATE, ModelInfo
+
+if TYPE_CHECKING:
+    from translate_svc.model.simultaneous import SimultaneousRunner
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +163,8 @@ class SeamlessRunner:
             self.model.vocoder, batched=batched, pad_id=int(self.model.config.t2u_pad_token_id), bucket=self.bucket
         )
         self.sample_rate = MODEL_SAMPLE_RATE
+        #: simultaneous steps (model/simultaneous.py), made at the first one: it hooks t2u
+        self._simul: SimultaneousRunner | None = None
         logger.info(
             "loaded %s (%s) on %s as %s: %d text languages, %d speech languages",
             self.info.name, self.info.revision, self.device, self.dtype,
@@ -354,6 +360,21 @@ class SeamlessRunner:
 
     @torch.inference_mode()
     def run(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
+        """Each input's output, in order: whole segments here, simultaneous steps
+        (``ModelInput.simul``) through ``SimultaneousRunner.step``, each part in one batch."""
+        steps = [k for k, item in enumerate(inputs) if item.simul is not None]
+        if not steps:
+            return self._run_segments(inputs)
+        if self._simul is None:
+            from translate_svc.model.simultaneous import SimultaneousRunner  # it imports this module
+
+            self._simul = SimultaneousRunner(self)
+        rest = [k for k, item in enumerate(inputs) if item.simul is None]
+        out: dict[int, ModelOutput] = dict(zip(steps, self._simul.step([inputs[k] for k in steps]), strict=True))
+        out.update(zip(rest, self._run_segments([inputs[k] for k in rest]), strict=True))
+        return [out[k] for k in range(len(inputs))]
+
+    def _run_segments(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
         if not inputs:
             return []
         feats, mask = self.features(inputs)

@@ -24,12 +24,16 @@ to the units of t2u over its final text only where the runs agree on the earlier
 
 With no committed tokens the decode is the runner's decode (``generate``'s) token for token, and a
 single final step speaks exactly what the runner's speech stage speaks for that text.
-Types crossing this module's API are frozen dataclasses of numpy arrays and tuples of ints.
+A step is a ``ModelInput`` with ``simul`` (``engine/runner.py``: ``SimulRequest``, ``SimulTarget``,
+``SimulRowOutput``); the policy's state is data in it, so ``SeamlessRunner.run`` takes steps in its
+batches from any process. The commit policy is LocalAgreement (``engine/agreement.py``), applied
+here between the decode and the speech so speech follows a commit in the same step.
 Not thread-safe: the model thread only, like ``SeamlessRunner``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -37,80 +41,25 @@ import numpy as np
 import torch
 from transformers import LogitsProcessor
 
-from translate_svc.engine.runner import Features, ModelInput
+from translate_svc.engine.agreement import AgreementConfig, step_commit
+from translate_svc.engine.runner import (
+    DETECTED,
+    ModelInput,
+    ModelOutput,
+    SimulRequest,
+    SimulRowOutput,
+    SimulTarget,
+    speak_now,
+)
 from translate_svc.model.seamless import SeamlessRunner
 from translate_svc.types import MODEL_SAMPLE_RATE
 
 #: SentencePiece's word-start marker
 WORD_START = "\u2581"
-#: new units before a chunk is spoken (Meta's default: 50 units, about 1 s at 50 units/s)
-MIN_UNITS = 50
-
-
-@dataclass(frozen=True)
-class SimulTarget:
-    """One target language of a step, with what the listener already has of it."""
-
-    language: str
-    #: token ids committed so far (after the language token); the decode starts with them
-    committed: tuple[int, ...] = ()
-    #: how many of the committed tokens have been spoken (their units were in earlier chunks)
-    spoken_tokens: int = 0
-    speech: bool = True
-    speaker_id: int = 0
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.spoken_tokens <= len(self.committed):
-            raise ValueError(f"spoken_tokens {self.spoken_tokens} outside 0..{len(self.committed)} committed tokens")
-
-
-@dataclass(frozen=True, eq=False)
-class SimulStepInput:
-    """One open (or, with ``final``, just closed) segment: its 16 kHz speech so far, its targets."""
-
-    audio: np.ndarray
-    targets: tuple[SimulTarget, ...]
-    #: the segment closed: commit each target's whole hypothesis and speak all of it
-    final: bool = False
-    #: speak only once at least this many units are new (not when ``final``)
-    min_units: int = MIN_UNITS
-    #: computed ahead (off the model thread) when given
-    features: Features | None = None
-
-
-@dataclass(frozen=True, eq=False)
-class SimulRowOutput:
-    """One target's result of a step."""
-
-    language: str
-    #: this step's hypothesis: the committed tokens, then the greedy continuation (no EOS)
-    token_ids: tuple[int, ...]
-    #: the hypothesis as the runner writes text (special tokens skipped)
-    text: str
-    #: indices into ``token_ids`` where a word starts: where a commit may end
-    word_starts: tuple[int, ...]
-    #: the committed tokens after this step (the input's, the commit policy's, or all when final)
-    committed: tuple[int, ...]
-    committed_text: str
-    #: units of t2u over ``committed`` (0 without speech)
-    units_total: int
-    #: the chunk: units ``[units of the tokens spoken before, units_total)`` of that t2u run;
-    #: empty when nothing is spoken in this step
-    chunk_units: tuple[int, ...]
-    #: the chunk's waveform at the model's rate; None when nothing is spoken
-    chunk: np.ndarray | None
-    #: committed tokens spoken after this step (``len(committed)`` once a chunk is spoken)
-    spoken_tokens: int
-
 
 #: ``(target, hypothesis token ids, its word starts) -> committed token ids``: a policy run in the
 #: step, between the decode and the speech, so speech follows a commit without waiting a step
 CommitPolicy = Callable[[SimulTarget, tuple[int, ...], tuple[int, ...]], Sequence[int]]
-
-
-def speak_now(new_units: int, min_units: int, final: bool) -> bool:
-    """Whether the new units make a chunk: at least ``min_units`` of them, or any at the end."""
-    return new_units > 0 and (final or new_units >= min_units)
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,40 +136,70 @@ class SimultaneousRunner:
 
     # -- the step -------------------------------------------------------------------------
 
-    @torch.inference_mode()
-    def step(
-        self, inputs: Sequence[SimulStepInput], commit: CommitPolicy | None = None
-    ) -> list[tuple[SimulRowOutput, ...]]:
-        """One step for each input; per input, one output per target, in order.
+    def agreement(self, request: SimulRequest) -> CommitPolicy:
+        """The request's LocalAgreement as a commit policy: each target's committed tokens and
+        previous hypotheses (``SimulTarget.recent``) with this step's hypothesis."""
+        config = AgreementConfig(request.agreement, request.hold_last_word)
+        return lambda target, ids, starts: step_commit(target.committed, target.recent, ids, self.word_starts, config)
 
-        Each segment is encoded once; each target is one text row, all rows decoded in one batch
-        with their committed tokens forced, then t2u over all committed texts in one batch, then
-        the vocoder over the chunks (``SeamlessRunner.vocode``).
+    @torch.inference_mode()
+    def step(self, inputs: Sequence[ModelInput], commit: CommitPolicy | None = None) -> list[ModelOutput]:
+        """One step for each input (each has ``simul``); per input, a ``ModelOutput`` whose
+        ``simul`` holds one row per target.
+
+        Each segment is encoded once; each target is one text row, decoded with its committed
+        tokens forced, and the transcript (when asked) one more row, unforced, all in one batch;
+        then t2u over all committed texts in one batch, then the vocoder over the chunks
+        (``SeamlessRunner.vocode``).
 
         ``commit``: for the targets of inputs that are not ``final``, the new committed tokens
         from this step's hypothesis (they must extend the target's committed tokens and be a
-        prefix of the hypothesis); None: keep the input's. Final inputs commit their whole
-        hypothesis.
+        prefix of the hypothesis); None: each request's local agreement (``agreement``). Final
+        inputs commit their whole hypothesis.
         """
         if not inputs:
             return []
+        requests = [_request(item) for item in inputs]
         r = self.runner
-        rows = [(item, target) for item in inputs for target in item.targets]
-        feats, mask = r.features([ModelInput(i.audio, (), features=i.features) for i in inputs])
+        detected, language_id_ms = r.identify(inputs)
+        rows: list[tuple[int, SimulTarget | None, str]] = []  # (input, target or None: transcript, language)
+        for k, (item, req) in enumerate(zip(inputs, requests, strict=True)):
+            rows.extend((k, t, t.language) for t in req.targets)
+            lang = item.transcript_language
+            if lang == DETECTED:
+                lang = max(detected[k], key=detected[k].__getitem__)
+            if lang is not None:
+                rows.append((k, None, lang))
+        feats, mask = r.features(inputs)
         enc = r.encode(feats, mask)
-        index = torch.tensor([k for k, item in enumerate(inputs) for _ in item.targets], device=r.device)
+        index = torch.tensor([k for k, _, _ in rows], device=r.device)
         enc, mask = enc.index_select(0, index), mask.index_select(0, index)
-        seconds = [len(item.audio) / MODEL_SAMPLE_RATE for item, _ in rows]
+        seconds = [len(inputs[k].audio) / MODEL_SAMPLE_RATE for k, _, _ in rows]
 
-        hyps = self.decode(enc, mask, [t.language for _, t in rows], [t.committed for _, t in rows], seconds)
+        prefixes = [t.committed if t is not None else () for _, t, _ in rows]
+        hyps = self.decode(enc, mask, [lang for _, _, lang in rows], prefixes, seconds)
+        policies = [commit or self.agreement(req) for req in requests]
         committed = [
-            ids if item.final else _checked_commit(target, ids, commit(target, ids, starts) if commit else None)
-            for (item, target), (ids, _, starts) in zip(rows, hyps, strict=True)
+            ()
+            if target is None
+            else ids
+            if requests[k].final
+            else _checked_commit(target, ids, policies[k](target, ids, starts))
+            for (k, target, _), (ids, _, starts) in zip(rows, hyps, strict=True)
         ]
-        speech = self._speech(enc, mask, rows, committed, seconds)
-        outs = iter(
-            SimulRowOutput(
-                language=target.language,
+        t_speech = time.perf_counter()
+        speech = self._speech(enc, mask, rows, inputs, committed, seconds)
+        speech_ms = (time.perf_counter() - t_speech) * 1000 if any(total for total, _, _ in speech) else 0.0
+        per: list[dict[str, SimulRowOutput]] = [{} for _ in inputs]
+        transcripts: list[str | None] = [None] * len(inputs)
+        for (k, target, lang), (ids, text, starts), done, (total, chunk_units, chunk) in zip(
+            rows, hyps, committed, speech, strict=True
+        ):
+            if target is None:
+                transcripts[k] = text
+                continue
+            per[k][lang] = SimulRowOutput(
+                language=lang,
                 token_ids=ids,
                 text=text,
                 word_starts=starts,
@@ -231,11 +210,17 @@ class SimultaneousRunner:
                 chunk=chunk,
                 spoken_tokens=len(done) if chunk is not None else target.spoken_tokens,
             )
-            for (_, target), (ids, text, starts), done, (total, chunk_units, chunk) in zip(
-                rows, hyps, committed, speech, strict=True
+        return [
+            ModelOutput(
+                transcript=transcripts[k],
+                texts={lang: row.committed_text for lang, row in per[k].items()},
+                detected=detected.get(k),
+                speech_ms=speech_ms,
+                language_id_ms=language_id_ms,
+                simul=per[k],
             )
-        )
-        return [tuple(next(outs) for _ in item.targets) for item in inputs]
+            for k in range(len(inputs))
+        ]
 
     # -- stages (rows of encoder output in, plain values out) -----------------------------
 
@@ -315,35 +300,38 @@ class SimultaneousRunner:
         self,
         enc: torch.Tensor,
         mask: torch.Tensor,
-        rows: Sequence[tuple[SimulStepInput, SimulTarget]],
+        rows: Sequence[tuple[int, SimulTarget | None, str]],
+        inputs: Sequence[ModelInput],
         committed: Sequence[tuple[int, ...]],
         seconds: Sequence[float],
     ) -> list[tuple[int, tuple[int, ...], np.ndarray | None]]:
         """Per row: the units of t2u over its committed text, and its chunk's units and waveform."""
         out: list[tuple[int, tuple[int, ...], np.ndarray | None]] = [(0, (), None)] * len(rows)
-        want = [i for i, (_, target) in enumerate(rows) if target.speech and committed[i]]
+        want = [i for i, (k, target, _) in enumerate(rows) if target is not None and inputs[k].speech and committed[i]]
         if not want:
             return out
         sel = torch.tensor(want, device=enc.device)
         speech = self.committed_speech(
             enc.index_select(0, sel),
             mask.index_select(0, sel),
-            [rows[i][1].language for i in want],
+            [rows[i][2] for i in want],
             [committed[i] for i in want],
             [seconds[i] for i in want],
         )
         chunks: list[tuple[int, np.ndarray]] = []  # (row, its chunk's units)
         for i, s in zip(want, speech, strict=True):
-            item, target = rows[i]
+            k, target, _ = rows[i]
+            assert target is not None
+            req = _request(inputs[k])
             start = s.token_ends[target.spoken_tokens]
             out[i] = (len(s.units), (), None)
-            if speak_now(len(s.units) - start, item.min_units, item.final):
+            if speak_now(len(s.units) - start, req.min_units, req.final):
                 chunks.append((i, s.units[start:]))
         if chunks:
             waves = self.vocode(
                 [u for _, u in chunks],
-                [rows[i][1].language for i, _ in chunks],
-                [rows[i][1].speaker_id for i, _ in chunks],
+                [rows[i][2] for i, _ in chunks],
+                [inputs[rows[i][0]].speaker_id for i, _ in chunks],
             )
             for (i, units), wave in zip(chunks, waves, strict=True):
                 out[i] = (out[i][0], tuple(int(u) for u in units), wave)
@@ -360,6 +348,12 @@ class SimultaneousRunner:
             dur = torch.clamp(torch.round(torch.expm1(log_dur)).long(), min=1)
             self._durations = dur.masked_fill(~kwargs["padding_mask"].bool(), 0)
         return None
+
+
+def _request(item: ModelInput) -> SimulRequest:
+    if item.simul is None:
+        raise ValueError("not a simultaneous step: ModelInput.simul is None")
+    return item.simul
 
 
 def _checked_commit(target: SimulTarget, hypothesis: tuple[int, ...], new: Sequence[int] | None) -> tuple[int, ...]:

@@ -21,7 +21,7 @@ import msgspec
 import numpy as np
 
 from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.runner import ModelCard, ModelInput, ModelOutput
+from translate_svc.engine.runner import ModelCard, ModelInput, ModelOutput, SimulRequest, SimulRowOutput
 from translate_svc.types import SegmentError, Term, TraceRef
 
 #: a frame larger than this is a broken peer, not a segment (a 60 s segment is 3.8 MB of samples)
@@ -52,6 +52,9 @@ class Submit(msgspec.Struct, tag="submit", array_like=True):
     audio: bytearray  # float32 little-endian, 16 kHz mono (a bytearray: numpy may write to it)
     detect: tuple[str, ...] | None = None
     terms: tuple[Term, ...] = ()
+    #: a simultaneous step (its policy state is data: the targets' committed tokens and recent
+    #: hypotheses travel with it)
+    simul: SimulRequest | None = None
 
 
 class Cancel(msgspec.Struct, tag="cancel", array_like=True):
@@ -78,6 +81,21 @@ class Welcome(msgspec.Struct, tag="welcome", array_like=True):
     state: State
 
 
+class SimulRow(msgspec.Struct, array_like=True):
+    """``SimulRowOutput`` on the wire: its chunk as raw float32 bytes, like the waveforms."""
+
+    language: str
+    token_ids: tuple[int, ...]
+    text: str
+    word_starts: tuple[int, ...]
+    committed: tuple[int, ...]
+    committed_text: str
+    units_total: int
+    chunk_units: tuple[int, ...]
+    chunk: bytearray | None  # float32 little-endian at the model's rate
+    spoken_tokens: int
+
+
 class Result(msgspec.Struct, tag="result", array_like=True):
     job: int
     transcript: str | None
@@ -94,6 +112,8 @@ class Result(msgspec.Struct, tag="result", array_like=True):
     #: the batch's span (``JobResult.batch_trace``) as 32 + 16 hex digits (a trace id is 128 bits:
     #: more than a MessagePack integer holds); empty: none
     batch_trace: str = ""
+    #: a simultaneous step's rows, by target language
+    simul: dict[str, SimulRow] | None = None
 
 
 #: overloaded: the queue is full; not_ready: the model is not serving; dropped: a droppable job the
@@ -141,11 +161,51 @@ def submit_of(job: int, owner: str, item: ModelInput, *, droppable: bool) -> Sub
         _f32(item.audio),
         item.detect,
         item.terms,
+        item.simul,
     )
 
 
 def model_input(m: Submit) -> ModelInput:
-    return ModelInput(_samples(m.audio), m.targets, m.transcript_language, m.speech, m.speaker_id, m.detect, m.terms)
+    return ModelInput(
+        _samples(m.audio),
+        m.targets,
+        m.transcript_language,
+        m.speech,
+        m.speaker_id,
+        m.detect,
+        m.terms,
+        simul=m.simul,
+    )
+
+
+def _simul_row(r: SimulRowOutput) -> SimulRow:
+    return SimulRow(
+        r.language,
+        r.token_ids,
+        r.text,
+        r.word_starts,
+        r.committed,
+        r.committed_text,
+        r.units_total,
+        r.chunk_units,
+        None if r.chunk is None else _f32(r.chunk),
+        r.spoken_tokens,
+    )
+
+
+def _simul_output(r: SimulRow) -> SimulRowOutput:
+    return SimulRowOutput(
+        r.language,
+        r.token_ids,
+        r.text,
+        r.word_starts,
+        r.committed,
+        r.committed_text,
+        r.units_total,
+        r.chunk_units,
+        None if r.chunk is None else _samples(r.chunk),
+        r.spoken_tokens,
+    )
 
 
 def result_of(job: int, r: JobResult) -> Result:
@@ -164,6 +224,7 @@ def result_of(job: int, r: JobResult) -> Result:
         out.speech_ms if out else 0.0,
         out.language_id_ms if out else 0.0,
         _trace_hex(r.batch_trace),
+        {k: _simul_row(v) for k, v in out.simul.items()} if out and out.simul is not None else None,
     )
 
 
@@ -171,7 +232,8 @@ def job_result(m: Result) -> JobResult:
     output = None
     if m.has_output:
         waveforms = {k: _samples(v) for k, v in m.waveforms.items()}
-        output = ModelOutput(m.transcript, m.texts, waveforms, m.detected, m.speech_ms, m.language_id_ms)
+        simul = None if m.simul is None else {k: _simul_output(v) for k, v in m.simul.items()}
+        output = ModelOutput(m.transcript, m.texts, waveforms, m.detected, m.speech_ms, m.language_id_ms, simul)
     return JobResult(output, m.error, m.queue_ms, m.model_ms, m.batch_size, _trace_ref(m.batch_trace))
 
 

@@ -21,6 +21,11 @@ Semantics (``n`` = :attr:`AgreementConfig.n`, words compared by their token ids,
 - :meth:`LocalAgreement.finish` ends the segment: the rest of the final hypothesis (the decode of
   the whole segment, forced to start with the committed words) is committed.
 
+Its whole state is data (the committed words and the last ``n - 1`` hypotheses), so it can live
+with the session and be applied inside the model's step, in another process:
+:meth:`LocalAgreement.resume` rebuilds one from that state, and :func:`words` splits a
+hypothesis's token ids into words at its word starts. The engine's ``SimulRequest`` carries it.
+
 Why the newest hypothesis's last word is held back (Whisper-Streaming does not hold it back:
 its words are whole words with timestamps from the recogniser): here a word is delimited by the
 *next* word's start, and a hypothesis's last word is delimited only by the end of the decode, so
@@ -34,8 +39,9 @@ following word does. ``hold_last_word=False`` gives Whisper-Streaming's exact ru
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -70,6 +76,19 @@ class PrefixMismatch(RuntimeError):
     upstream. Raised instead of retracting anything."""
 
 
+def words(
+    ids: Sequence[int], word_starts: Sequence[int], text: Callable[[tuple[int, ...]], str] | None = None
+) -> tuple[Word, ...]:
+    """The words of a hypothesis: its token ids cut before each word start (the first word starts
+    at 0 whether or not token 0 is a word start). ``text`` writes a word's text (none: empty)."""
+    cuts = sorted({0, *(i for i in word_starts if 0 < i < len(ids)), len(ids)}) if ids else [0]
+    out = []
+    for a, b in itertools.pairwise(cuts):
+        span = tuple(ids[a:b])
+        out.append(Word(span, text(span) if text is not None else ""))
+    return tuple(out)
+
+
 class LocalAgreement:
     """The commit policy of one segment and one target (see the module docstring)."""
 
@@ -78,6 +97,24 @@ class LocalAgreement:
         self._committed: list[Word] = []
         self._recent: deque[tuple[Word, ...]] = deque(maxlen=self.config.n)
         self._finished = False
+
+    @classmethod
+    def resume(
+        cls,
+        committed: Sequence[Word],
+        recent: Sequence[Sequence[Word]],
+        config: AgreementConfig | None = None,
+    ) -> LocalAgreement:
+        """The policy as it stood after the hypotheses ``recent`` (oldest first; only the last
+        ``n - 1`` matter) with ``committed`` committed: its state is those values alone, so a step
+        elsewhere (the model's process) continues exactly where the session's policy stood.
+        ``update`` on the result is what it would have returned on the original."""
+        agreement = cls(config)
+        agreement._committed = list(committed)
+        keep = agreement.config.n - 1
+        for hyp in list(recent)[-keep:] if keep else ():
+            agreement._recent.append(tuple(hyp))
+        return agreement
 
     @property
     def committed(self) -> tuple[Word, ...]:
@@ -133,3 +170,39 @@ class LocalAgreement:
                     "committed prefix)"
                 )
         return hyp
+
+
+def step_commit(
+    committed: tuple[int, ...],
+    recent: Sequence[tuple[int, ...]],
+    hypothesis: tuple[int, ...],
+    word_starts: Callable[[tuple[int, ...]], Sequence[int]],
+    config: AgreementConfig,
+) -> tuple[int, ...]:
+    """One step of the policy from its state as data: the committed token ids after
+    ``hypothesis`` (which starts with ``committed``: the decode was forced to), given the
+    segment's previous hypotheses ``recent`` (token ids, oldest first; the last ``n - 1`` count).
+
+    ``word_starts(ids)``: where a word starts in ``ids`` (the tokenizer's rule). The committed
+    tokens count as one word (they need not end where the tokenizer would end a word); each
+    hypothesis's words beyond them are cut at its own word starts. A previous hypothesis that does
+    not start with the committed tokens cannot agree with anything (the caller kept a stale one).
+    Raises :class:`PrefixMismatch` if ``hypothesis`` does not start with ``committed``."""
+    head = (Word(committed, ""),) if committed else ()
+
+    def split(ids: tuple[int, ...]) -> tuple[Word, ...] | None:
+        if ids[: len(committed)] != committed:
+            return None
+        rest = [i - len(committed) for i in word_starts(ids) if i > len(committed)]
+        return head + words(ids[len(committed) :], rest)
+
+    hyp = split(hypothesis)
+    if hyp is None:
+        raise PrefixMismatch(
+            f"a hypothesis of {len(hypothesis)} tokens does not start with the {len(committed)} committed"
+        )
+    keep = config.n - 1
+    prior = [w for h in (list(recent)[-keep:] if keep else []) if (w := split(tuple(h))) is not None]
+    agreement = LocalAgreement.resume(head, prior, config)
+    agreement.update(hyp)
+    return tuple(tok for word in agreement.committed for tok in word.ids)
