@@ -77,6 +77,11 @@ class LimitsSettings(BaseModel):
     #: has that speech closed into a segment, as at a pause, once no message came for this long
     #: beyond the last message's audio (wall clock); later audio carries on the timeline. 0: off
     stall_close_ms: int = Field(1000, ge=0, le=60_000)
+    #: simultaneous mode (StreamingConfig.simultaneous): the range a stream's step_ms may take,
+    #: and the most translations its local agreement may wait for
+    min_simultaneous_step_ms: int = Field(500, ge=100, le=60_000)
+    max_simultaneous_step_ms: int = Field(10_000, ge=100, le=600_000)
+    max_simultaneous_agreement: int = Field(4, ge=1, le=16)
     #: AudioPackets that arrive out of order within this much timeline are put back in order
     #: (an SFU's jitter); later ones are dropped and their time filled. 0: none held
     reorder_window_ms: int = Field(100, ge=0, le=2000)

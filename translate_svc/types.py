@@ -63,6 +63,18 @@ class Term:
 
 
 @dataclass(frozen=True)
+class SimultaneousOptions:
+    """Simultaneous interpretation of a stream (issue 33): while speech is open, every ``step_ms``
+    of new audio its speech so far is translated again per target, and the words the last
+    ``agreement`` translations agree on are committed (``Commit``), with their speech; committed
+    text is never retracted. Checked against ``LimitsSettings`` when a stream opens."""
+
+    step_ms: int = 1000
+    #: LocalAgreement's n: consecutive translations that must agree on a word before it is committed
+    agreement: int = 2
+
+
+@dataclass(frozen=True)
 class TranslationTask:
     """What to do with every segment of one request or stream."""
 
@@ -74,6 +86,8 @@ class TranslationTask:
     #: can pick) instead of taking ``source_language``; None: no detection
     detect: tuple[str, ...] | None = None
     terms: tuple[Term, ...] = ()
+    #: None: segment mode (a segment is translated once it closed)
+    simultaneous: SimultaneousOptions | None = None
 
     @property
     def asr_only(self) -> bool:
@@ -191,6 +205,25 @@ class SegmentResult:
     detected: DetectedLanguage | None = None
     #: the engine batch that computed it (tracing on only; ``observability/tracing.py``)
     batch_trace: TraceRef | None = None
+    #: simultaneous mode: the translations' speech was already sent in this segment's ``Commit``s
+    #: (their chunks, back to back, are ``translations[].audio``): a client must not play it again
+    speech_in_commits: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class Commit:
+    """Simultaneous mode: words committed for one target of an open (or just closed) segment, and
+    the speech of the words committed so far that was not spoken yet. Never retracted: a
+    segment's commits, joined in order, are its final translation (text and speech)."""
+
+    segment_id: int
+    #: ``text``: the committed words (a delta: to append); ``audio``/``opus``: the chunk (None:
+    #: none in this commit), in the stream's output format
+    translation: Translation
+    #: the stream's audio received (timeline ms) when the commit was made
+    source_ms: int
+    #: the segment's last commit (the segment closed); its SegmentResult follows
+    final: bool = False
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 
 from translate_svc.cli.common import CliError, warn
 from translate_svc.cli.output import concat_track, dub_track, wav_bytes
-from translate_svc.client import Segment
+from translate_svc.client import Commit, Segment
 
 
 def check_free(paths: Sequence[Path], overwrite: bool) -> None:
@@ -73,14 +73,35 @@ def make_dir(path: Path) -> None:
         raise CliError(f"cannot create the output directory {path}: {e.strerror or e}") from None
 
 
-def _speech_pieces(segments: Sequence[Segment], target: str) -> list[tuple[int, np.ndarray[Any, Any], int]]:
+#: (start_ms, float32 audio, its rate): speech to place on a dub track
+Piece = tuple[float, np.ndarray[Any, Any], int]
+
+
+def _speech_pieces(segments: Sequence[Segment], target: str) -> list[Piece]:
     """(start_ms, float32 audio, rate) of each segment with speech in ``target``."""
-    pieces = []
+    pieces: list[Piece] = []
     for seg in segments:
         for t in seg.translations:
             if t.target == target and t.audio is not None and len(t.audio):
                 pieces.append((seg.start_ms, t.audio, t.sample_rate))
     return pieces
+
+
+def commit_pieces(commits: Sequence[Commit], segments: Sequence[Segment], target: str) -> list[Piece]:
+    """Simultaneous mode: ``target``'s speech as a live listener hears it. Each commit's chunk starts
+    at its ``source_ms`` (when it was committed), or when the chunk before it ends if that is later
+    (a player queues them; chunks never overlap). A segment whose speech did not come in commits
+    (``speech_in_commits`` false: e.g. it failed, or an older server) is placed at its start."""
+    pieces: list[Piece] = []
+    free_ms = 0.0  # where the last chunk placed ends
+    for c in commits:
+        t = c.translation
+        if t.target != target or t.audio is None or not len(t.audio) or not t.sample_rate:
+            continue
+        start = max(float(c.source_ms), free_ms)
+        pieces.append((start, t.audio, t.sample_rate))
+        free_ms = start + len(t.audio) * 1000 / t.sample_rate
+    return pieces + _speech_pieces([s for s in segments if not s.speech_in_commits], target)
 
 
 def write_speech(
@@ -94,9 +115,12 @@ def write_speech(
     concat: bool,
     extend: bool,
     overwrite: bool,
+    pieces: list[Piece] | None = None,
 ) -> tuple[list[Path], dict[str, Any]]:
-    """The dub track (and the segments-only track): files written and their JSON entries."""
-    pieces = _speech_pieces(segments, target)
+    """The dub track (and the segments-only track): files written and their JSON entries.
+    ``pieces``: the speech to place, instead of each segment's at its start (``commit_pieces``)."""
+    if pieces is None:
+        pieces = _speech_pieces(segments, target)
     rate = pieces[0][2] if pieces else (rate or 16000)
     if any(r != rate for _, _, r in pieces):
         raise CliError(f"the server sent {target} speech at several sample rates; cannot mix them")

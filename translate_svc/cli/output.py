@@ -167,7 +167,7 @@ def samples_at(ms: float, rate: int) -> int:
 
 
 def dub_track(
-    duration_ms: int, rate: int, pieces: Iterable[tuple[int, np.ndarray[Any, Any]]], *, extend: bool = False
+    duration_ms: int, rate: int, pieces: Iterable[tuple[float, np.ndarray[Any, Any]]], *, extend: bool = False
 ) -> tuple[np.ndarray[Any, Any], int]:
     """The source's length of silence with each segment's speech (float32, at ``rate``) mixed in
     at its ``start_ms``: speech longer than the gap to the next segment overlaps it (summed and

@@ -36,6 +36,13 @@ HELP = (
     "started.\n\n"
     "--out DIR also writes the dub track of each target (BASE.TARGET.wav, the length of the audio sent), after "
     "the end or Ctrl-C.\n\n"
+    "--simultaneous: simultaneous interpretation. While the speaker talks, the server re-translates the speech "
+    "so far every --step-ms of audio and commits the words its last --agreement translations agree on; each "
+    "commit is shown as it comes (segment id, target, the words added, the audio the server had received, the "
+    'milliseconds of speech it carries) and --jsonl writes it as {"type": "commit"}. The dub track is then made '
+    "of the commits' speech as a live listener hears it: each chunk starts when it was committed (its "
+    "source_ms), or when the chunk before it ends if that is later, and the track is extended to hold the "
+    "last one.\n\n"
     "Latency: from the moment a segment's last audio was sent to its result (nearest-rank p50/p95, so p95 never "
     "exceeds the max). Use --realtime (or a live pipe) for speech-to-result latency."
 )
@@ -51,6 +58,18 @@ def stream(
     realtime: Annotated[bool, typer.Option(help="pace the audio at real time")] = False,
     chunk_ms: Annotated[int, typer.Option(help="audio per message, 10..1000 ms")] = 100,
     interim_ms: Annotated[int, typer.Option("--interim-ms", help="live captions every N ms (0: off)")] = 0,
+    simultaneous: Annotated[
+        bool, typer.Option("--simultaneous", help="simultaneous interpretation: commit words while the speaker talks")
+    ] = False,
+    step_ms: Annotated[
+        int, typer.Option("--step-ms", help="with --simultaneous: re-translate every N ms of audio (0: the server's)")
+    ] = 0,
+    agreement: Annotated[
+        int,
+        typer.Option(
+            "--agreement", help="with --simultaneous: translations that must agree on a word (0: the server's)"
+        ),
+    ] = 0,
     *,
     voice: VoiceFlags,
     vad: VadFlags,
@@ -61,7 +80,7 @@ def stream(
     jobs: list[StreamJob] = []  # the one job, once its options are checked
 
     def run() -> int:
-        from translate_svc.cli.stream_run import StreamJob, StreamPlan
+        from translate_svc.cli.stream_run import StreamJob, StreamPlan, simultaneous_options
 
         connection = conn.connection(timeout)
         plan = StreamPlan(
@@ -73,6 +92,7 @@ def stream(
             realtime=realtime,
             chunk_ms=chunk_ms,
             interim_ms=interim_ms,
+            simultaneous=simultaneous_options(simultaneous, step_ms, agreement),
             output=voice.output(speech=out_dir is not None and not lang.asr_only, transcript=bool(lang.source.strip())),
             vad=vad.options(),
             raw=raw.format(),

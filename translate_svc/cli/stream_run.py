@@ -32,7 +32,14 @@ from translate_svc.cli.flags import Connection, LanguageFlags
 from translate_svc.cli.inputs import Clip, FdReader, aiter_of, frame_bytes, load_clip
 from translate_svc.cli.lang import LangChoice, choose_languages, server_languages
 from translate_svc.cli.stream_view import StreamView
-from translate_svc.client import AsyncStream, AudioFormat, OutputOptions, StreamEndedError, VadOptions
+from translate_svc.client import (
+    AsyncStream,
+    AudioFormat,
+    OutputOptions,
+    SimultaneousOptions,
+    StreamEndedError,
+    VadOptions,
+)
 
 STDIN_HINT = "ffmpeg -i x -f s16le -ar 16000 -ac 1 - | translate-svc stream - --raw-rate 16000"
 
@@ -49,6 +56,7 @@ class StreamPlan:
     realtime: bool
     chunk_ms: int
     interim_ms: int
+    simultaneous: SimultaneousOptions | None  # None: off
     output: OutputOptions  # speech: write dub tracks to out_dir
     vad: VadOptions | None
     raw: AudioFormat | None
@@ -72,6 +80,17 @@ class StreamPlan:
     @property
     def jsonl_path(self) -> Path | None:
         return Path(self.jsonl) if self.jsonl not in (None, "-") else None
+
+
+def simultaneous_options(on: bool, step_ms: int, agreement: int) -> SimultaneousOptions | None:
+    """``--simultaneous`` with its ``--step-ms`` and ``--agreement`` (0: the server's defaults)."""
+    if not on:
+        if step_ms or agreement:
+            raise CliError("--step-ms and --agreement go with --simultaneous: add it")
+        return None
+    if step_ms < 0 or agreement < 0:
+        raise CliError("--step-ms and --agreement must not be negative (0: the server's default)")
+    return SimultaneousOptions(step_ms=step_ms, agreement=agreement)
 
 
 @dataclass(frozen=True)
@@ -137,6 +156,7 @@ class StreamJob:
                 terms=plan.lang.terms(),
                 format=source.fmt,
                 interim_ms=plan.interim_ms,
+                simultaneous=plan.simultaneous or False,
                 output=plan.output,
                 vad=plan.vad,
             ) as s:
@@ -145,6 +165,9 @@ class StreamJob:
                 if s.info.model.is_test_model:
                     note(NOISE_WARNING, "bold yellow")
                 view.say(f"started session {s.info.session_id} on {s.info.address} ({s.info.model.name})")
+                simul = s.info.simultaneous
+                if simul is not None:
+                    view.say(f"simultaneous: a step every {simul.step_ms} ms, {simul.agreement} translations agree")
 
                 async def read() -> None:
                     async for ev in s:
@@ -210,16 +233,18 @@ class StreamJob:
         if view is None:  # interrupted before the stream started
             return EXIT_INTERRUPTED
         view.summary(interrupted=interrupted)
-        if plan.out_dir is not None and view.segments:
+        if plan.out_dir is not None and (view.segments or view.commits):
             files.make_dir(plan.out_dir)
             duration = view.audio_received_ms if view.audio_received_ms is not None else round(view.audio_sent_ms)
+            simultaneous = plan.simultaneous is not None
             for target in view.targets:
                 paths, _ = files.write_speech(
                     *(plan.out_dir, plan.base, target, view.segments, duration),
                     rate=0,
                     concat=False,
-                    extend=False,
+                    extend=simultaneous,  # interpretation lags the speaker: its last words come after the end
                     overwrite=plan.overwrite,
+                    pieces=files.commit_pieces(view.commits, view.segments, target) if simultaneous else None,
                 )
                 for p in paths:
                     view.human.print(Text(f"wrote {p}"), soft_wrap=True)

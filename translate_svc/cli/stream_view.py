@@ -16,7 +16,17 @@ from rich.text import Text
 
 from translate_svc.cli.common import one_line
 from translate_svc.cli.output import latency_summary, model_json, nearest_rank, segment_json
-from translate_svc.client import Draining, Interim, ModelInfo, Segment, SpeechEvent, StreamEnd, StreamEvent, StreamInfo
+from translate_svc.client import (
+    Commit,
+    Draining,
+    Interim,
+    ModelInfo,
+    Segment,
+    SpeechEvent,
+    StreamEnd,
+    StreamEvent,
+    StreamInfo,
+)
 
 #: the ``format`` of ``stream``'s first JSON line
 STREAM_FORMAT = "translate-svc.stream.v1"
@@ -32,6 +42,8 @@ class StreamView:
     jsonl: IO[str] | None
     realtime: bool
     segments: list[Segment] = field(default_factory=list)
+    #: simultaneous mode: every commit, in arrival order (their speech makes the dub track)
+    commits: list[Commit] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     sent_ends_ms: list[float] = field(default_factory=list)
     sent_times: list[float] = field(default_factory=list)
@@ -67,6 +79,9 @@ class StreamView:
                 "source_language": source,
                 "target_languages": self.targets,
                 "model": model_json(info.model),
+                "simultaneous": None
+                if info.simultaneous is None
+                else {"step_ms": info.simultaneous.step_ms, "agreement": info.simultaneous.agreement},
             }
         )
 
@@ -86,6 +101,8 @@ class StreamView:
     def on_event(self, ev: StreamEvent) -> None:
         if isinstance(ev, Segment):
             self._segment(ev)
+        elif isinstance(ev, Commit):
+            self._commit(ev)
         elif isinstance(ev, SpeechEvent):
             self.emit({"type": "speech", "event": ev.type.value, "offset_ms": ev.offset_ms})
             self.say((f"speech {ev.type.value} at {ev.offset_ms} ms", "dim"))
@@ -115,12 +132,37 @@ class StreamView:
         self.segments.append(ev)
         if lat is not None:
             self.latencies.append(lat)
-        self.emit({"type": "segment", **segment_json(ev), "latency_ms": None if lat is None else round(lat, 1)})
+        simul = {"speech_in_commits": True} if ev.speech_in_commits else {}
+        self.emit(
+            {"type": "segment", **segment_json(ev), **simul, "latency_ms": None if lat is None else round(lat, 1)}
+        )
         texts = "; ".join(f"{t.target}: {one_line(t.text)!r}" for t in ev.translations)
         said = f" {one_line(ev.transcript)!r} ->" if ev.transcript is not None else ""
         status = "" if ev.error is None else f"  {ev.error.code}: {one_line(ev.error.message)}"
         lat_s = "" if lat is None else f"  latency {lat:.0f} ms"
         self.say(f"segment {ev.segment_id} [{ev.start_ms}-{ev.end_ms} ms]{lat_s} |{said} {texts}", (status, "red"))
+
+    def _commit(self, ev: Commit) -> None:
+        t = ev.translation
+        chunk_ms = round(t.duration_s * 1000, 1) if t.has_speech else 0
+        self.commits.append(ev)
+        self.emit(
+            {
+                "type": "commit",
+                "segment_id": ev.segment_id,
+                "target_language": t.target,
+                "text": t.text,
+                "source_ms": ev.source_ms,
+                "speech_ms": chunk_ms,
+                "final": ev.final,
+                "restart": ev.restart,
+            }
+        )
+        marks = (" final" if ev.final else "") + (" (restart: the segment is translated again)" if ev.restart else "")
+        self.say(
+            f"commit {ev.segment_id} {t.target} +{one_line(t.text)!r} at {ev.source_ms} ms, {chunk_ms:g} ms speech",
+            (marks, "dim"),
+        )
 
     def _interim(self, ev: Interim) -> None:
         self.emit(

@@ -18,6 +18,7 @@ from translate_svc.client.errors import StreamClosedError, StreamEndedError, Str
 from translate_svc.client.sync import Stream, TranslateClient
 from translate_svc.client.types import (
     AudioFormat,
+    Commit,
     Draining,
     EndReason,
     Interim,
@@ -29,6 +30,7 @@ from translate_svc.client.types import (
     Segment,
     SegmentError,
     ServerLimits,
+    SimultaneousOptions,
     SpeechEvent,
     SpeechEventType,
     StreamEnd,
@@ -46,6 +48,7 @@ __all__ = [
     "AsyncStream",
     "AsyncTranslateClient",
     "AudioFormat",
+    "Commit",
     "Draining",
     "EndReason",
     "Interim",
@@ -58,6 +61,7 @@ __all__ = [
     "Segment",
     "SegmentError",
     "ServerLimits",
+    "SimultaneousOptions",
     "SpeechEvent",
     "SpeechEventType",
     "Stream",

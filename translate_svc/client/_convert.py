@@ -12,6 +12,7 @@ from translate_svc.client.types import SAMPLE_BYTES as SAMPLE_BYTES  # re-export
 from translate_svc.client.types import (
     AudioFormat,
     ClipEncoding,
+    Commit,
     Draining,
     EndReason,
     Interim,
@@ -23,6 +24,7 @@ from translate_svc.client.types import (
     Segment,
     SegmentError,
     ServerLimits,
+    SimultaneousOptions,
     SpeechEvent,
     SpeechEventType,
     StreamEncoding,
@@ -120,6 +122,23 @@ def terms_pb(terms: Sequence[Term | str]) -> list[pb.Term]:
     return out
 
 
+def simultaneous_pb(simultaneous: bool | SimultaneousOptions) -> pb.SimultaneousConfig | None:
+    """``simultaneous``: False (off), True (the server's defaults), or ``SimultaneousOptions``."""
+    if simultaneous is False:
+        return None
+    opts = SimultaneousOptions() if simultaneous is True else simultaneous
+    if not isinstance(opts, SimultaneousOptions):
+        raise ValueError(f"simultaneous={simultaneous!r}: use True, False or SimultaneousOptions(step_ms, agreement)")
+    return pb.SimultaneousConfig(enabled=True, step_ms=opts.step_ms, agreement=opts.agreement)
+
+
+def simultaneous(msg: pb.StreamingConfig) -> SimultaneousOptions | None:
+    """The simultaneous mode a started stream's config says is in force (None: off)."""
+    if not msg.HasField("simultaneous") or not msg.simultaneous.enabled:
+        return None
+    return SimultaneousOptions(msg.simultaneous.step_ms, msg.simultaneous.agreement)
+
+
 def detection_pb(detect: bool | Sequence[str]) -> pb.LanguageDetection | None:
     """``detect``: False (off), True (any language the identifier picks), or the candidates."""
     if detect is False:
@@ -159,6 +178,9 @@ def limits(msg: pb.ServerLimits) -> ServerLimits:
         max_stream_message_bytes=msg.max_stream_message_bytes,
         reorder_window_ms=msg.reorder_window_ms,
         stall_close_ms=msg.stall_close_ms,
+        min_simultaneous_step_ms=msg.min_simultaneous_step_ms,
+        max_simultaneous_step_ms=msg.max_simultaneous_step_ms,
+        max_simultaneous_agreement=msg.max_simultaneous_agreement,
     )
 
 
@@ -179,13 +201,17 @@ def _timing(msg: pb.Timing) -> Timing:
 
 
 def _translation(msg: pb.Translation) -> Translation:
-    if not msg.HasField("audio"):
-        return Translation(msg.target_language, msg.text)
-    a = msg.audio
+    return _speech(msg.target_language, msg.text, msg.audio if msg.HasField("audio") else None)
+
+
+def _speech(target: str, text: str, a: pb.SynthesizedAudio | None) -> Translation:
+    """A translation (or a commit's delta) with its speech, if any: PCM as float32, or Opus packets."""
+    if a is None:
+        return Translation(target, text)
     if a.encoding == pb.SPEECH_ENCODING_OPUS or a.opus_packets:
         return Translation(
-            msg.target_language,
-            msg.text,
+            target,
+            text,
             sample_rate=a.sample_rate_hz,
             num_samples=a.num_samples,
             opus_packets=tuple(OpusPacket(p.data, p.duration_samples) for p in a.opus_packets),
@@ -193,8 +219,8 @@ def _translation(msg: pb.Translation) -> Translation:
         )
     audio = np.frombuffer(a.content, "<i2").astype(np.float32) / np.float32(32768.0)
     return Translation(
-        msg.target_language,
-        msg.text,
+        target,
+        text,
         audio=audio,
         sample_rate=a.sample_rate_hz,
         num_samples=a.num_samples or len(audio),
@@ -215,7 +241,13 @@ def segment(msg: pb.SegmentResult) -> Segment:
         error=error,
         transcript_language=msg.transcript.language if msg.HasField("transcript") else None,
         language_scores=tuple((s.language, s.probability) for s in msg.detected_language.scores),
+        speech_in_commits=msg.speech_in_commits,
     )
+
+
+def commit(msg: pb.Commit) -> Commit:
+    speech = _speech(msg.target_language, msg.text, msg.speech if msg.HasField("speech") else None)
+    return Commit(segment_id=msg.segment_id, translation=speech, source_ms=msg.source_ms, final=msg.final)
 
 
 def interim(msg: pb.InterimResult) -> Interim:

@@ -52,6 +52,7 @@ from translate_svc.client.types import (
     Languages,
     OutputFields,
     OutputOptions,
+    SimultaneousOptions,
     StreamEncoding,
     StreamEnd,
     StreamEvent,
@@ -350,6 +351,7 @@ class AsyncTranslateClient:
         sample_rate: int | None = None,
         channels: int | None = None,
         interim_ms: int = 0,
+        simultaneous: bool | SimultaneousOptions = False,
         output: OutputOptions | None = None,
         vad: VadOptions | None = None,
         packet_ms: float = 20.0,
@@ -369,7 +371,9 @@ class AsyncTranslateClient:
         ``timeout_s``: a deadline for the whole stream (None: none). ``max_buffered_events``: events
         read ahead of the caller before the SDK stops reading (then the server's flow control slows
         the stream). ``targets``, ``source``, ``detect`` (ASR only, language detection) and
-        ``terms``: as in ``translate``.
+        ``terms``: as in ``translate``. ``simultaneous``: True or ``SimultaneousOptions(step_ms,
+        agreement)`` for simultaneous interpretation: ``Commit`` events (words and their speech)
+        while the speaker talks, before each segment's ``Segment`` (docs/client.md).
         """
         fmt, enc = _stream_format(format, encoding, sample_rate, channels)
         config = pb.StreamingConfig(
@@ -381,6 +385,7 @@ class AsyncTranslateClient:
             vad=convert.vad_pb(vad),
             language_detection=convert.detection_pb(detect),
             terms=convert.terms_pb(terms),
+            simultaneous=convert.simultaneous_pb(simultaneous),
         )
         buffer = ReplayBuffer(
             rate=fmt.sample_rate, frame_bytes=fmt.frame_bytes, packet_ms=packet_ms, max_seconds=max_replay_s
@@ -486,7 +491,7 @@ class AsyncStream:
         self.info: StreamInfo | None = None
         #: how many times the stream moved to another call
         self.resumes = 0
-        #: results a resumed call repeated and the SDK dropped (segments, captions, speech events)
+        #: results a resumed call repeated and the SDK dropped (segments, commits, captions, speech events)
         self.repeats_dropped = 0
 
     # -- lifetime ----------------------------------------------------------------------------
@@ -692,6 +697,7 @@ class AsyncStream:
                     model=convert.model_info(s.model),
                     limits=convert.limits(s.limits),
                     address=address,
+                    simultaneous=convert.simultaneous(s.config),
                 )
                 return call, info
             if not is_retryable(err.code) or attempt == attempts:
@@ -802,6 +808,12 @@ class AsyncStream:
                         await self._put(seg)
                     else:
                         self.repeats_dropped += 1
+                elif kind == "commit":
+                    com = tracker.commit(convert.commit(msg.commit))
+                    if com is not None:
+                        await self._put(com)
+                    else:
+                        self.repeats_dropped += 1
                 elif kind == "speech_event":
                     ev = convert.speech_event(msg.speech_event)
                     if ev is not None and tracker.speech(ev):
@@ -904,5 +916,6 @@ class AsyncStream:
                 request_id=self.request_id,
             ) from e
         self.resumes += 1
+        self._tracker.new_call()
         self._timestamped = True
         self._install(call, info, offset_ms)

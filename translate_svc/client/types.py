@@ -116,6 +116,26 @@ class OutputOptions:
             raise ValueError(f"unknown speech encoding {self.speech_encoding!r}: use 'linear16' or 'opus'")
 
 
+@dataclass(frozen=True)
+class SimultaneousOptions:
+    """Simultaneous interpretation (``stream(simultaneous=...)``; docs/api.md, "Simultaneous mode"):
+    while the speaker talks, the speech so far is translated again every ``step_ms`` of new audio,
+    and the words the last ``agreement`` translations agree on come as ``Commit`` events (with
+    their speech), never retracted. 0 takes the server's default (1000 ms, 2); the server's range
+    is in ``ServerLimits`` (``min_simultaneous_step_ms``...). ``simultaneous=True`` is
+    ``SimultaneousOptions()``."""
+
+    step_ms: int = 0
+    agreement: int = 0
+
+    def __post_init__(self) -> None:
+        if self.step_ms < 0 or self.agreement < 0:
+            raise ValueError(
+                f"SimultaneousOptions: step_ms ({self.step_ms}) and agreement ({self.agreement}) must not be "
+                "negative (0: the server's default)"
+            )
+
+
 class OutputFields(TypedDict, total=False):
     """``OutputOptions``' fields as keyword arguments of ``translate`` and ``stream``."""
 
@@ -195,6 +215,9 @@ class Segment:
     transcript_language: str | None = None
     #: with ``detect``: each candidate's probability, highest first (the first is the one chosen)
     language_scores: tuple[tuple[str, float], ...] = ()
+    #: simultaneous mode: this segment's speech already came, in chunks, in its ``Commit`` events;
+    #: ``translations[].audio`` is the same speech whole (for saving): do not play it again
+    speech_in_commits: bool = False
 
     @property
     def detected_language(self) -> str | None:
@@ -221,6 +244,41 @@ class Interim:
     transcript: str | None
     translations: tuple[Translation, ...]
     timing: Timing
+
+
+@dataclass(frozen=True, eq=False)
+class Commit:
+    """Simultaneous mode: words committed for one target of a segment while it is spoken, with the
+    speech of those words. Never retracted: a segment's commits for a target, ``text`` appended
+    and the speech chunks played back to back, are its final ``Segment``'s translation into it.
+
+    ``translation``: ``target``, ``text`` (the newly committed words: a delta to append; may be
+    empty) and the speech chunk (``audio`` or ``opus_packets``, as a ``Translation``'s; none when
+    ``has_speech`` is false). ``source_ms``: the stream's audio the server had received when it
+    committed them. ``final``: the segment closed; its ``Segment`` follows (with
+    ``speech_in_commits``). ``restart``: the first commit of this segment and target on a resumed
+    call after some came on the lost call: the segment is translated again from its beginning
+    here, so this and the following commits start its text over (docs/client.md, "Simultaneous
+    mode").
+    """
+
+    segment_id: int
+    translation: Translation
+    source_ms: int
+    final: bool = False
+    restart: bool = False
+
+    @property
+    def target(self) -> str:
+        return self.translation.target
+
+    @property
+    def text(self) -> str:
+        return self.translation.text
+
+    @property
+    def has_speech(self) -> bool:
+        return self.translation.has_speech
 
 
 class SpeechEventType(str, Enum):
@@ -292,7 +350,7 @@ class StreamEnd:
 
 
 #: What iterating a stream yields.
-StreamEvent = Segment | Interim | SpeechEvent | Draining | StreamEnd
+StreamEvent = Segment | Commit | Interim | SpeechEvent | Draining | StreamEnd
 
 
 @dataclass(frozen=True)
@@ -336,6 +394,10 @@ class ServerLimits:
     reorder_window_ms: int = 0
     #: open speech of a sender that stops sending is closed after this long (0: off)
     stall_close_ms: int = 0
+    #: ``SimultaneousOptions``: step_ms in [min, max], agreement in [1, max] (0: an older server)
+    min_simultaneous_step_ms: int = 0
+    max_simultaneous_step_ms: int = 0
+    max_simultaneous_agreement: int = 0
 
 
 @dataclass(frozen=True)
@@ -367,3 +429,5 @@ class StreamInfo:
     model: ModelInfo
     limits: ServerLimits
     address: str  # the target the call went to
+    #: simultaneous mode as in force (the server's defaults filled in); None: off
+    simultaneous: SimultaneousOptions | None = None

@@ -98,6 +98,18 @@ def stall_closed() -> None:
     STALL_CLOSES.inc()
 
 
+SIMULTANEOUS_STEPS = Counter(
+    "translate_svc_simultaneous_steps_total",
+    "simultaneous mode: translations of open speech due every step_ms, by outcome (run, or skipped "
+    "because the engine or the reader was behind: the words are then committed later)",
+    ["outcome"],
+)
+
+
+def simultaneous_step(ran: bool) -> None:
+    SIMULTANEOUS_STEPS.labels("run" if ran else "skipped").inc()
+
+
 def stream_packets(reordered: int, duplicate: int, late: int, concealed_ms: int = 0) -> None:
     for outcome, n in (("reordered", reordered), ("duplicate", duplicate), ("late", late)):
         if n:

@@ -2,7 +2,8 @@
 
 ``manager`` admits streams and shares the engine fairly; ``driver`` owns the protocol; ``stream``
 is one stream's lifecycle over ``timeline`` (decoding), ``vad_bridge`` (the shared VAD), ``jobs``
-(engine jobs and ordered output) and ``captions``; ``events`` is the typed vocabulary doors speak.
+(engine jobs and ordered output), ``captions`` and ``simultaneous`` (commits while speech is
+open); ``events`` is the typed vocabulary doors speak.
 Nothing here imports grpc or protobuf: doors live in ``transport/``.
 """
 
@@ -23,11 +24,12 @@ from translate_svc.session.events import (
 )
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.stream import StreamSession
-from translate_svc.types import InterimResult, SegmentResult
+from translate_svc.types import Commit, InterimResult, SegmentResult
 
 __all__ = [
     "AudioIn",
     "ClipResult",
+    "Commit",
     "Draining",
     "Flush",
     "InterimResult",

@@ -166,7 +166,12 @@ class StreamDriver:
             )
         detect = list(first.detect) if first.detect is not None else None
         task = self._m.resolve_task(
-            first.source_language, list(first.target_languages), first.output, detect, first.terms
+            first.source_language,
+            list(first.target_languages),
+            first.output,
+            detect,
+            first.terms,
+            first.simultaneous,
         )
         session = self._m.open_stream(
             first.format,

@@ -13,9 +13,11 @@ from translate_svc.errors import InvalidInput, LimitReached, ServiceError
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
     AudioFormat,
+    Commit,
     InterimResult,
     OutputOptions,
     SegmentResult,
+    SimultaneousOptions,
     Term,
     TranslationTask,
 )
@@ -47,6 +49,8 @@ class StreamConfig:
     #: language detection among these candidates (empty: any); None: off
     detect: tuple[str, ...] | None = None
     terms: tuple[Term, ...] = ()
+    #: simultaneous mode (commits while speech is open); None: segment mode
+    simultaneous: SimultaneousOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,7 @@ class StreamEnded:
         return self.limit.reason if isinstance(self.limit, LimitReached) else "error"
 
 
-StreamEvent = SpeechEvent | SegmentResult | InterimResult | Draining | StreamEnded
+StreamEvent = SpeechEvent | SegmentResult | InterimResult | Commit | Draining | StreamEnded
 
 
 @dataclass(frozen=True)

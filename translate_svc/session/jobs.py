@@ -4,6 +4,13 @@ Each closed segment is submitted to the ``EngineClient``; its result (speech enc
 when needed) is held until every earlier segment's result is out, then queued for the reader.
 Speech events, captions and notices share the queue. ``unread`` (submitted, not yet taken by the
 reader) is what flow control bounds. Event loop only.
+
+Simultaneous mode's ``Commit``s are ordered with the results (a listener plays the chunks in the
+order they come, so speech must come in the stream's order): a commit of segment k goes out after
+every result of the segments before k and before k's result, and a segment's commits go out in the
+order their engine jobs came back (each takes a slot then, filled once its speech is encoded). So a
+commit of the open segment waits while an earlier segment's result is still computed; what is
+before it in the stream is out first. No commit of segment k comes after k's result.
 """
 
 from __future__ import annotations
@@ -23,9 +30,20 @@ from translate_svc.engine.jobs import JobResult
 from translate_svc.errors import Overloaded, ServiceError
 from translate_svc.session import results
 from translate_svc.session.events import StreamEnded, StreamEvent
-from translate_svc.types import InterimResult, Segment, SegmentResult, TranslationTask
+from translate_svc.types import Commit, InterimResult, Segment, SegmentResult, TranslationTask
 
 logger = logging.getLogger(__name__)
+
+
+class CommitSlot:
+    """A place in a segment's commits, taken when its engine job came back (in that order), filled
+    once its speech is encoded."""
+
+    __slots__ = ("commits", "filled")
+
+    def __init__(self) -> None:
+        self.commits: tuple[Commit, ...] = ()
+        self.filled = False
 
 
 class JobTracker:
@@ -38,16 +56,21 @@ class JobTracker:
         first_id: int = 0,
         strict_queue: bool = False,
         on_taken: Callable[[], None] = lambda: None,
+        received_ms: Callable[[], int] = lambda: 0,
     ) -> None:
         self._engine = engine
         self._owner = owner
         self._task = task
         self._strict_queue = strict_queue  # Translate: a full engine queue fails the call
         self._on_taken = on_taken  # the reader took a result (the session re-checks its room)
+        self._received_ms = received_ms  # the stream's audio received (timeline ms): a commit's source_ms
         self._log = {"session_id": owner}
         #: segments submitted and not yet done: the engine's future, then the encoding's
         self._pending: dict[int, asyncio.Future[Any]] = {}
-        self._done: dict[int, SegmentResult] = {}
+        #: results ready, each after its segment's last commits (simultaneous mode; else none)
+        self._done: dict[int, tuple[tuple[Commit, ...], SegmentResult]] = {}
+        #: simultaneous mode: each segment's commits not out yet, in order
+        self._commits: dict[int, collections.deque[CommitSlot]] = {}
         self.next_id = first_id  # the next segment's id (ids continue across a resume)
         self.next_emit = first_id  # the next result to queue for the reader
         self._taken = first_id  # results the reader has taken
@@ -71,22 +94,30 @@ class JobTracker:
         self._out.append(ev)
         self._wake.set()
 
-    def submit(self, seg: Segment, vad_wait_ms: float) -> None:
-        """Send a closed segment to the engine (ids are the caller's ``next_id``, then advanced)."""
+    def submit(self, seg: Segment, vad_wait_ms: float, final: results.FinalStep | None = None) -> None:
+        """Send a closed segment to the engine (ids are the caller's ``next_id``, then advanced):
+        its whole translation, or (simultaneous mode, words committed) its ``final`` step."""
         self.next_id = seg.segment_id + 1
         closed_at = time.perf_counter()
-        item = results.model_input(self._task, seg.samples, final=True)
+        item = final.item if final is not None else results.model_input(self._task, seg.samples, final=True)
         try:
             fut = self._engine.submit(self._owner, item)
         except ServiceError as e:  # the queue is full, or the engine is gone: the segment says which
             if self._strict_queue:
                 raise
-            self._done[seg.segment_id] = results.failed(seg, e, closed_at, vad_wait_ms)
+            self._done[seg.segment_id] = ((), results.failed(seg, e, closed_at, vad_wait_ms))
             return
         self._pending[seg.segment_id] = fut
-        fut.add_done_callback(functools.partial(self._on_result, seg, closed_at, vad_wait_ms))
+        fut.add_done_callback(functools.partial(self._on_result, seg, closed_at, vad_wait_ms, final))
 
-    def _on_result(self, seg: Segment, closed_at: float, vad_wait_ms: float, fut: asyncio.Future[JobResult]) -> None:
+    def _on_result(
+        self,
+        seg: Segment,
+        closed_at: float,
+        vad_wait_ms: float,
+        final: results.FinalStep | None,
+        fut: asyncio.Future[JobResult],
+    ) -> None:
         if self._pending.pop(seg.segment_id, None) is None or fut.cancelled():
             return  # aborted
         exc = fut.exception()
@@ -95,25 +126,36 @@ class JobTracker:
             return
         if exc is not None:
             err = exc if isinstance(exc, ServiceError) else ServiceError("the model failed on this segment")
-            self._done[seg.segment_id] = results.failed(seg, err, closed_at, vad_wait_ms)
-        elif results.needs_encoding(self._task.output):  # resampling or Opus: off the loop
-            build = functools.partial(results.build_result, seg, self._task, fut.result(), closed_at, vad_wait_ms)
+            self._done[seg.segment_id] = ((), results.failed(seg, err, closed_at, vad_wait_ms))
+            self.emit_ready()
+            return
+        build: Callable[[], tuple[tuple[Commit, ...], SegmentResult]]
+        if final is None:
+            whole = functools.partial(results.build_result, seg, self._task, fut.result(), closed_at, vad_wait_ms)
+            build = functools.partial(_no_commits, whole)
+        else:  # the final commits' source_ms: the audio received now, as the result arrived
+            build = functools.partial(
+                results.build_final, seg, self._task, fut.result(), closed_at, vad_wait_ms, final, self._received_ms()
+            )
+        if results.needs_encoding(self._task.output):  # resampling or Opus: off the loop
             encoding = asyncio.ensure_future(asyncio.to_thread(build))
             self._pending[seg.segment_id] = encoding
             encoding.add_done_callback(functools.partial(self._on_encoded, seg, closed_at, vad_wait_ms))
             return
-        else:
-            try:
-                result = results.build_result(seg, self._task, fut.result(), closed_at, vad_wait_ms)
-            except Exception as e:  # a callback's exception would only be logged: the stream would hang
-                logger.error("building the result of segment %d failed", seg.segment_id, exc_info=e, extra=self._log)
-                err = ServiceError("the model's output for this segment was unusable")
-                result = results.failed(seg, err, closed_at, vad_wait_ms)
-            self._done[seg.segment_id] = result
+        try:
+            self._done[seg.segment_id] = build()
+        except Exception as e:  # a callback's exception would only be logged: the stream would hang
+            logger.error("building the result of segment %d failed", seg.segment_id, exc_info=e, extra=self._log)
+            err = ServiceError("the model's output for this segment was unusable")
+            self._done[seg.segment_id] = ((), results.failed(seg, err, closed_at, vad_wait_ms))
         self.emit_ready()
 
     def _on_encoded(
-        self, seg: Segment, closed_at: float, vad_wait_ms: float, fut: asyncio.Future[SegmentResult]
+        self,
+        seg: Segment,
+        closed_at: float,
+        vad_wait_ms: float,
+        fut: asyncio.Future[tuple[tuple[Commit, ...], SegmentResult]],
     ) -> None:
         if self._pending.pop(seg.segment_id, None) is None or fut.cancelled():
             return  # aborted
@@ -121,10 +163,28 @@ class JobTracker:
         if exc is not None:
             logger.error("encoding the speech of segment %d failed", seg.segment_id, exc_info=exc, extra=self._log)
             err = ServiceError("the translated speech could not be encoded")
-            self._done[seg.segment_id] = results.failed(seg, err, closed_at, vad_wait_ms)
+            self._done[seg.segment_id] = ((), results.failed(seg, err, closed_at, vad_wait_ms))
         else:
             self._done[seg.segment_id] = fut.result()
         self.emit_ready()
+
+    # -- simultaneous mode's commits ----------------------------------------------------------
+
+    def reserve_commits(self, segment_id: int) -> CommitSlot:
+        """The next place in ``segment_id``'s commits (take it when its step came back)."""
+        slot = CommitSlot()
+        self._commits.setdefault(segment_id, collections.deque()).append(slot)
+        return slot
+
+    def fill_commits(self, slot: CommitSlot, commits: tuple[Commit, ...]) -> None:
+        """``commits`` go out in ``slot``'s place (none: the place is given up)."""
+        slot.commits, slot.filled = commits, True
+        self.emit_ready()
+
+    @property
+    def commits_waiting(self) -> bool:
+        """Commits not out yet (encoding, or after a result still computed)."""
+        return bool(self._commits)
 
     def finish(self, end: Callable[[int], StreamEnded]) -> None:
         """No more segments: once every result is out, ``end(segments_total)`` is the last event."""
@@ -132,10 +192,28 @@ class JobTracker:
         self.emit_ready()
 
     def emit_ready(self) -> None:
-        while self.next_emit in self._done:
-            self.put(self._done.pop(self.next_emit))
+        while True:
+            slots = self._commits.get(self.next_emit)
+            while slots and slots[0].filled:
+                for c in slots.popleft().commits:
+                    self.put(c)
+            if slots:
+                break  # a commit of this segment is still encoding: what follows waits for it
+            self._commits.pop(self.next_emit, None)
+            if self.next_emit not in self._done:
+                break
+            commits, result = self._done.pop(self.next_emit)
+            for c in commits:
+                self.put(c)
+            self.put(result)
             self.next_emit += 1
-        if self._end is not None and not self.ended and self.next_emit == self.next_id and not self._pending:
+        if (
+            self._end is not None
+            and not self.ended
+            and self.next_emit == self.next_id
+            and not self._pending
+            and not self._commits
+        ):
             self.ended = True
             self.put(self._end(self.next_id))
 
@@ -145,6 +223,7 @@ class JobTracker:
         for fut in self._pending.values():
             fut.cancel()
         self._pending.clear()
+        self._commits.clear()
 
     def fail(self, error: ServiceError) -> None:
         """``events`` raises ``error`` (at once, ahead of what is queued)."""
@@ -172,6 +251,10 @@ class JobTracker:
                 if ev.limit is not None:
                     raise ev.limit
                 return
+
+
+def _no_commits(build: Callable[[], SegmentResult]) -> tuple[tuple[Commit, ...], SegmentResult]:
+    return (), build()
 
 
 def segment_of(segment_id: int, start_sample: int, samples: np.ndarray, end_sample: int, offset_ms: int) -> Segment:

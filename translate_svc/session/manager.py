@@ -35,7 +35,15 @@ from translate_svc.session.quota import (
 )
 from translate_svc.session.stream import StreamSession
 from translate_svc.settings import LimitsSettings
-from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, SegmentResult, Term, TranslationTask
+from translate_svc.types import (
+    AudioEncoding,
+    AudioFormat,
+    OutputOptions,
+    SegmentResult,
+    SimultaneousOptions,
+    Term,
+    TranslationTask,
+)
 from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.worker import VadWorker
 
@@ -102,9 +110,11 @@ class SessionManager:
         output: OutputOptions,
         detect: list[str] | None = None,
         terms: Sequence[Term] = (),
+        simultaneous: SimultaneousOptions | None = None,
     ) -> TranslationTask:
-        """Check languages, output options and terms against the loaded model and the limits."""
-        return checks.resolve_task(self.card, self.limits, source, targets, output, detect, terms)
+        """Check languages, output options, terms and a stream's simultaneous mode against the
+        loaded model and the limits."""
+        return checks.resolve_task(self.card, self.limits, source, targets, output, detect, terms, simultaneous)
 
     def drain(self, seconds: float, *, grace_s: float | None = None) -> Draining:
         """The server is shutting down: refuse new streams; tell every live stream that it is

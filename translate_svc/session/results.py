@@ -1,25 +1,33 @@
-"""Pure builders: a segment and its engine job -> the ``SegmentResult`` or ``InterimResult`` sent out.
+"""Pure builders: a segment and its engine job -> the ``SegmentResult``, ``InterimResult`` or
+``Commit`` sent out.
 
 Speech is resampled and Opus-encoded here (milliseconds of CPU: the job tracker runs it off the
-loop when ``needs_encoding``). No state; safe on any thread.
+loop when ``needs_encoding``). A simultaneous segment's chunks are converted one by one, each as a
+whole segment's speech is (``speech_out``), so the result's speech, the chunks converted again and
+joined, is sample for sample what its commits carried. No state; safe on any thread.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from translate_svc.audio.opus import encode_opus
 from translate_svc.audio.resample import resample
 from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.runner import DETECTED, ModelInput, ModelOutput
+from translate_svc.engine.runner import DETECTED, ModelInput, ModelOutput, SimulRequest, SimulTarget
 from translate_svc.errors import ErrorCode, ServiceError
 from translate_svc.types import (
     MODEL_SAMPLE_RATE,
+    Commit,
     DetectedLanguage,
     InterimResult,
+    OpusSpeech,
     OutputOptions,
     Segment,
     SegmentError,
@@ -30,6 +38,8 @@ from translate_svc.types import (
     Translation,
     TranslationTask,
 )
+
+logger = logging.getLogger(__name__)
 
 #: 16 kHz samples per millisecond
 PER_MS = MODEL_SAMPLE_RATE // 1000
@@ -48,6 +58,137 @@ def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool) -> Mod
         detect=task.detect,
         terms=task.terms,
     )
+
+
+def step_input(
+    task: TranslationTask, audio: np.ndarray, targets: tuple[SimulTarget, ...], *, final: bool
+) -> ModelInput:
+    """A simultaneous step over ``audio`` (the open speech so far, or the closed segment when
+    ``final``) with each target's policy state; an open step asks for no transcript (a commit
+    has none), the final one for what a whole segment's job asks."""
+    assert task.simultaneous is not None
+    item = model_input(task, audio, final=True)
+    return dataclasses.replace(
+        item,
+        transcript_language=item.transcript_language if final else None,
+        simul=SimulRequest(targets, final=final, agreement=task.simultaneous.agreement),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Sent:
+    """What a client has of one target of an open segment: the committed text (the commits' texts
+    joined) and the speech chunks, at the model's rate, in order."""
+
+    text: str = ""
+    chunks: tuple[np.ndarray, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class FinalStep:
+    """A simultaneous segment's final job (``step_input(final=True)``) and what its commits
+    already gave the client, per target: the final result's speech and text build on it."""
+
+    item: ModelInput
+    sent: dict[str, Sent]
+
+
+def text_delta(sent: str, committed: str) -> str:
+    """The committed text beyond what was sent. A committed text that does not start with the sent
+    one (a detokenizer that writes a prefix of tokens differently) gives what follows their common
+    prefix: never a retraction; the joined commits then differ from the result's text there."""
+    if committed.startswith(sent):
+        return committed[len(sent) :]
+    logger.warning("a committed text does not extend the text sent (%d vs %d characters)", len(committed), len(sent))
+    common = next((i for i, (a, b) in enumerate(zip(sent, committed, strict=False)) if a != b), len(sent))
+    return committed[min(common, len(committed)) :]
+
+
+def speech_out(wave: np.ndarray, opts: OutputOptions) -> tuple[np.ndarray, OpusSpeech | None]:
+    """Speech at the model's rate -> the stream's output: resampled, and Opus-encoded if asked."""
+    audio = _to_rate(wave, opts.speech_sample_rate_hz)
+    opus = encode_opus(audio, opts.speech_sample_rate_hz) if opts.speech_encoding is SpeechEncoding.OPUS else None
+    return audio, opus
+
+
+def build_commits(
+    segment_id: int,
+    task: TranslationTask,
+    rows: Sequence[tuple[str, str, np.ndarray | None]],
+    source_ms: int,
+    *,
+    final: bool = False,
+) -> tuple[Commit, ...]:
+    """One ``Commit`` per ``(target, text delta, chunk at the model's rate or None)``."""
+    opts = task.output
+    out = []
+    for lang, delta, chunk in rows:
+        audio, opus = speech_out(chunk, opts) if chunk is not None and opts.speech else (None, None)
+        text = delta if opts.text else ""
+        translation = Translation(lang, text, audio, opts.speech_sample_rate_hz, opus)
+        out.append(Commit(segment_id, translation, source_ms, final))
+    return tuple(out)
+
+
+def build_final(
+    seg: Segment,
+    task: TranslationTask,
+    job: JobResult,
+    closed_at: float,
+    vad_wait_ms: float,
+    step: FinalStep,
+    source_ms: int,
+) -> tuple[tuple[Commit, ...], SegmentResult]:
+    """A simultaneous segment's final step -> its last commits (``final``, one per target: the rest
+    of the text, the last chunk) and its result: the whole committed text, the unforced
+    transcript, and as speech every chunk of the segment joined (what the commits carried)."""
+    out = job.output
+    if out is None or out.simul is None:
+        if out is not None:  # a runner that ignored the step: a bug, said as the segment's error
+            logger.error("segment %d: the final simultaneous step came back without its rows", seg.segment_id)
+            job = dataclasses.replace(job, output=None, error=_NO_ROWS)
+        return (), build_result(seg, task, job, closed_at, vad_wait_ms)
+    ready = time.perf_counter()
+    opts = task.output
+    rows: list[tuple[str, str, np.ndarray | None]] = []
+    translations = []
+    for lang in task.target_languages:
+        row, sent = out.simul[lang], step.sent.get(lang, Sent())
+        rows.append((lang, text_delta(sent.text, row.committed_text), row.chunk))
+        audio = opus = None
+        if opts.speech:
+            chunks = (*sent.chunks, row.chunk) if row.chunk is not None else sent.chunks
+            parts = [_to_rate(c, opts.speech_sample_rate_hz) for c in chunks]
+            audio = np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
+            if opts.speech_encoding is SpeechEncoding.OPUS:
+                opus = encode_opus(audio, opts.speech_sample_rate_hz)
+        text = row.committed_text if opts.text else ""
+        translations.append(Translation(lang, text, audio, opts.speech_sample_rate_hz, opus))
+    commits = build_commits(seg.segment_id, task, rows, source_ms, final=True)
+    timing = Timing(
+        queue_ms=job.queue_ms,
+        model_ms=job.model_ms,
+        total_ms=(ready - closed_at) * 1000,
+        vad_wait_ms=vad_wait_ms,
+        speech_ms=out.speech_ms,
+        language_id_ms=out.language_id_ms,
+        encode_ms=(time.perf_counter() - ready) * 1000 if opts.speech else 0.0,
+    )
+    result = SegmentResult(
+        seg.segment_id,
+        seg.start_ms,
+        seg.end_ms,
+        _transcript(task, out),
+        tuple(translations),
+        timing,
+        detected=_detected(out),
+        batch_trace=job.batch_trace,
+        speech_in_commits=True,
+    )
+    return commits, result
+
+
+_NO_ROWS = SegmentError(ErrorCode.INTERNAL.value, "the model's output for this segment was unusable")
 
 
 def failed(seg: Segment, err: ServiceError, closed_at: float, vad_wait_ms: float) -> SegmentResult:

@@ -27,6 +27,7 @@ from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEn
 from translate_svc.session.jobs import JobTracker, segment_of
 from translate_svc.session.reorder import Reorder
 from translate_svc.session.results import PER_MS
+from translate_svc.session.simultaneous import Simultaneous
 from translate_svc.session.timeline import Timeline
 from translate_svc.session.vad_bridge import VAD_BACKLOG, VadBridge
 from translate_svc.settings import LimitsSettings
@@ -92,10 +93,16 @@ class StreamSession:
             first_id=resume.next_segment_id if resume is not None else 0,
             strict_queue=strict_queue,
             on_taken=self._update_room,
+            received_ms=lambda: self.timeline.audio_received_ms,
         )
         self.captions = (
             Captions(engine, self.session_id, task, self.jobs, interim_interval_ms, self.timeline.offset_ms)
             if interim_interval_ms
+            else None
+        )
+        self.simultaneous = (
+            Simultaneous(engine, self.session_id, task, self.jobs, lambda: self.timeline.audio_received_ms)
+            if task.simultaneous is not None
             else None
         )
         self._room = asyncio.Event()  # set while under the fair share and the VAD backlog
@@ -128,6 +135,11 @@ class StreamSession:
     @property
     def interims_skipped(self) -> int:
         return self.captions.skipped if self.captions is not None else 0
+
+    @property
+    def steps_skipped(self) -> int:
+        """Simultaneous steps skipped because the engine or the reader was behind."""
+        return self.simultaneous.skipped if self.simultaneous is not None else 0
 
     # -- requests side ----------------------------------------------------------------------
 
@@ -249,6 +261,8 @@ class StreamSession:
         self.jobs.abort()
         if self.captions is not None:
             self.captions.drop()
+        if self.simultaneous is not None:
+            self.simultaneous.drop()
 
     def fail(self, error: ServiceError) -> None:
         """End the stream with ``error`` (bad input in a later message): ``events`` raises it."""
@@ -294,8 +308,13 @@ class StreamSession:
             assert probs is not None
             self._pos16k += len(samples16k)
             self._handle(self._segmenter.push(samples16k, probs))
-            if self.captions is not None and not self._finished and self.jobs.failure is None:
-                self.captions.maybe_start(self._segmenter.open_speech())
+            if not self._finished and self.jobs.failure is None:
+                if self.captions is not None or self.simultaneous is not None:
+                    open_speech = self._segmenter.open_speech()
+                    if self.captions is not None:
+                        self.captions.maybe_start(open_speech)
+                    if self.simultaneous is not None:
+                        self.simultaneous.maybe_step(open_speech)
         except ServiceError as e:  # e.g. Translate: the engine queue is full
             self.fail(e)
         except Exception as e:
@@ -322,7 +341,8 @@ class StreamSession:
                 if self.captions is not None:
                     self.captions.segment_closed(seg.segment_id)  # the final result supersedes it
                 vad_wait_ms = max(0, self._pos16k - (seg.end_ms - offset) * PER_MS) / PER_MS
-                self.jobs.submit(seg, vad_wait_ms)
+                final = self.simultaneous.segment_closed(seg) if self.simultaneous is not None else None
+                self.jobs.submit(seg, vad_wait_ms, final)
             elif isinstance(ev, SpeechDiscarded):
                 logger.debug("discarded %s", ev, extra=self._log)
         self._update_room()

@@ -18,6 +18,7 @@ from translate_svc.types import (
     DEFAULT_TERM_WEIGHT,
     MAX_TERM_WEIGHT,
     OutputOptions,
+    SimultaneousOptions,
     SpeechEncoding,
     Term,
     TranslationTask,
@@ -37,9 +38,11 @@ def resolve_task(
     output: OutputOptions,
     detect: list[str] | None = None,
     terms: Sequence[Term] = (),
+    simultaneous: SimultaneousOptions | None = None,
 ) -> TranslationTask:
     """Check languages and output options against the loaded model and the limits. No targets:
-    ASR only. ``detect``: language detection among these candidates (empty: any)."""
+    ASR only. ``detect``: language detection among these candidates (empty: any).
+    ``simultaneous``: a stream's simultaneous mode (``check_simultaneous``)."""
     text_codes, speech_codes = card.text_codes, card.speech_codes
     if detect is not None:
         check_detection(card, limits, source, detect)
@@ -87,6 +90,8 @@ def resolve_task(
         )
     if not 0 <= output.speaker_id < card.num_speakers:
         raise InvalidInput(f"output.speaker_id is {output.speaker_id}: use 0..{card.num_speakers - 1}")
+    if simultaneous is not None:
+        check_simultaneous(simultaneous, targets, output, limits)
     if output.transcript and not source and detect is None:
         # no transcript without its language: say so in the resolved config the client sees
         output = dataclasses.replace(output, transcript=False)
@@ -96,7 +101,38 @@ def resolve_task(
         output=output,
         detect=tuple(detect) if detect is not None else None,
         terms=tuple(terms),
+        simultaneous=simultaneous,
     )
+
+
+def check_simultaneous(
+    options: SimultaneousOptions, targets: Sequence[str], output: OutputOptions, limits: LimitsSettings
+) -> None:
+    """Simultaneous mode commits translations (text, speech) while speech is open: it needs a
+    target, and its step and agreement within the server's limits. Live captions may come with it
+    (they show the open speech's tentative words; commits are the words that stay)."""
+    least, most = limits.min_simultaneous_step_ms, limits.max_simultaneous_step_ms
+    if not least <= options.step_ms <= most:
+        raise InvalidInput(
+            f"simultaneous.step_ms is {options.step_ms}: use {least}..{most} (this server's limits; the audio "
+            "between two translations of the open speech, 1000 is typical)"
+        )
+    n = limits.max_simultaneous_agreement
+    if not 1 <= options.agreement <= n:
+        raise InvalidInput(
+            f"simultaneous.agreement is {options.agreement}: use 1..{n} (how many consecutive "
+            "translations must agree on a word before it is committed; 2 is typical)"
+        )
+    if not targets:
+        raise InvalidInput(
+            "simultaneous mode commits translations while speech is open, and target_languages is "
+            "empty (ASR only): name a target language, or leave simultaneous unset"
+        )
+    if not (output.text or output.speech):
+        raise InvalidInput(
+            "simultaneous mode commits translated text and speech, and output asks for neither: set "
+            "output.text or output.speech, or leave simultaneous unset"
+        )
 
 
 def check_terms(terms: Sequence[Term], limits: LimitsSettings) -> None:

@@ -33,10 +33,12 @@ from translate_svc.types import (
     DEFAULT_TERM_WEIGHT,
     AudioEncoding,
     AudioFormat,
+    Commit,
     InterimResult,
     Language,
     OutputOptions,
     SegmentResult,
+    SimultaneousOptions,
     SpeechEncoding,
     Term,
     Transcript,
@@ -209,6 +211,9 @@ def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
         max_stream_message_bytes=limits.max_chunk_bytes + SMALL_MESSAGE_BYTES,
         reorder_window_ms=limits.reorder_window_ms,
         stall_close_ms=limits.stall_close_ms,
+        min_simultaneous_step_ms=limits.min_simultaneous_step_ms,
+        max_simultaneous_step_ms=limits.max_simultaneous_step_ms,
+        max_simultaneous_agreement=limits.max_simultaneous_agreement,
     )
 
 
@@ -274,6 +279,17 @@ def segment_result_to_pb(r: SegmentResult) -> pb.SegmentResult:
         msg.detected_language.language = r.detected.language
         msg.detected_language.scores.extend(pb.LanguageScore(language=c, probability=p) for c, p in r.detected.scores)
     _add_texts(msg, r.transcript, r.translations)
+    msg.speech_in_commits = r.speech_in_commits
+    return msg
+
+
+def commit_to_pb(c: Commit) -> pb.Commit:
+    t = c.translation
+    msg = pb.Commit(
+        segment_id=c.segment_id, target_language=t.target_language, text=t.text, source_ms=c.source_ms, final=c.final
+    )
+    if t.audio is not None and len(t.audio):  # an empty chunk is no chunk: the field stays absent
+        _speech_to_pb(t, msg.speech)
     return msg
 
 
@@ -296,19 +312,24 @@ def _add_texts(
         msg.transcript.text = transcript.text
     for t in translations:
         out = msg.translations.add(target_language=t.target_language, text=t.text)
-        if t.audio is None:
-            continue
-        audio = out.audio
-        audio.sample_rate_hz = t.sample_rate_hz
-        audio.num_samples = len(t.audio)
-        audio.duration_ms = round(len(t.audio) * 1000 / t.sample_rate_hz)
-        if t.opus is None:
-            audio.encoding = pb.SPEECH_ENCODING_LINEAR16
-            audio.content = pcm16(t.audio)
-        else:
-            audio.encoding = pb.SPEECH_ENCODING_OPUS
-            audio.opus_pre_skip = t.opus.pre_skip
-            audio.opus_packets.extend(pb.OpusPacket(data=p, duration_samples=_OPUS_FRAME) for p in t.opus.packets)
+        if t.audio is not None:
+            _speech_to_pb(t, out.audio)
+
+
+def _speech_to_pb(t: Translation, audio: pb.SynthesizedAudio) -> None:
+    """``t``'s speech into ``audio``: PCM16 bytes, or its Opus packets (nothing when it has none)."""
+    if t.audio is None:
+        return
+    audio.sample_rate_hz = t.sample_rate_hz
+    audio.num_samples = len(t.audio)
+    audio.duration_ms = round(len(t.audio) * 1000 / t.sample_rate_hz)
+    if t.opus is None:
+        audio.encoding = pb.SPEECH_ENCODING_LINEAR16
+        audio.content = pcm16(t.audio)
+    else:
+        audio.encoding = pb.SPEECH_ENCODING_OPUS
+        audio.opus_pre_skip = t.opus.pre_skip
+        audio.opus_packets.extend(pb.OpusPacket(data=p, duration_samples=_OPUS_FRAME) for p in t.opus.packets)
 
 
 #: samples per Opus output packet at 48 kHz (20 ms)
@@ -350,7 +371,37 @@ def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig) -> Str
         resume=resume,
         detect=_tuple(detection(cfg.language_detection, cfg.HasField("language_detection"))),
         terms=terms(cfg.terms),
+        simultaneous=simultaneous(cfg.simultaneous, cfg.HasField("simultaneous")),
     )
+
+
+def simultaneous(msg: pb.SimultaneousConfig, has: bool) -> SimultaneousOptions | None:
+    """An enabled SimultaneousConfig with its defaults filled in; None when off. Only the shape is
+    checked here (no negative numbers, no values without ``enabled``); the ranges, which the
+    server's limits set, are checked when the stream opens (``session/task.py``)."""
+    if not has or not msg.enabled:
+        if has and (msg.step_ms or msg.agreement):
+            raise InvalidInput(
+                "config.simultaneous sets step_ms or agreement but enabled is false: set "
+                "simultaneous.enabled=true to turn simultaneous mode on (or leave simultaneous unset)"
+            )
+        return None
+    d = SimultaneousOptions()
+    if msg.step_ms < 0:
+        raise InvalidInput(
+            f"config.simultaneous.step_ms is {msg.step_ms}: use 0 (the server's default, {d.step_ms} ms) or a "
+            "value within ServerLimits.min_simultaneous_step_ms..max_simultaneous_step_ms"
+        )
+    if msg.agreement < 0:
+        raise InvalidInput(
+            f"config.simultaneous.agreement is {msg.agreement}: use 0 (the server's default, {d.agreement}) or "
+            "1..ServerLimits.max_simultaneous_agreement"
+        )
+    return SimultaneousOptions(step_ms=msg.step_ms or d.step_ms, agreement=msg.agreement or d.agreement)
+
+
+def simultaneous_to_pb(o: SimultaneousOptions | None) -> pb.SimultaneousConfig | None:
+    return None if o is None else pb.SimultaneousConfig(enabled=True, step_ms=o.step_ms, agreement=o.agreement)
 
 
 def _tuple(x: list[str] | None) -> tuple[str, ...] | None:
@@ -375,6 +426,7 @@ def stream_started_to_pb(s: StreamStarted) -> pb.StreamStarted:
             resume=resume,
             language_detection=detection_to_pb(s.task.detect),
             terms=terms_to_pb(s.task.terms),
+            simultaneous=simultaneous_to_pb(s.task.simultaneous),
         ),
         model=model_card_to_pb(s.card),
         limits=limits_to_pb(s.limits),
@@ -385,6 +437,8 @@ def stream_started_to_pb(s: StreamStarted) -> pb.StreamStarted:
 def stream_event_to_pb(ev: StreamStarted | StreamEvent) -> pb.StreamingTranslateResponse:
     if isinstance(ev, SegmentResult):
         return pb.StreamingTranslateResponse(segment=segment_result_to_pb(ev))
+    if isinstance(ev, Commit):
+        return pb.StreamingTranslateResponse(commit=commit_to_pb(ev))
     if isinstance(ev, InterimResult):
         return pb.StreamingTranslateResponse(interim=interim_to_pb(ev))
     if isinstance(ev, SpeechEvent):

@@ -194,7 +194,7 @@ class InterimResult(_message.Message):
     def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ...) -> None: ...
 
 class SegmentResult(_message.Message):
-    __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing", "status", "detected_language")
+    __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing", "status", "detected_language", "speech_in_commits")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     START_MS_FIELD_NUMBER: _ClassVar[int]
     END_MS_FIELD_NUMBER: _ClassVar[int]
@@ -203,6 +203,7 @@ class SegmentResult(_message.Message):
     TIMING_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     DETECTED_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_IN_COMMITS_FIELD_NUMBER: _ClassVar[int]
     segment_id: int
     start_ms: int
     end_ms: int
@@ -211,7 +212,8 @@ class SegmentResult(_message.Message):
     timing: Timing
     status: _status_pb2.Status
     detected_language: DetectedLanguage
-    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., detected_language: _Optional[_Union[DetectedLanguage, _Mapping]] = ...) -> None: ...
+    speech_in_commits: bool
+    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., detected_language: _Optional[_Union[DetectedLanguage, _Mapping]] = ..., speech_in_commits: _Optional[bool] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "revision", "is_test_model", "num_speakers")
@@ -226,7 +228,7 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., revision: _Optional[str] = ..., is_test_model: _Optional[bool] = ..., num_speakers: _Optional[int] = ...) -> None: ...
 
 class ServerLimits(_message.Message):
-    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms", "max_candidate_languages", "max_terms", "max_term_chars", "max_calls_per_connection", "max_calls", "connection_idle_seconds", "connection_max_age_seconds", "max_translate_calls", "max_stream_message_bytes", "reorder_window_ms", "stall_close_ms")
+    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms", "max_candidate_languages", "max_terms", "max_term_chars", "max_calls_per_connection", "max_calls", "connection_idle_seconds", "connection_max_age_seconds", "max_translate_calls", "max_stream_message_bytes", "reorder_window_ms", "stall_close_ms", "min_simultaneous_step_ms", "max_simultaneous_step_ms", "max_simultaneous_agreement")
     MAX_TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -247,6 +249,9 @@ class ServerLimits(_message.Message):
     MAX_STREAM_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     REORDER_WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
     STALL_CLOSE_MS_FIELD_NUMBER: _ClassVar[int]
+    MIN_SIMULTANEOUS_STEP_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SIMULTANEOUS_STEP_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SIMULTANEOUS_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
     max_target_languages: int
     max_message_bytes: int
     max_chunk_bytes: int
@@ -267,7 +272,10 @@ class ServerLimits(_message.Message):
     max_stream_message_bytes: int
     reorder_window_ms: int
     stall_close_ms: int
-    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ..., min_interim_interval_ms: _Optional[int] = ..., max_candidate_languages: _Optional[int] = ..., max_terms: _Optional[int] = ..., max_term_chars: _Optional[int] = ..., max_calls_per_connection: _Optional[int] = ..., max_calls: _Optional[int] = ..., connection_idle_seconds: _Optional[float] = ..., connection_max_age_seconds: _Optional[float] = ..., max_translate_calls: _Optional[int] = ..., max_stream_message_bytes: _Optional[int] = ..., reorder_window_ms: _Optional[int] = ..., stall_close_ms: _Optional[int] = ...) -> None: ...
+    min_simultaneous_step_ms: int
+    max_simultaneous_step_ms: int
+    max_simultaneous_agreement: int
+    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ..., min_interim_interval_ms: _Optional[int] = ..., max_candidate_languages: _Optional[int] = ..., max_terms: _Optional[int] = ..., max_term_chars: _Optional[int] = ..., max_calls_per_connection: _Optional[int] = ..., max_calls: _Optional[int] = ..., connection_idle_seconds: _Optional[float] = ..., connection_max_age_seconds: _Optional[float] = ..., max_translate_calls: _Optional[int] = ..., max_stream_message_bytes: _Optional[int] = ..., reorder_window_ms: _Optional[int] = ..., stall_close_ms: _Optional[int] = ..., min_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_agreement: _Optional[int] = ...) -> None: ...
 
 class ListLanguagesRequest(_message.Message):
     __slots__ = ()
@@ -344,7 +352,7 @@ class VadOptions(_message.Message):
     def __init__(self, threshold: _Optional[float] = ..., min_silence_ms: _Optional[int] = ..., speech_pad_ms: _Optional[int] = ..., min_speech_ms: _Optional[int] = ..., max_segment_ms: _Optional[int] = ...) -> None: ...
 
 class StreamingConfig(_message.Message):
-    __slots__ = ("format", "source_language", "target_languages", "output", "vad", "interim_interval_ms", "resume", "language_detection", "terms")
+    __slots__ = ("format", "source_language", "target_languages", "output", "vad", "interim_interval_ms", "resume", "language_detection", "terms", "simultaneous")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
@@ -354,6 +362,7 @@ class StreamingConfig(_message.Message):
     RESUME_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_DETECTION_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
+    SIMULTANEOUS_FIELD_NUMBER: _ClassVar[int]
     format: AudioFormat
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
@@ -363,7 +372,18 @@ class StreamingConfig(_message.Message):
     resume: ResumeFrom
     language_detection: LanguageDetection
     terms: _containers.RepeatedCompositeFieldContainer[Term]
-    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., interim_interval_ms: _Optional[int] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ...) -> None: ...
+    simultaneous: SimultaneousConfig
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., interim_interval_ms: _Optional[int] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., simultaneous: _Optional[_Union[SimultaneousConfig, _Mapping]] = ...) -> None: ...
+
+class SimultaneousConfig(_message.Message):
+    __slots__ = ("enabled", "step_ms", "agreement")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    STEP_MS_FIELD_NUMBER: _ClassVar[int]
+    AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    step_ms: int
+    agreement: int
+    def __init__(self, enabled: _Optional[bool] = ..., step_ms: _Optional[int] = ..., agreement: _Optional[int] = ...) -> None: ...
 
 class ResumeFrom(_message.Message):
     __slots__ = ("resume_token", "next_segment_id", "offset_ms")
@@ -433,6 +453,22 @@ class SpeechEvent(_message.Message):
     offset_ms: int
     def __init__(self, type: _Optional[_Union[SpeechEvent.Type, str]] = ..., offset_ms: _Optional[int] = ...) -> None: ...
 
+class Commit(_message.Message):
+    __slots__ = ("segment_id", "target_language", "text", "speech", "source_ms", "final")
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_MS_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    segment_id: int
+    target_language: str
+    text: str
+    speech: SynthesizedAudio
+    source_ms: int
+    final: bool
+    def __init__(self, segment_id: _Optional[int] = ..., target_language: _Optional[str] = ..., text: _Optional[str] = ..., speech: _Optional[_Union[SynthesizedAudio, _Mapping]] = ..., source_ms: _Optional[int] = ..., final: _Optional[bool] = ...) -> None: ...
+
 class StreamEnd(_message.Message):
     __slots__ = ("segments_total", "audio_received_ms", "reason", "audio_filled_ms", "resume_offset_ms", "packets_reordered", "packets_duplicate", "packets_late", "audio_concealed_ms")
     class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
@@ -476,17 +512,19 @@ class StreamEnd(_message.Message):
     def __init__(self, segments_total: _Optional[int] = ..., audio_received_ms: _Optional[int] = ..., reason: _Optional[_Union[StreamEnd.Reason, str]] = ..., audio_filled_ms: _Optional[int] = ..., resume_offset_ms: _Optional[int] = ..., packets_reordered: _Optional[int] = ..., packets_duplicate: _Optional[int] = ..., packets_late: _Optional[int] = ..., audio_concealed_ms: _Optional[int] = ...) -> None: ...
 
 class StreamingTranslateResponse(_message.Message):
-    __slots__ = ("started", "speech_event", "segment", "ended", "interim", "draining")
+    __slots__ = ("started", "speech_event", "segment", "ended", "interim", "draining", "commit")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     SPEECH_EVENT_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
     INTERIM_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
     started: StreamStarted
     speech_event: SpeechEvent
     segment: SegmentResult
     ended: StreamEnd
     interim: InterimResult
     draining: Draining
-    def __init__(self, started: _Optional[_Union[StreamStarted, _Mapping]] = ..., speech_event: _Optional[_Union[SpeechEvent, _Mapping]] = ..., segment: _Optional[_Union[SegmentResult, _Mapping]] = ..., ended: _Optional[_Union[StreamEnd, _Mapping]] = ..., interim: _Optional[_Union[InterimResult, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ...) -> None: ...
+    commit: Commit
+    def __init__(self, started: _Optional[_Union[StreamStarted, _Mapping]] = ..., speech_event: _Optional[_Union[SpeechEvent, _Mapping]] = ..., segment: _Optional[_Union[SegmentResult, _Mapping]] = ..., ended: _Optional[_Union[StreamEnd, _Mapping]] = ..., interim: _Optional[_Union[InterimResult, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., commit: _Optional[_Union[Commit, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,300 @@
+"""Simultaneous mode through the real stream core (issue 33): an in-memory door drives
+``StreamDriver`` on a real server whose model is the stable translator (``model/stable.py``: exact
+commit points), so commits, their order, their text and their speech can be checked exactly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from prometheus_client import REGISTRY
+
+from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
+from translate_svc.engine.runner import ModelInput
+from translate_svc.errors import InvalidInput
+from translate_svc.model.stable import StableTranslator
+from translate_svc.session import (
+    AudioIn,
+    Flush,
+    SegmentResult,
+    SpeechEvent,
+    StreamConfig,
+    StreamDriver,
+    StreamEnded,
+    StreamRequest,
+)
+from translate_svc.types import (
+    AudioEncoding,
+    AudioFormat,
+    Commit,
+    OutputOptions,
+    SimultaneousOptions,
+    SpeechEncoding,
+)
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
+
+CHUNK = 1600  # 100 ms at 16 kHz
+TARGETS = ("spa", "fra")
+
+
+def jfk_chunks(shared_audio: Path) -> list[bytes]:
+    data = speech_pcm16(shared_audio / "jfk.flac", 60, 16000).tobytes()
+    return [data[i : i + 2 * CHUNK] for i in range(0, len(data), 2 * CHUNK)]
+
+
+def config(live: LiveServer, simultaneous: SimultaneousOptions | None, **output: Any) -> StreamConfig:
+    return StreamConfig(
+        format=AudioFormat(AudioEncoding.LINEAR16, 16000, 1),
+        source_language="eng",
+        target_languages=TARGETS,
+        output=OutputOptions(**output),
+        vad=live.server.app.sessions.vad_defaults,
+        simultaneous=simultaneous,
+    )
+
+
+async def drive(
+    live: LiveServer, requests: Sequence[StreamRequest], *, pace_s: float = 0.0, read_after_s: float = 0.0
+) -> list[Any]:
+    """The in-memory door: ``requests`` in (``pace_s`` apart after the config), every event out
+    (the reader starts ``read_after_s`` late: a reader that is behind)."""
+
+    async def gen() -> AsyncIterator[StreamRequest]:
+        for n, r in enumerate(requests):
+            if n and pace_s:
+                await asyncio.sleep(pace_s)
+            yield r
+
+    driver = StreamDriver(live.server.app.sessions)
+    out: list[Any] = []
+    async with contextlib.aclosing(driver.run(gen())) as events:
+        async for ev in events:
+            out.append(ev)
+            if read_after_s and len(out) == 1:  # StreamStarted: then stop reading for a while
+                await asyncio.sleep(read_after_s)
+    return out
+
+
+@contextlib.asynccontextmanager
+async def stable_server(test_model_dir: Path, runner: Callable[[], Any] | None = None) -> AsyncIterator[LiveServer]:
+    async with serving(
+        make_settings(test_model_dir), runner_factory=runner or (lambda: StableTranslator(test_model_dir))
+    ) as live:
+        yield live
+
+
+def steps(outcome: str) -> float:
+    return REGISTRY.get_sample_value("translate_svc_simultaneous_steps_total", {"outcome": outcome}) or 0.0
+
+
+def check_commits(events: list[Any], output: OutputOptions) -> dict[int, list[Commit]]:
+    """The rules every simultaneous stream keeps; returns each segment's commits."""
+    results = [ev for ev in events if isinstance(ev, SegmentResult)]
+    assert [r.segment_id for r in results] == list(range(len(results)))
+    assert all(r.error is None for r in results)
+    by_seg: dict[int, list[Commit]] = {}
+    done: set[int] = set()
+    last_source = 0
+    for ev in events:
+        if isinstance(ev, Commit):
+            assert ev.segment_id not in done, "a commit after its segment's result"
+            assert all(ev.segment_id > d for d in done), "a commit of a segment before one whose result is out"
+            assert ev.source_ms >= last_source
+            last_source = ev.source_ms
+            by_seg.setdefault(ev.segment_id, []).append(ev)
+        elif isinstance(ev, SegmentResult):
+            done.add(ev.segment_id)
+    for r in results:
+        commits = by_seg.get(r.segment_id, [])
+        assert r.speech_in_commits == bool(commits)
+        if not commits:
+            continue
+        for t in r.translations:
+            mine = [c for c in commits if c.translation.target_language == t.target_language]
+            assert [c.final for c in mine][-1] and not any(c.final for c in mine[:-1])
+            assert "".join(c.translation.text for c in mine) == t.text  # deltas, never a retraction
+            if output.speech:
+                chunks = [c.translation.audio for c in mine if c.translation.audio is not None]
+                assert t.audio is not None and np.array_equal(np.concatenate(chunks), t.audio)
+                assert all(c.translation.sample_rate_hz == output.speech_sample_rate_hz for c in mine)
+                if output.speech_encoding is SpeechEncoding.OPUS:
+                    assert all(c.translation.opus is not None for c in mine if c.translation.audio is not None)
+                    assert t.opus is not None and t.opus.num_samples == len(t.audio)
+    return by_seg
+
+
+def summary(events: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for ev in events:
+        if isinstance(ev, SpeechEvent):
+            out.append(("speech", ev.started, ev.offset_ms))
+        elif isinstance(ev, SegmentResult):
+            out.append(
+                (
+                    "segment",
+                    ev.segment_id,
+                    ev.start_ms,
+                    ev.end_ms,
+                    ev.transcript,
+                    ev.speech_in_commits,
+                    tuple(
+                        (t.target_language, t.text, None if t.audio is None else t.audio.tobytes())
+                        for t in ev.translations
+                    ),
+                )
+            )
+        elif isinstance(ev, StreamEnded):
+            out.append(("ended", ev.segments_total, ev.audio_received_ms))
+        elif isinstance(ev, Commit):
+            out.append(("commit", ev.segment_id))
+    return out
+
+
+async def test_commits_come_while_speech_is_open_and_add_up_to_each_result(
+    test_model_dir: Path, shared_audio: Path
+) -> None:
+    chunks = jfk_chunks(shared_audio)
+    async with stable_server(test_model_dir) as live:
+        opts = SimultaneousOptions(step_ms=500, agreement=2)
+        events = await drive(live, [config(live, opts), *(AudioIn(c) for c in chunks)], pace_s=0.02)
+    by_seg = check_commits(events, OutputOptions())
+    assert by_seg, "no commits"
+    # commits before the segment's end: while its speech was open
+    open_commits = 0
+    seg = 0
+    for ev in events:
+        if isinstance(ev, SpeechEvent) and not ev.started:
+            seg += 1
+        elif isinstance(ev, Commit) and not ev.final and ev.segment_id == seg:
+            open_commits += 1
+    assert open_commits > 0
+    assert all(ev.source_ms <= len(chunks) * 100 for ev in events if isinstance(ev, Commit))
+    ended = events[-1]
+    assert isinstance(ended, StreamEnded) and ended.segments_total == len(
+        [e for e in events if isinstance(e, SegmentResult)]
+    )
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        OutputOptions(speech_sample_rate_hz=24000),
+        OutputOptions(speech_encoding=SpeechEncoding.OPUS, speech_sample_rate_hz=48000),
+        OutputOptions(speech=False),
+    ],
+    ids=["pcm24k", "opus", "text"],
+)
+async def test_commits_in_the_streams_output_format(
+    test_model_dir: Path, shared_audio: Path, output: OutputOptions
+) -> None:
+    chunks = jfk_chunks(shared_audio)
+    async with stable_server(test_model_dir) as live:
+        cfg = config(live, SimultaneousOptions(step_ms=500, agreement=1))
+        # jfk's pauses do not end its speech: one long segment, whose early words are spoken in it
+        cfg = dataclasses.replace(cfg, output=output, vad=dataclasses.replace(cfg.vad, min_silence_ms=2000))
+        events = await drive(live, [cfg, *(AudioIn(c) for c in chunks), Flush()], pace_s=0.02)
+    by_seg = check_commits(events, output)
+    assert by_seg
+    if output.speech:  # speech spoken while the segment was open (5 words make 50 units: a chunk)
+        assert any(c.translation.audio is not None for cs in by_seg.values() for c in cs if not c.final)
+    else:
+        assert all(c.translation.audio is None for cs in by_seg.values() for c in cs)
+
+
+async def test_a_step_longer_than_the_segments_gives_segment_modes_events(
+    test_model_dir: Path, shared_audio: Path
+) -> None:
+    chunks = jfk_chunks(shared_audio)
+    async with stable_server(test_model_dir) as live:
+        plain = await drive(live, [config(live, None), *(AudioIn(c) for c in chunks)], pace_s=0.005)
+        most = live.server.app.sessions.limits.max_simultaneous_step_ms
+        simul = await drive(
+            live, [config(live, SimultaneousOptions(step_ms=most)), *(AudioIn(c) for c in chunks)], pace_s=0.005
+        )
+    assert not any(isinstance(ev, Commit) for ev in simul)
+    assert summary(simul) == summary(plain)
+    assert any(isinstance(ev, SegmentResult) for ev in plain)
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (SimultaneousOptions(step_ms=100), "simultaneous.step_ms is 100: use 500..10000"),
+        (SimultaneousOptions(step_ms=20_000), "simultaneous.step_ms is 20000: use 500..10000"),
+        (SimultaneousOptions(agreement=0), "simultaneous.agreement is 0: use 1..4"),
+        (SimultaneousOptions(agreement=5), "simultaneous.agreement is 5: use 1..4"),
+    ],
+)
+async def test_a_bad_step_or_agreement_is_refused_with_the_range(
+    live: LiveServer, options: SimultaneousOptions, words: str
+) -> None:
+    with pytest.raises(InvalidInput, match=words.replace(".", r"\.")):
+        await drive(live, [config(live, options)])
+
+
+async def test_simultaneous_asr_only_is_refused(live: LiveServer) -> None:
+    cfg = config(live, SimultaneousOptions())
+    cfg = dataclasses.replace(cfg, target_languages=())
+    with pytest.raises(InvalidInput, match="ASR only"):
+        await drive(live, [cfg])
+
+
+async def test_steps_are_skipped_while_the_reader_is_behind_and_nothing_is_lost(
+    test_model_dir: Path, shared_audio: Path
+) -> None:
+    chunks = jfk_chunks(shared_audio)
+    async with stable_server(test_model_dir) as live:
+        plain = await drive(live, [config(live, None), *(AudioIn(c) for c in chunks)])
+        skipped = steps("skipped")
+        opts = SimultaneousOptions(step_ms=500)
+        events = await drive(live, [config(live, opts), *(AudioIn(c) for c in chunks)], read_after_s=3.0)
+    assert steps("skipped") > skipped
+    check_commits(events, OutputOptions())
+    segments = [ev for ev in events if isinstance(ev, SegmentResult)]
+    assert [(s.segment_id, s.start_ms, s.end_ms) for s in segments] == [
+        (s.segment_id, s.start_ms, s.end_ms) for s in plain if isinstance(s, SegmentResult)
+    ]
+    # same words and speech as segment mode, however much was committed early
+    want = {s.segment_id: s for s in plain if isinstance(s, SegmentResult)}
+    for s in segments:
+        for t, w in zip(s.translations, want[s.segment_id].translations, strict=True):
+            assert t.text == w.text
+            assert t.audio is not None and w.audio is not None and np.array_equal(t.audio, w.audio)
+
+
+class SlowFinals(StableTranslator):
+    """The stable translator, 0.4 s per batch with a segment's final in it: finals wait in the
+    queue while speech goes on, so steps are refused by the engine."""
+
+    def run(self, inputs: Sequence[ModelInput]) -> list[Any]:
+        if any(i.simul is None or i.simul.final for i in inputs):
+            time.sleep(0.4)
+        return super().run(inputs)
+
+
+async def test_steps_are_skipped_while_a_final_waits_and_every_result_comes(
+    test_model_dir: Path, shared_audio: Path
+) -> None:
+    chunks = jfk_chunks(shared_audio)
+    async with stable_server(test_model_dir, lambda: SlowFinals(test_model_dir)) as live:
+        skipped, ran = steps("skipped"), steps("run")
+        requests: list[StreamRequest] = [config(live, SimultaneousOptions(step_ms=500))]
+        for n, c in enumerate(chunks):
+            requests.append(AudioIn(c))
+            if n % 15 == 14:
+                requests.append(Flush())  # a final every 1.5 s of audio
+        events = await drive(live, requests, pace_s=0.02)
+    assert steps("run") > ran and steps("skipped") > skipped
+    by_seg = check_commits(events, OutputOptions())
+    assert by_seg
+    ended = events[-1]
+    assert isinstance(ended, StreamEnded) and ended.limit is None
+    assert ended.segments_total == len([ev for ev in events if isinstance(ev, SegmentResult)]) > 4

@@ -1,0 +1,224 @@
+"""Simultaneous interpretation of one stream (issue 33): commit words, with their speech, while
+speech is still open.
+
+Every ``step_ms`` of new open speech (counted in audio, so a stream sent faster than real time
+steps as often per second of audio), the open speech so far is translated again for every target
+as one droppable engine job (``submit_droppable``, like a live caption), carrying each target's
+policy state (``SimulTarget``: the committed token ids, how many of them were spoken, the
+segment's last ``agreement - 1`` hypotheses). The engine's step applies the local agreement and
+speaks newly committed words (``engine/agreement.py``, ``engine/runner.py``); its result updates
+the state here, and every target whose committed text grew or that got a speech chunk gets a
+``Commit`` (a text delta, the chunk in the stream's output format).
+
+Rules (event loop only):
+
+- At most one step is in flight. A step is skipped (not queued, and counted:
+  ``translate_svc_simultaneous_steps_total{outcome="skipped"}``) while the engine is behind (a
+  final waits, or the queue is full: ``submit_droppable`` says no), the reader has events it has
+  not taken, or commits wait to go out; the next one is due a ``step_ms`` later. Nothing is lost:
+  the words are committed by a later step, at worst by the segment's final step.
+- A step's result counts only if it is for the open segment and that segment's final was not
+  submitted yet; else it is dropped (the final supersedes it). A failed step changes nothing.
+- The segment's end (a pause, the length cap, FLUSH, a stall close, half-close) submits its final
+  job: with words committed, a final step with the state (the rest committed by one decode with
+  the committed prefix forced; then a last ``Commit`` per target, ``final``, and the
+  ``SegmentResult`` whose speech is every chunk joined, ``speech_in_commits``); with none
+  committed (no step ran, or none agreed yet; nothing was sent), the whole segment's usual job:
+  the events are then exactly segment mode's, a result with its own speech and no commit.
+- ``Commit.source_ms``: the stream's audio received (timeline ms, a resume's offset included)
+  when the step's result arrived, i.e. when the words were committed.
+- Order (``jobs.py``): a segment's commits come in the order their steps came back, after every
+  earlier segment's result and before its own result.
+
+Live captions may run beside it: they show the open speech's tentative words, commits the words
+that stay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from translate_svc.engine.agreement import PrefixMismatch
+from translate_svc.engine.client import EngineClient
+from translate_svc.engine.jobs import JobResult
+from translate_svc.engine.runner import SimulRowOutput, SimulTarget
+from translate_svc.observability import metrics
+from translate_svc.session import results
+from translate_svc.session.jobs import CommitSlot, JobTracker
+from translate_svc.types import Commit, Segment, TranslationTask
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class TargetState:
+    """One target of the open segment: the policy's state and what the client has of it."""
+
+    policy: SimulTarget
+    sent: results.Sent
+
+
+def advance(state: TargetState, row: SimulRowOutput, agreement: int) -> tuple[TargetState, str, np.ndarray | None]:
+    """A step's row -> the target's next state, the committed text's delta and the new chunk
+    (None: none). Raises PrefixMismatch if the row's commit does not extend the state's (a runner
+    that retracted: the step must be dropped)."""
+    policy = state.policy
+    if row.committed[: len(policy.committed)] != policy.committed or row.spoken_tokens < policy.spoken_tokens:
+        raise PrefixMismatch(
+            f"a step's {len(row.committed)} committed tokens do not extend the {len(policy.committed)} committed"
+        )
+    keep = agreement - 1
+    recent = (*policy.recent, row.token_ids)[-keep:] if keep else ()
+    chunk = row.chunk if row.chunk is not None and len(row.chunk) else None
+    delta = results.text_delta(state.sent.text, row.committed_text)
+    chunks = (*state.sent.chunks, chunk) if chunk is not None else state.sent.chunks
+    nxt = TargetState(
+        SimulTarget(policy.language, row.committed, row.spoken_tokens, recent),
+        results.Sent(row.committed_text, chunks),
+    )
+    return nxt, delta, chunk
+
+
+class Simultaneous:
+    """One stream's simultaneous mode (see the module docstring)."""
+
+    def __init__(
+        self,
+        engine: EngineClient,
+        owner: str,
+        task: TranslationTask,
+        tracker: JobTracker,
+        received_ms: Callable[[], int],
+    ) -> None:
+        assert task.simultaneous is not None
+        self._received_ms = received_ms  # the stream's audio received (timeline ms): source_ms
+        self._engine = engine
+        self._owner = owner
+        self._task = task
+        self._tracker = tracker
+        self._every = task.simultaneous.step_ms * results.PER_MS  # 16 kHz samples of open speech per step
+        self._agreement = task.simultaneous.agreement
+        self._inflight: asyncio.Future[JobResult] | None = None
+        self._seg = -1  # the open segment the state is for (-1: none) ...
+        self._mark = 0  # ... where (16 kHz sample) its last step was due ...
+        self._state: dict[str, TargetState] = {}  # ... and each target's state
+        #: steps run and skipped (tests and benchmarks read them; the metric counts them too)
+        self.steps = 0
+        self.skipped = 0
+        self._log = {"session_id": owner}
+
+    def maybe_step(self, open_speech: tuple[int, np.ndarray] | None) -> None:
+        """Start a step over ``open_speech`` (its first 16 kHz sample, its samples) when another
+        ``step_ms`` of it has come in and none is in flight."""
+        if self._inflight is not None or open_speech is None:
+            return
+        start, samples = open_speech
+        next_id = self._tracker.next_id
+        if self._seg != next_id:  # a new segment: a fresh state, steps counted from its start
+            self._reset(next_id, start)
+        end = start + len(samples)
+        if end - self._mark < self._every:
+            return
+        self._mark = end
+        t = self._tracker
+        if t.backlog or t.commits_waiting:  # the reader is behind: skip, commit later
+            self._skip()
+            return
+        per_ms = results.PER_MS
+        first = -(-start // per_ms) * per_ms  # the segment's audio starts here (jobs.segment_of)
+        last = end // per_ms * per_ms
+        targets = tuple(self._state[lang].policy for lang in self._task.target_languages)
+        item = results.step_input(self._task, samples[first - start : last - start], targets, final=False)
+        fut = self._engine.submit_droppable(self._owner, item)
+        if fut is None:
+            self._skip()
+            return
+        self.steps += 1
+        metrics.simultaneous_step(True)
+        self._inflight = fut
+        fut.add_done_callback(functools.partial(self._stepped, self._seg))
+
+    def segment_closed(self, seg: Segment) -> results.FinalStep | None:
+        """``seg`` closed: its final step if words were committed (None: its usual job). A step
+        still in flight is dropped; the state starts afresh with the next segment."""
+        state = self._state if self._seg == seg.segment_id else {}
+        self.drop()
+        self._seg, self._state = -1, {}
+        if not any(s.policy.committed for s in state.values()):
+            return None
+        targets = tuple(state[lang].policy for lang in self._task.target_languages)
+        item = results.step_input(self._task, seg.samples, targets, final=True)
+        return results.FinalStep(item, {lang: s.sent for lang, s in state.items()})
+
+    def drop(self) -> None:
+        if self._inflight is not None:
+            self._inflight.cancel()  # the engine drops it unless it is in the model already
+            self._inflight = None
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _reset(self, segment_id: int, start: int) -> None:
+        self._seg, self._mark = segment_id, start
+        self._state = {lang: TargetState(SimulTarget(lang), results.Sent()) for lang in self._task.target_languages}
+
+    def _skip(self) -> None:
+        self.skipped += 1
+        metrics.simultaneous_step(False)
+
+    def _stepped(self, segment_id: int, fut: asyncio.Future[JobResult]) -> None:
+        if self._inflight is fut:
+            self._inflight = None
+        t = self._tracker
+        if fut.cancelled() or t.failure is not None or t.ended or segment_id != self._seg:
+            return  # superseded by the segment's final step, or the stream is over
+        job = fut.exception() is None and fut.result()
+        if not job or job.output is None or job.output.simul is None:
+            logger.debug("a simultaneous step failed: %r", fut.exception() or fut.result().error, extra=self._log)
+            return
+        rows = job.output.simul
+        state = dict(self._state)
+        changed: list[tuple[str, str, np.ndarray | None]] = []
+        try:
+            for lang in self._task.target_languages:
+                state[lang], delta, chunk = advance(state[lang], rows[lang], self._agreement)
+                if (delta and self._task.output.text) or chunk is not None:
+                    changed.append((lang, delta, chunk))
+        except (KeyError, PrefixMismatch) as e:  # a runner's bug: nothing of this step is used
+            logger.error("a simultaneous step's result was unusable: %r", e, extra=self._log)
+            return
+        self._state = state
+        if not changed:
+            return
+        slot = t.reserve_commits(segment_id)
+        source_ms = self._received_ms()  # committed now
+        build = functools.partial(results.build_commits, segment_id, self._task, changed, source_ms)
+        if any(chunk is not None for _, _, chunk in changed) and results.needs_encoding(self._task.output):
+            encoding = asyncio.ensure_future(asyncio.to_thread(build))  # resampling or Opus: off the loop
+            encoding.add_done_callback(functools.partial(self._encoded, slot, changed, segment_id, source_ms))
+            return
+        t.fill_commits(slot, build())
+
+    def _encoded(
+        self,
+        slot: CommitSlot,
+        changed: list[tuple[str, str, np.ndarray | None]],
+        segment_id: int,
+        source_ms: int,
+        fut: asyncio.Future[tuple[Commit, ...]],
+    ) -> None:
+        if fut.cancelled():
+            self._tracker.fill_commits(slot, ())
+            return
+        exc = fut.exception()
+        if exc is None:
+            self._tracker.fill_commits(slot, fut.result())
+            return
+        logger.error("encoding a commit's speech failed", exc_info=exc, extra=self._log)
+        text_only = [(lang, delta, None) for lang, delta, _ in changed]  # the text still goes out
+        self._tracker.fill_commits(slot, results.build_commits(segment_id, self._task, text_only, source_ms))
