@@ -5,7 +5,11 @@ receives one translated audio track per target.
 
 The server runs the fake runner (tests/unit/fake_runner.py): the words matter here (what the page
 puts in which cell), and the random-weight checkpoint may say nothing at all (DESIGN.md, pitfall
-19); the model's own path over WebRTC is tests/integration/test_webrtc.py's.
+19); the model's own path over WebRTC is tests/integration/test_webrtc.py's. The fake runner commits
+nothing before a segment ends (its segments come as in segment mode); a second case runs the
+stable translator (model/stable.py), whose commits come while speech is open (simultaneous mode,
+the door's default), and checks that the page shows the committed text as it grows and that each
+target's track carries speech before the segment's result comes.
 
 ``make test`` installs ``chromium-headless-shell`` (apt); without a Chromium this test fails and
 says what to install. ``CHROMIUM=/path/to/chrome`` picks another binary. It saves a screenshot at
@@ -14,6 +18,7 @@ says what to install. ``CHROMIUM=/path/to/chrome`` picks another binary. It save
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -27,6 +32,7 @@ import soundfile as sf
 
 from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
 from tests.unit.fake_runner import FakeRunner
+from translate_svc.model.stable import StableTranslator
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(25)]
 
@@ -136,6 +142,103 @@ async def test_the_demo_page_in_headless_chromium(page_server: LiveServer, micro
         finally:
             await browser.close()
     assert not problems, problems
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def stable_page_server(test_model_dir: Path) -> AsyncIterator[LiveServer]:
+    settings = make_settings(test_model_dir)
+    settings.server.http_port = 0
+    settings.server.demo_page = True
+    async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as live:
+        yield live
+
+
+LONG_SECONDS = 20  # the stable translator's first commits in silero_test.wav come at ~12 s
+
+#: the tracks' inbound bytes and packets, then the table (so bytes counted came before the rows read)
+SAMPLE = """async () => {
+    const inbound = (await demo.stats()).inbound;
+    const rows = [...document.querySelectorAll("#segments tbody tr")].map(tr => ({
+        committing: tr.classList.contains("committing"),
+        cells: [...tr.cells].map(td => td.textContent.trim()),
+    }));
+    return {inbound, rows};
+}"""
+
+
+async def test_the_demo_page_plays_commits_as_they_come(
+    stable_page_server: LiveServer, shared_audio: Path, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright
+
+    wav = tmp_path / "speech48k.wav"
+    sf.write(wav, speech_pcm16(shared_audio / "silero_test.wav", LONG_SECONDS, 48000), 48000, subtype="PCM_16")
+    assert stable_page_server.server.realtime is not None
+    url = f"http://127.0.0.1:{stable_page_server.server.realtime.port}/demo"
+    problems: list[str] = []
+    samples: list[dict[str, Any]] = []
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=chromium(),
+            args=[
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        try:
+            page = await browser.new_page()
+            page.on("console", lambda m: problems.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+            await page.goto(url)
+            await page.wait_for_selector("#start:enabled", timeout=30_000)
+            for code in TARGETS:
+                await page.check(f"#targets input[value={code}]")
+            await page.click("#start")
+            # sample the page every 200 ms until each target's track carried speech while a row
+            # with commits was still open, and a row with commits got its result
+            for _ in range(300):
+                samples.append(await page.evaluate(SAMPLE))
+                committed = {r["cells"][0] for s in samples for r in s["rows"] if r["committing"]}
+                done = any(r["cells"][0] in committed and r["cells"][-1] for r in samples[-1]["rows"])
+                if done and all(heard_early(samples, i) for i in range(len(TARGETS))):
+                    break
+                await page.wait_for_timeout(200)
+            else:
+                raise AssertionError(f"no chunk heard before its segment's result; the page: {await page_state(page)}")
+            await page.click("#stop")
+            await page.wait_for_function(
+                "() => document.getElementById('status').textContent.startsWith('Stopped')", timeout=30_000
+            )
+        finally:
+            await browser.close()
+    assert not problems, problems
+    final = {r["cells"][0]: r["cells"] for r in samples[-1]["rows"]}
+    for index, code in enumerate(TARGETS):
+        # the committed text grows in the segment's row before its result; the result completes it
+        growing = [(r["cells"][0], r["cells"][3 + index]) for s in samples for r in s["rows"] if r["committing"]]
+        grown = [(sid, text) for sid, text in growing if text and sid in final and final[sid][-1]]
+        assert grown, (code, growing)
+        assert all(final[sid][3 + index].startswith(text) for sid, text in grown), (grown, final)
+        assert any(len(text) < len(final[sid][3 + index]) for sid, text in grown), (grown, final)
+        assert heard_early(samples, index), code  # (the loop above waited for it)
+
+
+def heard_early(samples: list[dict[str, Any]], index: int) -> bool:
+    """Whether target ``index``'s track carried speech (Opus: ~3 bytes a packet of silence,
+    hundreds of the stable translator's tone) between two samples, while a row with its commits was
+    still open (no result yet) after them: a chunk played before its segment's result."""
+    code = TARGETS[index]
+    for before, after in itertools.pairwise(samples):
+        was = {x["language"]: x for x in before["inbound"]}.get(code)
+        now = {x["language"]: x for x in after["inbound"]}.get(code)
+        if was is None or now is None:
+            continue
+        speech_bytes = (now["bytes"] - was["bytes"]) - 3 * (now["packets"] - was["packets"])
+        if speech_bytes > 300 and any(r["committing"] and r["cells"][3 + index] for r in after["rows"]):
+            return True
+    return False
 
 
 async def page_state(page: Any) -> dict[str, Any]:

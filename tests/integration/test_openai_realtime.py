@@ -17,6 +17,7 @@ from openai import AsyncOpenAI
 
 from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.model.stable import StableTranslator
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
 
@@ -76,6 +77,7 @@ async def test_the_openai_sdk_translates_a_real_time_stream_like_the_grpc_door(
             session={
                 "audio": {"output": {"language": "es"}, "input": {"transcription": {"model": "whisper-1"}}},
                 "x_captions_interval_ms": 500,  # our extension: live captions on empty transcript deltas
+                "x_simultaneous_step_ms": 0,  # segment mode (the default is simultaneous), as gRPC's
             }
         )
 
@@ -180,6 +182,15 @@ async def test_the_sdk_gets_the_documented_errors(door: LiveServer) -> None:
     got = await errors_of(door, fast)
     assert [e.type for e in got] == ["error"] and got[0].error.code == "invalid_value", got
     assert "250" in got[0].error.message, got[0].error.message
+    # a simultaneous step outside the server's limits, or not a number: the error says the range
+    for step in (100, "1000"):
+        bad = {
+            "type": "session.update",
+            "session": {"x_simultaneous_step_ms": step, "audio": {"output": {"language": "es"}}},
+        }
+        got = await errors_of(door, bad)
+        assert [e.type for e in got] == ["error"] and got[0].error.code == "invalid_value", got
+        assert ("500" if step == 100 else "x_simultaneous_step_ms") in got[0].error.message, got[0].error.message
 
 
 async def test_sessions_count_in_max_streams_and_in_metrics(door: LiveServer) -> None:
@@ -293,3 +304,105 @@ async def test_a_revoked_token_ends_its_session(test_model_dir: Path, tmp_path: 
     assert got[-2].error.code == "revoked" and got[-2].error.type == "invalid_request_error"
     assert "revoked" in got[-2].error.message
     assert got[-1].model_extra["x_reason"] == "revoked" and took < 5.0
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def stable_door(test_model_dir: Path) -> AsyncIterator[LiveServer]:
+    """A server on the stable test translator: exact commit points (one word per 400 ms)."""
+    settings = make_settings(test_model_dir)
+    settings.server.http_port = 0
+    async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as live:
+        yield live
+
+
+async def stream_events(
+    live: LiveServer, pcm24k: np.ndarray, session: dict[str, Any], *, chunk_s: float
+) -> tuple[list[tuple[int, Any]], int]:
+    """``pcm24k`` through the SDK, a 200 ms chunk every ``chunk_s``; every event the server sends,
+    each with how many chunks had been appended when it arrived, and the number of chunks."""
+    chunks = [pcm24k[at : at + CHUNK].tobytes() for at in range(0, len(pcm24k), CHUNK)]
+    sent = 0
+    got: list[tuple[int, Any]] = []
+    async with client(live).realtime.translations.connect(model=MODEL) as conn:
+        assert (await conn.recv()).type == "session.created"
+        await conn.session.update(session=session)  # type: ignore[arg-type]
+
+        async def send() -> None:
+            nonlocal sent
+            t0 = time.perf_counter()
+            for n, chunk in enumerate(chunks):
+                await asyncio.sleep(max(0.0, t0 + n * chunk_s - time.perf_counter()))
+                await conn.session.input_audio_buffer.append(audio=base64.b64encode(chunk).decode())
+                sent = n + 1
+            await conn.session.close()
+
+        sender = asyncio.create_task(send())
+        async with asyncio.timeout(120):
+            async for ev in conn:
+                got.append((sent, ev))
+                if ev.type == "session.closed":
+                    break
+        await sender
+    return got, len(chunks)
+
+
+async def test_the_door_is_simultaneous_by_default_deltas_come_while_audio_is_sent(
+    stable_door: LiveServer, pcm24k: np.ndarray
+) -> None:
+    session = {"audio": {"output": {"language": "es"}, "input": {"transcription": {"model": "x"}, "language": "en"}}}
+    got, total = await stream_events(stable_door, pcm24k, session, chunk_s=0.1)  # twice real time
+    events = [e for _, e in got]
+    kinds = [e.type for e in events]
+    assert kinds[0] == "session.updated" and kinds[-1] == "session.closed" and "error" not in kinds, kinds
+    commits = [(n, e) for n, e in got if e.model_extra.get("x_commit") is not None]
+    text_commits = [(n, e) for n, e in commits if e.type == "session.output_transcript.delta"]
+    audio_commits = [(n, e) for n, e in commits if e.type == "session.output_audio.delta"]
+    assert text_commits and audio_commits, kinds
+    # deltas while the audio is still being sent: before the last chunk was appended
+    assert any(n < total for n, _ in text_commits), [n for n, _ in text_commits]
+    assert any(n < total for n, _ in audio_commits), [n for n, _ in audio_commits]
+    assert all(e.elapsed_ms == e.x_commit["source_ms"] for _, e in commits)
+    assert all(e.sample_rate == 24000 and e.format == "pcm16" and e.channels == 1 for _, e in audio_commits)
+    # each segment: its commits' text deltas, joined, are its final text (in the done event), and
+    # the result sends no text or speech again
+    done = [e for e in events if e.model_extra.get("x_done") is not None]
+    assert done and all(e.type == "session.output_transcript.delta" and e.delta == "" for e in done)
+    joined: dict[int, str] = {}
+    for _, e in text_commits:
+        joined[e.x_segment["segment_id"]] = joined.get(e.x_segment["segment_id"], "") + e.delta
+    first = next(e.x_segment["segment_id"] for e in events if e.type == "session.output_transcript.delta" and e.delta)
+    for e in done:
+        sid = e.x_segment["segment_id"]
+        text = joined[sid] if sid == first else joined[sid].removeprefix(" ")  # a space between segments
+        assert text == e.x_done["text"], (sid, text, e.x_done)
+        assert e.elapsed_ms == e.x_segment["end_ms"] and e.x_timing["latency_ms"] >= 0
+    done_ids = {e.x_segment["segment_id"] for e in done}
+    assert set(joined) == done_ids
+    for e in events:
+        sid = (e.model_extra.get("x_segment") or {}).get("segment_id")
+        if sid in done_ids and e.type in ("session.output_transcript.delta", "session.output_audio.delta"):
+            assert e.model_extra.get("x_commit") is not None or e.model_extra.get("x_done") is not None, e
+    # the speech of a segment is its commits' chunks: 200 ms of tone per word (stable translator)
+    for sid in done_ids:
+        samples = sum(len(base64.b64decode(e.delta)) // 2 for _, e in audio_commits if e.x_segment["segment_id"] == sid)
+        words = len(next(e for e in done if e.x_segment["segment_id"] == sid).x_done["text"].split())
+        assert samples == words * 24000 // 5, (sid, samples, words)
+    # the transcript still comes once per segment, when it closes
+    ins = [e for e in events if e.type == "session.input_transcript.delta"]
+    assert {e.x_segment["segment_id"] for e in ins} >= done_ids
+
+
+async def test_x_simultaneous_step_ms_0_gives_segment_mode(stable_door: LiveServer, pcm24k: np.ndarray) -> None:
+    session = {"audio": {"output": {"language": "es"}}, "x_simultaneous_step_ms": 0}
+    got, _ = await stream_events(stable_door, pcm24k, session, chunk_s=0.0)
+    events = [e for _, e in got]
+    kinds = [e.type for e in events]
+    assert kinds[-1] == "session.closed" and "error" not in kinds, kinds
+    assert not [e for e in events if e.model_extra.get("x_commit") or e.model_extra.get("x_done")]
+    outs = [e for e in events if e.type == "session.output_transcript.delta"]
+    audio = [e for e in events if e.type == "session.output_audio.delta"]
+    assert len(outs) >= 2 and audio
+    # one delta per segment, its whole text, and its speech, all at the segment's end
+    assert len({e.x_segment["segment_id"] for e in outs}) == len(outs)
+    assert all(e.elapsed_ms == e.x_segment["end_ms"] for e in outs + audio)
+    assert all("x_timing" in e.model_extra for e in outs)

@@ -22,6 +22,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
+from translate_svc.model.stable import StableTranslator
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 
@@ -81,11 +82,15 @@ class Call:
 
     def __init__(self, pcm48k: np.ndarray, language: str = "es", *, transcription: bool = True) -> None:
         self.pc = RTCPeerConnection()
-        self.pc.addTrack(Microphone(pcm48k))
+        self.mic = Microphone(pcm48k)
+        self.pc.addTrack(self.mic)
         self.channel = self.pc.createDataChannel("oai-events")
         self.events: list[dict[str, Any]] = []
         self.changed = asyncio.Event()
         self.frames: list[np.ndarray] = []
+        #: when each event and each frame came (perf_counter)
+        self.event_times: list[float] = []
+        self.frame_times: list[float] = []
         self.readers: list[asyncio.Future[None]] = []
         update: dict[str, Any] = {"audio": {"output": {"language": language}}}
         if transcription:
@@ -96,6 +101,7 @@ class Call:
 
     def _message(self, message: str) -> None:
         self.events.append(json.loads(message))
+        self.event_times.append(time.perf_counter())
         self.changed.set()
 
     def _track(self, track: MediaStreamTrack) -> None:
@@ -104,6 +110,7 @@ class Call:
                 while True:
                     frame = await track.recv()
                     self.frames.append(frame.to_ndarray())  # type: ignore[union-attr]
+                    self.frame_times.append(time.perf_counter())
             except MediaStreamError:
                 return
 
@@ -166,7 +173,8 @@ async def test_a_browser_call_gets_events_on_the_data_channel_and_speech_on_its_
     events, kinds = call.events, call.kinds()
     assert kinds[:2] == ["session.created", "session.updated"] and kinds[-1] == "session.closed", kinds
     assert "error" not in kinds, [e for e in events if e["type"] == "error"]
-    outs = [e for e in events if e["type"] == "session.output_transcript.delta"]
+    # (simultaneous by default: a segment with commits ends in an empty delta with ``x_done``)
+    outs = [e for e in events if e["type"] == "session.output_transcript.delta" and "x_done" not in e]
     ins = [e for e in events if e["type"] == "session.input_transcript.delta"]
     # the segments, not the words: the random-weight model leaves some (or all) texts empty, and an
     # empty text has no delta; every delta sent says something, in the call's language
@@ -209,3 +217,48 @@ async def test_browser_calls_count_in_max_streams_and_metrics_and_hear_the_drain
         assert closed["x_reason"] == "draining"
         await stopping
         await first.hang_up()
+
+
+LONG_SECONDS = 20  # the stable translator commits in segments of a few seconds: the first long one ends at ~13 s
+
+
+async def test_a_browser_call_hears_each_commit_as_it_comes(test_model_dir: Path, shared_audio: Path) -> None:
+    """Simultaneous mode (the door's default) on the stable translator: each commit's chunk plays
+    on the track while the segment is still spoken, and a segment's speech is not played again
+    when its result comes."""
+    pcm = speech_pcm16(shared_audio / "silero_test.wav", LONG_SECONDS, 48000)
+    settings = make_settings(test_model_dir)
+    settings.server.http_port = 0
+    async with (
+        serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as live,
+        aiohttp.ClientSession() as http,
+    ):
+        call = Call(pcm)
+        await call.dial(http, base(live) + "/calls?language=es", "no-token-needed-here")
+        await asyncio.sleep(LONG_SECONDS + 1)
+        call.channel.send(json.dumps({"type": "session.close"}))
+        await call.until("session.closed")
+        await call.hang_up()
+    events, kinds = call.events, call.kinds()
+    assert kinds[-1] == "session.closed" and "error" not in kinds, kinds
+    assert "session.output_audio.delta" not in kinds  # speech comes on the track
+    assert call.mic.t0 is not None
+    mic_ends = call.mic.t0 + LONG_SECONDS
+    outs = [(t, e) for t, e in zip(call.event_times, events, strict=True) if e["type"].startswith("session.output")]
+    commits = [(t, e) for t, e in outs if "x_commit" in e]
+    done = {e["x_segment"]["segment_id"]: (t, e) for t, e in outs if "x_done" in e}
+    assert commits and done and any(t < mic_ends for t, _ in commits), kinds
+    # speech frames (20 ms; silence between): some while a segment with commits is still open,
+    # before its result and while the microphone still speaks
+    loud = [t for t, f in zip(call.frame_times, call.frames, strict=True) if np.abs(f).max() > 500]
+    early = []
+    for sid, (t_done, _) in done.items():
+        first = min(t for t, e in commits if e["x_segment"]["segment_id"] == sid)
+        early += [t for t in loud if first <= t < min(t_done, mic_ends)]
+    assert early, (len(loud), [(e["x_segment"], e["x_commit"]) for _, e in commits])
+    # each word is 200 ms of tone, played once: a result after commits adds none
+    texts = [e["x_done"]["text"] for _, e in done.values()]
+    texts += [e["delta"] for _, e in outs if "x_commit" not in e and "x_done" not in e]
+    words = sum(len(t.split()) for t in texts)
+    segments = len(texts)
+    assert words * 10 * 0.9 <= len(loud) <= words * 10 * 1.1 + 3 * segments, (len(loud), words, segments)

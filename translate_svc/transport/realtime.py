@@ -15,7 +15,16 @@ limits, the idle timeout and the drain are the gRPC door's, unchanged.
   events with an empty ``delta`` and the caption in ``x_interim``).
 - ``session.input_audio_buffer.append`` is audio; ``session.close`` half-closes: the open speech is
   translated, every result sent, then ``session.closed``.
-- A segment's result becomes one ``session.input_transcript.delta`` (its whole transcript), one
+- Simultaneous by default (OpenAI's protocol is continuous): the stream runs in simultaneous mode
+  (``SimultaneousOptions``: a step every 1000 ms of audio, agreement 2), and each ``Commit``
+  becomes a ``session.output_transcript.delta`` (the committed words) and
+  ``session.output_audio.delta`` chunks (their speech), with ``elapsed_ms`` = the commit's
+  ``source_ms`` and ``x_commit``. The segment's result (``speech_in_commits``) then sends its
+  transcript delta and, per target, one empty ``session.output_transcript.delta`` whose
+  ``x_done`` holds the whole text (the protocol has no done event), and no speech again. Extension
+  ``x_simultaneous_step_ms``: the step (0: off, segment mode).
+- A segment's result with nothing committed (segment mode, or speech too short for a step) becomes
+  one ``session.input_transcript.delta`` (its whole transcript), one
   ``session.output_transcript.delta`` per target and ``session.output_audio.delta`` chunks of
   24 kHz PCM16, each with ``elapsed_ms`` = the segment's end on the stream's timeline and our exact
   span and timing as extra fields.
@@ -62,7 +71,15 @@ from translate_svc.session.quota import DEFAULT_TENANT, Tenant
 from translate_svc.transport.auth import Permission, Revocation, TokenStore
 from translate_svc.transport.client_secrets import PREFIX as SECRET_PREFIX
 from translate_svc.transport.client_secrets import ClientSecrets
-from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, OutputOptions, SegmentResult
+from translate_svc.types import (
+    AudioEncoding,
+    AudioFormat,
+    Commit,
+    InterimResult,
+    OutputOptions,
+    SegmentResult,
+    SimultaneousOptions,
+)
 from translate_svc.vad.segmenter import SegmenterConfig
 
 logger = logging.getLogger(__name__)
@@ -71,6 +88,9 @@ PATH = "/v1/realtime/translations"
 RATE = 24000  # OpenAI's realtime audio: 24 kHz PCM16 mono, in and out
 #: speech deltas carry at most this much audio each (200 ms, OpenAI's frame)
 AUDIO_DELTA_SAMPLES = RATE // 5
+#: simultaneous mode by default (``x_simultaneous_step_ms``; 0: off): OpenAI's protocol is continuous
+SIMULTANEOUS_STEP_MS = 1000
+SIMULTANEOUS_AGREEMENT = 2
 
 #: our error codes -> OpenAI's error ``type`` and ``code``
 _ERROR_TYPES: dict[ErrorCode, tuple[str, str]] = {
@@ -153,6 +173,8 @@ class RealtimeSession:
         self.languages: list[str] = []  # as the client named them (their tags)
         self.transcription: dict[str, Any] | None = None
         self.captions_interval_ms = 0  # live captions (our extension): off
+        self.simultaneous_step_ms = SIMULTANEOUS_STEP_MS  # our extension; 0: segment mode
+        self._committing: dict[str, int] = {}  # target -> the segment its last commit's text was of
         self.configured = False
         self._spoken_before: set[str] = set()  # which texts have had a delta (spaces between deltas)
 
@@ -278,6 +300,13 @@ class RealtimeSession:
         if not isinstance(captions, int) or isinstance(captions, bool) or captions < 0:
             raise InvalidInput("x_captions_interval_ms must be a whole number of milliseconds (0: no live captions)")
         self.captions_interval_ms = captions
+        step = session.get("x_simultaneous_step_ms", self.simultaneous_step_ms)
+        if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+            raise InvalidInput(
+                "x_simultaneous_step_ms must be a whole number of milliseconds (0: off, a segment's "
+                "translation once a pause ends it)"
+            )
+        self.simultaneous_step_ms = step
         if not languages:  # nothing to start with yet
             await self.send(_event("session.updated", session=self.session()))
             return None
@@ -299,6 +328,11 @@ class RealtimeSession:
             output=output,
             vad=self.vad,
             interim_interval_ms=self.captions_interval_ms,
+            simultaneous=(
+                SimultaneousOptions(self.simultaneous_step_ms, SIMULTANEOUS_AGREEMENT)
+                if self.simultaneous_step_ms
+                else None
+            ),
         )
 
     # -- the server's side ------------------------------------------------------------------------
@@ -324,6 +358,19 @@ class RealtimeSession:
                 )
             )
         for tag, t in zip(self.languages, r.translations, strict=False):
+            if r.speech_in_commits:  # the text and speech went out in the commits: only say it is done
+                await self.send(
+                    _event(
+                        "session.output_transcript.delta",
+                        delta="",
+                        elapsed_ms=r.end_ms,
+                        x_segment=span,
+                        x_language=tag,
+                        x_timing=timing,
+                        x_done={"text": t.text},
+                    )
+                )
+                continue
             if t.text:
                 await self.send(
                     _event(
@@ -335,24 +382,48 @@ class RealtimeSession:
                         x_timing=timing,
                     )
                 )
-            if t.audio is not None and len(t.audio) and self.speak is not None:
-                self.speak(tag, t.audio, t.sample_rate_hz)
-            elif t.audio is not None and len(t.audio):
-                pcm = float_to_pcm16(t.audio)
-                for at in range(0, len(pcm), AUDIO_DELTA_SAMPLES):
-                    chunk = pcm[at : at + AUDIO_DELTA_SAMPLES].astype("<i2").tobytes()
-                    await self.send(
-                        _event(
-                            "session.output_audio.delta",
-                            delta=base64.b64encode(chunk).decode("ascii"),
-                            format="pcm16",
-                            sample_rate=t.sample_rate_hz,
-                            channels=1,
-                            elapsed_ms=r.end_ms,
-                            x_segment=span,
-                            x_language=tag,
-                        )
-                    )
+            if t.audio is not None and len(t.audio):
+                await self._speech(tag, t.audio, t.sample_rate_hz, elapsed_ms=r.end_ms, x_segment=span, x_language=tag)
+
+    async def commit(self, c: Commit) -> None:
+        """Simultaneous mode: the words committed for one target (a text delta, appended to the
+        segment's earlier ones) and their speech, while the segment is still open."""
+        t = c.translation
+        if t.target_language not in self.targets:
+            return
+        tag = self.languages[self.targets.index(t.target_language)]
+        extra: dict[str, Any] = {
+            "x_segment": {"segment_id": c.segment_id},  # its span is known with its result
+            "x_language": tag,
+            "x_commit": {"source_ms": c.source_ms, "final": c.final},
+        }
+        if t.text:
+            first = self._committing.get(t.target_language) != c.segment_id
+            self._committing[t.target_language] = c.segment_id
+            delta = self._spaced(t.target_language, t.text.lstrip()) if first else t.text
+            await self.send(_event("session.output_transcript.delta", delta=delta, elapsed_ms=c.source_ms, **extra))
+        if t.audio is not None and len(t.audio):
+            await self._speech(tag, t.audio, t.sample_rate_hz, elapsed_ms=c.source_ms, **extra)
+
+    async def _speech(self, tag: str, audio: np.ndarray, rate: int, **fields: Any) -> None:
+        """Speech onto ``tag``'s track (WebRTC), or as ``session.output_audio.delta`` events with
+        ``fields``."""
+        if self.speak is not None:
+            self.speak(tag, audio, rate)
+            return
+        pcm = float_to_pcm16(audio)
+        for at in range(0, len(pcm), AUDIO_DELTA_SAMPLES):
+            chunk = pcm[at : at + AUDIO_DELTA_SAMPLES].astype("<i2").tobytes()
+            await self.send(
+                _event(
+                    "session.output_audio.delta",
+                    delta=base64.b64encode(chunk).decode("ascii"),
+                    format="pcm16",
+                    sample_rate=rate,
+                    channels=1,
+                    **fields,
+                )
+            )
 
     async def caption(self, r: InterimResult) -> None:
         """A live caption (our extension): an empty transcript delta, the caption in ``x_interim``
@@ -519,6 +590,8 @@ async def _drive(driver: StreamDriver, conn: RealtimeSession, requests: AsyncIte
                 await conn.send(_event("session.updated", session=conn.session(), x_session_id=ev.session_id))
             elif isinstance(ev, SegmentResult):
                 await conn.result(ev)
+            elif isinstance(ev, Commit):
+                await conn.commit(ev)
             elif isinstance(ev, InterimResult):
                 await conn.caption(ev)
             elif isinstance(ev, Draining):

@@ -9,8 +9,10 @@
   (``realtime.RealtimeSession``): ``session.update`` picks the language(s), transcript and
   translation deltas come back, ``session.close`` ends the session;
 - each target language has an audio track back (the first on the microphone's transceiver, the
-  others on further audio transceivers the offer brought), playing each segment's translated
-  speech at 48 kHz and silence between. The targets a call will have are named at offer time:
+  others on further audio transceivers the offer brought), playing the translated speech at
+  48 kHz as it comes and silence between: in simultaneous mode (the door's default) each commit's
+  chunk while the segment is still spoken (a result whose speech was in its commits is not played
+  again), else a segment's speech when its result comes. The targets a call will have are named at offer time:
   ``?language=es`` or ``?languages=es,fr`` (otherwise one track, for the first target).
 
 Microphone audio that comes before ``session.update`` names a language is not used (the page
@@ -231,8 +233,9 @@ class _Call:
             yield m
 
     def _speak(self, tag: str, audio: np.ndarray, rate: int) -> None:
-        """A segment's speech in ``tag`` onto its track (without named tracks: the first target's
-        onto the one track; the others have none)."""
+        """Speech in ``tag`` onto its track, queued after what it still plays: a commit's chunk
+        (simultaneous mode) or a segment's speech (without named tracks: the first target's onto
+        the one track; the others have none)."""
         track = self.tracks.get(tag)
         if track is None and "" in self.tracks and self.session is not None and self.session.languages[:1] == [tag]:
             track = self.tracks[""]

@@ -233,20 +233,39 @@ function setColumns(targets) {
   demo.segments.clear();
 }
 
+// A segment's row; a commit (simultaneous mode) opens it before its span is known.
 function segmentRow(span) {
   let seg = demo.segments.get(span.segment_id);
   if (!seg) {
     const row = $("segments").tBodies[0].insertRow();
     row.dataset.segment = span.segment_id;
-    const cells = [span.segment_id, `${(span.start_ms / 1000).toFixed(1)}–${(span.end_ms / 1000).toFixed(1)}`]
-      .map((text) => Object.assign(row.insertCell(), { textContent: text, className: "num" }));
+    const cells = [span.segment_id, "…"].map((text) =>
+      Object.assign(row.insertCell(), { textContent: text, className: "num" }),
+    );
     cells.push(row.insertCell()); // heard
     for (const code of demo.targets) cells.push(Object.assign(row.insertCell(), { className: `tr-${code}` }));
     cells.push(Object.assign(row.insertCell(), { className: "num latency" }));
-    seg = { row, cells };
+    seg = { row, cells, committed: new Map() };
     demo.segments.set(span.segment_id, seg);
   }
+  if (span.start_ms !== undefined && span.end_ms !== undefined) {
+    seg.cells[1].textContent = `${(span.start_ms / 1000).toFixed(1)}–${(span.end_ms / 1000).toFixed(1)}`;
+  }
   return seg;
+}
+
+// Simultaneous mode: a commit's words, appended to what the segment's target said so far.
+function onCommit(ev) {
+  const seg = segmentRow(ev.x_segment);
+  const index = demo.targets.indexOf(ev.x_language);
+  if (index < 0) return;
+  const text = (seg.committed.get(ev.x_language) ?? "") + ev.delta;
+  seg.committed.set(ev.x_language, text);
+  seg.cells[3 + index].textContent = text.trim();
+  seg.row.classList.add("committing");
+  const parts = demo.targets.map((t) => (seg.committed.get(t) ?? "").trim()).filter(Boolean);
+  $("caption").textContent = parts.join("  ·  ");
+  $("caption").classList.remove("muted");
 }
 
 function onEvent(ev) {
@@ -269,11 +288,18 @@ function onEvent(ev) {
       }
       break;
     case "session.output_transcript.delta": {
+      if (ev.x_commit) {
+        onCommit(ev);
+        break;
+      }
       const seg = segmentRow(ev.x_segment);
       const index = demo.targets.indexOf(ev.x_language);
-      if (index >= 0) seg.cells[3 + index].textContent = ev.delta.trim();
+      // the segment's result: its whole text (after commits, in x_done: the delta is empty)
+      const text = ev.x_done ? ev.x_done.text : ev.delta;
+      if (index >= 0) seg.cells[3 + index].textContent = text.trim();
       if (ev.x_timing) seg.cells[seg.cells.length - 1].textContent = `${Math.round(ev.x_timing.latency_ms)} ms`;
-      $("caption").textContent = ev.delta.trim();
+      seg.row.classList.remove("committing");
+      $("caption").textContent = text.trim();
       $("caption").classList.add("muted");
       break;
     }
