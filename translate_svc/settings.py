@@ -82,6 +82,10 @@ class LimitsSettings(BaseModel):
     min_simultaneous_step_ms: int = Field(500, ge=100, le=60_000)
     max_simultaneous_step_ms: int = Field(10_000, ge=100, le=600_000)
     max_simultaneous_agreement: int = Field(4, ge=1, le=16)
+    #: the least new speech a simultaneous commit's chunk carries (except a segment's last): fewer
+    #: makes a stutter of tiny pieces, more makes the first speech later (400 ms: two words of a
+    #: step of 1 s can be spoken at once; Meta's agent waits for 50 units, 1 s)
+    simultaneous_min_chunk_ms: int = Field(400, ge=0, le=10_000)
     #: AudioPackets that arrive out of order within this much timeline are put back in order
     #: (an SFU's jitter); later ones are dropped and their time filled. 0: none held
     reorder_window_ms: int = Field(100, ge=0, le=2000)

@@ -72,6 +72,9 @@ class SimultaneousOptions:
     step_ms: int = 1000
     #: LocalAgreement's n: consecutive translations that must agree on a word before it is committed
     agreement: int = 2
+    #: the least new speech a commit's chunk carries (the segment's last one: any); the server's
+    #: ``limits.simultaneous_min_chunk_ms``, set when the stream's task is resolved
+    min_chunk_ms: int = 400
 
 
 @dataclass(frozen=True)

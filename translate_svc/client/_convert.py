@@ -181,6 +181,7 @@ def limits(msg: pb.ServerLimits) -> ServerLimits:
         min_simultaneous_step_ms=msg.min_simultaneous_step_ms,
         max_simultaneous_step_ms=msg.max_simultaneous_step_ms,
         max_simultaneous_agreement=msg.max_simultaneous_agreement,
+        simultaneous_min_chunk_ms=msg.simultaneous_min_chunk_ms,
     )
 
 

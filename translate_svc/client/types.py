@@ -398,6 +398,7 @@ class ServerLimits:
     min_simultaneous_step_ms: int = 0
     max_simultaneous_step_ms: int = 0
     max_simultaneous_agreement: int = 0
+    simultaneous_min_chunk_ms: int = 0
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,11 @@ class ModelInput:
         return len(set(self.targets)) + int(extra)
 
 
-#: new units before a step's chunk is spoken (Meta's default: 50 units, about 1 s at 50 units/s)
+#: new units before a step's chunk is spoken (Meta's default: 50 units, about 1 s at 50 units/s);
+#: the session sets its own (``limits.simultaneous_min_chunk_ms``)
 MIN_UNITS = 50
+#: the vocoder's units run at 50 a second: 20 ms of speech each
+UNIT_MS = 20
 
 
 def speak_now(new_units: int, min_units: int, final: bool) -> bool:

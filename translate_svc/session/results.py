@@ -20,7 +20,7 @@ import numpy as np
 from translate_svc.audio.opus import encode_opus
 from translate_svc.audio.resample import resample
 from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.runner import DETECTED, ModelInput, ModelOutput, SimulRequest, SimulTarget
+from translate_svc.engine.runner import DETECTED, UNIT_MS, ModelInput, ModelOutput, SimulRequest, SimulTarget
 from translate_svc.errors import ErrorCode, ServiceError
 from translate_svc.types import (
     MODEL_SAMPLE_RATE,
@@ -71,7 +71,12 @@ def step_input(
     return dataclasses.replace(
         item,
         transcript_language=item.transcript_language if final else None,
-        simul=SimulRequest(targets, final=final, agreement=task.simultaneous.agreement),
+        simul=SimulRequest(
+            targets,
+            final=final,
+            agreement=task.simultaneous.agreement,
+            min_units=task.simultaneous.min_chunk_ms // UNIT_MS,
+        ),
     )
 
 

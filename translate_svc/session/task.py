@@ -92,6 +92,7 @@ def resolve_task(
         raise InvalidInput(f"output.speaker_id is {output.speaker_id}: use 0..{card.num_speakers - 1}")
     if simultaneous is not None:
         check_simultaneous(simultaneous, targets, output, limits)
+        simultaneous = dataclasses.replace(simultaneous, min_chunk_ms=limits.simultaneous_min_chunk_ms)
     if output.transcript and not source and detect is None:
         # no transcript without its language: say so in the resolved config the client sees
         output = dataclasses.replace(output, transcript=False)

@@ -214,6 +214,7 @@ def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
         min_simultaneous_step_ms=limits.min_simultaneous_step_ms,
         max_simultaneous_step_ms=limits.max_simultaneous_step_ms,
         max_simultaneous_agreement=limits.max_simultaneous_agreement,
+        simultaneous_min_chunk_ms=limits.simultaneous_min_chunk_ms,
     )
 
 
