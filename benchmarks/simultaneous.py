@@ -63,7 +63,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import simul_latency as sl
-from benchmarks.loadgen import DEFAULT_TEST_MODEL, REPO, SHARED_AUDIO, _git_state
+from benchmarks.loadgen import DEFAULT_TEST_MODEL, REPO, SHARED_AUDIO, _cpu_model, _git_state
 from benchmarks.report import percentile
 from translate_svc.engine.runner import UNIT_MS
 from translate_svc.settings import LimitsSettings
@@ -676,7 +676,7 @@ def main(
     doc = {
         "command": " ".join(["python -m benchmarks.simultaneous", *sys.argv[1:]]),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": _cpu_name()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "processor": _cpu_model()},
         "git": _git_state(),
         "inputs": desc,
         "runs": runs,
@@ -685,16 +685,6 @@ def main(
     path = json_out or RESULTS / f"simultaneous-{tag}.json"
     path.write_text(json.dumps(doc, indent=1, default=str))
     console.print(f"wrote {path}")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 if __name__ == "__main__":

@@ -16,15 +16,11 @@ from translate_svc.engine.runner import ModelInput, ModelOutput, SimulRequest, S
 from translate_svc.model import stable
 from translate_svc.model.stable import SAMPLES_PER_WORD, UNITS_PER_WORD, WORD_SAMPLES, StableTranslator
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def translator(tmp_path_factory: pytest.TempPathFactory) -> StableTranslator:
+def translator(tmp_path_factory: pytest.TempPathFactory, test_model_dir: Path) -> StableTranslator:
     """On a copy of the test checkpoint's configs (the weights are never read)."""
-    src = REPO / "model_cache" / "test-model"
-    if not (src / "generation_config.json").is_file():
-        pytest.skip("model_cache/test-model is not built (make test builds it)")
+    src = test_model_dir
     out = tmp_path_factory.mktemp("stable")
     for name in ("config.json", "generation_config.json", "translate_svc_test_model.json"):
         shutil.copy(src / name, out / name)
@@ -119,10 +115,12 @@ def test_min_units_and_agreement_n(translator: StableTranslator) -> None:
     assert row(text_only).chunk is None and row(text_only).units_total == 0 and text_only.transcript is None
 
 
-def test_the_card_is_a_test_model_with_the_checkpoints_languages(translator: StableTranslator) -> None:
+def test_the_card_is_a_test_model_with_the_checkpoints_languages(
+    translator: StableTranslator, test_model_dir: Path
+) -> None:
     card = translator.card
     assert card.info.is_test_model and "made-up" in card.info.name
-    gen = json.loads((REPO / "model_cache" / "test-model" / "generation_config.json").read_text())
+    gen = json.loads((test_model_dir / "generation_config.json").read_text())
     assert card.text_codes == frozenset(gen["text_decoder_lang_to_code_id"])
     (out,) = translator.run([ModelInput(audio(WORD_SAMPLES * 2), ("spa", "fra"), None)])
     assert out.texts["spa"] == out.texts["fra"] and out.transcript is None
