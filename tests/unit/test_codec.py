@@ -600,3 +600,47 @@ def test_max_seconds_must_be_positive(bad: float) -> None:
     for fmt in (CONTAINER, _fmt(AudioEncoding.LINEAR16)):
         with pytest.raises(ValueError, match="max_seconds"):
             decode_audio(b"\x00\x00", fmt, max_seconds=bad)
+
+
+@pytest.mark.parametrize(
+    ("subtype", "tag"), [("IMA_ADPCM", 0x11), ("MS_ADPCM", 0x02), ("GSM610", 0x31), ("G721_32", 0x40)]
+)
+def test_wav_codecs_other_than_pcm_float_and_g711_are_refused_before_decoding(
+    subtype: str, tag: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    buf = io.BytesIO()
+    sf.write(buf, _signal(), RATE, format="WAV", subtype=subtype)
+    data = buf.getvalue()
+    opened: list[object] = []
+    monkeypatch.setattr(codec, "_ForwardReader", lambda *a: opened.append(a))  # libsndfile never sees it
+    with pytest.raises(InvalidInput) as refused:
+        decode_container(data)
+    assert subtype in refused.value.message and f"0x{tag:04X}" in refused.value.message
+    assert "PCM" in refused.value.message and "FLAC" in refused.value.message  # what to send instead
+    assert opened == []
+
+
+def test_the_wav_subtype_is_checked_again_once_libsndfile_opens_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    buf = io.BytesIO()
+    sf.write(buf, _signal(), RATE, format="WAV", subtype="IMA_ADPCM")
+    reads: list[int] = []
+    real_read = codec._ForwardReader.read
+
+    def read(self: sf.SoundFile, *args: object, **kwargs: object) -> np.ndarray:
+        reads.append(1)
+        return cast(np.ndarray, real_read(self, *args, **kwargs))
+
+    monkeypatch.setattr(codec, "_check_wav_format_tag", lambda data: None)  # as if the header check missed it
+    monkeypatch.setattr(codec._ForwardReader, "read", read)
+    with pytest.raises(InvalidInput, match="WAV audio with IMA_ADPCM samples is not accepted"):
+        decode_container(buf.getvalue())
+    assert reads == []  # refused from the header, before a sample was decoded
+
+
+@pytest.mark.parametrize("subtype", codec.WAV_SUBTYPES)
+@pytest.mark.parametrize("fmt", ["WAV", "WAVEX"])
+def test_every_accepted_wav_subtype_still_decodes(fmt: str, subtype: str) -> None:
+    buf = io.BytesIO()
+    sf.write(buf, _signal(), RATE, format=fmt, subtype=subtype)
+    audio, rate = decode_container(buf.getvalue())
+    assert rate == RATE and len(audio) == 1600 and np.abs(audio - _signal()).max() < 0.05

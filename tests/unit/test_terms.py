@@ -47,3 +47,27 @@ def test_each_row_gets_its_own_bias_and_a_kept_phrase_stops_once_written() -> No
     done = torch.tensor([[0, 1, 2], [0, 1, 2], [0, 4, 5]])  # row 2 has written the phrase once
     out = processor(done, torch.zeros(3, 8))  # type: ignore[arg-type]
     assert out[2].abs().sum() == 0 and out[0, 4] == 2.0
+
+
+def test_the_term_token_cache_is_a_bounded_lru() -> None:
+    from translate_svc.model.terms import MAX_CACHED_PHRASES, TermTokens
+
+    calls: list[str] = []
+
+    def tokenizer(text: str, add_special_tokens: bool) -> dict[str, list[int]]:
+        calls.append(text)
+        return {"input_ids": [len(text), 1]}
+
+    terms = TermTokens(tokenizer, max_cached=3)
+    assert [terms.ids(p) for p in ("a", " bb ", "ccc")] == [(1, 1), (2, 1), (3, 1)]
+    assert terms.ids("a") == (1, 1) and calls == ["a", "bb", "ccc"]  # a hit: "a" is now the newest
+    terms.ids("dddd")  # evicts the least recently used: "bb"
+    assert list(terms._ids) == ["ccc", "a", "dddd"]
+    terms.ids("bb")
+    assert calls[-1] == "bb" and len(terms._ids) == 3
+    # the default bound: a flood of distinct phrases keeps at most MAX_CACHED_PHRASES
+    flood = TermTokens(tokenizer)
+    for n in range(MAX_CACHED_PHRASES + 500):
+        flood.ids(f"phrase {n}")
+    assert len(flood._ids) == MAX_CACHED_PHRASES <= 8192
+    assert f"phrase {MAX_CACHED_PHRASES + 499}" in flood._ids and "phrase 0" not in flood._ids

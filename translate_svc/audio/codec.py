@@ -53,6 +53,23 @@ SAMPLE_WIDTH: dict[AudioEncoding, int] = {
 CONTAINER_FORMATS: tuple[str, ...] = ("WAV", "WAVEX", "FLAC", "OGG", "MP3")
 #: Codecs accepted inside an OGG container (soundfile's subtype names).
 OGG_CODECS: tuple[str, ...] = ("VORBIS", "OPUS")
+#: Sample formats accepted inside WAV (and WAVEX), soundfile's subtype names: PCM, float and G.711.
+#: ADPCM (IMA, MS, NMS), GSM 6.10, G.721 and the rest are refused before a sample is decoded: rare
+#: codecs, each a decoder of its own in libsndfile that no client of this service needs.
+WAV_SUBTYPES: tuple[str, ...] = ("PCM_16", "PCM_24", "PCM_32", "PCM_U8", "FLOAT", "DOUBLE", "ULAW", "ALAW")
+#: The same by the WAV header's format tag (``fmt `` chunk): PCM, IEEE float, A-law, µ-law, and
+#: WAVE_FORMAT_EXTENSIBLE (whose sub-format libsndfile's subtype then names).
+_WAV_FORMAT_TAGS: frozenset[int] = frozenset({0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE})
+#: Names (soundfile's) of refused tags, for the message; others are named by their number.
+_WAV_TAG_NAMES: dict[int, str] = {
+    0x0002: "MS_ADPCM",
+    0x0011: "IMA_ADPCM",
+    0x0031: "GSM610",
+    0x0038: "NMS_ADPCM",
+    0x0040: "G721_32",
+    0x0055: "MPEG_LAYER_III",
+}
+_WAV_HINT = "send WAV with PCM (8, 16, 24 or 32 bit), float, µ-law or A-law samples, or FLAC, OGG or MP3"
 
 _CONTAINER_HINT = "send WAV, FLAC, OGG or MP3, or a raw encoding with its sample rate (or WebM with Opus audio)"
 _FORMATS_HINT = (
@@ -209,12 +226,32 @@ def decode_container(data: bytes, *, max_seconds: float | None = None) -> tuple[
         from translate_svc.audio.opus import decode_webm  # on first use: the other paths never load PyAV
 
         return decode_webm(data, max_seconds=max_seconds)
+    _check_wav_format_tag(data)  # before libsndfile sets up a codec for it
     try:
         with _ForwardReader(io.BytesIO(data)) as f:
             return _read_clip(f, max_seconds)
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as exc:
         reason = getattr(exc, "error_string", None) or "the data is not an audio file soundfile can read"
         raise InvalidInput(f"could not decode the audio container: {reason[:120]}; {_CONTAINER_HINT}") from None
+
+
+def _check_wav_format_tag(data: bytes) -> None:
+    """Refuse a WAV whose ``fmt `` chunk names a codec outside ``WAV_SUBTYPES``, by its header
+    alone (the chunks before ``fmt `` are skipped by their sizes, within the first 64 KiB)."""
+    if sniff_container(data) != "WAV":
+        return
+    at, end = 12, min(len(data), 64 * 1024)
+    while at + 10 <= end:
+        chunk, size = data[at : at + 4], int.from_bytes(data[at + 4 : at + 8], "little")
+        if chunk == b"fmt ":
+            tag = int.from_bytes(data[at + 8 : at + 10], "little")
+            if tag not in _WAV_FORMAT_TAGS:
+                name = _WAV_TAG_NAMES.get(tag, "another codec's")
+                raise InvalidInput(
+                    f"WAV audio with {name} samples (format tag 0x{tag:04X}) is not accepted: {_WAV_HINT}"
+                )
+            return
+        at += 8 + size + (size & 1)
 
 
 def sniff_container(data: bytes) -> str | None:
@@ -270,6 +307,8 @@ def _read_clip(f: sf.SoundFile, max_seconds: float | None) -> tuple[np.ndarray, 
     if f.format not in CONTAINER_FORMATS or (f.format == "OGG" and f.subtype not in OGG_CODECS):
         found = f"OGG with {f.subtype} audio" if f.format == "OGG" else f.format
         raise InvalidInput(f"audio container format {found} is not accepted: {_FORMATS_HINT}")
+    if f.format in ("WAV", "WAVEX") and f.subtype not in WAV_SUBTYPES:
+        raise InvalidInput(f"WAV audio with {str(f.subtype)[:40]} samples is not accepted: {_WAV_HINT}")
     rate, channels = int(f.samplerate), int(f.channels)
     check_container_rate(rate)
     if channels < 1:

@@ -15,6 +15,7 @@ Model thread only (the tokenizer cache is not locked).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -25,6 +26,9 @@ from translate_svc.types import DEFAULT_TERM_WEIGHT, Term
 #: the bias of a kept phrase in a translation, where the transcript has it: enough to outweigh
 #: the decoder's own preference, which a BOOST weight (at most 10) may not
 KEEP_WEIGHT = 12.0
+#: phrases whose token ids are kept (least recently used dropped first): every stream's terms
+#: pass here, so the cache is bounded, not one entry per phrase ever sent
+MAX_CACHED_PHRASES = 4096
 
 #: one phrase in one row: its token ids, its weight, and how many times it may be written while
 #: biased (0: no limit)
@@ -36,16 +40,22 @@ Bias = tuple[Entry, ...]
 class TermTokens:
     """Phrases as the tokenizer writes them inside a sentence (a word start), and rows' biases."""
 
-    def __init__(self, tokenizer: object) -> None:
+    def __init__(self, tokenizer: object, max_cached: int = MAX_CACHED_PHRASES) -> None:
         self._tokenizer = tokenizer
-        self._ids: dict[str, tuple[int, ...]] = {}
+        self._max_cached = max_cached
+        self._ids: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # least recently used first
 
     def ids(self, phrase: str) -> tuple[int, ...]:
         key = phrase.strip()
-        if key not in self._ids:
-            encoded = self._tokenizer(key, add_special_tokens=False)  # type: ignore[operator]
-            self._ids[key] = tuple(int(i) for i in encoded["input_ids"])
-        return self._ids[key]
+        ids = self._ids.get(key)
+        if ids is not None:
+            self._ids.move_to_end(key)
+            return ids
+        encoded = self._tokenizer(key, add_special_tokens=False)  # type: ignore[operator]
+        ids = self._ids[key] = tuple(int(i) for i in encoded["input_ids"])
+        if len(self._ids) > self._max_cached:
+            self._ids.popitem(last=False)
+        return ids
 
     def bias(self, weighted: Iterable[tuple[str, float, int]]) -> Bias:
         """The row's phrases as token ids, with their weights and limits."""

@@ -75,6 +75,7 @@ class StreamDriver:
         self._timer: asyncio.TimerHandle | None = None
         self._ending: asyncio.Task[None] | None = None  # a timer's end of the stream
         self._stalled: asyncio.Task[None] | None = None  # the stall close, while it runs
+        self._refused: LimitReached | None = None  # ended from outside before its config came
 
     async def run(self, requests: AsyncIterator[StreamRequest]) -> AsyncGenerator[StreamStarted | StreamEvent, None]:
         """The stream's events: StreamStarted, then speech events, results, captions and notices,
@@ -156,6 +157,8 @@ class StreamDriver:
 
     async def _start(self, requests: AsyncIterator[StreamRequest]) -> StreamSession:
         first = await anext(requests, None)
+        if self._refused is not None and first is not None:  # e.g. its token was revoked meanwhile
+            raise self._refused
         if first is None:
             raise InvalidInput("the stream ended before its first message: send a `config` message first")
         if isinstance(first, Invalid):
@@ -270,8 +273,12 @@ class StreamDriver:
 
     def end(self, limit: LimitReached) -> None:
         """End the stream from outside (its token was revoked, the engine died): as the idle timer
-        does, its open speech is closed and every result sent, then ``limit`` ends the call."""
-        if not self._open or self._session is None:
+        does, its open speech is closed and every result sent, then ``limit`` ends the call. Before
+        its config came, the config is refused with ``limit`` when it comes: nothing is admitted."""
+        if self._session is None:
+            self._refused = self._refused or limit
+            return
+        if not self._open:
             return
         self._open = False  # a message read from now on is dropped
         self._disarm()

@@ -182,6 +182,8 @@ class TokenStore:
         self._seen: tuple[int, int, int, int] | None = self._stat()
         self._entries = parse_tokens(self._read(), f"auth.tokens_file {path}")
         metrics.TOKENS_FILE_OK.set(1)
+        #: the error of the last check while the file cannot be used (logged once per error)
+        self._failing: str | None = None
         self._next_check = clock() + check_interval_s
         #: reloads picked up since start (tests and logs)
         self.reloads = 0
@@ -207,28 +209,29 @@ class TokenStore:
 
     def maybe_reload(self) -> None:
         """Re-read the file if its stat changed (at most once per interval); keep the last good set
-        when it cannot be used (one error per state of the file, not one per second)."""
+        when it cannot be used (one error per state of the file, not one per second).
+
+        A file that could not be used is read again at every check, whether or not its stat
+        changed since, until it can be: a read that failed once (no file descriptors left, a
+        transient permission error) must not leave a removed token working until the file changes
+        again. ``translate_svc_tokens_file_ok`` is 0 meanwhile."""
         now = self._clock()
         if now < self._next_check:
             return
         self._next_check = now + self._interval
         try:
             sig = self._stat()
-        except TokenFileError as e:
-            if self._seen is not None:
-                logger.error("%s; keeping the %d tokens loaded before", e, len(self._entries))
-                metrics.tokens_file(ok=False)
-            self._seen = None
-            return
-        if sig == self._seen:
-            return
-        self._seen = sig
-        try:
+            if sig == self._seen:
+                return
             entries = parse_tokens(self._read(), f"auth.tokens_file {self.path}")
         except TokenFileError as e:
-            logger.error("%s; keeping the %d tokens loaded before", e, len(self._entries))
-            metrics.tokens_file(ok=False)
+            self._seen = None  # not read: read again at the next check
+            if str(e) != self._failing:
+                logger.error("%s; keeping the %d tokens loaded before", e, len(self._entries))
+                metrics.tokens_file(ok=False)
+            self._failing = str(e)
             return
+        self._seen, self._failing = sig, None
         metrics.tokens_file(ok=True)
         if dict(entries) != dict(self._entries):
             self._entries = entries
@@ -251,6 +254,17 @@ class TokenStore:
     def tenant(self, name: str) -> Tenant | None:
         """The tenant ``name`` as the file states it now (its caps); None if no line names it."""
         return next((grant.tenant for _, grant in self._entries if grant.tenant.name == name), None)
+
+    def secret_tenant(self, name: str) -> Tenant | None:
+        """The tenant of a client secret minted for ``name``, as the file states it now; None when
+        no token of that tenant may ``stream`` any more (the tenant was removed, or every token of
+        it that could mint was revoked or lost ``stream``): its secrets open nothing from then on.
+        A secret carries its tenant, not the token that minted it, so revoking one of several
+        tokens of a tenant leaves the tenant's secrets valid until they expire."""
+        return next(
+            (g.tenant for _, g in self._entries if g.tenant.name == name and Permission.STREAM in g.permissions),
+            None,
+        )
 
 
 def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:

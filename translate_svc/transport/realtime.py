@@ -70,7 +70,8 @@ from translate_svc.session.manager import SessionManager
 from translate_svc.session.quota import DEFAULT_TENANT, Tenant
 from translate_svc.transport.auth import Permission, Revocation, TokenStore
 from translate_svc.transport.client_secrets import PREFIX as SECRET_PREFIX
-from translate_svc.transport.client_secrets import ClientSecrets
+from translate_svc.transport.client_secrets import BadRequest, ClientSecrets
+from translate_svc.transport.client_secrets import parse_request as parse_mint_request
 from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
@@ -91,6 +92,16 @@ AUDIO_DELTA_SAMPLES = RATE // 5
 #: simultaneous mode by default (``x_simultaneous_step_ms``; 0: off): OpenAI's protocol is continuous
 SIMULTANEOUS_STEP_MS = 1000
 SIMULTANEOUS_AGREEMENT = 2
+#: what one ``session.update`` may hold, checked before anything in it is converted (a tag mapped,
+#: a value echoed): the targets where the door is given no limit (``limits.max_target_languages``'
+#: ceiling), a language tag's characters (BCP-47 tags in use are far shorter), the source language's
+#: (``"auto:"`` and a few tags), and ``audio.input.transcription``'s JSON (it is echoed back)
+MAX_LANGUAGES = 32
+MAX_TAG_CHARS = 35
+MAX_SOURCE_CHARS = 200
+MAX_TRANSCRIPTION_CHARS = 1024
+#: a WebSocket message: one audio append of ``limits.max_chunk_bytes`` as base64, and room for JSON
+WS_MESSAGE_SLACK_BYTES = 64 * 1024
 
 #: our error codes -> OpenAI's error ``type`` and ``code``
 _ERROR_TYPES: dict[ErrorCode, tuple[str, str]] = {
@@ -161,8 +172,10 @@ class RealtimeSession:
         *,
         input_rate: int = RATE,
         speak: Speak | None = None,
+        max_languages: int = MAX_LANGUAGES,
     ) -> None:
         self._send = send
+        self.max_languages = max_languages
         self.input_rate = input_rate
         self.speak = speak
         self.vad = vad
@@ -273,11 +286,8 @@ class RealtimeSession:
                     )
                 )
 
-    async def _update(self, session: dict[str, Any], event_id: str | None) -> StreamConfig | None:
-        audio = session.get("audio") or {}
-        out = audio.get("output") or {}
-        inp = audio.get("input") or {}
-        languages = out.get("languages") or ([out["language"]] if out.get("language") else [])
+    async def _update(self, session: Any, event_id: str | None) -> StreamConfig | None:
+        session, inp, languages = self._checked(session)
         if self.configured:  # the stream runs: only a repeat of its settings is taken
             if languages and list(languages) != self.languages:
                 await self.send(
@@ -310,8 +320,6 @@ class RealtimeSession:
         if not languages:  # nothing to start with yet
             await self.send(_event("session.updated", session=self.session()))
             return None
-        if not isinstance(languages, list) or not all(isinstance(x, str) for x in languages):
-            raise InvalidInput('audio.output.language must be a language tag such as "es"')
         self.languages = list(languages)
         self.targets = tuple(guess_model_code(x) for x in languages)
         self.configured = True
@@ -334,6 +342,46 @@ class RealtimeSession:
                 else None
             ),
         )
+
+    def _checked(self, session: Any) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+        """``session``, ``audio.input`` and the output languages of a ``session.update``, their
+        shapes, counts and lengths checked before anything is converted (``InvalidInput``; the
+        messages name no client value)."""
+        session = _object(session, "session")
+        audio = _object(session.get("audio"), "session.audio")
+        out = _object(audio.get("output"), "session.audio.output")
+        inp = _object(audio.get("input"), "session.audio.input")
+        languages = out.get("languages") or ([out["language"]] if out.get("language") else [])
+        if not isinstance(languages, list):
+            raise InvalidInput('audio.output.languages must be a list of language tags such as ["es", "fr"]')
+        if len(languages) > self.max_languages:
+            raise InvalidInput(
+                f"{len(languages)} output languages requested; this server allows at most "
+                f"{self.max_languages} per session (ServerLimits.max_target_languages)"
+            )
+        for n, tag in enumerate(languages):
+            if not isinstance(tag, str) or not 0 < len(tag) <= MAX_TAG_CHARS:
+                raise InvalidInput(
+                    f'audio.output language {n} must be a language tag such as "es" '
+                    f"(at most {MAX_TAG_CHARS} characters)"
+                )
+        source = inp.get("language")
+        if source and (not isinstance(source, str) or len(source) > MAX_SOURCE_CHARS):
+            raise InvalidInput(
+                f'audio.input.language must be a language tag such as "en", or "auto" (at most {MAX_SOURCE_CHARS} '
+                "characters)"
+            )
+        transcription = inp.get("transcription")
+        if transcription is not None and (
+            not isinstance(transcription, dict)
+            or len(transcription) > 16
+            or len(json.dumps(transcription)) > MAX_TRANSCRIPTION_CHARS
+        ):
+            raise InvalidInput(
+                'audio.input.transcription must be an object such as {} or {"model": "whisper-1"} '
+                f"(at most {MAX_TRANSCRIPTION_CHARS} characters of JSON), or null for no transcript"
+            )
+        return session, inp, languages
 
     # -- the server's side ------------------------------------------------------------------------
 
@@ -488,8 +536,10 @@ class RealtimeDoor:
                 return _http_error(
                     401, "the client secret is not valid or has expired: mint a new one", "invalid_api_key"
                 )
-            known = self._tokens.tenant(tenant) if self._tokens is not None else None
-            return Caller(known or Tenant(tenant))  # runs on until its expiry: not revoked with tokens
+            known = self._tokens.secret_tenant(tenant) if self._tokens is not None else Tenant(tenant)
+            if known is None:  # no token of its tenant may stream any more (docs/security.md)
+                return _http_error(401, "the client secret's tenant was removed: mint a new one", "invalid_api_key")
+            return Caller(known)  # a session opened with it runs on until it ends
         if self._tokens is None:
             return Caller(DEFAULT_TENANT)
         if scheme.lower() != "bearer" or not token:
@@ -511,13 +561,12 @@ class RealtimeDoor:
             return caller
         try:
             body = await request.json()
-            asked = (body.get("expires_after") or {}).get("seconds")
-            session = body.get("session") or {}
-            if asked is not None and (not isinstance(asked, int) or asked < 1):
-                raise ValueError
-        except (ValueError, AttributeError):
-            message = "send JSON {session: {...}, expires_after: {seconds: N}} (seconds a positive integer)"
-            return _http_error(400, message, "invalid_value")
+        except ValueError:  # not JSON (nor UTF-8)
+            body = None
+        try:
+            asked, session = parse_mint_request(body)
+        except BadRequest as e:
+            return _http_error(400, str(e), "invalid_value")
         value, expires = self.secrets.mint(asked, tenant=caller.tenant.name)
         return web.json_response({"value": value, "expires_at": expires, "session": {"type": "translation", **session}})
 
@@ -527,7 +576,9 @@ class RealtimeDoor:
             return caller
         limits = self._m.limits
         call = CallInfo(new_request_id(request.headers.get("X-Request-Id")), "realtime", request.remote or "")
-        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=limits.max_message_bytes)
+        # one event at most: an audio append of max_chunk_bytes (base64) and its JSON
+        max_msg = 4 * (limits.max_chunk_bytes + 2) // 3 + WS_MESSAGE_SLACK_BYTES
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=max_msg)
         ws.headers["X-Request-Id"] = call.request_id
         await ws.prepare(request)
         self._sockets.add(ws)
@@ -537,7 +588,11 @@ class RealtimeDoor:
                 await ws.send_str(text)
 
         conn = RealtimeSession(
-            send, request.query.get("model", ""), request.query.get("source_language"), self._m.vad_defaults
+            send,
+            request.query.get("model", ""),
+            request.query.get("source_language"),
+            self._m.vad_defaults,
+            max_languages=limits.max_target_languages,
         )
         try:
             await conn.send(_event("session.created", session=conn.session()))
@@ -629,6 +684,15 @@ async def _texts(ws: web.WebSocketResponse) -> AsyncIterator[str | None]:
             yield msg.data
         elif msg.type == WSMsgType.BINARY:
             yield None
+
+
+def _object(value: Any, field: str) -> dict[str, Any]:
+    """``value`` as a JSON object (null or absent: an empty one), or ``InvalidInput``."""
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{field} must be a JSON object")
+    return value
 
 
 def _http_error(status: int, message: str, code: str) -> web.Response:

@@ -1,0 +1,164 @@
+"""Issue 34: what one message may hold is checked before anything in it is converted (N2), and a
+malformed client-secret request is a 400 saying what to fix (N16). Against a real door on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from tests.conftest import LiveServer, make_settings, serving
+from translate_svc.transport import realtime
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def door(test_model_dir: Path) -> AsyncIterator[LiveServer]:
+    settings = make_settings(test_model_dir)
+    settings.server.http_port = 0
+    async with serving(settings) as live:
+        yield live
+
+
+def _url(live: LiveServer, path: str = "") -> str:
+    assert live.server.realtime is not None
+    return f"http://127.0.0.1:{live.server.realtime.port}{realtime.PATH}{path}"
+
+
+async def _events(live: LiveServer, *events: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events the door sends after ``session.created`` for ``events``, until it closes."""
+    got: list[dict[str, Any]] = []
+    async with aiohttp.ClientSession() as http, http.ws_connect(_url(live)) as ws:
+        created = json.loads((await ws.receive(timeout=10)).data)
+        assert created["type"] == "session.created"
+        for event in events:
+            await ws.send_str(json.dumps(event))
+        async with asyncio.timeout(10):
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+                got.append(json.loads(msg.data))
+                if got[-1]["type"] == "session.closed":
+                    break
+    return got
+
+
+def _update(output: dict[str, Any], **audio_input: Any) -> dict[str, Any]:
+    return {"type": "session.update", "session": {"audio": {"output": output, "input": audio_input}}}
+
+
+async def test_a_session_update_with_100k_languages_is_refused_before_one_is_mapped(
+    door: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mapped: list[str] = []
+    original = realtime.guess_model_code
+
+    def counting(value: str) -> str:
+        mapped.append(value)
+        return original(value)
+
+    monkeypatch.setattr(realtime, "guess_model_code", counting)
+    flood = _update({"languages": ["es"] * 100_000})
+    started = time.perf_counter()
+    got = await _events(door, flood)
+    took = time.perf_counter() - started
+    # refused (invalid_value, naming the limit), then closed like any invalid first config
+    assert [e["type"] for e in got] == ["error"], got
+    assert got[0]["error"]["code"] == "invalid_value"
+    assert "100000 output languages" in got[0]["error"]["message"]
+    assert "at most 4" in got[0]["error"]["message"]
+    assert mapped == []  # no tag was converted
+    assert took < 1.0, took
+    # the limit itself: five is refused, four are taken (each mapped once)
+    got = await _events(door, _update({"languages": ["es", "fr", "de", "it", "pt"]}))
+    assert got[0]["error"]["code"] == "invalid_value" and mapped == []
+    got = await _events(door, _update({"languages": ["es", "fr", "de", "it"]}), {"type": "session.close"})
+    assert [e["type"] for e in got] == ["session.updated", "session.closed"], got
+    assert mapped == ["es", "fr", "de", "it"]
+
+
+@pytest.mark.parametrize(
+    ("update", "words"),
+    [
+        (_update({"language": "e" * 100_000}), "at most 35 characters"),  # one huge tag
+        (_update({"languages": [["es"] * 1000]}), "language tag"),  # not a string
+        (_update({"languages": "es,fr"}), "list of language tags"),
+        (_update({"language": "es"}, language="a" * 100_000), "audio.input.language"),
+        (_update({"language": "es"}, language=list(range(100_000))), "audio.input.language"),
+        (_update({"language": "es"}, transcription={"model": "x" * 100_000}), "audio.input.transcription"),
+        ({"type": "session.update", "session": ["es"] * 1000}, "session must be a JSON object"),
+        ({"type": "session.update", "session": {"audio": {"output": ["es"]}}}, "session.audio.output"),
+    ],
+)
+async def test_oversized_or_malformed_session_values_are_refused_without_echo(
+    door: LiveServer, update: dict[str, Any], words: str
+) -> None:
+    got = await _events(door, update)
+    assert [e["type"] for e in got] == ["error"], got
+    error = got[0]["error"]
+    assert error["code"] == "invalid_value" and words in error["message"], error
+    assert len(error["message"]) < 300  # names no client value
+
+
+async def test_a_running_session_refuses_a_flood_update_by_count_too(door: LiveServer) -> None:
+    got = await _events(door, _update({"language": "es"}), _update({"languages": ["es"] * 100_000}))
+    assert [e["type"] for e in got] == ["session.updated", "error", "session.closed"], got
+    assert got[1]["error"]["code"] == "invalid_value" and "100000" in got[1]["error"]["message"]
+
+
+async def test_a_websocket_message_is_bounded_by_one_audio_chunk_not_max_message_bytes(door: LiveServer) -> None:
+    limits = door.server.settings.limits
+    bound = 4 * (limits.max_chunk_bytes + 2) // 3 + realtime.WS_MESSAGE_SLACK_BYTES
+    assert bound < limits.max_message_bytes
+    async with aiohttp.ClientSession() as http, http.ws_connect(_url(door)) as ws:
+        await ws.receive(timeout=10)  # session.created
+        await ws.send_str(json.dumps(_update({"languages": ["es"] * (bound // 5)})))
+        msg = await ws.receive(timeout=10)
+        while msg.type == aiohttp.WSMsgType.TEXT:  # nothing is parsed: the socket is closed
+            msg = await ws.receive(timeout=10)
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+    assert ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"session": "es"}, "session must be a JSON object"),
+        ({"session": ["es"]}, "session must be a JSON object"),
+        ({"session": 5}, "session must be a JSON object"),
+        ({"session": {"x": "y" * 20_000}}, "session is too large"),
+        ({"expires_after": 60}, "expires_after must be an object"),
+        ({"expires_after": {"seconds": True}}, "expires_after.seconds"),
+        ({"expires_after": {"seconds": "60"}}, "expires_after.seconds"),
+        ({"expires_after": {"seconds": 0}}, "expires_after.seconds"),
+        (["session"], "request body must be a JSON object"),
+        ("not json", "request body must be a JSON object"),
+    ],
+)
+async def test_a_malformed_client_secret_request_is_a_400_that_says_what_to_fix(
+    door: LiveServer, body: Any, words: str
+) -> None:
+    data = body if isinstance(body, str) else json.dumps(body)
+    async with aiohttp.ClientSession() as http, http.post(_url(door, "/client_secrets"), data=data) as response:
+        assert response.status == 400, await response.text()
+        error = (await response.json())["error"]
+    assert error["type"] == "invalid_request_error" and error["code"] == "invalid_value"
+    assert words in error["message"], error
+
+
+async def test_a_well_formed_client_secret_request_still_mints(door: LiveServer) -> None:
+    body = {"session": {"audio": {"output": {"language": "es"}}}, "expires_after": {"seconds": 60}}
+    async with aiohttp.ClientSession() as http:
+        for sent in (body, {}):
+            async with http.post(_url(door, "/client_secrets"), json=sent) as response:
+                assert response.status == 200, await response.text()
+                minted = await response.json()
+            assert minted["value"].startswith("ek_") and minted["session"]["type"] == "translation"
