@@ -72,6 +72,7 @@ from translate_svc.transport.auth import Permission, Revocation, TokenStore
 from translate_svc.transport.client_secrets import PREFIX as SECRET_PREFIX
 from translate_svc.transport.client_secrets import BadRequest, ClientSecrets
 from translate_svc.transport.client_secrets import parse_request as parse_mint_request
+from translate_svc.transport.demo import DEMO_TENANT
 from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
@@ -537,6 +538,8 @@ class RealtimeDoor:
                     401, "the client secret is not valid or has expired: mint a new one", "invalid_api_key"
                 )
             known = self._tokens.secret_tenant(tenant) if self._tokens is not None else Tenant(tenant)
+            if known is None and tenant == DEMO_TENANT and self._tokens is not None:
+                known = self._tokens.tenant(tenant) or Tenant(tenant)  # minted by the server's demo page
             if known is None:  # no token of its tenant may stream any more (docs/security.md)
                 return _http_error(401, "the client secret's tenant was removed: mint a new one", "invalid_api_key")
             return Caller(known)  # a session opened with it runs on until it ends
