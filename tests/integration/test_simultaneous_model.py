@@ -8,6 +8,7 @@ from the model's own output, and the assertions are on structure and parity with
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from translate_svc.engine.runner import (
 )
 from translate_svc.model.seamless import SeamlessRunner
 from translate_svc.model.simultaneous import CommitPolicy, SimultaneousRunner
+from translate_svc.types import Term
 
 pytestmark = pytest.mark.slow(20)
 
@@ -213,14 +215,15 @@ def test_speech_for_a_committed_prefix_is_generates_speech_for_that_text(
 
 
 @pytest.mark.parametrize("defer_first", [False, True])
-def test_chunks_speak_every_committed_token_once(
+def test_chunks_add_up_to_the_whole_texts_units_and_speak_none_twice(
     simul: SimultaneousRunner, case: tuple[np.ndarray, str, SimulRowOutput], defer_first: bool
 ) -> None:
     """A segment committed in three word-start steps (the commit policy in the step), then its
-    final step: each chunk is the units of t2u over the committed text from where the tokens
-    spoken before end, so the spoken token spans are contiguous and cover the text once; no
-    chunk but the last is below ``min_units``. ``defer_first``: ``min_units`` one above the first
-    commit's units, so that step speaks nothing and a later one speaks its words."""
+    final step: each chunk is the units of t2u over the committed text from the count already
+    spoken, so the chunks' unit spans are contiguous, none is spoken twice, and joined they are
+    exactly as many units as t2u gives the whole committed text; no chunk but the last is below
+    ``min_units``. ``defer_first``: ``min_units`` one above the first commit's units, so that
+    step speaks nothing and a later one speaks its words."""
     audio, lang, plain = case
     ids = plain.token_ids
     starts = [k for k in plain.word_starts if k > 0]
@@ -232,7 +235,7 @@ def test_chunks_speak_every_committed_token_once(
         return simul.committed_speech(enc, mask, [lang], [ids[:k]], seconds)[0]
 
     min_units = len(speech(commits[0]).units) + 1 if defer_first else 1
-    target, spans, chunks, deferred = SimulTarget(lang), [], 0, 0
+    target, spans, joined, deferred = SimulTarget(lang), [], [], 0
     for step, k in enumerate([*commits, len(ids)]):
         final = step == len(commits)
         (out,) = rows_of(
@@ -244,27 +247,33 @@ def test_chunks_speak_every_committed_token_once(
         assert out.token_ids == ids and out.committed == ids[:k]
         assert k == len(ids) or k in out.word_starts  # a commit ends at a word start (or the end)
         ref = speech(k)
-        begin = ref.token_ends[target.spoken_tokens]
         assert out.units_total == len(ref.units) == ref.token_ends[-1]
         pieces = simul.tokenizer.convert_ids_to_tokens(list(ids[:k]))
         for j, piece in enumerate(pieces):  # t2u gives every character of a token at least one unit
             assert ref.token_ends[j + 1] - ref.token_ends[j] >= (1 if piece.startswith("<") else len(piece))
         if out.chunk is None:
-            assert not final and len(ref.units) - begin < min_units
-            assert out.spoken_tokens == target.spoken_tokens and out.chunk_units == ()
+            assert not final and len(ref.units) - target.spoken_units < min_units
+            assert (out.spoken_tokens, out.spoken_units, out.chunk_units) == (
+                target.spoken_tokens, target.spoken_units, ()
+            )  # fmt: skip
             deferred += 1
         else:
-            assert out.chunk_units == tuple(ref.units[begin:].tolist())
+            assert out.chunk_units == tuple(ref.units[target.spoken_units :].tolist())
             assert final or len(out.chunk_units) >= min_units
             assert out.chunk.dtype == np.float32 and out.chunk.size > 0
-            spans.append((target.spoken_tokens, out.spoken_tokens))
-            chunks += 1
-        assert out.spoken_tokens in (target.spoken_tokens, k)
-        target = SimulTarget(lang, out.committed, out.spoken_tokens)
-    assert target.spoken_tokens == len(ids)
-    assert [a for a, _ in spans] == [0, *(b for _, b in spans[:-1])] and spans[-1][1] == len(ids)
-    assert spans[0][0] == 0 if not defer_first else spans[0][0] == 0 and spans[0][1] > commits[0]
-    assert (deferred, chunks) == (0, 4) if not defer_first else deferred >= 1
+            assert (out.spoken_tokens, out.spoken_units) == (k, len(ref.units))
+            spans.append((target.spoken_units, out.spoken_units))
+            joined.extend(out.chunk_units)
+        target = SimulTarget(lang, out.committed, out.spoken_tokens, out.spoken_units)
+    whole = speech(len(ids))
+    assert len(joined) == len(whole.units) == target.spoken_units  # the whole committed text's units
+    assert [a for a, _ in spans] == [0, *(b for _, b in spans[:-1])]  # contiguous: none twice, none skipped
+    assert all(a < b for a, b in spans) and target.spoken_tokens == len(ids)
+    assert joined[spans[-1][0] :] == whole.units[spans[-1][0] :].tolist()  # the last chunk is the final run's tail
+    if defer_first:
+        assert deferred >= 1 and spans[0][1] > len(speech(commits[0]).units)
+    else:
+        assert (deferred, len(spans)) == (0, 4)
 
 
 def test_batched_rows_equal_each_row_alone(
@@ -293,8 +302,8 @@ def test_batched_rows_equal_each_row_alone(
                 final=item.simul.final,
                 min_units=item.simul.min_units,
             )
-            assert (row.token_ids, row.committed, row.units_total, row.chunk_units, row.spoken_tokens) == (
-                alone.token_ids, alone.committed, alone.units_total, alone.chunk_units, alone.spoken_tokens
+            assert (row.token_ids, row.committed, row.units_total, row.chunk_units, row.spoken_units) == (
+                alone.token_ids, alone.committed, alone.units_total, alone.chunk_units, alone.spoken_units
             )  # fmt: skip
             if row.chunk is None:
                 assert alone.chunk is None
@@ -360,9 +369,35 @@ def test_steps_through_the_runners_run_with_local_agreement(
     last = max(i for i in plain.word_starts if i > 0)
     assert agreed.committed == plain.token_ids[:last]  # two equal hypotheses: all but the last word
 
-    final = SimulTarget(lang, agreed.committed, agreed.spoken_tokens, recent=(plain.token_ids,))
+    final = SimulTarget(lang, agreed.committed, agreed.spoken_tokens, agreed.spoken_units, recent=(plain.token_ids,))
     (done,) = runner.run([ModelInput(audio, (lang,), "eng", simul=SimulRequest((final,), final=True))])
     (transcript,) = runner.run([ModelInput(audio, (), "eng", speech=False)])
     assert done.simul is not None and done.simul[lang].committed == plain.token_ids
     assert done.texts == {lang: plain.text} and done.transcript == transcript.transcript
     assert done.simul[lang].spoken_tokens == len(plain.token_ids) and done.simul[lang].chunk is not None
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_terms_bias_a_step_as_they_bias_its_segment(
+    simul: SimultaneousRunner, segments: list[np.ndarray], test_model_dir: Path, keep: bool
+) -> None:
+    """A stream's terms (issue 21) reach its steps: a final step with nothing committed writes
+    what the runner writes for the same segment with the same terms (a transcript and a
+    translation row: a kept phrase is carried where that transcript holds it), which
+    tests/integration/test_language.py holds to generate. A +10 boost must change some
+    segment's text, or the parity would not show the terms are applied."""
+    from tests.integration.test_language import said_phrase
+
+    phrase = said_phrase(test_model_dir, segments)[0] if keep else "kwq"
+    terms = (Term(phrase, keep=True),) if keep else (Term(phrase, weight=10.0),)
+    changed = False
+    for audio in segments:
+        plain = ModelInput(audio, ("spa",), "eng", speech=False)
+        item = dataclasses.replace(plain, terms=terms)
+        (run,) = simul.runner.run([item])
+        (out,) = simul.step([dataclasses.replace(item, simul=SimulRequest((SimulTarget("spa"),), final=True))])
+        assert (out.transcript, out.texts) == (run.transcript, run.texts)
+        assert rows_of(out)[0].committed_text == run.texts["spa"]
+        (bare,) = simul.runner.run([plain])
+        changed |= (bare.transcript, bare.texts) != (run.transcript, run.texts)
+    assert changed, f"the terms {terms} changed no segment: this parity would not show they reach a step"

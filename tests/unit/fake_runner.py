@@ -98,6 +98,7 @@ class FakeRunner:
                 tuple(committed) if chunk is not None else (),
                 chunk,
                 len(committed) if chunk is not None else t.spoken_tokens,
+                len(committed) if chunk is not None else t.spoken_units,
             )
         return ModelOutput(
             transcript=f"n={len(i.audio)}" if i.transcript_language else None,

@@ -214,7 +214,7 @@ async def test_a_simultaneous_step_crosses_the_wire_both_ways(node: Node) -> Non
     from translate_svc.engine.runner import SimulRequest, SimulTarget
 
     targets = (
-        SimulTarget("spa", (5, 6), 1, recent=((5, 6, 7), (5, 6, 7, 8))),
+        SimulTarget("spa", (5, 6), 1, 40, recent=((5, 6, 7), (5, 6, 7, 8))),
         SimulTarget("fra", (), 0, recent=()),
     )
     node.runner.waveform = lambda item, lang: np.linspace(-1, 1, 333, dtype=np.float32) * (2 if lang == "spa" else 1)
@@ -242,8 +242,8 @@ async def test_a_simultaneous_step_crosses_the_wire_both_ways(node: Node) -> Non
             assert (back.token_ids, back.text, back.word_starts, back.committed, back.committed_text) == (
                 row.token_ids, row.text, row.word_starts, row.committed, row.committed_text
             )  # fmt: skip
-            assert (back.units_total, back.chunk_units, back.spoken_tokens) == (
-                row.units_total, row.chunk_units, row.spoken_tokens
+            assert (back.units_total, back.chunk_units, back.spoken_tokens, back.spoken_units) == (
+                row.units_total, row.chunk_units, row.spoken_tokens, row.spoken_units
             )  # fmt: skip
             if row.chunk is None:
                 assert back.chunk is None and not final

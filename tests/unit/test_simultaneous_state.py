@@ -27,7 +27,7 @@ def test_advance_keeps_the_last_hypotheses_and_gives_the_delta_and_the_chunk() -
     wave = np.ones(4, np.float32)
     state, delta, chunk = advance(state, row((1,), (1, 2, 3), 1, wave), 3)
     assert delta == "w1" and chunk is wave and state.sent.chunks == (wave,)
-    assert state.policy == SimulTarget("spa", (1,), 1, ((1, 2), (1, 2, 3)))
+    assert state.policy == SimulTarget("spa", (1,), 1, recent=((1, 2), (1, 2, 3)))
     state, delta, _ = advance(state, row((1, 2), (1, 2, 4), 1, None), 3)
     assert delta == " w2" and state.policy.recent == ((1, 2, 3), (1, 2, 4))  # n - 1 = 2 kept
     with pytest.raises(PrefixMismatch):  # a step that would retract a committed word

@@ -83,7 +83,7 @@ def test_commit_points_are_exact_and_speech_is_known_per_word(translator: Stable
             assert out.chunk is None and out.chunk_units == ()
         assert out.units_total == UNITS_PER_WORD * len(out.committed)
         recent = (*recent, out.token_ids)[-1:]
-        target = SimulTarget("spa", out.committed, out.spoken_tokens, recent)
+        target = SimulTarget("spa", out.committed, out.spoken_tokens, out.spoken_units, recent)
     # 1.5 s said w0 w1 w2 w3~24000, 2.0 s said w0 .. w4 w5~32000: they agree on w0 w1 w2
     assert target.committed == tuple(range(1000, 1003))
     final = step(translator, 2 * 16000 + 5, target, final=True)

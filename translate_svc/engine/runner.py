@@ -90,6 +90,9 @@ class SimulTarget:
     committed: tuple[int, ...] = ()
     #: how many of the committed tokens have been spoken (their units were in earlier chunks)
     spoken_tokens: int = 0
+    #: how many units the earlier chunks held: the next chunk is the units of t2u over the
+    #: committed text from this one on (a segment's chunks add up to t2u over its whole text)
+    spoken_units: int = 0
     #: the segment's previous hypotheses' token ids for this target, oldest first (the last
     #: ``agreement - 1`` are used; each starts with ``committed`` when the policy made them)
     recent: tuple[tuple[int, ...], ...] = ()
@@ -97,6 +100,8 @@ class SimulTarget:
     def __post_init__(self) -> None:
         if not 0 <= self.spoken_tokens <= len(self.committed):
             raise ValueError(f"spoken_tokens {self.spoken_tokens} outside 0..{len(self.committed)} committed tokens")
+        if self.spoken_units < 0:
+            raise ValueError(f"spoken_units must be >= 0, got {self.spoken_units}")
 
 
 @dataclass(frozen=True)
@@ -138,13 +143,15 @@ class SimulRowOutput:
     committed_text: str
     #: units of t2u over ``committed`` (0 without speech)
     units_total: int
-    #: the chunk: units ``[units of the tokens spoken before, units_total)`` of that t2u run;
-    #: empty when nothing is spoken in this step
+    #: the chunk: units ``[the target's spoken_units, units_total)`` of that t2u run; empty
+    #: when nothing is spoken in this step
     chunk_units: tuple[int, ...]
     #: the chunk's float32 waveform at the model's rate; None when nothing is spoken
     chunk: np.ndarray | None
     #: committed tokens spoken after this step (``len(committed)`` once a chunk is spoken)
     spoken_tokens: int
+    #: units spoken after this step (``units_total`` once a chunk is spoken)
+    spoken_units: int = 0
 
 
 @dataclass(frozen=True, eq=False)

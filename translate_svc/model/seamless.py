@@ -27,7 +27,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -447,14 +447,20 @@ class SeamlessRunner:
         inputs: Sequence[ModelInput],
         spoken: Sequence[str | None],
         seconds: Sequence[float],
+        processors: Callable[[Sequence[int]], Sequence[LogitsProcessor]] | None = None,
     ) -> torch.Tensor:
         """The text rows (``enc``/``mask`` expanded to them). Without terms: one decode. With
         KEEP terms, the transcript rows of those segments are decoded first, so each translation
-        row knows which kept phrases were said (model/terms.py); then the other rows."""
+        row knows which kept phrases were said (model/terms.py); then the other rows.
+        ``processors``: for the indices of the rows in one decode, logits processors applied
+        after all others (a simultaneous step's forced prefixes)."""
         langs = [lang for _, lang in rows]
         audio_s = [seconds[k] for k, _ in rows]
         if not any(item.terms for item in inputs):
-            return self.decode_text(enc, mask, langs, audio_s)
+            if processors is None:
+                return self.decode_text(enc, mask, langs, audio_s)
+            return self.decode_text(enc, mask, langs, audio_s, processors=processors(range(len(rows))))
+        extra = processors or (lambda subset: ())
         first = [
             r for r, (k, lang) in enumerate(rows)
             if lang == spoken[k] and any(t.keep for t in inputs[k].terms) and set(inputs[k].targets) - {lang}
@@ -476,6 +482,7 @@ class SeamlessRunner:
                 [langs[r] for r in subset],
                 [audio_s[r] for r in subset],
                 biases,
+                extra(subset),
             )
 
         parts: list[tuple[list[int], torch.Tensor]] = []

@@ -5,22 +5,26 @@ second (issue 33; Meta's SeamlessStreaming agents do the same with an offline mo
 one step here:
 
 1. decodes the open speech greedily with the target's **committed** tokens forced as the start of
-   the output (``ForcePrefix``), so text a listener already has is never retracted; the rest is
-   this step's hypothesis, from which a policy (local agreement, outside this module) picks the
-   next commit, at a word start (``word_starts``);
+   the output (``ForcePrefix``), so text a listener already has is never retracted, and with the
+   stream's terms biasing it as they bias a segment (``SeamlessRunner.decode_rows``: KEEP terms
+   reach a translation row where the step decodes a transcript, i.e. the final one when the
+   stream asks for transcripts); the rest is this step's hypothesis, from which a policy (local
+   agreement, outside this module) picks the next commit, at a word start (``word_starts``);
 2. runs text-to-unit over the whole committed text exactly as the runner's speech stage does for a
    whole text (the text decoder's states for those tokens, then UnitY2's non-autoregressive t2u),
-   and vocodes the units of the committed tokens not spoken yet: t2u predicts a duration per
-   character, so the units of the tokens already spoken end at a known unit, and the chunk is
-   every unit after it. It is spoken once at least ``min_units`` units are new, or at the
-   segment's end (``final``: the whole hypothesis is committed then) whatever is left.
+   and vocodes its units past those already spoken (the target's ``spoken_units``). They are
+   spoken once at least ``min_units`` units are new, or at the segment's end (``final``: the
+   whole hypothesis is committed then) whatever is left.
 
-What is spoken is counted in **tokens**, not units, as Meta's ``NARUnitYUnitDecoderAgent`` counts
-its ``duration_start_index`` in text positions: t2u attends both ways, so a longer text can change
-the durations (and units) of its first words, and a unit count carried over from an earlier run
-would cut the new run mid-word (repeating or skipping speech). Cut by tokens, every committed token
-is spoken exactly once, each in the run where it was first spoken; a segment's chunks then add up
-to the units of t2u over its final text only where the runs agree on the earlier durations.
+What is spoken is counted in **units**, as the issue asks ("keep only the units past those already
+spoken"): each chunk is the current run's units from the count already spoken, so a segment's
+chunks add up to exactly the units t2u gives its whole committed text (the final run's), and no
+unit index is spoken twice. t2u attends both ways, so a longer text can change the durations of
+its first words a little; the cut then lands a few units (20 ms each) off the previous chunk's
+last token end, where counting tokens (as Meta's ``NARUnitYUnitDecoderAgent``'s
+``duration_start_index``) would cut on a token end but give a total that depends on where the
+commits fell (``docs/decisions.md``). Should a run give fewer units than already spoken, it
+speaks nothing, and only then can the total exceed the final run's.
 
 With no committed tokens the decode is the runner's decode (``generate``'s) token for token, and a
 single final step speaks exactly what the runner's speech stage speaks for that text.
@@ -163,11 +167,13 @@ class SimultaneousRunner:
         r = self.runner
         detected, language_id_ms = r.identify(inputs)
         rows: list[tuple[int, SimulTarget | None, str]] = []  # (input, target or None: transcript, language)
+        spoken: list[str | None] = []  # per input, its transcript's language
         for k, (item, req) in enumerate(zip(inputs, requests, strict=True)):
             rows.extend((k, t, t.language) for t in req.targets)
             lang = item.transcript_language
             if lang == DETECTED:
                 lang = max(detected[k], key=detected[k].__getitem__)
+            spoken.append(lang)
             if lang is not None:
                 rows.append((k, None, lang))
         feats, mask = r.features(inputs)
@@ -177,7 +183,16 @@ class SimultaneousRunner:
         seconds = [len(inputs[k].audio) / MODEL_SAMPLE_RATE for k, _, _ in rows]
 
         prefixes = [t.committed if t is not None else () for _, t, _ in rows]
-        hyps = self.decode(enc, mask, [lang for _, _, lang in rows], prefixes, seconds)
+        sequences = r.decode_rows(
+            enc,
+            mask,
+            [(k, lang) for k, _, lang in rows],
+            inputs,
+            spoken,
+            [len(item.audio) / MODEL_SAMPLE_RATE for item in inputs],
+            processors=lambda subset: [ForcePrefix([prefixes[i] for i in subset])],
+        )  # the runner's term biases (issue 21) apply to steps as to segments
+        hyps = self._hypotheses(sequences, prefixes)
         policies = [commit or self.agreement(req) for req in requests]
         committed = [
             ()
@@ -209,6 +224,7 @@ class SimultaneousRunner:
                 chunk_units=chunk_units,
                 chunk=chunk,
                 spoken_tokens=len(done) if chunk is not None else target.spoken_tokens,
+                spoken_units=total if chunk is not None else target.spoken_units,
             )
         return [
             ModelOutput(
@@ -236,8 +252,14 @@ class SimultaneousRunner:
         """Greedy decoding of rows (``enc``/``mask`` expanded to them), each starting with its
         prefix: per row, the token ids after the language token (EOS and padding cut), the text
         as the runner writes it, and the word starts. All prefixes empty: the runner's decode."""
-        processors = [ForcePrefix(prefixes)] if any(prefixes) else []
-        sequences = self.runner.decode_text(enc, mask, langs, seconds, processors=processors)
+        sequences = self.runner.decode_text(enc, mask, langs, seconds, processors=[ForcePrefix(prefixes)])
+        return self._hypotheses(sequences, prefixes)
+
+    def _hypotheses(
+        self, sequences: torch.Tensor, prefixes: Sequence[tuple[int, ...]]
+    ) -> list[tuple[tuple[int, ...], str, tuple[int, ...]]]:
+        """Decoded rows -> per row its token ids after the language token (EOS and padding cut),
+        its text and word starts; checks that each kept its forced prefix."""
         texts = self.runner.processor.batch_decode(sequences, skip_special_tokens=True)
         out = []
         for seq, text, prefix in zip(sequences.tolist(), texts, prefixes, strict=True):
@@ -323,7 +345,7 @@ class SimultaneousRunner:
             k, target, _ = rows[i]
             assert target is not None
             req = _request(inputs[k])
-            start = s.token_ends[target.spoken_tokens]
+            start = target.spoken_units
             out[i] = (len(s.units), (), None)
             if speak_now(len(s.units) - start, req.min_units, req.final):
                 chunks.append((i, s.units[start:]))

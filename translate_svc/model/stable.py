@@ -160,6 +160,7 @@ class StableTranslator:
             chunk_units=units(new) if say else (),
             chunk=speech(new) if say else None,
             spoken_tokens=len(done) if say else target.spoken_tokens,
+            spoken_units=total if say else target.spoken_units,
         )
 
 

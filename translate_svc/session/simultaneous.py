@@ -69,7 +69,8 @@ def advance(state: TargetState, row: SimulRowOutput, agreement: int) -> tuple[Ta
     (None: none). Raises PrefixMismatch if the row's commit does not extend the state's (a runner
     that retracted: the step must be dropped)."""
     policy = state.policy
-    if row.committed[: len(policy.committed)] != policy.committed or row.spoken_tokens < policy.spoken_tokens:
+    spoke_less = row.spoken_tokens < policy.spoken_tokens or row.spoken_units < policy.spoken_units
+    if row.committed[: len(policy.committed)] != policy.committed or spoke_less:
         raise PrefixMismatch(
             f"a step's {len(row.committed)} committed tokens do not extend the {len(policy.committed)} committed"
         )
@@ -79,7 +80,7 @@ def advance(state: TargetState, row: SimulRowOutput, agreement: int) -> tuple[Ta
     delta = results.text_delta(state.sent.text, row.committed_text)
     chunks = (*state.sent.chunks, chunk) if chunk is not None else state.sent.chunks
     nxt = TargetState(
-        SimulTarget(policy.language, row.committed, row.spoken_tokens, recent),
+        SimulTarget(policy.language, row.committed, row.spoken_tokens, row.spoken_units, recent),
         results.Sent(row.committed_text, chunks),
     )
     return nxt, delta, chunk

@@ -94,6 +94,7 @@ class SimulRow(msgspec.Struct, array_like=True):
     chunk_units: tuple[int, ...]
     chunk: bytearray | None  # float32 little-endian at the model's rate
     spoken_tokens: int
+    spoken_units: int
 
 
 class Result(msgspec.Struct, tag="result", array_like=True):
@@ -190,6 +191,7 @@ def _simul_row(r: SimulRowOutput) -> SimulRow:
         r.chunk_units,
         None if r.chunk is None else _f32(r.chunk),
         r.spoken_tokens,
+        r.spoken_units,
     )
 
 
@@ -205,6 +207,7 @@ def _simul_output(r: SimulRow) -> SimulRowOutput:
         r.chunk_units,
         None if r.chunk is None else _samples(r.chunk),
         r.spoken_tokens,
+        r.spoken_units,
     )
 
 
