@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
+from pydantic.networks import IPvAnyNetwork
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from translate_svc.vad.segmenter import SegmenterConfig
@@ -77,6 +78,14 @@ class LimitsSettings(BaseModel):
     #: has that speech closed into a segment, as at a pause, once no message came for this long
     #: beyond the last message's audio (wall clock); later audio carries on the timeline. 0: off
     stall_close_ms: int = Field(1000, ge=0, le=60_000)
+    #: a stream (any door) holds one of max_streams and of its tenant's streams from the moment its
+    #: call or socket opens; one whose config has not come this long after that is ended
+    #: (OUT_OF_RANGE, reason config_timeout), so unconfigured calls cannot hold slots for long
+    config_timeout_ms: int = Field(5000, ge=100, le=600_000)
+    #: a Translate call whose clip (its one message) has not fully arrived this long after the
+    #: call opened is ended (OUT_OF_RANGE): it holds one of max_translate_calls while it waits.
+    #: 60 s: a max_message_bytes clip over a 10 Mbit/s link
+    clip_read_timeout_s: float = Field(60.0, gt=0, le=3600)
     #: simultaneous mode (StreamingConfig.simultaneous): the range a stream's step_ms may take,
     #: and the most translations its local agreement may wait for
     min_simultaneous_step_ms: int = Field(500, ge=100, le=60_000)
@@ -108,6 +117,54 @@ class LimitsSettings(BaseModel):
     #: a connection is asked to go away after this long (so clients rebalance over replicas); its
     #: calls then get max_stream_seconds more to finish, so no stream is cut by it
     connection_max_age_s: float = Field(24 * 3600.0, gt=0)
+    #: the WebRTC door (POST .../calls, issue 34 N9 N10): the largest SDP offer read (a browser's is
+    #: 3-8 KiB); a larger one is refused with 413 before it is parsed
+    webrtc_max_offer_bytes: int = Field(64 * 1024, ge=4096, le=1024 * 1024)
+    #: remote ICE candidates taken from one offer (those at usable addresses, below); the rest are
+    #: dropped before aiortc sees them: the server sends STUN checks to these and to no other
+    webrtc_max_candidates: int = Field(8, ge=0, le=64)
+    #: networks (CIDR) an offer's candidates may name besides the offer's own HTTP peer address (an
+    #: SFU's, a NAT's); others are dropped. A client that reaches the server is found anyway, from
+    #: its own checks (a peer-reflexive candidate)
+    webrtc_candidate_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    #: the STUN server ("stun:host:port") the door's ICE agent asks for its public address (aioice
+    #: takes one); None, the default: none is contacted (aiortc's own default is Google's public one)
+    webrtc_stun_server: Annotated[str, Field(pattern=r"^stun:[^\s]+$")] | None = None
+    #: a WebRTC call must be connected (ICE, DTLS, its oai-events channel open) and its microphone's
+    #: first audio must have come this long after its offer; else the call is closed and its stream
+    #: slot released (then limits.config_timeout_ms runs for its session.update)
+    webrtc_connect_timeout_ms: int = Field(10_000, ge=100, le=120_000)
+    #: the HTTP port (issue 34 N6), per process: connections open at once, whatever they carry (a
+    #: WebSocket session, a page load, an offer, a request not yet sent whole). One more is closed as
+    #: soon as it is accepted (plaintext: after a 503), so the process keeps file descriptors for its
+    #: other doors; room for max_streams WebSocket sessions and the short requests around them.
+    #: Never more than half the process's file descriptors (ulimit -n) whatever this says
+    http_max_connections: int = Field(512, ge=1, le=100_000)
+    #: the HTTP port: a request's line and headers must have come whole this long after its
+    #: connection was accepted (with TLS: its handshake ended; the handshake has as long) or its
+    #: previous response was sent, else the connection is closed; also how long an idle keep-alive
+    #: connection stays open, and how long a mint request's body may take
+    http_header_timeout_s: float = Field(5.0, gt=0, le=300)
+    #: browser pages (origins such as "https://app.example.com"; "*": any) that may open a realtime
+    #: WebSocket or a WebRTC call, or mint a client secret, on the HTTP port (issue 34 N12). A request
+    #: without an Origin header (not a browser: the SDKs, curl) and one from this server's own pages
+    #: (the demo page) need no entry; any other browser request is refused with 403
+    http_allowed_origins: list[str] = Field(default_factory=list)
+    # -- what a caller without a token may hold (issue 34 N1) --
+    #: health Watch calls open at once on each port (main, health) of one server process; beyond
+    #: it Watch answers RESOURCE_EXHAUSTED at once. They have slots of their own, on top of max_calls,
+    #: so a Watch (health needs no token) never takes a slot another call, or a probe's Check, needs
+    max_health_watches: int = Field(16, ge=1, le=1024)
+    #: refused streams (no or a bad token) that may read what their client still sends for up to
+    #: server.error_drain_s at once, per process, also on top of max_calls; beyond it a refused
+    #: stream is ended at once, without that courtesy
+    max_refusal_drains: int = Field(16, ge=0, le=1024)
+    # -- a stream whose results are not read (issue 34) --
+    #: bytes a call's HTTP/2 receive window lets its client send ahead of what the server has read
+    #: (fixed: gRPC's BDP probing, which grows it to 4 MiB and more, is off). A stream whose session
+    #: stopped reading (max_unread_results reached) holds at most this much more audio; a message
+    #: being read gets its whole size on top, so a large Translate clip is not slowed by it
+    stream_window_bytes: int = Field(256 * 1024, ge=16 * 1024, le=16 * 1024 * 1024)
 
 
 class EngineSettings(BaseModel):

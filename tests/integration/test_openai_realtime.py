@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -207,9 +208,13 @@ async def test_sessions_count_in_max_streams_and_in_metrics(door: LiveServer) ->
             await conn.send(update)  # type: ignore[arg-type]
             assert (await conn.recv()).type == "session.updated"
         assert metrics.STREAMS_STARTED.labels("main")._value.get() == before + 2
-        got = await errors_of(door, update)  # the third: max_streams is 2
-        assert [e.type for e in got] == ["error"] and got[0].error.code == "server_overloaded", got
-        assert "capacity" in got[0].error.message and got[0].model_extra["x_retry_after_ms"] >= 1000
+        # the third: max_streams is 2, refused at the handshake (HTTP 429, Retry-After), no WebSocket
+        with pytest.raises(Exception, match="HTTP 429") as refused:
+            await errors_of(door, update)
+        response = refused.value.response  # type: ignore[attr-defined]  # websockets' InvalidStatus
+        error = json.loads(response.body)["error"]
+        assert response.headers["Retry-After"] == "1" and error["code"] == "server_overloaded", error
+        assert "capacity" in error["message"] and error["x_retry_after_ms"] >= 1000
         await one.session.close()
         await two.session.close()
         for conn in (one, two):

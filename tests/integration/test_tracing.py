@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.conftest import REPO, make_settings, serving, speech_pcm16
+from tests.integration.test_security import ALL, LANG_ONLY, bearer
 from tests.integration.test_workers import node
+from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client.raw import channel, load_pcm16k
@@ -54,10 +56,11 @@ TRACEPARENT = f"00-{CALLER_TRACE:032x}-{CALLER_SPAN:016x}-01"
 
 
 @contextlib.contextmanager
-def in_memory_tracing() -> Iterator[InMemorySpanExporter]:
-    """Tracing on in this process, through the setup ``serve`` runs, exporting to memory."""
+def in_memory_tracing(environ: Mapping[str, str] | None = None) -> Iterator[InMemorySpanExporter]:
+    """Tracing on in this process, through the setup ``serve`` runs (with ``environ``), exporting
+    to memory (at once, as each span ends)."""
     exporter = InMemorySpanExporter()
-    assert tracing.setup({}, processors=[SimpleSpanProcessor(exporter)])
+    assert tracing.setup(environ or {}, processors=[SimpleSpanProcessor(exporter)])
     try:
         yield exporter
     finally:
@@ -328,3 +331,129 @@ async def test_with_workers_the_batch_spans_come_from_the_engine_process_and_the
         assert batch_resource["translate_svc.process"] == "engine" and batch.trace_id == link.trace_id
         assert _attrs(batch)["translate_svc.batch.size"] >= 1
     assert sorted(_attrs(s)[SEG + "id"] for _, s in segments()) == [0, 1, 2, 3]
+
+
+# -- what a caller sends cannot steer tracing (issue 34, N17) ---------------------------------------
+
+LANGUAGES = "/translate_svc.api.v1.Translator/ListLanguages"
+
+
+async def test_a_call_refused_for_its_token_is_not_traced(test_model_dir: Path, tmp_path: Path) -> None:
+    """Calls without a token (UNAUTHENTICATED) or with one that lacks the permission
+    (PERMISSION_DENIED) leave no span; a call let in does."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"{ALL}\n{LANG_ONLY} languages\n")
+    settings = make_settings(test_model_dir)
+    settings.auth.tokens_file = tokens
+    with in_memory_tracing() as exporter:
+        async with serving(settings, warmup=False, runner_factory=FakeRunner) as live:
+            with pytest.raises(grpc.aio.AioRpcError) as no_token:
+                await live.stub.ListLanguages(pb.ListLanguagesRequest(), timeout=10)
+            assert no_token.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            with pytest.raises(grpc.aio.AioRpcError) as unknown:
+                await live.stub.ListLanguages(pb.ListLanguagesRequest(), metadata=bearer("not-a-token"), timeout=10)
+            assert unknown.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            nothing = np.zeros(0, np.int16)
+            call = live.stub.StreamingTranslate(iter(requests(nothing, ["spa"])), metadata=bearer(LANG_ONLY))
+            with pytest.raises(grpc.aio.AioRpcError) as denied:
+                async for _ in call:
+                    pass
+            assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            await live.stub.ListLanguages(pb.ListLanguagesRequest(), metadata=bearer(ALL), timeout=10)
+            await until(lambda: any(s.name == LANGUAGES for s in exporter.get_finished_spans()), 10)
+        spans = list(exporter.get_finished_spans())
+    # the call let in, last: every span of the refused calls before it would have ended by then
+    assert [(s.name, (s.attributes or {})["rpc.grpc.status_code"]) for s in spans] == [(LANGUAGES, 0)]
+
+
+async def test_a_callers_sampled_flag_does_not_decide_sampling(
+    test_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sampling ratio 0: a caller's ``traceparent`` flagged sampled (and its trace id the lowest,
+    which a trace-id ratio would take first) is not traced. Ratio 1: a caller flagged not sampled
+    is traced all the same, its trace continued."""
+    lowest = f"00-{1:032x}-{CALLER_SPAN:016x}-01"
+    ratio0 = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"}
+    for key, value in ratio0.items():
+        monkeypatch.setenv(key, value)  # where the SDK's own sampler would read it
+    with in_memory_tracing(ratio0) as exporter:
+        async with serving(make_settings(test_model_dir), warmup=False, runner_factory=FakeRunner) as live:
+            for traceparent in (TRACEPARENT, lowest):
+                metadata = (("traceparent", traceparent),)
+                await live.stub.ListLanguages(pb.ListLanguagesRequest(), metadata=metadata, timeout=10)
+            # spans are exported as they end, before the answer is sent
+            assert list(exporter.get_finished_spans()) == []
+    ratio1 = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "1"}
+    for key, value in ratio1.items():
+        monkeypatch.setenv(key, value)
+    with in_memory_tracing(ratio1) as exporter:
+        async with serving(make_settings(test_model_dir), warmup=False, runner_factory=FakeRunner) as live:
+            unsampled = (("traceparent", TRACEPARENT[:-2] + "00"),)
+            await live.stub.ListLanguages(pb.ListLanguagesRequest(), metadata=unsampled, timeout=10)
+            await until(lambda: len(exporter.get_finished_spans()) == 1, 10)
+        (span,) = exporter.get_finished_spans()
+    assert span.name == LANGUAGES and span.context is not None and span.context.trace_id == CALLER_TRACE
+    assert span.context.trace_flags.sampled
+
+
+async def test_a_long_user_agent_is_not_recorded_whole(test_model_dir: Path) -> None:
+    """A caller's 6,000-character user-agent (gRPC refuses metadata over 8 KiB at random, so not
+    10 KB) is cut to ``MAX_ATTRIBUTE_LENGTH`` characters on the span."""
+    agent = "agent/1.0 " + "x" * 6000
+    with in_memory_tracing() as exporter:
+        async with serving(make_settings(test_model_dir), warmup=False, runner_factory=FakeRunner) as live:
+            options = [("grpc.primary_user_agent", agent)]
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{live.port}", options=options) as ch:
+                await pb_grpc.TranslatorStub(ch).ListLanguages(pb.ListLanguagesRequest(), timeout=10)
+            await until(lambda: len(exporter.get_finished_spans()) == 1, 10)
+        (span,) = exporter.get_finished_spans()
+    recorded = (span.attributes or {})["rpc.user_agent"]
+    assert isinstance(recorded, str) and recorded.startswith("agent/1.0 xxx")
+    assert len(recorded) == tracing.MAX_ATTRIBUTE_LENGTH
+
+
+async def test_a_refused_calls_span_is_left_out_but_not_one_that_ran_something() -> None:
+    """The rule behind the refused-call test, span by span: a SERVER span ending UNAUTHENTICATED
+    with no child is not exported; one with a child (a stream revoked after it served a segment)
+    is, with its child."""
+    with in_memory_tracing() as exporter:
+        assert tracing._provider is not None
+        tracer = tracing._provider.get_tracer("test")
+        refused = {"rpc.grpc.status_code": 16}
+        with tracer.start_as_current_span("refused", kind=SpanKind.SERVER, attributes=refused):
+            pass
+        with tracer.start_as_current_span("revoked", kind=SpanKind.SERVER) as span:
+            with tracer.start_as_current_span("segment"):
+                pass
+            span.set_attribute("rpc.grpc.status_code", 16)
+        with tracer.start_as_current_span("denied", kind=SpanKind.SERVER, attributes={"rpc.grpc.status_code": 7}):
+            pass
+        with tracer.start_as_current_span("not-found", kind=SpanKind.SERVER, attributes={"rpc.grpc.status_code": 5}):
+            pass
+        names = [s.name for s in exporter.get_finished_spans()]
+    assert names == ["segment", "revoked", "not-found"]
+
+
+@pytest.mark.parametrize(
+    ("sampler", "arg", "ratio"),
+    [
+        ("", "", 1.0),
+        ("parentbased_always_on", "", 1.0),
+        ("always_off", "", 0.0),
+        ("parentbased_traceidratio", "0.25", 0.25),
+        ("traceidratio", "", 1.0),
+        ("jaeger_remote", "", None),
+        ("parentbased_traceidratio", "2", None),
+        ("parentbased_traceidratio", "half", None),
+    ],
+)
+async def test_the_sampler_variables_give_one_ratio_or_stop_start_up(
+    sampler: str, arg: str, ratio: float | None
+) -> None:
+    environ = {"OTEL_TRACES_EXPORTER": "console", "OTEL_TRACES_SAMPLER": sampler, "OTEL_TRACES_SAMPLER_ARG": arg}
+    if ratio is None:
+        with pytest.raises(tracing.TracingConfigError, match="OTEL_TRACES_SAMPLER"):
+            tracing.config_from_env(environ)
+    else:
+        config = tracing.config_from_env(environ)
+        assert config is not None and config.sample_ratio == ratio

@@ -204,10 +204,14 @@ async def test_browser_calls_count_in_max_streams_and_metrics_and_hear_the_drain
         await first.dial(http, base(live) + "/calls", "no-token-needed-here")
         assert (await first.until("session.updated"))["session"]["audio"]["output"]["language"] == "es"
         assert metrics.STREAMS_STARTED.labels("main")._value.get() == before + 1
-        # the node is at max_streams (1): the next call is refused on its channel
-        await second.dial(http, base(live) + "/calls", "no-token-needed-here")
-        refused = await second.until("error")
-        assert refused["error"]["code"] == "server_overloaded" and "capacity" in refused["error"]["message"]
+        # the node is at max_streams (1): the next call is refused before any WebRTC work (429)
+        await second.pc.setLocalDescription(await second.pc.createOffer())
+        refused = await http.post(
+            base(live) + "/calls", data=second.pc.localDescription.sdp, headers={"Content-Type": "application/sdp"}
+        )
+        assert refused.status == 429 and refused.headers["Retry-After"] == "1"
+        error = (await refused.json())["error"]
+        assert error["code"] == "server_overloaded" and "capacity" in error["message"]
         await second.hang_up()
         # SIGTERM's drain: a notice to reconnect, the rest translated, then the end
         stopping = asyncio.create_task(live.server.stop(grace=5))

@@ -2,7 +2,8 @@
 
 Every submitted job waits in ``jobs`` until the test resolves it (in any order), fails it, or the
 session aborts it. ``overloaded`` makes ``submit`` refuse; ``droppable`` says whether best-effort
-jobs (captions) are taken. mypy checks that it implements the ``EngineClient`` Protocol.
+jobs (captions) are taken; ``joined`` holds the sessions that count in the share (``max_queued`` //
+their number, as the engine's). mypy checks that it implements the ``EngineClient`` Protocol.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class FakeEngineClient:
     def __init__(self, *, max_queued: int = 512) -> None:
         self.jobs: list[FakeJob] = []
         self.aborted: list[str] = []
+        self.joined: set[str] = set()
         self.overloaded = False
         self.droppable = True
         self._max_queued = max_queued
@@ -51,6 +53,13 @@ class FakeEngineClient:
 
     def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult] | None:
         return self._add(owner, item, droppable=True) if self.droppable else None
+
+    def join(self, owner: str) -> None:
+        self.joined.add(owner)
+
+    def leave(self, owner: str) -> None:
+        self.abort(owner)
+        self.joined.discard(owner)
 
     def abort(self, owner: str) -> int:
         self.aborted.append(owner)
@@ -71,7 +80,8 @@ class FakeEngineClient:
         return True
 
     def stats(self) -> EngineStats:
-        return EngineStats(queued=len(self.pending()), max_queued=self._max_queued, running=0)
+        share = max(1, self._max_queued // max(1, len(self.joined)))
+        return EngineStats(len(self.pending()), self._max_queued, 0, share, len(self.joined))
 
     # -- for tests ------------------------------------------------------------------------------
 

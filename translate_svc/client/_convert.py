@@ -178,6 +178,8 @@ def limits(msg: pb.ServerLimits) -> ServerLimits:
         max_stream_message_bytes=msg.max_stream_message_bytes,
         reorder_window_ms=msg.reorder_window_ms,
         stall_close_ms=msg.stall_close_ms,
+        config_timeout_ms=msg.config_timeout_ms,
+        clip_read_timeout_ms=msg.clip_read_timeout_ms,
         min_simultaneous_step_ms=msg.min_simultaneous_step_ms,
         max_simultaneous_step_ms=msg.max_simultaneous_step_ms,
         max_simultaneous_agreement=msg.max_simultaneous_agreement,

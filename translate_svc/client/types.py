@@ -394,6 +394,8 @@ class ServerLimits:
     reorder_window_ms: int = 0
     #: open speech of a sender that stops sending is closed after this long (0: off)
     stall_close_ms: int = 0
+    config_timeout_ms: int = 0
+    clip_read_timeout_ms: int = 0
     #: ``SimultaneousOptions``: step_ms in [min, max], agreement in [1, max] (0: an older server)
     min_simultaneous_step_ms: int = 0
     max_simultaneous_step_ms: int = 0

@@ -18,10 +18,20 @@ from translate_svc.engine.runner import ModelCard, ModelInput
 
 
 class EngineClient(Protocol):
+    def join(self, owner: str) -> None:
+        """``owner`` (a session id) counts in the queue's fair share, node-wide, until ``leave``:
+        each session's share is ``stats().share``, and a final job of a session within it always
+        gets a place in the queue (``engine/shares.py``)."""
+        ...
+
+    def leave(self, owner: str) -> None:
+        """``owner`` is gone: its queued jobs are dropped (as ``abort``) and it no longer counts."""
+        ...
+
     def submit(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult]:
-        """Queue one segment for ``owner`` (a session id). Raises Overloaded when the queue is full,
-        NotReady when the model is not serving. Cancelling the future drops the job if it has not
-        reached the model yet."""
+        """Queue one segment for ``owner`` (a session id). Raises Overloaded (or fails the future
+        with it) when the queue is full and the owner is beyond its share, NotReady when the model
+        is not serving. Cancelling the future drops the job if it has not reached the model yet."""
         ...
 
     def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult] | None:
@@ -47,5 +57,5 @@ class EngineClient(Protocol):
         ...
 
     def stats(self) -> EngineStats:
-        """The queue right now (fair share reads ``max_queued``)."""
+        """The queue right now (flow control reads ``share``)."""
         ...

@@ -1,9 +1,11 @@
 """The async owner of the model: one queue for all streams, one model thread.
 
-Sessions ``submit`` segments and await their results. The engine loop (on the event loop) asks
-the pure ``BatchScheduler`` for the next batch, hands it to the single model thread with
-``run_in_executor`` and resolves each job's future with its result. It sleeps on an event
-("a job arrived") with a timeout ("the oldest job's wait expires"), never polling.
+Sessions ``join`` and ``submit`` segments and await their results. Who may wait in the queue is
+decided by the pure ``QueueShares`` (each session's fair share, node-wide: ``engine/shares.py``).
+The engine loop (on the event loop) asks the pure ``BatchScheduler`` for the next batch, hands it
+to the single model thread with ``run_in_executor`` and resolves each job's future with its
+result. It sleeps on an event ("a job arrived") with a timeout ("the oldest job's wait expires"),
+never polling.
 
 Each segment's input features are computed on a separate CPU thread as soon as it is submitted,
 so that numpy work overlaps with the model's instead of running on the model thread; the job
@@ -37,6 +39,7 @@ import numpy as np
 from translate_svc.engine.jobs import BatchStats, EngineStats, JobResult
 from translate_svc.engine.runner import Features, ModelCard, ModelInput, ModelOutput, Runner
 from translate_svc.engine.scheduler import BatchScheduler, QueueFull, SchedulerConfig
+from translate_svc.engine.shares import QueueShares
 from translate_svc.errors import ErrorCode, NotReady, Overloaded
 from translate_svc.observability import tracing
 from translate_svc.types import MODEL_SAMPLE_RATE, SegmentError, TraceRef
@@ -71,6 +74,7 @@ class TranslationEngine:
         self._runner_factory = runner_factory
         self._config = config
         self._scheduler = BatchScheduler(config)
+        self._shares = QueueShares(config.max_queued)  # every job from submit until a batch takes it
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._prep_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="features")
         self._preparing: dict[int, _Job] = {}  # features being computed, by id
@@ -138,30 +142,49 @@ class TranslationEngine:
         return self._config.max_queued
 
     def stats(self) -> EngineStats:
-        return EngineStats(queued=self.queued, max_queued=self._config.max_queued, running=len(self._running))
+        return EngineStats(
+            queued=self.queued,
+            max_queued=self._config.max_queued,
+            running=len(self._running),
+            share=self._shares.share,
+            sessions=self._shares.sessions,
+        )
 
     @property
     def queued(self) -> int:
         """Jobs waiting for the model (not counting the batch in the model right now)."""
         return len(self._scheduler) + len(self._preparing)
 
+    def join(self, owner: str) -> None:
+        """``owner`` (a session) counts in the queue's shares until it ``leave``s."""
+        self._shares.join(owner)
+
+    def leave(self, owner: str) -> None:
+        """``owner`` is gone: its queued jobs are dropped (``abort``) and it no longer counts."""
+        self.abort(owner)
+        self._shares.leave(owner)
+
     def submit(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult]:
-        """Queue one segment; raises Overloaded when the queue is full, NotReady if not running.
-        Cancelling the future drops the job if it has not reached the model yet."""
+        """Queue one segment; raises Overloaded when the queue is full (a joined owner within its
+        share always gets a place: ``QueueShares``), NotReady if not running. Cancelling the future
+        drops the job if it has not reached the model yet."""
         if not self.healthy or self._runner is None:
             raise NotReady("the model is still loading (or has failed); retry when health reports SERVING")
-        if self.queued >= self._config.max_queued:
+        place = self._shares.place(owner)
+        if not place.admit:
             raise Overloaded(
                 f"server busy: {self.queued} segments are already waiting for the model; retry shortly",
                 retry_after_ms=self._retry_hint_ms(),
             )
+        if place.evict is not None:
+            self._evict(place.evict)
         return self._enqueue(owner, item, droppable=False)
 
     def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult] | None:
         """Queue best-effort work (a live caption), or return None when the engine is behind: a
         final job is waiting (queued or computing its features), or the queue is full. Droppable
         jobs run only in batches of their own, when no final job is queued (scheduler)."""
-        if not self.healthy or self._runner is None or self.queued >= self._config.max_queued:
+        if not self.healthy or self._runner is None or not self._shares.place(owner, droppable=True).admit:
             return None
         if self._scheduler.finals or any(not j.droppable for j in self._preparing.values()):
             return None
@@ -172,6 +195,7 @@ class TranslationEngine:
         loop = asyncio.get_running_loop()
         job = _Job(next(self._ids), owner, item, loop.create_future(), time.perf_counter(), droppable)
         self._preparing[job.job_id] = job
+        self._shares.add(job.job_id, owner, droppable=droppable)
         self._idle.clear()
         job.future.add_done_callback(functools.partial(self._forget_cancelled, job))
         prep = loop.run_in_executor(self._prep_executor, self._runner.extract_features, item.audio)
@@ -182,6 +206,7 @@ class TranslationEngine:
         """A job whose future was cancelled leaves the queue (a batch already running finishes)."""
         if future.cancelled():
             self._scheduler.remove(job.job_id)
+            self._shares.remove(job.job_id)
             self._jobs.pop(job.job_id, None)
             self._preparing.pop(job.job_id, None)
             self._check_idle()
@@ -196,8 +221,9 @@ class TranslationEngine:
 
     def _queue_prepared(self, job: _Job, prep: asyncio.Future[Features]) -> None:
         if self._preparing.pop(job.job_id, None) is None or job.future.done():
-            return  # aborted (or failed) while its features were computed
+            return  # aborted (or failed, or evicted) while its features were computed
         if prep.cancelled() or prep.exception() is not None:
+            self._shares.remove(job.job_id)
             logger.error("features failed: %r", None if prep.cancelled() else prep.exception())
             error = SegmentError(ErrorCode.INTERNAL.value, "could not compute this segment's features")
             job.future.set_result(JobResult(None, error, 0.0, 0.0, 0))
@@ -208,6 +234,7 @@ class TranslationEngine:
                 job.job_id, job.owner, len(job.item.audio) / MODEL_SAMPLE_RATE, job.enqueued_at, droppable=job.droppable
             )
         except QueueFull:  # cannot happen: submit reserved the place; fail loudly rather than drop
+            self._shares.remove(job.job_id)
             job.future.set_exception(Overloaded("server busy; retry shortly", retry_after_ms=self._retry_hint_ms()))
             return
         self._jobs[job.job_id] = job
@@ -216,15 +243,34 @@ class TranslationEngine:
     def abort(self, owner: str) -> int:
         """Drop ``owner``'s queued jobs (client gone). A batch already running finishes first."""
         dropped = self._scheduler.remove_owner(owner)
-        for j in dropped:
-            self._jobs.pop(j).future.cancel()
+        jobs = [self._jobs.pop(j) for j in dropped]
         for j in [j for j, job in self._preparing.items() if job.owner == owner]:
-            self._preparing.pop(j).future.cancel()
+            jobs.append(self._preparing.pop(j))
             dropped.append(j)
+        for job in jobs:
+            self._shares.remove(job.job_id)
+            job.future.cancel()
         if dropped:
             logger.info("dropped %d queued segments", len(dropped), extra={"session_id": owner})
         self._check_idle()
         return len(dropped)
+
+    def _evict(self, job_id: int) -> None:
+        """A job beyond its session's share leaves the full queue for a job within one: a
+        droppable job is dropped (a cancelled future), a final one fails ``Overloaded``."""
+        self._shares.remove(job_id)
+        self._scheduler.remove(job_id)
+        job = self._jobs.pop(job_id, None) or self._preparing.pop(job_id)
+        if job.droppable:
+            job.future.cancel()
+        else:
+            job.future.set_exception(
+                Overloaded(
+                    "server busy: this stream sent more than its share of the queue; retry shortly",
+                    retry_after_ms=self._retry_hint_ms(),
+                )
+            )
+        logger.info("evicted a segment beyond its share of the queue", extra={"session_id": job.owner})
 
     async def wait_idle(self) -> None:
         """Until nothing is preparing, queued or in the model: after it, no work submitted (or
@@ -256,6 +302,8 @@ class TranslationEngine:
                     pass
                 continue
             jobs = self._running = [self._jobs.pop(j) for j in batch_ids]
+            for j in batch_ids:
+                self._shares.remove(j)
             started, started_ns = time.perf_counter(), time.time_ns()
             results = await loop.run_in_executor(self._executor, self._run_batch, [j.item for j in jobs])
             self._running = []
@@ -321,4 +369,5 @@ class TranslationEngine:
         self._preparing.clear()
         self._running = []
         self._scheduler.clear()
+        self._shares.clear()
         self._idle.set()

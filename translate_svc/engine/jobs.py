@@ -46,3 +46,8 @@ class EngineStats:
     max_queued: int
     #: jobs in the model right now
     running: int
+    #: one session's share of the queue (``engine/shares.py``): ``max_queued`` // the sessions open
+    #: on the node, at least 1; a session's final within it always gets a place
+    share: int
+    #: sessions open on the node (joined)
+    sessions: int

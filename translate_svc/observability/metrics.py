@@ -6,13 +6,16 @@ by that variable when this module is first imported), and the supervisor serves 
 (``serve_aggregate``): counters and histograms are summed over the processes, dead ones included;
 the active-streams gauge over the live ones. ``translate_svc_streams_started_total`` keeps one
 series per front-end process (its ``process`` label), so the spread of streams over workers shows.
+
+``/metrics`` is served on the process's event loop by ``metrics_http`` (imported only when served),
+not by prometheus_client's thread-per-connection ``start_http_server`` (issue 34, N15).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 from translate_svc.engine.jobs import BatchStats
 from translate_svc.types import SegmentResult
@@ -168,18 +171,34 @@ def observe_segment(result: SegmentResult, tenant: str) -> None:
         TENANT_SPEECH_S.labels(tenant).inc(speech_s)
 
 
-def serve_metrics(port: int, host: str = "0.0.0.0") -> None:
-    """Expose /metrics over HTTP on its own thread (prometheus_client)."""
-    start_http_server(port, addr=host)
+def serve_metrics(
+    port: int, host: str = "0.0.0.0", *, idle_s: float | None = None, max_connections: int | None = None
+) -> int:
+    """Expose /metrics over HTTP on the running event loop (``metrics_http``: no thread per
+    connection, a deadline for each request, a cap on connections); returns the port (``port`` 0:
+    a free one). Binds before it returns (a port in use raises ``OSError`` here), serves once the
+    loop runs on. ``idle_s``, ``max_connections``: ``metrics_http.METRICS_IDLE_S``, ``.METRICS_MAX_CONNECTIONS``."""
+    from translate_svc.observability import metrics_http
+
+    return metrics_http.serve(port, host, REGISTRY, idle_s=idle_s, max_connections=max_connections)
 
 
 def serve_aggregate(port: int, host: str, directory: Path) -> int:
     """Expose /metrics of every process writing under ``directory`` (the supervisor of ``serve
-    --workers N``, which records nothing itself); returns the port (``port`` 0: a free one)."""
+    --workers N``, which records nothing itself) as ``serve_metrics`` does; returns the port
+    (``port`` 0: a free one)."""
+    from translate_svc.observability import metrics_http
+
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
-    server, _ = start_http_server(port, addr=host, registry=registry)
-    return int(server.server_port)
+    return metrics_http.serve(port, host, registry, idle_s=None, max_connections=None)
+
+
+def stop_metrics(port: int) -> None:
+    """Stop serving /metrics on ``port`` (``serve_metrics``' answer); nothing if it is not served."""
+    from translate_svc.observability import metrics_http
+
+    metrics_http.stop(port)
 
 
 def process_gone(pid: int, directory: Path) -> None:

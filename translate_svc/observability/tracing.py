@@ -4,9 +4,24 @@ Turned on (``setup``, called once per process by its entry point) when ``OTEL_TR
 names an exporter (``otlp``, ``console``, ... a comma-separated list; ``none``: off), or, with that
 unset, when ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (then
 ``otlp``). ``OTEL_SDK_DISABLED=true`` turns it off whatever else is set. The SDK reads the rest
-itself: the exporter's endpoint, headers and protocol, ``OTEL_TRACES_SAMPLER(_ARG)``,
-``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_BSP_*``. The service name is ``OTEL_SERVICE_NAME``, else
-``translate_svc``.
+itself: the exporter's endpoint, headers and protocol, ``OTEL_RESOURCE_ATTRIBUTES``,
+``OTEL_BSP_*``. The service name is ``OTEL_SERVICE_NAME``, else ``translate_svc``.
+
+What a caller sends cannot steer tracing (issue 34, N17):
+
+- Sampling is the server's: ``OTEL_TRACES_SAMPLER(_ARG)`` give one ratio (``_sample_ratio``), and a
+  call is sampled at that ratio whatever the sampled flag of its ``traceparent`` says (its trace is
+  still continued: the span takes its trace id and parent). A sampled caller cannot make an
+  unsampled server export a span per call, nor an unsampled one hide its calls. A caller's call is
+  drawn at random, not by its trace id, which the caller chooses; the server's own roots by trace id.
+  Children in the process follow their parent, so a trace is whole or absent.
+- Every string attribute is cut to ``MAX_ATTRIBUTE_LENGTH`` characters (the SDK's span limits): the
+  instrumentation records the caller's ``user-agent`` as ``rpc.user_agent``, which gRPC admits only
+  as printable ASCII but up to its metadata limit (8 KiB).
+- A call refused for its token (UNAUTHENTICATED, PERMISSION_DENIED) that ran nothing (no child
+  span) is not exported (``_export_served``): an unauthenticated caller cannot fill the trace
+  backend. Its span is still made, because the server installs this interceptor before the token
+  check; a revoked stream that served segments keeps its span.
 
 Spans (docs/deploy.md, "Traces"):
 
@@ -27,8 +42,9 @@ may be called from any thread (the SDK's tracer is thread-safe).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
@@ -66,6 +82,8 @@ class TracingConfig:
     exporters: tuple[str, ...]
     service_name: str = DEFAULT_SERVICE_NAME
     untraced_services: tuple[str, ...] = UNTRACED_SERVICES
+    #: the share of calls (and of batches) traced: ``OTEL_TRACES_SAMPLER(_ARG)``
+    sample_ratio: float = 1.0
 
 
 def _flag(value: str | None) -> bool:
@@ -94,6 +112,41 @@ def _otlp(environ: Mapping[str, str]) -> str:
     raise TracingConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: use grpc or http/protobuf")
 
 
+#: ``OTEL_TRACES_SAMPLER`` values -> the fixed ratio they stand for (None: ``OTEL_TRACES_SAMPLER_ARG``).
+#: ``parentbased_`` or not, the same here: a caller's flag never decides (module docstring)
+_SAMPLERS: dict[str, float | None] = {
+    "always_on": 1.0,
+    "always_off": 0.0,
+    "traceidratio": None,
+    "parentbased_always_on": 1.0,
+    "parentbased_always_off": 0.0,
+    "parentbased_traceidratio": None,
+}
+#: the longest string attribute a span keeps (the rest is cut; the user-agent, a request id ...)
+MAX_ATTRIBUTE_LENGTH = 256
+#: gRPC status codes of a call refused for its token: PERMISSION_DENIED, UNAUTHENTICATED
+REFUSED_CODES = frozenset({7, 16})
+
+
+def _sample_ratio(environ: Mapping[str, str]) -> float:
+    """The ratio ``OTEL_TRACES_SAMPLER(_ARG)`` ask for (default: 1, every call), or
+    ``TracingConfigError``."""
+    name = environ.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
+    if name not in _SAMPLERS:
+        raise TracingConfigError(f"OTEL_TRACES_SAMPLER={name[:40]!r}: use one of {', '.join(_SAMPLERS)}")
+    fixed = _SAMPLERS[name]
+    if fixed is not None:
+        return fixed
+    arg = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip() or "1.0"
+    try:
+        ratio = float(arg)
+    except ValueError:
+        ratio = -1.0
+    if not 0.0 <= ratio <= 1.0:
+        raise TracingConfigError(f"OTEL_TRACES_SAMPLER_ARG={arg[:40]!r}: a ratio from 0 to 1")
+    return ratio
+
+
 def config_from_env(environ: Mapping[str, str]) -> TracingConfig | None:
     """The tracing ``environ`` asks for, or None (off). Pure: imports nothing of OpenTelemetry.
     Raises ``TracingConfigError`` for an exporter that is not installed."""
@@ -116,7 +169,7 @@ def config_from_env(environ: Mapping[str, str]) -> TracingConfig | None:
             f"(installed: {', '.join(sorted(known)) or 'none'})"
         )
     extra = tuple(s.strip() for s in environ.get("OTEL_PYTHON_GRPC_EXCLUDED_SERVICES", "").split(",") if s.strip())
-    return TracingConfig(exporters, _service_name(environ), UNTRACED_SERVICES + extra)
+    return TracingConfig(exporters, _service_name(environ), UNTRACED_SERVICES + extra, _sample_ratio(environ))
 
 
 def enabled() -> bool:
@@ -134,21 +187,88 @@ def setup(environ: Mapping[str, str], *, process: str = "main", processors: Sequ
     config = config_from_env(environ)
     if config is None and not processors:
         return False
-    config = config or TracingConfig((), _service_name(environ))
+    config = config or TracingConfig((), _service_name(environ), sample_ratio=_sample_ratio(environ))
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     resource = Resource.create({"service.name": config.service_name, "translate_svc.process": process})
-    provider = TracerProvider(resource=resource)  # the sampler: OTEL_TRACES_SAMPLER(_ARG), parent-based always on
+    provider = TracerProvider(
+        sampler=_sampler(config.sample_ratio),
+        resource=resource,
+        span_limits=SpanLimits(max_span_attribute_length=MAX_ATTRIBUTE_LENGTH),
+    )
+    exporting: list[SpanProcessor] = []
     for name in config.exporters:
         exporter_class = next(iter(entry_points(group=EXPORTERS_GROUP, name=name))).load()
-        provider.add_span_processor(BatchSpanProcessor(exporter_class()))
-    for processor in processors:
-        provider.add_span_processor(processor)
+        exporting.append(BatchSpanProcessor(exporter_class()))
+    provider.add_span_processor(_export_served(exporting + list(processors)))
     shutdown()
     _provider, _tracer, _untraced = provider, provider.get_tracer("translate_svc"), config.untraced_services
     return True
+
+
+def _sampler(ratio: float) -> Any:
+    """The server's sampler (module docstring): ``ratio`` for its own roots (by trace id) and for
+    a caller's calls (at random, whatever its flag says); a local parent's decision for children."""
+    import random
+
+    from opentelemetry.sdk.trace.sampling import (
+        Decision,
+        ParentBased,
+        Sampler,
+        SamplingResult,
+        TraceIdRatioBased,
+    )
+
+    class CallerBlind(Sampler):
+        def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+            draw = ratio >= 1.0 or random.random() < ratio
+            return SamplingResult(Decision.RECORD_AND_SAMPLE if draw else Decision.DROP, kwargs.get("attributes"))
+
+        def get_description(self) -> str:
+            return f"CallerBlind{{{ratio}}}"
+
+    caller = CallerBlind()
+    return ParentBased(TraceIdRatioBased(ratio), remote_parent_sampled=caller, remote_parent_not_sampled=caller)
+
+
+def _export_served(processors: Sequence[SpanProcessor]) -> SpanProcessor:
+    """One processor over ``processors`` that leaves out the span of a call refused for its token
+    that ran nothing (module docstring). Any thread (the SDK calls it where spans start and end)."""
+    from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, SynchronousMultiSpanProcessor
+    from opentelemetry.trace import SpanKind
+
+    class ExportServed(SpanProcessor):
+        def __init__(self) -> None:
+            self._inner = SynchronousMultiSpanProcessor()  # type: ignore[no-untyped-call]
+            for processor in processors:
+                self._inner.add_span_processor(processor)
+            #: spans of this process that have a child (ids; one entry per live parent at most)
+            self._parents: set[int] = set()
+
+        def on_start(self, span: Span, parent_context: Any = None) -> None:
+            parent = span.parent
+            if parent is not None and not parent.is_remote:
+                self._parents.add(parent.span_id)
+            self._inner.on_start(span, parent_context=parent_context)
+
+        def on_end(self, span: ReadableSpan) -> None:
+            ran = span.context is not None and span.context.span_id in self._parents
+            if span.context is not None:
+                self._parents.discard(span.context.span_id)
+            code = (span.attributes or {}).get("rpc.grpc.status_code")
+            if span.kind is SpanKind.SERVER and code in REFUSED_CODES and not ran:
+                return
+            self._inner.on_end(span)
+
+        def shutdown(self) -> None:
+            self._inner.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return self._inner.force_flush(timeout_millis)
+
+    return ExportServed()
 
 
 def shutdown() -> None:
@@ -164,13 +284,47 @@ def shutdown() -> None:
 
 def grpc_server_interceptor() -> Any:
     """The gRPC instrumentation's asyncio server interceptor: a SERVER span per call (W3C
-    ``traceparent`` from the caller's metadata continues its trace). Only when ``enabled``."""
+    ``traceparent`` from the caller's metadata continues its trace). Only when ``enabled``.
+
+    Its response-streaming wrapper iterates the handler with ``async for``; grpc.aio also takes a
+    coroutine that writes with ``context.write`` (the token check's refusals are one), which it
+    would end with UNKNOWN instead of the refusal's status: such handlers are made async
+    generators first (``_streams_as_generators``)."""
     assert _provider is not None, "tracing is off"
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
     from opentelemetry.instrumentation.grpc.filters import any_of, negate, service_name
 
     untraced = negate(any_of(*(service_name(s) for s in _untraced)))
-    return aio_server_interceptor(tracer_provider=_provider, filter_=untraced)  # type: ignore[no-untyped-call]
+    interceptor = aio_server_interceptor(tracer_provider=_provider, filter_=untraced)  # type: ignore[no-untyped-call]
+
+    class StreamsAsGenerators(type(interceptor)):  # type: ignore[misc]
+        async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+            async def adapted(details: Any) -> Any:
+                return _streams_as_generators(await continuation(details))
+
+            return await super().intercept_service(adapted, handler_call_details)
+
+    interceptor.__class__ = StreamsAsGenerators  # the instrumentation's class is private: subclassed in place
+    return interceptor
+
+
+def _streams_as_generators(handler: Any) -> Any:
+    """``handler`` (a grpc ``RpcMethodHandler``, a named tuple) with a response-streaming coroutine
+    behaviour replaced by an async generator that awaits it and yields nothing (what it writes, it
+    writes through the context)."""
+    if handler is None or not handler.response_streaming:
+        return handler
+    field = "stream_stream" if handler.request_streaming else "unary_stream"
+    behavior = getattr(handler, field)
+    if not inspect.iscoroutinefunction(behavior):
+        return handler
+
+    async def generator(request: Any, context: Any) -> AsyncIterator[Any]:
+        await behavior(request, context)
+        return
+        yield  # an async generator
+
+    return handler._replace(**{field: generator})
 
 
 @contextlib.contextmanager

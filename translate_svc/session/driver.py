@@ -34,7 +34,7 @@ from translate_svc.session.events import (
     StreamStarted,
     request_name,
 )
-from translate_svc.session.manager import SessionManager
+from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.session.quota import DEFAULT_TENANT, QuotaSpent, Tenant
 from translate_svc.session.stream import StreamSession
 from translate_svc.types import SegmentResult
@@ -58,8 +58,11 @@ class StreamDriver:
         error_drain_s: float = 2.0,
         tenant: Tenant = DEFAULT_TENANT,
         call: CallInfo | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._m = manager
+        #: the stream's slots, when its door took them before the driver ran (None: taken when it runs)
+        self._admission = admission
         self._error_drain_s = error_drain_s
         self.tenant = tenant
         #: the door's view of the call, for the access line logged when the stream ends
@@ -82,13 +85,24 @@ class StreamDriver:
         then StreamEnded. Raises the ServiceError that ends the stream (the door sends its status)
         once the client stopped sending. Iterate it under ``contextlib.aclosing`` so that a
         cancelled call closes its session at once."""
+        first: asyncio.Task[StreamRequest | None] | None = None
         try:
-            session = await self._start(requests)
+            # counted from the call's first byte, before its config is read (docs/security.md)
+            admission = self._admission or self._m.admit_stream(self.tenant)
+            try:
+                first = asyncio.ensure_future(anext(requests, None))
+                session = await self._start(first, admission)
+            finally:
+                admission.release()  # unless the session took it
         except ServiceError as e:
             metrics.tenant_call(self.tenant.name, "stream", e.code.value)
             self._log_call(None, e.code.value)
-            await _drop_rest(requests, self._error_drain_s)
+            await _drop_rest(requests, self._error_drain_s, first)
             raise e from None
+        except BaseException:
+            if first is not None and not first.done():
+                first.cancel()
+            raise
         reader = asyncio.create_task(self._read(requests, session), name=f"read-{session.session_id}")
         error: ServiceError | None = None
         code = "OK"
@@ -155,8 +169,18 @@ class StreamDriver:
             return max(self._error_drain_s, until - asyncio.get_running_loop().time())
         return self._error_drain_s
 
-    async def _start(self, requests: AsyncIterator[StreamRequest]) -> StreamSession:
-        first = await anext(requests, None)
+    async def _start(self, reading: asyncio.Task[StreamRequest | None], admission: Admission) -> StreamSession:
+        """The config (the first message, within ``limits.config_timeout_ms`` of the call's start,
+        else OUT_OF_RANGE: an unconfigured call holds a stream slot) -> the open session."""
+        timeout_ms = self._m.limits.config_timeout_ms
+        done, _ = await asyncio.wait({reading}, timeout=timeout_ms / 1000)
+        if not done:
+            raise LimitReached(
+                f"no config came within {timeout_ms} ms of the call's start (ServerLimits.config_timeout_ms): "
+                "send the StreamingConfig as the first message as soon as the call opens",
+                reason="config_timeout",
+            )
+        first = reading.result()
         if self._refused is not None and first is not None:  # e.g. its token was revoked meanwhile
             raise self._refused
         if first is None:
@@ -183,6 +207,7 @@ class StreamDriver:
             interim_interval_ms=first.interim_interval_ms,
             resume=first.resume,
             tenant=self.tenant,
+            admission=admission,
         )
         self._session, self._open = session, True
         session.on_drain = lambda deadline: self._arm()
@@ -368,11 +393,16 @@ async def _stop(task: asyncio.Task[None]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def _drop_rest(requests: AsyncIterator[StreamRequest], seconds: float) -> None:
-    """Read and drop what the client still sends, until it half-closes or ``seconds`` pass."""
+async def _drop_rest(
+    requests: AsyncIterator[StreamRequest], seconds: float, reading: asyncio.Future[StreamRequest | None] | None = None
+) -> None:
+    """Read and drop what the client still sends, until it half-closes or ``seconds`` pass
+    (``reading``: a read under way, awaited first: two reads of one stream never overlap)."""
 
     async def drop() -> None:
         try:
+            if reading is not None and await reading is None:
+                return
             async for _ in requests:
                 pass
         except Exception:  # the call ended (the door's iterator fails), or it is already closed

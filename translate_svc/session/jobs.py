@@ -3,7 +3,8 @@
 Each closed segment is submitted to the ``EngineClient``; its result (speech encoded off the loop
 when needed) is held until every earlier segment's result is out, then queued for the reader.
 Speech events, captions and notices share the queue. ``unread`` (submitted, not yet taken by the
-reader) is what flow control bounds. Event loop only.
+reader) is what flow control bounds. The tracker joins the engine's fair share when it is made and
+leaves it at ``abort`` (the session's end). Event loop only.
 
 Simultaneous mode's ``Commit``s are ordered with the results (a listener plays the chunks in the
 order they come, so speech must come in the stream's order): a commit of segment k goes out after
@@ -79,6 +80,7 @@ class JobTracker:
         self.failure: ServiceError | None = None
         self._end: Callable[[int], StreamEnded] | None = None  # set by ``finish``
         self.ended = False
+        engine.join(owner)  # counted in every session's share of the queue from now on
 
     @property
     def unread(self) -> int:
@@ -218,8 +220,8 @@ class JobTracker:
             self.put(self._end(self.next_id))
 
     def abort(self) -> None:
-        """Drop queued work: nothing more is computed for this stream."""
-        self._engine.abort(self._owner)
+        """Drop queued work: nothing more is computed for this stream (it leaves the share)."""
+        self._engine.leave(self._owner)
         for fut in self._pending.values():
             fut.cancel()
         self._pending.clear()

@@ -92,11 +92,11 @@ class SessionManager:
 
     def fair_share(self) -> int:
         """Segments one session may have in the engine and unread (flow control): at most
-        ``limits.max_unread_results``, and no more than an equal share of the engine's queue, so
-        the sessions together cannot fill it and a real-time stream's segment is never refused
-        because another session sent faster than real time."""
-        max_queued = self.engine.stats().max_queued
-        return max(1, min(self.limits.max_unread_results, max_queued // max(1, self.sessions)))
+        ``limits.max_unread_results``, and no more than its share of the engine's queue, which the
+        engine divides between the sessions open on the whole node (``engine/shares.py``): the
+        sessions together cannot fill it, and a real-time stream's segment is never refused
+        because another session, on this worker or another, sent faster than real time."""
+        return max(1, min(self.limits.max_unread_results, self.engine.stats().share))
 
     @property
     def card(self) -> ModelCard:
@@ -150,25 +150,39 @@ class SessionManager:
         interim_interval_ms: int = 0,
         resume: Resume | None = None,
         tenant: Tenant = DEFAULT_TENANT,
+        admission: Admission | None = None,
     ) -> StreamSession:
-        """Admit a new stream of ``tenant``; ``StreamSession.close`` must be called when it ends."""
-        if self.draining is not None:
-            raise NotReady("this server is shutting down and takes no new streams: connect to another server")
-        check_stream_format(fmt)
-        if resume is not None:
-            checks.check_resume(resume, self.limits)
-        checks.check_captions(interim_interval_ms, task, self.limits)
-        held = self._acquire("streams", self.limits.max_streams, tenant, tenant.caps.streams)
+        """A new stream of ``tenant``; ``StreamSession.close`` must be called when it ends.
+        ``admission``: its slots, taken when its call or socket opened (``admit_stream``); the
+        session owns them from here on (released when it closes, or here if it cannot open).
+        None: taken now."""
         try:
+            if self.draining is not None:
+                raise NotReady("this server is shutting down and takes no new streams: connect to another server")
+            check_stream_format(fmt)
+            if resume is not None:
+                checks.check_resume(resume, self.limits)
+            checks.check_captions(interim_interval_ms, task, self.limits)
+            admission = admission or self.admit_stream(tenant)
             session = self._new_session(fmt, task, vad, interim_interval_ms=interim_interval_ms, resume=resume)
         except BaseException:
-            self.counters.release(held)
+            if admission is not None:
+                admission.release()
             raise
-        session.held = held
+        session.held = admission.take()
         self.open_streams += 1
         self.live.add(session)
         self._no_live.clear()
         return session
+
+    def admit_stream(self, tenant: Tenant = DEFAULT_TENANT) -> Admission:
+        """A stream's slots (the node's ``max_streams`` and the tenant's cap), taken when its call
+        or socket opens, before its config is read: an unconfigured stream counts as much as a
+        running one (docs/security.md). RESOURCE_EXHAUSTED (or the tenant's quota, or UNAVAILABLE
+        while draining) when full. Release it unless it is handed to ``open_stream``."""
+        if self.draining is not None:
+            raise NotReady("this server is shutting down and takes no new streams: connect to another server")
+        return Admission(self.counters, self._acquire("streams", self.limits.max_streams, tenant, tenant.caps.streams))
 
     @contextlib.contextmanager
     def admit_clip(self, tenant: Tenant = DEFAULT_TENANT) -> Iterator[None]:
@@ -278,6 +292,32 @@ class SessionManager:
             self.counters.release(session.held)
             if not self.live:
                 self._no_live.set()
+
+
+class Admission:
+    """Slots taken for one stream (``SessionManager.admit_stream``): released once, by whoever holds
+    it last (the door, the driver, then the session)."""
+
+    def __init__(self, counters: Counters, held: list[str]) -> None:
+        self._counters = counters
+        self._held: list[str] | None = held
+
+    @property
+    def held(self) -> bool:
+        return self._held is not None
+
+    def take(self) -> list[str]:
+        """The counters' names, for a session that releases them when it closes (once)."""
+        if self._held is None:
+            raise RuntimeError("this admission was released or handed on already")
+        held, self._held = self._held, None
+        return held
+
+    def release(self) -> None:
+        """Give the slots back (idempotent)."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._counters.release(held)
 
 
 async def _results(session: StreamSession) -> list[SegmentResult]:

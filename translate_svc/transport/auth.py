@@ -34,7 +34,7 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -77,6 +77,18 @@ class TokenFileError(Exception):
 
 def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenDigest:
+    """A presented token as the server keeps it after the check: its SHA-256 digest, never the
+    token itself (a live stream's, looked up again when the tokens file changes)."""
+
+    sha256: bytes
+
+    @classmethod
+    def of(cls, token: str) -> TokenDigest:
+        return cls(_digest(token))
 
 
 @dataclass(frozen=True)
@@ -240,11 +252,11 @@ class TokenStore:
             for listener in self.on_reload:
                 listener()
 
-    def lookup(self, token: str) -> Grant | None:
-        """The token's grant, or None if it is unknown. Constant time in the token: every known
-        digest is compared, with no early exit."""
+    def lookup(self, token: str | TokenDigest) -> Grant | None:
+        """The grant of ``token`` (or of the token of that digest), or None if it is unknown.
+        Constant time in the token: every known digest is compared, with no early exit."""
         self.maybe_reload()
-        presented = _digest(token)
+        presented = token.sha256 if isinstance(token, TokenDigest) else _digest(token)
         granted: Grant | None = None
         for digest, grant in self._entries:
             match = hmac.compare_digest(presented, digest)
@@ -302,29 +314,43 @@ class Endable(Protocol):
 
 
 class Revocation:
-    """Live streams by the token that opened them: when the tokens file changes, a stream whose
-    token is gone (or lost ``stream``) is ended (``Revoked``). Shared by every door. Event loop only."""
+    """Live streams by the token that opened them, as its digest (``TokenDigest``: a stream lives
+    for hours, and its token must not stay in memory that long): when the tokens file changes, a
+    stream whose token is gone (or lost ``stream``) is ended (``Revoked``). Shared by every door.
+    Event loop only."""
 
     def __init__(self, tokens: TokenStore) -> None:
         self._tokens = tokens
-        self._live: dict[Endable, str] = {}
+        self._live: dict[Endable, TokenDigest] = {}
         tokens.on_reload.append(self._check)
 
-    @contextlib.contextmanager
-    def watching(self, stream: Endable, token: str | None) -> Iterator[None]:
-        """While the block runs, ``stream`` ends if ``token`` is revoked (no token: nothing to watch)."""
-        if token:
-            self._live[stream] = token
-        try:
-            yield
-        finally:
-            self._live.pop(stream, None)
+    def watching(self, stream: Endable, token: str | TokenDigest | None) -> contextlib.AbstractContextManager[None]:
+        """While the block runs, ``stream`` ends if ``token`` is revoked (none: nothing to watch).
+        A token is digested here, at once: neither this object nor the context it returns keeps it."""
+        if isinstance(token, str):
+            token = TokenDigest.of(token) if token else None
+        return _Watch(self._live, stream, token)
 
     def _check(self) -> None:
-        for stream, token in list(self._live.items()):
-            grant = self._tokens.lookup(token)
+        for stream, digest in list(self._live.items()):
+            grant = self._tokens.lookup(digest)
             if grant is None or Permission.STREAM not in grant.permissions:
                 stream.end(Revoked())
+
+
+class _Watch(contextlib.AbstractContextManager[None]):
+    """``Revocation.watching``'s block: holds the digest only (``contextlib.contextmanager`` would
+    keep the call's arguments, the token among them, for as long as the block runs)."""
+
+    def __init__(self, live: dict[Endable, TokenDigest], stream: Endable, digest: TokenDigest | None) -> None:
+        self._live, self._stream, self._digest = live, stream, digest
+
+    def __enter__(self) -> None:
+        if self._digest is not None:
+            self._live[self._stream] = self._digest
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._live.pop(self._stream, None)
 
 
 Denial = tuple[grpc.StatusCode, str]
@@ -387,7 +413,28 @@ async def _discard(requests: AsyncIterator[Any]) -> None:
         pass
 
 
-def _denying(handler: Any, code: grpc.StatusCode, message: str, drain_s: float, log: RefusalLog) -> Any:
+class DrainSlots:
+    """Refused streams that may drain their client's sends at once. Each holds a call slot of the
+    server meanwhile (the server keeps ``most`` on top of ``limits.max_calls``), so beyond them a
+    refused stream ends at once: callers without a token cannot hold slots for long. Event loop only."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.held = 0
+
+    def take(self) -> bool:
+        if self.held >= self.most:
+            return False
+        self.held += 1
+        return True
+
+    def give(self) -> None:
+        self.held -= 1
+
+
+def _denying(
+    handler: Any, code: grpc.StatusCode, message: str, drain_s: float, log: RefusalLog, slots: DrainSlots
+) -> Any:
     """A handler that only ends the call.
 
     A call that is not a bidirectional stream (``Translate``: up to ``limits.max_message_bytes``) is
@@ -398,7 +445,8 @@ def _denying(handler: Any, code: grpc.StatusCode, message: str, drain_s: float, 
     sends, until it half-closes or for at most ``drain_s`` (``server.error_drain_s``), as the
     servicer does for a failed stream: grpc-python's asyncio client reports INTERNAL instead of
     the real status when one of its writes fails after the call ended (grpc/grpc#36066). Nothing
-    read is parsed.
+    read is parsed. At most ``slots.most`` refused streams drain at once; beyond them (a flood) a
+    refused stream ends at once, whatever its client then reports.
     """
 
     async def deny_unread(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
@@ -407,12 +455,15 @@ def _denying(handler: Any, code: grpc.StatusCode, message: str, drain_s: float, 
 
     async def deny_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
         log("stream", context.peer(), code)
+        if not slots.take():
+            await context.abort(code, message)
         drain = asyncio.ensure_future(_discard(requests))
         try:
             await asyncio.wait({drain}, timeout=drain_s)
             await context.abort(code, message)
         finally:
             drain.cancel()
+            slots.give()
 
     if handler is not None and handler.request_streaming and handler.response_streaming:
         return grpc.stream_stream_rpc_method_handler(deny_stream)
@@ -423,12 +474,18 @@ def _denying(handler: Any, code: grpc.StatusCode, message: str, drain_s: float, 
 
 
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Checks ``authorization: Bearer <token>`` on every call but health. Event loop only."""
+    """Checks ``authorization: Bearer <token>`` on every call but health. Event loop only.
 
-    def __init__(self, store: TokenStore, *, error_drain_s: float = 2.0) -> None:
+    What a caller without a token may hold (docs/security.md): a health Check is answered at once;
+    a health Watch stays open, bounded per port (``server.HealthDoor``); any other call is refused,
+    at once, or (a stream) after draining its client's sends for at most ``error_drain_s``, with at
+    most ``max_drains`` refused streams draining at once."""
+
+    def __init__(self, store: TokenStore, *, error_drain_s: float = 2.0, max_drains: int = 16) -> None:
         self.store = store
         self._drain_s = error_drain_s
         self.refusals = RefusalLog()
+        self.drains = DrainSlots(max_drains)
 
     async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any) -> Any:
         method = handler_call_details.method
@@ -438,4 +495,4 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         handler = await continuation(handler_call_details)
         if denial is None:
             return handler
-        return _denying(handler, *denial, self._drain_s, self.refusals)
+        return _denying(handler, *denial, self._drain_s, self.refusals, self.drains)

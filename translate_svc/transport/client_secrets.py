@@ -15,8 +15,9 @@ import hmac
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 PREFIX = "ek_"
 #: the ``session`` of a mint request is echoed back: at most this many characters of JSON
@@ -49,6 +50,38 @@ def parse_request(body: Any) -> tuple[int | None, dict[str, Any]]:
     if len(json.dumps(session)) > MAX_SESSION_CHARS:
         raise BadRequest(f"session is too large: at most {MAX_SESSION_CHARS} characters of JSON")
     return asked, session
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+#: the 403's message for a browser page of another site (it names the setting, not the origin)
+ORIGIN_REFUSED = (
+    "this request comes from a browser page of another site (its Origin header), which may not use "
+    "this server: list that page's origin in limits.http_allowed_origins "
+    "(TRANSLATE_SVC_LIMITS__HTTP_ALLOWED_ORIGINS) to let it in; clients other than browsers send no Origin"
+)
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str]) -> bool:
+    """Whether a request from the browser page ``origin`` (its Origin header; None: not a browser,
+    which needs no permission) may open a session or mint a secret on a server it addressed as
+    ``host`` (the Host header): yes for this server's own pages (the demo page: the same host and
+    port), for an origin in ``allowed`` ("*": any), else no. Checked on every browser request to the
+    HTTP port's session and minting endpoints, so a page on another site cannot use a server a
+    visitor's browser reaches (a tokenless one on their machine or network)."""
+    if origin is None:
+        return True
+    wanted = {a.strip().rstrip("/").lower() for a in allowed}
+    if "*" in wanted or origin.strip().rstrip("/").lower() in wanted:
+        return True
+    try:
+        page = urlsplit(origin.strip())
+        served = urlsplit(f"//{host}") if host else None
+        if served is None or page.hostname is None or served.hostname is None:
+            return False
+        default = _DEFAULT_PORTS.get(page.scheme.lower())
+        return page.hostname == served.hostname and (page.port or default) == (served.port or default)
+    except ValueError:  # a port that is not a number
+        return False
 
 
 class ClientSecrets:

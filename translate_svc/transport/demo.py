@@ -8,7 +8,8 @@
 
 Minting without a token means anyone who reaches the HTTP port can open sessions (within every
 limit, for the secret's TTL at a time): the page is for trying the service out, and it is off by
-default. ``describe`` says so when it is on.
+default. ``describe`` says so when it is on. A browser page of another site cannot mint (403,
+``limits.http_allowed_origins``): only this page, or a client that is not a browser.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aiohttp import web
 
 from translate_svc.errors import NotReady
 from translate_svc.session.manager import SessionManager
-from translate_svc.transport.client_secrets import ClientSecrets
+from translate_svc.transport.client_secrets import ORIGIN_REFUSED, ClientSecrets, origin_allowed
 
 PATH = "/demo"
 #: the tenant of the sessions the page opens (capped by a tokens-file line with tenant=demo)
@@ -85,5 +86,12 @@ class DemoPage:
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     async def _mint(self, request: web.Request) -> web.Response:
+        """A secret for this server's own page (its fetch sends the page's Origin, which is this
+        server's); a page of another site is refused unless ``limits.http_allowed_origins`` lists it."""
+        if not origin_allowed(
+            request.headers.get("Origin"), request.headers.get("Host"), self._m.limits.http_allowed_origins
+        ):
+            error = {"message": ORIGIN_REFUSED, "type": "invalid_request_error", "code": "origin_not_allowed"}
+            return web.json_response({"error": error}, status=403, headers={"Cache-Control": "no-store"})
         value, expires = self._secrets.mint(tenant=DEMO_TENANT)
         return web.json_response({"value": value, "expires_at": expires}, headers={"Cache-Control": "no-store"})

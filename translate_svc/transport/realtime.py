@@ -31,16 +31,23 @@ limits, the idle timeout and the drain are the gRPC door's, unchanged.
 - Errors are ``error`` events; an error that ends the stream is followed by the socket's close.
 
 Tokens are the gRPC door's (``Authorization: Bearer``, permission ``stream``), checked before the
-WebSocket upgrade: a refused handshake is an HTTP 401 or 403 with an OpenAI-shaped JSON body.
+WebSocket upgrade, and so are a browser's Origin (``limits.http_allowed_origins``) and the stream's
+slots (``SessionManager.admit_stream``): a refused handshake is an HTTP 401, 403, 429 or 503 with an
+OpenAI-shaped JSON body, and no socket is opened. The port itself is bounded (``CappedSite``,
+docs/openai-compat.md "Bounds of the HTTP port"): connections open at once, and how long and how
+large a request's head may be.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
 import json
 import logging
+import math
+import resource
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -66,11 +73,11 @@ from translate_svc.session.events import (
     StreamRequest,
     StreamStarted,
 )
-from translate_svc.session.manager import SessionManager
+from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.session.quota import DEFAULT_TENANT, Tenant
-from translate_svc.transport.auth import Permission, Revocation, TokenStore
+from translate_svc.transport.auth import Permission, Revocation, TokenDigest, TokenStore
+from translate_svc.transport.client_secrets import ORIGIN_REFUSED, BadRequest, ClientSecrets, origin_allowed
 from translate_svc.transport.client_secrets import PREFIX as SECRET_PREFIX
-from translate_svc.transport.client_secrets import BadRequest, ClientSecrets
 from translate_svc.transport.client_secrets import parse_request as parse_mint_request
 from translate_svc.transport.demo import DEMO_TENANT
 from translate_svc.types import (
@@ -103,6 +110,18 @@ MAX_SOURCE_CHARS = 200
 MAX_TRANSCRIPTION_CHARS = 1024
 #: a WebSocket message: one audio append of ``limits.max_chunk_bytes`` as base64, and room for JSON
 WS_MESSAGE_SLACK_BYTES = 64 * 1024
+#: what of a client's event is echoed in an error: its ``event_id`` (a string of at most this many
+#: characters, else the event is refused), and an unknown ``type`` (cut to this many characters)
+MAX_EVENT_ID_CHARS = 64
+SHOWN_TYPE_CHARS = 64
+#: a request's head on the HTTP port (aiohttp's parser limits): the request line, one header (name
+#: and value: a browser's cookies fit), and the headers' count (a browser sends 15-25, a proxy adds
+#: a few), so a request not yet sent whole holds at most 64 x 8 KiB while it waits
+HTTP_MAX_LINE_BYTES = 8190
+HTTP_MAX_FIELD_BYTES = 8190
+HTTP_MAX_HEADERS = 64
+#: at most one log line per this many seconds about connections refused at ``http_max_connections``
+REFUSED_LOG_EVERY_S = 10.0
 
 #: our error codes -> OpenAI's error ``type`` and ``code``
 _ERROR_TYPES: dict[ErrorCode, tuple[str, str]] = {
@@ -233,6 +252,16 @@ class RealtimeSession:
                 )
                 continue
             event_id = event.get("event_id")
+            if event_id is not None and (not isinstance(event_id, str) or len(event_id) > MAX_EVENT_ID_CHARS):
+                await self.send(
+                    error_event(
+                        f"event_id must be a string of at most {MAX_EVENT_ID_CHARS} characters (this event was "
+                        "not used)",
+                        "invalid_request_error",
+                        "invalid_value",
+                    )
+                )
+                continue
             if kind == "session.close":
                 return
             if kind == "session.update":
@@ -280,7 +309,7 @@ class RealtimeSession:
             else:
                 await self.send(
                     error_event(
-                        f"unknown event type {str(kind)[:40]!r}",
+                        f"unknown event type {_shown_type(kind)}",
                         "invalid_request_error",
                         "unknown_event",
                         event_id=event_id,
@@ -506,14 +535,38 @@ class RealtimeDoor:
         self.app.router.add_get(PATH, self._connect)
         self.app.router.add_post(PATH + "/client_secrets", self._mint)
         self._runner: web.AppRunner | None = None
+        #: the listening site (``start``), with its count of open and refused connections
+        self.site: CappedSite | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self.port = 0
 
     async def start(self, host: str, port: int, *, reuse_port: bool = False, tls: ssl.SSLContext | None = None) -> int:
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        """Listen, bounded (docs/security.md): aiohttp's own limits on what a request's head may
+        hold and how long it may take (its keep-alive timer runs from accept, so it is the header
+        timeout), and at most ``limits.http_max_connections`` connections open (``CappedSite``)."""
+        limits = self._m.limits
+        timeout = limits.http_header_timeout_s
+        self._runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=timeout,
+            lingering_time=timeout,  # an unread body is drained this long at most, then the connection closes
+            max_line_size=HTTP_MAX_LINE_BYTES,
+            max_field_size=HTTP_MAX_FIELD_BYTES,
+            max_headers=HTTP_MAX_HEADERS,
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_port=reuse_port or None, ssl_context=tls)
-        await site.start()
+        self.site = CappedSite(
+            self._runner,
+            host,
+            port,
+            max_connections=connection_cap(limits.http_max_connections),
+            handshake_timeout_s=timeout,
+            ssl_context=tls,
+            reuse_port=reuse_port or None,
+        )
+        await self.site.start()
         self.port = int(self._runner.addresses[0][1])  # the port bound (port 0: a free one)
         return self.port
 
@@ -527,7 +580,11 @@ class RealtimeDoor:
 
     def authorize(self, request: web.Request, *, secret_ok: bool = True) -> Caller | web.Response:
         """Who may open a session (``secret_ok``: a client secret will do), or the HTTP error to
-        answer with."""
+        answer with. A browser page of another site is refused first (``origin_allowed``)."""
+        if not origin_allowed(
+            request.headers.get("Origin"), request.headers.get("Host"), self._m.limits.http_allowed_origins
+        ):
+            return _http_error(403, ORIGIN_REFUSED, "origin_not_allowed")
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.strip().partition(" ")
         token = token.strip()
@@ -554,7 +611,7 @@ class RealtimeDoor:
         if Permission.STREAM not in grant.permissions:
             message = 'the token lacks the permission "stream" that a realtime session needs'
             return _http_error(403, message, "insufficient_permissions")
-        return Caller(grant.tenant, token, self._revocation)
+        return Caller(grant.tenant, TokenDigest.of(token), self._revocation)
 
     async def _mint(self, request: web.Request) -> web.Response:
         """A short-lived client secret for a browser (a server token with ``stream`` mints it;
@@ -562,10 +619,15 @@ class RealtimeDoor:
         caller = self.authorize(request, secret_ok=False)
         if isinstance(caller, web.Response):
             return caller
+        timeout_s = self._m.limits.http_header_timeout_s
         try:
-            body = await request.json()
+            async with asyncio.timeout(timeout_s):
+                body = await request.json()
         except ValueError:  # not JSON (nor UTF-8)
             body = None
+        except TimeoutError:
+            message = f"the request's body did not come within {timeout_s:g} s (limits.http_header_timeout_s)"
+            return _http_error(408, message, "request_timeout")
         try:
             asked, session = parse_mint_request(body)
         except BadRequest as e:
@@ -579,11 +641,23 @@ class RealtimeDoor:
             return caller
         limits = self._m.limits
         call = CallInfo(new_request_id(request.headers.get("X-Request-Id")), "realtime", request.remote or "")
-        # one event at most: an audio append of max_chunk_bytes (base64) and its JSON
-        max_msg = 4 * (limits.max_chunk_bytes + 2) // 3 + WS_MESSAGE_SLACK_BYTES
-        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=max_msg)
-        ws.headers["X-Request-Id"] = call.request_id
-        await ws.prepare(request)
+        # the stream's slots before the upgrade (issue 34 N3): a tenant at its cap, a full or a
+        # draining server answers with an HTTP status and opens no WebSocket; an open socket holds
+        # its slots, and the stream core ends it if no config comes (limits.config_timeout_ms)
+        try:
+            admission = self._m.admit_stream(caller.tenant)
+        except ServiceError as e:
+            return admission_refused(e)
+        try:
+            # one event at most: an audio append of max_chunk_bytes (base64) and its JSON; what an
+            # unconfigured socket can make the server hold is a few of these
+            max_msg = 4 * (limits.max_chunk_bytes + 2) // 3 + WS_MESSAGE_SLACK_BYTES
+            ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=max_msg)
+            ws.headers["X-Request-Id"] = call.request_id
+            await ws.prepare(request)
+        except BaseException:
+            admission.release()
+            raise
         self._sockets.add(ws)
 
         async def send(text: str) -> None:
@@ -599,8 +673,9 @@ class RealtimeDoor:
         )
         try:
             await conn.send(_event("session.created", session=conn.session()))
-            await serve_session(self._m, conn, conn.requests(_texts(ws)), caller, call)
+            await serve_session(self._m, conn, conn.requests(_texts(ws)), caller, call, admission=admission)
         finally:
+            admission.release()  # the session's own once it started (then this does nothing)
             self._sockets.discard(ws)
             if not ws.closed:
                 await ws.close()
@@ -612,7 +687,8 @@ class Caller:
     """Who opened a session: their tenant, and (opened with a token) how it is revoked."""
 
     tenant: Tenant
-    token: str | None = None
+    #: the token that opened it, as its digest only: a session may live for hours
+    token: TokenDigest | None = None
     revocation: Revocation | None = None
 
 
@@ -622,12 +698,15 @@ async def serve_session(
     requests: AsyncIterator[StreamRequest],
     caller: Caller,
     call: CallInfo | None = None,
+    *,
+    admission: Admission | None = None,
 ) -> None:
     """Run one session of ``caller`` through the stream core until it ends; every event goes to the
     client. A session opened with a token ends if the token is removed from the tokens file.
-    ``call``: for the access log."""
+    ``call``: for the access log. ``admission``: the stream's slots, when the door took them
+    before it upgraded the connection (``SessionManager.admit_stream``); the driver owns them."""
     # error_drain_s 0: no half-closed write to wait for (unlike gRPC)
-    driver = StreamDriver(manager, error_drain_s=0.0, tenant=caller.tenant, call=call)
+    driver = StreamDriver(manager, error_drain_s=0.0, tenant=caller.tenant, call=call, admission=admission)
     revocation = caller.revocation
     watching = contextlib.nullcontext() if revocation is None else revocation.watching(driver, caller.token)
     method = call.method if call is not None else "realtime"
@@ -689,6 +768,13 @@ async def _texts(ws: web.WebSocketResponse) -> AsyncIterator[str | None]:
             yield None
 
 
+def _shown_type(kind: Any) -> str:
+    """A client's event ``type`` for an error message: at most ``SHOWN_TYPE_CHARS`` of it."""
+    if not isinstance(kind, str):
+        return "(not a string)"
+    return repr(kind[:SHOWN_TYPE_CHARS]) + ("..." if len(kind) > SHOWN_TYPE_CHARS else "")
+
+
 def _object(value: Any, field: str) -> dict[str, Any]:
     """``value`` as a JSON object (null or absent: an empty one), or ``InvalidInput``."""
     if not value:
@@ -698,9 +784,222 @@ def _object(value: Any, field: str) -> dict[str, Any]:
     return value
 
 
+def admission_refused(e: ServiceError) -> web.Response:
+    """A stream refused at the handshake (a WebSocket's or a WebRTC call's), as an HTTP status: 503
+    while the server drains (Retry-After 1), 429 at a cap (with Retry-After where the error has a
+    retry hint); the body is the error event the session would have sent."""
+    kind, code = _ERROR_TYPES.get(e.code, ("server_error", "internal_error"))
+    if e.code == ErrorCode.UNAVAILABLE:
+        status, code = 503, "server_shutting_down"
+    else:
+        status, code = (429, e.reason or code) if e.code == ErrorCode.RESOURCE_EXHAUSTED else (500, code)
+    headers = {}
+    error: dict[str, Any] = {"message": e.message, "type": kind, "code": code, "param": None}
+    if e.retry_after_ms is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(e.retry_after_ms / 1000)))
+        error["x_retry_after_ms"] = e.retry_after_ms
+    elif status == 503:  # draining: another replica takes it now
+        headers["Retry-After"] = "1"
+    return web.json_response({"error": error}, status=status, headers=headers)
+
+
 def _http_error(status: int, message: str, code: str) -> web.Response:
     body = {"error": {"message": message, "type": "invalid_request_error", "code": code, "param": None}}
     return web.json_response(body, status=status)
+
+
+def connection_cap(setting: int) -> int:
+    """``limits.http_max_connections``, but never more than half this process's file descriptors
+    (RLIMIT_NOFILE; a shell's default is 1024): the other half stays for the other doors, the model's
+    files and the engine (a warning says when the setting was lowered)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or setting <= soft // 2:
+        return setting
+    cap = max(1, soft // 2)
+    logger.warning(
+        "limits.http_max_connections=%d is more than half of this process's %d file descriptors (ulimit -n): "
+        "the HTTP port takes at most %d connections",
+        setting,
+        soft,
+        cap,
+    )
+    return cap
+
+
+_REFUSAL_BODY = json.dumps(
+    {
+        "error": {
+            "message": "this server has as many connections open on its HTTP port as it takes "
+            "(limits.http_max_connections); retry shortly",
+            "type": "server_error",
+            "code": "server_overloaded",
+            "param": None,
+        }
+    }
+).encode()
+#: what a plaintext connection over the cap gets before it is closed
+_REFUSAL = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_REFUSAL_BODY), _REFUSAL_BODY)
+)
+
+
+class CappedSite(web.BaseSite):
+    """``web.TCPSite`` with a cap on the connections open at once, which aiohttp lacks (3.14: its
+    ``Server`` counts connections but never refuses one; asyncio accepts until the process is out
+    of file descriptors, and then logs every failed accept). A connection over ``max_connections``
+    is closed as soon as it is accepted (a plaintext one after a 503), so its descriptor is free
+    again at once, and one warning per ``REFUSED_LOG_EVERY_S`` says how many were. Counted: aiohttp's
+    connections, and TLS handshakes under way (from accept; ``handshake_timeout_s`` at most, not
+    asyncio's 60 s). Everything else (parsing, timeouts, keep-alive) is aiohttp's. Event loop only."""
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        max_connections: int,
+        handshake_timeout_s: float,
+        ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool | None = None,
+        backlog: int = 128,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._host, self._port, self._reuse_port = host, port, reuse_port
+        self.max_connections = max_connections
+        self._handshake_timeout_s = handshake_timeout_s
+        self._handshakes: set[asyncio.Task[None]] = set()
+        #: connections refused at the cap since the site started
+        self.refused = 0
+        self._unlogged = 0  # refused since the last line logged
+        self._log_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{'https' if self._ssl_context else 'http'}://{self._host}:{self._port}"
+
+    @property
+    def open_connections(self) -> int:
+        server = self._runner.server
+        return (len(server.connections) if server is not None else 0) + len(self._handshakes)
+
+    async def start(self) -> None:
+        await super().start()
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: _Accepted(self), self._host, self._port, backlog=self._backlog, reuse_port=self._reuse_port
+        )
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._log_timer is not None:
+            self._log_timer.cancel()
+            self._log_refused(again=False)
+        for task in list(self._handshakes):
+            task.cancel()
+        await asyncio.gather(*self._handshakes, return_exceptions=True)
+
+    def accepted(self, transport: asyncio.Transport) -> None:
+        """A connection was accepted: refused over the cap, else handed to aiohttp's protocol
+        (after the TLS handshake, with TLS)."""
+        server = self._runner.server
+        if server is None or self.open_connections >= self.max_connections:
+            self._refuse(transport)
+            return
+        handler = server()  # aiohttp's RequestHandler, with the runner's limits
+        if self._ssl_context is None:
+            transport.set_protocol(handler)
+            handler.connection_made(transport)
+            return
+        transport.pause_reading()  # the handshake reads first
+        task = asyncio.get_running_loop().create_task(self._handshake(transport, handler, self._ssl_context))
+        self._handshakes.add(task)
+        task.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(self, transport: asyncio.Transport, handler: asyncio.Protocol, tls: ssl.SSLContext) -> None:
+        early = _Early()
+        try:
+            wrapped = await asyncio.get_running_loop().start_tls(
+                transport, early, tls, server_side=True, ssl_handshake_timeout=self._handshake_timeout_s
+            )
+        except Exception:  # failed, too slow, or the client left: nothing to serve
+            transport.abort()
+            return
+        if wrapped is None:
+            transport.abort()
+            return
+        wrapped.set_protocol(handler)
+        handler.connection_made(wrapped)
+        early.replay(handler)
+
+    def _refuse(self, transport: asyncio.Transport) -> None:
+        self.refused += 1
+        if self._ssl_context is None:
+            transport.write(_REFUSAL)
+        if transport.get_write_buffer_size():
+            transport.abort()
+        else:
+            transport.close()
+        if self._log_timer is not None:  # said already: counted, and said within REFUSED_LOG_EVERY_S
+            self._unlogged += 1
+            return
+        logger.warning(
+            "the HTTP port has %d connections open, its cap (limits.http_max_connections): refusing new ones",
+            self.max_connections,
+        )
+        self._log_timer = asyncio.get_running_loop().call_later(REFUSED_LOG_EVERY_S, self._log_refused)
+
+    def _log_refused(self, *, again: bool = True) -> None:
+        """How many more were refused since the last line (nothing if none: the next refusal says
+        it again at once)."""
+        self._log_timer = None
+        if not self._unlogged:
+            return
+        logger.warning(
+            "the HTTP port refused %d more connections at its cap of %d (limits.http_max_connections)",
+            self._unlogged,
+            self.max_connections,
+        )
+        self._unlogged = 0
+        if again:
+            self._log_timer = asyncio.get_running_loop().call_later(REFUSED_LOG_EVERY_S, self._log_refused)
+
+
+class _Accepted(asyncio.Protocol):
+    """A connection as accepted, until ``CappedSite`` refuses it or hands it to aiohttp."""
+
+    def __init__(self, site: CappedSite) -> None:
+        self._site = site
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._site.accepted(transport)
+
+    def data_received(self, data: bytes) -> None:  # a refused connection's request: dropped
+        pass
+
+
+class _Early(asyncio.Protocol):
+    """A TLS connection's protocol from its handshake's end until aiohttp's takes over: what came
+    in that moment is kept for it, in order."""
+
+    def __init__(self) -> None:
+        self._events: list[Callable[[asyncio.Protocol], object]] = []
+
+    def data_received(self, data: bytes) -> None:
+        self._events.append(lambda p: p.data_received(data))
+
+    def eof_received(self) -> bool:
+        self._events.append(lambda p: p.eof_received())
+        return True  # aiohttp's protocol decides once it has it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._events.append(lambda p: p.connection_lost(exc))
+
+    def replay(self, protocol: asyncio.Protocol) -> None:
+        for event in self._events:
+            event(protocol)
+        self._events.clear()
 
 
 def tls_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLContext:

@@ -12,6 +12,13 @@ when tokens are required (unless asked for). Health also answers on an optional 
 ``HealthServicer`` object, so both ports report the same status): kubelet's gRPC probe speaks
 neither TLS nor tokens, and a second port on the main server would expose the Translator there in
 plaintext too.
+
+What a caller without a token can hold (issue 34): on each port at most ``limits.max_health_watches``
+health Watch calls (``HealthDoor``), and on the main port at most ``limits.max_refusal_drains``
+refused streams draining; both have call slots of their own on top of ``limits.max_calls`` (and of
+the health port's ``HEALTH_MAX_CALLS``), so they never keep another call, or a probe, out. Each
+call's HTTP/2 receive window is fixed (``limits.stream_window_bytes``): a stream whose session stopped
+reading holds that much audio in the transport, not the 4 MiB and more BDP probing grew it to.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from grpc_reflection.v1alpha import reflection
 from translate_svc.frontend import Application
 from translate_svc.observability import metrics, tracing
 from translate_svc.settings import LimitsSettings, Settings
-from translate_svc.transport.auth import TokenAuthInterceptor, TokenStore
+from translate_svc.transport.auth import RefusalLog, TokenAuthInterceptor, TokenStore
 from translate_svc.transport.client_secrets import ClientSecrets
 from translate_svc.transport.demo import DemoPage, page_url
 from translate_svc.transport.realtime import PATH as REALTIME_PATH
@@ -84,12 +91,56 @@ def _server_options(
         ("grpc.max_connection_age_ms", int(limits.connection_max_age_s * 1000)),
         ("grpc.max_connection_age_grace_ms", int(limits.max_stream_seconds * 1000) + 60_000),
         *KEEPALIVE_OPTIONS,
+        # a fixed receive window per call: BDP probing would grow it to 4 MiB or more, audio a
+        # stream whose session stopped reading (its results unread) would hold in the transport
+        ("grpc.http2.bdp_probe", 0),
+        ("grpc.http2.lookahead_bytes", limits.stream_window_bytes),
     ]
 
 
-#: the plaintext health port: probes need a call or two at a time
+#: the plaintext health port: probes need a call or two at a time. HEALTH_MAX_CALLS is for Check
+#: (and List); Watch calls get ``limits.max_health_watches`` slots of their own on top of it
 HEALTH_CALLS_PER_CONNECTION = 8
 HEALTH_MAX_CALLS = 64
+
+
+class HealthDoor(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
+    """One port's door to the shared ``HealthServicer``: Check and List as they are, Watch bounded
+    to ``max_watches`` open at once on this port. Event loop only.
+
+    Health needs no token (kubelet's probes and gRPC's client-side health checking carry none), and
+    a Watch stays open: unbounded, token-less Watch calls filled the process's
+    ``maximum_concurrent_rpcs`` and every other call, a probe's Check included, got
+    RESOURCE_EXHAUSTED (issue 34, N1). Beyond the bound a Watch is refused at once, and its server
+    gives Watch its own ``max_watches`` slots on top of everyone else's, so no other call ever waits
+    for a slot a Watch holds.
+    """
+
+    def __init__(self, health: HealthServicer, max_watches: int, refusals: RefusalLog) -> None:
+        self._health = health
+        self.max_watches = max_watches
+        self.watching = 0
+        self._refusals = refusals
+
+    async def Check(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        return await self._health.Check(request, context)
+
+    def List(self, request: Any, context: Any) -> Any:
+        return self._health.List(request, context)
+
+    async def Watch(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if self.watching >= self.max_watches:
+            self._refusals("health Watch", context.peer(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{self.max_watches} health Watch calls are open on this port, its limit "
+                "(limits.max_health_watches): poll with Check instead, or retry Watch later",
+            )
+        self.watching += 1
+        try:
+            await self._health.Watch(request, context)
+        finally:
+            self.watching -= 1
 
 
 class TranslateServer:
@@ -110,21 +161,31 @@ class TranslateServer:
             self.tls = CertificateReloader(TlsFiles(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file))
         self.tokens: TokenStore | None = None
         interceptors = []
-        if tracing.enabled():  # first: a call refused by the others gets its span too
-            interceptors.append(tracing.grpc_server_interceptor())
         if self.settings.auth.tokens_file is not None:
             self.tokens = TokenStore(self.settings.auth.tokens_file)
-            interceptors.append(TokenAuthInterceptor(self.tokens, error_drain_s=s.error_drain_s))
+            interceptors.append(
+                TokenAuthInterceptor(
+                    self.tokens, error_drain_s=s.error_drain_s, max_drains=self.settings.limits.max_refusal_drains
+                )
+            )
+        if tracing.enabled():  # after the token check: a call it refuses makes no span (issue 34 N17)
+            interceptors.append(tracing.grpc_server_interceptor())
         limits = self.settings.limits
+        # node-wide: a node's workers split it (each takes its share of the connections)
+        calls = max(1, limits.max_calls // (s.worker_count() if reuse_port else 1))
+        # what a caller without a token can hold has slots of its own on top (docs/security.md):
+        # health Watch calls, and refused streams still reading their client's sends
+        token_less = limits.max_health_watches + (limits.max_refusal_drains if self.tokens is not None else 0)
         self.server = grpc.aio.server(
             interceptors=interceptors,
             options=_server_options(limits.max_message_bytes, limits, reuse_port=reuse_port),
-            # node-wide: a node's workers split it (each takes its share of the connections)
-            maximum_concurrent_rpcs=max(1, limits.max_calls // (s.worker_count() if reuse_port else 1)),
+            maximum_concurrent_rpcs=calls + token_less,
         )
         self.servicer = TranslatorServicer(app.sessions, error_drain_s=s.error_drain_s, tokens=self.tokens)
         self.server.add_generic_rpc_handlers((self.servicer.handler(),))
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        refusals = RefusalLog()
+        self.health_door = HealthDoor(self.health, limits.max_health_watches, refusals)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health_door, self.server)
         self.reflection = reflection_enabled(self.settings)
         if self.reflection:
             reflection.enable_server_reflection(
@@ -133,12 +194,17 @@ class TranslateServer:
             )
         #: health only, plaintext, no interceptors: nothing else may ever be added to it
         self.health_server: grpc.aio.Server | None = None
+        self.health_port_door: HealthDoor | None = None
         if s.health_port is not None:
             options = _server_options(
                 64 * 1024, limits, reuse_port=reuse_port, calls_per_connection=HEALTH_CALLS_PER_CONNECTION
             )
-            self.health_server = grpc.aio.server(options=options, maximum_concurrent_rpcs=HEALTH_MAX_CALLS)
-            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            self.health_server = grpc.aio.server(
+                options=options, maximum_concurrent_rpcs=HEALTH_MAX_CALLS + limits.max_health_watches
+            )
+            # the health port's own Watch bound: Watch calls there take nothing from the main port
+            self.health_port_door = HealthDoor(self.health, limits.max_health_watches, refusals)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health_port_door, self.health_server)
         #: the OpenAI-compatible door on ``server.http_port`` (off when None)
         self.realtime: RealtimeDoor | None = None
         self.webrtc: WebRtcDoor | None = None  # its browser flow (POST .../calls), on the same port
@@ -152,6 +218,8 @@ class TranslateServer:
         self._reuse_port = reuse_port
         self.port = 0
         self.health_port: int | None = None
+        #: the port /metrics is served on while the server runs (None: not served)
+        self.metrics_port: int | None = None
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()  # owned background work (health updates, drain)
         app.failure_listeners.append(self._on_engine_failure)
@@ -200,7 +268,7 @@ class TranslateServer:
         if self.health_server is not None and s.health_port is not None:
             self.health_port = self.health_server.add_insecure_port(address(s.host, s.health_port))
         if s.metrics_port is not None:
-            metrics.serve_metrics(s.metrics_port, s.host)
+            self.metrics_port = metrics.serve_metrics(s.metrics_port, s.host)
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
         if self.health_server is not None:
@@ -252,6 +320,9 @@ class TranslateServer:
             await self.webrtc.close()
         if self.realtime is not None:
             await self.realtime.stop()
+        if self.metrics_port is not None:
+            metrics.stop_metrics(self.metrics_port)
+            self.metrics_port = None
         if self.health_server is not None:
             await self.health_server.stop(0)
         others = [t for t in self._tasks if t is not asyncio.current_task()]

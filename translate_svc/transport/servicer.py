@@ -28,7 +28,7 @@ from google.protobuf.message import DecodeError, Message
 from grpc_status import rpc_status
 
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.errors import InvalidInput, ServiceError
+from translate_svc.errors import InvalidInput, LimitReached, ServiceError
 from translate_svc.observability import access, metrics, tracing
 from translate_svc.observability.access import CallInfo, new_request_id
 from translate_svc.session import ClipResult, Invalid, SessionManager, StreamDriver, StreamRequest
@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 REQUEST_ID = "x-request-id"
 
 M = TypeVar("M", bound=Message)
+T = TypeVar("T")
 
 SMALL_MESSAGE_BYTES = convert.SMALL_MESSAGE_BYTES
 
@@ -167,14 +168,15 @@ class TranslatorServicer:
         for the access line). The clip is held once at a time: the message until it is parsed,
         then the clip's bytes until they are decoded (``translate_clip``), then samples."""
         messages = aiter(raw_requests)
-        raw = await anext(messages, None)
+        deadline = asyncio.get_running_loop().time() + self._m.limits.clip_read_timeout_s
+        raw = await _within(anext(messages, None), deadline, self._m.limits.clip_read_timeout_s)
         if raw is None:
             raise InvalidInput("the call carried no TranslateRequest: send one")
         request = _parse(pb.TranslateRequest, raw)
         del raw
         # read to the end (a unary client has half-closed): gRPC's reader holds the last message it
         # gave until it is resumed, so not resuming it would keep the clip's bytes past the call
-        if await anext(messages, None) is not None:
+        if await _within(anext(messages, None), deadline, self._m.limits.clip_read_timeout_s) is not None:
             raise InvalidInput("Translate takes one TranslateRequest: send one message")
         if not request.HasField("audio") or not request.audio.content:
             raise InvalidInput("audio.content is empty: send the clip's bytes in audio.content")
@@ -228,6 +230,21 @@ class TranslatorServicer:
                         yield convert.stream_event_to_pb(ev)
         except ServiceError as e:
             await _abort(context, e)
+
+
+async def _within(read: Awaitable[T], deadline: float, limit_s: float) -> T:
+    """A read of Translate's clip, by ``deadline`` (event-loop time): the call holds one of the
+    node's ``max_translate_calls`` while it waits, so a client that never sends its clip is ended
+    (OUT_OF_RANGE) instead of locking the others out. Cancelling the read is safe here: the call
+    is unary for its client, which has nothing more to write."""
+    try:
+        return await asyncio.wait_for(read, max(0.0, deadline - asyncio.get_running_loop().time()))
+    except TimeoutError:
+        raise LimitReached(
+            f"the clip did not arrive within {limit_s:g} s of the call's start (ServerLimits.clip_read_timeout_ms): "
+            "send the TranslateRequest at once, or a shorter clip over a slow link",
+            reason="clip_read_timeout",
+        ) from None
 
 
 async def _call_info(context: grpc.aio.ServicerContext[Any, Any], method: str) -> CallInfo:

@@ -18,6 +18,16 @@
 Microphone audio that comes before ``session.update`` names a language is not used (the page
 sends the update as soon as the channel opens). The session runs through the stream core like
 every other door (admission, limits, drain, metrics).
+
+What an offer may cost is bounded before any WebRTC work (issue 34, N9 N10; docs/security.md):
+the body (``limits.webrtc_max_offer_bytes``, else 413), its sections (``screen_offer``: one audio
+section per target, exactly one of them the microphone, one data channel, nothing else; else 400),
+its remote ICE candidates (at the request's own address or ``limits.webrtc_candidate_networks``,
+``limits.webrtc_max_candidates`` at most; the rest dropped), and the stream's slot is taken
+(``SessionManager.admit_stream``: 429 or 503) before a peer connection or a thread exists. A call
+that is not connected with its channel open and its microphone heard within
+``limits.webrtc_connect_timeout_ms`` is closed and its slot released. No STUN server is contacted
+unless ``limits.webrtc_stun_server`` names one (aiortc's default is Google's).
 """
 
 from __future__ import annotations
@@ -26,29 +36,157 @@ import asyncio
 import collections
 import contextlib
 import fractions
+import ipaddress
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import av
 import numpy as np
 import soxr
 from aiohttp import web
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aioice import Candidate
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError
 
 from translate_svc.audio.pcm import float_to_pcm16
+from translate_svc.errors import InvalidInput, ServiceError
 from translate_svc.observability.access import CallInfo, new_request_id
 from translate_svc.session.events import AudioIn, StreamConfig, StreamRequest
-from translate_svc.session.manager import SessionManager
-from translate_svc.transport.realtime import Caller, RealtimeSession, _event, serve_session
+from translate_svc.session.manager import Admission, SessionManager
+from translate_svc.settings import LimitsSettings
+from translate_svc.transport.realtime import (
+    MAX_TAG_CHARS,
+    Caller,
+    RealtimeSession,
+    _event,
+    admission_refused,
+    error_event,
+    serve_session,
+)
 
 logger = logging.getLogger(__name__)
 
 TRACK_RATE = 48000
 _CLOSED = "\x00closed"  # the data channel or the peer connection closed (no client sends it: not JSON)
 FRAME = 960  # 20 ms at 48 kHz
+#: an offer's sending directions (RFC 8866 6.7; none named: sendrecv)
+_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class ScreenedOffer:
+    """An offer that may be answered: its SDP with only the remote candidates the server may check."""
+
+    sdp: str
+    audio_sections: int
+    #: remote ICE candidates kept and dropped
+    candidates: int
+    dropped: int
+
+
+def screen_offer(
+    sdp: str,
+    *,
+    max_audio_sections: int,
+    peer: str | None,
+    networks: Sequence[Network] = (),
+    max_candidates: int = 8,
+) -> ScreenedOffer:
+    """Check an offer's sections and keep only the ICE candidates the server may send checks to,
+    before aiortc parses it (each receiving audio section is a decoder thread, each candidate a
+    run of STUN checks). Pure; ``InvalidInput`` says what to fix.
+
+    Sections: at most ``max_audio_sections`` audio ones, exactly one of which sends (the
+    microphone; the others are ``recvonly`` or ``inactive``), at most one ``application`` (the
+    ``oai-events`` channel), nothing else. Candidates: those whose address is ``peer`` (the HTTP
+    request's) or in ``networks``, the first ``max_candidates`` of them; the rest are dropped, and
+    then so is ``a=end-of-candidates``, so that the client's own checks (a peer-reflexive
+    candidate, RFC 8445 7.3.1.3) still connect a client whose listed addresses were dropped
+    (mDNS names, private addresses behind a NAT). Lines are split as aiortc splits them."""
+    lines = sdp.splitlines()
+    peer_ip = _ip(peer) if peer else None
+    session_direction = "sendrecv"
+    kinds: list[str] = []
+    sending = 0
+    direction: str | None = None  # of the section being read (None: the session part)
+    kept: list[str] = []
+    candidates = dropped = 0
+
+    def close_section() -> None:
+        nonlocal sending
+        if kinds and kinds[-1] == "audio" and (direction or session_direction) in ("sendrecv", "sendonly"):
+            sending += 1
+
+    for line in lines:
+        if line.startswith("m="):
+            close_section()
+            kinds.append(line[2:].split(" ", 1)[0])
+            direction = None
+        elif line[2:] in _DIRECTIONS and line.startswith("a="):
+            if kinds:
+                direction = line[2:]
+            else:
+                session_direction = line[2:]
+        elif line.startswith("a=candidate:"):
+            address = _candidate_ip(line[len("a=candidate:") :])
+            usable = address is not None and (address == peer_ip or any(address in net for net in networks))
+            if kinds and usable and candidates < max_candidates:
+                candidates += 1
+            else:
+                dropped += 1
+                continue
+        kept.append(line)
+    close_section()
+    audio = kinds.count("audio")
+    if not audio:
+        raise InvalidInput("send the browser's SDP offer (application/sdp) with a microphone track")
+    if audio > max_audio_sections:
+        raise InvalidInput(
+            f"the offer has {audio} audio sections; a call takes at most {max_audio_sections}: the "
+            "microphone's, and one more (recvonly) for each further target named in ?languages="
+        )
+    if sending != 1:
+        raise InvalidInput(
+            f"the offer sends audio in {sending} sections; exactly one must send (the microphone, "
+            "sendrecv), the others receive a further target's speech (recvonly)"
+        )
+    others = sorted({k for k in kinds if k not in ("audio", "application")})
+    if others or kinds.count("application") > 1:
+        what = f"a {others[0][:16]!r} section" if others else f"{kinds.count('application')} data sections"
+        raise InvalidInput(f"the offer has {what}; a call takes audio sections and one data channel (oai-events) only")
+    if dropped:
+        kept = [line for line in kept if line != "a=end-of-candidates"]
+    return ScreenedOffer("\r\n".join(kept) + "\r\n", audio, candidates, dropped)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address (an IPv4-mapped IPv6 one as IPv4), or None for a name (mDNS ``*.local``)."""
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _candidate_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address of an ``a=candidate:`` value as aioice parses it (None: not usable)."""
+    try:
+        return _ip(Candidate.from_sdp(value).host)
+    except (ValueError, IndexError):
+        return None
 
 
 class SpeechTrack(MediaStreamTrack):
@@ -117,6 +255,10 @@ class WebRtcDoor:
         self._authorize = authorize
         self._calls: set[RTCPeerConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        limits = manager.limits
+        #: no STUN server unless one is configured (``RTCConfiguration()`` would ask Google's)
+        stun = [RTCIceServer(limits.webrtc_stun_server)] if limits.webrtc_stun_server else []
+        self.configuration = RTCConfiguration(iceServers=stun)
         app.router.add_post(path + "/calls", self._offer)
 
     async def close(self) -> None:
@@ -133,38 +275,69 @@ class WebRtcDoor:
         caller = self._authorize(request)
         if isinstance(caller, web.Response):
             return caller
-        sdp = await request.text()
-        if "m=audio" not in sdp:
-            return web.json_response(
-                {"error": {"message": "send the browser's SDP offer (application/sdp) with a microphone track",
-                           "type": "invalid_request_error", "code": "invalid_value"}},
-                status=400,
-            )  # fmt: skip
-        tags = [t for t in request.query.get("languages", request.query.get("language", "")).split(",") if t]
-        pc = RTCPeerConnection()
+        limits = self._m.limits
+        timeout_s = limits.http_header_timeout_s
+        try:
+            async with asyncio.timeout(timeout_s):  # the mint's rule: a body sent slowly holds a connection
+                body = await _read_at_most(request, limits.webrtc_max_offer_bytes)
+        except TimeoutError:
+            message = f"the request's body did not come within {timeout_s:g} s (limits.http_header_timeout_s)"
+            return _error(408, message, "invalid_request_error", "request_timeout")
+        if body is None:
+            return _error(
+                413,
+                f"the SDP offer is larger than {limits.webrtc_max_offer_bytes} bytes "
+                "(limits.webrtc_max_offer_bytes); a browser's offer is a few KiB: send one call's offer",
+                "invalid_request_error",
+                "invalid_value",
+            )
+        try:
+            tags = _targets(request, limits)
+            offer = screen_offer(
+                body.decode("utf-8"),
+                max_audio_sections=max(1, len(tags)),
+                peer=request.remote,
+                networks=limits.webrtc_candidate_networks,
+                max_candidates=limits.webrtc_max_candidates,
+            )
+        except UnicodeDecodeError:
+            return _error(400, "the SDP offer must be UTF-8 text", "invalid_request_error", "invalid_value")
+        except InvalidInput as e:
+            return _error(400, e.message, "invalid_request_error", "invalid_value")
+        try:  # the stream's slot, before a peer connection or a thread exists (docs/security.md)
+            admission = self._m.admit_stream(caller.tenant)
+        except ServiceError as e:
+            return admission_refused(e)
+        pc = RTCPeerConnection(self.configuration)
         self._calls.add(pc)
         tracks = {tag: SpeechTrack() for tag in tags} or {"": SpeechTrack()}
         for track in tracks.values():
             pc.addTrack(track)
         info = CallInfo(new_request_id(request.headers.get("X-Request-Id")), "webrtc", request.remote or "")
         call = _Call(
-            self._m, pc, tracks, request.query.get("model", ""), request.query.get("source_language"), caller, info
+            self._m,
+            pc,
+            tracks,
+            request.query.get("model", ""),
+            request.query.get("source_language"),
+            caller,
+            info,
+            admission,
         )
         task = asyncio.create_task(call.run(), name="webrtc-call")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(lambda _: self._calls.discard(pc))
+        task.add_done_callback(lambda _: admission.release())  # a task cancelled before it ran, too
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
-        except (ValueError, RuntimeError) as e:
+        except Exception as e:  # aiortc's parser raises what it meets (ValueError, AssertionError, ...)
             task.cancel()
             await pc.close()
-            return web.json_response(
-                {"error": {"message": f"the SDP offer cannot be used: {e}", "type": "invalid_request_error",
-                           "code": "invalid_value"}},
-                status=400,
-            )  # fmt: skip
+            admission.release()
+            reason = str(e)[:200] or type(e).__name__
+            return _error(400, f"the SDP offer cannot be used: {reason}", "invalid_request_error", "invalid_value")
         return web.Response(
             status=201,
             text=pc.localDescription.sdp,
@@ -173,8 +346,41 @@ class WebRtcDoor:
         )
 
 
+def _targets(request: web.Request, limits: LimitsSettings) -> list[str]:
+    """The call's targets from ``?languages=`` (or ``?language=``): one track each; bounded before
+    a track is made (``limits.max_target_languages``, a tag's characters)."""
+    tags = [t for t in request.query.get("languages", request.query.get("language", "")).split(",") if t]
+    if len(tags) > limits.max_target_languages:
+        raise InvalidInput(
+            f"{len(tags)} languages named; a call takes at most {limits.max_target_languages} "
+            "(limits.max_target_languages)"
+        )
+    if any(len(t) > MAX_TAG_CHARS for t in tags):
+        raise InvalidInput(f"a language tag is at most {MAX_TAG_CHARS} characters (e.g. es, fr, pt-BR)")
+    return tags
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+    """The request's body, or None once it is longer than ``limit`` bytes (read no further)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    body = bytearray()
+    while chunk := await request.content.readany():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def _error(status: int, message: str, kind: str, code: str, headers: dict[str, str] | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": kind, "code": code, "param": None}}
+    return web.json_response(body, status=status, headers=headers)
+
+
 class _Call:
-    """One browser call: the data channel's events and the microphone into one stream."""
+    """One browser call: the data channel's events and the microphone into one stream. It holds
+    its stream slot (``admission``) from the offer on and releases it on every way out: the call
+    not live in time, the peer connection failing, the session's end."""
 
     def __init__(
         self,
@@ -185,6 +391,7 @@ class _Call:
         source: str | None,
         caller: Caller,
         info: CallInfo,
+        admission: Admission,
     ) -> None:
         self._m = manager
         self.caller = caller
@@ -193,10 +400,13 @@ class _Call:
         self.tracks = tracks
         self.model = model
         self.source = source
+        self.admission = admission
         self.channel: Any = None
         self.messages: asyncio.Queue[str | None] = asyncio.Queue()
         self.requests: asyncio.Queue[StreamRequest | None] = asyncio.Queue(maxsize=500)  # 10 s of 20 ms frames
         self.ready = asyncio.Event()  # the data channel is open
+        self.heard = asyncio.Event()  # the microphone's first frame came
+        self.gone = asyncio.Event()  # the peer connection failed or closed
         self.session: RealtimeSession | None = None
         self.started = False  # the config is in the queue: the microphone's audio may follow it
         pc.on("datachannel", self._on_channel)
@@ -218,6 +428,7 @@ class _Call:
 
     async def _on_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed"):
+            self.gone.set()
             self.messages.put_nowait(_CLOSED)
 
     async def _microphone(self, track: MediaStreamTrack) -> None:
@@ -225,6 +436,7 @@ class _Call:
         with contextlib.suppress(MediaStreamError):
             while True:
                 frame = await track.recv()
+                self.heard.set()
                 if self.started and isinstance(frame, av.AudioFrame):
                     await self.requests.put(AudioIn(mono_pcm16(frame)))
 
@@ -249,13 +461,56 @@ class _Call:
         if self.channel is not None and self.channel.readyState == "open":
             self.channel.send(text)
 
+    async def _live(self) -> str | None:
+        """Until the call is live (connected, its channel open, its microphone heard): None, or
+        what it lacked when ``limits.webrtc_connect_timeout_ms`` passed or the connection failed."""
+        timeout_ms = self._m.limits.webrtc_connect_timeout_ms
+
+        async def live() -> None:
+            await self.ready.wait()
+            await self.heard.wait()
+
+        waits = [asyncio.ensure_future(live()), asyncio.ensure_future(self.gone.wait())]
+        try:
+            await asyncio.wait(waits, timeout=timeout_ms / 1000, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        if self.ready.is_set() and self.heard.is_set():
+            return None
+        if self.gone.is_set():
+            return f"its connection {self.pc.connectionState} first"
+        lacking = [] if self.pc.connectionState == "connected" else [f"connection {self.pc.connectionState}"]
+        lacking += [] if self.ready.is_set() else ["no oai-events channel"]
+        lacking += [] if self.heard.is_set() else ["no microphone audio"]
+        return ", ".join(lacking)
+
     async def run(self) -> None:
         try:
-            async with asyncio.timeout(30):
-                await self.ready.wait()
-        except TimeoutError:
-            logger.warning("a WebRTC call opened no oai-events data channel in 30 s; closing it")
+            await self._run()
+        finally:
+            self.admission.release()  # unless the session took it
             await self.pc.close()
+
+    async def _run(self) -> None:
+        timeout_ms = self._m.limits.webrtc_connect_timeout_ms
+        lacking = await self._live()
+        if lacking is not None:
+            logger.info(
+                "a WebRTC call was not live within %d ms of its offer (%s); closing it, releasing its slot",
+                timeout_ms,
+                lacking,
+                extra={"request_id": self.info.request_id},
+            )
+            message = (
+                f"the call was not live within {timeout_ms} ms of its offer ({lacking}; "
+                "limits.webrtc_connect_timeout_ms): open the oai-events channel and send the microphone's "
+                "audio as soon as the call connects"
+            )
+            await self._send(error_event(message, "invalid_request_error", "connect_timeout"))
+            if self.channel is not None and self.channel.readyState == "open":
+                await asyncio.sleep(0.5)  # the error leaves the data channel
             return
         session = RealtimeSession(
             self._send, self.model, self.source, self._m.vad_defaults, input_rate=TRACK_RATE, speak=self._speak
@@ -275,9 +530,8 @@ class _Call:
 
         pumping = asyncio.create_task(pump())
         try:
-            await serve_session(self._m, session, requests(), self.caller, self.info)
+            await serve_session(self._m, session, requests(), self.caller, self.info, admission=self.admission)
         finally:
             pumping.cancel()
             await asyncio.gather(pumping, return_exceptions=True)
             await asyncio.sleep(0.5)  # the last events leave the data channel
-            await self.pc.close()

@@ -1,9 +1,12 @@
 """A front-end worker's ``EngineClient``: the engine process, reached over a Unix socket.
 
-It keeps what the Protocol reads synchronously (the model card, health, the queue's state) from the
-engine's last message, and one future per job, resolved when the job's terminal reply comes. The
-engine is authoritative: a submit the local view allows may still come back refused (``Overloaded``
-or ``NotReady`` on the future; a dropped caption is a cancelled future, as when superseded).
+It keeps what the Protocol reads synchronously (the model card, health, the queue's state and share)
+from the engine's last message, and one future per job, resolved when the job's terminal reply
+comes. The engine is authoritative: a submit the local view allows may still come back refused
+(``Overloaded`` or ``NotReady`` on the future; a dropped caption is a cancelled future, as when
+superseded). A full queue in the view refuses at once only a job the engine would refuse: one of an
+owner that did not join, or has its share of jobs out already; a session within its share is
+always sent, since the engine makes room for it (``engine/shares.py``).
 
 If the connection ends (the engine process died or closed it), every open job fails with
 ``NotReady``, ``healthy`` turns False and ``on_failure`` is called once, as the in-process engine
@@ -45,6 +48,7 @@ class RemoteEngine:
         self._state = wire.State(False, 0, 0, 1, 0)
         self._state_changed = asyncio.Event()
         self._jobs: dict[int, tuple[str, asyncio.Future[JobResult]]] = {}  # until its terminal reply
+        self._out: dict[str, int] = {}  # joined owners: their final jobs not answered yet
         self._ids = itertools.count()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -91,12 +95,26 @@ class RemoteEngine:
         return self._card
 
     def stats(self) -> EngineStats:
-        return EngineStats(self._state.queued, self._state.max_queued, self._state.running)
+        s = self._state
+        return EngineStats(s.queued, s.max_queued, s.running, s.share, s.sessions)
+
+    def join(self, owner: str) -> None:
+        if self._channel is not None and not self._channel.closing and owner not in self._out:
+            self._out[owner] = 0
+            self._channel.send(wire.Join(owner))
+
+    def leave(self, owner: str) -> None:
+        """Drop ``owner``'s jobs (as ``abort``) and tell the engine it no longer counts."""
+        joined = self._out.pop(owner, None) is not None
+        if self._channel is not None and not self._channel.closing:  # the engine drops its jobs too
+            self._channel.send(wire.Leave(owner) if joined else wire.Abort(owner))
+        self._cancel_local(owner)
 
     def submit(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult]:
         if not self.healthy:
             raise NotReady(ENGINE_GONE if self._channel is not None else "the engine is not connected yet")
-        if self._state.queued >= self._state.max_queued:
+        within_share = self._out.get(owner, self._state.share) < self._state.share
+        if self._state.queued >= self._state.max_queued and not within_share:
             raise Overloaded(
                 f"server busy: {self._state.queued} segments are already waiting for the model; retry shortly",
                 retry_after_ms=1000,
@@ -109,9 +127,12 @@ class RemoteEngine:
         return self._send(owner, item, droppable=True)
 
     def abort(self, owner: str) -> int:
-        mine = [fut for o, fut in self._jobs.values() if o == owner and not fut.done()]
         if self._channel is not None and not self._channel.closing:
             self._channel.send(wire.Abort(owner))
+        return self._cancel_local(owner)
+
+    def _cancel_local(self, owner: str) -> int:
+        mine = [fut for o, fut in self._jobs.values() if o == owner and not fut.done()]
         for fut in mine:
             fut.cancel()
         return len(mine)
@@ -127,10 +148,17 @@ class RemoteEngine:
         job = next(self._ids)
         fut: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
         self._jobs[job] = (owner, fut)
+        if not droppable and owner in self._out:
+            self._out[owner] += 1
+            fut.add_done_callback(functools.partial(self._answered, owner))
         self._idle.clear()
         fut.add_done_callback(functools.partial(self._cancelled, job))
         self._channel.send(wire.submit_of(job, owner, item, droppable=droppable))
         return fut
+
+    def _answered(self, owner: str, fut: asyncio.Future[JobResult]) -> None:
+        if owner in self._out:
+            self._out[owner] -= 1
 
     def _cancelled(self, job: int, fut: asyncio.Future[JobResult]) -> None:
         channel = self._channel

@@ -1,8 +1,10 @@
 """The engine process's side: serve one ``TranslationEngine`` to front-end workers over a Unix socket.
 
-Each worker connection is one ``_Peer``. Its jobs enter the one engine queue under owners prefixed
-with the worker's name, so the scheduler's fair share and the droppable-caption rule are decided
-here, across every worker. A peer that goes away (closed, killed) has its queued jobs aborted. A
+Each worker connection is one ``_Peer``. Its sessions join and its jobs enter the one engine queue
+under owners prefixed with the worker's name, so the queue's fair share (``engine/shares.py``: one
+share per session open on the node), the scheduler's rounds and the droppable-caption rule are
+decided here, across every worker; every worker hears the new share when a session joins or leaves
+anywhere. A peer that goes away (closed, killed) has its queued jobs aborted. A
 peer that stops reading is disconnected once ``max_buffered_bytes`` of replies wait for it: the
 engine holds a bounded amount for any worker, never a growing one.
 """
@@ -40,6 +42,7 @@ class EngineServer:
         self._peers: set[_Peer] = set()
         self._ids = itertools.count()
         self._ticker: asyncio.Task[None] | None = None
+        self._telling = False  # a broadcast of the new share is scheduled
 
     @property
     def workers(self) -> int:
@@ -63,14 +66,22 @@ class EngineServer:
 
     def state(self) -> wire.State:
         s = self.engine.stats()
-        return wire.State(self.engine.healthy, s.queued, s.running, s.max_queued, len(self._peers))
+        return wire.State(self.engine.healthy, s.queued, s.running, s.max_queued, len(self._peers), s.share, s.sessions)
 
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(STATE_EVERY_S)
             self._broadcast()
 
+    def share_changed(self) -> None:
+        """A session joined or left: every worker hears the new share, once per loop turn (a burst
+        of sessions opening is one message per worker)."""
+        if not self._telling:
+            self._telling = True
+            asyncio.get_running_loop().call_soon(self._broadcast)
+
     def _broadcast(self) -> None:
+        self._telling = False
         state = self.state()
         for peer in list(self._peers):
             peer.send(state)
@@ -111,6 +122,7 @@ class _Peer:
         self.channel = channel
         self.name = name
         self.jobs: dict[int, asyncio.Future[JobResult]] = {}
+        self.owners: set[str] = set()  # its sessions that joined
 
     def send(self, message: wire.ToWorker) -> None:
         if self.channel.closing:
@@ -131,6 +143,16 @@ class _Peer:
                 fut.cancel()
         elif isinstance(m, wire.Abort):
             self.server.engine.abort(self._owner(m.owner))
+        elif isinstance(m, wire.Join):
+            owner = self._owner(m.owner)
+            self.owners.add(owner)
+            self.server.engine.join(owner)
+            self.server.share_changed()
+        elif isinstance(m, wire.Leave):
+            owner = self._owner(m.owner)
+            self.owners.discard(owner)
+            self.server.engine.leave(owner)
+            self.server.share_changed()
         else:
             raise wire.FrameError(f"unexpected {type(m).__name__}")
 
@@ -163,15 +185,20 @@ class _Peer:
         self.jobs.pop(job, None)
         if fut.cancelled():
             self.send(wire.Gone(job))
-        elif (exc := fut.exception()) is not None:
-            retry = exc.retry_after_ms if isinstance(exc, NotReady | Overloaded) else None
+        elif isinstance(exc := fut.exception(), Overloaded):  # beyond its share: made room for one
+            self.send(wire.Refused(job, "overloaded", exc.message, exc.retry_after_ms))
+        elif exc is not None:
+            retry = exc.retry_after_ms if isinstance(exc, NotReady) else None
             self.send(wire.Refused(job, "not_ready", str(exc), retry))
         else:
             self.send(wire.result_of(job, fut.result()))
         self.send(self.server.state())
 
     def gone(self) -> None:
-        """The worker is gone: nothing more is computed for it."""
+        """The worker is gone: nothing more is computed for it, and its sessions no longer count."""
         for fut in list(self.jobs.values()):
             fut.cancel()
         self.jobs.clear()
+        for owner in self.owners:
+            self.server.engine.leave(owner)
+        self.owners.clear()

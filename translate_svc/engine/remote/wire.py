@@ -6,7 +6,8 @@ bytes inside the message, so one segment is one frame and one copy on each side.
 
 Every job the worker submits gets exactly one terminal reply: ``Result``, ``Refused`` or ``Gone``
 (cancelled or aborted before it reached the model). ``State`` follows every terminal reply and
-every second, so the worker's view of the queue is never more than one reply old.
+every second, so the worker's view of the queue is never more than one reply old; every worker hears
+one when a session joins or leaves anywhere (the share changed).
 """
 
 from __future__ import annotations
@@ -65,6 +66,18 @@ class Abort(msgspec.Struct, tag="abort", array_like=True):
     owner: str
 
 
+class Join(msgspec.Struct, tag="join", array_like=True):
+    """A session opened: it counts in the queue's shares (``EngineClient.join``)."""
+
+    owner: str
+
+
+class Leave(msgspec.Struct, tag="leave", array_like=True):
+    """A session closed: its jobs are dropped and it no longer counts (``EngineClient.leave``)."""
+
+    owner: str
+
+
 # -- engine -> worker -------------------------------------------------------------------------------
 
 
@@ -74,6 +87,8 @@ class State(msgspec.Struct, tag="state", array_like=True):
     running: int
     max_queued: int
     workers: int  # front-end workers connected now
+    share: int = 1  # one session's share of the queue (``EngineStats.share``)
+    sessions: int = 0  # sessions open on the node
 
 
 class Welcome(msgspec.Struct, tag="welcome", array_like=True):
@@ -133,7 +148,7 @@ class Gone(msgspec.Struct, tag="gone", array_like=True):
     job: int
 
 
-ToEngine = Hello | Submit | Cancel | Abort
+ToEngine = Hello | Submit | Cancel | Abort | Join | Leave
 ToWorker = Welcome | State | Result | Refused | Gone
 
 
