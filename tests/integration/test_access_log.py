@@ -126,18 +126,49 @@ async def test_the_sdk_sends_a_request_id_and_puts_it_on_its_errors(
     assert line["method"] == "Translate" and line["code"] == "INVALID_ARGUMENT"
 
 
-async def test_metrics_are_served_over_http_with_the_calls_by_tenant(json_logging: ServerProcess) -> None:
+async def test_metrics_are_served_over_http_with_the_calls_by_tenant(
+    json_logging: ServerProcess, shared_audio: Path
+) -> None:
     """/metrics over HTTP from a real server process (the kubectl test covers it only in a cluster):
-    the calls made above are counted, by tenant and final status."""
+    a stream that ends OK and one refused are counted, by tenant and final status (its own calls,
+    so the test holds alone or after the others)."""
     port = json_logging.metrics_port  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}/metrics"
-    body = (await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=10).read())).decode()
-    samples = {}
-    for line in body.splitlines():
-        if line.startswith("translate_svc_tenant_calls_total{"):
-            key, value = line.rsplit(" ", 1)
-            samples[key] = float(value)
     ok = 'translate_svc_tenant_calls_total{code="OK",method="stream",tenant="default"}'
     bad = 'translate_svc_tenant_calls_total{code="INVALID_ARGUMENT",method="stream",tenant="default"}'
-    assert samples.get(ok, 0) >= 1 and samples.get(bad, 0) >= 1, samples
+
+    async def scrape() -> tuple[str, dict[str, float]]:
+        body = (await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=10).read())).decode()
+        samples = {}
+        for line in body.splitlines():
+            if line.startswith("translate_svc_tenant_calls_total{"):
+                key, value = line.rsplit(" ", 1)
+                samples[key] = float(value)
+        return body, samples
+
+    _, before = await scrape()
+    speech = speech_pcm16(shared_audio / "jfk.flac", 4.0, 16000).tobytes()
+    fmt = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000)
+
+    async def good() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        yield pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=fmt, target_languages=["spa"]))
+        for at in range(0, len(speech), 6400):
+            yield pb.StreamingTranslateRequest(audio=speech[at : at + 6400])
+
+    async def no_format() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        yield pb.StreamingTranslateRequest(config=pb.StreamingConfig(target_languages=["spa"]))
+
+    async with grpc.aio.insecure_channel(json_logging.address) as ch:
+        stub = pb_grpc.TranslatorStub(ch)
+        call = stub.StreamingTranslate(good(), metadata=(("x-request-id", "metrics-ok"),))
+        kinds = [r.WhichOneof("response") async for r in call]
+        assert await call.code() == grpc.StatusCode.OK and "segment" in kinds
+        with pytest.raises(grpc.aio.AioRpcError):
+            async for _ in stub.StreamingTranslate(no_format(), metadata=(("x-request-id", "metrics-bad"),)):
+                pass
+    wait_for(json_logging, request_id="metrics-ok")  # the access line is written as the call's count is
+    wait_for(json_logging, request_id="metrics-bad")
+    body, after = await scrape()
+    assert after.get(ok, 0) - before.get(ok, 0) == 1, (before, after)
+    assert after.get(bad, 0) - before.get(bad, 0) == 1, (before, after)
     assert 'translate_svc_segments_total{status="OK"}' in body
