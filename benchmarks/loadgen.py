@@ -738,7 +738,7 @@ async def run_config(
 ) -> dict[str, Any]:
     """A fresh in-process server with ``max_batch_size``; the real-time phase, then the saturation phase."""
     from translate_svc.app import build
-    from translate_svc.transport.server import TranslateServer
+    from translate_svc.transport.host import TranslateServer
 
     settings = build_settings(opts, max_batch_size)
     batches: list[BatchObs] = []

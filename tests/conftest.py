@@ -101,7 +101,7 @@ async def serving(settings, *, warmup: bool = True, runner_factory=None) -> Asyn
     ``runner_factory`` replaces the model (e.g. ``lambda: FakeRunner()``, tests/unit/fake_runner.py)."""
     from translate_svc.app import build
     from translate_svc.client.raw import channel
-    from translate_svc.transport.server import TranslateServer
+    from translate_svc.transport.host import TranslateServer
 
     batches: list = []  # type: ignore[type-arg]
     server = TranslateServer(build(settings, runner_factory=runner_factory, on_batch=batches.append))

@@ -173,7 +173,7 @@ def test_podmonitor_shape() -> None:
 
 
 def test_probes_are_grpc_on_the_health_port(overlay: str) -> None:
-    from translate_svc.transport.servicer import SERVICE_NAME
+    from translate_svc.transport.grpc.servicer import SERVICE_NAME
 
     objs = render(overlay)
     container = server_container(objs)

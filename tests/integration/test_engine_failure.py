@@ -38,7 +38,7 @@ async def fake_server(model_dir: Path, runner: FakeRunner) -> AsyncIterator[Live
     """A real server on loopback whose model is ``runner`` (warmed: one batch has run)."""
     from translate_svc.app import build
     from translate_svc.client.raw import channel
-    from translate_svc.transport.server import TranslateServer
+    from translate_svc.transport.host import TranslateServer
 
     server = TranslateServer(build(make_settings(model_dir), runner_factory=lambda: runner))
     port = await server.start(warmup=True)

@@ -26,7 +26,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.audio.pcm import pcm16_to_float
 from translate_svc.client.raw import load_pcm16k
-from translate_svc.transport.servicer import SERVICE_NAME
+from translate_svc.transport.grpc.servicer import SERVICE_NAME
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(5)]
 

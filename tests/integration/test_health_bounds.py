@@ -28,7 +28,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client.raw import load_pcm16k
 from translate_svc.settings import Settings
-from translate_svc.transport.server import HEALTH_CALLS_PER_CONNECTION, HEALTH_MAX_CALLS
+from translate_svc.transport.host import HEALTH_CALLS_PER_CONNECTION, HEALTH_MAX_CALLS
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(15)]
 

@@ -24,7 +24,7 @@ from openai import AsyncOpenAI
 from tests.conftest import LiveServer, make_settings, serving
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client.raw import load_pcm16k
-from translate_svc.transport import realtime
+from translate_svc.transport.openai import realtime
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 

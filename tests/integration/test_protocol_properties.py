@@ -120,7 +120,7 @@ class Server:
 def serve(model_dir: Path, audio_dir: Path, **limits: Any) -> Iterator[Server]:
     """A real server (the test checkpoint) on its own event loop in a thread, and a sync channel."""
     from translate_svc.app import build
-    from translate_svc.transport.server import TranslateServer
+    from translate_svc.transport.host import TranslateServer
 
     loop = asyncio.new_event_loop()
     ready: concurrent.futures.Future[tuple[TranslateServer, int, asyncio.Event]] = concurrent.futures.Future()

@@ -28,8 +28,8 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client.raw import channel, load_pcm16k, stream_pcm
 from translate_svc.settings import ServerSettings, Settings
-from translate_svc.transport.auth import TokenFileError, TokenStore
-from translate_svc.transport.tls import CertificateReloader, TlsConfigError, TlsFiles
+from translate_svc.transport.grpc.tls import CertificateReloader, TlsConfigError, TlsFiles
+from translate_svc.transport.tokens import TokenFileError, TokenStore
 
 ALL = "all-token-3b9d0c1e5f7a"
 LANG_ONLY = "lang-token-9c2e4a6b8d0f"
@@ -341,7 +341,7 @@ async def test_tokens_are_rotated_without_restart(rotating: Rotating, caplog: py
     await eventually(swapped, "the new token is accepted and the old one refused")
 
     # a file that becomes empty keeps the last good set (and says so in the log)
-    with caplog.at_level(logging.ERROR, logger="translate_svc.transport.auth"):
+    with caplog.at_level(logging.ERROR, logger="translate_svc.transport.tokens"):
         path.write_text("# nothing here\n")
 
         async def complained() -> bool:

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from tests.conftest import LiveServer, make_settings, serving
-from translate_svc.transport import realtime
+from translate_svc.transport.openai import realtime
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 

@@ -30,7 +30,7 @@ from translate_svc.session import (
     StreamRequest,
     StreamStarted,
 )
-from translate_svc.transport import convert
+from translate_svc.transport.grpc import convert
 from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -181,7 +181,7 @@ async def test_stream_errors_say_what_to_fix(live: LiveServer) -> None:
 
 async def test_cancel_drops_the_streams_queued_work(test_model_dir: Path, shared_audio: Path) -> None:
     from translate_svc.app import build
-    from translate_svc.transport.server import TranslateServer
+    from translate_svc.transport.host import TranslateServer
 
     batches: list = []  # type: ignore[type-arg]
     # a long batching wait keeps the segments queued, so the cancel finds them there

@@ -245,7 +245,7 @@ async def test_a_wav_container_gives_the_same_segments_as_raw_pcm(live: LiveServ
 async def test_health_is_not_serving_until_the_model_is_warm(test_model_dir: Path) -> None:
     from translate_svc.app import build
     from translate_svc.model.seamless import SeamlessRunner
-    from translate_svc.transport.server import TranslateServer
+    from translate_svc.transport.host import TranslateServer
 
     release = threading.Event()
 
@@ -288,7 +288,7 @@ async def test_a_full_queue_refuses_with_resource_exhausted_and_a_retry_hint(
     from google.rpc import error_details_pb2
 
     from translate_svc.app import build
-    from translate_svc.transport.server import TranslateServer
+    from translate_svc.transport.host import TranslateServer
 
     # max_wait_ms 500: the hint is 10 batching waits, 5 s (a Duration of whole seconds, not nanos)
     settings = make_settings(test_model_dir, max_queued_segments=2, max_batch_size=1, max_wait_ms=500)

@@ -508,7 +508,7 @@ def test_tokens_go_as_bearer_metadata_on_plaintext_channels() -> None:
 
 def test_the_sdk_keepalive_stays_within_the_servers_ping_policy() -> None:
     from translate_svc.client.aio import DEFAULT_KEEPALIVE_S, channel_options
-    from translate_svc.transport.server import KEEPALIVE_OPTIONS
+    from translate_svc.transport.host import KEEPALIVE_OPTIONS
 
     server = dict(KEEPALIVE_OPTIONS)
     client_ms = dict(channel_options())["grpc.keepalive_time_ms"]

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow(15)  # seconds, for the schedule (conftest.py)
 
 def test_engine_and_session_load_no_torch() -> None:
     code = (
-        "import sys, translate_svc.engine.engine, translate_svc.session, translate_svc.transport.servicer; "
+        "import sys, translate_svc.engine.engine, translate_svc.session, translate_svc.transport.grpc.servicer; "
         "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
         "assert not bad, bad"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from translate_svc.audio.pcm import float_to_pcm16, pcm16_to_float
-from translate_svc.transport.convert import pcm16
+from translate_svc.transport.grpc.convert import pcm16
 
 
 def test_every_pcm16_value_survives_a_round_trip() -> None:

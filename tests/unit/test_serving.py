@@ -85,7 +85,7 @@ def test_a_busy_port_fails_the_start_with_what_to_do() -> None:
 
 
 def test_client_secrets_expire_and_only_their_key_signs_them() -> None:
-    from translate_svc.transport.client_secrets import ClientSecrets
+    from translate_svc.transport.openai.client_secrets import ClientSecrets
 
     now = [1_000_000.0]
     key = "k" * 64
@@ -107,7 +107,7 @@ def test_the_demo_page_needs_the_http_port_and_prints_where_a_browser_may_use_th
     from pydantic import ValidationError
 
     from translate_svc.settings import ServerSettings
-    from translate_svc.transport.demo import page_url
+    from translate_svc.transport.openai.demo import page_url
 
     with pytest.raises(ValidationError, match="http_port"):
         ServerSettings(demo_page=True)

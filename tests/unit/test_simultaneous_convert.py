@@ -22,7 +22,7 @@ from translate_svc.engine.runner import ModelCard
 from translate_svc.errors import InvalidInput
 from translate_svc.session.events import StreamStarted
 from translate_svc.settings import LimitsSettings
-from translate_svc.transport import convert
+from translate_svc.transport.grpc import convert
 from translate_svc.types import (
     AudioEncoding,
     AudioFormat,

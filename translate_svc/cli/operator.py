@@ -234,9 +234,9 @@ async def _serve_node(settings: Settings, workers: int, ready_file: Path | None)
 
 async def _serve(settings: Settings, ready_file: Path | None) -> None:
     from translate_svc.app import build
-    from translate_svc.transport.auth import TokenFileError
-    from translate_svc.transport.server import TranslateServer
-    from translate_svc.transport.tls import TlsConfigError
+    from translate_svc.transport.grpc.tls import TlsConfigError
+    from translate_svc.transport.host import TranslateServer
+    from translate_svc.transport.tokens import TokenFileError
 
     try:
         server = TranslateServer(build(settings))

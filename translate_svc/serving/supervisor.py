@@ -37,7 +37,7 @@ from typing import Any
 from translate_svc.observability import metrics
 from translate_svc.serving import admission, process
 from translate_svc.settings import Settings
-from translate_svc.transport.demo import page_url
+from translate_svc.transport.openai.demo import page_url
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from translate_svc.frontend import build_frontend
 from translate_svc.observability import metrics, tracing
 from translate_svc.serving import process
 from translate_svc.serving.admission import SharedCounters
-from translate_svc.transport.server import TranslateServer
+from translate_svc.transport.host import TranslateServer
 
 
 async def main() -> None:

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -28,15 +27,16 @@ from google.protobuf.message import DecodeError, Message
 from grpc_status import rpc_status
 
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.errors import InvalidInput, LimitReached, ServiceError
-from translate_svc.observability import access, metrics, tracing
+from translate_svc.errors import InvalidInput, ServiceError
+from translate_svc.observability import tracing
 from translate_svc.observability.access import CallInfo, new_request_id
 from translate_svc.session import ClipResult, Invalid, SessionManager, StreamDriver, StreamRequest
+from translate_svc.session.clip import ClipDriver, ClipRequest
 from translate_svc.session.driver import internal_error
-from translate_svc.session.quota import Tenant
-from translate_svc.transport import convert
-from translate_svc.transport.auth import SERVICE_NAME as SERVICE_NAME  # re-exported
-from translate_svc.transport.auth import Revocation, TokenStore, bearer_token, tenant_of
+from translate_svc.transport.grpc import convert
+from translate_svc.transport.grpc.auth import SERVICE_NAME as SERVICE_NAME  # re-exported
+from translate_svc.transport.grpc.auth import bearer_token, tenant_of
+from translate_svc.transport.tokens import Revocation, TokenStore
 from translate_svc.vad.segmenter import SegmenterConfig
 
 logger = logging.getLogger(__name__)
@@ -96,13 +96,18 @@ def unary_errors(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaita
 
 class TranslatorServicer:
     def __init__(
-        self, manager: SessionManager, *, error_drain_s: float = 2.0, tokens: TokenStore | None = None
+        self,
+        manager: SessionManager,
+        *,
+        error_drain_s: float = 2.0,
+        tokens: TokenStore | None = None,
+        revocation: Revocation | None = None,
     ) -> None:
         self._m = manager
         self._error_drain_s = error_drain_s
         self._tokens = tokens
-        #: with tokens: a token removed from the file ends the streams it opened
-        self._revocation = Revocation(tokens) if tokens is not None else None
+        #: the host's, shared by every door: a token removed from the file ends the streams it opened
+        self._revocation = revocation
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's method handlers; requests stay bytes (parsed by ``_parse``)."""
@@ -138,45 +143,25 @@ class TranslatorServicer:
     async def Translate(
         self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.TranslateResponse:
-        """Admitted (``max_translate_calls``, the tenant's caps) before the clip is read."""
+        """Admitted (``max_translate_calls``, the tenant's caps) before the clip is read: the call
+        itself is the stream core's (``ClipDriver``); this reads, converts and renders."""
         call = await _call_info(context, "Translate")
         tenant = tenant_of(self._tokens, context.invocation_metadata())
-        code = "CANCELLED"
-        clip: list[ClipResult] = []
-        config: dict[str, Any] = {}
-        try:
-            with self._m.admit_clip(tenant):
-                response = await self._translate(raw_requests, tenant, clip, config)
-            code = "OK"
-            return response
-        except ServiceError as e:
-            code = e.code.value
-            raise
-        except Exception:
-            code = "INTERNAL"
-            raise
-        finally:
-            metrics.tenant_call(tenant.name, "translate", code)
-            segments = Counter("OK" if r.error is None else r.error.code for c in clip for r in c.segments)
-            audio_s = sum(c.audio_duration_ms for c in clip) / 1000
-            access.log_call(call, code=code, tenant=tenant.name, config=config, audio_s=audio_s, segments=segments)
+        driver = ClipDriver(self._m, tenant=tenant, call=call)
+        return await driver.run(functools.partial(self._read_clip, raw_requests), self._render_clip)
 
-    async def _translate(
-        self, raw_requests: AsyncIterator[bytes], tenant: Tenant, done: list[ClipResult], config: dict[str, Any]
-    ) -> pb.TranslateResponse:
-        """Read, translate, answer (``done`` and ``config`` get the clip and its config in brief,
-        for the access line). The clip is held once at a time: the message until it is parsed,
-        then the clip's bytes until they are decoded (``translate_clip``), then samples."""
+    async def _read_clip(self, raw_requests: AsyncIterator[bytes]) -> ClipRequest:
+        """The call's one message, as a clip. Its bytes are held once at a time: the message until
+        it is parsed, then the clip's bytes (``ClipRequest.take_content``) until they are decoded."""
         messages = aiter(raw_requests)
-        deadline = asyncio.get_running_loop().time() + self._m.limits.clip_read_timeout_s
-        raw = await _within(anext(messages, None), deadline, self._m.limits.clip_read_timeout_s)
+        raw = await anext(messages, None)
         if raw is None:
             raise InvalidInput("the call carried no TranslateRequest: send one")
         request = _parse(pb.TranslateRequest, raw)
         del raw
         # read to the end (a unary client has half-closed): gRPC's reader holds the last message it
         # gave until it is resumed, so not resuming it would keep the clip's bytes past the call
-        if await _within(anext(messages, None), deadline, self._m.limits.clip_read_timeout_s) is not None:
+        if await anext(messages, None) is not None:
             raise InvalidInput("Translate takes one TranslateRequest: send one message")
         if not request.HasField("audio") or not request.audio.content:
             raise InvalidInput("audio.content is empty: send the clip's bytes in audio.content")
@@ -189,15 +174,9 @@ class TranslatorServicer:
             convert.terms(request.terms),
         )
         vad = convert.vad_settings(request.vad, self._m.vad_defaults)
-        config.update(access.config_brief(fmt, task))
-        content = [request.audio.content]
-        del request  # from here on the callee holds the only reference to the clip's bytes
-        clip = await self._m.translate_clip(content.pop(), fmt, task, vad, tenant)
-        done.append(clip)
-        metrics.tenant_audio(tenant.name, clip.audio_duration_ms / 1000)
-        for r in clip.segments:
-            metrics.observe_segment(r, tenant.name)
-            tracing.segment_span(r, task.target_languages)
+        return ClipRequest(request.audio.content, fmt, task, vad)
+
+    def _render_clip(self, clip: ClipResult) -> pb.TranslateResponse:
         response = pb.TranslateResponse(
             segments=[convert.segment_result_to_pb(r) for r in clip.segments],
             model=convert.model_card_to_pb(self._m.card),
@@ -230,21 +209,6 @@ class TranslatorServicer:
                         yield convert.stream_event_to_pb(ev)
         except ServiceError as e:
             await _abort(context, e)
-
-
-async def _within(read: Awaitable[T], deadline: float, limit_s: float) -> T:
-    """A read of Translate's clip, by ``deadline`` (event-loop time): the call holds one of the
-    node's ``max_translate_calls`` while it waits, so a client that never sends its clip is ended
-    (OUT_OF_RANGE) instead of locking the others out. Cancelling the read is safe here: the call
-    is unary for its client, which has nothing more to write."""
-    try:
-        return await asyncio.wait_for(read, max(0.0, deadline - asyncio.get_running_loop().time()))
-    except TimeoutError:
-        raise LimitReached(
-            f"the clip did not arrive within {limit_s:g} s of the call's start (ServerLimits.clip_read_timeout_ms): "
-            "send the TranslateRequest at once, or a shorter clip over a slow link",
-            reason="clip_read_timeout",
-        ) from None
 
 
 async def _call_info(context: grpc.aio.ServicerContext[Any, Any], method: str) -> CallInfo:

@@ -63,14 +63,14 @@ from translate_svc.observability.access import CallInfo, new_request_id
 from translate_svc.session.events import AudioIn, StreamConfig, StreamRequest
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.settings import LimitsSettings
-from translate_svc.transport.realtime import (
+from translate_svc.transport.openai.realtime import (
     MAX_TAG_CHARS,
     Caller,
     RealtimeSession,
-    _event,
     admission_refused,
     error_event,
     serve_session,
+    wire_event,
 )
 
 logger = logging.getLogger(__name__)
@@ -516,7 +516,7 @@ class _Call:
             self._send, self.model, self.source, self._m.vad_defaults, input_rate=TRACK_RATE, speak=self._speak
         )
         self.session = session
-        await session.send(_event("session.created", session=session.session()))
+        await session.send(wire_event("session.created", session=session.session()))
 
         async def pump() -> None:  # the channel's events, converted, into the one request queue
             async for req in session.requests(self._events()):

@@ -75,11 +75,11 @@ from translate_svc.session.events import (
 )
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.session.quota import DEFAULT_TENANT, Tenant
-from translate_svc.transport.auth import Permission, Revocation, TokenDigest, TokenStore
-from translate_svc.transport.client_secrets import ORIGIN_REFUSED, BadRequest, ClientSecrets, origin_allowed
-from translate_svc.transport.client_secrets import PREFIX as SECRET_PREFIX
-from translate_svc.transport.client_secrets import parse_request as parse_mint_request
-from translate_svc.transport.demo import DEMO_TENANT
+from translate_svc.transport.openai.client_secrets import ORIGIN_REFUSED, BadRequest, ClientSecrets, origin_allowed
+from translate_svc.transport.openai.client_secrets import PREFIX as SECRET_PREFIX
+from translate_svc.transport.openai.client_secrets import parse_request as parse_mint_request
+from translate_svc.transport.openai.demo import DEMO_TENANT
+from translate_svc.transport.tokens import Permission, Revocation, TokenDigest, TokenStore, bearer
 from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
@@ -135,12 +135,12 @@ _ERROR_TYPES: dict[ErrorCode, tuple[str, str]] = {
 }
 
 
-def _event(kind: str, **fields: Any) -> str:
+def wire_event(kind: str, **fields: Any) -> str:
     return json.dumps({"type": kind, "event_id": f"event_{uuid.uuid4().hex[:20]}", **fields})
 
 
 def error_event(message: str, kind: str, code: str, *, event_id: str | None = None, **extra: Any) -> str:
-    return _event("error", error={"message": message, "type": kind, "code": code, "event_id": event_id}, **extra)
+    return wire_event("error", error={"message": message, "type": kind, "code": code, "event_id": event_id}, **extra)
 
 
 def service_error_event(e: ServiceError, **extra: Any) -> str:
@@ -330,7 +330,7 @@ class RealtimeSession:
                     )
                 )
                 return None
-            await self.send(_event("session.updated", session=self.session()))
+            await self.send(wire_event("session.updated", session=self.session()))
             return None
         if "transcription" in inp:
             self.transcription = inp["transcription"]
@@ -348,7 +348,7 @@ class RealtimeSession:
             )
         self.simultaneous_step_ms = step
         if not languages:  # nothing to start with yet
-            await self.send(_event("session.updated", session=self.session()))
+            await self.send(wire_event("session.updated", session=self.session()))
             return None
         self.languages = list(languages)
         self.targets = tuple(guess_model_code(x) for x in languages)
@@ -426,7 +426,7 @@ class RealtimeSession:
             detected["x_detected"] = {"language": r.detected.language, "scores": dict(r.detected.scores)}
         if self.transcription is not None and r.transcript is not None and r.transcript.text:
             await self.send(
-                _event(
+                wire_event(
                     "session.input_transcript.delta",
                     delta=self._spaced("transcript", r.transcript.text),
                     elapsed_ms=r.end_ms,
@@ -438,7 +438,7 @@ class RealtimeSession:
         for tag, t in zip(self.languages, r.translations, strict=False):
             if r.speech_in_commits:  # the text and speech went out in the commits: only say it is done
                 await self.send(
-                    _event(
+                    wire_event(
                         "session.output_transcript.delta",
                         delta="",
                         elapsed_ms=r.end_ms,
@@ -451,7 +451,7 @@ class RealtimeSession:
                 continue
             if t.text:
                 await self.send(
-                    _event(
+                    wire_event(
                         "session.output_transcript.delta",
                         delta=self._spaced(t.target_language, t.text),
                         elapsed_ms=r.end_ms,
@@ -479,7 +479,7 @@ class RealtimeSession:
             first = self._committing.get(t.target_language) != c.segment_id
             self._committing[t.target_language] = c.segment_id
             delta = self._spaced(t.target_language, t.text.lstrip()) if first else t.text
-            await self.send(_event("session.output_transcript.delta", delta=delta, elapsed_ms=c.source_ms, **extra))
+            await self.send(wire_event("session.output_transcript.delta", delta=delta, elapsed_ms=c.source_ms, **extra))
         if t.audio is not None and len(t.audio):
             await self._speech(tag, t.audio, t.sample_rate_hz, elapsed_ms=c.source_ms, **extra)
 
@@ -493,7 +493,7 @@ class RealtimeSession:
         for at in range(0, len(pcm), AUDIO_DELTA_SAMPLES):
             chunk = pcm[at : at + AUDIO_DELTA_SAMPLES].astype("<i2").tobytes()
             await self.send(
-                _event(
+                wire_event(
                     "session.output_audio.delta",
                     delta=base64.b64encode(chunk).decode("ascii"),
                     format="pcm16",
@@ -513,7 +513,7 @@ class RealtimeSession:
             "transcript": r.transcript.text if r.transcript is not None else None,
             "translations": {tag: t.text for tag, t in zip(self.languages, r.translations, strict=False)},
         }
-        await self.send(_event("session.input_transcript.delta", delta="", elapsed_ms=r.end_ms, x_interim=caption))
+        await self.send(wire_event("session.input_transcript.delta", delta="", elapsed_ms=r.end_ms, x_interim=caption))
 
     def _spaced(self, key: str, text: str) -> str:
         """Deltas are appended as they come: a space before every segment's text but the first."""
@@ -525,11 +525,18 @@ class RealtimeSession:
 class RealtimeDoor:
     """The HTTP port's application; ``start`` and ``stop`` run on the gRPC server's event loop."""
 
-    def __init__(self, manager: SessionManager, tokens: TokenStore | None, secrets: ClientSecrets) -> None:
+    def __init__(
+        self,
+        manager: SessionManager,
+        tokens: TokenStore | None,
+        secrets: ClientSecrets,
+        revocation: Revocation | None = None,
+    ) -> None:
         self._m = manager
         self._tokens = tokens
-        #: a token removed from the tokens file ends the sessions it opened (client secrets expire)
-        self._revocation = Revocation(tokens) if tokens is not None else None
+        #: the host's, shared by every door: a token removed from the tokens file ends the sessions
+        #: it opened (client secrets expire)
+        self._revocation = revocation
         self.secrets = secrets
         self.app = web.Application()
         self.app.router.add_get(PATH, self._connect)
@@ -585,9 +592,7 @@ class RealtimeDoor:
             request.headers.get("Origin"), request.headers.get("Host"), self._m.limits.http_allowed_origins
         ):
             return _http_error(403, ORIGIN_REFUSED, "origin_not_allowed")
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.strip().partition(" ")
-        token = token.strip()
+        token = bearer(request.headers.get("Authorization")) or ""
         if secret_ok and token.startswith(SECRET_PREFIX):
             tenant = self.secrets.tenant(token)
             if tenant is None:
@@ -602,7 +607,7 @@ class RealtimeDoor:
             return Caller(known)  # a session opened with it runs on until it ends
         if self._tokens is None:
             return Caller(DEFAULT_TENANT)
-        if scheme.lower() != "bearer" or not token:
+        if not token:
             message = "this server requires a token: send `Authorization: Bearer <token>` (api_key)"
             return _http_error(401, message, "missing_api_key")
         grant = self._tokens.lookup(token)
@@ -672,7 +677,7 @@ class RealtimeDoor:
             max_languages=limits.max_target_languages,
         )
         try:
-            await conn.send(_event("session.created", session=conn.session()))
+            await conn.send(wire_event("session.created", session=conn.session()))
             await serve_session(self._m, conn, conn.requests(_texts(ws)), caller, call, admission=admission)
         finally:
             admission.release()  # the session's own once it started (then this does nothing)
@@ -724,7 +729,7 @@ async def _drive(driver: StreamDriver, conn: RealtimeSession, requests: AsyncIte
     async with contextlib.aclosing(driver.run(requests)) as events:
         async for ev in events:
             if isinstance(ev, StreamStarted):
-                await conn.send(_event("session.updated", session=conn.session(), x_session_id=ev.session_id))
+                await conn.send(wire_event("session.updated", session=conn.session(), x_session_id=ev.session_id))
             elif isinstance(ev, SegmentResult):
                 await conn.result(ev)
             elif isinstance(ev, Commit):
@@ -756,7 +761,7 @@ async def _drive(driver: StreamDriver, conn: RealtimeSession, requests: AsyncIte
                     await conn.send(error_event(message, "server_error", "server_shutting_down"))
                 elif ev.limit is not None:
                     await conn.send(service_error_event(ev.limit))
-                await conn.send(_event("session.closed", **closed))
+                await conn.send(wire_event("session.closed", **closed))
                 break  # the stream is over: nothing is held open for a WebSocket
 
 

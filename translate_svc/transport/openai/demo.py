@@ -20,7 +20,7 @@ from aiohttp import web
 
 from translate_svc.errors import NotReady
 from translate_svc.session.manager import SessionManager
-from translate_svc.transport.client_secrets import ORIGIN_REFUSED, ClientSecrets, origin_allowed
+from translate_svc.transport.openai.client_secrets import ORIGIN_REFUSED, ClientSecrets, origin_allowed
 
 PATH = "/demo"
 #: the tenant of the sessions the page opens (capped by a tokens-file line with tenant=demo)

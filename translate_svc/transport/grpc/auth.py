@@ -1,0 +1,205 @@
+"""Bearer tokens on the gRPC door: a server interceptor over the shared store (``../tokens.py``).
+
+Health (``grpc.health.v1``) stays open: probes carry no token. The interceptor decides before the
+handler runs, for unary and streaming calls alike: a refused call gets a handler of the same shape
+that only aborts, so a stream's handler never starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+import grpc
+
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.errors import Unauthenticated
+from translate_svc.session.quota import DEFAULT_TENANT, Tenant
+from translate_svc.transport.tokens import Permission, TokenStore, bearer
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Translator"].full_name
+
+logger = logging.getLogger(__name__)
+
+HEALTH_PREFIX = "/grpc.health.v1.Health/"
+HOW_TO_SEND = 'send metadata "authorization: Bearer <token>"'
+
+
+#: the permission each Translator method needs; other methods (reflection) need any valid token
+METHOD_PERMISSIONS: dict[str, Permission] = {
+    f"/{SERVICE_NAME}/ListLanguages": Permission.LANGUAGES,
+    f"/{SERVICE_NAME}/Translate": Permission.TRANSLATE,
+    f"/{SERVICE_NAME}/StreamingTranslate": Permission.STREAM,
+}
+
+
+def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
+    """The token of the call's ``authorization: Bearer <token>`` metadata; None if there is none;
+    "" if the header is there but is not a bearer token."""
+    values = [v for k, v in (metadata or ()) if k.lower() == "authorization"]
+    if not values:
+        return None
+    if len(values) > 1 or not isinstance(values[0], str):
+        return ""
+    return bearer(values[0])
+
+
+def tenant_of(store: TokenStore | None, metadata: Iterable[tuple[str, Any]] | None) -> Tenant:
+    """The calling tenant (``default`` on a server without tokens). The interceptor has checked
+    the token; one removed since then is refused here."""
+    if store is None:
+        return DEFAULT_TENANT
+    grant = store.lookup(bearer_token(metadata) or "")
+    if grant is None:
+        raise Unauthenticated(
+            "the token is not valid; send a current token of this server (tokens may have been rotated)"
+        )
+    return grant.tenant
+
+
+Denial = tuple[grpc.StatusCode, str]
+
+
+def decide(store: TokenStore, method: str, metadata: Iterable[tuple[str, Any]] | None) -> Denial | None:
+    """None if the call may go on, else the status and message to end it with."""
+    if method.startswith(HEALTH_PREFIX):
+        return None
+    token = bearer_token(metadata)
+    if token is None:
+        return grpc.StatusCode.UNAUTHENTICATED, f"this server requires a token: {HOW_TO_SEND}"
+    if not token:
+        return grpc.StatusCode.UNAUTHENTICATED, f"malformed authorization metadata: {HOW_TO_SEND}"
+    grant = store.lookup(token)
+    if grant is None:
+        return (
+            grpc.StatusCode.UNAUTHENTICATED,
+            "the token is not valid; send a current token of this server (tokens may have been rotated)",
+        )
+    needed = METHOD_PERMISSIONS.get(method)
+    if needed is not None and needed not in grant.permissions:
+        name = method.rsplit("/", 1)[-1]
+        return (
+            grpc.StatusCode.PERMISSION_DENIED,
+            f'the token lacks the permission "{needed.value}" that {name} needs; ask for a token with it',
+        )
+    return None
+
+
+class RefusalLog:
+    """Refusals logged at most ``burst`` per ``window_s``; the rest are counted and summed up in
+    the next line, so a flood of bad calls cannot flood the log. Event loop only."""
+
+    def __init__(self, burst: int = 10, window_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.burst, self.window_s, self._clock = burst, window_s, clock
+        self._start = -window_s
+        self._logged = 0
+        self.suppressed = 0
+
+    def __call__(self, what: str, peer: str, code: grpc.StatusCode) -> None:
+        now = self._clock()
+        if now - self._start >= self.window_s:
+            if self.suppressed:
+                logger.info(
+                    "refused %d more calls in the last %.0f s (not logged one by one)",
+                    self.suppressed,
+                    now - self._start,
+                )
+            self._start, self._logged, self.suppressed = now, 0, 0
+        if self._logged < self.burst:
+            self._logged += 1
+            logger.info("refused a %s from %s: %s", what, peer, code.name)
+        else:
+            self.suppressed += 1
+
+
+async def _discard(requests: AsyncIterator[Any]) -> None:
+    async for _ in requests:
+        pass
+
+
+class DrainSlots:
+    """Refused streams that may drain their client's sends at once. Each holds a call slot of the
+    server meanwhile (the server keeps ``most`` on top of ``limits.max_calls``), so beyond them a
+    refused stream ends at once: callers without a token cannot hold slots for long. Event loop only."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.held = 0
+
+    def take(self) -> bool:
+        if self.held >= self.most:
+            return False
+        self.held += 1
+        return True
+
+    def give(self) -> None:
+        self.held -= 1
+
+
+def _denying(
+    handler: Any, code: grpc.StatusCode, message: str, drain_s: float, log: RefusalLog, slots: DrainSlots
+) -> Any:
+    """A handler that only ends the call.
+
+    A call that is not a bidirectional stream (``Translate``: up to ``limits.max_message_bytes``) is
+    **never read**: the
+    refusal is a request-streaming handler that ends the call at once, so gRPC does not take in
+    the message (only what HTTP/2 flow control lets the client send first), and a refused call
+    costs about as little as a refused stream. A refused stream first drops what the client still
+    sends, until it half-closes or for at most ``drain_s`` (``server.error_drain_s``), as the
+    servicer does for a failed stream: grpc-python's asyncio client reports INTERNAL instead of
+    the real status when one of its writes fails after the call ended (grpc/grpc#36066). Nothing
+    read is parsed. At most ``slots.most`` refused streams drain at once; beyond them (a flood) a
+    refused stream ends at once, whatever its client then reports.
+    """
+
+    async def deny_unread(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        log("call", context.peer(), code)
+        await context.abort(code, message)
+
+    async def deny_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        log("stream", context.peer(), code)
+        if not slots.take():
+            await context.abort(code, message)
+        drain = asyncio.ensure_future(_discard(requests))
+        try:
+            await asyncio.wait({drain}, timeout=drain_s)
+            await context.abort(code, message)
+        finally:
+            drain.cancel()
+            slots.give()
+
+    if handler is not None and handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(deny_stream)
+    # Translate (request-streaming on this side, a unary call on the wire) and unknown methods
+    streaming_out = handler is not None and handler.response_streaming
+    maker = grpc.stream_stream_rpc_method_handler if streaming_out else grpc.stream_unary_rpc_method_handler
+    return maker(deny_unread)
+
+
+class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Checks ``authorization: Bearer <token>`` on every call but health. Event loop only.
+
+    What a caller without a token may hold (docs/security.md): a health Check is answered at once;
+    a health Watch stays open, bounded per port (``server.HealthDoor``); any other call is refused,
+    at once, or (a stream) after draining its client's sends for at most ``error_drain_s``, with at
+    most ``max_drains`` refused streams draining at once."""
+
+    def __init__(self, store: TokenStore, *, error_drain_s: float = 2.0, max_drains: int = 16) -> None:
+        self.store = store
+        self._drain_s = error_drain_s
+        self.refusals = RefusalLog()
+        self.drains = DrainSlots(max_drains)
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any) -> Any:
+        method = handler_call_details.method
+        if isinstance(method, bytes):
+            method = method.decode("utf-8", "replace")
+        denial = decide(self.store, method, handler_call_details.invocation_metadata)
+        handler = await continuation(handler_call_details)
+        if denial is None:
+            return handler
+        return _denying(handler, *denial, self._drain_s, self.refusals, self.drains)

@@ -1,0 +1,249 @@
+"""The gRPC door: Translator + standard health + reflection, on the main port (and health alone on
+an optional plaintext ``health_port``).
+
+The host (``../host.py``) builds it from the settings, the shared token store and revocation, and
+drives its lifetime. Health is NOT_SERVING until the host says the model is warm, and again when
+draining or when the model worker dies.
+
+Security (docs/security.md): TLS or mTLS on the main port with certificates re-read when their
+files change (``tls.py``), bearer tokens checked by an interceptor (``auth.py``), reflection off
+when tokens are required (unless asked for). Health also answers on an optional plaintext
+``health_port``, served by a second server that holds only the health service (the same
+``HealthServicer`` object, so both ports report the same status): kubelet's gRPC probe speaks
+neither TLS nor tokens, and a second port on the main server would expose the Translator there in
+plaintext too.
+
+What a caller without a token can hold (issue 34): on each port at most ``limits.max_health_watches``
+health Watch calls (``HealthDoor``), and on the main port at most ``limits.max_refusal_drains``
+refused streams draining; both have call slots of their own on top of ``limits.max_calls`` (and of
+the health port's ``HEALTH_MAX_CALLS``), so they never keep another call, or a probe, out. Each
+call's HTTP/2 receive window is fixed (``limits.stream_window_bytes``): a stream whose session stopped
+reading holds that much audio in the transport, not the 4 MiB and more BDP probing grew it to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from translate_svc.observability import tracing
+from translate_svc.session.manager import SessionManager
+from translate_svc.settings import LimitsSettings, Settings
+from translate_svc.transport.grpc.auth import RefusalLog, TokenAuthInterceptor
+from translate_svc.transport.grpc.servicer import SERVICE_NAME, TranslatorServicer
+from translate_svc.transport.grpc.tls import CertificateReloader, TlsFiles
+from translate_svc.transport.tokens import Revocation, TokenStore
+
+
+def address(host: str, port: int) -> str:
+    """host:port for gRPC, with brackets around an IPv6 address."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def reflection_enabled(settings: Settings) -> bool:
+    mode = settings.server.reflection
+    return mode == "on" or (mode == "auto" and settings.auth.tokens_file is None)
+
+
+#: keepalive policy: clients may ping every 10 s even while nothing flows (so the SDK notices a dead
+#: server within about 30 s, not the 5+ minutes gRPC's default policy forces on it), and the server
+#: pings idle connections every 60 s so a vanished client's stream is closed and its slot freed
+KEEPALIVE_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+]
+
+
+def _server_options(
+    limit: int, limits: LimitsSettings, *, reuse_port: bool = False, calls_per_connection: int | None = None
+) -> list[tuple[str, Any]]:
+    return [
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.max_send_message_length", limit),
+        ("grpc.so_reuseport", int(reuse_port)),
+        ("grpc.max_concurrent_streams", calls_per_connection or limits.max_calls_per_connection),
+        ("grpc.max_connection_idle_ms", int(limits.connection_idle_s * 1000)),
+        ("grpc.max_connection_age_ms", int(limits.connection_max_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(limits.max_stream_seconds * 1000) + 60_000),
+        *KEEPALIVE_OPTIONS,
+        # a fixed receive window per call: BDP probing would grow it to 4 MiB or more, audio a
+        # stream whose session stopped reading (its results unread) would hold in the transport
+        ("grpc.http2.bdp_probe", 0),
+        ("grpc.http2.lookahead_bytes", limits.stream_window_bytes),
+    ]
+
+
+#: the plaintext health port: probes need a call or two at a time. HEALTH_MAX_CALLS is for Check
+#: (and List); Watch calls get ``limits.max_health_watches`` slots of their own on top of it
+HEALTH_CALLS_PER_CONNECTION = 8
+HEALTH_MAX_CALLS = 64
+
+
+class HealthDoor(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
+    """One port's door to the shared ``HealthServicer``: Check and List as they are, Watch bounded
+    to ``max_watches`` open at once on this port. Event loop only.
+
+    Health needs no token (kubelet's probes and gRPC's client-side health checking carry none), and
+    a Watch stays open: unbounded, token-less Watch calls filled the process's
+    ``maximum_concurrent_rpcs`` and every other call, a probe's Check included, got
+    RESOURCE_EXHAUSTED (issue 34, N1). Beyond the bound a Watch is refused at once, and its server
+    gives Watch its own ``max_watches`` slots on top of everyone else's, so no other call ever waits
+    for a slot a Watch holds.
+    """
+
+    def __init__(self, health: HealthServicer, max_watches: int, refusals: RefusalLog) -> None:
+        self._health = health
+        self.max_watches = max_watches
+        self.watching = 0
+        self._refusals = refusals
+
+    async def Check(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        return await self._health.Check(request, context)
+
+    def List(self, request: Any, context: Any) -> Any:
+        return self._health.List(request, context)
+
+    async def Watch(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if self.watching >= self.max_watches:
+            self._refusals("health Watch", context.peer(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{self.max_watches} health Watch calls are open on this port, its limit "
+                "(limits.max_health_watches): poll with Check instead, or retry Watch later",
+            )
+        self.watching += 1
+        try:
+            await self._health.Watch(request, context)
+        finally:
+            self.watching -= 1
+
+
+class GrpcDoor:
+    """The gRPC server(s) of one process. Event loop only.
+
+    Raises ``TlsConfigError`` (a one-line message) when the TLS files cannot be used, before
+    anything listens. ``reuse_port``: the front-end workers of one node listen on the same port (and
+    health port) together (``SO_REUSEPORT``).
+    """
+
+    def __init__(
+        self,
+        sessions: SessionManager,
+        settings: Settings,
+        tokens: TokenStore | None,
+        revocation: Revocation | None,
+        *,
+        reuse_port: bool = False,
+    ) -> None:
+        self.settings = settings
+        s = settings.server
+        self.health = HealthServicer()
+        self.tls: CertificateReloader | None = None
+        if s.tls_cert_file is not None and s.tls_key_file is not None:
+            self.tls = CertificateReloader(TlsFiles(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file))
+        interceptors = []
+        if tokens is not None:
+            interceptors.append(
+                TokenAuthInterceptor(
+                    tokens, error_drain_s=s.error_drain_s, max_drains=settings.limits.max_refusal_drains
+                )
+            )
+        if tracing.enabled():  # after the token check: a call it refuses makes no span (issue 34 N17)
+            interceptors.append(tracing.grpc_server_interceptor())
+        limits = settings.limits
+        # node-wide: a node's workers split it (each takes its share of the connections)
+        calls = max(1, limits.max_calls // (s.worker_count() if reuse_port else 1))
+        # what a caller without a token can hold has slots of its own on top (docs/security.md):
+        # health Watch calls, and refused streams still reading their client's sends
+        token_less = limits.max_health_watches + (limits.max_refusal_drains if tokens is not None else 0)
+        self.server = grpc.aio.server(
+            interceptors=interceptors,
+            options=_server_options(limits.max_message_bytes, limits, reuse_port=reuse_port),
+            maximum_concurrent_rpcs=calls + token_less,
+        )
+        self.servicer = TranslatorServicer(
+            sessions, error_drain_s=s.error_drain_s, tokens=tokens, revocation=revocation
+        )
+        self.server.add_generic_rpc_handlers((self.servicer.handler(),))
+        refusals = RefusalLog()
+        self.health_door = HealthDoor(self.health, limits.max_health_watches, refusals)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health_door, self.server)
+        self.reflection = reflection_enabled(settings)
+        if self.reflection:
+            reflection.enable_server_reflection(
+                (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+                self.server,
+            )
+        #: health only, plaintext, no interceptors: nothing else may ever be added to it
+        self.health_server: grpc.aio.Server | None = None
+        self.health_port_door: HealthDoor | None = None
+        if s.health_port is not None:
+            options = _server_options(
+                64 * 1024, limits, reuse_port=reuse_port, calls_per_connection=HEALTH_CALLS_PER_CONNECTION
+            )
+            self.health_server = grpc.aio.server(
+                options=options, maximum_concurrent_rpcs=HEALTH_MAX_CALLS + limits.max_health_watches
+            )
+            # the health port's own Watch bound: Watch calls there take nothing from the main port
+            self.health_port_door = HealthDoor(self.health, limits.max_health_watches, refusals)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health_port_door, self.health_server)
+        self.port = 0
+        self.health_port: int | None = None
+
+    def describe(self) -> list[str]:
+        """How the port is protected, in parts of the host's one line."""
+        s = self.settings.server
+        parts = [f"listening on {address(s.host, self.port)}"]
+        if self.tls is None:
+            parts.append("plaintext (no TLS)")
+        elif self.tls.mutual:
+            parts.append("TLS with client certificates required (mTLS)")
+        else:
+            parts.append("TLS")
+        return parts
+
+    def describe_after(self) -> list[str]:
+        parts = ["reflection on" if self.reflection else "reflection off"]
+        if self.health_port is not None:
+            parts.append(f"plaintext health on {address(self.settings.server.host, self.health_port)}")
+        return parts
+
+    async def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, status)
+
+    async def start(self) -> int:
+        """Listen (health NOT_SERVING until ``set_serving``); the main port bound."""
+        s = self.settings.server
+        addr = address(s.host, s.port)
+        if self.tls is not None:
+            self.port = self.server.add_secure_port(addr, self.tls.credentials())
+        else:
+            self.port = self.server.add_insecure_port(addr)
+        if self.health_server is not None and s.health_port is not None:
+            self.health_port = self.health_server.add_insecure_port(address(s.host, s.health_port))
+        await self.set_serving(False)
+        await self.server.start()
+        if self.health_server is not None:
+            await self.health_server.start()
+        return self.port
+
+    async def enter_graceful_shutdown(self) -> None:
+        """NOT_SERVING for good (probes see it while the streams drain)."""
+        await self.health.enter_graceful_shutdown()
+
+    async def stop(self, grace: float) -> None:
+        """The main port: calls still in flight get ``grace`` seconds."""
+        await self.server.stop(grace)
+
+    async def stop_health(self) -> None:
+        """The health port, last of all."""
+        if self.health_server is not None:
+            await self.health_server.stop(0)
