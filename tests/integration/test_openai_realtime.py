@@ -411,3 +411,57 @@ async def test_x_simultaneous_step_ms_0_gives_segment_mode(stable_door: LiveServ
     assert len({e.x_segment["segment_id"] for e in outs}) == len(outs)
     assert all(e.elapsed_ms == e.x_segment["end_ms"] for e in outs + audio)
     assert all("x_timing" in e.model_extra for e in outs)
+
+
+async def test_a_session_update_retargets_a_running_session(door: LiveServer, pcm24k: np.ndarray) -> None:
+    """Issue 35: another output language while the session runs is an update, not an error: the
+    SDK gets ``session.updated`` naming the first segment in the new languages, and from that
+    segment on every segment's deltas are in exactly those (their ``x_language``), before it in the
+    old one; a language the server cannot use is an ``error`` and the session goes on."""
+    events: list[Any] = []
+    async with client(door).realtime.translations.connect(model=MODEL) as conn:
+        assert (await conn.recv()).type == "session.created"
+        await conn.session.update(
+            session={"audio": {"output": {"language": "es"}}, "x_simultaneous_step_ms": 0}  # type: ignore[typeddict-unknown-key]
+        )
+        half = len(pcm24k) // 2 // CHUNK * CHUNK
+
+        async def send() -> None:
+            for at in range(0, len(pcm24k), CHUNK):
+                if at == half:
+                    await conn.session.update(session={"audio": {"output": {"language": "zz-Nope"}}})
+                    await conn.session.update(session={"audio": {"output": {"languages": ["es", "fr"]}}})  # type: ignore[typeddict-unknown-key]
+                chunk = pcm24k[at : at + CHUNK].tobytes()
+                await conn.session.input_audio_buffer.append(audio=base64.b64encode(chunk).decode())
+                await asyncio.sleep(0.02)  # faster than real time, slower than a burst
+            await conn.session.close()
+
+        sender = asyncio.create_task(send())
+        async for ev in conn:
+            events.append(ev)
+            if ev.type == "session.closed":
+                break
+        await sender
+    updates = [e for e in events if e.type == "session.updated"]
+    errors = [e for e in events if e.type == "error"]
+    assert len(errors) == 1 and errors[0].error.code == "invalid_value", errors
+    retarget = updates[-1]
+    first = retarget.model_extra["x_first_segment_id"]
+    assert retarget.session.audio.output.model_extra.get("languages") == ["es", "fr"]
+    # a segment's languages, as its text and speech deltas name them (an empty text or speech
+    # sends none: the test checkpoint's words are random, so each target is checked where it spoke)
+    outs = [
+        e
+        for e in events
+        if e.type in ("session.output_transcript.delta", "session.output_audio.delta")
+        and e.model_extra.get("x_segment")
+    ]
+    by_segment: dict[int, set[str]] = {}
+    for e in outs:
+        by_segment.setdefault(e.x_segment["segment_id"], set()).add(e.x_language)
+    before = [s for s in by_segment if s < first]
+    after = [s for s in by_segment if s >= first]
+    assert before and after, by_segment
+    assert all(by_segment[s] <= {"es"} for s in before), by_segment
+    assert all(by_segment[s] <= {"es", "fr"} for s in after), by_segment
+    assert any("fr" in by_segment[s] for s in after), by_segment

@@ -29,6 +29,7 @@ from translate_svc.client.types import (
     SpeechEventType,
     StreamEncoding,
     StreamEnd,
+    StreamUpdated,
     Term,
     Timing,
     TranslateResult,
@@ -274,6 +275,16 @@ def speech_event(msg: pb.SpeechEvent) -> SpeechEvent | None:
 
 def draining(msg: pb.Draining) -> Draining:
     return Draining(msg.deadline_unix_ms, msg.remaining_ms)
+
+
+def updated(msg: pb.StreamUpdated) -> StreamUpdated:
+    ok = msg.status.code == grpc.StatusCode.OK.value[0]
+    return StreamUpdated(
+        tuple(msg.config.target_languages),
+        msg.config.output.speaker_id,
+        msg.first_segment_id,
+        None if ok else msg.status.message or "the update was refused",
+    )
 
 
 def stream_end(msg: pb.StreamEnd) -> StreamEnd:

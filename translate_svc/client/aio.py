@@ -484,6 +484,8 @@ class AsyncStream:
         self._pump: asyncio.Task[None] | None = None
         self._replay: asyncio.Task[None] | None = None
         self._token = ""
+        #: updates sent and not answered yet: a resumed call gets them again
+        self._unanswered: list[pb.StreamingTranslateRequest] = []
         #: this stream's ``x-request-id``, sent with each of its calls (resumes included)
         self.request_id = uuid.uuid4().hex
         self._call_started = 0.0
@@ -559,6 +561,29 @@ class AsyncStream:
         async with self._send_lock:
             self._check_open()
             await self._deliver(self._buffer.append_flush())
+
+    async def update(self, *, target_languages: Sequence[str] | None = None, speaker_id: int | None = None) -> None:
+        """Change the stream's targets (the whole new list) or voice while it runs: segments that
+        close from now on use them, segments already closed keep theirs (docs/api.md). The
+        server answers with a ``StreamUpdated`` event in the iteration (``error`` set when it
+        refused: the stream goes on unchanged). An update the server has not answered when the
+        stream moves to another server is sent again there; one it accepted is part of the
+        stream's config from then on."""
+        msg = pb.StreamUpdate()
+        if target_languages is not None:
+            msg.targets.SetInParent()
+            msg.targets.languages.extend(target_languages)
+        if speaker_id is not None:
+            msg.speaker_id = speaker_id
+        request = pb.StreamingTranslateRequest(update=msg)
+        async with self._send_lock:
+            self._check_open()
+            self._unanswered.append(request)
+            call = self._writable
+            if call is None:
+                return  # being resumed: the new call gets it (``_send_again``)
+            with contextlib.suppress(grpc.RpcError, asyncio.InvalidStateError):
+                await call.write(request)  # a call lost meanwhile: its replacement gets it
 
     async def close(self) -> None:
         """Half-close: no more audio. Iterate on to get the remaining results and the StreamEnd."""
@@ -731,6 +756,8 @@ class AsyncStream:
 
     async def _send_again(self, call: Any, chunks: list[Chunk]) -> None:
         try:
+            for u in list(self._unanswered):
+                await call.write(u)
             for c in chunks:
                 await call.write(self._request(c))
             if self._half_closed:
@@ -826,6 +853,16 @@ class AsyncStream:
                         await self._put(cap)
                     else:
                         self.repeats_dropped += 1
+                elif kind == "updated":
+                    u = convert.updated(msg.updated)
+                    if self._unanswered:
+                        self._unanswered.pop(0)
+                    if u.error is None:  # from now on part of the stream: a resume opens with it
+                        del self._config.target_languages[:]
+                        self._config.target_languages.extend(u.target_languages)
+                        if u.speaker_id or self._config.HasField("output"):
+                            self._config.output.speaker_id = u.speaker_id
+                    await self._put(u)
                 elif kind == "draining":
                     d: Draining = convert.draining(msg.draining)
                     logger.info("%s is shutting down: the stream moves in %d ms", self._address(), d.remaining_ms)

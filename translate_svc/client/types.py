@@ -350,7 +350,19 @@ class StreamEnd:
 
 
 #: What iterating a stream yields.
-StreamEvent = Segment | Commit | Interim | SpeechEvent | Draining | StreamEnd
+@dataclass(frozen=True)
+class StreamUpdated:
+    """The server's answer to ``update()``: the stream's targets and voice for the segments from
+    ``first_segment_id`` on (earlier ones keep theirs). ``error``: why the update was refused (the
+    stream goes on as it was, and these fields say how)."""
+
+    target_languages: tuple[str, ...]
+    speaker_id: int
+    first_segment_id: int
+    error: str | None = None
+
+
+StreamEvent = Segment | Commit | Interim | SpeechEvent | Draining | StreamUpdated | StreamEnd
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from translate_svc.session.events import (
     StreamEvent,
     StreamRequest,
     StreamStarted,
+    Update,
+    Updated,
 )
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.stream import StreamSession
@@ -45,4 +47,6 @@ __all__ = [
     "StreamRequest",
     "StreamSession",
     "StreamStarted",
+    "Update",
+    "Updated",
 ]

@@ -71,7 +71,12 @@ class Captions:
             return
         self._inflight = fut
         span = (self._seg, first // per_ms + self._offset_ms, last // per_ms + self._offset_ms)
-        fut.add_done_callback(functools.partial(self._done, span, time.perf_counter()))
+        fut.add_done_callback(functools.partial(self._done, span, self._task, time.perf_counter()))
+
+    def retarget(self, task: TranslationTask) -> None:
+        """Captions asked from now on are for ``task`` (one in flight is for the old one: dropped)."""
+        self._task = task
+        self.drop()
 
     def segment_closed(self, segment_id: int) -> None:
         """The final result of ``segment_id`` supersedes its caption in flight."""
@@ -83,7 +88,9 @@ class Captions:
             self._inflight.cancel()  # the engine drops it unless it is in the model already
             self._inflight = None
 
-    def _done(self, span: tuple[int, int, int], asked_at: float, fut: asyncio.Future[JobResult]) -> None:
+    def _done(
+        self, span: tuple[int, int, int], task: TranslationTask, asked_at: float, fut: asyncio.Future[JobResult]
+    ) -> None:
         if self._inflight is fut:
             self._inflight = None
         t = self._tracker
@@ -93,4 +100,4 @@ class Captions:
         if not job or job.output is None:
             logger.debug("a live caption failed: %r", fut.exception() or fut.result().error, extra=self._log)
             return
-        t.put(results.build_interim(span, self._task, job, job.output, asked_at))
+        t.put(results.build_interim(span, task, job, job.output, asked_at))

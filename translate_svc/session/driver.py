@@ -32,6 +32,8 @@ from translate_svc.session.events import (
     StreamEvent,
     StreamRequest,
     StreamStarted,
+    Update,
+    Updated,
     request_name,
 )
 from translate_svc.session.manager import Admission, SessionManager
@@ -263,6 +265,15 @@ class StreamDriver:
                 raise spent
         elif isinstance(req, Flush):
             await session.flush()
+        elif isinstance(req, Update):
+            # a bad update is answered, not fatal: the stream goes on as it was
+            try:
+                task = self._m.retarget_task(session.task, req.target_languages, req.speaker_id)
+            except InvalidInput as e:
+                session.tell(Updated(_started(session, self._m), session.jobs.next_id, e))
+                return
+            first = session.retarget(task)
+            session.tell(Updated(_started(session, self._m), first))
         elif isinstance(req, Invalid):
             raise req.error
         else:

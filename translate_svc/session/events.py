@@ -78,7 +78,16 @@ class Invalid:
     error: InvalidInput
 
 
-StreamRequest = StreamConfig | AudioIn | Flush | Invalid
+@dataclass(frozen=True)
+class Update:
+    """Change a running stream's targets or voice (None: keep). Segments that close after it use
+    the new task; the driver answers with ``Updated`` in order with the stream's events."""
+
+    target_languages: tuple[str, ...] | None = None
+    speaker_id: int | None = None
+
+
+StreamRequest = StreamConfig | AudioIn | Flush | Update | Invalid
 
 
 def request_name(req: StreamRequest) -> str:
@@ -89,6 +98,8 @@ def request_name(req: StreamRequest) -> str:
         return req.field
     if isinstance(req, Flush):
         return "control"
+    if isinstance(req, Update):
+        return "update"
     return "invalid message"
 
 
@@ -152,7 +163,18 @@ class StreamEnded:
         return self.limit.reason if isinstance(self.limit, LimitReached) else "error"
 
 
-StreamEvent = SpeechEvent | SegmentResult | InterimResult | Commit | Draining | StreamEnded
+@dataclass(frozen=True)
+class Updated:
+    """The answer to an ``Update``: the stream as it is from now on (``StreamStarted``'s fields,
+    the new task among them; after an error: unchanged, and ``error`` says what to fix, the stream
+    goes on), and the first segment that uses it."""
+
+    stream: StreamStarted
+    first_segment_id: int
+    error: InvalidInput | None = None
+
+
+StreamEvent = SpeechEvent | SegmentResult | InterimResult | Commit | Draining | Updated | StreamEnded
 
 
 @dataclass(frozen=True)

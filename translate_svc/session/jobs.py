@@ -110,11 +110,16 @@ class JobTracker:
             self._done[seg.segment_id] = ((), results.failed(seg, e, closed_at, vad_wait_ms))
             return
         self._pending[seg.segment_id] = fut
-        fut.add_done_callback(functools.partial(self._on_result, seg, closed_at, vad_wait_ms, final))
+        fut.add_done_callback(functools.partial(self._on_result, seg, self._task, closed_at, vad_wait_ms, final))
+
+    def retarget(self, task: TranslationTask) -> None:
+        """Segments submitted from now on use ``task``; those in the engine keep theirs."""
+        self._task = task
 
     def _on_result(
         self,
         seg: Segment,
+        task: TranslationTask,
         closed_at: float,
         vad_wait_ms: float,
         final: results.FinalStep | None,
@@ -133,13 +138,13 @@ class JobTracker:
             return
         build: Callable[[], tuple[tuple[Commit, ...], SegmentResult]]
         if final is None:
-            whole = functools.partial(results.build_result, seg, self._task, fut.result(), closed_at, vad_wait_ms)
+            whole = functools.partial(results.build_result, seg, task, fut.result(), closed_at, vad_wait_ms)
             build = functools.partial(_no_commits, whole)
         else:  # the final commits' source_ms: the audio received now, as the result arrived
             build = functools.partial(
-                results.build_final, seg, self._task, fut.result(), closed_at, vad_wait_ms, final, self._received_ms()
+                results.build_final, seg, task, fut.result(), closed_at, vad_wait_ms, final, self._received_ms()
             )
-        if results.needs_encoding(self._task.output):  # resampling or Opus: off the loop
+        if results.needs_encoding(task.output):  # resampling or Opus: off the loop
             encoding = asyncio.ensure_future(asyncio.to_thread(build))
             self._pending[seg.segment_id] = encoding
             encoding.add_done_callback(functools.partial(self._on_encoded, seg, closed_at, vad_wait_ms))

@@ -116,6 +116,12 @@ class SessionManager:
         loaded model and the limits."""
         return checks.resolve_task(self.card, self.limits, source, targets, output, detect, terms, simultaneous)
 
+    def retarget_task(
+        self, task: TranslationTask, targets: tuple[str, ...] | None, speaker_id: int | None
+    ) -> TranslationTask:
+        """A running stream's task with new targets or voice, checked like a config (InvalidInput)."""
+        return checks.retarget(self.card, self.limits, task, targets, speaker_id)
+
     def drain(self, seconds: float, *, grace_s: float | None = None) -> Draining:
         """The server is shutting down: refuse new streams; tell every live stream that it is
         translated for ``seconds`` more and then ends with "resume elsewhere". An ended stream

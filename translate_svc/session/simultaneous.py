@@ -86,6 +86,10 @@ def advance(state: TargetState, row: SimulRowOutput, agreement: int) -> tuple[Ta
     return nxt, delta, chunk
 
 
+def _fresh(language: str) -> TargetState:
+    return TargetState(SimulTarget(language), results.Sent())
+
+
 class Simultaneous:
     """One stream's simultaneous mode (see the module docstring)."""
 
@@ -153,9 +157,22 @@ class Simultaneous:
         self._seg, self._state = -1, {}
         if not any(s.policy.committed for s in state.values()):
             return None
+        # a target added while the segment was open has no state: it starts from nothing committed
+        state = {lang: state.get(lang) or _fresh(lang) for lang in self._task.target_languages}
         targets = tuple(state[lang].policy for lang in self._task.target_languages)
         item = results.step_input(self._task, seg.samples, targets, final=True)
         return results.FinalStep(item, {lang: s.sent for lang, s in state.items()})
+
+    def retarget(self, task: TranslationTask) -> None:
+        """Steps from now on, and the open segment's final, are for ``task``'s targets: a kept
+        target keeps what it committed, an added one starts with nothing committed (its whole text
+        and speech come in the segment's final commit, or in later steps), a dropped one gets no
+        more commits. A step in flight was asked for the old targets: dropped."""
+        assert task.simultaneous is not None
+        self.drop()
+        self._task = task
+        if self._seg != -1:
+            self._state = {lang: self._state.get(lang) or _fresh(lang) for lang in task.target_languages}
 
     def drop(self) -> None:
         if self._inflight is not None:
@@ -166,7 +183,7 @@ class Simultaneous:
 
     def _reset(self, segment_id: int, start: int) -> None:
         self._seg, self._mark = segment_id, start
-        self._state = {lang: TargetState(SimulTarget(lang), results.Sent()) for lang in self._task.target_languages}
+        self._state = {lang: _fresh(lang) for lang in self._task.target_languages}
 
     def _skip(self) -> None:
         self.skipped += 1

@@ -203,6 +203,22 @@ class StreamSession:
             loop = asyncio.get_running_loop()
             self._vad.score(await loop.run_in_executor(self._executor, self.timeline.ingest, block))
 
+    def retarget(self, task: TranslationTask) -> int:
+        """Segments that close from now on (the open one included) use ``task`` (checked:
+        ``SessionManager.retarget_task``); segments already closed keep theirs. One encoder pass
+        still serves every target of a segment. Returns the first segment id that uses it."""
+        self.task = task
+        self.jobs.retarget(task)
+        if self.captions is not None:
+            self.captions.retarget(task)
+        if self.simultaneous is not None:
+            self.simultaneous.retarget(task)
+        return self.jobs.next_id
+
+    def tell(self, ev: StreamEvent) -> None:
+        """An event for the reader now, ahead of results still to come (an update's answer)."""
+        self.jobs.put(ev)
+
     async def flush(self) -> None:
         await self._vad.scored_all()
         self._handle(self._segmenter.flush())

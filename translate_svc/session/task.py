@@ -106,6 +106,29 @@ def resolve_task(
     )
 
 
+def retarget(
+    card: ModelCard,
+    limits: LimitsSettings,
+    task: TranslationTask,
+    targets: tuple[str, ...] | None,
+    speaker_id: int | None,
+) -> TranslationTask:
+    """A running stream's task with new targets and voice (None: keep), checked as a config's are
+    (``resolve_task``: languages, ``max_target_languages``, the voice's range, simultaneous mode);
+    everything else stays as the stream started."""
+    output = task.output if speaker_id is None else dataclasses.replace(task.output, speaker_id=speaker_id)
+    return resolve_task(
+        card,
+        limits,
+        task.source_language or "",
+        list(task.target_languages if targets is None else targets),
+        output,
+        list(task.detect) if task.detect is not None else None,
+        task.terms,
+        task.simultaneous,
+    )
+
+
 def check_simultaneous(
     options: SimultaneousOptions, targets: Sequence[str], output: OutputOptions, limits: LimitsSettings
 ) -> None:

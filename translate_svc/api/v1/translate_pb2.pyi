@@ -410,16 +410,42 @@ class AudioPacket(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., timestamp: _Optional[int] = ...) -> None: ...
 
 class StreamingTranslateRequest(_message.Message):
-    __slots__ = ("config", "audio", "control", "packet")
+    __slots__ = ("config", "audio", "control", "packet", "update")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     CONTROL_FIELD_NUMBER: _ClassVar[int]
     PACKET_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
     config: StreamingConfig
     audio: bytes
     control: StreamControl
     packet: AudioPacket
-    def __init__(self, config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., control: _Optional[_Union[StreamControl, str]] = ..., packet: _Optional[_Union[AudioPacket, _Mapping]] = ...) -> None: ...
+    update: StreamUpdate
+    def __init__(self, config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., control: _Optional[_Union[StreamControl, str]] = ..., packet: _Optional[_Union[AudioPacket, _Mapping]] = ..., update: _Optional[_Union[StreamUpdate, _Mapping]] = ...) -> None: ...
+
+class StreamUpdate(_message.Message):
+    __slots__ = ("targets", "speaker_id")
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_ID_FIELD_NUMBER: _ClassVar[int]
+    targets: TargetLanguages
+    speaker_id: int
+    def __init__(self, targets: _Optional[_Union[TargetLanguages, _Mapping]] = ..., speaker_id: _Optional[int] = ...) -> None: ...
+
+class TargetLanguages(_message.Message):
+    __slots__ = ("languages",)
+    LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    languages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, languages: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StreamUpdated(_message.Message):
+    __slots__ = ("status", "config", "first_segment_id")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    status: _status_pb2.Status
+    config: StreamingConfig
+    first_segment_id: int
+    def __init__(self, status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., first_segment_id: _Optional[int] = ...) -> None: ...
 
 class StreamStarted(_message.Message):
     __slots__ = ("session_id", "config", "model", "limits", "resume_token")
@@ -518,7 +544,7 @@ class StreamEnd(_message.Message):
     def __init__(self, segments_total: _Optional[int] = ..., audio_received_ms: _Optional[int] = ..., reason: _Optional[_Union[StreamEnd.Reason, str]] = ..., audio_filled_ms: _Optional[int] = ..., resume_offset_ms: _Optional[int] = ..., packets_reordered: _Optional[int] = ..., packets_duplicate: _Optional[int] = ..., packets_late: _Optional[int] = ..., audio_concealed_ms: _Optional[int] = ...) -> None: ...
 
 class StreamingTranslateResponse(_message.Message):
-    __slots__ = ("started", "speech_event", "segment", "ended", "interim", "draining", "commit")
+    __slots__ = ("started", "speech_event", "segment", "ended", "interim", "draining", "commit", "updated")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     SPEECH_EVENT_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
@@ -526,6 +552,7 @@ class StreamingTranslateResponse(_message.Message):
     INTERIM_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_FIELD_NUMBER: _ClassVar[int]
     started: StreamStarted
     speech_event: SpeechEvent
     segment: SegmentResult
@@ -533,4 +560,5 @@ class StreamingTranslateResponse(_message.Message):
     interim: InterimResult
     draining: Draining
     commit: Commit
-    def __init__(self, started: _Optional[_Union[StreamStarted, _Mapping]] = ..., speech_event: _Optional[_Union[SpeechEvent, _Mapping]] = ..., segment: _Optional[_Union[SegmentResult, _Mapping]] = ..., ended: _Optional[_Union[StreamEnd, _Mapping]] = ..., interim: _Optional[_Union[InterimResult, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., commit: _Optional[_Union[Commit, _Mapping]] = ...) -> None: ...
+    updated: StreamUpdated
+    def __init__(self, started: _Optional[_Union[StreamStarted, _Mapping]] = ..., speech_event: _Optional[_Union[SpeechEvent, _Mapping]] = ..., segment: _Optional[_Union[SegmentResult, _Mapping]] = ..., ended: _Optional[_Union[StreamEnd, _Mapping]] = ..., interim: _Optional[_Union[InterimResult, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., commit: _Optional[_Union[Commit, _Mapping]] = ..., updated: _Optional[_Union[StreamUpdated, _Mapping]] = ...) -> None: ...

@@ -27,6 +27,8 @@ from translate_svc.session.events import (
     StreamEvent,
     StreamRequest,
     StreamStarted,
+    Update,
+    Updated,
 )
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
@@ -356,7 +358,13 @@ def stream_request(msg: pb.StreamingTranslateRequest, vad_defaults: SegmenterCon
         return Flush()
     if kind == "config":
         return stream_config(msg.config, vad_defaults)
-    raise InvalidInput("empty request message: set one of config, audio, packet or control")
+    if kind == "update":
+        u = msg.update
+        return Update(
+            tuple(u.targets.languages) if u.HasField("targets") else None,
+            u.speaker_id if u.HasField("speaker_id") else None,
+        )
+    raise InvalidInput("empty request message: set one of config, audio, packet, control or update")
 
 
 def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig) -> StreamConfig:
@@ -453,6 +461,15 @@ def stream_event_to_pb(ev: StreamStarted | StreamEvent) -> pb.StreamingTranslate
         )
     if isinstance(ev, StreamStarted):
         return pb.StreamingTranslateResponse(started=stream_started_to_pb(ev))
+    if isinstance(ev, Updated):
+        ok = status_pb2.Status(code=code_pb2.OK)
+        return pb.StreamingTranslateResponse(
+            updated=pb.StreamUpdated(
+                status=ok if ev.error is None else error_status(ev.error),
+                config=stream_started_to_pb(ev.stream).config,
+                first_segment_id=ev.first_segment_id,
+            )
+        )
     return pb.StreamingTranslateResponse(ended=stream_end_to_pb(ev))
 
 

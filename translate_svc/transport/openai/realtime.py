@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import collections
 import contextlib
 import json
 import logging
@@ -72,6 +73,8 @@ from translate_svc.session.events import (
     StreamEnded,
     StreamRequest,
     StreamStarted,
+    Update,
+    Updated,
 )
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.session.quota import DEFAULT_TENANT, Tenant
@@ -204,6 +207,11 @@ class RealtimeSession:
         self.source = source
         self.targets: tuple[str, ...] = ()
         self.languages: list[str] = []  # as the client named them (their tags)
+        #: each target's tag as the client named it, every target the session has had (a segment
+        #: closed before an update still carries the targets it had)
+        self.tag_of: dict[str, str] = {}
+        #: the tags of each update the stream core has not answered yet, oldest first
+        self._asked: collections.deque[list[str]] = collections.deque()
         self.transcription: dict[str, Any] | None = None
         self.captions_interval_ms = 0  # live captions (our extension): off
         self.simultaneous_step_ms = SIMULTANEOUS_STEP_MS  # our extension; 0: segment mode
@@ -316,20 +324,12 @@ class RealtimeSession:
                     )
                 )
 
-    async def _update(self, session: Any, event_id: str | None) -> StreamConfig | None:
+    async def _update(self, session: Any, event_id: str | None) -> StreamConfig | Update | None:
         session, inp, languages = self._checked(session)
-        if self.configured:  # the stream runs: only a repeat of its settings is taken
+        if self.configured:  # the stream runs: its targets may change (issue 35), nothing else
             if languages and list(languages) != self.languages:
-                await self.send(
-                    error_event(
-                        "the output language cannot change once audio flows on this server: open a "
-                        "new session for another language",
-                        "invalid_request_error",
-                        "unsupported_update",
-                        event_id=event_id,
-                    )
-                )
-                return None
+                self._asked.append(list(languages))
+                return Update(tuple(guess_model_code(x) for x in languages))
             await self.send(wire_event("session.updated", session=self.session()))
             return None
         if "transcription" in inp:
@@ -352,6 +352,7 @@ class RealtimeSession:
             return None
         self.languages = list(languages)
         self.targets = tuple(guess_model_code(x) for x in languages)
+        self.tag_of.update(zip(self.targets, self.languages, strict=True))
         self.configured = True
         out_rate = RATE if self.speak is None else self.input_rate  # a track plays at its own rate
         output = OutputOptions(
@@ -415,6 +416,18 @@ class RealtimeSession:
 
     # -- the server's side ------------------------------------------------------------------------
 
+    async def updated(self, u: Updated) -> None:
+        """The stream core's answer to a ``session.update`` that changed the output languages:
+        ``session.updated`` with them (segments from ``x_first_segment_id`` on are in them), or an
+        ``error`` (the session goes on in the languages it had)."""
+        asked = self._asked.popleft()  # answers come in the order the updates went in
+        if u.error is not None:
+            await self.send(error_event(u.error.message, "invalid_request_error", "invalid_value"))
+            return
+        self.languages, self.targets = asked, u.stream.task.target_languages
+        self.tag_of.update(zip(self.targets, self.languages, strict=True))
+        await self.send(wire_event("session.updated", session=self.session(), x_first_segment_id=u.first_segment_id))
+
     async def result(self, r: SegmentResult) -> None:
         span = {"segment_id": r.segment_id, "start_ms": r.start_ms, "end_ms": r.end_ms}
         if r.error is not None:  # this segment failed; the session goes on
@@ -435,7 +448,8 @@ class RealtimeSession:
                     **detected,
                 )
             )
-        for tag, t in zip(self.languages, r.translations, strict=False):
+        for t in r.translations:
+            tag = self.tag_of.get(t.target_language, t.target_language)
             if r.speech_in_commits:  # the text and speech went out in the commits: only say it is done
                 await self.send(
                     wire_event(
@@ -467,9 +481,9 @@ class RealtimeSession:
         """Simultaneous mode: the words committed for one target (a text delta, appended to the
         segment's earlier ones) and their speech, while the segment is still open."""
         t = c.translation
-        if t.target_language not in self.targets:
+        tag = self.tag_of.get(t.target_language)
+        if tag is None:
             return
-        tag = self.languages[self.targets.index(t.target_language)]
         extra: dict[str, Any] = {
             "x_segment": {"segment_id": c.segment_id},  # its span is known with its result
             "x_language": tag,
@@ -511,7 +525,7 @@ class RealtimeSession:
             "start_ms": r.start_ms,
             "end_ms": r.end_ms,
             "transcript": r.transcript.text if r.transcript is not None else None,
-            "translations": {tag: t.text for tag, t in zip(self.languages, r.translations, strict=False)},
+            "translations": {self.tag_of.get(t.target_language, t.target_language): t.text for t in r.translations},
         }
         await self.send(wire_event("session.input_transcript.delta", delta="", elapsed_ms=r.end_ms, x_interim=caption))
 
@@ -734,6 +748,8 @@ async def _drive(driver: StreamDriver, conn: RealtimeSession, requests: AsyncIte
                 await conn.result(ev)
             elif isinstance(ev, Commit):
                 await conn.commit(ev)
+            elif isinstance(ev, Updated):
+                await conn.updated(ev)
             elif isinstance(ev, InterimResult):
                 await conn.caption(ev)
             elif isinstance(ev, Draining):
