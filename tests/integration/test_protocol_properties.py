@@ -250,6 +250,7 @@ class Expect:
     frames: int = 0  # audio frames accepted (audio_received_ms when the stream ends)
     cfg: pb.StreamingConfig | None = None
     error_at: int | None = None  # index of the message that ends the stream with an error
+    updates: int = 0  # StreamUpdate messages: each is answered (StreamUpdated) and the stream goes on
 
 
 def config_is_valid(cfg: pb.StreamingConfig, srv: Server) -> bool:
@@ -310,6 +311,9 @@ def expect(msgs: list[bytes], srv: Server, *, sent: int | None = None) -> Expect
             ex.cfg = m.config
             continue
         assert ex.cfg is not None
+        if kind == "update":
+            ex.updates += 1
+            continue
         if kind != "audio":
             if kind == "control" and m.control == pb.FLUSH:
                 continue
@@ -508,7 +512,8 @@ garbage = st.one_of(
             b"\x0b\x0b\x0b",  # groups that never end
             b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",  # a tag varint too long
             b"\x18\x01\x18\x02",  # control twice (the last wins)
-            b"\x2a\x00",  # an unknown field: parses to an empty message
+            b"\x7a\x00",  # an unknown field (15): parses to an empty message
+            b"\x2a\x00",  # an update that sets nothing: answered INVALID_ARGUMENT, the stream goes on
         ]
     ),
 )
@@ -537,6 +542,8 @@ class Conversation:
                 return f"control {m.control}"
             if kind is None:
                 return f"empty message ({len(raw)} B)"
+            if kind == "update":
+                return f"update {{{' '.join(str(m.update).split())[:300]}}}"
             text = " ".join(str(m.config).split())
             return f"config {{{text[:300]}{'...' if len(text) > 300 else ''}}}"
 
@@ -698,6 +705,17 @@ def check_stream(srv: Server, conv: Conversation, out: Outcome) -> None:
     if ex.cfg is not None and rs:
         check_started(rs[0].started, ex.cfg)
 
+    # updates: each answered while the stream runs; an accepted one changes the targets from its
+    # first segment on
+    updated = [r.updated for r in rs if r.HasField("updated")]
+    if out.code == grpc.StatusCode.OK:
+        assert len(updated) == ex.updates, (len(updated), ex.updates)
+    targets_from: list[tuple[int, list[str]]] = []
+    for u in updated:
+        assert u.status.code in (code_pb2.OK, code_pb2.INVALID_ARGUMENT), u.status
+        if u.status.code == code_pb2.OK:
+            targets_from.append((u.first_segment_id, list(u.config.target_languages)))
+
     # segments: ids 0, 1, 2... once each, spans in order and not overlapping
     segs = [r.segment for r in rs if r.HasField("segment")]
     assert [s.segment_id for s in segs] == list(range(len(segs)))
@@ -708,7 +726,14 @@ def check_stream(srv: Server, conv: Conversation, out: Outcome) -> None:
         prev_end = s.end_ms
         assert s.status.code == code_pb2.OK, s.status
         if ex.cfg is not None:
-            check_segment(s, ex.cfg)
+            cfg = ex.cfg
+            for first, targets in targets_from:
+                if s.segment_id >= first:
+                    cfg = pb.StreamingConfig()
+                    cfg.CopyFrom(ex.cfg)
+                    cfg.ClearField("target_languages")
+                    cfg.target_languages.extend(targets)
+            check_segment(s, cfg)
 
     # speech events: STARTED, ENDED, STARTED... with offsets in order
     events = [r.speech_event for r in rs if r.HasField("speech_event")]

@@ -110,7 +110,8 @@ async def test_targets_added_and_dropped_mid_stream_apply_from_the_segment_named
 
 async def test_an_update_before_any_audio_and_the_voice(test_model_dir: Path, shared_audio: Path) -> None:
     """An update may come at once (no segment yet: it names segment 0) and may change the voice
-    alone (targets unset: kept); a voice out of range is refused and the stream goes on."""
+    alone (targets unset: kept); a voice out of range, or an update that sets nothing, is refused
+    and the stream goes on."""
     pcm = speech_pcm16(shared_audio / "silero_test.wav", 8.0, 16000).tobytes()
     answers: asyncio.Queue[pb.StreamUpdated] = asyncio.Queue()
 
@@ -119,6 +120,8 @@ async def test_an_update_before_any_audio_and_the_voice(test_model_dir: Path, sh
         yield pb.StreamingTranslateRequest(update=pb.StreamUpdate(speaker_id=1))
         await answers.get()
         yield pb.StreamingTranslateRequest(update=pb.StreamUpdate(speaker_id=10_000))
+        await answers.get()
+        yield pb.StreamingTranslateRequest(update=pb.StreamUpdate())
         await answers.get()
         for k in range(0, len(pcm), CHUNK):
             yield pb.StreamingTranslateRequest(audio=pcm[k : k + CHUNK])
@@ -132,11 +135,12 @@ async def test_an_update_before_any_audio_and_the_voice(test_model_dir: Path, sh
                 answers.put_nowait(msg.updated)
             elif msg.WhichOneof("response") == "segment":
                 segments.append(msg.segment)
-    voice, bad = updated
+    voice, bad, empty = updated
     assert voice.status.code == code_pb2.OK and voice.first_segment_id == 0
     assert voice.config.output.speaker_id == 1 and list(voice.config.target_languages) == ["spa"]
     assert bad.status.code == code_pb2.INVALID_ARGUMENT and "speaker_id" in bad.status.message
     assert bad.config.output.speaker_id == 1  # unchanged
+    assert empty.status.code == code_pb2.INVALID_ARGUMENT and "sets nothing" in empty.status.message
     assert segments and all(s.status.code == code_pb2.OK for s in segments)
     assert np.all([[t.target_language for t in s.translations] == ["spa"] for s in segments])
 

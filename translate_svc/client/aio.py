@@ -569,6 +569,8 @@ class AsyncStream:
         refused: the stream goes on unchanged). An update the server has not answered when the
         stream moves to another server is sent again there; one it accepted is part of the
         stream's config from then on."""
+        if target_languages is None and speaker_id is None:
+            raise ValueError("update() changes nothing: pass target_languages, speaker_id, or both")
         msg = pb.StreamUpdate()
         if target_languages is not None:
             msg.targets.SetInParent()

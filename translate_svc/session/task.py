@@ -116,6 +116,8 @@ def retarget(
     """A running stream's task with new targets and voice (None: keep), checked as a config's are
     (``resolve_task``: languages, ``max_target_languages``, the voice's range, simultaneous mode);
     everything else stays as the stream started."""
+    if targets is None and speaker_id is None:
+        raise InvalidInput("the update sets nothing: set `targets` (the whole new list) or `speaker_id`, or both")
     output = task.output if speaker_id is None else dataclasses.replace(task.output, speaker_id=speaker_id)
     return resolve_task(
         card,
