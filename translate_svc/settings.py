@@ -145,6 +145,11 @@ class LimitsSettings(BaseModel):
     #: previous response was sent, else the connection is closed; also how long an idle keep-alive
     #: connection stays open, and how long a mint request's body may take
     http_header_timeout_s: float = Field(5.0, gt=0, le=300)
+    #: the most audio one ``input_audio_buffer.append`` of the OpenAI-compatible door may carry
+    #: (decoded bytes; 3 MiB: 65 s of its 24 kHz PCM16), published in ``session.created``
+    #: (``x_limits``); the server splits it into chunks of ``max_chunk_bytes``. A WebSocket message
+    #: may be 4/3 of it (base64) and 64 KiB of JSON: what one socket can make the server buffer
+    ws_max_append_bytes: int = Field(3 * 1024 * 1024, ge=4800, le=64 * 1024 * 1024)
     #: browser pages (origins such as "https://app.example.com"; "*": any) that may open a realtime
     #: WebSocket or a WebRTC call, or mint a client secret, on the HTTP port (issue 34 N12). A request
     #: without an Origin header (not a browser: the SDKs, curl) and one from this server's own pages

@@ -35,6 +35,8 @@ CAP = 6  # connections on the HTTP port
 HEADER_TIMEOUT_S = 3.0
 CONFIG_TIMEOUT_MS = 500
 MAX_CHUNK_BYTES = 32 * 1024
+#: small, so a message over the bound is sent whole before the server closes (not reset mid-write)
+WS_MAX_APPEND_BYTES = 48 * 1024
 #: a request's head, not sent whole (no blank line ends it)
 HALF_SENT = b"GET /v1/realtime/translations HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
 UPDATE = {"type": "session.update", "session": {"audio": {"output": {"language": "es"}}}}
@@ -52,6 +54,7 @@ async def door(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     settings.limits.http_header_timeout_s = HEADER_TIMEOUT_S
     settings.limits.config_timeout_ms = CONFIG_TIMEOUT_MS
     settings.limits.max_chunk_bytes = MAX_CHUNK_BYTES
+    settings.limits.ws_max_append_bytes = WS_MAX_APPEND_BYTES
     async with serving(settings) as live:
         yield live
 
@@ -282,11 +285,24 @@ async def test_unconfigured_sockets_hold_their_tenants_slots_until_the_config_ti
     assert await _sdk_session(door, CAPPED) == ["session.created", "session.updated", "session.closed"]
 
 
+async def test_a_websocket_message_is_bounded_by_one_audio_append_not_max_message_bytes(door: LiveServer) -> None:
+    """A session.update as large as the bound (a flood of tags) is never parsed: 1009."""
+    limits = door.server.settings.limits
+    bound = realtime.ws_message_bytes(limits.ws_max_append_bytes)
+    assert bound < limits.max_message_bytes
+    update = {"type": "session.update", "session": {"audio": {"output": {"languages": ["es"] * (bound // 5)}}}}
+    async with aiohttp.ClientSession() as http, http.ws_connect(_url(door), headers=_auth(TOKEN)) as ws:
+        await ws.receive(timeout=10)  # session.created
+        await ws.send_str(json.dumps(update))
+        assert await _messages(ws) == []  # nothing is parsed: the socket is closed
+    assert ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
+
+
 async def test_an_unconfigured_socket_is_closed_at_its_first_message_over_the_size_bound(door: LiveServer) -> None:
     """What an unconfigured socket can make the server hold is bounded by the message size (one
-    audio append of limits.max_chunk_bytes as base64, and room for JSON): a larger message closes
-    the socket (1009) and releases its slot."""
-    max_msg = 4 * (MAX_CHUNK_BYTES + 2) // 3 + realtime.WS_MESSAGE_SLACK_BYTES
+    audio append of limits.ws_max_append_bytes as base64, and room for JSON): a larger message
+    closes the socket (1009) and releases its slot."""
+    max_msg = realtime.ws_message_bytes(door.server.settings.limits.ws_max_append_bytes)
     async with aiohttp.ClientSession() as http:
         for _ in range(2):  # twice the tenant's cap: each socket's slot is released when it closes
             async with http.ws_connect(_url(door), headers=_auth(CAPPED)) as ws:

@@ -76,12 +76,15 @@ class DetectingFakeRunner(FakeRunner):
 
     def run(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
         outs = super().run(inputs)
-        return [self._detected(item, out) if item.detect else out for item, out in zip(inputs, outs, strict=True)]
+        return [
+            self._detected(item, out) if item.detect is not None else out
+            for item, out in zip(inputs, outs, strict=True)
+        ]
 
-    @staticmethod
-    def _detected(item: ModelInput, out: ModelOutput) -> ModelOutput:
-        assert item.detect
-        first, *others = item.detect
+    def _detected(self, item: ModelInput, out: ModelOutput) -> ModelOutput:
+        assert item.detect is not None
+        # no candidates: any the identifier can pick (here: every language, in code order)
+        first, *others = item.detect or sorted(self._card.detectable_codes)
         return dataclasses.replace(out, detected={first: 0.75} | {code: 0.25 / len(others) for code in others})
 
 
@@ -235,6 +238,38 @@ async def test_the_openai_door_detects_with_an_auto_source_language(
     for ev in deltas:
         detected = ev.model_extra["x_detected"]
         assert set(detected["scores"]) == {"eng", "spa"} and ev.x_language == detected["language"]
+
+
+async def test_the_openai_door_transcribes_without_a_language_through_the_identifier(
+    detecting_fake: LiveServer, shared_audio: Path
+) -> None:
+    """Issue 35: input transcription asked for with no language named: on a server with an
+    identifier each segment's language is detected (any the identifier can pick), so the
+    transcript comes, with no error."""
+    import base64
+
+    from openai import AsyncOpenAI
+
+    assert detecting_fake.server.realtime is not None
+    _, samples = shared_pcm(shared_audio, "jfk.flac")
+    pcm24k = (np.clip(resample(samples, 16000, 24000), -1, 1) * 32767).astype("<i2").tobytes()
+    port = detecting_fake.server.realtime.port
+    client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="-", max_retries=0)
+    events = []
+    async with client.realtime.translations.connect(model="seamless") as conn:
+        await conn.session.update(
+            session={"audio": {"output": {"language": "fr"}, "input": {"transcription": {"model": "any"}}}}
+        )
+        await conn.session.input_audio_buffer.append(audio=base64.b64encode(pcm24k).decode())
+        await conn.session.close()
+        async for ev in conn:
+            events.append(ev)
+            if ev.type == "session.closed":
+                break
+    assert not [e for e in events if e.type == "error"], events
+    deltas = [e for e in events if e.type == "session.input_transcript.delta"]
+    assert [ev.model_extra["x_segment"]["segment_id"] for ev in deltas] == [0, 1, 2, 3]
+    assert all(ev.x_language == ev.model_extra["x_detected"]["language"] for ev in deltas)
 
 
 # -- term lists -------------------------------------------------------------------------------------

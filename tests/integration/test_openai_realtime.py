@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import pytest_asyncio
+import websockets
 from openai import AsyncOpenAI
 
 from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
@@ -58,6 +59,7 @@ async def grpc_segments(live: LiveServer, pcm24k: np.ndarray) -> list[pb.Segment
     """The same 24 kHz audio through the gRPC door: the reference."""
     cfg = pb.StreamingConfig(
         format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=24000, channels=1),
+        source_language="eng",
         target_languages=["spa"],
         output=pb.OutputOptions(text=True, speech=False, transcript=True),
     )
@@ -76,7 +78,11 @@ async def test_the_openai_sdk_translates_a_real_time_stream_like_the_grpc_door(
         assert created.type == "session.created" and created.session.model == MODEL
         await conn.session.update(
             session={
-                "audio": {"output": {"language": "es"}, "input": {"transcription": {"model": "whisper-1"}}},
+                "audio": {
+                    "output": {"language": "es"},
+                    # the transcript needs the spoken language (this test server has no identifier)
+                    "input": {"language": "en", "transcription": {"model": "whisper-1"}},
+                },
                 "x_captions_interval_ms": 500,  # our extension: live captions on empty transcript deltas
                 "x_simultaneous_step_ms": 0,  # segment mode (the default is simultaneous), as gRPC's
             }
@@ -237,10 +243,14 @@ async def test_a_draining_server_tells_the_session_to_reconnect_before_it_closes
                 chunk = base64.b64encode(pcm24k[at : at + CHUNK].tobytes()).decode()
                 await conn.session.input_audio_buffer.append(audio=chunk)
             stopping = asyncio.create_task(live.server.stop(grace=5))
-            async with asyncio.timeout(30):
-                async for ev in conn:
-                    got.append(ev)
+            # the socket closes with 1012 (service restart): an SDK without reconnect options
+            # raises it (tests/integration/test_openai_door.py reconnects)
+            with pytest.raises(websockets.exceptions.ConnectionClosedError) as closed:
+                async with asyncio.timeout(30):
+                    async for ev in conn:
+                        got.append(ev)
             await stopping
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
     kinds = [e.type for e in got]
     assert "error" in kinds, kinds
     notice = got[kinds.index("error")]
@@ -248,6 +258,7 @@ async def test_a_draining_server_tells_the_session_to_reconnect_before_it_closes
     # the end says it again, with how far the audio was translated, then the session closes
     assert kinds[-2:] == ["error", "session.closed"] and got[-2].error.code == "server_shutting_down", kinds
     assert "reconnect" in got[-2].error.message and got[-1].model_extra["x_reason"] == "draining"
+    assert got[-1].model_extra["x_resume"] == got[-2].model_extra["x_resume"]  # how to resume (the door's tests)
 
 
 async def test_a_client_secret_opens_sessions_until_it_expires_and_mints_nothing(door: LiveServer) -> None:

@@ -114,20 +114,6 @@ async def test_a_running_session_refuses_a_flood_update_by_count_too(door: LiveS
     assert got[1]["error"]["code"] == "invalid_value" and "100000" in got[1]["error"]["message"]
 
 
-async def test_a_websocket_message_is_bounded_by_one_audio_chunk_not_max_message_bytes(door: LiveServer) -> None:
-    limits = door.server.settings.limits
-    bound = 4 * (limits.max_chunk_bytes + 2) // 3 + realtime.WS_MESSAGE_SLACK_BYTES
-    assert bound < limits.max_message_bytes
-    async with aiohttp.ClientSession() as http, http.ws_connect(_url(door)) as ws:
-        await ws.receive(timeout=10)  # session.created
-        await ws.send_str(json.dumps(_update({"languages": ["es"] * (bound // 5)})))
-        msg = await ws.receive(timeout=10)
-        while msg.type == aiohttp.WSMsgType.TEXT:  # nothing is parsed: the socket is closed
-            msg = await ws.receive(timeout=10)
-    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
-    assert ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
-
-
 @pytest.mark.parametrize(
     ("body", "words"),
     [

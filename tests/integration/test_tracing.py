@@ -160,7 +160,8 @@ async def test_a_realtime_session_has_a_call_span_by_hand(test_model_dir: Path, 
             assert live.server.realtime is not None
             url = f"ws://127.0.0.1:{live.server.realtime.port}{REALTIME_PATH}?model=m"
             async with aiohttp.ClientSession() as http, http.ws_connect(url, headers={"X-Request-Id": "rt-1"}) as ws:
-                update = {"audio": {"output": {"language": "es"}, "input": {"transcription": {"model": "w"}}}}
+                inp = {"language": "en", "transcription": {"model": "w"}}
+                update = {"audio": {"output": {"language": "es"}, "input": inp}}
                 await ws.send_json({"type": "session.update", "session": update})
                 for i in range(0, len(pcm24k), 4800):
                     chunk = base64.b64encode(pcm24k[i : i + 4800].tobytes()).decode()

@@ -94,7 +94,7 @@ class Call:
         self.readers: list[asyncio.Future[None]] = []
         update: dict[str, Any] = {"audio": {"output": {"language": language}}}
         if transcription:
-            update["audio"]["input"] = {"transcription": {"model": "any"}}
+            update["audio"]["input"] = {"language": "en", "transcription": {"model": "any"}}
         self.channel.on("open", lambda: self.channel.send(json.dumps({"type": "session.update", "session": update})))
         self.channel.on("message", self._message)
         self.pc.on("track", self._track)

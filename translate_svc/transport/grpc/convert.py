@@ -14,12 +14,12 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.audio.pcm import float_to_pcm16
-from translate_svc.engine.runner import ModelCard
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
 from translate_svc.session.events import (
     AudioIn,
     Draining,
     Flush,
+    ModelCard,
     Resume,
     SpeechEvent,
     StreamConfig,

@@ -45,6 +45,7 @@ import base64
 import binascii
 import collections
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -60,7 +61,7 @@ import numpy as np
 from aiohttp import WSMsgType, web
 
 from translate_svc.audio.pcm import float_to_pcm16
-from translate_svc.errors import ErrorCode, InvalidInput, ServiceError, ShuttingDown
+from translate_svc.errors import ErrorCode, InvalidInput, NotReady, ServiceError, ShuttingDown
 from translate_svc.languages import guess_model_code
 from translate_svc.observability import tracing
 from translate_svc.observability.access import CallInfo, new_request_id
@@ -69,6 +70,8 @@ from translate_svc.session.events import (
     AudioIn,
     Draining,
     Invalid,
+    ModelCard,
+    Resume,
     StreamConfig,
     StreamEnded,
     StreamRequest,
@@ -111,11 +114,15 @@ MAX_LANGUAGES = 32
 MAX_TAG_CHARS = 35
 MAX_SOURCE_CHARS = 200
 MAX_TRANSCRIPTION_CHARS = 1024
-#: a WebSocket message: one audio append of ``limits.max_chunk_bytes`` as base64, and room for JSON
+#: a WebSocket message: one audio append of ``limits.ws_max_append_bytes`` as base64, and room for JSON
 WS_MESSAGE_SLACK_BYTES = 64 * 1024
 #: what of a client's event is echoed in an error: its ``event_id`` (a string of at most this many
 #: characters, else the event is refused), and an unknown ``type`` (cut to this many characters)
 MAX_EVENT_ID_CHARS = 64
+#: the longest ``x_resume`` taken (a session's settings and a stream position, as base64 JSON)
+MAX_RESUME_CHARS = 8192
+#: the close code after a drain: "service restart", which the openai SDK treats as recoverable
+RESTART_CLOSE_CODE = 1012
 SHOWN_TYPE_CHARS = 64
 #: a request's head on the HTTP port (aiohttp's parser limits): the request line, one header (name
 #: and value: a browser's cookies fit), and the headers' count (a browser sends 15-25, a proxy adds
@@ -196,8 +203,16 @@ class RealtimeSession:
         input_rate: int = RATE,
         speak: Speak | None = None,
         max_languages: int = MAX_LANGUAGES,
+        max_append_bytes: int = 3 * 1024 * 1024,
+        chunk_bytes: int = 1024 * 1024,
+        card: ModelCard | None = None,
     ) -> None:
         self._send = send
+        self.max_append_bytes = max_append_bytes
+        self.chunk_bytes = chunk_bytes // 2 * 2  # whole PCM16 samples
+        #: the model as it was when the session opened (None: still loading): what it can speak, and
+        #: whether it has a language identifier
+        self.card = card
         self.max_languages = max_languages
         self.input_rate = input_rate
         self.speak = speak
@@ -215,6 +230,11 @@ class RealtimeSession:
         self.transcription: dict[str, Any] | None = None
         self.captions_interval_ms = 0  # live captions (our extension): off
         self.simultaneous_step_ms = SIMULTANEOUS_STEP_MS  # our extension; 0: segment mode
+        self.speech = True  # our extension x_speech: false for text only
+        self.resume_token = ""  # the stream's (StreamStarted), for x_resume
+        #: how the socket closes: 1000, or 1012 (service restart) after a drain (the openai SDK
+        #: reconnects on it)
+        self.close_code = 1000
         self._committing: dict[str, int] = {}  # target -> the segment its last commit's text was of
         self.configured = False
         self._spoken_before: set[str] = set()  # which texts have had a delta (spaces between deltas)
@@ -232,17 +252,69 @@ class RealtimeSession:
             "model": self.model,
             "expires_at": 0,
             "audio": audio,
+            "x_speech": self.speech,
+            "x_limits": {"max_append_bytes": self.max_append_bytes},
         }
+
+    # -- moving to another server (a drain) ---------------------------------------------------------
+
+    def resume_state(self, ended: StreamEnded) -> str:
+        """What a client gives back in the ``x_resume`` query parameter of its next connection, after
+        a drain ended this session: the session's settings and where its stream was translated to,
+        as URL-safe base64 of JSON. Nothing in it is secret or trusted: the new server checks it as
+        it checks a ``session.update`` and a gRPC ``ResumeFrom``."""
+        state = {
+            "session": {
+                "audio": {
+                    "output": {"languages": self.languages},
+                    "input": {"language": self.source, "transcription": self.transcription},
+                },
+                "x_captions_interval_ms": self.captions_interval_ms,
+                "x_simultaneous_step_ms": self.simultaneous_step_ms,
+                "x_speech": self.speech,
+            },
+            "resume": [self.resume_token, ended.segments_total, ended.resume_offset_ms],
+        }
+        return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+
+    async def resumed(self, value: str) -> StreamRequest:
+        """The first request of a connection that gives back ``x_resume``: the config it holds,
+        resuming the drained stream (its segment ids and timeline go on); ``Invalid`` if it cannot
+        be used."""
+        try:
+            if len(value) > MAX_RESUME_CHARS:
+                raise ValueError
+            state = json.loads(base64.urlsafe_b64decode(value.encode("ascii")))
+            token, next_id, offset_ms = state["resume"]
+            if not (isinstance(token, str) and type(next_id) is int and type(offset_ms) is int):
+                raise ValueError
+            config = await self._update(state["session"], None)
+        except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error):
+            return Invalid(
+                InvalidInput(
+                    "x_resume is not what this server's session.closed gave: give it back unchanged, or "
+                    "connect without it for a new session"
+                )
+            )
+        except InvalidInput as e:
+            return Invalid(e)
+        if not isinstance(config, StreamConfig):
+            return Invalid(InvalidInput("x_resume names no output language: connect without it for a new session"))
+        return dataclasses.replace(config, resume=Resume(token, next_id, offset_ms))
 
     async def send(self, text: str) -> None:
         await self._send(text)
 
     # -- the client's side ------------------------------------------------------------------------
 
-    async def requests(self, messages: AsyncIterator[str | None]) -> AsyncIterator[StreamRequest]:
+    async def requests(
+        self, messages: AsyncIterator[str | None], first: StreamRequest | None = None
+    ) -> AsyncIterator[StreamRequest]:
         """The stream core's requests from the client's ``messages`` (None: a binary one): the
-        config once ``session.update`` names a language, then audio; ends on ``session.close`` or
-        when the messages end."""
+        config once ``session.update`` names a language (or ``first``, a resumed session's), then
+        audio; ends on ``session.close`` or when the messages end."""
+        if first is not None:
+            yield first
         async for text in messages:
             if text is None:
                 await self.send(
@@ -313,7 +385,21 @@ class RealtimeSession:
                         )
                     )
                     continue
-                yield AudioIn(data)
+                if len(data) > self.max_append_bytes:  # within the message's slack: refused, not fatal
+                    await self.send(
+                        error_event(
+                            f"this append carries {len(data)} bytes of audio, over this server's "
+                            f"{self.max_append_bytes} (x_limits.max_append_bytes): this audio was not used; "
+                            "send it again in smaller appends",
+                            "invalid_request_error",
+                            "append_too_large",
+                            event_id=event_id,
+                        )
+                    )
+                    continue
+                # any size up to the limit: cut into the stream core's chunks (whole samples)
+                for at in range(0, len(data), self.chunk_bytes):
+                    yield AudioIn(data[at : at + self.chunk_bytes])
             else:
                 await self.send(
                     error_event(
@@ -328,8 +414,13 @@ class RealtimeSession:
         session, inp, languages = self._checked(session)
         if self.configured:  # the stream runs: its targets may change (issue 35), nothing else
             if languages and list(languages) != self.languages:
+                targets = tuple(guess_model_code(x) for x in languages)
+                problem = self._text_only(languages, targets)
+                if problem is not None:  # answered, not fatal: the session goes on as it was
+                    await self.send(error_event(problem, "invalid_request_error", "invalid_value", event_id=event_id))
+                    return None
                 self._asked.append(list(languages))
-                return Update(tuple(guess_model_code(x) for x in languages))
+                return Update(targets)
             await self.send(wire_event("session.updated", session=self.session()))
             return None
         if "transcription" in inp:
@@ -347,18 +438,38 @@ class RealtimeSession:
                 "translation once a pause ends it)"
             )
         self.simultaneous_step_ms = step
+        speech = session.get("x_speech", self.speech)
+        if not isinstance(speech, bool):
+            raise InvalidInput("x_speech must be true or false (false: translated text only, no speech)")
+        self.speech = speech
         if not languages:  # nothing to start with yet
             await self.send(wire_event("session.updated", session=self.session()))
             return None
-        self.languages = list(languages)
-        self.targets = tuple(guess_model_code(x) for x in languages)
+        targets = tuple(guess_model_code(x) for x in languages)
+        problem = self._text_only(languages, targets)
+        if problem is not None:
+            raise InvalidInput(problem)
+        self.languages, self.targets = list(languages), targets
         self.tag_of.update(zip(self.targets, self.languages, strict=True))
         self.configured = True
         out_rate = RATE if self.speak is None else self.input_rate  # a track plays at its own rate
-        output = OutputOptions(
-            text=True, speech=True, transcript=self.transcription is not None, speech_sample_rate_hz=out_rate
-        )
+        transcript = self.transcription is not None
+        output = OutputOptions(text=True, speech=self.speech, transcript=transcript, speech_sample_rate_hz=out_rate)
         source, detect = source_or_detection(self.source)
+        if transcript and not source and detect is None:  # the transcript needs its language
+            if self.card is not None and self.card.identifier is not None:
+                detect = ()  # the server's identifier names each segment's language
+            else:
+                await self.send(
+                    error_event(
+                        "input transcription needs the spoken language, and this server has no language "
+                        'identifier to find it: set audio.input.language (e.g. "en"); this session goes on '
+                        "without a transcript",
+                        "invalid_request_error",
+                        "missing_input_language",
+                        event_id=event_id,
+                    )
+                )
         return StreamConfig(
             format=AudioFormat(AudioEncoding.LINEAR16, self.input_rate, 1),
             source_language=source,
@@ -373,6 +484,19 @@ class RealtimeSession:
                 else None
             ),
         )
+
+    def _text_only(self, tags: list[str], targets: tuple[str, ...]) -> str | None:
+        """Why speech cannot be had for these output languages (None: it can, or speech is off)."""
+        if not self.speech or self.card is None:
+            return None
+        for tag, code in zip(tags, targets, strict=True):
+            if code in self.card.text_codes and code not in self.card.speech_codes:
+                return (
+                    f'output language {tag[:MAX_TAG_CHARS]!r} has text output only: set "x_speech": false in '
+                    "session.update for translated text without speech (this server's extension), or pick a "
+                    "language with speech output"
+                )
+        return None
 
     def _checked(self, session: Any) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
         """``session``, ``audio.input`` and the output languages of a ``session.update``, their
@@ -668,9 +792,9 @@ class RealtimeDoor:
         except ServiceError as e:
             return admission_refused(e)
         try:
-            # one event at most: an audio append of max_chunk_bytes (base64) and its JSON; what an
+            # one event at most: an audio append of ws_max_append_bytes (base64) and its JSON; what an
             # unconfigured socket can make the server hold is a few of these
-            max_msg = 4 * (limits.max_chunk_bytes + 2) // 3 + WS_MESSAGE_SLACK_BYTES
+            max_msg = ws_message_bytes(limits.ws_max_append_bytes)
             ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=max_msg)
             ws.headers["X-Request-Id"] = call.request_id
             await ws.prepare(request)
@@ -689,15 +813,22 @@ class RealtimeDoor:
             request.query.get("source_language"),
             self._m.vad_defaults,
             max_languages=limits.max_target_languages,
+            max_append_bytes=limits.ws_max_append_bytes,
+            chunk_bytes=limits.max_chunk_bytes,
+            card=_card(self._m),
         )
         try:
             await conn.send(wire_event("session.created", session=conn.session()))
-            await serve_session(self._m, conn, conn.requests(_texts(ws)), caller, call, admission=admission)
+            # a client back from a drained server resumes its stream at once (x_resume, from the
+            # last session.closed): its appends go on with no session.update first
+            resume = request.query.get("x_resume")
+            first = await conn.resumed(resume) if resume else None
+            await serve_session(self._m, conn, conn.requests(_texts(ws), first), caller, call, admission=admission)
         finally:
             admission.release()  # the session's own once it started (then this does nothing)
             self._sockets.discard(ws)
             if not ws.closed:
-                await ws.close()
+                await ws.close(code=conn.close_code)
         return ws
 
 
@@ -743,6 +874,7 @@ async def _drive(driver: StreamDriver, conn: RealtimeSession, requests: AsyncIte
     async with contextlib.aclosing(driver.run(requests)) as events:
         async for ev in events:
             if isinstance(ev, StreamStarted):
+                conn.resume_token = ev.resume_token
                 await conn.send(wire_event("session.updated", session=conn.session(), x_session_id=ev.session_id))
             elif isinstance(ev, SegmentResult):
                 await conn.result(ev)
@@ -770,11 +902,17 @@ async def _drive(driver: StreamDriver, conn: RealtimeSession, requests: AsyncIte
                 }
                 if isinstance(ev.limit, ShuttingDown):
                     at = ev.resume_offset_ms
+                    closed["x_resume"] = conn.resume_state(ev)
+                    closed["x_resume_offset_ms"] = at  # the audio from here on was not translated
+                    conn.close_code = RESTART_CLOSE_CODE
                     message = (
                         f"this server shut down: the audio up to {at} ms was translated and every "
-                        "result sent; reconnect (to another server) to go on"
+                        "result sent; reconnect with the x_resume query parameter to go on (the socket "
+                        f"closes with {RESTART_CLOSE_CODE}, which the openai SDK reconnects on)"
                     )
-                    await conn.send(error_event(message, "server_error", "server_shutting_down"))
+                    await conn.send(
+                        error_event(message, "server_error", "server_shutting_down", x_resume=closed["x_resume"])
+                    )
                 elif ev.limit is not None:
                     await conn.send(service_error_event(ev.limit))
                 await conn.send(wire_event("session.closed", **closed))
@@ -803,6 +941,19 @@ def _object(value: Any, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidInput(f"{field} must be a JSON object")
     return value
+
+
+def ws_message_bytes(max_append_bytes: int) -> int:
+    """The largest WebSocket message the door reads: one append of ``max_append_bytes`` of audio as
+    base64, and its JSON (what one socket can make the server buffer at once)."""
+    return 4 * (max_append_bytes + 2) // 3 + WS_MESSAGE_SLACK_BYTES
+
+
+def _card(manager: SessionManager) -> ModelCard | None:
+    try:
+        return manager.card
+    except NotReady:
+        return None
 
 
 def admission_refused(e: ServiceError) -> web.Response:
