@@ -12,7 +12,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 # every test module; compiling them once instead of in each process saves ~5 s of CPU per process.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install libopus test demo browser-demo chromium protos check-protos lint bench clean
+.PHONY: install libopus test integrations demo browser-demo chromium protos check-protos lint bench clean
 
 # torch first, pinned, so no dependency can pull the multi-GB CUDA build on a CPU machine.
 $(VENV)/.installed: pyproject.toml
@@ -69,6 +69,15 @@ test: install $(TEST_MODEL)/config.json chromium
 	@# Tests that compare timings (`serial`) run afterwards, alone on the machine.
 	$(PY) -m pytest -q -p no:cacheprovider -n 3 --dist loadfile --no-loadscope-reorder -m "not serial"
 	$(PY) -m pytest -q -p no:cacheprovider -m serial
+	$(MAKE) --no-print-directory integrations
+
+# The LiveKit plugin and the Pipecat service (integrations/, their own distributions): each
+# installs what its tests need (LiveKit's into this virtualenv, pinned so nothing here moves;
+# Pipecat's into a virtualenv of its own: it pins protobuf<7), runs them against real servers of
+# this checkout, lints and builds its wheel (docs/livekit.md, docs/pipecat.md).
+integrations: install $(TEST_MODEL)/config.json
+	$(MAKE) -C integrations/livekit VENV=$(abspath $(VENV)) test lint wheel
+	$(MAKE) -C integrations/pipecat test lint wheel
 
 # Start the server (real weights if present, else the noise-making test checkpoint), translate the
 # shipped English sample into Spanish and French, print the segments, write WAVs, stop the server.
