@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import pytest_asyncio
+import websockets
 from openai import AsyncOpenAI
 
 from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
@@ -190,6 +191,11 @@ async def test_a_drain_closes_with_1012_and_the_openai_sdk_reconnects_and_goes_o
         async with Balancer(first.server.realtime.port) as lb:
             stopping: list[asyncio.Task[None]] = []
             events: list[Any] = []
+            # a client that keeps its audio: when the drained session closes it waits for the SDK's
+            # reconnect, then sends again from x_resume_offset_ms (appends the old server did not
+            # read, or that failed while the SDK reconnected, are not lost)
+            rewind_to: list[int] = []  # ms, from the drained session.closed
+            reconnected = asyncio.Event()
             connect = client(lb.port).realtime.translations.connect
             async with connect(model=MODEL, on_reconnecting=on_reconnecting) as conn:
                 await conn.session.update(
@@ -197,23 +203,33 @@ async def test_a_drain_closes_with_1012_and_the_openai_sdk_reconnects_and_goes_o
                 )
 
                 async def send() -> None:
-                    for n, at in enumerate(range(0, len(audio), CHUNK)):
-                        if n == 75:  # 15 s in: the first server drains; new connections go to the second
+                    at, sent = 0, 0
+                    while at < len(audio):
+                        if sent == 75 and not stopping:  # 15 s in: the first server drains
                             lb.target = second.server.realtime.port  # type: ignore[union-attr]
                             stopping.append(asyncio.create_task(first.server.stop(grace=5)))
-                        await conn.session.input_audio_buffer.append(audio=b64(audio[at : at + CHUNK]))
+                        if rewind_to and not reconnected.is_set():
+                            await reconnected.wait()
+                            at = rewind_to[0] * 24  # 24 samples per ms
+                        with contextlib.suppress(websockets.exceptions.ConnectionClosed):
+                            await conn.session.input_audio_buffer.append(audio=b64(audio[at : at + CHUNK]))
+                            at += CHUNK
+                        sent += 1
                         await asyncio.sleep(0.02)
-                    await asyncio.sleep(1.0)  # the last appends reach the second server
                     await conn.session.close()
 
                 sender = asyncio.create_task(send())
-                async for ev in conn:
-                    events.append(ev)
-                    if ev.type == "session.closed" and ev.model_extra.get("x_resume"):
-                        resume.append(ev.model_extra["x_resume"])
-                    elif ev.type == "session.closed":
-                        break
-                await sender
+                async with asyncio.timeout(180):
+                    async for ev in conn:
+                        events.append(ev)
+                        if ev.type == "session.closed" and ev.model_extra.get("x_resume"):
+                            resume.append(ev.model_extra["x_resume"])
+                            rewind_to.append(ev.model_extra["x_resume_offset_ms"])
+                        elif ev.type == "session.created" and rewind_to:
+                            reconnected.set()
+                        elif ev.type == "session.closed":
+                            break
+                    await sender
             await asyncio.gather(*stopping)
     assert reconnects == [1012] and lb.connections == 2
     kinds = [e.type for e in events]
@@ -227,6 +243,10 @@ async def test_a_drain_closes_with_1012_and_the_openai_sdk_reconnects_and_goes_o
     last = events[-1]
     assert last.type == "session.closed" and last.model_extra["x_reason"] == "closed"
     assert last.model_extra["x_segments_total"] > next_id  # segment ids run on over the move
-    # what the second server sent is placed after the first's: ids from next_id, times from offset
+    # what the second server sent is placed after the first's: ids from next_id, times from where
+    # the first stopped reading
     moved = [e.x_segment for e in events[events.index(drained) :] if e.model_extra.get("x_segment")]
-    assert moved and all(x["segment_id"] >= next_id and x["start_ms"] >= offset for x in moved)
+    resumed_at = drained.model_extra["x_resume_offset_ms"]
+    assert moved and all(x["segment_id"] >= next_id and x["start_ms"] >= resumed_at for x in moved)
+    # nothing lost: the timeline ends where the audio does
+    assert abs(last.model_extra["x_audio_received_ms"] - len(audio) / 24) <= 1, last.model_extra
