@@ -136,6 +136,17 @@ async def test_list_supported_language_pairs_lists_our_languages(door: LiveServe
     assert list(pair.tgt_lang) == [lang.code for lang in ours.languages if lang.text_output]
 
 
+async def test_reflection_lists_the_riva_services(door: LiveServer) -> None:
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    stub = reflection_pb2_grpc.ServerReflectionStub(door.channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    async for answer in stub.ServerReflectionInfo(iter([request])):
+        names = {s.name for s in answer.list_services_response.service}
+        break
+    assert {"nvidia.riva.nmt.RivaTranslation", "nvidia.riva.asr.RivaSpeechRecognition"} <= names
+
+
 async def test_a_language_the_model_lacks_is_invalid_argument_naming_it(door: LiveServer, pcm: bytes) -> None:
     client = nmt_client(door.port)
     ours = await door.stub.ListLanguages(pb.ListLanguagesRequest())

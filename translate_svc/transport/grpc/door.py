@@ -182,9 +182,11 @@ class GrpcDoor:
         health_pb2_grpc.add_HealthServicer_to_server(self.health_door, self.server)
         self.reflection = reflection_enabled(settings)
         if self.reflection:
+            # with the services of other doors on this port (their methods' names: /service/method)
+            others = sorted({method.split("/")[1] for method in method_permissions or ()})
+            health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
             reflection.enable_server_reflection(
-                (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-                self.server,
+                (SERVICE_NAME, *others, health_name, reflection.SERVICE_NAME), self.server
             )
         #: health only, plaintext, no interceptors: nothing else may ever be added to it
         self.health_server: grpc.aio.Server | None = None
