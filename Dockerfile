@@ -35,6 +35,9 @@ RUN python -m pip install --no-cache-dir pip==26.3
 RUN python -m pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cu129
 COPY --from=wheel /wheels /wheels
 RUN python -m pip install --no-cache-dir /wheels/*.whl
+# serve --riva: the Riva-compatible door's protos (docs/decisions.md): nvidia-riva-client pins
+# protobuf 6, which pip cannot resolve beside ours (7); its stubs load under 7, so without its deps
+RUN python -m pip install --no-cache-dir --no-deps nvidia-riva-client==2.27.0
 
 # 3. Runtime: the same base and Python as the venv stage, no compilers, no pip cache, non-root.
 FROM nvidia/cuda:12.9.1-base-ubuntu24.04 AS runtime

@@ -23,7 +23,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install --quiet -e '.[dev]'
 	touch $@
 
-install: libopus $(VENV)/.installed
+install: libopus $(VENV)/.installed $(VENV)/.riva-client
+
+# The Riva-compatible door's protos (serve --riva, docs/decisions.md): nvidia-riva-client pins
+# protobuf==6.33.5, which pip cannot resolve beside our protobuf 7, so there is no translate-svc[riva]
+# extra; its generated stubs load under protobuf 7 and its other requirements (grpcio, grpcio-tools,
+# websockets) are met by '.[dev]', so it is installed without its dependencies.
+RIVA_CLIENT := nvidia-riva-client==2.27.0
+$(VENV)/.riva-client: $(VENV)/.installed
+	$(PIP) install --quiet --no-deps $(RIVA_CLIENT)
+	touch $@
 
 # Live Opus streams are decoded by the system's libopus (through opuslib-next: PyAV cannot run its
 # loss concealment or FEC). Installed with apt as root (or passwordless sudo) when missing.

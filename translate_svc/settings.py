@@ -213,6 +213,9 @@ class ServerSettings(BaseModel):
     #: short-lived client secrets, so anyone who reaches the HTTP port can open sessions. For
     #: trying the service out; off by default.
     demo_page: bool = False
+    #: the Riva-compatible door (docs/riva-compat.md): NVIDIA Riva's RivaTranslation and
+    #: RivaSpeechRecognition.StreamingRecognize on the gRPC port, for Riva's clients; off by default
+    riva: bool = False
     #: server reflection; auto: on without token auth, off with it
     reflection: Literal["auto", "on", "off"] = "auto"
     #: front-end worker processes: 1 runs everything in one process; N >= 2 runs one engine

@@ -105,6 +105,15 @@ class ServeFlags:
         ),
         _at("server", "demo_page"),
     ] = None
+    riva: Annotated[
+        bool | None,
+        typer.Option(
+            "--riva",
+            help="also serve NVIDIA Riva's translation and streaming recognition API on the gRPC port "
+            "(docs/riva-compat.md)",
+        ),
+        _at("server", "riva"),
+    ] = None
     tokens_file: Annotated[
         Path | None,
         typer.Option(help="require bearer tokens from this file (docs/security.md)"),

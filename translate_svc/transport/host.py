@@ -3,7 +3,8 @@ store, and the process's lifetime (start, health, drain on SIGTERM).
 
 It serves an ``Application`` (``frontend.py``: built by ``app.build``, or by a front-end worker of
 ``serve --workers N``); it builds nothing of the service itself. The doors are packages of their
-own (``grpc/``: the Translator service and health on the main port; ``openai/``: the
+own (``grpc/``: the Translator service and health on the main port; ``riva/``: NVIDIA Riva's
+translation and streaming recognition services on that port, when ``server.riva`` is on; ``openai/``: the
 OpenAI-compatible WebSocket, WebRTC and the demo page on ``server.http_port``), each converting its
 wire format to the stream core (``session.StreamDriver``, ``session.clip.ClipDriver``) and nothing
 else; they share one token store (``tokens.py``), built here, each with its ``Revocation``.
@@ -17,6 +18,7 @@ import asyncio
 import ipaddress
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from translate_svc.frontend import Application
 from translate_svc.observability import metrics
@@ -25,7 +27,10 @@ from translate_svc.transport.grpc.door import HEALTH_MAX_CALLS as HEALTH_MAX_CAL
 from translate_svc.transport.grpc.door import KEEPALIVE_OPTIONS as KEEPALIVE_OPTIONS  # re-exported
 from translate_svc.transport.grpc.door import GrpcDoor, address
 from translate_svc.transport.openai.door import OpenAIDoor
-from translate_svc.transport.tokens import Revocation, TokenStore
+from translate_svc.transport.tokens import Permission, Revocation, TokenStore
+
+if TYPE_CHECKING:
+    from translate_svc.transport.riva.door import RivaDoor
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +62,26 @@ class TranslateServer:
         self.tokens: TokenStore | None = None
         if self.settings.auth.tokens_file is not None:
             self.tokens = TokenStore(self.settings.auth.tokens_file)
-        self.grpc = GrpcDoor(app.sessions, self.settings, self.tokens, self._revocation(), reuse_port=reuse_port)
+        riva_permissions: dict[str, Permission] | None = None
+        if s.riva:  # imported only when asked for: its protos come from the nvidia-riva-client package
+            from translate_svc.transport.riva import door as riva_door
+
+            riva_permissions = riva_door.METHOD_PERMISSIONS
+        self.grpc = GrpcDoor(
+            app.sessions,
+            self.settings,
+            self.tokens,
+            self._revocation(),
+            reuse_port=reuse_port,
+            method_permissions=riva_permissions,
+        )
+        #: the Riva-compatible door (``server.riva``): Riva's services on the gRPC port's server
+        self.riva: RivaDoor | None = None
+        if s.riva:
+            from translate_svc.transport.riva.door import RivaDoor
+
+            self.riva = RivaDoor(app.sessions, self.settings, self.tokens, self._revocation())
+            self.riva.attach(self.grpc.server)
         self.servicer = self.grpc.servicer
         self.tls = self.grpc.tls
         #: the grpc.aio server of the main port (stopping it alone is a crash: no drain)
@@ -86,6 +110,8 @@ class TranslateServer:
         parts = self.grpc.describe()
         parts.append(f"tokens required ({len(self.tokens)} known)" if self.tokens is not None else "no token required")
         parts += self.grpc.describe_after()
+        if self.riva is not None:
+            parts += self.riva.describe()
         if self.openai is not None:
             parts += self.openai.describe(address(s.host, self.openai.realtime.port))
         line = ", ".join(parts)

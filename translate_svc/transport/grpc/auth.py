@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import grpc
@@ -63,8 +63,14 @@ def tenant_of(store: TokenStore | None, metadata: Iterable[tuple[str, Any]] | No
 Denial = tuple[grpc.StatusCode, str]
 
 
-def decide(store: TokenStore, method: str, metadata: Iterable[tuple[str, Any]] | None) -> Denial | None:
-    """None if the call may go on, else the status and message to end it with."""
+def decide(
+    store: TokenStore,
+    method: str,
+    metadata: Iterable[tuple[str, Any]] | None,
+    permissions: Mapping[str, Permission] = METHOD_PERMISSIONS,
+) -> Denial | None:
+    """None if the call may go on, else the status and message to end it with (``permissions``:
+    what each method needs; other doors on this port add theirs)."""
     if method.startswith(HEALTH_PREFIX):
         return None
     token = bearer_token(metadata)
@@ -78,7 +84,7 @@ def decide(store: TokenStore, method: str, metadata: Iterable[tuple[str, Any]] |
             grpc.StatusCode.UNAUTHENTICATED,
             "the token is not valid; send a current token of this server (tokens may have been rotated)",
         )
-    needed = METHOD_PERMISSIONS.get(method)
+    needed = permissions.get(method)
     if needed is not None and needed not in grant.permissions:
         name = method.rsplit("/", 1)[-1]
         return (
@@ -188,8 +194,17 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     at once, or (a stream) after draining its client's sends for at most ``error_drain_s``, with at
     most ``max_drains`` refused streams draining at once."""
 
-    def __init__(self, store: TokenStore, *, error_drain_s: float = 2.0, max_drains: int = 16) -> None:
+    def __init__(
+        self,
+        store: TokenStore,
+        *,
+        error_drain_s: float = 2.0,
+        max_drains: int = 16,
+        permissions: Mapping[str, Permission] | None = None,
+    ) -> None:
         self.store = store
+        #: what each method needs: the Translator's, and those of other doors on this port
+        self.permissions = {**METHOD_PERMISSIONS, **(permissions or {})}
         self._drain_s = error_drain_s
         self.refusals = RefusalLog()
         self.drains = DrainSlots(max_drains)
@@ -198,7 +213,7 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method = handler_call_details.method
         if isinstance(method, bytes):
             method = method.decode("utf-8", "replace")
-        denial = decide(self.store, method, handler_call_details.invocation_metadata)
+        denial = decide(self.store, method, handler_call_details.invocation_metadata, self.permissions)
         handler = await continuation(handler_call_details)
         if denial is None:
             return handler

@@ -23,6 +23,7 @@ reading holds that much audio in the transport, not the 4 MiB and more BDP probi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -36,7 +37,7 @@ from translate_svc.settings import LimitsSettings, Settings
 from translate_svc.transport.grpc.auth import RefusalLog, TokenAuthInterceptor
 from translate_svc.transport.grpc.servicer import SERVICE_NAME, TranslatorServicer
 from translate_svc.transport.grpc.tls import CertificateReloader, TlsFiles
-from translate_svc.transport.tokens import Revocation, TokenStore
+from translate_svc.transport.tokens import Permission, Revocation, TokenStore
 
 
 def address(host: str, port: int) -> str:
@@ -140,7 +141,9 @@ class GrpcDoor:
         revocation: Revocation | None,
         *,
         reuse_port: bool = False,
+        method_permissions: Mapping[str, Permission] | None = None,
     ) -> None:
+        """``method_permissions``: what the methods of other doors served on this port need."""
         self.settings = settings
         s = settings.server
         self.health = HealthServicer()
@@ -151,7 +154,10 @@ class GrpcDoor:
         if tokens is not None:
             interceptors.append(
                 TokenAuthInterceptor(
-                    tokens, error_drain_s=s.error_drain_s, max_drains=settings.limits.max_refusal_drains
+                    tokens,
+                    error_drain_s=s.error_drain_s,
+                    max_drains=settings.limits.max_refusal_drains,
+                    permissions=method_permissions,
                 )
             )
         if tracing.enabled():  # after the token check: a call it refuses makes no span (issue 34 N17)
@@ -176,9 +182,11 @@ class GrpcDoor:
         health_pb2_grpc.add_HealthServicer_to_server(self.health_door, self.server)
         self.reflection = reflection_enabled(settings)
         if self.reflection:
+            # with the services of other doors on this port (their methods' names: /service/method)
+            others = sorted({method.split("/")[1] for method in method_permissions or ()})
+            health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
             reflection.enable_server_reflection(
-                (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-                self.server,
+                (SERVICE_NAME, *others, health_name, reflection.SERVICE_NAME), self.server
             )
         #: health only, plaintext, no interceptors: nothing else may ever be added to it
         self.health_server: grpc.aio.Server | None = None

@@ -1,0 +1,140 @@
+"""The Riva door's conversion (``transport/riva/convert.py``) with plain values: language codes
+through our BCP-47 mapping, ``dnt_phrases`` as KEEP terms in both shapes Riva's clients send, Riva's
+encodings and the TTS rate, and what is refused (never dropped)."""
+
+from __future__ import annotations
+
+import pytest
+from riva.client.proto import riva_asr_pb2 as asr
+from riva.client.proto import riva_audio_pb2 as audio
+from riva.client.proto import riva_nmt_pb2 as nmt
+
+from translate_svc.errors import InvalidInput
+from translate_svc.session.events import AudioIn, ModelCard, StreamConfig
+from translate_svc.transport.riva import convert
+from translate_svc.types import AudioEncoding, Language, ModelInfo, SegmentResult, Term, Timing
+from translate_svc.vad.segmenter import SegmenterConfig
+
+CARD = ModelCard(
+    info=ModelInfo(name="m", revision="r", is_test_model=True),
+    languages=tuple(
+        Language(code, code, speech_input=True, text_output=True, speech_output=code != "cmn")
+        for code in ("cmn", "cmn_Hant", "eng", "spa")
+    ),
+    num_speakers=1,
+)
+VAD = SegmenterConfig()
+
+
+def s2t(
+    target: str = "es-ES", encoding: int = audio.LINEAR_PCM, **translation: object
+) -> nmt.StreamingTranslateSpeechToTextRequest:
+    return nmt.StreamingTranslateSpeechToTextRequest(
+        config=nmt.StreamingTranslateSpeechToTextConfig(
+            asr_config=asr.StreamingRecognitionConfig(
+                config=asr.RecognitionConfig(encoding=encoding, sample_rate_hertz=8000, language_code="en-US")
+            ),
+            translation_config=nmt.TranslationConfig(target_language_code=target, **translation),
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("tag", "code"), [("en-US", "eng"), ("es", "spa"), ("eng", "eng"), ("zh-TW", "cmn_Hant"), ("zh-CN", "cmn")]
+)
+def test_language_codes_go_through_the_bcp47_mapping(tag: str, code: str) -> None:
+    assert convert.model_language(tag, CARD, "f") == code
+
+
+def test_a_language_the_model_lacks_is_named() -> None:
+    with pytest.raises(InvalidInput, match="f 'de-DE': this server's model has no such language"):
+        convert.model_language("de-DE", CARD, "f")
+
+
+def test_dnt_phrases_in_both_shapes_become_keep_terms() -> None:
+    # riva.client's add_dnt_phrases_dict: one element "a##a,b##b"; or one phrase per element
+    got = convert.dnt_terms(["NVIDIA##NVIDIA,Riva##Riva", "GPU", "  "], "dnt_phrases")
+    assert got == (Term("NVIDIA", keep=True), Term("Riva", keep=True), Term("GPU", keep=True))
+
+
+def test_a_custom_dnt_translation_is_refused() -> None:
+    with pytest.raises(InvalidInput, match=r"dnt_phrases\[1\]: 'Riva##Rive' asks for a custom translation"):
+        convert.dnt_terms(["GPU", "Riva##Rive"], "dnt_phrases")
+
+
+def test_a_speech_to_text_config_maps_onto_the_stream_config() -> None:
+    got = convert.translate_request(s2t(dnt_phrases=["GPU"], model_name="any"), CARD, VAD)
+    assert isinstance(got, StreamConfig)
+    assert got.format.encoding is AudioEncoding.LINEAR16 and got.format.sample_rate_hz == 8000
+    assert got.source_language == "eng" and got.target_languages == ("spa",)
+    assert got.output.text and not got.output.speech and got.terms == (Term("GPU", keep=True),)
+    assert got.interim_interval_ms == 0
+
+
+@pytest.mark.parametrize(("riva", "ours"), [(audio.MULAW, AudioEncoding.MULAW), (audio.ALAW, AudioEncoding.ALAW)])
+def test_riva_encodings_map_onto_ours(riva: int, ours: AudioEncoding) -> None:
+    got = convert.translate_request(s2t(encoding=riva), CARD, VAD)
+    assert isinstance(got, StreamConfig) and got.format.encoding is ours
+
+
+@pytest.mark.parametrize("encoding", [audio.FLAC, audio.OGGOPUS, 7])
+def test_containers_are_refused_in_a_stream(encoding: int) -> None:
+    with pytest.raises(InvalidInput, match=r"asr_config\.config\.encoding .* is not taken in a stream"):
+        convert.translate_request(s2t(encoding=encoding), CARD, VAD)
+
+
+def test_the_tts_rate_is_the_speech_rate_and_its_language_must_be_the_target() -> None:
+    def s2s(language: str) -> nmt.StreamingTranslateSpeechToSpeechRequest:
+        req = nmt.StreamingTranslateSpeechToSpeechRequest()
+        req.config.asr_config.config.CopyFrom(s2t().config.asr_config.config)
+        req.config.translation_config.target_language_code = "es"
+        req.config.tts_config.sample_rate_hz = 22050
+        req.config.tts_config.language_code = language
+        return req
+
+    got = convert.translate_request(s2s("es-US"), CARD, VAD)
+    assert isinstance(got, StreamConfig) and got.output.speech and got.output.speech_sample_rate_hz == 22050
+    with pytest.raises(InvalidInput, match=r"tts_config\.language_code .en-US. is not the target language"):
+        convert.translate_request(s2s("en-US"), CARD, VAD)
+
+
+def test_audio_and_the_empty_buffer() -> None:
+    assert convert.translate_request(nmt.StreamingTranslateSpeechToTextRequest(audio_content=b"ab"), CARD, VAD) == (
+        AudioIn(b"ab", field="audio_content")
+    )
+    assert convert.translate_request(nmt.StreamingTranslateSpeechToTextRequest(), CARD, VAD) is None
+
+
+def test_recognize_interim_results_take_their_interval_from_custom_configuration() -> None:
+    cfg = asr.StreamingRecognitionConfig(
+        config=asr.RecognitionConfig(encoding=audio.LINEAR_PCM, sample_rate_hertz=16000, language_code="en-US"),
+        interim_results=True,
+    )
+    got = convert.recognize_request(asr.StreamingRecognizeRequest(streaming_config=cfg), CARD, VAD)
+    assert isinstance(got, StreamConfig) and got.interim_interval_ms == convert.DEFAULT_INTERIM_INTERVAL_MS
+    assert got.target_languages == () and got.output.transcript
+    cfg.config.custom_configuration["interim_interval_ms"] = "500"
+    got = convert.recognize_request(asr.StreamingRecognizeRequest(streaming_config=cfg), CARD, VAD)
+    assert isinstance(got, StreamConfig) and got.interim_interval_ms == 500
+    cfg.config.custom_configuration["beam_size"] = "4"
+    with pytest.raises(InvalidInput, match="custom_configuration has 'beam_size'"):
+        convert.recognize_request(asr.StreamingRecognizeRequest(streaming_config=cfg), CARD, VAD)
+    with pytest.raises(InvalidInput, match="runtime_config is not supported"):
+        convert.recognize_request(asr.StreamingRecognizeRequest(runtime_config={"a": "b"}), CARD, VAD)
+
+
+def test_segment_fields_carry_the_span_timing_and_a_failed_segments_status() -> None:
+    from translate_svc.types import SegmentError
+
+    r = SegmentResult(3, 1200, 3400, timing=Timing(queue_ms=5.4, model_ms=20.2, total_ms=26))
+    assert convert.parse_segment_fields(convert.segment_fields(r).value) == {
+        "segment": "3",
+        "start_ms": "1200",
+        "end_ms": "3400",
+        "queue_ms": "5",
+        "model_ms": "20",
+        "total_ms": "26",
+    }
+    failed = SegmentResult(4, 0, 10, error=SegmentError("INTERNAL", "model failed & more"))
+    fields = convert.parse_segment_fields(convert.speech_response(failed).id.value)
+    assert fields["status"] == "INTERNAL" and fields["message"] == "model failed & more"

@@ -1,0 +1,397 @@
+"""NVIDIA Riva's wire (``nvidia.riva.nmt``, ``nvidia.riva.asr``) <-> the stream core's requests and events.
+
+The Riva door's only knowledge of Riva's messages besides the servicer's method table (docs/riva-compat.md
+maps every field). The protos are those of the ``nvidia-riva-client`` package (its generated
+``riva.client.proto`` modules, which load under our protobuf 7 runtime; docs/decisions.md).
+
+- A stream's first message is its config: ``asr_config`` (audio format, source language, interim
+  results), ``translation_config`` (languages, ``dnt_phrases`` -> KEEP terms), ``tts_config`` (the
+  speech's encoding and rate). Language codes go through our BCP-47 mapping (``languages.py``) to the
+  model's codes; a code the model lacks is INVALID_ARGUMENT naming it.
+- ``audio_content`` is audio in the config's format; an empty ``audio_content`` ends the input (the
+  open speech is translated, every result sent, then the call ends), as a half-close does.
+- Each segment is answered once: speech (``SynthesizeSpeechResponse``) or a final
+  ``StreamingRecognitionResult``; live captions are interim results. What Riva has no field for (the
+  segment's span on the stream's timeline, its timing, a failed segment's status) travels in the
+  response's own ``id`` (``RequestId.value``) as a URL query string (``segment_fields``).
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from riva.client.proto import riva_asr_pb2 as asr
+from riva.client.proto import riva_audio_pb2 as audio
+from riva.client.proto import riva_common_pb2 as common
+from riva.client.proto import riva_nmt_pb2 as nmt
+
+from translate_svc.audio.pcm import float_to_pcm16
+from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
+from translate_svc.languages import bcp47_candidates
+from translate_svc.session.events import AudioIn, ModelCard, StreamConfig, StreamEnded, StreamRequest
+from translate_svc.types import (
+    AudioEncoding,
+    AudioFormat,
+    InterimResult,
+    OutputOptions,
+    SegmentResult,
+    Term,
+)
+from translate_svc.vad.segmenter import SegmenterConfig
+
+#: what a stream message may hold besides its audio chunk (the config, its phrases)
+SMALL_MESSAGE_BYTES = 64 * 1024
+#: live captions every this many ms when a client asks for ``interim_results`` and does not say
+#: (``custom_configuration["interim_interval_ms"]``)
+DEFAULT_INTERIM_INTERVAL_MS = 1000
+INTERIM_INTERVAL_KEY = "interim_interval_ms"
+#: the most characters of a client's value echoed in a message (docs/design.md pitfall 13)
+SHOWN_CHARS = 40
+
+_ENCODINGS = {
+    audio.ENCODING_UNSPECIFIED: AudioEncoding.LINEAR16,
+    audio.LINEAR_PCM: AudioEncoding.LINEAR16,
+    audio.MULAW: AudioEncoding.MULAW,
+    audio.ALAW: AudioEncoding.ALAW,
+}
+
+#: our error codes as gRPC's (the same names)
+STATUS_CODES = {code: grpc.StatusCode[code.name] for code in ErrorCode}
+
+
+def status_code(err: ServiceError) -> grpc.StatusCode:
+    return STATUS_CODES[err.code]
+
+
+def shown(value: str) -> str:
+    v = value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS] + "..."
+    return repr(v)
+
+
+# -- languages -----------------------------------------------------------------------------------
+
+
+def model_language(tag: str, card: ModelCard, field: str) -> str:
+    """A Riva language code (``en-US``, ``es``, or one of the model's codes: ``eng``) as the model's
+    code; INVALID_ARGUMENT naming it when the model has no such language. "" stays "" (not given)."""
+    tag = tag.strip()
+    if not tag:
+        return ""
+    codes = {lang.code for lang in card.languages}
+    if tag in codes:
+        return tag
+    for code in bcp47_candidates(tag):
+        if code in codes:
+            return code
+    raise InvalidInput(
+        f"{field} {shown(tag)}: this server's model has no such language; use a BCP-47 tag of one of its "
+        "languages (e.g. en-US, es-ES) or one of the codes ListSupportedLanguagePairs lists"
+    )
+
+
+def language_pairs(card: ModelCard) -> nmt.AvailableLanguageResponse:
+    """One entry, the model: every language it hears (``src_lang``) and every one it writes (``tgt_lang``);
+    each source can be translated into each target."""
+    response = nmt.AvailableLanguageResponse()
+    pair = response.languages[card.info.name]
+    pair.src_lang.extend(lang.code for lang in card.languages if lang.speech_input)
+    pair.tgt_lang.extend(lang.code for lang in card.languages if lang.text_output)
+    return response
+
+
+def dnt_terms(phrases: Sequence[str], field: str) -> tuple[Term, ...]:
+    """Riva's do-not-translate phrases as KEEP terms. Riva's client sends them as one element
+    ``"a##a,b##b"`` (``add_dnt_phrases_dict``) or one phrase per element; ``phrase##translation``
+    with a translation other than the phrase itself (a custom translation) is refused: a KEEP term
+    carries the phrase verbatim, and this server has no forced translations."""
+    out: list[Term] = []
+    for n, element in enumerate(phrases):
+        for item in element.split(","):
+            phrase, sep, translation = item.partition("##")
+            phrase, translation = phrase.strip(), translation.strip()
+            if not phrase:
+                if item.strip():
+                    raise InvalidInput(f"{field}[{n}] has an empty phrase in {shown(item.strip())}: name the phrase")
+                continue
+            if sep and translation and translation != phrase:
+                raise InvalidInput(
+                    f"{field}[{n}]: {shown(item.strip())} asks for a custom translation; this server keeps a "
+                    "phrase as it is (phrase or phrase##phrase) and has no custom translations"
+                )
+            out.append(Term(phrase, keep=True))
+    return tuple(out)
+
+
+# -- the stream's config ---------------------------------------------------------------------------
+
+
+def audio_format(cfg: asr.RecognitionConfig, field: str) -> AudioFormat:
+    if cfg.encoding not in _ENCODINGS:
+        name = audio.AudioEncoding.Name(cfg.encoding) if cfg.encoding in audio.AudioEncoding.values() else cfg.encoding
+        raise InvalidInput(
+            f"{field}.encoding {name} is not taken in a stream: send LINEAR_PCM (or MULAW, ALAW) "
+            "raw samples; FLAC and OGGOPUS containers are not streamed here"
+        )
+    if cfg.sample_rate_hertz <= 0:
+        raise InvalidInput(f"{field}.sample_rate_hertz is unset: set the audio's sample rate (e.g. 16000)")
+    return AudioFormat(_ENCODINGS[cfg.encoding], cfg.sample_rate_hertz, cfg.audio_channel_count or 1)
+
+
+def boost_terms(contexts: Sequence[asr.SpeechContext], field: str) -> tuple[Term, ...]:
+    """``speech_contexts`` (word boosting) as BOOST terms (the weight is checked when the task resolves)."""
+    out: list[Term] = []
+    for n, ctx in enumerate(contexts):
+        if ctx.boost < 0:
+            raise InvalidInput(f"{field}[{n}].boost is {ctx.boost:g}: negative boosts are not supported")
+        out.extend(Term(p, keep=False, weight=ctx.boost or 3.0) for p in ctx.phrases)
+    return tuple(out)
+
+
+def interim_interval(scfg: asr.StreamingRecognitionConfig, field: str) -> int:
+    """Live captions' interval: 0 without ``interim_results``; else ``custom_configuration``'s
+    ``interim_interval_ms``, or ``DEFAULT_INTERIM_INTERVAL_MS``."""
+    given = scfg.config.custom_configuration.get(INTERIM_INTERVAL_KEY)
+    if not scfg.interim_results:
+        if given is not None:
+            raise InvalidInput(f"{field}.config.custom_configuration[{INTERIM_INTERVAL_KEY}] needs interim_results")
+        return 0
+    if given is None:
+        return DEFAULT_INTERIM_INTERVAL_MS
+    try:
+        return int(given)
+    except ValueError:
+        raise InvalidInput(
+            f"{field}.config.custom_configuration[{INTERIM_INTERVAL_KEY}] is {shown(given)}: give milliseconds"
+        ) from None
+
+
+def _unknown_custom(scfg: asr.StreamingRecognitionConfig, field: str) -> None:
+    unknown = sorted(k for k in scfg.config.custom_configuration if k != INTERIM_INTERVAL_KEY)
+    if unknown:
+        raise InvalidInput(
+            f"{field}.config.custom_configuration has {shown(unknown[0])}: this server reads only "
+            f"{INTERIM_INTERVAL_KEY}"
+        )
+
+
+def _source(scfg: asr.StreamingRecognitionConfig, tcfg: nmt.TranslationConfig | None, card: ModelCard) -> str:
+    asr_lang = model_language(scfg.config.language_code, card, "asr_config.config.language_code")
+    if tcfg is None:
+        return asr_lang
+    source = model_language(tcfg.source_language_code, card, "translation_config.source_language_code")
+    if source and asr_lang and source != asr_lang:
+        raise InvalidInput(
+            f"translation_config.source_language_code {shown(tcfg.source_language_code)} and "
+            f"asr_config.config.language_code {shown(scfg.config.language_code)} name different languages: "
+            "name one (or the same in both)"
+        )
+    return source or asr_lang
+
+
+def _target(tcfg: nmt.TranslationConfig, card: ModelCard) -> str:
+    if not tcfg.target_language_code.strip():
+        raise InvalidInput("translation_config.target_language_code is empty: name the language to translate into")
+    return model_language(tcfg.target_language_code, card, "translation_config.target_language_code")
+
+
+def _speech_output(tts_cfg: nmt.SynthesizeSpeechConfig, target: str, card: ModelCard) -> OutputOptions:
+    if tts_cfg.encoding not in (audio.ENCODING_UNSPECIFIED, audio.LINEAR_PCM):
+        name = (
+            audio.AudioEncoding.Name(tts_cfg.encoding)
+            if tts_cfg.encoding in audio.AudioEncoding.values()
+            else tts_cfg.encoding
+        )
+        raise InvalidInput(f"tts_config.encoding {name} is not produced here: ask for LINEAR_PCM")
+    if model_language(tts_cfg.language_code, card, "tts_config.language_code") not in ("", target):
+        raise InvalidInput(
+            f"tts_config.language_code {shown(tts_cfg.language_code)} is not the target language: "
+            "the speech is in translation_config.target_language_code (leave it empty or name the same)"
+        )
+    rate = tts_cfg.sample_rate_hz or OutputOptions().speech_sample_rate_hz
+    return OutputOptions(text=True, speech=True, transcript=False, speech_sample_rate_hz=rate)
+
+
+def s2s_config(msg: nmt.StreamingTranslateSpeechToSpeechConfig, card: ModelCard, vad: SegmenterConfig) -> StreamConfig:
+    return _translate_config(msg.asr_config, msg.translation_config, card, vad, tts_cfg=msg.tts_config)
+
+
+def s2t_config(msg: nmt.StreamingTranslateSpeechToTextConfig, card: ModelCard, vad: SegmenterConfig) -> StreamConfig:
+    return _translate_config(msg.asr_config, msg.translation_config, card, vad)
+
+
+def _translate_config(
+    scfg: asr.StreamingRecognitionConfig,
+    tcfg: nmt.TranslationConfig,
+    card: ModelCard,
+    vad: SegmenterConfig,
+    *,
+    tts_cfg: nmt.SynthesizeSpeechConfig | None = None,
+) -> StreamConfig:
+    _unknown_custom(scfg, "asr_config")
+    target = _target(tcfg, card)
+    if tts_cfg is None:
+        output = OutputOptions(text=True, speech=False, transcript=False)
+    else:
+        output = _speech_output(tts_cfg, target, card)
+    return StreamConfig(
+        format=audio_format(scfg.config, "asr_config.config"),
+        source_language=_source(scfg, tcfg, card),
+        target_languages=(target,),
+        output=output,
+        vad=vad,
+        interim_interval_ms=interim_interval(scfg, "asr_config") if tts_cfg is None else 0,
+        terms=dnt_terms(tcfg.dnt_phrases, "translation_config.dnt_phrases")
+        + boost_terms(scfg.config.speech_contexts, "asr_config.config.speech_contexts"),
+    )
+
+
+def asr_config(scfg: asr.StreamingRecognitionConfig, card: ModelCard, vad: SegmenterConfig) -> StreamConfig:
+    """StreamingRecognize: our transcript (no target language), captions for ``interim_results``."""
+    _unknown_custom(scfg, "streaming_config")
+    source = model_language(scfg.config.language_code, card, "streaming_config.config.language_code")
+    if not source:
+        raise InvalidInput("streaming_config.config.language_code is empty: name the spoken language (e.g. en-US)")
+    return StreamConfig(
+        format=audio_format(scfg.config, "streaming_config.config"),
+        source_language=source,
+        target_languages=(),
+        output=OutputOptions(text=False, speech=False, transcript=True),
+        vad=vad,
+        interim_interval_ms=interim_interval(scfg, "streaming_config"),
+        terms=boost_terms(scfg.config.speech_contexts, "streaming_config.config.speech_contexts"),
+    )
+
+
+def translate_request(
+    msg: nmt.StreamingTranslateSpeechToSpeechRequest | nmt.StreamingTranslateSpeechToTextRequest,
+    card: ModelCard,
+    vad: SegmenterConfig,
+) -> StreamRequest | None:
+    """One message of a translation stream; None: an empty buffer (the end of the input)."""
+    if msg.HasField("config"):
+        if msg.audio_content:
+            raise InvalidInput("a message carries config and audio_content: send the config alone, first")
+        if isinstance(msg, nmt.StreamingTranslateSpeechToSpeechRequest):
+            return s2s_config(msg.config, card, vad)
+        return s2t_config(msg.config, card, vad)
+    return AudioIn(msg.audio_content, field="audio_content") if msg.audio_content else None
+
+
+def recognize_request(
+    msg: asr.StreamingRecognizeRequest, card: ModelCard, vad: SegmenterConfig
+) -> StreamRequest | None:
+    """One StreamingRecognize message; None: an empty buffer (the end of the input)."""
+    if msg.runtime_config:
+        raise InvalidInput("runtime_config is not supported by this server: leave it empty")
+    if msg.HasField("streaming_config"):
+        if msg.audio_content:
+            raise InvalidInput("a message carries streaming_config and audio_content: send the config alone, first")
+        return asr_config(msg.streaming_config, card, vad)
+    return AudioIn(msg.audio_content, field="audio_content") if msg.audio_content else None
+
+
+# -- TranslateText ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextRequest:
+    """A TranslateText call as the door parsed it: the model's language codes and KEEP terms."""
+
+    texts: tuple[str, ...]
+    source_language: str
+    target_language: str
+    terms: tuple[Term, ...]
+
+
+def text_request(msg: nmt.TranslateTextRequest, card: ModelCard) -> TextRequest:
+    if not msg.texts:
+        raise InvalidInput("texts is empty: send at least one text to translate")
+    if not msg.target_language.strip():
+        raise InvalidInput("target_language is empty: name the language to translate into")
+    if not msg.source_language.strip():
+        raise InvalidInput("source_language is empty: name the texts' language")
+    return TextRequest(
+        texts=tuple(msg.texts),
+        source_language=model_language(msg.source_language, card, "source_language"),
+        target_language=model_language(msg.target_language, card, "target_language"),
+        terms=dnt_terms(msg.dnt_phrases, "dnt_phrases"),
+    )
+
+
+def text_response(translations: Sequence[str], target_tag: str) -> nmt.TranslateTextResponse:
+    return nmt.TranslateTextResponse(translations=[nmt.Translation(text=t, language=target_tag) for t in translations])
+
+
+# -- events out -----------------------------------------------------------------------------------------
+
+
+def segment_fields(r: SegmentResult | InterimResult) -> common.RequestId:
+    """Our extension in Riva's own field: the segment's id, span and timing as a query string in the
+    response's ``id.value`` (``interim=1`` for a caption; ``status``/``message`` for a failed segment)."""
+    fields: dict[str, Any] = {"segment": r.segment_id, "start_ms": r.start_ms, "end_ms": r.end_ms}
+    if isinstance(r, InterimResult):
+        fields["interim"] = 1
+    else:
+        t = r.timing
+        fields.update(queue_ms=round(t.queue_ms), model_ms=round(t.model_ms), total_ms=round(t.total_ms))
+        if r.error is not None:
+            fields.update(status=r.error.code, message=r.error.message)
+    return common.RequestId(value=urllib.parse.urlencode(fields))
+
+
+def parse_segment_fields(value: str) -> dict[str, str]:
+    """``segment_fields`` back (for clients and tests)."""
+    return dict(urllib.parse.parse_qsl(value))
+
+
+def speech_response(r: SegmentResult) -> nmt.StreamingTranslateSpeechToSpeechResponse:
+    """One segment's speech (PCM16 at the asked rate; its text in ``meta.text``). A failed segment:
+    no audio, and its status in ``id``."""
+    out = nmt.StreamingTranslateSpeechToSpeechResponse(id=segment_fields(r))
+    for t in r.translations:
+        if t.audio is not None:
+            out.speech.audio = float_to_pcm16(t.audio).astype("<i2").tobytes()
+        out.speech.meta.text = t.text
+    return out
+
+
+def _result(text: str, language: str, r: SegmentResult | InterimResult) -> asr.StreamingRecognitionResult:
+    final = isinstance(r, SegmentResult)
+    return asr.StreamingRecognitionResult(
+        alternatives=[asr.SpeechRecognitionAlternative(transcript=text, language_code=[language] if language else [])],
+        is_final=final,
+        stability=1.0 if final else 0.0,
+        audio_processed=r.end_ms / 1000,
+    )
+
+
+def text_result(r: SegmentResult | InterimResult, target: str) -> nmt.StreamingTranslateSpeechToTextResponse:
+    """One segment's translation (final) or a caption of the open speech (interim)."""
+    text = next((t.text for t in r.translations), "")
+    return nmt.StreamingTranslateSpeechToTextResponse(results=[_result(text, target, r)], id=segment_fields(r))
+
+
+def transcript_result(r: SegmentResult | InterimResult, source: str) -> asr.StreamingRecognizeResponse:
+    """One segment's transcript (final) or a caption of the open speech (interim)."""
+    text = r.transcript.text if r.transcript is not None else ""
+    language = r.transcript.language if r.transcript is not None else source
+    return asr.StreamingRecognizeResponse(results=[_result(text, language, r)], id=segment_fields(r))
+
+
+#: the stream's end in the trailing metadata (and its session in the initial metadata)
+SESSION_ID = "x-session-id"
+SEGMENTS_TOTAL = "x-segments-total"
+AUDIO_RECEIVED_MS = "x-audio-received-ms"
+END_REASON = "x-end-reason"
+
+
+def end_metadata(ev: StreamEnded) -> tuple[tuple[str, str], ...]:
+    return (
+        (SEGMENTS_TOTAL, str(ev.segments_total)),
+        (AUDIO_RECEIVED_MS, str(ev.audio_received_ms)),
+        (END_REASON, ev.reason or "half_close"),
+    )

@@ -1,0 +1,270 @@
+"""The Riva-compatible door: ``nvidia.riva.nmt.RivaTranslation`` and
+``nvidia.riva.asr.RivaSpeechRecognition.StreamingRecognize`` on the gRPC port (``server.riva``).
+
+A thin adapter, as the gRPC door's servicer is: requests arrive as bytes and are parsed here (a
+message protobuf cannot parse is INVALID_ARGUMENT), converted by ``convert``, driven through the
+stream core (``StreamDriver``: admission, the tenant's caps, timers, drain and metrics are every
+door's), and rendered back by ``convert``. Tokens are checked by the gRPC port's interceptor before a
+handler runs (``METHOD_PERMISSIONS``); here the call's tenant is looked up and its stream watched for
+revocation. Event loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+from riva.client.proto import riva_asr_pb2 as asr
+from riva.client.proto import riva_nmt_pb2 as nmt
+
+from translate_svc.errors import InvalidInput, ServiceError, Unauthenticated
+from translate_svc.observability.access import CallInfo, new_request_id
+from translate_svc.session.driver import StreamDriver, internal_error
+from translate_svc.session.events import Invalid, ModelCard, StreamEnded, StreamRequest, StreamStarted
+from translate_svc.session.manager import SessionManager
+from translate_svc.session.quota import DEFAULT_TENANT, Tenant
+from translate_svc.transport.riva import convert
+from translate_svc.transport.tokens import Permission, Revocation, TokenStore, bearer
+from translate_svc.types import InterimResult, SegmentResult
+
+logger = logging.getLogger(__name__)
+
+NMT_SERVICE = nmt.DESCRIPTOR.services_by_name["RivaTranslation"].full_name
+ASR_SERVICE = asr.DESCRIPTOR.services_by_name["RivaSpeechRecognition"].full_name
+REQUEST_ID = "x-request-id"
+
+#: the permission each Riva method needs (the gRPC port's interceptor checks them)
+METHOD_PERMISSIONS: dict[str, Permission] = {
+    f"/{NMT_SERVICE}/StreamingTranslateSpeechToSpeech": Permission.STREAM,
+    f"/{NMT_SERVICE}/StreamingTranslateSpeechToText": Permission.STREAM,
+    f"/{NMT_SERVICE}/TranslateText": Permission.TRANSLATE,
+    f"/{NMT_SERVICE}/ListSupportedLanguagePairs": Permission.LANGUAGES,
+    f"/{ASR_SERVICE}/StreamingRecognize": Permission.STREAM,
+}
+
+TEXT_INPUT_PENDING = (
+    "TranslateText is not served yet: text input arrives with the text-in change (translate_svc's "
+    "TranslateText); the Riva door's speech methods are served"
+)
+
+M = TypeVar("M", bound=Message)
+
+
+async def translate_texts(manager: SessionManager, request: convert.TextRequest, tenant: Tenant) -> list[str]:
+    """THE SEAM for TranslateText: the request's texts translated, in order. To be wired to the
+    text core (a session-level entry point for text translation) once the text-in change is merged;
+    until then it raises ``NotImplementedError``, which the servicer answers UNIMPLEMENTED."""
+    raise NotImplementedError(TEXT_INPUT_PENDING)
+
+
+def _parse(kind: type[M], raw: bytes, limit: int) -> M:
+    if len(raw) > limit:
+        raise InvalidInput(
+            f"the {kind.DESCRIPTOR.name} message is {len(raw)} bytes, over this method's {limit}-byte limit: "
+            "send smaller audio chunks"
+        )
+    try:
+        message: M = kind.FromString(raw)
+        return message
+    except (DecodeError, ValueError, RuntimeError):
+        raise InvalidInput(f"the request is not a valid {kind.DESCRIPTOR.full_name} message") from None
+
+
+def _token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
+    values = [v for k, v in (metadata or ()) if k.lower() == "authorization" and isinstance(v, str)]
+    return bearer(values[0]) if len(values) == 1 else None
+
+
+def _tenant(store: TokenStore | None, metadata: Iterable[tuple[str, Any]] | None) -> Tenant:
+    """The caller's tenant: the interceptor has checked the token; one removed since is refused here."""
+    if store is None:
+        return DEFAULT_TENANT
+    grant = store.lookup(_token(metadata) or "")
+    if grant is None:
+        raise Unauthenticated("the token is not valid; send a current token of this server")
+    return grant.tenant
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: ServiceError, trailers: Any = ()) -> None:
+    await context.abort(convert.status_code(err), err.message, tuple(trailers))
+
+
+def _unary(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(handler)
+    async def wrapper(self: Any, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await handler(self, raw, context)
+        except ServiceError as e:
+            await _abort(context, e)
+        except NotImplementedError as e:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, str(e))
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            await _abort(context, internal_error(e))
+
+    return wrapper
+
+
+Parse = Callable[[bytes, ModelCard], StreamRequest | None]
+Render = Callable[[SegmentResult | InterimResult, StreamStarted], Message]
+
+
+class RivaServicer:
+    """Both Riva services of the door; ``handlers()`` registers them on the gRPC port's server."""
+
+    def __init__(
+        self,
+        manager: SessionManager,
+        *,
+        error_drain_s: float = 2.0,
+        tokens: TokenStore | None = None,
+        revocation: Revocation | None = None,
+    ) -> None:
+        self._m = manager
+        self._error_drain_s = error_drain_s
+        self._tokens = tokens
+        self._revocation = revocation
+
+    def handlers(self) -> tuple[grpc.GenericRpcHandler, grpc.GenericRpcHandler]:
+        stream = grpc.stream_stream_rpc_method_handler
+        s2s = functools.partial(self._stream, "StreamingTranslateSpeechToSpeech", self._parse_s2s, self._render_s2s)
+        s2t = functools.partial(self._stream, "StreamingTranslateSpeechToText", self._parse_s2t, self._render_s2t)
+        rec = functools.partial(self._stream, "StreamingRecognize", self._parse_asr, self._render_asr)
+        return (
+            grpc.method_handlers_generic_handler(
+                NMT_SERVICE,
+                {
+                    "StreamingTranslateSpeechToSpeech": stream(
+                        s2s, response_serializer=nmt.StreamingTranslateSpeechToSpeechResponse.SerializeToString
+                    ),
+                    "StreamingTranslateSpeechToText": stream(
+                        s2t, response_serializer=nmt.StreamingTranslateSpeechToTextResponse.SerializeToString
+                    ),
+                    "TranslateText": grpc.unary_unary_rpc_method_handler(
+                        self.TranslateText, response_serializer=nmt.TranslateTextResponse.SerializeToString
+                    ),
+                    "ListSupportedLanguagePairs": grpc.unary_unary_rpc_method_handler(
+                        self.ListSupportedLanguagePairs,
+                        response_serializer=nmt.AvailableLanguageResponse.SerializeToString,
+                    ),
+                },
+            ),
+            grpc.method_handlers_generic_handler(
+                ASR_SERVICE,
+                {
+                    "StreamingRecognize": stream(
+                        rec, response_serializer=asr.StreamingRecognizeResponse.SerializeToString
+                    ),
+                },
+            ),
+        )
+
+    # -- unary ---------------------------------------------------------------------------------------
+
+    @_unary
+    async def ListSupportedLanguagePairs(
+        self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> nmt.AvailableLanguageResponse:
+        _parse(nmt.AvailableLanguageRequest, raw, convert.SMALL_MESSAGE_BYTES)  # model: one model, any name
+        return convert.language_pairs(self._m.card)
+
+    @_unary
+    async def TranslateText(self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> nmt.TranslateTextResponse:
+        msg = _parse(nmt.TranslateTextRequest, raw, convert.SMALL_MESSAGE_BYTES)
+        request = convert.text_request(msg, self._m.card)
+        tenant = _tenant(self._tokens, context.invocation_metadata())
+        translations = await translate_texts(self._m, request, tenant)
+        return convert.text_response(translations, msg.target_language)
+
+    # -- streams ---------------------------------------------------------------------------------------
+
+    def _parse_s2s(self, raw: bytes, card: ModelCard) -> StreamRequest | None:
+        msg = _parse(nmt.StreamingTranslateSpeechToSpeechRequest, raw, self._stream_limit())
+        return convert.translate_request(msg, card, self._m.vad_defaults)
+
+    def _parse_s2t(self, raw: bytes, card: ModelCard) -> StreamRequest | None:
+        msg = _parse(nmt.StreamingTranslateSpeechToTextRequest, raw, self._stream_limit())
+        return convert.translate_request(msg, card, self._m.vad_defaults)
+
+    def _parse_asr(self, raw: bytes, card: ModelCard) -> StreamRequest | None:
+        msg = _parse(asr.StreamingRecognizeRequest, raw, self._stream_limit())
+        return convert.recognize_request(msg, card, self._m.vad_defaults)
+
+    @staticmethod
+    def _render_s2s(r: SegmentResult | InterimResult, started: StreamStarted) -> Any:
+        return convert.speech_response(r) if isinstance(r, SegmentResult) else None
+
+    @staticmethod
+    def _render_s2t(r: SegmentResult | InterimResult, started: StreamStarted) -> Any:
+        return convert.text_result(r, started.task.target_languages[0])
+
+    @staticmethod
+    def _render_asr(r: SegmentResult | InterimResult, started: StreamStarted) -> Any:
+        return convert.transcript_result(r, started.task.source_language or "")
+
+    def _stream_limit(self) -> int:
+        return convert.SMALL_MESSAGE_BYTES + self._m.limits.max_chunk_bytes
+
+    async def _stream(
+        self,
+        method: str,
+        parse: Parse,
+        render: Callable[[SegmentResult | InterimResult, StreamStarted], Message | None],
+        raw_requests: AsyncIterator[bytes],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[Message]:
+        """Parse, drive, render: one answer per segment (and per caption where the method has them)."""
+        metadata = context.invocation_metadata()
+        trailers: tuple[tuple[str, str], ...] = ()
+        try:
+            given = next((v for k, v in metadata or () if k == REQUEST_ID and isinstance(v, str)), None)
+            call = CallInfo(new_request_id(given), f"riva.{method}", context.peer())
+            tenant = _tenant(self._tokens, metadata)
+            driver = StreamDriver(self._m, error_drain_s=self._error_drain_s, tenant=tenant, call=call)
+            watching: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+            if self._revocation is not None:
+                watching = self._revocation.watching(driver, _token(metadata))
+            started: StreamStarted | None = None
+            with watching:
+                requests = _requests(raw_requests, parse, lambda: self._m.card)
+                async with contextlib.aclosing(driver.run(requests)) as events:
+                    async for ev in events:
+                        if isinstance(ev, StreamStarted):
+                            started = ev
+                            await context.send_initial_metadata(
+                                ((REQUEST_ID, call.request_id), (convert.SESSION_ID, ev.session_id))
+                            )
+                        elif isinstance(ev, SegmentResult | InterimResult) and started is not None:
+                            out = render(ev, started)
+                            if out is not None:
+                                yield out
+                        elif isinstance(ev, StreamEnded):
+                            trailers = convert.end_metadata(ev)
+                            context.set_trailing_metadata(trailers)
+                        # speech events, drain notices: Riva has no message for them (docs/riva-compat.md)
+        except ServiceError as e:
+            await _abort(context, e, trailers)
+
+
+async def _requests(
+    raw: AsyncIterator[bytes], parse: Parse, card: Callable[[], ModelCard]
+) -> AsyncIterator[StreamRequest]:
+    """Wire messages -> domain requests; one that cannot be used becomes ``Invalid`` (the driver ends
+    an open stream with it). An empty buffer ends the input: what follows it is not read. While the
+    model loads, the config's languages cannot be mapped: NotReady (UNAVAILABLE) ends the call."""
+    async for data in raw:
+        try:
+            request = parse(data, card())
+        except InvalidInput as e:
+            yield Invalid(e)
+            continue
+        if request is None:
+            return
+        yield request
