@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,7 +27,10 @@ from riva.client.proto import riva_nmt_pb2 as nmt
 from riva.client.proto import riva_nmt_pb2_grpc as nmt_grpc
 
 from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
+from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.app import build
+from translate_svc.transport.host import DoorSetupError, TranslateServer
 from translate_svc.transport.riva.convert import END_REASON, SEGMENTS_TOTAL, SESSION_ID, parse_segment_fields
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
@@ -342,3 +346,17 @@ async def test_the_riva_door_is_off_by_default(live: LiveServer) -> None:
     with pytest.raises(grpc.RpcError) as err:
         await asyncio.to_thread(nmt_client(live.port).get_config, "")
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_riva_without_its_protos_is_refused_at_start_with_what_to_install(
+    test_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--riva`` on a server without nvidia-riva-client: one line saying what to install, not a
+    traceback (the door's modules are imported again, with Riva's protos gone)."""
+    for name in [m for m in sys.modules if m.startswith("translate_svc.transport.riva")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "riva.client.proto", None)  # what an absent package raises
+    settings = make_settings(test_model_dir)
+    settings.server.riva = True
+    with pytest.raises(DoorSetupError, match="pip install --no-deps nvidia-riva-client"):
+        TranslateServer(build(settings, runner_factory=FakeRunner))

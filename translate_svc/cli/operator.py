@@ -244,12 +244,12 @@ async def _serve_node(settings: Settings, workers: int, ready_file: Path | None)
 async def _serve(settings: Settings, ready_file: Path | None) -> None:
     from translate_svc.app import build
     from translate_svc.transport.grpc.tls import TlsConfigError
-    from translate_svc.transport.host import TranslateServer
+    from translate_svc.transport.host import DoorSetupError, TranslateServer
     from translate_svc.transport.tokens import TokenFileError
 
     try:
         server = TranslateServer(build(settings))
-    except (TlsConfigError, TokenFileError) as e:
+    except (TlsConfigError, TokenFileError, DoorSetupError) as e:
         raise _cannot_start(str(e)) from e
     try:
         await server.start()

@@ -44,6 +44,10 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: assume it is reachable
 
 
+class DoorSetupError(Exception):
+    """A configured door cannot be set up (a package it needs is missing); one line saying what to do."""
+
+
 class TranslateServer:
     """Owns the doors and the application's lifetime. Event loop only.
 
@@ -64,8 +68,15 @@ class TranslateServer:
             self.tokens = TokenStore(self.settings.auth.tokens_file)
         riva_permissions: dict[str, Permission] | None = None
         if s.riva:  # imported only when asked for: its protos come from the nvidia-riva-client package
-            from translate_svc.transport.riva import door as riva_door
-
+            try:
+                from translate_svc.transport.riva import door as riva_door
+            except ModuleNotFoundError as e:
+                if not (e.name or "").startswith("riva"):
+                    raise
+                raise DoorSetupError(
+                    "--riva needs Riva's protos from the nvidia-riva-client package: pip install --no-deps "
+                    "nvidia-riva-client==2.27.0 (make install does; docs/riva-compat.md)"
+                ) from e
             riva_permissions = riva_door.METHOD_PERMISSIONS
         self.grpc = GrpcDoor(
             app.sessions,
