@@ -34,6 +34,7 @@ from translate_svc.session.quota import (
     retry_after_ms,
 )
 from translate_svc.session.stream import StreamSession
+from translate_svc.session.text import TextRequest, resolve_text
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
     AudioEncoding,
@@ -115,6 +116,17 @@ class SessionManager:
         """Check languages, output options, terms and a stream's simultaneous mode against the
         loaded model and the limits."""
         return checks.resolve_task(self.card, self.limits, source, targets, output, detect, terms, simultaneous)
+
+    def resolve_text(
+        self,
+        texts: Sequence[str],
+        source: str,
+        targets: list[str],
+        output: OutputOptions,
+        terms: Sequence[Term] = (),
+    ) -> TextRequest:
+        """Check a text request (``TranslateText``) against the loaded model and the limits."""
+        return resolve_text(self.card, self.limits, texts, source, targets, output, terms)
 
     def retarget_task(
         self, task: TranslationTask, targets: tuple[str, ...] | None, speaker_id: int | None
