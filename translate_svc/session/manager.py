@@ -83,6 +83,12 @@ class SessionManager:
         self._no_live = asyncio.Event()  # set while no stream is admitted
         self._no_live.set()
 
+    @property
+    def decode_pool(self) -> ThreadPoolExecutor:
+        """The unary calls' CPU pool (clip decoding, a text call's speech resampling and encoding):
+        never the threads live streams use."""
+        return self._decode_pool
+
     def close(self) -> None:
         """The server stopped: no clip is decoded any more."""
         self._decode_pool.shutdown(wait=False, cancel_futures=True)

@@ -211,7 +211,7 @@ class TextDriver:
         segments = [Segment(k, 0, 0, _NO_SAMPLES) for k in range(len(jobs))]
         if needs_encoding(task.output):  # resampling and Opus: CPU work, off the loop
             loop = asyncio.get_running_loop()
-            results = await loop.run_in_executor(self._m._decode_pool, _build_all, segments, task, jobs, started)
+            results = await loop.run_in_executor(self._m.decode_pool, _build_all, segments, task, jobs, started)
         else:
             results = _build_all(segments, task, jobs, started)
         return TextsResult(tuple(results))
