@@ -55,6 +55,10 @@ class LimitsSettings(BaseModel):
     #: Term entries per request or stream, and characters of one phrase
     max_terms: int = Field(32, ge=0, le=1024)
     max_term_chars: int = Field(64, ge=1, le=1024)
+    #: TranslateText: texts per request, characters of one text, and characters of all its texts
+    max_texts: int = Field(16, ge=1, le=1024)
+    max_text_chars: int = Field(2000, ge=1, le=100_000)
+    max_text_request_chars: int = Field(8000, ge=1, le=1_000_000)
     #: largest gRPC message either way (a whole clip for Translate, one chunk for streams)
     max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     #: largest audio payload of one StreamingTranslate message

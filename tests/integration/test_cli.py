@@ -872,3 +872,43 @@ def test_latency_summary_and_vtt_escaping() -> None:
     doc = vtt_document([(0, 1000, "a <b>x</b> & --> y\n\nz")])
     caption = webvtt.from_string(doc).captions[0]
     assert caption.text == "a &lt;b&gt;x&lt;/b&gt; &amp; --&gt; y\nz"
+
+
+def test_text_prints_translations_and_writes_speech(server: str, tmp_path: Path) -> None:
+    out = tmp_path / "speech"
+    r = run_cli(
+        "text", "Hello there.", "Second text.", "--from", "en", "--to", "es,fr", "--out", out, "--server", server
+    )
+    assert r.code == 0, r.text
+    lines = [line for line in r.out.splitlines() if line.startswith("[")]
+    assert [line.split(":")[0] for line in lines] == ["[1] spa", "[1] fra", "[2] spa", "[2] fra"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"text{k}.{t}.wav" for k in (1, 2) for t in ("spa", "fra"))
+    for wav in out.iterdir():
+        info = sf.info(wav)
+        assert info.samplerate == 16000 and info.frames > 0
+    docs = [
+        json.loads(line)
+        for line in run_cli(
+            "text", "Hello.", "--from", "eng", "--to", "spa", "--no-speech", "--json", "--server", server
+        ).out.splitlines()
+        if line.startswith("{")
+    ]
+    assert docs == [
+        {"text": 1, "target_language": "spa", "text_out": docs[0]["text_out"], "speech": None, "status": "OK"}
+    ]
+    # the same outputs again: refused before calling, unless --overwrite
+    again = ("text", "Hello there.", "Second text.", "--from", "en", "--to", "es,fr", "--out", out, "--server", server)
+    fails(run_cli(*again), EXIT_USAGE, "already exists", "--overwrite")
+    assert run_cli(*again, "--overwrite").code == 0
+
+
+def test_text_mistakes(server: str, tmp_path: Path) -> None:
+    s = ("--server", server)
+    fails(run_cli("text", "Hello.", "--to", "spa", *s), EXIT_USAGE, "--from is required")
+    fails(run_cli("text", "Hello.", "--from", "auto", "--to", "spa", *s), EXIT_USAGE, "--from is required")
+    fails(run_cli("text", "Hello.", "--from", "en", *s), EXIT_USAGE, "--to is empty")
+    fails(run_cli("text", "Hello.", "--from", "en", "--to", "xx-bogus", *s), EXIT_USAGE, "xx-bogus")
+    fails(run_cli("text", "  ", "--from", "en", "--to", "es", *s), EXIT_USAGE, "texts[0] is blank")
+    fails(
+        run_cli("text", "Hi.", "--from", "en", "--to", "es", "--no-speech", "--out", tmp_path, *s), EXIT_USAGE, "--out"
+    )

@@ -445,3 +445,43 @@ async def test_a_stream_gives_up_with_a_clear_error_when_no_server_takes_it(
             assert err.value.resume_offset_ms == s.resume_offset_ms > 0
             with pytest.raises(StreamClosedError):
                 await s.send(minute[:1600])
+
+
+# -- text in (issue 36) ----------------------------------------------------------------------------
+
+
+async def test_translate_text_async_and_sync_give_what_the_raw_call_gives(live: LiveServer) -> None:
+    texts = ["Hello there.", "A second, longer text to translate."]
+    raw = await live.stub.TranslateText(
+        pb.TranslateTextRequest(
+            texts=texts,
+            source_language="eng",
+            target_languages=["spa", "fra"],
+            output=pb.OutputOptions(speech_sample_rate_hz=24000),
+        )
+    )
+    async with AsyncTranslateClient(addr(live)) as c:
+        got = await c.translate_text(texts, source="eng", targets="spa,fra", speech_sample_rate=24000)
+        one = await c.translate_text("Hello there.", source="eng", targets=["spa"], speech=False)
+        with pytest.raises(TranslateError) as err:
+            await c.translate_text(["ok"], source="", targets="spa")
+    assert err.value.code.name == "INVALID_ARGUMENT" and "source_language" in err.value.message
+    assert [r.text for r in got.results] == texts and got.model.is_test_model
+    for r, want in zip(got.results, raw.results, strict=True):
+        assert r.ok and [t.target for t in r.translations] == ["spa", "fra"]
+        for t, w in zip(r.translations, want.translations, strict=True):
+            assert t.text == w.text and t.sample_rate == 24000 and t.audio is not None
+            assert t.num_samples == w.audio.num_samples == len(t.audio)
+            np.testing.assert_array_equal(
+                np.round(t.audio * 32768).astype("<i2"), np.frombuffer(w.audio.content, "<i2")
+            )
+    assert one.results[0].translation("spa").text == raw.results[0].translations[0].text
+    assert not one.results[0].translation("spa").has_speech
+
+    def sync() -> list[str]:
+        with TranslateClient(addr(live)) as c:
+            return [
+                t.text for r in c.translate_text(texts, source="eng", targets="spa").results for t in r.translations
+            ]
+
+    assert await asyncio.to_thread(sync) == [r.translations[0].text for r in raw.results]

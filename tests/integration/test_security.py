@@ -438,10 +438,27 @@ def test_serve_reports_a_mismatched_key_and_exits(tmp_path: Path, test_model_dir
     a, b = identity(), identity()
     f = files(tmp_path, a)
     f.key.write_bytes(b.server_key)
-    result = CliRunner().invoke(
-        app,
-        ["serve", "--model", str(test_model_dir), "--port", "0", "--tls-cert", str(f.cert), "--tls-key", str(f.key)],
-    )
+    # serve installs its log handler (logging_setup) on CliRunner's stderr, closed after the call:
+    # left on the root logger, it would break every later log line of this test process
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        result = CliRunner().invoke(
+            app,
+            [
+                "serve",
+                "--model",
+                str(test_model_dir),
+                "--port",
+                "0",
+                "--tls-cert",
+                str(f.cert),
+                "--tls-key",
+                str(f.key),
+            ],
+        )
+    finally:
+        root.handlers[:], root.level = handlers, level
     assert result.exit_code == 2, result.output
     assert "cannot start:" in result.output and "does not match" in result.output
 

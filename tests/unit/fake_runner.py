@@ -1,12 +1,12 @@
 """A ``Runner`` that needs no checkpoint and no torch: engine and session behaviour in milliseconds.
 
-Its outputs are a deterministic function of the input (text names the segment's length), so tests
-can tell results apart. ``gate`` blocks ``run`` until set (to hold work in the model or the
-queue); ``fail_when`` makes a batch raise; ``die`` makes the model thread raise a BaseException,
-which kills the engine loop as a crashed worker would. ``waveform`` chooses the speech returned
-for an input and a language (a test can return one the output encoding refuses); ``ran`` keeps
-every batch's inputs; ``on_features`` sees each segment's audio as its features are computed
-(on the engine's features thread), i.e. once per submitted job.
+Its outputs are a deterministic function of the input (text names the segment's length, or a text
+input's text: ``<lang>:text=<its text>``), so tests can tell results apart. ``gate`` blocks ``run``
+until set (to hold work in the model or the queue); ``fail_when`` makes a batch raise; ``die`` makes
+the model thread raise a BaseException, which kills the engine loop as a crashed worker would.
+``waveform`` chooses the speech returned for an input and a language (a test can return one the
+output encoding refuses); ``ran`` keeps every batch's inputs; ``on_features`` sees each segment's
+audio as its features are computed (on the engine's features thread), i.e. once per submitted job.
 
 A simultaneous step (``ModelInput.simul``) gets, per target, the hypothesis ``committed +
 (len(audio),)``; it commits nothing before the final step, which commits and speaks it all. (For a
@@ -45,7 +45,7 @@ class FakeRunner:
         self.batches: list[int] = []  # batch sizes, in order
         self.ran: list[tuple[ModelInput, ...]] = []  # every batch's inputs, in order
         self.waveform: Callable[[ModelInput, str], np.ndarray] = lambda item, lang: np.zeros(
-            len(item.audio) // 2, np.float32
+            len(item.audio) // 2 if item.text is None else 160 * len(item.text.text), np.float32
         )
         self.on_features: Callable[[np.ndarray], None] = lambda audio: None
         self.started = threading.Event()  # set when a batch enters run()
@@ -73,7 +73,7 @@ class FakeRunner:
             if i.simul is not None
             else ModelOutput(
                 transcript=f"n={len(i.audio)}" if i.transcript_language else None,
-                texts={lang: f"{lang}:{len(i.audio)}" for lang in i.targets},
+                texts={lang: f"{lang}:{_size(i)}" for lang in i.targets},
                 waveforms={lang: self.waveform(i, lang) for lang in i.targets} if i.speech else {},
             )
             for i in inputs
@@ -105,6 +105,11 @@ class FakeRunner:
             texts={lang: row.committed_text for lang, row in rows.items()},
             simul=rows,
         )
+
+
+def _size(i: ModelInput) -> str:
+    """What a fake translation names: the segment's samples, or a text input's ``text=<text>``."""
+    return f"text={i.text.text}" if i.text is not None else str(len(i.audio))
 
 
 def _typed(r: FakeRunner) -> Runner:

@@ -38,7 +38,7 @@ def test_every_command_is_registered() -> None:
     group = typer.main.get_command(app)
     names = set(group.commands)  # type: ignore[attr-defined]
     assert names == {
-        "serve", "translate", "stream", "languages", "make-test-model", "download-model",
+        "serve", "translate", "text", "stream", "languages", "make-test-model", "download-model",
         "make-test-lid-model", "download-lid-model",
     }  # fmt: skip
 

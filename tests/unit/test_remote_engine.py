@@ -207,6 +207,26 @@ async def test_detection_terms_and_stage_times_cross_the_wire() -> None:
     assert (done.detected, done.speech_ms, done.language_id_ms) == ({"eng": 0.25, "spa": 0.75}, 1.5, 2.5)
 
 
+async def test_a_text_input_crosses_the_wire_and_runs_in_the_engine_process(node: Node) -> None:
+    """Text in (issue 36) from a worker: the text and its language reach the engine's runner, which
+    queues it without features (the fake names the text in its answer)."""
+    from translate_svc.engine.runner import SourceText
+
+    text = ModelInput(np.zeros(0, np.float32), ("spa", "fra"), None, speech=False, text=SourceText("hola", "spa"))
+    sent = msgspec.msgpack.decode(
+        msgspec.msgpack.encode(wire.submit_of(3, "t", text, droppable=False)), type=wire.ToEngine
+    )
+    assert isinstance(sent, wire.Submit) and wire.model_input(sent).text == SourceText("hola", "spa")
+    remote = await node.worker()
+    seen: list[np.ndarray] = []
+    node.runner.on_features = seen.append
+    got = await remote.submit("t", text)
+    assert got.error is None and got.output is not None
+    assert got.output.texts == {"spa": "spa:text=hola", "fra": "fra:text=hola"}
+    assert seen == []  # no features computed for a text
+    await remote.close()
+
+
 async def test_a_simultaneous_step_crosses_the_wire_both_ways(node: Node) -> None:
     """A step's request (the policy state as data) reaches the runner as sent, and its rows (token
     ids, commit, chunk as float32) come back as the in-process engine returns them: droppable

@@ -1,19 +1,19 @@
 """translate-svc: the command line (typer). ``HELP`` below is ``translate-svc --help``."""
 
 # The package by audience: operator.py (serve, the model commands) reaches the server
-# through translate_svc.app; translate.py, stream.py and languages.py are clients of the SDK only.
+# through translate_svc.app; translate.py, text.py, stream.py and languages.py are clients of the SDK only.
 # Each command module imports light modules only; its work loads when it runs (a fast --help).
 
 import typer
 
-from translate_svc.cli import languages, operator, stream, translate
+from translate_svc.cli import languages, operator, stream, text, translate
 
 # Help texts are not wrapped in the source: rich wraps them to the terminal. A prose paragraph is one
 # logical line; only an indented block (an example, a JSON shape) keeps its line breaks
 # (tests/unit/test_cli_help.py).
 HELP = (
     "Speech translation on SeamlessM4T v2: serve it (serve, and the model commands), "
-    "or call a server (translate, stream, languages).\n\n"
+    "or call a server (translate, text, stream, languages).\n\n"
     "The client commands speak to a server through the SDK (translate_svc.client). "
     "Connection: --server (env TRANSLATE_SVC_ADDRESS); TLS with --tls, --tls-ca, --tls-cert, --tls-key and "
     "--tls-server-name "
@@ -34,6 +34,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 app.command("serve")(operator.serve)
 app.command("translate", help=translate.HELP.replace("[", "\\["))(translate.translate)
 app.command("stream", help=stream.HELP.replace("[", "\\["))(stream.stream)
+app.command("text", help=text.HELP.replace("[", "\\["))(text.text)
 app.command("languages")(languages.languages)
 app.command("make-test-model")(operator.make_test_model)
 app.command("download-model")(operator.download_model)

@@ -1,11 +1,11 @@
 """translate_svc's Python client SDK (docs/client.md).
 
 ``AsyncTranslateClient`` (asyncio) and ``TranslateClient`` (blocking) speak to one or more servers:
-``languages()``, ``translate(audio)`` and ``stream(...)``, with typed results (no protobuf), TLS and
-bearer tokens, deadlines, keepalive, retries that honour the server's RetryInfo, and streams that
-resume on another server when theirs drains or fails, without losing or repeating audio. A stream
-the server ends for any other reason (a spent quota, a revoked token, a bad message, a limit)
-raises ``StreamEndedError`` after its last ``StreamEnd``.
+``languages()``, ``translate(audio)``, ``translate_text(texts)`` and ``stream(...)``, with typed
+results (no protobuf), TLS and bearer tokens, deadlines, keepalive, retries that honour the server's
+RetryInfo, and streams that resume on another server when theirs drains or fails, without losing or
+repeating audio. A stream the server ends for any other reason (a spent quota, a revoked token, a
+bad message, a limit) raises ``StreamEndedError`` after its last ``StreamEnd``.
 
 Options are typed too: ``AudioFormat`` (what ``send`` takes), ``OutputOptions`` (what each segment
 carries), ``VadOptions`` (segmentation), ``TlsOptions``. The protobuf-level helpers of tests and
@@ -38,9 +38,11 @@ from translate_svc.client.types import (
     StreamInfo,
     StreamUpdated,
     Term,
+    TextResult,
     Timing,
     TlsOptions,
     TranslateResult,
+    TranslateTextResult,
     Translation,
     VadOptions,
 )
@@ -74,11 +76,13 @@ __all__ = [
     "StreamResumeError",
     "StreamUpdated",
     "Term",
+    "TextResult",
     "Timing",
     "TlsOptions",
     "TranslateClient",
     "TranslateError",
     "TranslateResult",
+    "TranslateTextResult",
     "Translation",
     "VadOptions",
     "channel_options",

@@ -31,8 +31,10 @@ from translate_svc.client.types import (
     StreamEnd,
     StreamUpdated,
     Term,
+    TextResult,
     Timing,
     TranslateResult,
+    TranslateTextResult,
     Translation,
     VadOptions,
 )
@@ -185,6 +187,9 @@ def limits(msg: pb.ServerLimits) -> ServerLimits:
         max_simultaneous_step_ms=msg.max_simultaneous_step_ms,
         max_simultaneous_agreement=msg.max_simultaneous_agreement,
         simultaneous_min_chunk_ms=msg.simultaneous_min_chunk_ms,
+        max_texts=msg.max_texts,
+        max_text_chars=msg.max_text_chars,
+        max_text_request_chars=msg.max_text_request_chars,
     )
 
 
@@ -228,6 +233,19 @@ def _speech(target: str, text: str, a: pb.SynthesizedAudio | None) -> Translatio
         audio=audio,
         sample_rate=a.sample_rate_hz,
         num_samples=a.num_samples or len(audio),
+    )
+
+
+def text_result(text: str, msg: pb.TextResult) -> TextResult:
+    error = None
+    if msg.HasField("status") and msg.status.code != 0:
+        error = SegmentError(_CODE_NAMES.get(msg.status.code, str(msg.status.code)), msg.status.message)
+    return TextResult(text, tuple(_translation(t) for t in msg.translations), _timing(msg.timing), error)
+
+
+def translate_text_result(texts: Sequence[str], msg: pb.TranslateTextResponse) -> TranslateTextResult:
+    return TranslateTextResult(
+        tuple(text_result(t, r) for t, r in zip(texts, msg.results, strict=True)), model_info(msg.model)
     )
 
 

@@ -60,6 +60,7 @@ from translate_svc.client.types import (
     Term,
     TlsOptions,
     TranslateResult,
+    TranslateTextResult,
     VadOptions,
 )
 
@@ -338,6 +339,34 @@ class AsyncTranslateClient:
         )
         resp = await self._unary("Translate", request, timeout_s)
         return convert.translate_result(resp)
+
+    async def translate_text(
+        self,
+        texts: str | Sequence[str],
+        *,
+        source: str,
+        targets: str | Sequence[str],
+        terms: Sequence[Term | str] = (),
+        output: OutputOptions | None = None,
+        timeout_s: float | None = None,
+        **output_fields: Unpack[OutputFields],
+    ) -> TranslateTextResult:
+        """Translate text (one ``str`` or several, each on its own) from ``source`` into every
+        target, with its speech unless ``speech=False``. ``output`` (or its fields as keywords)
+        as in ``translate``: ``text``, ``speech``, ``speech_sample_rate``, ``speaker_id``,
+        ``speech_encoding`` (``transcript`` does not apply). ``terms``: as in ``translate``; a
+        kept phrase (``Term(..., keep=True)``) found in a text is carried verbatim. Limits:
+        ``ServerLimits.max_texts``, ``max_text_chars``, ``max_text_request_chars``."""
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        request = pb.TranslateTextRequest(
+            texts=batch,
+            source_language=source,
+            target_languages=convert.targets_list(targets, asr=True),  # none: the server says what to send
+            output=convert.output_pb(_output(output, output_fields)),
+            terms=convert.terms_pb(terms),
+        )
+        resp = await self._unary("TranslateText", request, timeout_s)
+        return convert.translate_text_result(batch, resp)
 
     def stream(
         self,

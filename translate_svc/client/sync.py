@@ -150,6 +150,7 @@ class TranslateClient:
     # the async client's methods, blocking: the same arguments, written once (in aio.py)
     languages = _blocking(AsyncTranslateClient.languages)
     translate = _blocking(AsyncTranslateClient.translate)
+    translate_text = _blocking(AsyncTranslateClient.translate_text)
 
     stream = _blocking_stream(AsyncTranslateClient.stream)
 

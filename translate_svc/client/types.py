@@ -413,6 +413,10 @@ class ServerLimits:
     max_simultaneous_step_ms: int = 0
     max_simultaneous_agreement: int = 0
     simultaneous_min_chunk_ms: int = 0
+    #: ``translate_text``: texts per call, characters of one text and of all (0: an older server)
+    max_texts: int = 0
+    max_text_chars: int = 0
+    max_text_request_chars: int = 0
 
 
 @dataclass(frozen=True)
@@ -433,6 +437,35 @@ class TranslateResult:
     segments: tuple[Segment, ...]
     model: ModelInfo
     audio_duration_ms: int
+
+
+@dataclass(frozen=True, eq=False)
+class TextResult:
+    """One text's translations (``translate_text``), in the call's target order; ``error`` when
+    the model failed on this text while the others went on."""
+
+    text: str
+    translations: tuple[Translation, ...]
+    timing: Timing
+    error: SegmentError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def translation(self, target: str) -> Translation:
+        for t in self.translations:
+            if t.target == target:
+                return t
+        raise KeyError(f"no translation into {target!r}")
+
+
+@dataclass(frozen=True)
+class TranslateTextResult:
+    """``translate_text``'s answer: one ``TextResult`` per text, in the order sent."""
+
+    results: tuple[TextResult, ...]
+    model: ModelInfo
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,12 @@ class TranslationEngine:
         self._shares.add(job.job_id, owner, droppable=droppable)
         self._idle.clear()
         job.future.add_done_callback(functools.partial(self._forget_cancelled, job))
-        prep = loop.run_in_executor(self._prep_executor, self._runner.extract_features, item.audio)
+        prep: asyncio.Future[Features | None]
+        if item.text is not None:  # text has no features: it queues at once (on the loop, as below)
+            prep = loop.create_future()
+            prep.set_result(None)
+        else:
+            prep = loop.run_in_executor(self._prep_executor, self._runner.extract_features, item.audio)
         prep.add_done_callback(functools.partial(self._prepared, job))  # runs on the loop
         return job.future
 
@@ -212,14 +217,14 @@ class TranslationEngine:
             self._check_idle()
             self._wakeup.set()
 
-    def _prepared(self, job: _Job, prep: asyncio.Future[Features]) -> None:
+    def _prepared(self, job: _Job, prep: asyncio.Future[Features | None]) -> None:
         try:
             self._queue_prepared(job, prep)
         finally:
             self._check_idle()
             self._wakeup.set()  # queued, or failed: droppable jobs waiting for it may go now
 
-    def _queue_prepared(self, job: _Job, prep: asyncio.Future[Features]) -> None:
+    def _queue_prepared(self, job: _Job, prep: asyncio.Future[Features | None]) -> None:
         if self._preparing.pop(job.job_id, None) is None or job.future.done():
             return  # aborted (or failed, or evicted) while its features were computed
         if prep.cancelled() or prep.exception() is not None:
@@ -228,11 +233,11 @@ class TranslationEngine:
             error = SegmentError(ErrorCode.INTERNAL.value, "could not compute this segment's features")
             job.future.set_result(JobResult(None, error, 0.0, 0.0, 0))
             return
-        job.item = dataclasses.replace(job.item, features=prep.result())
+        features = prep.result()
+        if features is not None:
+            job.item = dataclasses.replace(job.item, features=features)
         try:
-            self._scheduler.add(
-                job.job_id, job.owner, len(job.item.audio) / MODEL_SAMPLE_RATE, job.enqueued_at, droppable=job.droppable
-            )
+            self._scheduler.add(job.job_id, job.owner, job.item.input_seconds, job.enqueued_at, droppable=job.droppable)
         except QueueFull:  # cannot happen: submit reserved the place; fail loudly rather than drop
             self._shares.remove(job.job_id)
             job.future.set_exception(Overloaded("server busy; retry shortly", retry_after_ms=self._retry_hint_ms()))
@@ -310,7 +315,7 @@ class TranslationEngine:
             self._check_idle()
             model_ms = (time.perf_counter() - started) * 1000
             queue_ms = tuple((started - j.enqueued_at) * 1000 for j in jobs)
-            longest = max(len(j.item.audio) for j in jobs) / MODEL_SAMPLE_RATE
+            longest = max(j.item.input_seconds for j in jobs)
             rows = sum(j.item.text_rows for j in jobs)
             stats = BatchStats(len(jobs), longest * len(jobs), model_ms, queue_ms, rows)
             trace = self._trace(started_ns, stats, jobs, results) if tracing.enabled() else None

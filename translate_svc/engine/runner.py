@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from translate_svc.types import Language, ModelInfo, Term
+from translate_svc.types import MODEL_SAMPLE_RATE, Language, ModelInfo, Term
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,6 +29,21 @@ class Features:
 
 #: ``ModelInput.transcript_language`` with ``detect``: the transcript in the language detected
 DETECTED = "*"
+
+#: a text's stand-in for seconds of audio (``ModelInput.input_seconds``): about how many
+#: characters a second of speech says. The scheduler budgets a batch and the runner bounds a row's
+#: text tokens (``TextCap``) by it, as it does a segment's by its length.
+TEXT_CHARS_PER_SECOND = 15.0
+
+
+@dataclass(frozen=True)
+class SourceText:
+    """Text to translate instead of speech (``TranslateText``, issue 36): it goes through the
+    model's text encoder, then the same decoder, text-to-unit and vocoder rows as a segment."""
+
+    text: str
+    #: the text's language, a model code: the tokenizer's ``src_lang`` (the text encoder needs it)
+    language: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,10 +67,25 @@ class ModelInput:
     #: a simultaneous step of an open segment (``audio``: its speech so far) instead of a whole
     #: segment's translation; ``targets`` name the same languages as ``simul.targets``, in order
     simul: SimulRequest | None = None
+    #: text in instead of speech (``audio`` then empty): no transcript, detection or simultaneous step
+    text: SourceText | None = None
 
     def __post_init__(self) -> None:
         if self.simul is not None and tuple(t.language for t in self.simul.targets) != tuple(self.targets):
             raise ValueError("a simultaneous step's targets must be the ModelInput's targets, in order")
+        if self.text is not None:
+            if self.simul is not None or self.detect is not None or self.transcript_language is not None:
+                raise ValueError("a text input has no transcript, detection or simultaneous step")
+            if len(self.audio) or not self.targets:
+                raise ValueError("a text input has no audio and at least one target")
+
+    @property
+    def input_seconds(self) -> float:
+        """The input's length in seconds: the audio's, or a text's stand-in for it
+        (``TEXT_CHARS_PER_SECOND``); what batches are budgeted and text tokens bounded by."""
+        if self.text is not None:
+            return len(self.text.text) / TEXT_CHARS_PER_SECOND
+        return len(self.audio) / MODEL_SAMPLE_RATE
 
     @property
     def text_rows(self) -> int:

@@ -300,23 +300,36 @@ class SeamlessRunner:
         langs: Sequence[str],
         speakers: Sequence[int],
         audio_s: Sequence[float] = (),
+        *,
+        text_input: bool = False,
     ) -> list[np.ndarray]:
         """Units and waveforms for text rows, exactly as ``SeamlessM4Tv2Model.generate`` does it."""
-        units, unit_lens = self.units(enc, mask, sequences, audio_s)
+        units, unit_lens = self.units(enc, mask, sequences, audio_s, text_input=text_input)
         return self.vocode(units, unit_lens, langs, speakers)
 
     def units(
-        self, enc: torch.Tensor, mask: torch.Tensor, sequences: torch.Tensor, audio_s: Sequence[float] = ()
+        self,
+        enc: torch.Tensor,
+        mask: torch.Tensor,
+        sequences: torch.Tensor,
+        audio_s: Sequence[float] = (),
+        *,
+        text_input: bool = False,
     ) -> tuple[torch.Tensor, list[int]]:
         """Text-to-unit for text rows (``sequences`` as ``generate`` returns them: start, language,
         text, then a last token that is not spoken, then padding): vocoder unit ids, padded with
-        ``t2u_pad_token_id``, and each row's own unit count."""
+        ``t2u_pad_token_id``, and each row's own unit count. ``text_input``: ``enc`` is the text
+        encoder's and ``mask`` its tokens' mask, which the decoder reads as it is (speech: the
+        features' mask, sub-sampled to the encoder's frames first), as ``generate`` does."""
         if self.forced is not None:
             self._durations.row_units = torch.tensor([self.forced.units(s) for s in audio_s])
         m, gen, cfg = self.model, self.model.generation_config, self.model.config
         pad = gen.pad_token_id
-        sub_lens = m._compute_sub_sample_lengths_from_attention_mask(mask).to(enc.device)
-        enc_mask = _new_attention_mask(enc, sub_lens)
+        if text_input:
+            enc_mask = mask
+        else:
+            sub_lens = m._compute_sub_sample_lengths_from_attention_mask(mask).to(enc.device)
+            enc_mask = _new_attention_mask(enc, sub_lens)
         t2u_embeds = m.text_decoder(
             input_ids=sequences[:, :-1], encoder_hidden_states=enc, encoder_attention_mask=enc_mask
         ).last_hidden_state
@@ -363,16 +376,55 @@ class SeamlessRunner:
         """Each input's output, in order: whole segments here, simultaneous steps
         (``ModelInput.simul``) through ``SimultaneousRunner.step``, each part in one batch."""
         steps = [k for k, item in enumerate(inputs) if item.simul is not None]
-        if not steps:
+        texts = [k for k, item in enumerate(inputs) if item.text is not None]
+        if not steps and not texts:
             return self._run_segments(inputs)
-        if self._simul is None:
-            from translate_svc.model.simultaneous import SimultaneousRunner  # it imports this module
+        out: dict[int, ModelOutput] = {}
+        if steps:
+            if self._simul is None:
+                from translate_svc.model.simultaneous import SimultaneousRunner  # it imports this module
 
-            self._simul = SimultaneousRunner(self)
-        rest = [k for k, item in enumerate(inputs) if item.simul is None]
-        out: dict[int, ModelOutput] = dict(zip(steps, self._simul.step([inputs[k] for k in steps]), strict=True))
+                self._simul = SimultaneousRunner(self)
+            out.update(zip(steps, self._simul.step([inputs[k] for k in steps]), strict=True))
+        if texts:
+            out.update(zip(texts, self._run_texts([inputs[k] for k in texts]), strict=True))
+        rest = [k for k, item in enumerate(inputs) if item.simul is None and item.text is None]
         out.update(zip(rest, self._run_segments([inputs[k] for k in rest]), strict=True))
         return [out[k] for k in range(len(inputs))]
+
+    def tokenize(self, texts: Sequence[ModelInput]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Text inputs' token ids (each with its own language as ``src_lang``, as the processor
+        writes them alone), right-padded into one batch, and their mask."""
+        tokenizer = self.processor.tokenizer
+        per = []
+        for item in texts:
+            assert item.text is not None
+            ids = tokenizer(item.text.text, src_lang=item.text.language)["input_ids"]
+            per.append([int(i) for i in ids])
+        width = max(len(ids) for ids in per)
+        pad = int(tokenizer.pad_token_id)
+        ids = torch.full((len(per), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(per), width), dtype=torch.long)
+        for row, own in enumerate(per):
+            ids[row, : len(own)] = torch.tensor(own)
+            mask[row, : len(own)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _run_texts(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
+        """Text inputs (``ModelInput.text``): the text encoder once per text, then the same text
+        rows, text-to-unit and vocoder as segments, as ``generate(input_ids=..., tgt_lang=...)``
+        does. The model's modality is text meanwhile (the decoder then reads the tokens' mask as
+        it is), and speech again after."""
+        ids, mask = self.tokenize(inputs)
+        self.model.set_modality("text")
+        try:
+            enc: torch.Tensor = self.model.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+            rows = [(k, lang) for k, item in enumerate(inputs) for lang in dict.fromkeys(item.targets)]
+            # the source text is what KEEP terms are looked for in (a segment's transcript, for speech)
+            said = {k: item.text.text for k, item in enumerate(inputs) if item.text is not None}
+            return self._rows_to_outputs(inputs, enc, mask, rows, [None] * len(inputs), {}, 0.0, said=said)
+        finally:
+            self.model.set_modality("speech")
 
     def _run_segments(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
         if not inputs:
@@ -393,10 +445,28 @@ class SeamlessRunner:
             if transcript and transcript not in langs:
                 langs.append(transcript)
             rows.extend((k, lang) for lang in langs)
+        return self._rows_to_outputs(inputs, enc, mask, rows, spoken, detected, language_id_ms)
+
+    def _rows_to_outputs(
+        self,
+        inputs: Sequence[ModelInput],
+        enc: torch.Tensor,
+        mask: torch.Tensor,
+        rows: Sequence[tuple[int, str]],
+        spoken: Sequence[str | None],
+        detected: dict[int, dict[str, float]],
+        language_id_ms: float,
+        *,
+        said: dict[int, str] | None = None,
+    ) -> list[ModelOutput]:
+        """The text rows decoded from the inputs' encoder outputs, then speech for the target rows
+        that want it, gathered per input. ``said``: text inputs' own text (``decode_rows``); their
+        ``enc``/``mask`` are the text encoder's."""
+        text_input = said is not None
         index = torch.tensor([k for k, _ in rows], device=self.device)
         row_enc, row_mask = enc.index_select(0, index), mask.index_select(0, index)
-        seconds = [len(i.audio) / MODEL_SAMPLE_RATE for i in inputs]
-        sequences = self.decode_rows(row_enc, row_mask, rows, inputs, spoken, seconds)
+        seconds = [i.input_seconds for i in inputs]
+        sequences = self.decode_rows(row_enc, row_mask, rows, inputs, spoken, seconds, said=said)
         texts = self.processor.batch_decode(sequences, skip_special_tokens=True)
 
         # Speech for target rows that asked for it and have at least one text token.
@@ -416,6 +486,7 @@ class SeamlessRunner:
                 [rows[r][1] for r in speech_rows],
                 [inputs[rows[r][0]].speaker_id for r in speech_rows],
                 [seconds[rows[r][0]] for r in speech_rows],
+                text_input=text_input,
             )
             waves = dict(zip(speech_rows, out, strict=True))
         speech_ms = (time.perf_counter() - t_speech) * 1000 if speech_rows else 0.0
@@ -448,10 +519,12 @@ class SeamlessRunner:
         spoken: Sequence[str | None],
         seconds: Sequence[float],
         processors: Callable[[Sequence[int]], Sequence[LogitsProcessor]] | None = None,
+        said: dict[int, str] | None = None,
     ) -> torch.Tensor:
         """The text rows (``enc``/``mask`` expanded to them). Without terms: one decode. With
         KEEP terms, the transcript rows of those segments are decoded first, so each translation
-        row knows which kept phrases were said (model/terms.py); then the other rows.
+        row knows which kept phrases were said (model/terms.py); then the other rows. ``said``:
+        what inputs said without a transcript row (a text input's own text), by input index.
         ``processors``: for the indices of the rows in one decode, logits processors applied
         after all others (a simultaneous step's forced prefixes)."""
         langs = [lang for _, lang in rows]
@@ -465,7 +538,7 @@ class SeamlessRunner:
             r for r, (k, lang) in enumerate(rows)
             if lang == spoken[k] and any(t.keep for t in inputs[k].terms) and set(inputs[k].targets) - {lang}
         ]  # fmt: skip
-        said: dict[int, str] = {}  # segment -> its transcript, where decoded first
+        said = dict(said or {})  # segment -> its transcript, where decoded first (or a text input's text)
 
         def decode(subset: list[int]) -> torch.Tensor:
             index = torch.tensor(subset, device=self.device)

@@ -48,6 +48,9 @@ class MaskedVocoder:
         self._upsample = [(int(u.stride[0]), int(u.padding[0]), int(u.kernel_size[0])) for u in hg.upsampler]
         self._unit_mask: torch.Tensor | None = None
         self._stage_lengths: list[torch.Tensor] | None = None
+        #: the call's (padded) units, and each row's output length as the vocoder alone reports it
+        self._units: torch.Tensor | None = None
+        self._reported: torch.Tensor | None = None
         #: per upsampling stage, a (rows, 1, time) 0/1 mask of valid samples, built on first use
         self._stage_masks: dict[int, torch.Tensor] = {}
         # duration predictor: give it the padding mask; then derive every stage's valid length
@@ -104,16 +107,19 @@ class MaskedVocoder:
             units = units[:, :width]
         if len(unit_lens) > 1 or self.bucket is not None:  # one unpadded row is exactly the plain call
             self._unit_mask = torch.arange(units.shape[1], device=device)[None, :] < lens[:, None]
+            self._units = units
         try:
             wav, lengths = self.vocoder(
                 input_ids=units,
                 speaker_id=torch.tensor([[s] for s in speakers], device=device),
                 lang_id=torch.tensor([[lang] for lang in lang_ids], device=device),
             )
-            stages = self._stage_lengths
-            out_lens = stages[-1].tolist() if stages is not None else lengths.reshape(-1).tolist()
+            reported = self._reported
+            out_lens = reported.tolist() if reported is not None else lengths.reshape(-1).tolist()
         finally:
             self._unit_mask = None
+            self._units = None
+            self._reported = None
             self._stage_lengths = None
             self._stage_masks = {}
         return [wav[r, : max(0, int(n)) if unit_lens[r] else 0].float().cpu().numpy() for r, n in enumerate(out_lens)]
@@ -129,13 +135,28 @@ class MaskedVocoder:
         if self._unit_mask is None:
             return None
         # the vocoder's own rounding of durations, summed over each row's real units
-        dur = torch.clamp(torch.round(torch.expm1(log_dur)).long(), min=1)
-        frames = (dur * self._unit_mask).sum(1)
+        dur = torch.clamp(torch.round(torch.expm1(log_dur)).long(), min=1) * self._unit_mask
+        frames = dur.sum(1)
+        self._stage_lengths = self._upsampled(frames)
+        # The length the vocoder reports for a row alone (``_get_dur_output_lengths``), which its
+        # waveform is cut to: the durations summed up to index min(non-pad units, units - 1). A
+        # row whose units hold the pad id (t2u writes it for an EOS or a unit equal to the pad
+        # after the offset) is cut short of its frames by that count. The masks above keep every
+        # real frame (alone the convolutions read them); only the cut follows the vocoder's count.
+        assert self._units is not None
+        own = self._unit_mask.sum(1)
+        counted = ((self._units != self.pad_id) & self._unit_mask).sum(1)
+        index = torch.minimum(counted, own - 1).clamp(min=0)
+        cut = dur.cumsum(1).gather(1, index[:, None]).squeeze(1)
+        self._reported = self._upsampled(cut)[-1]
+        return None
+
+    def _upsampled(self, frames: torch.Tensor) -> list[torch.Tensor]:
+        """Valid lengths at every stage from HiFi-GAN's input frames (transposed-convolution lengths)."""
         lengths = [frames]
         for stride, pad, kernel in self._upsample:
             lengths.append((lengths[-1] - 1) * stride - 2 * pad + kernel)
-        self._stage_lengths = lengths
-        return None
+        return lengths
 
     def _mask_input(self, module, args):  # type: ignore[no-untyped-def]
         if self._stage_lengths is None:

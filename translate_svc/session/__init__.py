@@ -3,7 +3,7 @@
 ``manager`` admits streams and shares the engine fairly; ``driver`` owns the protocol; ``stream``
 is one stream's lifecycle over ``timeline`` (decoding), ``vad_bridge`` (the shared VAD), ``jobs``
 (engine jobs and ordered output), ``captions`` and ``simultaneous`` (commits while speech is
-open); ``events`` is the typed vocabulary doors speak.
+open); ``clip`` and ``text`` are the unary calls (a whole clip, texts); ``events`` is the typed vocabulary doors speak.
 Nothing here imports grpc or protobuf: doors live in ``transport/``.
 """
 
@@ -26,6 +26,7 @@ from translate_svc.session.events import (
 )
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.stream import StreamSession
+from translate_svc.session.text import TextDriver, TextRequest, TextsResult
 from translate_svc.types import Commit, InterimResult, SegmentResult
 
 __all__ = [
@@ -47,6 +48,9 @@ __all__ = [
     "StreamRequest",
     "StreamSession",
     "StreamStarted",
+    "TextDriver",
+    "TextRequest",
+    "TextsResult",
     "Update",
     "Updated",
 ]

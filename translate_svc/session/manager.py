@@ -34,6 +34,7 @@ from translate_svc.session.quota import (
     retry_after_ms,
 )
 from translate_svc.session.stream import StreamSession
+from translate_svc.session.text import TextRequest, resolve_text
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
     AudioEncoding,
@@ -82,6 +83,12 @@ class SessionManager:
         self._no_live = asyncio.Event()  # set while no stream is admitted
         self._no_live.set()
 
+    @property
+    def decode_pool(self) -> ThreadPoolExecutor:
+        """The unary calls' CPU pool (clip decoding, a text call's speech resampling and encoding):
+        never the threads live streams use."""
+        return self._decode_pool
+
     def close(self) -> None:
         """The server stopped: no clip is decoded any more."""
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
@@ -115,6 +122,17 @@ class SessionManager:
         """Check languages, output options, terms and a stream's simultaneous mode against the
         loaded model and the limits."""
         return checks.resolve_task(self.card, self.limits, source, targets, output, detect, terms, simultaneous)
+
+    def resolve_text(
+        self,
+        texts: Sequence[str],
+        source: str,
+        targets: list[str],
+        output: OutputOptions,
+        terms: Sequence[Term] = (),
+    ) -> TextRequest:
+        """Check a text request (``TranslateText``) against the loaded model and the limits."""
+        return resolve_text(self.card, self.limits, texts, source, targets, output, terms)
 
     def retarget_task(
         self, task: TranslationTask, targets: tuple[str, ...] | None, speaker_id: int | None

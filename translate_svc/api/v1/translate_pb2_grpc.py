@@ -49,6 +49,11 @@ class TranslatorStub:
                 request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.StreamingTranslateRequest.SerializeToString,
                 response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.StreamingTranslateResponse.FromString,
                 _registered_method=True)
+        self.TranslateText = channel.unary_unary(
+                '/translate_svc.api.v1.Translator/TranslateText',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateTextRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateTextResponse.FromString,
+                _registered_method=True)
 
 
 class TranslatorServicer:
@@ -75,6 +80,13 @@ class TranslatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TranslateText(self, request, context):
+        """Text in: each text translated into every target language, with its speech if asked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TranslatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +104,11 @@ def add_TranslatorServicer_to_server(servicer, server):
                     servicer.StreamingTranslate,
                     request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.StreamingTranslateRequest.FromString,
                     response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.StreamingTranslateResponse.SerializeToString,
+            ),
+            'TranslateText': grpc.unary_unary_rpc_method_handler(
+                    servicer.TranslateText,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateTextRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateTextResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +192,33 @@ class Translator:
             '/translate_svc.api.v1.Translator/StreamingTranslate',
             translate__svc_dot_api_dot_v1_dot_translate__pb2.StreamingTranslateRequest.SerializeToString,
             translate__svc_dot_api_dot_v1_dot_translate__pb2.StreamingTranslateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TranslateText(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/translate_svc.api.v1.Translator/TranslateText',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateTextRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateTextResponse.FromString,
             options,
             channel_credentials,
             insecure,

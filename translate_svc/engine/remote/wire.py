@@ -22,7 +22,14 @@ import msgspec
 import numpy as np
 
 from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.runner import ModelCard, ModelInput, ModelOutput, SimulRequest, SimulRowOutput
+from translate_svc.engine.runner import (
+    ModelCard,
+    ModelInput,
+    ModelOutput,
+    SimulRequest,
+    SimulRowOutput,
+    SourceText,
+)
 from translate_svc.types import SegmentError, Term, TraceRef
 
 #: a frame larger than this is a broken peer, not a segment (a 60 s segment is 3.8 MB of samples)
@@ -56,6 +63,8 @@ class Submit(msgspec.Struct, tag="submit", array_like=True):
     #: a simultaneous step (its policy state is data: the targets' committed tokens and recent
     #: hypotheses travel with it)
     simul: SimulRequest | None = None
+    #: text in instead of speech (``audio`` empty)
+    text: SourceText | None = None
 
 
 class Cancel(msgspec.Struct, tag="cancel", array_like=True):
@@ -178,6 +187,7 @@ def submit_of(job: int, owner: str, item: ModelInput, *, droppable: bool) -> Sub
         item.detect,
         item.terms,
         item.simul,
+        item.text,
     )
 
 
@@ -191,6 +201,7 @@ def model_input(m: Submit) -> ModelInput:
         m.detect,
         m.terms,
         simul=m.simul,
+        text=m.text,
     )
 
 

@@ -33,6 +33,7 @@ METHOD_PERMISSIONS: dict[str, Permission] = {
     f"/{SERVICE_NAME}/ListLanguages": Permission.LANGUAGES,
     f"/{SERVICE_NAME}/Translate": Permission.TRANSLATE,
     f"/{SERVICE_NAME}/StreamingTranslate": Permission.STREAM,
+    f"/{SERVICE_NAME}/TranslateText": Permission.TRANSLATE,
 }
 
 

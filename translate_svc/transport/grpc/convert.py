@@ -219,6 +219,9 @@ def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
         simultaneous_min_chunk_ms=limits.simultaneous_min_chunk_ms,
         config_timeout_ms=limits.config_timeout_ms,
         clip_read_timeout_ms=round(limits.clip_read_timeout_s * 1000),
+        max_texts=limits.max_texts,
+        max_text_chars=limits.max_text_chars,
+        max_text_request_chars=limits.max_text_request_chars,
     )
 
 
@@ -286,6 +289,18 @@ def segment_result_to_pb(r: SegmentResult) -> pb.SegmentResult:
     _add_texts(msg, r.transcript, r.translations)
     msg.speech_in_commits = r.speech_in_commits
     return msg
+
+
+def text_result_to_pb(r: SegmentResult) -> pb.TextResult:
+    """A text's result (``session.text``: a SegmentResult without a span) as the wire's TextResult."""
+    seg = segment_result_to_pb(r)
+    timing = pb.Timing(
+        queue_ms=seg.timing.queue_ms,
+        model_ms=seg.timing.model_ms,
+        total_ms=seg.timing.total_ms,
+        speech_ms=seg.timing.speech_ms,
+    )
+    return pb.TextResult(translations=seg.translations, timing=timing, status=seg.status)
 
 
 def commit_to_pb(c: Commit) -> pb.Commit:

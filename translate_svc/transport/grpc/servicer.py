@@ -30,7 +30,16 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, ServiceError
 from translate_svc.observability import tracing
 from translate_svc.observability.access import CallInfo, new_request_id
-from translate_svc.session import ClipResult, Invalid, SessionManager, StreamDriver, StreamRequest
+from translate_svc.session import (
+    ClipResult,
+    Invalid,
+    SessionManager,
+    StreamDriver,
+    StreamRequest,
+    TextDriver,
+    TextRequest,
+    TextsResult,
+)
 from translate_svc.session.clip import ClipDriver, ClipRequest
 from translate_svc.session.driver import internal_error
 from translate_svc.transport.grpc import convert
@@ -125,6 +134,9 @@ class TranslatorServicer:
                 "StreamingTranslate": grpc.stream_stream_rpc_method_handler(
                     self.StreamingTranslate, response_serializer=pb.StreamingTranslateResponse.SerializeToString
                 ),
+                "TranslateText": grpc.unary_unary_rpc_method_handler(
+                    self.TranslateText, response_serializer=pb.TranslateTextResponse.SerializeToString
+                ),
             },
         )
 
@@ -187,6 +199,40 @@ class TranslatorServicer:
             raise InvalidInput(
                 f"the answer is {size} bytes, over this server's {limit}-byte message limit: ask for fewer "
                 "targets or a lower speech_sample_rate_hz, or use StreamingTranslate"
+            )
+        return response
+
+    @unary_errors
+    async def TranslateText(self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> pb.TranslateTextResponse:
+        """Texts in: the call is the stream core's (``TextDriver``: admission as a Translate call,
+        the engine, accounting); this parses, converts and renders."""
+        call = await _call_info(context, "TranslateText")
+        tenant = tenant_of(self._tokens, context.invocation_metadata())
+        driver = TextDriver(self._m, tenant=tenant, call=call)
+        return await driver.run(functools.partial(self._read_texts, raw), self._render_texts)
+
+    def _read_texts(self, raw: bytes) -> TextRequest:
+        limits = self._m.limits
+        # each character is at most 4 bytes of UTF-8, each text a few bytes of framing
+        limit = SMALL_MESSAGE_BYTES + 4 * limits.max_text_request_chars + 8 * limits.max_texts
+        request = _parse(pb.TranslateTextRequest, raw, limit)
+        return self._m.resolve_text(
+            list(request.texts),
+            request.source_language,
+            list(request.target_languages),
+            convert.output_options(request.output, request.HasField("output")),
+            convert.terms(request.terms),
+        )
+
+    def _render_texts(self, result: TextsResult) -> pb.TranslateTextResponse:
+        response = pb.TranslateTextResponse(
+            results=[convert.text_result_to_pb(r) for r in result.results], model=convert.model_card_to_pb(self._m.card)
+        )
+        size, limit = response.ByteSize(), self._m.limits.max_message_bytes
+        if size > limit:  # the up-front estimate (session.text) was beaten
+            raise InvalidInput(
+                f"the answer is {size} bytes, over this server's {limit}-byte message limit: send fewer or "
+                "shorter texts, fewer targets or a lower speech_sample_rate_hz"
             )
         return response
 
