@@ -3,7 +3,7 @@
 segment, on the segments our own door cuts from the same audio; StreamingRecognize gives live
 captions (interim) and finals; ListSupportedLanguagePairs lists our languages; a language the model
 lacks, an unknown token, a custom dnt translation are refused as Riva's clients expect; TranslateText
-answers UNIMPLEMENTED until text input is merged; the door's streams count against ``max_streams``
+translates as our own TranslateText does; the door's streams count against ``max_streams``
 and the tenant's caps, and drain like every stream.
 
 Riva's clients are synchronous (grpc's threads): they run in ``asyncio.to_thread`` beside the
@@ -172,18 +172,39 @@ async def test_a_custom_dnt_translation_is_refused_not_dropped(door: LiveServer,
     assert "dnt_phrases[0]" in err.value.details() and "custom translation" in err.value.details()
 
 
-async def test_translate_text_is_unimplemented_until_text_input_is_merged(door: LiveServer) -> None:
-    """The conversion is real (a bad language is still INVALID_ARGUMENT); the translation itself is
-    the seam ``servicer.translate_texts``, which answers UNIMPLEMENTED until the text core arrives."""
+async def test_translate_text_translates_as_our_own_translate_text_does(door: LiveServer) -> None:
+    """Riva's ``translate()`` goes through the same text core as our ``TranslateText``: one
+    translation per text, in order, in the asked language, equal to ours for the same texts (the
+    words are a random model's: only their equality is checked); dnt_phrases are KEEP terms, as
+    ours (tests/unit/test_riva_convert.py checks the mapping); a language the model lacks is
+    INVALID_ARGUMENT naming it."""
     client = nmt_client(door.port)
-    with pytest.raises(grpc.RpcError) as err:
-        await asyncio.to_thread(
-            client.translate, ["hello"], "", "en-US", "es-ES", dnt_phrases_dict={"NVIDIA": "NVIDIA"}
+    texts = ["Good morning, everyone.", "NVIDIA makes GPUs.", "See you tomorrow"]
+    got = await asyncio.to_thread(client.translate, texts, "", "en-US", "es-ES")
+    assert [t.language for t in got.translations] == ["es-ES"] * 3
+    ours = await door.stub.TranslateText(
+        pb.TranslateTextRequest(
+            texts=texts, source_language="eng", target_languages=["spa"], output=pb.OutputOptions(speech=False)
         )
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED and "text input" in err.value.details()
+    )
+    assert [t.text for t in got.translations] == [r.translations[0].text for r in ours.results]
+    kept = await asyncio.to_thread(client.translate, texts, "", "en-US", "es-ES", dnt_phrases_dict={"NVIDIA": "NVIDIA"})
+    ours_kept = await door.stub.TranslateText(
+        pb.TranslateTextRequest(
+            texts=texts,
+            source_language="eng",
+            target_languages=["spa"],
+            output=pb.OutputOptions(speech=False),
+            terms=[pb.Term(phrase="NVIDIA", kind=pb.Term.KEEP)],
+        )
+    )
+    assert [t.text for t in kept.translations] == [r.translations[0].text for r in ours_kept.results]
     with pytest.raises(grpc.RpcError) as err:
         await asyncio.to_thread(client.translate, ["hello"], "", "en-US", "fi")
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "target_language 'fi'" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
+        await asyncio.to_thread(client.translate, ["ok", "  "], "", "en-US", "es-ES")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 class Answers:

@@ -298,7 +298,7 @@ def recognize_request(
 
 
 @dataclass(frozen=True)
-class TextRequest:
+class RivaTextRequest:
     """A TranslateText call as the door parsed it: the model's language codes and KEEP terms."""
 
     texts: tuple[str, ...]
@@ -307,14 +307,14 @@ class TextRequest:
     terms: tuple[Term, ...]
 
 
-def text_request(msg: nmt.TranslateTextRequest, card: ModelCard) -> TextRequest:
+def text_request(msg: nmt.TranslateTextRequest, card: ModelCard) -> RivaTextRequest:
     if not msg.texts:
         raise InvalidInput("texts is empty: send at least one text to translate")
     if not msg.target_language.strip():
         raise InvalidInput("target_language is empty: name the language to translate into")
     if not msg.source_language.strip():
         raise InvalidInput("source_language is empty: name the texts' language")
-    return TextRequest(
+    return RivaTextRequest(
         texts=tuple(msg.texts),
         source_language=model_language(msg.source_language, card, "source_language"),
         target_language=model_language(msg.target_language, card, "target_language"),

@@ -29,9 +29,10 @@ from translate_svc.session.driver import StreamDriver, internal_error
 from translate_svc.session.events import Invalid, ModelCard, StreamEnded, StreamRequest, StreamStarted
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.quota import DEFAULT_TENANT, Tenant
+from translate_svc.session.text import TextDriver, TextRequest, TextsResult
 from translate_svc.transport.riva import convert
 from translate_svc.transport.tokens import Permission, Revocation, TokenStore, bearer
-from translate_svc.types import InterimResult, SegmentResult
+from translate_svc.types import InterimResult, OutputOptions, SegmentResult
 
 logger = logging.getLogger(__name__)
 
@@ -48,19 +49,8 @@ METHOD_PERMISSIONS: dict[str, Permission] = {
     f"/{ASR_SERVICE}/StreamingRecognize": Permission.STREAM,
 }
 
-TEXT_INPUT_PENDING = (
-    "TranslateText is not served yet: text input arrives with the text-in change (translate_svc's "
-    "TranslateText); the Riva door's speech methods are served"
-)
 
 M = TypeVar("M", bound=Message)
-
-
-async def translate_texts(manager: SessionManager, request: convert.TextRequest, tenant: Tenant) -> list[str]:
-    """THE SEAM for TranslateText: the request's texts translated, in order. To be wired to the
-    text core (a session-level entry point for text translation) once the text-in change is merged;
-    until then it raises ``NotImplementedError``, which the servicer answers UNIMPLEMENTED."""
-    raise NotImplementedError(TEXT_INPUT_PENDING)
 
 
 def _parse(kind: type[M], raw: bytes, limit: int) -> M:
@@ -177,11 +167,31 @@ class RivaServicer:
 
     @_unary
     async def TranslateText(self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> nmt.TranslateTextResponse:
-        msg = _parse(nmt.TranslateTextRequest, raw, convert.SMALL_MESSAGE_BYTES)
-        request = convert.text_request(msg, self._m.card)
-        tenant = _tenant(self._tokens, context.invocation_metadata())
-        translations = await translate_texts(self._m, request, tenant)
-        return convert.text_response(translations, msg.target_language)
+        """Texts in, through the stream core's ``TextDriver`` (admission as a Translate call, the
+        engine's batches, accounting) like our own ``TranslateText``: text only, one target."""
+        metadata = context.invocation_metadata()
+        given = next((v for k, v in metadata or () if k == REQUEST_ID and isinstance(v, str)), None)
+        call = CallInfo(new_request_id(given), "riva.TranslateText", context.peer())
+        tenant = _tenant(self._tokens, metadata)
+        msg: nmt.TranslateTextRequest | None = None
+
+        def read() -> TextRequest:
+            nonlocal msg
+            limits = self._m.limits
+            # each character is at most 4 bytes of UTF-8, each text a few bytes of framing
+            limit = convert.SMALL_MESSAGE_BYTES + 4 * limits.max_text_request_chars + 8 * limits.max_texts
+            msg = _parse(nmt.TranslateTextRequest, raw, limit)
+            request = convert.text_request(msg, self._m.card)
+            output = OutputOptions(text=True, speech=False, transcript=False)
+            targets = [request.target_language]
+            return self._m.resolve_text(request.texts, request.source_language, targets, output, request.terms)
+
+        def render(result: TextsResult) -> nmt.TranslateTextResponse:
+            assert msg is not None
+            texts = [r.translations[0].text if r.translations else "" for r in result.results]
+            return convert.text_response(texts, msg.target_language)
+
+        return await TextDriver(self._m, tenant=tenant, call=call).run(read, render)
 
     # -- streams ---------------------------------------------------------------------------------------
 
