@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -111,6 +112,37 @@ async def test_speech_to_text_answers_once_per_segment_on_our_doors_segments(doo
         assert list(result.alternatives[0].language_code) == ["spa"]
         end_ms = int(parse_segment_fields(r.id.value)["end_ms"])
         assert result.audio_processed == pytest.approx(end_ms / 1000, abs=1e-3)
+
+
+def wav_file(path: Path, pcm: bytes, rate: int, note_bytes: int = 4000) -> Path:
+    """A WAV file as tools write them: a LIST chunk (``note_bytes`` of metadata, 125 ms of audio if
+    taken for samples) between the format and the samples."""
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, 2 * rate, 2, 16)
+    chunks_ = [b"fmt ", struct.pack("<I", len(fmt)), fmt, b"LIST", struct.pack("<I", note_bytes), b"\0" * note_bytes]
+    chunks_ += [b"data", struct.pack("<I", len(pcm)), pcm]
+    body = b"WAVE" + b"".join(chunks_)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+def s2t_file(client: Any, path: Path) -> list[Any]:
+    """Riva's own file iterator, as its examples stream a file (from its first byte)."""
+    audio = riva.client.AudioChunkFileIterator(path, CHUNK_BYTES // 2)
+    return list(client.streaming_s2t_response_generator(audio, s2t_config()))
+
+
+async def test_a_wav_file_streamed_by_rivas_file_iterator_has_its_header_cut(
+    door: LiveServer, pcm: bytes, tmp_path: Path
+) -> None:
+    """Riva's ``AudioChunkFileIterator`` sends a WAV file from its first byte: the header is checked
+    against the config and cut, never taken for samples (the segments are those of the raw PCM, not
+    125 ms later); a header that disagrees with the config is INVALID_ARGUMENT saying so."""
+    client = nmt_client(door.port)
+    responses = await asyncio.to_thread(s2t_file, client, wav_file(tmp_path / "speech.wav", pcm, RATE))
+    assert spans_of(responses) == await our_spans(door, pcm, ["spa"], speech=False)
+    with pytest.raises(grpc.RpcError) as err:  # the same samples, said to be 8 kHz
+        await asyncio.to_thread(s2t_file, client, wav_file(tmp_path / "8k.wav", pcm[: 2 * RATE], 8000))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "8000 Hz" in err.value.details()
 
 
 async def test_speech_to_speech_answers_pcm_at_the_asked_rate_once_per_segment(door: LiveServer, pcm: bytes) -> None:

@@ -4,6 +4,8 @@ encodings and the TTS rate, and what is refused (never dropped)."""
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 from riva.client.proto import riva_asr_pb2 as asr
 from riva.client.proto import riva_audio_pb2 as audio
@@ -12,7 +14,7 @@ from riva.client.proto import riva_nmt_pb2 as nmt
 from translate_svc.errors import InvalidInput
 from translate_svc.session.events import AudioIn, ModelCard, StreamConfig
 from translate_svc.transport.riva import convert
-from translate_svc.types import AudioEncoding, Language, ModelInfo, SegmentResult, Term, Timing
+from translate_svc.types import AudioEncoding, AudioFormat, Language, ModelInfo, SegmentResult, Term, Timing
 from translate_svc.vad.segmenter import SegmenterConfig
 
 CARD = ModelCard(
@@ -138,3 +140,26 @@ def test_segment_fields_carry_the_span_timing_and_a_failed_segments_status() -> 
     failed = SegmentResult(4, 0, 10, error=SegmentError("INTERNAL", "model failed & more"))
     fields = convert.parse_segment_fields(convert.speech_response(failed).id.value)
     assert fields["status"] == "INTERNAL" and fields["message"] == "model failed & more"
+
+
+def _wav(pcm: bytes, *, rate: int = 16000, bits: int = 16, note: bytes = b"") -> bytes:
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * bits // 8, bits // 8, bits)
+    chunks = [b"fmt ", struct.pack("<I", len(fmt)), fmt]
+    if note:
+        chunks += [b"LIST", struct.pack("<I", len(note)), note + b"\0" * (len(note) & 1)]
+    body = b"WAVE" + b"".join(chunks) + b"data" + struct.pack("<I", len(pcm)) + pcm
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def test_a_wav_header_is_cut_from_the_first_chunk_and_checked_against_the_config() -> None:
+    fmt16k = AudioFormat(AudioEncoding.LINEAR16, 16000, 1)
+    pcm = bytes(range(200)) * 4
+    assert convert.wav_payload(pcm, fmt16k, "audio_content") == pcm  # raw samples: as they are
+    assert convert.wav_payload(_wav(pcm), fmt16k, "audio_content") == pcm
+    assert convert.wav_payload(_wav(pcm, note=b"odd"), fmt16k, "audio_content") == pcm  # a padded chunk skipped
+    with pytest.raises(InvalidInput, match="8000 Hz"):
+        convert.wav_payload(_wav(pcm, rate=8000), fmt16k, "audio_content")
+    with pytest.raises(InvalidInput, match="24-bit"):
+        convert.wav_payload(_wav(pcm, bits=24), fmt16k, "audio_content")
+    with pytest.raises(InvalidInput, match="do not both begin in this message"):
+        convert.wav_payload(_wav(pcm, note=b"x" * 4000)[:1000], fmt16k, "audio_content")

@@ -18,6 +18,7 @@ maps every field). The protos are those of the ``nvidia-riva-client`` package (i
 
 from __future__ import annotations
 
+import struct
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,6 +140,38 @@ def audio_format(cfg: asr.RecognitionConfig, field: str) -> AudioFormat:
     if cfg.sample_rate_hertz <= 0:
         raise InvalidInput(f"{field}.sample_rate_hertz is unset: set the audio's sample rate (e.g. 16000)")
     return AudioFormat(_ENCODINGS[cfg.encoding], cfg.sample_rate_hertz, cfg.audio_channel_count or 1)
+
+
+def wav_payload(data: bytes, fmt: AudioFormat, field: str) -> bytes:
+    """A stream's first LINEAR_PCM chunk as Riva's ``AudioChunkFileIterator`` sends it, a WAV file's
+    bytes from its start: the samples after the header (a chunk without one is returned as it is).
+    The header must describe the config's audio (PCM 16-bit, its rate and channels) and its data
+    chunk must begin in this message, else InvalidInput: its bytes are never taken for samples."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return data
+    pos, described = 12, None  # (format tag, channels, rate, bits) from the "fmt " chunk
+    while pos + 8 <= len(data):
+        kind, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
+        body = pos + 8
+        if kind == b"fmt " and body + 16 <= len(data):
+            tag, channels, rate = struct.unpack_from("<HHI", data, body)
+            described = (tag, channels, rate, struct.unpack_from("<H", data, body + 14)[0])
+        elif kind == b"data":
+            if described is None:
+                break
+            tag, channels, rate, bits = described
+            if tag not in (1, 0xFFFE) or (bits, rate, channels) != (16, fmt.sample_rate_hz, fmt.channels):
+                raise InvalidInput(
+                    f"{field} is a WAV file of {bits}-bit samples (format {tag}) at {rate} Hz, {channels} "
+                    f"channel(s), but the config says LINEAR_PCM (16-bit) at {fmt.sample_rate_hz} Hz, "
+                    f"{fmt.channels} channel(s): make them agree"
+                )
+            return data[body:]
+        pos = body + size + (size & 1)  # chunks are padded to an even size
+    raise InvalidInput(
+        f"{field} starts with a WAV header whose format and samples do not both begin in this message: send "
+        "the header with the first samples in one message, or raw samples"
+    )
 
 
 def boost_terms(contexts: Sequence[asr.SpeechContext], field: str) -> tuple[Term, ...]:

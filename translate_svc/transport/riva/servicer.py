@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -26,13 +27,21 @@ from riva.client.proto import riva_nmt_pb2 as nmt
 from translate_svc.errors import InvalidInput, ServiceError, Unauthenticated
 from translate_svc.observability.access import CallInfo, new_request_id
 from translate_svc.session.driver import StreamDriver, internal_error
-from translate_svc.session.events import Invalid, ModelCard, StreamEnded, StreamRequest, StreamStarted
+from translate_svc.session.events import (
+    AudioIn,
+    Invalid,
+    ModelCard,
+    StreamConfig,
+    StreamEnded,
+    StreamRequest,
+    StreamStarted,
+)
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.quota import DEFAULT_TENANT, Tenant
 from translate_svc.session.text import TextDriver, TextRequest, TextsResult
 from translate_svc.transport.riva import convert
 from translate_svc.transport.tokens import Permission, Revocation, TokenStore, bearer
-from translate_svc.types import InterimResult, OutputOptions, SegmentResult
+from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, OutputOptions, SegmentResult
 
 logger = logging.getLogger(__name__)
 
@@ -268,10 +277,20 @@ async def _requests(
 ) -> AsyncIterator[StreamRequest]:
     """Wire messages -> domain requests; one that cannot be used becomes ``Invalid`` (the driver ends
     an open stream with it). An empty buffer ends the input: what follows it is not read. While the
-    model loads, the config's languages cannot be mapped: NotReady (UNAVAILABLE) ends the call."""
+    model loads, the config's languages cannot be mapped: NotReady (UNAVAILABLE) ends the call. A
+    LINEAR_PCM stream's first audio may be a WAV file's start (Riva's file iterator): its header is
+    checked and cut (``convert.wav_payload``)."""
+    fmt: AudioFormat | None = None
+    first_audio = True
     async for data in raw:
         try:
             request = parse(data, card())
+            if isinstance(request, StreamConfig):
+                fmt = request.format
+            elif isinstance(request, AudioIn) and first_audio and fmt is not None:
+                first_audio = False
+                if fmt.encoding == AudioEncoding.LINEAR16:
+                    request = dataclasses.replace(request, data=convert.wav_payload(request.data, fmt, "audio_content"))
         except InvalidInput as e:
             yield Invalid(e)
             continue
