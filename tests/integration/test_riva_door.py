@@ -145,6 +145,51 @@ async def test_a_wav_file_streamed_by_rivas_file_iterator_has_its_header_cut(
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "8000 Hz" in err.value.details()
 
 
+async def test_an_ogg_opus_file_streamed_as_riva_sends_it_is_translated_packet_by_packet(
+    door: LiveServer, shared_audio: Path, tmp_path: Path
+) -> None:
+    """OGGOPUS: the Ogg Opus file's bytes, cut anywhere by Riva's file iterator, are our OPUS
+    stream's packets: the segments are those our own door gives for the same packets (demuxed by
+    PyAV); a stream whose bytes are not Ogg is INVALID_ARGUMENT."""
+    import av
+    import soundfile as sf
+
+    path = tmp_path / "speech.opus"
+    sf.write(path, speech_pcm16(shared_audio / "silero_test.wav", SECONDS, 48000), 48000, format="OGG", subtype="OPUS")
+    with av.open(str(path)) as container:
+        packets = [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+    config = pb.StreamingConfig(
+        format=pb.AudioFormat(encoding=pb.OPUS, sample_rate_hz=48000, channels=1),
+        source_language="eng",
+        target_languages=["spa"],
+        output=pb.OutputOptions(speech=False),
+    )
+
+    async def ours() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        yield pb.StreamingTranslateRequest(config=config)
+        for packet in packets:
+            yield pb.StreamingTranslateRequest(audio=packet)
+
+    want = [
+        (r.segment.start_ms, r.segment.end_ms)
+        async for r in door.stub.StreamingTranslate(ours(), timeout=300)
+        if r.HasField("segment")
+    ]
+    cfg = s2t_config()
+    cfg.asr_config.config.encoding = riva.client.AudioEncoding.OGGOPUS
+    cfg.asr_config.config.sample_rate_hertz = 48000
+    client = nmt_client(door.port)
+
+    def stream(file: Path) -> list[Any]:  # 1000-byte reads: pages and packets cut across messages
+        return list(client.streaming_s2t_response_generator(riva.client.AudioChunkFileIterator(file, 1000), cfg))
+
+    assert want and spans_of(await asyncio.to_thread(stream, path)) == want
+    (tmp_path / "raw.opus").write_bytes(b"\x01\x02" * 3000)
+    with pytest.raises(grpc.RpcError) as err:
+        await asyncio.to_thread(stream, tmp_path / "raw.opus")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not an Ogg stream" in err.value.details()
+
+
 async def test_speech_to_speech_answers_pcm_at_the_asked_rate_once_per_segment(door: LiveServer, pcm: bytes) -> None:
     client = nmt_client(door.port)
     cfg = riva.client.StreamingTranslateSpeechToSpeechConfig(

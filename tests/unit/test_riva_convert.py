@@ -5,6 +5,7 @@ encodings and the TTS rate, and what is refused (never dropped)."""
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 from riva.client.proto import riva_asr_pb2 as asr
@@ -73,14 +74,17 @@ def test_a_speech_to_text_config_maps_onto_the_stream_config() -> None:
     assert got.interim_interval_ms == 0
 
 
-@pytest.mark.parametrize(("riva", "ours"), [(audio.MULAW, AudioEncoding.MULAW), (audio.ALAW, AudioEncoding.ALAW)])
+@pytest.mark.parametrize(
+    ("riva", "ours"),
+    [(audio.MULAW, AudioEncoding.MULAW), (audio.ALAW, AudioEncoding.ALAW), (audio.OGGOPUS, AudioEncoding.OPUS)],
+)
 def test_riva_encodings_map_onto_ours(riva: int, ours: AudioEncoding) -> None:
     got = convert.translate_request(s2t(encoding=riva), CARD, VAD)
     assert isinstance(got, StreamConfig) and got.format.encoding is ours
 
 
-@pytest.mark.parametrize("encoding", [audio.FLAC, audio.OGGOPUS, 7])
-def test_containers_are_refused_in_a_stream(encoding: int) -> None:
+@pytest.mark.parametrize("encoding", [audio.FLAC, 7])
+def test_flac_and_unknown_encodings_are_refused_in_a_stream(encoding: int) -> None:
     with pytest.raises(InvalidInput, match=r"asr_config\.config\.encoding .* is not taken in a stream"):
         convert.translate_request(s2t(encoding=encoding), CARD, VAD)
 
@@ -163,3 +167,23 @@ def test_a_wav_header_is_cut_from_the_first_chunk_and_checked_against_the_config
         convert.wav_payload(_wav(pcm, bits=24), fmt16k, "audio_content")
     with pytest.raises(InvalidInput, match="do not both begin in this message"):
         convert.wav_payload(_wav(pcm, note=b"x" * 4000)[:1000], fmt16k, "audio_content")
+
+
+def test_ogg_opus_bytes_cut_anywhere_give_the_same_packets_headers_checked(tmp_path: Path) -> None:
+    import av
+    import numpy as np
+    import soundfile as sf
+
+    path = tmp_path / "tone.opus"
+    sf.write(path, (0.3 * np.sin(np.arange(48000) / 7)).astype(np.float32), 48000, format="OGG", subtype="OPUS")
+    data = path.read_bytes()
+    with av.open(str(path)) as container:
+        want = [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+    whole = convert.OggOpusPackets(1, "audio_content").feed(data)
+    cut = convert.OggOpusPackets(1, "audio_content")
+    pieces = [cut.feed(data[at : at + 37]) for at in range(0, len(data), 37)]
+    assert whole == want and [p for piece in pieces for p in piece] == want
+    with pytest.raises(InvalidInput, match="config says 2"):
+        convert.OggOpusPackets(2, "audio_content").feed(data)
+    with pytest.raises(InvalidInput, match="not an Ogg stream"):
+        convert.OggOpusPackets(1, "audio_content").feed(b"RIFF" + data)

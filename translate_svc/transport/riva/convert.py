@@ -30,6 +30,7 @@ from riva.client.proto import riva_audio_pb2 as audio
 from riva.client.proto import riva_common_pb2 as common
 from riva.client.proto import riva_nmt_pb2 as nmt
 
+from translate_svc.audio.limits import OPUS_RATE
 from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
 from translate_svc.languages import bcp47_candidates
@@ -131,15 +132,83 @@ def dnt_terms(phrases: Sequence[str], field: str) -> tuple[Term, ...]:
 
 
 def audio_format(cfg: asr.RecognitionConfig, field: str) -> AudioFormat:
+    if cfg.encoding == audio.OGGOPUS:  # Ogg pages in; their Opus packets are our OPUS stream's (OggOpusPackets)
+        if cfg.audio_channel_count not in (0, 1, 2):
+            raise InvalidInput(f"{field}.audio_channel_count is {cfg.audio_channel_count}: Opus streams are 1 or 2")
+        return AudioFormat(AudioEncoding.OPUS, OPUS_RATE, cfg.audio_channel_count or 1)
     if cfg.encoding not in _ENCODINGS:
         name = audio.AudioEncoding.Name(cfg.encoding) if cfg.encoding in audio.AudioEncoding.values() else cfg.encoding
         raise InvalidInput(
             f"{field}.encoding {name} is not taken in a stream: send LINEAR_PCM (or MULAW, ALAW) "
-            "raw samples; FLAC and OGGOPUS containers are not streamed here"
+            "raw samples, or OGGOPUS; FLAC is not streamed here"
         )
     if cfg.sample_rate_hertz <= 0:
         raise InvalidInput(f"{field}.sample_rate_hertz is unset: set the audio's sample rate (e.g. 16000)")
     return AudioFormat(_ENCODINGS[cfg.encoding], cfg.sample_rate_hertz, cfg.audio_channel_count or 1)
+
+
+#: the longest Opus packet an Ogg stream may carry (RFC 6716: 120 ms at 510 kbit/s is under 8 KB)
+MAX_OGG_PACKET_BYTES = 64 * 1024
+
+
+class OggOpusPackets:
+    """An Ogg Opus stream's bytes in, however they are cut into messages (Riva's file iterator cuts
+    a file anywhere), its Opus packets out: our OPUS stream takes one packet per message. The
+    header packets (``OpusHead``, whose channel count must be the config's, and ``OpusTags``) are
+    checked and not passed on. Holds at most one page (64 KiB) and one packet between messages."""
+
+    def __init__(self, channels: int, field: str) -> None:
+        self._channels = channels
+        self._field = field
+        self._pending = bytearray()  # bytes of a page not yet whole
+        self._packet = bytearray()  # a packet continued on the next page
+        self._headers = 0  # header packets seen (2: OpusHead, OpusTags)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._pending += data
+        out: list[bytes] = []
+        while len(self._pending) >= 27:
+            page = self._pending
+            if page[:4] != b"OggS":
+                raise InvalidInput(
+                    f"{self._field} is not an Ogg stream where a page should begin: send the Ogg Opus file's "
+                    "bytes in order, from its first byte (encoding OGGOPUS)"
+                )
+            header = 27 + page[26]
+            if len(page) < header:
+                break
+            lacing = page[27:header]
+            end = header + sum(lacing)
+            if len(page) < end:
+                break
+            at = header
+            for size in lacing:
+                self._packet += page[at : at + size]
+                at += size
+                if len(self._packet) > MAX_OGG_PACKET_BYTES:
+                    raise InvalidInput(f"{self._field} holds an Ogg packet over {MAX_OGG_PACKET_BYTES} bytes")
+                if size < 255:  # the packet ends here
+                    out += self._packet_out(bytes(self._packet))
+                    self._packet.clear()
+            del self._pending[:end]
+        return out
+
+    def _packet_out(self, packet: bytes) -> list[bytes]:
+        if self._headers == 0:
+            self._headers = 1
+            if packet[:8] != b"OpusHead" or len(packet) < 19:
+                raise InvalidInput(f"{self._field} is an Ogg stream without Opus in it: send Ogg Opus (OGGOPUS)")
+            channels, family = packet[9], packet[18]
+            if channels != self._channels or family != 0:
+                raise InvalidInput(
+                    f"{self._field} is Opus of {channels} channel(s) (mapping family {family}), but the config "
+                    f"says {self._channels}: set audio_channel_count to it (1 or 2)"
+                )
+            return []
+        if self._headers == 1:
+            self._headers = 2
+            return []  # OpusTags
+        return [packet] if packet else []
 
 
 def wav_payload(data: bytes, fmt: AudioFormat, field: str) -> bytes:

@@ -279,14 +279,21 @@ async def _requests(
     an open stream with it). An empty buffer ends the input: what follows it is not read. While the
     model loads, the config's languages cannot be mapped: NotReady (UNAVAILABLE) ends the call. A
     LINEAR_PCM stream's first audio may be a WAV file's start (Riva's file iterator): its header is
-    checked and cut (``convert.wav_payload``)."""
+    checked and cut (``convert.wav_payload``). OGGOPUS: Ogg pages in, one OPUS message per packet."""
     fmt: AudioFormat | None = None
     first_audio = True
+    ogg: convert.OggOpusPackets | None = None
     async for data in raw:
         try:
             request = parse(data, card())
             if isinstance(request, StreamConfig):
                 fmt = request.format
+                if fmt.encoding == AudioEncoding.OPUS:
+                    ogg = convert.OggOpusPackets(fmt.channels, "audio_content")
+            elif isinstance(request, AudioIn) and ogg is not None:
+                for packet in ogg.feed(request.data):  # one of our OPUS messages per packet
+                    yield dataclasses.replace(request, data=packet)
+                continue
             elif isinstance(request, AudioIn) and first_audio and fmt is not None:
                 first_audio = False
                 if fmt.encoding == AudioEncoding.LINEAR16:
