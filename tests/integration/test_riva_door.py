@@ -150,7 +150,7 @@ async def test_an_ogg_opus_file_streamed_as_riva_sends_it_is_translated_packet_b
 ) -> None:
     """OGGOPUS: the Ogg Opus file's bytes, cut anywhere by Riva's file iterator, are our OPUS
     stream's packets: the segments are those our own door gives for the same packets (demuxed by
-    PyAV); a stream whose bytes are not Ogg is INVALID_ARGUMENT."""
+    PyAV); a stream whose bytes are not Ogg, or that ends inside a page, is INVALID_ARGUMENT."""
     import av
     import soundfile as sf
 
@@ -188,6 +188,10 @@ async def test_an_ogg_opus_file_streamed_as_riva_sends_it_is_translated_packet_b
     with pytest.raises(grpc.RpcError) as err:
         await asyncio.to_thread(stream, tmp_path / "raw.opus")
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not an Ogg stream" in err.value.details()
+    (tmp_path / "cut.opus").write_bytes(path.read_bytes()[:-100])  # a file cut short: said, not dropped
+    with pytest.raises(grpc.RpcError) as err:
+        await asyncio.to_thread(stream, tmp_path / "cut.opus")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "inside an Ogg page" in err.value.details()
 
 
 async def test_speech_to_speech_answers_pcm_at_the_asked_rate_once_per_segment(door: LiveServer, pcm: bytes) -> None:

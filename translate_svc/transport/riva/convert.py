@@ -193,6 +193,11 @@ class OggOpusPackets:
             del self._pending[:end]
         return out
 
+    @property
+    def unfinished(self) -> int:
+        """Bytes held that are not yet a whole packet (at the stream's end: a file cut short)."""
+        return len(self._pending) + len(self._packet)
+
     def _packet_out(self, packet: bytes) -> list[bytes]:
         if self._headers == 0:
             self._headers = 1

@@ -302,5 +302,12 @@ async def _requests(
             yield Invalid(e)
             continue
         if request is None:
-            return
+            break
         yield request
+    if ogg is not None and ogg.unfinished:  # never silently dropped: the stream ends saying so
+        yield Invalid(
+            InvalidInput(
+                f"the audio ended inside an Ogg page ({ogg.unfinished} bytes not a whole packet): send the "
+                "Ogg Opus file whole"
+            )
+        )
