@@ -101,8 +101,6 @@ def _unary(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[An
             return await handler(self, raw, context)
         except ServiceError as e:
             await _abort(context, e)
-        except NotImplementedError as e:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, str(e))
         except asyncio.CancelledError:
             raise
         except Exception as e:
