@@ -10,14 +10,14 @@ calls, each segment's metrics and span, and the call's access line. Event loop o
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from translate_svc.errors import LimitReached, ServiceError
+from translate_svc.errors import LimitReached
 from translate_svc.observability import access, metrics, tracing
 from translate_svc.observability.access import CallInfo
+from translate_svc.session.accounting import accounted
 from translate_svc.session.events import ClipResult
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.quota import DEFAULT_TENANT, Tenant
@@ -54,39 +54,20 @@ class ClipDriver:
         """Admit the call, ``read`` its clip by the deadline, translate it, and return ``render``'s
         answer (a door's check of its own answer, e.g. its size, counts as the call's outcome).
         Raises the ServiceError that ends the call."""
-        code = "CANCELLED"
-        done: list[ClipResult] = []
-        config: dict[str, Any] = {}
-        try:
-            with self._m.admit_clip(self.tenant):
-                limit_s = self._m.limits.clip_read_timeout_s
-                request = await _within(read(), limit_s)
-                config.update(access.config_brief(request.fmt, request.task))
-                clip = await self._m.translate_clip(
-                    request.take_content(), request.fmt, request.task, request.vad, self.tenant
-                )
-                done.append(clip)
-                metrics.tenant_audio(self.tenant.name, clip.audio_duration_ms / 1000)
-                for r in clip.segments:
-                    metrics.observe_segment(r, self.tenant.name)
-                    tracing.segment_span(r, request.task.target_languages)
-                answer = render(clip)
-            code = "OK"
-            return answer
-        except ServiceError as e:
-            code = e.code.value
-            raise
-        except Exception:
-            code = "INTERNAL"
-            raise
-        finally:
-            metrics.tenant_call(self.tenant.name, "translate", code)
-            if self.call is not None:
-                segments = Counter("OK" if r.error is None else r.error.code for c in done for r in c.segments)
-                audio_s = sum(c.audio_duration_ms for c in done) / 1000
-                access.log_call(
-                    self.call, code=code, tenant=self.tenant.name, config=config, audio_s=audio_s, segments=segments
-                )
+        with accounted(self.tenant, self.call, "translate") as outcome, self._m.admit_clip(self.tenant):
+            limit_s = self._m.limits.clip_read_timeout_s
+            request = await _within(read(), limit_s)
+            outcome.config.update(access.config_brief(request.fmt, request.task))
+            clip = await self._m.translate_clip(
+                request.take_content(), request.fmt, request.task, request.vad, self.tenant
+            )
+            outcome.results.extend(clip.segments)
+            outcome.audio_s = clip.audio_duration_ms / 1000
+            metrics.tenant_audio(self.tenant.name, clip.audio_duration_ms / 1000)
+            for r in clip.segments:
+                metrics.observe_segment(r, self.tenant.name)
+                tracing.segment_span(r, request.task.target_languages)
+            return render(clip)
 
 
 async def _within(read: Awaitable[R], limit_s: float) -> R:

@@ -15,7 +15,6 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,10 +23,11 @@ import numpy as np
 
 from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND, ModelCard, ModelInput, SourceText
-from translate_svc.errors import InvalidInput, ServiceError
-from translate_svc.observability import access, metrics
+from translate_svc.errors import InvalidInput
+from translate_svc.observability import metrics
 from translate_svc.observability.access import CallInfo
 from translate_svc.session import task as checks
+from translate_svc.session.accounting import accounted
 from translate_svc.session.quota import DEFAULT_TENANT, Tenant
 from translate_svc.session.results import build_result, needs_encoding
 from translate_svc.settings import LimitsSettings
@@ -152,33 +152,14 @@ class TextDriver:
         InvalidInput, RESOURCE_EXHAUSTED when the node or tenant is full or the engine's queue has
         no room, UNAVAILABLE when the model is not serving. A text the model fails on comes back
         with its own error; the others still return."""
-        code = "CANCELLED"
-        done: list[TextsResult] = []
-        config: dict[str, Any] = {}
-        try:
-            with self._m.admit_clip(self.tenant):
-                request = read()
-                config.update(_brief(request))
-                result = await self.translate(request)
-                done.append(result)
-                for r in result.results:
-                    metrics.observe_segment(r, self.tenant.name)
-                answer = render(result)
-            code = "OK"
-            return answer
-        except ServiceError as e:
-            code = e.code.value
-            raise
-        except Exception:
-            code = "INTERNAL"
-            raise
-        finally:
-            metrics.tenant_call(self.tenant.name, "translate_text", code)
-            if self.call is not None:
-                texts = Counter("OK" if r.error is None else r.error.code for d in done for r in d.results)
-                access.log_call(
-                    self.call, code=code, tenant=self.tenant.name, config=config, audio_s=0.0, segments=texts
-                )
+        with accounted(self.tenant, self.call, "translate_text") as outcome, self._m.admit_clip(self.tenant):
+            request = read()
+            outcome.config.update(_brief(request))
+            result = await self.translate(request)
+            outcome.results.extend(result.results)
+            for r in result.results:
+                metrics.observe_segment(r, self.tenant.name)
+            return render(result)
 
     async def translate(self, request: TextRequest) -> TextsResult:
         """Every text as one engine job of this call's own engine session (its fair share of the
