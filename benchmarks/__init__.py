@@ -1,1 +1,16 @@
 """Load generator and reports for translate_svc (run from the repository root: ``python -m benchmarks.loadgen``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def print_and_save(result: dict[str, Any], path: str | None) -> None:
+    """A run's result as indented JSON on stdout, and in ``path`` when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)

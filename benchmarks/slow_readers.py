@@ -12,6 +12,9 @@ everything, so "before" is a server that has served this load (its model's worki
 and what a round leaves behind is what the slow readers left. ``--client-window BYTES`` gives the
 clients a fixed HTTP/2 receive window (BDP probing off) instead of gRPC's default (4 MiB or more):
 the results a client's transport takes in, unread by its application, are computed too.
+``--sdk``: the clients are the SDK's (``AsyncTranslateClient``: a fixed 64 KiB window unless
+``--client-window``, 4 events read ahead unless ``--buffered-events``), each stream sending with
+``send`` and never iterated.
 
     python -m benchmarks.slow_readers --streams 4 --seconds 120 --warm --json out/slow_readers.json
 """
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import os
 import re
 import shutil
@@ -37,9 +40,11 @@ from typing import Any
 import grpc
 import soundfile as sf
 
+from benchmarks import print_and_save
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.cli import ready_file as ready
+from translate_svc.client import AsyncTranslateClient
 
 REPO = Path(__file__).resolve().parents[1]
 CHUNK_BYTES = 3200  # 100 ms of 16 kHz LINEAR16
@@ -98,6 +103,42 @@ def requests(audio: bytes, sent: list[int], k: int) -> AsyncIterator[pb.Streamin
     return gen()
 
 
+@contextlib.asynccontextmanager
+async def never_read(port: int, audio: bytes, sent: list[int], opts: argparse.Namespace) -> AsyncIterator[None]:
+    """``opts.streams`` streams that send ``audio`` as fast as they may and are never read, open
+    for the block; cancelled at its end."""
+    if not opts.sdk:
+        async with client_channel(port, opts.client_window) as ch:
+            stub = pb_grpc.TranslatorStub(ch)
+            calls = [stub.StreamingTranslate(requests(audio, sent, k)) for k in range(len(sent))]
+            try:
+                yield
+            finally:
+                for c in calls:
+                    c.cancel()
+        return
+    window = {} if opts.client_window is None else {"receive_window_bytes": opts.client_window}
+    ahead = {} if opts.buffered_events is None else {"max_buffered_events": opts.buffered_events}
+    async with AsyncTranslateClient(f"127.0.0.1:{port}", **window) as client:
+        streams = [client.stream(targets=["spa"], **ahead) for _ in sent]
+
+        async def feed(k: int) -> None:
+            await streams[k].start()
+            for i in range(0, len(audio), CHUNK_BYTES):
+                await streams[k].send(audio[i : i + CHUNK_BYTES])  # waits while the server holds it
+                sent[k] = i + CHUNK_BYTES
+
+        feeders = [asyncio.create_task(feed(k)) for k in range(len(sent))]
+        try:
+            yield
+        finally:
+            for t in feeders:
+                t.cancel()
+            await asyncio.gather(*feeders, return_exceptions=True)
+            for st in streams:
+                await st.aclose()
+
+
 async def main(opts: argparse.Namespace) -> dict[str, object]:
     pcm, rate = sf.read(REPO.parent / "shared" / "audio" / "silero_test.wav", dtype="int16")
     assert rate == 16000
@@ -119,7 +160,10 @@ async def main(opts: argparse.Namespace) -> dict[str, object]:
             "streams": opts.streams,
             "audio_per_stream_s": len(audio) / 32000,
             "segments_in_the_audio_per_round": 19 * opts.repeat * opts.streams,
-            "client_window": opts.client_window or "gRPC default (BDP probing)",
+            "client": "SDK" if opts.sdk else "grpc",
+            "client_window": opts.client_window or ("SDK default" if opts.sdk else "gRPC default (BDP probing)"),
+            "buffered_events": opts.buffered_events,
+            "max_unread_results": os.environ.get("TRANSLATE_SVC_LIMITS__MAX_UNREAD_RESULTS", "default"),
             "hold": f"{opts.seconds} s" if opts.seconds else f"until sending stalled {opts.stall_s} s",
             "rss_idle_mb": round(rss_mb(server.pid), 1),
         }
@@ -160,9 +204,7 @@ async def one_round(
     before, read_before = computed_segments(metrics_port), audio_read_s(metrics_port)
     sent = [0] * opts.streams
     rss = {"before": rss_mb(pid)}
-    async with client_channel(port, opts.client_window) as ch:
-        stub = pb_grpc.TranslatorStub(ch)
-        calls = [stub.StreamingTranslate(requests(audio, sent, k)) for k in range(opts.streams)]
+    async with never_read(port, audio, sent, opts):
         peak, t0 = rss["before"], time.monotonic()
         last, still = sum(sent), 0.0
         while True:
@@ -178,10 +220,8 @@ async def one_round(
         rss["peak_while_held"] = peak
         computed = computed_segments(metrics_port) - before
         read = audio_read_s(metrics_port) - read_before
-        for c in calls:
-            c.cancel()
-        await asyncio.sleep(opts.settle_s)
-        rss["after_cancel"] = rss_mb(pid)
+    await asyncio.sleep(opts.settle_s)
+    rss["after_cancel"] = rss_mb(pid)
     return {
         "held_s": round(held, 1),
         "sent_per_stream_s": [round(s / 32000, 1) for s in sent],
@@ -207,10 +247,8 @@ if __name__ == "__main__":
     ap.add_argument("--rounds", type=int, default=2, help="open, hold and cancel the streams this many times")
     ap.add_argument("--warm", action="store_true", help="first serve the same streams once to clients that read")
     ap.add_argument("--client-window", type=int, help="the clients' fixed HTTP/2 receive window (bytes)")
+    ap.add_argument("--sdk", action="store_true", help="SDK clients (never iterated) instead of raw gRPC ones")
+    ap.add_argument("--buffered-events", type=int, help="--sdk: the streams' max_buffered_events")
     ap.add_argument("--json")
     args = ap.parse_args()
-    result = asyncio.run(main(args))
-    print(json.dumps(result, indent=2))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    print_and_save(asyncio.run(main(args)), args.json)

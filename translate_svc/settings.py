@@ -104,9 +104,16 @@ class LimitsSettings(BaseModel):
     reorder_window_ms: int = Field(100, ge=0, le=2000)
     #: longest audio one stream may send; then it is closed (its open speech translated first)
     max_stream_seconds: float = Field(4 * 3600.0, gt=0)
-    #: results a stream may have computed but not yet read by its client; at the bound the server
-    #: stops reading that stream's audio (flow control) until the client reads
-    max_unread_results: int = Field(16, ge=1, le=4096)
+    #: segments a stream may have in the engine or computed and not yet taken by its client's
+    #: transport; at the bound the server stops reading that stream's audio (flow control) until
+    #: the client reads. Small, so a client that never reads gets a few segments computed (issue
+    #: 34); a real-time stream has one or two at a time. Raise it to let one stream fed faster than
+    #: real time batch deeper with itself
+    max_unread_results: int = Field(4, ge=1, le=4096)
+    #: segments of one Translate clip in the engine at once (within its fair share): how deep a
+    #: clip batches with itself. Its results are collected as they come, so max_unread_results
+    #: (a bound for clients that do not read) is not a clip's bound
+    max_clip_segments_queued: int = Field(16, ge=1, le=4096)
     #: smallest live-caption interval a stream may ask for (StreamingConfig.interim_interval_ms)
     min_interim_interval_ms: int = Field(250, ge=20, le=60_000)
     #: calls open at once on one HTTP/2 connection (its SETTINGS_MAX_CONCURRENT_STREAMS: a client

@@ -1,13 +1,14 @@
 """Issue 34: streams whose client sends fast and never reads a result, against a real
-``translate-svc serve`` process on loopback.
+``translate-svc serve`` process on loopback, with the default limits.
 
-What such a stream can make the server hold is bounded twice, each bound a setting: the results it
-has computed and not handed to gRPC (``limits.max_unread_results``: then its session stops reading
-audio), and the audio gRPC takes in beyond what the session read (the call's fixed HTTP/2 receive
-window, ``limits.stream_window_bytes``; before, BDP probing grew it past 4 MiB: two minutes of
-16 kHz audio a stream). The clients here leave the server no room to write a single response (their
-own receive window is a few bytes), so nothing it computes for them leaves it: its worst case.
-Meanwhile another client's stream is served.
+What such a stream makes the server compute and hold is bounded by settings: the segments it has
+in the engine or computed and not handed to gRPC (``limits.max_unread_results``, 4: then its
+session stops reading audio), and the audio gRPC takes in beyond what the session read (the call's
+fixed HTTP/2 receive window, ``limits.stream_window_bytes``; before, BDP probing grew it past
+4 MiB: two minutes of 16 kHz audio a stream). What the *client's* transport takes in is computed
+too (the server cannot tell it from a read): the raw clients here take in nothing (their receive
+window is a few bytes), the server's worst case; the SDK's clients, with their defaults, take in a
+64 KiB window and a few events. Meanwhile another client's stream is served.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ import soundfile as sf
 from tests.integration.test_cli import ServerProcess
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+from translate_svc.client import AsyncTranslateClient
+from translate_svc.client.aio import DEFAULT_BUFFERED_EVENTS, DEFAULT_RECEIVE_WINDOW_BYTES
 from translate_svc.client.raw import load_pcm16k
+from translate_svc.settings import LimitsSettings
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(25)]
 
-STREAMS = 2
-UNREAD = 4  # limits.max_unread_results here
-WINDOW = 64 * 1024  # limits.stream_window_bytes here
+STREAMS = 4
+UNREAD = LimitsSettings().max_unread_results  # the defaults: the server below sets neither
+WINDOW = LimitsSettings().stream_window_bytes
 CHUNK = 3200  # 100 ms of 16 kHz LINEAR16 a message
 BYTES_PER_S = 32000
 DEADLINE_S = 30.0
@@ -64,12 +68,12 @@ class Metrics:
         return await self.value(r"translate_svc_tenant_audio_seconds_total\{[^}]*\}") * BYTES_PER_S
 
 
-async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+async def until(check: Callable[[], Awaitable[bool]], what: str, deadline_s: float = DEADLINE_S) -> None:
     loop = asyncio.get_running_loop()
-    end = loop.time() + DEADLINE_S
+    end = loop.time() + deadline_s
     while not await check():
         if loop.time() > end:
-            raise AssertionError(f"not within {DEADLINE_S} s: {what}")
+            raise AssertionError(f"not within {deadline_s} s: {what}")
         await asyncio.sleep(0.05)
 
 
@@ -90,16 +94,24 @@ def requests(audio: bytes, sent: list[int], k: int) -> AsyncIterator[pb.Streamin
 @pytest.fixture
 def server(test_model_dir: Path) -> Any:
     metrics_port = free_port()
-    env = {
-        "TRANSLATE_SVC_LIMITS__MAX_UNREAD_RESULTS": str(UNREAD),
-        "TRANSLATE_SVC_LIMITS__STREAM_WINDOW_BYTES": str(WINDOW),
-        "TRANSLATE_SVC_SERVER__METRICS_PORT": str(metrics_port),
-    }
+    env = {"TRANSLATE_SVC_SERVER__METRICS_PORT": str(metrics_port)}
     proc = ServerProcess(["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0"], env=env)
     try:
         yield proc, Metrics(metrics_port)
     finally:
         proc.stop()
+
+
+async def serve_another(address: str, speech: bytes) -> int:
+    """Another client's stream, read to its end; its segments."""
+    segments = 0
+    kinds = []
+    async with grpc.aio.insecure_channel(address) as ch:
+        async for r in pb_grpc.TranslatorStub(ch).StreamingTranslate(requests(speech, [0], 0), timeout=DEADLINE_S):
+            kinds.append(r.WhichOneof("response"))
+            segments += r.HasField("segment")
+    assert kinds[0] == "started" and kinds[-1] == "ended" and segments, kinds
+    return segments
 
 
 async def test_streams_that_never_read_hold_a_few_segments_of_work_and_a_window_of_audio(
@@ -120,10 +132,7 @@ async def test_streams_that_never_read_hold_a_few_segments_of_work_and_a_window_
     # stream and has not handed on (a frame, messages it framed: 10-25 KiB seen); plus the second
     # the read audio is counted by
     bound = STREAMS * (2 * WINDOW + BYTES_PER_S)
-    async with (
-        grpc.aio.insecure_channel(proc.address, options=NEVER_READS) as slow_ch,
-        grpc.aio.insecure_channel(proc.address) as ch,
-    ):
+    async with grpc.aio.insecure_channel(proc.address, options=NEVER_READS) as slow_ch:
         calls = [pb_grpc.TranslatorStub(slow_ch).StreamingTranslate(requests(audio, sent, k)) for k in range(STREAMS)]
         try:
 
@@ -133,15 +142,71 @@ async def test_streams_that_never_read_hold_a_few_segments_of_work_and_a_window_
             await until(at_bound, f"{UNREAD} segments computed for each stream")
             assert await in_flight() <= bound, (await in_flight(), bound)
             # another client is served meanwhile (and time passes: a window that grows would fill)
-            segments = 0
-            kinds = []
-            async for r in pb_grpc.TranslatorStub(ch).StreamingTranslate(requests(speech, [0], 0), timeout=DEADLINE_S):
-                kinds.append(r.WhichOneof("response"))
-                segments += r.HasField("segment")
-            assert kinds[0] == "started" and kinds[-1] == "ended" and segments, kinds
+            segments = await serve_another(proc.address, speech)
             assert await in_flight() <= bound, (await in_flight(), bound)
             # computed for the streams that never read: UNREAD each, no more
             assert await metrics.computed() - warmup - segments == STREAMS * UNREAD
         finally:
             for c in calls:
                 c.cancel()
+
+
+#: what the SDK's transport takes in, in the test model's speech results: its 64 KiB receive window
+#: holds at most 4 whole ones (they are 9.7-238 KB on silero_test.wav; the 4 smallest make 62 KB);
+#: the one partly in it is the server's write under way
+SDK_WINDOW_RESULTS = 4
+
+
+async def test_sdk_streams_never_iterated_stop_the_server_within_a_few_segments(
+    server: tuple[ServerProcess, Metrics], shared_audio: Path
+) -> None:
+    """The SDK's streams, sending with ``send`` and never iterated: the SDK reads a few events
+    ahead, its transport a 64 KiB window, the server computes ``max_unread_results`` more; then
+    nothing moves and ``send`` waits. (The blocking client reads every event into memory by
+    design, so a stream of it is a client that reads.)"""
+    proc, metrics = server
+    pcm, rate = sf.read(shared_audio / "silero_test.wav", dtype="int16")
+    assert rate == 16000
+    audio = pcm.astype("<i2").tobytes() * 3
+    speech = bytes(load_pcm16k(shared_audio / "jfk.flac")[: 16000 * 4].tobytes())
+    chunks = [audio[at : at + CHUNK] for at in range(0, len(audio), CHUNK)]
+    sent = [0] * STREAMS
+    warmup = await metrics.computed()
+    async with AsyncTranslateClient(proc.address) as client:
+        streams = [client.stream(targets=["spa"]) for _ in range(STREAMS)]
+
+        async def never_reads(k: int) -> None:
+            await streams[k].start()
+            for chunk in chunks:
+                await streams[k].send(chunk)
+                sent[k] += len(chunk)
+
+        feeders = [asyncio.create_task(never_reads(k)) for k in range(STREAMS)]
+        try:
+
+            async def at_bound() -> bool:
+                return await metrics.computed() - warmup >= STREAMS * UNREAD
+
+            await until(at_bound, f"{UNREAD} segments computed for each stream")
+            last: list[float] = []
+
+            async def still() -> bool:  # nothing sent or computed over the last second
+                last.append(sum(sent) + await metrics.computed())
+                await asyncio.sleep(0.2)
+                return len(last) > 5 and len(set(last[-6:])) == 1
+
+            await until(still, "the streams stalled", 3 * DEADLINE_S)  # a few segments more, on a busy machine
+            assert all(0 < n < len(audio) for n in sent), sent  # send waits: the server stopped reading
+            segments = await serve_another(proc.address, speech)
+            computed = await metrics.computed() - warmup - segments
+            per_stream = UNREAD + 1 + DEFAULT_BUFFERED_EVENTS + 1 + SDK_WINDOW_RESULTS
+            assert DEFAULT_RECEIVE_WINDOW_BYTES == 64 * 1024  # SDK_WINDOW_RESULTS counts results in it
+            # the server's bound and a write under way; the SDK's read-ahead (events, at most all
+            # of them results) and the event it holds; its transport's window
+            assert computed <= STREAMS * per_stream, (computed, per_stream)
+        finally:
+            for t in feeders:
+                t.cancel()
+            await asyncio.gather(*feeders, return_exceptions=True)
+            for st in streams:
+                await st.aclose()

@@ -496,6 +496,15 @@ def test_channel_options() -> None:
     assert json.loads(opts["grpc.service_config"]) == {"loadBalancingConfig": [{"round_robin": {}}]}
     assert "grpc.keepalive_time_ms" not in dict(channel_options(keepalive_s=None))
     assert dict(channel_options(server_name="svc.example"))["grpc.ssl_target_name_override"] == "svc.example"
+    # a fixed receive window (BDP probing off): what a stream nobody reads takes in (issue 34)
+    assert opts["grpc.http2.bdp_probe"] == 0 and opts["grpc.http2.lookahead_bytes"] == 64 * 1024
+    assert dict(channel_options(receive_window_bytes=4096))["grpc.http2.lookahead_bytes"] == 4096
+    own = dict(channel_options(receive_window_bytes=None))
+    assert "grpc.http2.bdp_probe" not in own and "grpc.http2.lookahead_bytes" not in own
+    with pytest.raises(ValueError, match="receive_window_bytes"):
+        channel_options(receive_window_bytes=0)
+    with pytest.raises(ValueError, match="max_buffered_events"):
+        AsyncTranslateClient("127.0.0.1:1").stream(targets="spa", max_buffered_events=0)
 
 
 def test_tokens_go_as_bearer_metadata_on_plaintext_channels() -> None:

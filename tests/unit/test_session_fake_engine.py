@@ -214,3 +214,43 @@ async def test_a_translate_call_fails_whole_when_the_engine_refuses_a_segment_la
     with pytest.raises(Overloaded, match="from the engine"):
         await asyncio.wait_for(call, 30)
     assert manager.sessions == 0
+
+
+async def test_a_clip_goes_max_clip_segments_queued_deep_and_a_stream_max_unread_results(
+    vad: VadWorker, shared_audio: Path
+) -> None:
+    """A stream that nobody reads stops at ``max_unread_results`` segments in the engine; a
+    Translate clip, whose results are taken as they come, is bounded by
+    ``max_clip_segments_queued`` instead: with room for all, its every segment (both 30 s blocks)
+    is in the engine at once, though ``max_unread_results`` is 1."""
+    samples, _ = sf.read(shared_audio / "silero_test.wav", dtype="int16")
+    minute = bytes(samples.tobytes())  # 60 s: two blocks of a clip
+
+    async def clip(limits: LimitsSettings, hold_until: Callable[[FakeEngineClient], bool]) -> int:
+        engine = FakeEngineClient(max_queued=64)
+        manager = SessionManager(engine, vad, SegmenterConfig(), limits)
+        call = asyncio.create_task(manager.translate_clip(minute, FMT, TASK, SegmenterConfig()))
+        await until(lambda: hold_until(engine), 30)  # nothing answered before
+        while not call.done():
+            for job in engine.pending():
+                engine.resolve(job)
+            await asyncio.sleep(0.005)
+        return len(call.result().segments)
+
+    total = await clip(LimitsSettings(), lambda e: True)
+    assert total > 10  # 19 on this file, both blocks: a 30 s block holds about half
+    deep = LimitsSettings(max_unread_results=1, max_clip_segments_queued=64)
+    assert await clip(deep, lambda e: len(e.pending()) == total) == total
+
+    engine = FakeEngineClient(max_queued=64)
+    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=1))
+    stream = manager.open_stream(FMT, TASK, SegmenterConfig())
+    feeding = asyncio.create_task(feed_all(stream, minute))
+    try:
+        await until(lambda: len(engine.pending()) == 1)
+        await asyncio.sleep(0.3)
+        assert len(engine.pending()) == 1 and not feeding.done()  # its feed waits: flow control
+    finally:
+        feeding.cancel()
+        stream.abort()
+        stream.close()

@@ -90,6 +90,13 @@ _ROUND_ROBIN: Final = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 #: connection: 16 connections land on every one of 2 workers but for a chance of 2**-15, and give
 #: 8 workers about 2 each (docs/client.md, "Connections"). Opened as calls need them.
 DEFAULT_CONNECTIONS: Final = 16
+#: each stream's HTTP/2 receive window, fixed (gRPC's BDP probing, which grows it to 4 MiB and more,
+#: is off): the results the transport takes in ahead of the SDK. A message being read gets its whole
+#: size as window on top, so a stream read as it comes is not slowed; one whose caller stops reading
+#: stops the server after a few segments instead of ~50 (docs/client.md, "Flow control")
+DEFAULT_RECEIVE_WINDOW_BYTES: Final = 64 * 1024
+#: events a stream reads ahead of its caller before it stops reading
+DEFAULT_BUFFERED_EVENTS: Final = 4
 
 
 def channel_options(
@@ -98,13 +105,19 @@ def channel_options(
     keepalive_s: float | None = DEFAULT_KEEPALIVE_S,
     keepalive_timeout_s: float = DEFAULT_KEEPALIVE_TIMEOUT_S,
     server_name: str | None = None,
+    receive_window_bytes: int | None = DEFAULT_RECEIVE_WINDOW_BYTES,
 ) -> list[tuple[str, Any]]:
-    """The SDK's channel arguments (exposed for callers who build their own channels)."""
+    """The SDK's channel arguments (exposed for callers who build their own channels).
+    ``receive_window_bytes`` None: gRPC's own window (BDP probing)."""
     opts: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.service_config", _ROUND_ROBIN),
     ]
+    if receive_window_bytes is not None:
+        if receive_window_bytes < 1:
+            raise ValueError("receive_window_bytes must be positive (None: gRPC's own window)")
+        opts += [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", receive_window_bytes)]
     if keepalive_s is not None:
         opts += [
             ("grpc.keepalive_time_ms", round(keepalive_s * 1000)),
@@ -146,7 +159,10 @@ class AsyncTranslateClient:
     opens) on RESOURCE_EXHAUSTED / UNAVAILABLE, honouring the server's RetryInfo. ``max_resumes``:
     stream failovers in a row without progress before giving up. ``connections``: connections per
     address, opened as calls need them; each call takes the next one in turn, so the calls of one
-    client spread over a node's front-end workers.
+    client spread over a node's front-end workers. ``receive_window_bytes``: each call's HTTP/2
+    receive window, fixed (None: gRPC's, grown by BDP probing to MBs): what the transport takes in
+    ahead of a stream you stopped reading, so what the server computes for it (docs/client.md,
+    "Flow control").
 
     Use on one event loop; ``close()`` (or ``async with``) releases the channels.
     """
@@ -166,6 +182,7 @@ class AsyncTranslateClient:
         options: Sequence[tuple[str, Any]] = (),
         connections: int = DEFAULT_CONNECTIONS,
         allow_plaintext_token: bool = False,
+        receive_window_bytes: int | None = DEFAULT_RECEIVE_WINDOW_BYTES,
     ) -> None:
         if connections < 1:
             raise ValueError("connections must be at least 1")
@@ -191,6 +208,7 @@ class AsyncTranslateClient:
                 keepalive_s=keepalive_s,
                 keepalive_timeout_s=keepalive_timeout_s,
                 server_name=tls.server_name if tls is not None else None,
+                receive_window_bytes=receive_window_bytes,
             ),
             *options,
         ]
@@ -386,7 +404,7 @@ class AsyncTranslateClient:
         packet_ms: float = 20.0,
         max_replay_s: float | None = 300.0,
         timeout_s: float | None = None,
-        max_buffered_events: int = 1024,
+        max_buffered_events: int = DEFAULT_BUFFERED_EVENTS,
         **output_fields: Unpack[OutputFields],
     ) -> AsyncStream:
         """A live stream; use as ``async with client.stream(...) as s:``.
@@ -398,12 +416,15 @@ class AsyncTranslateClient:
         length cannot be read from its header and that comes without a timestamp.
         ``max_replay_s``: the most audio kept for a resume while no final result arrives.
         ``timeout_s``: a deadline for the whole stream (None: none). ``max_buffered_events``: events
-        read ahead of the caller before the SDK stops reading (then the server's flow control slows
-        the stream). ``targets``, ``source``, ``detect`` (ASR only, language detection) and
-        ``terms``: as in ``translate``. ``simultaneous``: True or ``SimultaneousOptions(step_ms,
+        read ahead of the caller before the SDK stops reading (then the server computes a few
+        segments more and stops reading the audio: ``send`` waits; iterate in another task).
+        ``targets``, ``source``, ``detect`` (ASR only, language detection) and ``terms``: as in
+        ``translate``. ``simultaneous``: True or ``SimultaneousOptions(step_ms,
         agreement)`` for simultaneous interpretation: ``Commit`` events (words and their speech)
         while the speaker talks, before each segment's ``Segment`` (docs/client.md).
         """
+        if max_buffered_events < 1:
+            raise ValueError("max_buffered_events must be at least 1")
         fmt, enc = _stream_format(format, encoding, sample_rate, channels)
         config = pb.StreamingConfig(
             format=convert.format_pb(fmt),

@@ -27,6 +27,7 @@ from translate_svc.client.aio import (
     DEFAULT_KEEPALIVE_S,
     DEFAULT_KEEPALIVE_TIMEOUT_S,
     DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_RECEIVE_WINDOW_BYTES,
     AsyncStream,
     AsyncTranslateClient,
 )
@@ -95,6 +96,8 @@ class TranslateClient:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         options: Sequence[tuple[str, Any]] = (),
         connections: int = DEFAULT_CONNECTIONS,
+        allow_plaintext_token: bool = False,
+        receive_window_bytes: int | None = DEFAULT_RECEIVE_WINDOW_BYTES,
     ) -> None:
         # built here (it only parses and validates): argument errors surface in the caller's thread
         self._client = AsyncTranslateClient(
@@ -109,6 +112,8 @@ class TranslateClient:
             max_message_bytes=max_message_bytes,
             options=options,
             connections=connections,
+            allow_plaintext_token=allow_plaintext_token,
+            receive_window_bytes=receive_window_bytes,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="translate-svc-client", daemon=True)
@@ -188,6 +193,8 @@ class Stream:
         self._forward = asyncio.create_task(self._forward_events())
 
     async def _forward_events(self) -> None:
+        # every event, into an unbounded queue: a caller may send everything, then iterate (the
+        # server sees a client that reads; this process holds what the caller has not taken)
         error: BaseException | None = None
         try:
             async for ev in self._astream:

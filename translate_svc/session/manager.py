@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from translate_svc.audio.codec import check_stream_format, decode_audio
@@ -98,12 +98,17 @@ class SessionManager:
         await self._no_live.wait()
 
     def fair_share(self) -> int:
-        """Segments one session may have in the engine and unread (flow control): at most
+        """Segments one stream may have in the engine and unread (flow control): at most
         ``limits.max_unread_results``, and no more than its share of the engine's queue, which the
         engine divides between the sessions open on the whole node (``engine/shares.py``): the
         sessions together cannot fill it, and a real-time stream's segment is never refused
         because another session, on this worker or another, sent faster than real time."""
         return max(1, min(self.limits.max_unread_results, self.engine.stats().share))
+
+    def clip_share(self) -> int:
+        """The same for a Translate clip, whose results are taken as they come: at most
+        ``limits.max_clip_segments_queued``, within the session's share of the queue."""
+        return max(1, min(self.limits.max_clip_segments_queued, self.engine.stats().share))
 
     @property
     def card(self) -> ModelCard:
@@ -263,7 +268,12 @@ class SessionManager:
         checks.check_answer_size(duration_s, task, self.limits)
         self.charge_audio(tenant, duration_s)  # admitted with budget left: this clip may overdraw it
         session = self._new_session(
-            AudioFormat(AudioEncoding.FLOAT32, rate, 1), task, vad, strict_queue=True, executor=self._decode_pool
+            AudioFormat(AudioEncoding.FLOAT32, rate, 1),
+            task,
+            vad,
+            strict_queue=True,
+            executor=self._decode_pool,
+            share=self.clip_share,
         )
         collect = asyncio.create_task(_results(session), name=f"collect-{session.session_id}")
         try:
@@ -290,6 +300,7 @@ class SessionManager:
         interim_interval_ms: int = 0,
         resume: Resume | None = None,
         executor: ThreadPoolExecutor | None = None,
+        share: Callable[[], int] | None = None,
     ) -> StreamSession:
         session = StreamSession(
             self.engine,
@@ -298,7 +309,7 @@ class SessionManager:
             fmt,
             task,
             vad,
-            fair_share=self.fair_share,
+            fair_share=share or self.fair_share,
             strict_queue=strict_queue,
             interim_interval_ms=interim_interval_ms,
             resume=resume,
