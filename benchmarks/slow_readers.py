@@ -14,7 +14,9 @@ clients a fixed HTTP/2 receive window (BDP probing off) instead of gRPC's defaul
 the results a client's transport takes in, unread by its application, are computed too.
 ``--sdk``: the clients are the SDK's (``AsyncTranslateClient``: a fixed 64 KiB window unless
 ``--client-window``, 4 events read ahead unless ``--buffered-events``), each stream sending with
-``send`` and never iterated.
+``send`` and never iterated. ``--reading-control S`` first runs the streams on the file's first S
+seconds as clients that read, on the fresh server: what a reading load of that size leaves behind
+(``--rounds 0`` to run only that).
 
     python -m benchmarks.slow_readers --streams 4 --seconds 120 --warm --json out/slow_readers.json
 """
@@ -167,6 +169,13 @@ async def main(opts: argparse.Namespace) -> dict[str, object]:
             "hold": f"{opts.seconds} s" if opts.seconds else f"until sending stalled {opts.stall_s} s",
             "rss_idle_mb": round(rss_mb(server.pid), 1),
         }
+        if opts.reading_control is not None:  # the same clients reading a short clip: a cold server's first load
+            before_mb = round(rss_mb(server.pid), 1)
+            clip = audio[: int(opts.reading_control * 32000)]
+            result["reading_control"] = {
+                "rss_before_mb": before_mb,
+                **await warm_round(port, metrics_port, server.pid, clip, opts),
+            }
         if opts.warm:
             result["warm_round"] = await warm_round(port, metrics_port, server.pid, audio, opts)
         result["rounds"] = [await one_round(port, metrics_port, server.pid, audio, opts) for _ in range(opts.rounds)]
@@ -249,6 +258,9 @@ if __name__ == "__main__":
     ap.add_argument("--client-window", type=int, help="the clients' fixed HTTP/2 receive window (bytes)")
     ap.add_argument("--sdk", action="store_true", help="SDK clients (never iterated) instead of raw gRPC ones")
     ap.add_argument("--buffered-events", type=int, help="--sdk: the streams' max_buffered_events")
+    ap.add_argument(
+        "--reading-control", type=float, metavar="S", help="first, streams of the file's first S s, read to the end"
+    )
     ap.add_argument("--json")
     args = ap.parse_args()
     print_and_save(asyncio.run(main(args)), args.json)
