@@ -161,6 +161,12 @@ class LimitsSettings(BaseModel):
     #: (``x_limits``); the server splits it into chunks of ``max_chunk_bytes``. A WebSocket message
     #: may be 4/3 of it (base64) and 64 KiB of JSON: what one socket can make the server buffer
     ws_max_append_bytes: int = Field(3 * 1024 * 1024, ge=4800, le=64 * 1024 * 1024)
+    #: each realtime WebSocket's kernel send buffer (SO_SNDBUF; Linux doubles it), fixed: what a
+    #: client that stops reading lets the server push before its writes wait, so its session stops
+    #: a few segments later (issue 34). Linux would grow it to net.ipv4.tcp_wmem's 4 MiB, where
+    #: 4 sockets nobody read had every segment of their audio computed. It also bounds the
+    #: socket's bytes in flight: 128 KiB a round trip, 40 times the 24 kHz speech a session sends
+    ws_send_buffer_bytes: int = Field(64 * 1024, ge=4096, le=16 * 1024 * 1024)
     #: browser pages (origins such as "https://app.example.com"; "*": any) that may open a realtime
     #: WebSocket or a WebRTC call, or mint a client secret, on the HTTP port (issue 34 N12). A request
     #: without an Origin header (not a browser: the SDKs, curl) and one from this server's own pages
@@ -179,7 +185,8 @@ class LimitsSettings(BaseModel):
     #: bytes a call's HTTP/2 receive window lets its client send ahead of what the server has read
     #: (fixed: gRPC's BDP probing, which grows it to 4 MiB and more, is off). A stream whose session
     #: stopped reading (max_unread_results reached) holds at most this much more audio; a message
-    #: being read gets its whole size on top, so a large Translate clip is not slowed by it
+    #: being read gets its whole size on top, so a large Translate clip is not slowed by it. A
+    #: realtime WebSocket's kernel receive buffer (SO_RCVBUF) is fixed at it too
     stream_window_bytes: int = Field(256 * 1024, ge=16 * 1024, le=16 * 1024 * 1024)
 
 

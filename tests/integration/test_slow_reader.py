@@ -14,20 +14,28 @@ window is a few bytes), the server's worst case; the SDK's clients, with their d
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import os
 import re
 import socket
+import struct
+import threading
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 
 from tests.integration.test_cli import ServerProcess
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.client import AsyncTranslateClient
 from translate_svc.client.aio import DEFAULT_BUFFERED_EVENTS, DEFAULT_RECEIVE_WINDOW_BYTES
 from translate_svc.client.raw import load_pcm16k
@@ -95,7 +103,8 @@ def requests(audio: bytes, sent: list[int], k: int) -> AsyncIterator[pb.Streamin
 def server(test_model_dir: Path) -> Any:
     metrics_port = free_port()
     env = {"TRANSLATE_SVC_SERVER__METRICS_PORT": str(metrics_port)}
-    proc = ServerProcess(["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0"], env=env)
+    args = ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--http-port", "0"]
+    proc = ServerProcess(args, env=env)
     try:
         yield proc, Metrics(metrics_port)
     finally:
@@ -151,6 +160,27 @@ async def test_streams_that_never_read_hold_a_few_segments_of_work_and_a_window_
                 c.cancel()
 
 
+async def computed_once_stalled(metrics: Metrics, warmup: int, sent: list[int], address: str, speech: bytes) -> int:
+    """Segments computed for the streams that never read (``sent``: the audio each got to send),
+    once they reached the server's bound and then nothing moved for a second; another client is
+    served meanwhile (its segments are not counted)."""
+
+    async def at_bound() -> bool:
+        return await metrics.computed() - warmup >= STREAMS * UNREAD
+
+    await until(at_bound, f"{UNREAD} segments computed for each stream")
+    last: list[float] = []
+
+    async def still() -> bool:
+        last.append(sum(sent) + await metrics.computed())
+        await asyncio.sleep(0.2)
+        return len(last) > 5 and len(set(last[-6:])) == 1
+
+    await until(still, "the streams stalled", 3 * DEADLINE_S)  # a few segments more, on a busy machine
+    segments = await serve_another(address, speech)
+    return await metrics.computed() - warmup - segments
+
+
 #: what the SDK's transport takes in, in the test model's speech results: its 64 KiB receive window
 #: holds at most 4 whole ones (they are 9.7-238 KB on silero_test.wav; the 4 smallest make 62 KB);
 #: the one partly in it is the server's write under way
@@ -183,22 +213,8 @@ async def test_sdk_streams_never_iterated_stop_the_server_within_a_few_segments(
 
         feeders = [asyncio.create_task(never_reads(k)) for k in range(STREAMS)]
         try:
-
-            async def at_bound() -> bool:
-                return await metrics.computed() - warmup >= STREAMS * UNREAD
-
-            await until(at_bound, f"{UNREAD} segments computed for each stream")
-            last: list[float] = []
-
-            async def still() -> bool:  # nothing sent or computed over the last second
-                last.append(sum(sent) + await metrics.computed())
-                await asyncio.sleep(0.2)
-                return len(last) > 5 and len(set(last[-6:])) == 1
-
-            await until(still, "the streams stalled", 3 * DEADLINE_S)  # a few segments more, on a busy machine
+            computed = await computed_once_stalled(metrics, warmup, sent, proc.address, speech)
             assert all(0 < n < len(audio) for n in sent), sent  # send waits: the server stopped reading
-            segments = await serve_another(proc.address, speech)
-            computed = await metrics.computed() - warmup - segments
             per_stream = UNREAD + 1 + DEFAULT_BUFFERED_EVENTS + 1 + SDK_WINDOW_RESULTS
             assert DEFAULT_RECEIVE_WINDOW_BYTES == 64 * 1024  # SDK_WINDOW_RESULTS counts results in it
             # the server's bound and a write under way; the SDK's read-ahead (events, at most all
@@ -210,3 +226,86 @@ async def test_sdk_streams_never_iterated_stop_the_server_within_a_few_segments(
             await asyncio.gather(*feeders, return_exceptions=True)
             for st in streams:
                 await st.aclose()
+
+
+# -- the OpenAI-compatible WebSocket door ---------------------------------------------------------
+
+
+def ws_frame(text: str) -> bytes:
+    """One masked text frame, as a client sends it (RFC 6455)."""
+    data, mask = text.encode(), os.urandom(4)
+    n = len(data)
+    if n < 126:
+        size = bytes([0x80 | n])
+    elif n < 65536:
+        size = bytes([0x80 | 126]) + struct.pack(">H", n)
+    else:
+        size = bytes([0x80 | 127]) + struct.pack(">Q", n)
+    body = (np.frombuffer(data, np.uint8) ^ np.resize(np.frombuffer(mask, np.uint8), n)).tobytes()
+    return b"\x81" + size + mask + body
+
+
+def ws_never_reads(port: int, audio24k: bytes, sent: list[int], k: int, stop: threading.Event) -> None:
+    """A realtime session from a socket that reads nothing after the upgrade (an 8 KiB receive
+    buffer, fixed): ``session.update``, then appends as fast as the server takes them."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        s.connect(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        s.sendall(
+            f"GET /v1/realtime/translations?model=gpt-realtime-translate HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:  # the upgrade's answer (and maybe session.created): all it reads
+            head += s.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101"), head[:200]
+        update = {"audio": {"output": {"language": "es"}}, "x_simultaneous_step_ms": 0}
+        s.sendall(ws_frame(json.dumps({"type": "session.update", "session": update})))
+        s.settimeout(0.2)
+        for at in range(0, len(audio24k), 4800):  # 100 ms a message
+            b64 = base64.b64encode(audio24k[at : at + 4800]).decode()
+            msg = ws_frame(json.dumps({"type": "session.input_audio_buffer.append", "audio": b64}))
+            while not stop.is_set():
+                try:
+                    s.sendall(msg)  # (a timeout mid-message leaves the socket unusable: the test is over then)
+                    break
+                except TimeoutError:
+                    continue
+            if stop.is_set():
+                return
+            sent[k] += 4800
+        stop.wait()
+
+
+#: the kernel send buffer the server fixes (limits.ws_send_buffer_bytes, doubled by Linux), aiohttp's
+#: write buffer (64 KiB) and the client's 8 KiB receive buffer (doubled) hold at most this many of
+#: the test model's results as OpenAI events (its speech, 24 kHz PCM16 in base64, is 18 KB and more)
+WS_BUFFERED_RESULTS = 12
+
+
+async def test_websocket_sessions_that_never_read_stop_the_server_within_a_few_segments(
+    server: tuple[ServerProcess, Metrics], shared_audio: Path
+) -> None:
+    """Before the fixed send buffer, Linux grew each socket's to MBs: 25 segments a stream were
+    computed for these clients, and the kernel held them."""
+    proc, metrics = server
+    assert proc.info.http_port is not None
+    pcm, rate = sf.read(shared_audio / "silero_test.wav", dtype="float32")
+    audio24k = float_to_pcm16(soxr.resample(pcm, rate, 24000)).tobytes() * 3
+    speech = bytes(load_pcm16k(shared_audio / "jfk.flac")[: 16000 * 4].tobytes())
+    sent = [0] * STREAMS
+    stop = threading.Event()
+    warmup = await metrics.computed()
+    clients = [
+        asyncio.create_task(asyncio.to_thread(ws_never_reads, proc.info.http_port, audio24k, sent, k, stop))
+        for k in range(STREAMS)
+    ]
+    try:
+        computed = await computed_once_stalled(metrics, warmup, sent, proc.address, speech)
+        assert all(0 < n < len(audio24k) for n in sent), sent  # the server stopped reading them
+        assert computed <= STREAMS * (UNREAD + 1 + WS_BUFFERED_RESULTS), computed
+    finally:
+        stop.set()
+        await asyncio.gather(*clients, return_exceptions=True)

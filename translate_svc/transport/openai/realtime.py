@@ -50,6 +50,7 @@ import json
 import logging
 import math
 import resource
+import socket
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -81,6 +82,7 @@ from translate_svc.session.events import (
 )
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.session.quota import DEFAULT_TENANT, Tenant
+from translate_svc.settings import LimitsSettings
 from translate_svc.transport.openai.client_secrets import ORIGIN_REFUSED, BadRequest, ClientSecrets, origin_allowed
 from translate_svc.transport.openai.client_secrets import PREFIX as SECRET_PREFIX
 from translate_svc.transport.openai.client_secrets import parse_request as parse_mint_request
@@ -798,6 +800,7 @@ class RealtimeDoor:
             ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=max_msg)
             ws.headers["X-Request-Id"] = call.request_id
             await ws.prepare(request)
+            _fix_buffers(request, limits)
         except BaseException:
             admission.release()
             raise
@@ -830,6 +833,17 @@ class RealtimeDoor:
             if not ws.closed:
                 await ws.close(code=conn.close_code)
         return ws
+
+
+def _fix_buffers(request: web.Request, limits: LimitsSettings) -> None:
+    """Fixed kernel buffers for the socket (issue 34), as the gRPC door fixes its HTTP/2 windows;
+    Linux would grow each to MBs. Sending: what a client that does not read lets the server push
+    (results computed for nobody, held in the kernel). Receiving: the audio a client sends ahead
+    of a session that stopped reading (``limits.stream_window_bytes``)."""
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, limits.ws_send_buffer_bytes)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, limits.stream_window_bytes)
 
 
 @dataclass(frozen=True)
