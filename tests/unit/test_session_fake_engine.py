@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -254,3 +255,42 @@ async def test_a_clip_goes_max_clip_segments_queued_deep_and_a_stream_max_unread
         feeding.cancel()
         stream.abort()
         stream.close()
+
+
+async def test_audio_a_feed_waited_with_while_the_stream_finished_is_not_ingested(
+    vad: VadWorker, speech: bytes
+) -> None:
+    """The engine died (or a limit ended the stream) while the reader's feed waited for room: the
+    stream finishes (its resampler drained); when room comes, that feed ingests nothing, and the
+    stream ends with the audio it had (it ended with INTERNAL: "StreamResampler already received
+    its last chunk", seen in CI)."""
+    engine = FakeEngineClient()
+    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=1))
+    session = manager.open_stream(FMT, TASK, SegmenterConfig())
+    try:
+        feeding = asyncio.create_task(feed_all(session, speech))
+        await until(lambda: len(engine.pending()) == 1)
+        await asyncio.sleep(0.1)
+        assert not feeding.done()  # waiting for room
+        received = session.audio_received_ms
+        finishing = asyncio.create_task(session.finish())
+        await asyncio.sleep(0.1)
+
+        async def read() -> list[Any]:  # the reader takes results: the feed gets room again
+            return [ev async for ev in session.events()]
+
+        reader = asyncio.create_task(read())
+        for _ in range(2000):
+            if finishing.done() and feeding.done() and reader.done():
+                break
+            for job in engine.pending():
+                engine.resolve(job)
+            await asyncio.sleep(0.005)
+        await feeding  # no error
+        await finishing
+        events = await reader
+    finally:
+        session.close()
+    end = events[-1]
+    assert isinstance(end, StreamEnded) and end.audio_received_ms == received
+    assert all(r.error is None for r in events if isinstance(r, SegmentResult))

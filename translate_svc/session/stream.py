@@ -110,6 +110,11 @@ class StreamSession:
         self._pos16k = 0  # 16 kHz samples given to the segmenter so far
         self._aborted = False
         self._finished = False
+        #: the audio has ended (``finish`` began draining the resampler): a feed that waited for
+        #: room meanwhile (the driver stopped reading once the stream ended) ingests nothing. The
+        #: lock keeps an ingest (perhaps on a worker thread) and that drain apart
+        self._audio_over = False
+        self._ingesting = asyncio.Lock()
         #: a drain's deadline (event-loop time) and who to tell (the driver's read timer)
         self.drain_deadline: float | None = None
         self.on_drain: Callable[[float], None] | None = None
@@ -164,15 +169,23 @@ class StreamSession:
             if concealed is None:
                 await self._fill(gap)
             else:
-                self._vad.score(self.timeline.ingest(concealed))
+                await self._ingest(concealed)
         if not data:
             return
         tl = self.timeline
         samples = tl.decode(data) if len(data) <= _OFFLOAD_BYTES else await asyncio.to_thread(tl.decode, data)
-        if len(samples) <= _OFFLOAD_BYTES // 4:
-            self._vad.score(tl.ingest(samples))
-        else:
-            self._vad.score(await asyncio.to_thread(tl.ingest, samples))
+        await self._ingest(samples)
+
+    async def _ingest(self, samples: np.ndarray) -> None:
+        """Input-rate samples onto the timeline and to the VAD (large ones resampled on a worker
+        thread); nothing once the audio has ended."""
+        async with self._ingesting:
+            if self._audio_over:
+                return
+            if len(samples) <= _OFFLOAD_BYTES // 4:
+                self._vad.score(self.timeline.ingest(samples))
+            else:
+                self._vad.score(await asyncio.to_thread(self.timeline.ingest, samples))
 
     async def feed_packet(self, data: bytes, timestamp: int) -> None:
         """One timestamped packet (``AudioPacket``), through the reorder window: what it releases
@@ -189,7 +202,7 @@ class StreamSession:
         for n in range(frames, 0, -step):
             await self._room.wait()
             self._raise_failure()
-            self._vad.score(self.timeline.ingest(np.zeros(min(n, step), np.float32)))
+            await self._ingest(np.zeros(min(n, step), np.float32))
 
     async def feed_samples(self, samples: np.ndarray) -> None:
         """Mono float32 samples at the stream's input rate (a whole clip), resampled off the loop a
@@ -248,7 +261,10 @@ class StreamSession:
                 await self.feed(ready, at)
         except InvalidInput as e:  # a held packet that cannot be used ends the stream as it would have
             limit = limit or e
-        self._vad.score(self.timeline.drain_resampler(), last=True)
+        async with self._ingesting:
+            if not self._audio_over:
+                self._audio_over = True
+                self._vad.score(self.timeline.drain_resampler(), last=True)
         await self._vad.wait_idle()
         if self.jobs.failure is not None:
             return
