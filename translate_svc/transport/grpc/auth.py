@@ -16,9 +16,8 @@ from typing import Any
 import grpc
 
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.errors import Unauthenticated
-from translate_svc.session.quota import DEFAULT_TENANT, Tenant
-from translate_svc.transport.tokens import Permission, TokenStore, bearer
+from translate_svc.transport.rpc import bearer_token
+from translate_svc.transport.tokens import Permission, TokenStore
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Translator"].full_name
 
@@ -35,30 +34,6 @@ METHOD_PERMISSIONS: dict[str, Permission] = {
     f"/{SERVICE_NAME}/StreamingTranslate": Permission.STREAM,
     f"/{SERVICE_NAME}/TranslateText": Permission.TRANSLATE,
 }
-
-
-def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
-    """The token of the call's ``authorization: Bearer <token>`` metadata; None if there is none;
-    "" if the header is there but is not a bearer token."""
-    values = [v for k, v in (metadata or ()) if k.lower() == "authorization"]
-    if not values:
-        return None
-    if len(values) > 1 or not isinstance(values[0], str):
-        return ""
-    return bearer(values[0])
-
-
-def tenant_of(store: TokenStore | None, metadata: Iterable[tuple[str, Any]] | None) -> Tenant:
-    """The calling tenant (``default`` on a server without tokens). The interceptor has checked
-    the token; one removed since then is refused here."""
-    if store is None:
-        return DEFAULT_TENANT
-    grant = store.lookup(bearer_token(metadata) or "")
-    if grant is None:
-        raise Unauthenticated(
-            "the token is not valid; send a current token of this server (tokens may have been rotated)"
-        )
-    return grant.tenant
 
 
 Denial = tuple[grpc.StatusCode, str]

@@ -15,15 +15,14 @@ google.rpc.RetryInfo detail when retrying helps. Per-segment failures travel ins
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 from grpc_status import rpc_status
 
 from translate_svc.api.v1 import translate_pb2 as pb
@@ -41,10 +40,9 @@ from translate_svc.session import (
     TextsResult,
 )
 from translate_svc.session.clip import ClipDriver, ClipRequest
-from translate_svc.session.driver import internal_error
 from translate_svc.transport.grpc import convert
 from translate_svc.transport.grpc.auth import SERVICE_NAME as SERVICE_NAME  # re-exported
-from translate_svc.transport.grpc.auth import bearer_token, tenant_of
+from translate_svc.transport.rpc import bearer_token, parse_message, tenant_of, unary_errors
 from translate_svc.transport.tokens import Revocation, TokenStore
 from translate_svc.vad.segmenter import SegmenterConfig
 
@@ -71,36 +69,17 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: ServiceError)
 def _parse(kind: type[M], raw: bytes, limit: int | None = None) -> M:
     """Client bytes -> message; INVALID_ARGUMENT (not UNKNOWN) when protobuf cannot parse them, or
     when they are over the method's ``limit``."""
-    if limit is not None and len(raw) > limit:
-        raise InvalidInput(
-            f"the {kind.DESCRIPTOR.name} message is {len(raw)} bytes, over this method's {limit}-byte limit: "
-            "send smaller messages (audio chunks of at most ServerLimits.max_chunk_bytes)"
-        )
-    try:
-        message: M = kind.FromString(raw)
-        return message
-    except (DecodeError, ValueError, RuntimeError):
-        raise InvalidInput(
-            f"the request is not a valid {kind.DESCRIPTOR.full_name} message (protobuf could not parse it): "
-            "generate the client from this server's translate.proto"
-        ) from None
+    return parse_message(
+        kind,
+        raw,
+        limit,
+        too_large="send smaller messages (audio chunks of at most ServerLimits.max_chunk_bytes)",
+        unparsable=" (protobuf could not parse it): generate the client from this server's translate.proto",
+    )
 
 
-def unary_errors(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    """Map ServiceError (and anything unexpected, as INTERNAL) to the call's gRPC status."""
-
-    @functools.wraps(handler)
-    async def wrapper(self: Any, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        try:
-            return await handler(self, raw, context)
-        except ServiceError as e:
-            await _abort(context, e)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            await _abort(context, internal_error(e))
-
-    return wrapper
+#: a ServiceError (and anything unexpected, as INTERNAL) becomes the call's gRPC status
+unary = unary_errors(_abort)
 
 
 class TranslatorServicer:
@@ -140,7 +119,7 @@ class TranslatorServicer:
             },
         )
 
-    @unary_errors
+    @unary
     async def ListLanguages(self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> pb.ListLanguagesResponse:
         _parse(pb.ListLanguagesRequest, raw, SMALL_MESSAGE_BYTES)
         card = self._m.card
@@ -151,7 +130,7 @@ class TranslatorServicer:
             language_identifier=convert.identifier_to_pb(card),
         )
 
-    @unary_errors
+    @unary
     async def Translate(
         self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.TranslateResponse:
@@ -202,7 +181,7 @@ class TranslatorServicer:
             )
         return response
 
-    @unary_errors
+    @unary
     async def TranslateText(self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> pb.TranslateTextResponse:
         """Texts in: the call is the stream core's (``TextDriver``: admission as a Translate call,
         the engine, accounting); this parses, converts and renders."""

@@ -11,22 +11,21 @@ revocation. Event loop only.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 from riva.client.proto import riva_asr_pb2 as asr
 from riva.client.proto import riva_nmt_pb2 as nmt
 
-from translate_svc.errors import InvalidInput, ServiceError, Unauthenticated
+from translate_svc.errors import InvalidInput, ServiceError
 from translate_svc.observability.access import CallInfo, new_request_id
-from translate_svc.session.driver import StreamDriver, internal_error
+from translate_svc.session.driver import StreamDriver
 from translate_svc.session.events import (
     AudioIn,
     Invalid,
@@ -37,10 +36,10 @@ from translate_svc.session.events import (
     StreamStarted,
 )
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.quota import DEFAULT_TENANT, Tenant
 from translate_svc.session.text import TextDriver, TextRequest, TextsResult
 from translate_svc.transport.riva import convert
-from translate_svc.transport.tokens import Permission, Revocation, TokenStore, bearer
+from translate_svc.transport.rpc import bearer_token, parse_message, tenant_of, unary_errors
+from translate_svc.transport.tokens import Permission, Revocation, TokenStore
 from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, OutputOptions, SegmentResult
 
 logger = logging.getLogger(__name__)
@@ -63,50 +62,14 @@ M = TypeVar("M", bound=Message)
 
 
 def _parse(kind: type[M], raw: bytes, limit: int) -> M:
-    if len(raw) > limit:
-        raise InvalidInput(
-            f"the {kind.DESCRIPTOR.name} message is {len(raw)} bytes, over this method's {limit}-byte limit: "
-            "send smaller audio chunks"
-        )
-    try:
-        message: M = kind.FromString(raw)
-        return message
-    except (DecodeError, ValueError, RuntimeError):
-        raise InvalidInput(f"the request is not a valid {kind.DESCRIPTOR.full_name} message") from None
-
-
-def _token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
-    values = [v for k, v in (metadata or ()) if k.lower() == "authorization" and isinstance(v, str)]
-    return bearer(values[0]) if len(values) == 1 else None
-
-
-def _tenant(store: TokenStore | None, metadata: Iterable[tuple[str, Any]] | None) -> Tenant:
-    """The caller's tenant: the interceptor has checked the token; one removed since is refused here."""
-    if store is None:
-        return DEFAULT_TENANT
-    grant = store.lookup(_token(metadata) or "")
-    if grant is None:
-        raise Unauthenticated("the token is not valid; send a current token of this server")
-    return grant.tenant
+    return parse_message(kind, raw, limit, too_large="send smaller audio chunks")
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: ServiceError, trailers: Any = ()) -> None:
     await context.abort(convert.status_code(err), err.message, tuple(trailers))
 
 
-def _unary(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    @functools.wraps(handler)
-    async def wrapper(self: Any, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        try:
-            return await handler(self, raw, context)
-        except ServiceError as e:
-            await _abort(context, e)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            await _abort(context, internal_error(e))
-
-    return wrapper
+_unary = unary_errors(_abort)
 
 
 Parse = Callable[[bytes, ModelCard], StreamRequest | None]
@@ -179,7 +142,7 @@ class RivaServicer:
         metadata = context.invocation_metadata()
         given = next((v for k, v in metadata or () if k == REQUEST_ID and isinstance(v, str)), None)
         call = CallInfo(new_request_id(given), "riva.TranslateText", context.peer())
-        tenant = _tenant(self._tokens, metadata)
+        tenant = tenant_of(self._tokens, metadata)
         msg: nmt.TranslateTextRequest | None = None
 
         def read() -> TextRequest:
@@ -243,11 +206,11 @@ class RivaServicer:
         try:
             given = next((v for k, v in metadata or () if k == REQUEST_ID and isinstance(v, str)), None)
             call = CallInfo(new_request_id(given), f"riva.{method}", context.peer())
-            tenant = _tenant(self._tokens, metadata)
+            tenant = tenant_of(self._tokens, metadata)
             driver = StreamDriver(self._m, error_drain_s=self._error_drain_s, tenant=tenant, call=call)
             watching: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
             if self._revocation is not None:
-                watching = self._revocation.watching(driver, _token(metadata))
+                watching = self._revocation.watching(driver, bearer_token(metadata))
             started: StreamStarted | None = None
             with watching:
                 requests = _requests(raw_requests, parse, lambda: self._m.card)
