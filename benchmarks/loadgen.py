@@ -757,8 +757,9 @@ async def run_config(
         port = await server.start()
         load_s = time.perf_counter() - t0
         target = f"127.0.0.1:{port}"
-        runner: Any = server.app.engine.runner  # the SeamlessRunner: its torch model is described below
+        runner: Any = server.app.engine.runner  # the SeamlessRunner: its stages' torch model is described below
         assert runner is not None
+        stages = runner.stages
         forced = getattr(settings.model, "forced_text_tokens_per_s", None)
         langs = await list_languages(target)
         _check_limits(langs.limits, opts)
@@ -766,11 +767,11 @@ async def run_config(
             "name": langs.model.name,
             "revision": langs.model.revision,
             "is_test_model": langs.model.is_test_model,
-            "parameters": sum(p.numel() for p in runner.model.parameters()),
-            "device": str(runner.device),
-            "dtype": str(runner.dtype).removeprefix("torch."),
-            "device_name": _device_name(runner.device),
-            "torch_threads": _torch_threads(runner.device),
+            "parameters": sum(p.numel() for p in stages.model.parameters()),
+            "device": str(stages.device),
+            "dtype": str(stages.dtype).removeprefix("torch."),
+            "device_name": _device_name(stages.device),
+            "torch_threads": _torch_threads(stages.device),
             "forced_text_tokens_per_s": forced,
             "forced_units_per_s": getattr(settings.model, "forced_units_per_s", None) if forced else None,
         }

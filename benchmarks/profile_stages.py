@@ -8,10 +8,10 @@ The segments are those the server would cut (the same ``VadWorker`` and ``Segmen
 load generator streams, one copy per stream (``--streams``, files alternating). For each batch size
 they run in batches of that size -- sorted by length by default, as the scheduler's bucketing does
 when the queue is deep (``--order stream`` keeps stream order) -- and each
-stage of ``SeamlessRunner.run`` is timed: features, speech encoder, text decoding (``generate``),
-and inside the speech stage the text decoder pass that feeds t2u, the t2u model and the vocoder
-(called once per row). "other" is the rest (Python glue, tokenizer decode, copies). The wrappers
-sit on this script's own runner instance; the library is not changed.
+stage that ``SeamlessRunner.run`` calls (``SeamlessStages``) is timed: features, speech encoder, text
+decoding (``generate``), and inside the speech stage the text decoder pass that feeds t2u, the t2u
+model and the vocoder (called once per row). "other" is the rest (Python glue, tokenizer decode, copies). The wrappers
+sit on this script's own stages instance; the library is not changed.
 
 By default the timed pass is **cold**, as in the server: one untimed call on an unrelated clip
 loads everything, then every batch has shapes not seen before (on CPU oneDNN builds a kernel per
@@ -103,17 +103,18 @@ def segments_of(pcm16: np.ndarray) -> list[np.ndarray]:
 
 def profile(runner: Any, items: list[Any], size: int, repeats: int, warm: bool) -> dict[str, Any]:
     timer = StageTimer()
-    runner.features = timer.wrap("features", runner.features)
-    runner.encode = timer.wrap("encode", runner.encode)
-    decode = runner.decode_text
+    stages = runner.stages  # the runner calls its stages through this instance: the wrappers sit on it
+    stages.features = timer.wrap("features", stages.features)
+    stages.encode = timer.wrap("encode", stages.encode)
+    decode = stages.decode_text
 
     def decode_counted(*args: Any, **kwargs: Any) -> Any:
         seqs = decode(*args, **kwargs)
         timer.decode_steps.append(int(seqs.shape[1]))
         return seqs
 
-    runner.decode_text = timer.wrap("generate", decode_counted)
-    speech = runner.speech
+    stages.decode_text = timer.wrap("generate", decode_counted)
+    speech = stages.speech
 
     def speech_flagged(*args: Any, **kwargs: Any) -> Any:
         timer.in_speech = True
@@ -122,8 +123,8 @@ def profile(runner: Any, items: list[Any], size: int, repeats: int, warm: bool) 
         finally:
             timer.in_speech = False
 
-    runner.speech = timer.wrap("speech", speech_flagged)
-    m = runner.model
+    stages.speech = timer.wrap("speech", speech_flagged)
+    m = stages.model
     timer.hook("t2u_text_decoder", m.text_decoder)
     timer.hook("t2u", m.t2u_model)
     timer.hook("vocoder", m.vocoder)
@@ -200,13 +201,15 @@ def main(
     import torch
 
     from translate_svc import logging_setup
-    from translate_svc.model.seamless import ModelInput, SeamlessRunner
+    from translate_svc.engine.runner import ModelInput
+    from translate_svc.model.runner import SeamlessRunner
+    from translate_svc.model.seamless import SeamlessStages
 
     logging_setup.configure("WARNING")
     kwargs: dict[str, Any] = {}
     if cpu_threads is not None:
-        if "cpu_threads" in inspect.signature(SeamlessRunner).parameters:
-            kwargs["cpu_threads"] = cpu_threads  # the runner sets torch's threads itself at load
+        if "cpu_threads" in inspect.signature(SeamlessStages).parameters:
+            kwargs["cpu_threads"] = cpu_threads  # the stages set torch's threads themselves at load
         else:
             torch.set_num_threads(cpu_threads)
     if forced_tokens_per_s is not None:
@@ -230,7 +233,8 @@ def main(
         items = items + items
     results = []
     for size in size_list:
-        runner = SeamlessRunner(model, device=device, dtype=dtype, **kwargs)  # fresh: the wrappers are per instance
+        # fresh: the wrappers are per instance
+        runner = SeamlessRunner(SeamlessStages(model, device=device, dtype=dtype, **kwargs))
         results.append(profile(runner, items, size, repeats, warm))
         logger.info("batch %d done", size)
     audio_s = sum(len(i.audio) for i in items) / 16000 / len(items)
@@ -238,9 +242,9 @@ def main(
         "" if forced_tokens_per_s is None else f", forced {forced_tokens_per_s:g} tok/s {forced_units_per_s:g} units/s"
     )
     table = Table(
-        title=f"{runner.info.name}: ms per segment by stage ({len(items)} segments, mean {audio_s:.1f} s; "
+        title=f"{runner.stages.info.name}: ms per segment by stage ({len(items)} segments, mean {audio_s:.1f} s; "
         f"{order} order, {'warm' if warm else 'cold'}, speech {'on' if speech else 'off'}{forced_note}; "
-        f"torch {torch.get_num_threads()} threads, {runner.device})"
+        f"torch {torch.get_num_threads()} threads, {runner.stages.device})"
     )
     table.add_column("batch")
     for s in STAGES:

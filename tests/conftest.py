@@ -37,9 +37,10 @@ def test_model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def runner(test_model_dir: Path):  # type: ignore[no-untyped-def]
-    from translate_svc.model.seamless import SeamlessRunner
+    from translate_svc.model.runner import SeamlessRunner
+    from translate_svc.model.seamless import SeamlessStages
 
-    return SeamlessRunner(test_model_dir, device="cpu", dtype="float32")
+    return SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32"))
 
 
 async def vad_segments(samples16k: Any) -> list[Any]:

@@ -54,13 +54,14 @@ def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
 
             return StableTranslator(m.path)
         from translate_svc.model.forced import ForcedLengths
-        from translate_svc.model.seamless import SeamlessRunner, TextCap
+        from translate_svc.model.runner import SeamlessRunner
+        from translate_svc.model.seamless import SeamlessStages, TextCap
 
         forced = None
         if m.forced_text_tokens_per_s is not None:
             forced = ForcedLengths(m.forced_text_tokens_per_s, m.forced_units_per_s)
         cap = TextCap(m.max_text_tokens_per_s, m.max_text_tokens_base)
-        return SeamlessRunner(
+        stages = SeamlessStages(
             m.path,
             device=m.device,
             dtype=m.dtype,
@@ -69,6 +70,7 @@ def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
             cpu_threads=m.cpu_threads,
             identifier=load_identifier(m),
         )
+        return SeamlessRunner(stages)
 
     return load
 

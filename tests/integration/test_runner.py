@@ -23,7 +23,9 @@ from transformers import AutoProcessor, SeamlessM4Tv2Model
 
 from tests.conftest import vad_segments
 from translate_svc.audio.resample import resample
-from translate_svc.model.seamless import ModelInput, SeamlessRunner
+from translate_svc.engine.runner import ModelInput
+from translate_svc.model.runner import SeamlessRunner
+from translate_svc.model.seamless import SeamlessStages
 from translate_svc.model.shapes import bucket_length
 
 pytestmark = pytest.mark.slow(80)  # seconds, for the schedule (conftest.py)
@@ -135,10 +137,10 @@ def vocoder_mode(runner: SeamlessRunner, batched: bool, buckets: bool) -> Iterat
     """Per-row (CPU default) or one padded, masked call for all rows (what CUDA does); with or
     without padding units and frames up to length buckets (CPU default)."""
     rows: list[int] = []
-    hook = runner.model.vocoder.register_forward_hook(
+    hook = runner.stages.model.vocoder.register_forward_hook(
         lambda mod, args, kwargs, out: rows.append(out[0].shape[0]), with_kwargs=True
     )
-    voc = runner._vocoder
+    voc = runner.stages._vocoder
     saved = voc.batched, voc.max_padding, voc.bucket
     voc.batched, voc.max_padding, voc.bucket = batched, 1000.0, bucket_length if buckets else None
     try:
@@ -199,9 +201,9 @@ def encoder_diffs(runner: SeamlessRunner, reference: Reference, audios: list[np.
     ``audios`` and the plain model's speech encoder on that segment alone, over the segment's
     valid (unmasked) adaptor frames: what the decoders read."""
     with torch.inference_mode():
-        feats, mask = runner.features([ModelInput(a, ("spa",)) for a in audios])
-        enc = runner.encode(feats, mask)
-        valid = runner.model._compute_sub_sample_lengths_from_attention_mask(mask).long().tolist()
+        feats, mask = runner.stages.features([ModelInput(a, ("spa",)) for a in audios])
+        enc = runner.stages.encode(feats, mask)
+        valid = runner.stages.model._compute_sub_sample_lengths_from_attention_mask(mask).long().tolist()
         diffs = []
         for row, (audio, n) in enumerate(zip(audios, valid, strict=True)):
             f = reference.processor(audio=audio, sampling_rate=16000, return_tensors="pt")
@@ -217,7 +219,7 @@ def odd_frame_span(runner: SeamlessRunner, audio: np.ndarray) -> np.ndarray:
     processor's own pad frame falls in an adaptor window that is not masked (stacked frame L-1 is
     in window (L-1+stride/2)//stride, valid up to (L-1)//stride): the case where that frame
     changes the output."""
-    stride = runner.model.config.adaptor_stride
+    stride = runner.stages.model.config.adaptor_stride
     span = audio
     while not (
         fbank_frames(runner, span) % 2 and (len(runner.extract_features(span).values) - 1) % stride < stride // 2
@@ -267,9 +269,9 @@ def test_adaptor_padding_is_exact_with_nonzero_layer_norm_biases(
     """The test checkpoint's adaptor layer norms have zero bias, so zeroing a frame before them or
     after them looks the same; with non-zero biases (trained weights) a zeroed frame becomes the
     norm's bias, which the convolution's own zero padding is not. Give both models the same ones."""
-    runner = SeamlessRunner(test_model_dir, device="cpu", dtype="float32")
+    runner = SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32"))
     ref = plain_reference.__wrapped__(test_model_dir)  # a fresh copy: its weights change here
-    ours = dict(runner.model.speech_encoder.adapter.named_parameters())  # type: ignore[union-attr]
+    ours = dict(runner.stages.model.speech_encoder.adapter.named_parameters())  # type: ignore[union-attr]
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, param in ref.model.speech_encoder.adapter.named_parameters():  # type: ignore[union-attr]
@@ -305,7 +307,7 @@ def test_cpu_pads_vocoder_lengths_to_buckets_so_shapes_repeat(runner: SeamlessRu
     """On CPU every new convolution shape costs a oneDNN kernel build: the vocoder only ever sees
     unit counts and frame counts from the bucket series."""
     widths: list[tuple[int, int]] = []
-    voc = runner.model.vocoder
+    voc = runner.stages.model.vocoder
     hooks = [
         voc.register_forward_pre_hook(
             lambda mod, args, kwargs: widths.append(("units", kwargs["input_ids"].shape[1])), with_kwargs=True
@@ -314,7 +316,7 @@ def test_cpu_pads_vocoder_lengths_to_buckets_so_shapes_repeat(runner: SeamlessRu
         voc.hifi_gan.conv_pre.register_forward_hook(lambda mod, args, out: widths.append(("frames", out.shape[-1]))),
     ]
     try:
-        assert runner.bucket is bucket_length  # the CPU default
+        assert runner.stages.bucket is bucket_length  # the CPU default
         runner.run([ModelInput(a, ("spa",), None) for a in speech])
     finally:
         for h in hooks:
@@ -327,7 +329,7 @@ def test_cpu_pads_vocoder_lengths_to_buckets_so_shapes_repeat(runner: SeamlessRu
 
 def test_each_segment_is_encoded_once_for_all_its_languages(runner: SeamlessRunner, speech: list[np.ndarray]) -> None:
     calls: list[int] = []
-    hook = runner.model.speech_encoder.register_forward_hook(
+    hook = runner.stages.model.speech_encoder.register_forward_hook(
         lambda mod, args, kwargs, out: calls.append(out.last_hidden_state.shape[0]), with_kwargs=True
     )
     try:
@@ -361,21 +363,23 @@ def test_forced_lengths_fix_text_tokens_and_speech_duration(test_model_dir: Path
     """Benchmark mode: lengths follow the audio, not the (random) weights."""
     from translate_svc.model.forced import ForcedLengths
 
-    forced = SeamlessRunner(test_model_dir, device="cpu", dtype="float32", forced=ForcedLengths(6.0, 50.0))
+    forced = SeamlessRunner(
+        SeamlessStages(test_model_dir, device="cpu", dtype="float32", forced=ForcedLengths(6.0, 50.0))
+    )
     items = [ModelInput(a, ("spa", "fra"), None) for a in speech]
     lengths: list[int] = []
-    real_decode = forced.decode_text
+    real_decode = forced.stages.decode_text
 
     def spy(enc, mask, langs, audio_s):  # type: ignore[no-untyped-def]
         seqs = real_decode(enc, mask, langs, audio_s)
-        eos = forced.model.generation_config.eos_token_id
+        eos = forced.stages.model.generation_config.eos_token_id
         lengths.extend(int(((row[2:] != eos) & (row[2:] != 0)).sum()) for row in seqs)
         return seqs
 
-    forced.decode_text = spy  # type: ignore[method-assign]
+    forced.stages.decode_text = spy  # type: ignore[method-assign]
     outs = forced.run(items)
     seconds = [len(a) / 16000 for a in speech]
-    assert lengths == [forced.forced.text_tokens(s) for s in seconds for _ in range(2)]  # type: ignore[union-attr]
+    assert lengths == [forced.stages.forced.text_tokens(s) for s in seconds for _ in range(2)]  # type: ignore[union-attr]
     for s, out in zip(seconds, outs, strict=True):
         for wave in out.waveforms.values():
             assert abs(len(wave) / 16000 - s) <= 0.25 * s + 0.1
@@ -390,17 +394,19 @@ def test_rows_that_end_early_get_the_speech_they_get_alone(
     lengths make the rows end at different lengths, as a real model's do."""
     from translate_svc.model.forced import ForcedLengths
 
-    forced = SeamlessRunner(test_model_dir, device="cpu", dtype="float32", forced=ForcedLengths(4.0, 50.0))
+    forced = SeamlessRunner(
+        SeamlessStages(test_model_dir, device="cpu", dtype="float32", forced=ForcedLengths(4.0, 50.0))
+    )
     items = [ModelInput(a, ("spa", "fra"), "eng") for a in speech]
     ends: list[list[int]] = []
-    real_decode = forced.decode_text
+    real_decode = forced.stages.decode_text
 
     def spy(enc, mask, langs, audio_s):  # type: ignore[no-untyped-def]
         seqs = real_decode(enc, mask, langs, audio_s)
         ends.append([int((row != 0).sum()) for row in seqs])
         return seqs
 
-    forced.decode_text = spy  # type: ignore[method-assign]
+    forced.stages.decode_text = spy  # type: ignore[method-assign]
     with vocoder_mode(forced, batched_vocoder, buckets):
         batched = forced.run(items)
     assert len(set(ends[0])) > 1  # the rows really end at different lengths
@@ -420,12 +426,12 @@ def test_rows_capped_at_their_own_token_bound_equal_generate_with_that_bound(
     inside one batch, and equals generate(text_max_new_tokens=that bound) alone, speech included."""
     from translate_svc.model.seamless import TextCap
 
-    capped = SeamlessRunner(test_model_dir, device="cpu", dtype="float32", text_cap=TextCap(3.0, 1))
-    caps = [capped.max_new_tokens(len(a) / 16000) for a in speech]
+    capped = SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32", text_cap=TextCap(3.0, 1)))
+    caps = [capped.stages.max_new_tokens(len(a) / 16000) for a in speech]
     assert len(set(caps)) > 1 and max(caps) < 16  # below the model's own 16, and different per row
     items = [ModelInput(a, ("spa", "fra"), None, speech=True) for a in speech]
     outs = capped.run(items)
-    uncapped = SeamlessRunner(test_model_dir, device="cpu", dtype="float32").run(items)
+    uncapped = SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32")).run(items)
     assert any(o.texts != u.texts for o, u in zip(outs, uncapped, strict=True))  # the caps bind
     for item, out, cap in zip(items, outs, caps, strict=True):
         for lang in item.targets:

@@ -26,8 +26,9 @@ from translate_svc.engine.runner import (
     SimulTarget,
     speak_now,
 )
-from translate_svc.model.seamless import SeamlessRunner
-from translate_svc.model.simultaneous import CommitPolicy, SimultaneousRunner
+from translate_svc.model.runner import SeamlessRunner
+from translate_svc.model.seamless import SeamlessStages
+from translate_svc.model.simultaneous import CommitPolicy, SimultaneousSteps
 from translate_svc.types import Term
 
 pytestmark = pytest.mark.slow(20)
@@ -37,9 +38,15 @@ LANGS = ("spa", "deu", "ita", "fra")
 
 
 @pytest.fixture(scope="module")
-def simul(test_model_dir: Path) -> SimultaneousRunner:
-    """Its own runner: the duration hook this installs stays off the session's shared runner."""
-    return SimultaneousRunner(SeamlessRunner(test_model_dir, device="cpu", dtype="float32"))
+def own_runner(test_model_dir: Path) -> SeamlessRunner:
+    """Its own runner: the duration hooks that steps install stay off the session's shared runner."""
+    return SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32"))
+
+
+@pytest.fixture(scope="module")
+def simul(own_runner: SeamlessRunner) -> SimultaneousSteps:
+    """Steps on that runner's stages, apart from those its ``run`` makes (``SeamlessRunner.steps``)."""
+    return SimultaneousSteps(own_runner.stages)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +61,7 @@ def segments(shared_audio: Path) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def case(simul: SimultaneousRunner, segments: list[np.ndarray]) -> tuple[np.ndarray, str, SimulRowOutput]:
+def case(simul: SimultaneousSteps, segments: list[np.ndarray]) -> tuple[np.ndarray, str, SimulRowOutput]:
     """The first (segment, language) whose unforced decode has at least four word starts after
     its first token, so a commit can grow in steps: (audio, language, its unforced output)."""
     for audio in segments:
@@ -77,7 +84,7 @@ def rows_of(out: ModelOutput) -> tuple[SimulRowOutput, ...]:
     return tuple(out.simul.values())
 
 
-def one(simul: SimultaneousRunner, audio: np.ndarray, *targets: SimulTarget, **step: Any) -> tuple[SimulRowOutput, ...]:
+def one(simul: SimultaneousSteps, audio: np.ndarray, *targets: SimulTarget, **step: Any) -> tuple[SimulRowOutput, ...]:
     """One step batch of ``audio``, one input per target (targets may repeat a language): each
     target's row, in order."""
     outs = simul.step([step_input(audio, t, **step) for t in targets])
@@ -110,13 +117,13 @@ def commit_first(k: int) -> CommitPolicy:
 
 
 def test_empty_prefix_is_the_runners_decode_and_generates(
-    simul: SimultaneousRunner, reference: Reference, segments: list[np.ndarray]
+    simul: SimultaneousSteps, own_runner: SeamlessRunner, reference: Reference, segments: list[np.ndarray]
 ) -> None:
     """One batched step of every segment into two languages: each row's text is the runner's and
     generate's, token for token with the runner's own decode."""
     inputs = [step_input(a, SimulTarget("spa"), SimulTarget("fra")) for a in segments]
     outs = [rows_of(out) for out in simul.step(inputs)]
-    runs = simul.runner.run([ModelInput(a, ("spa", "fra"), None, speech=False) for a in segments])
+    runs = own_runner.run([ModelInput(a, ("spa", "fra"), None, speech=False) for a in segments])
     assert len({row.text for rows in outs for row in rows}) >= 3  # the inputs matter
     for audio, rows, run in zip(segments, outs, runs, strict=True):
         for row in rows:
@@ -127,16 +134,16 @@ def test_empty_prefix_is_the_runners_decode_and_generates(
         assert [ids for ids, _, _ in alone] == [row.token_ids for row in rows]
 
 
-def encoded(simul: SimultaneousRunner, audio: np.ndarray, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+def encoded(simul: SimultaneousSteps, audio: np.ndarray, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The runner's encoder output for ``audio``, repeated for ``rows`` rows."""
     with torch.inference_mode():
-        feats, mask = simul.runner.features([ModelInput(audio, ())])
-        enc = simul.runner.encode(feats, mask)
+        feats, mask = simul.stages.features([ModelInput(audio, ())])
+        enc = simul.stages.encode(feats, mask)
     return enc.expand(rows, -1, -1), mask.expand(rows, -1)
 
 
 def test_a_prefix_of_the_unforced_output_changes_nothing(
-    simul: SimultaneousRunner, case: tuple[np.ndarray, str, SimulRowOutput]
+    simul: SimultaneousSteps, case: tuple[np.ndarray, str, SimulRowOutput]
 ) -> None:
     """Every prefix of the unforced output, word start or not, up to all of it, forced in one
     batch (rows of every prefix length): each row is the unforced output again."""
@@ -150,7 +157,7 @@ def test_a_prefix_of_the_unforced_output_changes_nothing(
 
 
 def test_an_arbitrary_prefix_is_kept_and_continued_as_generate_continues_it(
-    simul: SimultaneousRunner, reference: Reference, case: tuple[np.ndarray, str, SimulRowOutput]
+    simul: SimultaneousSteps, reference: Reference, case: tuple[np.ndarray, str, SimulRowOutput]
 ) -> None:
     """Prefixes the model did not say: the output starts with each and continues exactly as
     generate continues it from the same decoder input ids."""
@@ -166,7 +173,7 @@ def test_an_arbitrary_prefix_is_kept_and_continued_as_generate_continues_it(
         tuple(tok.convert_tokens_to_ids(["z"])),
         other,
     ]
-    lang_id = simul.runner._text_lang_ids[lang]
+    lang_id = simul.stages.text_lang_ids[lang]
     outs = one(simul, audio, *[SimulTarget(lang, p) for p in prefixes])
     for prefix, out in zip(prefixes, outs, strict=True):
         assert prefix != plain.token_ids[: len(prefix)]
@@ -174,9 +181,7 @@ def test_an_arbitrary_prefix_is_kept_and_continued_as_generate_continues_it(
         assert out.token_ids == generate_from(reference, audio, lang_id, prefix)
 
 
-def test_word_starts_are_where_the_text_splits_into_words(
-    simul: SimultaneousRunner, segments: list[np.ndarray]
-) -> None:
+def test_word_starts_are_where_the_text_splits_into_words(simul: SimultaneousSteps, segments: list[np.ndarray]) -> None:
     """Cut at a word start, the two halves' texts join with a space; cut anywhere else, they join
     without one (where both halves write something)."""
     checked = 0
@@ -194,7 +199,7 @@ def test_word_starts_are_where_the_text_splits_into_words(
 
 
 def test_speech_for_a_committed_prefix_is_generates_speech_for_that_text(
-    simul: SimultaneousRunner, reference: Reference, case: tuple[np.ndarray, str, SimulRowOutput]
+    simul: SimultaneousSteps, reference: Reference, case: tuple[np.ndarray, str, SimulRowOutput]
 ) -> None:
     """A committed prefix of k tokens spoken in one chunk is what generate speaks when its text
     stops after those k tokens (``text_max_new_tokens=k+1``: generate never speaks its last
@@ -216,7 +221,7 @@ def test_speech_for_a_committed_prefix_is_generates_speech_for_that_text(
 
 @pytest.mark.parametrize("defer_first", [False, True])
 def test_chunks_add_up_to_the_whole_texts_units_and_speak_none_twice(
-    simul: SimultaneousRunner, case: tuple[np.ndarray, str, SimulRowOutput], defer_first: bool
+    simul: SimultaneousSteps, case: tuple[np.ndarray, str, SimulRowOutput], defer_first: bool
 ) -> None:
     """A segment committed in three word-start steps (the commit policy in the step), then its
     final step: each chunk is the units of t2u over the committed text from the count already
@@ -277,7 +282,7 @@ def test_chunks_add_up_to_the_whole_texts_units_and_speak_none_twice(
 
 
 def test_batched_rows_equal_each_row_alone(
-    simul: SimultaneousRunner, segments: list[np.ndarray], case: tuple[np.ndarray, str, SimulRowOutput]
+    simul: SimultaneousSteps, segments: list[np.ndarray], case: tuple[np.ndarray, str, SimulRowOutput]
 ) -> None:
     """Segments of different lengths, rows with and without prefixes, speech and text only, a
     final and an open segment in one step: each row as it is alone."""
@@ -314,7 +319,7 @@ def test_batched_rows_equal_each_row_alone(
 
 
 def test_the_min_units_rule_and_commit_checks(
-    simul: SimultaneousRunner, case: tuple[np.ndarray, str, SimulRowOutput]
+    simul: SimultaneousSteps, case: tuple[np.ndarray, str, SimulRowOutput]
 ) -> None:
     assert not speak_now(49, 50, final=False) and speak_now(50, 50, final=False)
     assert speak_now(1, 50, final=True) and not speak_now(0, 50, final=True)
@@ -329,14 +334,14 @@ def test_the_min_units_rule_and_commit_checks(
 
 
 def test_steps_through_the_runners_run_with_local_agreement(
-    simul: SimultaneousRunner, segments: list[np.ndarray], case: tuple[np.ndarray, str, SimulRowOutput]
+    own_runner: SeamlessRunner, segments: list[np.ndarray], case: tuple[np.ndarray, str, SimulRowOutput]
 ) -> None:
     """Steps as engine jobs (``SeamlessRunner.run`` with ``ModelInput.simul``), batched with a whole
     segment: results in input order, the segment's as alone. The policy's state is data: with the
     model's own previous hypotheses in ``recent``, a step commits what a LocalAgreement fed the same
     hypotheses in order commits (nothing before n hypotheses, never the newest's last word); the
     final step commits the rest, with the unforced transcript."""
-    runner = simul.runner
+    runner = own_runner
     audio, lang, plain = case
     other = next(a for a in segments if len(a) != len(audio))
     normal = ModelInput(other, ("spa",), "eng", speech=False)
@@ -379,7 +384,11 @@ def test_steps_through_the_runners_run_with_local_agreement(
 
 @pytest.mark.parametrize("keep", [False, True])
 def test_terms_bias_a_step_as_they_bias_its_segment(
-    simul: SimultaneousRunner, segments: list[np.ndarray], test_model_dir: Path, keep: bool
+    simul: SimultaneousSteps,
+    own_runner: SeamlessRunner,
+    segments: list[np.ndarray],
+    test_model_dir: Path,
+    keep: bool,
 ) -> None:
     """A stream's terms (issue 21) reach its steps: a final step with nothing committed writes
     what the runner writes for the same segment with the same terms (a transcript and a
@@ -394,10 +403,10 @@ def test_terms_bias_a_step_as_they_bias_its_segment(
     for audio in segments:
         plain = ModelInput(audio, ("spa",), "eng", speech=False)
         item = dataclasses.replace(plain, terms=terms)
-        (run,) = simul.runner.run([item])
+        (run,) = own_runner.run([item])
         (out,) = simul.step([dataclasses.replace(item, simul=SimulRequest((SimulTarget("spa"),), final=True))])
         assert (out.transcript, out.texts) == (run.transcript, run.texts)
         assert rows_of(out)[0].committed_text == run.texts["spa"]
-        (bare,) = simul.runner.run([plain])
+        (bare,) = own_runner.run([plain])
         changed |= (bare.transcript, bare.texts) != (run.transcript, run.texts)
     assert changed, f"the terms {terms} changed no segment: this parity would not show they reach a step"

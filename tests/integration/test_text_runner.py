@@ -23,7 +23,8 @@ from tests.integration.test_runner import (
     vocoder_mode,
 )
 from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND, ModelInput, SourceText
-from translate_svc.model.seamless import SeamlessRunner, TextCap
+from translate_svc.model.runner import SeamlessRunner
+from translate_svc.model.seamless import SeamlessStages, TextCap
 
 pytestmark = pytest.mark.slow(20)
 
@@ -118,7 +119,7 @@ def test_texts_in_two_targets_equal_generate_alone_and_batched(runner: SeamlessR
         assert_text_equals_generate(reference, item, out, f"text {k} batched")
     alone = runner.run([items[1]])[0]
     assert_text_equals_generate(reference, items[1], alone, "text 1 alone")
-    assert runner.model.current_modality == "speech"  # restored for the segments that follow
+    assert runner.stages.model.current_modality == "speech"  # restored for the segments that follow
 
 
 def test_text_rows_and_speech_segments_in_one_batch_each_equal_generate(
@@ -153,12 +154,12 @@ def test_text_rows_capped_at_their_own_bound_equal_generate_with_that_bound(
 ) -> None:
     """The runaway-decode cap on text rows: tokens per stand-in second (characters /
     TEXT_CHARS_PER_SECOND) plus base, per row, equal to generate(text_max_new_tokens=that bound)."""
-    capped = SeamlessRunner(test_model_dir, device="cpu", dtype="float32", text_cap=TextCap(3.0, 1))
+    capped = SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32", text_cap=TextCap(3.0, 1)))
     items = [text_input(t, src, ("spa", "fra"), speech=True) for t, src in TEXTS]
-    caps = [capped.max_new_tokens(len(t) / TEXT_CHARS_PER_SECOND) for t, _ in TEXTS]
+    caps = [capped.stages.max_new_tokens(len(t) / TEXT_CHARS_PER_SECOND) for t, _ in TEXTS]
     assert len(set(caps)) > 1 and min(caps) < 16
     outs = capped.run(items)
-    uncapped = SeamlessRunner(test_model_dir, device="cpu", dtype="float32").run(items)
+    uncapped = SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32")).run(items)
     assert any(
         o.waveforms[lang].shape != u.waveforms[lang].shape
         for o, u in zip(outs, uncapped, strict=True)
@@ -185,20 +186,20 @@ def test_units_holding_the_pad_id_are_cut_as_generate_cuts_them_in_every_vocoder
     runner: SeamlessRunner, reference: Reference, batched_vocoder: bool, buckets: bool
 ) -> None:
     seen: list[int] = []
-    vocode = runner.vocode
+    vocode = runner.stages.vocode
 
     def spy(units, unit_lens, langs, speakers):  # type: ignore[no-untyped-def]
-        pad = runner.model.config.t2u_pad_token_id
+        pad = runner.stages.model.config.t2u_pad_token_id
         seen.extend(int((units[r, :n] == pad).sum()) for r, n in enumerate(unit_lens))
         return vocode(units, unit_lens, langs, speakers)
 
     items = [text_input(PAD_UNITS_TEXT, "eng", ("fra",)), text_input(TEXTS[1][0], "eng", ("fra", "spa"))]
-    runner.vocode = spy  # type: ignore[method-assign]
+    runner.stages.vocode = spy  # type: ignore[method-assign]
     try:
         with vocoder_mode(runner, batched_vocoder, buckets):
             outs = runner.run(items)
     finally:
-        del runner.vocode
+        del runner.stages.vocode
     assert seen[0] > 0, "the French units hold no pad id: this test would not test the cut"
     for k, (item, out) in enumerate(zip(items, outs, strict=True)):
         assert_text_equals_generate(reference, item, out, f"text {k}")

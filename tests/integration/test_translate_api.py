@@ -244,14 +244,15 @@ async def test_a_wav_container_gives_the_same_segments_as_raw_pcm(live: LiveServ
 
 async def test_health_is_not_serving_until_the_model_is_warm(test_model_dir: Path) -> None:
     from translate_svc.app import build
-    from translate_svc.model.seamless import SeamlessRunner
+    from translate_svc.model.runner import SeamlessRunner
+    from translate_svc.model.seamless import SeamlessStages
     from translate_svc.transport.host import TranslateServer
 
     release = threading.Event()
 
     def slow_runner() -> SeamlessRunner:
         release.wait(30)
-        return SeamlessRunner(test_model_dir, device="cpu", dtype="float32")
+        return SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32"))
 
     server = TranslateServer(build(make_settings(test_model_dir), runner_factory=slow_runner))
     started = asyncio.create_task(server.start())

@@ -207,6 +207,26 @@ async def test_detection_terms_and_stage_times_cross_the_wire() -> None:
     assert (done.detected, done.speech_ms, done.language_id_ms) == ({"eng": 0.25, "spa": 0.75}, 1.5, 2.5)
 
 
+async def test_the_kind_of_work_is_read_from_the_fields_and_crosses_the_wire() -> None:
+    """``ModelInput.kind`` (what the runner dispatches on) is derived from ``simul`` and ``text``,
+    so the wire carries it with them, without a field of its own."""
+    from translate_svc.engine.runner import SimulRequest, SimulTarget, SourceText, WorkKind
+
+    audio = np.ones(160, np.float32)
+    kinds = {
+        WorkKind.SEGMENT: ModelInput(audio, ("spa",), "eng"),
+        WorkKind.TEXT: ModelInput(np.zeros(0, np.float32), ("spa",), text=SourceText("hola", "spa")),
+        WorkKind.STEP: ModelInput(audio, ("spa",), "eng", simul=SimulRequest((SimulTarget("spa"),))),
+    }
+    assert [kind.value for kind in kinds] == ["segment", "text", "step"]
+    for kind, sent_item in kinds.items():
+        assert sent_item.kind is kind
+        sent = msgspec.msgpack.decode(
+            msgspec.msgpack.encode(wire.submit_of(1, "k", sent_item, droppable=False)), type=wire.ToEngine
+        )
+        assert isinstance(sent, wire.Submit) and wire.model_input(sent).kind is kind
+
+
 async def test_a_text_input_crosses_the_wire_and_runs_in_the_engine_process(node: Node) -> None:
     """Text in (issue 36) from a worker: the text and its language reach the engine's runner, which
     queues it without features (the fake names the text in its answer)."""

@@ -28,7 +28,7 @@ def test_same_seed_same_weights(tmp_path: Path) -> None:
 
 
 def test_languages_come_from_the_checkpoint(runner) -> None:  # type: ignore[no-untyped-def]
-    langs = {lang.code: lang for lang in runner.catalog.languages()}
+    langs = {lang.code: lang for lang in runner.stages.catalog.languages()}
     for code in ("eng", "spa", "fra", "deu"):
         assert langs[code].text_output and langs[code].speech_output
     assert set(TEST_LANGUAGES) <= set(langs)

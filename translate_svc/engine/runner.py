@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol
 
 import numpy as np
@@ -46,9 +47,22 @@ class SourceText:
     language: str
 
 
+class WorkKind(str, Enum):
+    """What a ``ModelInput`` asks of the model (``ModelInput.kind``): the runner runs each kind of
+    a batch as one pass of its stages."""
+
+    #: a whole segment of speech: its translations, transcript and speech
+    SEGMENT = "segment"
+    #: text in instead of speech (``ModelInput.text``)
+    TEXT = "text"
+    #: a simultaneous step of an open segment (``ModelInput.simul``)
+    STEP = "step"
+
+
 @dataclass(frozen=True, eq=False)
 class ModelInput:
-    """One segment: 16 kHz mono float32 samples and what to produce from them."""
+    """One segment: 16 kHz mono float32 samples and what to produce from them (or a text, or a
+    simultaneous step: ``kind``)."""
 
     audio: np.ndarray
     #: empty: ASR only (the transcript row alone)
@@ -78,6 +92,16 @@ class ModelInput:
                 raise ValueError("a text input has no transcript, detection or simultaneous step")
             if len(self.audio) or not self.targets:
                 raise ValueError("a text input has no audio and at least one target")
+
+    @property
+    def kind(self) -> WorkKind:
+        """The kind of work, read from the fields (``simul``, ``text``; ``__post_init__`` allows
+        at most one), so it crosses the workers' wire with them."""
+        if self.simul is not None:
+            return WorkKind.STEP
+        if self.text is not None:
+            return WorkKind.TEXT
+        return WorkKind.SEGMENT
 
     @property
     def input_seconds(self) -> float:

@@ -1,36 +1,35 @@
-"""SeamlessM4T v2 inference through ``transformers``: the only module that runs the model.
+"""SeamlessM4T v2's stages through ``transformers``: the only module that runs the model.
 
-``SeamlessRunner.run`` takes a batch of segments and does, in one pass per stage:
+``SeamlessStages`` loads the model and its processor and offers each stage on a batch of rows:
+features (the model's own processor, padded into one batch), the speech encoder, the text encoder
+(for text in), greedy text decoding of rows that each start with their own language token and
+read their input's encoder output (so mixed-language batches are correct and stay full; with term
+biases, ``decode_rows``), text-to-unit, the vocoder (masked and batched on CUDA, one call per row
+on CPU: ``batch_vocoder``, model/vocoder.py) and spoken-language identification. It knows no kind
+of work: the runner (model/runner.py) composes the stages for segments and texts, and the
+simultaneous steps (model/simultaneous.py) for open speech.
 
-1. features for every segment (the model's own processor), padded into one batch;
-2. the speech encoder **once** per segment;
-3. greedy text decoding of one row per (segment, language): every target language plus the
-   source language for the transcript, each row starting with its own language token, all rows
-   reusing their segment's encoder output (so mixed-language batches are correct and stay full);
-4. text-to-unit for the rows that want speech, batched;
-5. the vocoder, each row with its own language and speaker: masked and batched on CUDA, one call
-   per row on CPU (measured faster there; ``batch_vocoder`` overrides, see model/vocoder.py).
+The text and speech stages follow ``SeamlessM4Tv2Model.generate`` step for step (same trimming of
+the language and EOS tokens, same unit offset), so results equal ``generate`` on each segment
+alone; the parity tests prove it. Two upstream padding leaks are closed with hooks so batching
+changes nothing: the speech encoder's length adaptor (``SeamlessStages._zero_past_own_frames``)
+and the vocoder (``model/vocoder.py``).
 
-Stages 3-5 follow ``SeamlessM4Tv2Model.generate`` step for step (same trimming of the language
-and EOS tokens, same unit offset), so results equal ``generate`` on each segment alone; the
-parity tests prove it. Two upstream padding leaks are closed with hooks so batching changes
-nothing: the speech encoder's length adaptor (``SeamlessRunner._zero_past_own_frames``) and the
-vocoder (``model/vocoder.py``).
-
-Thread safety: not thread-safe. Exactly one thread (the engine's model thread) calls ``run``.
+Thread safety: not thread-safe, except ``extract_features``. Exactly one thread (the engine's
+model thread) runs the stages.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -46,12 +45,10 @@ from transformers import (
 from transformers.modeling_outputs import BaseModelOutput
 
 from translate_svc.engine.runner import (
-    DETECTED,
     Features,
     LanguageIdentifier,
     ModelCard,
     ModelInput,
-    ModelOutput,
 )
 from translate_svc.model.forced import ForcedLengths, ForceTextLength, UnitDurations
 from translate_svc.model.languages import LanguageCatalog
@@ -60,9 +57,6 @@ from translate_svc.model.shapes import bucket_length
 from translate_svc.model.terms import Bias, RowSequenceBias, TermTokens, row_terms
 from translate_svc.model.vocoder import MaskedVocoder
 from translate_svc.types import MODEL_SAMPLE_RATE, ModelInfo
-
-if TYPE_CHECKING:
-    from translate_svc.model.simultaneous import SimultaneousRunner
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +75,9 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
 
 
-class SeamlessRunner:
-    """Owns the loaded model, processor and language maps. See the module docstring."""
+class SeamlessStages:
+    """Owns the loaded model, processor and language maps, and runs its stages. See the module
+    docstring."""
 
     def __init__(
         self,
@@ -104,7 +99,7 @@ class SeamlessRunner:
         if cpu_threads is None and self.device.type == "cpu":
             cpu_threads = max(1, (os.cpu_count() or 2) - 1)
         if cpu_threads is not None:
-            torch.set_num_threads(cpu_threads)  # process-wide; set once, at load, by the one runner
+            torch.set_num_threads(cpu_threads)  # process-wide; set once, at load, by the one model
         self.dtype = pick_dtype(dtype, self.device)
         self.processor = AutoProcessor.from_pretrained(path, local_files_only=True)
         model = SeamlessM4Tv2Model.from_pretrained(
@@ -122,7 +117,8 @@ class SeamlessRunner:
         gen = self.model.generation_config
         if not getattr(gen, "text_decoder_lang_to_code_id", None):
             raise ValueError(f"{path}/generation_config.json has no text_decoder_lang_to_code_id map")
-        self._text_lang_ids: dict[str, int] = dict(gen.text_decoder_lang_to_code_id)
+        #: the text decoder's language token per language (a row's second token)
+        self.text_lang_ids: dict[str, int] = dict(gen.text_decoder_lang_to_code_id)
         self._vocoder_lang_ids: dict[str, int] = dict(getattr(gen, "vocoder_lang_code_to_id", None) or {})
         self.catalog = LanguageCatalog.from_generation_config(
             gen.text_decoder_lang_to_code_id,
@@ -163,8 +159,6 @@ class SeamlessRunner:
             self.model.vocoder, batched=batched, pad_id=int(self.model.config.t2u_pad_token_id), bucket=self.bucket
         )
         self.sample_rate = MODEL_SAMPLE_RATE
-        #: simultaneous steps (model/simultaneous.py), made at the first one: it hooks t2u
-        self._simul: SimultaneousRunner | None = None
         logger.info(
             "loaded %s (%s) on %s as %s: %d text languages, %d speech languages",
             self.info.name, self.info.revision, self.device, self.dtype,
@@ -265,7 +259,7 @@ class SeamlessRunner:
         """Greedy text decoding, one row per language; ``enc``/``mask`` already expanded to rows.
         ``biases``: each row's term biases (model/terms.py); none: the plain decode.
         ``processors``: applied after all others (a forced prefix, model/simultaneous.py)."""
-        lang_ids = torch.tensor([[self._text_lang_ids[lang]] for lang in langs], device=self.device)
+        lang_ids = torch.tensor([[self.text_lang_ids[lang]] for lang in langs], device=self.device)
         extra: dict[str, object] = {}
         if any(biases) and self.forced is None:
             extra["logits_processor"] = LogitsProcessorList([RowSequenceBias(biases)])
@@ -369,28 +363,7 @@ class SeamlessRunner:
         """One waveform per row of vocoder units (``units``' layout), in the row's language and voice."""
         return self._vocoder(units, unit_lens, [self._vocoder_lang_ids[lang] for lang in langs], speakers)
 
-    # -- the batch ------------------------------------------------------------------------
-
-    @torch.inference_mode()
-    def run(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
-        """Each input's output, in order: whole segments here, simultaneous steps
-        (``ModelInput.simul``) through ``SimultaneousRunner.step``, each part in one batch."""
-        steps = [k for k, item in enumerate(inputs) if item.simul is not None]
-        texts = [k for k, item in enumerate(inputs) if item.text is not None]
-        if not steps and not texts:
-            return self._run_segments(inputs)
-        out: dict[int, ModelOutput] = {}
-        if steps:
-            if self._simul is None:
-                from translate_svc.model.simultaneous import SimultaneousRunner  # it imports this module
-
-                self._simul = SimultaneousRunner(self)
-            out.update(zip(steps, self._simul.step([inputs[k] for k in steps]), strict=True))
-        if texts:
-            out.update(zip(texts, self._run_texts([inputs[k] for k in texts]), strict=True))
-        rest = [k for k, item in enumerate(inputs) if item.simul is None and item.text is None]
-        out.update(zip(rest, self._run_segments([inputs[k] for k in rest]), strict=True))
-        return [out[k] for k in range(len(inputs))]
+    # -- text in ----------------------------------------------------------------------------
 
     def tokenize(self, texts: Sequence[ModelInput]) -> tuple[torch.Tensor, torch.Tensor]:
         """Text inputs' token ids (each with its own language as ``src_lang``, as the processor
@@ -410,105 +383,22 @@ class SeamlessRunner:
             mask[row, : len(own)] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def _run_texts(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
-        """Text inputs (``ModelInput.text``): the text encoder once per text, then the same text
-        rows, text-to-unit and vocoder as segments, as ``generate(input_ids=..., tgt_lang=...)``
-        does. The model's modality is text meanwhile (the decoder then reads the tokens' mask as
-        it is), and speech again after."""
-        ids, mask = self.tokenize(inputs)
+    @contextlib.contextmanager
+    def text_modality(self) -> Iterator[None]:
+        """The model set to text meanwhile, and to speech again after, as
+        ``generate(input_ids=...)`` does: its decoder then reads a text encoder's mask as it is."""
         self.model.set_modality("text")
         try:
-            enc: torch.Tensor = self.model.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-            rows = [(k, lang) for k, item in enumerate(inputs) for lang in dict.fromkeys(item.targets)]
-            # the source text is what KEEP terms are looked for in (a segment's transcript, for speech)
-            said = {k: item.text.text for k, item in enumerate(inputs) if item.text is not None}
-            return self._rows_to_outputs(inputs, enc, mask, rows, [None] * len(inputs), {}, 0.0, said=said)
+            yield
         finally:
             self.model.set_modality("speech")
 
-    def _run_segments(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
-        if not inputs:
-            return []
-        feats, mask = self.features(inputs)
-        enc = self.encode(feats, mask)
-        detected, language_id_ms = self.identify(inputs)
+    def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The text encoder on tokens from ``tokenize`` (inside ``text_modality``)."""
+        hidden: torch.Tensor = self.model.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        return hidden
 
-        rows: list[tuple[int, str]] = []  # (segment index, language) per text row
-        spoken: list[str | None] = []  # per segment, its transcript's language
-        for k, item in enumerate(inputs):
-            langs = list(dict.fromkeys(item.targets))
-            transcript = item.transcript_language
-            if transcript == DETECTED:
-                scores = detected[k]
-                transcript = max(scores, key=scores.__getitem__)
-            spoken.append(transcript)
-            if transcript and transcript not in langs:
-                langs.append(transcript)
-            rows.extend((k, lang) for lang in langs)
-        return self._rows_to_outputs(inputs, enc, mask, rows, spoken, detected, language_id_ms)
-
-    def _rows_to_outputs(
-        self,
-        inputs: Sequence[ModelInput],
-        enc: torch.Tensor,
-        mask: torch.Tensor,
-        rows: Sequence[tuple[int, str]],
-        spoken: Sequence[str | None],
-        detected: dict[int, dict[str, float]],
-        language_id_ms: float,
-        *,
-        said: dict[int, str] | None = None,
-    ) -> list[ModelOutput]:
-        """The text rows decoded from the inputs' encoder outputs, then speech for the target rows
-        that want it, gathered per input. ``said``: text inputs' own text (``decode_rows``); their
-        ``enc``/``mask`` are the text encoder's."""
-        text_input = said is not None
-        index = torch.tensor([k for k, _ in rows], device=self.device)
-        row_enc, row_mask = enc.index_select(0, index), mask.index_select(0, index)
-        seconds = [i.input_seconds for i in inputs]
-        sequences = self.decode_rows(row_enc, row_mask, rows, inputs, spoken, seconds, said=said)
-        texts = self.processor.batch_decode(sequences, skip_special_tokens=True)
-
-        # Speech for target rows that asked for it and have at least one text token.
-        speech_rows = [
-            r for r, (k, lang) in enumerate(rows)
-            if inputs[k].speech and lang in inputs[k].targets and _has_text(sequences[r], self.model.generation_config)
-        ]  # fmt: skip
-        waves: dict[int, np.ndarray] = {}
-        t_speech = time.perf_counter()
-        if speech_rows:
-            sel = torch.tensor(speech_rows, device=self.device)
-            seqs = _trim_right_padding(sequences.index_select(0, sel), self.model.generation_config.pad_token_id)
-            out = self.speech(
-                row_enc.index_select(0, sel),
-                row_mask.index_select(0, sel),
-                seqs,
-                [rows[r][1] for r in speech_rows],
-                [inputs[rows[r][0]].speaker_id for r in speech_rows],
-                [seconds[rows[r][0]] for r in speech_rows],
-                text_input=text_input,
-            )
-            waves = dict(zip(speech_rows, out, strict=True))
-        speech_ms = (time.perf_counter() - t_speech) * 1000 if speech_rows else 0.0
-
-        outputs = []
-        for k, item in enumerate(inputs):
-            mine = [(r, lang) for r, (kk, lang) in enumerate(rows) if kk == k]
-            outputs.append(
-                ModelOutput(
-                    transcript=next((texts[r] for r, lang in mine if lang == spoken[k]), None),
-                    texts={lang: texts[r] for r, lang in mine if lang in item.targets},
-                    waveforms={
-                        lang: waves.get(r, np.zeros(0, np.float32))
-                        for r, lang in mine
-                        if item.speech and lang in item.targets
-                    },
-                    detected=detected.get(k),
-                    speech_ms=speech_ms,
-                    language_id_ms=language_id_ms,
-                )
-            )
-        return outputs
+    # -- text rows with terms; identification ----------------------------------------------
 
     def decode_rows(
         self,
@@ -587,18 +477,6 @@ class SeamlessRunner:
             [inputs[k].audio for k in asking], [inputs[k].detect or self._detectable for k in asking]
         )
         return dict(zip(asking, scores, strict=True)), (time.perf_counter() - t0) * 1000
-
-
-def _has_text(seq: torch.Tensor, gen) -> bool:  # type: ignore[no-untyped-def]
-    """True if the row has any token after ``[start, lang]`` before EOS/padding."""
-    body = seq[2:]
-    return bool(body.numel()) and int(body[0]) not in (gen.eos_token_id, gen.pad_token_id)
-
-
-def _trim_right_padding(seqs: torch.Tensor, pad: int) -> torch.Tensor:
-    """Drop trailing all-pad columns, so a sub-batch looks like generate's own output for it."""
-    keep = int((seqs != pad).sum(1).max())
-    return seqs[:, :keep]
 
 
 def _new_attention_mask(hidden: torch.Tensor, seq_lens: torch.Tensor) -> torch.Tensor:

@@ -6,11 +6,11 @@ one step here:
 
 1. decodes the open speech greedily with the target's **committed** tokens forced as the start of
    the output (``ForcePrefix``), so text a listener already has is never retracted, and with the
-   stream's terms biasing it as they bias a segment (``SeamlessRunner.decode_rows``: KEEP terms
+   stream's terms biasing it as they bias a segment (``SeamlessStages.decode_rows``: KEEP terms
    reach a translation row where the step decodes a transcript, i.e. the final one when the
    stream asks for transcripts); the rest is this step's hypothesis, from which a policy (local
    agreement, outside this module) picks the next commit, at a word start (``word_starts``);
-2. runs text-to-unit over the whole committed text exactly as the runner's speech stage does for a
+2. runs text-to-unit over the whole committed text exactly as the speech stage does for a
    whole text (the text decoder's states for those tokens, then UnitY2's non-autoregressive t2u),
    and vocodes its units past those already spoken (the target's ``spoken_units``). They are
    spoken once at least ``min_units`` units are new, or at the segment's end (``final``: the
@@ -29,10 +29,11 @@ speaks nothing, and only then can the total exceed the final run's.
 With no committed tokens the decode is the runner's decode (``generate``'s) token for token, and a
 single final step speaks exactly what the runner's speech stage speaks for that text.
 A step is a ``ModelInput`` with ``simul`` (``engine/runner.py``: ``SimulRequest``, ``SimulTarget``,
-``SimulRowOutput``); the policy's state is data in it, so ``SeamlessRunner.run`` takes steps in its
-batches from any process. The commit policy is LocalAgreement (``engine/agreement.py``), applied
-here between the decode and the speech so speech follows a commit in the same step.
-Not thread-safe: the model thread only, like ``SeamlessRunner``.
+``SimulRowOutput``); the policy's state is data in it, so the runner (model/runner.py) takes steps
+in its batches from any process. The commit policy is LocalAgreement (``engine/agreement.py``),
+applied here between the decode and the speech so speech follows a commit in the same step.
+The steps run on the model's stages (``SeamlessStages``, model/seamless.py), given as a parameter;
+this module imports nothing above them. Not thread-safe: the model thread only, like the stages.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from translate_svc.engine.runner import (
     SimulTarget,
     speak_now,
 )
-from translate_svc.model.seamless import SeamlessRunner
+from translate_svc.model.seamless import SeamlessStages
 from translate_svc.types import MODEL_SAMPLE_RATE
 
 #: SentencePiece's word-start marker
@@ -70,7 +71,7 @@ CommitPolicy = Callable[[SimulTarget, tuple[int, ...], tuple[int, ...]], Sequenc
 class CommittedSpeech:
     """Text-to-unit over one row's committed tokens."""
 
-    #: vocoder unit ids (int64), what the runner's speech stage hands the vocoder
+    #: vocoder unit ids (int64), what the speech stage hands the vocoder
     units: np.ndarray
     #: ``token_ends[j]``: the units of the first ``j`` tokens (``token_ends[0] == 0``, the last
     #: is ``len(units)``), from t2u's per-character durations
@@ -82,7 +83,7 @@ class ForcePrefix(LogitsProcessor):
 
     Greedy decoding then continues from the prefix as from any of its own tokens; a row with an
     empty prefix is untouched, so it equals the plain decode exactly. Runs after every other
-    processor (``SeamlessRunner.decode_text``), so nothing can drop a forced token.
+    processor (``SeamlessStages.decode_text``), so nothing can drop a forced token.
     """
 
     def __init__(self, prefixes: Sequence[Sequence[int]], prompt_len: int = 2) -> None:
@@ -102,27 +103,27 @@ class ForcePrefix(LogitsProcessor):
         return forced  # type: ignore[return-value]
 
 
-class SimultaneousRunner:
-    """Re-translation steps on a loaded ``SeamlessRunner``: its features, encoder, text decoder,
+class SimultaneousSteps:
+    """Re-translation steps on loaded ``SeamlessStages``: their features, encoder, text decoder,
     speech stage and vocoder (nothing loaded twice). Model thread only.
 
     Installs one forward hook, on t2u's duration predictor, that records the per-character
     durations while ``committed_speech`` runs (and does nothing otherwise)."""
 
-    def __init__(self, runner: SeamlessRunner) -> None:
-        self.runner = runner
-        self.tokenizer = runner.processor.tokenizer
-        gen = runner.model.generation_config
+    def __init__(self, stages: SeamlessStages) -> None:
+        self.stages = stages
+        self.tokenizer = stages.processor.tokenizer
+        gen = stages.model.generation_config
         self._start = int(gen.decoder_start_token_id)
         self._eos = int(gen.eos_token_id)
         self._pad = int(gen.pad_token_id)
         self._unk = 1  # the unk id t2u's character mapping uses (transformers' default)
         self._id_to_text: dict[str, str] = dict(getattr(gen, "id_to_text", None) or {})
-        self._unit_pad = int(runner.model.config.t2u_pad_token_id or 0)
+        self._unit_pad = int(stages.model.config.t2u_pad_token_id or 0)
         #: per row of the t2u call under way, its characters' durations; None: not recording
         self._durations: torch.Tensor | None = None
         self._recording = False
-        predictor = runner.model.t2u_model.model.decoder.duration_predictor
+        predictor = stages.model.t2u_model.model.decoder.duration_predictor
         predictor.register_forward_hook(self._record_durations, with_kwargs=True)
 
     # -- tokens ---------------------------------------------------------------------------
@@ -154,7 +155,7 @@ class SimultaneousRunner:
         Each segment is encoded once; each target is one text row, decoded with its committed
         tokens forced, and the transcript (when asked) one more row, unforced, all in one batch;
         then t2u over all committed texts in one batch, then the vocoder over the chunks
-        (``SeamlessRunner.vocode``).
+        (``SeamlessStages.vocode``).
 
         ``commit``: for the targets of inputs that are not ``final``, the new committed tokens
         from this step's hypothesis (they must extend the target's committed tokens and be a
@@ -164,7 +165,7 @@ class SimultaneousRunner:
         if not inputs:
             return []
         requests = [_request(item) for item in inputs]
-        r = self.runner
+        r = self.stages
         detected, language_id_ms = r.identify(inputs)
         rows: list[tuple[int, SimulTarget | None, str]] = []  # (input, target or None: transcript, language)
         spoken: list[str | None] = []  # per input, its transcript's language
@@ -191,7 +192,7 @@ class SimultaneousRunner:
             spoken,
             [len(item.audio) / MODEL_SAMPLE_RATE for item in inputs],
             processors=lambda subset: [ForcePrefix([prefixes[i] for i in subset])],
-        )  # the runner's term biases (issue 21) apply to steps as to segments
+        )  # the term biases (issue 21) apply to steps as to segments
         hyps = self._hypotheses(sequences, prefixes)
         policies = [commit or self.agreement(req) for req in requests]
         committed = [
@@ -252,7 +253,7 @@ class SimultaneousRunner:
         """Greedy decoding of rows (``enc``/``mask`` expanded to them), each starting with its
         prefix: per row, the token ids after the language token (EOS and padding cut), the text
         as the runner writes it, and the word starts. All prefixes empty: the runner's decode."""
-        sequences = self.runner.decode_text(enc, mask, langs, seconds, processors=[ForcePrefix(prefixes)])
+        sequences = self.stages.decode_text(enc, mask, langs, seconds, processors=[ForcePrefix(prefixes)])
         return self._hypotheses(sequences, prefixes)
 
     def _hypotheses(
@@ -260,7 +261,7 @@ class SimultaneousRunner:
     ) -> list[tuple[tuple[int, ...], str, tuple[int, ...]]]:
         """Decoded rows -> per row its token ids after the language token (EOS and padding cut),
         its text and word starts; checks that each kept its forced prefix."""
-        texts = self.runner.processor.batch_decode(sequences, skip_special_tokens=True)
+        texts = self.stages.processor.batch_decode(sequences, skip_special_tokens=True)
         out = []
         for seq, text, prefix in zip(sequences.tolist(), texts, prefixes, strict=True):
             body = seq[2:]
@@ -281,16 +282,16 @@ class SimultaneousRunner:
         seconds: Sequence[float],
     ) -> list[CommittedSpeech]:
         """Text-to-unit over each row's tokens (after the language token; at least one), batched:
-        the runner's speech stage on ``[start, language, *text, EOS]``, i.e. on the text
+        the speech stage's ``units`` on ``[start, language, *text, EOS]``, i.e. on the text
         decoder's states for those tokens. Like ``generate`` it never speaks that last token (the
         EOS), so every text token is spoken; for a decode that ended with EOS this is the speech
         stage's own input. Each row also gets where its tokens' units end."""
         if not all(texts):
             raise ValueError("text-to-unit needs at least one token per row")
-        r = self.runner
+        r = self.stages
         seqs = torch.full((len(texts), 3 + max(len(t) for t in texts)), self._pad, dtype=torch.long)
         for row, (lang, text) in enumerate(zip(langs, texts, strict=True)):
-            seq = [self._start, r._text_lang_ids[lang], *text, self._eos]
+            seq = [self._start, r.text_lang_ids[lang], *text, self._eos]
             seqs[row, : len(seq)] = torch.tensor(seq)
         self._recording = True
         try:
@@ -312,11 +313,11 @@ class SimultaneousRunner:
     @torch.inference_mode()
     def vocode(self, chunks: Sequence[np.ndarray], langs: Sequence[str], speakers: Sequence[int]) -> list[np.ndarray]:
         """One waveform per chunk of vocoder units (non-empty), in its language and voice: the
-        runner's vocoder call (masked, batched where the runner batches)."""
+        stages' vocoder call (masked, batched where they batch)."""
         units = torch.full((len(chunks), max(len(c) for c in chunks)), self._unit_pad, dtype=torch.long)
         for row, chunk in enumerate(chunks):
             units[row, : len(chunk)] = torch.from_numpy(np.asarray(chunk, np.int64))
-        return self.runner.vocode(units.to(self.runner.device), [len(c) for c in chunks], langs, speakers)
+        return self.stages.vocode(units.to(self.stages.device), [len(c) for c in chunks], langs, speakers)
 
     def _speech(
         self,

@@ -37,6 +37,7 @@ from translate_svc.engine.runner import (
     ModelOutput,
     SimulRowOutput,
     SimulTarget,
+    WorkKind,
     speak_now,
 )
 from translate_svc.model.languages import LanguageCatalog
@@ -113,7 +114,7 @@ class StableTranslator:
         return Features(np.zeros((frames, 1), np.float32), np.ones(frames, np.int64))
 
     def run(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
-        return [self._step(item) if item.simul is not None else self._segment(item) for item in inputs]
+        return [self._step(item) if item.kind is WorkKind.STEP else self._segment(item) for item in inputs]
 
     def _segment(self, item: ModelInput) -> ModelOutput:
         ids = hypothesis(len(item.audio))
