@@ -49,7 +49,6 @@ from translate_svc.engine.runner import (
     DETECTED,
     Features,
     LanguageIdentifier,
-    ModelCard,
     ModelInput,
     ModelOutput,
 )
@@ -59,7 +58,7 @@ from translate_svc.model.loading import describe_model, validate_model_dir
 from translate_svc.model.shapes import bucket_length
 from translate_svc.model.terms import Bias, RowSequenceBias, TermTokens, row_terms
 from translate_svc.model.vocoder import MaskedVocoder
-from translate_svc.types import MODEL_SAMPLE_RATE, ModelInfo
+from translate_svc.types import MODEL_SAMPLE_RATE, ModelCard, ModelInfo
 
 if TYPE_CHECKING:
     from translate_svc.model.simultaneous import SimultaneousRunner

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from translate_svc.engine.runner import ModelCard as ModelCard  # re-exported: StreamStarted.card, a door's to read
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
     AudioFormat,
     Commit,
     InterimResult,
+    ModelCard,
     OutputOptions,
     SegmentResult,
     SimultaneousOptions,

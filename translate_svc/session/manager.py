@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from translate_svc.audio.codec import check_stream_format, decode_audio
 from translate_svc.engine.client import EngineClient
-from translate_svc.engine.runner import ModelCard
 from translate_svc.errors import EngineFailed, InvalidInput, NotReady
 from translate_svc.session import task as checks
 from translate_svc.session.events import ClipResult, Draining, Resume
@@ -39,6 +38,7 @@ from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
+    ModelCard,
     OutputOptions,
     SegmentResult,
     SimultaneousOptions,

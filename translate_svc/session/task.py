@@ -10,13 +10,13 @@ import dataclasses
 from collections.abc import Sequence
 
 from translate_svc.audio.opus import OPUS_RATE
-from translate_svc.engine.runner import ModelCard
 from translate_svc.errors import InvalidInput, NotInstalled, shown
 from translate_svc.session.events import Resume
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
     DEFAULT_TERM_WEIGHT,
     MAX_TERM_WEIGHT,
+    ModelCard,
     OutputOptions,
     SimultaneousOptions,
     SpeechEncoding,

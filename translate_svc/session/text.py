@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND, ModelCard, ModelInput, SourceText
+from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND, ModelInput, SourceText
 from translate_svc.errors import InvalidInput
 from translate_svc.observability import metrics
 from translate_svc.observability.access import CallInfo
@@ -31,7 +31,7 @@ from translate_svc.session.accounting import accounted
 from translate_svc.session.quota import DEFAULT_TENANT, Tenant
 from translate_svc.session.results import build_result, needs_encoding
 from translate_svc.settings import LimitsSettings
-from translate_svc.types import OutputOptions, Segment, SegmentResult, Term, TranslationTask
+from translate_svc.types import ModelCard, OutputOptions, Segment, SegmentResult, Term, TranslationTask
 
 if TYPE_CHECKING:
     from translate_svc.session.manager import SessionManager

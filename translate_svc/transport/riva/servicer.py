@@ -29,7 +29,6 @@ from translate_svc.session.driver import StreamDriver
 from translate_svc.session.events import (
     AudioIn,
     Invalid,
-    ModelCard,
     StreamConfig,
     StreamEnded,
     StreamRequest,
@@ -40,7 +39,7 @@ from translate_svc.session.text import TextDriver, TextRequest, TextsResult
 from translate_svc.transport.riva import convert
 from translate_svc.transport.rpc import bearer_token, parse_message, tenant_of, unary_errors
 from translate_svc.transport.tokens import Permission, Revocation, TokenStore
-from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, OutputOptions, SegmentResult
+from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, ModelCard, OutputOptions, SegmentResult
 
 logger = logging.getLogger(__name__)
 
