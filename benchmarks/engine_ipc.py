@@ -42,9 +42,9 @@ from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.remote import wire
 from translate_svc.engine.remote.client import RemoteEngine
 from translate_svc.engine.remote.server import EngineServer
-from translate_svc.engine.runner import Features, ModelCard, ModelInput, ModelOutput
+from translate_svc.engine.runner import Features, ModelInput, ModelOutput
 from translate_svc.engine.scheduler import SchedulerConfig
-from translate_svc.types import Language, ModelInfo
+from translate_svc.types import Language, ModelCard, ModelInfo
 
 app = typer.Typer(add_completion=False)
 

@@ -20,12 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from translate_svc.engine.engine import TranslationEngine
-from translate_svc.engine.jobs import BatchStats
 from translate_svc.engine.runner import LanguageIdentifier, Runner
 from translate_svc.engine.scheduler import SchedulerConfig
 from translate_svc.frontend import Application, build_frontend
 from translate_svc.observability import metrics
 from translate_svc.settings import EngineSettings, ModelSettings, Settings
+from translate_svc.types import BatchStats
 
 logger = logging.getLogger(__name__)
 

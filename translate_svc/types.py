@@ -245,3 +245,42 @@ class ModelInfo:
     name: str
     revision: str
     is_test_model: bool
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What the loaded model offers, read once at load: languages, voices, identity. Read-only.
+    Here, below the engine, so that sessions and doors name it without importing the engine."""
+
+    info: ModelInfo
+    languages: tuple[Language, ...]
+    num_speakers: int
+    #: the spoken-language identifier, when one is installed (``Language.detectable`` says what it picks)
+    identifier: ModelInfo | None = None
+
+    @property
+    def detectable_codes(self) -> frozenset[str]:
+        return frozenset(lang.code for lang in self.languages if lang.detectable)
+
+    @property
+    def text_codes(self) -> frozenset[str]:
+        """Languages the text decoder can write (targets, and the transcript's language)."""
+        return frozenset(lang.code for lang in self.languages if lang.text_output)
+
+    @property
+    def speech_codes(self) -> frozenset[str]:
+        """Languages the vocoder can speak."""
+        return frozenset(lang.code for lang in self.languages if lang.speech_output)
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """What one engine batch reports to its observers (metrics, tracing, tests). Here, below the
+    engine, so that ``observability/`` reads it without importing the engine."""
+
+    size: int
+    padded_audio_s: float
+    model_ms: float
+    queue_ms: tuple[float, ...]
+    #: text decoder rows: one per (segment, language), the transcript's included
+    text_rows: int = 0

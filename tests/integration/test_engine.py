@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from translate_svc.app import scheduler_config
-from translate_svc.engine.engine import BatchStats, TranslationEngine
+from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.runner import ModelInput, ModelOutput
 from translate_svc.errors import Overloaded
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.settings import EngineSettings
+from translate_svc.types import BatchStats
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -15,9 +15,9 @@ import numpy as np
 
 from translate_svc.engine.client import EngineClient
 from translate_svc.engine.jobs import EngineStats, JobResult
-from translate_svc.engine.runner import ModelCard, ModelInput, ModelOutput
+from translate_svc.engine.runner import ModelInput, ModelOutput
 from translate_svc.errors import Overloaded
-from translate_svc.types import Language, ModelInfo
+from translate_svc.types import Language, ModelCard, ModelInfo
 
 LANGUAGES = (
     Language("eng", "English", True, True, True),

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from translate_svc.engine.runner import Features, ModelCard, ModelInput, ModelOutput, Runner, SimulRowOutput
-from translate_svc.types import Language, ModelInfo
+from translate_svc.engine.runner import Features, ModelInput, ModelOutput, Runner, SimulRowOutput
+from translate_svc.types import Language, ModelCard, ModelInfo
 
 LANGUAGES = (
     Language("eng", "English", True, True, True),

@@ -18,6 +18,8 @@ from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.runner import ModelInput
 from translate_svc.errors import LimitReached, NotReady, Overloaded
 from translate_svc.session import SegmentResult, SessionManager, SpeechEvent, StreamEnded
+from translate_svc.session import task as checks
+from translate_svc.session.clip import ClipDriver
 from translate_svc.settings import EngineSettings, LimitsSettings
 from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions
 from translate_svc.vad.segmenter import SegmenterConfig
@@ -173,7 +175,7 @@ FMT = AudioFormat(AudioEncoding.LINEAR16, 16000, 1)
 
 async def test_results_come_in_order_then_ended(speech_pcm: bytes, vad_worker: VadWorker) -> None:
     m = await make_manager(FakeRunner(), vad_worker)
-    task = m.resolve_task("eng", ["spa"], OutputOptions(speech=False))
+    task = checks.resolve_task(m.card, m.limits, "eng", ["spa"], OutputOptions(speech=False))
     session = m.open_stream(FMT, task, m.vad_defaults)
     try:
 
@@ -206,7 +208,9 @@ async def test_a_client_that_does_not_read_gets_at_most_the_bound_computed(
 ) -> None:
     runner = FakeRunner()
     m = await make_manager(runner, vad_worker, max_unread_results=3)
-    session = m.open_stream(FMT, m.resolve_task("", ["spa"], OutputOptions(speech=False)), m.vad_defaults)
+    session = m.open_stream(
+        FMT, checks.resolve_task(m.card, m.limits, "", ["spa"], OutputOptions(speech=False)), m.vad_defaults
+    )
     fed = 0
 
     async def feed() -> None:
@@ -241,7 +245,7 @@ async def test_a_client_that_does_not_read_gets_at_most_the_bound_computed(
 
 async def test_stream_admission_is_bounded_and_slots_come_back(vad_worker: VadWorker) -> None:
     m = await make_manager(FakeRunner(), vad_worker, max_streams=2)
-    task = m.resolve_task("", ["spa"], OutputOptions(speech=False))
+    task = checks.resolve_task(m.card, m.limits, "", ["spa"], OutputOptions(speech=False))
     try:
         a, b = m.open_stream(FMT, task, m.vad_defaults), m.open_stream(FMT, task, m.vad_defaults)
         with pytest.raises(Overloaded) as e:
@@ -262,7 +266,9 @@ async def test_max_stream_duration_translates_what_came_and_says_where_it_stoppe
     speech_pcm: bytes, vad_worker: VadWorker
 ) -> None:
     m = await make_manager(FakeRunner(), vad_worker, max_stream_seconds=5.0)
-    session = m.open_stream(FMT, m.resolve_task("", ["spa"], OutputOptions(speech=False)), m.vad_defaults)
+    session = m.open_stream(
+        FMT, checks.resolve_task(m.card, m.limits, "", ["spa"], OutputOptions(speech=False)), m.vad_defaults
+    )
     try:
         with pytest.raises(LimitReached) as e:
             for i in range(0, len(speech_pcm), 16000):  # 0.5 s chunks
@@ -288,9 +294,9 @@ async def test_translate_clip_with_more_regions_than_any_queue_returns_them_all(
     m = await make_manager(FakeRunner(), vad_worker)
     m.limits.max_clip_seconds = 700
     clip = speech_pcm * 9  # 540 s, 171 regions
-    task = m.resolve_task("", ["spa"], OutputOptions(speech=False))
+    task = checks.resolve_task(m.card, m.limits, "", ["spa"], OutputOptions(speech=False))
     try:
-        result = await asyncio.wait_for(m.translate_clip(clip, FMT, task, m.vad_defaults), 120)
+        result = await asyncio.wait_for(ClipDriver(m).translate(clip, FMT, task, m.vad_defaults), 120)
     finally:
         await m.engine.stop()
     assert [r.segment_id for r in result.segments] == list(range(len(result.segments)))
@@ -355,7 +361,7 @@ async def test_live_captions_come_before_their_final_and_never_after_it(
     from translate_svc.types import InterimResult
 
     m = await make_manager(FakeRunner(), vad_worker)
-    task = m.resolve_task("eng", ["spa"], OutputOptions(speech=False))
+    task = checks.resolve_task(m.card, m.limits, "eng", ["spa"], OutputOptions(speech=False))
     session = m.open_stream(FMT, task, m.vad_defaults, interim_interval_ms=500)
     try:
 

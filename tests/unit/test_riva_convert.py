@@ -13,9 +13,9 @@ from riva.client.proto import riva_audio_pb2 as audio
 from riva.client.proto import riva_nmt_pb2 as nmt
 
 from translate_svc.errors import InvalidInput
-from translate_svc.session.events import AudioIn, ModelCard, StreamConfig
+from translate_svc.session.events import AudioIn, StreamConfig
 from translate_svc.transport.riva import convert
-from translate_svc.types import AudioEncoding, AudioFormat, Language, ModelInfo, SegmentResult, Term, Timing
+from translate_svc.types import AudioEncoding, AudioFormat, Language, ModelCard, ModelInfo, SegmentResult, Term, Timing
 from translate_svc.vad.segmenter import SegmenterConfig
 
 CARD = ModelCard(

@@ -25,6 +25,7 @@ from translate_svc.session import (
     StreamRequest,
     StreamSession,
 )
+from translate_svc.session.clip import ClipDriver
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, OutputOptions, TranslationTask
 from translate_svc.vad.segmenter import SegmenterConfig
@@ -207,7 +208,7 @@ async def test_a_translate_call_fails_whole_when_the_engine_refuses_a_segment_la
 
     engine = FakeEngineClient()
     manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings())
-    call = asyncio.create_task(manager.translate_clip(speech, FMT, TASK, SegmenterConfig()))
+    call = asyncio.create_task(ClipDriver(manager).translate(speech, FMT, TASK, SegmenterConfig()))
     await until(lambda: len(engine.jobs) >= 1)
     engine.jobs[0].future.set_exception(Overloaded("server busy (fake, from the engine)", retry_after_ms=1000))
     for job in engine.pending():
@@ -230,7 +231,7 @@ async def test_a_clip_goes_max_clip_segments_queued_deep_and_a_stream_max_unread
     async def clip(limits: LimitsSettings, hold_until: Callable[[FakeEngineClient], bool]) -> int:
         engine = FakeEngineClient(max_queued=64)
         manager = SessionManager(engine, vad, SegmenterConfig(), limits)
-        call = asyncio.create_task(manager.translate_clip(minute, FMT, TASK, SegmenterConfig()))
+        call = asyncio.create_task(ClipDriver(manager).translate(minute, FMT, TASK, SegmenterConfig()))
         await until(lambda: hold_until(engine), 30)  # nothing answered before
         while not call.done():
             for job in engine.pending():

@@ -18,7 +18,6 @@ from translate_svc.client.types import Commit as SdkCommit
 from translate_svc.client.types import Segment, Timing
 from translate_svc.client.types import SimultaneousOptions as SdkSimultaneous
 from translate_svc.client.types import Translation as SdkTranslation
-from translate_svc.engine.runner import ModelCard
 from translate_svc.errors import InvalidInput
 from translate_svc.session.events import StreamStarted
 from translate_svc.settings import LimitsSettings
@@ -27,6 +26,7 @@ from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
     Commit,
+    ModelCard,
     ModelInfo,
     OpusSpeech,
     SegmentResult,

@@ -14,7 +14,8 @@ import asyncio
 from typing import Protocol
 
 from translate_svc.engine.jobs import EngineStats, JobResult
-from translate_svc.engine.runner import ModelCard, ModelInput
+from translate_svc.engine.runner import ModelInput
+from translate_svc.types import ModelCard
 
 
 class EngineClient(Protocol):

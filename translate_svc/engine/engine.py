@@ -36,13 +36,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from translate_svc.engine.jobs import BatchStats, EngineStats, JobResult
-from translate_svc.engine.runner import Features, ModelCard, ModelInput, ModelOutput, Runner
+from translate_svc.engine.jobs import EngineStats, JobResult
+from translate_svc.engine.runner import Features, ModelInput, ModelOutput, Runner
 from translate_svc.engine.scheduler import BatchScheduler, QueueFull, SchedulerConfig
 from translate_svc.engine.shares import QueueShares
 from translate_svc.errors import ErrorCode, NotReady, Overloaded
 from translate_svc.observability import tracing
-from translate_svc.types import MODEL_SAMPLE_RATE, SegmentError, TraceRef
+from translate_svc.types import MODEL_SAMPLE_RATE, BatchStats, ModelCard, SegmentError, TraceRef
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
-"""What a submitted job gives back (``JobResult``) and what a batch reports (``BatchStats``).
+"""What a submitted job gives back (``JobResult``) and what the queue looks like (``EngineStats``).
 
-A leaf module: sessions, metrics and remote engine clients read these without importing the engine.
+A leaf module: sessions and remote engine clients read these without importing the engine. What a
+batch reports to its observers (``BatchStats``) is in ``types.py``, below ``observability/``.
 """
 
 from __future__ import annotations
@@ -22,18 +23,6 @@ class JobResult:
     batch_size: int
     #: the batch's span (tracing on, and the batch sampled; ``observability/tracing.py``)
     batch_trace: TraceRef | None = None
-
-
-@dataclass(frozen=True)
-class BatchStats:
-    """Handed to observers after every batch (metrics, tests)."""
-
-    size: int
-    padded_audio_s: float
-    model_ms: float
-    queue_ms: tuple[float, ...]
-    #: text decoder rows: one per (segment, language), the transcript's included
-    text_rows: int = 0
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from translate_svc.types import MODEL_SAMPLE_RATE, Language, ModelInfo, Term
+from translate_svc.types import MODEL_SAMPLE_RATE, ModelCard, ModelInfo, Term
 
 
 @dataclass(frozen=True, eq=False)
@@ -223,31 +223,6 @@ class ModelOutput:
     #: target's committed text (a final step's: the whole text), ``waveforms`` stay empty (the
     #: chunks are in here) and ``transcript`` is the unforced transcript row's
     simul: dict[str, SimulRowOutput] | None = None
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    """What the loaded model offers, read once at load: languages, voices, identity. Read-only."""
-
-    info: ModelInfo
-    languages: tuple[Language, ...]
-    num_speakers: int
-    #: the spoken-language identifier, when one is installed (``Language.detectable`` says what it picks)
-    identifier: ModelInfo | None = None
-
-    @property
-    def detectable_codes(self) -> frozenset[str]:
-        return frozenset(lang.code for lang in self.languages if lang.detectable)
-
-    @property
-    def text_codes(self) -> frozenset[str]:
-        """Languages the text decoder can write (targets, and the transcript's language)."""
-        return frozenset(lang.code for lang in self.languages if lang.text_output)
-
-    @property
-    def speech_codes(self) -> frozenset[str]:
-        """Languages the vocoder can speak."""
-        return frozenset(lang.code for lang in self.languages if lang.speech_output)
 
 
 class LanguageIdentifier(Protocol):

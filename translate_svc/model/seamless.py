@@ -47,7 +47,6 @@ from transformers.modeling_outputs import BaseModelOutput
 from translate_svc.engine.runner import (
     Features,
     LanguageIdentifier,
-    ModelCard,
     ModelInput,
 )
 from translate_svc.model.forced import ForcedLengths, ForceTextLength, UnitDurations
@@ -56,7 +55,7 @@ from translate_svc.model.loading import describe_model, validate_model_dir
 from translate_svc.model.shapes import bucket_length
 from translate_svc.model.terms import Bias, RowSequenceBias, TermTokens, row_terms
 from translate_svc.model.vocoder import MaskedVocoder
-from translate_svc.types import MODEL_SAMPLE_RATE, ModelInfo
+from translate_svc.types import MODEL_SAMPLE_RATE, ModelCard, ModelInfo
 
 logger = logging.getLogger(__name__)
 

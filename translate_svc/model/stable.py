@@ -32,7 +32,6 @@ from translate_svc.engine.agreement import AgreementConfig, step_commit
 from translate_svc.engine.runner import (
     DETECTED,
     Features,
-    ModelCard,
     ModelInput,
     ModelOutput,
     SimulRowOutput,
@@ -42,7 +41,7 @@ from translate_svc.engine.runner import (
 )
 from translate_svc.model.languages import LanguageCatalog
 from translate_svc.model.loading import describe_model
-from translate_svc.types import MODEL_SAMPLE_RATE, ModelInfo
+from translate_svc.types import MODEL_SAMPLE_RATE, ModelCard, ModelInfo
 
 #: one stable word per this much audio
 WORD_S = 0.4

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
-from translate_svc.engine.jobs import BatchStats
-from translate_svc.types import SegmentResult
+from translate_svc.types import BatchStats, SegmentResult
 
 _MS = (10, 25, 50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000)
 

@@ -50,13 +50,11 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from translate_svc.types import SegmentResult, TraceRef
+from translate_svc.types import BatchStats, SegmentResult, TraceRef
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
     from opentelemetry.trace import Tracer
-
-    from translate_svc.engine.jobs import BatchStats
 
 DEFAULT_SERVICE_NAME = "translate_svc"
 #: the SDK's registry of span exporters (``console`` from the SDK, ``otlp_proto_grpc`` ...)

@@ -1,10 +1,12 @@
 """One stream, for every door: the stream protocol (``StreamDriver``) over small collaborators.
 
-``manager`` admits streams and shares the engine fairly; ``driver`` owns the protocol; ``stream``
-is one stream's lifecycle over ``timeline`` (decoding), ``vad_bridge`` (the shared VAD), ``jobs``
-(engine jobs and ordered output), ``captions`` and ``simultaneous`` (commits while speech is
-open); ``clip`` and ``text`` are the unary calls (a whole clip, texts); ``events`` is the typed vocabulary doors speak.
-Nothing here imports grpc or protobuf: doors live in ``transport/``.
+``manager`` admits streams and calls, opens their sessions and shares the engine fairly; each call
+kind has its driver, which checks its requests (``task``: every request check) and does its work:
+``driver`` owns the stream protocol, ``clip`` and ``text`` the unary calls (a whole clip, texts).
+``stream`` is one stream's lifecycle over ``timeline`` (decoding), ``vad_bridge`` (the shared VAD),
+``jobs`` (engine jobs and ordered output), ``captions`` and ``simultaneous`` (commits while speech
+is open); ``events`` is the typed vocabulary doors speak. Imports run one way: the drivers import
+the manager, never the reverse. Nothing here imports grpc or protobuf: doors live in ``transport/``.
 """
 
 from translate_svc.session.driver import StreamDriver
@@ -21,12 +23,13 @@ from translate_svc.session.events import (
     StreamEvent,
     StreamRequest,
     StreamStarted,
+    TextRequest,
     Update,
     Updated,
 )
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.stream import StreamSession
-from translate_svc.session.text import TextDriver, TextRequest, TextsResult
+from translate_svc.session.text import TextDriver, TextsResult
 from translate_svc.types import Commit, InterimResult, SegmentResult
 
 __all__ = [

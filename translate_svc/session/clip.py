@@ -2,26 +2,31 @@
 
 The door reads and converts its wire message; this owns the rest, once for every door: admission
 (``max_translate_calls`` and the tenant's caps, taken before the clip is read), the clip's read
-deadline (``limits.clip_read_timeout_s``), the translation itself (``SessionManager.translate_clip``:
-the same ``StreamSession`` as a stream, fed at once), and the accounting: the tenant's audio and
+deadline (``limits.clip_read_timeout_s``), the request's checks (``task.resolve_task``), the
+translation itself (``ClipDriver.translate``: the clip decoded on the unary calls' pool, then the
+same ``StreamSession`` as a stream's, fed at once), and the accounting: the tenant's audio and
 calls, each segment's metrics and span, and the call's access line. Event loop only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from translate_svc.errors import LimitReached
+from translate_svc.audio.codec import decode_audio
+from translate_svc.errors import InvalidInput, LimitReached
 from translate_svc.observability import access, metrics, tracing
 from translate_svc.observability.access import CallInfo
+from translate_svc.session import task as checks
 from translate_svc.session.accounting import accounted
 from translate_svc.session.events import ClipResult
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.quota import DEFAULT_TENANT, Tenant
-from translate_svc.types import AudioFormat, TranslationTask
+from translate_svc.session.stream import StreamSession
+from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, SegmentResult, Term, TranslationTask
 from translate_svc.vad.segmenter import SegmenterConfig
 
 R = TypeVar("R")
@@ -29,13 +34,19 @@ R = TypeVar("R")
 
 @dataclass(slots=True)
 class ClipRequest:
-    """A clip as its door parsed it. ``take_content`` hands the encoded bytes on once, so that
-    from then on only the decoder holds them (a clip may be up to ``limits.max_message_bytes``)."""
+    """A clip as its door parsed it: what the client asks for, not yet checked against the model
+    (``ClipDriver`` checks it). ``take_content`` hands the encoded bytes on once, so that from then
+    on only the decoder holds them (a clip may be up to ``limits.max_message_bytes``)."""
 
     content: bytes
     fmt: AudioFormat
-    task: TranslationTask
+    source_language: str
+    target_languages: tuple[str, ...]
+    output: OutputOptions
     vad: SegmenterConfig
+    #: language detection among these candidates (empty: any); None: off
+    detect: tuple[str, ...] | None = None
+    terms: tuple[Term, ...] = ()
 
     def take_content(self) -> bytes:
         content, self.content = self.content, b""
@@ -51,23 +62,71 @@ class ClipDriver:
         self.call = call
 
     async def run(self, read: Callable[[], Awaitable[ClipRequest]], render: Callable[[ClipResult], R]) -> R:
-        """Admit the call, ``read`` its clip by the deadline, translate it, and return ``render``'s
-        answer (a door's check of its own answer, e.g. its size, counts as the call's outcome).
-        Raises the ServiceError that ends the call."""
+        """Admit the call, ``read`` its clip by the deadline, check it, translate it, and return
+        ``render``'s answer (a door's check of its own answer, e.g. its size, counts as the call's
+        outcome). Raises the ServiceError that ends the call."""
         with accounted(self.tenant, self.call, "translate") as outcome, self._m.admit_clip(self.tenant):
             limit_s = self._m.limits.clip_read_timeout_s
             request = await _within(read(), limit_s)
-            outcome.config.update(access.config_brief(request.fmt, request.task))
-            clip = await self._m.translate_clip(
-                request.take_content(), request.fmt, request.task, request.vad, self.tenant
+            task = checks.resolve_task(
+                self._m.card,
+                self._m.limits,
+                request.source_language,
+                list(request.target_languages),
+                request.output,
+                list(request.detect) if request.detect is not None else None,
+                request.terms,
             )
+            outcome.config.update(access.config_brief(request.fmt, task))
+            clip = await self.translate(request.take_content(), request.fmt, task, request.vad)
             outcome.results.extend(clip.segments)
             outcome.audio_s = clip.audio_duration_ms / 1000
             metrics.tenant_audio(self.tenant.name, clip.audio_duration_ms / 1000)
             for r in clip.segments:
                 metrics.observe_segment(r, self.tenant.name)
-                tracing.segment_span(r, request.task.target_languages)
+                tracing.segment_span(r, task.target_languages)
             return render(clip)
+
+    async def translate(
+        self, content: bytes, fmt: AudioFormat, task: TranslationTask, vad: SegmenterConfig
+    ) -> ClipResult:
+        """Translate a whole clip (admitted: ``SessionManager.admit_clip``; ``task`` checked): the
+        same pipeline as a stream, fed at once, then half-closed. Its audio is drawn from the
+        tenant's budget once decoded."""
+        limits = self._m.limits
+        limit_s = limits.max_clip_seconds
+        loop = asyncio.get_running_loop()
+        samples, rate = await loop.run_in_executor(
+            self._m.decode_pool, functools.partial(decode_audio, content, fmt, max_seconds=limit_s)
+        )
+        del content  # the caller passed the only reference: the encoded clip is freed here
+        duration_s = len(samples) / rate
+        if duration_s > limit_s:  # decode_audio checks it already; kept as the contract's last word
+            raise InvalidInput(
+                f"the clip is {duration_s:.1f} s long; Translate takes at most {limit_s:.0f} s "
+                "(use StreamingTranslate for longer audio)"
+            )
+        checks.check_answer_size(duration_s, task, limits)
+        self._m.charge_audio(self.tenant, duration_s)  # admitted with budget left: this clip may overdraw it
+        session = self._m.open_clip(AudioFormat(AudioEncoding.FLOAT32, rate, 1), task, vad)
+        collect = asyncio.create_task(_results(session), name=f"collect-{session.session_id}")
+        try:
+            await session.feed_samples(samples)
+            del samples
+            await session.finish()
+            results = await collect
+        except BaseException:
+            session.abort()
+            collect.cancel()
+            await asyncio.gather(collect, return_exceptions=True)
+            raise
+        finally:
+            session.close()
+        return ClipResult(results, round(duration_s * 1000))
+
+
+async def _results(session: StreamSession) -> list[SegmentResult]:
+    return [ev async for ev in session.events() if isinstance(ev, SegmentResult)]
 
 
 async def _within(read: Awaitable[R], limit_s: float) -> R:

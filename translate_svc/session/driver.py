@@ -23,6 +23,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError, ShuttingDown
 from translate_svc.observability import access, metrics, tracing
 from translate_svc.observability.access import CallInfo
+from translate_svc.session import task as checks
 from translate_svc.session.events import (
     AudioIn,
     Flush,
@@ -194,7 +195,9 @@ class StreamDriver:
                 f"the first message must be `config`, got `{request_name(first)}`: send the StreamingConfig first"
             )
         detect = list(first.detect) if first.detect is not None else None
-        task = self._m.resolve_task(
+        task = checks.resolve_task(
+            self._m.card,
+            self._m.limits,
             first.source_language,
             list(first.target_languages),
             first.output,
@@ -268,7 +271,7 @@ class StreamDriver:
         elif isinstance(req, Update):
             # a bad update is answered, not fatal: the stream goes on as it was
             try:
-                task = self._m.retarget_task(session.task, req.target_languages, req.speaker_id)
+                task = checks.retarget(self._m.card, self._m.limits, session.task, req.target_languages, req.speaker_id)
             except InvalidInput as e:
                 session.tell(Updated(_started(session, self._m), session.jobs.next_id, e))
                 return

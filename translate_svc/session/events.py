@@ -1,20 +1,20 @@
 """The stream protocol's typed vocabulary: what a door sends into a stream and what comes back.
 
-Every door (gRPC today) parses its wire format into these requests and renders these events; no
-protobuf or JSON crosses into ``session/``. All are frozen dataclasses.
+Every door parses its wire format into these requests and renders these events; no protobuf or
+JSON crosses into ``session/``. All are frozen dataclasses.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from translate_svc.engine.runner import ModelCard as ModelCard  # re-exported: StreamStarted.card, a door's to read
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
     AudioFormat,
     Commit,
     InterimResult,
+    ModelCard,
     OutputOptions,
     SegmentResult,
     SimultaneousOptions,
@@ -175,6 +175,25 @@ class Updated:
 
 
 StreamEvent = SpeechEvent | SegmentResult | InterimResult | Commit | Draining | Updated | StreamEnded
+
+
+# -- the unary calls (a whole clip, texts) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextRequest:
+    """A text call (``TranslateText``) as its door parsed it: what the client asks for, not yet
+    checked against the model (``TextDriver`` checks it: ``task.resolve_text``)."""
+
+    texts: tuple[str, ...]
+    source_language: str
+    target_languages: tuple[str, ...]
+    output: OutputOptions
+    terms: tuple[Term, ...] = ()
+
+    @property
+    def characters(self) -> int:
+        return sum(len(t) for t in self.texts)
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,28 @@
-"""What all streams of one server share: admission, fair share, drain, and the two ways in.
+"""What all streams of one server share: admission, fair share, drain, and opening their sessions.
 
-``SessionManager`` admits streams and clips (the node's ``max_streams`` and ``max_translate_calls``,
-each tenant's caps: ``quota.py``; streams are refused while draining), splits the engine's queue
-fairly between live sessions, tells every live stream when the server drains, and runs a whole clip
-(``Translate``) through the same ``StreamSession`` as a stream, decoded on a bounded pool of its
-own so that clips cannot starve live streams. Event loop only.
+``SessionManager`` admits streams and unary calls (the node's ``max_streams`` and
+``max_translate_calls``, each tenant's caps: ``quota.py``; streams are refused while draining),
+opens their sessions (``open_stream``; ``open_clip``: the same ``StreamSession`` as a stream's),
+splits the engine's queue fairly between live sessions, tells every live stream when the server
+drains, and holds what every call reads: the model's card, the limits, and the unary calls' CPU
+pool (clips decoded there cannot starve live streams). It knows no call kind's driver: each driver
+(``driver.py``, ``clip.py``, ``text.py``) checks its own requests (``task.py``) and calls it.
+Event loop only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from translate_svc.audio.codec import check_stream_format, decode_audio
+from translate_svc.audio.codec import check_stream_format
 from translate_svc.engine.client import EngineClient
-from translate_svc.engine.runner import ModelCard
-from translate_svc.errors import EngineFailed, InvalidInput, NotReady
+from translate_svc.errors import EngineFailed, NotReady
 from translate_svc.session import task as checks
-from translate_svc.session.events import ClipResult, Draining, Resume
+from translate_svc.session.events import Draining, Resume
 from translate_svc.session.quota import (
     DEFAULT_TENANT,
     UNCAPPED,
@@ -34,17 +35,8 @@ from translate_svc.session.quota import (
     retry_after_ms,
 )
 from translate_svc.session.stream import StreamSession
-from translate_svc.session.text import TextRequest, resolve_text
 from translate_svc.settings import LimitsSettings
-from translate_svc.types import (
-    AudioEncoding,
-    AudioFormat,
-    OutputOptions,
-    SegmentResult,
-    SimultaneousOptions,
-    Term,
-    TranslationTask,
-)
+from translate_svc.types import AudioFormat, ModelCard, TranslationTask
 from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.worker import VadWorker
 
@@ -114,36 +106,6 @@ class SessionManager:
     def card(self) -> ModelCard:
         """The loaded model's card; raises NotReady while it loads."""
         return self.engine.card
-
-    def resolve_task(
-        self,
-        source: str,
-        targets: list[str],
-        output: OutputOptions,
-        detect: list[str] | None = None,
-        terms: Sequence[Term] = (),
-        simultaneous: SimultaneousOptions | None = None,
-    ) -> TranslationTask:
-        """Check languages, output options, terms and a stream's simultaneous mode against the
-        loaded model and the limits."""
-        return checks.resolve_task(self.card, self.limits, source, targets, output, detect, terms, simultaneous)
-
-    def resolve_text(
-        self,
-        texts: Sequence[str],
-        source: str,
-        targets: list[str],
-        output: OutputOptions,
-        terms: Sequence[Term] = (),
-    ) -> TextRequest:
-        """Check a text request (``TranslateText``) against the loaded model and the limits."""
-        return resolve_text(self.card, self.limits, texts, source, targets, output, terms)
-
-    def retarget_task(
-        self, task: TranslationTask, targets: tuple[str, ...] | None, speaker_id: int | None
-    ) -> TranslationTask:
-        """A running stream's task with new targets or voice, checked like a config (InvalidInput)."""
-        return checks.retarget(self.card, self.limits, task, targets, speaker_id)
 
     def drain(self, seconds: float, *, grace_s: float | None = None) -> Draining:
         """The server is shutting down: refuse new streams; tell every live stream that it is
@@ -243,52 +205,12 @@ class SessionManager:
             raise refusal(full, tenant, wants)
         return [name for name, _ in wants]
 
-    async def translate_clip(
-        self,
-        content: bytes,
-        fmt: AudioFormat,
-        task: TranslationTask,
-        vad: SegmenterConfig,
-        tenant: Tenant = DEFAULT_TENANT,
-    ) -> ClipResult:
-        """Translate a whole clip (admitted: ``admit_clip``): the same pipeline as a stream, fed at
-        once, then half-closed. Its audio is drawn from the tenant's budget once decoded."""
-        limit_s = self.limits.max_clip_seconds
-        loop = asyncio.get_running_loop()
-        samples, rate = await loop.run_in_executor(
-            self._decode_pool, functools.partial(decode_audio, content, fmt, max_seconds=limit_s)
-        )
-        del content  # the caller passed the only reference: the encoded clip is freed here
-        duration_s = len(samples) / rate
-        if duration_s > limit_s:  # decode_audio checks it already; kept as the contract's last word
-            raise InvalidInput(
-                f"the clip is {duration_s:.1f} s long; Translate takes at most {limit_s:.0f} s "
-                "(use StreamingTranslate for longer audio)"
-            )
-        checks.check_answer_size(duration_s, task, self.limits)
-        self.charge_audio(tenant, duration_s)  # admitted with budget left: this clip may overdraw it
-        session = self._new_session(
-            AudioFormat(AudioEncoding.FLOAT32, rate, 1),
-            task,
-            vad,
-            strict_queue=True,
-            executor=self._decode_pool,
-            share=self.clip_share,
-        )
-        collect = asyncio.create_task(_results(session), name=f"collect-{session.session_id}")
-        try:
-            await session.feed_samples(samples)
-            del samples
-            await session.finish()
-            results = await collect
-        except BaseException:
-            session.abort()
-            collect.cancel()
-            await asyncio.gather(collect, return_exceptions=True)
-            raise
-        finally:
-            session.close()
-        return ClipResult(results, round(duration_s * 1000))
+    def open_clip(self, fmt: AudioFormat, task: TranslationTask, vad: SegmenterConfig) -> StreamSession:
+        """A session for one admitted clip (``admit_clip``; ``ClipDriver.translate`` feeds it its
+        decoded samples at once): a stream's pipeline, its queue strict and bounded by
+        ``clip_share``, its CPU work on the unary calls' pool. Not a live stream: a drain lets it
+        finish. ``StreamSession.close`` must be called when it ends."""
+        return self._new_session(fmt, task, vad, strict_queue=True, executor=self._decode_pool, share=self.clip_share)
 
     def _new_session(
         self,
@@ -353,7 +275,3 @@ class Admission:
         if self._held is not None:
             held, self._held = self._held, None
             self._counters.release(held)
-
-
-async def _results(session: StreamSession) -> list[SegmentResult]:
-    return [ev async for ev in session.events() if isinstance(ev, SegmentResult)]

@@ -1,7 +1,11 @@
-"""What a request may ask for: languages, output, captions, resume and answer size, checked once.
+"""What a request may ask for: languages, output, texts, captions, resume and answer size, checked once.
 
-Pure functions of the request, the model's card and the limits; every refusal is an InvalidInput
-whose message tells the caller what to send instead.
+Every request check of every call kind lives here: a stream's config and update (``resolve_task``,
+``retarget``), a clip's (``resolve_task``, ``check_answer_size``), a text call's (``resolve_text``).
+The drivers call them with the manager's card and limits (``StreamDriver``, ``ClipDriver``,
+``TextDriver``); the manager checks what opening a stream needs (``check_resume``,
+``check_captions``). Pure functions of the request, the model's card and the limits; every refusal
+is an InvalidInput whose message tells the caller what to send instead.
 """
 
 from __future__ import annotations
@@ -10,13 +14,14 @@ import dataclasses
 from collections.abc import Sequence
 
 from translate_svc.audio.opus import OPUS_RATE
-from translate_svc.engine.runner import ModelCard
+from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND
 from translate_svc.errors import InvalidInput, NotInstalled, shown
 from translate_svc.session.events import Resume
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
     DEFAULT_TERM_WEIGHT,
     MAX_TERM_WEIGHT,
+    ModelCard,
     OutputOptions,
     SimultaneousOptions,
     SpeechEncoding,
@@ -129,6 +134,54 @@ def retarget(
         task.terms,
         task.simultaneous,
     )
+
+
+def resolve_text(
+    card: ModelCard,
+    limits: LimitsSettings,
+    texts: Sequence[str],
+    source: str,
+    targets: list[str],
+    output: OutputOptions,
+    terms: Sequence[Term] = (),
+) -> TranslationTask:
+    """Check a text request (``TranslateText``) against the loaded model and the limits: the task
+    every text is translated with (its ``source_language`` always set). Counts and lengths come
+    first, so that nothing else is looked at in a request over them."""
+    if not texts:
+        raise InvalidInput("texts is empty: send at least one text to translate")
+    if len(texts) > limits.max_texts:
+        raise InvalidInput(
+            f"{len(texts)} texts: send at most {limits.max_texts} per request (ServerLimits.max_texts); "
+            "split them over several calls"
+        )
+    for k, text in enumerate(texts):
+        if len(text) > limits.max_text_chars:
+            raise InvalidInput(
+                f"texts[{k}] has {len(text)} characters: at most {limits.max_text_chars} "
+                "(ServerLimits.max_text_chars); split it into sentences or paragraphs"
+            )
+        if not text.strip():
+            raise InvalidInput(f"texts[{k}] is blank: every text needs something to translate")
+    total = sum(len(t) for t in texts)
+    if total > limits.max_text_request_chars:
+        raise InvalidInput(
+            f"the texts have {total} characters together: at most {limits.max_text_request_chars} per request "
+            "(ServerLimits.max_text_request_chars); split them over several calls"
+        )
+    if not source:
+        raise InvalidInput(
+            'source_language is empty: name the texts\' language (e.g. "eng"); the text encoder needs it '
+            "(there is no language detection for text)"
+        )
+    if not targets:
+        raise InvalidInput('target_languages is empty: name at least one target language (e.g. "spa")')
+    if not (output.text or output.speech):
+        raise InvalidInput("output asks for nothing: text and speech are both false; set at least one")
+    output = dataclasses.replace(output, transcript=False)  # the texts are their own transcript
+    task = resolve_task(card, limits, source, targets, output, None, terms)
+    _check_text_answer_size(total, task, limits)
+    return task
 
 
 def check_simultaneous(
@@ -257,6 +310,24 @@ def check_answer_size(duration_s: float, task: TranslationTask, limits: LimitsSe
             f"a {duration_s:.0f} s clip with speech in {len(task.target_languages)} language(s) at "
             f"{out.speech_sample_rate_hz} Hz may not fit one {limits.max_message_bytes}-byte response: "
             f"send at most {fits:.0f} s, fewer targets or a lower speech_sample_rate_hz, or use StreamingTranslate"
+        )
+
+
+def _check_text_answer_size(chars: int, task: TranslationTask, limits: LimitsSettings) -> None:
+    """Refuse up front a text request whose speech could not fit one response message: speech is
+    estimated from the texts' stand-in seconds (``TEXT_CHARS_PER_SECOND``) as a clip's from its audio."""
+    out = task.output
+    if not out.speech:
+        return
+    per_char = (
+        2 * out.speech_sample_rate_hz * SPEECH_SECONDS_PER_INPUT_SECOND * len(task.target_languages)
+    ) / TEXT_CHARS_PER_SECOND
+    budget = limits.max_message_bytes - 64 * 1024  # room for texts and framing
+    if chars * per_char > budget:
+        raise InvalidInput(
+            f"{chars} characters with speech in {len(task.target_languages)} language(s) at "
+            f"{out.speech_sample_rate_hz} Hz may not fit one {limits.max_message_bytes}-byte response: send at most "
+            f"{int(budget // per_char)} characters per request, fewer targets or a lower speech_sample_rate_hz"
         )
 
 

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING
 
 from translate_svc.engine.jobs import EngineStats, JobResult
 from translate_svc.engine.remote import wire
-from translate_svc.engine.runner import ModelCard, ModelInput
+from translate_svc.engine.runner import ModelInput
 from translate_svc.errors import NotReady, Overloaded
+from translate_svc.types import ModelCard
 
 if TYPE_CHECKING:
     from translate_svc.engine.client import EngineClient

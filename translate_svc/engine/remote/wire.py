@@ -23,14 +23,13 @@ import numpy as np
 
 from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.runner import (
-    ModelCard,
     ModelInput,
     ModelOutput,
     SimulRequest,
     SimulRowOutput,
     SourceText,
 )
-from translate_svc.types import SegmentError, Term, TraceRef
+from translate_svc.types import ModelCard, SegmentError, Term, TraceRef
 
 #: a frame larger than this is a broken peer, not a segment (a 60 s segment is 3.8 MB of samples)
 MAX_FRAME_BYTES: Final = 256 * 1024 * 1024

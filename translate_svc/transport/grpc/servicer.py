@@ -156,16 +156,17 @@ class TranslatorServicer:
             raise InvalidInput("Translate takes one TranslateRequest: send one message")
         if not request.HasField("audio") or not request.audio.content:
             raise InvalidInput("audio.content is empty: send the clip's bytes in audio.content")
-        fmt = convert.audio_format(request.audio.format, "audio.format")
-        task = self._m.resolve_task(
+        detect = convert.detection(request.language_detection, request.HasField("language_detection"))
+        return ClipRequest(
+            request.audio.content,
+            convert.audio_format(request.audio.format, "audio.format"),
             request.source_language,
-            list(request.target_languages),
+            tuple(request.target_languages),
             convert.output_options(request.output, request.HasField("output")),
-            convert.detection(request.language_detection, request.HasField("language_detection")),
+            convert.vad_settings(request.vad, self._m.vad_defaults),
+            tuple(detect) if detect is not None else None,
             convert.terms(request.terms),
         )
-        vad = convert.vad_settings(request.vad, self._m.vad_defaults)
-        return ClipRequest(request.audio.content, fmt, task, vad)
 
     def _render_clip(self, clip: ClipResult) -> pb.TranslateResponse:
         response = pb.TranslateResponse(
@@ -195,10 +196,10 @@ class TranslatorServicer:
         # each character is at most 4 bytes of UTF-8, each text a few bytes of framing
         limit = SMALL_MESSAGE_BYTES + 4 * limits.max_text_request_chars + 8 * limits.max_texts
         request = _parse(pb.TranslateTextRequest, raw, limit)
-        return self._m.resolve_text(
-            list(request.texts),
+        return TextRequest(
+            tuple(request.texts),
             request.source_language,
-            list(request.target_languages),
+            tuple(request.target_languages),
             convert.output_options(request.output, request.HasField("output")),
             convert.terms(request.terms),
         )

@@ -34,11 +34,12 @@ from translate_svc.audio.limits import OPUS_RATE
 from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
 from translate_svc.languages import bcp47_candidates
-from translate_svc.session.events import AudioIn, ModelCard, StreamConfig, StreamEnded, StreamRequest
+from translate_svc.session.events import AudioIn, StreamConfig, StreamEnded, StreamRequest
 from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
     InterimResult,
+    ModelCard,
     OutputOptions,
     SegmentResult,
     Term,

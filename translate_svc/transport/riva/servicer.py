@@ -29,18 +29,18 @@ from translate_svc.session.driver import StreamDriver
 from translate_svc.session.events import (
     AudioIn,
     Invalid,
-    ModelCard,
     StreamConfig,
     StreamEnded,
     StreamRequest,
     StreamStarted,
+    TextRequest,
 )
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.text import TextDriver, TextRequest, TextsResult
+from translate_svc.session.text import TextDriver, TextsResult
 from translate_svc.transport.riva import convert
 from translate_svc.transport.rpc import bearer_token, parse_message, tenant_of, unary_errors
 from translate_svc.transport.tokens import Permission, Revocation, TokenStore
-from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, OutputOptions, SegmentResult
+from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, ModelCard, OutputOptions, SegmentResult
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +153,9 @@ class RivaServicer:
             msg = _parse(nmt.TranslateTextRequest, raw, limit)
             request = convert.text_request(msg, self._m.card)
             output = OutputOptions(text=True, speech=False, transcript=False)
-            targets = [request.target_language]
-            return self._m.resolve_text(request.texts, request.source_language, targets, output, request.terms)
+            return TextRequest(
+                request.texts, request.source_language, (request.target_language,), output, request.terms
+            )
 
         def render(result: TextsResult) -> nmt.TranslateTextResponse:
             assert msg is not None
