@@ -30,9 +30,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from translate_svc.engine.runner import DETECTED, Features, ModelCard, ModelInput, ModelOutput, WorkKind
+from translate_svc.engine.runner import DETECTED, Features, ModelInput, ModelOutput, WorkKind
 from translate_svc.model.seamless import SeamlessStages
 from translate_svc.model.simultaneous import SimultaneousSteps
+from translate_svc.types import ModelCard
 
 #: the order a mixed batch's parts run in, each one pass of the stages
 ORDER = (WorkKind.STEP, WorkKind.TEXT, WorkKind.SEGMENT)
