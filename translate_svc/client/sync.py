@@ -152,7 +152,7 @@ class TranslateClient:
     def addresses(self) -> tuple[str, ...]:
         return self._client.addresses
 
-    # the async client's methods, blocking: the same arguments, written once (in aio.py)
+    # the async client's methods, blocking: the same arguments, written once (in aio/_client.py)
     languages = _blocking(AsyncTranslateClient.languages)
     translate = _blocking(AsyncTranslateClient.translate)
     translate_text = _blocking(AsyncTranslateClient.translate_text)

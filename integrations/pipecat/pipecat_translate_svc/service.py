@@ -21,6 +21,8 @@ every segment that had results before the interruption or that ended before it (
 still on its way). Texts are never dropped: they are the record of what was said.
 
 Everything runs on the pipeline's event loop; the results are read by one task per stream.
+The service's collaborators: ``calls.Call`` (one stream), ``speech.SpeechOutput`` (its speech
+as TTS frames), ``settings.TranslateSvcSTTSettings``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -43,9 +44,6 @@ from pipecat.frames.frames import (
     StartFrame,
     TranscriptionFrame,
     TranslationFrame,
-    TTSAudioRawFrame,
-    TTSStartedFrame,
-    TTSStoppedFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
 from pipecat.services.settings import STTSettings
@@ -55,12 +53,13 @@ from pipecat.transcriptions.language import Language
 from pipecat.utils.errors import ErrorCategory
 from pipecat.utils.time import time_now_iso8601
 from pipecat.utils.tracing.service_decorators import traced_stt
-from pipecat.utils.types import NOT_GIVEN, NotGiven, is_given
+from pipecat.utils.types import NOT_GIVEN, is_given
 
+from pipecat_translate_svc.calls import Call, error_category
 from pipecat_translate_svc.languages import to_model_code, to_model_codes, to_pipecat_language
-from translate_svc.audio.pcm import float_to_pcm16
+from pipecat_translate_svc.settings import TranslateSvcSTTSettings
+from pipecat_translate_svc.speech import SpeechOutput
 from translate_svc.client import (
-    AsyncStream,
     AsyncTranslateClient,
     Commit,
     Draining,
@@ -77,94 +76,8 @@ from translate_svc.client import (
     Term,
     TlsOptions,
     TranslateError,
-    Translation,
     VadOptions,
 )
-
-#: translated speech is pushed in frames of this much audio (the output transport re-chunks it)
-SPEECH_FRAME_S = 0.1
-
-#: gRPC status -> pipecat's error category (a permanent one makes the service unusable)
-_CATEGORY = {
-    grpc.StatusCode.UNAUTHENTICATED: ErrorCategory.AUTHENTICATION,
-    grpc.StatusCode.PERMISSION_DENIED: ErrorCategory.AUTHORIZATION,
-    grpc.StatusCode.INVALID_ARGUMENT: ErrorCategory.INVALID_REQUEST,
-    grpc.StatusCode.NOT_FOUND: ErrorCategory.INVALID_REQUEST,
-    grpc.StatusCode.FAILED_PRECONDITION: ErrorCategory.INVALID_REQUEST,
-    grpc.StatusCode.UNIMPLEMENTED: ErrorCategory.INVALID_REQUEST,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: ErrorCategory.RATE_LIMIT,
-    grpc.StatusCode.UNAVAILABLE: ErrorCategory.CONNECTIVITY,
-    grpc.StatusCode.DEADLINE_EXCEEDED: ErrorCategory.CONNECTIVITY,
-    grpc.StatusCode.INTERNAL: ErrorCategory.SERVER,
-    grpc.StatusCode.UNKNOWN: ErrorCategory.SERVER,
-    grpc.StatusCode.DATA_LOSS: ErrorCategory.SERVER,
-}
-
-
-def _category(error: TranslateError) -> ErrorCategory:
-    if isinstance(error, StreamEndedError) and error.reason is EndReason.QUOTA:
-        return ErrorCategory.QUOTA
-    return _CATEGORY.get(error.code, ErrorCategory.UNKNOWN)
-
-
-@dataclass
-class TranslateSvcSTTSettings(STTSettings):
-    """Runtime-updatable settings of ``TranslateSvcSTTService`` (``STTUpdateSettingsFrame``).
-
-    Parameters:
-        language: the spoken (source) language; None: not given (no transcript unless the
-            service detects it). Stored as the model's code (``"eng"``).
-        target_languages: the languages to translate into, first the main one (its speech is
-            played unless ``audio_destinations`` says otherwise). Stored as model codes.
-        speaker_id: the vocoder's voice; None: the server's default.
-
-    A change of ``target_languages`` or ``speaker_id`` is sent to the running stream as an update
-    (``AsyncStream.update``: every segment that closes from then on uses it; the stream, its
-    timeline and its segment ids go on). A change of ``language`` restarts the stream, once the
-    user is not speaking (pipecat's reconnect): the old stream is half-closed and its last
-    results still come.
-    """
-
-    target_languages: list[Language | str] | NotGiven = field(default_factory=lambda: NOT_GIVEN)
-    speaker_id: int | NotGiven | None = field(default_factory=lambda: NOT_GIVEN)
-
-
-class _Call:
-    """One ``AsyncStream`` of the service, its reader, and its interruption watermark."""
-
-    def __init__(self, number: int, stream: AsyncStream, sample_rate: int) -> None:
-        self.number = number
-        self.stream = stream
-        self.sample_rate = sample_rate
-        self.samples_sent = 0
-        self.reader: asyncio.Task[None] | None = None
-        self.usable = True  # takes audio (not half-closed, not ended)
-        #: the highest segment id any result (commit or segment) came for
-        self.max_seen_id = -1
-        #: the latest interruption: the stream position sent by then and the segment watermark
-        self.cut_ms = -1
-        self.cut_id = -1
-        #: (segment id, target) whose TTSStartedFrame went out and whose TTSStoppedFrame did not
-        self.open: set[tuple[int, str]] = set()
-
-    @property
-    def sent_ms(self) -> int:
-        return self.samples_sent * 1000 // self.sample_rate
-
-    def seen(self, segment_id: int) -> None:
-        self.max_seen_id = max(self.max_seen_id, segment_id)
-
-    def interrupt(self) -> None:
-        self.cut_ms = max(self.cut_ms, self.sent_ms)
-        self.cut_id = max(self.cut_id, self.max_seen_id)
-        self.open.clear()  # pipecat's interruption ends the speech that was playing
-
-    def interrupted(self, segment_id: int, end_ms: int | None) -> bool:
-        """Whether the speech of ``segment_id`` belongs to an interrupted turn: results of it
-        came before the latest interruption, or it ended before it (``end_ms``, where known)."""
-        if self.cut_ms < 0:
-            return False
-        return segment_id <= self.cut_id or (end_ms is not None and end_ms <= self.cut_ms)
 
 
 class TranslateSvcSTTService(STTService):
@@ -297,16 +210,23 @@ class TranslateSvcSTTService(STTService):
         self._end_timeout_s = end_timeout_s
         self._reopen_delay_s = reopen_delay_s
 
-        self._call: _Call | None = None
-        self._retired: set[_Call] = set()  # half-closed calls whose last results are being read
+        self._call: Call | None = None
+        self._retired: set[Call] = set()  # half-closed calls whose last results are being read
         self._calls_opened = 0
         self._open_lock = asyncio.Lock()
-        self._push_lock = asyncio.Lock()  # speech pushes vs. interruptions
         self._retry_at = 0.0
         self._closing = False
-        #: translated speech not pushed because its turn was interrupted: pieces and milliseconds
-        self.interrupted_speech_pieces = 0
-        self.interrupted_speech_ms = 0
+        self._speech_out = SpeechOutput(lambda frame: self.push_frame(frame), self._audio_destinations)
+
+    @property
+    def interrupted_speech_pieces(self) -> int:
+        """Pieces of translated speech not pushed because their turn was interrupted."""
+        return self._speech_out.interrupted_pieces
+
+    @property
+    def interrupted_speech_ms(self) -> int:
+        """Milliseconds of translated speech not pushed because their turn was interrupted."""
+        return self._speech_out.interrupted_ms
 
     # -- pipecat's hooks -----------------------------------------------------------------------
 
@@ -344,9 +264,7 @@ class TranslateSvcSTTService(STTService):
         if isinstance(frame, InterruptionFrame):
             # before the frame goes on: speech pushed from now on is checked against this cut,
             # speech pushed before it is flushed by the processors the frame passes
-            async with self._push_lock:
-                for call in self._calls():
-                    call.interrupt()
+            await self._speech_out.interrupt(self._calls)
         await super().process_frame(frame, direction)
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
@@ -400,10 +318,10 @@ class TranslateSvcSTTService(STTService):
 
     # -- streams -------------------------------------------------------------------------------
 
-    def _calls(self) -> list[_Call]:
+    def _calls(self) -> list[Call]:
         return [c for c in (self._call, *self._retired) if c is not None]
 
-    async def _ensure_call(self) -> _Call | None:
+    async def _ensure_call(self) -> Call | None:
         call = self._call
         if call is not None and call.usable:
             return call
@@ -423,7 +341,7 @@ class TranslateSvcSTTService(STTService):
                 return None
             return self._call
 
-    async def _open_call(self) -> _Call:
+    async def _open_call(self) -> Call:
         s = self._settings
         source = s.language if isinstance(s.language, str) and s.language else None
         rate = self._speech_sample_rate or self._out_sample_rate or 0
@@ -447,13 +365,13 @@ class TranslateSvcSTTService(STTService):
         )
         await stream.start()
         self._calls_opened += 1
-        call = _Call(self._calls_opened, stream, self.sample_rate)
+        call = Call(self._calls_opened, stream, self.sample_rate)
         call.reader = self.create_task(self._read(call), name=f"translate-svc-stream-{call.number}")
         logger.debug(f"{self}: stream {call.number} open ({stream.info.session_id if stream.info else '?'})")
         await self._call_event_handler("on_connected")
         return call
 
-    async def _retire(self, call: _Call) -> None:
+    async def _retire(self, call: Call) -> None:
         """Half-close ``call``: no more audio; its reader reads its last results and ends."""
         call.usable = False
         if call.reader is not None and not call.reader.done():
@@ -484,7 +402,7 @@ class TranslateSvcSTTService(STTService):
             self._client_closed = True
             await self._client.close()
 
-    async def _read(self, call: _Call) -> None:
+    async def _read(self, call: Call) -> None:
         error: Exception | None = None
         try:
             async for event in call.stream:
@@ -499,7 +417,7 @@ class TranslateSvcSTTService(STTService):
             await self._on_stream_error(call, error)
         await self._call_event_handler("on_disconnected")
 
-    async def _on_stream_error(self, call: _Call, error: Exception) -> None:
+    async def _on_stream_error(self, call: Call, error: Exception) -> None:
         if isinstance(error, StreamEndedError) and error.reason in (
             EndReason.IDLE_TIMEOUT,
             EndReason.MAX_STREAM_DURATION,
@@ -514,11 +432,11 @@ class TranslateSvcSTTService(STTService):
 
     async def _report(self, error: TranslateError, what: str) -> None:
         await self._call_event_handler("on_connection_error", str(error))
-        await self.push_error(f"{what}: {error}", exception=error, category=_category(error))
+        await self.push_error(f"{what}: {error}", exception=error, category=error_category(error))
 
     # -- results -------------------------------------------------------------------------------
 
-    async def _on_event(self, call: _Call, event: object) -> None:
+    async def _on_event(self, call: Call, event: object) -> None:
         if isinstance(event, Segment):
             await self._on_segment(call, event)
         elif isinstance(event, Commit):
@@ -548,11 +466,11 @@ class TranslateSvcSTTService(STTService):
         s = self._settings.language
         return to_pipecat_language(s) if isinstance(s, str) and s else None
 
-    async def _on_segment(self, call: _Call, seg: Segment) -> None:
+    async def _on_segment(self, call: Call, seg: Segment) -> None:
         call.seen(seg.segment_id)
         meta = {"segment_id": seg.segment_id, "start_ms": seg.start_ms, "end_ms": seg.end_ms, "stream": call.number}
         if seg.error is not None:
-            await self._close_speech(call, seg.segment_id, None)
+            await self._speech_out.close(call, seg.segment_id, None)
             if seg.error.code == "UNAVAILABLE":
                 # its server's model worker died: the SDK moves the stream and has this audio
                 # translated again there, under a later segment id (docs/client.md)
@@ -586,20 +504,22 @@ class TranslateSvcSTTService(STTService):
             await self.push_frame(tr)
         for t in seg.translations:
             if seg.speech_in_commits:  # its speech came in its commits: only end what is still open
-                await self._close_speech(call, seg.segment_id, t.target)
+                await self._speech_out.close(call, seg.segment_id, t.target)
             elif self._speaks(t.target) and t.audio is not None and t.num_samples > 0:
-                await self._push_speech(call, seg.segment_id, t, meta={**meta, "target": t.target}, end_ms=seg.end_ms)
+                await self._speech_out.push(
+                    call, seg.segment_id, t, meta={**meta, "target": t.target}, end_ms=seg.end_ms
+                )
 
-    async def _on_commit(self, call: _Call, com: Commit) -> None:
+    async def _on_commit(self, call: Call, com: Commit) -> None:
         call.seen(com.segment_id)
         if not self._speaks(com.target):
             return
         t = com.translation
         meta = {"segment_id": com.segment_id, "target": com.target, "source_ms": com.source_ms, "stream": call.number}
         if t.audio is not None and t.num_samples > 0:
-            await self._push_speech(call, com.segment_id, t, meta=meta, last=com.final)
+            await self._speech_out.push(call, com.segment_id, t, meta=meta, last=com.final)
         elif com.final:
-            await self._close_speech(call, com.segment_id, com.target)
+            await self._speech_out.close(call, com.segment_id, com.target)
 
     async def _on_interim(self, cap: Interim) -> None:
         if cap.transcript is None:
@@ -629,57 +549,3 @@ class TranslateSvcSTTService(STTService):
             return target in self._audio_destinations
         targets = self._settings.target_languages
         return bool(targets) and target == targets[0]  # type: ignore[index]
-
-    def _destination(self, target: str) -> str | None:
-        return None if self._audio_destinations is None else self._audio_destinations.get(target)
-
-    @staticmethod
-    def _context_id(call: _Call, segment_id: int, target: str) -> str:
-        return f"translate-svc-{call.number}-{segment_id}-{target}"
-
-    async def _push_speech(
-        self,
-        call: _Call,
-        segment_id: int,
-        t: Translation,
-        *,
-        meta: dict[str, Any],
-        end_ms: int | None = None,
-        last: bool = True,
-    ) -> None:
-        """Push one piece of translated speech (a segment's, or a commit's chunk) unless its
-        turn was interrupted; ``last`` ends its context with a ``TTSStoppedFrame``."""
-        assert t.audio is not None
-        pcm = float_to_pcm16(t.audio).astype("<i2").tobytes()
-        rate = t.sample_rate
-        key = (segment_id, t.target)
-        context_id = self._context_id(call, segment_id, t.target)
-        destination = self._destination(t.target)
-        step = max(2, int(rate * SPEECH_FRAME_S) * 2)
-        for offset in range(0, len(pcm), step):
-            async with self._push_lock:  # an interruption cannot come between the check and the push
-                if call.interrupted(segment_id, end_ms):
-                    self.interrupted_speech_pieces += 1
-                    self.interrupted_speech_ms += (len(pcm) - offset) * 1000 // (2 * rate)
-                    call.open.discard(key)
-                    return
-                if key not in call.open:
-                    call.open.add(key)
-                    started = TTSStartedFrame(context_id=context_id, append_to_context=False)
-                    started.transport_destination = destination
-                    await self.push_frame(started)
-                frame = TTSAudioRawFrame(pcm[offset : offset + step], rate, 1, context_id=context_id)
-                frame.transport_destination = destination
-                frame.metadata["translate_svc"] = meta
-                await self.push_frame(frame)
-        if last:
-            await self._close_speech(call, segment_id, t.target)
-
-    async def _close_speech(self, call: _Call, segment_id: int, target: str | None) -> None:
-        """``TTSStoppedFrame`` for the open speech of ``segment_id`` (one target or all)."""
-        async with self._push_lock:
-            for key in sorted(k for k in call.open if k[0] == segment_id and target in (None, k[1])):
-                call.open.discard(key)
-                stopped = TTSStoppedFrame(context_id=self._context_id(call, *key))
-                stopped.transport_destination = self._destination(key[1])
-                await self.push_frame(stopped)
