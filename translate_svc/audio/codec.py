@@ -22,6 +22,7 @@ import math
 import numpy as np
 import soundfile as sf
 
+from translate_svc.audio import wav
 from translate_svc.audio.limits import (
     MAX_CONTAINER_CHANNELS,
     MAX_SAMPLE_RATE_HZ,
@@ -59,7 +60,7 @@ OGG_CODECS: tuple[str, ...] = ("VORBIS", "OPUS")
 WAV_SUBTYPES: tuple[str, ...] = ("PCM_16", "PCM_24", "PCM_32", "PCM_U8", "FLOAT", "DOUBLE", "ULAW", "ALAW")
 #: The same by the WAV header's format tag (``fmt `` chunk): PCM, IEEE float, A-law, µ-law, and
 #: WAVE_FORMAT_EXTENSIBLE (whose sub-format libsndfile's subtype then names).
-_WAV_FORMAT_TAGS: frozenset[int] = frozenset({0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE})
+_WAV_FORMAT_TAGS: frozenset[int] = frozenset({wav.WAVE_FORMAT_PCM, 0x0003, 0x0006, 0x0007, wav.WAVE_FORMAT_EXTENSIBLE})
 #: Names (soundfile's) of refused tags, for the message; others are named by their number.
 _WAV_TAG_NAMES: dict[int, str] = {
     0x0002: "MS_ADPCM",
@@ -240,25 +241,17 @@ def _check_wav_format_tag(data: bytes) -> None:
     alone (the chunks before ``fmt `` are skipped by their sizes, within the first 64 KiB)."""
     if sniff_container(data) != "WAV":
         return
-    at, end = 12, min(len(data), 64 * 1024)
-    while at + 10 <= end:
-        chunk, size = data[at : at + 4], int.from_bytes(data[at + 4 : at + 8], "little")
-        if chunk == b"fmt ":
-            tag = int.from_bytes(data[at + 8 : at + 10], "little")
-            if tag not in _WAV_FORMAT_TAGS:
-                name = _WAV_TAG_NAMES.get(tag, "another codec's")
-                raise InvalidInput(
-                    f"WAV audio with {name} samples (format tag 0x{tag:04X}) is not accepted: {_WAV_HINT}"
-                )
-            return
-        at += 8 + size + (size & 1)
+    tag = wav.format_tag(data, end=64 * 1024)
+    if tag is not None and tag not in _WAV_FORMAT_TAGS:
+        name = _WAV_TAG_NAMES.get(tag, "another codec's")
+        raise InvalidInput(f"WAV audio with {name} samples (format tag 0x{tag:04X}) is not accepted: {_WAV_HINT}")
 
 
 def sniff_container(data: bytes) -> str | None:
     """The accepted container ``data`` starts like (its magic bytes), or None: WAV (RIFF/WAVE),
     FLAC, OGG, MP3 (an ID3 tag or an MPEG audio frame sync)."""
     head = data[:12]
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+    if wav.is_wav(head):
         return "WAV"
     if head[:4] == b"fLaC":
         return "FLAC"

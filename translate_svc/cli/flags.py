@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, TypeVar
 import typer
 from typer.models import ParameterInfo
 
+from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 from translate_svc.cli.common import CliError
 
 if TYPE_CHECKING:
@@ -148,15 +149,21 @@ class VoiceFlags:
         int | None, typer.Option("--speaker-id", "--voice", min=0, help="vocoder voice (default 0)")
     ] = None
     speech_rate: Annotated[
-        int | None, typer.Option("--speech-rate", help="sample rate of the speech written, 8000..48000 (default 16000)")
+        int | None,
+        typer.Option(
+            "--speech-rate",
+            help=f"sample rate of the speech written, {MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} (default 16000)",
+        ),
     ] = None
 
     def output(self, *, speech: bool, transcript: bool) -> OutputOptions:
         """What each segment should carry, as the SDK takes it."""
         from translate_svc.client import OutputOptions
 
-        if self.speech_rate is not None and not 8000 <= self.speech_rate <= 48000:
-            raise CliError(f"--speech-rate {self.speech_rate}: use a rate between 8000 and 48000 Hz")
+        if self.speech_rate is not None and not MIN_SAMPLE_RATE_HZ <= self.speech_rate <= MAX_SAMPLE_RATE_HZ:
+            raise CliError(
+                f"--speech-rate {self.speech_rate}: use a rate between {MIN_SAMPLE_RATE_HZ} and {MAX_SAMPLE_RATE_HZ} Hz"
+            )
         return OutputOptions(
             speech=speech, transcript=transcript, speech_sample_rate=self.speech_rate or 0, speaker_id=self.speaker_id
         )
@@ -212,7 +219,11 @@ class RawFlags:
     PANEL: ClassVar[str] = "Headerless input"  # its --help section
 
     raw_rate: Annotated[
-        int | None, typer.Option("--raw-rate", help="the input is headerless PCM at this rate (8000..48000)")
+        int | None,
+        typer.Option(
+            "--raw-rate",
+            help=f"the input is headerless PCM at this rate ({MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ})",
+        ),
     ] = None
     raw_channels: Annotated[int, typer.Option("--raw-channels", help="channels of headerless input (1 or 2)")] = 1
     raw_encoding: Annotated[
@@ -230,8 +241,10 @@ class RawFlags:
             )
         if self.raw_rate is None:
             return None
-        if not 8000 <= self.raw_rate <= 48000:
-            raise CliError(f"--raw-rate {self.raw_rate}: use a rate between 8000 and 48000 Hz")
+        if not MIN_SAMPLE_RATE_HZ <= self.raw_rate <= MAX_SAMPLE_RATE_HZ:
+            raise CliError(
+                f"--raw-rate {self.raw_rate}: use a rate between {MIN_SAMPLE_RATE_HZ} and {MAX_SAMPLE_RATE_HZ} Hz"
+            )
         if self.raw_channels not in (1, 2):
             raise CliError(f"--raw-channels {self.raw_channels}: use 1 or 2")
         return AudioFormat(enc, self.raw_rate, self.raw_channels)

@@ -30,8 +30,6 @@ from translate_svc.audio.opus_toc import packet_samples as opus_packet_samples
 
 logger = logging.getLogger(__name__)
 
-OPUS_RATE = 48_000
-
 
 @dataclass(frozen=True)
 class Chunk:

@@ -19,6 +19,7 @@ import soundfile as sf
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 from translate_svc.audio.pcm import float_to_pcm16
 
 
@@ -68,7 +69,7 @@ def decode_audio(data: bytes, *, rate: int | None = None) -> tuple[np.ndarray, i
         samples, got = decode_container(data)
     except InvalidInput as e:
         raise ValueError(e.message) from None
-    want = rate if rate is not None else (got if 8000 <= got <= 48000 else 16000)
+    want = rate if rate is not None else (got if MIN_SAMPLE_RATE_HZ <= got <= MAX_SAMPLE_RATE_HZ else 16000)
     return (samples, got) if want == got else (resample(samples, got, want), want)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from translate_svc.audio.opus import OPUS_RATE
+from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, OPUS_RATE
 from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND
 from translate_svc.errors import InvalidInput, NotInstalled, shown
 from translate_svc.session.events import Resume
@@ -21,6 +21,7 @@ from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
     DEFAULT_TERM_WEIGHT,
     MAX_TERM_WEIGHT,
+    MODEL_SAMPLE_RATE,
     ModelCard,
     OutputOptions,
     SimultaneousOptions,
@@ -84,14 +85,15 @@ def resolve_task(
             f"unknown source language {shown(source)}: use a code from ListLanguages "
             f"({len(text_codes)} supported, e.g. {_examples(text_codes)})"
         )
-    if not 8000 <= output.speech_sample_rate_hz <= 48000:
+    if not MIN_SAMPLE_RATE_HZ <= output.speech_sample_rate_hz <= MAX_SAMPLE_RATE_HZ:
         raise InvalidInput(
-            f"output.speech_sample_rate_hz is {output.speech_sample_rate_hz}: use 8000..48000 (0 means 16000)"
+            f"output.speech_sample_rate_hz is {output.speech_sample_rate_hz}: use {MIN_SAMPLE_RATE_HZ}.."
+            f"{MAX_SAMPLE_RATE_HZ} (0 means {MODEL_SAMPLE_RATE})"
         )
     if output.speech_encoding is SpeechEncoding.OPUS and output.speech_sample_rate_hz != OPUS_RATE:
         raise InvalidInput(
-            f"output.speech_sample_rate_hz is {output.speech_sample_rate_hz}: Opus speech is 48 kHz, "
-            "leave it 0 or set 48000"
+            f"output.speech_sample_rate_hz is {output.speech_sample_rate_hz}: Opus speech is {OPUS_RATE // 1000} kHz, "
+            f"leave it 0 or set {OPUS_RATE}"
         )
     if not 0 <= output.speaker_id < card.num_speakers:
         raise InvalidInput(f"output.speaker_id is {output.speaker_id}: use 0..{card.num_speakers - 1}")

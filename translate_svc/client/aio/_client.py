@@ -19,10 +19,11 @@ import grpc
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+from translate_svc.audio.limits import OPUS_RATE
 from translate_svc.client import _convert as convert
 from translate_svc.client._addresses import AddressRotation, is_local, parse_targets
 from translate_svc.client._audio import AudioInput, clip_input
-from translate_svc.client._replay import OPUS_RATE, ReplayBuffer
+from translate_svc.client._replay import ReplayBuffer
 from translate_svc.client._retry import RetryPolicy, is_retryable, retry_delay_of
 from translate_svc.client.aio._channels import (
     DEFAULT_CONNECTIONS,

@@ -13,6 +13,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.audio.limits import OPUS_RATE
 from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
 from translate_svc.session.events import (
@@ -61,8 +62,6 @@ _SPEECH_ENCODINGS_BACK = {
     SpeechEncoding.LINEAR16: pb.SPEECH_ENCODING_LINEAR16,
     SpeechEncoding.OPUS: pb.SPEECH_ENCODING_OPUS,
 }
-#: Opus runs on a 48 kHz clock (RFC 7587): the OPUS stream timeline and Opus speech output
-_OPUS_RATE = 48_000
 
 _ENCODINGS = {
     pb.LINEAR16: AudioEncoding.LINEAR16,
@@ -91,7 +90,7 @@ def audio_format(msg: pb.AudioFormat, field: str) -> AudioFormat:
         names = ", ".join(pb.AudioEncoding.Name(k) for k in _ENCODINGS)
         raise InvalidInput(f"{field}.encoding is {'unset' if msg.encoding == 0 else msg.encoding}: set one of {names}")
     encoding = _ENCODINGS[msg.encoding]
-    rate = msg.sample_rate_hz or (_OPUS_RATE if encoding is AudioEncoding.OPUS else 0)
+    rate = msg.sample_rate_hz or (OPUS_RATE if encoding is AudioEncoding.OPUS else 0)
     return AudioFormat(encoding=encoding, sample_rate_hz=rate, channels=msg.channels or 1)
 
 
@@ -111,7 +110,7 @@ def output_options(msg: pb.OutputOptions, has: bool) -> OutputOptions:
             f"output.speech_encoding is {msg.speech_encoding}: use SPEECH_ENCODING_LINEAR16 or SPEECH_ENCODING_OPUS"
         )
     encoding = _SPEECH_ENCODINGS[msg.speech_encoding]
-    default_rate = _OPUS_RATE if encoding is SpeechEncoding.OPUS else d.speech_sample_rate_hz
+    default_rate = OPUS_RATE if encoding is SpeechEncoding.OPUS else d.speech_sample_rate_hz
     return OutputOptions(
         text=msg.text if msg.HasField("text") else d.text,
         speech=msg.speech if msg.HasField("speech") else d.speech,

@@ -18,7 +18,6 @@ maps every field). The protos are those of the ``nvidia-riva-client`` package (i
 
 from __future__ import annotations
 
-import struct
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from riva.client.proto import riva_audio_pb2 as audio
 from riva.client.proto import riva_common_pb2 as common
 from riva.client.proto import riva_nmt_pb2 as nmt
 
+from translate_svc.audio import ogg, wav
 from translate_svc.audio.limits import OPUS_RATE
 from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
@@ -148,105 +148,63 @@ def audio_format(cfg: asr.RecognitionConfig, field: str) -> AudioFormat:
     return AudioFormat(_ENCODINGS[cfg.encoding], cfg.sample_rate_hertz, cfg.audio_channel_count or 1)
 
 
-#: the longest Opus packet an Ogg stream may carry (RFC 6716: 120 ms at 510 kbit/s is under 8 KB)
-MAX_OGG_PACKET_BYTES = 64 * 1024
-
-
 class OggOpusPackets:
-    """An Ogg Opus stream's bytes in, however they are cut into messages (Riva's file iterator cuts
-    a file anywhere), its Opus packets out: our OPUS stream takes one packet per message. The
-    header packets (``OpusHead``, whose channel count must be the config's, and ``OpusTags``) are
-    checked and not passed on. Holds at most one page (64 KiB) and one packet between messages."""
+    """OGGOPUS: an Ogg Opus stream's bytes in, however they are cut into messages (Riva's file
+    iterator cuts a file anywhere), its Opus packets out (``audio.ogg``), each one OPUS message;
+    the ``OpusHead``'s channel count must be the config's. The reader's refusals in this door's words."""
 
     def __init__(self, channels: int, field: str) -> None:
-        self._channels = channels
+        self._reader = ogg.OggOpusPackets(channels)
         self._field = field
-        self._pending = bytearray()  # bytes of a page not yet whole
-        self._packet = bytearray()  # a packet continued on the next page
-        self._headers = 0  # header packets seen (2: OpusHead, OpusTags)
 
     def feed(self, data: bytes) -> list[bytes]:
-        self._pending += data
-        out: list[bytes] = []
-        while len(self._pending) >= 27:
-            page = self._pending
-            if page[:4] != b"OggS":
-                raise InvalidInput(
-                    f"{self._field} is not an Ogg stream where a page should begin: send the Ogg Opus file's "
-                    "bytes in order, from its first byte (encoding OGGOPUS)"
-                )
-            header = 27 + page[26]
-            if len(page) < header:
-                break
-            lacing = page[27:header]
-            end = header + sum(lacing)
-            if len(page) < end:
-                break
-            at = header
-            for size in lacing:
-                self._packet += page[at : at + size]
-                at += size
-                if len(self._packet) > MAX_OGG_PACKET_BYTES:
-                    raise InvalidInput(f"{self._field} holds an Ogg packet over {MAX_OGG_PACKET_BYTES} bytes")
-                if size < 255:  # the packet ends here
-                    out += self._packet_out(bytes(self._packet))
-                    self._packet.clear()
-            del self._pending[:end]
-        return out
+        field = self._field
+        try:
+            return self._reader.feed(data)
+        except ogg.NotAtPage:
+            raise InvalidInput(
+                f"{field} is not an Ogg stream where a page should begin: send the Ogg Opus file's "
+                "bytes in order, from its first byte (encoding OGGOPUS)"
+            ) from None
+        except ogg.PacketTooLarge as e:
+            raise InvalidInput(f"{field} holds an Ogg packet over {e.limit} bytes") from None
+        except ogg.NotOpus:
+            raise InvalidInput(f"{field} is an Ogg stream without Opus in it: send Ogg Opus (OGGOPUS)") from None
+        except ogg.OpusChannelsDiffer as e:
+            raise InvalidInput(
+                f"{field} is Opus of {e.head.channels} channel(s) (mapping family {e.head.mapping_family}), but the "
+                f"config says {e.expected}: set audio_channel_count to it (1 or 2)"
+            ) from None
 
     @property
     def unfinished(self) -> int:
         """Bytes held that are not yet a whole packet (at the stream's end: a file cut short)."""
-        return len(self._pending) + len(self._packet)
-
-    def _packet_out(self, packet: bytes) -> list[bytes]:
-        if self._headers == 0:
-            self._headers = 1
-            if packet[:8] != b"OpusHead" or len(packet) < 19:
-                raise InvalidInput(f"{self._field} is an Ogg stream without Opus in it: send Ogg Opus (OGGOPUS)")
-            channels, family = packet[9], packet[18]
-            if channels != self._channels or family != 0:
-                raise InvalidInput(
-                    f"{self._field} is Opus of {channels} channel(s) (mapping family {family}), but the config "
-                    f"says {self._channels}: set audio_channel_count to it (1 or 2)"
-                )
-            return []
-        if self._headers == 1:
-            self._headers = 2
-            return []  # OpusTags
-        return [packet] if packet else []
+        return self._reader.unfinished
 
 
 def wav_payload(data: bytes, fmt: AudioFormat, field: str) -> bytes:
     """A stream's first LINEAR_PCM chunk as Riva's ``AudioChunkFileIterator`` sends it, a WAV file's
     bytes from its start: the samples after the header (a chunk without one is returned as it is).
-    The header must describe the config's audio (PCM 16-bit, its rate and channels) and its data
-    chunk must begin in this message, else InvalidInput: its bytes are never taken for samples."""
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+    The header (``audio.wav``) must describe the config's audio (PCM 16-bit, its rate and channels)
+    and its data chunk must begin in this message, else InvalidInput: its bytes are never taken for samples."""
+    if not wav.is_wav(data):
         return data
-    pos, described = 12, None  # (format tag, channels, rate, bits) from the "fmt " chunk
-    while pos + 8 <= len(data):
-        kind, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
-        body = pos + 8
-        if kind == b"fmt " and body + 16 <= len(data):
-            tag, channels, rate = struct.unpack_from("<HHI", data, body)
-            described = (tag, channels, rate, struct.unpack_from("<H", data, body + 14)[0])
-        elif kind == b"data":
-            if described is None:
-                break
-            tag, channels, rate, bits = described
-            if tag not in (1, 0xFFFE) or (bits, rate, channels) != (16, fmt.sample_rate_hz, fmt.channels):
-                raise InvalidInput(
-                    f"{field} is a WAV file of {bits}-bit samples (format {tag}) at {rate} Hz, {channels} "
-                    f"channel(s), but the config says LINEAR_PCM (16-bit) at {fmt.sample_rate_hz} Hz, "
-                    f"{fmt.channels} channel(s): make them agree"
-                )
-            return data[body:]
-        pos = body + size + (size & 1)  # chunks are padded to an even size
-    raise InvalidInput(
-        f"{field} starts with a WAV header whose format and samples do not both begin in this message: send "
-        "the header with the first samples in one message, or raw samples"
-    )
+    header = wav.read_header(data)
+    if header is None:
+        raise InvalidInput(
+            f"{field} starts with a WAV header whose format and samples do not both begin in this message: send "
+            "the header with the first samples in one message, or raw samples"
+        )
+    f = header.format
+    tag, channels, rate, bits = f.format_tag, f.channels, f.sample_rate_hz, f.bits_per_sample
+    pcm = tag in (wav.WAVE_FORMAT_PCM, wav.WAVE_FORMAT_EXTENSIBLE)
+    if not pcm or (bits, rate, channels) != (16, fmt.sample_rate_hz, fmt.channels):
+        raise InvalidInput(
+            f"{field} is a WAV file of {bits}-bit samples (format {tag}) at {rate} Hz, {channels} "
+            f"channel(s), but the config says LINEAR_PCM (16-bit) at {fmt.sample_rate_hz} Hz, "
+            f"{fmt.channels} channel(s): make them agree"
+        )
+    return data[header.data_offset :]
 
 
 def boost_terms(contexts: Sequence[asr.SpeechContext], field: str) -> tuple[Term, ...]:
