@@ -101,7 +101,7 @@ class TranslateServer:
         self.openai: OpenAIDoor | None = None
         if s.http_port is not None:
             self.openai = OpenAIDoor(app.sessions, self.settings, self.tokens, self._revocation())
-        self.realtime = self.openai.realtime if self.openai is not None else None
+        self.realtime = self.openai
         self.webrtc = self.openai.webrtc if self.openai is not None else None
         self._reuse_port = reuse_port
         self.port = 0
@@ -124,7 +124,7 @@ class TranslateServer:
         if self.riva is not None:
             parts += self.riva.describe()
         if self.openai is not None:
-            parts += self.openai.describe(address(s.host, self.openai.realtime.port))
+            parts += self.openai.describe(address(s.host, self.openai.port))
         line = ", ".join(parts)
         if is_loopback(s.host):
             line += (

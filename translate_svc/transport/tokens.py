@@ -21,7 +21,7 @@ Only SHA-256 digests of the tokens are kept. A presented token is hashed and com
 a match nor the length of a token shows in the time taken. Tokens are never logged or echoed.
 
 Door-neutral: nothing here knows gRPC or HTTP. Each door takes the token from its own wire
-(``grpc/auth.py``: call metadata; ``openai/realtime.py``: the HTTP ``Authorization`` header)
+(``grpc/auth.py``: call metadata; ``openai/door.py``: the HTTP ``Authorization`` header)
 through ``bearer``; the host (``host.py``) builds one store for all of them, and each door
 watches its live streams with a ``Revocation`` over it.
 """
