@@ -13,6 +13,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.audio.limits import OPUS_RATE  # Opus's clock: the OPUS stream timeline, Opus speech
 from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
 from translate_svc.session.events import (
@@ -31,6 +32,7 @@ from translate_svc.session.events import (
     Updated,
 )
 from translate_svc.settings import LimitsSettings
+from translate_svc.transport.calls import stream_message_bytes
 from translate_svc.types import (
     DEFAULT_TERM_WEIGHT,
     AudioEncoding,
@@ -48,10 +50,6 @@ from translate_svc.types import (
 )
 from translate_svc.vad.segmenter import SegmenterConfig
 
-#: largest ListLanguages request, and what a stream message may hold besides its audio chunk (the
-#: config's terms and candidates); only Translate takes ``limits.max_message_bytes``
-SMALL_MESSAGE_BYTES = 64 * 1024
-
 _SPEECH_ENCODINGS = {
     pb.SPEECH_ENCODING_UNSPECIFIED: SpeechEncoding.LINEAR16,
     pb.SPEECH_ENCODING_LINEAR16: SpeechEncoding.LINEAR16,
@@ -61,8 +59,6 @@ _SPEECH_ENCODINGS_BACK = {
     SpeechEncoding.LINEAR16: pb.SPEECH_ENCODING_LINEAR16,
     SpeechEncoding.OPUS: pb.SPEECH_ENCODING_OPUS,
 }
-#: Opus runs on a 48 kHz clock (RFC 7587): the OPUS stream timeline and Opus speech output
-_OPUS_RATE = 48_000
 
 _ENCODINGS = {
     pb.LINEAR16: AudioEncoding.LINEAR16,
@@ -91,7 +87,7 @@ def audio_format(msg: pb.AudioFormat, field: str) -> AudioFormat:
         names = ", ".join(pb.AudioEncoding.Name(k) for k in _ENCODINGS)
         raise InvalidInput(f"{field}.encoding is {'unset' if msg.encoding == 0 else msg.encoding}: set one of {names}")
     encoding = _ENCODINGS[msg.encoding]
-    rate = msg.sample_rate_hz or (_OPUS_RATE if encoding is AudioEncoding.OPUS else 0)
+    rate = msg.sample_rate_hz or (OPUS_RATE if encoding is AudioEncoding.OPUS else 0)
     return AudioFormat(encoding=encoding, sample_rate_hz=rate, channels=msg.channels or 1)
 
 
@@ -111,7 +107,7 @@ def output_options(msg: pb.OutputOptions, has: bool) -> OutputOptions:
             f"output.speech_encoding is {msg.speech_encoding}: use SPEECH_ENCODING_LINEAR16 or SPEECH_ENCODING_OPUS"
         )
     encoding = _SPEECH_ENCODINGS[msg.speech_encoding]
-    default_rate = _OPUS_RATE if encoding is SpeechEncoding.OPUS else d.speech_sample_rate_hz
+    default_rate = OPUS_RATE if encoding is SpeechEncoding.OPUS else d.speech_sample_rate_hz
     return OutputOptions(
         text=msg.text if msg.HasField("text") else d.text,
         speech=msg.speech if msg.HasField("speech") else d.speech,
@@ -210,7 +206,7 @@ def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
         connection_idle_seconds=limits.connection_idle_s,
         connection_max_age_seconds=limits.connection_max_age_s,
         max_translate_calls=limits.max_translate_calls,
-        max_stream_message_bytes=limits.max_chunk_bytes + SMALL_MESSAGE_BYTES,
+        max_stream_message_bytes=stream_message_bytes(limits),
         reorder_window_ms=limits.reorder_window_ms,
         stall_close_ms=limits.stall_close_ms,
         min_simultaneous_step_ms=limits.min_simultaneous_step_ms,

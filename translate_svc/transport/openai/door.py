@@ -2,7 +2,8 @@
 protocol over a WebSocket (``GET /v1/realtime/translations?model=...``, JSON events in and out, as
 ``openai``'s ``client.realtime.translations.connect()`` speaks them), client secrets for browsers
 (``POST .../client_secrets``), its WebRTC flow (``webrtc.py``) and the demo page (``demo.py``), on one
-aiohttp application. The host (``../host.py``) builds it and drives its lifetime.
+aiohttp application. The host (``../host.py``) builds it from the doors' context (``../door.py``)
+and drives its lifetime as a ``Door``.
 
 This module is the door: its routes, who may open a session, and the connect. The protocol is
 ``protocol.py`` (sans I/O), a session's I/O ``loop.py``, the port and its bounds ``http_site.py``.
@@ -21,11 +22,11 @@ import contextlib
 from aiohttp import web
 
 from translate_svc.errors import NotReady, ServiceError
-from translate_svc.observability.access import CallInfo, new_request_id
 from translate_svc.session.events import ModelCard
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.quota import DEFAULT_TENANT, Tenant
-from translate_svc.settings import Settings
+from translate_svc.session.quota import Tenant
+from translate_svc.transport.calls import REQUEST_ID, call_info
+from translate_svc.transport.door import DoorContext, address
 from translate_svc.transport.openai.client_secrets import ORIGIN_REFUSED, BadRequest, ClientSecrets, origin_allowed
 from translate_svc.transport.openai.client_secrets import PREFIX as SECRET_PREFIX
 from translate_svc.transport.openai.client_secrets import parse_request as parse_mint_request
@@ -41,28 +42,47 @@ from translate_svc.transport.openai.http_site import (
 from translate_svc.transport.openai.loop import Caller, serve_websocket
 from translate_svc.transport.openai.protocol import RealtimeProtocol
 from translate_svc.transport.openai.webrtc import WebRtcDoor
-from translate_svc.transport.tokens import Permission, Revocation, TokenDigest, TokenStore, bearer
+from translate_svc.transport.tokens import (
+    Permission,
+    Refusal,
+    RefusalKind,
+    Wording,
+    authorize,
+    bearer,
+)
 
 PATH = "/v1/realtime/translations"
+_HOW_TO_SEND = "send `Authorization: Bearer <token>` (api_key)"
+#: the HTTP port's token refusals (``tokens.authorize``), as its clients have seen them; a header
+#: that is no bearer token is answered as none
+WORDING = Wording(
+    how_to_send=_HOW_TO_SEND,
+    malformed=f"this server requires a token: {_HOW_TO_SEND}",
+    unknown="the token is not valid; send a current token of this server",
+    lacks='the token lacks the permission "{permission}" that {what} needs',
+)
+#: each refusal's HTTP status and OpenAI error code
+STATUS: dict[RefusalKind, tuple[int, str]] = {
+    RefusalKind.NO_TOKEN: (401, "missing_api_key"),
+    RefusalKind.MALFORMED: (401, "missing_api_key"),
+    RefusalKind.UNKNOWN_TOKEN: (401, "invalid_api_key"),
+    RefusalKind.NO_PERMISSION: (403, "insufficient_permissions"),
+}
 
 
 class OpenAIDoor:
-    """The HTTP port's doors; ``start`` and ``stop`` run on the gRPC server's event loop. Event loop
-    only."""
+    """The HTTP port's doors (a ``Door``); ``start`` and ``stop`` run on the gRPC server's event
+    loop. Event loop only."""
 
-    def __init__(
-        self,
-        sessions: SessionManager,
-        settings: Settings,
-        tokens: TokenStore | None,
-        revocation: Revocation | None,
-    ) -> None:
+    def __init__(self, ctx: DoorContext) -> None:
+        settings, sessions = ctx.settings, ctx.sessions
         self.settings = settings
         self._m = sessions
-        self._tokens = tokens
-        #: the host's, shared by every door: a token removed from the tokens file ends the sessions
+        self._tokens = ctx.tokens
+        self._reuse_port = ctx.reuse_port
+        #: over the host's one token store: a token removed from the tokens file ends the sessions
         #: it opened (client secrets expire)
-        self._revocation = revocation
+        self._revocation = ctx.revocation()
         auth = settings.auth
         self.secrets = ClientSecrets(auth.client_secret_key, auth.client_secret_ttl_s)
         self.app = web.Application()
@@ -82,7 +102,7 @@ class OpenAIDoor:
         s = self.settings.server
         return s.tls_cert_file is not None and s.tls_key_file is not None
 
-    async def start(self, *, reuse_port: bool) -> int:
+    async def start(self) -> None:
         """Listen on ``server.http_port``, bounded (``http_site.listen``), with the gRPC port's TLS."""
         s = self.settings.server
         assert s.http_port is not None
@@ -90,28 +110,40 @@ class OpenAIDoor:
         if s.tls_cert_file is not None and s.tls_key_file is not None:
             tls = tls_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file)
         self._runner, self.site = await listen(
-            self.app, s.host, s.http_port, self._m.limits, reuse_port=reuse_port, tls=tls
+            self.app, s.host, s.http_port, self._m.limits, reuse_port=self._reuse_port, tls=tls
         )
         self.port = bound_port(self._runner)
-        return self.port
 
-    def describe(self, where: str) -> list[str]:
-        """``where``: the port's host:port as the host writes it."""
+    def describe(self) -> list[str]:
         s = self.settings.server
+        where = address(s.host, self.port)
         parts = [f"OpenAI-compatible realtime door on {'wss' if self.tls else 'ws'}://{where}{PATH}"]
         if s.demo_page:
             page = page_url(s.host, self.port, tls=self.tls)
             parts.append(f"demo page on {page} (it mints client secrets for anyone who reaches it)")
         return parts
 
-    async def stop(self) -> None:
-        """After the drain: the WebRTC calls, then what is still open, then the port."""
+    def ports(self) -> dict[str, int]:
+        return {"http_port": self.port}
+
+    async def set_serving(self, serving: bool) -> None:
+        """No health of its own: the gRPC port's health speaks for the process."""
+
+    async def drain(self) -> None:
+        """Nothing of its own: the stream core refuses new sessions (503 at the handshake)."""
+
+    async def stop(self, grace: float) -> None:
+        """After the drain: the WebRTC calls, then what is still open, then the port (the sessions
+        have ended on the drain: ``grace`` is not waited for)."""
         await self.webrtc.close()
         for ws in list(self._sockets):
             with contextlib.suppress(Exception):
                 await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
+
+    async def close(self) -> None:
+        """Nothing stays open to the end."""
 
     def authorize(self, request: web.Request, *, secret_ok: bool = True) -> Caller | web.Response:
         """Who may open a session (``secret_ok``: a client secret will do), or the HTTP error to
@@ -120,8 +152,8 @@ class OpenAIDoor:
             request.headers.get("Origin"), request.headers.get("Host"), self._m.limits.http_allowed_origins
         ):
             return http_error(403, ORIGIN_REFUSED, "origin_not_allowed")
-        token = bearer(request.headers.get("Authorization")) or ""
-        if secret_ok and token.startswith(SECRET_PREFIX):
+        token = bearer(request.headers.get("Authorization"))
+        if secret_ok and token and token.startswith(SECRET_PREFIX):
             tenant = self.secrets.tenant(token)
             if tenant is None:
                 return http_error(
@@ -133,18 +165,11 @@ class OpenAIDoor:
             if known is None:  # no token of its tenant may stream any more (docs/security.md)
                 return http_error(401, "the client secret's tenant was removed: mint a new one", "invalid_api_key")
             return Caller(known)  # a session opened with it runs on until it ends
-        if self._tokens is None:
-            return Caller(DEFAULT_TENANT)
-        if not token:
-            message = "this server requires a token: send `Authorization: Bearer <token>` (api_key)"
-            return http_error(401, message, "missing_api_key")
-        grant = self._tokens.lookup(token)
-        if grant is None:
-            return http_error(401, "the token is not valid; send a current token of this server", "invalid_api_key")
-        if Permission.STREAM not in grant.permissions:
-            message = 'the token lacks the permission "stream" that a realtime session needs'
-            return http_error(403, message, "insufficient_permissions")
-        return Caller(grant.tenant, TokenDigest.of(token), self._revocation)
+        decision = authorize(self._tokens, token, Permission.STREAM, WORDING, "a realtime session")
+        if isinstance(decision, Refusal):
+            status, code = STATUS[decision.kind]
+            return http_error(status, decision.message, code)
+        return Caller(decision.tenant, decision.token, self._revocation, decision.generation)
 
     async def _mint(self, request: web.Request) -> web.Response:
         """A short-lived client secret for a browser (a server token with ``stream`` mints it;
@@ -173,7 +198,7 @@ class OpenAIDoor:
         if isinstance(caller, web.Response):
             return caller
         limits = self._m.limits
-        call = CallInfo(new_request_id(request.headers.get("X-Request-Id")), "realtime", request.remote or "")
+        call = call_info(request.headers.get(REQUEST_ID), "realtime", request.remote or "")
         protocol = RealtimeProtocol(
             request.query.get("model", ""),
             request.query.get("source_language"),

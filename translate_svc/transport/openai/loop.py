@@ -23,13 +23,12 @@ from translate_svc.session.driver import StreamDriver
 from translate_svc.session.events import StreamEnded, StreamRequest
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.session.quota import Tenant
+from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES
 from translate_svc.transport.openai.http_site import fix_buffers
 from translate_svc.transport.openai.protocol import RealtimeProtocol, Reply, Speech
 from translate_svc.transport.openai.wire import service_error_event
 from translate_svc.transport.tokens import Revocation, TokenDigest
 
-#: a WebSocket message: one audio append of ``limits.ws_max_append_bytes`` as base64, and room for JSON
-WS_MESSAGE_SLACK_BYTES = 64 * 1024
 #: sends one event to the client (the WebSocket, or WebRTC's data channel)
 Send = Callable[[str], Awaitable[None]]
 #: plays translated speech on WebRTC's track of its language
@@ -44,12 +43,15 @@ class Caller:
     #: the token that opened it, as its digest only: a session may live for hours
     token: TokenDigest | None = None
     revocation: Revocation | None = None
+    #: the tokens file's generation when the token was looked up (``Authorized.generation``)
+    generation: int | None = None
 
 
 def ws_message_bytes(max_append_bytes: int) -> int:
     """The largest WebSocket message the door reads: one append of ``max_append_bytes`` of audio as
-    base64, and its JSON (what one socket can make the server buffer at once)."""
-    return 4 * (max_append_bytes + 2) // 3 + WS_MESSAGE_SLACK_BYTES
+    base64, and room for its JSON as a stream message has for its other fields (what one socket can
+    make the server buffer at once)."""
+    return 4 * (max_append_bytes + 2) // 3 + SMALL_MESSAGE_BYTES
 
 
 async def replied(outs: Iterable[Reply], send: Send) -> list[StreamRequest]:
@@ -102,7 +104,9 @@ async def serve_session(
     # error_drain_s 0: no half-closed write to wait for (unlike gRPC)
     driver = StreamDriver(manager, error_drain_s=0.0, tenant=caller.tenant, call=call, admission=admission)
     revocation = caller.revocation
-    watching = contextlib.nullcontext() if revocation is None else revocation.watching(driver, caller.token)
+    watching = (
+        contextlib.nullcontext() if revocation is None else revocation.watching(driver, caller.token, caller.generation)
+    )
     method = call.method if call is not None else "realtime"
     request_id = {"translate_svc.request_id": call.request_id} if call is not None else {}
     with tracing.call_span(f"{method} session", **request_id):  # no instrumentation covers these doors
@@ -152,7 +156,7 @@ async def serve_websocket(
         # one event at most: an audio append of ws_max_append_bytes (base64) and its JSON; what an
         # unconfigured socket can make the server hold is a few of these
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=ws_message_bytes(limits.ws_max_append_bytes))
-        ws.headers["X-Request-Id"] = call.request_id
+        ws.headers[REQUEST_ID] = call.request_id
         await ws.prepare(request)
         fix_buffers(request, limits)
     except BaseException:

@@ -61,10 +61,11 @@ from aiortc.mediastreams import MediaStreamError
 from translate_svc.audio.limits import OPUS_RATE
 from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.errors import InvalidInput, ServiceError
-from translate_svc.observability.access import CallInfo, new_request_id
+from translate_svc.observability.access import CallInfo
 from translate_svc.session.events import AudioIn, StreamConfig, StreamRequest
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.settings import LimitsSettings
+from translate_svc.transport.calls import REQUEST_ID, call_info
 from translate_svc.transport.openai.http_site import admission_refused, http_error
 from translate_svc.transport.openai.loop import Caller, requests, serve_session
 from translate_svc.transport.openai.protocol import RealtimeProtocol, Speech
@@ -75,7 +76,7 @@ logger = logging.getLogger(__name__)
 
 TRACK_RATE = OPUS_RATE  # aiortc decodes (and encodes) Opus at its clock
 _CLOSED = "\x00closed"  # the data channel or the peer connection closed (no client sends it: not JSON)
-FRAME = 960  # 20 ms at 48 kHz
+FRAME = TRACK_RATE // 50  # 20 ms
 #: an offer's sending directions (RFC 8866 6.7; none named: sendrecv)
 _DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
@@ -310,7 +311,7 @@ class WebRtcDoor:
         tracks = {tag: SpeechTrack() for tag in tags} or {"": SpeechTrack()}
         for track in tracks.values():
             pc.addTrack(track)
-        info = CallInfo(new_request_id(request.headers.get("X-Request-Id")), "webrtc", request.remote or "")
+        info = call_info(request.headers.get(REQUEST_ID), "webrtc", request.remote or "")
         call = _Call(
             self._m,
             pc,
@@ -339,7 +340,7 @@ class WebRtcDoor:
             status=201,
             text=pc.localDescription.sdp,
             content_type="application/sdp",
-            headers={"X-Request-Id": info.request_id},
+            headers={REQUEST_ID: info.request_id},
         )
 
 
