@@ -24,7 +24,8 @@ from openai import AsyncOpenAI
 from tests.conftest import LiveServer, make_settings, serving
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client.raw import load_pcm16k
-from translate_svc.transport.openai import realtime
+from translate_svc.transport.openai import http_site, loop
+from translate_svc.transport.openai.door import PATH
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 
@@ -64,13 +65,13 @@ def _port(live: LiveServer) -> int:
     return live.server.realtime.port
 
 
-def _site(live: LiveServer) -> realtime.CappedSite:
+def _site(live: LiveServer) -> http_site.CappedSite:
     assert live.server.realtime is not None and live.server.realtime.site is not None
     return live.server.realtime.site
 
 
 def _url(live: LiveServer, path: str = "") -> str:
-    return f"http://127.0.0.1:{_port(live)}{realtime.PATH}{path}"
+    return f"http://127.0.0.1:{_port(live)}{PATH}{path}"
 
 
 def _auth(token: str) -> dict[str, str]:
@@ -251,7 +252,7 @@ async def test_a_tls_handshake_counts_from_accept_and_is_dropped_after_the_heade
         ca.configure_trust(tls)
         async with (
             aiohttp.ClientSession() as http,
-            http.ws_connect(f"wss://127.0.0.1:{port}{realtime.PATH}", ssl=tls) as ws,
+            http.ws_connect(f"wss://127.0.0.1:{port}{PATH}", ssl=tls) as ws,
         ):
             assert json.loads((await ws.receive(timeout=10)).data)["type"] == "session.created"
 
@@ -288,7 +289,7 @@ async def test_unconfigured_sockets_hold_their_tenants_slots_until_the_config_ti
 async def test_a_websocket_message_is_bounded_by_one_audio_append_not_max_message_bytes(door: LiveServer) -> None:
     """A session.update as large as the bound (a flood of tags) is never parsed: 1009."""
     limits = door.server.settings.limits
-    bound = realtime.ws_message_bytes(limits.ws_max_append_bytes)
+    bound = loop.ws_message_bytes(limits.ws_max_append_bytes)
     assert bound < limits.max_message_bytes
     update = {"type": "session.update", "session": {"audio": {"output": {"languages": ["es"] * (bound // 5)}}}}
     async with aiohttp.ClientSession() as http, http.ws_connect(_url(door), headers=_auth(TOKEN)) as ws:
@@ -302,7 +303,7 @@ async def test_an_unconfigured_socket_is_closed_at_its_first_message_over_the_si
     """What an unconfigured socket can make the server hold is bounded by the message size (one
     audio append of limits.ws_max_append_bytes as base64, and room for JSON): a larger message
     closes the socket (1009) and releases its slot."""
-    max_msg = realtime.ws_message_bytes(door.server.settings.limits.ws_max_append_bytes)
+    max_msg = loop.ws_message_bytes(door.server.settings.limits.ws_max_append_bytes)
     async with aiohttp.ClientSession() as http:
         for _ in range(2):  # twice the tenant's cap: each socket's slot is released when it closes
             async with http.ws_connect(_url(door), headers=_auth(CAPPED)) as ws:

@@ -23,8 +23,8 @@ import pytest
 from tests.conftest import LiveServer, make_settings, serving
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.transport.openai.realtime import PATH as REALTIME_PATH
-from translate_svc.transport.openai.realtime import Caller
+from translate_svc.transport.openai.door import PATH as REALTIME_PATH
+from translate_svc.transport.openai.loop import Caller
 from translate_svc.transport.tokens import Revocation, TokenDigest
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -15,7 +15,8 @@ import pytest
 import pytest_asyncio
 
 from tests.conftest import LiveServer, make_settings, serving
-from translate_svc.transport.openai import realtime
+from translate_svc.transport.openai import protocol
+from translate_svc.transport.openai.door import PATH
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 
@@ -30,7 +31,7 @@ async def door(test_model_dir: Path) -> AsyncIterator[LiveServer]:
 
 def _url(live: LiveServer, path: str = "") -> str:
     assert live.server.realtime is not None
-    return f"http://127.0.0.1:{live.server.realtime.port}{realtime.PATH}{path}"
+    return f"http://127.0.0.1:{live.server.realtime.port}{PATH}{path}"
 
 
 async def _events(live: LiveServer, *events: dict[str, Any]) -> list[dict[str, Any]]:
@@ -59,13 +60,13 @@ async def test_a_session_update_with_100k_languages_is_refused_before_one_is_map
     door: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mapped: list[str] = []
-    original = realtime.guess_model_code
+    original = protocol.guess_model_code
 
     def counting(value: str) -> str:
         mapped.append(value)
         return original(value)
 
-    monkeypatch.setattr(realtime, "guess_model_code", counting)
+    monkeypatch.setattr(protocol, "guess_model_code", counting)
     flood = _update({"languages": ["es"] * 100_000})
     started = time.perf_counter()
     got = await _events(door, flood)

@@ -43,7 +43,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client.raw import channel, load_pcm16k
 from translate_svc.observability import tracing
-from translate_svc.transport.openai.realtime import PATH as REALTIME_PATH
+from translate_svc.transport.openai.door import PATH as REALTIME_PATH
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(35)]
 

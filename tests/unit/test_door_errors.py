@@ -7,7 +7,7 @@ import json
 
 from translate_svc.errors import ErrorCode, Overloaded
 from translate_svc.session.quota import QuotaRefused, QuotaSpent, Tenant, TenantCaps
-from translate_svc.transport.openai.realtime import service_error_event
+from translate_svc.transport.openai.wire import service_error_event
 
 Z = Tenant("z", TenantCaps(audio_seconds_per_minute=3))
 

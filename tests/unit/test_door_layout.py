@@ -29,8 +29,8 @@ def test_no_module_of_transport_imports_a_private_name_of_another() -> None:
 
 def test_the_check_sees_a_private_import(tmp_path: Path) -> None:
     sample = tmp_path / "door.py"
-    sample.write_text("from translate_svc.transport.openai.realtime import _drive, PATH\n", encoding="utf-8")
-    assert private_imports(sample) == ["translate_svc.transport.openai.realtime._drive"]
+    sample.write_text("from translate_svc.transport.openai.loop import _drive, PATH\n", encoding="utf-8")
+    assert private_imports(sample) == ["translate_svc.transport.openai.loop._drive"]
 
 
 def test_each_door_is_a_package_of_its_own() -> None:

@@ -27,6 +27,8 @@ MAX_SAMPLE_RATE_HZ = 48_000
 MAX_CONTAINER_CHANNELS = 2
 #: The most frames a decoder allocates up front from a header's stated length (256 MiB of float32).
 PREALLOCATE_MAX_FRAMES = 1 << 26
+#: OpenAI's realtime audio (its WebSocket protocol): PCM16 mono at this rate, in and out.
+REALTIME_RATE_HZ = 24_000
 
 
 def check_container_rate(rate: int) -> None:

@@ -268,12 +268,13 @@ async def _serve(settings: Settings, ready_file: Path | None) -> None:
     print(f"translate-svc {server.describe()}", flush=True)
     print(f"translate-svc serving on port {server.port}", flush=True)
     if ready_file is not None:
+        ports = server.ports()  # each door's, by their key in the ready file
         info = ready.ReadyInfo(
-            port=server.port,
+            port=ports["port"],
             pid=os.getpid(),
             host=settings.server.host,
-            health_port=server.health_port,
-            http_port=server.realtime.port if server.realtime is not None else None,
+            health_port=ports.get("health_port"),
+            http_port=ports.get("http_port"),
             metrics_port=settings.server.metrics_port or None,  # port 0: a free one, not known here
         )
         try:

@@ -7,7 +7,9 @@ own (``grpc/``: the Translator service and health on the main port; ``riva/``: N
 translation and streaming recognition services on that port, when ``server.riva`` is on; ``openai/``: the
 OpenAI-compatible WebSocket, WebRTC and the demo page on ``server.http_port``), each converting its
 wire format to the stream core (``session.StreamDriver``, ``session.clip.ClipDriver``) and nothing
-else; they share one token store (``tokens.py``), built here, each with its ``Revocation``.
+else; they share one token store (``tokens.py``), built here, each with its ``Revocation``. Every
+door takes one context (``door.py``: ``DoorContext``) and is a ``Door``: once built, the host only
+iterates them (start, describe, ports, health, drain, stop).
 Health is NOT_SERVING until the model has loaded and run one warm-up batch, SERVING after, and
 NOT_SERVING again when draining or when the model worker dies.
 """
@@ -18,21 +20,27 @@ import asyncio
 import ipaddress
 import logging
 import signal
-from typing import TYPE_CHECKING
+from typing import TypeVar
+
+import grpc
 
 from translate_svc.frontend import Application
 from translate_svc.observability import metrics
+from translate_svc.transport.door import Door, DoorContext
 from translate_svc.transport.grpc.door import HEALTH_CALLS_PER_CONNECTION as HEALTH_CALLS_PER_CONNECTION
 from translate_svc.transport.grpc.door import HEALTH_MAX_CALLS as HEALTH_MAX_CALLS
 from translate_svc.transport.grpc.door import KEEPALIVE_OPTIONS as KEEPALIVE_OPTIONS  # re-exported
-from translate_svc.transport.grpc.door import GrpcDoor, address
+from translate_svc.transport.grpc.door import GrpcDoor
+from translate_svc.transport.grpc.servicer import TranslatorServicer
+from translate_svc.transport.grpc.tls import CertificateReloader
 from translate_svc.transport.openai.door import OpenAIDoor
-from translate_svc.transport.tokens import Permission, Revocation, TokenStore
-
-if TYPE_CHECKING:
-    from translate_svc.transport.riva.door import RivaDoor
+from translate_svc.transport.openai.webrtc import WebRtcDoor
+from translate_svc.transport.rpc import PortServices
+from translate_svc.transport.tokens import Revocation, TokenStore
 
 logger = logging.getLogger(__name__)
+
+D = TypeVar("D")
 
 
 def is_loopback(host: str) -> bool:
@@ -48,6 +56,28 @@ class DoorSetupError(Exception):
     """A configured door cannot be set up (a package it needs is missing); one line saying what to do."""
 
 
+def build_doors(ctx: DoorContext) -> list[Door]:
+    """The doors the settings ask for: the gRPC port always (with Riva's services on it when
+    ``server.riva`` is on), the OpenAI-compatible door when ``server.http_port`` is set."""
+    s = ctx.settings.server
+    services: list[PortServices] = []
+    if s.riva:  # imported only when asked for: its protos come from the nvidia-riva-client package
+        try:
+            from translate_svc.transport.riva.door import RivaDoor
+        except ModuleNotFoundError as e:
+            if not (e.name or "").startswith("riva"):
+                raise
+            raise DoorSetupError(
+                "--riva needs Riva's protos from the nvidia-riva-client package: pip install --no-deps "
+                "nvidia-riva-client==2.27.0 (make install does; docs/riva-compat.md)"
+            ) from e
+        services.append(RivaDoor(ctx))
+    doors: list[Door] = [GrpcDoor(ctx, services)]
+    if s.http_port is not None:
+        doors.append(OpenAIDoor(ctx))
+    return doors
+
+
 class TranslateServer:
     """Owns the doors and the application's lifetime. Event loop only.
 
@@ -59,51 +89,15 @@ class TranslateServer:
     def __init__(self, app: Application, *, reuse_port: bool = False) -> None:
         self.app = app
         self.settings = app.settings
-        s = self.settings.server
         #: one token store for every door; each door's live streams are watched by a
         #: ``Revocation`` over it (the same mechanism, ``tokens.py``): a token removed from the
         #: file ends the streams and sessions it opened, whichever door they came through
         self.tokens: TokenStore | None = None
         if self.settings.auth.tokens_file is not None:
             self.tokens = TokenStore(self.settings.auth.tokens_file)
-        riva_permissions: dict[str, Permission] | None = None
-        if s.riva:  # imported only when asked for: its protos come from the nvidia-riva-client package
-            try:
-                from translate_svc.transport.riva import door as riva_door
-            except ModuleNotFoundError as e:
-                if not (e.name or "").startswith("riva"):
-                    raise
-                raise DoorSetupError(
-                    "--riva needs Riva's protos from the nvidia-riva-client package: pip install --no-deps "
-                    "nvidia-riva-client==2.27.0 (make install does; docs/riva-compat.md)"
-                ) from e
-            riva_permissions = riva_door.METHOD_PERMISSIONS
-        self.grpc = GrpcDoor(
-            app.sessions,
-            self.settings,
-            self.tokens,
-            self._revocation(),
-            reuse_port=reuse_port,
-            method_permissions=riva_permissions,
-        )
-        #: the Riva-compatible door (``server.riva``): Riva's services on the gRPC port's server
-        self.riva: RivaDoor | None = None
-        if s.riva:
-            from translate_svc.transport.riva.door import RivaDoor
-
-            self.riva = RivaDoor(app.sessions, self.settings, self.tokens, self._revocation())
-            self.riva.attach(self.grpc.server)
-        self.servicer = self.grpc.servicer
-        self.tls = self.grpc.tls
-        #: the grpc.aio server of the main port (stopping it alone is a crash: no drain)
-        self.server = self.grpc.server
-        #: the OpenAI-compatible door on ``server.http_port`` (off when None), with its WebRTC flow
-        self.openai: OpenAIDoor | None = None
-        if s.http_port is not None:
-            self.openai = OpenAIDoor(app.sessions, self.settings, self.tokens, self._revocation())
-        self.realtime = self.openai.realtime if self.openai is not None else None
-        self.webrtc = self.openai.webrtc if self.openai is not None else None
-        self._reuse_port = reuse_port
+        ctx = DoorContext(app.sessions, self.settings, self.tokens, self._revocation, reuse_port)
+        self.doors = build_doors(ctx)
+        #: the gRPC port (``--port 0``: the one picked) and its plaintext health port, once started
         self.port = 0
         self.health_port: int | None = None
         #: the port /metrics is served on while the server runs (None: not served)
@@ -115,18 +109,51 @@ class TranslateServer:
     def _revocation(self) -> Revocation | None:
         return Revocation(self.tokens) if self.tokens is not None else None
 
+    # -- a door's parts, for tests and tools ---------------------------------------------------
+
+    def door(self, kind: type[D]) -> D | None:
+        """The door of that kind, when it is configured."""
+        return next((d for d in self.doors if isinstance(d, kind)), None)
+
+    @property
+    def realtime(self) -> OpenAIDoor | None:
+        """The OpenAI-compatible door on ``server.http_port`` (None: off)."""
+        return self.door(OpenAIDoor)
+
+    @property
+    def webrtc(self) -> WebRtcDoor | None:
+        return self.realtime.webrtc if self.realtime is not None else None
+
+    @property
+    def _grpc(self) -> GrpcDoor:
+        door = self.door(GrpcDoor)
+        assert door is not None  # always built
+        return door
+
+    @property
+    def server(self) -> grpc.aio.Server:
+        """The grpc.aio server of the main port (stopping it alone is a crash: no drain)."""
+        return self._grpc.server
+
+    @property
+    def servicer(self) -> TranslatorServicer:
+        return self._grpc.servicer
+
+    @property
+    def tls(self) -> CertificateReloader | None:
+        return self._grpc.tls
+
+    # -- the lifetime ----------------------------------------------------------------------------
+
+    def ports(self) -> dict[str, int]:
+        """The ports the doors listen on, by their key in the ready file (``port``,
+        ``health_port``, ``http_port``)."""
+        return {key: port for door in self.doors for key, port in door.ports().items()}
+
     def describe(self) -> str:
         """One line: where it listens and how it is protected (logged at start, printed by ``serve``)."""
-        s = self.settings.server
-        parts = self.grpc.describe()
-        parts.append(f"tokens required ({len(self.tokens)} known)" if self.tokens is not None else "no token required")
-        parts += self.grpc.describe_after()
-        if self.riva is not None:
-            parts += self.riva.describe()
-        if self.openai is not None:
-            parts += self.openai.describe(address(s.host, self.openai.realtime.port))
-        line = ", ".join(parts)
-        if is_loopback(s.host):
+        line = ", ".join(part for door in self.doors for part in door.describe())
+        if is_loopback(self.settings.server.host):
             line += (
                 "; loopback only: other machines cannot reach it "
                 "(set --host 0.0.0.0 / TRANSLATE_SVC_SERVER__HOST to serve the network)"
@@ -138,17 +165,21 @@ class TranslateServer:
         s = self.settings.server
         if s.metrics_port is not None:
             self.metrics_port = metrics.serve_metrics(s.metrics_port, s.host)
-        self.port = await self.grpc.start()
-        self.health_port = self.grpc.health_port
-        if self.openai is not None:
-            await self.openai.start(reuse_port=self._reuse_port)
+        for door in self.doors:
+            await door.start()
+        ports = self.ports()
+        self.port, self.health_port = ports["port"], ports.get("health_port")
         logger.info("%s; loading the model", self.describe())
         await self.app.start(warmup=warmup)
-        await self.grpc.set_serving(True)
+        await self._set_serving(True)
         if self.tokens is not None:
             self._own(self._watch_tokens(self.tokens), "tokens")
         logger.info("serving on port %d", self.port)
         return self.port
+
+    async def _set_serving(self, serving: bool) -> None:
+        for door in self.doors:
+            await door.set_serving(serving)
 
     async def _watch_tokens(self, tokens: TokenStore) -> None:
         """Look at the tokens file every second, calls or not, so a token removed from it ends its
@@ -165,7 +196,8 @@ class TranslateServer:
         stops. The health port closes last, so probes see NOT_SERVING while the main port drains.
         """
         grace = self.settings.server.grace_s if grace is None else grace
-        await self.grpc.enter_graceful_shutdown()
+        for door in self.doors:
+            await door.drain()
         loop = asyncio.get_running_loop()
         started = loop.time()
         sessions = self.app.sessions
@@ -179,13 +211,13 @@ class TranslateServer:
                     await sessions.wait_no_live()
             except TimeoutError:
                 logger.warning("%d streams still open after the %.0f s grace period", len(sessions.live), grace)
-        await self.grpc.stop(max(0.0, grace - (loop.time() - started)))
-        if self.openai is not None:
-            await self.openai.stop()
+        for door in self.doors:
+            await door.stop(max(0.0, grace - (loop.time() - started)))
         if self.metrics_port is not None:
             metrics.stop_metrics(self.metrics_port)
             self.metrics_port = None
-        await self.grpc.stop_health()
+        for door in self.doors:  # the health port last: probes see NOT_SERVING to the end
+            await door.close()
         others = [t for t in self._tasks if t is not asyncio.current_task()]
         for task in others:
             task.cancel()
@@ -206,7 +238,7 @@ class TranslateServer:
         self._own(self.stop(), "drain")
 
     def _on_engine_failure(self, exc: BaseException) -> None:
-        self._own(self.grpc.set_serving(False), "health-not-serving")
+        self._own(self._set_serving(False), "health-not-serving")
 
     def _own(self, coro, name: str) -> None:  # type: ignore[no-untyped-def]
         """Run ``coro`` as a task this server keeps, and log its failure instead of losing it."""

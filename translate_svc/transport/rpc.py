@@ -1,25 +1,50 @@
 """What the two gRPC doors (ours, ``grpc/``; Riva's, ``riva/``) share on the gRPC port: client
-bytes parsed into a message with INVALID_ARGUMENT for what protobuf cannot parse, the unary
-error mapping, and the calling tenant. No door's protos: each door passes its own message types
-and its own way of turning a ``ServiceError`` into its status."""
+bytes parsed into a message with INVALID_ARGUMENT for what protobuf cannot parse, the unary error
+mapping, the call's request id from its metadata, and the caller the port's token interceptor let
+in, and the shape of another door's services on the port (``PortServices``). No door's protos:
+each door passes its own message types and its own way of turning a ``ServiceError`` into its
+status. What every door shares, whatever its wire, is ``calls.py``."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError, Message
 
 from translate_svc.errors import InvalidInput, ServiceError, Unauthenticated
+from translate_svc.observability.access import CallInfo
 from translate_svc.session.driver import internal_error
-from translate_svc.session.quota import DEFAULT_TENANT, Tenant
-from translate_svc.transport.tokens import TokenStore, bearer
+from translate_svc.session.quota import DEFAULT_TENANT
+from translate_svc.transport.calls import REQUEST_ID, call_info
+from translate_svc.transport.tokens import Authorized, Permission, TokenStore, bearer
 
 M = TypeVar("M", bound=Message)
 Abort = Callable[[grpc.aio.ServicerContext[Any, Any], ServiceError], Awaitable[None]]
+
+#: the caller of the call a task serves, as the token interceptor let it in (``let_in``); each gRPC
+#: call runs in a task of its own, so this is the call's
+_CALLER: contextvars.ContextVar[Authorized | None] = contextvars.ContextVar("translate_svc_rpc_caller", default=None)
+_BEHAVIOURS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+
+
+class PortServices(Protocol):
+    """Another door's services on the gRPC port's server (Riva's): they share its port, TLS, token
+    interceptor, call limits and lifetime, and are added to it before it starts."""
+
+    #: the permission each of their methods (``/service/method``) needs; the interceptor checks them
+    permissions: Mapping[str, Permission]
+
+    def handlers(self) -> Sequence[grpc.GenericRpcHandler]:
+        """Their method handlers."""
+
+    def describe(self) -> list[str]:
+        """Their parts of the host's one line."""
 
 
 def parse_message(kind: type[M], raw: bytes, limit: int | None, *, too_large: str, unparsable: str = "") -> M:
@@ -70,14 +95,54 @@ def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
     return bearer(values[0])
 
 
-def tenant_of(store: TokenStore | None, metadata: Iterable[tuple[str, Any]] | None) -> Tenant:
-    """The calling tenant (``default`` on a server without tokens). The interceptor has checked
-    the token; one removed since then is refused here."""
-    if store is None:
-        return DEFAULT_TENANT
-    grant = store.lookup(bearer_token(metadata) or "")
-    if grant is None:
-        raise Unauthenticated(
-            "the token is not valid; send a current token of this server (tokens may have been rotated)"
-        )
-    return grant.tenant
+def call_of(context: grpc.aio.ServicerContext[Any, Any], method: str) -> CallInfo:
+    """The call's identity for the access log: the caller's ``x-request-id`` (or a new one), the
+    method, the peer."""
+    given = next((v for k, v in context.invocation_metadata() or () if k == REQUEST_ID), None)
+    return call_info(given, method, context.peer())
+
+
+def let_in(handler: grpc.RpcMethodHandler, caller: Authorized) -> grpc.RpcMethodHandler:
+    """``handler`` as it runs for ``caller``: the token interceptor's one lookup reaches the handler
+    (``caller_of``) this way, and the handler looks nothing up again. Each behaviour keeps its
+    kind (an async generator, a coroutine, a plain function), which grpc.aio tells apart."""
+    name = next(n for n in _BEHAVIOURS if getattr(handler, n) is not None)
+    behaviour = getattr(handler, name)
+    wrapped: Callable[..., Any]
+    if inspect.isasyncgenfunction(behaviour):
+
+        async def stream(request: Any, context: Any) -> Any:
+            _CALLER.set(caller)
+            async for response in behaviour(request, context):
+                yield response
+
+        wrapped = stream
+    elif inspect.iscoroutinefunction(behaviour):
+
+        async def call(request: Any, context: Any) -> Any:
+            _CALLER.set(caller)
+            return await behaviour(request, context)
+
+        wrapped = call
+    else:
+
+        def plain(request: Any, context: Any) -> Any:
+            _CALLER.set(caller)
+            return behaviour(request, context)
+
+        wrapped = plain
+    replaced: grpc.RpcMethodHandler = handler._replace(**{name: wrapped})
+    return replaced
+
+
+def caller_of(tokens: TokenStore | None) -> Authorized:
+    """The caller of the call this task serves, as the port's token interceptor let it in (its
+    tenant, and its token's digest for revocation); the ``default`` tenant on a server without
+    tokens (no interceptor)."""
+    caller = _CALLER.get()
+    if caller is not None:
+        return caller
+    if tokens is None:
+        return Authorized(DEFAULT_TENANT)
+    # the interceptor lets no call in without a caller: never, but never the default tenant either
+    raise Unauthenticated("the token is not valid; send a current token of this server (tokens may have been rotated)")

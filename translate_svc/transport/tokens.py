@@ -21,9 +21,10 @@ Only SHA-256 digests of the tokens are kept. A presented token is hashed and com
 a match nor the length of a token shows in the time taken. Tokens are never logged or echoed.
 
 Door-neutral: nothing here knows gRPC or HTTP. Each door takes the token from its own wire
-(``grpc/auth.py``: call metadata; ``openai/realtime.py``: the HTTP ``Authorization`` header)
-through ``bearer``; the host (``host.py``) builds one store for all of them, and each door
-watches its live streams with a ``Revocation`` over it.
+(``grpc/auth.py``: call metadata; ``openai/door.py``: the HTTP ``Authorization`` header)
+through ``bearer``, asks ``authorize`` once per call (a tenant, or a ``Refusal``: its kind and
+message, which the door renders as its own status), and watches its live streams with a
+``Revocation`` over the one store the host (``host.py``) builds for all of them.
 """
 
 from __future__ import annotations
@@ -264,6 +265,67 @@ class TokenStore:
         )
 
 
+class RefusalKind(str, Enum):
+    """Why a call was refused; each door renders it as its own status (gRPC: the first three
+    UNAUTHENTICATED, the last PERMISSION_DENIED; HTTP: 401, 401, 401, 403)."""
+
+    NO_TOKEN = "no_token"
+    MALFORMED = "malformed"  # an authorization that is not a bearer token
+    UNKNOWN_TOKEN = "unknown_token"  # not (or no longer) in the tokens file
+    NO_PERMISSION = "no_permission"  # a known token without the permission the call needs
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A call ``authorize`` refused: the kind (the door's status) and the message to send."""
+
+    kind: RefusalKind
+    message: str
+
+
+@dataclass(frozen=True)
+class Authorized:
+    """A call ``authorize`` let in: whose it is, and the token that let it in as its digest (None:
+    the server takes no tokens), by which its stream is watched for revocation from ``generation``
+    on (the tokens file's ``TokenStore.reloads`` when the token was looked up)."""
+
+    tenant: Tenant
+    token: TokenDigest | None = None
+    generation: int = 0
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How a door words its refusals: each door's clients send a token their own way, and have seen
+    these texts. ``lacks`` is formatted with ``permission`` and ``what`` (what the call is)."""
+
+    how_to_send: str
+    malformed: str
+    unknown: str
+    lacks: str
+
+
+def authorize(
+    store: TokenStore | None, token: str | None, needed: Permission | None, wording: Wording, what: str = ""
+) -> Authorized | Refusal:
+    """Whether a call that presents ``token`` (``bearer``'s: None for none, "" for one that is not a
+    bearer token) may do what needs ``needed`` (None: any valid token). One lookup: a door asks once
+    per call and keeps the answer. A server without a tokens file (``store`` None) lets every call
+    in as the ``default`` tenant."""
+    if store is None:
+        return Authorized(DEFAULT_TENANT)
+    if token is None:
+        return Refusal(RefusalKind.NO_TOKEN, f"this server requires a token: {wording.how_to_send}")
+    if not token:
+        return Refusal(RefusalKind.MALFORMED, wording.malformed)
+    grant = store.lookup(token)
+    if grant is None:
+        return Refusal(RefusalKind.UNKNOWN_TOKEN, wording.unknown)
+    if needed is not None and needed not in grant.permissions:
+        return Refusal(RefusalKind.NO_PERMISSION, wording.lacks.format(permission=needed.value, what=what))
+    return Authorized(grant.tenant, TokenDigest.of(token), store.reloads)
+
+
 def bearer(value: str | None) -> str | None:
     """The token of one ``Authorization`` value (``Bearer <token>``, the scheme in any case); None
     when there is no value; "" when it is there but is not a bearer token. Every door parses the
@@ -294,30 +356,52 @@ class Revocation:
         self._live: dict[Endable, TokenDigest] = {}
         tokens.on_reload.append(self._check)
 
-    def watching(self, stream: Endable, token: str | TokenDigest | None) -> contextlib.AbstractContextManager[None]:
+    def watching(
+        self, stream: Endable, token: str | TokenDigest | None, since: int | None = None
+    ) -> contextlib.AbstractContextManager[None]:
         """While the block runs, ``stream`` ends if ``token`` is revoked (none: nothing to watch).
-        A token is digested here, at once: neither this object nor the context it returns keeps it."""
+        A token is digested here, at once: neither this object nor the context it returns keeps it.
+        ``since``: the tokens file's generation when the token was looked up
+        (``Authorized.generation``); if the file changed after (between a call's check and its
+        stream's watch: the door awaited in between), the token is looked up again as the block
+        starts, so a token removed in that moment ends the stream too."""
         if isinstance(token, str):
             token = TokenDigest.of(token) if token else None
-        return _Watch(self._live, stream, token)
+        return _Watch(self, stream, token, since)
 
     def _check(self) -> None:
         for stream, digest in list(self._live.items()):
-            grant = self._tokens.lookup(digest)
-            if grant is None or Permission.STREAM not in grant.permissions:
-                stream.end(Revoked())
+            self._check_one(stream, digest)
+
+    def _check_one(self, stream: Endable, digest: TokenDigest) -> None:
+        grant = self._tokens.lookup(digest)
+        if grant is None or Permission.STREAM not in grant.permissions:
+            stream.end(Revoked())
+
+
+def watching(
+    revocation: Revocation | None, stream: Endable, caller: Authorized
+) -> contextlib.AbstractContextManager[None]:
+    """``Revocation.watching`` for a call ``authorize`` let in, where the door may have no
+    revocation (a server without tokens): then nothing is watched."""
+    if revocation is None:
+        return contextlib.nullcontext()
+    return revocation.watching(stream, caller.token, caller.generation)
 
 
 class _Watch(contextlib.AbstractContextManager[None]):
     """``Revocation.watching``'s block: holds the digest only (``contextlib.contextmanager`` would
     keep the call's arguments, the token among them, for as long as the block runs)."""
 
-    def __init__(self, live: dict[Endable, TokenDigest], stream: Endable, digest: TokenDigest | None) -> None:
-        self._live, self._stream, self._digest = live, stream, digest
+    def __init__(self, owner: Revocation, stream: Endable, digest: TokenDigest | None, since: int | None) -> None:
+        self._owner, self._stream, self._digest, self._since = owner, stream, digest, since
 
     def __enter__(self) -> None:
-        if self._digest is not None:
-            self._live[self._stream] = self._digest
+        if self._digest is None:
+            return
+        self._owner._live[self._stream] = self._digest
+        if self._since is not None and self._since != self._owner._tokens.reloads:
+            self._owner._check_one(self._stream, self._digest)
 
     def __exit__(self, *exc_info: object) -> None:
-        self._live.pop(self._stream, None)
+        self._owner._live.pop(self._stream, None)

@@ -1,8 +1,10 @@
 """Bearer tokens on the gRPC door: a server interceptor over the shared store (``../tokens.py``).
 
 Health (``grpc.health.v1``) stays open: probes carry no token. The interceptor decides before the
-handler runs, for unary and streaming calls alike: a refused call gets a handler of the same shape
-that only aborts, so a stream's handler never starts.
+handler runs, for unary and streaming calls alike (``tokens.authorize``: the call's one lookup): a
+refused call gets a handler of the same shape that only aborts, so a stream's handler never starts;
+a call let in runs with its caller (``rpc.let_in``), which the handler takes from there
+(``rpc.caller_of``) instead of looking the token up again.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Any
 import grpc
 
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.transport.rpc import bearer_token
-from translate_svc.transport.tokens import Permission, TokenStore
+from translate_svc.transport.rpc import bearer_token, let_in
+from translate_svc.transport.tokens import Authorized, Permission, Refusal, RefusalKind, TokenStore, Wording, authorize
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Translator"].full_name
 
@@ -25,6 +27,20 @@ logger = logging.getLogger(__name__)
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 HOW_TO_SEND = 'send metadata "authorization: Bearer <token>"'
+#: the gRPC port's refusals (``tokens.authorize``), as its clients have seen them
+WORDING = Wording(
+    how_to_send=HOW_TO_SEND,
+    malformed=f"malformed authorization metadata: {HOW_TO_SEND}",
+    unknown="the token is not valid; send a current token of this server (tokens may have been rotated)",
+    lacks='the token lacks the permission "{permission}" that {what} needs; ask for a token with it',
+)
+#: each refusal's status
+STATUS: dict[RefusalKind, grpc.StatusCode] = {
+    RefusalKind.NO_TOKEN: grpc.StatusCode.UNAUTHENTICATED,
+    RefusalKind.MALFORMED: grpc.StatusCode.UNAUTHENTICATED,
+    RefusalKind.UNKNOWN_TOKEN: grpc.StatusCode.UNAUTHENTICATED,
+    RefusalKind.NO_PERMISSION: grpc.StatusCode.PERMISSION_DENIED,
+}
 
 
 #: the permission each Translator method needs; other methods (reflection) need any valid token
@@ -44,30 +60,17 @@ def decide(
     method: str,
     metadata: Iterable[tuple[str, Any]] | None,
     permissions: Mapping[str, Permission] = METHOD_PERMISSIONS,
-) -> Denial | None:
-    """None if the call may go on, else the status and message to end it with (``permissions``:
-    what each method needs; other doors on this port add theirs)."""
+) -> Authorized | Denial | None:
+    """The caller if the call may go on (None: a health call, open to all), else the status and
+    message to end it with (``permissions``: what each method needs; other doors on this port add
+    theirs; any other method needs a valid token)."""
     if method.startswith(HEALTH_PREFIX):
         return None
-    token = bearer_token(metadata)
-    if token is None:
-        return grpc.StatusCode.UNAUTHENTICATED, f"this server requires a token: {HOW_TO_SEND}"
-    if not token:
-        return grpc.StatusCode.UNAUTHENTICATED, f"malformed authorization metadata: {HOW_TO_SEND}"
-    grant = store.lookup(token)
-    if grant is None:
-        return (
-            grpc.StatusCode.UNAUTHENTICATED,
-            "the token is not valid; send a current token of this server (tokens may have been rotated)",
-        )
-    needed = permissions.get(method)
-    if needed is not None and needed not in grant.permissions:
-        name = method.rsplit("/", 1)[-1]
-        return (
-            grpc.StatusCode.PERMISSION_DENIED,
-            f'the token lacks the permission "{needed.value}" that {name} needs; ask for a token with it',
-        )
-    return None
+    name = method.rsplit("/", 1)[-1]
+    decision = authorize(store, bearer_token(metadata), permissions.get(method), WORDING, name)
+    if isinstance(decision, Refusal):
+        return STATUS[decision.kind], decision.message
+    return decision
 
 
 class RefusalLog:
@@ -189,8 +192,10 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         method = handler_call_details.method
         if isinstance(method, bytes):
             method = method.decode("utf-8", "replace")
-        denial = decide(self.store, method, handler_call_details.invocation_metadata, self.permissions)
+        decision = decide(self.store, method, handler_call_details.invocation_metadata, self.permissions)
         handler = await continuation(handler_call_details)
-        if denial is None:
+        if decision is None:  # health
             return handler
-        return _denying(handler, *denial, self._drain_s, self.refusals, self.drains)
+        if isinstance(decision, Authorized):  # None for an unknown method: UNIMPLEMENTED
+            return None if handler is None else let_in(handler, decision)
+        return _denying(handler, *decision, self._drain_s, self.refusals, self.drains)

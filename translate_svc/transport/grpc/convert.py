@@ -13,7 +13,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.audio.limits import OPUS_RATE
+from translate_svc.audio.limits import OPUS_RATE  # Opus's clock: the OPUS stream timeline, Opus speech
 from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
 from translate_svc.session.events import (
@@ -31,6 +31,7 @@ from translate_svc.session.events import (
     Updated,
 )
 from translate_svc.settings import LimitsSettings
+from translate_svc.transport.calls import stream_message_bytes
 from translate_svc.types import (
     DEFAULT_TERM_WEIGHT,
     AudioEncoding,
@@ -48,10 +49,6 @@ from translate_svc.types import (
     Translation,
 )
 from translate_svc.vad.segmenter import SegmenterConfig
-
-#: largest ListLanguages request, and what a stream message may hold besides its audio chunk (the
-#: config's terms and candidates); only Translate takes ``limits.max_message_bytes``
-SMALL_MESSAGE_BYTES = 64 * 1024
 
 _SPEECH_ENCODINGS = {
     pb.SPEECH_ENCODING_UNSPECIFIED: SpeechEncoding.LINEAR16,
@@ -209,7 +206,7 @@ def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
         connection_idle_seconds=limits.connection_idle_s,
         connection_max_age_seconds=limits.connection_max_age_s,
         max_translate_calls=limits.max_translate_calls,
-        max_stream_message_bytes=limits.max_chunk_bytes + SMALL_MESSAGE_BYTES,
+        max_stream_message_bytes=stream_message_bytes(limits),
         reorder_window_ms=limits.reorder_window_ms,
         stall_close_ms=limits.stall_close_ms,
         min_simultaneous_step_ms=limits.min_simultaneous_step_ms,

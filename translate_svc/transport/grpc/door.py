@@ -1,9 +1,10 @@
 """The gRPC door: Translator + standard health + reflection, on the main port (and health alone on
 an optional plaintext ``health_port``).
 
-The host (``../host.py``) builds it from the settings, the shared token store and revocation, and
-drives its lifetime. Health is NOT_SERVING until the host says the model is warm, and again when
-draining or when the model worker dies.
+The host (``../host.py``) builds it from the doors' context (``../door.py``: the settings, the
+shared token store and revocation) with the services of other doors on this port
+(``rpc.PortServices``: Riva's), and drives its lifetime as a ``Door``. Health is NOT_SERVING
+until the host says the model is warm, and again when draining or when the model worker dies.
 
 Security (docs/security.md): TLS or mTLS on the main port with certificates re-read when their
 files change (``tls.py``), bearer tokens checked by an interceptor (``auth.py``), reflection off
@@ -23,7 +24,7 @@ reading holds that much audio in the transport, not the 4 MiB and more BDP probi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -32,17 +33,12 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from translate_svc.observability import tracing
-from translate_svc.session.manager import SessionManager
 from translate_svc.settings import LimitsSettings, Settings
+from translate_svc.transport.door import DoorContext, address
 from translate_svc.transport.grpc.auth import RefusalLog, TokenAuthInterceptor
 from translate_svc.transport.grpc.servicer import SERVICE_NAME, TranslatorServicer
 from translate_svc.transport.grpc.tls import CertificateReloader, TlsFiles
-from translate_svc.transport.tokens import Permission, Revocation, TokenStore
-
-
-def address(host: str, port: int) -> str:
-    """host:port for gRPC, with brackets around an IPv6 address."""
-    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+from translate_svc.transport.rpc import PortServices
 
 
 def reflection_enabled(settings: Settings) -> bool:
@@ -126,25 +122,21 @@ class HealthDoor(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
 
 
 class GrpcDoor:
-    """The gRPC server(s) of one process. Event loop only.
+    """The gRPC server(s) of one process: a ``Door``. Event loop only.
 
     Raises ``TlsConfigError`` (a one-line message) when the TLS files cannot be used, before
-    anything listens. ``reuse_port``: the front-end workers of one node listen on the same port (and
-    health port) together (``SO_REUSEPORT``).
+    anything listens. ``ctx.reuse_port``: the front-end workers of one node listen on the same port
+    (and health port) together (``SO_REUSEPORT``).
     """
 
-    def __init__(
-        self,
-        sessions: SessionManager,
-        settings: Settings,
-        tokens: TokenStore | None,
-        revocation: Revocation | None,
-        *,
-        reuse_port: bool = False,
-        method_permissions: Mapping[str, Permission] | None = None,
-    ) -> None:
-        """``method_permissions``: what the methods of other doors served on this port need."""
+    def __init__(self, ctx: DoorContext, services: Sequence[PortServices] = ()) -> None:
+        """``services``: other doors' services served on this port (their handlers, and the
+        permission each of their methods needs)."""
+        settings, tokens, reuse_port = ctx.settings, ctx.tokens, ctx.reuse_port
         self.settings = settings
+        self.tokens = tokens
+        self.services = tuple(services)
+        method_permissions = {m: p for door in self.services for m, p in door.permissions.items()}
         s = settings.server
         self.health = HealthServicer()
         self.tls: CertificateReloader | None = None
@@ -174,16 +166,18 @@ class GrpcDoor:
             maximum_concurrent_rpcs=calls + token_less,
         )
         self.servicer = TranslatorServicer(
-            sessions, error_drain_s=s.error_drain_s, tokens=tokens, revocation=revocation
+            ctx.sessions, error_drain_s=s.error_drain_s, tokens=tokens, revocation=ctx.revocation()
         )
         self.server.add_generic_rpc_handlers((self.servicer.handler(),))
+        for door in self.services:
+            self.server.add_generic_rpc_handlers(tuple(door.handlers()))
         refusals = RefusalLog()
         self.health_door = HealthDoor(self.health, limits.max_health_watches, refusals)
         health_pb2_grpc.add_HealthServicer_to_server(self.health_door, self.server)
         self.reflection = reflection_enabled(settings)
         if self.reflection:
             # with the services of other doors on this port (their methods' names: /service/method)
-            others = sorted({method.split("/")[1] for method in method_permissions or ()})
+            others = sorted({method.split("/")[1] for method in method_permissions})
             health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
             reflection.enable_server_reflection(
                 (SERVICE_NAME, *others, health_name, reflection.SERVICE_NAME), self.server
@@ -205,7 +199,8 @@ class GrpcDoor:
         self.health_port: int | None = None
 
     def describe(self) -> list[str]:
-        """How the port is protected, in parts of the host's one line."""
+        """Where the port listens and how it is protected (TLS, tokens), in parts of the host's one
+        line; then the other doors' services on it."""
         s = self.settings.server
         parts = [f"listening on {address(s.host, self.port)}"]
         if self.tls is None:
@@ -214,21 +209,27 @@ class GrpcDoor:
             parts.append("TLS with client certificates required (mTLS)")
         else:
             parts.append("TLS")
+        parts.append(f"tokens required ({len(self.tokens)} known)" if self.tokens is not None else "no token required")
+        parts.append("reflection on" if self.reflection else "reflection off")
+        if self.health_port is not None:
+            parts.append(f"plaintext health on {address(s.host, self.health_port)}")
+        for door in self.services:
+            parts += door.describe()
         return parts
 
-    def describe_after(self) -> list[str]:
-        parts = ["reflection on" if self.reflection else "reflection off"]
+    def ports(self) -> dict[str, int]:
+        ports = {"port": self.port}
         if self.health_port is not None:
-            parts.append(f"plaintext health on {address(self.settings.server.host, self.health_port)}")
-        return parts
+            ports["health_port"] = self.health_port
+        return ports
 
     async def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", SERVICE_NAME):
             await self.health.set(name, status)
 
-    async def start(self) -> int:
-        """Listen (health NOT_SERVING until ``set_serving``); the main port bound."""
+    async def start(self) -> None:
+        """Listen (health NOT_SERVING until ``set_serving``)."""
         s = self.settings.server
         addr = address(s.host, s.port)
         if self.tls is not None:
@@ -241,9 +242,8 @@ class GrpcDoor:
         await self.server.start()
         if self.health_server is not None:
             await self.health_server.start()
-        return self.port
 
-    async def enter_graceful_shutdown(self) -> None:
+    async def drain(self) -> None:
         """NOT_SERVING for good (probes see it while the streams drain)."""
         await self.health.enter_graceful_shutdown()
 
@@ -251,7 +251,7 @@ class GrpcDoor:
         """The main port: calls still in flight get ``grace`` seconds."""
         await self.server.stop(grace)
 
-    async def stop_health(self) -> None:
+    async def close(self) -> None:
         """The health port, last of all."""
         if self.health_server is not None:
             await self.health_server.stop(0)

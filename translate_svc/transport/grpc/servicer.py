@@ -28,7 +28,7 @@ from grpc_status import rpc_status
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, ServiceError
 from translate_svc.observability import tracing
-from translate_svc.observability.access import CallInfo, new_request_id
+from translate_svc.observability.access import CallInfo
 from translate_svc.session import (
     ClipResult,
     Invalid,
@@ -40,21 +40,17 @@ from translate_svc.session import (
     TextsResult,
 )
 from translate_svc.session.clip import ClipDriver, ClipRequest
+from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, stream_message_bytes, text_request_bytes
 from translate_svc.transport.grpc import convert
 from translate_svc.transport.grpc.auth import SERVICE_NAME as SERVICE_NAME  # re-exported
-from translate_svc.transport.rpc import bearer_token, parse_message, tenant_of, unary_errors
-from translate_svc.transport.tokens import Revocation, TokenStore
+from translate_svc.transport.rpc import call_of, caller_of, parse_message, unary_errors
+from translate_svc.transport.tokens import Revocation, TokenStore, watching
 from translate_svc.vad.segmenter import SegmenterConfig
 
 logger = logging.getLogger(__name__)
 
-#: the metadata key of a call's request id, both ways
-REQUEST_ID = "x-request-id"
-
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
-
-SMALL_MESSAGE_BYTES = convert.SMALL_MESSAGE_BYTES
 
 
 def status_for(err: ServiceError) -> grpc.Status:
@@ -137,8 +133,7 @@ class TranslatorServicer:
         """Admitted (``max_translate_calls``, the tenant's caps) before the clip is read: the call
         itself is the stream core's (``ClipDriver``); this reads, converts and renders."""
         call = await _call_info(context, "Translate")
-        tenant = tenant_of(self._tokens, context.invocation_metadata())
-        driver = ClipDriver(self._m, tenant=tenant, call=call)
+        driver = ClipDriver(self._m, tenant=caller_of(self._tokens).tenant, call=call)
         return await driver.run(functools.partial(self._read_clip, raw_requests), self._render_clip)
 
     async def _read_clip(self, raw_requests: AsyncIterator[bytes]) -> ClipRequest:
@@ -187,15 +182,11 @@ class TranslatorServicer:
         """Texts in: the call is the stream core's (``TextDriver``: admission as a Translate call,
         the engine, accounting); this parses, converts and renders."""
         call = await _call_info(context, "TranslateText")
-        tenant = tenant_of(self._tokens, context.invocation_metadata())
-        driver = TextDriver(self._m, tenant=tenant, call=call)
+        driver = TextDriver(self._m, tenant=caller_of(self._tokens).tenant, call=call)
         return await driver.run(functools.partial(self._read_texts, raw), self._render_texts)
 
     def _read_texts(self, raw: bytes) -> TextRequest:
-        limits = self._m.limits
-        # each character is at most 4 bytes of UTF-8, each text a few bytes of framing
-        limit = SMALL_MESSAGE_BYTES + 4 * limits.max_text_request_chars + 8 * limits.max_texts
-        request = _parse(pb.TranslateTextRequest, raw, limit)
+        request = _parse(pb.TranslateTextRequest, raw, text_request_bytes(self._m.limits))
         return TextRequest(
             tuple(request.texts),
             request.source_language,
@@ -222,14 +213,10 @@ class TranslatorServicer:
         """Parse, drive, render: the stream protocol itself is ``StreamDriver``'s."""
         try:
             call = await _call_info(context, "StreamingTranslate")
-            tenant = tenant_of(self._tokens, context.invocation_metadata())
-            limit = SMALL_MESSAGE_BYTES + self._m.limits.max_chunk_bytes
-            requests = _requests(raw_requests, self._m.vad_defaults, limit)
-            driver = StreamDriver(self._m, error_drain_s=self._error_drain_s, tenant=tenant, call=call)
-            watching: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-            if self._revocation is not None:
-                watching = self._revocation.watching(driver, bearer_token(context.invocation_metadata()))
-            with watching:
+            caller = caller_of(self._tokens)
+            requests = _requests(raw_requests, self._m.vad_defaults, stream_message_bytes(self._m.limits))
+            driver = StreamDriver(self._m, error_drain_s=self._error_drain_s, tenant=caller.tenant, call=call)
+            with watching(self._revocation, driver, caller):
                 async with contextlib.aclosing(driver.run(requests)) as events:
                     async for ev in events:
                         yield convert.stream_event_to_pb(ev)
@@ -240,8 +227,7 @@ class TranslatorServicer:
 async def _call_info(context: grpc.aio.ServicerContext[Any, Any], method: str) -> CallInfo:
     """The call's request id (the caller's ``x-request-id``, or a new one), sent back at once in
     the initial metadata, and who called."""
-    given = next((v for k, v in context.invocation_metadata() or () if k == REQUEST_ID and isinstance(v, str)), None)
-    call = CallInfo(new_request_id(given), method, context.peer())
+    call = call_of(context, method)
     tracing.set_call_attributes(**{"translate_svc.request_id": call.request_id})
     await context.send_initial_metadata(((REQUEST_ID, call.request_id),))
     return call

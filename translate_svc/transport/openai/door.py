@@ -1,57 +1,228 @@
-"""The OpenAI-compatible door on the HTTP port (``server.http_port``): the realtime WebSocket
-(``realtime.py``), its WebRTC flow (``webrtc.py``), client secrets (``client_secrets.py``) and the
-demo page (``demo.py``), on one aiohttp application. The host (``../host.py``) builds it from the
-settings, the shared token store and revocation, and drives its lifetime.
+"""The OpenAI-compatible door on the HTTP port (``server.http_port``): OpenAI's realtime translation
+protocol over a WebSocket (``GET /v1/realtime/translations?model=...``, JSON events in and out, as
+``openai``'s ``client.realtime.translations.connect()`` speaks them), client secrets for browsers
+(``POST .../client_secrets``), its WebRTC flow (``webrtc.py``) and the demo page (``demo.py``), on one
+aiohttp application. The host (``../host.py``) builds it from the doors' context (``../door.py``)
+and drives its lifetime as a ``Door``.
+
+This module is the door: its routes, who may open a session, and the connect. The protocol is
+``protocol.py`` (sans I/O), a session's I/O ``loop.py``, the port and its bounds ``http_site.py``.
+
+Tokens are the gRPC door's (``Authorization: Bearer``, permission ``stream``), checked before the
+WebSocket upgrade, and so are a browser's Origin (``limits.http_allowed_origins``) and the stream's
+slots (``SessionManager.admit_stream``): a refused handshake is an HTTP 401, 403, 429 or 503 with an
+OpenAI-shaped JSON body, and no socket is opened.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
+from aiohttp import web
+
+from translate_svc.errors import NotReady, ServiceError
 from translate_svc.session.manager import SessionManager
-from translate_svc.settings import Settings
-from translate_svc.transport.openai.client_secrets import ClientSecrets
-from translate_svc.transport.openai.demo import DemoPage, page_url
-from translate_svc.transport.openai.realtime import PATH, RealtimeDoor, tls_context
+from translate_svc.session.quota import Tenant
+from translate_svc.transport.calls import REQUEST_ID, call_info
+from translate_svc.transport.door import DoorContext, address
+from translate_svc.transport.openai.client_secrets import ORIGIN_REFUSED, BadRequest, ClientSecrets, origin_allowed
+from translate_svc.transport.openai.client_secrets import PREFIX as SECRET_PREFIX
+from translate_svc.transport.openai.client_secrets import parse_request as parse_mint_request
+from translate_svc.transport.openai.demo import DEMO_TENANT, DemoPage, page_url
+from translate_svc.transport.openai.http_site import (
+    CappedSite,
+    admission_refused,
+    bound_port,
+    http_error,
+    listen,
+    tls_context,
+)
+from translate_svc.transport.openai.loop import Caller, serve_websocket
+from translate_svc.transport.openai.protocol import RealtimeProtocol
 from translate_svc.transport.openai.webrtc import WebRtcDoor
-from translate_svc.transport.tokens import Revocation, TokenStore
+from translate_svc.transport.tokens import (
+    Permission,
+    Refusal,
+    RefusalKind,
+    Wording,
+    authorize,
+    bearer,
+)
+from translate_svc.types import ModelCard
+
+PATH = "/v1/realtime/translations"
+_HOW_TO_SEND = "send `Authorization: Bearer <token>` (api_key)"
+#: the HTTP port's token refusals (``tokens.authorize``), as its clients have seen them; a header
+#: that is no bearer token is answered as none
+WORDING = Wording(
+    how_to_send=_HOW_TO_SEND,
+    malformed=f"this server requires a token: {_HOW_TO_SEND}",
+    unknown="the token is not valid; send a current token of this server",
+    lacks='the token lacks the permission "{permission}" that {what} needs',
+)
+#: each refusal's HTTP status and OpenAI error code
+STATUS: dict[RefusalKind, tuple[int, str]] = {
+    RefusalKind.NO_TOKEN: (401, "missing_api_key"),
+    RefusalKind.MALFORMED: (401, "missing_api_key"),
+    RefusalKind.UNKNOWN_TOKEN: (401, "invalid_api_key"),
+    RefusalKind.NO_PERMISSION: (403, "insufficient_permissions"),
+}
 
 
 class OpenAIDoor:
-    """The HTTP port's doors. Event loop only."""
+    """The HTTP port's doors (a ``Door``); ``start`` and ``stop`` run on the gRPC server's event
+    loop. Event loop only."""
 
-    def __init__(
-        self,
-        sessions: SessionManager,
-        settings: Settings,
-        tokens: TokenStore | None,
-        revocation: Revocation | None,
-    ) -> None:
+    def __init__(self, ctx: DoorContext) -> None:
+        settings, sessions = ctx.settings, ctx.sessions
         self.settings = settings
+        self._m = sessions
+        self._tokens = ctx.tokens
+        self._reuse_port = ctx.reuse_port
+        #: over the host's one token store: a token removed from the tokens file ends the sessions
+        #: it opened (client secrets expire)
+        self._revocation = ctx.revocation()
         auth = settings.auth
-        secrets = ClientSecrets(auth.client_secret_key, auth.client_secret_ttl_s)
-        self.realtime = RealtimeDoor(sessions, tokens, secrets, revocation)
-        self.webrtc = WebRtcDoor(sessions, self.realtime.app, PATH, self.realtime.authorize)
+        self.secrets = ClientSecrets(auth.client_secret_key, auth.client_secret_ttl_s)
+        self.app = web.Application()
+        self.app.router.add_get(PATH, self._connect)
+        self.app.router.add_post(PATH + "/client_secrets", self._mint)
+        self.webrtc = WebRtcDoor(sessions, self.app, PATH, self.authorize)
         if settings.server.demo_page:
-            DemoPage(sessions, self.realtime.app, secrets)
+            DemoPage(sessions, self.app, self.secrets)
+        self._runner: web.AppRunner | None = None
+        #: the listening site (``start``), with its count of open and refused connections
+        self.site: CappedSite | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+        self.port = 0
 
-    async def start(self, *, reuse_port: bool) -> int:
+    @property
+    def tls(self) -> bool:
+        s = self.settings.server
+        return s.tls_cert_file is not None and s.tls_key_file is not None
+
+    async def start(self) -> None:
+        """Listen on ``server.http_port``, bounded (``http_site.listen``), with the gRPC port's TLS."""
         s = self.settings.server
         assert s.http_port is not None
         tls = None
         if s.tls_cert_file is not None and s.tls_key_file is not None:
             tls = tls_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file)
-        return await self.realtime.start(s.host, s.http_port, reuse_port=reuse_port, tls=tls)
+        self._runner, self.site = await listen(
+            self.app, s.host, s.http_port, self._m.limits, reuse_port=self._reuse_port, tls=tls
+        )
+        self.port = bound_port(self._runner)
 
-    def describe(self, where: str) -> list[str]:
-        """``where``: the port's host:port as the host writes it."""
+    def describe(self) -> list[str]:
         s = self.settings.server
-        tls = s.tls_cert_file is not None and s.tls_key_file is not None
-        parts = [f"OpenAI-compatible realtime door on {'wss' if tls else 'ws'}://{where}{PATH}"]
+        where = address(s.host, self.port)
+        parts = [f"OpenAI-compatible realtime door on {'wss' if self.tls else 'ws'}://{where}{PATH}"]
         if s.demo_page:
-            page = page_url(s.host, self.realtime.port, tls=tls)
+            page = page_url(s.host, self.port, tls=self.tls)
             parts.append(f"demo page on {page} (it mints client secrets for anyone who reaches it)")
         return parts
 
-    async def stop(self) -> None:
-        """After the drain: the WebRTC calls, then the sockets and the port."""
+    def ports(self) -> dict[str, int]:
+        return {"http_port": self.port}
+
+    async def set_serving(self, serving: bool) -> None:
+        """No health of its own: the gRPC port's health speaks for the process."""
+
+    async def drain(self) -> None:
+        """Nothing of its own: the stream core refuses new sessions (503 at the handshake)."""
+
+    async def stop(self, grace: float) -> None:
+        """After the drain: the WebRTC calls, then what is still open, then the port (the sessions
+        have ended on the drain: ``grace`` is not waited for)."""
         await self.webrtc.close()
-        await self.realtime.stop()
+        for ws in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def close(self) -> None:
+        """Nothing stays open to the end."""
+
+    def authorize(self, request: web.Request, *, secret_ok: bool = True) -> Caller | web.Response:
+        """Who may open a session (``secret_ok``: a client secret will do), or the HTTP error to
+        answer with. A browser page of another site is refused first (``origin_allowed``)."""
+        if not origin_allowed(
+            request.headers.get("Origin"), request.headers.get("Host"), self._m.limits.http_allowed_origins
+        ):
+            return http_error(403, ORIGIN_REFUSED, "origin_not_allowed")
+        token = bearer(request.headers.get("Authorization"))
+        if secret_ok and token and token.startswith(SECRET_PREFIX):
+            tenant = self.secrets.tenant(token)
+            if tenant is None:
+                return http_error(
+                    401, "the client secret is not valid or has expired: mint a new one", "invalid_api_key"
+                )
+            known = self._tokens.secret_tenant(tenant) if self._tokens is not None else Tenant(tenant)
+            if known is None and tenant == DEMO_TENANT and self._tokens is not None:
+                known = self._tokens.tenant(tenant) or Tenant(tenant)  # minted by the server's demo page
+            if known is None:  # no token of its tenant may stream any more (docs/security.md)
+                return http_error(401, "the client secret's tenant was removed: mint a new one", "invalid_api_key")
+            return Caller(known)  # a session opened with it runs on until it ends
+        decision = authorize(self._tokens, token, Permission.STREAM, WORDING, "a realtime session")
+        if isinstance(decision, Refusal):
+            status, code = STATUS[decision.kind]
+            return http_error(status, decision.message, code)
+        return Caller(decision.tenant, decision.token, self._revocation, decision.generation)
+
+    async def _mint(self, request: web.Request) -> web.Response:
+        """A short-lived client secret for a browser (a server token with ``stream`` mints it;
+        a client secret cannot mint another)."""
+        caller = self.authorize(request, secret_ok=False)
+        if isinstance(caller, web.Response):
+            return caller
+        timeout_s = self._m.limits.http_header_timeout_s
+        try:
+            async with asyncio.timeout(timeout_s):
+                body = await request.json()
+        except ValueError:  # not JSON (nor UTF-8)
+            body = None
+        except TimeoutError:
+            message = f"the request's body did not come within {timeout_s:g} s (limits.http_header_timeout_s)"
+            return http_error(408, message, "request_timeout")
+        try:
+            asked, session = parse_mint_request(body)
+        except BadRequest as e:
+            return http_error(400, str(e), "invalid_value")
+        value, expires = self.secrets.mint(asked, tenant=caller.tenant.name)
+        return web.json_response({"value": value, "expires_at": expires, "session": {"type": "translation", **session}})
+
+    async def _connect(self, request: web.Request) -> web.StreamResponse:
+        caller = self.authorize(request)
+        if isinstance(caller, web.Response):
+            return caller
+        limits = self._m.limits
+        call = call_info(request.headers.get(REQUEST_ID), "realtime", request.remote or "")
+        protocol = RealtimeProtocol(
+            request.query.get("model", ""),
+            request.query.get("source_language"),
+            self._m.vad_defaults,
+            max_languages=limits.max_target_languages,
+            max_append_bytes=limits.ws_max_append_bytes,
+            chunk_bytes=limits.max_chunk_bytes,
+            card=_card(self._m),
+        )
+        resume = request.query.get("x_resume")
+        # the stream's slots before the upgrade (issue 34 N3): a tenant at its cap, a full or a
+        # draining server answers with an HTTP status and opens no WebSocket; an open socket holds
+        # its slots, and the stream core ends it if no config comes (limits.config_timeout_ms)
+        try:
+            admission = self._m.admit_stream(caller.tenant)
+        except ServiceError as e:
+            return admission_refused(e)
+        return await serve_websocket(
+            request, self._m, protocol, caller, call, admission, resume=resume or None, sockets=self._sockets
+        )
+
+
+def _card(manager: SessionManager) -> ModelCard | None:
+    try:
+        return manager.card
+    except NotReady:
+        return None

@@ -6,8 +6,9 @@
 - the browser's microphone track (Opus; aiortc decodes it to 48 kHz stereo) is downmixed to mono
   and fed to the stream as 48 kHz PCM16 (our resampler takes it to 16 kHz);
 - a data channel named ``oai-events`` carries the same JSON events as the WebSocket door
-  (``realtime.RealtimeSession``): ``session.update`` picks the language(s), transcript and
-  translation deltas come back, ``session.close`` ends the session;
+  (``protocol.RealtimeProtocol``, driven by ``loop.py`` as a WebSocket's session is):
+  ``session.update`` picks the language(s), transcript and translation deltas come back,
+  ``session.close`` ends the session;
 - each target language has an audio track back (the first on the microphone's transceiver, the
   others on further audio transceivers the offer brought), playing the translated speech at
   48 kHz as it comes and silence between: in simultaneous mode (the door's default) each commit's
@@ -57,27 +58,25 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
+from translate_svc.audio.limits import OPUS_RATE
 from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.errors import InvalidInput, ServiceError
-from translate_svc.observability.access import CallInfo, new_request_id
+from translate_svc.observability.access import CallInfo
 from translate_svc.session.events import AudioIn, StreamConfig, StreamRequest
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.settings import LimitsSettings
-from translate_svc.transport.openai.realtime import (
-    MAX_TAG_CHARS,
-    Caller,
-    RealtimeSession,
-    admission_refused,
-    error_event,
-    serve_session,
-    wire_event,
-)
+from translate_svc.transport.calls import REQUEST_ID, call_info
+from translate_svc.transport.openai.http_site import admission_refused, http_error
+from translate_svc.transport.openai.loop import Caller, requests, serve_session
+from translate_svc.transport.openai.protocol import RealtimeProtocol, Speech
+from translate_svc.transport.openai.session_update import MAX_TAG_CHARS
+from translate_svc.transport.openai.wire import error_event
 
 logger = logging.getLogger(__name__)
 
-TRACK_RATE = 48000
+TRACK_RATE = OPUS_RATE  # aiortc decodes (and encodes) Opus at its clock
 _CLOSED = "\x00closed"  # the data channel or the peer connection closed (no client sends it: not JSON)
-FRAME = 960  # 20 ms at 48 kHz
+FRAME = TRACK_RATE // 50  # 20 ms
 #: an offer's sending directions (RFC 8866 6.7; none named: sendrecv)
 _DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
@@ -282,13 +281,12 @@ class WebRtcDoor:
                 body = await _read_at_most(request, limits.webrtc_max_offer_bytes)
         except TimeoutError:
             message = f"the request's body did not come within {timeout_s:g} s (limits.http_header_timeout_s)"
-            return _error(408, message, "invalid_request_error", "request_timeout")
+            return http_error(408, message, "request_timeout")
         if body is None:
-            return _error(
+            return http_error(
                 413,
                 f"the SDP offer is larger than {limits.webrtc_max_offer_bytes} bytes "
                 "(limits.webrtc_max_offer_bytes); a browser's offer is a few KiB: send one call's offer",
-                "invalid_request_error",
                 "invalid_value",
             )
         try:
@@ -301,9 +299,9 @@ class WebRtcDoor:
                 max_candidates=limits.webrtc_max_candidates,
             )
         except UnicodeDecodeError:
-            return _error(400, "the SDP offer must be UTF-8 text", "invalid_request_error", "invalid_value")
+            return http_error(400, "the SDP offer must be UTF-8 text", "invalid_value")
         except InvalidInput as e:
-            return _error(400, e.message, "invalid_request_error", "invalid_value")
+            return http_error(400, e.message, "invalid_value")
         try:  # the stream's slot, before a peer connection or a thread exists (docs/security.md)
             admission = self._m.admit_stream(caller.tenant)
         except ServiceError as e:
@@ -313,7 +311,7 @@ class WebRtcDoor:
         tracks = {tag: SpeechTrack() for tag in tags} or {"": SpeechTrack()}
         for track in tracks.values():
             pc.addTrack(track)
-        info = CallInfo(new_request_id(request.headers.get("X-Request-Id")), "webrtc", request.remote or "")
+        info = call_info(request.headers.get(REQUEST_ID), "webrtc", request.remote or "")
         call = _Call(
             self._m,
             pc,
@@ -337,12 +335,12 @@ class WebRtcDoor:
             await pc.close()
             admission.release()
             reason = str(e)[:200] or type(e).__name__
-            return _error(400, f"the SDP offer cannot be used: {reason}", "invalid_request_error", "invalid_value")
+            return http_error(400, f"the SDP offer cannot be used: {reason}", "invalid_value")
         return web.Response(
             status=201,
             text=pc.localDescription.sdp,
             content_type="application/sdp",
-            headers={"X-Request-Id": info.request_id},
+            headers={REQUEST_ID: info.request_id},
         )
 
 
@@ -370,11 +368,6 @@ async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
         if len(body) > limit:
             return None
     return bytes(body)
-
-
-def _error(status: int, message: str, kind: str, code: str, headers: dict[str, str] | None = None) -> web.Response:
-    body = {"error": {"message": message, "type": kind, "code": code, "param": None}}
-    return web.json_response(body, status=status, headers=headers)
 
 
 class _Call:
@@ -407,7 +400,7 @@ class _Call:
         self.ready = asyncio.Event()  # the data channel is open
         self.heard = asyncio.Event()  # the microphone's first frame came
         self.gone = asyncio.Event()  # the peer connection failed or closed
-        self.session: RealtimeSession | None = None
+        self.session: RealtimeProtocol | None = None
         self.started = False  # the config is in the queue: the microphone's audio may follow it
         pc.on("datachannel", self._on_channel)
         pc.on("track", self._on_track)
@@ -444,10 +437,11 @@ class _Call:
         while (m := await self.messages.get()) != _CLOSED:
             yield m
 
-    def _speak(self, tag: str, audio: np.ndarray, rate: int) -> None:
-        """Speech in ``tag`` onto its track, queued after what it still plays: a commit's chunk
-        (simultaneous mode) or a segment's speech (without named tracks: the first target's onto
-        the one track; the others have none)."""
+    def _speak(self, speech: Speech) -> None:
+        """Speech in its language onto its track, queued after what it still plays: a commit's
+        chunk (simultaneous mode) or a segment's speech (without named tracks: the first target's
+        onto the one track; the others have none)."""
+        tag, audio, rate = speech.tag, speech.audio, speech.rate
         track = self.tracks.get(tag)
         if track is None and "" in self.tracks and self.session is not None and self.session.languages[:1] == [tag]:
             track = self.tracks[""]
@@ -512,25 +506,32 @@ class _Call:
             if self.channel is not None and self.channel.readyState == "open":
                 await asyncio.sleep(0.5)  # the error leaves the data channel
             return
-        session = RealtimeSession(
-            self._send, self.model, self.source, self._m.vad_defaults, input_rate=TRACK_RATE, speak=self._speak
-        )
+        session = RealtimeProtocol(self.model, self.source, self._m.vad_defaults, input_rate=TRACK_RATE, tracks=True)
         self.session = session
-        await session.send(wire_event("session.created", session=session.session()))
+        await self._send(session.created())
 
         async def pump() -> None:  # the channel's events, converted, into the one request queue
-            async for req in session.requests(self._events()):
+            async for req in requests(session, self._events(), self._send):
                 await self.requests.put(req)
                 self.started |= isinstance(req, StreamConfig)
             await self.requests.put(None)
 
-        async def requests() -> AsyncIterator[StreamRequest]:
+        async def queued() -> AsyncIterator[StreamRequest]:
             while (req := await self.requests.get()) is not None:
                 yield req
 
         pumping = asyncio.create_task(pump())
         try:
-            await serve_session(self._m, session, requests(), self.caller, self.info, admission=self.admission)
+            await serve_session(
+                self._m,
+                session,
+                queued(),
+                self.caller,
+                self.info,
+                send=self._send,
+                play=self._speak,
+                admission=self.admission,
+            )
         finally:
             pumping.cancel()
             await asyncio.gather(pumping, return_exceptions=True)

@@ -46,8 +46,6 @@ from translate_svc.types import (
 )
 from translate_svc.vad.segmenter import SegmenterConfig
 
-#: what a stream message may hold besides its audio chunk (the config, its phrases)
-SMALL_MESSAGE_BYTES = 64 * 1024
 #: live captions every this many ms when a client asks for ``interim_results`` and does not say
 #: (``custom_configuration["interim_interval_ms"]``)
 DEFAULT_INTERIM_INTERVAL_MS = 1000

@@ -1,32 +1,35 @@
-"""The Riva-compatible door on the gRPC port: its services are added to the gRPC door's server, so
-they share its port, TLS, token interceptor (``METHOD_PERMISSIONS``), call limits and lifetime
-(health, drain). The host (``../host.py``) builds it when ``server.riva`` is on."""
+"""The Riva-compatible door on the gRPC port: its services are added to the gRPC door's server
+(``rpc.PortServices``), so they share its port, TLS, token interceptor (``permissions``), call
+limits and lifetime (health, drain). The host (``../host.py``) builds it when ``server.riva`` is on
+and hands it to the gRPC door."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
 
-from translate_svc.session.manager import SessionManager
-from translate_svc.settings import Settings
+import grpc
+
+from translate_svc.transport.door import DoorContext
 from translate_svc.transport.riva.servicer import ASR_SERVICE, METHOD_PERMISSIONS, NMT_SERVICE, RivaServicer
-from translate_svc.transport.tokens import Revocation, TokenStore
+from translate_svc.transport.tokens import Permission
 
 __all__ = ["ASR_SERVICE", "METHOD_PERMISSIONS", "NMT_SERVICE", "RivaDoor"]
 
 
 class RivaDoor:
-    """The Riva services of one process. Event loop only."""
+    """The Riva services of one process (``rpc.PortServices``). Event loop only."""
 
-    def __init__(
-        self, sessions: SessionManager, settings: Settings, tokens: TokenStore | None, revocation: Revocation | None
-    ) -> None:
+    def __init__(self, ctx: DoorContext) -> None:
         self.servicer = RivaServicer(
-            sessions, error_drain_s=settings.server.error_drain_s, tokens=tokens, revocation=revocation
+            ctx.sessions,
+            error_drain_s=ctx.settings.server.error_drain_s,
+            tokens=ctx.tokens,
+            revocation=ctx.revocation(),
         )
+        self.permissions: Mapping[str, Permission] = METHOD_PERMISSIONS
 
-    def attach(self, server: Any) -> None:
-        """Add the services to the gRPC port's server (before it starts)."""
-        server.add_generic_rpc_handlers(self.servicer.handlers())
+    def handlers(self) -> Sequence[grpc.GenericRpcHandler]:
+        return self.servicer.handlers()
 
     def describe(self) -> list[str]:
         return [f"Riva-compatible door ({NMT_SERVICE}, {ASR_SERVICE}.StreamingRecognize) on the same port"]

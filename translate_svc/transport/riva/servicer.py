@@ -5,8 +5,8 @@ A thin adapter, as the gRPC door's servicer is: requests arrive as bytes and are
 message protobuf cannot parse is INVALID_ARGUMENT), converted by ``convert``, driven through the
 stream core (``StreamDriver``: admission, the tenant's caps, timers, drain and metrics are every
 door's), and rendered back by ``convert``. Tokens are checked by the gRPC port's interceptor before a
-handler runs (``METHOD_PERMISSIONS``); here the call's tenant is looked up and its stream watched for
-revocation. Event loop only.
+handler runs (``METHOD_PERMISSIONS``); here the call's tenant is the one it let in (``rpc.caller_of``:
+no second lookup) and its stream is watched for revocation. Event loop only.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from riva.client.proto import riva_asr_pb2 as asr
 from riva.client.proto import riva_nmt_pb2 as nmt
 
 from translate_svc.errors import InvalidInput, ServiceError
-from translate_svc.observability.access import CallInfo, new_request_id
 from translate_svc.session.driver import StreamDriver
 from translate_svc.session.events import (
     AudioIn,
@@ -37,16 +36,16 @@ from translate_svc.session.events import (
 )
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.text import TextDriver, TextsResult
+from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, stream_message_bytes, text_request_bytes
 from translate_svc.transport.riva import convert
-from translate_svc.transport.rpc import bearer_token, parse_message, tenant_of, unary_errors
-from translate_svc.transport.tokens import Permission, Revocation, TokenStore
+from translate_svc.transport.rpc import call_of, caller_of, parse_message, unary_errors
+from translate_svc.transport.tokens import Permission, Revocation, TokenStore, watching
 from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, ModelCard, OutputOptions, SegmentResult
 
 logger = logging.getLogger(__name__)
 
 NMT_SERVICE = nmt.DESCRIPTOR.services_by_name["RivaTranslation"].full_name
 ASR_SERVICE = asr.DESCRIPTOR.services_by_name["RivaSpeechRecognition"].full_name
-REQUEST_ID = "x-request-id"
 
 #: the permission each Riva method needs (the gRPC port's interceptor checks them)
 METHOD_PERMISSIONS: dict[str, Permission] = {
@@ -132,25 +131,20 @@ class RivaServicer:
     async def ListSupportedLanguagePairs(
         self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> nmt.AvailableLanguageResponse:
-        _parse(nmt.AvailableLanguageRequest, raw, convert.SMALL_MESSAGE_BYTES)  # model: one model, any name
+        _parse(nmt.AvailableLanguageRequest, raw, SMALL_MESSAGE_BYTES)  # model: one model, any name
         return convert.language_pairs(self._m.card)
 
     @_unary
     async def TranslateText(self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> nmt.TranslateTextResponse:
         """Texts in, through the stream core's ``TextDriver`` (admission as a Translate call, the
         engine's batches, accounting) like our own ``TranslateText``: text only, one target."""
-        metadata = context.invocation_metadata()
-        given = next((v for k, v in metadata or () if k == REQUEST_ID and isinstance(v, str)), None)
-        call = CallInfo(new_request_id(given), "riva.TranslateText", context.peer())
-        tenant = tenant_of(self._tokens, metadata)
+        call = call_of(context, "riva.TranslateText")
+        tenant = caller_of(self._tokens).tenant
         msg: nmt.TranslateTextRequest | None = None
 
         def read() -> TextRequest:
             nonlocal msg
-            limits = self._m.limits
-            # each character is at most 4 bytes of UTF-8, each text a few bytes of framing
-            limit = convert.SMALL_MESSAGE_BYTES + 4 * limits.max_text_request_chars + 8 * limits.max_texts
-            msg = _parse(nmt.TranslateTextRequest, raw, limit)
+            msg = _parse(nmt.TranslateTextRequest, raw, text_request_bytes(self._m.limits))
             request = convert.text_request(msg, self._m.card)
             output = OutputOptions(text=True, speech=False, transcript=False)
             return TextRequest(
@@ -191,7 +185,7 @@ class RivaServicer:
         return convert.transcript_result(r, started.task.source_language or "")
 
     def _stream_limit(self) -> int:
-        return convert.SMALL_MESSAGE_BYTES + self._m.limits.max_chunk_bytes
+        return stream_message_bytes(self._m.limits)
 
     async def _stream(
         self,
@@ -202,18 +196,13 @@ class RivaServicer:
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[Message]:
         """Parse, drive, render: one answer per segment (and per caption where the method has them)."""
-        metadata = context.invocation_metadata()
         trailers: tuple[tuple[str, str], ...] = ()
         try:
-            given = next((v for k, v in metadata or () if k == REQUEST_ID and isinstance(v, str)), None)
-            call = CallInfo(new_request_id(given), f"riva.{method}", context.peer())
-            tenant = tenant_of(self._tokens, metadata)
-            driver = StreamDriver(self._m, error_drain_s=self._error_drain_s, tenant=tenant, call=call)
-            watching: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-            if self._revocation is not None:
-                watching = self._revocation.watching(driver, bearer_token(metadata))
+            call = call_of(context, f"riva.{method}")
+            caller = caller_of(self._tokens)
+            driver = StreamDriver(self._m, error_drain_s=self._error_drain_s, tenant=caller.tenant, call=call)
             started: StreamStarted | None = None
-            with watching:
+            with watching(self._revocation, driver, caller):
                 requests = _requests(raw_requests, parse, lambda: self._m.card)
                 async with contextlib.aclosing(driver.run(requests)) as events:
                     async for ev in events:

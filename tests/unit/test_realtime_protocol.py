@@ -1,0 +1,183 @@
+"""The OpenAI door's protocol without a socket (DESIGN.md pitfall 25): client events in, the stream
+core's requests and wire events out; the core's events in, OpenAI's events (or WebRTC speech) out.
+Plain values, no server, no event loop."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import numpy as np
+
+from translate_svc.errors import ShuttingDown
+from translate_svc.session.events import (
+    AudioIn,
+    Draining,
+    Invalid,
+    StreamConfig,
+    StreamEnded,
+    StreamRequest,
+    Update,
+)
+from translate_svc.transport.openai.protocol import (
+    AUDIO_DELTA_SAMPLES,
+    RATE,
+    RESTART_CLOSE_CODE,
+    RealtimeProtocol,
+    Speech,
+)
+from translate_svc.types import AudioEncoding, SegmentResult, SimultaneousOptions, Timing, Translation
+from translate_svc.vad.segmenter import SegmenterConfig
+
+VAD = SegmenterConfig()
+
+
+def protocol(**kwargs: Any) -> RealtimeProtocol:
+    return RealtimeProtocol("gpt-realtime-translate", None, VAD, **kwargs)
+
+
+def event(kind: str, **fields: Any) -> str:
+    return json.dumps({"type": kind, **fields})
+
+
+def update(*languages: str, **session: Any) -> str:
+    return event("session.update", session={"audio": {"output": {"languages": list(languages)}}, **session})
+
+
+def append(data: bytes, **fields: Any) -> str:
+    return event("session.input_audio_buffer.append", audio=base64.b64encode(data).decode("ascii"), **fields)
+
+
+def split(outs: list[Any]) -> tuple[list[dict[str, Any]], list[StreamRequest]]:
+    """What the protocol gave: the events to send (as JSON), and the requests."""
+    return [json.loads(o) for o in outs if isinstance(o, str)], [o for o in outs if not isinstance(o, str)]
+
+
+def configured(**kwargs: Any) -> RealtimeProtocol:
+    p = protocol(**kwargs)
+    events, requests = split(list(p.receive(update("es"))))
+    assert events == [] and len(requests) == 1 and isinstance(requests[0], StreamConfig)
+    return p
+
+
+def test_the_first_update_naming_a_language_is_the_streams_config() -> None:
+    p = protocol()
+    events, requests = split(list(p.receive(update("es", x_captions_interval_ms=500))))
+    assert events == []
+    (config,) = requests
+    assert isinstance(config, StreamConfig)
+    assert (config.format.encoding, config.format.sample_rate_hz, config.format.channels) == (
+        AudioEncoding.LINEAR16,
+        RATE,
+        1,
+    )
+    assert config.target_languages == ("spa",) and config.interim_interval_ms == 500
+    assert config.simultaneous == SimultaneousOptions(1000, 2)
+    assert config.output.speech_sample_rate_hz == RATE and config.vad is VAD
+    assert p.configured and p.languages == ["es"]
+
+
+def test_an_update_without_a_language_is_answered_and_requests_nothing() -> None:
+    p = protocol()
+    events, requests = split(list(p.receive(event("session.update", session={"x_speech": False}))))
+    assert requests == [] and [e["type"] for e in events] == ["session.updated"]
+    assert events[0]["session"]["x_speech"] is False and not p.configured
+
+
+def test_audio_before_the_config_is_refused_and_not_used() -> None:
+    events, requests = split(list(protocol().receive(append(b"\x00\x00" * 10, event_id="a1"))))
+    assert requests == []
+    assert [(e["error"]["code"], e["error"]["event_id"]) for e in events] == [("missing_output_language", "a1")]
+
+
+def test_an_append_is_cut_into_the_cores_chunks_one_at_a_time() -> None:
+    p = configured(chunk_bytes=2048)
+    outs = p.receive(append(b"\x01\x00" * 2500))
+    first = next(outs)  # a generator: the rest is not cut yet
+    assert isinstance(first, AudioIn) and len(first.data) == 2048
+    rest = list(outs)
+    assert [len(r.data) for r in rest if isinstance(r, AudioIn)] == [2048, 904]
+
+
+def test_bad_audio_is_invalid_and_an_append_over_the_limit_is_refused() -> None:
+    p = configured(max_append_bytes=100)
+    _, requests = split(list(p.receive(append(b"\x00" * 3))))  # an odd number of bytes
+    assert len(requests) == 1 and isinstance(requests[0], Invalid)
+    events, requests = split(list(p.receive(append(b"\x00" * 102, event_id="big"))))
+    assert requests == [] and events[0]["error"]["code"] == "append_too_large"
+    assert events[0]["error"]["event_id"] == "big"
+
+
+def test_messages_the_protocol_cannot_use_are_answered_and_the_session_goes_on() -> None:
+    p = protocol()
+    for message, code in [
+        (None, "invalid_event"),  # a binary frame
+        ("not json", "invalid_event"),
+        (event("session.dance"), "unknown_event"),
+        (json.dumps({"type": "session.update", "event_id": "x" * 65}), "invalid_value"),
+    ]:
+        events, requests = split(list(p.receive(message)))
+        assert requests == [] and [e["error"]["code"] for e in events] == [code], message
+    assert not p.closed
+
+
+def test_session_close_ends_the_input() -> None:
+    p = configured()
+    assert list(p.receive(event("session.close"))) == [] and p.closed
+
+
+def test_a_changed_language_is_an_update_answered_by_session_updated() -> None:
+    p = configured()
+    _, requests = split(list(p.receive(update("fr", "de"))))
+    assert requests == [Update(("fra", "deu"))]
+    assert p.languages == ["es"]  # until the stream core answers
+
+
+def result(audio_samples: int) -> SegmentResult:
+    audio = np.zeros(audio_samples, np.float32)
+    t = Translation("spa", "hola", audio=audio, sample_rate_hz=RATE)
+    return SegmentResult(3, 1000, 2000, translations=(t,), timing=Timing(total_ms=12.0, model_ms=8.0))
+
+
+def test_a_result_is_a_text_delta_and_200_ms_speech_deltas() -> None:
+    p = configured()
+    samples = AUDIO_DELTA_SAMPLES * 2 + 10
+    events = [json.loads(o) for o in p.render(result(samples)) if isinstance(o, str)]
+    assert [e["type"] for e in events] == ["session.output_transcript.delta"] + ["session.output_audio.delta"] * 3
+    text = events[0]
+    assert (text["delta"], text["elapsed_ms"], text["x_language"]) == ("hola", 2000, "es")
+    assert text["x_segment"] == {"segment_id": 3, "start_ms": 1000, "end_ms": 2000}
+    sizes = [len(base64.b64decode(e["delta"])) // 2 for e in events[1:]]
+    assert sizes == [AUDIO_DELTA_SAMPLES, AUDIO_DELTA_SAMPLES, 10]
+    second = [json.loads(o) for o in p.render(result(0)) if isinstance(o, str)]
+    assert second[0]["delta"] == " hola"  # appended: a space between segments
+
+
+def test_on_webrtc_speech_is_for_a_track_not_in_events() -> None:
+    p = configured(tracks=True, input_rate=48000)
+    outs = list(p.render(result(480)))
+    speech = [o for o in outs if isinstance(o, Speech)]
+    assert len(outs) == 2 and len(speech) == 1
+    assert (speech[0].tag, len(speech[0].audio), speech[0].rate) == ("es", 480, RATE)
+    _, requests = split(list(p.receive(append(b"\x00\x00"))))
+    assert requests == []  # audio comes on the microphone's track
+
+
+def test_a_drain_ends_with_x_resume_that_resumes_the_session_on_another_server() -> None:
+    p = configured()
+    notice = [json.loads(o) for o in p.render(Draining(deadline_unix_ms=5, remaining_ms=3000)) if isinstance(o, str)]
+    assert notice[0]["error"]["code"] == "server_shutting_down" and "3000 ms" in notice[0]["error"]["message"]
+    ended = StreamEnded(segments_total=4, audio_received_ms=9000, limit=ShuttingDown("bye"), resume_offset_ms=8000)
+    events = [json.loads(o) for o in p.render(ended) if isinstance(o, str)]
+    assert [e["type"] for e in events] == ["error", "session.closed"]
+    closed = events[1]
+    assert (closed["x_reason"], closed["x_resume_offset_ms"]) == ("draining", 8000)
+    assert p.close_code == RESTART_CLOSE_CODE
+    again = protocol()
+    _, requests = split(list(again.resume(closed["x_resume"])))
+    (config,) = requests
+    assert isinstance(config, StreamConfig) and config.target_languages == ("spa",)
+    assert config.resume is not None and (config.resume.next_segment_id, config.resume.offset_ms) == (4, 8000)
+    _, requests = split(list(protocol().resume("not-a-resume")))
+    assert len(requests) == 1 and isinstance(requests[0], Invalid)

@@ -1,0 +1,191 @@
+"""The realtime session loop: the I/O around one session of the sans-I/O protocol (``protocol.py``).
+
+It reads the client's messages (a WebSocket's frames here, WebRTC's data channel in ``webrtc.py``),
+feeds them to ``RealtimeProtocol``, sends what it answers at once, drives the stream core
+(``session.StreamDriver``) with its requests, and sends what it renders of the core's events. Each
+session is one stream of the shared stream core, so the first-message rule, admission, limits, the
+idle timeout and the drain are the gRPC door's, unchanged. A session opened with a token ends if the
+token is removed from the tokens file (``Revocation``). Event loop only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from aiohttp import WSMsgType, web
+
+from translate_svc.errors import ServiceError
+from translate_svc.observability import tracing
+from translate_svc.observability.access import CallInfo
+from translate_svc.session.driver import StreamDriver
+from translate_svc.session.events import StreamEnded, StreamRequest
+from translate_svc.session.manager import Admission, SessionManager
+from translate_svc.session.quota import Tenant
+from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES
+from translate_svc.transport.openai.http_site import fix_buffers
+from translate_svc.transport.openai.protocol import RealtimeProtocol, Reply, Speech
+from translate_svc.transport.openai.wire import service_error_event
+from translate_svc.transport.tokens import Revocation, TokenDigest
+
+#: sends one event to the client (the WebSocket, or WebRTC's data channel)
+Send = Callable[[str], Awaitable[None]]
+#: plays translated speech on WebRTC's track of its language
+Play = Callable[[Speech], None]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who opened a session: their tenant, and (opened with a token) how it is revoked."""
+
+    tenant: Tenant
+    #: the token that opened it, as its digest only: a session may live for hours
+    token: TokenDigest | None = None
+    revocation: Revocation | None = None
+    #: the tokens file's generation when the token was looked up (``Authorized.generation``)
+    generation: int | None = None
+
+
+def ws_message_bytes(max_append_bytes: int) -> int:
+    """The largest WebSocket message the door reads: one append of ``max_append_bytes`` of audio as
+    base64, and room for its JSON as a stream message has for its other fields (what one socket can
+    make the server buffer at once)."""
+    return 4 * (max_append_bytes + 2) // 3 + SMALL_MESSAGE_BYTES
+
+
+async def replied(outs: Iterable[Reply], send: Send) -> list[StreamRequest]:
+    """What the protocol gave for one client message: its answers sent, in order; its requests."""
+    requests: list[StreamRequest] = []
+    for out in outs:
+        if isinstance(out, str):
+            await send(out)
+        else:
+            requests.append(out)
+    return requests
+
+
+async def requests(
+    protocol: RealtimeProtocol,
+    messages: AsyncIterator[str | None],
+    send: Send,
+    first: StreamRequest | None = None,
+) -> AsyncIterator[StreamRequest]:
+    """The stream core's requests from the client's ``messages`` (None: a binary one), through the
+    protocol: ``first`` (a resumed session's config), then what each message gives, its answers
+    sent before its requests go on; ends on ``session.close`` or when the messages end."""
+    if first is not None:
+        yield first
+    async for text in messages:
+        for out in protocol.receive(text):  # an append's chunks one at a time, as the core takes them
+            if isinstance(out, str):
+                await send(out)
+            else:
+                yield out
+        if protocol.closed:
+            return
+
+
+async def serve_session(
+    manager: SessionManager,
+    protocol: RealtimeProtocol,
+    requests: AsyncIterator[StreamRequest],
+    caller: Caller,
+    call: CallInfo | None = None,
+    *,
+    send: Send,
+    play: Play | None = None,
+    admission: Admission | None = None,
+) -> None:
+    """Run one session of ``caller`` through the stream core until it ends; every event goes to the
+    client (``send``; speech for a track to ``play``). ``call``: for the access log. ``admission``:
+    the stream's slots, when the door took them before it upgraded the connection
+    (``SessionManager.admit_stream``); the driver owns them."""
+    # error_drain_s 0: no half-closed write to wait for (unlike gRPC)
+    driver = StreamDriver(manager, error_drain_s=0.0, tenant=caller.tenant, call=call, admission=admission)
+    revocation = caller.revocation
+    watching = (
+        contextlib.nullcontext() if revocation is None else revocation.watching(driver, caller.token, caller.generation)
+    )
+    method = call.method if call is not None else "realtime"
+    request_id = {"translate_svc.request_id": call.request_id} if call is not None else {}
+    with tracing.call_span(f"{method} session", **request_id):  # no instrumentation covers these doors
+        try:
+            with watching:
+                await _drive(driver, protocol, requests, send, play)
+        except ServiceError as e:
+            await send(service_error_event(e))
+
+
+async def _drive(
+    driver: StreamDriver,
+    protocol: RealtimeProtocol,
+    requests: AsyncIterator[StreamRequest],
+    send: Send,
+    play: Play | None,
+) -> None:
+    """The driver's events as OpenAI's, until the stream ends."""
+    async with contextlib.aclosing(driver.run(requests)) as events:
+        async for ev in events:
+            for out in protocol.render(ev):  # a result's speech one delta at a time
+                if isinstance(out, str):
+                    await send(out)
+                elif play is not None:
+                    play(out)
+            if isinstance(ev, StreamEnded):
+                break  # the stream is over: nothing is held open for a WebSocket
+
+
+async def serve_websocket(
+    request: web.Request,
+    manager: SessionManager,
+    protocol: RealtimeProtocol,
+    caller: Caller,
+    call: CallInfo,
+    admission: Admission,
+    *,
+    resume: str | None,
+    sockets: set[web.WebSocketResponse],
+) -> web.WebSocketResponse:
+    """One realtime session over a WebSocket: the upgrade (its message size and kernel buffers
+    bounded), ``session.created``, the session (resumed at once with ``resume``, a drained
+    session's ``x_resume``), then the close. The socket is in ``sockets`` while it is open; the
+    stream's slots (``admission``) are released on every way out."""
+    limits = manager.limits
+    try:
+        # one event at most: an audio append of ws_max_append_bytes (base64) and its JSON; what an
+        # unconfigured socket can make the server hold is a few of these
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=ws_message_bytes(limits.ws_max_append_bytes))
+        ws.headers[REQUEST_ID] = call.request_id
+        await ws.prepare(request)
+        fix_buffers(request, limits)
+    except BaseException:
+        admission.release()
+        raise
+    sockets.add(ws)
+
+    async def send(text: str) -> None:
+        if not ws.closed:
+            await ws.send_str(text)
+
+    try:
+        await send(protocol.created())
+        # a client back from a drained server resumes its stream at once (x_resume, from the
+        # last session.closed): its appends go on with no session.update first
+        first = (await replied(protocol.resume(resume), send))[0] if resume else None
+        flow = requests(protocol, _texts(ws), send, first)
+        await serve_session(manager, protocol, flow, caller, call, send=send, admission=admission)
+    finally:
+        admission.release()  # the session's own once it started (then this does nothing)
+        sockets.discard(ws)
+        if not ws.closed:
+            await ws.close(code=protocol.close_code)
+    return ws
+
+
+async def _texts(ws: web.WebSocketResponse) -> AsyncIterator[str | None]:
+    async for msg in ws:
+        if msg.type == WSMsgType.TEXT:
+            yield msg.data
+        elif msg.type == WSMsgType.BINARY:
+            yield None

@@ -1,0 +1,572 @@
+"""OpenAI's realtime translation protocol, sans I/O: the client's events in, the stream core's
+requests out; the core's events in, OpenAI's wire events out (docs/openai-compat.md has the whole
+mapping). No socket and no web framework here (DESIGN.md pitfall 25): the session loop
+(``loop.py``) reads the client's messages, feeds them to ``RealtimeProtocol``, sends what it gives
+back and drives the stream core with its requests; the WebSocket and WebRTC's data channel carry
+the same protocol.
+
+- ``session.update`` (the first one that names ``audio.output.language``) is the stream's config:
+  24 kHz PCM16 mono in, that language out (an ISO 639-1 tag, mapped like the CLI's ``--to``),
+  the source transcript when ``audio.input.transcription`` is set. Extensions their clients
+  ignore: ``audio.output.languages`` (several targets), ``audio.input.language`` (the source
+  language; also the ``source_language`` query parameter), ``x_captions_interval_ms`` (live
+  captions: the open speech as text every this many ms, as ``session.input_transcript.delta``
+  events with an empty ``delta`` and the caption in ``x_interim``). Once the stream runs, an update
+  may change the output languages only (an ``Update``).
+- ``session.input_audio_buffer.append`` is audio; ``session.close`` half-closes: the open speech is
+  translated, every result sent, then ``session.closed``.
+- Simultaneous by default (OpenAI's protocol is continuous): the stream runs in simultaneous mode
+  (``SimultaneousOptions``: a step every 1000 ms of audio, agreement 2), and each ``Commit``
+  becomes a ``session.output_transcript.delta`` (the committed words) and
+  ``session.output_audio.delta`` chunks (their speech), with ``elapsed_ms`` = the commit's
+  ``source_ms`` and ``x_commit``. The segment's result (``speech_in_commits``) then sends its
+  transcript delta and, per target, one empty ``session.output_transcript.delta`` whose
+  ``x_done`` holds the whole text (the protocol has no done event), and no speech again. Extension
+  ``x_simultaneous_step_ms``: the step (0: off, segment mode).
+- A segment's result with nothing committed (segment mode, or speech too short for a step) becomes
+  one ``session.input_transcript.delta`` (its whole transcript), one
+  ``session.output_transcript.delta`` per target and ``session.output_audio.delta`` chunks of
+  24 kHz PCM16, each with ``elapsed_ms`` = the segment's end on the stream's timeline and our exact
+  span and timing as extra fields.
+- Errors are ``error`` events; an error that ends the stream is followed by the socket's close.
+
+Every method is a generator of what to send (JSON text, or ``Speech`` for WebRTC's tracks) and what
+to request, in order: nothing is converted before the loop asks for it, so an append's audio is cut
+into chunks one at a time, and a result's speech into deltas. Event loop only (one per session).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import dataclasses
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from translate_svc.audio.limits import REALTIME_RATE_HZ
+from translate_svc.audio.pcm import float_to_pcm16
+from translate_svc.errors import ErrorCode, InvalidInput, ShuttingDown
+from translate_svc.languages import guess_model_code
+from translate_svc.session.events import (
+    AudioIn,
+    Draining,
+    Invalid,
+    Resume,
+    StreamConfig,
+    StreamEnded,
+    StreamEvent,
+    StreamRequest,
+    StreamStarted,
+    Update,
+    Updated,
+)
+from translate_svc.transport.openai.session_update import MAX_LANGUAGES, checked, extensions, text_only
+from translate_svc.transport.openai.wire import coded_error_event, error_event, service_error_event, wire_event
+from translate_svc.types import (
+    AudioEncoding,
+    AudioFormat,
+    Commit,
+    InterimResult,
+    ModelCard,
+    OutputOptions,
+    SegmentResult,
+    SimultaneousOptions,
+)
+from translate_svc.vad.segmenter import SegmenterConfig
+
+RATE = REALTIME_RATE_HZ  # OpenAI's realtime audio: 24 kHz PCM16 mono, in and out
+#: speech deltas carry at most this much audio each (200 ms, OpenAI's frame)
+AUDIO_DELTA_SAMPLES = RATE // 5
+#: simultaneous mode by default (``x_simultaneous_step_ms``; 0: off): OpenAI's protocol is continuous
+SIMULTANEOUS_STEP_MS = 1000
+SIMULTANEOUS_AGREEMENT = 2
+#: what of a client's event is echoed in an error: its ``event_id`` (a string of at most this many
+#: characters, else the event is refused), and an unknown ``type`` (cut to this many characters)
+MAX_EVENT_ID_CHARS = 64
+SHOWN_TYPE_CHARS = 64
+#: the longest ``x_resume`` taken (a session's settings and a stream position, as base64 JSON)
+MAX_RESUME_CHARS = 8192
+#: the close code after a drain: "service restart", which the openai SDK treats as recoverable
+RESTART_CLOSE_CODE = 1012
+
+
+@dataclass(frozen=True, eq=False)
+class Speech:
+    """Translated speech for WebRTC's track of ``tag`` (float32 samples at ``rate``): on WebRTC the
+    protocol gives speech as this, not as ``session.output_audio.delta`` events."""
+
+    tag: str
+    audio: np.ndarray
+    rate: int
+
+
+#: what the protocol gives the loop for a client's message: an event to send back (JSON text), or
+#: a request for the stream core
+Reply = str | StreamRequest
+#: what it gives for one of the stream core's events: an event to send, or speech for a track
+Out = str | Speech
+
+
+def source_or_detection(value: str | None) -> tuple[str, tuple[str, ...] | None]:
+    """The source language extension as our config: a tag (``"en"``) is the source; ``"auto"``
+    detects it among every language the identifier picks, ``"auto:en,es"`` among those."""
+    if not value:
+        return "", None
+    head, _, rest = value.partition(":")
+    if head.strip().lower() != "auto":
+        return guess_model_code(value), None
+    return "", tuple(guess_model_code(t) for t in rest.split(",") if t.strip())
+
+
+class RealtimeProtocol:
+    """One session of the protocol, whatever carries it. ``tracks``: speech goes to WebRTC's audio
+    tracks (``Speech``), not into ``session.output_audio.delta`` events, and audio comes from the
+    microphone's track at ``input_rate`` (an ``input_audio_buffer.append`` is refused)."""
+
+    def __init__(
+        self,
+        model: str,
+        source: str | None,
+        vad: SegmenterConfig,
+        *,
+        input_rate: int = RATE,
+        tracks: bool = False,
+        max_languages: int = MAX_LANGUAGES,
+        max_append_bytes: int = 3 * 1024 * 1024,
+        chunk_bytes: int = 1024 * 1024,
+        card: ModelCard | None = None,
+    ) -> None:
+        self.max_append_bytes = max_append_bytes
+        self.chunk_bytes = chunk_bytes // 2 * 2  # whole PCM16 samples
+        #: the model as it was when the session opened (None: still loading): what it can speak, and
+        #: whether it has a language identifier
+        self.card = card
+        self.max_languages = max_languages
+        self.input_rate = input_rate
+        self.tracks = tracks
+        self.vad = vad
+        self.model = model
+        self.session_id = f"sess_{uuid.uuid4().hex[:16]}"
+        self.source = source
+        self.targets: tuple[str, ...] = ()
+        self.languages: list[str] = []  # as the client named them (their tags)
+        #: each target's tag as the client named it, every target the session has had (a segment
+        #: closed before an update still carries the targets it had)
+        self.tag_of: dict[str, str] = {}
+        #: the tags of each update the stream core has not answered yet, oldest first
+        self._asked: collections.deque[list[str]] = collections.deque()
+        self.transcription: dict[str, Any] | None = None
+        self.captions_interval_ms = 0  # live captions (our extension): off
+        self.simultaneous_step_ms = SIMULTANEOUS_STEP_MS  # our extension; 0: segment mode
+        self.speech = True  # our extension x_speech: false for text only
+        self.resume_token = ""  # the stream's (StreamStarted), for x_resume
+        #: how the socket closes: 1000, or 1012 (service restart) after a drain (the openai SDK
+        #: reconnects on it)
+        self.close_code = 1000
+        #: the client sent ``session.close``: its input has ended
+        self.closed = False
+        self._committing: dict[str, int] = {}  # target -> the segment its last commit's text was of
+        self.configured = False
+        self._spoken_before: set[str] = set()  # which texts have had a delta (spaces between deltas)
+
+    def session(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"language": self.languages[0] if self.languages else None}
+        if len(self.languages) > 1:
+            out["languages"] = self.languages
+        audio: dict[str, Any] = {"input": {"transcription": self.transcription}, "output": out}
+        if self.source:
+            audio["input"]["language"] = self.source
+        return {
+            "id": self.session_id,
+            "type": "translation",
+            "model": self.model,
+            "expires_at": 0,
+            "audio": audio,
+            "x_speech": self.speech,
+            "x_limits": {"max_append_bytes": self.max_append_bytes},
+        }
+
+    def created(self) -> str:
+        """The session's first event."""
+        return wire_event("session.created", session=self.session())
+
+    # -- moving to another server (a drain) ---------------------------------------------------------
+
+    def resume_state(self, ended: StreamEnded) -> str:
+        """What a client gives back in the ``x_resume`` query parameter of its next connection, after
+        a drain ended this session: the session's settings and where its stream was translated to,
+        as URL-safe base64 of JSON. Nothing in it is secret or trusted: the new server checks it as
+        it checks a ``session.update`` and a gRPC ``ResumeFrom``."""
+        state = {
+            "session": {
+                "audio": {
+                    "output": {"languages": self.languages},
+                    "input": {"language": self.source, "transcription": self.transcription},
+                },
+                "x_captions_interval_ms": self.captions_interval_ms,
+                "x_simultaneous_step_ms": self.simultaneous_step_ms,
+                "x_speech": self.speech,
+            },
+            "resume": [self.resume_token, ended.segments_total, ended.resume_offset_ms],
+        }
+        return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+
+    def resume(self, value: str) -> Iterator[Reply]:
+        """The first request of a connection that gives back ``x_resume``: the config it holds,
+        resuming the drained stream (its segment ids and timeline go on); ``Invalid`` if it cannot
+        be used."""
+        replies: list[str] = []
+        request: StreamRequest
+        try:
+            if len(value) > MAX_RESUME_CHARS:
+                raise ValueError
+            state = json.loads(base64.urlsafe_b64decode(value.encode("ascii")))
+            token, next_id, offset_ms = state["resume"]
+            if not (isinstance(token, str) and type(next_id) is int and type(offset_ms) is int):
+                raise ValueError
+            config = self._update(state["session"], None, replies)
+        except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error):
+            request = Invalid(
+                InvalidInput(
+                    "x_resume is not what this server's session.closed gave: give it back unchanged, or "
+                    "connect without it for a new session"
+                )
+            )
+        except InvalidInput as e:
+            request = Invalid(e)
+        else:
+            if isinstance(config, StreamConfig):
+                request = dataclasses.replace(config, resume=Resume(token, next_id, offset_ms))
+            else:
+                request = Invalid(
+                    InvalidInput("x_resume names no output language: connect without it for a new session")
+                )
+        yield from replies
+        yield request
+
+    # -- the client's side ------------------------------------------------------------------------
+
+    def receive(self, text: str | None) -> Iterator[Reply]:
+        """One client message (None: a binary one) as what to send back and the stream core's
+        requests: the config once ``session.update`` names a language, then audio.
+        ``session.close`` sets ``closed`` (nothing after it is read)."""
+        if text is None:
+            yield error_event("send JSON text events, not binary frames", "invalid_request_error", "invalid_event")
+            return
+        try:
+            event = json.loads(text)
+            kind = event["type"]
+        except (ValueError, KeyError, TypeError):
+            yield error_event(
+                "each message must be a JSON event with a `type`", "invalid_request_error", "invalid_event"
+            )
+            return
+        event_id = event.get("event_id")
+        if event_id is not None and (not isinstance(event_id, str) or len(event_id) > MAX_EVENT_ID_CHARS):
+            yield error_event(
+                f"event_id must be a string of at most {MAX_EVENT_ID_CHARS} characters (this event was not used)",
+                "invalid_request_error",
+                "invalid_value",
+            )
+            return
+        if kind == "session.close":
+            self.closed = True
+        elif kind == "session.update":
+            replies: list[str] = []
+            try:
+                config = self._update(event.get("session") or {}, event_id, replies)
+            except InvalidInput as e:
+                yield from replies
+                yield Invalid(e)
+                return
+            yield from replies
+            if config is not None:
+                yield config
+        elif kind == "session.input_audio_buffer.append":
+            yield from self._append(event, event_id)
+        else:
+            yield error_event(
+                f"unknown event type {_shown_type(kind)}", "invalid_request_error", "unknown_event", event_id=event_id
+            )
+
+    def _append(self, event: dict[str, Any], event_id: str | None) -> Iterator[Reply]:
+        if self.tracks:
+            yield error_event(
+                "on WebRTC the audio comes on the microphone track, not in events (this audio was not used)",
+                "invalid_request_error",
+                "invalid_event",
+                event_id=event_id,
+            )
+            return
+        if not self.configured:
+            yield error_event(
+                "audio before the output language: send session.update with "
+                "audio.output.language first (this audio was not used)",
+                "invalid_request_error",
+                "missing_output_language",
+                event_id=event_id,
+            )
+            return
+        try:
+            data = base64.b64decode(event.get("audio", ""), validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            data = None
+        if data is None or len(data) % 2:
+            yield Invalid(
+                InvalidInput(
+                    "`audio` must be base64 of 24 kHz PCM16 mono little-endian samples (an even "
+                    "number of bytes); this server takes no other WebSocket audio format"
+                )
+            )
+            return
+        if len(data) > self.max_append_bytes:  # within the message's slack: refused, not fatal
+            yield error_event(
+                f"this append carries {len(data)} bytes of audio, over this server's "
+                f"{self.max_append_bytes} (x_limits.max_append_bytes): this audio was not used; "
+                "send it again in smaller appends",
+                "invalid_request_error",
+                "append_too_large",
+                event_id=event_id,
+            )
+            return
+        # any size up to the limit: cut into the stream core's chunks (whole samples)
+        for at in range(0, len(data), self.chunk_bytes):
+            yield AudioIn(data[at : at + self.chunk_bytes])
+
+    def _update(self, session: Any, event_id: str | None, replies: list[str]) -> StreamConfig | Update | None:
+        """A ``session.update`` as the stream's config (or, once it runs, an ``Update`` of its
+        targets); what to answer at once goes to ``replies``; ``InvalidInput`` if it cannot be used."""
+        session, inp, languages = checked(session, self.max_languages)
+        if self.configured:  # the stream runs: its targets may change (issue 35), nothing else
+            if languages and list(languages) != self.languages:
+                targets = tuple(guess_model_code(x) for x in languages)
+                problem = text_only(self.card, self.speech, languages, targets)
+                if problem is not None:  # answered, not fatal: the session goes on as it was
+                    replies.append(error_event(problem, "invalid_request_error", "invalid_value", event_id=event_id))
+                    return None
+                self._asked.append(list(languages))
+                return Update(targets)
+            replies.append(wire_event("session.updated", session=self.session()))
+            return None
+        if "transcription" in inp:
+            self.transcription = inp["transcription"]
+        if inp.get("language"):
+            self.source = str(inp["language"])
+        self.captions_interval_ms, self.simultaneous_step_ms, self.speech = extensions(
+            session, self.captions_interval_ms, self.simultaneous_step_ms, self.speech
+        )
+        if not languages:  # nothing to start with yet
+            replies.append(wire_event("session.updated", session=self.session()))
+            return None
+        targets = tuple(guess_model_code(x) for x in languages)
+        problem = text_only(self.card, self.speech, languages, targets)
+        if problem is not None:
+            raise InvalidInput(problem)
+        self.languages, self.targets = list(languages), targets
+        self.tag_of.update(zip(self.targets, self.languages, strict=True))
+        self.configured = True
+        out_rate = self.input_rate if self.tracks else RATE  # a track plays at its own rate
+        transcript = self.transcription is not None
+        output = OutputOptions(text=True, speech=self.speech, transcript=transcript, speech_sample_rate_hz=out_rate)
+        source, detect = source_or_detection(self.source)
+        if transcript and not source and detect is None:  # the transcript needs its language
+            if self.card is not None and self.card.identifier is not None:
+                detect = ()  # the server's identifier names each segment's language
+            else:
+                replies.append(
+                    error_event(
+                        "input transcription needs the spoken language, and this server has no language "
+                        'identifier to find it: set audio.input.language (e.g. "en"); this session goes on '
+                        "without a transcript",
+                        "invalid_request_error",
+                        "missing_input_language",
+                        event_id=event_id,
+                    )
+                )
+        return StreamConfig(
+            format=AudioFormat(AudioEncoding.LINEAR16, self.input_rate, 1),
+            source_language=source,
+            detect=detect,
+            target_languages=self.targets,
+            output=output,
+            vad=self.vad,
+            interim_interval_ms=self.captions_interval_ms,
+            simultaneous=(
+                SimultaneousOptions(self.simultaneous_step_ms, SIMULTANEOUS_AGREEMENT)
+                if self.simultaneous_step_ms
+                else None
+            ),
+        )
+
+    # -- the server's side ------------------------------------------------------------------------
+
+    def render(self, ev: StreamStarted | StreamEvent) -> Iterator[Out]:
+        """One of the stream core's events as OpenAI's (speech events have none). After
+        ``StreamEnded`` (``session.closed``) the stream is over."""
+        if isinstance(ev, StreamStarted):
+            self.resume_token = ev.resume_token
+            yield wire_event("session.updated", session=self.session(), x_session_id=ev.session_id)
+        elif isinstance(ev, SegmentResult):
+            yield from self._result(ev)
+        elif isinstance(ev, Commit):
+            yield from self._commit(ev)
+        elif isinstance(ev, Updated):
+            yield self._updated(ev)
+        elif isinstance(ev, InterimResult):
+            yield self._caption(ev)
+        elif isinstance(ev, Draining):
+            yield error_event(
+                f"this server is shutting down: the session ends in {ev.remaining_ms} ms; "
+                "reconnect (to another server) to go on",
+                "server_error",
+                "server_shutting_down",
+                x_deadline_unix_ms=ev.deadline_unix_ms,
+            )
+        elif isinstance(ev, StreamEnded):
+            yield from self._ended(ev)
+
+    def _ended(self, ev: StreamEnded) -> Iterator[str]:
+        closed: dict[str, Any] = {
+            "x_segments_total": ev.segments_total,
+            "x_audio_received_ms": ev.audio_received_ms,
+            "x_reason": ev.reason or "closed",
+        }
+        if isinstance(ev.limit, ShuttingDown):
+            at = ev.resume_offset_ms
+            closed["x_resume"] = self.resume_state(ev)
+            closed["x_resume_offset_ms"] = at  # the audio from here on was not translated
+            self.close_code = RESTART_CLOSE_CODE
+            message = (
+                f"this server shut down: the audio up to {at} ms was translated and every "
+                "result sent; reconnect with the x_resume query parameter to go on (the socket "
+                f"closes with {RESTART_CLOSE_CODE}, which the openai SDK reconnects on)"
+            )
+            yield error_event(message, "server_error", "server_shutting_down", x_resume=closed["x_resume"])
+        elif ev.limit is not None:
+            yield service_error_event(ev.limit)
+        yield wire_event("session.closed", **closed)
+
+    def _updated(self, u: Updated) -> str:
+        """The stream core's answer to a ``session.update`` that changed the output languages:
+        ``session.updated`` with them (segments from ``x_first_segment_id`` on are in them), or an
+        ``error`` (the session goes on in the languages it had)."""
+        asked = self._asked.popleft()  # answers come in the order the updates went in
+        if u.error is not None:
+            return error_event(u.error.message, "invalid_request_error", "invalid_value")
+        self.languages, self.targets = asked, u.stream.task.target_languages
+        self.tag_of.update(zip(self.targets, self.languages, strict=True))
+        return wire_event("session.updated", session=self.session(), x_first_segment_id=u.first_segment_id)
+
+    def _result(self, r: SegmentResult) -> Iterator[Out]:
+        span = {"segment_id": r.segment_id, "start_ms": r.start_ms, "end_ms": r.end_ms}
+        if r.error is not None:  # this segment failed; the session goes on
+            yield coded_error_event(ErrorCode(r.error.code), r.error.message, x_segment=span)
+            return
+        timing = {"latency_ms": round(r.timing.total_ms, 1), "model_ms": round(r.timing.model_ms, 1)}
+        detected: dict[str, Any] = {}
+        if r.detected is not None:
+            detected["x_detected"] = {"language": r.detected.language, "scores": dict(r.detected.scores)}
+        if self.transcription is not None and r.transcript is not None and r.transcript.text:
+            yield wire_event(
+                "session.input_transcript.delta",
+                delta=self._spaced("transcript", r.transcript.text),
+                elapsed_ms=r.end_ms,
+                x_segment=span,
+                x_language=r.transcript.language,
+                **detected,
+            )
+        for t in r.translations:
+            tag = self.tag_of.get(t.target_language, t.target_language)
+            if r.speech_in_commits:  # the text and speech went out in the commits: only say it is done
+                yield wire_event(
+                    "session.output_transcript.delta",
+                    delta="",
+                    elapsed_ms=r.end_ms,
+                    x_segment=span,
+                    x_language=tag,
+                    x_timing=timing,
+                    x_done={"text": t.text},
+                )
+                continue
+            if t.text:
+                yield wire_event(
+                    "session.output_transcript.delta",
+                    delta=self._spaced(t.target_language, t.text),
+                    elapsed_ms=r.end_ms,
+                    x_segment=span,
+                    x_language=tag,
+                    x_timing=timing,
+                )
+            if t.audio is not None and len(t.audio):
+                yield from self._speech(
+                    tag, t.audio, t.sample_rate_hz, elapsed_ms=r.end_ms, x_segment=span, x_language=tag
+                )
+
+    def _commit(self, c: Commit) -> Iterator[Out]:
+        """Simultaneous mode: the words committed for one target (a text delta, appended to the
+        segment's earlier ones) and their speech, while the segment is still open."""
+        t = c.translation
+        tag = self.tag_of.get(t.target_language)
+        if tag is None:
+            return
+        extra: dict[str, Any] = {
+            "x_segment": {"segment_id": c.segment_id},  # its span is known with its result
+            "x_language": tag,
+            "x_commit": {"source_ms": c.source_ms, "final": c.final},
+        }
+        if t.text:
+            first = self._committing.get(t.target_language) != c.segment_id
+            self._committing[t.target_language] = c.segment_id
+            delta = self._spaced(t.target_language, t.text.lstrip()) if first else t.text
+            yield wire_event("session.output_transcript.delta", delta=delta, elapsed_ms=c.source_ms, **extra)
+        if t.audio is not None and len(t.audio):
+            yield from self._speech(tag, t.audio, t.sample_rate_hz, elapsed_ms=c.source_ms, **extra)
+
+    def _speech(self, tag: str, audio: np.ndarray, rate: int, **fields: Any) -> Iterator[Out]:
+        """Speech for ``tag``'s track (WebRTC), or as ``session.output_audio.delta`` events with
+        ``fields``."""
+        if self.tracks:
+            yield Speech(tag, audio, rate)
+            return
+        pcm = float_to_pcm16(audio)
+        for at in range(0, len(pcm), AUDIO_DELTA_SAMPLES):
+            chunk = pcm[at : at + AUDIO_DELTA_SAMPLES].astype("<i2").tobytes()
+            yield wire_event(
+                "session.output_audio.delta",
+                delta=base64.b64encode(chunk).decode("ascii"),
+                format="pcm16",
+                sample_rate=rate,
+                channels=1,
+                **fields,
+            )
+
+    def _caption(self, r: InterimResult) -> str:
+        """A live caption (our extension): an empty transcript delta, the caption in ``x_interim``
+        (superseded by the segment's own deltas)."""
+        caption = {
+            "segment_id": r.segment_id,
+            "start_ms": r.start_ms,
+            "end_ms": r.end_ms,
+            "transcript": r.transcript.text if r.transcript is not None else None,
+            "translations": {self.tag_of.get(t.target_language, t.target_language): t.text for t in r.translations},
+        }
+        return wire_event("session.input_transcript.delta", delta="", elapsed_ms=r.end_ms, x_interim=caption)
+
+    def _spaced(self, key: str, text: str) -> str:
+        """Deltas are appended as they come: a space before every segment's text but the first."""
+        first = key not in self._spoken_before
+        self._spoken_before.add(key)
+        return text if first else " " + text
+
+
+def _shown_type(kind: Any) -> str:
+    """A client's event ``type`` for an error message: at most ``SHOWN_TYPE_CHARS`` of it."""
+    if not isinstance(kind, str):
+        return "(not a string)"
+    return repr(kind[:SHOWN_TYPE_CHARS]) + ("..." if len(kind) > SHOWN_TYPE_CHARS else "")

@@ -1,0 +1,101 @@
+"""What one ``session.update`` may hold, checked before anything in it is converted (a tag mapped, a
+value echoed; issue 34 N2): its shape, counts and lengths, our extensions' values, and whether speech
+can be had in the languages it names. Pure; ``InvalidInput`` messages name no client value. The
+protocol (``protocol.py``) turns what passes into the stream's config."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from translate_svc.errors import InvalidInput
+from translate_svc.types import ModelCard
+
+#: the targets where the door is given no limit (``limits.max_target_languages``' ceiling), a
+#: language tag's characters (BCP-47 tags in use are far shorter), the source language's
+#: (``"auto:"`` and a few tags), and ``audio.input.transcription``'s JSON (it is echoed back)
+MAX_LANGUAGES = 32
+MAX_TAG_CHARS = 35
+MAX_SOURCE_CHARS = 200
+MAX_TRANSCRIPTION_CHARS = 1024
+
+
+def checked(session: Any, max_languages: int) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """``session``, ``audio.input`` and the output languages of a ``session.update``, their
+    shapes, counts and lengths checked before anything is converted (``InvalidInput``)."""
+    session = _object(session, "session")
+    audio = _object(session.get("audio"), "session.audio")
+    out = _object(audio.get("output"), "session.audio.output")
+    inp = _object(audio.get("input"), "session.audio.input")
+    languages = out.get("languages") or ([out["language"]] if out.get("language") else [])
+    if not isinstance(languages, list):
+        raise InvalidInput('audio.output.languages must be a list of language tags such as ["es", "fr"]')
+    if len(languages) > max_languages:
+        raise InvalidInput(
+            f"{len(languages)} output languages requested; this server allows at most "
+            f"{max_languages} per session (ServerLimits.max_target_languages)"
+        )
+    for n, tag in enumerate(languages):
+        if not isinstance(tag, str) or not 0 < len(tag) <= MAX_TAG_CHARS:
+            raise InvalidInput(
+                f'audio.output language {n} must be a language tag such as "es" (at most {MAX_TAG_CHARS} characters)'
+            )
+    source = inp.get("language")
+    if source and (not isinstance(source, str) or len(source) > MAX_SOURCE_CHARS):
+        raise InvalidInput(
+            f'audio.input.language must be a language tag such as "en", or "auto" (at most {MAX_SOURCE_CHARS} '
+            "characters)"
+        )
+    transcription = inp.get("transcription")
+    if transcription is not None and (
+        not isinstance(transcription, dict)
+        or len(transcription) > 16
+        or len(json.dumps(transcription)) > MAX_TRANSCRIPTION_CHARS
+    ):
+        raise InvalidInput(
+            'audio.input.transcription must be an object such as {} or {"model": "whisper-1"} '
+            f"(at most {MAX_TRANSCRIPTION_CHARS} characters of JSON), or null for no transcript"
+        )
+    return session, inp, languages
+
+
+def extensions(session: dict[str, Any], captions_ms: int, step_ms: int, speech: bool) -> tuple[int, int, bool]:
+    """Our extensions of a ``session.update`` (each absent one as it was): ``x_captions_interval_ms``,
+    ``x_simultaneous_step_ms`` and ``x_speech``."""
+    captions = session.get("x_captions_interval_ms", captions_ms)
+    if not isinstance(captions, int) or isinstance(captions, bool) or captions < 0:
+        raise InvalidInput("x_captions_interval_ms must be a whole number of milliseconds (0: no live captions)")
+    step = session.get("x_simultaneous_step_ms", step_ms)
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise InvalidInput(
+            "x_simultaneous_step_ms must be a whole number of milliseconds (0: off, a segment's "
+            "translation once a pause ends it)"
+        )
+    spoken = session.get("x_speech", speech)
+    if not isinstance(spoken, bool):
+        raise InvalidInput("x_speech must be true or false (false: translated text only, no speech)")
+    return captions, step, spoken
+
+
+def text_only(card: ModelCard | None, speech: bool, tags: list[str], targets: tuple[str, ...]) -> str | None:
+    """Why speech cannot be had for these output languages (None: it can, speech is off, or the
+    model is not known yet)."""
+    if not speech or card is None:
+        return None
+    for tag, code in zip(tags, targets, strict=True):
+        if code in card.text_codes and code not in card.speech_codes:
+            return (
+                f'output language {tag[:MAX_TAG_CHARS]!r} has text output only: set "x_speech": false in '
+                "session.update for translated text without speech (this server's extension), or pick a "
+                "language with speech output"
+            )
+    return None
+
+
+def _object(value: Any, field: str) -> dict[str, Any]:
+    """``value`` as a JSON object (null or absent: an empty one), or ``InvalidInput``."""
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{field} must be a JSON object")
+    return value

@@ -1,0 +1,90 @@
+"""OpenAI's wire format for the realtime door: events as JSON text, errors in OpenAI's shape, and our
+error codes as OpenAI's ``type`` and ``code``. Pure (no socket, no web framework): the protocol
+(``protocol.py``) renders with it, and so do the loop and the door for what they send themselves
+(an error that ends a session, an HTTP refusal's body)."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from translate_svc.errors import ErrorCode, ServiceError, ShuttingDown
+
+#: our error codes -> OpenAI's error ``type`` and ``code``
+ERROR_TYPES: dict[ErrorCode, tuple[str, str]] = {
+    ErrorCode.INVALID_ARGUMENT: ("invalid_request_error", "invalid_value"),
+    ErrorCode.UNAUTHENTICATED: ("invalid_request_error", "invalid_api_key"),
+    ErrorCode.FAILED_PRECONDITION: ("invalid_request_error", "unsupported_feature"),
+    ErrorCode.OUT_OF_RANGE: ("invalid_request_error", "limit_reached"),
+    ErrorCode.RESOURCE_EXHAUSTED: ("server_error", "server_overloaded"),
+    ErrorCode.UNAVAILABLE: ("server_error", "server_unavailable"),
+    ErrorCode.INTERNAL: ("server_error", "internal_error"),
+}
+
+
+def error_type(code: ErrorCode) -> tuple[str, str]:
+    """OpenAI's error ``type`` and ``code`` for one of ours."""
+    return ERROR_TYPES.get(code, ("server_error", "internal_error"))
+
+
+def wire_event(kind: str, **fields: Any) -> str:
+    return json.dumps({"type": kind, "event_id": f"event_{uuid.uuid4().hex[:20]}", **fields})
+
+
+def error_event(message: str, kind: str, code: str, *, event_id: str | None = None, **extra: Any) -> str:
+    return wire_event("error", error={"message": message, "type": kind, "code": code, "event_id": event_id}, **extra)
+
+
+def service_error_event(e: ServiceError, **extra: Any) -> str:
+    return coded_error_event(e.code, e.message, e, **extra)
+
+
+def coded_error_event(ours: ErrorCode, message: str, e: ServiceError | None = None, **extra: Any) -> str:
+    """An ``error`` event for one of our codes: a shutdown says so, a named limit or a tenant's
+    spent budget gives its name as the code, and a retry hint is ``x_retry_after_ms``."""
+    kind, code = error_type(ours)
+    if e is None:
+        pass
+    elif isinstance(e, ShuttingDown):
+        code = "server_shutting_down"
+    elif e.reason is not None:  # a limit that ends a session, or a tenant's spent audio budget
+        code = e.reason
+    if e is not None and e.retry_after_ms is not None:
+        extra["x_retry_after_ms"] = e.retry_after_ms
+    return error_event(message, kind, code, **extra)
+
+
+def error_body(message: str, code: str, kind: str = "invalid_request_error", **extra: Any) -> dict[str, Any]:
+    """An HTTP error response's JSON body, in OpenAI's shape."""
+    return {"error": {"message": message, "type": kind, "code": code, "param": None, **extra}}
+
+
+@dataclass(frozen=True)
+class HttpRefusal:
+    """A refused handshake as an HTTP answer: its status, JSON body and headers."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def admission_refusal(e: ServiceError) -> HttpRefusal:
+    """A stream refused at the handshake (a WebSocket's or a WebRTC call's), as an HTTP status: 503
+    while the server drains (Retry-After 1), 429 at a cap (with Retry-After where the error has a
+    retry hint); the body is the error event the session would have sent."""
+    kind, code = error_type(e.code)
+    if e.code == ErrorCode.UNAVAILABLE:
+        status, code = 503, "server_shutting_down"
+    else:
+        status, code = (429, e.reason or code) if e.code == ErrorCode.RESOURCE_EXHAUSTED else (500, code)
+    headers = {}
+    extra: dict[str, Any] = {}
+    if e.retry_after_ms is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(e.retry_after_ms / 1000)))
+        extra["x_retry_after_ms"] = e.retry_after_ms
+    elif status == 503:  # draining: another replica takes it now
+        headers["Retry-After"] = "1"
+    return HttpRefusal(status, error_body(e.message, code, kind, **extra), headers)
