@@ -4,7 +4,8 @@ Requests arrive as raw bytes and are parsed here (``_parse``), so a message prot
 gets INVALID_ARGUMENT with a short message instead of grpc's UNKNOWN naming a Python class.
 
 A thin adapter: it parses wire messages into domain requests (``convert``), drives the session
-layer (``StreamDriver`` for streams, ``SessionManager`` for the unary calls) and renders the
+layer (``StreamDriver`` for streams, ``ClipDriver`` for clips, ``TextDriver`` for texts; the
+``SessionManager`` only for ListLanguages' model card) and renders the
 events back (``convert``). The stream protocol -- first message, resume, timers, drain, end reasons
 and their texts -- is not here but in ``session/driver.py``, shared by every door.
 
