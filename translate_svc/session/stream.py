@@ -163,6 +163,8 @@ class StreamSession:
         if not self._room.is_set():
             await self._room.wait()
         self._raise_failure()
+        carried = (self.timeline.packet_frames(data) or 0) if data else 0  # an undecodable packet: refused below
+        self.timeline.pay(gap + carried, len(data))  # audio running ahead of its bytes and time: refused
         if gap:
             self.timeline.fill(gap)
             concealed = self.timeline.conceal(gap, data)

@@ -1,9 +1,11 @@
 """What the two gRPC doors (ours, ``grpc/``; Riva's, ``riva/``) share on the gRPC port: client
-bytes parsed into a message with INVALID_ARGUMENT for what protobuf cannot parse, the unary error
-mapping, the call's request id from its metadata, and the caller the port's token interceptor let
-in, and the shape of another door's services on the port (``PortServices``). No door's protos:
-each door passes its own message types and its own way of turning a ``ServiceError`` into its
-status. What every door shares, whatever its wire, is ``calls.py``."""
+bytes parsed into a message with INVALID_ARGUMENT for what protobuf cannot parse (and, for a
+message whose bulk may be audio, its other bytes held to a config's size on the wire before
+protobuf parses them: ``parse_beside_audio``), the unary error mapping, the call's request id from
+its metadata, the caller the port's token interceptor let in, and the shape of another door's
+services on the port (``PortServices``). No door's protos: each door passes its own message types
+and its own way of turning a ``ServiceError`` into its status. What every door shares, whatever
+its wire, is ``calls.py``."""
 
 from __future__ import annotations
 
@@ -61,6 +63,112 @@ def parse_message(kind: type[M], raw: bytes, limit: int | None, *, too_large: st
         return message
     except (DecodeError, ValueError, RuntimeError):
         raise InvalidInput(f"the request is not a valid {kind.DESCRIPTOR.full_name} message{unparsable}") from None
+
+
+def parse_beside_audio(
+    kind: type[M],
+    raw: bytes,
+    limit: int | None,
+    *,
+    beside_limit: int,
+    audio: Sequence[Sequence[int]],
+    most_fields: int,
+    too_large: str,
+    beside_hint: str,
+    unparsable: str = "",
+) -> M:
+    """``parse_message`` for a message whose bulk may be audio: ``raw`` may be ``limit`` bytes,
+    but only ``beside_limit`` of them beside its audio (``audio_bytes``), and that is checked on
+    the wire before protobuf parses anything. Protobuf copies an audio field's bytes at once, but
+    parses everything else field by field on the event loop (1 MB of small terms in about 7 ms, of a
+    map's entries in 50 ms); a config, an update, a clip's languages and terms need little
+    (issue 52 F3). ``beside_hint`` says what to send instead."""
+    if len(raw) > beside_limit:
+        beside = len(raw) - audio_bytes(raw, audio, most_fields)
+        if beside > beside_limit:
+            raise InvalidInput(
+                f"the {kind.DESCRIPTOR.name} message holds {beside} bytes that are not audio, over the "
+                f"{beside_limit} bytes this method takes beside an audio chunk: " + beside_hint
+            )
+    return parse_message(kind, raw, limit, too_large=too_large, unparsable=unparsable)
+
+
+def audio_path(kind: type[Message], dotted: str) -> tuple[int, ...]:
+    """A field's path as ``audio_bytes`` takes it: ``"packet.data"`` -> its field numbers."""
+    numbers, descriptor = [], kind.DESCRIPTOR
+    for name in dotted.split("."):
+        f = descriptor.fields_by_name[name]
+        numbers.append(f.number)
+        descriptor = f.message_type
+    return tuple(numbers)
+
+
+#: fields a nested message on an audio path (an AudioPacket, an AudioInput) may hold
+_NESTED_FIELDS = 8
+
+
+class _NotWire(Exception):
+    """Bytes that are not a run of at most so many protobuf fields."""
+
+
+def audio_bytes(raw: bytes, paths: Sequence[Sequence[int]], most_fields: int) -> int:
+    """The length of ``raw``'s audio: the payload of the length-delimited field at one of ``paths``
+    (field numbers, outermost first; of a field given more than once, its last), read from the
+    wire's tags and lengths (a few varints a field, nothing parsed). 0 where there is none, where
+    ``raw`` holds more than ``most_fields`` fields (``_NESTED_FIELDS`` in a nested message on the
+    path), or where it is not a well-formed run of fields (protobuf refuses it then)."""
+    best = 0
+    for path in paths:
+        start, end, most = 0, len(raw), most_fields
+        try:
+            for number in path:
+                hits = [(s, e) for n, s, e in _delimited(raw, start, end, most) if n == number]
+                if not hits:
+                    break
+                (start, end), most = hits[-1], _NESTED_FIELDS
+            else:
+                best = max(best, end - start)
+        except _NotWire:
+            continue
+    return best
+
+
+def _delimited(raw: bytes, at: int, end: int, most: int) -> list[tuple[int, int, int]]:
+    """(number, payload start, payload end) of each length-delimited field of ``raw[at:end]``."""
+    out, count = [], 0
+    while at < end:
+        count += 1
+        if count > most:
+            raise _NotWire
+        tag, at = _varint(raw, at, end)
+        wire_type = tag & 7
+        if wire_type == 0:
+            _, at = _varint(raw, at, end)
+        elif wire_type == 1:
+            at += 8
+        elif wire_type == 5:
+            at += 4
+        elif wire_type == 2:
+            length, at = _varint(raw, at, end)
+            out.append((tag >> 3, at, at + length))
+            at += length
+        else:  # groups: no message of ours has one
+            raise _NotWire
+    if at != end:
+        raise _NotWire
+    return out
+
+
+def _varint(raw: bytes, at: int, end: int) -> tuple[int, int]:
+    value = shift = 0
+    while at < end and shift < 64:
+        b = raw[at]
+        at += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, at
+        shift += 7
+    raise _NotWire
 
 
 def unary_errors(abort: Abort) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:

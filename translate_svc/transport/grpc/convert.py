@@ -30,6 +30,7 @@ from translate_svc.session.events import (
     Update,
     Updated,
 )
+from translate_svc.session.task import check_counts
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import stream_message_bytes
 from translate_svc.types import (
@@ -136,6 +137,21 @@ def detection(msg: pb.LanguageDetection, has: bool) -> list[str] | None:
 
 def detection_to_pb(detect: tuple[str, ...] | None) -> pb.LanguageDetection | None:
     return None if detect is None else pb.LanguageDetection(enabled=True, candidates=detect)
+
+
+def check_lists(
+    msg: pb.StreamingConfig | pb.TranslateRequest | pb.TranslateTextRequest, limits: LimitsSettings
+) -> None:
+    """A request's lists (texts, targets, detection candidates, terms) counted against their
+    limits before any element is converted (``session.task.check_counts``; issue 52 F3)."""
+    detect = None if isinstance(msg, pb.TranslateTextRequest) else msg.language_detection
+    check_counts(
+        limits,
+        texts=len(msg.texts) if isinstance(msg, pb.TranslateTextRequest) else 0,
+        targets=len(msg.target_languages),
+        candidates=len(detect.candidates) if detect is not None and detect.enabled else 0,
+        terms=len(msg.terms),
+    )
 
 
 def terms(msgs: Sequence[pb.Term]) -> tuple[Term, ...]:
@@ -355,8 +371,12 @@ _OPUS_FRAME = 960
 # -- the stream: requests in, events out --------------------------------------------------------
 
 
-def stream_request(msg: pb.StreamingTranslateRequest, vad_defaults: SegmenterConfig) -> StreamRequest:
-    """One StreamingTranslate message -> its domain request (wire-level mistakes: InvalidInput)."""
+def stream_request(
+    msg: pb.StreamingTranslateRequest, vad_defaults: SegmenterConfig, limits: LimitsSettings
+) -> StreamRequest:
+    """One StreamingTranslate message -> its domain request (wire-level mistakes: InvalidInput). An
+    update's targets are checked by the stream (``session.task.retarget``, counted first): a bad
+    update is answered, the stream goes on; the message holding them is small (``calls.config_message_bytes``)."""
     kind = msg.WhichOneof("request")
     if kind == "audio":
         return AudioIn(msg.audio)
@@ -368,7 +388,7 @@ def stream_request(msg: pb.StreamingTranslateRequest, vad_defaults: SegmenterCon
             raise InvalidInput(f"unknown control {msg.control}: the only control is FLUSH")
         return Flush()
     if kind == "config":
-        return stream_config(msg.config, vad_defaults)
+        return stream_config(msg.config, vad_defaults, limits)
     if kind == "update":
         u = msg.update
         return Update(
@@ -378,7 +398,8 @@ def stream_request(msg: pb.StreamingTranslateRequest, vad_defaults: SegmenterCon
     raise InvalidInput("empty request message: set one of config, audio, packet, control or update")
 
 
-def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig) -> StreamConfig:
+def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig, limits: LimitsSettings) -> StreamConfig:
+    check_lists(cfg, limits)
     resume = None
     if cfg.HasField("resume"):
         r = cfg.resume

@@ -41,10 +41,17 @@ from translate_svc.session import (
     TextsResult,
 )
 from translate_svc.session.clip import ClipDriver, ClipRequest
-from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, stream_message_bytes, text_request_bytes
+from translate_svc.settings import LimitsSettings
+from translate_svc.transport.calls import (
+    REQUEST_ID,
+    SMALL_MESSAGE_BYTES,
+    config_message_bytes,
+    stream_message_bytes,
+    text_request_bytes,
+)
 from translate_svc.transport.grpc import convert
 from translate_svc.transport.grpc.auth import SERVICE_NAME as SERVICE_NAME  # re-exported
-from translate_svc.transport.rpc import call_of, caller_of, parse_message, unary_errors
+from translate_svc.transport.rpc import audio_path, call_of, caller_of, parse_beside_audio, parse_message, unary_errors
 from translate_svc.transport.tokens import Revocation, TokenStore, watching
 from translate_svc.vad.segmenter import SegmenterConfig
 
@@ -63,6 +70,9 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: ServiceError)
     await context.abort(st.code, st.details, st.trailing_metadata)
 
 
+_UNPARSABLE = " (protobuf could not parse it): generate the client from this server's translate.proto"
+
+
 def _parse(kind: type[M], raw: bytes, limit: int | None = None) -> M:
     """Client bytes -> message; INVALID_ARGUMENT (not UNKNOWN) when protobuf cannot parse them, or
     when they are over the method's ``limit``."""
@@ -71,7 +81,46 @@ def _parse(kind: type[M], raw: bytes, limit: int | None = None) -> M:
         raw,
         limit,
         too_large="send smaller messages (audio chunks of at most ServerLimits.max_chunk_bytes)",
-        unparsable=" (protobuf could not parse it): generate the client from this server's translate.proto",
+        unparsable=_UNPARSABLE,
+    )
+
+
+#: where the audio of a stream message is (``audio``, ``packet.data``) and of a clip (``audio.content``)
+_STREAM_AUDIO = tuple(audio_path(pb.StreamingTranslateRequest, f) for f in ("audio", "packet.data"))
+_CLIP_AUDIO = (audio_path(pb.TranslateRequest, "audio.content"),)
+_TERMS_AT_MOST = "at most ServerLimits.max_terms terms of at most max_term_chars characters"
+
+
+def _parse_stream(raw: bytes, limits: LimitsSettings) -> pb.StreamingTranslateRequest:
+    """A stream message: an audio chunk up to ``stream_message_bytes``; any other (a config, an
+    update) up to ``config_message_bytes``, refused before it is parsed."""
+    return parse_beside_audio(
+        pb.StreamingTranslateRequest,
+        raw,
+        stream_message_bytes(limits),
+        beside_limit=config_message_bytes(limits),
+        audio=_STREAM_AUDIO,
+        most_fields=4,
+        too_large="send smaller messages (audio chunks of at most ServerLimits.max_chunk_bytes)",
+        beside_hint=f"a config or an update holds a few languages and {_TERMS_AT_MOST}: send no more",
+        unparsable=_UNPARSABLE,
+    )
+
+
+def _parse_clip(raw: bytes, limits: LimitsSettings) -> pb.TranslateRequest:
+    """A clip: as large as the port takes, but no more than ``config_message_bytes`` beside its
+    audio (its languages, terms and options), refused before it is parsed."""
+    most = limits.max_terms + limits.max_target_languages + 8  # its fields: a term, a target each
+    return parse_beside_audio(
+        pb.TranslateRequest,
+        raw,
+        None,
+        beside_limit=config_message_bytes(limits),
+        audio=_CLIP_AUDIO,
+        most_fields=most,
+        too_large="",
+        beside_hint=f"beside its audio a request holds a few languages and {_TERMS_AT_MOST}: send no more",
+        unparsable=_UNPARSABLE,
     )
 
 
@@ -144,7 +193,7 @@ class TranslatorServicer:
         raw = await anext(messages, None)
         if raw is None:
             raise InvalidInput("the call carried no TranslateRequest: send one")
-        request = _parse(pb.TranslateRequest, raw)
+        request = _parse_clip(raw, self._m.limits)
         del raw
         # read to the end (a unary client has half-closed): gRPC's reader holds the last message it
         # gave until it is resumed, so not resuming it would keep the clip's bytes past the call
@@ -152,6 +201,7 @@ class TranslatorServicer:
             raise InvalidInput("Translate takes one TranslateRequest: send one message")
         if not request.HasField("audio") or not request.audio.content:
             raise InvalidInput("audio.content is empty: send the clip's bytes in audio.content")
+        convert.check_lists(request, self._m.limits)
         detect = convert.detection(request.language_detection, request.HasField("language_detection"))
         return ClipRequest(
             request.audio.content,
@@ -188,6 +238,7 @@ class TranslatorServicer:
 
     def _read_texts(self, raw: bytes) -> TextRequest:
         request = _parse(pb.TranslateTextRequest, raw, text_request_bytes(self._m.limits))
+        convert.check_lists(request, self._m.limits)
         return TextRequest(
             tuple(request.texts),
             request.source_language,
@@ -215,7 +266,7 @@ class TranslatorServicer:
         try:
             call = await _call_info(context, "StreamingTranslate")
             caller = caller_of(self._tokens)
-            requests = _requests(raw_requests, self._m.vad_defaults, stream_message_bytes(self._m.limits))
+            requests = _requests(raw_requests, self._m.vad_defaults, self._m.limits)
             driver = StreamDriver(self._m, error_drain_s=self._error_drain_s, tenant=caller.tenant, call=call)
             with watching(self._revocation, driver, caller):
                 async with contextlib.aclosing(driver.run(requests)) as events:
@@ -235,12 +286,12 @@ async def _call_info(context: grpc.aio.ServicerContext[Any, Any], method: str) -
 
 
 async def _requests(
-    raw: AsyncIterator[bytes], vad_defaults: SegmenterConfig, limit: int
+    raw: AsyncIterator[bytes], vad_defaults: SegmenterConfig, limits: LimitsSettings
 ) -> AsyncIterator[StreamRequest]:
     """Wire messages -> domain requests; one that cannot be used becomes ``Invalid`` (the driver
     decides: it ends an open stream, and is dropped after the end), so reading can go on."""
     async for data in raw:
         try:
-            yield convert.stream_request(_parse(pb.StreamingTranslateRequest, data, limit), vad_defaults)
+            yield convert.stream_request(_parse_stream(data, limits), vad_defaults, limits)
         except InvalidInput as e:
             yield Invalid(e)

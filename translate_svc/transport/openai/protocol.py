@@ -67,7 +67,13 @@ from translate_svc.session.events import (
     Updated,
 )
 from translate_svc.transport.openai.session_update import MAX_LANGUAGES, checked, extensions, text_only
-from translate_svc.transport.openai.wire import coded_error_event, error_event, service_error_event, wire_event
+from translate_svc.transport.openai.wire import (
+    coded_error_event,
+    error_event,
+    oversized,
+    service_error_event,
+    wire_event,
+)
 from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
@@ -259,10 +265,14 @@ class RealtimeProtocol:
         if text is None:
             yield error_event("send JSON text events, not binary frames", "invalid_request_error", "invalid_event")
             return
+        refusal = oversized(text)
+        if refusal is not None:  # counted before json.loads works through it
+            yield refusal
+            return
         try:
             event = json.loads(text)
             kind = event["type"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             yield error_event(
                 "each message must be a JSON event with a `type`", "invalid_request_error", "invalid_event"
             )

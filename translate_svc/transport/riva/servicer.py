@@ -36,9 +36,15 @@ from translate_svc.session.events import (
 )
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.text import TextDriver, TextsResult
-from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, stream_message_bytes, text_request_bytes
+from translate_svc.transport.calls import (
+    REQUEST_ID,
+    SMALL_MESSAGE_BYTES,
+    config_message_bytes,
+    stream_message_bytes,
+    text_request_bytes,
+)
 from translate_svc.transport.riva import convert
-from translate_svc.transport.rpc import call_of, caller_of, parse_message, unary_errors
+from translate_svc.transport.rpc import audio_path, call_of, caller_of, parse_beside_audio, parse_message, unary_errors
 from translate_svc.transport.tokens import Permission, Revocation, TokenStore, watching
 from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, ModelCard, OutputOptions, SegmentResult
 
@@ -145,7 +151,7 @@ class RivaServicer:
         def read() -> TextRequest:
             nonlocal msg
             msg = _parse(nmt.TranslateTextRequest, raw, text_request_bytes(self._m.limits))
-            request = convert.text_request(msg, self._m.card)
+            request = convert.text_request(msg, self._m.card, self._m.limits)
             output = OutputOptions(text=True, speech=False, transcript=False)
             return TextRequest(
                 request.texts, request.source_language, (request.target_language,), output, request.terms
@@ -161,16 +167,16 @@ class RivaServicer:
     # -- streams ---------------------------------------------------------------------------------------
 
     def _parse_s2s(self, raw: bytes, card: ModelCard) -> StreamRequest | None:
-        msg = _parse(nmt.StreamingTranslateSpeechToSpeechRequest, raw, self._stream_limit())
-        return convert.translate_request(msg, card, self._m.vad_defaults)
+        msg = self._parse_stream(nmt.StreamingTranslateSpeechToSpeechRequest, raw)
+        return convert.translate_request(msg, card, self._m.vad_defaults, self._m.limits)
 
     def _parse_s2t(self, raw: bytes, card: ModelCard) -> StreamRequest | None:
-        msg = _parse(nmt.StreamingTranslateSpeechToTextRequest, raw, self._stream_limit())
-        return convert.translate_request(msg, card, self._m.vad_defaults)
+        msg = self._parse_stream(nmt.StreamingTranslateSpeechToTextRequest, raw)
+        return convert.translate_request(msg, card, self._m.vad_defaults, self._m.limits)
 
     def _parse_asr(self, raw: bytes, card: ModelCard) -> StreamRequest | None:
-        msg = _parse(asr.StreamingRecognizeRequest, raw, self._stream_limit())
-        return convert.recognize_request(msg, card, self._m.vad_defaults)
+        msg = self._parse_stream(asr.StreamingRecognizeRequest, raw)
+        return convert.recognize_request(msg, card, self._m.vad_defaults, self._m.limits)
 
     @staticmethod
     def _render_s2s(r: SegmentResult | InterimResult, started: StreamStarted) -> Any:
@@ -184,8 +190,21 @@ class RivaServicer:
     def _render_asr(r: SegmentResult | InterimResult, started: StreamStarted) -> Any:
         return convert.transcript_result(r, started.task.source_language or "")
 
-    def _stream_limit(self) -> int:
-        return stream_message_bytes(self._m.limits)
+    def _parse_stream(self, kind: type[M], raw: bytes) -> M:
+        """An ``audio_content`` message up to ``stream_message_bytes``; any other (the config) up
+        to ``config_message_bytes``, refused before protobuf parses it (issue 52 F3)."""
+        limits = self._m.limits
+        return parse_beside_audio(
+            kind,
+            raw,
+            stream_message_bytes(limits),
+            beside_limit=config_message_bytes(limits),
+            audio=(audio_path(kind, "audio_content"),),
+            most_fields=4,
+            too_large="send smaller audio chunks",
+            beside_hint="a config holds a few languages and at most so many dnt_phrases and speech_contexts "
+            f"phrases ({limits.max_terms} terms of at most {limits.max_term_chars} characters): send no more",
+        )
 
     async def _stream(
         self,
