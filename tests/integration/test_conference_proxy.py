@@ -35,13 +35,14 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.model.stable import StableTranslator
 from translate_svc.observability import metrics
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(75)]
 
 TOKEN = "conference-proxy-key-93c1"
 CHUNK = 4800  # 200 ms at 24 kHz: a conference's frame
 RATE = 24000
-#: the muted case at a smaller scale, in the issue's proportion (muted 30 s, idle_timeout_s 5)
-IDLE_S = 2.5
+#: the muted case as the issue states it: muted 30 s with idle_timeout_s at 5 (a shorter idle
+#: timeout would leave a client on a busy test machine less than a second to answer a ping)
+IDLE_S = 5.0
 MUTED_S = 6 * IDLE_S
 
 
@@ -288,5 +289,6 @@ async def test_a_peer_that_stops_answering_pings_is_ended_within_the_idle_timeou
             gone_after = loop.time() - configured_at
             await ws.close()
     # aiohttp's heartbeat pings it after IDLE_S / 2 of quiet and gives it a quarter of IDLE_S to
-    # answer; generous bounds: not kept as a muted speaker is (MUTED_S), ended near the idle timeout
-    assert gone_after < 2 * IDLE_S < MUTED_S, gone_after
+    # answer (ended 0.75 x IDLE_S after its update), not kept as a muted speaker is; slack for a
+    # busy machine
+    assert gone_after < IDLE_S + 1.5, gone_after
