@@ -82,7 +82,7 @@ async def door(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     settings = make_settings(test_model_dir)
     settings.server.http_port = 0
     settings.auth.tokens_file = tokens_file(tmp_path_factory.mktemp("tokens"))
-    settings.limits.max_streams = 1
+    settings.limits.max_streams = 2
     async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as live:
         yield live
 
@@ -280,13 +280,24 @@ async def test_the_handshake_selects_realtime_never_echoes_the_key_and_refuses_b
     caplog.set_level(logging.DEBUG)
     port = port_of(door)
     url = f"ws://127.0.0.1:{port}{PATH}"
+    async with aiohttp.ClientSession() as http:  # a browser's client secret, minted with the server token
+        minted = await http.post(
+            f"http://127.0.0.1:{port}/v1/realtime/translations/client_secrets",
+            json={"expires_after": {"seconds": 60}},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        secret = (await minted.json())["value"]
     offer = [Subprotocol("realtime"), Subprotocol(KEY + TOKEN)]
-    async with websockets.connect(url, subprotocols=offer) as held:
-        assert held.subprotocol == "realtime" and held.response is not None
-        assert held.response.headers["Sec-WebSocket-Protocol"] == "realtime"  # the key is not echoed
-        assert json.loads(await held.recv())["type"] == "session.created"
+    async with (
+        websockets.connect(url, subprotocols=offer) as held,
+        websockets.connect(url, subprotocols=[Subprotocol("realtime"), Subprotocol(KEY + secret)]) as browser,
+    ):
+        for ws in (held, browser):
+            assert ws.subprotocol == "realtime" and ws.response is not None
+            assert ws.response.headers["Sec-WebSocket-Protocol"] == "realtime"  # the key is not echoed
+            assert json.loads(await ws.recv())["type"] == "session.created"
         # the same refusals as with Authorization, before any upgrade: the server is at its
-        # max_streams (1) with this socket: 429
+        # max_streams (2) with these sockets: 429
         async with aiohttp.ClientSession() as http:
 
             async def refused(protocols: str | None, authorization: str | None = None) -> tuple[int, dict[str, Any]]:
@@ -308,5 +319,6 @@ async def test_the_handshake_selects_realtime_never_echoes_the_key_and_refuses_b
                 status, error = await refused(protocols, authorization)
                 assert (status, error["code"]) == (want_status, code), (protocols, error)
                 assert words in error["message"] and TOKEN not in error["message"], error
-        await held.send(json.dumps({"type": "session.close"}))
-    assert not server_logs_with(caplog, TOKEN)  # offered, refused: never logged
+        for ws in (held, browser):
+            await ws.send(json.dumps({"type": "session.close"}))
+    assert not server_logs_with(caplog, TOKEN) and not server_logs_with(caplog, secret)  # never logged
