@@ -76,7 +76,9 @@ class LimitsSettings(BaseModel):
     max_streams: int = Field(256, ge=1)
     #: a stream that sends no message for this long is closed (its open speech translated first);
     #: also the longest stretch a packet timestamp may skip. Ten minutes: a muted participant's
-    #: stream lives on (a dead connection is found by HTTP/2 keepalive, not by this)
+    #: stream lives on (a dead connection is found by HTTP/2 keepalive, not by this). On the OpenAI
+    #: WebSocket a configured session whose client answers pings is not idle (a muted speaker: kept
+    #: up to max_stream_seconds); its pings find a dead client within this long
     idle_timeout_s: float = Field(600.0, gt=0)
     #: a stream whose sender stops in the middle of speech (mute, push-to-talk, a paused track)
     #: has that speech closed into a segment, as at a pause, once no message came for this long

@@ -2,7 +2,8 @@
 
 ``StreamDriver.run`` owns the rules a door must not reimplement: the config comes first (resume
 included), audio and FLUSH follow, a sender that stops mid-speech has that speech closed after
-``stall_close_ms`` (as at a pause), a silent client is closed after ``idle_timeout``, a drain's
+``stall_close_ms`` (as at a pause), a silent client is closed after ``idle_timeout`` (unless its
+door sees it answer pings: a muted speaker, kept up to ``max_stream_seconds``), a drain's
 deadline ends the stream with "resume elsewhere", and every end has its reason and its text.
 
 Reading is never cancelled while the call lives: the timers (stall, idle, drain) act beside the
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError, ShuttingDown
 from translate_svc.observability import access, metrics, tracing
@@ -62,8 +63,14 @@ class StreamDriver:
         tenant: Tenant = DEFAULT_TENANT,
         call: CallInfo | None = None,
         admission: Admission | None = None,
+        peer_alive: Callable[[], bool] | None = None,
     ) -> None:
         self._m = manager
+        #: the door's word that its client still answers its transport's pings (a WebSocket's),
+        #: None where it cannot tell (``_keep_muted``)
+        self._peer_alive = peer_alive
+        self._opened_at = 0.0  # when the stream was configured (event-loop time)
+        self._kept_at = 0.0  # when the idle timer last found the client silent but alive
         #: the stream's slots, when its door took them before the driver ran (None: taken when it runs)
         self._admission = admission
         self._error_drain_s = error_drain_s
@@ -215,6 +222,7 @@ class StreamDriver:
             admission=admission,
         )
         self._session, self._open = session, True
+        self._opened_at = asyncio.get_running_loop().time()
         session.on_drain = lambda deadline: self._arm()
         session.on_stop = self.end
         return session
@@ -331,7 +339,7 @@ class StreamDriver:
         session = self._session
         if not (self._open and self._waiting) or session is None:
             return
-        when = self._waiting_since + self._m.limits.idle_timeout_s
+        when = self._idle_from() + self._m.limits.idle_timeout_s
         if session.drain_deadline is not None:
             when = min(when, session.drain_deadline)
         stall_s = self._m.limits.stall_close_ms / 1000
@@ -350,12 +358,19 @@ class StreamDriver:
         if not (self._open and self._waiting):
             return  # the reader is busy with a message: the timer restarts when it waits again
         loop = asyncio.get_running_loop()
-        idle = loop.time() >= self._waiting_since + self._m.limits.idle_timeout_s - 0.001
+        idle = loop.time() >= self._idle_from() + self._m.limits.idle_timeout_s - 0.001
         if not (idle or self._deadline_passed()):
             self._stall_checked = True  # the sender stalled with speech open
             self._stalled = loop.create_task(self._close_stalled())
             return
-        limit = self._drain_end() if self._deadline_passed() else self._idle_end()
+        limit: ServiceError
+        if self._deadline_passed():
+            limit = self._drain_end()
+        elif self._keep_muted(loop.time()):
+            return
+        else:
+            alive = self._peer_alive is not None and self._peer_alive()  # then kept as long as a stream may be
+            limit = self._muted_end() if alive else self._idle_end()
         self._open = False  # now, not when the task runs: a message read meanwhile is dropped
         self._ending = loop.create_task(self._finish_session(limit))
 
@@ -378,6 +393,35 @@ class StreamDriver:
         finally:
             self._stalled = None
             self._arm()
+
+    def _idle_from(self) -> float:
+        """Since when the client has been silent, as the idle limit counts: its last message, or
+        the last time it was found alive while silent."""
+        return max(self._waiting_since, self._kept_at)
+
+    def _keep_muted(self, now: float) -> bool:
+        """A configured stream whose client sends nothing while its door sees it answer pings (a
+        muted speaker: a conference forwards no audio meanwhile) is not idle: it is kept for another
+        ``idle_timeout_s``, counted, for as long as a stream may last (``max_stream_seconds`` from
+        its config, wall clock: its audio cap never runs while nothing comes). A dead client stops
+        answering and its door ends the call; without a door's word the idle limit ends it."""
+        if self._peer_alive is None or self._muted_too_long(now) or not self._peer_alive():
+            return False
+        self._kept_at = now
+        metrics.muted_kept()
+        self._arm()
+        return True
+
+    def _muted_too_long(self, now: float) -> bool:
+        return now - self._opened_at >= self._m.limits.max_stream_seconds
+
+    def _muted_end(self) -> LimitReached:
+        return LimitReached(
+            f"the stream has been open for its maximum duration of {self._m.limits.max_stream_seconds:.0f} s "
+            "(limits.max_stream_seconds) and its client sent nothing for "
+            f"{self._m.limits.idle_timeout_s:g} s: open a new stream to continue",
+            reason="max_stream_duration",
+        )
 
     def _deadline_passed(self) -> bool:
         assert self._session is not None

@@ -4,8 +4,10 @@ It reads the client's messages (a WebSocket's frames here, WebRTC's data channel
 feeds them to ``RealtimeProtocol``, sends what it answers at once, drives the stream core
 (``session.StreamDriver``) with its requests, and sends what it renders of the core's events. Each
 session is one stream of the shared stream core, so the first-message rule, admission, limits, the
-idle timeout and the drain are the gRPC door's, unchanged. A session opened with a token ends if the
-token is removed from the tokens file (``Revocation``). Event loop only.
+idle timeout and the drain are the gRPC door's; a WebSocket's client that answers pings is alive,
+so its configured session outlives the idle timeout while it sends nothing (a muted speaker). A
+session opened with a token ends if the token is removed from the tokens file (``Revocation``).
+Event loop only.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from translate_svc.transport.tokens import Revocation, TokenDigest
 Send = Callable[[str], Awaitable[None]]
 #: plays translated speech on WebRTC's track of its language
 Play = Callable[[Speech], None]
+#: the longest a WebSocket goes unpinged while its client sends nothing
+MAX_HEARTBEAT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,14 @@ class Caller:
     revocation: Revocation | None = None
     #: the tokens file's generation when the token was looked up (``Authorized.generation``)
     generation: int | None = None
+
+
+def heartbeat_s(idle_timeout_s: float) -> float:
+    """How long a WebSocket may be quiet before the server pings it (aiohttp's heartbeat: the pong
+    must come within half of it, else the socket is closed): at most 30 s, and short enough that a
+    dead peer is found within ``limits.idle_timeout_s`` (0.75 of it from its last frame), the
+    bound an idle stream has on every door."""
+    return min(MAX_HEARTBEAT_S, idle_timeout_s / 2)
 
 
 def ws_message_bytes(max_append_bytes: int) -> int:
@@ -96,13 +108,17 @@ async def serve_session(
     send: Send,
     play: Play | None = None,
     admission: Admission | None = None,
+    peer_alive: Callable[[], bool] | None = None,
 ) -> None:
     """Run one session of ``caller`` through the stream core until it ends; every event goes to the
     client (``send``; speech for a track to ``play``). ``call``: for the access log. ``admission``:
     the stream's slots, when the door took them before it upgraded the connection
-    (``SessionManager.admit_stream``); the driver owns them."""
+    (``SessionManager.admit_stream``); the driver owns them. ``peer_alive``: whether the client
+    still answers the transport's pings (``StreamDriver``: a muted client is not idle)."""
     # error_drain_s 0: no half-closed write to wait for (unlike gRPC)
-    driver = StreamDriver(manager, error_drain_s=0.0, tenant=caller.tenant, call=call, admission=admission)
+    driver = StreamDriver(
+        manager, error_drain_s=0.0, tenant=caller.tenant, call=call, admission=admission, peer_alive=peer_alive
+    )
     revocation = caller.revocation
     watching = (
         contextlib.nullcontext() if revocation is None else revocation.watching(driver, caller.token, caller.generation)
@@ -146,16 +162,24 @@ async def serve_websocket(
     *,
     resume: str | None,
     sockets: set[web.WebSocketResponse],
+    subprotocol: str | None = None,
 ) -> web.WebSocketResponse:
     """One realtime session over a WebSocket: the upgrade (its message size and kernel buffers
-    bounded), ``session.created``, the session (resumed at once with ``resume``, a drained
-    session's ``x_resume``), then the close. The socket is in ``sockets`` while it is open; the
-    stream's slots (``admission``) are released on every way out."""
+    bounded; ``subprotocol`` selected, ``handshake.read_offer``'s), ``session.created``, the session
+    (resumed at once with ``resume``, a drained session's ``x_resume``), then the close. The socket
+    is in ``sockets`` while it is open; the stream's slots (``admission``) are released on every
+    way out. The client is pinged after ``heartbeat_s`` without a frame from it and the socket
+    closed without its pong: while it answers, a configured session that gets no audio (a muted
+    speaker) is not idle."""
     limits = manager.limits
     try:
         # one event at most: an audio append of ws_max_append_bytes (base64) and its JSON; what an
         # unconfigured socket can make the server hold is a few of these
-        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=ws_message_bytes(limits.ws_max_append_bytes))
+        ws = web.WebSocketResponse(
+            heartbeat=heartbeat_s(limits.idle_timeout_s),
+            max_msg_size=ws_message_bytes(limits.ws_max_append_bytes),
+            protocols=(subprotocol,) if subprotocol else (),
+        )
         ws.headers[REQUEST_ID] = call.request_id
         await ws.prepare(request)
         fix_buffers(request, limits)
@@ -174,7 +198,9 @@ async def serve_websocket(
         # last session.closed): its appends go on with no session.update first
         first = (await replied(protocol.resume(resume), send))[0] if resume else None
         flow = requests(protocol, _texts(ws), send, first)
-        await serve_session(manager, protocol, flow, caller, call, send=send, admission=admission)
+        await serve_session(
+            manager, protocol, flow, caller, call, send=send, admission=admission, peer_alive=lambda: not ws.closed
+        )
     finally:
         admission.release()  # the session's own once it started (then this does nothing)
         sockets.discard(ws)

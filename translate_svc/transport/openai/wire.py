@@ -128,3 +128,13 @@ def admission_refusal(e: ServiceError) -> HttpRefusal:
     elif status == 503:  # draining: another replica takes it now
         headers["Retry-After"] = "1"
     return HttpRefusal(status, error_body(e.message, code, kind, **extra), headers)
+
+
+SHOWN_TYPE_CHARS = 64
+
+
+def shown_type(kind: Any) -> str:
+    """A client's event ``type`` for an error message: at most ``SHOWN_TYPE_CHARS`` of it."""
+    if not isinstance(kind, str):
+        return "(not a string)"
+    return repr(kind[:SHOWN_TYPE_CHARS]) + ("..." if len(kind) > SHOWN_TYPE_CHARS else "")
