@@ -42,7 +42,7 @@ from translate_svc.session import (
 from translate_svc.session.clip import ClipDriver, ClipRequest
 from translate_svc.transport.grpc import convert
 from translate_svc.transport.grpc.auth import SERVICE_NAME as SERVICE_NAME  # re-exported
-from translate_svc.transport.rpc import bearer_token, parse_message, tenant_of, unary_errors
+from translate_svc.transport.rpc import bearer_token, parse_message, tenant_of, unary_errors, write_response
 from translate_svc.transport.tokens import Revocation, TokenStore
 from translate_svc.vad.segmenter import SegmenterConfig
 
@@ -218,7 +218,9 @@ class TranslatorServicer:
     async def StreamingTranslate(
         self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StreamingTranslateResponse]:
-        """Parse, drive, render: the stream protocol itself is ``StreamDriver``'s."""
+        """Parse, drive, render: the stream protocol itself is ``StreamDriver``'s. Responses are
+        written here (``write_response``), not yielded: a write that fails because the client
+        cancelled or went away ends the call as a cancel, not as a server error."""
         try:
             call = await _call_info(context, "StreamingTranslate")
             tenant = tenant_of(self._tokens, context.invocation_metadata())
@@ -231,9 +233,11 @@ class TranslatorServicer:
             with watching:
                 async with contextlib.aclosing(driver.run(requests)) as events:
                     async for ev in events:
-                        yield convert.stream_event_to_pb(ev)
+                        await write_response(context, convert.stream_event_to_pb(ev))
         except ServiceError as e:
             await _abort(context, e)
+        return
+        yield  # an async generator that yields nothing (see write_response)
 
 
 async def _call_info(context: grpc.aio.ServicerContext[Any, Any], method: str) -> CallInfo:

@@ -70,6 +70,7 @@ from translate_svc.session.driver import StreamDriver
 from translate_svc.session.events import (
     AudioIn,
     Draining,
+    Gone,
     Invalid,
     ModelCard,
     Resume,
@@ -314,7 +315,7 @@ class RealtimeSession:
     ) -> AsyncIterator[StreamRequest]:
         """The stream core's requests from the client's ``messages`` (None: a binary one): the
         config once ``session.update`` names a language (or ``first``, a resumed session's), then
-        audio; ends on ``session.close`` or when the messages end."""
+        audio; ends on ``session.close``, or with ``Gone`` when a WebSocket's messages end without it."""
         if first is not None:
             yield first
         async for text in messages:
@@ -411,6 +412,8 @@ class RealtimeSession:
                         event_id=event_id,
                     )
                 )
+        if self.speak is None:  # the socket closed without session.close: the client went away
+            yield Gone()
 
     async def _update(self, session: Any, event_id: str | None) -> StreamConfig | Update | None:
         session, inp, languages = self._checked(session)

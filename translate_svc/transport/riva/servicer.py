@@ -38,7 +38,7 @@ from translate_svc.session.events import (
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.text import TextDriver, TextRequest, TextsResult
 from translate_svc.transport.riva import convert
-from translate_svc.transport.rpc import bearer_token, parse_message, tenant_of, unary_errors
+from translate_svc.transport.rpc import bearer_token, parse_message, tenant_of, unary_errors, write_response
 from translate_svc.transport.tokens import Permission, Revocation, TokenStore
 from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, OutputOptions, SegmentResult
 
@@ -224,13 +224,15 @@ class RivaServicer:
                         elif isinstance(ev, SegmentResult | InterimResult) and started is not None:
                             out = render(ev, started)
                             if out is not None:
-                                yield out
+                                await write_response(context, out)
                         elif isinstance(ev, StreamEnded):
                             trailers = convert.end_metadata(ev)
                             context.set_trailing_metadata(trailers)
                         # speech events, drain notices: Riva has no message for them (docs/riva-compat.md)
         except ServiceError as e:
             await _abort(context, e, trailers)
+        return
+        yield  # an async generator that yields nothing (transport/rpc.py write_response)
 
 
 async def _requests(
