@@ -176,6 +176,7 @@ def serve(flags: ServeFlags, ready_file: ReadyFileOpt = None) -> None:
     from translate_svc import app, logging_setup
     from translate_svc.errors import ModelNotFound
     from translate_svc.observability import tracing
+    from translate_svc.serving import allocator
 
     if ready_file is not None:  # before anything that can fail: no reader may take an old file for ours
         problem = ready.check_writable(ready_file)
@@ -184,6 +185,7 @@ def serve(flags: ServeFlags, ready_file: ReadyFileOpt = None) -> None:
         ready.remove(ready_file)
     settings = flags.settings()
     logging_setup.configure(settings.log_level, settings.log_format)
+    allocator.fix_mmap_threshold()  # before the model and the streams allocate (serving/allocator.py)
     try:  # an exporter that is not installed fails here, not in a child process
         tracing.config_from_env(os.environ)
     except tracing.TracingConfigError as e:

@@ -835,7 +835,17 @@ class RealtimeDoor:
             self._sockets.discard(ws)
             if not ws.closed:
                 await ws.close(code=conn.close_code)
+            await _disarm_heartbeat(ws)
         return ws
+
+
+async def _disarm_heartbeat(ws: web.WebSocketResponse) -> None:
+    """aiohttp (3.14) re-arms a socket's heartbeat when data arrives during ``close()`` (the
+    client's close frame), after ``close()`` disarmed it: the timer then holds the closed socket's
+    response, request handler and zlib state (about 300 KB) for 45 s more (issue 53: a soak's
+    sessions). The re-arm runs on the next turn of the loop; after it, disarm for good."""
+    await asyncio.sleep(0)
+    ws._cancel_heartbeat()
 
 
 def _fix_buffers(request: web.Request, limits: LimitsSettings) -> None:
