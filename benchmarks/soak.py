@@ -88,7 +88,8 @@ def start_server(opts: argparse.Namespace, workdir: Path) -> Served:
     ready_path = workdir / "ready.json"
     metrics_port = free_port()
     env = {**os.environ, "TRANSLATE_SVC_SERVER__METRICS_PORT": str(metrics_port)}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    repo = opts.server_repo or REPO
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
     for kv in opts.server_env:
         key, _, value = kv.partition("=")
         env[key] = value
@@ -111,7 +112,7 @@ def start_server(opts: argparse.Namespace, workdir: Path) -> Served:
     log = opts.server_log or workdir / "server.log"
     console.print(f"server: {' '.join(cmd)}  (log: {log})")
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=repo)
     info = ready.wait(ready_path, proc, 300)
     return Served(f"127.0.0.1:{info.port}", f"127.0.0.1:{info.http_port}", proc.pid, proc, log, metrics_port)
 
@@ -548,6 +549,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--http-target", help="with --target: its OpenAI door's host:port (else no WebSocket sessions)")
     ap.add_argument("--server-pid", type=int, help="with --target: the server's pid, to sample its /proc")
     ap.add_argument("--server-log", type=Path, help="the server's log (started: where to write it; --target: to scan)")
+    ap.add_argument(
+        "--server-repo",
+        type=Path,
+        help="serve this checkout's translate_svc (e.g. main's, for a before/after pair; default: this one)",
+    )
     ap.add_argument("--serve-arg", action="append", default=[], help="one more argument for `serve` (repeat)")
     ap.add_argument("--server-env", action="append", default=[], help="KEY=VALUE in the server's environment (repeat)")
     ap.add_argument("--wrapper", help="run serve under this module (e.g. benchmarks.memprobe: tracemalloc, gc counts)")

@@ -163,7 +163,9 @@ async def grpc_lane(env: Env, kind: str, lane: int, clip: Clip) -> None:
     """A stream of ``clip`` at real time, again and again until ``stop``."""
     captions = kind == "grpc_captions"
     simultaneous = kind == "simultaneous"
-    async with AsyncTranslateClient(env.grpc_target, timeout_s=60) as client:
+    # one connection, as one caller with one stream at a time has (the SDK's pool would open a
+    # connection per stream in turn, up to 16 per lane: fds that measure the client, not the server)
+    async with AsyncTranslateClient(env.grpc_target, timeout_s=60, connections=1) as client:
         while not env.stop.is_set():
             try:
                 await one_stream(env, client, kind, lane, clip, captions=captions, simultaneous=simultaneous)
@@ -356,7 +358,7 @@ async def every(env: Env, period_s: float, first_s: float, action: Callable[[], 
 
 
 async def translate_lane(env: Env, clip_path: Path, period_s: float) -> None:
-    async with AsyncTranslateClient(env.grpc_target, timeout_s=120) as client:
+    async with AsyncTranslateClient(env.grpc_target, timeout_s=120, connections=1) as client:
 
         async def once() -> None:
             t = time.perf_counter()
@@ -373,7 +375,7 @@ async def translate_lane(env: Env, clip_path: Path, period_s: float) -> None:
 
 
 async def text_lane(env: Env, period_s: float) -> None:
-    async with AsyncTranslateClient(env.grpc_target, timeout_s=120) as client:
+    async with AsyncTranslateClient(env.grpc_target, timeout_s=120, connections=1) as client:
 
         async def once() -> None:
             t = time.perf_counter()
