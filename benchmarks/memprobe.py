@@ -88,6 +88,23 @@ def proc_mb() -> dict[str, float | None]:
     return {"rss": kb("VmRSS"), "rss_anon": kb("RssAnon"), "heap": heap}
 
 
+def garbage_census(top: int) -> dict[str, Any]:
+    """What the cycles the last collection found were made of (``gc.DEBUG_SAVEALL`` keeps them in
+    ``gc.garbage``), with the bytes of the arrays and buffers among them; then let them go."""
+    kinds = collections.Counter(type(o).__name__ for o in gc.garbage)
+    nbytes = collections.Counter()
+    for o in gc.garbage:
+        size = getattr(o, "nbytes", None)
+        if isinstance(size, int):
+            nbytes[type(o).__name__] += size
+    for o in gc.garbage:
+        if isinstance(o, (bytes, bytearray)):
+            nbytes[type(o).__name__] += len(o)
+    found = {"objects": len(gc.garbage), "types": dict(kinds.most_common(top)), "buffer_bytes": dict(nbytes)}
+    gc.garbage.clear()
+    return found
+
+
 class Probe:
     def __init__(self, opts: argparse.Namespace) -> None:
         self.opts = opts
@@ -103,7 +120,11 @@ class Probe:
         with self.lock:
             t = time.monotonic() - self.t0
             doc: dict[str, Any] = {"t_s": round(t, 1), "final": final, "proc": proc_mb(), "mallinfo": mallinfo()}
-            gc.collect()
+            doc["gc_stats"] = gc.get_stats()
+            doc["unreachable"] = gc.collect()  # cyclic garbage found (and freed, unless --garbage keeps it)
+            doc["after_collect"] = {"proc": proc_mb(), "mallinfo": mallinfo()}
+            if self.opts.garbage:
+                doc["garbage_top"] = garbage_census(self.opts.top)
             counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
             doc["gc_objects"] = sum(counts.values())
             doc["gc_top"] = dict(counts.most_common(self.opts.top))
@@ -147,6 +168,8 @@ class Probe:
             self.file.flush()
 
     def loop(self) -> None:
+        if self.opts.every_s <= 0:
+            return  # only the last probe, at exit
         while True:
             time.sleep(self.opts.every_s)
             try:
@@ -162,16 +185,21 @@ def main() -> None:
     cut = argv.index("--")
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="directory for probe.jsonl")
-    ap.add_argument("--every-s", type=float, default=60.0)
+    ap.add_argument("--every-s", type=float, default=60.0, help="0: one probe, at exit")
     ap.add_argument("--baseline-s", type=float, default=90.0, help="the first probe at or after this is the baseline")
     ap.add_argument("--frames", type=int, default=10, help="tracemalloc frames per allocation (0: tracemalloc off)")
     ap.add_argument("--group", default="traceback", choices=("lineno", "traceback", "filename"))
     ap.add_argument("--show-frames", type=int, default=6, help="frames shown per grown site (innermost last)")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--trim", action="store_true", help="malloc_trim(0) after every probe, RSS before and after")
+    ap.add_argument(
+        "--garbage", action="store_true", help="keep each collection's cycles (gc.DEBUG_SAVEALL) to say what they are"
+    )
     opts = ap.parse_args(argv[:cut])
     if opts.frames and not tracemalloc.is_tracing():
         tracemalloc.start(opts.frames)
+    if opts.garbage:
+        gc.set_debug(gc.DEBUG_SAVEALL)
     probe = Probe(opts)
     threading.Thread(target=probe.loop, name="memprobe", daemon=True).start()
     from translate_svc.cli import app
