@@ -245,6 +245,7 @@ async def _serve_node(settings: Settings, workers: int, ready_file: Path | None)
 
 async def _serve(settings: Settings, ready_file: Path | None) -> None:
     from translate_svc.app import build
+    from translate_svc.serving import collector
     from translate_svc.transport.grpc.tls import TlsConfigError
     from translate_svc.transport.host import DoorSetupError, TranslateServer
     from translate_svc.transport.tokens import TokenFileError
@@ -283,9 +284,12 @@ async def _serve(settings: Settings, ready_file: Path | None) -> None:
         except OSError as e:
             await server.stop(grace=0)
             raise _cannot_start(f"--ready-file {ready_file}: {e}") from None
+    collector.freeze()  # warm: what the server holds for good leaves every later collection
+    collecting = asyncio.create_task(collector.collect_every(), name="collect-garbage")
     try:
         await server.serve_until_signal()
     finally:
+        collecting.cancel()
         if ready_file is not None:
             ready.remove(ready_file, pid=os.getpid())
 
