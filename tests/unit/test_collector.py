@@ -22,7 +22,12 @@ def test_freeze_moves_what_is_alive_out_of_later_collections() -> None:
 
 async def test_a_full_collection_runs_every_period(monkeypatch: pytest.MonkeyPatch) -> None:
     generations: list[int] = []
-    monkeypatch.setattr(collector.gc, "collect", lambda generation=2: generations.append(generation) or 0)
+
+    def collect(generation: int = 2) -> int:
+        generations.append(generation)
+        return 0
+
+    monkeypatch.setattr(collector.gc, "collect", collect)
     task = asyncio.create_task(collector.collect_every(0.01))
     await asyncio.sleep(0.1)
     task.cancel()
