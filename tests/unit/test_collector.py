@@ -27,7 +27,7 @@ async def test_a_full_collection_runs_every_period(monkeypatch: pytest.MonkeyPat
         generations.append(generation)
         return 0
 
-    monkeypatch.setattr(collector.gc, "collect", collect)
+    monkeypatch.setattr(gc, "collect", collect)
     task = asyncio.create_task(collector.collect_every(0.01))
     await asyncio.sleep(0.1)
     task.cancel()
