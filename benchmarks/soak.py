@@ -6,6 +6,11 @@ Run from the repository root::
     python -m benchmarks.soak --minutes 30
     # a quick look
     python -m benchmarks.soak --minutes 3
+    # before/after: the same load against another checkout's server (main's), then this one's
+    python -m benchmarks.soak --minutes 30 --server-repo ../main --json benchmarks/results/soak-before.json
+    python -m benchmarks.soak --minutes 30 --json benchmarks/results/soak-after.json
+    # what grows: serve under the memory probe (tracemalloc, gc counts, mallinfo2, cycles' contents)
+    python -m benchmarks.soak --minutes 5 --wrapper benchmarks.memprobe --wrapper-arg=--frames=0 --probe-out out/probe
     # an instance already running (its pid for /proc; its log, if you want it scanned)
     python -m benchmarks.soak --minutes 30 --target 127.0.0.1:50051 --http-target 127.0.0.1:8080 --server-pid 4242
 
@@ -97,16 +102,10 @@ def start_server(opts: argparse.Namespace, workdir: Path) -> Served:
     serve += ["--test-translator", "stable", "--ready-file", str(ready_path), "--log-format", "json"]
     serve += opts.serve_arg
     if opts.wrapper:
-        cmd = [
-            sys.executable,
-            "-m",
-            opts.wrapper,
-            "--out",
-            str(opts.probe_out or workdir / "probe"),
-            *opts.wrapper_arg,
-            "--",
-            *serve,
-        ]
+        # run as a file of this checkout: --server-repo's checkout may not have it
+        wrapper = REPO / (opts.wrapper.replace(".", "/") + ".py")
+        probe = ["--out", str(opts.probe_out or workdir / "probe"), *opts.wrapper_arg]
+        cmd = [sys.executable, str(wrapper), *probe, "--", *serve]
     else:
         cmd = [sys.executable, "-m", "translate_svc.cli", *serve]
     log = opts.server_log or workdir / "server.log"
@@ -115,6 +114,16 @@ def start_server(opts: argparse.Namespace, workdir: Path) -> Served:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=repo)
     info = ready.wait(ready_path, proc, 300)
     return Served(f"127.0.0.1:{info.port}", f"127.0.0.1:{info.http_port}", proc.pid, proc, log, metrics_port)
+
+
+def git_state(repo: Path) -> dict[str, Any]:
+    """The commit a checkout is at, and whether its tree differs from it."""
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=30, check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    return {"commit": git("rev-parse", "HEAD") or "unknown", "dirty": bool(git("status", "--porcelain"))}
 
 
 def stop_server(served: Served) -> int | None:
@@ -578,6 +587,8 @@ def main(argv: list[str] | None = None) -> int:
             served = start_server(opts, workdir)
             log_from = 0
         doc = asyncio.run(run(opts, served))
+        if opts.server_repo is not None:
+            doc["server_repo"] = {"path": str(opts.server_repo), **git_state(opts.server_repo)}
         code = stop_server(served)
         doc["server_exit"] = code
         doc["server_log"] = scan_log(served.log, log_from)
