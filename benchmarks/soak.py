@@ -443,6 +443,12 @@ def summarize(
                 "slowest": [asdict(s) for s in sorted(tail, key=lambda s: -s.latency_ms)[:10]],
             },
             "others_where": parts([s for s in segs if s.latency_ms < tail_ms]),
+            # the server closed them a second or more after their end (vad_wait): the segmenter's
+            # length cap, not the load (docs/decisions.md, issue 53)
+            "closed_late_by_vad": {
+                "count": len(late_vad := [s for s in segs if (s.vad_wait_ms or 0) >= 1000]),
+                "latency": lat([s.latency_ms for s in late_vad]),
+            },
         },
         "results": {
             "segments": len(segs),
