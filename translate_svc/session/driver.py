@@ -28,6 +28,7 @@ from translate_svc.session import task as checks
 from translate_svc.session.events import (
     AudioIn,
     Flush,
+    Gone,
     Invalid,
     StreamConfig,
     StreamEnded,
@@ -44,6 +45,10 @@ from translate_svc.session.stream import StreamSession
 from translate_svc.types import SegmentResult
 
 logger = logging.getLogger(__name__)
+
+
+class _ClientGone(Exception):
+    """The client went away before its config came (``Gone`` first)."""
 
 
 def internal_error(exc: BaseException) -> ServiceError:
@@ -89,6 +94,7 @@ class StreamDriver:
         self._ending: asyncio.Task[None] | None = None  # a timer's end of the stream
         self._stalled: asyncio.Task[None] | None = None  # the stall close, while it runs
         self._refused: LimitReached | None = None  # ended from outside before its config came
+        self._gone = False  # the door said the client went away mid-stream (``Gone``)
 
     async def run(self, requests: AsyncIterator[StreamRequest]) -> AsyncGenerator[StreamStarted | StreamEvent, None]:
         """The stream's events: StreamStarted, then speech events, results, captions and notices,
@@ -109,6 +115,10 @@ class StreamDriver:
             self._log_call(None, e.code.value)
             await _drop_rest(requests, self._error_drain_s, first)
             raise e from None
+        except _ClientGone:
+            metrics.tenant_call(self.tenant.name, "stream", "CANCELLED")
+            self._log_call(None, "CANCELLED")
+            return
         except BaseException:
             if first is not None and not first.done():
                 first.cancel()
@@ -116,6 +126,7 @@ class StreamDriver:
         reader = asyncio.create_task(self._read(requests, session), name=f"read-{session.session_id}")
         error: ServiceError | None = None
         code = "OK"
+        ended: StreamEnded | None = None
         try:
             metrics.stream_started()  # counted here, for every door (before the client hears of it)
             yield _started(session, self._m)
@@ -128,11 +139,19 @@ class StreamDriver:
                     metrics.stream_packets(
                         ev.packets_reordered, ev.packets_duplicate, ev.packets_late, ev.audio_concealed_ms
                     )
+                    ended = ev
                 yield ev
             await reader
         except ServiceError as e:
             error = e
-        except (asyncio.CancelledError, GeneratorExit):
+        except GeneratorExit:
+            if ended is None:
+                code = "CANCELLED"
+                logger.info("stream cancelled by the client", extra={"session_id": session.session_id})
+            elif ended.limit is not None:  # the door stopped once the stream had ended: no cancel
+                code = ended.limit.code.value
+            raise
+        except asyncio.CancelledError:
             code = "CANCELLED"
             logger.info("stream cancelled by the client", extra={"session_id": session.session_id})
             raise
@@ -143,7 +162,7 @@ class StreamDriver:
             session.close()
             metrics.stream_ended()
             self._charge(session, final=True)
-            code = code if error is None else error.code.value
+            code = "CANCELLED" if self._gone else code if error is None else error.code.value
             metrics.tenant_call(self.tenant.name, "stream", code)
             self._log_call(session, code)
             self._disarm()
@@ -153,13 +172,14 @@ class StreamDriver:
                     await _stop(self._stalled)
         if error is not None:
             try:  # the reader drops what still comes, until the client half-closes
-                await asyncio.wait({reader}, timeout=self._patience(error))
+                await asyncio.wait({reader}, timeout=0 if self._gone else self._patience(error))
             finally:
                 await _stop(reader)
                 for task in (self._stalled, self._ending):
                     if task is not None:
                         await _stop(task)
-            raise error
+            if not self._gone:  # (a client that went away is told nothing)
+                raise error
 
     def _log_call(self, session: StreamSession | None, code: str) -> None:
         if self.call is None:
@@ -193,6 +213,8 @@ class StreamDriver:
         first = reading.result()
         if self._refused is not None and first is not None:  # e.g. its token was revoked meanwhile
             raise self._refused
+        if isinstance(first, Gone):
+            raise _ClientGone()
         if first is None:
             raise InvalidInput("the stream ended before its first message: send a `config` message first")
         if isinstance(first, Invalid):
@@ -246,6 +268,9 @@ class StreamDriver:
                 await self._stalled  # a stall close under way ends before anything else goes in
             if req is None:
                 break
+            if isinstance(req, Gone):
+                self._gone_mid_stream(session)
+                break
             if not self._open:
                 continue  # the stream has ended: dropped (the status says from where)
             received_ms = session.audio_received_ms
@@ -264,6 +289,17 @@ class StreamDriver:
             await self._finish(None)
         if self._ending is not None:
             await self._ending
+
+    def _gone_mid_stream(self, session: StreamSession) -> None:
+        """The client went away (``Gone``): as a cancelled call, its queued work is dropped and the
+        stream ends ``CANCELLED`` at once (results for nobody are neither computed nor sent)."""
+        if session.jobs.ended:
+            return  # its end is queued already: the stream ends as it was going to
+        self._gone = True
+        logger.info("the client went away mid-stream", extra={"session_id": session.session_id})
+        self._open = False
+        self._disarm()
+        session.fail(ServiceError("the client went away"))  # ``events`` raises it at once
 
     async def _apply(self, session: StreamSession, req: StreamRequest) -> None:
         if isinstance(req, AudioIn):

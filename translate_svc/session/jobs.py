@@ -225,7 +225,9 @@ class JobTracker:
             self.put(self._end(self.next_id))
 
     def abort(self) -> None:
-        """Drop queued work: nothing more is computed for this stream (it leaves the share)."""
+        """Drop queued work: nothing more is computed for this stream (it leaves the share), and
+        let go of the session's callback (it would hold the session in a cycle)."""
+        self._on_taken = _nothing
         self._engine.leave(self._owner)
         for fut in self._pending.values():
             fut.cancel()
@@ -258,6 +260,10 @@ class JobTracker:
                 if ev.limit is not None:
                     raise ev.limit
                 return
+
+
+def _nothing() -> None:
+    """An aborted tracker's ``on_taken``."""
 
 
 def _no_commits(build: Callable[[], SegmentResult]) -> tuple[tuple[Commit, ...], SegmentResult]:

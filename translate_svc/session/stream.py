@@ -52,6 +52,12 @@ _OFFLOAD_BYTES = 64 * 1024
 _CLIP_BLOCK_S = 30
 
 
+def _received_ms(timeline: Timeline) -> Callable[[], int]:
+    """The audio received so far, for a collaborator: a closure over the timeline alone (one over
+    the session would hold it in a cycle)."""
+    return lambda: timeline.audio_received_ms
+
+
 class StreamSession:
     """Call ``feed``/``flush``/``finish`` from the request side and iterate ``events`` on the
     response side (both on the event loop); ``close`` when the call is over."""
@@ -93,7 +99,7 @@ class StreamSession:
             first_id=resume.next_segment_id if resume is not None else 0,
             strict_queue=strict_queue,
             on_taken=self._update_room,
-            received_ms=lambda: self.timeline.audio_received_ms,
+            received_ms=_received_ms(self.timeline),
         )
         self.captions = (
             Captions(engine, self.session_id, task, self.jobs, interim_interval_ms, self.timeline.offset_ms)
@@ -101,7 +107,7 @@ class StreamSession:
             else None
         )
         self.simultaneous = (
-            Simultaneous(engine, self.session_id, task, self.jobs, lambda: self.timeline.audio_received_ms)
+            Simultaneous(engine, self.session_id, task, self.jobs, _received_ms(self.timeline))
             if task.simultaneous is not None
             else None
         )
@@ -311,8 +317,12 @@ class StreamSession:
             self.on_drain(deadline)
 
     def close(self) -> None:
-        """The call is over (any way): drop queued work, release the stream's admission slot."""
+        """The call is over (any way): drop queued work, release the stream's admission slot, and
+        let go of the driver's callbacks (the VAD bridge and the job tracker let go of the
+        session's in ``abort``): no cycle is left, so the stream's state, its audio among it, is
+        freed as soon as its call lets go of it, not at the next full collection (issue 53)."""
         self.abort()
+        self.on_drain = self.on_stop = None
         on_close, self.on_close = self.on_close, None
         if on_close is not None:
             on_close(self)

@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError, Message
+from grpc._cython import cygrpc  # ExecuteBatchError: what a failed write raises (grpc.aio imports it too)
 
 from translate_svc.errors import InvalidInput, ServiceError, Unauthenticated
 from translate_svc.observability.access import CallInfo
@@ -254,3 +255,17 @@ def caller_of(tokens: TokenStore | None) -> Authorized:
         return Authorized(DEFAULT_TENANT)
     # the interceptor lets no call in without a caller: never, but never the default tenant either
     raise Unauthenticated("the token is not valid; send a current token of this server (tokens may have been rotated)")
+
+
+async def write_response(context: grpc.aio.ServicerContext[Any, Any], message: Message) -> None:
+    """Send one response of a response stream. A door's stream handler writes its responses with
+    this instead of yielding them to grpc (it stays an async generator that yields nothing, so grpc
+    and the tracing interceptor still treat it as a response stream): a write that waits for a
+    client that stopped reading fails once that client cancels (or its connection or deadline
+    goes), and grpc logs the failure as an ERROR with a traceback whenever it reaches grpc before
+    grpc has seen the cancel, which is the usual order (issue 53). Here it ends the handler as the
+    cancel would have: the call is over and nobody is left to tell."""
+    try:
+        await context.write(message)
+    except (cygrpc.ExecuteBatchError, grpc.RpcError):
+        raise asyncio.CancelledError("the call ended while a response was being sent") from None

@@ -51,7 +51,15 @@ from translate_svc.transport.calls import (
 )
 from translate_svc.transport.grpc import convert
 from translate_svc.transport.grpc.auth import SERVICE_NAME as SERVICE_NAME  # re-exported
-from translate_svc.transport.rpc import audio_path, call_of, caller_of, parse_beside_audio, parse_message, unary_errors
+from translate_svc.transport.rpc import (
+    audio_path,
+    call_of,
+    caller_of,
+    parse_beside_audio,
+    parse_message,
+    unary_errors,
+    write_response,
+)
 from translate_svc.transport.tokens import Revocation, TokenStore, watching
 from translate_svc.vad.segmenter import SegmenterConfig
 
@@ -262,7 +270,9 @@ class TranslatorServicer:
     async def StreamingTranslate(
         self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StreamingTranslateResponse]:
-        """Parse, drive, render: the stream protocol itself is ``StreamDriver``'s."""
+        """Parse, drive, render: the stream protocol itself is ``StreamDriver``'s. Responses are
+        written here (``write_response``), not yielded: a write that fails because the client
+        cancelled or went away ends the call as a cancel, not as a server error."""
         try:
             call = await _call_info(context, "StreamingTranslate")
             caller = caller_of(self._tokens)
@@ -271,9 +281,11 @@ class TranslatorServicer:
             with watching(self._revocation, driver, caller):
                 async with contextlib.aclosing(driver.run(requests)) as events:
                     async for ev in events:
-                        yield convert.stream_event_to_pb(ev)
+                        await write_response(context, convert.stream_event_to_pb(ev))
         except ServiceError as e:
             await _abort(context, e)
+        return
+        yield  # an async generator that yields nothing (see write_response)
 
 
 async def _call_info(context: grpc.aio.ServicerContext[Any, Any], method: str) -> CallInfo:

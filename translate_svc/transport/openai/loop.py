@@ -12,6 +12,7 @@ Event loop only.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from translate_svc.errors import ServiceError
 from translate_svc.observability import tracing
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.driver import StreamDriver
-from translate_svc.session.events import StreamEnded, StreamRequest
+from translate_svc.session.events import Gone, StreamEnded, StreamRequest
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.session.quota import Tenant
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES
@@ -82,10 +83,14 @@ async def requests(
     messages: AsyncIterator[str | None],
     send: Send,
     first: StreamRequest | None = None,
+    *,
+    gone_at_end: bool = False,
 ) -> AsyncIterator[StreamRequest]:
     """The stream core's requests from the client's ``messages`` (None: a binary one), through the
     protocol: ``first`` (a resumed session's config), then what each message gives, its answers
-    sent before its requests go on; ends on ``session.close`` or when the messages end."""
+    sent before its requests go on; ends on ``session.close`` or when the messages end, then with
+    ``Gone`` if ``gone_at_end`` (a WebSocket closed without ``session.close``: the client went away,
+    nothing more is computed for it)."""
     if first is not None:
         yield first
     async for text in messages:
@@ -96,6 +101,8 @@ async def requests(
                 yield out
         if protocol.closed:
             return
+    if gone_at_end:
+        yield Gone()
 
 
 async def serve_session(
@@ -197,7 +204,7 @@ async def serve_websocket(
         # a client back from a drained server resumes its stream at once (x_resume, from the
         # last session.closed): its appends go on with no session.update first
         first = (await replied(protocol.resume(resume), send))[0] if resume else None
-        flow = requests(protocol, _texts(ws), send, first)
+        flow = requests(protocol, _texts(ws), send, first, gone_at_end=True)
         await serve_session(
             manager, protocol, flow, caller, call, send=send, admission=admission, peer_alive=lambda: not ws.closed
         )
@@ -206,7 +213,17 @@ async def serve_websocket(
         sockets.discard(ws)
         if not ws.closed:
             await ws.close(code=protocol.close_code)
+        await _disarm_heartbeat(ws)
     return ws
+
+
+async def _disarm_heartbeat(ws: web.WebSocketResponse) -> None:
+    """aiohttp (3.14) re-arms a socket's heartbeat when data arrives during ``close()`` (the
+    client's close frame), after ``close()`` disarmed it: the timer then holds the closed socket's
+    response, request handler and zlib state (about 300 KB) for 45 s more (issue 53: a soak's
+    sessions). The re-arm runs on the next turn of the loop; after it, disarm for good."""
+    await asyncio.sleep(0)
+    ws._cancel_heartbeat()
 
 
 async def _texts(ws: web.WebSocketResponse) -> AsyncIterator[str | None]:

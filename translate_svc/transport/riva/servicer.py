@@ -44,7 +44,15 @@ from translate_svc.transport.calls import (
     text_request_bytes,
 )
 from translate_svc.transport.riva import convert
-from translate_svc.transport.rpc import audio_path, call_of, caller_of, parse_beside_audio, parse_message, unary_errors
+from translate_svc.transport.rpc import (
+    audio_path,
+    call_of,
+    caller_of,
+    parse_beside_audio,
+    parse_message,
+    unary_errors,
+    write_response,
+)
 from translate_svc.transport.tokens import Permission, Revocation, TokenStore, watching
 from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, ModelCard, OutputOptions, SegmentResult
 
@@ -233,13 +241,15 @@ class RivaServicer:
                         elif isinstance(ev, SegmentResult | InterimResult) and started is not None:
                             out = render(ev, started)
                             if out is not None:
-                                yield out
+                                await write_response(context, out)
                         elif isinstance(ev, StreamEnded):
                             trailers = convert.end_metadata(ev)
                             context.set_trailing_metadata(trailers)
                         # speech events, drain notices: Riva has no message for them (docs/riva-compat.md)
         except ServiceError as e:
             await _abort(context, e, trailers)
+        return
+        yield  # an async generator that yields nothing (transport/rpc.py write_response)
 
 
 async def _requests(
