@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from typing import Any
 
 import pytest
@@ -79,10 +78,9 @@ def test_our_config_of_200000_terms_is_refused_before_one_term_is_made(terms_mad
         target_languages=["spa"],
         terms=[pb.Term(phrase="a") for _ in range(200_000)],
     )
-    t = time.perf_counter()
     with pytest.raises(InvalidInput, match=r"^200000 terms sent"):
         ours.stream_request(pb.StreamingTranslateRequest(config=cfg), VAD, LIMITS)
-    assert terms_made == [] and time.perf_counter() - t < 0.1
+    assert terms_made == []  # counted, not converted (what it costs: benchmarks/attacks_counts.py)
     del cfg.terms[32:]
     assert len(ours.stream_config(cfg, VAD, LIMITS).terms) == 32 == len(terms_made)
 
@@ -116,10 +114,9 @@ def _riva_s2t(
 
 
 def test_rivas_500000_comma_items_are_counted_by_their_commas_and_no_term_is_made(terms_made: list[Term]) -> None:
-    t = time.perf_counter()
     with pytest.raises(InvalidInput, match=r"^500000 terms \(dnt_phrases items and speech_contexts phrases\) sent"):
         riva.translate_request(_riva_s2t(["a," * 499_999 + "a"]), CARD, VAD, LIMITS)
-    assert terms_made == [] and time.perf_counter() - t < 0.1
+    assert terms_made == []  # counted by their commas: nothing split or converted
 
 
 def test_rivas_count_near_the_limit_is_exact_and_takes_speech_contexts_with_it(terms_made: list[Term]) -> None:
