@@ -29,7 +29,7 @@ from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.engine.runner import ModelInput, ModelOutput
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
 
 TOKEN = "audio-test-token-8e21"
 STREAM_ONLY = "audio-stream-only-51bd"
