@@ -61,10 +61,17 @@ class ClipDriver:
         self.tenant = tenant
         self.call = call
 
-    async def run(self, read: Callable[[], Awaitable[ClipRequest]], render: Callable[[ClipResult], R]) -> R:
+    async def run(
+        self,
+        read: Callable[[], Awaitable[ClipRequest]],
+        render: Callable[[ClipResult], R],
+        *,
+        on_result: Callable[[SegmentResult], None] | None = None,
+    ) -> R:
         """Admit the call, ``read`` its clip by the deadline, check it, translate it, and return
         ``render``'s answer (a door's check of its own answer, e.g. its size, counts as the call's
-        outcome). Raises the ServiceError that ends the call."""
+        outcome). ``on_result``: each segment's result as it comes, in order (a door that streams
+        them; it must not block). Raises the ServiceError that ends the call."""
         with accounted(self.tenant, self.call, "translate") as outcome, self._m.admit_clip(self.tenant):
             limit_s = self._m.limits.clip_read_timeout_s
             request = await _within(read(), limit_s)
@@ -78,7 +85,7 @@ class ClipDriver:
                 request.terms,
             )
             outcome.config.update(access.config_brief(request.fmt, task))
-            clip = await self.translate(request.take_content(), request.fmt, task, request.vad)
+            clip = await self.translate(request.take_content(), request.fmt, task, request.vad, on_result)
             outcome.results.extend(clip.segments)
             outcome.audio_s = clip.audio_duration_ms / 1000
             metrics.tenant_audio(self.tenant.name, clip.audio_duration_ms / 1000)
@@ -88,11 +95,16 @@ class ClipDriver:
             return render(clip)
 
     async def translate(
-        self, content: bytes, fmt: AudioFormat, task: TranslationTask, vad: SegmenterConfig
+        self,
+        content: bytes,
+        fmt: AudioFormat,
+        task: TranslationTask,
+        vad: SegmenterConfig,
+        on_result: Callable[[SegmentResult], None] | None = None,
     ) -> ClipResult:
         """Translate a whole clip (admitted: ``SessionManager.admit_clip``; ``task`` checked): the
         same pipeline as a stream, fed at once, then half-closed. Its audio is drawn from the
-        tenant's budget once decoded."""
+        tenant's budget once decoded. ``on_result``: as ``run``'s."""
         limits = self._m.limits
         limit_s = limits.max_clip_seconds
         loop = asyncio.get_running_loop()
@@ -109,7 +121,7 @@ class ClipDriver:
         checks.check_answer_size(duration_s, task, limits)
         self._m.charge_audio(self.tenant, duration_s)  # admitted with budget left: this clip may overdraw it
         session = self._m.open_clip(AudioFormat(AudioEncoding.FLOAT32, rate, 1), task, vad)
-        collect = asyncio.create_task(_results(session), name=f"collect-{session.session_id}")
+        collect = asyncio.create_task(_results(session, on_result), name=f"collect-{session.session_id}")
         try:
             await session.feed_samples(samples)
             del samples
@@ -125,8 +137,14 @@ class ClipDriver:
         return ClipResult(results, round(duration_s * 1000))
 
 
-async def _results(session: StreamSession) -> list[SegmentResult]:
-    return [ev async for ev in session.events() if isinstance(ev, SegmentResult)]
+async def _results(session: StreamSession, on_result: Callable[[SegmentResult], None] | None) -> list[SegmentResult]:
+    out: list[SegmentResult] = []
+    async for ev in session.events():
+        if isinstance(ev, SegmentResult):
+            out.append(ev)
+            if on_result is not None:
+                on_result(ev)
+    return out
 
 
 async def _within(read: Awaitable[R], limit_s: float) -> R:

@@ -134,6 +134,10 @@ class StreamStarted:
 class SpeechEvent:
     started: bool  # True: speech started; False: speech ended
     offset_ms: int
+    #: the id the stream's next segment gets, as the event is made: at a start, its speech's first
+    #: segment; at an end, one past its speech's last (a region the length cap split has several).
+    #: A door that names items by segment (OpenAI's transcription sessions) knows them exactly
+    next_segment_id: int = 0
 
 
 @dataclass(frozen=True)

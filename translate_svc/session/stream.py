@@ -377,9 +377,9 @@ class StreamSession:
         offset = self.timeline.offset_ms
         for ev in events:
             if isinstance(ev, SpeechStarted):
-                self.jobs.put(SpeechEvent(True, ev.offset_ms + offset))
+                self.jobs.put(SpeechEvent(True, ev.offset_ms + offset, self.jobs.next_id))
             elif isinstance(ev, SpeechEnded):
-                self.jobs.put(SpeechEvent(False, ev.offset_ms + offset))
+                self.jobs.put(SpeechEvent(False, ev.offset_ms + offset, self.jobs.next_id))
             elif isinstance(ev, SegmentReady):
                 seg = segment_of(self.jobs.next_id, ev.start_sample, ev.samples, ev.end_sample, offset)
                 if self.captions is not None:

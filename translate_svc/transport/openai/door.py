@@ -28,6 +28,8 @@ from translate_svc.session.manager import SessionManager
 from translate_svc.session.quota import Tenant
 from translate_svc.transport.calls import REQUEST_ID, call_info
 from translate_svc.transport.door import DoorContext, address
+from translate_svc.transport.openai.audio_api import PATHS as AUDIO_PATHS
+from translate_svc.transport.openai.audio_api import AudioApi
 from translate_svc.transport.openai.client_secrets import ORIGIN_REFUSED, BadRequest, ClientSecrets, origin_allowed
 from translate_svc.transport.openai.client_secrets import PREFIX as SECRET_PREFIX
 from translate_svc.transport.openai.client_secrets import parse_request as parse_mint_request
@@ -43,6 +45,8 @@ from translate_svc.transport.openai.http_site import (
 )
 from translate_svc.transport.openai.loop import Caller, serve_websocket
 from translate_svc.transport.openai.protocol import RealtimeProtocol
+from translate_svc.transport.openai.transcription_door import PATH as TRANSCRIPTION_PATH
+from translate_svc.transport.openai.transcription_door import TranscriptionSessions
 from translate_svc.transport.openai.webrtc import WebRtcDoor
 from translate_svc.transport.tokens import (
     Permission,
@@ -107,6 +111,9 @@ class OpenAIDoor:
         self.site: CappedSite | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self.port = 0
+        # issue 51: OpenAI's realtime transcription sessions and the audio REST endpoints
+        TranscriptionSessions(sessions, self.app, self.authorize, self._sockets)
+        AudioApi(sessions, self.app, ctx.tokens)
 
     @property
     def tls(self) -> bool:
@@ -129,6 +136,9 @@ class OpenAIDoor:
         s = self.settings.server
         where = address(s.host, self.port)
         parts = [f"OpenAI-compatible realtime door on {'wss' if self.tls else 'ws'}://{where}{PATH}"]
+        parts.append(f"realtime transcription sessions on {'wss' if self.tls else 'ws'}://{where}{TRANSCRIPTION_PATH}")
+        http = "https" if self.tls else "http"
+        parts.append("audio endpoints on " + " and ".join(f"{http}://{where}{p}" for p in AUDIO_PATHS.values()))
         if s.demo_page:
             page = page_url(s.host, self.port, tls=self.tls)
             parts.append(f"demo page on {page} (it mints client secrets for anyone who reaches it)")

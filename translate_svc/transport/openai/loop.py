@@ -1,7 +1,8 @@
 """The realtime session loop: the I/O around one session of the sans-I/O protocol (``protocol.py``).
 
 It reads the client's messages (a WebSocket's frames here, WebRTC's data channel in ``webrtc.py``),
-feeds them to ``RealtimeProtocol``, sends what it answers at once, drives the stream core
+feeds them to the protocol (``RealtimeProtocol``, or a transcription session's
+``TranscriptionProtocol``), sends what it answers at once, drives the stream core
 (``session.StreamDriver``) with its requests, and sends what it renders of the core's events. Each
 session is one stream of the shared stream core, so the first-message rule, admission, limits, the
 idle timeout and the drain are the gRPC door's; a WebSocket's client that answers pings is alive,
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -23,12 +25,12 @@ from translate_svc.errors import ServiceError
 from translate_svc.observability import tracing
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.driver import StreamDriver
-from translate_svc.session.events import Gone, StreamEnded, StreamRequest
+from translate_svc.session.events import Gone, StreamEnded, StreamEvent, StreamRequest, StreamStarted
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.session.quota import Tenant
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES
 from translate_svc.transport.openai.http_site import fix_buffers
-from translate_svc.transport.openai.protocol import RealtimeProtocol, Reply, Speech
+from translate_svc.transport.openai.protocol import Out, Reply, Speech
 from translate_svc.transport.openai.wire import service_error_event
 from translate_svc.transport.tokens import Revocation, TokenDigest
 
@@ -38,6 +40,23 @@ Send = Callable[[str], Awaitable[None]]
 Play = Callable[[Speech], None]
 #: the longest a WebSocket goes unpinged while its client sends nothing
 MAX_HEARTBEAT_S = 30.0
+
+
+class SessionProtocol(Protocol):
+    """What the loop drives, sans I/O: a translation session's ``RealtimeProtocol`` or a
+    transcription session's ``TranscriptionProtocol``."""
+
+    #: how the socket closes (1012 after a drain); ``closed``: the client half-closed
+    close_code: int
+    closed: bool
+
+    def created(self) -> str: ...
+
+    def resume(self, value: str) -> Iterator[Reply]: ...
+
+    def receive(self, text: str | None) -> Iterator[Reply]: ...
+
+    def render(self, ev: StreamStarted | StreamEvent) -> Iterator[Out]: ...
 
 
 @dataclass(frozen=True)
@@ -79,7 +98,7 @@ async def replied(outs: Iterable[Reply], send: Send) -> list[StreamRequest]:
 
 
 async def requests(
-    protocol: RealtimeProtocol,
+    protocol: SessionProtocol,
     messages: AsyncIterator[str | None],
     send: Send,
     first: StreamRequest | None = None,
@@ -107,7 +126,7 @@ async def requests(
 
 async def serve_session(
     manager: SessionManager,
-    protocol: RealtimeProtocol,
+    protocol: SessionProtocol,
     requests: AsyncIterator[StreamRequest],
     caller: Caller,
     call: CallInfo | None = None,
@@ -142,7 +161,7 @@ async def serve_session(
 
 async def _drive(
     driver: StreamDriver,
-    protocol: RealtimeProtocol,
+    protocol: SessionProtocol,
     requests: AsyncIterator[StreamRequest],
     send: Send,
     play: Play | None,
@@ -162,7 +181,7 @@ async def _drive(
 async def serve_websocket(
     request: web.Request,
     manager: SessionManager,
-    protocol: RealtimeProtocol,
+    protocol: SessionProtocol,
     caller: Caller,
     call: CallInfo,
     admission: Admission,
