@@ -28,6 +28,7 @@ holds that much audio in the transport, not the 4 MiB and more BDP probing grew 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +38,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from translate_svc.observability import tracing
+from translate_svc.session import SessionManager
 from translate_svc.settings import LimitsSettings, Settings
 from translate_svc.transport.door import DoorContext, address
 from translate_svc.transport.grpc.auth import RefusalLog, TokenAuthInterceptor
@@ -44,7 +46,8 @@ from translate_svc.transport.grpc.health import HealthDoor as HealthDoor  # re-e
 from translate_svc.transport.grpc.servicer import SERVICE_NAME, TranslatorServicer
 from translate_svc.transport.grpc.slots import CallSlots
 from translate_svc.transport.grpc.tls import CertificateReloader, TlsFiles
-from translate_svc.transport.rpc import PortServices
+from translate_svc.transport.rpc import PortServices, caller_of, token_key
+from translate_svc.transport.tokens import TokenStore
 
 
 def reflection_enabled(settings: Settings) -> bool:
@@ -94,6 +97,12 @@ HEALTH_CALLS_PER_CONNECTION = 8
 HEALTH_MAX_CALLS = 64
 
 
+def _caller_bounds(sessions: SessionManager, tokens: TokenStore | None) -> contextlib.AbstractContextManager[None]:
+    """The unary-call bounds of the caller of the call this task serves (reflection's streams)."""
+    caller = caller_of(tokens)
+    return sessions.admit_unary(caller.tenant, token_key(caller))
+
+
 class GrpcDoor:
     """The gRPC server(s) of one process: a ``Door``. Event loop only.
 
@@ -120,7 +129,7 @@ class GrpcDoor:
         # node-wide: a node's workers split it (each takes its share of the connections)
         calls = max(1, limits.max_calls // (s.worker_count() if reuse_port else 1))
         #: the ordinary calls (all but health and token-less refusals), refused by us at ``calls``
-        self.slots = CallSlots(calls, refusals)
+        self.slots = CallSlots(calls, refusals, others=lambda: _caller_bounds(ctx.sessions, tokens))
         interceptors: list[Any] = []
         if tokens is not None:
             interceptors.append(
