@@ -145,12 +145,12 @@ async def large_unary(
     method: str = "ListLanguages",
     *,
     calls: int = 8,
-    mib: int = 60,
+    mib: float = 60,
     started: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """F2: ``calls`` concurrent calls of ``method``, each one message of ``mib`` MiB (zeros: the
     server's size check, not its parser, is what is measured). Returns their statuses."""
-    payload = bytes(mib * MB)
+    payload = bytes(int(mib * MB))
     options = [*OWN, ("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
     async with grpc.aio.insecure_channel(address, options=options) as ch:
         call = ch.unary_unary(METHODS[method])
@@ -365,6 +365,10 @@ async def measure_one(checkout: Path, model: str) -> dict[str, Any]:
         with server(checkout, model) as (address, pid), peak_rss_growth_mb(pid) as rss:
             attack = await large_unary(address, TOKENS[who], method)
         out[f"large_{method}"] = {**attack, "peak_rss_growth_mb": rss["mb"], "rss_after_mb": rss["after_mb"]}
+    # just under the receive limit: what one token's admitted unary calls can make the server buffer
+    with server(checkout, model) as (address, pid), peak_rss_growth_mb(pid) as rss:
+        attack = await large_unary(address, TOKENS["languages"], "ListLanguages", calls=16, mib=3.9)
+    out["near_limit_ListLanguages"] = {**attack, "peak_rss_growth_mb": rss["mb"], "rss_after_mb": rss["after_mb"]}
     # silent Translate callers: an uncapped tenant keeps 8 silent Translate calls open for 20 s
     with server(checkout, model) as (address, pid):
 
@@ -434,7 +438,7 @@ def main(argv: list[str] | None = None) -> None:
     su.add_argument("--hold-s", type=float, default=8.0)
     lu = sub.choices["large-unary"]
     lu.add_argument("--calls", type=int, default=8)
-    lu.add_argument("--mib", type=int, default=60)
+    lu.add_argument("--mib", type=float, default=60)
     st = sub.choices["silent-translate"]
     st.add_argument("--slots", type=int, default=8)
     st.add_argument("--seconds", type=float, default=20.0)
