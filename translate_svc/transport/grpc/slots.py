@@ -62,9 +62,7 @@ class CallSlots(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         others = self._others if method.startswith(REFLECTION_PREFIX) else None
         return self._counted(handler, others)
 
-    def _taken(
-        self, others: Callable[[], contextlib.AbstractContextManager[None]] | None
-    ) -> contextlib.ExitStack:
+    def _taken(self, others: Callable[[], contextlib.AbstractContextManager[None]] | None) -> contextlib.ExitStack:
         """One call's slot (and ``others``' bounds), for as long as its handler runs; Overloaded
         when the process has ``most`` (or ``others`` is full)."""
         if self.held >= self.most:
