@@ -1,7 +1,8 @@
 """What all streams of one server share: admission, fair share, drain, and opening their sessions.
 
 ``SessionManager`` admits streams and unary calls (the node's ``max_streams`` and
-``max_translate_calls``, each tenant's caps: ``quota.py``; streams are refused while draining),
+``max_translate_calls``, each tenant's caps: ``quota.py``; streams are refused while draining;
+unary calls per token and per tenant, and a tenant's clips being received, before a byte is read),
 opens their sessions (``open_stream``; ``open_clip``: the same ``StreamSession`` as a stream's),
 splits the engine's queue fairly between live sessions, tells every live stream when the server
 drains, and holds what every call reads: the model's card, the limits, and the unary calls' CPU
