@@ -1,8 +1,10 @@
 """One whole-clip call (``Translate``), for every door: the unary counterpart of ``StreamDriver``.
 
 The door reads and converts its wire message; this owns the rest, once for every door: admission
-(``max_translate_calls`` and the tenant's caps, taken before the clip is read), the clip's read
-deadline (``limits.clip_read_timeout_s``), the request's checks (``task.resolve_task``), the
+(``max_translate_calls`` and the tenant's caps, taken before the clip is read, and while it is
+read one of the tenant's ``limits.max_clip_reads_per_tenant``), the clip's read deadline
+(``limits.clip_read_timeout_s``) and size (``limits.max_message_bytes``), the request's checks
+(``task.resolve_task``), the
 translation itself (``ClipDriver.translate``: the clip decoded on the unary calls' pool, then the
 same ``StreamSession`` as a stream's, fed at once), and the accounting: the tenant's audio and
 calls, each segment's metrics and span, and the call's access line. Event loop only.
@@ -74,7 +76,9 @@ class ClipDriver:
         them; it must not block). Raises the ServiceError that ends the call."""
         with accounted(self.tenant, self.call, "translate") as outcome, self._m.admit_clip(self.tenant):
             limit_s = self._m.limits.clip_read_timeout_s
-            request = await _within(read(), limit_s)
+            with self._m.receiving_clip(self.tenant):
+                request = await _within(read(), limit_s)
+            check_clip_bytes(len(request.content), self._m.limits.max_message_bytes)
             task = checks.resolve_task(
                 self._m.card,
                 self._m.limits,
@@ -135,6 +139,16 @@ class ClipDriver:
         finally:
             session.close()
         return ClipResult(results, round(duration_s * 1000))
+
+
+def check_clip_bytes(size: int, limit: int) -> None:
+    """A clip of ``size`` bytes is within ``limits.max_message_bytes`` (a door that receives it in
+    chunks checks each addition, before it is held)."""
+    if size > limit:
+        raise InvalidInput(
+            f"the clip is over this server's {limit}-byte limit (ServerLimits.max_message_bytes): send a "
+            "shorter or more compressed clip, or stream it (StreamingTranslate)"
+        )
 
 
 async def _results(session: StreamSession, on_result: Callable[[SegmentResult], None] | None) -> list[SegmentResult]:

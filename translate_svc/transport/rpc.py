@@ -13,14 +13,14 @@ import asyncio
 import contextvars
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import DecodeError, Message
 from grpc._cython import cygrpc  # ExecuteBatchError: what a failed write raises (grpc.aio imports it too)
 
-from translate_svc.errors import InvalidInput, ServiceError, Unauthenticated
+from translate_svc.errors import InvalidInput, ServiceError, TooSlow, Unauthenticated
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.driver import internal_error
 from translate_svc.session.quota import DEFAULT_TENANT
@@ -172,6 +172,39 @@ def _varint(raw: bytes, at: int, end: int) -> tuple[int, int]:
     raise _NotWire
 
 
+async def read_request(requests: AsyncIterator[bytes], deadline: float, limit_s: float, what: str) -> bytes:
+    """The one message of a call that is unary on the wire and served request-streaming (so that
+    it is admitted before anything is read), read by ``deadline`` (event-loop time: the call's
+    start plus ``limit_s``, ``limits.request_read_timeout_s``); DEADLINE_EXCEEDED after it, and
+    INVALID_ARGUMENT for no message or several. ``what``: the request message's name.
+
+    The call is read to its end (a unary client half-closes after its message): gRPC's reader
+    holds the last message it gave until it is resumed."""
+
+    async def one() -> bytes:
+        messages = aiter(requests)
+        raw = await anext(messages, None)
+        if raw is None:
+            raise InvalidInput(f"the call carried no {what}: send one")
+        if await anext(messages, None) is not None:
+            raise InvalidInput(f"this method takes one {what}: send one message")
+        return raw
+
+    left = deadline - asyncio.get_running_loop().time()
+    try:
+        return await asyncio.wait_for(one(), max(0.0, left))
+    except TimeoutError:
+        raise TooSlow(
+            f"the {what} did not arrive within {limit_s:g} s of the call's start "
+            "(ServerLimits.request_read_timeout_ms): send the request at once"
+        ) from None
+
+
+def call_deadline(limit_s: float) -> float:
+    """The event-loop time by which a call opened now must have sent its request."""
+    return asyncio.get_running_loop().time() + limit_s
+
+
 def unary_errors(abort: Abort) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
     """A decorator for a unary method ``(self, raw, context)``: a ServiceError (and anything
     unexpected, as INTERNAL) ends the call through ``abort``."""
@@ -242,6 +275,12 @@ def let_in(handler: grpc.RpcMethodHandler, caller: Authorized) -> grpc.RpcMethod
         wrapped = plain
     replaced: grpc.RpcMethodHandler = handler._replace(**{name: wrapped})
     return replaced
+
+
+def token_key(caller: Authorized) -> bytes | None:
+    """What a caller's unary calls are counted by (``SessionManager.admit_unary``): its token's
+    digest; None on a server without tokens."""
+    return caller.token.sha256 if caller.token is not None else None
 
 
 def caller_of(tokens: TokenStore | None) -> Authorized:

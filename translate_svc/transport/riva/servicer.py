@@ -46,10 +46,13 @@ from translate_svc.transport.calls import (
 from translate_svc.transport.riva import convert
 from translate_svc.transport.rpc import (
     audio_path,
+    call_deadline,
     call_of,
     caller_of,
     parse_beside_audio,
     parse_message,
+    read_request,
+    token_key,
     unary_errors,
     write_response,
 )
@@ -120,10 +123,12 @@ class RivaServicer:
                     "StreamingTranslateSpeechToText": stream(
                         s2t, response_serializer=nmt.StreamingTranslateSpeechToTextResponse.SerializeToString
                     ),
-                    "TranslateText": grpc.unary_unary_rpc_method_handler(
+                    # request-streaming on this side (unary calls on the wire), as the gRPC door's:
+                    # admitted before the request is read, which must come by a deadline
+                    "TranslateText": grpc.stream_unary_rpc_method_handler(
                         self.TranslateText, response_serializer=nmt.TranslateTextResponse.SerializeToString
                     ),
-                    "ListSupportedLanguagePairs": grpc.unary_unary_rpc_method_handler(
+                    "ListSupportedLanguagePairs": grpc.stream_unary_rpc_method_handler(
                         self.ListSupportedLanguagePairs,
                         response_serializer=nmt.AvailableLanguageResponse.SerializeToString,
                     ),
@@ -143,21 +148,32 @@ class RivaServicer:
 
     @_unary
     async def ListSupportedLanguagePairs(
-        self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
+        self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> nmt.AvailableLanguageResponse:
+        limit_s = self._m.limits.request_read_timeout_s
+        deadline = call_deadline(limit_s)
+        caller = caller_of(self._tokens)
+        with self._m.admit_unary(caller.tenant, token_key(caller)):
+            raw = await read_request(raw_requests, deadline, limit_s, "AvailableLanguageRequest")
         _parse(nmt.AvailableLanguageRequest, raw, SMALL_MESSAGE_BYTES)  # model: one model, any name
         return convert.language_pairs(self._m.card)
 
     @_unary
-    async def TranslateText(self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> nmt.TranslateTextResponse:
-        """Texts in, through the stream core's ``TextDriver`` (admission as a Translate call, the
-        engine's batches, accounting) like our own ``TranslateText``: text only, one target."""
+    async def TranslateText(
+        self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> nmt.TranslateTextResponse:
+        """Texts in, through the stream core's ``TextDriver`` (admission as a unary call, then as a
+        Translate call once read; the engine's batches, accounting) like our own
+        ``TranslateText``: text only, one target."""
+        limit_s = self._m.limits.request_read_timeout_s
+        deadline = call_deadline(limit_s)
         call = call_of(context, "riva.TranslateText")
-        tenant = caller_of(self._tokens).tenant
+        caller = caller_of(self._tokens)
         msg: nmt.TranslateTextRequest | None = None
 
-        def read() -> TextRequest:
+        async def read() -> TextRequest:
             nonlocal msg
+            raw = await read_request(raw_requests, deadline, limit_s, "TranslateTextRequest")
             msg = _parse(nmt.TranslateTextRequest, raw, text_request_bytes(self._m.limits))
             request = convert.text_request(msg, self._m.card, self._m.limits)
             output = OutputOptions(text=True, speech=False, transcript=False)
@@ -170,7 +186,8 @@ class RivaServicer:
             texts = [r.translations[0].text if r.translations else "" for r in result.results]
             return convert.text_response(texts, msg.target_language)
 
-        return await TextDriver(self._m, tenant=tenant, call=call).run(read, render)
+        driver = TextDriver(self._m, tenant=caller.tenant, call=call, token=token_key(caller))
+        return await driver.run(read, render)
 
     # -- streams ---------------------------------------------------------------------------------------
 
