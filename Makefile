@@ -86,6 +86,9 @@ $(NODE_STAMP):
 node: $(NODE_STAMP)
 
 test: install $(TEST_MODEL)/config.json chromium node
+	@# pytest imports test files by basename (no packages under tests/): two of one name clash.
+	@dups=$$(find tests -name 'test_*.py' -printf '%f\n' | sort | uniq -d); [ -z "$$dups" ] || { \
+	  echo "*** test files share a basename (pytest imports them as one module): $$dups"; exit 1; }
 	$(VENV)/bin/ruff check translate_svc tests benchmarks
 	$(VENV)/bin/mypy translate_svc tests/unit/fake_runner.py tests/unit/fake_engine.py
 	$(VENV)/bin/lint-imports
