@@ -45,17 +45,31 @@ logger = logging.getLogger(__name__)
 PER_MS = MODEL_SAMPLE_RATE // 1000
 
 
+def keeps_terms(task: TranslationTask) -> bool:
+    """Whether ``task`` has KEEP terms that act on translations: a kept phrase is carried where
+    the segment's transcript holds it (model/terms.py), so such a task's every job decodes the
+    transcript (and, without a source language, detects the spoken language first), whether or
+    not the client asked for them (issue 45: a term acts on every path, or is refused)."""
+    return bool(task.target_languages) and any(t.keep for t in task.terms)
+
+
 def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool) -> ModelInput:
     """What the engine computes for one span of a stream of ``task``: a final segment as asked, a
-    live caption as text only."""
-    transcript = task.source_language if task.detect is None else DETECTED
+    live caption as text only. KEEP terms add the transcript row (and detection, without a source
+    language: ``task.resolve_task`` refuses that on a server without an identifier); results
+    built from it show only what the client asked for."""
+    keep = keeps_terms(task)
+    detect = task.detect
+    if detect is None and keep and not task.source_language:
+        detect = ()  # any language the identifier can pick: the transcript is decoded in it
+    transcript = task.source_language if detect is None else DETECTED
     return ModelInput(
         audio=audio,
         targets=task.target_languages,
-        transcript_language=transcript if task.output.transcript else None,
+        transcript_language=transcript if task.output.transcript or keep else None,
         speech=task.output.speech and final,
         speaker_id=task.output.speaker_id,
-        detect=task.detect,
+        detect=detect,
         terms=task.terms,
     )
 
@@ -65,12 +79,13 @@ def step_input(
 ) -> ModelInput:
     """A simultaneous step over ``audio`` (the open speech so far, or the closed segment when
     ``final``) with each target's policy state; an open step asks for no transcript (a commit
-    has none), the final one for what a whole segment's job asks."""
+    has none) unless KEEP terms need it to know what was said, the final one for what a whole
+    segment's job asks."""
     assert task.simultaneous is not None
     item = model_input(task, audio, final=True)
     return dataclasses.replace(
         item,
-        transcript_language=item.transcript_language if final else None,
+        transcript_language=item.transcript_language if final or keeps_terms(task) else None,
         simul=SimulRequest(
             targets,
             final=final,
@@ -186,7 +201,7 @@ def build_final(
         _transcript(task, out),
         tuple(translations),
         timing,
-        detected=_detected(out),
+        detected=_detected(task, out),
         batch_trace=job.batch_trace,
         speech_in_commits=True,
     )
@@ -239,7 +254,7 @@ def build_result(
         transcript,
         tuple(translations),
         timing,
-        detected=_detected(out),
+        detected=_detected(task, out),
         batch_trace=job.batch_trace,
     )
 
@@ -267,7 +282,7 @@ def needs_encoding(out: OutputOptions) -> bool:
 
 def _transcript(task: TranslationTask, out: ModelOutput) -> Transcript | None:
     language = task.source_language
-    detected = _detected(out)
+    detected = _detected(task, out)
     if detected is not None:
         language = detected.language
     if task.output.transcript and language and out.transcript is not None:
@@ -279,8 +294,9 @@ def _transcript(task: TranslationTask, out: ModelOutput) -> Transcript | None:
 TOP_SCORES = 5
 
 
-def _detected(out: ModelOutput) -> DetectedLanguage | None:
-    if out.detected is None:
+def _detected(task: TranslationTask, out: ModelOutput) -> DetectedLanguage | None:
+    """The detection the client asked for (none where KEEP terms made it internally)."""
+    if out.detected is None or task.detect is None:
         return None
     ranked = sorted(out.detected.items(), key=lambda kv: -kv[1])
     return DetectedLanguage(ranked[0][0], tuple(ranked[:TOP_SCORES] if len(ranked) > TOP_SCORES else ranked))
