@@ -75,17 +75,23 @@ def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool) -> Mod
 
 
 def step_input(
-    task: TranslationTask, audio: np.ndarray, targets: tuple[SimulTarget, ...], *, final: bool
+    task: TranslationTask,
+    audio: np.ndarray,
+    targets: tuple[SimulTarget, ...],
+    *,
+    final: bool,
+    captions: bool = False,
 ) -> ModelInput:
     """A simultaneous step over ``audio`` (the open speech so far, or the closed segment when
     ``final``) with each target's policy state; an open step asks for no transcript (a commit
-    has none) unless KEEP terms need it to know what was said, the final one for what a whole
-    segment's job asks."""
+    has none) unless KEEP terms need it to know what was said, or its live caption
+    (``captions``) shows one; the final one asks what a whole segment's job asks."""
     assert task.simultaneous is not None
     item = model_input(task, audio, final=True)
+    shown = captions and task.output.transcript
     return dataclasses.replace(
         item,
-        transcript_language=item.transcript_language if final or keeps_terms(task) else None,
+        transcript_language=item.transcript_language if final or shown or keeps_terms(task) else None,
         simul=SimulRequest(
             targets,
             final=final,
@@ -273,6 +279,24 @@ def build_interim(
         texts if task.output.text else (),
         Timing(queue_ms=job.queue_ms, model_ms=job.model_ms, total_ms=total_ms),
     )
+
+
+def build_step_interim(
+    span: tuple[int, int, int], task: TranslationTask, job: JobResult, out: ModelOutput, asked_at: float
+) -> InterimResult:
+    """A simultaneous step's live caption: per target, the step's whole hypothesis as ``text``,
+    its committed words (after the step) as ``stable_text``, which ``text`` starts with. Later
+    steps and the final are forced to start with the committed tokens, so a settled part only
+    grows (``text_delta`` never retracts)."""
+    caption = build_interim(span, task, job, out, asked_at)
+    if not task.output.text or out.simul is None:
+        return caption
+    texts = []
+    for lang in task.target_languages:
+        row = out.simul[lang]
+        settled = row.committed_text
+        texts.append(Translation(lang, settled + text_delta(settled, row.text), stable_text=settled))
+    return dataclasses.replace(caption, translations=tuple(texts))
 
 
 def needs_encoding(out: OutputOptions) -> bool:
