@@ -37,6 +37,7 @@ from translate_svc.types import (
     Transcript,
     Translation,
     TranslationTask,
+    WordTiming,
 )
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool) -> Mod
         speaker_id=task.output.speaker_id,
         detect=detect,
         terms=task.terms,
+        words=final,
     )
 
 
@@ -204,7 +206,7 @@ def build_final(
         seg.segment_id,
         seg.start_ms,
         seg.end_ms,
-        _transcript(task, out),
+        _transcript(task, out, seg.start_ms),
         tuple(translations),
         timing,
         detected=_detected(task, out),
@@ -247,10 +249,13 @@ def build_result(
         opus = None
         if audio is not None and opts.speech_encoding is SpeechEncoding.OPUS:
             opus = encode_opus(audio, opts.speech_sample_rate_hz)
+        words = out.words.get(lang, ()) if opts.text else ()
         translations.append(
-            Translation(lang, out.texts.get(lang, "") if opts.text else "", audio, opts.speech_sample_rate_hz, opus)
+            Translation(
+                lang, out.texts.get(lang, "") if opts.text else "", audio, opts.speech_sample_rate_hz, opus, words=words
+            )
         )
-    transcript = _transcript(task, out)
+    transcript = _transcript(task, out, seg.start_ms)
     if opts.speech:
         timing = dataclasses.replace(timing, encode_ms=(time.perf_counter() - ready) * 1000)
     return SegmentResult(
@@ -304,14 +309,19 @@ def needs_encoding(out: OutputOptions) -> bool:
     return out.speech and (out.speech_sample_rate_hz != MODEL_SAMPLE_RATE or out.speech_encoding is SpeechEncoding.OPUS)
 
 
-def _transcript(task: TranslationTask, out: ModelOutput) -> Transcript | None:
+def _transcript(task: TranslationTask, out: ModelOutput, start_ms: int = 0) -> Transcript | None:
     language = task.source_language
     detected = _detected(task, out)
     if detected is not None:
         language = detected.language
     if task.output.transcript and language and out.transcript is not None:
-        return Transcript(language, out.transcript)
+        return Transcript(language, out.transcript, _shifted(out.transcript_words, start_ms))
     return None
+
+
+def _shifted(words: tuple[WordTiming, ...], ms: int) -> tuple[WordTiming, ...]:
+    """Words timed from the segment's first sample, on the stream's timeline."""
+    return tuple(WordTiming(w.word, w.start_ms + ms, w.end_ms + ms) for w in words)
 
 
 #: scores returned without candidates (any language): the most likely this many
