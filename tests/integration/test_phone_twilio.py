@@ -1,0 +1,102 @@
+"""The phone door's Twilio framing end to end (issue 44): a fake Twilio (``phone_carriers.py``, from
+Twilio's published Media Streams messages) calls a real server on the stable translator with
+real speech (jfk.flac as 8 kHz µ-law, at real time); the translation comes back as µ-law
+``media``, each segment's speech followed by a ``mark``; the server counts a mark as played only
+when Twilio echoes it, and writes the ear-voice lag in the call's access line."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
+from tests.integration.phone_carriers import FakeTwilio, ulaw_bytes, ulaw_decode
+from translate_svc.model.stable import SPEECH_S, StableTranslator
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
+
+#: the stable translator speaks SPEECH_S of tone per word: at 8 kHz µ-law, this many bytes
+WORD_BYTES = int(SPEECH_S * 8000)
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def of(self, method: str) -> list[dict[str, Any]]:
+        return [r.__dict__ for r in self.records if getattr(r, "method", None) == method]
+
+
+@pytest.fixture
+def access() -> Iterator[Lines]:
+    lines = Lines()
+    log = logging.getLogger("translate_svc.access")
+    log.addHandler(lines)
+    old = log.level
+    log.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        log.removeHandler(lines)
+        log.setLevel(old)
+
+
+def phone_settings(test_model_dir: Path, **phone: Any) -> Any:
+    settings = make_settings(test_model_dir)
+    settings.server.http_port = 0
+    settings.phone.websocket = True
+    for k, v in phone.items():
+        setattr(settings.phone, k, v)
+    return settings
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def phone(test_model_dir: Path) -> AsyncIterator[LiveServer]:
+    async with serving(phone_settings(test_model_dir), runner_factory=lambda: StableTranslator(test_model_dir)) as srv:
+        yield srv
+
+
+def url(live: LiveServer, carrier: str = "twilio", query: str = "source=eng&target=spa") -> str:
+    return f"ws://127.0.0.1:{live.server.ports()['http_port']}/v1/phone/{carrier}?{query}"
+
+
+@pytest.fixture(scope="module")
+def jfk_ulaw(shared_audio: Path) -> bytes:
+    return ulaw_bytes(speech_pcm16(shared_audio / "jfk.flac", 11.0, 8000))
+
+
+async def test_a_twilio_call_hears_its_translation_in_mulaw_with_each_mark_echoed_after_its_audio(
+    phone: LiveServer, jfk_ulaw: bytes, access: Lines
+) -> None:
+    log = await FakeTwilio(url(phone)).call(jfk_ulaw)
+    marks = log.marks
+    assert marks, "no segment's speech was followed by a mark"
+    assert log.speech_bytes > 0
+    # each mark follows its segment's speech: whole words of the stable translator's tone, as µ-law at 8 kHz
+    run = 0
+    for item in log.items:
+        if isinstance(item, str):
+            assert run > 0 and run % WORD_BYTES == 0, f"mark {item} after {run} bytes of speech"
+            run = 0
+        else:
+            run += len(item)
+    speech = ulaw_decode(b"".join(i for i in log.items if isinstance(i, bytes)))
+    assert np.sqrt(np.mean(speech**2)) > 0.01, "the speech played is silence"
+    # the carrier echoed every mark once its audio had played; the server counted each echo
+    assert set(log.echoed) == set(marks)
+    (line,) = access.of("phone_twilio")
+    assert line["code"] == "OK" and line["carrier"] == "twilio"
+    assert line["marks_played"] == len(marks)
+    assert line["ear_voice_lag_p50_ms"] > 0 and line["ear_voice_lag_max_ms"] >= line["ear_voice_lag_p50_ms"]
+    assert line["segments_total"] >= len(marks)
+    assert log.close_code == 1000
