@@ -6,17 +6,24 @@ when Twilio echoes it, and writes the ear-voice lag in the call's access line.""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import pytest_asyncio
 
-from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
-from tests.integration.phone_carriers import FakeTwilio, ulaw_bytes, ulaw_decode
+from tests.conftest import LiveServer, serving, speech_pcm16
+from tests.integration.phone_carriers import (
+    AccessLines,
+    FakeTwilio,
+    access_lines,
+    calls_ended,
+    phone_settings,
+    phone_url,
+    ulaw_bytes,
+    ulaw_decode,
+)
 from translate_svc.model.stable import SPEECH_S, StableTranslator
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
@@ -25,39 +32,10 @@ pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
 WORD_BYTES = int(SPEECH_S * 8000)
 
 
-class Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def of(self, method: str) -> list[dict[str, Any]]:
-        return [r.__dict__ for r in self.records if getattr(r, "method", None) == method]
-
-
 @pytest.fixture
-def access() -> Iterator[Lines]:
-    lines = Lines()
-    log = logging.getLogger("translate_svc.access")
-    log.addHandler(lines)
-    old = log.level
-    log.setLevel(logging.INFO)
-    try:
+def access() -> Iterator[AccessLines]:
+    with access_lines() as lines:
         yield lines
-    finally:
-        log.removeHandler(lines)
-        log.setLevel(old)
-
-
-def phone_settings(test_model_dir: Path, **phone: Any) -> Any:
-    settings = make_settings(test_model_dir)
-    settings.server.http_port = 0
-    settings.phone.websocket = True
-    for k, v in phone.items():
-        setattr(settings.phone, k, v)
-    return settings
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -67,7 +45,7 @@ async def phone(test_model_dir: Path) -> AsyncIterator[LiveServer]:
 
 
 def url(live: LiveServer, carrier: str = "twilio", query: str = "source=eng&target=spa") -> str:
-    return f"ws://127.0.0.1:{live.server.ports()['http_port']}/v1/phone/{carrier}?{query}"
+    return phone_url(live.server, carrier, query)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +54,7 @@ def jfk_ulaw(shared_audio: Path) -> bytes:
 
 
 async def test_a_twilio_call_hears_its_translation_in_mulaw_with_each_mark_echoed_after_its_audio(
-    phone: LiveServer, jfk_ulaw: bytes, access: Lines
+    phone: LiveServer, jfk_ulaw: bytes, access: AccessLines
 ) -> None:
     log = await FakeTwilio(url(phone)).call(jfk_ulaw)
     marks = log.marks
@@ -94,6 +72,7 @@ async def test_a_twilio_call_hears_its_translation_in_mulaw_with_each_mark_echoe
     assert np.sqrt(np.mean(speech**2)) > 0.01, "the speech played is silence"
     # the carrier echoed every mark once its audio had played; the server counted each echo
     assert set(log.echoed) == set(marks)
+    await calls_ended(phone.server)
     (line,) = access.of("phone_twilio")
     assert line["code"] == "OK" and line["carrier"] == "twilio"
     assert line["marks_played"] == len(marks)

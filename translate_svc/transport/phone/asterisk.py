@@ -68,7 +68,7 @@ class AsteriskFraming:
     """One chan_websocket channel's messages, both ways. Not thread-safe: one per call."""
 
     carrier = "asterisk"
-    binary_media = True
+    close_is_hangup = True
 
     def __init__(self) -> None:
         self.codec: CallCodec | None = None

@@ -41,6 +41,7 @@ class AudioSocketFraming:
     """One AudioSocket connection's frames, both ways. Not thread-safe: one per call."""
 
     carrier = "audiosocket"
+    close_is_hangup = True
 
     def __init__(self, max_frame_bytes: int) -> None:
         self._max = max_frame_bytes

@@ -119,6 +119,7 @@ class PacedOutlet:
         if pacer is None:
             return {}
         return {
+            "frame_slots": pacer.k,
             "frames_sent": pacer.sent,
             "frames_speech": self.speech_frames,
             "frames_skipped": pacer.skipped,

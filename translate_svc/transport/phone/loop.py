@@ -67,6 +67,9 @@ class CarrierInput(Protocol):
 
     carrier: str
     codec: CallCodec | None
+    #: the carrier hangs up by closing the connection (Asterisk); else a close without its
+    #: hang-up message (Twilio's ``stop``) is a carrier that went away
+    close_is_hangup: bool
 
     def receive(self, data: str | bytes) -> list[StreamRequest | CarrierEvent]: ...
 
@@ -299,7 +302,10 @@ class PhoneCall:
                     logger.debug("dtmf %s", item.digit[:4], extra={"request_id": self.call.request_id})
                 else:
                     yield item
-        yield Gone()
+        if self.framing.close_is_hangup:
+            self.hung_up = True
+        else:
+            yield Gone()
 
     def _config(self, started: Started) -> StreamRequest:
         self.call.extra["call_id"] = started.call_id

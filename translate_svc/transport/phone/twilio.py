@@ -92,7 +92,7 @@ def _invalid(message: str) -> Invalid:
 class TwilioFraming:
     """One Media Stream's messages, both ways. Not thread-safe: one per call."""
 
-    binary_media = False
+    close_is_hangup = False
 
     def __init__(self, dialect: Dialect = TWILIO) -> None:
         self.dialect = dialect
