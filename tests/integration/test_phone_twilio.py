@@ -6,6 +6,7 @@ when Twilio echoes it, and writes the ear-voice lag in the call's access line.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -79,3 +80,25 @@ async def test_a_twilio_call_hears_its_translation_in_mulaw_with_each_mark_echoe
     assert line["ear_voice_lag_p50_ms"] > 0 and line["ear_voice_lag_max_ms"] >= line["ear_voice_lag_p50_ms"]
     assert line["segments_total"] >= len(marks)
     assert log.close_code == 1000
+
+
+async def test_two_legs_of_one_call_hear_each_other_translated_never_themselves(
+    phone: LiveServer, shared_audio: Path, access: AccessLines
+) -> None:
+    a_audio = ulaw_bytes(speech_pcm16(shared_audio / "jfk.flac", 6.0, 8000))
+    b_audio = ulaw_bytes(speech_pcm16(shared_audio / "silero_test.wav", 6.0, 8000))
+    leg_a = FakeTwilio(url(phone, query="source=eng&target=spa"), custom={"call": "call-1"})
+    leg_b = FakeTwilio(url(phone, query="source=spa&target=eng"), custom={"call": "call-1"})
+    log_a, log_b = await asyncio.gather(leg_a.call(a_audio), leg_b.call(b_audio))
+    await calls_ended(phone.server)
+    lines = {line["call_id"]: line for line in access.of("phone_twilio")}
+    assert len(lines) == 2
+    line_a, line_b = sorted(lines.values(), key=lambda line: line["targets"] != "spa")
+    assert line_a["targets"] == "spa" and line_b["targets"] == "eng"
+    # each leg's marks were played on the other leg's carrier, and only there
+    assert line_a["marks_played"] == len(log_b.marks) > 0
+    assert line_b["marks_played"] == len(log_a.marks) > 0
+    assert set(log_a.echoed) == set(log_a.marks) and set(log_b.echoed) == set(log_b.marks)
+    # both legs' streams ran on their own: their own segments and timelines
+    assert line_a["segments_total"] >= len(log_b.marks) and line_b["segments_total"] >= len(log_a.marks)
+    assert line_a["audio_s"] >= 6.0 and line_b["audio_s"] >= 6.0

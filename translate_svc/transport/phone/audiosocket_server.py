@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 #: the kernel's send buffer of a call's socket: about a second of 48 kHz frames; what waits past
 #: it is ours to count
-SEND_BUFFER_BYTES = 64 * 1024
+SEND_BUFFER_BYTES = 32 * 1024
 READ_BYTES = 16 * 1024
 
 

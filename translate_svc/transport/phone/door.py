@@ -126,6 +126,9 @@ class PhoneDoor:
     # -- a WebSocket call -------------------------------------------------------------------------
 
     def authorize(self, request: web.Request, carrier: str) -> Caller | web.Response:
+        """Twilio sends no token (its Stream url takes no query string either): with
+        ``phone.twilio_auth_token`` its signature is the credential, and a call it signs is the
+        default tenant's. Every other call presents a token."""
         if carrier in ("twilio", "signalwire") and self.phone.twilio_auth_token is not None:
             given = request.headers.get("X-Twilio-Signature", "")
             url = self._signed_url(request)
@@ -135,6 +138,7 @@ class PhoneDoor:
                     "the X-Twilio-Signature does not match this URL: check phone.twilio_auth_token and "
                     "phone.public_url (the URL Twilio dials)",
                 )
+            return Caller(DEFAULT_TENANT)
         token = bearer(request.headers.get(hdrs.AUTHORIZATION))
         if token is None and self.phone.query_tokens:
             token = request.query.get("token")
@@ -201,20 +205,22 @@ class PhoneDoor:
         phone_call.outlet = outbox
         try:
             await phone_call.run(_messages(ws))
-            if not phone_call.hung_up and not outbox.stalled and not ws.closed:
-                outbox.control(framing.hangup())
-                with contextlib.suppress(TimeoutError):
+            if not outbox.stalled and not ws.closed:
+                with contextlib.suppress(TimeoutError):  # what is queued goes first
                     async with asyncio.timeout(1.0):
                         await outbox.flushed()
         finally:
             admission.release()  # the session's own once it started (then this does nothing)
             await outbox.close()
             self._sockets.discard(ws)
-            if not ws.closed:
-                if outbox.stalled and request.transport is not None:
-                    request.transport.abort()  # a carrier that stopped reading gets no closing handshake
-                else:
-                    with contextlib.suppress(Exception):
+            if outbox.write_stuck and request.transport is not None:
+                request.transport.abort()  # a carrier that stopped reading gets no closing handshake
+            elif not ws.closed:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(1.0):
+                        if not phone_call.hung_up:  # the call is over on our side (Asterisk: HANGUP)
+                            for message in framing.hangup():
+                                await send(message)
                         await ws.close(code=close_code(phone_call))
         return ws
 

@@ -149,6 +149,8 @@ class Outbox:
         self.held_s = 0.0
         self.backlog = Backlog()
         self.stalled = False
+        #: a write did not finish: the carrier stopped reading its socket
+        self.write_stuck = False
         self._task = asyncio.get_running_loop().create_task(self._write(), name="phone-outbox")
 
     def _put(self, messages: list[str | bytes], seconds: float = 0.0) -> None:
@@ -215,6 +217,7 @@ class Outbox:
                 async with asyncio.timeout(self._write_timeout_s):
                     await self._send(message)
             except TimeoutError:
+                self.write_stuck = True
                 self._stall(f"a write to the carrier did not finish within {self._write_timeout_s:g} s")
                 return
             except (ConnectionError, RuntimeError):
