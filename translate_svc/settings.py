@@ -361,8 +361,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        if self.phone.websocket and self.server.http_port is None:
-            raise ValueError("phone.websocket is served on the HTTP port: set server.http_port (--http-port) too")
         limits = self.limits
         if limits.max_chunk_bytes > limits.max_message_bytes:
             raise ValueError("limits.max_chunk_bytes must not exceed limits.max_message_bytes")

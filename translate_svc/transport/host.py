@@ -76,6 +76,8 @@ def build_doors(ctx: DoorContext) -> list[Door]:
         services.append(RivaDoor(ctx))
     doors: list[Door] = [GrpcDoor(ctx, services)]
     phone = ctx.settings.phone
+    if phone.websocket and s.http_port is None:
+        raise DoorSetupError("--phone serves the carriers' WebSockets on the HTTP port: set --http-port too")
     calls = PhoneDoor(ctx) if phone.websocket or phone.audiosocket_port is not None else None
     if s.http_port is not None:
         realtime = OpenAIDoor(ctx)
