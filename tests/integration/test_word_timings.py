@@ -32,8 +32,8 @@ from translate_svc.model.aligner import WordTimer
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
 
 
-def generate_with_durations(model_dir: Path, audio: np.ndarray, lang: str) -> dict[str, Any]:
-    """``generate`` on one segment alone, and what its duration predictors said."""
+def generate_with_durations(model_dir: Path, audio: np.ndarray | None, lang: str, text: str = "") -> dict[str, Any]:
+    """``generate`` on one segment (or English ``text``) alone, and what its duration predictors said."""
     m, p = plain_reference(model_dir)
     seen: dict[str, torch.Tensor] = {}
 
@@ -49,7 +49,10 @@ def generate_with_durations(model_dir: Path, audio: np.ndarray, lang: str) -> di
         m.vocoder.dur_predictor.register_forward_hook(vocoder),
     ]
     try:
-        feats = p(audio=audio, sampling_rate=16000, return_tensors="pt")
+        if audio is None:
+            feats = p(text=text, src_lang="eng", return_tensors="pt")
+        else:
+            feats = p(audio=audio, sampling_rate=16000, return_tensors="pt")
         with torch.inference_mode():
             text_out = m.generate(**feats, tgt_lang=lang, generate_speech=False)
             wave = m.generate(**feats, tgt_lang=lang)[0][0].numpy()
@@ -60,8 +63,10 @@ def generate_with_durations(model_dir: Path, audio: np.ndarray, lang: str) -> di
     return {"seq": seq, "wave": wave, **seen, "m": m, "p": p}
 
 
-def expected_words(model_dir: Path, audio: np.ndarray, lang: str) -> tuple[list[tuple[str, int, int]], int]:
-    got = generate_with_durations(model_dir, audio, lang)
+def expected_words(
+    model_dir: Path, audio: np.ndarray | None, lang: str, text: str = ""
+) -> tuple[list[tuple[str, int, int]], int]:
+    got = generate_with_durations(model_dir, audio, lang, text)
     m, tokenizer = got["m"], got["p"].tokenizer
     gen = m.generation_config
     body = got["seq"][2:]
@@ -110,6 +115,30 @@ def test_translated_words_are_where_the_models_durations_put_them(
     assert counted, "no word was spoken: nothing was checked"
     plain = runner.run([ModelInput(spans[0], ("spa",), "eng")])[0]
     assert plain.words == {} and plain.transcript_words == ()
+
+
+TEXTS = ("The quick brown fox jumps over the lazy dog.", "Ask not what your country can do for you.")
+
+
+async def test_translate_text_words_are_where_the_models_durations_put_them(
+    live: LiveServer, test_model_dir: Path
+) -> None:
+    """TranslateText with speech and word timings: each translated word where ``generate`` on
+    the text alone put it (its duration predictors); without word timings, none."""
+    output = pb.OutputOptions(speech=True, word_timings=True)
+    request = pb.TranslateTextRequest(texts=TEXTS, source_language="eng", target_languages=["spa"], output=output)
+    resp = await live.stub.TranslateText(request)
+    counted = 0
+    for text, result in zip(TEXTS, resp.results, strict=True):
+        want, wave_ms = expected_words(test_model_dir, None, "spa", text)
+        got = [(w.word, w.start_ms, w.end_ms) for w in result.translations[0].words]
+        assert got == want
+        assert result.translations[0].audio.duration_ms == wave_ms
+        counted += len(got)
+    assert counted, "no word was spoken: nothing was checked"
+    request.output.word_timings = False
+    plain = await live.stub.TranslateText(request)
+    assert all(r.translations[0].HasField("audio") and not r.translations[0].words for r in plain.results)
 
 
 async def test_transcript_words_are_ordered_inside_their_segment(live: LiveServer, shared_audio: Path) -> None:
