@@ -45,6 +45,9 @@ class OutputOptions:
     speech_sample_rate_hz: int = MODEL_SAMPLE_RATE
     speaker_id: int = 0
     speech_encoding: SpeechEncoding = SpeechEncoding.LINEAR16
+    #: each word's start and end in final results (issue 45); off by default: aligning the
+    #: transcript costs one more decoder pass per segment
+    word_timings: bool = False
 
 
 #: a BOOST term's weight when none is given, and the most it may be

@@ -5,11 +5,15 @@ Riva's ``words`` (start and end in ms), read back with Riva's own generated mess
 
 from __future__ import annotations
 
+import json
+
 from riva.client.proto import riva_asr_pb2 as asr
 
 from translate_svc.transport.grpc import convert
+from translate_svc.transport.openai.protocol import RealtimeProtocol
 from translate_svc.transport.riva import convert as riva
 from translate_svc.types import InterimResult, SegmentResult, Transcript, Translation, WordTiming
+from translate_svc.vad.segmenter import SegmenterConfig
 
 WORDS = (WordTiming("hola", 0, 320), WordTiming("a", 320, 400), WordTiming("todos", 400, 900))
 
@@ -50,3 +54,11 @@ def test_word_timings_reach_both_doors() -> None:
     assert [(w.word, w.start_time, w.end_time) for w in alt.words] == [(w.word, w.start_ms, w.end_ms) for w in WORDS]
     alt = riva.transcript_result(result, "eng").results[0].alternatives[0]
     assert [(w.word, w.start_time, w.end_time) for w in alt.words] == [("hello", 1000, 1400), ("all", 1400, 1900)]
+
+
+def test_the_openai_doors_caption_carries_its_settled_words() -> None:
+    caption = InterimResult(2, 1000, 3000, translations=(Translation("spa", "hola a todos", stable_text="hola a "),))
+    (line,) = RealtimeProtocol("gpt-realtime-translate", None, SegmenterConfig()).render(caption)
+    event = json.loads(str(line))
+    assert event["x_interim"]["translations"] == {"spa": "hola a todos"}
+    assert event["x_interim"]["stable_translations"] == {"spa": "hola a "}

@@ -72,7 +72,7 @@ def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool) -> Mod
         speaker_id=task.output.speaker_id,
         detect=detect,
         terms=task.terms,
-        words=final,
+        words=final and task.output.word_timings,
     )
 
 

@@ -60,20 +60,22 @@ class AudioInput(_message.Message):
     def __init__(self, content: _Optional[bytes] = ..., format: _Optional[_Union[AudioFormat, _Mapping]] = ...) -> None: ...
 
 class OutputOptions(_message.Message):
-    __slots__ = ("text", "speech", "transcript", "speech_sample_rate_hz", "speaker_id", "speech_encoding")
+    __slots__ = ("text", "speech", "transcript", "speech_sample_rate_hz", "speaker_id", "speech_encoding", "word_timings")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SPEECH_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     SPEECH_SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_ID_FIELD_NUMBER: _ClassVar[int]
     SPEECH_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    WORD_TIMINGS_FIELD_NUMBER: _ClassVar[int]
     text: bool
     speech: bool
     transcript: bool
     speech_sample_rate_hz: int
     speaker_id: int
     speech_encoding: SpeechEncoding
-    def __init__(self, text: _Optional[bool] = ..., speech: _Optional[bool] = ..., transcript: _Optional[bool] = ..., speech_sample_rate_hz: _Optional[int] = ..., speaker_id: _Optional[int] = ..., speech_encoding: _Optional[_Union[SpeechEncoding, str]] = ...) -> None: ...
+    word_timings: bool
+    def __init__(self, text: _Optional[bool] = ..., speech: _Optional[bool] = ..., transcript: _Optional[bool] = ..., speech_sample_rate_hz: _Optional[int] = ..., speaker_id: _Optional[int] = ..., speech_encoding: _Optional[_Union[SpeechEncoding, str]] = ..., word_timings: _Optional[bool] = ...) -> None: ...
 
 class Transcript(_message.Message):
     __slots__ = ("language", "text", "words")

@@ -118,6 +118,7 @@ def output_options(msg: pb.OutputOptions, has: bool) -> OutputOptions:
         speech_sample_rate_hz=msg.speech_sample_rate_hz or default_rate,
         speaker_id=msg.speaker_id if msg.HasField("speaker_id") else d.speaker_id,
         speech_encoding=encoding,
+        word_timings=msg.word_timings,
     )
 
 
@@ -129,6 +130,7 @@ def output_options_to_pb(o: OutputOptions) -> pb.OutputOptions:
         speech_sample_rate_hz=o.speech_sample_rate_hz,
         speaker_id=o.speaker_id,
         speech_encoding=_SPEECH_ENCODINGS_BACK[o.speech_encoding],
+        word_timings=o.word_timings,
     )
 
 

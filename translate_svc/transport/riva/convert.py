@@ -347,6 +347,12 @@ def _translate_config(
     tts_cfg: nmt.SynthesizeSpeechConfig | None = None,
 ) -> StreamConfig:
     check_terms(tcfg.dnt_phrases, scfg.config.speech_contexts, limits)
+    if scfg.config.enable_word_time_offsets:
+        # a translated word is timed in its speech: this call returns none (S2T) or no words (S2S)
+        raise InvalidInput(
+            "asr_config.config.enable_word_time_offsets is not served on translation streams: their results "
+            "carry no word timings; use StreamingRecognize for the transcript's words"
+        )
     _unknown_custom(
         scfg, "asr_config", (INTERIM_INTERVAL_KEY,) if tts_cfg else (INTERIM_INTERVAL_KEY, SIMULTANEOUS_KEY)
     )
@@ -381,7 +387,9 @@ def asr_config(
         format=audio_format(scfg.config, "streaming_config.config"),
         source_language=source,
         target_languages=(),
-        output=OutputOptions(text=False, speech=False, transcript=True),
+        output=OutputOptions(
+            text=False, speech=False, transcript=True, word_timings=scfg.config.enable_word_time_offsets
+        ),
         vad=vad,
         interim_interval_ms=interim_interval(scfg, "streaming_config"),
         terms=boost_terms(scfg.config.speech_contexts, "streaming_config.config.speech_contexts"),
