@@ -78,8 +78,8 @@ class _Pacer:
 
 
 async def grpc_stream(client: AsyncTranslateClient, clip: Clip, target: str, *, simultaneous: bool) -> StreamObs:
-    """One ``StreamingTranslate`` call through the SDK (text only: the bench sizes the model's work,
-    and speech output is the same work whether or not the client saves it)."""
+    """One ``StreamingTranslate`` call through the SDK, text and speech (the server's default
+    output: the vocoder is part of the work a GPU carries)."""
     from translate_svc.client import Commit, Segment, TranslateError
 
     segments: list[SegmentObs] = []
