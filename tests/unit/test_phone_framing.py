@@ -148,14 +148,23 @@ def test_marks_backlog_and_speech_queue() -> None:
     assert q.take(320) == (b"b" * 80, [])
 
 
-def test_the_pacer_sends_one_frame_per_slot_and_skips_late_slots() -> None:
+def test_the_pacer_sends_one_frame_per_slot_catches_up_short_delays_and_skips_long_ones() -> None:
     p = FramePacer(start=0.0, frame_s=0.02)
-    assert p.due() == 0.0
-    assert p.sent_at(0.001) == pytest.approx(0.001) and p.due() == pytest.approx(0.02)
-    p.sent_at(0.02)
-    late = p.sent_at(0.105)  # the loop stalled: slot 2 (due 0.04) went out at 0.105
-    assert late == pytest.approx(0.065) and p.skipped == 3 and p.due() == pytest.approx(0.12)
-    assert p.sent == 3 and p.k == p.sent + p.skipped
+    assert p.due() == 0.0 and p.slots(-0.01) == []
+    assert p.slots(0.001) == [pytest.approx(0.001)] and p.due() == pytest.approx(0.02)
+    assert p.slots(0.01) == []  # never ahead of a slot
+    # a wake 25 ms late (slot 1 due 0.02, slot 2 due 0.04): both slots are sent, none skipped
+    assert p.slots(0.045) == [pytest.approx(0.025), pytest.approx(0.005)] and p.skipped == 0
+    # the deadlines stay on the call's grid, not on the last wake
+    assert p.due() == pytest.approx(0.06)
+    # the loop stalled: slots 3..8 (due 0.06..0.16) at 0.165; those late by 60 ms or more are skipped
+    lates = p.slots(0.165)
+    assert lates == [pytest.approx(0.045), pytest.approx(0.025), pytest.approx(0.005)]
+    assert p.skipped == 3 and p.due() == pytest.approx(0.18)
+    assert p.sent == 6 and p.k == p.sent + p.skipped
+    # catch-up off below a frame: the newest due slot alone is sent
+    q = FramePacer(start=0.0, frame_s=0.02, catch_up_s=0.0)
+    assert q.slots(0.065) == [pytest.approx(0.005)] and q.skipped == 3
 
 
 def test_call_setup_from_parameters_and_pairs() -> None:
