@@ -148,6 +148,26 @@ def test_marks_backlog_and_speech_queue() -> None:
     assert q.take(320) == (b"b" * 80, [])
 
 
+def test_the_backlog_counts_speech_after_a_mark_the_carrier_has_not_played() -> None:
+    backlog = Backlog()
+    backlog.sent(1.0, now=0.0)
+    backlog.mark("m1")
+    backlog.sent(1.0, now=5.0)  # at real time m1 played by 1.0, and this second by 6.0
+    backlog.mark("m2")
+    backlog.sent(0.5, now=10.0)
+    # a real-time carrier would hold 0.5 s; this one has not played m1: 1.5 s after it is unheard
+    assert backlog.unplayed(10.0) == pytest.approx(1.5)
+    backlog.played("m1")
+    assert backlog.unplayed(10.0) == pytest.approx(0.5)  # m2 is still pending: 0.5 s after it
+    backlog.played("unknown")
+    backlog.played("m2")
+    assert backlog.unplayed(10.2) == pytest.approx(0.3)  # back to the real-time estimate
+    backlog.mark("m3")
+    backlog.sent(2.0, now=20.0)
+    backlog.cleared(20.0)
+    assert backlog.unplayed(20.0) == 0.0
+
+
 def test_the_pacer_sends_one_frame_per_slot_catches_up_short_delays_and_skips_long_ones() -> None:
     p = FramePacer(start=0.0, frame_s=0.02)
     assert p.due() == 0.0 and p.slots(-0.01) == []

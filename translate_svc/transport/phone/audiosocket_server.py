@@ -133,6 +133,9 @@ class PacedOutlet:
     def mark(self, name: str) -> None:
         self.queue.put_mark(name)
 
+    def played(self, name: str) -> None:
+        """(We play the marks ourselves: the queue knows what is unplayed.)"""
+
     def clear(self) -> float:
         assert self.codec is not None
         return self.codec.seconds(self.queue.clear())

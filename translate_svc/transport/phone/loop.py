@@ -96,6 +96,9 @@ class Outlet(Protocol):
 
     def mark(self, name: str) -> None: ...
 
+    def played(self, name: str) -> None:
+        """The carrier said it played up to the mark ``name``."""
+
     def clear(self) -> float:
         """Drop the speech not yet played; the seconds dropped."""
 
@@ -169,7 +172,11 @@ class Outbox:
         self._put(self._framing.media(audio), seconds)
 
     def mark(self, name: str) -> None:
+        self.backlog.mark(name)
         self._put(self._framing.mark(name))
+
+    def played(self, name: str) -> None:
+        self.backlog.played(name)
 
     def control(self, messages: list[str | bytes]) -> None:
         self._put(messages)
@@ -325,6 +332,8 @@ class PhoneCall:
 
     def played(self, name: str) -> None:
         """The carrier played everything before the mark ``name``."""
+        if self.outlet is not None:
+            self.outlet.played(name)
         mark = self.marks.played(name)
         if mark is None:
             return

@@ -83,20 +83,37 @@ class Marks:
 
 
 class Backlog:
-    """Sent speech a carrier still holds, as a carrier that plays in real time would: each send
-    plays after what was sent before, starting no earlier than it was sent."""
+    """Sent speech a carrier still holds. Two bounds, the larger wins: the speech a carrier playing
+    in real time would still hold (each send plays after what was sent before, starting no
+    earlier than it was sent), and the speech sent after the oldest mark the carrier has not said
+    it played (a carrier plays in order: none of that has been heard, however slow it is)."""
 
     def __init__(self) -> None:
         self._ends_at = 0.0
+        self._total = 0.0
+        #: (mark, speech seconds sent before it), oldest first, until the carrier played it
+        self._marks: deque[tuple[str, float]] = deque()
 
     def sent(self, seconds: float, now: float) -> None:
         self._ends_at = max(self._ends_at, now) + seconds
+        self._total += seconds
+
+    def mark(self, name: str) -> None:
+        self._marks.append((name, self._total))
+
+    def played(self, name: str) -> None:
+        """The carrier played up to the mark ``name`` (and every mark before it)."""
+        if any(m == name for m, _ in self._marks):
+            while self._marks.popleft()[0] != name:
+                pass
 
     def unplayed(self, now: float) -> float:
-        return max(0.0, self._ends_at - now)
+        real_time = max(0.0, self._ends_at - now)
+        return max(real_time, self._total - self._marks[0][1]) if self._marks else real_time
 
     def cleared(self, now: float) -> None:
         self._ends_at = now
+        self._marks.clear()
 
 
 class LagStats:
