@@ -17,7 +17,8 @@ from translate_svc.session.events import AudioIn, Invalid
 from translate_svc.settings import PhoneSettings
 from translate_svc.transport.phone.asterisk import AsteriskFraming
 from translate_svc.transport.phone.audiosocket import AudioSocketFraming, frame
-from translate_svc.transport.phone.call import Flow, Hangup, Played, Started, call_setup
+from translate_svc.transport.phone.call import CallCodec, Flow, Hangup, Played, Started, call_setup
+from translate_svc.transport.phone.mix import UnderMix
 from translate_svc.transport.phone.pairs import Pairs
 from translate_svc.transport.phone.playout import Backlog, FramePacer, Marks, SpeechQueue
 from translate_svc.transport.phone.twilio import EXOTEL, TwilioFraming
@@ -202,3 +203,30 @@ def test_call_setup_from_parameters_and_pairs() -> None:
     assert pairs.peer("c", "a") == "b" and pairs.peer("c", "b") == "a"
     with pytest.raises(InvalidInput):
         pairs.join("c", "third")
+
+
+def test_the_under_mix_carries_the_speakers_voice_attenuated_with_the_translation_on_top() -> None:
+    speaker, listener = CallCodec(AudioEncoding.LINEAR16, 8000), CallCodec(AudioEncoding.MULAW, 8000)
+    mix = UnderMix(speaker, listener, gain=0.25)
+    voice = (0.8 * np.sin(np.arange(160) / 5)).astype(np.float32)
+    chunk = (voice * 32767).astype("<i2").tobytes()
+    # nothing to say: the voice alone, at a quarter
+    out, marks = mix.under(chunk)
+    assert len(out) == 160 and marks == []
+    assert np.allclose(g711.decode_mulaw(out), 0.25 * voice, atol=0.01)
+    # 30 ms of translation and a mark: the first chunk carries 20 ms of it on top, the next the
+    # rest, and the mark passes with the chunk that ends the speech
+    mix.speech(np.full(240, 0.1, np.float32))
+    mix.mark("m1")
+    assert mix.held_s == pytest.approx(0.03)
+    out, marks = mix.under(chunk)
+    assert marks == [] and np.allclose(g711.decode_mulaw(out), 0.25 * voice + 0.1, atol=0.01)
+    out, marks = mix.under(chunk)
+    heard = g711.decode_mulaw(out)
+    assert marks == ["m1"] and np.allclose(heard[:80], 0.25 * voice[:80] + 0.1, atol=0.01)
+    assert np.allclose(heard[80:], 0.25 * voice[80:], atol=0.01)
+    # the speaker left: what is left of the translation goes alone
+    mix.speech(np.full(80, 0.1, np.float32))
+    mix.mark("m2")
+    rest, marks = mix.rest()
+    assert len(rest) == 80 and marks == ["m2"] and mix.held_s == 0
