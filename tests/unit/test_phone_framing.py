@@ -230,3 +230,20 @@ def test_the_under_mix_carries_the_speakers_voice_attenuated_with_the_translatio
     mix.mark("m2")
     rest, marks = mix.rest()
     assert len(rest) == 80 and marks == ["m2"] and mix.held_s == 0
+
+
+def test_the_under_mix_sends_whole_frames_whatever_the_speakers_chunks() -> None:
+    speaker, listener = CallCodec(AudioEncoding.LINEAR16, 16000), CallCodec(AudioEncoding.ALAW, 8000)
+    mix = UnderMix(speaker, listener, gain=0.5)
+    chunk = (np.full(160, 0.4) * 32767).astype("<i2").tobytes()  # 10 ms at 16 kHz
+    sizes = [len(mix.under(chunk)[0]) for _ in range(40)]  # (soxr's stream gives ~100 ms blocks)
+    assert all(size % 160 == 0 for size in sizes) and 0 < sum(sizes) <= 3200
+    mix.speech(np.full(40, 0.1, np.float32))
+    mix.mark("m")
+    out, marks, fed = b"", [], 40
+    while not marks:
+        audio, marks = mix.under(chunk)
+        out, fed = out + audio, fed + 1
+    assert marks == ["m"] and len(out) > 0  # the chunk that ends the speech goes out whole
+    # nothing made up: never more audio out than came in (at 8 kHz, 80 samples a chunk)
+    assert sum(sizes) + len(out) + len(mix.rest()[0]) <= fed * 80
