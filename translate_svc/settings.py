@@ -334,9 +334,12 @@ class PhoneSettings(BaseModel):
     max_held_s: float = Field(30.0, gt=0, le=600)
     #: the largest message (WebSocket) or frame (AudioSocket: 65,535 by its 16-bit length) read
     max_message_bytes: int = Field(65_536, ge=1024, le=1024 * 1024)
-    #: two-party calls: the original voice under the other leg's translation ("under", at
-    #: ``original_gain``) or removed
-    original_voice: Literal["removed", "under"] = "removed"
+    #: two-party calls: what a leg hears of the other leg's own voice: kept "under" its
+    #: translation at ``original_gain`` (the default: a three-way call with an interpreter
+    #: sounds so, and the listener hears when the other side speaks), or "removed" (the
+    #: translation alone)
+    original_voice: Literal["removed", "under"] = "under"
+    #: the original's gain under the translation (0.25: -12 dB)
     original_gain: float = Field(0.25, gt=0, le=1)
 
 

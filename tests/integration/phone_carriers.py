@@ -60,6 +60,10 @@ class CarrierLog:
     echoed: dict[str, tuple[float, float]] = field(default_factory=dict)
     clears: int = 0
     close_code: int | None = None
+    #: when the carrier saw the server's close (its own clock), None: it closed first
+    closed_at: float | None = None
+    #: set on every message from the server (a test waits on it, never on a sleep)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
     other: list[Any] = field(default_factory=list)
 
     @property
@@ -109,6 +113,7 @@ class FakeTwilio:
         player = _Player(8000)
         last_out = [loop.time()]
         pending: set[asyncio.TimerHandle] = set()
+        stopped = False
         async with aiohttp.ClientSession() as http, http.ws_connect(self.url, headers=self.headers) as ws:
 
             async def echo(name: str, played_at: float) -> None:
@@ -123,6 +128,7 @@ class FakeTwilio:
                         continue
                     m = json.loads(msg.data)
                     last_out[0] = loop.time()
+                    self.log.changed.set()
                     assert m.get("streamSid") == self.sid, m
                     if m["event"] == "media":
                         data = base64.b64decode(m["media"]["payload"], validate=True)
@@ -146,6 +152,8 @@ class FakeTwilio:
                                 await echo(name, loop.time())
                     else:
                         self.log.other.append(m)
+                if not stopped:
+                    self.log.closed_at = loop.time()
 
             reader = loop.create_task(read())
             await ws.send_str(self._msg("connected", protocol="Call", version="1.0.0"))
@@ -184,6 +192,7 @@ class FakeTwilio:
                     break
                 await send_frame(silence)
             if not ws.closed:
+                stopped = True
                 ids = {"accountSid": start["accountSid"], "callSid": start["callSid"]}
                 await ws.send_str(self._msg("stop", stop=ids))
                 await ws.close()
@@ -308,6 +317,8 @@ class SocketLog:
     """What a fake AudioSocket peer received: (arrival time, kind, payload) per frame."""
 
     frames: list[tuple[float, int, bytes]] = field(default_factory=list)
+    #: set on every frame from the server
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def audio(self) -> list[tuple[float, bytes]]:
         return [(t, p) for t, k, p in self.frames if 0x10 <= k <= 0x16]
@@ -348,6 +359,7 @@ class FakeAudioSocket:
                 while len(buf) >= 3 and len(buf) >= 3 + int.from_bytes(buf[1:3], "big"):
                     n = int.from_bytes(buf[1:3], "big")
                     self.log.frames.append((loop.time(), buf[0], buf[3 : 3 + n]))
+                    self.log.changed.set()
                     buf = buf[3 + n :]
 
         reading = loop.create_task(read())

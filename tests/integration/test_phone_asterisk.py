@@ -14,6 +14,7 @@ are asserted on, never the wall clock."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -116,3 +117,26 @@ async def test_audiosocket_frames_come_back_one_per_slot(
     # silence before the first speech: the pacer plays from the call's first frame on
     first = next(i for i, (_, p) in enumerate(audio) if np.abs(np.frombuffer(p, "<i2")).max() > 0)
     assert first > 25
+
+
+async def test_audiosocket_calls_share_one_pacer_wake_per_slot(
+    phone: LiveServer, shared_audio: Path, access: AccessLines
+) -> None:
+    """Three concurrent AudioSocket calls are paced by one timer of the process (``SlotClock``):
+    one wake per 20 ms step serves every call, so the wakes are about one call's slots, not three."""
+    door = phone.server.phone
+    assert door is not None and door.audiosocket is not None
+    clock = door.audiosocket.clock
+    wakes0 = clock.wakes
+    pcm = speech_pcm16(shared_audio / "jfk.flac", 3.0, 8000).tobytes()
+    fakes = [FakeAudioSocket("127.0.0.1", door.audiosocket.port) for _ in range(3)]
+    logs = await asyncio.gather(*(f.call(pcm, tail_s=1.0) for f in fakes))
+    await calls_ended(phone.server)
+    lines = access.of("phone_audiosocket")
+    assert len(lines) == 3 and all(line["code"] == "OK" for line in lines)
+    assert [line["frames_sent"] for line in sorted(lines, key=lambda x: x["frames_sent"])] == sorted(
+        len(log.audio()) for log in logs
+    )
+    slots = [line["frame_slots"] for line in lines]
+    wakes = clock.wakes - wakes0
+    assert 0 < wakes < sum(slots) * 0.6, (wakes, slots)

@@ -17,7 +17,8 @@ from translate_svc.session.events import AudioIn, Invalid
 from translate_svc.settings import PhoneSettings
 from translate_svc.transport.phone.asterisk import AsteriskFraming
 from translate_svc.transport.phone.audiosocket import AudioSocketFraming, frame
-from translate_svc.transport.phone.call import Flow, Hangup, Played, Started, call_setup
+from translate_svc.transport.phone.call import CallCodec, Flow, Hangup, Played, Started, call_setup
+from translate_svc.transport.phone.mix import UnderMix
 from translate_svc.transport.phone.pairs import Pairs
 from translate_svc.transport.phone.playout import Backlog, FramePacer, Marks, SpeechQueue
 from translate_svc.transport.phone.twilio import EXOTEL, TwilioFraming
@@ -148,14 +149,43 @@ def test_marks_backlog_and_speech_queue() -> None:
     assert q.take(320) == (b"b" * 80, [])
 
 
-def test_the_pacer_sends_one_frame_per_slot_and_skips_late_slots() -> None:
+def test_the_backlog_counts_speech_after_a_mark_the_carrier_has_not_played() -> None:
+    backlog = Backlog()
+    backlog.sent(1.0, now=0.0)
+    backlog.mark("m1")
+    backlog.sent(1.0, now=5.0)  # at real time m1 played by 1.0, and this second by 6.0
+    backlog.mark("m2")
+    backlog.sent(0.5, now=10.0)
+    # a real-time carrier would hold 0.5 s; this one has not played m1: 1.5 s after it is unheard
+    assert backlog.unplayed(10.0) == pytest.approx(1.5)
+    backlog.played("m1")
+    assert backlog.unplayed(10.0) == pytest.approx(0.5)  # m2 is still pending: 0.5 s after it
+    backlog.played("unknown")
+    backlog.played("m2")
+    assert backlog.unplayed(10.2) == pytest.approx(0.3)  # back to the real-time estimate
+    backlog.mark("m3")
+    backlog.sent(2.0, now=20.0)
+    backlog.cleared(20.0)
+    assert backlog.unplayed(20.0) == 0.0
+
+
+def test_the_pacer_sends_one_frame_per_slot_catches_up_short_delays_and_skips_long_ones() -> None:
     p = FramePacer(start=0.0, frame_s=0.02)
-    assert p.due() == 0.0
-    assert p.sent_at(0.001) == pytest.approx(0.001) and p.due() == pytest.approx(0.02)
-    p.sent_at(0.02)
-    late = p.sent_at(0.105)  # the loop stalled: slot 2 (due 0.04) went out at 0.105
-    assert late == pytest.approx(0.065) and p.skipped == 3 and p.due() == pytest.approx(0.12)
-    assert p.sent == 3 and p.k == p.sent + p.skipped
+    assert p.due() == 0.0 and p.slots(-0.01) == []
+    assert p.slots(0.001) == [pytest.approx(0.001)] and p.due() == pytest.approx(0.02)
+    assert p.slots(0.01) == []  # never ahead of a slot
+    # a wake 25 ms late (slot 1 due 0.02, slot 2 due 0.04): both slots are sent, none skipped
+    assert p.slots(0.045) == [pytest.approx(0.025), pytest.approx(0.005)] and p.skipped == 0
+    # the deadlines stay on the call's grid, not on the last wake
+    assert p.due() == pytest.approx(0.06)
+    # the loop stalled: slots 3..8 (due 0.06..0.16) at 0.165; those late by 60 ms or more are skipped
+    lates = p.slots(0.165)
+    assert lates == [pytest.approx(0.045), pytest.approx(0.025), pytest.approx(0.005)]
+    assert p.skipped == 3 and p.due() == pytest.approx(0.18)
+    assert p.sent == 6 and p.k == p.sent + p.skipped
+    # catch-up off below a frame: the newest due slot alone is sent
+    q = FramePacer(start=0.0, frame_s=0.02, catch_up_s=0.0)
+    assert q.slots(0.065) == [pytest.approx(0.005)] and q.skipped == 3
 
 
 def test_call_setup_from_parameters_and_pairs() -> None:
@@ -173,3 +203,47 @@ def test_call_setup_from_parameters_and_pairs() -> None:
     assert pairs.peer("c", "a") == "b" and pairs.peer("c", "b") == "a"
     with pytest.raises(InvalidInput):
         pairs.join("c", "third")
+
+
+def test_the_under_mix_carries_the_speakers_voice_attenuated_with_the_translation_on_top() -> None:
+    speaker, listener = CallCodec(AudioEncoding.LINEAR16, 8000), CallCodec(AudioEncoding.MULAW, 8000)
+    mix = UnderMix(speaker, listener, gain=0.25)
+    voice = (0.8 * np.sin(np.arange(160) / 5)).astype(np.float32)
+    chunk = (voice * 32767).astype("<i2").tobytes()
+    # nothing to say: the voice alone, at a quarter
+    out, marks = mix.under(chunk)
+    assert len(out) == 160 and marks == []
+    assert np.allclose(g711.decode_mulaw(out), 0.25 * voice, atol=0.01)
+    # 30 ms of translation and a mark: the first chunk carries 20 ms of it on top, the next the
+    # rest, and the mark passes with the chunk that ends the speech
+    mix.speech(np.full(240, 0.1, np.float32))
+    mix.mark("m1")
+    assert mix.held_s == pytest.approx(0.03)
+    out, marks = mix.under(chunk)
+    assert marks == [] and np.allclose(g711.decode_mulaw(out), 0.25 * voice + 0.1, atol=0.01)
+    out, marks = mix.under(chunk)
+    heard = g711.decode_mulaw(out)
+    assert marks == ["m1"] and np.allclose(heard[:80], 0.25 * voice[:80] + 0.1, atol=0.01)
+    assert np.allclose(heard[80:], 0.25 * voice[80:], atol=0.01)
+    # the speaker left: what is left of the translation goes alone
+    mix.speech(np.full(80, 0.1, np.float32))
+    mix.mark("m2")
+    rest, marks = mix.rest()
+    assert len(rest) == 80 and marks == ["m2"] and mix.held_s == 0
+
+
+def test_the_under_mix_sends_whole_frames_whatever_the_speakers_chunks() -> None:
+    speaker, listener = CallCodec(AudioEncoding.LINEAR16, 16000), CallCodec(AudioEncoding.ALAW, 8000)
+    mix = UnderMix(speaker, listener, gain=0.5)
+    chunk = (np.full(160, 0.4) * 32767).astype("<i2").tobytes()  # 10 ms at 16 kHz
+    sizes = [len(mix.under(chunk)[0]) for _ in range(40)]  # (soxr's stream gives ~100 ms blocks)
+    assert all(size % 160 == 0 for size in sizes) and 0 < sum(sizes) <= 3200
+    mix.speech(np.full(40, 0.1, np.float32))
+    mix.mark("m")
+    out, marks, fed = b"", [], 40
+    while not marks:
+        audio, marks = mix.under(chunk)
+        out, fed = out + audio, fed + 1
+    assert marks == ["m"] and len(out) > 0  # the chunk that ends the speech goes out whole
+    # nothing made up: never more audio out than came in (at 8 kHz, 80 samples a chunk)
+    assert sum(sizes) + len(out) + len(mix.rest()[0]) <= fed * 80

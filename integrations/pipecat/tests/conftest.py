@@ -37,14 +37,14 @@ logger.remove()
 logger.add(sys.stderr, level=os.environ.get("PIPECAT_LOG_LEVEL", "WARNING"))
 
 
-def _ready_port(path: Path, proc: subprocess.Popen[bytes], log: Path) -> int:
-    """The port in the server's ready file, once the file with this server's pid is there."""
+def _ready_doc(path: Path, proc: subprocess.Popen[bytes], log: Path) -> dict[str, int]:
+    """The server's ready file (its ports), once the file with this server's pid is there."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:
         with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
             doc = json.loads(path.read_text())
             if int(doc["pid"]) == proc.pid:
-                return int(doc["port"])
+                return {k: int(v) for k, v in doc.items() if k.endswith("port") and v is not None}
         if proc.poll() is not None or time.monotonic() > deadline:
             tail = log.read_text(errors="replace")[-3000:]
             why = f"exited with status {proc.returncode}" if proc.poll() is not None else "was not ready in time"
@@ -56,6 +56,8 @@ def _ready_port(path: Path, proc: subprocess.Popen[bytes], log: Path) -> int:
 class LiveServer:
     address: str  # host:port
     process: subprocess.Popen[bytes]
+    #: the HTTP port (``--http-port``), None: not served
+    http_port: int | None = None
 
 
 @contextlib.contextmanager
@@ -76,7 +78,8 @@ def translate_server(*extra: str, env: dict[str, str] | None = None) -> Iterator
                 cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **(env or {})}
             )
         try:
-            yield LiveServer(f"127.0.0.1:{_ready_port(ready, proc, log)}", proc)
+            ports = _ready_doc(ready, proc, log)
+            yield LiveServer(f"127.0.0.1:{ports['port']}", proc, ports.get("http_port"))
         finally:
             if proc.poll() is None:
                 proc.kill()  # nothing to drain: the tests are over with it

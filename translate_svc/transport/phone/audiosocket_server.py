@@ -3,11 +3,15 @@ through ``audiosocket.py``, the call through the stream core (``loop.PhoneCall``
 
 Asterisk does not time what it is sent on AudioSocket: we are the player. ``PacedOutlet`` sends one
 20 ms audio frame per 20 ms slot from the call's first audio frame on, the translation's speech
-when there is some and silence when there is none, never ahead of its slot (a late slot is
-skipped, not made up in a burst); a mark is played when the frame with the end of its speech has
-gone out. A peer that stops reading is found by what waits in our socket's buffer (the kernel's
-send buffer is set small): past ``phone.max_held_s`` of frames the call ends. AudioSocket has no
-token: every call is the default tenant's (bind the port to a private network). Event loop only.
+when there is some and silence when there is none, never ahead of its slot (a wake late by less
+than ``playout.CATCH_UP_S`` sends the slots it missed; a slot later than that is skipped, not made
+up in a long burst); a mark is played when the frame with the end of its speech has gone out.
+``SlotClock`` is the one timer of the process's AudioSocket calls: it wakes on one 20 ms grid of
+the loop's monotonic clock and writes every due call's frames, so 50 calls cost one wake per
+20 ms, not 50 tasks each woken on its own. A peer that stops reading is found by what waits in
+our socket's buffer (the kernel's send buffer is set small): past ``phone.max_held_s`` of frames
+the call ends. AudioSocket has no token: every call is the default tenant's (bind the port to a
+private network). Event loop only.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 from collections.abc import AsyncIterator, Callable
 
@@ -27,7 +32,7 @@ from translate_svc.transport.phone.audiosocket import AudioSocketFraming, frame
 from translate_svc.transport.phone.call import FRAME_MS, CallCodec
 from translate_svc.transport.phone.loop import Caller, PhoneCall
 from translate_svc.transport.phone.pairs import Pairs
-from translate_svc.transport.phone.playout import FramePacer, SpeechQueue
+from translate_svc.transport.phone.playout import EARLY_S, FramePacer, SpeechQueue
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +40,56 @@ logger = logging.getLogger(__name__)
 #: it is ours to count
 SEND_BUFFER_BYTES = 32 * 1024
 READ_BYTES = 16 * 1024
+FRAME_S = FRAME_MS / 1000
+
+
+class SlotClock:
+    """The one timer of a process's paced calls: wakes on a grid of ``frame_s`` steps of the loop's
+    monotonic clock (from the first call of a busy spell) and has every member send the frames now
+    due. A call's slots start on the grid, so each wake serves every call. Event loop only."""
+
+    def __init__(self, frame_s: float = FRAME_S) -> None:
+        self.frame_s = frame_s
+        self._members: dict[PacedOutlet, None] = {}
+        self._origin = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        #: wakes so far (for tests: one per grid step, however many calls)
+        self.wakes = 0
+
+    def join(self, outlet: PacedOutlet) -> float:
+        """Add a call; the time of its first slot (the grid step now due, or the next one)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if not self._members:
+            self._origin = now
+        self._members[outlet] = None
+        start = self._origin + math.ceil((now - EARLY_S - self._origin) / self.frame_s) * self.frame_s
+        if self._timer is None:
+            self._timer = loop.call_at(start, self._tick)
+        return start
+
+    def leave(self, outlet: PacedOutlet) -> None:
+        self._members.pop(outlet, None)
+        if not self._members and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self.wakes += 1
+        for outlet in list(self._members):
+            try:
+                outlet.tick(now)
+            except Exception:  # one call's failure must not stop every other call's frames
+                logger.exception("AudioSocket pacing failed; the call is ended")
+                self.leave(outlet)
+                outlet.fail("the pacer failed")
+        if self._members:
+            step = math.floor((now + EARLY_S - self._origin) / self.frame_s) + 1
+            self._timer = loop.call_at(self._origin + step * self.frame_s, self._tick)
+        else:
+            self._timer = None
 
 
 class PacedOutlet:
@@ -44,6 +99,7 @@ class PacedOutlet:
         self,
         framing: AudioSocketFraming,
         writer: asyncio.StreamWriter,
+        clock: SlotClock,
         *,
         max_held_s: float,
         on_played: Callable[[str], None],
@@ -51,6 +107,7 @@ class PacedOutlet:
     ) -> None:
         self._framing = framing
         self._writer = writer
+        self._clock = clock
         self._max_held_s = max_held_s
         self._on_played = on_played
         self._on_stall = on_stall
@@ -60,11 +117,12 @@ class PacedOutlet:
         self.speech_frames = 0
         self.late_max_s = 0.0
         self.stalled = False
-        self._task: asyncio.Task[None] | None = None
+        self._held_limit = 0
 
     def begin(self, codec: CallCodec) -> None:
         self.codec = codec
-        self._task = asyncio.get_running_loop().create_task(self._run(codec), name="audiosocket-pacer")
+        self._held_limit = int(self._max_held_s * 1000 / FRAME_MS) * (codec.frame_bytes + 3)
+        self.pacer = FramePacer(self._clock.join(self), self._clock.frame_s)
 
     def speech(self, audio: bytes) -> None:
         self.queue.put(audio)
@@ -74,6 +132,9 @@ class PacedOutlet:
 
     def mark(self, name: str) -> None:
         self.queue.put_mark(name)
+
+    def played(self, name: str) -> None:
+        """(We play the marks ourselves: the queue knows what is unplayed.)"""
 
     def clear(self) -> float:
         assert self.codec is not None
@@ -88,27 +149,30 @@ class PacedOutlet:
     def _stall(self, why: str) -> None:
         if not self.stalled:
             self.stalled = True
+            self._clock.leave(self)
             self._on_stall(why)
 
-    async def _run(self, codec: CallCodec) -> None:
-        loop = asyncio.get_running_loop()
+    def fail(self, why: str) -> None:
+        self._stall(why)
+
+    def tick(self, now: float) -> None:
+        """The clock's wake: a frame for each slot now due (``SlotClock``)."""
+        codec, pacer, transport = self.codec, self.pacer, self._writer.transport
+        if codec is None or pacer is None or self.stalled:
+            return
+        if transport.is_closing():
+            self._clock.leave(self)
+            return
         n = codec.frame_bytes
-        pacer = self.pacer = FramePacer(loop.time(), FRAME_MS / 1000)
-        transport = self._writer.transport
-        held_limit = int(self._max_held_s * 1000 / FRAME_MS) * (n + 3)
-        while not transport.is_closing():
-            delay = pacer.due() - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        for late in pacer.slots(now):
             speech, passed = self.queue.take(n)
             if speech:
                 self.speech_frames += 1
             pcm = speech + codec.silence(n - len(speech))
-            if transport.get_write_buffer_size() > held_limit:
+            if transport.get_write_buffer_size() > self._held_limit:
                 self._stall(f"the peer stopped reading: over {self._max_held_s:g} s of frames wait in its socket")
                 return
             self._writer.write(self._framing.audio_frame(pcm))
-            late = pacer.sent_at(loop.time())
             self.late_max_s = max(self.late_max_s, late)
             metrics.phone_frame_late(late)
             for name in passed:
@@ -127,10 +191,7 @@ class PacedOutlet:
         }
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._clock.leave(self)
 
 
 class AudioSocketServer:
@@ -152,6 +213,8 @@ class AudioSocketServer:
         self._reuse_port = reuse_port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        #: the one pacer of this process's AudioSocket calls
+        self.clock = SlotClock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
 
@@ -203,6 +266,7 @@ class AudioSocketServer:
         outlet = PacedOutlet(
             framing,
             writer,
+            self.clock,
             max_held_s=self.settings.max_held_s,
             on_played=phone_call.played,
             on_stall=phone_call.end,

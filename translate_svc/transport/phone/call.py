@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from translate_svc.audio.g711 import ALAW_SILENCE, MULAW_SILENCE, encode_alaw, encode_mulaw
+from translate_svc.audio.g711 import ALAW_SILENCE, MULAW_SILENCE, decode_alaw, decode_mulaw, encode_alaw, encode_mulaw
 from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
-from translate_svc.audio.pcm import float_to_pcm16
+from translate_svc.audio.pcm import float_to_pcm16, pcm16_to_float
 from translate_svc.errors import InvalidInput
 from translate_svc.session.events import StreamConfig
 from translate_svc.settings import PhoneSettings
@@ -59,6 +59,14 @@ class CallCodec:
         if self.encoding is AudioEncoding.ALAW:
             return encode_alaw(samples)
         return bytes(float_to_pcm16(samples).astype("<i2").tobytes())
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """The wire's bytes -> float32 samples at ``rate``."""
+        if self.encoding is AudioEncoding.MULAW:
+            return decode_mulaw(data)
+        if self.encoding is AudioEncoding.ALAW:
+            return decode_alaw(data)
+        return pcm16_to_float(np.frombuffer(data[: len(data) // 2 * 2], "<i2"))
 
     def silence(self, n_bytes: int) -> bytes:
         if self.encoding is AudioEncoding.MULAW:

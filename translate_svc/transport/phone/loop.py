@@ -52,6 +52,7 @@ from translate_svc.transport.phone.call import (
     call_setup,
     stream_config,
 )
+from translate_svc.transport.phone.mix import UnderMix
 from translate_svc.transport.phone.pairs import Pairs
 from translate_svc.transport.phone.playout import Arrivals, Backlog, LagStats, Marks
 from translate_svc.transport.tokens import Revocation, TokenDigest
@@ -95,6 +96,9 @@ class Outlet(Protocol):
     def speech(self, audio: bytes) -> None: ...
 
     def mark(self, name: str) -> None: ...
+
+    def played(self, name: str) -> None:
+        """The carrier said it played up to the mark ``name``."""
 
     def clear(self) -> float:
         """Drop the speech not yet played; the seconds dropped."""
@@ -169,7 +173,11 @@ class Outbox:
         self._put(self._framing.media(audio), seconds)
 
     def mark(self, name: str) -> None:
+        self.backlog.mark(name)
         self._put(self._framing.mark(name))
+
+    def played(self, name: str) -> None:
+        self.backlog.played(name)
 
     def control(self, messages: list[str | bytes]) -> None:
         self._put(messages)
@@ -269,6 +277,8 @@ class PhoneCall:
         self.ended: StreamEnded | None = None
         self.refused: ServiceError | None = None
         self._spoken: set[int] = set()
+        #: two-party, original voice "under": the other leg's voice and translation for this leg
+        self.mix: UnderMix | None = None
         self.call.extra["carrier"] = self.carrier
 
     # -- the carrier's side -----------------------------------------------------------------------
@@ -288,6 +298,7 @@ class PhoneCall:
                     assert self.framing.codec is not None
                     reached = round(1000 * self.framing.codec.seconds(self._received_bytes))
                     self.arrivals.record(reached, loop.time())
+                    self._pass_under(item.data)
                     yield item
                 elif isinstance(item, Started):
                     if self.outlet is not None:
@@ -325,6 +336,8 @@ class PhoneCall:
 
     def played(self, name: str) -> None:
         """The carrier played everything before the mark ``name``."""
+        if self.outlet is not None:
+            self.outlet.played(name)
         mark = self.marks.played(name)
         if mark is None:
             return
@@ -373,7 +386,46 @@ class PhoneCall:
             yield
         finally:
             if self.pair is not None and self._pairs is not None:
+                self._flush_under()
                 self._pairs.leave(self.pair, self)
+
+    # -- two-party: this leg's voice under its translation (``mix.py``) ---------------------------
+
+    def _under(self) -> UnderMix | None:
+        """The mix of this leg's voice and translation for the other leg (original voice
+        "under"); None: not a two-party leg, the voice is removed, or a codec not known yet."""
+        if self.pair is None or self.settings.original_voice != "under":
+            return None
+        sink = self.sink()
+        if sink is None or sink.outlet is None or sink.framing.codec is None or self.framing.codec is None:
+            return None
+        if sink.mix is None:
+            sink.mix = UnderMix(self.framing.codec, sink.framing.codec, self.settings.original_gain)
+        return sink.mix
+
+    def _pass_under(self, original: bytes) -> None:
+        """This leg's audio as it comes carries its voice, and its translation on top, to the other leg."""
+        mix = self._under()
+        sink = self.sink()
+        if mix is None or sink is None or sink.outlet is None:
+            return
+        audio, passed = mix.under(original)
+        if audio:
+            sink.outlet.speech(audio)
+        for name in passed:
+            sink.outlet.mark(name)
+
+    def _flush_under(self) -> None:
+        """This leg ends: what is left of its translation goes to the other leg alone."""
+        sink = self.sink()
+        if sink is None or sink.mix is None or sink.outlet is None:
+            return
+        audio, passed = sink.mix.rest()
+        sink.mix = None
+        if audio:
+            sink.outlet.speech(audio)
+        for name in passed:
+            sink.outlet.mark(name)
 
     def end(self, why: str) -> None:
         """End the call from outside (its carrier stopped taking audio): what is open is
@@ -399,11 +451,15 @@ class PhoneCall:
         sink = self.sink()
         if sink is None or sink.outlet is None or sink.framing.codec is None:
             return  # (a two-party leg whose other leg has not joined yet: nobody to hear it)
-        sink.outlet.speech(sink.framing.codec.encode(audio))
+        mix = self._under()
+        if mix is not None:
+            mix.speech(audio)
+        else:
+            sink.outlet.speech(sink.framing.codec.encode(audio))
         self._spoken.add(segment_id)
         limit = self.settings.max_backlog_s
-        if limit is not None and sink.outlet.unplayed() > limit:
-            dropped = sink.outlet.clear()
+        if limit is not None and sink.outlet.unplayed() + (mix.held_s if mix else 0.0) > limit:
+            dropped = sink.outlet.clear() + (mix.clear() if mix else 0.0)
             sink.marks.drop_all()
             sink._all_played.set()
             self.lags.clears += 1
@@ -417,7 +473,11 @@ class PhoneCall:
             return
         mark = sink.marks.add(segment_id, speech_end_at, owner=self.lags)
         sink._all_played.clear()
-        sink.outlet.mark(mark.name)
+        mix = self._under()
+        if mix is not None:
+            mix.mark(mark.name)
+        else:
+            sink.outlet.mark(mark.name)
 
     async def _tail(self, ended: StreamEnded) -> None:
         """A call that ends while its carrier is still there (a drain, a limit; not bad input)

@@ -83,20 +83,37 @@ class Marks:
 
 
 class Backlog:
-    """Sent speech a carrier still holds, as a carrier that plays in real time would: each send
-    plays after what was sent before, starting no earlier than it was sent."""
+    """Sent speech a carrier still holds. Two bounds, the larger wins: the speech a carrier playing
+    in real time would still hold (each send plays after what was sent before, starting no
+    earlier than it was sent), and the speech sent after the oldest mark the carrier has not said
+    it played (a carrier plays in order: none of that has been heard, however slow it is)."""
 
     def __init__(self) -> None:
         self._ends_at = 0.0
+        self._total = 0.0
+        #: (mark, speech seconds sent before it), oldest first, until the carrier played it
+        self._marks: deque[tuple[str, float]] = deque()
 
     def sent(self, seconds: float, now: float) -> None:
         self._ends_at = max(self._ends_at, now) + seconds
+        self._total += seconds
+
+    def mark(self, name: str) -> None:
+        self._marks.append((name, self._total))
+
+    def played(self, name: str) -> None:
+        """The carrier played up to the mark ``name`` (and every mark before it)."""
+        if any(m == name for m, _ in self._marks):
+            while self._marks.popleft()[0] != name:
+                pass
 
     def unplayed(self, now: float) -> float:
-        return max(0.0, self._ends_at - now)
+        real_time = max(0.0, self._ends_at - now)
+        return max(real_time, self._total - self._marks[0][1]) if self._marks else real_time
 
     def cleared(self, now: float) -> None:
         self._ends_at = now
+        self._marks.clear()
 
 
 class LagStats:
@@ -169,13 +186,23 @@ class SpeechQueue:
         return n
 
 
-class FramePacer:
-    """The slots of a paced call: slot ``k`` is due at ``start + k * frame_s``. One frame is sent
-    per slot; a sender late by whole slots skips them (counted) rather than sending a burst."""
+#: a slot whose frame is this late is still sent (the far end's jitter buffer absorbs a burst of
+#: up to three frames); later ones are skipped, not made up in a longer burst
+CATCH_UP_S = 0.06
+#: a slot due within this of the wake is due now (the loop may wake a hair before its timer)
+EARLY_S = 0.0005
 
-    def __init__(self, start: float, frame_s: float) -> None:
+
+class FramePacer:
+    """The slots of a paced call: slot ``k`` is due at ``start + k * frame_s`` (deadlines from the
+    call's start, never from the last wake). Each due slot gets one frame; a wake late by less than
+    ``catch_up_s`` still sends the slots it missed (a short burst, no frame ever ahead of its
+    slot); a slot later than that is skipped (counted) rather than sent in a long burst."""
+
+    def __init__(self, start: float, frame_s: float, catch_up_s: float = CATCH_UP_S) -> None:
         self.start = start
         self.frame_s = frame_s
+        self.catch_up_s = catch_up_s
         self.k = 0
         self.sent = 0
         self.skipped = 0
@@ -183,12 +210,19 @@ class FramePacer:
     def due(self) -> float:
         return self.start + self.k * self.frame_s
 
-    def sent_at(self, now: float) -> float:
-        """A frame went out at ``now`` for the due slot; its lateness (seconds). The next slot is
-        the next one not yet past."""
-        late = now - self.due()
-        self.sent += 1
-        behind = max(0, math.floor(late / self.frame_s))
-        self.skipped += behind
-        self.k += 1 + behind
-        return late
+    def slots(self, now: float) -> list[float]:
+        """The slots due at ``now`` to send a frame for, each one's lateness (seconds), oldest
+        first; the slots too late to send are skipped. The next slot is the first not yet due."""
+        if now + EARLY_S < self.due():
+            return []
+        last = math.floor((now + EARLY_S - self.start) / self.frame_s)  # the newest slot due
+        if last < self.k:
+            return []
+        # the oldest slot still late by less than catch_up_s (the newest always is, when
+        # catch_up_s is at least a frame)
+        first = min(last, max(self.k, math.floor((now - self.catch_up_s - self.start) / self.frame_s) + 1))
+        self.skipped += first - self.k
+        lates = [max(0.0, now - (self.start + k * self.frame_s)) for k in range(first, last + 1)]
+        self.sent += len(lates)
+        self.k = last + 1
+        return lates
