@@ -108,7 +108,9 @@ class LimitsSettings(BaseModel):
     #: transport; at the bound the server stops reading that stream's audio (flow control) until
     #: the client reads. Small, so a client that never reads gets a few segments computed (issue
     #: 34); a real-time stream has one or two at a time. Raise it to let one stream fed faster than
-    #: real time batch deeper with itself
+    #: real time batch deeper with itself. Also the bound on a stream's other events not yet taken
+    #: (update answers, captions, commits, notices; issue 52): at it the server reads none of the
+    #: stream's messages either, so a client that sends updates and never reads is answered a few
     max_unread_results: int = Field(4, ge=1, le=4096)
     #: segments of one Translate clip in the engine at once (within its fair share): how deep a
     #: clip batches with itself. Its results are collected as they come, so max_unread_results

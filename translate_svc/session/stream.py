@@ -5,9 +5,12 @@
 session: offline and live segmentation are the same code.
 
 Flow control (fair share): feeding waits while the session has its fair share of segments
-submitted but unread, or the VAD is a second behind; the door then stops reading that client's
-audio and HTTP/2 flow control slows the client on its own stream. Event loop only; large chunks
-are decoded and resampled on a worker thread that the session awaits.
+submitted but unread, ``limits.max_unread_results`` other events unread (captions, commits, update
+answers, notices; not speech events, two to a segment), or the VAD is a second behind; the door then stops reading that
+client's requests and HTTP/2 flow control (a WebSocket: TCP's) slows the client on its own stream.
+An update, which makes an event without audio, waits for the same room after its answer
+(``answer``), so a client that sends updates and never reads is not answered without bound. Event
+loop only; large chunks are decoded and resampled on a worker thread that the session awaits.
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ class StreamSession:
             task,
             first_id=resume.next_segment_id if resume is not None else 0,
             strict_queue=strict_queue,
-            on_taken=self._update_room,
+            on_change=self._update_room,
             received_ms=lambda: self.timeline.audio_received_ms,
         )
         self.captions = (
@@ -228,9 +231,14 @@ class StreamSession:
             self.simultaneous.retarget(task)
         return self.jobs.next_id
 
-    def tell(self, ev: StreamEvent) -> None:
-        """An event for the reader now, ahead of results still to come (an update's answer)."""
+    async def answer(self, ev: StreamEvent) -> None:
+        """An event for the reader now, ahead of results still to come (an update's answer); then
+        wait, as a feed does, while the reader is behind: the next request is read only once it
+        has room, so answers a client does not read stay a few."""
         self.jobs.put(ev)
+        if not self._room.is_set():
+            await self._room.wait()
+        self._raise_failure()
 
     async def flush(self) -> None:
         await self._vad.scored_all()
@@ -354,9 +362,15 @@ class StreamSession:
             self.fail(ServiceError(f"internal error ({type(e).__name__}); the server log has the details"))
 
     def _update_room(self) -> None:
-        """Feeding may go on while the session is under its fair share of unread segments and the
-        VAD is less than a second behind it (so unscored audio cannot pile up in memory)."""
-        if self._aborted or (self.jobs.unread < self._fair_share() and self._vad.backlog < VAD_BACKLOG):
+        """Feeding may go on while the session is under its fair share of unread segments and under
+        ``max_unread_results`` unread captions, commits, answers and notices, and the VAD is less
+        than a second behind it (so unscored audio cannot pile up in memory)."""
+        jobs = self.jobs
+        if self._aborted or (
+            jobs.unread < self._fair_share()
+            and jobs.unread_events < self._limits.max_unread_results
+            and self._vad.backlog < VAD_BACKLOG
+        ):
             self._room.set()  # (an aborted or failed session lets its feeder run into the failure)
         else:
             self._room.clear()

@@ -1,0 +1,70 @@
+"""Issue 52 F4 in the stream core, with the fake runner: an update's answer counts among the
+events its client has not read, and a stream whose client reads none of them stops reading its
+requests at ``max_unread_results`` of them, as it does for results; each answer taken lets one
+more request in. Every update is answered, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from tests.unit.fake_runner import FakeRunner
+from tests.unit.test_engine_session_fake import FMT, make_manager, until, vad_worker  # noqa: F401
+from translate_svc.session import task as checks
+from translate_svc.session.driver import StreamDriver
+from translate_svc.session.events import Draining, SpeechEvent, StreamConfig, StreamStarted, Update, Updated
+from translate_svc.session.manager import SessionManager
+from translate_svc.types import OutputOptions
+from translate_svc.vad.segmenter import SegmenterConfig
+from translate_svc.vad.worker import VadWorker
+
+BOUND = 3
+
+
+async def test_a_client_that_reads_no_answer_has_its_updates_read_up_to_the_bound(vad_worker: VadWorker) -> None:  # noqa: F811
+    m: SessionManager = await make_manager(FakeRunner(), vad_worker, max_unread_results=BOUND)
+    pulled = 0
+
+    async def requests() -> AsyncIterator[StreamConfig | Update]:
+        nonlocal pulled
+        yield StreamConfig(FMT, "eng", ("spa",), OutputOptions(speech=False), SegmenterConfig())
+        while True:
+            await asyncio.sleep(0)  # a client's next message comes in a later turn of the loop
+            pulled += 1
+            yield Update(("fra",) if pulled % 2 else ("spa",))
+
+    try:
+        async with contextlib.aclosing(StreamDriver(m).run(requests())) as events:
+            assert isinstance(await anext(events), StreamStarted)
+            await until(lambda: pulled == BOUND)
+            await asyncio.sleep(0.05)  # the reader would go on here if it were not held
+            assert pulled == BOUND  # answered, BOUND answers unread: the next is not read
+            answers = []
+            for k in range(5):  # each answer taken lets one more update in
+                ev = await anext(events)
+                assert isinstance(ev, Updated) and ev.error is None
+                answers.append(ev.stream.task.target_languages)
+                await until(lambda k=k: pulled == BOUND + 1 + k)  # type: ignore[misc]
+            assert answers == [("fra",), ("spa",), ("fra",), ("spa",), ("fra",)]  # each, in order
+    finally:
+        await m.engine.stop()
+
+
+async def test_notices_count_speech_events_do_not(vad_worker: VadWorker) -> None:  # noqa: F811
+    """A drain notice is counted like an answer; speech events (two to a segment, which the
+    results' bound holds) are not."""
+    m: SessionManager = await make_manager(FakeRunner(), vad_worker, max_unread_results=BOUND)
+    task = checks.resolve_task(m.card, m.limits, "eng", ["spa"], OutputOptions(speech=False))
+    session = m.open_stream(FMT, task, m.vad_defaults)
+    try:
+        jobs = session.jobs
+        jobs.put(SpeechEvent(True, 0))
+        jobs.put(Draining(0, 1000))
+        assert (jobs.unread_events, jobs.backlog) == (1, 2)
+        events = session.events()
+        assert isinstance(await anext(events), SpeechEvent) and jobs.unread_events == 1
+        assert isinstance(await anext(events), Draining) and jobs.unread_events == 0
+    finally:
+        session.close()
+        await m.engine.stop()
