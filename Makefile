@@ -12,7 +12,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 # every test module; compiling them once instead of in each process saves ~5 s of CPU per process.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install libopus test integrations demo browser-demo chromium protos check-protos lint bench clean
+.PHONY: install libopus test integrations demo browser-demo chromium node protos check-protos lint bench clean
 
 # torch first, pinned, so no dependency can pull the multi-GB CUDA build on a CPU machine.
 $(VENV)/.installed: pyproject.toml
@@ -68,7 +68,27 @@ chromium:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    --no-install-recommends chromium-headless-shell >/dev/null; }
 
-test: install $(TEST_MODEL)/config.json chromium
+# openai-node's own realtime client on Node 22 with its global WebSocket (tests/integration/
+# test_openai_clients.py): the machine's Node may be older, so Node 22 comes from the npm registry as
+# a package with its binary inside (node-linux-<arch>), beside the `openai` package, into .node/
+# (git-ignored). Pinned; installed again when a pin changes.
+NODE22 := 22.23.3
+OPENAI_NODE := 7.57.0
+NODE_ARCH := $(subst x86_64,x64,$(subst aarch64,arm64,$(shell uname -m)))
+NODE_STAMP := .node/.installed-$(NODE22)-$(OPENAI_NODE)
+$(NODE_STAMP):
+	@command -v npm >/dev/null || { echo "*** npm is missing: apt-get install npm (the Node test needs it)"; exit 1; }
+	rm -rf .node && mkdir -p .node && echo '{"private": true}' > .node/package.json
+	cd .node && npm install --no-audit --no-fund --loglevel=error \
+	  node-linux-$(NODE_ARCH)@$(NODE22) openai@$(OPENAI_NODE)
+	touch $@
+
+node: $(NODE_STAMP)
+
+test: install $(TEST_MODEL)/config.json chromium node
+	@# pytest imports test files by basename (no packages under tests/): two of one name clash.
+	@dups=$$(find tests -name 'test_*.py' -printf '%f\n' | sort | uniq -d); [ -z "$$dups" ] || { \
+	  echo "*** test files share a basename (pytest imports them as one module): $$dups"; exit 1; }
 	$(VENV)/bin/ruff check translate_svc tests benchmarks
 	$(VENV)/bin/mypy translate_svc tests/unit/fake_runner.py tests/unit/fake_engine.py
 	$(VENV)/bin/lint-imports
@@ -129,4 +149,4 @@ lint: install
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) $(TEST_MODEL) out .demo
+	rm -rf $(VENV) $(TEST_MODEL) out .demo .node

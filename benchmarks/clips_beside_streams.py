@@ -5,11 +5,13 @@ Run from the repository root::
     python -m benchmarks.clips_beside_streams --streams 4 --clip-callers 16 --json out/clips.json
 
 It starts one ``translate-svc serve`` (``--model``, defaults for every limit: ``max_translate_calls``
-4, ``max_clip_seconds`` 600, 64 MiB messages), then runs ``python -m benchmarks.loadgen --target``
+4, ``max_clip_seconds`` 600, 64 MiB clips), then runs ``python -m benchmarks.loadgen --target``
 as a separate process twice: ``--streams`` real-time streams alone, then the same streams while
 ``--clip-callers`` callers in this process each send the largest clip the defaults allow (600 s of
 48 kHz PCM16 WAV, 57.6 MB: ``--clip-speech-s`` of speech from ``--clip-file``, then silence) again
-and again for as long as the streams run. A caller refused with RESOURCE_EXHAUSTED waits the
+and again for as long as the streams run, over ``TranslateChunked`` in 1 MiB messages (the port
+takes at most 4 MiB a message since issue 52; one tenant has at most
+``max_clip_reads_per_tenant``, 2, clips arriving at once). A caller refused with RESOURCE_EXHAUSTED waits the
 RetryInfo delay and tries again. Reported: the streams' p95 and p50 segment latency in each run,
 the clip calls answered and refused (and whether every refusal carried RetryInfo), and the server's
 peak RSS growth (VmHWM from /proc, reset before each run) against docs/security.md's bound.
@@ -42,6 +44,8 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client.raw import load_pcm16k
 
 MB = 1024 * 1024
+#: TranslateChunked's message: an audio chunk the server takes (its max_chunk_bytes, 1 MiB by default)
+CHUNK = 1024 * 1024
 CLIP_RATE = 48_000
 
 app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=False)
@@ -71,13 +75,15 @@ def vm(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
-async def clip_caller(address: str, request: bytes, stop: asyncio.Event, tally: dict[str, Any]) -> None:
-    async with grpc.aio.insecure_channel(address, options=[("grpc.max_send_message_length", 64 * MB)]) as ch:
-        call = ch.unary_unary("/translate_svc.api.v1.Translator/Translate")
+async def clip_caller(address: str, messages: list[bytes], stop: asyncio.Event, tally: dict[str, Any]) -> None:
+    """Sends the clip over TranslateChunked (``messages``: the request, then its chunks), again and
+    again: the port takes at most 4 MiB a message (issue 52)."""
+    async with grpc.aio.insecure_channel(address) as ch:
+        call = ch.stream_unary("/translate_svc.api.v1.Translator/TranslateChunked")
         while not stop.is_set():
             t0 = time.perf_counter()
             try:
-                await call(request, timeout=600)
+                await call(iter(messages), timeout=600)
                 tally["answered"] += 1
                 tally["answer_s"].append(time.perf_counter() - t0)
             except grpc.aio.AioRpcError as e:
@@ -96,14 +102,18 @@ async def run_streams(cmd: list[str], address: str, clip: bytes | None, callers:
     tally: dict[str, Any] = {
         "answered": 0, "refused": 0, "failed": 0, "refused_without_retry_info": 0, "answer_s": []
     }  # fmt: skip
-    request = b""
+    messages: list[bytes] = []
     if clip is not None:
-        request = pb.TranslateRequest(
-            audio=pb.AudioInput(content=clip, format=pb.AudioFormat(encoding=pb.CONTAINER)),
+        first = pb.TranslateRequest(
+            audio=pb.AudioInput(content=clip[:CHUNK], format=pb.AudioFormat(encoding=pb.CONTAINER)),
             target_languages=["spa"],
             output=pb.OutputOptions(speech=False),
-        ).SerializeToString()
-    tasks = [asyncio.create_task(clip_caller(address, request, stop, tally)) for _ in range(callers if clip else 0)]
+        )
+        messages = [first.SerializeToString()] + [
+            pb.TranslateRequest(audio=pb.AudioInput(content=clip[at : at + CHUNK])).SerializeToString()
+            for at in range(CHUNK, len(clip), CHUNK)
+        ]
+    tasks = [asyncio.create_task(clip_caller(address, messages, stop, tally)) for _ in range(callers if clip else 0)]
     try:
         proc = await asyncio.create_subprocess_exec(*cmd, cwd=REPO)
         await proc.wait()
@@ -156,7 +166,7 @@ def main(
             }
     finally:
         server.stop()
-    bound_mb = 4 * (5 * len(clip) + clip_seconds * CLIP_RATE * 4) / MB + 128  # docs/security.md
+    bound_mb = 4 * (2 * len(clip) + clip_seconds * CLIP_RATE * 4) / MB + 128  # docs/security.md (chunked)
     result = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,21 @@ def speech_pcm16(path: Path, seconds: float, rate: int) -> Any:
     if rate != 16000:
         pcm = soxr.resample(pcm, 16000, rate)
     return np.clip(np.round(pcm * 32767), -32768, 32767).astype("<i2")
+
+
+def clip_chunks(request: Any, chunk_bytes: int = 1024 * 1024) -> Iterator[Any]:
+    """A ``TranslateRequest`` as ``TranslateChunked``'s messages, made as they are sent: the
+    request with the clip's first ``chunk_bytes``, then the rest in messages of ``audio.content``
+    alone (a clip over the port's 4 MiB receive limit travels so)."""
+    from translate_svc.api.v1 import translate_pb2 as pb
+
+    content = request.audio.content
+    first = pb.TranslateRequest()
+    first.CopyFrom(request)
+    first.audio.content = content[:chunk_bytes]
+    yield first
+    for at in range(chunk_bytes, len(content), chunk_bytes):
+        yield pb.TranslateRequest(audio=pb.AudioInput(content=content[at : at + chunk_bytes]))
 
 
 def make_settings(model_dir: Path, **engine):  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ class ErrorCode(str, Enum):
     FAILED_PRECONDITION = "FAILED_PRECONDITION"
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     OUT_OF_RANGE = "OUT_OF_RANGE"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
 
@@ -39,6 +40,13 @@ class Unauthenticated(ServiceError):
 
 class Overloaded(ServiceError):
     code = ErrorCode.RESOURCE_EXHAUSTED
+
+
+class TooSlow(ServiceError):
+    """A call's request did not arrive within its deadline, counted from the call's start: it held
+    a call slot meanwhile (``limits.request_read_timeout_s``)."""
+
+    code = ErrorCode.DEADLINE_EXCEEDED
 
 
 class LimitReached(ServiceError):

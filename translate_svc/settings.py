@@ -59,8 +59,14 @@ class LimitsSettings(BaseModel):
     max_texts: int = Field(16, ge=1, le=1024)
     max_text_chars: int = Field(2000, ge=1, le=100_000)
     max_text_request_chars: int = Field(8000, ge=1, le=1_000_000)
-    #: largest gRPC message either way (a whole clip for Translate, one chunk for streams)
+    #: the largest clip (a Translate request's, or all a TranslateChunked call's chunks) and the
+    #: largest answer the server sends (gRPC's send limit)
     max_message_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    #: the largest message the gRPC port takes in (gRPC's receive limit, one for the whole port),
+    #: enforced by the transport as bytes arrive: what any one admitted call can make the server
+    #: buffer. It must hold a stream message (an audio chunk and its config). 4 MiB, gRPC's own
+    #: default: a Translate clip over it goes over TranslateChunked (docs/security.md)
+    max_receive_message_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
     #: largest audio payload of one StreamingTranslate message
     max_chunk_bytes: int = Field(1024 * 1024, ge=320)
     #: longest clip Translate accepts
@@ -76,7 +82,9 @@ class LimitsSettings(BaseModel):
     max_streams: int = Field(256, ge=1)
     #: a stream that sends no message for this long is closed (its open speech translated first);
     #: also the longest stretch a packet timestamp may skip. Ten minutes: a muted participant's
-    #: stream lives on (a dead connection is found by HTTP/2 keepalive, not by this)
+    #: stream lives on (a dead connection is found by HTTP/2 keepalive, not by this). On the OpenAI
+    #: WebSocket a configured session whose client answers pings is not idle (a muted speaker: kept
+    #: up to max_stream_seconds); its pings find a dead client within this long
     idle_timeout_s: float = Field(600.0, gt=0)
     #: a stream whose sender stops in the middle of speech (mute, push-to-talk, a paused track)
     #: has that speech closed into a segment, as at a pause, once no message came for this long
@@ -90,6 +98,19 @@ class LimitsSettings(BaseModel):
     #: call opened is ended (OUT_OF_RANGE): it holds one of max_translate_calls while it waits.
     #: 60 s: a max_message_bytes clip over a 10 Mbit/s link
     clip_read_timeout_s: float = Field(60.0, gt=0, le=3600)
+    #: a unary call (ListLanguages, TranslateText, Riva's TranslateText and
+    #: ListSupportedLanguagePairs; health Check and Watch) whose request has not fully arrived this
+    #: long after the call opened is ended (DEADLINE_EXCEEDED): it holds a call slot meanwhile
+    request_read_timeout_s: float = Field(5.0, gt=0, le=600)
+    #: unary calls (as above, health aside) in progress at once for one token, per server process,
+    #: and for one tenant, node-wide (a tenant's ``unary_calls`` in the tokens file replaces the
+    #: latter), counted before the request is read; beyond: RESOURCE_EXHAUSTED + retry hint
+    max_unary_calls_per_token: int = Field(16, ge=1, le=100_000)
+    max_unary_calls_per_tenant: int = Field(64, ge=1, le=100_000)
+    #: Translate (and TranslateChunked) calls of one tenant still receiving their clip, node-wide:
+    #: a tenant that keeps opening calls and never sends their clip holds at most this many of
+    #: max_translate_calls (each until clip_read_timeout_s), not all of them
+    max_clip_reads_per_tenant: int = Field(2, ge=1, le=1024)
     #: simultaneous mode (StreamingConfig.simultaneous): the range a stream's step_ms may take,
     #: and the most translations its local agreement may wait for
     min_simultaneous_step_ms: int = Field(500, ge=100, le=60_000)
@@ -179,6 +200,10 @@ class LimitsSettings(BaseModel):
     #: it Watch answers RESOURCE_EXHAUSTED at once. They have slots of their own, on top of max_calls,
     #: so a Watch (health needs no token) never takes a slot another call, or a probe's Check, needs
     max_health_watches: int = Field(16, ge=1, le=1024)
+    #: health Check calls in progress at once on each port of one server process: the main port
+    #: keeps this many call slots for them that no other call can take (a probe is answered while
+    #: max_calls are busy); beyond it Check answers RESOURCE_EXHAUSTED at once
+    max_health_checks: int = Field(32, ge=1, le=1024)
     #: refused streams (no or a bad token) that may read what their client still sends for up to
     #: server.error_drain_s at once, per process, also on top of max_calls; beyond it a refused
     #: stream is ended at once, without that courtesy
@@ -298,6 +323,14 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        if self.limits.max_chunk_bytes > self.limits.max_message_bytes:
+        limits = self.limits
+        if limits.max_chunk_bytes > limits.max_message_bytes:
             raise ValueError("limits.max_chunk_bytes must not exceed limits.max_message_bytes")
+        # a stream message: an audio chunk and 64 KiB for the rest (transport/calls.py)
+        stream_message = 64 * 1024 + limits.max_chunk_bytes
+        if limits.max_receive_message_bytes < stream_message:
+            raise ValueError(
+                f"limits.max_receive_message_bytes ({limits.max_receive_message_bytes}) must hold a stream message: "
+                f"limits.max_chunk_bytes + 64 KiB = {stream_message} bytes; raise it or lower max_chunk_bytes"
+            )
         return self

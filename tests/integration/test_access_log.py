@@ -123,7 +123,8 @@ async def test_the_sdk_sends_a_request_id_and_puts_it_on_its_errors(
     rid = err.value.request_id
     assert rid and rid in str(err.value) and err.value.code == grpc.StatusCode.INVALID_ARGUMENT
     [line] = wait_for(json_logging, request_id=rid)  # the server's line for the same call
-    assert line["method"] == "Translate" and line["code"] == "INVALID_ARGUMENT"
+    # the SDK sends clips over TranslateChunked (issue 52)
+    assert line["method"] == "TranslateChunked" and line["code"] == "INVALID_ARGUMENT"
 
 
 async def test_metrics_are_served_over_http_with_the_calls_by_tenant(

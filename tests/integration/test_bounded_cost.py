@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from tests.conftest import clip_chunks
 from tests.integration.test_cli import ServerProcess
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
@@ -32,7 +33,10 @@ def guarded(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     tokens = tmp_path_factory.mktemp("tokens") / "tokens"
     tokens.write_text(f"{TOKEN}\n")
     server = ServerProcess(
-        ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--tokens-file", str(tokens)]
+        ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--tokens-file", str(tokens)],
+        # one tenant sends every clip here: let all of max_translate_calls receive at once (the
+        # per-tenant bound on clips being received is test_silent_calls.py's)
+        env={"TRANSLATE_SVC_LIMITS__MAX_CLIP_READS_PER_TENANT": "4"},
     )
     try:
         yield server
@@ -186,18 +190,20 @@ def largest_clip(jfk: Path, seconds: float, rate: int) -> bytes:
 
 
 def clip_bound_mb(calls: int, clip_bytes: int, seconds: float, rate: int) -> float:
-    """docs/security.md's bound for Translate: per admitted call, about five times the message
-    (gRPC's buffers, its bytes, the parsed request and the clip's bytes, overlapping while it is
-    read and parsed) and the clip decoded as float32 at its own rate; and 128 MiB for the rest of
-    the server's working memory (live streams, the VAD, the batches)."""
-    return calls * (5 * clip_bytes + seconds * rate * 4) / MB + 128
+    """docs/security.md's bound for a clip sent in chunks (TranslateChunked): per admitted call,
+    twice the clip (its chunks, then joined, overlapping for a moment) and the clip decoded as
+    float32 at its own rate; and 128 MiB for the rest of the server's working memory (live
+    streams, the VAD, the batches). (A one-message Translate, at most the port's 4 MiB receive
+    limit, costs about five times its message: far less.)"""
+    return calls * (2 * clip_bytes + seconds * rate * 4) / MB + 128
 
 
 async def test_16_largest_clips_beside_4_live_streams_are_admitted_up_to_the_cap_within_the_bound(
     guarded: ServerProcess, shared_audio: Path
 ) -> None:
     """16 concurrent Translate calls of the largest clip the defaults allow (600 s at 48 kHz: 57.6
-    MB, under the 64 MiB message limit) beside 4 real-time streams: max_translate_calls (4) are
+    MB, under the 64 MiB clip limit; over the port's 4 MiB receive limit, so sent in chunks over
+    TranslateChunked) beside 4 real-time streams: max_translate_calls (4) are
     translated, the other 12 refused at once with RetryInfo, the streams end OK, and the server's
     peak memory stays under the documented bound."""
     from google.rpc import error_details_pb2
@@ -234,7 +240,8 @@ async def test_16_largest_clips_beside_4_live_streams_are_admitted_up_to_the_cap
         stub = pb_grpc.TranslatorStub(ch)
         streams = [asyncio.ensure_future(stream(stub)) for _ in range(4)]
         outcomes = await asyncio.gather(
-            *(stub.Translate(request, metadata=metadata, timeout=300) for _ in range(16)), return_exceptions=True
+            *(stub.TranslateChunked(clip_chunks(request), metadata=metadata, timeout=300) for _ in range(16)),
+            return_exceptions=True,
         )
         streamed = await asyncio.gather(*streams)
     grown_mb = (memory_kb(pid)["VmHWM"] - before) / 1024

@@ -207,3 +207,129 @@ async def test_refused_streams_that_never_half_close_leave_the_main_port_to_othe
                 c.cancel()
             await asyncio.gather(*waiting, return_exceptions=True)
     assert ended[: flood - DRAINS] == [grpc.StatusCode.UNAUTHENTICATED] * (flood - DRAINS), Counter(ended)
+
+
+async def held_calls(calls: list[Any], seconds: float) -> tuple[int, Counter[str]]:
+    """After ``seconds``: how many of ``calls`` are still open, and the codes of those that ended."""
+    await asyncio.sleep(seconds)
+    codes: Counter[str] = Counter()
+    for c in calls:
+        if c.done():
+            try:
+                await c
+                codes["OK"] += 1
+            except grpc.aio.AioRpcError as e:
+                codes[e.code().name] += 1
+    return sum(not c.done() for c in calls), codes
+
+
+async def test_a_probe_is_answered_while_every_ordinary_call_slot_is_taken(
+    test_model_dir: Path, tmp_path: Path, speech: bytes
+) -> None:
+    """Issue 52 F1: the main port's ordinary calls are counted by the server and refused at
+    max_calls, below gRPC's own limit, which keeps max_health_checks slots for Check. Silent
+    ListLanguages calls (a token whose unary bounds are raised past max_calls) more than gRPC's
+    whole limit: MAX_CALLS are held, the rest refused at once naming max_calls, and a new client's
+    Check is answered (before: every slot held, the Check refused)."""
+    settings = guarded(test_model_dir, tmp_path)
+    settings.limits.max_unary_calls_per_token = settings.limits.max_unary_calls_per_tenant = 1000
+    settings.limits.max_health_checks = 8
+    flood = MAX_CALLS + WATCHES + DRAINS + 8 + 8  # more than the process's every slot
+    release = asyncio.Event()
+    async with serving(settings) as live, channels(f"127.0.0.1:{live.port}", 1) as (ch,):
+        listing = ch.stream_unary("/translate_svc.api.v1.Translator/ListLanguages")
+        calls = [listing(silent(release), metadata=(("authorization", f"Bearer {TOKEN}"),)) for _ in range(flood)]
+        try:
+            held, codes = await held_calls(calls, 1.0)
+            async with channels(f"127.0.0.1:{live.port}", 1) as (probe,):
+                status = await health_pb2_grpc.HealthStub(probe).Check(health_pb2.HealthCheckRequest(), timeout=5)
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await pb_grpc.TranslatorStub(probe).ListLanguages(
+                        pb.ListLanguagesRequest(), metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=5
+                    )
+        finally:
+            for c in calls:
+                c.cancel()
+            release.set()
+        await a_new_client_is_served(live, speech)  # the slots came back
+    assert status.status == SERVING
+    assert held == MAX_CALLS and codes.get("RESOURCE_EXHAUSTED", 0) + codes.get("CANCELLED", 0) == flood - MAX_CALLS
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "limits.max_calls" in (refused.value.details() or ""), refused.value.details()
+
+
+async def test_health_checks_that_never_send_their_request_are_bounded_and_end_at_the_deadline(
+    test_model_dir: Path, tmp_path: Path
+) -> None:
+    """Health needs no token: silent Check calls (HEADERS, never the request) held a call slot each
+    until their client left, on either port. Now at most max_health_checks at once on the main
+    port (HEALTH_MAX_CALLS on the health port), each ended at request_read_timeout_s
+    (DEADLINE_EXCEEDED), the rest refused at once."""
+    settings = guarded(test_model_dir, tmp_path)
+    settings.limits.max_health_checks = 8
+    settings.limits.request_read_timeout_s = 2.0
+    release = asyncio.Event()
+    async with serving(settings) as live:
+        health_port = live.server.health_port
+        assert health_port is not None
+        for port, bound in [(live.port, 8), (health_port, HEALTH_MAX_CALLS)]:
+            async with channels(f"127.0.0.1:{port}", math.ceil((bound + 8) / HEALTH_CALLS_PER_CONNECTION)) as chs:
+                checks = [
+                    chs[i // HEALTH_CALLS_PER_CONNECTION].stream_unary("/grpc.health.v1.Health/Check")(silent(release))
+                    for i in range(bound + 8)
+                ]
+                try:
+                    held, early = await held_calls(checks, 1.0)
+                    held_late, late = await held_calls(checks, 2.5)
+                finally:
+                    for c in checks:
+                        c.cancel()
+                async with channels(f"127.0.0.1:{port}", 1) as (probe,):
+                    status = await health_pb2_grpc.HealthStub(probe).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            assert held == bound and early.get("RESOURCE_EXHAUSTED", 0) + early.get("CANCELLED", 0) == 8, early
+            assert held_late == 0 and late.get("DEADLINE_EXCEEDED", 0) == bound, late
+            assert status.status == SERVING
+        release.set()
+
+
+async def test_silent_reflection_streams_are_held_to_their_tokens_unary_bound(
+    test_model_dir: Path, tmp_path: Path
+) -> None:
+    """Reflection (on here, with tokens) is a stream a client may hold open without a word: its
+    calls count as their caller's unary calls, so one token holds at most max_unary_calls_per_token
+    of them, not every call slot of the process."""
+    settings = guarded(test_model_dir, tmp_path)
+    settings.server.reflection = "on"
+    settings.limits.max_unary_calls_per_token = 4
+    other = "health-bounds-other-token-52c1"
+    with (tmp_path / "tokens").open("a") as f:
+        f.write(f"{other} tenant=other\n")
+    release = asyncio.Event()
+    async with serving(settings) as live, channels(f"127.0.0.1:{live.port}", 1) as (ch,):
+        info = ch.stream_stream("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+        calls = [info(silent(release), metadata=(("authorization", f"Bearer {TOKEN}"),)) for _ in range(MAX_CALLS)]
+        refused: list[str] = []
+
+        async def first(call: Any) -> None:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await call.read()
+            if call.done():
+                refused.append(await call.details() or "")
+
+        readers = [asyncio.ensure_future(first(c)) for c in calls]
+        try:
+            await asyncio.sleep(1.0)
+            held = sum(not c.done() for c in calls)
+            async with channels(f"127.0.0.1:{live.port}", 1) as (probe,):  # another token, meanwhile
+                status = await health_pb2_grpc.HealthStub(probe).Check(health_pb2.HealthCheckRequest(), timeout=5)
+                langs = await pb_grpc.TranslatorStub(probe).ListLanguages(
+                    pb.ListLanguagesRequest(), metadata=(("authorization", f"Bearer {other}"),), timeout=5
+                )
+        finally:
+            release.set()
+            for c in calls:
+                c.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+    assert held == 4, held
+    assert sum("limits.max_unary_calls_per_token" in m for m in refused) == MAX_CALLS - 4, refused[:2]
+    assert status.status == SERVING and langs.limits.max_unary_calls_per_token == 4

@@ -372,7 +372,9 @@ async def test_a_page_of_another_site_is_refused_and_this_servers_own_page_is_no
 
 async def test_an_events_type_and_event_id_are_echoed_bounded(door: LiveServer) -> None:
     events = [
-        {"type": "t" * 100_000, "event_id": "e" * 64},  # unknown; its id (64 characters) echoed
+        # unknown; its id (64 characters) echoed. (60,000 characters: an event over 64 KiB beside
+        # audio is refused unread, as event_too_large: issue 52 F3)
+        {"type": "t" * 60_000, "event_id": "e" * 64},
         {"type": {"nested": ["x"] * 10_000}},  # not a string
         {**UPDATE, "event_id": "e" * 65},  # an id too long: refused, not used, not echoed
         {**UPDATE, "event_id": {"an": "object"}},

@@ -56,9 +56,11 @@ def _update(output: dict[str, Any], **audio_input: Any) -> dict[str, Any]:
     return {"type": "session.update", "session": {"audio": {"output": output, "input": audio_input}}}
 
 
-async def test_a_session_update_with_100k_languages_is_refused_before_one_is_mapped(
+async def test_a_session_update_with_10k_languages_is_refused_before_one_is_mapped(
     door: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """10,000 languages (60 KB): counted before one is mapped. (100,000, 600 KB, are refused by
+    their size before json.loads reads them: issue 52 F3, ``wire.MAX_BESIDE_AUDIO_CHARS``.)"""
     mapped: list[str] = []
     original = protocol.guess_model_code
 
@@ -67,14 +69,14 @@ async def test_a_session_update_with_100k_languages_is_refused_before_one_is_map
         return original(value)
 
     monkeypatch.setattr(protocol, "guess_model_code", counting)
-    flood = _update({"languages": ["es"] * 100_000})
+    flood = _update({"languages": ["es"] * 10_000})
     started = time.perf_counter()
     got = await _events(door, flood)
     took = time.perf_counter() - started
     # refused (invalid_value, naming the limit), then closed like any invalid first config
     assert [e["type"] for e in got] == ["error"], got
     assert got[0]["error"]["code"] == "invalid_value"
-    assert "100000 output languages" in got[0]["error"]["message"]
+    assert "10000 output languages" in got[0]["error"]["message"]
     assert "at most 4" in got[0]["error"]["message"]
     assert mapped == []  # no tag was converted
     assert took < 1.0, took
@@ -84,17 +86,20 @@ async def test_a_session_update_with_100k_languages_is_refused_before_one_is_map
     got = await _events(door, _update({"languages": ["es", "fr", "de", "it"]}), {"type": "session.close"})
     assert [e["type"] for e in got] == ["session.updated", "session.closed"], got
     assert mapped == ["es", "fr", "de", "it"]
+    got = await _events(door, _update({"languages": ["es"] * 100_000}), {"type": "session.close"})
+    assert got[0]["error"]["code"] == "event_too_large" and mapped == ["es", "fr", "de", "it"], got
 
 
 @pytest.mark.parametrize(
     ("update", "words"),
     [
-        (_update({"language": "e" * 100_000}), "at most 35 characters"),  # one huge tag
+        # each far over its limit, and within the 64 KiB an event holds beside audio (issue 52 F3)
+        (_update({"language": "e" * 60_000}), "at most 35 characters"),  # one huge tag
         (_update({"languages": [["es"] * 1000]}), "language tag"),  # not a string
         (_update({"languages": "es,fr"}), "list of language tags"),
-        (_update({"language": "es"}, language="a" * 100_000), "audio.input.language"),
-        (_update({"language": "es"}, language=list(range(100_000))), "audio.input.language"),
-        (_update({"language": "es"}, transcription={"model": "x" * 100_000}), "audio.input.transcription"),
+        (_update({"language": "es"}, language="a" * 60_000), "audio.input.language"),
+        (_update({"language": "es"}, language=list(range(10_000))), "audio.input.language"),
+        (_update({"language": "es"}, transcription={"model": "x" * 60_000}), "audio.input.transcription"),
         ({"type": "session.update", "session": ["es"] * 1000}, "session must be a JSON object"),
         ({"type": "session.update", "session": {"audio": {"output": ["es"]}}}, "session.audio.output"),
     ],
@@ -110,9 +115,9 @@ async def test_oversized_or_malformed_session_values_are_refused_without_echo(
 
 
 async def test_a_running_session_refuses_a_flood_update_by_count_too(door: LiveServer) -> None:
-    got = await _events(door, _update({"language": "es"}), _update({"languages": ["es"] * 100_000}))
+    got = await _events(door, _update({"language": "es"}), _update({"languages": ["es"] * 10_000}))
     assert [e["type"] for e in got] == ["session.updated", "error", "session.closed"], got
-    assert got[1]["error"]["code"] == "invalid_value" and "100000" in got[1]["error"]["message"]
+    assert got[1]["error"]["code"] == "invalid_value" and "10000" in got[1]["error"]["message"]
 
 
 @pytest.mark.parametrize(

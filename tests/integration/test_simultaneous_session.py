@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
+import functools
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,12 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
+from translate_svc.engine.client import EngineClient
+from translate_svc.engine.jobs import EngineStats, JobResult
 from translate_svc.engine.runner import ModelInput
 from translate_svc.errors import InvalidInput
 from translate_svc.model.stable import StableTranslator
+from translate_svc.observability import metrics
 from translate_svc.session import (
     AudioIn,
     Flush,
@@ -43,6 +47,10 @@ pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 
 CHUNK = 1600  # 100 ms at 16 kHz
 TARGETS = ("spa", "fra")
+#: the longest a test holds something back for an event that the server makes certain (a held
+#: final until a step is refused, a reader until a step is skipped): only a broken server waits
+#: that long, and the test then fails
+HOLD_S = 20.0
 
 
 def jfk_chunks(shared_audio: Path) -> list[bytes]:
@@ -62,25 +70,80 @@ def config(live: LiveServer, simultaneous: SimultaneousOptions | None, **output:
 
 
 async def drive(
-    live: LiveServer, requests: Sequence[StreamRequest], *, pace_s: float = 0.0, read_after_s: float = 0.0
+    live: LiveServer,
+    requests: Sequence[StreamRequest],
+    *,
+    pace_s: float = 0.0,
+    settle: Callable[[StreamRequest], Awaitable[None]] | None = None,
+    read_when: asyncio.Event | None = None,
 ) -> list[Any]:
-    """The in-memory door: ``requests`` in (``pace_s`` apart after the config), every event out
-    (the reader starts ``read_after_s`` late: a reader that is behind)."""
+    """The in-memory door: ``requests`` in (``pace_s`` apart after the config; with ``settle``,
+    each once ``settle`` has returned for the one before: the server's pace, not a clock's), every
+    event out (with ``read_when``, the reader stops after StreamStarted until it is set, at most
+    ``HOLD_S``: a reader that is behind)."""
 
     async def gen() -> AsyncIterator[StreamRequest]:
         for n, r in enumerate(requests):
             if n and pace_s:
                 await asyncio.sleep(pace_s)
             yield r
+            if settle is not None:
+                await settle(r)
 
     driver = StreamDriver(live.server.app.sessions)
     out: list[Any] = []
     async with contextlib.aclosing(driver.run(gen())) as events:
         async for ev in events:
             out.append(ev)
-            if read_after_s and len(out) == 1:  # StreamStarted: then stop reading for a while
-                await asyncio.sleep(read_after_s)
+            if read_when is not None and len(out) == 1:  # StreamStarted: then stop reading a while
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(read_when.wait(), HOLD_S)
     return out
+
+
+class Lockstep:
+    """A door's ``settle`` that keeps the server's pace: after each message, until the server has
+    done all that it caused: the VAD scored its audio (the VAD worker is watched), then the engine
+    ran every job that started (a step, a final) and their results were handled. A step's commits
+    then come before any later audio's events, as with a model that keeps up, whatever the
+    machine's load (a paced door only made that likely)."""
+
+    def __init__(self, live: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._engine = live.server.app.engine
+        self._scoring = 0  # VAD requests submitted and not yet handed back
+        self._scored = asyncio.Event()  # set while none is
+        self._scored.set()
+        vad = live.server.app.vad
+        submit = vad.submit
+
+        def watched(state: Any, samples16k: np.ndarray, on_done: Callable[..., None], *, last: bool = False) -> None:
+            self._scoring += 1
+            self._scored.clear()
+            submit(state, samples16k, functools.partial(self._back, on_done), last=last)
+
+        monkeypatch.setattr(vad, "submit", watched)
+
+    def _back(self, on_done: Callable[..., None], *result: Any) -> None:
+        try:
+            on_done(*result)  # the session's VAD result: steps and finals are submitted in it
+        finally:
+            self._scoring -= 1
+            if not self._scoring:
+                self._scored.set()
+
+    async def scored(self) -> None:
+        """Until the VAD has handed back every request (its callbacks ran)."""
+        await self._scored.wait()
+
+    async def computed(self) -> None:
+        """Until the engine is idle and its last results' callbacks ran (they were scheduled as it
+        went idle, before this task's wake-up)."""
+        await self._engine.wait_idle()
+        await asyncio.sleep(0)
+
+    async def __call__(self, request: StreamRequest) -> None:
+        await self.scored()
+        await self.computed()
 
 
 @contextlib.asynccontextmanager
@@ -158,13 +221,35 @@ def summary(events: list[Any]) -> list[Any]:
     return out
 
 
+def in_order(events: list[Any]) -> tuple[list[Any], list[Any]]:
+    """A stream's ``summary`` as the two sequences whose order the product keeps: its speech events
+    (the VAD's order), and its commits, results and end (jobs.py). Between the two, docs/api.md
+    (StreamingTranslate, 4) promises only what ``check_order`` checks: a result goes out as soon as
+    it and those before it are ready, so whether it comes before or after a later speech event
+    (the next region's SPEECH_STARTED) is a matter of timing, not of the stream."""
+    s = summary(events)
+    return [e for e in s if e[0] == "speech"], [e for e in s if e[0] != "speech"]
+
+
+def check_order(events: list[Any]) -> None:
+    """What is promised between a stream's speech events and its results, for a stream whose every
+    segment ends its speech region (no length cap cut one): each result comes after its region's
+    SPEECH_ENDED (at the segment's ``end_ms``), and StreamEnded is last."""
+    ended = {ev.offset_ms: n for n, ev in enumerate(events) if isinstance(ev, SpeechEvent) and not ev.started}
+    for n, ev in enumerate(events):
+        if isinstance(ev, SegmentResult):
+            assert ended.get(ev.end_ms, n) < n, f"segment {ev.segment_id}'s result is not after its SPEECH_ENDED"
+    assert isinstance(events[-1], StreamEnded)
+
+
 async def test_commits_come_while_speech_is_open_and_add_up_to_each_result(
-    test_model_dir: Path, shared_audio: Path
+    test_model_dir: Path, shared_audio: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     chunks = jfk_chunks(shared_audio)
     async with stable_server(test_model_dir) as live:
         opts = SimultaneousOptions(step_ms=500, agreement=2)
-        events = await drive(live, [config(live, opts), *(AudioIn(c) for c in chunks)], pace_s=0.02)
+        requests: list[StreamRequest] = [config(live, opts), *(AudioIn(c) for c in chunks)]
+        events = await drive(live, requests, settle=Lockstep(live, monkeypatch))
     by_seg = check_commits(events, OutputOptions())
     assert by_seg, "no commits"
     # commits before the segment's end: while its speech was open
@@ -193,14 +278,14 @@ async def test_commits_come_while_speech_is_open_and_add_up_to_each_result(
     ids=["pcm24k", "opus", "text"],
 )
 async def test_commits_in_the_streams_output_format(
-    test_model_dir: Path, shared_audio: Path, output: OutputOptions
+    test_model_dir: Path, shared_audio: Path, output: OutputOptions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     chunks = jfk_chunks(shared_audio)
     async with stable_server(test_model_dir) as live:
         cfg = config(live, SimultaneousOptions(step_ms=500, agreement=1))
         # jfk's pauses do not end its speech: one long segment, whose early words are spoken in it
         cfg = dataclasses.replace(cfg, output=output, vad=dataclasses.replace(cfg.vad, min_silence_ms=2000))
-        events = await drive(live, [cfg, *(AudioIn(c) for c in chunks), Flush()], pace_s=0.02)
+        events = await drive(live, [cfg, *(AudioIn(c) for c in chunks), Flush()], settle=Lockstep(live, monkeypatch))
     by_seg = check_commits(events, output)
     assert by_seg
     if output.speech:  # speech spoken while the segment was open (5 words make 50 units: a chunk)
@@ -220,7 +305,11 @@ async def test_a_step_longer_than_the_segments_gives_segment_modes_events(
             live, [config(live, SimultaneousOptions(step_ms=most)), *(AudioIn(c) for c in chunks)], pace_s=0.005
         )
     assert not any(isinstance(ev, Commit) for ev in simul)
-    assert summary(simul) == summary(plain)
+    # the same speech events and the same results and end, each in its order (how the two
+    # interleave is timing: see in_order), and each result after its region's SPEECH_ENDED
+    assert in_order(simul) == in_order(plain)
+    for events in (plain, simul):
+        check_order(events)
     assert any(isinstance(ev, SegmentResult) for ev in plain)
 
 
@@ -248,15 +337,30 @@ async def test_simultaneous_asr_only_is_refused(live: LiveServer) -> None:
 
 
 async def test_steps_are_skipped_while_the_reader_is_behind_and_nothing_is_lost(
-    test_model_dir: Path, shared_audio: Path
+    test_model_dir: Path, shared_audio: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     chunks = jfk_chunks(shared_audio)
     async with stable_server(test_model_dir) as live:
         plain = await drive(live, [config(live, None), *(AudioIn(c) for c in chunks)])
         skipped = steps("skipped")
+        # the reader takes nothing after StreamStarted until a step was skipped (the first one due
+        # finds SPEECH_STARTED unread): certain, where a sleep of the reader made it likely
+        skipped_one = asyncio.Event()
+        engine = live.server.app.engine
+        waiting: list[int] = []  # jobs in the engine's queue at each skip
+        count = metrics.simultaneous_step
+
+        def counted(ran: bool) -> None:
+            count(ran)
+            if not ran:
+                waiting.append(engine.stats().queued)
+                skipped_one.set()
+
+        monkeypatch.setattr(metrics, "simultaneous_step", counted)
         opts = SimultaneousOptions(step_ms=500)
-        events = await drive(live, [config(live, opts), *(AudioIn(c) for c in chunks)], read_after_s=3.0)
-    assert steps("skipped") > skipped
+        events = await drive(live, [config(live, opts), *(AudioIn(c) for c in chunks)], read_when=skipped_one)
+    # skipped with nothing waiting in the engine: because the reader was behind
+    assert waiting and waiting[0] == 0 and steps("skipped") > skipped
     check_commits(events, OutputOptions())
     segments = [ev for ev in events if isinstance(ev, SegmentResult)]
     assert [(s.segment_id, s.start_ms, s.end_ms) for s in segments] == [
@@ -270,28 +374,69 @@ async def test_steps_are_skipped_while_the_reader_is_behind_and_nothing_is_lost(
             assert t.audio is not None and w.audio is not None and np.array_equal(t.audio, w.audio)
 
 
-class SlowFinals(StableTranslator):
-    """The stable translator, 0.4 s per batch with a segment's final in it: finals wait in the
-    queue while speech goes on, so steps are refused by the engine."""
+class HeldFinal(StableTranslator):
+    """The stable translator, whose first batch with a final in it once ``armed`` stays in the
+    model until ``refused`` is set (the test's watch on the engine: a step was refused meanwhile).
+    The next segment's final then waits in the queue behind it whatever the machine's pace, so a
+    step that comes due is refused because a final waits: certain, not likely (a sleep made it a
+    race between the model and the audio). Every other batch runs at once."""
+
+    def __init__(self, model_dir: Path) -> None:
+        super().__init__(model_dir)
+        self.armed = threading.Event()  # the next batch with a final is held
+        self.holding = threading.Event()  # a batch with a final is held in the model now
+        self.refused = threading.Event()  # the engine refused a step while it was held
 
     def run(self, inputs: Sequence[ModelInput]) -> list[Any]:
-        if any(i.simul is None or i.simul.final for i in inputs):
-            time.sleep(0.4)
+        if self.armed.is_set() and any(i.simul is None or i.simul.final for i in inputs):
+            self.armed.clear()
+            self.holding.set()
+            self.refused.wait(HOLD_S)
+            self.holding.clear()
         return super().run(inputs)
 
 
 async def test_steps_are_skipped_while_a_final_waits_and_every_result_comes(
-    test_model_dir: Path, shared_audio: Path
+    test_model_dir: Path, shared_audio: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     chunks = jfk_chunks(shared_audio)
-    async with stable_server(test_model_dir, lambda: SlowFinals(test_model_dir)) as live:
+    runner = HeldFinal(test_model_dir)
+    async with stable_server(test_model_dir, lambda: runner) as live:
+        engine: EngineClient = live.server.app.engine
+        submit = engine.submit_droppable
+        refused: list[EngineStats] = []  # the queue as the engine refused a step, a final held
+
+        def watched(owner: str, item: ModelInput) -> asyncio.Future[JobResult] | None:
+            fut = submit(owner, item)
+            if fut is None and item.simul is not None and runner.holding.is_set():
+                refused.append(engine.stats())
+                runner.refused.set()
+            return fut
+
+        monkeypatch.setattr(engine, "submit_droppable", watched)
         skipped, ran = steps("skipped"), steps("run")
         requests: list[StreamRequest] = [config(live, SimultaneousOptions(step_ms=500))]
         for n, c in enumerate(chunks):
             requests.append(AudioIn(c))
             if n % 15 == 14:
                 requests.append(Flush())  # a final every 1.5 s of audio
-        events = await drive(live, requests, pace_s=0.02)
+        lockstep = Lockstep(live, monkeypatch)
+        held: list[bool] = []  # the first FLUSH's final was held in the model
+
+        async def settle(request: StreamRequest) -> None:
+            """In lockstep, but for the hold: from the first FLUSH (the door waits until its final
+            is held in the model) until a step was refused, the door waits for the VAD alone."""
+            await lockstep.scored()
+            if isinstance(request, Flush) and not held:
+                held.append(await asyncio.to_thread(runner.holding.wait, HOLD_S))
+            if not held or runner.refused.is_set():
+                await lockstep.computed()
+
+        runner.armed.set()
+        events = await drive(live, requests, settle=settle)
+    # refused for the final waiting behind the held one, not for a full queue
+    assert held == [True]
+    assert refused and all(0 < s.queued < s.max_queued for s in refused)
     assert steps("run") > ran and steps("skipped") > skipped
     by_seg = check_commits(events, OutputOptions())
     assert by_seg

@@ -269,6 +269,36 @@ async def test_text_needs_the_translate_permission_and_counts_as_the_tenants_cal
     assert REGISTRY.get_sample_value("translate_svc_tenant_calls_total", labels) == before + 1
 
 
+async def test_a_text_call_that_never_sends_its_texts_holds_no_translate_slot_and_ends_at_the_deadline(
+    gated: tuple[LiveServer, FakeRunner],
+) -> None:
+    """Issue 52: TranslateText is admitted as a unary call (per token, per tenant) before its request
+    is read, and as a Translate call only once it is: a call that never sends its texts keeps none
+    of its tenant's translate_calls (1 here) and ends at limits.request_read_timeout_s."""
+    live, _ = gated
+    release = asyncio.Event()
+
+    async def silent() -> AsyncIterator[bytes]:
+        await release.wait()
+        return
+        yield
+
+    held = live.channel.stream_unary("/translate_svc.api.v1.Translator/TranslateText")(
+        silent(), metadata=bearer(TOKEN_TEXT)
+    )
+    try:
+        await asyncio.sleep(0.5)
+        resp = await live.stub.TranslateText(request(["Hello."]), metadata=bearer(TOKEN_TEXT), timeout=10)
+        assert resp.results[0].translations[0].text == "spa:text=Hello."
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await asyncio.wait_for(held, 15)
+    finally:
+        release.set()
+        held.cancel()
+    assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, e.value
+    assert "request_read_timeout_ms" in (e.value.details() or ""), e.value.details()
+
+
 async def test_a_text_the_model_fails_on_fails_alone(gated: tuple[LiveServer, FakeRunner]) -> None:
     live, fake = gated
     fake.fail_when = lambda item: item.text is not None and item.text.text == "bad"

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from translate_svc.errors import ShuttingDown
+from translate_svc.errors import ErrorCode, ShuttingDown
 from translate_svc.session.events import (
     AudioIn,
     Draining,
@@ -27,7 +27,16 @@ from translate_svc.transport.openai.protocol import (
     RealtimeProtocol,
     Speech,
 )
-from translate_svc.types import AudioEncoding, SegmentResult, SimultaneousOptions, Timing, Translation
+from translate_svc.types import (
+    AudioEncoding,
+    Commit,
+    SegmentError,
+    SegmentResult,
+    SimultaneousOptions,
+    Timing,
+    Transcript,
+    Translation,
+)
 from translate_svc.vad.segmenter import SegmenterConfig
 
 VAD = SegmenterConfig()
@@ -144,11 +153,13 @@ def test_a_result_is_a_text_delta_and_200_ms_speech_deltas() -> None:
     p = configured()
     samples = AUDIO_DELTA_SAMPLES * 2 + 10
     events = [json.loads(o) for o in p.render(result(samples)) if isinstance(o, str)]
-    assert [e["type"] for e in events] == ["session.output_transcript.delta"] + ["session.output_audio.delta"] * 3
+    # then the segment's done events (issue 51: tests/unit/test_realtime_protocol.py's done tests)
+    deltas = ["session.output_transcript.delta"] + ["session.output_audio.delta"] * 3
+    assert [e["type"] for e in events] == [*deltas, "session.output_transcript.done", "session.output_audio.done"]
     text = events[0]
     assert (text["delta"], text["elapsed_ms"], text["x_language"]) == ("hola", 2000, "es")
     assert text["x_segment"] == {"segment_id": 3, "start_ms": 1000, "end_ms": 2000}
-    sizes = [len(base64.b64decode(e["delta"])) // 2 for e in events[1:]]
+    sizes = [len(base64.b64decode(e["delta"])) // 2 for e in events[1:4]]
     assert sizes == [AUDIO_DELTA_SAMPLES, AUDIO_DELTA_SAMPLES, 10]
     second = [json.loads(o) for o in p.render(result(0)) if isinstance(o, str)]
     assert second[0]["delta"] == " hola"  # appended: a space between segments
@@ -158,7 +169,8 @@ def test_on_webrtc_speech_is_for_a_track_not_in_events() -> None:
     p = configured(tracks=True, input_rate=48000)
     outs = list(p.render(result(480)))
     speech = [o for o in outs if isinstance(o, Speech)]
-    assert len(outs) == 2 and len(speech) == 1
+    # the text delta, the speech for the track, the done events (issue 51)
+    assert len(outs) == 4 and len(speech) == 1
     assert (speech[0].tag, len(speech[0].audio), speech[0].rate) == ("es", 480, RATE)
     _, requests = split(list(p.receive(append(b"\x00\x00"))))
     assert requests == []  # audio comes on the microphone's track
@@ -167,12 +179,16 @@ def test_on_webrtc_speech_is_for_a_track_not_in_events() -> None:
 def test_a_drain_ends_with_x_resume_that_resumes_the_session_on_another_server() -> None:
     p = configured()
     notice = [json.loads(o) for o in p.render(Draining(deadline_unix_ms=5, remaining_ms=3000)) if isinstance(o, str)]
-    assert notice[0]["error"]["code"] == "server_shutting_down" and "3000 ms" in notice[0]["error"]["message"]
+    # a notice of its own kind, not an error (issue 51: strict clients close on any error)
+    assert [e["type"] for e in notice] == ["session.x_draining"]
+    assert notice[0]["code"] == "server_shutting_down" and "3000 ms" in notice[0]["message"]
+    assert (notice[0]["remaining_ms"], notice[0]["deadline_unix_ms"]) == (3000, 5)
     ended = StreamEnded(segments_total=4, audio_received_ms=9000, limit=ShuttingDown("bye"), resume_offset_ms=8000)
     events = [json.loads(o) for o in p.render(ended) if isinstance(o, str)]
-    assert [e["type"] for e in events] == ["error", "session.closed"]
-    closed = events[1]
+    assert [e["type"] for e in events] == ["session.closed"]
+    closed = events[0]
     assert (closed["x_reason"], closed["x_resume_offset_ms"]) == ("draining", 8000)
+    assert "8000 ms" in closed["x_message"] and "x_resume" in closed["x_message"]
     assert p.close_code == RESTART_CLOSE_CODE
     again = protocol()
     _, requests = split(list(again.resume(closed["x_resume"])))
@@ -181,3 +197,82 @@ def test_a_drain_ends_with_x_resume_that_resumes_the_session_on_another_server()
     assert config.resume is not None and (config.resume.next_segment_id, config.resume.offset_ms) == (4, 8000)
     _, requests = split(list(protocol().resume("not-a-resume")))
     assert len(requests) == 1 and isinstance(requests[0], Invalid)
+
+
+def types_of(p: RealtimeProtocol, *evs: Any) -> list[dict[str, Any]]:
+    return [json.loads(o) for ev in evs for o in p.render(ev) if isinstance(o, str)]
+
+
+def test_a_segment_ends_with_its_done_events_each_with_our_span_and_timing() -> None:
+    p = protocol()
+    transcribed = {"audio": {"output": {"language": "es"}, "input": {"language": "en", "transcription": {}}}}
+    split(list(p.receive(event("session.update", session=transcribed))))
+    heard = Transcript("eng", "hello")
+    r = SegmentResult(
+        3,
+        1000,
+        2000,
+        transcript=heard,
+        translations=(Translation("spa", "hola", audio=np.zeros(10, np.float32), sample_rate_hz=RATE),),
+        timing=Timing(total_ms=12.0, model_ms=8.0),
+    )
+    events = types_of(p, r)
+    kinds = [e["type"] for e in events]
+    assert kinds == [
+        "session.input_transcript.delta",
+        "session.output_transcript.delta",
+        "session.output_audio.delta",
+        "session.input_transcript.done",
+        "session.output_transcript.done",
+        "session.output_audio.done",
+    ]
+    span = {"segment_id": 3, "start_ms": 1000, "end_ms": 2000}
+    done_in, done_out, done_audio = events[3:]
+    assert (done_in["transcript"], done_in["x_language"], done_in["x_segment"]) == ("hello", "eng", span)
+    assert (done_out["transcript"], done_out["x_language"], done_out["x_segment"]) == ("hola", "es", span)
+    assert done_out["x_timing"] == {"latency_ms": 12.0, "model_ms": 8.0}
+    assert (done_audio["x_language"], done_audio["x_segment"]) == ("es", span)
+    assert all(e["elapsed_ms"] == 2000 and "x_failed" not in e for e in events[3:])
+    # the next segment's text done has no leading space (a delta has: deltas are appended)
+    nxt = SegmentResult(4, 2500, 3000, translations=(Translation("spa", "adios"),))
+    events = types_of(p, nxt)
+    assert [e["delta"] for e in events if e["type"] == "session.output_transcript.delta"] == [" adios"]
+    assert [e["transcript"] for e in events if e["type"] == "session.output_transcript.done"] == ["adios"]
+
+
+def test_after_commits_the_done_transcript_is_the_whole_text_and_speech_off_sends_no_audio_done() -> None:
+    p = protocol()
+    split(list(p.receive(update("es", x_speech=False))))
+    commits = [Commit(7, Translation("spa", t), source_ms=ms) for t, ms in (("hola", 1000), (" que tal", 2000))]
+    r = SegmentResult(7, 0, 2500, translations=(Translation("spa", "hola que tal"),), speech_in_commits=True)
+    events = types_of(p, *commits, r)
+    assert [e["type"] for e in events] == ["session.output_transcript.delta"] * 3 + ["session.output_transcript.done"]
+    assert events[2]["delta"] == "" and events[2]["x_done"] == {"text": "hola que tal"}
+    assert events[3]["transcript"] == "hola que tal" and events[3]["elapsed_ms"] == 2500
+
+
+def test_x_done_events_false_turns_them_off_and_must_be_a_boolean() -> None:
+    p = protocol()
+    split(list(p.receive(update("es", x_done_events=False))))
+    kinds = {e["type"] for e in types_of(p, result(10))}
+    assert kinds == {"session.output_transcript.delta", "session.output_audio.delta"}
+    assert p.session()["x_done_events"] is False
+    _, requests = split(list(protocol().receive(update("es", x_done_events="no"))))
+    assert len(requests) == 1 and isinstance(requests[0], Invalid)
+    assert "x_done_events must be true or false" in requests[0].error.message
+
+
+def test_a_failed_segment_is_a_notice_not_an_error_and_still_ends_its_talk() -> None:
+    p = configured()
+    said = Commit(5, Translation("spa", "hola", audio=np.zeros(10, np.float32), sample_rate_hz=RATE), source_ms=900)
+    failed = SegmentResult(5, 0, 1500, error=SegmentError(ErrorCode.UNAVAILABLE.value, "the model process was lost"))
+    events = types_of(p, said, failed)
+    kinds = [e["type"] for e in events]
+    assert "error" not in kinds
+    assert kinds[-3:] == ["session.x_segment_failed", "session.output_transcript.done", "session.output_audio.done"]
+    report = events[-3]
+    assert (
+        report["error"]["code"] == "server_unavailable" and report["error"]["message"] == "the model process was lost"
+    )
+    assert report["x_segment"] == {"segment_id": 5, "start_ms": 0, "end_ms": 1500}
+    assert events[-2]["transcript"] == "hola" and events[-2]["x_failed"] is True and events[-1]["x_failed"] is True

@@ -14,6 +14,7 @@ from riva.client.proto import riva_nmt_pb2 as nmt
 
 from translate_svc.errors import InvalidInput
 from translate_svc.session.events import AudioIn, StreamConfig
+from translate_svc.settings import LimitsSettings
 from translate_svc.transport.riva import convert
 from translate_svc.types import AudioEncoding, AudioFormat, Language, ModelCard, ModelInfo, SegmentResult, Term, Timing
 from translate_svc.vad.segmenter import SegmenterConfig
@@ -27,6 +28,7 @@ CARD = ModelCard(
     num_speakers=1,
 )
 VAD = SegmenterConfig()
+LIMITS = LimitsSettings()
 
 
 def s2t(
@@ -66,7 +68,7 @@ def test_a_custom_dnt_translation_is_refused() -> None:
 
 
 def test_a_speech_to_text_config_maps_onto_the_stream_config() -> None:
-    got = convert.translate_request(s2t(dnt_phrases=["GPU"], model_name="any"), CARD, VAD)
+    got = convert.translate_request(s2t(dnt_phrases=["GPU"], model_name="any"), CARD, VAD, LIMITS)
     assert isinstance(got, StreamConfig)
     assert got.format.encoding is AudioEncoding.LINEAR16 and got.format.sample_rate_hz == 8000
     assert got.source_language == "eng" and got.target_languages == ("spa",)
@@ -79,14 +81,14 @@ def test_a_speech_to_text_config_maps_onto_the_stream_config() -> None:
     [(audio.MULAW, AudioEncoding.MULAW), (audio.ALAW, AudioEncoding.ALAW), (audio.OGGOPUS, AudioEncoding.OPUS)],
 )
 def test_riva_encodings_map_onto_ours(riva: int, ours: AudioEncoding) -> None:
-    got = convert.translate_request(s2t(encoding=riva), CARD, VAD)
+    got = convert.translate_request(s2t(encoding=riva), CARD, VAD, LIMITS)
     assert isinstance(got, StreamConfig) and got.format.encoding is ours
 
 
 @pytest.mark.parametrize("encoding", [audio.FLAC, 7])
 def test_flac_and_unknown_encodings_are_refused_in_a_stream(encoding: int) -> None:
     with pytest.raises(InvalidInput, match=r"asr_config\.config\.encoding .* is not taken in a stream"):
-        convert.translate_request(s2t(encoding=encoding), CARD, VAD)
+        convert.translate_request(s2t(encoding=encoding), CARD, VAD, LIMITS)
 
 
 def test_the_tts_rate_is_the_speech_rate_and_its_language_must_be_the_target() -> None:
@@ -98,17 +100,17 @@ def test_the_tts_rate_is_the_speech_rate_and_its_language_must_be_the_target() -
         req.config.tts_config.language_code = language
         return req
 
-    got = convert.translate_request(s2s("es-US"), CARD, VAD)
+    got = convert.translate_request(s2s("es-US"), CARD, VAD, LIMITS)
     assert isinstance(got, StreamConfig) and got.output.speech and got.output.speech_sample_rate_hz == 22050
     with pytest.raises(InvalidInput, match=r"tts_config\.language_code .en-US. is not the target language"):
-        convert.translate_request(s2s("en-US"), CARD, VAD)
+        convert.translate_request(s2s("en-US"), CARD, VAD, LIMITS)
 
 
 def test_audio_and_the_empty_buffer() -> None:
-    assert convert.translate_request(nmt.StreamingTranslateSpeechToTextRequest(audio_content=b"ab"), CARD, VAD) == (
-        AudioIn(b"ab", field="audio_content")
-    )
-    assert convert.translate_request(nmt.StreamingTranslateSpeechToTextRequest(), CARD, VAD) is None
+    assert convert.translate_request(
+        nmt.StreamingTranslateSpeechToTextRequest(audio_content=b"ab"), CARD, VAD, LIMITS
+    ) == (AudioIn(b"ab", field="audio_content"))
+    assert convert.translate_request(nmt.StreamingTranslateSpeechToTextRequest(), CARD, VAD, LIMITS) is None
 
 
 def test_recognize_interim_results_take_their_interval_from_custom_configuration() -> None:
@@ -116,17 +118,17 @@ def test_recognize_interim_results_take_their_interval_from_custom_configuration
         config=asr.RecognitionConfig(encoding=audio.LINEAR_PCM, sample_rate_hertz=16000, language_code="en-US"),
         interim_results=True,
     )
-    got = convert.recognize_request(asr.StreamingRecognizeRequest(streaming_config=cfg), CARD, VAD)
+    got = convert.recognize_request(asr.StreamingRecognizeRequest(streaming_config=cfg), CARD, VAD, LIMITS)
     assert isinstance(got, StreamConfig) and got.interim_interval_ms == convert.DEFAULT_INTERIM_INTERVAL_MS
     assert got.target_languages == () and got.output.transcript
     cfg.config.custom_configuration["interim_interval_ms"] = "500"
-    got = convert.recognize_request(asr.StreamingRecognizeRequest(streaming_config=cfg), CARD, VAD)
+    got = convert.recognize_request(asr.StreamingRecognizeRequest(streaming_config=cfg), CARD, VAD, LIMITS)
     assert isinstance(got, StreamConfig) and got.interim_interval_ms == 500
     cfg.config.custom_configuration["beam_size"] = "4"
     with pytest.raises(InvalidInput, match="custom_configuration has 'beam_size'"):
-        convert.recognize_request(asr.StreamingRecognizeRequest(streaming_config=cfg), CARD, VAD)
+        convert.recognize_request(asr.StreamingRecognizeRequest(streaming_config=cfg), CARD, VAD, LIMITS)
     with pytest.raises(InvalidInput, match="runtime_config is not supported"):
-        convert.recognize_request(asr.StreamingRecognizeRequest(runtime_config={"a": "b"}), CARD, VAD)
+        convert.recognize_request(asr.StreamingRecognizeRequest(runtime_config={"a": "b"}), CARD, VAD, LIMITS)
 
 
 def test_segment_fields_carry_the_span_timing_and_a_failed_segments_status() -> None:

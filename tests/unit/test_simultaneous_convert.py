@@ -37,6 +37,7 @@ from translate_svc.types import (
 from translate_svc.vad.segmenter import SegmenterConfig
 
 VAD = SegmenterConfig()
+LIMITS = LimitsSettings()
 
 
 def config(**simultaneous: int | bool) -> pb.StreamingConfig:
@@ -52,13 +53,13 @@ def config(**simultaneous: int | bool) -> pb.StreamingConfig:
 
 
 def test_the_option_is_off_unless_enabled_and_zeros_take_the_defaults() -> None:
-    assert convert.stream_config(config(), VAD).simultaneous is None
-    assert convert.stream_config(config(enabled=False), VAD).simultaneous is None
-    assert convert.stream_config(config(enabled=True), VAD).simultaneous == SimultaneousOptions(1000, 2)
-    got = convert.stream_config(config(enabled=True, step_ms=600, agreement=3), VAD).simultaneous
+    assert convert.stream_config(config(), VAD, LIMITS).simultaneous is None
+    assert convert.stream_config(config(enabled=False), VAD, LIMITS).simultaneous is None
+    assert convert.stream_config(config(enabled=True), VAD, LIMITS).simultaneous == SimultaneousOptions(1000, 2)
+    got = convert.stream_config(config(enabled=True, step_ms=600, agreement=3), VAD, LIMITS).simultaneous
     assert got == SimultaneousOptions(step_ms=600, agreement=3)
     # ranges are the session's (task.py): a large step passes the door as it is
-    assert convert.stream_config(config(enabled=True, step_ms=99_999), VAD).simultaneous == SimultaneousOptions(
+    assert convert.stream_config(config(enabled=True, step_ms=99_999), VAD, LIMITS).simultaneous == SimultaneousOptions(
         99_999, 2
     )
 
@@ -73,7 +74,7 @@ def test_the_option_is_off_unless_enabled_and_zeros_take_the_defaults() -> None:
 )
 def test_a_bad_option_is_refused_with_what_to_fix(fields: dict[str, int | bool], says: str) -> None:
     with pytest.raises(InvalidInput) as e:
-        convert.stream_request(pb.StreamingTranslateRequest(config=config(**fields)), VAD)
+        convert.stream_request(pb.StreamingTranslateRequest(config=config(**fields)), VAD, LIMITS)
     assert says in e.value.message
     assert "ServerLimits" in e.value.message or "enabled=true" in e.value.message
 
@@ -115,7 +116,7 @@ def test_started_echoes_the_option_in_force_and_the_sdk_reads_it() -> None:
     off = convert.stream_event_to_pb(started(None)).started
     assert not off.config.HasField("simultaneous") and sdk.simultaneous(off.config) is None
     # what the server echoes parses back to the same option (a resumed call sends its original config)
-    assert convert.stream_config(on.config, VAD).simultaneous == SimultaneousOptions(800, 3)
+    assert convert.stream_config(on.config, VAD, LIMITS).simultaneous == SimultaneousOptions(800, 3)
 
 
 # -- the server: the event ----------------------------------------------------------------------

@@ -176,6 +176,7 @@ def serve(flags: ServeFlags, ready_file: ReadyFileOpt = None) -> None:
     from translate_svc import app, logging_setup
     from translate_svc.errors import ModelNotFound
     from translate_svc.observability import tracing
+    from translate_svc.serving import allocator
 
     if ready_file is not None:  # before anything that can fail: no reader may take an old file for ours
         problem = ready.check_writable(ready_file)
@@ -184,6 +185,7 @@ def serve(flags: ServeFlags, ready_file: ReadyFileOpt = None) -> None:
         ready.remove(ready_file)
     settings = flags.settings()
     logging_setup.configure(settings.log_level, settings.log_format)
+    allocator.fix_mmap_threshold()  # before the model and the streams allocate (serving/allocator.py)
     try:  # an exporter that is not installed fails here, not in a child process
         tracing.config_from_env(os.environ)
     except tracing.TracingConfigError as e:
@@ -243,6 +245,7 @@ async def _serve_node(settings: Settings, workers: int, ready_file: Path | None)
 
 async def _serve(settings: Settings, ready_file: Path | None) -> None:
     from translate_svc.app import build
+    from translate_svc.serving import collector
     from translate_svc.transport.grpc.tls import TlsConfigError
     from translate_svc.transport.host import DoorSetupError, TranslateServer
     from translate_svc.transport.tokens import TokenFileError
@@ -282,9 +285,12 @@ async def _serve(settings: Settings, ready_file: Path | None) -> None:
         except OSError as e:
             await server.stop(grace=0)
             raise _cannot_start(f"--ready-file {ready_file}: {e}") from None
+    collector.freeze()  # warm: what the server holds for good leaves every later collection
+    collecting = asyncio.create_task(collector.collect_every(), name="collect-garbage")
     try:
         await server.serve_until_signal()
     finally:
+        collecting.cancel()
         if ready_file is not None:
             ready.remove(ready_file, pid=os.getpid())
 

@@ -190,6 +190,11 @@ def limits(msg: pb.ServerLimits) -> ServerLimits:
         max_texts=msg.max_texts,
         max_text_chars=msg.max_text_chars,
         max_text_request_chars=msg.max_text_request_chars,
+        max_receive_message_bytes=msg.max_receive_message_bytes,
+        request_read_timeout_ms=msg.request_read_timeout_ms,
+        max_unary_calls_per_token=msg.max_unary_calls_per_token,
+        max_unary_calls_per_tenant=msg.max_unary_calls_per_tenant,
+        max_clip_reads_per_tenant=msg.max_clip_reads_per_tenant,
     )
 
 

@@ -417,6 +417,15 @@ class ServerLimits:
     max_texts: int = 0
     max_text_chars: int = 0
     max_text_request_chars: int = 0
+    #: the largest request message the port takes in (a ``translate`` clip goes in chunks, so any
+    #: clip up to ``max_message_bytes`` fits), and how soon a unary call's request must have come;
+    #: unary calls at once per token and per tenant, Translate calls per tenant still sending
+    #: their clip (0: an older server)
+    max_receive_message_bytes: int = 0
+    request_read_timeout_ms: int = 0
+    max_unary_calls_per_token: int = 0
+    max_unary_calls_per_tenant: int = 0
+    max_clip_reads_per_tenant: int = 0
 
 
 @dataclass(frozen=True)

@@ -306,24 +306,29 @@ class TranslationEngine:
                 except TimeoutError:
                     pass
                 continue
-            jobs = self._running = [self._jobs.pop(j) for j in batch_ids]
-            for j in batch_ids:
-                self._shares.remove(j)
-            started, started_ns = time.perf_counter(), time.time_ns()
-            results = await loop.run_in_executor(self._executor, self._run_batch, [j.item for j in jobs])
-            self._running = []
-            self._check_idle()
-            model_ms = (time.perf_counter() - started) * 1000
-            queue_ms = tuple((started - j.enqueued_at) * 1000 for j in jobs)
-            longest = max(j.item.input_seconds for j in jobs)
-            rows = sum(j.item.text_rows for j in jobs)
-            stats = BatchStats(len(jobs), longest * len(jobs), model_ms, queue_ms, rows)
-            trace = self._trace(started_ns, stats, jobs, results) if tracing.enabled() else None
-            for job, (output, error), q_ms in zip(jobs, results, queue_ms, strict=True):
-                if not job.future.done():  # cancelled while in the model: nobody is waiting
-                    job.future.set_result(JobResult(output, error, q_ms, model_ms, len(jobs), trace))
-            if self._on_batch is not None:
-                self._on_batch(stats)
+            await self._run_next(loop, batch_ids)
+
+    async def _run_next(self, loop: asyncio.AbstractEventLoop, batch_ids: Sequence[int]) -> None:
+        """Run one batch and hand out its results. A method of its own, so that nothing of the batch
+        (its audio, features, outputs) stays referenced by the loop while it waits for the next one."""
+        jobs = self._running = [self._jobs.pop(j) for j in batch_ids]
+        for j in batch_ids:
+            self._shares.remove(j)
+        started, started_ns = time.perf_counter(), time.time_ns()
+        results = await loop.run_in_executor(self._executor, self._run_batch, [j.item for j in jobs])
+        self._running = []
+        self._check_idle()
+        model_ms = (time.perf_counter() - started) * 1000
+        queue_ms = tuple((started - j.enqueued_at) * 1000 for j in jobs)
+        longest = max(j.item.input_seconds for j in jobs)
+        rows = sum(j.item.text_rows for j in jobs)
+        stats = BatchStats(len(jobs), longest * len(jobs), model_ms, queue_ms, rows)
+        trace = self._trace(started_ns, stats, jobs, results) if tracing.enabled() else None
+        for job, (output, error), q_ms in zip(jobs, results, queue_ms, strict=True):
+            if not job.future.done():  # cancelled while in the model: nobody is waiting
+                job.future.set_result(JobResult(output, error, q_ms, model_ms, len(jobs), trace))
+        if self._on_batch is not None:
+            self._on_batch(stats)
 
     @staticmethod
     def _trace(

@@ -100,6 +100,17 @@ def stall_closed() -> None:
     STALL_CLOSES.inc()
 
 
+MUTED_KEPT = Counter(
+    "translate_svc_streams_muted_kept_total",
+    "times a configured stream that sent nothing for limits.idle_timeout_s was kept open because its "
+    "client still answers pings (a muted speaker; each keeps it another idle_timeout_s)",
+)
+
+
+def muted_kept() -> None:
+    MUTED_KEPT.inc()
+
+
 SIMULTANEOUS_STEPS = Counter(
     "translate_svc_simultaneous_steps_total",
     "simultaneous mode: translations of open speech due every step_ms, by outcome (run, or skipped "

@@ -22,7 +22,7 @@ from translate_svc import logging_setup
 from translate_svc.engine.remote.client import ENGINE_GONE, RemoteEngine
 from translate_svc.frontend import build_frontend
 from translate_svc.observability import metrics, tracing
-from translate_svc.serving import process
+from translate_svc.serving import collector, process
 from translate_svc.serving.admission import SharedCounters
 from translate_svc.transport.host import TranslateServer
 
@@ -52,8 +52,13 @@ async def main() -> None:
     )
     server = TranslateServer(app, reuse_port=True)
     port = await server.start()
+    collector.freeze()  # warm: what the worker holds for good leaves every later collection
+    collecting = asyncio.create_task(collector.collect_every(), name="collect-garbage")
     process.ready(port=port, pid=os.getpid(), torch="torch" in sys.modules)
-    await server.serve_until_signal()
+    try:
+        await server.serve_until_signal()
+    finally:
+        collecting.cancel()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """One whole-clip call (``Translate``), for every door: the unary counterpart of ``StreamDriver``.
 
 The door reads and converts its wire message; this owns the rest, once for every door: admission
-(``max_translate_calls`` and the tenant's caps, taken before the clip is read), the clip's read
-deadline (``limits.clip_read_timeout_s``), the request's checks (``task.resolve_task``), the
+(``max_translate_calls`` and the tenant's caps, taken before the clip is read, and while it is
+read one of the tenant's ``limits.max_clip_reads_per_tenant``), the clip's read deadline
+(``limits.clip_read_timeout_s``) and size (``limits.max_message_bytes``), the request's checks
+(``task.resolve_task``), the
 translation itself (``ClipDriver.translate``: the clip decoded on the unary calls' pool, then the
 same ``StreamSession`` as a stream's, fed at once), and the accounting: the tenant's audio and
 calls, each segment's metrics and span, and the call's access line. Event loop only.
@@ -61,13 +63,22 @@ class ClipDriver:
         self.tenant = tenant
         self.call = call
 
-    async def run(self, read: Callable[[], Awaitable[ClipRequest]], render: Callable[[ClipResult], R]) -> R:
+    async def run(
+        self,
+        read: Callable[[], Awaitable[ClipRequest]],
+        render: Callable[[ClipResult], R],
+        *,
+        on_result: Callable[[SegmentResult], None] | None = None,
+    ) -> R:
         """Admit the call, ``read`` its clip by the deadline, check it, translate it, and return
         ``render``'s answer (a door's check of its own answer, e.g. its size, counts as the call's
-        outcome). Raises the ServiceError that ends the call."""
+        outcome). ``on_result``: each segment's result as it comes, in order (a door that streams
+        them; it must not block). Raises the ServiceError that ends the call."""
         with accounted(self.tenant, self.call, "translate") as outcome, self._m.admit_clip(self.tenant):
             limit_s = self._m.limits.clip_read_timeout_s
-            request = await _within(read(), limit_s)
+            with self._m.receiving_clip(self.tenant):
+                request = await _within(read(), limit_s)
+            check_clip_bytes(len(request.content), self._m.limits.max_message_bytes)
             task = checks.resolve_task(
                 self._m.card,
                 self._m.limits,
@@ -78,7 +89,7 @@ class ClipDriver:
                 request.terms,
             )
             outcome.config.update(access.config_brief(request.fmt, task))
-            clip = await self.translate(request.take_content(), request.fmt, task, request.vad)
+            clip = await self.translate(request.take_content(), request.fmt, task, request.vad, on_result)
             outcome.results.extend(clip.segments)
             outcome.audio_s = clip.audio_duration_ms / 1000
             metrics.tenant_audio(self.tenant.name, clip.audio_duration_ms / 1000)
@@ -88,11 +99,16 @@ class ClipDriver:
             return render(clip)
 
     async def translate(
-        self, content: bytes, fmt: AudioFormat, task: TranslationTask, vad: SegmenterConfig
+        self,
+        content: bytes,
+        fmt: AudioFormat,
+        task: TranslationTask,
+        vad: SegmenterConfig,
+        on_result: Callable[[SegmentResult], None] | None = None,
     ) -> ClipResult:
         """Translate a whole clip (admitted: ``SessionManager.admit_clip``; ``task`` checked): the
         same pipeline as a stream, fed at once, then half-closed. Its audio is drawn from the
-        tenant's budget once decoded."""
+        tenant's budget once decoded. ``on_result``: as ``run``'s."""
         limits = self._m.limits
         limit_s = limits.max_clip_seconds
         loop = asyncio.get_running_loop()
@@ -109,7 +125,7 @@ class ClipDriver:
         checks.check_answer_size(duration_s, task, limits)
         self._m.charge_audio(self.tenant, duration_s)  # admitted with budget left: this clip may overdraw it
         session = self._m.open_clip(AudioFormat(AudioEncoding.FLOAT32, rate, 1), task, vad)
-        collect = asyncio.create_task(_results(session), name=f"collect-{session.session_id}")
+        collect = asyncio.create_task(_results(session, on_result), name=f"collect-{session.session_id}")
         try:
             await session.feed_samples(samples)
             del samples
@@ -125,8 +141,24 @@ class ClipDriver:
         return ClipResult(results, round(duration_s * 1000))
 
 
-async def _results(session: StreamSession) -> list[SegmentResult]:
-    return [ev async for ev in session.events() if isinstance(ev, SegmentResult)]
+def check_clip_bytes(size: int, limit: int) -> None:
+    """A clip of ``size`` bytes is within ``limits.max_message_bytes`` (a door that receives it in
+    chunks checks each addition, before it is held)."""
+    if size > limit:
+        raise InvalidInput(
+            f"the clip is over this server's {limit}-byte limit (ServerLimits.max_message_bytes): send a "
+            "shorter or more compressed clip, or stream it (StreamingTranslate)"
+        )
+
+
+async def _results(session: StreamSession, on_result: Callable[[SegmentResult], None] | None) -> list[SegmentResult]:
+    out: list[SegmentResult] = []
+    async for ev in session.events():
+        if isinstance(ev, SegmentResult):
+            out.append(ev)
+            if on_result is not None:
+                on_result(ev)
+    return out
 
 
 async def _within(read: Awaitable[R], limit_s: float) -> R:

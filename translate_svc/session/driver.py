@@ -2,7 +2,8 @@
 
 ``StreamDriver.run`` owns the rules a door must not reimplement: the config comes first (resume
 included), audio and FLUSH follow, a sender that stops mid-speech has that speech closed after
-``stall_close_ms`` (as at a pause), a silent client is closed after ``idle_timeout``, a drain's
+``stall_close_ms`` (as at a pause), a silent client is closed after ``idle_timeout`` (unless its
+door sees it answer pings: a muted speaker, kept up to ``max_stream_seconds``), a drain's
 deadline ends the stream with "resume elsewhere", and every end has its reason and its text.
 
 Reading is never cancelled while the call lives: the timers (stall, idle, drain) act beside the
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError, ShuttingDown
 from translate_svc.observability import access, metrics, tracing
@@ -27,6 +28,7 @@ from translate_svc.session import task as checks
 from translate_svc.session.events import (
     AudioIn,
     Flush,
+    Gone,
     Invalid,
     StreamConfig,
     StreamEnded,
@@ -43,6 +45,10 @@ from translate_svc.session.stream import StreamSession
 from translate_svc.types import SegmentResult
 
 logger = logging.getLogger(__name__)
+
+
+class _ClientGone(Exception):
+    """The client went away before its config came (``Gone`` first)."""
 
 
 def internal_error(exc: BaseException) -> ServiceError:
@@ -62,8 +68,14 @@ class StreamDriver:
         tenant: Tenant = DEFAULT_TENANT,
         call: CallInfo | None = None,
         admission: Admission | None = None,
+        peer_alive: Callable[[], bool] | None = None,
     ) -> None:
         self._m = manager
+        #: the door's word that its client still answers its transport's pings (a WebSocket's),
+        #: None where it cannot tell (``_keep_muted``)
+        self._peer_alive = peer_alive
+        self._opened_at = 0.0  # when the stream was configured (event-loop time)
+        self._kept_at = 0.0  # when the idle timer last found the client silent but alive
         #: the stream's slots, when its door took them before the driver ran (None: taken when it runs)
         self._admission = admission
         self._error_drain_s = error_drain_s
@@ -82,6 +94,7 @@ class StreamDriver:
         self._ending: asyncio.Task[None] | None = None  # a timer's end of the stream
         self._stalled: asyncio.Task[None] | None = None  # the stall close, while it runs
         self._refused: LimitReached | None = None  # ended from outside before its config came
+        self._gone = False  # the door said the client went away mid-stream (``Gone``)
 
     async def run(self, requests: AsyncIterator[StreamRequest]) -> AsyncGenerator[StreamStarted | StreamEvent, None]:
         """The stream's events: StreamStarted, then speech events, results, captions and notices,
@@ -102,6 +115,10 @@ class StreamDriver:
             self._log_call(None, e.code.value)
             await _drop_rest(requests, self._error_drain_s, first)
             raise e from None
+        except _ClientGone:
+            metrics.tenant_call(self.tenant.name, "stream", "CANCELLED")
+            self._log_call(None, "CANCELLED")
+            return
         except BaseException:
             if first is not None and not first.done():
                 first.cancel()
@@ -109,6 +126,7 @@ class StreamDriver:
         reader = asyncio.create_task(self._read(requests, session), name=f"read-{session.session_id}")
         error: ServiceError | None = None
         code = "OK"
+        ended: StreamEnded | None = None
         try:
             metrics.stream_started()  # counted here, for every door (before the client hears of it)
             yield _started(session, self._m)
@@ -121,11 +139,19 @@ class StreamDriver:
                     metrics.stream_packets(
                         ev.packets_reordered, ev.packets_duplicate, ev.packets_late, ev.audio_concealed_ms
                     )
+                    ended = ev
                 yield ev
             await reader
         except ServiceError as e:
             error = e
-        except (asyncio.CancelledError, GeneratorExit):
+        except GeneratorExit:
+            if ended is None:
+                code = "CANCELLED"
+                logger.info("stream cancelled by the client", extra={"session_id": session.session_id})
+            elif ended.limit is not None:  # the door stopped once the stream had ended: no cancel
+                code = ended.limit.code.value
+            raise
+        except asyncio.CancelledError:
             code = "CANCELLED"
             logger.info("stream cancelled by the client", extra={"session_id": session.session_id})
             raise
@@ -136,7 +162,7 @@ class StreamDriver:
             session.close()
             metrics.stream_ended()
             self._charge(session, final=True)
-            code = code if error is None else error.code.value
+            code = "CANCELLED" if self._gone else code if error is None else error.code.value
             metrics.tenant_call(self.tenant.name, "stream", code)
             self._log_call(session, code)
             self._disarm()
@@ -146,13 +172,14 @@ class StreamDriver:
                     await _stop(self._stalled)
         if error is not None:
             try:  # the reader drops what still comes, until the client half-closes
-                await asyncio.wait({reader}, timeout=self._patience(error))
+                await asyncio.wait({reader}, timeout=0 if self._gone else self._patience(error))
             finally:
                 await _stop(reader)
                 for task in (self._stalled, self._ending):
                     if task is not None:
                         await _stop(task)
-            raise error
+            if not self._gone:  # (a client that went away is told nothing)
+                raise error
 
     def _log_call(self, session: StreamSession | None, code: str) -> None:
         if self.call is None:
@@ -186,6 +213,8 @@ class StreamDriver:
         first = reading.result()
         if self._refused is not None and first is not None:  # e.g. its token was revoked meanwhile
             raise self._refused
+        if isinstance(first, Gone):
+            raise _ClientGone()
         if first is None:
             raise InvalidInput("the stream ended before its first message: send a `config` message first")
         if isinstance(first, Invalid):
@@ -215,6 +244,7 @@ class StreamDriver:
             admission=admission,
         )
         self._session, self._open = session, True
+        self._opened_at = asyncio.get_running_loop().time()
         session.on_drain = lambda deadline: self._arm()
         session.on_stop = self.end
         return session
@@ -238,6 +268,9 @@ class StreamDriver:
                 await self._stalled  # a stall close under way ends before anything else goes in
             if req is None:
                 break
+            if isinstance(req, Gone):
+                self._gone_mid_stream(session)
+                break
             if not self._open:
                 continue  # the stream has ended: dropped (the status says from where)
             received_ms = session.audio_received_ms
@@ -256,6 +289,17 @@ class StreamDriver:
             await self._finish(None)
         if self._ending is not None:
             await self._ending
+
+    def _gone_mid_stream(self, session: StreamSession) -> None:
+        """The client went away (``Gone``): as a cancelled call, its queued work is dropped and the
+        stream ends ``CANCELLED`` at once (results for nobody are neither computed nor sent)."""
+        if session.jobs.ended:
+            return  # its end is queued already: the stream ends as it was going to
+        self._gone = True
+        logger.info("the client went away mid-stream", extra={"session_id": session.session_id})
+        self._open = False
+        self._disarm()
+        session.fail(ServiceError("the client went away"))  # ``events`` raises it at once
 
     async def _apply(self, session: StreamSession, req: StreamRequest) -> None:
         if isinstance(req, AudioIn):
@@ -332,7 +376,7 @@ class StreamDriver:
         session = self._session
         if not (self._open and self._waiting) or session is None:
             return
-        when = self._waiting_since + self._m.limits.idle_timeout_s
+        when = self._idle_from() + self._m.limits.idle_timeout_s
         if session.drain_deadline is not None:
             when = min(when, session.drain_deadline)
         stall_s = self._m.limits.stall_close_ms / 1000
@@ -351,12 +395,19 @@ class StreamDriver:
         if not (self._open and self._waiting):
             return  # the reader is busy with a message: the timer restarts when it waits again
         loop = asyncio.get_running_loop()
-        idle = loop.time() >= self._waiting_since + self._m.limits.idle_timeout_s - 0.001
+        idle = loop.time() >= self._idle_from() + self._m.limits.idle_timeout_s - 0.001
         if not (idle or self._deadline_passed()):
             self._stall_checked = True  # the sender stalled with speech open
             self._stalled = loop.create_task(self._close_stalled())
             return
-        limit = self._drain_end() if self._deadline_passed() else self._idle_end()
+        limit: ServiceError
+        if self._deadline_passed():
+            limit = self._drain_end()
+        elif self._keep_muted(loop.time()):
+            return
+        else:
+            alive = self._peer_alive is not None and self._peer_alive()  # then kept as long as a stream may be
+            limit = self._muted_end() if alive else self._idle_end()
         self._open = False  # now, not when the task runs: a message read meanwhile is dropped
         self._ending = loop.create_task(self._finish_session(limit))
 
@@ -379,6 +430,35 @@ class StreamDriver:
         finally:
             self._stalled = None
             self._arm()
+
+    def _idle_from(self) -> float:
+        """Since when the client has been silent, as the idle limit counts: its last message, or
+        the last time it was found alive while silent."""
+        return max(self._waiting_since, self._kept_at)
+
+    def _keep_muted(self, now: float) -> bool:
+        """A configured stream whose client sends nothing while its door sees it answer pings (a
+        muted speaker: a conference forwards no audio meanwhile) is not idle: it is kept for another
+        ``idle_timeout_s``, counted, for as long as a stream may last (``max_stream_seconds`` from
+        its config, wall clock: its audio cap never runs while nothing comes). A dead client stops
+        answering and its door ends the call; without a door's word the idle limit ends it."""
+        if self._peer_alive is None or self._muted_too_long(now) or not self._peer_alive():
+            return False
+        self._kept_at = now
+        metrics.muted_kept()
+        self._arm()
+        return True
+
+    def _muted_too_long(self, now: float) -> bool:
+        return now - self._opened_at >= self._m.limits.max_stream_seconds
+
+    def _muted_end(self) -> LimitReached:
+        return LimitReached(
+            f"the stream has been open for its maximum duration of {self._m.limits.max_stream_seconds:.0f} s "
+            "(limits.max_stream_seconds) and its client sent nothing for "
+            f"{self._m.limits.idle_timeout_s:g} s: open a new stream to continue",
+            reason="max_stream_duration",
+        )
 
     def _deadline_passed(self) -> bool:
         assert self._session is not None

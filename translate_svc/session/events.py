@@ -87,7 +87,14 @@ class Update:
     speaker_id: int | None = None
 
 
-StreamRequest = StreamConfig | AudioIn | Flush | Update | Invalid
+@dataclass(frozen=True)
+class Gone:
+    """The client went away mid-stream: its connection closed without a half-close. A door whose
+    transport does not cancel the call itself (a WebSocket) says so; the stream then ends as a
+    cancelled call does (``CANCELLED``; nothing more is computed or sent)."""
+
+
+StreamRequest = StreamConfig | AudioIn | Flush | Update | Invalid | Gone
 
 
 def request_name(req: StreamRequest) -> str:
@@ -100,6 +107,8 @@ def request_name(req: StreamRequest) -> str:
         return "control"
     if isinstance(req, Update):
         return "update"
+    if isinstance(req, Gone):
+        return "end of connection"
     return "invalid message"
 
 
@@ -125,6 +134,10 @@ class StreamStarted:
 class SpeechEvent:
     started: bool  # True: speech started; False: speech ended
     offset_ms: int
+    #: the id the stream's next segment gets, as the event is made: at a start, its speech's first
+    #: segment; at an end, one past its speech's last (a region the length cap split has several).
+    #: A door that names items by segment (OpenAI's transcription sessions) knows them exactly
+    next_segment_id: int = 0
 
 
 @dataclass(frozen=True)

@@ -239,7 +239,9 @@ class JobTracker:
             self.put(self._end(self.next_id))
 
     def abort(self) -> None:
-        """Drop queued work: nothing more is computed for this stream (it leaves the share)."""
+        """Drop queued work: nothing more is computed for this stream (it leaves the share), and
+        let go of the session's callback (it would hold the session in a cycle)."""
+        self._on_change = _nothing
         self._engine.leave(self._owner)
         for fut in self._pending.values():
             fut.cancel()
@@ -280,6 +282,10 @@ class JobTracker:
 def _counted(ev: StreamEvent) -> bool:
     """An event counted in ``unread_events``: not a result nor a speech event (segments bound those)."""
     return not isinstance(ev, SegmentResult | SpeechEvent)
+
+
+def _nothing() -> None:
+    """An aborted tracker's ``on_change``."""
 
 
 def _no_commits(build: Callable[[], SegmentResult]) -> tuple[tuple[Commit, ...], SegmentResult]:

@@ -1,7 +1,8 @@
 """What all streams of one server share: admission, fair share, drain, and opening their sessions.
 
 ``SessionManager`` admits streams and unary calls (the node's ``max_streams`` and
-``max_translate_calls``, each tenant's caps: ``quota.py``; streams are refused while draining),
+``max_translate_calls``, each tenant's caps: ``quota.py``; streams are refused while draining;
+unary calls per token and per tenant, and a tenant's clips being received, before a byte is read),
 opens their sessions (``open_stream``; ``open_clip``: the same ``StreamSession`` as a stream's),
 splits the engine's queue fairly between live sessions, tells every live stream when the server
 drains, and holds what every call reads: the model's card, the limits, and the unary calls' CPU
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from translate_svc.audio.codec import check_stream_format
 from translate_svc.engine.client import EngineClient
-from translate_svc.errors import EngineFailed, NotReady
+from translate_svc.errors import EngineFailed, NotReady, Overloaded
 from translate_svc.session import task as checks
 from translate_svc.session.events import Draining, Resume
 from translate_svc.session.quota import (
@@ -74,6 +75,8 @@ class SessionManager:
         self.drain_hold_until: float | None = None
         self._no_live = asyncio.Event()  # set while no stream is admitted
         self._no_live.set()
+        #: unary calls in progress in this process, by token digest (``admit_unary``)
+        self._token_calls: dict[bytes, int] = {}
 
     @property
     def decode_pool(self) -> ThreadPoolExecutor:
@@ -184,6 +187,53 @@ class SessionManager:
             yield
         finally:
             self.counters.release(held)
+
+    @contextlib.contextmanager
+    def receiving_clip(self, tenant: Tenant = DEFAULT_TENANT) -> Iterator[None]:
+        """An admitted Translate call of ``tenant`` receiving its clip in the block: at most
+        ``limits.max_clip_reads_per_tenant`` of them at once on the node (else RESOURCE_EXHAUSTED),
+        so a tenant that opens calls and never sends their clip cannot hold every one of
+        ``max_translate_calls`` until ``clip_read_timeout_s``."""
+        wants = [(f"{tenant.name}/clip_reads", self.limits.max_clip_reads_per_tenant)]
+        full = self.counters.try_acquire(wants)
+        if full is not None:
+            raise refusal(full, tenant, wants)
+        try:
+            yield
+        finally:
+            self.counters.release([name for name, _ in wants])
+
+    @contextlib.contextmanager
+    def admit_unary(self, tenant: Tenant = DEFAULT_TENANT, token: bytes | None = None) -> Iterator[None]:
+        """One unary call (ListLanguages, TranslateText, the Riva door's) of ``tenant`` and of
+        ``token`` (its digest; None: a server without tokens) in the block, counted before its
+        request is read: at most ``max_unary_calls_per_tenant`` (or the tenant's ``unary_calls``)
+        on the node and ``max_unary_calls_per_token`` in this process (else RESOURCE_EXHAUSTED), so
+        calls that never send their request cannot take every call slot of the process."""
+        cap = tenant.caps.unary_calls
+        wants = [(f"{tenant.name}/unary", cap if cap is not None else self.limits.max_unary_calls_per_tenant)]
+        most = self.limits.max_unary_calls_per_token
+        if token is not None and self._token_calls.get(token, 0) >= most:
+            raise Overloaded(
+                f"this token has {most} unary calls in progress on this server process "
+                "(limits.max_unary_calls_per_token): send each call's request at once, or retry shortly",
+                retry_after_ms=1000,
+            )
+        full = self.counters.try_acquire(wants)
+        if full is not None:
+            raise refusal(full, tenant, wants)
+        if token is not None:
+            self._token_calls[token] = self._token_calls.get(token, 0) + 1
+        try:
+            yield
+        finally:
+            self.counters.release([name for name, _ in wants])
+            if token is not None:
+                left = self._token_calls[token] - 1
+                if left:
+                    self._token_calls[token] = left
+                else:
+                    del self._token_calls[token]
 
     def charge_audio(self, tenant: Tenant, seconds: float) -> QuotaSpent | None:
         """Draw ``seconds`` of audio from the tenant's budget; QuotaSpent once it is spent."""

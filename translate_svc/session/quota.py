@@ -35,6 +35,8 @@ class TenantCaps:
     streams: int | None = None
     translate_calls: int | None = None
     audio_seconds_per_minute: float | None = None
+    #: unary calls in progress at once (None: ``limits.max_unary_calls_per_tenant``)
+    unary_calls: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,15 @@ def retry_after_ms(level: float, per_minute: float) -> int:
 
 
 #: what each counter is, for the refusal's message
-_WHAT = {"streams": "open streams", "translate": "concurrent Translate calls"}
+_WHAT = {
+    "streams": "open streams",
+    "translate": "concurrent Translate calls",
+    "unary": "unary calls in progress",
+    "clip_reads": "Translate calls still receiving their clip",
+}
+#: the tokens file's cap of each tenant counter; None: a setting only (``limits.<name>``)
+_CAP_OF = {"streams": "streams", "translate": "translate_calls", "unary": "unary_calls", "clip_reads": None}
+_SETTING_OF = {"unary": "max_unary_calls_per_tenant", "clip_reads": "max_clip_reads_per_tenant"}
 
 
 def refusal(full: str, tenant: Tenant, wants: Sequence[tuple[str, int]]) -> Overloaded:
@@ -144,10 +154,14 @@ def refusal(full: str, tenant: Tenant, wants: Sequence[tuple[str, int]]) -> Over
     limit = dict(wants)[full]
     tenant_name, _, kind = full.rpartition("/")
     if tenant_name:
-        setting = "streams" if kind == "streams" else "translate_calls"
+        cap = _CAP_OF[kind]
+        if cap is not None and getattr(tenant.caps, cap) is not None:
+            where = f"{cap}={limit} in the tokens file"
+        else:
+            where = f"limits.{_SETTING_OF[kind]}"
         return Overloaded(
-            f"tenant {tenant.name!r} is at its cap of {limit} {_WHAT[kind]} ({setting}={limit} in the tokens "
-            "file); end one of them or retry shortly",
+            f"tenant {tenant.name!r} is at its cap of {limit} {_WHAT[kind]} ({where}); end one of them or retry "
+            "shortly",
             retry_after_ms=1000,
         )
     setting = "max_streams" if kind == "streams" else "max_translate_calls"

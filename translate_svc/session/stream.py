@@ -55,6 +55,12 @@ _OFFLOAD_BYTES = 64 * 1024
 _CLIP_BLOCK_S = 30
 
 
+def _received_ms(timeline: Timeline) -> Callable[[], int]:
+    """The audio received so far, for a collaborator: a closure over the timeline alone (one over
+    the session would hold it in a cycle)."""
+    return lambda: timeline.audio_received_ms
+
+
 class StreamSession:
     """Call ``feed``/``flush``/``finish`` from the request side and iterate ``events`` on the
     response side (both on the event loop); ``close`` when the call is over."""
@@ -96,7 +102,7 @@ class StreamSession:
             first_id=resume.next_segment_id if resume is not None else 0,
             strict_queue=strict_queue,
             on_change=self._update_room,
-            received_ms=lambda: self.timeline.audio_received_ms,
+            received_ms=_received_ms(self.timeline),
         )
         self.captions = (
             Captions(engine, self.session_id, task, self.jobs, interim_interval_ms, self.timeline.offset_ms)
@@ -104,7 +110,7 @@ class StreamSession:
             else None
         )
         self.simultaneous = (
-            Simultaneous(engine, self.session_id, task, self.jobs, lambda: self.timeline.audio_received_ms)
+            Simultaneous(engine, self.session_id, task, self.jobs, _received_ms(self.timeline))
             if task.simultaneous is not None
             else None
         )
@@ -166,6 +172,8 @@ class StreamSession:
         if not self._room.is_set():
             await self._room.wait()
         self._raise_failure()
+        carried = (self.timeline.packet_frames(data) or 0) if data else 0  # an undecodable packet: refused below
+        self.timeline.pay(gap + carried, len(data))  # audio running ahead of its bytes and time: refused
         if gap:
             self.timeline.fill(gap)
             concealed = self.timeline.conceal(gap, data)
@@ -317,8 +325,12 @@ class StreamSession:
             self.on_drain(deadline)
 
     def close(self) -> None:
-        """The call is over (any way): drop queued work, release the stream's admission slot."""
+        """The call is over (any way): drop queued work, release the stream's admission slot, and
+        let go of the driver's callbacks (the VAD bridge and the job tracker let go of the
+        session's in ``abort``): no cycle is left, so the stream's state, its audio among it, is
+        freed as soon as its call lets go of it, not at the next full collection (issue 53)."""
         self.abort()
+        self.on_drain = self.on_stop = None
         on_close, self.on_close = self.on_close, None
         if on_close is not None:
             on_close(self)
@@ -379,9 +391,9 @@ class StreamSession:
         offset = self.timeline.offset_ms
         for ev in events:
             if isinstance(ev, SpeechStarted):
-                self.jobs.put(SpeechEvent(True, ev.offset_ms + offset))
+                self.jobs.put(SpeechEvent(True, ev.offset_ms + offset, self.jobs.next_id))
             elif isinstance(ev, SpeechEnded):
-                self.jobs.put(SpeechEvent(False, ev.offset_ms + offset))
+                self.jobs.put(SpeechEvent(False, ev.offset_ms + offset, self.jobs.next_id))
             elif isinstance(ev, SegmentReady):
                 seg = segment_of(self.jobs.next_id, ev.start_sample, ev.samples, ev.end_sample, offset)
                 if self.captions is not None:

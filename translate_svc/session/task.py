@@ -34,6 +34,7 @@ from translate_svc.types import (
 #: speech per second of input audio per target are assumed (SeamlessM4T speaks at about the
 #: input's pace; see docs/api.md "Limits")
 SPEECH_SECONDS_PER_INPUT_SECOND = 1.5
+_ANY_CANDIDATE = " (or none: any language the identifier can pick)"
 
 
 def resolve_task(
@@ -152,11 +153,7 @@ def resolve_text(
     first, so that nothing else is looked at in a request over them."""
     if not texts:
         raise InvalidInput("texts is empty: send at least one text to translate")
-    if len(texts) > limits.max_texts:
-        raise InvalidInput(
-            f"{len(texts)} texts: send at most {limits.max_texts} per request (ServerLimits.max_texts); "
-            "split them over several calls"
-        )
+    check_counts(limits, texts=len(texts))
     for k, text in enumerate(texts):
         if len(text) > limits.max_text_chars:
             raise InvalidInput(
@@ -216,12 +213,36 @@ def check_simultaneous(
         )
 
 
-def check_terms(terms: Sequence[Term], limits: LimitsSettings) -> None:
-    if len(terms) > limits.max_terms:
+def check_counts(
+    limits: LimitsSettings,
+    *,
+    texts: int = 0,
+    targets: int = 0,
+    candidates: int = 0,
+    terms: int = 0,
+    terms_are: str = "terms",
+) -> None:
+    """A request's lists counted against their limits, with the messages the checks of their
+    values give. The doors call this with the wire's counts (``len(msg.terms)``; for Riva's
+    comma-separated ``dnt_phrases`` an upper bound, its commas counted) before any element is
+    converted: a list over its limit costs no more than its count (issue 52 F3). ``terms_are``:
+    what the terms are called on the caller's wire."""
+    if texts > limits.max_texts:
         raise InvalidInput(
-            f"{len(terms)} terms sent; this server allows at most {limits.max_terms} per request "
+            f"{texts} texts: send at most {limits.max_texts} per request (ServerLimits.max_texts); "
+            "split them over several calls"
+        )
+    _check_count("target languages", targets, limits.max_target_languages)
+    _check_count("candidate languages", candidates, limits.max_candidate_languages, _ANY_CANDIDATE)
+    if terms > limits.max_terms:
+        raise InvalidInput(
+            f"{terms} {terms_are} sent; this server allows at most {limits.max_terms} per request "
             "(ServerLimits.max_terms): keep the names and jargon that matter most"
         )
+
+
+def check_terms(terms: Sequence[Term], limits: LimitsSettings) -> None:
+    check_counts(limits, terms=len(terms))
     seen: set[str] = set()
     for n, t in enumerate(terms):
         phrase = t.phrase
@@ -262,7 +283,7 @@ def check_detection(card: ModelCard, limits: LimitsSettings, source: str, candid
         "candidate languages",
         candidates,
         limits.max_candidate_languages,
-        " (or none: any language the identifier can pick)",
+        _ANY_CANDIDATE,
     )
     detectable = card.detectable_codes
     for c in candidates:
@@ -333,10 +354,14 @@ def _check_text_answer_size(chars: int, task: TranslationTask, limits: LimitsSet
         )
 
 
+def _check_count(what: str, n: int, most: int, hint: str = "") -> None:
+    if n > most:
+        raise InvalidInput(f"{n} {what} requested; this server allows at most {most} per request{hint}")
+
+
 def _check_list(field: str, what: str, values: list[str], most: int, hint: str = "") -> None:
-    """At most ``most`` values, none twice."""
-    if len(values) > most:
-        raise InvalidInput(f"{len(values)} {what} requested; this server allows at most {most} per request{hint}")
+    """At most ``most`` values (counted first: nothing else is looked at in a longer list), none twice."""
+    _check_count(what, len(values), most, hint)
     dup = sorted({v for v in values if values.count(v) > 1})
     if dup:
         raise InvalidInput(f"{field} lists {shown(dup[0])} more than once")

@@ -1,9 +1,11 @@
 """Text in (``TranslateText``, issue 36), for every door: the text counterpart of ``ClipDriver``.
 
-A door parses its message and hands ``TextDriver.run`` a ``read`` that returns it as a
-``TextRequest``; the driver owns the rest, once for every door: the request's checks
-(``task.resolve_text``: every refusal an InvalidInput saying what to fix), admission (a text call
-counts as a Translate call: ``max_translate_calls`` and the tenant's caps), the engine (each text
+A door hands ``TextDriver.run`` a ``read`` that receives and parses its message as a
+``TextRequest``; the driver owns the rest, once for every door: admission before anything is read
+(a unary call of its tenant and token: ``SessionManager.admit_unary``), then, once the request is
+read (its door's deadline), its checks (``task.resolve_text``: every refusal an InvalidInput
+saying what to fix) and a Translate call's admission (``max_translate_calls`` and the tenant's
+caps: a call that never sends its texts holds none of them), the engine (each text
 one job of the call's own engine session, batched with every stream's segments under the same fair
 share), the results (``build_result``: the same speech resampling and Opus encoding as a
 segment's) and the accounting: the tenant's calls, each text's metrics as a segment's, and the
@@ -16,7 +18,7 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -27,7 +29,7 @@ from translate_svc.engine.runner import ModelInput, SourceText
 from translate_svc.observability import metrics
 from translate_svc.observability.access import CallInfo
 from translate_svc.session import task as checks
-from translate_svc.session.accounting import accounted
+from translate_svc.session.accounting import CallOutcome, accounted
 from translate_svc.session.events import TextRequest
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.quota import DEFAULT_TENANT, Tenant
@@ -54,34 +56,51 @@ class TextDriver:
 
     _ids = itertools.count()
 
-    def __init__(self, manager: SessionManager, *, tenant: Tenant = DEFAULT_TENANT, call: CallInfo | None = None):
+    def __init__(
+        self,
+        manager: SessionManager,
+        *,
+        tenant: Tenant = DEFAULT_TENANT,
+        call: CallInfo | None = None,
+        token: bytes | None = None,
+    ):
         self._m = manager
         self.tenant = tenant
         self.call = call
+        #: the digest of the caller's token (its unary calls are bounded); None: no tokens
+        self.token = token
 
-    async def run(self, read: Callable[[], TextRequest], render: Callable[[TextsResult], R]) -> R:
-        """Admit the call, ``read`` its request and check it, translate every text and return
-        ``render``'s answer. Raises the ServiceError that ends the call: the request's
-        InvalidInput, RESOURCE_EXHAUSTED when the node or tenant is full or the engine's queue has
-        no room, UNAVAILABLE when the model is not serving. A text the model fails on comes back
-        with its own error; the others still return."""
-        with accounted(self.tenant, self.call, "translate_text") as outcome, self._m.admit_clip(self.tenant):
-            request = read()
-            task = checks.resolve_text(
-                self._m.card,
-                self._m.limits,
-                request.texts,
-                request.source_language,
-                list(request.target_languages),
-                request.output,
-                request.terms,
-            )
-            outcome.config.update(_brief(request, task))
-            result = await self.translate(request.texts, task)
-            outcome.results.extend(result.results)
-            for r in result.results:
-                metrics.observe_segment(r, self.tenant.name)
-            return render(result)
+    async def run(self, read: Callable[[], Awaitable[TextRequest]], render: Callable[[TextsResult], R]) -> R:
+        """Admit the call, ``read`` its request, admit it as a Translate call and check it,
+        translate every text and return ``render``'s answer. Raises the ServiceError that ends the
+        call: the request's InvalidInput (or the door's read deadline), RESOURCE_EXHAUSTED when
+        the node or tenant is full or the engine's queue has no room, UNAVAILABLE when the model
+        is not serving. A text the model fails on comes back with its own error; the others
+        still return."""
+        with (
+            accounted(self.tenant, self.call, "translate_text") as outcome,
+            self._m.admit_unary(self.tenant, self.token),
+        ):
+            request = await read()
+            with self._m.admit_clip(self.tenant):
+                return await self._translated(request, outcome, render)
+
+    async def _translated(self, request: TextRequest, outcome: CallOutcome, render: Callable[[TextsResult], R]) -> R:
+        task = checks.resolve_text(
+            self._m.card,
+            self._m.limits,
+            request.texts,
+            request.source_language,
+            list(request.target_languages),
+            request.output,
+            request.terms,
+        )
+        outcome.config.update(_brief(request, task))
+        result = await self.translate(request.texts, task)
+        outcome.results.extend(result.results)
+        for r in result.results:
+            metrics.observe_segment(r, self.tenant.name)
+        return render(result)
 
     async def translate(self, texts: Sequence[str], task: TranslationTask) -> TextsResult:
         """Every text (checked: ``task.resolve_text``) as one engine job of this call's own engine

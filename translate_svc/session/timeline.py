@@ -2,11 +2,23 @@
 
 The timeline counts input samples, filled gaps included; a resumed stream starts at its offset.
 Event loop only (``ingest`` may run on a worker thread while the session awaits it).
+
+Audio costs the server about the same CPU a second whatever carried it (resampling, the VAD), but
+some of it comes without bytes: a gap between packet timestamps is filled (up to the idle timeout
+in one packet), and an Opus packet of a TOC byte alone decodes to 120 ms of concealment. So a
+stream's audio may not run ahead of what pays for it (``pay``): its bytes at
+``BYTES_PER_AUDIO_SECOND`` (Opus's lowest bitrate), the wall-clock time since it opened, and
+``AHEAD_SLACK_S`` (issue 52 F5). A live sender never gets near it (its audio is the time that
+passed, whatever its DTX gaps or mutes); neither does a sender of real audio faster than real
+time (PCM carries 8,000 bytes a second or more, speech Opus 2,000 or more); audio claimed from
+nothing, faster than real time, is refused.
 """
 
 from __future__ import annotations
 
 import functools
+import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -18,11 +30,29 @@ from translate_svc.errors import InvalidInput, LimitReached
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, AudioFormat
 
+#: the bytes that pay for a second of audio: Opus's lowest bitrate, 6 kbit/s (RFC 6716, 2.1.1)
+BYTES_PER_AUDIO_SECOND = 750
+#: how far a stream's audio may run ahead of its bytes and the wall clock together (a sender
+#: whose first timestamp is a little after the stream opened, a burst after a stall)
+AHEAD_SLACK_S = 2.0
+
 
 class Timeline:
-    def __init__(self, fmt: AudioFormat, limits: LimitsSettings, offset_ms: int = 0) -> None:
+    def __init__(
+        self,
+        fmt: AudioFormat,
+        limits: LimitsSettings,
+        offset_ms: int = 0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.fmt = fmt
         self._limits = limits
+        self._clock = clock
+        self._opened = clock()
+        #: this call's audio (samples) and the bytes that carried it, as ``pay`` counted them
+        self._paid_frames = 0
+        self._paid_bytes = 0
         #: the stream's timeline starts this many ms before this call's first sample (a resume)
         self.offset_ms = offset_ms
         self._opus = OpusStreamDecoder(fmt.channels) if fmt.encoding is AudioEncoding.OPUS else None
@@ -95,6 +125,25 @@ class Timeline:
         samples = self._opus.conceal(frames, next_packet)
         self.concealed_frames += frames
         return samples
+
+    def pay(self, frames: int, nbytes: int) -> None:
+        """Count ``frames`` more samples of audio (a gap to fill, a packet to decode) carried by
+        ``nbytes`` bytes; refuse them (InvalidInput) if the stream's audio would then run more than
+        ``AHEAD_SLACK_S`` ahead of what its bytes (``BYTES_PER_AUDIO_SECOND``) and the time since
+        it opened pay for."""
+        rate = self.fmt.sample_rate_hz
+        audio_s = (self._paid_frames + frames) / rate
+        sent = self._paid_bytes + nbytes
+        age_s = self._clock() - self._opened
+        if audio_s > sent / BYTES_PER_AUDIO_SECOND + age_s + AHEAD_SLACK_S:
+            raise InvalidInput(
+                f"the stream's audio runs ahead of what carries it: {audio_s:.1f} s of audio from {sent} bytes "
+                f"in {age_s:.1f} s (packet timestamps that skip, or Opus packets without frame data); audio may "
+                f"run at most {AHEAD_SLACK_S:g} s ahead of the time since the stream opened and of its bytes at "
+                f"{BYTES_PER_AUDIO_SECOND} a second (Opus's lowest bitrate): send silence and gaps in real time"
+            )
+        self._paid_frames += frames
+        self._paid_bytes = sent
 
     def check_duration(self, frames: int) -> None:
         if self.input_frames + frames > self._limits.max_stream_seconds * self.fmt.sample_rate_hz:

@@ -86,5 +86,16 @@ class VadBridge:
         await self._idle.wait()
 
     def close(self) -> None:
-        """Nothing more is scored; results still on their way are dropped."""
+        """Nothing more is scored; results still on their way are dropped (and the session's
+        callbacks let go: they would hold it in a cycle)."""
         self.closed = True
+        self._on_scored = _dropped
+        self._on_change = _nothing
+
+
+def _dropped(samples16k: np.ndarray, probs: np.ndarray | None, error: BaseException | None) -> None:
+    """A closed bridge's ``on_scored``."""
+
+
+def _nothing() -> None:
+    """A closed bridge's ``on_change``."""

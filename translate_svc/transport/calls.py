@@ -30,6 +30,16 @@ def stream_message_bytes(limits: LimitsSettings) -> int:
     return SMALL_MESSAGE_BYTES + limits.max_chunk_bytes
 
 
+def config_message_bytes(limits: LimitsSettings) -> int:
+    """The largest stream message that carries no audio (a config, an update), held to it before
+    protobuf parses it: ``SMALL_MESSAGE_BYTES`` and ``limits.max_terms`` terms of
+    ``limits.max_term_chars`` characters (4 bytes of UTF-8 each, twice for Riva's
+    ``phrase##phrase``, and their framing). At the defaults 82,432 bytes: a config parses in well
+    under a millisecond, where 1 MB of small fields (a map's entries above all) took up to 50 ms of
+    the event loop (issue 52 F3)."""
+    return SMALL_MESSAGE_BYTES + limits.max_terms * (8 * limits.max_term_chars + 16)
+
+
 def text_request_bytes(limits: LimitsSettings) -> int:
     """The largest request of texts to translate: each character at most 4 bytes of UTF-8, each
     text a few bytes of framing."""

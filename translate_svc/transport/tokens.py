@@ -90,6 +90,7 @@ _CAPS: dict[str, tuple[type, float]] = {
     "streams": (int, 1),
     "translate_calls": (int, 1),
     "audio_seconds_per_minute": (float, 1),
+    "unary_calls": (int, 1),
 }
 
 

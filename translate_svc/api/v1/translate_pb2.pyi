@@ -228,7 +228,7 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., revision: _Optional[str] = ..., is_test_model: _Optional[bool] = ..., num_speakers: _Optional[int] = ...) -> None: ...
 
 class ServerLimits(_message.Message):
-    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms", "max_candidate_languages", "max_terms", "max_term_chars", "max_calls_per_connection", "max_calls", "connection_idle_seconds", "connection_max_age_seconds", "max_translate_calls", "max_stream_message_bytes", "reorder_window_ms", "stall_close_ms", "min_simultaneous_step_ms", "max_simultaneous_step_ms", "max_simultaneous_agreement", "simultaneous_min_chunk_ms", "config_timeout_ms", "clip_read_timeout_ms", "max_texts", "max_text_chars", "max_text_request_chars")
+    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms", "max_candidate_languages", "max_terms", "max_term_chars", "max_calls_per_connection", "max_calls", "connection_idle_seconds", "connection_max_age_seconds", "max_translate_calls", "max_stream_message_bytes", "reorder_window_ms", "stall_close_ms", "min_simultaneous_step_ms", "max_simultaneous_step_ms", "max_simultaneous_agreement", "simultaneous_min_chunk_ms", "config_timeout_ms", "clip_read_timeout_ms", "max_texts", "max_text_chars", "max_text_request_chars", "max_receive_message_bytes", "request_read_timeout_ms", "max_unary_calls_per_token", "max_unary_calls_per_tenant", "max_clip_reads_per_tenant")
     MAX_TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -258,6 +258,11 @@ class ServerLimits(_message.Message):
     MAX_TEXTS_FIELD_NUMBER: _ClassVar[int]
     MAX_TEXT_CHARS_FIELD_NUMBER: _ClassVar[int]
     MAX_TEXT_REQUEST_CHARS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RECEIVE_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_READ_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_UNARY_CALLS_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MAX_UNARY_CALLS_PER_TENANT_FIELD_NUMBER: _ClassVar[int]
+    MAX_CLIP_READS_PER_TENANT_FIELD_NUMBER: _ClassVar[int]
     max_target_languages: int
     max_message_bytes: int
     max_chunk_bytes: int
@@ -287,7 +292,12 @@ class ServerLimits(_message.Message):
     max_texts: int
     max_text_chars: int
     max_text_request_chars: int
-    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ..., min_interim_interval_ms: _Optional[int] = ..., max_candidate_languages: _Optional[int] = ..., max_terms: _Optional[int] = ..., max_term_chars: _Optional[int] = ..., max_calls_per_connection: _Optional[int] = ..., max_calls: _Optional[int] = ..., connection_idle_seconds: _Optional[float] = ..., connection_max_age_seconds: _Optional[float] = ..., max_translate_calls: _Optional[int] = ..., max_stream_message_bytes: _Optional[int] = ..., reorder_window_ms: _Optional[int] = ..., stall_close_ms: _Optional[int] = ..., min_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_agreement: _Optional[int] = ..., simultaneous_min_chunk_ms: _Optional[int] = ..., config_timeout_ms: _Optional[int] = ..., clip_read_timeout_ms: _Optional[int] = ..., max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_text_request_chars: _Optional[int] = ...) -> None: ...
+    max_receive_message_bytes: int
+    request_read_timeout_ms: int
+    max_unary_calls_per_token: int
+    max_unary_calls_per_tenant: int
+    max_clip_reads_per_tenant: int
+    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ..., min_interim_interval_ms: _Optional[int] = ..., max_candidate_languages: _Optional[int] = ..., max_terms: _Optional[int] = ..., max_term_chars: _Optional[int] = ..., max_calls_per_connection: _Optional[int] = ..., max_calls: _Optional[int] = ..., connection_idle_seconds: _Optional[float] = ..., connection_max_age_seconds: _Optional[float] = ..., max_translate_calls: _Optional[int] = ..., max_stream_message_bytes: _Optional[int] = ..., reorder_window_ms: _Optional[int] = ..., stall_close_ms: _Optional[int] = ..., min_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_agreement: _Optional[int] = ..., simultaneous_min_chunk_ms: _Optional[int] = ..., config_timeout_ms: _Optional[int] = ..., clip_read_timeout_ms: _Optional[int] = ..., max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_text_request_chars: _Optional[int] = ..., max_receive_message_bytes: _Optional[int] = ..., request_read_timeout_ms: _Optional[int] = ..., max_unary_calls_per_token: _Optional[int] = ..., max_unary_calls_per_tenant: _Optional[int] = ..., max_clip_reads_per_tenant: _Optional[int] = ...) -> None: ...
 
 class ListLanguagesRequest(_message.Message):
     __slots__ = ()

@@ -44,6 +44,11 @@ class TranslatorStub:
                 request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateRequest.SerializeToString,
                 response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateResponse.FromString,
                 _registered_method=True)
+        self.TranslateChunked = channel.stream_unary(
+                '/translate_svc.api.v1.Translator/TranslateChunked',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateResponse.FromString,
+                _registered_method=True)
         self.StreamingTranslate = channel.stream_stream(
                 '/translate_svc.api.v1.Translator/StreamingTranslate',
                 request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.StreamingTranslateRequest.SerializeToString,
@@ -67,7 +72,19 @@ class TranslatorServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Translate(self, request, context):
-        """A whole clip in one call: cut into speech segments, each translated.
+        """A whole clip in one call: cut into speech segments, each translated. The request is one message,
+        at most ServerLimits.max_receive_message_bytes (beyond: RESOURCE_EXHAUSTED from the transport);
+        send larger clips with TranslateChunked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TranslateChunked(self, request_iterator, context):
+        """Translate for a clip of any size up to ServerLimits.max_message_bytes, sent in chunks: the first
+        message is the TranslateRequest with the clip's first bytes in audio.content (or none), each
+        later one carries only audio.content, the next bytes (anything else set: INVALID_ARGUMENT).
+        Every message is at most ServerLimits.max_stream_message_bytes. The answer is Translate's.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -97,6 +114,11 @@ def add_TranslatorServicer_to_server(servicer, server):
             ),
             'Translate': grpc.unary_unary_rpc_method_handler(
                     servicer.Translate,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateResponse.SerializeToString,
+            ),
+            'TranslateChunked': grpc.stream_unary_rpc_method_handler(
+                    servicer.TranslateChunked,
                     request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateRequest.FromString,
                     response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateResponse.SerializeToString,
             ),
@@ -163,6 +185,33 @@ class Translator:
             request,
             target,
             '/translate_svc.api.v1.Translator/Translate',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TranslateChunked(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/translate_svc.api.v1.Translator/TranslateChunked',
             translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateRequest.SerializeToString,
             translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateResponse.FromString,
             options,

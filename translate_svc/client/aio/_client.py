@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Final, Unpack, get_args
 
@@ -57,6 +57,10 @@ logger = logging.getLogger(__name__)
 REQUEST_ID = "x-request-id"
 #: events a stream reads ahead of its caller before it stops reading
 DEFAULT_BUFFERED_EVENTS: Final = 4
+#: a clip travels over TranslateChunked in messages of this much audio: within every server's
+#: per-message limit (``ServerLimits.max_stream_message_bytes``: 64 KiB + ``max_chunk_bytes``, 1 MiB
+#: by default) unless its operator set ``max_chunk_bytes`` below it
+CLIP_CHUNK_BYTES: Final = 256 * 1024
 
 
 class AsyncTranslateClient:
@@ -187,8 +191,12 @@ class AsyncTranslateClient:
     def _metadata_for(self, request_id: str) -> tuple[tuple[str, str], ...]:
         return (*self._metadata, (REQUEST_ID, request_id))
 
-    async def _unary(self, method: str, request: Any, timeout_s: float | None) -> Any:
-        """One unary call, retried on the next address after RESOURCE_EXHAUSTED / UNAVAILABLE."""
+    async def _unary(
+        self, method: str, request: Any, timeout_s: float | None, *, messages: Callable[[], Iterator[Any]] | None = None
+    ) -> Any:
+        """One unary call, retried on the next address after RESOURCE_EXHAUSTED / UNAVAILABLE.
+        ``messages``: a client-streaming call's messages, made anew for each attempt (``request``
+        is then unused)."""
         avoid: str | None = None
         attempts = self.retry.max_attempts
         request_id = uuid.uuid4().hex  # one per call: its retries keep it
@@ -196,7 +204,9 @@ class AsyncTranslateClient:
             address = self._next_address(avoid)
             try:
                 return await getattr(self._stub(address), method)(
-                    request, timeout=timeout_s or self.timeout_s, metadata=self._metadata_for(request_id)
+                    messages() if messages is not None else request,
+                    timeout=timeout_s or self.timeout_s,
+                    metadata=self._metadata_for(request_id),
                 )
             except grpc.aio.AioRpcError as e:
                 err = self._error(e, address, attempt, request_id)
@@ -259,7 +269,6 @@ class AsyncTranslateClient:
         )
         request = pb.TranslateRequest(
             audio=pb.AudioInput(
-                content=content,
                 format=pb.AudioFormat(encoding=convert.encoding_pb(enc), sample_rate_hz=rate, channels=ch),
             ),
             source_language=source or "",
@@ -269,8 +278,38 @@ class AsyncTranslateClient:
             language_detection=convert.detection_pb(detect),
             terms=convert.terms_pb(terms),
         )
-        resp = await self._unary("Translate", request, timeout_s)
+        resp = await self._translate_clip(request, content, timeout_s)
         return convert.translate_result(resp)
+
+    async def _translate_clip(
+        self, request: pb.TranslateRequest, content: bytes, timeout_s: float | None
+    ) -> pb.TranslateResponse:
+        """The clip over ``TranslateChunked``: the request with its first ``CLIP_CHUNK_BYTES``, then the
+        rest in chunks of that size, so a clip of any size up to the server's
+        ``ServerLimits.max_message_bytes`` passes its per-message receive limit (4 MiB by default).
+        A server from before TranslateChunked answers UNIMPLEMENTED: the clip then goes whole over
+        ``Translate``, which such a server takes up to its ``max_message_bytes`` in one message."""
+
+        def messages() -> Iterator[pb.TranslateRequest]:
+            first = pb.TranslateRequest()
+            first.CopyFrom(request)
+            first.audio.content = content[:CLIP_CHUNK_BYTES]
+            yield first
+            for at in range(CLIP_CHUNK_BYTES, len(content), CLIP_CHUNK_BYTES):
+                yield pb.TranslateRequest(audio=pb.AudioInput(content=content[at : at + CLIP_CHUNK_BYTES]))
+
+        try:
+            response: pb.TranslateResponse = await self._unary("TranslateChunked", None, timeout_s, messages=messages)
+            return response
+        except TranslateError as e:
+            if e.code != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+        logger.info("the server has no TranslateChunked (an older server): sending the clip in one Translate message")
+        whole = pb.TranslateRequest()
+        whole.CopyFrom(request)
+        whole.audio.content = content
+        response = await self._unary("Translate", whole, timeout_s)
+        return response
 
     async def translate_text(
         self,

@@ -47,6 +47,7 @@ STATUS: dict[RefusalKind, grpc.StatusCode] = {
 METHOD_PERMISSIONS: dict[str, Permission] = {
     f"/{SERVICE_NAME}/ListLanguages": Permission.LANGUAGES,
     f"/{SERVICE_NAME}/Translate": Permission.TRANSLATE,
+    f"/{SERVICE_NAME}/TranslateChunked": Permission.TRANSLATE,
     f"/{SERVICE_NAME}/StreamingTranslate": Permission.STREAM,
     f"/{SERVICE_NAME}/TranslateText": Permission.TRANSLATE,
 }
@@ -129,9 +130,8 @@ def _denying(
 ) -> Any:
     """A handler that only ends the call.
 
-    A call that is not a bidirectional stream (``Translate``: up to ``limits.max_message_bytes``) is
-    **never read**: the
-    refusal is a request-streaming handler that ends the call at once, so gRPC does not take in
+    A call that is not a bidirectional stream (``Translate``: up to the port's receive limit) is
+    **never read**: the refusal is a request-streaming handler that ends the call at once, so gRPC does not take in
     the message (only what HTTP/2 flow control lets the client send first), and a refused call
     costs about as little as a refused stream. A refused stream first drops what the client still
     sends, until it half-closes or for at most ``drain_s`` (``server.error_drain_s``), as the
@@ -159,7 +159,7 @@ def _denying(
 
     if handler is not None and handler.request_streaming and handler.response_streaming:
         return grpc.stream_stream_rpc_method_handler(deny_stream)
-    # Translate (request-streaming on this side, a unary call on the wire) and unknown methods
+    # the unary methods (request-streaming on this side, unary calls on the wire) and unknown methods
     streaming_out = handler is not None and handler.response_streaming
     maker = grpc.stream_stream_rpc_method_handler if streaming_out else grpc.stream_unary_rpc_method_handler
     return maker(deny_unread)

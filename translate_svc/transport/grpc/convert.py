@@ -30,6 +30,7 @@ from translate_svc.session.events import (
     Update,
     Updated,
 )
+from translate_svc.session.task import check_counts
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import stream_message_bytes
 from translate_svc.types import (
@@ -77,6 +78,7 @@ RPC_CODES = {
     ErrorCode.FAILED_PRECONDITION: code_pb2.FAILED_PRECONDITION,
     ErrorCode.RESOURCE_EXHAUSTED: code_pb2.RESOURCE_EXHAUSTED,
     ErrorCode.OUT_OF_RANGE: code_pb2.OUT_OF_RANGE,
+    ErrorCode.DEADLINE_EXCEEDED: code_pb2.DEADLINE_EXCEEDED,
     ErrorCode.UNAVAILABLE: code_pb2.UNAVAILABLE,
     ErrorCode.INTERNAL: code_pb2.INTERNAL,
 }
@@ -136,6 +138,21 @@ def detection(msg: pb.LanguageDetection, has: bool) -> list[str] | None:
 
 def detection_to_pb(detect: tuple[str, ...] | None) -> pb.LanguageDetection | None:
     return None if detect is None else pb.LanguageDetection(enabled=True, candidates=detect)
+
+
+def check_lists(
+    msg: pb.StreamingConfig | pb.TranslateRequest | pb.TranslateTextRequest, limits: LimitsSettings
+) -> None:
+    """A request's lists (texts, targets, detection candidates, terms) counted against their
+    limits before any element is converted (``session.task.check_counts``; issue 52 F3)."""
+    detect = None if isinstance(msg, pb.TranslateTextRequest) else msg.language_detection
+    check_counts(
+        limits,
+        texts=len(msg.texts) if isinstance(msg, pb.TranslateTextRequest) else 0,
+        targets=len(msg.target_languages),
+        candidates=len(detect.candidates) if detect is not None and detect.enabled else 0,
+        terms=len(msg.terms),
+    )
 
 
 def terms(msgs: Sequence[pb.Term]) -> tuple[Term, ...]:
@@ -207,6 +224,11 @@ def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
         connection_max_age_seconds=limits.connection_max_age_s,
         max_translate_calls=limits.max_translate_calls,
         max_stream_message_bytes=stream_message_bytes(limits),
+        max_receive_message_bytes=limits.max_receive_message_bytes,
+        request_read_timeout_ms=round(limits.request_read_timeout_s * 1000),
+        max_unary_calls_per_token=limits.max_unary_calls_per_token,
+        max_unary_calls_per_tenant=limits.max_unary_calls_per_tenant,
+        max_clip_reads_per_tenant=limits.max_clip_reads_per_tenant,
         reorder_window_ms=limits.reorder_window_ms,
         stall_close_ms=limits.stall_close_ms,
         min_simultaneous_step_ms=limits.min_simultaneous_step_ms,
@@ -355,8 +377,12 @@ _OPUS_FRAME = 960
 # -- the stream: requests in, events out --------------------------------------------------------
 
 
-def stream_request(msg: pb.StreamingTranslateRequest, vad_defaults: SegmenterConfig) -> StreamRequest:
-    """One StreamingTranslate message -> its domain request (wire-level mistakes: InvalidInput)."""
+def stream_request(
+    msg: pb.StreamingTranslateRequest, vad_defaults: SegmenterConfig, limits: LimitsSettings
+) -> StreamRequest:
+    """One StreamingTranslate message -> its domain request (wire-level mistakes: InvalidInput). An
+    update's targets are checked by the stream (``session.task.retarget``, counted first): a bad
+    update is answered, the stream goes on; the message holding them is small (``calls.config_message_bytes``)."""
     kind = msg.WhichOneof("request")
     if kind == "audio":
         return AudioIn(msg.audio)
@@ -368,7 +394,7 @@ def stream_request(msg: pb.StreamingTranslateRequest, vad_defaults: SegmenterCon
             raise InvalidInput(f"unknown control {msg.control}: the only control is FLUSH")
         return Flush()
     if kind == "config":
-        return stream_config(msg.config, vad_defaults)
+        return stream_config(msg.config, vad_defaults, limits)
     if kind == "update":
         u = msg.update
         return Update(
@@ -378,7 +404,8 @@ def stream_request(msg: pb.StreamingTranslateRequest, vad_defaults: SegmenterCon
     raise InvalidInput("empty request message: set one of config, audio, packet, control or update")
 
 
-def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig) -> StreamConfig:
+def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig, limits: LimitsSettings) -> StreamConfig:
+    check_lists(cfg, limits)
     resume = None
     if cfg.HasField("resume"):
         r = cfg.resume

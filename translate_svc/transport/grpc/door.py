@@ -14,31 +14,40 @@ when tokens are required (unless asked for). Health also answers on an optional 
 neither TLS nor tokens, and a second port on the main server would expose the Translator there in
 plaintext too.
 
-What a caller without a token can hold (issue 34): on each port at most ``limits.max_health_watches``
-health Watch calls (``HealthDoor``), and on the main port at most ``limits.max_refusal_drains``
-refused streams draining; both have call slots of their own on top of ``limits.max_calls`` (and of
-the health port's ``HEALTH_MAX_CALLS``), so they never keep another call, or a probe, out. Each
-call's HTTP/2 receive window is fixed (``limits.stream_window_bytes``): a stream whose session stopped
-reading holds that much audio in the transport, not the 4 MiB and more BDP probing grew it to.
+Call slots (issues 34 and 52): the ordinary calls of the main port are counted by us
+(``slots.CallSlots``) and refused at ``limits.max_calls`` (each worker's share), below gRPC's own
+limit for the process; on top of them come slots for what a caller without a token can hold (on
+each port at most ``limits.max_health_watches`` health Watch calls, ``health.HealthDoor``; on the
+main port at most ``limits.max_refusal_drains`` refused streams draining) and for health Check
+(``limits.max_health_checks``), so neither they nor a flood of ordinary calls keep a probe out.
+Messages: the port takes in at most ``limits.max_receive_message_bytes`` per message (gRPC
+enforces it as bytes arrive) and sends up to ``limits.max_message_bytes``. Each call's HTTP/2
+receive window is fixed (``limits.stream_window_bytes``): a stream whose session stopped reading
+holds that much audio in the transport, not the 4 MiB and more BDP probing grew it to.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from translate_svc.observability import tracing
+from translate_svc.session import SessionManager
 from translate_svc.settings import LimitsSettings, Settings
 from translate_svc.transport.door import DoorContext, address
 from translate_svc.transport.grpc.auth import RefusalLog, TokenAuthInterceptor
+from translate_svc.transport.grpc.health import HealthDoor as HealthDoor  # re-exported
 from translate_svc.transport.grpc.servicer import SERVICE_NAME, TranslatorServicer
+from translate_svc.transport.grpc.slots import CallSlots
 from translate_svc.transport.grpc.tls import CertificateReloader, TlsFiles
-from translate_svc.transport.rpc import PortServices
+from translate_svc.transport.rpc import PortServices, caller_of, token_key
+from translate_svc.transport.tokens import TokenStore
 
 
 def reflection_enabled(settings: Settings) -> bool:
@@ -58,11 +67,17 @@ KEEPALIVE_OPTIONS: list[tuple[str, Any]] = [
 
 
 def _server_options(
-    limit: int, limits: LimitsSettings, *, reuse_port: bool = False, calls_per_connection: int | None = None
+    receive: int,
+    send: int,
+    limits: LimitsSettings,
+    *,
+    reuse_port: bool = False,
+    calls_per_connection: int | None = None,
 ) -> list[tuple[str, Any]]:
     return [
-        ("grpc.max_receive_message_length", limit),
-        ("grpc.max_send_message_length", limit),
+        # enforced by gRPC core as the bytes arrive: what one call can make the server buffer
+        ("grpc.max_receive_message_length", receive),
+        ("grpc.max_send_message_length", send),
         ("grpc.so_reuseport", int(reuse_port)),
         ("grpc.max_concurrent_streams", calls_per_connection or limits.max_calls_per_connection),
         ("grpc.max_connection_idle_ms", int(limits.connection_idle_s * 1000)),
@@ -82,43 +97,10 @@ HEALTH_CALLS_PER_CONNECTION = 8
 HEALTH_MAX_CALLS = 64
 
 
-class HealthDoor(health_pb2_grpc.HealthServicer):  # type: ignore[misc]
-    """One port's door to the shared ``HealthServicer``: Check and List as they are, Watch bounded
-    to ``max_watches`` open at once on this port. Event loop only.
-
-    Health needs no token (kubelet's probes and gRPC's client-side health checking carry none), and
-    a Watch stays open: unbounded, token-less Watch calls filled the process's
-    ``maximum_concurrent_rpcs`` and every other call, a probe's Check included, got
-    RESOURCE_EXHAUSTED (issue 34, N1). Beyond the bound a Watch is refused at once, and its server
-    gives Watch its own ``max_watches`` slots on top of everyone else's, so no other call ever waits
-    for a slot a Watch holds.
-    """
-
-    def __init__(self, health: HealthServicer, max_watches: int, refusals: RefusalLog) -> None:
-        self._health = health
-        self.max_watches = max_watches
-        self.watching = 0
-        self._refusals = refusals
-
-    async def Check(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        return await self._health.Check(request, context)
-
-    def List(self, request: Any, context: Any) -> Any:
-        return self._health.List(request, context)
-
-    async def Watch(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        if self.watching >= self.max_watches:
-            self._refusals("health Watch", context.peer(), grpc.StatusCode.RESOURCE_EXHAUSTED)
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"{self.max_watches} health Watch calls are open on this port, its limit "
-                "(limits.max_health_watches): poll with Check instead, or retry Watch later",
-            )
-        self.watching += 1
-        try:
-            await self._health.Watch(request, context)
-        finally:
-            self.watching -= 1
+def _caller_bounds(sessions: SessionManager, tokens: TokenStore | None) -> contextlib.AbstractContextManager[None]:
+    """The unary-call bounds of the caller of the call this task serves (reflection's streams)."""
+    caller = caller_of(tokens)
+    return sessions.admit_unary(caller.tenant, token_key(caller))
 
 
 class GrpcDoor:
@@ -142,7 +124,13 @@ class GrpcDoor:
         self.tls: CertificateReloader | None = None
         if s.tls_cert_file is not None and s.tls_key_file is not None:
             self.tls = CertificateReloader(TlsFiles(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file))
-        interceptors = []
+        limits = settings.limits
+        refusals = RefusalLog()
+        # node-wide: a node's workers split it (each takes its share of the connections)
+        calls = max(1, limits.max_calls // (s.worker_count() if reuse_port else 1))
+        #: the ordinary calls (all but health and token-less refusals), refused by us at ``calls``
+        self.slots = CallSlots(calls, refusals, others=lambda: _caller_bounds(ctx.sessions, tokens))
+        interceptors: list[Any] = []
         if tokens is not None:
             interceptors.append(
                 TokenAuthInterceptor(
@@ -152,18 +140,19 @@ class GrpcDoor:
                     permissions=method_permissions,
                 )
             )
+        interceptors.append(self.slots)  # after the token check: a refused call is not counted
         if tracing.enabled():  # after the token check: a call it refuses makes no span (issue 34 N17)
             interceptors.append(tracing.grpc_server_interceptor())
-        limits = settings.limits
-        # node-wide: a node's workers split it (each takes its share of the connections)
-        calls = max(1, limits.max_calls // (s.worker_count() if reuse_port else 1))
-        # what a caller without a token can hold has slots of its own on top (docs/security.md):
-        # health Watch calls, and refused streams still reading their client's sends
+        # on top of the ordinary calls, slots of their own (docs/security.md) for what a caller without
+        # a token can hold (health Watch calls, refused streams still reading their client's sends)
+        # and for health Check, so a probe is answered while every ordinary slot is taken
         token_less = limits.max_health_watches + (limits.max_refusal_drains if tokens is not None else 0)
         self.server = grpc.aio.server(
             interceptors=interceptors,
-            options=_server_options(limits.max_message_bytes, limits, reuse_port=reuse_port),
-            maximum_concurrent_rpcs=calls + token_less,
+            options=_server_options(
+                limits.max_receive_message_bytes, limits.max_message_bytes, limits, reuse_port=reuse_port
+            ),
+            maximum_concurrent_rpcs=calls + token_less + limits.max_health_checks,
         )
         self.servicer = TranslatorServicer(
             ctx.sessions, error_drain_s=s.error_drain_s, tokens=tokens, revocation=ctx.revocation()
@@ -171,9 +160,11 @@ class GrpcDoor:
         self.server.add_generic_rpc_handlers((self.servicer.handler(),))
         for door in self.services:
             self.server.add_generic_rpc_handlers(tuple(door.handlers()))
-        refusals = RefusalLog()
-        self.health_door = HealthDoor(self.health, limits.max_health_watches, refusals)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health_door, self.server)
+        read_s = limits.request_read_timeout_s
+        self.health_door = HealthDoor(
+            self.health, limits.max_health_watches, refusals, max_checks=limits.max_health_checks, read_timeout_s=read_s
+        )
+        self.server.add_generic_rpc_handlers((self.health_door.handler(),))
         self.reflection = reflection_enabled(settings)
         if self.reflection:
             # with the services of other doors on this port (their methods' names: /service/method)
@@ -187,14 +178,16 @@ class GrpcDoor:
         self.health_port_door: HealthDoor | None = None
         if s.health_port is not None:
             options = _server_options(
-                64 * 1024, limits, reuse_port=reuse_port, calls_per_connection=HEALTH_CALLS_PER_CONNECTION
+                64 * 1024, 64 * 1024, limits, reuse_port=reuse_port, calls_per_connection=HEALTH_CALLS_PER_CONNECTION
             )
             self.health_server = grpc.aio.server(
                 options=options, maximum_concurrent_rpcs=HEALTH_MAX_CALLS + limits.max_health_watches
             )
-            # the health port's own Watch bound: Watch calls there take nothing from the main port
-            self.health_port_door = HealthDoor(self.health, limits.max_health_watches, refusals)
-            health_pb2_grpc.add_HealthServicer_to_server(self.health_port_door, self.health_server)
+            # the health port's own bounds: its calls take nothing from the main port
+            self.health_port_door = HealthDoor(
+                self.health, limits.max_health_watches, refusals, max_checks=HEALTH_MAX_CALLS, read_timeout_s=read_s
+            )
+            self.health_server.add_generic_rpc_handlers((self.health_port_door.handler(),))
         self.port = 0
         self.health_port: int | None = None
 

@@ -4,7 +4,8 @@ Requests arrive as raw bytes and are parsed here (``_parse``), so a message prot
 gets INVALID_ARGUMENT with a short message instead of grpc's UNKNOWN naming a Python class.
 
 A thin adapter: it parses wire messages into domain requests (``convert``), drives the session
-layer (``StreamDriver`` for streams, ``SessionManager`` for the unary calls) and renders the
+layer (``StreamDriver`` for streams, ``ClipDriver`` for clips, ``TextDriver`` for texts; the
+``SessionManager`` only for ListLanguages' model card) and renders the
 events back (``convert``). The stream protocol -- first message, resume, timers, drain, end reasons
 and their texts -- is not here but in ``session/driver.py``, shared by every door.
 
@@ -39,11 +40,29 @@ from translate_svc.session import (
     TextRequest,
     TextsResult,
 )
-from translate_svc.session.clip import ClipDriver, ClipRequest
-from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, stream_message_bytes, text_request_bytes
+from translate_svc.session.clip import ClipDriver, ClipRequest, check_clip_bytes
+from translate_svc.settings import LimitsSettings
+from translate_svc.transport.calls import (
+    REQUEST_ID,
+    SMALL_MESSAGE_BYTES,
+    config_message_bytes,
+    stream_message_bytes,
+    text_request_bytes,
+)
 from translate_svc.transport.grpc import convert
 from translate_svc.transport.grpc.auth import SERVICE_NAME as SERVICE_NAME  # re-exported
-from translate_svc.transport.rpc import call_of, caller_of, parse_message, unary_errors
+from translate_svc.transport.rpc import (
+    audio_path,
+    call_deadline,
+    call_of,
+    caller_of,
+    parse_beside_audio,
+    parse_message,
+    read_request,
+    token_key,
+    unary_errors,
+    write_response,
+)
 from translate_svc.transport.tokens import Revocation, TokenStore, watching
 from translate_svc.vad.segmenter import SegmenterConfig
 
@@ -62,6 +81,9 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: ServiceError)
     await context.abort(st.code, st.details, st.trailing_metadata)
 
 
+_UNPARSABLE = " (protobuf could not parse it): generate the client from this server's translate.proto"
+
+
 def _parse(kind: type[M], raw: bytes, limit: int | None = None) -> M:
     """Client bytes -> message; INVALID_ARGUMENT (not UNKNOWN) when protobuf cannot parse them, or
     when they are over the method's ``limit``."""
@@ -70,7 +92,47 @@ def _parse(kind: type[M], raw: bytes, limit: int | None = None) -> M:
         raw,
         limit,
         too_large="send smaller messages (audio chunks of at most ServerLimits.max_chunk_bytes)",
-        unparsable=" (protobuf could not parse it): generate the client from this server's translate.proto",
+        unparsable=_UNPARSABLE,
+    )
+
+
+#: where the audio of a stream message is (``audio``, ``packet.data``) and of a clip (``audio.content``)
+_STREAM_AUDIO = tuple(audio_path(pb.StreamingTranslateRequest, f) for f in ("audio", "packet.data"))
+_CLIP_AUDIO = (audio_path(pb.TranslateRequest, "audio.content"),)
+_TERMS_AT_MOST = "at most ServerLimits.max_terms terms of at most max_term_chars characters"
+
+
+def _parse_stream(raw: bytes, limits: LimitsSettings) -> pb.StreamingTranslateRequest:
+    """A stream message: an audio chunk up to ``stream_message_bytes``; any other (a config, an
+    update) up to ``config_message_bytes``, refused before it is parsed."""
+    return parse_beside_audio(
+        pb.StreamingTranslateRequest,
+        raw,
+        stream_message_bytes(limits),
+        beside_limit=config_message_bytes(limits),
+        audio=_STREAM_AUDIO,
+        most_fields=4,
+        too_large="send smaller messages (audio chunks of at most ServerLimits.max_chunk_bytes)",
+        beside_hint=f"a config or an update holds a few languages and {_TERMS_AT_MOST}: send no more",
+        unparsable=_UNPARSABLE,
+    )
+
+
+def _parse_clip(raw: bytes, limits: LimitsSettings, limit: int | None = None) -> pb.TranslateRequest:
+    """A clip (or, with ``limit``, one TranslateChunked message of it): as large as the port (or
+    ``limit``) takes, but no more than ``config_message_bytes`` beside its audio (its languages,
+    terms and options), refused before it is parsed."""
+    most = limits.max_terms + limits.max_target_languages + 8  # its fields: a term, a target each
+    return parse_beside_audio(
+        pb.TranslateRequest,
+        raw,
+        limit,
+        beside_limit=config_message_bytes(limits),
+        audio=_CLIP_AUDIO,
+        most_fields=most,
+        too_large="send the clip in TranslateChunked messages of at most ServerLimits.max_chunk_bytes of audio",
+        beside_hint=f"beside its audio a request holds a few languages and {_TERMS_AT_MOST}: send no more",
+        unparsable=_UNPARSABLE,
     )
 
 
@@ -94,29 +156,42 @@ class TranslatorServicer:
         self._revocation = revocation
 
     def handler(self) -> grpc.GenericRpcHandler:
-        """The service's method handlers; requests stay bytes (parsed by ``_parse``)."""
+        """The service's method handlers; requests stay bytes (parsed by ``_parse``).
+
+        Every method is request-streaming on this side, whatever its wire (docs/security.md): a
+        handler runs as its call opens, so the call is admitted (its caps, its tenant's and its
+        token's) before its request is read, and that request must arrive within a deadline
+        counted from the call's start; a unary handler would run only once a client chose to send
+        its whole message, and hold its call slot until then."""
+        unary = grpc.stream_unary_rpc_method_handler
         return grpc.method_handlers_generic_handler(
             SERVICE_NAME,
             {
-                "ListLanguages": grpc.unary_unary_rpc_method_handler(
+                "ListLanguages": unary(
                     self.ListLanguages, response_serializer=pb.ListLanguagesResponse.SerializeToString
                 ),
-                # request-streaming on this side (the wire is a unary call's): the clip is read only
-                # once the call is admitted, so calls over the caps cost no message
-                "Translate": grpc.stream_unary_rpc_method_handler(
-                    self.Translate, response_serializer=pb.TranslateResponse.SerializeToString
+                "Translate": unary(self.Translate, response_serializer=pb.TranslateResponse.SerializeToString),
+                "TranslateChunked": unary(
+                    self.TranslateChunked, response_serializer=pb.TranslateResponse.SerializeToString
                 ),
                 "StreamingTranslate": grpc.stream_stream_rpc_method_handler(
                     self.StreamingTranslate, response_serializer=pb.StreamingTranslateResponse.SerializeToString
                 ),
-                "TranslateText": grpc.unary_unary_rpc_method_handler(
+                "TranslateText": unary(
                     self.TranslateText, response_serializer=pb.TranslateTextResponse.SerializeToString
                 ),
             },
         )
 
     @unary
-    async def ListLanguages(self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> pb.ListLanguagesResponse:
+    async def ListLanguages(
+        self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListLanguagesResponse:
+        limit_s = self._m.limits.request_read_timeout_s
+        deadline = call_deadline(limit_s)
+        caller = caller_of(self._tokens)
+        with self._m.admit_unary(caller.tenant, token_key(caller)):
+            raw = await read_request(raw_requests, deadline, limit_s, "ListLanguagesRequest")
         _parse(pb.ListLanguagesRequest, raw, SMALL_MESSAGE_BYTES)
         card = self._m.card
         return pb.ListLanguagesResponse(
@@ -131,10 +206,21 @@ class TranslatorServicer:
         self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.TranslateResponse:
         """Admitted (``max_translate_calls``, the tenant's caps) before the clip is read: the call
-        itself is the stream core's (``ClipDriver``); this reads, converts and renders."""
+        itself is the stream core's (``ClipDriver``); this reads, converts and renders. Its one
+        message is at most the port's receive limit (``limits.max_receive_message_bytes``)."""
         call = await _call_info(context, "Translate")
         driver = ClipDriver(self._m, tenant=caller_of(self._tokens).tenant, call=call)
         return await driver.run(functools.partial(self._read_clip, raw_requests), self._render_clip)
+
+    @unary
+    async def TranslateChunked(
+        self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.TranslateResponse:
+        """``Translate`` for a clip sent in chunks (up to ``limits.max_message_bytes``): the same
+        driver, reading the request and then the clip's later bytes."""
+        call = await _call_info(context, "TranslateChunked")
+        driver = ClipDriver(self._m, tenant=caller_of(self._tokens).tenant, call=call)
+        return await driver.run(functools.partial(self._read_chunks, raw_requests), self._render_clip)
 
     async def _read_clip(self, raw_requests: AsyncIterator[bytes]) -> ClipRequest:
         """The call's one message, as a clip. Its bytes are held once at a time: the message until
@@ -143,17 +229,50 @@ class TranslatorServicer:
         raw = await anext(messages, None)
         if raw is None:
             raise InvalidInput("the call carried no TranslateRequest: send one")
-        request = _parse(pb.TranslateRequest, raw)
+        request = _parse_clip(raw, self._m.limits)
         del raw
         # read to the end (a unary client has half-closed): gRPC's reader holds the last message it
         # gave until it is resumed, so not resuming it would keep the clip's bytes past the call
         if await anext(messages, None) is not None:
-            raise InvalidInput("Translate takes one TranslateRequest: send one message")
+            raise InvalidInput("Translate takes one TranslateRequest: send one message (or use TranslateChunked)")
         if not request.HasField("audio") or not request.audio.content:
             raise InvalidInput("audio.content is empty: send the clip's bytes in audio.content")
+        content = request.audio.content
+        request.audio.ClearField("content")
+        return self._clip_request(request, content)
+
+    async def _read_chunks(self, raw_requests: AsyncIterator[bytes]) -> ClipRequest:
+        """The request, then the clip's later bytes (``_continuation``), each message at most a
+        stream message (``stream_message_bytes``); the clip's size is checked as each chunk comes,
+        before it is kept, so the call holds at most ``limits.max_message_bytes`` of it."""
+        limits = self._m.limits
+        per_message = stream_message_bytes(limits)
+        messages = aiter(raw_requests)
+        raw = await anext(messages, None)
+        if raw is None:
+            raise InvalidInput("the call carried no TranslateRequest: send the request, then the clip's later bytes")
+        request = _parse_clip(raw, limits, per_message)
+        del raw
+        chunks = [request.audio.content]
+        request.audio.ClearField("content")
+        size = len(chunks[0])
+        check_clip_bytes(size, limits.max_message_bytes)
+        async for raw in messages:
+            chunk = _continuation(_parse_clip(raw, limits, per_message))
+            size += len(chunk)
+            check_clip_bytes(size, limits.max_message_bytes)
+            chunks.append(chunk)
+        if not size:
+            raise InvalidInput("the clip is empty: send its bytes in audio.content (of the first or later messages)")
+        content = b"".join(chunks)
+        del chunks
+        return self._clip_request(request, content)
+
+    def _clip_request(self, request: pb.TranslateRequest, content: bytes) -> ClipRequest:
+        convert.check_lists(request, self._m.limits)
         detect = convert.detection(request.language_detection, request.HasField("language_detection"))
         return ClipRequest(
-            request.audio.content,
+            content,
             convert.audio_format(request.audio.format, "audio.format"),
             request.source_language,
             tuple(request.target_languages),
@@ -178,15 +297,27 @@ class TranslatorServicer:
         return response
 
     @unary
-    async def TranslateText(self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> pb.TranslateTextResponse:
-        """Texts in: the call is the stream core's (``TextDriver``: admission as a Translate call,
-        the engine, accounting); this parses, converts and renders."""
+    async def TranslateText(
+        self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.TranslateTextResponse:
+        """Texts in: the call is the stream core's (``TextDriver``: admission as a unary call, then
+        as a Translate call once its texts are read; the engine; accounting); this reads, parses,
+        converts and renders."""
+        limit_s = self._m.limits.request_read_timeout_s
+        deadline = call_deadline(limit_s)
         call = await _call_info(context, "TranslateText")
-        driver = TextDriver(self._m, tenant=caller_of(self._tokens).tenant, call=call)
-        return await driver.run(functools.partial(self._read_texts, raw), self._render_texts)
+        caller = caller_of(self._tokens)
+        driver = TextDriver(self._m, tenant=caller.tenant, call=call, token=token_key(caller))
+
+        async def read() -> TextRequest:
+            raw = await read_request(raw_requests, deadline, limit_s, "TranslateTextRequest")
+            return self._read_texts(raw)
+
+        return await driver.run(read, self._render_texts)
 
     def _read_texts(self, raw: bytes) -> TextRequest:
         request = _parse(pb.TranslateTextRequest, raw, text_request_bytes(self._m.limits))
+        convert.check_lists(request, self._m.limits)
         return TextRequest(
             tuple(request.texts),
             request.source_language,
@@ -210,18 +341,34 @@ class TranslatorServicer:
     async def StreamingTranslate(
         self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.StreamingTranslateResponse]:
-        """Parse, drive, render: the stream protocol itself is ``StreamDriver``'s."""
+        """Parse, drive, render: the stream protocol itself is ``StreamDriver``'s. Responses are
+        written here (``write_response``), not yielded: a write that fails because the client
+        cancelled or went away ends the call as a cancel, not as a server error."""
         try:
             call = await _call_info(context, "StreamingTranslate")
             caller = caller_of(self._tokens)
-            requests = _requests(raw_requests, self._m.vad_defaults, stream_message_bytes(self._m.limits))
+            requests = _requests(raw_requests, self._m.vad_defaults, self._m.limits)
             driver = StreamDriver(self._m, error_drain_s=self._error_drain_s, tenant=caller.tenant, call=call)
             with watching(self._revocation, driver, caller):
                 async with contextlib.aclosing(driver.run(requests)) as events:
                     async for ev in events:
-                        yield convert.stream_event_to_pb(ev)
+                        await write_response(context, convert.stream_event_to_pb(ev))
         except ServiceError as e:
             await _abort(context, e)
+        return
+        yield  # an async generator that yields nothing (see write_response)
+
+
+def _continuation(request: pb.TranslateRequest) -> bytes:
+    """A TranslateChunked message after the first: the clip's next bytes, and nothing else."""
+    others = [f.name for f, _ in request.ListFields() if f.name != "audio"]
+    others += [f"audio.{f.name}" for f, _ in request.audio.ListFields() if f.name != "content"]
+    if others:
+        raise InvalidInput(
+            f"a TranslateChunked message after the first carries only audio.content (the clip's next bytes); "
+            f"this one sets {', '.join(others[:4])}: send the request's other fields in the first message"
+        )
+    return request.audio.content
 
 
 async def _call_info(context: grpc.aio.ServicerContext[Any, Any], method: str) -> CallInfo:
@@ -234,12 +381,12 @@ async def _call_info(context: grpc.aio.ServicerContext[Any, Any], method: str) -
 
 
 async def _requests(
-    raw: AsyncIterator[bytes], vad_defaults: SegmenterConfig, limit: int
+    raw: AsyncIterator[bytes], vad_defaults: SegmenterConfig, limits: LimitsSettings
 ) -> AsyncIterator[StreamRequest]:
     """Wire messages -> domain requests; one that cannot be used becomes ``Invalid`` (the driver
     decides: it ends an open stream, and is dropped after the end), so reading can go on."""
     async for data in raw:
         try:
-            yield convert.stream_request(_parse(pb.StreamingTranslateRequest, data, limit), vad_defaults)
+            yield convert.stream_request(_parse_stream(data, limits), vad_defaults, limits)
         except InvalidInput as e:
             yield Invalid(e)

@@ -8,9 +8,11 @@ and drives its lifetime as a ``Door``.
 This module is the door: its routes, who may open a session, and the connect. The protocol is
 ``protocol.py`` (sans I/O), a session's I/O ``loop.py``, the port and its bounds ``http_site.py``.
 
-Tokens are the gRPC door's (``Authorization: Bearer``, permission ``stream``), checked before the
-WebSocket upgrade, and so are a browser's Origin (``limits.http_allowed_origins``) and the stream's
-slots (``SessionManager.admit_stream``): a refused handshake is an HTTP 401, 403, 429 or 503 with an
+Tokens are the gRPC door's (``Authorization: Bearer``, or a browser's
+``openai-insecure-api-key.<token>`` subprotocol entry: ``handshake.py``; permission ``stream``),
+checked before the WebSocket upgrade, and so are a browser's Origin
+(``limits.http_allowed_origins``) and the stream's slots (``SessionManager.admit_stream``): a
+refused handshake is an HTTP 401, 403, 429 or 503 (400 for subprotocols it cannot serve) with an
 OpenAI-shaped JSON body, and no socket is opened.
 """
 
@@ -19,13 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from translate_svc.errors import NotReady, ServiceError
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.quota import Tenant
 from translate_svc.transport.calls import REQUEST_ID, call_info
 from translate_svc.transport.door import DoorContext, address
+from translate_svc.transport.openai.audio_api import PATHS as AUDIO_PATHS
+from translate_svc.transport.openai.audio_api import AudioApi
 from translate_svc.transport.openai.client_secrets import (
     ORIGIN_REFUSED,
     BadRequest,
@@ -36,6 +40,7 @@ from translate_svc.transport.openai.client_secrets import (
 from translate_svc.transport.openai.client_secrets import PREFIX as SECRET_PREFIX
 from translate_svc.transport.openai.client_secrets import parse_request as parse_mint_request
 from translate_svc.transport.openai.demo import DEMO_TENANT, DemoPage, page_url
+from translate_svc.transport.openai.handshake import KEY_PREFIX, REALTIME, presented_key, read_offer
 from translate_svc.transport.openai.http_site import (
     CappedSite,
     admission_refused,
@@ -46,6 +51,8 @@ from translate_svc.transport.openai.http_site import (
 )
 from translate_svc.transport.openai.loop import Caller, serve_websocket
 from translate_svc.transport.openai.protocol import RealtimeProtocol
+from translate_svc.transport.openai.transcription_door import PATH as TRANSCRIPTION_PATH
+from translate_svc.transport.openai.transcription_door import TranscriptionSessions
 from translate_svc.transport.openai.webrtc import WebRtcDoor
 from translate_svc.transport.tokens import (
     Permission,
@@ -66,6 +73,14 @@ WORDING = Wording(
     malformed=f"this server requires a token: {_HOW_TO_SEND}",
     unknown="the token is not valid; send a current token of this server",
     lacks='the token lacks the permission "{permission}" that {what} needs',
+)
+#: the WebSocket handshake's: the key may also come in a subprotocol entry (``handshake.py``)
+_HOW_TO_CONNECT = f'{_HOW_TO_SEND}, or offer the subprotocols "{REALTIME}, {KEY_PREFIX}<token>" (browsers)'
+SOCKET_WORDING = Wording(
+    how_to_send=_HOW_TO_CONNECT,
+    malformed=f"this server requires a token: {_HOW_TO_CONNECT}",
+    unknown=WORDING.unknown,
+    lacks=WORDING.lacks,
 )
 #: each refusal's HTTP status and OpenAI error code
 STATUS: dict[RefusalKind, tuple[int, str]] = {
@@ -102,6 +117,9 @@ class OpenAIDoor:
         self.site: CappedSite | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self.port = 0
+        # issue 51: OpenAI's realtime transcription sessions and the audio REST endpoints
+        TranscriptionSessions(sessions, self.app, self.authorize, self._sockets)
+        AudioApi(sessions, self.app, ctx.tokens)
 
     @property
     def tls(self) -> bool:
@@ -124,6 +142,9 @@ class OpenAIDoor:
         s = self.settings.server
         where = address(s.host, self.port)
         parts = [f"OpenAI-compatible realtime door on {'wss' if self.tls else 'ws'}://{where}{PATH}"]
+        parts.append(f"realtime transcription sessions on {'wss' if self.tls else 'ws'}://{where}{TRANSCRIPTION_PATH}")
+        http = "https" if self.tls else "http"
+        parts.append("audio endpoints on " + " and ".join(f"{http}://{where}{p}" for p in AUDIO_PATHS.values()))
         if s.demo_page:
             page = page_url(s.host, self.port, tls=self.tls)
             parts.append(f"demo page on {page} (it mints client secrets for anyone who reaches it)")
@@ -153,12 +174,20 @@ class OpenAIDoor:
 
     def authorize(self, request: web.Request, *, secret_ok: bool = True) -> Caller | web.Response:
         """Who may open a session (``secret_ok``: a client secret will do), or the HTTP error to
-        answer with. A browser page of another site is refused first (``origin_allowed``)."""
+        answer with. A browser page of another site is refused first (``origin_allowed``), then a
+        handshake whose subprotocols cannot be served (``handshake.read_offer``). The key comes from
+        ``Authorization`` or the subprotocol key entry, with the same refusals either way."""
         if not origin_allowed(
             request.headers.get("Origin"), request.headers.get("Host"), self._m.limits.http_allowed_origins
         ):
             return http_error(403, ORIGIN_REFUSED, "origin_not_allowed")
-        token = bearer(request.headers.get("Authorization"))
+        offer = read_offer(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL))
+        if offer.problem is not None:
+            return http_error(offer.status, offer.problem, offer.code)
+        token, conflict = presented_key(bearer(request.headers.get(hdrs.AUTHORIZATION)), offer)
+        if conflict is not None:
+            return http_error(400, conflict, "conflicting_api_keys")
+        wording = SOCKET_WORDING if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket" else WORDING
         if secret_ok and token and token.startswith(SECRET_PREFIX):
             claims = self.secrets.claims(token)
             if claims is None:
@@ -169,7 +198,7 @@ class OpenAIDoor:
             if known is None:  # no token of its tenant may stream any more (docs/security.md)
                 return http_error(401, "the client secret's tenant was removed: mint a new one", "invalid_api_key")
             return Caller(known)  # a session opened with it runs on until it ends
-        decision = authorize(self._tokens, token, Permission.STREAM, WORDING, "a realtime session")
+        decision = authorize(self._tokens, token, Permission.STREAM, wording, "a realtime session")
         if isinstance(decision, Refusal):
             status, code = STATUS[decision.kind]
             return http_error(status, decision.message, code)
@@ -235,8 +264,17 @@ class OpenAIDoor:
             admission = self._m.admit_stream(caller.tenant)
         except ServiceError as e:
             return admission_refused(e)
+        offered = read_offer(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL))  # authorize checked it
         return await serve_websocket(
-            request, self._m, protocol, caller, call, admission, resume=resume or None, sockets=self._sockets
+            request,
+            self._m,
+            protocol,
+            caller,
+            call,
+            admission,
+            resume=resume or None,
+            sockets=self._sockets,
+            subprotocol=offered.protocol,
         )
 
 

@@ -1,18 +1,23 @@
 """The realtime session loop: the I/O around one session of the sans-I/O protocol (``protocol.py``).
 
 It reads the client's messages (a WebSocket's frames here, WebRTC's data channel in ``webrtc.py``),
-feeds them to ``RealtimeProtocol``, sends what it answers at once, drives the stream core
+feeds them to the protocol (``RealtimeProtocol``, or a transcription session's
+``TranscriptionProtocol``), sends what it answers at once, drives the stream core
 (``session.StreamDriver``) with its requests, and sends what it renders of the core's events. Each
 session is one stream of the shared stream core, so the first-message rule, admission, limits, the
-idle timeout and the drain are the gRPC door's, unchanged. A session opened with a token ends if the
-token is removed from the tokens file (``Revocation``). Event loop only.
+idle timeout and the drain are the gRPC door's; a WebSocket's client that answers pings is alive,
+so its configured session outlives the idle timeout while it sends nothing (a muted speaker). A
+session opened with a token ends if the token is removed from the tokens file (``Revocation``).
+Event loop only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -20,12 +25,12 @@ from translate_svc.errors import ServiceError
 from translate_svc.observability import tracing
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.driver import StreamDriver
-from translate_svc.session.events import StreamEnded, StreamRequest
+from translate_svc.session.events import Gone, StreamEnded, StreamEvent, StreamRequest, StreamStarted
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.session.quota import Tenant
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES
 from translate_svc.transport.openai.http_site import fix_buffers
-from translate_svc.transport.openai.protocol import RealtimeProtocol, Reply, Speech
+from translate_svc.transport.openai.protocol import Out, Reply, Speech
 from translate_svc.transport.openai.wire import service_error_event
 from translate_svc.transport.tokens import Revocation, TokenDigest
 
@@ -33,6 +38,25 @@ from translate_svc.transport.tokens import Revocation, TokenDigest
 Send = Callable[[str], Awaitable[None]]
 #: plays translated speech on WebRTC's track of its language
 Play = Callable[[Speech], None]
+#: the longest a WebSocket goes unpinged while its client sends nothing
+MAX_HEARTBEAT_S = 30.0
+
+
+class SessionProtocol(Protocol):
+    """What the loop drives, sans I/O: a translation session's ``RealtimeProtocol`` or a
+    transcription session's ``TranscriptionProtocol``."""
+
+    #: how the socket closes (1012 after a drain); ``closed``: the client half-closed
+    close_code: int
+    closed: bool
+
+    def created(self) -> str: ...
+
+    def resume(self, value: str) -> Iterator[Reply]: ...
+
+    def receive(self, text: str | None) -> Iterator[Reply]: ...
+
+    def render(self, ev: StreamStarted | StreamEvent) -> Iterator[Out]: ...
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,14 @@ class Caller:
     revocation: Revocation | None = None
     #: the tokens file's generation when the token was looked up (``Authorized.generation``)
     generation: int | None = None
+
+
+def heartbeat_s(idle_timeout_s: float) -> float:
+    """How long a WebSocket may be quiet before the server pings it (aiohttp's heartbeat: the pong
+    must come within half of it, else the socket is closed): at most 30 s, and short enough that a
+    dead peer is found within ``limits.idle_timeout_s`` (0.75 of it from its last frame), the
+    bound an idle stream has on every door."""
+    return min(MAX_HEARTBEAT_S, idle_timeout_s / 2)
 
 
 def ws_message_bytes(max_append_bytes: int) -> int:
@@ -66,14 +98,18 @@ async def replied(outs: Iterable[Reply], send: Send) -> list[StreamRequest]:
 
 
 async def requests(
-    protocol: RealtimeProtocol,
+    protocol: SessionProtocol,
     messages: AsyncIterator[str | None],
     send: Send,
     first: StreamRequest | None = None,
+    *,
+    gone_at_end: bool = False,
 ) -> AsyncIterator[StreamRequest]:
     """The stream core's requests from the client's ``messages`` (None: a binary one), through the
     protocol: ``first`` (a resumed session's config), then what each message gives, its answers
-    sent before its requests go on; ends on ``session.close`` or when the messages end."""
+    sent before its requests go on; ends on ``session.close`` or when the messages end, then with
+    ``Gone`` if ``gone_at_end`` (a WebSocket closed without ``session.close``: the client went away,
+    nothing more is computed for it)."""
     if first is not None:
         yield first
     async for text in messages:
@@ -84,11 +120,13 @@ async def requests(
                 yield out
         if protocol.closed:
             return
+    if gone_at_end:
+        yield Gone()
 
 
 async def serve_session(
     manager: SessionManager,
-    protocol: RealtimeProtocol,
+    protocol: SessionProtocol,
     requests: AsyncIterator[StreamRequest],
     caller: Caller,
     call: CallInfo | None = None,
@@ -96,13 +134,17 @@ async def serve_session(
     send: Send,
     play: Play | None = None,
     admission: Admission | None = None,
+    peer_alive: Callable[[], bool] | None = None,
 ) -> None:
     """Run one session of ``caller`` through the stream core until it ends; every event goes to the
     client (``send``; speech for a track to ``play``). ``call``: for the access log. ``admission``:
     the stream's slots, when the door took them before it upgraded the connection
-    (``SessionManager.admit_stream``); the driver owns them."""
+    (``SessionManager.admit_stream``); the driver owns them. ``peer_alive``: whether the client
+    still answers the transport's pings (``StreamDriver``: a muted client is not idle)."""
     # error_drain_s 0: no half-closed write to wait for (unlike gRPC)
-    driver = StreamDriver(manager, error_drain_s=0.0, tenant=caller.tenant, call=call, admission=admission)
+    driver = StreamDriver(
+        manager, error_drain_s=0.0, tenant=caller.tenant, call=call, admission=admission, peer_alive=peer_alive
+    )
     revocation = caller.revocation
     watching = (
         contextlib.nullcontext() if revocation is None else revocation.watching(driver, caller.token, caller.generation)
@@ -119,7 +161,7 @@ async def serve_session(
 
 async def _drive(
     driver: StreamDriver,
-    protocol: RealtimeProtocol,
+    protocol: SessionProtocol,
     requests: AsyncIterator[StreamRequest],
     send: Send,
     play: Play | None,
@@ -139,18 +181,22 @@ async def _drive(
 async def serve_websocket(
     request: web.Request,
     manager: SessionManager,
-    protocol: RealtimeProtocol,
+    protocol: SessionProtocol,
     caller: Caller,
     call: CallInfo,
     admission: Admission,
     *,
     resume: str | None,
     sockets: set[web.WebSocketResponse],
+    subprotocol: str | None = None,
 ) -> web.WebSocketResponse:
     """One realtime session over a WebSocket: the upgrade (its message size and kernel buffers
-    bounded), ``session.created``, the session (resumed at once with ``resume``, a drained
-    session's ``x_resume``), then the close. The socket is in ``sockets`` while it is open; the
-    stream's slots (``admission``) are released on every way out."""
+    bounded; ``subprotocol`` selected, ``handshake.read_offer``'s), ``session.created``, the session
+    (resumed at once with ``resume``, a drained session's ``x_resume``), then the close. The socket
+    is in ``sockets`` while it is open; the stream's slots (``admission``) are released on every
+    way out. The client is pinged after ``heartbeat_s`` without a frame from it and the socket
+    closed without its pong: while it answers, a configured session that gets no audio (a muted
+    speaker) is not idle."""
     limits = manager.limits
     try:
         # one event at most: an audio append of ws_max_append_bytes (base64) and its JSON; what an
@@ -158,8 +204,9 @@ async def serve_websocket(
         # socket's send buffer's worth is queued (aiohttp's own 256 KiB: issue 52), so a client
         # that stops reading holds the session's events, and its flow control, a few events later
         ws = web.WebSocketResponse(
-            heartbeat=30.0,
+            heartbeat=heartbeat_s(limits.idle_timeout_s),
             max_msg_size=ws_message_bytes(limits.ws_max_append_bytes),
+            protocols=(subprotocol,) if subprotocol else (),
             writer_limit=limits.ws_send_buffer_bytes,
         )
         ws.headers[REQUEST_ID] = call.request_id
@@ -179,14 +226,26 @@ async def serve_websocket(
         # a client back from a drained server resumes its stream at once (x_resume, from the
         # last session.closed): its appends go on with no session.update first
         first = (await replied(protocol.resume(resume), send))[0] if resume else None
-        flow = requests(protocol, _texts(ws), send, first)
-        await serve_session(manager, protocol, flow, caller, call, send=send, admission=admission)
+        flow = requests(protocol, _texts(ws), send, first, gone_at_end=True)
+        await serve_session(
+            manager, protocol, flow, caller, call, send=send, admission=admission, peer_alive=lambda: not ws.closed
+        )
     finally:
         admission.release()  # the session's own once it started (then this does nothing)
         sockets.discard(ws)
         if not ws.closed:
             await ws.close(code=protocol.close_code)
+        await _disarm_heartbeat(ws)
     return ws
+
+
+async def _disarm_heartbeat(ws: web.WebSocketResponse) -> None:
+    """aiohttp (3.14) re-arms a socket's heartbeat when data arrives during ``close()`` (the
+    client's close frame), after ``close()`` disarmed it: the timer then holds the closed socket's
+    response, request handler and zlib state (about 300 KB) for 45 s more (issue 53: a soak's
+    sessions). The re-arm runs on the next turn of the loop; after it, disarm for good."""
+    await asyncio.sleep(0)
+    ws._cancel_heartbeat()
 
 
 async def _texts(ws: web.WebSocketResponse) -> AsyncIterator[str | None]:

@@ -21,14 +21,18 @@ the same protocol.
   ``session.output_audio.delta`` chunks (their speech), with ``elapsed_ms`` = the commit's
   ``source_ms`` and ``x_commit``. The segment's result (``speech_in_commits``) then sends its
   transcript delta and, per target, one empty ``session.output_transcript.delta`` whose
-  ``x_done`` holds the whole text (the protocol has no done event), and no speech again. Extension
-  ``x_simultaneous_step_ms``: the step (0: off, segment mode).
+  ``x_done`` holds the whole text, and no speech again. Extension ``x_simultaneous_step_ms``: the
+  step (0: off, segment mode).
 - A segment's result with nothing committed (segment mode, or speech too short for a step) becomes
   one ``session.input_transcript.delta`` (its whole transcript), one
   ``session.output_transcript.delta`` per target and ``session.output_audio.delta`` chunks of
   24 kHz PCM16, each with ``elapsed_ms`` = the segment's end on the stream's timeline and our exact
   span and timing as extra fields.
+- Every segment ends with its done events (``finals.py``: ``session.output_transcript.done``,
+  ``session.output_audio.done``, ``session.input_transcript.done``; ``x_done_events: false``: none).
 - Errors are ``error`` events; an error that ends the stream is followed by the socket's close.
+  Reports that end no session are events of their own (``finals.py``): the drain's notice, a
+  failed segment.
 
 Every method is a generator of what to send (JSON text, or ``Speech`` for WebRTC's tracks) and what
 to request, in order: nothing is converted before the loop asks for it, so an append's audio is cut
@@ -66,8 +70,21 @@ from translate_svc.session.events import (
     Update,
     Updated,
 )
-from translate_svc.transport.openai.session_update import MAX_LANGUAGES, checked, extensions, text_only
-from translate_svc.transport.openai.wire import coded_error_event, error_event, service_error_event, wire_event
+from translate_svc.transport.openai.finals import done_setting, draining_notice, segment_done, segment_failed
+from translate_svc.transport.openai.session_update import (
+    MAX_LANGUAGES,
+    checked,
+    extensions,
+    source_or_detection,
+    text_only,
+)
+from translate_svc.transport.openai.wire import (
+    error_event,
+    oversized,
+    service_error_event,
+    shown_type,
+    wire_event,
+)
 from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
@@ -89,7 +106,6 @@ SIMULTANEOUS_AGREEMENT = 2
 #: what of a client's event is echoed in an error: its ``event_id`` (a string of at most this many
 #: characters, else the event is refused), and an unknown ``type`` (cut to this many characters)
 MAX_EVENT_ID_CHARS = 64
-SHOWN_TYPE_CHARS = 64
 #: the longest ``x_resume`` taken (a session's settings and a stream position, as base64 JSON)
 MAX_RESUME_CHARS = 8192
 #: the close code after a drain: "service restart", which the openai SDK treats as recoverable
@@ -111,17 +127,6 @@ class Speech:
 Reply = str | StreamRequest
 #: what it gives for one of the stream core's events: an event to send, or speech for a track
 Out = str | Speech
-
-
-def source_or_detection(value: str | None) -> tuple[str, tuple[str, ...] | None]:
-    """The source language extension as our config: a tag (``"en"``) is the source; ``"auto"``
-    detects it among every language the identifier picks, ``"auto:en,es"`` among those."""
-    if not value:
-        return "", None
-    head, _, rest = value.partition(":")
-    if head.strip().lower() != "auto":
-        return guess_model_code(value), None
-    return "", tuple(guess_model_code(t) for t in rest.split(",") if t.strip())
 
 
 class RealtimeProtocol:
@@ -165,6 +170,7 @@ class RealtimeProtocol:
         self.captions_interval_ms = 0  # live captions (our extension): off
         self.simultaneous_step_ms = SIMULTANEOUS_STEP_MS  # our extension; 0: segment mode
         self.speech = True  # our extension x_speech: false for text only
+        self.done_events = True  # our extension x_done_events: false for none (finals.py)
         self.resume_token = ""  # the stream's (StreamStarted), for x_resume
         #: how the socket closes: 1000, or 1012 (service restart) after a drain (the openai SDK
         #: reconnects on it)
@@ -172,6 +178,7 @@ class RealtimeProtocol:
         #: the client sent ``session.close``: its input has ended
         self.closed = False
         self._committing: dict[str, int] = {}  # target -> the segment its last commit's text was of
+        self._committed: dict[str, str] = {}  # target -> that segment's committed text so far
         self.configured = False
         self._spoken_before: set[str] = set()  # which texts have had a delta (spaces between deltas)
 
@@ -189,6 +196,7 @@ class RealtimeProtocol:
             "expires_at": 0,
             "audio": audio,
             "x_speech": self.speech,
+            "x_done_events": self.done_events,
             "x_limits": {"max_append_bytes": self.max_append_bytes},
         }
 
@@ -212,6 +220,7 @@ class RealtimeProtocol:
                 "x_captions_interval_ms": self.captions_interval_ms,
                 "x_simultaneous_step_ms": self.simultaneous_step_ms,
                 "x_speech": self.speech,
+                "x_done_events": self.done_events,
             },
             "resume": [self.resume_token, ended.segments_total, ended.resume_offset_ms],
         }
@@ -259,10 +268,14 @@ class RealtimeProtocol:
         if text is None:
             yield error_event("send JSON text events, not binary frames", "invalid_request_error", "invalid_event")
             return
+        refusal = oversized(text)
+        if refusal is not None:  # counted before json.loads works through it
+            yield refusal
+            return
         try:
             event = json.loads(text)
             kind = event["type"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             yield error_event(
                 "each message must be a JSON event with a `type`", "invalid_request_error", "invalid_event"
             )
@@ -292,7 +305,7 @@ class RealtimeProtocol:
             yield from self._append(event, event_id)
         else:
             yield error_event(
-                f"unknown event type {_shown_type(kind)}", "invalid_request_error", "unknown_event", event_id=event_id
+                f"unknown event type {shown_type(kind)}", "invalid_request_error", "unknown_event", event_id=event_id
             )
 
     def _append(self, event: dict[str, Any], event_id: str | None) -> Iterator[Reply]:
@@ -361,6 +374,7 @@ class RealtimeProtocol:
         self.captions_interval_ms, self.simultaneous_step_ms, self.speech = extensions(
             session, self.captions_interval_ms, self.simultaneous_step_ms, self.speech
         )
+        self.done_events = done_setting(session, self.done_events)
         if not languages:  # nothing to start with yet
             replies.append(wire_event("session.updated", session=self.session()))
             return None
@@ -420,14 +434,8 @@ class RealtimeProtocol:
             yield self._updated(ev)
         elif isinstance(ev, InterimResult):
             yield self._caption(ev)
-        elif isinstance(ev, Draining):
-            yield error_event(
-                f"this server is shutting down: the session ends in {ev.remaining_ms} ms; "
-                "reconnect (to another server) to go on",
-                "server_error",
-                "server_shutting_down",
-                x_deadline_unix_ms=ev.deadline_unix_ms,
-            )
+        elif isinstance(ev, Draining):  # a notice, not an error: the session is served to its deadline
+            yield draining_notice(ev.remaining_ms, ev.deadline_unix_ms)
         elif isinstance(ev, StreamEnded):
             yield from self._ended(ev)
 
@@ -442,12 +450,11 @@ class RealtimeProtocol:
             closed["x_resume"] = self.resume_state(ev)
             closed["x_resume_offset_ms"] = at  # the audio from here on was not translated
             self.close_code = RESTART_CLOSE_CODE
-            message = (
+            closed["x_message"] = (  # no error event: a client that closes on any error would close itself
                 f"this server shut down: the audio up to {at} ms was translated and every "
                 "result sent; reconnect with the x_resume query parameter to go on (the socket "
                 f"closes with {RESTART_CLOSE_CODE}, which the openai SDK reconnects on)"
             )
-            yield error_event(message, "server_error", "server_shutting_down", x_resume=closed["x_resume"])
         elif ev.limit is not None:
             yield service_error_event(ev.limit)
         yield wire_event("session.closed", **closed)
@@ -466,13 +473,17 @@ class RealtimeProtocol:
     def _result(self, r: SegmentResult) -> Iterator[Out]:
         span = {"segment_id": r.segment_id, "start_ms": r.start_ms, "end_ms": r.end_ms}
         if r.error is not None:  # this segment failed; the session goes on
-            yield coded_error_event(ErrorCode(r.error.code), r.error.message, x_segment=span)
+            yield segment_failed(ErrorCode(r.error.code), r.error.message, span)
+            if self.done_events:  # what its commits said is all there is: a talk they opened ends
+                said = [(self.tag_of.get(t, t), self._said(t, r.segment_id)) for t in self.targets]
+                yield from segment_done(span, transcript=None, outputs=said, speech=self.speech, failed=True)
             return
         timing = {"latency_ms": round(r.timing.total_ms, 1), "model_ms": round(r.timing.model_ms, 1)}
         detected: dict[str, Any] = {}
         if r.detected is not None:
             detected["x_detected"] = {"language": r.detected.language, "scores": dict(r.detected.scores)}
-        if self.transcription is not None and r.transcript is not None and r.transcript.text:
+        heard = self.transcription is not None and r.transcript is not None
+        if heard and r.transcript is not None and r.transcript.text:
             yield wire_event(
                 "session.input_transcript.delta",
                 delta=self._spaced("transcript", r.transcript.text),
@@ -507,6 +518,15 @@ class RealtimeProtocol:
                 yield from self._speech(
                     tag, t.audio, t.sample_rate_hz, elapsed_ms=r.end_ms, x_segment=span, x_language=tag
                 )
+        if self.done_events:
+            yield from segment_done(
+                span,
+                transcript=(r.transcript.text, r.transcript.language) if heard and r.transcript is not None else None,
+                outputs=[(self.tag_of.get(t.target_language, t.target_language), t.text) for t in r.translations],
+                speech=self.speech,
+                timing=timing,
+                **detected,
+            )
 
     def _commit(self, c: Commit) -> Iterator[Out]:
         """Simultaneous mode: the words committed for one target (a text delta, appended to the
@@ -523,6 +543,8 @@ class RealtimeProtocol:
         if t.text:
             first = self._committing.get(t.target_language) != c.segment_id
             self._committing[t.target_language] = c.segment_id
+            said = "" if first else self._committed.get(t.target_language, "")
+            self._committed[t.target_language] = said + (t.text.lstrip() if first else t.text)
             delta = self._spaced(t.target_language, t.text.lstrip()) if first else t.text
             yield wire_event("session.output_transcript.delta", delta=delta, elapsed_ms=c.source_ms, **extra)
         if t.audio is not None and len(t.audio):
@@ -558,15 +580,12 @@ class RealtimeProtocol:
         }
         return wire_event("session.input_transcript.delta", delta="", elapsed_ms=r.end_ms, x_interim=caption)
 
+    def _said(self, target: str, segment_id: int) -> str:
+        """What the commits of ``segment_id`` said in ``target`` so far."""
+        return self._committed.get(target, "") if self._committing.get(target) == segment_id else ""
+
     def _spaced(self, key: str, text: str) -> str:
         """Deltas are appended as they come: a space before every segment's text but the first."""
         first = key not in self._spoken_before
         self._spoken_before.add(key)
         return text if first else " " + text
-
-
-def _shown_type(kind: Any) -> str:
-    """A client's event ``type`` for an error message: at most ``SHOWN_TYPE_CHARS`` of it."""
-    if not isinstance(kind, str):
-        return "(not a string)"
-    return repr(kind[:SHOWN_TYPE_CHARS]) + ("..." if len(kind) > SHOWN_TYPE_CHARS else "")

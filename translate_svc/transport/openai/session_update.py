@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from translate_svc.errors import InvalidInput
+from translate_svc.languages import guess_model_code
 from translate_svc.types import ModelCard
 
 #: the targets where the door is given no limit (``limits.max_target_languages``' ceiling), a
@@ -99,3 +100,14 @@ def _object(value: Any, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidInput(f"{field} must be a JSON object")
     return value
+
+
+def source_or_detection(value: str | None) -> tuple[str, tuple[str, ...] | None]:
+    """The source language extension as our config: a tag (``"en"``) is the source; ``"auto"``
+    detects it among every language the identifier picks, ``"auto:en,es"`` among those."""
+    if not value:
+        return "", None
+    head, _, rest = value.partition(":")
+    if head.strip().lower() != "auto":
+        return guess_model_code(value), None
+    return "", tuple(guess_model_code(t) for t in rest.split(",") if t.strip())

@@ -35,6 +35,8 @@ from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
 from translate_svc.languages import bcp47_candidates
 from translate_svc.session.events import AudioIn, StreamConfig, StreamEnded, StreamRequest
+from translate_svc.session.task import check_counts
+from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
@@ -102,6 +104,26 @@ def language_pairs(card: ModelCard) -> nmt.AvailableLanguageResponse:
     pair.src_lang.extend(lang.code for lang in card.languages if lang.speech_input)
     pair.tgt_lang.extend(lang.code for lang in card.languages if lang.text_output)
     return response
+
+
+def term_count(phrases: Sequence[str], contexts: Sequence[asr.SpeechContext], most: int) -> int:
+    """How many terms ``dnt_phrases`` and ``speech_contexts`` make, counted without making any
+    (issue 52 F3): each element's comma-separated items (its commas counted by ``str.count``) and
+    each context's phrases. A list of more than ``4 * most`` elements is counted by its length; a
+    count a little over ``most`` is made exact (blank items, a trailing comma, are not terms)."""
+    if len(phrases) > 4 * most or len(contexts) > 4 * most:
+        return len(phrases) + len(contexts)
+    boosted = sum(len(ctx.phrases) for ctx in contexts)
+    n = sum(element.count(",") + 1 for element in phrases) + boosted
+    if most < n <= 4 * most:
+        n = sum(1 for element in phrases for item in element.split(",") if item.strip()) + boosted
+    return n
+
+
+def check_terms(phrases: Sequence[str], contexts: Sequence[asr.SpeechContext], limits: LimitsSettings) -> None:
+    """Riva's terms counted against ``limits.max_terms`` before any is made."""
+    n = term_count(phrases, contexts, limits.max_terms)
+    check_counts(limits, terms=n, terms_are="terms (dnt_phrases items and speech_contexts phrases)")
 
 
 def dnt_terms(phrases: Sequence[str], field: str) -> tuple[Term, ...]:
@@ -234,7 +256,12 @@ def interim_interval(scfg: asr.StreamingRecognitionConfig, field: str) -> int:
 
 
 def _unknown_custom(scfg: asr.StreamingRecognitionConfig, field: str) -> None:
-    unknown = sorted(k for k in scfg.config.custom_configuration if k != INTERIM_INTERVAL_KEY)
+    custom = scfg.config.custom_configuration
+    if len(custom) > 8:  # counted before its keys are sorted: one key is known
+        raise InvalidInput(
+            f"{field}.config.custom_configuration has {len(custom)} keys: this server reads only {INTERIM_INTERVAL_KEY}"
+        )
+    unknown = sorted(k for k in custom if k != INTERIM_INTERVAL_KEY)
     if unknown:
         raise InvalidInput(
             f"{field}.config.custom_configuration has {shown(unknown[0])}: this server reads only "
@@ -279,12 +306,16 @@ def _speech_output(tts_cfg: nmt.SynthesizeSpeechConfig, target: str, card: Model
     return OutputOptions(text=True, speech=True, transcript=False, speech_sample_rate_hz=rate)
 
 
-def s2s_config(msg: nmt.StreamingTranslateSpeechToSpeechConfig, card: ModelCard, vad: SegmenterConfig) -> StreamConfig:
-    return _translate_config(msg.asr_config, msg.translation_config, card, vad, tts_cfg=msg.tts_config)
+def s2s_config(
+    msg: nmt.StreamingTranslateSpeechToSpeechConfig, card: ModelCard, vad: SegmenterConfig, limits: LimitsSettings
+) -> StreamConfig:
+    return _translate_config(msg.asr_config, msg.translation_config, card, vad, limits, tts_cfg=msg.tts_config)
 
 
-def s2t_config(msg: nmt.StreamingTranslateSpeechToTextConfig, card: ModelCard, vad: SegmenterConfig) -> StreamConfig:
-    return _translate_config(msg.asr_config, msg.translation_config, card, vad)
+def s2t_config(
+    msg: nmt.StreamingTranslateSpeechToTextConfig, card: ModelCard, vad: SegmenterConfig, limits: LimitsSettings
+) -> StreamConfig:
+    return _translate_config(msg.asr_config, msg.translation_config, card, vad, limits)
 
 
 def _translate_config(
@@ -292,9 +323,11 @@ def _translate_config(
     tcfg: nmt.TranslationConfig,
     card: ModelCard,
     vad: SegmenterConfig,
+    limits: LimitsSettings,
     *,
     tts_cfg: nmt.SynthesizeSpeechConfig | None = None,
 ) -> StreamConfig:
+    check_terms(tcfg.dnt_phrases, scfg.config.speech_contexts, limits)
     _unknown_custom(scfg, "asr_config")
     target = _target(tcfg, card)
     if tts_cfg is None:
@@ -313,8 +346,11 @@ def _translate_config(
     )
 
 
-def asr_config(scfg: asr.StreamingRecognitionConfig, card: ModelCard, vad: SegmenterConfig) -> StreamConfig:
+def asr_config(
+    scfg: asr.StreamingRecognitionConfig, card: ModelCard, vad: SegmenterConfig, limits: LimitsSettings
+) -> StreamConfig:
     """StreamingRecognize: our transcript (no target language), captions for ``interim_results``."""
+    check_terms((), scfg.config.speech_contexts, limits)
     _unknown_custom(scfg, "streaming_config")
     source = model_language(scfg.config.language_code, card, "streaming_config.config.language_code")
     if not source:
@@ -334,19 +370,20 @@ def translate_request(
     msg: nmt.StreamingTranslateSpeechToSpeechRequest | nmt.StreamingTranslateSpeechToTextRequest,
     card: ModelCard,
     vad: SegmenterConfig,
+    limits: LimitsSettings,
 ) -> StreamRequest | None:
     """One message of a translation stream; None: an empty buffer (the end of the input)."""
     if msg.HasField("config"):
         if msg.audio_content:
             raise InvalidInput("a message carries config and audio_content: send the config alone, first")
         if isinstance(msg, nmt.StreamingTranslateSpeechToSpeechRequest):
-            return s2s_config(msg.config, card, vad)
-        return s2t_config(msg.config, card, vad)
+            return s2s_config(msg.config, card, vad, limits)
+        return s2t_config(msg.config, card, vad, limits)
     return AudioIn(msg.audio_content, field="audio_content") if msg.audio_content else None
 
 
 def recognize_request(
-    msg: asr.StreamingRecognizeRequest, card: ModelCard, vad: SegmenterConfig
+    msg: asr.StreamingRecognizeRequest, card: ModelCard, vad: SegmenterConfig, limits: LimitsSettings
 ) -> StreamRequest | None:
     """One StreamingRecognize message; None: an empty buffer (the end of the input)."""
     if msg.runtime_config:
@@ -354,7 +391,7 @@ def recognize_request(
     if msg.HasField("streaming_config"):
         if msg.audio_content:
             raise InvalidInput("a message carries streaming_config and audio_content: send the config alone, first")
-        return asr_config(msg.streaming_config, card, vad)
+        return asr_config(msg.streaming_config, card, vad, limits)
     return AudioIn(msg.audio_content, field="audio_content") if msg.audio_content else None
 
 
@@ -371,7 +408,10 @@ class RivaTextRequest:
     terms: tuple[Term, ...]
 
 
-def text_request(msg: nmt.TranslateTextRequest, card: ModelCard) -> RivaTextRequest:
+def text_request(msg: nmt.TranslateTextRequest, card: ModelCard, limits: LimitsSettings) -> RivaTextRequest:
+    """The texts, languages and terms, each list counted before any of it is converted."""
+    check_counts(limits, texts=len(msg.texts))
+    check_terms(msg.dnt_phrases, (), limits)
     if not msg.texts:
         raise InvalidInput("texts is empty: send at least one text to translate")
     if not msg.target_language.strip():

@@ -36,9 +36,26 @@ from translate_svc.session.events import (
 )
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.text import TextDriver, TextsResult
-from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, stream_message_bytes, text_request_bytes
+from translate_svc.transport.calls import (
+    REQUEST_ID,
+    SMALL_MESSAGE_BYTES,
+    config_message_bytes,
+    stream_message_bytes,
+    text_request_bytes,
+)
 from translate_svc.transport.riva import convert
-from translate_svc.transport.rpc import call_of, caller_of, parse_message, unary_errors
+from translate_svc.transport.rpc import (
+    audio_path,
+    call_deadline,
+    call_of,
+    caller_of,
+    parse_beside_audio,
+    parse_message,
+    read_request,
+    token_key,
+    unary_errors,
+    write_response,
+)
 from translate_svc.transport.tokens import Permission, Revocation, TokenStore, watching
 from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, ModelCard, OutputOptions, SegmentResult
 
@@ -106,10 +123,12 @@ class RivaServicer:
                     "StreamingTranslateSpeechToText": stream(
                         s2t, response_serializer=nmt.StreamingTranslateSpeechToTextResponse.SerializeToString
                     ),
-                    "TranslateText": grpc.unary_unary_rpc_method_handler(
+                    # request-streaming on this side (unary calls on the wire), as the gRPC door's:
+                    # admitted before the request is read, which must come by a deadline
+                    "TranslateText": grpc.stream_unary_rpc_method_handler(
                         self.TranslateText, response_serializer=nmt.TranslateTextResponse.SerializeToString
                     ),
-                    "ListSupportedLanguagePairs": grpc.unary_unary_rpc_method_handler(
+                    "ListSupportedLanguagePairs": grpc.stream_unary_rpc_method_handler(
                         self.ListSupportedLanguagePairs,
                         response_serializer=nmt.AvailableLanguageResponse.SerializeToString,
                     ),
@@ -129,23 +148,34 @@ class RivaServicer:
 
     @_unary
     async def ListSupportedLanguagePairs(
-        self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]
+        self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> nmt.AvailableLanguageResponse:
+        limit_s = self._m.limits.request_read_timeout_s
+        deadline = call_deadline(limit_s)
+        caller = caller_of(self._tokens)
+        with self._m.admit_unary(caller.tenant, token_key(caller)):
+            raw = await read_request(raw_requests, deadline, limit_s, "AvailableLanguageRequest")
         _parse(nmt.AvailableLanguageRequest, raw, SMALL_MESSAGE_BYTES)  # model: one model, any name
         return convert.language_pairs(self._m.card)
 
     @_unary
-    async def TranslateText(self, raw: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> nmt.TranslateTextResponse:
-        """Texts in, through the stream core's ``TextDriver`` (admission as a Translate call, the
-        engine's batches, accounting) like our own ``TranslateText``: text only, one target."""
+    async def TranslateText(
+        self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> nmt.TranslateTextResponse:
+        """Texts in, through the stream core's ``TextDriver`` (admission as a unary call, then as a
+        Translate call once read; the engine's batches, accounting) like our own
+        ``TranslateText``: text only, one target."""
+        limit_s = self._m.limits.request_read_timeout_s
+        deadline = call_deadline(limit_s)
         call = call_of(context, "riva.TranslateText")
-        tenant = caller_of(self._tokens).tenant
+        caller = caller_of(self._tokens)
         msg: nmt.TranslateTextRequest | None = None
 
-        def read() -> TextRequest:
+        async def read() -> TextRequest:
             nonlocal msg
+            raw = await read_request(raw_requests, deadline, limit_s, "TranslateTextRequest")
             msg = _parse(nmt.TranslateTextRequest, raw, text_request_bytes(self._m.limits))
-            request = convert.text_request(msg, self._m.card)
+            request = convert.text_request(msg, self._m.card, self._m.limits)
             output = OutputOptions(text=True, speech=False, transcript=False)
             return TextRequest(
                 request.texts, request.source_language, (request.target_language,), output, request.terms
@@ -156,21 +186,22 @@ class RivaServicer:
             texts = [r.translations[0].text if r.translations else "" for r in result.results]
             return convert.text_response(texts, msg.target_language)
 
-        return await TextDriver(self._m, tenant=tenant, call=call).run(read, render)
+        driver = TextDriver(self._m, tenant=caller.tenant, call=call, token=token_key(caller))
+        return await driver.run(read, render)
 
     # -- streams ---------------------------------------------------------------------------------------
 
     def _parse_s2s(self, raw: bytes, card: ModelCard) -> StreamRequest | None:
-        msg = _parse(nmt.StreamingTranslateSpeechToSpeechRequest, raw, self._stream_limit())
-        return convert.translate_request(msg, card, self._m.vad_defaults)
+        msg = self._parse_stream(nmt.StreamingTranslateSpeechToSpeechRequest, raw)
+        return convert.translate_request(msg, card, self._m.vad_defaults, self._m.limits)
 
     def _parse_s2t(self, raw: bytes, card: ModelCard) -> StreamRequest | None:
-        msg = _parse(nmt.StreamingTranslateSpeechToTextRequest, raw, self._stream_limit())
-        return convert.translate_request(msg, card, self._m.vad_defaults)
+        msg = self._parse_stream(nmt.StreamingTranslateSpeechToTextRequest, raw)
+        return convert.translate_request(msg, card, self._m.vad_defaults, self._m.limits)
 
     def _parse_asr(self, raw: bytes, card: ModelCard) -> StreamRequest | None:
-        msg = _parse(asr.StreamingRecognizeRequest, raw, self._stream_limit())
-        return convert.recognize_request(msg, card, self._m.vad_defaults)
+        msg = self._parse_stream(asr.StreamingRecognizeRequest, raw)
+        return convert.recognize_request(msg, card, self._m.vad_defaults, self._m.limits)
 
     @staticmethod
     def _render_s2s(r: SegmentResult | InterimResult, started: StreamStarted) -> Any:
@@ -184,8 +215,21 @@ class RivaServicer:
     def _render_asr(r: SegmentResult | InterimResult, started: StreamStarted) -> Any:
         return convert.transcript_result(r, started.task.source_language or "")
 
-    def _stream_limit(self) -> int:
-        return stream_message_bytes(self._m.limits)
+    def _parse_stream(self, kind: type[M], raw: bytes) -> M:
+        """An ``audio_content`` message up to ``stream_message_bytes``; any other (the config) up
+        to ``config_message_bytes``, refused before protobuf parses it (issue 52 F3)."""
+        limits = self._m.limits
+        return parse_beside_audio(
+            kind,
+            raw,
+            stream_message_bytes(limits),
+            beside_limit=config_message_bytes(limits),
+            audio=(audio_path(kind, "audio_content"),),
+            most_fields=4,
+            too_large="send smaller audio chunks",
+            beside_hint="a config holds a few languages and at most so many dnt_phrases and speech_contexts "
+            f"phrases ({limits.max_terms} terms of at most {limits.max_term_chars} characters): send no more",
+        )
 
     async def _stream(
         self,
@@ -214,13 +258,15 @@ class RivaServicer:
                         elif isinstance(ev, SegmentResult | InterimResult) and started is not None:
                             out = render(ev, started)
                             if out is not None:
-                                yield out
+                                await write_response(context, out)
                         elif isinstance(ev, StreamEnded):
                             trailers = convert.end_metadata(ev)
                             context.set_trailing_metadata(trailers)
                         # speech events, drain notices: Riva has no message for them (docs/riva-compat.md)
         except ServiceError as e:
             await _abort(context, e, trailers)
+        return
+        yield  # an async generator that yields nothing (transport/rpc.py write_response)
 
 
 async def _requests(

@@ -306,6 +306,12 @@ function onEvent(ev) {
     case "error":
       status(`Server: ${ev.error.message}`, true);
       break;
+    case "session.x_draining": // a notice: the session goes on until the drain's deadline
+      status(`Server: ${ev.message}`);
+      break;
+    case "session.x_segment_failed": // a notice: the next segments are translated
+      status(`Server: a segment failed: ${ev.error.message}`, true);
+      break;
     case "session.closed":
       status("The session ended.");
       break;

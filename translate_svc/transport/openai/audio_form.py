@@ -1,0 +1,306 @@
+"""The audio REST endpoints' request: OpenAI's multipart form (``file``, ``model``, ``language``,
+``prompt``, ``response_format``, ``timestamp_granularities[]``, ``stream``, ...) read with bounds
+before anything is held whole, then checked field by field into the clip core's request
+(``session.clip.ClipRequest``) and how to answer.
+
+Bounds (docs/openai-compat.md, "The audio REST endpoints"): the ``file`` part at most
+``limits.max_message_bytes`` (the clip limit of every door: over it, 413), counted as it is read, so
+a body without ``Content-Length`` is refused as soon as it passes the limit; every other part
+together at most 64 KiB; at most ``MAX_PARTS`` parts. Each refusal is a ``FormError``: an
+``InvalidInput`` with its HTTP status and the ``param`` it is about.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from translate_svc.errors import InvalidInput, shown
+from translate_svc.languages import guess_model_code
+from translate_svc.session.clip import ClipRequest
+from translate_svc.settings import LimitsSettings
+from translate_svc.transport.calls import SMALL_MESSAGE_BYTES
+from translate_svc.transport.openai.transcription_config import (
+    ParamError,
+    boost_terms,
+    server_vad,
+    source_or_detect,
+    vad_config,
+)
+from translate_svc.types import AudioEncoding, AudioFormat, ModelCard, OutputOptions
+from translate_svc.vad.segmenter import SegmenterConfig
+
+#: the parts a form may have, and what is read of one part at a time
+MAX_PARTS = 64
+READ_BYTES = 64 * 1024
+TRANSCRIBE = "transcribe"
+TRANSLATE = "translate"
+FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+#: the fields of each endpoint (lists as the SDKs send them, ``name[]``; also taken without ``[]``)
+_COMMON = frozenset({"file", "model", "prompt", "response_format", "temperature", "stream"})
+FIELDS = {
+    TRANSCRIBE: _COMMON
+    | {
+        "language",
+        "timestamp_granularities",
+        "include",
+        "keywords",
+        "languages",
+        "chunking_strategy",
+        "known_speaker_names",
+        "known_speaker_references",
+    },
+    TRANSLATE: _COMMON | {"x_target_language"},
+}
+_LISTS = frozenset({"timestamp_granularities", "include", "keywords", "languages", "known_speaker_names"})
+
+
+class FormError(InvalidInput):
+    """A request the endpoints refuse: its HTTP status, the field (``param``) and OpenAI's code."""
+
+    def __init__(self, message: str, *, param: str | None = None, status: int = 400, code: str = "invalid_value"):
+        super().__init__(message)
+        self.param = param
+        self.status = status
+        self.wire_code = code
+
+
+@dataclass
+class Form:
+    """A form as read: the file's bytes and every other field's values (text)."""
+
+    file: bytes = b""
+    filename: str | None = None
+    has_file: bool = False
+    values: dict[str, list[str]] = field(default_factory=dict)
+
+    def one(self, name: str) -> str | None:
+        got = self.values.get(name)
+        return got[0] if got else None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How to answer a request: its format, whether as server-sent events, and for what."""
+
+    task: str  # TRANSCRIBE or TRANSLATE
+    response_format: str
+    stream: bool
+    #: the language the text is in when it is known up front (a translation's target, a given
+    #: source), as the model's code; else each segment's (detected)
+    language: str | None
+
+
+async def read_form(request: web.Request, max_file_bytes: int) -> Form:
+    """The form of ``request``, bounded as it is read (``FormError``)."""
+    if request.content_type != "multipart/form-data":
+        raise FormError(
+            "send the audio as multipart/form-data with a `file` part (what the openai SDKs send)",
+            param="file",
+        )
+    form = Form()
+    small = 0
+    try:
+        reader = await request.multipart()
+        for _ in range(MAX_PARTS + 1):
+            part = await reader.next()
+            if part is None:
+                break
+            if not isinstance(part, BodyPartReader):
+                raise FormError("a part of the form is itself multipart: send flat form fields")
+            name = (part.name or "").removesuffix("[]")
+            if name == "file":
+                if form.has_file:
+                    raise FormError("the form has two `file` parts: send one file per request", param="file")
+                form.file = await _read(part, max_file_bytes, _too_large(max_file_bytes))
+                form.filename, form.has_file = part.filename, True
+                continue
+            value = await _read(part, SMALL_MESSAGE_BYTES - small, _fields_too_large())
+            small += len(value) + len(name)
+            try:
+                text = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise FormError(f"form field {shown(name)} is not UTF-8 text", param=name[:40]) from None
+            form.values.setdefault(name, []).append(text)
+        else:
+            raise FormError(f"the form has more than {MAX_PARTS} parts: send the fields OpenAI's API documents")
+    except FormError:
+        raise
+    except (ValueError, RuntimeError, AssertionError, web.HTTPException):
+        raise FormError("the body is not a multipart/form-data form this server can read") from None
+    if not form.has_file:
+        raise FormError(
+            "`file` is required: send the audio file as the form's `file` part (WAV, FLAC, OGG, MP3 or WebM)",
+            param="file",
+        )
+    return form
+
+
+async def _read(part: BodyPartReader, limit: int, over: FormError) -> bytes:
+    """One part's bytes, refused with ``over`` as soon as they pass ``limit``."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = await part.read_chunk(READ_BYTES)
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > limit:
+            raise over
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> FormError:
+    return FormError(
+        f"the file is larger than this server's clip limit of {limit} bytes (limits.max_message_bytes): "
+        "send a shorter or more compressed recording (FLAC, OGG or MP3), or stream it over a realtime session",
+        param="file",
+        status=413,
+        code="file_too_large",
+    )
+
+
+def _fields_too_large() -> FormError:
+    return FormError(
+        f"the form's fields other than `file` hold more than {SMALL_MESSAGE_BYTES} bytes together: send only "
+        "the fields OpenAI's API documents",
+        status=413,
+        code="request_too_large",
+    )
+
+
+def clip_request(
+    form: Form, task: str, card: ModelCard | None, vad: SegmenterConfig, limits: LimitsSettings
+) -> tuple[ClipRequest, Answer]:
+    """The clip core's request for ``form`` and how to answer it (``FormError``)."""
+    for name, values in form.values.items():
+        if name not in FIELDS[task]:
+            hint = " (the spoken language is found by the model)" if name == "language" else ""
+            raise FormError(
+                f"unknown field {shown(name, 40)} for this endpoint{hint}: it takes "
+                f"{', '.join(sorted(FIELDS[task] - {'file'}))}",
+                param=name[:40],
+            )
+        if len(values) > 1 and name not in _LISTS:
+            raise FormError(f"the field {name} is given {len(values)} times: send it once", param=name)
+    fmt = form.one("response_format") or "json"
+    if fmt not in FORMATS:
+        what = "speaker labels (diarized_json) are not available on this server" if fmt == "diarized_json" else ""
+        raise FormError(
+            f"response_format {shown(fmt)} is not one of {', '.join(FORMATS)}{': ' + what if what else ''}",
+            param="response_format",
+        )
+    stream = _flag(form.one("stream"), "stream")
+    if stream and fmt not in ("json", "text"):
+        raise FormError(
+            "stream=true sends transcript.text events, whatever the format: use it with response_format "
+            "json or text, or leave stream off for srt, vtt or verbose_json",
+            param="stream",
+        )
+    _temperature(form.one("temperature"))
+    _unavailable(form)
+    try:
+        terms = boost_terms(
+            form.one("prompt"),
+            form.values.get("keywords", ()),
+            limits,
+            prompt_param="prompt",
+            keywords_param="keywords",
+        )
+        if task == TRANSCRIBE:
+            source, detect = source_or_detect(form.one("language"), form.values.get("languages", ()), card, "language")
+            targets: tuple[str, ...] = ()
+            output = OutputOptions(text=False, speech=False, transcript=True)
+            language = source or None
+        else:
+            source, detect = "", None
+            targets = (_target(form.one("x_target_language"), card),)
+            output = OutputOptions(text=True, speech=False, transcript=False)
+            language = targets[0]
+        clip_vad = _chunking(form.one("chunking_strategy"), vad)
+    except ParamError as e:
+        raise FormError(e.message, param=e.param) from None
+    request = ClipRequest(
+        content=form.file,
+        fmt=AudioFormat(AudioEncoding.CONTAINER),
+        source_language=source,
+        target_languages=targets,
+        output=output,
+        vad=clip_vad,
+        detect=detect,
+        terms=terms,
+    )
+    form.file = b""  # the request holds the only reference from here on
+    return request, Answer(task, fmt, stream, language)
+
+
+def _flag(value: str | None, name: str) -> bool:
+    if value is None or value.strip().lower() in ("false", "0", ""):
+        return False
+    if value.strip().lower() in ("true", "1"):
+        return True
+    raise FormError(f"{name} must be true or false", param=name)
+
+
+def _temperature(value: str | None) -> None:
+    """Taken and not used: decoding is greedy (the model's output does not depend on it)."""
+    if value is None:
+        return
+    try:
+        t = float(value)
+    except ValueError:
+        t = -1.0
+    if not 0.0 <= t <= 1.0:
+        raise FormError(
+            "temperature must be a number between 0 and 1 (decoding here is greedy: it has no effect)",
+            param="temperature",
+        )
+
+
+def _unavailable(form: Form) -> None:
+    """What this server cannot give, refused with what it can."""
+    grains = form.values.get("timestamp_granularities", [])
+    for g in grains:
+        if g not in ("segment", "word"):
+            raise FormError('timestamp_granularities[] takes "segment" (and "word")', param="timestamp_granularities")
+    if "word" in grains:
+        raise FormError(
+            "word timestamps are not available yet: ask for segment timestamps (timestamp_granularities[]="
+            "segment; verbose_json has them, and srt and vtt are timed by them)",
+            param="timestamp_granularities",
+        )
+    for inc in form.values.get("include", []):
+        raise FormError(f"include {shown(inc)}: log probabilities are not available on this server", param="include")
+    if form.values.get("known_speaker_names") or form.values.get("known_speaker_references"):
+        raise FormError("speaker identification is not available on this server", param="known_speaker_names")
+
+
+def _target(tag: str | None, card: ModelCard | None) -> str:
+    """A translation's target (our extension ``x_target_language``; English when absent)."""
+    if not tag:
+        return "eng"
+    code = guess_model_code(tag[:64])
+    if card is not None and code not in card.text_codes:
+        raise ParamError(
+            f"x_target_language {shown(tag)} is not a language this model writes: give an ISO-639-1 "
+            'code such as "es" (gRPC ListLanguages lists them)',
+            "x_target_language",
+        )
+    return code
+
+
+def _chunking(value: str | None, vad: SegmenterConfig) -> SegmenterConfig:
+    """``chunking_strategy``: ``auto`` (the server's VAD), or a ``server_vad`` object's parameters."""
+    if value is None or value == "auto":
+        return vad
+    try:
+        obj: Any = json.loads(value)
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict):
+        raise ParamError('chunking_strategy must be "auto" or a server_vad object (JSON)', "chunking_strategy")
+    return vad_config(vad, server_vad(obj, "chunking_strategy", vad), "chunking_strategy")

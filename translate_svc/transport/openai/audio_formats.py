@@ -1,0 +1,187 @@
+"""The audio REST endpoints' answers, sans I/O: a clip's segments as OpenAI's ``response_format``s
+(``json``, ``text``, ``srt``, ``vtt``, ``verbose_json``) and as server-sent events
+(``transcript.text.delta`` per segment, then ``transcript.text.done``).
+
+Each segment of the stream core is one timed piece of text: a ``verbose_json`` segment, an SRT or
+WebVTT cue (``srt``, ``webvtt-py``; a segment with no text has no cue). What the model does not give
+is filled as whisper's clients read it: ``tokens`` empty, ``avg_logprob`` and ``no_speech_prob`` 0
+(every segment is speech by the VAD's word), ``temperature`` 0 (greedy decoding);
+``compression_ratio`` is whisper's, of the text.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import zlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import srt
+import webvtt
+
+from translate_svc.session.events import ClipResult
+from translate_svc.types import ModelCard, SegmentResult
+
+#: each format's content type
+CONTENT_TYPES = {
+    "json": "application/json",
+    "verbose_json": "application/json",
+    "text": "text/plain",
+    "srt": "application/x-subrip",
+    "vtt": "text/vtt",
+}
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One segment's text on the clip's timeline."""
+
+    segment_id: int
+    start_ms: int
+    end_ms: int
+    text: str
+    language: str | None  # the model's code of the text's language, where known
+
+    @property
+    def span(self) -> dict[str, int]:
+        return {"segment_id": self.segment_id, "start_ms": self.start_ms, "end_ms": self.end_ms}
+
+
+def piece(r: SegmentResult, translate: bool) -> Piece:
+    """A (successful) segment's text: its translation, or its transcript."""
+    if translate:
+        t = r.translations[0] if r.translations else None
+        text, language = (t.text, t.target_language) if t is not None else ("", None)
+    else:
+        text = r.transcript.text if r.transcript is not None else ""
+        language = r.transcript.language if r.transcript is not None else None
+    return Piece(r.segment_id, r.start_ms, r.end_ms, _clean(text), language)
+
+
+def body(
+    fmt: str, clip: ClipResult, *, translate: bool, language: str | None, card: ModelCard | None
+) -> tuple[str, str]:
+    """The answer for ``fmt`` (its text and content type) of a clip whose segments all succeeded."""
+    pieces = [piece(r, translate) for r in clip.segments]
+    text = joined(pieces)
+    duration = round(clip.audio_duration_ms / 1000, 3)
+    if fmt == "text":
+        out = text + "\n"
+    elif fmt == "srt":
+        out = srt.compose(
+            [
+                srt.Subtitle(i, timedelta(milliseconds=p.start_ms), timedelta(milliseconds=_end(p)), p.text)
+                for i, p in enumerate((p for p in pieces if p.text), 1)
+            ]
+        )
+    elif fmt == "vtt":
+        doc = webvtt.WebVTT(
+            captions=[
+                webvtt.Caption(_vtt_time(p.start_ms), _vtt_time(_end(p)), html.escape(p.text, quote=False))
+                for p in pieces
+                if p.text
+            ]
+        )
+        out = str(doc.content)
+    elif fmt == "verbose_json":
+        out = json.dumps(_verbose(pieces, text, duration, translate, language, card))
+    else:
+        answer: dict[str, Any] = {"text": text}
+        if not translate:
+            answer["usage"] = {"type": "duration", "seconds": duration}
+        out = json.dumps(answer)
+    return out, CONTENT_TYPES[fmt]
+
+
+def joined(pieces: Sequence[Piece]) -> str:
+    return " ".join(p.text for p in pieces if p.text)
+
+
+def delta_event(p: Piece, first: bool) -> dict[str, Any]:
+    """A segment's text as one ``transcript.text.delta`` (appended: a space before all but the first)."""
+    return {"type": "transcript.text.delta", "delta": p.text if first else " " + p.text, "x_segment": p.span}
+
+
+def done_event(text: str, duration_ms: int) -> dict[str, Any]:
+    return {"type": "transcript.text.done", "text": text, "x_audio_duration_ms": duration_ms}
+
+
+def sse(event: dict[str, Any]) -> bytes:
+    """One server-sent event (``data:`` only, as OpenAI's streams; the SDK reads its JSON)."""
+    return b"data: " + json.dumps(event).encode() + b"\n\n"
+
+
+def _verbose(
+    pieces: Sequence[Piece],
+    text: str,
+    duration: float,
+    translate: bool,
+    language: str | None,
+    card: ModelCard | None,
+) -> dict[str, Any]:
+    if language is None:  # detected: the language most segments were in
+        found = Counter(p.language for p in pieces if p.language)
+        language = found.most_common(1)[0][0] if found else None
+    segments = [
+        {
+            "id": n,
+            "seek": p.start_ms // 10,
+            "start": p.start_ms / 1000,
+            "end": _end(p) / 1000,
+            "text": p.text,
+            "tokens": [],
+            "temperature": 0.0,
+            "avg_logprob": 0.0,
+            "compression_ratio": _compression_ratio(p.text),
+            "no_speech_prob": 0.0,
+            "x_segment_id": p.segment_id,
+        }
+        for n, p in enumerate(pieces)
+    ]
+    out: dict[str, Any] = {
+        "task": "translate" if translate else "transcribe",
+        "language": language_name(language, card),
+        "duration": duration,
+        "text": text,
+        "segments": segments,
+    }
+    if not translate:
+        out["usage"] = {"type": "duration", "seconds": duration}
+    return out
+
+
+def language_name(code: str | None, card: ModelCard | None) -> str:
+    """A model code as OpenAI names languages in ``verbose_json`` (``english``); the code itself
+    when the model's card has no name for it."""
+    if code is None:
+        return ""
+    if card is not None:
+        for lang in card.languages:
+            if lang.code == code:
+                return lang.name.lower()
+    return code
+
+
+def _compression_ratio(text: str) -> float:
+    data = text.encode()
+    return round(len(data) / len(zlib.compress(data)), 3) if data else 0.0
+
+
+def _end(p: Piece) -> int:
+    return max(p.end_ms, p.start_ms + 1)  # a cue lasts
+
+
+def _clean(text: str) -> str:
+    """One line of text: a blank line would end an SRT or WebVTT cue."""
+    return " ".join(text.split())
+
+
+def _vtt_time(ms: int) -> str:
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, milli = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{milli:03d}"

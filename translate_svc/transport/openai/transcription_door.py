@@ -1,0 +1,93 @@
+"""Realtime transcription sessions on the HTTP port: ``GET /v1/realtime?intent=transcription`` (or
+any ``/v1/realtime`` connection whose ``session.update`` says ``type: "transcription"``), a
+WebSocket of OpenAI's transcription protocol (``transcription.py``), as the ``openai`` SDK's
+``client.realtime.connect(extra_query={"intent": "transcription"})`` and the beta
+``client.beta.realtime.connect(...)`` open it.
+
+Who may connect is the translation door's rule (``OpenAIDoor.authorize``: tokens with ``stream``,
+client secrets, the browser's Origin), checked before the upgrade; so are the stream's slots
+(``SessionManager.admit_stream``): a refused handshake is an HTTP 401, 403, 429 or 503 with an
+OpenAI-shaped body. The session then runs on the translation door's loop (``loop.py``): the same
+limits, idle timeout, drain, revocation and access line (method ``realtime_transcription``).
+Event loop only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import hdrs, web
+
+from translate_svc.errors import NotReady, ServiceError
+from translate_svc.session.manager import SessionManager
+from translate_svc.transport.calls import REQUEST_ID, call_info
+from translate_svc.transport.openai.handshake import read_offer
+from translate_svc.transport.openai.http_site import admission_refused, http_error
+from translate_svc.transport.openai.loop import Caller, serve_websocket
+from translate_svc.transport.openai.transcription import TranscriptionProtocol
+from translate_svc.types import ModelCard
+
+PATH = "/v1/realtime"
+#: the access line's method
+METHOD = "realtime_transcription"
+
+Authorize = Callable[[web.Request], Caller | web.Response]
+
+
+class TranscriptionSessions:
+    """The route of transcription sessions on the door's application."""
+
+    def __init__(
+        self, manager: SessionManager, app: web.Application, authorize: Authorize, sockets: set[web.WebSocketResponse]
+    ) -> None:
+        self._m = manager
+        self._authorize = authorize
+        #: the door's open sockets (its stop closes what is left)
+        self._sockets = sockets
+        app.router.add_get(PATH, self.connect)
+
+    async def connect(self, request: web.Request) -> web.StreamResponse:
+        caller = self._authorize(request)
+        if isinstance(caller, web.Response):
+            return caller
+        intent = request.query.get("intent")
+        if intent not in (None, "transcription"):
+            return http_error(
+                400,
+                'intent must be "transcription": this server serves transcription sessions here and '
+                "translation sessions at /v1/realtime/translations (conversation sessions are not served)",
+                "invalid_value",
+            )
+        if "call_id" in request.query:
+            return http_error(400, "joining a call (call_id) is not available on this server", "invalid_value")
+        protocol = TranscriptionProtocol(
+            request.query.get("model", ""),
+            self._m.vad_defaults,
+            self._m.limits,
+            card=_card(self._m),
+            beta=request.headers.get("OpenAI-Beta", "").strip().lower().startswith("realtime"),
+        )
+        call = call_info(request.headers.get(REQUEST_ID), METHOD, request.remote or "")
+        try:  # the stream's slots before the upgrade, as every door's (issue 34 N3)
+            admission = self._m.admit_stream(caller.tenant)
+        except ServiceError as e:
+            return admission_refused(e)
+        offered = read_offer(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL))  # authorize checked it
+        return await serve_websocket(
+            request,
+            self._m,
+            protocol,
+            caller,
+            call,
+            admission,
+            resume=None,
+            sockets=self._sockets,
+            subprotocol=offered.protocol,
+        )
+
+
+def _card(manager: SessionManager) -> ModelCard | None:
+    try:
+        return manager.card
+    except NotReady:
+        return None
