@@ -29,6 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.conftest import speech_pcm16
 from tests.integration.test_bounded_cost import memory_kb
 from tests.integration.test_cli import ServerProcess
+from tests.integration.test_slow_reader import Metrics, free_port
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
@@ -45,6 +46,9 @@ MAX_UNREAD = 4  # limits.max_unread_results
 STREAM_WINDOW = 256 * 1024  # limits.stream_window_bytes: the server's HTTP/2 receive window, its SO_RCVBUF
 WS_SEND_BUFFER = 64 * 1024  # limits.ws_send_buffer_bytes: the server's SO_SNDBUF on a realtime socket
 CLIENT_WINDOW = 64 * 1024  # the attacker's HTTP/2 receive window (the SDK's)
+#: gRPC core's write buffer (``grpc.http2.write_buffer_size``, 64 KiB): a message written is done
+#: while this much waits in its sender's own transport, on either side
+GRPC_WRITE_BUFFER = 64 * 1024
 CLIENT_SOCKET_BUFFER = 4096  # the WebSocket attacker's SO_RCVBUF and SO_SNDBUF
 ASYNCIO_WRITE_HIGH = 64 * 1024  # an asyncio transport's write buffer before its writer waits
 #: aiohttp 3.14's WebSocket reader: the messages it queues before it pauses reading (2 x 256 KiB),
@@ -54,18 +58,23 @@ AIOHTTP_READ_AHEAD = 2 * 256 * 1024 + 256 * 1024
 PAD = 1024
 
 
+HELD = "translate_svc_streams_held_unread_total"  # the server's count of streams it stopped reading
+
+
 @pytest.fixture(scope="module")
-def server(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def served(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Metrics]]:
     tokens = tmp_path_factory.mktemp("tokens") / "tokens"
     tokens.write_text(f"{ATTACKER} * tenant=a\n{VICTIM} * tenant=b\n")
+    metrics_port = free_port()
     srv = ServerProcess(
         [
             *("--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--http-port", "0"),
             *("--tokens-file", str(tokens)),
-        ]
+        ],
+        env={"TRANSLATE_SVC_SERVER__METRICS_PORT": str(metrics_port)},
     )
     try:
-        yield srv
+        yield srv, Metrics(metrics_port)
     finally:
         srv.stop()
 
@@ -150,8 +159,9 @@ def _unknown_field(size: int) -> bytes:
 
 
 async def test_a_grpc_stream_sending_updates_and_never_reading_is_answered_a_few_times(
-    server: ServerProcess, other_speech: bytes
+    served: tuple[ServerProcess, Metrics], other_speech: bytes
 ) -> None:
+    server, metrics = served
     config = pb.StreamingConfig(
         format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1),
         source_language="eng",
@@ -164,7 +174,7 @@ async def test_a_grpc_stream_sending_updates_and_never_reading_is_answered_a_few
     ).SerializeToString() + _unknown_field(PAD)
     # a client whose HTTP/2 window takes in 64 KiB and no more (BDP probing off)
     options = [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", CLIENT_WINDOW)]
-    before = rss_mb(server)
+    before, held_before = rss_mb(server), await metrics.value(HELD)
     written = 0
     async with grpc.aio.insecure_channel(server.address, options=options) as ch:
         method = ch.stream_stream(
@@ -187,6 +197,7 @@ async def test_a_grpc_stream_sending_updates_and_never_reading_is_answered_a_few
             await asyncio.sleep(ATTACK_S)
             attacking, taken = False, written
             held_mb = rss_mb(server) - before
+            held = await metrics.value(HELD) - held_before  # the server says it stopped reading
         # now the attacker reads: every update it wrote is answered, in order, none coalesced
         reading = asyncio.create_task(_updated(call))
         async with asyncio.timeout(60):
@@ -195,10 +206,13 @@ async def test_a_grpc_stream_sending_updates_and_never_reading_is_answered_a_few
             answers = await reading
         assert await call.code() == grpc.StatusCode.OK
     answer = answers[0].updated.ByteSize()
-    # what the buffers hold: its updates in the server's window, and answers in its own window
-    bound = STREAM_WINDOW // len(update) + CLIENT_WINDOW // answer + MAX_UNREAD + 4
+    # what the buffers hold: its updates in its write buffer and the server's window, answers in
+    # the server's write buffer and its own window (without the bound: tens of thousands)
+    into = (GRPC_WRITE_BUFFER + STREAM_WINDOW) // len(update)
+    bound = into + (GRPC_WRITE_BUFFER + CLIENT_WINDOW) // answer + MAX_UNREAD + 4
     assert taken <= bound, f"{taken} updates taken in {ATTACK_S} s, more than the buffers hold ({bound})"
     assert held_mb < RSS_BOUND_MB, f"the server's memory grew {held_mb:.1f} MB"
+    assert held >= 1, "the server did not say it stopped reading the stream"
     assert len(answers) == written
     assert {(a.updated.status.code, a.updated.first_segment_id) for a in answers} == {(code_pb2.INVALID_ARGUMENT, 0)}
 
@@ -243,8 +257,9 @@ async def _frames(reader: asyncio.StreamReader) -> AsyncIterator[tuple[dict[str,
 
 
 async def test_a_websocket_sending_session_updates_and_never_reading_is_answered_a_few_times(
-    server: ServerProcess, other_speech: bytes
+    served: tuple[ServerProcess, Metrics], other_speech: bytes
 ) -> None:
+    server, metrics = served
     port = server.info.http_port
     assert port is not None
     # a raw socket that reads nothing after the upgrade, its buffers small
@@ -269,7 +284,7 @@ async def test_a_websocket_sending_session_updates_and_never_reading_is_answered
     # the config (Spanish), then changes to a language the model lacks: each an update of the
     # stream, refused by it (the session stays Spanish: the next one is a change again)
     config, update = session_update("es"), session_update("zz")
-    before = rss_mb(server)
+    before, held_before = rss_mb(server), await metrics.value(HELD)
     written = 0
     async with OtherTenant(server.port, other_speech):
         writer.write(config)
@@ -282,6 +297,7 @@ async def test_a_websocket_sending_session_updates_and_never_reading_is_answered
         except TimeoutError:
             pass  # the server stopped reading: TCP holds the writes
         held_mb = rss_mb(server) - before
+        held = await metrics.value(HELD) - held_before
     # now the attacker reads: every update answered (an error each), in order
     writer.write(_frame(json.dumps({"type": "session.close"})))
     events: list[tuple[dict[str, Any], int]] = []
@@ -301,5 +317,6 @@ async def test_a_websocket_sending_session_updates_and_never_reading_is_answered
     bound = 2 * (into // len(update) + out // answer + MAX_UNREAD)
     assert written <= bound, f"{written} session.updates taken in {ATTACK_S} s, more than the buffers hold ({bound})"
     assert held_mb < RSS_BOUND_MB, f"the server's memory grew {held_mb:.1f} MB"
+    assert held >= 1, "the server did not say it stopped reading the session"
     assert len(errors) == written  # one per update (the config's extra key is ignored)
     assert {e["error"]["code"] for e, _ in errors} == {"invalid_value"}

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
+
+import pytest
 
 from tests.unit.fake_runner import FakeRunner
 from tests.unit.test_engine_session_fake import FMT, make_manager, until, vad_worker  # noqa: F401
+from translate_svc.observability import metrics
 from translate_svc.session import task as checks
 from translate_svc.session.driver import StreamDriver
 from translate_svc.session.events import Draining, SpeechEvent, StreamConfig, StreamStarted, Update, Updated
@@ -22,8 +26,17 @@ from translate_svc.vad.worker import VadWorker
 BOUND = 3
 
 
-async def test_a_client_that_reads_no_answer_has_its_updates_read_up_to_the_bound(vad_worker: VadWorker) -> None:  # noqa: F811
+def held() -> float:
+    return metrics.UNREAD_HELD._value.get()
+
+
+async def test_a_client_that_reads_no_answer_has_its_updates_read_up_to_the_bound(
+    vad_worker: VadWorker,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "translate_svc.session.stream")
     m: SessionManager = await make_manager(FakeRunner(), vad_worker, max_unread_results=BOUND)
+    held_before = held()
     pulled = 0
 
     async def requests() -> AsyncIterator[StreamConfig | Update]:
@@ -40,6 +53,9 @@ async def test_a_client_that_reads_no_answer_has_its_updates_read_up_to_the_boun
             await until(lambda: pulled == BOUND)
             await asyncio.sleep(0.05)  # the reader would go on here if it were not held
             assert pulled == BOUND  # answered, BOUND answers unread: the next is not read
+            assert held() == held_before + 1  # the server counts it, and says why
+            said = [r for r in caplog.records if "events unread" in r.getMessage()]
+            assert len(said) == 1 and "limits.max_unread_results" in said[0].getMessage()
             answers = []
             for k in range(5):  # each answer taken lets one more update in
                 ev = await anext(events)
@@ -47,6 +63,9 @@ async def test_a_client_that_reads_no_answer_has_its_updates_read_up_to_the_boun
                 answers.append(ev.stream.task.target_languages)
                 await until(lambda k=k: pulled == BOUND + 1 + k)  # type: ignore[misc]
             assert answers == [("fra",), ("spa",), ("fra",), ("spa",), ("fra",)]  # each, in order
+            # held again after each answer taken (counted each time), said once a stream
+            assert held() == held_before + 6
+            assert len([r for r in caplog.records if "events unread" in r.getMessage()]) == 1
     finally:
         await m.engine.stop()
 

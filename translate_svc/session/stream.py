@@ -25,6 +25,7 @@ import numpy as np
 
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError
+from translate_svc.observability import metrics
 from translate_svc.session.captions import Captions
 from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEnded, StreamEvent
 from translate_svc.session.jobs import JobTracker, segment_of
@@ -116,6 +117,8 @@ class StreamSession:
         )
         self._room = asyncio.Event()  # set while under the fair share and the VAD backlog
         self._room.set()
+        self._held_unread = False  # held now by its client's unread events (not results)
+        self._told_held = False  # said so in the log (once a stream)
         self._pos16k = 0  # 16 kHz samples given to the segmenter so far
         self._aborted = False
         self._finished = False
@@ -378,14 +381,29 @@ class StreamSession:
         ``max_unread_results`` unread captions, commits, answers and notices, and the VAD is less
         than a second behind it (so unscored audio cannot pile up in memory)."""
         jobs = self.jobs
+        unread_events = jobs.unread_events >= self._limits.max_unread_results
+        if unread_events and not (self._held_unread or self._aborted):
+            self._held_by_events()
+        self._held_unread = unread_events
         if self._aborted or (
-            jobs.unread < self._fair_share()
-            and jobs.unread_events < self._limits.max_unread_results
-            and self._vad.backlog < VAD_BACKLOG
+            not unread_events and jobs.unread < self._fair_share() and self._vad.backlog < VAD_BACKLOG
         ):
             self._room.set()  # (an aborted or failed session lets its feeder run into the failure)
         else:
             self._room.clear()
+
+    def _held_by_events(self) -> None:
+        """Its client left ``max_unread_results`` events unread: counted each time, said once a
+        stream (a client that reads nothing, e.g. one sending updates, is held here for good)."""
+        metrics.unread_held()
+        if not self._told_held:
+            self._told_held = True
+            logger.info(
+                "the stream's client left %d events unread (update answers, captions, commits, notices): its "
+                "requests are not read until it reads (limits.max_unread_results)",
+                self._limits.max_unread_results,
+                extra=self._log,
+            )
 
     def _handle(self, events: list[SegmenterEvent]) -> None:
         offset = self.timeline.offset_ms
