@@ -50,7 +50,7 @@ async def test_a_client_that_reads_no_answer_has_its_updates_read_up_to_the_boun
     try:
         async with contextlib.aclosing(StreamDriver(m).run(requests())) as events:
             assert isinstance(await anext(events), StreamStarted)
-            await until(lambda: pulled == BOUND)
+            await until(lambda: pulled >= BOUND)
             await asyncio.sleep(0.05)  # the reader would go on here if it were not held
             assert pulled == BOUND  # answered, BOUND answers unread: the next is not read
             assert held() == held_before + 1  # the server counts it, and says why
