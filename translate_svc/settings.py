@@ -188,7 +188,9 @@ class LimitsSettings(BaseModel):
     #: client that stops reading lets the server push before its writes wait, so its session stops
     #: a few segments later (issue 34). Linux would grow it to net.ipv4.tcp_wmem's 4 MiB, where
     #: 4 sockets nobody read had every segment of their audio computed. It also bounds the
-    #: socket's bytes in flight: 128 KiB a round trip, 40 times the 24 kHz speech a session sends
+    #: socket's bytes in flight: 128 KiB a round trip, 40 times the 24 kHz speech a session sends.
+    #: Also what aiohttp's writer queues above the socket before a send waits, and what a WebRTC
+    #: call's data channel holds unacknowledged before its next event waits (issue 52)
     ws_send_buffer_bytes: int = Field(64 * 1024, ge=4096, le=16 * 1024 * 1024)
     #: browser pages (origins such as "https://app.example.com"; "*": any) that may open a realtime
     #: WebSocket or a WebRTC call, or mint a client secret, on the HTTP port (issue 34 N12). A request
