@@ -305,6 +305,45 @@ class AuthSettings(BaseModel):
     client_secret_key: str | None = Field(None, min_length=32)
 
 
+class PhoneSettings(BaseModel):
+    """The phone door (issue 44, docs/telephony.md): carriers' call audio in, translated speech
+    played back into the call."""
+
+    #: the carriers' WebSocket framings (Twilio Media Streams and its cousins, Asterisk
+    #: chan_websocket) at /v1/phone/... on ``server.http_port``; off by default
+    websocket: bool = False
+    #: Asterisk AudioSocket (TCP) on this port; None: off. 0 picks a free one
+    audiosocket_port: int | None = Field(None, ge=0, le=65535)
+    #: the languages of a call that names none (an AudioSocket call always: it has no URL)
+    source_language: str = "eng"
+    target_language: str = "spa"
+    #: simultaneous mode (the caller hears words while the speaker still talks); off: segment mode
+    simultaneous: bool = True
+    #: the Twilio account's auth token: every Twilio connection must then carry a valid
+    #: ``X-Twilio-Signature`` (HMAC-SHA1 of the URL it was given); None: not checked
+    twilio_auth_token: str | None = Field(None, min_length=1)
+    #: the public base URL the carrier dials (``wss://phone.example.com``), as Twilio signs it
+    #: behind a proxy; None: the URL as the request came
+    public_url: str | None = None
+    #: accept the token as ``?token=`` in the URL, for carriers that cannot set headers (the
+    #: token then sits in the carrier's configuration and in proxies' logs: docs/telephony.md)
+    query_tokens: bool = True
+    #: unplayed translated speech a carrier may hold before it is cleared (Twilio ``clear``,
+    #: Asterisk ``FLUSH_MEDIA``), counted; None: kept, however long
+    max_backlog_s: float | None = Field(None, gt=0, le=600)
+    #: how long a call's end (a drain, a limit) waits for its translated tail to be played
+    tail_s: float = Field(10.0, ge=0, le=120)
+    #: speech the door holds for a carrier that stopped taking it (Asterisk's XOFF, a full
+    #: socket) before the call ends
+    max_held_s: float = Field(30.0, gt=0, le=600)
+    #: the largest message (WebSocket) or frame (AudioSocket: 65,535 by its 16-bit length) read
+    max_message_bytes: int = Field(65_536, ge=1024, le=1024 * 1024)
+    #: two-party calls: the original voice under the other leg's translation ("under", at
+    #: ``original_gain``) or removed
+    original_voice: Literal["removed", "under"] = "removed"
+    original_gain: float = Field(0.25, gt=0, le=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRANSLATE_SVC_", env_nested_delimiter="__", extra="forbid")
 
@@ -316,6 +355,7 @@ class Settings(BaseSettings):
     engine: EngineSettings = EngineSettings()
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()
+    phone: PhoneSettings = PhoneSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: text (for a person at a terminal) or json (one object per line, for a log pipeline)
     log_format: Literal["text", "json"] = "text"

@@ -45,6 +45,9 @@ class OutputOptions:
     speech_sample_rate_hz: int = MODEL_SAMPLE_RATE
     speaker_id: int = 0
     speech_encoding: SpeechEncoding = SpeechEncoding.LINEAR16
+    #: each word's start and end in final results (issue 45); off by default: aligning the
+    #: transcript costs one more decoder pass per segment
+    word_timings: bool = False
 
 
 #: a BOOST term's weight when none is given, and the most it may be
@@ -108,9 +111,21 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class WordTiming:
+    """One word and where it is, in whole milliseconds: a transcript's word on the stream's
+    timeline, or a translated word in its own speech (from the speech's first sample)."""
+
+    word: str
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True)
 class Transcript:
     language: str
     text: str
+    #: each word of ``text`` on the stream's timeline (empty: not computed, e.g. in captions)
+    words: tuple[WordTiming, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,6 +137,12 @@ class Translation:
     sample_rate_hz: int = MODEL_SAMPLE_RATE
     #: the same speech as Opus packets, when asked for (``audio`` is then at 48 kHz)
     opus: OpusSpeech | None = None
+    #: a live caption's settled start of ``text`` (``text`` starts with it): words simultaneous
+    #: mode committed, which no later caption or the final changes; the rest of ``text`` may
+    #: still change. Empty outside captions, and in captions of a stream in segment mode.
+    stable_text: str = ""
+    #: each word of ``text`` in ``audio`` (ms from its first sample; empty without speech)
+    words: tuple[WordTiming, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)

@@ -404,6 +404,58 @@ def test_subtitles_and_the_dub_track(server: str, shared_audio: Path, tmp_path: 
         assert np.array_equal(dub[off1 : off1 + take1], concat[start1 : start1 + take1])
 
 
+def test_word_cues_hold_the_words_inside_their_times(server: str, shared_audio: Path, tmp_path: Path) -> None:
+    """--word-cues: SRT and WebVTT (parsed by ``srt`` and ``webvtt-py``) whose every cue has at most
+    two lines of at most 42 characters (a longer word alone on its line) and whose text is exactly
+    the words of one segment that lie inside its times (from the JSON's word timings: the
+    transcript's on the stream's timeline, a translation's from its segment's start); every word
+    is in a cue, in order."""
+    src = shared_audio / "jfk.flac"
+    for flags, name, key in (
+        (("--to", "spa"), "jfk.spa", "translation"),
+        (("--asr-only",), "jfk.transcript", "transcript"),
+    ):
+        out = tmp_path / key
+        r = run_cli(
+            *("translate", src, "--from", "eng", *flags, "--format", "json,srt,vtt", "--word-cues"),
+            *("--server", server, "--out", out),
+        )
+        assert r.code == 0, r.text
+        doc = load_json(out / "jfk.json")
+        groups = []
+        for s in doc["segments"]:
+            if key == "transcript":
+                groups.append([(w["start_ms"], w["end_ms"], w["word"]) for w in s.get("transcript_words", [])])
+            else:
+                t = s["translations"][0]
+                groups.append(
+                    [
+                        (s["start_ms"] + w["start_ms"], s["start_ms"] + w["end_ms"], w["word"])
+                        for w in t.get("words", [])
+                    ]
+                )
+        every = [w for g in groups for w in g if w[2].strip()]
+        assert every, "no timed word: nothing was checked"
+
+        def ms(stamp: str) -> int:
+            h, m, sec = stamp.split(":")
+            return round((int(h) * 3600 + int(m) * 60 + float(sec)) * 1000)
+
+        subs = [
+            (round(c.start.total_seconds() * 1000), round(c.end.total_seconds() * 1000), c.content)
+            for c in srt.parse((out / f"{name}.srt").read_text())
+        ]
+        vtt = [(ms(c.start), ms(c.end), c.text) for c in webvtt.from_string((out / f"{name}.vtt").read_text())]
+        for cues in (subs, vtt):
+            assert [w for _, _, text in cues for w in text.split()] == [w[2] for w in every]
+            for start, end, text in cues:
+                lines = text.split("\n")
+                assert 1 <= len(lines) <= 2
+                assert all(len(line) <= 42 or " " not in line for line in lines)
+                inside = [[w[2] for w in g if start <= w[0] and w[1] <= end and w[2].strip()] for g in groups]
+                assert text.split() in inside, (start, end, text)
+
+
 def test_a_long_file_shows_progress_and_gives_the_same_segments(
     server: str, shared_audio: Path, tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import struct
 import sys
 import threading
@@ -353,6 +354,40 @@ async def test_streaming_recognize_gives_interim_captions_then_finals(test_model
         assert rs.index(r) < final_at  # a caption comes before its final, never after
         assert int(fields["start_ms"]) == want[seg][0] and result.audio_processed <= want[seg][1] / 1000 + 0.2
         assert list(result.alternatives[0].language_code) == ["eng"]
+
+
+async def test_streaming_recognize_fills_words_only_with_enable_word_time_offsets(door: LiveServer, pcm: bytes) -> None:
+    """Riva's switch for word timings: each final's words with their offsets (ms on the stream's
+    timeline, inside the segment), none without it; a translation stream, whose results carry no
+    words, refuses it rather than ignore it."""
+    service = riva.client.ASRService(riva.client.Auth(uri=f"127.0.0.1:{door.port}"))
+
+    def finals(**kw: Any) -> list[Any]:
+        config = riva.client.StreamingRecognitionConfig(config=recognition(**kw))
+        return [r for r in service.streaming_response_generator(chunks(pcm), config) if r.results[0].is_final]
+
+    timed = await asyncio.to_thread(finals, enable_word_time_offsets=True)
+    plain = await asyncio.to_thread(finals)
+    assert spans_of(timed) == spans_of(plain)
+    assert not any(r.results[0].alternatives[0].words for r in plain)
+    counted = 0
+    for r, (start, end) in zip(timed, spans_of(timed), strict=True):
+        alt = r.results[0].alternatives[0]
+        words = list(alt.words)
+        assert " ".join(w.word for w in words).split() == alt.transcript.split()
+        for a, b in itertools.pairwise(words):
+            assert a.end_time <= b.start_time
+        assert all(start <= w.start_time <= w.end_time <= end for w in words)
+        counted += len(words)
+    assert counted, "no word came with offsets: nothing was checked"
+
+    client = nmt_client(door.port)
+    cfg = s2t_config()
+    cfg.asr_config.config.enable_word_time_offsets = True
+    with pytest.raises(grpc.RpcError) as err:
+        await asyncio.to_thread(lambda: list(client.streaming_s2t_response_generator(chunks(pcm[:32000]), cfg)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "enable_word_time_offsets" in err.value.details()
 
 
 @contextlib.contextmanager

@@ -139,10 +139,17 @@ async def test_the_sdk_sends_a_long_clip_in_chunks(chunked: LiveServer, shared_a
 
 class OlderServer:
     """A server from before TranslateChunked: Translate only (it took a whole clip in one message),
-    answering with the clip's length."""
+    answering with the clip's length; its receive window as such a server set it (9eed122's
+    transport/grpc/door.py: no BDP probe, 256 KiB lookahead), under which a chunked clip in flight
+    is reset and its UNIMPLEMENTED reaches the client as INTERNAL."""
 
     def __init__(self) -> None:
-        self.server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * MB)])
+        options = [
+            ("grpc.max_receive_message_length", 64 * MB),
+            ("grpc.http2.bdp_probe", 0),
+            ("grpc.http2.lookahead_bytes", 256 * 1024),
+        ]
+        self.server = grpc.aio.server(options=options)
         self.calls: list[int] = []
 
         async def translate(raw: bytes, context: Any) -> pb.TranslateResponse:

@@ -7,6 +7,7 @@ samples, pad 30 ms = 480 samples, min_speech 250 ms = 4000 samples; a window is 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -213,17 +214,24 @@ def test_with_a_long_pad_the_segment_waits_for_its_right_pad_only() -> None:
 
 # -- max segment length --------------------------------------------------------------------------
 
-MAX3 = SegmenterConfig(max_segment_ms=3000)  # 48000 samples; cut searched in the last 16000
+MAX3 = SegmenterConfig(max_segment_ms=3000)  # 48000 samples
 
 
-def test_long_speech_is_cut_at_the_least_speechlike_window() -> None:
+# Issue 53 changed these three: the cut was the least speech-like window of the last third (here
+# window 80, 100 or 172), emitted once the cap was reached, up to a third of the cap after its end;
+# it is now the end of the window after which one more window and its pad could exceed the cap
+# (window 100 from a start at 4640), emitted with that window. The regions, the discard of a short
+# remainder and the empty remainder are unchanged.
+
+
+def test_long_speech_is_cut_at_the_cap_at_once() -> None:
     probs = _probs((SIL, 10), (SPEECH, 200), (SIL, 20))
-    probs[40] = 0.1  # lowest, but too early: the first part would be short
-    probs[80] = 0.6  # lowest window inside the last third of the first segment
+    probs[40] = 0.1  # dips do not move the cut: one before the cap cannot know it is needed
+    probs[80] = 0.2
     got = _run(probs, MAX3)
-    first_cut = 80 * W + W // 2
-    # Second cut: no dip, all windows tie, the latest allowed window (172) is taken.
-    second_cut = 172 * W + W // 2
+    # (c + 2) * 512 + 480 - 4640 > 48000 first for window c = 100: cut at its end, 101 * 512.
+    first_cut = 101 * W
+    second_cut = 193 * W  # the same from 51712
     assert got == [
         SpeechStarted(4640),
         _seg(4640, first_cut, EndReason.MAX_LENGTH),
@@ -231,15 +239,17 @@ def test_long_speech_is_cut_at_the_least_speechlike_window() -> None:
         _seg(second_cut, 210 * W + 480),
         SpeechEnded(210 * W + 480),
     ]
-    for _, start, end, _ in (e for e in got if isinstance(e, tuple)):
+    for _, start, end, reason in (e for e in got if isinstance(e, tuple)):
         assert end - start <= 48000
+        if reason is EndReason.MAX_LENGTH:  # a piece is the cap less at most a window and a pad
+            assert end - start > 48000 - W - 480
 
 
 def test_speech_that_ended_before_the_cut_leaves_no_empty_segment() -> None:
-    # The pause starts at window 100; the cut (before window 101) falls inside it, after the
-    # speech end, so the remainder holds no speech: the region simply ends at the cut.
+    # The pause starts at window 100, where the cap cuts (at its end), after the speech end, so
+    # the remainder holds no speech: the region simply ends at the cut.
     probs = _probs((SIL, 10), (SPEECH, 90), (0.0, 20))
-    cut = 100 * W + W // 2
+    cut = 101 * W
     assert _run(probs, MAX3) == [
         SpeechStarted(4640),
         _seg(4640, cut, EndReason.MAX_LENGTH),
@@ -249,7 +259,7 @@ def test_speech_that_ended_before_the_cut_leaves_no_empty_segment() -> None:
 
 def test_short_remainder_after_a_cut_is_discarded_visibly() -> None:
     probs = _probs((SIL, 10), (SPEECH, 90), (0.2, 1), (SPEECH, 4), (SIL, 20))
-    cut = 100 * W + W // 2
+    cut = 101 * W
     assert _run(probs, MAX3) == [
         SpeechStarted(4640),
         _seg(4640, cut, EndReason.MAX_LENGTH),
@@ -258,20 +268,81 @@ def test_short_remainder_after_a_cut_is_discarded_visibly() -> None:
     ]
 
 
+def _random_config(
+    rng: np.random.Generator, pads: Sequence[int] = (0, 30, 200), silences: Sequence[int] = (0, 100, 300)
+) -> SegmenterConfig:
+    pad = int(rng.choice(pads))
+    return SegmenterConfig(
+        threshold=float(rng.choice([0.3, 0.5])),
+        min_silence_ms=int(rng.choice(silences)),
+        speech_pad_ms=pad,
+        min_speech_ms=int(rng.choice([0, 250])),
+        max_segment_ms=int(rng.choice([1000, 2500, 15000])),
+    )
+
+
+def _random_probs(rng: np.random.Generator, trial: int, n: int) -> np.ndarray:
+    """A random walk in [0, 1] (speech with dips and pauses), or, one time in three, unbroken speech."""
+    walk = np.abs((np.cumsum(rng.normal(0, 0.2, n)) + 1) % 2 - 1)
+    return walk if trial % 3 else 0.55 + 0.45 * rng.random(n)
+
+
+def test_a_capped_segment_is_emitted_no_later_than_a_window_and_a_pad_after_its_end() -> None:
+    """Issue 53's soak tail: a capped segment came ~2.6 s after its end, when the cap was reached
+    (the cut had been searched in the last third). It now comes with the window that ends it."""
+    rng = np.random.default_rng(53)
+    capped = 0
+    for trial in range(150):
+        config = _random_config(rng)
+        n = int(rng.integers(1, 1200))
+        probs = _random_probs(rng, trial, n)
+        x = _stream(n * W)
+        seg = Segmenter(config)
+        for i in range(n):  # window by window, as audio arrives
+            fed = (i + 1) * W
+            for e in seg.push(x[i * W : fed], probs[i : i + 1]):
+                if isinstance(e, SegmentReady) and e.reason is EndReason.MAX_LENGTH:
+                    capped += 1
+                    late = fed - e.end_sample
+                    assert late <= W + config.speech_pad_ms * 16, (trial, config, e.end_sample, late)
+        seg.finish()
+    assert capped > 100  # the property was exercised
+
+
+def test_the_cap_changes_no_segment_it_does_not_reach() -> None:
+    """A region the cap never fires on is the one it would be without a cap: silero's. The cap
+    fires after a window if one more window and its pad could exceed it; a region closed by a
+    pause stays open until the first window below ``neg_threshold`` once the pause has lasted
+    ``min_silence``. (A cut at a dip before the cap, as first planned for issue 53, fails this.)"""
+    rng = np.random.default_rng(11)
+    compared = 0
+    for trial in range(150):
+        # pads short of half the pause that closes a segment: no neighbour shares a gap
+        config = _random_config(rng, pads=(0, 30), silences=(100, 300))
+        n = int(rng.integers(1, 1200))
+        probs = _random_probs(rng, trial, n)
+        capped = _run(list(probs), config)
+        uncapped = _run(list(probs), dataclasses.replace(config, max_segment_ms=60_000))  # < 1200 windows < 39 s
+        pad, cap = config.speech_pad_ms * 16, config.max_segment_ms * 16
+        for e in uncapped:
+            if not (isinstance(e, tuple) and e[3] is EndReason.SILENCE):
+                continue
+            _, start, end, _ = e
+            pause = (end - pad) // W  # its first window
+            lasted = pause + -(-config.min_silence_ms * 16 // W)  # first window that may close it
+            closed = next(k for k in range(lasted, n) if probs[k] < config.neg_threshold)
+            if closed * W + W + pad - start <= cap:  # no check before the close fired
+                assert e in capped, (trial, config, e)
+                compared += 1
+    assert compared > 300
+
+
 def test_no_segment_exceeds_the_maximum_and_splits_tile() -> None:
     rng = np.random.default_rng(7)
     for trial in range(150):
-        pad = int(rng.choice([0, 30, 200]))
-        config = SegmenterConfig(
-            threshold=float(rng.choice([0.3, 0.5])),
-            min_silence_ms=int(rng.choice([0, 100, 300])),
-            speech_pad_ms=pad,
-            min_speech_ms=int(rng.choice([0, 250])),
-            max_segment_ms=int(rng.choice([1000, 2500, 15000])),
-        )
+        config = _random_config(rng)
         n = int(rng.integers(1, 1200))
-        walk = np.abs((np.cumsum(rng.normal(0, 0.2, n)) + 1) % 2 - 1)
-        probs = walk if trial % 3 else 0.55 + 0.45 * rng.random(n)
+        probs = _random_probs(rng, trial, n)
         length = (n - 1) * W + int(rng.integers(1, W + 1))
         events = _run(list(probs), config, length=length, chunk=int(rng.integers(1, 5000)))
         assert events == _run(list(probs), config, length=length), trial

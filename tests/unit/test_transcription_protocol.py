@@ -334,3 +334,21 @@ def test_a_client_that_never_commits_holds_a_bounded_number_of_transcripts() -> 
     got = render(p, result(MAX_HELD))  # one over: the oldest goes out as if committed
     assert [e["type"] for e in got] == [COMMITTED, DELTA, COMPLETED] and got[-1]["x_segment"]["segment_id"] == 0
     assert len(p._held) == MAX_HELD
+
+
+def test_an_event_large_beside_its_audio_or_nested_deep_is_refused_unread_and_the_session_goes_on() -> None:
+    """Issue 52 F3 holds for transcription sessions as for translation ones: an event with more than
+    the limit beside its audio is refused before ``json.loads`` works through it, and JSON nested
+    past the parser's recursion limit is an ``invalid_event``, not an exception out of ``receive``."""
+    p = TranscriptionProtocol("m", VAD, LIMITS, card=CARD)
+    big = json.dumps({"type": "session.update", "session": {**GA, "pad": "x" * 200_000}})
+    outs = [json.loads(o) for o in p.receive(big)]
+    assert [o["error"]["code"] for o in outs] == ["event_too_large"], outs
+    deep = '{"type": "session.update", "session": ' + "[" * 20_000 + "]" * 20_000 + "}"
+    outs = [json.loads(o) for o in p.receive(deep)]
+    assert [o["error"]["code"] for o in outs] == ["invalid_event"], outs
+    wire, requests = send(p, "session.update", session=GA)  # the session still takes its settings
+    assert not [w for w in wire if w["type"] == "error"], wire
+    audio = base64.b64encode(b"\0\0" * 2400).decode()
+    wire, requests = send(p, "input_audio_buffer.append", audio=audio)
+    assert any(isinstance(r, AudioIn) for r in requests), (wire, requests)

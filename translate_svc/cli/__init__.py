@@ -6,7 +6,7 @@
 
 import typer
 
-from translate_svc.cli import languages, operator, stream, text, translate
+from translate_svc.cli import languages, operator, phone_config, stream, text, translate
 
 # Help texts are not wrapped in the source: rich wraps them to the terminal. A prose paragraph is one
 # logical line; only an indented block (an example, a JSON shape) keeps its line breaks
@@ -36,6 +36,7 @@ app.command("translate", help=translate.HELP.replace("[", "\\["))(translate.tran
 app.command("stream", help=stream.HELP.replace("[", "\\["))(stream.stream)
 app.command("text", help=text.HELP.replace("[", "\\["))(text.text)
 app.command("languages")(languages.languages)
+app.command("phone-config", help=phone_config.HELP)(phone_config.phone_config)
 app.command("make-test-model")(operator.make_test_model)
 app.command("download-model")(operator.download_model)
 app.command("make-test-lid-model")(operator.make_test_lid_model)

@@ -114,6 +114,20 @@ class ServeFlags:
         ),
         _at("server", "riva"),
     ] = None
+    phone: Annotated[
+        bool | None,
+        typer.Option(
+            "--phone",
+            help="serve phone calls (Twilio and its cousins, Asterisk chan_websocket) at /v1/phone/<carrier> on "
+            "--http-port (docs/telephony.md)",
+        ),
+        _at("phone", "websocket"),
+    ] = None
+    audiosocket_port: Annotated[
+        int | None,
+        typer.Option(help="serve Asterisk AudioSocket calls on this TCP port (no token: keep it private)"),
+        _at("phone", "audiosocket_port"),
+    ] = None
     tokens_file: Annotated[
         Path | None,
         typer.Option(help="require bearer tokens from this file (docs/security.md)"),

@@ -18,7 +18,7 @@ import srt
 import webvtt
 
 from translate_svc.audio.pcm import float_to_pcm16 as to_pcm16
-from translate_svc.client import ModelInfo, Segment, Translation
+from translate_svc.client import ModelInfo, Segment, Translation, WordTiming
 
 #: the ``format`` field of the JSON result ``translate`` writes (``stream``: ``translate-svc.stream.v1``)
 RESULT_FORMAT: Final = "translate-svc.result.v1"
@@ -108,6 +108,10 @@ def _speech_json(t: Translation) -> dict[str, Any] | None:
     }
 
 
+def _words_json(words: Iterable[WordTiming]) -> list[dict[str, Any]]:
+    return [{"word": w.word, "start_ms": w.start_ms, "end_ms": w.end_ms} for w in words]
+
+
 def segment_json(seg: Segment) -> dict[str, Any]:
     """One segment, nothing dropped: ids and times as numbers, status, transcript, every target."""
     return {
@@ -120,8 +124,15 @@ def segment_json(seg: Segment) -> dict[str, Any]:
         "transcript": seg.transcript,
         "transcript_language": seg.transcript_language,
         **({"language_scores": dict(seg.language_scores)} if seg.language_scores else {}),
+        **({"transcript_words": _words_json(seg.transcript_words)} if seg.transcript_words else {}),
         "translations": [
-            {"target_language": t.target, "text": t.text, "speech": _speech_json(t)} for t in seg.translations
+            {
+                "target_language": t.target,
+                "text": t.text,
+                "speech": _speech_json(t),
+                **({"words": _words_json(t.words)} if t.words else {}),
+            }
+            for t in seg.translations
         ],
         "timing": {
             "queue_ms": seg.timing.queue_ms,
@@ -224,6 +235,65 @@ def cues(segments: Iterable[Segment], target: str | None) -> list[Cue]:
             if text:
                 out.append((seg.start_ms, max(seg.end_ms, seg.start_ms + 1), text))
     return out
+
+
+#: caption conventions (BBC, Netflix's timed-text style guides): at most this many lines of about
+#: this many characters per cue
+CUE_LINES: Final = 2
+CUE_LINE_CHARS: Final = 42
+
+
+def timed_words(segments: Iterable[Segment], target: str | None) -> list[list[tuple[int, int, str]]]:
+    """Per segment with word timings, its words on the output's timeline: the transcript's as they
+    come (the stream's timeline), a translation's from its segment's ``start_ms`` (where the dub
+    track puts its speech)."""
+    out = []
+    for seg in segments:
+        if not seg.ok:
+            continue
+        if target is None:
+            words = [(w.start_ms, w.end_ms, w.word) for w in seg.transcript_words]
+        else:
+            words = [
+                (seg.start_ms + w.start_ms, seg.start_ms + w.end_ms, w.word)
+                for t in seg.translations
+                if t.target == target
+                for w in t.words
+            ]
+        if words:
+            out.append(words)
+    return out
+
+
+def word_cues(groups: Iterable[Sequence[tuple[int, int, str]]]) -> list[Cue]:
+    """Cues from timed words: each group (a segment's words) filled greedily into lines of at most
+    ``CUE_LINE_CHARS`` characters (a longer word alone on its line: never cut), a new cue once a
+    third line would be needed; a cue never spans two groups. Each cue runs from its first word's
+    start to its last word's end, so its text is exactly the words inside its times."""
+    out: list[Cue] = []
+    for words in groups:
+        lines: list[list[str]] = []
+        first = last = 0
+        for n, (_, _, word) in enumerate(words):
+            if not word.strip():
+                continue
+            if lines and len(" ".join([*lines[-1], word])) <= CUE_LINE_CHARS:
+                lines[-1].append(word)
+            elif len(lines) < CUE_LINES and lines:
+                lines.append([word])
+            else:
+                if lines:
+                    out.append(_word_cue(words, first, last, lines))
+                lines, first = [[word]], n
+            last = n
+        if lines:
+            out.append(_word_cue(words, first, last, lines))
+    return out
+
+
+def _word_cue(words: Sequence[tuple[int, int, str]], first: int, last: int, lines: list[list[str]]) -> Cue:
+    start, end = words[first][0], words[last][1]
+    return (start, max(end, start + 1), "\n".join(" ".join(line) for line in lines))
 
 
 def _cue_text(text: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -30,10 +31,13 @@ RESULT_SHAPE = """\
    "segments": [{"segment_id": INT, "start_ms": INT, "end_ms": INT,
      "status": {"code": "OK" or a gRPC code name, "message": STR},
      "transcript": STR or null, "transcript_language": CODE or null,
+     "transcript_words": [{"word", "start_ms", "end_ms"}] (--word-cues),
      "language_scores": {CODE: NUM} (with --from auto),
      "translations": [{"target_language": CODE, "text": STR,
        "speech": {"sample_rate_hz": INT, "num_samples": INT,
-                  "duration_ms": NUM} or null}],
+                  "duration_ms": NUM} or null,
+       "words": [{"word", "start_ms", "end_ms"}] (--word-cues; ms in
+                  its speech)}],
      "timing": {"queue_ms", "model_ms", "total_ms", "vad_wait_ms",
                 "speech_ms", "language_id_ms"}}],
    "files": {CODE: {"dub": NAME, "sample_rate_hz": INT,
@@ -46,7 +50,9 @@ HELP = (
     "each segment's speech mixed in at its start_ms, overlapping the next when longer than the gap; speech past "
     "the source's end is cut unless --dub-extend), BASE.TARGET.segments.wav (with --concat: the speech back to "
     "back, 300 ms apart), BASE.TARGET.srt / .vtt (--format srt,vtt; one cue per segment, timed by its span; "
-    "with --asr-only: BASE.transcript.srt / .vtt).\n\n"
+    "with --asr-only: BASE.transcript.srt / .vtt). With --word-cues the cues come from word timings instead: at "
+    "most two lines of about 42 characters, never cut inside a word, each from its first word's start to its last "
+    "word's end (a translation's words where its speech plays in the dub track).\n\n"
     "BASE is the file's stem; inputs that share a stem (a/x.wav, b/x.wav) get their parent directories in front "
     "(a_x, b_x). TARGET is the model's code (spa for es). An existing output is never replaced: the command "
     "refuses before translating unless --overwrite.\n\n"
@@ -77,6 +83,14 @@ def translate(
     ] = False,
     overwrite: OverwriteOpt = False,
     via: Annotated[str, typer.Option("--via", help="auto, translate (one call) or stream")] = "auto",
+    word_cues: Annotated[
+        bool,
+        typer.Option(
+            "--word-cues",
+            help="subtitle cues from word timings: at most 2 lines of 42 characters, never cut inside a word "
+            "(asks the server for word timings; translations: timed in their speech, as the dub track plays it)",
+        ),
+    ] = False,
     *,
     voice: VoiceFlags,
     vad: VadFlags,
@@ -95,9 +109,13 @@ def translate(
             dub_extend=dub_extend,
             overwrite=overwrite,
             via=via,
-            output=voice.output(speech=speech and not lang.asr_only, transcript=bool(lang.source.strip())),
+            output=dataclasses.replace(
+                voice.output(speech=speech and not lang.asr_only, transcript=bool(lang.source.strip())),
+                word_timings=word_cues,
+            ),
             vad=vad.options(),
             raw=raw.format(),
+            word_cues=word_cues,
         )
         inputs = tr.unique_inputs(files)
         return asyncio.run(tr.TranslateJob(connection, plan).run_all(inputs, out_dir))

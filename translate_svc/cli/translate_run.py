@@ -36,13 +36,17 @@ from translate_svc.cli.flags import Connection, LanguageFlags
 from translate_svc.cli.inputs import Clip, load_clip
 from translate_svc.cli.lang import LangChoice, choose_languages, server_languages
 from translate_svc.cli.output import (
+    SUBTITLE_FORMATS,
     TEXT_FORMATS,
+    Cue,
     cues,
     output_bases,
     result_json,
     srt_document,
+    timed_words,
     translate_outputs,
     vtt_document,
+    word_cues,
 )
 from translate_svc.client import (
     AsyncTranslateClient,
@@ -75,6 +79,8 @@ class TranslatePlan:
     output: OutputOptions  # speech: write dub tracks
     vad: VadOptions | None
     raw: AudioFormat | None
+    #: subtitle cues from word timings (``output.word_timings``), not one per segment
+    word_cues: bool = False
 
     def __post_init__(self) -> None:
         bad = [f for f in self.formats if f not in TEXT_FORMATS]
@@ -84,6 +90,10 @@ class TranslatePlan:
             raise CliError(f"--via {self.via!r}: use auto, translate or stream")
         if not self.formats and not self.output.speech:
             raise CliError("nothing to write: --no-speech with no --format")
+        if self.word_cues and not any(f in SUBTITLE_FORMATS for f in self.formats):
+            raise CliError("--word-cues shapes subtitle cues: add --format srt or --format vtt")
+        if self.word_cues and not self.lang.asr_only and not self.output.speech:
+            raise CliError("--word-cues: translated words are timed in their speech; drop --no-speech")
 
 
 def parse_formats(values: Sequence[str] | None) -> list[str]:
@@ -252,6 +262,12 @@ class TranslateJob:
             return EXIT_FAILED
         return EXIT_OK
 
+    def _cues(self, done: Outcome, target: str | None) -> list[Cue]:
+        """One cue per segment, or (``--word-cues``) cues of at most two lines from word timings."""
+        if self.plan.word_cues:
+            return word_cues(timed_words(done.segments, target))
+        return cues(done.segments, target)
+
     def _write_outputs(self, out_dir: Path, base: str, clip: Clip, done: Outcome) -> list[Path]:
         """Dub tracks, subtitles and the JSON result of one input; the paths written."""
         plan = self.plan
@@ -268,7 +284,7 @@ class TranslateJob:
                 )
                 written += paths
                 entries[target].update(info)
-            items = cues(done.segments, target)
+            items = self._cues(done, target)
             for fmt, render in (("srt", srt_document), ("vtt", vtt_document)):
                 if fmt in plan.formats:
                     p = out_dir / f"{base}.{target}.{fmt}"
@@ -279,7 +295,7 @@ class TranslateJob:
             for fmt, render in (("srt", srt_document), ("vtt", vtt_document)):
                 if fmt in plan.formats:
                     p = out_dir / f"{base}.transcript.{fmt}"
-                    files.write(p, render(cues(done.segments, None)).encode(), plan.overwrite)
+                    files.write(p, render(self._cues(done, None)).encode(), plan.overwrite)
                     written.append(p)
         if "json" in plan.formats:
             doc = result_json(

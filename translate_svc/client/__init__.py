@@ -45,6 +45,7 @@ from translate_svc.client.types import (
     TranslateTextResult,
     Translation,
     VadOptions,
+    WordTiming,
 )
 
 __all__ = [
@@ -85,5 +86,6 @@ __all__ = [
     "TranslateTextResult",
     "Translation",
     "VadOptions",
+    "WordTiming",
     "channel_options",
 ]

@@ -37,6 +37,7 @@ from translate_svc.client.types import (
     TranslateTextResult,
     Translation,
     VadOptions,
+    WordTiming,
 )
 
 ENCODINGS: dict[str, pb.AudioEncoding] = {
@@ -78,6 +79,7 @@ def output_pb(out: OutputOptions) -> pb.OutputOptions:
         transcript=out.transcript,
         speech_sample_rate_hz=out.speech_sample_rate,
         speech_encoding=SPEECH_ENCODINGS[out.speech_encoding],
+        word_timings=out.word_timings,
     )
     if out.speaker_id is not None:
         msg.speaker_id = out.speaker_id
@@ -215,13 +217,18 @@ def _timing(msg: pb.Timing) -> Timing:
 
 
 def _translation(msg: pb.Translation) -> Translation:
-    return _speech(msg.target_language, msg.text, msg.audio if msg.HasField("audio") else None)
+    return _speech(msg.target_language, msg.text, msg.audio if msg.HasField("audio") else None, msg.words)
 
 
-def _speech(target: str, text: str, a: pb.SynthesizedAudio | None) -> Translation:
+def _words(words: Sequence[pb.WordTiming]) -> tuple[WordTiming, ...]:
+    return tuple(WordTiming(w.word, w.start_ms, w.end_ms) for w in words)
+
+
+def _speech(target: str, text: str, a: pb.SynthesizedAudio | None, words: Sequence[pb.WordTiming] = ()) -> Translation:
     """A translation (or a commit's delta) with its speech, if any: PCM as float32, or Opus packets."""
+    timed = _words(words)
     if a is None:
-        return Translation(target, text)
+        return Translation(target, text, words=timed)
     if a.encoding == pb.SPEECH_ENCODING_OPUS or a.opus_packets:
         return Translation(
             target,
@@ -230,6 +237,7 @@ def _speech(target: str, text: str, a: pb.SynthesizedAudio | None) -> Translatio
             num_samples=a.num_samples,
             opus_packets=tuple(OpusPacket(p.data, p.duration_samples) for p in a.opus_packets),
             opus_pre_skip=a.opus_pre_skip,
+            words=timed,
         )
     audio = np.frombuffer(a.content, "<i2").astype(np.float32) / np.float32(32768.0)
     return Translation(
@@ -238,6 +246,7 @@ def _speech(target: str, text: str, a: pb.SynthesizedAudio | None) -> Translatio
         audio=audio,
         sample_rate=a.sample_rate_hz,
         num_samples=a.num_samples or len(audio),
+        words=timed,
     )
 
 
@@ -269,11 +278,12 @@ def segment(msg: pb.SegmentResult) -> Segment:
         transcript_language=msg.transcript.language if msg.HasField("transcript") else None,
         language_scores=tuple((s.language, s.probability) for s in msg.detected_language.scores),
         speech_in_commits=msg.speech_in_commits,
+        transcript_words=_words(msg.transcript.words) if msg.HasField("transcript") else (),
     )
 
 
 def commit(msg: pb.Commit) -> Commit:
-    speech = _speech(msg.target_language, msg.text, msg.speech if msg.HasField("speech") else None)
+    speech = _speech(msg.target_language, msg.text, msg.speech if msg.HasField("speech") else None, msg.words)
     return Commit(segment_id=msg.segment_id, translation=speech, source_ms=msg.source_ms, final=msg.final)
 
 

@@ -101,7 +101,9 @@ class OutputOptions:
     ``transcript`` needs the call's ``source`` language. ``speech_sample_rate``: 8000..48000, 0 for
     the model's own (16 kHz). ``speaker_id``: the vocoder's voice, None for the server's default.
     ``translate`` and ``stream`` take one as ``output=``, or its fields as keyword arguments
-    (``speech=False``), which win over ``output``'s.
+    (``speech=False``), which win over ``output``'s. ``word_timings``: each word's start and end in
+    final results (``Segment.transcript_words``, ``Translation.words``, a ``Commit``'s words); off
+    by default, as the transcript's alignment costs the server one more decoder pass per segment.
     """
 
     text: bool = True
@@ -110,6 +112,7 @@ class OutputOptions:
     speech_sample_rate: int = 0
     speaker_id: int | None = None
     speech_encoding: SpeechEncoding = "linear16"
+    word_timings: bool = False
 
     def __post_init__(self) -> None:
         if self.speech_encoding not in get_args(SpeechEncoding):
@@ -145,6 +148,7 @@ class OutputFields(TypedDict, total=False):
     speech_sample_rate: int
     speaker_id: int | None
     speech_encoding: SpeechEncoding
+    word_timings: bool
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -154,6 +158,16 @@ class OutputFields(TypedDict, total=False):
 class OpusPacket:
     data: bytes
     duration_samples: int  # at 48 kHz (960 = 20 ms)
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    """One word and where it is (``OutputOptions.word_timings``): a transcript's word on the
+    stream's timeline, a translated word in its own speech (ms from its first sample)."""
+
+    word: str
+    start_ms: int
+    end_ms: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,6 +186,8 @@ class Translation:
     num_samples: int = 0
     opus_packets: tuple[OpusPacket, ...] = ()
     opus_pre_skip: int = 0
+    #: with ``word_timings`` and speech: each word of ``text`` in this speech (a commit's: in its chunk)
+    words: tuple[WordTiming, ...] = ()
 
     @property
     def has_speech(self) -> bool:
@@ -218,6 +234,8 @@ class Segment:
     #: simultaneous mode: this segment's speech already came, in chunks, in its ``Commit`` events;
     #: ``translations[].audio`` is the same speech whole (for saving): do not play it again
     speech_in_commits: bool = False
+    #: with ``word_timings``: each transcript word on the stream's timeline (ms, as ``start_ms``)
+    transcript_words: tuple[WordTiming, ...] = ()
 
     @property
     def detected_language(self) -> str | None:

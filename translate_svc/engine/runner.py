@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from translate_svc.types import MODEL_SAMPLE_RATE, ModelCard, ModelInfo, Term
+from translate_svc.types import MODEL_SAMPLE_RATE, ModelCard, ModelInfo, Term, WordTiming
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +83,9 @@ class ModelInput:
     simul: SimulRequest | None = None
     #: text in instead of speech (``audio`` then empty): no transcript, detection or simultaneous step
     text: SourceText | None = None
+    #: word timings: each spoken translation's words in its speech, the transcript's on the input
+    #: (``ModelOutput.words``, ``transcript_words``)
+    words: bool = False
 
     def __post_init__(self) -> None:
         if self.simul is not None and tuple(t.language for t in self.simul.targets) != tuple(self.targets):
@@ -223,6 +226,11 @@ class ModelOutput:
     #: target's committed text (a final step's: the whole text), ``waveforms`` stay empty (the
     #: chunks are in here) and ``transcript`` is the unforced transcript row's
     simul: dict[str, SimulRowOutput] | None = None
+    #: with ``ModelInput.words``: per target with speech, each word of its text in its waveform
+    #: (ms from its first sample, from the model's durations: model/timings.py)
+    words: dict[str, tuple[WordTiming, ...]] = field(default_factory=dict)
+    #: with ``ModelInput.words``: the transcript's words, ms from the input's first sample
+    transcript_words: tuple[WordTiming, ...] = ()
 
 
 class LanguageIdentifier(Protocol):

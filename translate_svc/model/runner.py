@@ -31,9 +31,10 @@ import numpy as np
 import torch
 
 from translate_svc.engine.runner import DETECTED, Features, ModelInput, ModelOutput, WorkKind
+from translate_svc.model.aligner import WordTimer
 from translate_svc.model.seamless import SeamlessStages
 from translate_svc.model.simultaneous import SimultaneousSteps
-from translate_svc.types import ModelCard
+from translate_svc.types import ModelCard, WordTiming
 
 #: the order a mixed batch's parts run in, each one pass of the stages
 ORDER = (WorkKind.STEP, WorkKind.TEXT, WorkKind.SEGMENT)
@@ -45,6 +46,7 @@ class SeamlessRunner:
     def __init__(self, stages: SeamlessStages) -> None:
         self.stages = stages
         self._steps: SimultaneousSteps | None = None
+        self._timer: WordTimer | None = None
 
     @property
     def card(self) -> ModelCard:
@@ -61,6 +63,13 @@ class SeamlessRunner:
         if self._steps is None:
             self._steps = SimultaneousSteps(self.stages)
         return self._steps
+
+    @property
+    def timer(self) -> WordTimer:
+        """Word timings on these stages, made at the first segment that asks (it hooks t2u)."""
+        if self._timer is None:
+            self._timer = WordTimer(self.stages)
+        return self._timer
 
     @torch.inference_mode()
     def run(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
@@ -145,8 +154,11 @@ class SeamlessRunner:
             if inputs[k].speech and lang in inputs[k].targets and _has_text(sequences[r], gen)
         ]  # fmt: skip
         waves: dict[int, np.ndarray] = {}
+        words: dict[int, tuple[WordTiming, ...]] = {}
+        transcript_words: dict[int, tuple[WordTiming, ...]] = {}
         t_speech = time.perf_counter()
         if speech_rows:
+            timer = self.timer if any(inputs[rows[r][0]].words for r in speech_rows) else None  # hooked before t2u
             sel = torch.tensor(speech_rows, device=stages.device)
             seqs = _trim_right_padding(sequences.index_select(0, sel), gen.pad_token_id)
             out = stages.speech(
@@ -159,7 +171,19 @@ class SeamlessRunner:
                 text_input=text_input,
             )
             waves = dict(zip(speech_rows, out, strict=True))
+            if timer is not None:
+                words = dict(zip(speech_rows, timer.speech(seqs, out), strict=True))
         speech_ms = (time.perf_counter() - t_speech) * 1000 if speech_rows else 0.0
+        heard = [r for r, (k, lang) in enumerate(rows) if inputs[k].words and lang == spoken[k] and not text_input]
+        if heard:
+            sel = torch.tensor(heard, device=stages.device)
+            got = self.timer.transcript(
+                row_enc.index_select(0, sel),
+                row_mask.index_select(0, sel),
+                sequences.index_select(0, sel),
+                [seconds[rows[r][0]] for r in heard],
+            )
+            transcript_words = {rows[r][0]: w for r, w in zip(heard, got, strict=True)}
 
         outputs = []
         for k, item in enumerate(inputs):
@@ -176,6 +200,8 @@ class SeamlessRunner:
                     detected=detected.get(k),
                     speech_ms=speech_ms,
                     language_id_ms=language_id_ms,
+                    words={lang: words[r] for r, lang in mine if r in words and lang in item.targets},
+                    transcript_words=transcript_words.get(k, ()),
                 )
             )
         return outputs

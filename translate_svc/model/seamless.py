@@ -356,6 +356,16 @@ class SeamlessStages:
         unit_lens: list[int] = t2u_out[1].bool().sum(1).tolist()
         return units, unit_lens
 
+    @property
+    def vocoder_frames(self) -> list[np.ndarray]:
+        """The last ``vocode`` call's frames per unit, per row (word timings, model/aligner.py)."""
+        return self._vocoder.last_frames
+
+    @property
+    def vocoder_stages(self) -> tuple[tuple[int, int, int], ...]:
+        """HiFi-GAN's (stride, padding, kernel) per upsampling stage."""
+        return self._vocoder.stages
+
     def vocode(
         self, units: torch.Tensor, unit_lens: Sequence[int], langs: Sequence[str], speakers: Sequence[int]
     ) -> list[np.ndarray]:

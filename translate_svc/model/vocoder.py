@@ -46,6 +46,8 @@ class MaskedVocoder:
         self.max_padding = 1.25
         hg = vocoder.hifi_gan
         self._upsample = [(int(u.stride[0]), int(u.padding[0]), int(u.kernel_size[0])) for u in hg.upsampler]
+        #: HiFi-GAN's (stride, padding, kernel) per upsampling stage: samples per frame
+        self.stages: tuple[tuple[int, int, int], ...] = tuple(self._upsample)
         self._unit_mask: torch.Tensor | None = None
         self._stage_lengths: list[torch.Tensor] | None = None
         #: the call's (padded) units, and each row's output length as the vocoder alone reports it
@@ -53,9 +55,15 @@ class MaskedVocoder:
         self._reported: torch.Tensor | None = None
         #: per upsampling stage, a (rows, 1, time) 0/1 mask of valid samples, built on first use
         self._stage_masks: dict[int, torch.Tensor] = {}
+        #: the last call's frames per unit (the vocoder's rounding), and per row of the last
+        #: ``__call__`` its own units' frames: word timings (model/timings.py) read them
+        self._frames: torch.Tensor | None = None
+        self.last_frames: list[np.ndarray] = []
+
         # duration predictor: give it the padding mask; then derive every stage's valid length
         vocoder.dur_predictor.register_forward_pre_hook(self._dur_mask, with_kwargs=True)
         vocoder.dur_predictor.register_forward_hook(self._record_lengths)
+        vocoder.dur_predictor.register_forward_hook(self._record_frames)
         hg.conv_pre.register_forward_pre_hook(self._mask_input)
         hg.conv_pre.register_forward_hook(self._masker(0))
         for i, up in enumerate(hg.upsampler):
@@ -79,6 +87,7 @@ class MaskedVocoder:
         ``max_padding`` of its real size (HiFi-GAN's cost is per output sample, padding included); one call per group.
         """
         out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(unit_lens)
+        self.last_frames = [np.zeros(0, np.int64)] * len(unit_lens)
         groups = _length_groups(unit_lens, self.max_padding) if self.batched else [[r] for r in range(len(unit_lens))]
         for group in groups:
             idx = torch.tensor(group, device=units.device)
@@ -88,8 +97,12 @@ class MaskedVocoder:
                 [lang_ids[r] for r in group],
                 [speakers[r] for r in group],
             )
-            for r, w in zip(group, waves, strict=True):
+            frames = self._frames.cpu().numpy() if self._frames is not None else None
+            self._frames = None
+            for n, (r, w) in enumerate(zip(group, waves, strict=True)):
                 out[r] = w
+                if frames is not None:
+                    self.last_frames[r] = frames[n, : unit_lens[r]].copy()
         return out
 
     def _run(
@@ -130,6 +143,11 @@ class MaskedVocoder:
         if self._unit_mask is None:
             return None
         return args, {**kwargs, "padding_mask": self._unit_mask}
+
+    def _record_frames(self, module, args, log_dur):  # type: ignore[no-untyped-def]
+        """Every call's frames per unit, rounded as ``SeamlessM4Tv2CodeHifiGan.forward`` does."""
+        self._frames = torch.clamp(torch.round(torch.expm1(log_dur)).long(), min=1)
+        return None
 
     def _record_lengths(self, module, args, log_dur):  # type: ignore[no-untyped-def]
         if self._unit_mask is None:

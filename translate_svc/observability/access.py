@@ -2,8 +2,9 @@
 
 Fields: ``request_id`` (the caller's ``x-request-id``, or generated), ``method``, ``peer``,
 ``tenant``, the config in brief (``encoding``, ``sample_rate_hz``, ``targets``, ``outputs``),
-``audio_s``, ``segments`` (by status) and ``segments_total``, ``duration_ms`` and the final
-``code``. With ``--log-format json`` each is a key of the line's object; as text they follow the
+``audio_s``, ``segments`` (by status) and ``segments_total``, a door's own fields
+(``CallInfo.extra``: the phone door's carrier, ear-voice lag and playout), ``duration_ms`` and the
+final ``code``. With ``--log-format json`` each is a key of the line's object; as text they follow the
 message as ``key=value``. Streams are logged by the stream core (``session.StreamDriver``) for
 every door; Translate by its servicer.
 """
@@ -41,6 +42,8 @@ class CallInfo:
     method: str
     peer: str = ""
     started: float = field(default_factory=time.monotonic)
+    #: a door's own fields for the line (the phone door's ear-voice lag), filled while the call runs
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def config_brief(fmt: AudioFormat, task: TranslationTask) -> dict[str, Any]:
@@ -73,6 +76,7 @@ def log_call(
         "audio_s": round(audio_s, 3),
         "segments": dict(segments or {}),
         "segments_total": sum((segments or {}).values()),
+        **call.extra,
         "duration_ms": round((time.monotonic() - call.started) * 1000),
         "code": code,
     }

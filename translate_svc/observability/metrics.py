@@ -96,6 +96,35 @@ STALL_CLOSES = Counter(
 )
 
 
+#: the phone door (issue 44): what a caller hears, and when
+PHONE_LAG_S = Histogram(
+    "translate_svc_phone_ear_voice_lag_seconds",
+    "end of a segment's source speech -> the carrier played its translation (mark acknowledged)",
+    ["carrier"],
+    buckets=(0.25, 0.5, 1, 1.5, 2, 3, 4, 6, 8, 12, 16, 32),
+)
+PHONE_CLEARS = Counter(
+    "translate_svc_phone_backlog_clears_total", "translated speech cleared past phone.max_backlog_s", ["carrier"]
+)
+PHONE_FRAME_LATE_S = Histogram(
+    "translate_svc_phone_frame_lateness_seconds",
+    "AudioSocket: a paced 20 ms frame sent this long after its slot",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5),
+)
+
+
+def phone_lag(carrier: str, seconds: float) -> None:
+    PHONE_LAG_S.labels(carrier).observe(seconds)
+
+
+def phone_cleared(carrier: str) -> None:
+    PHONE_CLEARS.labels(carrier).inc()
+
+
+def phone_frame_late(seconds: float) -> None:
+    PHONE_FRAME_LATE_S.observe(max(0.0, seconds))
+
+
 def stall_closed() -> None:
     STALL_CLOSES.inc()
 

@@ -8,7 +8,7 @@ message of that size is carved from the heap instead, between small long-lived b
 only grows. Under a steady soak the brk heap kept growing and RSS never came back after the load
 stopped, while the bytes in use (``mallinfo2``) and Python's live objects did not grow; with the
 threshold fixed at 128 KiB the heap stayed flat and RSS fell back after the load
-(/work/notes/soak-results.md has the runs).
+(docs/performance.md, "Soak", has the runs).
 
 Setting the threshold also turns the dynamic adjustment off. An operator's own choice wins: with
 ``MALLOC_MMAP_THRESHOLD_`` in the environment (glibc's variable, read when a process starts)

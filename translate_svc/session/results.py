@@ -37,6 +37,7 @@ from translate_svc.types import (
     Transcript,
     Translation,
     TranslationTask,
+    WordTiming,
 )
 
 logger = logging.getLogger(__name__)
@@ -45,32 +46,54 @@ logger = logging.getLogger(__name__)
 PER_MS = MODEL_SAMPLE_RATE // 1000
 
 
+def keeps_terms(task: TranslationTask) -> bool:
+    """Whether ``task`` has KEEP terms that act on translations: a kept phrase is carried where
+    the segment's transcript holds it (model/terms.py), so such a task's every job decodes the
+    transcript (and, without a source language, detects the spoken language first), whether or
+    not the client asked for them (issue 45: a term acts on every path, or is refused)."""
+    return bool(task.target_languages) and any(t.keep for t in task.terms)
+
+
 def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool) -> ModelInput:
     """What the engine computes for one span of a stream of ``task``: a final segment as asked, a
-    live caption as text only."""
-    transcript = task.source_language if task.detect is None else DETECTED
+    live caption as text only. KEEP terms add the transcript row (and detection, without a source
+    language: ``task.resolve_task`` refuses that on a server without an identifier); results
+    built from it show only what the client asked for."""
+    keep = keeps_terms(task)
+    detect = task.detect
+    if detect is None and keep and not task.source_language:
+        detect = ()  # any language the identifier can pick: the transcript is decoded in it
+    transcript = task.source_language if detect is None else DETECTED
     return ModelInput(
         audio=audio,
         targets=task.target_languages,
-        transcript_language=transcript if task.output.transcript else None,
+        transcript_language=transcript if task.output.transcript or keep else None,
         speech=task.output.speech and final,
         speaker_id=task.output.speaker_id,
-        detect=task.detect,
+        detect=detect,
         terms=task.terms,
+        words=final and task.output.word_timings,
     )
 
 
 def step_input(
-    task: TranslationTask, audio: np.ndarray, targets: tuple[SimulTarget, ...], *, final: bool
+    task: TranslationTask,
+    audio: np.ndarray,
+    targets: tuple[SimulTarget, ...],
+    *,
+    final: bool,
+    captions: bool = False,
 ) -> ModelInput:
     """A simultaneous step over ``audio`` (the open speech so far, or the closed segment when
     ``final``) with each target's policy state; an open step asks for no transcript (a commit
-    has none), the final one for what a whole segment's job asks."""
+    has none) unless KEEP terms need it to know what was said, or its live caption
+    (``captions``) shows one; the final one asks what a whole segment's job asks."""
     assert task.simultaneous is not None
     item = model_input(task, audio, final=True)
+    shown = captions and task.output.transcript
     return dataclasses.replace(
         item,
-        transcript_language=item.transcript_language if final else None,
+        transcript_language=item.transcript_language if final or shown or keeps_terms(task) else None,
         simul=SimulRequest(
             targets,
             final=final,
@@ -183,10 +206,10 @@ def build_final(
         seg.segment_id,
         seg.start_ms,
         seg.end_ms,
-        _transcript(task, out),
+        _transcript(task, out, seg.start_ms),
         tuple(translations),
         timing,
-        detected=_detected(out),
+        detected=_detected(task, out),
         batch_trace=job.batch_trace,
         speech_in_commits=True,
     )
@@ -226,10 +249,13 @@ def build_result(
         opus = None
         if audio is not None and opts.speech_encoding is SpeechEncoding.OPUS:
             opus = encode_opus(audio, opts.speech_sample_rate_hz)
+        words = out.words.get(lang, ()) if opts.text else ()
         translations.append(
-            Translation(lang, out.texts.get(lang, "") if opts.text else "", audio, opts.speech_sample_rate_hz, opus)
+            Translation(
+                lang, out.texts.get(lang, "") if opts.text else "", audio, opts.speech_sample_rate_hz, opus, words=words
+            )
         )
-    transcript = _transcript(task, out)
+    transcript = _transcript(task, out, seg.start_ms)
     if opts.speech:
         timing = dataclasses.replace(timing, encode_ms=(time.perf_counter() - ready) * 1000)
     return SegmentResult(
@@ -239,7 +265,7 @@ def build_result(
         transcript,
         tuple(translations),
         timing,
-        detected=_detected(out),
+        detected=_detected(task, out),
         batch_trace=job.batch_trace,
     )
 
@@ -260,27 +286,51 @@ def build_interim(
     )
 
 
+def build_step_interim(
+    span: tuple[int, int, int], task: TranslationTask, job: JobResult, out: ModelOutput, asked_at: float
+) -> InterimResult:
+    """A simultaneous step's live caption: per target, the step's whole hypothesis as ``text``,
+    its committed words (after the step) as ``stable_text``, which ``text`` starts with. Later
+    steps and the final are forced to start with the committed tokens, so a settled part only
+    grows (``text_delta`` never retracts)."""
+    caption = build_interim(span, task, job, out, asked_at)
+    if not task.output.text or out.simul is None:
+        return caption
+    texts = []
+    for lang in task.target_languages:
+        row = out.simul[lang]
+        settled = row.committed_text
+        texts.append(Translation(lang, settled + text_delta(settled, row.text), stable_text=settled))
+    return dataclasses.replace(caption, translations=tuple(texts))
+
+
 def needs_encoding(out: OutputOptions) -> bool:
     """Speech that must be resampled or Opus-encoded (ms of CPU per segment: off the loop)."""
     return out.speech and (out.speech_sample_rate_hz != MODEL_SAMPLE_RATE or out.speech_encoding is SpeechEncoding.OPUS)
 
 
-def _transcript(task: TranslationTask, out: ModelOutput) -> Transcript | None:
+def _transcript(task: TranslationTask, out: ModelOutput, start_ms: int = 0) -> Transcript | None:
     language = task.source_language
-    detected = _detected(out)
+    detected = _detected(task, out)
     if detected is not None:
         language = detected.language
     if task.output.transcript and language and out.transcript is not None:
-        return Transcript(language, out.transcript)
+        return Transcript(language, out.transcript, _shifted(out.transcript_words, start_ms))
     return None
+
+
+def _shifted(words: tuple[WordTiming, ...], ms: int) -> tuple[WordTiming, ...]:
+    """Words timed from the segment's first sample, on the stream's timeline."""
+    return tuple(WordTiming(w.word, w.start_ms + ms, w.end_ms + ms) for w in words)
 
 
 #: scores returned without candidates (any language): the most likely this many
 TOP_SCORES = 5
 
 
-def _detected(out: ModelOutput) -> DetectedLanguage | None:
-    if out.detected is None:
+def _detected(task: TranslationTask, out: ModelOutput) -> DetectedLanguage | None:
+    """The detection the client asked for (none where KEEP terms made it internally)."""
+    if out.detected is None or task.detect is None:
         return None
     ranked = sorted(out.detected.items(), key=lambda kv: -kv[1])
     return DetectedLanguage(ranked[0][0], tuple(ranked[:TOP_SCORES] if len(ranked) > TOP_SCORES else ranked))

@@ -30,8 +30,11 @@ Rules (event loop only):
 - Order (``jobs.py``): a segment's commits come in the order their steps came back, after every
   earlier segment's result and before its own result.
 
-Live captions may run beside it: they show the open speech's tentative words, commits the words
-that stay.
+Live captions (``interim_interval_ms``) come from the steps themselves in this mode: each step
+that counts gives an ``InterimResult`` whose translations are the step's whole hypothesis, with the
+committed words as their ``stable_text`` (settled: later captions and the final start with them),
+and the rest as the words that may still change (issue 45). Its transcript, when asked, is the
+step's unforced transcript row, all of it unsettled.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -100,9 +104,12 @@ class Simultaneous:
         task: TranslationTask,
         tracker: JobTracker,
         received_ms: Callable[[], int],
+        captions_offset_ms: int | None = None,
     ) -> None:
         assert task.simultaneous is not None
         self._received_ms = received_ms  # the stream's audio received (timeline ms): source_ms
+        #: live captions from the steps, their spans shifted by this (a resume's offset); None: none
+        self._captions_offset_ms = captions_offset_ms
         self._engine = engine
         self._owner = owner
         self._task = task
@@ -139,7 +146,10 @@ class Simultaneous:
         first = -(-start // per_ms) * per_ms  # the segment's audio starts here (jobs.segment_of)
         last = end // per_ms * per_ms
         targets = tuple(self._state[lang].policy for lang in self._task.target_languages)
-        item = results.step_input(self._task, samples[first - start : last - start], targets, final=False)
+        captions = self._captions_offset_ms is not None
+        item = results.step_input(
+            self._task, samples[first - start : last - start], targets, final=False, captions=captions
+        )
         fut = self._engine.submit_droppable(self._owner, item)
         if fut is None:
             self._skip()
@@ -147,7 +157,9 @@ class Simultaneous:
         self.steps += 1
         metrics.simultaneous_step(True)
         self._inflight = fut
-        fut.add_done_callback(functools.partial(self._stepped, self._seg))
+        offset = self._captions_offset_ms or 0
+        span = (self._seg, first // per_ms + offset, last // per_ms + offset)
+        fut.add_done_callback(functools.partial(self._stepped, span, time.perf_counter()))
 
     def segment_closed(self, seg: Segment) -> results.FinalStep | None:
         """``seg`` closed: its final step if words were committed (None: its usual job). A step
@@ -189,7 +201,8 @@ class Simultaneous:
         self.skipped += 1
         metrics.simultaneous_step(False)
 
-    def _stepped(self, segment_id: int, fut: asyncio.Future[JobResult]) -> None:
+    def _stepped(self, span: tuple[int, int, int], asked_at: float, fut: asyncio.Future[JobResult]) -> None:
+        segment_id = span[0]
         if self._inflight is fut:
             self._inflight = None
         t = self._tracker
@@ -211,6 +224,8 @@ class Simultaneous:
             logger.error("a simultaneous step's result was unusable: %r", e, extra=self._log)
             return
         self._state = state
+        if self._captions_offset_ms is not None:
+            t.put(results.build_step_interim(span, self._task, job, job.output, asked_at))
         if not changed:
             return
         slot = t.reserve_commits(segment_id)

@@ -107,11 +107,18 @@ class StreamSession:
         )
         self.captions = (
             Captions(engine, self.session_id, task, self.jobs, interim_interval_ms, self.timeline.offset_ms)
-            if interim_interval_ms
+            if interim_interval_ms and task.simultaneous is None
             else None
-        )
+        )  # in simultaneous mode the steps give the captions, with their settled words
         self.simultaneous = (
-            Simultaneous(engine, self.session_id, task, self.jobs, _received_ms(self.timeline))
+            Simultaneous(
+                engine,
+                self.session_id,
+                task,
+                self.jobs,
+                _received_ms(self.timeline),
+                self.timeline.offset_ms if interim_interval_ms else None,
+            )
             if task.simultaneous is not None
             else None
         )

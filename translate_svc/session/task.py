@@ -54,6 +54,7 @@ def resolve_task(
     if detect is not None:
         check_detection(card, limits, source, detect)
     check_terms(terms, limits)
+    check_keep(card, terms, source, targets, detect)
     if not targets and not (source or detect is not None):
         raise InvalidInput(
             'target_languages is empty: name at least one target language (e.g. "spa"), or set '
@@ -264,6 +265,22 @@ def check_terms(terms: Sequence[Term], limits: LimitsSettings) -> None:
         if key in seen:
             raise InvalidInput(f"terms lists {shown(phrase)} more than once")
         seen.add(key)
+
+
+def check_keep(
+    card: ModelCard, terms: Sequence[Term], source: str, targets: Sequence[str], detect: list[str] | None
+) -> None:
+    """A KEEP term acts where the segment's transcript holds its phrase, so the server decodes the
+    transcript for it, in the source language, or in the one detected. Without either, and no
+    identifier to detect it, the term could not act: refused, never accepted and ignored."""
+    keep = next((n for n, t in enumerate(terms) if t.keep), None)
+    if keep is None or not targets or source or detect is not None or card.identifier is not None:
+        return
+    raise InvalidInput(
+        f"terms[{keep}] is KEEP and source_language is empty: a kept phrase is carried where the speech "
+        "says it, which needs the spoken language, and this server has no language identifier to find "
+        'it: set source_language (e.g. "eng")'
+    )
 
 
 def check_detection(card: ModelCard, limits: LimitsSettings, source: str, candidates: list[str]) -> None:

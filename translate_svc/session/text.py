@@ -122,6 +122,7 @@ class TextDriver:
                     speaker_id=task.output.speaker_id,
                     terms=task.terms,
                     text=SourceText(text, task.source_language),
+                    words=task.output.word_timings,
                 )
                 futures.append(engine.submit(owner, item))
             jobs = await asyncio.gather(*futures)

@@ -35,6 +35,7 @@ from translate_svc.transport.grpc.servicer import TranslatorServicer
 from translate_svc.transport.grpc.tls import CertificateReloader
 from translate_svc.transport.openai.door import OpenAIDoor
 from translate_svc.transport.openai.webrtc import WebRtcDoor
+from translate_svc.transport.phone.door import PhoneDoor
 from translate_svc.transport.rpc import PortServices
 from translate_svc.transport.tokens import Revocation, TokenStore
 
@@ -58,7 +59,8 @@ class DoorSetupError(Exception):
 
 def build_doors(ctx: DoorContext) -> list[Door]:
     """The doors the settings ask for: the gRPC port always (with Riva's services on it when
-    ``server.riva`` is on), the OpenAI-compatible door when ``server.http_port`` is set."""
+    ``server.riva`` is on), the OpenAI-compatible door when ``server.http_port`` is set, the phone
+    door when ``phone.websocket`` (its routes on the HTTP port) or ``phone.audiosocket_port`` is."""
     s = ctx.settings.server
     services: list[PortServices] = []
     if s.riva:  # imported only when asked for: its protos come from the nvidia-riva-client package
@@ -73,8 +75,17 @@ def build_doors(ctx: DoorContext) -> list[Door]:
             ) from e
         services.append(RivaDoor(ctx))
     doors: list[Door] = [GrpcDoor(ctx, services)]
+    phone = ctx.settings.phone
+    if phone.websocket and s.http_port is None:
+        raise DoorSetupError("--phone serves the carriers' WebSockets on the HTTP port: set --http-port too")
+    calls = PhoneDoor(ctx) if phone.websocket or phone.audiosocket_port is not None else None
     if s.http_port is not None:
-        doors.append(OpenAIDoor(ctx))
+        realtime = OpenAIDoor(ctx)
+        if calls is not None and phone.websocket:
+            calls.install(realtime.app)  # the carriers' WebSockets share the HTTP port and its bounds
+        doors.append(realtime)
+    if calls is not None:
+        doors.append(calls)
     return doors
 
 
@@ -119,6 +130,11 @@ class TranslateServer:
     def realtime(self) -> OpenAIDoor | None:
         """The OpenAI-compatible door on ``server.http_port`` (None: off)."""
         return self.door(OpenAIDoor)
+
+    @property
+    def phone(self) -> PhoneDoor | None:
+        """The phone door (``phone.websocket`` or ``phone.audiosocket_port``; None: off)."""
+        return self.door(PhoneDoor)
 
     @property
     def webrtc(self) -> WebRtcDoor | None:

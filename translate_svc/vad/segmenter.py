@@ -16,9 +16,12 @@ past the speech end). With ``max_segment_ms`` out of play, the segments equal si
 Two deliberate additions:
 
 - A length cap (``max_segment_ms``), because the translation model degrades and runs out of
-  memory on long inputs. Silero's own cap cuts at the longest earlier pause, which needs the
-  whole segment and may leave a short first part; this one cuts at the least speech-like window
-  of the last third of the allowed length (see :meth:`Segmenter._split`).
+  memory on long inputs. It fires after the window past which one more window and its pad could
+  exceed the cap, and cuts there, at the end of the audio in hand: the first part is emitted at
+  once (see :meth:`Segmenter._cut_at_cap`). A cut anywhere earlier (silero's own at the longest
+  earlier pause, or at the least speech-like point of a span) would hold that part back until the
+  cap is reached, and one at a dip before the cap would also split speech that ends under it; as
+  it is, the regions the cap does not reach are silero's.
 - Dropped speech is never silent: a region shorter than ``min_speech`` yields ``SpeechDiscarded``.
 
 Only a bounded amount of audio is held: the open segment (at most ``max_segment_ms``) plus its
@@ -103,7 +106,7 @@ class SegmenterConfig:
             if not lo <= value <= hi:
                 problems.append(f"vad.{name}={value} is out of range: use {lo}..{hi} ms")
         if not problems:
-            # The cap needs room to cut inside its last third: see Segmenter._split.
+            # Every piece of a capped region is then over two thirds of the cap: see _cut_at_cap.
             least = 3 * (self.speech_pad_ms + 2 * WINDOW_SAMPLES // _PER_MS)
             if self.max_segment_ms < least:
                 problems.append(
@@ -244,7 +247,6 @@ class Segmenter:
         self._min_silence = config.min_silence_ms * _PER_MS
         self._min_speech = config.min_speech_ms * _PER_MS
         self._max = config.max_segment_ms * _PER_MS
-        self._search = self._max // 3
 
         self._buf = _SampleBuffer()
         self._queued: list[float] = []  # probabilities whose windows are not complete yet
@@ -257,8 +259,6 @@ class Segmenter:
         self._seg_start = 0  # padded start of the open segment
         self._continuation = False  # the open segment follows a MAX_LENGTH cut
         self._temp_end: int | None = None  # first silent window of a pause in progress
-        self._probs: list[float] = []  # probabilities of the open segment's windows ...
-        self._probs_base = 0  # ... from this window index on
         self._closed: _Closed | None = None
         self._prev_end = 0  # end of the last emitted segment: nothing may start before it
 
@@ -368,16 +368,12 @@ class Segmenter:
         del self._queued[:consumed]
 
     def _step(self, events: list[SegmenterEvent], cur: int, p: float) -> None:
-        """One window, in the order of silero's ``get_speech_timestamps`` loop."""
+        """One window, in the order of silero's ``get_speech_timestamps`` loop; then the cap."""
         if p >= self._thr and self._temp_end is not None:
             self._temp_end = None
         if p >= self._thr and not self._triggered:
-            self._open(events, cur, p)
-            return
-        if self._triggered:
-            if cur + WINDOW_SAMPLES + self._pad - self._seg_start > self._max:
-                self._split(events, cur)
-            self._probs.append(p)
+            self._open(events, cur)
+        elif self._triggered:
             if p < self._neg:
                 if self._temp_end is None:
                     self._temp_end = cur
@@ -385,13 +381,15 @@ class Segmenter:
                     self._close_on_silence(events, cur)
             if self._triggered:
                 self._confirm(events, cur)
-        if not self._triggered and self._closed is not None:
+        if self._triggered:
+            self._cut_at_cap(events, cur)
+        elif self._closed is not None:
             # No speech can start before the next window: once that is two pads past the speech
             # end, the right pad is a full pad whatever comes next.
             if cur + WINDOW_SAMPLES - self._closed.end_raw >= 2 * self._pad:
                 self._emit_closed(events, self._closed.end_raw + self._pad)
 
-    def _open(self, events: list[SegmenterEvent], cur: int, p: float) -> None:
+    def _open(self, events: list[SegmenterEvent], cur: int) -> None:
         start = max(0, cur - self._pad)
         if self._closed is not None:
             gap = cur - self._closed.end_raw  # < 2 pads, or it would have been emitted
@@ -403,8 +401,6 @@ class Segmenter:
         self._start_raw = cur
         self._seg_start = start
         self._temp_end = None
-        self._probs = [p]
-        self._probs_base = cur // WINDOW_SAMPLES
         self._announced = False
         self._confirm(events, cur)
 
@@ -464,34 +460,28 @@ class Segmenter:
         self._triggered = False
         self._temp_end = None
 
-    def _split(self, events: list[SegmenterEvent], cur: int) -> None:
-        """Cut the open segment before window ``cur`` would let it exceed ``max_segment_ms``.
+    def _cut_at_cap(self, events: list[SegmenterEvent], cur: int) -> None:
+        """Cut the open segment at the end of window ``cur`` if one more window with its right pad
+        could take it past ``max_segment_ms``, and emit the first part now (MAX_LENGTH).
 
-        The cut goes through the middle of the window with the lowest speech probability whose
-        middle lies in the last third of the allowed length (ties: the latest). Why the last
-        third: the first part is then at least two thirds of the cap (long segments give the
-        model context and keep cuts rare), while a span of a third of the cap (5 s by default)
-        almost always holds a breath pause between phrases to cut in. The remainder stays open
-        and has at least two thirds of the cap to reach its own end. The config check
-        (``max_segment_ms >= 3 x (pad + 64 ms)``) guarantees the span holds a window.
+        The cut is where the audio in hand ends, so nothing waits: the first part is emitted with
+        the window that ends it, and the region goes on from the cut. Any earlier cut point is
+        chosen only now, so its part would come as late as the cut is early (the search of the last
+        third that was here came up to a third of the cap, 5 s, after its end: issue 53); cutting
+        at a dip before the cap fires would split regions that end under the cap. Each piece cut
+        off is longer than the cap less a window and a pad, which the config check
+        (``max_segment_ms >= 3 x (pad + 64 ms)``) makes more than two thirds of the cap.
         """
-        lo = self._seg_start + self._max - self._search  # earliest allowed cut
-        first = max(self._probs_base, -(-(lo - WINDOW_SAMPLES // 2) // WINDOW_SAMPLES))
-        last = cur // WINDOW_SAMPLES - 1
-        if first > last:  # unreachable with a valid config; cut at the current position
-            logger.warning("no window to cut in; cutting at sample %d", cur)
-            cut, j = cur, last
-        else:
-            window = np.asarray(self._probs[first - self._probs_base : last + 1 - self._probs_base])
-            j = last - int(np.argmin(window[::-1]))
-            cut = j * WINDOW_SAMPLES + WINDOW_SAMPLES // 2
+        end = cur + WINDOW_SAMPLES
+        if end > self._buf.end:  # the stream's last, partial window: finish() closes the region
+            return
+        if end + WINDOW_SAMPLES + self._pad - self._seg_start <= self._max:
+            return
         self._announce(events)
-        self._emit(events, self._seg_start, cut, EndReason.MAX_LENGTH)
+        self._emit(events, self._seg_start, end, EndReason.MAX_LENGTH)
         self._continuation = True
-        self._start_raw = cut
-        self._seg_start = cut
-        del self._probs[: j + 1 - self._probs_base]
-        self._probs_base = j + 1
+        self._start_raw = end
+        self._seg_start = end
 
     # -- output ------------------------------------------------------------------------------
 

@@ -60,28 +60,42 @@ class AudioInput(_message.Message):
     def __init__(self, content: _Optional[bytes] = ..., format: _Optional[_Union[AudioFormat, _Mapping]] = ...) -> None: ...
 
 class OutputOptions(_message.Message):
-    __slots__ = ("text", "speech", "transcript", "speech_sample_rate_hz", "speaker_id", "speech_encoding")
+    __slots__ = ("text", "speech", "transcript", "speech_sample_rate_hz", "speaker_id", "speech_encoding", "word_timings")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SPEECH_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     SPEECH_SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_ID_FIELD_NUMBER: _ClassVar[int]
     SPEECH_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    WORD_TIMINGS_FIELD_NUMBER: _ClassVar[int]
     text: bool
     speech: bool
     transcript: bool
     speech_sample_rate_hz: int
     speaker_id: int
     speech_encoding: SpeechEncoding
-    def __init__(self, text: _Optional[bool] = ..., speech: _Optional[bool] = ..., transcript: _Optional[bool] = ..., speech_sample_rate_hz: _Optional[int] = ..., speaker_id: _Optional[int] = ..., speech_encoding: _Optional[_Union[SpeechEncoding, str]] = ...) -> None: ...
+    word_timings: bool
+    def __init__(self, text: _Optional[bool] = ..., speech: _Optional[bool] = ..., transcript: _Optional[bool] = ..., speech_sample_rate_hz: _Optional[int] = ..., speaker_id: _Optional[int] = ..., speech_encoding: _Optional[_Union[SpeechEncoding, str]] = ..., word_timings: _Optional[bool] = ...) -> None: ...
 
 class Transcript(_message.Message):
-    __slots__ = ("language", "text")
+    __slots__ = ("language", "text", "words")
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
     language: str
     text: str
-    def __init__(self, language: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+    words: _containers.RepeatedCompositeFieldContainer[WordTiming]
+    def __init__(self, language: _Optional[str] = ..., text: _Optional[str] = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ...) -> None: ...
+
+class WordTiming(_message.Message):
+    __slots__ = ("word", "start_ms", "end_ms")
+    WORD_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    word: str
+    start_ms: int
+    end_ms: int
+    def __init__(self, word: _Optional[str] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
 
 class OpusPacket(_message.Message):
     __slots__ = ("data", "duration_samples")
@@ -110,14 +124,18 @@ class SynthesizedAudio(_message.Message):
     def __init__(self, content: _Optional[bytes] = ..., sample_rate_hz: _Optional[int] = ..., duration_ms: _Optional[int] = ..., encoding: _Optional[_Union[SpeechEncoding, str]] = ..., num_samples: _Optional[int] = ..., opus_packets: _Optional[_Iterable[_Union[OpusPacket, _Mapping]]] = ..., opus_pre_skip: _Optional[int] = ...) -> None: ...
 
 class Translation(_message.Message):
-    __slots__ = ("target_language", "text", "audio")
+    __slots__ = ("target_language", "text", "audio", "stable_text", "words")
     TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
+    STABLE_TEXT_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
     target_language: str
     text: str
     audio: SynthesizedAudio
-    def __init__(self, target_language: _Optional[str] = ..., text: _Optional[str] = ..., audio: _Optional[_Union[SynthesizedAudio, _Mapping]] = ...) -> None: ...
+    stable_text: str
+    words: _containers.RepeatedCompositeFieldContainer[WordTiming]
+    def __init__(self, target_language: _Optional[str] = ..., text: _Optional[str] = ..., audio: _Optional[_Union[SynthesizedAudio, _Mapping]] = ..., stable_text: _Optional[str] = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ...) -> None: ...
 
 class Timing(_message.Message):
     __slots__ = ("queue_ms", "model_ms", "total_ms", "vad_wait_ms", "speech_ms", "language_id_ms")
@@ -152,22 +170,30 @@ class LanguageScore(_message.Message):
     def __init__(self, language: _Optional[str] = ..., probability: _Optional[float] = ...) -> None: ...
 
 class Term(_message.Message):
-    __slots__ = ("phrase", "kind", "weight")
+    __slots__ = ("phrase", "kind", "weight", "translation", "target_language", "ignore_case")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[Term.Kind]
         BOOST: _ClassVar[Term.Kind]
         KEEP: _ClassVar[Term.Kind]
+        TRANSLATE: _ClassVar[Term.Kind]
     KIND_UNSPECIFIED: Term.Kind
     BOOST: Term.Kind
     KEEP: Term.Kind
+    TRANSLATE: Term.Kind
     PHRASE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    IGNORE_CASE_FIELD_NUMBER: _ClassVar[int]
     phrase: str
     kind: Term.Kind
     weight: float
-    def __init__(self, phrase: _Optional[str] = ..., kind: _Optional[_Union[Term.Kind, str]] = ..., weight: _Optional[float] = ...) -> None: ...
+    translation: str
+    target_language: str
+    ignore_case: bool
+    def __init__(self, phrase: _Optional[str] = ..., kind: _Optional[_Union[Term.Kind, str]] = ..., weight: _Optional[float] = ..., translation: _Optional[str] = ..., target_language: _Optional[str] = ..., ignore_case: _Optional[bool] = ...) -> None: ...
 
 class LanguageDetection(_message.Message):
     __slots__ = ("enabled", "candidates")
@@ -534,20 +560,22 @@ class SpeechEvent(_message.Message):
     def __init__(self, type: _Optional[_Union[SpeechEvent.Type, str]] = ..., offset_ms: _Optional[int] = ...) -> None: ...
 
 class Commit(_message.Message):
-    __slots__ = ("segment_id", "target_language", "text", "speech", "source_ms", "final")
+    __slots__ = ("segment_id", "target_language", "text", "speech", "source_ms", "final", "words")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SPEECH_FIELD_NUMBER: _ClassVar[int]
     SOURCE_MS_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
     segment_id: int
     target_language: str
     text: str
     speech: SynthesizedAudio
     source_ms: int
     final: bool
-    def __init__(self, segment_id: _Optional[int] = ..., target_language: _Optional[str] = ..., text: _Optional[str] = ..., speech: _Optional[_Union[SynthesizedAudio, _Mapping]] = ..., source_ms: _Optional[int] = ..., final: _Optional[bool] = ...) -> None: ...
+    words: _containers.RepeatedCompositeFieldContainer[WordTiming]
+    def __init__(self, segment_id: _Optional[int] = ..., target_language: _Optional[str] = ..., text: _Optional[str] = ..., speech: _Optional[_Union[SynthesizedAudio, _Mapping]] = ..., source_ms: _Optional[int] = ..., final: _Optional[bool] = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ...) -> None: ...
 
 class StreamEnd(_message.Message):
     __slots__ = ("segments_total", "audio_received_ms", "reason", "audio_filled_ms", "resume_offset_ms", "packets_reordered", "packets_duplicate", "packets_late", "audio_concealed_ms")

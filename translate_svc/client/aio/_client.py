@@ -288,7 +288,10 @@ class AsyncTranslateClient:
         rest in chunks of that size, so a clip of any size up to the server's
         ``ServerLimits.max_message_bytes`` passes its per-message receive limit (4 MiB by default).
         A server from before TranslateChunked answers UNIMPLEMENTED: the clip then goes whole over
-        ``Translate``, which such a server takes up to its ``max_message_bytes`` in one message."""
+        ``Translate``, which such a server takes up to its ``max_message_bytes`` in one message.
+        While chunks are still in flight that answer can reach us as INTERNAL instead (the older
+        server resets a stream it has no method for, beyond its small receive window): then an empty
+        call asks again, and only its UNIMPLEMENTED means an older server."""
 
         def messages() -> Iterator[pb.TranslateRequest]:
             first = pb.TranslateRequest()
@@ -302,7 +305,9 @@ class AsyncTranslateClient:
             response: pb.TranslateResponse = await self._unary("TranslateChunked", None, timeout_s, messages=messages)
             return response
         except TranslateError as e:
-            if e.code != grpc.StatusCode.UNIMPLEMENTED:
+            if e.code not in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.INTERNAL):
+                raise
+            if e.code == grpc.StatusCode.INTERNAL and not await self._lacks("TranslateChunked", timeout_s):
                 raise
         logger.info("the server has no TranslateChunked (an older server): sending the clip in one Translate message")
         whole = pb.TranslateRequest()
@@ -310,6 +315,15 @@ class AsyncTranslateClient:
         whole.audio.content = content
         response = await self._unary("Translate", whole, timeout_s)
         return response
+
+    async def _lacks(self, method: str, timeout_s: float | None) -> bool:
+        """Whether the server answers a client-streaming ``method`` with UNIMPLEMENTED when asked
+        with no message at all (nothing in flight, so nothing to reset)."""
+        try:
+            await self._unary(method, None, timeout_s, messages=lambda: iter(()))
+        except TranslateError as e:
+            return bool(e.code == grpc.StatusCode.UNIMPLEMENTED)
+        return False
 
     async def translate_text(
         self,

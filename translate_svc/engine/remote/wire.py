@@ -29,7 +29,7 @@ from translate_svc.engine.runner import (
     SimulRowOutput,
     SourceText,
 )
-from translate_svc.types import ModelCard, SegmentError, Term, TraceRef
+from translate_svc.types import ModelCard, SegmentError, Term, TraceRef, WordTiming
 
 #: a frame larger than this is a broken peer, not a segment (a 60 s segment is 3.8 MB of samples)
 MAX_FRAME_BYTES: Final = 256 * 1024 * 1024
@@ -64,6 +64,7 @@ class Submit(msgspec.Struct, tag="submit", array_like=True):
     simul: SimulRequest | None = None
     #: text in instead of speech (``audio`` empty)
     text: SourceText | None = None
+    words: bool = False
 
 
 class Cancel(msgspec.Struct, tag="cancel", array_like=True):
@@ -138,6 +139,8 @@ class Result(msgspec.Struct, tag="result", array_like=True):
     batch_trace: str = ""
     #: a simultaneous step's rows, by target language
     simul: dict[str, SimulRow] | None = None
+    words: dict[str, tuple[WordTiming, ...]] = {}
+    transcript_words: tuple[WordTiming, ...] = ()
 
 
 #: overloaded: the queue is full; not_ready: the model is not serving; dropped: a droppable job the
@@ -187,6 +190,7 @@ def submit_of(job: int, owner: str, item: ModelInput, *, droppable: bool) -> Sub
         item.terms,
         item.simul,
         item.text,
+        item.words,
     )
 
 
@@ -201,6 +205,7 @@ def model_input(m: Submit) -> ModelInput:
         m.terms,
         simul=m.simul,
         text=m.text,
+        words=m.words,
     )
 
 
@@ -253,6 +258,8 @@ def result_of(job: int, r: JobResult) -> Result:
         out.language_id_ms if out else 0.0,
         _trace_hex(r.batch_trace),
         {k: _simul_row(v) for k, v in out.simul.items()} if out and out.simul is not None else None,
+        dict(out.words) if out else {},
+        out.transcript_words if out else (),
     )
 
 
@@ -261,7 +268,17 @@ def job_result(m: Result) -> JobResult:
     if m.has_output:
         waveforms = {k: _samples(v) for k, v in m.waveforms.items()}
         simul = None if m.simul is None else {k: _simul_output(v) for k, v in m.simul.items()}
-        output = ModelOutput(m.transcript, m.texts, waveforms, m.detected, m.speech_ms, m.language_id_ms, simul)
+        output = ModelOutput(
+            m.transcript,
+            m.texts,
+            waveforms,
+            m.detected,
+            m.speech_ms,
+            m.language_id_ms,
+            simul,
+            dict(m.words),
+            tuple(m.transcript_words),
+        )
     return JobResult(output, m.error, m.queue_ms, m.model_ms, m.batch_size, _trace_ref(m.batch_trace))
 
 

@@ -48,6 +48,7 @@ from translate_svc.types import (
     Term,
     Transcript,
     Translation,
+    WordTiming,
 )
 from translate_svc.vad.segmenter import SegmenterConfig
 
@@ -117,6 +118,7 @@ def output_options(msg: pb.OutputOptions, has: bool) -> OutputOptions:
         speech_sample_rate_hz=msg.speech_sample_rate_hz or default_rate,
         speaker_id=msg.speaker_id if msg.HasField("speaker_id") else d.speaker_id,
         speech_encoding=encoding,
+        word_timings=msg.word_timings,
     )
 
 
@@ -128,6 +130,7 @@ def output_options_to_pb(o: OutputOptions) -> pb.OutputOptions:
         speech_sample_rate_hz=o.speech_sample_rate_hz,
         speaker_id=o.speaker_id,
         speech_encoding=_SPEECH_ENCODINGS_BACK[o.speech_encoding],
+        word_timings=o.word_timings,
     )
 
 
@@ -328,6 +331,7 @@ def commit_to_pb(c: Commit) -> pb.Commit:
     )
     if t.audio is not None and len(t.audio):  # an empty chunk is no chunk: the field stays absent
         _speech_to_pb(t, msg.speech)
+    msg.words.extend(words_to_pb(t.words))
     return msg
 
 
@@ -348,10 +352,16 @@ def _add_texts(
     if transcript is not None:
         msg.transcript.language = transcript.language
         msg.transcript.text = transcript.text
+        msg.transcript.words.extend(words_to_pb(transcript.words))
     for t in translations:
-        out = msg.translations.add(target_language=t.target_language, text=t.text)
+        out = msg.translations.add(target_language=t.target_language, text=t.text, stable_text=t.stable_text)
+        out.words.extend(words_to_pb(t.words))
         if t.audio is not None:
             _speech_to_pb(t, out.audio)
+
+
+def words_to_pb(words: Sequence[WordTiming]) -> list[pb.WordTiming]:
+    return [pb.WordTiming(word=w.word, start_ms=w.start_ms, end_ms=w.end_ms) for w in words]
 
 
 def _speech_to_pb(t: Translation, audio: pb.SynthesizedAudio) -> None:

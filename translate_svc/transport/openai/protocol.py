@@ -570,13 +570,18 @@ class RealtimeProtocol:
 
     def _caption(self, r: InterimResult) -> str:
         """A live caption (our extension): an empty transcript delta, the caption in ``x_interim``
-        (superseded by the segment's own deltas)."""
+        (superseded by the segment's own deltas). ``stable_translations``: each translation's
+        settled start (simultaneous mode's committed words; empty in segment mode): later captions
+        and the final never change it."""
         caption = {
             "segment_id": r.segment_id,
             "start_ms": r.start_ms,
             "end_ms": r.end_ms,
             "transcript": r.transcript.text if r.transcript is not None else None,
             "translations": {self.tag_of.get(t.target_language, t.target_language): t.text for t in r.translations},
+            "stable_translations": {
+                self.tag_of.get(t.target_language, t.target_language): t.stable_text for t in r.translations
+            },
         }
         return wire_event("session.input_transcript.delta", delta="", elapsed_ms=r.end_ms, x_interim=caption)
 

@@ -75,7 +75,7 @@ from translate_svc.transport.openai.transcription_config import (
     update_beta,
     update_ga,
 )
-from translate_svc.transport.openai.wire import error_type, shown_type, wire_event
+from translate_svc.transport.openai.wire import error_type, oversized, shown_type, wire_event
 from translate_svc.types import AudioEncoding, ModelCard, SegmentResult
 from translate_svc.vad.segmenter import SegmenterConfig
 
@@ -141,10 +141,14 @@ class TranscriptionProtocol:
         if text is None:
             yield _error("send JSON text events, not binary frames", "invalid_event")
             return
+        refusal = oversized(text)
+        if refusal is not None:  # counted before json.loads works through it (issue 52 F3)
+            yield refusal
+            return
         try:
             event = json.loads(text)
             kind = event["type"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             yield _error("each message must be a JSON event with a `type`", "invalid_event")
             return
         event_id = event.get("event_id")

@@ -44,7 +44,9 @@ from translate_svc.types import (
     ModelCard,
     OutputOptions,
     SegmentResult,
+    SimultaneousOptions,
     Term,
+    WordTiming,
 )
 from translate_svc.vad.segmenter import SegmenterConfig
 
@@ -52,6 +54,9 @@ from translate_svc.vad.segmenter import SegmenterConfig
 #: (``custom_configuration["interim_interval_ms"]``)
 DEFAULT_INTERIM_INTERVAL_MS = 1000
 INTERIM_INTERVAL_KEY = "interim_interval_ms"
+#: StreamingTranslateSpeechToText in simultaneous mode, a step every this many ms (our extension):
+#: its captions then carry settled words (``stability`` 1.0) before the words that may change
+SIMULTANEOUS_KEY = "simultaneous_step_ms"
 #: the most characters of a client's value echoed in a message (docs/design.md pitfall 13)
 SHOWN_CHARS = 40
 
@@ -255,18 +260,32 @@ def interim_interval(scfg: asr.StreamingRecognitionConfig, field: str) -> int:
         ) from None
 
 
-def _unknown_custom(scfg: asr.StreamingRecognitionConfig, field: str) -> None:
+def _unknown_custom(scfg: asr.StreamingRecognitionConfig, field: str, known: tuple[str, ...]) -> None:
     custom = scfg.config.custom_configuration
-    if len(custom) > 8:  # counted before its keys are sorted: one key is known
+    names = " and ".join(known)
+    if len(custom) > 8:  # counted before its keys are sorted: few keys are known
         raise InvalidInput(
-            f"{field}.config.custom_configuration has {len(custom)} keys: this server reads only {INTERIM_INTERVAL_KEY}"
+            f"{field}.config.custom_configuration has {len(custom)} keys: this server reads only {names}"
         )
-    unknown = sorted(k for k in custom if k != INTERIM_INTERVAL_KEY)
+    unknown = sorted(k for k in custom if k not in known)
     if unknown:
         raise InvalidInput(
-            f"{field}.config.custom_configuration has {shown(unknown[0])}: this server reads only "
-            f"{INTERIM_INTERVAL_KEY}"
+            f"{field}.config.custom_configuration has {shown(unknown[0])}: this server reads only {names}"
         )
+
+
+def simultaneous_step(scfg: asr.StreamingRecognitionConfig, field: str) -> SimultaneousOptions | None:
+    """``custom_configuration["simultaneous_step_ms"]``: simultaneous mode with that step (its
+    range is checked with the task); absent: segment mode."""
+    given = scfg.config.custom_configuration.get(SIMULTANEOUS_KEY)
+    if given is None:
+        return None
+    try:
+        return SimultaneousOptions(step_ms=int(given))
+    except ValueError:
+        raise InvalidInput(
+            f"{field}.config.custom_configuration[{SIMULTANEOUS_KEY}] is {shown(given)}: give milliseconds"
+        ) from None
 
 
 def _source(scfg: asr.StreamingRecognitionConfig, tcfg: nmt.TranslationConfig | None, card: ModelCard) -> str:
@@ -328,7 +347,15 @@ def _translate_config(
     tts_cfg: nmt.SynthesizeSpeechConfig | None = None,
 ) -> StreamConfig:
     check_terms(tcfg.dnt_phrases, scfg.config.speech_contexts, limits)
-    _unknown_custom(scfg, "asr_config")
+    if scfg.config.enable_word_time_offsets:
+        # a translated word is timed in its speech: this call returns none (S2T) or no words (S2S)
+        raise InvalidInput(
+            "asr_config.config.enable_word_time_offsets is not served on translation streams: their results "
+            "carry no word timings; use StreamingRecognize for the transcript's words"
+        )
+    _unknown_custom(
+        scfg, "asr_config", (INTERIM_INTERVAL_KEY,) if tts_cfg else (INTERIM_INTERVAL_KEY, SIMULTANEOUS_KEY)
+    )
     target = _target(tcfg, card)
     if tts_cfg is None:
         output = OutputOptions(text=True, speech=False, transcript=False)
@@ -343,6 +370,7 @@ def _translate_config(
         interim_interval_ms=interim_interval(scfg, "asr_config") if tts_cfg is None else 0,
         terms=dnt_terms(tcfg.dnt_phrases, "translation_config.dnt_phrases")
         + boost_terms(scfg.config.speech_contexts, "asr_config.config.speech_contexts"),
+        simultaneous=simultaneous_step(scfg, "asr_config") if tts_cfg is None else None,
     )
 
 
@@ -351,7 +379,7 @@ def asr_config(
 ) -> StreamConfig:
     """StreamingRecognize: our transcript (no target language), captions for ``interim_results``."""
     check_terms((), scfg.config.speech_contexts, limits)
-    _unknown_custom(scfg, "streaming_config")
+    _unknown_custom(scfg, "streaming_config", (INTERIM_INTERVAL_KEY,))
     source = model_language(scfg.config.language_code, card, "streaming_config.config.language_code")
     if not source:
         raise InvalidInput("streaming_config.config.language_code is empty: name the spoken language (e.g. en-US)")
@@ -359,7 +387,9 @@ def asr_config(
         format=audio_format(scfg.config, "streaming_config.config"),
         source_language=source,
         target_languages=(),
-        output=OutputOptions(text=False, speech=False, transcript=True),
+        output=OutputOptions(
+            text=False, speech=False, transcript=True, word_timings=scfg.config.enable_word_time_offsets
+        ),
         vad=vad,
         interim_interval_ms=interim_interval(scfg, "streaming_config"),
         terms=boost_terms(scfg.config.speech_contexts, "streaming_config.config.speech_contexts"),
@@ -463,27 +493,54 @@ def speech_response(r: SegmentResult) -> nmt.StreamingTranslateSpeechToSpeechRes
     return out
 
 
-def _result(text: str, language: str, r: SegmentResult | InterimResult) -> asr.StreamingRecognitionResult:
+def _result(
+    text: str, language: str, r: SegmentResult | InterimResult, stability: float | None = None
+) -> asr.StreamingRecognitionResult:
     final = isinstance(r, SegmentResult)
     return asr.StreamingRecognitionResult(
         alternatives=[asr.SpeechRecognitionAlternative(transcript=text, language_code=[language] if language else [])],
         is_final=final,
-        stability=1.0 if final else 0.0,
+        stability=(1.0 if final else 0.0) if stability is None else stability,
         audio_processed=r.end_ms / 1000,
     )
 
 
+#: ``stability`` of a caption's settled words (simultaneous mode's committed words: never changed)
+#: and of the words after them, which may still change
+STABLE, UNSTABLE = 1.0, 0.0
+
+
 def text_result(r: SegmentResult | InterimResult, target: str) -> nmt.StreamingTranslateSpeechToTextResponse:
-    """One segment's translation (final) or a caption of the open speech (interim)."""
-    text = next((t.text for t in r.translations), "")
-    return nmt.StreamingTranslateSpeechToTextResponse(results=[_result(text, target, r)], id=segment_fields(r))
+    """One segment's translation (final) or a caption of the open speech (interim). A caption with
+    settled words is two results, as Google's and Riva's streaming recognisers split an interim:
+    the settled words (``stability`` 1.0: no later caption or final changes them), then the words
+    that may still change (0.0); joined, they are the caption."""
+    t = next(iter(r.translations), None)
+    text = t.text if t is not None else ""
+    if isinstance(r, InterimResult) and t is not None and t.stable_text:
+        rest = text[len(t.stable_text) :]
+        results = [_result(t.stable_text, target, r, STABLE), _result(rest, target, r, UNSTABLE)]
+        return nmt.StreamingTranslateSpeechToTextResponse(results=results, id=segment_fields(r))
+    response = nmt.StreamingTranslateSpeechToTextResponse(results=[_result(text, target, r)], id=segment_fields(r))
+    if isinstance(r, SegmentResult) and t is not None:
+        _add_words(response.results[0].alternatives[0], t.words)
+    return response
 
 
 def transcript_result(r: SegmentResult | InterimResult, source: str) -> asr.StreamingRecognizeResponse:
     """One segment's transcript (final) or a caption of the open speech (interim)."""
     text = r.transcript.text if r.transcript is not None else ""
     language = r.transcript.language if r.transcript is not None else source
-    return asr.StreamingRecognizeResponse(results=[_result(text, language, r)], id=segment_fields(r))
+    response = asr.StreamingRecognizeResponse(results=[_result(text, language, r)], id=segment_fields(r))
+    if r.transcript is not None:
+        _add_words(response.results[0].alternatives[0], r.transcript.words)
+    return response
+
+
+def _add_words(alternative: asr.SpeechRecognitionAlternative, words: Sequence[WordTiming]) -> None:
+    """Riva's ``words``: each word with its ``start_time`` and ``end_time`` in milliseconds (on the
+    stream's timeline for a transcript; in the translation's own speech for a translation)."""
+    alternative.words.extend(asr.WordInfo(word=w.word, start_time=w.start_ms, end_time=w.end_ms) for w in words)
 
 
 #: the stream's end in the trailing metadata (and its session in the initial metadata)

@@ -1,0 +1,64 @@
+"""Twilio's request signature at the phone door (issue 44): with ``phone.twilio_auth_token`` set, a
+connection whose ``X-Twilio-Signature`` is not Twilio's (base64 HMAC-SHA1 of the URL it dialled,
+keyed by the account's auth token, as Twilio's "Webhooks security" page describes) is refused
+before the upgrade; a signed one is let in without a token (Twilio sends none), and a tokens
+file still guards every other carrier."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from tests.conftest import LiveServer, serving
+from tests.integration.phone_carriers import phone_settings, phone_url
+from translate_svc.model.stable import StableTranslator
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(10)]
+
+AUTH_TOKEN = "twilio-account-auth-token"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def signed(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
+    tokens = tmp_path_factory.mktemp("tokens") / "tokens"
+    tokens.write_text("good-token stream\n")
+    settings = phone_settings(test_model_dir, twilio_auth_token=AUTH_TOKEN)
+    settings.auth.tokens_file = tokens
+    async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as srv:
+        yield srv
+
+
+def signature(url: str) -> str:
+    return base64.b64encode(hmac.new(AUTH_TOKEN.encode(), url.encode(), hashlib.sha1).digest()).decode()
+
+
+async def handshake(url: str, headers: dict[str, str]) -> int:
+    async with aiohttp.ClientSession() as http:
+        try:
+            async with http.ws_connect(url, headers=headers) as ws:
+                await ws.close()
+                return 101
+        except aiohttp.WSServerHandshakeError as e:
+            return e.status
+
+
+async def test_only_a_twilio_signed_connection_is_let_in(signed: LiveServer) -> None:
+    url = phone_url(signed.server, "twilio", "")
+    dialled = url.removesuffix("?")
+    assert await handshake(url, {}) == 403
+    assert await handshake(url, {"X-Twilio-Signature": signature(dialled + "x")}) == 403
+    assert await handshake(url, {"X-Twilio-Signature": signature(dialled)}) == 101
+
+
+async def test_other_carriers_still_need_a_token(signed: LiveServer) -> None:
+    assert await handshake(phone_url(signed.server, "asterisk"), {}) == 401
+    assert await handshake(phone_url(signed.server, "asterisk", "token=nope"), {}) == 401
+    assert await handshake(phone_url(signed.server, "asterisk", "token=good-token"), {}) == 101
+    assert await handshake(phone_url(signed.server, "asterisk"), {"Authorization": "Bearer good-token"}) == 101

@@ -1,0 +1,104 @@
+"""The phone door's Twilio framing end to end (issue 44): a fake Twilio (``phone_carriers.py``, from
+Twilio's published Media Streams messages) calls a real server on the stable translator with
+real speech (jfk.flac as 8 kHz µ-law, at real time); the translation comes back as µ-law
+``media``, each segment's speech followed by a ``mark``; the server counts a mark as played only
+when Twilio echoes it, and writes the ear-voice lag in the call's access line."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from tests.conftest import LiveServer, serving, speech_pcm16
+from tests.integration.phone_carriers import (
+    AccessLines,
+    FakeTwilio,
+    access_lines,
+    calls_ended,
+    phone_settings,
+    phone_url,
+    ulaw_bytes,
+    ulaw_decode,
+)
+from translate_svc.model.stable import SPEECH_S, StableTranslator
+
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
+
+#: the stable translator speaks SPEECH_S of tone per word: at 8 kHz µ-law, this many bytes
+WORD_BYTES = int(SPEECH_S * 8000)
+
+
+@pytest.fixture
+def access() -> Iterator[AccessLines]:
+    with access_lines() as lines:
+        yield lines
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def phone(test_model_dir: Path) -> AsyncIterator[LiveServer]:
+    async with serving(phone_settings(test_model_dir), runner_factory=lambda: StableTranslator(test_model_dir)) as srv:
+        yield srv
+
+
+def url(live: LiveServer, carrier: str = "twilio", query: str = "source=eng&target=spa") -> str:
+    return phone_url(live.server, carrier, query)
+
+
+@pytest.fixture(scope="module")
+def jfk_ulaw(shared_audio: Path) -> bytes:
+    return ulaw_bytes(speech_pcm16(shared_audio / "jfk.flac", 11.0, 8000))
+
+
+async def test_a_twilio_call_hears_its_translation_in_mulaw_with_each_mark_echoed_after_its_audio(
+    phone: LiveServer, jfk_ulaw: bytes, access: AccessLines
+) -> None:
+    log = await FakeTwilio(url(phone)).call(jfk_ulaw)
+    marks = log.marks
+    assert marks, "no segment's speech was followed by a mark"
+    assert log.speech_bytes > 0
+    # each mark follows its segment's speech: whole words of the stable translator's tone, as µ-law at 8 kHz
+    run = 0
+    for item in log.items:
+        if isinstance(item, str):
+            assert run > 0 and run % WORD_BYTES == 0, f"mark {item} after {run} bytes of speech"
+            run = 0
+        else:
+            run += len(item)
+    speech = ulaw_decode(b"".join(i for i in log.items if isinstance(i, bytes)))
+    assert np.sqrt(np.mean(speech**2)) > 0.01, "the speech played is silence"
+    # the carrier echoed every mark once its audio had played; the server counted each echo
+    assert set(log.echoed) == set(marks)
+    await calls_ended(phone.server)
+    (line,) = access.of("phone_twilio")
+    assert line["code"] == "OK" and line["carrier"] == "twilio"
+    assert line["marks_played"] == len(marks)
+    assert line["ear_voice_lag_p50_ms"] > 0 and line["ear_voice_lag_max_ms"] >= line["ear_voice_lag_p50_ms"]
+    assert line["segments_total"] >= len(marks)
+    assert log.close_code == 1000
+
+
+async def test_two_legs_of_one_call_hear_each_other_translated_never_themselves(
+    phone: LiveServer, shared_audio: Path, access: AccessLines
+) -> None:
+    a_audio = ulaw_bytes(speech_pcm16(shared_audio / "jfk.flac", 6.0, 8000))
+    b_audio = ulaw_bytes(speech_pcm16(shared_audio / "silero_test.wav", 6.0, 8000))
+    leg_a = FakeTwilio(url(phone, query="source=eng&target=spa"), custom={"call": "call-1"})
+    leg_b = FakeTwilio(url(phone, query="source=spa&target=eng"), custom={"call": "call-1"})
+    log_a, log_b = await asyncio.gather(leg_a.call(a_audio), leg_b.call(b_audio))
+    await calls_ended(phone.server)
+    lines = {line["call_id"]: line for line in access.of("phone_twilio")}
+    assert len(lines) == 2
+    line_a, line_b = sorted(lines.values(), key=lambda line: line["targets"] != "spa")
+    assert line_a["targets"] == "spa" and line_b["targets"] == "eng"
+    # each leg's marks were played on the other leg's carrier, and only there
+    assert line_a["marks_played"] == len(log_b.marks) > 0
+    assert line_b["marks_played"] == len(log_a.marks) > 0
+    assert set(log_a.echoed) == set(log_a.marks) and set(log_b.echoed) == set(log_b.marks)
+    # both legs' streams ran on their own: their own segments and timelines
+    assert line_a["segments_total"] >= len(log_b.marks) and line_b["segments_total"] >= len(log_a.marks)
+    assert line_a["audio_s"] >= 6.0 and line_b["audio_s"] >= 6.0

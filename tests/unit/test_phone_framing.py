@@ -1,0 +1,175 @@
+"""The phone door's pure parts (issue 44): G.711 encoding against the decoding tables, the framings'
+refusals and messages from the carriers' published formats, marks, the backlog and the 20 ms pacer,
+with plain values (the clock passed in)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from translate_svc.audio import g711
+from translate_svc.audio.codec import ALAW_TABLE, MULAW_TABLE
+from translate_svc.errors import InvalidInput
+from translate_svc.session.events import AudioIn, Invalid
+from translate_svc.settings import PhoneSettings
+from translate_svc.transport.phone.asterisk import AsteriskFraming
+from translate_svc.transport.phone.audiosocket import AudioSocketFraming, frame
+from translate_svc.transport.phone.call import Flow, Hangup, Played, Started, call_setup
+from translate_svc.transport.phone.pairs import Pairs
+from translate_svc.transport.phone.playout import Backlog, FramePacer, Marks, SpeechQueue
+from translate_svc.transport.phone.twilio import EXOTEL, TwilioFraming
+from translate_svc.types import AudioEncoding
+
+
+def test_every_g711_code_encodes_back_to_itself() -> None:
+    codes = np.arange(256)
+    ulaw = np.frombuffer(g711.encode_mulaw(MULAW_TABLE.astype(np.float32)), np.uint8)
+    alaw = np.frombuffer(g711.encode_alaw(ALAW_TABLE.astype(np.float32)), np.uint8)
+    assert (alaw == codes).all()
+    assert (ulaw[codes != 0x7F] == codes[codes != 0x7F]).all() and ulaw[0x7F] == 0xFF  # -0 is +0
+    assert g711.encode_mulaw(np.zeros(2, np.float32)) == b"\xff\xff" and g711.encode_alaw(np.zeros(1)) == b"\xd5"
+
+
+def twilio_start(**fmt: object) -> str:
+    media = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1, **fmt}
+    return json.dumps(
+        {
+            "event": "start",
+            "streamSid": "MZ1",
+            "start": {"callSid": "CA1", "customParameters": {"target": "fra"}, "mediaFormat": media},
+        }
+    )
+
+
+def test_twilio_messages_both_ways() -> None:
+    f = TwilioFraming()
+    (started,) = f.receive(twilio_start())
+    assert isinstance(started, Started) and started.params == {"target": "fra"} and f.codec is not None
+    (audio,) = f.receive(
+        json.dumps({"event": "media", "media": {"track": "inbound", "payload": base64.b64encode(b"\x01\x02").decode()}})
+    )
+    assert isinstance(audio, AudioIn) and audio.data == b"\x01\x02"
+    assert f.receive(json.dumps({"event": "mark", "mark": {"name": "seg1.1"}})) == [Played("seg1.1")]
+    assert f.receive(json.dumps({"event": "stop"})) == [Hangup("stop")]
+    (out,) = f.media(b"\xff" * 160)
+    assert json.loads(out) == {
+        "event": "media",
+        "streamSid": "MZ1",
+        "media": {"payload": base64.b64encode(b"\xff" * 160).decode()},
+    }
+    assert json.loads(f.mark("m")[0]) == {"event": "mark", "streamSid": "MZ1", "mark": {"name": "m"}}
+    assert json.loads(f.clear()[0]) == {"event": "clear", "streamSid": "MZ1"}
+    assert len(f.media(b"\xff" * 8001)) == 2  # a second of speech per message at most
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["{", "[]", json.dumps({"event": "nope"}), json.dumps({"event": "media", "media": {"payload": "AAAA"}})],
+)
+def test_twilio_refusals_are_invalid_requests(message: str) -> None:
+    (out,) = TwilioFraming().receive(message)  # (media before start is refused too)
+    assert isinstance(out, Invalid) and isinstance(out.error, InvalidInput)
+
+
+def test_exotel_names_and_pcm() -> None:
+    f = TwilioFraming(EXOTEL)
+    start = {
+        "event": "start",
+        "stream_sid": "S1",
+        "start": {"media_format": {"encoding": "base64", "sample_rate": 8000}},
+    }
+    (started,) = f.receive(json.dumps(start))
+    assert isinstance(started, Started) and started.codec.encoding is AudioEncoding.LINEAR16
+    (bad,) = f.receive(json.dumps({"event": "media", "media": {"payload": base64.b64encode(b"\x01").decode()}}))
+    assert isinstance(bad, Invalid)  # an odd number of bytes is not 16-bit PCM
+    assert json.loads(f.mark("m")[0])["stream_sid"] == "S1"
+
+
+def test_asterisk_both_control_modes() -> None:
+    plain = AsteriskFraming()
+    (started,) = plain.receive(
+        "MEDIA_START connection_id:abc channel:WebSocket/x format:ulaw optimal_frame_size:160 ptime:20"
+    )
+    assert isinstance(started, Started) and started.call_id == "abc"
+    out = plain.media(b"\x00" * 200)
+    assert out[0] == "START_MEDIA_BUFFERING" and out[1] == b"\x00" * 200 + b"\xff" * 120  # whole frames
+    assert plain.mark("seg1.1") == ["STOP_MEDIA_BUFFERING seg1.1"]
+    assert plain.receive("MEDIA_BUFFERING_COMPLETED seg1.1") == [Played("seg1.1")]
+    assert plain.receive("MEDIA_XOFF") == [Flow(True)] and plain.receive("MEDIA_XON") == [Flow(False)]
+    js = AsteriskFraming()
+    js.receive(
+        json.dumps(
+            {
+                "event": "MEDIA_START",
+                "format": "slin16",
+                "optimal_frame_size": 640,
+                "channel_variables": {"TRANSLATE_TARGET": "deu"},
+            }
+        )
+    )
+    assert js.codec is not None and js.codec.rate == 16000
+    big = js.media(b"\x01\x00" * 40000)
+    assert all(len(m) <= 65500 and len(m) % 640 == 0 for m in big)
+    assert json.loads(js.mark("m")[0]) == {"command": "MARK_MEDIA", "correlation_id": "m"}
+    assert js.receive(json.dumps({"event": "MEDIA_MARK_PROCESSED", "correlation_id": "m"})) == [Played("m")]
+    assert json.loads(js.hangup()[0]) == {"command": "HANGUP"}
+    assert isinstance(AsteriskFraming().receive(b"\x00")[0], Invalid)  # media before MEDIA_START
+
+
+def test_audiosocket_frames_in_pieces_and_the_size_bound() -> None:
+    f = AudioSocketFraming(1000)
+    wire = frame(0x01, bytes(16)) + frame(0x10, bytes(320)) + frame(0x00)
+    got = [item for i in range(len(wire)) for item in f.receive(wire[i : i + 1])]  # one byte at a time
+    assert isinstance(got[0], Started) and isinstance(got[1], AudioIn) and got[2] == Hangup("hangup")
+    big = AudioSocketFraming(1000)
+    (refused,) = big.receive(frame(0x01, bytes(16)) + frame(0x10, bytes(320))[:0] + bytes([0x10, 0x04, 0x00]))
+    assert isinstance(refused, Invalid) and "1024" in str(refused.error)  # refused from its header
+    assert isinstance(AudioSocketFraming(1000).receive(frame(0x10, bytes(2)))[0], Invalid)  # audio before the UUID
+
+
+def test_marks_backlog_and_speech_queue() -> None:
+    marks = Marks()
+    a, b = marks.add(1, 10.0), marks.add(2, 11.0)
+    assert marks.played("unknown") is None
+    assert marks.played(b.name) == b and not marks  # a mark played means those before it were too
+    assert marks.played(a.name) is None
+    backlog = Backlog()
+    backlog.sent(2.0, now=100.0)
+    backlog.sent(1.0, now=100.5)
+    assert backlog.unplayed(101.0) == pytest.approx(2.0)
+    q = SpeechQueue()
+    q.put(b"a" * 300)
+    q.put_mark("m")
+    q.put(b"b" * 100)
+    assert q.take(320) == (b"a" * 300 + b"b" * 20, ["m"])
+    assert q.take(320) == (b"b" * 80, [])
+
+
+def test_the_pacer_sends_one_frame_per_slot_and_skips_late_slots() -> None:
+    p = FramePacer(start=0.0, frame_s=0.02)
+    assert p.due() == 0.0
+    assert p.sent_at(0.001) == pytest.approx(0.001) and p.due() == pytest.approx(0.02)
+    p.sent_at(0.02)
+    late = p.sent_at(0.105)  # the loop stalled: slot 2 (due 0.04) went out at 0.105
+    assert late == pytest.approx(0.065) and p.skipped == 3 and p.due() == pytest.approx(0.12)
+    assert p.sent == 3 and p.k == p.sent + p.skipped
+
+
+def test_call_setup_from_parameters_and_pairs() -> None:
+    s = PhoneSettings()
+    assert (
+        call_setup({}, s).target == "spa"
+        and call_setup({"target": "fra", "simultaneous": "0"}, s).simultaneous is False
+    )
+    with pytest.raises(InvalidInput):
+        call_setup({"source": "x" * 65}, s)
+    pairs: Pairs[str] = Pairs()
+    pairs.join("c", "a")
+    assert pairs.peer("c", "a") is None
+    pairs.join("c", "b")
+    assert pairs.peer("c", "a") == "b" and pairs.peer("c", "b") == "a"
+    with pytest.raises(InvalidInput):
+        pairs.join("c", "third")

@@ -1,0 +1,76 @@
+"""``translate-svc phone-config twilio|asterisk|audiosocket``: the lines that point a carrier at this
+server (TwiML, ``websocket_client.conf`` and the dialplan), printed for an operator to paste.
+Pure text: it imports nothing of the server and reaches nothing (docs/telephony.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlencode
+from xml.sax.saxutils import quoteattr
+
+import typer
+
+HELP = (
+    "Print what points a carrier at this server: Twilio's TwiML, Asterisk's websocket_client.conf and "
+    "dialplan (chan_websocket), or the dialplan line of AudioSocket. Serve with --http-port and "
+    "TRANSLATE_SVC_PHONE__WEBSOCKET=true (AudioSocket: TRANSLATE_SVC_PHONE__AUDIOSOCKET_PORT)."
+)
+CARRIERS = ("twilio", "asterisk", "audiosocket")
+
+
+def render(carrier: str, base: str, source: str, target: str, token: str | None, call: str | None) -> str:
+    """The carrier's lines for a server at ``base`` (``wss://host:port`` or, AudioSocket,
+    ``host:port``)."""
+    base = base.rstrip("/")
+    params = {"source": source, "target": target, **({"call": call} if call else {})}
+    if carrier == "twilio":
+        # Twilio takes no query string on a Stream's url: the call's parameters go as <Parameter>s;
+        # it sends no token either: set phone.twilio_auth_token so its signature is checked
+        lines = [
+            '<?xml version="1.0" encoding="UTF-8"?>',
+            "<Response>",
+            "  <Connect>",
+            f"    <Stream url={quoteattr(base + '/v1/phone/twilio')}>",
+            *(f"      <Parameter name={quoteattr(k)} value={quoteattr(v)} />" for k, v in params.items()),
+            "    </Stream>",
+            "  </Connect>",
+            "</Response>",
+        ]
+        return "\n".join(lines) + "\n"
+    if carrier == "asterisk":
+        query = urlencode({**params, **({"token": token} if token else {})})
+        return (
+            "; websocket_client.conf\n"
+            "[translate]\n"
+            "type = websocket_client\n"
+            f"uri = {base}/v1/phone/asterisk?{query}\n"
+            "connection_type = per_call_config\n"
+            "\n"
+            "; extensions.conf: the caller hears the translation; c() picks the codec (ulaw, alaw, slin, slin16)\n"
+            "exten => 100,1,Answer()\n"
+            " same => n,Dial(WebSocket/translate/c(ulaw)f(json))\n"
+        )
+    if carrier == "audiosocket":
+        return (
+            "; extensions.conf: AudioSocket carries no parameters: the server's phone.source_language and\n"
+            f"; phone.target_language apply (here {source} -> {target}); keep the port on a private network\n"
+            "exten => 101,1,Answer()\n"
+            f" same => n,AudioSocket(${{UUID()}},{base.removeprefix('tcp://')})\n"
+        )
+    raise typer.BadParameter(f"carrier must be one of {', '.join(CARRIERS)}")
+
+
+def phone_config(
+    carrier: Annotated[str, typer.Argument(help="twilio, asterisk or audiosocket")],
+    url: Annotated[
+        str, typer.Option(help="where the carrier reaches this server: wss://host[:port] (AudioSocket: host:port)")
+    ],
+    source: Annotated[str, typer.Option(help="the language spoken on the call")] = "eng",
+    target: Annotated[str, typer.Option(help="the language the caller hears")] = "spa",
+    token: Annotated[str | None, typer.Option(help="a token with stream (Asterisk: sent in the URL)")] = None,
+    call: Annotated[str | None, typer.Option(help="two-party: the call id both legs name")] = None,
+) -> None:
+    """Print the carrier's configuration lines."""
+    if carrier not in CARRIERS:
+        raise typer.BadParameter(f"carrier must be one of {', '.join(CARRIERS)}", param_hint="CARRIER")
+    typer.echo(render(carrier, url, source, target, token, call), nl=False)

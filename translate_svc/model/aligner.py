@@ -1,0 +1,108 @@
+"""The model's side of word timings (issue 45; the method is model/timings.py's docstring):
+text-to-unit's per-character durations recorded while the speech stage runs, the vocoder's
+per-unit frames (model/vocoder.py), and a teacher-forced decoder pass for the cross-attention of a
+transcript. Model thread only, like the stages it hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from translate_svc.model.seamless import SeamlessStages, _new_attention_mask
+from translate_svc.model.timings import attention_words, speech_words, upsampled_samples, word_groups
+from translate_svc.types import WordTiming
+
+
+class WordTimer:
+    """Installs one forward hook on t2u's duration predictor (after any other: benchmark mode's
+    forced durations are what is spoken); it records every call's durations."""
+
+    def __init__(self, stages: SeamlessStages) -> None:
+        self.stages = stages
+        self.tokenizer = stages.processor.tokenizer
+        gen = stages.model.generation_config
+        self._eos, self._pad = int(gen.eos_token_id), int(gen.pad_token_id)
+        self._id_to_text: dict[str, str] = dict(getattr(gen, "id_to_text", None) or {})
+        self._char_units: torch.Tensor | None = None
+        predictor = stages.model.t2u_model.model.decoder.duration_predictor
+        predictor.register_forward_hook(self._record, with_kwargs=True)
+        self._samples: list[int] = [0]
+
+    def _record(self, module, args, kwargs, log_dur):  # type: ignore[no-untyped-def]
+        """t2u's own rounding (``SeamlessM4Tv2TextToUnitDecoder.forward``), padding zeroed."""
+        dur = torch.clamp(torch.round(torch.expm1(log_dur)).long(), min=1)
+        self._char_units = dur.masked_fill(~kwargs["padding_mask"].bool(), 0)
+        return None
+
+    def words_of(self, ids: Sequence[int]) -> list[tuple[str, int, int]]:
+        """(text, first token, end token) of each word of ``ids`` (text tokens, no specials)."""
+        pieces = self.tokenizer.convert_ids_to_tokens(list(ids))
+        return [
+            (self.tokenizer.decode(list(ids[a:b]), skip_special_tokens=True).strip(), a, b)
+            for a, b in word_groups(pieces)
+        ]
+
+    def text_ids(self, seq: Sequence[int]) -> list[int]:
+        """A decoded row's text tokens: after ``[start, language]``, up to EOS or padding."""
+        body = list(seq[2:])
+        end = next((i for i, t in enumerate(body) if t in (self._eos, self._pad)), len(body))
+        return body[:end]
+
+    def speech(self, sequences: torch.Tensor, waves: Sequence[np.ndarray]) -> list[tuple[WordTiming, ...]]:
+        """Each spoken row's words in its waveform, right after the speech stage ran on
+        ``sequences`` (its rows, in its order): the durations its t2u call and vocoder recorded."""
+        char_units = self._char_units
+        frames = self.stages.vocoder_frames
+        if char_units is None or len(frames) != len(waves):
+            raise RuntimeError("word timings asked without the speech stage's durations")
+        cpu_units = char_units.cpu().numpy()
+        out = []
+        for row, (seq, wave) in enumerate(zip(sequences.tolist(), waves, strict=True)):
+            ids = self.text_ids(seq)
+            own = sum(1 for t in seq if t != self._pad)  # start, language, text, the unspoken last token
+            spoken = ids[: max(0, own - 3)]
+            chars = [self._chars(t) for t in spoken]
+            unit_frames = frames[row]
+            total = int(np.sum(unit_frames))
+            if len(self._samples) <= total:
+                self._samples = upsampled_samples(total, self.stages.vocoder_stages)
+            out.append(speech_words(self.words_of(ids), chars, cpu_units[row], unit_frames, self._samples, len(wave)))
+        return out
+
+    def transcript(
+        self, enc: torch.Tensor, mask: torch.Tensor, sequences: torch.Tensor, seconds: Sequence[float]
+    ) -> list[tuple[WordTiming, ...]]:
+        """Each transcript row's words on its segment (ms from its start): one teacher-forced pass
+        of the text decoder with eager attention (SDPA returns no weights), its cross-attention
+        averaged over layers and heads, aligned by ``attention_words``."""
+        m = self.stages.model
+        sub = m._compute_sub_sample_lengths_from_attention_mask(mask).to(enc.device)
+        config = m.text_decoder.config
+        before = config._attn_implementation
+        config._attn_implementation = "eager"
+        try:
+            out = m.text_decoder(
+                input_ids=sequences,
+                encoder_hidden_states=enc,
+                encoder_attention_mask=_new_attention_mask(enc, sub),
+                output_attentions=True,
+            )
+        finally:
+            config._attn_implementation = before
+        attention = torch.stack(list(out.cross_attentions)).float().mean(dim=(0, 2)).cpu().numpy()  # rows, tgt, src
+        words = []
+        for row, seq in enumerate(sequences.tolist()):
+            ids = self.text_ids(seq)
+            frames = int(sub[row])
+            # the query at position p predicts token p + 1: text token i (input 2 + i) is row 1 + i
+            weights = attention[row, 1 : 1 + len(ids), :frames]
+            span_ms = round(seconds[row] * 1000)
+            words.append(attention_words(self.words_of(ids), weights, span_ms / max(1, frames), span_ms))
+        return words
+
+    def _chars(self, token: int) -> int:
+        """Characters t2u gives a token: ``SeamlessM4Tv2Model._get_char_input_ids``'s rule."""
+        return 1 if token == 1 else len(str(self._id_to_text.get(str(token))))

@@ -1,0 +1,243 @@
+"""The phone door: carriers' WebSocket framings on the HTTP port (``/v1/phone/<carrier>``) and
+Asterisk AudioSocket on its own TCP port (``phone.audiosocket_port``). The host builds it from the
+doors' context and hands ``install`` the HTTP port's application (``../host.py``), so the phone
+routes share that port's connection cap, TLS and header timeout.
+
+Who may call: a token with ``stream`` from ``Authorization: Bearer`` or, for carriers that cannot
+set headers, ``?token=`` (``phone.query_tokens``; docs/telephony.md says what that costs); a
+Twilio connection must also carry a valid ``X-Twilio-Signature`` when ``phone.twilio_auth_token``
+is set. The stream's slots are taken before the upgrade (a refusal is an HTTP 401/403/429/503 and
+no socket), so a call counts from its first byte. Event loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import WSMsgType, hdrs, web
+
+from translate_svc.errors import InvalidInput, ServiceError
+from translate_svc.session.manager import SessionManager
+from translate_svc.session.quota import DEFAULT_TENANT
+from translate_svc.settings import PhoneSettings
+from translate_svc.transport.calls import REQUEST_ID, call_info
+from translate_svc.transport.door import DoorContext, address
+from translate_svc.transport.phone.asterisk import AsteriskFraming
+from translate_svc.transport.phone.audiosocket_server import AudioSocketServer
+from translate_svc.transport.phone.loop import Caller, Framing, Outbox, PhoneCall, close_code
+from translate_svc.transport.phone.pairs import Pairs
+from translate_svc.transport.phone.twilio import DIALECTS, TwilioFraming
+from translate_svc.transport.tokens import Permission, Refusal, RefusalKind, Wording, authorize, bearer
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "/v1/phone/"
+#: the carriers served on the HTTP port, by the last part of their path
+CARRIERS = (*DIALECTS, "asterisk")
+_HOW = "send `Authorization: Bearer <token>`, or `?token=<token>` in the URL where the carrier cannot set headers"
+WORDING = Wording(
+    how_to_send=_HOW,
+    malformed=f"this server requires a token: {_HOW}",
+    unknown="the token is not valid; send a current token of this server",
+    lacks='the token lacks the permission "{permission}" that {what} needs',
+)
+STATUS: dict[RefusalKind, int] = {
+    RefusalKind.NO_TOKEN: 401,
+    RefusalKind.MALFORMED: 401,
+    RefusalKind.UNKNOWN_TOKEN: 401,
+    RefusalKind.NO_PERMISSION: 403,
+}
+#: a write to a carrier that does not finish within this is a carrier that stopped reading
+WRITE_TIMEOUT_S = 10.0
+#: the longest a WebSocket goes unpinged
+MAX_HEARTBEAT_S = 30.0
+
+
+def twilio_signature(auth_token: str, url: str) -> str:
+    """Twilio's request signature of a WebSocket connection (a GET: the URL alone, no body):
+    base64 of HMAC-SHA1 over the full URL, keyed by the account's auth token."""
+    digest = hmac.new(auth_token.encode(), url.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+class PhoneDoor:
+    """The phone door (a ``Door``). Event loop only."""
+
+    def __init__(self, ctx: DoorContext) -> None:
+        self.settings = ctx.settings
+        self.phone: PhoneSettings = ctx.settings.phone
+        self._m: SessionManager = ctx.sessions
+        self._tokens = ctx.tokens
+        self._revocation = ctx.revocation()
+        self._sockets: set[web.WebSocketResponse] = set()
+        self.pairs: Pairs[PhoneCall] = Pairs()
+        self.audiosocket: AudioSocketServer | None = None
+        if self.phone.audiosocket_port is not None:
+            self.audiosocket = AudioSocketServer(
+                self._m, self.phone, Caller(DEFAULT_TENANT), self.pairs, reuse_port=ctx.reuse_port
+            )
+
+    def install(self, app: web.Application) -> None:
+        """The WebSocket framings' routes on the HTTP port's application (before it starts)."""
+        for name in CARRIERS:
+            app.router.add_get(PREFIX + name, self._connect)
+
+    async def start(self) -> None:
+        if self.audiosocket is not None:
+            await self.audiosocket.start(self.settings.server.host, self.phone.audiosocket_port or 0)
+
+    def describe(self) -> list[str]:
+        parts = []
+        if self.phone.websocket:
+            parts.append(f"phone calls (Twilio, SignalWire, Telnyx, Exotel, Asterisk) at {PREFIX}<carrier>")
+        if self.audiosocket is not None:
+            where = address(self.settings.server.host, self.audiosocket.port)
+            parts.append(f"Asterisk AudioSocket on tcp://{where} (no token: firewall it)")
+        return parts
+
+    def ports(self) -> dict[str, int]:
+        return {"audiosocket_port": self.audiosocket.port} if self.audiosocket is not None else {}
+
+    async def set_serving(self, serving: bool) -> None:
+        """No health of its own."""
+
+    async def drain(self) -> None:
+        """Nothing of its own: the stream core refuses new calls; live ones drain (their tail is
+        played first)."""
+        if self.audiosocket is not None:
+            self.audiosocket.stop_listening()
+
+    async def stop(self, grace: float) -> None:
+        for ws in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await ws.close(code=1012)
+        if self.audiosocket is not None:
+            await self.audiosocket.stop()
+
+    async def close(self) -> None:
+        """Nothing stays open to the end."""
+
+    # -- a WebSocket call -------------------------------------------------------------------------
+
+    def authorize(self, request: web.Request, carrier: str) -> Caller | web.Response:
+        """Twilio sends no token (its Stream url takes no query string either): with
+        ``phone.twilio_auth_token`` its signature is the credential, and a call it signs is the
+        default tenant's. Every other call presents a token."""
+        if carrier in ("twilio", "signalwire") and self.phone.twilio_auth_token is not None:
+            given = request.headers.get("X-Twilio-Signature", "")
+            url = self._signed_url(request)
+            if not hmac.compare_digest(given.encode(), twilio_signature(self.phone.twilio_auth_token, url).encode()):
+                return _refuse(
+                    403,
+                    "the X-Twilio-Signature does not match this URL: check phone.twilio_auth_token and "
+                    "phone.public_url (the URL Twilio dials)",
+                )
+            return Caller(DEFAULT_TENANT)
+        token = bearer(request.headers.get(hdrs.AUTHORIZATION))
+        if token is None and self.phone.query_tokens:
+            token = request.query.get("token")
+        decision = authorize(self._tokens, token, Permission.STREAM, WORDING, "a phone call")
+        if isinstance(decision, Refusal):
+            return _refuse(STATUS[decision.kind], decision.message)
+        return Caller(decision.tenant, decision.token, self._revocation, decision.generation)
+
+    def _signed_url(self, request: web.Request) -> str:
+        if self.phone.public_url is not None:
+            return self.phone.public_url.rstrip("/") + request.path_qs
+        scheme = "wss" if request.secure else "ws"
+        return f"{scheme}://{request.host}{request.path_qs}"
+
+    async def _connect(self, request: web.Request) -> web.StreamResponse:
+        carrier = request.path.removeprefix(PREFIX)
+        caller = self.authorize(request, carrier)
+        if isinstance(caller, web.Response):
+            return caller
+        try:
+            admission = self._m.admit_stream(caller.tenant)
+        except ServiceError as e:
+            status = 503 if e.code.value == "UNAVAILABLE" else 429
+            return _refuse(status, str(e))
+        framing: Framing = AsteriskFraming() if carrier == "asterisk" else TwilioFraming(DIALECTS[carrier])
+        params = {k: v for k, v in request.query.items() if k != "token"}
+        call = call_info(request.headers.get(REQUEST_ID), f"phone_{carrier}", request.remote or "")
+        try:
+            ws = web.WebSocketResponse(
+                heartbeat=min(MAX_HEARTBEAT_S, self._m.limits.idle_timeout_s / 2),
+                max_msg_size=self.phone.max_message_bytes,
+            )
+            ws.headers[REQUEST_ID] = call.request_id
+            await ws.prepare(request)
+        except BaseException:
+            admission.release()
+            raise
+        self._sockets.add(ws)
+
+        async def send(message: str | bytes) -> None:
+            if isinstance(message, str):
+                await ws.send_str(message)
+            else:
+                await ws.send_bytes(message)
+
+        phone_call = PhoneCall(
+            self._m,
+            self.phone,
+            framing,
+            params,
+            caller,
+            call,
+            admission,
+            peer_alive=lambda: not ws.closed,
+            pairs=self.pairs,
+        )
+        outbox = Outbox(
+            framing,
+            send,
+            max_held_s=self.phone.max_held_s,
+            write_timeout_s=min(WRITE_TIMEOUT_S, self.phone.max_held_s),
+            on_stall=phone_call.end,
+        )
+        phone_call.outlet = outbox
+        try:
+            await phone_call.run(_messages(ws))
+            if not outbox.stalled and not ws.closed:
+                with contextlib.suppress(TimeoutError):  # what is queued goes first
+                    async with asyncio.timeout(1.0):
+                        await outbox.flushed()
+        finally:
+            admission.release()  # the session's own once it started (then this does nothing)
+            await outbox.close()
+            self._sockets.discard(ws)
+            if outbox.write_stuck and request.transport is not None:
+                request.transport.abort()  # a carrier that stopped reading gets no closing handshake
+            elif not ws.closed:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(1.0):
+                        if not phone_call.hung_up:  # the call is over on our side (Asterisk: HANGUP)
+                            for message in framing.hangup():
+                                await send(message)
+                        await ws.close(code=close_code(phone_call))
+        return ws
+
+
+async def _messages(ws: web.WebSocketResponse) -> AsyncIterator[str | bytes | InvalidInput]:
+    async for msg in ws:
+        if msg.type == WSMsgType.TEXT:
+            yield msg.data
+        elif msg.type == WSMsgType.BINARY:
+            yield msg.data
+        elif msg.type == WSMsgType.ERROR:
+            yield InvalidInput(
+                "a message could not be read: over phone.max_message_bytes, or not a WebSocket frame; "
+                "send smaller messages"
+            )
+            return
+
+
+def _refuse(status: int, message: str) -> web.Response:
+    return web.json_response({"error": {"message": message, "status": status}}, status=status)
