@@ -1,6 +1,6 @@
 """Issue 52's attacks on what a client leaves unread, its secrets and the HTTP port, measured on a
 real ``translate-svc serve`` process (the test checkpoint) and, with ``--before TREE``, on another
-checkout too (e.g. the base commit: ``git archive 7fd47c5 | tar -x -C /tmp/base``), in one run.
+checkout too (e.g. main before the fix: ``git archive 201cb99 | tar -x -C /tmp/base``), in one run.
 
 - ``updates``: F4. One gRPC stream sends ``StreamUpdate``s (alternating targets) for ``--seconds``
   and never reads. The server's RSS (``/proc/PID/status``) before, at the end and 3 s after the
@@ -12,7 +12,8 @@ checkout too (e.g. the base commit: ``git archive 7fd47c5 | tar -x -C /tmp/base`
   capping the demo page), tried after those lines were removed: the handshake's HTTP status.
 - ``flood``: the HTTP port. A token-less client keeps ``--flooders`` half-sent requests open
   (reopening each as the server closes it) from 127.0.0.1 while a token holder opens WebSocket
-  sessions, ``--tries`` of them, from 127.0.0.2 and from 127.0.0.1: how many opened.
+  sessions, ``--tries`` of them, from 127.0.0.2 and from 127.0.0.1: how many opened, and the
+  server's CPU time meanwhile (per 1,000 flood connections).
 
     python -m benchmarks.attacks_unread --before /tmp/base --seconds 60 --json out/attacks_unread.json
 """
@@ -62,6 +63,12 @@ def rss_mb(pid: int) -> float:
     m = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
     assert m is not None
     return int(m.group(1)) / 1024
+
+
+def cpu_s(pid: int) -> float:
+    """The process's CPU time so far (user + system), from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Served:
@@ -306,7 +313,7 @@ async def http_flood(srv: Served, flooders: int, tries: int, every_s: float = 1.
     holder opens ``tries`` sessions from 127.0.0.2 and as many from 127.0.0.1."""
     stop = asyncio.Event()
     opened = [0]
-    before = rss_mb(srv.pid)
+    before, cpu_before = rss_mb(srv.pid), cpu_s(srv.pid)
     loops = [asyncio.create_task(half_sent_loop(srv.http_port, stop, opened)) for _ in range(flooders)]
     outcomes: dict[str, list[str]] = {"127.0.0.2": [], "127.0.0.1": []}
     try:
@@ -316,7 +323,7 @@ async def http_flood(srv: Served, flooders: int, tries: int, every_s: float = 1.
                 for local, got in outcomes.items():
                     got.append(await ws_session(srv.http_port, VICTIM, local))
                 await asyncio.sleep(every_s)
-            peak = rss_mb(srv.pid)
+            peak, cpu = rss_mb(srv.pid), cpu_s(srv.pid) - cpu_before
     finally:
         stop.set()
         await asyncio.gather(*loops, return_exceptions=True)
@@ -326,6 +333,8 @@ async def http_flood(srv: Served, flooders: int, tries: int, every_s: float = 1.
         "sessions_opened_same_address": f"{outcomes['127.0.0.1'].count('ok')}/{tries}",
         "refusals": sorted({o for got in outcomes.values() for o in got if o != "ok"}),
         "rss_growth_mb": round(peak - before, 1),
+        "server_cpu_s": round(cpu, 1),
+        "server_cpu_ms_per_1000_connections": round(cpu * 1e6 / max(1, opened[0]), 1),
         **victim.summary(),
     }
 
