@@ -19,7 +19,7 @@ from translate_svc.session import task as checks
 from translate_svc.session.driver import StreamDriver
 from translate_svc.session.events import Draining, SpeechEvent, StreamConfig, StreamStarted, Update, Updated
 from translate_svc.session.manager import SessionManager
-from translate_svc.types import OutputOptions
+from translate_svc.types import InterimResult, OutputOptions
 from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.worker import VadWorker
 
@@ -70,9 +70,9 @@ async def test_a_client_that_reads_no_answer_has_its_updates_read_up_to_the_boun
         await m.engine.stop()
 
 
-async def test_notices_count_speech_events_do_not(vad_worker: VadWorker) -> None:  # noqa: F811
-    """A drain notice is counted like an answer; speech events (two to a segment, which the
-    results' bound holds) are not."""
+async def test_notices_and_captions_count_speech_events_do_not(vad_worker: VadWorker) -> None:  # noqa: F811
+    """A drain notice and a caption are counted like an answer, and at the bound the stream has no
+    room for more audio; speech events (two to a segment, which the results' bound holds) are not."""
     m: SessionManager = await make_manager(FakeRunner(), vad_worker, max_unread_results=BOUND)
     task = checks.resolve_task(m.card, m.limits, "eng", ["spa"], OutputOptions(speech=False))
     session = m.open_stream(FMT, task, m.vad_defaults)
@@ -80,10 +80,19 @@ async def test_notices_count_speech_events_do_not(vad_worker: VadWorker) -> None
         jobs = session.jobs
         jobs.put(SpeechEvent(True, 0))
         jobs.put(Draining(0, 1000))
-        assert (jobs.unread_events, jobs.backlog) == (1, 2)
+        jobs.put(InterimResult(0, 0, 500))
+        assert (jobs.unread_events, jobs.backlog) == (2, 3)
+        feeding = asyncio.create_task(session.feed(b"\0" * 320))  # room: fed at once
+        await asyncio.wait_for(feeding, 5)
+        jobs.put(InterimResult(0, 0, 1000))  # the bound: the next feed waits
+        feeding = asyncio.create_task(session.feed(b"\0" * 320))
+        await asyncio.sleep(0.05)
+        assert not feeding.done() and jobs.unread_events == BOUND
         events = session.events()
-        assert isinstance(await anext(events), SpeechEvent) and jobs.unread_events == 1
-        assert isinstance(await anext(events), Draining) and jobs.unread_events == 0
+        assert isinstance(await anext(events), SpeechEvent) and jobs.unread_events == BOUND
+        assert isinstance(await anext(events), Draining) and jobs.unread_events == BOUND - 1
+        await asyncio.wait_for(feeding, 5)  # one taken: room again
+        assert isinstance(await anext(events), InterimResult) and jobs.unread_events == BOUND - 2
     finally:
         session.close()
         await m.engine.stop()
