@@ -74,15 +74,14 @@ from rich.table import Table
 
 from benchmarks import report
 from benchmarks.report import BatchObs, InterimObs, ProcCpu, SegmentObs, StreamObs
+from translate_svc.cli.load.clips import DEFAULT_SHIFT_S, SAMPLE_RATE, fit_pcm, rotate_pcm, shift_samples
 
 logger = logging.getLogger("benchmarks.loadgen")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_AUDIO = REPO.parent / "shared" / "audio"
 DEFAULT_FILES = "silero_test.wav,jfk.flac"
-DEFAULT_SHIFT_S = 1.37
 DEFAULT_TEST_MODEL = REPO / "model_cache" / "test-model"
-SAMPLE_RATE = 16000
 DEFAULT_CHUNK_MS = 100
 #: Opus: one packet per message, 20 ms of audio on a 48 kHz timeline
 OPUS_RATE = 48000
@@ -228,8 +227,7 @@ def fit_clip(clip: Clip, seconds: float) -> Clip:
     n = round(seconds * SAMPLE_RATE)
     if n <= 0 or n == len(clip.pcm) or not len(clip.pcm):
         return clip
-    reps = math.ceil(n / len(clip.pcm))
-    return Clip(f"{clip.name}[{seconds:g}s]", np.tile(clip.pcm, reps)[:n])
+    return Clip(f"{clip.name}[{seconds:g}s]", fit_pcm(clip.pcm, n))
 
 
 def encode_clips(clips: list[Clip], encoding: str) -> list[Clip]:
@@ -972,12 +970,11 @@ def stream_clips(clips: list[Clip], n: int, shift_s: float) -> list[Clip]:
     out = []
     for i in range(n):
         clip, k = clips[i % len(clips)], i // len(clips)
-        shift = round(k * shift_s * SAMPLE_RATE) % len(clip.pcm) if len(clip.pcm) else 0
+        shift = shift_samples(len(clip.pcm), k, shift_s)
         if shift == 0:
             out.append(clip)
         else:
-            rotated = np.concatenate([clip.pcm[shift:], clip.pcm[:shift]])
-            out.append(Clip(f"{clip.name}@{shift / SAMPLE_RATE:.2f}s", rotated))
+            out.append(Clip(f"{clip.name}@{shift / SAMPLE_RATE:.2f}s", rotate_pcm(clip.pcm, shift)))
     return out
 
 

@@ -40,6 +40,7 @@ def test_every_command_is_registered() -> None:
     assert names == {
         "serve", "translate", "text", "stream", "languages", "make-test-model", "download-model",
         "make-test-lid-model", "download-lid-model", "phone-config",  # phone-config: issue 44
+        "bench",  # issue 46: the capacity bench ships in the package
     }  # fmt: skip
 
 

@@ -6,14 +6,14 @@
 
 import typer
 
-from translate_svc.cli import languages, operator, phone_config, stream, text, translate
+from translate_svc.cli import bench, languages, operator, phone_config, stream, text, translate
 
 # Help texts are not wrapped in the source: rich wraps them to the terminal. A prose paragraph is one
 # logical line; only an indented block (an example, a JSON shape) keeps its line breaks
 # (tests/unit/test_cli_help.py).
 HELP = (
     "Speech translation on SeamlessM4T v2: serve it (serve, and the model commands), "
-    "or call a server (translate, text, stream, languages).\n\n"
+    "or call a server (translate, text, stream, languages), or size one (bench).\n\n"
     "The client commands speak to a server through the SDK (translate_svc.client). "
     "Connection: --server (env TRANSLATE_SVC_ADDRESS); TLS with --tls, --tls-ca, --tls-cert, --tls-key and "
     "--tls-server-name "
@@ -41,5 +41,6 @@ app.command("make-test-model")(operator.make_test_model)
 app.command("download-model")(operator.download_model)
 app.command("make-test-lid-model")(operator.make_test_lid_model)
 app.command("download-lid-model")(operator.download_lid_model)
+app.command("bench", help=bench.HELP)(bench.bench)
 
 __all__ = ["app"]
