@@ -129,7 +129,9 @@ class LimitsSettings(BaseModel):
     #: transport; at the bound the server stops reading that stream's audio (flow control) until
     #: the client reads. Small, so a client that never reads gets a few segments computed (issue
     #: 34); a real-time stream has one or two at a time. Raise it to let one stream fed faster than
-    #: real time batch deeper with itself
+    #: real time batch deeper with itself. Also the bound on a stream's other events not yet taken
+    #: (update answers, captions, commits, notices; issue 52): at it the server reads none of the
+    #: stream's messages either, so a client that sends updates and never reads is answered a few
     max_unread_results: int = Field(4, ge=1, le=4096)
     #: segments of one Translate clip in the engine at once (within its fair share): how deep a
     #: clip batches with itself. Its results are collected as they come, so max_unread_results
@@ -186,7 +188,9 @@ class LimitsSettings(BaseModel):
     #: client that stops reading lets the server push before its writes wait, so its session stops
     #: a few segments later (issue 34). Linux would grow it to net.ipv4.tcp_wmem's 4 MiB, where
     #: 4 sockets nobody read had every segment of their audio computed. It also bounds the
-    #: socket's bytes in flight: 128 KiB a round trip, 40 times the 24 kHz speech a session sends
+    #: socket's bytes in flight: 128 KiB a round trip, 40 times the 24 kHz speech a session sends.
+    #: Also what aiohttp's writer queues above the socket before a send waits, and what a WebRTC
+    #: call's data channel holds unacknowledged before its next event waits (issue 52)
     ws_send_buffer_bytes: int = Field(64 * 1024, ge=4096, le=16 * 1024 * 1024)
     #: browser pages (origins such as "https://app.example.com"; "*": any) that may open a realtime
     #: WebSocket or a WebRTC call, or mint a client secret, on the HTTP port (issue 34 N12). A request

@@ -140,6 +140,18 @@ def muted_kept() -> None:
     MUTED_KEPT.inc()
 
 
+UNREAD_HELD = Counter(
+    "translate_svc_streams_held_unread_total",
+    "times a stream stopped reading its client's requests because the client left "
+    "limits.max_unread_results events unread (update answers, captions, commits, notices); it reads "
+    "again once the client does",
+)
+
+
+def unread_held() -> None:
+    UNREAD_HELD.inc()
+
+
 SIMULTANEOUS_STEPS = Counter(
     "translate_svc_simultaneous_steps_total",
     "simultaneous mode: translations of open speech due every step_ms, by outcome (run, or skipped "

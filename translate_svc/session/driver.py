@@ -313,14 +313,15 @@ class StreamDriver:
         elif isinstance(req, Flush):
             await session.flush()
         elif isinstance(req, Update):
-            # a bad update is answered, not fatal: the stream goes on as it was
+            # a bad update is answered, not fatal: the stream goes on as it was. Either answer is
+            # an unread event until the client takes it: the next request waits for room
             try:
                 task = checks.retarget(self._m.card, self._m.limits, session.task, req.target_languages, req.speaker_id)
             except InvalidInput as e:
-                session.tell(Updated(_started(session, self._m), session.jobs.next_id, e))
+                await session.answer(Updated(_started(session, self._m), session.jobs.next_id, e))
                 return
             first = session.retarget(task)
-            session.tell(Updated(_started(session, self._m), first))
+            await session.answer(Updated(_started(session, self._m), first))
         elif isinstance(req, Invalid):
             raise req.error
         else:

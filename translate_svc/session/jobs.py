@@ -2,9 +2,12 @@
 
 Each closed segment is submitted to the ``EngineClient``; its result (speech encoded off the loop
 when needed) is held until every earlier segment's result is out, then queued for the reader.
-Speech events, captions and notices share the queue. ``unread`` (submitted, not yet taken by the
-reader) is what flow control bounds. The tracker joins the engine's fair share when it is made and
-leaves it at ``abort`` (the session's end). Event loop only.
+Speech events, captions, commits and notices (update answers, the drain notice) share the queue.
+Flow control bounds two counts: ``unread`` (segments submitted, their results not yet taken by the
+reader) and ``unread_events`` (captions, commits, update answers and notices queued and not yet
+taken; speech events come two to a segment, so the first count bounds them): a reader that stops
+taking either stops the stream's requests being read (``StreamSession``). The tracker joins the
+engine's fair share when it is made and leaves it at ``abort`` (the session's end). Event loop only.
 
 Simultaneous mode's ``Commit``s are ordered with the results (a listener plays the chunks in the
 order they come, so speech must come in the stream's order): a commit of segment k goes out after
@@ -30,7 +33,7 @@ from translate_svc.engine.client import EngineClient
 from translate_svc.engine.jobs import JobResult
 from translate_svc.errors import Overloaded, ServiceError
 from translate_svc.session import results
-from translate_svc.session.events import StreamEnded, StreamEvent
+from translate_svc.session.events import SpeechEvent, StreamEnded, StreamEvent
 from translate_svc.types import Commit, InterimResult, Segment, SegmentResult, TranslationTask
 
 logger = logging.getLogger(__name__)
@@ -56,14 +59,14 @@ class JobTracker:
         *,
         first_id: int = 0,
         strict_queue: bool = False,
-        on_taken: Callable[[], None] = lambda: None,
+        on_change: Callable[[], None] = lambda: None,
         received_ms: Callable[[], int] = lambda: 0,
     ) -> None:
         self._engine = engine
         self._owner = owner
         self._task = task
         self._strict_queue = strict_queue  # Translate: a full engine queue fails the call
-        self._on_taken = on_taken  # the reader took a result (the session re-checks its room)
+        self._on_change = on_change  # an unread count changed (the session re-checks its room)
         self._received_ms = received_ms  # the stream's audio received (timeline ms): a commit's source_ms
         self._log = {"session_id": owner}
         #: segments submitted and not yet done: the engine's future, then the encoding's
@@ -76,6 +79,7 @@ class JobTracker:
         self.next_emit = first_id  # the next result to queue for the reader
         self._taken = first_id  # results the reader has taken
         self._out: collections.deque[StreamEvent] = collections.deque()
+        self._events_out = 0  # of ``_out``, the events counted in ``unread_events``
         self._wake = asyncio.Event()  # set when _out grows or the stream fails
         self.failure: ServiceError | None = None
         self._end: Callable[[int], StreamEnded] | None = None  # set by ``finish``
@@ -92,9 +96,19 @@ class JobTracker:
         """Events queued for the reader and not yet taken."""
         return len(self._out)
 
+    @property
+    def unread_events(self) -> int:
+        """Captions, commits, update answers and notices queued for the reader and not yet taken:
+        bounded like results (``StreamSession``), since some come without audio (an update's
+        answer) and would otherwise queue without bound."""
+        return self._events_out
+
     def put(self, ev: StreamEvent) -> None:
         self._out.append(ev)
         self._wake.set()
+        if _counted(ev):
+            self._events_out += 1
+            self._on_change()
 
     def submit(self, seg: Segment, vad_wait_ms: float, final: results.FinalStep | None = None) -> None:
         """Send a closed segment to the engine (ids are the caller's ``next_id``, then advanced):
@@ -227,7 +241,7 @@ class JobTracker:
     def abort(self) -> None:
         """Drop queued work: nothing more is computed for this stream (it leaves the share), and
         let go of the session's callback (it would hold the session in a cycle)."""
-        self._on_taken = _nothing
+        self._on_change = _nothing
         self._engine.leave(self._owner)
         for fut in self._pending.values():
             fut.cancel()
@@ -250,11 +264,14 @@ class JobTracker:
             if self.failure is not None:
                 raise self.failure
             ev = self._out.popleft()
-            if isinstance(ev, InterimResult) and ev.segment_id < self.next_emit:
-                continue  # its segment's final result is out: superseded
             if isinstance(ev, SegmentResult):
                 self._taken += 1
-                self._on_taken()
+                self._on_change()
+            elif _counted(ev):
+                self._events_out -= 1
+                self._on_change()
+            if isinstance(ev, InterimResult) and ev.segment_id < self.next_emit:
+                continue  # its segment's final result is out: superseded
             yield ev
             if isinstance(ev, StreamEnded):
                 if ev.limit is not None:
@@ -262,8 +279,13 @@ class JobTracker:
                 return
 
 
+def _counted(ev: StreamEvent) -> bool:
+    """An event counted in ``unread_events``: not a result nor a speech event (segments bound those)."""
+    return not isinstance(ev, SegmentResult | SpeechEvent)
+
+
 def _nothing() -> None:
-    """An aborted tracker's ``on_taken``."""
+    """An aborted tracker's ``on_change``."""
 
 
 def _no_commits(build: Callable[[], SegmentResult]) -> tuple[tuple[Commit, ...], SegmentResult]:

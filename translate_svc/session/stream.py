@@ -5,9 +5,12 @@
 session: offline and live segmentation are the same code.
 
 Flow control (fair share): feeding waits while the session has its fair share of segments
-submitted but unread, or the VAD is a second behind; the door then stops reading that client's
-audio and HTTP/2 flow control slows the client on its own stream. Event loop only; large chunks
-are decoded and resampled on a worker thread that the session awaits.
+submitted but unread, ``limits.max_unread_results`` other events unread (captions, commits, update
+answers, notices; not speech events, two to a segment), or the VAD is a second behind; the door then stops reading that
+client's requests and HTTP/2 flow control (a WebSocket: TCP's) slows the client on its own stream.
+An update, which makes an event without audio, waits for the same room after its answer
+(``answer``), so a client that sends updates and never reads is not answered without bound. Event
+loop only; large chunks are decoded and resampled on a worker thread that the session awaits.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError
+from translate_svc.observability import metrics
 from translate_svc.session.captions import Captions
 from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEnded, StreamEvent
 from translate_svc.session.jobs import JobTracker, segment_of
@@ -98,7 +102,7 @@ class StreamSession:
             task,
             first_id=resume.next_segment_id if resume is not None else 0,
             strict_queue=strict_queue,
-            on_taken=self._update_room,
+            on_change=self._update_room,
             received_ms=_received_ms(self.timeline),
         )
         self.captions = (
@@ -120,6 +124,8 @@ class StreamSession:
         )
         self._room = asyncio.Event()  # set while under the fair share and the VAD backlog
         self._room.set()
+        self._held_unread = False  # held now by its client's unread events (not results)
+        self._told_held = False  # said so in the log (once a stream)
         self._pos16k = 0  # 16 kHz samples given to the segmenter so far
         self._aborted = False
         self._finished = False
@@ -243,9 +249,14 @@ class StreamSession:
             self.simultaneous.retarget(task)
         return self.jobs.next_id
 
-    def tell(self, ev: StreamEvent) -> None:
-        """An event for the reader now, ahead of results still to come (an update's answer)."""
+    async def answer(self, ev: StreamEvent) -> None:
+        """An event for the reader now, ahead of results still to come (an update's answer); then
+        wait, as a feed does, while the reader is behind: the next request is read only once it
+        has room, so answers a client does not read stay a few."""
         self.jobs.put(ev)
+        if not self._room.is_set():
+            await self._room.wait()
+        self._raise_failure()
 
     async def flush(self) -> None:
         await self._vad.scored_all()
@@ -373,12 +384,33 @@ class StreamSession:
             self.fail(ServiceError(f"internal error ({type(e).__name__}); the server log has the details"))
 
     def _update_room(self) -> None:
-        """Feeding may go on while the session is under its fair share of unread segments and the
-        VAD is less than a second behind it (so unscored audio cannot pile up in memory)."""
-        if self._aborted or (self.jobs.unread < self._fair_share() and self._vad.backlog < VAD_BACKLOG):
+        """Feeding may go on while the session is under its fair share of unread segments and under
+        ``max_unread_results`` unread captions, commits, answers and notices, and the VAD is less
+        than a second behind it (so unscored audio cannot pile up in memory)."""
+        jobs = self.jobs
+        unread_events = jobs.unread_events >= self._limits.max_unread_results
+        if unread_events and not (self._held_unread or self._aborted):
+            self._held_by_events()
+        self._held_unread = unread_events
+        if self._aborted or (
+            not unread_events and jobs.unread < self._fair_share() and self._vad.backlog < VAD_BACKLOG
+        ):
             self._room.set()  # (an aborted or failed session lets its feeder run into the failure)
         else:
             self._room.clear()
+
+    def _held_by_events(self) -> None:
+        """Its client left ``max_unread_results`` events unread: counted each time, said once a
+        stream (a client that reads nothing, e.g. one sending updates, is held here for good)."""
+        metrics.unread_held()
+        if not self._told_held:
+            self._told_held = True
+            logger.info(
+                "the stream's client left %d events unread (update answers, captions, commits, notices): its "
+                "requests are not read until it reads (limits.max_unread_results)",
+                self._limits.max_unread_results,
+                extra=self._log,
+            )
 
     def _handle(self, events: list[SegmenterEvent]) -> None:
         offset = self.timeline.offset_ms

@@ -5,7 +5,10 @@ of the token that minted it (``session/quota.py``: the secret's sessions are tha
 nonce with the server's key (``auth.client_secret_key``, shared by every process of a node). Nothing is stored,
 so any worker checks a secret another minted, and a restart with a new random key revokes them
 all. A secret grants the ``stream`` permission only, until it expires (``auth.client_secret_ttl_s``
-at most); a session opened before the expiry runs on. Event loop only; pure but for the clock.
+at most); a session opened before the expiry runs on. The demo page's own secrets (minted by the
+server, not by a token) carry ``PAGE`` before their tenant, a character no tenant name has, so a
+token's tenant named like the page's is never taken for it (issue 52 F6). Event loop only; pure
+but for the clock.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 PREFIX = "ek_"
+#: before the tenant of a secret the demo page minted (no tenant name has it: ``quota.TENANT_NAME``;
+#: RFC 6750 allows it in a bearer token)
+PAGE = "~"
 #: the ``session`` of a mint request is echoed back: at most this many characters of JSON
 MAX_SESSION_CHARS = 16 * 1024
 _SHAPE = "send JSON {session: {...}, expires_after: {seconds: N}} (both optional)"
@@ -84,6 +91,15 @@ def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str])
         return False
 
 
+@dataclass(frozen=True)
+class Claims:
+    """What a valid secret says: its tenant, and whether this server's demo page minted it (else
+    a token of that tenant did)."""
+
+    tenant: str
+    page: bool = False
+
+
 class ClientSecrets:
     def __init__(self, key: str | None, ttl_s: int, *, clock: Callable[[], float] = time.time) -> None:
         self._key = (key or secrets.token_hex(32)).encode()
@@ -93,16 +109,16 @@ class ClientSecrets:
     def _sign(self, body: str) -> str:
         return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:32]
 
-    def mint(self, seconds: int | None = None, tenant: str = "default") -> tuple[str, int]:
+    def mint(self, seconds: int | None = None, tenant: str = "default", *, page: bool = False) -> tuple[str, int]:
         """A new secret of ``tenant`` (a name without ``_``) and its expiry (Unix seconds):
-        ``seconds`` from now, at most the TTL."""
+        ``seconds`` from now, at most the TTL. ``page``: minted by this server's demo page."""
         ttl = self.ttl_s if seconds is None else max(1, min(seconds, self.ttl_s))
         expires = int(self._clock()) + ttl
-        body = f"{expires}_{tenant}_{secrets.token_hex(8)}"
+        body = f"{expires}_{PAGE if page else ''}{tenant}_{secrets.token_hex(8)}"
         return f"{PREFIX}{body}_{self._sign(body)}", expires
 
-    def tenant(self, value: str) -> str | None:
-        """The tenant of a secret this key signed that has not expired; None for any other value."""
+    def claims(self, value: str) -> Claims | None:
+        """What a secret this key signed that has not expired says; None for any other value."""
         if not value.startswith(PREFIX):
             return None
         body, _, signature = value[len(PREFIX) :].rpartition("_")
@@ -110,7 +126,15 @@ class ClientSecrets:
         tenant, _, _ = rest.rpartition("_")
         if not (expires.isdigit() and tenant and hmac.compare_digest(signature, self._sign(body))):
             return None
-        return tenant if int(expires) > self._clock() else None
+        if int(expires) <= self._clock():
+            return None
+        page = tenant.startswith(PAGE)
+        return Claims(tenant.removeprefix(PAGE), page) if tenant != PAGE else None
+
+    def tenant(self, value: str) -> str | None:
+        """The tenant of a secret this key signed that has not expired; None for any other value."""
+        claims = self.claims(value)
+        return claims.tenant if claims is not None else None
 
     def valid(self, value: str) -> bool:
         """True for a secret this key signed that has not expired."""

@@ -93,5 +93,5 @@ class DemoPage:
         ):
             error = {"message": ORIGIN_REFUSED, "type": "invalid_request_error", "code": "origin_not_allowed"}
             return web.json_response({"error": error}, status=403, headers={"Cache-Control": "no-store"})
-        value, expires = self._secrets.mint(tenant=DEMO_TENANT)
+        value, expires = self._secrets.mint(tenant=DEMO_TENANT, page=True)
         return web.json_response({"value": value, "expires_at": expires}, headers={"Cache-Control": "no-store"})

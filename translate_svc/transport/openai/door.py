@@ -30,7 +30,13 @@ from translate_svc.transport.calls import REQUEST_ID, call_info
 from translate_svc.transport.door import DoorContext, address
 from translate_svc.transport.openai.audio_api import PATHS as AUDIO_PATHS
 from translate_svc.transport.openai.audio_api import AudioApi
-from translate_svc.transport.openai.client_secrets import ORIGIN_REFUSED, BadRequest, ClientSecrets, origin_allowed
+from translate_svc.transport.openai.client_secrets import (
+    ORIGIN_REFUSED,
+    BadRequest,
+    Claims,
+    ClientSecrets,
+    origin_allowed,
+)
 from translate_svc.transport.openai.client_secrets import PREFIX as SECRET_PREFIX
 from translate_svc.transport.openai.client_secrets import parse_request as parse_mint_request
 from translate_svc.transport.openai.demo import DEMO_TENANT, DemoPage, page_url
@@ -183,14 +189,12 @@ class OpenAIDoor:
             return http_error(400, conflict, "conflicting_api_keys")
         wording = SOCKET_WORDING if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket" else WORDING
         if secret_ok and token and token.startswith(SECRET_PREFIX):
-            tenant = self.secrets.tenant(token)
-            if tenant is None:
+            claims = self.secrets.claims(token)
+            if claims is None:
                 return http_error(
                     401, "the client secret is not valid or has expired: mint a new one", "invalid_api_key"
                 )
-            known = self._tokens.secret_tenant(tenant) if self._tokens is not None else Tenant(tenant)
-            if known is None and tenant == DEMO_TENANT and self._tokens is not None:
-                known = self._tokens.tenant(tenant) or Tenant(tenant)  # minted by the server's demo page
+            known = self._secret_tenant(claims)
             if known is None:  # no token of its tenant may stream any more (docs/security.md)
                 return http_error(401, "the client secret's tenant was removed: mint a new one", "invalid_api_key")
             return Caller(known)  # a session opened with it runs on until it ends
@@ -199,6 +203,21 @@ class OpenAIDoor:
             status, code = STATUS[decision.kind]
             return http_error(status, decision.message, code)
         return Caller(decision.tenant, decision.token, self._revocation, decision.generation)
+
+    def _secret_tenant(self, claims: Claims) -> Tenant | None:
+        """The tenant a secret's session runs as, with its caps as the tokens file states them now;
+        None when the secret may open nothing. A token's secret lives while some token of its
+        tenant may stream (its tenant's lines removed: refused, whatever the tenant's name). The
+        demo page's own secrets (``claims.page``) live while the page is on, as tenant ``demo``,
+        capped by a line naming that tenant when there is one."""
+        if claims.page:
+            if not self.settings.server.demo_page:
+                return None
+            stated = self._tokens.tenant(DEMO_TENANT) if self._tokens is not None else None
+            return stated or Tenant(DEMO_TENANT)
+        if self._tokens is None:
+            return Tenant(claims.tenant)
+        return self._tokens.secret_tenant(claims.tenant)
 
     async def _mint(self, request: web.Request) -> web.Response:
         """A short-lived client secret for a browser (a server token with ``stream`` mints it;

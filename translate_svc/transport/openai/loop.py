@@ -200,11 +200,14 @@ async def serve_websocket(
     limits = manager.limits
     try:
         # one event at most: an audio append of ws_max_append_bytes (base64) and its JSON; what an
-        # unconfigured socket can make the server hold is a few of these
+        # unconfigured socket can make the server hold is a few of these. Sending waits once the
+        # socket's send buffer's worth is queued (aiohttp's own 256 KiB: issue 52), so a client
+        # that stops reading holds the session's events, and its flow control, a few events later
         ws = web.WebSocketResponse(
             heartbeat=heartbeat_s(limits.idle_timeout_s),
             max_msg_size=ws_message_bytes(limits.ws_max_append_bytes),
             protocols=(subprotocol,) if subprotocol else (),
+            writer_limit=limits.ws_send_buffer_bytes,
         )
         ws.headers[REQUEST_ID] = call.request_id
         await ws.prepare(request)

@@ -76,6 +76,10 @@ logger = logging.getLogger(__name__)
 
 TRACK_RATE = OPUS_RATE  # aiortc decodes (and encodes) Opus at its clock
 _CLOSED = "\x00closed"  # the data channel or the peer connection closed (no client sends it: not JSON)
+#: events a call's data channel may bring that its session has not taken (it stopped reading: its
+#: client reads none of its answers); one more closes the call. aiortc takes every message the peer
+#: sends, so unlike a WebSocket's there is no transport to hold them (issue 52)
+MAX_UNTAKEN_MESSAGES = 64
 FRAME = TRACK_RATE // 50  # 20 ms
 #: an offer's sending directions (RFC 8866 6.7; none named: sendrecv)
 _DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
@@ -398,6 +402,11 @@ class _Call:
         self.messages: asyncio.Queue[str | None] = asyncio.Queue()
         self.requests: asyncio.Queue[StreamRequest | None] = asyncio.Queue(maxsize=500)  # 10 s of 20 ms frames
         self.ready = asyncio.Event()  # the data channel is open
+        #: set while the data channel's buffer (what aiortc has not handed to SCTP: the peer has
+        #: not acknowledged what came before) is under the send bound, or the channel is gone
+        self.sendable = asyncio.Event()
+        self.sendable.set()
+        self._send_bound = manager.limits.ws_send_buffer_bytes
         self.heard = asyncio.Event()  # the microphone's first frame came
         self.gone = asyncio.Event()  # the peer connection failed or closed
         self.session: RealtimeProtocol | None = None
@@ -410,9 +419,31 @@ class _Call:
         if channel.label != "oai-events" or self.channel is not None:
             return
         self.channel = channel
-        channel.on("message", lambda m: self.messages.put_nowait(m if isinstance(m, str) else None))
-        channel.on("close", lambda: self.messages.put_nowait(_CLOSED))
+        channel.bufferedAmountLowThreshold = self._send_bound // 2
+        channel.on("message", self._on_message)
+        channel.on("close", self._on_close)
+        channel.on("bufferedamountlow", self.sendable.set)
         self.ready.set()
+
+    def _on_message(self, message: str | bytes) -> None:
+        if self.messages.qsize() >= MAX_UNTAKEN_MESSAGES:
+            if not self.gone.is_set():
+                logger.info(
+                    "a WebRTC call's data channel brought %d events its session has not taken (its client reads "
+                    "none of the answers); closing the call",
+                    MAX_UNTAKEN_MESSAGES,
+                    extra={"request_id": self.info.request_id},
+                )
+                self.gone.set()
+                self.sendable.set()
+                task = asyncio.ensure_future(self.pc.close())
+                task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+            return
+        self.messages.put_nowait(message if isinstance(message, str) else None)
+
+    def _on_close(self) -> None:
+        self.sendable.set()
+        self.messages.put_nowait(_CLOSED)
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio":
@@ -422,6 +453,7 @@ class _Call:
     async def _on_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed"):
             self.gone.set()
+            self.sendable.set()
             self.messages.put_nowait(_CLOSED)
 
     async def _microphone(self, track: MediaStreamTrack) -> None:
@@ -452,8 +484,17 @@ class _Call:
         track.play(float_to_pcm16(audio))
 
     async def _send(self, text: str) -> None:
-        if self.channel is not None and self.channel.readyState == "open":
-            self.channel.send(text)
+        """One event onto the data channel; then, while more than ``limits.ws_send_buffer_bytes``
+        wait there for the peer (aiortc's send never waits), wait as a WebSocket's send does: the
+        session's next events stay unread meanwhile, so it stops reading a client that reads
+        nothing (issue 52)."""
+        channel = self.channel
+        if channel is None or channel.readyState != "open" or self.gone.is_set():
+            return
+        channel.send(text)
+        while channel.bufferedAmount > self._send_bound and channel.readyState == "open" and not self.gone.is_set():
+            self.sendable.clear()
+            await self.sendable.wait()
 
     async def _live(self) -> str | None:
         """Until the call is live (connected, its channel open, its microphone heard): None, or
