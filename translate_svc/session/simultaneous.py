@@ -123,6 +123,7 @@ class Simultaneous:
         #: steps run and skipped (tests and benchmarks read them; the metric counts them too)
         self.steps = 0
         self.skipped = 0
+        self.step_audio_ms = 0  # audio the steps run translated (the cost; /metrics counts it too)
         self._log = {"session_id": owner}
 
     def maybe_step(self, open_speech: tuple[int, np.ndarray] | None) -> None:
@@ -155,7 +156,9 @@ class Simultaneous:
             self._skip()
             return
         self.steps += 1
+        self.step_audio_ms += (last - first) // per_ms
         metrics.simultaneous_step(True)
+        metrics.simultaneous_step_audio((last - first) / (1000 * per_ms))
         self._inflight = fut
         offset = self._captions_offset_ms or 0
         span = (self._seg, first // per_ms + offset, last // per_ms + offset)
