@@ -17,15 +17,17 @@ from prometheus_client import REGISTRY
 from benchmarks.simultaneous import JOINT_TRIM, continuous, cut_regions, offline_segments
 from tests.integration.test_simultaneous_session import (
     Lockstep,
+    check_commits,
     config,
     drive,
     stable_server,
+    steps,
 )
 from translate_svc.client.raw import load_pcm16k
 from translate_svc.engine.runner import ModelInput
 from translate_svc.model.stable import StableTranslator
-from translate_svc.session import AudioIn
-from translate_svc.types import SimultaneousOptions
+from translate_svc.session import AudioIn, SegmentResult, StreamRequest
+from translate_svc.types import OutputOptions, SimultaneousOptions
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
 
@@ -77,3 +79,35 @@ async def test_the_audio_steps_re_translate_is_counted_on_metrics(
         counted = counter("translate_svc_simultaneous_step_audio_seconds_total") - before
     # what the model ran for the steps, to the sample
     assert runner.step_samples > 0 and counted == pytest.approx(runner.step_samples / 16000, abs=1e-6)
+
+
+async def test_audio_re_translated_per_second_of_speech_stays_bounded_without_a_pause(
+    test_model_dir: Path, shared_audio: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pcm = no_pause_speech(shared_audio, 60.0)
+    # the offline VAD finds no pause in it: only the length cap cuts it
+    assert all(reason == "MAX_LENGTH" for _, _, reason in offline_segments(pcm)[:-1])
+    data = pcm.tobytes()
+    chunks = [data[i : i + 2 * CHUNK] for i in range(0, len(data), 2 * CHUNK)]
+    async with stable_server(test_model_dir) as live:
+        cap_ms = live.server.app.settings.limits.simultaneous_max_segment_ms
+        received = counter("translate_svc_tenant_audio_seconds_total")
+        re_translated = counter("translate_svc_simultaneous_step_audio_seconds_total")
+        ran, skipped = steps("run"), steps("skipped")
+        opts = SimultaneousOptions(step_ms=1000, agreement=2)
+        requests: list[StreamRequest] = [config(live, opts), *(AudioIn(c) for c in chunks)]
+        events = await drive(live, requests, settle=Lockstep(live, monkeypatch))
+        received = counter("translate_svc_tenant_audio_seconds_total") - received
+        re_translated = counter("translate_svc_simultaneous_step_audio_seconds_total") - re_translated
+        ran, skipped = steps("run") - ran, steps("skipped") - skipped
+    speech_s = len(pcm) / 16000
+    assert received == pytest.approx(speech_s, abs=0.1)
+    # steps kept their pace (one a second of speech, less one per segment), so the bound is not
+    # met by steps left out
+    segments = [ev for ev in events if isinstance(ev, SegmentResult)]
+    assert ran >= speech_s - 2 * len(segments) and skipped <= 0.1 * ran
+    assert re_translated / received <= BOUND, f"{re_translated:.1f} s re-translated for {received:.1f} s of speech"
+    # segments cut at the cap, each its own parity: joined commits equal its final, no retraction
+    assert all(s.end_ms - s.start_ms <= cap_ms for s in segments)
+    by_seg = check_commits(events, OutputOptions())
+    assert len(by_seg) >= len(segments) - 1
