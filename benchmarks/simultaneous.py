@@ -225,7 +225,14 @@ def parse_metrics(text: str) -> dict[str, float]:
     """The figures this benchmark reads from a /metrics page."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    out = {"batch_model_ms_sum": 0.0, "batch_count": 0.0, "steps_run": 0.0, "steps_skipped": 0.0}
+    out = {
+        "batch_model_ms_sum": 0.0,
+        "batch_count": 0.0,
+        "steps_run": 0.0,
+        "steps_skipped": 0.0,
+        "step_audio_s": 0.0,
+        "audio_received_s": 0.0,
+    }
     for fam in text_string_to_metric_families(text):
         for s in fam.samples:
             if s.name == "translate_svc_batch_model_ms_sum":
@@ -235,6 +242,10 @@ def parse_metrics(text: str) -> dict[str, float]:
             elif s.name == "translate_svc_simultaneous_steps_total":
                 key = "steps_run" if s.labels.get("outcome") == "run" else "steps_skipped"
                 out[key] += s.value
+            elif s.name == "translate_svc_simultaneous_step_audio_seconds_total":
+                out["step_audio_s"] += s.value
+            elif s.name == "translate_svc_tenant_audio_seconds_total":
+                out["audio_received_s"] += s.value
     return out
 
 
@@ -325,13 +336,15 @@ SERVE_ARGS = ["--test-translator", "stable"]
 PIN: list[str | None] = ["0"]
 
 
-def start_server(log_path: Path, model: Path) -> tuple[Any, int, int]:
+def start_server(log_path: Path, model: Path, cap_ms: int | None = None) -> tuple[Any, int, int]:
     from benchmarks.frontend import SERVE, Server, pinned
 
     with socket.socket() as sock:  # serve cannot tell a metrics port 0 picked: pick one here
         sock.bind(("127.0.0.1", 0))
         free = sock.getsockname()[1]
     env = dict(os.environ, TRANSLATE_SVC_SERVER__METRICS_PORT=str(free))
+    if cap_ms is not None:  # a simultaneous stream's segment cap (issue 46); 60000: as before it
+        env["TRANSLATE_SVC_LIMITS__SIMULTANEOUS_MAX_SEGMENT_MS"] = str(cap_ms)
     serve = str(SERVE) if SERVE.exists() else shutil.which("translate-svc") or "translate-svc"  # a GPU box: no .venv
     cmd = pinned(PIN[0], [serve, "serve", "--model", str(model), "--port", "0", *SERVE_ARGS])
     server = Server(cmd, env, log_path)
@@ -423,13 +436,22 @@ async def play(client: Any, pcm: np.ndarray, simul: tuple[int, int] | None, dela
 
 
 def parse_mode(mode: str) -> tuple[str, tuple[int, int] | None]:
-    """``segment`` or ``simul:STEP_MS:AGREEMENT`` -> (name, options)."""
+    """``segment`` or ``simul:STEP_MS:AGREEMENT[:CAP_MS]`` -> (name, options)."""
     if mode == "segment":
         return mode, None
     parts = mode.split(":")
-    if parts[0] != "simul" or len(parts) != 3:
-        raise typer.BadParameter(f"mode {mode!r}: use segment or simul:STEP_MS:AGREEMENT", param_hint="--modes")
+    if parts[0] != "simul" or len(parts) not in (3, 4):
+        raise typer.BadParameter(
+            f"mode {mode!r}: use segment or simul:STEP_MS:AGREEMENT[:CAP_MS]", param_hint="--modes"
+        )
     return mode, (int(parts[1]), int(parts[2]))
+
+
+def mode_cap(mode: str) -> int | None:
+    """A mode's server ``limits.simultaneous_max_segment_ms`` (``simul:...:CAP_MS``; None: the
+    server's default). 60000 lets only ``vad.max_segment_ms`` (15 s) cut: the cost before issue 46."""
+    parts = mode.split(":")
+    return int(parts[3]) if len(parts) == 4 else None
 
 
 def summarize(log: StreamLog, source_ms: float, expected: list[tuple[int, int, str]]) -> dict[str, Any]:
@@ -482,7 +504,7 @@ async def _run_streams(port: int, pcm: np.ndarray, simul: tuple[int, int] | None
 def one_run(name: str, pcm: np.ndarray, mode: str, n: int, model: Path, tag: str) -> dict[str, Any]:
     _, simul = parse_mode(mode)
     log_path = RESULTS / f"{tag}-{name}-{mode.replace(':', '_')}-{n}.server.log"
-    server, port, mport = start_server(log_path, model)
+    server, port, mport = start_server(log_path, model, mode_cap(mode))
     try:
         before = scrape(mport)
         t = time.monotonic()
@@ -506,6 +528,10 @@ def one_run(name: str, pcm: np.ndarray, mode: str, n: int, model: Path, tag: str
         "model_ms_per_audio_s": delta["batch_model_ms_sum"] / audio_s,
         "policy_floor": predicted_first_speech(*simul, MIN_UNITS) if simul else None,
         "batches_per_audio_s": delta["batch_count"] / audio_s,
+        # the server's own counters: audio its steps re-translated per second of audio it received
+        "re_translated_per_audio_s": delta["step_audio_s"] / delta["audio_received_s"]
+        if delta["audio_received_s"]
+        else None,
         "per_stream": streams,
         "logs": [[asdict(o) for o in lg.outputs] for lg in logs] if n == 1 else None,
     }
@@ -537,7 +563,8 @@ def summary_table(runs: Sequence[dict[str, Any]]) -> Table:
     cols = (
         "input", "mode", "first text / speech after onset ms (policy floor)", "segment first speech p50/max ms",
         "segments (VAD match)",
-        "commits", "retracted", "model ms / audio s", "steps run / skipped", "finals total_ms p50/p95",
+        "commits", "retracted", "model ms / audio s", "steps run / skipped", "re-translated s / audio s",
+        "finals total_ms p50/p95",
     )  # fmt: skip
     for c in cols:
         t.add_column(c)
@@ -553,7 +580,7 @@ def summary_table(runs: Sequence[dict[str, Any]]) -> Table:
             r["input"], r["mode"], first, f"{_f(sf['p50'])} / {_f(sf['max'])}",
             f"{s['segments']}/{s['segments_expected']} ({'yes' if s['segments_match_offline_vad'] else 'NO'})",
             str(s["commits"]), str(len(s["retracted_segments"])), _f(r["model_ms_per_audio_s"], 2),
-            f"{m['steps_run']:.0f} / {m['steps_skipped']:.0f}",
+            f"{m['steps_run']:.0f} / {m['steps_skipped']:.0f}", _f(r["re_translated_per_audio_s"], 2),
             f"{_f(s['finals_total_ms']['p50'])} / {_f(s['finals_total_ms']['p95'])}",
         )  # fmt: skip
     return t

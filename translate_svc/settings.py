@@ -120,6 +120,11 @@ class LimitsSettings(BaseModel):
     #: makes a stutter of tiny pieces, more makes the first speech later (400 ms: two words of a
     #: step of 1 s can be spoken at once; Meta's agent waits for 50 units, 1 s)
     simultaneous_min_chunk_ms: int = Field(400, ge=0, le=10_000)
+    #: a simultaneous stream's segments are cut at this length (its vad.max_segment_ms, if longer,
+    #: is lowered to it): each step re-translates its open segment from the start, so this bounds
+    #: the audio re-translated per second of speech however long the speaker goes on without a
+    #: pause (about (cap / step - 1) / 2: 2.5 s a second at 1 s steps; issue 46)
+    simultaneous_max_segment_ms: int = Field(6_000, ge=1_000, le=60_000)
     #: AudioPackets that arrive out of order within this much timeline are put back in order
     #: (an SFU's jitter); later ones are dropped and their time filled. 0: none held
     reorder_window_ms: int = Field(100, ge=0, le=2000)

@@ -91,9 +91,21 @@ def test_parse_metrics_and_delta() -> None:
         "# TYPE translate_svc_simultaneous_steps_total counter\n"
         'translate_svc_simultaneous_steps_total{outcome="run"} 7.0\n'
         'translate_svc_simultaneous_steps_total{outcome="skipped"} 2.0\n'
+        "# TYPE translate_svc_simultaneous_step_audio_seconds_total counter\n"
+        "translate_svc_simultaneous_step_audio_seconds_total 21.5\n"
+        "# TYPE translate_svc_tenant_audio_seconds_total counter\n"
+        'translate_svc_tenant_audio_seconds_total{tenant="a"} 6.0\n'
+        'translate_svc_tenant_audio_seconds_total{tenant="b"} 2.0\n'
     )
     m = bench.parse_metrics(page)
-    assert m == {"batch_model_ms_sum": 12.5, "batch_count": 3.0, "steps_run": 7.0, "steps_skipped": 2.0}
+    assert m == {
+        "batch_model_ms_sum": 12.5,
+        "batch_count": 3.0,
+        "steps_run": 7.0,
+        "steps_skipped": 2.0,
+        "step_audio_s": 21.5,
+        "audio_received_s": 8.0,
+    }
     assert bench.metrics_delta({"batch_model_ms_sum": 2.5}, m)["batch_model_ms_sum"] == 10.0
 
 
@@ -107,3 +119,5 @@ def test_predicted_first_speech_of_the_stable_translator() -> None:
 def test_parse_mode() -> None:
     assert bench.parse_mode("segment") == ("segment", None)
     assert bench.parse_mode("simul:500:2") == ("simul:500:2", (500, 2))
+    assert bench.parse_mode("simul:1000:2:60000") == ("simul:1000:2:60000", (1000, 2))
+    assert bench.mode_cap("simul:1000:2:60000") == 60000 and bench.mode_cap("simul:1000:2") is None

@@ -160,8 +160,20 @@ SIMULTANEOUS_STEPS = Counter(
 )
 
 
+SIMULTANEOUS_STEP_AUDIO_S = Counter(
+    "translate_svc_simultaneous_step_audio_seconds_total",
+    "simultaneous mode: audio seconds the steps translated (each step re-translates its open segment "
+    "from the start; finals not counted): the mode's cost, beside translate_svc_tenant_audio_seconds_total",
+)
+
+
 def simultaneous_step(ran: bool) -> None:
     SIMULTANEOUS_STEPS.labels("run" if ran else "skipped").inc()
+
+
+def simultaneous_step_audio(seconds: float) -> None:
+    """A step ran over ``seconds`` of open speech (from its segment's start)."""
+    SIMULTANEOUS_STEP_AUDIO_S.inc(seconds)
 
 
 def stream_packets(reordered: int, duplicate: int, late: int, concealed_ms: int = 0) -> None:

@@ -30,6 +30,14 @@ Rules (event loop only):
 - Order (``jobs.py``): a segment's commits come in the order their steps came back, after every
   earlier segment's result and before its own result.
 
+Cost: each step re-translates its open segment from the start, so a segment that grows without
+bound makes each step dearer (6.4 s of audio a second of speech at 1 s steps on 12-14 s
+segments). A simultaneous stream's segments are therefore cut at ``simultaneous_max_segment_ms``
+(``segment_cap``: the segmenter's own length cap, lowered), which bounds the audio its steps
+re-translate to about ``(cap / step - 1) / 2`` per second of speech however long the speaker goes
+on (issue 46). Each piece is an ordinary segment (``MAX_LENGTH``): its final step completes its
+commits, so joined commits still equal each final and nothing is retracted.
+
 Live captions (``interim_interval_ms``) come from the steps themselves in this mode: each step
 that counts gives an ``InterimResult`` whose translations are the step's whole hypothesis, with the
 committed words as their ``stable_text`` (settled: later captions and the final start with them),
@@ -40,6 +48,7 @@ step's unforced transcript row, all of it unsettled.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -56,6 +65,7 @@ from translate_svc.observability import metrics
 from translate_svc.session import results
 from translate_svc.session.jobs import CommitSlot, JobTracker
 from translate_svc.types import Commit, Segment, TranslationTask
+from translate_svc.vad.segmenter import WINDOW_SAMPLES, SegmenterConfig
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +98,14 @@ def advance(state: TargetState, row: SimulRowOutput, agreement: int) -> tuple[Ta
         results.Sent(row.committed_text, chunks),
     )
     return nxt, delta, chunk
+
+
+def segment_cap(vad: SegmenterConfig, cap_ms: int) -> SegmenterConfig:
+    """A simultaneous stream's segmentation: ``vad`` with its length cap at most ``cap_ms`` (or the
+    least the stream's pad allows, see ``SegmenterConfig``), so its steps' cost stays bounded."""
+    least = 3 * (vad.speech_pad_ms + 2 * WINDOW_SAMPLES // results.PER_MS)
+    cap = max(cap_ms, least)
+    return vad if vad.max_segment_ms <= cap else dataclasses.replace(vad, max_segment_ms=cap)
 
 
 def _fresh(language: str) -> TargetState:
@@ -123,6 +141,7 @@ class Simultaneous:
         #: steps run and skipped (tests and benchmarks read them; the metric counts them too)
         self.steps = 0
         self.skipped = 0
+        self.step_audio_ms = 0  # audio the steps run translated (the cost; /metrics counts it too)
         self._log = {"session_id": owner}
 
     def maybe_step(self, open_speech: tuple[int, np.ndarray] | None) -> None:
@@ -155,7 +174,9 @@ class Simultaneous:
             self._skip()
             return
         self.steps += 1
+        self.step_audio_ms += (last - first) // per_ms
         metrics.simultaneous_step(True)
+        metrics.simultaneous_step_audio((last - first) / (1000 * per_ms))
         self._inflight = fut
         offset = self._captions_offset_ms or 0
         span = (self._seg, first // per_ms + offset, last // per_ms + offset)

@@ -31,7 +31,7 @@ from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEn
 from translate_svc.session.jobs import JobTracker, segment_of
 from translate_svc.session.reorder import Reorder
 from translate_svc.session.results import PER_MS
-from translate_svc.session.simultaneous import Simultaneous
+from translate_svc.session.simultaneous import Simultaneous, segment_cap
 from translate_svc.session.timeline import Timeline
 from translate_svc.session.vad_bridge import VAD_BACKLOG, VadBridge
 from translate_svc.settings import LimitsSettings
@@ -87,6 +87,8 @@ class StreamSession:
         self.resume = resume
         self.fmt = fmt
         self.task = task
+        if task.simultaneous is not None:  # its steps' cost bounded by its segments' length
+            vad_settings = segment_cap(vad_settings, limits.simultaneous_max_segment_ms)
         self.vad_settings = vad_settings
         self.interim_interval_ms = interim_interval_ms
         self._limits = limits
