@@ -73,7 +73,13 @@ class SeamlessRunner:
 
     @torch.inference_mode()
     def run(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
-        """Each input's output, in order; each kind of work (``ORDER``) in one batch."""
+        """Each input's output, in order; each kind of work (``ORDER``) in one batch, or each input
+        alone where the stages ask for exact rows (``SeamlessStages.exact_rows``: bfloat16 on CPU)."""
+        if self.stages.exact_rows and len(inputs) > 1:
+            return [out for item in inputs for out in self._run_batch([item])]
+        return self._run_batch(inputs)
+
+    def _run_batch(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
         parts: dict[WorkKind, list[int]] = {kind: [] for kind in ORDER}
         for k, item in enumerate(inputs):
             parts[item.kind].append(k)
@@ -157,22 +163,24 @@ class SeamlessRunner:
         words: dict[int, tuple[WordTiming, ...]] = {}
         transcript_words: dict[int, tuple[WordTiming, ...]] = {}
         t_speech = time.perf_counter()
-        if speech_rows:
-            timer = self.timer if any(inputs[rows[r][0]].words for r in speech_rows) else None  # hooked before t2u
-            sel = torch.tensor(speech_rows, device=stages.device)
+        # exact rows: each row's text-to-unit alone (its own padding), as generate runs it
+        groups = [[r] for r in speech_rows] if stages.exact_rows else [speech_rows]
+        for group in (g for g in groups if g):
+            timer = self.timer if any(inputs[rows[r][0]].words for r in group) else None  # hooked before t2u
+            sel = torch.tensor(group, device=stages.device)
             seqs = _trim_right_padding(sequences.index_select(0, sel), gen.pad_token_id)
             out = stages.speech(
                 row_enc.index_select(0, sel),
                 row_mask.index_select(0, sel),
                 seqs,
-                [rows[r][1] for r in speech_rows],
-                [inputs[rows[r][0]].speaker_id for r in speech_rows],
-                [seconds[rows[r][0]] for r in speech_rows],
+                [rows[r][1] for r in group],
+                [inputs[rows[r][0]].speaker_id for r in group],
+                [seconds[rows[r][0]] for r in group],
                 text_input=text_input,
             )
-            waves = dict(zip(speech_rows, out, strict=True))
+            waves.update(zip(group, out, strict=True))
             if timer is not None:
-                words = dict(zip(speech_rows, timer.speech(seqs, out), strict=True))
+                words.update(zip(group, timer.speech(seqs, out), strict=True))
         speech_ms = (time.perf_counter() - t_speech) * 1000 if speech_rows else 0.0
         heard = [r for r, (k, lang) in enumerate(rows) if inputs[k].words and lang == spoken[k] and not text_input]
         if heard:

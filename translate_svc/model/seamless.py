@@ -90,6 +90,7 @@ class SeamlessStages:
         batch_vocoder: bool | None = None,
         pad_shapes: bool | None = None,
         identifier: LanguageIdentifier | None = None,
+        exact_rows: bool | None = None,
     ) -> None:
         path = Path(model_dir)
         validate_model_dir(path)
@@ -100,6 +101,12 @@ class SeamlessStages:
         if cpu_threads is not None:
             torch.set_num_threads(cpu_threads)  # process-wide; set once, at load, by the one model
         self.dtype = pick_dtype(dtype, self.device)
+        #: each input, and each row's text-to-unit, run alone (model/runner.py, model/simultaneous.py):
+        #: in bfloat16 a padded batch rounds differently from the row alone and a greedy token or a
+        #: unit can flip, so on CPU (where batching buys little) reduced precision runs row by row
+        self.exact_rows = (
+            (self.device.type == "cpu" and self.dtype != torch.float32) if exact_rows is None else exact_rows
+        )
         self.processor = AutoProcessor.from_pretrained(path, local_files_only=True)
         model = SeamlessM4Tv2Model.from_pretrained(
             path, local_files_only=True, use_safetensors=True, dtype=self.dtype, trust_remote_code=False
@@ -150,7 +157,7 @@ class SeamlessStages:
             t2u_decoder.duration_predictor.register_forward_hook(self._durations.t2u_hook, with_kwargs=True)
             self.model.vocoder.dur_predictor.register_forward_hook(UnitDurations.vocoder_hook)
         # after the forced-duration hook (it reads that hook's output); batched by default on CUDA only
-        batched = self.device.type == "cuda" if batch_vocoder is None else batch_vocoder
+        batched = self.device.type == "cuda" and not self.exact_rows if batch_vocoder is None else batch_vocoder
         #: pad lengths to buckets so shapes repeat (model/shapes.py): CPU only, where each new
         #: convolution shape costs a oneDNN kernel build
         self.bucket = bucket_length if (self.device.type == "cpu" if pad_shapes is None else pad_shapes) else None

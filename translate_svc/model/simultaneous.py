@@ -164,6 +164,8 @@ class SimultaneousSteps:
         """
         if not inputs:
             return []
+        if self.stages.exact_rows and len(inputs) > 1:  # each input alone (SeamlessStages.exact_rows)
+            return [out for item in inputs for out in self.step([item], commit)]
         requests = [_request(item) for item in inputs]
         r = self.stages
         detected, language_id_ms = r.identify(inputs)
@@ -289,6 +291,12 @@ class SimultaneousSteps:
         if not all(texts):
             raise ValueError("text-to-unit needs at least one token per row")
         r = self.stages
+        if r.exact_rows and len(texts) > 1:  # each row alone (SeamlessStages.exact_rows)
+            return [
+                s for i in range(len(texts))
+                for s in self.committed_speech(enc[i : i + 1], mask[i : i + 1], langs[i : i + 1], texts[i : i + 1],
+                                               seconds[i : i + 1])
+            ]  # fmt: skip
         seqs = torch.full((len(texts), 3 + max(len(t) for t in texts)), self._pad, dtype=torch.long)
         for row, (lang, text) in enumerate(zip(langs, texts, strict=True)):
             seq = [self._start, r.text_lang_ids[lang], *text, self._eos]
