@@ -23,8 +23,6 @@ import contextlib
 
 from aiohttp import hdrs, web
 
-from translate_svc.errors import NotReady, ServiceError
-from translate_svc.session.manager import SessionManager
 from translate_svc.session.quota import Tenant
 from translate_svc.transport.calls import REQUEST_ID, call_info
 from translate_svc.transport.door import DoorContext, address
@@ -43,13 +41,12 @@ from translate_svc.transport.openai.demo import DEMO_TENANT, DemoPage, page_url
 from translate_svc.transport.openai.handshake import KEY_PREFIX, REALTIME, presented_key, read_offer
 from translate_svc.transport.openai.http_site import (
     CappedSite,
-    admission_refused,
     bound_port,
     http_error,
     listen,
     tls_context,
 )
-from translate_svc.transport.openai.loop import Caller, serve_websocket
+from translate_svc.transport.openai.loop import Caller, admit_and_serve, card_or_none
 from translate_svc.transport.openai.protocol import RealtimeProtocol
 from translate_svc.transport.openai.transcription_door import PATH as TRANSCRIPTION_PATH
 from translate_svc.transport.openai.transcription_door import TranscriptionSessions
@@ -62,7 +59,6 @@ from translate_svc.transport.tokens import (
     authorize,
     bearer,
 )
-from translate_svc.types import ModelCard
 
 PATH = "/v1/realtime/translations"
 _HOW_TO_SEND = "send `Authorization: Bearer <token>` (api_key)"
@@ -254,32 +250,7 @@ class OpenAIDoor:
             max_languages=limits.max_target_languages,
             max_append_bytes=limits.ws_max_append_bytes,
             chunk_bytes=limits.max_chunk_bytes,
-            card=_card(self._m),
+            card=card_or_none(self._m),
         )
-        resume = request.query.get("x_resume")
-        # the stream's slots before the upgrade (issue 34 N3): a tenant at its cap, a full or a
-        # draining server answers with an HTTP status and opens no WebSocket; an open socket holds
-        # its slots, and the stream core ends it if no config comes (limits.config_timeout_ms)
-        try:
-            admission = self._m.admit_stream(caller.tenant)
-        except ServiceError as e:
-            return admission_refused(e)
-        offered = read_offer(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL))  # authorize checked it
-        return await serve_websocket(
-            request,
-            self._m,
-            protocol,
-            caller,
-            call,
-            admission,
-            resume=resume or None,
-            sockets=self._sockets,
-            subprotocol=offered.protocol,
-        )
-
-
-def _card(manager: SessionManager) -> ModelCard | None:
-    try:
-        return manager.card
-    except NotReady:
-        return None
+        resume = request.query.get("x_resume") or None
+        return await admit_and_serve(request, self._m, protocol, caller, call, resume=resume, sockets=self._sockets)

@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from dataclasses import dataclass
 from typing import Protocol
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, hdrs, web
 
-from translate_svc.errors import ServiceError
+from translate_svc.errors import NotReady, ServiceError
 from translate_svc.observability import tracing
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.driver import StreamDriver
@@ -29,10 +29,12 @@ from translate_svc.session.events import Gone, StreamEnded, StreamEvent, StreamR
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.session.quota import Tenant
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES
-from translate_svc.transport.openai.http_site import fix_buffers
+from translate_svc.transport.openai.handshake import read_offer
+from translate_svc.transport.openai.http_site import admission_refused, fix_buffers
 from translate_svc.transport.openai.protocol import Out, Reply, Speech
 from translate_svc.transport.openai.wire import service_error_event
 from translate_svc.transport.tokens import Revocation, TokenDigest
+from translate_svc.types import ModelCard
 
 #: sends one event to the client (the WebSocket, or WebRTC's data channel)
 Send = Callable[[str], Awaitable[None]]
@@ -176,6 +178,46 @@ async def _drive(
                     play(out)
             if isinstance(ev, StreamEnded):
                 break  # the stream is over: nothing is held open for a WebSocket
+
+
+def card_or_none(manager: SessionManager) -> ModelCard | None:
+    """The model card once the model is loaded; None before (a session opened early learns it later)."""
+    try:
+        return manager.card
+    except NotReady:
+        return None
+
+
+async def admit_and_serve(
+    request: web.Request,
+    manager: SessionManager,
+    protocol: SessionProtocol,
+    caller: Caller,
+    call: CallInfo,
+    *,
+    resume: str | None,
+    sockets: set[web.WebSocketResponse],
+) -> web.StreamResponse:
+    """The stream's slots before the upgrade (issue 34 N3): a tenant at its cap, a full or a
+    draining server answers with an HTTP status and opens no WebSocket; an open socket holds its
+    slots, and the stream core ends it if no config comes (``limits.config_timeout_ms``). Then the
+    session, with the subprotocol the door's ``authorize`` checked."""
+    try:
+        admission = manager.admit_stream(caller.tenant)
+    except ServiceError as e:
+        return admission_refused(e)
+    offered = read_offer(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL))
+    return await serve_websocket(
+        request,
+        manager,
+        protocol,
+        caller,
+        call,
+        admission,
+        resume=resume,
+        sockets=sockets,
+        subprotocol=offered.protocol,
+    )
 
 
 async def serve_websocket(

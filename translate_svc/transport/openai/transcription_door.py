@@ -16,16 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
-from translate_svc.errors import NotReady, ServiceError
 from translate_svc.session.manager import SessionManager
 from translate_svc.transport.calls import REQUEST_ID, call_info
-from translate_svc.transport.openai.handshake import read_offer
-from translate_svc.transport.openai.http_site import admission_refused, http_error
-from translate_svc.transport.openai.loop import Caller, serve_websocket
+from translate_svc.transport.openai.http_site import http_error
+from translate_svc.transport.openai.loop import Caller, admit_and_serve, card_or_none
 from translate_svc.transport.openai.transcription import TranscriptionProtocol
-from translate_svc.types import ModelCard
 
 PATH = "/v1/realtime"
 #: the access line's method
@@ -64,30 +61,8 @@ class TranscriptionSessions:
             request.query.get("model", ""),
             self._m.vad_defaults,
             self._m.limits,
-            card=_card(self._m),
+            card=card_or_none(self._m),
             beta=request.headers.get("OpenAI-Beta", "").strip().lower().startswith("realtime"),
         )
         call = call_info(request.headers.get(REQUEST_ID), METHOD, request.remote or "")
-        try:  # the stream's slots before the upgrade, as every door's (issue 34 N3)
-            admission = self._m.admit_stream(caller.tenant)
-        except ServiceError as e:
-            return admission_refused(e)
-        offered = read_offer(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL))  # authorize checked it
-        return await serve_websocket(
-            request,
-            self._m,
-            protocol,
-            caller,
-            call,
-            admission,
-            resume=None,
-            sockets=self._sockets,
-            subprotocol=offered.protocol,
-        )
-
-
-def _card(manager: SessionManager) -> ModelCard | None:
-    try:
-        return manager.card
-    except NotReady:
-        return None
+        return await admit_and_serve(request, self._m, protocol, caller, call, resume=None, sockets=self._sockets)
