@@ -35,7 +35,9 @@ from translate_svc.model.terms import KEEP_WEIGHT
 from translate_svc.transport.riva.convert import parse_segment_fields
 from translate_svc.types import DEFAULT_TERM_WEIGHT, OutputOptions, SimultaneousOptions, Term, TranslationTask
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(90)]
+# async tests run on the session loop (pyproject: asyncio_mode auto, asyncio_default_test_loop_scope);
+# no module-level asyncio mark: it would land on the sync tests too (a PytestWarning)
+pytestmark = pytest.mark.slow(90)
 
 
 def phrase_said_in(model_dir: Path, spans: list[np.ndarray], lang: str) -> str:

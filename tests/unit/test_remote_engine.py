@@ -207,6 +207,26 @@ async def test_detection_terms_and_stage_times_cross_the_wire() -> None:
     assert (done.detected, done.speech_ms, done.language_id_ms) == ({"eng": 0.25, "spa": 0.75}, 1.5, 2.5)
 
 
+async def test_a_steps_chunk_words_cross_the_wire() -> None:
+    """Word timings of a simultaneous step (issue 45): each row's chunk words and a final step's
+    transcript words come back from the engine process as the runner gave them."""
+    from translate_svc.engine.runner import ModelOutput, SimulRowOutput
+    from translate_svc.types import WordTiming
+
+    words = (WordTiming("hola", 0, 180), WordTiming("mundo", 180, 420))
+    heard = (WordTiming("hello", 0, 320),)
+    row = SimulRowOutput("spa", (5, 6), "hola mundo", (0, 1), (5, 6), "hola mundo", 20, tuple(range(20)),
+                         np.zeros(6720, np.float32), 2, 20, chunk_words=words)  # fmt: skip
+    out = ModelOutput("hello", {"spa": "hola mundo"}, simul={"spa": row}, transcript_words=heard)
+    back = msgspec.msgpack.decode(
+        msgspec.msgpack.encode(wire.result_of(7, JobResult(out, None, 1.0, 2.0, 1))), type=wire.ToWorker
+    )
+    assert isinstance(back, wire.Result)
+    done = wire.job_result(back).output
+    assert done is not None and done.simul is not None
+    assert done.simul["spa"].chunk_words == words and done.transcript_words == heard
+
+
 async def test_the_kind_of_work_is_read_from_the_fields_and_crosses_the_wire() -> None:
     """``ModelInput.kind`` (what the runner dispatches on) is derived from ``simul`` and ``text``,
     so the wire carries it with them, without a field of its own."""

@@ -269,31 +269,54 @@ def word_cues(groups: Iterable[Sequence[tuple[int, int, str]]]) -> list[Cue]:
     """Cues from timed words: each group (a segment's words) filled greedily into lines of at most
     ``CUE_LINE_CHARS`` characters (a longer word alone on its line: never cut), a new cue once a
     third line would be needed; a cue never spans two groups. Each cue runs from its first word's
-    start to its last word's end, so its text is exactly the words inside its times."""
+    start to its last word's end, so its text is exactly the words inside its times.
+
+    A word of no length (transcript words that share an encoder frame, words past the vocoder's
+    cut) on a cue's edge would lie inside both cues' times, so no cue begins or ends next to one:
+    it stays in a cue with both its neighbours (``_runs``). Only a run of such words longer than
+    two lines is cut (at its lines)."""
     out: list[Cue] = []
-    for words in groups:
-        lines: list[list[str]] = []
-        first = last = 0
-        for n, (_, _, word) in enumerate(words):
-            if not word.strip():
-                continue
-            if lines and len(" ".join([*lines[-1], word])) <= CUE_LINE_CHARS:
-                lines[-1].append(word)
-            elif len(lines) < CUE_LINES and lines:
-                lines.append([word])
-            else:
-                if lines:
-                    out.append(_word_cue(words, first, last, lines))
-                lines, first = [[word]], n
-            last = n
-        if lines:
-            out.append(_word_cue(words, first, last, lines))
+    for group in groups:
+        cue: list[tuple[int, int, str]] = []
+        for run in _runs([w for w in group if w[2].strip()]):
+            if cue and len(_lines([*cue, *run])) > CUE_LINES:
+                out.append(_word_cue(cue))
+                cue = []
+            cue.extend(run)
+            while len(lines := _lines(cue)) > CUE_LINES:  # a run longer than a cue
+                n = sum(len(line) for line in lines[:CUE_LINES])
+                out.append(_word_cue(cue[:n]))
+                cue = cue[n:]
+        if cue:
+            out.append(_word_cue(cue))
     return out
 
 
-def _word_cue(words: Sequence[tuple[int, int, str]], first: int, last: int, lines: list[list[str]]) -> Cue:
-    start, end = words[first][0], words[last][1]
-    return (start, max(end, start + 1), "\n".join(" ".join(line) for line in lines))
+def _runs(words: Sequence[tuple[int, int, str]]) -> list[list[tuple[int, int, str]]]:
+    """``words`` cut only between two words that both have a length."""
+    runs: list[list[tuple[int, int, str]]] = []
+    for w in words:
+        if runs and (runs[-1][-1][1] <= runs[-1][-1][0] or w[1] <= w[0]):
+            runs[-1].append(w)
+        else:
+            runs.append([w])
+    return runs
+
+
+def _lines(words: Sequence[tuple[int, int, str]]) -> list[list[str]]:
+    """The words filled greedily into lines of at most ``CUE_LINE_CHARS`` (a longer word alone)."""
+    lines: list[list[str]] = []
+    for _, _, word in words:
+        if lines and len(" ".join([*lines[-1], word])) <= CUE_LINE_CHARS:
+            lines[-1].append(word)
+        else:
+            lines.append([word])
+    return lines
+
+
+def _word_cue(words: Sequence[tuple[int, int, str]]) -> Cue:
+    start, end = words[0][0], words[-1][1]
+    return (start, max(end, start + 1), "\n".join(" ".join(line) for line in _lines(words)))
 
 
 def _cue_text(text: str) -> str:

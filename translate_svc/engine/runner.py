@@ -84,7 +84,8 @@ class ModelInput:
     #: text in instead of speech (``audio`` then empty): no transcript, detection or simultaneous step
     text: SourceText | None = None
     #: word timings: each spoken translation's words in its speech, the transcript's on the input
-    #: (``ModelOutput.words``, ``transcript_words``)
+    #: (``ModelOutput.words``, ``transcript_words``); in a simultaneous step, each chunk's words
+    #: (``SimulRowOutput.chunk_words``) and a final step's transcript words
     words: bool = False
 
     def __post_init__(self) -> None:
@@ -209,6 +210,10 @@ class SimulRowOutput:
     spoken_tokens: int
     #: units spoken after this step (``units_total`` once a chunk is spoken)
     spoken_units: int = 0
+    #: with ``ModelInput.words``: the words spoken in ``chunk`` (ms from its first sample, from
+    #: t2u's and the vocoder's durations: model/timings.py ``chunk_words``): the committed words
+    #: past the ``spoken_tokens`` the step started from, so each committed word is in one chunk
+    chunk_words: tuple[WordTiming, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)

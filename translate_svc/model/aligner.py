@@ -12,7 +12,13 @@ import numpy as np
 import torch
 
 from translate_svc.model.seamless import SeamlessStages, _new_attention_mask
-from translate_svc.model.timings import attention_words, speech_words, upsampled_samples, word_groups
+from translate_svc.model.timings import (
+    attention_words,
+    chunk_words,
+    speech_words,
+    upsampled_samples,
+    word_groups,
+)
 from translate_svc.types import WordTiming
 
 
@@ -66,11 +72,32 @@ class WordTimer:
             spoken = ids[: max(0, own - 3)]
             chars = [self._chars(t) for t in spoken]
             unit_frames = frames[row]
-            total = int(np.sum(unit_frames))
-            if len(self._samples) <= total:
-                self._samples = upsampled_samples(total, self.stages.vocoder_stages)
-            out.append(speech_words(self.words_of(ids), chars, cpu_units[row], unit_frames, self._samples, len(wave)))
+            samples = self.samples_upto(int(np.sum(unit_frames)))
+            out.append(speech_words(self.words_of(ids), chars, cpu_units[row], unit_frames, samples, len(wave)))
         return out
+
+    def chunk(
+        self,
+        committed: Sequence[int],
+        token_ends: Sequence[int],
+        spoken_tokens: int,
+        spoken_units: int,
+        unit_frames: np.ndarray,
+        wave_len: int,
+    ) -> tuple[WordTiming, ...]:
+        """A simultaneous step's chunk's words (``chunk_words``), right after the vocoder spoke it:
+        ``committed`` the row's committed tokens, ``token_ends`` their units in this step's t2u run
+        (``CommittedSpeech``), the chunk their units from ``spoken_units`` on, ``unit_frames`` its
+        units' frames (the vocoder's, for this chunk)."""
+        samples = self.samples_upto(int(np.sum(unit_frames)))
+        words = self.words_of(committed)
+        return chunk_words(words, token_ends, spoken_tokens, spoken_units, unit_frames, samples, wave_len)
+
+    def samples_upto(self, frames: int) -> list[int]:
+        """``samples[f]``: the samples ``f`` frames make, for ``f`` up to at least ``frames``."""
+        if len(self._samples) <= frames:
+            self._samples = upsampled_samples(frames, self.stages.vocoder_stages)
+        return self._samples
 
     def transcript(
         self, enc: torch.Tensor, mask: torch.Tensor, sequences: torch.Tensor, seconds: Sequence[float]

@@ -61,12 +61,12 @@ class SeamlessRunner:
         """The simultaneous steps on these stages, made at the first step: they hook t2u's duration
         predictor, which a runner that never steps does without."""
         if self._steps is None:
-            self._steps = SimultaneousSteps(self.stages)
+            self._steps = SimultaneousSteps(self.stages, lambda: self.timer)
         return self._steps
 
     @property
     def timer(self) -> WordTimer:
-        """Word timings on these stages, made at the first segment that asks (it hooks t2u)."""
+        """Word timings on these stages, made at the first segment or step that asks (it hooks t2u)."""
         if self._timer is None:
             self._timer = WordTimer(self.stages)
         return self._timer

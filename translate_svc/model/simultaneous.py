@@ -56,8 +56,9 @@ from translate_svc.engine.runner import (
     SimulTarget,
     speak_now,
 )
+from translate_svc.model.aligner import WordTimer
 from translate_svc.model.seamless import SeamlessStages
-from translate_svc.types import MODEL_SAMPLE_RATE
+from translate_svc.types import MODEL_SAMPLE_RATE, WordTiming
 
 #: SentencePiece's word-start marker
 WORD_START = "\u2581"
@@ -108,10 +109,16 @@ class SimultaneousSteps:
     speech stage and vocoder (nothing loaded twice). Model thread only.
 
     Installs one forward hook, on t2u's duration predictor, that records the per-character
-    durations while ``committed_speech`` runs (and does nothing otherwise)."""
+    durations while ``committed_speech`` runs (and does nothing otherwise).
 
-    def __init__(self, stages: SeamlessStages) -> None:
+    ``timer``: gives the word timer (model/aligner.py) for steps that ask for word timings
+    (``ModelInput.words``): the runner's own, so the stages carry one; None: one made here at
+    the first such step."""
+
+    def __init__(self, stages: SeamlessStages, timer: Callable[[], WordTimer] | None = None) -> None:
         self.stages = stages
+        self._make_timer = timer or (lambda: WordTimer(stages))
+        self._timer: WordTimer | None = None
         self.tokenizer = stages.processor.tokenizer
         gen = stages.model.generation_config
         self._start = int(gen.decoder_start_token_id)
@@ -125,6 +132,12 @@ class SimultaneousSteps:
         self._recording = False
         predictor = stages.model.t2u_model.model.decoder.duration_predictor
         predictor.register_forward_hook(self._record_durations, with_kwargs=True)
+
+    @property
+    def timer(self) -> WordTimer:
+        if self._timer is None:
+            self._timer = self._make_timer()
+        return self._timer
 
     # -- tokens ---------------------------------------------------------------------------
 
@@ -207,10 +220,11 @@ class SimultaneousSteps:
         ]
         t_speech = time.perf_counter()
         speech = self._speech(enc, mask, rows, inputs, committed, seconds)
-        speech_ms = (time.perf_counter() - t_speech) * 1000 if any(total for total, _, _ in speech) else 0.0
+        speech_ms = (time.perf_counter() - t_speech) * 1000 if any(total for total, _, _, _ in speech) else 0.0
+        heard = self._transcript_words(enc, mask, sequences, rows, inputs, requests, seconds)
         per: list[dict[str, SimulRowOutput]] = [{} for _ in inputs]
         transcripts: list[str | None] = [None] * len(inputs)
-        for (k, target, lang), (ids, text, starts), done, (total, chunk_units, chunk) in zip(
+        for (k, target, lang), (ids, text, starts), done, (total, chunk_units, chunk, words) in zip(
             rows, hyps, committed, speech, strict=True
         ):
             if target is None:
@@ -228,6 +242,7 @@ class SimultaneousSteps:
                 chunk=chunk,
                 spoken_tokens=len(done) if chunk is not None else target.spoken_tokens,
                 spoken_units=total if chunk is not None else target.spoken_units,
+                chunk_words=words,
             )
         return [
             ModelOutput(
@@ -237,9 +252,34 @@ class SimultaneousSteps:
                 speech_ms=speech_ms,
                 language_id_ms=language_id_ms,
                 simul=per[k],
+                transcript_words=heard.get(k, ()),
             )
             for k in range(len(inputs))
         ]
+
+    def _transcript_words(
+        self,
+        enc: torch.Tensor,
+        mask: torch.Tensor,
+        sequences: torch.Tensor,
+        rows: Sequence[tuple[int, SimulTarget | None, str]],
+        inputs: Sequence[ModelInput],
+        requests: Sequence[SimulRequest],
+        seconds: Sequence[float],
+    ) -> dict[int, tuple[WordTiming, ...]]:
+        """A final step's transcript words (``ModelInput.words``), as a segment's: the closed
+        segment's result carries them (an open step's transcript is a caption's: untimed)."""
+        want = [i for i, (k, t, _) in enumerate(rows) if t is None and inputs[k].words and requests[k].final]
+        if not want:
+            return {}
+        sel = torch.tensor(want, device=enc.device)
+        got = self.timer.transcript(
+            enc.index_select(0, sel),
+            mask.index_select(0, sel),
+            sequences.index_select(0, sel),
+            [seconds[i] for i in want],
+        )
+        return {rows[i][0]: words for i, words in zip(want, got, strict=True)}
 
     # -- stages (rows of encoder output in, plain values out) -----------------------------
 
@@ -335,9 +375,11 @@ class SimultaneousSteps:
         inputs: Sequence[ModelInput],
         committed: Sequence[tuple[int, ...]],
         seconds: Sequence[float],
-    ) -> list[tuple[int, tuple[int, ...], np.ndarray | None]]:
-        """Per row: the units of t2u over its committed text, and its chunk's units and waveform."""
-        out: list[tuple[int, tuple[int, ...], np.ndarray | None]] = [(0, (), None)] * len(rows)
+    ) -> list[tuple[int, tuple[int, ...], np.ndarray | None, tuple[WordTiming, ...]]]:
+        """Per row: the units of t2u over its committed text, and its chunk's units, waveform and
+        (``ModelInput.words``) words in it."""
+        out: list[tuple[int, tuple[int, ...], np.ndarray | None, tuple[WordTiming, ...]]]
+        out = [(0, (), None, ())] * len(rows)
         want = [i for i, (k, target, _) in enumerate(rows) if target is not None and inputs[k].speech and committed[i]]
         if not want:
             return out
@@ -350,22 +392,32 @@ class SimultaneousSteps:
             [seconds[i] for i in want],
         )
         chunks: list[tuple[int, np.ndarray]] = []  # (row, its chunk's units)
+        ends: dict[int, tuple[int, ...]] = {}  # row -> its tokens' unit ends in this run
         for i, s in zip(want, speech, strict=True):
             k, target, _ = rows[i]
             assert target is not None
             req = _request(inputs[k])
             start = target.spoken_units
-            out[i] = (len(s.units), (), None)
+            out[i] = (len(s.units), (), None, ())
             if speak_now(len(s.units) - start, req.min_units, req.final):
                 chunks.append((i, s.units[start:]))
+                ends[i] = s.token_ends
         if chunks:
             waves = self.vocode(
                 [u for _, u in chunks],
                 [rows[i][2] for i, _ in chunks],
                 [inputs[rows[i][0]].speaker_id for i, _ in chunks],
             )
-            for (i, units), wave in zip(chunks, waves, strict=True):
-                out[i] = (out[i][0], tuple(int(u) for u in units), wave)
+            frames = self.stages.vocoder_frames  # this call's, per chunk
+            for n, ((i, units), wave) in enumerate(zip(chunks, waves, strict=True)):
+                k, target, _ = rows[i]
+                assert target is not None
+                words: tuple[WordTiming, ...] = ()
+                if inputs[k].words:
+                    words = self.timer.chunk(
+                        committed[i], ends[i], target.spoken_tokens, target.spoken_units, frames[n], len(wave)
+                    )
+                out[i] = (out[i][0], tuple(int(u) for u in units), wave, words)
         return out
 
     def _chars(self, token: int) -> int:

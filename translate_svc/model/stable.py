@@ -10,7 +10,10 @@ the audio, so that:
   longer prefix of the same audio extends a shorter one's, except that last word;
 - a decode forced to start with committed tokens keeps them and goes on with its own words;
 - speech is ``SPEECH_S`` (200 ms at 16 kHz: ``SAMPLES_PER_WORD``) of a tone per spoken word,
-  ``UNITS_PER_WORD`` units (one per 20 ms), so the audio of a step's chunk is known exactly.
+  ``UNITS_PER_WORD`` units (one per 20 ms), so the audio of a step's chunk is known exactly;
+- word timings (``ModelInput.words``) are as exact: spoken word ``j`` of a speech or chunk is its
+  ``[200 j, 200 (j + 1))`` ms, transcript word ``k`` is ``[400 k, 400 (k + 1))`` ms of the input
+  (the last word: to the input's end).
 
 Whole segments (``ModelInput.simul`` None) get the same words: every target's text and the
 transcript are the hypothesis of the whole segment, and speech is the tone of every word, so a
@@ -41,7 +44,7 @@ from translate_svc.engine.runner import (
 )
 from translate_svc.model.languages import LanguageCatalog
 from translate_svc.model.loading import describe_model
-from translate_svc.types import MODEL_SAMPLE_RATE, ModelCard, ModelInfo
+from translate_svc.types import MODEL_SAMPLE_RATE, ModelCard, ModelInfo, WordTiming
 
 #: one stable word per this much audio
 WORD_S = 0.4
@@ -90,6 +93,21 @@ def units(ids: Sequence[int]) -> tuple[int, ...]:
     return tuple(tok % 10_000 for tok in ids for _ in range(UNITS_PER_WORD))
 
 
+def spoken_words(ids: Sequence[int]) -> tuple[WordTiming, ...]:
+    """Each token's word in ``speech(ids)``, ms from its first sample."""
+    ms = round(SPEECH_S * 1000)
+    return tuple(WordTiming(word_text(t), ms * j, ms * (j + 1)) for j, t in enumerate(ids))
+
+
+def heard_words(samples: int) -> tuple[WordTiming, ...]:
+    """Each word of ``hypothesis(samples)`` on the input, ms from its first sample: word ``k``
+    from ``400 k`` to the next word's start (the last word: to the input's end)."""
+    ms, end = round(WORD_S * 1000), samples * 1000 // MODEL_SAMPLE_RATE
+    ids = hypothesis(samples)
+    starts = [min(ms * k, end) for k in range(len(ids))]
+    return tuple(WordTiming(word_text(t), a, b) for t, a, b in zip(ids, starts, [*starts[1:], end], strict=True))
+
+
 class StableTranslator:
     """The ``Runner`` (see the module docstring). ``model_dir``: the test checkpoint, whose
     generation config gives the languages and whose identity gives the revision."""
@@ -118,11 +136,14 @@ class StableTranslator:
     def _segment(self, item: ModelInput) -> ModelOutput:
         ids = hypothesis(len(item.audio))
         said = text(ids)
+        heard = item.words and item.transcript_language is not None
         return ModelOutput(
             transcript=said if item.transcript_language is not None else None,
             texts={lang: said for lang in item.targets},
             waveforms={lang: speech(ids) for lang in item.targets} if item.speech else {},
             detected=_detected(item),
+            words={lang: spoken_words(ids) for lang in item.targets} if item.words and item.speech else {},
+            transcript_words=heard_words(len(item.audio)) if heard else (),
         )
 
     def _step(self, item: ModelInput) -> ModelOutput:
@@ -134,17 +155,25 @@ class StableTranslator:
         for target in req.targets:
             ids = (*target.committed, *own[len(target.committed) :])  # the committed tokens forced
             done = ids if req.final else step_commit(target.committed, target.recent, ids, word_starts, config)
-            rows[target.language] = self._row(target, ids, done, item.speech, req.min_units, req.final)
+            rows[target.language] = self._row(target, ids, done, item.speech, req.min_units, req.final, item.words)
+        heard = item.words and req.final and item.transcript_language is not None
         return ModelOutput(
             transcript=text(own) if item.transcript_language is not None else None,
             texts={lang: row.committed_text for lang, row in rows.items()},
             detected=_detected(item),
             simul=rows,
+            transcript_words=heard_words(len(item.audio)) if heard else (),
         )
 
     @staticmethod
     def _row(
-        target: SimulTarget, ids: tuple[int, ...], done: tuple[int, ...], spoken: bool, min_units: int, final: bool
+        target: SimulTarget,
+        ids: tuple[int, ...],
+        done: tuple[int, ...],
+        spoken: bool,
+        min_units: int,
+        final: bool,
+        timed: bool,
     ) -> SimulRowOutput:
         total = UNITS_PER_WORD * len(done) if spoken else 0
         new = done[target.spoken_tokens :]
@@ -161,6 +190,7 @@ class StableTranslator:
             chunk=speech(new) if say else None,
             spoken_tokens=len(done) if say else target.spoken_tokens,
             spoken_units=total if say else target.spoken_units,
+            chunk_words=spoken_words(new) if say and timed else (),
         )
 
 

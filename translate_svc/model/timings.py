@@ -79,6 +79,37 @@ def speech_words(
     return tuple(WordTiming(text, to_ms(sample_at_token(a)), to_ms(sample_at_token(b))) for text, a, b in words if text)
 
 
+def chunk_words(
+    words: Sequence[tuple[str, int, int]],
+    token_ends: Sequence[int],
+    first_token: int,
+    first_unit: int,
+    unit_frames: Sequence[int] | np.ndarray,
+    samples_at: Sequence[int],
+    wave_len: int,
+) -> tuple[WordTiming, ...]:
+    """The words spoken in a simultaneous step's chunk, in it (ms from its first sample).
+
+    ``words``: (text, first token, end token) of the committed text; ``token_ends[j]``: the units
+    t2u gave its first ``j`` tokens (this step's run over the whole committed text); the chunk is
+    that run's units from ``first_unit`` (the units spoken before) on, and the words in it are
+    those that end past ``first_token`` (the tokens spoken before), so each committed word is in
+    exactly one chunk. ``unit_frames``: the vocoder's frames per unit of the chunk; ``samples_at``
+    and ``wave_len`` as in ``speech_words``. A longer text can move t2u's earlier boundaries a few
+    units (model/simultaneous.py), so a word's start before the chunk's first unit is cut to 0."""
+    frame_ends = np.concatenate([[0], np.cumsum(unit_frames, dtype=np.int64)])
+
+    def sample_at_token(t: int) -> int:
+        units = min(max(0, int(token_ends[min(t, len(token_ends) - 1)]) - first_unit), len(frame_ends) - 1)
+        return min(int(samples_at[int(frame_ends[units])]), wave_len)
+
+    return tuple(
+        WordTiming(text, to_ms(sample_at_token(a)), to_ms(sample_at_token(b)))
+        for text, a, b in words
+        if text and b > first_token
+    )
+
+
 def upsampled_samples(frames: int, stages: Sequence[tuple[int, int, int]]) -> list[int]:
     """``[samples of f frames for f in 0..frames]`` through HiFi-GAN's transposed convolutions
     (stride, padding, kernel per stage: ``(L - 1) * stride - 2 * padding + kernel``)."""

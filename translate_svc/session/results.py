@@ -106,10 +106,21 @@ def step_input(
 @dataclass(frozen=True, eq=False)
 class Sent:
     """What a client has of one target of an open segment: the committed text (the commits' texts
-    joined) and the speech chunks, at the model's rate, in order."""
+    joined), the speech chunks, at the model's rate, in order, and (word timings) each chunk's
+    words in it."""
 
     text: str = ""
     chunks: tuple[np.ndarray, ...] = ()
+    words: tuple[tuple[WordTiming, ...], ...] = ()
+
+    def joined_words(self) -> tuple[WordTiming, ...]:
+        """Every chunk's words in the chunks joined: each shifted by the chunks before it (ms)."""
+        out: list[WordTiming] = []
+        before = 0  # samples at the model's rate
+        for chunk, words in zip(self.chunks, self.words, strict=True):
+            out.extend(_shifted(words, round(before * 1000 / MODEL_SAMPLE_RATE)))
+            before += len(chunk)
+        return tuple(out)
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,21 +150,28 @@ def speech_out(wave: np.ndarray, opts: OutputOptions) -> tuple[np.ndarray, OpusS
     return audio, opus
 
 
+#: one commit's makings: (target, text delta, chunk at the model's rate or None, the chunk's words)
+CommitRow = tuple[str, str, np.ndarray | None, tuple[WordTiming, ...]]
+
+
 def build_commits(
     segment_id: int,
     task: TranslationTask,
-    rows: Sequence[tuple[str, str, np.ndarray | None]],
+    rows: Sequence[CommitRow],
     source_ms: int,
     *,
     final: bool = False,
 ) -> tuple[Commit, ...]:
-    """One ``Commit`` per ``(target, text delta, chunk at the model's rate or None)``."""
+    """One ``Commit`` per row. Its words are the chunk's (``SimulRowOutput.chunk_words``: they
+    may include words whose text an earlier commit carried), with the chunk and the text, as a
+    segment's translation has words with its speech and text."""
     opts = task.output
     out = []
-    for lang, delta, chunk in rows:
+    for lang, delta, chunk, words in rows:
         audio, opus = speech_out(chunk, opts) if chunk is not None and opts.speech else (None, None)
         text = delta if opts.text else ""
-        translation = Translation(lang, text, audio, opts.speech_sample_rate_hz, opus)
+        timed = words if audio is not None and opts.text else ()
+        translation = Translation(lang, text, audio, opts.speech_sample_rate_hz, opus, words=timed)
         out.append(Commit(segment_id, translation, source_ms, final))
     return tuple(out)
 
@@ -169,7 +187,8 @@ def build_final(
 ) -> tuple[tuple[Commit, ...], SegmentResult]:
     """A simultaneous segment's final step -> its last commits (``final``, one per target: the rest
     of the text, the last chunk) and its result: the whole committed text, the unforced
-    transcript, and as speech every chunk of the segment joined (what the commits carried)."""
+    transcript, and as speech every chunk of the segment joined (what the commits carried), with
+    (word timings) the commits' words in it (``Sent.joined_words``)."""
     out = job.output
     if out is None or out.simul is None:
         if out is not None:  # a runner that ignored the step: a bug, said as the segment's error
@@ -178,20 +197,23 @@ def build_final(
         return (), build_result(seg, task, job, closed_at, vad_wait_ms)
     ready = time.perf_counter()
     opts = task.output
-    rows: list[tuple[str, str, np.ndarray | None]] = []
+    rows: list[CommitRow] = []
     translations = []
     for lang in task.target_languages:
         row, sent = out.simul[lang], step.sent.get(lang, Sent())
-        rows.append((lang, text_delta(sent.text, row.committed_text), row.chunk))
+        rows.append((lang, text_delta(sent.text, row.committed_text), row.chunk, row.chunk_words))
         audio = opus = None
+        words: tuple[WordTiming, ...] = ()
         if opts.speech:
-            chunks = (*sent.chunks, row.chunk) if row.chunk is not None else sent.chunks
-            parts = [_to_rate(c, opts.speech_sample_rate_hz) for c in chunks]
+            if row.chunk is not None:
+                sent = Sent(sent.text, (*sent.chunks, row.chunk), (*sent.words, row.chunk_words))
+            parts = [_to_rate(c, opts.speech_sample_rate_hz) for c in sent.chunks]
             audio = np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
             if opts.speech_encoding is SpeechEncoding.OPUS:
                 opus = encode_opus(audio, opts.speech_sample_rate_hz)
+            words = sent.joined_words() if opts.text else ()
         text = row.committed_text if opts.text else ""
-        translations.append(Translation(lang, text, audio, opts.speech_sample_rate_hz, opus))
+        translations.append(Translation(lang, text, audio, opts.speech_sample_rate_hz, opus, words=words))
     commits = build_commits(seg.segment_id, task, rows, source_ms, final=True)
     timing = Timing(
         queue_ms=job.queue_ms,

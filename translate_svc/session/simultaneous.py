@@ -80,8 +80,9 @@ class TargetState:
 
 def advance(state: TargetState, row: SimulRowOutput, agreement: int) -> tuple[TargetState, str, np.ndarray | None]:
     """A step's row -> the target's next state, the committed text's delta and the new chunk
-    (None: none). Raises PrefixMismatch if the row's commit does not extend the state's (a runner
-    that retracted: the step must be dropped)."""
+    (None: none; its words are ``row.chunk_words``, kept in the state's ``sent``). Raises
+    PrefixMismatch if the row's commit does not extend the state's (a runner that retracted: the
+    step must be dropped)."""
     policy = state.policy
     spoke_less = row.spoken_tokens < policy.spoken_tokens or row.spoken_units < policy.spoken_units
     if row.committed[: len(policy.committed)] != policy.committed or spoke_less:
@@ -92,11 +93,12 @@ def advance(state: TargetState, row: SimulRowOutput, agreement: int) -> tuple[Ta
     recent = (*policy.recent, row.token_ids)[-keep:] if keep else ()
     chunk = row.chunk if row.chunk is not None and len(row.chunk) else None
     delta = results.text_delta(state.sent.text, row.committed_text)
-    chunks = (*state.sent.chunks, chunk) if chunk is not None else state.sent.chunks
-    nxt = TargetState(
-        SimulTarget(policy.language, row.committed, row.spoken_tokens, row.spoken_units, recent),
-        results.Sent(row.committed_text, chunks),
-    )
+    sent = state.sent
+    if chunk is not None:
+        sent = results.Sent(row.committed_text, (*sent.chunks, chunk), (*sent.words, row.chunk_words))
+    else:
+        sent = results.Sent(row.committed_text, sent.chunks, sent.words)
+    nxt = TargetState(SimulTarget(policy.language, row.committed, row.spoken_tokens, row.spoken_units, recent), sent)
     return nxt, delta, chunk
 
 
@@ -235,12 +237,12 @@ class Simultaneous:
             return
         rows = job.output.simul
         state = dict(self._state)
-        changed: list[tuple[str, str, np.ndarray | None]] = []
+        changed: list[results.CommitRow] = []
         try:
             for lang in self._task.target_languages:
                 state[lang], delta, chunk = advance(state[lang], rows[lang], self._agreement)
                 if (delta and self._task.output.text) or chunk is not None:
-                    changed.append((lang, delta, chunk))
+                    changed.append((lang, delta, chunk, rows[lang].chunk_words if chunk is not None else ()))
         except (KeyError, PrefixMismatch) as e:  # a runner's bug: nothing of this step is used
             logger.error("a simultaneous step's result was unusable: %r", e, extra=self._log)
             return
@@ -252,7 +254,7 @@ class Simultaneous:
         slot = t.reserve_commits(segment_id)
         source_ms = self._received_ms()  # committed now
         build = functools.partial(results.build_commits, segment_id, self._task, changed, source_ms)
-        if any(chunk is not None for _, _, chunk in changed) and results.needs_encoding(self._task.output):
+        if any(chunk is not None for _, _, chunk, _ in changed) and results.needs_encoding(self._task.output):
             encoding = asyncio.ensure_future(asyncio.to_thread(build))  # resampling or Opus: off the loop
             encoding.add_done_callback(functools.partial(self._encoded, slot, changed, segment_id, source_ms))
             return
@@ -261,7 +263,7 @@ class Simultaneous:
     def _encoded(
         self,
         slot: CommitSlot,
-        changed: list[tuple[str, str, np.ndarray | None]],
+        changed: list[results.CommitRow],
         segment_id: int,
         source_ms: int,
         fut: asyncio.Future[tuple[Commit, ...]],
@@ -274,5 +276,5 @@ class Simultaneous:
             self._tracker.fill_commits(slot, fut.result())
             return
         logger.error("encoding a commit's speech failed", exc_info=exc, extra=self._log)
-        text_only = [(lang, delta, None) for lang, delta, _ in changed]  # the text still goes out
+        text_only = [(lang, delta, None, ()) for lang, delta, _, _ in changed]  # the text still goes out
         self._tracker.fill_commits(slot, results.build_commits(segment_id, self._task, text_only, source_ms))

@@ -119,6 +119,7 @@ class SimulRow(msgspec.Struct, array_like=True):
     chunk: bytearray | None  # float32 little-endian at the model's rate
     spoken_tokens: int
     spoken_units: int
+    chunk_words: tuple[WordTiming, ...] = ()
 
 
 class Result(msgspec.Struct, tag="result", array_like=True):
@@ -222,6 +223,7 @@ def _simul_row(r: SimulRowOutput) -> SimulRow:
         None if r.chunk is None else _f32(r.chunk),
         r.spoken_tokens,
         r.spoken_units,
+        r.chunk_words,
     )
 
 
@@ -238,6 +240,7 @@ def _simul_output(r: SimulRow) -> SimulRowOutput:
         None if r.chunk is None else _samples(r.chunk),
         r.spoken_tokens,
         r.spoken_units,
+        tuple(r.chunk_words),
     )
 
 
