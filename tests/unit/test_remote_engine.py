@@ -207,7 +207,8 @@ async def test_detection_terms_and_stage_times_cross_the_wire() -> None:
     done = job.output
     assert done is not None
     assert (done.detected, done.speech_ms, done.language_id_ms) == ({"eng": 0.25, "spa": 0.75}, 1.5, 2.5)
-    assert (job.queue_ms, job.optional_ms, job.optional_batches) == (1.0, 0.75, 1)  # a final's wait behind optional work
+    # a final's wait behind optional work
+    assert (job.queue_ms, job.optional_ms, job.optional_batches) == (1.0, 0.75, 1)
 
 
 async def test_the_kind_of_work_is_read_from_the_fields_and_crosses_the_wire() -> None:

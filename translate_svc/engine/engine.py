@@ -167,6 +167,11 @@ class TranslationEngine:
         """Jobs waiting for the model (not counting the batch in the model right now)."""
         return len(self._scheduler) + len(self._preparing)
 
+    @property
+    def preparing(self) -> int:
+        """Jobs computing their features (submitted, not yet in the scheduler's queue)."""
+        return len(self._preparing)
+
     def join(self, owner: str) -> None:
         """``owner`` (a session) counts in the queue's shares until it ``leave``s."""
         self._shares.join(owner)
