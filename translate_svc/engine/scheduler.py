@@ -13,7 +13,8 @@ the padded-audio budget) or when the oldest job has waited ``max_wait_s``. Which
 - **droppable** jobs (live captions, simultaneous steps: optional work) never go ahead of, or
   along with, a final one: a batch is made of droppable jobs only when no final job is queued or
   on its way (``finals_coming``: the engine is computing its features), and the engine skips a new
-  droppable job while finals wait, so droppables only use time the finals leave;
+  droppable job while finals wait, so droppables only use time the finals leave (but one already
+  in the model when a final arrives runs to its end: hence the budget below);
 - a batch of droppable jobs (an **optional batch**) is also bounded by ``optional_batch_audio_s``,
   in **row-seconds**: its text decoder rows (``rows`` per job: one per target language, the
   transcript's included) times its longest input. A final that arrives while one runs waits for
