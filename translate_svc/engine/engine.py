@@ -198,9 +198,11 @@ class TranslationEngine:
         return self._enqueue(owner, item, droppable=False)
 
     def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult] | None:
-        """Queue best-effort work (a live caption), or return None when the engine is behind: a
-        final job is waiting (queued or computing its features), or the queue is full. Droppable
-        jobs run only in batches of their own, when no final job is queued (scheduler)."""
+        """Queue best-effort work (a live caption, a simultaneous step), or return None when the
+        engine is behind (a final job is waiting, queued or computing its features; the queue is
+        full) or when the job alone is over the optional batch budget (it would break the bound on
+        finals' wait). Droppable jobs run only in batches of their own, when no final job is queued
+        (scheduler)."""
         if not self.healthy or self._runner is None or not self._shares.place(owner, droppable=True).admit:
             return None
         if self._scheduler.finals or any(not j.droppable for j in self._preparing.values()):
