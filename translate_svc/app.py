@@ -37,6 +37,7 @@ def scheduler_config(s: EngineSettings) -> SchedulerConfig:
         max_wait_s=s.max_wait_ms / 1000.0,
         max_batch_audio_s=s.max_batch_audio_s,
         max_queued=s.max_queued_segments,
+        optional_batch_audio_s=s.optional_batch_audio_s,
     )
 
 

@@ -231,6 +231,11 @@ class EngineSettings(BaseModel):
     max_batch_audio_s: float = Field(240.0, gt=0)
     #: segments waiting for the model, all streams together; beyond it: RESOURCE_EXHAUSTED
     max_queued_segments: int = Field(512, ge=1)
+    #: budget of an optional batch (live captions, simultaneous steps), in row-seconds: its text
+    #: rows (one per target language, the transcript's included) x its longest input. A final
+    #: waits behind at most one such batch; optional work beyond it waits, and a caption or step
+    #: over it alone is skipped (80: a step or caption of 15 s with 4 targets and a transcript fits)
+    optional_batch_audio_s: float = Field(80.0, gt=0)
 
 
 class ServerSettings(BaseModel):

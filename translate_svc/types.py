@@ -177,6 +177,10 @@ class Timing:
     #: resampling and Opus-encoding the translated speech, after ``total_ms`` (not on the wire: the
     #: trace's segment span carries it)
     encode_ms: float = 0.0
+    #: of ``queue_ms``: the model time of the optional batch (live captions, simultaneous steps)
+    #: this final waited behind, at most one, bounded by ``engine.optional_batch_audio_s`` (not
+    #: on the wire: the trace's segment span and ``translate_svc_final_optional_wait_ms`` carry it)
+    optional_ms: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -199,12 +199,16 @@ async def test_detection_terms_and_stage_times_cross_the_wire() -> None:
     assert (got.targets, got.transcript_language, got.detect, got.terms) == (("spa",), DETECTED, ("eng", "spa"), terms)
     out = ModelOutput("hola", {"spa": "x"}, {}, {"eng": 0.25, "spa": 0.75}, speech_ms=1.5, language_id_ms=2.5)
     back = msgspec.msgpack.decode(
-        msgspec.msgpack.encode(wire.result_of(7, JobResult(out, None, 1.0, 2.0, 1))), type=wire.ToWorker
+        msgspec.msgpack.encode(wire.result_of(7, JobResult(out, None, 1.0, 2.0, 1, None, 0.75, 1))),
+        type=wire.ToWorker,
     )
     assert isinstance(back, wire.Result)
-    done = wire.job_result(back).output
+    job = wire.job_result(back)
+    done = job.output
     assert done is not None
     assert (done.detected, done.speech_ms, done.language_id_ms) == ({"eng": 0.25, "spa": 0.75}, 1.5, 2.5)
+    # a final's wait behind optional work
+    assert (job.queue_ms, job.optional_ms, job.optional_batches) == (1.0, 0.75, 1)
 
 
 async def test_a_steps_chunk_words_cross_the_wire() -> None:

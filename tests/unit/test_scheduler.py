@@ -148,3 +148,42 @@ def test_a_cancelled_job_leaves_the_queue() -> None:
     s.add(2, "a", 1.0, now=0.0)
     assert s.remove(1) and not s.remove(1) and s.remove(2)
     assert len(s) == 0 and s.next_batch(now=1.0) is None
+
+
+def test_an_optional_batch_is_held_to_its_row_seconds_budget() -> None:
+    """Droppable jobs (captions, steps) go in batches of at most ``optional_batch_audio_s``
+    row-seconds: text rows x the longest input. The rest wait for the next optional batch."""
+    s = sched(max_batch_size=16, optional_batch_audio_s=24.0)
+    for j in range(5):
+        s.add(j, f"s{j}", 6.0, now=0.0, droppable=True, rows=2)  # 12 row-seconds each
+    assert s.next_batch(now=0.0) == [0, 1]  # 2 x 2 rows x 6 s = 24: full, goes at once
+    assert s.next_batch(now=0.0) == [2, 3]
+    assert s.next_batch(now=0.0) is None  # one left: not full, not expired
+    assert s.next_batch(now=0.02) == [4]
+
+
+def test_the_optional_budget_counts_rows_and_pads_to_the_longest() -> None:
+    s = sched(max_batch_size=16, optional_batch_audio_s=20.0)
+    s.add(1, "a", 2.0, now=0.0, droppable=True, rows=4)  # 8 row-seconds alone
+    s.add(2, "b", 5.0, now=0.0, droppable=True, rows=1)  # with 1: 5 rows x 5 s = 25 > 20
+    s.add(3, "c", 2.0, now=0.0, droppable=True, rows=5)  # with 1: 9 rows x 2 s = 18 fits
+    assert s.next_batch(now=0.0) == [1, 3]
+    assert s.next_batch(now=0.02) == [2]
+
+
+def test_finals_are_not_held_to_the_optional_budget() -> None:
+    s = sched(max_batch_size=16, optional_batch_audio_s=10.0)
+    for j in range(4):
+        s.add(j, f"s{j}", 6.0, now=0.0, rows=3)  # 72 row-seconds together
+    assert s.next_batch(now=0.02) == [0, 1, 2, 3]
+
+
+def test_a_droppable_job_over_the_budget_alone_does_not_fit() -> None:
+    s = sched(optional_batch_audio_s=30.0)
+    assert s.fits_optional(6.0, rows=5) and s.fits_optional(15.0, rows=2)
+    assert not s.fits_optional(15.0, rows=3) and not s.fits_optional(31.0)
+
+
+def test_the_optional_budget_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="optional_batch_audio_s"):
+        SchedulerConfig(optional_batch_audio_s=0.0)

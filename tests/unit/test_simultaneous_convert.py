@@ -80,19 +80,27 @@ def test_a_bad_option_is_refused_with_what_to_fix(fields: dict[str, int | bool],
 
 
 def test_the_limits_are_published() -> None:
-    limits = LimitsSettings(min_simultaneous_step_ms=400, max_simultaneous_step_ms=5000, max_simultaneous_agreement=3)
+    limits = LimitsSettings(
+        min_simultaneous_step_ms=400,
+        max_simultaneous_step_ms=5000,
+        max_simultaneous_agreement=3,
+        simultaneous_max_segment_ms=7_500,
+    )
     msg = convert.limits_to_pb(limits)
-    assert (msg.min_simultaneous_step_ms, msg.max_simultaneous_step_ms, msg.max_simultaneous_agreement) == (
-        400,
-        5000,
-        3,
-    )
+    assert (
+        msg.min_simultaneous_step_ms,
+        msg.max_simultaneous_step_ms,
+        msg.max_simultaneous_agreement,
+        msg.simultaneous_max_segment_ms,
+    ) == (400, 5000, 3, 7_500)
     back = sdk.limits(msg)
-    assert (back.min_simultaneous_step_ms, back.max_simultaneous_step_ms, back.max_simultaneous_agreement) == (
-        400,
-        5000,
-        3,
-    )
+    assert (
+        back.min_simultaneous_step_ms,
+        back.max_simultaneous_step_ms,
+        back.max_simultaneous_agreement,
+        back.simultaneous_max_segment_ms,
+    ) == (400, 5000, 3, 7_500)
+    assert convert.limits_to_pb(LimitsSettings()).simultaneous_max_segment_ms == 6_000  # the default, filled
 
 
 def started(simultaneous: SimultaneousOptions | None) -> StreamStarted:

@@ -189,6 +189,7 @@ def limits(msg: pb.ServerLimits) -> ServerLimits:
         max_simultaneous_step_ms=msg.max_simultaneous_step_ms,
         max_simultaneous_agreement=msg.max_simultaneous_agreement,
         simultaneous_min_chunk_ms=msg.simultaneous_min_chunk_ms,
+        simultaneous_max_segment_ms=msg.simultaneous_max_segment_ms,
         max_texts=msg.max_texts,
         max_text_chars=msg.max_text_chars,
         max_text_request_chars=msg.max_text_request_chars,

@@ -444,6 +444,8 @@ class ServerLimits:
     max_unary_calls_per_token: int = 0
     max_unary_calls_per_tenant: int = 0
     max_clip_reads_per_tenant: int = 0
+    #: a simultaneous stream's segments are cut at this length (0: an older server)
+    simultaneous_max_segment_ms: int = 0
 
 
 @dataclass(frozen=True)

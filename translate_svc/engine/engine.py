@@ -11,6 +11,12 @@ Each segment's input features are computed on a separate CPU thread as soon as i
 so that numpy work overlaps with the model's instead of running on the model thread; the job
 enters the scheduler when they are ready.
 
+Optional work (live captions, simultaneous steps: ``submit_droppable``) runs only in batches of
+its own, only when no final is queued or computing its features, and each such batch is bounded by
+the scheduler's ``optional_batch_audio_s``: so a final waits behind at most one optional batch, of
+at most that budget. Each final's result says what it waited behind (``JobResult.optional_ms``,
+``optional_batches``): the model time of the optional batches that ended while it waited.
+
 Failure isolation: if a batch raises, each of its segments is retried alone, so one bad segment
 gets its own error and the others still return. If the loop itself dies, every waiting job fails
 and ``healthy`` turns False (the server then reports NOT_SERVING).
@@ -41,7 +47,7 @@ from translate_svc.engine.runner import Features, ModelInput, ModelOutput, Runne
 from translate_svc.engine.scheduler import BatchScheduler, QueueFull, SchedulerConfig
 from translate_svc.engine.shares import QueueShares
 from translate_svc.errors import ErrorCode, NotReady, Overloaded
-from translate_svc.observability import tracing
+from translate_svc.observability import metrics, tracing
 from translate_svc.types import MODEL_SAMPLE_RATE, BatchStats, ModelCard, SegmentError, TraceRef
 
 logger = logging.getLogger(__name__)
@@ -55,6 +61,9 @@ class _Job:
     future: asyncio.Future[JobResult]
     enqueued_at: float
     droppable: bool = False
+    #: a final's wait behind optional batches: their model time (s) and how many
+    optional_s: float = 0.0
+    optional_batches: int = 0
 
 
 class TranslationEngine:
@@ -67,11 +76,14 @@ class TranslationEngine:
         *,
         on_batch: Callable[[BatchStats], None] | None = None,
         on_failure: Callable[[BaseException], None] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         """``runner_factory`` runs on the model thread at ``start`` (loading takes a while and may
         want that thread's CUDA context). ``on_failure`` is called once, on the loop, if the
-        engine loop dies."""
+        engine loop dies. ``clock`` (seconds) times queue waits and model time (tests pass one
+        that only a fake runner advances, so their timings are exact)."""
         self._runner_factory = runner_factory
+        self._clock = clock
         self._config = config
         self._scheduler = BatchScheduler(config)
         self._shares = QueueShares(config.max_queued)  # every job from submit until a batch takes it
@@ -155,6 +167,11 @@ class TranslationEngine:
         """Jobs waiting for the model (not counting the batch in the model right now)."""
         return len(self._scheduler) + len(self._preparing)
 
+    @property
+    def preparing(self) -> int:
+        """Jobs computing their features (submitted, not yet in the scheduler's queue)."""
+        return len(self._preparing)
+
     def join(self, owner: str) -> None:
         """``owner`` (a session) counts in the queue's shares until it ``leave``s."""
         self._shares.join(owner)
@@ -181,19 +198,24 @@ class TranslationEngine:
         return self._enqueue(owner, item, droppable=False)
 
     def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult] | None:
-        """Queue best-effort work (a live caption), or return None when the engine is behind: a
-        final job is waiting (queued or computing its features), or the queue is full. Droppable
-        jobs run only in batches of their own, when no final job is queued (scheduler)."""
+        """Queue best-effort work (a live caption, a simultaneous step), or return None when the
+        engine is behind (a final job is waiting, queued or computing its features; the queue is
+        full) or when the job alone is over the optional batch budget (it would break the bound on
+        finals' wait). Droppable jobs run only in batches of their own, when no final job is queued
+        (scheduler)."""
         if not self.healthy or self._runner is None or not self._shares.place(owner, droppable=True).admit:
             return None
         if self._scheduler.finals or any(not j.droppable for j in self._preparing.values()):
+            return None
+        if not self._scheduler.fits_optional(item.input_seconds, item.text_rows):
+            metrics.optional_over_budget()  # it would break the optional batch's budget alone
             return None
         return self._enqueue(owner, item, droppable=True)
 
     def _enqueue(self, owner: str, item: ModelInput, *, droppable: bool) -> asyncio.Future[JobResult]:
         assert self._runner is not None
         loop = asyncio.get_running_loop()
-        job = _Job(next(self._ids), owner, item, loop.create_future(), time.perf_counter(), droppable)
+        job = _Job(next(self._ids), owner, item, loop.create_future(), self._clock(), droppable)
         self._preparing[job.job_id] = job
         self._shares.add(job.job_id, owner, droppable=droppable)
         self._idle.clear()
@@ -237,7 +259,14 @@ class TranslationEngine:
         if features is not None:
             job.item = dataclasses.replace(job.item, features=features)
         try:
-            self._scheduler.add(job.job_id, job.owner, job.item.input_seconds, job.enqueued_at, droppable=job.droppable)
+            self._scheduler.add(
+                job.job_id,
+                job.owner,
+                job.item.input_seconds,
+                job.enqueued_at,
+                droppable=job.droppable,
+                rows=job.item.text_rows,
+            )
         except QueueFull:  # cannot happen: submit reserved the place; fail loudly rather than drop
             self._shares.remove(job.job_id)
             job.future.set_exception(Overloaded("server busy; retry shortly", retry_after_ms=self._retry_hint_ms()))
@@ -295,7 +324,7 @@ class TranslationEngine:
         loop = asyncio.get_running_loop()
         while True:
             self._wakeup.clear()
-            now = time.perf_counter()
+            now = self._clock()
             coming = any(not j.droppable for j in self._preparing.values())  # finals computing features
             batch_ids = self._scheduler.next_batch(now, finals_coming=coming)
             if batch_ids is None:
@@ -314,11 +343,17 @@ class TranslationEngine:
         jobs = self._running = [self._jobs.pop(j) for j in batch_ids]
         for j in batch_ids:
             self._shares.remove(j)
-        started, started_ns = time.perf_counter(), time.time_ns()
+        started, started_ns = self._clock(), time.time_ns()
         results = await loop.run_in_executor(self._executor, self._run_batch, [j.item for j in jobs])
         self._running = []
         self._check_idle()
-        model_ms = (time.perf_counter() - started) * 1000
+        model_s = self._clock() - started
+        model_ms = model_s * 1000
+        if all(j.droppable for j in jobs):  # an optional batch: every final waiting waited behind it
+            for waiting in [*self._preparing.values(), *self._jobs.values()]:
+                if not waiting.droppable:
+                    waiting.optional_s += model_s
+                    waiting.optional_batches += 1
         queue_ms = tuple((started - j.enqueued_at) * 1000 for j in jobs)
         longest = max(j.item.input_seconds for j in jobs)
         rows = sum(j.item.text_rows for j in jobs)
@@ -326,7 +361,11 @@ class TranslationEngine:
         trace = self._trace(started_ns, stats, jobs, results) if tracing.enabled() else None
         for job, (output, error), q_ms in zip(jobs, results, queue_ms, strict=True):
             if not job.future.done():  # cancelled while in the model: nobody is waiting
-                job.future.set_result(JobResult(output, error, q_ms, model_ms, len(jobs), trace))
+                optional_ms = job.optional_s * 1000
+                result = JobResult(output, error, q_ms, model_ms, len(jobs), trace, optional_ms, job.optional_batches)
+                job.future.set_result(result)
+            if not job.droppable:
+                metrics.final_optional_wait(job.optional_s * 1000)
         if self._on_batch is not None:
             self._on_batch(stats)
 

@@ -23,6 +23,10 @@ class JobResult:
     batch_size: int
     #: the batch's span (tracing on, and the batch sampled; ``observability/tracing.py``)
     batch_trace: TraceRef | None = None
+    #: of ``queue_ms``: the model time of the optional batches (captions, simultaneous steps) that
+    #: ran while this final waited, and how many (at most one: engine/scheduler.py); 0 for others
+    optional_ms: float = 0.0
+    optional_batches: int = 0
 
 
 @dataclass(frozen=True)

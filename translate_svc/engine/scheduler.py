@@ -10,10 +10,18 @@ the padded-audio budget) or when the oldest job has waited ``max_wait_s``. Which
   (length bucketing: padding costs compute in the encoder and memory in the decoder), added while
   ``len(batch) * longest <= budget``;
 - within one owner, jobs go strictly oldest first;
-- **droppable** jobs (live captions) never go ahead of, or along with, a final one: a batch is made
-  of droppable jobs only when no final job is queued or on its way (``finals_coming``: the engine
-  is computing its features), and the engine skips a new droppable job while finals wait, so
-  droppables only use time the finals leave.
+- **droppable** jobs (live captions, simultaneous steps: optional work) never go ahead of, or
+  along with, a final one: a batch is made of droppable jobs only when no final job is queued or
+  on its way (``finals_coming``: the engine is computing its features), and the engine skips a new
+  droppable job while finals wait, so droppables only use time the finals leave (but one already
+  in the model when a final arrives runs to its end: hence the budget below);
+- a batch of droppable jobs (an **optional batch**) is also bounded by ``optional_batch_audio_s``,
+  in **row-seconds**: its text decoder rows (``rows`` per job: one per target language, the
+  transcript's included) times its longest input. A final that arrives while one runs waits for
+  that batch only (no other starts while it waits), so this budget bounds what optional work can
+  add to a final's queue wait; a job that does not fit the budget alone is refused before it is
+  queued (``fits_optional``: the engine skips it). Droppable jobs beyond the budget wait for the
+  next optional batch.
 
 Jobs of different streams and different target languages share batches (the runner sets the
 language per row). Not thread-safe: owned by the engine loop.
@@ -34,6 +42,12 @@ class SchedulerConfig:
     max_wait_s: float = 0.010
     max_batch_audio_s: float = 240.0
     max_queued: int = 512
+    #: an optional batch's budget: its text rows x its longest input, in seconds (row-seconds)
+    optional_batch_audio_s: float = 80.0
+
+    def __post_init__(self) -> None:
+        if not self.optional_batch_audio_s > 0:
+            raise ValueError(f"optional_batch_audio_s must be > 0, got {self.optional_batch_audio_s}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +56,7 @@ class _Queued:
     owner: str
     audio_s: float
     enqueued_at: float
+    rows: int = 1
 
 
 @dataclass
@@ -58,10 +73,18 @@ class BatchScheduler:
         """Final (non-droppable) jobs queued."""
         return len(self._queue)
 
-    def add(self, job_id: int, owner: str, audio_s: float, now: float, *, droppable: bool = False) -> None:
+    def fits_optional(self, audio_s: float, rows: int = 1) -> bool:
+        """Whether a droppable job of ``audio_s`` seconds and ``rows`` text rows fits an optional
+        batch alone: one that does not must not be queued (it would break the budget)."""
+        return audio_s * rows <= self.config.optional_batch_audio_s
+
+    def add(
+        self, job_id: int, owner: str, audio_s: float, now: float, *, droppable: bool = False, rows: int = 1
+    ) -> None:
+        """Queue a job of ``audio_s`` seconds (a text's stand-in) and ``rows`` text decoder rows."""
         if len(self) >= self.config.max_queued:
             raise QueueFull(f"{len(self)} segments are already waiting for the model")
-        (self._droppable if droppable else self._queue)[job_id] = _Queued(job_id, owner, audio_s, now)
+        (self._droppable if droppable else self._queue)[job_id] = _Queued(job_id, owner, audio_s, now, rows)
 
     def remove(self, job_id: int) -> bool:
         """Drop one queued job (its result is no longer wanted); False if it is not queued."""
@@ -101,7 +124,7 @@ class BatchScheduler:
         queue = self._current(finals_coming)
         if not queue:
             return None
-        batch, full = self._select(queue)
+        batch, full = self._select(queue, optional=queue is self._droppable)
         deadline = self.next_deadline()
         if not full and deadline is not None and now < deadline:
             return None
@@ -109,8 +132,9 @@ class BatchScheduler:
             del queue[j]
         return batch
 
-    def _select(self, queue: dict[int, _Queued]) -> tuple[list[int], bool]:
-        """Pick the oldest job and its companions; say whether the batch is full.
+    def _select(self, queue: dict[int, _Queued], *, optional: bool = False) -> tuple[list[int], bool]:
+        """Pick the oldest job and its companions; say whether the batch is full. ``optional``: a
+        batch of droppable jobs, held to ``optional_batch_audio_s`` row-seconds too.
 
         Companions go in rounds across owners: every owner's oldest queued job before any owner's
         second (so a stream that floods the queue gets one place per round, like everyone else),
@@ -129,6 +153,8 @@ class BatchScheduler:
         ranked.sort(key=lambda rq: (rq[0], abs(rq[1].audio_s - oldest.audio_s), rq[1].enqueued_at))
         chosen = [oldest]
         longest = oldest.audio_s
+        rows = oldest.rows
+        row_budget = cfg.optional_batch_audio_s if optional else float("inf")
         blocked: set[str] = set()  # owners with a job left out: their later jobs wait too
         full = False
         for _, q in ranked:
@@ -138,12 +164,14 @@ class BatchScheduler:
             if q.owner in blocked:
                 continue
             new_longest = max(longest, q.audio_s)
-            if new_longest * (len(chosen) + 1) > cfg.max_batch_audio_s:
+            over = new_longest * (len(chosen) + 1) > cfg.max_batch_audio_s
+            if over or new_longest * (rows + q.rows) > row_budget:
                 full = True  # over budget: waiting longer cannot make this batch bigger
                 blocked.add(q.owner)
                 continue  # a shorter job further down may still fit
             chosen.append(q)
             longest = new_longest
+            rows += q.rows
         full = full or len(chosen) >= cfg.max_batch_size
         chosen.sort(key=lambda q: q.enqueued_at)
         return [q.job_id for q in chosen], full

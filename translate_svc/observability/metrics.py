@@ -167,6 +167,27 @@ SIMULTANEOUS_STEP_AUDIO_S = Counter(
 )
 
 
+OPTIONAL_OVER_BUDGET = Counter(
+    "translate_svc_optional_over_budget_total",
+    "live captions and simultaneous steps skipped because one alone is over engine.optional_batch_audio_s "
+    "(its text rows x its seconds): a long open segment with many targets gets no more of them",
+)
+FINAL_OPTIONAL_WAIT_MS = Histogram(
+    "translate_svc_final_optional_wait_ms",
+    "of a final segment's queue wait: the model time of the optional batch (captions, simultaneous steps) "
+    "it waited behind (0: none); bounded by engine.optional_batch_audio_s",
+    buckets=(0, *_MS),
+)
+
+
+def optional_over_budget() -> None:
+    OPTIONAL_OVER_BUDGET.inc()
+
+
+def final_optional_wait(ms: float) -> None:
+    FINAL_OPTIONAL_WAIT_MS.observe(ms)
+
+
 def simultaneous_step(ran: bool) -> None:
     SIMULTANEOUS_STEPS.labels("run" if ran else "skipped").inc()
 

@@ -374,6 +374,7 @@ def segment_span(result: SegmentResult, targets: Sequence[str]) -> None:
         "translate_svc.segment.targets": list(targets),
         "translate_svc.segment.vad_wait_ms": t.vad_wait_ms,
         "translate_svc.segment.queue_ms": t.queue_ms,
+        "translate_svc.segment.optional_ms": t.optional_ms,
         "translate_svc.segment.model_ms": t.model_ms,
         "translate_svc.segment.speech_ms": t.speech_ms,
         "translate_svc.segment.language_id_ms": t.language_id_ms,

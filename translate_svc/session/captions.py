@@ -1,7 +1,9 @@
 """Live captions of one stream: the open speech as text, every interval, as droppable engine jobs.
 
 At most one caption is in flight; one is skipped (not queued) while the engine is behind or the
-reader has unread events, and dropped once its segment's final result is submitted. Event loop only.
+reader has unread events, or when it alone is over the engine's optional batch budget
+(``engine.optional_batch_audio_s``), and dropped once its segment's final result is submitted.
+Event loop only.
 """
 
 from __future__ import annotations

@@ -218,6 +218,7 @@ def build_final(
     timing = Timing(
         queue_ms=job.queue_ms,
         model_ms=job.model_ms,
+        optional_ms=job.optional_ms,
         total_ms=(ready - closed_at) * 1000,
         vad_wait_ms=vad_wait_ms,
         speech_ms=out.speech_ms,
@@ -256,7 +257,13 @@ def build_result(
 ) -> SegmentResult:
     ready = time.perf_counter()
     total_ms = (ready - closed_at) * 1000
-    timing = Timing(queue_ms=job.queue_ms, model_ms=job.model_ms, total_ms=total_ms, vad_wait_ms=vad_wait_ms)
+    timing = Timing(
+        queue_ms=job.queue_ms,
+        model_ms=job.model_ms,
+        total_ms=total_ms,
+        vad_wait_ms=vad_wait_ms,
+        optional_ms=job.optional_ms,
+    )
     if job.output is not None:
         out = job.output
         timing = dataclasses.replace(timing, speech_ms=out.speech_ms, language_id_ms=out.language_id_ms)

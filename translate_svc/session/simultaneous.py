@@ -14,7 +14,8 @@ Rules (event loop only):
 
 - At most one step is in flight. A step is skipped (not queued, and counted:
   ``translate_svc_simultaneous_steps_total{outcome="skipped"}``) while the engine is behind (a
-  final waits, or the queue is full: ``submit_droppable`` says no), the reader has events it has
+  final waits, the queue is full, or the step alone is over the engine's optional batch budget:
+  ``submit_droppable`` says no), the reader has events it has
   not taken, or commits wait to go out; the next one is due a ``step_ms`` later. Nothing is lost:
   the words are committed by a later step, at worst by the segment's final step.
 - A step's result counts only if it is for the open segment and that segment's final was not

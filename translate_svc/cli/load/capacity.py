@@ -43,6 +43,8 @@ class Step:
     max_ms: float | None
     max_lag_ms: float
     queue_p50_ms: float | None
+    #: the server's queue wait per final (its own timing): p95, where a final waits behind optional work
+    queue_p95_ms: float | None
     model_p50_ms: float | None
     kept: bool
     server: ServerUse
@@ -76,6 +78,7 @@ def summarize(mode: str, streams: Sequence[StreamObs], wall_s: float, p95_target
         max_ms=_q(lat, 1.0),
         max_lag_ms=round(lag, 1),
         queue_p50_ms=_q(queue, 0.5),
+        queue_p95_ms=_q(queue, 0.95),
         model_p50_ms=_q(model, 0.5),
         kept=kept,
         server=server,

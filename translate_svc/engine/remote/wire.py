@@ -142,6 +142,9 @@ class Result(msgspec.Struct, tag="result", array_like=True):
     simul: dict[str, SimulRow] | None = None
     words: dict[str, tuple[WordTiming, ...]] = {}
     transcript_words: tuple[WordTiming, ...] = ()
+    #: ``JobResult.optional_ms``, ``optional_batches``: a final's wait behind optional work
+    optional_ms: float = 0.0
+    optional_batches: int = 0
 
 
 #: overloaded: the queue is full; not_ready: the model is not serving; dropped: a droppable job the
@@ -263,6 +266,8 @@ def result_of(job: int, r: JobResult) -> Result:
         {k: _simul_row(v) for k, v in out.simul.items()} if out and out.simul is not None else None,
         dict(out.words) if out else {},
         out.transcript_words if out else (),
+        r.optional_ms,
+        r.optional_batches,
     )
 
 
@@ -282,7 +287,16 @@ def job_result(m: Result) -> JobResult:
             dict(m.words),
             tuple(m.transcript_words),
         )
-    return JobResult(output, m.error, m.queue_ms, m.model_ms, m.batch_size, _trace_ref(m.batch_trace))
+    return JobResult(
+        output,
+        m.error,
+        m.queue_ms,
+        m.model_ms,
+        m.batch_size,
+        _trace_ref(m.batch_trace),
+        m.optional_ms,
+        m.optional_batches,
+    )
 
 
 def _trace_hex(ref: TraceRef | None) -> str:

@@ -238,6 +238,7 @@ def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
         max_simultaneous_step_ms=limits.max_simultaneous_step_ms,
         max_simultaneous_agreement=limits.max_simultaneous_agreement,
         simultaneous_min_chunk_ms=limits.simultaneous_min_chunk_ms,
+        simultaneous_max_segment_ms=limits.simultaneous_max_segment_ms,
         config_timeout_ms=limits.config_timeout_ms,
         clip_read_timeout_ms=round(limits.clip_read_timeout_s * 1000),
         max_texts=limits.max_texts,
