@@ -223,3 +223,70 @@ async def test_listen_refusals_say_what_to_fix(test_model_dir: Path) -> None:
             assert err.value.code() == code and words in (err.value.details() or ""), err.value
         with contextlib.suppress(Exception):
             pass
+
+
+def bearer(token: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+async def refused(call) -> grpc.aio.AioRpcError:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        async for _ in call:
+            pass
+    return err.value
+
+
+async def test_room_rights_and_caps_from_the_tokens_file(test_model_dir: Path, tmp_path: Path) -> None:
+    """docs/security.md and docs/rooms.md: ``listen=``, ``publish=``, ``room=`` patterns per token;
+    a tenant's ``rooms=`` and ``listeners=`` caps; an empty room goes away after ``idle_room_s``."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(
+        "lis listen=talk-*\n"  # listen only (every other permission: none listed)
+        "pub stream publish=talk-*\n"  # publish only
+        "oth room=other-*\n"  # both, another room pattern
+        "cap room=* tenant=small rooms=1 listeners=2\n"
+    )
+    settings = room_settings(test_model_dir, idle_room_s=0.2)
+    settings.auth.tokens_file = tokens
+    async with serving(settings) as live:
+        stub = live.stub
+
+        def listen_call(token: str, room: str, language: str = "spa"):  # type: ignore[no-untyped-def]
+            return stub.Listen(pb.ListenRequest(room=room, language=language), metadata=bearer(token))
+
+        async def publish(token: str, room: str) -> grpc.aio.AioRpcError:
+            async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
+                yield pb.StreamingTranslateRequest(config=speaker_config(room))
+                await asyncio.Event().wait()  # held open: the refusal must come without more
+
+            return await refused(stub.StreamingTranslate(requests(), metadata=bearer(token)))
+
+        err = await publish("lis", "talk-1")
+        assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "may not publish" in err.details(), err
+        err = await refused(listen_call("pub", "talk-1"))
+        assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "may not listen" in err.details(), err
+        for err in (await refused(listen_call("oth", "talk-1")), await publish("oth", "talk-1")):
+            assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "talk-1" in err.details(), err
+
+        # the allowed ones: a listener (lis) hears a speaker (pub)
+        first = listen_call("lis", "talk-1")
+        assert (await first.read()).WhichOneof("event") == "started"
+
+        # caps: tenant "small" may hold 1 room and 2 listeners
+        rooms = registry(live)
+        a1 = listen_call("cap", "a")
+        assert (await a1.read()).WhichOneof("event") == "started"
+        err = await refused(listen_call("cap", "b"))
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "rooms=1" in err.details(), err
+        a2 = listen_call("cap", "a", "fra")
+        assert (await a2.read()).WhichOneof("event") == "started"
+        err = await refused(listen_call("cap", "a"))
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "listeners=2" in err.details(), err
+        # an empty room goes away after idle_room_s, and its slot with it
+        a1.cancel()
+        a2.cancel()
+        await wait_for(lambda: ("small", "a") not in rooms.rooms)
+        b = listen_call("cap", "b")
+        assert (await b.read()).WhichOneof("event") == "started"
+        b.cancel()
+        first.cancel()
