@@ -8,6 +8,7 @@ from enum import Enum
 class ErrorCode(str, Enum):
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
     UNAUTHENTICATED = "UNAUTHENTICATED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
     FAILED_PRECONDITION = "FAILED_PRECONDITION"
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     OUT_OF_RANGE = "OUT_OF_RANGE"
@@ -36,6 +37,12 @@ class InvalidInput(ServiceError):
 
 class Unauthenticated(ServiceError):
     code = ErrorCode.UNAUTHENTICATED
+
+
+class PermissionDenied(ServiceError):
+    """A known caller without the right the request needs (a room its token does not cover)."""
+
+    code = ErrorCode.PERMISSION_DENIED
 
 
 class Overloaded(ServiceError):

@@ -18,6 +18,7 @@ from translate_svc.errors import EngineFailed
 from translate_svc.observability import metrics
 from translate_svc.session import SessionManager
 from translate_svc.session.quota import Counters
+from translate_svc.session.rooms import room_config
 from translate_svc.settings import Settings
 from translate_svc.vad.silero import SileroVad
 from translate_svc.vad.worker import VadWorker
@@ -67,6 +68,7 @@ def build_frontend(
     # process-wide, once: numpy's BLAS pool (torch's own threads are the runner's, set at load)
     threadpool_limits(limits=settings.blas_threads, user_api="blas")
     vad = VadWorker(SileroVad(), on_call=metrics.observe_vad_call)
-    sessions = SessionManager(engine, vad, settings.vad, settings.limits, counters=counters)
+    rooms = room_config(settings.rooms, settings.limits.max_target_languages)
+    sessions = SessionManager(engine, vad, settings.vad, settings.limits, counters=counters, rooms=rooms)
     listeners.append(lambda exc: sessions.fail_all(EngineFailed(engine_gone)))
     return Application(settings, engine, vad, sessions, start_engine, stop_engine, listeners)

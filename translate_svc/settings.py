@@ -357,6 +357,20 @@ class PhoneSettings(BaseModel):
     original_gain: float = Field(0.25, gt=0, le=1)
 
 
+class RoomSettings(BaseModel):
+    """Rooms (issue 47, docs/rooms.md): one speaker's stream, many listeners, each in a language."""
+
+    #: a listener who joins gets the room's final results of the last this many seconds first
+    backlog_s: float = Field(30.0, ge=0, le=3600)
+    #: events queued for one listener; beyond, its oldest are dropped (and it is told how many)
+    listener_queue: int = Field(64, ge=1, le=4096)
+    #: a room with no speaker and no listener is removed after this long (its backlog with it)
+    idle_room_s: float = Field(60.0, ge=0, le=86_400)
+    #: rooms open at once on a node's process, and listeners (every room together)
+    max_rooms: int = Field(256, ge=1, le=1_000_000)
+    max_listeners: int = Field(4096, ge=1, le=1_000_000)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRANSLATE_SVC_", env_nested_delimiter="__", extra="forbid")
 
@@ -369,6 +383,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()
     phone: PhoneSettings = PhoneSettings()
+    rooms: RoomSettings = RoomSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: text (for a person at a terminal) or json (one object per line, for a log pipeline)
     log_format: Literal["text", "json"] = "text"

@@ -288,3 +288,43 @@ def stop_metrics(port: int) -> None:
 def process_gone(pid: int, directory: Path) -> None:
     """A process of the node exited: drop its live-only gauges from the aggregate."""
     multiprocess.mark_process_dead(pid, path=str(directory))  # type: ignore[no-untyped-call]
+
+
+# -- rooms (issue 47, docs/rooms.md): labels are bounded (a language is a model code, a door a name)
+ROOMS = Gauge("translate_svc_rooms", "rooms open now", multiprocess_mode="livesum")
+ROOM_LISTENERS = Gauge(
+    "translate_svc_room_listeners", "room listeners now, by language", ["language"], multiprocess_mode="livesum"
+)
+ROOM_FANOUT_BYTES = Counter(
+    "translate_svc_room_fanout_bytes_total", "bytes of room output sent to listeners, by door", ["door"]
+)
+ROOM_DROPPED = Counter(
+    "translate_svc_room_dropped_total",
+    "room output dropped because a listener was behind (its oldest events, past rooms.listener_queue), by language",
+    ["language"],
+)
+ROOM_LISTENER_DROPPED = Histogram(
+    "translate_svc_room_listener_dropped",
+    "events dropped for one listener over its call (observed when it leaves)",
+    buckets=(0, 1, 4, 16, 64, 256, 1024, 4096),
+)
+
+
+def room_opened(delta: int) -> None:
+    ROOMS.inc(delta)
+
+
+def room_listener(language: str, delta: int) -> None:
+    ROOM_LISTENERS.labels(language).inc(delta)
+
+
+def room_dropped(language: str, n: int = 1) -> None:
+    ROOM_DROPPED.labels(language).inc(n)
+
+
+def room_listener_left(dropped: int) -> None:
+    ROOM_LISTENER_DROPPED.observe(dropped)
+
+
+def room_sent(door: str, nbytes: int) -> None:
+    ROOM_FANOUT_BYTES.labels(door).inc(nbytes)

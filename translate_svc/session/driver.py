@@ -17,6 +17,7 @@ the request stream, and the client's next write would fail as INTERNAL). Event l
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -30,6 +31,7 @@ from translate_svc.session.events import (
     Flush,
     Gone,
     Invalid,
+    RoomJoin,
     StreamConfig,
     StreamEnded,
     StreamEvent,
@@ -40,7 +42,8 @@ from translate_svc.session.events import (
     request_name,
 )
 from translate_svc.session.manager import Admission, SessionManager
-from translate_svc.session.quota import DEFAULT_TENANT, QuotaSpent, Tenant
+from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT, QuotaSpent, RoomRights, Tenant
+from translate_svc.session.rooms import Speaker, check_speaker
 from translate_svc.session.stream import StreamSession
 from translate_svc.types import SegmentResult
 
@@ -69,8 +72,13 @@ class StreamDriver:
         call: CallInfo | None = None,
         admission: Admission | None = None,
         peer_alive: Callable[[], bool] | None = None,
+        rooms: RoomRights = ALL_ROOMS,
     ) -> None:
         self._m = manager
+        #: the rooms its caller may publish into (a config that names a room is checked against them)
+        self._rooms = rooms
+        #: the stream's place in its room, when its config named one
+        self._speaker: Speaker | None = None
         #: the door's word that its client still answers its transport's pings (a WebSocket's),
         #: None where it cannot tell (``_keep_muted``)
         self._peer_alive = peer_alive
@@ -129,8 +137,10 @@ class StreamDriver:
         ended: StreamEnded | None = None
         try:
             metrics.stream_started()  # counted here, for every door (before the client hears of it)
-            yield _started(session, self._m)
+            yield self._own(_started(session, self._m))
             async for ev in session.events():
+                if self._speaker is not None:
+                    ev = self._speaker.own_view(ev)  # type: ignore[assignment]
                 if isinstance(ev, SegmentResult):
                     metrics.observe_segment(ev, self.tenant.name)
                     tracing.segment_span(ev, session.task.target_languages)
@@ -158,6 +168,8 @@ class StreamDriver:
         except Exception as e:
             error = internal_error(e)
         finally:
+            if self._speaker is not None:
+                self._speaker.leave()
             # close first: a cancel landing in the await below must not skip it (leaked stream slot)
             session.close()
             metrics.stream_ended()
@@ -224,6 +236,8 @@ class StreamDriver:
                 f"the first message must be `config`, got `{request_name(first)}`: send the StreamingConfig first"
             )
         detect = list(first.detect) if first.detect is not None else None
+        if first.room is not None:
+            check_speaker(first)
         task = checks.resolve_task(
             self._m.card,
             self._m.limits,
@@ -243,6 +257,12 @@ class StreamDriver:
             tenant=self.tenant,
             admission=admission,
         )
+        if first.room is not None:
+            try:
+                self._join_room(session, first.room)
+            except BaseException:
+                session.close()
+                raise
         self._session, self._open = session, True
         self._opened_at = asyncio.get_running_loop().time()
         session.on_drain = lambda deadline: self._arm()
@@ -315,17 +335,47 @@ class StreamDriver:
         elif isinstance(req, Update):
             # a bad update is answered, not fatal: the stream goes on as it was. Either answer is
             # an unread event until the client takes it: the next request waits for room
+            speaker, own = self._speaker, req.target_languages
+            targets = speaker.wanted(own) if speaker is not None and own is not None else own
             try:
-                task = checks.retarget(self._m.card, self._m.limits, session.task, req.target_languages, req.speaker_id)
+                task = checks.retarget(self._m.card, self._m.limits, session.task, targets, req.speaker_id)
             except InvalidInput as e:
-                await session.answer(Updated(_started(session, self._m), session.jobs.next_id, e))
+                await session.answer(Updated(self._own(_started(session, self._m)), session.jobs.next_id, e))
                 return
             first = session.retarget(task)
-            await session.answer(Updated(_started(session, self._m), first))
+            if speaker is not None:
+                speaker.own = own if own is not None else speaker.own
+                speaker.apply(task.target_languages, first)
+            await session.answer(Updated(self._own(_started(session, self._m)), first))
         elif isinstance(req, Invalid):
             raise req.error
         else:
             raise InvalidInput("`config` was sent twice: send it once, as the first message")
+
+    def _join_room(self, session: StreamSession, room: RoomJoin) -> None:
+        """Speak into ``room``: its targets become its own plus what the room listens in, changed as
+        listeners come and go; every result and caption goes to the room's listeners too."""
+
+        def retarget(targets: tuple[str, ...]) -> int:
+            return session.retarget(checks.retarget(self._m.card, self._m.limits, session.task, targets, None))
+
+        self._speaker = self._m.rooms.publish(
+            room.name,
+            session_id=session.session_id,
+            participant=room.participant,
+            tenant=self.tenant,
+            rights=self._rooms,
+            own=session.task.target_languages,
+            retarget=retarget,
+        )
+        session.jobs.on_output = self._speaker.output
+
+    def _own(self, started: StreamStarted) -> StreamStarted:
+        """What a room speaker's client is told of its task: its own targets (the room's are not its)."""
+        if self._speaker is None:
+            return started
+        own = dataclasses.replace(started.task, target_languages=self._speaker.own)
+        return dataclasses.replace(started, task=own)
 
     def _charge(self, session: StreamSession, *, final: bool = False) -> QuotaSpent | None:
         """Draw the audio received since the last charge from the tenant's budget, a second or more

@@ -51,6 +51,17 @@ class StreamConfig:
     terms: tuple[Term, ...] = ()
     #: simultaneous mode (commits while speech is open); None: segment mode
     simultaneous: SimultaneousOptions | None = None
+    #: speak into this room (``session/rooms.py``); None: an ordinary stream
+    room: RoomJoin | None = None
+
+
+@dataclass(frozen=True)
+class RoomJoin:
+    """A stream's room: its name, and who speaks (a participant who also listens in the room is not
+    sent its own speech; empty: nobody in particular)."""
+
+    name: str
+    participant: str = ""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from translate_svc.session.quota import (
     refusal,
     retry_after_ms,
 )
+from translate_svc.session.rooms import RoomConfig, RoomRegistry
 from translate_svc.session.stream import StreamSession
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioFormat, ModelCard, TranslationTask
@@ -53,6 +54,7 @@ class SessionManager:
         limits: LimitsSettings,
         *,
         counters: Counters | None = None,
+        rooms: RoomConfig | None = None,
     ) -> None:
         self.engine = engine
         self.vad = vad
@@ -75,6 +77,10 @@ class SessionManager:
         self.drain_hold_until: float | None = None
         self._no_live = asyncio.Event()  # set while no stream is admitted
         self._no_live.set()
+        #: rooms of this process: their speakers (streams) and listeners (``rooms.py``)
+        self.rooms = RoomRegistry(
+            rooms or RoomConfig(max_languages=limits.max_target_languages), self.counters, self._card
+        )
         #: unary calls in progress in this process, by token digest (``admit_unary``)
         self._token_calls: dict[bytes, int] = {}
 
@@ -105,6 +111,9 @@ class SessionManager:
         ``limits.max_clip_segments_queued``, within the session's share of the queue."""
         return max(1, min(self.limits.max_clip_segments_queued, self.engine.stats().share))
 
+    def _card(self) -> ModelCard:
+        return self.engine.card
+
     @property
     def card(self) -> ModelCard:
         """The loaded model's card; raises NotReady while it loads."""
@@ -122,6 +131,7 @@ class SessionManager:
             self.drain_hold_until = now + max(seconds, grace_s if grace_s is not None else seconds)
             for session in list(self.live):
                 session.begin_drain(self.draining, deadline)
+            self.rooms.drain(self.draining, seconds)
         return self.draining
 
     def fail_all(self, error: EngineFailed) -> None:

@@ -14,6 +14,7 @@ cap is node-wide. Names of counters: ``streams``, ``translate``, ``<tenant>/stre
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +38,30 @@ class TenantCaps:
     audio_seconds_per_minute: float | None = None
     #: unary calls in progress at once (None: ``limits.max_unary_calls_per_tenant``)
     unary_calls: int | None = None
+    #: rooms open at once (``session/rooms.py``), speakers publishing into them, listeners
+    rooms: int | None = None
+    room_speakers: int | None = None
+    listeners: int | None = None
+
+
+@dataclass(frozen=True)
+class RoomRights:
+    """Which rooms a caller may publish into and listen to: shell-style patterns (``fnmatch``,
+    case-sensitive) of room names, from its token's line in the tokens file."""
+
+    publish: tuple[str, ...] = ()
+    listen: tuple[str, ...] = ()
+
+    def may_publish(self, room: str) -> bool:
+        return any(fnmatch.fnmatchcase(room, p) for p in self.publish)
+
+    def may_listen(self, room: str) -> bool:
+        return any(fnmatch.fnmatchcase(room, p) for p in self.listen)
+
+
+#: every room, both ways (a server without tokens; a token with every permission and no room option)
+ALL_ROOMS = RoomRights(("*",), ("*",))
+NO_ROOMS = RoomRights()
 
 
 @dataclass(frozen=True)

@@ -296,7 +296,7 @@ def caller_of(tokens: TokenStore | None) -> Authorized:
     raise Unauthenticated("the token is not valid; send a current token of this server (tokens may have been rotated)")
 
 
-async def write_response(context: grpc.aio.ServicerContext[Any, Any], message: Message) -> None:
+async def write_response(context: grpc.aio.ServicerContext[Any, Any], message: Message | bytes) -> None:
     """Send one response of a response stream. A door's stream handler writes its responses with
     this instead of yielding them to grpc (it stays an async generator that yields nothing, so grpc
     and the tracing interceptor still treat it as a response stream): a write that waits for a

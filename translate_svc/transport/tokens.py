@@ -6,6 +6,12 @@ Tokens live in a file that a Kubernetes Secret can mount, one per line (see docs
     s3cr3t-token-1                      # no permissions listed: all
     s3cr3t-token-2 languages,translate
     s3cr3t-token-3 * tenant=acme streams=8 translate_calls=2 audio_seconds_per_minute=600
+    s3cr3t-token-4 stream publish=talk-* listen=talk-* tenant=acme rooms=4 listeners=500
+
+Room rights (issue 47, docs/rooms.md): ``publish=<pattern>`` (a stream may speak into a room of
+that name), ``listen=<pattern>`` (Listen), ``room=<pattern>`` (both); shell-style patterns,
+repeatable. A line with no room option may use every room when it grants every permission (none
+listed, or ``*``), and none otherwise.
 
 Each token belongs to a tenant (``tenant=``; ``default`` if the line names none): the name the
 server counts usage by (``/metrics``) and holds to its caps (``session/quota.py``). A tenant's caps
@@ -34,6 +40,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +50,7 @@ from typing import Protocol
 
 from translate_svc.errors import LimitReached, Revoked
 from translate_svc.observability import metrics
-from translate_svc.session.quota import DEFAULT_TENANT, TENANT_NAME, Tenant, TenantCaps
+from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT, NO_ROOMS, TENANT_NAME, RoomRights, Tenant, TenantCaps
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +90,8 @@ class Grant:
 
     permissions: frozenset[Permission]
     tenant: Tenant = DEFAULT_TENANT
+    #: the rooms it may publish into and listen to
+    rooms: RoomRights = ALL_ROOMS
 
 
 #: a tenant's caps as the tokens file names them: (TenantCaps field, type, smallest value)
@@ -91,7 +100,13 @@ _CAPS: dict[str, tuple[type, float]] = {
     "translate_calls": (int, 1),
     "audio_seconds_per_minute": (float, 1),
     "unary_calls": (int, 1),
+    "rooms": (int, 1),
+    "room_speakers": (int, 1),
+    "listeners": (int, 1),
 }
+#: a room pattern: a room name's characters and the wildcards ``*``, ``?`` and ``[...]``
+_ROOM_PATTERN = re.compile(r"[A-Za-z0-9._\-*?\[\]!]{1,64}")
+_ROOM_OPTIONS = ("publish", "listen", "room")
 
 
 def _cap(option: str, value: str, where: str) -> int | float:
@@ -112,6 +127,7 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
     name the line, never the token.
     """
     perms_of: dict[bytes, frozenset[Permission]] = {}
+    rooms_of: dict[bytes, RoomRights] = {}
     tenant_of: dict[bytes, str] = {}
     caps: dict[str, dict[str, int | float]] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -126,6 +142,8 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
         perms: set[Permission] = set()
         tenant = DEFAULT_TENANT.name
         stated: dict[str, int | float] = {}
+        publish: list[str] = []
+        listen: list[str] = []
         for word in words:
             option, eq, value = word.partition("=")
             if eq and option == "tenant":
@@ -134,10 +152,20 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
                         f"{where}: tenant {value[:24]!r} is not a name (letters, digits, '.' and '-', at most 40)"
                     )
                 tenant = value
+            elif eq and option in _ROOM_OPTIONS:
+                if not _ROOM_PATTERN.fullmatch(value):
+                    raise TokenFileError(
+                        f"{where}: {option}= takes a room name pattern (letters, digits, '.', '_', '-' and the "
+                        f"wildcards * ? [...], at most 64), got {value[:24]!r}"
+                    )
+                if option in ("publish", "room"):
+                    publish.append(value)
+                if option in ("listen", "room"):
+                    listen.append(value)
             elif eq and option in _CAPS:
                 stated[option] = _cap(option, value, where)
             elif eq:
-                known = ", ".join(["tenant", *_CAPS])
+                known = ", ".join(["tenant", *_CAPS, *_ROOM_OPTIONS])
                 raise TokenFileError(f"{where}: unknown option {option[:24]!r} (use {known})")
             elif word == "*":
                 perms |= ALL_PERMISSIONS
@@ -157,11 +185,18 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
         digest = _digest(token)
         if tenant_of.setdefault(digest, tenant) != tenant:
             raise TokenFileError(f"{where}: this token is listed before under tenant {tenant_of[digest]!r}")
-        perms_of[digest] = perms_of.get(digest, frozenset()) | frozenset(perms or ALL_PERMISSIONS)
+        granted = frozenset(perms or ALL_PERMISSIONS)
+        perms_of[digest] = perms_of.get(digest, frozenset()) | granted
+        if publish or listen:
+            rooms = RoomRights(tuple(publish), tuple(listen))
+        else:
+            rooms = ALL_ROOMS if granted == ALL_PERMISSIONS else NO_ROOMS
+        known_rooms = rooms_of.get(digest, NO_ROOMS)
+        rooms_of[digest] = RoomRights(known_rooms.publish + rooms.publish, known_rooms.listen + rooms.listen)
     if not perms_of:
         raise TokenFileError(f"{source} holds no token (one per line: <token> [<permission>,...] [tenant=<name>])")
     tenants = {name: Tenant(name, TenantCaps(**c)) for name, c in caps.items()}  # type: ignore[arg-type]
-    return [(digest, Grant(perms, tenants[tenant_of[digest]])) for digest, perms in perms_of.items()]
+    return [(digest, Grant(perms, tenants[tenant_of[digest]], rooms_of[digest])) for digest, perms in perms_of.items()]
 
 
 class TokenStore:
@@ -293,6 +328,8 @@ class Authorized:
     tenant: Tenant
     token: TokenDigest | None = None
     generation: int = 0
+    #: the rooms it may publish into and listen to
+    rooms: RoomRights = ALL_ROOMS
 
 
 @dataclass(frozen=True)
@@ -324,7 +361,7 @@ def authorize(
         return Refusal(RefusalKind.UNKNOWN_TOKEN, wording.unknown)
     if needed is not None and needed not in grant.permissions:
         return Refusal(RefusalKind.NO_PERMISSION, wording.lacks.format(permission=needed.value, what=what))
-    return Authorized(grant.tenant, TokenDigest.of(token), store.reloads)
+    return Authorized(grant.tenant, TokenDigest.of(token), store.reloads, grant.rooms)
 
 
 def bearer(value: str | None) -> str | None:

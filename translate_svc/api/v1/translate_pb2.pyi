@@ -434,7 +434,7 @@ class VadOptions(_message.Message):
     def __init__(self, threshold: _Optional[float] = ..., min_silence_ms: _Optional[int] = ..., speech_pad_ms: _Optional[int] = ..., min_speech_ms: _Optional[int] = ..., max_segment_ms: _Optional[int] = ...) -> None: ...
 
 class StreamingConfig(_message.Message):
-    __slots__ = ("format", "source_language", "target_languages", "output", "vad", "interim_interval_ms", "resume", "language_detection", "terms", "simultaneous")
+    __slots__ = ("format", "source_language", "target_languages", "output", "vad", "interim_interval_ms", "resume", "language_detection", "terms", "simultaneous", "room")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
@@ -445,6 +445,7 @@ class StreamingConfig(_message.Message):
     LANGUAGE_DETECTION_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
     SIMULTANEOUS_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
     format: AudioFormat
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
@@ -455,7 +456,74 @@ class StreamingConfig(_message.Message):
     language_detection: LanguageDetection
     terms: _containers.RepeatedCompositeFieldContainer[Term]
     simultaneous: SimultaneousConfig
-    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., interim_interval_ms: _Optional[int] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., simultaneous: _Optional[_Union[SimultaneousConfig, _Mapping]] = ...) -> None: ...
+    room: RoomSpeaking
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., interim_interval_ms: _Optional[int] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., simultaneous: _Optional[_Union[SimultaneousConfig, _Mapping]] = ..., room: _Optional[_Union[RoomSpeaking, _Mapping]] = ...) -> None: ...
+
+class RoomSpeaking(_message.Message):
+    __slots__ = ("name", "participant")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    participant: str
+    def __init__(self, name: _Optional[str] = ..., participant: _Optional[str] = ...) -> None: ...
+
+class ListenRequest(_message.Message):
+    __slots__ = ("room", "language", "participant")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANT_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    language: str
+    participant: str
+    def __init__(self, room: _Optional[str] = ..., language: _Optional[str] = ..., participant: _Optional[str] = ...) -> None: ...
+
+class ListenEvent(_message.Message):
+    __slots__ = ("started", "segment", "interim", "dropped", "draining", "speaker", "backlog")
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    INTERIM_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_FIELD_NUMBER: _ClassVar[int]
+    started: ListenStarted
+    segment: SegmentResult
+    interim: InterimResult
+    dropped: ListenDropped
+    draining: Draining
+    speaker: str
+    backlog: bool
+    def __init__(self, started: _Optional[_Union[ListenStarted, _Mapping]] = ..., segment: _Optional[_Union[SegmentResult, _Mapping]] = ..., interim: _Optional[_Union[InterimResult, _Mapping]] = ..., dropped: _Optional[_Union[ListenDropped, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., speaker: _Optional[str] = ..., backlog: _Optional[bool] = ...) -> None: ...
+
+class ListenStarted(_message.Message):
+    __slots__ = ("room", "language", "participant", "backlog", "speakers")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANT_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_FIELD_NUMBER: _ClassVar[int]
+    SPEAKERS_FIELD_NUMBER: _ClassVar[int]
+    room: str
+    language: str
+    participant: str
+    backlog: int
+    speakers: _containers.RepeatedCompositeFieldContainer[RoomSpeaker]
+    def __init__(self, room: _Optional[str] = ..., language: _Optional[str] = ..., participant: _Optional[str] = ..., backlog: _Optional[int] = ..., speakers: _Optional[_Iterable[_Union[RoomSpeaker, _Mapping]]] = ...) -> None: ...
+
+class RoomSpeaker(_message.Message):
+    __slots__ = ("id", "first_segment_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    first_segment_id: int
+    def __init__(self, id: _Optional[str] = ..., first_segment_id: _Optional[int] = ...) -> None: ...
+
+class ListenDropped(_message.Message):
+    __slots__ = ("count", "total")
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    total: int
+    def __init__(self, count: _Optional[int] = ..., total: _Optional[int] = ...) -> None: ...
 
 class SimultaneousConfig(_message.Message):
     __slots__ = ("enabled", "step_ms", "agreement")

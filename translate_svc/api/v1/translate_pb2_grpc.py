@@ -59,6 +59,11 @@ class TranslatorStub:
                 request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateTextRequest.SerializeToString,
                 response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateTextResponse.FromString,
                 _registered_method=True)
+        self.Listen = channel.unary_stream(
+                '/translate_svc.api.v1.Translator/Listen',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListenRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListenEvent.FromString,
+                _registered_method=True)
 
 
 class TranslatorServicer:
@@ -104,6 +109,15 @@ class TranslatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Listen(self, request, context):
+        """Listen to a room (docs/rooms.md) in one language: ListenEvent.started, then the backlog (the
+        room's final results of the last few seconds, backlog=true), then live results and captions
+        of every speaker of the room. The request must come within ServerLimits' request read timeout.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TranslatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +145,11 @@ def add_TranslatorServicer_to_server(servicer, server):
                     servicer.TranslateText,
                     request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateTextRequest.FromString,
                     response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateTextResponse.SerializeToString,
+            ),
+            'Listen': grpc.unary_stream_rpc_method_handler(
+                    servicer.Listen,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListenRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListenEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -268,6 +287,33 @@ class Translator:
             '/translate_svc.api.v1.Translator/TranslateText',
             translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateTextRequest.SerializeToString,
             translate__svc_dot_api_dot_v1_dot_translate__pb2.TranslateTextResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Listen(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/translate_svc.api.v1.Translator/Listen',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.ListenRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.ListenEvent.FromString,
             options,
             channel_credentials,
             insecure,

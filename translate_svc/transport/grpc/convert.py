@@ -21,6 +21,7 @@ from translate_svc.session.events import (
     Draining,
     Flush,
     Resume,
+    RoomJoin,
     SpeechEvent,
     StreamConfig,
     StreamEnded,
@@ -30,6 +31,7 @@ from translate_svc.session.events import (
     Update,
     Updated,
 )
+from translate_svc.session.rooms import ListenEvent, ListenStarted, OutputDropped, RoomOutput
 from translate_svc.session.task import check_counts
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import stream_message_bytes
@@ -76,6 +78,7 @@ _ENCODINGS_BACK = {v: k for k, v in _ENCODINGS.items()}
 RPC_CODES = {
     ErrorCode.INVALID_ARGUMENT: code_pb2.INVALID_ARGUMENT,
     ErrorCode.UNAUTHENTICATED: code_pb2.UNAUTHENTICATED,
+    ErrorCode.PERMISSION_DENIED: code_pb2.PERMISSION_DENIED,
     ErrorCode.FAILED_PRECONDITION: code_pb2.FAILED_PRECONDITION,
     ErrorCode.RESOURCE_EXHAUSTED: code_pb2.RESOURCE_EXHAUSTED,
     ErrorCode.OUT_OF_RANGE: code_pb2.OUT_OF_RANGE,
@@ -432,6 +435,7 @@ def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig, limits
         detect=_tuple(detection(cfg.language_detection, cfg.HasField("language_detection"))),
         terms=terms(cfg.terms),
         simultaneous=simultaneous(cfg.simultaneous, cfg.HasField("simultaneous")),
+        room=RoomJoin(cfg.room.name, cfg.room.participant) if cfg.HasField("room") else None,
     )
 
 
@@ -520,6 +524,24 @@ def stream_event_to_pb(ev: StreamStarted | StreamEvent) -> pb.StreamingTranslate
             )
         )
     return pb.StreamingTranslateResponse(ended=stream_end_to_pb(ev))
+
+
+def listen_event_to_pb(ev: ListenEvent) -> pb.ListenEvent:
+    """A listener's event as the wire's ListenEvent."""
+    if isinstance(ev, RoomOutput):
+        if isinstance(ev.event, SegmentResult):
+            return pb.ListenEvent(segment=segment_result_to_pb(ev.event), speaker=ev.speaker, backlog=ev.backlog)
+        return pb.ListenEvent(interim=interim_to_pb(ev.event), speaker=ev.speaker)
+    if isinstance(ev, ListenStarted):
+        speakers = [pb.RoomSpeaker(id=sid, first_segment_id=first) for sid, first in ev.speakers]
+        return pb.ListenEvent(
+            started=pb.ListenStarted(
+                room=ev.room, language=ev.language, participant=ev.participant, backlog=ev.backlog, speakers=speakers
+            )
+        )
+    if isinstance(ev, OutputDropped):
+        return pb.ListenEvent(dropped=pb.ListenDropped(count=ev.count, total=ev.total))
+    return pb.ListenEvent(draining=pb.Draining(deadline_unix_ms=ev.deadline_unix_ms, remaining_ms=ev.remaining_ms))
 
 
 def error_status(err: ServiceError) -> status_pb2.Status:

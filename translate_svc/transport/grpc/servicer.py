@@ -28,7 +28,7 @@ from grpc_status import rpc_status
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, ServiceError
-from translate_svc.observability import tracing
+from translate_svc.observability import metrics, tracing
 from translate_svc.observability.access import CallInfo
 from translate_svc.session import (
     ClipResult,
@@ -41,6 +41,7 @@ from translate_svc.session import (
     TextsResult,
 )
 from translate_svc.session.clip import ClipDriver, ClipRequest, check_clip_bytes
+from translate_svc.session.rooms import RoomOutput
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import (
     REQUEST_ID,
@@ -180,6 +181,8 @@ class TranslatorServicer:
                 "TranslateText": unary(
                     self.TranslateText, response_serializer=pb.TranslateTextResponse.SerializeToString
                 ),
+                # responses written as bytes: one encoding per room language, shared by its listeners
+                "Listen": grpc.stream_stream_rpc_method_handler(self.Listen),
             },
         )
 
@@ -348,7 +351,9 @@ class TranslatorServicer:
             call = await _call_info(context, "StreamingTranslate")
             caller = caller_of(self._tokens)
             requests = _requests(raw_requests, self._m.vad_defaults, self._m.limits)
-            driver = StreamDriver(self._m, error_drain_s=self._error_drain_s, tenant=caller.tenant, call=call)
+            driver = StreamDriver(
+                self._m, error_drain_s=self._error_drain_s, tenant=caller.tenant, call=call, rooms=caller.rooms
+            )
             with watching(self._revocation, driver, caller):
                 async with contextlib.aclosing(driver.run(requests)) as events:
                     async for ev in events:
@@ -357,6 +362,47 @@ class TranslatorServicer:
             await _abort(context, e)
         return
         yield  # an async generator that yields nothing (see write_response)
+
+    async def Listen(
+        self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[bytes]:
+        """A room's output in one language (``session/rooms.py``): the request (read within
+        ``limits.request_read_timeout_s`` of the call's start, as a unary call's), then the
+        listener's events until the client cancels or the server drains. Each room output is
+        encoded once per language (``RoomOutput.wire``) and written as bytes to every listener."""
+        try:
+            limit_s = self._m.limits.request_read_timeout_s
+            deadline = call_deadline(limit_s)
+            await _call_info(context, "Listen")
+            caller = caller_of(self._tokens)
+            raw = await read_request(raw_requests, deadline, limit_s, "ListenRequest")
+            request = _parse(pb.ListenRequest, raw, SMALL_MESSAGE_BYTES)
+            listener = self._m.rooms.listen(
+                request.room,
+                request.language,
+                participant=request.participant,
+                tenant=caller.tenant,
+                rights=caller.rooms,
+            )
+        except ServiceError as e:
+            await _abort(context, e)
+            return
+        try:
+            async for ev in listener.events():
+                if isinstance(ev, RoomOutput):
+                    data = ev.wire.get("grpc")
+                    if data is None:
+                        data = ev.wire["grpc"] = convert.listen_event_to_pb(ev).SerializeToString()
+                    metrics.room_sent("grpc", len(data))
+                else:
+                    data = convert.listen_event_to_pb(ev).SerializeToString()
+                await write_response(context, data)
+        except ServiceError as e:
+            await _abort(context, e)
+        finally:
+            listener.close()
+        return
+        yield
 
 
 def _continuation(request: pb.TranslateRequest) -> bytes:

@@ -18,6 +18,7 @@ from translate_svc.errors import ErrorCode, ServiceError, ShuttingDown
 ERROR_TYPES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.INVALID_ARGUMENT: ("invalid_request_error", "invalid_value"),
     ErrorCode.UNAUTHENTICATED: ("invalid_request_error", "invalid_api_key"),
+    ErrorCode.PERMISSION_DENIED: ("invalid_request_error", "permission_denied"),
     ErrorCode.FAILED_PRECONDITION: ("invalid_request_error", "unsupported_feature"),
     ErrorCode.OUT_OF_RANGE: ("invalid_request_error", "limit_reached"),
     ErrorCode.RESOURCE_EXHAUSTED: ("server_error", "server_overloaded"),

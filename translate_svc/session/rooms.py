@@ -1,0 +1,507 @@
+"""Rooms: one or more speakers, many listeners, each listener in its own language (issue 47).
+
+A **speaker** is an ordinary stream (any door) whose config names a room (``StreamConfig.room``);
+its driver registers it here (``RoomRegistry.publish``). A **listener** subscribes to a room in a
+language (``RoomRegistry.listen``; the gRPC door's ``Listen``, the web door's socket). Work is paid
+per language, not per listener: each speaker's targets are its own config's targets plus every
+language someone else in the room listens in, changed (the stream's ``retarget``) as listeners come
+and go, so a hundred listeners in four languages cost four decoder rows per segment. A participant
+who speaks and listens is not sent its own speech, nor does its own listening add a target to its
+own stream.
+
+Every final result and caption a speaker's stream makes is published (``Speaker.output``, called by
+its ``JobTracker`` as the result goes out in order) to the listeners of each language it carries,
+cut down to that language: the same segment ids and spans as the speaker's own stream. Final
+results of the last ``backlog_s`` seconds are kept per language; a listener who joins gets them at
+once (``RoomOutput.backlog``), then live output. Each listener has a bounded queue: one that falls
+behind loses its oldest events and is told how many (``OutputDropped``) before its next one; it
+never slows the speaker or other listeners. A room with no speaker and no listener is removed after
+``idle_s``. Rooms are keyed by (tenant, name): tenants never share one. Rooms live in one process:
+with ``serve --workers N`` a speaker and its listeners must reach the same worker.
+
+Event loop only (no locks): publishing is synchronous and never awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from translate_svc.errors import InvalidInput, NotReady, Overloaded, PermissionDenied, ServiceError, ShuttingDown, shown
+from translate_svc.observability import metrics
+from translate_svc.session.events import Draining, StreamConfig
+
+__all__ = ["ListenEvent", "ListenStarted", "Listener", "OutputDropped", "RoomOutput", "RoomRegistry", "Speaker"]
+from translate_svc.session.quota import UNCAPPED, Counters, RoomRights, Tenant
+from translate_svc.session.room_listener import Listener, ListenEvent, ListenStarted, OutputDropped, RoomOutput
+from translate_svc.settings import RoomSettings
+from translate_svc.types import InterimResult, ModelCard, SegmentResult
+
+logger = logging.getLogger(__name__)
+
+#: a room's name: part of a URL (``/listen/<room>``) and of a metrics-free log line
+ROOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: a participant's id: a short plain word
+PARTICIPANT = re.compile(r"[A-Za-z0-9._:@-]{0,64}")
+
+
+@dataclass(frozen=True)
+class RoomConfig:
+    backlog_s: float = 30.0
+    listener_queue: int = 64
+    idle_s: float = 60.0
+    max_rooms: int = 256
+    max_listeners: int = 4096
+    #: languages a room may be listened in at once (a speaker's targets: ``limits.max_target_languages``)
+    max_languages: int = 4
+
+
+# -- speakers -------------------------------------------------------------------------------------
+
+
+class Speaker:
+    """A stream speaking into a room (made by ``RoomRegistry.publish``). ``retarget(targets)``
+    applies the stream's new targets (raises ``InvalidInput`` if it cannot) and returns the first
+    segment id that uses them. Call ``leave`` when the stream ends."""
+
+    def __init__(
+        self,
+        registry: RoomRegistry,
+        room: Room,
+        session_id: str,
+        participant: str,
+        own: tuple[str, ...],
+        retarget: Callable[[tuple[str, ...]], int],
+        held: list[str],
+    ) -> None:
+        self._registry = registry
+        self.room = room
+        self.session_id = session_id
+        #: how listeners see it: its participant id, else its stream's session id
+        self.speaker_id = participant or session_id
+        self.participant = participant
+        self.own = own
+        self._retarget = retarget
+        self._held = held
+        #: the targets the stream runs with now, and from which segment id each language is on
+        self.targets: tuple[str, ...] = own
+        self.since: dict[str, int] = dict.fromkeys(own, 0)
+        self._left = False
+        #: the id after the last final result published (older captions are stale)
+        self.finals = 0
+
+    def wanted(self, own: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        """Its own targets, then every language listened in by someone else, in a stable order."""
+        own = self.own if own is None else own
+        others = sorted(lang for lang in self.room.languages_for(self.participant) if lang not in own)
+        return (*own, *others)
+
+    def apply(self, targets: tuple[str, ...], first_id: int) -> None:
+        """The stream now runs with ``targets`` from segment ``first_id`` on."""
+        for lang in targets:
+            if lang not in self.targets or lang not in self.since:
+                self.since[lang] = first_id
+        for lang in list(self.since):
+            if lang not in targets:
+                del self.since[lang]
+        self.targets = targets
+
+    def resync(self) -> None:
+        """Retarget the stream to what the room wants now (``InvalidInput`` if it cannot)."""
+        wanted = self.wanted()
+        if set(wanted) != set(self.targets):
+            self.apply(wanted, self._retarget(wanted))
+
+    def own_view(self, ev: object) -> object:
+        """The speaker's own stream sees only its own targets (nobody is sent its own speech
+        translated into languages it did not ask for)."""
+        if isinstance(ev, SegmentResult | InterimResult) and any(
+            t.target_language not in self.own for t in ev.translations
+        ):
+            return dataclasses.replace(
+                ev, translations=tuple(t for t in ev.translations if t.target_language in self.own)
+            )
+        return ev
+
+    def output(self, ev: object) -> None:
+        """A final result or a caption of the stream, as it goes out in order: to the listeners."""
+        if self._left or not isinstance(ev, SegmentResult | InterimResult):
+            return
+        if isinstance(ev, SegmentResult):
+            self.finals = ev.segment_id + 1
+        elif ev.segment_id < self.finals:
+            return  # a caption its segment's final result already superseded
+        self.room.publish(self, ev, self._registry.clock())
+
+    def leave(self) -> None:
+        if self._left:
+            return
+        self._left = True
+        self._registry._unpublish(self)
+
+
+# -- rooms ----------------------------------------------------------------------------------------
+
+
+class Room:
+    def __init__(self, tenant: Tenant, name: str, config: RoomConfig, held: list[str]) -> None:
+        self.tenant = tenant
+        self.name = name
+        self._config = config
+        self.held = held
+        self.speakers: dict[str, Speaker] = {}
+        self.listeners: dict[str, set[Listener]] = {}  # by language
+        #: final results of the last ``backlog_s`` seconds, per language: (when, output)
+        self.backlog: dict[str, deque[tuple[float, RoomOutput]]] = {}
+        self.idle: asyncio.TimerHandle | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.speakers and not any(self.listeners.values())
+
+    def languages_for(self, participant: str) -> set[str]:
+        """Languages listened in by listeners other than ``participant`` (empty: nobody in particular)."""
+        return {
+            lang
+            for lang, group in self.listeners.items()
+            if any(not participant or listener.participant != participant for listener in group)
+        }
+
+    def languages(self) -> set[str]:
+        return {lang for lang, group in self.listeners.items() if group}
+
+    def publish(self, speaker: Speaker, ev: SegmentResult | InterimResult, now: float) -> None:
+        final = isinstance(ev, SegmentResult)
+        by_lang = {t.target_language: t for t in ev.translations}
+        if (
+            isinstance(ev, SegmentResult) and ev.error is not None
+        ):  # a failed segment: every language that waited for it
+            langs = [lang for lang, first in speaker.since.items() if first <= ev.segment_id]
+        else:
+            langs = list(by_lang)
+        for lang in langs:
+            listeners = self.listeners.get(lang)
+            if not final and not listeners:
+                continue
+            t = by_lang.get(lang)
+            cut = dataclasses.replace(ev, translations=(t,) if t is not None else ())
+            out = RoomOutput(speaker.speaker_id, cut)
+            if final:
+                self._keep(lang, now, out)
+            for listener in listeners or ():
+                if not (speaker.participant and listener.participant == speaker.participant):
+                    listener.push(out)
+
+    def _keep(self, lang: str, now: float, out: RoomOutput) -> None:
+        keep_s = self._config.backlog_s
+        if keep_s <= 0:
+            return
+        ring = self.backlog.setdefault(lang, deque())
+        ring.append((now, out))
+        while ring and ring[0][0] < now - keep_s:
+            ring.popleft()
+
+    def backlog_for(self, lang: str, participant: str, now: float) -> list[RoomOutput]:
+        ring = self.backlog.get(lang, ())
+        since = now - self._config.backlog_s
+        return [
+            RoomOutput(out.speaker, out.event, backlog=True)
+            for at, out in ring
+            if at >= since and not (participant and out.speaker == participant)
+        ]
+
+
+# -- the registry ---------------------------------------------------------------------------------
+
+
+class RoomRegistry:
+    """Every room of this process. One per ``SessionManager``; event loop only. ``card`` gives the
+    loaded model's card (a listener's language is checked against it)."""
+
+    def __init__(
+        self,
+        config: RoomConfig,
+        counters: Counters,
+        card: Callable[[], ModelCard],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self._counters = counters
+        self._card = card
+        self.clock = clock
+        self.rooms: dict[tuple[str, str], Room] = {}
+        self._draining: Draining | None = None
+
+    # -- listeners
+
+    def listen(
+        self, name: str, language: str, *, participant: str = "", tenant: Tenant, rights: RoomRights
+    ) -> Listener:
+        """A new listener of room ``name`` in ``language``; ``Listener.close`` when its call ends.
+        Refused (nothing held) with PERMISSION_DENIED, INVALID_ARGUMENT, RESOURCE_EXHAUSTED or
+        UNAVAILABLE (draining), each saying what to do."""
+        check_room_name(name)
+        check_participant(participant)
+        if not rights.may_listen(name):
+            raise PermissionDenied(
+                f"this token may not listen to room {shown(name)}: use a token whose listen= (or room=) pattern "
+                "covers the room"
+            )
+        if self._draining is not None:
+            raise NotReady("this server is shutting down and takes no new listeners: connect to another server")
+        card = self._card()
+        if language not in card.text_codes:
+            raise InvalidInput(
+                f"unknown language {shown(language)}: listen in a code from ListLanguages with text output"
+            )
+        room, made = self._room(tenant, name)
+        try:
+            if language not in room.languages() and len(room.languages()) >= self.config.max_languages:
+                raise Overloaded(
+                    f"room {shown(name)} is listened in {self.config.max_languages} languages already "
+                    "(limits.max_target_languages): listen in one of them "
+                    f"({', '.join(sorted(room.languages()))})",
+                )
+            held = self._acquire(
+                [
+                    ("room_listeners", self.config.max_listeners),
+                    (f"{tenant.name}/listeners", _cap(tenant.caps.listeners)),
+                ],
+                tenant,
+                "listeners",
+            )
+        except BaseException:
+            if made:
+                self._maybe_remove(room)
+            raise
+        listener = Listener(self._leave, self.config.listener_queue, room, language, participant, held)
+        room.listeners.setdefault(language, set()).add(listener)
+        self._cancel_idle(room)
+        try:
+            for speaker in room.speakers.values():
+                speaker.resync()
+        except ServiceError:
+            room.listeners[language].discard(listener)
+            self._counters.release(held)
+            for speaker in room.speakers.values():
+                _resync_quietly(speaker)
+            self._maybe_remove(room)
+            raise
+        metrics.room_listener(language, 1)
+        now = self.clock()
+        backlog = room.backlog_for(language, participant, now)
+        speakers = tuple(
+            (s.speaker_id, s.since.get(language, -1))
+            for s in room.speakers.values()
+            if not (participant and s.participant == participant)
+        )
+        listener._first.append(ListenStarted(name, language, participant, len(backlog), speakers))
+        listener._first.extend(backlog)
+        return listener
+
+    def _leave(self, listener: Listener) -> None:
+        room = listener.room
+        group = room.listeners.get(listener.language)
+        if group is None or listener not in group:
+            return
+        group.discard(listener)
+        if not group:
+            del room.listeners[listener.language]
+        self._counters.release(listener._held)
+        metrics.room_listener(listener.language, -1)
+        metrics.room_listener_left(listener.dropped)
+        for speaker in room.speakers.values():
+            _resync_quietly(speaker)
+        self._maybe_remove(room)
+
+    # -- speakers
+
+    def publish(
+        self,
+        name: str,
+        *,
+        session_id: str,
+        participant: str = "",
+        tenant: Tenant,
+        rights: RoomRights,
+        own: tuple[str, ...],
+        retarget: Callable[[tuple[str, ...]], int],
+    ) -> Speaker:
+        """A stream speaking into room ``name`` (its targets are set at once to what the room
+        listens in); ``Speaker.leave`` when it ends."""
+        check_room_name(name)
+        check_participant(participant)
+        if not rights.may_publish(name):
+            raise PermissionDenied(
+                f"this token may not publish into room {shown(name)}: use a token whose publish= (or room=) "
+                "pattern covers the room"
+            )
+        room, made = self._room(tenant, name)
+        try:
+            held = self._acquire(
+                [(f"{tenant.name}/room_speakers", _cap(tenant.caps.room_speakers))], tenant, "room_speakers"
+            )
+        except BaseException:
+            if made:
+                self._maybe_remove(room)
+            raise
+        speaker = Speaker(self, room, session_id, participant, own, retarget, held)
+        room.speakers[session_id] = speaker
+        self._cancel_idle(room)
+        try:
+            speaker.resync()
+        except ServiceError:
+            del room.speakers[session_id]
+            self._counters.release(held)
+            self._maybe_remove(room)
+            raise
+        return speaker
+
+    def _unpublish(self, speaker: Speaker) -> None:
+        room = speaker.room
+        if room.speakers.pop(speaker.session_id, None) is speaker:
+            self._counters.release(speaker._held)
+        self._maybe_remove(room)
+
+    # -- rooms
+
+    def _room(self, tenant: Tenant, name: str) -> tuple[Room, bool]:
+        key = (tenant.name, name)
+        room = self.rooms.get(key)
+        if room is not None:
+            return room, False
+        held = self._acquire(
+            [("rooms", self.config.max_rooms), (f"{tenant.name}/rooms", _cap(tenant.caps.rooms))], tenant, "rooms"
+        )
+        room = self.rooms[key] = Room(tenant, name, self.config, held)
+        metrics.room_opened(1)
+        return room, True
+
+    def _cancel_idle(self, room: Room) -> None:
+        if room.idle is not None:
+            room.idle.cancel()
+            room.idle = None
+
+    def _maybe_remove(self, room: Room) -> None:
+        """An empty room goes away after ``idle_s`` (at once with 0), its backlog with it."""
+        if not room.empty or room.idle is not None:
+            return
+        if self.config.idle_s <= 0:
+            self._remove(room)
+        else:
+            room.idle = asyncio.get_running_loop().call_later(self.config.idle_s, self._remove, room)
+
+    def _remove(self, room: Room) -> None:
+        room.idle = None
+        if not room.empty or self.rooms.get((room.tenant.name, room.name)) is not room:
+            return
+        del self.rooms[(room.tenant.name, room.name)]
+        self._counters.release(room.held)
+        metrics.room_opened(-1)
+
+    def _acquire(self, wants: list[tuple[str, int]], tenant: Tenant, kind: str) -> list[str]:
+        full = self._counters.try_acquire(wants)
+        if full is None:
+            return [name for name, _ in wants]
+        limit = dict(wants)[full]
+        if "/" in full:
+            raise Overloaded(
+                f"tenant {tenant.name!r} is at its cap of {limit} {_WHAT[kind]} ({kind}={limit} in the tokens "
+                "file); end one of them or retry shortly",
+                retry_after_ms=1000,
+            )
+        raise Overloaded(
+            f"this server is at its capacity of {limit} {_WHAT[kind]} ({_SETTING[kind]}); retry shortly or on "
+            "another server",
+            retry_after_ms=1000,
+        )
+
+    def drain(self, notice: Draining, seconds: float) -> None:
+        """The server is shutting down: no new listener; every listener is told, and its listen ends
+        (UNAVAILABLE) after ``seconds``."""
+        if self._draining is not None:
+            return
+        self._draining = notice
+        listeners = list(self.all_listeners())
+        for listener in listeners:
+            listener.push(notice)
+        error = ShuttingDown("this server shut down: listen again (on another server); the backlog is resent")
+
+        def end_all() -> None:
+            for listener in listeners:
+                listener.end(error)
+
+        asyncio.get_running_loop().call_later(seconds, end_all)
+
+    def all_listeners(self) -> Iterable[Listener]:
+        for room in self.rooms.values():
+            for group in room.listeners.values():
+                yield from group
+
+    def listener_counts(self) -> Counter[str]:
+        """Listeners now, by language (every room)."""
+        return Counter(listener.language for listener in self.all_listeners())
+
+
+_SETTING = {"rooms": "rooms.max_rooms", "listeners": "rooms.max_listeners"}
+_WHAT = {"rooms": "open rooms", "listeners": "room listeners", "room_speakers": "room speakers"}
+
+
+def _cap(value: int | None) -> int:
+    return value if value is not None else UNCAPPED
+
+
+def _resync_quietly(speaker: Speaker) -> None:
+    """A speaker's targets after a listener left (fewer languages: it cannot fail but for a bug)."""
+    try:
+        speaker.resync()
+    except ServiceError:
+        logger.exception("a room speaker could not be retargeted", extra={"session_id": speaker.speaker_id})
+
+
+def check_speaker(config: StreamConfig) -> None:
+    """What a room speaker's config needs: a source language (or detection), so that it runs as
+    ASR only while nobody listens; segment mode (simultaneous commits are not carried into rooms)."""
+    if not config.source_language and config.detect is None:
+        raise InvalidInput(
+            "a stream that speaks into a room needs source_language (or language_detection): it runs with no "
+            "target while nobody listens"
+        )
+    if config.simultaneous is not None:
+        raise InvalidInput(
+            "simultaneous mode is not available in a room yet: leave `simultaneous` unset for a stream with `room`"
+        )
+
+
+def check_room_name(name: str) -> None:
+    if not ROOM_NAME.fullmatch(name):
+        raise InvalidInput(
+            f"room name {shown(name)} is not valid: use 1-64 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit"
+        )
+
+
+def check_participant(participant: str) -> None:
+    if not PARTICIPANT.fullmatch(participant):
+        raise InvalidInput(
+            "participant is not valid: use at most 64 letters, digits, '.', '_', ':', '@' or '-' (or none)"
+        )
+
+
+def room_config(rooms: RoomSettings, max_languages: int) -> RoomConfig:
+    """``RoomSettings`` -> the registry's config (the one mapping of these settings)."""
+    return RoomConfig(
+        backlog_s=rooms.backlog_s,
+        listener_queue=rooms.listener_queue,
+        idle_s=rooms.idle_room_s,
+        max_rooms=rooms.max_rooms,
+        max_listeners=rooms.max_listeners,
+        max_languages=max_languages,
+    )
