@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from translate_svc.cli.output import CUE_LINE_CHARS, word_cues
+from translate_svc.client_cli.output import CUE_LINE_CHARS, word_cues
 
 
 def timed(words: list[str], start: int = 0) -> list[tuple[int, int, str]]:

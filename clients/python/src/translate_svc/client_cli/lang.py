@@ -19,7 +19,7 @@ from pathlib import Path
 
 import grpc
 
-from translate_svc.cli.common import CliError, warn
+from translate_svc.client_cli.common import CliError, warn
 from translate_svc.client import AsyncTranslateClient, Language, Languages, Term, TranslateError
 from translate_svc.languages import bcp47_candidates, guess_model_code
 
