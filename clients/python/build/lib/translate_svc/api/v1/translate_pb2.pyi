@@ -1,0 +1,639 @@
+from google.rpc import status_pb2 as _status_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AudioEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AUDIO_ENCODING_UNSPECIFIED: _ClassVar[AudioEncoding]
+    LINEAR16: _ClassVar[AudioEncoding]
+    FLOAT32: _ClassVar[AudioEncoding]
+    MULAW: _ClassVar[AudioEncoding]
+    ALAW: _ClassVar[AudioEncoding]
+    CONTAINER: _ClassVar[AudioEncoding]
+    OPUS: _ClassVar[AudioEncoding]
+
+class SpeechEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SPEECH_ENCODING_UNSPECIFIED: _ClassVar[SpeechEncoding]
+    SPEECH_ENCODING_LINEAR16: _ClassVar[SpeechEncoding]
+    SPEECH_ENCODING_OPUS: _ClassVar[SpeechEncoding]
+
+class StreamControl(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STREAM_CONTROL_UNSPECIFIED: _ClassVar[StreamControl]
+    FLUSH: _ClassVar[StreamControl]
+AUDIO_ENCODING_UNSPECIFIED: AudioEncoding
+LINEAR16: AudioEncoding
+FLOAT32: AudioEncoding
+MULAW: AudioEncoding
+ALAW: AudioEncoding
+CONTAINER: AudioEncoding
+OPUS: AudioEncoding
+SPEECH_ENCODING_UNSPECIFIED: SpeechEncoding
+SPEECH_ENCODING_LINEAR16: SpeechEncoding
+SPEECH_ENCODING_OPUS: SpeechEncoding
+STREAM_CONTROL_UNSPECIFIED: StreamControl
+FLUSH: StreamControl
+
+class AudioFormat(_message.Message):
+    __slots__ = ("encoding", "sample_rate_hz", "channels")
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    encoding: AudioEncoding
+    sample_rate_hz: int
+    channels: int
+    def __init__(self, encoding: _Optional[_Union[AudioEncoding, str]] = ..., sample_rate_hz: _Optional[int] = ..., channels: _Optional[int] = ...) -> None: ...
+
+class AudioInput(_message.Message):
+    __slots__ = ("content", "format")
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    content: bytes
+    format: AudioFormat
+    def __init__(self, content: _Optional[bytes] = ..., format: _Optional[_Union[AudioFormat, _Mapping]] = ...) -> None: ...
+
+class OutputOptions(_message.Message):
+    __slots__ = ("text", "speech", "transcript", "speech_sample_rate_hz", "speaker_id", "speech_encoding", "word_timings")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_ID_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_ENCODING_FIELD_NUMBER: _ClassVar[int]
+    WORD_TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    text: bool
+    speech: bool
+    transcript: bool
+    speech_sample_rate_hz: int
+    speaker_id: int
+    speech_encoding: SpeechEncoding
+    word_timings: bool
+    def __init__(self, text: bool = ..., speech: bool = ..., transcript: bool = ..., speech_sample_rate_hz: _Optional[int] = ..., speaker_id: _Optional[int] = ..., speech_encoding: _Optional[_Union[SpeechEncoding, str]] = ..., word_timings: bool = ...) -> None: ...
+
+class Transcript(_message.Message):
+    __slots__ = ("language", "text", "words")
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    language: str
+    text: str
+    words: _containers.RepeatedCompositeFieldContainer[WordTiming]
+    def __init__(self, language: _Optional[str] = ..., text: _Optional[str] = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ...) -> None: ...
+
+class WordTiming(_message.Message):
+    __slots__ = ("word", "start_ms", "end_ms")
+    WORD_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    word: str
+    start_ms: int
+    end_ms: int
+    def __init__(self, word: _Optional[str] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
+
+class OpusPacket(_message.Message):
+    __slots__ = ("data", "duration_samples")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    duration_samples: int
+    def __init__(self, data: _Optional[bytes] = ..., duration_samples: _Optional[int] = ...) -> None: ...
+
+class SynthesizedAudio(_message.Message):
+    __slots__ = ("content", "sample_rate_hz", "duration_ms", "encoding", "num_samples", "opus_packets", "opus_pre_skip")
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
+    NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    OPUS_PACKETS_FIELD_NUMBER: _ClassVar[int]
+    OPUS_PRE_SKIP_FIELD_NUMBER: _ClassVar[int]
+    content: bytes
+    sample_rate_hz: int
+    duration_ms: int
+    encoding: SpeechEncoding
+    num_samples: int
+    opus_packets: _containers.RepeatedCompositeFieldContainer[OpusPacket]
+    opus_pre_skip: int
+    def __init__(self, content: _Optional[bytes] = ..., sample_rate_hz: _Optional[int] = ..., duration_ms: _Optional[int] = ..., encoding: _Optional[_Union[SpeechEncoding, str]] = ..., num_samples: _Optional[int] = ..., opus_packets: _Optional[_Iterable[_Union[OpusPacket, _Mapping]]] = ..., opus_pre_skip: _Optional[int] = ...) -> None: ...
+
+class Translation(_message.Message):
+    __slots__ = ("target_language", "text", "audio", "stable_text", "words")
+    TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    STABLE_TEXT_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    target_language: str
+    text: str
+    audio: SynthesizedAudio
+    stable_text: str
+    words: _containers.RepeatedCompositeFieldContainer[WordTiming]
+    def __init__(self, target_language: _Optional[str] = ..., text: _Optional[str] = ..., audio: _Optional[_Union[SynthesizedAudio, _Mapping]] = ..., stable_text: _Optional[str] = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ...) -> None: ...
+
+class Timing(_message.Message):
+    __slots__ = ("queue_ms", "model_ms", "total_ms", "vad_wait_ms", "speech_ms", "language_id_ms")
+    QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_MS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    VAD_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_MS_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_ID_MS_FIELD_NUMBER: _ClassVar[int]
+    queue_ms: float
+    model_ms: float
+    total_ms: float
+    vad_wait_ms: float
+    speech_ms: float
+    language_id_ms: float
+    def __init__(self, queue_ms: _Optional[float] = ..., model_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., vad_wait_ms: _Optional[float] = ..., speech_ms: _Optional[float] = ..., language_id_ms: _Optional[float] = ...) -> None: ...
+
+class DetectedLanguage(_message.Message):
+    __slots__ = ("language", "scores")
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    language: str
+    scores: _containers.RepeatedCompositeFieldContainer[LanguageScore]
+    def __init__(self, language: _Optional[str] = ..., scores: _Optional[_Iterable[_Union[LanguageScore, _Mapping]]] = ...) -> None: ...
+
+class LanguageScore(_message.Message):
+    __slots__ = ("language", "probability")
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_FIELD_NUMBER: _ClassVar[int]
+    language: str
+    probability: float
+    def __init__(self, language: _Optional[str] = ..., probability: _Optional[float] = ...) -> None: ...
+
+class Term(_message.Message):
+    __slots__ = ("phrase", "kind", "weight", "translation", "target_language", "ignore_case")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_UNSPECIFIED: _ClassVar[Term.Kind]
+        BOOST: _ClassVar[Term.Kind]
+        KEEP: _ClassVar[Term.Kind]
+        TRANSLATE: _ClassVar[Term.Kind]
+    KIND_UNSPECIFIED: Term.Kind
+    BOOST: Term.Kind
+    KEEP: Term.Kind
+    TRANSLATE: Term.Kind
+    PHRASE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    IGNORE_CASE_FIELD_NUMBER: _ClassVar[int]
+    phrase: str
+    kind: Term.Kind
+    weight: float
+    translation: str
+    target_language: str
+    ignore_case: bool
+    def __init__(self, phrase: _Optional[str] = ..., kind: _Optional[_Union[Term.Kind, str]] = ..., weight: _Optional[float] = ..., translation: _Optional[str] = ..., target_language: _Optional[str] = ..., ignore_case: bool = ...) -> None: ...
+
+class LanguageDetection(_message.Message):
+    __slots__ = ("enabled", "candidates")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    candidates: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, enabled: bool = ..., candidates: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class InterimResult(_message.Message):
+    __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing")
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATIONS_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
+    segment_id: int
+    start_ms: int
+    end_ms: int
+    transcript: Transcript
+    translations: _containers.RepeatedCompositeFieldContainer[Translation]
+    timing: Timing
+    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ...) -> None: ...
+
+class SegmentResult(_message.Message):
+    __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing", "status", "detected_language", "speech_in_commits")
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATIONS_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DETECTED_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_IN_COMMITS_FIELD_NUMBER: _ClassVar[int]
+    segment_id: int
+    start_ms: int
+    end_ms: int
+    transcript: Transcript
+    translations: _containers.RepeatedCompositeFieldContainer[Translation]
+    timing: Timing
+    status: _status_pb2.Status
+    detected_language: DetectedLanguage
+    speech_in_commits: bool
+    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., detected_language: _Optional[_Union[DetectedLanguage, _Mapping]] = ..., speech_in_commits: bool = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("name", "revision", "is_test_model", "num_speakers")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    IS_TEST_MODEL_FIELD_NUMBER: _ClassVar[int]
+    NUM_SPEAKERS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    revision: str
+    is_test_model: bool
+    num_speakers: int
+    def __init__(self, name: _Optional[str] = ..., revision: _Optional[str] = ..., is_test_model: bool = ..., num_speakers: _Optional[int] = ...) -> None: ...
+
+class ServerLimits(_message.Message):
+    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms", "max_candidate_languages", "max_terms", "max_term_chars", "max_calls_per_connection", "max_calls", "connection_idle_seconds", "connection_max_age_seconds", "max_translate_calls", "max_stream_message_bytes", "reorder_window_ms", "stall_close_ms", "min_simultaneous_step_ms", "max_simultaneous_step_ms", "max_simultaneous_agreement", "simultaneous_min_chunk_ms", "config_timeout_ms", "clip_read_timeout_ms", "max_texts", "max_text_chars", "max_text_request_chars", "max_receive_message_bytes", "request_read_timeout_ms", "max_unary_calls_per_token", "max_unary_calls_per_tenant", "max_clip_reads_per_tenant")
+    MAX_TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_CLIP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STREAMS_FIELD_NUMBER: _ClassVar[int]
+    IDLE_TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STREAM_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_UNREAD_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    MIN_INTERIM_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CANDIDATE_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TERMS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TERM_CHARS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CALLS_PER_CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    MAX_CALLS_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_MAX_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TRANSLATE_CALLS_FIELD_NUMBER: _ClassVar[int]
+    MAX_STREAM_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REORDER_WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
+    STALL_CLOSE_MS_FIELD_NUMBER: _ClassVar[int]
+    MIN_SIMULTANEOUS_STEP_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SIMULTANEOUS_STEP_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SIMULTANEOUS_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    SIMULTANEOUS_MIN_CHUNK_MS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    CLIP_READ_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TEXTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TEXT_CHARS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TEXT_REQUEST_CHARS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RECEIVE_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_READ_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_UNARY_CALLS_PER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MAX_UNARY_CALLS_PER_TENANT_FIELD_NUMBER: _ClassVar[int]
+    MAX_CLIP_READS_PER_TENANT_FIELD_NUMBER: _ClassVar[int]
+    max_target_languages: int
+    max_message_bytes: int
+    max_chunk_bytes: int
+    max_clip_seconds: float
+    max_streams: int
+    idle_timeout_seconds: float
+    max_stream_seconds: float
+    max_unread_results: int
+    min_interim_interval_ms: int
+    max_candidate_languages: int
+    max_terms: int
+    max_term_chars: int
+    max_calls_per_connection: int
+    max_calls: int
+    connection_idle_seconds: float
+    connection_max_age_seconds: float
+    max_translate_calls: int
+    max_stream_message_bytes: int
+    reorder_window_ms: int
+    stall_close_ms: int
+    min_simultaneous_step_ms: int
+    max_simultaneous_step_ms: int
+    max_simultaneous_agreement: int
+    simultaneous_min_chunk_ms: int
+    config_timeout_ms: int
+    clip_read_timeout_ms: int
+    max_texts: int
+    max_text_chars: int
+    max_text_request_chars: int
+    max_receive_message_bytes: int
+    request_read_timeout_ms: int
+    max_unary_calls_per_token: int
+    max_unary_calls_per_tenant: int
+    max_clip_reads_per_tenant: int
+    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ..., min_interim_interval_ms: _Optional[int] = ..., max_candidate_languages: _Optional[int] = ..., max_terms: _Optional[int] = ..., max_term_chars: _Optional[int] = ..., max_calls_per_connection: _Optional[int] = ..., max_calls: _Optional[int] = ..., connection_idle_seconds: _Optional[float] = ..., connection_max_age_seconds: _Optional[float] = ..., max_translate_calls: _Optional[int] = ..., max_stream_message_bytes: _Optional[int] = ..., reorder_window_ms: _Optional[int] = ..., stall_close_ms: _Optional[int] = ..., min_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_agreement: _Optional[int] = ..., simultaneous_min_chunk_ms: _Optional[int] = ..., config_timeout_ms: _Optional[int] = ..., clip_read_timeout_ms: _Optional[int] = ..., max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_text_request_chars: _Optional[int] = ..., max_receive_message_bytes: _Optional[int] = ..., request_read_timeout_ms: _Optional[int] = ..., max_unary_calls_per_token: _Optional[int] = ..., max_unary_calls_per_tenant: _Optional[int] = ..., max_clip_reads_per_tenant: _Optional[int] = ...) -> None: ...
+
+class ListLanguagesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Language(_message.Message):
+    __slots__ = ("code", "name", "speech_input", "text_output", "speech_output", "detectable")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_INPUT_FIELD_NUMBER: _ClassVar[int]
+    TEXT_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    DETECTABLE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    name: str
+    speech_input: bool
+    text_output: bool
+    speech_output: bool
+    detectable: bool
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., speech_input: bool = ..., text_output: bool = ..., speech_output: bool = ..., detectable: bool = ...) -> None: ...
+
+class ListLanguagesResponse(_message.Message):
+    __slots__ = ("languages", "model", "limits", "language_identifier")
+    LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_IDENTIFIER_FIELD_NUMBER: _ClassVar[int]
+    languages: _containers.RepeatedCompositeFieldContainer[Language]
+    model: ModelInfo
+    limits: ServerLimits
+    language_identifier: ModelInfo
+    def __init__(self, languages: _Optional[_Iterable[_Union[Language, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., language_identifier: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
+
+class TranslateRequest(_message.Message):
+    __slots__ = ("audio", "source_language", "target_languages", "output", "vad", "language_detection", "terms")
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    VAD_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_DETECTION_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    audio: AudioInput
+    source_language: str
+    target_languages: _containers.RepeatedScalarFieldContainer[str]
+    output: OutputOptions
+    vad: VadOptions
+    language_detection: LanguageDetection
+    terms: _containers.RepeatedCompositeFieldContainer[Term]
+    def __init__(self, audio: _Optional[_Union[AudioInput, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ...) -> None: ...
+
+class TranslateResponse(_message.Message):
+    __slots__ = ("segments", "model", "audio_duration_ms")
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    segments: _containers.RepeatedCompositeFieldContainer[SegmentResult]
+    model: ModelInfo
+    audio_duration_ms: int
+    def __init__(self, segments: _Optional[_Iterable[_Union[SegmentResult, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., audio_duration_ms: _Optional[int] = ...) -> None: ...
+
+class TranslateTextRequest(_message.Message):
+    __slots__ = ("texts", "source_language", "target_languages", "output", "terms")
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    source_language: str
+    target_languages: _containers.RepeatedScalarFieldContainer[str]
+    output: OutputOptions
+    terms: _containers.RepeatedCompositeFieldContainer[Term]
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ...) -> None: ...
+
+class TextResult(_message.Message):
+    __slots__ = ("translations", "timing", "status")
+    TRANSLATIONS_FIELD_NUMBER: _ClassVar[int]
+    TIMING_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    translations: _containers.RepeatedCompositeFieldContainer[Translation]
+    timing: Timing
+    status: _status_pb2.Status
+    def __init__(self, translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ...) -> None: ...
+
+class TranslateTextResponse(_message.Message):
+    __slots__ = ("results", "model")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[TextResult]
+    model: ModelInfo
+    def __init__(self, results: _Optional[_Iterable[_Union[TextResult, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
+
+class VadOptions(_message.Message):
+    __slots__ = ("threshold", "min_silence_ms", "speech_pad_ms", "min_speech_ms", "max_segment_ms")
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MIN_SILENCE_MS_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_PAD_MS_FIELD_NUMBER: _ClassVar[int]
+    MIN_SPEECH_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEGMENT_MS_FIELD_NUMBER: _ClassVar[int]
+    threshold: float
+    min_silence_ms: int
+    speech_pad_ms: int
+    min_speech_ms: int
+    max_segment_ms: int
+    def __init__(self, threshold: _Optional[float] = ..., min_silence_ms: _Optional[int] = ..., speech_pad_ms: _Optional[int] = ..., min_speech_ms: _Optional[int] = ..., max_segment_ms: _Optional[int] = ...) -> None: ...
+
+class StreamingConfig(_message.Message):
+    __slots__ = ("format", "source_language", "target_languages", "output", "vad", "interim_interval_ms", "resume", "language_detection", "terms", "simultaneous")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    VAD_FIELD_NUMBER: _ClassVar[int]
+    INTERIM_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_DETECTION_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    SIMULTANEOUS_FIELD_NUMBER: _ClassVar[int]
+    format: AudioFormat
+    source_language: str
+    target_languages: _containers.RepeatedScalarFieldContainer[str]
+    output: OutputOptions
+    vad: VadOptions
+    interim_interval_ms: int
+    resume: ResumeFrom
+    language_detection: LanguageDetection
+    terms: _containers.RepeatedCompositeFieldContainer[Term]
+    simultaneous: SimultaneousConfig
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., interim_interval_ms: _Optional[int] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., simultaneous: _Optional[_Union[SimultaneousConfig, _Mapping]] = ...) -> None: ...
+
+class SimultaneousConfig(_message.Message):
+    __slots__ = ("enabled", "step_ms", "agreement")
+    ENABLED_FIELD_NUMBER: _ClassVar[int]
+    STEP_MS_FIELD_NUMBER: _ClassVar[int]
+    AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    enabled: bool
+    step_ms: int
+    agreement: int
+    def __init__(self, enabled: bool = ..., step_ms: _Optional[int] = ..., agreement: _Optional[int] = ...) -> None: ...
+
+class ResumeFrom(_message.Message):
+    __slots__ = ("resume_token", "next_segment_id", "offset_ms")
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NEXT_SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
+    resume_token: str
+    next_segment_id: int
+    offset_ms: int
+    def __init__(self, resume_token: _Optional[str] = ..., next_segment_id: _Optional[int] = ..., offset_ms: _Optional[int] = ...) -> None: ...
+
+class AudioPacket(_message.Message):
+    __slots__ = ("data", "timestamp")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    timestamp: int
+    def __init__(self, data: _Optional[bytes] = ..., timestamp: _Optional[int] = ...) -> None: ...
+
+class StreamingTranslateRequest(_message.Message):
+    __slots__ = ("config", "audio", "control", "packet", "update")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_FIELD_NUMBER: _ClassVar[int]
+    PACKET_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
+    config: StreamingConfig
+    audio: bytes
+    control: StreamControl
+    packet: AudioPacket
+    update: StreamUpdate
+    def __init__(self, config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., control: _Optional[_Union[StreamControl, str]] = ..., packet: _Optional[_Union[AudioPacket, _Mapping]] = ..., update: _Optional[_Union[StreamUpdate, _Mapping]] = ...) -> None: ...
+
+class StreamUpdate(_message.Message):
+    __slots__ = ("targets", "speaker_id")
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_ID_FIELD_NUMBER: _ClassVar[int]
+    targets: TargetLanguages
+    speaker_id: int
+    def __init__(self, targets: _Optional[_Union[TargetLanguages, _Mapping]] = ..., speaker_id: _Optional[int] = ...) -> None: ...
+
+class TargetLanguages(_message.Message):
+    __slots__ = ("languages",)
+    LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    languages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, languages: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class StreamUpdated(_message.Message):
+    __slots__ = ("status", "config", "first_segment_id")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    status: _status_pb2.Status
+    config: StreamingConfig
+    first_segment_id: int
+    def __init__(self, status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., first_segment_id: _Optional[int] = ...) -> None: ...
+
+class StreamStarted(_message.Message):
+    __slots__ = ("session_id", "config", "model", "limits", "resume_token")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    config: StreamingConfig
+    model: ModelInfo
+    limits: ServerLimits
+    resume_token: str
+    def __init__(self, session_id: _Optional[str] = ..., config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., resume_token: _Optional[str] = ...) -> None: ...
+
+class Draining(_message.Message):
+    __slots__ = ("deadline_unix_ms", "remaining_ms")
+    DEADLINE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_MS_FIELD_NUMBER: _ClassVar[int]
+    deadline_unix_ms: int
+    remaining_ms: int
+    def __init__(self, deadline_unix_ms: _Optional[int] = ..., remaining_ms: _Optional[int] = ...) -> None: ...
+
+class SpeechEvent(_message.Message):
+    __slots__ = ("type", "offset_ms")
+    class Type(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        TYPE_UNSPECIFIED: _ClassVar[SpeechEvent.Type]
+        SPEECH_STARTED: _ClassVar[SpeechEvent.Type]
+        SPEECH_ENDED: _ClassVar[SpeechEvent.Type]
+    TYPE_UNSPECIFIED: SpeechEvent.Type
+    SPEECH_STARTED: SpeechEvent.Type
+    SPEECH_ENDED: SpeechEvent.Type
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
+    type: SpeechEvent.Type
+    offset_ms: int
+    def __init__(self, type: _Optional[_Union[SpeechEvent.Type, str]] = ..., offset_ms: _Optional[int] = ...) -> None: ...
+
+class Commit(_message.Message):
+    __slots__ = ("segment_id", "target_language", "text", "speech", "source_ms", "final", "words")
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_MS_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    segment_id: int
+    target_language: str
+    text: str
+    speech: SynthesizedAudio
+    source_ms: int
+    final: bool
+    words: _containers.RepeatedCompositeFieldContainer[WordTiming]
+    def __init__(self, segment_id: _Optional[int] = ..., target_language: _Optional[str] = ..., text: _Optional[str] = ..., speech: _Optional[_Union[SynthesizedAudio, _Mapping]] = ..., source_ms: _Optional[int] = ..., final: bool = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ...) -> None: ...
+
+class StreamEnd(_message.Message):
+    __slots__ = ("segments_total", "audio_received_ms", "reason", "audio_filled_ms", "resume_offset_ms", "packets_reordered", "packets_duplicate", "packets_late", "audio_concealed_ms")
+    class Reason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        REASON_UNSPECIFIED: _ClassVar[StreamEnd.Reason]
+        HALF_CLOSE: _ClassVar[StreamEnd.Reason]
+        IDLE_TIMEOUT: _ClassVar[StreamEnd.Reason]
+        MAX_STREAM_DURATION: _ClassVar[StreamEnd.Reason]
+        DRAINING: _ClassVar[StreamEnd.Reason]
+        REVOKED: _ClassVar[StreamEnd.Reason]
+        QUOTA: _ClassVar[StreamEnd.Reason]
+        ERROR: _ClassVar[StreamEnd.Reason]
+        ENGINE_FAILED: _ClassVar[StreamEnd.Reason]
+    REASON_UNSPECIFIED: StreamEnd.Reason
+    HALF_CLOSE: StreamEnd.Reason
+    IDLE_TIMEOUT: StreamEnd.Reason
+    MAX_STREAM_DURATION: StreamEnd.Reason
+    DRAINING: StreamEnd.Reason
+    REVOKED: StreamEnd.Reason
+    QUOTA: StreamEnd.Reason
+    ERROR: StreamEnd.Reason
+    ENGINE_FAILED: StreamEnd.Reason
+    SEGMENTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_RECEIVED_MS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FILLED_MS_FIELD_NUMBER: _ClassVar[int]
+    RESUME_OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_REORDERED_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_LATE_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_CONCEALED_MS_FIELD_NUMBER: _ClassVar[int]
+    segments_total: int
+    audio_received_ms: int
+    reason: StreamEnd.Reason
+    audio_filled_ms: int
+    resume_offset_ms: int
+    packets_reordered: int
+    packets_duplicate: int
+    packets_late: int
+    audio_concealed_ms: int
+    def __init__(self, segments_total: _Optional[int] = ..., audio_received_ms: _Optional[int] = ..., reason: _Optional[_Union[StreamEnd.Reason, str]] = ..., audio_filled_ms: _Optional[int] = ..., resume_offset_ms: _Optional[int] = ..., packets_reordered: _Optional[int] = ..., packets_duplicate: _Optional[int] = ..., packets_late: _Optional[int] = ..., audio_concealed_ms: _Optional[int] = ...) -> None: ...
+
+class StreamingTranslateResponse(_message.Message):
+    __slots__ = ("started", "speech_event", "segment", "ended", "interim", "draining", "commit", "updated")
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_EVENT_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    INTERIM_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_FIELD_NUMBER: _ClassVar[int]
+    started: StreamStarted
+    speech_event: SpeechEvent
+    segment: SegmentResult
+    ended: StreamEnd
+    interim: InterimResult
+    draining: Draining
+    commit: Commit
+    updated: StreamUpdated
+    def __init__(self, started: _Optional[_Union[StreamStarted, _Mapping]] = ..., speech_event: _Optional[_Union[SpeechEvent, _Mapping]] = ..., segment: _Optional[_Union[SegmentResult, _Mapping]] = ..., ended: _Optional[_Union[StreamEnd, _Mapping]] = ..., interim: _Optional[_Union[InterimResult, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., commit: _Optional[_Union[Commit, _Mapping]] = ..., updated: _Optional[_Union[StreamUpdated, _Mapping]] = ...) -> None: ...

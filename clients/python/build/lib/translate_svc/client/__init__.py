@@ -1,0 +1,91 @@
+"""translate_svc's Python client SDK (docs/client.md).
+
+``AsyncTranslateClient`` (asyncio) and ``TranslateClient`` (blocking) speak to one or more servers:
+``languages()``, ``translate(audio)``, ``translate_text(texts)`` and ``stream(...)``, with typed
+results (no protobuf), TLS and bearer tokens, deadlines, keepalive, retries that honour the server's
+RetryInfo, and streams that resume on another server when theirs drains or fails, without losing or
+repeating audio. A stream the server ends for any other reason (a spent quota, a revoked token, a
+bad message, a limit) raises ``StreamEndedError`` after its last ``StreamEnd``.
+
+Options are typed too: ``AudioFormat`` (what ``send`` takes), ``OutputOptions`` (what each segment
+carries), ``VadOptions`` (segmentation), ``TlsOptions``. The protobuf-level helpers of tests and
+benchmarks are not part of this face: they live in ``translate_svc.client.raw``.
+"""
+
+from translate_svc.client._retry import RetryPolicy
+from translate_svc.client.aio import AsyncStream, AsyncTranslateClient, channel_options
+from translate_svc.client.errors import StreamClosedError, StreamEndedError, StreamResumeError, TranslateError
+from translate_svc.client.sync import Stream, TranslateClient
+from translate_svc.client.types import (
+    AudioFormat,
+    Commit,
+    Draining,
+    EndReason,
+    Interim,
+    Language,
+    Languages,
+    ModelInfo,
+    OpusPacket,
+    OutputOptions,
+    Segment,
+    SegmentError,
+    ServerLimits,
+    SimultaneousOptions,
+    SpeechEvent,
+    SpeechEventType,
+    StreamEnd,
+    StreamEvent,
+    StreamInfo,
+    StreamUpdated,
+    Term,
+    TextResult,
+    Timing,
+    TlsOptions,
+    TranslateResult,
+    TranslateTextResult,
+    Translation,
+    VadOptions,
+    WordTiming,
+)
+
+__all__ = [
+    "AsyncStream",
+    "AsyncTranslateClient",
+    "AudioFormat",
+    "Commit",
+    "Draining",
+    "EndReason",
+    "Interim",
+    "Language",
+    "Languages",
+    "ModelInfo",
+    "OpusPacket",
+    "OutputOptions",
+    "RetryPolicy",
+    "Segment",
+    "SegmentError",
+    "ServerLimits",
+    "SimultaneousOptions",
+    "SpeechEvent",
+    "SpeechEventType",
+    "Stream",
+    "StreamClosedError",
+    "StreamEnd",
+    "StreamEndedError",
+    "StreamEvent",
+    "StreamInfo",
+    "StreamResumeError",
+    "StreamUpdated",
+    "Term",
+    "TextResult",
+    "Timing",
+    "TlsOptions",
+    "TranslateClient",
+    "TranslateError",
+    "TranslateResult",
+    "TranslateTextResult",
+    "Translation",
+    "VadOptions",
+    "WordTiming",
+    "channel_options",
+]

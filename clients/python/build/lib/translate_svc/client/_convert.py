@@ -1,0 +1,338 @@
+"""protobuf <-> the SDK's dataclasses: the only SDK module (with the call code) that sees wire types."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+import numpy as np
+
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.client.types import SAMPLE_BYTES as SAMPLE_BYTES  # re-exported: _audio.py reads it here
+from translate_svc.client.types import (
+    AudioFormat,
+    ClipEncoding,
+    Commit,
+    Draining,
+    EndReason,
+    Interim,
+    Language,
+    Languages,
+    ModelInfo,
+    OpusPacket,
+    OutputOptions,
+    Segment,
+    SegmentError,
+    ServerLimits,
+    SimultaneousOptions,
+    SpeechEvent,
+    SpeechEventType,
+    StreamEncoding,
+    StreamEnd,
+    StreamUpdated,
+    Term,
+    TextResult,
+    Timing,
+    TranslateResult,
+    TranslateTextResult,
+    Translation,
+    VadOptions,
+    WordTiming,
+)
+
+ENCODINGS: dict[str, pb.AudioEncoding] = {
+    "linear16": pb.LINEAR16,
+    "float32": pb.FLOAT32,
+    "mulaw": pb.MULAW,
+    "alaw": pb.ALAW,
+    "container": pb.CONTAINER,
+    "opus": pb.OPUS,
+}
+SPEECH_ENCODINGS: dict[str, pb.SpeechEncoding] = {
+    "linear16": pb.SPEECH_ENCODING_LINEAR16,
+    "opus": pb.SPEECH_ENCODING_OPUS,
+}
+_REASONS = {
+    pb.StreamEnd.HALF_CLOSE: EndReason.HALF_CLOSE,
+    pb.StreamEnd.IDLE_TIMEOUT: EndReason.IDLE_TIMEOUT,
+    pb.StreamEnd.MAX_STREAM_DURATION: EndReason.MAX_STREAM_DURATION,
+    pb.StreamEnd.DRAINING: EndReason.DRAINING,
+    pb.StreamEnd.REVOKED: EndReason.REVOKED,
+    pb.StreamEnd.QUOTA: EndReason.QUOTA,
+    pb.StreamEnd.ERROR: EndReason.ERROR,
+    pb.StreamEnd.ENGINE_FAILED: EndReason.ENGINE_FAILED,
+}
+_CODE_NAMES = {c.value[0]: c.name for c in grpc.StatusCode}
+
+
+def encoding_pb(name: StreamEncoding | ClipEncoding) -> pb.AudioEncoding:
+    try:
+        return ENCODINGS[name]
+    except KeyError:
+        raise ValueError(f"unknown audio encoding {name!r}: use one of {', '.join(ENCODINGS)}") from None
+
+
+def output_pb(out: OutputOptions) -> pb.OutputOptions:
+    msg = pb.OutputOptions(
+        text=out.text,
+        speech=out.speech,
+        transcript=out.transcript,
+        speech_sample_rate_hz=out.speech_sample_rate,
+        speech_encoding=SPEECH_ENCODINGS[out.speech_encoding],
+        word_timings=out.word_timings,
+    )
+    if out.speaker_id is not None:
+        msg.speaker_id = out.speaker_id
+    return msg
+
+
+def format_pb(fmt: AudioFormat) -> pb.AudioFormat:
+    return pb.AudioFormat(encoding=encoding_pb(fmt.encoding), sample_rate_hz=fmt.sample_rate, channels=fmt.channels)
+
+
+def vad_pb(vad: VadOptions | None) -> pb.VadOptions | None:
+    if vad is None:
+        return None
+    msg = pb.VadOptions()
+    if vad.threshold is not None:
+        msg.threshold = vad.threshold
+    if vad.min_silence_ms is not None:
+        msg.min_silence_ms = vad.min_silence_ms
+    if vad.speech_pad_ms is not None:
+        msg.speech_pad_ms = vad.speech_pad_ms
+    if vad.min_speech_ms is not None:
+        msg.min_speech_ms = vad.min_speech_ms
+    if vad.max_segment_ms is not None:
+        msg.max_segment_ms = vad.max_segment_ms
+    return msg
+
+
+def targets_list(targets: str | Sequence[str], *, asr: bool = False) -> list[str]:
+    """The target languages (``"spa,fra"`` or a list); none only for ASR (a source or detection)."""
+    out = [t.strip() for t in targets.split(",") if t.strip()] if isinstance(targets, str) else list(targets)
+    if not out and not asr:
+        raise ValueError(
+            'name at least one target language, e.g. targets=["spa"]; or, for the transcript alone '
+            "(ASR only), targets=() with source= or detect="
+        )
+    return out
+
+
+def terms_pb(terms: Sequence[Term | str]) -> list[pb.Term]:
+    out = []
+    for t in terms:
+        term = Term(t) if isinstance(t, str) else t
+        kind = pb.Term.KEEP if term.keep else pb.Term.BOOST
+        out.append(pb.Term(phrase=term.phrase, kind=kind, weight=term.weight))
+    return out
+
+
+def simultaneous_pb(simultaneous: bool | SimultaneousOptions) -> pb.SimultaneousConfig | None:
+    """``simultaneous``: False (off), True (the server's defaults), or ``SimultaneousOptions``."""
+    if simultaneous is False:
+        return None
+    opts = SimultaneousOptions() if simultaneous is True else simultaneous
+    if not isinstance(opts, SimultaneousOptions):
+        raise ValueError(f"simultaneous={simultaneous!r}: use True, False or SimultaneousOptions(step_ms, agreement)")
+    return pb.SimultaneousConfig(enabled=True, step_ms=opts.step_ms, agreement=opts.agreement)
+
+
+def simultaneous(msg: pb.StreamingConfig) -> SimultaneousOptions | None:
+    """The simultaneous mode a started stream's config says is in force (None: off)."""
+    if not msg.HasField("simultaneous") or not msg.simultaneous.enabled:
+        return None
+    return SimultaneousOptions(msg.simultaneous.step_ms, msg.simultaneous.agreement)
+
+
+def detection_pb(detect: bool | Sequence[str]) -> pb.LanguageDetection | None:
+    """``detect``: False (off), True (any language the identifier picks), or the candidates."""
+    if detect is False:
+        return None
+    if detect is True:
+        return pb.LanguageDetection(enabled=True)
+    candidates = [detect] if isinstance(detect, str) else list(detect)
+    return pb.LanguageDetection(enabled=True, candidates=candidates)
+
+
+# -- results --------------------------------------------------------------------------------------
+
+
+def model_info(msg: pb.ModelInfo) -> ModelInfo:
+    return ModelInfo(msg.name, msg.revision, msg.is_test_model, msg.num_speakers)
+
+
+def limits(msg: pb.ServerLimits) -> ServerLimits:
+    return ServerLimits(
+        max_target_languages=msg.max_target_languages,
+        max_message_bytes=msg.max_message_bytes,
+        max_chunk_bytes=msg.max_chunk_bytes,
+        max_clip_seconds=msg.max_clip_seconds,
+        max_streams=msg.max_streams,
+        idle_timeout_seconds=msg.idle_timeout_seconds,
+        max_stream_seconds=msg.max_stream_seconds,
+        max_unread_results=msg.max_unread_results,
+        min_interim_interval_ms=msg.min_interim_interval_ms,
+        max_candidate_languages=msg.max_candidate_languages,
+        max_terms=msg.max_terms,
+        max_term_chars=msg.max_term_chars,
+        max_calls_per_connection=msg.max_calls_per_connection,
+        max_calls=msg.max_calls,
+        connection_idle_seconds=msg.connection_idle_seconds,
+        connection_max_age_seconds=msg.connection_max_age_seconds,
+        max_translate_calls=msg.max_translate_calls,
+        max_stream_message_bytes=msg.max_stream_message_bytes,
+        reorder_window_ms=msg.reorder_window_ms,
+        stall_close_ms=msg.stall_close_ms,
+        config_timeout_ms=msg.config_timeout_ms,
+        clip_read_timeout_ms=msg.clip_read_timeout_ms,
+        min_simultaneous_step_ms=msg.min_simultaneous_step_ms,
+        max_simultaneous_step_ms=msg.max_simultaneous_step_ms,
+        max_simultaneous_agreement=msg.max_simultaneous_agreement,
+        simultaneous_min_chunk_ms=msg.simultaneous_min_chunk_ms,
+        max_texts=msg.max_texts,
+        max_text_chars=msg.max_text_chars,
+        max_text_request_chars=msg.max_text_request_chars,
+        max_receive_message_bytes=msg.max_receive_message_bytes,
+        request_read_timeout_ms=msg.request_read_timeout_ms,
+        max_unary_calls_per_token=msg.max_unary_calls_per_token,
+        max_unary_calls_per_tenant=msg.max_unary_calls_per_tenant,
+        max_clip_reads_per_tenant=msg.max_clip_reads_per_tenant,
+    )
+
+
+def languages(msg: pb.ListLanguagesResponse) -> Languages:
+    return Languages(
+        tuple(
+            Language(lang.code, lang.name, lang.speech_input, lang.text_output, lang.speech_output, lang.detectable)
+            for lang in msg.languages
+        ),
+        model_info(msg.model),
+        limits(msg.limits),
+        model_info(msg.language_identifier) if msg.HasField("language_identifier") else None,
+    )
+
+
+def _timing(msg: pb.Timing) -> Timing:
+    return Timing(msg.queue_ms, msg.model_ms, msg.total_ms, msg.vad_wait_ms, msg.speech_ms, msg.language_id_ms)
+
+
+def _translation(msg: pb.Translation) -> Translation:
+    return _speech(msg.target_language, msg.text, msg.audio if msg.HasField("audio") else None, msg.words)
+
+
+def _words(words: Sequence[pb.WordTiming]) -> tuple[WordTiming, ...]:
+    return tuple(WordTiming(w.word, w.start_ms, w.end_ms) for w in words)
+
+
+def _speech(target: str, text: str, a: pb.SynthesizedAudio | None, words: Sequence[pb.WordTiming] = ()) -> Translation:
+    """A translation (or a commit's delta) with its speech, if any: PCM as float32, or Opus packets."""
+    timed = _words(words)
+    if a is None:
+        return Translation(target, text, words=timed)
+    if a.encoding == pb.SPEECH_ENCODING_OPUS or a.opus_packets:
+        return Translation(
+            target,
+            text,
+            sample_rate=a.sample_rate_hz,
+            num_samples=a.num_samples,
+            opus_packets=tuple(OpusPacket(p.data, p.duration_samples) for p in a.opus_packets),
+            opus_pre_skip=a.opus_pre_skip,
+            words=timed,
+        )
+    audio = np.frombuffer(a.content, "<i2").astype(np.float32) / np.float32(32768.0)
+    return Translation(
+        target,
+        text,
+        audio=audio,
+        sample_rate=a.sample_rate_hz,
+        num_samples=a.num_samples or len(audio),
+        words=timed,
+    )
+
+
+def text_result(text: str, msg: pb.TextResult) -> TextResult:
+    error = None
+    if msg.HasField("status") and msg.status.code != 0:
+        error = SegmentError(_CODE_NAMES.get(msg.status.code, str(msg.status.code)), msg.status.message)
+    return TextResult(text, tuple(_translation(t) for t in msg.translations), _timing(msg.timing), error)
+
+
+def translate_text_result(texts: Sequence[str], msg: pb.TranslateTextResponse) -> TranslateTextResult:
+    return TranslateTextResult(
+        tuple(text_result(t, r) for t, r in zip(texts, msg.results, strict=True)), model_info(msg.model)
+    )
+
+
+def segment(msg: pb.SegmentResult) -> Segment:
+    error = None
+    if msg.HasField("status") and msg.status.code != 0:
+        error = SegmentError(_CODE_NAMES.get(msg.status.code, str(msg.status.code)), msg.status.message)
+    return Segment(
+        segment_id=msg.segment_id,
+        start_ms=msg.start_ms,
+        end_ms=msg.end_ms,
+        transcript=msg.transcript.text if msg.HasField("transcript") else None,
+        translations=tuple(_translation(t) for t in msg.translations),
+        timing=_timing(msg.timing),
+        error=error,
+        transcript_language=msg.transcript.language if msg.HasField("transcript") else None,
+        language_scores=tuple((s.language, s.probability) for s in msg.detected_language.scores),
+        speech_in_commits=msg.speech_in_commits,
+        transcript_words=_words(msg.transcript.words) if msg.HasField("transcript") else (),
+    )
+
+
+def commit(msg: pb.Commit) -> Commit:
+    speech = _speech(msg.target_language, msg.text, msg.speech if msg.HasField("speech") else None, msg.words)
+    return Commit(segment_id=msg.segment_id, translation=speech, source_ms=msg.source_ms, final=msg.final)
+
+
+def interim(msg: pb.InterimResult) -> Interim:
+    return Interim(
+        segment_id=msg.segment_id,
+        start_ms=msg.start_ms,
+        end_ms=msg.end_ms,
+        transcript=msg.transcript.text if msg.HasField("transcript") else None,
+        translations=tuple(Translation(t.target_language, t.text) for t in msg.translations),
+        timing=_timing(msg.timing),
+    )
+
+
+def speech_event(msg: pb.SpeechEvent) -> SpeechEvent | None:
+    if msg.type == pb.SpeechEvent.SPEECH_STARTED:
+        return SpeechEvent(SpeechEventType.STARTED, msg.offset_ms)
+    if msg.type == pb.SpeechEvent.SPEECH_ENDED:
+        return SpeechEvent(SpeechEventType.ENDED, msg.offset_ms)
+    return None
+
+
+def draining(msg: pb.Draining) -> Draining:
+    return Draining(msg.deadline_unix_ms, msg.remaining_ms)
+
+
+def updated(msg: pb.StreamUpdated) -> StreamUpdated:
+    ok = msg.status.code == grpc.StatusCode.OK.value[0]
+    return StreamUpdated(
+        tuple(msg.config.target_languages),
+        msg.config.output.speaker_id,
+        msg.first_segment_id,
+        None if ok else msg.status.message or "the update was refused",
+    )
+
+
+def stream_end(msg: pb.StreamEnd) -> StreamEnd:
+    return StreamEnd(
+        reason=_REASONS.get(msg.reason, EndReason.UNSPECIFIED),
+        segments_total=msg.segments_total,
+        audio_received_ms=msg.audio_received_ms,
+        resume_offset_ms=msg.resume_offset_ms,
+        audio_filled_ms=msg.audio_filled_ms,
+        packets_reordered=msg.packets_reordered,
+        packets_duplicate=msg.packets_duplicate,
+        packets_late=msg.packets_late,
+        audio_concealed_ms=msg.audio_concealed_ms,
+    )
+
+
+def translate_result(msg: pb.TranslateResponse) -> TranslateResult:
+    return TranslateResult(tuple(segment(s) for s in msg.segments), model_info(msg.model), msg.audio_duration_ms)
