@@ -47,6 +47,7 @@ def test_the_stubs_are_the_oldest_gencode_and_the_client_floors_match() -> None:
     is at least that."""
     import grpc
     from google.protobuf import __version__ as protobuf_version
+
     from translate_svc.api.v1 import translate_pb2_grpc
 
     assert translate_pb2_grpc.GRPC_GENERATED_VERSION == "1.63.0"

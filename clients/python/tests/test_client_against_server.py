@@ -5,6 +5,7 @@ protobuf major (the versions are named in the Makefile and checked by the first 
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -16,9 +17,9 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from conftest import Server
 from google import protobuf
 
-from conftest import Server
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import (
     AsyncTranslateClient,
@@ -90,7 +91,8 @@ def test_a_clip_and_texts(server: Server, jfk_path: Path) -> None:
 
 
 async def test_a_live_stream_gives_speech_events_segments_and_its_end(server: Server, jfk_path: Path) -> None:
-    samples, rate = decode_audio(jfk_path.read_bytes(), rate=16000)  # 44.1 kHz -> 16 kHz (soxr)
+    data = await asyncio.to_thread(jfk_path.read_bytes)
+    samples, rate = decode_audio(data, rate=16000)  # 44.1 kHz -> 16 kHz (soxr)
     assert rate == 16000
     pcm = np.round(samples * 32768).clip(-32768, 32767).astype("<i2")
     events: list[StreamEvent] = []

@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from translate_svc.client_cli.common import CliError, warn
 from translate_svc.client import AudioFormat
 from translate_svc.client.raw import decode_audio
+from translate_svc.client_cli.common import CliError, warn
 
 T = TypeVar("T")
 

@@ -15,6 +15,18 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 from rich.table import Table
 from rich.text import Text
 
+from translate_svc.client import (
+    AsyncTranslateClient,
+    AudioFormat,
+    ModelInfo,
+    OutputOptions,
+    Segment,
+    StreamEnd,
+    StreamEndedError,
+    Term,
+    TranslateError,
+    VadOptions,
+)
 from translate_svc.client_cli import files
 from translate_svc.client_cli.common import (
     EXIT_AUTH,
@@ -47,18 +59,6 @@ from translate_svc.client_cli.output import (
     translate_outputs,
     vtt_document,
     word_cues,
-)
-from translate_svc.client import (
-    AsyncTranslateClient,
-    AudioFormat,
-    ModelInfo,
-    OutputOptions,
-    Segment,
-    StreamEnd,
-    StreamEndedError,
-    Term,
-    TranslateError,
-    VadOptions,
 )
 
 #: ``--via auto`` sends clips longer than this through StreamingTranslate (real progress)
