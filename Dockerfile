@@ -20,7 +20,10 @@ WORKDIR /src
 RUN python -m pip install --no-cache-dir pip==26.3 setuptools==84.2.1
 COPY pyproject.toml README.md ./
 COPY translate_svc ./translate_svc
-RUN python -m pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
+# the client distribution (translate-svc-client, which the server requires): its wheel beside the server's
+COPY clients/python/pyproject.toml clients/python/README.md ./clients/python/
+COPY clients/python/src ./clients/python/src
+RUN python -m pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels ./clients/python .
 
 # 2. The virtual environment: CUDA torch first (pinned, from PyTorch's cu129 index), then the
 #    project's wheel and its dependencies from PyPI (torch==2.13.0 is then already satisfied).

@@ -12,15 +12,17 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 # every test module; compiling them once instead of in each process saves ~5 s of CPU per process.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install libopus test integrations demo browser-demo chromium node protos check-protos lint bench clean
+.PHONY: install libopus client-envs client-matrix test integrations demo browser-demo chromium node protos check-protos lint bench clean
 
-# torch first, pinned, so no dependency can pull the multi-GB CUDA build on a CPU machine.
-$(VENV)/.installed: pyproject.toml
+# torch first, pinned, so no dependency can pull the multi-GB CUDA build on a CPU machine. The client
+# distribution (clients/python) and the server are both installed editable, in one pip call so that
+# the server's requirement translate-svc-client is met by this checkout's (it is not on PyPI).
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e './clients/python[cli,opus]' -e '.[dev]'
 	touch $@
 
 install: libopus $(VENV)/.installed $(VENV)/.riva-client
@@ -45,11 +47,58 @@ libopus:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    --no-install-recommends libopus0 >/dev/null; }
 
-# Regenerate the gRPC stubs from protos/ (committed; tests/unit/test_protos.py checks for drift).
-protos: install
-	$(PY) -m grpc_tools.protoc -I protos -I $(SITE) \
-	  --python_out=. --pyi_out=. --grpc_python_out=. \
+# Regenerate the gRPC stubs from protos/ into the client distribution (committed; tests/unit/
+# test_protos.py checks for drift). Made by the oldest gencode the client supports: grpcio-tools
+# 1.63.0 (protobuf 5.26.1), from the matrix's protobuf-5 environment, so that protobuf 5.26+, 6.x
+# and 7.x all load them (docs/client.md).
+PROTOC_PY = $(CLIENT_MATRIX)/pb5/bin/python
+protos: client-envs
+	$(PROTOC_PY) -m grpc_tools.protoc -I protos -I $$($(PROTOC_PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
+	  --python_out=clients/python/src --pyi_out=clients/python/src --grpc_python_out=clients/python/src \
 	  protos/translate_svc/api/v1/translate.proto
+
+# Issue 48: the client distribution alone, in fresh virtualenvs (one per protobuf major, git-ignored
+# under .client-matrix/, wheels cached there): pip install of clients/python[cli] with the pins
+# below, then its suite (clients/python/tests: the stubs, the SDK's calls, a live stream, a refusal,
+# the client command translating jfk.flac) against a real server of this checkout started from
+# $(VENV). pb5 holds the floors of clients/python/pyproject.toml and grpcio-tools 1.63.0 (the
+# stubs' generator). An environment is made again only when its pins change.
+CLIENT_MATRIX := .client-matrix
+CLIENT_ENVS := pb5 pb6 pb7
+PROTOBUF_pb5 := 5.26.1
+GRPCIO_pb5 := 1.63.0
+PINS_pb5 := grpcio-status==1.63.0 grpcio-tools==1.63.0 numpy==1.26.4 soundfile==0.12.1
+PROTOBUF_pb6 := 6.33.6
+GRPCIO_pb6 := 1.76.0
+PINS_pb6 := grpcio-status==1.76.0
+PROTOBUF_pb7 := 7.36.2
+GRPCIO_pb7 := 1.85.3
+PINS_pb7 := grpcio-status==1.85.3
+CLIENT_TEST_DEPS := pytest>=8,<10 pytest-asyncio>=1.0,<2 pytest-timeout>=2.3,<3
+CLIENT_PIP = $(CLIENT_MATRIX)/$(1)/bin/pip install --quiet --cache-dir $(CLIENT_MATRIX)/pip-cache
+
+define client_env
+	@pins="protobuf==$(PROTOBUF_$(1)) grpcio==$(GRPCIO_$(1)) $(PINS_$(1)) $(CLIENT_TEST_DEPS)"; \
+	if [ "$$(cat $(CLIENT_MATRIX)/$(1)/.pins 2>/dev/null)" != "$$pins" ]; then \
+	  echo "client matrix: making $(CLIENT_MATRIX)/$(1) ($$pins)"; rm -rf $(CLIENT_MATRIX)/$(1); \
+	  $(PYTHON) -m venv $(CLIENT_MATRIX)/$(1) && $(call CLIENT_PIP,$(1)) --upgrade pip && \
+	  $(call CLIENT_PIP,$(1)) './clients/python[cli]' $$pins && echo "$$pins" > $(CLIENT_MATRIX)/$(1)/.pins; fi
+
+endef
+
+client-envs:
+	$(foreach e,$(CLIENT_ENVS),$(call client_env,$(e)))
+
+define client_run
+	$(call CLIENT_PIP,$(1)) --no-deps --force-reinstall './clients/python'
+	cd clients/python && env -u PYTHONPATH TRANSLATE_SVC_MATRIX_PROTOBUF=$(PROTOBUF_$(1)) \
+	  TRANSLATE_SVC_MATRIX_GRPCIO=$(GRPCIO_$(1)) TRANSLATE_SVC_SERVER_PYTHON=$(abspath $(PY)) TRANSLATE_SVC_REPO=$(CURDIR) \
+	  $(abspath $(CLIENT_MATRIX))/$(1)/bin/pytest -q -p no:cacheprovider -c tests/pytest.ini tests
+
+endef
+
+client-matrix: install $(TEST_MODEL)/config.json client-envs
+	$(foreach e,$(CLIENT_ENVS),$(call client_run,$(e)))
 
 # rebuilt when its builder changes (a checkpoint from an older builder is not what the tests expect)
 $(TEST_MODEL)/config.json: translate_svc/model/test_checkpoint.py | install
@@ -85,12 +134,12 @@ $(NODE_STAMP):
 
 node: $(NODE_STAMP)
 
-test: install $(TEST_MODEL)/config.json chromium node
+test: install $(TEST_MODEL)/config.json chromium node client-matrix
 	@# pytest imports test files by basename (no packages under tests/): two of one name clash.
 	@dups=$$(find tests -name 'test_*.py' -printf '%f\n' | sort | uniq -d); [ -z "$$dups" ] || { \
 	  echo "*** test files share a basename (pytest imports them as one module): $$dups"; exit 1; }
-	$(VENV)/bin/ruff check translate_svc tests benchmarks
-	$(VENV)/bin/mypy translate_svc tests/unit/fake_runner.py tests/unit/fake_engine.py
+	$(VENV)/bin/ruff check translate_svc clients/python tests benchmarks
+	$(VENV)/bin/mypy translate_svc clients/python/src/translate_svc tests/unit/fake_runner.py tests/unit/fake_engine.py
 	$(VENV)/bin/lint-imports
 	@# three workers on two cores: real-time tests wait, so a third keeps both cores busy (-n 2 was
 	@# slower); whole files per worker (their servers are module fixtures), longest `slow` files
@@ -143,10 +192,10 @@ browser-demo: install
 	  --http-port $(BROWSER_PORT) --demo-page --ready-file .demo/browser-ready.json
 
 lint: install
-	$(VENV)/bin/ruff check translate_svc tests benchmarks
-	$(VENV)/bin/ruff format --check translate_svc tests benchmarks
-	$(VENV)/bin/mypy translate_svc tests/unit/fake_runner.py tests/unit/fake_engine.py
+	$(VENV)/bin/ruff check translate_svc clients/python tests benchmarks
+	$(VENV)/bin/ruff format --check translate_svc clients/python tests benchmarks
+	$(VENV)/bin/mypy translate_svc clients/python/src/translate_svc tests/unit/fake_runner.py tests/unit/fake_engine.py
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) $(TEST_MODEL) out .demo .node
+	rm -rf $(VENV) $(TEST_MODEL) out .demo .node $(CLIENT_MATRIX)

@@ -45,7 +45,7 @@ from riva.client.proto import riva_asr_pb2 as asr
 from riva.client.proto import riva_audio_pb2 as riva_audio
 from riva.client.proto import riva_nmt_pb2 as nmt
 
-import translate_svc
+import translate_svc.errors
 from benchmarks import print_and_save
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.cli import ready_file as ready
@@ -82,7 +82,7 @@ class Server:
     """``translate-svc serve`` from ``tree`` in a process of its own (its CPU is its own)."""
 
     #: the checkout whose ``translate_svc`` serves (``PYTHONPATH``): by default the one imported here
-    tree: Path = Path(translate_svc.__file__).resolve().parents[1]
+    tree: Path = Path(translate_svc.errors.__file__).resolve().parents[1]  # translate_svc is a namespace
     model: Path = REPO / "model_cache" / "test-model"
     env: dict[str, str] = field(default_factory=dict)
     port: int = 0
@@ -92,7 +92,8 @@ class Server:
     def running(self) -> Iterator[Server]:
         tmp = Path(tempfile.mkdtemp(prefix="attacks-counts-"))
         (tmp / "tokens").write_text(TOKENS)
-        env = {**os.environ, "PYTHONPATH": str(self.tree.resolve()), **self.env}
+        tree = self.tree.resolve()  # the server and, beside it, the client distribution of that checkout
+        env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{tree / 'clients/python/src'}", **self.env}
         args = ["--model", str(self.model.resolve()), "--port", "0", "--riva", "--tokens-file", str(tmp / "tokens")]
         proc = subprocess.Popen(
             [sys.executable, "-m", "translate_svc.cli", "serve", *args, "--ready-file", str(tmp / "ready.json")],

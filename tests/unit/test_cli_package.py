@@ -16,11 +16,11 @@ import typer.main
 from typer.testing import CliRunner
 
 from translate_svc.cli import app
-from translate_svc.cli.common import CliError
-from translate_svc.cli.flags import RawFlags, VadFlags, VoiceFlags, flag_groups
 from translate_svc.client import AsyncTranslateClient, AudioFormat, OutputOptions, TranslateClient, VadOptions
 from translate_svc.client.aio._client import _output, _stream_format
 from translate_svc.client.types import OutputFields
+from translate_svc.client_cli.common import CliError
+from translate_svc.client_cli.flags import RawFlags, VadFlags, VoiceFlags, flag_groups
 
 
 def test_loading_the_cli_loads_no_torch_and_no_server() -> None:

@@ -9,15 +9,15 @@ import pytest
 
 from tests.unit.fake_runner import LANGUAGES
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.cli.common import CliError
-from translate_svc.cli.files import commit_pieces
-from translate_svc.cli.stream_run import simultaneous_options
 from translate_svc.client import _convert as sdk
 from translate_svc.client._tracker import StreamTracker
 from translate_svc.client.types import Commit as SdkCommit
 from translate_svc.client.types import Segment, Timing
 from translate_svc.client.types import SimultaneousOptions as SdkSimultaneous
 from translate_svc.client.types import Translation as SdkTranslation
+from translate_svc.client_cli.common import CliError
+from translate_svc.client_cli.files import commit_pieces
+from translate_svc.client_cli.stream_run import simultaneous_options
 from translate_svc.errors import InvalidInput
 from translate_svc.session.events import StreamStarted
 from translate_svc.settings import LimitsSettings

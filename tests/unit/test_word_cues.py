@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from translate_svc.cli.output import CUE_LINE_CHARS, word_cues
+from translate_svc.client_cli.output import CUE_LINE_CHARS, word_cues
 
 
 def timed(words: list[str], start: int = 0) -> list[tuple[int, int, str]]:

@@ -3,8 +3,9 @@
 ``codec`` (raw audio, libsndfile containers) and ``opus`` (Opus packets, WebM via PyAV) refuse the
 same things with the same words; both import these from here and nothing from each other, so
 neither reaches into the other's private helpers and there is no import cycle between them. The
-rate limits and the Opus clock are stated here only: the session's task check, the doors, the SDK
-and the CLI import them (light: this module imports nothing from ``audio/``, only ``errors``).
+rate limits and the Opus clock are stated in ``rates`` (the client distribution's: the SDK checks
+them too) and re-exported here for the session's task check and the doors (light: this module
+imports ``rates`` and ``errors`` only).
 The model's own rate is not a limit of the input: ``types.MODEL_SAMPLE_RATE``. Pure and thread-safe.
 """
 
@@ -13,15 +14,13 @@ from __future__ import annotations
 import math
 import sys
 
+# The rates and the Opus clock are the client distribution's (translate_svc.audio.rates): the SDK
+# checks them too. Re-exported here, where the server's decoders and checks read them.
+from translate_svc.audio.rates import MAX_SAMPLE_RATE_HZ as MAX_SAMPLE_RATE_HZ
+from translate_svc.audio.rates import MIN_SAMPLE_RATE_HZ as MIN_SAMPLE_RATE_HZ
+from translate_svc.audio.rates import OPUS_RATE as OPUS_RATE
 from translate_svc.errors import InvalidInput
 
-#: Opus's clock (RFC 7587): the rate Opus always decodes (and here encodes) at, and the unit of an
-#: OPUS stream's timeline and packet timestamps, whatever rate the sender encoded at.
-OPUS_RATE = 48_000
-#: Sample rates accepted for raw audio and in containers, and asked of speech output
-#: (``output.speech_sample_rate_hz``).
-MIN_SAMPLE_RATE_HZ = 8_000
-MAX_SAMPLE_RATE_HZ = 48_000
 #: The most channels a container may have (as raw audio: mono or stereo). Every channel is
 #: decoded before the downmix: more would multiply the CPU and memory a clip costs.
 MAX_CONTAINER_CHANNELS = 2

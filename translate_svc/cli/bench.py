@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from translate_svc.cli.common import CliError, run_client
-from translate_svc.cli.flags import ConnectionFlags, flag_groups
+from translate_svc.client_cli.common import CliError, run_client
+from translate_svc.client_cli.flags import ConnectionFlags, flag_groups
 
 if TYPE_CHECKING:
     from translate_svc.cli.load.capacity import Step, Suggestion

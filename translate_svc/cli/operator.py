@@ -19,8 +19,8 @@ import typer
 from rich.markup import escape
 
 from translate_svc.cli import ready_file as ready
-from translate_svc.cli.common import NOISE_WARNING, console
-from translate_svc.cli.flags import flag_groups
+from translate_svc.client_cli.common import NOISE_WARNING, console
+from translate_svc.client_cli.flags import flag_groups
 
 if TYPE_CHECKING:
     from translate_svc.settings import Settings

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from translate_svc.cli.load.streams import StreamObs
-from translate_svc.cli.output import nearest_rank
+from translate_svc.client_cli.output import nearest_rank
 
 #: a send held back longer than this means the server no longer kept up with the stream's audio
 MAX_LAG_MS = 1000.0

@@ -19,7 +19,7 @@ DEFAULT_SHIFT_S = 1.37
 
 def sample_path() -> Path:
     """The English sample the package ships (``make demo`` translates it)."""
-    return Path(str(resources.files("translate_svc") / "samples" / "demo_eng.wav"))
+    return Path(str(resources.files("translate_svc.samples") / "demo_eng.wav"))  # a namespace: no __init__
 
 
 @dataclass(frozen=True)

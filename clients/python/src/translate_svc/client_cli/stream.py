@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from translate_svc.cli.common import EXIT_INTERRUPTED, note, run_client
-from translate_svc.cli.flags import (
+from translate_svc.client_cli.common import EXIT_INTERRUPTED, note, run_client
+from translate_svc.client_cli.flags import (
     ConnectionFlags,
     LanguageFlags,
     OverwriteOpt,
@@ -20,7 +20,7 @@ from translate_svc.cli.flags import (
 )
 
 if TYPE_CHECKING:
-    from translate_svc.cli.stream_run import StreamJob
+    from translate_svc.client_cli.stream_run import StreamJob
 
 # Not wrapped in the source: rich wraps each paragraph to the terminal; only the indented example keeps its
 # lines (tests/unit/test_cli_help.py).
@@ -80,7 +80,7 @@ def stream(
     jobs: list[StreamJob] = []  # the one job, once its options are checked
 
     def run() -> int:
-        from translate_svc.cli.stream_run import StreamJob, StreamPlan, simultaneous_options
+        from translate_svc.client_cli.stream_run import StreamJob, StreamPlan, simultaneous_options
 
         connection = conn.connection(timeout)
         plan = StreamPlan(

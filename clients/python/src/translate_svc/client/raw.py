@@ -1,5 +1,5 @@
 """Helpers beneath the SDK's typed API, for tests, benchmarks and the CLI: protobuf-level calls (a
-channel, one Translate, a paced LINEAR16 stream, WAV out) and audio files read with the server's codecs.
+channel, one Translate, a paced LINEAR16 stream, WAV out) and audio files decoded on the client.
 
 Not the SDK's public face (``translate_svc.client`` does not export them): applications use
 ``AsyncTranslateClient`` / ``TranslateClient``.
@@ -8,6 +8,7 @@ Not the SDK's public face (``translate_svc.client`` does not export them): appli
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -19,8 +20,8 @@ import soundfile as sf
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 from translate_svc.audio.pcm import float_to_pcm16
+from translate_svc.audio.rates import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 
 
 def channel(target: str, max_message_bytes: int = 64 * 1024 * 1024) -> grpc.aio.Channel:
@@ -56,21 +57,73 @@ async def translate_file(
     return response
 
 
-def decode_audio(data: bytes, *, rate: int | None = None) -> tuple[np.ndarray, int]:
-    """A WAV/FLAC/OGG/MP3/WebM file's bytes -> (mono float32 in [-1, 1], its rate), decoded as the
-    server decodes them (``translate_svc.audio``: soundfile, PyAV for WebM). Resampled to ``rate``
-    if given, else only when a stream could not take the file's own rate (outside 8..48 kHz: 16 kHz).
-    Raises ``ValueError`` saying why the bytes are no audio."""
-    from translate_svc.audio.codec import decode_container
-    from translate_svc.audio.resample import resample
-    from translate_svc.errors import InvalidInput
+#: WebM/Matroska files start with EBML's magic number (libsndfile cannot read them; PyAV can)
+EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 
-    try:
-        samples, got = decode_container(data)
-    except InvalidInput as e:
-        raise ValueError(e.message) from None
+
+def decode_audio(data: bytes, *, rate: int | None = None) -> tuple[np.ndarray, int]:
+    """A WAV/FLAC/OGG/MP3/WebM file's bytes -> (mono float32 in [-1, 1], its rate), decoded on the
+    client with the libraries the server uses (soundfile; PyAV for WebM, the ``opus`` extra),
+    channels averaged as the server does. Resampled to ``rate`` if given, else only when a stream
+    could not take the file's own rate (outside 8..48 kHz: 16 kHz), with soxr (the ``cli`` extra) as
+    the server does. Raises ``ValueError`` saying why the bytes are no audio (or what to install)."""
+    samples, got = _decode_webm(data) if data[:4] == EBML_MAGIC else _decode_soundfile(data)
     want = rate if rate is not None else (got if MIN_SAMPLE_RATE_HZ <= got <= MAX_SAMPLE_RATE_HZ else 16000)
-    return (samples, got) if want == got else (resample(samples, got, want), want)
+    return (samples, got) if want == got else (_resample(samples, got, want), want)
+
+
+def _decode_soundfile(data: bytes) -> tuple[np.ndarray, int]:
+    try:
+        frames, got = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, TypeError) as exc:
+        reason = getattr(exc, "error_string", None) or "the data is not an audio file soundfile can read"
+        raise ValueError(f"could not decode the audio: {str(reason)[:120]} (WAV, FLAC, OGG, MP3 or WebM)") from None
+    return _mono(frames), int(got)
+
+
+def _decode_webm(data: bytes) -> tuple[np.ndarray, int]:
+    try:
+        import av  # the `opus` extra; the other formats never load FFmpeg
+    except ImportError:
+        raise ValueError("WebM audio needs PyAV: pip install 'translate-svc-client[opus]'") from None
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            stream = next(iter(container.streams.audio), None)
+            if stream is None:
+                raise ValueError("the WebM file has no audio stream")
+            planar = av.AudioResampler(format="fltp")  # float, one plane per channel; rate and layout kept
+            blocks = [
+                out.to_ndarray().T
+                for frame in [*container.decode(stream), None]
+                for out in planar.resample(frame)  # None: flush
+            ]
+            rate = int(stream.rate)
+    except av.FFmpegError as exc:
+        raise ValueError(f"could not decode the WebM audio: {str(exc)[:120]}") from None
+    if not blocks:
+        return np.zeros(0, np.float32), rate
+    return _mono(np.concatenate(blocks)), rate
+
+
+def _mono(frames: np.ndarray) -> np.ndarray:
+    """(frames, channels) float32 -> mono, checked finite and clipped to [-1, 1] (as the server does)."""
+    if not np.isfinite(frames).all():
+        raise ValueError("the audio holds a non-finite value: send finite samples in [-1, 1]")
+    np.clip(frames, -1.0, 1.0, out=frames)
+    if frames.shape[1] == 1:
+        return np.ascontiguousarray(frames[:, 0])
+    mono: np.ndarray = frames.mean(axis=1, dtype=np.float32)
+    return mono
+
+
+def _resample(samples: np.ndarray, got: int, want: int) -> np.ndarray:
+    """The server's resampling (``audio/resample.py``: one soxr stream, quality HQ, fed once)."""
+    try:
+        import soxr  # the `cli` extra
+    except ImportError:
+        raise ValueError(f"resampling {got} Hz audio to {want} Hz needs soxr: pip install soxr") from None
+    stream = soxr.ResampleStream(got, want, 1, dtype="float32", quality="HQ")
+    return np.asarray(stream.resample_chunk(np.ascontiguousarray(samples, np.float32), last=True), np.float32)
 
 
 def load_pcm16k(path: Path) -> np.ndarray:

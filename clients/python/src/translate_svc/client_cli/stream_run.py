@@ -15,8 +15,16 @@ from typing import IO, Any
 import numpy as np
 from rich.text import Text
 
-from translate_svc.cli import files
-from translate_svc.cli.common import (
+from translate_svc.client import (
+    AsyncStream,
+    AudioFormat,
+    OutputOptions,
+    SimultaneousOptions,
+    StreamEndedError,
+    VadOptions,
+)
+from translate_svc.client_cli import files
+from translate_svc.client_cli.common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -28,18 +36,10 @@ from translate_svc.cli.common import (
     send_and_read,
     warn,
 )
-from translate_svc.cli.flags import Connection, LanguageFlags
-from translate_svc.cli.inputs import Clip, FdReader, aiter_of, frame_bytes, load_clip
-from translate_svc.cli.lang import LangChoice, choose_languages, server_languages
-from translate_svc.cli.stream_view import StreamView
-from translate_svc.client import (
-    AsyncStream,
-    AudioFormat,
-    OutputOptions,
-    SimultaneousOptions,
-    StreamEndedError,
-    VadOptions,
-)
+from translate_svc.client_cli.flags import Connection, LanguageFlags
+from translate_svc.client_cli.inputs import Clip, FdReader, aiter_of, frame_bytes, load_clip
+from translate_svc.client_cli.lang import LangChoice, choose_languages, server_languages
+from translate_svc.client_cli.stream_view import StreamView
 
 STDIN_HINT = "ffmpeg -i x -f s16le -ar 16000 -ac 1 - | translate-svc stream - --raw-rate 16000"
 

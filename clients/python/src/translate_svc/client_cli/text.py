@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.text import Text
 
-from translate_svc.cli.common import EXIT_FAILED, EXIT_OK, NOISE_WARNING, CliError, note, out, run_client
-from translate_svc.cli.flags import ConnectionFlags, OverwriteOpt, TimeoutOpt, VoiceFlags, flag_groups
+from translate_svc.client_cli.common import EXIT_FAILED, EXIT_OK, NOISE_WARNING, CliError, note, out, run_client
+from translate_svc.client_cli.flags import ConnectionFlags, OverwriteOpt, TimeoutOpt, VoiceFlags, flag_groups
 
 if TYPE_CHECKING:
     from translate_svc.client import TranslateTextResult
@@ -58,7 +58,7 @@ def text(
     timeout: TimeoutOpt = 120.0,
 ) -> None:
     def run() -> int:
-        from translate_svc.cli.lang import choose_languages, read_terms, server_languages
+        from translate_svc.client_cli.lang import choose_languages, read_terms, server_languages
 
         if not source.strip() or source.strip().lower().startswith("auto"):
             raise CliError("--from is required: name the texts' language, e.g. --from en (no detection for text)")
@@ -73,7 +73,7 @@ def text(
                 langs = await server_languages(client, lang_check)
                 choice = choose_languages(source, to, langs, speech=speech, speaker_id=voice.speaker_id)
                 if out_dir is not None:
-                    from translate_svc.cli.files import check_dir, check_free
+                    from translate_svc.client_cli.files import check_dir, check_free
 
                     check_dir(out_dir)
                     paths.update(
@@ -125,8 +125,8 @@ def _write_speech(
     result: TranslateTextResult, paths: dict[tuple[int, str], Path], overwrite: bool
 ) -> dict[tuple[int, str], Path]:
     """Each translation's speech as a WAV at its own path; returns what was written."""
-    from translate_svc.cli.files import make_dir, write
-    from translate_svc.cli.output import wav_bytes
+    from translate_svc.client_cli.files import make_dir, write
+    from translate_svc.client_cli.output import wav_bytes
 
     written: dict[tuple[int, str], Path] = {}
     for k, r in enumerate(result.results):

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from translate_svc.cli.common import run_client
-from translate_svc.cli.flags import (
+from translate_svc.client_cli.common import run_client
+from translate_svc.client_cli.flags import (
     ConnectionFlags,
     LanguageFlags,
     OverwriteOpt,
@@ -99,7 +99,7 @@ def translate(
     timeout: TimeoutOpt = 600.0,
 ) -> None:
     def run() -> int:
-        from translate_svc.cli import translate_run as tr
+        from translate_svc.client_cli import translate_run as tr
 
         connection = conn.connection(timeout)
         plan = tr.TranslatePlan(

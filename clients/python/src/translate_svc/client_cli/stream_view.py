@@ -14,8 +14,6 @@ from typing import IO, Any
 from rich.console import Console
 from rich.text import Text
 
-from translate_svc.cli.common import one_line
-from translate_svc.cli.output import latency_summary, model_json, nearest_rank, segment_json
 from translate_svc.client import (
     Commit,
     Draining,
@@ -27,6 +25,8 @@ from translate_svc.client import (
     StreamEvent,
     StreamInfo,
 )
+from translate_svc.client_cli.common import one_line
+from translate_svc.client_cli.output import latency_summary, model_json, nearest_rank, segment_json
 
 #: the ``format`` of ``stream``'s first JSON line
 STREAM_FORMAT = "translate-svc.stream.v1"

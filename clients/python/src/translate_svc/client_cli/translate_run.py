@@ -15,8 +15,20 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn
 from rich.table import Table
 from rich.text import Text
 
-from translate_svc.cli import files
-from translate_svc.cli.common import (
+from translate_svc.client import (
+    AsyncTranslateClient,
+    AudioFormat,
+    ModelInfo,
+    OutputOptions,
+    Segment,
+    StreamEnd,
+    StreamEndedError,
+    Term,
+    TranslateError,
+    VadOptions,
+)
+from translate_svc.client_cli import files
+from translate_svc.client_cli.common import (
     EXIT_AUTH,
     EXIT_CONNECT,
     EXIT_FAILED,
@@ -32,10 +44,10 @@ from translate_svc.cli.common import (
     send_and_read,
     warn,
 )
-from translate_svc.cli.flags import Connection, LanguageFlags
-from translate_svc.cli.inputs import Clip, load_clip
-from translate_svc.cli.lang import LangChoice, choose_languages, server_languages
-from translate_svc.cli.output import (
+from translate_svc.client_cli.flags import Connection, LanguageFlags
+from translate_svc.client_cli.inputs import Clip, load_clip
+from translate_svc.client_cli.lang import LangChoice, choose_languages, server_languages
+from translate_svc.client_cli.output import (
     SUBTITLE_FORMATS,
     TEXT_FORMATS,
     Cue,
@@ -47,18 +59,6 @@ from translate_svc.cli.output import (
     translate_outputs,
     vtt_document,
     word_cues,
-)
-from translate_svc.client import (
-    AsyncTranslateClient,
-    AudioFormat,
-    ModelInfo,
-    OutputOptions,
-    Segment,
-    StreamEnd,
-    StreamEndedError,
-    Term,
-    TranslateError,
-    VadOptions,
 )
 
 #: ``--via auto`` sends clips longer than this through StreamingTranslate (real progress)

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, TypeVar
 import typer
 from typer.models import ParameterInfo
 
-from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
-from translate_svc.cli.common import CliError
+from translate_svc.audio.rates import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
+from translate_svc.client_cli.common import CliError
 
 if TYPE_CHECKING:
     from translate_svc.client import AsyncTranslateClient, AudioFormat, OutputOptions, Term, TlsOptions, VadOptions
@@ -124,7 +124,7 @@ class LanguageFlags:
 
     def terms(self) -> list[Term]:
         """The --terms file's terms (none without one)."""
-        from translate_svc.cli.lang import read_terms
+        from translate_svc.client_cli.lang import read_terms
 
         return read_terms(self.terms_file) if self.terms_file is not None else []
 

@@ -3,8 +3,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -75,7 +74,7 @@ class OutputOptions(_message.Message):
     speaker_id: int
     speech_encoding: SpeechEncoding
     word_timings: bool
-    def __init__(self, text: _Optional[bool] = ..., speech: _Optional[bool] = ..., transcript: _Optional[bool] = ..., speech_sample_rate_hz: _Optional[int] = ..., speaker_id: _Optional[int] = ..., speech_encoding: _Optional[_Union[SpeechEncoding, str]] = ..., word_timings: _Optional[bool] = ...) -> None: ...
+    def __init__(self, text: bool = ..., speech: bool = ..., transcript: bool = ..., speech_sample_rate_hz: _Optional[int] = ..., speaker_id: _Optional[int] = ..., speech_encoding: _Optional[_Union[SpeechEncoding, str]] = ..., word_timings: bool = ...) -> None: ...
 
 class Transcript(_message.Message):
     __slots__ = ("language", "text", "words")
@@ -193,7 +192,7 @@ class Term(_message.Message):
     translation: str
     target_language: str
     ignore_case: bool
-    def __init__(self, phrase: _Optional[str] = ..., kind: _Optional[_Union[Term.Kind, str]] = ..., weight: _Optional[float] = ..., translation: _Optional[str] = ..., target_language: _Optional[str] = ..., ignore_case: _Optional[bool] = ...) -> None: ...
+    def __init__(self, phrase: _Optional[str] = ..., kind: _Optional[_Union[Term.Kind, str]] = ..., weight: _Optional[float] = ..., translation: _Optional[str] = ..., target_language: _Optional[str] = ..., ignore_case: bool = ...) -> None: ...
 
 class LanguageDetection(_message.Message):
     __slots__ = ("enabled", "candidates")
@@ -201,7 +200,7 @@ class LanguageDetection(_message.Message):
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     enabled: bool
     candidates: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, enabled: _Optional[bool] = ..., candidates: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, enabled: bool = ..., candidates: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class InterimResult(_message.Message):
     __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing")
@@ -239,7 +238,7 @@ class SegmentResult(_message.Message):
     status: _status_pb2.Status
     detected_language: DetectedLanguage
     speech_in_commits: bool
-    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., detected_language: _Optional[_Union[DetectedLanguage, _Mapping]] = ..., speech_in_commits: _Optional[bool] = ...) -> None: ...
+    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., detected_language: _Optional[_Union[DetectedLanguage, _Mapping]] = ..., speech_in_commits: bool = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "revision", "is_test_model", "num_speakers")
@@ -251,7 +250,7 @@ class ModelInfo(_message.Message):
     revision: str
     is_test_model: bool
     num_speakers: int
-    def __init__(self, name: _Optional[str] = ..., revision: _Optional[str] = ..., is_test_model: _Optional[bool] = ..., num_speakers: _Optional[int] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., revision: _Optional[str] = ..., is_test_model: bool = ..., num_speakers: _Optional[int] = ...) -> None: ...
 
 class ServerLimits(_message.Message):
     __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms", "max_candidate_languages", "max_terms", "max_term_chars", "max_calls_per_connection", "max_calls", "connection_idle_seconds", "connection_max_age_seconds", "max_translate_calls", "max_stream_message_bytes", "reorder_window_ms", "stall_close_ms", "min_simultaneous_step_ms", "max_simultaneous_step_ms", "max_simultaneous_agreement", "simultaneous_min_chunk_ms", "config_timeout_ms", "clip_read_timeout_ms", "max_texts", "max_text_chars", "max_text_request_chars", "max_receive_message_bytes", "request_read_timeout_ms", "max_unary_calls_per_token", "max_unary_calls_per_tenant", "max_clip_reads_per_tenant", "simultaneous_max_segment_ms")
@@ -345,7 +344,7 @@ class Language(_message.Message):
     text_output: bool
     speech_output: bool
     detectable: bool
-    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., speech_input: _Optional[bool] = ..., text_output: _Optional[bool] = ..., speech_output: _Optional[bool] = ..., detectable: _Optional[bool] = ...) -> None: ...
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., speech_input: bool = ..., text_output: bool = ..., speech_output: bool = ..., detectable: bool = ...) -> None: ...
 
 class ListLanguagesResponse(_message.Message):
     __slots__ = ("languages", "model", "limits", "language_identifier")
@@ -533,7 +532,7 @@ class SimultaneousConfig(_message.Message):
     enabled: bool
     step_ms: int
     agreement: int
-    def __init__(self, enabled: _Optional[bool] = ..., step_ms: _Optional[int] = ..., agreement: _Optional[int] = ...) -> None: ...
+    def __init__(self, enabled: bool = ..., step_ms: _Optional[int] = ..., agreement: _Optional[int] = ...) -> None: ...
 
 class ResumeFrom(_message.Message):
     __slots__ = ("resume_token", "next_segment_id", "offset_ms")
@@ -645,7 +644,7 @@ class Commit(_message.Message):
     source_ms: int
     final: bool
     words: _containers.RepeatedCompositeFieldContainer[WordTiming]
-    def __init__(self, segment_id: _Optional[int] = ..., target_language: _Optional[str] = ..., text: _Optional[str] = ..., speech: _Optional[_Union[SynthesizedAudio, _Mapping]] = ..., source_ms: _Optional[int] = ..., final: _Optional[bool] = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ...) -> None: ...
+    def __init__(self, segment_id: _Optional[int] = ..., target_language: _Optional[str] = ..., text: _Optional[str] = ..., speech: _Optional[_Union[SynthesizedAudio, _Mapping]] = ..., source_ms: _Optional[int] = ..., final: bool = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ...) -> None: ...
 
 class StreamEnd(_message.Message):
     __slots__ = ("segments_total", "audio_received_ms", "reason", "audio_filled_ms", "resume_offset_ms", "packets_reordered", "packets_duplicate", "packets_late", "audio_concealed_ms")

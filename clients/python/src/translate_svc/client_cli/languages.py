@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from translate_svc.cli.common import EXIT_OK, out, run_client
-from translate_svc.cli.flags import ConnectionFlags, TimeoutOpt, flag_groups
+from translate_svc.client_cli.common import EXIT_OK, out, run_client
+from translate_svc.client_cli.flags import ConnectionFlags, TimeoutOpt, flag_groups
 
 if TYPE_CHECKING:
     from translate_svc.client import Languages
@@ -43,7 +43,7 @@ def languages(
 
 
 def languages_json(langs: Languages) -> dict[str, object]:
-    from translate_svc.cli.output import model_json
+    from translate_svc.client_cli.output import model_json
 
     return {
         "model": model_json(langs.model),

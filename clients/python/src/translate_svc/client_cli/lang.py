@@ -19,8 +19,8 @@ from pathlib import Path
 
 import grpc
 
-from translate_svc.cli.common import CliError, warn
 from translate_svc.client import AsyncTranslateClient, Language, Languages, Term, TranslateError
+from translate_svc.client_cli.common import CliError, warn
 from translate_svc.languages import bcp47_candidates, guess_model_code
 
 #: how many codes an error message lists

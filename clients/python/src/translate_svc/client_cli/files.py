@@ -14,9 +14,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from translate_svc.cli.common import CliError, warn
-from translate_svc.cli.output import concat_track, dub_track, wav_bytes
 from translate_svc.client import Commit, Segment
+from translate_svc.client_cli.common import CliError, warn
+from translate_svc.client_cli.output import concat_track, dub_track, wav_bytes
 
 
 def check_free(paths: Sequence[Path], overwrite: bool) -> None:
