@@ -492,7 +492,7 @@ class ListenEvent(_message.Message):
     draining: Draining
     speaker: str
     backlog: bool
-    def __init__(self, started: _Optional[_Union[ListenStarted, _Mapping]] = ..., segment: _Optional[_Union[SegmentResult, _Mapping]] = ..., interim: _Optional[_Union[InterimResult, _Mapping]] = ..., dropped: _Optional[_Union[ListenDropped, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., speaker: _Optional[str] = ..., backlog: _Optional[bool] = ...) -> None: ...
+    def __init__(self, started: _Optional[_Union[ListenStarted, _Mapping]] = ..., segment: _Optional[_Union[SegmentResult, _Mapping]] = ..., interim: _Optional[_Union[InterimResult, _Mapping]] = ..., dropped: _Optional[_Union[ListenDropped, _Mapping]] = ..., draining: _Optional[_Union[Draining, _Mapping]] = ..., speaker: _Optional[str] = ..., backlog: bool = ...) -> None: ...
 
 class ListenStarted(_message.Message):
     __slots__ = ("room", "language", "participant", "backlog", "speakers")
