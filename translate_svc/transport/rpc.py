@@ -100,7 +100,8 @@ def audio_path(kind: type[Message], dotted: str) -> tuple[int, ...]:
     for name in dotted.split("."):
         f = descriptor.fields_by_name[name]
         numbers.append(f.number)
-        descriptor = f.message_type
+        if f.message_type is not None:  # the last name may be a scalar field
+            descriptor = f.message_type
     return tuple(numbers)
 
 
