@@ -122,3 +122,12 @@ def test_without_a_source_language_an_entry_needs_the_identifier() -> None:
         InvalidInput, match=r"terms\[0\] is TRANSLATE and source_language is empty: .* set source_language"
     ):
         resolve(entry(), source="")
+
+
+def test_a_stream_update_may_not_drop_a_language_an_entry_is_for() -> None:
+    from translate_svc.session.task import retarget
+
+    task = resolve_task(CARD, LIMITS, "eng", ["spa", "fra"], OutputOptions(), None, [entry()])
+    assert retarget(CARD, LIMITS, task, ("spa",), None).target_languages == ("spa",)
+    with pytest.raises(InvalidInput, match=r"terms\[0\]\.target_language is 'spa', not among .* may not drop"):
+        retarget(CARD, LIMITS, task, ("fra",), None)

@@ -341,7 +341,7 @@ def check_glossary(card: ModelCard, terms: Sequence[Term], source: str, targets:
             raise InvalidInput(
                 f"terms[{n}].target_language is {shown(lang)}, not among target_languages "
                 f"({', '.join(shown(t) for t in targets) or 'none'}): add it to target_languages, or drop "
-                "the entry (an update that drops a target drops its glossary entries too)"
+                "the entry (a stream's update may not drop a language its glossary entries are for)"
             )
         if lang == source:
             raise InvalidInput(
