@@ -55,6 +55,9 @@ class LimitsSettings(BaseModel):
     #: Term entries per request or stream, and characters of one phrase
     max_terms: int = Field(32, ge=0, le=1024)
     max_term_chars: int = Field(64, ge=1, le=1024)
+    #: glossary entries (TRANSLATE terms) per request or stream, counted apart from max_terms; a
+    #: phrase and its translation each at most max_term_chars
+    max_glossary_entries: int = Field(128, ge=0, le=4096)
     #: TranslateText: texts per request, characters of one text, and characters of all its texts
     max_texts: int = Field(16, ge=1, le=1024)
     max_text_chars: int = Field(2000, ge=1, le=100_000)

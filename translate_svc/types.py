@@ -58,11 +58,29 @@ MAX_TERM_WEIGHT = 10.0
 @dataclass(frozen=True)
 class Term:
     """A phrase to get right. ``keep``: do not translate (carried verbatim into the translations
-    where the transcript has it); else boosted by ``weight`` (added to its tokens' logits)."""
+    where the transcript has it); ``glossary``: translate it as ``translation`` into
+    ``target_language`` where the source says it (case-sensitive unless ``ignore_case``); else
+    boosted by ``weight`` (added to its tokens' logits)."""
 
     phrase: str
     keep: bool = False
     weight: float = DEFAULT_TERM_WEIGHT
+    glossary: bool = False
+    translation: str = ""
+    target_language: str = ""
+    ignore_case: bool = False
+
+    @property
+    def boost(self) -> bool:
+        return not (self.keep or self.glossary)
+
+    def said_in(self, source: str) -> int:
+        """Times the source text holds the phrase: a KEEP term case-insensitively, a glossary
+        entry in its case unless ``ignore_case``."""
+        phrase = self.phrase.strip()
+        if self.keep or self.ignore_case:
+            return source.casefold().count(phrase.casefold())
+        return source.count(phrase)
 
 
 @dataclass(frozen=True)

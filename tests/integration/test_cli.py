@@ -954,6 +954,20 @@ def test_text_prints_translations_and_writes_speech(server: str, tmp_path: Path)
     assert run_cli(*again, "--overwrite").code == 0
 
 
+def test_text_takes_a_glossary_file(server: str, tmp_path: Path) -> None:
+    """--glossary's entries reach the server: the text that says the phrase comes back with the
+    translation (as tests/integration/test_glossary_paths.py shows generate does with the entry); a
+    bad line is named before the texts are sent."""
+    glossary = tmp_path / "glossary.tsv"
+    glossary.write_text("# names\nreport\tnube acme\n")
+    base = ("text", "Please send the report to me.", "--from", "en", "--no-speech", "--json", "--server", server)
+    r = run_cli(*base, "--to", "es", "--glossary", glossary)
+    assert r.code == 0, r.text
+    (doc,) = [json.loads(line) for line in r.out.splitlines() if line.startswith("{")]
+    assert "nube acme" in doc["text_out"], doc
+    fails(run_cli(*base, "--to", "es,fr", "--glossary", glossary), EXIT_USAGE, "glossary.tsv:2", "third field")
+
+
 def test_text_mistakes(server: str, tmp_path: Path) -> None:
     s = ("--server", server)
     fails(run_cli("text", "Hello.", "--to", "spa", *s), EXIT_USAGE, "--from is required")

@@ -55,7 +55,7 @@ async def test_a_1_mb_config_is_refused_by_its_size_before_it_is_parsed(
     async with server.channel() as ch:
         code, message, _ = await raw_call(ch, method, [config], ATTACKER, 30)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert "bytes that are not audio, over the 82432 bytes" in message and "send no more" in message, message
+    assert "bytes that are not audio, over the 156160 bytes" in message and "send no more" in message, message
 
 
 async def test_four_clients_repeating_1_mb_term_configs_leave_another_tenant_and_check_on_time(

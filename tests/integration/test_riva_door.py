@@ -245,13 +245,36 @@ async def test_a_language_the_model_lacks_is_invalid_argument_naming_it(door: Li
     assert "translation_config.target_language_code 'fi-FI'" in err.value.details()
 
 
-async def test_a_custom_dnt_translation_is_refused_not_dropped(door: LiveServer, pcm: bytes) -> None:
+async def test_a_dictionary_line_with_its_own_translation_is_a_glossary_entry_as_ours(
+    door: LiveServer, pcm: bytes
+) -> None:
+    """Riva's ``phrase##translation`` is our TRANSLATE term for the call's target: Riva's
+    ``translate()`` with it equals our TranslateText with that entry (which says the translation
+    where the text has the phrase: tests/integration/test_glossary_paths.py), and differs from the
+    plain translation. A line without a phrase is INVALID_ARGUMENT naming it."""
     client = nmt_client(door.port)
-    cfg = s2t_config(dnt_phrases=["NVIDIA##Nvidia Corp"])
+    texts = ["Please send the report to me.", "Nothing here."]
+    got = await asyncio.to_thread(
+        client.translate, texts, "", "en-US", "es-ES", dnt_phrases_dict={"report": "nube acme"}
+    )
+    entry = pb.Term(phrase="report", kind=pb.Term.TRANSLATE, translation="nube acme", target_language="spa")
+    ours = await door.stub.TranslateText(
+        pb.TranslateTextRequest(
+            texts=texts,
+            source_language="eng",
+            target_languages=["spa"],
+            output=pb.OutputOptions(speech=False),
+            terms=[entry],
+        )
+    )
+    assert [t.text for t in got.translations] == [r.translations[0].text for r in ours.results]
+    plain = await asyncio.to_thread(client.translate, texts, "", "en-US", "es-ES")
+    assert got.translations[0].text != plain.translations[0].text and "nube acme" in got.translations[0].text
+    cfg = s2t_config(dnt_phrases=["NVIDIA", "##Nvidia Corp"])
     with pytest.raises(grpc.RpcError) as err:
         await asyncio.to_thread(lambda: list(client.streaming_s2t_response_generator(chunks(pcm[:32000]), cfg)))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "dnt_phrases[0]" in err.value.details() and "custom translation" in err.value.details()
+    assert "dnt_phrases[1] has an empty phrase" in err.value.details()
 
 
 async def test_translate_text_translates_as_our_own_translate_text_does(door: LiveServer) -> None:

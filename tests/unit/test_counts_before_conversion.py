@@ -185,7 +185,7 @@ def test_audio_is_found_on_the_wire_without_parsing() -> None:
 
 def test_a_message_without_audio_over_a_configs_size_is_refused_unparsed() -> None:
     limit = config_message_bytes(LIMITS)
-    assert limit == 65536 + 32 * (8 * 64 + 16)
+    assert limit == 65536 + 32 * (8 * 64 + 16) + 128 * (8 * 64 + 64)  # terms, glossary entries
     fits = pb.StreamingTranslateRequest(config=pb.StreamingConfig(source_language="x" * (limit - 16)))
     assert _stream(fits.SerializeToString()).config.source_language == "x" * (limit - 16)
     big = pb.StreamingTranslateRequest(config=pb.StreamingConfig(terms=[pb.Term(phrase="a")] * 200_000))

@@ -58,13 +58,29 @@ def test_a_language_the_model_lacks_is_named() -> None:
 
 def test_dnt_phrases_in_both_shapes_become_keep_terms() -> None:
     # riva.client's add_dnt_phrases_dict: one element "a##a,b##b"; or one phrase per element
-    got = convert.dnt_terms(["NVIDIA##NVIDIA,Riva##Riva", "GPU", "  "], "dnt_phrases")
+    got = convert.dnt_terms(["NVIDIA##NVIDIA,Riva##Riva", "GPU", "  "], "dnt_phrases", "spa")
     assert got == (Term("NVIDIA", keep=True), Term("Riva", keep=True), Term("GPU", keep=True))
 
 
-def test_a_custom_dnt_translation_is_refused() -> None:
-    with pytest.raises(InvalidInput, match=r"dnt_phrases\[1\]: 'Riva##Rive' asks for a custom translation"):
-        convert.dnt_terms(["GPU", "Riva##Rive"], "dnt_phrases")
+def test_a_dictionary_line_with_its_own_translation_is_a_glossary_entry_for_the_target() -> None:
+    got = convert.dnt_terms(["GPU", "Riva##Rive, Acme Cloud ## Nube Acme"], "dnt_phrases", "spa")
+    assert got == (
+        Term("GPU", keep=True),
+        Term("Riva", glossary=True, translation="Rive", target_language="spa"),
+        Term("Acme Cloud", glossary=True, translation="Nube Acme", target_language="spa"),
+    )
+    with pytest.raises(InvalidInput, match=r"dnt_phrases\[0\] has an empty phrase in '##Rive'"):
+        convert.dnt_terms(["##Rive"], "dnt_phrases", "spa")
+
+
+def test_a_stream_config_maps_its_dictionary_onto_its_target_and_counts_entries_apart() -> None:
+    lines = ",".join(f"w{i}##v{i}" for i in range(LIMITS.max_glossary_entries))
+    got = convert.translate_request(s2t(dnt_phrases=[lines, "GPU"]), CARD, VAD, LIMITS)
+    assert isinstance(got, StreamConfig)
+    glossary = [t for t in got.terms if t.glossary]
+    assert len(glossary) == LIMITS.max_glossary_entries and {t.target_language for t in glossary} == {"spa"}
+    with pytest.raises(InvalidInput, match=rf"^{LIMITS.max_glossary_entries + 1} glossary entries"):
+        convert.translate_request(s2t(dnt_phrases=[lines, "x##y"]), CARD, VAD, LIMITS)
 
 
 def test_a_speech_to_text_config_maps_onto_the_stream_config() -> None:

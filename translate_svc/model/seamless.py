@@ -53,7 +53,16 @@ from translate_svc.model.forced import ForcedLengths, ForceTextLength, UnitDurat
 from translate_svc.model.languages import LanguageCatalog
 from translate_svc.model.loading import describe_model, validate_model_dir
 from translate_svc.model.shapes import bucket_length
-from translate_svc.model.terms import Bias, RowSequenceBias, TermTokens, row_terms
+from translate_svc.model.terms import (
+    Bias,
+    Glossary,
+    GlossaryForce,
+    RowSequenceBias,
+    TermTokens,
+    needs_source,
+    row_glossary,
+    row_terms,
+)
 from translate_svc.model.vocoder import MaskedVocoder
 from translate_svc.types import MODEL_SAMPLE_RATE, ModelCard, ModelInfo
 
@@ -261,14 +270,19 @@ class SeamlessStages:
         audio_s: Sequence[float],
         biases: Sequence[Bias] = (),
         processors: Sequence[LogitsProcessor] = (),
+        glossaries: Sequence[Glossary] = (),
     ) -> torch.Tensor:
         """Greedy text decoding, one row per language; ``enc``/``mask`` already expanded to rows.
-        ``biases``: each row's term biases (model/terms.py); none: the plain decode.
-        ``processors``: applied after all others (a forced prefix, model/simultaneous.py)."""
+        ``biases``: each row's term biases, ``glossaries`` its glossary translations
+        (model/terms.py); none: the plain decode. ``processors``: applied after all others (a
+        forced prefix, model/simultaneous.py)."""
         lang_ids = torch.tensor([[self.text_lang_ids[lang]] for lang in langs], device=self.device)
         extra: dict[str, object] = {}
-        if any(biases) and self.forced is None:
-            extra["logits_processor"] = LogitsProcessorList([RowSequenceBias(biases)])
+        if (any(biases) or any(glossaries)) and self.forced is None:
+            terms: list[LogitsProcessor] = [RowSequenceBias(biases)] if any(biases) else []
+            if any(glossaries):
+                terms.append(GlossaryForce(glossaries))
+            extra["logits_processor"] = LogitsProcessorList(terms)
         if self.forced is not None:
             lengths = [self.forced.text_tokens(s) for s in audio_s]
             eos = int(self.model.generation_config.eos_token_id)
@@ -428,8 +442,9 @@ class SeamlessStages:
         said: dict[int, str] | None = None,
     ) -> torch.Tensor:
         """The text rows (``enc``/``mask`` expanded to them). Without terms: one decode. With
-        KEEP terms, the transcript rows of those segments are decoded first, so each translation
-        row knows which kept phrases were said (model/terms.py); then the other rows. ``said``:
+        KEEP terms or glossary entries, the transcript rows of those segments are decoded first,
+        so each translation row knows which kept or glossary phrases were said (model/terms.py);
+        then the other rows. ``said``:
         what inputs said without a transcript row (a text input's own text), by input index.
         ``processors``: for the indices of the rows in one decode, logits processors applied
         after all others (a simultaneous step's forced prefixes)."""
@@ -442,7 +457,7 @@ class SeamlessStages:
         extra = processors or (lambda subset: ())
         first = [
             r for r, (k, lang) in enumerate(rows)
-            if lang == spoken[k] and any(t.keep for t in inputs[k].terms) and set(inputs[k].targets) - {lang}
+            if lang == spoken[k] and needs_source(inputs[k].terms) and set(inputs[k].targets) - {lang}
         ]  # fmt: skip
         said = dict(said or {})  # segment -> its transcript, where decoded first (or a text input's text)
 
@@ -455,6 +470,13 @@ class SeamlessStages:
                 )
                 for r in subset
             ]  # fmt: skip
+            glossaries = [
+                self._terms.glossary(
+                    row_glossary(inputs[rows[r][0]].terms, language=langs[r], source=said.get(rows[r][0]))
+                    if langs[r] != spoken[rows[r][0]] else ()
+                )
+                for r in subset
+            ]  # fmt: skip
             return self.decode_text(
                 enc.index_select(0, index),
                 mask.index_select(0, index),
@@ -462,6 +484,7 @@ class SeamlessStages:
                 [audio_s[r] for r in subset],
                 biases,
                 extra(subset),
+                glossaries,
             )
 
         parts: list[tuple[list[int], torch.Tensor]] = []

@@ -10,6 +10,15 @@ forced in, and a kept phrase is not repeated. Rows of one batch have different t
 ``RowSequenceBias`` applies each row's own. No search of our own: greedy decoding with the biased
 logits, as ``generate`` does it.
 
+A glossary entry (``Term.glossary``: "translate *phrase* as *translation*" into one target) acts
+in the translation rows of its target language where the source (the segment's transcript, or a
+text input's own text) holds its phrase (``Term.said_in``): ``GlossaryForce`` adds
+``GLOSSARY_WEIGHT`` to the translation's first token at every step, and once the row has written
+the start of the translation (its last tokens are a proper prefix of the translation's tokens,
+the longest such prefix of any entry) it forces the next token (every other score -inf), until the
+row has written the translation as many times as the source says the phrase. Speech is made from
+the decoded text, so it says the translation too.
+
 Model thread only (the tokenizer cache is not locked).
 """
 
@@ -26,6 +35,8 @@ from translate_svc.types import DEFAULT_TERM_WEIGHT, Term
 #: the bias of a kept phrase in a translation, where the transcript has it: enough to outweigh
 #: the decoder's own preference, which a BOOST weight (at most 10) may not
 KEEP_WEIGHT = 12.0
+#: the bias toward a glossary translation's first token where the source says its phrase
+GLOSSARY_WEIGHT = KEEP_WEIGHT
 #: phrases whose token ids are kept (least recently used dropped first): every stream's terms
 #: pass here, so the cache is bounded, not one entry per phrase ever sent
 MAX_CACHED_PHRASES = 4096
@@ -35,6 +46,8 @@ MAX_CACHED_PHRASES = 4096
 Entry = tuple[tuple[int, ...], float, int]
 #: a row's biases, hashable
 Bias = tuple[Entry, ...]
+#: a row's glossary translations: each one's token ids and how many times it is to be written
+Glossary = tuple[tuple[tuple[int, ...], int], ...]
 
 
 class TermTokens:
@@ -63,20 +76,41 @@ class TermTokens:
             sorted((self.ids(phrase), weight, times) for phrase, weight, times in weighted if self.ids(phrase))
         )
 
+    def glossary(self, translations: Iterable[tuple[str, int]]) -> Glossary:
+        """The row's glossary translations as token ids, with how often each is to be written."""
+        return tuple((self.ids(text), times) for text, times in translations if self.ids(text))
+
 
 def row_terms(terms: Sequence[Term], *, transcript_row: bool, transcript: str | None) -> list[tuple[str, float, int]]:
     """(phrase, weight, times) of one text row: BOOST terms everywhere; KEEP terms boosted in the
     transcript row, and in a translation row where ``transcript`` holds them, as often as it does."""
-    weighted = [(t.phrase, t.weight, 0) for t in terms if not t.keep]
+    weighted = [(t.phrase, t.weight, 0) for t in terms if t.boost]
     if transcript_row:
         weighted += [(t.phrase, DEFAULT_TERM_WEIGHT, 0) for t in terms if t.keep]
     elif transcript is not None:
-        said = transcript.casefold()
         for t in terms:
-            times = said.count(t.phrase.strip().casefold()) if t.keep else 0
+            times = t.said_in(transcript) if t.keep else 0
             if times:
                 weighted.append((t.phrase, KEEP_WEIGHT, times))
     return weighted
+
+
+def row_glossary(terms: Sequence[Term], *, language: str, source: str | None) -> list[tuple[str, int]]:
+    """(translation, times) of a translation row into ``language``: its glossary entries whose
+    phrase ``source`` holds, as often as it does. No source (a transcript row): none."""
+    if source is None:
+        return []
+    out = []
+    for t in terms:
+        times = t.said_in(source) if t.glossary and t.target_language == language else 0
+        if times:
+            out.append((t.translation, times))
+    return out
+
+
+def needs_source(terms: Sequence[Term]) -> bool:
+    """Terms that act on a translation only where the source says their phrase (KEEP, glossary)."""
+    return any(t.keep or t.glossary for t in terms)
 
 
 class RowSequenceBias(LogitsProcessor):
@@ -102,6 +136,45 @@ class RowSequenceBias(LogitsProcessor):
             rows = torch.tensor(members, device=scores.device)
             scores[rows] = processor(input_ids[rows], scores[rows])
         return scores
+
+
+class GlossaryForce(LogitsProcessor):
+    """Each row's glossary translations (those written fewer times than due): where the row's
+    last tokens are a proper prefix of one (the longest such prefix; the first entry on a tie),
+    only its next token stays possible; otherwise each one's first token gets ``weight``."""
+
+    def __init__(self, rows: Sequence[Glossary], weight: float = GLOSSARY_WEIGHT) -> None:
+        self._rows = list(rows)
+        self._weight = weight
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for r, entries in enumerate(self._rows):
+            if not entries:
+                continue
+            written = input_ids[r].tolist()
+            due = [ids for ids, times in entries if _count(written, ids) < times]
+            if not due:
+                continue
+            forced = next_forced(written, due)
+            if forced is not None:
+                kept = scores[r, forced].clone()
+                scores[r] = float("-inf")
+                scores[r, forced] = kept
+            else:
+                for first in dict.fromkeys(ids[0] for ids in due):
+                    scores[r, first] += self._weight
+        return scores
+
+
+def next_forced(written: Sequence[int], translations: Sequence[tuple[int, ...]]) -> int | None:
+    """The token that continues a translation ``written`` ends inside (the longest match), if any."""
+    best: tuple[int, int] | None = None  # (matched length, next token)
+    for ids in translations:
+        for k in range(len(ids) - 1, 0, -1):
+            if (best is None or k > best[0]) and k <= len(written) and tuple(written[-k:]) == ids[:k]:
+                best = (k, ids[k])
+                break
+    return None if best is None else best[1]
 
 
 def _prefixes(bias: Bias) -> list[list[list[int] | float]]:

@@ -47,11 +47,12 @@ PER_MS = MODEL_SAMPLE_RATE // 1000
 
 
 def keeps_terms(task: TranslationTask) -> bool:
-    """Whether ``task`` has KEEP terms that act on translations: a kept phrase is carried where
-    the segment's transcript holds it (model/terms.py), so such a task's every job decodes the
-    transcript (and, without a source language, detects the spoken language first), whether or
-    not the client asked for them (issue 45: a term acts on every path, or is refused)."""
-    return bool(task.target_languages) and any(t.keep for t in task.terms)
+    """Whether ``task`` has KEEP terms or glossary entries that act on translations: a kept
+    phrase is carried, and a glossary phrase translated as given, where the segment's transcript
+    holds it (model/terms.py), so such a task's every job decodes the transcript (and, without a
+    source language, detects the spoken language first), whether or not the client asked for them
+    (issue 45: a term acts on every path, or is refused)."""
+    return bool(task.target_languages) and any(t.keep or t.glossary for t in task.terms)
 
 
 def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool) -> ModelInput:

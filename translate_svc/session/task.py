@@ -11,7 +11,7 @@ is an InvalidInput whose message tells the caller what to send instead.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, OPUS_RATE
 from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND
@@ -55,6 +55,7 @@ def resolve_task(
         check_detection(card, limits, source, detect)
     check_terms(terms, limits)
     check_keep(card, terms, source, targets, detect)
+    check_glossary(card, terms, source, targets)
     if not targets and not (source or detect is not None):
         raise InvalidInput(
             'target_languages is empty: name at least one target language (e.g. "spa"), or set '
@@ -222,12 +223,15 @@ def check_counts(
     candidates: int = 0,
     terms: int = 0,
     terms_are: str = "terms",
+    glossary: int = 0,
 ) -> None:
     """A request's lists counted against their limits, with the messages the checks of their
     values give. The doors call this with the wire's counts (``len(msg.terms)``; for Riva's
     comma-separated ``dnt_phrases`` an upper bound, its commas counted) before any element is
     converted: a list over its limit costs no more than its count (issue 52 F3). ``terms_are``:
-    what the terms are called on the caller's wire."""
+    what the terms are called on the caller's wire. ``glossary``: the glossary entries (TRANSLATE
+    terms), counted apart (``max_glossary_entries``); ``terms`` counts the others. A door counts a
+    list's kinds only when the whole list is within both limits together (``split_term_counts``)."""
     if texts > limits.max_texts:
         raise InvalidInput(
             f"{texts} texts: send at most {limits.max_texts} per request (ServerLimits.max_texts); "
@@ -238,15 +242,35 @@ def check_counts(
     if terms > limits.max_terms:
         raise InvalidInput(
             f"{terms} {terms_are} sent; this server allows at most {limits.max_terms} per request "
-            "(ServerLimits.max_terms): keep the names and jargon that matter most"
+            "(ServerLimits.max_terms): keep the names and jargon that matter most (glossary entries, "
+            f"TRANSLATE terms, count apart: at most {limits.max_glossary_entries}, ServerLimits.max_glossary_entries)"
+        )
+    if glossary > limits.max_glossary_entries:
+        raise InvalidInput(
+            f"{glossary} glossary entries (TRANSLATE terms) sent; this server allows at most "
+            f"{limits.max_glossary_entries} per request (ServerLimits.max_glossary_entries): keep the "
+            "entries the speech is likely to say"
         )
 
 
+def split_term_counts(limits: LimitsSettings, total: int, glossary: Callable[[], int]) -> tuple[int, int]:
+    """(other terms, glossary entries) of a wire list of ``total`` terms for ``check_counts``: its
+    kinds are looked at (``glossary()``) only when ``total`` is within both limits together, so a
+    list over them costs no more than its count."""
+    if total > limits.max_terms + limits.max_glossary_entries:
+        return total, 0
+    n = glossary()
+    return total - n, n
+
+
 def check_terms(terms: Sequence[Term], limits: LimitsSettings) -> None:
-    check_counts(limits, terms=len(terms))
+    glossary = sum(t.glossary for t in terms)
+    check_counts(limits, terms=len(terms) - glossary, glossary=glossary)
     seen: set[str] = set()
     for n, t in enumerate(terms):
         phrase = t.phrase
+        if t.glossary:
+            _check_entry(n, t, limits)
         if not phrase.strip():
             raise InvalidInput(f"terms[{n}].phrase is empty: give the words to boost or keep")
         if len(phrase) > limits.max_term_chars:
@@ -256,15 +280,74 @@ def check_terms(terms: Sequence[Term], limits: LimitsSettings) -> None:
             )
         if any(not c.isprintable() for c in phrase):
             raise InvalidInput(f"terms[{n}].phrase {shown(phrase)} holds control characters: send plain text")
-        if not t.keep and not 0 < t.weight <= MAX_TERM_WEIGHT:
+        if t.boost and not 0 < t.weight <= MAX_TERM_WEIGHT:
             raise InvalidInput(
                 f"terms[{n}].weight is {t.weight:g}: a BOOST weight is in (0, {MAX_TERM_WEIGHT:g}] "
                 f"(0 or unset means {DEFAULT_TERM_WEIGHT:g})"
             )
         key = phrase.strip().casefold()
+        if t.glossary:  # one entry per phrase and target; a BOOST or KEEP term may name it too
+            key = f"{t.target_language}\0{key if t.ignore_case else phrase.strip()}"
         if key in seen:
-            raise InvalidInput(f"terms lists {shown(phrase)} more than once")
+            raise InvalidInput(
+                f"terms lists {shown(phrase)} more than once"
+                + (f" for target {shown(t.target_language)}" if t.glossary else "")
+            )
         seen.add(key)
+
+
+def _check_entry(n: int, t: Term, limits: LimitsSettings) -> None:
+    """A glossary entry's own fields (its target checked against the request's in
+    ``check_glossary``)."""
+    if t.keep:
+        raise InvalidInput(f"terms[{n}] is both KEEP and TRANSLATE: send one kind")
+    if not t.phrase.strip():
+        raise InvalidInput(f"terms[{n}].phrase is empty: give the source words the glossary entry translates")
+    if not t.translation.strip():
+        raise InvalidInput(
+            f"terms[{n}].translation is empty: a TRANSLATE term needs the target phrase to say for "
+            f"{shown(t.phrase)} (for a phrase to keep as it is, use KEEP)"
+        )
+    if len(t.translation) > limits.max_term_chars:
+        raise InvalidInput(
+            f"terms[{n}].translation is {len(t.translation)} characters; at most {limits.max_term_chars} "
+            "(ServerLimits.max_term_chars)"
+        )
+    if any(not c.isprintable() for c in t.translation):
+        raise InvalidInput(f"terms[{n}].translation {shown(t.translation)} holds control characters: send plain text")
+    if not t.target_language:
+        raise InvalidInput(
+            f"terms[{n}].target_language is empty: a TRANSLATE term is for one target language (a model "
+            'code of target_languages, e.g. "spa")'
+        )
+    if t.weight != DEFAULT_TERM_WEIGHT:
+        raise InvalidInput(f"terms[{n}].weight is {t.weight:g}: a TRANSLATE term takes no weight (leave it 0)")
+
+
+def check_glossary(card: ModelCard, terms: Sequence[Term], source: str, targets: Sequence[str]) -> None:
+    """Each glossary entry is for a language the request translates into (a known code, one of
+    ``targets``) other than the source language: an entry for a language not asked for could not
+    act, and is refused rather than ignored."""
+    for n, t in enumerate(terms):
+        if not t.glossary:
+            continue
+        lang = t.target_language
+        if lang not in card.text_codes:
+            raise InvalidInput(
+                f"terms[{n}].target_language {shown(lang)} is not a language of this server: use a model "
+                f"code from ListLanguages (e.g. {_examples(card.text_codes)})"
+            )
+        if lang not in targets:
+            raise InvalidInput(
+                f"terms[{n}].target_language is {shown(lang)}, not among target_languages "
+                f"({', '.join(shown(t) for t in targets) or 'none'}): add it to target_languages, or drop "
+                "the entry (a stream's update may not drop a language its glossary entries are for)"
+            )
+        if lang == source:
+            raise InvalidInput(
+                f"terms[{n}].target_language {shown(lang)} is the source language: a glossary entry "
+                "translates into another language (use KEEP or BOOST for the source's own words)"
+            )
 
 
 def check_keep(
@@ -273,9 +356,15 @@ def check_keep(
     """A KEEP term acts where the segment's transcript holds its phrase, so the server decodes the
     transcript for it, in the source language, or in the one detected. Without either, and no
     identifier to detect it, the term could not act: refused, never accepted and ignored."""
-    keep = next((n for n, t in enumerate(terms) if t.keep), None)
+    keep = next((n for n, t in enumerate(terms) if t.keep or t.glossary), None)
     if keep is None or not targets or source or detect is not None or card.identifier is not None:
         return
+    if terms[keep].glossary:
+        raise InvalidInput(
+            f"terms[{keep}] is TRANSLATE and source_language is empty: a glossary phrase is translated "
+            "where the speech says it, which needs the spoken language, and this server has no language "
+            'identifier to find it: set source_language (e.g. "eng")'
+        )
     raise InvalidInput(
         f"terms[{keep}] is KEEP and source_language is empty: a kept phrase is carried where the speech "
         "says it, which needs the spoken language, and this server has no language identifier to find "

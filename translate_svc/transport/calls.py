@@ -34,13 +34,20 @@ def config_message_bytes(limits: LimitsSettings) -> int:
     """The largest stream message that carries no audio (a config, an update), held to it before
     protobuf parses it: ``SMALL_MESSAGE_BYTES`` and ``limits.max_terms`` terms of
     ``limits.max_term_chars`` characters (4 bytes of UTF-8 each, twice for Riva's
-    ``phrase##phrase``, and their framing). At the defaults 82,432 bytes: a config parses in well
+    ``phrase##phrase``, and their framing). At the defaults 156,160 bytes: a config parses in well
     under a millisecond, where 1 MB of small fields (a map's entries above all) took up to 50 ms of
-    the event loop (issue 52 F3)."""
-    return SMALL_MESSAGE_BYTES + limits.max_terms * (8 * limits.max_term_chars + 16)
+    the event loop (issue 52 F3). Glossary entries (``limits.max_glossary_entries``) add a phrase
+    and a translation of ``limits.max_term_chars`` characters each, and a target language."""
+    return SMALL_MESSAGE_BYTES + limits.max_terms * (8 * limits.max_term_chars + 16) + glossary_bytes(limits)
+
+
+def glossary_bytes(limits: LimitsSettings) -> int:
+    """What a request's glossary entries may hold: phrase and translation (4 bytes of UTF-8 a
+    character each; Riva's ``phrase##translation`` the same), a target language and framing."""
+    return limits.max_glossary_entries * (8 * limits.max_term_chars + 64)
 
 
 def text_request_bytes(limits: LimitsSettings) -> int:
     """The largest request of texts to translate: each character at most 4 bytes of UTF-8, each
     text a few bytes of framing."""
-    return SMALL_MESSAGE_BYTES + 4 * limits.max_text_request_chars + 8 * limits.max_texts
+    return SMALL_MESSAGE_BYTES + 4 * limits.max_text_request_chars + 8 * limits.max_texts + glossary_bytes(limits)

@@ -129,7 +129,8 @@ class TranslateSvcSTTService(STTService):
         interim_ms: live source captions every this many ms (0: off).
         detect: spoken-language identification (True, or the candidate codes); the
             transcript's language is then the detected one.
-        terms: names and jargon to get right (the SDK's ``Term``; a ``str`` is a boost).
+        terms: names and jargon to get right (the SDK's ``Term``; a ``str`` is a boost; a ``Term`` with
+            ``translation`` and ``target_language`` is a glossary entry).
         vad: the server's segmentation overrides (the SDK's ``VadOptions``).
         client: an ``AsyncTranslateClient`` to use instead of one made from ``address``,
             ``token`` and ``tls`` (it is then not closed by the service).

@@ -32,7 +32,7 @@ from translate_svc.session.events import (
     Updated,
 )
 from translate_svc.session.rooms import ListenEvent, ListenStarted, OutputDropped, RoomOutput
-from translate_svc.session.task import check_counts
+from translate_svc.session.task import check_counts, split_term_counts
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import stream_message_bytes
 from translate_svc.types import (
@@ -152,12 +152,16 @@ def check_lists(
     """A request's lists (texts, targets, detection candidates, terms) counted against their
     limits before any element is converted (``session.task.check_counts``; issue 52 F3)."""
     detect = None if isinstance(msg, pb.TranslateTextRequest) else msg.language_detection
+    others, glossary = split_term_counts(
+        limits, len(msg.terms), lambda: sum(t.kind == pb.Term.TRANSLATE for t in msg.terms)
+    )
     check_counts(
         limits,
         texts=len(msg.texts) if isinstance(msg, pb.TranslateTextRequest) else 0,
         targets=len(msg.target_languages),
         candidates=len(detect.candidates) if detect is not None and detect.enabled else 0,
-        terms=len(msg.terms),
+        terms=others,
+        glossary=glossary,
     )
 
 
@@ -165,8 +169,27 @@ def terms(msgs: Sequence[pb.Term]) -> tuple[Term, ...]:
     """Term messages as the domain's (kind and weight defaults filled in; checked in session.task)."""
     out = []
     for n, t in enumerate(msgs):
-        if t.kind not in (pb.Term.KIND_UNSPECIFIED, pb.Term.BOOST, pb.Term.KEEP):
-            raise InvalidInput(f"terms[{n}].kind is {t.kind}: use BOOST or KEEP")
+        if t.kind not in (pb.Term.KIND_UNSPECIFIED, pb.Term.BOOST, pb.Term.KEEP, pb.Term.TRANSLATE):
+            raise InvalidInput(f"terms[{n}].kind is {t.kind}: use BOOST, KEEP or TRANSLATE")
+        if t.kind == pb.Term.TRANSLATE:
+            if t.weight:
+                raise InvalidInput(f"terms[{n}].weight is {t.weight:g}: a TRANSLATE term takes no weight (leave it 0)")
+            out.append(
+                Term(
+                    t.phrase,
+                    glossary=True,
+                    translation=t.translation,
+                    target_language=t.target_language,
+                    ignore_case=t.ignore_case,
+                )
+            )
+            continue
+        if t.translation or t.target_language or t.ignore_case:
+            field = "translation" if t.translation else "target_language" if t.target_language else "ignore_case"
+            raise InvalidInput(
+                f"terms[{n}].{field} is set on a {pb.Term.Kind.Name(t.kind)} term: it belongs to a glossary "
+                "entry, set kind TRANSLATE (or leave it unset)"
+            )
         keep = t.kind == pb.Term.KEEP
         out.append(Term(t.phrase, keep, t.weight or DEFAULT_TERM_WEIGHT))
     return tuple(out)
@@ -174,7 +197,15 @@ def terms(msgs: Sequence[pb.Term]) -> tuple[Term, ...]:
 
 def terms_to_pb(ts: Sequence[Term]) -> list[pb.Term]:
     return [
-        pb.Term(phrase=t.phrase, kind=pb.Term.KEEP if t.keep else pb.Term.BOOST, weight=0 if t.keep else t.weight)
+        pb.Term(
+            phrase=t.phrase,
+            kind=pb.Term.TRANSLATE,
+            translation=t.translation,
+            target_language=t.target_language,
+            ignore_case=t.ignore_case,
+        )
+        if t.glossary
+        else pb.Term(phrase=t.phrase, kind=pb.Term.KEEP if t.keep else pb.Term.BOOST, weight=0 if t.keep else t.weight)
         for t in ts
     ]
 
@@ -224,6 +255,7 @@ def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
         max_candidate_languages=limits.max_candidate_languages,
         max_terms=limits.max_terms,
         max_term_chars=limits.max_term_chars,
+        max_glossary_entries=limits.max_glossary_entries,
         max_calls_per_connection=limits.max_calls_per_connection,
         max_calls=limits.max_calls,
         connection_idle_seconds=limits.connection_idle_s,

@@ -100,7 +100,7 @@ def _parse(kind: type[M], raw: bytes, limit: int | None = None) -> M:
 #: where the audio of a stream message is (``audio``, ``packet.data``) and of a clip (``audio.content``)
 _STREAM_AUDIO = tuple(audio_path(pb.StreamingTranslateRequest, f) for f in ("audio", "packet.data"))
 _CLIP_AUDIO = (audio_path(pb.TranslateRequest, "audio.content"),)
-_TERMS_AT_MOST = "at most ServerLimits.max_terms terms of at most max_term_chars characters"
+_TERMS_AT_MOST = "at most ServerLimits.max_terms terms and max_glossary_entries glossary entries of max_term_chars"
 
 
 def _parse_stream(raw: bytes, limits: LimitsSettings) -> pb.StreamingTranslateRequest:
@@ -123,7 +123,8 @@ def _parse_clip(raw: bytes, limits: LimitsSettings, limit: int | None = None) ->
     """A clip (or, with ``limit``, one TranslateChunked message of it): as large as the port (or
     ``limit``) takes, but no more than ``config_message_bytes`` beside its audio (its languages,
     terms and options), refused before it is parsed."""
-    most = limits.max_terms + limits.max_target_languages + 8  # its fields: a term, a target each
+    # its fields: a term, a target each
+    most = limits.max_terms + limits.max_glossary_entries + limits.max_target_languages + 8
     return parse_beside_audio(
         pb.TranslateRequest,
         raw,

@@ -5,9 +5,10 @@ maps every field). The protos are those of the ``nvidia-riva-client`` package (i
 ``riva.client.proto`` modules, which load under our protobuf 7 runtime; docs/decisions.md).
 
 - A stream's first message is its config: ``asr_config`` (audio format, source language, interim
-  results), ``translation_config`` (languages, ``dnt_phrases`` -> KEEP terms), ``tts_config`` (the
-  speech's encoding and rate). Language codes go through our BCP-47 mapping (``languages.py``) to the
-  model's codes; a code the model lacks is INVALID_ARGUMENT naming it.
+  results), ``translation_config`` (languages, ``dnt_phrases`` -> KEEP terms and, for
+  ``phrase##translation`` lines, glossary entries), ``tts_config`` (the speech's encoding and
+  rate). Language codes go through our BCP-47 mapping (``languages.py``) to the model's codes; a
+  code the model lacks is INVALID_ARGUMENT naming it.
 - ``audio_content`` is audio in the config's format; an empty ``audio_content`` ends the input (the
   open speech is translated, every result sent, then the call ends), as a half-close does.
 - Each segment is answered once: speech (``SynthesizeSpeechResponse``) or a final
@@ -19,7 +20,7 @@ maps every field). The protos are those of the ``nvidia-riva-client`` package (i
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,30 +127,48 @@ def term_count(phrases: Sequence[str], contexts: Sequence[asr.SpeechContext], mo
 
 
 def check_terms(phrases: Sequence[str], contexts: Sequence[asr.SpeechContext], limits: LimitsSettings) -> None:
-    """Riva's terms counted against ``limits.max_terms`` before any is made."""
-    n = term_count(phrases, contexts, limits.max_terms)
-    check_counts(limits, terms=n, terms_are="terms (dnt_phrases items and speech_contexts phrases)")
+    """Riva's terms counted against ``limits.max_terms`` (and its dictionary's custom translations
+    against ``max_glossary_entries``) before any is made."""
+    most = limits.max_terms + limits.max_glossary_entries
+    n = term_count(phrases, contexts, most)
+    others, glossary = n, 0
+    if n <= most:  # within both together: the items are few, so count them exactly, by kind
+        items = list(_items(phrases))
+        glossary = sum(map(_custom, items))
+        others = len(items) - glossary + sum(len(ctx.phrases) for ctx in contexts)
+    check_counts(
+        limits, terms=others, glossary=glossary, terms_are="terms (dnt_phrases items and speech_contexts phrases)"
+    )
 
 
-def dnt_terms(phrases: Sequence[str], field: str) -> tuple[Term, ...]:
-    """Riva's do-not-translate phrases as KEEP terms. Riva's client sends them as one element
-    ``"a##a,b##b"`` (``add_dnt_phrases_dict``) or one phrase per element; ``phrase##translation``
-    with a translation other than the phrase itself (a custom translation) is refused: a KEEP term
-    carries the phrase verbatim, and this server has no forced translations."""
-    out: list[Term] = []
+def _items(phrases: Sequence[str]) -> Iterator[tuple[int, str]]:
+    """Each comma-separated item of ``dnt_phrases`` with its element's index (blank ones skipped)."""
     for n, element in enumerate(phrases):
         for item in element.split(","):
-            phrase, sep, translation = item.partition("##")
-            phrase, translation = phrase.strip(), translation.strip()
-            if not phrase:
-                if item.strip():
-                    raise InvalidInput(f"{field}[{n}] has an empty phrase in {shown(item.strip())}: name the phrase")
-                continue
-            if sep and translation and translation != phrase:
-                raise InvalidInput(
-                    f"{field}[{n}]: {shown(item.strip())} asks for a custom translation; this server keeps a "
-                    "phrase as it is (phrase or phrase##phrase) and has no custom translations"
-                )
+            if item.strip():
+                yield n, item
+
+
+def _custom(item: tuple[int, str]) -> bool:
+    """A dictionary line with a translation of its own (``phrase##other``)."""
+    phrase, sep, translation = item[1].partition("##")
+    return bool(sep and translation.strip() and translation.strip() != phrase.strip())
+
+
+def dnt_terms(phrases: Sequence[str], field: str, target: str) -> tuple[Term, ...]:
+    """Riva's dictionary: ``phrase`` or ``phrase##phrase`` (do not translate) as a KEEP term, and
+    ``phrase##translation`` with a translation of its own as a glossary entry (TRANSLATE) for the
+    stream's one ``target`` (matched in the phrase's case, the glossary default). Riva's client
+    sends them as one element ``"a##a,b##b"`` (``add_dnt_phrases_dict``) or one line per element."""
+    out: list[Term] = []
+    for n, item in _items(phrases):
+        phrase, _, translation = item.partition("##")
+        phrase, translation = phrase.strip(), translation.strip()
+        if not phrase:
+            raise InvalidInput(f"{field}[{n}] has an empty phrase in {shown(item.strip())}: name the phrase")
+        if _custom((n, item)):
+            out.append(Term(phrase, glossary=True, translation=translation, target_language=target))
+        else:
             out.append(Term(phrase, keep=True))
     return tuple(out)
 
@@ -368,7 +387,7 @@ def _translate_config(
         output=output,
         vad=vad,
         interim_interval_ms=interim_interval(scfg, "asr_config") if tts_cfg is None else 0,
-        terms=dnt_terms(tcfg.dnt_phrases, "translation_config.dnt_phrases")
+        terms=dnt_terms(tcfg.dnt_phrases, "translation_config.dnt_phrases", target)
         + boost_terms(scfg.config.speech_contexts, "asr_config.config.speech_contexts"),
         simultaneous=simultaneous_step(scfg, "asr_config") if tts_cfg is None else None,
     )
@@ -448,11 +467,12 @@ def text_request(msg: nmt.TranslateTextRequest, card: ModelCard, limits: LimitsS
         raise InvalidInput("target_language is empty: name the language to translate into")
     if not msg.source_language.strip():
         raise InvalidInput("source_language is empty: name the texts' language")
+    target = model_language(msg.target_language, card, "target_language")
     return RivaTextRequest(
         texts=tuple(msg.texts),
         source_language=model_language(msg.source_language, card, "source_language"),
-        target_language=model_language(msg.target_language, card, "target_language"),
-        terms=dnt_terms(msg.dnt_phrases, "dnt_phrases"),
+        target_language=target,
+        terms=dnt_terms(msg.dnt_phrases, "dnt_phrases", target),
     )
 
 

@@ -122,6 +122,18 @@ def terms_pb(terms: Sequence[Term | str]) -> list[pb.Term]:
     out = []
     for t in terms:
         term = Term(t) if isinstance(t, str) else t
+        if term.glossary:
+            out.append(
+                pb.Term(
+                    phrase=term.phrase,
+                    kind=pb.Term.TRANSLATE,
+                    weight=term.weight,
+                    translation=term.translation,
+                    target_language=term.target_language,
+                    ignore_case=term.ignore_case,
+                )
+            )
+            continue
         kind = pb.Term.KEEP if term.keep else pb.Term.BOOST
         out.append(pb.Term(phrase=term.phrase, kind=kind, weight=term.weight))
     return out
@@ -198,6 +210,7 @@ def limits(msg: pb.ServerLimits) -> ServerLimits:
         max_unary_calls_per_token=msg.max_unary_calls_per_token,
         max_unary_calls_per_tenant=msg.max_unary_calls_per_tenant,
         max_clip_reads_per_tenant=msg.max_clip_reads_per_tenant,
+        max_glossary_entries=msg.max_glossary_entries,
     )
 
 

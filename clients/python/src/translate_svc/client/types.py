@@ -48,12 +48,29 @@ class TlsOptions:
 @dataclass(frozen=True)
 class Term:
     """A phrase to get right (a name, jargon): ``keep=True`` carries it verbatim into the
-    translations where it was said (do not translate); otherwise it is boosted by ``weight`` in
-    (0, 10] (0: the server's default, 3). A plain ``str`` in ``terms=`` is a boost."""
+    translations where it was said (do not translate); ``translation`` (with ``target_language``,
+    one of the call's targets) makes it a glossary entry: where the source says ``phrase`` (in its
+    case, unless ``ignore_case``), the translation into that language says ``translation``;
+    otherwise it is boosted by ``weight`` in (0, 10] (0: the server's default, 3). A plain ``str``
+    in ``terms=`` is a boost."""
 
     phrase: str
     keep: bool = False
     weight: float = 0.0
+    translation: str = ""
+    target_language: str = ""
+    ignore_case: bool = False
+
+    @property
+    def glossary(self) -> bool:
+        """A glossary entry (kind TRANSLATE): ``translation`` or ``target_language`` is set."""
+        return bool(self.translation or self.target_language)
+
+    def __post_init__(self) -> None:
+        if self.glossary and self.keep:
+            raise ValueError("Term: keep=True and a translation go not together (a kept phrase is not translated)")
+        if self.ignore_case and not self.glossary:
+            raise ValueError("Term: ignore_case is for a glossary entry (set translation and target_language)")
 
 
 @dataclass(frozen=True)
@@ -443,6 +460,8 @@ class ServerLimits:
     request_read_timeout_ms: int = 0
     max_unary_calls_per_token: int = 0
     max_unary_calls_per_tenant: int = 0
+    #: glossary entries (``Term`` with a translation) per call, apart from ``max_terms`` (0: an older server)
+    max_glossary_entries: int = 0
     max_clip_reads_per_tenant: int = 0
     #: a simultaneous stream's segments are cut at this length (0: an older server)
     simultaneous_max_segment_ms: int = 0

@@ -14,7 +14,7 @@ import functools
 import inspect
 import os
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, TypeVar
@@ -26,7 +26,15 @@ from translate_svc.audio.rates import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 from translate_svc.client_cli.common import CliError
 
 if TYPE_CHECKING:
-    from translate_svc.client import AsyncTranslateClient, AudioFormat, OutputOptions, Term, TlsOptions, VadOptions
+    from translate_svc.client import (
+        AsyncTranslateClient,
+        AudioFormat,
+        Languages,
+        OutputOptions,
+        Term,
+        TlsOptions,
+        VadOptions,
+    )
     from translate_svc.client.types import StreamEncoding
 
 R = TypeVar("R")
@@ -121,12 +129,24 @@ class LanguageFlags:
             "weight 0-10), `keep: Acme` (do not translate); # comments",
         ),
     ] = None
+    glossary_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--glossary",
+            help="phrases to translate as you say (a glossary): a TSV file, one entry a line, its fields "
+            "separated by tabs: the source phrase, its translation, the target language (may be left out when "
+            "--to names one) and `ignore-case` (optional: else matched in the case written); # comments",
+        ),
+    ] = None
 
-    def terms(self) -> list[Term]:
-        """The --terms file's terms (none without one)."""
+    def terms(self, targets: Sequence[str] = (), langs: Languages | None = None) -> list[Term]:
+        """The --terms file's terms and the --glossary file's entries for ``targets`` (the call's
+        model codes; ``langs``: the server's languages, to map a line's language)."""
+        from translate_svc.client_cli.glossary import read_glossary
         from translate_svc.client_cli.lang import read_terms
 
-        return read_terms(self.terms_file) if self.terms_file is not None else []
+        terms = read_terms(self.terms_file) if self.terms_file is not None else []
+        return terms + (read_glossary(self.glossary_file, targets, langs) if self.glossary_file is not None else [])
 
     lang_check: Annotated[
         bool,

@@ -153,7 +153,7 @@ class StreamJob:
                 targets=choice.targets,
                 source=choice.source,
                 detect=choice.detect if choice.detect is not None else False,
-                terms=plan.lang.terms(),
+                terms=plan.lang.terms(choice.targets, langs),
                 format=source.fmt,
                 interim_ms=plan.interim_ms,
                 simultaneous=plan.simultaneous or False,

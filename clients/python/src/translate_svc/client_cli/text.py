@@ -15,7 +15,7 @@ from translate_svc.client_cli.common import EXIT_FAILED, EXIT_OK, NOISE_WARNING,
 from translate_svc.client_cli.flags import ConnectionFlags, OverwriteOpt, TimeoutOpt, VoiceFlags, flag_groups
 
 if TYPE_CHECKING:
-    from translate_svc.client import TranslateTextResult
+    from translate_svc.client import Languages, Term, TranslateTextResult
 
 # Not wrapped in the source: rich wraps each paragraph to the terminal (tests/unit/test_cli_help.py).
 HELP = (
@@ -41,6 +41,15 @@ def text(
             "weight 0-10), `keep: Acme` (do not translate); # comments",
         ),
     ] = None,
+    glossary_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--glossary",
+            help="phrases to translate as you say (a glossary): a TSV file, one entry a line, its fields "
+            "separated by tabs: the source phrase, its translation, the target language (may be left out when "
+            "--to names one) and `ignore-case` (optional: else matched in the case written); # comments",
+        ),
+    ] = None,
     lang_check: Annotated[
         bool,
         typer.Option(
@@ -63,6 +72,12 @@ def text(
         if not source.strip() or source.strip().lower().startswith("auto"):
             raise CliError("--from is required: name the texts' language, e.g. --from en (no detection for text)")
         terms = read_terms(terms_file) if terms_file is not None else []
+
+        def glossary(targets: list[str], langs: Languages | None) -> list[Term]:
+            from translate_svc.client_cli.glossary import read_glossary
+
+            return read_glossary(glossary_file, targets, langs) if glossary_file is not None else []
+
         output = voice.output(speech=speech, transcript=False)
         if out_dir is not None and not speech:
             raise CliError("--out writes the speech: drop --no-speech, or drop --out")
@@ -81,7 +96,11 @@ def text(
                     )
                     check_free(list(paths.values()), overwrite)
                 return await client.translate_text(
-                    texts, source=choice.source or source, targets=choice.targets, terms=terms, output=output
+                    texts,
+                    source=choice.source or source,
+                    targets=choice.targets,
+                    terms=terms + glossary(choice.targets, langs),
+                    output=output,
                 )
 
         result = asyncio.run(call())

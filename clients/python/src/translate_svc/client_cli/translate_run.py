@@ -152,7 +152,7 @@ class TranslateJob:
                 speaker_id=plan.output.speaker_id,
                 asr_only=plan.lang.asr_only,
             )
-            self.terms = plan.lang.terms()
+            self.terms = plan.lang.terms(self.langs.targets, langs)
             planned = [
                 out_dir / name
                 for base in bases
