@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from translate_svc.client_cli.common import CliError
-from translate_svc.client_cli.glossary import read_glossary
 from translate_svc.client import Term
 from translate_svc.client.types import Language, Languages, ModelInfo, ServerLimits
+from translate_svc.client_cli.common import CliError
+from translate_svc.client_cli.glossary import read_glossary
 
 
 def languages() -> Languages:

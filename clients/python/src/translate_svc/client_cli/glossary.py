@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from translate_svc.client import Languages, Term
 from translate_svc.client_cli.common import CliError
 from translate_svc.client_cli.lang import UnknownLanguage, resolve_language
-from translate_svc.client import Languages, Term
 from translate_svc.languages import guess_model_code
 
 #: the fourth field's one value
