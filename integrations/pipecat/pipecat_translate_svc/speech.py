@@ -15,7 +15,6 @@ from typing import Any
 from pipecat.frames.frames import Frame, TTSAudioRawFrame, TTSStartedFrame, TTSStoppedFrame
 
 from pipecat_translate_svc.calls import Call
-from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.client import Translation
 
 #: translated speech is pushed in frames of this much audio (the output transport re-chunks it)
@@ -66,7 +65,7 @@ class SpeechOutput:
         """Push one piece of translated speech (a segment's, or a commit's chunk) unless its
         turn was interrupted; ``last`` ends its context with a ``TTSStoppedFrame``."""
         assert t.audio is not None
-        pcm = float_to_pcm16(t.audio).astype("<i2").tobytes()
+        pcm = t.pcm16().astype("<i2").tobytes()
         rate = t.sample_rate
         key = (segment_id, t.target)
         context_id = self._context_id(call, segment_id, t.target)

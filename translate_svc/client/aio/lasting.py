@@ -95,6 +95,7 @@ class StreamOpened:
 
     number: int
     info: StreamInfo | None
+    stream: AsyncStream = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -412,11 +413,13 @@ class LastingStream:
         wait = self._not_before - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        stream = await self._factory()
+        stream: AsyncStream | None = None
         try:
+            stream = await self._factory()
             await stream.start()
         except BaseException as e:
-            await stream.aclose()
+            if stream is not None:
+                await stream.aclose()
             if isinstance(e, TranslateError) and is_retryable(e.code):
                 self._refused(e)
                 return None
@@ -475,7 +478,7 @@ class LastingStream:
                     self._iter_done = True
                     raise item
                 self._reading, self._held_end = item, None
-                return StreamOpened(item.number, item.stream.info)
+                return StreamOpened(item.number, item.stream.info, item.stream)
             ev = await self._next_of(leg)
             if ev is not None:
                 return ev
