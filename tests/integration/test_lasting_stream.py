@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import grpc
@@ -199,6 +199,48 @@ async def test_audio_past_the_bound_is_dropped_oldest_first_and_told(one_stream:
         events = await collect(lasting)
     end = events[-1]
     assert isinstance(end, StreamEnd) and end.clean and end.audio_received_ms == 1000
+
+
+async def test_a_limit_on_a_restarted_stream_counts_what_it_did_not_take_as_dropped(
+    short: str, jfk: np.ndarray
+) -> None:
+    """``restart()`` retires stream 1 after the server cut it at its limit (1.5 s), before its end
+    was read; stream 2 already takes the newer audio. What stream 1 was sent and did not take
+    cannot go to stream 2 (it would come after newer audio): it is counted and told as
+    ``AudioDropped``, and every pushed sample is either taken by a stream or dropped, once."""
+    first, second = jfk[: 17 * RATE // 10], jfk[17 * RATE // 10 : 22 * RATE // 10]
+    async with AsyncTranslateClient(short) as client:
+        lasting = LastingStream(lambda: _stream(client), sample_rate=RATE)
+        lasting.push(first)
+        await _until(lambda: lasting.stream is not None and lasting.stream.ended is not None)
+        lasting.restart()  # the end of stream 1 is not read yet (nothing iterates)
+        lasting.push(second)
+        await _until(lambda: lasting.opened == 2)
+        lasting.end_input()
+        events = await collect(lasting)
+    opened = [e.number for e in events if isinstance(e, StreamOpened)]
+    dropped = [e for e in events if isinstance(e, AudioDropped)]
+    reopens = [e for e in events if isinstance(e, Reopening)]
+    assert opened == [1, 2] and [r.number for r in reopens] == [1]
+    cut = reopens[0].end
+    assert cut.reason is EndReason.MAX_STREAM_DURATION and 1000 < cut.audio_received_ms <= 1500
+    assert reopens[0].resent_ms == 0  # nothing went to stream 2...
+    assert len(dropped) == 1 and dropped[0].samples > 0  # ...it was counted and told instead
+    assert lasting.dropped_samples == dropped[0].samples == dropped[0].total_samples
+    end = events[-1]
+    assert isinstance(end, StreamEnd) and end.clean
+    taken = cut.audio_received_ms + end.audio_received_ms
+    assert taken + ms(lasting.dropped_samples) == ms(first.size + second.size)
+
+
+async def _until(done: Callable[[], bool], within: float = 20.0) -> None:
+    """Until ``done()`` (a state inside the SDK that no event announces: checked every 10 ms)."""
+
+    async def wait() -> None:
+        while not done():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(wait(), within)
 
 
 def _stream(client: AsyncTranslateClient) -> asyncio.Future[AsyncStream]:

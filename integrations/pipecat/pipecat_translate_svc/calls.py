@@ -1,14 +1,12 @@
-"""One stream of the service (``Call``: the SDK's ``AsyncStream``, its reader task and its
-interruption watermark) and how a stream's failure maps to Pipecat's error categories."""
+"""One stream of the service (``Call``: its number in the lasting stream, its interruption
+watermark and open speech contexts) and how a failure maps to Pipecat's error categories."""
 
 from __future__ import annotations
-
-import asyncio
 
 import grpc
 from pipecat.utils.errors import ErrorCategory
 
-from translate_svc.client import AsyncStream, EndReason, StreamEndedError, TranslateError
+from translate_svc.client import EndReason, StreamEndedError, TranslateError
 
 #: gRPC status -> pipecat's error category (a permanent one makes the service unusable)
 _CATEGORY = {
@@ -34,33 +32,31 @@ def error_category(error: TranslateError) -> ErrorCategory:
     return _CATEGORY.get(error.code, ErrorCategory.UNKNOWN)
 
 
-class Call:
-    """One ``AsyncStream`` of the service, its reader, and its interruption watermark."""
+#: a cut past every position: a stream that takes no more audio was cut after all of it
+ALL_MS = 1 << 62
 
-    def __init__(self, number: int, stream: AsyncStream, sample_rate: int) -> None:
+
+class Call:
+    """One stream of the service's lasting stream (``number``: the ``StreamOpened``'s), and its
+    interruption watermark and open speech contexts."""
+
+    def __init__(self, number: int) -> None:
         self.number = number
-        self.stream = stream
-        self.sample_rate = sample_rate
-        self.samples_sent = 0
-        self.reader: asyncio.Task[None] | None = None
-        self.usable = True  # takes audio (not half-closed, not ended)
         #: the highest segment id any result (commit or segment) came for
         self.max_seen_id = -1
-        #: the latest interruption: the stream position sent by then and the segment watermark
+        #: the latest interruption: the stream position pushed by then (ms) and the segment watermark
         self.cut_ms = -1
         self.cut_id = -1
         #: (segment id, target) whose TTSStartedFrame went out and whose TTSStoppedFrame did not
         self.open: set[tuple[int, str]] = set()
 
-    @property
-    def sent_ms(self) -> int:
-        return self.samples_sent * 1000 // self.sample_rate
-
     def seen(self, segment_id: int) -> None:
         self.max_seen_id = max(self.max_seen_id, segment_id)
 
-    def interrupt(self) -> None:
-        self.cut_ms = max(self.cut_ms, self.sent_ms)
+    def interrupt(self, position_ms: int | None) -> None:
+        """An interruption when the audio pushed so far ends at ``position_ms`` of this stream's
+        timeline (None: the stream takes no more audio, all of it came before)."""
+        self.cut_ms = max(self.cut_ms, ALL_MS if position_ms is None else position_ms)
         self.cut_id = max(self.cut_id, self.max_seen_id)
         self.open.clear()  # pipecat's interruption ends the speech that was playing
 

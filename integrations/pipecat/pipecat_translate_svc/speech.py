@@ -9,7 +9,7 @@ goes out, under the one lock that orders speech pushes against interruptions.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pipecat.frames.frames import Frame, TTSAudioRawFrame, TTSStartedFrame, TTSStoppedFrame
@@ -38,12 +38,11 @@ class SpeechOutput:
         self.interrupted_pieces = 0
         self.interrupted_ms = 0
 
-    async def interrupt(self, calls: Callable[[], Iterable[Call]]) -> None:
-        """An interruption: speech pushed from now on is checked against this cut (``calls``: the
-        service's streams, as they are once the lock is held)."""
+    async def interrupt(self, cut: Callable[[], None]) -> None:
+        """An interruption: speech pushed from now on is checked against this cut (``cut``: marks
+        the service's streams, as they are once the lock is held)."""
         async with self.lock:
-            for call in calls():
-                call.interrupt()
+            cut()
 
     def destination(self, target: str) -> str | None:
         return None if self._audio_destinations is None else self._audio_destinations.get(target)

@@ -230,6 +230,16 @@ class LastingStream:
     def input_ended(self) -> bool:
         return self._input_ended
 
+    def audio_position(self) -> tuple[int, int] | None:
+        """``(number, samples)``: the stream that takes audio now, and where the audio pushed so far
+        ends on its timeline (what it was sent plus what is queued). None while no stream takes
+        audio: what is queued then goes to the next one (number ``opened + 1``). For an adapter
+        that marks a moment on the streams' timelines (an interruption, say)."""
+        leg = self._current
+        if leg is None or not leg.usable:
+            return None
+        return leg.number, leg.sent + self._queued
+
     def push(self, pcm: bytes | bytearray | memoryview | np.ndarray[Any, Any], sample_rate: int | None = None) -> None:
         """Queue mono PCM16 audio for the stream (never waits). Raises ``StreamClosedError`` after
         ``end_input``, ``aclose`` or a failure, ``ValueError`` for a rate other than the stream's."""
