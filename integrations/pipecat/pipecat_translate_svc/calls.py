@@ -1,5 +1,6 @@
-"""One stream of the service (``Call``: its number in the lasting stream, its interruption
-watermark and open speech contexts) and how a failure maps to Pipecat's error categories."""
+"""The service's streams' turn state (``Call``: one stream's interruption watermark and open
+speech contexts; ``Calls``: those of the streams still read or taking audio, and where an
+interruption cuts each one's timeline) and how a failure maps to Pipecat's error categories."""
 
 from __future__ import annotations
 
@@ -66,3 +67,46 @@ class Call:
         if self.cut_ms < 0:
             return False
         return segment_id <= self.cut_id or (end_ms is not None and end_ms <= self.cut_ms)
+
+
+class Calls:
+    """The ``Call`` of each stream whose results are read or that takes audio, by its number in
+    the lasting stream (``StreamOpened.number``). Event loop only."""
+
+    def __init__(self) -> None:
+        self._by_number: dict[int, Call] = {}
+        #: an interruption while no stream took audio: (the next stream's number, its cut in ms)
+        self._next_cut: tuple[int, int] | None = None
+
+    def get(self, number: int) -> Call:
+        """Stream ``number``'s (made on first use)."""
+        call = self._by_number.get(number)
+        if call is None:
+            call = self._by_number[number] = Call(number)
+            cut = self._next_cut
+            if cut is not None and cut[0] <= number:
+                self._next_cut = None
+                if cut[0] == number:  # the audio queued at the interruption went to this stream
+                    call.cut_ms = cut[1]
+        return call
+
+    def done(self, number: int) -> bool:
+        """Every result of stream ``number`` was read; False when it was done already."""
+        return self._by_number.pop(number, None) is not None
+
+    def clear(self) -> None:
+        self._by_number.clear()
+        self._next_cut = None
+
+    def cut(self, at: tuple[int, int] | None, next_number: int, queued_ms: int) -> None:
+        """An interruption: what was pushed until now is the interrupted turn. ``at``: the stream
+        that takes audio now and where the audio pushed so far ends on its timeline (ms); None
+        while none does: the ``queued_ms`` pushed then open stream ``next_number``. Every other
+        stream takes no more audio: all of it came before the interruption."""
+        for call in list(self._by_number.values()):
+            if at is None or call.number != at[0]:
+                call.interrupt(None)
+        if at is not None:
+            self.get(at[0]).interrupt(at[1])
+        elif queued_ms > 0:
+            self._next_cut = (next_number, queued_ms)

@@ -58,7 +58,7 @@ from pipecat.utils.time import time_now_iso8601
 from pipecat.utils.tracing.service_decorators import traced_stt
 from pipecat.utils.types import NOT_GIVEN, is_given
 
-from pipecat_translate_svc.calls import Call, error_category
+from pipecat_translate_svc.calls import Call, Calls, error_category
 from pipecat_translate_svc.languages import to_model_code, to_model_codes, to_pipecat_language
 from pipecat_translate_svc.settings import TranslateSvcSTTSettings
 from pipecat_translate_svc.speech import SpeechOutput
@@ -228,10 +228,7 @@ class TranslateSvcSTTService(STTService):
 
         self._lasting: LastingStream | None = None  # from start to the end
         self._reader: asyncio.Task[None] | None = None
-        #: the streams whose results are read or that take audio (by number), for interruptions
-        self._calls: dict[int, Call] = {}
-        #: an interruption while no stream took audio: (the next stream's number, its cut in ms)
-        self._next_cut: tuple[int, int] | None = None
+        self._calls = Calls()  # the streams whose results are read or that take audio
         #: the targets and voice each stream was made with (by the number it gets when it opens)
         self._made_with: dict[int, tuple[tuple[str, ...], int | None]] = {}
         self._closing = False
@@ -266,7 +263,6 @@ class TranslateSvcSTTService(STTService):
             self._client = AsyncTranslateClient(**self._client_args)
             self._client_closed = False
         self._calls.clear()
-        self._next_cut = None
         # nothing opens before the first audio (the lasting stream's policy)
         lasting = self._lasting = LastingStream(self._make_stream, sample_rate=self.sample_rate, policy=self._policy)
         self._reader = self.create_task(self._read(lasting), name="translate-svc-streams")
@@ -340,31 +336,16 @@ class TranslateSvcSTTService(STTService):
 
     # -- streams -------------------------------------------------------------------------------
 
-    def _call(self, number: int) -> Call:
-        """The turn state of stream ``number`` (made on first use)."""
-        call = self._calls.get(number)
-        if call is None:
-            call = self._calls[number] = Call(number)
-            cut = self._next_cut
-            if cut is not None and cut[0] <= number:
-                self._next_cut = None
-                if cut[0] == number:  # the audio queued at the interruption went to this stream
-                    call.cut_ms = cut[1]
-        return call
-
     def _cut(self) -> None:
-        """An interruption (under the speech lock): what was pushed until now is the interrupted
-        turn, on every stream's timeline."""
+        """An interruption (under the speech lock), on every stream's timeline."""
         lasting = self._lasting
-        at = lasting.audio_position() if lasting is not None else None
-        for call in list(self._calls.values()):
-            if at is None or call.number != at[0]:
-                call.interrupt(None)  # it takes no more audio: all of it came before
-        if at is not None:
-            self._call(at[0]).interrupt(at[1] * 1000 // self.sample_rate)
-        elif lasting is not None and lasting.queued_samples:
-            # the queued audio goes to the next stream: its first ms are of the interrupted turn
-            self._next_cut = (lasting.opened + 1, lasting.queued_samples * 1000 // self.sample_rate)
+        if lasting is None:
+            self._calls.cut(None, 0, 0)
+            return
+        ms = 1000 / self.sample_rate
+        at = lasting.audio_position()
+        at_ms = None if at is None else (at[0], int(at[1] * ms))
+        self._calls.cut(at_ms, lasting.opened + 1, int(lasting.queued_samples * ms))
 
     async def _make_stream(self) -> AsyncStream:
         """The next stream (the lasting stream opens it), with the settings of now."""
@@ -420,7 +401,7 @@ class TranslateSvcSTTService(STTService):
             async for ev in lasting:
                 if isinstance(ev, StreamOpened):
                     await self._done_with(reading)
-                    reading = self._call(ev.number)
+                    reading = self._calls.get(ev.number)
                     await self._opened(lasting, ev)
                 elif isinstance(ev, Reopening):
                     logger.info(
@@ -436,8 +417,8 @@ class TranslateSvcSTTService(STTService):
                     )
                 elif isinstance(ev, AudioDropped):
                     await self.push_error(
-                        f"no stream took the audio for {lasting.policy.max_queued_s:g} s: "
-                        f"the oldest {ev.samples * 1000 // ev.sample_rate} ms were dropped",
+                        f"{ev.samples * 1000 // ev.sample_rate} ms of audio were dropped untranslated (held "
+                        f"past {lasting.policy.max_queued_s:g} s, or cut off a retired stream)",
                         category=ErrorCategory.CONNECTIVITY,
                     )
                 elif reading is not None:
@@ -468,7 +449,7 @@ class TranslateSvcSTTService(STTService):
 
     async def _done_with(self, call: Call | None) -> None:
         """Every result of ``call``'s stream was read."""
-        if call is not None and self._calls.pop(call.number, None) is not None:
+        if call is not None and self._calls.done(call.number):
             await self._call_event_handler("on_disconnected")
 
     async def _report(self, error: TranslateError, what: str, *, permanent: bool = False) -> None:

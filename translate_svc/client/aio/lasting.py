@@ -27,7 +27,9 @@ The policy, decided here once:
   UNAUTHENTICATED, ``REVOKED``, ``ERROR``...) ends the lasting stream: the iteration yields its
   ``StreamEnd`` (when there is one) and raises the error; ``push`` then raises.
 - **Retire, never cut.** ``restart()`` half-closes the current stream: its last results still come
-  in the iteration, before the next stream's; the audio from then on goes to the next stream. A
+  in the iteration, before the next stream's; the audio from then on goes to the next stream. If
+  a server limit ended the retired stream before it took all it was sent, that rest cannot go
+  after the newer audio of the next stream: it is dropped, counted and told (``AudioDropped``). A
   drain or a lost server is no end: the ``AsyncStream`` resumes elsewhere (``Draining`` passes by).
 
 The iteration yields, in order, each stream's events after a ``StreamOpened`` (segment ids start
@@ -120,8 +122,10 @@ class OpenRefused:
 
 @dataclass(frozen=True)
 class AudioDropped:
-    """No stream took audio for ``max_queued_s``: ``samples`` of the oldest were dropped now
-    (``total_samples`` since the start)."""
+    """``samples`` of audio were dropped now (``total_samples`` since the start): the oldest, held
+    past ``max_queued_s`` while no stream took it; or what a stream retired by ``restart()`` was
+    sent and did not take before a server limit ended it (it cannot follow the newer audio its
+    successor already has)."""
 
     samples: int
     total_samples: int
