@@ -1,6 +1,7 @@
 """The SDK's ``LastingStream`` against real servers (issue 48, item 3): a refusal backed off by the
 server's retry delay, a reopen after MAX_STREAM_DURATION with the audio the ended stream did not
-take sent to the next one (nothing lost), and a drain moved to a second server inside one stream.
+take sent to the next one (nothing lost), and a drain moved to a second server inside one stream;
+and a limit that ends a stream ``restart()`` retired: its untaken rest is dropped, counted and told.
 
 Servers with the fake runner (tests/unit/fake_runner.py: no checkpoint, results by length) on
 loopback port 0, started by ``serving`` (which waits for the server's own start); real clients.
