@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[3]
 SHARED_AUDIO = REPO.parent / "shared" / "audio"
 FRAME_MS = 50  # what LiveKit's room input hands a session (AudioInputOptions.frame_size_ms)
 IDLE_S = 5.0  # the stable server's limits.idle_timeout_s
+LIMITED_S = 4.0  # the limited server's limits.max_stream_seconds
 
 
 def free_port() -> int:
@@ -115,6 +116,17 @@ class Servers:
             env={"TRANSLATE_SVC_LIMITS__IDLE_TIMEOUT_S": str(IDLE_S)},
         )
         self._stable_ready = False
+        # the stable translator with one stream at a time and streams of at most LIMITED_S: a
+        # second stream is refused (RESOURCE_EXHAUSTED, RetryInfo 1 s), a long one cut
+        self._limited = Server(
+            "limited",
+            model,
+            self.dir,
+            "--test-translator",
+            "stable",
+            env={"TRANSLATE_SVC_LIMITS__MAX_STREAMS": "1", "TRANSLATE_SVC_LIMITS__MAX_STREAM_SECONDS": str(LIMITED_S)},
+        )
+        self._limited_ready = False
         for s in self.pair:
             s.wait_ready()
         self.restarts = 0
@@ -126,6 +138,13 @@ class Servers:
             self._stable_ready = True
         return self._stable
 
+    @property
+    def limited(self) -> Server:
+        if not self._limited_ready:
+            self._limited.wait_ready()
+            self._limited_ready = True
+        return self._limited
+
     def get(self, i: int) -> Server:
         if not self.pair[i].alive:
             self.pair[i].stop()
@@ -134,7 +153,7 @@ class Servers:
         return self.pair[i]
 
     def stop(self) -> None:
-        for s in [*self.pair, self._stable]:
+        for s in [*self.pair, self._stable, self._limited]:
             s.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -24,9 +24,9 @@ from livekit.agents.beta.translation import (
 )
 from livekit.agents.voice import io
 from livekit.plugins import translate_svc
-from lk_support import IDLE_S, Recorder, Server, Servers, frames, push_paced
+from lk_support import IDLE_S, LIMITED_S, Recorder, Server, Servers, frames, push_paced
 
-from translate_svc.client import AsyncTranslateClient, Segment
+from translate_svc.client import AsyncTranslateClient, RetryPolicy, Segment
 
 STREAMS = "translate_svc_streams_started_total"
 SEGMENTS = "translate_svc_segments_total"  # results, one per segment whatever its languages
@@ -440,6 +440,60 @@ async def test_a_stream_ended_for_idleness_reopens_on_the_next_audio(servers: Se
     assert spoken >= 1 and sum(isinstance(x, OutputSpeechStopped) for x in rec.stream) == spoken
     frames_ = [x for x in rec.stream if isinstance(x, TranslatedAudioFrame)]
     assert sum(f.frame.samples_per_channel for f in frames_) == sum(s.speech_samples for s in segs)
+
+
+async def test_a_refused_stream_is_retried_after_the_servers_delay_and_the_audio_kept(
+    servers: Servers, minute: np.ndarray
+) -> None:
+    """The server's one stream is taken: the session's stream is refused (RESOURCE_EXHAUSTED with
+    a RetryInfo of 1 s). The session reports a recoverable StreamRefusedError, holds the track's
+    audio, and opens once the stream is free: the server receives every second of the track."""
+    limited = servers.limited
+    before = limited.metric(AUDIO_S)
+    audio = minute[: 3 * 16000]  # within one stream (LIMITED_S)
+    async with AsyncTranslateClient(limited.address, retry=RetryPolicy(max_attempts=1)) as client:
+        holder = client.stream(targets="spa", speech=False)
+        await holder.start()
+        model = translate_svc.TranslationModel(target_language="es", source_language="en", client=client)
+        session = model.session()
+        rec = Recorder(session)
+        await push_paced([session], frames(audio))
+        await rec.until(lambda: bool(rec.of("error")))
+        await holder.aclose()
+        session.end_input()
+        await rec.finish()
+        await model.aclose()
+    errors = rec.of("error")
+    assert errors and all(isinstance(e, TranslationModelError) and e.recoverable for e in errors)
+    assert all(isinstance(e.error, translate_svc.StreamRefusedError) for e in errors)
+    assert "RESOURCE_EXHAUSTED" in str(errors[0].error) and "1.0 s" in str(errors[0].error)
+    check_segments(rec)
+    assert limited.metric(AUDIO_S) - before == pytest.approx(audio.size / 16000)  # none dropped
+
+
+async def test_a_stream_at_its_longest_goes_on_in_a_new_one_and_nothing_is_lost(
+    servers: Servers, minute: np.ndarray
+) -> None:
+    """Streams of at most LIMITED_S: the server cuts each; the session reports a recoverable
+    StreamRestartedError, and the audio the cut stream did not take opens the next one. The
+    server receives every second of the track once."""
+    limited = servers.limited
+    before_audio, before_streams = limited.metric(AUDIO_S), limited.metric(STREAMS)
+    audio = minute[: 10 * 16000]
+    model = translate_svc.TranslationModel(limited.address, target_language="es", source_language="en")
+    session = model.session()
+    rec = Recorder(session)
+    await push_paced([session], frames(audio))
+    session.end_input()
+    await rec.finish()
+    await model.aclose()
+    errors = rec.of("error")
+    assert len(errors) == 2 and all(isinstance(e.error, translate_svc.StreamRestartedError) for e in errors)
+    assert all(e.recoverable and "max_stream_duration" in str(e.error) for e in errors)
+    assert limited.metric(STREAMS) - before_streams == 3
+    assert limited.metric(AUDIO_S) - before_audio == pytest.approx(audio.size / 16000)  # once each
+    segs = rec.of("segment")
+    assert segs and all(s.end_ms <= LIMITED_S * 1000 for s in segs)  # each stream's own timeline
 
 
 async def _reference_spans(server: Server, pcm: np.ndarray) -> list[tuple[int, int]]:

@@ -1,14 +1,13 @@
-"""One stream of the service (``Call``: the SDK's ``AsyncStream``, its reader task and its
-interruption watermark) and how a stream's failure maps to Pipecat's error categories."""
+"""The service's streams' turn state (``Call``: one stream's interruption watermark and open
+speech contexts; ``Calls``: those of the streams still read or taking audio, and where an
+interruption cuts each one's timeline) and how a failure maps to Pipecat's error categories."""
 
 from __future__ import annotations
-
-import asyncio
 
 import grpc
 from pipecat.utils.errors import ErrorCategory
 
-from translate_svc.client import AsyncStream, EndReason, StreamEndedError, TranslateError
+from translate_svc.client import EndReason, StreamEndedError, TranslateError
 
 #: gRPC status -> pipecat's error category (a permanent one makes the service unusable)
 _CATEGORY = {
@@ -34,33 +33,31 @@ def error_category(error: TranslateError) -> ErrorCategory:
     return _CATEGORY.get(error.code, ErrorCategory.UNKNOWN)
 
 
-class Call:
-    """One ``AsyncStream`` of the service, its reader, and its interruption watermark."""
+#: a cut past every position: a stream that takes no more audio was cut after all of it
+ALL_MS = 1 << 62
 
-    def __init__(self, number: int, stream: AsyncStream, sample_rate: int) -> None:
+
+class Call:
+    """One stream of the service's lasting stream (``number``: the ``StreamOpened``'s), and its
+    interruption watermark and open speech contexts."""
+
+    def __init__(self, number: int) -> None:
         self.number = number
-        self.stream = stream
-        self.sample_rate = sample_rate
-        self.samples_sent = 0
-        self.reader: asyncio.Task[None] | None = None
-        self.usable = True  # takes audio (not half-closed, not ended)
         #: the highest segment id any result (commit or segment) came for
         self.max_seen_id = -1
-        #: the latest interruption: the stream position sent by then and the segment watermark
+        #: the latest interruption: the stream position pushed by then (ms) and the segment watermark
         self.cut_ms = -1
         self.cut_id = -1
         #: (segment id, target) whose TTSStartedFrame went out and whose TTSStoppedFrame did not
         self.open: set[tuple[int, str]] = set()
 
-    @property
-    def sent_ms(self) -> int:
-        return self.samples_sent * 1000 // self.sample_rate
-
     def seen(self, segment_id: int) -> None:
         self.max_seen_id = max(self.max_seen_id, segment_id)
 
-    def interrupt(self) -> None:
-        self.cut_ms = max(self.cut_ms, self.sent_ms)
+    def interrupt(self, position_ms: int | None) -> None:
+        """An interruption when the audio pushed so far ends at ``position_ms`` of this stream's
+        timeline (None: the stream takes no more audio, all of it came before)."""
+        self.cut_ms = max(self.cut_ms, ALL_MS if position_ms is None else position_ms)
         self.cut_id = max(self.cut_id, self.max_seen_id)
         self.open.clear()  # pipecat's interruption ends the speech that was playing
 
@@ -70,3 +67,46 @@ class Call:
         if self.cut_ms < 0:
             return False
         return segment_id <= self.cut_id or (end_ms is not None and end_ms <= self.cut_ms)
+
+
+class Calls:
+    """The ``Call`` of each stream whose results are read or that takes audio, by its number in
+    the lasting stream (``StreamOpened.number``). Event loop only."""
+
+    def __init__(self) -> None:
+        self._by_number: dict[int, Call] = {}
+        #: an interruption while no stream took audio: (the next stream's number, its cut in ms)
+        self._next_cut: tuple[int, int] | None = None
+
+    def get(self, number: int) -> Call:
+        """Stream ``number``'s (made on first use)."""
+        call = self._by_number.get(number)
+        if call is None:
+            call = self._by_number[number] = Call(number)
+            cut = self._next_cut
+            if cut is not None and cut[0] <= number:
+                self._next_cut = None
+                if cut[0] == number:  # the audio queued at the interruption went to this stream
+                    call.cut_ms = cut[1]
+        return call
+
+    def done(self, number: int) -> bool:
+        """Every result of stream ``number`` was read; False when it was done already."""
+        return self._by_number.pop(number, None) is not None
+
+    def clear(self) -> None:
+        self._by_number.clear()
+        self._next_cut = None
+
+    def cut(self, at: tuple[int, int] | None, next_number: int, queued_ms: int) -> None:
+        """An interruption: what was pushed until now is the interrupted turn. ``at``: the stream
+        that takes audio now and where the audio pushed so far ends on its timeline (ms); None
+        while none does: the ``queued_ms`` pushed then open stream ``next_number``. Every other
+        stream takes no more audio: all of it came before the interruption."""
+        for call in list(self._by_number.values()):
+            if at is None or call.number != at[0]:
+                call.interrupt(None)
+        if at is not None:
+            self.get(at[0]).interrupt(at[1])
+        elif queued_ms > 0:
+            self._next_cut = (next_number, queued_ms)

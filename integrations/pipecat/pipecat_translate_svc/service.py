@@ -20,20 +20,23 @@ output transport's buffer), and this service pushes no more speech of the interr
 every segment that had results before the interruption or that ended before it (its result was
 still on its way). Texts are never dropped: they are the record of what was said.
 
-Everything runs on the pipeline's event loop; the results are read by one task per stream.
-The service's collaborators: ``calls.Call`` (one stream), ``speech.SpeechOutput`` (its speech
-as TTS frames), ``settings.TranslateSvcSTTSettings``.
+The streams' lifecycle (open on the first audio, a bounded queue while a stream opens, moves or
+backs off, a new stream after IDLE_TIMEOUT / MAX_STREAM_DURATION / QUOTA with the audio the ended
+one did not take, backoff by the server's retry delay after a refusal, the old stream retired while
+its last results are read) is the SDK's ``LastingStream`` (docs/client.md, "Lasting streams"), the
+same as the LiveKit plugin's: this module adds only what is Pipecat's (frames, settings, turns).
+
+Everything runs on the pipeline's event loop; one task reads the lasting stream's results.
+The service's collaborators: ``calls.Call`` (one stream's turn state), ``speech.SpeechOutput``
+(its speech as TTS frames), ``settings.TranslateSvcSTTSettings``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
-import grpc
 from loguru import logger
 from pipecat.frames.frames import (
     CancelFrame,
@@ -55,23 +58,29 @@ from pipecat.utils.time import time_now_iso8601
 from pipecat.utils.tracing.service_decorators import traced_stt
 from pipecat.utils.types import NOT_GIVEN, is_given
 
-from pipecat_translate_svc.calls import Call, error_category
+from pipecat_translate_svc.calls import Call, Calls, error_category
 from pipecat_translate_svc.languages import to_model_code, to_model_codes, to_pipecat_language
 from pipecat_translate_svc.settings import TranslateSvcSTTSettings
 from pipecat_translate_svc.speech import SpeechOutput
 from translate_svc.client import (
+    AsyncStream,
     AsyncTranslateClient,
+    AudioDropped,
     Commit,
     Draining,
-    EndReason,
     Interim,
+    LastingPolicy,
+    LastingStream,
+    OpenRefused,
     OutputOptions,
+    Reopening,
+    RetryPolicy,
     Segment,
     SimultaneousOptions,
     SpeechEvent,
     StreamClosedError,
     StreamEnd,
-    StreamEndedError,
+    StreamOpened,
     StreamUpdated,
     Term,
     TlsOptions,
@@ -136,7 +145,10 @@ class TranslateSvcSTTService(STTService):
             ``token`` and ``tls`` (it is then not closed by the service).
         end_timeout_s: on ``EndFrame``, how long to wait for the results of the audio already
             sent before the pipeline goes on ending.
-        reopen_delay_s: after a stream failed, how long to wait before opening the next one.
+        reopen_delay_s: after a refused open (busy, unavailable) without a retry delay from the
+            server, the first wait before the next try (then doubling, up to 10 s, with jitter);
+            None: the SDK's ``LastingPolicy`` default (0.5 s). The server's delay, when it sends
+            one, is waited instead.
         ttfs_p99_latency: P99 seconds from speech end to final transcript (pipecat's turn
             strategies read it); about the server's VAD silence plus one model batch.
         settings: ``TranslateSvcSTTService.Settings`` (a delta over the arguments above).
@@ -166,7 +178,7 @@ class TranslateSvcSTTService(STTService):
         vad: VadOptions | None = None,
         client: AsyncTranslateClient | None = None,
         end_timeout_s: float = 10.0,
-        reopen_delay_s: float = 2.0,
+        reopen_delay_s: float | None = None,
         ttfs_p99_latency: float | None = DEFAULT_TTFS_P99,
         settings: TranslateSvcSTTSettings | None = None,
         **kwargs: Any,
@@ -209,13 +221,17 @@ class TranslateSvcSTTService(STTService):
         self._terms = tuple(terms)
         self._vad = vad
         self._end_timeout_s = end_timeout_s
-        self._reopen_delay_s = reopen_delay_s
+        if reopen_delay_s is None:
+            self._policy = LastingPolicy()
+        else:
+            backoff = RetryPolicy(initial_backoff_s=reopen_delay_s, max_backoff_s=max(10.0, reopen_delay_s))
+            self._policy = LastingPolicy(backoff=backoff)
 
-        self._call: Call | None = None
-        self._retired: set[Call] = set()  # half-closed calls whose last results are being read
-        self._calls_opened = 0
-        self._open_lock = asyncio.Lock()
-        self._retry_at = 0.0
+        self._lasting: LastingStream | None = None  # from start to the end
+        self._reader: asyncio.Task[None] | None = None
+        self._calls = Calls()  # the streams whose results are read or that take audio
+        #: the targets and voice each stream was made with (by the number it gets when it opens)
+        self._made_with: dict[int, tuple[tuple[str, ...], int | None]] = {}
         self._closing = False
         self._speech_out = SpeechOutput(lambda frame: self.push_frame(frame), self._audio_destinations)
 
@@ -247,7 +263,10 @@ class TranslateSvcSTTService(STTService):
         if self._client_closed:
             self._client = AsyncTranslateClient(**self._client_args)
             self._client_closed = False
-        await self._ensure_call()
+        self._calls.clear()
+        # nothing opens before the first audio (the lasting stream's policy)
+        lasting = self._lasting = LastingStream(self._make_stream, sample_rate=self.sample_rate, policy=self._policy)
+        self._reader = self.create_task(self._read(lasting), name="translate-svc-streams")
 
     async def stop(self, frame: EndFrame) -> None:
         await self._finish(graceful=True)
@@ -265,20 +284,18 @@ class TranslateSvcSTTService(STTService):
         if isinstance(frame, InterruptionFrame):
             # before the frame goes on: speech pushed from now on is checked against this cut,
             # speech pushed before it is flushed by the processors the frame passes
-            await self._speech_out.interrupt(self._calls)
+            await self._speech_out.interrupt(self._cut)
         await super().process_frame(frame, direction)
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
-        """Send the audio (mono PCM16 at ``sample_rate``) to the stream; the results come from
-        the stream's reader task, not from here."""
-        call = await self._ensure_call()
-        if call is not None:
+        """Queue the audio (mono PCM16 at ``sample_rate``) for the lasting stream (never waits);
+        the results come from the reader task, not from here."""
+        lasting = self._lasting
+        if lasting is not None and not self._closing:
             try:
-                await call.stream.send(audio)
-                call.samples_sent += len(audio) // 2
-            except (StreamEndedError, StreamClosedError, TranslateError) as e:
-                call.usable = False  # its reader reports why; the next audio opens a new stream
-                logger.debug(f"{self}: stream {call.number} takes no more audio: {e}")
+                lasting.push(audio)
+            except StreamClosedError as e:  # it failed (reported by the reader) or is ending
+                logger.debug(f"{self}: no more audio is translated: {e}")
         yield None
 
     async def _update_settings(self, delta: STTSettings) -> dict[str, Any]:  # type: ignore[override]
@@ -290,63 +307,56 @@ class TranslateSvcSTTService(STTService):
             return changed
         updatable = changed.keys() & {"target_languages", "speaker_id"}
         self._warn_unhandled_updated_settings(changed.keys() - {"language", "model", "target_languages", "speaker_id"})
-        call = self._call
-        if call is None or not call.usable:
-            return changed  # the next stream opens with the new settings
+        lasting = self._lasting
+        if lasting is None or lasting.audio_position() is None:
+            return changed  # the next stream is made with the new settings
         if "language" in changed:
             await self._request_reconnect()  # at once, or when the user stops speaking
         elif updatable:
-            s = self._settings
-            voice = s.speaker_id if isinstance(s.speaker_id, int) else 0  # None: the default voice, 0
-            try:
-                await call.stream.update(
-                    target_languages=list(s.target_languages) if "target_languages" in updatable else None,  # type: ignore[arg-type]
-                    speaker_id=voice if "speaker_id" in updatable else None,
-                )
-            except (StreamClosedError, TranslateError) as e:
-                call.usable = False  # the next stream opens with the new settings
-                logger.debug(f"{self}: stream {call.number} took no update: {e}")
+            await self._update_stream(lasting, targets="target_languages" in updatable, voice="speaker_id" in updatable)
         return changed
+
+    async def _update_stream(self, lasting: LastingStream, *, targets: bool, voice: bool) -> None:
+        """The settings of now to the stream that takes audio (when none does, the next one is
+        made with them)."""
+        s = self._settings
+        speaker = s.speaker_id if isinstance(s.speaker_id, int) else 0  # None: the default voice, 0
+        if not await lasting.update(
+            target_languages=list(s.target_languages) if targets else None,  # type: ignore[arg-type]
+            speaker_id=speaker if voice else None,
+        ):
+            logger.debug(f"{self}: no stream took the update: the next one is made with it")
 
     async def _do_reconnect(self) -> None:
         """Restart the stream (a source language change): the old one is half-closed, and its
-        last results still come; the new one gets the audio from now on."""
-        old, self._call = self._call, None
-        if old is not None:
-            await self._retire(old)
-        self._retry_at = 0.0
-        self._call = await self._open_call()
+        last results still come; the audio from now on goes to a new one, made with the new
+        settings (the lasting stream's ``restart``)."""
+        lasting = self._lasting
+        if lasting is not None and lasting.failure is None and not lasting.input_ended:
+            lasting.restart()
 
     # -- streams -------------------------------------------------------------------------------
 
-    def _calls(self) -> list[Call]:
-        return [c for c in (self._call, *self._retired) if c is not None]
+    def _cut(self) -> None:
+        """An interruption (under the speech lock), on every stream's timeline."""
+        lasting = self._lasting
+        if lasting is None:
+            self._calls.cut(None, 0, 0)
+            return
+        ms = 1000 / self.sample_rate
+        at = lasting.audio_position()
+        at_ms = None if at is None else (at[0], int(at[1] * ms))
+        self._calls.cut(at_ms, lasting.opened + 1, int(lasting.queued_samples * ms))
 
-    async def _ensure_call(self) -> Call | None:
-        call = self._call
-        if call is not None and call.usable:
-            return call
-        if self._closing or time.monotonic() < self._retry_at:
-            return None
-        async with self._open_lock:
-            if self._call is not None and self._call.usable:
-                return self._call
-            old, self._call = self._call, None
-            if old is not None and old.reader is not None and not old.reader.done():
-                self._retired.add(old)  # its reader is reading its last results
-            try:
-                self._call = await self._open_call()
-            except TranslateError as e:
-                self._retry_at = time.monotonic() + max(self._reopen_delay_s, e.retry_delay_s or 0.0)
-                await self._report(e, f"could not open a stream to {self._client.addresses}")
-                return None
-            return self._call
-
-    async def _open_call(self) -> Call:
+    async def _make_stream(self) -> AsyncStream:
+        """The next stream (the lasting stream opens it), with the settings of now."""
         s = self._settings
         source = s.language if isinstance(s.language, str) and s.language else None
         rate = self._speech_sample_rate or self._out_sample_rate or 0
-        stream = self._client.stream(
+        speaker = s.speaker_id if isinstance(s.speaker_id, int) else None
+        if self._lasting is not None:
+            self._made_with = {self._lasting.opened + 1: (tuple(s.target_languages), speaker)}  # type: ignore[arg-type]
+        return self._client.stream(
             targets=list(s.target_languages),  # type: ignore[arg-type]
             source=source,
             detect=self._detect,
@@ -361,79 +371,93 @@ class TranslateSvcSTTService(STTService):
                 speech=self._speech,
                 transcript=source is not None or self._detect is not False,
                 speech_sample_rate=rate,
-                speaker_id=s.speaker_id if isinstance(s.speaker_id, int) else None,
+                speaker_id=speaker,
             ),
         )
-        await stream.start()
-        self._calls_opened += 1
-        call = Call(self._calls_opened, stream, self.sample_rate)
-        call.reader = self.create_task(self._read(call), name=f"translate-svc-stream-{call.number}")
-        logger.debug(f"{self}: stream {call.number} open ({stream.info.session_id if stream.info else '?'})")
-        await self._call_event_handler("on_connected")
-        return call
-
-    async def _retire(self, call: Call) -> None:
-        """Half-close ``call``: no more audio; its reader reads its last results and ends."""
-        call.usable = False
-        if call.reader is not None and not call.reader.done():
-            self._retired.add(call)
-        with contextlib.suppress(TranslateError, StreamClosedError, grpc.RpcError):
-            await call.stream.close()
 
     async def _finish(self, *, graceful: bool) -> None:
-        """End every stream: ``graceful`` waits (up to ``end_timeout_s``) for the results of the
-        audio already sent, as an ``EndFrame`` asks; otherwise they are dropped."""
+        """End the lasting stream: ``graceful`` waits (up to ``end_timeout_s``) for the results of
+        the audio already pushed, as an ``EndFrame`` asks; otherwise they are dropped."""
         self._closing = True
-        calls = self._calls()
-        self._call = None
-        self._retired.clear()
-        readers = [c.reader for c in calls if c.reader is not None and not c.reader.done()]
-        if graceful and readers:
-            for c in calls:
-                await self._retire(c)
-            _, pending = await asyncio.wait(readers, timeout=self._end_timeout_s)
+        lasting, reader = self._lasting, self._reader
+        if graceful and lasting is not None and reader is not None and not reader.done():
+            lasting.end_input()
+            _, pending = await asyncio.wait([reader], timeout=self._end_timeout_s)
             if pending:
                 logger.warning(f"{self}: results still missing after {self._end_timeout_s:g} s: dropped")
-        for c in calls:
-            if c.reader is not None and not c.reader.done():
-                await self.cancel_task(c.reader)
-            with contextlib.suppress(Exception):
-                await c.stream.aclose()
+        if reader is not None and not reader.done():
+            await self.cancel_task(reader)
+        if lasting is not None:
+            await lasting.aclose()
+        self._lasting = self._reader = None
         if self._owns_client and not self._client_closed:
             self._client_closed = True
             await self._client.close()
 
-    async def _read(self, call: Call) -> None:
-        error: Exception | None = None
+    async def _read(self, lasting: LastingStream) -> None:
+        """Every stream's results, one stream after another (``StreamOpened`` starts each), and
+        the lasting stream's notices, until its end or failure."""
+        reading: Call | None = None
         try:
-            async for event in call.stream:
-                await self._on_event(call, event)
+            async for ev in lasting:
+                if isinstance(ev, StreamOpened):
+                    await self._done_with(reading)
+                    reading = self._calls.get(ev.number)
+                    await self._opened(lasting, ev)
+                elif isinstance(ev, Reopening):
+                    logger.info(
+                        f"{self}: stream {ev.number} ended ({ev.end.reason.value}): a new one opens"
+                        + (f" with the {ev.resent_ms} ms it had not taken" if ev.resent_ms else "")
+                    )
+                    if reading is not None and reading.number == ev.number:
+                        await self._done_with(reading)
+                        reading = None
+                elif isinstance(ev, OpenRefused):
+                    await self._report(
+                        ev.error, f"the stream was refused (the audio is held; next try in {ev.retry_in_s:.1f} s)"
+                    )
+                elif isinstance(ev, AudioDropped):
+                    await self.push_error(
+                        f"{ev.samples * 1000 // ev.sample_rate} ms of audio were dropped untranslated (held "
+                        f"past {lasting.policy.max_queued_s:g} s, or cut off a retired stream)",
+                        category=ErrorCategory.CONNECTIVITY,
+                    )
+                elif reading is not None:
+                    await self._on_event(reading, ev)
         except asyncio.CancelledError:
             raise
-        except Exception as e:
-            error = e
-        call.usable = False
-        self._retired.discard(call)
-        if error is not None:
-            await self._on_stream_error(call, error)
-        await self._call_event_handler("on_disconnected")
-
-    async def _on_stream_error(self, call: Call, error: Exception) -> None:
-        if isinstance(error, StreamEndedError) and error.reason in (
-            EndReason.IDLE_TIMEOUT,
-            EndReason.MAX_STREAM_DURATION,
-        ):
-            logger.info(f"{self}: stream {call.number} ended ({error.reason.value}); the next audio opens another")
+        except Exception as e:  # the request must change (the lasting stream's policy): no more tries
+            await self._done_with(reading)
+            if isinstance(e, TranslateError):
+                await self._report(e, "the stream failed", permanent=True)
+            else:
+                await self.push_error(f"the stream failed: {e}", exception=e, force_treat_as_permanent=True)
             return
-        if isinstance(error, TranslateError):
-            self._retry_at = time.monotonic() + max(self._reopen_delay_s, error.retry_delay_s or 0.0)
-            await self._report(error, f"stream {call.number} failed")
-        else:
-            await self.push_error(f"stream {call.number}: {error}", exception=error, category=ErrorCategory.UNKNOWN)
+        await self._done_with(reading)
 
-    async def _report(self, error: TranslateError, what: str) -> None:
+    async def _opened(self, lasting: LastingStream, ev: StreamOpened) -> None:
+        logger.debug(f"{self}: stream {ev.number} open ({ev.info.session_id if ev.info else '?'})")
+        await self._call_event_handler("on_connected")
+        made = self._made_with.pop(ev.number, None)
+        at = lasting.audio_position()
+        if made is None or at is None or at[0] != ev.number:
+            return
+        s = self._settings  # changed while it opened: the update went nowhere
+        speaker = s.speaker_id if isinstance(s.speaker_id, int) else None
+        targets, voice = tuple(s.target_languages) != made[0], speaker != made[1]  # type: ignore[arg-type]
+        if targets or voice:
+            await self._update_stream(lasting, targets=targets, voice=voice)
+
+    async def _done_with(self, call: Call | None) -> None:
+        """Every result of ``call``'s stream was read."""
+        if call is not None and self._calls.done(call.number):
+            await self._call_event_handler("on_disconnected")
+
+    async def _report(self, error: TranslateError, what: str, *, permanent: bool = False) -> None:
         await self._call_event_handler("on_connection_error", str(error))
-        await self.push_error(f"{what}: {error}", exception=error, category=error_category(error))
+        await self.push_error(
+            f"{what}: {error}", exception=error, category=error_category(error), force_treat_as_permanent=permanent
+        )
 
     # -- results -------------------------------------------------------------------------------
 

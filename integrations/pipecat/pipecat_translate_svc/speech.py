@@ -9,13 +9,12 @@ goes out, under the one lock that orders speech pushes against interruptions.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pipecat.frames.frames import Frame, TTSAudioRawFrame, TTSStartedFrame, TTSStoppedFrame
 
 from pipecat_translate_svc.calls import Call
-from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.client import Translation
 
 #: translated speech is pushed in frames of this much audio (the output transport re-chunks it)
@@ -39,12 +38,11 @@ class SpeechOutput:
         self.interrupted_pieces = 0
         self.interrupted_ms = 0
 
-    async def interrupt(self, calls: Callable[[], Iterable[Call]]) -> None:
-        """An interruption: speech pushed from now on is checked against this cut (``calls``: the
-        service's streams, as they are once the lock is held)."""
+    async def interrupt(self, cut: Callable[[], None]) -> None:
+        """An interruption: speech pushed from now on is checked against this cut (``cut``: marks
+        the service's streams, as they are once the lock is held)."""
         async with self.lock:
-            for call in calls():
-                call.interrupt()
+            cut()
 
     def destination(self, target: str) -> str | None:
         return None if self._audio_destinations is None else self._audio_destinations.get(target)
@@ -66,7 +64,7 @@ class SpeechOutput:
         """Push one piece of translated speech (a segment's, or a commit's chunk) unless its
         turn was interrupted; ``last`` ends its context with a ``TTSStoppedFrame``."""
         assert t.audio is not None
-        pcm = float_to_pcm16(t.audio).astype("<i2").tobytes()
+        pcm = t.pcm16().astype("<i2").tobytes()
         rate = t.sample_rate
         key = (segment_id, t.target)
         context_id = self._context_id(call, segment_id, t.target)

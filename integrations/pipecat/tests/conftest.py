@@ -12,10 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,17 +61,37 @@ class LiveServer:
     process: subprocess.Popen[bytes]
     #: the HTTP port (``--http-port``), None: not served
     http_port: int | None = None
+    #: the /metrics port (``metrics=True``), None: not served
+    metrics_port: int | None = None
+
+    def metric(self, name: str) -> float:
+        """The sum of every series of ``name`` on the server's /metrics (its own counts)."""
+        assert self.metrics_port is not None, "start the server with metrics=True"
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        return sum(float(v) for v in re.findall(rf"^{name}(?:\{{[^}}]*\}})? ([0-9.e+-]+)$", text, re.M))
+
+
+def free_port() -> int:
+    """A loopback port free now (the server's ready file does not name a /metrics port 0 picked)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
-def translate_server(*extra: str, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
-    """A real ``translate-svc serve`` on the test checkpoint (stopped at the end if still up)."""
+def translate_server(*extra: str, env: dict[str, str] | None = None, metrics: bool = False) -> Iterator[LiveServer]:
+    """A real ``translate-svc serve`` on the test checkpoint (stopped at the end if still up);
+    ``metrics``: with /metrics on a free port."""
     if not SERVER_PYTHON.is_file():
         pytest.fail(
             f"no project virtualenv at {SERVER_PYTHON}: run `make install` (or set TRANSLATE_SVC_SERVER_PYTHON)"
         )
     if not (TEST_MODEL / "config.json").is_file():
         pytest.fail(f"no test checkpoint at {TEST_MODEL}: run `make model_cache/test-model/config.json` at the root")
+    metrics_port = free_port() if metrics else None
+    if metrics_port is not None:
+        env = {**(env or {}), "TRANSLATE_SVC_SERVER__METRICS_PORT": str(metrics_port)}
     with tempfile.TemporaryDirectory(prefix="pipecat-translate-svc-") as tmp:
         ready, log = Path(tmp) / "ready.json", Path(tmp) / "server.log"
         cmd = [str(SERVER_PYTHON), "-m", "translate_svc.cli", "serve", "--model", str(TEST_MODEL)]
@@ -79,7 +102,7 @@ def translate_server(*extra: str, env: dict[str, str] | None = None) -> Iterator
             )
         try:
             ports = _ready_doc(ready, proc, log)
-            yield LiveServer(f"127.0.0.1:{ports['port']}", proc, ports.get("http_port"))
+            yield LiveServer(f"127.0.0.1:{ports['port']}", proc, ports.get("http_port"), metrics_port)
         finally:
             if proc.poll() is None:
                 proc.kill()  # nothing to drain: the tests are over with it
@@ -100,6 +123,20 @@ def stable_server() -> Iterator[str]:
     (``stall_close_ms`` 0), so a test can stop sending while it waits for a result."""
     with translate_server("--test-translator", "stable", env={"TRANSLATE_SVC_LIMITS__STALL_CLOSE_MS": "0"}) as live:
         yield live.address
+
+
+#: the longest stream of ``limited_server`` (s of audio)
+LIMITED_S = 4
+
+
+@pytest.fixture(scope="session")
+def limited_server() -> Iterator[LiveServer]:
+    """The stable test translator with one stream at a time (the next is refused:
+    RESOURCE_EXHAUSTED with a RetryInfo of 1 s) and streams of at most ``LIMITED_S`` s of audio;
+    /metrics on."""
+    env = {"TRANSLATE_SVC_LIMITS__MAX_STREAMS": "1", "TRANSLATE_SVC_LIMITS__MAX_STREAM_SECONDS": str(LIMITED_S)}
+    with translate_server("--test-translator", "stable", env=env, metrics=True) as live:
+        yield live
 
 
 #: the one token of ``token_server``

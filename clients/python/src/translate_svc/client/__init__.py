@@ -13,7 +13,18 @@ benchmarks are not part of this face: they live in ``translate_svc.client.raw``.
 """
 
 from translate_svc.client._retry import RetryPolicy
-from translate_svc.client.aio import AsyncStream, AsyncTranslateClient, channel_options
+from translate_svc.client.aio import (
+    AsyncStream,
+    AsyncTranslateClient,
+    AudioDropped,
+    LastingEvent,
+    LastingPolicy,
+    LastingStream,
+    OpenRefused,
+    Reopening,
+    StreamOpened,
+    channel_options,
+)
 from translate_svc.client.errors import StreamClosedError, StreamEndedError, StreamResumeError, TranslateError
 from translate_svc.client.sync import Stream, TranslateClient
 from translate_svc.client.types import (
@@ -51,6 +62,7 @@ from translate_svc.client.types import (
 __all__ = [
     "AsyncStream",
     "AsyncTranslateClient",
+    "AudioDropped",
     "AudioFormat",
     "Commit",
     "Draining",
@@ -58,9 +70,14 @@ __all__ = [
     "Interim",
     "Language",
     "Languages",
+    "LastingEvent",
+    "LastingPolicy",
+    "LastingStream",
     "ModelInfo",
+    "OpenRefused",
     "OpusPacket",
     "OutputOptions",
+    "Reopening",
     "RetryPolicy",
     "Segment",
     "SegmentError",
@@ -74,6 +91,7 @@ __all__ = [
     "StreamEndedError",
     "StreamEvent",
     "StreamInfo",
+    "StreamOpened",
     "StreamResumeError",
     "StreamUpdated",
     "Term",

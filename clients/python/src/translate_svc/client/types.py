@@ -214,6 +214,15 @@ class Translation:
     def duration_s(self) -> float:
         return self.num_samples / self.sample_rate if self.sample_rate else 0.0
 
+    def pcm16(self) -> np.ndarray:
+        """The speech as int16 samples (the SDK's one scale, ``translate_svc.audio.pcm``); empty
+        without linear16 speech. Wire bytes: ``.astype("<i2").tobytes()``."""
+        from translate_svc.audio.pcm import float_to_pcm16  # numpy only: the server's own scale
+
+        if self.audio is None:
+            return np.zeros(0, np.int16)
+        return float_to_pcm16(self.audio)
+
 
 @dataclass(frozen=True)
 class Timing:

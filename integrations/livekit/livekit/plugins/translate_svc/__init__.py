@@ -15,14 +15,22 @@ translation service (SeamlessM4T v2 behind a gRPC bidirectional stream), through
 from translate_svc.client import SimultaneousOptions, TlsOptions, VadOptions
 
 from ._languages import UnsupportedLanguageError
-from ._shared import LanguageRefusedError, ServerDrainingError, StreamRestartedError
+from ._shared import (
+    AudioDroppedError,
+    LanguageRefusedError,
+    ServerDrainingError,
+    StreamRefusedError,
+    StreamRestartedError,
+)
 from .translation import TranslatedSegment, TranslationModel, TranslationModelSession
 from .version import __version__
 
 __all__ = [
+    "AudioDroppedError",
     "LanguageRefusedError",
     "ServerDrainingError",
     "SimultaneousOptions",
+    "StreamRefusedError",
     "StreamRestartedError",
     "TlsOptions",
     "TranslatedSegment",

@@ -1,12 +1,18 @@
 """One translate_svc stream per track, shared by the sessions that translate it.
 
-A ``_Hub`` is one ``AsyncTranslateClient`` (its channels, TLS and token) per event loop and
+A ``Hub`` is one ``AsyncTranslateClient`` (its channels, TLS and token) per event loop and
 server configuration, shared by every session opened with that configuration. It holds the
-``_SharedStream``s: one per track key (and per set of stream options), whatever the number of
+``SharedStream``s: one per track key (and per set of stream options), whatever the number of
 target languages asked of that track. A shared stream sends the track's audio once, asks the
 server for the union of its sessions' languages (one encoder pass per segment, one decoder row per
 language), and hands each result to the sessions by language. A session that joins, leaves or
-changes its language changes that union with ``AsyncStream.update``, never by opening a stream.
+changes its language changes that union with ``update``, never by opening a stream.
+
+The stream's lifecycle (open on the first audio, a bounded queue while it opens or moves, a new
+stream after IDLE_TIMEOUT / MAX_STREAM_DURATION / QUOTA, backoff after a refusal) is the SDK's
+``LastingStream``: this module adds only what is LiveKit's (frames, sessions and their languages).
+A session is seen here as a ``Listener`` (what it is told) with a ``Seat`` (its language state,
+kept here), so this module does not import the session's.
 
 Nothing here is thread-safe: everything runs on the loop that opened the sessions.
 """
@@ -14,12 +20,10 @@ Nothing here is thread-safe: everything runs on the loop that opened the session
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections import deque
 from collections.abc import Hashable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from livekit import rtc
@@ -27,37 +31,34 @@ from livekit import rtc
 from translate_svc.client import (
     AsyncStream,
     AsyncTranslateClient,
+    AudioDropped,
     Commit,
     Draining,
-    EndReason,
     Interim,
     Languages,
+    LastingPolicy,
+    LastingStream,
+    OpenRefused,
+    Reopening,
     Segment,
     SimultaneousOptions,
     SpeechEvent,
     StreamClosedError,
-    StreamEnd,
-    StreamEndedError,
+    StreamOpened,
     StreamUpdated,
     TlsOptions,
-    TranslateError,
     VadOptions,
 )
 
 from ._languages import UnsupportedLanguageError, resolve
 from .log import logger
 
-if TYPE_CHECKING:
-    from .translation import TranslationModelSession
-
 #: a session that pushed no frame for this long gives up feeding the shared stream to another
 FEEDER_TIMEOUT_S = 0.5
 #: at most this much audio is sent in one message (what queued while the stream was busy)
 MAX_SEND_S = 0.2
-#: audio held while the stream opens or moves to another server; older audio is dropped beyond it
+#: audio held while the stream opens, moves or backs off; beyond it the oldest is dropped (and told)
 MAX_QUEUED_S = 30.0
-#: stream ends after which a new stream is opened on the next audio (not failures)
-_REOPEN_AFTER = frozenset({EndReason.IDLE_TIMEOUT, EndReason.MAX_STREAM_DURATION})
 
 _background: set[asyncio.Task[Any]] = set()
 
@@ -83,7 +84,16 @@ class ServerDrainingError(Exception):
 
 
 class StreamRestartedError(Exception):
-    """The server ended the stream (idle, or at its longest): a new one opens on the next audio."""
+    """The server ended the stream (idle, at its longest, a spent quota): a new one opens, and the
+    audio it did not take goes to the new one."""
+
+
+class StreamRefusedError(Exception):
+    """The server refused a stream (busy, unavailable): the audio is held, the next try comes later."""
+
+
+class AudioDroppedError(Exception):
+    """No stream took the track's audio for ``MAX_QUEUED_S``: the oldest was dropped."""
 
 
 class LanguageRefusedError(Exception):
@@ -173,71 +183,140 @@ class Hub:
             del self._streams[shared.key]
 
 
+class Listener(Protocol):
+    """What a shared stream tells a session (``TranslationModelSession`` is one)."""
+
+    def on_speech(self, ev: SpeechEvent) -> None: ...
+
+    def on_interim(self, ev: Interim, language: str | None) -> None: ...
+
+    def on_commit(self, c: Commit, language: tuple[str, str] | None) -> None: ...
+
+    def on_segment(self, seg: Segment, language: tuple[str, str] | None, transcript_language: str | None) -> None: ...
+
+    def report(self, e: Exception, *, recoverable: bool) -> None: ...
+
+    def end_output(self) -> None: ...
+
+
+@dataclass(eq=False)
+class Seat:
+    """One session's place at a shared stream: the language it asked (``tag``), the server's code
+    for it (once known), and which language it speaks from which segment on."""
+
+    listener: Listener
+    tag: str
+    code: str | None = None
+    #: (first segment id, code, tag): the language spoken from that segment on
+    history: list[tuple[int, str | None, str]] = field(default_factory=list)
+    refused: bool = False
+    input_ended: bool = False
+    resamplers: dict[int, rtc.AudioResampler] = field(default_factory=dict)
+
+    def language_at(self, segment_id: int) -> tuple[str, str] | None:
+        for first, code, tag in reversed(self.history):
+            if segment_id >= first:
+                return (code, tag) if code is not None else None
+        return None
+
+
 class SharedStream:
-    """One translate_svc stream, the sessions it serves, and the audio of the track it translates."""
+    """The track's ``LastingStream``, the seats it serves, and the track's audio."""
 
     def __init__(self, hub: Hub, key: Hashable, options: StreamOptions) -> None:
         self.hub = hub
         self.key = key
         self.options = options
-        self.sessions: list[TranslationModelSession] = []
-        self.stream: AsyncStream | None = None
+        self.seats: list[Seat] = []
         self.done = False  # ended for good (all inputs ended, a failure, or every session left)
-        self.opened = 0  # streams opened so far (a new one after an idle or overlong end)
         self._source_code: str | None = None
-        self._queue: deque[np.ndarray] = deque()
-        self._queued = 0  # samples
-        self._dropped_warned = False
         self._rate: int | None = None  # the stream's input rate (the first frame's)
-        self._feeder: TranslationModelSession | None = None
+        self._feeder: Seat | None = None
         self._feeder_at = 0.0
-        self._wake = asyncio.Event()
         self._half_close = False
-        self._task: asyncio.Task[None] | None = None
+        self.lasting = LastingStream(
+            self._make_stream, policy=LastingPolicy(max_queued_s=MAX_QUEUED_S, max_send_s=MAX_SEND_S)
+        )
         self._reader: asyncio.Task[None] | None = None
-        self._requested: tuple[str, ...] = ()  # the targets last asked (config or update)
+        self._targets_of: dict[AsyncStream, tuple[str, ...]] = {}  # what each stream opened with
+        self._requested: tuple[str, ...] = ()  # the targets last asked of the current stream
         self._update_lock = asyncio.Lock()
         self._last_segment_id = -1
+        self.opened = 0  # streams opened so far
+        self._last_stream: AsyncStream | None = None
+
+    @property
+    def stream(self) -> AsyncStream | None:
+        """The stream that takes the track's audio now (None while none does)."""
+        return self.lasting.stream
+
+    @property
+    def last_stream(self) -> AsyncStream | None:
+        """The latest stream opened (it stays after the end: where it was, how often it moved)."""
+        return self._last_stream
 
     # -- sessions -----------------------------------------------------------------------------
 
-    def attach(self, session: TranslationModelSession) -> None:
+    def attach(self, listener: Listener, tag: str) -> Seat:
+        seat = Seat(listener, tag)
         langs = self.hub.languages
         if langs is not None:
             try:
-                session._code = resolve(session._tag, langs, role="target")
+                seat.code = resolve(tag, langs, role="target")
             except UnsupportedLanguageError as e:
                 # refused as when the languages come later: an error event, once the caller of
                 # session() listens
-                asyncio.get_running_loop().call_soon(session._refuse, e)
-        self.sessions.append(session)
-        if self.stream is not None and session._code is not None and session._code in self._requested:
-            session._history = [(0, session._code, session._tag)]
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="translate_svc-stream")
+                asyncio.get_running_loop().call_soon(self.refuse, seat, e)
+        self.seats.append(seat)
+        if self.stream is not None and seat.code is not None and seat.code in self._requested:
+            seat.history = [(0, seat.code, tag)]
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read(), name="translate_svc-stream-read")
         self._schedule_sync()
+        return seat
 
-    async def detach(self, session: TranslationModelSession) -> None:
-        if session in self.sessions:
-            self.sessions.remove(session)
-        if self._feeder is session:
+    async def detach(self, seat: Seat) -> None:
+        if seat in self.seats:
+            self.seats.remove(seat)
+        if self._feeder is seat:
             self._feeder = None
-        if not self.sessions:
+        if not self.seats:
             await self.aclose()
             return
         self._schedule_sync()
         self._check_inputs_ended()
 
-    def retarget(self, session: TranslationModelSession) -> None:
-        """``session._code`` changed: it takes effect at the first segment the server says uses it."""
-        if self.stream is not None and session._code in self._requested:
-            session._history.append((self._last_segment_id + 1, session._code, session._tag))
+    def retarget(self, seat: Seat, tag: str) -> None:
+        """The session asks for ``tag`` now: from the next segment the server closes (the one open
+        now included); the stream is updated, not reopened. Raises ``UnsupportedLanguageError``
+        for a language the server cannot speak (when its languages are known)."""
+        code = resolve(tag, self.hub.languages, role="target") if self.hub.languages else None
+        seat.tag = tag
+        if code is not None and code == seat.code:  # the same language, spelled otherwise
+            if seat.history and seat.history[-1][1] == code:
+                seat.history[-1] = (seat.history[-1][0], code, tag)
+            return
+        seat.code = code
+        if self.stream is not None and code in self._requested:
+            seat.history.append((self._last_segment_id + 1, code, tag))
         self._schedule_sync()
 
-    def end_input(self, session: TranslationModelSession) -> None:
-        if self._feeder is session:
+    def end_input(self, seat: Seat) -> None:
+        seat.input_ended = True
+        if self._feeder is seat:
             self._feeder = None
         self._check_inputs_ended()
+
+    def refuse(self, seat: Seat, e: Exception) -> None:
+        """This seat's language cannot be served: its session ends, the stream goes on for the others."""
+        if seat.refused or seat not in self.seats:
+            return
+        logger.error("translate_svc: %s", e)
+        seat.refused = True
+        seat.code = None
+        seat.listener.report(e, recoverable=False)
+        seat.listener.end_output()
+        self.end_input(seat)
 
     @property
     def input_ended(self) -> bool:
@@ -245,43 +324,37 @@ class SharedStream:
         return self._half_close
 
     def _check_inputs_ended(self) -> None:
-        if self.sessions and all(s._input_ended for s in self.sessions):
+        if self.seats and all(s.input_ended for s in self.seats) and not self._half_close:
             self._half_close = True
-            self._wake.set()
+            self.lasting.end_input()
 
     # -- audio in -----------------------------------------------------------------------------
 
-    def push(self, session: TranslationModelSession, frame: rtc.AudioFrame) -> None:
+    def push(self, seat: Seat, frame: rtc.AudioFrame) -> None:
         """One frame of the track. Every session of the track pushes it; one of them feeds the
         stream, and another takes over once that one stops (closed, ended, or quiet a while)."""
         if self.done or self._half_close:
             return
         now = time.monotonic()
         feeder = self._feeder
-        if feeder is not session:
+        if feeder is not seat:
             if (
                 feeder is not None
-                and feeder in self.sessions
-                and not feeder._input_ended
+                and feeder in self.seats
+                and not feeder.input_ended
                 and now - self._feeder_at < FEEDER_TIMEOUT_S
             ):
                 return
-            self._feeder = session
+            self._feeder = seat
         self._feeder_at = now
-        pcm = self._mono16(session, frame)
-        if pcm.size == 0:
-            return
-        self._queue.append(pcm)
-        self._queued += pcm.size
-        assert self._rate is not None
-        while self._queued > MAX_QUEUED_S * self._rate and len(self._queue) > 1:
-            self._queued -= self._queue.popleft().size
-            if not self._dropped_warned:
-                self._dropped_warned = True
-                logger.warning("translate_svc stream is not taking audio: dropping audio older than %g s", MAX_QUEUED_S)
-        self._wake.set()
+        pcm = self._mono16(seat, frame)
+        if pcm.size:
+            try:
+                self.lasting.push(pcm, sample_rate=self._rate)
+            except StreamClosedError:
+                pass  # failed: the sessions were told why
 
-    def _mono16(self, session: TranslationModelSession, frame: rtc.AudioFrame) -> np.ndarray:
+    def _mono16(self, seat: Seat, frame: rtc.AudioFrame) -> np.ndarray:
         data = np.frombuffer(frame.data, dtype=np.int16)
         if frame.num_channels > 1:
             data = data.reshape(-1, frame.num_channels).mean(axis=1).astype(np.int16)
@@ -289,85 +362,37 @@ class SharedStream:
             self._rate = frame.sample_rate
         if frame.sample_rate == self._rate:
             return data
-        resampler = session._resamplers.get(frame.sample_rate)
+        resampler = seat.resamplers.get(frame.sample_rate)
         if resampler is None:
-            resampler = session._resamplers[frame.sample_rate] = rtc.AudioResampler(
+            resampler = seat.resamplers[frame.sample_rate] = rtc.AudioResampler(
                 frame.sample_rate, self._rate, num_channels=1
             )
         mono = rtc.AudioFrame(data.tobytes(), frame.sample_rate, 1, data.size)
         out = [np.frombuffer(f.data, dtype=np.int16) for f in resampler.push(mono)]
         return np.concatenate(out) if out else np.zeros(0, np.int16)
 
-    def _take(self) -> np.ndarray:
-        assert self._rate is not None
-        limit = int(MAX_SEND_S * self._rate)
-        parts = [self._queue.popleft()]
-        size = parts[0].size
-        while self._queue and size + self._queue[0].size <= limit:
-            parts.append(self._queue.popleft())
-            size += parts[-1].size
-        self._queued -= size
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
     # -- the stream ---------------------------------------------------------------------------
 
-    async def _run(self) -> None:
-        """Open the stream on the first audio, send what is pushed, half-close once every session's
-        input ended; open a new stream after an idle or overlong end."""
-        try:
-            while not self.done:
-                while not self._queue and not self._half_close:
-                    self._wake.clear()
-                    await self._wake.wait()
-                if self.stream is None:
-                    if not self._queue:  # every input ended and nothing is left to translate
-                        self._finish()
-                        return
-                    if not await self._open():
-                        return
-                stream, reader = self.stream, self._reader
-                assert stream is not None and reader is not None
-                if self._queue:
-                    try:
-                        await stream.send(self._take())
-                    except (TranslateError, StreamClosedError):
-                        await asyncio.gather(reader, return_exceptions=True)  # it says how it ended
-                    continue
-                with contextlib.suppress(TranslateError, StreamClosedError):
-                    await stream.close()
-                await asyncio.gather(reader, return_exceptions=True)
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # a bug: say so to the sessions rather than go quiet
-            logger.exception("translate_svc stream task failed")
-            self._fail(e)
-
-    async def _open(self) -> bool:
+    async def _make_stream(self) -> AsyncStream:
+        """The next stream (the lasting stream opens it), for the seats' languages of now."""
         opts = self.options
-        try:
-            langs = await self.hub.get_languages()
-            source = resolve(opts.source, langs, role="source") if opts.source else None
-        except Exception as e:
-            self._fail(e)
-            return False
-        self._source_code = source
-        for s in list(self.sessions):
-            if s._refused:
+        langs = await self.hub.get_languages()
+        self._source_code = resolve(opts.source, langs, role="source") if opts.source else None
+        for seat in list(self.seats):
+            if seat.refused:
                 continue
             try:
-                s._code = resolve(s._tag, langs, role="target")
+                seat.code = resolve(seat.tag, langs, role="target")
             except UnsupportedLanguageError as e:
-                s._refuse(e)
+                self.refuse(seat, e)
         targets = self._union(langs)
         if not targets:
-            if self.sessions:
-                self._fail(LanguageRefusedError("no target language this server can speak"))
-            return False
+            raise LanguageRefusedError("no target language this server can speak")
         assert self._rate is not None
         stream = self.hub.client.stream(
             targets=list(targets),
-            source=source,
-            detect=source is None and langs.identifier is not None,
+            source=self._source_code,
+            detect=self._source_code is None and langs.identifier is not None,
             sample_rate=self._rate,
             interim_ms=opts.interim_ms,
             simultaneous=opts.simultaneous,
@@ -375,43 +400,26 @@ class SharedStream:
             speech_sample_rate=opts.output_sample_rate,
             speaker_id=opts.speaker_id,
         )
-        try:
-            await stream.start()
-        except BaseException as e:  # a failure, or closed (cancelled) while opening
-            await stream.aclose()
-            if not isinstance(e, Exception):
-                raise
-            self._fail(e)
-            return False
-        if self.done:  # closed while opening
-            await stream.aclose()
-            return False
-        self.opened += 1
-        self.stream = stream
-        self._requested = targets
-        self._last_segment_id = -1
-        for s in self.sessions:
-            s._history = [(0, s._code, s._tag)] if s._code in targets else []
-        self._reader = asyncio.create_task(self._read(stream), name="translate_svc-stream-read")
-        self._schedule_sync()  # a language changed while it opened
-        return True
+        self._targets_of[stream] = targets
+        return stream
 
     def _union(self, langs: Languages) -> tuple[str, ...]:
-        """The sessions' languages, in the order they came; those past the server's limit refused."""
+        """The seats' languages, in the order they came; those past the server's limit refused."""
         out: list[str] = []
         limit = langs.limits.max_target_languages or 1 << 30
-        for s in list(self.sessions):
-            if s._refused or s._code is None or s._code in out:
+        for seat in list(self.seats):
+            if seat.refused or seat.code is None or seat.code in out:
                 continue
             if len(out) >= limit:
-                s._refuse(
+                self.refuse(
+                    seat,
                     LanguageRefusedError(
-                        f"{s._tag!r}: the server translates one stream into at most {limit} languages, "
+                        f"{seat.tag!r}: the server translates one stream into at most {limit} languages, "
                         f"and this track's stream already has {', '.join(out)}"
-                    )
+                    ),
                 )
                 continue
-            out.append(s._code)
+            out.append(seat.code)
         return tuple(out)
 
     def _schedule_sync(self) -> None:
@@ -420,76 +428,103 @@ class SharedStream:
 
     async def _sync_targets(self) -> None:
         async with self._update_lock:
-            stream, langs = self.stream, self.hub.languages
-            if stream is None or langs is None or self.done or not self.sessions:
+            langs = self.hub.languages
+            if self.stream is None or langs is None or self.done or not self.seats:
                 return
-            for s in list(self.sessions):
-                if s._code is None and not s._refused:
+            for seat in list(self.seats):
+                if seat.code is None and not seat.refused:
                     try:
-                        s._code = resolve(s._tag, langs, role="target")
+                        seat.code = resolve(seat.tag, langs, role="target")
                     except UnsupportedLanguageError as e:
-                        s._refuse(e)
+                        self.refuse(seat, e)
             targets = self._union(langs)
             if not targets or targets == self._requested:
                 return
-            self._requested = targets
-            with contextlib.suppress(TranslateError, StreamClosedError):
-                await stream.update(target_languages=list(targets))
+            if await self.lasting.update(target_languages=list(targets)):
+                self._requested = targets
 
-    async def _read(self, stream: AsyncStream) -> None:
+    async def _read(self) -> None:
         try:
-            async for ev in stream:
-                self._dispatch(stream, ev)
+            async for ev in self.lasting:
+                self._dispatch(ev)
         except asyncio.CancelledError:
             raise
-        except StreamEndedError as e:
-            if e.reason in _REOPEN_AFTER:
-                self._restart(e)
-            else:
-                self._fail(e)
-            return
-        except Exception as e:  # StreamResumeError (no server took it), a bug
+        except Exception as e:  # the lasting stream failed (a refused request, no language), or a bug
             self._fail(e)
             return
         self._finish()  # the clean end of our half-close: every result was delivered
 
-    def _dispatch(self, stream: AsyncStream, ev: object) -> None:
-        sessions = [s for s in self.sessions if not s._refused]  # a refused session has ended
+    def _live(self) -> list[Seat]:
+        return [s for s in self.seats if not s.refused]  # a refused seat's session has ended
+
+    def _dispatch(self, ev: object) -> None:
+        seats = self._live()
         if isinstance(ev, Segment):
             self._last_segment_id = max(self._last_segment_id, ev.segment_id)
-            for s in sessions:
-                s._on_segment(ev)
+            language = self.source_tag(ev.transcript_language)
+            for s in seats:
+                s.listener.on_segment(ev, s.language_at(ev.segment_id), language)
         elif isinstance(ev, Commit):
-            for s in sessions:
-                s._on_commit(ev)
+            for s in seats:
+                s.listener.on_commit(ev, s.language_at(ev.segment_id))
         elif isinstance(ev, SpeechEvent):
-            for s in sessions:
-                s._on_speech(ev)
+            for s in seats:
+                s.listener.on_speech(ev)
         elif isinstance(ev, Interim):
-            for s in sessions:
-                s._on_interim(ev)
+            for s in seats:
+                s.listener.on_interim(ev, self.source_tag(None))
         elif isinstance(ev, StreamUpdated):
-            self._on_updated(ev, sessions)
-        elif isinstance(ev, Draining):
-            address = stream.info.address if stream.info is not None else None
+            self._on_updated(ev, seats)
+        elif isinstance(ev, StreamOpened):
+            self._on_opened(ev)
+        else:
+            self._tell(ev, seats)
+
+    def _on_opened(self, ev: StreamOpened) -> None:
+        self.opened = ev.number
+        self._last_stream = ev.stream
+        targets = self._targets_of.pop(ev.stream, ())
+        self._requested = targets
+        self._last_segment_id = -1
+        for s in self.seats:
+            s.history = [(0, s.code, s.tag)] if s.code in targets else []
+        self._schedule_sync()  # a language changed while it opened
+
+    def _tell(self, ev: object, seats: list[Seat]) -> None:
+        """The lasting stream's notices, as recoverable errors of every session."""
+        err: Exception
+        if isinstance(ev, Draining):
+            stream = self.stream
+            address = stream.info.address if stream is not None and stream.info is not None else None
             logger.info("translate_svc server %s is draining: the stream moves to another server", address)
             err = ServerDrainingError(address, ev.remaining_ms)
-            for s in sessions:
-                s._error(err, recoverable=True)
-        elif isinstance(ev, StreamEnd):
-            pass  # the iteration ends (a clean end) or raises next
+        elif isinstance(ev, Reopening):
+            logger.info("translate_svc ended the stream (%s): a new one opens", ev.end.reason.value)
+            self._requested = ()
+            err = StreamRestartedError(f"the stream ended ({ev.end.reason.value}): {ev.end.message}")
+        elif isinstance(ev, OpenRefused):
+            err = StreamRefusedError(f"{ev.error}; the next try in {ev.retry_in_s:.1f} s, the audio is held")
+        elif isinstance(ev, AudioDropped):
+            err = AudioDroppedError(
+                f"no stream took the track's audio for {MAX_QUEUED_S:g} s: "
+                f"{ev.samples * 1000 // ev.sample_rate} ms of the oldest were dropped"
+            )
+        else:
+            return  # a StreamEnd: the iteration ends (a clean end) or raises next
+        for s in seats:
+            s.listener.report(err, recoverable=True)
 
-    def _on_updated(self, u: StreamUpdated, sessions: list[TranslationModelSession]) -> None:
+    def _on_updated(self, u: StreamUpdated, seats: list[Seat]) -> None:
         targets = tuple(u.target_languages)
         if u.error is not None:
             logger.warning("translate_svc refused the stream's new languages: %s", u.error)
-            for s in sessions:
-                if s._code not in targets:
-                    s._error(LanguageRefusedError(f"{s._tag!r}: {u.error}"), recoverable=True)
+            for s in seats:
+                if s.code not in targets:
+                    s.listener.report(LanguageRefusedError(f"{s.tag!r}: {u.error}"), recoverable=True)
             return
-        for s in sessions:
-            if s._code in targets and (not s._history or s._history[-1][1] != s._code):
-                s._history.append((u.first_segment_id, s._code, s._tag))
+        for s in seats:
+            if s.code in targets and (not s.history or s.history[-1][1] != s.code):
+                s.history.append((u.first_segment_id, s.code, s.tag))
 
     def source_tag(self, code: str | None) -> str | None:
         """How to name the language of a transcript: the caller's tag when it is the source's code."""
@@ -501,23 +536,13 @@ class SharedStream:
 
     # -- ends ---------------------------------------------------------------------------------
 
-    def _restart(self, e: Exception) -> None:
-        logger.info("translate_svc ended the stream (%s): a new one opens on the next audio", e)
-        old, self.stream = self.stream, None
-        self._requested = ()
-        if old is not None:
-            spawn(old.aclose(), "translate_svc-stream-close")
-        err = StreamRestartedError(str(e))
-        for s in list(self.sessions):
-            s._error(err, recoverable=True)
-
     def _finish(self) -> None:
         if self.done:
             return
         self.done = True
         self.hub.forget(self)
-        for s in list(self.sessions):
-            s._end_output()
+        for s in list(self.seats):
+            s.listener.end_output()
 
     def _fail(self, e: BaseException) -> None:
         if self.done:
@@ -525,21 +550,17 @@ class SharedStream:
         logger.error("translate_svc stream failed: %s", e)
         self.done = True
         self.hub.forget(self)
-        for s in list(self.sessions):
-            if not s._refused:  # a refused one was told why already
-                s._error(e, recoverable=False)
-            s._end_output()
-        if self.stream is not None:
-            spawn(self.stream.aclose(), "translate_svc-stream-close")
-        self._wake.set()
+        for s in list(self.seats):
+            if not s.refused:  # a refused one was told why already
+                s.listener.report(e if isinstance(e, Exception) else RuntimeError(str(e)), recoverable=False)
+            s.listener.end_output()
+        spawn(self.lasting.aclose(), "translate_svc-stream-close")
 
     async def aclose(self) -> None:
         self.done = True
         self.hub.forget(self)
-        me = asyncio.current_task()
-        tasks = [t for t in (self._task, self._reader) if t is not None and t is not me and not t.done()]
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self.stream is not None:
-            await self.stream.aclose()
+        reader = self._reader
+        if reader is not None and reader is not asyncio.current_task() and not reader.done():
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        await self.lasting.aclose()

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 from livekit import rtc
 from livekit.agents.beta import translation as lk
 
@@ -35,9 +34,8 @@ from translate_svc.client import (
     VadOptions,
 )
 
-from ._languages import resolve
-from ._shared import ClientConfig, Hub, SharedStream, StreamOptions, spawn
-from .log import logger
+from ._languages import UnsupportedLanguageError
+from ._shared import ClientConfig, Hub, Seat, SharedStream, StreamOptions, spawn
 
 _session_ids = itertools.count()
 
@@ -183,24 +181,17 @@ class TranslationModelSession(lk.TranslationModelSession[TranslateSvcEventTypes]
     def __init__(self, model: TranslationModel) -> None:
         super().__init__(model)
         self._model: TranslationModel = model
-        self._tag: str = model.target_language
-        self._code: str | None = None  # the server's code, once known
-        #: (first segment id, code, tag): the language this session speaks from that segment on
-        self._history: list[tuple[int, str | None, str]] = []
         self._out: deque[lk.TranslatedAudioFrame | lk.OutputSpeechStopped] = deque()
         self._out_wake = asyncio.Event()
         self._out_done = False
         self._committed: dict[int, str] = {}  # simultaneous: the text committed so far, per segment
         self._spoken: set[int] = set()  # simultaneous: segments whose commits carried speech
-        self._resamplers: dict[int, rtc.AudioResampler] = {}
-        self._input_ended = False
-        self._refused = False
         self._closed = False
         self._hub = Hub.acquire(model._client_config, model._client)
         key = model._track if model._track is not None else ("session", next(_session_ids))
         self._shared: SharedStream = self._hub.stream_for(key, model._stream_options)
         try:
-            self._shared.attach(self)
+            self._seat: Seat = self._shared.attach(self, model.target_language)
         except Exception:
             spawn(self._hub.release(), "translate_svc-release")
             raise
@@ -222,9 +213,9 @@ class TranslationModelSession(lk.TranslationModelSession[TranslateSvcEventTypes]
             await self._out_wake.wait()
 
     def push_audio(self, frame: rtc.AudioFrame) -> None:
-        if self._closed or self._input_ended or self._refused:
+        if self._closed or self._seat.input_ended or self._seat.refused:
             return
-        self._shared.push(self, frame)
+        self._shared.push(self._seat, frame)
 
     def clear_audio(self) -> None:
         """Drop the translated speech not read from ``audio_stream`` yet (a segment cut short is
@@ -239,14 +230,10 @@ class TranslationModelSession(lk.TranslationModelSession[TranslateSvcEventTypes]
         server cannot speak (when its languages are known)."""
         if self._closed:
             raise RuntimeError("the session is closed")
-        code = resolve(target_language, self._hub.languages, role="target") if self._hub.languages else None
-        self._tag = target_language
-        if code is not None and code == self._code:  # the same language, spelled otherwise
-            if self._history and self._history[-1][1] == code:
-                self._history[-1] = (self._history[-1][0], code, target_language)
-            return
-        self._code = code
-        self._shared.retarget(self)
+        try:
+            self._shared.retarget(self._seat, target_language)
+        except UnsupportedLanguageError as e:
+            raise ValueError(str(e)) from e
 
     async def aclose(self) -> None:
         if self._closed:
@@ -254,9 +241,9 @@ class TranslationModelSession(lk.TranslationModelSession[TranslateSvcEventTypes]
         self._closed = True
         self._model._sessions.discard(self)
         try:
-            await self._shared.detach(self)
+            await self._shared.detach(self._seat)
         finally:
-            self._end_output()
+            self.end_output()
             await self._hub.release()
 
     # -- beyond LiveKit's interface -----------------------------------------------------------
@@ -265,49 +252,39 @@ class TranslationModelSession(lk.TranslationModelSession[TranslateSvcEventTypes]
         """No more audio from this session. Once every session of the stream ended its input, the
         stream is half-closed: the speech still open is translated, and ``audio_stream`` ends after
         the last result."""
-        if self._input_ended:
-            return
-        self._input_ended = True
-        self._shared.end_input(self)
+        if not self._seat.input_ended:
+            self._shared.end_input(self._seat)
 
     @property
     def server_address(self) -> str | None:
         """The server the stream is on now (None before it opens)."""
-        stream = self._shared.stream
+        stream = self._shared.last_stream
         return stream.info.address if stream is not None and stream.info is not None else None
 
     @property
     def resumes(self) -> int:
         """How many times the stream moved to another server (a drain, a lost server)."""
-        stream = self._shared.stream
+        stream = self._shared.last_stream
         return stream.resumes if stream is not None else 0
 
     @property
     def target_code(self) -> str | None:
         """The server's code of the language this session speaks (once the server's languages are known)."""
-        return self._code
+        return self._seat.code
 
-    # -- from the shared stream ---------------------------------------------------------------
+    # -- from the shared stream (its ``Listener``) ------------------------------------------------
 
-    def _language_at(self, segment_id: int) -> tuple[str, str] | None:
-        for first, code, tag in reversed(self._history):
-            if segment_id >= first:
-                return (code, tag) if code is not None else None
-        return None
-
-    def _on_speech(self, ev: SpeechEvent) -> None:
+    def on_speech(self, ev: SpeechEvent) -> None:
         if ev.type is SpeechEventType.STARTED:
             self.emit("input_speech_started", lk.InputSpeechStarted())
         else:
             self.emit("input_speech_stopped", lk.InputSpeechStopped())
 
-    def _on_interim(self, ev: Interim) -> None:
+    def on_interim(self, ev: Interim, language: str | None) -> None:
         if ev.transcript is not None:
-            language = self._shared.source_tag(None)
             self.emit("input_transcript", lk.InputTranscript(text=ev.transcript, is_final=False, language=language))
 
-    def _on_commit(self, c: Commit) -> None:
-        lang = self._language_at(c.segment_id)
+    def on_commit(self, c: Commit, lang: tuple[str, str] | None) -> None:
         if lang is None or lang[0] != c.target:
             return
         if c.restart:  # resumed on another server: the segment's text starts over
@@ -318,17 +295,15 @@ class TranslationModelSession(lk.TranslationModelSession[TranslateSvcEventTypes]
         if c.has_speech and self._queue_speech(c.translation, c.segment_id, lang[1]):
             self._spoken.add(c.segment_id)
 
-    def _on_segment(self, seg: Segment) -> None:
+    def on_segment(self, seg: Segment, lang: tuple[str, str] | None, transcript_language: str | None) -> None:
         sid = seg.segment_id
-        transcript_language = self._shared.source_tag(seg.transcript_language)
         if seg.transcript is not None:
             self.emit(
                 "input_transcript",
                 lk.InputTranscript(text=seg.transcript, is_final=True, language=transcript_language),
             )
         if seg.error is not None:
-            self._error(RuntimeError(f"segment {sid}: {seg.error.code}: {seg.error.message}"), recoverable=True)
-        lang = self._language_at(sid)
+            self.report(RuntimeError(f"segment {sid}: {seg.error.code}: {seg.error.message}"), recoverable=True)
         tr = None
         if lang is not None:
             tr = next((t for t in seg.translations if t.target == lang[0]), None)
@@ -366,7 +341,7 @@ class TranslationModelSession(lk.TranslationModelSession[TranslateSvcEventTypes]
         """The translation's speech as PCM16 frames of ``FRAME_MS``; False when it has none."""
         if tr.audio is None or tr.audio.size == 0 or tr.sample_rate <= 0:
             return False
-        pcm = np.clip(np.rint(tr.audio * 32768.0), -32768, 32767).astype(np.int16)
+        pcm = tr.pcm16()
         step = max(1, tr.sample_rate * FRAME_MS // 1000)
         for i in range(0, pcm.size, step):
             chunk = pcm[i : i + step]
@@ -380,29 +355,12 @@ class TranslationModelSession(lk.TranslationModelSession[TranslateSvcEventTypes]
         self._out.append(item)
         self._out_wake.set()
 
-    def _end_output(self) -> None:
+    def end_output(self) -> None:
         self._out_done = True
         self._out_wake.set()
 
-    def _error(self, e: BaseException, *, recoverable: bool) -> None:
+    def report(self, e: Exception, *, recoverable: bool) -> None:
         self.emit(
             "error",
-            lk.TranslationModelError(
-                timestamp=time.time(),
-                label=self._model.label,
-                error=e if isinstance(e, Exception) else RuntimeError(str(e)),
-                recoverable=recoverable,
-            ),
+            lk.TranslationModelError(timestamp=time.time(), label=self._model.label, error=e, recoverable=recoverable),
         )
-
-    def _refuse(self, e: Exception) -> None:
-        """This session's language cannot be served: it ends, the stream goes on for the others."""
-        if self._closed or self._refused:
-            return
-        logger.error("translate_svc: %s", e)
-        self._refused = True
-        self._input_ended = True
-        self._code = None
-        self._error(e, recoverable=False)
-        self._end_output()
-        self._shared.end_input(self)

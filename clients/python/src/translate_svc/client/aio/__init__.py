@@ -6,8 +6,9 @@ to a loop); nothing is thread-safe. ``translate_svc.client.sync`` wraps it for t
 One module per role, this package the face (import from here, or from ``translate_svc.client``):
 ``_client`` the client and its unary calls; ``_stream`` a live stream's caller side (send, update,
 iterate); ``_calls`` the calls under a stream (open, replay, read, end, resume on another server);
-``_channels`` the channel arguments and credentials. The SDK logs under this package's name
-(``translate_svc.client.aio``), its modules' loggers below it.
+``_channels`` the channel arguments and credentials; ``lasting`` a ``LastingStream``, live audio
+across as many streams as the server's limits and refusals make (what the integrations build on).
+The SDK logs under this package's name (``translate_svc.client.aio``), its modules' loggers below it.
 """
 
 from translate_svc.client.aio._channels import (
@@ -20,6 +21,15 @@ from translate_svc.client.aio._channels import (
 )
 from translate_svc.client.aio._client import DEFAULT_BUFFERED_EVENTS, REQUEST_ID, AsyncTranslateClient
 from translate_svc.client.aio._stream import AsyncStream
+from translate_svc.client.aio.lasting import (
+    AudioDropped,
+    LastingEvent,
+    LastingPolicy,
+    LastingStream,
+    OpenRefused,
+    Reopening,
+    StreamOpened,
+)
 
 __all__ = [
     "DEFAULT_BUFFERED_EVENTS",
@@ -31,5 +41,12 @@ __all__ = [
     "REQUEST_ID",
     "AsyncStream",
     "AsyncTranslateClient",
+    "AudioDropped",
+    "LastingEvent",
+    "LastingPolicy",
+    "LastingStream",
+    "OpenRefused",
+    "Reopening",
+    "StreamOpened",
     "channel_options",
 ]
