@@ -53,9 +53,7 @@ class WsHeard:
         self.started = asyncio.Event()
 
     def segments(self, *, backlog: bool | None = None) -> list[dict[str, Any]]:
-        return [
-            e for e in self.events if e["type"] == "room.segment" and (backlog is None or e["backlog"] == backlog)
-        ]
+        return [e for e in self.events if e["type"] == "room.segment" and (backlog is None or e["backlog"] == backlog)]
 
 
 async def ws_listen(ws: aiohttp.ClientWebSocketResponse, heard: WsHeard, until: asyncio.Event) -> None:
