@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from translate_svc.errors import InvalidInput, Overloaded, PermissionDenied, ShuttingDown
-from translate_svc.session.events import Draining, RoomJoin, StreamConfig
+from translate_svc.session.events import Draining, RoomJoin, StreamConfig, StreamEnded
 from translate_svc.session.rooms import ListenStarted, OutputDropped, RoomOutput
 from translate_svc.transport.openai.protocol import ROOM_FIXED, RealtimeProtocol
 from translate_svc.transport.openai.rooms_protocol import LISTEN_RATE, closed, frames, listen_ask, refusal
@@ -126,3 +126,12 @@ def test_x_room_cannot_change_once_running_and_must_be_well_formed() -> None:
     for bad in ("hall", {"name": 3}, {"name": "hall", "extra": 1}, {"name": "x" * 65}):
         replies = configure(speaker(), {**SESSION, "x_room": bad})
         assert "x_room must be an object" in str(replies), bad
+
+
+def test_a_drained_room_speaker_resumes_into_its_room() -> None:
+    p = speaker()
+    configure(p, {**SESSION, "x_room": {"name": "hall", "participant": "mayor"}})
+    state = p.resume_state(StreamEnded(4, 9000, ShuttingDown("bye"), resume_offset_ms=8000))
+    (config,) = list(speaker().resume(state))
+    assert isinstance(config, StreamConfig)
+    assert config.room == RoomJoin("hall", "mayor") and config.simultaneous is None and config.resume is not None
