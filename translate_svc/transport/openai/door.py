@@ -71,14 +71,18 @@ WORDING = Wording(
     unknown="the token is not valid; send a current token of this server",
     lacks='the token lacks the permission "{permission}" that {what} needs',
 )
-#: the WebSocket handshake's: the key may also come in a subprotocol entry (``handshake.py``)
-_HOW_TO_CONNECT = f'{_HOW_TO_SEND}, or offer the subprotocols "{REALTIME}, {KEY_PREFIX}<token>" (browsers)'
-SOCKET_WORDING = Wording(
-    how_to_send=_HOW_TO_CONNECT,
-    malformed=f"this server requires a token: {_HOW_TO_CONNECT}",
-    unknown=WORDING.unknown,
-    lacks=WORDING.lacks,
-)
+
+
+def socket_wording(protocol: str) -> Wording:
+    """A WebSocket handshake's refusals: the key may also come in a subprotocol entry beside
+    ``protocol`` (``handshake.py``)."""
+    how = f'{_HOW_TO_SEND}, or offer the subprotocols "{protocol}, {KEY_PREFIX}<token>" (browsers)'
+    return Wording(
+        how_to_send=how, malformed=f"this server requires a token: {how}", unknown=WORDING.unknown, lacks=WORDING.lacks
+    )
+
+
+SOCKET_WORDING = socket_wording(REALTIME)
 #: each refusal's HTTP status and OpenAI error code
 STATUS: dict[RefusalKind, tuple[int, str]] = {
     RefusalKind.NO_TOKEN: (401, "missing_api_key"),
@@ -198,7 +202,8 @@ class OpenAIDoor:
         token, conflict = presented_key(bearer(request.headers.get(hdrs.AUTHORIZATION)), offer)
         if conflict is not None:
             return http_error(400, conflict, "conflicting_api_keys")
-        wording = SOCKET_WORDING if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket" else WORDING
+        socket = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+        wording = (SOCKET_WORDING if protocol == REALTIME else socket_wording(protocol)) if socket else WORDING
         if secret_ok and token and token.startswith(SECRET_PREFIX):
             claims = self.secrets.claims(token)
             if claims is None:
