@@ -23,7 +23,7 @@ import contextlib
 
 from aiohttp import hdrs, web
 
-from translate_svc.session.quota import Tenant
+from translate_svc.session.quota import ALL_ROOMS, NO_ROOMS, RoomRights, Tenant
 from translate_svc.transport.calls import REQUEST_ID, call_info
 from translate_svc.transport.door import DoorContext, address
 from translate_svc.transport.openai.audio_api import PATHS as AUDIO_PATHS
@@ -48,6 +48,7 @@ from translate_svc.transport.openai.http_site import (
 )
 from translate_svc.transport.openai.loop import Caller, admit_and_serve, card_or_none
 from translate_svc.transport.openai.protocol import RealtimeProtocol
+from translate_svc.transport.openai.rooms_door import RoomListeners
 from translate_svc.transport.openai.transcription_door import PATH as TRANSCRIPTION_PATH
 from translate_svc.transport.openai.transcription_door import TranscriptionSessions
 from translate_svc.transport.openai.webrtc import WebRtcDoor
@@ -70,14 +71,18 @@ WORDING = Wording(
     unknown="the token is not valid; send a current token of this server",
     lacks='the token lacks the permission "{permission}" that {what} needs',
 )
-#: the WebSocket handshake's: the key may also come in a subprotocol entry (``handshake.py``)
-_HOW_TO_CONNECT = f'{_HOW_TO_SEND}, or offer the subprotocols "{REALTIME}, {KEY_PREFIX}<token>" (browsers)'
-SOCKET_WORDING = Wording(
-    how_to_send=_HOW_TO_CONNECT,
-    malformed=f"this server requires a token: {_HOW_TO_CONNECT}",
-    unknown=WORDING.unknown,
-    lacks=WORDING.lacks,
-)
+
+
+def socket_wording(protocol: str) -> Wording:
+    """A WebSocket handshake's refusals: the key may also come in a subprotocol entry beside
+    ``protocol`` (``handshake.py``)."""
+    how = f'{_HOW_TO_SEND}, or offer the subprotocols "{protocol}, {KEY_PREFIX}<token>" (browsers)'
+    return Wording(
+        how_to_send=how, malformed=f"this server requires a token: {how}", unknown=WORDING.unknown, lacks=WORDING.lacks
+    )
+
+
+SOCKET_WORDING = socket_wording(REALTIME)
 #: each refusal's HTTP status and OpenAI error code
 STATUS: dict[RefusalKind, tuple[int, str]] = {
     RefusalKind.NO_TOKEN: (401, "missing_api_key"),
@@ -116,6 +121,8 @@ class OpenAIDoor:
         # issue 51: OpenAI's realtime transcription sessions and the audio REST endpoints
         TranscriptionSessions(sessions, self.app, self.authorize, self._sockets)
         AudioApi(sessions, self.app, ctx.tokens)
+        # issue 47: room listeners' WebSockets and the listen page
+        self.rooms = RoomListeners(sessions, self.app, self.authorize, self._sockets)
 
     @property
     def tls(self) -> bool:
@@ -141,6 +148,8 @@ class OpenAIDoor:
         parts.append(f"realtime transcription sessions on {'wss' if self.tls else 'ws'}://{where}{TRANSCRIPTION_PATH}")
         http = "https" if self.tls else "http"
         parts.append("audio endpoints on " + " and ".join(f"{http}://{where}{p}" for p in AUDIO_PATHS.values()))
+        parts.append(f"room listeners on {'wss' if self.tls else 'ws'}://{where}/v1/rooms/<room>/listen")
+        parts.append(f"the listen page on {http}://{where}/listen/<room>")
         if s.demo_page:
             page = page_url(s.host, self.port, tls=self.tls)
             parts.append(f"demo page on {page} (it mints client secrets for anyone who reaches it)")
@@ -168,22 +177,33 @@ class OpenAIDoor:
     async def close(self) -> None:
         """Nothing stays open to the end."""
 
-    def authorize(self, request: web.Request, *, secret_ok: bool = True) -> Caller | web.Response:
+    def authorize(
+        self,
+        request: web.Request,
+        *,
+        secret_ok: bool = True,
+        protocol: str = REALTIME,
+        needed: Permission | None = Permission.STREAM,
+        what: str = "a realtime session",
+    ) -> Caller | web.Response:
         """Who may open a session (``secret_ok``: a client secret will do), or the HTTP error to
         answer with. A browser page of another site is refused first (``origin_allowed``), then a
-        handshake whose subprotocols cannot be served (``handshake.read_offer``). The key comes from
-        ``Authorization`` or the subprotocol key entry, with the same refusals either way."""
+        handshake whose subprotocols cannot be served (``handshake.read_offer``: ``protocol`` must be
+        offered if any is). The key comes from ``Authorization`` or the subprotocol key entry, with
+        the same refusals either way; a token needs ``needed`` (None: any token; a room listener's
+        rights are its room patterns, checked by the registry)."""
         if not origin_allowed(
             request.headers.get("Origin"), request.headers.get("Host"), self._m.limits.http_allowed_origins
         ):
             return http_error(403, ORIGIN_REFUSED, "origin_not_allowed")
-        offer = read_offer(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL))
+        offer = read_offer(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL), protocol)
         if offer.problem is not None:
             return http_error(offer.status, offer.problem, offer.code)
         token, conflict = presented_key(bearer(request.headers.get(hdrs.AUTHORIZATION)), offer)
         if conflict is not None:
             return http_error(400, conflict, "conflicting_api_keys")
-        wording = SOCKET_WORDING if request.headers.get(hdrs.UPGRADE, "").lower() == "websocket" else WORDING
+        socket = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+        wording = (SOCKET_WORDING if protocol == REALTIME else socket_wording(protocol)) if socket else WORDING
         if secret_ok and token and token.startswith(SECRET_PREFIX):
             claims = self.secrets.claims(token)
             if claims is None:
@@ -193,12 +213,12 @@ class OpenAIDoor:
             known = self._secret_tenant(claims)
             if known is None:  # no token of its tenant may stream any more (docs/security.md)
                 return http_error(401, "the client secret's tenant was removed: mint a new one", "invalid_api_key")
-            return Caller(known)  # a session opened with it runs on until it ends
-        decision = authorize(self._tokens, token, Permission.STREAM, wording, "a realtime session")
+            return Caller(known, rooms=self._secret_rooms(claims))  # a session opened with it runs on until it ends
+        decision = authorize(self._tokens, token, needed, wording, what)
         if isinstance(decision, Refusal):
             status, code = STATUS[decision.kind]
             return http_error(status, decision.message, code)
-        return Caller(decision.tenant, decision.token, self._revocation, decision.generation)
+        return Caller(decision.tenant, decision.token, self._revocation, decision.generation, decision.rooms)
 
     def _secret_tenant(self, claims: Claims) -> Tenant | None:
         """The tenant a secret's session runs as, with its caps as the tokens file states them now;
@@ -214,6 +234,12 @@ class OpenAIDoor:
         if self._tokens is None:
             return Tenant(claims.tenant)
         return self._tokens.secret_tenant(claims.tenant)
+
+    def _secret_rooms(self, claims: Claims) -> RoomRights:
+        """The rooms a client secret may publish into and listen to (docs/rooms.md): the demo page's
+        every room (of its tenant ``demo``), a server without tokens every room; a token's secret
+        none (a secret does not carry its token's room patterns: use the token)."""
+        return ALL_ROOMS if claims.page or self._tokens is None else NO_ROOMS
 
     async def _mint(self, request: web.Request) -> web.Response:
         """A short-lived client secret for a browser (a server token with ``stream`` mints it;

@@ -40,34 +40,35 @@ class Offer:
     code: str = "invalid_subprotocol"
 
 
-def read_offer(header: str | None) -> Offer:
+def read_offer(header: str | None, protocol: str = REALTIME) -> Offer:
     """The ``Sec-WebSocket-Protocol`` header's entries (comma-separated, in any order) as an
-    ``Offer``. Entries other than ``realtime`` and the key (``openai-organization.…``,
-    ``openai-project.…``, ``openai-beta.…``) are accepted and not used."""
+    ``Offer``. Entries other than ``protocol`` (``realtime``; a room listener's socket has its own)
+    and the key (``openai-organization.…``, ``openai-project.…``, ``openai-beta.…``) are accepted
+    and not used."""
     if header is None:
         return Offer()
     entries = [e.strip() for e in header.split(",")]
     keys = [e[len(KEY_PREFIX) :] for e in entries if e.startswith(KEY_PREFIX)]
-    if REALTIME not in entries:
+    if protocol not in entries:
         return Offer(
-            problem=f'this server speaks the "{REALTIME}" subprotocol: offer it (with '
+            problem=f'this endpoint speaks the "{protocol}" subprotocol: offer it (with '
             f'"{KEY_PREFIX}<token>" beside it to authenticate), or offer none'
         )
     if len(keys) > 1:
         return Offer(problem=f'the handshake offers {len(keys)} "{KEY_PREFIX}" entries: offer one key')
     if not keys:
-        return Offer(REALTIME)
+        return Offer(protocol)
     key = keys[0]
     if not _TOKEN.fullmatch(key):
         return Offer(
-            REALTIME,
+            protocol,
             "",
             problem=f'the "{KEY_PREFIX}" subprotocol entry carries no key, or one that is not an HTTP token '
             "(letters, digits and !#$%&'*+-.^_`|~ only): put this server's token (or a client secret) after the dot",
             status=401,
             code="missing_api_key",
         )
-    return Offer(REALTIME, key)
+    return Offer(protocol, key)
 
 
 def presented_key(bearer_token: str | None, offer: Offer) -> tuple[str | None, str | None]:

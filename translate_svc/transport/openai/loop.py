@@ -27,7 +27,7 @@ from translate_svc.observability.access import CallInfo
 from translate_svc.session.driver import StreamDriver
 from translate_svc.session.events import Gone, StreamEnded, StreamEvent, StreamRequest, StreamStarted
 from translate_svc.session.manager import Admission, SessionManager
-from translate_svc.session.quota import Tenant
+from translate_svc.session.quota import ALL_ROOMS, RoomRights, Tenant
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES
 from translate_svc.transport.openai.handshake import read_offer
 from translate_svc.transport.openai.http_site import admission_refused, fix_buffers
@@ -71,6 +71,8 @@ class Caller:
     revocation: Revocation | None = None
     #: the tokens file's generation when the token was looked up (``Authorized.generation``)
     generation: int | None = None
+    #: the rooms it may publish into and listen to (its token's; a server without tokens: all)
+    rooms: RoomRights = ALL_ROOMS
 
 
 def heartbeat_s(idle_timeout_s: float) -> float:
@@ -145,7 +147,13 @@ async def serve_session(
     still answers the transport's pings (``StreamDriver``: a muted client is not idle)."""
     # error_drain_s 0: no half-closed write to wait for (unlike gRPC)
     driver = StreamDriver(
-        manager, error_drain_s=0.0, tenant=caller.tenant, call=call, admission=admission, peer_alive=peer_alive
+        manager,
+        error_drain_s=0.0,
+        tenant=caller.tenant,
+        call=call,
+        admission=admission,
+        peer_alive=peer_alive,
+        rooms=caller.rooms,
     )
     revocation = caller.revocation
     watching = (
@@ -277,11 +285,11 @@ async def serve_websocket(
         sockets.discard(ws)
         if not ws.closed:
             await ws.close(code=protocol.close_code)
-        await _disarm_heartbeat(ws)
+        await disarm_heartbeat(ws)
     return ws
 
 
-async def _disarm_heartbeat(ws: web.WebSocketResponse) -> None:
+async def disarm_heartbeat(ws: web.WebSocketResponse) -> None:
     """aiohttp (3.14) re-arms a socket's heartbeat when data arrives during ``close()`` (the
     client's close frame), after ``close()`` disarmed it: the timer then holds the closed socket's
     response, request handler and zlib state (about 300 KB) for 45 s more (issue 53: a soak's

@@ -62,6 +62,7 @@ from translate_svc.session.events import (
     Draining,
     Invalid,
     Resume,
+    RoomJoin,
     StreamConfig,
     StreamEnded,
     StreamEvent,
@@ -70,11 +71,18 @@ from translate_svc.session.events import (
     Update,
     Updated,
 )
-from translate_svc.transport.openai.finals import done_setting, draining_notice, segment_done, segment_failed
+from translate_svc.transport.openai.finals import (
+    caption_event,
+    done_setting,
+    draining_notice,
+    segment_done,
+    segment_failed,
+)
 from translate_svc.transport.openai.session_update import (
     MAX_LANGUAGES,
     checked,
     extensions,
+    room_of,
     source_or_detection,
     text_only,
 )
@@ -108,6 +116,7 @@ SIMULTANEOUS_AGREEMENT = 2
 MAX_EVENT_ID_CHARS = 64
 #: the longest ``x_resume`` taken (a session's settings and a stream position, as base64 JSON)
 MAX_RESUME_CHARS = 8192
+ROOM_FIXED = "x_room cannot change once the session runs (this update was not used): open another session"
 #: the close code after a drain: "service restart", which the openai SDK treats as recoverable
 RESTART_CLOSE_CODE = 1012
 
@@ -171,6 +180,7 @@ class RealtimeProtocol:
         self.simultaneous_step_ms = SIMULTANEOUS_STEP_MS  # our extension; 0: segment mode
         self.speech = True  # our extension x_speech: false for text only
         self.done_events = True  # our extension x_done_events: false for none (finals.py)
+        self.room: RoomJoin | None = None  # our extension x_room: speak into a room (docs/rooms.md)
         self.resume_token = ""  # the stream's (StreamStarted), for x_resume
         #: how the socket closes: 1000, or 1012 (service restart) after a drain (the openai SDK
         #: reconnects on it)
@@ -197,6 +207,7 @@ class RealtimeProtocol:
             "audio": audio,
             "x_speech": self.speech,
             "x_done_events": self.done_events,
+            "x_room": dataclasses.asdict(self.room) if self.room else None,
             "x_limits": {"max_append_bytes": self.max_append_bytes},
         }
 
@@ -221,6 +232,7 @@ class RealtimeProtocol:
                 "x_simultaneous_step_ms": self.simultaneous_step_ms,
                 "x_speech": self.speech,
                 "x_done_events": self.done_events,
+                "x_room": dataclasses.asdict(self.room) if self.room else None,
             },
             "resume": [self.resume_token, ended.segments_total, ended.resume_offset_ms],
         }
@@ -357,6 +369,9 @@ class RealtimeProtocol:
         targets); what to answer at once goes to ``replies``; ``InvalidInput`` if it cannot be used."""
         session, inp, languages = checked(session, self.max_languages)
         if self.configured:  # the stream runs: its targets may change (issue 35), nothing else
+            if "x_room" in session and room_of(session) != self.room:  # answered, not fatal
+                replies.append(error_event(ROOM_FIXED, "invalid_request_error", "invalid_value", event_id=event_id))
+                return None
             if languages and list(languages) != self.languages:
                 targets = tuple(guess_model_code(x) for x in languages)
                 problem = text_only(self.card, self.speech, languages, targets)
@@ -375,6 +390,9 @@ class RealtimeProtocol:
             session, self.captions_interval_ms, self.simultaneous_step_ms, self.speech
         )
         self.done_events = done_setting(session, self.done_events)
+        self.room = room_of(session)
+        if self.room is not None and "x_simultaneous_step_ms" not in session:
+            self.simultaneous_step_ms = 0  # a room speaker runs in segment mode (rooms carry no commits yet)
         if not languages:  # nothing to start with yet
             replies.append(wire_event("session.updated", session=self.session()))
             return None
@@ -416,6 +434,7 @@ class RealtimeProtocol:
                 if self.simultaneous_step_ms
                 else None
             ),
+            room=self.room,
         )
 
     # -- the server's side ------------------------------------------------------------------------
@@ -433,7 +452,7 @@ class RealtimeProtocol:
         elif isinstance(ev, Updated):
             yield self._updated(ev)
         elif isinstance(ev, InterimResult):
-            yield self._caption(ev)
+            yield caption_event(ev, self.tag_of)  # a live caption (our extension)
         elif isinstance(ev, Draining):  # a notice, not an error: the session is served to its deadline
             yield draining_notice(ev.remaining_ms, ev.deadline_unix_ms)
         elif isinstance(ev, StreamEnded):
@@ -567,23 +586,6 @@ class RealtimeProtocol:
                 channels=1,
                 **fields,
             )
-
-    def _caption(self, r: InterimResult) -> str:
-        """A live caption (our extension): an empty transcript delta, the caption in ``x_interim``
-        (superseded by the segment's own deltas). ``stable_translations``: each translation's
-        settled start (simultaneous mode's committed words; empty in segment mode): later captions
-        and the final never change it."""
-        caption = {
-            "segment_id": r.segment_id,
-            "start_ms": r.start_ms,
-            "end_ms": r.end_ms,
-            "transcript": r.transcript.text if r.transcript is not None else None,
-            "translations": {self.tag_of.get(t.target_language, t.target_language): t.text for t in r.translations},
-            "stable_translations": {
-                self.tag_of.get(t.target_language, t.target_language): t.stable_text for t in r.translations
-            },
-        }
-        return wire_event("session.input_transcript.delta", delta="", elapsed_ms=r.end_ms, x_interim=caption)
 
     def _said(self, target: str, segment_id: int) -> str:
         """What the commits of ``segment_id`` said in ``target`` so far."""

@@ -10,6 +10,7 @@ from typing import Any
 
 from translate_svc.errors import InvalidInput
 from translate_svc.languages import guess_model_code
+from translate_svc.session.events import RoomJoin
 from translate_svc.types import ModelCard
 
 #: the targets where the door is given no limit (``limits.max_target_languages``' ceiling), a
@@ -76,6 +77,28 @@ def extensions(session: dict[str, Any], captions_ms: int, step_ms: int, speech: 
     if not isinstance(spoken, bool):
         raise InvalidInput("x_speech must be true or false (false: translated text only, no speech)")
     return captions, step, spoken
+
+
+def room_of(session: dict[str, Any]) -> RoomJoin | None:
+    """Our extension ``x_room`` (docs/rooms.md): ``{"name": "town-hall", "participant": "mayor"}``
+    (participant optional) speaks into that room; absent or null: no room. Only its shape is checked
+    here: the room's own rules (name, rights, caps) are the stream core's."""
+    room = session.get("x_room")
+    if room is None:
+        return None
+    if (
+        not isinstance(room, dict)
+        or not isinstance(room.get("name"), str)
+        or not isinstance(room.get("participant", ""), str)
+        or set(room) - {"name", "participant"}
+        or len(room["name"]) > 64
+        or len(room.get("participant", "")) > 64
+    ):
+        raise InvalidInput(
+            'x_room must be an object such as {"name": "town-hall", "participant": "mayor"} (participant '
+            "optional; at most 64 characters each), or null for no room"
+        )
+    return RoomJoin(room["name"], room.get("participant", ""))
 
 
 def text_only(card: ModelCard | None, speech: bool, tags: list[str], targets: tuple[str, ...]) -> str | None:

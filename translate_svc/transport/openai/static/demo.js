@@ -102,8 +102,14 @@ async function start() {
     status(`Pick between 1 and ${max} target languages.`, true);
     return;
   }
+  const room = $("room").value.trim();
+  if (room && !$("room").checkValidity()) {
+    status("A room's name is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.", true);
+    return;
+  }
   $("start").disabled = true;
   demo.targets = targets;
+  showShare(room);
   setColumns(targets);
   try {
     status("Asking this server for a short-lived client secret…");
@@ -147,6 +153,7 @@ async function start() {
               output: { language: targets[0], languages: targets },
             },
             x_captions_interval_ms: interval,
+            ...(room ? { x_room: { name: room } } : {}),
           },
         }),
       );
@@ -172,6 +179,16 @@ async function start() {
     hangUp();
     $("start").disabled = false;
   }
+}
+
+// A room's listen page: its link and QR code (#demo: the listeners' page uses this page's secrets).
+function showShare(room) {
+  $("share").hidden = !room;
+  if (!room) return;
+  const path = `/listen/${encodeURIComponent(room)}`;
+  $("qr").src = `${path}/qr.svg?demo=1`;
+  $("listen-link").href = `${path}#demo`;
+  $("listen-link").textContent = `${location.origin}${path}`;
 }
 
 // The server takes the offer whole (no trickle ICE): wait until the browser has its candidates.

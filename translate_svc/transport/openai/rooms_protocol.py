@@ -1,0 +1,195 @@
+"""A room listener's WebSocket (issue 47, docs/rooms.md "Listening over a WebSocket"), sans I/O:
+what the handshake asks for, and the session API's listener events (``session/rooms.py``) as the
+socket's frames. No socket and no web framework here (DESIGN.md pitfall 25): ``rooms_door.py``
+reads the handshake, sends the frames and closes.
+
+``GET /v1/rooms/<room>/listen?language=<code or tag>[&participant=<id>]``; the server sends, the
+client sends nothing (a message from it closes the socket, 1003). Events are JSON text:
+
+- ``room.started`` {room, language, participant, backlog, speakers: [{id, first_segment_id}]}:
+  first; ``backlog`` ``room.segment`` events with ``backlog: true`` follow at once;
+- ``room.segment`` {speaker, backlog, segment_id, start_ms, end_ms, language, text, transcript
+  {text, language} | null, error {code, message} | null, audio {format: "pcm16", sample_rate,
+  samples} | null}: a speaker's final result in this language. With ``audio``, one binary frame
+  follows at once: its speech, PCM16 little-endian mono at ``sample_rate`` (``LISTEN_RATE``).
+  Backlog segments carry text only (a late joiner reads what was said; it is not played again);
+- ``room.caption`` {speaker, segment_id, start_ms, end_ms, language, text, stable_text,
+  transcript}: a live caption of a speaker's open segment (superseded by its ``room.segment``);
+- ``room.dropped`` {count, total}: this listener fell behind; its ``count`` oldest events were
+  dropped (a notice: the listen goes on);
+- ``room.draining`` {remaining_ms, deadline_unix_ms}: the server shuts down; at the deadline
+  ``room.closed`` {reason, message} and the close code 1012: listen again (the backlog is resent).
+
+Each live result is encoded once per language: the JSON and the PCM are kept in the event's
+``RoomOutput.wire`` (keys ``"ws"`` and ``"ws.pcm"``) and every listener of the language is sent
+the same bytes. Pure.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from translate_svc.audio.pcm import float_to_pcm16
+from translate_svc.audio.resample import resample
+from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
+from translate_svc.languages import guess_model_code
+from translate_svc.session.events import Draining
+from translate_svc.session.rooms import ListenEvent, ListenStarted, OutputDropped, RoomOutput
+from translate_svc.transport.openai.wire import HttpRefusal, admission_refusal, error_body, error_type
+from translate_svc.types import InterimResult, SegmentResult, Transcript
+
+#: the subprotocol a browser offers (with ``openai-insecure-api-key.<key>`` beside it to present a key)
+LISTEN_SUBPROTOCOL = "translate-svc.rooms.v1"
+#: listeners' speech: the model's own rate (a speaker that asked for 24 or 48 kHz is sent at 16)
+LISTEN_RATE = 16000
+#: the close code after a drain ("service restart") and for a message from the client ("unsupported data")
+RESTART_CLOSE_CODE = 1012
+UNSUPPORTED_CLOSE_CODE = 1003
+#: a query value's longest (a language tag; a participant id is checked by the registry: 64)
+MAX_QUERY_CHARS = 64
+
+
+@dataclass(frozen=True)
+class ListenAsk:
+    """What a listener's handshake asks for."""
+
+    room: str
+    language: str
+    participant: str = ""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One WebSocket frame to send: JSON text (``text``) or binary speech."""
+
+    data: bytes
+    text: bool = True
+
+
+def listen_ask(room: str, query: Mapping[str, str]) -> ListenAsk:
+    """The handshake's room (from the path) and query, shape checked (``InvalidInput``); the room's
+    own rules (its name, the language's, the participant's) are the registry's."""
+    unknown = sorted(set(query) - {"language", "participant"})
+    if unknown:
+        raise InvalidInput(
+            "a room listener's query takes `language` (required) and `participant` only: drop the others "
+            f"({len(unknown)} given)"
+        )
+    language = query.get("language", "").strip()
+    participant = query.get("participant", "")
+    if not language or len(language) > MAX_QUERY_CHARS or len(participant) > MAX_QUERY_CHARS:
+        raise InvalidInput(
+            "send ?language=<code> (a model code from ListLanguages such as spa, or a tag such as es; at most "
+            f"{MAX_QUERY_CHARS} characters), and at most one participant id of at most {MAX_QUERY_CHARS} characters"
+        )
+    return ListenAsk(room, guess_model_code(language), participant)
+
+
+def refusal(e: ServiceError) -> HttpRefusal:
+    """A listen refused before the upgrade, as an HTTP answer: 400 (what to fix), 403 (the token's
+    room patterns), else the realtime door's (429 at a cap, 503 draining)."""
+    status = {ErrorCode.INVALID_ARGUMENT: 400, ErrorCode.PERMISSION_DENIED: 403}.get(e.code)
+    if status is None:
+        return admission_refusal(e)
+    kind, code = error_type(e.code)
+    return HttpRefusal(status, error_body(e.message, code, kind), {})
+
+
+def frames(ev: ListenEvent) -> list[Frame]:
+    """One listener event as the frames to send, in order."""
+    if isinstance(ev, RoomOutput):
+        return _output(ev)
+    if isinstance(ev, ListenStarted):
+        speakers = [{"id": sid, "first_segment_id": first} for sid, first in ev.speakers]
+        body: dict[str, Any] = {
+            "type": "room.started",
+            "room": ev.room,
+            "language": ev.language,
+            "participant": ev.participant,
+            "backlog": ev.backlog,
+            "speakers": speakers,
+        }
+    elif isinstance(ev, OutputDropped):
+        body = {"type": "room.dropped", "count": ev.count, "total": ev.total}
+    else:
+        assert isinstance(ev, Draining)
+        body = {"type": "room.draining", "remaining_ms": ev.remaining_ms, "deadline_unix_ms": ev.deadline_unix_ms}
+    return [Frame(_json(body))]
+
+
+def closed(e: ServiceError) -> tuple[Frame, int]:
+    """How a listen the server ends is closed: ``room.closed`` and the close code (1012 after a
+    drain: listen again; 1011 otherwise)."""
+    _, code = error_type(e.code)
+    if e.code == ErrorCode.UNAVAILABLE:
+        code = "server_shutting_down"
+    body = {"type": "room.closed", "reason": code, "message": e.message}
+    return Frame(_json(body)), RESTART_CLOSE_CODE if e.code == ErrorCode.UNAVAILABLE else 1011
+
+
+def _output(out: RoomOutput) -> list[Frame]:
+    """A speaker's result or caption: encoded once per language (``out.wire``; a backlog copy is
+    the listener's own, and carries no speech)."""
+    data = out.wire.get("ws")
+    if data is None:
+        ev = out.event
+        pcm = None
+        if isinstance(ev, SegmentResult):
+            body, pcm = _segment(out.speaker, ev, speech=not out.backlog)
+        else:
+            body = _caption(out.speaker, ev)
+        body["backlog"] = out.backlog
+        data = out.wire["ws"] = _json(body)
+        if pcm is not None:
+            out.wire["ws.pcm"] = pcm
+    pcm = out.wire.get("ws.pcm")
+    return [Frame(data)] if pcm is None else [Frame(data), Frame(pcm, text=False)]
+
+
+def _segment(speaker: str, r: SegmentResult, *, speech: bool) -> tuple[dict[str, Any], bytes | None]:
+    t = r.translations[0] if r.translations else None
+    pcm = None
+    audio = None
+    if speech and t is not None and t.audio is not None and len(t.audio):
+        samples = resample(t.audio, t.sample_rate_hz, LISTEN_RATE)
+        pcm = float_to_pcm16(samples).astype("<i2").tobytes()
+        audio = {"format": "pcm16", "sample_rate": LISTEN_RATE, "samples": len(pcm) // 2}
+    body = {
+        "type": "room.segment",
+        "speaker": speaker,
+        "segment_id": r.segment_id,
+        "start_ms": r.start_ms,
+        "end_ms": r.end_ms,
+        "language": t.target_language if t is not None else None,
+        "text": t.text if t is not None else "",
+        "transcript": _transcript(r.transcript),
+        "error": {"code": r.error.code, "message": r.error.message} if r.error is not None else None,
+        "audio": audio,
+    }
+    return body, pcm
+
+
+def _caption(speaker: str, c: InterimResult) -> dict[str, Any]:
+    t = c.translations[0] if c.translations else None
+    return {
+        "type": "room.caption",
+        "speaker": speaker,
+        "segment_id": c.segment_id,
+        "start_ms": c.start_ms,
+        "end_ms": c.end_ms,
+        "language": t.target_language if t is not None else None,
+        "text": t.text if t is not None else "",
+        "stable_text": t.stable_text if t is not None else "",
+        "transcript": _transcript(c.transcript),
+    }
+
+
+def _transcript(t: Transcript | None) -> dict[str, str] | None:
+    return {"text": t.text, "language": t.language} if t is not None else None
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
