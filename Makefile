@@ -12,7 +12,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 # every test module; compiling them once instead of in each process saves ~5 s of CPU per process.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install libopus test integrations demo browser-demo chromium node protos check-protos lint bench clean
+.PHONY: install libopus test integrations ts-client ts-protos demo browser-demo chromium node protos check-protos lint bench clean
 
 # torch first, pinned, so no dependency can pull the multi-GB CUDA build on a CPU machine.
 $(VENV)/.installed: pyproject.toml
@@ -45,11 +45,31 @@ libopus:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    --no-install-recommends libopus0 >/dev/null; }
 
-# Regenerate the gRPC stubs from protos/ (committed; tests/unit/test_protos.py checks for drift).
-protos: install
+# Regenerate the gRPC stubs from protos/ (committed; tests/unit/test_protos.py checks for drift),
+# and the TypeScript client's messages (clients/typescript/test/protos.test.ts checks those).
+protos: install ts-protos
 	$(PY) -m grpc_tools.protoc -I protos -I $(SITE) \
 	  --python_out=. --pyi_out=. --grpc_python_out=. \
 	  protos/translate_svc/api/v1/translate.proto
+
+# The TypeScript client (clients/typescript/, docs/client.md "TypeScript client"): its pinned packages
+# from the npm registry (package-lock.json; installed again when the lock changes), built with tsc,
+# tested with Node's test runner against real servers of this checkout (test/server.ts starts them
+# from this virtualenv). The machine's Node 20 is enough.
+TS_CLIENT := clients/typescript
+$(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package-lock.json
+	@command -v npm >/dev/null || { echo "*** npm is missing: apt-get install npm (the TypeScript client needs it)"; exit 1; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)' || { \
+	  echo "*** the TypeScript client needs Node 20 or later (node --version: $$(node --version))"; exit 1; }
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+ts-protos: install $(TS_CLIENT)/node_modules/.installed
+	cd $(TS_CLIENT) && PYTHON=$(abspath $(PY)) npm run --silent generate
+
+ts-client: install $(TEST_MODEL)/config.json $(TS_CLIENT)/node_modules/.installed
+	cd $(TS_CLIENT) && rm -rf dist && npm run --silent build
+	cd $(TS_CLIENT) && TRANSLATE_SVC_VENV=$(abspath $(VENV)) npm test --silent
 
 # rebuilt when its builder changes (a checkpoint from an older builder is not what the tests expect)
 $(TEST_MODEL)/config.json: translate_svc/model/test_checkpoint.py | install
@@ -99,6 +119,7 @@ test: install $(TEST_MODEL)/config.json chromium node
 	$(PY) -m pytest -q -p no:cacheprovider -n 3 --dist loadfile --no-loadscope-reorder -m "not serial"
 	$(PY) -m pytest -q -p no:cacheprovider -m serial
 	$(MAKE) --no-print-directory integrations
+	$(MAKE) --no-print-directory ts-client
 
 # The LiveKit plugin and the Pipecat service (integrations/, their own distributions): each
 # installs what its tests need (LiveKit's into this virtualenv, pinned so nothing here moves;
@@ -149,4 +170,4 @@ lint: install
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) $(TEST_MODEL) out .demo .node
+	rm -rf $(VENV) $(TEST_MODEL) out .demo .node $(TS_CLIENT)/node_modules $(TS_CLIENT)/dist

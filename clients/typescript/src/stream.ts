@@ -55,6 +55,16 @@ const RESUMABLE = new Set<number>([GrpcStatus.UNAVAILABLE, GrpcStatus.CANCELLED,
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** `p`, or "timeout" after `ms` (the timer is cleared: no pending timer keeps Node running). */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | "timeout"> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** One call: its messages in order (null at their end), and its status. */
 class CallReader {
   readonly status: Promise<StatusObject>;
@@ -361,7 +371,7 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
       const reader = new CallReader(call);
       let err: TranslateError;
       void reader.write({ request: { $case: "config", config } }); // a refusal shows on the read below
-      const first = await Promise.race([reader.read(), sleep(client.timeoutMs).then(() => "timeout" as const)]);
+      const first = await within(reader.read(), client.timeoutMs);
       if (first === "timeout") {
         call.cancel();
         err = new TranslateError(GrpcStatus.UNAVAILABLE, `${address} did not accept the stream within ${client.timeoutMs} ms`, {
@@ -559,8 +569,8 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
       return reader.status;
     })();
     const timeout = this.client.timeoutMs;
-    const st = await Promise.race([drained, sleep(timeout).then(() => null)]);
-    if (st !== null) return st;
+    const st = await within(drained, timeout);
+    if (st !== "timeout") return st;
     reader.call.cancel();
     return {
       code: GrpcStatus.UNKNOWN,
