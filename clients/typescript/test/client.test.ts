@@ -26,6 +26,7 @@ const BUDGET_S = 2; // the quota tenant's audio seconds per minute
 const TOKENS = `${OK_TOKEN} *\n${QUOTA_TOKEN} * tenant=quota-ts audio_seconds_per_minute=${BUDGET_S}\n`;
 const CHUNK = 1600; // 100 ms at 16 kHz
 const SPEED = 10; // the drained stream is sent at 10x real time
+const MAX_UNCOVERED_MS = 300; // of a speech region, at the cut of a resumed stream
 
 type Span = [number, number];
 
@@ -345,10 +346,11 @@ describe("streams", () => {
       assertOrderedSegments(got);
       assert.ok(Math.abs(got.length - reference.length) <= 2, JSON.stringify({ got: spans(got), reference }));
       for (const [r0, r1] of reference) {
-        assert.ok(
-          got.some((g) => g.startMs < r1 && r0 < g.endMs),
-          `the speech at ${r0}..${r1} was lost: ${JSON.stringify(spans(got))}`,
-        );
+        // each region of speech of the one-server run is translated in the resumed run, but for the
+        // edges a drain's cut may move (the open speech is closed at the deadline; the new server's
+        // VAD starts at the resume offset)
+        const covered = got.reduce((sum, g) => sum + Math.max(0, Math.min(r1, g.endMs) - Math.max(r0, g.startMs)), 0);
+        assert.ok(r1 - r0 - covered <= MAX_UNCOVERED_MS, `the speech at ${r0}..${r1} was lost: ${JSON.stringify(spans(got))}`);
       }
       assert.equal(events.filter((e) => e.type === "draining").length, 1);
       const moved = notices.find((m) => /resuming the stream after it drained: from (\d+) ms, segment (\d+)/.test(m));
@@ -359,6 +361,8 @@ describe("streams", () => {
       const end = theEnd(events);
       assert.ok(end.clean && end.reason === "HALF_CLOSE");
       assert.equal(end.audioReceivedMs, 60_000);
+      // the audio sent again fits the timeline exactly: no packet dropped as late or repeated, no gap filled
+      assert.deepEqual([end.packetsLate, end.packetsDuplicate, end.audioFilledMs], [0, 0, 0]);
       assert.equal(end.segmentsTotal, got.length);
       assertSpeechEventsAlternate(events);
       assert.equal(await stopping, 0); // the drained server exited cleanly
