@@ -17,7 +17,8 @@
  * One Node event loop: no locks, but sends are queued in order (`serial`).
  */
 import { randomUUID } from "node:crypto";
-import { type ClientDuplexStream, Metadata, type StatusObject, status as GrpcStatus } from "@grpc/grpc-js";
+import { Metadata, type StatusObject, status as GrpcStatus } from "@grpc/grpc-js";
+import { CallReader, sleep, within } from "./call";
 import { StreamClosedError, StreamEndedError, StreamResumeError, TranslateError } from "./errors";
 import {
   StreamControl,
@@ -25,7 +26,6 @@ import {
   type StreamEnd as StreamEndMsg,
   type StreamingConfig,
   type StreamingTranslateRequest,
-  type StreamingTranslateResponse,
   streamEnd_ReasonToJSON,
   type TranslatorClient,
 } from "./gen/translate_svc/api/v1/translate";
@@ -46,72 +46,10 @@ export interface StreamOwner {
   log(message: string): void;
 }
 
-type Call = ClientDuplexStream<StreamingTranslateRequest, StreamingTranslateResponse>;
-
 /** a resumed call that stayed up this long counts as progress (maxResumes counts resumes in a row) */
 const HEALTHY_CALL_MS = 30_000;
 /** statuses after which a stream is continued elsewhere (besides ended{DRAINING}) */
 const RESUMABLE = new Set<number>([GrpcStatus.UNAVAILABLE, GrpcStatus.CANCELLED, GrpcStatus.ABORTED]);
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** `p`, or "timeout" after `ms` (the timer is cleared: no pending timer keeps Node running). */
-async function within<T>(p: Promise<T>, ms: number): Promise<T | "timeout"> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), ms)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** One call: its messages in order (null at their end), and its status. */
-class CallReader {
-  readonly status: Promise<StatusObject>;
-  private gotStatus = false;
-  private readonly it: AsyncIterator<StreamingTranslateResponse>;
-
-  constructor(readonly call: Call) {
-    call.on("error", () => undefined); // the status says it
-    this.status = new Promise((resolve) =>
-      call.on("status", (s: StatusObject) => {
-        this.gotStatus = true;
-        resolve(s);
-      }),
-    );
-    this.it = call[Symbol.asyncIterator]() as AsyncIterator<StreamingTranslateResponse>;
-  }
-
-  get over(): boolean {
-    return this.gotStatus;
-  }
-
-  async read(): Promise<StreamingTranslateResponse | null> {
-    try {
-      const r = await this.it.next();
-      return r.done ? null : r.value;
-    } catch {
-      return null; // a failed call: its status follows
-    }
-  }
-
-  /** Write one message; false when the call ended first (it may or may not have gone out). */
-  write(msg: StreamingTranslateRequest): Promise<boolean> {
-    if (this.gotStatus || this.call.writableEnded || this.call.destroyed) return Promise.resolve(false);
-    const written = new Promise<boolean>((resolve) => {
-      try {
-        this.call.write(msg, () => resolve(true));
-      } catch {
-        resolve(false);
-      }
-    });
-    return Promise.race([written, this.status.then(() => false)]);
-  }
-
-  end(): void {
-    if (!this.call.writableEnded && !this.call.destroyed) this.call.end();
-  }
-}
 
 type Outcome =
   | { kind: "end"; end: StreamEnd; error?: StreamEndedError }
