@@ -12,7 +12,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 # every test module; compiling them once instead of in each process saves ~5 s of CPU per process.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install libopus client-envs client-matrix test integrations demo browser-demo chromium node protos check-protos lint bench clean
+.PHONY: install libopus client-envs client-matrix test integrations ts-client ts-protos demo browser-demo chromium node protos check-protos lint bench clean
 
 # torch first, pinned, so no dependency can pull the multi-GB CUDA build on a CPU machine. The client
 # distribution (clients/python) and the server are both installed editable, in one pip call so that
@@ -52,7 +52,7 @@ libopus:
 # 1.63.0 (protobuf 5.26.1), from the matrix's protobuf-5 environment, so that protobuf 5.26+, 6.x
 # and 7.x all load them (docs/client.md).
 PROTOC_PY = $(CLIENT_MATRIX)/pb5/bin/python
-protos: client-envs
+protos: client-envs ts-protos
 	$(PROTOC_PY) -m grpc_tools.protoc -I protos -I $$($(PROTOC_PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
 	  --python_out=clients/python/src --pyi_out=clients/python/src --grpc_python_out=clients/python/src \
 	  protos/translate_svc/api/v1/translate.proto
@@ -99,6 +99,24 @@ endef
 
 client-matrix: install $(TEST_MODEL)/config.json client-envs
 	$(foreach e,$(CLIENT_ENVS),$(call client_run,$(e)))
+# The TypeScript client (clients/typescript/, docs/client.md "TypeScript client"): its pinned packages
+# from the npm registry (package-lock.json; installed again when the lock changes), built with tsc,
+# tested with Node's test runner against real servers of this checkout (test/server.ts starts them
+# from this virtualenv). The machine's Node 20 is enough.
+TS_CLIENT := clients/typescript
+$(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package-lock.json
+	@command -v npm >/dev/null || { echo "*** npm is missing: apt-get install npm (the TypeScript client needs it)"; exit 1; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)' || { \
+	  echo "*** the TypeScript client needs Node 20 or later (node --version: $$(node --version))"; exit 1; }
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+ts-protos: install $(TS_CLIENT)/node_modules/.installed
+	cd $(TS_CLIENT) && PYTHON=$(abspath $(PY)) npm run --silent generate
+
+ts-client: install $(TEST_MODEL)/config.json $(TS_CLIENT)/node_modules/.installed
+	cd $(TS_CLIENT) && rm -rf dist && npm run --silent build
+	cd $(TS_CLIENT) && TRANSLATE_SVC_VENV=$(abspath $(VENV)) npm test --silent
 
 # rebuilt when its builder changes (a checkpoint from an older builder is not what the tests expect)
 $(TEST_MODEL)/config.json: translate_svc/model/test_checkpoint.py | install
@@ -148,6 +166,7 @@ test: install $(TEST_MODEL)/config.json chromium node client-matrix
 	$(PY) -m pytest -q -p no:cacheprovider -n 3 --dist loadfile --no-loadscope-reorder -m "not serial"
 	$(PY) -m pytest -q -p no:cacheprovider -m serial
 	$(MAKE) --no-print-directory integrations
+	$(MAKE) --no-print-directory ts-client
 
 # The LiveKit plugin and the Pipecat service (integrations/, their own distributions): each
 # installs what its tests need (LiveKit's into this virtualenv, pinned so nothing here moves;
@@ -198,4 +217,4 @@ lint: install
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) $(TEST_MODEL) out .demo .node $(CLIENT_MATRIX)
+	rm -rf $(VENV) $(TEST_MODEL) out .demo .node $(CLIENT_MATRIX) $(TS_CLIENT)/node_modules $(TS_CLIENT)/dist
