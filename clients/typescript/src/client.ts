@@ -301,6 +301,7 @@ export class TranslateClient {
       languageDetection: detectionPb(opts.detect),
       terms: termsPb(opts.terms),
       simultaneous: simultaneousPb(opts.simultaneous),
+      room: opts.room ? { name: opts.room.name, participant: opts.room.participant ?? "" } : undefined,
     };
     const frameBytes = fmt.encoding === "opus" ? null : SAMPLE_BYTES[fmt.encoding] * fmt.channels;
     const buffer = new ReplayBuffer(fmt.rate, frameBytes, { packetMs: opts.packetMs, maxSeconds: opts.maxReplaySeconds });

@@ -102,6 +102,8 @@ export interface StreamOptions extends RequestOptions {
   interimMs?: number;
   /** simultaneous interpretation: `commit` events while the speaker talks */
   simultaneous?: boolean | { stepMs?: number; agreement?: number };
+  /** speak into a room (docs/rooms.md): its listeners hear this stream in their languages */
+  room?: { name: string; participant?: string };
   /** the duration assumed for an Opus packet whose TOC cannot be read (20) */
   packetMs?: number;
   /** the most audio kept for a resume while no final result arrives (300 s; null: no bound) */
