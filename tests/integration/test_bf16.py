@@ -34,8 +34,9 @@ pytestmark = pytest.mark.slow(60)
 
 #: Speech tolerance: the same number of samples, and every sample within 1e-2 of generate's.
 #: The vocoder runs in bfloat16 (8 significant bits: one step is 2**-8 ~ 0.004 for samples in
-#: [0.5, 1)); on CPU the runner pads the vocoder's lengths to buckets (model/shapes.py), and a
-#: convolution of another shape may round a sample by a step or two. Measured: 0.0 (identical).
+#: [0.5, 1)). With exact rows the runner does not pad the vocoder's lengths to buckets: on a CPU
+#: with native bfloat16 (avx512_bf16) a padded convolution rounded samples up to 0.05 away. Measured
+#: 0.0 (identical) on AVX2 and on avx512_bf16 CPUs (2026-11-25).
 SPEECH_ATOL = 1e-2
 SPANS = [(0.3, 2.3), (3.3, 4.4), (5.4, 7.7), (8.2, 10.6)]  # seconds of jfk.flac
 LANGS = ("spa", "fra", "deu", "ita")
