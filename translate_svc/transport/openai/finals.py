@@ -1,6 +1,6 @@
-"""A segment's end and the server's notices on the realtime door's wire, sans I/O: the done events
-clients build final captions and talk ends from, and the reports that end no session, as events of
-their own kinds (``protocol.py`` renders with these).
+"""A segment's end, its live captions and the server's notices on the realtime door's wire, sans
+I/O: the done events clients build final captions and talk ends from, captions, and the reports
+that end no session, as events of their own kinds (``protocol.py`` renders with these).
 
 - **Done events** (on by default; ``x_done_events: false`` in ``session.update`` turns them off):
   at each segment's end, after its deltas, ``session.input_transcript.done {transcript}`` (when a
@@ -29,6 +29,7 @@ from typing import Any
 
 from translate_svc.errors import ErrorCode, InvalidInput
 from translate_svc.transport.openai.wire import error_type, wire_event
+from translate_svc.types import InterimResult
 
 INPUT_DONE = "session.input_transcript.done"
 OUTPUT_DONE = "session.output_transcript.done"
@@ -92,3 +93,21 @@ def segment_failed(code: ErrorCode, message: str, span: dict[str, int]) -> str:
     """A segment that failed (the session goes on): its error, in an ``error`` event's shape."""
     kind, wire_code = error_type(code)
     return wire_event(SEGMENT_FAILED, error={"message": message, "type": kind, "code": wire_code}, x_segment=span)
+
+
+def caption_event(r: InterimResult, tag_of: dict[str, str]) -> str:
+    """A live caption (our extension): an empty transcript delta, the caption in ``x_interim``
+    (superseded by the segment's own deltas); each target named by its tag (``tag_of``).
+    ``stable_translations``: each translation's settled start (simultaneous mode's committed words;
+    empty in segment mode): later captions and the final never change it."""
+    caption = {
+        "segment_id": r.segment_id,
+        "start_ms": r.start_ms,
+        "end_ms": r.end_ms,
+        "transcript": r.transcript.text if r.transcript is not None else None,
+        "translations": {tag_of.get(t.target_language, t.target_language): t.text for t in r.translations},
+        "stable_translations": {
+            tag_of.get(t.target_language, t.target_language): t.stable_text for t in r.translations
+        },
+    }
+    return wire_event("session.input_transcript.delta", delta="", elapsed_ms=r.end_ms, x_interim=caption)

@@ -31,10 +31,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from translate_svc.errors import InvalidInput, shown
+from translate_svc.errors import shown
 from translate_svc.languages import guess_model_code
 from translate_svc.session.events import StreamConfig
 from translate_svc.settings import LimitsSettings
+from translate_svc.transport.openai.wire import ParamError as ParamError  # re-exported: its users import it here
 from translate_svc.types import AudioEncoding, AudioFormat, ModelCard, OutputOptions, Term
 from translate_svc.vad.segmenter import MS_RANGES, SegmenterConfig, VadConfigError
 
@@ -82,14 +83,6 @@ _TURN_DETECTION = frozenset(
     }
 )
 _NOISE_REDUCTION = frozenset({"type", "strength"})
-
-
-class ParamError(InvalidInput):
-    """Bad input in one field: ``param`` names it as the client wrote it (OpenAI's ``error.param``)."""
-
-    def __init__(self, message: str, param: str) -> None:
-        super().__init__(message)
-        self.param = param
 
 
 @dataclass(frozen=True)

@@ -547,7 +547,14 @@ class _Call:
             if self.channel is not None and self.channel.readyState == "open":
                 await asyncio.sleep(0.5)  # the error leaves the data channel
             return
-        session = RealtimeProtocol(self.model, self.source, self._m.vad_defaults, input_rate=TRACK_RATE, tracks=True)
+        session = RealtimeProtocol(
+            self.model,
+            self.source,
+            self._m.vad_defaults,
+            input_rate=TRACK_RATE,
+            tracks=True,
+            limits=self._m.limits,
+        )
         self.session = session
         await self._send(session.created())
 

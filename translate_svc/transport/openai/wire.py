@@ -12,7 +12,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from translate_svc.errors import ErrorCode, ServiceError, ShuttingDown
+from translate_svc.errors import ErrorCode, InvalidInput, ServiceError, ShuttingDown
+
+
+class ParamError(InvalidInput):
+    """Bad input in one field: ``param`` names it as the client wrote it (OpenAI's ``error.param``)."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
 
 #: our error codes -> OpenAI's error ``type`` and ``code``
 ERROR_TYPES: dict[ErrorCode, tuple[str, str]] = {
@@ -75,11 +84,20 @@ def wire_event(kind: str, **fields: Any) -> str:
     return json.dumps({"type": kind, "event_id": f"event_{uuid.uuid4().hex[:20]}", **fields})
 
 
-def error_event(message: str, kind: str, code: str, *, event_id: str | None = None, **extra: Any) -> str:
-    return wire_event("error", error={"message": message, "type": kind, "code": code, "event_id": event_id}, **extra)
+def error_event(
+    message: str, kind: str, code: str, *, event_id: str | None = None, param: str | None = None, **extra: Any
+) -> str:
+    """An ``error`` event; ``param``: the field at fault, as the client wrote it (only where known)."""
+    error: dict[str, Any] = {"message": message, "type": kind, "code": code, "event_id": event_id}
+    if param is not None:
+        error["param"] = param
+    return wire_event("error", error=error, **extra)
 
 
 def service_error_event(e: ServiceError, **extra: Any) -> str:
+    """An ``error`` event for one of our errors (a ``ParamError``'s ``param`` with it)."""
+    if isinstance(e, ParamError):
+        extra["param"] = e.param
     return coded_error_event(e.code, e.message, e, **extra)
 
 
