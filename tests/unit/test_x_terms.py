@@ -216,3 +216,37 @@ def test_an_older_servers_uncompressed_resume_is_still_read() -> None:
     p = RealtimeProtocol("m", None, SegmenterConfig(), card=CARD, limits=LIMITS)
     _, (config,) = split(list(p.resume(value)))
     assert isinstance(config, StreamConfig) and config.target_languages == ("spa",) and config.terms == ()
+
+
+# -- on a realtime transcription session (boost terms only) ----------------------------------------
+
+
+def test_a_transcription_session_takes_boost_terms_beside_its_prompt_and_refuses_the_others() -> None:
+    from translate_svc.transport.openai.transcription_config import (
+        TranscriptionSettings,
+        TurnDetection,
+        stream_config,
+        update_beta,
+        update_ga,
+    )
+
+    vad = SegmenterConfig()
+    start = TranscriptionSettings(TurnDetection.of(vad))
+    ga = {
+        "type": "transcription",
+        "audio": {"input": {"transcription": {"language": "en", "prompt": "Acme, Kubernetes"}}},
+        "x_terms": [{"phrase": "kubernetes", "weight": 8}, {"phrase": "gRPC"}],
+    }
+    config = stream_config(update_ga(ga, start, vad, LIMITS), CARD, vad, LIMITS)
+    # x_terms first, with their weights; the prompt's names not already there at the default
+    assert config.terms == (Term("kubernetes", weight=8.0), Term("gRPC"), Term("Acme"))
+    beta = update_beta({"x_terms": [{"phrase": "gRPC", "weight": 2}]}, start, vad, LIMITS)
+    assert beta.terms.terms == (Term("gRPC", weight=2.0),)
+    for item in ({"phrase": "Acme", "kind": "keep"}, ENTRY):
+        with pytest.raises(ParamError) as e:
+            update_ga({**ga, "x_terms": [{"phrase": "ok"}, item]}, start, vad, LIMITS)
+        assert e.value.param == "session.x_terms[1].kind" and "only boost terms" in e.value.message
+    with pytest.raises(ParamError) as e:  # the server's limits, prompt and x_terms together
+        limits = LimitsSettings(max_terms=2)
+        stream_config(update_ga(ga, start, vad, limits), CARD, vad, limits)
+    assert "make 3 terms to boost" in e.value.message

@@ -172,11 +172,11 @@ class TranscriptionProtocol:
         """A settings update: checked whole, then applied (not started: it starts the stream)."""
         try:
             parse = update_beta if beta else update_ga
-            new = parse(session, self.settings, self.vad)
+            new = parse(session, self.settings, self.vad, self.limits)
             if self.started:
                 if not new.same_stream(self.settings):
                     raise ParamError(
-                        "this session's audio format, language, prompt and turn detection are fixed once it "
+                        "this session's audio format, language, prompt, turn detection and x_terms are fixed once it "
                         "has started (its first update or audio): open a new session for others",
                         "session",
                     )
