@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import pytest_asyncio
 from openai import AsyncOpenAI
@@ -132,7 +131,9 @@ def glossary_phrases(transcripts: list[str]) -> list[str]:
     return sorted(words, key=lambda w: (-len(w), w))
 
 
-async def acting(door: LiveServer, pcm: bytes, plain: Segments, candidates: list[tuple[pb.Term, dict[str, Any]]]) -> Any:
+async def acting(
+    door: LiveServer, pcm: bytes, plain: Segments, candidates: list[tuple[pb.Term, dict[str, Any]]]
+) -> Any:
     """The first (gRPC term, x_terms item, gRPC's translation with it) whose term changes some
     segment's translation over gRPC (so the door's parity below shows the door passes it on)."""
     for term, item in candidates[:4]:
@@ -214,3 +215,53 @@ async def test_a_running_session_refuses_other_terms_and_goes_on(door: LiveServe
     assert (error.param, error.event_id) == ("session.x_terms", "again") and "fixed" in error.message
     assert events[-1].type == "session.closed" and events[-1].model_extra["x_reason"] == "closed"
     assert events[-1].model_extra["x_segments_total"] >= 1  # it went on, translating
+
+
+async def test_a_transcription_sessions_boost_terms_act_as_over_grpc(door: LiveServer, jfk24k: bytes) -> None:
+    """A realtime transcription session (``intent=transcription``) takes ``x_terms`` boost terms:
+    each segment's transcript equals gRPC's ASR-only stream's with the same term, which differs
+    from the plain one somewhere."""
+    pcm = jfk24k + bytes(48000)  # a second of silence: the last segment closes by a pause on both doors
+    term = pb.Term(phrase="acme", kind=pb.Term.BOOST, weight=10)
+
+    async def over_grpc(terms: list[pb.Term]) -> Segments:
+        config = pb.StreamingConfig(
+            format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=24000, channels=1),
+            source_language="eng",
+            output=pb.OutputOptions(text=False, speech=False, transcript=True),
+            terms=terms,
+        )
+        msgs = [pb.StreamingTranslateRequest(config=config)]
+        msgs += [pb.StreamingTranslateRequest(audio=pcm[at : at + CHUNK]) for at in range(0, len(pcm), CHUNK)]
+        return {
+            (r.segment.start_ms, r.segment.end_ms): r.segment.transcript.text
+            async for r in door.stub.StreamingTranslate(iter(msgs))
+            if r.HasField("segment")
+        }
+
+    boosted = await over_grpc([term])
+    assert boosted != await over_grpc([]), "the boost changed no transcript: the parity would not show it acts"
+    got: Segments = {}
+    connect = client(door).realtime.connect(model="gpt-4o-transcribe", extra_query={"intent": "transcription"})
+    async with connect as conn:
+        await conn.recv()  # session.created
+        session = {
+            "type": "transcription",
+            "audio": {"input": {"transcription": {"model": "whisper-1", "language": "en"}}},
+            "x_terms": [{"phrase": "acme", "weight": 10}],
+        }
+        await conn.session.update(session=session)  # type: ignore[arg-type]
+        updated = await conn.recv()
+        assert updated.type == "session.updated" and updated.session.model_extra["x_terms"] == [
+            {"phrase": "acme", "weight": 10.0}
+        ]
+        for at in range(0, len(pcm), CHUNK):
+            await conn.input_audio_buffer.append(audio=base64.b64encode(pcm[at : at + CHUNK]).decode())
+        async for ev in conn:
+            assert ev.type != "error", ev
+            if ev.type == "conversation.item.input_audio_transcription.completed":
+                span = ev.model_extra["x_segment"]
+                got[(span["start_ms"], span["end_ms"])] = ev.transcript
+                if len(got) == len(boosted):
+                    break
+    assert got == boosted
