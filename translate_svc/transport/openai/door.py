@@ -277,6 +277,7 @@ class OpenAIDoor:
             max_append_bytes=limits.ws_max_append_bytes,
             chunk_bytes=limits.max_chunk_bytes,
             card=card_or_none(self._m),
+            limits=limits,
         )
         resume = request.query.get("x_resume") or None
         return await admit_and_serve(request, self._m, protocol, caller, call, resume=resume, sockets=self._sockets)

@@ -1,6 +1,6 @@
-"""A segment's end and the server's notices on the realtime door's wire, sans I/O: the done events
-clients build final captions and talk ends from, and the reports that end no session, as events of
-their own kinds (``protocol.py`` renders with these).
+"""A segment's end, its live captions and the server's notices on the realtime door's wire, sans
+I/O: the done events clients build final captions and talk ends from, captions, and the reports
+that end no session, as events of their own kinds (``protocol.py`` renders with these).
 
 - **Done events** (on by default; ``x_done_events: false`` in ``session.update`` turns them off):
   at each segment's end, after its deltas, ``session.input_transcript.done {transcript}`` (when a

@@ -31,8 +31,7 @@ from translate_svc.session.quota import ALL_ROOMS, RoomRights, Tenant
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES
 from translate_svc.transport.openai.handshake import read_offer
 from translate_svc.transport.openai.http_site import admission_refused, fix_buffers
-from translate_svc.transport.openai.protocol import Out, Reply, Speech
-from translate_svc.transport.openai.wire import service_error_event
+from translate_svc.transport.openai.wire import Out, Reply, Speech, service_error_event
 from translate_svc.transport.tokens import Revocation, TokenDigest
 from translate_svc.types import ModelCard
 

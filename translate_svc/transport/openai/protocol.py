@@ -11,8 +11,9 @@ the same protocol.
   ignore: ``audio.output.languages`` (several targets), ``audio.input.language`` (the source
   language; also the ``source_language`` query parameter), ``x_captions_interval_ms`` (live
   captions: the open speech as text every this many ms, as ``session.input_transcript.delta``
-  events with an empty ``delta`` and the caption in ``x_interim``). Once the stream runs, an update
-  may change the output languages only (an ``Update``).
+  events with an empty ``delta`` and the caption in ``x_interim``), ``x_terms`` (the term list:
+  ``x_terms.py``). Once the stream runs, an update may change the output languages only (an
+  ``Update``); one that changes the terms is refused (they are fixed, as on the gRPC door).
 - ``session.input_audio_buffer.append`` is audio; ``session.close`` half-closes: the open speech is
   translated, every result sent, then ``session.closed``.
 - Simultaneous by default (OpenAI's protocol is continuous): the stream runs in simultaneous mode
@@ -48,7 +49,6 @@ import dataclasses
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -71,22 +71,23 @@ from translate_svc.session.events import (
     Update,
     Updated,
 )
-from translate_svc.transport.openai.finals import (
-    caption_event,
-    done_setting,
-    draining_notice,
-    segment_done,
-    segment_failed,
-)
+from translate_svc.settings import LimitsSettings
+from translate_svc.transport.openai import finals, x_terms
 from translate_svc.transport.openai.session_update import (
     MAX_LANGUAGES,
     checked,
     extensions,
+    resume_value,
+    resumed,
     room_of,
     source_or_detection,
     text_only,
 )
 from translate_svc.transport.openai.wire import (
+    Out,
+    ParamError,
+    Reply,
+    Speech,
     error_event,
     oversized,
     service_error_event,
@@ -114,34 +115,16 @@ SIMULTANEOUS_AGREEMENT = 2
 #: what of a client's event is echoed in an error: its ``event_id`` (a string of at most this many
 #: characters, else the event is refused), and an unknown ``type`` (cut to this many characters)
 MAX_EVENT_ID_CHARS = 64
-#: the longest ``x_resume`` taken (a session's settings and a stream position, as base64 JSON)
-MAX_RESUME_CHARS = 8192
 ROOM_FIXED = "x_room cannot change once the session runs (this update was not used): open another session"
 #: the close code after a drain: "service restart", which the openai SDK treats as recoverable
 RESTART_CLOSE_CODE = 1012
 
 
-@dataclass(frozen=True, eq=False)
-class Speech:
-    """Translated speech for WebRTC's track of ``tag`` (float32 samples at ``rate``): on WebRTC the
-    protocol gives speech as this, not as ``session.output_audio.delta`` events."""
-
-    tag: str
-    audio: np.ndarray
-    rate: int
-
-
-#: what the protocol gives the loop for a client's message: an event to send back (JSON text), or
-#: a request for the stream core
-Reply = str | StreamRequest
-#: what it gives for one of the stream core's events: an event to send, or speech for a track
-Out = str | Speech
-
-
 class RealtimeProtocol:
     """One session of the protocol, whatever carries it. ``tracks``: speech goes to WebRTC's audio
     tracks (``Speech``), not into ``session.output_audio.delta`` events, and audio comes from the
-    microphone's track at ``input_rate`` (an ``input_audio_buffer.append`` is refused)."""
+    microphone's track at ``input_rate`` (an ``input_audio_buffer.append`` is refused).
+    ``limits``: the server's (term lists are checked against them; None: the defaults)."""
 
     def __init__(
         self,
@@ -155,7 +138,9 @@ class RealtimeProtocol:
         max_append_bytes: int = 3 * 1024 * 1024,
         chunk_bytes: int = 1024 * 1024,
         card: ModelCard | None = None,
+        limits: LimitsSettings | None = None,
     ) -> None:
+        self.limits = limits if limits is not None else LimitsSettings()
         self.max_append_bytes = max_append_bytes
         self.chunk_bytes = chunk_bytes // 2 * 2  # whole PCM16 samples
         #: the model as it was when the session opened (None: still loading): what it can speak, and
@@ -181,6 +166,7 @@ class RealtimeProtocol:
         self.speech = True  # our extension x_speech: false for text only
         self.done_events = True  # our extension x_done_events: false for none (finals.py)
         self.room: RoomJoin | None = None  # our extension x_room: speak into a room (docs/rooms.md)
+        self.terms = x_terms.SessionTerms()  # our extension x_terms
         self.resume_token = ""  # the stream's (StreamStarted), for x_resume
         #: how the socket closes: 1000, or 1012 (service restart) after a drain (the openai SDK
         #: reconnects on it)
@@ -208,6 +194,7 @@ class RealtimeProtocol:
             "x_speech": self.speech,
             "x_done_events": self.done_events,
             "x_room": dataclasses.asdict(self.room) if self.room else None,
+            "x_terms": self.terms.wire(),
             "x_limits": {"max_append_bytes": self.max_append_bytes},
         }
 
@@ -217,26 +204,24 @@ class RealtimeProtocol:
 
     # -- moving to another server (a drain) ---------------------------------------------------------
 
-    def resume_state(self, ended: StreamEnded) -> str:
+    def resume_state(self, ended: StreamEnded) -> str | None:
         """What a client gives back in the ``x_resume`` query parameter of its next connection, after
-        a drain ended this session: the session's settings and where its stream was translated to,
-        as URL-safe base64 of JSON. Nothing in it is secret or trusted: the new server checks it as
-        it checks a ``session.update`` and a gRPC ``ResumeFrom``."""
-        state = {
-            "session": {
-                "audio": {
-                    "output": {"languages": self.languages},
-                    "input": {"language": self.source, "transcription": self.transcription},
-                },
-                "x_captions_interval_ms": self.captions_interval_ms,
-                "x_simultaneous_step_ms": self.simultaneous_step_ms,
-                "x_speech": self.speech,
-                "x_done_events": self.done_events,
-                "x_room": dataclasses.asdict(self.room) if self.room else None,
+        a drain ended this session: the session's settings and where its stream was translated to
+        (``session_update.resume_value``; None: too long for a URL). Nothing in it is secret or
+        trusted: the new server checks it as it checks a ``session.update`` and a gRPC ``ResumeFrom``."""
+        session = {
+            "audio": {
+                "output": {"languages": self.languages},
+                "input": {"language": self.source, "transcription": self.transcription},
             },
-            "resume": [self.resume_token, ended.segments_total, ended.resume_offset_ms],
+            "x_captions_interval_ms": self.captions_interval_ms,
+            "x_simultaneous_step_ms": self.simultaneous_step_ms,
+            "x_speech": self.speech,
+            "x_done_events": self.done_events,
+            "x_terms": self.terms.wire(),
+            "x_room": dataclasses.asdict(self.room) if self.room else None,
         }
-        return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+        return resume_value(session, self.resume_token, ended.segments_total, ended.resume_offset_ms)
 
     def resume(self, value: str) -> Iterator[Reply]:
         """The first request of a connection that gives back ``x_resume``: the config it holds,
@@ -245,14 +230,9 @@ class RealtimeProtocol:
         replies: list[str] = []
         request: StreamRequest
         try:
-            if len(value) > MAX_RESUME_CHARS:
-                raise ValueError
-            state = json.loads(base64.urlsafe_b64decode(value.encode("ascii")))
-            token, next_id, offset_ms = state["resume"]
-            if not (isinstance(token, str) and type(next_id) is int and type(offset_ms) is int):
-                raise ValueError
-            config = self._update(state["session"], None, replies)
-        except (ValueError, KeyError, TypeError, UnicodeError, binascii.Error):
+            session, token, next_id, offset_ms = resumed(value)
+            config = self._update(session, None, replies)
+        except (ValueError, KeyError, TypeError):
             request = Invalid(
                 InvalidInput(
                     "x_resume is not what this server's session.closed gave: give it back unchanged, or "
@@ -372,14 +352,18 @@ class RealtimeProtocol:
             if "x_room" in session and room_of(session) != self.room:  # answered, not fatal
                 replies.append(error_event(ROOM_FIXED, "invalid_request_error", "invalid_value", event_id=event_id))
                 return None
-            if languages and list(languages) != self.languages:
+            refused = x_terms.changed(session, self.terms, self.limits)
+            if refused is None and languages and list(languages) != self.languages:
                 targets = tuple(guess_model_code(x) for x in languages)
                 problem = text_only(self.card, self.speech, languages, targets)
-                if problem is not None:  # answered, not fatal: the session goes on as it was
-                    replies.append(error_event(problem, "invalid_request_error", "invalid_value", event_id=event_id))
-                    return None
-                self._asked.append(list(languages))
-                return Update(targets)
+                refused = ParamError(problem, "") if problem else x_terms.dropped(self.terms, targets, languages)
+                if refused is None:
+                    self._asked.append(list(languages))
+                    return Update(targets)
+            if refused is not None:  # answered, not fatal: the session goes on as it was
+                kind, code = "invalid_request_error", "invalid_value"
+                replies.append(error_event(refused.message, kind, code, event_id=event_id, param=refused.param or None))
+                return None
             replies.append(wire_event("session.updated", session=self.session()))
             return None
         if "transcription" in inp:
@@ -389,7 +373,9 @@ class RealtimeProtocol:
         self.captions_interval_ms, self.simultaneous_step_ms, self.speech = extensions(
             session, self.captions_interval_ms, self.simultaneous_step_ms, self.speech
         )
-        self.done_events = done_setting(session, self.done_events)
+        self.done_events = finals.done_setting(session, self.done_events)
+        if "x_terms" in session:
+            self.terms = x_terms.parse(session["x_terms"], self.limits)
         self.room = room_of(session)
         if self.room is not None and "x_simultaneous_step_ms" not in session:
             self.simultaneous_step_ms = 0  # a room speaker runs in segment mode (rooms carry no commits yet)
@@ -400,6 +386,7 @@ class RealtimeProtocol:
         problem = text_only(self.card, self.speech, languages, targets)
         if problem is not None:
             raise InvalidInput(problem)
+        x_terms.check_session(self.terms, self.card, *source_or_detection(self.source), targets, languages)
         self.languages, self.targets = list(languages), targets
         self.tag_of.update(zip(self.targets, self.languages, strict=True))
         self.configured = True
@@ -429,6 +416,7 @@ class RealtimeProtocol:
             output=output,
             vad=self.vad,
             interim_interval_ms=self.captions_interval_ms,
+            terms=self.terms.terms,
             simultaneous=(
                 SimultaneousOptions(self.simultaneous_step_ms, SIMULTANEOUS_AGREEMENT)
                 if self.simultaneous_step_ms
@@ -452,9 +440,9 @@ class RealtimeProtocol:
         elif isinstance(ev, Updated):
             yield self._updated(ev)
         elif isinstance(ev, InterimResult):
-            yield caption_event(ev, self.tag_of)  # a live caption (our extension)
+            yield finals.caption_event(ev, self.tag_of)
         elif isinstance(ev, Draining):  # a notice, not an error: the session is served to its deadline
-            yield draining_notice(ev.remaining_ms, ev.deadline_unix_ms)
+            yield finals.draining_notice(ev.remaining_ms, ev.deadline_unix_ms)
         elif isinstance(ev, StreamEnded):
             yield from self._ended(ev)
 
@@ -465,14 +453,20 @@ class RealtimeProtocol:
             "x_reason": ev.reason or "closed",
         }
         if isinstance(ev.limit, ShuttingDown):
-            at = ev.resume_offset_ms
-            closed["x_resume"] = self.resume_state(ev)
+            at, state = ev.resume_offset_ms, self.resume_state(ev)
             closed["x_resume_offset_ms"] = at  # the audio from here on was not translated
             self.close_code = RESTART_CLOSE_CODE
+            how = (  # x_terms can make the settings too long for a URL: then a new session with them
+                "reconnect with the x_resume query parameter to go on"
+                if state is not None
+                else "the session's settings (its x_terms) are too long to resume in a URL: open a new "
+                "session with them and send the audio from there"
+            )
+            if state is not None:
+                closed["x_resume"] = state
             closed["x_message"] = (  # no error event: a client that closes on any error would close itself
-                f"this server shut down: the audio up to {at} ms was translated and every "
-                "result sent; reconnect with the x_resume query parameter to go on (the socket "
-                f"closes with {RESTART_CLOSE_CODE}, which the openai SDK reconnects on)"
+                f"this server shut down: the audio up to {at} ms was translated and every result sent; "
+                f"{how} (the socket closes with {RESTART_CLOSE_CODE}, which the openai SDK reconnects on)"
             )
         elif ev.limit is not None:
             yield service_error_event(ev.limit)
@@ -492,10 +486,10 @@ class RealtimeProtocol:
     def _result(self, r: SegmentResult) -> Iterator[Out]:
         span = {"segment_id": r.segment_id, "start_ms": r.start_ms, "end_ms": r.end_ms}
         if r.error is not None:  # this segment failed; the session goes on
-            yield segment_failed(ErrorCode(r.error.code), r.error.message, span)
+            yield finals.segment_failed(ErrorCode(r.error.code), r.error.message, span)
             if self.done_events:  # what its commits said is all there is: a talk they opened ends
                 said = [(self.tag_of.get(t, t), self._said(t, r.segment_id)) for t in self.targets]
-                yield from segment_done(span, transcript=None, outputs=said, speech=self.speech, failed=True)
+                yield from finals.segment_done(span, transcript=None, outputs=said, speech=self.speech, failed=True)
             return
         timing = {"latency_ms": round(r.timing.total_ms, 1), "model_ms": round(r.timing.model_ms, 1)}
         detected: dict[str, Any] = {}
@@ -538,7 +532,7 @@ class RealtimeProtocol:
                     tag, t.audio, t.sample_rate_hz, elapsed_ms=r.end_ms, x_segment=span, x_language=tag
                 )
         if self.done_events:
-            yield from segment_done(
+            yield from finals.segment_done(
                 span,
                 transcript=(r.transcript.text, r.transcript.language) if heard and r.transcript is not None else None,
                 outputs=[(self.tag_of.get(t.target_language, t.target_language), t.text) for t in r.translations],

@@ -5,7 +5,10 @@ protocol (``protocol.py``) turns what passes into the stream's config."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import zlib
 from typing import Any
 
 from translate_svc.errors import InvalidInput
@@ -20,6 +23,10 @@ MAX_LANGUAGES = 32
 MAX_TAG_CHARS = 35
 MAX_SOURCE_CHARS = 200
 MAX_TRANSCRIPTION_CHARS = 1024
+#: the longest ``x_resume`` taken (a session's settings and a stream position: URL-safe base64 of
+#: JSON, zlib-compressed when that is shorter), and the most bytes it may inflate to
+MAX_RESUME_CHARS = 8192
+MAX_RESUME_JSON_BYTES = 256 * 1024
 
 
 def checked(session: Any, max_languages: int) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
@@ -134,3 +141,35 @@ def source_or_detection(value: str | None) -> tuple[str, tuple[str, ...] | None]
     if head.strip().lower() != "auto":
         return guess_model_code(value), None
     return "", tuple(guess_model_code(t) for t in rest.split(",") if t.strip())
+
+
+def resume_value(session: dict[str, Any], token: str, next_id: int, offset_ms: int) -> str | None:
+    """A drained session's ``x_resume``: its settings (as a ``session.update`` holds them) and where
+    its stream was translated to, as URL-safe base64 of JSON, compressed when that is shorter
+    (terms make it long); None when even that is over ``MAX_RESUME_CHARS`` (it rides in a URL)."""
+    text = json.dumps({"session": session, "resume": [token, next_id, offset_ms]}, separators=(",", ":")).encode()
+    packed = zlib.compress(text, 9)
+    value = base64.urlsafe_b64encode(packed if len(packed) < len(text) else text).decode()
+    return value if len(value) <= MAX_RESUME_CHARS else None
+
+
+def resumed(value: str) -> tuple[Any, str, int, int]:
+    """The settings and stream position of an ``x_resume`` (``resume_value``'s; also an older
+    server's, uncompressed), or ``ValueError``. Nothing in it is trusted: the settings are checked
+    as a ``session.update``'s."""
+    try:
+        if len(value) > MAX_RESUME_CHARS:
+            raise ValueError
+        data = base64.urlsafe_b64decode(value.encode("ascii"))
+        if data[:1] != b"{":  # compressed: inflated within its bound
+            inflate = zlib.decompressobj()
+            data = inflate.decompress(data, MAX_RESUME_JSON_BYTES)
+            if inflate.unconsumed_tail or not inflate.eof:
+                raise ValueError
+        state = json.loads(data)
+        token, next_id, offset_ms = state["resume"]
+        if not (isinstance(token, str) and type(next_id) is int and type(offset_ms) is int):
+            raise ValueError
+        return state["session"], token, next_id, offset_ms
+    except (KeyError, TypeError, UnicodeError, binascii.Error, zlib.error, RecursionError) as e:
+        raise ValueError("not an x_resume") from e

@@ -63,7 +63,7 @@ from translate_svc.session.events import (
     Updated,
 )
 from translate_svc.settings import LimitsSettings
-from translate_svc.transport.openai.protocol import MAX_EVENT_ID_CHARS, RESTART_CLOSE_CODE, Reply
+from translate_svc.transport.openai.protocol import MAX_EVENT_ID_CHARS, RESTART_CLOSE_CODE
 from translate_svc.transport.openai.transcription_config import (
     FORMATS,
     ParamError,
@@ -75,7 +75,7 @@ from translate_svc.transport.openai.transcription_config import (
     update_beta,
     update_ga,
 )
-from translate_svc.transport.openai.wire import error_type, oversized, shown_type, wire_event
+from translate_svc.transport.openai.wire import Reply, error_type, oversized, shown_type, wire_event
 from translate_svc.types import AudioEncoding, ModelCard, SegmentResult
 from translate_svc.vad.segmenter import SegmenterConfig
 
@@ -172,11 +172,11 @@ class TranscriptionProtocol:
         """A settings update: checked whole, then applied (not started: it starts the stream)."""
         try:
             parse = update_beta if beta else update_ga
-            new = parse(session, self.settings, self.vad)
+            new = parse(session, self.settings, self.vad, self.limits)
             if self.started:
                 if not new.same_stream(self.settings):
                     raise ParamError(
-                        "this session's audio format, language, prompt and turn detection are fixed once it "
+                        "this session's audio format, language, prompt, turn detection and x_terms are fixed once it "
                         "has started (its first update or audio): open a new session for others",
                         "session",
                     )

@@ -21,6 +21,11 @@ not know, a value of the wrong kind, a ``model`` list, ``semantic_vad``, log pro
 not applied (the session object says so in ``x_ignored``), as are the beta shape's ``modalities``
 and ``client_secret`` and server VAD's ``create_response``/``interrupt_response``, which configure
 responses and keys a transcription session has none of.
+
+Our extension ``x_terms`` (``x_terms.py``), on either shape's ``session``: **boost** terms only
+(a transcription session translates nothing, so a ``keep`` term or a glossary entry could not act
+and is refused, ``param`` naming the item), taken with the prompt's and keywords' terms (an
+``x_terms`` phrase keeps its weight).
 """
 
 from __future__ import annotations
@@ -31,10 +36,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from translate_svc.errors import InvalidInput, shown
+from translate_svc.errors import shown
 from translate_svc.languages import guess_model_code
 from translate_svc.session.events import StreamConfig
 from translate_svc.settings import LimitsSettings
+from translate_svc.transport.openai import x_terms
+from translate_svc.transport.openai.wire import ParamError as ParamError  # re-exported: its users import it here
 from translate_svc.types import AudioEncoding, AudioFormat, ModelCard, OutputOptions, Term
 from translate_svc.vad.segmenter import MS_RANGES, SegmenterConfig, VadConfigError
 
@@ -54,7 +61,7 @@ MAX_LIST = 256
 #: where a prompt is cut into terms: a list of names and jargon, as OpenAI's guide writes it for whisper-1
 _PROMPT_SEPARATORS = re.compile(r"[,;\n]")
 
-_GA_SESSION = frozenset({"type", "audio", "include"})
+_GA_SESSION = frozenset({"type", "audio", "include", "x_terms"})
 _GA_INPUT = frozenset({"format", "noise_reduction", "transcription", "turn_detection"})
 _GA_TRANSCRIPTION = frozenset({"model", "language", "prompt", "keywords", "languages", "delay"})
 _BETA_SESSION = frozenset(
@@ -66,6 +73,7 @@ _BETA_SESSION = frozenset(
         "include",
         "modalities",
         "client_secret",
+        "x_terms",
     }
 )
 _BETA_TRANSCRIPTION = frozenset({"model", "language", "prompt"})
@@ -82,14 +90,6 @@ _TURN_DETECTION = frozenset(
     }
 )
 _NOISE_REDUCTION = frozenset({"type", "strength"})
-
-
-class ParamError(InvalidInput):
-    """Bad input in one field: ``param`` names it as the client wrote it (OpenAI's ``error.param``)."""
-
-    def __init__(self, message: str, param: str) -> None:
-        super().__init__(message)
-        self.param = param
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,8 @@ class TranscriptionSettings:
     languages: tuple[str, ...] = ()
     prompt: str | None = None
     keywords: tuple[str, ...] = ()
+    #: our extension ``x_terms``: BOOST terms only (``_x_terms``)
+    terms: x_terms.SessionTerms = dataclasses.field(default_factory=x_terms.SessionTerms)
     #: fields given that have no effect here (their params), for ``x_ignored``
     ignored: tuple[str, ...] = ()
     beta: bool = False  # the shape of the last update (the params its errors name)
@@ -129,11 +131,22 @@ class TranscriptionSettings:
         return self._stream() == other._stream()
 
     def _stream(self) -> tuple[object, ...]:
-        return (self.turn_detection, self.audio_format, self.language, self.languages, self.prompt, self.keywords)
+        return (
+            self.turn_detection,
+            self.audio_format,
+            self.language,
+            self.languages,
+            self.prompt,
+            self.keywords,
+            self.terms,
+        )
 
 
-def update_ga(session: Any, current: TranscriptionSettings, vad: SegmenterConfig) -> TranscriptionSettings:
-    """A GA ``session.update``'s ``session`` applied to ``current`` (``ParamError``)."""
+def update_ga(
+    session: Any, current: TranscriptionSettings, vad: SegmenterConfig, limits: LimitsSettings | None = None
+) -> TranscriptionSettings:
+    """A GA ``session.update``'s ``session`` applied to ``current`` (``ParamError``); ``limits``:
+    the server's (None: the defaults)."""
     s = _object(session, "session")
     _known(s, _GA_SESSION, "session")
     if s.get("type") != "transcription":
@@ -149,7 +162,7 @@ def update_ga(session: Any, current: TranscriptionSettings, vad: SegmenterConfig
     _known(audio, frozenset({"input"}), "session.audio")
     inp = _object(audio.get("input"), "session.audio.input")
     _known(inp, _GA_INPUT, "session.audio.input")
-    out = dataclasses.replace(current, beta=False)
+    out = _x_terms(dataclasses.replace(current, beta=False), s, limits)
     if "format" in inp:
         out = dataclasses.replace(out, audio_format=_ga_format(inp["format"]))
     if "transcription" in inp:
@@ -162,12 +175,14 @@ def update_ga(session: Any, current: TranscriptionSettings, vad: SegmenterConfig
     return out
 
 
-def update_beta(session: Any, current: TranscriptionSettings, vad: SegmenterConfig) -> TranscriptionSettings:
+def update_beta(
+    session: Any, current: TranscriptionSettings, vad: SegmenterConfig, limits: LimitsSettings | None = None
+) -> TranscriptionSettings:
     """A beta ``transcription_session.update``'s ``session`` applied to ``current`` (``ParamError``)."""
     s = _object(session, "session")
     _known(s, _BETA_SESSION, "session")
     _include(s.get("include"), "session.include")
-    out = dataclasses.replace(current, beta=True)
+    out = _x_terms(dataclasses.replace(current, beta=True), s, limits)
     fmt = s.get("input_audio_format")
     if fmt is not None:
         if not isinstance(fmt, str) or fmt not in FORMATS:
@@ -216,6 +231,7 @@ def stream_config(
         limits,
         prompt_param=prompt_param,
         keywords_param="session.audio.input.transcription.keywords",
+        extra=s.terms.terms,
     )
     if s.turn_detection is not None:
         td_param = s.param("session.audio.input.turn_detection", "session.turn_detection")
@@ -269,13 +285,15 @@ def boost_terms(
     *,
     prompt_param: str,
     keywords_param: str,
+    extra: Sequence[Term] = (),
 ) -> tuple[Term, ...]:
     """``prompt`` (names and jargon, separated by commas, semicolons or lines: how OpenAI's guide
-    prompts whisper-1) and ``keywords`` as BOOST terms at the default weight, within the server's
-    term limits (``ParamError`` naming the field and the limit)."""
+    prompts whisper-1) and ``keywords`` as BOOST terms at the default weight, after ``extra`` (the
+    session's ``x_terms``, which keep their weights), within the server's term limits
+    (``ParamError`` naming the field and the limit)."""
     pieces = [(p.strip(), prompt_param) for p in _PROMPT_SEPARATORS.split(prompt or "")]
     pieces += [(k.strip(), keywords_param) for k in keywords]
-    terms: dict[str, Term] = {}
+    terms: dict[str, Term] = {t.phrase.strip().casefold(): t for t in extra}
     for phrase, param in pieces:
         if not phrase:
             continue
@@ -289,9 +307,9 @@ def boost_terms(
         terms.setdefault(phrase.casefold(), Term(phrase))
     if len(terms) > limits.max_terms:
         raise ParamError(
-            f"the prompt and keywords make {len(terms)} terms to boost; this server takes at most "
+            f"the prompt, keywords and x_terms make {len(terms)} terms to boost; this server takes at most "
             f"{limits.max_terms} (limits.max_terms): keep the names that matter most",
-            prompt_param if prompt else keywords_param,
+            prompt_param if prompt else keywords_param if keywords else "session.x_terms",
         )
     return tuple(terms.values())
 
@@ -370,6 +388,7 @@ def ga_session(s: TranscriptionSettings, session_id: str, extra: dict[str, Any])
                 "turn_detection": _td_object(s.turn_detection),
             }
         },
+        "x_terms": s.terms.wire(),
         "x_ignored": list(s.ignored),
         **extra,
     }
@@ -387,6 +406,7 @@ def beta_session(s: TranscriptionSettings, session_id: str, extra: dict[str, Any
         "include": [],
         "modalities": ["text"],
         "client_secret": None,
+        "x_terms": s.terms.wire(),
         "x_ignored": list(s.ignored),
         **extra,
     }
@@ -442,6 +462,23 @@ def _transcription(s: TranscriptionSettings, value: Any, param: str, known: froz
         keywords=keywords,
         languages=tuple(t for t in languages if t),
     )
+
+
+def _x_terms(s: TranscriptionSettings, session: dict[str, Any], limits: LimitsSettings | None) -> TranscriptionSettings:
+    """Our extension ``x_terms`` (``x_terms.py``), BOOST terms only: a transcription session
+    translates nothing, so a KEEP term or a glossary entry could not act, and is refused."""
+    if "x_terms" not in session:
+        return s
+    terms = x_terms.parse(session["x_terms"], limits if limits is not None else LimitsSettings())
+    for n, t in enumerate(terms.terms):
+        if not t.boost:
+            kind = "keep" if t.keep else "translate"
+            raise ParamError(
+                f"x_terms[{n}] is {kind!r}: a transcription session translates nothing, so only boost terms "
+                'act here (a translation session at /v1/realtime/translations takes "keep" and "translate")',
+                f"session.x_terms[{n}].kind",
+            )
+    return dataclasses.replace(s, terms=terms)
 
 
 def _turn_detection(value: Any, param: str, vad: SegmenterConfig) -> TurnDetection | None:

@@ -68,9 +68,9 @@ from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import REQUEST_ID, call_info
 from translate_svc.transport.openai.http_site import admission_refused, http_error
 from translate_svc.transport.openai.loop import Caller, requests, serve_session
-from translate_svc.transport.openai.protocol import RealtimeProtocol, Speech
+from translate_svc.transport.openai.protocol import RealtimeProtocol
 from translate_svc.transport.openai.session_update import MAX_TAG_CHARS
-from translate_svc.transport.openai.wire import error_event
+from translate_svc.transport.openai.wire import Speech, error_event
 
 logger = logging.getLogger(__name__)
 
@@ -547,7 +547,14 @@ class _Call:
             if self.channel is not None and self.channel.readyState == "open":
                 await asyncio.sleep(0.5)  # the error leaves the data channel
             return
-        session = RealtimeProtocol(self.model, self.source, self._m.vad_defaults, input_rate=TRACK_RATE, tracks=True)
+        session = RealtimeProtocol(
+            self.model,
+            self.source,
+            self._m.vad_defaults,
+            input_rate=TRACK_RATE,
+            tracks=True,
+            limits=self._m.limits,
+        )
         self.session = session
         await self._send(session.created())
 

@@ -12,7 +12,36 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from translate_svc.errors import ErrorCode, ServiceError, ShuttingDown
+import numpy as np
+
+from translate_svc.errors import ErrorCode, InvalidInput, ServiceError, ShuttingDown
+from translate_svc.session.events import StreamRequest
+
+
+@dataclass(frozen=True, eq=False)
+class Speech:
+    """Translated speech for WebRTC's track of ``tag`` (float32 samples at ``rate``): on WebRTC the
+    protocol gives speech as this, not as ``session.output_audio.delta`` events."""
+
+    tag: str
+    audio: np.ndarray
+    rate: int
+
+
+#: what the protocol gives the loop for a client's message: an event to send back (JSON text), or
+#: a request for the stream core
+Reply = str | StreamRequest
+#: what it gives for one of the stream core's events: an event to send, or speech for a track
+Out = str | Speech
+
+
+class ParamError(InvalidInput):
+    """Bad input in one field: ``param`` names it as the client wrote it (OpenAI's ``error.param``)."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
 
 #: our error codes -> OpenAI's error ``type`` and ``code``
 ERROR_TYPES: dict[ErrorCode, tuple[str, str]] = {
@@ -75,11 +104,20 @@ def wire_event(kind: str, **fields: Any) -> str:
     return json.dumps({"type": kind, "event_id": f"event_{uuid.uuid4().hex[:20]}", **fields})
 
 
-def error_event(message: str, kind: str, code: str, *, event_id: str | None = None, **extra: Any) -> str:
-    return wire_event("error", error={"message": message, "type": kind, "code": code, "event_id": event_id}, **extra)
+def error_event(
+    message: str, kind: str, code: str, *, event_id: str | None = None, param: str | None = None, **extra: Any
+) -> str:
+    """An ``error`` event; ``param``: the field at fault, as the client wrote it (only where known)."""
+    error: dict[str, Any] = {"message": message, "type": kind, "code": code, "event_id": event_id}
+    if param is not None:
+        error["param"] = param
+    return wire_event("error", error=error, **extra)
 
 
 def service_error_event(e: ServiceError, **extra: Any) -> str:
+    """An ``error`` event for one of our errors (a ``ParamError``'s ``param`` with it)."""
+    if isinstance(e, ParamError):
+        extra["param"] = e.param
     return coded_error_event(e.code, e.message, e, **extra)
 
 
