@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,9 @@ DEFAULT_SHIFT_S = 1.37
 
 def sample_path() -> Path:
     """The English sample the package ships (``make demo`` translates it)."""
-    return Path(str(resources.files("translate_svc.samples") / "demo_eng.wav"))  # a namespace: no __init__
+    # beside this package's modules (translate_svc/samples/): not importlib.resources, which gives a
+    # MultiplexedPath for a namespace package that cannot be joined to a file on every install
+    return Path(__file__).resolve().parents[2] / "samples" / "demo_eng.wav"
 
 
 @dataclass(frozen=True)
