@@ -168,6 +168,7 @@ async def one_round(port: int, pid: int, pcm: bytes, opts: argparse.Namespace, c
         "talk_wall_s": round(wall1 - wall0, 1),
         "lag_ms_p50": round(1000 * statistics.median(lags), 1) if lags else None,
         "lag_ms_p95": round(1000 * lags[int(0.95 * (len(lags) - 1))], 1) if lags else None,
+        "lag_ms_max": round(1000 * lags[-1], 1) if lags else None,
     }
 
 
