@@ -10,7 +10,7 @@ growth once they joined and its CPU seconds over the talk beyond the baseline's,
 the extra listeners. Lag: the time a listener received a segment minus the time the speaker's own
 stream received it (both clocks of this machine); negative when a listener was first.
 
-    PYTHONPATH=. python benchmarks/rooms.py --model model_cache/test-model --listeners 500 --languages 5
+    PYTHONPATH=.:clients/python/src python benchmarks/rooms.py --listeners 500 --languages 5 --speed 1
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHUNK = 3200  # 100 ms of 16 kHz LINEAR16
 LANGS = ("spa", "fra", "deu", "ita", "por")
 TICKS = os.sysconf("SC_CLK_TCK")
+JOIN_S = 120.0  # the listeners' joining, at most (else the child reports how many joined, and fails)
 
 
 def rss_mb(pid: int) -> float:
@@ -54,9 +55,17 @@ def cpu_s(pid: int) -> float:
 
 
 async def child(port: int, count: int, langs: tuple[str, ...], room: str, channels: int, quiet_s: float) -> None:
-    """The listeners: prints one JSON line ``{"joined": n}`` once all started, then, after ``quiet_s``
-    without an event (once some came), ``{"got": {lang: {segment_id: [receive times]}}, "dropped": n}``."""
-    pool = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(channels)]
+    """The listeners: prints one JSON line ``{"joined": n}`` once all started; then, once the parent
+    wrote a line to its stdin (the speaker's stream ended) and ``quiet_s`` passed without an event,
+    ``{"got": {lang: {segment_id: [receive times]}}, "dropped": n}``. (A quiet period alone ends
+    too early at real-time speed: the talk has pauses of several seconds.)"""
+    # each channel its own connection: gRPC shares one between channels of equal arguments (its global
+    # subchannel pool), and a connection carries at most limits.max_calls_per_connection (320) calls at
+    # once; the client holds the others back, unstarted, until one ends (HTTP/2 MAX_CONCURRENT_STREAMS)
+    pool = [
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(channels)
+    ]
     stubs = [pb_grpc.TranslatorStub(c) for c in pool]
     got: dict[str, dict[int, list[float]]] = {lang: {} for lang in langs}
     dropped = 0
@@ -81,9 +90,15 @@ async def child(port: int, count: int, langs: tuple[str, ...], room: str, channe
                 dropped += ev.dropped.count
 
     tasks = [asyncio.create_task(one(i)) for i in range(count)]
-    await all_joined.wait()
+    try:
+        await asyncio.wait_for(all_joined.wait(), JOIN_S)
+    except TimeoutError:
+        failed = [t.exception() for t in tasks if t.done() and not t.cancelled() and t.exception()]
+        print(json.dumps({"joined": joined, "failed": [repr(e)[:200] for e in failed[:3]]}), flush=True)
+        os._exit(1)
     print(json.dumps({"joined": joined}), flush=True)
-    while not (any(got.values()) and time.time() - last[0] > quiet_s):  # noqa: ASYNC110 (a quiet period)
+    await asyncio.to_thread(sys.stdin.readline)  # the speaker's stream ended
+    while time.time() - last[0] < quiet_s:  # noqa: ASYNC110 (a quiet period)
         await asyncio.sleep(0.2)
     print(json.dumps({"got": got, "dropped": dropped}), flush=True)
     for t in tasks:
@@ -122,14 +137,17 @@ async def one_round(port: int, pid: int, pcm: bytes, opts: argparse.Namespace, c
     rss_before = rss_mb(pid)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--child", str(port), str(count), ",".join(langs), room,
-        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=64 * 2**20,  # one long JSON line
+        env={**os.environ, "PYTHONPATH": f"{REPO}:{REPO}/clients/python/src"},
     )  # fmt: skip
-    assert proc.stdout is not None
+    assert proc.stdout is not None and proc.stdin is not None
     joined = json.loads(await proc.stdout.readline())
     assert joined["joined"] == count, joined
     rss_joined = rss_mb(pid)
     cpu0, wall0 = cpu_s(pid), time.monotonic()
     spoken = await speak(port, room, pcm, opts.speed)
+    proc.stdin.write(b"end\n")
+    await proc.stdin.drain()
     result = json.loads(await proc.stdout.readline())
     cpu1, wall1 = cpu_s(pid), time.monotonic()
     await proc.wait()
@@ -150,6 +168,7 @@ async def one_round(port: int, pid: int, pcm: bytes, opts: argparse.Namespace, c
         "talk_wall_s": round(wall1 - wall0, 1),
         "lag_ms_p50": round(1000 * statistics.median(lags), 1) if lags else None,
         "lag_ms_p95": round(1000 * lags[int(0.95 * (len(lags) - 1))], 1) if lags else None,
+        "lag_ms_max": round(1000 * lags[-1], 1) if lags else None,
     }
 
 
@@ -173,12 +192,16 @@ async def main(opts: argparse.Namespace) -> dict:
     )
     try:
         port = (await asyncio.to_thread(ready.wait, ready_file, server, 300)).port
+        load_before = os.getloadavg()
         base = await one_round(port, server.pid, audio, opts, opts.languages, "base")
         full = await one_round(port, server.pid, audio, opts, opts.listeners, "full")
         extra = opts.listeners - opts.languages
         return {
             "date": time.strftime("%Y-%m-%d"),
             "machine": f"{os.cpu_count()} cores",
+            # the machine's load average (1, 5, 15 min) before and after: others' work shares the cores
+            "load_avg_before": [round(x, 2) for x in load_before],
+            "load_avg_after": [round(x, 2) for x in os.getloadavg()],
             "speed": opts.speed,
             "languages": opts.languages,
             "baseline": base,
@@ -201,7 +224,7 @@ async def main(opts: argparse.Namespace) -> dict:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         port, count, langs, room = sys.argv[2:6]
-        asyncio.run(child(int(port), int(count), tuple(langs.split(",")), room, channels=16, quiet_s=5.0))
+        asyncio.run(child(int(port), int(count), tuple(langs.split(",")), room, channels=16, quiet_s=2.0))
         sys.exit(0)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(REPO / "model_cache" / "test-model"))

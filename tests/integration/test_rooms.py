@@ -290,3 +290,43 @@ async def test_room_rights_and_caps_from_the_tokens_file(test_model_dir: Path, t
         assert (await b.read()).WhichOneof("event") == "started"
         b.cancel()
         first.cancel()
+
+
+async def test_a_draining_server_tells_its_listeners_then_ends_them_unavailable(
+    test_model_dir: Path, shared_audio: Path
+) -> None:
+    """docs/rooms.md, Listening 5: ``draining``, then UNAVAILABLE after ``server.drain_s`` (no new
+    listener meanwhile: tests/unit/test_room_core.py; here gRPC has already closed the port). And
+    ``translate_svc_room_fanout_bytes_total{door="grpc"}`` counts the bytes of every room output
+    written (here: one listener's segments)."""
+    pcm = speech_pcm16(shared_audio / "silero_test.wav", 10.0, 16000).tobytes()
+    settings = room_settings(test_model_dir)
+    settings.server.drain_s = 1.0
+    fanout = metrics.ROOM_FANOUT_BYTES.labels("grpc")
+    async with serving(settings) as live:
+        heard: list[pb.ListenEvent] = []
+        started = asyncio.Event()
+
+        async def listener() -> None:
+            async for ev in live.stub.Listen(pb.ListenRequest(room="hall", language="spa")):
+                heard.append(ev)
+                started.set()
+
+        task = asyncio.create_task(listener())
+        await started.wait()
+        bytes_before = fanout._value.get()
+        own: list[pb.SegmentResult] = []
+        await speak(live.stub, speaker_config("hall"), pcm, own)
+        await wait_for(lambda: sum(e.WhichOneof("event") == "segment" for e in heard) == len(own))
+        written = sum(e.ByteSize() for e in heard if e.WhichOneof("event") == "segment")
+        assert own and fanout._value.get() - bytes_before == written
+
+        stopping = asyncio.create_task(live.server.stop(grace=10))
+        await wait_for(lambda: heard[-1].WhichOneof("event") == "draining")
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await task
+        await stopping
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE and "listen again" in (ended.value.details() or "")
+    kinds = [e.WhichOneof("event") for e in heard]
+    assert kinds == ["started", *["segment"] * len(own), "draining"], kinds
+    assert 0 < heard[-1].draining.remaining_ms <= 1000
