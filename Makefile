@@ -168,13 +168,15 @@ test: install $(TEST_MODEL)/config.json chromium node client-matrix
 	$(MAKE) --no-print-directory integrations
 	$(MAKE) --no-print-directory ts-client
 
-# The LiveKit plugin and the Pipecat service (integrations/, their own distributions): each
-# installs what its tests need (LiveKit's into this virtualenv, pinned so nothing here moves;
-# Pipecat's into a virtualenv of its own: it pins protobuf<7), runs them against real servers of
-# this checkout, lints and builds its wheel (docs/livekit.md, docs/pipecat.md).
+# The LiveKit plugin and the Pipecat service (integrations/, their own distributions): each has a
+# virtualenv of its own (integrations/*/.venv, git-ignored, wheels cached in integrations/*/.pip-cache)
+# made by one resolvable pip install of its framework, the client distribution (clients/python)
+# and itself, with no server in it; its tests run there against real servers of this checkout
+# started from $(VENV); then its lint and its wheel (docs/livekit.md, docs/pipecat.md).
+INTEGRATION_ARGS = SERVER_PYTHON=$(abspath $(PY)) LINT_IMPORTS=$(abspath $(VENV))/bin/lint-imports
 integrations: install $(TEST_MODEL)/config.json
-	$(MAKE) -C integrations/livekit VENV=$(abspath $(VENV)) test lint wheel
-	$(MAKE) -C integrations/pipecat test lint wheel
+	$(MAKE) -C integrations/livekit $(INTEGRATION_ARGS) test lint wheel
+	$(MAKE) -C integrations/pipecat $(INTEGRATION_ARGS) test lint wheel
 
 # Start the server (real weights if present, else the noise-making test checkpoint), translate the
 # shipped English sample into Spanish and French, print the segments, write WAVs, stop the server.
@@ -218,3 +220,5 @@ lint: install
 
 clean:
 	rm -rf $(VENV) $(TEST_MODEL) out .demo .node $(CLIENT_MATRIX) $(TS_CLIENT)/node_modules $(TS_CLIENT)/dist
+	$(MAKE) -C integrations/livekit clean
+	$(MAKE) -C integrations/pipecat clean

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from lk_support import REPO, SHARED_AUDIO, Server, Servers
+from lk_support import REPO, SHARED_AUDIO, Server, Servers, server_python
 
 
 @pytest.fixture(scope="session")
 def test_model_dir() -> Path:
     path = Path(os.environ.get("TRANSLATE_SVC_TEST_MODEL", REPO / "model_cache" / "test-model"))
-    if not (path / "config.json").is_file():
-        from translate_svc.model.test_checkpoint import build_test_checkpoint
-
-        build_test_checkpoint(path)
+    if not (path / "config.json").is_file():  # made by the server's own command, in its virtualenv
+        cmd = [str(server_python()), "-m", "translate_svc.cli", "make-test-model", str(path)]
+        subprocess.run(cmd, check=True, cwd=REPO)
     return path
 
 

@@ -1,17 +1,24 @@
 """The plugin tests' helpers: real translate_svc servers (the random-weight test checkpoint) as
 subprocesses on loopback, the shared test audio as LiveKit ``rtc.AudioFrame``s, and a recorder of a
-session's events. (Not ``conftest``: the repository's own tests have a module of that name.)"""
+session's events. (Not ``conftest``: the repository's own tests have a module of that name.)
+
+The tests run in the plugin's virtualenv (integrations/livekit/.venv: livekit-agents, the client
+distribution and the plugin, no server); the servers run in the project's own virtualenv
+(``<repo>/.venv``, or ``TRANSLATE_SVC_SERVER_PYTHON``), started as ``python -m translate_svc.cli
+serve ... --port 0 --ready-file F``; a server is ready when F names its pid (the server's one
+deliberate ready signal), never on a log line."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -22,10 +29,11 @@ from typing import Any
 import numpy as np
 from livekit import rtc
 
-from translate_svc.cli import ready_file
-
 REPO = Path(__file__).resolve().parents[3]
 SHARED_AUDIO = REPO.parent / "shared" / "audio"
+#: the Python of the project's own virtualenv (the server needs torch and the model code)
+SERVER_PYTHON = Path(os.environ.get("TRANSLATE_SVC_SERVER_PYTHON", REPO / ".venv" / "bin" / "python"))
+READY_TIMEOUT_S = 300.0
 FRAME_MS = 50  # what LiveKit's room input hands a session (AudioInputOptions.frame_size_ms)
 IDLE_S = 5.0  # the stable server's limits.idle_timeout_s
 LIMITED_S = 4.0  # the limited server's limits.max_stream_seconds
@@ -35,6 +43,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def server_python() -> Path:
+    """The project virtualenv's Python, or a failure that says how to make it."""
+    if not SERVER_PYTHON.is_file():
+        raise RuntimeError(
+            f"no project virtualenv at {SERVER_PYTHON}: run `make install` at the repository root "
+            "(or set TRANSLATE_SVC_SERVER_PYTHON to a Python with translate_svc installed)"
+        )
+    return SERVER_PYTHON
+
+
+def wait_ready(path: Path, proc: subprocess.Popen[bytes], timeout_s: float) -> int:
+    """The gRPC port in ``proc``'s ready file at ``path``, once the file names ``proc``'s pid (a
+    file left by another run is not this one's); RuntimeError when ``proc`` exits first or
+    ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
+            doc = json.loads(path.read_text())  # written at once (os.replace): whole or absent
+            if int(doc["pid"]) == proc.pid:
+                return int(doc["port"])
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with status {proc.returncode} before it was ready")
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"the server did not write its ready file {path} in {timeout_s:g} s")
+        time.sleep(0.05)
 
 
 class Server:
@@ -53,20 +88,21 @@ class Server:
             "TRANSLATE_SVC_SERVER__GRACE_S": "10",
             **(env or {}),
         }
-        cmd = [sys.executable, "-m", "translate_svc.cli", "serve", "--model", str(model)]
+        cmd = [str(server_python()), "-m", "translate_svc.cli", "serve", "--model", str(model)]
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
                 [*cmd, *args, "--host", "127.0.0.1", "--port", "0", "--ready-file", str(self.ready)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
+                cwd=REPO,
             )
         self.port = 0
 
     def wait_ready(self) -> Server:
         try:
-            self.port = ready_file.wait(self.ready, self.proc, 300).port
-        except ready_file.NotReady as e:
+            self.port = wait_ready(self.ready, self.proc, READY_TIMEOUT_S)
+        except RuntimeError as e:
             tail = self.log.read_text(errors="replace")[-3000:]
             raise RuntimeError(f"server {self.name}: {e}\n{tail}") from e
         return self
