@@ -21,6 +21,7 @@ from aiohttp import web
 from translate_svc.errors import NotReady
 from translate_svc.session.manager import SessionManager
 from translate_svc.transport.openai.client_secrets import ORIGIN_REFUSED, ClientSecrets, origin_allowed
+from translate_svc.types import ModelCard
 
 PATH = "/demo"
 #: the tenant of the sessions the page opens (capped by a tokens-file line with tenant=demo)
@@ -37,6 +38,15 @@ _FILES = {
     "/demo.js": ("demo.js", "text/javascript"),
     "/demo.css": ("demo.css", "text/css"),
 }
+
+
+def page_languages(card: ModelCard) -> list[dict[str, object]]:
+    """The languages a page may pick for text output, by name (the demo and the listen page)."""
+    return [
+        {"code": lang.code, "name": lang.name, "speech": lang.speech_output}
+        for lang in sorted(card.languages, key=lambda lang: lang.name)
+        if lang.text_output
+    ]
 
 
 def page_url(host: str, port: int, *, tls: bool) -> str:
@@ -71,11 +81,7 @@ class DemoPage:
             card = self._m.card
         except NotReady as e:
             return web.json_response({"error": {"message": e.message}}, status=503, headers={"Retry-After": "5"})
-        languages = [
-            {"code": lang.code, "name": lang.name, "speech": lang.speech_output}
-            for lang in sorted(card.languages, key=lambda lang: lang.name)
-            if lang.text_output
-        ]
+        languages = page_languages(card)
         body = {
             "model": card.info.name,
             "test_model": card.info.is_test_model,

@@ -35,6 +35,7 @@ from translate_svc.observability import metrics
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.rooms import ROOM_NAME, Listener, RoomOutput
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, call_info
+from translate_svc.transport.openai.demo import page_languages
 from translate_svc.transport.openai.handshake import read_offer
 from translate_svc.transport.openai.http_site import fix_buffers
 from translate_svc.transport.openai.loop import Caller, disarm_heartbeat, heartbeat_s
@@ -151,11 +152,7 @@ class RoomListeners:
             card = self._m.card
         except NotReady as e:
             return web.json_response({"error": {"message": e.message}}, status=503, headers={"Retry-After": "5"})
-        languages = [
-            {"code": lang.code, "name": lang.name, "speech": lang.speech_output}
-            for lang in sorted(card.languages, key=lambda lang: lang.name)
-            if lang.text_output
-        ]
+        languages = page_languages(card)
         body = {"languages": languages, "test_model": card.info.is_test_model}
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
