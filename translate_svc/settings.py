@@ -335,6 +335,9 @@ class PhoneSettings(BaseModel):
     #: the Twilio account's auth token: every Twilio connection must then carry a valid
     #: ``X-Twilio-Signature`` (HMAC-SHA1 of the URL it was given); None: not checked
     twilio_auth_token: str | None = Field(None, min_length=1)
+    #: the rooms a call Twilio signed may speak into (``room`` in its TwiML's ``<Parameter>``s):
+    #: shell-style patterns, as a token's ``publish=`` (docs/rooms.md); empty: none
+    twilio_rooms: list[str] = ["*"]
     #: the public base URL the carrier dials (``wss://phone.example.com``), as Twilio signs it
     #: behind a proxy; None: the URL as the request came
     public_url: str | None = None

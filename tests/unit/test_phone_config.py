@@ -34,3 +34,16 @@ def test_asterisk_and_audiosocket_lines() -> None:
 def test_an_unknown_carrier_is_refused() -> None:
     result = CliRunner().invoke(app, ["phone-config", "vonage", "--url", "wss://x"])
     assert result.exit_code == 2 and "twilio" in result.output
+
+
+def test_a_room_goes_into_the_carriers_parameters() -> None:
+    root = ET.fromstring(run("twilio", "--url", "wss://p.example.com", "--room", "town-hall", "--participant", "mayor"))
+    params = {p.get("name"): p.get("value") for p in root.findall("./Connect/Stream/Parameter")}
+    assert params == {"source": "eng", "target": "spa", "room": "town-hall", "participant": "mayor"}
+    out = run("asterisk", "--url", "wss://pbx-gw:8080", "--room", "town-hall")
+    assert "uri = wss://pbx-gw:8080/v1/phone/asterisk?source=eng&target=spa&room=town-hall" in out
+    # AudioSocket carries no parameters: a room there is refused, not dropped
+    result = CliRunner().invoke(app, ["phone-config", "audiosocket", "--url", "10.0.0.5:9092", "--room", "r"])
+    assert result.exit_code == 2 and "AudioSocket" in result.output
+    result = CliRunner().invoke(app, ["phone-config", "twilio", "--url", "wss://x", "--participant", "p"])
+    assert result.exit_code == 2 and "--room" in result.output

@@ -13,16 +13,17 @@ import pytest
 from translate_svc.audio import g711
 from translate_svc.audio.codec import ALAW_TABLE, MULAW_TABLE
 from translate_svc.errors import InvalidInput
-from translate_svc.session.events import AudioIn, Invalid
+from translate_svc.session.events import AudioIn, Invalid, RoomJoin
 from translate_svc.settings import PhoneSettings
 from translate_svc.transport.phone.asterisk import AsteriskFraming
 from translate_svc.transport.phone.audiosocket import AudioSocketFraming, frame
-from translate_svc.transport.phone.call import CallCodec, Flow, Hangup, Played, Started, call_setup
+from translate_svc.transport.phone.call import CallCodec, Flow, Hangup, Played, Started, call_setup, stream_config
 from translate_svc.transport.phone.mix import UnderMix
 from translate_svc.transport.phone.pairs import Pairs
 from translate_svc.transport.phone.playout import Backlog, FramePacer, Marks, SpeechQueue
 from translate_svc.transport.phone.twilio import EXOTEL, TwilioFraming
 from translate_svc.types import AudioEncoding
+from translate_svc.vad.segmenter import SegmenterConfig
 
 
 def test_every_g711_code_encodes_back_to_itself() -> None:
@@ -247,3 +248,30 @@ def test_the_under_mix_sends_whole_frames_whatever_the_speakers_chunks() -> None
     assert marks == ["m"] and len(out) > 0  # the chunk that ends the speech goes out whole
     # nothing made up: never more audio out than came in (at 8 kHz, 80 samples a chunk)
     assert sum(sizes) + len(out) + len(mix.rest()[0]) <= fed * 80
+
+
+def test_a_call_that_names_a_room_speaks_into_it_in_segment_mode_with_its_transcript() -> None:
+    s = PhoneSettings()  # simultaneous by default
+    codec = CallCodec(AudioEncoding.MULAW, 8000)
+    plain = call_setup({}, s)
+    assert plain.room is None and plain.simultaneous is True
+    assert stream_config(plain, codec, SegmenterConfig()).output.transcript is False
+    setup = call_setup({"room": "town-hall", "participant": "mayor", "target": "fra"}, s)
+    assert setup.room == RoomJoin("town-hall", "mayor") and setup.simultaneous is False
+    config = stream_config(setup, codec, SegmenterConfig())
+    assert config.room == RoomJoin("town-hall", "mayor") and config.simultaneous is None
+    assert config.target_languages == ("fra",) and config.output.transcript is True  # listeners read it
+    assert call_setup({"x_room": "lobby"}, s).room == RoomJoin("lobby", "")  # the OpenAI door's name
+    # asked for explicitly, simultaneous stays (the room then refuses it, saying why)
+    assert call_setup({"room": "lobby", "simultaneous": "1"}, s).simultaneous is True
+    with pytest.raises(InvalidInput, match="send `room`"):
+        call_setup({"participant": "mayor"}, s)
+    with pytest.raises(InvalidInput):
+        call_setup({"room": "r" * 65}, s)
+
+
+def test_asterisk_channel_variables_name_the_room() -> None:
+    js = AsteriskFraming()
+    variables = {"TRANSLATE_ROOM": "town-hall", "TRANSLATE_PARTICIPANT": "mayor"}
+    (started,) = js.receive(json.dumps({"event": "MEDIA_START", "format": "ulaw", "channel_variables": variables}))
+    assert isinstance(started, Started) and started.params == {"room": "town-hall", "participant": "mayor"}

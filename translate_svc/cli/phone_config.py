@@ -18,11 +18,28 @@ HELP = (
 CARRIERS = ("twilio", "asterisk", "audiosocket")
 
 
-def render(carrier: str, base: str, source: str, target: str, token: str | None, call: str | None) -> str:
+def render(
+    carrier: str,
+    base: str,
+    source: str,
+    target: str,
+    token: str | None,
+    call: str | None,
+    room: str | None = None,
+    participant: str | None = None,
+) -> str:
     """The carrier's lines for a server at ``base`` (``wss://host:port`` or, AudioSocket,
-    ``host:port``)."""
+    ``host:port``); with ``room`` the call speaks into that room (docs/rooms.md)."""
     base = base.rstrip("/")
-    params = {"source": source, "target": target, **({"call": call} if call else {})}
+    if participant and not room:
+        raise typer.BadParameter("--participant names who speaks in a room: give --room with it")
+    params = {
+        "source": source,
+        "target": target,
+        **({"call": call} if call else {}),
+        **({"room": room} if room else {}),
+        **({"participant": participant} if participant else {}),
+    }
     if carrier == "twilio":
         # Twilio takes no query string on a Stream's url: the call's parameters go as <Parameter>s;
         # it sends no token either: set phone.twilio_auth_token so its signature is checked
@@ -51,6 +68,12 @@ def render(carrier: str, base: str, source: str, target: str, token: str | None,
             " same => n,Dial(WebSocket/translate/c(ulaw)f(json))\n"
         )
     if carrier == "audiosocket":
+        if room:
+            raise typer.BadParameter(
+                "AudioSocket carries no call parameters, so its calls cannot speak into a room: use Asterisk's "
+                "chan_websocket (asterisk) or Twilio",
+                param_hint="--room",
+            )
         return (
             "; extensions.conf: AudioSocket carries no parameters: the server's phone.source_language and\n"
             f"; phone.target_language apply (here {source} -> {target}); keep the port on a private network\n"
@@ -67,10 +90,16 @@ def phone_config(
     ],
     source: Annotated[str, typer.Option(help="the language spoken on the call")] = "eng",
     target: Annotated[str, typer.Option(help="the language the caller hears")] = "spa",
-    token: Annotated[str | None, typer.Option(help="a token with stream (Asterisk: sent in the URL)")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="a token with stream, and publish= for --room (Asterisk: sent in the URL)")
+    ] = None,
     call: Annotated[str | None, typer.Option(help="two-party: the call id both legs name")] = None,
+    room: Annotated[
+        str | None, typer.Option(help="speak into this room: its listeners hear the caller in their languages")
+    ] = None,
+    participant: Annotated[str | None, typer.Option(help="the caller's participant id in the room")] = None,
 ) -> None:
     """Print the carrier's configuration lines."""
     if carrier not in CARRIERS:
         raise typer.BadParameter(f"carrier must be one of {', '.join(CARRIERS)}", param_hint="CARRIER")
-    typer.echo(render(carrier, url, source, target, token, call), nl=False)
+    typer.echo(render(carrier, url, source, target, token, call, room, participant), nl=False)

@@ -39,7 +39,13 @@ FORMATS: dict[str, CallCodec] = {
     "slin48": CallCodec(AudioEncoding.LINEAR16, 48000),
 }
 #: channel variables (JSON mode) that set a call parameter
-CHANNEL_VARIABLES = {"TRANSLATE_SOURCE": "source", "TRANSLATE_TARGET": "target", "TRANSLATE_CALL": "call"}
+CHANNEL_VARIABLES = {
+    "TRANSLATE_SOURCE": "source",
+    "TRANSLATE_TARGET": "target",
+    "TRANSLATE_CALL": "call",
+    "TRANSLATE_ROOM": "room",
+    "TRANSLATE_PARTICIPANT": "participant",
+}
 #: events that need nothing from us
 _IGNORED = frozenset({"STATUS", "QUEUE_DRAINED", "DTMF_BEGIN", "MEDIA_STOP"})
 

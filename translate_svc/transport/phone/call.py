@@ -14,7 +14,7 @@ from translate_svc.audio.g711 import ALAW_SILENCE, MULAW_SILENCE, decode_alaw, d
 from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 from translate_svc.audio.pcm import float_to_pcm16, pcm16_to_float
 from translate_svc.errors import InvalidInput
-from translate_svc.session.events import StreamConfig
+from translate_svc.session.events import RoomJoin, StreamConfig
 from translate_svc.settings import PhoneSettings
 from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, SimultaneousOptions
 from translate_svc.vad.segmenter import SegmenterConfig
@@ -91,14 +91,17 @@ def check_rate(rate: int, where: str) -> None:
 
 @dataclass(frozen=True)
 class CallSetup:
-    """What one call asks for: the language spoken on it, the one it hears, simultaneous mode, and
-    for a two-party call the call's id (its two legs name the same one)."""
+    """What one call asks for: the language spoken on it, the one it hears, simultaneous mode,
+    for a two-party call the call's id (its two legs name the same one), and the room it speaks
+    into (docs/rooms.md)."""
 
     source: str
     target: str
     simultaneous: bool
     #: two-party: the call both legs name (``call``); None: a single-leg call
     pair: str | None = None
+    #: speak into this room (``room``, ``participant``); None: an ordinary call
+    room: RoomJoin | None = None
 
 
 def _param(params: Mapping[str, str], *names: str) -> str | None:
@@ -115,20 +118,31 @@ def _param(params: Mapping[str, str], *names: str) -> str | None:
 def call_setup(params: Mapping[str, str], settings: PhoneSettings) -> CallSetup:
     """A call's setup from its parameters (the URL's query, with Twilio's ``customParameters`` on
     top): ``source``/``target`` (model codes or BCP-47 tags; the settings' when absent),
-    ``simultaneous`` (``0``/``1``), ``call`` (two-party). InvalidInput says what to fix."""
+    ``simultaneous`` (``0``/``1``), ``call`` (two-party), ``room`` (or ``x_room``, as on the OpenAI
+    door) and ``participant``: speak into a room. A room's call runs in segment mode unless it
+    asks for ``simultaneous`` (which a room refuses: not carried into rooms yet). InvalidInput says
+    what to fix."""
     source = _param(params, "source", "source_language") or settings.source_language
     target = _param(params, "target", "target_language") or settings.target_language
     simul = _param(params, "simultaneous")
     if simul is not None and simul not in ("0", "1", "true", "false"):
         raise InvalidInput('the call parameter `simultaneous` must be "0" or "1"')
-    simultaneous = settings.simultaneous if simul is None else simul in ("1", "true")
-    return CallSetup(source, target, simultaneous, _param(params, "call"))
+    name = _param(params, "room", "x_room")
+    participant = _param(params, "participant") or ""
+    if participant and name is None:
+        raise InvalidInput("the call parameter `participant` names who speaks in a room: send `room` with it")
+    room = RoomJoin(name, participant) if name is not None else None
+    default = settings.simultaneous and room is None
+    simultaneous = default if simul is None else simul in ("1", "true")
+    return CallSetup(source, target, simultaneous, _param(params, "call"), room)
 
 
 def stream_config(setup: CallSetup, codec: CallCodec, vad: SegmenterConfig) -> StreamConfig:
     """The stream core's config of a call: its codec in, one target's speech out at the call's rate
-    (no transcript: nobody reads it), simultaneous at the server's defaults when asked for."""
-    output = OutputOptions(text=True, speech=True, transcript=False, speech_sample_rate_hz=codec.rate)
+    (no transcript unless it speaks into a room, whose listeners read it), simultaneous at the
+    server's defaults when asked for."""
+    transcript = setup.room is not None
+    output = OutputOptions(text=True, speech=True, transcript=transcript, speech_sample_rate_hz=codec.rate)
     return StreamConfig(
         format=codec.format,
         source_language=setup.source,
@@ -136,6 +150,7 @@ def stream_config(setup: CallSetup, codec: CallCodec, vad: SegmenterConfig) -> S
         output=output,
         vad=vad,
         simultaneous=SimultaneousOptions() if setup.simultaneous else None,
+        room=setup.room,
     )
 
 

@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, hdrs, web
 
 from translate_svc.errors import InvalidInput, ServiceError
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.quota import DEFAULT_TENANT
+from translate_svc.session.quota import DEFAULT_TENANT, RoomRights
 from translate_svc.settings import PhoneSettings
 from translate_svc.transport.calls import REQUEST_ID, call_info
 from translate_svc.transport.door import DoorContext, address
@@ -128,7 +128,9 @@ class PhoneDoor:
     def authorize(self, request: web.Request, carrier: str) -> Caller | web.Response:
         """Twilio sends no token (its Stream url takes no query string either): with
         ``phone.twilio_auth_token`` its signature is the credential, and a call it signs is the
-        default tenant's. Every other call presents a token."""
+        default tenant's, and may speak into the rooms of ``phone.twilio_rooms`` (the TwiML that
+        names the room is the account's own). Every other call presents a token, whose
+        ``publish=`` patterns say which rooms it may speak into."""
         if carrier in ("twilio", "signalwire") and self.phone.twilio_auth_token is not None:
             given = request.headers.get("X-Twilio-Signature", "")
             url = self._signed_url(request)
@@ -138,14 +140,14 @@ class PhoneDoor:
                     "the X-Twilio-Signature does not match this URL: check phone.twilio_auth_token and "
                     "phone.public_url (the URL Twilio dials)",
                 )
-            return Caller(DEFAULT_TENANT)
+            return Caller(DEFAULT_TENANT, rooms=RoomRights(publish=tuple(self.phone.twilio_rooms)))
         token = bearer(request.headers.get(hdrs.AUTHORIZATION))
         if token is None and self.phone.query_tokens:
             token = request.query.get("token")
         decision = authorize(self._tokens, token, Permission.STREAM, WORDING, "a phone call")
         if isinstance(decision, Refusal):
             return _refuse(STATUS[decision.kind], decision.message)
-        return Caller(decision.tenant, decision.token, self._revocation, decision.generation)
+        return Caller(decision.tenant, decision.token, self._revocation, decision.generation, decision.rooms)
 
     def _signed_url(self, request: web.Request) -> str:
         if self.phone.public_url is not None:

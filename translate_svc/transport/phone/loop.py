@@ -25,7 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
-from translate_svc.errors import InvalidInput, LimitReached, ServiceError, ShuttingDown
+from translate_svc.errors import InvalidInput, LimitReached, PermissionDenied, ServiceError, ShuttingDown
 from translate_svc.observability import metrics
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.driver import StreamDriver
@@ -39,7 +39,7 @@ from translate_svc.session.events import (
     StreamStarted,
 )
 from translate_svc.session.manager import Admission, SessionManager
-from translate_svc.session.quota import Tenant
+from translate_svc.session.quota import NO_ROOMS, RoomRights, Tenant
 from translate_svc.settings import PhoneSettings
 from translate_svc.transport.phone.call import (
     CallCodec,
@@ -114,12 +114,14 @@ class Outlet(Protocol):
 
 @dataclass(frozen=True)
 class Caller:
-    """Who placed the call: their tenant, and (a token's call) how it is revoked."""
+    """Who placed the call: their tenant, (a token's call) how it is revoked, and the rooms the
+    call may speak into (a call never listens)."""
 
     tenant: Tenant
     token: TokenDigest | None = None
     revocation: Revocation | None = None
     generation: int | None = None
+    rooms: RoomRights = NO_ROOMS
 
 
 class CarrierStalled(LimitReached):
@@ -265,7 +267,13 @@ class PhoneCall:
         self.call = call
         self.outlet: Outlet | None = None
         self.driver = StreamDriver(
-            manager, error_drain_s=0.0, tenant=caller.tenant, call=call, admission=admission, peer_alive=peer_alive
+            manager,
+            error_drain_s=0.0,
+            tenant=caller.tenant,
+            call=call,
+            admission=admission,
+            peer_alive=peer_alive,
+            rooms=caller.rooms,
         )
         self.marks = Marks()
         self.arrivals = Arrivals()
@@ -501,7 +509,7 @@ def close_code(call: PhoneCall) -> int:
     error = call.refused or (call.ended.limit if call.ended is not None else None)
     if error is None:
         return 1000
-    if isinstance(error, InvalidInput):
+    if isinstance(error, InvalidInput | PermissionDenied):
         return 1008
     if isinstance(error, ShuttingDown):
         return 1012
