@@ -10,11 +10,13 @@ individual language the model has), so the CLI, the OpenAI-compatible door and t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import langcodes
 from pipecat.transcriptions.language import Language
 
+from translate_svc.client import Term
 from translate_svc.languages import MACRO_TO_MODEL, bcp47_candidates, guess_model_code
 
 #: model code -> the macrolanguage pipecat names it by (``cmn`` -> ``zho`` -> ``zh``)
@@ -50,6 +52,26 @@ def to_model_codes(languages: Language | str | Sequence[Language | str]) -> list
         if code not in codes:
             codes.append(code)
     return codes
+
+
+def to_model_terms(terms: Sequence[Term | str], targets: Sequence[str]) -> tuple[Term | str, ...]:
+    """``terms`` with each glossary entry's ``target_language`` as the model's code (it may be
+    named as the targets are: ``Language.ES``, ``"es"``, ``"spa"``). An entry is for one of
+    ``targets`` (model codes; the server refuses any other): ``ValueError`` naming it otherwise."""
+    out: list[Term | str] = []
+    for i, t in enumerate(terms):
+        if isinstance(t, Term) and t.glossary:
+            if not t.target_language:
+                raise ValueError(f"terms[{i}] ({t.phrase!r}) is a glossary entry: set its target_language")
+            code = to_model_code(t.target_language)
+            if code not in targets:
+                raise ValueError(
+                    f"terms[{i}] ({t.phrase!r}) is a glossary entry for {t.target_language!r} ({code}), "
+                    f"which is not among the target languages ({', '.join(targets) or 'none'})"
+                )
+            t = dataclasses.replace(t, target_language=code)
+        out.append(t)
+    return tuple(out)
 
 
 def to_pipecat_language(code: str) -> Language | str:

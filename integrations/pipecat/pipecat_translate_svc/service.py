@@ -59,7 +59,7 @@ from pipecat.utils.tracing.service_decorators import traced_stt
 from pipecat.utils.types import NOT_GIVEN, is_given
 
 from pipecat_translate_svc.calls import Call, Calls, error_category
-from pipecat_translate_svc.languages import to_model_code, to_model_codes, to_pipecat_language
+from pipecat_translate_svc.languages import to_model_code, to_model_codes, to_model_terms, to_pipecat_language
 from pipecat_translate_svc.settings import TranslateSvcSTTSettings
 from pipecat_translate_svc.speech import SpeechOutput
 from translate_svc.client import (
@@ -139,7 +139,8 @@ class TranslateSvcSTTService(STTService):
         detect: spoken-language identification (True, or the candidate codes); the
             transcript's language is then the detected one.
         terms: names and jargon to get right (the SDK's ``Term``; a ``str`` is a boost; a ``Term`` with
-            ``translation`` and ``target_language`` is a glossary entry).
+            ``translation`` and ``target_language`` is a glossary entry, its language named as the
+            targets are and one of them: ``ValueError`` otherwise).
         vad: the server's segmentation overrides (the SDK's ``VadOptions``).
         client: an ``AsyncTranslateClient`` to use instead of one made from ``address``,
             ``token`` and ``tls`` (it is then not closed by the service).
@@ -218,7 +219,7 @@ class TranslateSvcSTTService(STTService):
         self._simultaneous = simultaneous
         self._interim_ms = interim_ms
         self._detect = detect
-        self._terms = tuple(terms)
+        self._terms = to_model_terms(terms, defaults.target_languages)
         self._vad = vad
         self._end_timeout_s = end_timeout_s
         if reopen_delay_s is None:

@@ -12,7 +12,7 @@ translation service (SeamlessM4T v2 behind a gRPC bidirectional stream), through
     )
 """
 
-from translate_svc.client import SimultaneousOptions, TlsOptions, VadOptions
+from translate_svc.client import SimultaneousOptions, Term, TlsOptions, VadOptions
 
 from ._languages import UnsupportedLanguageError
 from ._shared import (
@@ -32,6 +32,7 @@ __all__ = [
     "SimultaneousOptions",
     "StreamRefusedError",
     "StreamRestartedError",
+    "Term",
     "TlsOptions",
     "TranslatedSegment",
     "TranslationModel",

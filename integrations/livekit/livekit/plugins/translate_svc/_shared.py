@@ -20,6 +20,7 @@ Nothing here is thread-safe: everything runs on the loop that opened the session
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from translate_svc.client import (
     StreamClosedError,
     StreamOpened,
     StreamUpdated,
+    Term,
     TlsOptions,
     VadOptions,
 )
@@ -117,6 +119,8 @@ class StreamOptions:
     speaker_id: int | None
     interim_ms: int
     vad: VadOptions | None
+    #: as given (a glossary entry's target_language the model's tag): resolved when a stream opens
+    terms: tuple[Term, ...] = ()
 
 
 class Hub:
@@ -388,6 +392,13 @@ class SharedStream:
         targets = self._union(langs)
         if not targets:
             raise LanguageRefusedError("no target language this server can speak")
+        # a glossary entry names its language as the model's target does: the server's code here
+        terms = [
+            dataclasses.replace(t, target_language=resolve(t.target_language, langs, role="target"))
+            if t.glossary
+            else t
+            for t in opts.terms
+        ]
         assert self._rate is not None
         stream = self.hub.client.stream(
             targets=list(targets),
@@ -399,6 +410,7 @@ class SharedStream:
             vad=opts.vad,
             speech_sample_rate=opts.output_sample_rate,
             speaker_id=opts.speaker_id,
+            terms=terms,
         )
         self._targets_of[stream] = targets
         return stream

@@ -29,6 +29,7 @@ from translate_svc.client import (
     SimultaneousOptions,
     SpeechEvent,
     SpeechEventType,
+    Term,
     TlsOptions,
     Translation,
     VadOptions,
@@ -77,6 +78,26 @@ class TranslatedSegment:
     segment: Segment
 
 
+def model_terms(terms: Sequence[Term | str], target_language: str) -> tuple[Term, ...]:
+    """``terms`` as a tuple of ``Term`` (hashable: the stream options hold it). A glossary entry
+    is for this model's language: one for another would be refused by the server once the stream
+    opens (its ``target_language`` must be among the stream's targets), so it is refused here."""
+    out: list[Term] = []
+    for i, t in enumerate(terms):
+        if isinstance(t, str):
+            t = Term(t)
+        elif not isinstance(t, Term):
+            raise TypeError(f"terms[{i}] is a {type(t).__name__}: give a str (a boost) or a translate_svc.client.Term")
+        if t.glossary and t.target_language != target_language:
+            raise ValueError(
+                f"terms[{i}] ({t.phrase!r}) is a glossary entry for target_language={t.target_language!r}, "
+                f"but this model speaks {target_language!r}: set the entry's target_language={target_language!r} "
+                "(a model's glossary entries are for its own target_language; one model per language)"
+            )
+        out.append(t)
+    return tuple(out)
+
+
 class TranslationModel(lk.TranslationModel):
     """translate_svc (SeamlessM4T v2 behind gRPC) as a LiveKit translation model.
 
@@ -102,6 +123,12 @@ class TranslationModel(lk.TranslationModel):
         speaker_id: the voice (None: the server's default). ``interim_ms``: live input transcripts
             of open speech every this many ms (0: final transcripts only). ``vad``: segmentation
             overrides.
+        terms: names and jargon to get right, the SDK's ``Term``\\ s (docs/api.md, "Term lists"): a
+            ``str`` is a boost, ``Term(phrase, keep=True)`` is carried verbatim, and a ``Term`` with
+            ``translation`` is a glossary entry ("translate *phrase* as *translation*"), whose
+            ``target_language`` must be this model's ``target_language`` as given here (it is
+            resolved to the server's code as the target is). Sessions share a track's stream only
+            with models of the same terms.
         client: an ``AsyncTranslateClient`` of your own (then ``server``, ``token`` and ``tls`` are
             ignored, and the client is not closed here).
     """
@@ -120,6 +147,7 @@ class TranslationModel(lk.TranslationModel):
         speaker_id: int | None = None,
         interim_ms: int = 0,
         vad: VadOptions | None = None,
+        terms: Sequence[Term | str] = (),
         client: AsyncTranslateClient | None = None,
     ) -> None:
         super().__init__(capabilities=_CAPABILITIES, target_language=target_language, source_language=source_language)
@@ -146,6 +174,7 @@ class TranslationModel(lk.TranslationModel):
             speaker_id=speaker_id,
             interim_ms=interim_ms,
             vad=vad,
+            terms=model_terms(terms, target_language),
         )
         self._sessions: set[TranslationModelSession] = set()
         self._model_name = "seamless-m4t-v2"
@@ -227,9 +256,18 @@ class TranslationModelSession(lk.TranslationModelSession[TranslateSvcEventTypes]
     def update_options(self, *, target_language: str) -> None:
         """Speak another language from the next segment the server closes (the one open now
         included); the stream is updated, not reopened. Raises ``ValueError`` for a language the
-        server cannot speak (when its languages are known)."""
+        server cannot speak (when its languages are known), and for any other language than the
+        model's when the model has glossary entries (they are for its language alone: the server
+        would refuse a stream update that drops the language an entry is for)."""
         if self._closed:
             raise RuntimeError("the session is closed")
+        glossary = [t for t in self._model._stream_options.terms if t.glossary]
+        if glossary and target_language != self._model.target_language:
+            raise ValueError(
+                f"this model's glossary entries ({glossary[0].phrase!r}...) are for {self._model.target_language!r}, "
+                f"not {target_language!r}: a session with glossary entries keeps its language (open a session of a "
+                f"TranslationModel for {target_language!r}, with entries for it)"
+            )
         try:
             self._shared.retarget(self._seat, target_language)
         except UnsupportedLanguageError as e:
