@@ -74,7 +74,7 @@ PINS_pb6 := grpcio-status==1.76.0
 PROTOBUF_pb7 := 7.36.2
 GRPCIO_pb7 := 1.85.3
 PINS_pb7 := grpcio-status==1.85.3
-CLIENT_TEST_DEPS := pytest>=8,<10 pytest-asyncio>=1.0,<2 pytest-timeout>=2.3,<3
+CLIENT_TEST_DEPS := pytest>=8,<10 pytest-asyncio>=1.0,<2 pytest-timeout>=2.3,<3 trustme>=1.1,<2
 CLIENT_PIP = $(CLIENT_MATRIX)/$(1)/bin/pip install --quiet --cache-dir $(CLIENT_MATRIX)/pip-cache
 
 define client_env
@@ -82,7 +82,7 @@ define client_env
 	if [ "$$(cat $(CLIENT_MATRIX)/$(1)/.pins 2>/dev/null)" != "$$pins" ]; then \
 	  echo "client matrix: making $(CLIENT_MATRIX)/$(1) ($$pins)"; rm -rf $(CLIENT_MATRIX)/$(1); \
 	  $(PYTHON) -m venv $(CLIENT_MATRIX)/$(1) && $(call CLIENT_PIP,$(1)) --upgrade pip && \
-	  $(call CLIENT_PIP,$(1)) './clients/python[cli]' $$pins && echo "$$pins" > $(CLIENT_MATRIX)/$(1)/.pins; fi
+	  $(call CLIENT_PIP,$(1)) './clients/python[cli,opus]' $$pins && echo "$$pins" > $(CLIENT_MATRIX)/$(1)/.pins; fi
 
 endef
 
