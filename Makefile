@@ -58,10 +58,11 @@ protos: client-envs ts-protos
 	  protos/translate_svc/api/v1/translate.proto
 
 # Issue 48: the client distribution alone, in fresh virtualenvs (one per protobuf major, git-ignored
-# under .client-matrix/, wheels cached there): pip install of clients/python[cli] with the pins
-# below, then its suite (clients/python/tests: the stubs, the SDK's calls, a live stream, a refusal,
-# the client command translating jfk.flac) against a real server of this checkout started from
-# $(VENV). pb5 holds the floors of clients/python/pyproject.toml and grpcio-tools 1.63.0 (the
+# under .client-matrix/, wheels cached there): pip install of clients/python[cli,opus] with the pins
+# below, then its suite (clients/python/tests: the stubs, the SDK's calls, the client command
+# translating jfk.flac, and the SDK's behaviour: update, FLUSH, endings, a drain resumed elsewhere,
+# TLS + token, a chunked clip, Opus, the sync client, the lasting stream, error details, a glossary)
+# against real servers of this checkout started from $(VENV). pb5 holds the floors of clients/python/pyproject.toml and grpcio-tools 1.63.0 (the
 # stubs' generator). An environment is made again only when its pins change.
 CLIENT_MATRIX := .client-matrix
 CLIENT_ENVS := pb5 pb6 pb7
