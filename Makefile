@@ -58,10 +58,11 @@ protos: client-envs ts-protos
 	  protos/translate_svc/api/v1/translate.proto
 
 # Issue 48: the client distribution alone, in fresh virtualenvs (one per protobuf major, git-ignored
-# under .client-matrix/, wheels cached there): pip install of clients/python[cli] with the pins
-# below, then its suite (clients/python/tests: the stubs, the SDK's calls, a live stream, a refusal,
-# the client command translating jfk.flac) against a real server of this checkout started from
-# $(VENV). pb5 holds the floors of clients/python/pyproject.toml and grpcio-tools 1.63.0 (the
+# under .client-matrix/, wheels cached there): pip install of clients/python[cli,opus] with the pins
+# below, then its suite (clients/python/tests: the stubs, the SDK's calls, the client command
+# translating jfk.flac, and the SDK's behaviour: update, FLUSH, endings, a drain resumed elsewhere,
+# TLS + token, a chunked clip, Opus, the sync client, the lasting stream, error details, a glossary)
+# against real servers of this checkout started from $(VENV). pb5 holds the floors of clients/python/pyproject.toml and grpcio-tools 1.63.0 (the
 # stubs' generator). An environment is made again only when its pins change.
 CLIENT_MATRIX := .client-matrix
 CLIENT_ENVS := pb5 pb6 pb7
@@ -74,7 +75,7 @@ PINS_pb6 := grpcio-status==1.76.0
 PROTOBUF_pb7 := 7.36.2
 GRPCIO_pb7 := 1.85.3
 PINS_pb7 := grpcio-status==1.85.3
-CLIENT_TEST_DEPS := pytest>=8,<10 pytest-asyncio>=1.0,<2 pytest-timeout>=2.3,<3
+CLIENT_TEST_DEPS := pytest>=8,<10 pytest-asyncio>=1.0,<2 pytest-timeout>=2.3,<3 trustme>=1.1,<2
 CLIENT_PIP = $(CLIENT_MATRIX)/$(1)/bin/pip install --quiet --cache-dir $(CLIENT_MATRIX)/pip-cache
 
 define client_env
@@ -82,7 +83,7 @@ define client_env
 	if [ "$$(cat $(CLIENT_MATRIX)/$(1)/.pins 2>/dev/null)" != "$$pins" ]; then \
 	  echo "client matrix: making $(CLIENT_MATRIX)/$(1) ($$pins)"; rm -rf $(CLIENT_MATRIX)/$(1); \
 	  $(PYTHON) -m venv $(CLIENT_MATRIX)/$(1) && $(call CLIENT_PIP,$(1)) --upgrade pip && \
-	  $(call CLIENT_PIP,$(1)) './clients/python[cli]' $$pins && echo "$$pins" > $(CLIENT_MATRIX)/$(1)/.pins; fi
+	  $(call CLIENT_PIP,$(1)) './clients/python[cli,opus]' $$pins && echo "$$pins" > $(CLIENT_MATRIX)/$(1)/.pins; fi
 
 endef
 

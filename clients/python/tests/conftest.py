@@ -33,6 +33,7 @@ class Server:
     address: str
     proc: subprocess.Popen[bytes]
     log: Path
+    ready: Path
 
 
 def _wait_ready(ready: Path, proc: subprocess.Popen[bytes], log: Path) -> int:
@@ -49,9 +50,12 @@ def _wait_ready(ready: Path, proc: subprocess.Popen[bytes], log: Path) -> int:
     pytest.fail(f"the server was not ready in {READY_TIMEOUT_S:.0f} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def server() -> Iterator[Server]:
-    """``translate-svc serve`` of this checkout on loopback port 0, with the test checkpoint."""
+def launch(settings: dict[str, str] | None = None, *, stable: bool = False) -> Server:
+    """Start ``translate-svc serve`` of this checkout on loopback port 0 with the test checkpoint
+    (``stable``: the made-up stable translator of model/stable.py over it, which loads in
+    milliseconds), ``settings`` as ``TRANSLATE_SVC_`` environment variables (e.g.
+    ``{"LIMITS__IDLE_TIMEOUT_S": "1"}``). Returns at once: ``ready`` waits for it, so that a module
+    starts its servers side by side."""
     tmp = Path(tempfile.mkdtemp(prefix="client-suite-"))
     ready, log = tmp / "ready.json", tmp / "server.log"
     # the server's environment, not ours: its sources first (a worktree run), and none of our venv
@@ -60,8 +64,11 @@ def server() -> Iterator[Server]:
         "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "clients/python/src")]),
         "TRANSLATE_SVC_SERVER__GRACE_S": "2",
         "TRANSLATE_SVC_SERVER__DRAIN_S": "1",
+        **{f"TRANSLATE_SVC_{k}": v for k, v in (settings or {}).items()},
     }
     args = ["--model", str(REPO / "model_cache/test-model"), "--host", "127.0.0.1", "--port", "0"]
+    if stable:
+        args += ["--test-translator", "stable"]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [SERVER_PYTHON, "-m", "translate_svc.cli", "serve", *args, "--ready-file", str(ready)],
@@ -70,17 +77,35 @@ def server() -> Iterator[Server]:
             env=env,
             cwd=REPO,
         )
+    return Server("", proc, log, ready)
+
+
+def ready(server: Server) -> Server:
+    """Wait for ``server``'s ready file; its address from then on."""
+    if not server.address:
+        server.address = f"127.0.0.1:{_wait_ready(server.ready, server.proc, server.log)}"
+    return server
+
+
+def stop(server: Server) -> None:
+    """SIGTERM (the server drains its streams and stops), then wait for the process."""
+    if server.proc.poll() is None:
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            server.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[Server]:
+    """``translate-svc serve`` of this checkout on loopback port 0, with the test checkpoint."""
+    srv = launch()
     try:
-        port = _wait_ready(ready, proc, log)
-        yield Server(f"127.0.0.1:{port}", proc, log)
+        yield ready(srv)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(srv)
 
 
 @pytest.fixture(scope="session")
