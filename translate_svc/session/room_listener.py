@@ -12,15 +12,11 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from translate_svc.errors import ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session.events import Draining
 from translate_svc.types import InterimResult, SegmentResult
-
-if TYPE_CHECKING:
-    from translate_svc.session.rooms import Room
 
 # -- what a listener gets -------------------------------------------------------------------------
 
@@ -73,13 +69,13 @@ class Listener:
         self,
         leave: Callable[[Listener], None],
         bound: int,
-        room: Room,
+        room: object,
         language: str,
         participant: str,
         held: list[str],
     ) -> None:
         self._leave = leave
-        self.room = room
+        self.room = room  # the registry's Room, opaque here (rooms.py imports this module, not back)
         self.language = language
         self.participant = participant
         self._held = held

@@ -308,6 +308,7 @@ class RoomRegistry:
 
     def _leave(self, listener: Listener) -> None:
         room = listener.room
+        assert isinstance(room, Room)
         group = room.listeners.get(listener.language)
         if group is None or listener not in group:
             return
