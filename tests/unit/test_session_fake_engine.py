@@ -295,3 +295,38 @@ async def test_audio_a_feed_waited_with_while_the_stream_finished_is_not_ingeste
     end = events[-1]
     assert isinstance(end, StreamEnded) and end.audio_received_ms == received
     assert all(r.error is None for r in events if isinstance(r, SegmentResult))
+
+
+async def test_speech_a_drain_cuts_too_short_to_translate_is_where_the_resume_starts(
+    vad: VadWorker, speech: bytes
+) -> None:
+    """A drain that ends a stream 150 ms into a speech region (shorter than min_speech: no segment)
+    must not report that speech as translated: the resumed call starts at the region, or its next
+    server hears only the region's tail (seen: a rolling restart lost a region this way)."""
+    from tests.conftest import vad_segments
+    from translate_svc.audio.pcm import pcm16_to_float
+    from translate_svc.errors import ShuttingDown
+
+    regions = await vad_segments(pcm16_to_float(np.frombuffer(speech, np.int16)))
+    region = regions[2]
+    start_ms = region.start_sample // 16
+    cut_ms = start_ms + 30 + 150  # 150 ms past its unpadded start
+    engine = FakeEngineClient()
+    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=64))
+    session = manager.open_stream(FMT, TASK, SegmenterConfig())
+    try:
+        await feed_all(session, speech[: cut_ms * 32])
+        await session.finish(ShuttingDown("draining"))
+        for job in engine.pending():
+            engine.resolve(job)
+        events: list[Any] = []
+        with contextlib.suppress(ShuttingDown):
+            async for ev in session.events():
+                events.append(ev)
+    finally:
+        session.close()
+    results = [ev for ev in events if isinstance(ev, SegmentResult)]
+    end = events[-1]
+    assert isinstance(end, StreamEnded) and end.audio_received_ms == cut_ms
+    assert len(results) == 2 and results[-1].end_ms <= start_ms  # the cut region made no segment
+    assert start_ms <= end.resume_offset_ms <= start_ms + 60 < cut_ms

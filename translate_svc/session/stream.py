@@ -296,16 +296,21 @@ class StreamSession:
         await self._vad.wait_idle()
         if self.jobs.failure is not None:
             return
-        self._handle(self._segmenter.finish())
+        last = self._segmenter.finish()
+        self._handle(last)
         self._finished = True
         tl, counts = self.timeline, self.reorder.counts
+        # Speech the end cut too short to be a segment was not translated: a resumed call (after a
+        # drain) starts where it began, so its next server hears all of it, not its tail alone.
+        cut = [ev.start_sample // PER_MS + tl.offset_ms for ev in last if isinstance(ev, SpeechDiscarded)]
+        resume_ms = min([tl.audio_received_ms, *cut])
         self.jobs.finish(
             lambda total: StreamEnded(
                 total,
                 tl.audio_received_ms,
                 limit,
                 tl.audio_filled_ms,
-                resume_offset_ms=tl.audio_received_ms,
+                resume_offset_ms=resume_ms,
                 packets_reordered=counts.reordered,
                 packets_duplicate=counts.duplicate,
                 packets_late=counts.late,

@@ -179,6 +179,9 @@ class PacedOutlet:
                 self._on_played(name)
 
     def fields(self) -> dict[str, int | float]:
+        """The call's frame counts, read once its stream has ended: the outlet leaves the clock
+        first, so no frame is written after it is counted (the access line equals what was sent)."""
+        self._clock.leave(self)
         pacer = self.pacer
         if pacer is None:
             return {}
