@@ -46,7 +46,7 @@ def samples(data: bytes | None) -> list[int]:
 
 
 def test_pcm_chunks_are_kept_until_a_final_covers_them() -> None:
-    buf = ReplayBuffer(rate=16000, frame_bytes=2)
+    buf = ReplayBuffer(rate=16000, frame_bytes=2, lead_in_ms=0)
     for i in range(5):
         buf.append(pcm(i * 1600, 1600))  # 100 ms each
     assert buf.end == 8000 and len(buf) == 5 and buf.nbytes == 5 * 3200
@@ -61,11 +61,11 @@ def test_pcm_chunks_are_kept_until_a_final_covers_them() -> None:
 
 
 def test_pcm_replay_cuts_at_the_exact_sample() -> None:
-    buf = ReplayBuffer(rate=16000, frame_bytes=2)
+    buf = ReplayBuffer(rate=16000, frame_bytes=2, lead_in_ms=0)
     for i in range(4):
         buf.append(pcm(i * 1600, 1600))
     buf.trim(130)
-    resume_ms, chunks = buf.replay_from(130)
+    resume_ms, _, chunks = buf.replay_from(130)
     assert resume_ms == 130
     assert [(c.start, c.end) for c in chunks] == [(2080, 3200), (3200, 4800), (4800, 6400)]
     assert samples(chunks[0].data)[0] == 2080 and len(samples(chunks[0].data)) == 1120
@@ -83,7 +83,7 @@ def test_pcm_replay_cuts_at_the_exact_sample() -> None:
 def test_pcm_replay_is_the_audio_from_the_offset_whatever_the_chunking(
     sizes: list[int], finals: list[int], offset: int
 ) -> None:
-    buf = ReplayBuffer(rate=16000, frame_bytes=2)
+    buf = ReplayBuffer(rate=16000, frame_bytes=2, lead_in_ms=0)
     pos = 0
     for n in sizes:
         buf.append(pcm(pos, n))
@@ -93,7 +93,7 @@ def test_pcm_replay_is_the_audio_from_the_offset_whatever_the_chunking(
         buf.trim(end_ms)
         covered = end_ms
     offset = max(offset, covered)
-    resume_ms, chunks = buf.replay_from(offset)
+    resume_ms, _, chunks = buf.replay_from(offset)
     assert resume_ms == offset
     got = [v for c in chunks for v in samples(c.data)]
     assert got == list(range(min(offset * 16, pos), pos))  # exactly the audio from the offset on
@@ -107,10 +107,10 @@ def test_pcm_replay_is_the_audio_from_the_offset_whatever_the_chunking(
 )
 def test_opus_replay_starts_with_the_packet_holding_the_offset(durations: list[int], offset: int) -> None:
     # CELT configs 16-19 / 29-31: 2.5, 5, 10, 20 ms packets in any mix
-    buf = ReplayBuffer(rate=48000, frame_bytes=None)
+    buf = ReplayBuffer(rate=48000, frame_bytes=None, lead_in_ms=0)
     for config in durations:
         buf.append(bytes([toc(config), 0]))
-    resume_ms, chunks = buf.replay_from(offset)
+    resume_ms, _, chunks = buf.replay_from(offset)
     cut = offset * 48
     if cut >= buf.end:
         assert chunks == [] and resume_ms == offset
@@ -123,31 +123,31 @@ def test_opus_replay_starts_with_the_packet_holding_the_offset(durations: list[i
 
 def test_pcm_cut_follows_the_servers_rounding_at_odd_rates() -> None:
     # 44.1 samples per ms: the server starts a resumed call at round(offset_ms * rate / 1000)
-    buf = ReplayBuffer(rate=44100, frame_bytes=4)  # stereo LINEAR16
+    buf = ReplayBuffer(rate=44100, frame_bytes=4, lead_in_ms=0)  # stereo LINEAR16
     buf.append(np.zeros(2 * 4410, "<i2").tobytes())
     for ms in (1, 3, 5, 7, 11, 95):
-        _, (first,) = buf.replay_from(ms)
+        _, _, (first,) = buf.replay_from(ms)
         assert first.start == round(ms * 44100 / 1000)
         assert first.data is not None and len(first.data) == (4410 - first.start) * 4
 
 
 def test_replay_with_timestamps_skips_gaps_and_keeps_flushes() -> None:
-    buf = ReplayBuffer(rate=16000, frame_bytes=2)
+    buf = ReplayBuffer(rate=16000, frame_bytes=2, lead_in_ms=0)
     buf.append(pcm(0, 1600))
     buf.append_flush()  # at 1600
     buf.append(pcm(0, 1600), timestamp=16000)  # a 900 ms gap (DTX, loss)
     buf.append_flush()  # at 17600
-    resume_ms, chunks = buf.replay_from(500)  # inside the gap
+    resume_ms, _, chunks = buf.replay_from(500)  # inside the gap
     assert resume_ms == 500
     assert [(c.start, c.is_flush) for c in chunks] == [(16000, False), (17600, True)]
-    resume_ms, chunks = buf.replay_from(100)  # the first flush is at the offset exactly: done
+    resume_ms, _, chunks = buf.replay_from(100)  # the first flush is at the offset exactly: done
     assert [(c.start, c.is_flush) for c in chunks] == [(16000, False), (17600, True)]
-    _, chunks = buf.replay_from(50)
+    _, _, chunks = buf.replay_from(50)
     assert [(c.start, c.is_flush) for c in chunks] == [(800, False), (1600, True), (16000, False), (17600, True)]
 
 
 def test_pcm_chunks_must_be_whole_frames() -> None:
-    buf = ReplayBuffer(rate=16000, frame_bytes=4)  # stereo
+    buf = ReplayBuffer(rate=16000, frame_bytes=4, lead_in_ms=0)  # stereo
     with pytest.raises(ValueError, match="whole number of frames"):
         buf.append(b"\x00" * 6)
     with pytest.raises(ValueError, match="empty"):
@@ -160,7 +160,7 @@ def test_packets_out_of_order_are_kept_in_timeline_order_and_replayed_so() -> No
     """An SFU's network: packets swapped, sent twice, late. The buffer keeps each once, in its
     place on the timeline (the server's reorder window does the same), so a resume replays them
     in order; a repeat or a packet before what is kept is sent but not kept."""
-    buf = ReplayBuffer(rate=16000, frame_bytes=2)
+    buf = ReplayBuffer(rate=16000, frame_bytes=2, lead_in_ms=0)
     for k in (0, 2, 1, 3, 5, 4, 4, 6):  # 2<->1 and 5<->4 swapped, 4 sent twice
         buf.append(pcm(k, 320), timestamp=k * 320)
     assert [c.start for c in buf] == [k * 320 for k in range(7)]
@@ -169,12 +169,12 @@ def test_packets_out_of_order_are_kept_in_timeline_order_and_replayed_so() -> No
     assert [c.start for c in buf] == [960, 1280, 1600, 1920]
     buf.append(pcm(0, 320), timestamp=640)  # late, before what is kept: not kept
     assert [c.start for c in buf] == [960, 1280, 1600, 1920]
-    _, chunks = buf.replay_from(80)
+    _, _, chunks = buf.replay_from(80)
     assert [c.start for c in chunks] == [1280, 1600, 1920]
 
 
 def test_a_buffer_without_finals_keeps_at_most_max_seconds() -> None:
-    buf = ReplayBuffer(rate=16000, frame_bytes=2, max_seconds=1.0)
+    buf = ReplayBuffer(rate=16000, frame_bytes=2, max_seconds=1.0, lead_in_ms=0)
     for _ in range(30):
         buf.append(pcm(0, 1600))  # 3 s, no final
     assert buf.end - next(iter(buf)).start <= 16000 + 1600
@@ -230,30 +230,30 @@ def test_opus_durations_of_real_libopus_packets(frame_ms: str) -> None:
 
 
 def test_opus_replay_starts_at_the_packet_holding_the_offset() -> None:
-    buf = ReplayBuffer(rate=48000, frame_bytes=None)
+    buf = ReplayBuffer(rate=48000, frame_bytes=None, lead_in_ms=0)
     pkt = bytes([toc(31), 0xAA])  # 20 ms
     for _ in range(10):
         buf.append(pkt)
     assert [c.start for c in buf][:3] == [0, 960, 1920] and buf.end == 9600
     buf.trim(45)  # a final ended inside the third packet: the first two are done
     assert next(c.start for c in buf) == 1920
-    resume_ms, chunks = buf.replay_from(45)
+    resume_ms, _, chunks = buf.replay_from(45)
     assert resume_ms == 40  # that packet's start, so the new timeline and the timestamps agree
     assert [c.start for c in chunks] == [1920 + 960 * i for i in range(8)]
     assert all(c.data == pkt for c in chunks)  # packets are never cut
-    resume_ms, chunks = buf.replay_from(60)  # on a packet boundary
+    resume_ms, _, chunks = buf.replay_from(60)  # on a packet boundary
     assert resume_ms == 60 and chunks[0].start == 2880
 
 
 def test_opus_timestamps_and_the_fallback_duration() -> None:
-    buf = ReplayBuffer(rate=48000, frame_bytes=None, packet_ms=40)
+    buf = ReplayBuffer(rate=48000, frame_bytes=None, packet_ms=40, lead_in_ms=0)
     a = buf.append(bytes([toc(31, 3)]))  # unreadable TOC: packet_ms
     assert (a.start, a.end) == (0, 1920)
     b = buf.append(bytes([toc(31), 0]), timestamp=4850)  # DTX gap; not on a ms boundary
     assert (b.start, b.end, b.timestamped) == (4850, 5810, True)
-    resume_ms, chunks = buf.replay_from(101)  # inside b (4848 <= 4850 .. 5810)
+    resume_ms, _, chunks = buf.replay_from(101)  # inside b (4848 <= 4850 .. 5810)
     assert resume_ms == 101 and chunks == [b]
-    resume_ms, chunks = buf.replay_from(102)  # 4896: b holds it; resume at floor(4850 / 48) ms
+    resume_ms, _, chunks = buf.replay_from(102)  # 4896: b holds it; resume at floor(4850 / 48) ms
     assert resume_ms == 101 and chunks == [b]
     # the server starts at round(101 * 48) = 4848 <= 4850: a 2-sample gap it fills, never "goes back"
     assert round(resume_ms * 48000 / 1000) <= b.start
@@ -576,3 +576,41 @@ def test_only_a_half_close_with_ok_is_a_clean_end_and_the_error_carries_the_end(
         1.5,
     )
     assert str(err) == "the stream ended: quota (RESOURCE_EXHAUSTED): tenant 'x' ... [request_id r1]"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 3000), min_size=1, max_size=10),  # samples 0..29999 fit int16
+    finals=st.lists(st.integers(0, 2000), max_size=5),
+    offset=st.integers(0, 2000),
+    lead=st.integers(0, 1500),
+)
+def test_a_resume_sends_the_lead_in_before_the_offset_then_the_rest(
+    sizes: list[int], finals: list[int], offset: int, lead: int
+) -> None:
+    """The lead-in (ResumeFrom.lead_in_ms) is kept past the finals that cover it and sent first:
+    the audio from ``offset - lead`` (or the stream's start) on, exactly, and the call says how
+    much of it comes before the resume point."""
+    buf = ReplayBuffer(rate=16000, frame_bytes=2, lead_in_ms=lead)
+    pos = 0
+    for n in sizes:
+        buf.append(pcm(pos, n))
+        pos += n
+    finals = sorted(min(f, pos // 16) for f in finals)  # results end within the audio sent
+    for end_ms in finals:
+        buf.trim(end_ms)
+    offset = max([min(offset, pos // 16), *finals])
+    start_ms, lead_in_ms, chunks = buf.replay_from(offset)
+    assert start_ms == max(0, offset - lead) and lead_in_ms == offset - start_ms
+    got = [v for c in chunks for v in samples(c.data)]
+    assert got == list(range(min(start_ms * 16, pos), pos))
+
+
+def test_the_lead_in_starts_no_earlier_than_the_audio_kept_and_replays_no_flush_before_the_offset() -> None:
+    buf = ReplayBuffer(rate=16000, frame_bytes=2, lead_in_ms=1000)
+    buf.append(pcm(0, 1600), timestamp=8000)  # the stream's audio starts at 500 ms (an RTP gap)
+    buf.append_flush()  # at 600 ms: acted on by the lost call
+    buf.append(pcm(0, 3200))
+    start_ms, lead_in_ms, chunks = buf.replay_from(700)
+    assert (start_ms, lead_in_ms) == (500, 200)  # the lead-in is what there is
+    assert [(c.start, c.is_flush) for c in chunks] == [(8000, False), (9600, False)]

@@ -60,12 +60,13 @@ def _run(
     length: int | None = None,
     chunk: int | None = None,
     finish: bool = True,
+    lead_in: int = 0,
 ) -> list[object]:
     """Feed ``probs`` (and ``length`` samples, default len(probs) * 512) in ``chunk``-sample pieces."""
     length = len(probs) * W if length is None else length
     x = _stream(length)
     p = np.asarray(probs, dtype=np.float32)
-    seg = Segmenter(config)
+    seg = Segmenter(config, lead_in=lead_in)
     events: list[SegmenterEvent] = []
     step = chunk or max(length, 1)
     done = 0

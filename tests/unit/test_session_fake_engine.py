@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -330,3 +331,62 @@ async def test_speech_a_drain_cuts_too_short_to_translate_is_where_the_resume_st
     assert isinstance(end, StreamEnded) and end.audio_received_ms == cut_ms
     assert len(results) == 2 and results[-1].end_ms <= start_ms  # the cut region made no segment
     assert start_ms <= end.resume_offset_ms <= start_ms + 60 < cut_ms
+
+
+@pytest.mark.parametrize(
+    "drain_ms",
+    [
+        30_329,  # 57 ms after a cap's cut: the remainder is too short, the resume point is the cut
+        13_449,  # 41 ms after a region's onset: too short, the resume point is the onset
+    ],
+)
+async def test_a_call_resumed_with_the_sdks_lead_in_translates_the_speech_a_drain_cut(
+    vad: VadWorker, shared_audio: Path, drain_ms: int
+) -> None:
+    """The rolling-restart test's clip 1 (the sample rolled by 5 s): a drain at these points left
+    a region untranslated. The next server's VAD started fresh at the resume point, inside speech,
+    and silero from a fresh state scores speech in progress far lower for about half a second
+    (there: 0.25 where the running stream had 1.0). The SDK's lead-in (the 1000 ms before the
+    resume point, sent again only to be listened to) brings it into the speech as the lost call's
+    was, and the region is translated; nothing is translated twice."""
+    from tests.conftest import vad_segments
+    from translate_svc.audio.pcm import pcm16_to_float
+    from translate_svc.errors import ShuttingDown
+    from translate_svc.session.events import Resume
+
+    samples, _ = sf.read(shared_audio / "silero_test.wav", dtype="int16")
+    clip = np.roll(samples, -16000 * 5)[: 16000 * 40]
+    engine = FakeEngineClient()
+    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=256))
+
+    async def call(pcm: np.ndarray, resume: Resume | None) -> list[Any]:
+        session = manager.open_stream(FMT, TASK, SegmenterConfig(), resume=resume)
+        try:
+            await feed_all(session, pcm.tobytes())
+            await session.finish(ShuttingDown("draining") if resume is None else None)
+            for job in engine.pending():
+                engine.resolve(job)
+            events: list[Any] = []
+            with contextlib.suppress(ShuttingDown):  # the drained call ends with it
+                async for ev in session.events():
+                    events.append(ev)
+            return events
+        finally:
+            session.close()
+
+    first = await call(clip[: drain_ms * 16], None)
+    done = [ev for ev in first if isinstance(ev, SegmentResult)]
+    resume_ms = first[-1].resume_offset_ms
+    lead_ms = 1000
+    later = await call(
+        clip[(resume_ms - lead_ms) * 16 : (drain_ms + 4000) * 16],
+        Resume("0" * 32, len(done), resume_ms - lead_ms, lead_ms),
+    )
+    segments = done + [ev for ev in later if isinstance(ev, SegmentResult)]
+    assert all(p.end_ms <= q.start_ms for p, q in itertools.pairwise(segments))  # nothing twice
+    assert min(s.start_ms for s in segments[len(done) :]) >= resume_ms  # the lead-in is not translated
+    reference = await vad_segments(pcm16_to_float(clip))  # one uninterrupted stream
+    cut = [r for r in reference if r.start_sample // 16 <= resume_ms < r.end_sample // 16 + 500]
+    assert cut, "the drain point no longer cuts a region: pick one that does"
+    for r in cut:
+        assert any(s.start_ms < r.end_sample // 16 and r.start_sample // 16 < s.end_ms for s in segments), r

@@ -33,6 +33,9 @@ class Resume:
     token: str
     next_segment_id: int
     offset_ms: int
+    #: the first ``lead_in_ms`` of the audio were translated by the call this one resumes: only
+    #: listened to, so the VAD enters the resume point with the state that call had
+    lead_in_ms: int = 0
 
 
 @dataclass(frozen=True)

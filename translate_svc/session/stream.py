@@ -96,7 +96,10 @@ class StreamSession:
         self.timeline = Timeline(fmt, limits, resume.offset_ms if resume is not None else 0)
         window = round(limits.reorder_window_ms * fmt.sample_rate_hz / 1000)
         self.reorder = Reorder(window, self.timeline.packet_frames, self.timeline.input_frames)
-        self._segmenter = Segmenter(vad_settings)
+        lead_in_ms = resume.lead_in_ms if resume is not None else 0
+        self._segmenter = Segmenter(vad_settings, lead_in=lead_in_ms * PER_MS)
+        #: on the stream's timeline, where this call's translation starts (after a resume's lead-in)
+        self.translates_from_ms = self.timeline.offset_ms + lead_in_ms
         self._vad = VadBridge(vad, self._on_scored, self._update_room)
         self.jobs = JobTracker(
             engine,
@@ -303,7 +306,7 @@ class StreamSession:
         # Speech the end cut too short to be a segment was not translated: a resumed call (after a
         # drain) starts where it began, so its next server hears all of it, not its tail alone.
         cut = [ev.start_sample // PER_MS + tl.offset_ms for ev in last if isinstance(ev, SpeechDiscarded)]
-        resume_ms = min([tl.audio_received_ms, *cut])
+        resume_ms = max(self.translates_from_ms, min([tl.audio_received_ms, *cut]))
         self.jobs.finish(
             lambda total: StreamEnded(
                 total,

@@ -408,6 +408,10 @@ def check_captions(interim_interval_ms: int, task: TranslationTask, limits: Limi
         raise InvalidInput("interim_interval_ms needs text: set output.text or output.transcript")
 
 
+#: the longest lead-in a resumed call may send again (ResumeFrom.lead_in_ms)
+MAX_LEAD_IN_MS = 10_000
+
+
 def check_resume(resume: Resume, limits: LimitsSettings) -> None:
     if not (len(resume.token) == 32 and all(c in "0123456789abcdef" for c in resume.token)):
         raise InvalidInput(
@@ -416,6 +420,11 @@ def check_resume(resume: Resume, limits: LimitsSettings) -> None:
         )
     if resume.next_segment_id < 0 or resume.offset_ms < 0:
         raise InvalidInput("resume.next_segment_id and resume.offset_ms must not be negative")
+    if not 0 <= resume.lead_in_ms <= MAX_LEAD_IN_MS:
+        raise InvalidInput(
+            f"resume.lead_in_ms {resume.lead_in_ms} is out of range: use 0..{MAX_LEAD_IN_MS} ms (the SDK sends "
+            "1000: enough for the VAD to enter speech in progress as the lost call's did)"
+        )
     # a stream is at most max_stream_seconds long, and has at most one segment per millisecond
     most = int(limits.max_stream_seconds * 1000)
     if resume.offset_ms > most or resume.next_segment_id > most:

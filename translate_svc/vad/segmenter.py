@@ -23,6 +23,12 @@ Two deliberate additions:
   cap is reached, and one at a dip before the cap would also split speech that ends under it; as
   it is, the regions the cap does not reach are silero's.
 - Dropped speech is never silent: a region shorter than ``min_speech`` yields ``SpeechDiscarded``.
+- A lead-in (``lead_in``): a resumed call sends again some audio the call it continues had
+  translated, so that silero's state enters the resume point as that call's did (a fresh state
+  scores speech in progress far lower for about half a second: a tail held open at
+  ``neg_threshold`` was lost, seen in a rolling restart). Its windows only move the hysteresis;
+  nothing before the lead-in's end is emitted, and speech open across it continues from there as
+  after a cap's cut.
 
 Only a bounded amount of audio is held: the open segment (at most ``max_segment_ms``) plus its
 pads and less than one window not yet scored.
@@ -239,7 +245,11 @@ class Segmenter:
     clock, no model; the same inputs always give the same events, however they are chunked.
     """
 
-    def __init__(self, config: SegmenterConfig) -> None:
+    def __init__(self, config: SegmenterConfig, *, lead_in: int = 0) -> None:
+        """``lead_in``: samples at the start of the stream that were translated already (a resumed
+        call's lead-in): listened to, never emitted."""
+        if lead_in < 0:
+            raise ValueError("lead_in must not be negative")
         self.config = config
         self._thr = config.threshold
         self._neg = config.neg_threshold
@@ -260,7 +270,9 @@ class Segmenter:
         self._continuation = False  # the open segment follows a MAX_LENGTH cut
         self._temp_end: int | None = None  # first silent window of a pause in progress
         self._closed: _Closed | None = None
-        self._prev_end = 0  # end of the last emitted segment: nothing may start before it
+        self._prev_end = lead_in  # end of the last emitted segment: nothing may start before it
+        self._lead_in = lead_in  # windows ending at or before it only move the hysteresis (0 once past)
+        self._lead_in_end = lead_in
 
     @property
     def samples_seen(self) -> int:
@@ -276,7 +288,7 @@ class Segmenter:
     def holds_speech(self) -> bool:
         """Speech that ``flush`` would close into a segment now: an open region, or a closed one
         still waiting for its right pad."""
-        return self._triggered or self._closed is not None
+        return (self._triggered and not self._in_lead_in()) or self._closed is not None
 
     def open_speech(self) -> tuple[int, np.ndarray] | None:
         """The open segment so far, for live captions: its padded start sample and a copy of its
@@ -314,6 +326,10 @@ class Segmenter:
         """
         self._check_open()
         events: list[SegmenterEvent] = []
+        if self._in_lead_in():  # the call it resumes closed this speech already
+            self._triggered = False
+            self._temp_end = None
+            return events
         if self._closed is not None:
             self._emit_closed(events, min(self._closed.end_raw + self._pad, self._buf.end))
         if self._triggered:
@@ -338,6 +354,8 @@ class Segmenter:
             )
         events: list[SegmenterEvent] = []
         self._drain(events, final=True)
+        if length <= self._lead_in_end:  # the stream ended inside its lead-in: nothing new to translate
+            self._triggered = False
         if self._closed is not None:
             self._emit_closed(events, min(self._closed.end_raw + self._pad, length))
         if self._triggered:
@@ -367,8 +385,16 @@ class Segmenter:
             consumed += 1
         del self._queued[:consumed]
 
+    def _in_lead_in(self) -> bool:
+        return self._windows * WINDOW_SAMPLES < self._lead_in
+
     def _step(self, events: list[SegmenterEvent], cur: int, p: float) -> None:
         """One window, in the order of silero's ``get_speech_timestamps`` loop; then the cap."""
+        if self._lead_in:
+            if cur + WINDOW_SAMPLES <= self._lead_in:
+                self._lead_in_step(cur, p)
+                return
+            self._end_lead_in()
         if p >= self._thr and self._temp_end is not None:
             self._temp_end = None
         if p >= self._thr and not self._triggered:
@@ -388,6 +414,32 @@ class Segmenter:
             # end, the right pad is a full pad whatever comes next.
             if cur + WINDOW_SAMPLES - self._closed.end_raw >= 2 * self._pad:
                 self._emit_closed(events, self._closed.end_raw + self._pad)
+
+    def _lead_in_step(self, cur: int, p: float) -> None:
+        """A lead-in window: silero's hysteresis alone (open at ``threshold``, close after
+        ``min_silence`` below ``neg_threshold``); what it covers was emitted by the earlier call."""
+        if p >= self._thr:
+            self._temp_end = None
+            if not self._triggered:
+                self._triggered = True
+                self._start_raw = cur
+        elif self._triggered and p < self._neg:
+            if self._temp_end is None:
+                self._temp_end = cur
+            if cur - self._temp_end >= self._min_silence:
+                self._triggered = False
+                self._temp_end = None
+
+    def _end_lead_in(self) -> None:
+        """The first window reaching past the lead-in: speech open across its end goes on from
+        there, as after a cap's cut (a short remainder is reported discarded; a pause in progress
+        that lasts ends it without a trace)."""
+        end, self._lead_in = self._lead_in, 0
+        if self._triggered:
+            self._continuation = True
+            self._start_raw = end
+            self._seg_start = end
+            self._announced = False
 
     def _open(self, events: list[SegmenterEvent], cur: int) -> None:
         start = max(0, cur - self._pad)

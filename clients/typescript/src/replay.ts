@@ -7,6 +7,8 @@
  * final result covers it (`trim`), and `replayFrom` cuts the kept audio at the resume offset: raw
  * encodings exactly at the frame `round(offsetMs * rate / 1000)` (the server's own formula), Opus
  * at the packet that contains the offset (the resume then starts at that packet's first ms).
+ * The `leadInMs` before the offset are kept too and sent first (`ResumeFrom.lead_in_ms`), only for
+ * the new server's VAD to enter the resume point in the state the lost call's had.
  *
  * Positions are frames at the stream's rate (Opus: 48 kHz). Timestamped packets may come out of
  * order: each is kept in its place on the timeline, so a replay sends them in order. A port of the
@@ -52,6 +54,7 @@ export function opusPacketSamples(packet: Uint8Array): number | undefined {
  * Chunks sent and not yet covered by a final result, in order. `frameBytes`: bytes per frame (all
  * channels) of a raw encoding; null for Opus (one packet per chunk). `maxSeconds` bounds the span
  * kept: past it the oldest chunks are dropped (a resume can then no longer replay them).
+ * `leadInMs` (default 1000, 0..10000): the audio before a resume offset sent again as its lead-in.
  */
 export class ReplayBuffer {
   private chunks: Chunk[] = [];
@@ -60,19 +63,22 @@ export class ReplayBuffer {
   private bytes = 0;
   private readonly packetFrames: number;
   private readonly maxFrames: number | null;
+  readonly leadInMs: number;
   /** frames dropped by `maxSeconds` before any final result covered them */
   droppedTo = 0;
 
   constructor(
     readonly rate: number,
     readonly frameBytes: number | null,
-    opts: { packetMs?: number; maxSeconds?: number | null } = {},
+    opts: { packetMs?: number; maxSeconds?: number | null; leadInMs?: number } = {},
   ) {
     if (!(rate > 0)) throw new RangeError("rate must be positive");
     if (frameBytes !== null && !(frameBytes > 0)) throw new RangeError("frameBytes must be positive");
     this.packetFrames = Math.max(1, Math.round(((opts.packetMs ?? 20) * rate) / 1000));
     const max = opts.maxSeconds === undefined ? 300 : opts.maxSeconds;
     this.maxFrames = max === null ? null : Math.round(max * rate);
+    this.leadInMs = opts.leadInMs ?? 1000;
+    if (!(this.leadInMs >= 0 && this.leadInMs <= 10000)) throw new RangeError("leadInMs must be in 0..10000");
   }
 
   /** The timeline's end so far, in frames. */
@@ -163,9 +169,10 @@ export class ReplayBuffer {
     return chunk;
   }
 
-  /** A final result (or a drain) covered the audio before `beforeMs`: it is not needed again. */
+  /** A final result (or a drain) covered the audio before `beforeMs`: it is not needed again (but
+   * for the lead-in before it). */
   trim(beforeMs: number): void {
-    const cut = this.frameAt(beforeMs);
+    const cut = this.frameAt(Math.max(0, beforeMs - this.leadInMs));
     let k = 0;
     while (k < this.chunks.length && this.chunks[k]!.end <= cut) {
       this.bytes -= this.chunks[k]!.data?.length ?? 0;
@@ -175,17 +182,21 @@ export class ReplayBuffer {
   }
 
   /**
-   * What a call resuming at `offsetMs` sends first, and the `ResumeFrom.offset_ms` to send: raw
-   * audio is cut at the exact frame; Opus starts with the packet containing the offset, and the
-   * offset moves back to that packet's start (whole ms, floor). FLUSH markers after it stay.
+   * What a call resuming at `offsetMs` sends first, with `ResumeFrom.offset_ms` (`resumeMs`: where
+   * it starts) and `lead_in_ms` (`leadInMs`: how much of it comes before `offsetMs`). It starts up
+   * to `leadInMs` before the offset, as much as is kept: raw audio is cut at the exact frame; Opus
+   * starts with the packet containing that point, moved back to the packet's start (whole ms,
+   * floor). FLUSH markers after the offset stay (those before it were acted on).
    */
-  replayFrom(offsetMs: number): { resumeMs: number; chunks: Chunk[] } {
-    const cut = this.frameAt(offsetMs);
-    let resumeMs = offsetMs;
+  replayFrom(offsetMs: number): { resumeMs: number; leadInMs: number; chunks: Chunk[] } {
+    const at = this.frameAt(offsetMs);
+    const first = this.chunks.find((c) => c.data !== null)?.start ?? at;
+    let resumeMs = Math.min(offsetMs, Math.max(offsetMs - this.leadInMs, 0, Math.ceil((Math.min(first, at) * 1000) / this.rate)));
+    const cut = this.frameAt(resumeMs);
     const out: Chunk[] = [];
     for (const c of this.chunks) {
       if (c.data === null) {
-        if (c.start > cut) out.push(c);
+        if (c.start > at) out.push(c);
         continue;
       }
       if (c.end <= cut) continue;
@@ -201,6 +212,6 @@ export class ReplayBuffer {
         out.push({ ...c, start: cut, data: c.data.subarray(k), timestamped: true });
       }
     }
-    return { resumeMs, chunks: out };
+    return { resumeMs, leadInMs: offsetMs - resumeMs, chunks: out };
   }
 }

@@ -294,7 +294,7 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
 
   /** A new call that a server accepted (`started` received), on the next address. */
   private async open(
-    resume: { resumeToken: string; nextSegmentId: number; offsetMs: number } | undefined,
+    resume: { resumeToken: string; nextSegmentId: number; offsetMs: number; leadInMs: number } | undefined,
     avoid: string | undefined,
   ): Promise<{ reader: CallReader; info: StreamInfo }> {
     const client = this.client;
@@ -553,11 +553,11 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
           "was dropped from the replay buffer (maxReplaySeconds): that audio is not translated",
       );
     }
-    const { resumeMs, chunks } = this.buffer.replayFrom(offsetMs); // chunks: logged; sent as of install
-    const resume = { resumeToken: this.token, nextSegmentId: this.tracker.nextSegmentId, offsetMs: resumeMs };
+    const { resumeMs, leadInMs, chunks } = this.buffer.replayFrom(offsetMs); // chunks: logged; sent as of install
+    const resume = { resumeToken: this.token, nextSegmentId: this.tracker.nextSegmentId, offsetMs: resumeMs, leadInMs };
     const why = outcome.kind === "drained" ? "it drained" : `the call was lost (${outcome.kind === "lost" ? outcome.error.message : ""})`;
     this.client.log(
-      `resuming the stream after ${why}: from ${resumeMs} ms, segment ${resume.nextSegmentId}, ${chunks.length} chunk(s) to send again`,
+      `resuming the stream after ${why}: from ${offsetMs} ms (a lead-in of ${leadInMs} ms before it), segment ${resume.nextSegmentId}, ${chunks.length} chunk(s) to send again`,
     );
     let opened: { reader: CallReader; info: StreamInfo };
     try {

@@ -18,7 +18,7 @@ const seg = (id: number, start: number, end: number, code = 0): SegmentResult =>
 
 describe("ReplayBuffer", () => {
   test("raw audio is cut at the exact frame of the offset; flushes after it stay", () => {
-    const b = new ReplayBuffer(16000, 2, { maxSeconds: null });
+    const b = new ReplayBuffer(16000, 2, { maxSeconds: null, leadInMs: 0 });
     b.append(pcm(1600)); // 0..100 ms
     b.append(pcm(1600)); // 100..200 ms
     b.appendFlush();
@@ -45,7 +45,7 @@ describe("ReplayBuffer", () => {
   });
 
   test("Opus resumes at the start of the packet holding the offset, its length read from the TOC", () => {
-    const b = new ReplayBuffer(48000, null, { maxSeconds: null });
+    const b = new ReplayBuffer(48000, null, { maxSeconds: null, leadInMs: 0 });
     const packet20ms = Uint8Array.of(0x78, 0); // config 15 (hybrid 20 ms), one frame
     assert.equal(opusPacketSamples(packet20ms), 960);
     assert.equal(opusPacketSamples(Uint8Array.of(0x7b, 0x03)), 2880); // code 3, three frames
@@ -56,6 +56,26 @@ describe("ReplayBuffer", () => {
       chunks.map((c) => c.start),
       [1920, 2880, 3840],
     );
+  });
+
+  test("a resume sends the lead-in before the offset: kept past the finals, no flush before the offset", () => {
+    const b = new ReplayBuffer(16000, 2, { maxSeconds: null }); // the default lead-in: 1000 ms
+    for (let i = 0; i < 10; i++) b.append(pcm(1600)); // 0..1000 ms
+    b.appendFlush(); // at 1000 ms: acted on by the lost call
+    for (let i = 0; i < 10; i++) b.append(pcm(1600)); // 1000..2000 ms
+    b.trim(1500); // a final ended at 1500 ms: the 1000 ms before it stay for the lead-in
+    assert.deepEqual(b.kept()[0]!.start, 8000);
+    const { resumeMs, leadInMs, chunks } = b.replayFrom(1500);
+    assert.deepEqual([resumeMs, leadInMs], [500, 1000]);
+    assert.equal(chunks[0]!.start, 8000);
+    assert.ok(chunks.every((c) => c.data !== null)); // the flush at 1000 ms is not sent again
+    assert.equal(chunks.reduce((n, c) => n + c.end - c.start, 0), 24000); // 500..2000 ms, exactly
+    const early = new ReplayBuffer(16000, 2, { maxSeconds: null });
+    early.append(pcm(1600));
+    assert.deepEqual(
+      (({ resumeMs, leadInMs }) => [resumeMs, leadInMs])(early.replayFrom(60)),
+      [0, 60],
+    ); // the lead-in is what there is
   });
 
   test("an out-of-order packet is kept in its place; a repeat is not kept twice", () => {

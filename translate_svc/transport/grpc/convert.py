@@ -455,7 +455,7 @@ def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig, limits
     resume = None
     if cfg.HasField("resume"):
         r = cfg.resume
-        resume = Resume(r.resume_token, r.next_segment_id, r.offset_ms)
+        resume = Resume(r.resume_token, r.next_segment_id, r.offset_ms, r.lead_in_ms)
     return StreamConfig(
         format=audio_format(cfg.format, "config.format"),
         source_language=cfg.source_language,

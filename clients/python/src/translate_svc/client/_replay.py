@@ -10,6 +10,11 @@ final result covers it (``trim``), and ``replay_from`` cuts the kept audio at th
 - Opus at the packet that contains the offset (a packet cannot be cut): the resume then starts at
   that packet's first millisecond, so the new server's timeline and the packet timestamps agree.
 
+A lead-in goes with it: the ``lead_in_ms`` before the resume offset are kept too and sent first
+(``ResumeFrom.lead_in_ms``), only for the new server's VAD to enter the resume point in the state
+the lost call's had (a fresh one misses speech in progress for about half a second); the server
+translates nothing before the offset.
+
 Positions are frames at the stream's rate (Opus: 48 kHz, RTP's clock). Timestamped packets may come
 out of order (an SFU's network): each is kept in its place on the timeline, as the server's reorder
 window puts it, so a replay sends them in order. An Opus packet's length is
@@ -52,7 +57,8 @@ class ReplayBuffer:
 
     ``frame_bytes``: bytes per frame (all channels) of a raw encoding; ``None`` for Opus (one packet
     per chunk). ``max_seconds`` bounds the span kept: past it the oldest chunks are dropped (logged),
-    and a resume can then no longer replay them.
+    and a resume can then no longer replay them. ``lead_in_ms``: how much audio before the resume
+    offset a resume sends again as its lead-in (0..10000, the server's range).
     """
 
     def __init__(
@@ -62,9 +68,13 @@ class ReplayBuffer:
         frame_bytes: int | None,
         packet_ms: float = 20.0,
         max_seconds: float | None = 300.0,
+        lead_in_ms: int = 1000,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
+        if not 0 <= lead_in_ms <= 10_000:
+            raise ValueError("lead_in_ms must be in 0..10000")
+        self.lead_in_ms = lead_in_ms
         if frame_bytes is not None and frame_bytes <= 0:
             raise ValueError("frame_bytes must be positive")
         self.rate = rate
@@ -164,25 +174,31 @@ class ReplayBuffer:
         return chunk
 
     def trim(self, before_ms: int) -> None:
-        """A final result (or a drain) covered the audio before ``before_ms``: it is not needed again."""
-        cut = self.frame_at(before_ms)
+        """A final result (or a drain) covered the audio before ``before_ms``: it is not needed again
+        (but for the lead-in before it)."""
+        cut = self.frame_at(max(0, before_ms - self.lead_in_ms))
         while self._chunks and self._chunks[0].end <= cut:
             old = self._chunks.popleft()
             self._bytes -= len(old.data or b"")
 
-    def replay_from(self, offset_ms: int) -> tuple[int, list[Chunk]]:
-        """What a call resuming at ``offset_ms`` sends first, and the ``ResumeFrom.offset_ms`` to send.
+    def replay_from(self, offset_ms: int) -> tuple[int, int, list[Chunk]]:
+        """What a call resuming at ``offset_ms`` sends first: ``(ResumeFrom.offset_ms,
+        ResumeFrom.lead_in_ms, chunks)``.
 
-        Raw audio is cut at the exact frame; Opus starts with the packet containing the offset and
-        the offset moves back to that packet's start (whole ms, floor). FLUSH markers after the
-        offset are kept in place.
+        The chunks start up to ``lead_in_ms`` before the offset (as much of it as is kept). Raw
+        audio is cut at the exact frame; Opus starts with the packet containing the lead-in's start
+        and the start moves back to that packet's first millisecond (floor). FLUSH markers after
+        the resume offset are kept in place (those before it were acted on).
         """
-        cut = self.frame_at(offset_ms)
-        resume_ms = offset_ms
+        at = self.frame_at(offset_ms)
+        first = next((c.start for c in self._chunks if not c.is_flush), at)
+        start_ms = max(offset_ms - self.lead_in_ms, 0, -(-min(first, at) * 1000 // self.rate))
+        start_ms = min(start_ms, offset_ms)
+        cut = self.frame_at(start_ms)
         out: list[Chunk] = []
         for c in self._chunks:
             if c.is_flush:
-                if c.start > cut:
+                if c.start > at:
                     out.append(c)
                 continue
             if c.end <= cut:
@@ -193,9 +209,9 @@ class ReplayBuffer:
             # c holds the cut
             assert c.data is not None
             if self.frame_bytes is None:
-                resume_ms = c.start * 1000 // self.rate
+                start_ms = c.start * 1000 // self.rate
                 out.append(c)
             else:
                 k = (cut - c.start) * self.frame_bytes
                 out.append(replace(c, start=cut, data=c.data[k:], timestamped=True))
-        return resume_ms, out
+        return start_ms, offset_ms - start_ms, out

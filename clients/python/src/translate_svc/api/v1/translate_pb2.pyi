@@ -537,14 +537,16 @@ class SimultaneousConfig(_message.Message):
     def __init__(self, enabled: bool = ..., step_ms: _Optional[int] = ..., agreement: _Optional[int] = ...) -> None: ...
 
 class ResumeFrom(_message.Message):
-    __slots__ = ("resume_token", "next_segment_id", "offset_ms")
+    __slots__ = ("resume_token", "next_segment_id", "offset_ms", "lead_in_ms")
     RESUME_TOKEN_FIELD_NUMBER: _ClassVar[int]
     NEXT_SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
+    LEAD_IN_MS_FIELD_NUMBER: _ClassVar[int]
     resume_token: str
     next_segment_id: int
     offset_ms: int
-    def __init__(self, resume_token: _Optional[str] = ..., next_segment_id: _Optional[int] = ..., offset_ms: _Optional[int] = ...) -> None: ...
+    lead_in_ms: int
+    def __init__(self, resume_token: _Optional[str] = ..., next_segment_id: _Optional[int] = ..., offset_ms: _Optional[int] = ..., lead_in_ms: _Optional[int] = ...) -> None: ...
 
 class AudioPacket(_message.Message):
     __slots__ = ("data", "timestamp")

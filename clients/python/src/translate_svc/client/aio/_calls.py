@@ -221,7 +221,7 @@ class StreamCalls:
             self._writable = call
             self._notify()
             return
-        _, chunks = self._buffer.replay_from(offset_ms)
+        _, _, chunks = self._buffer.replay_from(offset_ms)
         self._covered_seq = self._buffer.last_seq  # a send waiting with a chunk: the replay carries it
         self._replay = asyncio.create_task(self._send_again(call, chunks), name=f"replay-{info.session_id}")
 
@@ -401,15 +401,19 @@ class StreamCalls:
                 offset_ms,
                 self._buffer.dropped_to * 1000 / self._buffer.rate,
             )
-        resume_ms, chunks = self._buffer.replay_from(offset_ms)  # chunks: logged; sent as of _install
+        start_ms, lead_in_ms, chunks = self._buffer.replay_from(offset_ms)  # chunks: logged; sent as of _install
         resume = pb.ResumeFrom(
-            resume_token=self._token, next_segment_id=self._tracker.next_segment_id, offset_ms=resume_ms
+            resume_token=self._token,
+            next_segment_id=self._tracker.next_segment_id,
+            offset_ms=start_ms,
+            lead_in_ms=lead_in_ms,
         )
         why = "it drained" if outcome.kind == "drained" else f"the call was lost ({outcome.error})"
         logger.info(
-            "resuming the stream after %s: from %d ms, segment %d, %d chunk(s) to send again",
+            "resuming the stream after %s: from %d ms (a lead-in of %d ms before it), segment %d, %d chunk(s) to send",
             why,
-            resume_ms,
+            offset_ms,
+            lead_in_ms,
             resume.next_segment_id,
             len(chunks),
         )

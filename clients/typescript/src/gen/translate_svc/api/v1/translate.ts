@@ -858,8 +858,16 @@ export interface ResumeFrom {
   /**
    * where this call's first audio sample lies on the stream's original timeline: StreamEnd's
    * resume_offset_ms after a drain; after a lost call, the end_ms of the last result received
+   * (less lead_in_ms when a lead-in is sent)
    */
   offsetMs: number;
+  /**
+   * the first lead_in_ms of this call's audio were translated by the call it resumes and are sent
+   * again only to be listened to: the VAD then enters the resume point (offset_ms + lead_in_ms) in
+   * the state the lost call had, where a fresh one would miss speech in progress for about half a
+   * second. Nothing before that point is translated again. 0..10000; the SDK sends up to 1000.
+   */
+  leadInMs: number;
 }
 
 /**
@@ -6303,7 +6311,7 @@ export const SimultaneousConfig: MessageFns<SimultaneousConfig> = {
 };
 
 function createBaseResumeFrom(): ResumeFrom {
-  return { resumeToken: "", nextSegmentId: 0, offsetMs: 0 };
+  return { resumeToken: "", nextSegmentId: 0, offsetMs: 0, leadInMs: 0 };
 }
 
 export const ResumeFrom: MessageFns<ResumeFrom> = {
@@ -6316,6 +6324,9 @@ export const ResumeFrom: MessageFns<ResumeFrom> = {
     }
     if (message.offsetMs !== 0) {
       writer.uint32(24).int64(message.offsetMs);
+    }
+    if (message.leadInMs !== 0) {
+      writer.uint32(32).int64(message.leadInMs);
     }
     return writer;
   },
@@ -6357,6 +6368,14 @@ export const ResumeFrom: MessageFns<ResumeFrom> = {
             message.offsetMs = longToNumber(reader.int64());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.leadInMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6386,6 +6405,11 @@ export const ResumeFrom: MessageFns<ResumeFrom> = {
         : isSet(object.offset_ms)
         ? globalThis.Number(object.offset_ms)
         : 0,
+      leadInMs: isSet(object.leadInMs)
+        ? globalThis.Number(object.leadInMs)
+        : isSet(object.lead_in_ms)
+        ? globalThis.Number(object.lead_in_ms)
+        : 0,
     };
   },
 
@@ -6400,6 +6424,9 @@ export const ResumeFrom: MessageFns<ResumeFrom> = {
     if (message.offsetMs !== 0) {
       obj.offsetMs = Math.round(message.offsetMs);
     }
+    if (message.leadInMs !== 0) {
+      obj.leadInMs = Math.round(message.leadInMs);
+    }
     return obj;
   },
 
@@ -6411,6 +6438,7 @@ export const ResumeFrom: MessageFns<ResumeFrom> = {
     message.resumeToken = object.resumeToken ?? "";
     message.nextSegmentId = object.nextSegmentId ?? 0;
     message.offsetMs = object.offsetMs ?? 0;
+    message.leadInMs = object.leadInMs ?? 0;
     return message;
   },
 };
