@@ -46,6 +46,9 @@ pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(75)]
 FRAME = 960  # 20 ms at 48 kHz
 SPEED = 10  # resumed streams are sent at 10x real time
 
+#: the SDK's log line for a resume: where translation resumes, where the audio sent starts, the lead-in, the next id
+RESUMED = r"from (\d+) ms \(audio from (\d+) ms: a lead-in of (\d+) ms\), segment (\d+)"
+
 
 def addr(live: LiveServer) -> str:
     return f"127.0.0.1:{live.server.port}"
@@ -391,10 +394,11 @@ async def test_a_stream_moves_to_the_next_server_when_its_server_dies(
     got = segments_of(events)
     assert_resumed_run_covers_the_reference(got, reference)
     # it resumed where the last final result before the crash ended, with the next segment id
-    found = [re.search(r"from (\d+) ms, segment (\d+)", r.getMessage()) for r in caplog.records]
-    (offset, next_id), *more = [(int(m[1]), int(m[2])) for m in found if m]
+    found = [re.search(RESUMED, r.getMessage()) for r in caplog.records]
+    (offset, audio_from, lead_in, next_id), *more = [tuple(int(g) for g in m.groups()) for m in found if m]
     assert not more and 0 < next_id < len(got)
     assert offset == got[next_id - 1].end_ms >= before[0] > 0 and got[next_id].start_ms >= offset
+    assert lead_in == 1000 and audio_from == offset - lead_in  # the SDK's lead-in, cut at the sample
     end = events[-1]
     assert isinstance(end, StreamEnd) and end.reason is EndReason.HALF_CLOSE and end.audio_received_ms == 60_000
 
@@ -417,10 +421,12 @@ async def test_an_opus_stream_resumes_at_the_packet_holding_the_offset(
             assert s.resumes == 1
     got = segments_of(events)
     assert_resumed_run_covers_the_reference(got, reference)
-    found = [re.search(r"from (\d+) ms, segment (\d+)", r.getMessage()) for r in caplog.records]
-    (offset, next_id), *_ = [(int(m[1]), int(m[2])) for m in found if m]
-    # 20 ms packets from 0: the packet holding the last final's end starts at a multiple of 20 ms
-    assert offset % 20 == 0 and got[next_id - 1].end_ms - 20 < offset <= got[next_id - 1].end_ms
+    found = [re.search(RESUMED, r.getMessage()) for r in caplog.records]
+    (offset, audio_from, lead_in, next_id), *_ = [tuple(int(g) for g in m.groups()) for m in found if m]
+    # translation resumes at the last final's end; 20 ms packets from 0: the packet holding the
+    # lead-in's start (1000 ms before) starts at a multiple of 20 ms, and the lead-in reaches back to it
+    assert offset == got[next_id - 1].end_ms and audio_from + lead_in == offset
+    assert audio_from % 20 == 0 and offset - 1020 < audio_from <= offset - 1000
     end = events[-1]
     assert isinstance(end, StreamEnd) and end.audio_received_ms == len(packets) * 20
 

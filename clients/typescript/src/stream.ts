@@ -557,7 +557,7 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
     const resume = { resumeToken: this.token, nextSegmentId: this.tracker.nextSegmentId, offsetMs: resumeMs, leadInMs };
     const why = outcome.kind === "drained" ? "it drained" : `the call was lost (${outcome.kind === "lost" ? outcome.error.message : ""})`;
     this.client.log(
-      `resuming the stream after ${why}: from ${offsetMs} ms (a lead-in of ${leadInMs} ms before it), segment ${resume.nextSegmentId}, ${chunks.length} chunk(s) to send again`,
+      `resuming the stream after ${why}: from ${offsetMs} ms (audio from ${resumeMs} ms: a lead-in of ${leadInMs} ms), segment ${resume.nextSegmentId}, ${chunks.length} chunk(s) to send again`,
     );
     let opened: { reader: CallReader; info: StreamInfo };
     try {

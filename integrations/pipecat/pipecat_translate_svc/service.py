@@ -140,7 +140,10 @@ class TranslateSvcSTTService(STTService):
             transcript's language is then the detected one.
         terms: names and jargon to get right (the SDK's ``Term``; a ``str`` is a boost; a ``Term`` with
             ``translation`` and ``target_language`` is a glossary entry, its language named as the
-            targets are and one of them: ``ValueError`` otherwise).
+            targets are and one of them: ``ValueError`` otherwise). An entry acts while its language
+            is a target: a settings change that drops the language (or adds it back) restarts the
+            stream without the entry (with it), as the server takes no update that would leave a
+            running stream an entry for a language it does not translate.
         vad: the server's segmentation overrides (the SDK's ``VadOptions``).
         client: an ``AsyncTranslateClient`` to use instead of one made from ``address``,
             ``token`` and ``tls`` (it is then not closed by the service).
@@ -220,6 +223,7 @@ class TranslateSvcSTTService(STTService):
         self._interim_ms = interim_ms
         self._detect = detect
         self._terms = to_model_terms(terms, defaults.target_languages)
+        self._stream_terms: list[Term | str] = list(self._terms)  # those of the stream made last
         self._vad = vad
         self._end_timeout_s = end_timeout_s
         if reopen_delay_s is None:
@@ -311,11 +315,15 @@ class TranslateSvcSTTService(STTService):
         lasting = self._lasting
         if lasting is None or lasting.audio_position() is None:
             return changed  # the next stream is made with the new settings
-        if "language" in changed:
+        if "language" in changed or self._terms_for(self._settings.target_languages) != self._stream_terms:  # type: ignore[arg-type]
             await self._request_reconnect()  # at once, or when the user stops speaking
         elif updatable:
             await self._update_stream(lasting, targets="target_languages" in updatable, voice="speaker_id" in updatable)
         return changed
+
+    def _terms_for(self, targets: Sequence[str]) -> list[Term | str]:
+        """The terms a stream into ``targets`` is made with: the glossary entries for those languages."""
+        return [t for t in self._terms if not (isinstance(t, Term) and t.glossary) or t.target_language in targets]
 
     async def _update_stream(self, lasting: LastingStream, *, targets: bool, voice: bool) -> None:
         """The settings of now to the stream that takes audio (when none does, the next one is
@@ -357,11 +365,12 @@ class TranslateSvcSTTService(STTService):
         speaker = s.speaker_id if isinstance(s.speaker_id, int) else None
         if self._lasting is not None:
             self._made_with = {self._lasting.opened + 1: (tuple(s.target_languages), speaker)}  # type: ignore[arg-type]
+        self._stream_terms = self._terms_for(s.target_languages)  # type: ignore[arg-type]
         return self._client.stream(
             targets=list(s.target_languages),  # type: ignore[arg-type]
             source=source,
             detect=self._detect,
-            terms=self._terms,
+            terms=self._stream_terms,
             encoding="linear16",
             sample_rate=self.sample_rate,
             interim_ms=self._interim_ms,
@@ -446,7 +455,9 @@ class TranslateSvcSTTService(STTService):
         s = self._settings  # changed while it opened: the update went nowhere
         speaker = s.speaker_id if isinstance(s.speaker_id, int) else None
         targets, voice = tuple(s.target_languages) != made[0], speaker != made[1]  # type: ignore[arg-type]
-        if targets or voice:
+        if self._terms_for(s.target_languages) != self._stream_terms:  # type: ignore[arg-type]
+            await self._request_reconnect()  # its glossary entries changed with the targets
+        elif targets or voice:
             await self._update_stream(lasting, targets=targets, voice=voice)
 
     async def _done_with(self, call: Call | None) -> None:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pipecat.frames.frames import TranscriptionFrame, TranslationFrame
+from pipecat.frames.frames import STTUpdateSettingsFrame, TranscriptionFrame, TranslationFrame
 from pipecat.transcriptions.language import Language
-from pipeline_harness import assert_no_errors, chunks, run_pipeline, segment_of
+from pipeline_harness import FRAME_MS, Run, assert_no_errors, chunks, run_pipeline, segment_of
 
 from pipecat_translate_svc import TranslateSvcSTTService
+from pipecat_translate_svc.languages import to_model_code
 from translate_svc.client import Segment, Term
 
 #: the entry's translation: letters the test checkpoint's tokenizer has, several tokens (so the
@@ -71,3 +72,41 @@ def test_a_glossary_entry_for_no_target_is_refused() -> None:
         TranslateSvcSTTService(address="127.0.0.1:1", target_languages=["es"], terms=["Acme", entry])
     with pytest.raises(ValueError, match="set its target_language"):
         TranslateSvcSTTService(address="127.0.0.1:1", target_languages=["es"], terms=[Term("Acme", translation="N")])
+
+
+async def test_a_target_change_that_drops_or_adds_a_glossary_language_restarts_the_stream(
+    server: str, speech16k: np.ndarray
+) -> None:
+    """An entry acts while its language is a target. Dropping the language on a stream that is
+    opening (made with the entry) and adding it back on a running one each restart the stream with
+    the terms that fit its targets: no error (the server refuses an update that would leave a
+    running stream an entry for a language it does not translate, and a new stream with one)."""
+
+    async def retarget(sent_ms: int, run: Run) -> None:
+        if sent_ms == FRAME_MS:  # the first audio opens the first stream, with the Spanish entry
+            await run.queue(STTUpdateSettingsFrame(delta=TranslateSvcSTTService.Settings(target_languages=["deu"])))
+        if sent_ms == 7000:
+            await run.queue(
+                STTUpdateSettingsFrame(delta=TranslateSvcSTTService.Settings(target_languages=["deu", Language.ES]))
+            )
+
+    entry = Term("Acme", translation=GLOSSARY, target_language=Language.ES)
+    service = TranslateSvcSTTService(
+        address=server,
+        source_language=Language.EN,
+        target_languages=[Language.ES, "deu"],
+        speech=False,
+        terms=["boosted", entry],
+    )
+    run = await run_pipeline(service, chunks(speech16k, 16000, seconds=16), pace=4.0, hook=retarget)
+    assert_no_errors(run)
+    assert service.is_usable
+    by_segment: dict[tuple[int, int], set[str]] = {}
+    for f in run.down.of(TranslationFrame):
+        meta = f.metadata["translate_svc"]
+        by_segment.setdefault((meta["stream"], meta["segment_id"]), set()).add(to_model_code(f.language))
+    languages = [by_segment[k] for k in sorted(by_segment)]
+    assert {"deu"} in languages, languages  # Spanish dropped
+    assert languages[-1] == {"deu", "spa"}, languages  # and back
+    streams = {f.metadata["translate_svc"]["stream"] for f in run.down.of(TranscriptionFrame)}
+    assert len(streams) >= 2, streams  # restarted, not updated

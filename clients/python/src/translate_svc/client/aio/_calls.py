@@ -410,9 +410,10 @@ class StreamCalls:
         )
         why = "it drained" if outcome.kind == "drained" else f"the call was lost ({outcome.error})"
         logger.info(
-            "resuming the stream after %s: from %d ms (a lead-in of %d ms before it), segment %d, %d chunk(s) to send",
+            "resuming the stream after %s: from %d ms (audio from %d ms: a lead-in of %d ms), segment %d, %d chunk(s)",
             why,
             offset_ms,
+            start_ms,
             lead_in_ms,
             resume.next_segment_id,
             len(chunks),
