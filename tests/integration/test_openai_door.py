@@ -170,6 +170,10 @@ class Balancer:
             t.add_done_callback(self._pipes.discard)
 
 
+#: what the resuming client sends again before x_resume_offset_ms (x_resume_lead_in_ms)
+LEAD_IN_MS = 1000
+
+
 async def test_a_drain_closes_with_1012_and_the_openai_sdk_reconnects_and_goes_on(
     test_model_dir: Path, pcm24k: np.ndarray
 ) -> None:
@@ -184,7 +188,8 @@ async def test_a_drain_closes_with_1012_and_the_openai_sdk_reconnects_and_goes_o
 
     def on_reconnecting(ev: ReconnectingEvent) -> ReconnectingOverrides:
         reconnects.append(ev.close_code)
-        return {"extra_query": {"x_resume": resume[-1]}}  # where the drained server's session.closed said
+        # where the drained server's session.closed said, with a lead-in of 1 s before its offset
+        return {"extra_query": {"x_resume": resume[-1], "x_resume_lead_in_ms": str(LEAD_IN_MS)}}
 
     async with serving(settings) as first, serving(settings) as second:
         assert first.server.realtime is not None and second.server.realtime is not None
@@ -192,8 +197,8 @@ async def test_a_drain_closes_with_1012_and_the_openai_sdk_reconnects_and_goes_o
             stopping: list[asyncio.Task[None]] = []
             events: list[Any] = []
             # a client that keeps its audio: when the drained session closes it waits for the SDK's
-            # reconnect, then sends again from x_resume_offset_ms (appends the old server did not
-            # read, or that failed while the SDK reconnected, are not lost)
+            # reconnect, then sends again from x_resume_offset_ms less the lead-in (appends the old
+            # server did not read, or that failed while the SDK reconnected, are not lost)
             rewind_to: list[int] = []  # ms, from the drained session.closed
             reconnected = asyncio.Event()
             connect = client(lb.port).realtime.translations.connect
@@ -210,7 +215,7 @@ async def test_a_drain_closes_with_1012_and_the_openai_sdk_reconnects_and_goes_o
                             stopping.append(asyncio.create_task(first.server.stop(grace=5)))
                         if rewind_to and not reconnected.is_set():
                             await reconnected.wait()
-                            at = rewind_to[0] * 24  # 24 samples per ms
+                            at = (rewind_to[0] - LEAD_IN_MS) * 24  # 24 samples per ms
                         with contextlib.suppress(websockets.exceptions.ConnectionClosed):
                             await conn.session.input_audio_buffer.append(audio=b64(audio[at : at + CHUNK]))
                             at += CHUNK
@@ -244,7 +249,7 @@ async def test_a_drain_closes_with_1012_and_the_openai_sdk_reconnects_and_goes_o
     assert last.type == "session.closed" and last.model_extra["x_reason"] == "closed"
     assert last.model_extra["x_segments_total"] > next_id  # segment ids run on over the move
     # what the second server sent is placed after the first's: ids from next_id, times from where
-    # the first stopped reading
+    # the first stopped reading (the lead-in before it only listened to, not translated again)
     moved = [e.x_segment for e in events[events.index(drained) :] if e.model_extra.get("x_segment")]
     resumed_at = drained.model_extra["x_resume_offset_ms"]
     assert moved and all(x["segment_id"] >= next_id and x["start_ms"] >= resumed_at for x in moved)

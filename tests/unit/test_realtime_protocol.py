@@ -197,6 +197,16 @@ def test_a_drain_ends_with_x_resume_that_resumes_the_session_on_another_server()
     assert config.resume is not None and (config.resume.next_segment_id, config.resume.offset_ms) == (4, 8000)
     _, requests = split(list(protocol().resume("not-a-resume")))
     assert len(requests) == 1 and isinstance(requests[0], Invalid)
+    # with a lead-in (x_resume_lead_in_ms): the audio starts that much before the offset and is only
+    # listened to up to it
+    _, requests = split(list(protocol(resume_lead_in="1000").resume(closed["x_resume"])))
+    (config,) = requests
+    assert isinstance(config, StreamConfig) and config.resume is not None
+    assert (config.resume.offset_ms, config.resume.lead_in_ms) == (7000, 1000)
+    for bad in ("-5", "1e3", "8001", "10001"):  # not a whole number, or before the stream's start
+        _, requests = split(list(protocol(resume_lead_in=bad).resume(closed["x_resume"])))
+        assert len(requests) == 1 and isinstance(requests[0], Invalid), bad
+        assert "x_resume_lead_in_ms" in requests[0].error.message and "0 to 8000" in requests[0].error.message
 
 
 def types_of(p: RealtimeProtocol, *evs: Any) -> list[dict[str, Any]]:

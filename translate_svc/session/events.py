@@ -26,6 +26,10 @@ from translate_svc.vad.segmenter import SegmenterConfig
 # -- requests (door -> driver) ------------------------------------------------------------------
 
 
+#: the longest lead-in a resumed call may send again (ResumeFrom.lead_in_ms)
+MAX_LEAD_IN_MS = 10_000
+
+
 @dataclass(frozen=True)
 class Resume:
     """Where a resumed stream continues (``StreamingConfig.resume``)."""

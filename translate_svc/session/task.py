@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, OPUS_RATE
 from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND
 from translate_svc.errors import InvalidInput, NotInstalled, shown
-from translate_svc.session.events import Resume
+from translate_svc.session.events import MAX_LEAD_IN_MS, Resume
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
     DEFAULT_TERM_WEIGHT,
@@ -406,10 +406,6 @@ def check_captions(interim_interval_ms: int, task: TranslationTask, limits: Limi
         raise InvalidInput(f"interim_interval_ms is {interim_interval_ms}: use 0 (no live captions) or {least}..60000")
     if interim_interval_ms and not (task.output.text or task.output.transcript):
         raise InvalidInput("interim_interval_ms needs text: set output.text or output.transcript")
-
-
-#: the longest lead-in a resumed call may send again (ResumeFrom.lead_in_ms)
-MAX_LEAD_IN_MS = 10_000
 
 
 def check_resume(resume: Resume, limits: LimitsSettings) -> None:

@@ -278,6 +278,7 @@ class OpenAIDoor:
             chunk_bytes=limits.max_chunk_bytes,
             card=card_or_none(self._m),
             limits=limits,
+            resume_lead_in=request.query.get("x_resume_lead_in_ms"),
         )
         resume = request.query.get("x_resume") or None
         return await admit_and_serve(request, self._m, protocol, caller, call, resume=resume, sockets=self._sockets)

@@ -77,6 +77,7 @@ from translate_svc.transport.openai.session_update import (
     MAX_LANGUAGES,
     checked,
     extensions,
+    resume_lead_in,
     resume_value,
     resumed,
     room_of,
@@ -139,8 +140,10 @@ class RealtimeProtocol:
         chunk_bytes: int = 1024 * 1024,
         card: ModelCard | None = None,
         limits: LimitsSettings | None = None,
+        resume_lead_in: str | None = None,
     ) -> None:
         self.limits = limits if limits is not None else LimitsSettings()
+        self.resume_lead_in = resume_lead_in  # the x_resume_lead_in_ms query parameter, unchecked
         self.max_append_bytes = max_append_bytes
         self.chunk_bytes = chunk_bytes // 2 * 2  # whole PCM16 samples
         #: the model as it was when the session opened (None: still loading): what it can speak, and
@@ -231,6 +234,7 @@ class RealtimeProtocol:
         request: StreamRequest
         try:
             session, token, next_id, offset_ms = resumed(value)
+            lead_in_ms = resume_lead_in(self.resume_lead_in, offset_ms)
             config = self._update(session, None, replies)
         except (ValueError, KeyError, TypeError):
             request = Invalid(
@@ -243,7 +247,7 @@ class RealtimeProtocol:
             request = Invalid(e)
         else:
             if isinstance(config, StreamConfig):
-                request = dataclasses.replace(config, resume=Resume(token, next_id, offset_ms))
+                request = dataclasses.replace(config, resume=Resume(token, next_id, offset_ms - lead_in_ms, lead_in_ms))
             else:
                 request = Invalid(
                     InvalidInput("x_resume names no output language: connect without it for a new session")

@@ -11,9 +11,9 @@ import json
 import zlib
 from typing import Any
 
-from translate_svc.errors import InvalidInput
+from translate_svc.errors import InvalidInput, shown
 from translate_svc.languages import guess_model_code
-from translate_svc.session.events import RoomJoin
+from translate_svc.session.events import MAX_LEAD_IN_MS, RoomJoin
 from translate_svc.types import ModelCard
 
 #: the targets where the door is given no limit (``limits.max_target_languages``' ceiling), a
@@ -151,6 +151,20 @@ def resume_value(session: dict[str, Any], token: str, next_id: int, offset_ms: i
     packed = zlib.compress(text, 9)
     value = base64.urlsafe_b64encode(packed if len(packed) < len(text) else text).decode()
     return value if len(value) <= MAX_RESUME_CHARS else None
+
+
+def resume_lead_in(raw: str | None, offset_ms: int) -> int:
+    """The ``x_resume_lead_in_ms`` query parameter: how many ms before ``x_resume_offset_ms`` the
+    resumed session's audio starts (they were translated; only listened to, so that the VAD enters
+    the offset in speech as the drained session's did: gRPC's ``ResumeFrom.lead_in_ms``)."""
+    if raw is None:
+        return 0
+    if not (raw.isdigit() and int(raw) <= min(MAX_LEAD_IN_MS, offset_ms)):
+        raise InvalidInput(
+            f"x_resume_lead_in_ms {shown(raw)} is not a whole number of ms from 0 to {min(MAX_LEAD_IN_MS, offset_ms)} "
+            "(at most 10000, and not before the stream's start): send the audio from x_resume_offset_ms less it"
+        )
+    return int(raw)
 
 
 def resumed(value: str) -> tuple[Any, str, int, int]:
