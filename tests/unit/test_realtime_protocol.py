@@ -203,7 +203,7 @@ def test_a_drain_ends_with_x_resume_that_resumes_the_session_on_another_server()
     (config,) = requests
     assert isinstance(config, StreamConfig) and config.resume is not None
     assert (config.resume.offset_ms, config.resume.lead_in_ms) == (7000, 1000)
-    for bad in ("-5", "1e3", "8001", "10001"):  # not a whole number, or before the stream's start
+    for bad in ("-5", "1e3", "²", "9" * 5000, "8001", "10001"):  # not a whole number, or before the stream's start
         _, requests = split(list(protocol(resume_lead_in=bad).resume(closed["x_resume"])))
         assert len(requests) == 1 and isinstance(requests[0], Invalid), bad
         assert "x_resume_lead_in_ms" in requests[0].error.message and "0 to 8000" in requests[0].error.message

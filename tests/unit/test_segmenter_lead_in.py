@@ -111,3 +111,13 @@ def test_after_the_resume_point_a_resumed_call_segments_as_the_uninterrupted_str
             resumed = resumed[1:]
         assert resumed == after, (trial, config, lead)
     assert spanning > 30  # the region open across the resume point was exercised
+
+
+def test_at_a_lead_in_ending_on_a_window_boundary_nothing_of_it_can_be_flushed() -> None:
+    """All of the lead-in scored, the next window not yet: speech open in it is the earlier call's
+    still; a FLUSH or a stalled sender then closes nothing (no segment of the lead-in's audio)."""
+    seg = Segmenter(DEFAULT, lead_in=40 * W)
+    probs = np.asarray(_probs((SIL, 10), (SPEECH, 30)), dtype=np.float32)
+    assert seg.push(np.zeros(40 * W, np.float32), probs) == []
+    assert not seg.holds_speech
+    assert seg.flush() == []

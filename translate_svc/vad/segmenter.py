@@ -271,8 +271,8 @@ class Segmenter:
         self._temp_end: int | None = None  # first silent window of a pause in progress
         self._closed: _Closed | None = None
         self._prev_end = lead_in  # end of the last emitted segment: nothing may start before it
-        self._lead_in = lead_in  # windows ending at or before it only move the hysteresis (0 once past)
-        self._lead_in_end = lead_in
+        #: windows ending at or before it only move the hysteresis; 0 once a window reaches past it
+        self._lead_in = lead_in
 
     @property
     def samples_seen(self) -> int:
@@ -288,7 +288,7 @@ class Segmenter:
     def holds_speech(self) -> bool:
         """Speech that ``flush`` would close into a segment now: an open region, or a closed one
         still waiting for its right pad."""
-        return (self._triggered and not self._in_lead_in()) or self._closed is not None
+        return (self._triggered and not self._lead_in) or self._closed is not None
 
     def open_speech(self) -> tuple[int, np.ndarray] | None:
         """The open segment so far, for live captions: its padded start sample and a copy of its
@@ -326,7 +326,7 @@ class Segmenter:
         """
         self._check_open()
         events: list[SegmenterEvent] = []
-        if self._in_lead_in():  # the call it resumes closed this speech already
+        if self._lead_in:  # speech open in the lead-in: the call it resumes closed it
             self._triggered = False
             self._temp_end = None
             return events
@@ -354,7 +354,7 @@ class Segmenter:
             )
         events: list[SegmenterEvent] = []
         self._drain(events, final=True)
-        if length <= self._lead_in_end:  # the stream ended inside its lead-in: nothing new to translate
+        if self._lead_in:  # the stream ended inside its lead-in: nothing new to translate
             self._triggered = False
         if self._closed is not None:
             self._emit_closed(events, min(self._closed.end_raw + self._pad, length))
@@ -384,9 +384,6 @@ class Segmenter:
             self._windows += 1
             consumed += 1
         del self._queued[:consumed]
-
-    def _in_lead_in(self) -> bool:
-        return self._windows * WINDOW_SAMPLES < self._lead_in
 
     def _step(self, events: list[SegmenterEvent], cur: int, p: float) -> None:
         """One window, in the order of silero's ``get_speech_timestamps`` loop; then the cap."""

@@ -159,7 +159,7 @@ def resume_lead_in(raw: str | None, offset_ms: int) -> int:
     the offset in speech as the drained session's did: gRPC's ``ResumeFrom.lead_in_ms``)."""
     if raw is None:
         return 0
-    if not (raw.isdigit() and int(raw) <= min(MAX_LEAD_IN_MS, offset_ms)):
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 5 and int(raw) <= min(MAX_LEAD_IN_MS, offset_ms)):
         raise InvalidInput(
             f"x_resume_lead_in_ms {shown(raw)} is not a whole number of ms from 0 to {min(MAX_LEAD_IN_MS, offset_ms)} "
             "(at most 10000, and not before the stream's start): send the audio from x_resume_offset_ms less it"
