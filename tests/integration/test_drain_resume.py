@@ -129,8 +129,12 @@ async def test_a_draining_server_tells_live_streams_translates_their_speech_and_
     end = responses[-1].ended
     assert end.reason == pb.StreamEnd.DRAINING
     segs = [r.segment for r in responses if r.HasField("segment")]
-    # translated up to where the server stopped reading, open speech included; nothing after it
-    assert 12_000 <= end.resume_offset_ms < 30_000 and end.resume_offset_ms == end.audio_received_ms
+    # translated up to where the server stopped reading, open speech included; nothing after it. The
+    # resume point is that, or where speech the end cut too short to translate began: within
+    # min_speech (250 ms), a pause under way (100 ms) and a window of the end (a drain that
+    # lands on a speech onset; seen in a fresh-clone run)
+    assert 12_000 <= end.resume_offset_ms < 30_000
+    assert 0 <= end.audio_received_ms - end.resume_offset_ms <= 250 + 100 + 64
     assert segs and segs[-1].end_ms <= end.resume_offset_ms
     assert [s.segment_id for s in segs] == list(range(len(segs))) and end.segments_total == len(segs)
     assert kinds.index("draining") < len(kinds) - 1 - kinds[::-1].index("segment")  # results after the notice
