@@ -456,6 +456,13 @@ def test_model_volume_is_read_only_and_filled_by_the_cli(overlay: str) -> None:
         assert written.relative_to(jmount["mountPath"]) == model_path.relative_to(mount["mountPath"]), (
             f"the Job writes {written}, the server reads {model_path}"
         )
+        # the language identifier (issue 57): fetched by the same Job where the server looks for it
+        lid_path = Path(_server_env(objs)["TRANSLATE_SVC_MODEL__LID_PATH"])
+        assert params["lid_dir"] is not None, "the Job does not fetch the language identifier"
+        lid_written = Path(params["lid_dir"])
+        assert lid_written.relative_to(jmount["mountPath"]) == lid_path.relative_to(mount["mountPath"]), (
+            f"the Job writes the language identifier to {lid_written}, the server reads {lid_path}"
+        )
         assert not selects(server_deployment(objs)["spec"]["selector"], job["spec"]["template"]["metadata"]["labels"])
     else:
         # cpu-dev: the test checkpoint, built by an init container into the pod's emptyDir

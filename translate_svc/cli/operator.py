@@ -330,6 +330,15 @@ def download_model(
         "model_cache/seamless-m4t-v2-large"
     ),
     revision: Annotated[str, typer.Option(help="branch, tag or commit")] = "main",
+    lid_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--lid-dir",
+            help="also fetch the spoken-language identifier (facebook/mms-lid-126, about 4 GB) into this "
+            "directory, as download-lid-model does (language detection, terms without a source language, "
+            "transcription without a language)",
+        ),
+    ] = None,
 ) -> None:
     """Fetch facebook/seamless-m4t-v2-large (safetensors only) — needs internet access."""
     from translate_svc.app import download_model as download
@@ -341,6 +350,8 @@ def download_model(
 
     repo, commit = download(directory, revision, on_start=starting)
     console.print(f"done: {escape(str(directory))} holds {repo} at {commit}")
+    if lid_dir is not None:
+        download_lid_model(lid_dir)
 
 
 def make_test_lid_model(

@@ -22,10 +22,13 @@ from translate_svc.types import BatchStats, SegmentResult
 _MS = (10, 25, 50, 100, 250, 500, 1000, 2000, 4000, 8000, 16000, 32000)
 
 STREAMS_ACTIVE = Gauge(
-    "translate_svc_streams_active", "StreamingTranslate calls in progress", multiprocess_mode="livesum"
+    "translate_svc_streams_active",
+    "live streams in progress, every door (gRPC and Riva streams, OpenAI realtime sessions, phone calls); "
+    "room listeners are translate_svc_room_listeners",
+    multiprocess_mode="livesum",
 )
 STREAMS_STARTED = Counter(
-    "translate_svc_streams_started_total", "StreamingTranslate calls admitted, by front-end process", ["process"]
+    "translate_svc_streams_started_total", "live streams admitted (every door), by front-end process", ["process"]
 )
 #: this process's name in ``STREAMS_STARTED`` (``main``, or a worker's name: ``set_process``)
 _process = "main"
