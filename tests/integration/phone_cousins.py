@@ -19,8 +19,9 @@ class FakeTelnyx(MediaStreamCarrier):
     """A Telnyx Media Streaming WebSocket with bidirectional RTP (``stream_bidirectional_mode=rtp``),
     from Telnyx's "Stream call media over WebSocket" page
     (https://developers.telnyx.com/api-reference/websockets/stream-call-media-over-websocket) and
-    the streaming_start command's page
-    (https://developers.telnyx.com/api-reference/call-commands/streaming-start):
+    the streaming_start command's pages (https://developers.telnyx.com/api-reference/call-commands/
+    streaming-start: the codecs and rates; https://developers.telnyx.com/api/call-control/
+    start-call-streaming: "WebSocket events", "Stream Errors"):
 
     - ``{"event": "connected", "version": "1.0.0"}``, then ``start``: ``sequence_number``, the
       ``stream_id`` at the top level, ``start.call_control_id`` (and ``user_id``,
@@ -36,7 +37,7 @@ class FakeTelnyx(MediaStreamCarrier):
       dropped: this fake does not.
     - ``error`` frames (``error.title``, ``error.code``, ``error.detail``: e.g. 100003
       ``malformed_frame``, 100005 ``rate_limit_reached``) when a frame sent to Telnyx is bad; the
-      stream goes on (the streaming_start page's "Stream Errors").
+      stream goes on ("Stream Errors").
     """
 
     carrier = "telnyx"

@@ -35,7 +35,7 @@ from tests.integration.phone_carriers import (
     ulaw_decode,
 )
 from tests.integration.phone_cousins import FakeExotel, FakeSignalWire, FakeTelnyx
-from tests.integration.phone_lag import LAG_TOLERANCE_S, carrier_lags, segment_ends
+from tests.integration.phone_lag import CLOSE_SILENCE_MS, LAG_TOLERANCE_S, carrier_lags, segment_ends
 from tests.integration.test_cli import ServerProcess
 from tests.integration.test_slow_reader import Metrics, free_port, until
 from translate_svc.api.v1 import translate_pb2 as pb
@@ -43,7 +43,7 @@ from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client.raw import channel
 from translate_svc.model.stable import SPEECH_S
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(120)]
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(60)]
 
 #: the seconds of speech each call streams
 SPEECH_SECONDS = 8.0
@@ -87,7 +87,10 @@ def served(test_model_dir: Path) -> Iterator[Served]:
             *("--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--http-port", "0"),
             *("--phone", "--test-translator", "stable"),
         ],
-        env={"TRANSLATE_SVC_SERVER__METRICS_PORT": str(metrics_port)},
+        env={
+            "TRANSLATE_SVC_SERVER__METRICS_PORT": str(metrics_port),
+            "TRANSLATE_SVC_VAD__MIN_SILENCE_MS": str(CLOSE_SILENCE_MS),  # phone_lag.py
+        },
     )
     try:
         yield Served(proc, Metrics(metrics_port))

@@ -8,6 +8,7 @@ itself saw (``phone_lag.py``)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from tests.integration.phone_carriers import (
     ulaw_bytes,
     ulaw_decode,
 )
-from tests.integration.phone_lag import LAG_TOLERANCE_S, carrier_lags, p50_and_max_ms, segment_ends
+from tests.integration.phone_lag import CLOSE_SILENCE_MS, LAG_TOLERANCE_S, carrier_lags, p50_and_max_ms, segment_ends
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.model.stable import SPEECH_S, StableTranslator
 
@@ -45,7 +46,9 @@ def access() -> Iterator[AccessLines]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def phone(test_model_dir: Path) -> AsyncIterator[LiveServer]:
-    async with serving(phone_settings(test_model_dir), runner_factory=lambda: StableTranslator(test_model_dir)) as srv:
+    settings = phone_settings(test_model_dir)
+    settings.vad = dataclasses.replace(settings.vad, min_silence_ms=CLOSE_SILENCE_MS)  # phone_lag.py
+    async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as srv:
         yield srv
 
 
@@ -64,8 +67,8 @@ async def test_a_twilio_call_hears_its_translation_in_mulaw_with_each_mark_echoe
     """The ear-voice lag the server reports (the access line's p50 and max, the metric's sum) is
     the one the carrier saw on its own clock: from sending the frame that reached each segment's
     end to sending back the segment's mark once its translation had played (Twilio's mark
-    semantics), each mark within ``LAG_TOLERANCE_S`` (150 ms: what separates the two is one
-    message delivery at each end, while a lag counted from the wrong moment is off by 250 ms or
+    semantics), each mark within ``LAG_TOLERANCE_S`` (100 ms: what separates the two is one
+    message delivery at each end, while a lag counted from the wrong moment is off by 200 ms or
     more; phone_lag.py says why)."""
     lag_sum0, lag_count0 = lag_metric("twilio")
     log = await FakeTwilio(url(phone)).call(jfk_ulaw)
