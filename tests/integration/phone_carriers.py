@@ -1,6 +1,10 @@
 """Fake carriers for the phone door's tests and benchmark, each written from the carrier's PUBLISHED
 message format, not from our code (docs/design.md pitfall 26):
 
+- ``MediaStreamCarrier``: what every carrier of Twilio's JSON shape does on a call (real-time
+  ``media``, a player that plays what it is sent in order, ``mark`` sent back once the audio before
+  it has played, ``clear``); each vendor's messages are its own subclass: ``FakeTwilio`` here,
+  Telnyx, SignalWire and Exotel in ``phone_cousins.py``.
 - ``FakeTwilio``: Twilio's "Media Streams - WebSocket Messages" page
   (https://www.twilio.com/docs/voice/media-streams/websocket-messages): ``connected``, ``start``,
   ``media`` every 20 ms (base64 µ-law 8 kHz, ``chunk`` and ``timestamp``), ``stop``; it plays the
@@ -15,7 +19,10 @@ message format, not from our code (docs/design.md pitfall 26):
 - ``FakeAudioSocket``: Asterisk's "AudioSocket" page: a TCP stream of frames, a 3-byte header
   (kind, big-endian length): ``0x01`` the UUID, ``0x10`` slin 8 kHz, ``0x00`` hang-up.
 
-The audio is encoded by libsndfile (soundfile's RAW ULAW / PCM_16), an encoder nobody here wrote.
+Each log keeps when the carrier sent each frame of the caller's audio (``CarrierLog.sent``) and
+when it said each mark's audio had played (``CarrierLog.echoed``): the ear-voice lag as the
+carrier saw it (``phone_lag.py``). The audio is encoded by libsndfile (soundfile's RAW ULAW /
+ALAW / PCM_16), an encoder nobody here wrote.
 """
 
 from __future__ import annotations
@@ -50,6 +57,17 @@ def ulaw_decode(data: bytes) -> np.ndarray:
     return sf.read(io.BytesIO(data), samplerate=8000, channels=1, format="RAW", subtype="ULAW", dtype="float32")[0]
 
 
+def alaw_bytes(pcm16: np.ndarray) -> bytes:
+    """8 kHz int16 samples as A-law, by libsndfile."""
+    buf = io.BytesIO()
+    sf.write(buf, pcm16, 8000, format="RAW", subtype="ALAW")
+    return buf.getvalue()
+
+
+def alaw_decode(data: bytes) -> np.ndarray:
+    return sf.read(io.BytesIO(data), samplerate=8000, channels=1, format="RAW", subtype="ALAW", dtype="float32")[0]
+
+
 @dataclass
 class CarrierLog:
     """What a fake carrier saw of a call."""
@@ -65,6 +83,11 @@ class CarrierLog:
     #: set on every message from the server (a test waits on it, never on a sleep)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     other: list[Any] = field(default_factory=list)
+    #: (the call's timeline ms its audio reached, when the carrier sent the frame that reached it),
+    #: one per frame sent: where a segment's source speech ended, on the carrier's clock
+    sent: list[tuple[int, float]] = field(default_factory=list)
+    #: the server's JSON messages' ``event`` names, in order
+    events: list[str] = field(default_factory=list)
 
     @property
     def speech_bytes(self) -> int:
@@ -73,6 +96,15 @@ class CarrierLog:
     @property
     def marks(self) -> list[str]:
         return [i for i in self.items if isinstance(i, str)]
+
+    @property
+    def media_sizes(self) -> list[int]:
+        """The bytes of each outbound media message, in order."""
+        return [len(i) for i in self.items if isinstance(i, bytes)]
+
+    def sent_at(self, ms: int) -> float:
+        """When the carrier sent the frame with which the call's audio reached ``ms``."""
+        return next(at for reached, at in self.sent if reached >= ms)
 
 
 class _Player:
@@ -87,39 +119,73 @@ class _Player:
         return self.ends_at
 
 
-class FakeTwilio:
-    """One bidirectional Media Stream of one call (``<Connect><Stream>``)."""
+class MediaStreamCarrier:
+    """What a carrier of Twilio's JSON shape does on one call, whoever its vendor (subclasses say
+    each message as their vendor's page does): it sends ``connected`` (if it has one) and
+    ``start``, then the caller's audio in ``media`` messages of ``frame_s`` at real time, then
+    silence until nothing has come for ``quiet_s`` and every mark is echoed (at most
+    ``linger_s``), then ``stop``. It plays the ``media`` it is sent in order in real time (one
+    queue), sends each ``mark`` back once the audio sent before it has played, and on ``clear``
+    drops what it holds (and, where its vendor says so, sends back the marks it dropped)."""
 
-    def __init__(self, url: str, *, custom: dict[str, str] | None = None, headers: dict[str, str] | None = None):
+    #: the vendor's name (the door's path)
+    carrier = ""
+    #: the length of one inbound media message
+    frame_s = FRAME_S
+    #: whether ``clear`` sends back the marks it dropped (Twilio, SignalWire say so)
+    clear_echoes_marks = True
+
+    def __init__(self, url: str, *, headers: dict[str, str] | None = None, rate: int = 8000, sample_bytes: int = 1):
         self.url = url
-        self.custom = custom or {}
         self.headers = headers or {}
-        self.sid = "MZ" + uuid.uuid4().hex
+        self.rate = rate
+        self.sample_bytes = sample_bytes
         self.log = CarrierLog()
         self.echo_marks = True
-        self._seq = 0
 
-    def _msg(self, event: str, **body: Any) -> str:
-        self._seq += 1
-        out = {"event": event, "sequenceNumber": str(self._seq), **body}
-        if event != "connected":
-            out["streamSid"] = self.sid
-        return json.dumps(out)
+    # -- the vendor's messages (each subclass from its vendor's page) ------------------------------
 
-    async def call(self, ulaw: bytes, *, linger_s: float = 12.0, quiet_s: float = 2.0, speed: float = 1) -> CarrierLog:
-        """Stream ``ulaw`` at real time (``speed`` x), then silence until nothing has come for
-        ``quiet_s`` and every mark is echoed (at most ``linger_s``), then ``stop``."""
+    @property
+    def silence(self) -> bytes:
+        """One byte of the call's codec's silence (16-bit PCM: two)."""
+        return b"\x00\x00" if self.sample_bytes == 2 else b"\xff"
+
+    def connected(self) -> dict[str, Any] | None:
+        return None
+
+    def start(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def media(self, chunk: int, timestamp_ms: int, payload: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def mark(self, name: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stop(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def check(self, message: dict[str, Any]) -> None:
+        """Assert that a message from the server is addressed as the vendor's page says."""
+
+    # -- one call ----------------------------------------------------------------------------------
+
+    async def call(self, audio: bytes, *, linger_s: float = 12.0, quiet_s: float = 2.0, speed: float = 1) -> CarrierLog:
+        """Stream ``audio`` (the call's codec) at real time (``speed`` x), then silence until
+        nothing has come for ``quiet_s`` and every mark is echoed (at most ``linger_s``), then
+        ``stop``."""
         loop = asyncio.get_running_loop()
-        player = _Player(8000)
+        player = _Player(self.rate * self.sample_bytes)
         last_out = [loop.time()]
         pending: set[asyncio.TimerHandle] = set()
         stopped = False
         async with aiohttp.ClientSession() as http, http.ws_connect(self.url, headers=self.headers) as ws:
 
             async def echo(name: str, played_at: float) -> None:
+                at = loop.time()
                 if not ws.closed:
-                    await ws.send_str(self._msg("mark", mark={"name": name}))
-                self.log.echoed[name] = (played_at, loop.time())
+                    await ws.send_str(json.dumps(self.mark(name)))
+                self.log.echoed[name] = (played_at, at)
 
             async def read() -> None:
                 async for msg in ws:
@@ -129,7 +195,8 @@ class FakeTwilio:
                     m = json.loads(msg.data)
                     last_out[0] = loop.time()
                     self.log.changed.set()
-                    assert m.get("streamSid") == self.sid, m
+                    self.log.events.append(m["event"])
+                    self.check(m)
                     if m["event"] == "media":
                         data = base64.b64decode(m["media"]["payload"], validate=True)
                         self.log.items.append(data)
@@ -147,44 +214,39 @@ class FakeTwilio:
                         for h in list(pending):
                             h.cancel()
                         pending.clear()
-                        for name in self.log.marks:
-                            if name not in self.log.echoed:
-                                await echo(name, loop.time())
+                        if self.clear_echoes_marks:
+                            for name in self.log.marks:
+                                if name not in self.log.echoed:
+                                    await echo(name, loop.time())
                     else:
                         self.log.other.append(m)
                 if not stopped:
                     self.log.closed_at = loop.time()
 
             reader = loop.create_task(read())
-            await ws.send_str(self._msg("connected", protocol="Call", version="1.0.0"))
-            start = {
-                "accountSid": "AC" + "0" * 32,
-                "streamSid": self.sid,
-                "callSid": "CA" + uuid.uuid4().hex,
-                "tracks": ["inbound"],
-                "customParameters": self.custom,
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-            }
-            await ws.send_str(self._msg("start", start=start))
+            hello = self.connected()
+            if hello is not None:
+                await ws.send_str(json.dumps(hello))
+            await ws.send_str(json.dumps(self.start()))
             t0 = loop.time()
             chunk = 0
-            silence = b"\xff" * 160
+            step = round(self.rate * self.frame_s) * self.sample_bytes
+            silence = self.silence * (step // len(self.silence))
+            reached = 0  # bytes of the call's audio sent
 
             async def send_frame(data: bytes) -> None:
-                nonlocal chunk
+                nonlocal chunk, reached
                 chunk += 1
-                media = {
-                    "track": "inbound",
-                    "chunk": str(chunk),
-                    "timestamp": str(chunk * 20),
-                    "payload": base64.b64encode(data).decode(),
-                }
-                await asyncio.sleep(max(0.0, t0 + chunk * FRAME_S / speed - loop.time()))
+                payload = base64.b64encode(data).decode()
+                message = self.media(chunk, round(1000 * reached / (self.rate * self.sample_bytes)), payload)
+                await asyncio.sleep(max(0.0, t0 + chunk * self.frame_s / speed - loop.time()))
                 if not ws.closed:
-                    await ws.send_str(self._msg("media", media=media))
+                    reached += len(data)
+                    self.log.sent.append((round(1000 * reached / (self.rate * self.sample_bytes)), loop.time()))
+                    await ws.send_str(json.dumps(message))
 
-            for i in range(0, len(ulaw), 160):
-                await send_frame(ulaw[i : i + 160])
+            for i in range(0, len(audio), step):
+                await send_frame(audio[i : i + step])
             end_by = loop.time() + linger_s
             while loop.time() < end_by and not ws.closed:
                 waiting = self.echo_marks and len(self.log.echoed) < len(self.log.marks)
@@ -193,12 +255,62 @@ class FakeTwilio:
                 await send_frame(silence)
             if not ws.closed:
                 stopped = True
-                ids = {"accountSid": start["accountSid"], "callSid": start["callSid"]}
-                await ws.send_str(self._msg("stop", stop=ids))
+                await ws.send_str(json.dumps(self.stop()))
                 await ws.close()
             await reader
             self.log.close_code = ws.close_code
         return self.log
+
+
+class FakeTwilio(MediaStreamCarrier):
+    """One bidirectional Media Stream of one call (``<Connect><Stream>``), µ-law 8 kHz in 20 ms
+    ``media`` messages with ``chunk`` and ``timestamp``; every message of the stream but
+    ``connected`` carries ``streamSid`` and a ``sequenceNumber``; ``stop`` carries the account and
+    call; on ``clear`` it sends back the marks it dropped."""
+
+    carrier = "twilio"
+
+    def __init__(self, url: str, *, custom: dict[str, str] | None = None, headers: dict[str, str] | None = None):
+        super().__init__(url, headers=headers)
+        self.custom = custom or {}
+        self.sid = "MZ" + uuid.uuid4().hex
+        self.account = "AC" + "0" * 32
+        self.call_sid = "CA" + uuid.uuid4().hex
+        self._seq = 0
+
+    def _msg(self, event: str, **body: Any) -> dict[str, Any]:
+        self._seq += 1
+        out = {"event": event, "sequenceNumber": str(self._seq), **body}
+        if event != "connected":
+            out["streamSid"] = self.sid
+        return out
+
+    def connected(self) -> dict[str, Any]:
+        return self._msg("connected", protocol="Call", version="1.0.0")
+
+    def start(self) -> dict[str, Any]:
+        start = {
+            "accountSid": self.account,
+            "streamSid": self.sid,
+            "callSid": self.call_sid,
+            "tracks": ["inbound"],
+            "customParameters": self.custom,
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        }
+        return self._msg("start", start=start)
+
+    def media(self, chunk: int, timestamp_ms: int, payload: str) -> dict[str, Any]:
+        media = {"track": "inbound", "chunk": str(chunk), "timestamp": str(timestamp_ms), "payload": payload}
+        return self._msg("media", media=media)
+
+    def mark(self, name: str) -> dict[str, Any]:
+        return self._msg("mark", mark={"name": name})
+
+    def stop(self) -> dict[str, Any]:
+        return self._msg("stop", stop={"accountSid": self.account, "callSid": self.call_sid})
+
+    def check(self, message: dict[str, Any]) -> None:
+        assert message.get("streamSid") == self.sid, message
 
 
 class FakeAsterisk:

@@ -21,7 +21,7 @@ from translate_svc.transport.phone.call import CallCodec, Flow, Hangup, Played, 
 from translate_svc.transport.phone.mix import UnderMix
 from translate_svc.transport.phone.pairs import Pairs
 from translate_svc.transport.phone.playout import Backlog, FramePacer, Marks, SpeechQueue
-from translate_svc.transport.phone.twilio import EXOTEL, TwilioFraming
+from translate_svc.transport.phone.twilio import EXOTEL, SIGNALWIRE, TELNYX, TwilioFraming
 from translate_svc.types import AudioEncoding
 from translate_svc.vad.segmenter import SegmenterConfig
 
@@ -88,6 +88,48 @@ def test_exotel_names_and_pcm() -> None:
     (bad,) = f.receive(json.dumps({"event": "media", "media": {"payload": base64.b64encode(b"\x01").decode()}}))
     assert isinstance(bad, Invalid)  # an odd number of bytes is not 16-bit PCM
     assert json.loads(f.mark("m")[0])["stream_sid"] == "S1"
+
+
+def payloads(out: list[str | bytes]) -> list[bytes]:
+    return [base64.b64decode(json.loads(m)["media"]["payload"]) for m in out]
+
+
+def test_exotel_voicebot_start_and_media_of_whole_320_bytes() -> None:
+    """Exotel's start as its "WebSocket protocol" page has it (``audio/x-raw``, the rate a
+    string); what goes back is a multiple of 320 bytes, 3.2 KB at least ("non-compliant sizes
+    create gaps in audio playback"), padded with silence."""
+    f = TwilioFraming(EXOTEL)
+    fmt = {"encoding": "audio/x-raw", "sample_rate": "16000", "bit_rate": "16"}
+    (started,) = f.receive(json.dumps({"event": "start", "stream_sid": "S1", "start": {"media_format": fmt}}))
+    assert isinstance(started, Started) and started.codec == CallCodec(AudioEncoding.LINEAR16, 16000)
+    sizes = [len(p) for p in payloads(f.media(b"\x01\x00" * 16_123))]  # 1.008 s at 16 kHz
+    assert sizes == [32_000, 3200]
+    assert [len(p) for p in payloads(f.media(b"\x01\x00" * 170))] == [3200]
+    (tail,) = payloads(f.media(b"\x01\x00" * 1700))
+    assert tail[:3400] == b"\x01\x00" * 1700 and tail[3400:] == bytes(3520 - 3400)  # the speech, then silence
+
+
+def test_telnyx_media_back_is_whole_20_ms_rtp_frames_and_an_error_frame_is_not_fatal() -> None:
+    """Telnyx takes 20 ms to 30 s of RTP payload a media message; its ``error`` frame is about a
+    frame it was sent, and its stream goes on."""
+    f = TwilioFraming(TELNYX)
+    fmt = {"encoding": "PCMA", "sample_rate": 8000, "channels": 1}
+    f.receive(
+        json.dumps({"event": "start", "stream_id": "S", "start": {"call_control_id": "v3:x", "media_format": fmt}})
+    )
+    sizes = [len(p) for p in payloads(f.media(b"\x01" * 8005))]
+    assert sizes == [8000, 160]  # the 5 bytes left padded to a 20 ms frame of A-law silence
+    assert payloads(f.media(b"\x01" * 8005))[1] == b"\x01" * 5 + b"\xd5" * 155
+    error = {"event": "error", "stream_id": "S", "error": {"title": "malformed_frame", "code": "100003"}}
+    assert f.receive(json.dumps(error)) == [] and f.notices == 1
+
+
+def test_signalwire_l16_streams() -> None:
+    """``codec="L16@16000h"`` / ``"L16@24000h"``: SignalWire's ``audio/x-L16``."""
+    for rate in (16000, 24000):
+        f = TwilioFraming(SIGNALWIRE)
+        (started,) = f.receive(twilio_start(encoding="audio/x-L16", sampleRate=rate))
+        assert isinstance(started, Started) and started.codec == CallCodec(AudioEncoding.LINEAR16, rate)
 
 
 def test_asterisk_both_control_modes() -> None:
