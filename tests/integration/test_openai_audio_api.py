@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import threading
 from collections.abc import AsyncIterator, Sequence
@@ -159,6 +160,83 @@ async def test_translations_go_to_english_or_the_target_named_in_every_format(do
     assert "".join(e["delta"] for e in events[:-1]) == plain.text
 
 
+async def test_word_timestamps_lie_in_their_segments_in_verbose_json_and_shape_srt_and_vtt_cues(
+    door: LiveServer, jfk: bytes
+) -> None:
+    """``timestamp_granularities=["word"]`` (and with ``"segment"``) through the SDK's own
+    ``transcriptions.create``: ``verbose_json`` has ``words`` (``{word, start, end}``), each inside one
+    segment's span, in order, none overlapping the next, the segments as without them; SRT and
+    WebVTT cues are made of the words (at most two lines of 42 characters, each cue's text exactly
+    the words inside its times, every word once, in order). Without ``word``: no words. A
+    translation takes no granularities (OpenAI's translations endpoint has none): 400."""
+    c = client(door)
+    create = c.audio.transcriptions.create
+    spans = await clip_spans(door, jfk)
+    plain = await create(file=("jfk.flac", jfk), model="whisper-1", language="en", response_format="verbose_json")
+    assert plain.words is None  # not asked: not computed
+    words: list[tuple[float, float, str]] = []
+    for grains in (["word"], ["word", "segment"]):
+        got = await create(
+            file=("jfk.flac", jfk),
+            model="whisper-1",
+            language="en",
+            response_format="verbose_json",
+            timestamp_granularities=grains,  # type: ignore[arg-type]
+        )
+        segments = got.segments or []
+        assert [(round(s.start * 1000), round(s.end * 1000)) for s in segments] == spans
+        assert got.text == plain.text
+        assert got.words, f"{grains}: no timed word: nothing was checked"
+        timed = [(w.start, w.end, w.word) for w in got.words]
+        for start, end, word in timed:
+            assert word and not any(ch.isspace() for ch in word), word
+            assert 0 <= start <= end, (start, end, word)
+            assert sum(s.start <= start and end <= s.end for s in segments) == 1, (start, end, word)
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(timed)), timed  # ordered, not overlapping
+        assert not words or timed == words  # the same words either way
+        words = timed
+
+    def ms(t: float) -> int:
+        return round(t * 1000)
+
+    in_segments = [[w for w in words if s.start <= w[0] and w[1] <= s.end] for s in plain.segments or []]
+    subtitles = await create(
+        file=("jfk.flac", jfk), model="m", language="en", response_format="srt", timestamp_granularities=["word"]
+    )
+    vtt = await create(
+        file=("jfk.flac", jfk), model="m", language="en", response_format="vtt", timestamp_granularities=["word"]
+    )
+    srt_cues = [
+        (round(c.start.total_seconds() * 1000), round(c.end.total_seconds() * 1000), c.content)
+        for c in srt.parse(subtitles)
+    ]
+    vtt_cues = [
+        (
+            round(c.start_in_seconds * 1000 + c.start_time.milliseconds),
+            round(c.end_in_seconds * 1000 + c.end_time.milliseconds),
+            c.text,
+        )
+        for c in webvtt.from_buffer(io.StringIO(vtt)).captions
+    ]
+    for cues in (srt_cues, vtt_cues):
+        assert [w for _, _, text in cues for w in text.split()] == [w[2] for w in words]
+        for start, end, text in cues:
+            lines = text.split("\n")
+            assert 1 <= len(lines) <= 2 and all(len(line) <= 42 or " " not in line for line in lines), text
+            inside = [[w[2] for w in g if start <= ms(w[0]) and ms(w[1]) <= end] for g in in_segments]
+            assert text.split() in inside, (start, end, text)
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        await c.audio.translations.create(
+            file=("jfk.flac", jfk),
+            model="whisper-1",
+            response_format="verbose_json",
+            extra_body={"timestamp_granularities": ["word"]},
+        )
+    assert refused.value.body["param"] == "timestamp_granularities", refused.value.body  # type: ignore[index]
+    await still_serves(door, jfk)
+
+
 async def bad(
     live: LiveServer, form: aiohttp.FormData | bytes, *, token: str = TOKEN, **headers: str
 ) -> tuple[int, Any]:
@@ -238,7 +316,12 @@ async def test_a_container_not_on_the_whitelist_is_refused(door: LiveServer, jfk
 
 async def test_what_is_not_available_is_refused_saying_so(door: LiveServer, jfk: bytes) -> None:
     cases = [
-        ({"timestamp_granularities[]": "word"}, "timestamp_granularities", "word timestamps are not available yet"),
+        (
+            {"timestamp_granularities[]": "word"},
+            "timestamp_granularities",
+            "word timestamps need a timed response_format",
+        ),
+        ({"timestamp_granularities[]": "char"}, "timestamp_granularities", 'it takes "segment", "word" or both'),
         ({"response_format": "srt", "stream": "true"}, "stream", "use it with response_format json or text"),
         ({"colour": "red"}, "colour", "unknown field"),
         ({"response_format": "diarized_json"}, "response_format", "speaker labels"),

@@ -191,7 +191,12 @@ class _Exchange:
             text = formats.joined([formats.piece(r, translate) for r in clip.segments])
             return await self._close(formats.sse(formats.done_event(text, clip.audio_duration_ms)))
         text, content_type = formats.body(
-            answer.response_format, clip, translate=translate, language=answer.language, card=self.card
+            answer.response_format,
+            clip,
+            translate=translate,
+            language=answer.language,
+            card=self.card,
+            words=answer.words,
         )
         return web.Response(text=text, content_type=content_type, charset="utf-8")
 

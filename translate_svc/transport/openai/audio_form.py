@@ -56,6 +56,14 @@ FIELDS = {
     TRANSLATE: _COMMON | {"x_target_language"},
 }
 _LISTS = frozenset({"timestamp_granularities", "include", "keywords", "languages", "known_speaker_names"})
+#: why a translation refuses a transcription's field (as OpenAI's translations endpoint takes neither)
+_HINTS = {
+    "language": " (the spoken language is found by the model)",
+    "timestamp_granularities": (
+        " (a translation's verbose_json has segment timestamps only, as OpenAI's; word timestamps are "
+        "the transcription endpoint's)"
+    ),
+}
 
 
 class FormError(InvalidInput):
@@ -92,6 +100,9 @@ class Answer:
     #: the language the text is in when it is known up front (a translation's target, a given
     #: source), as the model's code; else each segment's (detected)
     language: str | None
+    #: word timings asked for (``timestamp_granularities[]=word``): ``verbose_json``'s ``words``,
+    #: SRT and WebVTT cues of words
+    words: bool = False
 
 
 async def read_form(request: web.Request, max_file_bytes: int) -> Form:
@@ -179,7 +190,7 @@ def clip_request(
     """The clip core's request for ``form`` and how to answer it (``FormError``)."""
     for name, values in form.values.items():
         if name not in FIELDS[task]:
-            hint = " (the spoken language is found by the model)" if name == "language" else ""
+            hint = _HINTS.get(name, "") if task == TRANSLATE else ""
             raise FormError(
                 f"unknown field {shown(name, 40)} for this endpoint{hint}: it takes "
                 f"{', '.join(sorted(FIELDS[task] - {'file'}))}",
@@ -203,6 +214,7 @@ def clip_request(
         )
     _temperature(form.one("temperature"))
     _unavailable(form)
+    words = _words(form.values.get("timestamp_granularities", []), fmt)
     try:
         terms = boost_terms(
             form.one("prompt"),
@@ -214,7 +226,7 @@ def clip_request(
         if task == TRANSCRIBE:
             source, detect = source_or_detect(form.one("language"), form.values.get("languages", ()), card, "language")
             targets: tuple[str, ...] = ()
-            output = OutputOptions(text=False, speech=False, transcript=True)
+            output = OutputOptions(text=False, speech=False, transcript=True, word_timings=words)
             language = source or None
         else:
             source, detect = "", None
@@ -235,7 +247,7 @@ def clip_request(
         terms=terms,
     )
     form.file = b""  # the request holds the only reference from here on
-    return request, Answer(task, fmt, stream, language)
+    return request, Answer(task, fmt, stream, language, words)
 
 
 def _flag(value: str | None, name: str) -> bool:
@@ -263,20 +275,32 @@ def _temperature(value: str | None) -> None:
 
 def _unavailable(form: Form) -> None:
     """What this server cannot give, refused with what it can."""
-    grains = form.values.get("timestamp_granularities", [])
-    for g in grains:
-        if g not in ("segment", "word"):
-            raise FormError('timestamp_granularities[] takes "segment" (and "word")', param="timestamp_granularities")
-    if "word" in grains:
-        raise FormError(
-            "word timestamps are not available yet: ask for segment timestamps (timestamp_granularities[]="
-            "segment; verbose_json has them, and srt and vtt are timed by them)",
-            param="timestamp_granularities",
-        )
     for inc in form.values.get("include", []):
         raise FormError(f"include {shown(inc)}: log probabilities are not available on this server", param="include")
     if form.values.get("known_speaker_names") or form.values.get("known_speaker_references"):
         raise FormError("speaker identification is not available on this server", param="known_speaker_names")
+
+
+def _words(grains: list[str], fmt: str) -> bool:
+    """Whether word timestamps are asked for (``timestamp_granularities[]``: ``segment``, ``word`` or
+    both). ``segment``: the segments, always in ``verbose_json`` (and the cues of ``srt`` and ``vtt``).
+    ``word``: ``verbose_json``'s ``words`` (OpenAI's), or, our extension, cues of words in ``srt``
+    and ``vtt``; with ``json`` or ``text``, which have no timestamps, refused as OpenAI refuses it."""
+    for g in grains:
+        if g not in ("segment", "word"):
+            raise FormError(
+                f'timestamp_granularities[] {shown(g, 40)}: it takes "segment", "word" or both',
+                param="timestamp_granularities",
+            )
+    if "word" not in grains:
+        return False
+    if fmt not in ("verbose_json", "srt", "vtt"):
+        raise FormError(
+            f"word timestamps need a timed response_format, not {fmt}: verbose_json (its `words`), or srt or vtt "
+            "(cues of words)",
+            param="timestamp_granularities",
+        )
+    return True
 
 
 def _target(tag: str | None, card: ModelCard | None) -> str:
