@@ -7,9 +7,13 @@ timed piece. Bad input, one test each, gets OpenAI's error shape and leaves the 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
 import itertools
 import json
+import logging
+import socket
+import struct
 import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -333,6 +337,121 @@ async def test_what_is_not_available_is_refused_saying_so(door: LiveServer, jfk:
         status, body = await bad(door, form({"model": "m", "language": "en", **fields}, jfk))
         assert_error(status, body, 400, "invalid_value", param, says)
     await still_serves(door, jfk)
+
+
+def no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing the request did was logged as the server's fault (an ERROR, a traceback)."""
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not bad, [(r.name, r.getMessage()) for r in bad]
+
+
+async def test_a_part_header_over_the_port_s_bound_is_a_400_saying_so(
+    door: LiveServer, jfk: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A part's header line over 8190 bytes (aiohttp's reader raised it past ours: a 500 and a
+    traceback), and a part with more than 64 headers: 400 in OpenAI's shape."""
+    caplog.set_level(logging.INFO)
+    long_line = b'--bnd\r\nContent-Disposition: form-data; name="model"\r\nX-Pad: ' + b"a" * 20000 + b"\r\n\r\nm\r\n"
+    many = b'--bnd\r\nContent-Disposition: form-data; name="model"\r\n' + b"X-Pad: a\r\n" * 80 + b"\r\nm\r\n"
+    for body, says in ((long_line, "a line of the form is too long"), (many, "more than 64 headers")):
+        status, answer = await bad(door, body + b"--bnd--\r\n", **{"Content-Type": "multipart/form-data; boundary=bnd"})
+        assert_error(status, answer, 400, "invalid_value", None, says)
+    no_traceback(caplog)
+    await still_serves(door, jfk)
+
+
+async def test_a_chunking_strategy_nested_past_the_json_parser_is_a_400(
+    door: LiveServer, jfk: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    for value in ("[" * 50_000, '{"a": ' * 5_000):  # deeper than Python's parser goes: RecursionError
+        status, body = await bad(door, form({"model": "m", "language": "en", "chunking_strategy": value}, jfk))
+        assert_error(status, body, 400, "invalid_value", "chunking_strategy", "server_vad object")
+    no_traceback(caplog)
+    await still_serves(door, jfk)
+
+
+async def test_a_bad_client_secret_mint_body_is_refused_in_openai_s_shape(
+    door: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``POST /v1/realtime/translations/client_secrets``: JSON nested deeper than the parser goes (a
+    500 and a traceback) is 400; a body over aiohttp's 1 MiB is 413 in OpenAI's shape, not text."""
+    caplog.set_level(logging.INFO)
+    mint = f"{url(door)}/v1/realtime/translations/client_secrets"
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as session:
+        for data, want, code in (("[" * 100_000, 400, "invalid_value"), ("x" * (2 << 20), 413, "request_too_large")):
+            async with session.post(mint, data=data, headers=headers) as r:
+                status, body = r.status, await r.json()
+            assert status == want and body["error"]["code"] == code, (status, body)
+            assert body["error"]["type"] == "invalid_request_error" and body["error"]["message"], body
+        async with session.post(mint, json={"expires_after": {"seconds": 60}}, headers=headers) as r:
+            assert r.status == 200 and (await r.json())["value"].startswith("ek_")  # still minting
+    no_traceback(caplog)
+
+
+async def test_a_client_that_resets_mid_send_is_an_info_line(
+    door: LiveServer, jfk: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Half a form, then a TCP reset: one INFO line, no traceback; the call's slot is given back."""
+    caplog.set_level(logging.INFO)
+    assert door.server.realtime is not None
+    _, writer = await asyncio.open_connection("127.0.0.1", door.server.realtime.port)
+    head = (
+        "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Type: multipart/form-data; boundary=bnd\r\n"
+        f"Content-Length: {len(jfk) + 200}\r\n\r\n"
+    ).encode()
+    writer.write(head + b'--bnd\r\nContent-Disposition: form-data; name="file"; filename="a.flac"\r\n\r\n')
+    writer.write(jfk[: len(jfk) // 2])
+    await writer.drain()
+    counters = door.server.app.sessions.counters
+    async with asyncio.timeout(30):  # the form is being read
+        while not counters.count("translate"):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+    writer.transport.abort()
+
+    def said() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "went away" in r.getMessage() or r.levelno >= logging.ERROR]
+
+    async with asyncio.timeout(30):
+        while not said() or counters.count("translate"):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)  # (anything aiohttp logs after the handler returned)
+    lines = said()
+    assert [r.levelno for r in lines] == [logging.INFO], [(r.name, r.levelname, r.getMessage()) for r in lines]
+    no_traceback(caplog)
+    await still_serves(door, jfk)
+
+
+async def test_a_compressed_body_is_bounded_as_decoded(
+    door: LiveServer, jfk: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``Content-Encoding: gzip``: its ``Content-Length`` says nothing of what it decodes to. A 40 KB
+    body of 40 MB (the form's lines before its first boundary, which no part counts) is 413 as
+    soon as it passes the limit, as a plain body's ``Content-Length`` is; a compressed form within
+    the limit is served."""
+    caplog.set_level(logging.INFO)
+    bomb = gzip.compress(b"preamble line\r\n" * 2_500_000 + b"--bnd--\r\n")
+    assert len(bomb) < 200_000
+    headers = {"Content-Type": "multipart/form-data; boundary=bnd", "Content-Encoding": "gzip"}
+    status, body = await bad(door, bomb, **headers)
+    assert_error(status, body, 413, "file_too_large", "file", "as decoded")
+    raw = (
+        b'--bnd\r\nContent-Disposition: form-data; name="language"\r\n\r\nen\r\n'
+        b'--bnd\r\nContent-Disposition: form-data; name="file"; filename="jfk.flac"\r\n\r\n' + jfk + b"\r\n--bnd--\r\n"
+    )
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{url(door)}/v1/audio/transcriptions",
+            data=gzip.compress(raw),
+            headers={"Authorization": f"Bearer {TOKEN}", **headers},
+        ) as r:
+            assert r.status == 200, await r.text()
+            assert isinstance((await r.json())["text"], str)
+    no_traceback(caplog)
 
 
 async def test_tokens_need_the_translate_permission(door: LiveServer, jfk: bytes) -> None:
