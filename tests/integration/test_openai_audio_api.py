@@ -429,8 +429,8 @@ async def test_a_client_that_resets_mid_send_is_an_info_line(
 async def test_a_compressed_body_is_bounded_as_decoded(
     door: LiveServer, jfk: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """``Content-Encoding: gzip``: its ``Content-Length`` says nothing of what it decodes to. A 40 KB
-    body of 40 MB (the form's lines before its first boundary, which no part counts) is 413 as
+    """``Content-Encoding: gzip``: its ``Content-Length`` says nothing of what it decodes to. A 73 KB
+    body of 37.5 MB (the form's lines before its first boundary, which no part counts) is 413 as
     soon as it passes the limit, as a plain body's ``Content-Length`` is; a compressed form within
     the limit is served."""
     caplog.set_level(logging.INFO)

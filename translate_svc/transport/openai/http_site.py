@@ -95,8 +95,8 @@ async def listen(
 class PortLog:
     """aiohttp's logger for the port's connections (``RequestHandler.logger``). aiohttp logs every
     request its parser refuses (``HttpProcessingError``: a request line over ``HTTP_MAX_LINE_BYTES``,
-    a malformed head) and every connection reset under a handler as an ERROR with a traceback, ~2 KB
-    a line that any stranger can have written as fast as it sends bad requests (issue 57: 17.7 MB in
+    a malformed head) and every connection reset under a handler as an ERROR with a traceback, ~730
+    bytes a request that any stranger can have written as fast as it sends bad requests (issue 57: 17.7 MB in
     10 s). Those are the client's doing: each is ``refusals``' one INFO line (rate-limited, quoting
     nothing the client sent). Everything else is aiohttp's own logging, unchanged. Event loop only."""
 
