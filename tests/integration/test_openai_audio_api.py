@@ -390,10 +390,12 @@ async def test_a_bad_client_secret_mint_body_is_refused_in_openai_s_shape(
     no_traceback(caplog)
 
 
-async def test_a_client_that_resets_mid_send_is_an_info_line(
-    door: LiveServer, jfk: bytes, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("leave", ["reset", "close"])
+async def test_a_client_that_leaves_mid_send_is_an_info_line(
+    door: LiveServer, jfk: bytes, caplog: pytest.LogCaptureFixture, leave: str
 ) -> None:
-    """Half a form, then a TCP reset: one INFO line, no traceback; the call's slot is given back."""
+    """Half a form, then a TCP reset, or a close before the ``Content-Length``'s end: one INFO line,
+    no traceback, the call logged ``CANCELLED``; the call's slot is given back."""
     caplog.set_level(logging.INFO)
     assert door.server.realtime is not None
     _, writer = await asyncio.open_connection("127.0.0.1", door.server.realtime.port)
@@ -409,9 +411,12 @@ async def test_a_client_that_resets_mid_send_is_an_info_line(
     async with asyncio.timeout(30):  # the form is being read
         while not counters.count("translate"):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
-    sock = writer.get_extra_info("socket")
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
-    writer.transport.abort()
+    if leave == "reset":
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+        writer.transport.abort()
+    else:
+        writer.close()
 
     def said() -> list[logging.LogRecord]:
         return [r for r in caplog.records if "went away" in r.getMessage() or r.levelno >= logging.ERROR]
@@ -422,6 +427,8 @@ async def test_a_client_that_resets_mid_send_is_an_info_line(
     await asyncio.sleep(0.2)  # (anything aiohttp logs after the handler returned)
     lines = said()
     assert [r.levelno for r in lines] == [logging.INFO], [(r.name, r.levelname, r.getMessage()) for r in lines]
+    access = [r.getMessage() for r in caplog.records if r.name == "translate_svc.access"]
+    assert access and access[-1].endswith("code=CANCELLED"), access
     no_traceback(caplog)
     await still_serves(door, jfk)
 
