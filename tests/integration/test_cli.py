@@ -42,8 +42,9 @@ from translate_svc.cli import ready_file as ready
 from translate_svc.client import TranslateClient
 from translate_svc.client.types import Language
 from translate_svc.client_cli.lang import UnknownLanguage, resolve_language
-from translate_svc.client_cli.output import dub_track, latency_summary, nearest_rank, output_bases, vtt_document
+from translate_svc.client_cli.output import dub_track, latency_summary, nearest_rank, output_bases
 from translate_svc.languages import guess_model_code
+from translate_svc.subtitles import vtt_document
 
 pytestmark = pytest.mark.slow(75)  # seconds, for the schedule (conftest.py)
 

@@ -7,8 +7,13 @@ timed piece. Bad input, one test each, gets OpenAI's error shape and leaves the 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
+import itertools
 import json
+import logging
+import socket
+import struct
 import threading
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -159,6 +164,83 @@ async def test_translations_go_to_english_or_the_target_named_in_every_format(do
     assert "".join(e["delta"] for e in events[:-1]) == plain.text
 
 
+async def test_word_timestamps_lie_in_their_segments_in_verbose_json_and_shape_srt_and_vtt_cues(
+    door: LiveServer, jfk: bytes
+) -> None:
+    """``timestamp_granularities=["word"]`` (and with ``"segment"``) through the SDK's own
+    ``transcriptions.create``: ``verbose_json`` has ``words`` (``{word, start, end}``), each inside one
+    segment's span, in order, none overlapping the next, the segments as without them; SRT and
+    WebVTT cues are made of the words (at most two lines of 42 characters, each cue's text exactly
+    the words inside its times, every word once, in order). Without ``word``: no words. A
+    translation takes no granularities (OpenAI's translations endpoint has none): 400."""
+    c = client(door)
+    create = c.audio.transcriptions.create
+    spans = await clip_spans(door, jfk)
+    plain = await create(file=("jfk.flac", jfk), model="whisper-1", language="en", response_format="verbose_json")
+    assert plain.words is None  # not asked: not computed
+    words: list[tuple[float, float, str]] = []
+    for grains in (["word"], ["word", "segment"]):
+        got = await create(
+            file=("jfk.flac", jfk),
+            model="whisper-1",
+            language="en",
+            response_format="verbose_json",
+            timestamp_granularities=grains,  # type: ignore[arg-type]
+        )
+        segments = got.segments or []
+        assert [(round(s.start * 1000), round(s.end * 1000)) for s in segments] == spans
+        assert got.text == plain.text
+        assert got.words, f"{grains}: no timed word: nothing was checked"
+        timed = [(w.start, w.end, w.word) for w in got.words]
+        for start, end, word in timed:
+            assert word and not any(ch.isspace() for ch in word), word
+            assert 0 <= start <= end, (start, end, word)
+            assert sum(s.start <= start and end <= s.end for s in segments) == 1, (start, end, word)
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(timed)), timed  # ordered, not overlapping
+        assert not words or timed == words  # the same words either way
+        words = timed
+
+    def ms(t: float) -> int:
+        return round(t * 1000)
+
+    in_segments = [[w for w in words if s.start <= w[0] and w[1] <= s.end] for s in plain.segments or []]
+    subtitles = await create(
+        file=("jfk.flac", jfk), model="m", language="en", response_format="srt", timestamp_granularities=["word"]
+    )
+    vtt = await create(
+        file=("jfk.flac", jfk), model="m", language="en", response_format="vtt", timestamp_granularities=["word"]
+    )
+    srt_cues = [
+        (round(c.start.total_seconds() * 1000), round(c.end.total_seconds() * 1000), c.content)
+        for c in srt.parse(subtitles)
+    ]
+    vtt_cues = [
+        (
+            round(c.start_in_seconds * 1000 + c.start_time.milliseconds),
+            round(c.end_in_seconds * 1000 + c.end_time.milliseconds),
+            c.text,
+        )
+        for c in webvtt.from_buffer(io.StringIO(vtt)).captions
+    ]
+    for cues in (srt_cues, vtt_cues):
+        assert [w for _, _, text in cues for w in text.split()] == [w[2] for w in words]
+        for start, end, text in cues:
+            lines = text.split("\n")
+            assert 1 <= len(lines) <= 2 and all(len(line) <= 42 or " " not in line for line in lines), text
+            inside = [[w[2] for w in g if start <= ms(w[0]) and ms(w[1]) <= end] for g in in_segments]
+            assert text.split() in inside, (start, end, text)
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        await c.audio.translations.create(
+            file=("jfk.flac", jfk),
+            model="whisper-1",
+            response_format="verbose_json",
+            extra_body={"timestamp_granularities": ["word"]},
+        )
+    assert refused.value.body["param"] == "timestamp_granularities", refused.value.body  # type: ignore[index]
+    await still_serves(door, jfk)
+
+
 async def bad(
     live: LiveServer, form: aiohttp.FormData | bytes, *, token: str = TOKEN, **headers: str
 ) -> tuple[int, Any]:
@@ -238,7 +320,12 @@ async def test_a_container_not_on_the_whitelist_is_refused(door: LiveServer, jfk
 
 async def test_what_is_not_available_is_refused_saying_so(door: LiveServer, jfk: bytes) -> None:
     cases = [
-        ({"timestamp_granularities[]": "word"}, "timestamp_granularities", "word timestamps are not available yet"),
+        (
+            {"timestamp_granularities[]": "word"},
+            "timestamp_granularities",
+            "word timestamps need a timed response_format",
+        ),
+        ({"timestamp_granularities[]": "char"}, "timestamp_granularities", 'it takes "segment", "word" or both'),
         ({"response_format": "srt", "stream": "true"}, "stream", "use it with response_format json or text"),
         ({"colour": "red"}, "colour", "unknown field"),
         ({"response_format": "diarized_json"}, "response_format", "speaker labels"),
@@ -250,6 +337,128 @@ async def test_what_is_not_available_is_refused_saying_so(door: LiveServer, jfk:
         status, body = await bad(door, form({"model": "m", "language": "en", **fields}, jfk))
         assert_error(status, body, 400, "invalid_value", param, says)
     await still_serves(door, jfk)
+
+
+def no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing the request did was logged as the server's fault (an ERROR, a traceback)."""
+    bad = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not bad, [(r.name, r.getMessage()) for r in bad]
+
+
+async def test_a_part_header_over_the_port_s_bound_is_a_400_saying_so(
+    door: LiveServer, jfk: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A part's header line over 8190 bytes (aiohttp's reader raised it past ours: a 500 and a
+    traceback), and a part with more than 64 headers: 400 in OpenAI's shape."""
+    caplog.set_level(logging.INFO)
+    long_line = b'--bnd\r\nContent-Disposition: form-data; name="model"\r\nX-Pad: ' + b"a" * 20000 + b"\r\n\r\nm\r\n"
+    many = b'--bnd\r\nContent-Disposition: form-data; name="model"\r\n' + b"X-Pad: a\r\n" * 80 + b"\r\nm\r\n"
+    for body, says in ((long_line, "a line of the form is too long"), (many, "more than 64 headers")):
+        status, answer = await bad(door, body + b"--bnd--\r\n", **{"Content-Type": "multipart/form-data; boundary=bnd"})
+        assert_error(status, answer, 400, "invalid_value", None, says)
+    no_traceback(caplog)
+    await still_serves(door, jfk)
+
+
+async def test_a_chunking_strategy_nested_past_the_json_parser_is_a_400(
+    door: LiveServer, jfk: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    for value in ("[" * 50_000, '{"a": ' * 5_000):  # deeper than Python's parser goes: RecursionError
+        status, body = await bad(door, form({"model": "m", "language": "en", "chunking_strategy": value}, jfk))
+        assert_error(status, body, 400, "invalid_value", "chunking_strategy", "server_vad object")
+    no_traceback(caplog)
+    await still_serves(door, jfk)
+
+
+async def test_a_bad_client_secret_mint_body_is_refused_in_openai_s_shape(
+    door: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``POST /v1/realtime/translations/client_secrets``: JSON nested deeper than the parser goes (a
+    500 and a traceback) is 400; a body over aiohttp's 1 MiB is 413 in OpenAI's shape, not text."""
+    caplog.set_level(logging.INFO)
+    mint = f"{url(door)}/v1/realtime/translations/client_secrets"
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as session:
+        for data, want, code in (("[" * 100_000, 400, "invalid_value"), ("x" * (2 << 20), 413, "request_too_large")):
+            async with session.post(mint, data=data, headers=headers) as r:
+                status, body = r.status, await r.json()
+            assert status == want and body["error"]["code"] == code, (status, body)
+            assert body["error"]["type"] == "invalid_request_error" and body["error"]["message"], body
+        async with session.post(mint, json={"expires_after": {"seconds": 60}}, headers=headers) as r:
+            assert r.status == 200 and (await r.json())["value"].startswith("ek_")  # still minting
+    no_traceback(caplog)
+
+
+@pytest.mark.parametrize("leave", ["reset", "close"])
+async def test_a_client_that_leaves_mid_send_is_an_info_line(
+    door: LiveServer, jfk: bytes, caplog: pytest.LogCaptureFixture, leave: str
+) -> None:
+    """Half a form, then a TCP reset, or a close before the ``Content-Length``'s end: one INFO line,
+    no traceback, the call logged ``CANCELLED``; the call's slot is given back."""
+    caplog.set_level(logging.INFO)
+    assert door.server.realtime is not None
+    _, writer = await asyncio.open_connection("127.0.0.1", door.server.realtime.port)
+    head = (
+        "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Type: multipart/form-data; boundary=bnd\r\n"
+        f"Content-Length: {len(jfk) + 200}\r\n\r\n"
+    ).encode()
+    writer.write(head + b'--bnd\r\nContent-Disposition: form-data; name="file"; filename="a.flac"\r\n\r\n')
+    writer.write(jfk[: len(jfk) // 2])
+    await writer.drain()
+    counters = door.server.app.sessions.counters
+    async with asyncio.timeout(30):  # the form is being read
+        while not counters.count("translate"):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    if leave == "reset":
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+        writer.transport.abort()
+    else:
+        writer.close()
+
+    def said() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "went away" in r.getMessage() or r.levelno >= logging.ERROR]
+
+    async with asyncio.timeout(30):
+        while not said() or counters.count("translate"):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(0.2)  # (anything aiohttp logs after the handler returned)
+    lines = said()
+    assert [r.levelno for r in lines] == [logging.INFO], [(r.name, r.levelname, r.getMessage()) for r in lines]
+    access = [r.getMessage() for r in caplog.records if r.name == "translate_svc.access"]
+    assert access and access[-1].endswith("code=CANCELLED"), access
+    no_traceback(caplog)
+    await still_serves(door, jfk)
+
+
+async def test_a_compressed_body_is_bounded_as_decoded(
+    door: LiveServer, jfk: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``Content-Encoding: gzip``: its ``Content-Length`` says nothing of what it decodes to. A 73 KB
+    body of 37.5 MB (the form's lines before its first boundary, which no part counts) is 413 as
+    soon as it passes the limit, as a plain body's ``Content-Length`` is; a compressed form within
+    the limit is served."""
+    caplog.set_level(logging.INFO)
+    bomb = gzip.compress(b"preamble line\r\n" * 2_500_000 + b"--bnd--\r\n")
+    assert len(bomb) < 200_000
+    headers = {"Content-Type": "multipart/form-data; boundary=bnd", "Content-Encoding": "gzip"}
+    status, body = await bad(door, bomb, **headers)
+    assert_error(status, body, 413, "file_too_large", "file", "as decoded")
+    raw = (
+        b'--bnd\r\nContent-Disposition: form-data; name="language"\r\n\r\nen\r\n'
+        b'--bnd\r\nContent-Disposition: form-data; name="file"; filename="jfk.flac"\r\n\r\n' + jfk + b"\r\n--bnd--\r\n"
+    )
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{url(door)}/v1/audio/transcriptions",
+            data=gzip.compress(raw),
+            headers={"Authorization": f"Bearer {TOKEN}", **headers},
+        ) as r:
+            assert r.status == 200, await r.text()
+            assert isinstance((await r.json())["text"], str)
+    no_traceback(caplog)
 
 
 async def test_tokens_need_the_translate_permission(door: LiveServer, jfk: bytes) -> None:

@@ -1,11 +1,12 @@
-"""``cli/output.word_cues`` (issue 45): caption conventions over timed words, with plain values."""
+"""``subtitles.word_cues`` (issue 45; the CLI's ``--word-cues`` and, issue 57, the audio REST
+endpoints' word cues): caption conventions over timed words, with plain values."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from translate_svc.client_cli.output import CUE_LINE_CHARS, word_cues
+from translate_svc.subtitles import CUE_LINE_CHARS, word_cues
 
 
 def timed(words: list[str], start: int = 0) -> list[tuple[int, int, str]]:

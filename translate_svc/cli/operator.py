@@ -95,7 +95,12 @@ class ServeFlags:
     ] = None
     http_port: Annotated[
         int | None,
-        typer.Option(help="also serve the OpenAI-compatible realtime translation WebSocket on this port"),
+        typer.Option(
+            help="also serve the HTTP port here: the OpenAI-compatible door (realtime translation and "
+            "transcription over WebSocket and WebRTC, client secrets, the audio REST endpoints "
+            "/v1/audio/transcriptions and /v1/audio/translations), rooms' listener WebSocket and listen "
+            "page, the demo page with --demo-page, and the phone door's WebSockets with --phone"
+        ),
         _at("server", "http_port"),
     ] = None
     demo_page: Annotated[

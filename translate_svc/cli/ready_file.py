@@ -37,7 +37,7 @@ class ReadyInfo:
     pid: int  # the ``serve`` process: the one to signal (under ``--workers N`` the supervisor)
     host: str = ""  # the listen address
     health_port: int | None = None  # ``--health-port``: plaintext grpc.health.v1 only
-    http_port: int | None = None  # ``--http-port``: the OpenAI-compatible door (and ``--demo-page``)
+    http_port: int | None = None  # ``--http-port``: the HTTP port (OpenAI door, rooms, demo page, phone)
     metrics_port: int | None = None  # /metrics, where the port is known (``--workers N``: always)
     workers: tuple[int, ...] = field(default=())  # ``--workers N``: the front-end workers' pids, w0 first
     engine_pid: int | None = None  # ``--workers N``: the engine process

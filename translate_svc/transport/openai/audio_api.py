@@ -17,7 +17,8 @@ clip limits, accounting and access line (methods ``audio.transcriptions``, ``aud
 - Errors: OpenAI's JSON body (``error: {message, type, code, param}``), 400 for bad input, 401/403
   for tokens, 408 for a body slower than the read deadline, 413 over the clip limit, 429 at a cap
   (with ``Retry-After``), 503 while the server drains or loads. A segment that fails fails the
-  request (the first such segment's error, with its ``x_segment``).
+  request (the first such segment's error, with its ``x_segment``). A client that goes away while
+  it sends is one INFO line, and its call ends as cancelled.
 Event loop only.
 """
 
@@ -41,6 +42,7 @@ from translate_svc.transport.openai.audio_form import (
     TRANSCRIBE,
     TRANSLATE,
     Answer,
+    ClientLeft,
     FormError,
     clip_request,
     read_form,
@@ -159,7 +161,12 @@ class _Exchange:
     async def read(self) -> ClipRequest:
         """The form, read and checked (admitted already: the read deadline runs)."""
         m = self.manager
-        form = await read_form(self.request, m.limits.max_message_bytes)
+        try:
+            form = await read_form(self.request, m.limits.max_message_bytes)
+        except ClientLeft as e:  # no one to answer: the call ends as cancelled (its access line says so)
+            logger.info("an audio request's client went away while it sent its form (%s)", e)
+            self.gone = True
+            raise asyncio.CancelledError from None
         request, self.answer = clip_request(form, self.task, self.card, m.vad_defaults, m.limits)
         return request
 
@@ -191,7 +198,12 @@ class _Exchange:
             text = formats.joined([formats.piece(r, translate) for r in clip.segments])
             return await self._close(formats.sse(formats.done_event(text, clip.audio_duration_ms)))
         text, content_type = formats.body(
-            answer.response_format, clip, translate=translate, language=answer.language, card=self.card
+            answer.response_format,
+            clip,
+            translate=translate,
+            language=answer.language,
+            card=self.card,
+            words=answer.words,
         )
         return web.Response(text=text, content_type=content_type, charset="utf-8")
 

@@ -6,23 +6,28 @@ before anything is held whole, then checked field by field into the clip core's 
 Bounds (docs/openai-compat.md, "The audio REST endpoints"): the ``file`` part at most
 ``limits.max_message_bytes`` (the clip limit of every door: over it, 413), counted as it is read, so
 a body without ``Content-Length`` is refused as soon as it passes the limit; every other part
-together at most 64 KiB; at most ``MAX_PARTS`` parts. Each refusal is a ``FormError``: an
-``InvalidInput`` with its HTTP status and the ``param`` it is about.
+together at most 64 KiB; at most ``MAX_PARTS`` parts; the whole body, as decoded (a compressed
+body's ``Content-Length`` says nothing of it), at most what ``Content-Length`` may say
+(``_CountedBody``: 413 as soon as it passes). Each refusal is a ``FormError``: an ``InvalidInput``
+with its HTTP status and the ``param`` it is about. A client that goes away while it sends is
+``ClientLeft``, not an error of the server.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, StreamReader, web
+from aiohttp.http_exceptions import ContentEncodingError, ContentLengthError, HttpProcessingError, LineTooLong
 
 from translate_svc.errors import InvalidInput, shown
 from translate_svc.languages import guess_model_code
 from translate_svc.session.clip import ClipRequest
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import SMALL_MESSAGE_BYTES
+from translate_svc.transport.openai.http_site import HTTP_MAX_FIELD_BYTES, HTTP_MAX_HEADERS
 from translate_svc.transport.openai.transcription_config import (
     ParamError,
     boost_terms,
@@ -56,6 +61,14 @@ FIELDS = {
     TRANSLATE: _COMMON | {"x_target_language"},
 }
 _LISTS = frozenset({"timestamp_granularities", "include", "keywords", "languages", "known_speaker_names"})
+#: why a translation refuses a transcription's field (as OpenAI's translations endpoint takes neither)
+_HINTS = {
+    "language": " (the spoken language is found by the model)",
+    "timestamp_granularities": (
+        " (a translation's verbose_json has segment timestamps only, as OpenAI's; word timestamps are "
+        "the transcription endpoint's)"
+    ),
+}
 
 
 class FormError(InvalidInput):
@@ -66,6 +79,11 @@ class FormError(InvalidInput):
         self.param = param
         self.status = status
         self.wire_code = code
+
+
+class ClientLeft(Exception):
+    """The client went away while it sent its form (its connection reset, or closed before the
+    body's end): nobody is left to answer."""
 
 
 @dataclass
@@ -92,6 +110,9 @@ class Answer:
     #: the language the text is in when it is known up front (a translation's target, a given
     #: source), as the model's code; else each segment's (detected)
     language: str | None
+    #: word timings asked for (``timestamp_granularities[]=word``): ``verbose_json``'s ``words``,
+    #: SRT and WebVTT cues of words
+    words: bool = False
 
 
 async def read_form(request: web.Request, max_file_bytes: int) -> Form:
@@ -103,8 +124,15 @@ async def read_form(request: web.Request, max_file_bytes: int) -> Form:
         )
     form = Form()
     small = 0
+    body = _CountedBody(request.content, max_file_bytes + SMALL_MESSAGE_BYTES)
     try:
-        reader = await request.multipart()
+        # ``request.multipart()``'s reader, over the counted body (the part headers' bounds: the port's)
+        reader = MultipartReader(
+            request.headers,
+            cast(StreamReader, body),
+            max_field_size=HTTP_MAX_FIELD_BYTES,
+            max_headers=HTTP_MAX_HEADERS,
+        )
         for _ in range(MAX_PARTS + 1):
             part = await reader.next()
             if part is None:
@@ -129,6 +157,10 @@ async def read_form(request: web.Request, max_file_bytes: int) -> Form:
             raise FormError(f"the form has more than {MAX_PARTS} parts: send the fields OpenAI's API documents")
     except FormError:
         raise
+    except (ConnectionError, ContentLengthError) as e:  # reset, or closed before the Content-Length's end
+        raise ClientLeft(type(e).__name__) from None
+    except HttpProcessingError as e:  # aiohttp's: a part's head over its bounds, a body that does not decode
+        raise FormError(_unreadable(e)) from None
     except (ValueError, RuntimeError, AssertionError, web.HTTPException):
         raise FormError("the body is not a multipart/form-data form this server can read") from None
     if not form.has_file:
@@ -137,6 +169,65 @@ async def read_form(request: web.Request, max_file_bytes: int) -> Form:
             param="file",
         )
     return form
+
+
+def _unreadable(e: HttpProcessingError) -> str:
+    """What to fix in a body aiohttp could not read (its own message quotes the client's bytes: not shown)."""
+    if isinstance(e, LineTooLong):
+        return (
+            f"a line of the form is too long (a part's header line: at most {HTTP_MAX_FIELD_BYTES} bytes): send "
+            "each part with its Content-Disposition (and Content-Type) only, as the openai SDKs do"
+        )
+    if isinstance(e, ContentEncodingError):
+        return (
+            "the body does not decode as its Content-Encoding says: send it encoded as declared (gzip, deflate), "
+            "or without Content-Encoding"
+        )
+    if "headers" in (e.message or "").lower():
+        return (
+            f"a part of the form has more than {HTTP_MAX_HEADERS} headers: send each part with its "
+            "Content-Disposition (and Content-Type) only"
+        )
+    return "the body is not a multipart/form-data form this server can read"
+
+
+class _CountedBody:
+    """The request's body as the form's reader takes it (what ``MultipartReader`` calls of a
+    ``StreamReader``), counted as decoded: past ``limit`` bytes, 413 at once. A plain body's
+    ``Content-Length`` is checked before it is read; a compressed one's (``Content-Encoding``) says
+    nothing of what it decodes to, and bytes outside the parts (before the first boundary, in the
+    parts' heads) are counted by no part: this bounds them all, as ``Content-Length`` would."""
+
+    def __init__(self, content: StreamReader, limit: int) -> None:
+        self._content = content
+        self._limit = limit
+        self.taken = 0
+
+    def _count(self, data: bytes) -> bytes:
+        self.taken += len(data)
+        if self.taken > self._limit:
+            raise FormError(
+                f"the request's body is over {self._limit} bytes as decoded, more than this server's clip limit "
+                "(limits.max_message_bytes) and the other fields may hold: send a shorter or more compressed "
+                "recording",
+                param="file",
+                status=413,
+                code="file_too_large",
+            )
+        return data
+
+    async def readline(self, *, max_line_length: int | None = None) -> bytes:
+        return self._count(await self._content.readline(max_line_length=max_line_length))
+
+    async def read(self, n: int = -1) -> bytes:
+        return self._count(await self._content.read(n))
+
+    def at_eof(self) -> bool:
+        return self._content.at_eof()
+
+    def unread_data(self, data: bytes) -> None:
+        self.taken -= len(data)
+        self._content.unread_data(data)
 
 
 async def _read(part: BodyPartReader, limit: int, over: FormError) -> bytes:
@@ -179,7 +270,7 @@ def clip_request(
     """The clip core's request for ``form`` and how to answer it (``FormError``)."""
     for name, values in form.values.items():
         if name not in FIELDS[task]:
-            hint = " (the spoken language is found by the model)" if name == "language" else ""
+            hint = _HINTS.get(name, "") if task == TRANSLATE else ""
             raise FormError(
                 f"unknown field {shown(name, 40)} for this endpoint{hint}: it takes "
                 f"{', '.join(sorted(FIELDS[task] - {'file'}))}",
@@ -203,6 +294,7 @@ def clip_request(
         )
     _temperature(form.one("temperature"))
     _unavailable(form)
+    words = _words(form.values.get("timestamp_granularities", []), fmt)
     try:
         terms = boost_terms(
             form.one("prompt"),
@@ -214,7 +306,7 @@ def clip_request(
         if task == TRANSCRIBE:
             source, detect = source_or_detect(form.one("language"), form.values.get("languages", ()), card, "language")
             targets: tuple[str, ...] = ()
-            output = OutputOptions(text=False, speech=False, transcript=True)
+            output = OutputOptions(text=False, speech=False, transcript=True, word_timings=words)
             language = source or None
         else:
             source, detect = "", None
@@ -235,7 +327,7 @@ def clip_request(
         terms=terms,
     )
     form.file = b""  # the request holds the only reference from here on
-    return request, Answer(task, fmt, stream, language)
+    return request, Answer(task, fmt, stream, language, words)
 
 
 def _flag(value: str | None, name: str) -> bool:
@@ -263,20 +355,32 @@ def _temperature(value: str | None) -> None:
 
 def _unavailable(form: Form) -> None:
     """What this server cannot give, refused with what it can."""
-    grains = form.values.get("timestamp_granularities", [])
-    for g in grains:
-        if g not in ("segment", "word"):
-            raise FormError('timestamp_granularities[] takes "segment" (and "word")', param="timestamp_granularities")
-    if "word" in grains:
-        raise FormError(
-            "word timestamps are not available yet: ask for segment timestamps (timestamp_granularities[]="
-            "segment; verbose_json has them, and srt and vtt are timed by them)",
-            param="timestamp_granularities",
-        )
     for inc in form.values.get("include", []):
         raise FormError(f"include {shown(inc)}: log probabilities are not available on this server", param="include")
     if form.values.get("known_speaker_names") or form.values.get("known_speaker_references"):
         raise FormError("speaker identification is not available on this server", param="known_speaker_names")
+
+
+def _words(grains: list[str], fmt: str) -> bool:
+    """Whether word timestamps are asked for (``timestamp_granularities[]``: ``segment``, ``word`` or
+    both). ``segment``: the segments, always in ``verbose_json`` (and the cues of ``srt`` and ``vtt``).
+    ``word``: ``verbose_json``'s ``words`` (OpenAI's), or, our extension, cues of words in ``srt``
+    and ``vtt``; with ``json`` or ``text``, which have no timestamps, refused as OpenAI refuses it."""
+    for g in grains:
+        if g not in ("segment", "word"):
+            raise FormError(
+                f'timestamp_granularities[] {shown(g, 40)}: it takes "segment", "word" or both',
+                param="timestamp_granularities",
+            )
+    if "word" not in grains:
+        return False
+    if fmt not in ("verbose_json", "srt", "vtt"):
+        raise FormError(
+            f"word timestamps need a timed response_format, not {fmt}: verbose_json (its `words`), or srt or vtt "
+            "(cues of words)",
+            param="timestamp_granularities",
+        )
+    return True
 
 
 def _target(tag: str | None, card: ModelCard | None) -> str:
@@ -299,7 +403,7 @@ def _chunking(value: str | None, vad: SegmenterConfig) -> SegmenterConfig:
         return vad
     try:
         obj: Any = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python's parser goes
         obj = None
     if not isinstance(obj, dict):
         raise ParamError('chunking_strategy must be "auto" or a server_vad object (JSON)', "chunking_strategy")

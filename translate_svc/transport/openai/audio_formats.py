@@ -3,28 +3,28 @@
 (``transcript.text.delta`` per segment, then ``transcript.text.done``).
 
 Each segment of the stream core is one timed piece of text: a ``verbose_json`` segment, an SRT or
-WebVTT cue (``srt``, ``webvtt-py``; a segment with no text has no cue). What the model does not give
-is filled as whisper's clients read it: ``tokens`` empty, ``avg_logprob`` and ``no_speech_prob`` 0
-(every segment is speech by the VAD's word), ``temperature`` 0 (greedy decoding);
-``compression_ratio`` is whisper's, of the text.
+WebVTT cue (a segment with no text has no cue). What the model does not give is filled as whisper's
+clients read it: ``tokens`` empty, ``avg_logprob`` and ``no_speech_prob`` 0 (every segment is speech
+by the VAD's word), ``temperature`` 0 (greedy decoding); ``compression_ratio`` is whisper's, of the
+text. With word timings (``timestamp_granularities[]=word``): ``verbose_json`` has ``words`` (each
+transcript word, ``{word, start, end}`` in seconds, as OpenAI's transcription object), and SRT and
+WebVTT cues are shaped from the words (``subtitles.word_cues``, the CLI's ``--word-cues`` rule: at
+most two lines of 42 characters, never across two segments). Documents: ``subtitles`` (``srt``,
+``webvtt-py``).
 """
 
 from __future__ import annotations
 
-import html
 import json
 import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-import srt
-import webvtt
-
 from translate_svc.session.events import ClipResult
-from translate_svc.types import ModelCard, SegmentResult
+from translate_svc.subtitles import Cue, srt_document, vtt_document, word_cues
+from translate_svc.types import ModelCard, SegmentResult, WordTiming
 
 #: each format's content type
 CONTENT_TYPES = {
@@ -45,6 +45,8 @@ class Piece:
     end_ms: int
     text: str
     language: str | None  # the model's code of the text's language, where known
+    #: the transcript's words on the clip's timeline (word timings asked for; a translation: none)
+    words: tuple[WordTiming, ...] = ()
 
     @property
     def span(self) -> dict[str, int]:
@@ -53,48 +55,53 @@ class Piece:
 
 def piece(r: SegmentResult, translate: bool) -> Piece:
     """A (successful) segment's text: its translation, or its transcript."""
+    words: tuple[WordTiming, ...] = ()
     if translate:
         t = r.translations[0] if r.translations else None
         text, language = (t.text, t.target_language) if t is not None else ("", None)
     else:
         text = r.transcript.text if r.transcript is not None else ""
         language = r.transcript.language if r.transcript is not None else None
-    return Piece(r.segment_id, r.start_ms, r.end_ms, _clean(text), language)
+        words = r.transcript.words if r.transcript is not None else ()
+    return Piece(r.segment_id, r.start_ms, r.end_ms, _clean(text), language, words)
 
 
 def body(
-    fmt: str, clip: ClipResult, *, translate: bool, language: str | None, card: ModelCard | None
+    fmt: str, clip: ClipResult, *, translate: bool, language: str | None, card: ModelCard | None, words: bool = False
 ) -> tuple[str, str]:
-    """The answer for ``fmt`` (its text and content type) of a clip whose segments all succeeded."""
+    """The answer for ``fmt`` (its text and content type) of a clip whose segments all succeeded;
+    ``words``: word timings were asked for (``verbose_json``'s ``words``, SRT and WebVTT cues of words)."""
     pieces = [piece(r, translate) for r in clip.segments]
     text = joined(pieces)
     duration = round(clip.audio_duration_ms / 1000, 3)
     if fmt == "text":
         out = text + "\n"
-    elif fmt == "srt":
-        out = srt.compose(
-            [
-                srt.Subtitle(i, timedelta(milliseconds=p.start_ms), timedelta(milliseconds=_end(p)), p.text)
-                for i, p in enumerate((p for p in pieces if p.text), 1)
-            ]
-        )
-    elif fmt == "vtt":
-        doc = webvtt.WebVTT(
-            captions=[
-                webvtt.Caption(_vtt_time(p.start_ms), _vtt_time(_end(p)), html.escape(p.text, quote=False))
-                for p in pieces
-                if p.text
-            ]
-        )
-        out = str(doc.content)
+    elif fmt in ("srt", "vtt"):
+        cues = _word_cues(pieces) if words else _segment_cues(pieces)
+        out = srt_document(cues) if fmt == "srt" else vtt_document(cues)
     elif fmt == "verbose_json":
-        out = json.dumps(_verbose(pieces, text, duration, translate, language, card))
+        answer = _verbose(pieces, text, duration, translate, language, card)
+        if words:
+            answer["words"] = [
+                {"word": w.word, "start": w.start_ms / 1000, "end": w.end_ms / 1000} for p in pieces for w in p.words
+            ]
+        out = json.dumps(answer)
     else:
-        answer: dict[str, Any] = {"text": text}
+        answer = {"text": text}
         if not translate:
             answer["usage"] = {"type": "duration", "seconds": duration}
         out = json.dumps(answer)
     return out, CONTENT_TYPES[fmt]
+
+
+def _segment_cues(pieces: Sequence[Piece]) -> list[Cue]:
+    """A cue per segment with text, timed by its span."""
+    return [(p.start_ms, _end(p), p.text) for p in pieces if p.text]
+
+
+def _word_cues(pieces: Sequence[Piece]) -> list[Cue]:
+    """Cues of the segments' words (``subtitles.word_cues``: the CLI's ``--word-cues``)."""
+    return word_cues([[(w.start_ms, w.end_ms, w.word) for w in p.words] for p in pieces])
 
 
 def joined(pieces: Sequence[Piece]) -> str:
@@ -178,10 +185,3 @@ def _end(p: Piece) -> int:
 def _clean(text: str) -> str:
     """One line of text: a blank line would end an SRT or WebVTT cue."""
     return " ".join(text.split())
-
-
-def _vtt_time(ms: int) -> str:
-    h, rest = divmod(ms, 3_600_000)
-    m, rest = divmod(rest, 60_000)
-    s, milli = divmod(rest, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}.{milli:03d}"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from aiohttp import hdrs, web
 
@@ -29,6 +30,7 @@ from translate_svc.transport.door import DoorContext, address
 from translate_svc.transport.openai.audio_api import PATHS as AUDIO_PATHS
 from translate_svc.transport.openai.audio_api import AudioApi
 from translate_svc.transport.openai.client_secrets import (
+    MAX_SESSION_CHARS,
     ORIGIN_REFUSED,
     BadRequest,
     Claims,
@@ -36,6 +38,7 @@ from translate_svc.transport.openai.client_secrets import (
     origin_allowed,
 )
 from translate_svc.transport.openai.client_secrets import PREFIX as SECRET_PREFIX
+from translate_svc.transport.openai.client_secrets import SHAPE as MINT_SHAPE
 from translate_svc.transport.openai.client_secrets import parse_request as parse_mint_request
 from translate_svc.transport.openai.demo import DEMO_TENANT, DemoPage, page_url
 from translate_svc.transport.openai.handshake import KEY_PREFIX, REALTIME, presented_key, read_offer
@@ -60,6 +63,8 @@ from translate_svc.transport.tokens import (
     authorize,
     bearer,
 )
+
+logger = logging.getLogger(__name__)
 
 PATH = "/v1/realtime/translations"
 _HOW_TO_SEND = "send `Authorization: Bearer <token>` (api_key)"
@@ -251,11 +256,19 @@ class OpenAIDoor:
         try:
             async with asyncio.timeout(timeout_s):
                 body = await request.json()
-        except ValueError:  # not JSON (nor UTF-8)
+        except (ValueError, RecursionError):  # not JSON (nor UTF-8), or nested deeper than Python's parser goes
             body = None
         except TimeoutError:
             message = f"the request's body did not come within {timeout_s:g} s (limits.http_header_timeout_s)"
             return http_error(408, message, "request_timeout")
+        except web.HTTPRequestEntityTooLarge:  # over aiohttp's client_max_size (1 MiB), as decoded
+            message = (
+                f"the request's body is too large: {MINT_SHAPE}, the session at most {MAX_SESSION_CHARS} characters"
+            )
+            return http_error(413, message, "request_too_large")
+        except ConnectionError as e:  # no one to answer
+            logger.info("a client secret's client went away while it sent its request (%s)", type(e).__name__)
+            return web.Response(status=499)
         try:
             asked, session = parse_mint_request(body)
         except BadRequest as e:

@@ -11,6 +11,11 @@ port, not about what is served on it. Event loop only.
   with the most waiting first (``ConnectionBudget``).
 - A request's head: how long (``limits.http_header_timeout_s``) and how large (aiohttp's parser
   limits: ``HTTP_MAX_*``) it may be.
+- What strangers can write to the log (``PortLog``, aiohttp's logger for the port): a request whose
+  head aiohttp refused (an over-long request line, a malformed header: a 400 from its parser) or
+  whose connection was reset while it was served is one INFO line without a traceback, at most
+  ``RefusalLog``'s burst per window (the rest counted in one line); aiohttp's ERROR with a
+  traceback is kept for what is the server's fault (a handler's bug: a 500).
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from translate_svc.errors import ServiceError
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.openai.wire import admission_refusal, error_body
+from translate_svc.transport.refusal_log import RefusalLog
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +70,7 @@ async def listen(
     runner = web.AppRunner(
         app,
         access_log=None,
+        logger=PortLog(RefusalLog()),  # a client's bad request: one rate-limited line, no traceback
         handle_signals=False,
         keepalive_timeout=timeout,
         lingering_time=timeout,  # an unread body is drained this long at most, then the connection closes
@@ -82,6 +90,42 @@ async def listen(
     )
     await site.start()
     return runner, site
+
+
+class PortLog:
+    """aiohttp's logger for the port's connections (``RequestHandler.logger``). aiohttp logs every
+    request its parser refuses (``HttpProcessingError``: a request line over ``HTTP_MAX_LINE_BYTES``,
+    a malformed head) and every connection reset under a handler as an ERROR with a traceback, ~730
+    bytes a request that any stranger can have written as fast as it sends bad requests (issue 57: 17.7 MB in
+    10 s). Those are the client's doing: each is ``refusals``' one INFO line (rate-limited, quoting
+    nothing the client sent). Everything else is aiohttp's own logging, unchanged. Event loop only."""
+
+    def __init__(self, refusals: RefusalLog, inner: logging.Logger | None = None) -> None:
+        self.refusals = refusals
+        self._inner = inner or logging.getLogger("aiohttp.server")
+
+    def exception(self, msg: str, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else None
+        why = _client_fault(exc)
+        if why is None:
+            self._inner.exception(msg, *args, exc_info=exc_info, **kwargs)
+            return
+        peer = args[0] if args and isinstance(args[0], str) else "an unknown address"
+        self.refusals("request", peer, why)
+
+    def __getattr__(self, name: str) -> Any:  # debug, warning, ...: aiohttp's own
+        return getattr(self._inner, name)
+
+
+def _client_fault(exc: BaseException | None) -> str | None:
+    """Why a request failed by its client's doing (None: not the client's)."""
+    if isinstance(exc, LineTooLong):
+        return f"{exc.code}, its request line or a header is over {HTTP_MAX_LINE_BYTES} bytes"
+    if isinstance(exc, HttpProcessingError):
+        return f"{exc.code}, its request's head is not one this port reads ({type(exc).__name__})"
+    if isinstance(exc, ConnectionResetError):
+        return "its connection was reset while it was served"
+    return None
 
 
 def bound_port(runner: web.AppRunner) -> int:

@@ -4,21 +4,18 @@ subtitles, latency summaries. ``cli/files.py`` writes them.
 
 from __future__ import annotations
 
-import html
 import io
 import math
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 import soundfile as sf
-import srt
-import webvtt
 
 from translate_svc.audio.pcm import float_to_pcm16 as to_pcm16
 from translate_svc.client import ModelInfo, Segment, Translation, WordTiming
+from translate_svc.subtitles import Cue, TimedWord, cue_text
 
 #: the ``format`` field of the JSON result ``translate`` writes (``stream``: ``translate-svc.stream.v1``)
 RESULT_FORMAT: Final = "translate-svc.result.v1"
@@ -219,9 +216,7 @@ def wav_bytes(samples: np.ndarray[Any, Any], rate: int) -> bytes:
     return buf.getvalue()
 
 
-# -- subtitles --------------------------------------------------------------------------------------
-
-Cue = tuple[int, int, str]  # start_ms, end_ms, text
+# -- subtitles (shaped and written by ``translate_svc.subtitles``) ----------------------------------
 
 
 def cues(segments: Iterable[Segment], target: str | None) -> list[Cue]:
@@ -231,19 +226,13 @@ def cues(segments: Iterable[Segment], target: str | None) -> list[Cue]:
         if not seg.ok:
             continue
         texts = [seg.transcript or ""] if target is None else [t.text for t in seg.translations if t.target == target]
-        for text in map(_cue_text, texts):
+        for text in map(cue_text, texts):
             if text:
                 out.append((seg.start_ms, max(seg.end_ms, seg.start_ms + 1), text))
     return out
 
 
-#: caption conventions (BBC, Netflix's timed-text style guides): at most this many lines of about
-#: this many characters per cue
-CUE_LINES: Final = 2
-CUE_LINE_CHARS: Final = 42
-
-
-def timed_words(segments: Iterable[Segment], target: str | None) -> list[list[tuple[int, int, str]]]:
+def timed_words(segments: Iterable[Segment], target: str | None) -> list[list[TimedWord]]:
     """Per segment with word timings, its words on the output's timeline: the transcript's as they
     come (the stream's timeline), a translation's from its segment's ``start_ms`` (where the dub
     track puts its speech)."""
@@ -263,93 +252,6 @@ def timed_words(segments: Iterable[Segment], target: str | None) -> list[list[tu
         if words:
             out.append(words)
     return out
-
-
-def word_cues(groups: Iterable[Sequence[tuple[int, int, str]]]) -> list[Cue]:
-    """Cues from timed words: each group (a segment's words) filled greedily into lines of at most
-    ``CUE_LINE_CHARS`` characters (a longer word alone on its line: never cut), a new cue once a
-    third line would be needed; a cue never spans two groups. Each cue runs from its first word's
-    start to its last word's end, so its text is exactly the words inside its times.
-
-    A word of no length (transcript words that share an encoder frame, words past the vocoder's
-    cut) on a cue's edge would lie inside both cues' times, so no cue begins or ends next to one:
-    it stays in a cue with both its neighbours (``_runs``). Only a run of such words longer than
-    two lines is cut (at its lines)."""
-    out: list[Cue] = []
-    for group in groups:
-        cue: list[tuple[int, int, str]] = []
-        for run in _runs([w for w in group if w[2].strip()]):
-            if cue and len(_lines([*cue, *run])) > CUE_LINES:
-                out.append(_word_cue(cue))
-                cue = []
-            cue.extend(run)
-            while len(lines := _lines(cue)) > CUE_LINES:  # a run longer than a cue
-                n = sum(len(line) for line in lines[:CUE_LINES])
-                out.append(_word_cue(cue[:n]))
-                cue = cue[n:]
-        if cue:
-            out.append(_word_cue(cue))
-    return out
-
-
-def _runs(words: Sequence[tuple[int, int, str]]) -> list[list[tuple[int, int, str]]]:
-    """``words`` cut only between two words that both have a length."""
-    runs: list[list[tuple[int, int, str]]] = []
-    for w in words:
-        if runs and (runs[-1][-1][1] <= runs[-1][-1][0] or w[1] <= w[0]):
-            runs[-1].append(w)
-        else:
-            runs.append([w])
-    return runs
-
-
-def _lines(words: Sequence[tuple[int, int, str]]) -> list[list[str]]:
-    """The words filled greedily into lines of at most ``CUE_LINE_CHARS`` (a longer word alone)."""
-    lines: list[list[str]] = []
-    for _, _, word in words:
-        if lines and len(" ".join([*lines[-1], word])) <= CUE_LINE_CHARS:
-            lines[-1].append(word)
-        else:
-            lines.append([word])
-    return lines
-
-
-def _word_cue(words: Sequence[tuple[int, int, str]]) -> Cue:
-    start, end = words[0][0], words[-1][1]
-    return (start, max(end, start + 1), "\n".join(" ".join(line) for line in _lines(words)))
-
-
-def _cue_text(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines()]
-    return "\n".join(line for line in lines if line)  # a blank line would end the cue
-
-
-def srt_document(items: Sequence[Cue]) -> str:
-    doc: str = srt.compose(
-        [
-            srt.Subtitle(i, timedelta(milliseconds=start), timedelta(milliseconds=end), _cue_text(text))
-            for i, (start, end, text) in enumerate(items, 1)
-        ]
-    )
-    return doc
-
-
-def _vtt_time(ms: int) -> str:
-    h, rest = divmod(ms, 3_600_000)
-    m, rest = divmod(rest, 60_000)
-    s, milli = divmod(rest, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}.{milli:03d}"
-
-
-def vtt_document(items: Sequence[Cue]) -> str:
-    """WebVTT; cue text is escaped (``&``, ``<``, ``>``), so model text is never read as cue markup."""
-    doc = webvtt.WebVTT(
-        captions=[
-            webvtt.Caption(_vtt_time(start), _vtt_time(end), html.escape(_cue_text(text), quote=False))
-            for start, end, text in items
-        ]
-    )
-    return str(doc.content)
 
 
 # -- latency ----------------------------------------------------------------------------------------

@@ -50,16 +50,13 @@ from translate_svc.client_cli.lang import LangChoice, choose_languages, server_l
 from translate_svc.client_cli.output import (
     SUBTITLE_FORMATS,
     TEXT_FORMATS,
-    Cue,
     cues,
     output_bases,
     result_json,
-    srt_document,
     timed_words,
     translate_outputs,
-    vtt_document,
-    word_cues,
 )
+from translate_svc.subtitles import Cue, srt_document, vtt_document, word_cues
 
 #: ``--via auto`` sends clips longer than this through StreamingTranslate (real progress)
 AUTO_STREAM_S: Final = 30.0
