@@ -61,7 +61,8 @@ protos: client-envs ts-protos
 # under .client-matrix/, wheels cached there): pip install of clients/python[cli,opus] with the pins
 # below, then its suite (clients/python/tests: the stubs, the SDK's calls, the client command
 # translating jfk.flac, and the SDK's behaviour: update, FLUSH, endings, a drain resumed elsewhere,
-# TLS + token, a chunked clip, Opus, the sync client, the lasting stream, error details, a glossary)
+# TLS + token, a chunked clip, Opus, the sync client, the lasting stream, error details, a glossary;
+# translate-svc-client bench's simultaneous modes with /metrics)
 # against real servers of this checkout started from $(VENV). pb5 holds the floors of clients/python/pyproject.toml and grpcio-tools 1.63.0 (the
 # stubs' generator). An environment is made again only when its pins or clients/python/pyproject.toml
 # change (client_run reinstalls the client without its dependencies: a new one needs a new environment).
