@@ -61,9 +61,11 @@ protos: client-envs ts-protos
 # under .client-matrix/, wheels cached there): pip install of clients/python[cli,opus] with the pins
 # below, then its suite (clients/python/tests: the stubs, the SDK's calls, the client command
 # translating jfk.flac, and the SDK's behaviour: update, FLUSH, endings, a drain resumed elsewhere,
-# TLS + token, a chunked clip, Opus, the sync client, the lasting stream, error details, a glossary)
+# TLS + token, a chunked clip, Opus, the sync client, the lasting stream, error details, a glossary;
+# translate-svc-client bench's simultaneous modes with /metrics)
 # against real servers of this checkout started from $(VENV). pb5 holds the floors of clients/python/pyproject.toml and grpcio-tools 1.63.0 (the
-# stubs' generator). An environment is made again only when its pins change.
+# stubs' generator). An environment is made again only when its pins or clients/python/pyproject.toml
+# change (client_run reinstalls the client without its dependencies: a new one needs a new environment).
 CLIENT_MATRIX := .client-matrix
 CLIENT_ENVS := pb5 pb6 pb7
 PROTOBUF_pb5 := 5.26.1
@@ -79,7 +81,7 @@ CLIENT_TEST_DEPS := pytest>=8,<10 pytest-asyncio>=1.0,<2 pytest-timeout>=2.3,<3 
 CLIENT_PIP = $(CLIENT_MATRIX)/$(1)/bin/pip install --quiet --cache-dir $(CLIENT_MATRIX)/pip-cache
 
 define client_env
-	@pins="protobuf==$(PROTOBUF_$(1)) grpcio==$(GRPCIO_$(1)) $(PINS_$(1)) $(CLIENT_TEST_DEPS)"; \
+	@pins="protobuf==$(PROTOBUF_$(1)) grpcio==$(GRPCIO_$(1)) $(PINS_$(1)) $(CLIENT_TEST_DEPS) client:$$(sha256sum clients/python/pyproject.toml | cut -c1-16)"; \
 	if [ "$$(cat $(CLIENT_MATRIX)/$(1)/.pins 2>/dev/null)" != "$$pins" ]; then \
 	  echo "client matrix: making $(CLIENT_MATRIX)/$(1) ($$pins)"; rm -rf $(CLIENT_MATRIX)/$(1); \
 	  $(PYTHON) -m venv $(CLIENT_MATRIX)/$(1) && $(call CLIENT_PIP,$(1)) --upgrade pip && \
@@ -196,7 +198,7 @@ demo: install
 	[ -f .demo/ready.json ] || { cat .demo/server.log; echo "the server was not ready in 10 minutes"; exit 1; }; \
 	port=$$($(PY) -c 'import json, sys; print(json.load(open(sys.argv[1]))["port"])' .demo/ready.json); \
 	echo "server up on 127.0.0.1:$$port (log: .demo/server.log)"; \
-	$(VENV)/bin/translate-svc translate translate_svc/samples/demo_eng.wav --from eng --to spa,fra \
+	$(VENV)/bin/translate-svc translate clients/python/src/translate_svc/samples/demo_eng.wav --from eng --to spa,fra \
 	  --server 127.0.0.1:$$port --out out/demo --overwrite; \
 	kill -TERM $$pid; wait $$pid; trap - EXIT; echo "server stopped (SIGTERM, drained)"
 

@@ -74,7 +74,7 @@ from rich.table import Table
 
 from benchmarks import report
 from benchmarks.report import BatchObs, InterimObs, ProcCpu, SegmentObs, StreamObs
-from translate_svc.cli.load.clips import DEFAULT_SHIFT_S, SAMPLE_RATE, fit_pcm, rotate_pcm, shift_samples
+from translate_svc.client_cli.load.clips import DEFAULT_SHIFT_S, SAMPLE_RATE, fit_pcm, rotate_pcm, shift_samples
 
 logger = logging.getLogger("benchmarks.loadgen")
 

@@ -49,7 +49,7 @@ from translate_svc.subtitles import vtt_document
 pytestmark = pytest.mark.slow(75)  # seconds, for the schedule (conftest.py)
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "translate_svc" / "samples" / "demo_eng.wav"
+DEMO = REPO / "clients" / "python" / "src" / "translate_svc" / "samples" / "demo_eng.wav"
 _SCRIPT = Path(sys.executable).parent / "translate-svc"
 CLI: list[str] = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "translate_svc.cli"]
 EXIT_FAILED, EXIT_USAGE, EXIT_CONNECT, EXIT_AUTH, EXIT_INTERRUPTED = 1, 2, 3, 4, 130

@@ -34,13 +34,30 @@ def test_loading_the_cli_loads_no_torch_and_no_server() -> None:
     assert out.strip() == "[]"
 
 
+def test_the_bench_and_its_load_generator_load_no_torch_and_no_server() -> None:
+    """What ``translate-svc-client bench`` loads when it runs (its command, its work modules and the
+    WebSocket client of its openai mode): the client distribution's only (issue 57)."""
+    code = (
+        "import sys, translate_svc.client_cli.app, translate_svc.client_cli.load.ramp, "
+        "translate_svc.client_cli.load.metrics, websockets.asyncio.client; "
+        "server = ('translate_svc.cli', 'translate_svc.model', 'translate_svc.app', 'translate_svc.session', "
+        "'translate_svc.engine', 'translate_svc.transport', 'translate_svc.vad', 'translate_svc.settings', "
+        "'translate_svc.observability'); "
+        "heavy = ('torch', 'transformers', 'onnxruntime', 'aiohttp', 'aiortc', 'prometheus_client'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy "
+        "or any(m == s or m.startswith(s + '.') for s in server)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_every_command_is_registered() -> None:
     group = typer.main.get_command(app)
     names = set(group.commands)  # type: ignore[attr-defined]
     assert names == {
         "serve", "translate", "text", "stream", "languages", "make-test-model", "download-model",
         "make-test-lid-model", "download-lid-model", "phone-config",  # phone-config: issue 44
-        "bench",  # issue 46: the capacity bench ships in the package
+        "bench",  # issue 46: the capacity bench; since issue 57 the client distribution's (translate-svc-client)
     }  # fmt: skip
 
 

@@ -1,13 +1,13 @@
 """translate-svc: the command line (typer). ``HELP`` below is ``translate-svc --help``."""
 
 # The package by audience: operator.py (serve, the model commands) reaches the server
-# through translate_svc.app; the client commands (translate, text, stream, languages) are the client
-# distribution's (translate_svc.client_cli, clients/python/), clients of the SDK only.
+# through translate_svc.app; the client commands (translate, text, stream, languages, bench) are the
+# client distribution's (translate_svc.client_cli, clients/python/), clients of the SDK only.
 # Each command module imports light modules only; its work loads when it runs (a fast --help).
 
 import typer
 
-from translate_svc.cli import bench, operator, phone_config
+from translate_svc.cli import operator, phone_config
 from translate_svc.client_cli.app import CLIENT_HELP, add_client_commands
 
 # Help texts are not wrapped in the source: rich wraps them to the terminal. A prose paragraph is one
@@ -21,12 +21,11 @@ HELP = (
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 
 app.command("serve")(operator.serve)
-add_client_commands(app)  # translate, stream, text, languages: the client distribution's commands
+add_client_commands(app)  # translate, stream, text, languages, bench: the client distribution's commands
 app.command("phone-config", help=phone_config.HELP)(phone_config.phone_config)
 app.command("make-test-model")(operator.make_test_model)
 app.command("download-model")(operator.download_model)
 app.command("make-test-lid-model")(operator.make_test_lid_model)
 app.command("download-lid-model")(operator.download_lid_model)
-app.command("bench", help=bench.HELP)(bench.bench)
 
 __all__ = ["app"]

@@ -297,7 +297,7 @@ async def _serve(settings: Settings, ready_file: Path | None) -> None:
             host=settings.server.host,
             health_port=ports.get("health_port"),
             http_port=ports.get("http_port"),
-            metrics_port=settings.server.metrics_port or None,  # port 0: a free one, not known here
+            metrics_port=server.metrics_port,  # the bound one (port 0: the free one picked)
         )
         try:
             ready.write(ready_file, info)

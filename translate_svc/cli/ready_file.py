@@ -38,7 +38,7 @@ class ReadyInfo:
     host: str = ""  # the listen address
     health_port: int | None = None  # ``--health-port``: plaintext grpc.health.v1 only
     http_port: int | None = None  # ``--http-port``: the HTTP port (OpenAI door, rooms, demo page, phone)
-    metrics_port: int | None = None  # /metrics, where the port is known (``--workers N``: always)
+    metrics_port: int | None = None  # /metrics, when served (port 0: the one picked)
     workers: tuple[int, ...] = field(default=())  # ``--workers N``: the front-end workers' pids, w0 first
     engine_pid: int | None = None  # ``--workers N``: the engine process
 

@@ -18,8 +18,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,16 +35,18 @@ class Server:
     proc: subprocess.Popen[bytes]
     log: Path
     ready: Path
+    #: the ready file's object once ready: "port", "pid", and "http_port", "metrics_port" where served
+    info: dict[str, Any] = field(default_factory=dict)
 
 
-def _wait_ready(ready: Path, proc: subprocess.Popen[bytes], log: Path) -> int:
+def _wait_ready(ready: Path, proc: subprocess.Popen[bytes], log: Path) -> dict[str, Any]:
     """The server's one deliberate ready signal: the JSON object ``serve --ready-file`` writes
     atomically once it serves (translate_svc/cli/ready_file.py); never a log line."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if ready.exists():
-            port: int = json.loads(ready.read_text())["port"]
-            return port
+            doc: dict[str, Any] = json.loads(ready.read_text())
+            return doc
         if proc.poll() is not None:
             pytest.fail(f"the server exited ({proc.returncode}) before it was ready:\n{log.read_text()[-3000:]}")
         time.sleep(0.05)  # the file system has no portable change notification
@@ -83,7 +86,8 @@ def launch(settings: dict[str, str] | None = None, *, stable: bool = False) -> S
 def ready(server: Server) -> Server:
     """Wait for ``server``'s ready file; its address from then on."""
     if not server.address:
-        server.address = f"127.0.0.1:{_wait_ready(server.ready, server.proc, server.log)}"
+        server.info = _wait_ready(server.ready, server.proc, server.log)
+        server.address = f"127.0.0.1:{server.info['port']}"
     return server
 
 

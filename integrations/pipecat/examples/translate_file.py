@@ -4,7 +4,7 @@ printed, and the translated speech (the TTSAudioRawFrames an output transport wo
 written to a WAV file.
 
     python examples/translate_file.py --server 127.0.0.1:50051 --source en --target es \\
-        ../../translate_svc/samples/demo_eng.wav out.wav
+        ../../clients/python/src/translate_svc/samples/demo_eng.wav out.wav
 
 Needs a running server (``translate-svc serve``) and the integration's virtualenv (README.md).
 """

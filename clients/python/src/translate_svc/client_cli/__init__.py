@@ -1,4 +1,4 @@
-"""translate-svc-client: the client commands (translate, text, stream, languages), on the SDK only.
+"""translate-svc-client: the client commands (translate, text, stream, languages, bench), on the SDK only.
 
 The app is in ``app.py``; this module stays light so that the console script can say which extra
 to install when the command line's libraries (typer, rich: the ``cli`` extra) are missing.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 #: the command line's libraries: ``pip install 'translate-svc-client[cli]'``
-_CLI_EXTRA = frozenset({"typer", "click", "rich", "srt", "webvtt", "soxr"})
+_CLI_EXTRA = frozenset({"typer", "click", "rich", "srt", "webvtt", "soxr", "websockets"})
 
 
 def main() -> None:

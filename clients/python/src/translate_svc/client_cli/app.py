@@ -1,4 +1,4 @@
-"""The client commands' typer app (translate, text, stream, languages), on the SDK only.
+"""The client commands' typer app (translate, text, stream, languages, bench), on the SDK only.
 
 The same commands are part of the server's ``translate-svc`` (``translate_svc.cli`` adds them with
 :func:`add_client_commands`); this package is what ``pip install 'translate-svc-client[cli]'`` brings
@@ -7,7 +7,7 @@ without the server. Each command module imports light modules only; its work loa
 
 import typer
 
-from translate_svc.client_cli import languages, stream, text, translate
+from translate_svc.client_cli import bench, languages, stream, text, translate
 
 #: What the client commands share in ``--help`` (connection, exit codes): the server's
 #: ``translate-svc --help`` says it after its own first paragraph.
@@ -27,15 +27,16 @@ CLIENT_HELP = (
     "Every error is one line on stderr; set TRANSLATE_SVC_DEBUG=1 for a traceback of an unexpected one."
 )
 
-HELP = "Call a translate-svc server: translate, text, stream, languages.\n\n" + CLIENT_HELP
+HELP = "Call a translate-svc server: translate, text, stream, languages; or size one: bench.\n\n" + CLIENT_HELP
 
 
 def add_client_commands(app: typer.Typer) -> None:
-    """Register translate, stream, text and languages on ``app`` (this one, or the server's)."""
+    """Register translate, stream, text, languages and bench on ``app`` (this one, or the server's)."""
     app.command("translate", help=translate.HELP.replace("[", "\\["))(translate.translate)
     app.command("stream", help=stream.HELP.replace("[", "\\["))(stream.stream)
     app.command("text", help=text.HELP.replace("[", "\\["))(text.text)
     app.command("languages")(languages.languages)
+    app.command("bench", help=bench.HELP.replace("[", "\\["))(bench.bench)
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)

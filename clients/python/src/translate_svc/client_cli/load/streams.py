@@ -4,6 +4,17 @@ Latency of a segment: from the moment the audio up to its ``end_ms`` was due to 
 stream's start plus ``end_ms``: a live speaker's clock) to the arrival of its final result. A send
 that the server holds back (flow control) is late; the most it was late is ``max_lag_ms``, and that
 lateness counts against latency, as it would for a live speaker.
+
+Commit lag (simultaneous mode), the same clock: a commit's ``source_ms`` (gRPC ``Commit.source_ms``;
+the OpenAI door's ``x_commit.source_ms``) is the stream's audio, in ms, that the server had received
+when it committed the words, so the audio the commit covers is the stream's first ``source_ms`` ms.
+Its lag is its arrival less the moment that audio was due to be sent (the stream's start plus
+``source_ms``). The server had that audio before it committed, so the lag is positive: the time
+from the commit to the client (the commit's speech encoded, the wait behind an earlier segment's
+result, the network), plus how long the server held the last chunk it had read (under one chunk,
+``CHUNK_MS``, while it reads at real time) and any lateness of that chunk's send. A step's own
+queue wait and model time come before ``source_ms`` is taken: a slow step commits with a later
+``source_ms``, and a step that could not run is skipped (counted on the server's /metrics only).
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from translate_svc.cli.load.clips import SAMPLE_RATE, Clip
+from translate_svc.client_cli.load.clips import SAMPLE_RATE, Clip
 
 if TYPE_CHECKING:
     from translate_svc.client import AsyncTranslateClient
@@ -28,6 +39,8 @@ CHUNK_MS = 100
 OPENAI_RATE = 24000
 OPENAI_CHUNK_MS = 200
 OPENAI_PATH = "/v1/realtime/translations"
+#: the largest OpenAI event taken (a segment's speech as one base64 delta can pass 1 MiB)
+OPENAI_MAX_EVENT_BYTES = 16 * 2**20
 
 
 class Mode(str, Enum):
@@ -53,8 +66,13 @@ class StreamObs:
     audio_s: float
     segments: tuple[SegmentObs, ...]
     max_lag_ms: float
-    commits: int = 0
+    #: each commit's lag (module docstring), in arrival order
+    commit_lags_ms: tuple[float, ...] = ()
     error: str | None = None
+
+    @property
+    def commits(self) -> int:
+        return len(self.commit_lags_ms)
 
 
 class _Pacer:
@@ -73,8 +91,9 @@ class _Pacer:
     def sent(self, ms: float) -> None:
         self.lag_ms = max(self.lag_ms, (time.perf_counter() - self.start - ms / 1000.0) * 1000.0)
 
-    def latency_ms(self, end_ms: float) -> float:
-        return (time.perf_counter() - self.start) * 1000.0 - end_ms
+    def since_due_ms(self, ms: float) -> float:
+        """Now less the moment the audio up to ``ms`` was due to be sent."""
+        return (time.perf_counter() - self.start) * 1000.0 - ms
 
 
 async def grpc_stream(client: AsyncTranslateClient, clip: Clip, target: str, *, simultaneous: bool) -> StreamObs:
@@ -83,7 +102,7 @@ async def grpc_stream(client: AsyncTranslateClient, clip: Clip, target: str, *, 
     from translate_svc.client import Commit, Segment, TranslateError
 
     segments: list[SegmentObs] = []
-    commits = 0
+    commit_lags: list[float] = []
     pacer = _Pacer()
     step = SAMPLE_RATE * CHUNK_MS // 1000
     total_ms = clip.seconds * 1000.0
@@ -104,16 +123,16 @@ async def grpc_stream(client: AsyncTranslateClient, clip: Clip, target: str, *, 
                 async for ev in s:
                     if isinstance(ev, Segment):
                         t = ev.timing
-                        segments.append(SegmentObs(pacer.latency_ms(ev.end_ms), ev.ok, t.queue_ms, t.model_ms))
+                        segments.append(SegmentObs(pacer.since_due_ms(ev.end_ms), ev.ok, t.queue_ms, t.model_ms))
                     elif isinstance(ev, Commit):
-                        commits += 1
+                        commit_lags.append(pacer.since_due_ms(ev.source_ms))
             finally:
                 if not sender.done():
                     sender.cancel()
                 await asyncio.gather(sender, return_exceptions=True)
     except TranslateError as e:  # recorded: the other streams go on
-        return StreamObs(total_ms / 1000.0, tuple(segments), pacer.lag_ms, commits, f"{e.code}: {e}")
-    return StreamObs(total_ms / 1000.0, tuple(segments), pacer.lag_ms, commits)
+        return StreamObs(total_ms / 1000.0, tuple(segments), pacer.lag_ms, tuple(commit_lags), f"{e.code}: {e}")
+    return StreamObs(total_ms / 1000.0, tuple(segments), pacer.lag_ms, tuple(commit_lags))
 
 
 def pcm24k(clip: Clip) -> np.ndarray[Any, Any]:
@@ -123,11 +142,13 @@ def pcm24k(clip: Clip) -> np.ndarray[Any, Any]:
     return np.asarray(np.clip(np.round(x * 32767), -32768, 32767).astype("<i2"))
 
 
-async def openai_stream(http: Any, base_url: str, token: str | None, clip: Clip, language: str) -> StreamObs:
-    """One realtime translation session on the OpenAI door (aiohttp's WebSocket client, JSON
-    events as OpenAI documents them). A segment's final is its ``session.output_transcript.done``
-    (``x_segment``: its span; ``x_timing``: the server's latency and model time)."""
-    import aiohttp
+async def openai_stream(base_url: str, token: str | None, clip: Clip, language: str) -> StreamObs:
+    """One realtime translation session on the OpenAI door (the ``websockets`` client, JSON events
+    as OpenAI documents them). A segment's final is its ``session.output_transcript.done``
+    (``x_segment``: its span; ``x_timing``: the server's latency and model time); a commit is a
+    ``session.output_transcript.delta`` with ``x_commit`` (one per commit that carries text)."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import WebSocketException
 
     audio = pcm24k(clip)
     step = OPENAI_RATE * OPENAI_CHUNK_MS // 1000
@@ -135,12 +156,14 @@ async def openai_stream(http: Any, base_url: str, token: str | None, clip: Clip,
     url = base_url.rstrip("/").replace("http", "ws", 1) + OPENAI_PATH + "?model=translate-svc-bench"
     pacer = _Pacer()
     segments: list[SegmentObs] = []
-    commits = 0
+    commit_lags: list[float] = []
     error: str | None = None
     try:
-        async with http.ws_connect(url, headers=headers, heartbeat=None) as ws:
+        async with connect(
+            url, additional_headers=headers, ping_interval=None, max_size=OPENAI_MAX_EVENT_BYTES, open_timeout=10
+        ) as ws:
             update = {"type": "session.update", "session": {"audio": {"output": {"language": language}}}}
-            await ws.send_str(json.dumps(update))
+            await ws.send(json.dumps(update))
 
             async def send() -> None:
                 pacer.start = time.perf_counter()
@@ -148,32 +171,34 @@ async def openai_stream(http: Any, base_url: str, token: str | None, clip: Clip,
                     ms = min(at + step, len(audio)) * 1000.0 / OPENAI_RATE
                     await pacer.wait(ms)
                     chunk = base64.b64encode(audio[at : at + step].tobytes()).decode()
-                    await ws.send_str(json.dumps({"type": "session.input_audio_buffer.append", "audio": chunk}))
+                    await ws.send(json.dumps({"type": "session.input_audio_buffer.append", "audio": chunk}))
                     pacer.sent(ms)
-                await ws.send_str(json.dumps({"type": "session.close"}))
+                await ws.send(json.dumps({"type": "session.close"}))
 
             sender: asyncio.Task[None] | None = None
-            async for msg in ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    break
-                ev = json.loads(msg.data)
-                kind = ev.get("type")
-                if kind == "session.updated" and sender is None:
-                    sender = asyncio.create_task(send())
-                elif kind == "session.output_transcript.done":
-                    timing = ev.get("x_timing") or {}
-                    latency = pacer.latency_ms(ev["x_segment"]["end_ms"])
-                    segments.append(SegmentObs(latency, not ev.get("x_failed"), None, timing.get("model_ms")))
-                elif kind == "session.output_transcript.delta" and ev.get("x_commit"):
-                    commits += 1
-                elif kind == "error":
-                    error = str((ev.get("error") or {}).get("message", ev))
-                elif kind == "session.closed":
-                    break
-            if sender is not None:
-                if not sender.done():
-                    sender.cancel()
-                await asyncio.gather(sender, return_exceptions=True)
-    except (aiohttp.ClientError, OSError) as e:
+            try:
+                async for msg in ws:
+                    if not isinstance(msg, str):
+                        break
+                    ev = json.loads(msg)
+                    kind = ev.get("type")
+                    if kind == "session.updated" and sender is None:
+                        sender = asyncio.create_task(send())
+                    elif kind == "session.output_transcript.done":
+                        timing = ev.get("x_timing") or {}
+                        latency = pacer.since_due_ms(ev["x_segment"]["end_ms"])
+                        segments.append(SegmentObs(latency, not ev.get("x_failed"), None, timing.get("model_ms")))
+                    elif kind == "session.output_transcript.delta" and ev.get("x_commit"):
+                        commit_lags.append(pacer.since_due_ms(ev["x_commit"]["source_ms"]))
+                    elif kind == "error":
+                        error = str((ev.get("error") or {}).get("message", ev))
+                    elif kind == "session.closed":
+                        break
+            finally:
+                if sender is not None:
+                    if not sender.done():
+                        sender.cancel()
+                    await asyncio.gather(sender, return_exceptions=True)
+    except (WebSocketException, OSError, TimeoutError) as e:
         error = f"{type(e).__name__}: {e}"
-    return StreamObs(len(audio) / OPENAI_RATE, tuple(segments), pacer.lag_ms, commits, error)
+    return StreamObs(len(audio) / OPENAI_RATE, tuple(segments), pacer.lag_ms, tuple(commit_lags), error)

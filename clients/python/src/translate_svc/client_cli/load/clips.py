@@ -17,9 +17,10 @@ DEFAULT_SHIFT_S = 1.37
 
 
 def sample_path() -> Path:
-    """The English sample the package ships (``make demo`` translates it)."""
-    # beside this package's modules (translate_svc/samples/): not importlib.resources, which gives a
-    # MultiplexedPath for a namespace package that cannot be joined to a file on every install
+    """The English sample the client distribution ships (``make demo`` translates it)."""
+    # beside this package's modules (translate_svc/samples/ of clients/python): not
+    # importlib.resources, which gives a MultiplexedPath for a namespace package that cannot be
+    # joined to a file on every install
     return Path(__file__).resolve().parents[2] / "samples" / "demo_eng.wav"
 
 

@@ -1,5 +1,6 @@
 """``translate-svc bench``: size a served instance from outside, with the SDK and the OpenAI door
-only (translate_svc.cli.load), so an operator with our image needs no source tree (issue 46)."""
+only (``load/``), so that a load machine needs the client distribution alone: no torch, no server,
+no source tree (issues 46 and 57)."""
 
 from __future__ import annotations
 
@@ -15,18 +16,28 @@ from translate_svc.client_cli.common import CliError, run_client
 from translate_svc.client_cli.flags import ConnectionFlags, flag_groups
 
 if TYPE_CHECKING:
-    from translate_svc.cli.load.capacity import Step, Suggestion
-    from translate_svc.cli.load.ramp import Plan
+    from translate_svc.client_cli.load.capacity import Step, Suggestion
+    from translate_svc.client_cli.load.ramp import Plan
 
 HELP = (
     "Measure how many live streams a served instance carries: real speech at real time through each "
     "mode (segment: gRPC StreamingTranslate; simultaneous: the same with simultaneous interpretation; "
     "openai: the OpenAI-compatible realtime door, needs --openai) for each stream count of --ramp, "
-    "--seconds of audio per stream.\n\n"
+    "--seconds of audio per stream. It needs the client distribution only "
+    "(pip install 'translate-svc-client[cli]': translate-svc-client bench).\n\n"
     "Per step: the latency of each final (from the moment its last audio was due to be sent to its "
     "arrival, p50/p95/max), the server's queue and model time per segment (its own timing), and with "
-    "--metrics the server's CPU cores and most resident memory (from its /metrics). A step keeps real "
-    "time when no stream failed, no send was held back over 1 s, and p95 is within --p95-ms.\n\n"
+    "--metrics the server's CPU cores and most resident memory (from its /metrics).\n\n"
+    "Simultaneous mode (and openai, simultaneous by default): the commits, and each commit's lag: "
+    "its arrival less the moment the audio up to its source_ms was due to be sent (source_ms: the "
+    "stream's audio the server had received when it committed the words, so the audio the commit "
+    "covers). It is the time from the server's commit to the client, plus under one 100 ms chunk; a "
+    "step's own queue and model time come before source_ms is taken. Steps the server skipped (the "
+    "engine or the reader behind: their words come with a later commit) are not on the wire: with "
+    "--metrics, the growth of translate_svc_simultaneous_steps_total by outcome over the step, "
+    "for every stream on the server (run it alone for the bench's own).\n\n"
+    "A step keeps real time when no stream failed, no send was held back over 1 s, and the finals' "
+    "p95, and the commits' p95 lag where there were commits, are within --p95-ms. "
     "It suggests max_streams (the largest count kept, every smaller one kept too) and the autoscaler's "
     "target (translate_svc_streams_active per pod: max_streams less --headroom). --json writes every "
     "figure. Run it from another machine than the server's, or the client's own CPU counts against it."
@@ -44,7 +55,7 @@ def _ints(value: str, flag: str) -> tuple[int, ...]:
 
 
 def _modes(value: str | None, openai: str | None) -> tuple[Any, ...]:
-    from translate_svc.cli.load.streams import Mode
+    from translate_svc.client_cli.load.streams import Mode
 
     names = value.split(",") if value else ["segment", "simultaneous", *(["openai"] if openai else [])]
     known = {m.value: m for m in Mode}
@@ -68,7 +79,9 @@ def bench(
         str | None, typer.Option("--modes", help="segment, simultaneous, openai (default: all it can reach)")
     ] = None,
     seconds: Annotated[float, typer.Option("--seconds", help="audio per stream and step (looped)")] = 30.0,
-    p95_ms: Annotated[float, typer.Option("--p95-ms", help="the p95 latency a kept step stays within")] = 2500.0,
+    p95_ms: Annotated[
+        float, typer.Option("--p95-ms", help="the p95 latency (finals; commit lag) a kept step stays within")
+    ] = 2500.0,
     headroom: Annotated[float, typer.Option("--headroom", help="share of max_streams the autoscaler keeps")] = 0.2,
     target: Annotated[str, typer.Option("--target", help="target language of the gRPC modes")] = "spa",
     openai_language: Annotated[
@@ -78,7 +91,8 @@ def bench(
         str | None, typer.Option("--openai", help="the OpenAI door's base URL, http://HOST:HTTP_PORT")
     ] = None,
     metrics: Annotated[
-        str | None, typer.Option("--metrics", help="the server's /metrics URL, for its CPU and memory")
+        str | None,
+        typer.Option("--metrics", help="the server's /metrics URL, for its CPU, memory and skipped steps"),
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write every figure as JSON to FILE")] = None,
     *,
@@ -87,8 +101,8 @@ def bench(
     def run() -> int:
         import asyncio
 
-        from translate_svc.cli.load.clips import load_clip, sample_path
-        from translate_svc.cli.load.ramp import Plan
+        from translate_svc.client_cli.load.clips import load_clip, sample_path
+        from translate_svc.client_cli.load.ramp import Plan
 
         counts = _ints(ramp, "--ramp")
         chosen = _modes(modes, openai)
@@ -97,6 +111,9 @@ def bench(
         path = audio if audio is not None else sample_path()
         if not path.is_file():
             raise CliError(f"AUDIO {path}: no such file")
+        for flag, url in (("--metrics", metrics), ("--openai", openai)):
+            if url is not None and not url.startswith(("http://", "https://")):
+                raise CliError(f"{flag} {url[:200]!r}: give an http:// or https:// URL")
         connection = conn.connection(max(60.0, seconds * 4))
         plan = Plan(
             clip=load_clip(path),
@@ -121,15 +138,18 @@ async def _run(plan: Plan, client: Any, json_out: Path | None) -> int:
 
     from rich.console import Console
 
-    from translate_svc.cli.load.capacity import suggest
-    from translate_svc.cli.load.ramp import run_ramp
+    from translate_svc.client_cli.load.capacity import suggest
+    from translate_svc.client_cli.load.ramp import run_ramp
 
     console = Console(stderr=True)
     try:
         steps = await run_ramp(
             plan,
             client,
-            lambda s: console.print(f"{s.mode} x{s.streams}: {s.segments} segments, p95 {s.p95_ms} ms"),
+            lambda s: console.print(
+                f"{s.mode} x{s.streams}: {s.segments} segments, p95 {s.p95_ms} ms"
+                + (f"; {s.commits} commits, lag p95 {s.commit_lag_p95_ms} ms" if s.commits else "")
+            ),
         )
     finally:
         await client.close()
@@ -158,13 +178,32 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.0f}"
 
 
+def _commit_lag(s: Step) -> str:
+    if s.commit_lag_p50_ms is None:
+        return "-"
+    return f"{_fmt(s.commit_lag_p50_ms)} / {_fmt(s.commit_lag_p95_ms)}"
+
+
+def _skipped(s: Step) -> str:
+    run, skipped = s.server.steps_run, s.server.steps_skipped
+    if s.mode == "segment" or run is None or skipped is None:
+        return "-"
+    return f"{skipped} of {run + skipped}"
+
+
 def _table(steps: list[Step], suggestions: list[Suggestion], plan: Plan) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"capacity: {plan.clip.name}, {plan.seconds:g} s per stream, p95 target {plan.p95_ms:g} ms")
+    table = Table(
+        title=f"capacity: {plan.clip.name}, {plan.seconds:g} s per stream, p95 target {plan.p95_ms:g} ms",
+        caption="commit lag: p50 / p95; steps skipped: of the steps due, on the whole server (its /metrics)",
+    )
     for name in ("mode", "streams", "real time", "segments", "p50 ms", "p95 ms", "max ms", "queue ms", "model ms"):
         table.add_column(name, justify="left" if name == "mode" else "right")
+    table.add_column("commits", justify="right")
+    table.add_column("commit lag ms", justify="right")  # p50 / p95
+    table.add_column("steps skipped", justify="right")
     table.add_column("CPU cores", justify="right")
     table.add_column("RSS MB", justify="right")
     for s in steps:
@@ -179,10 +218,13 @@ def _table(steps: list[Step], suggestions: list[Suggestion], plan: Plan) -> None
             _fmt(s.max_ms),
             _fmt(s.queue_p50_ms),
             _fmt(s.model_p50_ms),
+            "-" if s.mode == "segment" else str(s.commits),
+            _commit_lag(s),
+            _skipped(s),
             cores,
             _fmt(s.server.rss_max_mb),
         )
-    out = Console(width=None if sys.stdout.isatty() else 132)
+    out = Console(width=None if sys.stdout.isatty() else 180)
     out.print(table)
     for g in suggestions:
         if g.max_streams is None:
