@@ -375,6 +375,11 @@ class RoomSettings(BaseModel):
     #: rooms open at once on a node's process, and listeners (every room together)
     max_rooms: int = Field(256, ge=1, le=1_000_000)
     max_listeners: int = Field(4096, ge=1, le=1_000_000)
+    #: the listen page's QR codes (``/listen/<room>/qr.svg``, no token): new codes drawn a second
+    #: per process (a token bucket of 2 s' worth; beyond it 503 + Retry-After), and codes kept (by
+    #: address, least recently used out): at the defaults drawing takes at most ~8 % of the event loop
+    qr_draws_per_s: float = Field(4.0, gt=0, le=1000)
+    qr_cache_entries: int = Field(256, ge=0, le=100_000)
 
 
 class Settings(BaseSettings):

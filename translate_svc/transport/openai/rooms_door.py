@@ -11,6 +11,8 @@ the QR code of a room's address.
   JavaScript; no build step, no CDN), ``GET /listen/_/config`` the languages it offers.
 - ``GET /listen/<room>/qr.svg``: a QR code of the room's page address as this request reached
   the server (its Host), for a speaker's screen (``segno``, on the server: the page needs no network).
+  It needs no token, so codes are kept by address and new ones drawn at a bounded rate per process
+  (``rooms_qr.py``; beyond it 503 with ``Retry-After``): strangers cannot spend the event loop.
 
 The loop: the listener is made first (refusals as HTTP answers), then the upgrade; its events are
 sent as they come, and the socket's sending waits for the client (its send buffer bounded as the
@@ -23,21 +25,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
+import math
 from collections.abc import Callable
 from pathlib import Path
 
-import segno
 from aiohttp import WSMsgType, hdrs, web
 
 from translate_svc.errors import NotReady, ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.rooms import ROOM_NAME, Listener, RoomOutput
+from translate_svc.settings import RoomSettings
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, call_info
 from translate_svc.transport.openai.demo import page_languages
 from translate_svc.transport.openai.handshake import read_offer
-from translate_svc.transport.openai.http_site import fix_buffers
+from translate_svc.transport.openai.http_site import fix_buffers, http_error
 from translate_svc.transport.openai.loop import Caller, disarm_heartbeat, heartbeat_s
 from translate_svc.transport.openai.rooms_protocol import (
     LISTEN_SUBPROTOCOL,
@@ -47,6 +49,7 @@ from translate_svc.transport.openai.rooms_protocol import (
     listen_ask,
     refusal,
 )
+from translate_svc.transport.openai.rooms_qr import QrBusy, QrCodes
 
 PATH = "/v1/rooms/{room}/listen"
 PAGE = "/listen"
@@ -66,7 +69,7 @@ Authorize = Callable[..., Caller | web.Response]
 
 class RoomListeners:
     """The HTTP port's rooms routes. ``authorize``: the realtime door's; ``sockets``: the door's open
-    sockets (closed when it stops)."""
+    sockets (closed when it stops); ``settings``: the QR codes' bounds."""
 
     def __init__(
         self,
@@ -74,10 +77,12 @@ class RoomListeners:
         app: web.Application,
         authorize: Authorize,
         sockets: set[web.WebSocketResponse],
+        settings: RoomSettings,
     ) -> None:
         self._m = manager
         self._authorize = authorize
         self._sockets = sockets
+        self.qr = QrCodes(settings.qr_draws_per_s, settings.qr_cache_entries)
         app.router.add_get(PATH, self._listen)
         app.router.add_get(PAGE + "/_/config", self._config)
         app.router.add_get(PAGE + "/_/{name}", self._file)
@@ -165,9 +170,13 @@ class RoomListeners:
             raise web.HTTPBadRequest(text="the address this server was reached at is too long for a QR code")
         if request.query.get("demo") == "1":
             url += "#demo"
-        svg = io.BytesIO()
-        segno.make(url, error="m").save(svg, kind="svg", scale=6, border=2, title=url)
-        return web.Response(body=svg.getvalue(), content_type="image/svg+xml", headers=_HEADERS)
+        try:
+            svg = self.qr.get(url)
+        except QrBusy as e:
+            refused = http_error(503, str(e), "qr_rate_limited", "server_error")
+            refused.headers["Retry-After"] = str(max(1, math.ceil(e.retry_after_s)))
+            return refused
+        return web.Response(body=svg, content_type="image/svg+xml", headers=_HEADERS)
 
 
 async def _send_events(ws: web.WebSocketResponse, listener: Listener) -> None:
