@@ -227,10 +227,11 @@ async def silent_listen(
     slots: int = 1200,
     connections: int = 4,
     seconds: float = 20.0,
+    reopen_s: float = 0.05,
     started: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """``slots`` Listen calls that never send their ListenRequest, spread over ``connections``, each
-    reopened 50 ms after the server ends it, for ``seconds``. Returns the most held at once (open
+    reopened ``reopen_s`` after the server ends it, for ``seconds``. Returns the most held at once (open
     for over a second: admitted) and how the ended ones ended."""
     release = asyncio.Event()
     codes: Counter[str] = Counter()
@@ -257,7 +258,7 @@ async def silent_listen(
                     break
                 finally:
                     opened_at.pop(k, None)
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(reopen_s)
 
         tasks = [asyncio.create_task(slot(k)) for k in range(slots)]
         await asyncio.sleep(1.0)
@@ -636,6 +637,7 @@ def _run_attack(opts: argparse.Namespace) -> dict[str, Any]:
                 slots=opts.slots,
                 connections=opts.connections,
                 seconds=opts.seconds,
+                reopen_s=opts.reopen_s,
                 started=started,
             )
         )
@@ -662,6 +664,7 @@ def main(argv: list[str] | None = None) -> None:
     sl.add_argument("--slots", type=int, default=1200)
     sl.add_argument("--connections", type=int, default=4)
     sl.add_argument("--seconds", type=float, default=20.0)
+    sl.add_argument("--reopen-s", type=float, default=0.05)
     ll = sub.add_parser("large-listen")
     ll.add_argument("--address", required=True)
     ll.add_argument("--token", default=None)

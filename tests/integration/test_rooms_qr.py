@@ -52,12 +52,13 @@ def http_of(server: ServerProcess) -> str:
     return f"http://127.0.0.1:{server.info.http_port}"
 
 
-class Flood:
-    """``python -m benchmarks.attacks_rooms qr-flood`` in its own process."""
+class RoomsAttack:
+    """``python -m benchmarks.attacks_rooms <attack> ...`` in its own process: ``started`` once the
+    attack is under way, ``result`` its JSON line once it ends."""
 
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.attacks_rooms", "qr-flood", *args],
+            [sys.executable, "-m", "benchmarks.attacks_rooms", *args],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -85,7 +86,7 @@ async def test_strangers_asking_for_new_qr_codes_leave_the_event_loop_to_others(
     """32 token-less clients ask for the codes of ever new room names with a 200-character Host
     (each a code of ~14 ms to draw) for 12 s, while a health Check is made every 200 ms: its median
     stays low, and the server drew at most its budget of codes (the rest answered 503 at once)."""
-    flood = Flood("--http", http_of(served), "--clients", str(STRANGERS), "--seconds", str(FLOOD_S))
+    flood = RoomsAttack("qr-flood", "--http", http_of(served), "--clients", str(STRANGERS), "--seconds", str(FLOOD_S))
     latencies: list[float] = []
     try:
         await flood.started()

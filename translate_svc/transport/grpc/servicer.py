@@ -44,6 +44,7 @@ from translate_svc.session.clip import ClipDriver, ClipRequest, check_clip_bytes
 from translate_svc.session.rooms import RoomOutput
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import (
+    LISTEN_REQUEST_BYTES,
     REQUEST_ID,
     SMALL_MESSAGE_BYTES,
     config_message_bytes,
@@ -367,17 +368,28 @@ class TranslatorServicer:
     async def Listen(
         self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
-        """A room's output in one language (``session/rooms.py``): the request (read within
-        ``limits.request_read_timeout_s`` of the call's start, as a unary call's), then the
-        listener's events until the client cancels or the server drains. Each room output is
-        encoded once per language (``RoomOutput.wire``) and written as bytes to every listener."""
+        """A room's output in one language (``session/rooms.py``): the request, read as a unary
+        call's (the token interceptor let the call in only with rights to listen to some room;
+        then admitted by the token's and tenant's unary caps before it is read, within
+        ``limits.request_read_timeout_s`` of the call's start, at most ``LISTEN_REQUEST_BYTES``),
+        then the listener's events until the client cancels, the server drains, or the listen ends
+        (its deadline, its token revoked). Each room output is encoded once per language
+        (``RoomOutput.wire``) and written as bytes to every listener."""
         try:
             limit_s = self._m.limits.request_read_timeout_s
             deadline = call_deadline(limit_s)
             await _call_info(context, "Listen")
             caller = caller_of(self._tokens)
-            raw = await read_request(raw_requests, deadline, limit_s, "ListenRequest")
-            request = _parse(pb.ListenRequest, raw, SMALL_MESSAGE_BYTES)
+            with self._m.admit_unary(caller.tenant, token_key(caller)):
+                raw = await read_request(raw_requests, deadline, limit_s, "ListenRequest")
+            request = parse_message(
+                pb.ListenRequest,
+                raw,
+                LISTEN_REQUEST_BYTES,
+                too_large="a ListenRequest holds a room name, a language and a participant id: send no more",
+                unparsable=_UNPARSABLE,
+            )
+            del raw
             listener = self._m.rooms.listen(
                 request.room,
                 request.language,
