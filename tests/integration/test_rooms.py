@@ -167,7 +167,9 @@ async def test_one_speaker_thirty_listeners_in_three_languages(test_model_dir: P
             seg = e.segment
             assert (seg.start_ms, seg.end_ms) == spans[seg.segment_id]
             assert [t.target_language for t in seg.translations] == [h.language]
-            assert seg.translations[0].text and seg.translations[0].audio.content
+            assert seg.translations[0].text
+            # live results carry speech; the backlog is kept and sent as text only (issue 57)
+            assert bool(seg.translations[0].audio.content) != e.backlog, e
     assert all(not h.segments[0].backlog for h in early)
     assert all(h.events[0].started.backlog >= 1 for h in late)  # late joiners got the backlog first
     # work per language, not per listener: 3 targets and the transcript per segment, not 30

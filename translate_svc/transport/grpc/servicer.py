@@ -16,6 +16,7 @@ google.rpc.RetryInfo detail when retrying helps. Per-segment failures travel ins
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -41,7 +42,8 @@ from translate_svc.session import (
     TextsResult,
 )
 from translate_svc.session.clip import ClipDriver, ClipRequest, check_clip_bytes
-from translate_svc.session.rooms import RoomOutput
+from translate_svc.session.room_listener import ListenCut, until_ended
+from translate_svc.session.rooms import Listener, RoomOutput
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import (
     LISTEN_REQUEST_BYTES,
@@ -65,7 +67,7 @@ from translate_svc.transport.rpc import (
     unary_errors,
     write_response,
 )
-from translate_svc.transport.tokens import Revocation, TokenStore, watching
+from translate_svc.transport.tokens import LISTEN_REVOKED, Revocation, TokenStore, may_listen_to, watching
 from translate_svc.vad.segmenter import SegmenterConfig
 
 logger = logging.getLogger(__name__)
@@ -401,21 +403,33 @@ class TranslatorServicer:
             await _abort(context, e)
             return
         try:
-            async for ev in listener.events():
-                if isinstance(ev, RoomOutput):
-                    data = ev.wire.get("grpc")
-                    if data is None:
-                        data = ev.wire["grpc"] = convert.listen_event_to_pb(ev).SerializeToString()
-                    metrics.room_sent("grpc", len(data))
-                else:
-                    data = convert.listen_event_to_pb(ev).SerializeToString()
-                await write_response(context, data)
+            # its token removed from the file (or its listen= right taken): ended UNAUTHENTICATED
+            allowed = may_listen_to(request.room)
+            with watching(self._revocation, listener, caller, allowed=allowed, message=LISTEN_REVOKED):
+                await until_ended(_send_listen(listener, context), listener, self._error_drain_s)
         except ServiceError as e:
+            listener.close()
             await _abort(context, e)
+        except ListenCut:  # ended while its client read nothing: the call is dropped, as a cancel
+            listener.close()
+            raise asyncio.CancelledError("the listen ended and its client reads nothing") from None
         finally:
             listener.close()
         return
         yield
+
+
+async def _send_listen(listener: Listener, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    """A listener's events, written until the listen ends (its error raised)."""
+    async for ev in listener.events():
+        if isinstance(ev, RoomOutput):
+            data = ev.wire.get("grpc")
+            if data is None:
+                data = ev.wire["grpc"] = convert.listen_event_to_pb(ev).SerializeToString()
+            metrics.room_sent("grpc", len(data))
+        else:
+            data = convert.listen_event_to_pb(ev).SerializeToString()
+        await write_response(context, data)
 
 
 def _continuation(request: pb.TranslateRequest) -> bytes:

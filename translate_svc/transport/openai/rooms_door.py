@@ -18,7 +18,10 @@ The loop: the listener is made first (refusals as HTTP answers), then the upgrad
 sent as they come, and the socket's sending waits for the client (its send buffer bounded as the
 realtime sockets'), so a listener that does not read falls behind its own bounded queue in the
 registry and is told what it lost, never slowing the speaker. The client's end (or any message
-from it) closes the listener at once, whether or not the room says anything. Event loop only.
+from it) closes the listener at once, whether or not the room says anything. A listen opened with
+a token ends when the token is revoked (``room.closed`` ``revoked``, close 1008), and every listen
+at ``rooms.max_listen_s`` (``max_listen_duration``, 1000); a socket whose client does not read then
+is cut after ``CLOSE_GRACE_S``. Event loop only.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from aiohttp import WSMsgType, hdrs, web
 from translate_svc.errors import NotReady, ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session.manager import SessionManager
+from translate_svc.session.room_listener import ListenCut, until_ended
 from translate_svc.session.rooms import ROOM_NAME, Listener, RoomOutput
 from translate_svc.settings import RoomSettings
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, call_info
@@ -50,6 +54,7 @@ from translate_svc.transport.openai.rooms_protocol import (
     refusal,
 )
 from translate_svc.transport.openai.rooms_qr import QrBusy, QrCodes
+from translate_svc.transport.tokens import LISTEN_REVOKED, may_listen_to
 
 PATH = "/v1/rooms/{room}/listen"
 PAGE = "/listen"
@@ -65,6 +70,8 @@ _HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 Authorize = Callable[..., Caller | web.Response]
+#: a listen the server ends whose client does not take what is sent: its socket is cut after this
+CLOSE_GRACE_S = 2.0
 
 
 class RoomListeners:
@@ -121,8 +128,23 @@ class RoomListeners:
             raise
         self._sockets.add(ws)
         reader = asyncio.get_running_loop().create_task(_read_until_closed(ws, listener))
+        revocation = caller.revocation
+        watch = (
+            contextlib.nullcontext()
+            if revocation is None
+            else revocation.watching(
+                listener, caller.token, caller.generation, allowed=may_listen_to(ask.room), message=LISTEN_REVOKED
+            )
+        )
         try:
-            await _send_events(ws, listener)
+            with watch:
+                await until_ended(_send_events(ws, listener), listener, CLOSE_GRACE_S)
+        except ServiceError as e:
+            listener.close()
+            await _close_for(request, ws, e)
+        except ListenCut:  # ended while its client read nothing: the connection is cut
+            listener.close()
+            _cut(request)
         finally:
             listener.close()
             reader.cancel()
@@ -130,7 +152,11 @@ class RoomListeners:
                 await reader
             self._sockets.discard(ws)
             if not ws.closed:
-                await ws.close()
+                try:
+                    async with asyncio.timeout(CLOSE_GRACE_S):
+                        await ws.close()
+                except TimeoutError:
+                    _cut(request)
             await disarm_heartbeat(ws)
         return ws
 
@@ -181,7 +207,7 @@ class RoomListeners:
 
 async def _send_events(ws: web.WebSocketResponse, listener: Listener) -> None:
     """The listener's events as frames until it ends: closed from outside (the client left), or
-    by the server (a drain: ``room.closed`` and 1012)."""
+    by the server (its error raised: a drain, a revocation, its longest listen)."""
     try:
         async for ev in listener.events():
             for frame in frames(ev):
@@ -190,14 +216,28 @@ async def _send_events(ws: web.WebSocketResponse, listener: Listener) -> None:
                 await ws.send_frame(frame.data, WSMsgType.TEXT if frame.text else WSMsgType.BINARY)
                 if isinstance(ev, RoomOutput):
                     metrics.room_sent("ws", len(frame.data))
-    except ServiceError as e:
-        last, code = closed(e)
-        if not ws.closed:
-            with contextlib.suppress(ConnectionError):
-                await ws.send_frame(last.data, WSMsgType.TEXT)
-            await ws.close(code=code, message=b"listen again")
     except ConnectionError:  # the client went away while it was sent to
         return
+
+
+async def _close_for(request: web.Request, ws: web.WebSocketResponse, e: ServiceError) -> None:
+    """A listen the server ended: ``room.closed`` and the close code (``rooms_protocol.closed``),
+    within ``CLOSE_GRACE_S``; a client that takes neither has its connection cut."""
+    last, code = closed(e)
+    try:
+        async with asyncio.timeout(CLOSE_GRACE_S):
+            if not ws.closed:
+                with contextlib.suppress(ConnectionError):
+                    await ws.send_frame(last.data, WSMsgType.TEXT)
+                await ws.close(code=code, message=b"listen again")
+    except TimeoutError:
+        _cut(request)
+
+
+def _cut(request: web.Request) -> None:
+    """Drop the connection of a client that takes nothing more."""
+    if request.transport is not None:
+        request.transport.abort()
 
 
 async def _read_until_closed(ws: web.WebSocketResponse, listener: Listener) -> None:
