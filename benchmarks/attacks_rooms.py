@@ -555,9 +555,11 @@ async def measure_one(checkout: Path, model: str, scale: float) -> dict[str, Any
     with serve(checkout, model) as s:
         out["qr_control"] = await under_qr_flood(s, clients=0, seconds=0)
         out["qr_flood_32"] = await under_qr_flood(s, clients=32, seconds=20)
-    # silent Listen calls of a languages-only token, reopened as they end; the other tenant meanwhile
+    # 1,200 silent Listen calls of a languages-only token, each reopened 2 s after it ends; the other tenant meanwhile
     with serve(checkout, model) as s:
-        task = asyncio.ensure_future(silent_listen(s.address, TOKENS["languages"], slots=1200, seconds=20))
+        task = asyncio.ensure_future(
+            silent_listen(s.address, TOKENS["languages"], slots=1200, seconds=20, reopen_s=2.0)
+        )
         await asyncio.sleep(8)
         seen = [await probe(s.address, TOKENS["other"]) for _ in range(3)]
         out["silent_listen_languages_token"] = {**await task, "other_tenant": seen}
@@ -595,7 +597,7 @@ async def measure_one(checkout: Path, model: str, scale: float) -> dict[str, Any
     # the backlog: one fast speaker, 4 targets with 48 kHz speech, nobody listening
     env = {"TRANSLATE_SVC_MODEL__TEST_TRANSLATOR": "stable"}
     with serve(checkout, model, env) as s, peak_rss_growth_mb(s.pid) as rss:
-        got = await fast_speaker(s.address, TOKENS["uncapped"], audio_s=600 * scale)
+        got = await fast_speaker(s.address, TOKENS["uncapped"], audio_s=1200)
     out["fast_speaker"] = {**got, "peak_rss_growth_mb": rss["mb"], "rss_after_mb": rss["after_mb"]}
     return out
 
@@ -652,7 +654,7 @@ def main(argv: list[str] | None = None) -> None:
     m = sub.add_parser("measure", help="every attack against a fresh server of each checkout")
     m.add_argument("--checkout", action="append", type=Path, required=True, help="a checkout to serve (repeat)")
     m.add_argument("--model", default=str(REPO / "model_cache" / "test-model"))
-    m.add_argument("--scale", type=float, default=0.5, help="the large requests' count and the speaker's audio")
+    m.add_argument("--scale", type=float, default=0.5, help="the large Listen requests: 256 times this")
     m.add_argument("--json", default=None)
     q = sub.add_parser("qr-flood")
     q.add_argument("--http", required=True, help="http://host:port of the HTTP port")
