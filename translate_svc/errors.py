@@ -74,9 +74,10 @@ class Revoked(LimitReached):
 
     code = ErrorCode.UNAUTHENTICATED
 
-    def __init__(self) -> None:
+    def __init__(self, message: str | None = None) -> None:
         super().__init__(
-            "the token of this stream was revoked (removed from the server's tokens file): the stream "
+            message
+            or "the token of this stream was revoked (removed from the server's tokens file): the stream "
             "was closed after its open speech was translated; connect again with a current token",
             reason="revoked",
         )

@@ -167,7 +167,9 @@ async def test_one_speaker_thirty_listeners_in_three_languages(test_model_dir: P
             seg = e.segment
             assert (seg.start_ms, seg.end_ms) == spans[seg.segment_id]
             assert [t.target_language for t in seg.translations] == [h.language]
-            assert seg.translations[0].text and seg.translations[0].audio.content
+            assert seg.translations[0].text
+            # live results carry speech; the backlog is kept and sent as text only (issue 57)
+            assert bool(seg.translations[0].audio.content) != e.backlog, e
     assert all(not h.segments[0].backlog for h in early)
     assert all(h.events[0].started.backlog >= 1 for h in late)  # late joiners got the backlog first
     # work per language, not per listener: 3 targets and the transcript per segment, not 30
@@ -263,8 +265,8 @@ async def test_room_rights_and_caps_from_the_tokens_file(test_model_dir: Path, t
 
         err = await publish("lis", "talk-1")
         assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "may not publish" in err.details(), err
-        err = await refused(listen_call("pub", "talk-1"))
-        assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "may not listen" in err.details(), err
+        err = await refused(listen_call("pub", "talk-1"))  # no listen right at all: refused as the call opens
+        assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "may listen to no room" in err.details(), err
         for err in (await refused(listen_call("oth", "talk-1")), await publish("oth", "talk-1")):
             assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "talk-1" in err.details(), err
 

@@ -3,14 +3,17 @@
 A listener gets ``ListenStarted``, then the backlog (``RoomOutput(backlog=True)``), then live
 ``RoomOutput``; when it falls behind its bound (``rooms.listener_queue`` events) its oldest events
 are dropped and it is told how many (``OutputDropped``) before its next one; a drain's notice
-(``Draining``) comes in line. Event loop only.
+(``Draining``) comes in line. A listen ended from outside at once (its deadline, its token
+revoked: ``Listener.end``) hears nothing more, and a door whose sending is stuck on a client that
+does not read ends it anyway (``until_ended``). Event loop only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from translate_svc.errors import ServiceError
@@ -73,6 +76,7 @@ class Listener:
         language: str,
         participant: str,
         held: list[str],
+        longest: tuple[float, ServiceError] | None = None,
     ) -> None:
         self._leave = leave
         self.room = room  # the registry's Room, opaque here (rooms.py imports this module, not back)
@@ -86,6 +90,11 @@ class Listener:
         self._wake = asyncio.Event()
         self._error: ServiceError | None = None
         self._closed = False
+        #: set when the listen was ended at once (``end``): what it was ended with is ``error``
+        self.ended = asyncio.Event()
+        #: its longest listen and what ends it then (``rooms.max_listen_s``), from its first event on
+        self._longest = longest
+        self.deadline: asyncio.TimerHandle | None = None
         #: events dropped over the call, and not yet told
         self.dropped = 0
         self._untold = 0
@@ -96,8 +105,13 @@ class Listener:
     def queued(self) -> int:
         return len(self._queue)
 
+    @property
+    def error(self) -> ServiceError | None:
+        """What the listen was ended with (None: not ended)."""
+        return self._error
+
     def push(self, ev: ListenEvent) -> None:
-        if self._closed:
+        if self._closed or self.ended.is_set():
             return
         if len(self._queue) >= self._bound:
             self._queue.popleft()
@@ -107,12 +121,24 @@ class Listener:
         self._queue.append(ev)
         self._wake.set()
 
-    def end(self, error: ServiceError) -> None:
-        """End the listen: ``events`` raises ``error`` once the queue is read (a drain)."""
-        self._error = self._error or error
+    def end(self, error: ServiceError, *, at_once: bool = True) -> None:
+        """End the listen with ``error``: at once (its deadline, its token revoked: nothing queued
+        is sent, and ``ended`` is set), or once what is queued is read (``at_once=False``: a drain,
+        whose notice is in the queue)."""
+        if self._error is not None:
+            return
+        self._error = error
+        if at_once:
+            self._first.clear()
+            self._queue.clear()
+            self._untold = 0
+            self.ended.set()
         self._wake.set()
 
     async def events(self) -> AsyncIterator[ListenEvent]:
+        if self._longest is not None and self.deadline is None and not self._closed:
+            seconds, error = self._longest
+            self.deadline = asyncio.get_running_loop().call_later(seconds, self.end, error)
         while True:
             while not (self._first or self._queue or self._untold):
                 if self._error is not None:
@@ -135,6 +161,43 @@ class Listener:
         if self._closed:
             return
         self._closed = True
+        if self.deadline is not None:
+            self.deadline.cancel()
         self._queue.clear()
         self._wake.set()
         self._leave(self)
+
+
+class ListenCut(Exception):
+    """A listen ended from outside (``error``) whose door was stuck sending to a client that does
+    not read: its sending was cancelled. The door drops the call (the client would not read a
+    status either), and the listen's slots are given back."""
+
+    def __init__(self, error: ServiceError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+async def until_ended(sending: Awaitable[None], listener: Listener, grace_s: float) -> None:
+    """Run a door's ``sending`` (its loop over ``listener.events()``) to its end, which raises the
+    listen's error when the server ended it. A listen ended at once from outside (``Listener.end``)
+    whose sending has not finished ``grace_s`` later (stuck writing to a client that does not
+    read) is cancelled: ``ListenCut``. So no client keeps a listen, and its slots, past its end by
+    not reading."""
+    task = asyncio.ensure_future(sending)
+    ended = asyncio.ensure_future(listener.ended.wait())
+    try:
+        done, _ = await asyncio.wait({task, ended}, return_when=asyncio.FIRST_COMPLETED)
+        if task not in done:
+            done, _ = await asyncio.wait({task}, timeout=grace_s)
+        if task not in done:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            assert listener.error is not None
+            raise ListenCut(listener.error)
+        task.result()
+    finally:
+        ended.cancel()
+        if not task.done():
+            task.cancel()

@@ -12,12 +12,21 @@ own stream.
 Every final result and caption a speaker's stream makes is published (``Speaker.output``, called by
 its ``JobTracker`` as the result goes out in order) to the listeners of each language it carries,
 cut down to that language: the same segment ids and spans as the speaker's own stream. Final
-results of the last ``backlog_s`` seconds are kept per language; a listener who joins gets them at
-once (``RoomOutput.backlog``), then live output. Each listener has a bounded queue: one that falls
-behind loses its oldest events and is told how many (``OutputDropped``) before its next one; it
-never slows the speaker or other listeners. A room with no speaker and no listener is removed after
-``idle_s``. Rooms are keyed by (tenant, name): tenants never share one. Rooms live in one process:
-with ``serve --workers N`` a speaker and its listeners must reach the same worker.
+results of the last ``backlog_s`` seconds are kept per language, as text, bounded per room and per
+tenant (``room_backlog.py``); a listener who joins gets them at once (``RoomOutput.backlog``), then
+live output. Each listener has a bounded queue: one that falls behind loses its oldest events and
+is told how many (``OutputDropped``) before its next one; it never slows the speaker or other
+listeners. A listen lasts at most ``max_listen_s``.
+
+Rooms are keyed by (tenant, name): tenants never share one. A room holds a slot of the node's
+``max_rooms`` and of its tenant's (``rooms=`` in the tokens file, else ``max_rooms_per_tenant``)
+while it has a party (a speaker or a listener); when the last one leaves its slots are released at
+once, and its backlog is kept ``idle_s`` longer (a party who comes back within it, or a late
+listener, gets it) unless the room is refilled or that many rooms of the tenant (or the node) wait
+after it: the oldest waiting go first. Listeners are capped per tenant as rooms are
+(``listeners=``, else ``max_listeners_per_tenant``). Rooms live in one process: with ``serve
+--workers N`` a speaker and its listeners must reach the same worker (the room counters are the
+node's).
 
 Event loop only (no locks): publishing is synchronous and never awaits.
 """
@@ -29,16 +38,26 @@ import dataclasses
 import logging
 import re
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from translate_svc.errors import InvalidInput, NotReady, Overloaded, PermissionDenied, ServiceError, ShuttingDown, shown
+from translate_svc.errors import (
+    InvalidInput,
+    LimitReached,
+    NotReady,
+    Overloaded,
+    PermissionDenied,
+    ServiceError,
+    ShuttingDown,
+    shown,
+)
 from translate_svc.observability import metrics
 from translate_svc.session.events import Draining, StreamConfig
 
 __all__ = ["ListenEvent", "ListenStarted", "Listener", "OutputDropped", "RoomOutput", "RoomRegistry", "Speaker"]
 from translate_svc.session.quota import UNCAPPED, Counters, RoomRights, Tenant
+from translate_svc.session.room_backlog import BacklogConfig, Backlogs, RoomBacklog
 from translate_svc.session.room_listener import Listener, ListenEvent, ListenStarted, OutputDropped, RoomOutput
 from translate_svc.settings import RoomSettings
 from translate_svc.types import InterimResult, ModelCard, SegmentResult
@@ -60,6 +79,36 @@ class RoomConfig:
     max_listeners: int = 4096
     #: languages a room may be listened in at once (a speaker's targets: ``limits.max_target_languages``)
     max_languages: int = 4
+    #: a tenant's rooms and listeners when its line in the tokens file states no ``rooms=``/``listeners=``
+    max_rooms_per_tenant: int = 16
+    max_listeners_per_tenant: int = 256
+    #: a listen ends (``ListenTooLong``) this long after it began
+    max_listen_s: float = 4 * 3600.0
+    #: the backlog's bounds: entries and bytes per room, and per tenant (this process)
+    backlog_room_entries: int = 256
+    backlog_room_bytes: int = 512 * 1024
+    backlog_tenant_entries: int = 2048
+    backlog_tenant_bytes: int = 4 * 1024 * 1024
+
+    def backlog(self) -> BacklogConfig:
+        return BacklogConfig(
+            self.backlog_s,
+            self.backlog_room_entries,
+            self.backlog_room_bytes,
+            self.backlog_tenant_entries,
+            self.backlog_tenant_bytes,
+        )
+
+
+class ListenTooLong(LimitReached):
+    """A listen reached ``rooms.max_listen_s``: it ended; listening again goes on (OUT_OF_RANGE)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"this listen reached its longest, {seconds:g} s (rooms.max_listen_s): listen again to go on "
+            "(the room's backlog is sent first)",
+            reason="max_listen_duration",
+        )
 
 
 # -- speakers -------------------------------------------------------------------------------------
@@ -150,15 +199,16 @@ class Speaker:
 
 
 class Room:
-    def __init__(self, tenant: Tenant, name: str, config: RoomConfig, held: list[str]) -> None:
+    def __init__(self, tenant: Tenant, name: str, config: RoomConfig, held: list[str], backlog: RoomBacklog) -> None:
         self.tenant = tenant
         self.name = name
         self._config = config
+        #: the room counters it holds while it has a party (none: empty, waiting with its backlog)
         self.held = held
         self.speakers: dict[str, Speaker] = {}
         self.listeners: dict[str, set[Listener]] = {}  # by language
-        #: final results of the last ``backlog_s`` seconds, per language: (when, output)
-        self.backlog: dict[str, deque[tuple[float, RoomOutput]]] = {}
+        #: final results of the last ``backlog_s`` seconds, per language, text only, bounded
+        self.backlog = backlog
         self.idle: asyncio.TimerHandle | None = None
 
     @property
@@ -193,28 +243,10 @@ class Room:
             cut = dataclasses.replace(ev, translations=(t,) if t is not None else ())
             out = RoomOutput(speaker.speaker_id, cut)
             if final:
-                self._keep(lang, now, out)
+                self.backlog.keep(lang, now, out)
             for listener in listeners or ():
                 if not (speaker.participant and listener.participant == speaker.participant):
                     listener.push(out)
-
-    def _keep(self, lang: str, now: float, out: RoomOutput) -> None:
-        keep_s = self._config.backlog_s
-        if keep_s <= 0:
-            return
-        ring = self.backlog.setdefault(lang, deque())
-        ring.append((now, out))
-        while ring and ring[0][0] < now - keep_s:
-            ring.popleft()
-
-    def backlog_for(self, lang: str, participant: str, now: float) -> list[RoomOutput]:
-        ring = self.backlog.get(lang, ())
-        since = now - self._config.backlog_s
-        return [
-            RoomOutput(out.speaker, out.event, backlog=True)
-            for at, out in ring
-            if at >= since and not (participant and out.speaker == participant)
-        ]
 
 
 # -- the registry ---------------------------------------------------------------------------------
@@ -236,7 +268,11 @@ class RoomRegistry:
         self._counters = counters
         self._card = card
         self.clock = clock
+        #: every room of this process: those with a party, and empty ones waiting with their backlog
         self.rooms: dict[tuple[str, str], Room] = {}
+        #: the empty ones, oldest first
+        self._waiting: OrderedDict[tuple[str, str], Room] = OrderedDict()
+        self.backlogs = Backlogs(config.backlog())
         self._draining: Draining | None = None
 
     # -- listeners
@@ -269,19 +305,13 @@ class RoomRegistry:
                     "(limits.max_target_languages): listen in one of them "
                     f"({', '.join(sorted(room.languages()))})",
                 )
-            held = self._acquire(
-                [
-                    ("room_listeners", self.config.max_listeners),
-                    (f"{tenant.name}/listeners", _cap(tenant.caps.listeners)),
-                ],
-                tenant,
-                "listeners",
-            )
+            held = self._acquire([("room_listeners", self.config.max_listeners)], tenant, "listeners")
         except BaseException:
             if made:
                 self._maybe_remove(room)
             raise
-        listener = Listener(self._leave, self.config.listener_queue, room, language, participant, held)
+        longest = (self.config.max_listen_s, ListenTooLong(self.config.max_listen_s))
+        listener = Listener(self._leave, self.config.listener_queue, room, language, participant, held, longest)
         room.listeners.setdefault(language, set()).add(listener)
         self._cancel_idle(room)
         try:
@@ -296,7 +326,7 @@ class RoomRegistry:
             raise
         metrics.room_listener(language, 1)
         now = self.clock()
-        backlog = room.backlog_for(language, participant, now)
+        backlog = room.backlog.replay(language, participant, now)
         speakers = tuple(
             (s.speaker_id, s.since.get(language, -1))
             for s in room.speakers.values()
@@ -346,9 +376,7 @@ class RoomRegistry:
             )
         room, made = self._room(tenant, name)
         try:
-            held = self._acquire(
-                [(f"{tenant.name}/room_speakers", _cap(tenant.caps.room_speakers))], tenant, "room_speakers"
-            )
+            held = self._acquire([], tenant, "room_speakers")
         except BaseException:
             if made:
                 self._maybe_remove(room)
@@ -374,15 +402,21 @@ class RoomRegistry:
     # -- rooms
 
     def _room(self, tenant: Tenant, name: str) -> tuple[Room, bool]:
+        """Room ``name`` of ``tenant`` with its slots held, and whether they were taken now (a new
+        room, or an empty one waiting with its backlog): then ``_maybe_remove`` gives them back if
+        the caller fails."""
         key = (tenant.name, name)
         room = self.rooms.get(key)
-        if room is not None:
+        if room is not None and room.held:
             return room, False
-        held = self._acquire(
-            [("rooms", self.config.max_rooms), (f"{tenant.name}/rooms", _cap(tenant.caps.rooms))], tenant, "rooms"
-        )
-        room = self.rooms[key] = Room(tenant, name, self.config, held)
+        held = self._acquire([("rooms", self.config.max_rooms)], tenant, "rooms")
         metrics.room_opened(1)
+        if room is not None:  # empty, waiting with its backlog: in use again
+            del self._waiting[key]
+            self._cancel_idle(room)
+            room.held = held
+            return room, True
+        room = self.rooms[key] = Room(tenant, name, self.config, held, self.backlogs.room(tenant.name))
         return room, True
 
     def _cancel_idle(self, room: Room) -> None:
@@ -391,31 +425,61 @@ class RoomRegistry:
             room.idle = None
 
     def _maybe_remove(self, room: Room) -> None:
-        """An empty room goes away after ``idle_s`` (at once with 0), its backlog with it."""
-        if not room.empty or room.idle is not None:
+        """A room whose last party left gives its slots back at once. Its backlog waits ``idle_s``
+        (none: the room goes at once), while at most a tenant's room cap of its empty rooms (and
+        the node's ``max_rooms``) wait: the oldest go first."""
+        if not room.empty or not room.held:
             return
-        if self.config.idle_s <= 0:
+        self._counters.release(room.held)
+        room.held = []
+        metrics.room_opened(-1)
+        if self.config.idle_s <= 0 or not room.backlog.entries:
             self._remove(room)
-        else:
-            room.idle = asyncio.get_running_loop().call_later(self.config.idle_s, self._remove, room)
+            return
+        key = (room.tenant.name, room.name)
+        self._waiting[key] = room
+        room.idle = asyncio.get_running_loop().call_later(self.config.idle_s, self._remove, room)
+        most, _ = self._tenant_cap(room.tenant, "rooms")
+        mine = [r for (t, _), r in self._waiting.items() if t == room.tenant.name]
+        for old in mine[: max(0, len(mine) - most)]:
+            self._remove(old)
+        while len(self._waiting) > self.config.max_rooms:
+            self._remove(next(iter(self._waiting.values())))
 
     def _remove(self, room: Room) -> None:
-        room.idle = None
-        if not room.empty or self.rooms.get((room.tenant.name, room.name)) is not room:
+        """An empty room goes, its backlog with it (not one that has a party again)."""
+        self._cancel_idle(room)
+        key = (room.tenant.name, room.name)
+        if room.held or self.rooms.get(key) is not room:
             return
-        del self.rooms[(room.tenant.name, room.name)]
-        self._counters.release(room.held)
-        metrics.room_opened(-1)
+        del self.rooms[key]
+        self._waiting.pop(key, None)
+        room.backlog.clear()
+
+    def _tenant_cap(self, tenant: Tenant, kind: str) -> tuple[int, str]:
+        """A tenant's cap of ``kind`` (rooms, listeners, room_speakers) and where it comes from."""
+        stated = getattr(tenant.caps, kind)
+        if stated is not None:
+            return stated, f"{kind}={stated} in the tokens file"
+        if kind == "rooms":
+            return self.config.max_rooms_per_tenant, "rooms.max_rooms_per_tenant"
+        if kind == "listeners":
+            return self.config.max_listeners_per_tenant, "rooms.max_listeners_per_tenant"
+        return UNCAPPED, ""
 
     def _acquire(self, wants: list[tuple[str, int]], tenant: Tenant, kind: str) -> list[str]:
+        """The node's counters ``wants`` and the tenant's of ``kind``, or RESOURCE_EXHAUSTED naming
+        the full one and the cap or setting that bounds it."""
+        cap, where = self._tenant_cap(tenant, kind)
+        wants = [*wants, (f"{tenant.name}/{kind}", cap)]
         full = self._counters.try_acquire(wants)
         if full is None:
             return [name for name, _ in wants]
         limit = dict(wants)[full]
         if "/" in full:
             raise Overloaded(
-                f"tenant {tenant.name!r} is at its cap of {limit} {_WHAT[kind]} ({kind}={limit} in the tokens "
-                "file); end one of them or retry shortly",
+                f"tenant {tenant.name!r} is at its cap of {limit} {_WHAT[kind]} ({where}); end one of them or retry "
+                "shortly",
                 retry_after_ms=1000,
             )
         raise Overloaded(
@@ -437,7 +501,7 @@ class RoomRegistry:
 
         def end_all() -> None:
             for listener in listeners:
-                listener.end(error)
+                listener.end(error, at_once=False)
 
         asyncio.get_running_loop().call_later(seconds, end_all)
 
@@ -453,10 +517,6 @@ class RoomRegistry:
 
 _SETTING = {"rooms": "rooms.max_rooms", "listeners": "rooms.max_listeners"}
 _WHAT = {"rooms": "open rooms", "listeners": "room listeners", "room_speakers": "room speakers"}
-
-
-def _cap(value: int | None) -> int:
-    return value if value is not None else UNCAPPED
 
 
 def _resync_quietly(speaker: Speaker) -> None:
@@ -505,4 +565,11 @@ def room_config(rooms: RoomSettings, max_languages: int) -> RoomConfig:
         max_rooms=rooms.max_rooms,
         max_listeners=rooms.max_listeners,
         max_languages=max_languages,
+        max_rooms_per_tenant=rooms.max_rooms_per_tenant,
+        max_listeners_per_tenant=rooms.max_listeners_per_tenant,
+        max_listen_s=rooms.max_listen_s,
+        backlog_room_entries=rooms.backlog_max_entries,
+        backlog_room_bytes=rooms.backlog_max_bytes,
+        backlog_tenant_entries=rooms.backlog_max_entries_per_tenant,
+        backlog_tenant_bytes=rooms.backlog_max_bytes_per_tenant,
     )

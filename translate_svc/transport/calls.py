@@ -17,6 +17,8 @@ REQUEST_ID = "x-request-id"
 #: besides its audio chunk (the config's terms and candidates, an event's JSON); only Translate
 #: takes ``limits.max_message_bytes``
 SMALL_MESSAGE_BYTES = 64 * 1024
+#: largest ListenRequest: a room name and a participant of at most 64 characters each, a language
+LISTEN_REQUEST_BYTES = 1024
 
 
 def call_info(given: object, method: str, peer: str) -> CallInfo:

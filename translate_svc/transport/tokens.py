@@ -378,68 +378,107 @@ def bearer(value: str | None) -> str | None:
 
 
 class Endable(Protocol):
-    """A live stream that can be ended from outside (``session.StreamDriver``)."""
+    """A live stream that can be ended from outside (``session.StreamDriver``, a room's
+    ``Listener``)."""
 
     def end(self, limit: LimitReached) -> None: ...
 
 
+def may_stream(grant: Grant) -> bool:
+    """What a live stream's token must keep: the ``stream`` permission."""
+    return Permission.STREAM in grant.permissions
+
+
+def may_listen_to(room: str) -> Callable[[Grant], bool]:
+    """What a room listener's token must keep: a ``listen=``/``room=`` pattern covering ``room``."""
+    return lambda grant: grant.rooms.may_listen(room)
+
+
+#: a room listener ended by revocation
+LISTEN_REVOKED = (
+    "the token of this listen was revoked (removed from the server's tokens file, or its listen= pattern "
+    "no longer covers the room): listen again with a current token"
+)
+
+
+@dataclass(frozen=True)
+class _Watched:
+    digest: TokenDigest
+    allowed: Callable[[Grant], bool]
+    message: str | None
+
+
 class Revocation:
-    """Live streams by the token that opened them, as its digest (``TokenDigest``: a stream lives
-    for hours, and its token must not stay in memory that long): when the tokens file changes, a
-    stream whose token is gone (or lost ``stream``) is ended (``Revoked``). Shared by every door.
+    """Live streams (and room listeners) by the token that opened them, as its digest
+    (``TokenDigest``: a stream lives for hours, and its token must not stay in memory that long):
+    when the tokens file changes, one whose token is gone, or no longer ``allowed`` what it does
+    (a stream: ``stream``; a listener: its room), is ended (``Revoked``). Shared by every door.
     Event loop only."""
 
     def __init__(self, tokens: TokenStore) -> None:
         self._tokens = tokens
-        self._live: dict[Endable, TokenDigest] = {}
+        self._live: dict[Endable, _Watched] = {}
         tokens.on_reload.append(self._check)
 
     def watching(
-        self, stream: Endable, token: str | TokenDigest | None, since: int | None = None
+        self,
+        stream: Endable,
+        token: str | TokenDigest | None,
+        since: int | None = None,
+        *,
+        allowed: Callable[[Grant], bool] = may_stream,
+        message: str | None = None,
     ) -> contextlib.AbstractContextManager[None]:
-        """While the block runs, ``stream`` ends if ``token`` is revoked (none: nothing to watch).
-        A token is digested here, at once: neither this object nor the context it returns keeps it.
-        ``since``: the tokens file's generation when the token was looked up
+        """While the block runs, ``stream`` ends if ``token`` is revoked (none: nothing to watch)
+        or its grant is no longer ``allowed``; ``message``: the ``Revoked`` error's (None: a
+        stream's). A token is digested here, at once: neither this object nor the context it
+        returns keeps it. ``since``: the tokens file's generation when the token was looked up
         (``Authorized.generation``); if the file changed after (between a call's check and its
         stream's watch: the door awaited in between), the token is looked up again as the block
         starts, so a token removed in that moment ends the stream too."""
         if isinstance(token, str):
             token = TokenDigest.of(token) if token else None
-        return _Watch(self, stream, token, since)
+        watched = _Watched(token, allowed, message) if token is not None else None
+        return _Watch(self, stream, watched, since)
 
     def _check(self) -> None:
-        for stream, digest in list(self._live.items()):
-            self._check_one(stream, digest)
+        for stream, watched in list(self._live.items()):
+            self._check_one(stream, watched)
 
-    def _check_one(self, stream: Endable, digest: TokenDigest) -> None:
-        grant = self._tokens.lookup(digest)
-        if grant is None or Permission.STREAM not in grant.permissions:
-            stream.end(Revoked())
+    def _check_one(self, stream: Endable, watched: _Watched) -> None:
+        grant = self._tokens.lookup(watched.digest)
+        if grant is None or not watched.allowed(grant):
+            stream.end(Revoked(watched.message))
 
 
 def watching(
-    revocation: Revocation | None, stream: Endable, caller: Authorized
+    revocation: Revocation | None,
+    stream: Endable,
+    caller: Authorized,
+    *,
+    allowed: Callable[[Grant], bool] = may_stream,
+    message: str | None = None,
 ) -> contextlib.AbstractContextManager[None]:
     """``Revocation.watching`` for a call ``authorize`` let in, where the door may have no
     revocation (a server without tokens): then nothing is watched."""
     if revocation is None:
         return contextlib.nullcontext()
-    return revocation.watching(stream, caller.token, caller.generation)
+    return revocation.watching(stream, caller.token, caller.generation, allowed=allowed, message=message)
 
 
 class _Watch(contextlib.AbstractContextManager[None]):
     """``Revocation.watching``'s block: holds the digest only (``contextlib.contextmanager`` would
     keep the call's arguments, the token among them, for as long as the block runs)."""
 
-    def __init__(self, owner: Revocation, stream: Endable, digest: TokenDigest | None, since: int | None) -> None:
-        self._owner, self._stream, self._digest, self._since = owner, stream, digest, since
+    def __init__(self, owner: Revocation, stream: Endable, watched: _Watched | None, since: int | None) -> None:
+        self._owner, self._stream, self._watched, self._since = owner, stream, watched, since
 
     def __enter__(self) -> None:
-        if self._digest is None:
+        if self._watched is None:
             return
-        self._owner._live[self._stream] = self._digest
+        self._owner._live[self._stream] = self._watched
         if self._since is not None and self._since != self._owner._tokens.reloads:
-            self._owner._check_one(self._stream, self._digest)
+            self._owner._check_one(self._stream, self._watched)
 
     def __exit__(self, *exc_info: object) -> None:
         self._owner._live.pop(self._stream, None)

@@ -50,6 +50,17 @@ METHOD_PERMISSIONS: dict[str, Permission] = {
 }
 
 
+#: Listen needs no permission of the list but room rights: a listen= (or room=) pattern, or every
+#: permission; a token without them is refused as the call opens, before its request is read
+LISTEN_METHOD = f"/{SERVICE_NAME}/Listen"
+NO_ROOM_TO_HEAR = (
+    "the token may listen to no room: Listen needs a token whose line in the tokens file has a listen= "
+    "(or room=) pattern, or grants every permission; ask for a token with one"
+)
+
+#: methods served as streams whose client sends one message: a refusal never reads it
+UNARY_REQUEST_METHODS = frozenset({LISTEN_METHOD})
+
 Denial = tuple[grpc.StatusCode, str]
 
 
@@ -61,13 +72,15 @@ def decide(
 ) -> Authorized | Denial | None:
     """The caller if the call may go on (None: a health call, open to all), else the status and
     message to end it with (``permissions``: what each method needs; other doors on this port add
-    theirs; any other method needs a valid token)."""
+    theirs; any other method needs a valid token; Listen needs room rights to listen with)."""
     if method.startswith(HEALTH_PREFIX):
         return None
     name = method.rsplit("/", 1)[-1]
     decision = authorize(store, bearer_token(metadata), permissions.get(method), WORDING, name)
     if isinstance(decision, Refusal):
         return STATUS[decision.kind], decision.message
+    if method == LISTEN_METHOD and not decision.rooms.listen:
+        return grpc.StatusCode.PERMISSION_DENIED, NO_ROOM_TO_HEAR
     return decision
 
 
@@ -96,7 +109,14 @@ class DrainSlots:
 
 
 def _denying(
-    handler: Any, code: grpc.StatusCode, message: str, drain_s: float, log: RefusalLog, slots: DrainSlots
+    handler: Any,
+    code: grpc.StatusCode,
+    message: str,
+    drain_s: float,
+    log: RefusalLog,
+    slots: DrainSlots,
+    *,
+    unary_request: bool = False,
 ) -> Any:
     """A handler that only ends the call.
 
@@ -108,7 +128,8 @@ def _denying(
     servicer does for a failed stream: grpc-python's asyncio client reports INTERNAL instead of
     the real status when one of its writes fails after the call ended (grpc/grpc#36066). Nothing
     read is parsed. At most ``slots.most`` refused streams drain at once; beyond them (a flood) a
-    refused stream ends at once, whatever its client then reports.
+    refused stream ends at once, whatever its client then reports. ``unary_request``: a method
+    served as a stream whose client sends one message (Listen): refused unread, as a unary call.
     """
 
     async def deny_unread(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
@@ -128,7 +149,7 @@ def _denying(
             slots.give()
 
     if handler is not None and handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(deny_stream)
+        return grpc.stream_stream_rpc_method_handler(deny_unread if unary_request else deny_stream)
     # the unary methods (request-streaming on this side, unary calls on the wire) and unknown methods
     streaming_out = handler is not None and handler.response_streaming
     maker = grpc.stream_stream_rpc_method_handler if streaming_out else grpc.stream_unary_rpc_method_handler
@@ -168,4 +189,5 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return handler
         if isinstance(decision, Authorized):  # None for an unknown method: UNIMPLEMENTED
             return None if handler is None else let_in(handler, decision)
-        return _denying(handler, *decision, self._drain_s, self.refusals, self.drains)
+        unary_request = method in UNARY_REQUEST_METHODS
+        return _denying(handler, *decision, self._drain_s, self.refusals, self.drains, unary_request=unary_request)

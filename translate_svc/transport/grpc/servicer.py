@@ -16,6 +16,7 @@ google.rpc.RetryInfo detail when retrying helps. Per-segment failures travel ins
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -41,9 +42,11 @@ from translate_svc.session import (
     TextsResult,
 )
 from translate_svc.session.clip import ClipDriver, ClipRequest, check_clip_bytes
-from translate_svc.session.rooms import RoomOutput
+from translate_svc.session.room_listener import ListenCut, until_ended
+from translate_svc.session.rooms import Listener, RoomOutput
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import (
+    LISTEN_REQUEST_BYTES,
     REQUEST_ID,
     SMALL_MESSAGE_BYTES,
     config_message_bytes,
@@ -64,7 +67,7 @@ from translate_svc.transport.rpc import (
     unary_errors,
     write_response,
 )
-from translate_svc.transport.tokens import Revocation, TokenStore, watching
+from translate_svc.transport.tokens import LISTEN_REVOKED, Revocation, TokenStore, may_listen_to, watching
 from translate_svc.vad.segmenter import SegmenterConfig
 
 logger = logging.getLogger(__name__)
@@ -367,17 +370,28 @@ class TranslatorServicer:
     async def Listen(
         self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
-        """A room's output in one language (``session/rooms.py``): the request (read within
-        ``limits.request_read_timeout_s`` of the call's start, as a unary call's), then the
-        listener's events until the client cancels or the server drains. Each room output is
-        encoded once per language (``RoomOutput.wire``) and written as bytes to every listener."""
+        """A room's output in one language (``session/rooms.py``): the request, read as a unary
+        call's (the token interceptor let the call in only with rights to listen to some room;
+        then admitted by the token's and tenant's unary caps before it is read, within
+        ``limits.request_read_timeout_s`` of the call's start, at most ``LISTEN_REQUEST_BYTES``),
+        then the listener's events until the client cancels, the server drains, or the listen ends
+        (its deadline, its token revoked). Each room output is encoded once per language
+        (``RoomOutput.wire``) and written as bytes to every listener."""
         try:
             limit_s = self._m.limits.request_read_timeout_s
             deadline = call_deadline(limit_s)
             await _call_info(context, "Listen")
             caller = caller_of(self._tokens)
-            raw = await read_request(raw_requests, deadline, limit_s, "ListenRequest")
-            request = _parse(pb.ListenRequest, raw, SMALL_MESSAGE_BYTES)
+            with self._m.admit_unary(caller.tenant, token_key(caller)):
+                raw = await read_request(raw_requests, deadline, limit_s, "ListenRequest")
+            request = parse_message(
+                pb.ListenRequest,
+                raw,
+                LISTEN_REQUEST_BYTES,
+                too_large="a ListenRequest holds a room name, a language and a participant id: send no more",
+                unparsable=_UNPARSABLE,
+            )
+            del raw
             listener = self._m.rooms.listen(
                 request.room,
                 request.language,
@@ -389,21 +403,33 @@ class TranslatorServicer:
             await _abort(context, e)
             return
         try:
-            async for ev in listener.events():
-                if isinstance(ev, RoomOutput):
-                    data = ev.wire.get("grpc")
-                    if data is None:
-                        data = ev.wire["grpc"] = convert.listen_event_to_pb(ev).SerializeToString()
-                    metrics.room_sent("grpc", len(data))
-                else:
-                    data = convert.listen_event_to_pb(ev).SerializeToString()
-                await write_response(context, data)
+            # its token removed from the file (or its listen= right taken): ended UNAUTHENTICATED
+            allowed = may_listen_to(request.room)
+            with watching(self._revocation, listener, caller, allowed=allowed, message=LISTEN_REVOKED):
+                await until_ended(_send_listen(listener, context), listener, self._error_drain_s)
         except ServiceError as e:
+            listener.close()
             await _abort(context, e)
+        except ListenCut:  # ended while its client read nothing: the call is dropped, as a cancel
+            listener.close()
+            raise asyncio.CancelledError("the listen ended and its client reads nothing") from None
         finally:
             listener.close()
         return
         yield
+
+
+async def _send_listen(listener: Listener, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    """A listener's events, written until the listen ends (its error raised)."""
+    async for ev in listener.events():
+        if isinstance(ev, RoomOutput):
+            data = ev.wire.get("grpc")
+            if data is None:
+                data = ev.wire["grpc"] = convert.listen_event_to_pb(ev).SerializeToString()
+            metrics.room_sent("grpc", len(data))
+        else:
+            data = convert.listen_event_to_pb(ev).SerializeToString()
+        await write_response(context, data)
 
 
 def _continuation(request: pb.TranslateRequest) -> bytes:

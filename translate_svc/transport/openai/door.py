@@ -127,7 +127,7 @@ class OpenAIDoor:
         TranscriptionSessions(sessions, self.app, self.authorize, self._sockets)
         AudioApi(sessions, self.app, ctx.tokens)
         # issue 47: room listeners' WebSockets and the listen page
-        self.rooms = RoomListeners(sessions, self.app, self.authorize, self._sockets)
+        self.rooms = RoomListeners(sessions, self.app, self.authorize, self._sockets, settings.rooms)
 
     @property
     def tls(self) -> bool:

@@ -11,33 +11,39 @@ the QR code of a room's address.
   JavaScript; no build step, no CDN), ``GET /listen/_/config`` the languages it offers.
 - ``GET /listen/<room>/qr.svg``: a QR code of the room's page address as this request reached
   the server (its Host), for a speaker's screen (``segno``, on the server: the page needs no network).
+  It needs no token, so codes are kept by address and new ones drawn at a bounded rate per process
+  (``rooms_qr.py``; beyond it 503 with ``Retry-After``): strangers cannot spend the event loop.
 
 The loop: the listener is made first (refusals as HTTP answers), then the upgrade; its events are
 sent as they come, and the socket's sending waits for the client (its send buffer bounded as the
 realtime sockets'), so a listener that does not read falls behind its own bounded queue in the
 registry and is told what it lost, never slowing the speaker. The client's end (or any message
-from it) closes the listener at once, whether or not the room says anything. Event loop only.
+from it) closes the listener at once, whether or not the room says anything. A listen opened with
+a token ends when the token is revoked (``room.closed`` ``revoked``, close 1008), and every listen
+at ``rooms.max_listen_s`` (``max_listen_duration``, 1000); a socket whose client does not read then
+is cut after ``CLOSE_GRACE_S``. Event loop only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
+import math
 from collections.abc import Callable
 from pathlib import Path
 
-import segno
 from aiohttp import WSMsgType, hdrs, web
 
 from translate_svc.errors import NotReady, ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session.manager import SessionManager
+from translate_svc.session.room_listener import ListenCut, until_ended
 from translate_svc.session.rooms import ROOM_NAME, Listener, RoomOutput
+from translate_svc.settings import RoomSettings
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, call_info
 from translate_svc.transport.openai.demo import page_languages
 from translate_svc.transport.openai.handshake import read_offer
-from translate_svc.transport.openai.http_site import fix_buffers
+from translate_svc.transport.openai.http_site import fix_buffers, http_error
 from translate_svc.transport.openai.loop import Caller, disarm_heartbeat, heartbeat_s
 from translate_svc.transport.openai.rooms_protocol import (
     LISTEN_SUBPROTOCOL,
@@ -47,6 +53,8 @@ from translate_svc.transport.openai.rooms_protocol import (
     listen_ask,
     refusal,
 )
+from translate_svc.transport.openai.rooms_qr import QrBusy, QrCodes
+from translate_svc.transport.tokens import LISTEN_REVOKED, may_listen_to
 
 PATH = "/v1/rooms/{room}/listen"
 PAGE = "/listen"
@@ -62,11 +70,13 @@ _HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 Authorize = Callable[..., Caller | web.Response]
+#: a listen the server ends whose client does not take what is sent: its socket is cut after this
+CLOSE_GRACE_S = 2.0
 
 
 class RoomListeners:
     """The HTTP port's rooms routes. ``authorize``: the realtime door's; ``sockets``: the door's open
-    sockets (closed when it stops)."""
+    sockets (closed when it stops); ``settings``: the QR codes' bounds."""
 
     def __init__(
         self,
@@ -74,10 +84,12 @@ class RoomListeners:
         app: web.Application,
         authorize: Authorize,
         sockets: set[web.WebSocketResponse],
+        settings: RoomSettings,
     ) -> None:
         self._m = manager
         self._authorize = authorize
         self._sockets = sockets
+        self.qr = QrCodes(settings.qr_draws_per_s, settings.qr_cache_entries)
         app.router.add_get(PATH, self._listen)
         app.router.add_get(PAGE + "/_/config", self._config)
         app.router.add_get(PAGE + "/_/{name}", self._file)
@@ -116,8 +128,23 @@ class RoomListeners:
             raise
         self._sockets.add(ws)
         reader = asyncio.get_running_loop().create_task(_read_until_closed(ws, listener))
+        revocation = caller.revocation
+        watch = (
+            contextlib.nullcontext()
+            if revocation is None
+            else revocation.watching(
+                listener, caller.token, caller.generation, allowed=may_listen_to(ask.room), message=LISTEN_REVOKED
+            )
+        )
         try:
-            await _send_events(ws, listener)
+            with watch:
+                await until_ended(_send_events(ws, listener), listener, CLOSE_GRACE_S)
+        except ServiceError as e:
+            listener.close()
+            await _close_for(request, ws, e)
+        except ListenCut:  # ended while its client read nothing: the connection is cut
+            listener.close()
+            _cut(request)
         finally:
             listener.close()
             reader.cancel()
@@ -125,7 +152,11 @@ class RoomListeners:
                 await reader
             self._sockets.discard(ws)
             if not ws.closed:
-                await ws.close()
+                try:
+                    async with asyncio.timeout(CLOSE_GRACE_S):
+                        await ws.close()
+                except TimeoutError:
+                    _cut(request)
             await disarm_heartbeat(ws)
         return ws
 
@@ -165,14 +196,18 @@ class RoomListeners:
             raise web.HTTPBadRequest(text="the address this server was reached at is too long for a QR code")
         if request.query.get("demo") == "1":
             url += "#demo"
-        svg = io.BytesIO()
-        segno.make(url, error="m").save(svg, kind="svg", scale=6, border=2, title=url)
-        return web.Response(body=svg.getvalue(), content_type="image/svg+xml", headers=_HEADERS)
+        try:
+            svg = self.qr.get(url)
+        except QrBusy as e:
+            refused = http_error(503, str(e), "qr_rate_limited", "server_error")
+            refused.headers["Retry-After"] = str(max(1, math.ceil(e.retry_after_s)))
+            return refused
+        return web.Response(body=svg, content_type="image/svg+xml", headers=_HEADERS)
 
 
 async def _send_events(ws: web.WebSocketResponse, listener: Listener) -> None:
     """The listener's events as frames until it ends: closed from outside (the client left), or
-    by the server (a drain: ``room.closed`` and 1012)."""
+    by the server (its error raised: a drain, a revocation, its longest listen)."""
     try:
         async for ev in listener.events():
             for frame in frames(ev):
@@ -181,14 +216,28 @@ async def _send_events(ws: web.WebSocketResponse, listener: Listener) -> None:
                 await ws.send_frame(frame.data, WSMsgType.TEXT if frame.text else WSMsgType.BINARY)
                 if isinstance(ev, RoomOutput):
                     metrics.room_sent("ws", len(frame.data))
-    except ServiceError as e:
-        last, code = closed(e)
-        if not ws.closed:
-            with contextlib.suppress(ConnectionError):
-                await ws.send_frame(last.data, WSMsgType.TEXT)
-            await ws.close(code=code, message=b"listen again")
     except ConnectionError:  # the client went away while it was sent to
         return
+
+
+async def _close_for(request: web.Request, ws: web.WebSocketResponse, e: ServiceError) -> None:
+    """A listen the server ended: ``room.closed`` and the close code (``rooms_protocol.closed``),
+    within ``CLOSE_GRACE_S``; a client that takes neither has its connection cut."""
+    last, code = closed(e)
+    try:
+        async with asyncio.timeout(CLOSE_GRACE_S):
+            if not ws.closed:
+                with contextlib.suppress(ConnectionError):
+                    await ws.send_frame(last.data, WSMsgType.TEXT)
+                await ws.close(code=code, message=b"listen again")
+    except TimeoutError:
+        _cut(request)
+
+
+def _cut(request: web.Request) -> None:
+    """Drop the connection of a client that takes nothing more."""
+    if request.transport is not None:
+        request.transport.abort()
 
 
 async def _read_until_closed(ws: web.WebSocketResponse, listener: Listener) -> None:

@@ -19,6 +19,10 @@ client sends nothing (a message from it closes the socket, 1003). Events are JSO
   dropped (a notice: the listen goes on);
 - ``room.draining`` {remaining_ms, deadline_unix_ms}: the server shuts down; at the deadline
   ``room.closed`` {reason, message} and the close code 1012: listen again (the backlog is resent).
+- ``room.closed`` {reason, message} then the close, when the server ends the listen: ``reason``
+  ``server_shutting_down`` (close 1012, above), ``revoked`` (the token was removed from the tokens
+  file or no longer covers the room: close 1008), ``max_listen_duration`` (``rooms.max_listen_s``:
+  close 1000; listen again to go on); anything else 1011.
 
 Each live result is encoded once per language: the JSON and the PCM are kept in the event's
 ``RoomOutput.wire`` (keys ``"ws"`` and ``"ws.pcm"``) and every listener of the language is sent
@@ -48,6 +52,10 @@ LISTEN_RATE = 16000
 #: the close code after a drain ("service restart") and for a message from the client ("unsupported data")
 RESTART_CLOSE_CODE = 1012
 UNSUPPORTED_CLOSE_CODE = 1003
+#: the close code of a listen whose token was revoked ("policy violation"), and of one that reached
+#: its longest ("normal closure": it is over, listen again)
+REVOKED_CLOSE_CODE = 1008
+DONE_CLOSE_CODE = 1000
 #: a query value's longest (a language tag; a participant id is checked by the registry: 64)
 MAX_QUERY_CHARS = 64
 
@@ -122,12 +130,17 @@ def frames(ev: ListenEvent) -> list[Frame]:
 
 def closed(e: ServiceError) -> tuple[Frame, int]:
     """How a listen the server ends is closed: ``room.closed`` and the close code (1012 after a
-    drain: listen again; 1011 otherwise)."""
-    _, code = error_type(e.code)
+    drain: listen again; 1008 revoked; 1000 at ``rooms.max_listen_s``; 1011 otherwise)."""
+    _, reason = error_type(e.code)
+    close = 1011
     if e.code == ErrorCode.UNAVAILABLE:
-        code = "server_shutting_down"
-    body = {"type": "room.closed", "reason": code, "message": e.message}
-    return Frame(_json(body)), RESTART_CLOSE_CODE if e.code == ErrorCode.UNAVAILABLE else 1011
+        reason, close = "server_shutting_down", RESTART_CLOSE_CODE
+    elif e.reason == "revoked":
+        reason, close = "revoked", REVOKED_CLOSE_CODE
+    elif e.reason == "max_listen_duration":
+        reason, close = "max_listen_duration", DONE_CLOSE_CODE
+    body = {"type": "room.closed", "reason": reason, "message": e.message}
+    return Frame(_json(body)), close
 
 
 def _output(out: RoomOutput) -> list[Frame]:

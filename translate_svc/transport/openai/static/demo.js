@@ -182,11 +182,18 @@ async function start() {
 }
 
 // A room's listen page: its link and QR code (#demo: the listeners' page uses this page's secrets).
+// The server draws a few new codes a second (rooms.qr_draws_per_s) and answers 503 beyond: try again.
 function showShare(room) {
   $("share").hidden = !room;
   if (!room) return;
   const path = `/listen/${encodeURIComponent(room)}`;
-  $("qr").src = `${path}/qr.svg?demo=1`;
+  const qr = $("qr");
+  let tries = 0;
+  qr.onerror = () => {
+    tries += 1;
+    if (tries <= 5) setTimeout(() => { qr.src = `${path}/qr.svg?demo=1&try=${tries}`; }, 2000 * tries);
+  };
+  qr.src = `${path}/qr.svg?demo=1`;
   $("listen-link").href = `${path}#demo`;
   $("listen-link").textContent = `${location.origin}${path}`;
 }
