@@ -10,6 +10,8 @@ from enum import Enum
 
 import numpy as np
 
+from translate_svc.words import occurrences
+
 #: The model's input and output sample rate (SeamlessM4T v2 feature extractor and vocoder).
 MODEL_SAMPLE_RATE = 16_000
 
@@ -75,12 +77,9 @@ class Term:
         return not (self.keep or self.glossary)
 
     def said_in(self, source: str) -> int:
-        """Times the source text holds the phrase: a KEEP term case-insensitively, a glossary
-        entry in its case unless ``ignore_case``."""
-        phrase = self.phrase.strip()
-        if self.keep or self.ignore_case:
-            return source.casefold().count(phrase.casefold())
-        return source.count(phrase)
+        """Times the source text says the phrase as a whole word (``words.occurrences``): a KEEP
+        term case-insensitively, a glossary entry in its case unless ``ignore_case``."""
+        return occurrences(self.phrase, source, ignore_case=self.keep or self.ignore_case)
 
 
 @dataclass(frozen=True)

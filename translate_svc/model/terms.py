@@ -19,6 +19,14 @@ the longest such prefix of any entry) it forces the next token (every other scor
 row has written the translation as many times as the source says the phrase. Speech is made from
 the decoded text, so it says the translation too.
 
+Words (issue 57, ``translate_svc/words.py``): the source is searched for a phrase as a whole word
+(``Term.said_in``). In the decoder, a phrase's tokens are SentencePiece's for a word start (their
+first piece begins with "▁"), so a bias, a forcing or a count only ever starts at a word start of
+the output; a phrase written counts only where the token after it does not continue its last word
+(``words.joins`` between the phrase's last character and the token's first), and a forced glossary
+translation ends a word: the step after its last token, the tokens that would continue it are
+masked. So "cat" written as the start of "category" is not "cat" written.
+
 Model thread only (the tokenizer cache is not locked).
 """
 
@@ -26,10 +34,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import torch
 from transformers import LogitsProcessor, SequenceBiasLogitsProcessor
 
+from translate_svc import words
 from translate_svc.types import DEFAULT_TERM_WEIGHT, Term
 
 #: the bias of a kept phrase in a translation, where the transcript has it: enough to outweigh
@@ -37,29 +47,47 @@ from translate_svc.types import DEFAULT_TERM_WEIGHT, Term
 KEEP_WEIGHT = 12.0
 #: the bias toward a glossary translation's first token where the source says its phrase
 GLOSSARY_WEIGHT = KEEP_WEIGHT
+#: SentencePiece's word start
+WORD_START = "\u2581"
 #: phrases whose token ids are kept (least recently used dropped first): every stream's terms
 #: pass here, so the cache is bounded, not one entry per phrase ever sent
 MAX_CACHED_PHRASES = 4096
 
-#: one phrase in one row: its token ids, its weight, and how many times it may be written while
-#: biased (0: no limit)
-Entry = tuple[tuple[int, ...], float, int]
+#: one phrase in one row: its token ids, its weight, how many times it may be written while
+#: biased (0: no limit), and its last character (where a written phrase must end a word)
+Entry = tuple[tuple[int, ...], float, int, str]
 #: a row's biases, hashable
 Bias = tuple[Entry, ...]
-#: a row's glossary translations: each one's token ids and how many times it is to be written
-Glossary = tuple[tuple[tuple[int, ...], int], ...]
+#: one glossary translation of a row: its token ids, how many times it is to be written, and its
+#: last character
+GlossaryEntry = tuple[tuple[int, ...], int, str]
+#: a row's glossary translations
+Glossary = tuple[GlossaryEntry, ...]
+
+
+class Seams(Protocol):
+    """What the processors ask of the tokenizer about a token after a written phrase."""
+
+    def continues(self, last: str, token: int) -> bool:
+        """Whether ``token`` continues the word that a phrase ending in ``last`` ends."""
+
+    def continuing(self, last: str, size: int, device: torch.device) -> torch.Tensor:
+        """Every token of a vocabulary of ``size`` that ``continues`` after ``last``, as a mask."""
 
 
 class TermTokens:
-    """Phrases as the tokenizer writes them inside a sentence (a word start), and rows' biases."""
+    """Phrases as the tokenizer writes them inside a sentence (a word start), rows' biases, and
+    which tokens continue a word (``Seams``)."""
 
     def __init__(self, tokenizer: object, max_cached: int = MAX_CACHED_PHRASES) -> None:
         self._tokenizer = tokenizer
         self._max_cached = max_cached
         self._ids: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # least recently used first
+        self._firsts: dict[int, str] = {}  # a token's first character, as looked up (one per token at most)
+        self._masks: dict[tuple[bool, int, str], torch.Tensor] = {}
 
     def ids(self, phrase: str) -> tuple[int, ...]:
-        key = phrase.strip()
+        key = words.normalise(phrase)
         ids = self._ids.get(key)
         if ids is not None:
             self._ids.move_to_end(key)
@@ -71,14 +99,57 @@ class TermTokens:
         return ids
 
     def bias(self, weighted: Iterable[tuple[str, float, int]]) -> Bias:
-        """The row's phrases as token ids, with their weights and limits."""
+        """The row's phrases as token ids, with their weights, limits and last characters."""
         return tuple(
-            sorted((self.ids(phrase), weight, times) for phrase, weight, times in weighted if self.ids(phrase))
+            sorted(
+                (self.ids(phrase), weight, times, words.normalise(phrase)[-1])
+                for phrase, weight, times in weighted
+                if self.ids(phrase)
+            )
         )
 
     def glossary(self, translations: Iterable[tuple[str, int]]) -> Glossary:
         """The row's glossary translations as token ids, with how often each is to be written."""
-        return tuple((self.ids(text), times) for text, times in translations if self.ids(text))
+        return tuple(
+            (self.ids(text), times, words.normalise(text)[-1]) for text, times in translations if self.ids(text)
+        )
+
+    def first(self, token: int) -> str:
+        """The token's first character as text: a space for a word start ("▁") or a piece with
+        no text."""
+        char = self._firsts.get(token)
+        if char is None:
+            piece = self._tokenizer.convert_ids_to_tokens(token)  # type: ignore[attr-defined]
+            char = self._firsts[token] = _first_char(piece)
+        return char
+
+    def continues(self, last: str, token: int) -> bool:
+        return words.joins(last, self.first(token))
+
+    def continuing(self, last: str, size: int, device: torch.device) -> torch.Tensor:
+        """Built once per kind of last character (``words.joins`` depends on the character
+        before only through ``words.spaced_word_char``) and size: the whole vocabulary's pieces
+        in one call, each distinct first character judged once."""
+        key = (words.spaced_word_char(last), size, str(device))
+        mask = self._masks.get(key)
+        if mask is None:
+            known = min(size, len(self._tokenizer))  # type: ignore[arg-type]
+            pieces = self._tokenizer.convert_ids_to_tokens(list(range(known)))  # type: ignore[attr-defined]
+            judged: dict[str, bool] = {}
+            flags = [False] * size
+            for token, piece in enumerate(pieces):
+                char = _first_char(piece)
+                flag = judged.get(char)
+                if flag is None:
+                    flag = judged[char] = words.joins(last, char)
+                flags[token] = flag
+            mask = self._masks[key] = torch.tensor(flags, dtype=torch.bool, device=device)
+        return mask
+
+
+def _first_char(piece: object) -> str:
+    text = str(piece or "")
+    return " " if not text or text.startswith(WORD_START) else text[0]
 
 
 def row_terms(terms: Sequence[Term], *, transcript_row: bool, transcript: str | None) -> list[tuple[str, float, int]]:
@@ -114,19 +185,21 @@ def needs_source(terms: Sequence[Term]) -> bool:
 
 
 class RowSequenceBias(LogitsProcessor):
-    """Each row's biases at each step: its phrases (those still under their limit) as every prefix
-    with its weight, through one ``SequenceBiasLogitsProcessor`` per distinct set (cached)."""
+    """Each row's biases at each step: its phrases (those still under their limit, written as
+    whole words) as every prefix with its weight, through one ``SequenceBiasLogitsProcessor`` per
+    distinct set (cached)."""
 
-    def __init__(self, rows: Sequence[Bias]) -> None:
+    def __init__(self, rows: Sequence[Bias], seams: Seams) -> None:
         self._rows = list(rows)
+        self._seams = seams
         self._processors: dict[Bias, SequenceBiasLogitsProcessor] = {}
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         groups: dict[Bias, list[int]] = {}
         for r, bias in enumerate(self._rows):
-            if any(times for _, _, times in bias):
+            if any(e[2] for e in bias):
                 written = input_ids[r].tolist()
-                bias = tuple(e for e in bias if not e[2] or _count(written, e[0]) < e[2])
+                bias = tuple(e for e in bias if not e[2] or _count(written, e[0], e[3], self._seams) < e[2])
             if bias:
                 groups.setdefault(bias, []).append(r)
         for bias, members in groups.items():
@@ -139,12 +212,15 @@ class RowSequenceBias(LogitsProcessor):
 
 
 class GlossaryForce(LogitsProcessor):
-    """Each row's glossary translations (those written fewer times than due): where the row's
-    last tokens are a proper prefix of one (the longest such prefix; the first entry on a tie),
-    only its next token stays possible; otherwise each one's first token gets ``weight``."""
+    """Each row's glossary translations (those written fewer times than due, as whole words):
+    where the row's last tokens are a proper prefix of one (the longest such prefix; the first
+    entry on a tie), only its next token stays possible; otherwise, where the row has just written
+    one that was due, the tokens that would continue its last word are masked (it ends a word),
+    and each due one's first token gets ``weight``."""
 
-    def __init__(self, rows: Sequence[Glossary], weight: float = GLOSSARY_WEIGHT) -> None:
+    def __init__(self, rows: Sequence[Glossary], seams: Seams, weight: float = GLOSSARY_WEIGHT) -> None:
         self._rows = list(rows)
+        self._seams = seams
         self._weight = weight
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
@@ -152,17 +228,23 @@ class GlossaryForce(LogitsProcessor):
             if not entries:
                 continue
             written = input_ids[r].tolist()
-            due = [ids for ids, times in entries if _count(written, ids) < times]
-            if not due:
-                continue
-            forced = next_forced(written, due)
+            due, ended = [], set()
+            for ids, times, last in entries:
+                n, ends_row = _scan(written, ids, last, self._seams)
+                if n < times:
+                    due.append(ids)
+                if ends_row and n <= times:  # written just now, and it was due
+                    ended.add(last)
+            forced = next_forced(written, due) if due else None
             if forced is not None:
                 kept = scores[r, forced].clone()
                 scores[r] = float("-inf")
                 scores[r, forced] = kept
-            else:
-                for first in dict.fromkeys(ids[0] for ids in due):
-                    scores[r, first] += self._weight
+                continue
+            for last in ended:
+                scores[r, self._seams.continuing(last, scores.shape[-1], scores.device)] = float("-inf")
+            for first in dict.fromkeys(ids[0] for ids in due):
+                scores[r, first] += self._weight
         return scores
 
 
@@ -180,18 +262,27 @@ def next_forced(written: Sequence[int], translations: Sequence[tuple[int, ...]])
 def _prefixes(bias: Bias) -> list[list[list[int] | float]]:
     """Every prefix of every phrase, with its weight (the largest where phrases share one)."""
     out: dict[tuple[int, ...], float] = {}
-    for ids, weight, _ in bias:
+    for ids, weight, _, _ in bias:
         for n in range(1, len(ids) + 1):
             out[ids[:n]] = max(out.get(ids[:n], 0.0), weight)
     return [[list(ids), w] for ids, w in sorted(out.items())]
 
 
-def _count(written: list[int], phrase: tuple[int, ...]) -> int:
-    """Times ``phrase`` occurs in ``written`` (not overlapping)."""
-    n, at, count = len(phrase), 0, 0
+def _count(written: list[int], phrase: tuple[int, ...], last: str, seams: Seams) -> int:
+    """Times ``written`` holds ``phrase`` as a whole word (``_scan``)."""
+    return _scan(written, phrase, last, seams)[0]
+
+
+def _scan(written: list[int], phrase: tuple[int, ...], last: str, seams: Seams) -> tuple[int, bool]:
+    """Times ``written`` holds ``phrase`` as a whole word (not overlapping, from the left): where
+    the token after it does not continue it (``last`` is the phrase's last character), or nothing
+    follows it yet; and whether the last one counted ends the row."""
+    n, at, count, ends_row = len(phrase), 0, 0, False
     while at + n <= len(written):
-        if tuple(written[at : at + n]) == phrase:
-            count, at = count + 1, at + n
+        if tuple(written[at : at + n]) == phrase and (
+            at + n == len(written) or not seams.continues(last, written[at + n])
+        ):
+            count, at, ends_row = count + 1, at + n, at + n == len(written)
         else:
             at += 1
-    return count
+    return count, ends_row
