@@ -10,8 +10,6 @@ from enum import Enum
 
 import numpy as np
 
-from translate_svc.words import occurrences
-
 #: The model's input and output sample rate (SeamlessM4T v2 feature extractor and vocoder).
 MODEL_SAMPLE_RATE = 16_000
 
@@ -76,10 +74,11 @@ class Term:
     def boost(self) -> bool:
         return not (self.keep or self.glossary)
 
-    def said_in(self, source: str) -> int:
-        """Times the source text says the phrase as a whole word (``words.occurrences``): a KEEP
-        term case-insensitively, a glossary entry in its case unless ``ignore_case``."""
-        return occurrences(self.phrase, source, ignore_case=self.keep or self.ignore_case)
+    @property
+    def folds_case(self) -> bool:
+        """Whether the source is searched for the phrase in any case: a KEEP term's is, a glossary
+        entry's only with ``ignore_case`` (``model/terms.py``'s ``said_in``, ``words.py``)."""
+        return self.keep or self.ignore_case
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,19 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from translate_svc.model.terms import KEEP_WEIGHT, RowSequenceBias, TermTokens, _count, _prefixes, row_terms
+from translate_svc.model.terms import (
+    KEEP_WEIGHT,
+    GlossaryForce,
+    RowSequenceBias,
+    TermTokens,
+    WordCount,
+    _count,
+    _prefixes,
+    row_terms,
+)
 from translate_svc.types import DEFAULT_TERM_WEIGHT, Term
 
 TERMS = (Term("Acme", keep=True), Term("gRPC", weight=5.0))
@@ -146,3 +157,64 @@ def test_the_term_token_cache_is_a_bounded_lru() -> None:
         flood.ids(f"phrase {n}")
     assert len(flood._ids) == MAX_CACHED_PHRASES <= 8192
     assert f"phrase {MAX_CACHED_PHRASES + 499}" in flood._ids and "phrase 0" not in flood._ids
+
+
+# -- the per-step state (issue 57): what each step decides equals a pass over the whole row -------
+
+WORD_STARTS, GOING_ON = [1, 2, 3], [110, 111, 112]
+TOKENS = st.sampled_from([*WORD_STARTS, *GOING_ON, 200, 201])
+PHRASE = st.tuples(st.sampled_from(WORD_STARTS), st.lists(st.sampled_from([*WORD_STARTS, *GOING_ON]), max_size=2))
+
+
+def whole_pass(written: list[int], phrase: tuple[int, ...], last: str) -> tuple[int, bool]:
+    """The definition, over the whole row: not overlapping, from the left, a match counts where
+    the token after it does not continue ``last`` (or nothing follows it yet); and whether the
+    last one counted ends the row."""
+    n, at, count, ends = len(phrase), 0, 0, False
+    while at + n <= len(written):
+        if tuple(written[at : at + n]) == phrase and (
+            at + n == len(written) or not SEAMS.continues(last, written[at + n])
+        ):
+            count, at, ends = count + 1, at + n, at + n == len(written)
+        else:
+            at += 1
+    return count, ends
+
+
+@settings(max_examples=400)
+@given(head=PHRASE, last=st.sampled_from(["t", ".", "猫"]), data=st.data())
+def test_a_word_count_kept_token_by_token_equals_a_pass_over_the_row(
+    head: tuple[int, list[int]], last: str, data: st.DataObject
+) -> None:
+    """Rows drawn mostly from the phrase's own tokens (so matches overlap, repeat and are cut
+    short), with a word start, a piece that goes on a word, a full stop and a combining mark."""
+    phrase = (head[0], *head[1])
+    row = data.draw(st.lists(st.sampled_from([*phrase, *phrase, 3, 112, 200, 201]), max_size=30))
+    count = WordCount(phrase, last)
+    for n in range(len(row) + 1):
+        assert count.update(row[:n], SEAMS) == whole_pass(row[:n], phrase, last), (row[:n], phrase)
+
+
+@given(
+    rows=st.lists(st.lists(TOKENS, min_size=8, max_size=8), min_size=2, max_size=3),
+    heads=st.lists(PHRASE, min_size=1, max_size=3),
+    times=st.lists(st.integers(0, 2), min_size=3, max_size=3),
+)
+def test_processors_that_follow_the_rows_equal_fresh_ones_at_every_step(
+    rows: list[list[int]], heads: list[tuple[int, list[int]]], times: list[int]
+) -> None:
+    """One ``RowSequenceBias`` and one ``GlossaryForce`` called step by step on growing rows (as
+    ``generate`` calls them) give at every step the scores that new ones, which look at the
+    whole rows, give."""
+    phrases = [(h[0], *h[1]) for h in heads]
+    bias = tuple(sorted((p, 4.0, times[k], "t") for k, p in enumerate(phrases)))
+    glossary = tuple((p, max(1, times[k]), "t") for k, p in enumerate(phrases))
+    per_row_bias = [bias if r % 2 == 0 else bias[:1] for r in range(len(rows))]
+    per_row_glossary = [glossary if r % 2 == 1 else glossary[-1:] for r in range(len(rows))]
+    following = [RowSequenceBias(per_row_bias, SEAMS), GlossaryForce(per_row_glossary, SEAMS)]
+    for width in (1, 2, 3, 5, 6, 8):  # one new token a step, as generate; two, as a guard
+        ids = torch.tensor([row[:width] for row in rows])
+        scores = torch.arange(len(rows) * 202, dtype=torch.float32).reshape(len(rows), 202) % 7
+        fresh = [RowSequenceBias(per_row_bias, SEAMS), GlossaryForce(per_row_glossary, SEAMS)]
+        for kept, new in zip(following, fresh, strict=True):
+            assert torch.equal(kept(ids, scores.clone()), new(ids, scores.clone())), (width, type(kept).__name__)  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """What a word is for terms (issue 57, translate_svc/words.py): a KEEP phrase or a glossary phrase
 is found in the source only as a whole word, after the same normalisation on every path; in
-scripts written without spaces no boundary is asked for. ``Term.said_in`` (what row_terms and
-row_glossary ask) is the entry point every path uses."""
+scripts written without spaces no boundary is asked for. ``model/terms.py``'s ``said_in`` (what
+row_terms and row_glossary ask) is the entry point every path uses."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from translate_svc.model.terms import KEEP_WEIGHT, row_glossary, row_terms
+from translate_svc.model.terms import KEEP_WEIGHT, row_glossary, row_terms, said_in
 from translate_svc.types import Term
 from translate_svc.words import joins, key, occurrences
 
@@ -23,19 +23,19 @@ def entry(phrase: str, **kw: object) -> Term:
 def test_a_kept_phrase_inside_a_longer_word_is_not_said() -> None:
     """The issue's case: KEEP "Ann" acted on "planning" (a substring, case-insensitive)."""
     ann = Term("Ann", keep=True)
-    assert ann.said_in("We are planning it.") == 0
     assert row_terms((ann,), transcript_row=False, transcript="We are planning it.") == []
-    assert ann.said_in("Ann and ann met; ANN's plan.") == 3
+    assert said_in(ann, "We are planning it.") == 0
+    assert said_in(ann, "Ann and ann met; ANN's plan.") == 3
     assert row_terms((ann,), transcript_row=False, transcript="ask Ann about planning") == [("Ann", KEEP_WEIGHT, 1)]
 
 
 def test_a_glossary_phrase_inside_a_longer_word_is_not_said() -> None:
     """The issue's case: the entry "cat" acted on "category" and forced its translation in."""
     cat = entry("cat")
-    assert cat.said_in("The category is new.") == 0
     assert row_glossary((cat,), language="spa", source="The category is new.") == []
+    assert said_in(cat, "The category is new.") == 0
     assert row_glossary((cat,), language="spa", source="The cat, the cats and the cat.") == [("nube acme", 2)]
-    assert entry("Cat").said_in("a cat") == 0 and entry("Cat", ignore_case=True).said_in("a cat") == 1
+    assert said_in(entry("Cat"), "a cat") == 0 and said_in(entry("Cat", ignore_case=True), "a cat") == 1
 
 
 @pytest.mark.parametrize(
