@@ -74,13 +74,11 @@ class Term:
     def boost(self) -> bool:
         return not (self.keep or self.glossary)
 
-    def said_in(self, source: str) -> int:
-        """Times the source text holds the phrase: a KEEP term case-insensitively, a glossary
-        entry in its case unless ``ignore_case``."""
-        phrase = self.phrase.strip()
-        if self.keep or self.ignore_case:
-            return source.casefold().count(phrase.casefold())
-        return source.count(phrase)
+    @property
+    def folds_case(self) -> bool:
+        """Whether the source is searched for the phrase in any case: a KEEP term's is, a glossary
+        entry's only with ``ignore_case`` (``model/terms.py``'s ``said_in``, ``words.py``)."""
+        return self.keep or self.ignore_case
 
 
 @dataclass(frozen=True)

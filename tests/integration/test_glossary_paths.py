@@ -28,7 +28,14 @@ import torch
 from transformers import LogitsProcessorList
 
 from tests.conftest import LiveServer, make_settings, serving
-from tests.integration.test_language import BiasUntilWritten, occurrences, phrase_ids, shared_pcm
+from tests.integration.test_language import (
+    BiasUntilWritten,
+    continuing,
+    phrase_ids,
+    shared_pcm,
+    word_count,
+    word_occurrences,
+)
 from tests.integration.test_runner import plain_reference
 from tests.integration.test_translate_api import raw_request
 from tests.integration.test_translate_text import request as text_request
@@ -50,29 +57,43 @@ TARGET = "spa"
 
 def glossary_kwargs(model_dir: Path, times: int) -> dict[str, Any]:
     """``generate``'s text kwargs for the entry, with transformers' own processors (see the module
-    docstring); ``times`` 0: none (the plain decode)."""
+    docstring); ``times`` 0: none (the plain decode). The translation is written as a whole word:
+    counted only where the next token does not continue it, and the step after it was written
+    while due, the tokens that would continue it are not allowed (issue 57)."""
     if not times:
         return {}
     ids = phrase_ids(model_dir, TRANSLATION)
-    everything = list(range(len(plain_reference(model_dir).processor.tokenizer)))
+    tokenizer = plain_reference(model_dir).processor.tokenizer
+    everything = list(range(len(tokenizer)))
+    cont = continuing(tokenizer, TRANSLATION)
+    ending = [t for t in everything if t not in cont]
 
     def allowed(batch_id: int, sent: torch.Tensor) -> list[int]:
         row = sent.tolist()
-        if occurrences(row, ids) < times:
+        written, ends = word_occurrences(row, ids, cont)
+        if written < times:
             for k in range(len(ids) - 1, 0, -1):
                 if row[-k:] == list(ids[:k]):
                     return [ids[k]]
+        if ends and written <= times:
+            return ending
         return everything
 
-    bias = BiasUntilWritten([[[ids[0]], GLOSSARY_WEIGHT]], ids, times)
+    bias = BiasUntilWritten([[[ids[0]], GLOSSARY_WEIGHT]], ids, times, cont)
     return {"text_logits_processor": LogitsProcessorList([bias]), "text_prefix_allowed_tokens_fn": allowed}
 
 
 def reference(
-    model_dir: Path, times: int, *, audio: np.ndarray | None = None, text: str | None = None, speech: bool = False
+    model_dir: Path,
+    times: int,
+    *,
+    audio: np.ndarray | None = None,
+    text: str | None = None,
+    speech: bool = False,
+    src: str = "eng",
 ) -> tuple[str, np.ndarray | None]:
-    """``generate`` on one segment (``audio``) or one English text alone into ``TARGET``, with the
-    server's token bound and the entry applied ``times`` times: its text and, with ``speech``,
+    """``generate`` on one segment (``audio``) or one text in ``src`` alone into ``TARGET``, with
+    the server's token bound and the entry applied ``times`` times: its text and, with ``speech``,
     its waveform."""
     m, p = plain_reference(model_dir)
     if audio is not None:
@@ -80,7 +101,7 @@ def reference(
         cap = TextCap().tokens(len(audio) / 16000)
     else:
         assert text is not None
-        inputs = p(text=text, src_lang="eng", return_tensors="pt")
+        inputs = p(text=text, src_lang=src, return_tensors="pt")
         cap = TextCap().tokens(len(text) / TEXT_CHARS_PER_SECOND)
     own = m.generation_config.max_new_tokens
     extra = {"text_max_new_tokens": cap if own is None else min(cap, int(own)), **glossary_kwargs(model_dir, times)}
@@ -101,6 +122,11 @@ def transcript_of(model_dir: Path, audio: np.ndarray) -> str:
             **p(audio=audio, sampling_rate=16000, return_tensors="pt"), tgt_lang="eng", generate_speech=False
         )
     return str(p.decode(out.sequences[0], skip_special_tokens=True))
+
+
+def said(transcript: str, phrase: str) -> int:
+    """Times the transcript says the entry's phrase: as a whole word, in its case."""
+    return word_count(phrase, transcript, ignore_case=False)
 
 
 def source_phrase(model_dir: Path, spans: list[np.ndarray]) -> str:
@@ -127,7 +153,7 @@ def check_glossary(
     changed = []
     for start, end, text in got:
         span = samples[start * 16 : end * 16]
-        times = transcript_of(model_dir, span).count(phrase)
+        times = said(transcript_of(model_dir, span), phrase)
         want = reference(model_dir, times, audio=span)[0]
         assert text == want, (start, phrase, times, text, want)
         if want != reference(model_dir, 0, audio=span)[0]:
@@ -187,12 +213,12 @@ async def test_a_segment_says_the_glossary_translation_in_text_and_speech_as_gen
             continue
         span = samples[s.start_ms * 16 : s.end_ms * 16]
         text, wave = reference(
-            test_model_dir, transcript_of(test_model_dir, span).count(phrase), audio=span, speech=True
+            test_model_dir, said(transcript_of(test_model_dir, span), phrase), audio=span, speech=True
         )
         assert wave is not None and s.translations[0].text == text
-        said = pcm16_to_float(np.frombuffer(s.translations[0].audio.content, "<i2"))
-        assert said.shape == wave.shape
-        np.testing.assert_allclose(said, wave, atol=1e-4)
+        spoken = pcm16_to_float(np.frombuffer(s.translations[0].audio.content, "<i2"))
+        assert spoken.shape == wave.shape
+        np.testing.assert_allclose(spoken, wave, atol=1e-4)
 
 
 @asyncio_mark
@@ -241,7 +267,7 @@ def test_a_simultaneous_final_step_equals_generate_alone_and_after_commits_insid
     seen = 0
     for s in plain_segments:
         span = samples[s.start_ms * 16 : s.end_ms * 16]
-        times = transcript_of(test_model_dir, span).count(phrase)
+        times = said(transcript_of(test_model_dir, span), phrase)
         want = reference(test_model_dir, times, audio=span)[0]
         item = results.step_input(task, span, (SimulTarget(TARGET),), final=True)
         (out,) = own_runner.steps.step([item])
@@ -288,7 +314,7 @@ def test_the_glossary_processor_taken_out_fails_the_parity(
         return [out.texts[TARGET] for out in own_runner.run(items)]
 
     wants = [
-        reference(test_model_dir, transcript_of(test_model_dir, span).count(phrase), audio=span)[0]
+        reference(test_model_dir, said(transcript_of(test_model_dir, span), phrase), audio=span)[0]
         for span in (samples[s.start_ms * 16 : s.end_ms * 16] for s in plain_segments)
     ]
     assert texts() == wants

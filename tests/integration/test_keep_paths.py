@@ -26,8 +26,7 @@ import pytest_asyncio
 import riva.client
 
 from tests.conftest import LiveServer, make_settings, serving
-from tests.integration.test_language import phrase_ids, reference_text, shared_pcm
-from tests.integration.test_runner import plain_reference
+from tests.integration.test_language import reference_text, shared_pcm, whole_word_phrase, word_count
 from tests.integration.test_translate_api import raw_request
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.engine.runner import SimulTarget
@@ -41,23 +40,22 @@ pytestmark = pytest.mark.slow(90)
 
 
 def phrase_said_in(model_dir: Path, spans: list[np.ndarray], lang: str) -> str:
-    """A phrase that a segment's ``lang`` transcript holds whatever the weights once it is kept: a
-    token of the plain transcript that the tokenizer writes for its own text (boosting one token's
-    logit either leaves the greedy decode as it was up to it, or writes it sooner)."""
-    tokenizer = plain_reference(model_dir).processor.tokenizer
-    special = set(tokenizer.all_special_ids)
+    """A phrase that a segment's plain ``lang`` transcript says as a whole word: a token that the
+    tokenizer writes for its own text, not continued by the next (test_language's
+    ``whole_word_phrase``)."""
     for span in spans:
-        for token in reference_text(model_dir, span, lang)[1]:
-            phrase: str = tokenizer.decode([token]).strip()
-            if token not in special and phrase and phrase_ids(model_dir, phrase) == (token,):
-                return phrase
-    pytest.fail(f"no segment's plain {lang} transcript holds a token that is a phrase of its own")
+        phrase = whole_word_phrase(model_dir, reference_text(model_dir, span, lang)[1])
+        if phrase:
+            return phrase
+    pytest.fail(f"no segment's plain {lang} transcript says a one-token word")
 
 
 def kept_reference(model_dir: Path, span: np.ndarray, spoken: str, target: str, phrase: str) -> tuple[str, str]:
-    """(the translation with ``phrase`` kept, the plain translation), by ``generate`` alone."""
+    """(the translation with ``phrase`` kept, the plain translation), by ``generate`` alone: the
+    transcript boosted towards the phrase, then the translation biased as often as that transcript
+    says it as a whole word."""
     transcript, _ = reference_text(model_dir, span, spoken, phrase, DEFAULT_TERM_WEIGHT)
-    times = transcript.casefold().count(phrase.casefold())
+    times = word_count(phrase, transcript, ignore_case=True)
     plain = reference_text(model_dir, span, target)[0]
     return (reference_text(model_dir, span, target, phrase, KEEP_WEIGHT, times)[0] if times else plain), plain
 

@@ -51,17 +51,19 @@ def hf_generate_text(  # type: ignore[no-untyped-def]
     speech: bool = True,
     max_new_tokens: int | None = None,
     bias: tuple[str, float, int] | None = None,
+    whole_words: bool = True,
 ):
     """transformers' own generate on one text alone (``input_ids`` from the processor with
     ``src_lang``), on a plain model: (text, waveform or None). ``bias``: (phrase, weight, times):
     the text decoder biased towards the phrase (every prefix of its ids) until the row holds it
-    ``times`` times (tests/integration/test_language.py's ``BiasUntilWritten``), as a KEEP term.
+    ``times`` times (tests/integration/test_language.py's ``BiasUntilWritten``), as a KEEP term:
+    as a whole word, or (``whole_words`` False) wherever its tokens stand, as before issue 57.
     Cached per model and input."""
-    from tests.integration.test_language import BiasUntilWritten
+    from tests.integration.test_language import BiasUntilWritten, continuing
 
     m, p = plain_reference(reference) if isinstance(reference, Path) else reference
     assert not has_hooks(m), "the reference must be transformers' model as it loads, without our hooks"
-    key = (hashlib.sha256(text.encode()).digest(), src, lang, speech, max_new_tokens, bias)
+    key = (hashlib.sha256(text.encode()).digest(), src, lang, speech, max_new_tokens, bias, whole_words)
     done = _GENERATED.setdefault(m, {})
     if key not in done:
         inputs = p(text=text, src_lang=src, return_tensors="pt")
@@ -72,7 +74,9 @@ def hf_generate_text(  # type: ignore[no-untyped-def]
             phrase, weight, times = bias
             ids = tuple(p.tokenizer(phrase.strip(), add_special_tokens=False)["input_ids"])
             prefixes: list[list[list[int] | float]] = [[list(ids[:n]), float(weight)] for n in range(1, len(ids) + 1)]
-            extra["text_logits_processor"] = LogitsProcessorList([BiasUntilWritten(prefixes, ids, times)])
+            cont = continuing(p.tokenizer, phrase) if whole_words else frozenset()
+            until = BiasUntilWritten(prefixes, ids, times, cont)
+            extra["text_logits_processor"] = LogitsProcessorList([until])
         with torch.inference_mode():
             if not speech:
                 out = m.generate(**inputs, tgt_lang=lang, generate_speech=False, **extra)

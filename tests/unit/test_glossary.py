@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tests.unit.test_terms import SEAMS
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput
 from translate_svc.model.terms import GLOSSARY_WEIGHT, GlossaryForce, next_forced, row_glossary, row_terms
@@ -41,7 +42,7 @@ def test_an_entry_acts_on_its_target_row_where_the_source_says_it_in_its_case() 
 
 
 def test_the_first_token_is_biased_then_the_rest_forced_until_written_as_often_as_said() -> None:
-    processor = GlossaryForce([(((5, 6, 7), 1),), (), (((5, 6, 7), 1), ((5, 8), 2))])
+    processor = GlossaryForce([(((5, 6, 7), 1, "x"),), (), (((5, 6, 7), 1, "x"), ((5, 8), 2, "x"))], SEAMS)
     ids = torch.tensor([[0, 1], [0, 1], [0, 1]])
     out = processor(ids, torch.zeros(3, 10))  # type: ignore[arg-type]
     assert out[0, 5] == GLOSSARY_WEIGHT and out[0].abs().sum() == GLOSSARY_WEIGHT  # the first token alone
@@ -57,6 +58,23 @@ def test_the_first_token_is_biased_then_the_rest_forced_until_written_as_often_a
     out = processor(done, torch.zeros(3, 10))  # type: ignore[arg-type]
     assert out[0].abs().sum() == 0  # written once, as often as said: left alone
     assert torch.isfinite(out[2]).nonzero().flatten().tolist() == [8]  # (5, 8) is still due twice
+
+
+def test_a_forced_translation_ends_a_word_and_one_written_inside_a_word_is_not_written() -> None:
+    """A translation of four tokens, two words (in ``Vocab``'s ids: the word starts 11 and 12,
+    each followed by a piece that goes on a word, 110 and 111). Once written while due, the next
+    step may not go on its last word (every piece that would, -inf; word starts, punctuation and
+    the end stay); written with a letter after it, it was not written, and is due again."""
+    nube = (11, 110, 12, 111)
+    processor = GlossaryForce([((nube, 1, "e"),)], SEAMS)
+    scores = torch.zeros(1, 202)
+    out = processor(torch.tensor([[0, *nube]]), scores.clone())  # type: ignore[arg-type]
+    assert torch.isinf(out[0, 100:200]).all() and torch.isinf(out[0, 201])  # pieces and the mark
+    assert torch.isfinite(out[0, :100]).all() and torch.isfinite(out[0, 200])  # word starts and "."
+    after = processor(torch.tensor([[0, *nube, 114]]), scores.clone())  # type: ignore[arg-type]
+    assert after[0, 11] == GLOSSARY_WEIGHT and torch.isfinite(after[0]).all()  # due again: first token
+    done = processor(torch.tensor([[0, *nube, 5]]), scores.clone())  # type: ignore[arg-type]
+    assert done.abs().sum() == 0  # written as a word, as often as said: left alone
 
 
 def test_the_longest_started_translation_is_continued() -> None:

@@ -282,9 +282,9 @@ class SeamlessStages:
         lang_ids = torch.tensor([[self.text_lang_ids[lang]] for lang in langs], device=self.device)
         extra: dict[str, object] = {}
         if (any(biases) or any(glossaries)) and self.forced is None:
-            terms: list[LogitsProcessor] = [RowSequenceBias(biases)] if any(biases) else []
+            terms: list[LogitsProcessor] = [RowSequenceBias(biases, self._terms)] if any(biases) else []
             if any(glossaries):
-                terms.append(GlossaryForce(glossaries))
+                terms.append(GlossaryForce(glossaries, self._terms))
             extra["logits_processor"] = LogitsProcessorList(terms)
         if self.forced is not None:
             lengths = [self.forced.text_tokens(s) for s in audio_s]

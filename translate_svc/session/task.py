@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
+from translate_svc import words
 from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, OPUS_RATE
 from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND
 from translate_svc.errors import InvalidInput, NotInstalled, shown
@@ -285,9 +286,9 @@ def check_terms(terms: Sequence[Term], limits: LimitsSettings) -> None:
                 f"terms[{n}].weight is {t.weight:g}: a BOOST weight is in (0, {MAX_TERM_WEIGHT:g}] "
                 f"(0 or unset means {DEFAULT_TERM_WEIGHT:g})"
             )
-        key = phrase.strip().casefold()
+        key = words.key(phrase, ignore_case=True)  # two phrases that match the same words (words.py)
         if t.glossary:  # one entry per phrase and target; a BOOST or KEEP term may name it too
-            key = f"{t.target_language}\0{key if t.ignore_case else phrase.strip()}"
+            key = f"{t.target_language}\0{words.key(phrase, ignore_case=t.ignore_case)}"
         if key in seen:
             raise InvalidInput(
                 f"terms lists {shown(phrase)} more than once"

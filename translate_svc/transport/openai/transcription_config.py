@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from translate_svc import words
 from translate_svc.errors import shown
 from translate_svc.languages import guess_model_code
 from translate_svc.session.events import StreamConfig
@@ -293,7 +294,7 @@ def boost_terms(
     (``ParamError`` naming the field and the limit)."""
     pieces = [(p.strip(), prompt_param) for p in _PROMPT_SEPARATORS.split(prompt or "")]
     pieces += [(k.strip(), keywords_param) for k in keywords]
-    terms: dict[str, Term] = {t.phrase.strip().casefold(): t for t in extra}
+    terms: dict[str, Term] = {words.key(t.phrase, ignore_case=True): t for t in extra}
     for phrase, param in pieces:
         if not phrase:
             continue
@@ -304,7 +305,7 @@ def boost_terms(
                 f"{len(phrase)}: shorten it, or leave the prompt out",
                 param,
             )
-        terms.setdefault(phrase.casefold(), Term(phrase))
+        terms.setdefault(words.key(phrase, ignore_case=True), Term(phrase))
     if len(terms) > limits.max_terms:
         raise ParamError(
             f"the prompt, keywords and x_terms make {len(terms)} terms to boost; this server takes at most "

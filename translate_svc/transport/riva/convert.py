@@ -30,6 +30,7 @@ from riva.client.proto import riva_audio_pb2 as audio
 from riva.client.proto import riva_common_pb2 as common
 from riva.client.proto import riva_nmt_pb2 as nmt
 
+from translate_svc import words
 from translate_svc.audio import ogg, wav
 from translate_svc.audio.limits import OPUS_RATE
 from translate_svc.audio.pcm import float_to_pcm16
@@ -150,9 +151,11 @@ def _items(phrases: Sequence[str]) -> Iterator[tuple[int, str]]:
 
 
 def _custom(item: tuple[int, str]) -> bool:
-    """A dictionary line with a translation of its own (``phrase##other``)."""
+    """A dictionary line with a translation of its own (``phrase##other``; compared as terms are,
+    ``words.key``)."""
     phrase, sep, translation = item[1].partition("##")
-    return bool(sep and translation.strip() and translation.strip() != phrase.strip())
+    own = words.key(translation, ignore_case=False)
+    return bool(sep and own and own != words.key(phrase, ignore_case=False))
 
 
 def dnt_terms(phrases: Sequence[str], field: str, target: str) -> tuple[Term, ...]:

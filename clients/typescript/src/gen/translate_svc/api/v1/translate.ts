@@ -357,14 +357,15 @@ export enum Term_Kind {
   /**
    * KEEP - do not translate: boosted in the transcript, and where the segment's transcript (decoded
    * for it whether or not asked; without source_language, in the language the server's
-   * identifier detects) contains it (case-insensitively), biased into every translation as
-   * often as said. A server without an identifier refuses it without source_language.
+   * identifier detects) says it as a whole word (case-insensitively), biased into every
+   * translation as often as said. A server without an identifier refuses it without
+   * source_language. What a word is: docs/api.md, "Term lists".
    */
   KEEP = 2,
   /**
-   * TRANSLATE - a glossary entry: where the source says phrase, the translation into target_language says
-   * translation (the decoder is pulled into its first token, then forced through the rest).
-   * Case-sensitive unless ignore_case.
+   * TRANSLATE - a glossary entry: where the source says phrase as a whole word, the translation into
+   * target_language says translation (the decoder is pulled into its first token, then forced
+   * through the rest). Case-sensitive unless ignore_case.
    */
   TRANSLATE = 3,
   UNRECOGNIZED = -1,
