@@ -198,12 +198,14 @@ def test_call_setup_from_parameters_and_pairs() -> None:
     with pytest.raises(InvalidInput):
         call_setup({"source": "x" * 65}, s)
     pairs: Pairs[str] = Pairs()
-    pairs.join("c", "a")
-    assert pairs.peer("c", "a") is None
-    pairs.join("c", "b")
-    assert pairs.peer("c", "a") == "b" and pairs.peer("c", "b") == "a"
+    pairs.join(("acme", "c"), "a")
+    assert pairs.peer(("acme", "c"), "a") is None
+    pairs.join(("other", "c"), "foreign")  # another tenant's leg naming the same id meets nobody
+    assert pairs.peer(("other", "c"), "foreign") is None and pairs.peer(("acme", "c"), "a") is None
+    pairs.join(("acme", "c"), "b")
+    assert pairs.peer(("acme", "c"), "a") == "b" and pairs.peer(("acme", "c"), "b") == "a"
     with pytest.raises(InvalidInput):
-        pairs.join("c", "third")
+        pairs.join(("acme", "c"), "third")
 
 
 def test_the_under_mix_carries_the_speakers_voice_attenuated_with_the_translation_on_top() -> None:

@@ -53,7 +53,7 @@ from translate_svc.transport.phone.call import (
     stream_config,
 )
 from translate_svc.transport.phone.mix import UnderMix
-from translate_svc.transport.phone.pairs import Pairs
+from translate_svc.transport.phone.pairs import PairKey, Pairs
 from translate_svc.transport.phone.playout import Arrivals, Backlog, LagStats, Marks
 from translate_svc.transport.tokens import Revocation, TokenDigest
 from translate_svc.types import Commit, SegmentResult
@@ -257,8 +257,8 @@ class PhoneCall:
     ) -> None:
         self._m = manager
         self._pairs = pairs
-        #: a two-party leg's call id, once its config named one
-        self.pair: str | None = None
+        #: a two-party leg's call (its tenant's and the call id), once its config named one
+        self.pair: PairKey | None = None
         self.settings = settings
         self.framing = framing
         self.carrier = framing.carrier
@@ -336,8 +336,9 @@ class PhoneCall:
             if setup.pair is not None:
                 if self._pairs is None:
                     raise InvalidInput("two-party calls (`call`) are not served on this port")
-                self._pairs.join(setup.pair, self)
-                self.pair = setup.pair
+                key = (self.caller.tenant.name, setup.pair)  # legs meet within their tenant only
+                self._pairs.join(key, self)
+                self.pair = key
         except InvalidInput as e:
             return Invalid(e)
         return stream_config(setup, started.codec, self._m.vad_defaults)
