@@ -7,13 +7,13 @@ import logging
 import grpc
 import pytest
 
-from translate_svc.transport.grpc.auth import RefusalLog
+from translate_svc.transport.refusal_log import RefusalLog
 
 
 def test_a_flood_of_refusals_is_summed_up_not_logged_line_by_line(caplog: pytest.LogCaptureFixture) -> None:
     now = [100.0]
     log = RefusalLog(burst=3, window_s=10.0, clock=lambda: now[0])
-    with caplog.at_level(logging.INFO, logger="translate_svc.transport.grpc.auth"):
+    with caplog.at_level(logging.INFO, logger="translate_svc.transport.refusal_log"):
         for _ in range(50):
             log("call", "ipv4:10.0.0.9:5555", grpc.StatusCode.UNAUTHENTICATED)
         assert [r.getMessage() for r in caplog.records] == [

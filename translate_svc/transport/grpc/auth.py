@@ -10,20 +10,17 @@ a call let in runs with its caller (``rpc.let_in``), which the handler takes fro
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import grpc
 
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.transport.refusal_log import RefusalLog
 from translate_svc.transport.rpc import bearer_token, let_in
 from translate_svc.transport.tokens import Authorized, Permission, Refusal, RefusalKind, TokenStore, Wording, authorize
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Translator"].full_name
-
-logger = logging.getLogger(__name__)
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 HOW_TO_SEND = 'send metadata "authorization: Bearer <token>"'
@@ -72,33 +69,6 @@ def decide(
     if isinstance(decision, Refusal):
         return STATUS[decision.kind], decision.message
     return decision
-
-
-class RefusalLog:
-    """Refusals logged at most ``burst`` per ``window_s``; the rest are counted and summed up in
-    the next line, so a flood of bad calls cannot flood the log. Event loop only."""
-
-    def __init__(self, burst: int = 10, window_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.burst, self.window_s, self._clock = burst, window_s, clock
-        self._start = -window_s
-        self._logged = 0
-        self.suppressed = 0
-
-    def __call__(self, what: str, peer: str, code: grpc.StatusCode) -> None:
-        now = self._clock()
-        if now - self._start >= self.window_s:
-            if self.suppressed:
-                logger.info(
-                    "refused %d more calls in the last %.0f s (not logged one by one)",
-                    self.suppressed,
-                    now - self._start,
-                )
-            self._start, self._logged, self.suppressed = now, 0, 0
-        if self._logged < self.burst:
-            self._logged += 1
-            logger.info("refused a %s from %s: %s", what, peer, code.name)
-        else:
-            self.suppressed += 1
 
 
 async def _discard(requests: AsyncIterator[Any]) -> None:

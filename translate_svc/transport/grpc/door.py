@@ -41,11 +41,12 @@ from translate_svc.observability import tracing
 from translate_svc.session import SessionManager
 from translate_svc.settings import LimitsSettings, Settings
 from translate_svc.transport.door import DoorContext, address
-from translate_svc.transport.grpc.auth import RefusalLog, TokenAuthInterceptor
+from translate_svc.transport.grpc.auth import TokenAuthInterceptor
 from translate_svc.transport.grpc.health import HealthDoor as HealthDoor  # re-exported
 from translate_svc.transport.grpc.servicer import SERVICE_NAME, TranslatorServicer
 from translate_svc.transport.grpc.slots import CallSlots
 from translate_svc.transport.grpc.tls import CertificateReloader, TlsFiles
+from translate_svc.transport.refusal_log import RefusalLog
 from translate_svc.transport.rpc import PortServices, caller_of, token_key
 from translate_svc.transport.tokens import TokenStore
 

@@ -25,7 +25,7 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
 
 from translate_svc.errors import ServiceError
-from translate_svc.transport.grpc.auth import RefusalLog
+from translate_svc.transport.refusal_log import RefusalLog
 from translate_svc.transport.rpc import call_deadline, parse_message, read_request
 
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name

@@ -26,7 +26,8 @@ from grpc_status import rpc_status
 
 from translate_svc.errors import Overloaded
 from translate_svc.transport.grpc import convert
-from translate_svc.transport.grpc.auth import HEALTH_PREFIX, RefusalLog
+from translate_svc.transport.grpc.auth import HEALTH_PREFIX
+from translate_svc.transport.refusal_log import RefusalLog
 
 #: the reflection service's methods (a stream each): held to their caller's unary-call bounds too
 REFLECTION_PREFIX = "/grpc.reflection."
