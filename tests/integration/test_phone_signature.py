@@ -62,3 +62,23 @@ async def test_other_carriers_still_need_a_token(signed: LiveServer) -> None:
     assert await handshake(phone_url(signed.server, "asterisk", "token=nope"), {}) == 401
     assert await handshake(phone_url(signed.server, "asterisk", "token=good-token"), {}) == 101
     assert await handshake(phone_url(signed.server, "asterisk"), {"Authorization": "Bearer good-token"}) == 101
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def capped(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
+    """A signed call is tenant ``default``'s, which the tokens file caps at one stream."""
+    tokens = tmp_path_factory.mktemp("capped") / "tokens"
+    tokens.write_text("good-token stream tenant=default streams=1\n")
+    settings = phone_settings(test_model_dir, twilio_auth_token=AUTH_TOKEN)
+    settings.auth.tokens_file = tokens
+    async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as srv:
+        yield srv
+
+
+async def test_a_signed_call_is_held_to_the_default_tenants_caps(capped: LiveServer) -> None:
+    """(Issue 57: a ``tenant=default`` line's caps were never applied to signed calls.)"""
+    url = phone_url(capped.server, "twilio", "")
+    headers = {"X-Twilio-Signature": signature(url.removesuffix("?"))}
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, headers=headers) as first:
+        assert await handshake(url, headers) == 429, "a second signed call beside the first was let in"
+        await first.close()

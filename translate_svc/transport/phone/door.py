@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, hdrs, web
 
 from translate_svc.errors import InvalidInput, ServiceError
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.quota import DEFAULT_TENANT, RoomRights
+from translate_svc.session.quota import DEFAULT_TENANT, RoomRights, Tenant
 from translate_svc.settings import PhoneSettings
 from translate_svc.transport.calls import REQUEST_ID, call_info
 from translate_svc.transport.door import DoorContext, address
@@ -80,7 +80,11 @@ class PhoneDoor:
         self.audiosocket: AudioSocketServer | None = None
         if self.phone.audiosocket_port is not None:
             self.audiosocket = AudioSocketServer(
-                self._m, self.phone, Caller(DEFAULT_TENANT), self.pairs, reuse_port=ctx.reuse_port
+                self._m,
+                self.phone,
+                lambda: self._tenant(self.phone.audiosocket_tenant),
+                self.pairs,
+                reuse_port=ctx.reuse_port,
             )
 
     def install(self, app: web.Application) -> None:
@@ -90,16 +94,25 @@ class PhoneDoor:
 
     async def start(self) -> None:
         if self.audiosocket is not None:
-            await self.audiosocket.start(self.settings.server.host, self.phone.audiosocket_port or 0)
+            await self.audiosocket.start(self.phone.audiosocket_host, self.phone.audiosocket_port or 0)
 
     def describe(self) -> list[str]:
         parts = []
         if self.phone.websocket:
             parts.append(f"phone calls (Twilio, SignalWire, Telnyx, Exotel, Asterisk) at {PREFIX}<carrier>")
         if self.audiosocket is not None:
-            where = address(self.settings.server.host, self.audiosocket.port)
-            parts.append(f"Asterisk AudioSocket on tcp://{where} (no token: firewall it)")
+            where = address(self.phone.audiosocket_host, self.audiosocket.port)
+            parts.append(
+                f"Asterisk AudioSocket on tcp://{where} (no token: tenant {self.phone.audiosocket_tenant!r}, "
+                f"at most {self.phone.audiosocket_max_calls} calls; firewall it)"
+            )
         return parts
+
+    def _tenant(self, name: str) -> Tenant:
+        """The tenant ``name`` as the tokens file states it now (its caps and audio quota); one no
+        line names (or a server without tokens) has no caps of its own."""
+        found = self._tokens.tenant(name) if self._tokens is not None else None
+        return found or (DEFAULT_TENANT if name == DEFAULT_TENANT.name else Tenant(name))
 
     def ports(self) -> dict[str, int]:
         return {"audiosocket_port": self.audiosocket.port} if self.audiosocket is not None else {}
@@ -140,7 +153,8 @@ class PhoneDoor:
                     "the X-Twilio-Signature does not match this URL: check phone.twilio_auth_token and "
                     "phone.public_url (the URL Twilio dials)",
                 )
-            return Caller(DEFAULT_TENANT, rooms=RoomRights(publish=tuple(self.phone.twilio_rooms)))
+            tenant = self._tenant(DEFAULT_TENANT.name)  # its caps in the tokens file apply
+            return Caller(tenant, rooms=RoomRights(publish=tuple(self.phone.twilio_rooms)))
         token = bearer(request.headers.get(hdrs.AUTHORIZATION))
         if token is None and self.phone.query_tokens:
             token = request.query.get("token")

@@ -281,6 +281,8 @@ class PhoneCall:
         self._all_played = asyncio.Event()
         self._all_played.set()
         self._received_bytes = 0
+        #: when the carrier's last audio came (the loop's clock); None: none yet
+        self.last_audio_at: float | None = None
         self.hung_up = False
         self.ended: StreamEnded | None = None
         self.refused: ServiceError | None = None
@@ -305,7 +307,8 @@ class PhoneCall:
                     self._received_bytes += len(item.data)
                     assert self.framing.codec is not None
                     reached = round(1000 * self.framing.codec.seconds(self._received_bytes))
-                    self.arrivals.record(reached, loop.time())
+                    self.last_audio_at = loop.time()
+                    self.arrivals.record(reached, self.last_audio_at)
                     self._pass_under(item.data)
                     yield item
                 elif isinstance(item, Started):
