@@ -30,7 +30,7 @@ from translate_svc.transport.calls import REQUEST_ID, call_info
 from translate_svc.transport.door import DoorContext, address
 from translate_svc.transport.phone.asterisk import AsteriskFraming
 from translate_svc.transport.phone.audiosocket_server import AudioSocketServer
-from translate_svc.transport.phone.loop import Caller, Framing, Outbox, PhoneCall, close_code
+from translate_svc.transport.phone.loop import Caller, Framing, Outbox, PhoneCall, close_code, close_reason
 from translate_svc.transport.phone.pairs import Pairs
 from translate_svc.transport.phone.twilio import DIALECTS, TwilioFraming
 from translate_svc.transport.tokens import Permission, Refusal, RefusalKind, Wording, authorize, bearer
@@ -237,7 +237,7 @@ class PhoneDoor:
                         if not phone_call.hung_up:  # the call is over on our side (Asterisk: HANGUP)
                             for message in framing.hangup():
                                 await send(message)
-                        await ws.close(code=close_code(phone_call))
+                        await ws.close(code=close_code(phone_call), message=close_reason(phone_call).encode())
         return ws
 
 

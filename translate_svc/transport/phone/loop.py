@@ -508,6 +508,22 @@ class PhoneCall:
             logger.info("phone call ended: %s", ended.reason, extra=ids)
 
 
+#: a close frame's reason: at most 123 bytes of UTF-8 (RFC 6455 §5.5.1)
+MAX_CLOSE_REASON_BYTES = 123
+
+
+def close_reason(call: PhoneCall) -> str:
+    """The WebSocket close's reason: why the call ended (its error's message, cut to what a close
+    frame holds); empty for an ordinary end."""
+    error = call.refused or (call.ended.limit if call.ended is not None else None)
+    if error is None:
+        return ""
+    raw = str(error).encode()
+    if len(raw) > MAX_CLOSE_REASON_BYTES:
+        raw = raw[: MAX_CLOSE_REASON_BYTES - 3].decode("utf-8", "ignore").encode() + b"..."
+    return raw.decode()
+
+
 def close_code(call: PhoneCall) -> int:
     """The WebSocket close code of a call's end (RFC 6455 §7.4)."""
     error = call.refused or (call.ended.limit if call.ended is not None else None)
