@@ -37,7 +37,6 @@ from translate_svc.session.rooms import ROOM_NAME, Listener, RoomOutput
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, call_info
 from translate_svc.transport.openai.demo import page_languages
 from translate_svc.transport.openai.handshake import read_offer
-from translate_svc.transport.openai.http_site import fix_buffers
 from translate_svc.transport.openai.loop import Caller, disarm_heartbeat, heartbeat_s
 from translate_svc.transport.openai.rooms_protocol import (
     LISTEN_SUBPROTOCOL,
@@ -47,6 +46,7 @@ from translate_svc.transport.openai.rooms_protocol import (
     listen_ask,
     refusal,
 )
+from translate_svc.transport.sockets import fix_buffers
 
 PATH = "/v1/rooms/{room}/listen"
 PAGE = "/listen"
@@ -110,7 +110,7 @@ class RoomListeners:
             )
             ws.headers[REQUEST_ID] = call.request_id
             await ws.prepare(request)
-            fix_buffers(request, limits)
+            fix_buffers(request.transport, limits)
         except BaseException:
             listener.close()
             raise

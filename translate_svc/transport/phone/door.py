@@ -33,6 +33,7 @@ from translate_svc.transport.phone.audiosocket_server import AudioSocketServer
 from translate_svc.transport.phone.loop import Caller, Framing, Outbox, PhoneCall, close_code, close_reason
 from translate_svc.transport.phone.pairs import Pairs
 from translate_svc.transport.phone.twilio import DIALECTS, TwilioFraming
+from translate_svc.transport.sockets import fix_buffers
 from translate_svc.transport.tokens import Permission, Refusal, RefusalKind, Wording, authorize, bearer
 
 logger = logging.getLogger(__name__)
@@ -183,12 +184,17 @@ class PhoneDoor:
         params = {k: v for k, v in request.query.items() if k != "token"}
         call = call_info(request.headers.get(REQUEST_ID), f"phone_{carrier}", request.remote or "")
         try:
+            # what a carrier that stops reading lets us push is bounded as on the OpenAI door: sends
+            # wait once aiohttp holds the send buffer's worth, and the kernel's buffers are fixed
+            # (Linux would grow them to MBs, where speech waits unseen by phone.max_held_s)
             ws = web.WebSocketResponse(
                 heartbeat=min(MAX_HEARTBEAT_S, self._m.limits.idle_timeout_s / 2),
                 max_msg_size=self.phone.max_message_bytes,
+                writer_limit=self._m.limits.ws_send_buffer_bytes,
             )
             ws.headers[REQUEST_ID] = call.request_id
             await ws.prepare(request)
+            fix_buffers(request.transport, self._m.limits)
         except BaseException:
             admission.release()
             raise
@@ -229,8 +235,13 @@ class PhoneDoor:
             admission.release()  # the session's own once it started (then this does nothing)
             await outbox.close()
             self._sockets.discard(ws)
-            if outbox.write_stuck and request.transport is not None:
-                request.transport.abort()  # a carrier that stopped reading gets no closing handshake
+            transport = request.transport
+            # a carrier that stopped reading (a write that did not finish; a stall with what we
+            # queued still unsent) gets no closing handshake: the connection is reset, or the
+            # transport would hold it and its queue, open, until the carrier read again
+            unread = outbox.stalled and transport is not None and transport.get_write_buffer_size() > 0
+            if (outbox.write_stuck or unread) and transport is not None:
+                transport.abort()
             elif not ws.closed:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(1.0):
