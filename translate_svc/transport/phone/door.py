@@ -41,6 +41,10 @@ logger = logging.getLogger(__name__)
 PREFIX = "/v1/phone/"
 #: the carriers served on the HTTP port, by the last part of their path
 CARRIERS = (*DIALECTS, "asterisk")
+#: the carriers whose connection may be checked by Twilio's signature (phone.twilio_auth_token)
+SIGNED_CARRIERS = ("twilio", "signalwire")
+#: call parameters a URL's path may carry (``name=value`` segments)
+PATH_PARAMS = ("source", "target", "simultaneous", "room", "x_room", "participant", "call")
 _HOW = "send `Authorization: Bearer <token>`, or `?token=<token>` in the URL where the carrier cannot set headers"
 WORDING = Wording(
     how_to_send=_HOW,
@@ -89,9 +93,13 @@ class PhoneDoor:
             )
 
     def install(self, app: web.Application) -> None:
-        """The WebSocket framings' routes on the HTTP port's application (before it starts)."""
+        """The WebSocket framings' routes on the HTTP port's application (before it starts). Twilio
+        and SignalWire also take the call's parameters as path segments (``.../twilio/call=c1``):
+        Twilio drops a Stream url's query string, and its signature covers the URL alone."""
         for name in CARRIERS:
             app.router.add_get(PREFIX + name, self._connect)
+        for name in SIGNED_CARRIERS:
+            app.router.add_get(PREFIX + name + "/{params:.+}", self._connect)
 
     async def start(self) -> None:
         if self.audiosocket is not None:
@@ -145,7 +153,7 @@ class PhoneDoor:
         default tenant's, and may speak into the rooms of ``phone.twilio_rooms`` (the TwiML that
         names the room is the account's own). Every other call presents a token, whose
         ``publish=`` patterns say which rooms it may speak into."""
-        if carrier in ("twilio", "signalwire") and self.phone.twilio_auth_token is not None:
+        if carrier in SIGNED_CARRIERS and self.phone.twilio_auth_token is not None:
             given = request.headers.get("X-Twilio-Signature", "")
             url = self._signed_url(request)
             if not hmac.compare_digest(given.encode(), twilio_signature(self.phone.twilio_auth_token, url).encode()):
@@ -155,7 +163,8 @@ class PhoneDoor:
                     "phone.public_url (the URL Twilio dials)",
                 )
             tenant = self._tenant(DEFAULT_TENANT.name)  # its caps in the tokens file apply
-            return Caller(tenant, rooms=RoomRights(publish=tuple(self.phone.twilio_rooms)))
+            rooms = RoomRights(publish=tuple(self.phone.twilio_rooms))
+            return Caller(tenant, rooms=rooms, signed_url=True)
         token = bearer(request.headers.get(hdrs.AUTHORIZATION))
         if token is None and self.phone.query_tokens:
             token = request.query.get("token")
@@ -171,7 +180,10 @@ class PhoneDoor:
         return f"{scheme}://{request.host}{request.path_qs}"
 
     async def _connect(self, request: web.Request) -> web.StreamResponse:
-        carrier = request.path.removeprefix(PREFIX)
+        carrier = request.path.removeprefix(PREFIX).split("/", 1)[0]
+        path_params = _path_params(request.match_info.get("params", ""))
+        if isinstance(path_params, web.Response):
+            return path_params
         caller = self.authorize(request, carrier)
         if isinstance(caller, web.Response):
             return caller
@@ -181,7 +193,7 @@ class PhoneDoor:
             status = 503 if e.code.value == "UNAVAILABLE" else 429
             return _refuse(status, str(e))
         framing: Framing = AsteriskFraming() if carrier == "asterisk" else TwilioFraming(DIALECTS[carrier])
-        params = {k: v for k, v in request.query.items() if k != "token"}
+        params = {**{k: v for k, v in request.query.items() if k != "token"}, **path_params}
         call = call_info(request.headers.get(REQUEST_ID), f"phone_{carrier}", request.remote or "")
         try:
             # what a carrier that stops reading lets us push is bounded as on the OpenAI door: sends
@@ -264,6 +276,23 @@ async def _messages(ws: web.WebSocketResponse) -> AsyncIterator[str | bytes | In
                 "send smaller messages"
             )
             return
+
+
+def _path_params(path: str) -> dict[str, str] | web.Response:
+    """The call parameters of a URL's path segments after the carrier (``call=c1/room=r``); a 400
+    for a segment that is not one (nothing of it is echoed)."""
+    params: dict[str, str] = {}
+    segments = [s for s in path.split("/") if s] if path else []
+    if len(segments) > len(PATH_PARAMS):
+        return _refuse(400, f"at most {len(PATH_PARAMS)} call parameters in the URL's path")
+    for segment in segments:
+        name, eq, value = segment.partition("=")
+        if not eq or name not in PATH_PARAMS:
+            return _refuse(
+                400, "a path segment after the carrier is a call parameter, name=value: " + ", ".join(PATH_PARAMS)
+            )
+        params[name] = value
+    return params
 
 
 def _refuse(status: int, message: str) -> web.Response:

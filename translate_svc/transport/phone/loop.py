@@ -49,6 +49,7 @@ from translate_svc.transport.phone.call import (
     Hangup,
     Played,
     Started,
+    call_params,
     call_setup,
     stream_config,
 )
@@ -122,6 +123,9 @@ class Caller:
     revocation: Revocation | None = None
     generation: int | None = None
     rooms: RoomRights = NO_ROOMS
+    #: let in by a signature of its URL (Twilio): whom it meets comes from that URL only
+    #: (``call.call_params``)
+    signed_url: bool = False
 
 
 class CarrierStalled(LimitReached):
@@ -335,7 +339,8 @@ class PhoneCall:
     def _config(self, started: Started) -> StreamRequest:
         self.call.extra["call_id"] = started.call_id
         try:
-            setup = call_setup({**self._params, **started.params}, self.settings)
+            params = call_params(self._params, started.params, signed=self.caller.signed_url)
+            setup = call_setup(params, self.settings)
             if setup.pair is not None:
                 if self._pairs is None:
                     raise InvalidInput("two-party calls (`call`) are not served on this port")
