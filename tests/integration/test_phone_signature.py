@@ -76,6 +76,13 @@ async def test_only_a_twilio_signed_connection_is_let_in(signed: LiveServer) -> 
     assert await handshake(url, {"X-Twilio-Signature": signature(dialled)}) == 101
 
 
+async def test_a_path_segment_that_is_not_a_call_parameter_is_refused_before_the_upgrade(signed: LiveServer) -> None:
+    base = phone_url(signed.server, "twilio", "").removesuffix("?")
+    for path in ("/evil", "/token=x", "/call=a/call=b/room=c/room=d/source=e/target=f/participant=g/x_room=h"):
+        url = base + path
+        assert await handshake(url, {"X-Twilio-Signature": signature(url)}) == 400, path
+
+
 async def test_other_carriers_still_need_a_token(signed: LiveServer) -> None:
     assert await handshake(phone_url(signed.server, "asterisk"), {}) == 401
     assert await handshake(phone_url(signed.server, "asterisk", "token=nope"), {}) == 401

@@ -6,8 +6,11 @@ routes share that port's connection cap, TLS and header timeout.
 Who may call: a token with ``stream`` from ``Authorization: Bearer`` or, for carriers that cannot
 set headers, ``?token=`` (``phone.query_tokens``; docs/telephony.md says what that costs); a
 Twilio connection must also carry a valid ``X-Twilio-Signature`` when ``phone.twilio_auth_token``
-is set. The stream's slots are taken before the upgrade (a refusal is an HTTP 401/403/429/503 and
-no socket), so a call counts from its first byte. Event loop only.
+is set; whom a signed call meets (its room, participant, two-party call) comes from the signed URL
+only (its path, ``/v1/phone/twilio/call=c1``, or query: ``call.call_params``). The stream's slots
+are taken before the upgrade (a refusal is an HTTP 401/403/429/503 and no socket), so a call counts
+from its first byte. AudioSocket (``audiosocket_server.py``) has no credentials: its calls are the
+tenant ``phone.audiosocket_tenant``'s, within a cap of their own. Event loop only.
 """
 
 from __future__ import annotations
@@ -150,8 +153,9 @@ class PhoneDoor:
     def authorize(self, request: web.Request, carrier: str) -> Caller | web.Response:
         """Twilio sends no token (its Stream url takes no query string either): with
         ``phone.twilio_auth_token`` its signature is the credential, and a call it signs is the
-        default tenant's, and may speak into the rooms of ``phone.twilio_rooms`` (the TwiML that
-        names the room is the account's own). Every other call presents a token, whose
+        default tenant's (its caps in the tokens file apply), and may speak into the rooms of
+        ``phone.twilio_rooms`` (the TwiML that names the room in the signed URL is the account's
+        own). Every other call presents a token, whose
         ``publish=`` patterns say which rooms it may speak into."""
         if carrier in SIGNED_CARRIERS and self.phone.twilio_auth_token is not None:
             given = request.headers.get("X-Twilio-Signature", "")
