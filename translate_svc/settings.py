@@ -327,6 +327,18 @@ class PhoneSettings(BaseModel):
     websocket: bool = False
     #: Asterisk AudioSocket (TCP) on this port; None: off. 0 picks a free one
     audiosocket_port: int | None = Field(None, ge=0, le=65535)
+    #: the address AudioSocket listens on: loopback unless set, since AudioSocket carries no
+    #: credentials (start-up warns when it listens beyond loopback: firewall the port)
+    audiosocket_host: str = Field("127.0.0.1", min_length=1)
+    #: the tenant every AudioSocket call belongs to: its caps and audio seconds per minute from the
+    #: tokens file apply (a tenant no line names has none of its own; the limits below still hold)
+    audiosocket_tenant: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,39}$")
+    #: AudioSocket calls at once on the node, whoever connects: well below ``limits.max_streams``,
+    #: so connections to this credential-less port cannot take every other tenant's streams
+    audiosocket_max_calls: int = Field(32, ge=1, le=1_000_000)
+    #: an AudioSocket call whose peer sends no audio frame for this long is ended (``input_timeout``;
+    #: Asterisk sends one every 20 ms, silence included)
+    audiosocket_input_timeout_s: float = Field(5.0, gt=0, le=600)
     #: the languages of a call that names none (an AudioSocket call always: it has no URL)
     source_language: str = "eng"
     target_language: str = "spa"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -193,3 +194,29 @@ async def test_a_good_call_goes_on_beside_bad_ones(phone: LiveServer, shared_aud
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+@pytest.mark.parametrize(
+    ("carrier", "messages"),
+    [
+        pytest.param("twilio", [json.dumps(START), "[" * 4000], id="twilio"),
+        pytest.param("asterisk", ['{"event": ' + "[" * 4000], id="asterisk-json"),
+    ],
+)
+async def test_deep_json_gets_the_close_and_its_reason_not_a_traceback(
+    phone: LiveServer, access: AccessLines, caplog: pytest.LogCaptureFixture, carrier: str, messages: list[str]
+) -> None:
+    """JSON nested deeper than the parser goes (issue 57: a traceback and close 1011): bad input,
+    answered with close 1008 and the reason in the close frame."""
+    caplog.set_level(logging.INFO)
+    async with aiohttp.ClientSession() as http, http.ws_connect(phone_url(phone.server, carrier)) as ws:
+        for m in messages:
+            await ws.send_str(m)
+        async with asyncio.timeout(10):
+            while (msg := await ws.receive()).type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                pass
+        assert ws.close_code == 1008
+        assert "nests too deep" in (msg.extra or ""), msg
+    line = await only_line(phone, access, f"phone_{carrier}")
+    assert line["code"] == "INVALID_ARGUMENT"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], "a traceback was logged"

@@ -1,10 +1,11 @@
 """A phone call that speaks into a room (issues 44 and 47, docs/rooms.md "Speaking from a phone"):
 a fake Twilio (``phone_carriers.py``, from Twilio's published Media Streams messages) streams real
 speech (silero_test.wav as 8 kHz µ-law) into a real server on the stable translator, its TwiML's
-``<Parameter>``s naming room ``talk-1``; gRPC ``Listen`` listeners in other languages get the
-call's segments (the ids the call's own marks carry, the same spans in every language) while the
-caller still hears its own translation. A call whose credential may not publish into the room is
-refused (close 1008), before any audio is translated. Structure only: never words."""
+Stream url naming room ``talk-1`` in its path (signed, issue 57); gRPC ``Listen`` listeners in
+other languages get the call's segments (the ids the call's own marks carry, the same spans in
+every language) while the caller still hears its own translation. A call whose credential may
+not publish into the room is refused (close 1008), before any audio is translated. Structure
+only: never words."""
 
 from __future__ import annotations
 
@@ -61,10 +62,11 @@ async def phone(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         yield srv
 
 
-def signed(live: LiveServer) -> tuple[str, dict[str, str]]:
-    """Twilio's Stream url (it takes no query string) and the signature Twilio sends with it
+def signed(live: LiveServer, path: str = "") -> tuple[str, dict[str, str]]:
+    """Twilio's Stream url (it takes no query string; whom the call meets is in its path, which the
+    signature covers: ``path``, e.g. ``/room=talk-1``) and the signature Twilio sends with it
     (base64 HMAC-SHA1 of the URL, keyed by the account's auth token: "Webhooks security")."""
-    url = phone_url(live.server, "twilio", "").removesuffix("?")
+    url = phone_url(live.server, "twilio", "").removesuffix("?") + path
     digest = hmac.new(AUTH_TOKEN.encode(), url.encode(), hashlib.sha1).digest()
     return url, {"X-Twilio-Signature": base64.b64encode(digest).decode()}
 
@@ -106,8 +108,8 @@ async def test_a_twilio_call_speaks_into_a_room_its_listeners_hear_it_in_their_l
     async with asyncio.timeout(30):
         for h in heard:
             await h.started.wait()
-    url, headers = signed(phone)
-    custom = {"source": "eng", "target": "spa", "room": "talk-1", "participant": "caller-1"}
+    url, headers = signed(phone, "/room=talk-1/participant=caller-1")
+    custom = {"source": "eng", "target": "spa"}
     log = await FakeTwilio(url, custom=custom, headers=headers).call(ulaw, speed=4)
     await calls_ended(phone.server)
     for t in tasks:
@@ -139,9 +141,9 @@ async def test_a_call_that_may_not_publish_into_the_room_is_refused(
     phone: LiveServer, shared_audio: Path, access: AccessLines
 ) -> None:
     ulaw = ulaw_bytes(speech_pcm16(shared_audio / "silero_test.wav", 1.0, 8000))
-    url, headers = signed(phone)
+    url, headers = signed(phone, "/room=lobby")
     # Twilio's signed calls may speak into phone.twilio_rooms (talk-*) only
-    log = await FakeTwilio(url, custom={"room": "lobby"}, headers=headers).call(ulaw, linger_s=1.0, quiet_s=0.5)
+    log = await FakeTwilio(url, headers=headers).call(ulaw, linger_s=1.0, quiet_s=0.5)
     assert log.close_code == 1008 and log.speech_bytes == 0
     # a token's publish= patterns: "plain" has none; "pub" covers talk-* only
     for query in ("token=plain&room=talk-2", "token=pub&room=lobby"):
@@ -159,8 +161,8 @@ async def test_a_room_call_that_asks_for_simultaneous_mode_is_refused_saying_why
     phone: LiveServer, shared_audio: Path, access: AccessLines
 ) -> None:
     ulaw = ulaw_bytes(speech_pcm16(shared_audio / "silero_test.wav", 1.0, 8000))
-    url, headers = signed(phone)
-    custom = {"room": "talk-3", "simultaneous": "1"}
+    url, headers = signed(phone, "/room=talk-3")
+    custom = {"simultaneous": "1"}
     log = await FakeTwilio(url, custom=custom, headers=headers).call(ulaw, linger_s=1.0, quiet_s=0.5)
     assert log.close_code == 1008 and log.speech_bytes == 0
     await calls_ended(phone.server)

@@ -19,9 +19,10 @@ def run(*args: str) -> str:
 def test_twilio_twiml() -> None:
     root = ET.fromstring(run("twilio", "--url", "wss://phone.example.com/", "--target", "fra", "--call", "c1"))
     stream = root.find("./Connect/Stream")
-    assert stream is not None and stream.get("url") == "wss://phone.example.com/v1/phone/twilio"
+    # whom the call meets goes in the url's path, which Twilio's signature covers (issue 57)
+    assert stream is not None and stream.get("url") == "wss://phone.example.com/v1/phone/twilio/call=c1"
     params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
-    assert params == {"source": "eng", "target": "fra", "call": "c1"}
+    assert params == {"source": "eng", "target": "fra"}
 
 
 def test_asterisk_and_audiosocket_lines() -> None:
@@ -38,8 +39,11 @@ def test_an_unknown_carrier_is_refused() -> None:
 
 def test_a_room_goes_into_the_carriers_parameters() -> None:
     root = ET.fromstring(run("twilio", "--url", "wss://p.example.com", "--room", "town-hall", "--participant", "mayor"))
-    params = {p.get("name"): p.get("value") for p in root.findall("./Connect/Stream/Parameter")}
-    assert params == {"source": "eng", "target": "spa", "room": "town-hall", "participant": "mayor"}
+    stream = root.find("./Connect/Stream")
+    assert stream is not None
+    assert stream.get("url") == "wss://p.example.com/v1/phone/twilio/room=town-hall/participant=mayor"
+    params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+    assert params == {"source": "eng", "target": "spa"}
     out = run("asterisk", "--url", "wss://pbx-gw:8080", "--room", "town-hall")
     assert "uri = wss://pbx-gw:8080/v1/phone/asterisk?source=eng&target=spa&room=town-hall" in out
     # AudioSocket carries no parameters: a room there is refused, not dropped

@@ -17,7 +17,16 @@ from translate_svc.session.events import AudioIn, Invalid, RoomJoin
 from translate_svc.settings import PhoneSettings
 from translate_svc.transport.phone.asterisk import AsteriskFraming
 from translate_svc.transport.phone.audiosocket import AudioSocketFraming, frame
-from translate_svc.transport.phone.call import CallCodec, Flow, Hangup, Played, Started, call_setup, stream_config
+from translate_svc.transport.phone.call import (
+    CallCodec,
+    Flow,
+    Hangup,
+    Played,
+    Started,
+    call_params,
+    call_setup,
+    stream_config,
+)
 from translate_svc.transport.phone.mix import UnderMix
 from translate_svc.transport.phone.pairs import Pairs
 from translate_svc.transport.phone.playout import Backlog, FramePacer, Marks, SpeechQueue
@@ -240,12 +249,14 @@ def test_call_setup_from_parameters_and_pairs() -> None:
     with pytest.raises(InvalidInput):
         call_setup({"source": "x" * 65}, s)
     pairs: Pairs[str] = Pairs()
-    pairs.join("c", "a")
-    assert pairs.peer("c", "a") is None
-    pairs.join("c", "b")
-    assert pairs.peer("c", "a") == "b" and pairs.peer("c", "b") == "a"
+    pairs.join(("acme", "c"), "a")
+    assert pairs.peer(("acme", "c"), "a") is None
+    pairs.join(("other", "c"), "foreign")  # another tenant's leg naming the same id meets nobody
+    assert pairs.peer(("other", "c"), "foreign") is None and pairs.peer(("acme", "c"), "a") is None
+    pairs.join(("acme", "c"), "b")
+    assert pairs.peer(("acme", "c"), "a") == "b" and pairs.peer(("acme", "c"), "b") == "a"
     with pytest.raises(InvalidInput):
-        pairs.join("c", "third")
+        pairs.join(("acme", "c"), "third")
 
 
 def test_the_under_mix_carries_the_speakers_voice_attenuated_with_the_translation_on_top() -> None:
@@ -317,3 +328,15 @@ def test_asterisk_channel_variables_name_the_room() -> None:
     variables = {"TRANSLATE_ROOM": "town-hall", "TRANSLATE_PARTICIPANT": "mayor"}
     (started,) = js.receive(json.dumps({"event": "MEDIA_START", "format": "ulaw", "channel_variables": variables}))
     assert isinstance(started, Started) and started.params == {"room": "town-hall", "participant": "mayor"}
+
+
+def test_a_signed_calls_start_message_cannot_choose_whom_it_meets() -> None:
+    """(Issue 57.) The start message's parameters go on top of the URL's, except, for a call whose
+    URL is signed, those that say whom it meets: they must match the signed URL's."""
+    url = {"room": "town-hall", "source": "eng"}
+    assert call_params(url, {"target": "fra"}, signed=True) == {"room": "town-hall", "source": "eng", "target": "fra"}
+    assert call_params(url, {"room": "town-hall"}, signed=True)["room"] == "town-hall"
+    assert call_params(url, {"room": "other"}, signed=False)["room"] == "other"  # a token's call: its own
+    for given in ({"room": "other"}, {"participant": "mayor"}, {"call": "c1"}, {"x_room": "town-hall"}):
+        with pytest.raises(InvalidInput, match="not signed"):
+            call_params(url, given, signed=True)

@@ -133,6 +133,14 @@ class ServeFlags:
         typer.Option(help="serve Asterisk AudioSocket calls on this TCP port (no token: keep it private)"),
         _at("phone", "audiosocket_port"),
     ] = None
+    audiosocket_host: Annotated[
+        str | None,
+        typer.Option(
+            help="the address --audiosocket-port listens on (default 127.0.0.1: AudioSocket carries no "
+            "credentials; beyond loopback, firewall it)"
+        ),
+        _at("phone", "audiosocket_host"),
+    ] = None
     tokens_file: Annotated[
         Path | None,
         typer.Option(help="require bearer tokens from this file (docs/security.md)"),

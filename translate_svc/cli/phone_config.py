@@ -5,7 +5,7 @@ Pure text: it imports nothing of the server and reaches nothing (docs/telephony.
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from xml.sax.saxutils import quoteattr
 
 import typer
@@ -41,13 +41,17 @@ def render(
         **({"participant": participant} if participant else {}),
     }
     if carrier == "twilio":
-        # Twilio takes no query string on a Stream's url: the call's parameters go as <Parameter>s;
-        # it sends no token either: set phone.twilio_auth_token so its signature is checked
+        # Twilio drops a Stream url's query string: the languages go as <Parameter>s; whom the call
+        # meets (its room, participant, two-party call) goes in the url's path, which Twilio's
+        # signature covers (the start message that carries <Parameter>s is not signed). It sends
+        # no token: set phone.twilio_auth_token so its signature is checked
+        signed = {k: params.pop(k) for k in ("call", "room", "participant") if k in params}
+        path = "".join(f"/{k}={quote(v, safe='')}" for k, v in signed.items())
         lines = [
             '<?xml version="1.0" encoding="UTF-8"?>',
             "<Response>",
             "  <Connect>",
-            f"    <Stream url={quoteattr(base + '/v1/phone/twilio')}>",
+            f"    <Stream url={quoteattr(base + '/v1/phone/twilio' + path)}>",
             *(f"      <Parameter name={quoteattr(k)} value={quoteattr(v)} />" for k, v in params.items()),
             "    </Stream>",
             "  </Connect>",

@@ -17,7 +17,6 @@ NOT_SERVING again when draining or when the model worker dies.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import signal
 from typing import TypeVar
@@ -26,7 +25,7 @@ import grpc
 
 from translate_svc.frontend import Application
 from translate_svc.observability import metrics
-from translate_svc.transport.door import Door, DoorContext
+from translate_svc.transport.door import Door, DoorContext, is_loopback
 from translate_svc.transport.grpc.door import HEALTH_CALLS_PER_CONNECTION as HEALTH_CALLS_PER_CONNECTION
 from translate_svc.transport.grpc.door import HEALTH_MAX_CALLS as HEALTH_MAX_CALLS
 from translate_svc.transport.grpc.door import KEEPALIVE_OPTIONS as KEEPALIVE_OPTIONS  # re-exported
@@ -42,15 +41,6 @@ from translate_svc.transport.tokens import Revocation, TokenStore
 logger = logging.getLogger(__name__)
 
 D = TypeVar("D")
-
-
-def is_loopback(host: str) -> bool:
-    if host.strip("[]") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: assume it is reachable
 
 
 class DoorSetupError(Exception):

@@ -1,8 +1,8 @@
 """The HTTP port's site (``server.http_port``): aiohttp's runner and a listening site with the port's
 bounds (docs/openai-compat.md "Bounds of the HTTP port", docs/security.md), the TLS context it is
-served with, the kernel buffers of a realtime socket, and the refusals it answers in OpenAI's
-shape. The door (``door.py``) puts its routes on the application; everything here is about the
-port, not about what is served on it. Event loop only.
+served with, and the refusals it answers in OpenAI's shape (a socket's kernel buffers:
+``../sockets.py``). The door (``door.py``) puts its routes on the application; everything here is
+about the port, not about what is served on it. Event loop only.
 
 - Connections open at once: at most ``limits.http_max_connections`` (``CappedSite``; never more
   than half the process's file descriptors, ``connection_cap``), in two budgets: a connection that
@@ -25,7 +25,6 @@ import ipaddress
 import json
 import logging
 import resource
-import socket
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -131,17 +130,6 @@ def _client_fault(exc: BaseException | None) -> str | None:
 def bound_port(runner: web.AppRunner) -> int:
     """The port a runner's site bound (port 0: a free one)."""
     return int(runner.addresses[0][1])
-
-
-def fix_buffers(request: web.Request, limits: LimitsSettings) -> None:
-    """Fixed kernel buffers for the socket (issue 34), as the gRPC door fixes its HTTP/2 windows;
-    Linux would grow each to MBs. Sending: what a client that does not read lets the server push
-    (results computed for nobody, held in the kernel). Receiving: the audio a client sends ahead
-    of a session that stopped reading (``limits.stream_window_bytes``)."""
-    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, limits.ws_send_buffer_bytes)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, limits.stream_window_bytes)
 
 
 def http_error(status: int, message: str, code: str, kind: str = "invalid_request_error") -> web.Response:

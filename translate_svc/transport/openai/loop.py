@@ -30,8 +30,9 @@ from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.session.quota import ALL_ROOMS, RoomRights, Tenant
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES
 from translate_svc.transport.openai.handshake import read_offer
-from translate_svc.transport.openai.http_site import admission_refused, fix_buffers
+from translate_svc.transport.openai.http_site import admission_refused
 from translate_svc.transport.openai.wire import Out, Reply, Speech, service_error_event
+from translate_svc.transport.sockets import fix_buffers
 from translate_svc.transport.tokens import Revocation, TokenDigest
 from translate_svc.types import ModelCard
 
@@ -260,7 +261,7 @@ async def serve_websocket(
         )
         ws.headers[REQUEST_ID] = call.request_id
         await ws.prepare(request)
-        fix_buffers(request, limits)
+        fix_buffers(request.transport, limits)
     except BaseException:
         admission.release()
         raise

@@ -43,7 +43,7 @@ from translate_svc.settings import RoomSettings
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, call_info
 from translate_svc.transport.openai.demo import page_languages
 from translate_svc.transport.openai.handshake import read_offer
-from translate_svc.transport.openai.http_site import fix_buffers, http_error
+from translate_svc.transport.openai.http_site import http_error
 from translate_svc.transport.openai.loop import Caller, disarm_heartbeat, heartbeat_s
 from translate_svc.transport.openai.rooms_protocol import (
     LISTEN_SUBPROTOCOL,
@@ -54,6 +54,7 @@ from translate_svc.transport.openai.rooms_protocol import (
     refusal,
 )
 from translate_svc.transport.openai.rooms_qr import QrBusy, QrCodes
+from translate_svc.transport.sockets import fix_buffers
 from translate_svc.transport.tokens import LISTEN_REVOKED, may_listen_to
 
 PATH = "/v1/rooms/{room}/listen"
@@ -122,7 +123,7 @@ class RoomListeners:
             )
             ws.headers[REQUEST_ID] = call.request_id
             await ws.prepare(request)
-            fix_buffers(request, limits)
+            fix_buffers(request.transport, limits)
         except BaseException:
             listener.close()
             raise

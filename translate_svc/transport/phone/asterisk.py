@@ -97,6 +97,8 @@ class AsteriskFraming:
                 msg = json.loads(text)
             except ValueError:
                 return [_invalid("a control message is not JSON (it starts with `{`)")]
+            except RecursionError:  # nested deeper than the parser goes
+                return [_invalid("a control message nests too deep: Asterisk's JSON events are flat objects")]
             if not isinstance(msg, dict) or not isinstance(msg.get("event"), str):
                 return [_invalid('a JSON control message must be an object with an "event"')]
             return self._event(msg["event"], msg, [], json_mode=True)

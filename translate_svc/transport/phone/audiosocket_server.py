@@ -10,8 +10,15 @@ up in a long burst); a mark is played when the frame with the end of its speech 
 the loop's monotonic clock and writes every due call's frames, so 50 calls cost one wake per
 20 ms, not 50 tasks each woken on its own. A peer that stops reading is found by what waits in
 our socket's buffer (the kernel's send buffer is set small): past ``phone.max_held_s`` of frames
-the call ends. AudioSocket has no token: every call is the default tenant's (bind the port to a
-private network). Event loop only.
+the call ends.
+
+AudioSocket has no credentials, so the port is bounded on its own (issue 57): it listens on
+``phone.audiosocket_host`` (loopback unless set; start-up warns beyond it); every call is the
+tenant ``phone.audiosocket_tenant``'s, whose caps and audio quota in the tokens file apply; at most
+``phone.audiosocket_max_calls`` calls at once on the node (a counter of the node's shared
+counters), so connections here cannot take every other tenant's streams; and a call whose peer
+sends no audio frame for ``phone.audiosocket_input_timeout_s`` is ended (``InputDeadline``).
+Refusals are logged at a bounded rate (``RefusalLog``). Event loop only.
 """
 
 from __future__ import annotations
@@ -23,16 +30,19 @@ import math
 import socket
 from collections.abc import AsyncIterator, Callable
 
-from translate_svc.errors import ServiceError
+from translate_svc.errors import LimitReached, ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session.manager import SessionManager
+from translate_svc.session.quota import Tenant
 from translate_svc.settings import PhoneSettings
 from translate_svc.transport.calls import call_info
+from translate_svc.transport.door import is_loopback
 from translate_svc.transport.phone.audiosocket import AudioSocketFraming, frame
 from translate_svc.transport.phone.call import FRAME_MS, CallCodec
 from translate_svc.transport.phone.loop import Caller, PhoneCall
 from translate_svc.transport.phone.pairs import Pairs
 from translate_svc.transport.phone.playout import EARLY_S, FramePacer, SpeechQueue
+from translate_svc.transport.refusal_log import RefusalLog
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +51,12 @@ logger = logging.getLogger(__name__)
 SEND_BUFFER_BYTES = 32 * 1024
 READ_BYTES = 16 * 1024
 FRAME_S = FRAME_MS / 1000
+#: the node's counter of AudioSocket calls (``phone.audiosocket_max_calls``)
+CALLS_COUNTER = "phone_audiosocket"
+#: AudioSocket's error frame's payload when a call is refused (Asterisk logs the code)
+_REFUSED = b"\x04"
+#: how long a refused peer's frames are read (and dropped) for, waiting for it to hang up
+REFUSAL_LINGER_S = 0.5
 
 
 class SlotClock:
@@ -197,6 +213,42 @@ class PacedOutlet:
         self._clock.leave(self)
 
 
+class InputDeadline:
+    """Ends a call whose peer stops sending audio frames: AudioSocket peers send one every 20 ms,
+    silence included, so a call with none for ``timeout_s`` is a peer that only reads (it would
+    otherwise hold its slots until ``limits.idle_timeout_s``). Counts from the call's last audio
+    frame (before the first, ``limits.config_timeout_ms`` governs). One timer per call, re-armed
+    at most once per ``timeout_s``, not per frame. Event loop only."""
+
+    def __init__(self, call: PhoneCall, timeout_s: float) -> None:
+        self._call = call
+        self._timeout_s = timeout_s
+        self.fired = False
+        loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = loop.call_later(timeout_s, self._check)
+
+    def _check(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = self._call.last_audio_at
+        due = (last if last is not None else loop.time()) + self._timeout_s
+        if last is None or due > loop.time() + 0.001:
+            self._timer = loop.call_at(due, self._check)
+            return
+        self._timer = None
+        self.fired = True
+        why = (
+            f"no audio frame for {self._timeout_s:g} s (phone.audiosocket_input_timeout_s): an AudioSocket "
+            "peer sends one every 20 ms, silence included"
+        )
+        logger.info("AudioSocket call ended: %s", why, extra={"request_id": self._call.call.request_id})
+        self._call.driver.end(LimitReached(f"the call was ended: {why}", reason="input_timeout"))
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 class AudioSocketServer:
     """The AudioSocket port. Event loop only."""
 
@@ -204,16 +256,19 @@ class AudioSocketServer:
         self,
         manager: SessionManager,
         settings: PhoneSettings,
-        caller: Caller,
+        tenant: Callable[[], Tenant],
         pairs: Pairs[PhoneCall],
         *,
         reuse_port: bool = False,
+        refusals: RefusalLog | None = None,
     ) -> None:
         self._m = manager
         self.settings = settings
-        self._caller = caller
+        #: the tenant of a new call, as the tokens file states it now (its caps)
+        self._tenant = tenant
         self._pairs = pairs
         self._reuse_port = reuse_port
+        self._refusals = refusals or RefusalLog()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         #: the one pacer of this process's AudioSocket calls
@@ -226,6 +281,15 @@ class AudioSocketServer:
             self._handle, host, port, reuse_port=self._reuse_port or None, limit=READ_BYTES
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        if not is_loopback(host):
+            logger.warning(
+                "AudioSocket listens on %s beyond loopback, and AudioSocket carries no credentials: anyone who "
+                "reaches the port places calls as tenant %r (at most %d at once); keep it on a private network "
+                "(phone.audiosocket_host)",
+                host,
+                self.settings.audiosocket_tenant,
+                self.settings.audiosocket_max_calls,
+            )
 
     def stop_listening(self) -> None:
         if self._server is not None:
@@ -257,15 +321,42 @@ class AudioSocketServer:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         peer = writer.get_extra_info("peername")
-        call = call_info(None, "phone_audiosocket", f"{peer[0]}:{peer[1]}" if peer else "")
-        try:
-            admission = self._m.admit_stream(self._caller.tenant)
-        except ServiceError as e:
-            logger.info("AudioSocket call refused: %s", e, extra={"request_id": call.request_id})
-            writer.write(frame(0xFF, b"\x04") + frame(0x00))  # an error, then the hang-up
+        where = f"{peer[0]}:{peer[1]}" if peer else ""
+        counters = self._m.counters
+        if counters.try_acquire([(CALLS_COUNTER, self.settings.audiosocket_max_calls)]) is not None:
+            await self._refuse(
+                reader, writer, where, f"at phone.audiosocket_max_calls ({self.settings.audiosocket_max_calls})"
+            )
             return
+        try:
+            await self._admitted(reader, writer, where)
+        finally:
+            counters.release([CALLS_COUNTER])
+
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str, why: str) -> None:
+        """An error frame, then the hang-up; the peer's own frames (it sent its UUID as it
+        connected) are read and dropped until it closes, for at most ``REFUSAL_LINGER_S``: a socket
+        closed with unread data is reset, and the peer may then never read the error."""
+        self._refusals("AudioSocket call", peer, why)
+        writer.write(frame(0xFF, _REFUSED) + frame(0x00))
+        with contextlib.suppress(OSError, TimeoutError):
+            writer.write_eof()
+            async with asyncio.timeout(REFUSAL_LINGER_S):
+                while await reader.read(READ_BYTES):
+                    pass
+
+    async def _admitted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str) -> None:
+        """A call within ``phone.audiosocket_max_calls``: its tenant's stream slots, then the call."""
+        tenant = self._tenant()
+        try:
+            admission = self._m.admit_stream(tenant)
+        except ServiceError as e:
+            await self._refuse(reader, writer, peer, str(e))
+            return
+        call = call_info(None, "phone_audiosocket", peer)
         framing = AudioSocketFraming(min(self.settings.max_message_bytes, 0xFFFF))
-        phone_call = PhoneCall(self._m, self.settings, framing, {}, self._caller, call, admission, pairs=self._pairs)
+        caller = Caller(tenant)
+        phone_call = PhoneCall(self._m, self.settings, framing, {}, caller, call, admission, pairs=self._pairs)
         outlet = PacedOutlet(
             framing,
             writer,
@@ -275,9 +366,11 @@ class AudioSocketServer:
             on_stall=phone_call.end,
         )
         phone_call.outlet = outlet
+        deadline = InputDeadline(phone_call, self.settings.audiosocket_input_timeout_s)
         try:
             await phone_call.run(_incoming(reader))
         finally:
+            deadline.cancel()
             admission.release()
             await outlet.close()
         if not phone_call.hung_up and not outlet.stalled and not writer.transport.is_closing():

@@ -115,6 +115,29 @@ def _param(params: Mapping[str, str], *names: str) -> str | None:
     return None
 
 
+#: the call parameters that say whom a call meets: the room it speaks into, as whom, and the other
+#: leg of a two-party call. A call whose URL is signed (Twilio's signature covers the URL alone)
+#: takes them from that URL only: the carrier's start message is not signed
+SIGNED_PARAMS = ("room", "x_room", "participant", "call")
+
+
+def call_params(url: Mapping[str, str], start: Mapping[str, str], *, signed: bool) -> dict[str, str]:
+    """A call's parameters: the URL's, with those of the carrier's start message on top (Twilio's
+    ``customParameters``). ``signed``: the URL is signed and the start message is not, so the start
+    message may not set a ``SIGNED_PARAMS`` parameter to anything but the URL's (InvalidInput: a
+    replayed signed URL cannot choose another room or call than the one it was signed for)."""
+    if signed:
+        for name in SIGNED_PARAMS:
+            given = start.get(name)
+            if given is not None and str(given).strip() != url.get(name, "").strip():
+                raise InvalidInput(
+                    f"the call parameter `{name}` came in the start message, which is not signed: a call checked "
+                    "by its X-Twilio-Signature names its room, participant and two-party call in the signed URL "
+                    f"(the <Stream> url's path: .../{name}=<value>, as `translate-svc phone-config twilio` prints it)"
+                )
+    return {**url, **start}
+
+
 def call_setup(params: Mapping[str, str], settings: PhoneSettings) -> CallSetup:
     """A call's setup from its parameters (the URL's query, with Twilio's ``customParameters`` on
     top): ``source``/``target`` (model codes or BCP-47 tags; the settings' when absent),

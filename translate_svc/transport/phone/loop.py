@@ -49,11 +49,12 @@ from translate_svc.transport.phone.call import (
     Hangup,
     Played,
     Started,
+    call_params,
     call_setup,
     stream_config,
 )
 from translate_svc.transport.phone.mix import UnderMix
-from translate_svc.transport.phone.pairs import Pairs
+from translate_svc.transport.phone.pairs import PairKey, Pairs
 from translate_svc.transport.phone.playout import Arrivals, Backlog, LagStats, Marks
 from translate_svc.transport.tokens import Revocation, TokenDigest
 from translate_svc.types import Commit, SegmentResult
@@ -122,6 +123,9 @@ class Caller:
     revocation: Revocation | None = None
     generation: int | None = None
     rooms: RoomRights = NO_ROOMS
+    #: let in by a signature of its URL (Twilio): whom it meets comes from that URL only
+    #: (``call.call_params``)
+    signed_url: bool = False
 
 
 class CarrierStalled(LimitReached):
@@ -257,8 +261,8 @@ class PhoneCall:
     ) -> None:
         self._m = manager
         self._pairs = pairs
-        #: a two-party leg's call id, once its config named one
-        self.pair: str | None = None
+        #: a two-party leg's call (its tenant's and the call id), once its config named one
+        self.pair: PairKey | None = None
         self.settings = settings
         self.framing = framing
         self.carrier = framing.carrier
@@ -281,6 +285,8 @@ class PhoneCall:
         self._all_played = asyncio.Event()
         self._all_played.set()
         self._received_bytes = 0
+        #: when the carrier's last audio came (the loop's clock); None: none yet
+        self.last_audio_at: float | None = None
         self.hung_up = False
         self.ended: StreamEnded | None = None
         self.refused: ServiceError | None = None
@@ -305,7 +311,8 @@ class PhoneCall:
                     self._received_bytes += len(item.data)
                     assert self.framing.codec is not None
                     reached = round(1000 * self.framing.codec.seconds(self._received_bytes))
-                    self.arrivals.record(reached, loop.time())
+                    self.last_audio_at = loop.time()
+                    self.arrivals.record(reached, self.last_audio_at)
                     self._pass_under(item.data)
                     yield item
                 elif isinstance(item, Started):
@@ -332,12 +339,14 @@ class PhoneCall:
     def _config(self, started: Started) -> StreamRequest:
         self.call.extra["call_id"] = started.call_id
         try:
-            setup = call_setup({**self._params, **started.params}, self.settings)
+            params = call_params(self._params, started.params, signed=self.caller.signed_url)
+            setup = call_setup(params, self.settings)
             if setup.pair is not None:
                 if self._pairs is None:
                     raise InvalidInput("two-party calls (`call`) are not served on this port")
-                self._pairs.join(setup.pair, self)
-                self.pair = setup.pair
+                key = (self.caller.tenant.name, setup.pair)  # legs meet within their tenant only
+                self._pairs.join(key, self)
+                self.pair = key
         except InvalidInput as e:
             return Invalid(e)
         return stream_config(setup, started.codec, self._m.vad_defaults)
@@ -502,6 +511,22 @@ class PhoneCall:
         if ended.limit is not None:
             ids = {"request_id": self.call.request_id, "carrier": self.carrier}
             logger.info("phone call ended: %s", ended.reason, extra=ids)
+
+
+#: a close frame's reason: at most 123 bytes of UTF-8 (RFC 6455 §5.5.1)
+MAX_CLOSE_REASON_BYTES = 123
+
+
+def close_reason(call: PhoneCall) -> str:
+    """The WebSocket close's reason: why the call ended (its error's message, cut to what a close
+    frame holds); empty for an ordinary end."""
+    error = call.refused or (call.ended.limit if call.ended is not None else None)
+    if error is None:
+        return ""
+    raw = str(error).encode()
+    if len(raw) > MAX_CLOSE_REASON_BYTES:
+        raw = raw[: MAX_CLOSE_REASON_BYTES - 3].decode("utf-8", "ignore").encode() + b"..."
+    return raw.decode()
 
 
 def close_code(call: PhoneCall) -> int:

@@ -144,6 +144,8 @@ class TwilioFraming:
             msg = json.loads(data)
         except ValueError:
             return [_invalid("a message is not JSON: Media Streams messages are JSON objects")]
+        except RecursionError:  # nested deeper than the parser goes: no Media Streams message is
+            return [_invalid("a message nests too deep: Media Streams messages are flat JSON objects")]
         if not isinstance(msg, dict):
             return [_invalid("a message is not a JSON object: Media Streams messages are JSON objects")]
         event = msg.get("event")
