@@ -81,11 +81,12 @@ CLIENT_TEST_DEPS := pytest>=8,<10 pytest-asyncio>=1.0,<2 pytest-timeout>=2.3,<3 
 CLIENT_PIP = $(CLIENT_MATRIX)/$(1)/bin/pip install --quiet --cache-dir $(CLIENT_MATRIX)/pip-cache
 
 define client_env
-	@pins="protobuf==$(PROTOBUF_$(1)) grpcio==$(GRPCIO_$(1)) $(PINS_$(1)) $(CLIENT_TEST_DEPS) client:$$(sha256sum clients/python/pyproject.toml | cut -c1-16)"; \
-	if [ "$$(cat $(CLIENT_MATRIX)/$(1)/.pins 2>/dev/null)" != "$$pins" ]; then \
-	  echo "client matrix: making $(CLIENT_MATRIX)/$(1) ($$pins)"; rm -rf $(CLIENT_MATRIX)/$(1); \
+	@pins="protobuf==$(PROTOBUF_$(1)) grpcio==$(GRPCIO_$(1)) $(PINS_$(1)) $(CLIENT_TEST_DEPS)"; \
+	key="$$pins client:$$(sha256sum clients/python/pyproject.toml | cut -c1-16)"; \
+	if [ "$$(cat $(CLIENT_MATRIX)/$(1)/.pins 2>/dev/null)" != "$$key" ]; then \
+	  echo "client matrix: making $(CLIENT_MATRIX)/$(1) ($$key)"; rm -rf $(CLIENT_MATRIX)/$(1); \
 	  $(PYTHON) -m venv $(CLIENT_MATRIX)/$(1) && $(call CLIENT_PIP,$(1)) --upgrade pip && \
-	  $(call CLIENT_PIP,$(1)) './clients/python[cli,opus]' $$pins && echo "$$pins" > $(CLIENT_MATRIX)/$(1)/.pins; fi
+	  $(call CLIENT_PIP,$(1)) './clients/python[cli,opus]' $$pins && echo "$$key" > $(CLIENT_MATRIX)/$(1)/.pins; fi
 
 endef
 
