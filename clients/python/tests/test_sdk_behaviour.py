@@ -153,11 +153,15 @@ async def run_stream(
     sender = asyncio.create_task(send())
     try:
         events = [ev async for ev in s]
-    finally:
-        if not sender.done():
-            sender.cancel()
+    except BaseException:
+        sender.cancel()
         await asyncio.gather(sender, return_exceptions=True)
-    sender.result()
+        raise
+    # The stream has ended, but the sender's last call (the half-close, ``done_writing``) may not
+    # have returned yet: gRPC completes the write's callback after the server's answer on a busy
+    # loop. Cancelling it there failed the test with a CancelledError (seen in CI-like runs under
+    # load); a write after the end would raise at once, so waiting is bounded.
+    await asyncio.wait_for(sender, 10)
     return events
 
 
