@@ -126,7 +126,7 @@ async def test_a_live_streams_raw_token_is_not_kept_and_revoking_it_still_ends_t
             watchers = revocations(live)
             await until(lambda: all(len(r._live) == 1 for r in watchers), "both streams watched")
             digest = TokenDigest(hashlib.sha256(RAW.encode()).digest())
-            assert [list(r._live.values()) for r in watchers] == [[digest], [digest]]
+            assert [[w.digest for w in r._live.values()] for r in watchers] == [[digest], [digest]]
             callers = [o for o in gc.get_objects() if type(o) is Caller and o.token is not None]
             assert [c.token for c in callers] == [digest]  # the realtime session's
             streams = tuple({type(s) for r in watchers for s in r._live})  # the drivers: not the watchers' own

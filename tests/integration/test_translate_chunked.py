@@ -95,22 +95,29 @@ async def test_later_messages_carry_only_the_clips_next_bytes(chunked: LiveServe
 async def test_the_clip_limit_and_the_message_limit_hold_as_chunks_arrive(chunked: LiveServer) -> None:
     """All the chunks together at most max_message_bytes (8 MiB here): the call is refused at the
     chunk that passes it (INVALID_ARGUMENT naming the limit); one message at most
-    max_stream_message_bytes (a config and an audio chunk)."""
+    max_stream_message_bytes (a config and an audio chunk).
+
+    The client holds its next chunk once the clip has passed the limit: a server that refuses at
+    that chunk ends the call while the client waits (a server that waited for the whole clip would
+    end it only after the hold, with every chunk sent). Holding also keeps the client from writing
+    as the call ends, whose failure grpc-python reports as INTERNAL (grpc/grpc#36066)."""
     request = pb.TranslateRequest(audio=pb.AudioInput(format=FMT16), target_languages=["spa"])
     chunk = pb.TranslateRequest(audio=pb.AudioInput(content=bytes(MB)))
     sent = 0
 
-    def messages() -> Any:
+    async def messages() -> AsyncIterator[pb.TranslateRequest]:
         nonlocal sent
         yield request
         for _ in range(20):
             sent += 1
             yield chunk
+            if sent * MB > CLIP_LIMIT:
+                await asyncio.sleep(20)
 
     err = await error_of(chunked.stub.TranslateChunked(messages(), timeout=30))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
     assert "ServerLimits.max_message_bytes" in (err.details() or ""), err
-    assert sent < 20  # refused as it passed the limit, not once everything came
+    assert sent == CLIP_LIMIT // MB + 1  # refused as it passed the limit, not once everything came
 
     big = pb.TranslateRequest(audio=pb.AudioInput(content=bytes(2 * MB), format=FMT16), target_languages=["spa"])
     err = await error_of(chunked.stub.TranslateChunked(iter([big]), timeout=30))
