@@ -2,10 +2,11 @@
 
 ``manager`` admits streams and calls, opens their sessions and shares the engine fairly; each call
 kind has its driver, which checks its requests (``task``: every request check) and does its work:
-``driver`` owns the stream protocol, ``clip`` and ``text`` the unary calls (a whole clip, texts).
-``stream`` is one stream's lifecycle over ``timeline`` (decoding), ``vad_bridge`` (the shared VAD),
-``jobs`` (engine jobs and ordered output), ``captions`` and ``simultaneous`` (commits while speech
-is open); ``events`` is the typed vocabulary doors speak. Imports run one way: the drivers import
+``driver`` owns the stream protocol (when its timers are due: ``clock``; a room speaker's part:
+``room_seat``), ``clip`` and ``text`` the unary calls (a whole clip, texts). ``stream`` is one
+stream's lifecycle over ``timeline`` (decoding), ``vad_bridge`` (the shared VAD), ``jobs`` (engine
+jobs and ordered output), ``captions`` and ``simultaneous`` (commits while speech is open);
+``events`` is the typed vocabulary doors speak. Imports run one way: the drivers import
 the manager, never the reverse. Nothing here imports grpc or protobuf: doors live in ``transport/``.
 """
 

@@ -5,6 +5,11 @@ included), audio and FLUSH follow, a sender that stops mid-speech has that speec
 ``stall_close_ms`` (as at a pause), a silent client is closed after ``idle_timeout`` (unless its
 door sees it answer pings: a muted speaker, kept up to ``max_stream_seconds``), a drain's
 deadline ends the stream with "resume elsewhere", and every end has its reason and its text.
+When each of these is due is the pure ``StreamClock``'s to say (``clock.py``): the driver tells it
+what happens, wakes when it says and acts on its verdict. What a stream that speaks into a room
+does there (publish, retarget, output, leave) is its ``SpeakerSeat``'s (``room_seat.py``); the
+session tells the driver of a drain, a stop and its output through the ``StreamHooks`` given at
+its open.
 
 Reading is never cancelled while the call lives: the timers (stall, idle, drain) act beside the
 reader; after an end it goes on reading and dropping what the client still sends. A stream that ends with an
@@ -17,7 +22,6 @@ the request stream, and the client's next write would fail as INTERNAL). Event l
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -26,12 +30,12 @@ from translate_svc.errors import InvalidInput, LimitReached, ServiceError, Shutt
 from translate_svc.observability import access, metrics, tracing
 from translate_svc.observability.access import CallInfo
 from translate_svc.session import task as checks
+from translate_svc.session.clock import StreamClock, Verdict, clock_config
 from translate_svc.session.events import (
     AudioIn,
     Flush,
     Gone,
     Invalid,
-    RoomJoin,
     StreamConfig,
     StreamEnded,
     StreamEvent,
@@ -43,8 +47,9 @@ from translate_svc.session.events import (
 )
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT, QuotaSpent, RoomRights, Tenant
-from translate_svc.session.rooms import Speaker, check_speaker
-from translate_svc.session.stream import StreamSession
+from translate_svc.session.room_seat import SpeakerSeat
+from translate_svc.session.rooms import check_speaker
+from translate_svc.session.stream import StreamHooks, StreamSession
 from translate_svc.types import SegmentResult
 
 logger = logging.getLogger(__name__)
@@ -75,15 +80,13 @@ class StreamDriver:
         rooms: RoomRights = ALL_ROOMS,
     ) -> None:
         self._m = manager
-        #: the rooms its caller may publish into (a config that names a room is checked against them)
-        self._rooms = rooms
-        #: the stream's place in its room, when its config named one
-        self._speaker: Speaker | None = None
+        #: the stream's place in the room its config names (empty: none), checked against the
+        #: rooms its caller may publish into (``rooms``)
+        self._seat = SpeakerSeat(manager.rooms, tenant, rooms)
         #: the door's word that its client still answers its transport's pings (a WebSocket's),
-        #: None where it cannot tell (``_keep_muted``)
+        #: None where it cannot tell (a silent client is then idle: ``StreamClock.due``)
         self._peer_alive = peer_alive
-        self._opened_at = 0.0  # when the stream was configured (event-loop time)
-        self._kept_at = 0.0  # when the idle timer last found the client silent but alive
+        self._clock = StreamClock(clock_config(manager.limits))
         #: the stream's slots, when its door took them before the driver ran (None: taken when it runs)
         self._admission = admission
         self._error_drain_s = error_drain_s
@@ -94,10 +97,6 @@ class StreamDriver:
         self._charged_ms = 0  # the stream's audio drawn from the tenant's budget so far
         self._session: StreamSession | None = None
         self._open = False  # audio is still taken (not ended by half-close, a limit or an error)
-        self._waiting = False  # the reader waits for the client's next message
-        self._waiting_since = 0.0  # since when (event-loop time)
-        self._last_chunk_s = 0.0  # the audio the last message carried: a sender's pace
-        self._stall_checked = False  # this wait's stall close has run
         self._timer: asyncio.TimerHandle | None = None
         self._ending: asyncio.Task[None] | None = None  # a timer's end of the stream
         self._stalled: asyncio.Task[None] | None = None  # the stall close, while it runs
@@ -113,6 +112,7 @@ class StreamDriver:
         try:
             # counted from the call's first byte, before its config is read (docs/security.md)
             admission = self._admission or self._m.admit_stream(self.tenant)
+            self._clock.called(asyncio.get_running_loop().time())
             try:
                 first = asyncio.ensure_future(anext(requests, None))
                 session = await self._start(first, admission)
@@ -137,10 +137,9 @@ class StreamDriver:
         ended: StreamEnded | None = None
         try:
             metrics.stream_started()  # counted here, for every door (before the client hears of it)
-            yield self._own(_started(session, self._m))
+            yield self._seat.started(_started(session, self._m))
             async for ev in session.events():
-                if self._speaker is not None:
-                    ev = self._speaker.own_view(ev)  # type: ignore[assignment]
+                ev = self._seat.own_view(ev)
                 if isinstance(ev, SegmentResult):
                     metrics.observe_segment(ev, self.tenant.name)
                     tracing.segment_span(ev, session.task.target_languages)
@@ -168,8 +167,7 @@ class StreamDriver:
         except Exception as e:
             error = internal_error(e)
         finally:
-            if self._speaker is not None:
-                self._speaker.leave()
+            self._seat.leave()
             # close first: a cancel landing in the await below must not skip it (leaked stream slot)
             session.close()
             metrics.stream_ended()
@@ -214,14 +212,11 @@ class StreamDriver:
     async def _start(self, reading: asyncio.Task[StreamRequest | None], admission: Admission) -> StreamSession:
         """The config (the first message, within ``limits.config_timeout_ms`` of the call's start,
         else OUT_OF_RANGE: an unconfigured call holds a stream slot) -> the open session."""
-        timeout_ms = self._m.limits.config_timeout_ms
-        done, _ = await asyncio.wait({reading}, timeout=timeout_ms / 1000)
-        if not done:
-            raise LimitReached(
-                f"no config came within {timeout_ms} ms of the call's start (ServerLimits.config_timeout_ms): "
-                "send the StreamingConfig as the first message as soon as the call opens",
-                reason="config_timeout",
-            )
+        loop = asyncio.get_running_loop()
+        while not reading.done():
+            if self._clock.due(loop.time()) is Verdict.CONFIG_TIMEOUT:
+                raise self._ended_by(Verdict.CONFIG_TIMEOUT)
+            await asyncio.wait({reading}, timeout=self._clock.config_deadline - loop.time())
         first = reading.result()
         if self._refused is not None and first is not None:  # e.g. its token was revoked meanwhile
             raise self._refused
@@ -256,17 +251,22 @@ class StreamDriver:
             resume=first.resume,
             tenant=self.tenant,
             admission=admission,
+            hooks=StreamHooks(on_drain=self._drained, on_stop=self.end, on_output=self._seat.output),
         )
         if first.room is not None:
-            try:
-                self._join_room(session, first.room)
+
+            def retarget(targets: tuple[str, ...]) -> int:
+                return session.retarget(checks.retarget(self._m.card, self._m.limits, session.task, targets, None))
+
+            try:  # its targets become its own plus the room's, changed as listeners come and go
+                self._seat.take(
+                    first.room, session_id=session.session_id, own=session.task.target_languages, retarget=retarget
+                )
             except BaseException:
                 session.close()
                 raise
         self._session, self._open = session, True
-        self._opened_at = asyncio.get_running_loop().time()
-        session.on_drain = lambda deadline: self._arm()
-        session.on_stop = self.end
+        self._clock.opened(loop.time())
         return session
 
     # -- the request side ---------------------------------------------------------------------
@@ -276,14 +276,14 @@ class StreamDriver:
         the client still sends until it half-closes. Half-close while open finishes the session."""
         loop = asyncio.get_running_loop()
         while True:
-            if self._open and self._deadline_passed():
-                await self._finish(self._drain_end())
-            self._waiting, self._waiting_since, self._stall_checked = True, loop.time(), False
+            if self._open and self._clock.drain_passed(loop.time()):
+                await self._finish(self._ended_by(Verdict.DRAIN))
+            self._clock.waits(loop.time())
             self._arm()
             try:
                 req = await anext(requests, None)
             finally:
-                self._waiting = False
+                self._clock.took()
             if self._stalled is not None:
                 await self._stalled  # a stall close under way ends before anything else goes in
             if req is None:
@@ -296,7 +296,7 @@ class StreamDriver:
             received_ms = session.audio_received_ms
             try:
                 await self._apply(session, req)
-                self._last_chunk_s = max(0, session.audio_received_ms - received_ms) / 1000
+                self._clock.carried((session.audio_received_ms - received_ms) / 1000)
             except (LimitReached, InvalidInput) as e:
                 await self._finish(e)  # the open speech is translated first, then ``e`` ends the call
             except ServiceError as e:
@@ -335,47 +335,21 @@ class StreamDriver:
         elif isinstance(req, Update):
             # a bad update is answered, not fatal: the stream goes on as it was. Either answer is
             # an unread event until the client takes it: the next request waits for room
-            speaker, own = self._speaker, req.target_languages
-            targets = speaker.wanted(own) if speaker is not None and own is not None else own
+            own = req.target_languages
             try:
-                task = checks.retarget(self._m.card, self._m.limits, session.task, targets, req.speaker_id)
+                task = checks.retarget(
+                    self._m.card, self._m.limits, session.task, self._seat.targets(own), req.speaker_id
+                )
             except InvalidInput as e:
-                await session.answer(Updated(self._own(_started(session, self._m)), session.jobs.next_id, e))
+                await session.answer(Updated(self._seat.started(_started(session, self._m)), session.jobs.next_id, e))
                 return
             first = session.retarget(task)
-            if speaker is not None:
-                speaker.own = own if own is not None else speaker.own
-                speaker.apply(task.target_languages, first)
-            await session.answer(Updated(self._own(_started(session, self._m)), first))
+            self._seat.retargeted(own, task.target_languages, first)
+            await session.answer(Updated(self._seat.started(_started(session, self._m)), first))
         elif isinstance(req, Invalid):
             raise req.error
         else:
             raise InvalidInput("`config` was sent twice: send it once, as the first message")
-
-    def _join_room(self, session: StreamSession, room: RoomJoin) -> None:
-        """Speak into ``room``: its targets become its own plus what the room listens in, changed as
-        listeners come and go; every result and caption goes to the room's listeners too."""
-
-        def retarget(targets: tuple[str, ...]) -> int:
-            return session.retarget(checks.retarget(self._m.card, self._m.limits, session.task, targets, None))
-
-        self._speaker = self._m.rooms.publish(
-            room.name,
-            session_id=session.session_id,
-            participant=room.participant,
-            tenant=self.tenant,
-            rights=self._rooms,
-            own=session.task.target_languages,
-            retarget=retarget,
-        )
-        session.jobs.on_output = self._speaker.output
-
-    def _own(self, started: StreamStarted) -> StreamStarted:
-        """What a room speaker's client is told of its task: its own targets (the room's are not its)."""
-        if self._speaker is None:
-            return started
-        own = dataclasses.replace(started.task, target_languages=self._speaker.own)
-        return dataclasses.replace(started, task=own)
 
     def _charge(self, session: StreamSession, *, final: bool = False) -> QuotaSpent | None:
         """Draw the audio received since the last charge from the tenant's budget, a second or more
@@ -420,18 +394,20 @@ class StreamDriver:
 
     # -- timers: stall, idle and drain, never cancelling a read ---------------------------------
 
+    def _drained(self, deadline: float) -> None:
+        """The session's drain hook: the stream ends at ``deadline``."""
+        self._clock.drain(deadline)
+        self._arm()
+
     def _arm(self) -> None:
-        """(Re)start the timer for the waiting reader: the stall close while speech may be open,
-        the idle limit, or the drain's deadline, whichever comes first."""
+        """(Re)start the timer for the waiting reader at the clock's next wake-up (the stall close
+        while speech may be open, the idle limit or the drain's deadline, whichever comes first)."""
         session = self._session
-        if not (self._open and self._waiting) or session is None:
+        if not self._open or session is None:
             return
-        when = self._idle_from() + self._m.limits.idle_timeout_s
-        if session.drain_deadline is not None:
-            when = min(when, session.drain_deadline)
-        stall_s = self._m.limits.stall_close_ms / 1000
-        if stall_s and not self._stall_checked and session.may_hold_speech:
-            when = min(when, self._waiting_since + self._last_chunk_s + stall_s)
+        when = self._clock.wake(holds_speech=session.may_hold_speech)
+        if when is None:
+            return  # the reader is busy with a message: the timer restarts when it waits again
         self._disarm()
         self._timer = asyncio.get_running_loop().call_at(when, self._on_timer)
 
@@ -441,25 +417,25 @@ class StreamDriver:
             self._timer = None
 
     def _on_timer(self) -> None:
+        """Act on what the clock says is due: close a stalled sender's speech, keep a muted client,
+        or end the stream (idle, its longest muted life, a drain's deadline)."""
         self._timer = None
-        if not (self._open and self._waiting):
-            return  # the reader is busy with a message: the timer restarts when it waits again
+        session = self._session
+        if not self._open or session is None:
+            return
         loop = asyncio.get_running_loop()
-        idle = loop.time() >= self._idle_from() + self._m.limits.idle_timeout_s - 0.001
-        if not (idle or self._deadline_passed()):
-            self._stall_checked = True  # the sender stalled with speech open
+        alive = self._peer_alive is not None and self._peer_alive()
+        verdict = self._clock.due(loop.time(), alive=alive, holds_speech=session.may_hold_speech)
+        if verdict is Verdict.NONE:
+            self._arm()
+        elif verdict is Verdict.STALL:
             self._stalled = loop.create_task(self._close_stalled())
-            return
-        limit: ServiceError
-        if self._deadline_passed():
-            limit = self._drain_end()
-        elif self._keep_muted(loop.time()):
-            return
+        elif verdict is Verdict.KEEP:  # muted, its pings answered: kept for another idle timeout
+            metrics.muted_kept()
+            self._arm()
         else:
-            alive = self._peer_alive is not None and self._peer_alive()  # then kept as long as a stream may be
-            limit = self._muted_end() if alive else self._idle_end()
-        self._open = False  # now, not when the task runs: a message read meanwhile is dropped
-        self._ending = loop.create_task(self._finish_session(limit))
+            self._open = False  # now, not when the task runs: a message read meanwhile is dropped
+            self._ending = loop.create_task(self._finish_session(self._ended_by(verdict)))
 
     async def _close_stalled(self) -> None:
         """Close the open speech of a sender that stalled; then the idle and drain timers go on."""
@@ -481,52 +457,33 @@ class StreamDriver:
             self._stalled = None
             self._arm()
 
-    def _idle_from(self) -> float:
-        """Since when the client has been silent, as the idle limit counts: its last message, or
-        the last time it was found alive while silent."""
-        return max(self._waiting_since, self._kept_at)
-
-    def _keep_muted(self, now: float) -> bool:
-        """A configured stream whose client sends nothing while its door sees it answer pings (a
-        muted speaker: a conference forwards no audio meanwhile) is not idle: it is kept for another
-        ``idle_timeout_s``, counted, for as long as a stream may last (``max_stream_seconds`` from
-        its config, wall clock: its audio cap never runs while nothing comes). A dead client stops
-        answering and its door ends the call; without a door's word the idle limit ends it."""
-        if self._peer_alive is None or self._muted_too_long(now) or not self._peer_alive():
-            return False
-        self._kept_at = now
-        metrics.muted_kept()
-        self._arm()
-        return True
-
-    def _muted_too_long(self, now: float) -> bool:
-        return now - self._opened_at >= self._m.limits.max_stream_seconds
-
-    def _muted_end(self) -> LimitReached:
+    def _ended_by(self, verdict: Verdict) -> ServiceError:
+        """The end the clock's ``verdict`` gives the stream, as its client is told it."""
+        limits = self._m.limits
+        if verdict is Verdict.CONFIG_TIMEOUT:
+            return LimitReached(
+                f"no config came within {limits.config_timeout_ms} ms of the call's start "
+                "(ServerLimits.config_timeout_ms): send the StreamingConfig as the first message as soon as the "
+                "call opens",
+                reason="config_timeout",
+            )
+        if verdict is Verdict.DRAIN:
+            assert self._session is not None
+            at = self._session.audio_received_ms
+            return ShuttingDown(
+                "this server shut down: the stream's open speech was translated up to "
+                f"{at} ms; resume on another server (StreamingConfig.resume with this stream's "
+                f"resume_token, offset_ms {at}, next_segment_id = the next id)"
+            )
+        if verdict is Verdict.MAX_DURATION:  # a muted client, kept while it answered its pings
+            return LimitReached(
+                f"the stream has been open for its maximum duration of {limits.max_stream_seconds:.0f} s "
+                "(limits.max_stream_seconds) and its client sent nothing for "
+                f"{limits.idle_timeout_s:g} s: open a new stream to continue",
+                reason="max_stream_duration",
+            )
         return LimitReached(
-            f"the stream has been open for its maximum duration of {self._m.limits.max_stream_seconds:.0f} s "
-            "(limits.max_stream_seconds) and its client sent nothing for "
-            f"{self._m.limits.idle_timeout_s:g} s: open a new stream to continue",
-            reason="max_stream_duration",
-        )
-
-    def _deadline_passed(self) -> bool:
-        assert self._session is not None
-        deadline = self._session.drain_deadline
-        return deadline is not None and asyncio.get_running_loop().time() >= deadline - 0.001
-
-    def _drain_end(self) -> ShuttingDown:
-        assert self._session is not None
-        at = self._session.audio_received_ms
-        return ShuttingDown(
-            "this server shut down: the stream's open speech was translated up to "
-            f"{at} ms; resume on another server (StreamingConfig.resume with this stream's "
-            f"resume_token, offset_ms {at}, next_segment_id = the next id)"
-        )
-
-    def _idle_end(self) -> LimitReached:
-        return LimitReached(
-            f"no message for {self._m.limits.idle_timeout_s:g} s (limits.idle_timeout_seconds): the stream was "
+            f"no message for {limits.idle_timeout_s:g} s (limits.idle_timeout_seconds): the stream was "
             "closed after its open speech was translated; send audio (or silence) at least that often",
             reason="idle_timeout",
         )

@@ -61,6 +61,7 @@ class JobTracker:
         strict_queue: bool = False,
         on_change: Callable[[], None] = lambda: None,
         received_ms: Callable[[], int] = lambda: 0,
+        on_output: Callable[[SegmentResult | InterimResult], None] | None = None,
     ) -> None:
         self._engine = engine
         self._owner = owner
@@ -75,8 +76,8 @@ class JobTracker:
         self._done: dict[int, tuple[tuple[Commit, ...], SegmentResult]] = {}
         #: simultaneous mode: each segment's commits not out yet, in order
         self._commits: dict[int, collections.deque[CommitSlot]] = {}
-        #: a room speaker's publisher (``rooms.Speaker.output``): every final result and caption
-        self.on_output: Callable[[SegmentResult | InterimResult], None] | None = None
+        #: a room speaker's publisher (``room_seat.SpeakerSeat.output``): every final result and caption
+        self._on_output = on_output
         self.next_id = first_id  # the next segment's id (ids continue across a resume)
         self.next_emit = first_id  # the next result to queue for the reader
         self._taken = first_id  # results the reader has taken
@@ -106,8 +107,8 @@ class JobTracker:
         return self._events_out
 
     def put(self, ev: StreamEvent) -> None:
-        if self.on_output is not None and isinstance(ev, SegmentResult | InterimResult):
-            self.on_output(ev)  # a room's listeners get it as it goes out, in order
+        if self._on_output is not None and isinstance(ev, SegmentResult | InterimResult):
+            self._on_output(ev)  # a room's listeners get it as it goes out, in order
         self._out.append(ev)
         self._wake.set()
         if _counted(ev):
@@ -246,7 +247,7 @@ class JobTracker:
         """Drop queued work: nothing more is computed for this stream (it leaves the share), and
         let go of the session's callback (it would hold the session in a cycle)."""
         self._on_change = _nothing
-        self.on_output = None
+        self._on_output = None
         self._engine.leave(self._owner)
         for fut in self._pending.values():
             fut.cancel()

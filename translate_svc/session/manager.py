@@ -36,7 +36,7 @@ from translate_svc.session.quota import (
     retry_after_ms,
 )
 from translate_svc.session.rooms import RoomConfig, RoomRegistry
-from translate_svc.session.stream import StreamSession
+from translate_svc.session.stream import NO_HOOKS, StreamHooks, StreamSession
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioFormat, ModelCard, TranslationTask
 from translate_svc.vad.segmenter import SegmenterConfig
@@ -140,10 +140,7 @@ class SessionManager:
         for the model, then ``StreamEnd{ENGINE_FAILED}``; the client resumes on another server. A
         clip (no driver) fails at once: the client retries it whole."""
         for session in list(self.live):
-            if session.on_stop is not None:
-                session.on_stop(error)
-            else:
-                session.fail(error)
+            session.stop(error)
 
     def open_stream(
         self,
@@ -155,11 +152,12 @@ class SessionManager:
         resume: Resume | None = None,
         tenant: Tenant = DEFAULT_TENANT,
         admission: Admission | None = None,
+        hooks: StreamHooks = NO_HOOKS,
     ) -> StreamSession:
         """A new stream of ``tenant``; ``StreamSession.close`` must be called when it ends.
         ``admission``: its slots, taken when its call or socket opened (``admit_stream``); the
         session owns them from here on (released when it closes, or here if it cannot open).
-        None: taken now."""
+        None: taken now. ``hooks``: its driver's callbacks (a drain, a stop, its output)."""
         try:
             if self.draining is not None:
                 raise NotReady("this server is shutting down and takes no new streams: connect to another server")
@@ -168,7 +166,9 @@ class SessionManager:
                 checks.check_resume(resume, self.limits)
             checks.check_captions(interim_interval_ms, task, self.limits)
             admission = admission or self.admit_stream(tenant)
-            session = self._new_session(fmt, task, vad, interim_interval_ms=interim_interval_ms, resume=resume)
+            session = self._new_session(
+                fmt, task, vad, interim_interval_ms=interim_interval_ms, resume=resume, hooks=hooks
+            )
         except BaseException:
             if admission is not None:
                 admission.release()
@@ -283,6 +283,7 @@ class SessionManager:
         resume: Resume | None = None,
         executor: ThreadPoolExecutor | None = None,
         share: Callable[[], int] | None = None,
+        hooks: StreamHooks = NO_HOOKS,
     ) -> StreamSession:
         session = StreamSession(
             self.engine,
@@ -296,9 +297,10 @@ class SessionManager:
             interim_interval_ms=interim_interval_ms,
             resume=resume,
             executor=executor,
+            hooks=hooks,
+            on_close=self._closed,
         )
         self.sessions += 1
-        session.on_close = self._closed
         return session
 
     def _closed(self, session: StreamSession) -> None:

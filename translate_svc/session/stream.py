@@ -20,6 +20,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from translate_svc.session.simultaneous import Simultaneous, segment_cap
 from translate_svc.session.timeline import Timeline
 from translate_svc.session.vad_bridge import VAD_BACKLOG, VadBridge
 from translate_svc.settings import LimitsSettings
-from translate_svc.types import AudioFormat, TranslationTask
+from translate_svc.types import AudioFormat, InterimResult, SegmentResult, TranslationTask
 from translate_svc.vad.segmenter import (
     Segmenter,
     SegmenterConfig,
@@ -56,6 +57,28 @@ _OFFLOAD_BYTES = 64 * 1024
 _CLIP_BLOCK_S = 30
 
 
+def _no_drain(deadline: float) -> None:
+    """A stream without a driver is told of a drain by its notice alone."""
+
+
+@dataclass(frozen=True)
+class StreamHooks:
+    """What a stream tells its driver, given once when it opens (``SessionManager.open_stream``):
+    the driver's callbacks, which ``StreamSession.close`` lets go of (they hold the driver)."""
+
+    #: a drain began: the stream ends at this deadline (event-loop time)
+    on_drain: Callable[[float], None] = _no_drain
+    #: ends the stream from outside (the engine died): the open speech is closed into a segment
+    #: and accounted for before the stream ends (None: ``fail``)
+    on_stop: Callable[[LimitReached], None] | None = None
+    #: every final result and caption as it goes out, in order (a room speaker's listeners)
+    on_output: Callable[[SegmentResult | InterimResult], None] | None = None
+
+
+#: a stream's hooks before it opens, and after it closes
+NO_HOOKS = StreamHooks()
+
+
 def _received_ms(timeline: Timeline) -> Callable[[], int]:
     """The audio received so far, for a collaborator: a closure over the timeline alone (one over
     the session would hold it in a cycle)."""
@@ -64,7 +87,8 @@ def _received_ms(timeline: Timeline) -> Callable[[], int]:
 
 class StreamSession:
     """Call ``feed``/``flush``/``finish`` from the request side and iterate ``events`` on the
-    response side (both on the event loop); ``close`` when the call is over."""
+    response side (both on the event loop); ``close`` when the call is over. ``hooks``: its
+    driver's callbacks; ``on_close``: its owner's (the manager releases the stream's slot)."""
 
     def __init__(
         self,
@@ -80,6 +104,8 @@ class StreamSession:
         interim_interval_ms: int = 0,
         resume: Resume | None = None,
         executor: Executor | None = None,
+        hooks: StreamHooks = NO_HOOKS,
+        on_close: Callable[[StreamSession], None] | None = None,
     ) -> None:
         self.session_id = uuid.uuid4().hex
         #: names the stream across calls; a resumed call keeps its token
@@ -109,6 +135,7 @@ class StreamSession:
             strict_queue=strict_queue,
             on_change=self._update_room,
             received_ms=_received_ms(self.timeline),
+            on_output=hooks.on_output,
         )
         self.captions = (
             Captions(engine, self.session_id, task, self.jobs, interim_interval_ms, self.timeline.offset_ms)
@@ -139,14 +166,8 @@ class StreamSession:
         #: lock keeps an ingest (perhaps on a worker thread) and that drain apart
         self._audio_over = False
         self._ingesting = asyncio.Lock()
-        #: a drain's deadline (event-loop time) and who to tell (the driver's read timer)
-        self.drain_deadline: float | None = None
-        self.on_drain: Callable[[float], None] | None = None
-        #: ends the stream from outside (the engine died), set by its driver: the open speech is
-        #: closed into a segment and accounted for before the stream ends (else ``fail``)
-        self.on_stop: Callable[[LimitReached], None] | None = None
-        #: called once by ``close`` (the manager releases the stream's slot)
-        self.on_close: Callable[[StreamSession], None] | None = None
+        self._hooks = hooks
+        self._on_close = on_close  # called once, by ``close``
         self._log = {"session_id": self.session_id}
         #: where a clip is resampled (None: the loop's default pool)
         self._executor = executor
@@ -339,19 +360,26 @@ class StreamSession:
 
     def begin_drain(self, notice: Draining, deadline: float) -> None:
         """Tell the client the server is going away; the driver ends the stream at ``deadline``."""
-        self.drain_deadline = deadline
         self.jobs.put(notice)
-        if self.on_drain is not None:
-            self.on_drain(deadline)
+        self._hooks.on_drain(deadline)
+
+    def stop(self, error: LimitReached) -> None:
+        """End the stream from outside (the engine died): through its driver, which closes the
+        open speech and accounts for it first; without one, at once (``fail``)."""
+        if self._hooks.on_stop is not None:
+            self._hooks.on_stop(error)
+        else:
+            self.fail(error)
 
     def close(self) -> None:
         """The call is over (any way): drop queued work, release the stream's admission slot, and
-        let go of the driver's callbacks (the VAD bridge and the job tracker let go of the
-        session's in ``abort``): no cycle is left, so the stream's state, its audio among it, is
-        freed as soon as its call lets go of it, not at the next full collection (issue 53)."""
+        let go of the driver's hooks (the VAD bridge and the job tracker let go of the session's
+        callbacks, and of the output hook, in ``abort``): no cycle is left, so the stream's state,
+        its audio among it, is freed as soon as its call lets go of it, not at the next full
+        collection (issue 53)."""
         self.abort()
-        self.on_drain = self.on_stop = None
-        on_close, self.on_close = self.on_close, None
+        self._hooks = NO_HOOKS
+        on_close, self._on_close = self._on_close, None
         if on_close is not None:
             on_close(self)
 

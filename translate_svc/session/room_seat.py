@@ -1,0 +1,79 @@
+"""A room speaker's side for its driver (``rooms.py``): what a stream that speaks into a room does
+there, behind one object the driver holds.
+
+``StreamDriver`` holds a ``SpeakerSeat`` for every stream; it ``take``-s its place when the
+stream's config names a room (``RoomRegistry.publish``: the stream's targets become its own plus
+every language listened in, changed as listeners come and go). From then on the seat gives an
+update's targets (``targets``, ``retargeted``), sends every final result and caption to the
+room's listeners (``output``: the stream's ``StreamHooks.on_output``), keeps the speaker's own
+client to its own targets (``own_view``, ``started``), and ``leave``-s when the stream ends. A
+stream that names no room keeps an empty seat: every method passes through. Event loop only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import TypeVar
+
+from translate_svc.session.events import RoomJoin, StreamStarted
+from translate_svc.session.quota import RoomRights, Tenant
+from translate_svc.session.rooms import RoomRegistry, Speaker
+from translate_svc.types import InterimResult, SegmentResult
+
+_E = TypeVar("_E")
+
+
+class SpeakerSeat:
+    """One stream's place in the room its config names, if any (see the module's docstring)."""
+
+    def __init__(self, registry: RoomRegistry, tenant: Tenant, rights: RoomRights) -> None:
+        self._registry = registry
+        self._tenant = tenant
+        self._rights = rights  # the rooms its caller may publish into
+        self._speaker: Speaker | None = None
+
+    def take(
+        self, room: RoomJoin, *, session_id: str, own: tuple[str, ...], retarget: Callable[[tuple[str, ...]], int]
+    ) -> None:
+        """Speak into ``room`` (``retarget``: applies the stream's new targets and returns the first
+        segment id that uses them). Refused as ``RoomRegistry.publish`` refuses."""
+        self._speaker = self._registry.publish(
+            room.name,
+            session_id=session_id,
+            participant=room.participant,
+            tenant=self._tenant,
+            rights=self._rights,
+            own=own,
+            retarget=retarget,
+        )
+
+    def targets(self, own: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        """The targets an update asking for ``own`` (None: unchanged) runs with: those and the room's."""
+        return own if self._speaker is None or own is None else self._speaker.wanted(own)
+
+    def retargeted(self, own: tuple[str, ...] | None, targets: tuple[str, ...], first_id: int) -> None:
+        """An update that asked for ``own`` runs with ``targets`` from segment ``first_id`` on."""
+        if self._speaker is not None:
+            self._speaker.own = own if own is not None else self._speaker.own
+            self._speaker.apply(targets, first_id)
+
+    def output(self, ev: SegmentResult | InterimResult) -> None:
+        """A final result or caption of the stream, as it goes out in order: to the listeners."""
+        if self._speaker is not None:
+            self._speaker.output(ev)
+
+    def own_view(self, ev: _E) -> _E:
+        """An event as the stream's own client sees it: translated into its own targets only."""
+        return ev if self._speaker is None else self._speaker.own_view(ev)  # type: ignore[return-value]
+
+    def started(self, started: StreamStarted) -> StreamStarted:
+        """What the stream's client is told of its task: its own targets (the room's are not its)."""
+        if self._speaker is None:
+            return started
+        own = dataclasses.replace(started.task, target_languages=self._speaker.own)
+        return dataclasses.replace(started, task=own)
+
+    def leave(self) -> None:
+        if self._speaker is not None:
+            self._speaker.leave()
