@@ -20,8 +20,8 @@ import soundfile as sf
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.audio.pcm import float_to_pcm16
-from translate_svc.audio.rates import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
+from translate_svc.wire.pcm import float_to_pcm16
+from translate_svc.wire.rates import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 
 
 def channel(target: str, max_message_bytes: int = 64 * 1024 * 1024) -> grpc.aio.Channel:

@@ -19,7 +19,6 @@ import grpc
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.audio.rates import OPUS_RATE
 from translate_svc.client import _convert as convert
 from translate_svc.client._addresses import AddressRotation, is_local, parse_targets
 from translate_svc.client._audio import AudioInput, clip_input
@@ -50,6 +49,7 @@ from translate_svc.client.types import (
     TranslateTextResult,
     VadOptions,
 )
+from translate_svc.wire.rates import OPUS_RATE
 
 logger = logging.getLogger(__name__)
 
