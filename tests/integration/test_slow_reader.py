@@ -37,7 +37,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client import AsyncTranslateClient
 from translate_svc.client.aio import DEFAULT_BUFFERED_EVENTS, DEFAULT_RECEIVE_WINDOW_BYTES
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.settings import LimitsSettings
 from translate_svc.wire.pcm import float_to_pcm16
 

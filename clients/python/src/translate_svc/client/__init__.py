@@ -8,8 +8,7 @@ repeating audio. A stream the server ends for any other reason (a spent quota, a
 bad message, a limit) raises ``StreamEndedError`` after its last ``StreamEnd``.
 
 Options are typed too: ``AudioFormat`` (what ``send`` takes), ``OutputOptions`` (what each segment
-carries), ``VadOptions`` (segmentation), ``TlsOptions``. The protobuf-level helpers of tests and
-benchmarks are not part of this face: they live in ``translate_svc.client.raw``.
+carries), ``VadOptions`` (segmentation), ``TlsOptions``.
 """
 
 from translate_svc.client._retry import RetryPolicy
