@@ -79,6 +79,9 @@ GRPCIO_pb7 := 1.85.3
 PINS_pb7 := grpcio-status==1.85.3
 CLIENT_TEST_DEPS := pytest>=8,<10 pytest-asyncio>=1.0,<2 pytest-timeout>=2.3,<3 trustme>=1.1,<2
 CLIENT_PIP = $(CLIENT_MATRIX)/$(1)/bin/pip install --quiet --cache-dir $(CLIENT_MATRIX)/pip-cache
+# setuptools builds the client in clients/python/build and packs all of build/lib into the wheel,
+# files of an older tree too (a module since moved or deleted): each install starts from an empty one
+CLIENT_BUILD := clients/python/build
 
 define client_env
 	@pins="protobuf==$(PROTOBUF_$(1)) grpcio==$(GRPCIO_$(1)) $(PINS_$(1)) $(CLIENT_TEST_DEPS)"; \
@@ -86,7 +89,7 @@ define client_env
 	if [ "$$(cat $(CLIENT_MATRIX)/$(1)/.pins 2>/dev/null)" != "$$key" ]; then \
 	  echo "client matrix: making $(CLIENT_MATRIX)/$(1) ($$key)"; rm -rf $(CLIENT_MATRIX)/$(1); \
 	  $(PYTHON) -m venv $(CLIENT_MATRIX)/$(1) && $(call CLIENT_PIP,$(1)) --upgrade pip && \
-	  $(call CLIENT_PIP,$(1)) './clients/python[cli,opus]' $$pins && echo "$$key" > $(CLIENT_MATRIX)/$(1)/.pins; fi
+	  rm -rf $(CLIENT_BUILD) && $(call CLIENT_PIP,$(1)) './clients/python[cli,opus]' $$pins && echo "$$key" > $(CLIENT_MATRIX)/$(1)/.pins; fi
 
 endef
 
@@ -94,6 +97,7 @@ client-envs:
 	$(foreach e,$(CLIENT_ENVS),$(call client_env,$(e)))
 
 define client_run
+	rm -rf $(CLIENT_BUILD)
 	$(call CLIENT_PIP,$(1)) --no-deps --force-reinstall './clients/python'
 	cd clients/python && env -u PYTHONPATH TRANSLATE_SVC_MATRIX_PROTOBUF=$(PROTOBUF_$(1)) \
 	  TRANSLATE_SVC_MATRIX_GRPCIO=$(GRPCIO_$(1)) TRANSLATE_SVC_SERVER_PYTHON=$(abspath $(PY)) TRANSLATE_SVC_REPO=$(CURDIR) \

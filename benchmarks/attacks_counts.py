@@ -49,7 +49,7 @@ import translate_svc.errors
 from benchmarks import print_and_save
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.cli import ready_file as ready
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 
 REPO = Path(__file__).resolve().parents[1]
 AUDIO = REPO.parent / "shared" / "audio"

@@ -81,7 +81,7 @@ def code_name(e: BaseException) -> str:
 
 def speech() -> np.ndarray:
     """jfk.flac (11 s of speech) as 16 kHz int16."""
-    from translate_svc.client.raw import load_pcm16k
+    from translate_svc.client_cli.decode import load_pcm16k
 
     return load_pcm16k(AUDIO / "jfk.flac")
 

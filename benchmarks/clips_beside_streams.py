@@ -41,7 +41,7 @@ from grpc_status import rpc_status
 from benchmarks.frontend import SERVE, Server
 from benchmarks.loadgen import DEFAULT_TEST_MODEL, REPO, SHARED_AUDIO, _git_state
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 
 MB = 1024 * 1024
 #: TranslateChunked's message: an audio chunk the server takes (its max_chunk_bytes, 1 MiB by default)

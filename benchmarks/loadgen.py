@@ -720,9 +720,9 @@ def _check_limits(limits: Any, opts: RunOptions) -> None:
 
 
 async def list_languages(target: str) -> Any:
+    from tests.support.raw import channel
     from translate_svc.api.v1 import translate_pb2 as pb
     from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-    from translate_svc.client.raw import channel
 
     ch = channel(target)
     try:
@@ -946,7 +946,7 @@ def _git_state() -> dict[str, Any]:
 
 
 def load_clips(files: tuple[str, ...]) -> list[Clip]:
-    from translate_svc.client.raw import load_pcm16k
+    from translate_svc.client_cli.decode import load_pcm16k
 
     clips = []
     for f in files:

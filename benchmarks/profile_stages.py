@@ -82,10 +82,10 @@ class StageTimer:
 
 def segments_of(pcm16: np.ndarray) -> list[np.ndarray]:
     """The segments the server cuts from this audio (the same segmenter, default VAD settings)."""
-    from translate_svc.audio.pcm import pcm16_to_float
     from translate_svc.vad.segmenter import Segmenter, SegmenterConfig, SegmentReady
     from translate_svc.vad.silero import SileroVad
     from translate_svc.vad.worker import VadWorker
+    from translate_svc.wire.pcm import pcm16_to_float
 
     async def cut(samples: np.ndarray) -> list[np.ndarray]:
         vad = SileroVad()

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.vad import segmenter as tree_segmenter
 from translate_svc.vad.silero import SileroVad
 

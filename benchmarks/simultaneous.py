@@ -289,7 +289,7 @@ AUDIO_DIR = [SHARED_AUDIO]  # --audio-dir
 
 
 def load(name: str) -> np.ndarray:
-    from translate_svc.client.raw import load_pcm16k
+    from translate_svc.client_cli.decode import load_pcm16k
 
     return load_pcm16k(AUDIO_DIR[0] / name)
 

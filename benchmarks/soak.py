@@ -252,7 +252,7 @@ def scan_log(path: Path | None, since_byte: int = 0) -> dict[str, Any] | None:
 def load_clips(files: list[str]) -> list[load.Clip]:
     import soxr
 
-    from translate_svc.client.raw import load_pcm16k
+    from translate_svc.client_cli.decode import load_pcm16k
 
     clips = []
     for name in files:

@@ -67,7 +67,7 @@ def speech_pcm16(path: Path, seconds: float, rate: int) -> Any:
     import numpy as np
     import soxr
 
-    from translate_svc.client.raw import load_pcm16k
+    from translate_svc.client_cli.decode import load_pcm16k
 
     pcm = load_pcm16k(path)[: int(16000 * seconds)].astype(np.float32) / 32768.0
     if rate != 16000:
@@ -115,8 +115,8 @@ class LiveServer:
 async def serving(settings, *, warmup: bool = True, runner_factory=None) -> AsyncIterator[LiveServer]:  # type: ignore[no-untyped-def]
     """A real server for ``settings`` on loopback, a channel to it, and every batch it ran.
     ``runner_factory`` replaces the model (e.g. ``lambda: FakeRunner()``, tests/unit/fake_runner.py)."""
+    from tests.support.raw import channel
     from translate_svc.app import build
-    from translate_svc.client.raw import channel
     from translate_svc.transport.host import TranslateServer
 
     batches: list = []  # type: ignore[type-arg]

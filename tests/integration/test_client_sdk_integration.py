@@ -20,6 +20,7 @@ import soxr
 import trustme
 
 from tests.conftest import LiveServer, make_settings, serving
+from tests.support.raw import stream_pcm, translate_file
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import (
     AsyncStream,
@@ -38,7 +39,7 @@ from translate_svc.client import (
     TranslateClient,
     TranslateError,
 )
-from translate_svc.client.raw import load_pcm16k, stream_pcm, translate_file
+from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.settings import Settings
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(75)]

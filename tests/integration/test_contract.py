@@ -13,7 +13,7 @@ import soundfile as sf
 
 from tests.conftest import LiveServer
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(5)]
 

@@ -24,7 +24,7 @@ from tests.integration.test_opus_and_captions import config, run, spans
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import AsyncTranslateClient, Segment, StreamEnd
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 
@@ -36,8 +36,8 @@ TOLERANCE_MS = 64  # two VAD windows: a resumed call's VAD starts afresh at the 
 @contextlib.asynccontextmanager
 async def fake_server(model_dir: Path, runner: FakeRunner) -> AsyncIterator[LiveServer]:
     """A real server on loopback whose model is ``runner`` (warmed: one batch has run)."""
+    from tests.support.raw import channel
     from translate_svc.app import build
-    from translate_svc.client.raw import channel
     from translate_svc.transport.host import TranslateServer
 
     server = TranslateServer(build(make_settings(model_dir), runner_factory=lambda: runner))

@@ -21,7 +21,7 @@ import pytest
 from tests.signals import default_signals
 from translate_svc.cli import ready_file as ready
 from translate_svc.client import AsyncTranslateClient, Segment
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(50)]
 

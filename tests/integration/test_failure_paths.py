@@ -24,9 +24,9 @@ from tests.conftest import REPO, LiveServer, make_settings, serving, vad_segment
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.audio.pcm import pcm16_to_float
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.transport.grpc.servicer import SERVICE_NAME
+from translate_svc.wire.pcm import pcm16_to_float
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(5)]
 

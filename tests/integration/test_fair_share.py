@@ -23,9 +23,10 @@ from google.rpc import code_pb2, error_details_pb2
 from grpc_status import rpc_status
 
 from tests.conftest import REPO, make_settings, serving
+from tests.support.raw import channel
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.client.raw import channel, load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 
 #: latency compared between two runs in one test: alone on the machine (make test's serial part)
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.serial]

@@ -24,7 +24,7 @@ from google.rpc import code_pb2
 from tests.integration.test_workers import Node, node, own_channel
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
 

@@ -40,12 +40,12 @@ from tests.integration.test_runner import plain_reference
 from tests.integration.test_translate_api import raw_request
 from tests.integration.test_translate_text import request as text_request
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.audio.pcm import pcm16_to_float
 from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND, SimulTarget
 from translate_svc.model.seamless import TextCap
 from translate_svc.model.terms import GLOSSARY_WEIGHT
 from translate_svc.transport.riva.convert import parse_segment_fields
 from translate_svc.types import OutputOptions, SimultaneousOptions, Term, TranslationTask
+from translate_svc.wire.pcm import pcm16_to_float
 
 pytestmark = [pytest.mark.slow(120)]
 asyncio_mark = pytest.mark.asyncio(loop_scope="session")

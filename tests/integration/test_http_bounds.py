@@ -23,7 +23,7 @@ from openai import AsyncOpenAI
 
 from tests.conftest import LiveServer, make_settings, serving
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.transport.openai import http_site, loop
 from translate_svc.transport.openai.door import PATH
 

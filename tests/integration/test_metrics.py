@@ -11,8 +11,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from tests.conftest import LiveServer, make_settings, serving
+from tests.support.raw import translate_file
 from tests.unit.fake_runner import FakeRunner
-from translate_svc.client.raw import translate_file
 from translate_svc.observability import metrics
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -38,9 +38,9 @@ from tests.integration.phone_cousins import FakeExotel, FakeSignalWire, FakeTeln
 from tests.integration.phone_lag import CLOSE_SILENCE_MS, LAG_TOLERANCE_S, carrier_lags, segment_ends
 from tests.integration.test_cli import ServerProcess
 from tests.integration.test_slow_reader import Metrics, free_port, until
+from tests.support.raw import channel
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.client.raw import channel
 from translate_svc.model.stable import SPEECH_S
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(60)]

@@ -49,7 +49,7 @@ from tests.conftest import make_settings
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.audio.codec import ALAW_TABLE, MULAW_TABLE
 from translate_svc.audio.resample import resample
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 
 pytestmark = pytest.mark.slow(30)  # seconds, for the schedule (conftest.py)
 

@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 from tests.conftest import LiveServer, make_settings, serving
 from tests.integration.test_security import ALL, LANG_ONLY, bearer, eventually
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 
 TENANT_T = "t-stream-token-4d7a1c9e"
 MODEL = "gpt-realtime-translate"

@@ -15,9 +15,9 @@ import pytest
 
 from tests.conftest import vad_segments
 from tests.integration.test_failover import server_process
-from translate_svc.audio.pcm import pcm16_to_float
 from translate_svc.client import AsyncTranslateClient, Segment
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
+from translate_svc.wire.pcm import pcm16_to_float
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(100)]
 

@@ -24,9 +24,10 @@ from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
 from tests.conftest import LiveServer, make_settings, serving
+from tests.support.raw import channel, stream_pcm
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.client.raw import channel, load_pcm16k, stream_pcm
+from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.settings import ServerSettings, Settings
 from translate_svc.transport.grpc.tls import CertificateReloader, TlsConfigError, TlsFiles
 from translate_svc.transport.tokens import TokenFileError, TokenStore

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import LiveServer
 from tests.integration.test_opus_and_captions import FRAME, OPUS_FORMAT, config, opus_packets, run, spans
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
 

@@ -23,7 +23,7 @@ from tests.integration.test_simultaneous_session import (
     stable_server,
     steps,
 )
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.engine.runner import ModelInput
 from translate_svc.model.stable import StableTranslator
 from translate_svc.session import AudioIn, SegmentResult, StreamRequest

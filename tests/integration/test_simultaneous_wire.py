@@ -27,7 +27,7 @@ from translate_svc.client import (
     StreamEvent,
     TranslateError,
 )
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.model.stable import StableTranslator
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(20)]

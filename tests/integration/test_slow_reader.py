@@ -35,11 +35,11 @@ import soxr
 from tests.integration.test_cli import ServerProcess
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.client import AsyncTranslateClient
 from translate_svc.client.aio import DEFAULT_BUFFERED_EVENTS, DEFAULT_RECEIVE_WINDOW_BYTES
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.settings import LimitsSettings
+from translate_svc.wire.pcm import float_to_pcm16
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(25)]
 

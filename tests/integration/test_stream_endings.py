@@ -39,7 +39,7 @@ from translate_svc.client import (
     TranslateClient,
     TranslateError,
 )
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(15)]
 

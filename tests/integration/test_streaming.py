@@ -13,9 +13,10 @@ import soundfile as sf
 from google.rpc import code_pb2
 
 from tests.conftest import LiveServer, make_settings
+from tests.support.raw import channel, stream_pcm, translate_file
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.client.raw import channel, load_pcm16k, stream_pcm, translate_file
+from translate_svc.client_cli.decode import load_pcm16k
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
 

@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY, generate_latest
 
 from tests.conftest import LiveServer, make_settings, serving
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.transport.tokens import TokenFileError, parse_tokens
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(20)]

@@ -38,10 +38,11 @@ from opentelemetry.trace import SpanKind, StatusCode
 from tests.conftest import REPO, make_settings, serving, speech_pcm16
 from tests.integration.test_security import ALL, LANG_ONLY, bearer
 from tests.integration.test_workers import node
+from tests.support.raw import channel
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.client.raw import channel, load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.observability import tracing
 from translate_svc.transport.openai.door import PATH as REALTIME_PATH
 
@@ -196,7 +197,8 @@ from pathlib import Path
 from tests.unit.fake_runner import FakeRunner
 from translate_svc import app
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.client.raw import channel, load_pcm16k, stream_pcm
+from tests.support.raw import channel, stream_pcm
+from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.observability import tracing
 from translate_svc.settings import ServerSettings, Settings
 from translate_svc.transport.host import TranslateServer

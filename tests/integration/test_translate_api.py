@@ -17,11 +17,11 @@ from grpc_status import rpc_status
 
 from tests.conftest import LiveServer, make_settings
 from tests.integration.test_runner import hf_generate
+from tests.support.raw import channel, translate_file
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.audio.pcm import pcm16_to_float
 from translate_svc.audio.resample import resample
-from translate_svc.client.raw import channel, translate_file
+from translate_svc.wire.pcm import pcm16_to_float
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 

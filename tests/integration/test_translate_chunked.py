@@ -19,7 +19,7 @@ import pytest_asyncio
 from tests.conftest import LiveServer, clip_chunks, make_settings, serving
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import AsyncTranslateClient, TranslateClient
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(30)]
 

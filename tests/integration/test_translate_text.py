@@ -21,10 +21,10 @@ from tests.integration.test_text_runner import hf_generate_text
 from tests.integration.test_translate_api import jfk_16k, raw_request
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.audio.pcm import pcm16_to_float
 from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND
 from translate_svc.model.seamless import TextCap
 from translate_svc.model.terms import KEEP_WEIGHT
+from translate_svc.wire.pcm import pcm16_to_float
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 

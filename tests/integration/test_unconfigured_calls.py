@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import LiveServer, make_settings, serving
 from tests.integration.test_tenants import bearer, retry_ms
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 
 pytestmark = pytest.mark.slow(15)
 

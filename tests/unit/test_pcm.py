@@ -1,11 +1,11 @@
-"""The one float <-> PCM16 conversion (``audio/pcm.py``), shared by the server and the SDK."""
+"""The one float <-> PCM16 conversion (``translate_svc.wire.pcm``), shared by the server and the SDK."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from translate_svc.audio.pcm import float_to_pcm16, pcm16_to_float
 from translate_svc.transport.grpc.convert import pcm16
+from translate_svc.wire.pcm import float_to_pcm16, pcm16_to_float
 
 
 def test_every_pcm16_value_survives_a_round_trip() -> None:

@@ -305,8 +305,8 @@ async def test_speech_a_drain_cuts_too_short_to_translate_is_where_the_resume_st
     must not report that speech as translated: the resumed call starts at the region, or its next
     server hears only the region's tail (seen: a rolling restart lost a region this way)."""
     from tests.conftest import vad_segments
-    from translate_svc.audio.pcm import pcm16_to_float
     from translate_svc.errors import ShuttingDown
+    from translate_svc.wire.pcm import pcm16_to_float
 
     regions = await vad_segments(pcm16_to_float(np.frombuffer(speech, np.int16)))
     region = regions[2]
@@ -350,9 +350,9 @@ async def test_a_call_resumed_with_the_sdks_lead_in_translates_the_speech_a_drai
     resume point, sent again only to be listened to) brings it into the speech as the lost call's
     was, and the region is translated; nothing is translated twice."""
     from tests.conftest import vad_segments
-    from translate_svc.audio.pcm import pcm16_to_float
     from translate_svc.errors import ShuttingDown
     from translate_svc.session.events import Resume
+    from translate_svc.wire.pcm import pcm16_to_float
 
     samples, _ = sf.read(shared_audio / "silero_test.wav", dtype="int16")
     clip = np.roll(samples, -16000 * 5)[: 16000 * 40]

@@ -8,7 +8,7 @@ message that says what to fix).
 Containers are read by libsndfile (soundfile), except WebM/Matroska (what browsers' MediaRecorder
 writes, usually with Opus), which libsndfile cannot read: those go to PyAV in ``audio/opus.py``.
 What is accepted (rates, clip length) and the refusals' words live in ``audio/limits.py``, shared
-with ``opus``; PCM16 scaling in ``audio/pcm.py``.
+with ``opus``; PCM16 scaling in ``translate_svc.wire.pcm``.
 
 All functions are pure and thread-safe: the G.711 tables are built once at import and only read.
 """
@@ -34,9 +34,9 @@ from translate_svc.audio.limits import (
     max_frames,
     too_long,
 )
-from translate_svc.audio.pcm import pcm16_to_float
 from translate_svc.errors import InvalidInput
 from translate_svc.types import AudioEncoding, AudioFormat
+from translate_svc.wire.pcm import pcm16_to_float
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from translate_svc.audio.codec import ALAW_TABLE, MULAW_TABLE
-from translate_svc.audio.pcm import float_to_pcm16
+from translate_svc.wire.pcm import float_to_pcm16
 
 #: µ-law: the bias added before the segment search, and the largest magnitude encoded
 _ULAW_BIAS = 0x84

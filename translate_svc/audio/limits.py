@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 import sys
 
-# The rates and the Opus clock are the client distribution's (translate_svc.audio.rates): the SDK
-# checks them too. Re-exported here, where the server's decoders and checks read them.
-from translate_svc.audio.rates import MAX_SAMPLE_RATE_HZ as MAX_SAMPLE_RATE_HZ
-from translate_svc.audio.rates import MIN_SAMPLE_RATE_HZ as MIN_SAMPLE_RATE_HZ
-from translate_svc.audio.rates import OPUS_RATE as OPUS_RATE
 from translate_svc.errors import InvalidInput
+
+# The rates and the Opus clock are the client distribution's (translate_svc.wire.rates): the SDK
+# checks them too. Re-exported here, where the server's decoders and checks read them.
+from translate_svc.wire.rates import MAX_SAMPLE_RATE_HZ as MAX_SAMPLE_RATE_HZ
+from translate_svc.wire.rates import MIN_SAMPLE_RATE_HZ as MIN_SAMPLE_RATE_HZ
+from translate_svc.wire.rates import OPUS_RATE as OPUS_RATE
 
 #: The most channels a container may have (as raw audio: mono or stereo). Every channel is
 #: decoded before the downmix: more would multiply the CPU and memory a clip costs.

@@ -52,9 +52,9 @@ from translate_svc.audio.limits import (
     too_long,
 )
 from translate_svc.audio.limits import OPUS_RATE as OPUS_RATE  # re-exported: callers import it from here
-from translate_svc.audio.pcm import pcm16_to_float
 from translate_svc.errors import InvalidInput
 from translate_svc.types import OpusSpeech
+from translate_svc.wire.pcm import pcm16_to_float
 
 try:
     from opuslib_next.api import ctl as _ctl

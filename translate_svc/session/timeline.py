@@ -24,11 +24,11 @@ import numpy as np
 
 from translate_svc.audio.codec import SAMPLE_WIDTH, decode_raw
 from translate_svc.audio.opus import MAX_CONCEAL_SAMPLES, OPUS_PLC_STEP, OpusStreamDecoder
-from translate_svc.audio.opus_toc import packet_samples
 from translate_svc.audio.resample import StreamResampler
 from translate_svc.errors import InvalidInput, LimitReached
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, AudioFormat
+from translate_svc.wire.opus_toc import packet_samples
 
 #: the bytes that pay for a second of audio: Opus's lowest bitrate, 6 kbit/s (RFC 6716, 2.1.1)
 BYTES_PER_AUDIO_SECOND = 750

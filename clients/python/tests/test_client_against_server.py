@@ -32,13 +32,23 @@ from translate_svc.client import (
     TranslateClient,
     TranslateError,
 )
-from translate_svc.client.raw import decode_audio
+from translate_svc.client_cli.decode import decode_audio
 from translate_svc.languages import guess_model_code
 
 #: what `make client-matrix` installed here (unset when run from the development environment)
 MATRIX_PROTOBUF = os.environ.get("TRANSLATE_SVC_MATRIX_PROTOBUF")
 MATRIX_GRPCIO = os.environ.get("TRANSLATE_SVC_MATRIX_GRPCIO")
-SERVER_ONLY = ("torch", "transformers", "onnxruntime", "aiortc", "aiohttp", "translate_svc.app", "translate_svc.cli")
+#: the server's modules (translate_svc.audio wholly the server's since issue 58) and its heavy requirements
+SERVER_ONLY = (
+    "torch",
+    "transformers",
+    "onnxruntime",
+    "aiortc",
+    "aiohttp",
+    "translate_svc.app",
+    "translate_svc.cli",
+    "translate_svc.audio",
+)
 
 
 @pytest.mark.skipif(MATRIX_PROTOBUF is None, reason="the matrix's pins are checked in `make client-matrix` only")
@@ -48,6 +58,10 @@ def test_this_environment_is_the_one_the_matrix_names() -> None:
     # the client from site-packages (a pip install of clients/python), none of the server beside it
     assert pb.__file__ is not None and Path(pb.__file__).is_relative_to(sysconfig.get_paths()["purelib"])
     assert [m for m in SERVER_ONLY if importlib.util.find_spec(m) is not None] == []
+    # what both sides of the wire share is the client's translate_svc.wire; the tests' protobuf-level
+    # helpers (tests/support/raw.py) are not shipped (issue 58)
+    assert importlib.util.find_spec("translate_svc.wire.pcm") is not None
+    assert importlib.util.find_spec("translate_svc.client.raw") is None
 
 
 def test_the_stubs_build_parse_and_keep_presence_under_this_protobuf() -> None:

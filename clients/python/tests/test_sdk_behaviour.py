@@ -51,7 +51,7 @@ from translate_svc.client import (
     TranslateClient,
     TranslateError,
 )
-from translate_svc.client.raw import load_pcm16k
+from translate_svc.client_cli.decode import load_pcm16k
 
 RATE = 16000
 CHUNK = 1600  # 100 ms

@@ -21,6 +21,7 @@ SERVER_ONLY = (
     "translate_svc.app",
     "translate_svc.cli",
     "translate_svc.model",
+    "translate_svc.audio",  # the server's own since issue 58 (the client's share is translate_svc.wire)
 )
 
 

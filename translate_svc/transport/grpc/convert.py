@@ -14,7 +14,6 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.audio.limits import OPUS_RATE  # Opus's clock: the OPUS stream timeline, Opus speech
-from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
 from translate_svc.session.events import (
     AudioIn,
@@ -53,6 +52,7 @@ from translate_svc.types import (
     WordTiming,
 )
 from translate_svc.vad.segmenter import SegmenterConfig
+from translate_svc.wire.pcm import float_to_pcm16
 
 _SPEECH_ENCODINGS = {
     pb.SPEECH_ENCODING_UNSPECIFIED: SpeechEncoding.LINEAR16,

@@ -54,7 +54,6 @@ from typing import Any
 import numpy as np
 
 from translate_svc.audio.limits import REALTIME_RATE_HZ
-from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.errors import ErrorCode, InvalidInput, ShuttingDown
 from translate_svc.languages import guess_model_code
 from translate_svc.session.events import (
@@ -106,6 +105,7 @@ from translate_svc.types import (
     SimultaneousOptions,
 )
 from translate_svc.vad.segmenter import SegmenterConfig
+from translate_svc.wire.pcm import float_to_pcm16
 
 RATE = REALTIME_RATE_HZ  # OpenAI's realtime audio: 24 kHz PCM16 mono, in and out
 #: speech deltas carry at most this much audio each (200 ms, OpenAI's frame)

@@ -36,7 +36,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.audio.resample import resample
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
 from translate_svc.languages import guess_model_code
@@ -44,6 +43,7 @@ from translate_svc.session.events import Draining
 from translate_svc.session.rooms import ListenEvent, ListenStarted, OutputDropped, RoomOutput
 from translate_svc.transport.openai.wire import HttpRefusal, admission_refusal, error_body, error_type
 from translate_svc.types import InterimResult, SegmentResult, Transcript
+from translate_svc.wire.pcm import float_to_pcm16
 
 #: the subprotocol a browser offers (with ``openai-insecure-api-key.<key>`` beside it to present a key)
 LISTEN_SUBPROTOCOL = "translate-svc.rooms.v1"

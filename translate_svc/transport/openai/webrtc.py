@@ -59,7 +59,6 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from translate_svc.audio.limits import OPUS_RATE
-from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.errors import InvalidInput, ServiceError
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.events import AudioIn, StreamConfig, StreamRequest
@@ -71,6 +70,7 @@ from translate_svc.transport.openai.loop import Caller, requests, serve_session
 from translate_svc.transport.openai.protocol import RealtimeProtocol
 from translate_svc.transport.openai.session_update import MAX_TAG_CHARS
 from translate_svc.transport.openai.wire import Speech, error_event
+from translate_svc.wire.pcm import float_to_pcm16
 
 logger = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ import numpy as np
 
 from translate_svc.audio.g711 import ALAW_SILENCE, MULAW_SILENCE, decode_alaw, decode_mulaw, encode_alaw, encode_mulaw
 from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
-from translate_svc.audio.pcm import float_to_pcm16, pcm16_to_float
 from translate_svc.errors import InvalidInput
 from translate_svc.session.events import RoomJoin, StreamConfig
 from translate_svc.settings import PhoneSettings
 from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, SimultaneousOptions
 from translate_svc.vad.segmenter import SegmenterConfig
+from translate_svc.wire.pcm import float_to_pcm16, pcm16_to_float
 
 #: a phone frame: what carriers send every 20 ms, and what the AudioSocket pacer sends
 FRAME_MS = 20

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from translate_svc.audio.pcm import float_to_pcm16, pcm16_to_float
 from translate_svc.audio.resample import StreamResampler
 from translate_svc.transport.phone.call import FRAME_MS, CallCodec
 from translate_svc.transport.phone.playout import SpeechQueue
+from translate_svc.wire.pcm import float_to_pcm16, pcm16_to_float
 
 
 class UnderMix:

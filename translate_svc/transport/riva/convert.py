@@ -33,7 +33,6 @@ from riva.client.proto import riva_nmt_pb2 as nmt
 from translate_svc import words
 from translate_svc.audio import ogg, wav
 from translate_svc.audio.limits import OPUS_RATE
-from translate_svc.audio.pcm import float_to_pcm16
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
 from translate_svc.languages import bcp47_candidates
 from translate_svc.session.events import AudioIn, StreamConfig, StreamEnded, StreamRequest
@@ -51,6 +50,7 @@ from translate_svc.types import (
     WordTiming,
 )
 from translate_svc.vad.segmenter import SegmenterConfig
+from translate_svc.wire.pcm import float_to_pcm16
 
 #: live captions every this many ms when a client asks for ``interim_results`` and does not say
 #: (``custom_configuration["interim_interval_ms"]``)

@@ -8,8 +8,8 @@ repeating audio. A stream the server ends for any other reason (a spent quota, a
 bad message, a limit) raises ``StreamEndedError`` after its last ``StreamEnd``.
 
 Options are typed too: ``AudioFormat`` (what ``send`` takes), ``OutputOptions`` (what each segment
-carries), ``VadOptions`` (segmentation), ``TlsOptions``. The protobuf-level helpers of tests and
-benchmarks are not part of this face: they live in ``translate_svc.client.raw``.
+carries), ``VadOptions`` (segmentation), ``TlsOptions``, and ``ConnectionOptions`` (how a client
+reaches its servers: the constructor's keyword arguments as one object).
 """
 
 from translate_svc.client._retry import RetryPolicy
@@ -17,6 +17,7 @@ from translate_svc.client.aio import (
     AsyncStream,
     AsyncTranslateClient,
     AudioDropped,
+    ConnectionOptions,
     LastingEvent,
     LastingPolicy,
     LastingStream,
@@ -65,6 +66,7 @@ __all__ = [
     "AudioDropped",
     "AudioFormat",
     "Commit",
+    "ConnectionOptions",
     "Draining",
     "EndReason",
     "Interim",

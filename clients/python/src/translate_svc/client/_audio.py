@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from translate_svc.audio.pcm import float_to_pcm16, pcm16_to_float  # numpy only: the server's own scale
 from translate_svc.client._convert import SAMPLE_BYTES
 from translate_svc.client.types import ClipEncoding, StreamEncoding
+from translate_svc.wire.pcm import float_to_pcm16, pcm16_to_float  # numpy only: the server's own scale
 
 #: what ``translate`` accepts
 AudioInput = bytes | bytearray | memoryview | str | os.PathLike[str] | np.ndarray[Any, Any]

@@ -31,7 +31,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from translate_svc.audio.opus_toc import packet_samples as opus_packet_samples
+from translate_svc.wire.opus_toc import packet_samples as opus_packet_samples
 
 logger = logging.getLogger(__name__)
 

@@ -17,21 +17,12 @@ import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 import numpy as np
 
-from translate_svc.client._retry import RetryPolicy
-from translate_svc.client.aio import (
-    DEFAULT_CONNECTIONS,
-    DEFAULT_KEEPALIVE_S,
-    DEFAULT_KEEPALIVE_TIMEOUT_S,
-    DEFAULT_MAX_MESSAGE_BYTES,
-    DEFAULT_RECEIVE_WINDOW_BYTES,
-    AsyncStream,
-    AsyncTranslateClient,
-)
-from translate_svc.client.types import StreamEnd, StreamEvent, StreamInfo, TlsOptions
+from translate_svc.client.aio import AsyncStream, AsyncTranslateClient, ConnectionFields, ConnectionOptions
+from translate_svc.client.types import StreamEnd, StreamEvent, StreamInfo
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -77,7 +68,8 @@ class _Done:
 
 
 class TranslateClient:
-    """The blocking twin of :class:`AsyncTranslateClient` (same arguments, same methods).
+    """The blocking twin of :class:`AsyncTranslateClient` (same arguments: ``targets``, and a
+    ``ConnectionOptions`` as ``connection=`` or its fields as keywords; same methods).
 
     ``close()`` (or ``with``) stops the loop thread.
     """
@@ -86,35 +78,11 @@ class TranslateClient:
         self,
         targets: str | Sequence[str],
         *,
-        tls: TlsOptions | None = None,
-        token: str | None = None,
-        timeout_s: float = 120.0,
-        retry: RetryPolicy | None = None,
-        max_resumes: int = 5,
-        keepalive_s: float | None = DEFAULT_KEEPALIVE_S,
-        keepalive_timeout_s: float = DEFAULT_KEEPALIVE_TIMEOUT_S,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        options: Sequence[tuple[str, Any]] = (),
-        connections: int = DEFAULT_CONNECTIONS,
-        allow_plaintext_token: bool = False,
-        receive_window_bytes: int | None = DEFAULT_RECEIVE_WINDOW_BYTES,
+        connection: ConnectionOptions | None = None,
+        **fields: Unpack[ConnectionFields],
     ) -> None:
         # built here (it only parses and validates): argument errors surface in the caller's thread
-        self._client = AsyncTranslateClient(
-            targets,
-            tls=tls,
-            token=token,
-            timeout_s=timeout_s,
-            retry=retry,
-            max_resumes=max_resumes,
-            keepalive_s=keepalive_s,
-            keepalive_timeout_s=keepalive_timeout_s,
-            max_message_bytes=max_message_bytes,
-            options=options,
-            connections=connections,
-            allow_plaintext_token=allow_plaintext_token,
-            receive_window_bytes=receive_window_bytes,
-        )
+        self._client = AsyncTranslateClient(targets, connection=connection, **fields)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._serve, name="translate-svc-client", daemon=True)
         self._thread.start()

@@ -215,9 +215,9 @@ class Translation:
         return self.num_samples / self.sample_rate if self.sample_rate else 0.0
 
     def pcm16(self) -> np.ndarray:
-        """The speech as int16 samples (the SDK's one scale, ``translate_svc.audio.pcm``); empty
+        """The speech as int16 samples (the SDK's one scale, ``translate_svc.wire.pcm``); empty
         without linear16 speech. Wire bytes: ``.astype("<i2").tobytes()``."""
-        from translate_svc.audio.pcm import float_to_pcm16  # numpy only: the server's own scale
+        from translate_svc.wire.pcm import float_to_pcm16  # numpy only: the server's own scale
 
         if self.audio is None:
             return np.zeros(0, np.int16)

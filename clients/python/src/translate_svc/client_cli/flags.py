@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final, TypeVar
 import typer
 from typer.models import ParameterInfo
 
-from translate_svc.audio.rates import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 from translate_svc.client_cli.common import CliError
+from translate_svc.wire.rates import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 
 if TYPE_CHECKING:
     from translate_svc.client import (

@@ -1,6 +1,6 @@
 """The client commands' input audio: a file read (and decoded) before any call, or PCM from a pipe.
 
-Containers are decoded by the SDK's ``raw.decode_audio`` (the server's libraries: soundfile, PyAV
+Containers are decoded by ``decode.decode_audio`` (the server's libraries: soundfile, PyAV
 for WebM), so a file the CLI accepts is one the server reads, and its length is known up front
 (``--via auto``, progress).
 """
@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from translate_svc.client import AudioFormat
-from translate_svc.client.raw import decode_audio
 from translate_svc.client_cli.common import CliError, warn
+from translate_svc.client_cli.decode import decode_audio
 
 T = TypeVar("T")
 

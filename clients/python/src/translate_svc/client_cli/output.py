@@ -13,9 +13,9 @@ from typing import Any, Final
 import numpy as np
 import soundfile as sf
 
-from translate_svc.audio.pcm import float_to_pcm16 as to_pcm16
 from translate_svc.client import ModelInfo, Segment, Translation, WordTiming
 from translate_svc.subtitles import Cue, TimedWord, cue_text
+from translate_svc.wire.pcm import float_to_pcm16 as to_pcm16
 
 #: the ``format`` field of the JSON result ``translate`` writes (``stream``: ``translate-svc.stream.v1``)
 RESULT_FORMAT: Final = "translate-svc.result.v1"

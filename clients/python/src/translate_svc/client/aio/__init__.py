@@ -6,8 +6,9 @@ to a loop); nothing is thread-safe. ``translate_svc.client.sync`` wraps it for t
 One module per role, this package the face (import from here, or from ``translate_svc.client``):
 ``_client`` the client and its unary calls; ``_stream`` a live stream's caller side (send, update,
 iterate); ``_calls`` the calls under a stream (open, replay, read, end, resume on another server);
-``_channels`` the channel arguments and credentials; ``lasting`` a ``LastingStream``, live audio
-across as many streams as the server's limits and refusals make (what the integrations build on).
+``_channels`` the connection arguments (``ConnectionOptions``), the channel arguments and
+credentials made from them; ``lasting`` a ``LastingStream``, live audio across as many streams as
+the server's limits and refusals make (what the integrations build on).
 The SDK logs under this package's name (``translate_svc.client.aio``), its modules' loggers below it.
 """
 
@@ -17,6 +18,8 @@ from translate_svc.client.aio._channels import (
     DEFAULT_KEEPALIVE_TIMEOUT_S,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_RECEIVE_WINDOW_BYTES,
+    ConnectionFields,
+    ConnectionOptions,
     channel_options,
 )
 from translate_svc.client.aio._client import DEFAULT_BUFFERED_EVENTS, REQUEST_ID, AsyncTranslateClient
@@ -42,6 +45,8 @@ __all__ = [
     "AsyncStream",
     "AsyncTranslateClient",
     "AudioDropped",
+    "ConnectionFields",
+    "ConnectionOptions",
     "LastingEvent",
     "LastingPolicy",
     "LastingStream",

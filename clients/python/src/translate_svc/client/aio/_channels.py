@@ -1,17 +1,21 @@
-"""How the async client reaches its servers: the channel arguments and credentials.
+"""How a client reaches its servers: its connection arguments (``ConnectionOptions``), the channel
+arguments and credentials made from them.
 
 Each is a plain value the client builds once; ``channel_options`` is exposed for callers who build
-their own channels (docs/client.md, "Connections").
+their own channels (docs/client.md, "Connecting", "Connections").
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 import grpc
 
+from translate_svc.client._retry import RetryPolicy
 from translate_svc.client.types import TlsOptions
 
 #: the server's largest message (``limits.max_message_bytes``); gRPC clients default to 4 MiB
@@ -33,6 +37,65 @@ DEFAULT_CONNECTIONS: Final = 16
 #: size as window on top, so a stream read as it comes is not slowed; one whose caller stops reading
 #: stops the server after a few segments instead of ~50 (docs/client.md, "Flow control")
 DEFAULT_RECEIVE_WINDOW_BYTES: Final = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """How a client reaches its servers: ``AsyncTranslateClient``'s and ``TranslateClient``'s keyword
+    arguments as one frozen object (``connection=``), to build once and give to either client.
+
+    ``tls``: server CA, client certificate (mTLS), name override; None: plaintext. ``token``: sent
+    as ``authorization: Bearer <token>`` on every call; without TLS only to a loopback address or a
+    Unix socket, unless ``allow_plaintext_token`` says the network is trusted (anyone on the path
+    can read a plaintext token and replay it). ``timeout_s``: each unary call's deadline, and how
+    long a stream waits for the server to accept it. ``retry``: unary retries (and stream opens) on
+    RESOURCE_EXHAUSTED / UNAVAILABLE, honouring the server's RetryInfo (None: ``RetryPolicy()``).
+    ``max_resumes``: stream failovers in a row without progress before giving up. ``keepalive_s``,
+    ``keepalive_timeout_s``: pings while a call is open (``keepalive_s=None``: none).
+    ``max_message_bytes``: the send and receive limit of one message. ``options``: extra gRPC
+    channel arguments, after the SDK's. ``connections``: connections per address, opened as calls
+    need them; each call takes the next one in turn, so the calls of one client spread over a node's
+    front-end workers. ``receive_window_bytes``: each call's HTTP/2 receive window, fixed (None:
+    gRPC's, grown by BDP probing to MBs): what the transport takes in ahead of a stream you stopped
+    reading, so what the server computes for it. docs/client.md, "Connecting", says more of each.
+    """
+
+    tls: TlsOptions | None = None
+    token: str | None = None
+    timeout_s: float = 120.0
+    retry: RetryPolicy | None = None
+    max_resumes: int = 5
+    keepalive_s: float | None = DEFAULT_KEEPALIVE_S
+    keepalive_timeout_s: float = DEFAULT_KEEPALIVE_TIMEOUT_S
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    options: Sequence[tuple[str, Any]] = ()
+    connections: int = DEFAULT_CONNECTIONS
+    allow_plaintext_token: bool = False
+    receive_window_bytes: int | None = DEFAULT_RECEIVE_WINDOW_BYTES
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", tuple(self.options))  # frozen all the way down
+        if self.connections < 1:
+            raise ValueError("connections must be at least 1")
+        if self.max_resumes < 0:
+            raise ValueError("max_resumes must not be negative")
+
+
+class ConnectionFields(TypedDict, total=False):
+    """``ConnectionOptions``' fields as the clients' keyword arguments (those given win over ``connection=``)."""
+
+    tls: TlsOptions | None
+    token: str | None
+    timeout_s: float
+    retry: RetryPolicy | None
+    max_resumes: int
+    keepalive_s: float | None
+    keepalive_timeout_s: float
+    max_message_bytes: int
+    options: Sequence[tuple[str, Any]]
+    connections: int
+    allow_plaintext_token: bool
+    receive_window_bytes: int | None
 
 
 def channel_options(

@@ -19,18 +19,14 @@ import grpc
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.audio.rates import OPUS_RATE
 from translate_svc.client import _convert as convert
 from translate_svc.client._addresses import AddressRotation, is_local, parse_targets
 from translate_svc.client._audio import AudioInput, clip_input
 from translate_svc.client._replay import ReplayBuffer
 from translate_svc.client._retry import RetryPolicy, is_retryable, retry_delay_of
 from translate_svc.client.aio._channels import (
-    DEFAULT_CONNECTIONS,
-    DEFAULT_KEEPALIVE_S,
-    DEFAULT_KEEPALIVE_TIMEOUT_S,
-    DEFAULT_MAX_MESSAGE_BYTES,
-    DEFAULT_RECEIVE_WINDOW_BYTES,
+    ConnectionFields,
+    ConnectionOptions,
     channel_options,
     credentials,
 )
@@ -45,11 +41,11 @@ from translate_svc.client.types import (
     SimultaneousOptions,
     StreamEncoding,
     Term,
-    TlsOptions,
     TranslateResult,
     TranslateTextResult,
     VadOptions,
 )
+from translate_svc.wire.rates import OPUS_RATE
 
 logger = logging.getLogger(__name__)
 
@@ -69,18 +65,10 @@ class AsyncTranslateClient:
     ``targets``: several ``"host:port"`` addresses (a list or a comma-separated string; the SDK
     picks the next one per call, and the next again on a retry or a stream failover), or one gRPC
     target such as ``"dns:///svc.ns:50051"`` (resolved by gRPC and balanced with ``round_robin``).
-    ``tls``: server CA, client certificate (mTLS), name override; None: plaintext. ``token``: sent
-    as ``authorization: Bearer <token>`` on every call; without TLS only to a loopback address or
-    a Unix socket, unless ``allow_plaintext_token`` says the network is trusted (anyone on the path
-    can read a plaintext token and replay it). ``timeout_s``: each unary call's deadline,
-    and how long a stream waits for the server to accept it. ``retry``: unary retries (and stream
-    opens) on RESOURCE_EXHAUSTED / UNAVAILABLE, honouring the server's RetryInfo. ``max_resumes``:
-    stream failovers in a row without progress before giving up. ``connections``: connections per
-    address, opened as calls need them; each call takes the next one in turn, so the calls of one
-    client spread over a node's front-end workers. ``receive_window_bytes``: each call's HTTP/2
-    receive window, fixed (None: gRPC's, grown by BDP probing to MBs): what the transport takes in
-    ahead of a stream you stopped reading, so what the server computes for it (docs/client.md,
-    "Flow control").
+
+    How it reaches them: a ``ConnectionOptions`` (``connection=``), or its fields as keyword
+    arguments (``tls=``, ``token=``, ``timeout_s=``, ``retry=``, ``connections=``...; those given
+    win over ``connection=``'s). ``ConnectionOptions`` says what each one does.
 
     Use on one event loop; ``close()`` (or ``async with``) releases the channels.
     """
@@ -89,24 +77,13 @@ class AsyncTranslateClient:
         self,
         targets: str | Sequence[str],
         *,
-        tls: TlsOptions | None = None,
-        token: str | None = None,
-        timeout_s: float = 120.0,
-        retry: RetryPolicy | None = None,
-        max_resumes: int = 5,
-        keepalive_s: float | None = DEFAULT_KEEPALIVE_S,
-        keepalive_timeout_s: float = DEFAULT_KEEPALIVE_TIMEOUT_S,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        options: Sequence[tuple[str, Any]] = (),
-        connections: int = DEFAULT_CONNECTIONS,
-        allow_plaintext_token: bool = False,
-        receive_window_bytes: int | None = DEFAULT_RECEIVE_WINDOW_BYTES,
+        connection: ConnectionOptions | None = None,
+        **fields: Unpack[ConnectionFields],
     ) -> None:
-        if connections < 1:
-            raise ValueError("connections must be at least 1")
-        self.connections = connections
+        c = dataclasses.replace(connection or ConnectionOptions(), **fields)
+        self.connections = c.connections
         self.addresses = parse_targets(targets)
-        if token is not None and tls is None and not allow_plaintext_token:
+        if c.token is not None and c.tls is None and not c.allow_plaintext_token:
             remote = [a for a in self.addresses if not is_local(a)]
             if remote:
                 raise ValueError(
@@ -115,25 +92,23 @@ class AsyncTranslateClient:
                     "you is trusted (loopback and Unix sockets need neither)"
                 )
         self._rotation = AddressRotation(self.addresses)
-        self.timeout_s = timeout_s
-        self.retry = retry or RetryPolicy()
-        if max_resumes < 0:
-            raise ValueError("max_resumes must not be negative")
-        self.max_resumes = max_resumes
+        self.timeout_s = c.timeout_s
+        self.retry = c.retry or RetryPolicy()
+        self.max_resumes = c.max_resumes
         self._options = [
             *channel_options(
-                max_message_bytes=max_message_bytes,
-                keepalive_s=keepalive_s,
-                keepalive_timeout_s=keepalive_timeout_s,
-                server_name=tls.server_name if tls is not None else None,
-                receive_window_bytes=receive_window_bytes,
+                max_message_bytes=c.max_message_bytes,
+                keepalive_s=c.keepalive_s,
+                keepalive_timeout_s=c.keepalive_timeout_s,
+                server_name=c.tls.server_name if c.tls is not None else None,
+                receive_window_bytes=c.receive_window_bytes,
             ),
-            *options,
+            *c.options,
         ]
-        self._credentials = credentials(tls, token) if tls is not None else None
+        self._credentials = credentials(c.tls, c.token) if c.tls is not None else None
         # plaintext: gRPC refuses call credentials there, so the token travels as call metadata
         self._metadata: tuple[tuple[str, str], ...] = (
-            (("authorization", f"Bearer {token}"),) if token is not None and tls is None else ()
+            (("authorization", f"Bearer {c.token}"),) if c.token is not None and c.tls is None else ()
         )
         self._channels: dict[str, list[grpc.aio.Channel]] = {}
         self._turn: dict[str, int] = {}

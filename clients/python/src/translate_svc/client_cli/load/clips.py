@@ -35,7 +35,7 @@ class Clip:
 
 
 def load_clip(path: Path) -> Clip:
-    from translate_svc.client.raw import load_pcm16k
+    from translate_svc.client_cli.decode import load_pcm16k
 
     return Clip(path.name, load_pcm16k(path))
 
