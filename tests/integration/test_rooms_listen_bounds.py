@@ -36,6 +36,8 @@ TOKENS = f"{LANGUAGES} languages\n{LISTENER} listen=* tenant=ears\n{OTHER} * ten
 MAX_CALLS = 64  # limits.max_calls here (1,024 by default): the attack scaled down
 PER_TOKEN = 16  # limits.max_unary_calls_per_token's default
 SLOTS = 96  # silent Listen calls the attacker keeps open: more than MAX_CALLS
+LISTEN_METHOD = "/translate_svc.api.v1.Translator/Listen"
+MB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -122,16 +124,65 @@ async def test_large_listen_requests_of_a_token_that_may_listen_to_no_room_are_n
     assert grown_mb <= 32, f"the server's peak memory grew {grown_mb:.0f} MB"
 
 
-async def test_large_listen_requests_are_read_under_the_unary_caps(served: ServerProcess) -> None:
-    """The same with a token that may listen: at most its unary calls are read at once (each then
-    refused, over the request's 1 KiB), the others refused unread with the unary cap's message
-    (before: every one read, whatever the token). What the reads leave is the allocator's, as for
-    ListLanguages (docs/security.md)."""
-    got, _ = await large_listen(served, LISTENER)
-    codes = got["codes"]
-    assert set(codes) == {"INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"}, got
-    assert any("limits.max_unary_calls_per_token" in d for d in got["details"]), got
-    assert any("1024-byte limit" in d for d in got["details"]), got
+@pytest.fixture(scope="module")
+def patient(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """As ``served``, with a read deadline long enough that calls held unread stay held for the
+    whole test, however slow the machine."""
+    tokens = tmp_path_factory.mktemp("listen-patient") / "tokens"
+    tokens.write_text(TOKENS)
+    args = ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--tokens-file", str(tokens)]
+    server = ServerProcess(args, env={"TRANSLATE_SVC_LIMITS__REQUEST_READ_TIMEOUT_S": "60"})
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_large_listen_requests_are_read_under_the_unary_caps(patient: ServerProcess) -> None:
+    """A token that may listen: its Listen requests are read under its unary calls (16). With 16
+    of its Listen calls held unread, the 17th is refused unread with the unary cap's message, a
+    3.9 MiB request too (before: every one read, whatever the token); once they are gone, a large
+    request is read and refused over the request's 1 KiB. (Checked in that order, so the test
+    needs no race between concurrent senders; what the reads leave is the allocator's, as for
+    ListLanguages: docs/security.md.)"""
+    release = asyncio.Event()
+    payload = bytes(int(3.9 * MB))
+    options = [*OWN, ("grpc.max_send_message_length", -1)]
+
+    async def silent() -> AsyncIterator[bytes]:  # the call's HEADERS, then nothing until released
+        await release.wait()
+        return
+        yield
+
+    async def status(call: Any) -> tuple[str, str]:
+        try:
+            async for _ in call:
+                pass
+            return "OK", ""
+        except grpc.aio.AioRpcError as e:
+            return e.code().name, e.details() or ""
+
+    async with grpc.aio.insecure_channel(patient.address, options=options) as ch:
+        raw = ch.stream_stream(LISTEN_METHOD)
+        # 17 silent calls for 16 unary slots: exactly one is refused, at once, the others held
+        calls = [asyncio.ensure_future(status(raw(silent(), metadata=bearer(LISTENER)))) for _ in range(PER_TOKEN + 1)]
+        try:
+            done, held = await asyncio.wait(calls, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+            assert len(done) == 1 and len(held) == PER_TOKEN, (len(done), [d.result() for d in done])
+            code, message = done.pop().result()
+            assert code == "RESOURCE_EXHAUSTED" and "limits.max_unary_calls_per_token" in message, (code, message)
+            big = ch.unary_stream(LISTEN_METHOD)
+            code, message = await asyncio.wait_for(status(big(payload, metadata=bearer(LISTENER))), 30)
+            assert code == "RESOURCE_EXHAUSTED" and "limits.max_unary_calls_per_token" in message, (code, message)
+            assert not any(h.done() for h in held), [h.result() for h in held if h.done()]
+        finally:
+            release.set()
+            for c in calls:
+                c.cancel()
+            await asyncio.gather(*calls, return_exceptions=True)
+        big = ch.unary_stream(LISTEN_METHOD)
+        code, message = await asyncio.wait_for(status(big(payload, metadata=bearer(LISTENER))), 30)
+    assert code == "INVALID_ARGUMENT" and "1024-byte limit" in message, (code, message)
 
 
 async def large_listen(served: ServerProcess, token: str) -> tuple[dict[str, Any], float]:

@@ -89,18 +89,6 @@ async def _discard(requests: AsyncIterator[Any]) -> None:
         pass
 
 
-async def discard_for(requests: AsyncIterator[Any], seconds: float) -> None:
-    """Drop what a client still sends on a call that is about to end with an error, until it
-    half-closes or ``seconds`` pass (grpc/grpc#36066: a client whose write fails after the call
-    ended reports INTERNAL instead of the status). Nothing read is parsed."""
-    drain = asyncio.ensure_future(_discard(requests))
-    drain.add_done_callback(lambda t: t.cancelled() or t.exception())  # its failure: the call is over anyway
-    try:
-        await asyncio.wait({drain}, timeout=seconds)
-    finally:
-        drain.cancel()
-
-
 class DrainSlots:
     """Refused streams that may drain their client's sends at once. Each holds a call slot of the
     server meanwhile (the server keeps ``most`` on top of ``limits.max_calls``), so beyond them a

@@ -55,7 +55,6 @@ from translate_svc.transport.calls import (
 )
 from translate_svc.transport.grpc import convert
 from translate_svc.transport.grpc.auth import SERVICE_NAME as SERVICE_NAME  # re-exported
-from translate_svc.transport.grpc.auth import discard_for
 from translate_svc.transport.rpc import (
     audio_path,
     call_deadline,
@@ -228,13 +227,7 @@ class TranslatorServicer:
         driver, reading the request and then the clip's later bytes."""
         call = await _call_info(context, "TranslateChunked")
         driver = ClipDriver(self._m, tenant=caller_of(self._tokens).tenant, call=call)
-        try:
-            return await driver.run(functools.partial(self._read_chunks, raw_requests), self._render_clip)
-        except ServiceError:
-            # refused as a chunk passed a limit, the client may still be sending: read (and drop)
-            # what it sends first, or its failed write hides our status behind INTERNAL
-            await discard_for(raw_requests, self._error_drain_s)
-            raise
+        return await driver.run(functools.partial(self._read_chunks, raw_requests), self._render_clip)
 
     async def _read_clip(self, raw_requests: AsyncIterator[bytes]) -> ClipRequest:
         """The call's one message, as a clip. Its bytes are held once at a time: the message until
