@@ -1,4 +1,4 @@
-"""Issue 58: a listen is a call like any other: it writes its access line
+"""Issue 58: a listen is a call like any other, on both doors: it writes its access line
 (``translate_svc.access``: its tenant, room, language and code) and counts as its tenant's call
 (``translate_svc_tenant_calls_total{method="listen"}``), whether it ends because its client left or
 because it was refused. Before issue 58 neither the gRPC door's ``Listen`` nor the rooms'
@@ -9,9 +9,11 @@ asserted is the lines' fields and the counter, never a model's words."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
 import pytest_asyncio
@@ -66,5 +68,31 @@ async def test_a_refused_grpc_listen_writes_its_access_line_with_the_refusal(liv
             await call.read()
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         (line,) = await lines_of(access, "Listen")
+    assert line["code"] == "INVALID_ARGUMENT" and line["tenant"] == "default"
+    assert listens("default", "INVALID_ARGUMENT") == before + 1
+
+
+async def test_a_websocket_listen_writes_its_access_line_and_counts_for_its_tenant(live: LiveServer) -> None:
+    before = listens("default", "OK")
+    url = f"ws://127.0.0.1:{live.server.ports()['http_port']}/v1/rooms/hall/listen?language=es"
+    with access_lines() as access:
+        async with aiohttp.ClientSession() as http, http.ws_connect(url, headers={"x-request-id": "ws-l1"}) as ws:
+            started = json.loads((await ws.receive()).data)
+            assert started["type"] == "room.started"
+        (line,) = await lines_of(access, "listen")  # the client closed: the listen is over
+    assert line["code"] == "OK" and line["tenant"] == "default" and line["request_id"] == "ws-l1"
+    assert line["room"] == "hall" and line["targets"] == "spa"
+    assert listens("default", "OK") == before + 1
+
+
+async def test_a_refused_websocket_listen_writes_its_access_line_with_the_refusal(live: LiveServer) -> None:
+    before = listens("default", "INVALID_ARGUMENT")
+    url = f"ws://127.0.0.1:{live.server.ports()['http_port']}/v1/rooms/hall/listen?language=es&color=red"
+    with access_lines() as access:
+        async with aiohttp.ClientSession() as http:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await http.ws_connect(url)
+        assert refused.value.status == 400
+        (line,) = await lines_of(access, "listen")
     assert line["code"] == "INVALID_ARGUMENT" and line["tenant"] == "default"
     assert listens("default", "INVALID_ARGUMENT") == before + 1
