@@ -87,10 +87,9 @@ def build_doors(ctx: DoorContext) -> list[Door]:
     if s.http_port is not None:
         callers = Authorizer(ctx)  # the port's one caller check, with its client secrets
         route_sets: list[RouteSet] = [OpenAIRoutes(ctx, callers), RoomRoutes(ctx, callers)]
-        http = HttpDoor(ctx, route_sets)
-        if calls is not None and phone.websocket:
-            calls.install(http.app)  # the carriers' WebSockets share the HTTP port and its bounds
-        doors.append(http)
+        if calls is not None and calls.routes is not None:
+            route_sets.append(calls.routes)  # the carriers' WebSockets share the HTTP port and its bounds
+        doors.append(HttpDoor(ctx, route_sets))
     if calls is not None:
         doors.append(calls)
     return doors
