@@ -55,6 +55,7 @@ from translate_svc.transport.tokens import (
     authorize,
     bearer,
     may_stream,
+    watching,
 )
 
 #: a token's refusal -> its HTTP status and error code
@@ -110,9 +111,7 @@ class Caller:
         """While the block runs, ``stream`` ends if its token is removed from the tokens file or no
         longer ``allowed`` what it does (``Revocation.watching``); a caller without a token (a
         client secret, a server without tokens, a signed call): nothing is watched."""
-        if self.revocation is None:
-            return contextlib.nullcontext()
-        return self.revocation.watching(stream, self.token, self.generation, allowed=allowed, message=message)
+        return watching(self.revocation, stream, self, allowed=allowed, message=message)
 
 
 def stream_driver(
