@@ -66,8 +66,8 @@ async def test_each_call_looks_its_token_up_once(
         assert looked == ["token"]
 
         looked.clear()
-        assert live.server.realtime is not None
-        url = f"ws://127.0.0.1:{live.server.realtime.port}{PATH}?model=m"
+        assert live.server.http is not None
+        url = f"ws://127.0.0.1:{live.server.http.port}{PATH}?model=m"
         async with aiohttp.ClientSession() as http:
             async with http.ws_connect(url, headers={"Authorization": f"Bearer {ALL}"}) as ws:
                 assert json.loads((await ws.receive()).data)["type"] == "session.created"

@@ -24,11 +24,11 @@ pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(100)]
 
 async def _bench(live: Any, out: Path, *args: str) -> str:
     """``translate-svc bench`` in its own process against ``live`` (gRPC, the OpenAI door, /metrics)."""
-    assert live.server.realtime is not None and live.server.metrics_port is not None
+    assert live.server.http is not None and live.server.metrics_port is not None
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "translate_svc.cli", "bench",
         "--server", f"127.0.0.1:{live.port}",
-        "--openai", f"http://127.0.0.1:{live.server.realtime.port}",
+        "--openai", f"http://127.0.0.1:{live.server.http.port}",
         "--metrics", f"http://127.0.0.1:{live.server.metrics_port}/metrics",
         "--json", str(out), *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

@@ -82,8 +82,8 @@ async def test_the_demo_page_in_headless_chromium(page_server: LiveServer, micro
     from playwright.async_api import TimeoutError as PlaywrightTimeout
     from playwright.async_api import async_playwright
 
-    assert page_server.server.realtime is not None
-    url = f"http://127.0.0.1:{page_server.server.realtime.port}/demo"
+    assert page_server.server.http is not None
+    url = f"http://127.0.0.1:{page_server.server.http.port}/demo"
     problems: list[str] = []
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
@@ -173,8 +173,8 @@ async def test_the_demo_page_plays_commits_as_they_come(
 
     wav = tmp_path / "speech48k.wav"
     sf.write(wav, speech_pcm16(shared_audio / "silero_test.wav", LONG_SECONDS, 48000), 48000, subtype="PCM_16")
-    assert stable_page_server.server.realtime is not None
-    url = f"http://127.0.0.1:{stable_page_server.server.realtime.port}/demo"
+    assert stable_page_server.server.http is not None
+    url = f"http://127.0.0.1:{stable_page_server.server.http.port}/demo"
     problems: list[str] = []
     samples: list[dict[str, Any]] = []
     async with async_playwright() as pw:
@@ -264,14 +264,14 @@ async def test_the_demo_page_is_off_unless_asked(page_server: LiveServer, test_m
     settings = make_settings(test_model_dir)
     settings.server.http_port = 0
     async with serving(settings, warmup=False) as plain, aiohttp.ClientSession() as http:
-        assert plain.server.realtime is not None
+        assert plain.server.http is not None
         for path in ("/demo", "/demo/config"):
-            async with http.get(f"http://127.0.0.1:{plain.server.realtime.port}{path}") as r:
+            async with http.get(f"http://127.0.0.1:{plain.server.http.port}{path}") as r:
                 assert r.status == 404, path
-        async with http.post(f"http://127.0.0.1:{plain.server.realtime.port}/demo/client_secret") as r:
+        async with http.post(f"http://127.0.0.1:{plain.server.http.port}/demo/client_secret") as r:
             assert r.status in (404, 405)
     # on the demo server: the page's files carry a policy that keeps it to this server's own files
-    assert page_server.server.realtime is not None
+    assert page_server.server.http is not None
     async with aiohttp.ClientSession() as http:
-        async with http.get(f"http://127.0.0.1:{page_server.server.realtime.port}/demo") as r:
+        async with http.get(f"http://127.0.0.1:{page_server.server.http.port}/demo") as r:
             assert r.status == 200 and "default-src 'self'" in r.headers["Content-Security-Policy"]

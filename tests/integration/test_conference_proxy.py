@@ -78,8 +78,8 @@ async def door(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def url_of(live: LiveServer) -> str:
-    assert live.server.realtime is not None
-    return f"ws://127.0.0.1:{live.server.realtime.port}/v1/realtime/translations?model=gpt-realtime-translate"
+    assert live.server.http is not None
+    return f"ws://127.0.0.1:{live.server.http.port}/v1/realtime/translations?model=gpt-realtime-translate"
 
 
 class ConferenceProxy:

@@ -26,8 +26,8 @@ PATH = "/v1/realtime/translations"
 
 
 def _url(live: LiveServer, path: str) -> str:
-    assert live.server.realtime is not None
-    return f"http://127.0.0.1:{live.server.realtime.port}{path}"
+    assert live.server.http is not None
+    return f"http://127.0.0.1:{live.server.http.port}{path}"
 
 
 @asynccontextmanager

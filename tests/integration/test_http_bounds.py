@@ -24,7 +24,8 @@ from openai import AsyncOpenAI
 from tests.conftest import LiveServer, make_settings, serving
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
-from translate_svc.transport.openai import http_site, loop
+from translate_svc.transport.http import site as http_site
+from translate_svc.transport.openai import loop
 from translate_svc.transport.openai.door import PATH
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
@@ -61,13 +62,13 @@ async def door(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def _port(live: LiveServer) -> int:
-    assert live.server.realtime is not None
-    return live.server.realtime.port
+    assert live.server.http is not None
+    return live.server.http.port
 
 
 def _site(live: LiveServer) -> http_site.CappedSite:
-    assert live.server.realtime is not None and live.server.realtime.site is not None
-    return live.server.realtime.site
+    assert live.server.http is not None and live.server.http.site is not None
+    return live.server.http.site
 
 
 def _url(live: LiveServer, path: str = "") -> str:

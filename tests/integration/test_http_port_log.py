@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 
 SERVE = Path(sys.executable).parent / "translate-svc"
 BAD_REQUESTS = 300
-#: the port's request line bound (``http_site.HTTP_MAX_LINE_BYTES``) and more
+#: the port's request line bound (``http.site.HTTP_MAX_LINE_BYTES``) and more
 LONG_LINE = b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
 
 

@@ -212,10 +212,10 @@ async def test_the_openai_door_detects_with_an_auto_source_language(
     from openai import AsyncOpenAI
 
     detecting = detecting_fake
-    assert detecting.server.realtime is not None
+    assert detecting.server.http is not None
     _, samples = shared_pcm(shared_audio, "jfk.flac")
     pcm24k = (np.clip(resample(samples, 16000, 24000), -1, 1) * 32767).astype("<i2").tobytes()
-    client = AsyncOpenAI(base_url=f"http://127.0.0.1:{detecting.server.realtime.port}/v1", api_key="-", max_retries=0)
+    client = AsyncOpenAI(base_url=f"http://127.0.0.1:{detecting.server.http.port}/v1", api_key="-", max_retries=0)
     deltas = []
     async with client.realtime.translations.connect(model="seamless") as conn:
         await conn.session.update(
@@ -251,10 +251,10 @@ async def test_the_openai_door_transcribes_without_a_language_through_the_identi
 
     from openai import AsyncOpenAI
 
-    assert detecting_fake.server.realtime is not None
+    assert detecting_fake.server.http is not None
     _, samples = shared_pcm(shared_audio, "jfk.flac")
     pcm24k = (np.clip(resample(samples, 16000, 24000), -1, 1) * 32767).astype("<i2").tobytes()
-    port = detecting_fake.server.realtime.port
+    port = detecting_fake.server.http.port
     client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="-", max_retries=0)
     events = []
     async with client.realtime.translations.connect(model="seamless") as conn:

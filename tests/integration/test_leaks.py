@@ -116,8 +116,8 @@ async def grpc_stream(live: LiveServer, kind: str, pcm: np.ndarray) -> int:
 
 
 async def ws_session(live: LiveServer, pcm24k: np.ndarray) -> int:
-    assert live.server.realtime is not None
-    url = f"ws://127.0.0.1:{live.server.realtime.port}/v1/realtime/translations?model=test"
+    assert live.server.http is not None
+    url = f"ws://127.0.0.1:{live.server.http.port}/v1/realtime/translations?model=test"
     async with websockets.connect(url) as ws:
         assert json.loads(await ws.recv())["type"] == "session.created"
         await ws.send(json.dumps({"type": "session.update", "session": {"audio": {"output": {"language": "es"}}}}))

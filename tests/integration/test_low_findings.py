@@ -23,8 +23,8 @@ import pytest
 from tests.conftest import LiveServer, make_settings, serving
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.transport.http.caller import Caller
 from translate_svc.transport.openai.door import PATH as REALTIME_PATH
-from translate_svc.transport.openai.loop import Caller
 from translate_svc.transport.tokens import Revocation, TokenDigest
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -87,7 +87,7 @@ async def until(check: Any, what: str) -> None:
 def revocations(live: LiveServer) -> list[Revocation]:
     servicer = live.server.servicer._revocation
     assert servicer is not None and live.server.realtime is not None
-    realtime = live.server.realtime._revocation
+    realtime = live.server.realtime.callers.revocation
     assert realtime is not None
     return [servicer, realtime]
 
@@ -105,7 +105,7 @@ async def test_a_live_streams_raw_token_is_not_kept_and_revoking_it_still_ends_t
     settings.server.http_port = 0
     go_on = asyncio.Event()
     async with serving(settings, warmup=False, runner_factory=FakeRunner) as live:
-        assert live.server.realtime is not None and live.server.tokens is not None
+        assert live.server.http is not None and live.server.tokens is not None
 
         async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
             fmt = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000)
@@ -116,7 +116,7 @@ async def test_a_live_streams_raw_token_is_not_kept_and_revoking_it_still_ends_t
         first = await call.read()
         assert isinstance(first, pb.StreamingTranslateResponse) and first.HasField("started")
 
-        url = f"ws://127.0.0.1:{live.server.realtime.port}{REALTIME_PATH}?model=m"
+        url = f"ws://127.0.0.1:{live.server.http.port}{REALTIME_PATH}?model=m"
         async with aiohttp.ClientSession() as http:
             ws = await http.ws_connect(url, headers={"Authorization": f"Bearer {RAW}"})
             assert json.loads((await ws.receive()).data)["type"] == "session.created"

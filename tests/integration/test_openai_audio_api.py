@@ -64,8 +64,8 @@ def client(live: LiveServer, token: str = TOKEN) -> AsyncOpenAI:
 
 
 def url(live: LiveServer) -> str:
-    assert live.server.realtime is not None
-    return f"http://127.0.0.1:{live.server.realtime.port}"
+    assert live.server.http is not None
+    return f"http://127.0.0.1:{live.server.http.port}"
 
 
 async def clip_spans(live: LiveServer, data: bytes, target: str | None = None) -> list[tuple[int, int]]:
@@ -397,8 +397,8 @@ async def test_a_client_that_leaves_mid_send_is_an_info_line(
     """Half a form, then a TCP reset, or a close before the ``Content-Length``'s end: one INFO line,
     no traceback, the call logged ``CANCELLED``; the call's slot is given back."""
     caplog.set_level(logging.INFO)
-    assert door.server.realtime is not None
-    _, writer = await asyncio.open_connection("127.0.0.1", door.server.realtime.port)
+    assert door.server.http is not None
+    _, writer = await asyncio.open_connection("127.0.0.1", door.server.http.port)
     head = (
         "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n"
         f"Authorization: Bearer {TOKEN}\r\nContent-Type: multipart/form-data; boundary=bnd\r\n"

@@ -115,8 +115,8 @@ async def tls_door(
 
 
 def port_of(live: LiveServer) -> int:
-    assert live.server.realtime is not None
-    return int(live.server.realtime.port)
+    assert live.server.http is not None
+    return int(live.server.http.port)
 
 
 def started() -> float:

@@ -60,9 +60,9 @@ async def until_closed(conn: Any) -> list[Any]:
 async def test_a_2_mib_append_is_taken_and_one_over_the_limit_is_refused_not_fatal(
     door: LiveServer, pcm24k: np.ndarray
 ) -> None:
-    assert door.server.realtime is not None
+    assert door.server.http is not None
     big = pcm24k.tobytes()[: 2 * 1024 * 1024]  # 43.7 s of 24 kHz PCM16, in one event
-    async with client(door.server.realtime.port).realtime.translations.connect(model=MODEL) as conn:
+    async with client(door.server.http.port).realtime.translations.connect(model=MODEL) as conn:
         created = await conn.recv()
         limit = created.session.model_extra["x_limits"]["max_append_bytes"]
         assert limit == door.server.settings.limits.ws_max_append_bytes >= 2 * 1024 * 1024
@@ -85,10 +85,10 @@ async def test_a_2_mib_append_is_taken_and_one_over_the_limit_is_refused_not_fat
 async def test_a_text_only_language_is_refused_with_the_extension_to_use_and_served_with_it(
     door: LiveServer, pcm24k: np.ndarray
 ) -> None:
-    assert door.server.realtime is not None
+    assert door.server.http is not None
     card = door.server.app.sessions.card
     text_only = sorted(card.text_codes - card.speech_codes)[0]
-    port = door.server.realtime.port
+    port = door.server.http.port
     async with client(port).realtime.translations.connect(model=MODEL) as conn:
         await conn.recv()
         await conn.session.update(session={"audio": {"output": {"language": text_only}}})
@@ -112,8 +112,8 @@ async def test_a_text_only_language_is_refused_with_the_extension_to_use_and_ser
 async def test_transcription_without_a_language_on_a_server_without_an_identifier_says_so(
     door: LiveServer, pcm24k: np.ndarray
 ) -> None:
-    assert door.server.realtime is not None and door.server.app.sessions.card.identifier is None
-    async with client(door.server.realtime.port).realtime.translations.connect(model=MODEL) as conn:
+    assert door.server.http is not None and door.server.app.sessions.card.identifier is None
+    async with client(door.server.http.port).realtime.translations.connect(model=MODEL) as conn:
         await conn.recv()
         await conn.session.update(
             session={"audio": {"output": {"language": "es"}, "input": {"transcription": {"model": "x"}}}}
@@ -192,8 +192,8 @@ async def test_a_drain_closes_with_1012_and_the_openai_sdk_reconnects_and_goes_o
         return {"extra_query": {"x_resume": resume[-1], "x_resume_lead_in_ms": str(LEAD_IN_MS)}}
 
     async with serving(settings) as first, serving(settings) as second:
-        assert first.server.realtime is not None and second.server.realtime is not None
-        async with Balancer(first.server.realtime.port) as lb:
+        assert first.server.http is not None and second.server.http is not None
+        async with Balancer(first.server.http.port) as lb:
             stopping: list[asyncio.Task[None]] = []
             events: list[Any] = []
             # a client that keeps its audio: when the drained session closes it waits for the SDK's
@@ -211,7 +211,7 @@ async def test_a_drain_closes_with_1012_and_the_openai_sdk_reconnects_and_goes_o
                     at, sent = 0, 0
                     while at < len(audio):
                         if sent == 75 and not stopping:  # 15 s in: the first server drains
-                            lb.target = second.server.realtime.port  # type: ignore[union-attr]
+                            lb.target = second.server.http.port  # type: ignore[union-attr]
                             stopping.append(asyncio.create_task(first.server.stop(grace=5)))
                         if rewind_to and not reconnected.is_set():
                             await reconnected.wait()

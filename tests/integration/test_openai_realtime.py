@@ -47,8 +47,8 @@ async def door(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def client(live: LiveServer, token: str = TOKEN) -> AsyncOpenAI:
-    assert live.server.realtime is not None
-    return AsyncOpenAI(base_url=f"http://127.0.0.1:{live.server.realtime.port}/v1", api_key=token, max_retries=0)
+    assert live.server.http is not None
+    return AsyncOpenAI(base_url=f"http://127.0.0.1:{live.server.http.port}/v1", api_key=token, max_retries=0)
 
 
 def grpc_metadata() -> tuple[tuple[str, str], ...]:
@@ -273,7 +273,7 @@ async def test_a_client_secret_opens_sessions_until_it_expires_and_mints_nothing
     got = await errors_of(door, update, {"type": "session.close"}, token=minted.value)
     assert [e.type for e in got] == ["session.updated", "session.closed"], got
     # the server caps the lifetime; a secret cannot mint another; a forged one is refused
-    assert door.server.realtime is not None
+    assert door.server.http is not None
     capped = await client(door).realtime.translations.client_secrets.create(
         session={"model": MODEL}, expires_after={"seconds": 7200}
     )

@@ -71,8 +71,8 @@ def translations(results: Any) -> Segments:
 
 
 def client(live: LiveServer) -> AsyncOpenAI:
-    assert live.server.realtime is not None
-    return AsyncOpenAI(base_url=f"http://127.0.0.1:{live.server.realtime.port}/v1", api_key="-", max_retries=0)
+    assert live.server.http is not None
+    return AsyncOpenAI(base_url=f"http://127.0.0.1:{live.server.http.port}/v1", api_key="-", max_retries=0)
 
 
 def session(terms: Any, language: str = "es") -> dict[str, Any]:

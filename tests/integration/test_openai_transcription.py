@@ -60,8 +60,8 @@ async def door(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def client(live: LiveServer, token: str = TOKEN) -> AsyncOpenAI:
-    assert live.server.realtime is not None
-    return AsyncOpenAI(base_url=f"http://127.0.0.1:{live.server.realtime.port}/v1", api_key=token, max_retries=0)
+    assert live.server.http is not None
+    return AsyncOpenAI(base_url=f"http://127.0.0.1:{live.server.http.port}/v1", api_key=token, max_retries=0)
 
 
 def connect(live: LiveServer, token: str = TOKEN) -> Any:
@@ -214,8 +214,8 @@ async def test_a_clear_drops_what_was_not_committed(door: LiveServer, audio: dic
 async def test_the_beta_protocol_gets_its_own_events(door: LiveServer, audio: dict[str, np.ndarray]) -> None:
     pcm = np.concatenate([audio["jfk.flac"][: 24000 * 5], np.zeros(24000, "<i2")])
     spans = await reference(door, pcm)
-    assert door.server.realtime is not None
-    port = door.server.realtime.port  # the beta client takes wss:// unless told the WebSocket's own URL
+    assert door.server.http is not None
+    port = door.server.http.port  # the beta client takes wss:// unless told the WebSocket's own URL
     c = AsyncOpenAI(
         api_key=TOKEN, base_url=f"http://127.0.0.1:{port}/v1", websocket_base_url=f"ws://127.0.0.1:{port}/v1"
     )

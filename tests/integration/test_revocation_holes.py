@@ -129,8 +129,8 @@ async def test_a_tokens_file_that_failed_to_read_once_is_read_again(
 
 
 def openai_client(live: LiveServer, key: str) -> AsyncOpenAI:
-    assert live.server.realtime is not None
-    return AsyncOpenAI(base_url=f"http://127.0.0.1:{live.server.realtime.port}/v1", api_key=key, max_retries=0)
+    assert live.server.http is not None
+    return AsyncOpenAI(base_url=f"http://127.0.0.1:{live.server.http.port}/v1", api_key=key, max_retries=0)
 
 
 async def session_events(live: LiveServer, key: str) -> list[str]:

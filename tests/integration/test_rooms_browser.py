@@ -57,8 +57,8 @@ async def test_the_listen_page_plays_and_shows_a_talk_and_a_late_page_its_backlo
     pcm = speech_pcm16(shared_audio / "silero_test.wav", 30.0, 16000).tobytes()
     problems: list[str] = []
     async with serving(settings) as live, async_playwright() as pw:
-        assert live.server.realtime is not None
-        url = f"http://127.0.0.1:{live.server.realtime.port}/listen/town-hall?language=spa"
+        assert live.server.http is not None
+        url = f"http://127.0.0.1:{live.server.http.port}/listen/town-hall?language=spa"
         browser = await pw.chromium.launch(executable_path=chromium(), args=ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1000, "height": 800})
@@ -122,8 +122,8 @@ async def test_the_demo_page_publishes_into_a_room_with_its_qr_code(
     sf.write(wav, speech_pcm16(shared_audio / "silero_test.wav", 12, 48000), 48000, subtype="PCM_16")
     problems: list[str] = []
     async with serving(settings) as live, async_playwright() as pw:
-        assert live.server.realtime is not None
-        base = f"http://127.0.0.1:{live.server.realtime.port}"
+        assert live.server.http is not None
+        base = f"http://127.0.0.1:{live.server.http.port}"
         browser = await pw.chromium.launch(
             executable_path=chromium(),
             args=[

@@ -25,7 +25,7 @@ from tests.integration.test_rooms import registry, room_settings, speak, speaker
 from tests.integration.test_rooms_web import listen_url
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.transport.openai.rooms_protocol import LISTEN_SUBPROTOCOL
+from translate_svc.transport.rooms.protocol import LISTEN_SUBPROTOCOL
 
 pytestmark = pytest.mark.slow(60)
 

@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import LiveServer, serving, speech_pcm16
 from tests.integration.test_rooms import QUEUE, room_settings, speak, speaker_config, wait_for
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.transport.openai.rooms_protocol import LISTEN_SUBPROTOCOL
+from translate_svc.transport.rooms.protocol import LISTEN_SUBPROTOCOL
 
 pytestmark = pytest.mark.slow(40)
 
@@ -39,9 +39,9 @@ def http_settings(test_model_dir: Path, tokens: Path | None = None, **rooms: flo
 
 
 def listen_url(live: LiveServer, room: str, language: str, **query: str) -> str:
-    assert live.server.realtime is not None
+    assert live.server.http is not None
     q = "&".join(f"{k}={v}" for k, v in {"language": language, **query}.items())
-    return f"ws://127.0.0.1:{live.server.realtime.port}/v1/rooms/{room}/listen?{q}"
+    return f"ws://127.0.0.1:{live.server.http.port}/v1/rooms/{room}/listen?{q}"
 
 
 class WsHeard:
@@ -136,8 +136,8 @@ async def test_a_websocket_listener_that_never_reads_is_bounded_and_told_what_it
         # a client whose kernel buffer is small and that reads nothing until the talk is over
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        assert live.server.realtime is not None
-        sock.connect(("127.0.0.1", live.server.realtime.port))
+        assert live.server.http is not None
+        sock.connect(("127.0.0.1", live.server.http.port))
         sock.setblocking(False)
         async with websockets.connect(listen_url(live, "talk-2", "fra"), sock=sock, max_queue=1) as slow:
             await wait_for(lambda: any(True for _ in rooms.all_listeners()))
@@ -163,8 +163,8 @@ async def test_a_websocket_listener_that_never_reads_is_bounded_and_told_what_it
 
 
 def realtime_url(live: LiveServer) -> str:
-    assert live.server.realtime is not None
-    return f"ws://127.0.0.1:{live.server.realtime.port}/v1/realtime/translations?model=m"
+    assert live.server.http is not None
+    return f"ws://127.0.0.1:{live.server.http.port}/v1/realtime/translations?model=m"
 
 
 async def openai_speaker(

@@ -30,8 +30,8 @@ async def door(test_model_dir: Path) -> AsyncIterator[LiveServer]:
 
 
 def _url(live: LiveServer, path: str = "") -> str:
-    assert live.server.realtime is not None
-    return f"http://127.0.0.1:{live.server.realtime.port}{PATH}{path}"
+    assert live.server.http is not None
+    return f"http://127.0.0.1:{live.server.http.port}{PATH}{path}"
 
 
 async def _events(live: LiveServer, *events: dict[str, Any]) -> list[dict[str, Any]]:

@@ -158,8 +158,8 @@ async def test_a_realtime_session_has_a_call_span_by_hand(test_model_dir: Path, 
     events: list[dict[str, Any]] = []
     with in_memory_tracing() as exporter:
         async with serving(settings) as live:
-            assert live.server.realtime is not None
-            url = f"ws://127.0.0.1:{live.server.realtime.port}{REALTIME_PATH}?model=m"
+            assert live.server.http is not None
+            url = f"ws://127.0.0.1:{live.server.http.port}{REALTIME_PATH}?model=m"
             async with aiohttp.ClientSession() as http, http.ws_connect(url, headers={"X-Request-Id": "rt-1"}) as ws:
                 inp = {"language": "en", "transcription": {"model": "w"}}
                 update = {"audio": {"output": {"language": "es"}, "input": inp}}

@@ -73,8 +73,8 @@ async def web(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def base(live: LiveServer) -> str:
-    assert live.server.realtime is not None
-    return f"http://127.0.0.1:{live.server.realtime.port}/v1/realtime/translations"
+    assert live.server.http is not None
+    return f"http://127.0.0.1:{live.server.http.port}/v1/realtime/translations"
 
 
 class Call:

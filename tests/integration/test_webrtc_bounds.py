@@ -66,8 +66,8 @@ async def server(test_model_dir: Path) -> AsyncIterator[LiveServer]:
 
 
 def url(live: LiveServer, query: str = "") -> str:
-    assert live.server.realtime is not None
-    return f"http://127.0.0.1:{live.server.realtime.port}/v1/realtime/translations/calls{query}"
+    assert live.server.http is not None
+    return f"http://127.0.0.1:{live.server.http.port}/v1/realtime/translations/calls{query}"
 
 
 def door(live: LiveServer) -> WebRtcDoor:

@@ -8,7 +8,7 @@ from pathlib import Path
 from translate_svc.errors import Revoked
 from translate_svc.session.quota import DEFAULT_TENANT
 from translate_svc.transport.grpc.auth import WORDING as GRPC_WORDING
-from translate_svc.transport.openai.door import WORDING as HTTP_WORDING
+from translate_svc.transport.http.caller import WORDING as HTTP_WORDING
 from translate_svc.transport.tokens import (
     Authorized,
     Permission,

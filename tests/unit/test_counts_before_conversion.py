@@ -22,7 +22,7 @@ from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import config_message_bytes, stream_message_bytes
 from translate_svc.transport.grpc import convert as ours
 from translate_svc.transport.openai.protocol import RealtimeProtocol
-from translate_svc.transport.openai.wire import MAX_BESIDE_AUDIO_CHARS, beside_audio, oversized
+from translate_svc.transport.openai.wire import MAX_BESIDE_AUDIO_CHARS, BadEnvelope, Envelope, beside_audio, envelope
 from translate_svc.transport.riva import convert as riva
 from translate_svc.transport.rpc import audio_bytes, audio_path, parse_beside_audio
 from translate_svc.types import AudioEncoding, AudioFormat, Language, ModelCard, ModelInfo, Term
@@ -231,12 +231,12 @@ def test_a_clips_bytes_beside_its_audio_are_bounded_however_many_fields_they_tak
 def test_a_large_event_must_be_an_append_whose_audio_is_most_of_it() -> None:
     audio = base64.b64encode(b"\x01" * 3_000_000).decode()
     append = json.dumps({"type": "session.input_audio_buffer.append", "event_id": "audio", "audio": audio})
-    assert beside_audio(append) == len(append) - len(audio) and oversized(append) is None
+    assert beside_audio(append) == len(append) - len(audio) and isinstance(envelope(append), Envelope)
     small = json.dumps({"type": "session.update", "session": {"x": [0] * 1000}})
-    assert oversized(small) is None
+    assert isinstance(envelope(small), Envelope)
     junk = json.dumps({"type": "session.update", "session": {"x": [{}] * 400_000}})
-    refusal = oversized(junk)
-    assert refusal is not None and json.loads(refusal)["error"]["code"] == "event_too_large"
+    refusal = envelope(junk)
+    assert isinstance(refusal, BadEnvelope) and refusal.code == "event_too_large"
     escaped = json.dumps({"type": "x", "audio": "\\u0041" * 200_000})  # escapes are work for json.loads
     assert beside_audio(escaped) == len(escaped) > MAX_BESIDE_AUDIO_CHARS
 

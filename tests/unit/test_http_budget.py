@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
-from translate_svc.transport.openai.http_site import Connection, ConnectionBudget
+from translate_svc.transport.http.site import Connection, ConnectionBudget
 
 
 def _conn(peer: str) -> Connection:

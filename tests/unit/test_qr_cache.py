@@ -1,11 +1,11 @@
-"""Issue 57: the listen page's QR codes (``transport/openai/rooms_qr.py``) as plain values: kept by
+"""Issue 57: the listen page's QR codes (``transport/rooms/qr.py``) as plain values: kept by
 address (least recently used out), new ones drawn within a token bucket, beyond it ``QrBusy``."""
 
 from __future__ import annotations
 
 import pytest
 
-from translate_svc.transport.openai.rooms_qr import QrBusy, QrCodes, draw_svg
+from translate_svc.transport.rooms.qr import QrBusy, QrCodes, draw_svg
 
 
 class Clock:

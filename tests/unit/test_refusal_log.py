@@ -32,13 +32,13 @@ def test_a_flood_of_refusals_is_summed_up_not_logged_line_by_line(caplog: pytest
 def test_the_http_port_logs_a_client_s_bad_request_as_one_line_and_a_bug_with_its_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """``http_site.PortLog``, aiohttp's logger for the HTTP port: what aiohttp would log as an ERROR
+    """``http.site.PortLog``, aiohttp's logger for the HTTP port: what aiohttp would log as an ERROR
     with a traceback is a ``RefusalLog`` line when the client caused it (a head its parser refused,
     a reset under a handler), quoting none of the client's bytes; a handler's own exception keeps
     aiohttp's ERROR and traceback."""
     from aiohttp.http_exceptions import BadStatusLine, LineTooLong
 
-    from translate_svc.transport.openai.http_site import PortLog
+    from translate_svc.transport.http.site import PortLog
 
     log = PortLog(RefusalLog(burst=3))
     with caplog.at_level(logging.INFO):

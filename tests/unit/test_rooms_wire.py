@@ -1,4 +1,4 @@
-"""The room listener's WebSocket wire (``transport/openai/rooms_protocol.py``) and the OpenAI door's
+"""The room listener's WebSocket wire (``transport/rooms/protocol.py``) and the OpenAI door's
 ``x_room`` extension, with plain values: each result encoded once per language and its bytes
 shared, a backlog read but not played, refusals as HTTP statuses, a speaker's room in its config."""
 
@@ -12,8 +12,9 @@ import pytest
 from translate_svc.errors import InvalidInput, Overloaded, PermissionDenied, ShuttingDown
 from translate_svc.session.events import Draining, RoomJoin, StreamConfig, StreamEnded
 from translate_svc.session.rooms import ListenStarted, OutputDropped, RoomOutput
+from translate_svc.transport.http.errors import refusal
 from translate_svc.transport.openai.protocol import ROOM_FIXED, RealtimeProtocol
-from translate_svc.transport.openai.rooms_protocol import LISTEN_RATE, closed, frames, listen_ask, refusal
+from translate_svc.transport.rooms.protocol import LISTEN_RATE, closed, frames, listen_ask
 from translate_svc.types import InterimResult, SegmentError, SegmentResult, Transcript, Translation
 from translate_svc.vad.segmenter import SegmenterConfig
 

@@ -85,7 +85,7 @@ def test_a_busy_port_fails_the_start_with_what_to_do() -> None:
 
 
 def test_client_secrets_expire_and_only_their_key_signs_them() -> None:
-    from translate_svc.transport.openai.client_secrets import ClientSecrets
+    from translate_svc.transport.http.client_secrets import ClientSecrets
 
     now = [1_000_000.0]
     key = "k" * 64

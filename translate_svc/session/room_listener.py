@@ -168,13 +168,16 @@ class Listener:
         self._leave(self)
 
 
-class ListenCut(Exception):
-    """A listen ended from outside (``error``) whose door was stuck sending to a client that does
-    not read: its sending was cancelled. The door drops the call (the client would not read a
-    status either), and the listen's slots are given back."""
+class ListenCut(ServiceError):
+    """A listen ended from outside (``error``: its code and reason are this one's, for the access
+    line) whose door was stuck sending to a client that does not read: its sending was cancelled.
+    The door drops the call (the client would not read a status either), and the listen's slots
+    are given back."""
 
     def __init__(self, error: ServiceError) -> None:
         super().__init__(error.message)
+        self.code = error.code
+        self.reason = error.reason
         self.error = error
 
 

@@ -2,14 +2,24 @@
 store, and the process's lifetime (start, health, drain on SIGTERM).
 
 It serves an ``Application`` (``frontend.py``: built by ``app.build``, or by a front-end worker of
-``serve --workers N``); it builds nothing of the service itself. The doors are packages of their
-own (``grpc/``: the Translator service and health on the main port; ``riva/``: NVIDIA Riva's
-translation and streaming recognition services on that port, when ``server.riva`` is on; ``openai/``: the
-OpenAI-compatible WebSocket, WebRTC and the demo page on ``server.http_port``), each converting its
-wire format to the stream core (``session.StreamDriver``, ``session.clip.ClipDriver``) and nothing
-else; they share one token store (``tokens.py``), built here, each with its ``Revocation``. Every
-door takes one context (``door.py``: ``DoorContext``) and is a ``Door``: once built, the host only
-iterates them (start, describe, ports, health, drain, stop).
+``serve --workers N``); it builds nothing of the service itself. Two ports, each with a home, and
+one package per door:
+
+- the gRPC port (``grpc/``: ``GrpcDoor``, the Translator service and health; ``riva/``: NVIDIA
+  Riva's translation and streaming recognition services on that port when ``server.riva`` is on,
+  hosted by the gRPC door as ``rpc.PortServices``);
+- the HTTP port (``server.http_port``; ``http/``: ``HttpDoor``, hosting route sets):
+  ``openai/`` (the OpenAI-compatible realtime sessions over WebSocket and WebRTC, transcription,
+  the audio endpoints, the demo page), ``rooms/`` (room listeners and the listen page) and the
+  carriers' WebSockets of ``phone/`` (``phone.websocket``); the route sets that take browsers share
+  the port's one caller check (``http.caller.Authorizer``: its client secrets and ``Revocation``);
+- ``phone/``'s AudioSocket port (``phone.audiosocket_port``), a door of its own.
+
+Each door converts its wire format to the session cores (``session.StreamDriver``,
+``session.clip.ClipDriver``, ``session.text.TextDriver``, ``session.listen.ListenDriver``) and
+nothing else; they share one token store (``tokens.py``), built here, each with its
+``Revocation``. Every door takes one context (``door.py``: ``DoorContext``) and is a ``Door``: once
+built, the host only iterates them (start, describe, ports, health, drain, stop).
 Health is NOT_SERVING until the model has loaded and run one warm-up batch, SERVING after, and
 NOT_SERVING again when draining or when the model worker dies.
 """
@@ -32,9 +42,12 @@ from translate_svc.transport.grpc.door import KEEPALIVE_OPTIONS as KEEPALIVE_OPT
 from translate_svc.transport.grpc.door import GrpcDoor
 from translate_svc.transport.grpc.servicer import TranslatorServicer
 from translate_svc.transport.grpc.tls import CertificateReloader
-from translate_svc.transport.openai.door import OpenAIDoor
+from translate_svc.transport.http.caller import Authorizer
+from translate_svc.transport.http.door import HttpDoor, RouteSet
+from translate_svc.transport.openai.door import OpenAIRoutes
 from translate_svc.transport.openai.webrtc import WebRtcDoor
 from translate_svc.transport.phone.door import PhoneDoor
+from translate_svc.transport.rooms.door import RoomRoutes
 from translate_svc.transport.rpc import PortServices
 from translate_svc.transport.tokens import Revocation, TokenStore
 
@@ -49,8 +62,10 @@ class DoorSetupError(Exception):
 
 def build_doors(ctx: DoorContext) -> list[Door]:
     """The doors the settings ask for: the gRPC port always (with Riva's services on it when
-    ``server.riva`` is on), the OpenAI-compatible door when ``server.http_port`` is set, the phone
-    door when ``phone.websocket`` (its routes on the HTTP port) or ``phone.audiosocket_port`` is."""
+    ``server.riva`` is on); the HTTP port when ``server.http_port`` is set, with OpenAI's and the
+    rooms' route sets, and the phone's when ``phone.websocket`` is on; the phone door when
+    ``phone.websocket`` or ``phone.audiosocket_port`` is (its AudioSocket port, and what its calls
+    share)."""
     s = ctx.settings.server
     services: list[PortServices] = []
     if s.riva:  # imported only when asked for: its protos come from the nvidia-riva-client package
@@ -70,10 +85,11 @@ def build_doors(ctx: DoorContext) -> list[Door]:
         raise DoorSetupError("--phone serves the carriers' WebSockets on the HTTP port: set --http-port too")
     calls = PhoneDoor(ctx) if phone.websocket or phone.audiosocket_port is not None else None
     if s.http_port is not None:
-        realtime = OpenAIDoor(ctx)
-        if calls is not None and phone.websocket:
-            calls.install(realtime.app)  # the carriers' WebSockets share the HTTP port and its bounds
-        doors.append(realtime)
+        callers = Authorizer(ctx)  # the port's one caller check, with its client secrets
+        route_sets: list[RouteSet] = [OpenAIRoutes(ctx, callers), RoomRoutes(ctx, callers)]
+        if calls is not None and calls.routes is not None:
+            route_sets.append(calls.routes)  # the carriers' WebSockets share the HTTP port and its bounds
+        doors.append(HttpDoor(ctx, route_sets))
     if calls is not None:
         doors.append(calls)
     return doors
@@ -117,9 +133,19 @@ class TranslateServer:
         return next((d for d in self.doors if isinstance(d, kind)), None)
 
     @property
-    def realtime(self) -> OpenAIDoor | None:
-        """The OpenAI-compatible door on ``server.http_port`` (None: off)."""
-        return self.door(OpenAIDoor)
+    def http(self) -> HttpDoor | None:
+        """The HTTP port's door (``server.http_port``; None: off)."""
+        return self.door(HttpDoor)
+
+    def route_set(self, kind: type[D]) -> D | None:
+        """The HTTP port's route set of that kind, when it is configured."""
+        http = self.http
+        return next((r for r in http.route_sets if isinstance(r, kind)), None) if http is not None else None
+
+    @property
+    def realtime(self) -> OpenAIRoutes | None:
+        """The OpenAI-compatible route set of the HTTP port (None: off)."""
+        return self.route_set(OpenAIRoutes)
 
     @property
     def phone(self) -> PhoneDoor | None:

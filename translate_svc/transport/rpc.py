@@ -173,27 +173,28 @@ def _varint(raw: bytes, at: int, end: int) -> tuple[int, int]:
     raise _NotWire
 
 
-async def read_request(requests: AsyncIterator[bytes], deadline: float, limit_s: float, what: str) -> bytes:
+async def read_one(requests: AsyncIterator[bytes], what: str) -> bytes:
     """The one message of a call that is unary on the wire and served request-streaming (so that
-    it is admitted before anything is read), read by ``deadline`` (event-loop time: the call's
-    start plus ``limit_s``, ``limits.request_read_timeout_s``); DEADLINE_EXCEEDED after it, and
-    INVALID_ARGUMENT for no message or several. ``what``: the request message's name.
+    it is admitted before anything is read); INVALID_ARGUMENT for no message or several. ``what``:
+    the request message's name.
 
     The call is read to its end (a unary client half-closes after its message): gRPC's reader
     holds the last message it gave until it is resumed."""
+    messages = aiter(requests)
+    raw = await anext(messages, None)
+    if raw is None:
+        raise InvalidInput(f"the call carried no {what}: send one")
+    if await anext(messages, None) is not None:
+        raise InvalidInput(f"this method takes one {what}: send one message")
+    return raw
 
-    async def one() -> bytes:
-        messages = aiter(requests)
-        raw = await anext(messages, None)
-        if raw is None:
-            raise InvalidInput(f"the call carried no {what}: send one")
-        if await anext(messages, None) is not None:
-            raise InvalidInput(f"this method takes one {what}: send one message")
-        return raw
 
+async def read_request(requests: AsyncIterator[bytes], deadline: float, limit_s: float, what: str) -> bytes:
+    """``read_one`` by ``deadline`` (event-loop time: the call's start plus ``limit_s``,
+    ``limits.request_read_timeout_s``); DEADLINE_EXCEEDED after it."""
     left = deadline - asyncio.get_running_loop().time()
     try:
-        return await asyncio.wait_for(one(), max(0.0, left))
+        return await asyncio.wait_for(read_one(requests, what), max(0.0, left))
     except TimeoutError:
         raise TooSlow(
             f"the {what} did not arrive within {limit_s:g} s of the call's start "

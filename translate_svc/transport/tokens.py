@@ -451,16 +451,27 @@ class Revocation:
             stream.end(Revoked(watched.message))
 
 
+class TokenHolder(Protocol):
+    """A caller as a door keeps it (``Authorized``; the HTTP port's ``Caller``): its token's digest
+    (None: none) and the tokens file's generation when the token was looked up."""
+
+    @property
+    def token(self) -> TokenDigest | None: ...
+
+    @property
+    def generation(self) -> int | None: ...
+
+
 def watching(
     revocation: Revocation | None,
     stream: Endable,
-    caller: Authorized,
+    caller: TokenHolder,
     *,
     allowed: Callable[[Grant], bool] = may_stream,
     message: str | None = None,
 ) -> contextlib.AbstractContextManager[None]:
     """``Revocation.watching`` for a call ``authorize`` let in, where the door may have no
-    revocation (a server without tokens): then nothing is watched."""
+    revocation (a server without tokens): then nothing is watched. Every door's one watch."""
     if revocation is None:
         return contextlib.nullcontext()
     return revocation.watching(stream, caller.token, caller.generation, allowed=allowed, message=message)

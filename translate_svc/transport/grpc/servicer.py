@@ -42,8 +42,9 @@ from translate_svc.session import (
     TextsResult,
 )
 from translate_svc.session.clip import ClipDriver, ClipRequest, check_clip_bytes
-from translate_svc.session.room_listener import ListenCut, until_ended
-from translate_svc.session.rooms import Listener, RoomOutput
+from translate_svc.session.listen import ListenDriver, ListenRequest
+from translate_svc.session.room_listener import ListenCut
+from translate_svc.session.rooms import Listener, ListenEvent, RoomOutput
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import (
     LISTEN_REQUEST_BYTES,
@@ -62,6 +63,7 @@ from translate_svc.transport.rpc import (
     caller_of,
     parse_beside_audio,
     parse_message,
+    read_one,
     read_request,
     token_key,
     unary_errors,
@@ -370,20 +372,27 @@ class TranslatorServicer:
     async def Listen(
         self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
-        """A room's output in one language (``session/rooms.py``): the request, read as a unary
-        call's (the token interceptor let the call in only with rights to listen to some room;
-        then admitted by the token's and tenant's unary caps before it is read, within
-        ``limits.request_read_timeout_s`` of the call's start, at most ``LISTEN_REQUEST_BYTES``),
-        then the listener's events until the client cancels, the server drains, or the listen ends
-        (its deadline, its token revoked). Each room output is encoded once per language
-        (``RoomOutput.wire``) and written as bytes to every listener."""
+        """A room's output in one language (``session/rooms.py``) through the listen core
+        (``session.ListenDriver``: admission by the token's and tenant's unary caps before the
+        request is read, within ``limits.request_read_timeout_s`` of the call's start, the
+        listener, the access line): the request, read as a unary call's (the token interceptor
+        let the call in only with rights to listen to some room; at most
+        ``LISTEN_REQUEST_BYTES``), then the listener's events until the client cancels, the server
+        drains, or the listen ends (its deadline, its token revoked). Each room output is encoded
+        once per language (``RoomOutput.wire``) and written as bytes to every listener."""
+        started = asyncio.get_running_loop().time()
         try:
-            limit_s = self._m.limits.request_read_timeout_s
-            deadline = call_deadline(limit_s)
-            await _call_info(context, "Listen")
+            call = await _call_info(context, "Listen")
             caller = caller_of(self._tokens)
-            with self._m.admit_unary(caller.tenant, token_key(caller)):
-                raw = await read_request(raw_requests, deadline, limit_s, "ListenRequest")
+        except ServiceError as e:
+            await _abort(context, e)
+            return
+        driver = ListenDriver(
+            self._m, tenant=caller.tenant, rights=caller.rooms, call=call, token=token_key(caller), started=started
+        )
+
+        async def read() -> ListenRequest:
+            raw = await read_one(raw_requests, "ListenRequest")
             request = parse_message(
                 pb.ListenRequest,
                 raw,
@@ -391,45 +400,37 @@ class TranslatorServicer:
                 too_large="a ListenRequest holds a room name, a language and a participant id: send no more",
                 unparsable=_UNPARSABLE,
             )
-            del raw
-            listener = self._m.rooms.listen(
-                request.room,
-                request.language,
-                participant=request.participant,
-                tenant=caller.tenant,
-                rights=caller.rooms,
-            )
-        except ServiceError as e:
-            await _abort(context, e)
-            return
-        try:
+            return ListenRequest(request.room, request.language, request.participant)
+
+        async def send(ev: ListenEvent) -> None:
+            await write_response(context, _listen_bytes(ev))
+
+        def watch(listener: Listener, room: str) -> contextlib.AbstractContextManager[None]:
             # its token removed from the file (or its listen= right taken): ended UNAUTHENTICATED
-            allowed = may_listen_to(request.room)
-            with watching(self._revocation, listener, caller, allowed=allowed, message=LISTEN_REVOKED):
-                await until_ended(_send_listen(listener, context), listener, self._error_drain_s)
-        except ServiceError as e:
-            listener.close()
-            await _abort(context, e)
+            allowed = may_listen_to(room)
+            return watching(self._revocation, listener, caller, allowed=allowed, message=LISTEN_REVOKED)
+
+        try:
+            await driver.run(read, send, grace_s=self._error_drain_s, watch=watch)
         except ListenCut:  # ended while its client read nothing: the call is dropped, as a cancel
-            listener.close()
             raise asyncio.CancelledError("the listen ended and its client reads nothing") from None
-        finally:
-            listener.close()
+        except ServiceError as e:
+            await _abort(context, e)
         return
         yield
 
 
-async def _send_listen(listener: Listener, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    """A listener's events, written until the listen ends (its error raised)."""
-    async for ev in listener.events():
-        if isinstance(ev, RoomOutput):
-            data = ev.wire.get("grpc")
-            if data is None:
-                data = ev.wire["grpc"] = convert.listen_event_to_pb(ev).SerializeToString()
-            metrics.room_sent("grpc", len(data))
-        else:
-            data = convert.listen_event_to_pb(ev).SerializeToString()
-        await write_response(context, data)
+def _listen_bytes(ev: ListenEvent) -> bytes:
+    """A listener's event as the bytes of its ``ListenResponse``; a room output encoded once per
+    language and shared by its listeners."""
+    if isinstance(ev, RoomOutput):
+        data = ev.wire.get("grpc")
+        if data is None:
+            data = ev.wire["grpc"] = convert.listen_event_to_pb(ev).SerializeToString()
+        metrics.room_sent("grpc", len(data))
+        return data
+    message: bytes = convert.listen_event_to_pb(ev).SerializeToString()
+    return message
 
 
 def _continuation(request: pb.TranslateRequest) -> bytes:

@@ -37,6 +37,9 @@ from translate_svc.session.clip import ClipDriver, ClipRequest
 from translate_svc.session.events import ClipResult
 from translate_svc.session.manager import SessionManager
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, call_info
+from translate_svc.transport.http.caller import Authorizer
+from translate_svc.transport.http.errors import error_body, error_type, refusal
+from translate_svc.transport.http.responses import answer
 from translate_svc.transport.openai import audio_formats as formats
 from translate_svc.transport.openai.audio_form import (
     TRANSCRIBE,
@@ -47,50 +50,25 @@ from translate_svc.transport.openai.audio_form import (
     clip_request,
     read_form,
 )
-from translate_svc.transport.openai.client_secrets import ORIGIN_REFUSED, origin_allowed
-from translate_svc.transport.openai.http_site import admission_refused
-from translate_svc.transport.openai.wire import error_body, error_type
-from translate_svc.transport.tokens import Permission, Refusal, RefusalKind, TokenStore, Wording, authorize, bearer
+from translate_svc.transport.tokens import Permission
 from translate_svc.types import ModelCard, SegmentResult
 
 logger = logging.getLogger(__name__)
 
 PATHS = {TRANSCRIBE: "/v1/audio/transcriptions", TRANSLATE: "/v1/audio/translations"}
 METHODS = {TRANSCRIBE: "audio.transcriptions", TRANSLATE: "audio.translations"}
-_HOW_TO_SEND = "send `Authorization: Bearer <token>` (api_key)"
-WORDING = Wording(
-    how_to_send=_HOW_TO_SEND,
-    malformed=f"this server requires a token: {_HOW_TO_SEND}",
-    unknown="the token is not valid; send a current token of this server",
-    lacks='the token lacks the permission "{permission}" that {what} needs',
-)
-REFUSED: dict[RefusalKind, tuple[int, str]] = {
-    RefusalKind.NO_TOKEN: (401, "missing_api_key"),
-    RefusalKind.MALFORMED: (401, "missing_api_key"),
-    RefusalKind.UNKNOWN_TOKEN: (401, "invalid_api_key"),
-    RefusalKind.NO_PERMISSION: (403, "insufficient_permissions"),
-}
-#: each error code's HTTP status (a refused admission: ``admission_refused``'s 429 and 503)
-STATUS = {
-    ErrorCode.INVALID_ARGUMENT: 400,
-    ErrorCode.FAILED_PRECONDITION: 400,
-    ErrorCode.OUT_OF_RANGE: 400,
-    ErrorCode.UNAUTHENTICATED: 401,
-    ErrorCode.PERMISSION_DENIED: 403,
-    ErrorCode.RESOURCE_EXHAUSTED: 429,
-    ErrorCode.UNAVAILABLE: 503,
-    ErrorCode.INTERNAL: 500,
-}
 
 
 class AudioApi:
-    """The two endpoints' routes on the door's application."""
+    """The two endpoints' routes. ``callers``: the HTTP port's caller check."""
 
-    def __init__(self, manager: SessionManager, app: web.Application, tokens: TokenStore | None) -> None:
+    def __init__(self, manager: SessionManager, callers: Authorizer) -> None:
         self._m = manager
-        self._tokens = tokens
+        self._callers = callers
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
         for task, path in PATHS.items():
-            app.router.add_post(path, self._handler(task))
+            router.add_post(path, self._handler(task))
 
     def _handler(self, task: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -100,15 +78,12 @@ class AudioApi:
 
     async def serve(self, request: web.Request, task: str) -> web.StreamResponse:
         limits = self._m.limits
-        if not origin_allowed(request.headers.get("Origin"), request.headers.get("Host"), limits.http_allowed_origins):
-            return _error(403, ORIGIN_REFUSED, "origin_not_allowed")
         what = "an audio transcription" if task == TRANSCRIBE else "an audio translation"
-        decision = authorize(
-            self._tokens, bearer(request.headers.get("Authorization")), Permission.TRANSLATE, WORDING, what
+        caller = self._callers.authorize_request(
+            request, what=what, protocol=None, secret_ok=False, needed=Permission.TRANSLATE
         )
-        if isinstance(decision, Refusal):
-            status, code = REFUSED[decision.kind]
-            return _error(status, decision.message, code)
+        if isinstance(caller, web.Response):
+            return caller
         limit = limits.max_message_bytes
         if request.content_length is not None and request.content_length > limit + SMALL_MESSAGE_BYTES:
             return _error(
@@ -120,7 +95,7 @@ class AudioApi:
             )
         call = call_info(request.headers.get(REQUEST_ID), METHODS[task], request.remote or "")
         exchange = _Exchange(request, task, self._m)
-        driver = ClipDriver(self._m, tenant=decision.tenant, call=call)
+        driver = ClipDriver(self._m, tenant=caller.tenant, call=call)
         run = asyncio.ensure_future(driver.run(exchange.read, exchange.render, on_result=exchange.on_result))
         exchange.on_gone = run.cancel  # an event stream's reader left: nothing more is computed for it
         try:
@@ -213,13 +188,10 @@ class _Exchange:
             return await self._close(formats.sse(error_body(e.message, e.reason or code, kind)))
         if isinstance(e, FormError):
             return _error(e.status, e.message, e.wire_code, param=e.param)
-        if e.code in (ErrorCode.RESOURCE_EXHAUSTED, ErrorCode.UNAVAILABLE):
-            return admission_refused(e)  # 429 or 503, with Retry-After
-        kind, code = error_type(e.code)
-        status = STATUS.get(e.code, 500)
-        if e.reason == "clip_read_timeout":
-            status = 408
-        return _error(status, e.message, e.reason or code, kind=kind, param=getattr(e, "param", None))
+        refused = refusal(e)  # the port's one table: 429 or 503 with Retry-After, 400, 500...
+        if e.reason == "clip_read_timeout":  # the clip's read deadline: the request was too slow
+            return web.json_response(refused.body, status=408)
+        return answer(refused)
 
     def _put(self, data: bytes) -> None:
         if self._writer is None:

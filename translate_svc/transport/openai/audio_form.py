@@ -27,7 +27,7 @@ from translate_svc.languages import guess_model_code
 from translate_svc.session.clip import ClipRequest
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import SMALL_MESSAGE_BYTES
-from translate_svc.transport.openai.http_site import HTTP_MAX_FIELD_BYTES, HTTP_MAX_HEADERS
+from translate_svc.transport.http.site import HTTP_MAX_FIELD_BYTES, HTTP_MAX_HEADERS
 from translate_svc.transport.openai.transcription_config import (
     ParamError,
     boost_terms,

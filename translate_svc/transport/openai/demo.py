@@ -1,4 +1,4 @@
-"""The browser demo page (``server.demo_page``), on the HTTP port beside the realtime door.
+"""The browser demo page (``server.demo_page``), on the HTTP port beside the realtime sessions.
 
 - ``GET /demo``: the page (``static/``: plain HTML, CSS and JavaScript; no build step, no CDN);
 - ``GET /demo/config``: what the page offers: the model's languages and whether it is the test
@@ -18,35 +18,20 @@ from pathlib import Path
 
 from aiohttp import web
 
-from translate_svc.errors import NotReady
 from translate_svc.session.manager import SessionManager
-from translate_svc.transport.openai.client_secrets import ORIGIN_REFUSED, ClientSecrets, origin_allowed
+from translate_svc.transport.http.client_secrets import DEMO_TENANT, ORIGIN_REFUSED, ClientSecrets, origin_allowed
+from translate_svc.transport.http.pages import page_config, page_file, page_headers, page_languages
 from translate_svc.types import ModelCard
 
 PATH = "/demo"
-#: the tenant of the sessions the page opens (capped by a tokens-file line with tenant=demo)
-DEMO_TENANT = "demo"
 STATIC = Path(__file__).with_name("static")
-#: the page loads only its own files and talks only to this server
-_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:",
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-}
+#: the page loads only its own files and talks only to this server; it plays the microphone
+_HEADERS = page_headers("'self' blob: mediastream:")
 _FILES = {
     "": ("demo.html", "text/html"),
     "/demo.js": ("demo.js", "text/javascript"),
     "/demo.css": ("demo.css", "text/css"),
 }
-
-
-def page_languages(card: ModelCard) -> list[dict[str, object]]:
-    """The languages a page may pick for text output, by name (the demo and the listen page)."""
-    return [
-        {"code": lang.code, "name": lang.name, "speech": lang.speech_output}
-        for lang in sorted(card.languages, key=lambda lang: lang.name)
-        if lang.text_output
-    ]
 
 
 def page_url(host: str, port: int, *, tls: bool) -> str:
@@ -59,37 +44,35 @@ def page_url(host: str, port: int, *, tls: bool) -> str:
 
 
 class DemoPage:
-    def __init__(self, manager: SessionManager, app: web.Application, secrets: ClientSecrets) -> None:
+    def __init__(self, manager: SessionManager, secrets: ClientSecrets) -> None:
         self._m = manager
         self._secrets = secrets
-        app.router.add_get("/", self._home)
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get("/", self._home)
         for suffix in _FILES:
-            app.router.add_get(PATH + suffix, self._file)
-        app.router.add_get(PATH + "/config", self._config)
-        app.router.add_post(PATH + "/client_secret", self._mint)
+            router.add_get(PATH + suffix, self._file)
+        router.add_get(PATH + "/config", self._config)
+        router.add_post(PATH + "/client_secret", self._mint)
 
     async def _home(self, request: web.Request) -> web.Response:
         raise web.HTTPFound(PATH)
 
     async def _file(self, request: web.Request) -> web.Response:
         name, content_type = _FILES[request.path.removeprefix(PATH)]
-        body = (STATIC / name).read_bytes()
-        return web.Response(body=body, content_type=content_type, charset="utf-8", headers=_HEADERS)
+        return page_file(STATIC / name, content_type, _HEADERS)
 
     async def _config(self, request: web.Request) -> web.Response:
-        try:
-            card = self._m.card
-        except NotReady as e:
-            return web.json_response({"error": {"message": e.message}}, status=503, headers={"Retry-After": "5"})
-        languages = page_languages(card)
-        body = {
+        return page_config(self._m, self._config_of)
+
+    def _config_of(self, card: ModelCard) -> dict[str, object]:
+        return {
             "model": card.info.name,
             "test_model": card.info.is_test_model,
-            "languages": languages,
+            "languages": page_languages(card),
             "max_targets": self._m.limits.max_target_languages,
             "min_captions_interval_ms": self._m.limits.min_interim_interval_ms,
         }
-        return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     async def _mint(self, request: web.Request) -> web.Response:
         """A secret for this server's own page (its fetch sends the page's Origin, which is this

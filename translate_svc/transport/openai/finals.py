@@ -28,7 +28,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from translate_svc.errors import ErrorCode, InvalidInput
-from translate_svc.transport.openai.wire import error_type, wire_event
+from translate_svc.transport.http.errors import error_type
+from translate_svc.transport.openai.wire import wire_event
 from translate_svc.types import InterimResult
 
 INPUT_DONE = "session.input_transcript.done"

@@ -13,13 +13,11 @@ Event loop only.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Protocol
 
-from aiohttp import WSMsgType, hdrs, web
+from aiohttp import hdrs, web
 
 from translate_svc.errors import NotReady, ServiceError
 from translate_svc.observability import tracing
@@ -27,21 +25,17 @@ from translate_svc.observability.access import CallInfo
 from translate_svc.session.driver import StreamDriver
 from translate_svc.session.events import Gone, StreamEnded, StreamEvent, StreamRequest, StreamStarted
 from translate_svc.session.manager import Admission, SessionManager
-from translate_svc.session.quota import ALL_ROOMS, RoomRights, Tenant
-from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES
-from translate_svc.transport.openai.handshake import read_offer
-from translate_svc.transport.openai.http_site import admission_refused
-from translate_svc.transport.openai.wire import Out, Reply, Speech, service_error_event
-from translate_svc.transport.sockets import fix_buffers
-from translate_svc.transport.tokens import Revocation, TokenDigest
+from translate_svc.transport.calls import SMALL_MESSAGE_BYTES
+from translate_svc.transport.http.caller import Caller, stream_driver
+from translate_svc.transport.http.handshake import read_offer
+from translate_svc.transport.http.websocket import OpenSockets, SocketLife, Unreadable, admit, received
+from translate_svc.transport.openai.wire import REALTIME, Out, Reply, Speech, service_error_event
 from translate_svc.types import ModelCard
 
 #: sends one event to the client (the WebSocket, or WebRTC's data channel)
 Send = Callable[[str], Awaitable[None]]
 #: plays translated speech on WebRTC's track of its language
 Play = Callable[[Speech], None]
-#: the longest a WebSocket goes unpinged while its client sends nothing
-MAX_HEARTBEAT_S = 30.0
 
 
 class SessionProtocol(Protocol):
@@ -59,28 +53,6 @@ class SessionProtocol(Protocol):
     def receive(self, text: str | None) -> Iterator[Reply]: ...
 
     def render(self, ev: StreamStarted | StreamEvent) -> Iterator[Out]: ...
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who opened a session: their tenant, and (opened with a token) how it is revoked."""
-
-    tenant: Tenant
-    #: the token that opened it, as its digest only: a session may live for hours
-    token: TokenDigest | None = None
-    revocation: Revocation | None = None
-    #: the tokens file's generation when the token was looked up (``Authorized.generation``)
-    generation: int | None = None
-    #: the rooms it may publish into and listen to (its token's; a server without tokens: all)
-    rooms: RoomRights = ALL_ROOMS
-
-
-def heartbeat_s(idle_timeout_s: float) -> float:
-    """How long a WebSocket may be quiet before the server pings it (aiohttp's heartbeat: the pong
-    must come within half of it, else the socket is closed): at most 30 s, and short enough that a
-    dead peer is found within ``limits.idle_timeout_s`` (0.75 of it from its last frame), the
-    bound an idle stream has on every door."""
-    return min(MAX_HEARTBEAT_S, idle_timeout_s / 2)
 
 
 def ws_message_bytes(max_append_bytes: int) -> int:
@@ -145,25 +117,12 @@ async def serve_session(
     the stream's slots, when the door took them before it upgraded the connection
     (``SessionManager.admit_stream``); the driver owns them. ``peer_alive``: whether the client
     still answers the transport's pings (``StreamDriver``: a muted client is not idle)."""
-    # error_drain_s 0: no half-closed write to wait for (unlike gRPC)
-    driver = StreamDriver(
-        manager,
-        error_drain_s=0.0,
-        tenant=caller.tenant,
-        call=call,
-        admission=admission,
-        peer_alive=peer_alive,
-        rooms=caller.rooms,
-    )
-    revocation = caller.revocation
-    watching = (
-        contextlib.nullcontext() if revocation is None else revocation.watching(driver, caller.token, caller.generation)
-    )
+    driver = stream_driver(manager, caller, call, admission=admission, peer_alive=peer_alive)
     method = call.method if call is not None else "realtime"
     request_id = {"translate_svc.request_id": call.request_id} if call is not None else {}
     with tracing.call_span(f"{method} session", **request_id):  # no instrumentation covers these doors
         try:
-            with watching:
+            with caller.watching(driver):
                 await _drive(driver, protocol, requests, send, play)
         except ServiceError as e:
             await send(service_error_event(e))
@@ -204,103 +163,53 @@ async def admit_and_serve(
     call: CallInfo,
     *,
     resume: str | None,
-    sockets: set[web.WebSocketResponse],
+    sockets: OpenSockets,
 ) -> web.StreamResponse:
-    """The stream's slots before the upgrade (issue 34 N3): a tenant at its cap, a full or a
-    draining server answers with an HTTP status and opens no WebSocket; an open socket holds its
-    slots, and the stream core ends it if no config comes (``limits.config_timeout_ms``). Then the
-    session, with the subprotocol the door's ``authorize`` checked."""
-    try:
-        admission = manager.admit_stream(caller.tenant)
-    except ServiceError as e:
-        return admission_refused(e)
-    offered = read_offer(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL))
-    return await serve_websocket(
+    """One realtime session over a WebSocket (``../http/websocket.py``): the stream's slots before
+    the upgrade (a tenant at its cap, a full or a draining server is answered 429 or 503 and no
+    socket opens), then the upgrade (its largest message an append's, the subprotocol the caller
+    check accepted), ``session.created``, the session (resumed at once with ``resume``, a drained
+    session's ``x_resume``), then the close with the protocol's code. The client is pinged after
+    ``heartbeat_s`` without a frame from it and the socket closed without its pong: while it
+    answers, a configured session that gets no audio (a muted speaker) is not idle."""
+    admission = admit(manager, caller.tenant)
+    if isinstance(admission, web.Response):
+        return admission
+    offered = read_offer(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL), REALTIME).protocol
+    # one event at most: an audio append of ws_max_append_bytes (base64) and its JSON; what an
+    # unconfigured socket can make the server hold is a few of these
+    life = SocketLife(
         request,
-        manager,
-        protocol,
-        caller,
+        manager.limits,
         call,
-        admission,
-        resume=resume,
-        sockets=sockets,
-        subprotocol=offered.protocol,
+        sockets,
+        max_msg_size=ws_message_bytes(manager.limits.ws_max_append_bytes),
+        subprotocol=offered,
+        release=admission.release,  # the session's own once it started (then this does nothing)
     )
+    async with life as ws:
 
+        async def send(text: str) -> None:
+            if not ws.closed:
+                await ws.send_str(text)
 
-async def serve_websocket(
-    request: web.Request,
-    manager: SessionManager,
-    protocol: SessionProtocol,
-    caller: Caller,
-    call: CallInfo,
-    admission: Admission,
-    *,
-    resume: str | None,
-    sockets: set[web.WebSocketResponse],
-    subprotocol: str | None = None,
-) -> web.WebSocketResponse:
-    """One realtime session over a WebSocket: the upgrade (its message size and kernel buffers
-    bounded; ``subprotocol`` selected, ``handshake.read_offer``'s), ``session.created``, the session
-    (resumed at once with ``resume``, a drained session's ``x_resume``), then the close. The socket
-    is in ``sockets`` while it is open; the stream's slots (``admission``) are released on every
-    way out. The client is pinged after ``heartbeat_s`` without a frame from it and the socket
-    closed without its pong: while it answers, a configured session that gets no audio (a muted
-    speaker) is not idle."""
-    limits = manager.limits
-    try:
-        # one event at most: an audio append of ws_max_append_bytes (base64) and its JSON; what an
-        # unconfigured socket can make the server hold is a few of these. Sending waits once the
-        # socket's send buffer's worth is queued (aiohttp's own 256 KiB: issue 52), so a client
-        # that stops reading holds the session's events, and its flow control, a few events later
-        ws = web.WebSocketResponse(
-            heartbeat=heartbeat_s(limits.idle_timeout_s),
-            max_msg_size=ws_message_bytes(limits.ws_max_append_bytes),
-            protocols=(subprotocol,) if subprotocol else (),
-            writer_limit=limits.ws_send_buffer_bytes,
-        )
-        ws.headers[REQUEST_ID] = call.request_id
-        await ws.prepare(request)
-        fix_buffers(request.transport, limits)
-    except BaseException:
-        admission.release()
-        raise
-    sockets.add(ws)
-
-    async def send(text: str) -> None:
-        if not ws.closed:
-            await ws.send_str(text)
-
-    try:
-        await send(protocol.created())
-        # a client back from a drained server resumes its stream at once (x_resume, from the
-        # last session.closed): its appends go on with no session.update first
-        first = (await replied(protocol.resume(resume), send))[0] if resume else None
-        flow = requests(protocol, _texts(ws), send, first, gone_at_end=True)
-        await serve_session(
-            manager, protocol, flow, caller, call, send=send, admission=admission, peer_alive=lambda: not ws.closed
-        )
-    finally:
-        admission.release()  # the session's own once it started (then this does nothing)
-        sockets.discard(ws)
-        if not ws.closed:
-            await ws.close(code=protocol.close_code)
-        await disarm_heartbeat(ws)
+        try:
+            await send(protocol.created())
+            # a client back from a drained server resumes its stream at once (x_resume, from the
+            # last session.closed): its appends go on with no session.update first
+            first = (await replied(protocol.resume(resume), send))[0] if resume else None
+            flow = requests(protocol, _texts(ws), send, first, gone_at_end=True)
+            await serve_session(
+                manager, protocol, flow, caller, call, send=send, admission=admission, peer_alive=lambda: not ws.closed
+            )
+        finally:
+            life.close_code = protocol.close_code
     return ws
 
 
-async def disarm_heartbeat(ws: web.WebSocketResponse) -> None:
-    """aiohttp (3.14) re-arms a socket's heartbeat when data arrives during ``close()`` (the
-    client's close frame), after ``close()`` disarmed it: the timer then holds the closed socket's
-    response, request handler and zlib state (about 300 KB) for 45 s more (issue 53: a soak's
-    sessions). The re-arm runs on the next turn of the loop; after it, disarm for good."""
-    await asyncio.sleep(0)
-    ws._cancel_heartbeat()
-
-
 async def _texts(ws: web.WebSocketResponse) -> AsyncIterator[str | None]:
-    async for msg in ws:
-        if msg.type == WSMsgType.TEXT:
-            yield msg.data
-        elif msg.type == WSMsgType.BINARY:
-            yield None
+    """The client's messages as the protocol reads them: text, or None for a binary one."""
+    async for message in received(ws):
+        if isinstance(message, Unreadable):
+            return
+        yield message if isinstance(message, str) else None

@@ -46,7 +46,6 @@ import base64
 import binascii
 import collections
 import dataclasses
-import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -84,12 +83,13 @@ from translate_svc.transport.openai.session_update import (
     text_only,
 )
 from translate_svc.transport.openai.wire import (
+    BadEnvelope,
     Out,
     ParamError,
     Reply,
     Speech,
+    envelope,
     error_event,
-    oversized,
     service_error_event,
     shown_type,
     wire_event,
@@ -113,9 +113,6 @@ AUDIO_DELTA_SAMPLES = RATE // 5
 #: simultaneous mode by default (``x_simultaneous_step_ms``; 0: off): OpenAI's protocol is continuous
 SIMULTANEOUS_STEP_MS = 1000
 SIMULTANEOUS_AGREEMENT = 2
-#: what of a client's event is echoed in an error: its ``event_id`` (a string of at most this many
-#: characters, else the event is refused), and an unknown ``type`` (cut to this many characters)
-MAX_EVENT_ID_CHARS = 64
 ROOM_FIXED = "x_room cannot change once the session runs (this update was not used): open another session"
 #: the close code after a drain: "service restart", which the openai SDK treats as recoverable
 RESTART_CLOSE_CODE = 1012
@@ -261,29 +258,11 @@ class RealtimeProtocol:
         """One client message (None: a binary one) as what to send back and the stream core's
         requests: the config once ``session.update`` names a language, then audio.
         ``session.close`` sets ``closed`` (nothing after it is read)."""
-        if text is None:
-            yield error_event("send JSON text events, not binary frames", "invalid_request_error", "invalid_event")
+        read = envelope(text)
+        if isinstance(read, BadEnvelope):  # nothing of it is used
+            yield error_event(read.message, "invalid_request_error", read.code, param=read.param)
             return
-        refusal = oversized(text)
-        if refusal is not None:  # counted before json.loads works through it
-            yield refusal
-            return
-        try:
-            event = json.loads(text)
-            kind = event["type"]
-        except (ValueError, KeyError, TypeError, RecursionError):
-            yield error_event(
-                "each message must be a JSON event with a `type`", "invalid_request_error", "invalid_event"
-            )
-            return
-        event_id = event.get("event_id")
-        if event_id is not None and (not isinstance(event_id, str) or len(event_id) > MAX_EVENT_ID_CHARS):
-            yield error_event(
-                f"event_id must be a string of at most {MAX_EVENT_ID_CHARS} characters (this event was not used)",
-                "invalid_request_error",
-                "invalid_value",
-            )
-            return
+        kind, event_id, event = read.kind, read.event_id, read.event
         if kind == "session.close":
             self.closed = True
         elif kind == "session.update":

@@ -44,7 +44,6 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
-import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -63,7 +62,8 @@ from translate_svc.session.events import (
     Updated,
 )
 from translate_svc.settings import LimitsSettings
-from translate_svc.transport.openai.protocol import MAX_EVENT_ID_CHARS, RESTART_CLOSE_CODE
+from translate_svc.transport.http.errors import error_type
+from translate_svc.transport.openai.protocol import RESTART_CLOSE_CODE
 from translate_svc.transport.openai.transcription_config import (
     FORMATS,
     ParamError,
@@ -75,7 +75,7 @@ from translate_svc.transport.openai.transcription_config import (
     update_beta,
     update_ga,
 )
-from translate_svc.transport.openai.wire import Reply, error_type, oversized, shown_type, wire_event
+from translate_svc.transport.openai.wire import BadEnvelope, Reply, envelope, shown_type, wire_event
 from translate_svc.types import AudioEncoding, ModelCard, SegmentResult
 from translate_svc.vad.segmenter import SegmenterConfig
 
@@ -138,27 +138,11 @@ class TranscriptionProtocol:
         yield Invalid(InvalidInput("x_resume is for translation sessions: connect without it"))
 
     def receive(self, text: str | None) -> Iterator[Reply]:
-        if text is None:
-            yield _error("send JSON text events, not binary frames", "invalid_event")
+        read = envelope(text)
+        if isinstance(read, BadEnvelope):  # nothing of it is used
+            yield _error(read.message, read.code, param=read.param)
             return
-        refusal = oversized(text)
-        if refusal is not None:  # counted before json.loads works through it (issue 52 F3)
-            yield refusal
-            return
-        try:
-            event = json.loads(text)
-            kind = event["type"]
-        except (ValueError, KeyError, TypeError, RecursionError):
-            yield _error("each message must be a JSON event with a `type`", "invalid_event")
-            return
-        event_id = event.get("event_id")
-        if event_id is not None and (not isinstance(event_id, str) or len(event_id) > MAX_EVENT_ID_CHARS):
-            yield _error(
-                f"event_id must be a string of at most {MAX_EVENT_ID_CHARS} characters (this event was not used)",
-                "invalid_value",
-                param="event_id",
-            )
-            return
+        kind, event_id, event = read.kind, read.event_id, read.event
         if kind in ("session.update", "transcription_session.update"):
             yield from self._update(event.get("session"), beta=kind != "session.update", event_id=event_id)
         elif kind == "input_audio_buffer.append":

@@ -4,10 +4,10 @@ WebSocket of OpenAI's transcription protocol (``transcription.py``), as the ``op
 ``client.realtime.connect(extra_query={"intent": "transcription"})`` and the beta
 ``client.beta.realtime.connect(...)`` open it.
 
-Who may connect is the translation door's rule (``OpenAIDoor.authorize``: tokens with ``stream``,
-client secrets, the browser's Origin), checked before the upgrade; so are the stream's slots
+Who may connect is the translation sessions' rule (``OpenAIRoutes.authorize``: tokens with
+``stream``, client secrets, the browser's Origin), checked before the upgrade; so are the stream's slots
 (``SessionManager.admit_stream``): a refused handshake is an HTTP 401, 403, 429 or 503 with an
-OpenAI-shaped body. The session then runs on the translation door's loop (``loop.py``): the same
+OpenAI-shaped body. The session then runs on the translation sessions' loop (``loop.py``): the same
 limits, idle timeout, drain, revocation and access line (method ``realtime_transcription``).
 Event loop only.
 """
@@ -20,8 +20,10 @@ from aiohttp import web
 
 from translate_svc.session.manager import SessionManager
 from translate_svc.transport.calls import REQUEST_ID, call_info
-from translate_svc.transport.openai.http_site import http_error
-from translate_svc.transport.openai.loop import Caller, admit_and_serve, card_or_none
+from translate_svc.transport.http.caller import Caller
+from translate_svc.transport.http.responses import http_error
+from translate_svc.transport.http.websocket import OpenSockets
+from translate_svc.transport.openai.loop import admit_and_serve, card_or_none
 from translate_svc.transport.openai.transcription import TranscriptionProtocol
 
 PATH = "/v1/realtime"
@@ -32,16 +34,16 @@ Authorize = Callable[[web.Request], Caller | web.Response]
 
 
 class TranscriptionSessions:
-    """The route of transcription sessions on the door's application."""
+    """The route of transcription sessions."""
 
-    def __init__(
-        self, manager: SessionManager, app: web.Application, authorize: Authorize, sockets: set[web.WebSocketResponse]
-    ) -> None:
+    def __init__(self, manager: SessionManager, authorize: Authorize, sockets: OpenSockets) -> None:
         self._m = manager
         self._authorize = authorize
-        #: the door's open sockets (its stop closes what is left)
+        #: the route set's open sockets (closed when the port stops)
         self._sockets = sockets
-        app.router.add_get(PATH, self.connect)
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_get(PATH, self.connect)
 
     async def connect(self, request: web.Request) -> web.StreamResponse:
         caller = self._authorize(request)

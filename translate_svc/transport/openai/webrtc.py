@@ -59,14 +59,17 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from translate_svc.audio.limits import OPUS_RATE
-from translate_svc.errors import InvalidInput, ServiceError
+from translate_svc.errors import InvalidInput
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.events import AudioIn, StreamConfig, StreamRequest
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import REQUEST_ID, call_info
-from translate_svc.transport.openai.http_site import admission_refused, http_error
-from translate_svc.transport.openai.loop import Caller, requests, serve_session
+from translate_svc.transport.http.body import read_body
+from translate_svc.transport.http.caller import Caller
+from translate_svc.transport.http.responses import http_error
+from translate_svc.transport.http.websocket import admit
+from translate_svc.transport.openai.loop import requests, serve_session
 from translate_svc.transport.openai.protocol import RealtimeProtocol
 from translate_svc.transport.openai.session_update import MAX_TAG_CHARS
 from translate_svc.transport.openai.wire import Speech, error_event
@@ -245,16 +248,16 @@ def mono_pcm16(frame: av.AudioFrame) -> bytes:
 
 
 class WebRtcDoor:
-    """``POST /calls`` on the realtime door's application; one peer connection per call."""
+    """``POST /calls`` beside the realtime sessions' path; one peer connection per call."""
 
     def __init__(
         self,
         manager: SessionManager,
-        app: web.Application,
         path: str,
         authorize: Callable[[web.Request], Caller | web.Response],
     ) -> None:
         self._m = manager
+        self._path = path
         self._authorize = authorize
         self._calls: set[RTCPeerConnection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -262,7 +265,9 @@ class WebRtcDoor:
         #: no STUN server unless one is configured (``RTCConfiguration()`` would ask Google's)
         stun = [RTCIceServer(limits.webrtc_stun_server)] if limits.webrtc_stun_server else []
         self.configuration = RTCConfiguration(iceServers=stun)
-        app.router.add_post(path + "/calls", self._offer)
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post(self._path + "/calls", self._offer)
 
     async def close(self) -> None:
         """After the drain: let ended calls send their last events, then close what is left."""
@@ -279,20 +284,16 @@ class WebRtcDoor:
         if isinstance(caller, web.Response):
             return caller
         limits = self._m.limits
-        timeout_s = limits.http_header_timeout_s
-        try:
-            async with asyncio.timeout(timeout_s):  # the mint's rule: a body sent slowly holds a connection
-                body = await _read_at_most(request, limits.webrtc_max_offer_bytes)
-        except TimeoutError:
-            message = f"the request's body did not come within {timeout_s:g} s (limits.http_header_timeout_s)"
-            return http_error(408, message, "request_timeout")
-        if body is None:
-            return http_error(
-                413,
-                f"the SDP offer is larger than {limits.webrtc_max_offer_bytes} bytes "
-                "(limits.webrtc_max_offer_bytes); a browser's offer is a few KiB: send one call's offer",
-                "invalid_value",
-            )
+        body = await read_body(
+            request,
+            limits.webrtc_max_offer_bytes,
+            limits.http_header_timeout_s,
+            too_large=f"the SDP offer is larger than {limits.webrtc_max_offer_bytes} bytes "
+            "(limits.webrtc_max_offer_bytes); a browser's offer is a few KiB: send one call's offer",
+            what="a WebRTC offer",
+        )
+        if isinstance(body, web.Response):
+            return body
         try:
             tags = _targets(request, limits)
             offer = screen_offer(
@@ -306,10 +307,9 @@ class WebRtcDoor:
             return http_error(400, "the SDP offer must be UTF-8 text", "invalid_value")
         except InvalidInput as e:
             return http_error(400, e.message, "invalid_value")
-        try:  # the stream's slot, before a peer connection or a thread exists (docs/security.md)
-            admission = self._m.admit_stream(caller.tenant)
-        except ServiceError as e:
-            return admission_refused(e)
+        admission = admit(self._m, caller.tenant)  # before a peer connection or a thread exists (docs/security.md)
+        if isinstance(admission, web.Response):
+            return admission
         pc = RTCPeerConnection(self.configuration)
         self._calls.add(pc)
         tracks = {tag: SpeechTrack() for tag in tags} or {"": SpeechTrack()}
@@ -360,18 +360,6 @@ def _targets(request: web.Request, limits: LimitsSettings) -> list[str]:
     if any(len(t) > MAX_TAG_CHARS for t in tags):
         raise InvalidInput(f"a language tag is at most {MAX_TAG_CHARS} characters (e.g. es, fr, pt-BR)")
     return tags
-
-
-async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
-    """The request's body, or None once it is longer than ``limit`` bytes (read no further)."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    body = bytearray()
-    while chunk := await request.content.readany():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
 
 
 class _Call:

@@ -1,12 +1,13 @@
-"""OpenAI's wire format for the realtime door: events as JSON text, errors in OpenAI's shape, and our
-error codes as OpenAI's ``type`` and ``code``. Pure (no socket, no web framework): the protocol
-(``protocol.py``) renders with it, and so do the loop and the door for what they send themselves
-(an error that ends a session, an HTTP refusal's body)."""
+"""OpenAI's wire format for the realtime sessions: events as JSON text, a client event's envelope
+(``envelope``: JSON with a ``type`` and an optional ``event_id``, one reading and one wording for the
+translation and the transcription protocols), and errors as ``error`` events in OpenAI's shape (our
+error codes as its ``type`` and ``code``: the HTTP port's one table, ``../http/errors.py``). Pure
+(no socket, no web framework): the protocols (``protocol.py``, ``transcription.py``) render with
+it, and so does the loop for what it sends itself (an error that ends a session)."""
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -16,6 +17,13 @@ import numpy as np
 
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError, ShuttingDown
 from translate_svc.session.events import StreamRequest
+from translate_svc.transport.http.errors import error_type
+
+#: the subprotocol OpenAI's server selects (a browser offers it with its key beside it:
+#: ``../http/handshake.py``)
+REALTIME = "realtime"
+#: the longest ``event_id`` a client event may carry
+MAX_EVENT_ID_CHARS = 64
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,19 +49,6 @@ class ParamError(InvalidInput):
     def __init__(self, message: str, param: str) -> None:
         super().__init__(message)
         self.param = param
-
-
-#: our error codes -> OpenAI's error ``type`` and ``code``
-ERROR_TYPES: dict[ErrorCode, tuple[str, str]] = {
-    ErrorCode.INVALID_ARGUMENT: ("invalid_request_error", "invalid_value"),
-    ErrorCode.UNAUTHENTICATED: ("invalid_request_error", "invalid_api_key"),
-    ErrorCode.PERMISSION_DENIED: ("invalid_request_error", "permission_denied"),
-    ErrorCode.FAILED_PRECONDITION: ("invalid_request_error", "unsupported_feature"),
-    ErrorCode.OUT_OF_RANGE: ("invalid_request_error", "limit_reached"),
-    ErrorCode.RESOURCE_EXHAUSTED: ("server_error", "server_overloaded"),
-    ErrorCode.UNAVAILABLE: ("server_error", "server_unavailable"),
-    ErrorCode.INTERNAL: ("server_error", "internal_error"),
-}
 
 
 #: the most characters of a client event beside its ``"audio"`` string (an append's base64): no
@@ -82,22 +77,51 @@ def beside_audio(text: str) -> int:
     return len(text)
 
 
-def oversized(text: str) -> str | None:
-    """The ``error`` event for a client event with more than ``MAX_BESIDE_AUDIO_CHARS`` beside its
-    audio (it is not read); None for any other."""
-    if len(text) <= MAX_BESIDE_AUDIO_CHARS or beside_audio(text) <= MAX_BESIDE_AUDIO_CHARS:
-        return None
-    return error_event(
-        f"an event over {MAX_BESIDE_AUDIO_CHARS} characters must be an append whose audio is most of it: "
-        "send other events smaller (this one was not read)",
-        "invalid_request_error",
-        "event_too_large",
-    )
+@dataclass(frozen=True)
+class Envelope:
+    """A client event as read: its ``type``, its ``event_id`` (None: none given) and the whole object."""
+
+    kind: str
+    event_id: str | None
+    event: dict[str, Any]
 
 
-def error_type(code: ErrorCode) -> tuple[str, str]:
-    """OpenAI's error ``type`` and ``code`` for one of ours."""
-    return ERROR_TYPES.get(code, ("server_error", "internal_error"))
+@dataclass(frozen=True)
+class BadEnvelope:
+    """A client message that is no usable event: what to say (an ``error`` event's message, code
+    and the field at fault), and nothing of it is used."""
+
+    message: str
+    code: str
+    param: str | None = None
+
+
+def envelope(text: str | None) -> Envelope | BadEnvelope:
+    """A client message (None: a binary one) as an event to act on, or why it is none: a binary
+    frame, an event too large beside its audio (``MAX_BESIDE_AUDIO_CHARS``: counted before
+    ``json.loads`` works through it), not a JSON object with a ``type``, an ``event_id`` that is
+    not a string of at most ``MAX_EVENT_ID_CHARS`` characters."""
+    if text is None:
+        return BadEnvelope("send JSON text events, not binary frames", "invalid_event")
+    if len(text) > MAX_BESIDE_AUDIO_CHARS and beside_audio(text) > MAX_BESIDE_AUDIO_CHARS:
+        return BadEnvelope(
+            f"an event over {MAX_BESIDE_AUDIO_CHARS} characters must be an append whose audio is most of it: "
+            "send other events smaller (this one was not read)",
+            "event_too_large",
+        )
+    try:
+        event = json.loads(text)
+        kind = event["type"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return BadEnvelope("each message must be a JSON event with a `type`", "invalid_event")
+    event_id = event.get("event_id")
+    if event_id is not None and (not isinstance(event_id, str) or len(event_id) > MAX_EVENT_ID_CHARS):
+        return BadEnvelope(
+            f"event_id must be a string of at most {MAX_EVENT_ID_CHARS} characters (this event was not used)",
+            "invalid_value",
+            "event_id",
+        )
+    return Envelope(kind, event_id, event)
 
 
 def wire_event(kind: str, **fields: Any) -> str:
@@ -134,39 +158,6 @@ def coded_error_event(ours: ErrorCode, message: str, e: ServiceError | None = No
     if e is not None and e.retry_after_ms is not None:
         extra["x_retry_after_ms"] = e.retry_after_ms
     return error_event(message, kind, code, **extra)
-
-
-def error_body(message: str, code: str, kind: str = "invalid_request_error", **extra: Any) -> dict[str, Any]:
-    """An HTTP error response's JSON body, in OpenAI's shape."""
-    return {"error": {"message": message, "type": kind, "code": code, "param": None, **extra}}
-
-
-@dataclass(frozen=True)
-class HttpRefusal:
-    """A refused handshake as an HTTP answer: its status, JSON body and headers."""
-
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str]
-
-
-def admission_refusal(e: ServiceError) -> HttpRefusal:
-    """A stream refused at the handshake (a WebSocket's or a WebRTC call's), as an HTTP status: 503
-    while the server drains (Retry-After 1), 429 at a cap (with Retry-After where the error has a
-    retry hint); the body is the error event the session would have sent."""
-    kind, code = error_type(e.code)
-    if e.code == ErrorCode.UNAVAILABLE:
-        status, code = 503, "server_shutting_down"
-    else:
-        status, code = (429, e.reason or code) if e.code == ErrorCode.RESOURCE_EXHAUSTED else (500, code)
-    headers = {}
-    extra: dict[str, Any] = {}
-    if e.retry_after_ms is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(e.retry_after_ms / 1000)))
-        extra["x_retry_after_ms"] = e.retry_after_ms
-    elif status == 503:  # draining: another replica takes it now
-        headers["Retry-After"] = "1"
-    return HttpRefusal(status, error_body(e.message, code, kind, **extra), headers)
 
 
 SHOWN_TYPE_CHARS = 64

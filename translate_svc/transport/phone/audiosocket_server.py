@@ -33,13 +33,14 @@ from collections.abc import AsyncIterator, Callable
 from translate_svc.errors import LimitReached, ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.quota import Tenant
+from translate_svc.session.quota import NO_ROOMS, Tenant
 from translate_svc.settings import PhoneSettings
 from translate_svc.transport.calls import call_info
 from translate_svc.transport.door import is_loopback
+from translate_svc.transport.http.caller import Caller
 from translate_svc.transport.phone.audiosocket import AudioSocketFraming, frame
 from translate_svc.transport.phone.call import FRAME_MS, CallCodec
-from translate_svc.transport.phone.loop import Caller, PhoneCall
+from translate_svc.transport.phone.loop import PhoneCall
 from translate_svc.transport.phone.pairs import Pairs
 from translate_svc.transport.phone.playout import EARLY_S, FramePacer, SpeechQueue
 from translate_svc.transport.refusal_log import RefusalLog
@@ -355,7 +356,7 @@ class AudioSocketServer:
             return
         call = call_info(None, "phone_audiosocket", peer)
         framing = AudioSocketFraming(min(self.settings.max_message_bytes, 0xFFFF))
-        caller = Caller(tenant)
+        caller = Caller(tenant, NO_ROOMS)  # a call without credentials speaks into no room
         phone_call = PhoneCall(self._m, self.settings, framing, {}, caller, call, admission, pairs=self._pairs)
         outlet = PacedOutlet(
             framing,

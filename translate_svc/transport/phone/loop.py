@@ -20,7 +20,6 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -28,7 +27,6 @@ import numpy as np
 from translate_svc.errors import InvalidInput, LimitReached, PermissionDenied, ServiceError, ShuttingDown
 from translate_svc.observability import metrics
 from translate_svc.observability.access import CallInfo
-from translate_svc.session.driver import StreamDriver
 from translate_svc.session.events import (
     AudioIn,
     Gone,
@@ -39,8 +37,8 @@ from translate_svc.session.events import (
     StreamStarted,
 )
 from translate_svc.session.manager import Admission, SessionManager
-from translate_svc.session.quota import NO_ROOMS, RoomRights, Tenant
 from translate_svc.settings import PhoneSettings
+from translate_svc.transport.http.caller import Caller, stream_driver
 from translate_svc.transport.phone.call import (
     CallCodec,
     CarrierEvent,
@@ -56,7 +54,6 @@ from translate_svc.transport.phone.call import (
 from translate_svc.transport.phone.mix import UnderMix
 from translate_svc.transport.phone.pairs import PairKey, Pairs
 from translate_svc.transport.phone.playout import Arrivals, Backlog, LagStats, Marks
-from translate_svc.transport.tokens import Revocation, TokenDigest
 from translate_svc.types import Commit, SegmentResult
 
 logger = logging.getLogger(__name__)
@@ -111,21 +108,6 @@ class Outlet(Protocol):
 
     def fields(self) -> dict[str, int | float]:
         """Its own figures for the call's access line."""
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who placed the call: their tenant, (a token's call) how it is revoked, and the rooms the
-    call may speak into (a call never listens)."""
-
-    tenant: Tenant
-    token: TokenDigest | None = None
-    revocation: Revocation | None = None
-    generation: int | None = None
-    rooms: RoomRights = NO_ROOMS
-    #: let in by a signature of its URL (Twilio): whom it meets comes from that URL only
-    #: (``call.call_params``)
-    signed_url: bool = False
 
 
 class CarrierStalled(LimitReached):
@@ -270,15 +252,7 @@ class PhoneCall:
         self.caller = caller
         self.call = call
         self.outlet: Outlet | None = None
-        self.driver = StreamDriver(
-            manager,
-            error_drain_s=0.0,
-            tenant=caller.tenant,
-            call=call,
-            admission=admission,
-            peer_alive=peer_alive,
-            rooms=caller.rooms,
-        )
+        self.driver = stream_driver(manager, caller, call, admission=admission, peer_alive=peer_alive)
         self.marks = Marks()
         self.arrivals = Arrivals()
         self.lags = LagStats()
@@ -376,14 +350,8 @@ class PhoneCall:
 
     async def run(self, incoming: AsyncIterator[str | bytes | InvalidInput]) -> None:
         """The call, until it ends; its reason is in ``ended`` or ``refused``."""
-        revocation = self.caller.revocation
-        watching = (
-            contextlib.nullcontext()
-            if revocation is None
-            else revocation.watching(self.driver, self.caller.token, self.caller.generation)
-        )
         try:
-            with watching, self._leaving():
+            with self.caller.watching(self.driver), self._leaving():
                 async with contextlib.aclosing(self.driver.run(self.requests(incoming))) as events:
                     async for ev in events:
                         if isinstance(ev, StreamEnded):

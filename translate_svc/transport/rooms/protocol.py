@@ -1,6 +1,6 @@
 """A room listener's WebSocket (issue 47, docs/rooms.md "Listening over a WebSocket"), sans I/O:
 what the handshake asks for, and the session API's listener events (``session/rooms.py``) as the
-socket's frames. No socket and no web framework here (DESIGN.md pitfall 25): ``rooms_door.py``
+socket's frames. No socket and no web framework here (DESIGN.md pitfall 25): ``door.py``
 reads the handshake, sends the frames and closes.
 
 ``GET /v1/rooms/<room>/listen?language=<code or tag>[&participant=<id>]``; the server sends, the
@@ -40,8 +40,9 @@ from translate_svc.audio.resample import resample
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
 from translate_svc.languages import guess_model_code
 from translate_svc.session.events import Draining
+from translate_svc.session.listen import ListenRequest
 from translate_svc.session.rooms import ListenEvent, ListenStarted, OutputDropped, RoomOutput
-from translate_svc.transport.openai.wire import HttpRefusal, admission_refusal, error_body, error_type
+from translate_svc.transport.http.errors import error_type
 from translate_svc.types import InterimResult, SegmentResult, Transcript
 from translate_svc.wire.pcm import float_to_pcm16
 
@@ -61,15 +62,6 @@ MAX_QUERY_CHARS = 64
 
 
 @dataclass(frozen=True)
-class ListenAsk:
-    """What a listener's handshake asks for."""
-
-    room: str
-    language: str
-    participant: str = ""
-
-
-@dataclass(frozen=True)
 class Frame:
     """One WebSocket frame to send: JSON text (``text``) or binary speech."""
 
@@ -77,7 +69,7 @@ class Frame:
     text: bool = True
 
 
-def listen_ask(room: str, query: Mapping[str, str]) -> ListenAsk:
+def listen_ask(room: str, query: Mapping[str, str]) -> ListenRequest:
     """The handshake's room (from the path) and query, shape checked (``InvalidInput``); the room's
     own rules (its name, the language's, the participant's) are the registry's."""
     unknown = sorted(set(query) - {"language", "participant"})
@@ -93,17 +85,7 @@ def listen_ask(room: str, query: Mapping[str, str]) -> ListenAsk:
             "send ?language=<code> (a model code from ListLanguages such as spa, or a tag such as es; at most "
             f"{MAX_QUERY_CHARS} characters), and at most one participant id of at most {MAX_QUERY_CHARS} characters"
         )
-    return ListenAsk(room, guess_model_code(language), participant)
-
-
-def refusal(e: ServiceError) -> HttpRefusal:
-    """A listen refused before the upgrade, as an HTTP answer: 400 (what to fix), 403 (the token's
-    room patterns), else the realtime door's (429 at a cap, 503 draining)."""
-    status = {ErrorCode.INVALID_ARGUMENT: 400, ErrorCode.PERMISSION_DENIED: 403}.get(e.code)
-    if status is None:
-        return admission_refusal(e)
-    kind, code = error_type(e.code)
-    return HttpRefusal(status, error_body(e.message, code, kind), {})
+    return ListenRequest(room, guess_model_code(language), participant)
 
 
 def frames(ev: ListenEvent) -> list[Frame]:

@@ -1,8 +1,8 @@
 """The HTTP port's site (``server.http_port``): aiohttp's runner and a listening site with the port's
-bounds (docs/openai-compat.md "Bounds of the HTTP port", docs/security.md), the TLS context it is
-served with, and the refusals it answers in OpenAI's shape (a socket's kernel buffers:
-``../sockets.py``). The door (``door.py``) puts its routes on the application; everything here is
-about the port, not about what is served on it. Event loop only.
+bounds (docs/openai-compat.md "Bounds of the HTTP port", docs/security.md), and the TLS context it
+is served with (a socket's kernel buffers: ``../sockets.py``). The door (``door.py``) holds the
+application its route sets put their routes on; everything here is about the port, not about what
+is served on it. Event loop only.
 
 - Connections open at once: at most ``limits.http_max_connections`` (``CappedSite``; never more
   than half the process's file descriptors, ``connection_cap``), in two budgets: a connection that
@@ -33,9 +33,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
-from translate_svc.errors import ServiceError
 from translate_svc.settings import LimitsSettings
-from translate_svc.transport.openai.wire import admission_refusal, error_body
+from translate_svc.transport.http.errors import error_body
 from translate_svc.transport.refusal_log import RefusalLog
 
 logger = logging.getLogger(__name__)
@@ -130,17 +129,6 @@ def _client_fault(exc: BaseException | None) -> str | None:
 def bound_port(runner: web.AppRunner) -> int:
     """The port a runner's site bound (port 0: a free one)."""
     return int(runner.addresses[0][1])
-
-
-def http_error(status: int, message: str, code: str, kind: str = "invalid_request_error") -> web.Response:
-    """An HTTP error in OpenAI's shape."""
-    return web.json_response(error_body(message, code, kind), status=status)
-
-
-def admission_refused(e: ServiceError) -> web.Response:
-    """A stream refused at the handshake (``wire.admission_refusal``) as the HTTP answer."""
-    refusal = admission_refusal(e)
-    return web.json_response(refusal.body, status=refusal.status, headers=refusal.headers)
 
 
 def connection_cap(setting: int) -> int:

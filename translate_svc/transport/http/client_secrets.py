@@ -1,4 +1,7 @@
-"""Short-lived client secrets for browsers: ``POST /v1/realtime/translations/client_secrets``.
+"""Short-lived client secrets for browsers, and the Origin rule of the HTTP port's browser requests.
+The OpenAI route set mints them (``POST /v1/realtime/translations/client_secrets``; the demo page
+its own); the port's caller check (``caller.py``) takes them wherever a WebSocket or WebRTC
+session may be opened with one (a realtime session, a room listener).
 
 A secret is ``ek_<expiry>_<tenant>_<nonce>_<signature>``: HMAC-SHA256 over the expiry, the tenant
 of the token that minted it (``session/quota.py``: the secret's sessions are that tenant's) and the
@@ -15,50 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 PREFIX = "ek_"
+#: the tenant of the sessions the demo page's secrets open (capped by a tokens-file line with tenant=demo)
+DEMO_TENANT = "demo"
 #: before the tenant of a secret the demo page minted (no tenant name has it: ``quota.TENANT_NAME``;
 #: RFC 6750 allows it in a bearer token)
 PAGE = "~"
-#: the ``session`` of a mint request is echoed back: at most this many characters of JSON
-MAX_SESSION_CHARS = 16 * 1024
-SHAPE = "send JSON {session: {...}, expires_after: {seconds: N}} (both optional)"
-
-
-class BadRequest(ValueError):
-    """A mint request of the wrong shape; the message says what to fix (and names no client value)."""
-
-
-def parse_request(body: Any) -> tuple[int | None, dict[str, Any]]:
-    """The seconds asked for (None: the TTL) and the ``session`` of a mint request's JSON ``body``,
-    its shape checked before anything is used (``BadRequest``)."""
-    if not isinstance(body, dict):
-        raise BadRequest(f"the request body must be a JSON object: {SHAPE}")
-    expires_after = body.get("expires_after")
-    if expires_after is None:
-        expires_after = {}
-    if not isinstance(expires_after, dict):
-        raise BadRequest(f'expires_after must be an object such as {{"seconds": 600}}: {SHAPE}')
-    asked = expires_after.get("seconds")
-    if asked is not None and (not isinstance(asked, int) or isinstance(asked, bool) or asked < 1):
-        raise BadRequest("expires_after.seconds must be a positive whole number of seconds")
-    session = body.get("session")
-    if session is None:
-        session = {}
-    if not isinstance(session, dict):
-        raise BadRequest(f"session must be a JSON object (the session's settings), or absent: {SHAPE}")
-    if len(json.dumps(session)) > MAX_SESSION_CHARS:
-        raise BadRequest(f"session is too large: at most {MAX_SESSION_CHARS} characters of JSON")
-    return asked, session
-
-
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 #: the 403's message for a browser page of another site (it names the setting, not the origin)
 ORIGIN_REFUSED = (

@@ -1,16 +1,17 @@
-"""The realtime WebSocket handshake as OpenAI's server does it, sans I/O: which subprotocol the 101
-selects, and which key the client presented.
+"""A WebSocket handshake on the HTTP port as OpenAI's server does it, sans I/O: which subprotocol the
+101 selects, and which key the client presented. Every route set whose sockets browsers open
+uses it (OpenAI's realtime sessions: ``realtime``; a room listener's: its own subprotocol).
 
 Browsers and Node's global ``WebSocket`` cannot set an ``Authorization`` header, so OpenAI tells
 them to offer ``Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.<key>``; its server
 selects ``realtime``. The WHATWG rules fail a connection whose 101 selects none of the protocols
-the client offered ("Server did not respond with sent protocols"), so the door selects
-``realtime`` whenever it is offered, never the key entry (the 101 would echo the key), and refuses
-an offer without ``realtime`` before the upgrade (400: no selection could satisfy such a client,
+the client offered ("Server did not respond with sent protocols"), so the port selects the
+endpoint's protocol whenever it is offered, never the key entry (the 101 would echo the key), and
+refuses an offer without it before the upgrade (400: no selection could satisfy such a client,
 and aiohttp would log the offered entries, the key among them). The key is taken as a bearer
 token is (``Authorization`` and the key entry name the same key, or one of them is absent), so
-the door's refusals (401/403, then 429/503) are the same either way. Nothing here logs or echoes
-a key. Pure.
+the refusals (401/403, then 429/503) are the same either way. Nothing here logs or echoes a key.
+Pure.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-#: the subprotocol OpenAI's server selects, and the entry a browser's key travels in
-REALTIME = "realtime"
+#: the entry a browser's key travels in
 KEY_PREFIX = "openai-insecure-api-key."
 #: an RFC 9110 token (what a subprotocol entry may hold; browsers refuse anything else before
 #: they connect): letters, digits and !#$%&'*+-.^_`|~
@@ -40,10 +40,10 @@ class Offer:
     code: str = "invalid_subprotocol"
 
 
-def read_offer(header: str | None, protocol: str = REALTIME) -> Offer:
+def read_offer(header: str | None, protocol: str) -> Offer:
     """The ``Sec-WebSocket-Protocol`` header's entries (comma-separated, in any order) as an
-    ``Offer``. Entries other than ``protocol`` (``realtime``; a room listener's socket has its own)
-    and the key (``openai-organization.…``, ``openai-project.…``, ``openai-beta.…``) are accepted
+    ``Offer``. Entries other than ``protocol`` (OpenAI's ``realtime``; a room listener's socket has
+    its own) and the key (``openai-organization.…``, ``openai-project.…``, ``openai-beta.…``) are accepted
     and not used."""
     if header is None:
         return Offer()
