@@ -51,7 +51,7 @@ def measure(model_dir: Path, dtype: str, repeats: int) -> dict[str, Any]:
     import soundfile as sf
     import torch
 
-    from tests.conftest import vad_segments
+    from tests.support.speech import vad_segments
     from translate_svc.audio.resample import resample
     from translate_svc.engine.runner import ModelInput
     from translate_svc.model.runner import SeamlessRunner

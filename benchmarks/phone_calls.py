@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from tests.conftest import SHARED_AUDIO, speech_pcm16
-from tests.integration.phone_carriers import FakeAudioSocket, FakeTwilio, ulaw_bytes
-from tests.integration.test_cli import ServerProcess
+from tests.support.paths import SHARED_AUDIO
+from tests.support.phone_carriers import FakeAudioSocket, FakeTwilio, ulaw_bytes
+from tests.support.server_process import ServerProcess
+from tests.support.speech import speech_pcm16
 
 REPO = Path(__file__).resolve().parents[1]
 

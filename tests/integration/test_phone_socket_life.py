@@ -30,7 +30,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from tests.conftest import LiveServer, serving
-from tests.integration.phone_carriers import FakeTwilio, calls_ended, phone_settings, phone_url
+from tests.support.phone_carriers import FakeTwilio, calls_ended, phone_settings, phone_url
 from translate_svc.errors import ServiceError
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(20)]

@@ -22,8 +22,8 @@ import pytest
 
 from benchmarks.attacks import memory_kb, reset_peak
 from tests.integration.test_call_bounds import OWN, bearer, timed
-from tests.integration.test_cli import ServerProcess
 from tests.integration.test_rooms_qr import RoomsAttack
+from tests.support.server_process import ServerProcess
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 

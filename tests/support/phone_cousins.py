@@ -12,7 +12,7 @@ import base64
 import uuid
 from typing import Any
 
-from tests.integration.phone_carriers import MediaStreamCarrier
+from tests.support.phone_carriers import MediaStreamCarrier
 
 
 class FakeTelnyx(MediaStreamCarrier):
