@@ -2,13 +2,13 @@
 
 Each attack is an async function over a server's address (and a token): it opens what the attack
 opens, from this process, and returns what its client saw, as plain values. Tests run them as a
-separate client process (``python -m benchmarks.attacks <attack> ...``: one JSON object on stdout,
+separate client process (``python -m tests.support.attacks.grpc_calls <attack> ...``: one JSON object on stdout,
 after a ``started`` line once the attack's calls are open), so the attack's connections and memory
 are not the test's. ``measure`` starts a real ``translate-svc serve`` from one or more checkouts
 (before and after a fix) with a tokens file of a capped tenant, an uncapped one and a
 ``languages``-only one, runs every attack against each and reports the figures side by side:
 
-    python -m benchmarks.attacks measure --checkout /tmp/base --checkout . --json out/attacks.json
+    python -m tests.support.attacks.grpc_calls measure --checkout /tmp/base --checkout . --json out/attacks.json
 
 Attacks:
 
@@ -35,15 +35,18 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.attacks.bystander import probe
+from tests.support.attacks.checkouts import add_measure, commit, save_runs
+from tests.support.attacks.client import OWN, code_name, metadata, most_held, silent
+from tests.support.proc import peak_rss_growth_mb
+
 MB = 1024 * 1024
-OWN = [("grpc.use_local_subchannel_pool", 1)]  # each channel its own connection
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 METHODS = {
     "ListLanguages": "/translate_svc.api.v1.Translator/ListLanguages",
@@ -68,21 +71,6 @@ TOKENS_FILE = (
 )
 
 
-def metadata(token: str | None) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {token}"),) if token else ()
-
-
-def code_name(e: BaseException) -> str:
-    return e.code().name if isinstance(e, grpc.aio.AioRpcError) else type(e).__name__
-
-
-async def _silent(release: asyncio.Event) -> AsyncIterator[bytes]:
-    """A request stream that sends nothing until ``release`` (the call's HEADERS only)."""
-    await release.wait()
-    return
-    yield
-
-
 async def silent_unary(
     address: str,
     token: str | None,
@@ -100,7 +88,7 @@ async def silent_unary(
     chs = [grpc.aio.insecure_channel(address, options=OWN) for _ in range(connections)]
     try:
         calls = [
-            ch.stream_unary(METHODS[method])(_silent(release), metadata=metadata(token))
+            ch.stream_unary(METHODS[method])(silent(release), metadata=metadata(token))
             for ch in chs
             for _ in range(per_connection)
         ]
@@ -193,7 +181,7 @@ async def silent_translate(
         async def slot(k: int) -> None:
             while loop.time() < end:
                 opened_at[k] = loop.time()
-                call = translate(_silent(release), metadata=metadata(token))
+                call = translate(silent(release), metadata=metadata(token))
                 try:
                     await asyncio.wait_for(asyncio.shield(call), max(0.0, end - loop.time()))
                     codes["OK"] += 1
@@ -207,57 +195,10 @@ async def silent_translate(
                 await asyncio.sleep(0.05)
 
         tasks = [asyncio.create_task(slot(k)) for k in range(slots)]
-        await asyncio.sleep(1.0)
-        started()
-        most = 0
-        while loop.time() < end:
-            now = loop.time()
-            most = max(most, sum(now - t > 1.0 for t in opened_at.values()))
-            await asyncio.sleep(0.2)
+        most = await most_held(opened_at, end, started)
         release.set()
         await asyncio.gather(*tasks, return_exceptions=True)
     return {"attack": "silent_translate", "slots": slots, "seconds": seconds, "held_most": most, "codes": dict(codes)}
-
-
-async def probe(address: str, token: str | None, *, stream: bool = True) -> dict[str, Any]:
-    """The other tenant meanwhile, from a new connection: a token-less health Check, ListLanguages
-    and (``stream``) a one-second StreamingTranslate with ``token``; each one's status and seconds."""
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    from translate_svc.api.v1 import translate_pb2 as pb
-    from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-
-    out: dict[str, Any] = {}
-
-    async def timed(name: str, call: Callable[[], Awaitable[Any]]) -> None:
-        t = time.perf_counter()
-        try:
-            await call()
-            code = "OK"
-        except grpc.aio.AioRpcError as e:
-            code = e.code().name
-        out[name] = {"code": code, "seconds": round(time.perf_counter() - t, 3)}
-
-    async def one_stream(stub: Any) -> None:
-        async def requests() -> AsyncIterator[Any]:
-            fmt = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000)
-            yield pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=fmt, target_languages=["spa"]))
-            yield pb.StreamingTranslateRequest(audio=bytes(32000))
-
-        async for _ in stub.StreamingTranslate(requests(), metadata=metadata(token), timeout=30):
-            pass
-
-    async with grpc.aio.insecure_channel(address, options=OWN) as ch:
-        health = health_pb2_grpc.HealthStub(ch)
-        stub = pb_grpc.TranslatorStub(ch)
-        await timed("health_check", lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=10))
-        await timed(
-            "list_languages",
-            lambda: stub.ListLanguages(pb.ListLanguagesRequest(), metadata=metadata(token), timeout=10),
-        )
-        if stream:
-            await timed("streaming_translate", lambda: one_stream(stub))
-    return out
 
 
 async def translate_probe(address: str, token: str | None) -> dict[str, Any]:
@@ -277,34 +218,6 @@ async def translate_probe(address: str, token: str | None) -> dict[str, Any]:
         except grpc.aio.AioRpcError as e:
             code = e.code().name
     return {"code": code, "seconds": round(time.perf_counter() - t, 3)}
-
-
-# -- the server's memory ----------------------------------------------------------------------------
-
-
-def memory_kb(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (the peak since the last reset) of ``pid``, in kB."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0])
-    return out
-
-
-def reset_peak(pid: int) -> None:
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS (Linux; the same user)
-
-
-@contextlib.contextmanager
-def peak_rss_growth_mb(pid: int) -> Any:
-    """The block's peak RSS growth of ``pid`` (MB), in the yielded dict's ``mb`` once it ends."""
-    reset_peak(pid)
-    before = memory_kb(pid)["VmRSS"]
-    got: dict[str, float] = {}
-    yield got
-    got["mb"] = round((memory_kb(pid)["VmHWM"] - before) / 1024, 1)
-    got["after_mb"] = round((memory_kb(pid)["VmRSS"] - before) / 1024, 1)
 
 
 # -- measure: a server per checkout, every attack ---------------------------------------------------
@@ -339,7 +252,7 @@ async def _during(attack: Awaitable[dict[str, Any]], probe_after_s: float, probe
 
 
 async def measure_one(checkout: Path, model: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"checkout": str(checkout), "commit": _commit(checkout)}
+    out: dict[str, Any] = {"checkout": str(checkout), "commit": commit(checkout)}
     with server(checkout, model) as (address, pid):
         # F1: a languages-only token, 4 connections x 300 silent ListLanguages; the other tenant meanwhile
         with peak_rss_growth_mb(pid) as rss:
@@ -384,11 +297,6 @@ async def measure_one(checkout: Path, model: str) -> dict[str, Any]:
     return out
 
 
-def _commit(checkout: Path) -> str:
-    got = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return got.stdout.strip()
-
-
 # -- the command line ---------------------------------------------------------------------------------
 
 
@@ -422,10 +330,7 @@ def _run_attack(opts: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("measure", help="every attack against a fresh server of each checkout")
-    m.add_argument("--checkout", action="append", type=Path, required=True, help="a checkout to serve (repeat)")
-    m.add_argument("--model", default=str(REPO / "model_cache" / "test-model"))
-    m.add_argument("--json", default=None)
+    add_measure(sub)
     for name in ("silent-unary", "large-unary", "silent-translate"):
         a = sub.add_parser(name)
         a.add_argument("--address", required=True)
@@ -444,10 +349,8 @@ def main(argv: list[str] | None = None) -> None:
     st.add_argument("--seconds", type=float, default=20.0)
     opts = ap.parse_args(argv)
     if opts.command == "measure":
-        from benchmarks import print_and_save
-
         runs = [asyncio.run(measure_one(c.resolve(), opts.model)) for c in opts.checkout]
-        print_and_save({"date": time.strftime("%Y-%m-%d"), "runs": runs}, opts.json)
+        save_runs(runs, opts.json)
         return
     print(json.dumps(_run_attack(opts)), flush=True)
 

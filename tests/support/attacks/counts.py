@@ -16,7 +16,7 @@ turn (``PYTHONPATH`` set to it), so one run gives the figures of two checkouts s
   ``AudioPacket`` timestamps that skip 120 s. Reported per attack: the bytes sent, the audio they
   claim, how the call ended, and the server's CPU time (``/proc/PID/stat``) per KiB sent.
 
-    python -m benchmarks.attacks_counts --tree before=/tmp/base --tree after=. --json out/attacks_counts.json
+    python -m tests.support.attacks.counts --tree before=/tmp/base --tree after=. --json out/attacks_counts.json
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -40,24 +40,22 @@ from typing import Any
 import av
 import grpc
 import numpy as np
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from riva.client.proto import riva_asr_pb2 as asr
 from riva.client.proto import riva_audio_pb2 as riva_audio
 from riva.client.proto import riva_nmt_pb2 as nmt
 
 import translate_svc.errors
-from benchmarks import print_and_save
+from tests.support.attacks.bystander import check_loop, realtime_lateness, speech
+from tests.support.json_result import print_and_save
+from tests.support.paths import REPO, TEST_MODEL
+from tests.support.proc import cpu_s, stop_process
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.cli import ready_file as ready
-from translate_svc.client_cli.decode import load_pcm16k
 
-REPO = Path(__file__).resolve().parents[1]
-AUDIO = REPO.parent / "shared" / "audio"
 ATTACKER, VICTIM = "attacker-token-5c1e9a7b3d", "victim-token-8f2d4b6a0c"
 TOKENS = f"{ATTACKER} stream tenant=attacker\n{VICTIM} * tenant=victim\n"
 RIVA_S2T = "/nvidia.riva.nmt.RivaTranslation/StreamingTranslateSpeechToText"
 OURS = "/translate_svc.api.v1.Translator/StreamingTranslate"
-CHUNK_MS = 100
 #: a TOC byte alone: configuration 3 (SILK narrowband, 60 ms), code 1 (two frames of equal size:
 #: here both empty), so 120 ms of "audio" libopus conceals (RFC 6716, 3.1 and 3.2.3)
 FRAMELESS_PACKET = bytes([3 << 3 | 1])
@@ -66,12 +64,6 @@ FRAMELESS_SAMPLES = 5760
 
 def bearer(token: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {token}"),)
-
-
-def cpu_s(pid: int) -> float:
-    """The process's user + system CPU time so far (``/proc/PID/stat``: utime, stime)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- the server ------------------------------------------------------------------------------------
@@ -83,7 +75,7 @@ class Server:
 
     #: the checkout whose ``translate_svc`` serves (``PYTHONPATH``): by default the one imported here
     tree: Path = Path(translate_svc.errors.__file__).resolve().parents[1]  # translate_svc is a namespace
-    model: Path = REPO / "model_cache" / "test-model"
+    model: Path = TEST_MODEL
     env: dict[str, str] = field(default_factory=dict)
     port: int = 0
     pid: int = 0
@@ -106,12 +98,11 @@ class Server:
             self.port, self.pid = ready.wait(tmp / "ready.json", proc, 300).port, proc.pid
             yield self
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
 
     def channel(self) -> grpc.aio.Channel:
         return grpc.aio.insecure_channel(f"127.0.0.1:{self.port}", options=[("grpc.max_send_message_length", -1)])
@@ -169,55 +160,6 @@ async def repeat_config(server: Server, method: str, config: bytes, stop: asynci
             sent[0] += 1
 
 
-async def check_loop(server: Server, stop: asyncio.Event, latencies: list[float], every_s: float = 0.1) -> None:
-    """A health ``Check`` every ``every_s`` (a probe's call, no token) until ``stop``; each one's latency."""
-    async with server.channel() as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
-        while not stop.is_set():
-            t = time.perf_counter()
-            await stub.Check(health_pb2.HealthCheckRequest(), timeout=60)
-            latencies.append(time.perf_counter() - t)
-            await asyncio.sleep(every_s)
-
-
-async def victim_stream(server: Server, pcm: np.ndarray) -> list[float]:
-    """The victim tenant streams ``pcm`` (16 kHz int16) in real time, 100 ms a message; returns how
-    late each segment's result came: its arrival minus when the audio of its end was sent."""
-    step = 16 * CHUNK_MS
-    sent_at: list[float] = []
-
-    async def gen() -> AsyncIterator[pb.StreamingTranslateRequest]:
-        cfg = pb.StreamingConfig(
-            format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000),
-            source_language="eng",
-            target_languages=["spa"],
-            output=pb.OutputOptions(text=True, speech=False, transcript=True),
-        )
-        yield pb.StreamingTranslateRequest(config=cfg)
-        t0 = time.perf_counter()
-        for k, i in enumerate(range(0, len(pcm), step)):
-            await asyncio.sleep(max(0.0, t0 + (k + 1) * CHUNK_MS / 1000 - time.perf_counter()))
-            sent_at.append(time.perf_counter())
-            yield pb.StreamingTranslateRequest(audio=pcm[i : i + step].astype("<i2").tobytes())
-
-    late: list[float] = []
-    async with server.channel() as ch:
-        call = ch.stream_stream(
-            OURS,
-            request_serializer=pb.StreamingTranslateRequest.SerializeToString,
-            response_deserializer=pb.StreamingTranslateResponse.FromString,
-        )(gen(), metadata=bearer(VICTIM), timeout=120)
-        async for r in call:
-            if r.HasField("segment"):
-                chunk = min(len(sent_at) - 1, max(0, -(-r.segment.end_ms // CHUNK_MS) - 1))
-                late.append(time.perf_counter() - sent_at[chunk])
-    return late
-
-
-def speech() -> np.ndarray:
-    return load_pcm16k(AUDIO / "jfk.flac")
-
-
 @dataclass
 class Observed:
     checks: list[float] = field(default_factory=list)
@@ -243,11 +185,11 @@ async def under_term_configs(server: Server, pcm: np.ndarray, *, clients: int, h
     kinds = [(RIVA_S2T, riva_term_config()), (OURS, our_term_config())]
     counts = [[0] for _ in range(clients)]
     attackers = [asyncio.create_task(repeat_config(server, *kinds[k % 2], stop, counts[k])) for k in range(clients)]
-    checks = asyncio.create_task(check_loop(server, stop, seen.checks))
+    checks = asyncio.create_task(check_loop(server.address, stop, seen.checks, every_s=0.1, timeout_s=60))
     try:
         if clients:
             await asyncio.sleep(head_start_s)
-        seen.late = await victim_stream(server, pcm)
+        seen.late = await realtime_lateness(server.address, VICTIM, pcm, timeout_s=120)
     finally:
         stop.set()
         await asyncio.gather(checks, *attackers, return_exceptions=True)

@@ -2,14 +2,14 @@
 
 Each attack is an async function over a server's addresses (and a token): it opens what the attack
 opens, from this process, and returns what its client saw, as plain values. Tests run them as a
-separate client process (``python -m benchmarks.attacks_rooms <attack> ...``: a ``started`` line
+separate client process (``python -m tests.support.attacks.rooms <attack> ...``: a ``started`` line
 once the attack is under way, then one JSON object on stdout), so the attack's connections, CPU and
 memory are not the test's. ``measure`` starts a real ``translate-svc serve`` (the test checkpoint,
 ``--http-port``, a tokens file of an uncapped tenant, a ``languages``-only token, a listen-only
 token and another tenant) from each checkout, runs every attack against each, scaled to run in a
 few minutes, and reports the figures side by side:
 
-    python -m benchmarks.attacks_rooms measure --checkout /tmp/base57rooms --checkout . --json out/rooms.json
+    python -m tests.support.attacks.rooms measure --checkout /tmp/base57rooms --checkout . --json out/rooms.json
 
 Attacks:
 
@@ -34,7 +34,6 @@ import json
 import os
 import secrets
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -49,13 +48,13 @@ import aiohttp
 import grpc
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-AUDIO = REPO.parent / "shared" / "audio"
+from tests.support.attacks.bystander import STREAM, check_loop, probe, realtime_lateness, speech, summary
+from tests.support.attacks.checkouts import add_measure, commit, save_runs
+from tests.support.attacks.client import OWN, metadata, most_held, silent
+from tests.support.proc import cpu_s, peak_rss_growth_mb, stop_process
+
 MB = 1024 * 1024
-OWN = [("grpc.use_local_subchannel_pool", 1)]  # each channel its own connection
 LISTEN = "/translate_svc.api.v1.Translator/Listen"
-STREAM = "/translate_svc.api.v1.Translator/StreamingTranslate"
-CHUNK_MS = 100
 #: the tokens file ``measure`` serves with
 TOKENS = {
     "uncapped": "rooms-attacks-uncapped-6a1f",  # every right, no cap
@@ -69,21 +68,6 @@ TOKENS_FILE = (
     f"{TOKENS['listener']} listen=* tenant=ears\n"
     f"{TOKENS['other']} * tenant=other\n"
 )
-
-
-def metadata(token: str | None) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {token}"),) if token else ()
-
-
-def code_name(e: BaseException) -> str:
-    return e.code().name if isinstance(e, grpc.aio.AioRpcError) else type(e).__name__
-
-
-def speech() -> np.ndarray:
-    """jfk.flac (11 s of speech) as 16 kHz int16."""
-    from translate_svc.client_cli.decode import load_pcm16k
-
-    return load_pcm16k(AUDIO / "jfk.flac")
 
 
 def listen_request(room: str, language: str = "spa") -> bytes:
@@ -131,61 +115,6 @@ async def qr_flood(
     return {"attack": "qr_flood", "clients": clients, "seconds": seconds, "codes": dict(codes)}
 
 
-async def check_loop(address: str, stop: asyncio.Event, latencies: list[float], every_s: float = 0.2) -> None:
-    """A token-less health ``Check`` every ``every_s`` until ``stop``: each one's latency (s)."""
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    async with grpc.aio.insecure_channel(address, options=OWN) as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
-        while not stop.is_set():
-            t = time.perf_counter()
-            await stub.Check(health_pb2.HealthCheckRequest(), timeout=120)
-            latencies.append(time.perf_counter() - t)
-            await asyncio.sleep(every_s)
-
-
-async def realtime_lateness(address: str, token: str, pcm: np.ndarray) -> list[float]:
-    """The other tenant streams ``pcm`` (16 kHz int16) in real time, 100 ms a message: how late each
-    segment's result came (its arrival minus when the audio of its end was sent), seconds."""
-    from translate_svc.api.v1 import translate_pb2 as pb
-
-    step = 16 * CHUNK_MS
-    sent_at: list[float] = []
-
-    async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
-        cfg = pb.StreamingConfig(
-            format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000),
-            source_language="eng",
-            target_languages=["spa"],
-            output=pb.OutputOptions(text=True, speech=False, transcript=True),
-        )
-        yield pb.StreamingTranslateRequest(config=cfg)
-        t0 = time.perf_counter()
-        for k, i in enumerate(range(0, len(pcm), step)):
-            await asyncio.sleep(max(0.0, t0 + (k + 1) * CHUNK_MS / 1000 - time.perf_counter()))
-            sent_at.append(time.perf_counter())
-            yield pb.StreamingTranslateRequest(audio=pcm[i : i + step].astype("<i2").tobytes())
-
-    late: list[float] = []
-    async with grpc.aio.insecure_channel(address, options=OWN) as ch:
-        call = ch.stream_stream(
-            STREAM,
-            request_serializer=pb.StreamingTranslateRequest.SerializeToString,
-            response_deserializer=pb.StreamingTranslateResponse.FromString,
-        )(requests(), metadata=metadata(token), timeout=300)
-        async for r in call:
-            if r.HasField("segment"):
-                chunk = min(len(sent_at) - 1, max(0, -(-r.segment.end_ms // CHUNK_MS) - 1))
-                late.append(time.perf_counter() - sent_at[chunk])
-    return late
-
-
-def _summary(values: list[float], digits: int = 3) -> dict[str, Any]:
-    if not values:
-        return {"n": 0}
-    return {"n": len(values), "p50": round(statistics.median(values), digits), "worst": round(max(values), digits)}
-
-
 async def under_qr_flood(served: Served, *, clients: int, seconds: float) -> dict[str, Any]:
     """The other tenant's health ``Check`` (every 200 ms) and real-time stream of jfk.flac during
     ``qr_flood`` (none: the control), and the server's CPU."""
@@ -204,20 +133,13 @@ async def under_qr_flood(served: Served, *, clients: int, seconds: float) -> dic
     flooded = await flood if flood is not None else None
     return {
         "qr_flood": flooded,
-        "health_check_s": _summary(checks),
-        "results_late_s": _summary(late, 2),
+        "health_check_s": summary(checks),
+        "results_late_s": summary(late, 2),
         "server_cpu_s": round(cpu_s(served.pid) - cpu, 1),
     }
 
 
 # -- Listen calls ---------------------------------------------------------------------------------
-
-
-async def _silent(release: asyncio.Event) -> AsyncIterator[bytes]:
-    """A request stream that sends nothing until ``release`` (the call's HEADERS only)."""
-    await release.wait()
-    return
-    yield
 
 
 async def silent_listen(
@@ -245,7 +167,7 @@ async def silent_listen(
             listen = chs[k % connections].stream_stream(LISTEN)
             while loop.time() < end:
                 opened_at[k] = loop.time()
-                call = listen(_silent(release), metadata=metadata(token))
+                call = listen(silent(release), metadata=metadata(token))
                 try:
                     async with asyncio.timeout(max(0.0, end - loop.time())):
                         async for _ in call:
@@ -261,13 +183,7 @@ async def silent_listen(
                 await asyncio.sleep(reopen_s)
 
         tasks = [asyncio.create_task(slot(k)) for k in range(slots)]
-        await asyncio.sleep(1.0)
-        started()
-        most = 0
-        while loop.time() < end:
-            now = loop.time()
-            most = max(most, sum(now - t > 1.0 for t in opened_at.values()))
-            await asyncio.sleep(0.2)
+        most = await most_held(opened_at, end, started)
         release.set()
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
@@ -307,6 +223,20 @@ async def large_listen(
     return {"attack": "large_listen", "calls": calls, "mib": mib, "codes": dict(codes), "details": sorted(details)}
 
 
+async def _hold_listen(ch: grpc.aio.Channel, room: str, token: str, codes: Tally, release: asyncio.Event) -> None:
+    """One ``Listen`` of ``room``: counted "let in" at its first event and held until ``release``,
+    or counted by the status that refused it."""
+    call = ch.unary_stream(LISTEN)(listen_request(room), metadata=metadata(token))
+    try:
+        async for _ in call:
+            codes.add("let in")
+            await release.wait()
+            call.cancel()
+            return
+    except grpc.aio.AioRpcError as e:
+        codes.add(e.code().name)
+
+
 async def many_listeners(
     address: str,
     http: str,
@@ -327,15 +257,7 @@ async def many_listeners(
         chs = [grpc.aio.insecure_channel(address, options=OWN) for _ in range(-(-count // 256))]
 
         async def one(k: int) -> None:
-            call = chs[k // 256].unary_stream(LISTEN)(listen_request(room), metadata=metadata(token))
-            try:
-                async for _ in call:
-                    codes.add("let in")
-                    await release.wait()
-                    call.cancel()
-                    return
-            except grpc.aio.AioRpcError as e:
-                codes.add(e.code().name)
+            await _hold_listen(chs[k // 256], room, token, codes, release)
 
         tasks = [asyncio.create_task(one(k)) for k in range(count)]
         try:
@@ -390,15 +312,7 @@ async def many_rooms(
     chs = [grpc.aio.insecure_channel(address, options=OWN) for _ in range(4)]
 
     async def one(k: int) -> None:
-        call = chs[k % 4].unary_stream(LISTEN)(listen_request(f"room-{tag}-{k}"), metadata=metadata(token))
-        try:
-            async for _ in call:
-                codes.add("let in")
-                await release.wait()
-                call.cancel()
-                return
-        except grpc.aio.AioRpcError as e:
-            codes.add(e.code().name)
+        await _hold_listen(chs[k % 4], f"room-{tag}-{k}", token, codes, release)
 
     tasks = [asyncio.create_task(one(k)) for k in range(count)]
     seen: Any = None
@@ -506,12 +420,6 @@ class Tally(Counter[str]):
 # -- the server -----------------------------------------------------------------------------------
 
 
-def cpu_s(pid: int) -> float:
-    """The process's user + system CPU time so far (``/proc/PID/stat``: utime, stime)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass(frozen=True)
 class Served:
     address: str  # the gRPC port, host:port
@@ -536,12 +444,7 @@ def serve(checkout: Path, model: str, env: dict[str, str] | None = None) -> Iter
         info = ready.wait(tmp / "ready.json", proc, 300)
         yield Served(f"127.0.0.1:{info.port}", f"http://127.0.0.1:{info.http_port}", proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -549,9 +452,8 @@ def serve(checkout: Path, model: str, env: dict[str, str] | None = None) -> Iter
 
 
 async def measure_one(checkout: Path, model: str, scale: float) -> dict[str, Any]:
-    from benchmarks.attacks import peak_rss_growth_mb, probe
 
-    out: dict[str, Any] = {"checkout": str(checkout), "commit": _commit(checkout)}
+    out: dict[str, Any] = {"checkout": str(checkout), "commit": commit(checkout)}
     with serve(checkout, model) as s:
         out["qr_control"] = await under_qr_flood(s, clients=0, seconds=0)
         out["qr_flood_32"] = await under_qr_flood(s, clients=32, seconds=20)
@@ -617,11 +519,6 @@ async def realtime_handshake(http: str, token: str) -> dict[str, Any]:
     return {"status": status, "seconds": round(time.perf_counter() - t, 3)}
 
 
-def _commit(checkout: Path) -> str:
-    got = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return got.stdout.strip()
-
-
 # -- the command line ---------------------------------------------------------------------------------
 
 
@@ -651,11 +548,8 @@ def _run_attack(opts: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("measure", help="every attack against a fresh server of each checkout")
-    m.add_argument("--checkout", action="append", type=Path, required=True, help="a checkout to serve (repeat)")
-    m.add_argument("--model", default=str(REPO / "model_cache" / "test-model"))
+    m = add_measure(sub)
     m.add_argument("--scale", type=float, default=0.5, help="the large Listen requests: 256 times this")
-    m.add_argument("--json", default=None)
     q = sub.add_parser("qr-flood")
     q.add_argument("--http", required=True, help="http://host:port of the HTTP port")
     q.add_argument("--clients", type=int, default=32)
@@ -674,10 +568,8 @@ def main(argv: list[str] | None = None) -> None:
     ll.add_argument("--mib", type=float, default=3.9)
     opts = ap.parse_args(argv)
     if opts.command == "measure":
-        from benchmarks import print_and_save
-
         runs = [asyncio.run(measure_one(c.resolve(), opts.model, opts.scale)) for c in opts.checkout]
-        print_and_save({"date": time.strftime("%Y-%m-%d"), "runs": runs}, opts.json)
+        save_runs(runs, opts.json)
         return
     print(json.dumps(_run_attack(opts)), flush=True)
 

@@ -1,8 +1,8 @@
 """The security review's attacks on the phone door (issue 57), one function per attack, and a run
 that measures them against real servers, before and after a fix:
 
-    PYTHONPATH=$PWD python -m benchmarks.attacks_phone measure --checkout /tmp/base --checkout . \\
-        --json benchmarks/results/attacks-phone57.json
+    PYTHONPATH=$PWD python -m tests.support.attacks.phone measure --checkout /tmp/base --checkout . \\
+        --json out/attacks-phone57.json
 
 Each attack is an async function over a server's addresses (and tokens) that returns what its
 clients saw, as plain values. ``measure`` starts a real ``translate-svc serve --phone`` of each
@@ -38,11 +38,9 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -54,9 +52,11 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from benchmarks.attacks import probe
+from tests.support.attacks.bystander import probe
+from tests.support.attacks.checkouts import add_measure, commit, save_runs
+from tests.support.paths import SHARED_AUDIO
+from tests.support.proc import free_port
 
-REPO = Path(__file__).resolve().parents[1]
 FRAME_S = 0.02
 #: the tokens file ``measure`` serves with: two tenants for the two-party attack, a third that
 #: only wants its own calls served
@@ -258,12 +258,6 @@ async def _handshake(url: str, token: str) -> int:
 # -- measure: a server per attack and checkout ------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def server(checkout: Path, model: str) -> Iterator[dict[str, Any]]:
     """``translate-svc serve --phone`` of ``checkout`` on the stable translator, with the tokens file
@@ -296,7 +290,7 @@ def server(checkout: Path, model: str) -> Iterator[dict[str, Any]]:
 
 
 async def measure_one(checkout: Path, model: str, audio: Path, seconds: float) -> dict[str, Any]:
-    out: dict[str, Any] = {"checkout": str(checkout), "commit": _commit(checkout)}
+    out: dict[str, Any] = {"checkout": str(checkout), "commit": commit(checkout)}
     with server(checkout, model) as srv:
         http_url = srv["http"].replace("http://", "ws://")
         out["pair_hijack"] = await pair_hijack(http_url, audio)
@@ -308,25 +302,15 @@ async def measure_one(checkout: Path, model: str, audio: Path, seconds: float) -
     return out
 
 
-def _commit(checkout: Path) -> str:
-    got = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return got.stdout.strip()
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
-    m = sub.add_parser("measure", help="every attack against a fresh server of each checkout")
-    m.add_argument("--checkout", action="append", type=Path, required=True, help="a checkout to serve (repeat)")
-    m.add_argument("--model", default=str(REPO / "model_cache" / "test-model"))
-    m.add_argument("--audio", type=Path, default=REPO.parent / "shared" / "audio", help="jfk.flac, silero_test.wav")
+    m = add_measure(sub)
+    m.add_argument("--audio", type=Path, default=SHARED_AUDIO, help="jfk.flac, silero_test.wav")
     m.add_argument("--seconds", type=float, default=30.0, help="how long the silent AudioSocket peers keep at it")
-    m.add_argument("--json", default=None)
     opts = ap.parse_args(argv)
-    from benchmarks import print_and_save
-
     runs = [asyncio.run(measure_one(c.resolve(), opts.model, opts.audio, opts.seconds)) for c in opts.checkout]
-    print_and_save({"date": time.strftime("%Y-%m-%d"), "runs": runs}, opts.json)
+    save_runs(runs, opts.json)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ checkpoint) and, with ``--before TREE``, on another checkout too (e.g. the base 
   boundary: its ``Content-Length`` is a few hundred KB. The answer, how long it took, the server's
   CPU meanwhile.
 
-    python -m benchmarks.attacks_http57 --before /tmp/base57 --json out/attacks_http57.json
+    python -m tests.support.attacks.http_port --before /tmp/base57 --json out/attacks_http57.json
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks import print_and_save
-from benchmarks.attacks_unread import ATTACKER, REPO, Served, cpu_s, served, table
+from tests.support.attacks.checkouts import add_trees, before_after
+from tests.support.attacks.unread import ATTACKER, Served, served
+from tests.support.json_result import print_and_save
+from tests.support.proc import cpu_s
 
 ATTACKS = ("log", "gzip")
 LONG_LINE = b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -109,21 +111,15 @@ async def run_tree(tree: Path, opts: argparse.Namespace) -> dict[str, dict[str, 
 
 
 async def main(opts: argparse.Namespace) -> dict[str, Any]:
-    trees = {"before": opts.before} if opts.before is not None else {}
-    trees["after"] = opts.after
-    results = {name: await run_tree(tree.resolve(), opts) for name, tree in trees.items()}
-    print(table(results), file=sys.stderr)
+    results = await before_after(opts, run_tree)
     return {"seconds": opts.seconds, "clients": opts.clients, "gzip_mb": opts.gzip_mb, "results": results}
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--before", type=Path, help="another checkout to attack first (e.g. the base commit's)")
-    ap.add_argument("--after", type=Path, default=REPO, help="the checkout under test (default: this one)")
+    add_trees(ap, ATTACKS)
     ap.add_argument("--seconds", type=float, default=10.0, help="how long the log flood runs")
     ap.add_argument("--clients", type=int, default=16, help="the log flood's connections at a time")
     ap.add_argument("--gzip-mb", type=int, default=200, help="what the compressed body decodes to (MB)")
-    ap.add_argument("--only", type=lambda v: v.split(","), default=list(ATTACKS), help=",".join(ATTACKS))
-    ap.add_argument("--json", help="write the result here too")
     o = ap.parse_args()
     print_and_save(asyncio.run(main(o)), o.json)

@@ -15,7 +15,7 @@ checkout too (e.g. main before the fix: ``git archive 201cb99 | tar -x -C /tmp/b
   sessions, ``--tries`` of them, from 127.0.0.2 and from 127.0.0.1: how many opened, and the
   server's CPU time meanwhile (per 1,000 flood connections).
 
-    python -m benchmarks.attacks_unread --before /tmp/base --seconds 60 --json out/attacks_unread.json
+    python -m tests.support.attacks.unread --before /tmp/base --seconds 60 --json out/attacks_unread.json
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import base64
 import contextlib
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -41,13 +40,14 @@ import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from benchmarks import print_and_save
+from tests.support.attacks.checkouts import add_trees, before_after
+from tests.support.json_result import print_and_save
+from tests.support.paths import TEST_MODEL
+from tests.support.proc import cpu_s, rss_mb, stop_process
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.cli import ready_file as ready
 
-REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "model_cache" / "test-model"
 MB = 1024 * 1024
 ATTACKER = "attacks-unread-attacker-5c1e9f"  # tenant a, uncapped
 VICTIM = "attacks-unread-victim-8b2d7a"  # tenant b
@@ -57,18 +57,6 @@ DEMO_LINE = f"{DEMO} stream tenant=demo streams=1\n"
 #: a request's head, not sent whole
 HALF_SENT = b"GET /v1/realtime/translations HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
 REALTIME = "/v1/realtime/translations"
-
-
-def rss_mb(pid: int) -> float:
-    m = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
-    assert m is not None
-    return int(m.group(1)) / 1024
-
-
-def cpu_s(pid: int) -> float:
-    """The process's CPU time so far (user + system), from /proc/PID/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Served:
@@ -82,7 +70,7 @@ class Served:
         self.log = (self.dir / "serve.log").open("w")
         self.proc = subprocess.Popen(
             [
-                *(sys.executable, "-m", "translate_svc.cli", "serve", "--model", str(MODEL)),
+                *(sys.executable, "-m", "translate_svc.cli", "serve", "--model", str(TEST_MODEL)),
                 *("--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--tokens-file", str(self.tokens)),
                 *args,
                 *("--ready-file", str(ready_file)),
@@ -98,12 +86,7 @@ class Served:
         self.http_port = info.http_port
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -168,6 +151,18 @@ class Victim:
         }
 
 
+def unread_figures(srv: Served, sent: int, before: float, end: float, victim: Victim) -> dict[str, Any]:
+    """What an attack that never read cost: the updates the client got written, the server's RSS
+    growth at the end and 3 s after the client left (now), and the victim's view meanwhile."""
+    return {
+        "updates_taken": sent,
+        "rss_before_mb": round(before, 1),
+        "rss_growth_mb": round(end - before, 1),
+        "rss_growth_after_cancel_mb": round(rss_mb(srv.pid) - before, 1),
+        **victim.summary(),
+    }
+
+
 def update(k: int) -> pb.StreamingTranslateRequest:
     targets = ("spa", "fra") if k % 2 else ("spa",)
     return pb.StreamingTranslateRequest(update=pb.StreamUpdate(targets=pb.TargetLanguages(languages=targets)))
@@ -197,13 +192,7 @@ async def grpc_updates(srv: Served, seconds: float) -> dict[str, Any]:
         end = rss_mb(srv.pid)
         call.cancel()
         await asyncio.sleep(3)
-    return {
-        "updates_taken": sent,
-        "rss_before_mb": round(before, 1),
-        "rss_growth_mb": round(end - before, 1),
-        "rss_growth_after_cancel_mb": round(rss_mb(srv.pid) - before, 1),
-        **victim.summary(),
-    }
+    return unread_figures(srv, sent, before, end, victim)
 
 
 def ws_frame(text: str) -> bytes:
@@ -257,13 +246,7 @@ async def ws_updates(srv: Served, seconds: float) -> dict[str, Any]:
         end = rss_mb(srv.pid)
         writer.transport.abort()  # gone, unread
         await asyncio.sleep(3)
-    return {
-        "updates_taken": sent,
-        "rss_before_mb": round(before, 1),
-        "rss_growth_mb": round(end - before, 1),
-        "rss_growth_after_cancel_mb": round(rss_mb(srv.pid) - before, 1),
-        **victim.summary(),
-    }
+    return unread_figures(srv, sent, before, end, victim)
 
 
 async def half_sent_loop(port: int, stop: asyncio.Event, opened: list[int]) -> None:
@@ -403,35 +386,16 @@ async def run_tree(tree: Path, opts: argparse.Namespace) -> dict[str, dict[str, 
     return out
 
 
-def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """One markdown table: a row per attack and figure, a column per tree."""
-    names = list(results)
-    lines = ["| attack | figure | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
-    attacks = list(dict.fromkeys(a for r in results.values() for a in r))
-    for attack in attacks:
-        figures = list(dict.fromkeys(f for r in results.values() for f in r.get(attack, {})))
-        for figure in figures:
-            cells = [str(results[n].get(attack, {}).get(figure, "")) for n in names]
-            lines.append(f"| {attack} | {figure} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 async def main(opts: argparse.Namespace) -> dict[str, Any]:
-    trees = {"before": opts.before} if opts.before is not None else {}
-    trees["after"] = opts.after
-    results = {name: await run_tree(tree.resolve(), opts) for name, tree in trees.items()}
-    print(table(results), file=sys.stderr)
+    results = await before_after(opts, run_tree)
     return {"seconds": opts.seconds, "flooders": opts.flooders, "tries": opts.tries, "results": results}
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--before", type=Path, help="another checkout to attack first (e.g. the base commit's)")
-    ap.add_argument("--after", type=Path, default=REPO, help="the checkout under test (default: this one)")
+    add_trees(ap, ATTACKS)
     ap.add_argument("--seconds", type=float, default=60.0, help="how long the update attacks run")
     ap.add_argument("--flooders", type=int, default=700, help="half-sent requests kept open by the flooder")
     ap.add_argument("--tries", type=int, default=10, help="token holder's sessions per address during the flood")
-    ap.add_argument("--only", type=lambda v: v.split(","), default=list(ATTACKS), help=",".join(ATTACKS))
-    ap.add_argument("--json", help="write the result here too")
     o = ap.parse_args()
     print_and_save(asyncio.run(main(o)), o.json)
