@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 import pytest_asyncio
 
+from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.paths import SHARED_AUDIO, TEST_MODEL
 
 
@@ -55,48 +54,6 @@ def clip_chunks(request: Any, chunk_bytes: int = 1024 * 1024) -> Iterator[Any]:
     yield first
     for at in range(chunk_bytes, len(content), chunk_bytes):
         yield pb.TranslateRequest(audio=pb.AudioInput(content=content[at : at + chunk_bytes]))
-
-
-def make_settings(model_dir: Path, **engine):  # type: ignore[no-untyped-def]
-    from translate_svc.settings import EngineSettings, ModelSettings, ServerSettings, Settings
-
-    return Settings(
-        model=ModelSettings(path=model_dir, device="cpu", dtype="float32"),
-        server=ServerSettings(host="127.0.0.1", port=0, grace_s=5),
-        engine=EngineSettings(**engine),
-    )
-
-
-class LiveServer:
-    def __init__(self, server, port: int, channel: grpc.aio.Channel) -> None:  # type: ignore[no-untyped-def]
-        from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-
-        self.server = server
-        self.port = port
-        self.channel = channel
-        self.stub = pb_grpc.TranslatorStub(channel)
-        self.batches: list = []  # type: ignore[type-arg]
-
-
-@contextlib.asynccontextmanager
-async def serving(settings, *, warmup: bool = True, runner_factory=None) -> AsyncIterator[LiveServer]:  # type: ignore[no-untyped-def]
-    """A real server for ``settings`` on loopback, a channel to it, and every batch it ran.
-    ``runner_factory`` replaces the model (e.g. ``lambda: FakeRunner()``, tests/unit/fake_runner.py)."""
-    from tests.support.raw import channel
-    from translate_svc.app import build
-    from translate_svc.transport.host import TranslateServer
-
-    batches: list = []  # type: ignore[type-arg]
-    server = TranslateServer(build(settings, runner_factory=runner_factory, on_batch=batches.append))
-    port = await server.start(warmup=warmup)
-    ch = channel(f"127.0.0.1:{port}")
-    live = LiveServer(server, port, ch)
-    live.batches = batches
-    try:
-        yield live
-    finally:
-        await ch.close()
-        await server.stop(grace=1)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -20,7 +20,7 @@ import pytest
 from google.rpc import code_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.conftest import LiveServer, make_settings, serving
+from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.paths import REPO
 from tests.support.speech import vad_segments
 from tests.unit.fake_runner import FakeRunner

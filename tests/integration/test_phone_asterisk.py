@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from tests.conftest import LiveServer, serving
+from tests.support.live_server import LiveServer, serving
 from tests.support.phone_carriers import (
     AccessLines,
     FakeAsterisk,

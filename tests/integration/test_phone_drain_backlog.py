@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.conftest import serving
+from tests.support.live_server import serving
 from tests.support.phone_carriers import (
     AccessLines,
     CarrierLog,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import serving
+from tests.support.live_server import serving
 from tests.support.phone_carriers import (
     AccessLines,
     CarrierLog,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.conftest import LiveServer, serving
+from tests.support.live_server import LiveServer, serving
 from tests.support.phone_carriers import (
     AccessLines,
     FakeTwilio,

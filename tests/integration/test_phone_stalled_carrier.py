@@ -24,7 +24,7 @@ import pytest
 import pytest_asyncio
 import websockets
 
-from tests.conftest import LiveServer, serving
+from tests.support.live_server import LiveServer, serving
 from tests.support.phone_carriers import (
     AccessLines,
     access_lines,

@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from prometheus_client import REGISTRY
 
-from tests.conftest import LiveServer, serving
+from tests.support.live_server import LiveServer, serving
 from tests.support.phone_carriers import (
     AccessLines,
     FakeTwilio,

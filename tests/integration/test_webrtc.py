@@ -21,7 +21,7 @@ import pytest_asyncio
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from tests.conftest import LiveServer, make_settings, serving
+from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 

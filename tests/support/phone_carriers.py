@@ -526,7 +526,7 @@ def access_lines() -> Iterator[AccessLines]:
 def phone_settings(test_model_dir: Path, **phone: Any) -> Any:
     """Test settings with the phone door's WebSocket framings on a free HTTP port, and AudioSocket
     on a free port of its own."""
-    from tests.conftest import make_settings
+    from tests.support.live_server import make_settings
 
     settings = make_settings(test_model_dir)
     settings.server.http_port = 0
