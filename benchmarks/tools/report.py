@@ -1,7 +1,8 @@
 """Statistics of a load-generator run: pure functions on plain values (no I/O, no clocks, no gRPC).
 
-``loadgen.py`` only measures (when things were sent and arrived, what batches ran); every number it
-reports is computed here, so the arithmetic is unit-tested (tests/unit/test_bench_report.py).
+The load generator (``loadgen/``) only measures (when things were sent and arrived, what batches
+ran); every number it reports is computed here, so the arithmetic is unit-tested
+(tests/unit/test_bench_report.py).
 
 Definitions (``DEFINITIONS`` is copied into the JSON report):
 

@@ -31,7 +31,7 @@ simultaneous steps run/skipped (``translate_svc_simultaneous_steps_total``).
 simultaneous mode on one server: segments and retractions per stream, finals' latency
 (``timing.total_ms`` and arrival - end of segment), steps run/skipped.
 
-Output: tables, and a JSON under ``benchmarks/results/`` (command, machine, commit, date).
+Output: tables, and a JSON under ``benchmarks/results/`` (git-ignored; command, machine, commit, date).
 
 With real weights (``--serve-args "--device cuda --dtype bfloat16" --model DIR --audio-dir DIR
 --no-pin``) the same runs measure the re-translation cost (model ms per audio second, steps

@@ -32,7 +32,7 @@ the load stopped; segment latency (the chunk with the end of a segment's audio h
 library -> its final result) p50/p95/p99 early vs late, with the server's own timing of the slowest;
 lost results (every id below each stream's ``segments_total``, every captioned or committed
 segment's final); client errors; and the server log's ERROR lines, tracebacks and access-line codes.
-A table on stdout, the whole in JSON (``--json``, default ``benchmarks/results/soak-<UTC time>.json``).
+A table on stdout, the whole in JSON (``--json``, default ``benchmarks/results/soak-<UTC time>.json``, git-ignored).
 """
 
 from __future__ import annotations
