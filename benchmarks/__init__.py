@@ -1,16 +1,13 @@
-"""Load generator and reports for translate_svc (run from the repository root: ``python -m benchmarks.loadgen``)."""
+"""translate_svc's benchmarks, run from the repository root (``python -m benchmarks.tools.<name>``).
 
-from __future__ import annotations
+``tools/``: what is run again and again (the load generator and its statistics, the front-end
+capacity ramp, the soak and its memory probe, the latency of simultaneous mode, the stage profiler,
+slow readers, phone calls, rooms, the language identifier's accuracy); ``gpu/``: the GPU runbook
+over them. ``studies/``: a cost measured once for a decision (docs/performance.md and
+docs/decisions.md cite each with its figures), kept to measure it again.
 
-import json
-from pathlib import Path
-from typing import Any
-
-
-def print_and_save(result: dict[str, Any], path: str | None) -> None:
-    """A run's result as indented JSON on stdout, and in ``path`` when given."""
-    text = json.dumps(result, indent=2)
-    print(text)
-    if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text)
+Results are not kept in git: each command prints its figures and writes its JSON where ``--json``
+says (``out/``, git-ignored) or by default into ``benchmarks/results/`` (git-ignored);
+docs/performance.md keeps the figures with the command that gives them. A benchmark imports shared
+test code from ``tests/support/`` only, never a test module (an import-linter contract, pyproject.toml).
+"""

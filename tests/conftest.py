@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 import pytest_asyncio
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_AUDIO = REPO.parent / "shared" / "audio"
+from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.paths import SHARED_AUDIO, TEST_MODEL
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +27,7 @@ def test_model_dir() -> Path:
     """model_cache/test-model (what `make test` builds), built here if missing."""
     from translate_svc.model.test_checkpoint import build_test_checkpoint
 
-    path = Path(os.environ.get("TRANSLATE_SVC_TEST_MODEL", REPO / "model_cache" / "test-model"))
+    path = Path(os.environ.get("TRANSLATE_SVC_TEST_MODEL", TEST_MODEL))
     if not (path / "config.json").is_file():
         build_test_checkpoint(path)
     return path
@@ -41,38 +39,6 @@ def runner(test_model_dir: Path):  # type: ignore[no-untyped-def]
     from translate_svc.model.seamless import SeamlessStages
 
     return SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32"))
-
-
-async def vad_segments(samples16k: Any) -> list[Any]:
-    """The segments (``SegmentReady``) a server cuts from a whole 16 kHz float32 clip at the default
-    VAD settings, the session's way: the ``VadWorker`` scores a fresh silero state, a ``Segmenter``
-    cuts. No model runs: the spans a Translate call of the clip would return, in VAD time only."""
-    from translate_svc.vad.segmenter import Segmenter, SegmenterConfig, SegmentReady
-    from translate_svc.vad.silero import SileroVad
-    from translate_svc.vad.worker import VadWorker
-
-    vad = SileroVad()
-    worker = VadWorker(vad)
-    try:
-        probs = await worker.probabilities(vad.new_state(), samples16k, last=True)
-    finally:
-        worker.close()
-    segmenter = Segmenter(SegmenterConfig())
-    return [e for e in segmenter.push(samples16k, probs) + segmenter.finish() if isinstance(e, SegmentReady)]
-
-
-def speech_pcm16(path: Path, seconds: float, rate: int) -> Any:
-    """The first ``seconds`` of a shared speech file as mono PCM16 (int16 samples) at ``rate``:
-    what the doors' tests stream as a client or a microphone would."""
-    import numpy as np
-    import soxr
-
-    from translate_svc.client_cli.decode import load_pcm16k
-
-    pcm = load_pcm16k(path)[: int(16000 * seconds)].astype(np.float32) / 32768.0
-    if rate != 16000:
-        pcm = soxr.resample(pcm, 16000, rate)
-    return np.clip(np.round(pcm * 32767), -32768, 32767).astype("<i2")
 
 
 def clip_chunks(request: Any, chunk_bytes: int = 1024 * 1024) -> Iterator[Any]:
@@ -88,48 +54,6 @@ def clip_chunks(request: Any, chunk_bytes: int = 1024 * 1024) -> Iterator[Any]:
     yield first
     for at in range(chunk_bytes, len(content), chunk_bytes):
         yield pb.TranslateRequest(audio=pb.AudioInput(content=content[at : at + chunk_bytes]))
-
-
-def make_settings(model_dir: Path, **engine):  # type: ignore[no-untyped-def]
-    from translate_svc.settings import EngineSettings, ModelSettings, ServerSettings, Settings
-
-    return Settings(
-        model=ModelSettings(path=model_dir, device="cpu", dtype="float32"),
-        server=ServerSettings(host="127.0.0.1", port=0, grace_s=5),
-        engine=EngineSettings(**engine),
-    )
-
-
-class LiveServer:
-    def __init__(self, server, port: int, channel: grpc.aio.Channel) -> None:  # type: ignore[no-untyped-def]
-        from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-
-        self.server = server
-        self.port = port
-        self.channel = channel
-        self.stub = pb_grpc.TranslatorStub(channel)
-        self.batches: list = []  # type: ignore[type-arg]
-
-
-@contextlib.asynccontextmanager
-async def serving(settings, *, warmup: bool = True, runner_factory=None) -> AsyncIterator[LiveServer]:  # type: ignore[no-untyped-def]
-    """A real server for ``settings`` on loopback, a channel to it, and every batch it ran.
-    ``runner_factory`` replaces the model (e.g. ``lambda: FakeRunner()``, tests/unit/fake_runner.py)."""
-    from tests.support.raw import channel
-    from translate_svc.app import build
-    from translate_svc.transport.host import TranslateServer
-
-    batches: list = []  # type: ignore[type-arg]
-    server = TranslateServer(build(settings, runner_factory=runner_factory, on_batch=batches.append))
-    port = await server.start(warmup=warmup)
-    ch = channel(f"127.0.0.1:{port}")
-    live = LiveServer(server, port, ch)
-    live.batches = batches
-    try:
-        yield live
-    finally:
-        await ch.close()
-        await server.stop(grace=1)
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

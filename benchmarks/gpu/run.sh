@@ -40,7 +40,7 @@ common=(--model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" "${FORCED[@]}" --fi
 case "$part" in
   loadgen)
     for cfg in on off; do
-      timeout "${LOADGEN_TIMEOUT:-250}" "$PY" -m benchmarks.loadgen "${common[@]}" --streams "$STREAMS" \
+      timeout "${LOADGEN_TIMEOUT:-250}" "$PY" -m benchmarks.tools.loadgen "${common[@]}" --streams "$STREAMS" \
         --max-batch-size "$MAX_BATCH" --configs "$cfg" ${LOADGEN_ARGS:-} --json "$OUT/loadgen_$cfg.json" > "$OUT/loadgen_$cfg.txt" 2>&1
       echo "loadgen $cfg: exit $?"
       grep -E "^│" "$OUT/loadgen_$cfg.txt" | tail -40
@@ -48,7 +48,7 @@ case "$part" in
     ;;
   profile)
     for voc in batched rows; do
-      timeout "${PROFILE_TIMEOUT:-240}" "$PY" -m benchmarks.profile_stages "${common[@]}" --sizes "${SIZES:-1,8,32,64}" \
+      timeout "${PROFILE_TIMEOUT:-240}" "$PY" -m benchmarks.tools.profile_stages "${common[@]}" --sizes "${SIZES:-1,8,32,64}" \
         --vocoder "$voc" > "$OUT/profile_$voc.txt" 2>&1
       echo "profile $voc: exit $?"
       tail -12 "$OUT/profile_$voc.txt"

@@ -39,7 +39,7 @@ from tests.deploy.helpers import (
     server_container,
     server_deployment,
 )
-from tests.signals import default_signals
+from tests.support.signals import default_signals
 
 pytestmark = pytest.mark.slow(20)  # seconds, for the schedule (conftest.py)
 

@@ -16,8 +16,8 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.conftest import speech_pcm16
-from tests.integration.test_cli import ServerProcess
+from tests.support.server_process import ServerProcess
+from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 

@@ -3,7 +3,7 @@ TOC byte alone, packet timestamps that skip) may not run ahead of the wall clock
 caller's kilobyte costs is bounded on the Riva door and ours.
 
 Measured from the server process (``/proc/PID/stat``) for each attack of
-``benchmarks/attacks_counts.py``: a Riva ``OGGOPUS`` stream of one-byte packets (120 ms of
+``tests/support/attacks/counts.py``: a Riva ``OGGOPUS`` stream of one-byte packets (120 ms of
 concealment each, about 150 s of "audio" per KiB), our OPUS stream of the same packets one per
 message, and our stream of ``AudioPacket``s that skip 200 s each. Before the fix: 190 to 260 ms
 of server CPU per KiB, and 1.6 s for 240 s of skips; now each is refused (INVALID_ARGUMENT, saying
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.attacks_counts import (
+from tests.support.attacks.bystander import check_loop
+from tests.support.attacks.counts import (
     FRAMELESS_SAMPLES,
     OURS,
     RIVA_S2T,
     Server,
-    check_loop,
     cpu_of,
     frameless_ogg,
     our_frameless_messages,
@@ -49,7 +49,7 @@ def server(test_model_dir: Path) -> Iterator[Server]:
 
 async def test_frameless_opus_and_skipping_timestamps_cost_bounded_cpu_per_kib(server: Server) -> None:
     stop, checks = asyncio.Event(), list[float]()
-    probe = asyncio.create_task(check_loop(server, stop, checks))
+    probe = asyncio.create_task(check_loop(server.address, stop, checks, every_s=0.1, timeout_s=60))
     try:
         riva = await cpu_of(server, RIVA_S2T, riva_ogg_messages(8), len(frameless_ogg(8)) * FRAMELESS_SAMPLES / 48000)
         ours_messages = our_frameless_messages(4)

@@ -13,7 +13,7 @@ import aiohttp
 import grpc
 import pytest
 
-from tests.conftest import make_settings, serving
+from tests.support.live_server import make_settings, serving
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.transport.openai.door import PATH

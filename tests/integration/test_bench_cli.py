@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import make_settings, serving
+from tests.support.live_server import make_settings, serving
 from translate_svc.model import stable
 from translate_svc.transport.openai.protocol import SIMULTANEOUS_AGREEMENT, SIMULTANEOUS_STEP_MS
 from translate_svc.types import SimultaneousOptions

@@ -22,10 +22,10 @@ import pytest
 import torch
 from transformers import AutoProcessor, SeamlessM4Tv2Model
 
-from tests.conftest import vad_segments
 from tests.integration.test_runner import SHARED_FILES, Reference, has_hooks, read_16k
 from tests.integration.test_simultaneous_model import commit_first, rows_of, step_input
 from tests.integration.test_text_runner import TEXTS, hf_generate_text, text_input
+from tests.support.speech import vad_segments
 from translate_svc.engine.runner import ModelInput, ModelOutput, SimulTarget
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.seamless import SeamlessStages

@@ -18,7 +18,8 @@ import grpc
 import pytest
 
 from tests.conftest import clip_chunks
-from tests.integration.test_cli import ServerProcess
+from tests.support.proc import memory_kb, reset_peak
+from tests.support.server_process import ServerProcess
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
@@ -42,20 +43,6 @@ def guarded(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         yield server
     finally:
         server.stop()
-
-
-def memory_kb(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (the peak since the last reset) of ``pid``, in kB."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0])
-    return out
-
-
-def reset_peak(pid: int) -> None:
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS (Linux; needs to own the process)
 
 
 async def test_twelve_refused_60_mib_calls_leave_the_servers_memory_alone(guarded: ServerProcess) -> None:
@@ -179,7 +166,7 @@ def largest_clip(jfk: Path, seconds: float, rate: int) -> bytes:
     import numpy as np
     import soundfile as sf
 
-    from tests.conftest import speech_pcm16
+    from tests.support.speech import speech_pcm16
 
     pcm = np.zeros(int(seconds * rate), np.int16)
     speech = speech_pcm16(jfk, 11.0, rate)
@@ -209,7 +196,7 @@ async def test_16_largest_clips_beside_4_live_streams_are_admitted_up_to_the_cap
     from google.rpc import error_details_pb2
     from grpc_status import rpc_status
 
-    from tests.conftest import speech_pcm16
+    from tests.support.speech import speech_pcm16
 
     seconds, rate, cap = 600.0, 48000, 4
     clip = await asyncio.to_thread(largest_clip, shared_audio / "jfk.flac", seconds, rate)

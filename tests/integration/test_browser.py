@@ -30,7 +30,8 @@ import pytest
 import pytest_asyncio
 import soundfile as sf
 
-from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
+from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.speech import speech_pcm16
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.model.stable import StableTranslator
 

@@ -2,7 +2,7 @@
 byte, on a real ``translate-svc serve`` process (its memory read from /proc) with a tokens file of
 a capped tenant, an uncapped one and a ``languages``-only token, the Riva door on.
 
-Each attack runs as a separate client process (``python -m benchmarks.attacks ...``: its
+Each attack runs as a separate client process (``python -m tests.support.attacks.grpc_calls ...``: its
 connections and memory are not the test's); while it runs, another tenant's calls and a health
 Check are made from here and must be answered, on time.
 
@@ -32,8 +32,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from benchmarks.attacks import memory_kb, reset_peak
-from tests.integration.test_cli import ServerProcess
+from tests.support.proc import memory_kb, reset_peak
+from tests.support.server_process import ServerProcess
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
@@ -71,12 +71,12 @@ def served(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 class Attack:
-    """``python -m benchmarks.attacks <args>`` in its own process: ``started`` once its calls are
+    """``python -m tests.support.attacks.grpc_calls <args>`` in its own process: ``started`` once its calls are
     open, ``result`` its JSON line once it ends."""
 
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.attacks", *args],
+            [sys.executable, "-m", "tests.support.attacks.grpc_calls", *args],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -17,9 +17,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -36,9 +33,9 @@ import webvtt
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from typer.testing import CliRunner
 
-from tests.signals import default_signals
+from tests.support.server_process import CLI, ServerProcess
+from tests.support.signals import default_signals
 from translate_svc.cli import app
-from translate_svc.cli import ready_file as ready
 from translate_svc.client import TranslateClient
 from translate_svc.client.types import Language
 from translate_svc.client_cli.lang import UnknownLanguage, resolve_language
@@ -50,8 +47,6 @@ pytestmark = pytest.mark.slow(75)  # seconds, for the schedule (conftest.py)
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "clients" / "python" / "src" / "translate_svc" / "samples" / "demo_eng.wav"
-_SCRIPT = Path(sys.executable).parent / "translate-svc"
-CLI: list[str] = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "translate_svc.cli"]
 EXIT_FAILED, EXIT_USAGE, EXIT_CONNECT, EXIT_AUTH, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 TOKEN_ALL = "cli-all-7d1f3b5a9c2e"
 TOKEN_LANGUAGES = "cli-lang-4e6a8c0b2d1f"
@@ -59,54 +54,6 @@ TOKEN_TRANSLATE = "cli-tr-9a7c5e3b1d0f"
 
 
 # -- servers and running the CLI --------------------------------------------------------------------
-
-
-class ServerProcess:
-    """``translate-svc serve`` in a subprocess; its output is drained on a thread. Ready when it has
-    written its ``--ready-file`` (a temporary one unless ``ready_file`` names one)."""
-
-    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None, ready_file: Path | None = None) -> None:
-        env = {**os.environ, "TRANSLATE_SVC_SERVER__GRACE_S": "2", "TRANSLATE_SVC_SERVER__DRAIN_S": "1", **(env or {})}
-        self._tmp: Path | None = None
-        if ready_file is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix="serve-ready-"))
-            ready_file = self._tmp / "ready.json"
-        self.ready_file = ready_file
-        self.proc = subprocess.Popen(
-            default_signals([*CLI, "serve", *args, "--ready-file", str(self.ready_file)]),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._drain, daemon=True).start()
-        try:
-            self.info = ready.wait(self.ready_file, self.proc, 120)
-        except ready.NotReady as e:
-            self.stop()
-            pytest.fail(f"{e}:\n" + "".join(self.lines[-30:]))
-        self.port = self.info.port
-
-    def _drain(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

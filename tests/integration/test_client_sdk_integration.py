@@ -19,7 +19,7 @@ import pytest
 import soxr
 import trustme
 
-from tests.conftest import LiveServer, make_settings, serving
+from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.raw import stream_pcm, translate_file
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import (

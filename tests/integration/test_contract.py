@@ -11,7 +11,7 @@ import grpc
 import pytest
 import soundfile as sf
 
-from tests.conftest import LiveServer
+from tests.support.live_server import LiveServer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 

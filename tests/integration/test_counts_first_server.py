@@ -2,7 +2,7 @@
 converted, and a message that carries no audio is held to a config's size before protobuf parses
 it, so one tenant repeating 1 MB term configs costs the others nothing they notice.
 
-The attack as the review ran it (``benchmarks/attacks_counts.py``): four clients of the attacker
+The attack as the review ran it (``tests/support/attacks/counts.py``): four clients of the attacker
 tenant open a call, send one 1 MB config (Riva's ``dnt_phrases = ["a," * 500,000]``, or ours with
 200,000 Terms), take the refusal, and again, while the victim tenant streams speech in real time and
 a health Check goes every 100 ms. Before: up to 1.1 s of event loop per config; the victim's
@@ -18,7 +18,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from benchmarks.attacks_counts import (
+from tests.support.attacks.bystander import speech
+from tests.support.attacks.counts import (
     ATTACKER,
     OURS,
     RIVA_S2T,
@@ -26,7 +27,6 @@ from benchmarks.attacks_counts import (
     our_term_config,
     raw_call,
     riva_term_config,
-    speech,
     under_term_configs,
 )
 

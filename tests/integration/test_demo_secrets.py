@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.conftest import LiveServer, make_settings, serving
 from tests.integration.test_revocation_holes import reloaded, replace, session_events
 from tests.integration.test_security import ALL
+from tests.support.live_server import LiveServer, make_settings, serving
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 

@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.conftest import LiveServer, make_settings, serving
+from tests.support.live_server import LiveServer, make_settings, serving
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 

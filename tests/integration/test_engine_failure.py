@@ -19,8 +19,8 @@ import pytest
 from google.rpc import code_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.conftest import LiveServer, make_settings
 from tests.integration.test_opus_and_captions import config, run, spans
+from tests.support.live_server import LiveServer, make_settings
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import AsyncTranslateClient, Segment, StreamEnd

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.signals import default_signals
+from tests.support.signals import default_signals
 from translate_svc.cli import ready_file as ready
 from translate_svc.client import AsyncTranslateClient, Segment
 from translate_svc.client_cli.decode import load_pcm16k

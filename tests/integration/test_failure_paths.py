@@ -20,7 +20,9 @@ import pytest
 from google.rpc import code_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.conftest import REPO, LiveServer, make_settings, serving, vad_segments
+from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.paths import REPO
+from tests.support.speech import vad_segments
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc

@@ -22,7 +22,8 @@ import pytest
 from google.rpc import code_pb2, error_details_pb2
 from grpc_status import rpc_status
 
-from tests.conftest import REPO, make_settings, serving
+from tests.support.live_server import make_settings, serving
+from tests.support.paths import REPO
 from tests.support.raw import channel
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc

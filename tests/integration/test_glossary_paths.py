@@ -27,7 +27,6 @@ import riva.client
 import torch
 from transformers import LogitsProcessorList
 
-from tests.conftest import LiveServer, make_settings, serving
 from tests.integration.test_language import (
     BiasUntilWritten,
     continuing,
@@ -39,6 +38,7 @@ from tests.integration.test_language import (
 from tests.integration.test_runner import plain_reference
 from tests.integration.test_translate_api import raw_request
 from tests.integration.test_translate_text import request as text_request
+from tests.support.live_server import LiveServer, make_settings, serving
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND, SimulTarget
 from translate_svc.model.seamless import TextCap

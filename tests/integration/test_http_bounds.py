@@ -21,7 +21,7 @@ import pytest_asyncio
 import trustme
 from openai import AsyncOpenAI
 
-from tests.conftest import LiveServer, make_settings, serving
+from tests.support.live_server import LiveServer, make_settings, serving
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.transport.http import site as http_site

@@ -18,8 +18,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.integration.test_bounded_cost import memory_kb
-from tests.integration.test_cli import ServerProcess
+from tests.support.proc import memory_kb
+from tests.support.server_process import ServerProcess
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 

@@ -25,9 +25,9 @@ import pytest
 import pytest_asyncio
 import riva.client
 
-from tests.conftest import LiveServer, make_settings, serving
 from tests.integration.test_language import reference_text, shared_pcm, whole_word_phrase, word_count
 from tests.integration.test_translate_api import raw_request
+from tests.support.live_server import LiveServer, make_settings, serving
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.engine.runner import SimulTarget
 from translate_svc.model.terms import KEEP_WEIGHT

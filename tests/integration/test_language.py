@@ -1,7 +1,7 @@
 """What people say, over a real server: ASR only (no targets), and spoken-language detection with
 the MMS-LID identifier (its tiny random-weight test checkpoint, and one biased towards Spanish).
 
-The identifier's accuracy needs real weights and FLEURS (benchmarks/lid_accuracy.py); these tests
+The identifier's accuracy needs real weights and FLEURS (benchmarks/tools/lid_accuracy.py); these tests
 show the mechanics: every candidate gets a score, the transcript is decoded in the language chosen
 (equal to ``generate`` into it), a biased identifier's choice follows its bias, and a server
 without an identifier answers FAILED_PRECONDITION.
@@ -23,9 +23,9 @@ import soundfile as sf
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, SequenceBiasLogitsProcessor
 
-from tests.conftest import LiveServer, make_settings, serving
 from tests.integration.test_runner import hf_generate, plain_reference
 from tests.integration.test_translate_api import raw_request
+from tests.support.live_server import LiveServer, make_settings, serving
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.audio.resample import resample

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from tests.conftest import REPO, make_settings, serving
+from tests.support.live_server import make_settings, serving
+from tests.support.paths import REPO
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.client import (
     AsyncStream,

@@ -20,7 +20,7 @@ import aiohttp
 import grpc
 import pytest
 
-from tests.conftest import LiveServer, make_settings, serving
+from tests.support.live_server import LiveServer, make_settings, serving
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.transport.http.caller import Caller

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.conftest import LiveServer, make_settings, serving
+from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.raw import translate_file
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.observability import metrics

@@ -29,7 +29,7 @@ import srt
 import webvtt
 from openai import AsyncOpenAI
 
-from tests.conftest import LiveServer, make_settings, serving
+from tests.support.live_server import LiveServer, make_settings, serving
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.engine.runner import ModelInput, ModelOutput

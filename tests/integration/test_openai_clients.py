@@ -33,7 +33,9 @@ import trustme
 import websockets
 from websockets.typing import Subprotocol
 
-from tests.conftest import REPO, LiveServer, make_settings, serving, speech_pcm16
+from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.paths import REPO
+from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 from translate_svc.observability import metrics
 

@@ -19,7 +19,8 @@ import pytest_asyncio
 import websockets
 from openai import AsyncOpenAI
 
-from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
+from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.speech import speech_pcm16
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(45)]
 

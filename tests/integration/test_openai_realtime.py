@@ -17,7 +17,8 @@ import pytest_asyncio
 import websockets
 from openai import AsyncOpenAI
 
-from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
+from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.model.stable import StableTranslator
 

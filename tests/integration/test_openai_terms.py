@@ -21,7 +21,8 @@ import pytest_asyncio
 from openai import AsyncOpenAI
 from transformers import AutoTokenizer
 
-from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
+from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(90)]

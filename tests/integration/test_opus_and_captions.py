@@ -16,7 +16,7 @@ import pytest
 import soxr
 from google.rpc import code_pb2
 
-from tests.conftest import LiveServer
+from tests.support.live_server import LiveServer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client_cli.decode import load_pcm16k

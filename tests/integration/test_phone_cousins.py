@@ -25,8 +25,8 @@ import aiohttp
 import numpy as np
 import pytest
 
-from tests.conftest import speech_pcm16
-from tests.integration.phone_carriers import (
+from tests.integration.test_slow_reader import Metrics, free_port, until
+from tests.support.phone_carriers import (
     CarrierLog,
     MediaStreamCarrier,
     alaw_bytes,
@@ -34,11 +34,11 @@ from tests.integration.phone_carriers import (
     ulaw_bytes,
     ulaw_decode,
 )
-from tests.integration.phone_cousins import FakeExotel, FakeSignalWire, FakeTelnyx
-from tests.integration.phone_lag import CLOSE_SILENCE_MS, LAG_TOLERANCE_S, carrier_lags, segment_ends
-from tests.integration.test_cli import ServerProcess
-from tests.integration.test_slow_reader import Metrics, free_port, until
+from tests.support.phone_cousins import FakeExotel, FakeSignalWire, FakeTelnyx
+from tests.support.phone_lag import CLOSE_SILENCE_MS, LAG_TOLERANCE_S, carrier_lags, segment_ends
 from tests.support.raw import channel
+from tests.support.server_process import ServerProcess
+from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.model.stable import SPEECH_S

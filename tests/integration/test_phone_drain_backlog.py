@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.conftest import serving, speech_pcm16
-from tests.integration.phone_carriers import (
+from tests.support.live_server import serving
+from tests.support.phone_carriers import (
     AccessLines,
     CarrierLog,
     FakeAudioSocket,
@@ -32,6 +32,7 @@ from tests.integration.phone_carriers import (
     phone_url,
     ulaw_bytes,
 )
+from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 
 pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.slow(60)]

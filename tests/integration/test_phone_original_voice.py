@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import serving, speech_pcm16
-from tests.integration.phone_carriers import (
+from tests.support.live_server import serving
+from tests.support.phone_carriers import (
     AccessLines,
     CarrierLog,
     FakeTwilio,
@@ -29,6 +29,7 @@ from tests.integration.phone_carriers import (
     ulaw_bytes,
     ulaw_decode,
 )
+from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import SPEECH_S, StableTranslator
 
 pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.slow(60)]

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.conftest import LiveServer, serving, speech_pcm16
-from tests.integration.phone_carriers import (
+from tests.support.live_server import LiveServer, serving
+from tests.support.phone_carriers import (
     AccessLines,
     FakeTwilio,
     access_lines,
@@ -26,6 +26,7 @@ from tests.integration.phone_carriers import (
     phone_url,
     ulaw_bytes,
 )
+from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]

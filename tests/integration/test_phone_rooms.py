@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.conftest import LiveServer, serving, speech_pcm16
-from tests.integration.phone_carriers import (
+from tests.support.live_server import LiveServer, serving
+from tests.support.phone_carriers import (
     AccessLines,
     FakeAsterisk,
     FakeTwilio,
@@ -31,6 +31,7 @@ from tests.integration.phone_carriers import (
     phone_url,
     ulaw_bytes,
 )
+from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.model.stable import StableTranslator
 from translate_svc.settings import RoomSettings

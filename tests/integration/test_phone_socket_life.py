@@ -29,8 +29,8 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from tests.conftest import LiveServer, serving
-from tests.integration.phone_carriers import FakeTwilio, calls_ended, phone_settings, phone_url
+from tests.support.live_server import LiveServer, serving
+from tests.support.phone_carriers import FakeTwilio, calls_ended, phone_settings, phone_url
 from translate_svc.errors import ServiceError
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(20)]

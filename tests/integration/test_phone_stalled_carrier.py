@@ -24,8 +24,8 @@ import pytest
 import pytest_asyncio
 import websockets
 
-from tests.conftest import LiveServer, serving, speech_pcm16
-from tests.integration.phone_carriers import (
+from tests.support.live_server import LiveServer, serving
+from tests.support.phone_carriers import (
     AccessLines,
     access_lines,
     calls_ended,
@@ -33,6 +33,7 @@ from tests.integration.phone_carriers import (
     phone_url,
     ulaw_bytes,
 )
+from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(30)]

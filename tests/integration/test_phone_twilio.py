@@ -17,8 +17,8 @@ import pytest
 import pytest_asyncio
 from prometheus_client import REGISTRY
 
-from tests.conftest import LiveServer, serving, speech_pcm16
-from tests.integration.phone_carriers import (
+from tests.support.live_server import LiveServer, serving
+from tests.support.phone_carriers import (
     AccessLines,
     FakeTwilio,
     access_lines,
@@ -28,7 +28,8 @@ from tests.integration.phone_carriers import (
     ulaw_bytes,
     ulaw_decode,
 )
-from tests.integration.phone_lag import CLOSE_SILENCE_MS, LAG_TOLERANCE_S, carrier_lags, p50_and_max_ms, segment_ends
+from tests.support.phone_lag import CLOSE_SILENCE_MS, LAG_TOLERANCE_S, carrier_lags, p50_and_max_ms, segment_ends
+from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.model.stable import SPEECH_S, StableTranslator
 

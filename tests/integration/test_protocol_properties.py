@@ -45,7 +45,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import make_settings
+from tests.support.live_server import make_settings
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.audio.codec import ALAW_TABLE, MULAW_TABLE
 from translate_svc.audio.resample import resample

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from google.rpc import code_pb2
 
-from tests.conftest import make_settings, serving, speech_pcm16
+from tests.support.live_server import make_settings, serving
+from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 
 pytestmark = pytest.mark.slow(40)

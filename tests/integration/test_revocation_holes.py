@@ -17,8 +17,8 @@ import pytest
 from openai import AsyncOpenAI
 from prometheus_client import REGISTRY
 
-from tests.conftest import LiveServer, make_settings, serving
 from tests.integration.test_security import ALL, LANG_ONLY, bearer, eventually
+from tests.support.live_server import LiveServer, make_settings, serving
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 

@@ -28,7 +28,8 @@ import riva.client
 from riva.client.proto import riva_nmt_pb2 as nmt
 from riva.client.proto import riva_nmt_pb2_grpc as nmt_grpc
 
-from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
+from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.speech import speech_pcm16
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.app import build

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import vad_segments
 from tests.integration.test_failover import server_process
+from tests.support.speech import vad_segments
 from translate_svc.client import AsyncTranslateClient, Segment
 from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.wire.pcm import pcm16_to_float

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.attacks import memory_kb, reset_peak
-from benchmarks.attacks_rooms import fast_speaker
-from tests.integration.test_cli import ServerProcess
+from tests.support.attacks.rooms import fast_speaker
+from tests.support.proc import memory_kb, reset_peak
+from tests.support.server_process import ServerProcess
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
 

@@ -19,10 +19,11 @@ import aiohttp
 import grpc
 import pytest
 
-from tests.conftest import serving, speech_pcm16
 from tests.integration.test_revocation_holes import reloaded, replace
 from tests.integration.test_rooms import registry, room_settings, speak, speaker_config, wait_for
 from tests.integration.test_rooms_web import listen_url
+from tests.support.live_server import serving
+from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.transport.rooms.protocol import LISTEN_SUBPROTOCOL

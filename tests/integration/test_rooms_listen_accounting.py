@@ -19,9 +19,9 @@ import pytest
 import pytest_asyncio
 from prometheus_client import REGISTRY
 
-from tests.conftest import LiveServer, make_settings, serving
-from tests.integration.phone_carriers import AccessLines, access_lines
 from tests.integration.test_rooms import wait_for
+from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.phone_carriers import AccessLines, access_lines
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 

@@ -7,7 +7,7 @@ under the unary admission (per token and per tenant, ``limits.request_read_timeo
 1 KiB).
 
 The attacks, scaled down (``limits.max_calls`` 64 instead of 1,024), on a real ``translate-svc
-serve`` process; the attacker is a separate client process (``python -m benchmarks.attacks_rooms``).
+serve`` process; the attacker is a separate client process (``python -m tests.support.attacks.rooms``).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any
 import grpc
 import pytest
 
-from benchmarks.attacks import memory_kb, reset_peak
 from tests.integration.test_call_bounds import OWN, bearer, timed
-from tests.integration.test_cli import ServerProcess
 from tests.integration.test_rooms_qr import RoomsAttack
+from tests.support.proc import memory_kb, reset_peak
+from tests.support.server_process import ServerProcess
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 

@@ -5,7 +5,7 @@ and new ones drawn at a bounded rate per process (``rooms.qr_draws_per_s``), bey
 ``Retry-After``.
 
 On a real ``translate-svc serve`` process; the strangers are a separate client process
-(``python -m benchmarks.attacks_rooms qr-flood``), so their CPU and connections are not the test's.
+(``python -m tests.support.attacks.rooms qr-flood``), so their CPU and connections are not the test's.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.integration.test_cli import ServerProcess
+from tests.support.server_process import ServerProcess
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
 
@@ -53,12 +53,12 @@ def http_of(server: ServerProcess) -> str:
 
 
 class RoomsAttack:
-    """``python -m benchmarks.attacks_rooms <attack> ...`` in its own process: ``started`` once the
+    """``python -m tests.support.attacks.rooms <attack> ...`` in its own process: ``started`` once the
     attack is under way, ``result`` its JSON line once it ends."""
 
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.attacks_rooms", *args],
+            [sys.executable, "-m", "tests.support.attacks.rooms", *args],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

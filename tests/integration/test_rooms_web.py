@@ -20,8 +20,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import LiveServer, serving, speech_pcm16
 from tests.integration.test_rooms import QUEUE, room_settings, speak, speaker_config, wait_for
+from tests.support.live_server import LiveServer, serving
+from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.transport.rooms.protocol import LISTEN_SUBPROTOCOL
 

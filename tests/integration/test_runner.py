@@ -21,7 +21,7 @@ import soundfile as sf
 import torch
 from transformers import AutoProcessor, SeamlessM4Tv2Model
 
-from tests.conftest import vad_segments
+from tests.support.speech import vad_segments
 from translate_svc.audio.resample import resample
 from translate_svc.engine.runner import ModelInput
 from translate_svc.model.runner import SeamlessRunner

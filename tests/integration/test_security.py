@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
-from tests.conftest import LiveServer, make_settings, serving
+from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.raw import channel, stream_pcm
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc

@@ -13,8 +13,8 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.conftest import LiveServer
 from tests.integration.test_opus_and_captions import FRAME, OPUS_FORMAT, config, opus_packets, run, spans
+from tests.support.live_server import LiveServer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from benchmarks.simultaneous import JOINT_TRIM, continuous, cut_regions, offline_segments
+from benchmarks.tools.simultaneous import JOINT_TRIM, continuous, cut_regions, offline_segments
 from tests.integration.test_simultaneous_session import (
     Lockstep,
     check_commits,
@@ -39,7 +39,7 @@ BOUND = 3.0
 def no_pause_speech(shared_audio: Path, seconds: float) -> np.ndarray:
     """The speech regions of silero_test.wav and jfk.flac (as the server's VAD cuts them, their pads
     trimmed) back to back, cycled to ``seconds``: one region the VAD never closes on a pause
-    (``benchmarks/simultaneous.py``'s continuous input)."""
+    (``benchmarks/tools/simultaneous.py``'s continuous input)."""
     regions = []
     for name in ("silero_test.wav", "jfk.flac"):
         pcm = load_pcm16k(shared_audio / name)

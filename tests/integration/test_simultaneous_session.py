@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
+from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.speech import speech_pcm16
 from translate_svc.engine.client import EngineClient
 from translate_svc.engine.jobs import EngineStats, JobResult
 from translate_svc.engine.runner import ModelInput

@@ -32,7 +32,7 @@ import pytest
 import soundfile as sf
 import soxr
 
-from tests.integration.test_cli import ServerProcess
+from tests.support.server_process import ServerProcess
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client import AsyncTranslateClient

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cli import EXIT_USAGE, ServerProcess, run_cli
+from tests.integration.test_cli import EXIT_USAGE, run_cli
+from tests.support.server_process import ServerProcess
 from translate_svc import app
 from translate_svc.client import TranslateClient
 from translate_svc.model.loading import TEST_MODEL_MARKER

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import LiveServer
 from tests.integration.test_opus_and_captions import TEXT_ONLY, config
+from tests.support.live_server import LiveServer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 

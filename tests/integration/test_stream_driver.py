@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import LiveServer
+from tests.support.live_server import LiveServer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput
 from translate_svc.session import (

@@ -26,8 +26,9 @@ import pytest
 import pytest_asyncio
 import soundfile as sf
 
-from tests.conftest import REPO, LiveServer, make_settings, serving
 from tests.integration.test_cli import EXIT_FAILED, Run, check_summary, fails, read_jsonl, run_cli
+from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.paths import REPO
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.client import (
     AsyncStream,

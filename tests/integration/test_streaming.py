@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 from google.rpc import code_pb2
 
-from tests.conftest import LiveServer, make_settings
+from tests.support.live_server import LiveServer, make_settings
 from tests.support.raw import channel, stream_pcm, translate_file
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc

@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from tests.conftest import LiveServer
 from tests.integration.test_glossary_paths import TARGET, TRANSLATION, reference, source_phrase, transcript_of
 from tests.integration.test_keep_paths import kept_reference
 from tests.integration.test_language import reference_text, shared_pcm, word_count
@@ -27,6 +26,7 @@ from tests.integration.test_text_runner import hf_generate_text
 from tests.integration.test_translate_api import raw_request
 from tests.integration.test_translate_text import request as text_request
 from tests.integration.test_translate_text import server_cap
+from tests.support.live_server import LiveServer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.model.terms import KEEP_WEIGHT
 from translate_svc.types import DEFAULT_TERM_WEIGHT

@@ -35,10 +35,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from tests.conftest import REPO, make_settings, serving, speech_pcm16
 from tests.integration.test_security import ALL, LANG_ONLY, bearer
 from tests.integration.test_workers import node
+from tests.support.live_server import make_settings, serving
+from tests.support.paths import REPO
 from tests.support.raw import channel
+from tests.support.speech import speech_pcm16
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc

@@ -15,8 +15,8 @@ from google.rpc import code_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from tests.conftest import LiveServer, make_settings
 from tests.integration.test_runner import hf_generate
+from tests.support.live_server import LiveServer, make_settings
 from tests.support.raw import channel, translate_file
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc

@@ -15,10 +15,10 @@ import pytest_asyncio
 from google.rpc import code_pb2
 from prometheus_client import REGISTRY
 
-from tests.conftest import LiveServer, make_settings, serving
 from tests.integration.test_language import word_count
 from tests.integration.test_text_runner import hf_generate_text
 from tests.integration.test_translate_api import jfk_16k, raw_request
+from tests.support.live_server import LiveServer, make_settings, serving
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND

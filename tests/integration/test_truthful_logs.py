@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 import websockets
 
-from tests.conftest import speech_pcm16
 from tests.integration.test_access_log import free_port
-from tests.integration.test_cli import ServerProcess
+from tests.support.server_process import ServerProcess
+from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 

@@ -21,7 +21,8 @@ import pytest_asyncio
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from tests.conftest import LiveServer, make_settings, serving, speech_pcm16
+from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]

@@ -32,7 +32,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from tests.conftest import LiveServer, make_settings, serving
+from tests.support.live_server import LiveServer, make_settings, serving
 from tests.unit.fake_runner import FakeRunner
 from translate_svc.errors import InvalidInput
 from translate_svc.transport.openai.webrtc import WebRtcDoor

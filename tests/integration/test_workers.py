@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.conftest import LiveServer
-from tests.signals import default_signals
+from tests.support.live_server import LiveServer
+from tests.support.signals import default_signals
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.cli import ready_file as ready

@@ -1,4 +1,4 @@
-"""The load generator's statistics (benchmarks/report.py) on plain values, and one end-to-end smoke run."""
+"""The load generator's statistics (benchmarks/tools/report.py) on plain values, and one end-to-end smoke run."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmarks import report  # the repo root is on pythonpath (pyproject's pytest section)
+from benchmarks.tools import report  # the repo root is on pythonpath (pyproject's pytest section)
 
 REPO = Path(__file__).resolve().parents[2]
-from benchmarks.report import BatchObs, InterimObs, ProcCpu, SegmentObs, StreamObs  # noqa: E402
+from benchmarks.tools.report import BatchObs, InterimObs, ProcCpu, SegmentObs, StreamObs  # noqa: E402
 
 pytestmark = pytest.mark.slow(35)  # seconds, for the schedule (conftest.py)
 
@@ -335,7 +335,7 @@ def test_loadgen_refuses_opus_with_other_message_lengths_and_pid_without_target(
 
 
 def test_opus_packets_are_20_ms_each_and_clips_fit_to_length() -> None:
-    from benchmarks.loadgen import Clip, encode_clips, fit_clip, opus_packets
+    from benchmarks.tools.loadgen.clips import Clip, encode_clips, fit_clip, opus_packets
 
     pcm = (np.sin(np.arange(16000) / 5.0) * 8000).astype(np.int16)  # 1 s
     packets = opus_packets(pcm)
@@ -356,7 +356,7 @@ def test_opus_packets_are_20_ms_each_and_clips_fit_to_length() -> None:
 def _loadgen(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "benchmarks.loadgen", *args],
+        [sys.executable, "-m", "benchmarks.tools.loadgen", *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -367,7 +367,7 @@ def _loadgen(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
 
 def test_optional_settings_are_passed_through_or_refused(tmp_path: Path) -> None:
     """--forced-tokens-per-s / --forced-units-per-s / --cpu-threads reach the settings when the build has them."""
-    from benchmarks import loadgen
+    from benchmarks.tools.loadgen import options as loadgen
 
     opts = loadgen.RunOptions(
         streams=1, model=tmp_path, device="cpu", dtype="float32", max_batch_size=8, max_wait_ms=5.0, speed=1.0,
@@ -407,7 +407,7 @@ def res_streams(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_further_copies_of_a_file_are_rotated_so_streams_differ() -> None:
-    from benchmarks.loadgen import Clip, stream_clips
+    from benchmarks.tools.loadgen.clips import Clip, stream_clips
 
     pcm = np.arange(32000, dtype=np.int16)  # 2 s
     a, b = Clip("a.wav", pcm), Clip("b.wav", pcm[:16000])
@@ -438,11 +438,12 @@ def test_loadgen_end_to_end_two_streams(tmp_path: Path) -> None:
     assert len(doc["git"]["commit"]) == 40 or doc["git"]["commit"] == "unknown"
 
     assert doc["machine"]["torch"] and doc["machine"]["cpu_count"] >= 1
-    assert "benchmarks.loadgen" in doc["command"] and doc["config"]["streams"] == 2
+    assert "benchmarks.tools.loadgen" in doc["command"] and doc["config"]["streams"] == 2
     assert set(doc["results"]) == {"batching_on", "batching_off"}
     # the second stream plays jfk.flac rotated by --shift-s: what the server's segmenter cuts from both
-    from benchmarks.loadgen import DEFAULT_SHIFT_S, load_clips, stream_clips
-    from benchmarks.profile_stages import segments_of
+    from benchmarks.tools.loadgen.clips import load_clips, stream_clips
+    from benchmarks.tools.profile_stages import segments_of
+    from translate_svc.client_cli.load.clips import DEFAULT_SHIFT_S
 
     clips = stream_clips(load_clips(("jfk.flac",)), 2, DEFAULT_SHIFT_S)
     expected = sum(len(segments_of(c.pcm)) for c in clips)

@@ -80,7 +80,7 @@ def test_our_config_of_200000_terms_is_refused_before_one_term_is_made(terms_mad
     )
     with pytest.raises(InvalidInput, match=r"^200000 terms sent"):
         ours.stream_request(pb.StreamingTranslateRequest(config=cfg), VAD, LIMITS)
-    assert terms_made == []  # counted, not converted (what it costs: benchmarks/attacks_counts.py)
+    assert terms_made == []  # counted, not converted (what it costs: tests/support/attacks/counts.py)
     del cfg.terms[32:]
     assert len(ours.stream_config(cfg, VAD, LIMITS).terms) == 32 == len(terms_made)
 

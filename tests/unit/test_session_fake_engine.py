@@ -304,7 +304,7 @@ async def test_speech_a_drain_cuts_too_short_to_translate_is_where_the_resume_st
     """A drain that ends a stream 150 ms into a speech region (shorter than min_speech: no segment)
     must not report that speech as translated: the resumed call starts at the region, or its next
     server hears only the region's tail (seen: a rolling restart lost a region this way)."""
-    from tests.conftest import vad_segments
+    from tests.support.speech import vad_segments
     from translate_svc.errors import ShuttingDown
     from translate_svc.wire.pcm import pcm16_to_float
 
@@ -349,7 +349,7 @@ async def test_a_call_resumed_with_the_sdks_lead_in_translates_the_speech_a_drai
     (there: 0.25 where the running stream had 1.0). The SDK's lead-in (the 1000 ms before the
     resume point, sent again only to be listened to) brings it into the speech as the lost call's
     was, and the region is translated; nothing is translated twice."""
-    from tests.conftest import vad_segments
+    from tests.support.speech import vad_segments
     from translate_svc.errors import ShuttingDown
     from translate_svc.session.events import Resume
     from translate_svc.wire.pcm import pcm16_to_float

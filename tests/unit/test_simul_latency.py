@@ -1,4 +1,4 @@
-"""SimulEval's latency metrics (benchmarks/simul_latency.py) on small hand-worked instances.
+"""SimulEval's latency metrics (benchmarks/tools/simul_latency.py) on small hand-worked instances.
 
 The numbers were also checked against simuleval 1.1.4's own scorers (random instances, NCA; CA on
 text with SimulEval's simulated elapsed turned into emission times) outside this suite: simuleval
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import simul_latency as sl  # the repo root is on pythonpath (pyproject's pytest section)
+from benchmarks.tools import simul_latency as sl  # the repo root is on pythonpath (pyproject's pytest section)
 
 # Text instance: 2000 ms of source; four words, two emitted after 500 ms of source, one after 1500,
 # one at the end; measured wall clock (elapsed) is later by the computation.

@@ -1,4 +1,4 @@
-"""The pure parts of benchmarks/simultaneous.py: the continuous input, an event log turned into
+"""The pure parts of benchmarks/tools/simultaneous.py: the continuous input, an event log turned into
 what a listener gets (SimulEval's instance), retractions, /metrics figures, the policy's floor."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks import simultaneous as bench
-from benchmarks.simultaneous import Output
+from benchmarks.tools import simultaneous as bench
+from benchmarks.tools.simultaneous import Output
 
 
 def test_cut_regions_trims_both_ends_and_drops_short_spans() -> None:

@@ -1,7 +1,7 @@
 """Fixtures: real translate_svc servers (subprocesses on loopback) and the shared test audio.
 
 The servers run in the project's own virtualenv (``<repo>/.venv``, where translate_svc and torch
-are installed), started as ``benchmarks/slow_readers.py`` starts its server: ``python -m
+are installed), started as ``benchmarks/tools/slow_readers.py`` starts its server: ``python -m
 translate_svc.cli serve ... --port 0 --ready-file F``; the tests wait for that ready file (its
 JSON names the port and the server's pid), never for a log line. These tests run in the pipecat
 virtualenv (integrations/pipecat/.venv: pipecat-ai and the SDK, no torch).

@@ -1,0 +1,261 @@
+"""Where a batch's time goes: the runner's stages timed per batch size, on real speech segments.
+
+Run from the repository root::
+
+    python -m benchmarks.tools.profile_stages --model model_cache/test-model --sizes 1,2,4,8,16
+
+The segments are those the server would cut (the same ``VadWorker`` and ``Segmenter``) from the files the
+load generator streams, one copy per stream (``--streams``, files alternating). For each batch size
+they run in batches of that size -- sorted by length by default, as the scheduler's bucketing does
+when the queue is deep (``--order stream`` keeps stream order) -- and each
+stage that ``SeamlessRunner.run`` calls (``SeamlessStages``) is timed: features, speech encoder, text
+decoding (``generate``), and inside the speech stage the text decoder pass that feeds t2u, the t2u
+model and the vocoder (called once per row). "other" is the rest (Python glue, tokenizer decode, copies). The wrappers
+sit on this script's own stages instance; the library is not changed.
+
+By default the timed pass is **cold**, as in the server: one untimed call on an unrelated clip
+loads everything, then every batch has shapes not seen before (on CPU oneDNN builds a kernel per
+new convolution shape, which costs more than running it on this tiny model). ``--warm`` first runs
+the same batches once untimed, which measures the compute alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.tools.loadgen.clips import load_clips, stream_clips
+from benchmarks.tools.loadgen.options import DEFAULT_FILES
+from tests.support.paths import TEST_MODEL
+from translate_svc.client_cli.load.clips import DEFAULT_SHIFT_S
+
+logger = logging.getLogger("benchmarks.tools.profile_stages")
+app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=False)
+console = Console()
+
+STAGES = ("features", "encode", "generate", "t2u_text_decoder", "t2u", "vocoder", "other")
+
+
+class StageTimer:
+    """Wall time per stage, summed. Model thread only (this script is single-threaded)."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.decode_steps: list[int] = []
+        self.in_speech = False  # module hooks count only inside the speech stage
+        self._starts: dict[str, float] = {}
+
+    def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.ms[name] += (time.perf_counter() - t0) * 1000.0
+                self.calls[name] += 1
+
+        return timed
+
+    def hook(self, name: str, module: Any) -> None:
+        def pre(*_: Any, **__: Any) -> None:
+            if self.in_speech:
+                self._starts[name] = time.perf_counter()
+
+        def post(*_: Any, **__: Any) -> None:
+            if name in self._starts:
+                self.ms[name] += (time.perf_counter() - self._starts.pop(name)) * 1000.0
+                self.calls[name] += 1
+
+        module.register_forward_pre_hook(pre)
+        module.register_forward_hook(post)
+
+
+def segments_of(pcm16: np.ndarray) -> list[np.ndarray]:
+    """The segments the server cuts from this audio (the same segmenter, default VAD settings)."""
+    from tests.support.speech import vad_segments
+    from translate_svc.wire.pcm import pcm16_to_float
+
+    return [e.samples for e in asyncio.run(vad_segments(pcm16_to_float(pcm16)))]
+
+
+def profile(runner: Any, items: list[Any], size: int, repeats: int, warm: bool) -> dict[str, Any]:
+    timer = StageTimer()
+    stages = runner.stages  # the runner calls its stages through this instance: the wrappers sit on it
+    stages.features = timer.wrap("features", stages.features)
+    stages.encode = timer.wrap("encode", stages.encode)
+    decode = stages.decode_text
+
+    def decode_counted(*args: Any, **kwargs: Any) -> Any:
+        seqs = decode(*args, **kwargs)
+        timer.decode_steps.append(int(seqs.shape[1]))
+        return seqs
+
+    stages.decode_text = timer.wrap("generate", decode_counted)
+    speech = stages.speech
+
+    def speech_flagged(*args: Any, **kwargs: Any) -> Any:
+        timer.in_speech = True
+        try:
+            return speech(*args, **kwargs)
+        finally:
+            timer.in_speech = False
+
+    stages.speech = timer.wrap("speech", speech_flagged)
+    m = stages.model
+    timer.hook("t2u_text_decoder", m.text_decoder)
+    timer.hook("t2u", m.t2u_model)
+    timer.hook("vocoder", m.vocoder)
+    batches = [items[i : i + size] for i in range(0, len(items), size)]
+    if warm:  # the same shapes once, untimed: oneDNN builds a primitive per new shape on first use
+        for b in batches:
+            runner.run(b)
+    else:  # load and initialise everything on shapes the timed pass never uses
+        runner.run([replace(items[0], audio=np.zeros(16000 * 20 + 123, np.float32), features=None)])
+    timer.ms.clear()
+    timer.calls.clear()
+    timer.decode_steps.clear()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        for b in batches:
+            runner.run(b)
+    total = (time.perf_counter() - t0) * 1000.0
+    n_seg = len(items) * repeats
+    ms = dict(timer.ms)
+    speech_ms = ms.pop("speech", 0.0)
+    out_ms = {
+        "features": ms.get("features", 0.0),
+        "encode": ms.get("encode", 0.0),
+        "generate": ms.get("generate", 0.0),
+        "t2u_text_decoder": ms.get("t2u_text_decoder", 0.0),
+        "t2u": ms.get("t2u", 0.0),
+        "vocoder": ms.get("vocoder", 0.0),
+    }
+    out_ms["other"] = total - sum(out_ms.values())
+    return {
+        "batch_size": size,
+        "batches": len(batches) * repeats,
+        "segments": n_seg,
+        "total_ms": total,
+        "ms_per_segment": total / n_seg,
+        "stage_ms_per_segment": {k: v / n_seg for k, v in out_ms.items()},
+        "speech_stage_ms_per_segment": speech_ms / n_seg,
+        "vocoder_calls": timer.calls.get("vocoder", 0),
+        # padded audio the encoder sees / real audio: what bucketing could still win
+        "padding_factor": sum(max(len(i.audio) for i in b) * len(b) for b in batches)
+        / sum(len(i.audio) for b in batches for i in b),
+        "mean_decode_len": float(np.mean(timer.decode_steps)) if timer.decode_steps else None,
+    }
+
+
+@app.command()
+def main(
+    model: Annotated[Path, typer.Option(help="model directory")] = TEST_MODEL,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16")] = "float32",
+    files: Annotated[str, typer.Option(help="comma list; names in ../shared/audio or paths")] = DEFAULT_FILES,
+    sizes: Annotated[str, typer.Option(help="batch sizes")] = "1,2,4,8,16",
+    to: Annotated[str, typer.Option(help="target language")] = "spa",
+    speech: Annotated[bool, typer.Option("--speech/--no-speech")] = True,
+    streams: Annotated[int, typer.Option(min=1, help="segments of this many streams (files alternate)")] = 16,
+    shift_s: Annotated[float, typer.Option(min=0, help="as loadgen's --shift-s")] = DEFAULT_SHIFT_S,
+    repeats: Annotated[int, typer.Option(min=1)] = 1,
+    order: Annotated[
+        str, typer.Option(help="stream: segments in stream order; length: sorted (like the scheduler's bucketing)")
+    ] = "length",
+    cpu_threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads; default: the runner's")] = None,
+    vocoder: Annotated[
+        str, typer.Option(help="auto (the runner's default), batched or rows (one call per row)")
+    ] = "auto",
+    warm: Annotated[bool, typer.Option("--warm/--cold", help="time shapes already run once (compute only)")] = False,
+    forced_tokens_per_s: Annotated[
+        float | None, typer.Option(help="random weights only: text tokens per audio second (model/forced.py)")
+    ] = None,
+    forced_units_per_s: Annotated[
+        float, typer.Option(help="with --forced-tokens-per-s: units per audio second")
+    ] = 50.0,
+) -> None:
+    """Time the runner's stages per batch size."""
+    import torch
+
+    from translate_svc import logging_setup
+    from translate_svc.engine.runner import ModelInput
+    from translate_svc.model.runner import SeamlessRunner
+    from translate_svc.model.seamless import SeamlessStages
+
+    logging_setup.configure("WARNING")
+    kwargs: dict[str, Any] = {}
+    if cpu_threads is not None:
+        if "cpu_threads" in inspect.signature(SeamlessStages).parameters:
+            kwargs["cpu_threads"] = cpu_threads  # the stages set torch's threads themselves at load
+        else:
+            torch.set_num_threads(cpu_threads)
+    if forced_tokens_per_s is not None:
+        from translate_svc.model.forced import ForcedLengths
+
+        kwargs["forced"] = ForcedLengths(forced_tokens_per_s, forced_units_per_s)
+    if vocoder != "auto":
+        if vocoder not in ("batched", "rows"):
+            raise typer.BadParameter("use auto, batched or rows", param_hint="--vocoder")
+        kwargs["batch_vocoder"] = vocoder == "batched"
+    clips = load_clips(tuple(f.strip() for f in files.split(",") if f.strip()))
+    segs = [s for c in stream_clips(clips, streams, shift_s) for s in segments_of(c.pcm)]
+    items = [ModelInput(s, (to,), None, speech) for s in segs]
+    if order == "length":
+        items.sort(key=lambda i: len(i.audio))
+    elif order != "stream":
+        raise typer.BadParameter("use stream or length", param_hint="--order")
+    size_list = [int(s) for s in sizes.split(",")]
+    need = max(size_list)
+    while len(items) < need * 2:
+        items = items + items
+    results = []
+    for size in size_list:
+        # fresh: the wrappers are per instance
+        runner = SeamlessRunner(SeamlessStages(model, device=device, dtype=dtype, **kwargs))
+        results.append(profile(runner, items, size, repeats, warm))
+        logger.info("batch %d done", size)
+    audio_s = sum(len(i.audio) for i in items) / 16000 / len(items)
+    forced_note = (
+        "" if forced_tokens_per_s is None else f", forced {forced_tokens_per_s:g} tok/s {forced_units_per_s:g} units/s"
+    )
+    table = Table(
+        title=f"{runner.stages.info.name}: ms per segment by stage ({len(items)} segments, mean {audio_s:.1f} s; "
+        f"{order} order, {'warm' if warm else 'cold'}, speech {'on' if speech else 'off'}{forced_note}; "
+        f"torch {torch.get_num_threads()} threads, {runner.stages.device})"
+    )
+    table.add_column("batch")
+    for s in STAGES:
+        table.add_column(s, justify="right")
+    table.add_column("total", justify="right")
+    table.add_column("vs batch 1", justify="right")
+    table.add_column("decode len", justify="right")
+    table.add_column("padded/real audio", justify="right")
+    base = results[0]["ms_per_segment"]
+    for r in results:
+        st = r["stage_ms_per_segment"]
+        table.add_row(
+            str(r["batch_size"]),
+            *[f"{st[s]:.1f}" for s in STAGES],
+            f"{r['ms_per_segment']:.1f}",
+            f"{base / r['ms_per_segment']:.2f}x",
+            f"{r['mean_decode_len']:.1f}",
+            f"{r['padding_factor']:.2f}",
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

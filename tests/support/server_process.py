@@ -1,0 +1,72 @@
+"""``translate-svc serve`` as a separate process, for the tests and the benchmarks that need one:
+started with the installed script (or ``python -m translate_svc.cli``), ready once it has written
+its ready file (never a log line), stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.support.signals import default_signals
+from translate_svc.cli import ready_file as ready
+
+_SCRIPT = Path(sys.executable).parent / "translate-svc"
+#: the command line that runs the CLI: the installed script, or the module where it is not installed
+CLI: list[str] = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "translate_svc.cli"]
+
+
+class ServerProcess:
+    """``translate-svc serve`` in a subprocess; its output is drained on a thread. Ready when it has
+    written its ``--ready-file`` (a temporary one unless ``ready_file`` names one)."""
+
+    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None, ready_file: Path | None = None) -> None:
+        env = {**os.environ, "TRANSLATE_SVC_SERVER__GRACE_S": "2", "TRANSLATE_SVC_SERVER__DRAIN_S": "1", **(env or {})}
+        self._tmp: Path | None = None
+        if ready_file is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="serve-ready-"))
+            ready_file = self._tmp / "ready.json"
+        self.ready_file = ready_file
+        self.proc = subprocess.Popen(
+            default_signals([*CLI, "serve", *args, "--ready-file", str(self.ready_file)]),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._drain, daemon=True).start()
+        try:
+            self.info = ready.wait(self.ready_file, self.proc, 120)
+        except ready.NotReady as e:
+            self.stop()
+            pytest.fail(f"{e}:\n" + "".join(self.lines[-30:]))
+        self.port = self.info.port
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
