@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
-from tests.conftest import clip_chunks
 from tests.support.proc import memory_kb, reset_peak
 from tests.support.server_process import ServerProcess
 from translate_svc.api.v1 import translate_pb2 as pb
@@ -27,6 +27,8 @@ pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 
 TOKEN = "bounded-cost-token-4e1a"
 MB = 1024 * 1024
+#: what a clip call sends before it holds (test_16_largest_clips...): within HTTP/2's first window
+FIRST_BYTES = 16 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -222,14 +224,41 @@ async def test_16_largest_clips_beside_4_live_streams_are_admitted_up_to_the_cap
         target_languages=["spa"],
         output=pb.OutputOptions(speech=False),
     )
-    del clip
+    head = pb.TranslateRequest(
+        audio=pb.AudioInput(format=request.audio.format),
+        target_languages=request.target_languages,
+        output=request.output,
+    )
+    go = asyncio.Event()
+
+    async def held() -> AsyncIterator[pb.TranslateRequest]:
+        """The request with the clip's first 16 KiB (within HTTP/2's first window: its write ends
+        without the server reading it), then the rest in 1 MiB messages once ``go`` is set. A call
+        refused at admission (before it reads) so ends while its client sends nothing: grpc-python
+        reports the server's status, not its own write failing as the call ends (grpc/grpc#36066,
+        INTERNAL "Failed execute_batch", seen under load when all 16 sent at once)."""
+        first = pb.TranslateRequest()
+        first.CopyFrom(head)
+        first.audio.content = clip[:FIRST_BYTES]
+        yield first
+        await go.wait()
+        for at in range(FIRST_BYTES, len(clip), MB):
+            yield pb.TranslateRequest(audio=pb.AudioInput(content=clip[at : at + MB]))
+
     async with grpc.aio.insecure_channel(guarded.address) as ch:
         stub = pb_grpc.TranslatorStub(ch)
         streams = [asyncio.ensure_future(stream(stub)) for _ in range(4)]
-        outcomes = await asyncio.gather(
-            *(stub.TranslateChunked(clip_chunks(request), metadata=metadata, timeout=300) for _ in range(16)),
-            return_exceptions=True,
-        )
+        calls = [
+            asyncio.ensure_future(stub.TranslateChunked(held(), metadata=metadata, timeout=300)) for _ in range(16)
+        ]
+        # the calls over the cap are refused at once, while every client holds after its first bytes
+        pending: set[asyncio.Future[Any]] = set(calls)
+        while len(pending) > cap:
+            done, pending = await asyncio.wait(pending, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                break  # none refused within a minute: the assertions below say so
+        go.set()
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
         streamed = await asyncio.gather(*streams)
     grown_mb = (memory_kb(pid)["VmHWM"] - before) / 1024
     answered = [o for o in outcomes if isinstance(o, pb.TranslateResponse)]
