@@ -4,34 +4,110 @@
 # so the machine stays warm and keeps /tmp/full-random:
 #   run(command="bash benchmarks/gpu/run.sh loadgen", carry=[".gpu"], timeout_s=600)
 #   run(command="bash benchmarks/gpu/run.sh profile", carry=[".gpu"], timeout_s=600)
+# or everything that matters most in ONE call of a 15-minute device budget (deadline-aware; every
+# result so far is packed into $OUT/results.tgz after each step, so a call cut short keeps them):
+#   run(command="BUDGET=520 bash benchmarks/gpu/run.sh session", carry=[".gpu"], timeout_s=560)
+#   run(command="bash benchmarks/gpu/run.sh coldwarm", carry=[".gpu"], timeout_s=200)  (cold vs warm shapes)
+# session: model built on the GPU; stages per batch size (CUDA-synchronised, peak memory); batching
+# on vs off at 64 in-process streams; then one `serve --workers W` and a ramp of loadgen --target
+# runs (N doubles while p95 <= SLO_MS and none falls behind, then one step between); GPU memory and
+# utilisation sampled each second throughout.
 # loadgen: 100 real-time streams (+ saturation), batching on, then the same with batching off, as
 # two invocations (each writes its JSON; the off run's saturation is the slow part).
 # profile: ms per stage and batch size, vocoder batched vs per row.
 # Results land in $OUT (the device tool brings them back). Env overrides: STREAMS, MAX_BATCH,
-# MODEL, DEVICE, DTYPE, SIZES, LOADGEN_ARGS (more loadgen options), SITE (where the wheels go; ""
-# to use the current environment), PY. A CPU dry run of the script itself (tiny model, fast):
+# MODEL, DEVICE, DTYPE, SIZES, LOADGEN_ARGS (more loadgen options), SITE ("" to use the current environment), PY. A CPU dry run of the script itself (tiny model, fast):
 #   SITE= PY=.venv/bin/python MODEL=model_cache/test-model DEVICE=cpu DTYPE=float32 STREAMS=2 \
 #     LOADGEN_ARGS="--speed 20" SIZES=1,2 OUT=/tmp/gpu-dry bash benchmarks/gpu/run.sh loadgen
 set -uo pipefail
-part=${1:?usage: run.sh loadgen|profile}
+part=${1:?usage: run.sh session|loadgen|profile|coldwarm}
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
 STREAMS=${STREAMS:-100} MAX_BATCH=${MAX_BATCH:-64} MODEL=${MODEL:-/tmp/full-random}
-DEVICE=${DEVICE:-cuda} DTYPE=${DTYPE:-bfloat16} SITE=${SITE-/tmp/site}
+DEVICE=${DEVICE:-cuda} DTYPE=${DTYPE:-bfloat16} SITE=${SITE-/tmp/site312}
 PY=${PY:-python3}
 FILES=.gpu/audio/silero_test.wav,.gpu/audio/jfk.flac
 FORCED=(--forced-tokens-per-s 4 --forced-units-per-s 50)
 export PYTHONUNBUFFERED=1 COLUMNS=${COLUMNS:-200}
-if [ -n "$SITE" ]; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .gpu/whl/*.whl \
-    || exit 1
-  export PYTHONPATH="$SITE:$PWD"
+if [ -n "$SITE" ]; then  # prepare.sh's packed site; "" for the current environment (a CPU dry run)
+  tar xJf .gpu/site.tar.xz -C /tmp || exit 1
+  export PYTHONPATH="/tmp/site312:$PWD:$PWD/clients/python/src"
+  if ! /sbin/ldconfig -p | grep -q libopus.so.0; then  # the image has no libopus (as root there)
+    cp .gpu/libopus.so.0 /usr/lib/x86_64-linux-gnu/ && /sbin/ldconfig
+  fi
 else
-  export PYTHONPATH="$PWD"
+  export PYTHONPATH="$PWD:$PWD/clients/python/src"
 fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
   "$PY" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__,
   torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')"; } > "$OUT/machine.txt" 2>&1
+if [ "$part" = session ]; then
+  T0=$SECONDS BUDGET=${BUDGET:-520} RES=/tmp/res
+  rm -rf "$RES" && mkdir -p "$RES"
+  left() { echo $((BUDGET - (SECONDS - T0))); }
+  pack() { cp "$OUT/machine.txt" "$RES/" 2>/dev/null; tar czf "$OUT/results.tgz" -C "$RES" . ; }
+  log() { echo "[$((SECONDS - T0)) s] $*" | tee -a "$RES/session.log"; }
+  { command -v nvidia-smi >/dev/null && exec nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu \
+      --format=csv,noheader -l 1; } > "$RES/gpu_samples.csv" 2>/dev/null &
+  SMI=$!
+  if [ ! -f "$MODEL/config.json" ]; then  # random init on the device: seconds, not minutes of CPU
+    log "building $MODEL on $DEVICE"
+    timeout 240 "$PY" -c "import sys, torch; torch.set_default_device(sys.argv[2])
+from translate_svc.model.test_checkpoint import build_test_checkpoint
+build_test_checkpoint(sys.argv[1], full_size=sys.argv[3] == 'full')" "$MODEL" "$DEVICE" "${SIZE:-full}" > "$RES/build.txt" 2>&1 \
+      || { log "device build failed, on the CPU"; rm -rf "$MODEL"
+           timeout 300 "$PY" -m translate_svc.cli make-test-model --full-size "$MODEL" >> "$RES/build.txt" 2>&1; }
+    log "built: $(du -sh "$MODEL" | cut -f1)"
+  fi
+  common=(--model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" "${FORCED[@]}" --files "$FILES")
+  SLO_MS=${SLO_MS:-800} CLIP_S=${CLIP_S:-20}
+  if [ -z "${SKIP_PROFILE:-}" ]; then log "profile (batched vocoder)"
+  timeout $(( $(left) < 130 ? $(left) : 130 )) "$PY" -m benchmarks.tools.profile_stages "${common[@]}" \
+    --sizes "${SIZES:-1,8,32,64,128}" --streams 32 --max-batches "${PROFILE_BATCHES:-6}" --vocoder batched \
+    --json "$RES/profile.json" > "$RES/profile.txt" 2>&1
+  log "profile: exit $?"; tail -14 "$RES/profile.txt"; pack; fi
+  log "loadgen on,off at ${ONOFF_STREAMS:-64} streams, in-process"
+  timeout $(( $(left) < 170 ? $(left) : 170 )) "$PY" -m benchmarks.tools.loadgen "${common[@]}" \
+    --streams "${ONOFF_STREAMS:-64}" --max-batch-size "$MAX_BATCH" --configs on,off --stream-s "$CLIP_S" \
+    --no-saturation --slo-ms "$SLO_MS" --json "$RES/loadgen_onoff.json" > "$RES/loadgen_onoff.txt" 2>&1
+  log "loadgen on,off: exit $?"; grep -E "^│" "$RES/loadgen_onoff.txt" | tail -30; pack
+  log "serve --workers ${WORKERS:-4} for the ramp"
+  rm -f /tmp/ready.json
+  TRANSLATE_SVC_MODEL__FORCED_TEXT_TOKENS_PER_S=4 TRANSLATE_SVC_MODEL__FORCED_UNITS_PER_S=50 \
+  TRANSLATE_SVC_LIMITS__MAX_STREAMS=4096 TRANSLATE_SVC_ENGINE__MAX_QUEUED_SEGMENTS=8192 \
+    "$PY" -m translate_svc.cli serve --model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" --port 0 \
+    --max-batch-size "${RAMP_BATCH:-128}" --workers "${WORKERS:-4}" --ready-file /tmp/ready.json \
+    --log-level WARNING > "$RES/serve.txt" 2>&1 &
+  SERVE=$!
+  for _ in $(seq 1 240); do [ -s /tmp/ready.json ] && break; kill -0 $SERVE 2>/dev/null || break; sleep 0.5; done
+  if [ -s /tmp/ready.json ]; then
+    port=$("$PY" -c "import json; print(json.load(open('/tmp/ready.json'))['port'])")
+    log "serving on $port"
+    n=${RAMP_START:-128} good=0 bad=0
+    while [ "$(left)" -gt 45 ]; do
+      timeout $(( $(left) - 5 )) "$PY" -m benchmarks.tools.loadgen --target "127.0.0.1:$port" --streams "$n" \
+        --files "$FILES" --stream-s "$CLIP_S" --stagger-s 5 --no-saturation --slo-ms "$SLO_MS" \
+        --json "$RES/ramp_$n.json" > "$RES/ramp_$n.txt" 2>&1
+      ok=$("$PY" -c "import json, sys
+rt = json.load(open(sys.argv[1]))['results']['target']['realtime']
+lat = rt['latency_ms']
+print(rt['streams_sustained'], 'p50', round(lat['p50']), 'p95', round(lat['p95']), 'segments', rt['segments'],
+      'behind', rt['streams_behind'], 'failed', rt['streams_failed'], 'send_lag', round(rt['max_send_lag_ms']), file=sys.stderr)
+print(rt['streams_sustained'])" "$RES/ramp_$n.json" 2>>"$RES/session.log" || echo 0)
+      log "ramp $n streams: sustained=$ok"; tail -2 "$RES/session.log" | head -1; pack
+      if [ "${ok:-0}" -gt 0 ]; then good=$n; else bad=$n; fi
+      if [ "$bad" = 0 ]; then n=$((n * 2)); elif [ $(( (bad - good) )) -gt $(( good / 4 + 16 )) ]; then n=$(( (good + bad) / 2 )); else break; fi
+    done
+    log "ramp: largest sustained $good, first not sustained $bad"
+    kill -TERM $SERVE; wait $SERVE
+  else
+    log "serve did not become ready"; tail -30 "$RES/serve.txt"
+  fi
+  kill $SMI 2>/dev/null
+  sort -t, -k2 -n "$RES/gpu_samples.csv" 2>/dev/null | tail -1 | sed 's/^/peak memory sample: /' | tee -a "$RES/session.log"
+  pack; log "done"
+  exit 0
+fi
 if [ ! -f "$MODEL/config.json" ]; then
   echo "building $MODEL"
   "$PY" -m translate_svc.cli make-test-model --full-size "$MODEL" > "$OUT/build.txt" 2>&1 || { cat "$OUT/build.txt"; exit 1; }
@@ -52,6 +128,14 @@ case "$part" in
         --vocoder "$voc" > "$OUT/profile_$voc.txt" 2>&1
       echo "profile $voc: exit $?"
       tail -12 "$OUT/profile_$voc.txt"
+    done
+    ;;
+  coldwarm)  # new shapes against shapes run once before, same batches (2026-11-25: 39.1 vs 11.5 ms at 32)
+    for mode in cold warm; do
+      timeout "${PROFILE_TIMEOUT:-55}" "$PY" -m benchmarks.tools.profile_stages "${common[@]}" --streams 32 \
+        --vocoder batched --sizes "${SIZES:-1,32}" --max-batches 4 --"$mode" --json "$OUT/profile_$mode.json" \
+        > "$OUT/profile_$mode.txt" 2>&1
+      echo "$mode: exit $?"; grep -E "^│" "$OUT/profile_$mode.txt"
     done
     ;;
   *) echo "unknown part $part" >&2; exit 2 ;;

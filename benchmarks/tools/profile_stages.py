@@ -22,8 +22,11 @@ the same batches once untimed, which measures the compute alone.
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
+import json
 import logging
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -49,9 +52,14 @@ STAGES = ("features", "encode", "generate", "t2u_text_decoder", "t2u", "vocoder"
 
 
 class StageTimer:
-    """Wall time per stage, summed. Model thread only (this script is single-threaded)."""
+    """Wall time per stage, summed. Model thread only (this script is single-threaded).
 
-    def __init__(self) -> None:
+    ``sync``: called at every stage boundary (``torch.cuda.synchronize`` on CUDA, where kernels run
+    after their launch returns: without it a stage's time shows up in whichever later stage first
+    waits for the GPU)."""
+
+    def __init__(self, sync: Callable[[], None] = lambda: None) -> None:
+        self.sync = sync
         self.ms: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
         self.decode_steps: list[int] = []
@@ -60,10 +68,12 @@ class StageTimer:
 
     def wrap(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
+            self.sync()
             t0 = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
+                self.sync()
                 self.ms[name] += (time.perf_counter() - t0) * 1000.0
                 self.calls[name] += 1
 
@@ -72,10 +82,12 @@ class StageTimer:
     def hook(self, name: str, module: Any) -> None:
         def pre(*_: Any, **__: Any) -> None:
             if self.in_speech:
+                self.sync()
                 self._starts[name] = time.perf_counter()
 
         def post(*_: Any, **__: Any) -> None:
             if name in self._starts:
+                self.sync()
                 self.ms[name] += (time.perf_counter() - self._starts.pop(name)) * 1000.0
                 self.calls[name] += 1
 
@@ -91,8 +103,13 @@ def segments_of(pcm16: np.ndarray) -> list[np.ndarray]:
     return [e.samples for e in asyncio.run(vad_segments(pcm16_to_float(pcm16)))]
 
 
-def profile(runner: Any, items: list[Any], size: int, repeats: int, warm: bool) -> dict[str, Any]:
-    timer = StageTimer()
+def profile(
+    runner: Any, items: list[Any], size: int, repeats: int, warm: bool, max_batches: int | None = None
+) -> dict[str, Any]:
+    import torch
+
+    cuda = runner.stages.device.type == "cuda"
+    timer = StageTimer(torch.cuda.synchronize if cuda else lambda: None)
     stages = runner.stages  # the runner calls its stages through this instance: the wrappers sit on it
     stages.features = timer.wrap("features", stages.features)
     stages.encode = timer.wrap("encode", stages.encode)
@@ -119,6 +136,11 @@ def profile(runner: Any, items: list[Any], size: int, repeats: int, warm: bool) 
     timer.hook("t2u", m.t2u_model)
     timer.hook("vocoder", m.vocoder)
     batches = [items[i : i + size] for i in range(0, len(items), size)]
+    if max_batches is not None and len(batches) > max_batches:
+        # full batches spread evenly over the (length-sorted) list, so every size sees the same mix
+        full = [b for b in batches if len(b) == size]
+        step = len(full) / max_batches
+        batches = [full[int(k * step)] for k in range(max_batches)]
     if warm:  # the same shapes once, untimed: oneDNN builds a primitive per new shape on first use
         for b in batches:
             runner.run(b)
@@ -127,12 +149,17 @@ def profile(runner: Any, items: list[Any], size: int, repeats: int, warm: bool) 
     timer.ms.clear()
     timer.calls.clear()
     timer.decode_steps.clear()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     for _ in range(repeats):
         for b in batches:
             runner.run(b)
+    timer.sync()
     total = (time.perf_counter() - t0) * 1000.0
-    n_seg = len(items) * repeats
+    n_seg = sum(len(b) for b in batches) * repeats
+    n_audio_s = sum(len(i.audio) for b in batches for i in b) / 16000 * repeats
     ms = dict(timer.ms)
     speech_ms = ms.pop("speech", 0.0)
     out_ms = {
@@ -157,6 +184,10 @@ def profile(runner: Any, items: list[Any], size: int, repeats: int, warm: bool) 
         "padding_factor": sum(max(len(i.audio) for i in b) * len(b) for b in batches)
         / sum(len(i.audio) for b in batches for i in b),
         "mean_decode_len": float(np.mean(timer.decode_steps)) if timer.decode_steps else None,
+        # audio seconds translated per wall second of model time: streams one model thread keeps
+        # at this batch size if every stream spoke all the time
+        "audio_s_per_s": n_audio_s / (total / 1000.0),
+        "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
     }
 
 
@@ -172,6 +203,10 @@ def main(
     streams: Annotated[int, typer.Option(min=1, help="segments of this many streams (files alternate)")] = 16,
     shift_s: Annotated[float, typer.Option(min=0, help="as loadgen's --shift-s")] = DEFAULT_SHIFT_S,
     repeats: Annotated[int, typer.Option(min=1)] = 1,
+    max_batches: Annotated[
+        int | None, typer.Option(min=1, help="time at most this many full batches per size, spread over the list")
+    ] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="write every size's figures here")] = None,
     order: Annotated[
         str, typer.Option(help="stream: segments in stream order; length: sorted (like the scheduler's bucketing)")
     ] = "length",
@@ -225,8 +260,15 @@ def main(
     for size in size_list:
         # fresh: the wrappers are per instance
         runner = SeamlessRunner(SeamlessStages(model, device=device, dtype=dtype, **kwargs))
-        results.append(profile(runner, items, size, repeats, warm))
-        logger.info("batch %d done", size)
+        results.append(profile(runner, items, size, repeats, warm, max_batches))
+        logger.warning("batch %d: %.1f ms per segment", size, results[-1]["ms_per_segment"])
+        if json_path is not None:  # after each size: a run cut short keeps what it measured
+            json_path.write_text(json.dumps({"command": sys.argv, "results": results}, indent=1))
+        if size != size_list[-1]:  # one model on the device at a time
+            del runner
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
     audio_s = sum(len(i.audio) for i in items) / 16000 / len(items)
     forced_note = (
         "" if forced_tokens_per_s is None else f", forced {forced_tokens_per_s:g} tok/s {forced_units_per_s:g} units/s"
