@@ -11,7 +11,6 @@ server, the model or the user chose (``[/x]``, ``:smile:``) is printed as it is,
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -31,12 +30,21 @@ import srt
 import trustme
 import webvtt
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from typer.testing import CliRunner
 
+from tests.support.cli import (
+    EXIT_AUTH,
+    EXIT_CONNECT,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    check_summary,
+    fails,
+    read_jsonl,
+    run_cli,
+)
 from tests.support.paths import REPO
+from tests.support.proc import free_port
 from tests.support.server_process import CLI, ServerProcess
 from tests.support.signals import default_signals
-from translate_svc.cli import app
 from translate_svc.client import TranslateClient
 from translate_svc.client.types import Language
 from translate_svc.client_cli.lang import UnknownLanguage, resolve_language
@@ -47,7 +55,6 @@ from translate_svc.subtitles import vtt_document
 pytestmark = pytest.mark.slow(75)  # seconds, for the schedule (conftest.py)
 
 DEMO = REPO / "clients" / "python" / "src" / "translate_svc" / "samples" / "demo_eng.wav"
-EXIT_FAILED, EXIT_USAGE, EXIT_CONNECT, EXIT_AUTH, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 TOKEN_ALL = "cli-all-7d1f3b5a9c2e"
 TOKEN_LANGUAGES = "cli-lang-4e6a8c0b2d1f"
 TOKEN_TRANSLATE = "cli-tr-9a7c5e3b1d0f"
@@ -142,70 +149,6 @@ def test_serve_that_cannot_start_leaves_no_ready_file(tmp_path: Path, test_model
     assert r.code == EXIT_USAGE and "cannot start:" in r.out, r.text
 
 
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out + self.err
-
-    def error_line(self) -> str:
-        lines = [line for line in self.err.splitlines() if line.startswith("error: ")]
-        assert len(lines) == 1, f"want one error line:\n{self.err}"
-        return lines[0]
-
-
-def run_cli(
-    *args: str | Path,
-    stdin: bytes | None = None,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-    timeout: float = 60,
-    process: bool = False,
-) -> Run:
-    """Run ``translate-svc args``: in this process through typer's runner (the same ``app`` the
-    script calls, with its exit codes and its stdout and stderr apart), or as the installed script
-    in a subprocess when ``process`` or ``stdin`` asks for a real one (a real stdin file descriptor,
-    the script's entry point, signals)."""
-    drop = [k for k in os.environ if k.startswith(("TRANSLATE_SVC_TOKEN", "TRANSLATE_SVC_TLS"))]
-    if process or stdin is not None:
-        base_env = {k: v for k, v in os.environ.items() if k not in drop}
-        p = subprocess.run(
-            [*CLI, *map(str, args)],
-            input=stdin if stdin is not None else b"",
-            capture_output=True,
-            env={**base_env, "COLUMNS": "200", **(env or {})},
-            cwd=cwd,
-            timeout=timeout,
-        )
-        r = Run(p.returncode, p.stdout.decode(), p.stderr.decode())
-    else:
-        here = Path.cwd()
-        os.chdir(cwd or here)
-        try:
-            # catch_exceptions=False: an unexpected exception fails the test with its traceback
-            res = CliRunner().invoke(
-                app, [str(a) for a in args], env={**dict.fromkeys(drop), **(env or {})}, catch_exceptions=False
-            )
-        finally:
-            os.chdir(here)
-        r = Run(res.exit_code, res.stdout, res.stderr)
-    assert "Traceback" not in r.text, r.text
-    return r
-
-
-def fails(r: Run, code: int, *needles: str) -> str:
-    """``r`` exited with ``code`` and said why in exactly one ``error:`` line holding ``needles``."""
-    assert r.code == code, f"exit {r.code}, want {code}:\n{r.text}"
-    line = r.error_line()
-    for n in needles:
-        assert n in line, f"{n!r} not in {line!r}"
-    return line
-
-
 def load_json(path: Path) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(path.read_text())
     return doc
@@ -213,13 +156,6 @@ def load_json(path: Path) -> dict[str, Any]:
 
 def spans(doc: dict[str, Any]) -> list[tuple[int, int]]:
     return [(s["start_ms"], s["end_ms"]) for s in doc["segments"]]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def pcm16(path: Path) -> tuple[bytes, int]:
@@ -631,24 +567,6 @@ def test_tls_and_tokens(secure_server: Secure, tmp_path: Path) -> None:
 
 
 # -- stream -------------------------------------------------------------------------------------------
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def check_summary(lines: Sequence[dict[str, Any]], *, interrupted: bool) -> dict[str, Any]:
-    summary = lines[-1]
-    assert summary["type"] == "summary" and summary["interrupted"] is interrupted
-    segs = [x for x in lines if x["type"] == "segment"]
-    assert summary["segments"] == len(segs)
-    lat = summary["latency_ms"]
-    if segs:
-        assert lat["n"] == len(segs) and lat["p50"] <= lat["p95"] <= lat["max"]
-        assert lat["max"] == max(x["latency_ms"] for x in segs)
-    else:
-        assert lat is None
-    return summary
 
 
 def test_stream_a_file(server: str, shared_audio: Path, tmp_path: Path) -> None:

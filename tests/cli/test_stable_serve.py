@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.test_commands import EXIT_USAGE, run_cli
+from tests.support.cli import EXIT_USAGE, run_cli
 from tests.support.server_process import ServerProcess
 from translate_svc import app
 from translate_svc.client import TranslateClient

@@ -26,7 +26,7 @@ import pytest
 import pytest_asyncio
 import soundfile as sf
 
-from tests.cli.test_commands import EXIT_FAILED, Run, check_summary, fails, read_jsonl, run_cli
+from tests.support.cli import EXIT_FAILED, Run, check_summary, fails, read_jsonl, run_cli
 from tests.support.fake_runner import FakeRunner
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.paths import REPO

@@ -19,9 +19,9 @@ import pytest
 from google.rpc import code_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.service.test_opus_and_captions import config, run, spans
 from tests.support.fake_runner import FakeRunner
 from tests.support.live_server import LiveServer, make_settings
+from tests.support.raw import run_stream, segment_spans, stream_config
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import AsyncTranslateClient, Segment, StreamEnd
 from translate_svc.client_cli.decode import load_pcm16k
@@ -65,7 +65,7 @@ async def test_engine_death_returns_the_segment_in_the_model_and_the_open_speech
 ) -> None:
     runner = FakeRunner()
     async with fake_server(test_model_dir, runner) as live:
-        clean = spans(await run(live.stub, [config(PCM), *audio(jfk)]))
+        clean = segment_spans(await run_stream(live.stub, [stream_config(PCM), *audio(jfk)]))
         assert len(clean) >= 3, clean
         # the model holds the first segment; the client is in the middle of the second one's speech
         cut_ms = (clean[1][0] + clean[1][1]) // 2
@@ -75,7 +75,7 @@ async def test_engine_death_returns_the_segment_in_the_model_and_the_open_speech
         hold = asyncio.Event()
 
         async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
-            yield config(PCM)
+            yield stream_config(PCM)
             for m in audio(jfk[: cut_ms * 16]):
                 yield m
             await hold.wait()  # the client is still there, sending nothing more
@@ -123,7 +123,7 @@ async def test_engine_death_returns_the_segment_in_the_model_and_the_open_speech
         health.cancel()
 
         with pytest.raises(grpc.aio.AioRpcError) as refused:  # a new stream: resume elsewhere
-            await run(live.stub, [config(PCM), *audio(jfk[:16000])])
+            await run_stream(live.stub, [stream_config(PCM), *audio(jfk[:16000])])
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
@@ -137,7 +137,7 @@ async def test_the_sdk_resumes_elsewhere_and_has_the_unavailable_spans_translate
     healthy = FakeRunner()
     dying = FakeRunner()
     async with fake_server(test_model_dir, dying) as first, fake_server(test_model_dir, healthy) as second:
-        clean = spans(await run(second.stub, [config(PCM), *audio(pcm)]))
+        clean = segment_spans(await run_stream(second.stub, [stream_config(PCM), *audio(pcm)]))
         assert len(clean) >= 6, clean
         events: list[object] = []
         async with AsyncTranslateClient([f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"]) as client:

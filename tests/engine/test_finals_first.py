@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from tests.session.test_engine_session_fake import until
 from tests.support.fake_runner import FakeRunner
+from tests.support.waiting import until
 from translate_svc.app import scheduler_config
 from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.jobs import JobResult

@@ -22,10 +22,9 @@ import pytest
 import torch
 from transformers import AutoProcessor, SeamlessM4Tv2Model
 
-from tests.model.test_runner import SHARED_FILES, Reference, has_hooks, read_16k
-from tests.model.test_simultaneous import commit_first, rows_of, step_input
-from tests.model.test_text_runner import TEXTS, hf_generate_text, text_input
-from tests.support.speech import vad_segments
+from tests.support.reference import Reference, has_hooks, hf_generate_text
+from tests.support.runner_inputs import TEXTS, commit_first, rows_of, step_input, text_input
+from tests.support.speech import SHARED_FILES, read_16k, vad_segments
 from translate_svc.engine.runner import ModelInput, ModelOutput, SimulTarget
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.seamless import SeamlessStages

@@ -31,8 +31,9 @@ import pytest
 import pytest_asyncio
 import torch
 
-from tests.model.test_runner import Reference, plain_reference, read_16k
 from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.reference import Reference, plain_reference
+from tests.support.speech import read_16k
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import AsyncTranslateClient, Commit, Segment, SimultaneousOptions
 from translate_svc.client_cli.decode import load_pcm16k

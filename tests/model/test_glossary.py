@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.model.test_terms import SEAMS
+from tests.support.fake_vocab import SEAMS
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput
 from translate_svc.model.terms import GLOSSARY_WEIGHT, GlossaryForce, next_forced, row_glossary, row_terms

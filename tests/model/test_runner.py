@@ -7,37 +7,22 @@ loaded apart from the runner, so none of the runner's hooks touch it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-import hashlib
-import weakref
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
-from transformers import AutoProcessor, SeamlessM4Tv2Model
 
-from tests.support.speech import vad_segments
-from translate_svc.audio.resample import resample
+from tests.support.reference import Reference, has_hooks, hf_generate, plain_reference
+from tests.support.runner_inputs import VOCODER_MODES, vocoder_mode
+from tests.support.speech import SHARED_FILES, read_16k, vad_segments
 from translate_svc.engine.runner import ModelInput
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.seamless import SeamlessStages
 from translate_svc.model.shapes import bucket_length
 
 pytestmark = pytest.mark.slow(80)  # seconds, for the schedule (conftest.py)
-
-SHARED_FILES = ("jfk.flac", "silero_test.wav")
-
-
-def read_16k(path: Path) -> np.ndarray:
-    """A shared audio file as 16 kHz mono float32."""
-    audio, rate = sf.read(path, dtype="float32", always_2d=True)
-    x = audio.mean(axis=1)
-    return x if rate == 16000 else resample(x, rate, 16000)
 
 
 @pytest.fixture(scope="module")
@@ -66,88 +51,11 @@ def fbank_frames(runner: SeamlessRunner, audio: np.ndarray) -> int:
     return 2 * len(f.values) - int(f.mask[-1] == 0)
 
 
-class Reference(NamedTuple):
-    model: SeamlessM4Tv2Model
-    processor: Any
-
-
-@functools.cache
-def plain_reference(model_dir: Path) -> Reference:
-    """transformers' own model and processor for the checkpoint, loaded apart from any runner (so
-    without its adaptor and vocoder hooks); loaded once per session."""
-    model = SeamlessM4Tv2Model.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32).eval()
-    return Reference(model, AutoProcessor.from_pretrained(model_dir, local_files_only=True))
-
-
-def has_hooks(model: torch.nn.Module) -> bool:
-    """Any forward hook not transformers' own (it installs output-capturing hooks on first use)."""
-    hooks = [h for m in model.modules() for h in (*m._forward_pre_hooks.values(), *m._forward_hooks.values())]
-    return any(not getattr(h, "__module__", "").startswith("transformers.") for h in hooks)
-
-
 @pytest.fixture(scope="module")
 def reference(test_model_dir: Path) -> Reference:
     ref = plain_reference(test_model_dir)
     assert not has_hooks(ref.model)
     return ref
-
-
-#: generate's results per plain model (weakly held: a model built by one test goes with it), by
-#: (audio bytes, dtype and shape, language, speech, bound). The reference is deterministic (fp32, greedy), so a
-#: result is computed once however many tests and vocoder modes compare against it.
-_GENERATED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
-
-
-def hf_generate(  # type: ignore[no-untyped-def]
-    reference: Reference | Path, audio: np.ndarray, lang: str, speech: bool = True, max_new_tokens: int | None = None
-):
-    """transformers' own SeamlessM4Tv2Model.generate on one segment, on a plain model: the reference.
-    ``reference``: a loaded plain model, or the checkpoint's directory (then the cached one).
-    ``max_new_tokens``: the text decoder's bound (``text_max_new_tokens``), else the model's own.
-    Computed once per model and input (``_GENERATED``); the waveform comes back read-only."""
-    m, p = plain_reference(reference) if isinstance(reference, Path) else reference
-    assert not has_hooks(m), "the reference must be transformers' model as it loads, without our hooks"
-    a = np.ascontiguousarray(audio)
-    key = (hashlib.sha256(a.tobytes()).digest(), a.dtype.str, a.shape, lang, speech, max_new_tokens)
-    done = _GENERATED.setdefault(m, {})
-    if key not in done:
-        done[key] = _generate(m, p, audio, lang, speech, max_new_tokens)
-    return done[key]
-
-
-def _generate(m, p, audio, lang, speech, max_new_tokens):  # type: ignore[no-untyped-def]
-    feats = p(audio=audio, sampling_rate=16000, return_tensors="pt")
-    extra = {} if max_new_tokens is None else {"text_max_new_tokens": max_new_tokens}
-    with torch.inference_mode():
-        if not speech:
-            out = m.generate(**feats, tgt_lang=lang, generate_speech=False, **extra)
-            return p.decode(out.sequences[0], skip_special_tokens=True), None
-        out = m.generate(**feats, tgt_lang=lang, return_intermediate_token_ids=True, **extra)
-    wave = out.waveform[0, : int(out.waveform_lengths.reshape(-1)[0])].float().numpy()
-    wave.setflags(write=False)
-    return p.decode(out.sequences[0], skip_special_tokens=True), wave
-
-
-#: (batched vocoder, length buckets): CPU's default, CUDA's default, and the other two
-VOCODER_MODES = [(False, True), (True, False), (True, True), (False, False)]
-
-
-@contextlib.contextmanager
-def vocoder_mode(runner: SeamlessRunner, batched: bool, buckets: bool) -> Iterator[list[int]]:
-    """Per-row (CPU default) or one padded, masked call for all rows (what CUDA does); with or
-    without padding units and frames up to length buckets (CPU default)."""
-    rows: list[int] = []
-    hook = runner.stages.model.vocoder.register_forward_hook(
-        lambda mod, args, kwargs, out: rows.append(out[0].shape[0]), with_kwargs=True
-    )
-    voc = runner.stages._vocoder
-    saved = voc.batched, voc.max_padding, voc.bucket
-    voc.batched, voc.max_padding, voc.bucket = batched, 1000.0, bucket_length if buckets else None
-    try:
-        yield rows
-    finally:
-        voc.batched, voc.max_padding, voc.bucket = saved
-        hook.remove()
 
 
 def test_the_test_model_depends_on_its_input(runner: SeamlessRunner, speech: list[np.ndarray]) -> None:

@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.model.test_runner import Reference, hf_generate, plain_reference, read_16k
+from tests.support.reference import Reference, hf_generate, plain_reference
+from tests.support.runner_inputs import commit_first, rows_of, step_input
+from tests.support.speech import read_16k
 from translate_svc.engine.agreement import AgreementConfig, LocalAgreement, words
 from translate_svc.engine.runner import (
     ModelInput,
@@ -28,7 +30,7 @@ from translate_svc.engine.runner import (
 )
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.seamless import SeamlessStages
-from translate_svc.model.simultaneous import CommitPolicy, SimultaneousSteps
+from translate_svc.model.simultaneous import SimultaneousSteps
 from translate_svc.types import Term
 
 pytestmark = pytest.mark.slow(20)
@@ -71,19 +73,6 @@ def case(simul: SimultaneousSteps, segments: list[np.ndarray]) -> tuple[np.ndarr
     raise AssertionError("no decode of the shared speech has four words to commit one by one")
 
 
-def step_input(
-    audio: np.ndarray, *targets: SimulTarget, speech: bool = True, speaker_id: int = 0, **step: Any
-) -> ModelInput:
-    """A step of ``audio`` into ``targets`` (``step``: the rest of its ``SimulRequest``)."""
-    request = SimulRequest(targets, **step)
-    return ModelInput(audio, tuple(t.language for t in targets), speech=speech, speaker_id=speaker_id, simul=request)
-
-
-def rows_of(out: ModelOutput) -> tuple[SimulRowOutput, ...]:
-    assert out.simul is not None
-    return tuple(out.simul.values())
-
-
 def one(simul: SimultaneousSteps, audio: np.ndarray, *targets: SimulTarget, **step: Any) -> tuple[SimulRowOutput, ...]:
     """One step batch of ``audio``, one input per target (targets may repeat a language): each
     target's row, in order."""
@@ -109,11 +98,6 @@ def generate_from(reference: Reference, audio: np.ndarray, lang_id: int, prefix:
     body = out.sequences[0, 2:].tolist()
     stop = [i for i, tok in enumerate(body) if tok in (gen.eos_token_id, gen.pad_token_id)]
     return tuple(body[: stop[0] if stop else len(body)])
-
-
-def commit_first(k: int) -> CommitPolicy:
-    """A commit policy that commits the hypothesis' first ``k`` tokens."""
-    return lambda target, hypothesis, word_starts: hypothesis[:k]
 
 
 def test_empty_prefix_is_the_runners_decode_and_generates(
@@ -395,7 +379,7 @@ def test_terms_bias_a_step_as_they_bias_its_segment(
     translation row: a kept phrase is carried where that transcript holds it), which
     tests/integration/test_language.py holds to generate. A +10 boost must change some
     segment's text, or the parity would not show the terms are applied."""
-    from tests.service.test_language import said_phrase
+    from tests.support.term_reference import said_phrase
 
     phrase = said_phrase(test_model_dir, segments)[0] if keep else "kwq"
     terms = (Term(phrase, keep=True),) if keep else (Term(phrase, weight=10.0),)

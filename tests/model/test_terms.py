@@ -3,13 +3,11 @@ tokens written as a whole word (issue 57)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
-
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.fake_vocab import SEAMS
 from tests.support.paths import TEST_MODEL
 from translate_svc.model.terms import (
     KEEP_WEIGHT,
@@ -24,31 +22,6 @@ from translate_svc.model.terms import (
 from translate_svc.types import DEFAULT_TERM_WEIGHT, Term
 
 TERMS = (Term("Acme", keep=True), Term("gRPC", weight=5.0))
-
-
-class Vocab:
-    """A tokenizer's pieces for ``TermTokens``: ids below 100 are SentencePiece word starts
-    ("▁w<id>"), 100-199 pieces that go on a word ("x<id>"), 200 a full stop, 201 a combining
-    acute; ``PIECES`` names some of them."""
-
-    PIECES: ClassVar[dict[int, str]] = {10: "▁c", 11: "▁n", 12: "▁a", 110: "a", 111: "t", 112: "e", 113: "g", 114: "s"}
-
-    def __len__(self) -> int:
-        return 202
-
-    def piece(self, token: int) -> str:
-        if token in self.PIECES:
-            return self.PIECES[token]
-        return "." if token == 200 else "\u0301" if token == 201 else f"▁w{token}" if token < 100 else f"x{token}"
-
-    def convert_ids_to_tokens(self, ids: int | Sequence[int]) -> str | list[str]:
-        return self.piece(ids) if isinstance(ids, int) else [self.piece(t) for t in ids]
-
-    def __call__(self, text: str, add_special_tokens: bool) -> dict[str, list[int]]:
-        raise AssertionError("not asked in these tests")
-
-
-SEAMS = TermTokens(Vocab())
 
 
 def test_kept_phrases_follow_the_transcript_and_boosts_go_everywhere() -> None:

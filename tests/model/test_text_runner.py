@@ -4,89 +4,19 @@ alone, batched together, and batched with speech segments in one ``run``."""
 
 from __future__ import annotations
 
-import hashlib
-import weakref
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
-from transformers import LogitsProcessorList
 
-from tests.model.test_runner import (
-    VOCODER_MODES,
-    Reference,
-    has_hooks,
-    hf_generate,
-    plain_reference,
-    vocoder_mode,
-)
+from tests.support.reference import Reference, hf_generate, hf_generate_text, plain_reference
+from tests.support.runner_inputs import NO_AUDIO, TEXTS, VOCODER_MODES, text_input, vocoder_mode
 from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND, ModelInput, SourceText
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.seamless import SeamlessStages, TextCap
 
 pytestmark = pytest.mark.slow(20)
-
-#: (text, its language): different lengths (so batches are padded) and two source languages
-TEXTS = [
-    ("Hello world, how are you today?", "eng"),
-    ("Short.", "eng"),
-    ("Una frase en español bastante más larga que las otras dos, con comas, y números: 42.", "spa"),
-]
-NO_AUDIO = np.zeros(0, np.float32)
-
-_GENERATED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
-
-
-def text_input(text: str, src: str, targets: tuple[str, ...], **kw: Any) -> ModelInput:
-    return ModelInput(NO_AUDIO, targets, None, text=SourceText(text, src), **kw)
-
-
-def hf_generate_text(  # type: ignore[no-untyped-def]
-    reference: Reference | Path,
-    text: str,
-    src: str,
-    lang: str,
-    speech: bool = True,
-    max_new_tokens: int | None = None,
-    bias: tuple[str, float, int] | None = None,
-    whole_words: bool = True,
-):
-    """transformers' own generate on one text alone (``input_ids`` from the processor with
-    ``src_lang``), on a plain model: (text, waveform or None). ``bias``: (phrase, weight, times):
-    the text decoder biased towards the phrase (every prefix of its ids) until the row holds it
-    ``times`` times (tests/integration/test_language.py's ``BiasUntilWritten``), as a KEEP term:
-    as a whole word, or (``whole_words`` False) wherever its tokens stand, as before issue 57.
-    Cached per model and input."""
-    from tests.service.test_language import BiasUntilWritten, continuing
-
-    m, p = plain_reference(reference) if isinstance(reference, Path) else reference
-    assert not has_hooks(m), "the reference must be transformers' model as it loads, without our hooks"
-    key = (hashlib.sha256(text.encode()).digest(), src, lang, speech, max_new_tokens, bias, whole_words)
-    done = _GENERATED.setdefault(m, {})
-    if key not in done:
-        inputs = p(text=text, src_lang=src, return_tensors="pt")
-        extra: dict[str, Any] = {}
-        if max_new_tokens is not None:
-            extra["text_max_new_tokens"] = max_new_tokens
-        if bias is not None:
-            phrase, weight, times = bias
-            ids = tuple(p.tokenizer(phrase.strip(), add_special_tokens=False)["input_ids"])
-            prefixes: list[list[list[int] | float]] = [[list(ids[:n]), float(weight)] for n in range(1, len(ids) + 1)]
-            cont = continuing(p.tokenizer, phrase) if whole_words else frozenset()
-            until = BiasUntilWritten(prefixes, ids, times, cont)
-            extra["text_logits_processor"] = LogitsProcessorList([until])
-        with torch.inference_mode():
-            if not speech:
-                out = m.generate(**inputs, tgt_lang=lang, generate_speech=False, **extra)
-                done[key] = (p.decode(out.sequences[0], skip_special_tokens=True), None)
-            else:
-                out = m.generate(**inputs, tgt_lang=lang, return_intermediate_token_ids=True, **extra)
-                wave = out.waveform[0, : int(out.waveform_lengths.reshape(-1)[0])].float().numpy()
-                wave.setflags(write=False)
-                done[key] = (p.decode(out.sequences[0], skip_special_tokens=True), wave)
-    return done[key]
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +61,7 @@ def test_text_rows_and_speech_segments_in_one_batch_each_equal_generate(
 ) -> None:
     """What the engine hands the runner: a batch mixing segments and texts, speech on and off,
     different voices; every row as generate gives it alone."""
-    from tests.model.test_runner import read_16k
+    from tests.support.speech import read_16k
 
     audio = read_16k(shared_audio / "jfk.flac")
     seg_a, seg_b = audio[int(0.3 * 16000) : int(2.3 * 16000)], audio[int(3.3 * 16000) : int(4.4 * 16000)]

@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from tests.model.test_runner import plain_reference
-from tests.service.test_language import shared_pcm
 from tests.support.live_server import LiveServer
-from tests.transport.grpc.test_translate_api import raw_request
+from tests.support.raw import raw_request
+from tests.support.reference import plain_reference
+from tests.support.speech import shared_pcm
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import AsyncTranslateClient
 from translate_svc.engine.runner import ModelInput

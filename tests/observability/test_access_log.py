@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -16,18 +15,13 @@ from typing import Any
 import grpc
 import pytest
 
+from tests.support.proc import free_port
 from tests.support.server_process import ServerProcess
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(15)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

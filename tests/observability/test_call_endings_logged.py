@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import websockets
 
-from tests.observability.test_access_log import free_port
+from tests.support.proc import free_port
 from tests.support.server_process import ServerProcess
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb

@@ -35,13 +35,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from tests.serving.test_workers import node
 from tests.support.fake_runner import FakeRunner
 from tests.support.live_server import make_settings, serving
+from tests.support.node import node
 from tests.support.paths import REPO
 from tests.support.raw import channel
 from tests.support.speech import speech_pcm16
-from tests.transport.test_security import ALL, LANG_ONLY, bearer
+from tests.support.tokens import ALL, LANG_ONLY, bearer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client_cli.decode import load_pcm16k

@@ -5,57 +5,24 @@ is translated exactly once: no gap, no duplicate span, the same speech as on one
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.support.signals import default_signals
-from translate_svc.cli import ready_file as ready
+from tests.support.server_process import logged_server
 from translate_svc.client import AsyncTranslateClient, Segment
 from translate_svc.client_cli.decode import load_pcm16k
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(50)]
 
-SERVE = Path(sys.executable).parent / "translate-svc"
 KILL_AT_S = 10.0  # audio seconds into the stream when its server is stopped
 #: audio per stream: the speech before the stop and as much again after it (real time: the suite's
 #: clock, so no longer than the check needs)
 STREAM_S = 24
-
-
-@contextlib.contextmanager
-def server_process(model: Path, log: Path, port: int = 0) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    env = {
-        **os.environ,
-        "TRANSLATE_SVC_SERVER__DRAIN_S": "2",
-        "TRANSLATE_SVC_SERVER__GRACE_S": "10",
-        "TRANSLATE_SVC_MODEL__CPU_THREADS": "1",
-    }
-    ready_file = log.with_suffix(".ready.json")
-    argv = [str(SERVE), "serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            default_signals([*argv, "--ready-file", str(ready_file)]), stdout=out, stderr=subprocess.STDOUT, env=env
-        )
-        try:
-            try:
-                info = ready.wait(ready_file, proc, 120)
-            except ready.NotReady as e:
-                raise AssertionError(f"{e}:\n{log.read_text()}") from None
-            yield proc, info.port
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(30)
 
 
 async def stream_through(addresses: list[str], pcm: np.ndarray, stop: object) -> tuple[list[Segment], int, str]:
@@ -93,9 +60,9 @@ async def test_real_time_streams_survive_their_servers_stopping(
     SIGKILL (crash); both streams resume on the third server."""
     pcm = load_pcm16k(shared_audio / "silero_test.wav")[: 16000 * STREAM_S]
     with (
-        server_process(test_model_dir, tmp_path / "term.log") as (term, port_term),
-        server_process(test_model_dir, tmp_path / "kill.log") as (kill, port_kill),
-        server_process(test_model_dir, tmp_path / "spare.log") as (spare, port_spare),
+        logged_server(test_model_dir, tmp_path / "term.log") as (term, port_term),
+        logged_server(test_model_dir, tmp_path / "kill.log") as (kill, port_kill),
+        logged_server(test_model_dir, tmp_path / "spare.log") as (spare, port_spare),
     ):
         procs = {f"127.0.0.1:{port_term}": term, f"127.0.0.1:{port_kill}": kill, f"127.0.0.1:{port_spare}": spare}
         at_term, at_kill, at_spare = procs

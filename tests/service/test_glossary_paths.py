@@ -24,25 +24,18 @@ import numpy as np
 import pytest
 import pytest_asyncio
 import riva.client
-import torch
-from transformers import LogitsProcessorList
 
-from tests.model.test_runner import plain_reference
-from tests.service.test_language import (
-    BiasUntilWritten,
-    continuing,
-    phrase_ids,
-    shared_pcm,
-    word_count,
-    word_occurrences,
-)
 from tests.support.live_server import LiveServer, make_settings, serving
-from tests.transport.grpc.test_translate_api import raw_request
-from tests.transport.grpc.test_translate_text import request as text_request
+from tests.support.raw import raw_request, text_request
+from tests.support.reference import (
+    phrase_ids,
+    plain_reference,
+    word_count,
+)
+from tests.support.speech import shared_pcm
+from tests.support.term_reference import TARGET, TRANSLATION, reference, source_phrase, transcript_of
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND, SimulTarget
-from translate_svc.model.seamless import TextCap
-from translate_svc.model.terms import GLOSSARY_WEIGHT
+from translate_svc.engine.runner import SimulTarget
 from translate_svc.transport.riva.convert import parse_segment_fields
 from translate_svc.types import OutputOptions, SimultaneousOptions, Term, TranslationTask
 from translate_svc.wire.pcm import pcm16_to_float
@@ -50,93 +43,10 @@ from translate_svc.wire.pcm import pcm16_to_float
 pytestmark = [pytest.mark.slow(120)]
 asyncio_mark = pytest.mark.asyncio(loop_scope="session")
 
-#: the target phrase: letters the test checkpoint's tokenizer has, several tokens (so it is forced)
-TRANSLATION = "nube acme"
-TARGET = "spa"
-
-
-def glossary_kwargs(model_dir: Path, times: int) -> dict[str, Any]:
-    """``generate``'s text kwargs for the entry, with transformers' own processors (see the module
-    docstring); ``times`` 0: none (the plain decode). The translation is written as a whole word:
-    counted only where the next token does not continue it, and the step after it was written
-    while due, the tokens that would continue it are not allowed (issue 57)."""
-    if not times:
-        return {}
-    ids = phrase_ids(model_dir, TRANSLATION)
-    tokenizer = plain_reference(model_dir).processor.tokenizer
-    everything = list(range(len(tokenizer)))
-    cont = continuing(tokenizer, TRANSLATION)
-    ending = [t for t in everything if t not in cont]
-
-    def allowed(batch_id: int, sent: torch.Tensor) -> list[int]:
-        row = sent.tolist()
-        written, ends = word_occurrences(row, ids, cont)
-        if written < times:
-            for k in range(len(ids) - 1, 0, -1):
-                if row[-k:] == list(ids[:k]):
-                    return [ids[k]]
-        if ends and written <= times:
-            return ending
-        return everything
-
-    bias = BiasUntilWritten([[[ids[0]], GLOSSARY_WEIGHT]], ids, times, cont)
-    return {"text_logits_processor": LogitsProcessorList([bias]), "text_prefix_allowed_tokens_fn": allowed}
-
-
-def reference(
-    model_dir: Path,
-    times: int,
-    *,
-    audio: np.ndarray | None = None,
-    text: str | None = None,
-    speech: bool = False,
-    src: str = "eng",
-) -> tuple[str, np.ndarray | None]:
-    """``generate`` on one segment (``audio``) or one text in ``src`` alone into ``TARGET``, with
-    the server's token bound and the entry applied ``times`` times: its text and, with ``speech``,
-    its waveform."""
-    m, p = plain_reference(model_dir)
-    if audio is not None:
-        inputs = p(audio=audio, sampling_rate=16000, return_tensors="pt")
-        cap = TextCap().tokens(len(audio) / 16000)
-    else:
-        assert text is not None
-        inputs = p(text=text, src_lang=src, return_tensors="pt")
-        cap = TextCap().tokens(len(text) / TEXT_CHARS_PER_SECOND)
-    own = m.generation_config.max_new_tokens
-    extra = {"text_max_new_tokens": cap if own is None else min(cap, int(own)), **glossary_kwargs(model_dir, times)}
-    with torch.inference_mode():
-        if not speech:
-            out = m.generate(**inputs, tgt_lang=TARGET, generate_speech=False, **extra)
-            return p.decode(out.sequences[0], skip_special_tokens=True), None
-        out = m.generate(**inputs, tgt_lang=TARGET, return_intermediate_token_ids=True, **extra)
-    wave = out.waveform[0, : int(out.waveform_lengths.reshape(-1)[0])].float().numpy()
-    return p.decode(out.sequences[0], skip_special_tokens=True), wave
-
-
-def transcript_of(model_dir: Path, audio: np.ndarray) -> str:
-    """The segment's English transcript, as the server decodes it for a glossary (no bias on it)."""
-    m, p = plain_reference(model_dir)
-    with torch.inference_mode():
-        out = m.generate(
-            **p(audio=audio, sampling_rate=16000, return_tensors="pt"), tgt_lang="eng", generate_speech=False
-        )
-    return str(p.decode(out.sequences[0], skip_special_tokens=True))
-
 
 def said(transcript: str, phrase: str) -> int:
     """Times the transcript says the entry's phrase: as a whole word, in its case."""
     return word_count(phrase, transcript, ignore_case=False)
-
-
-def source_phrase(model_dir: Path, spans: list[np.ndarray]) -> str:
-    """A phrase the checkpoint says in some segment: the longest word of the first transcript that
-    has one of at least two letters (case-sensitive, as an entry matches by default)."""
-    for span in spans:
-        words = sorted((w for w in transcript_of(model_dir, span).split() if len(w) >= 2), key=len, reverse=True)
-        if words:
-            return words[0]
-    pytest.fail("the checkpoint transcribes no word of two letters or more: no phrase to put in a glossary")
 
 
 def entry(phrase: str, **kw: Any) -> pb.Term:

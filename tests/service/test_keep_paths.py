@@ -25,14 +25,15 @@ import pytest
 import pytest_asyncio
 import riva.client
 
-from tests.service.test_language import reference_text, shared_pcm, whole_word_phrase, word_count
 from tests.support.live_server import LiveServer, make_settings, serving
-from tests.transport.grpc.test_translate_api import raw_request
+from tests.support.raw import raw_request
+from tests.support.reference import reference_text
+from tests.support.speech import shared_pcm
+from tests.support.term_reference import kept_reference, whole_word_phrase
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.engine.runner import SimulTarget
-from translate_svc.model.terms import KEEP_WEIGHT
 from translate_svc.transport.riva.convert import parse_segment_fields
-from translate_svc.types import DEFAULT_TERM_WEIGHT, OutputOptions, SimultaneousOptions, Term, TranslationTask
+from translate_svc.types import OutputOptions, SimultaneousOptions, Term, TranslationTask
 
 # async tests run on the session loop (pyproject: asyncio_mode auto, asyncio_default_test_loop_scope);
 # no module-level asyncio mark: it would land on the sync tests too (a PytestWarning)
@@ -48,16 +49,6 @@ def phrase_said_in(model_dir: Path, spans: list[np.ndarray], lang: str) -> str:
         if phrase:
             return phrase
     pytest.fail(f"no segment's plain {lang} transcript says a one-token word")
-
-
-def kept_reference(model_dir: Path, span: np.ndarray, spoken: str, target: str, phrase: str) -> tuple[str, str]:
-    """(the translation with ``phrase`` kept, the plain translation), by ``generate`` alone: the
-    transcript boosted towards the phrase, then the translation biased as often as that transcript
-    says it as a whole word."""
-    transcript, _ = reference_text(model_dir, span, spoken, phrase, DEFAULT_TERM_WEIGHT)
-    times = word_count(phrase, transcript, ignore_case=True)
-    plain = reference_text(model_dir, span, target)[0]
-    return (reference_text(model_dir, span, target, phrase, KEEP_WEIGHT, times)[0] if times else plain), plain
 
 
 def check_kept(

@@ -10,23 +10,25 @@ without an identifier answers FAILED_PRECONDITION.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import grpc
 import numpy as np
 import pytest
 import pytest_asyncio
-import soundfile as sf
-import torch
-from transformers import LogitsProcessor, LogitsProcessorList, SequenceBiasLogitsProcessor
 
-from tests.model.test_runner import hf_generate, plain_reference
 from tests.support.fake_runner import FakeRunner
 from tests.support.live_server import LiveServer, make_settings, serving
-from tests.transport.grpc.test_translate_api import raw_request
+from tests.support.raw import raw_request
+from tests.support.reference import (
+    hf_generate,
+    phrase_ids,
+    reference_text,
+    word_count,
+)
+from tests.support.speech import shared_pcm
+from tests.support.term_reference import said_phrase
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.audio.resample import resample
 from translate_svc.engine.runner import ModelInput, ModelOutput
@@ -36,14 +38,6 @@ from translate_svc.types import DEFAULT_TERM_WEIGHT, ModelInfo
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
 
 CANDIDATES = ["eng", "spa"]
-
-
-def shared_pcm(shared_audio: Path, name: str) -> tuple[bytes, np.ndarray]:
-    """The file as 16 kHz PCM16 bytes, and the float samples the server decodes them to."""
-    audio, rate = sf.read(shared_audio / name, dtype="float32", always_2d=True)
-    x = audio.mean(axis=1) if rate == 16000 else resample(audio.mean(axis=1), rate, 16000)
-    pcm = (np.clip(x, -1, 1) * 32767).astype("<i2")
-    return pcm.tobytes(), pcm.astype(np.float32) / 32768.0
 
 
 @pytest.fixture(scope="module")
@@ -284,101 +278,6 @@ async def test_the_openai_door_transcribes_without_a_language_through_the_identi
 # docs/api.md for this checkpoint's alphabet (ASCII letters, punctuation, spaces), not from our code.
 
 
-def phrase_ids(model_dir: Path, phrase: str) -> tuple[int, ...]:
-    """The token ids the server biases for ``phrase`` (``TermTokens.ids``): the checkpoint's
-    tokenizer on the stripped phrase, without special tokens."""
-    tokenizer = plain_reference(model_dir).processor.tokenizer
-    return tuple(tokenizer(phrase.strip(), add_special_tokens=False)["input_ids"])
-
-
-def word_count(phrase: str, text: str, *, ignore_case: bool) -> int:
-    """Times ``text`` says ``phrase`` as a whole word (no letter or digit touching either end), not
-    overlapping: the rule of docs/api.md for text in a script written with spaces."""
-    pattern = rf"(?<![^\W_]){re.escape(phrase.strip())}(?![^\W_])"
-    return len(re.findall(pattern, text, flags=re.IGNORECASE if ignore_case else 0))
-
-
-def continuing(tokenizer: Any, phrase: str) -> frozenset[int]:
-    """The tokens that would continue the last word of ``phrase`` were they written after it: on
-    this checkpoint's vocabulary, the pieces without SentencePiece's word start ("▁") that begin
-    with a letter or digit, after a phrase that ends in one (none after punctuation)."""
-    if not phrase.strip()[-1:].isalnum():
-        return frozenset()
-    pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    return frozenset(t for t, piece in enumerate(pieces) if piece[:1].isalnum())
-
-
-def word_occurrences(row: list[int], ids: tuple[int, ...], cont: frozenset[int]) -> tuple[int, bool]:
-    """Times ``row`` holds ``ids`` as a whole word (the token after it, if any, not in ``cont``),
-    not overlapping, from the left; and whether the last one counted ends the row."""
-    count = at = 0
-    ends = False
-    while at + len(ids) <= len(row):
-        end = at + len(ids)
-        if tuple(row[at:end]) == ids and (end == len(row) or row[end] not in cont):
-            count, at, ends = count + 1, end, end == len(row)
-        else:
-            at += 1
-    return count, ends
-
-
-class BiasUntilWritten(LogitsProcessor):
-    """transformers' ``SequenceBiasLogitsProcessor`` with ``bias``, only while the row (one row:
-    generate on a segment alone) holds ``ids`` as a whole word (``word_occurrences`` with
-    ``cont``) fewer than ``times`` times."""
-
-    def __init__(
-        self, bias: list[list[list[int] | float]], ids: tuple[int, ...], times: int, cont: frozenset[int]
-    ) -> None:
-        self.processor = SequenceBiasLogitsProcessor(bias)
-        self.ids, self.times, self.cont = ids, times, cont
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        assert input_ids.shape[0] == 1
-        if word_occurrences(input_ids[0].tolist(), self.ids, self.cont)[0] >= self.times:
-            return scores
-        return self.processor(input_ids, scores)  # type: ignore[no-any-return]
-
-
-def reference_text(
-    model_dir: Path, audio: np.ndarray, lang: str, phrase: str = "", weight: float = 0.0, times: int = 0
-) -> tuple[str, list[int]]:
-    """transformers' own ``SeamlessM4Tv2Model.generate`` (text only) on one segment alone, its text
-    decoder biased towards ``phrase`` by ``weight`` (every prefix of its token ids, through
-    ``text_sequence_bias``); ``times`` > 0: only until the row has written it that many times. No
-    phrase: the plain decode. Its text, and its token ids."""
-    m, p = plain_reference(model_dir)
-    extra: dict[str, Any] = {}
-    if phrase:
-        ids = phrase_ids(model_dir, phrase)
-        bias: list[list[list[int] | float]] = [[list(ids[:n]), float(weight)] for n in range(1, len(ids) + 1)]
-        if times:
-            processor = BiasUntilWritten(bias, ids, times, continuing(p.tokenizer, phrase))
-            extra["text_logits_processor"] = LogitsProcessorList([processor])
-        else:
-            extra["text_sequence_bias"] = bias
-    feats = p(audio=audio, sampling_rate=16000, return_tensors="pt")
-    with torch.inference_mode():
-        out = m.generate(**feats, tgt_lang=lang, generate_speech=False, **extra)
-    seq = out.sequences[0]  # type: ignore[union-attr,index]
-    return p.decode(seq, skip_special_tokens=True), seq.tolist()
-
-
-def whole_word_phrase(model_dir: Path, ids: Sequence[int]) -> str | None:
-    """The first token of ``ids`` (a decoded row) that is a phrase of its own (the tokenizer writes
-    its text as that one token) and stands there as a whole word (the token after it does not
-    continue it): a phrase the row says."""
-    tokenizer = plain_reference(model_dir).processor.tokenizer
-    special = set(tokenizer.all_special_ids)
-    for i, token in enumerate(ids):
-        phrase: str = tokenizer.decode([token]).strip()
-        if token in special or not phrase or phrase_ids(model_dir, phrase) != (token,):
-            continue
-        if i + 1 == len(ids) or ids[i + 1] not in continuing(tokenizer, phrase):
-            return phrase
-    return None
-
-
 async def segments_with_terms(live: LiveServer, content: bytes, terms: list[pb.Term]) -> list[pb.SegmentResult]:
     """Every segment of ``content`` (English) translated into Spanish with ``terms``, text only."""
     request = raw_request(
@@ -443,19 +342,6 @@ async def test_a_boosted_phrase_biases_every_row_as_generate_does(
         changed = check_boost_against_generate(test_model_dir, samples, "kwq", weight, texts)
         if weight == 10.0:
             assert changed, "a +10 bias changed no segment's generate: this parity would not show the boost is applied"
-
-
-def said_phrase(model_dir: Path, spans: list[np.ndarray]) -> tuple[str, int]:
-    """A phrase that segment k's plain transcript says as a whole word: a token of it that the
-    tokenizer writes for its own text, not continued by the token after it
-    (``whole_word_phrase``). Kept, the transcript row boosts it (DEFAULT_TERM_WEIGHT), and greedy
-    decoding with one token's logit raised writes what it wrote before up to that token, or writes
-    that token sooner. (The first such token of the first segment that has one.)"""
-    for k, span in enumerate(spans):
-        phrase = whole_word_phrase(model_dir, reference_text(model_dir, span, "eng")[1])
-        if phrase:
-            return phrase, k
-    pytest.fail("no segment's plain transcript says a one-token word: cannot say a kept phrase")
 
 
 async def kept_segments(

@@ -16,8 +16,8 @@ import soundfile as sf
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from tests.conftest import clip_chunks
 from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.raw import clip_chunks
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 

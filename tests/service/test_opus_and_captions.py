@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import io
 import itertools
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import av
@@ -14,42 +13,17 @@ import grpc
 import numpy as np
 import pytest
 import soxr
-from google.rpc import code_pb2
 
 from tests.support.live_server import LiveServer
+from tests.support.raw import OPUS_FORMAT, TEXT_ONLY, run_stream, segment_spans, stream_config
+from tests.support.speech import FRAME, opus_packets, to_48k
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client_cli.decode import load_pcm16k
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 
 #: one silero window: how far two segmentations of slightly different audio may disagree
 WINDOW_MS = 32
-FRAME = 960  # 20 ms at 48 kHz
-OPUS_FORMAT = pb.AudioFormat(encoding=pb.OPUS, sample_rate_hz=48000, channels=1)
-TEXT_ONLY = pb.OutputOptions(text=True, speech=False, transcript=True)
-
-
-def to_48k(pcm16k: np.ndarray) -> np.ndarray:
-    return soxr.resample(pcm16k.astype(np.float32) / 32768.0, 16000, 48000).astype(np.float32)
-
-
-def opus_packets(pcm16k: np.ndarray, *, fec: bool = False) -> list[bytes]:
-    """Encode like a WebRTC sender: libopus via PyAV, 48 kHz mono, 20 ms per packet (``fec``: with
-    in-band FEC for a 5 % expected loss, as browsers negotiate ``useinbandfec=1``)."""
-    enc = av.CodecContext.create("libopus", "w")
-    enc.sample_rate, enc.layout, enc.format, enc.bit_rate = 48000, "mono", "s16", 32000
-    enc.options = {"application": "voip", "frame_duration": "20", **({"fec": "1", "packet_loss": "5"} if fec else {})}
-    enc.open()
-    x = np.clip(np.round(to_48k(pcm16k) * 32767), -32768, 32767).astype("<i2")
-    x = np.pad(x, (0, -len(x) % FRAME))
-    packets: list[bytes] = []
-    for i in range(0, len(x), FRAME):
-        frame = av.AudioFrame.from_ndarray(x[None, i : i + FRAME], format="s16", layout="mono")
-        frame.sample_rate, frame.pts = 48000, i
-        packets += [bytes(p) for p in enc.encode(frame)]
-    packets += [bytes(p) for p in enc.encode(None)]
-    return packets
 
 
 def decode_opus(packets: Sequence[bytes]) -> np.ndarray:
@@ -58,36 +32,6 @@ def decode_opus(packets: Sequence[bytes]) -> np.ndarray:
     out = [f.to_ndarray().reshape(-1) for p in packets for f in dec.decode(av.Packet(p))]
     y = np.concatenate(out) if out else np.zeros(0)
     return y.astype(np.float32) / (32768.0 if y.dtype == np.int16 else 1.0)
-
-
-def config(fmt: pb.AudioFormat, **kw) -> pb.StreamingTranslateRequest:  # type: ignore[no-untyped-def]
-    kw.setdefault("target_languages", ["spa"])
-    kw.setdefault("source_language", "eng")
-    kw.setdefault("output", TEXT_ONLY)
-    return pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=fmt, **kw))
-
-
-async def run(
-    stub: pb_grpc.TranslatorStub, msgs: Sequence[pb.StreamingTranslateRequest], *, pace_s: float = 0.0
-) -> list[tuple[float, pb.StreamingTranslateResponse]]:
-    """Send ``msgs`` (each after ``pace_s`` from the start, by index); responses with arrival times."""
-    t0 = time.perf_counter()
-
-    async def gen() -> AsyncIterator[pb.StreamingTranslateRequest]:
-        import asyncio
-
-        for i, m in enumerate(msgs):
-            if pace_s:
-                await asyncio.sleep(max(0.0, t0 + i * pace_s - time.perf_counter()))
-            yield m
-
-    return [(time.perf_counter() - t0, r) async for r in stub.StreamingTranslate(gen(), timeout=300)]
-
-
-def spans(responses: list[tuple[float, pb.StreamingTranslateResponse]]) -> list[tuple[int, int]]:
-    segs = [r.segment for _, r in responses if r.HasField("segment")]
-    assert all(s.status.code == code_pb2.OK for s in segs)
-    return [(s.start_ms, s.end_ms) for s in segs]
 
 
 def assert_same_spans(got: list[tuple[int, int]], want: list[tuple[int, int]], tol_ms: int = WINDOW_MS) -> None:
@@ -111,21 +55,23 @@ def packets(speech: np.ndarray) -> list[bytes]:
 async def pcm_spans(live: LiveServer, pcm: np.ndarray) -> list[tuple[int, int]]:
     fmt = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)
     chunks = [pb.StreamingTranslateRequest(audio=pcm[i : i + 320].tobytes()) for i in range(0, len(pcm), 320)]
-    return spans(await run(live.stub, [config(fmt), *chunks]))
+    return segment_spans(await run_stream(live.stub, [stream_config(fmt), *chunks]))
 
 
 async def test_opus_packets_give_the_segments_of_the_pcm_stream(
     live: LiveServer, speech: np.ndarray, packets: list[bytes]
 ) -> None:
     want = await pcm_spans(live, speech)
-    got = await run(live.stub, [config(OPUS_FORMAT), *(pb.StreamingTranslateRequest(audio=p) for p in packets)])
+    got = await run_stream(
+        live.stub, [stream_config(OPUS_FORMAT), *(pb.StreamingTranslateRequest(audio=p) for p in packets)]
+    )
     assert len(want) >= 8
-    assert_same_spans(spans(got), want)
+    assert_same_spans(segment_spans(got), want)
     end = got[-1][1].ended
     assert end.audio_received_ms == len(packets) * 20 and end.audio_filled_ms == 0
     # the packet path itself changes nothing: exactly the segments of the decoded audio sent as PCM
     decoded = soxr.resample(decode_opus(packets), 48000, 16000)
-    assert spans(got) == await pcm_spans(live, np.clip(np.round(decoded * 32768), -32768, 32767).astype("<i2"))
+    assert segment_spans(got) == await pcm_spans(live, np.clip(np.round(decoded * 32768), -32768, 32767).astype("<i2"))
 
 
 async def test_lost_packets_and_dtx_gaps_keep_the_spans_true(
@@ -145,8 +91,8 @@ async def test_lost_packets_and_dtx_gaps_keep_the_spans_true(
         for i, p in enumerate(packets)
         if i not in lost
     ]
-    got = await run(live.stub, [config(OPUS_FORMAT), *sent])
-    assert_same_spans(spans(got), want, tol_ms=2 * WINDOW_MS)
+    got = await run_stream(live.stub, [stream_config(OPUS_FORMAT), *sent])
+    assert_same_spans(segment_spans(got), want, tol_ms=2 * WINDOW_MS)
     end = got[-1][1].ended
     tail = next(k for k in range(len(packets)) if len(packets) - 1 - k not in lost)  # lost at the very end
     assert end.audio_received_ms == (len(packets) - tail) * 20  # the timeline is the sender's
@@ -165,18 +111,18 @@ async def test_a_packet_timestamp_taken_twice_is_dropped_and_one_that_jumps_too_
     def pkt(i: int, ts: int) -> pb.StreamingTranslateRequest:
         return pb.StreamingTranslateRequest(packet=pb.AudioPacket(data=packets[i], timestamp=ts))
 
-    got = await run(live.stub, [config(OPUS_FORMAT), pkt(0, 0), pkt(1, 960), pkt(2, 960)])
+    got = await run_stream(live.stub, [stream_config(OPUS_FORMAT), pkt(0, 0), pkt(1, 960), pkt(2, 960)])
     end = got[-1][1].ended  # a timestamp already taken is a duplicate: dropped, counted, not an error
     assert end.packets_duplicate == 1 and end.audio_received_ms == 40 and end.reason == pb.StreamEnd.HALF_CLOSE
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await run(live.stub, [config(OPUS_FORMAT), pkt(0, 0), pkt(1, 48000 * 3600)])
+        await run_stream(live.stub, [stream_config(OPUS_FORMAT), pkt(0, 0), pkt(1, 48000 * 3600)])
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "idle_timeout" in (err.value.details() or "")
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await run(live.stub, [config(OPUS_FORMAT), pb.StreamingTranslateRequest(audio=b"\xff" * 3)])
+        await run_stream(live.stub, [stream_config(OPUS_FORMAT), pb.StreamingTranslateRequest(audio=b"\xff" * 3)])
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "Opus packet" in (err.value.details() or "")
     bad_rate = pb.AudioFormat(encoding=pb.OPUS, sample_rate_hz=16000)
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await run(live.stub, [config(bad_rate)])
+        await run_stream(live.stub, [stream_config(bad_rate)])
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "48000" in (err.value.details() or "")
 
 
@@ -254,8 +200,11 @@ async def test_live_captions_come_while_speech_is_open_and_the_final_supersedes_
     # 20 s of Opus at real time, as a call sends it. (Faster, a slow machine's engine is still busy
     # with a segment's caption when the next segment ends: 4x failed 1 run in 2 with both cores
     # taken by other work; 1x passed 3 runs of 3.)
-    msgs = [config(OPUS_FORMAT, interim_interval_ms=500), *(pb.StreamingTranslateRequest(audio=p) for p in packets)]
-    responses = await run(live.stub, msgs, pace_s=FRAME / 48000)
+    msgs = [
+        stream_config(OPUS_FORMAT, interim_interval_ms=500),
+        *(pb.StreamingTranslateRequest(audio=p) for p in packets),
+    ]
+    responses = await run_stream(live.stub, msgs, pace_s=FRAME / 48000)
     started = responses[0][1].started
     assert started.config.interim_interval_ms == 500 and started.limits.min_interim_interval_ms == 250
     kinds = [(t, r.WhichOneof("response"), r) for t, r in responses]
@@ -276,5 +225,5 @@ async def test_live_captions_come_while_speech_is_open_and_the_final_supersedes_
         assert cap.transcript.language == "eng" and [t.target_language for t in cap.translations] == ["spa"]
         assert not cap.translations[0].HasField("audio")  # (its text: whatever random weights say)
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await run(live.stub, [config(OPUS_FORMAT, interim_interval_ms=100)])
+        await run_stream(live.stub, [stream_config(OPUS_FORMAT, interim_interval_ms=100)])
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "250" in (err.value.details() or "")

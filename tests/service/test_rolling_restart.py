@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.service.test_failover import server_process
+from tests.support.server_process import logged_server
 from tests.support.speech import vad_segments
 from translate_svc.client import AsyncTranslateClient, Segment
 from translate_svc.client_cli.decode import load_pcm16k
@@ -34,7 +34,7 @@ async def test_a_rolling_restart_of_three_servers_loses_and_repeats_nothing(
     logs = itertools.count()
     contexts = []
     for _ in range(3):
-        ctx = server_process(test_model_dir, tmp_path / f"s{next(logs)}.log")
+        ctx = logged_server(test_model_dir, tmp_path / f"s{next(logs)}.log")
         proc, port = ctx.__enter__()
         contexts.append(ctx)
         servers[f"127.0.0.1:{port}"] = proc
@@ -81,7 +81,7 @@ async def test_a_rolling_restart_of_three_servers_loses_and_repeats_nothing(
             servers[address].send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(servers[address].wait, 30) == 0  # drained, exited cleanly
             port = int(address.rsplit(":", 1)[1])
-            ctx = server_process(test_model_dir, tmp_path / f"s{next(logs)}.log", port=port)
+            ctx = logged_server(test_model_dir, tmp_path / f"s{next(logs)}.log", port=port)
             servers[address] = (await asyncio.to_thread(ctx.__enter__))[0]
             contexts.append(ctx)
             if n < 2:

@@ -19,14 +19,19 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from tests.model.test_text_runner import hf_generate_text
-from tests.service.test_glossary_paths import TARGET, TRANSLATION, reference, source_phrase, transcript_of
-from tests.service.test_keep_paths import kept_reference
-from tests.service.test_language import reference_text, shared_pcm, word_count
 from tests.support.live_server import LiveServer
-from tests.transport.grpc.test_translate_api import raw_request
-from tests.transport.grpc.test_translate_text import request as text_request
-from tests.transport.grpc.test_translate_text import server_cap
+from tests.support.raw import raw_request, text_request
+from tests.support.reference import hf_generate_text, reference_text, word_count
+from tests.support.speech import shared_pcm
+from tests.support.term_reference import (
+    TARGET,
+    TRANSLATION,
+    kept_reference,
+    reference,
+    server_cap,
+    source_phrase,
+    transcript_of,
+)
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.model.terms import KEEP_WEIGHT
 from translate_svc.types import DEFAULT_TERM_WEIGHT

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 from google.rpc import code_pb2
 
-from tests.serving.test_workers import Node, node, own_channel
+from tests.support.calls import own_channel
+from tests.support.node import Node, node
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client_cli.decode import load_pcm16k

@@ -13,12 +13,8 @@ import itertools
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,77 +23,19 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.support.calls import own_channel
 from tests.support.live_server import LiveServer
-from tests.support.signals import default_signals
+from tests.support.node import Node, node
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.cli import ready_file as ready
 from translate_svc.client import AsyncTranslateClient, Segment
 from translate_svc.client_cli.decode import load_pcm16k
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(80)]
 
-SERVE = Path(sys.executable).parent / "translate-svc"
 MAX_STREAMS = 8
 FMT = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)
 TEXT = pb.OutputOptions(text=True, speech=False, transcript=True)
-
-
-@dataclass
-class Node:
-    proc: subprocess.Popen[bytes]
-    log: Path
-    port: int
-    workers: tuple[int, int]
-    engine: int
-    metrics_port: int
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def metric(self, name: str) -> dict[str, float]:
-        """Every series of ``name`` on the node's /metrics: {labels: value}."""
-        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read().decode()
-        return {
-            m.group(1) or "": float(m.group(2))
-            for m in re.finditer(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", text, re.MULTILINE)
-        }
-
-    def started(self) -> dict[str, float]:
-        """Streams admitted so far, per worker (``{process="w0"}`` -> count)."""
-        return self.metric("translate_svc_streams_started_total")
-
-
-@contextlib.contextmanager
-def node(model: Path, log: Path, **env: str) -> Iterator[Node]:
-    environ = {
-        **os.environ,
-        "TRANSLATE_SVC_SERVER__DRAIN_S": "1",
-        "TRANSLATE_SVC_SERVER__GRACE_S": "10",
-        "TRANSLATE_SVC_SERVER__METRICS_PORT": "0",
-        **env,
-    }
-    ready_file = log.with_suffix(".ready.json")
-    argv = [str(SERVE), "serve", "--model", str(model), "--host", "127.0.0.1", "--port", "0", "--workers", "2"]
-    argv += ["--ready-file", str(ready_file)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(default_signals(argv), stdout=out, stderr=subprocess.STDOUT, env=environ)
-        try:
-            try:
-                info = ready.wait(ready_file, proc, 180)
-            except ready.NotReady as e:
-                raise AssertionError(f"{e}:\n{log.read_text()}") from None
-            w0, w1 = info.workers
-            assert info.engine_pid is not None and info.metrics_port is not None, info
-            # the line for people, flushed before the file was written, says the same
-            said = f"translate-svc 2 front-end workers (pids {w0}, {w1}) on port {info.port}, engine process pid"
-            assert said in log.read_text(), log.read_text()
-            yield Node(proc, log, info.port, (w0, w1), info.engine_pid, info.metrics_port)
-        finally:
-            if proc.poll() is None:
-                proc.kill()  # a test that left it running failed already; its children follow (PDEATHSIG)
-            proc.wait(30)
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +48,6 @@ def two(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 @pytest.fixture(scope="module")
 def pcm(shared_audio: Path) -> np.ndarray:
     return load_pcm16k(shared_audio / "silero_test.wav")
-
-
-def own_channel(address: str) -> grpc.aio.Channel:
-    """A channel with a connection of its own (gRPC shares one among equal channels otherwise)."""
-    return grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
 
 
 def cfg() -> pb.StreamingTranslateRequest:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,19 +12,19 @@ import pytest
 import soundfile as sf
 
 from tests.support.fake_runner import FakeRunner
+from tests.support.fake_sessions import FMT, make_manager
 from tests.support.lockstep import WatchedVad, settle
 from tests.support.paths import REPO
+from tests.support.waiting import until
 from translate_svc.app import scheduler_config
 from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.runner import ModelInput
 from translate_svc.errors import LimitReached, NotReady, Overloaded
-from translate_svc.session import SegmentResult, SessionManager, SpeechEvent, StreamEnded
+from translate_svc.session import SegmentResult, SpeechEvent, StreamEnded
 from translate_svc.session import task as checks
 from translate_svc.session.clip import ClipDriver
-from translate_svc.settings import EngineSettings, LimitsSettings
-from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions
-from translate_svc.vad.segmenter import SegmenterConfig
-from translate_svc.vad.silero import SileroVad
+from translate_svc.settings import EngineSettings
+from translate_svc.types import OutputOptions
 from translate_svc.vad.worker import VadWorker
 
 pytestmark = pytest.mark.slow(15)  # seconds, for the schedule (conftest.py)
@@ -43,15 +42,6 @@ def test_engine_and_session_load_no_torch() -> None:
 
 def item(seconds: float, *targets: str) -> ModelInput:
     return ModelInput(np.zeros(int(16000 * seconds), np.float32), targets or ("spa",), None, speech=False)
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Wait for a state the engine reaches on its own threads (features, model) -- never a fixed sleep."""
-    for _ in range(int(timeout_s * 1000)):
-        if condition():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("condition not reached in time")
 
 
 async def started_engine(runner: FakeRunner, **kw: float) -> TranslationEngine:
@@ -159,20 +149,6 @@ def speech_pcm(shared_audio: Path) -> bytes:
     audio, rate = sf.read(shared_audio / "silero_test.wav", dtype="int16")
     assert rate == 16000
     return bytes(audio.astype("<i2").tobytes())
-
-
-@pytest.fixture(scope="module")
-def vad_worker() -> WatchedVad:
-    return WatchedVad(SileroVad())
-
-
-async def make_manager(runner: FakeRunner, vad_worker: VadWorker, **limits: float) -> SessionManager:
-    engine = TranslationEngine(lambda: runner, scheduler_config(EngineSettings(max_batch_size=4, max_wait_ms=5)))
-    await engine.start(warmup=False)
-    return SessionManager(engine, vad_worker, SegmenterConfig(), LimitsSettings(**limits))
-
-
-FMT = AudioFormat(AudioEncoding.LINEAR16, 16000, 1)
 
 
 async def test_results_come_in_order_then_ended(speech_pcm: bytes, vad_worker: VadWorker) -> None:

@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.phone_carriers import AccessLines, access_lines
-from tests.transport.grpc.test_rooms import wait_for
+from tests.support.rooms import wait_for
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 

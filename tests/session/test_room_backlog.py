@@ -11,7 +11,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from tests.session.test_room_core import CARD, Clock, FakeStream, speaker
+from tests.support.room_fakes import CARD, Clock, FakeStream, speaker
 from translate_svc.errors import Overloaded, Revoked
 from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT, LocalCounters, Tenant, TenantCaps
 from translate_svc.session.room_backlog import ENTRY_BYTES, BacklogConfig, Backlogs, entry_bytes

@@ -19,11 +19,11 @@ import aiohttp
 import grpc
 import pytest
 
+from tests.support.attacks.client import OWN
 from tests.support.live_server import serving
+from tests.support.rooms import listen_url, registry, room_settings, speak, speaker_config, wait_for
 from tests.support.speech import speech_pcm16
-from tests.transport.grpc.test_rooms import registry, room_settings, speak, speaker_config, wait_for
-from tests.transport.rooms.test_listeners import listen_url
-from tests.transport.test_revocation import reloaded, replace
+from tests.support.tokens import bearer, reloaded, replace
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.transport.rooms.protocol import LISTEN_SUBPROTOCOL
@@ -34,11 +34,6 @@ ACME = "rooms-limits-acme-0b7c"  # every right, no cap stated
 OTHER = "rooms-limits-other-5e21"
 EARS = "rooms-limits-ears-93ad"  # listens to talk-* only
 TOKENS = f"{ACME} * tenant=acme\n{OTHER} * tenant=other\n{EARS} listen=talk-* tenant=ears\n"
-OWN = [("grpc.use_local_subchannel_pool", 1)]
-
-
-def bearer(token: str) -> tuple[tuple[str, str]]:
-    return (("authorization", f"Bearer {token}"),)
 
 
 def settings_for(test_model_dir: Path, tokens: Path | None = None, **rooms: float):  # type: ignore[no-untyped-def]

@@ -13,74 +13,25 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client import REGISTRY
 
+from tests.support.room_fakes import CARD, Clock, FakeStream, speaker
 from translate_svc.errors import InvalidInput, NotReady, Overloaded, ShuttingDown
 from translate_svc.session.events import Draining
 from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT, LocalCounters
 from translate_svc.session.room_listener import Listener, ListenStarted, OutputDropped, RoomOutput
-from translate_svc.session.rooms import RoomConfig, RoomRegistry, Speaker
+from translate_svc.session.rooms import RoomConfig, RoomRegistry
 from translate_svc.types import (
     InterimResult,
-    Language,
-    ModelCard,
-    ModelInfo,
     SegmentError,
     SegmentResult,
     Transcript,
     Translation,
 )
 
-CARD = ModelCard(
-    info=ModelInfo(name="m", revision="r", is_test_model=True),
-    languages=tuple(
-        Language(c, c, speech_input=True, text_output=True, speech_output=True)
-        for c in ("eng", "spa", "fra", "deu", "ita")
-    ),
-    num_speakers=1,
-)
-
-
-class FakeStream:
-    """What a room needs of a speaker's stream: its retarget. ``next_id``: the first segment id a
-    retarget applies to (segments before it are under way with the old targets)."""
-
-    def __init__(self) -> None:
-        self.next_id = 0
-        self.calls: list[tuple[str, ...]] = []
-        self.refuse: str | None = None
-
-    def retarget(self, targets: tuple[str, ...]) -> int:
-        if self.refuse is not None and self.refuse in targets:
-            raise InvalidInput(f"cannot translate into {self.refuse}")
-        self.calls.append(targets)
-        return self.next_id
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 def make(**config: float) -> tuple[RoomRegistry, LocalCounters, Clock]:
     counters, clock = LocalCounters(), Clock()
     registry = RoomRegistry(RoomConfig(**{"idle_s": 0.0, **config}), counters, lambda: CARD, clock=clock)  # type: ignore[arg-type]
     return registry, counters, clock
-
-
-def speaker(
-    registry: RoomRegistry, stream: FakeStream, room: str = "talk", participant: str = "", own: tuple[str, ...] = ()
-) -> Speaker:
-    return registry.publish(
-        room,
-        session_id=f"s-{participant or id(stream)}",
-        participant=participant,
-        tenant=DEFAULT_TENANT,
-        rights=ALL_ROOMS,
-        own=own,
-        retarget=stream.retarget,
-    )
 
 
 def listen(registry: RoomRegistry, language: str, room: str = "talk", participant: str = "") -> Listener:

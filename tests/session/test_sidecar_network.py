@@ -13,8 +13,9 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.service.test_opus_and_captions import FRAME, OPUS_FORMAT, config, opus_packets, run, spans
 from tests.support.live_server import LiveServer
+from tests.support.raw import OPUS_FORMAT, run_stream, segment_spans, stream_config
+from tests.support.speech import FRAME, opus_packets
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 
@@ -67,8 +68,10 @@ async def test_opus_swapped_twice_sent_and_lost_packets_end_ok_with_the_clean_se
     with the clean stream's segments (count +-1, spans within 40 ms) and says what it did. The
     lost packets are concealed by libopus (with FEC from the packet after each loss)."""
     jfk_packets = jfk_fec_packets
-    clean = spans(
-        await run(live.stub, [config(OPUS_FORMAT), *(packet(p, i * FRAME) for i, p in enumerate(jfk_packets))])
+    clean = segment_spans(
+        await run_stream(
+            live.stub, [stream_config(OPUS_FORMAT), *(packet(p, i * FRAME) for i, p in enumerate(jfk_packets))]
+        )
     )
     rng = np.random.default_rng(24)
     n = len(jfk_packets)
@@ -90,10 +93,10 @@ async def test_opus_swapped_twice_sent_and_lost_packets_end_ok_with_the_clean_se
             sent.append(i)  # sent twice
     duplicates = len(sent) - len(order)
     assert swaps >= 10 and duplicates >= 2 and len(lost) >= 5, (swaps, duplicates, len(lost))
-    got = await run(live.stub, [config(OPUS_FORMAT), *(packet(jfk_packets[i], i * FRAME) for i in sent)])
+    got = await run_stream(live.stub, [stream_config(OPUS_FORMAT), *(packet(jfk_packets[i], i * FRAME) for i in sent)])
     end = got[-1][1]
     assert end.HasField("ended") and end.ended.reason == pb.StreamEnd.HALF_CLOSE
-    assert_counterparts(spans(got), clean)
+    assert_counterparts(segment_spans(got), clean)
     assert end.ended.packets_reordered == swaps
     assert end.ended.packets_duplicate == duplicates and end.ended.packets_late == 0
     assert end.ended.audio_filled_ms == 20 * len(lost)  # each lost packet's time, filled
@@ -108,8 +111,10 @@ async def test_the_sdk_sends_packets_out_of_order_and_twice_as_the_network_gave_
     in timeline order and the server's window puts them back, with the clean stream's segments."""
     from translate_svc.client import AsyncTranslateClient, Segment, StreamEnd
 
-    clean = spans(
-        await run(live.stub, [config(OPUS_FORMAT), *(packet(p, i * FRAME) for i, p in enumerate(jfk_packets))])
+    clean = segment_spans(
+        await run_stream(
+            live.stub, [stream_config(OPUS_FORMAT), *(packet(p, i * FRAME) for i, p in enumerate(jfk_packets))]
+        )
     )
     order = list(range(len(jfk_packets)))
     for k in range(5, len(order) - 1, 37):
@@ -136,17 +141,19 @@ async def test_a_bad_message_in_the_middle_of_speech_ends_the_stream_after_its_o
     """The open segment comes back (translated) before INVALID_ARGUMENT, with its span."""
     fmt = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)
     chunks = [jfk[i : i + 320].tobytes() for i in range(0, len(jfk), 320)]
-    clean = spans(await run(live.stub, [config(fmt), *(pb.StreamingTranslateRequest(audio=c) for c in chunks)]))
+    clean = segment_spans(
+        await run_stream(live.stub, [stream_config(fmt), *(pb.StreamingTranslateRequest(audio=c) for c in chunks)])
+    )
     longest = max(clean, key=lambda s: s[1] - s[0])
     cut_ms = (longest[0] + longest[1]) // 2  # in the middle of the longest segment's speech
     before = [pb.StreamingTranslateRequest(audio=c) for c in chunks[: cut_ms // 20]]
     got: list[pb.StreamingTranslateResponse] = []
 
     async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
-        yield config(fmt)
+        yield stream_config(fmt)
         for m in before:
             yield m
-        yield config(fmt)  # a second config: not a message a stream may send
+        yield stream_config(fmt)  # a second config: not a message a stream may send
         for m in before[:50]:  # the client goes on sending a little: dropped
             yield m
 
@@ -170,8 +177,10 @@ async def test_a_participant_muted_for_45_s_is_still_translated_45_s_later_on_th
     sender's clock ran on while it was muted), then the rest of the speech: the same stream
     translates it, at its true place on the timeline. (A skip further ahead of the wall clock than
     the stream's bytes pay for is refused: ``test_audio_per_byte.py``, issue 52 F5.)"""
-    clean = spans(
-        await run(live.stub, [config(OPUS_FORMAT), *(packet(p, i * FRAME) for i, p in enumerate(jfk_packets))])
+    clean = segment_spans(
+        await run_stream(
+            live.stub, [stream_config(OPUS_FORMAT), *(packet(p, i * FRAME) for i, p in enumerate(jfk_packets))]
+        )
     )
     pause = max(itertools.pairwise(clean), key=lambda ab: ab[1][0] - ab[0][1])
     split = (pause[0][1] + pause[1][0]) // 2 // 20  # a packet index in the longest pause
@@ -179,7 +188,7 @@ async def test_a_participant_muted_for_45_s_is_still_translated_45_s_later_on_th
     got: list[pb.StreamingTranslateResponse] = []
 
     async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
-        yield config(OPUS_FORMAT)
+        yield stream_config(OPUS_FORMAT)
         for i in range(split):
             yield packet(jfk_packets[i], i * FRAME)
         await asyncio.sleep(45)  # muted: no message at all

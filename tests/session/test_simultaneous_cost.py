@@ -15,14 +15,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from benchmarks.tools.simultaneous import JOINT_TRIM, continuous, cut_regions, offline_segments
-from tests.session.test_simultaneous_session import (
-    Lockstep,
-    check_commits,
-    config,
-    drive,
-    stable_server,
-    steps,
-)
+from tests.support.lockstep import Lockstep
+from tests.support.memory_door import check_commits, config, drive, stable_server, steps
 from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.engine.runner import ModelInput
 from translate_svc.model.stable import StableTranslator

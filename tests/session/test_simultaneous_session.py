@@ -5,19 +5,18 @@ commit points), so commits, their order, their text and their speech can be chec
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import functools
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from prometheus_client import REGISTRY
 
-from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.live_server import LiveServer
+from tests.support.lockstep import Lockstep
+from tests.support.memory_door import HOLD_S, check_commits, config, drive, stable_server, steps
 from tests.support.speech import speech_pcm16
 from translate_svc.engine.client import EngineClient
 from translate_svc.engine.jobs import EngineStats, JobResult
@@ -30,14 +29,10 @@ from translate_svc.session import (
     Flush,
     SegmentResult,
     SpeechEvent,
-    StreamConfig,
-    StreamDriver,
     StreamEnded,
     StreamRequest,
 )
 from translate_svc.types import (
-    AudioEncoding,
-    AudioFormat,
     Commit,
     OutputOptions,
     SimultaneousOptions,
@@ -47,152 +42,11 @@ from translate_svc.types import (
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 
 CHUNK = 1600  # 100 ms at 16 kHz
-TARGETS = ("spa", "fra")
-#: the longest a test holds something back for an event that the server makes certain (a held
-#: final until a step is refused, a reader until a step is skipped): only a broken server waits
-#: that long, and the test then fails
-HOLD_S = 20.0
 
 
 def jfk_chunks(shared_audio: Path) -> list[bytes]:
     data = speech_pcm16(shared_audio / "jfk.flac", 60, 16000).tobytes()
     return [data[i : i + 2 * CHUNK] for i in range(0, len(data), 2 * CHUNK)]
-
-
-def config(live: LiveServer, simultaneous: SimultaneousOptions | None, **output: Any) -> StreamConfig:
-    return StreamConfig(
-        format=AudioFormat(AudioEncoding.LINEAR16, 16000, 1),
-        source_language="eng",
-        target_languages=TARGETS,
-        output=OutputOptions(**output),
-        vad=live.server.app.sessions.vad_defaults,
-        simultaneous=simultaneous,
-    )
-
-
-async def drive(
-    live: LiveServer,
-    requests: Sequence[StreamRequest],
-    *,
-    pace_s: float = 0.0,
-    settle: Callable[[StreamRequest], Awaitable[None]] | None = None,
-    read_when: asyncio.Event | None = None,
-) -> list[Any]:
-    """The in-memory door: ``requests`` in (``pace_s`` apart after the config; with ``settle``,
-    each once ``settle`` has returned for the one before: the server's pace, not a clock's), every
-    event out (with ``read_when``, the reader stops after StreamStarted until it is set, at most
-    ``HOLD_S``: a reader that is behind)."""
-
-    async def gen() -> AsyncIterator[StreamRequest]:
-        for n, r in enumerate(requests):
-            if n and pace_s:
-                await asyncio.sleep(pace_s)
-            yield r
-            if settle is not None:
-                await settle(r)
-
-    driver = StreamDriver(live.server.app.sessions)
-    out: list[Any] = []
-    async with contextlib.aclosing(driver.run(gen())) as events:
-        async for ev in events:
-            out.append(ev)
-            if read_when is not None and len(out) == 1:  # StreamStarted: then stop reading a while
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(read_when.wait(), HOLD_S)
-    return out
-
-
-class Lockstep:
-    """A door's ``settle`` that keeps the server's pace: after each message, until the server has
-    done all that it caused: the VAD scored its audio (the VAD worker is watched), then the engine
-    ran every job that started (a step, a final) and their results were handled. A step's commits
-    then come before any later audio's events, as with a model that keeps up, whatever the
-    machine's load (a paced door only made that likely)."""
-
-    def __init__(self, live: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
-        self._engine = live.server.app.engine
-        self._scoring = 0  # VAD requests submitted and not yet handed back
-        self._scored = asyncio.Event()  # set while none is
-        self._scored.set()
-        vad = live.server.app.vad
-        submit = vad.submit
-
-        def watched(state: Any, samples16k: np.ndarray, on_done: Callable[..., None], *, last: bool = False) -> None:
-            self._scoring += 1
-            self._scored.clear()
-            submit(state, samples16k, functools.partial(self._back, on_done), last=last)
-
-        monkeypatch.setattr(vad, "submit", watched)
-
-    def _back(self, on_done: Callable[..., None], *result: Any) -> None:
-        try:
-            on_done(*result)  # the session's VAD result: steps and finals are submitted in it
-        finally:
-            self._scoring -= 1
-            if not self._scoring:
-                self._scored.set()
-
-    async def scored(self) -> None:
-        """Until the VAD has handed back every request (its callbacks ran)."""
-        await self._scored.wait()
-
-    async def computed(self) -> None:
-        """Until the engine is idle and its last results' callbacks ran (they were scheduled as it
-        went idle, before this task's wake-up)."""
-        await self._engine.wait_idle()
-        await asyncio.sleep(0)
-
-    async def __call__(self, request: StreamRequest) -> None:
-        await self.scored()
-        await self.computed()
-
-
-@contextlib.asynccontextmanager
-async def stable_server(test_model_dir: Path, runner: Callable[[], Any] | None = None) -> AsyncIterator[LiveServer]:
-    async with serving(
-        make_settings(test_model_dir), runner_factory=runner or (lambda: StableTranslator(test_model_dir))
-    ) as live:
-        yield live
-
-
-def steps(outcome: str) -> float:
-    return REGISTRY.get_sample_value("translate_svc_simultaneous_steps_total", {"outcome": outcome}) or 0.0
-
-
-def check_commits(events: list[Any], output: OutputOptions) -> dict[int, list[Commit]]:
-    """The rules every simultaneous stream keeps; returns each segment's commits."""
-    results = [ev for ev in events if isinstance(ev, SegmentResult)]
-    assert [r.segment_id for r in results] == list(range(len(results)))
-    assert all(r.error is None for r in results)
-    by_seg: dict[int, list[Commit]] = {}
-    done: set[int] = set()
-    last_source = 0
-    for ev in events:
-        if isinstance(ev, Commit):
-            assert ev.segment_id not in done, "a commit after its segment's result"
-            assert all(ev.segment_id > d for d in done), "a commit of a segment before one whose result is out"
-            assert ev.source_ms >= last_source
-            last_source = ev.source_ms
-            by_seg.setdefault(ev.segment_id, []).append(ev)
-        elif isinstance(ev, SegmentResult):
-            done.add(ev.segment_id)
-    for r in results:
-        commits = by_seg.get(r.segment_id, [])
-        assert r.speech_in_commits == bool(commits)
-        if not commits:
-            continue
-        for t in r.translations:
-            mine = [c for c in commits if c.translation.target_language == t.target_language]
-            assert [c.final for c in mine][-1] and not any(c.final for c in mine[:-1])
-            assert "".join(c.translation.text for c in mine) == t.text  # deltas, never a retraction
-            if output.speech:
-                chunks = [c.translation.audio for c in mine if c.translation.audio is not None]
-                assert t.audio is not None and np.array_equal(np.concatenate(chunks), t.audio)
-                assert all(c.translation.sample_rate_hz == output.speech_sample_rate_hz for c in mine)
-                if output.speech_encoding is SpeechEncoding.OPUS:
-                    assert all(c.translation.opus is not None for c in mine if c.translation.audio is not None)
-                    assert t.opus is not None and t.opus.num_samples == len(t.audio)
-    return by_seg
 
 
 def summary(events: list[Any]) -> list[Any]:

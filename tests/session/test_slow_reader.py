@@ -17,12 +17,10 @@ import asyncio
 import base64
 import json
 import os
-import re
 import socket
 import struct
 import threading
-import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +30,10 @@ import pytest
 import soundfile as sf
 import soxr
 
+from tests.support.metrics import BYTES_PER_S, Metrics
+from tests.support.proc import free_port
 from tests.support.server_process import ServerProcess
+from tests.support.waiting import eventually
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client import AsyncTranslateClient
@@ -47,42 +48,9 @@ STREAMS = 4
 UNREAD = LimitsSettings().max_unread_results  # the defaults: the server below sets neither
 WINDOW = LimitsSettings().stream_window_bytes
 CHUNK = 3200  # 100 ms of 16 kHz LINEAR16 a message
-BYTES_PER_S = 32000
 DEADLINE_S = 30.0
 #: a client whose streams take in (almost) nothing: their receive window is a few bytes, fixed
 NEVER_READS = [("grpc.use_local_subchannel_pool", 1), ("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", 8)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Metrics:
-    def __init__(self, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}/metrics"
-
-    async def value(self, pattern: str) -> float:
-        body = await asyncio.to_thread(lambda: urllib.request.urlopen(self.url, timeout=5).read().decode())
-        return sum(float(v) for v in re.findall(rf"^{pattern} ([0-9.e+]+)$", body, re.M))
-
-    async def computed(self) -> int:
-        """Segments the model ran."""
-        return int(await self.value("translate_svc_batch_size_sum"))
-
-    async def audio_read_bytes(self) -> float:
-        """Audio the sessions read (counted a second or more at a time)."""
-        return await self.value(r"translate_svc_tenant_audio_seconds_total\{[^}]*\}") * BYTES_PER_S
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, deadline_s: float = DEADLINE_S) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_s
-    while not await check():
-        if loop.time() > end:
-            raise AssertionError(f"not within {deadline_s} s: {what}")
-        await asyncio.sleep(0.05)
 
 
 def requests(audio: bytes, sent: list[int], k: int) -> AsyncIterator[pb.StreamingTranslateRequest]:
@@ -148,7 +116,7 @@ async def test_streams_that_never_read_hold_a_few_segments_of_work_and_a_window_
             async def at_bound() -> bool:
                 return await metrics.computed() - warmup >= STREAMS * UNREAD
 
-            await until(at_bound, f"{UNREAD} segments computed for each stream")
+            await eventually(at_bound, f"{UNREAD} segments computed for each stream", DEADLINE_S, 0.05)
             assert await in_flight() <= bound, (await in_flight(), bound)
             # another client is served meanwhile (and time passes: a window that grows would fill)
             segments = await serve_another(proc.address, speech)
@@ -168,7 +136,7 @@ async def computed_once_stalled(metrics: Metrics, warmup: int, sent: list[int], 
     async def at_bound() -> bool:
         return await metrics.computed() - warmup >= STREAMS * UNREAD
 
-    await until(at_bound, f"{UNREAD} segments computed for each stream")
+    await eventually(at_bound, f"{UNREAD} segments computed for each stream", DEADLINE_S, 0.05)
     last: list[float] = []
 
     async def still() -> bool:
@@ -176,7 +144,7 @@ async def computed_once_stalled(metrics: Metrics, warmup: int, sent: list[int], 
         await asyncio.sleep(0.2)
         return len(last) > 5 and len(set(last[-6:])) == 1
 
-    await until(still, "the streams stalled", 3 * DEADLINE_S)  # a few segments more, on a busy machine
+    await eventually(still, "the streams stalled", 3 * DEADLINE_S, 0.05)  # a few segments more, on a busy machine
     segments = await serve_another(address, speech)
     return await metrics.computed() - warmup - segments
 

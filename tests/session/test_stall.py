@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.service.test_opus_and_captions import TEXT_ONLY, config
 from tests.support.live_server import LiveServer
+from tests.support.raw import TEXT_ONLY, stream_config
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 
@@ -45,7 +45,7 @@ async def test_a_sender_that_stops_mid_word_gets_that_segment_and_goes_on_losing
 
     # the reference: the same audio with FLUSH where the sender stops
     flush = pb.StreamingTranslateRequest(control=pb.FLUSH)
-    reference = [config(PCM16K, output=TEXT_ONLY), *head, flush, *rest]
+    reference = [stream_config(PCM16K, output=TEXT_ONLY), *head, flush, *rest]
     want = [r async for r in live.stub.StreamingTranslate(iter(reference))]
 
     got: list[pb.StreamingTranslateResponse] = []
@@ -53,7 +53,7 @@ async def test_a_sender_that_stops_mid_word_gets_that_segment_and_goes_on_losing
     waited_s: list[float] = []
 
     async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
-        yield config(PCM16K, output=TEXT_ONLY)
+        yield stream_config(PCM16K, output=TEXT_ONLY)
         for m in head:
             yield m
         stopped = time.monotonic()
@@ -90,10 +90,12 @@ async def test_a_sender_paced_by_long_chunks_is_not_cut_between_them(live: LiveS
     would close the first phrase at 2 s, 1.5 s before the next chunk; it is due at 3 s)."""
     step = 32_000  # 2 s
     pieces = [jfk[i : i + step] for i in range(0, 2 * step, step)]  # 0-4 s: the first phrase (0.3-2.3 s) and more
-    whole = [r async for r in live.stub.StreamingTranslate(iter([config(PCM16K), *chunks(np.concatenate(pieces))]))]
+    whole = [
+        r async for r in live.stub.StreamingTranslate(iter([stream_config(PCM16K), *chunks(np.concatenate(pieces))]))
+    ]
 
     async def paced() -> AsyncIterator[pb.StreamingTranslateRequest]:
-        yield config(PCM16K)
+        yield stream_config(PCM16K)
         for p in pieces:
             yield pb.StreamingTranslateRequest(audio=p.tobytes())
             await asyncio.sleep(1.5)  # longer than the stall time, shorter than the chunk's audio

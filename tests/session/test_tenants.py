@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import pytest_asyncio
 import soundfile as sf
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from prometheus_client import REGISTRY, generate_latest
 
+from tests.support.calls import retry_ms
 from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.tokens import bearer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.transport.tokens import TokenFileError, parse_tokens
@@ -45,18 +45,6 @@ async def tenants(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
     settings.auth.tokens_file = tokens
     async with serving(settings) as live:
         yield live
-
-
-def bearer(token: str) -> tuple[tuple[str, str]]:
-    return (("authorization", f"Bearer {token}"),)
-
-
-def retry_ms(err: grpc.aio.AioRpcError) -> int:
-    status = rpc_status.from_call(err)
-    assert status is not None and status.details, "RESOURCE_EXHAUSTED without a RetryInfo detail"
-    info = error_details_pb2.RetryInfo()
-    assert status.details[0].Unpack(info)
-    return int(info.retry_delay.ToMilliseconds())
 
 
 def sample(name: str, **labels: str) -> float:

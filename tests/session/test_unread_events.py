@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.session.test_engine_session_fake import FMT, make_manager, until, vad_worker  # noqa: F401
 from tests.support.fake_runner import FakeRunner
+from tests.support.fake_sessions import FMT, make_manager
+from tests.support.waiting import until
 from translate_svc.observability import metrics
 from translate_svc.session import task as checks
 from translate_svc.session.driver import StreamDriver
@@ -31,7 +32,7 @@ def held() -> float:
 
 
 async def test_a_client_that_reads_no_answer_has_its_updates_read_up_to_the_bound(
-    vad_worker: VadWorker,  # noqa: F811
+    vad_worker: VadWorker,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, "translate_svc.session.stream")
@@ -70,7 +71,7 @@ async def test_a_client_that_reads_no_answer_has_its_updates_read_up_to_the_boun
         await m.engine.stop()
 
 
-async def test_notices_and_captions_count_speech_events_do_not(vad_worker: VadWorker) -> None:  # noqa: F811
+async def test_notices_and_captions_count_speech_events_do_not(vad_worker: VadWorker) -> None:
     """A drain notice and a caption are counted like an answer, and at the bound the stream has no
     room for more audio; speech events (two to a segment, which the results' bound holds) are not."""
     m: SessionManager = await make_manager(FakeRunner(), vad_worker, max_unread_results=BOUND)

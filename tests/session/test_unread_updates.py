@@ -26,8 +26,8 @@ import pytest
 from google.rpc import code_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.session.test_slow_reader import Metrics, free_port
-from tests.support.proc import memory_kb
+from tests.support.metrics import Metrics
+from tests.support.proc import free_port, memory_kb
 from tests.support.server_process import ServerProcess
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb

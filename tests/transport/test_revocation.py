@@ -14,33 +14,16 @@ from typing import Any
 
 import grpc
 import pytest
-from openai import AsyncOpenAI
 from prometheus_client import REGISTRY
 
-from tests.support.live_server import LiveServer, make_settings, serving
-from tests.transport.test_security import ALL, LANG_ONLY, bearer, eventually
+from tests.support.live_server import make_settings, serving
+from tests.support.realtime import MODEL, openai_client, session_events
+from tests.support.tokens import ALL, LANG_ONLY, bearer, reloaded, replace
+from tests.support.waiting import eventually
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 
 TENANT_T = "t-stream-token-4d7a1c9e"
-MODEL = "gpt-realtime-translate"
-
-
-def replace(path: Path, text: str) -> None:
-    """Rewrite the tokens file at once, as a mounted Secret changes."""
-    tmp = path.with_suffix(".new")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-async def reloaded(live: LiveServer, before: int) -> None:
-    store = live.server.tokens
-    assert store is not None
-
-    async def seen() -> bool:
-        return bool(store.reloads > before)
-
-    await eventually(seen, "the tokens file reloaded")
 
 
 async def test_a_token_revoked_before_its_stream_sends_its_config_is_refused(
@@ -126,24 +109,6 @@ async def test_a_tokens_file_that_failed_to_read_once_is_read_again(
         assert loop.time() - fixed_at < 3.0
         assert await gauge_is(1)
         await live.stub.ListLanguages(pb.ListLanguagesRequest(), metadata=bearer(LANG_ONLY), timeout=5)
-
-
-def openai_client(live: LiveServer, key: str) -> AsyncOpenAI:
-    assert live.server.http is not None
-    return AsyncOpenAI(base_url=f"http://127.0.0.1:{live.server.http.port}/v1", api_key=key, max_retries=0)
-
-
-async def session_events(live: LiveServer, key: str) -> list[str]:
-    """Open a session with ``key``, close it at once: the events' types."""
-    got: list[str] = []
-    async with openai_client(live, key).realtime.translations.connect(model=MODEL) as conn:
-        assert (await conn.recv()).type == "session.created"
-        await conn.send({"type": "session.update", "session": {"audio": {"output": {"language": "es"}}}})  # type: ignore[arg-type]
-        await conn.send({"type": "session.close"})  # type: ignore[arg-type]
-        async with asyncio.timeout(30):
-            async for ev in conn:
-                got.append(ev.type)
-    return got
 
 
 async def test_a_client_secret_of_a_removed_tenant_opens_nothing(test_model_dir: Path, tmp_path: Path) -> None:

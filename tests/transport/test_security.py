@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,8 @@ from typer.testing import CliRunner
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.paths import SHARED_AUDIO
 from tests.support.raw import channel, stream_pcm
+from tests.support.tokens import ALL, LANG_ONLY, bearer
+from tests.support.waiting import eventually
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client_cli.decode import load_pcm16k
@@ -33,15 +35,12 @@ from translate_svc.settings import ServerSettings, Settings
 from translate_svc.transport.grpc.tls import CertificateReloader, TlsConfigError, TlsFiles
 from translate_svc.transport.tokens import TokenFileError, TokenStore
 
-ALL = "all-token-3b9d0c1e5f7a"
-LANG_ONLY = "lang-token-9c2e4a6b8d0f"
 UNKNOWN = "not-a-token-1f3e5d7c9b"
 TOKENS = f"""# test tokens: <token> [<permission>,...]
 {ALL}
 {LANG_ONLY} languages   # ListLanguages only
 
 """
-DEADLINE_S = 15.0  # reloads are checked once per second: this is generous
 
 
 @dataclass
@@ -112,10 +111,6 @@ def tls_channel(port: int, ca: bytes, *, cert: Identity | None = None, token: st
     return grpc.aio.secure_channel(f"127.0.0.1:{port}", creds, options=[("grpc.use_local_subchannel_pool", 1)])
 
 
-def bearer(token: str) -> tuple[tuple[str, str]]:
-    return (("authorization", f"Bearer {token}"),)
-
-
 async def health_status(ch: grpc.aio.Channel) -> int:
     resp = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
     return int(resp.status)
@@ -125,16 +120,6 @@ async def error_of(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call
     return info.value
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``check`` until it is true (a reload is seen at most a second after a change)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + DEADLINE_S
-    while not await check():
-        if loop.time() > end:
-            raise AssertionError(f"not within {DEADLINE_S} s: {what}")
-        await asyncio.sleep(0.1)
 
 
 async def lists_languages(port: int, ca: bytes, token: str | None = None, cert: Identity | None = None) -> bool:

@@ -8,16 +8,27 @@ samples, pad 30 ms = 480 samples, min_speech 250 ms = 4000 samples; a window is 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from tests.support.segmenter_probs import (
+    DEFAULT,
+    SIL,
+    SPEECH,
+    W,
+    as_values,
+    index_stream,
+    prob_runs,
+    random_config,
+    random_probs,
+    segment,
+    segment_probs,
+)
 from translate_svc.errors import InvalidInput
 from translate_svc.settings import Settings
 from translate_svc.vad.segmenter import (
-    WINDOW_SAMPLES,
     EndReason,
     Segmenter,
     SegmenterConfig,
@@ -28,76 +39,19 @@ from translate_svc.vad.segmenter import (
     SpeechStarted,
 )
 
-W = WINDOW_SAMPLES
-SIL, SPEECH = 0.02, 0.9
-DEFAULT = SegmenterConfig()
-
-
-def _stream(length: int) -> np.ndarray:
-    return np.arange(length, dtype=np.float32)
-
-
-def _view(events: Sequence[SegmenterEvent], stream: np.ndarray) -> list[object]:
-    """Events as comparable values; checks every segment's samples against the stream."""
-    out: list[object] = []
-    for e in events:
-        if isinstance(e, SegmentReady):
-            np.testing.assert_array_equal(e.samples, stream[e.start_sample : e.end_sample])
-            out.append(("segment", e.start_sample, e.end_sample, e.reason))
-        else:
-            out.append(e)
-    return out
-
-
-def _seg(start: int, end: int, reason: EndReason = EndReason.SILENCE) -> tuple[str, int, int, EndReason]:
-    return ("segment", start, end, reason)
-
-
-def _run(
-    probs: Sequence[float],
-    config: SegmenterConfig = DEFAULT,
-    *,
-    length: int | None = None,
-    chunk: int | None = None,
-    finish: bool = True,
-    lead_in: int = 0,
-) -> list[object]:
-    """Feed ``probs`` (and ``length`` samples, default len(probs) * 512) in ``chunk``-sample pieces."""
-    length = len(probs) * W if length is None else length
-    x = _stream(length)
-    p = np.asarray(probs, dtype=np.float32)
-    seg = Segmenter(config, lead_in=lead_in)
-    events: list[SegmenterEvent] = []
-    step = chunk or max(length, 1)
-    done = 0
-    for i in range(0, length, step):
-        piece = x[i : i + step]
-        ready = min((i + piece.size) // W, p.size)
-        events += seg.push(piece, p[done:ready])
-        done = ready
-    events += seg.push(np.zeros(0, dtype=np.float32), p[done:])
-    if finish:
-        events += seg.finish()
-    return _view(events, x)
-
-
-def _probs(*runs: tuple[float, int]) -> list[float]:
-    return [value for value, count in runs for _ in range(count)]
-
-
 # -- silero's rules ------------------------------------------------------------------------------
 
 
 def test_one_region_with_pads() -> None:
-    probs = _probs((SIL, 10), (SPEECH, 20), (SIL, 20))
+    probs = prob_runs((SIL, 10), (SPEECH, 20), (SIL, 20))
     # speech windows 10..29: [5120, 15360); padded by 480 each side
-    assert _run(probs) == [SpeechStarted(4640), _seg(4640, 15840), SpeechEnded(15840)]
+    assert segment_probs(probs) == [SpeechStarted(4640), segment(4640, 15840), SpeechEnded(15840)]
 
 
 def test_segment_is_emitted_as_soon_as_min_silence_has_passed() -> None:
-    probs = _probs((SIL, 10), (SPEECH, 20), (SIL, 20))
+    probs = prob_runs((SIL, 10), (SPEECH, 20), (SIL, 20))
     seg = Segmenter(DEFAULT)
-    x = _stream(len(probs) * W)
+    x = index_stream(len(probs) * W)
     emitted_at = None
     for i, p in enumerate(probs):
         events = seg.push(x[i * W : (i + 1) * W], np.array([p], dtype=np.float32))
@@ -111,7 +65,7 @@ def test_segment_is_emitted_as_soon_as_min_silence_has_passed() -> None:
 def _started_at(probs: list[float], config: SegmenterConfig = DEFAULT) -> int | None:
     """Index of the window whose push returned SpeechStarted."""
     seg = Segmenter(config)
-    x = _stream(len(probs) * W)
+    x = index_stream(len(probs) * W)
     for i, p in enumerate(probs):
         if any(isinstance(e, SpeechStarted) for e in seg.push(x[i * W : (i + 1) * W], np.array([p]))):
             return i
@@ -119,93 +73,93 @@ def _started_at(probs: list[float], config: SegmenterConfig = DEFAULT) -> int | 
 
 
 def test_speech_started_is_sent_once_the_speech_is_sure_to_be_kept() -> None:
-    probs = _probs((SIL, 10), (SPEECH, 20), (SIL, 20))
+    probs = prob_runs((SIL, 10), (SPEECH, 20), (SIL, 20))
     # Speech from window 10; after window 17 it has lasted 8 windows = 4096 > 4000 samples.
     assert _started_at(probs) == 17
     assert _started_at(probs, SegmenterConfig(min_speech_ms=0)) == 10
     # Windows between the thresholds keep the speech going, so they count towards min_speech ...
-    assert _started_at(_probs((SIL, 10), (SPEECH, 2), (0.4, 10), (SIL, 20))) == 17
+    assert _started_at(prob_runs((SIL, 10), (SPEECH, 2), (0.4, 10), (SIL, 20))) == 17
     # ... but a pause in progress does not: speech may yet end where the pause began.
-    assert _started_at(_probs((SIL, 10), (SPEECH, 7), (SIL, 4), (SPEECH, 2), (SIL, 20))) == 21
+    assert _started_at(prob_runs((SIL, 10), (SPEECH, 7), (SIL, 4), (SPEECH, 2), (SIL, 20))) == 21
 
 
 def test_first_segment_pad_is_clipped_at_stream_start() -> None:
-    probs = _probs((SPEECH, 20), (SIL, 10))
-    assert _run(probs) == [SpeechStarted(0), _seg(0, 20 * W + 480), SpeechEnded(20 * W + 480)]
+    probs = prob_runs((SPEECH, 20), (SIL, 10))
+    assert segment_probs(probs) == [SpeechStarted(0), segment(0, 20 * W + 480), SpeechEnded(20 * W + 480)]
 
 
 def test_pause_shorter_than_min_silence_keeps_one_segment() -> None:
-    probs = _probs((SIL, 10), (SPEECH, 20), (SIL, 4), (SPEECH, 20), (SIL, 20))
+    probs = prob_runs((SIL, 10), (SPEECH, 20), (SIL, 4), (SPEECH, 20), (SIL, 20))
     end = 54 * W + 480
-    assert _run(probs) == [SpeechStarted(4640), _seg(4640, end), SpeechEnded(end)]
+    assert segment_probs(probs) == [SpeechStarted(4640), segment(4640, end), SpeechEnded(end)]
 
 
 @pytest.mark.parametrize(("min_silence_ms", "splits"), [(0, True), (64, True), (65, False)])
 def test_min_silence_boundary(min_silence_ms: int, splits: bool) -> None:
     # A 3-window pause lasts 1024 samples from its start to its last window: 64 ms exactly.
     config = SegmenterConfig(min_silence_ms=min_silence_ms)
-    probs = _probs((SIL, 10), (SPEECH, 20), (SIL, 3), (SPEECH, 20), (SIL, 20))
-    segments = [e for e in _run(probs, config) if isinstance(e, tuple)]
+    probs = prob_runs((SIL, 10), (SPEECH, 20), (SIL, 3), (SPEECH, 20), (SIL, 20))
+    segments = [e for e in segment_probs(probs, config) if isinstance(e, tuple)]
     assert len(segments) == (2 if splits else 1)
 
 
 def test_hysteresis_between_thresholds_is_not_silence() -> None:
     # 0.4 is below the threshold but above threshold - 0.15: speech goes on.
-    probs = _probs((SIL, 10), (SPEECH, 20), (0.4, 30), (SPEECH, 10), (SIL, 20))
+    probs = prob_runs((SIL, 10), (SPEECH, 20), (0.4, 30), (SPEECH, 10), (SIL, 20))
     end = 70 * W + 480
-    assert _run(probs) == [SpeechStarted(4640), _seg(4640, end), SpeechEnded(end)]
+    assert segment_probs(probs) == [SpeechStarted(4640), segment(4640, end), SpeechEnded(end)]
 
 
 def test_a_started_pause_counts_windows_between_thresholds() -> None:
     # The pause begins at window 30; 0.4 windows neither end it nor resume speech, so the first
     # silent window after 100 ms closes the segment at the pause start.
-    probs = _probs((SIL, 10), (SPEECH, 20), (SIL, 1), (0.4, 10), (SIL, 5))
+    probs = prob_runs((SIL, 10), (SPEECH, 20), (SIL, 1), (0.4, 10), (SIL, 5))
     end = 30 * W + 480
-    assert _run(probs) == [SpeechStarted(4640), _seg(4640, end), SpeechEnded(end)]
+    assert segment_probs(probs) == [SpeechStarted(4640), segment(4640, end), SpeechEnded(end)]
 
 
 def test_two_regions_far_apart() -> None:
-    probs = _probs((SIL, 10), (SPEECH, 20), (SIL, 10), (SPEECH, 20), (SIL, 10))
-    assert _run(probs) == [
+    probs = prob_runs((SIL, 10), (SPEECH, 20), (SIL, 10), (SPEECH, 20), (SIL, 10))
+    assert segment_probs(probs) == [
         SpeechStarted(4640),
-        _seg(4640, 15840),
+        segment(4640, 15840),
         SpeechEnded(15840),
         SpeechStarted(40 * W - 480),
-        _seg(40 * W - 480, 60 * W + 480),
+        segment(40 * W - 480, 60 * W + 480),
         SpeechEnded(60 * W + 480),
     ]
 
 
 def test_short_speech_is_discarded_visibly() -> None:
-    probs = _probs((SIL, 10), (SPEECH, 7), (SIL, 20))  # 7 windows = 3584 samples <= 4000
+    probs = prob_runs((SIL, 10), (SPEECH, 7), (SIL, 20))  # 7 windows = 3584 samples <= 4000
     # No SpeechStarted/SpeechEnded for a blip: only the discard, for the session to log and count.
-    assert _run(probs) == [SpeechDiscarded(5120, 17 * W)]
+    assert segment_probs(probs) == [SpeechDiscarded(5120, 17 * W)]
     assert SpeechDiscarded(5120, 17 * W).duration_ms == 224
-    kept = _run(_probs((SIL, 10), (SPEECH, 8), (SIL, 20)))  # 4096 samples > 4000
-    assert kept == [SpeechStarted(4640), _seg(4640, 18 * W + 480), SpeechEnded(18 * W + 480)]
+    kept = segment_probs(prob_runs((SIL, 10), (SPEECH, 8), (SIL, 20)))  # 4096 samples > 4000
+    assert kept == [SpeechStarted(4640), segment(4640, 18 * W + 480), SpeechEnded(18 * W + 480)]
 
 
 def test_close_neighbours_share_the_gap_like_silero() -> None:
     # pad 100 ms (1600) and min_silence 50 ms (800): two pads exceed the pause, so the pause is
     # split evenly between the two segments, as get_speech_timestamps does.
     config = SegmenterConfig(speech_pad_ms=100, min_silence_ms=50)
-    probs = _probs((SIL, 10), (SPEECH, 20), (SIL, 4), (SPEECH, 20), (SIL, 16))
+    probs = prob_runs((SIL, 10), (SPEECH, 20), (SIL, 4), (SPEECH, 20), (SIL, 16))
     # A: speech [5120, 15360); B: speech [17408, 27648); gap 2048 -> 1024 each
-    assert _run(probs, config) == [
+    assert segment_probs(probs, config) == [
         SpeechStarted(3520),
-        _seg(3520, 16384),
+        segment(3520, 16384),
         SpeechEnded(16384),
         SpeechStarted(16384),
-        _seg(16384, 27648 + 1600),
+        segment(16384, 27648 + 1600),
         SpeechEnded(27648 + 1600),
     ]
 
 
 def test_with_a_long_pad_the_segment_waits_for_its_right_pad_only() -> None:
     config = SegmenterConfig(speech_pad_ms=100, min_silence_ms=50)
-    probs = _probs((SIL, 10), (SPEECH, 20), (SIL, 30))
+    probs = prob_runs((SIL, 10), (SPEECH, 20), (SIL, 30))
     seg = Segmenter(config)
-    x = _stream(len(probs) * W)
+    x = index_stream(len(probs) * W)
     for i, p in enumerate(probs):
         if any(isinstance(e, SegmentReady) for e in seg.push(x[i * W : (i + 1) * W], np.array([p]))):
             break
@@ -226,18 +180,18 @@ MAX3 = SegmenterConfig(max_segment_ms=3000)  # 48000 samples
 
 
 def test_long_speech_is_cut_at_the_cap_at_once() -> None:
-    probs = _probs((SIL, 10), (SPEECH, 200), (SIL, 20))
+    probs = prob_runs((SIL, 10), (SPEECH, 200), (SIL, 20))
     probs[40] = 0.1  # dips do not move the cut: one before the cap cannot know it is needed
     probs[80] = 0.2
-    got = _run(probs, MAX3)
+    got = segment_probs(probs, MAX3)
     # (c + 2) * 512 + 480 - 4640 > 48000 first for window c = 100: cut at its end, 101 * 512.
     first_cut = 101 * W
     second_cut = 193 * W  # the same from 51712
     assert got == [
         SpeechStarted(4640),
-        _seg(4640, first_cut, EndReason.MAX_LENGTH),
-        _seg(first_cut, second_cut, EndReason.MAX_LENGTH),
-        _seg(second_cut, 210 * W + 480),
+        segment(4640, first_cut, EndReason.MAX_LENGTH),
+        segment(first_cut, second_cut, EndReason.MAX_LENGTH),
+        segment(second_cut, 210 * W + 480),
         SpeechEnded(210 * W + 480),
     ]
     for _, start, end, reason in (e for e in got if isinstance(e, tuple)):
@@ -249,43 +203,24 @@ def test_long_speech_is_cut_at_the_cap_at_once() -> None:
 def test_speech_that_ended_before_the_cut_leaves_no_empty_segment() -> None:
     # The pause starts at window 100, where the cap cuts (at its end), after the speech end, so
     # the remainder holds no speech: the region simply ends at the cut.
-    probs = _probs((SIL, 10), (SPEECH, 90), (0.0, 20))
+    probs = prob_runs((SIL, 10), (SPEECH, 90), (0.0, 20))
     cut = 101 * W
-    assert _run(probs, MAX3) == [
+    assert segment_probs(probs, MAX3) == [
         SpeechStarted(4640),
-        _seg(4640, cut, EndReason.MAX_LENGTH),
+        segment(4640, cut, EndReason.MAX_LENGTH),
         SpeechEnded(cut),
     ]
 
 
 def test_short_remainder_after_a_cut_is_discarded_visibly() -> None:
-    probs = _probs((SIL, 10), (SPEECH, 90), (0.2, 1), (SPEECH, 4), (SIL, 20))
+    probs = prob_runs((SIL, 10), (SPEECH, 90), (0.2, 1), (SPEECH, 4), (SIL, 20))
     cut = 101 * W
-    assert _run(probs, MAX3) == [
+    assert segment_probs(probs, MAX3) == [
         SpeechStarted(4640),
-        _seg(4640, cut, EndReason.MAX_LENGTH),
+        segment(4640, cut, EndReason.MAX_LENGTH),
         SpeechDiscarded(cut, 105 * W),
         SpeechEnded(cut),
     ]
-
-
-def _random_config(
-    rng: np.random.Generator, pads: Sequence[int] = (0, 30, 200), silences: Sequence[int] = (0, 100, 300)
-) -> SegmenterConfig:
-    pad = int(rng.choice(pads))
-    return SegmenterConfig(
-        threshold=float(rng.choice([0.3, 0.5])),
-        min_silence_ms=int(rng.choice(silences)),
-        speech_pad_ms=pad,
-        min_speech_ms=int(rng.choice([0, 250])),
-        max_segment_ms=int(rng.choice([1000, 2500, 15000])),
-    )
-
-
-def _random_probs(rng: np.random.Generator, trial: int, n: int) -> np.ndarray:
-    """A random walk in [0, 1] (speech with dips and pauses), or, one time in three, unbroken speech."""
-    walk = np.abs((np.cumsum(rng.normal(0, 0.2, n)) + 1) % 2 - 1)
-    return walk if trial % 3 else 0.55 + 0.45 * rng.random(n)
 
 
 def test_a_capped_segment_is_emitted_no_later_than_a_window_and_a_pad_after_its_end() -> None:
@@ -294,10 +229,10 @@ def test_a_capped_segment_is_emitted_no_later_than_a_window_and_a_pad_after_its_
     rng = np.random.default_rng(53)
     capped = 0
     for trial in range(150):
-        config = _random_config(rng)
+        config = random_config(rng)
         n = int(rng.integers(1, 1200))
-        probs = _random_probs(rng, trial, n)
-        x = _stream(n * W)
+        probs = random_probs(rng, trial, n)
+        x = index_stream(n * W)
         seg = Segmenter(config)
         for i in range(n):  # window by window, as audio arrives
             fed = (i + 1) * W
@@ -319,11 +254,13 @@ def test_the_cap_changes_no_segment_it_does_not_reach() -> None:
     compared = 0
     for trial in range(150):
         # pads short of half the pause that closes a segment: no neighbour shares a gap
-        config = _random_config(rng, pads=(0, 30), silences=(100, 300))
+        config = random_config(rng, pads=(0, 30), silences=(100, 300))
         n = int(rng.integers(1, 1200))
-        probs = _random_probs(rng, trial, n)
-        capped = _run(list(probs), config)
-        uncapped = _run(list(probs), dataclasses.replace(config, max_segment_ms=60_000))  # < 1200 windows < 39 s
+        probs = random_probs(rng, trial, n)
+        capped = segment_probs(list(probs), config)
+        uncapped = segment_probs(
+            list(probs), dataclasses.replace(config, max_segment_ms=60_000)
+        )  # < 1200 windows < 39 s
         pad, cap = config.speech_pad_ms * 16, config.max_segment_ms * 16
         for e in uncapped:
             if not (isinstance(e, tuple) and e[3] is EndReason.SILENCE):
@@ -341,12 +278,12 @@ def test_the_cap_changes_no_segment_it_does_not_reach() -> None:
 def test_no_segment_exceeds_the_maximum_and_splits_tile() -> None:
     rng = np.random.default_rng(7)
     for trial in range(150):
-        config = _random_config(rng)
+        config = random_config(rng)
         n = int(rng.integers(1, 1200))
-        probs = _random_probs(rng, trial, n)
+        probs = random_probs(rng, trial, n)
         length = (n - 1) * W + int(rng.integers(1, W + 1))
-        events = _run(list(probs), config, length=length, chunk=int(rng.integers(1, 5000)))
-        assert events == _run(list(probs), config, length=length), trial
+        events = segment_probs(list(probs), config, length=length, chunk=int(rng.integers(1, 5000)))
+        assert events == segment_probs(list(probs), config, length=length), trial
         prev_end, previous, open_region = 0, None, False
         for e in events:
             if isinstance(e, SpeechStarted):
@@ -372,33 +309,33 @@ def test_no_segment_exceeds_the_maximum_and_splits_tile() -> None:
 
 def test_flush_closes_the_open_segment_now() -> None:
     seg = Segmenter(DEFAULT)
-    x = _stream(60 * W)
-    first = seg.push(x[: 30 * W], np.array(_probs((SIL, 10), (SPEECH, 20))))
+    x = index_stream(60 * W)
+    first = seg.push(x[: 30 * W], np.array(prob_runs((SIL, 10), (SPEECH, 20))))
     assert first == [SpeechStarted(4640)]
-    flushed = _view(seg.flush(), x)
-    assert flushed == [_seg(4640, 30 * W, EndReason.FLUSH), SpeechEnded(30 * W)]  # pad clipped to the audio
+    flushed = as_values(seg.flush(), x)
+    assert flushed == [segment(4640, 30 * W, EndReason.FLUSH), SpeechEnded(30 * W)]  # pad clipped to the audio
     assert seg.flush() == []
     # Speech goes on: a new segment starts where the flushed one ended, no overlap.
-    rest = _view(seg.push(x[30 * W :], np.array(_probs((SPEECH, 10), (SIL, 20)))), x)
-    assert rest == [SpeechStarted(30 * W), _seg(30 * W, 40 * W + 480), SpeechEnded(40 * W + 480)]
+    rest = as_values(seg.push(x[30 * W :], np.array(prob_runs((SPEECH, 10), (SIL, 20)))), x)
+    assert rest == [SpeechStarted(30 * W), segment(30 * W, 40 * W + 480), SpeechEnded(40 * W + 480)]
 
 
 def test_flush_pads_with_available_samples_and_ends_at_a_pause() -> None:
     seg = Segmenter(DEFAULT)
-    x = _stream(23 * W + 300)
-    seg.push(x, np.array(_probs((SIL, 1), (SPEECH, 20), (SIL, 2))))  # pause began at window 21
-    assert _view(seg.flush(), x) == [_seg(32, 21 * W + 480, EndReason.FLUSH), SpeechEnded(21 * W + 480)]
+    x = index_stream(23 * W + 300)
+    seg.push(x, np.array(prob_runs((SIL, 1), (SPEECH, 20), (SIL, 2))))  # pause began at window 21
+    assert as_values(seg.flush(), x) == [segment(32, 21 * W + 480, EndReason.FLUSH), SpeechEnded(21 * W + 480)]
 
 
 def test_flush_of_short_speech_discards_it() -> None:
     seg = Segmenter(DEFAULT)
-    seg.push(_stream(15 * W), np.array(_probs((SIL, 10), (SPEECH, 5))))
+    seg.push(index_stream(15 * W), np.array(prob_runs((SIL, 10), (SPEECH, 5))))
     assert seg.flush() == [SpeechDiscarded(10 * W, 15 * W)]
 
 
 def test_flush_while_idle_changes_nothing() -> None:
-    probs = _probs((SIL, 10), (SPEECH, 20), (SIL, 20), (SPEECH, 20), (SIL, 10))
-    x = _stream(len(probs) * W)
+    probs = prob_runs((SIL, 10), (SPEECH, 20), (SIL, 20), (SPEECH, 20), (SIL, 10))
+    x = index_stream(len(probs) * W)
     seg = Segmenter(DEFAULT)
     events: list[SegmenterEvent] = []
     for i in range(0, len(probs), 5):
@@ -406,34 +343,36 @@ def test_flush_while_idle_changes_nothing() -> None:
         if i in (0, 40):
             assert seg.flush() == []
     events += seg.finish()
-    assert _view(events, x) == _run(probs)
+    assert as_values(events, x) == segment_probs(probs)
 
 
 def test_finish_closes_open_speech_at_the_end_of_the_stream() -> None:
-    probs = _probs((SIL, 10), (SPEECH, 20))
+    probs = prob_runs((SIL, 10), (SPEECH, 20))
     length = 30 * W - 100  # the last window is partial
-    assert _run(probs, length=length) == [
+    assert segment_probs(probs, length=length) == [
         SpeechStarted(4640),
-        _seg(4640, length, EndReason.END_OF_STREAM),
+        segment(4640, length, EndReason.END_OF_STREAM),
         SpeechEnded(length),
     ]
     # Silero keeps the trailing pause when the stream ends inside it.
-    assert _run(_probs((SIL, 10), (SPEECH, 20), (SIL, 3)))[1] == _seg(4640, 33 * W, EndReason.END_OF_STREAM)
+    assert segment_probs(prob_runs((SIL, 10), (SPEECH, 20), (SIL, 3)))[1] == segment(
+        4640, 33 * W, EndReason.END_OF_STREAM
+    )
 
 
 def test_finish_discards_short_trailing_speech() -> None:
-    assert _run(_probs((SIL, 10), (SPEECH, 5))) == [SpeechDiscarded(5120, 15 * W)]
+    assert segment_probs(prob_runs((SIL, 10), (SPEECH, 5))) == [SpeechDiscarded(5120, 15 * W)]
 
 
 def test_finish_needs_a_probability_for_every_window() -> None:
     seg = Segmenter(DEFAULT)
-    seg.push(_stream(3 * W + 1), np.array([SIL, SIL, SIL]))
+    seg.push(index_stream(3 * W + 1), np.array([SIL, SIL, SIL]))
     with pytest.raises(ValueError, match="4 windows"):
         seg.finish()
     seg.push(np.zeros(0, dtype=np.float32), np.array([SIL]))
     assert seg.finish() == []
     with pytest.raises(RuntimeError, match="finished"):
-        seg.push(_stream(W), np.array([SIL]))
+        seg.push(index_stream(W), np.array([SIL]))
 
 
 def test_empty_stream() -> None:
@@ -445,24 +384,24 @@ def test_empty_stream() -> None:
 
 @pytest.mark.parametrize("chunk", [1, 100, 320, 511, 512, 513, 1600, 16000, 10**6])
 def test_chunking_does_not_change_the_events(chunk: int) -> None:
-    probs = _probs(
+    probs = prob_runs(
         (SIL, 10), (SPEECH, 20), (SIL, 4), (SPEECH, 15), (SIL, 10),
         (SPEECH, 5), (SIL, 30), (SPEECH, 130), (0.3, 2), (SPEECH, 70), (SIL, 8),
     )  # fmt: skip
     length = len(probs) * W - 77
-    assert _run(probs, MAX3, length=length, chunk=chunk) == _run(probs, MAX3, length=length)
+    assert segment_probs(probs, MAX3, length=length, chunk=chunk) == segment_probs(probs, MAX3, length=length)
 
 
 def test_samples_may_run_ahead_of_probabilities() -> None:
-    probs = _probs((SIL, 10), (SPEECH, 20), (SIL, 20))
-    x = _stream(len(probs) * W)
+    probs = prob_runs((SIL, 10), (SPEECH, 20), (SIL, 20))
+    x = index_stream(len(probs) * W)
     seg = Segmenter(DEFAULT)
     events = seg.push(x, np.zeros(0))  # all audio first, no scores yet
     assert events == []
     for p in probs:
         events += seg.push(np.zeros(0, dtype=np.float32), np.array([p]))
     events += seg.finish()
-    assert _view(events, x) == _run(probs)
+    assert as_values(events, x) == segment_probs(probs)
 
 
 def test_buffer_stays_bounded() -> None:

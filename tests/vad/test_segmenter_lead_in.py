@@ -10,7 +10,18 @@ import dataclasses
 
 import numpy as np
 
-from tests.vad.test_segmenter import DEFAULT, SIL, SPEECH, W, _probs, _random_config, _random_probs, _run, _seg, _view
+from tests.support.segmenter_probs import (
+    DEFAULT,
+    SIL,
+    SPEECH,
+    W,
+    as_values,
+    prob_runs,
+    random_config,
+    random_probs,
+    segment,
+    segment_probs,
+)
 from translate_svc.vad.segmenter import EndReason, Segmenter, SpeechDiscarded, SpeechEnded, SpeechStarted
 
 PAD = 480  # 30 ms
@@ -18,22 +29,22 @@ PAD = 480  # 30 ms
 
 def test_speech_open_across_the_lead_in_goes_on_from_its_end() -> None:
     # speech in windows 10..69, a pause, speech in 100..149; the lead-in ends inside the first region
-    probs = _probs((SIL, 10), (SPEECH, 60), (SIL, 30), (SPEECH, 50), (SIL, 20))
-    full = _run(probs)
+    probs = prob_runs((SIL, 10), (SPEECH, 60), (SIL, 30), (SPEECH, 50), (SIL, 20))
+    full = segment_probs(probs)
     assert full == [
         SpeechStarted(10 * W - PAD),
-        _seg(10 * W - PAD, 70 * W + PAD),
+        segment(10 * W - PAD, 70 * W + PAD),
         SpeechEnded(70 * W + PAD),
         SpeechStarted(100 * W - PAD),
-        _seg(100 * W - PAD, 150 * W + PAD),
+        segment(100 * W - PAD, 150 * W + PAD),
         SpeechEnded(150 * W + PAD),
     ]
     lead = 40 * W + 100  # not on a window boundary
     assert (
-        _run(probs, lead_in=lead)
+        segment_probs(probs, lead_in=lead)
         == [
             SpeechStarted(lead),  # nothing before the lead-in's end: that call emitted it
-            _seg(lead, 70 * W + PAD),  # the same end: the hysteresis held as it did
+            segment(lead, 70 * W + PAD),  # the same end: the hysteresis held as it did
             SpeechEnded(70 * W + PAD),
             *full[3:],  # the rest as on the uninterrupted stream
         ]
@@ -41,41 +52,49 @@ def test_speech_open_across_the_lead_in_goes_on_from_its_end() -> None:
 
 
 def test_a_region_inside_the_lead_in_leaves_no_trace() -> None:
-    probs = _probs((SIL, 10), (SPEECH, 30), (SIL, 30), (SPEECH, 50), (SIL, 20))
-    full = _run(probs)
-    assert _run(probs, lead_in=60 * W) == full[3:]  # the first region ended before the resume point
+    probs = prob_runs((SIL, 10), (SPEECH, 30), (SIL, 30), (SPEECH, 50), (SIL, 20))
+    full = segment_probs(probs)
+    assert segment_probs(probs, lead_in=60 * W) == full[3:]  # the first region ended before the resume point
 
 
 def test_a_region_whose_onset_window_crosses_the_lead_in_end_starts_there() -> None:
-    probs = _probs((SIL, 10), (SPEECH, 50), (SIL, 20))
+    probs = prob_runs((SIL, 10), (SPEECH, 50), (SIL, 20))
     lead = 10 * W + 200  # inside the onset window
-    assert _run(probs, lead_in=lead) == [SpeechStarted(lead), _seg(lead, 60 * W + PAD), SpeechEnded(60 * W + PAD)]
+    assert segment_probs(probs, lead_in=lead) == [
+        SpeechStarted(lead),
+        segment(lead, 60 * W + PAD),
+        SpeechEnded(60 * W + PAD),
+    ]
 
 
 def test_a_short_remainder_after_the_lead_in_is_discarded_visibly() -> None:
     # the region goes on 4 windows (128 ms < min_speech) past the lead-in's end, as after a cap's cut
-    probs = _probs((SIL, 10), (SPEECH, 40), (SIL, 20))
+    probs = prob_runs((SIL, 10), (SPEECH, 40), (SIL, 20))
     lead = 46 * W
-    assert _run(probs, lead_in=lead) == [SpeechDiscarded(lead, 50 * W)]
+    assert segment_probs(probs, lead_in=lead) == [SpeechDiscarded(lead, 50 * W)]
 
 
 def test_a_pause_under_way_at_the_lead_in_end_ends_the_region_without_a_trace() -> None:
-    probs = _probs((SIL, 10), (SPEECH, 40), (SIL, 40))
-    assert _run(probs, lead_in=52 * W) == []
+    probs = prob_runs((SIL, 10), (SPEECH, 40), (SIL, 40))
+    assert segment_probs(probs, lead_in=52 * W) == []
 
 
 def test_held_at_neg_threshold_across_the_lead_in_as_the_lost_call_held_it() -> None:
     """The case seen in a rolling restart: speech that fell between neg_threshold and threshold
     just before the resume point is still speech after it (a fresh start needs threshold again)."""
-    probs = _probs((SIL, 10), (SPEECH, 40), (0.4, 20), (SIL, 20))
+    probs = prob_runs((SIL, 10), (SPEECH, 40), (0.4, 20), (SIL, 20))
     lead = 48 * W
-    assert _run(probs, lead_in=lead) == [SpeechStarted(lead), _seg(lead, 70 * W + PAD), SpeechEnded(70 * W + PAD)]
-    assert _run(probs[50:]) == []  # from a fresh start at the 0.4 stretch, nothing opens
+    assert segment_probs(probs, lead_in=lead) == [
+        SpeechStarted(lead),
+        segment(lead, 70 * W + PAD),
+        SpeechEnded(70 * W + PAD),
+    ]
+    assert segment_probs(probs[50:]) == []  # from a fresh start at the 0.4 stretch, nothing opens
 
 
 def test_a_stream_ending_or_flushed_inside_its_lead_in_emits_nothing() -> None:
-    probs = _probs((SIL, 10), (SPEECH, 40))
-    assert _run(probs, lead_in=60 * W) == []  # it ends 10 windows before the resume point
+    probs = prob_runs((SIL, 10), (SPEECH, 40))
+    assert segment_probs(probs, lead_in=60 * W) == []  # it ends 10 windows before the resume point
     seg = Segmenter(DEFAULT, lead_in=60 * W)
     x = np.zeros(50 * W, dtype=np.float32)
     assert seg.push(x, np.asarray(probs, dtype=np.float32)) == []
@@ -83,8 +102,8 @@ def test_a_stream_ending_or_flushed_inside_its_lead_in_emits_nothing() -> None:
     assert seg.flush() == []
     # speech from window 50 on: open again in the lead-in, it goes on from the resume point
     assert seg.push(np.zeros(20 * W, np.float32), np.full(20, SPEECH, np.float32)) == [SpeechStarted(60 * W)]
-    assert _view(seg.finish(), np.zeros(70 * W, np.float32)) == [
-        _seg(60 * W, 70 * W, EndReason.END_OF_STREAM),
+    assert as_values(seg.finish(), np.zeros(70 * W, np.float32)) == [
+        segment(60 * W, 70 * W, EndReason.END_OF_STREAM),
         SpeechEnded(70 * W),
     ]
 
@@ -97,12 +116,12 @@ def test_after_the_resume_point_a_resumed_call_segments_as_the_uninterrupted_str
     rng = np.random.default_rng(7)
     spanning = 0
     for trial in range(300):
-        config = dataclasses.replace(_random_config(rng, pads=(0, 30), silences=(100, 300)), max_segment_ms=60_000)
+        config = dataclasses.replace(random_config(rng, pads=(0, 30), silences=(100, 300)), max_segment_ms=60_000)
         n = int(rng.integers(2, 1000))
-        probs = list(_random_probs(rng, trial, n))
+        probs = list(random_probs(rng, trial, n))
         lead = int(rng.integers(1, n * W))
-        full = [e for e in _run(probs, config) if isinstance(e, tuple)]
-        resumed = [e for e in _run(probs, config, lead_in=lead) if isinstance(e, tuple)]
+        full = [e for e in segment_probs(probs, config) if isinstance(e, tuple)]
+        resumed = [e for e in segment_probs(probs, config, lead_in=lead) if isinstance(e, tuple)]
         after = [e for e in full if e[1] >= lead]
         across = [e for e in full if e[1] < lead < e[2]]
         assert all(e[1] >= lead for e in resumed), (trial, lead)
@@ -117,7 +136,7 @@ def test_at_a_lead_in_ending_on_a_window_boundary_nothing_of_it_can_be_flushed()
     """All of the lead-in scored, the next window not yet: speech open in it is the earlier call's
     still; a FLUSH or a stalled sender then closes nothing (no segment of the lead-in's audio)."""
     seg = Segmenter(DEFAULT, lead_in=40 * W)
-    probs = np.asarray(_probs((SIL, 10), (SPEECH, 30)), dtype=np.float32)
+    probs = np.asarray(prob_runs((SIL, 10), (SPEECH, 30)), dtype=np.float32)
     assert seg.push(np.zeros(40 * W, np.float32), probs) == []
     assert not seg.holds_speech
     assert seg.flush() == []

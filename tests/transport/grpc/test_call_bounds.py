@@ -20,10 +20,6 @@ Check are made from here and must be answered, on time.
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,9 +28,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.support.paths import REPO
+from tests.support.attacks.client import OWN
+from tests.support.attacks.process import AttackProcess
+from tests.support.calls import timed
 from tests.support.proc import memory_kb, reset_peak
 from tests.support.server_process import ServerProcess
+from tests.support.tokens import bearer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
@@ -55,7 +54,6 @@ READ_S = 5.0  # limits.request_read_timeout_s's default
 CLIP_READ_S = 3  # limits.clip_read_timeout_s here: silent Translate calls are freed, and reopened, in the test
 CLIP_READS = 2  # limits.max_clip_reads_per_tenant's default
 ON_TIME_S = 2.0  # the other tenant's calls and Check, while an attack runs
-OWN = [("grpc.use_local_subchannel_pool", 1)]
 
 
 @pytest.fixture(scope="module")
@@ -68,51 +66,6 @@ def served(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         yield server
     finally:
         server.stop()
-
-
-class Attack:
-    """``python -m tests.support.attacks.grpc_calls <args>`` in its own process: ``started`` once its calls are
-    open, ``result`` its JSON line once it ends."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.attacks.grpc_calls", *args],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    async def started(self) -> None:
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), 60)
-        assert line.strip() == "started", line + (self.proc.stderr.read() if self.proc.stderr else "")
-
-    async def result(self) -> dict[str, Any]:
-        out, err = await asyncio.wait_for(asyncio.to_thread(self.proc.communicate), 60)
-        assert self.proc.returncode == 0, err
-        got: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-        return got
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def bearer(token: str) -> tuple[tuple[str, str]]:
-    return (("authorization", f"Bearer {token}"),)
-
-
-async def timed(call: Any) -> tuple[str, float]:
-    """A call's status and how long it took (seconds)."""
-    t = time.perf_counter()
-    try:
-        await call
-        code = "OK"
-    except grpc.aio.AioRpcError as e:
-        code = e.code().name
-    return code, time.perf_counter() - t
 
 
 async def others_served(address: str) -> dict[str, tuple[str, float]]:
@@ -168,7 +121,9 @@ async def test_unary_calls_that_never_send_their_message_leave_the_others_served
     pid = served.proc.pid
     reset_peak(pid)
     before = memory_kb(pid)["VmRSS"]
-    attack = Attack("silent-unary", "--address", served.address, "--token", token, "--method", method, "--hold-s", "9")
+    attack = AttackProcess(
+        "grpc_calls", "silent-unary", "--address", served.address, "--token", token, "--method", method, "--hold-s", "9"
+    )
     try:
         await attack.started()
         seen = await others_served(served.address)
@@ -204,7 +159,9 @@ async def test_60_mib_unary_messages_are_refused_as_they_arrive_on_every_method(
     ]:
         reset_peak(pid)
         before = memory_kb(pid)["VmRSS"]
-        attack = Attack("large-unary", "--address", served.address, "--token", token, "--method", method)
+        attack = AttackProcess(
+            "grpc_calls", "large-unary", "--address", served.address, "--token", token, "--method", method
+        )
         try:
             await attack.started()
             async with grpc.aio.insecure_channel(served.address, options=OWN) as ch:
@@ -232,7 +189,9 @@ async def test_a_tenant_reopening_silent_translate_calls_leaves_translate_to_oth
     pid = served.proc.pid
     reset_peak(pid)
     before = memory_kb(pid)["VmRSS"]
-    attack = Attack("silent-translate", "--address", served.address, "--token", UNCAPPED, "--seconds", "10")
+    attack = AttackProcess(
+        "grpc_calls", "silent-translate", "--address", served.address, "--token", UNCAPPED, "--seconds", "10"
+    )
     seen: list[tuple[str, float]] = []
     try:
         await attack.started()

@@ -20,10 +20,12 @@ from typing import Any
 import grpc
 import pytest
 
+from tests.support.attacks.client import OWN
+from tests.support.attacks.process import AttackProcess
+from tests.support.calls import timed
 from tests.support.proc import memory_kb, reset_peak
 from tests.support.server_process import ServerProcess
-from tests.transport.grpc.test_call_bounds import OWN, bearer, timed
-from tests.transport.rooms.test_qr_codes import RoomsAttack
+from tests.support.tokens import bearer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
@@ -92,10 +94,12 @@ async def test_silent_listen_calls_leave_the_other_tenants_streams_served(served
     with the server's call slots at 64. A token that may listen to no room is refused at once (none
     held); one that may listen holds at most its unary calls, each until the read deadline (5 s).
     Another tenant's streams are served meanwhile (before: refused, every slot held)."""
-    attack = RoomsAttack(
+    attack = AttackProcess(
+        "rooms",
         "silent-listen",
         *("--address", served.address, "--token", token, "--slots", str(SLOTS), "--connections", "2"),
         *("--seconds", "12", "--reopen-s", "0.5"),
+        result_s=120,
     )
     try:
         await attack.started()
@@ -190,7 +194,9 @@ async def large_listen(served: ServerProcess, token: str) -> tuple[dict[str, Any
     pid = served.proc.pid
     reset_peak(pid)
     before = memory_kb(pid)["VmRSS"]
-    attack = RoomsAttack("large-listen", "--address", served.address, "--token", token, "--calls", "96")
+    attack = AttackProcess(
+        "rooms", "large-listen", "--address", served.address, "--token", token, "--calls", "96", result_s=120
+    )
     try:
         await attack.started()
         got = await attack.result()

@@ -17,54 +17,17 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.live_server import serving
+from tests.support.rooms import QUEUE, registry, room_settings, speak, speaker_config, wait_for
 from tests.support.speech import speech_pcm16
+from tests.support.tokens import bearer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.observability import metrics
-from translate_svc.settings import RoomSettings
 
 pytestmark = pytest.mark.slow(40)
 
-CHUNK = 3200  # 100 ms of 16 kHz LINEAR16
 LANGS = ("spa", "fra", "deu")
-QUEUE = 4  # rooms.listener_queue in these tests
-
-
-def room_settings(test_model_dir: Path, **rooms: float):  # type: ignore[no-untyped-def]
-    s = make_settings(test_model_dir)
-    s.model.test_translator = "stable"
-    s.rooms = RoomSettings(**{"backlog_s": 600.0, "listener_queue": QUEUE, **rooms})
-    return s
-
-
-def speaker_config(room: str, participant: str = "", targets: tuple[str, ...] = ()) -> pb.StreamingConfig:
-    return pb.StreamingConfig(
-        format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1),
-        source_language="eng",
-        target_languages=targets,
-        room=pb.RoomSpeaking(name=room, participant=participant),
-    )
-
-
-async def speak(
-    stub: pb_grpc.TranslatorStub, config: pb.StreamingConfig, pcm: bytes, segments: list[pb.SegmentResult]
-) -> pb.StreamEnd:
-    """Stream ``pcm`` into the room as fast as flow control lets it; the speaker's own results."""
-
-    async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
-        yield pb.StreamingTranslateRequest(config=config)
-        for k in range(0, len(pcm), CHUNK):
-            yield pb.StreamingTranslateRequest(audio=pcm[k : k + CHUNK])
-
-    ended = None
-    async for msg in stub.StreamingTranslate(requests()):
-        if msg.WhichOneof("response") == "segment":
-            segments.append(msg.segment)
-        elif msg.WhichOneof("response") == "ended":
-            ended = msg.ended
-    assert ended is not None
-    return ended
 
 
 class Heard:
@@ -96,19 +59,6 @@ async def listen(
                 break
     finally:
         call.cancel()
-
-
-def registry(live: LiveServer):  # type: ignore[no-untyped-def]
-    return live.server.app.sessions.rooms
-
-
-async def wait_for(predicate, bound_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    """Until ``predicate()`` (a safety bound on a hung test, not a timing assertion)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + bound_s
-    while not predicate():
-        assert loop.time() < end, "gave up waiting"
-        await asyncio.sleep(0.05)
 
 
 async def test_one_speaker_thirty_listeners_in_three_languages(test_model_dir: Path, shared_audio: Path) -> None:
@@ -226,10 +176,6 @@ async def test_listen_refusals_say_what_to_fix(test_model_dir: Path) -> None:
             assert err.value.code() == code and words in (err.value.details() or ""), err.value
         with contextlib.suppress(Exception):
             pass
-
-
-def bearer(token: str) -> tuple[tuple[str, str]]:
-    return (("authorization", f"Bearer {token}"),)
 
 
 async def refused(call) -> grpc.aio.AioRpcError:  # type: ignore[no-untyped-def]

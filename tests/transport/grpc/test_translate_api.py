@@ -15,9 +15,10 @@ from google.rpc import code_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from tests.model.test_runner import hf_generate
 from tests.support.live_server import LiveServer, make_settings
-from tests.support.raw import channel, translate_file
+from tests.support.raw import channel, raw_request, translate_file
+from tests.support.reference import hf_generate
+from tests.support.speech import jfk_16k
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.audio.resample import resample
@@ -26,21 +27,6 @@ from translate_svc.wire.pcm import pcm16_to_float
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 
 JFK_REGIONS_S = [(0.3, 2.3), (3.3, 4.4), (5.4, 7.7), (8.2, 10.6)]  # silero's own, from ../shared/audio/README.md
-
-
-def jfk_16k(shared_audio: Path) -> np.ndarray:
-    audio, rate = sf.read(shared_audio / "jfk.flac", dtype="float32", always_2d=True)
-    return resample(audio.mean(axis=1), rate, 16000)
-
-
-def raw_request(content: bytes, encoding: int, rate: int = 16000, channels: int = 1, **kw) -> pb.TranslateRequest:  # type: ignore[no-untyped-def]
-    kw.setdefault("target_languages", ["spa"])
-    return pb.TranslateRequest(
-        audio=pb.AudioInput(
-            content=content, format=pb.AudioFormat(encoding=encoding, sample_rate_hz=rate, channels=channels)
-        ),
-        **kw,
-    )
 
 
 async def test_health_is_serving_and_reflection_lists_the_service(live: LiveServer) -> None:

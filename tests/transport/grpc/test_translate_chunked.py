@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from tests.conftest import clip_chunks
 from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.raw import clip_chunks
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import AsyncTranslateClient, TranslateClient
 from translate_svc.client_cli.decode import load_pcm16k

@@ -15,14 +15,14 @@ import pytest_asyncio
 from google.rpc import code_pb2
 from prometheus_client import REGISTRY
 
-from tests.model.test_text_runner import hf_generate_text
-from tests.service.test_language import word_count
 from tests.support.fake_runner import FakeRunner
 from tests.support.live_server import LiveServer, make_settings, serving
-from tests.transport.grpc.test_translate_api import jfk_16k, raw_request
+from tests.support.raw import raw_request, text_request
+from tests.support.reference import hf_generate_text, word_count
+from tests.support.speech import jfk_16k
+from tests.support.term_reference import server_cap
+from tests.support.tokens import bearer
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND
-from translate_svc.model.seamless import TextCap
 from translate_svc.model.terms import KEEP_WEIGHT
 from translate_svc.wire.pcm import pcm16_to_float
 
@@ -31,25 +31,9 @@ pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 TEXTS = ["Hello world, how are you today?", "Short.", "The meeting moved to Thursday at nine."]
 
 
-def request(texts: list[str], **kw) -> pb.TranslateTextRequest:  # type: ignore[no-untyped-def]
-    kw.setdefault("source_language", "eng")
-    kw.setdefault("target_languages", ["spa", "fra"])
-    return pb.TranslateTextRequest(texts=texts, **kw)
-
-
-def server_cap(model_dir: Path, text: str) -> int:
-    """The server's bound on a text row's tokens (settings' default TextCap on the text's stand-in
-    seconds, never above the checkpoint's own max_new_tokens), for the reference to use too."""
-    from tests.model.test_runner import plain_reference
-
-    cap = TextCap().tokens(len(text) / TEXT_CHARS_PER_SECOND)
-    own = plain_reference(model_dir).model.generation_config.max_new_tokens
-    return cap if own is None else min(cap, int(own))
-
-
 async def test_two_targets_text_and_speech_equal_generate_on_each_text(live: LiveServer, test_model_dir: Path) -> None:
     before = len(live.batches)
-    resp = await live.stub.TranslateText(request(TEXTS))
+    resp = await live.stub.TranslateText(text_request(TEXTS))
     assert len(resp.results) == len(TEXTS) and resp.model.is_test_model
     assert sum(b.size for b in live.batches[before:]) == len(TEXTS)  # one engine job per text
     assert max(b.size for b in live.batches[before:]) > 1  # batched together
@@ -68,19 +52,21 @@ async def test_two_targets_text_and_speech_equal_generate_on_each_text(live: Liv
 
 
 async def test_output_options_apply_to_text(live: LiveServer) -> None:
-    plain = await live.stub.TranslateText(request(TEXTS[:1], output=pb.OutputOptions(speech=False)))
+    plain = await live.stub.TranslateText(text_request(TEXTS[:1], output=pb.OutputOptions(speech=False)))
     assert all(not t.HasField("audio") for t in plain.results[0].translations)
     speech_only = await live.stub.TranslateText(
-        request(TEXTS[:1], output=pb.OutputOptions(text=False, speech_sample_rate_hz=24000, speaker_id=1))
+        text_request(TEXTS[:1], output=pb.OutputOptions(text=False, speech_sample_rate_hz=24000, speaker_id=1))
     )
-    default = await live.stub.TranslateText(request(TEXTS[:1]))
+    default = await live.stub.TranslateText(text_request(TEXTS[:1]))
     for t, d in zip(speech_only.results[0].translations, default.results[0].translations, strict=True):
         assert t.text == "" and t.audio.sample_rate_hz == 24000 and t.audio.num_samples > 0
         assert t.audio.num_samples == len(t.audio.content) // 2
         # a voice changes the vocoder's waveform, not its length: 24 kHz has 1.5 times 16 kHz's samples
         assert abs(t.audio.num_samples - 1.5 * d.audio.num_samples) <= 2
     opus = await live.stub.TranslateText(
-        request(TEXTS[:1], target_languages=["spa"], output=pb.OutputOptions(speech_encoding=pb.SPEECH_ENCODING_OPUS))
+        text_request(
+            TEXTS[:1], target_languages=["spa"], output=pb.OutputOptions(speech_encoding=pb.SPEECH_ENCODING_OPUS)
+        )
     )
     audio = opus.results[0].translations[0].audio
     assert audio.encoding == pb.SPEECH_ENCODING_OPUS and audio.sample_rate_hz == 48000 and audio.opus_packets
@@ -96,7 +82,7 @@ def kept_phrase(model_dir: Path) -> tuple[str, str]:
     both the Spanish and the French while without the term at least one of them lacks it: so the
     parity below shows the term applied. Found by construction, as test_language's ``said_phrase``:
     the first single-token phrase of the checkpoint's tokenizer that does it."""
-    from tests.model.test_runner import plain_reference
+    from tests.support.reference import plain_reference
 
     tokenizer = plain_reference(model_dir).processor.tokenizer
     special = set(tokenizer.all_special_ids)
@@ -131,8 +117,8 @@ async def test_a_kept_phrase_in_the_text_is_carried_into_every_translation_as_ge
     assert phrase.casefold() not in other.casefold()
     terms = [pb.Term(phrase=phrase, kind=pb.Term.KEEP)]
     output = pb.OutputOptions(speech=False)
-    kept = await live.stub.TranslateText(request([text, other], terms=terms, output=output))
-    plain = await live.stub.TranslateText(request([text, other], output=output))
+    kept = await live.stub.TranslateText(text_request([text, other], terms=terms, output=output))
+    plain = await live.stub.TranslateText(text_request([text, other], output=output))
     times = word_count(phrase, text, ignore_case=True)
     cap = server_cap(test_model_dir, text)
     changed = False
@@ -169,9 +155,9 @@ async def test_bad_text_requests_say_what_to_fix_and_the_server_goes_on(
 ) -> None:
     texts = kw.pop("texts", ["Hello."])
     with pytest.raises(grpc.aio.AioRpcError) as e:
-        await live.stub.TranslateText(request(texts, **kw))  # type: ignore[arg-type]
+        await live.stub.TranslateText(text_request(texts, **kw))  # type: ignore[arg-type]
     assert e.value.code() == code and words in (e.value.details() or ""), e.value
-    ok = await live.stub.TranslateText(request(["Hello."], output=pb.OutputOptions(speech=False)))
+    ok = await live.stub.TranslateText(text_request(["Hello."], output=pb.OutputOptions(speech=False)))
     assert len(ok.results) == 1
 
 
@@ -212,10 +198,6 @@ async def gated(
         yield live, fake
 
 
-def bearer(token: str) -> tuple[tuple[str, str]]:
-    return (("authorization", f"Bearer {token}"),)
-
-
 async def until(condition, what: str) -> None:  # type: ignore[no-untyped-def]
     """Wait (on the loop, yielding to the server) until ``condition()`` holds; fail after 20 s."""
     loop = asyncio.get_running_loop()
@@ -235,7 +217,9 @@ async def test_texts_share_engine_batches_with_speech_segments(
     fake.gate.clear()
     fake.started.clear()
     try:
-        first = asyncio.ensure_future(live.stub.TranslateText(request(["hold the model"]), metadata=bearer(TOKEN_TEXT)))
+        first = asyncio.ensure_future(
+            live.stub.TranslateText(text_request(["hold the model"]), metadata=bearer(TOKEN_TEXT))
+        )
         await until(fake.started.is_set, "the first batch in the model")
         pcm = (jfk_16k(shared_audio) * 32767).astype("<i2").tobytes()
         clip = asyncio.ensure_future(
@@ -244,9 +228,9 @@ async def test_texts_share_engine_batches_with_speech_segments(
         await until(lambda: engine.stats().queued == 4, "the clip's four segments queued")
         # the tenant's one Translate call is held by ``first``: a second is refused, naming the cap
         with pytest.raises(grpc.aio.AioRpcError) as e:
-            await live.stub.TranslateText(request(["x"]), metadata=bearer(TOKEN_TEXT))
+            await live.stub.TranslateText(text_request(["x"]), metadata=bearer(TOKEN_TEXT))
         assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "translate_calls" in (e.value.details() or "")
-        texts = asyncio.ensure_future(live.stub.TranslateText(request(["uno", "dos"]), metadata=bearer(TOKEN_ANY)))
+        texts = asyncio.ensure_future(live.stub.TranslateText(text_request(["uno", "dos"]), metadata=bearer(TOKEN_ANY)))
         await until(lambda: engine.stats().queued == 6, "the texts queued beside the segments")
     finally:
         fake.gate.set()
@@ -266,11 +250,11 @@ async def test_text_needs_the_translate_permission_and_counts_as_the_tenants_cal
 ) -> None:
     live, _ = gated
     with pytest.raises(grpc.aio.AioRpcError) as e:
-        await live.stub.TranslateText(request(["Hello."]), metadata=bearer(TOKEN_STREAM))
+        await live.stub.TranslateText(text_request(["Hello."]), metadata=bearer(TOKEN_STREAM))
     assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED and '"translate"' in (e.value.details() or "")
     labels = {"tenant": "texter", "method": "translate_text", "code": "OK"}
     before = REGISTRY.get_sample_value("translate_svc_tenant_calls_total", labels) or 0.0
-    resp = await live.stub.TranslateText(request(["Hello."]), metadata=bearer(TOKEN_TEXT))
+    resp = await live.stub.TranslateText(text_request(["Hello."]), metadata=bearer(TOKEN_TEXT))
     assert resp.results[0].translations[0].text == "spa:text=Hello."
     assert REGISTRY.get_sample_value("translate_svc_tenant_calls_total", labels) == before + 1
 
@@ -294,7 +278,7 @@ async def test_a_text_call_that_never_sends_its_texts_holds_no_translate_slot_an
     )
     try:
         await asyncio.sleep(0.5)
-        resp = await live.stub.TranslateText(request(["Hello."]), metadata=bearer(TOKEN_TEXT), timeout=10)
+        resp = await live.stub.TranslateText(text_request(["Hello."]), metadata=bearer(TOKEN_TEXT), timeout=10)
         assert resp.results[0].translations[0].text == "spa:text=Hello."
         with pytest.raises(grpc.aio.AioRpcError) as e:
             await asyncio.wait_for(held, 15)
@@ -309,7 +293,7 @@ async def test_a_text_the_model_fails_on_fails_alone(gated: tuple[LiveServer, Fa
     live, fake = gated
     fake.fail_when = lambda item: item.text is not None and item.text.text == "bad"
     try:
-        resp = await live.stub.TranslateText(request(["good", "bad", "fine"]), metadata=bearer(TOKEN_TEXT))
+        resp = await live.stub.TranslateText(text_request(["good", "bad", "fine"]), metadata=bearer(TOKEN_TEXT))
     finally:
         fake.fail_when = lambda item: False
     codes = [r.status.code for r in resp.results]

@@ -16,8 +16,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.session.test_tenants import bearer, retry_ms
+from tests.support.calls import retry_ms
 from tests.support.live_server import LiveServer, make_settings, serving
+from tests.support.tokens import bearer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 

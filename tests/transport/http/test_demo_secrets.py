@@ -16,8 +16,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.live_server import LiveServer, make_settings, serving
-from tests.transport.test_revocation import reloaded, replace, session_events
-from tests.transport.test_security import ALL
+from tests.support.realtime import session_events
+from tests.support.tokens import ALL, reloaded, replace
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 

@@ -19,9 +19,7 @@ says what to install. ``CHROMIUM=/path/to/chrome`` picks another binary. It save
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ import pytest
 import pytest_asyncio
 import soundfile as sf
 
+from tests.support.browser import chromium
 from tests.support.fake_runner import FakeRunner
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.speech import speech_pcm16
@@ -40,16 +39,6 @@ pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(25)]
 SECONDS = 12
 TARGETS = ("spa", "fra")
 SCREENSHOT = Path("out/browser/demo-page.png")
-
-
-def chromium() -> str:
-    found = os.environ.get("CHROMIUM") or shutil.which("chromium-headless-shell") or shutil.which("chromium")
-    if not found:
-        pytest.fail(
-            "the browser test needs Chromium: `make test` installs Debian's chromium-headless-shell "
-            "(apt-get install chromium-headless-shell, as root); or set CHROMIUM=/path/to/chrome"
-        )
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ import base64
 import json
 import logging
 import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import trustme
 import websockets
 from websockets.typing import Subprotocol
 
+from tests.support.browser import chromium
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.paths import REPO
 from tests.support.speech import speech_pcm16
@@ -49,16 +49,6 @@ CHUNK = 4800  # 200 ms at 24 kHz
 SECONDS = 12
 NODE_DIR = REPO / ".node" / "node_modules"
 NODE_SCRIPT = REPO / "tests" / "support" / "node" / "realtime_translation.cjs"
-
-
-def chromium() -> str:
-    found = os.environ.get("CHROMIUM") or shutil.which("chromium-headless-shell") or shutil.which("chromium")
-    if not found:
-        pytest.fail(
-            "this test needs Chromium: `make test` installs Debian's chromium-headless-shell "
-            "(apt-get install chromium-headless-shell, as root); or set CHROMIUM=/path/to/chrome"
-        )
-    return found
 
 
 def node() -> Path:

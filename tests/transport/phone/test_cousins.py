@@ -25,7 +25,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from tests.session.test_slow_reader import Metrics, free_port, until
+from tests.support.metrics import Metrics
 from tests.support.phone_carriers import (
     CarrierLog,
     MediaStreamCarrier,
@@ -36,9 +36,11 @@ from tests.support.phone_carriers import (
 )
 from tests.support.phone_cousins import FakeExotel, FakeSignalWire, FakeTelnyx
 from tests.support.phone_lag import CLOSE_SILENCE_MS, LAG_TOLERANCE_S, carrier_lags, segment_ends
+from tests.support.proc import free_port
 from tests.support.raw import channel
 from tests.support.server_process import ServerProcess
 from tests.support.speech import speech_pcm16
+from tests.support.waiting import eventually
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.model.stable import SPEECH_S
@@ -76,7 +78,7 @@ class Served:
         async def check() -> bool:
             return await self.calls(code) > before
 
-        await until(check, f"a call ended {code}")
+        await eventually(check, f"a call ended {code}", 30.0, 0.05)
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import soundfile as sf
 
+from tests.support.browser import chromium
 from tests.support.live_server import serving
+from tests.support.rooms import room_settings, speak, speaker_config, wait_for
 from tests.support.speech import speech_pcm16
-from tests.transport.grpc.test_rooms import room_settings, speak, speaker_config, wait_for
-from tests.transport.openai.test_browser import chromium
 from translate_svc.api.v1 import translate_pb2 as pb
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]

@@ -21,8 +21,8 @@ import aiohttp
 import pytest
 
 from tests.support.live_server import LiveServer, serving
+from tests.support.rooms import QUEUE, listen_url, room_settings, speak, speaker_config, wait_for
 from tests.support.speech import speech_pcm16
-from tests.transport.grpc.test_rooms import QUEUE, room_settings, speak, speaker_config, wait_for
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.transport.rooms.protocol import LISTEN_SUBPROTOCOL
 
@@ -37,12 +37,6 @@ def http_settings(test_model_dir: Path, tokens: Path | None = None, **rooms: flo
     if tokens is not None:
         s.auth.tokens_file = tokens
     return s
-
-
-def listen_url(live: LiveServer, room: str, language: str, **query: str) -> str:
-    assert live.server.http is not None
-    q = "&".join(f"{k}={v}" for k, v in {"language": language, **query}.items())
-    return f"ws://127.0.0.1:{live.server.http.port}/v1/rooms/{room}/listen?{q}"
 
 
 class WsHeard:

@@ -11,21 +11,17 @@ On a real ``translate-svc serve`` process; the strangers are a separate client p
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.support.paths import REPO
+from tests.support.attacks.process import AttackProcess
 from tests.support.server_process import ServerProcess
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
@@ -52,41 +48,21 @@ def http_of(server: ServerProcess) -> str:
     return f"http://127.0.0.1:{server.info.http_port}"
 
 
-class RoomsAttack:
-    """``python -m tests.support.attacks.rooms <attack> ...`` in its own process: ``started`` once the
-    attack is under way, ``result`` its JSON line once it ends."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.attacks.rooms", *args],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    async def started(self) -> None:
-        assert self.proc.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), 60)
-        assert line.strip() == "started", line + (self.proc.stderr.read() if self.proc.stderr else "")
-
-    async def result(self) -> dict[str, Any]:
-        out, err = await asyncio.wait_for(asyncio.to_thread(self.proc.communicate), 120)
-        assert self.proc.returncode == 0, err
-        got: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-        return got
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
 async def test_strangers_asking_for_new_qr_codes_leave_the_event_loop_to_others(served: ServerProcess) -> None:
     """32 token-less clients ask for the codes of ever new room names with a 200-character Host
     (each a code of ~14 ms to draw) for 12 s, while a health Check is made every 200 ms: its median
     stays low, and the server drew at most its budget of codes (the rest answered 503 at once)."""
-    flood = RoomsAttack("qr-flood", "--http", http_of(served), "--clients", str(STRANGERS), "--seconds", str(FLOOD_S))
+    flood = AttackProcess(
+        "rooms",
+        "qr-flood",
+        "--http",
+        http_of(served),
+        "--clients",
+        str(STRANGERS),
+        "--seconds",
+        str(FLOOD_S),
+        result_s=120,
+    )
     latencies: list[float] = []
     try:
         await flood.started()
