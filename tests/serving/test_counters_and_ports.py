@@ -82,36 +82,3 @@ def test_a_busy_port_fails_the_start_with_what_to_do() -> None:
         again.close()
     finally:
         free.close()
-
-
-def test_client_secrets_expire_and_only_their_key_signs_them() -> None:
-    from translate_svc.transport.http.client_secrets import ClientSecrets
-
-    now = [1_000_000.0]
-    key = "k" * 64
-    secrets = ClientSecrets(key, ttl_s=600, clock=lambda: now[0])
-    value, expires = secrets.mint(30)
-    assert expires == 1_000_030 and secrets.valid(value)
-    assert ClientSecrets(key, 600, clock=lambda: now[0]).valid(value)  # another worker, the same key
-    assert not ClientSecrets("x" * 64, 600, clock=lambda: now[0]).valid(value)  # another key
-    assert secrets.mint(10_000)[1] == 1_000_600  # capped at the server's TTL
-    assert not secrets.valid(value.replace("ek_1000030", "ek_1999999"))  # a longer life cannot be forged
-    acme, _ = secrets.mint(30, tenant="acme")  # a secret carries its minter's tenant, signed
-    assert secrets.tenant(acme) == "acme" and secrets.tenant(value) == "default"
-    assert secrets.tenant(acme.replace("_acme_", "_beta_")) is None
-    now[0] += 31
-    assert not secrets.valid(value) and not secrets.valid("not-a-secret")
-
-
-def test_the_demo_page_needs_the_http_port_and_prints_where_a_browser_may_use_the_microphone() -> None:
-    from pydantic import ValidationError
-
-    from translate_svc.settings import ServerSettings
-    from translate_svc.transport.openai.demo import page_url
-
-    with pytest.raises(ValidationError, match="http_port"):
-        ServerSettings(demo_page=True)
-    assert ServerSettings(demo_page=True, http_port=8080).demo_page
-    # a wildcard host is printed as loopback: browsers give the microphone to http://127.0.0.1 only
-    assert page_url("0.0.0.0", 8080, tls=False) == "http://127.0.0.1:8080/demo"
-    assert page_url("::1", 8080, tls=True) == "https://[::1]:8080/demo"

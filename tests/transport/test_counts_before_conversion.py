@@ -1,7 +1,7 @@
-"""Issue 52 F3 and F5 with plain values: every list of a request counted against its limit before
-any of it is converted, on every door; a message's bytes beside its audio held to a config's size
-before protobuf parses it (the OpenAI door: an event's characters before ``json.loads``); and a
-stream's audio not running ahead of what its bytes and the wall clock pay for."""
+"""Issue 52 F3 with plain values: every list of a request counted against its limit before any of
+it is converted, on every door; a message's bytes beside its audio held to a config's size before
+protobuf parses it (the OpenAI door: an event's characters before ``json.loads``). (F5, a stream's
+audio held to its bytes and the wall clock, is tests/session/test_timeline_pay.py.)"""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from riva.client.proto import riva_nmt_pb2 as nmt
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput
 from translate_svc.session.task import check_counts
-from translate_svc.session.timeline import AHEAD_SLACK_S, BYTES_PER_AUDIO_SECOND, Timeline
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import config_message_bytes, stream_message_bytes
 from translate_svc.transport.grpc import convert as ours
@@ -25,7 +24,7 @@ from translate_svc.transport.openai.protocol import RealtimeProtocol
 from translate_svc.transport.openai.wire import MAX_BESIDE_AUDIO_CHARS, BadEnvelope, Envelope, beside_audio, envelope
 from translate_svc.transport.riva import convert as riva
 from translate_svc.transport.rpc import audio_bytes, audio_path, parse_beside_audio
-from translate_svc.types import AudioEncoding, AudioFormat, Language, ModelCard, ModelInfo, Term
+from translate_svc.types import Language, ModelCard, ModelInfo, Term
 from translate_svc.vad.segmenter import SegmenterConfig
 
 LIMITS = LimitsSettings()
@@ -247,40 +246,3 @@ def test_the_protocol_refuses_such_events_and_nesting_json_cannot_follow_unread(
         (out,) = list(p.receive(text))
         assert isinstance(out, str) and json.loads(out)["type"] == "error"
     assert json.loads(next(iter(p.receive("[" * 60_000))))["error"]["code"] == "invalid_event"
-
-
-# -- F5: audio ahead of its bytes and the wall clock -----------------------------------------------
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-OPUS = AudioFormat(AudioEncoding.OPUS, 48000, 1)
-
-
-def test_audio_without_bytes_may_not_run_ahead_of_the_wall_clock() -> None:
-    clock = Clock()
-    tl = Timeline(OPUS, LIMITS, clock=clock)
-    for _ in range(int(AHEAD_SLACK_S / 0.12)):  # one-byte packets of 120 ms: the slack
-        tl.pay(5760, 1)
-    with pytest.raises(InvalidInput, match=r"runs ahead of what carries it: 2\.0 s of audio from 17 bytes in 0\.0 s"):
-        tl.pay(5760, 1)
-    clock.now += 60.0  # a minute later (a live sender in DTX): a minute more
-    tl.pay(48000 * 59, 1)
-    with pytest.raises(InvalidInput):
-        tl.pay(48000 * 2, 1)
-
-
-def test_audio_its_bytes_pay_for_runs_as_fast_as_it_comes() -> None:
-    tl = Timeline(OPUS, LIMITS, clock=Clock())
-    for _ in range(30_000):  # 10 minutes of 20 ms packets at Opus's lowest bitrate, at once
-        tl.pay(960, BYTES_PER_AUDIO_SECOND // 50)
-    pcm = Timeline(AudioFormat(AudioEncoding.MULAW, 8000, 1), LIMITS, clock=Clock())
-    pcm.pay(8000 * 3600, 8000 * 3600)  # an hour of 8 kHz mu-law: its bytes pay for it (and 10 more)
-    with pytest.raises(InvalidInput):  # but not for skipping the next 10 at once
-        pcm.pay(8000 * 3600 * 10, 0)

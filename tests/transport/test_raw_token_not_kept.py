@@ -1,7 +1,8 @@
-"""Issue 34's low findings that need a live stream: N18, the raw token of a live stream is not kept
-(only its digest, as docs/security.md says), and revoking it still ends the stream.
+"""A live stream's raw token is not kept, only its digest (as docs/security.md says), and revoking
+it still ends the stream: issue 34's low finding N18, the one that needs a live stream.
 
-(N15, the metrics port, is in test_metrics.py; N17, tracing, in test_tracing.py.)
+(N15, the metrics port, is in tests/observability/test_metrics.py; N17, tracing, in
+tests/observability/test_tracing.py.)
 """
 
 from __future__ import annotations

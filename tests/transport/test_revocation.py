@@ -1,6 +1,7 @@
-"""Issue 34's revocation holes, each over a real server on loopback with a tokens file: a stream
-whose token is revoked before its config (N4), a tokens file that fails to read once (N5), and a
-client secret of a tenant removed from the file (N11)."""
+"""A revocation reaches what was let in before it (issue 34's revocation holes), each over a real
+server on loopback with a tokens file: a stream whose token is revoked before its config (N4), a
+tokens file that fails to read once (N5), and a client secret of a tenant removed from the file
+(N11)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Issue 34: what one message may hold is checked before anything in it is converted (N2), and a
-malformed client-secret request is a 400 saying what to fix (N16). Against a real door on loopback."""
+"""What one realtime event may hold is checked before anything in it is converted (issue 34, N2):
+a ``session.update`` of 10,000 languages is refused by its count before one is mapped, and values
+oversized or malformed are refused without echo, as the session opens or while it runs. Against a
+real door on loopback."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from tests.support.live_server import LiveServer, make_settings, serving
 from translate_svc.transport.openai import protocol
 from translate_svc.transport.openai.door import PATH
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(10)]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -118,39 +120,3 @@ async def test_a_running_session_refuses_a_flood_update_by_count_too(door: LiveS
     got = await _events(door, _update({"language": "es"}), _update({"languages": ["es"] * 10_000}))
     assert [e["type"] for e in got] == ["session.updated", "error", "session.closed"], got
     assert got[1]["error"]["code"] == "invalid_value" and "10000" in got[1]["error"]["message"]
-
-
-@pytest.mark.parametrize(
-    ("body", "words"),
-    [
-        ({"session": "es"}, "session must be a JSON object"),
-        ({"session": ["es"]}, "session must be a JSON object"),
-        ({"session": 5}, "session must be a JSON object"),
-        ({"session": {"x": "y" * 20_000}}, "session is too large"),
-        ({"expires_after": 60}, "expires_after must be an object"),
-        ({"expires_after": {"seconds": True}}, "expires_after.seconds"),
-        ({"expires_after": {"seconds": "60"}}, "expires_after.seconds"),
-        ({"expires_after": {"seconds": 0}}, "expires_after.seconds"),
-        (["session"], "request body must be a JSON object"),
-        ("not json", "request body must be a JSON object"),
-    ],
-)
-async def test_a_malformed_client_secret_request_is_a_400_that_says_what_to_fix(
-    door: LiveServer, body: Any, words: str
-) -> None:
-    data = body if isinstance(body, str) else json.dumps(body)
-    async with aiohttp.ClientSession() as http, http.post(_url(door, "/client_secrets"), data=data) as response:
-        assert response.status == 400, await response.text()
-        error = (await response.json())["error"]
-    assert error["type"] == "invalid_request_error" and error["code"] == "invalid_value"
-    assert words in error["message"], error
-
-
-async def test_a_well_formed_client_secret_request_still_mints(door: LiveServer) -> None:
-    body = {"session": {"audio": {"output": {"language": "es"}}}, "expires_after": {"seconds": 60}}
-    async with aiohttp.ClientSession() as http:
-        for sent in (body, {}):
-            async with http.post(_url(door, "/client_secrets"), json=sent) as response:
-                assert response.status == 200, await response.text()
-                minted = await response.json()
-            assert minted["value"].startswith("ek_") and minted["session"]["type"] == "translation"
