@@ -3,10 +3,13 @@ endpoints' word cues): caption conventions over timed words, with plain values."
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from translate_svc.subtitles import CUE_LINE_CHARS, word_cues
+
+pytestmark = pytest.mark.unit
 
 
 def timed(words: list[str], start: int = 0) -> list[tuple[int, int, str]]:

@@ -15,6 +15,8 @@ from translate_svc.model.terms import KEEP_WEIGHT, row_glossary, row_terms, said
 from translate_svc.types import Term
 from translate_svc.words import joins, key, occurrences
 
+pytestmark = pytest.mark.unit
+
 
 def entry(phrase: str, **kw: object) -> Term:
     return Term(phrase, glossary=True, translation="nube acme", target_language="spa", **kw)  # type: ignore[arg-type]

@@ -9,7 +9,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.support.paths import REPO
+
+pytestmark = pytest.mark.unit
 
 GENERATED = ("translate_pb2.py", "translate_pb2.pyi", "translate_pb2_grpc.py")
 STUBS = REPO / "clients/python/src/translate_svc/api/v1"

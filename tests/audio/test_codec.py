@@ -28,6 +28,8 @@ from translate_svc.audio.codec import (
 from translate_svc.errors import InvalidInput
 from translate_svc.types import AudioEncoding, AudioFormat
 
+pytestmark = pytest.mark.unit
+
 RATE = 16_000
 
 

@@ -26,6 +26,8 @@ from translate_svc.audio.ogg import (
     opus_head,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def _crc_table() -> list[int]:
     """RFC 3533, 6: CRC-32 with generator 0x04c11db7, MSB first, initial value and final XOR 0."""

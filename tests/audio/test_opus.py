@@ -30,6 +30,8 @@ from translate_svc.audio.opus import (
 )
 from translate_svc.errors import InvalidInput
 
+pytestmark = pytest.mark.unit
+
 SECONDS = 3
 PACKET_HINT = "send exactly one Opus packet (RFC 6716) per audio message"
 WEBM_HINT = "send WebM with Opus or Vorbis audio, or WAV/FLAC/OGG/MP3"

@@ -9,6 +9,8 @@ import pytest
 
 from translate_svc.audio.resample import StreamResampler, resample
 
+pytestmark = pytest.mark.unit
+
 RATES = [8000, 11025, 22050, 24000, 32000, 44100, 48000]
 
 

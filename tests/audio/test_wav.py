@@ -8,6 +8,7 @@ import struct
 import wave
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from translate_svc.audio.wav import (
@@ -20,6 +21,8 @@ from translate_svc.audio.wav import (
     read_header,
     riff_chunks,
 )
+
+pytestmark = pytest.mark.unit
 
 PCM = (np.arange(-800, 800, dtype="<i2") * 37).tobytes()
 

@@ -1,11 +1,9 @@
-"""The load generator's statistics (benchmarks/tools/report.py) on plain values, and one end-to-end smoke run."""
+"""The load generator's statistics (benchmarks/tools/report.py) and its pure parts on plain values, and
+its command's refusals (the end-to-end run is test_loadgen_run.py)."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +12,9 @@ import pytest
 
 from benchmarks.tools import report  # the repo root is on pythonpath (pyproject's pytest section)
 from benchmarks.tools.report import BatchObs, InterimObs, ProcCpu, SegmentObs, StreamObs
-from tests.support.paths import REPO
+from tests.support.loadgen import loadgen
 
-pytestmark = pytest.mark.slow(35)  # seconds, for the schedule (conftest.py)
+pytestmark = [pytest.mark.unit, pytest.mark.slow(2)]  # seconds, for the schedule (conftest.py)
 
 # -- percentiles and summaries -----------------------------------------------------------------
 
@@ -327,9 +325,9 @@ def test_model_caveat_for_an_external_server_of_unknown_size() -> None:
 
 
 def test_loadgen_refuses_opus_with_other_message_lengths_and_pid_without_target() -> None:
-    proc = _loadgen("--encoding", "opus", "--chunk-ms", "100", timeout=60)
+    proc = loadgen("--encoding", "opus", "--chunk-ms", "100", timeout=60)
     assert proc.returncode == 2 and "20 ms Opus packet" in proc.stdout + proc.stderr
-    proc = _loadgen("--server-pid", str(os.getpid()), timeout=60)
+    proc = loadgen("--server-pid", str(os.getpid()), timeout=60)
     assert proc.returncode == 2 and "needs --target" in proc.stdout + proc.stderr
 
 
@@ -352,18 +350,6 @@ def test_opus_packets_are_20_ms_each_and_clips_fit_to_length() -> None:
 # -- the real thing, small -----------------------------------------------------------------------
 
 
-def _loadgen(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "benchmarks.tools.loadgen", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def test_optional_settings_are_passed_through_or_refused(tmp_path: Path) -> None:
     """--forced-tokens-per-s / --forced-units-per-s / --cpu-threads reach the settings when the build has them."""
     from benchmarks.tools.loadgen import options as loadgen
@@ -379,7 +365,7 @@ def test_optional_settings_are_passed_through_or_refused(tmp_path: Path) -> None
         with pytest.raises(ValueError, match="not supported by this build"):
             loadgen.build_settings(opts, 8)
         missing = next(o for o, w in where.items() if w is None)
-        proc = _loadgen(f"--{missing.replace('_', '-')}", "1", timeout=60)
+        proc = loadgen(f"--{missing.replace('_', '-')}", "1", timeout=60)
         assert proc.returncode == 2 and "not supported by this build" in proc.stderr, proc.stderr
         return
     settings = loadgen.build_settings(opts, 8)
@@ -401,10 +387,6 @@ def test_model_caveat_says_plainly_what_was_measured() -> None:
     assert forced is not None and "FORCED" in forced and "12 text tokens/s, 50 units/s" in forced
 
 
-def res_streams(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    return doc["results"]["batching_on"]["streams"]["realtime"]
-
-
 def test_further_copies_of_a_file_are_rotated_so_streams_differ() -> None:
     from benchmarks.tools.loadgen.clips import Clip, stream_clips
 
@@ -418,54 +400,3 @@ def test_further_copies_of_a_file_are_rotated_so_streams_differ() -> None:
     np.testing.assert_array_equal(got[4].pcm, np.roll(pcm, -16000))
     assert all(len(c.pcm) == len(src.pcm) for c, src in zip(got, [a, b, a, b, a], strict=True))
     assert [c.name for c in stream_clips([a], 2, 0.0)] == ["a.wav", "a.wav"]  # 0: identical copies
-
-
-def test_loadgen_end_to_end_two_streams(tmp_path: Path) -> None:
-    """2 streams of jfk.flac at 4x real time against the test checkpoint, batching ON and OFF."""
-    shared = REPO.parent / "shared" / "audio" / "jfk.flac"
-    if not shared.is_file():
-        pytest.fail(f"the shared test audio is missing: {shared}")
-    out = tmp_path / "bench.json"
-    args = ["--streams", "2", "--files", "jfk.flac", "--speed", "4", "--stagger-s", "0.5"]
-    proc = _loadgen(*args, "--cpu-threads", "1", "--json", str(out), "--log-level", "WARNING", timeout=85)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "TEST MODEL" in proc.stdout and "ON / OFF" in proc.stdout
-
-    doc = json.loads(out.read_text())
-    assert doc["model"]["is_test_model"] is True and "TEST checkpoint" in doc["model"]["caveat"]
-    assert doc["model"]["torch_threads"] == 1  # --cpu-threads reached the runner
-    assert len(doc["git"]["commit"]) == 40 or doc["git"]["commit"] == "unknown"
-
-    assert doc["machine"]["torch"] and doc["machine"]["cpu_count"] >= 1
-    assert "benchmarks.tools.loadgen" in doc["command"] and doc["config"]["streams"] == 2
-    assert set(doc["results"]) == {"batching_on", "batching_off"}
-    # the second stream plays jfk.flac rotated by --shift-s: what the server's segmenter cuts from both
-    from benchmarks.tools.loadgen.clips import load_clips, stream_clips
-    from benchmarks.tools.profile_stages import segments_of
-    from translate_svc.client_cli.load.clips import DEFAULT_SHIFT_S
-
-    clips = stream_clips(load_clips(("jfk.flac",)), 2, DEFAULT_SHIFT_S)
-    expected = sum(len(segments_of(c.pcm)) for c in clips)
-    assert [s["file"] for s in res_streams(doc)] == ["jfk.flac", f"jfk.flac@{DEFAULT_SHIFT_S:.2f}s"]
-    for name, res in doc["results"].items():
-        rt, sat = res["realtime"], res["saturation"]
-        assert res["model"]["started_messages"] == [
-            {"name": doc["model"]["name"], "revision": doc["model"]["revision"], "is_test_model": True}
-        ]
-        assert rt["segments"] == expected and rt["failed_segments"] == 0 and rt["streams_failed"] == 0, name
-        assert sat["segments"] == expected and sat["failed_segments"] == 0, name
-        # every segment in exactly one batch
-        assert rt["batches"]["segments"] == expected and sat["batches"]["segments"] == expected
-        # the segmenter waits for silence, so no result can come before its audio was sent
-        assert 0 < rt["latency_ms"]["p50"] <= rt["latency_ms"]["p95"] <= rt["latency_ms"]["max"]
-        # the server reports the VAD's share: the closing silence (min_silence 100 ms less the 30 ms pad,
-        # in 32 ms windows) up to the end of the 100 ms chunk that completed it
-        assert 70 <= rt["vad_wait_ms"]["p50"] <= rt["vad_wait_ms"]["max"] <= 100 + 2 * 32 + 100
-        assert rt["audio_s"] == pytest.approx(22.0, abs=0.1) and sat["audio_s"] == pytest.approx(22.0, abs=0.1)
-        assert sat["throughput"] > 0
-    assert max(int(k) for k in doc["results"]["batching_off"]["saturation"]["batches"]["size_histogram"]) == 1
-    assert {r["path"] for r in doc["ratios"]} == {
-        "saturation.throughput",
-        "realtime.throughput",
-        "realtime.latency_ms.p95",
-    }

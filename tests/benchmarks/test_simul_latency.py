@@ -11,6 +11,8 @@ import pytest
 
 from benchmarks.tools import simul_latency as sl  # the repo root is on pythonpath (pyproject's pytest section)
 
+pytestmark = pytest.mark.unit
+
 # Text instance: 2000 ms of source; four words, two emitted after 500 ms of source, one after 1500,
 # one at the end; measured wall clock (elapsed) is later by the computation.
 SRC = 2000.0

@@ -9,6 +9,8 @@ import pytest
 from benchmarks.tools import simultaneous as bench
 from benchmarks.tools.simultaneous import Output
 
+pytestmark = pytest.mark.unit
+
 
 def test_cut_regions_trims_both_ends_and_drops_short_spans() -> None:
     audio = np.arange(100)

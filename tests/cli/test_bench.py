@@ -19,7 +19,7 @@ from translate_svc.model import stable
 from translate_svc.transport.openai.protocol import SIMULTANEOUS_AGREEMENT, SIMULTANEOUS_STEP_MS
 from translate_svc.types import SimultaneousOptions
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(100)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(100)]
 
 
 async def _bench(live: Any, out: Path, *args: str) -> str:

@@ -4,12 +4,15 @@ commit lag, the suggestion, the streams' clips, /metrics parsing and what a step
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from translate_svc.client_cli.load.capacity import MAX_LAG_MS, ServerUse, suggest, summarize
 from translate_svc.client_cli.load.clips import SAMPLE_RATE, Clip, fit_pcm, stream_clips
 from translate_svc.client_cli.load.metrics import Reading, parse_metrics
 from translate_svc.client_cli.load.ramp import server_use
 from translate_svc.client_cli.load.streams import SegmentObs, StreamObs
+
+pytestmark = pytest.mark.unit
 
 
 def _stream(

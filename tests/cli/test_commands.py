@@ -52,7 +52,7 @@ from translate_svc.client_cli.output import dub_track, latency_summary, nearest_
 from translate_svc.languages import guess_model_code
 from translate_svc.subtitles import vtt_document
 
-pytestmark = pytest.mark.slow(75)  # seconds, for the schedule (conftest.py)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(75)]  # seconds, for the schedule (conftest.py)
 
 DEMO = REPO / "clients" / "python" / "src" / "translate_svc" / "samples" / "demo_eng.wav"
 TOKEN_ALL = "cli-all-7d1f3b5a9c2e"

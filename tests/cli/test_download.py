@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 import translate_svc.app
 from translate_svc.cli import app
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def fetched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:

@@ -12,6 +12,8 @@ from translate_svc.client.types import Language, Languages, ModelInfo, ServerLim
 from translate_svc.client_cli.common import CliError
 from translate_svc.client_cli.glossary import read_glossary
 
+pytestmark = pytest.mark.unit
+
 
 def languages() -> Languages:
     return Languages(

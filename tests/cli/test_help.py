@@ -20,6 +20,8 @@ from typer.testing import CliRunner
 
 from translate_svc.cli import app
 
+pytestmark = pytest.mark.unit
+
 WIDTHS = (80, 120)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PANEL_TOP = "╭"

@@ -22,6 +22,8 @@ from translate_svc.client.types import OutputFields
 from translate_svc.client_cli.common import CliError
 from translate_svc.client_cli.flags import RawFlags, VadFlags, VoiceFlags, flag_groups
 
+pytestmark = pytest.mark.unit
+
 
 def test_loading_the_cli_loads_no_torch_and_no_server() -> None:
     code = (

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
 from typer.testing import CliRunner
 
 from translate_svc.cli import app
+
+pytestmark = pytest.mark.unit
 
 
 def run(*args: str) -> str:

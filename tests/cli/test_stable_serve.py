@@ -18,7 +18,7 @@ from translate_svc.client import TranslateClient
 from translate_svc.model.loading import TEST_MODEL_MARKER
 from translate_svc.settings import ModelSettings
 
-pytestmark = pytest.mark.slow(15)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(15)]
 
 #: the stable translator's text: whole words, then the last word that names the exact length
 STABLE_TEXT = re.compile(r"^(w\d+ )*w\d+~\d+$")

@@ -14,6 +14,8 @@ import pytest
 from translate_svc.client import AsyncTranslateClient, ConnectionOptions, RetryPolicy, TlsOptions, TranslateClient
 from translate_svc.client.aio import ConnectionFields
 
+pytestmark = pytest.mark.unit
+
 #: a value other than the default for every field
 TLS = {
     "tls": TlsOptions(server_name="svc.example"),

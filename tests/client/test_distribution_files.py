@@ -8,7 +8,11 @@ import importlib
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from tests.support.paths import REPO
+
+pytestmark = pytest.mark.unit
 
 CLIENT_SRC = REPO / "clients/python/src/translate_svc"
 SERVER_SRC = REPO / "translate_svc"

@@ -43,7 +43,7 @@ from translate_svc.client import (
 )
 from translate_svc.client_cli.decode import load_pcm16k
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 
 RATE = 16000
 FAKE = REPO / "model_cache" / "unused-fake-runner"

@@ -31,6 +31,8 @@ from translate_svc.client._tracker import StreamTracker
 from translate_svc.client.aio import AsyncTranslateClient, channel_options
 from translate_svc.client.types import Interim, Segment, SpeechEvent, SpeechEventType, Timing, TlsOptions
 
+pytestmark = pytest.mark.unit
+
 # -- replay buffer: raw PCM -----------------------------------------------------------------------
 
 

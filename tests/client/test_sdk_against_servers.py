@@ -42,7 +42,7 @@ from translate_svc.client import (
 from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.settings import Settings
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(75)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(75)]
 
 FRAME = 960  # 20 ms at 48 kHz
 SPEED = 10  # resumed streams are sent at 10x real time

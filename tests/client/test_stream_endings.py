@@ -42,7 +42,7 @@ from translate_svc.client import (
 )
 from translate_svc.client_cli.decode import load_pcm16k
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(15)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(15)]
 
 OK_TOKEN = "endings-ok-4b1d9e7a3c"
 QUOTA = {"sdk": "endings-quota-sdk-8e2f", "cli": "endings-quota-cli-1a7c", "translate": "endings-quota-tr-5c9d"}

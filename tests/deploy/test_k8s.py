@@ -41,7 +41,7 @@ from tests.deploy.helpers import (
 )
 from tests.support.signals import default_signals
 
-pytestmark = pytest.mark.slow(20)  # seconds, for the schedule (conftest.py)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(20)]  # seconds, for the schedule (conftest.py)
 
 #: Kubernetes versions the rendered objects are validated against: the oldest we support and the
 #: newest kubernetes-validate knows.

@@ -7,6 +7,8 @@ import pytest
 from translate_svc.engine.agreement import AgreementConfig, LocalAgreement, PrefixMismatch, Word, step_commit
 from translate_svc.engine.agreement import words as split_words
 
+pytestmark = pytest.mark.unit
+
 # A toy vocabulary: one token per word unless a test builds a multi-token word itself.
 _IDS = {w: (i,) for i, w in enumerate("I you we saw the a cat dog ran home . there".split(), start=1)}
 

@@ -16,7 +16,7 @@ from translate_svc.model.runner import SeamlessRunner
 from translate_svc.settings import EngineSettings
 from translate_svc.types import BatchStats
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 
 def noise(seconds: float, seed: int) -> np.ndarray:

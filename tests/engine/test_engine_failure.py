@@ -26,7 +26,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import AsyncTranslateClient, Segment, StreamEnd
 from translate_svc.client_cli.decode import load_pcm16k
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 
 PCM = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)
 CHUNK = 320  # 20 ms at 16 kHz

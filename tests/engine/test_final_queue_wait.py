@@ -30,7 +30,7 @@ from tests.support.stepped_call import (
 )
 from translate_svc.client_cli.decode import load_pcm16k
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(2)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(2)]
 
 
 @pytest.fixture(scope="module")

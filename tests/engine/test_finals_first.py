@@ -32,6 +32,8 @@ from translate_svc.session import results
 from translate_svc.settings import EngineSettings
 from translate_svc.types import BatchStats, OutputOptions, Segment, SimultaneousOptions, TranslationTask
 
+pytestmark = pytest.mark.unit
+
 #: fake model time per row-second (text rows x the batch's longest input, in seconds)
 SECONDS_PER_ROW_SECOND = 0.005
 BUDGET = 80.0  # engine.optional_batch_audio_s: the default

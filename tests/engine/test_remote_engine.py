@@ -26,7 +26,7 @@ from translate_svc.engine.runner import ModelInput
 from translate_svc.engine.scheduler import SchedulerConfig
 from translate_svc.errors import NotReady, Overloaded
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = [pytest.mark.unit, pytest.mark.asyncio(loop_scope="session")]
 
 
 def item(n: int, *targets: str, transcript: str | None = None) -> ModelInput:

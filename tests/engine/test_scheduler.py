@@ -6,6 +6,8 @@ import pytest
 
 from translate_svc.engine.scheduler import BatchScheduler, QueueFull, SchedulerConfig
 
+pytestmark = pytest.mark.unit
+
 
 def sched(**kw) -> BatchScheduler:  # type: ignore[no-untyped-def]
     return BatchScheduler(SchedulerConfig(**{"max_batch_size": 4, "max_wait_s": 0.01, **kw}))

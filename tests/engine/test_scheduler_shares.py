@@ -22,6 +22,8 @@ from translate_svc.engine.scheduler import SchedulerConfig
 from translate_svc.engine.shares import Place, QueueShares
 from translate_svc.errors import Overloaded
 
+pytestmark = pytest.mark.unit
+
 # -- the policy -------------------------------------------------------------------------------------
 
 

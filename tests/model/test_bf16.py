@@ -29,7 +29,7 @@ from translate_svc.engine.runner import ModelInput, ModelOutput, SimulTarget
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.seamless import SeamlessStages
 
-pytestmark = pytest.mark.slow(60)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(60)]
 
 #: Speech tolerance: the same number of samples, and every sample within 1e-2 of generate's.
 #: The vocoder runs in bfloat16 (8 significant bits: one step is 2**-8 ~ 0.004 for samples in

@@ -44,7 +44,7 @@ from translate_svc.model.seamless import SeamlessStages
 from translate_svc.model.stable import StableTranslator
 from translate_svc.types import WordTiming
 
-pytestmark = pytest.mark.slow(40)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(40)]
 
 SPANS = [(0.3, 2.3), (3.3, 4.4), (5.4, 7.7), (8.2, 10.6)]  # seconds of jfk.flac
 LANGS = ("spa", "deu", "ita", "fra")

@@ -15,6 +15,8 @@ from translate_svc.settings import LimitsSettings
 from translate_svc.transport.grpc import convert
 from translate_svc.types import Language, ModelCard, ModelInfo, OutputOptions, Term
 
+pytestmark = pytest.mark.unit
+
 LIMITS = LimitsSettings()
 CARD = ModelCard(
     info=ModelInfo(name="m", revision="r", is_test_model=True),

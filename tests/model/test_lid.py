@@ -16,6 +16,8 @@ from translate_svc.errors import ModelNotFound
 from translate_svc.model.lid import MmsLid, validate_lid_dir
 from translate_svc.model.lid_checkpoint import build_lid_test_checkpoint
 
+pytestmark = pytest.mark.unit
+
 SEAMLESS_TEST_LANGUAGES = {"eng", "spa", "fra", "deu", "ita", "por", "jpn", "cmn"}
 RATE = 16000
 #: shorter than the default 10 s, to keep these tests quick on a CPU; the cropping is the same

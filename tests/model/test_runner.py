@@ -22,7 +22,7 @@ from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.seamless import SeamlessStages
 from translate_svc.model.shapes import bucket_length
 
-pytestmark = pytest.mark.slow(80)  # seconds, for the schedule (conftest.py)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(80)]  # seconds, for the schedule (conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@ import pytest
 
 from translate_svc.model.shapes import bucket_length
 
+pytestmark = pytest.mark.unit
+
 
 def test_bucket_is_the_smallest_series_member_not_below_the_length() -> None:
     assert [bucket_length(n) for n in (0, 1, 16, 17, 20, 21, 25, 26)] == [16, 16, 16, 20, 20, 25, 25, 32]

@@ -33,7 +33,7 @@ from translate_svc.model.seamless import SeamlessStages
 from translate_svc.model.simultaneous import SimultaneousSteps
 from translate_svc.types import Term
 
-pytestmark = pytest.mark.slow(20)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(20)]
 
 SPANS = [(0.3, 2.3), (3.3, 4.4), (5.4, 7.7), (8.2, 10.6)]  # seconds of jfk.flac
 LANGS = ("spa", "deu", "ita", "fra")

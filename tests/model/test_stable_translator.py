@@ -16,6 +16,8 @@ from translate_svc.engine.runner import ModelInput, ModelOutput, SimulRequest, S
 from translate_svc.model import stable
 from translate_svc.model.stable import SAMPLES_PER_WORD, UNITS_PER_WORD, WORD_SAMPLES, StableTranslator
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def translator(tmp_path_factory: pytest.TempPathFactory, test_model_dir: Path) -> StableTranslator:

@@ -3,6 +3,7 @@ tokens written as a whole word (issue 57)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,6 +21,8 @@ from translate_svc.model.terms import (
     row_terms,
 )
 from translate_svc.types import DEFAULT_TERM_WEIGHT, Term
+
+pytestmark = pytest.mark.unit
 
 TERMS = (Term("Acme", keep=True), Term("gRPC", weight=5.0))
 

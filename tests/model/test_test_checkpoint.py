@@ -11,6 +11,8 @@ from translate_svc.errors import ModelNotFound
 from translate_svc.model.loading import describe_model, validate_model_dir
 from translate_svc.model.test_checkpoint import TEST_LANGUAGES, build_test_checkpoint
 
+pytestmark = pytest.mark.unit
+
 
 def _digest(path: Path) -> str:
     return hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()

@@ -16,7 +16,7 @@ from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND, ModelInput, Sourc
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.seamless import SeamlessStages, TextCap
 
-pytestmark = pytest.mark.slow(20)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(20)]
 
 
 @pytest.fixture(scope="module")

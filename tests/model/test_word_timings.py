@@ -31,7 +31,7 @@ from translate_svc.model.aligner import WordTimer
 
 # async tests run on the session loop (pyproject: asyncio_mode auto, asyncio_default_test_loop_scope);
 # no module-level asyncio mark: it would land on the sync tests too (a PytestWarning)
-pytestmark = pytest.mark.slow(40)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(40)]
 
 
 def generate_with_durations(model_dir: Path, audio: np.ndarray | None, lang: str, text: str = "") -> dict[str, Any]:

@@ -15,7 +15,7 @@ from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.raw import translate_file
 from translate_svc.observability import metrics
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 
 def value(name: str, **labels: str) -> float:

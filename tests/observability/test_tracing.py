@@ -48,7 +48,7 @@ from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.observability import tracing
 from translate_svc.transport.openai.door import PATH as REALTIME_PATH
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(35)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(35)]
 
 STREAM = "/translate_svc.api.v1.Translator/StreamingTranslate"
 TIMINGS = ("vad_wait_ms", "queue_ms", "model_ms", "speech_ms", "language_id_ms", "encode_ms", "total_ms")

@@ -15,6 +15,8 @@ from translate_svc.observability import tracing
 from translate_svc.observability.tracing import TracingConfig, TracingConfigError, config_from_env
 from translate_svc.types import TraceRef
 
+pytestmark = pytest.mark.unit
+
 
 def test_off_unless_an_exporter_or_an_endpoint_is_named() -> None:
     assert config_from_env({}) is None

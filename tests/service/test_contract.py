@@ -15,7 +15,7 @@ from tests.support.live_server import LiveServer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(5)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(5)]
 
 FMT = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000)
 

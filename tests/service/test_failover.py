@@ -17,7 +17,7 @@ from tests.support.server_process import logged_server
 from translate_svc.client import AsyncTranslateClient, Segment
 from translate_svc.client_cli.decode import load_pcm16k
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(50)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(50)]
 
 KILL_AT_S = 10.0  # audio seconds into the stream when its server is stopped
 #: audio per stream: the speech before the stop and as much again after it (real time: the suite's

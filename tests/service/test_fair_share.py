@@ -30,7 +30,7 @@ from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client_cli.decode import load_pcm16k
 
 #: latency compared between two runs in one test: alone on the machine (make test's serial part)
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.serial]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.serial]
 
 REALTIME = 8
 SECONDS = 15  # audio per real-time stream

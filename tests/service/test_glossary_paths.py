@@ -40,7 +40,7 @@ from translate_svc.transport.riva.convert import parse_segment_fields
 from translate_svc.types import OutputOptions, SimultaneousOptions, Term, TranslationTask
 from translate_svc.wire.pcm import pcm16_to_float
 
-pytestmark = [pytest.mark.slow(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(120)]
 asyncio_mark = pytest.mark.asyncio(loop_scope="session")
 
 

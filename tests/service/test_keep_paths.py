@@ -37,7 +37,7 @@ from translate_svc.types import OutputOptions, SimultaneousOptions, Term, Transl
 
 # async tests run on the session loop (pyproject: asyncio_mode auto, asyncio_default_test_loop_scope);
 # no module-level asyncio mark: it would land on the sync tests too (a PytestWarning)
-pytestmark = pytest.mark.slow(90)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(90)]
 
 
 def phrase_said_in(model_dir: Path, spans: list[np.ndarray], lang: str) -> str:

@@ -35,7 +35,7 @@ from translate_svc.engine.runner import ModelInput, ModelOutput
 from translate_svc.model.terms import KEEP_WEIGHT
 from translate_svc.types import DEFAULT_TERM_WEIGHT, ModelInfo
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
 
 CANDIDATES = ["eng", "spa"]
 

@@ -38,7 +38,7 @@ from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
 
 SECONDS = 4.0  # of speech per stream, sent at real time in 100 ms chunks
 #: objects of this package's classes (sessions, segmenters, jobs, results...) that may be alive

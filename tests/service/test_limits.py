@@ -21,7 +21,7 @@ from tests.support.raw import clip_chunks
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(45)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(45)]
 
 FMT16 = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)
 TEXT_ONLY = pb.OutputOptions(speech=False, transcript=False)

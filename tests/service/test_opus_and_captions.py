@@ -20,7 +20,7 @@ from tests.support.speech import FRAME, opus_packets, to_48k
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 
 #: one silero window: how far two segmentations of slightly different audio may disagree
 WINDOW_MS = 32

@@ -19,7 +19,7 @@ from translate_svc.client import AsyncTranslateClient, Segment
 from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.wire.pcm import pcm16_to_float
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(100)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(100)]
 
 STREAMS = 12
 SECONDS = 60

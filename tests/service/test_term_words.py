@@ -36,7 +36,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.model.terms import KEEP_WEIGHT
 from translate_svc.types import DEFAULT_TERM_WEIGHT
 
-pytestmark = [pytest.mark.slow(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(60)]
 asyncio_mark = pytest.mark.asyncio(loop_scope="session")
 
 

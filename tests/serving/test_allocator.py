@@ -9,6 +9,8 @@ import pytest
 
 from translate_svc.serving import allocator
 
+pytestmark = pytest.mark.unit
+
 glibc = pytest.mark.skipif(not ctypes.util.find_library("c"), reason="needs a C library with mallopt")
 
 

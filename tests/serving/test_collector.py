@@ -10,6 +10,8 @@ import pytest
 
 from translate_svc.serving import collector
 
+pytestmark = pytest.mark.unit
+
 
 def test_freeze_moves_what_is_alive_out_of_later_collections() -> None:
     kept = [object() for _ in range(10)]

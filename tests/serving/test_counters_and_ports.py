@@ -14,6 +14,8 @@ from translate_svc.serving.admission import SharedCounters
 from translate_svc.serving.supervisor import StartError, reserve_port
 from translate_svc.session.quota import LocalCounters
 
+pytestmark = pytest.mark.unit
+
 
 def test_every_count_is_the_nodes_not_a_workers(tmp_path: Path) -> None:
     path = tmp_path / "counters"

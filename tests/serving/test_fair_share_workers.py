@@ -27,7 +27,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client_cli.decode import load_pcm16k
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
 
 QUEUE = 35  # the engine queue: 5 sessions get 7 places each
 FLOODS = 4  # the flooding tenant's streams, at least FLOOD_MIN on each worker

@@ -31,7 +31,7 @@ from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client import AsyncTranslateClient, Segment
 from translate_svc.client_cli.decode import load_pcm16k
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(80)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(80)]
 
 MAX_STREAMS = 8
 FMT = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)

@@ -32,7 +32,12 @@ from tests.support.attacks.counts import (
     riva_ogg_messages,
 )
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(30), pytest.mark.serial]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.slow(30),
+    pytest.mark.serial,
+]
 
 #: server CPU per KiB of frame-less Opus (5 to 20 ms now, call and refusal included; 190 to 260
 #: ms before, on a 2-core machine)

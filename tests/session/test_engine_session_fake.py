@@ -27,7 +27,7 @@ from translate_svc.settings import EngineSettings
 from translate_svc.types import OutputOptions
 from translate_svc.vad.worker import VadWorker
 
-pytestmark = pytest.mark.slow(15)  # seconds, for the schedule (conftest.py)
+pytestmark = [pytest.mark.unit, pytest.mark.slow(15)]  # seconds, for the schedule (conftest.py)
 
 
 def test_engine_and_session_load_no_torch() -> None:

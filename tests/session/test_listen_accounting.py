@@ -25,7 +25,7 @@ from tests.support.rooms import wait_for
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(15)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(15)]
 
 
 def listens(tenant: str, code: str) -> float:

@@ -21,6 +21,8 @@ from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.silero import SileroVad
 from translate_svc.vad.worker import VadWorker
 
+pytestmark = pytest.mark.unit
+
 FMT = AudioFormat(AudioEncoding.LINEAR16, 16000, 1)
 IDLE_S = 0.1
 MUTED_S = 0.6  # six idle timeouts

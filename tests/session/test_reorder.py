@@ -3,10 +3,13 @@ packets dropped and counted, in-order packets never held."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from translate_svc.session.reorder import MAX_HELD, Reorder
+
+pytestmark = pytest.mark.unit
 
 N = 960  # a 20 ms Opus packet at 48 kHz
 

@@ -22,7 +22,7 @@ from tests.support.live_server import make_settings, serving
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 
-pytestmark = pytest.mark.slow(40)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(40)]
 
 CHUNK = 3200  # 100 ms of 16 kHz LINEAR16
 

@@ -19,6 +19,8 @@ from translate_svc.session.room_listener import ListenCut, RoomOutput, until_end
 from translate_svc.session.rooms import ListenTooLong, RoomConfig, RoomRegistry
 from translate_svc.types import SegmentResult, Transcript, Translation
 
+pytestmark = pytest.mark.unit
+
 
 def result(k: int, text: str = "hola", lang: str = "spa") -> SegmentResult:
     speech = Translation(lang, text, audio=np.ones(48000, np.float32), sample_rate_hz=48000)

@@ -19,7 +19,7 @@ from tests.support.attacks.rooms import fast_speaker
 from tests.support.proc import memory_kb, reset_peak
 from tests.support.server_process import ServerProcess
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
 
 #: the server's peak growth allowed: the backlog's bounds (512 KiB a room, 4 MiB a tenant,
 #: estimated) and what the speaker's stream holds anyway (+10 MB with the backlog off, measured)

@@ -28,7 +28,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.transport.rooms.protocol import LISTEN_SUBPROTOCOL
 
-pytestmark = pytest.mark.slow(60)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(60)]
 
 ACME = "rooms-limits-acme-0b7c"  # every right, no cap stated
 OTHER = "rooms-limits-other-5e21"

@@ -27,6 +27,8 @@ from translate_svc.types import (
     Translation,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def make(**config: float) -> tuple[RoomRegistry, LocalCounters, Clock]:
     counters, clock = LocalCounters(), Clock()

@@ -33,6 +33,8 @@ from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.silero import SileroVad
 from translate_svc.vad.worker import VadWorker
 
+pytestmark = pytest.mark.unit
+
 FMT = AudioFormat(AudioEncoding.LINEAR16, 16000, 1)
 TASK = TranslationTask("eng", ("spa",), OutputOptions(speech=False))
 

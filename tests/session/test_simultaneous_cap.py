@@ -7,6 +7,8 @@ import pytest
 from translate_svc.session.simultaneous import segment_cap
 from translate_svc.vad.segmenter import SegmenterConfig, VadConfigError
 
+pytestmark = pytest.mark.unit
+
 
 def test_a_longer_cap_is_lowered_and_nothing_else_changes() -> None:
     vad = SegmenterConfig(min_silence_ms=300, max_segment_ms=15_000)

@@ -23,7 +23,7 @@ from translate_svc.model.stable import StableTranslator
 from translate_svc.session import AudioIn, SegmentResult, StreamRequest
 from translate_svc.types import OutputOptions, SimultaneousOptions
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
 
 CHUNK = 1600  # 100 ms at 16 kHz
 #: the issue's bound: audio re-translated by steps per second of speech, at 1 s steps

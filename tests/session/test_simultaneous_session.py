@@ -39,7 +39,7 @@ from translate_svc.types import (
     SpeechEncoding,
 )
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 
 CHUNK = 1600  # 100 ms at 16 kHz
 

@@ -14,6 +14,8 @@ from translate_svc.session.simultaneous import TargetState, advance
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import OutputOptions, SimultaneousOptions
 
+pytestmark = pytest.mark.unit
+
 
 def row(committed: tuple[int, ...], hyp: tuple[int, ...], spoken: int, chunk: np.ndarray | None) -> SimulRowOutput:
     say = " ".join(f"w{t}" for t in committed)

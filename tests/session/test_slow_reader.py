@@ -42,7 +42,7 @@ from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.settings import LimitsSettings
 from translate_svc.wire.pcm import float_to_pcm16
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(25)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(25)]
 
 STREAMS = 4
 UNREAD = LimitsSettings().max_unread_results  # the defaults: the server below sets neither

@@ -27,7 +27,7 @@ from tests.support.stepped_call import (
 )
 from translate_svc.api.v1 import translate_pb2 as pb
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(1)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(1)]
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, Simul
 from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.silero import SileroVad
 
-pytestmark = pytest.mark.slow(40)
+pytestmark = [pytest.mark.unit, pytest.mark.slow(40)]
 
 FMT = AudioFormat(AudioEncoding.LINEAR16, 16000, 1)
 VOCAB = 6  # few words: hypotheses agree often enough to commit, and differ often enough to flicker

@@ -17,7 +17,7 @@ from tests.support.raw import TEXT_ONLY, stream_config
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(10)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(10)]
 
 PCM16K = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)
 CHUNK = 1600  # 100 ms

@@ -10,6 +10,8 @@ import pytest
 from translate_svc.session.clock import ClockConfig, StreamClock, Verdict, clock_config
 from translate_svc.settings import LimitsSettings
 
+pytestmark = pytest.mark.unit
+
 CONFIG = ClockConfig(config_timeout_s=5.0, idle_timeout_s=10.0, stall_close_s=1.0, max_stream_s=60.0)
 
 

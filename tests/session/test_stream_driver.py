@@ -33,7 +33,7 @@ from translate_svc.session import (
 from translate_svc.transport.grpc import convert
 from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 CHUNK = 1600  # 100 ms at 16 kHz
 

@@ -27,7 +27,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.transport.tokens import TokenFileError, parse_tokens
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(20)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(20)]
 
 X, Y, Z = "tenant-x-token-91c2", "tenant-y-token-0b7e", "tenant-z-token-5d33"
 FMT = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000)

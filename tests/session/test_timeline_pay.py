@@ -12,6 +12,8 @@ from translate_svc.session.timeline import AHEAD_SLACK_S, BYTES_PER_AUDIO_SECOND
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioEncoding, AudioFormat
 
+pytestmark = pytest.mark.unit
+
 LIMITS = LimitsSettings()
 
 

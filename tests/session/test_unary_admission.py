@@ -24,6 +24,8 @@ from translate_svc.transport.rpc import call_deadline, read_request
 from translate_svc.transport.tokens import parse_tokens
 from translate_svc.vad.segmenter import SegmenterConfig
 
+pytestmark = pytest.mark.unit
+
 ACME = Tenant("acme")
 CAPPED = Tenant("capped", TenantCaps(unary_calls=2))
 

@@ -24,6 +24,8 @@ from translate_svc.types import InterimResult, OutputOptions
 from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.worker import VadWorker
 
+pytestmark = pytest.mark.unit
+
 BOUND = 3
 
 

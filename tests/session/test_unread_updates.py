@@ -33,7 +33,7 @@ from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(45)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(45)]
 
 ATTACKER = "unread-updates-attacker-2c9e4b"  # tenant a
 VICTIM = "unread-updates-victim-7f1d3a"  # tenant b

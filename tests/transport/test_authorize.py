@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from translate_svc.errors import Revoked
 from translate_svc.session.quota import DEFAULT_TENANT
 from translate_svc.transport.grpc.auth import WORDING as GRPC_WORDING
@@ -20,6 +22,8 @@ from translate_svc.transport.tokens import (
     authorize,
     watching,
 )
+
+pytestmark = pytest.mark.unit
 
 
 def store(tmp_path: Path) -> TokenStore:

@@ -19,6 +19,8 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.transport.openai.door import PATH
 from translate_svc.transport.tokens import Grant, TokenDigest, TokenStore
 
+pytestmark = pytest.mark.integration
+
 ALL = "once-all-token-6e1f3a"
 LANG_ONLY = "once-lang-token-2b8c4d"
 

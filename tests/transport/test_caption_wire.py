@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from riva.client.proto import riva_asr_pb2 as asr
 
 from translate_svc.transport.grpc import convert
@@ -14,6 +15,8 @@ from translate_svc.transport.openai.protocol import RealtimeProtocol
 from translate_svc.transport.riva import convert as riva
 from translate_svc.types import InterimResult, SegmentResult, Transcript, Translation, WordTiming
 from translate_svc.vad.segmenter import SegmenterConfig
+
+pytestmark = pytest.mark.unit
 
 WORDS = (WordTiming("hola", 0, 320), WordTiming("a", 320, 400), WordTiming("todos", 400, 900))
 

@@ -27,6 +27,8 @@ from translate_svc.transport.rpc import audio_bytes, audio_path, parse_beside_au
 from translate_svc.types import Language, ModelCard, ModelInfo, Term
 from translate_svc.vad.segmenter import SegmenterConfig
 
+pytestmark = pytest.mark.unit
+
 LIMITS = LimitsSettings()
 VAD = SegmenterConfig()
 CARD = ModelCard(

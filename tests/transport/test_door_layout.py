@@ -7,7 +7,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import translate_svc.transport
+
+pytestmark = pytest.mark.unit
 
 TRANSPORT = Path(translate_svc.transport.__file__).parent
 

@@ -30,7 +30,12 @@ from tests.support.attacks.counts import (
     under_term_configs,
 )
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40), pytest.mark.serial]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.slow(40),
+    pytest.mark.serial,
+]
 
 #: a result of the victim's real-time stream comes within this of the audio that ends it (0.2 to
 #: 0.3 s without the attack, 1.5 s with it on a 2-core machine; 19 to 43 s before the fix)

@@ -28,7 +28,7 @@ from translate_svc.transport.http.caller import Caller
 from translate_svc.transport.openai.door import PATH as REALTIME_PATH
 from translate_svc.transport.tokens import Revocation, TokenDigest
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 #: the token the streams are opened with: looked for, by value, in what the server keeps
 RAW = "n18-raw-token-5e0c2b7d9a41f3"

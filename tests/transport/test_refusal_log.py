@@ -9,6 +9,8 @@ import pytest
 
 from translate_svc.transport.refusal_log import RefusalLog
 
+pytestmark = pytest.mark.unit
+
 
 def test_a_flood_of_refusals_is_summed_up_not_logged_line_by_line(caplog: pytest.LogCaptureFixture) -> None:
     now = [100.0]

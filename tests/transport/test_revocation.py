@@ -24,6 +24,8 @@ from tests.support.waiting import eventually
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 
+pytestmark = pytest.mark.integration
+
 TENANT_T = "t-stream-token-4d7a1c9e"
 
 

@@ -35,6 +35,8 @@ from translate_svc.settings import ServerSettings, Settings
 from translate_svc.transport.grpc.tls import CertificateReloader, TlsConfigError, TlsFiles
 from translate_svc.transport.tokens import TokenFileError, TokenStore
 
+pytestmark = pytest.mark.integration
+
 UNKNOWN = "not-a-token-1f3e5d7c9b"
 TOKENS = f"""# test tokens: <token> [<permission>,...]
 {ALL}

@@ -39,6 +39,8 @@ from translate_svc.vad.segmenter import (
     SpeechStarted,
 )
 
+pytestmark = pytest.mark.unit
+
 # -- silero's rules ------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from tests.support.segmenter_probs import (
     DEFAULT,
@@ -23,6 +24,8 @@ from tests.support.segmenter_probs import (
     segment_probs,
 )
 from translate_svc.vad.segmenter import EndReason, Segmenter, SpeechDiscarded, SpeechEnded, SpeechStarted
+
+pytestmark = pytest.mark.unit
 
 PAD = 480  # 30 ms
 

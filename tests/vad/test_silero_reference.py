@@ -39,7 +39,7 @@ from translate_svc.vad.segmenter import (
 from translate_svc.vad.silero import SileroVad
 from translate_svc.vad.worker import VadWorker
 
-pytestmark = pytest.mark.slow(25)  # seconds, for the schedule (conftest.py)
+pytestmark = [pytest.mark.unit, pytest.mark.slow(25)]  # seconds, for the schedule (conftest.py)
 
 AUDIO_DIR = SHARED_AUDIO
 FILES = ["jfk.flac", "silero_test.wav"]

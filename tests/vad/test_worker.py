@@ -14,6 +14,8 @@ from translate_svc.audio.resample import resample
 from translate_svc.vad.silero import SileroVad
 from translate_svc.vad.worker import VadWorker
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def vad() -> SileroVad:

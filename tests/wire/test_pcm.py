@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from translate_svc.transport.grpc.convert import pcm16
 from translate_svc.wire.pcm import float_to_pcm16, pcm16_to_float
+
+pytestmark = pytest.mark.unit
 
 
 def test_every_pcm16_value_survives_a_round_trip() -> None:

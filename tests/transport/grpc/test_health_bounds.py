@@ -30,7 +30,7 @@ from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.settings import Settings
 from translate_svc.transport.host import HEALTH_CALLS_PER_CONNECTION, HEALTH_MAX_CALLS
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(15)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(15)]
 
 TOKEN = "health-bounds-token-7c2e9a41"
 MAX_CALLS = 24  # limits.max_calls here: small, so a flood passes it with few calls

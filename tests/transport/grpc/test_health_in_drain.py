@@ -26,7 +26,7 @@ from tests.support.stepped_call import (
 )
 from translate_svc.transport.grpc.servicer import SERVICE_NAME
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(1)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(1)]
 
 
 SERVING = health_pb2.HealthCheckResponse.SERVING

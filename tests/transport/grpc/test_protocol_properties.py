@@ -51,7 +51,7 @@ from translate_svc.audio.codec import ALAW_TABLE, MULAW_TABLE
 from translate_svc.audio.resample import resample
 from translate_svc.client_cli.decode import load_pcm16k
 
-pytestmark = pytest.mark.slow(30)  # seconds, for the schedule (conftest.py)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(30)]  # seconds, for the schedule (conftest.py)
 
 SERVICE = "/translate_svc.api.v1.Translator"
 MAX_CHUNK_BYTES = 128 * 1024  # small enough that 1 s of 48 kHz FLOAT32 goes over it

@@ -25,7 +25,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.observability import metrics
 
-pytestmark = pytest.mark.slow(40)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(40)]
 
 LANGS = ("spa", "fra", "deu")
 

@@ -36,6 +36,8 @@ from translate_svc.types import (
 )
 from translate_svc.vad.segmenter import SegmenterConfig
 
+pytestmark = pytest.mark.unit
+
 VAD = SegmenterConfig()
 LIMITS = LimitsSettings()
 

@@ -30,7 +30,7 @@ from translate_svc.client import (
 from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.model.stable import StableTranslator
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(20)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(20)]
 
 TARGETS = ["spa", "fra"]
 CHUNK = 1600  # 100 ms at 16 kHz

@@ -24,7 +24,7 @@ from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.audio.resample import resample
 from translate_svc.wire.pcm import pcm16_to_float
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 
 JFK_REGIONS_S = [(0.3, 2.3), (3.3, 4.4), (5.4, 7.7), (8.2, 10.6)]  # silero's own, from ../shared/audio/README.md
 

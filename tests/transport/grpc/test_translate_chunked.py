@@ -22,7 +22,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import AsyncTranslateClient, TranslateClient
 from translate_svc.client_cli.decode import load_pcm16k
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(30)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(30)]
 
 MB = 1024 * 1024
 FMT16 = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000)

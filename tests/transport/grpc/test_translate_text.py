@@ -26,7 +26,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.model.terms import KEEP_WEIGHT
 from translate_svc.wire.pcm import pcm16_to_float
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 
 TEXTS = ["Hello world, how are you today?", "Short.", "The meeting moved to Thursday at nine."]
 

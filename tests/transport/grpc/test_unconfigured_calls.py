@@ -22,7 +22,7 @@ from tests.support.tokens import bearer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 
-pytestmark = pytest.mark.slow(15)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(15)]
 
 X, Y = "tenant-x-token-7e21c4", "tenant-y-token-d03a9b"
 FMT = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000)

@@ -28,7 +28,7 @@ from translate_svc.transport.http import site as http_site
 from translate_svc.transport.openai import loop
 from translate_svc.transport.openai.door import PATH
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 
 TOKEN = "http-bounds-token-2f7c9a"
 CAPPED = "http-bounds-capped-8d1e4b"  # tenant x: two streams at most

@@ -4,7 +4,11 @@ capped at the server's TTL and cannot be forged longer, and it carries its minte
 
 from __future__ import annotations
 
+import pytest
+
 from translate_svc.transport.http.client_secrets import ClientSecrets
+
+pytestmark = pytest.mark.unit
 
 
 def test_client_secrets_expire_and_only_their_key_signs_them() -> None:

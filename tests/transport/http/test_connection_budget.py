@@ -7,7 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
+import pytest
+
 from translate_svc.transport.http.site import Connection, ConnectionBudget
+
+pytestmark = pytest.mark.unit
 
 
 def _conn(peer: str) -> Connection:

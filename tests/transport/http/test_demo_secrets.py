@@ -19,7 +19,7 @@ from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.realtime import session_events
 from tests.support.tokens import ALL, reloaded, replace
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 
 DEMO = "demo-tenant-token-6e2b8f1a"  # the line that caps the demo page's sessions
 PATH = "/v1/realtime/translations"

@@ -4,8 +4,12 @@ message that names no client value. Plain values."""
 
 from __future__ import annotations
 
+import pytest
+
 from translate_svc.transport.http.handshake import KEY_PREFIX, Offer, presented_key, read_offer
 from translate_svc.transport.openai.wire import REALTIME
+
+pytestmark = pytest.mark.unit
 
 KEY = "rt-key-8f2c"
 

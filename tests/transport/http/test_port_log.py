@@ -15,7 +15,7 @@ import pytest
 
 from translate_svc.cli import ready_file as ready
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 
 SERVE = Path(sys.executable).parent / "translate-svc"
 BAD_REQUESTS = 300

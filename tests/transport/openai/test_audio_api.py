@@ -34,7 +34,7 @@ from tests.support.live_server import LiveServer, make_settings, serving
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.engine.runner import ModelInput, ModelOutput
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
 
 TOKEN = "audio-test-token-8e21"
 STREAM_ONLY = "audio-stream-only-51bd"

@@ -34,7 +34,7 @@ from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(25)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(25)]
 
 SECONDS = 12
 TARGETS = ("spa", "fra")

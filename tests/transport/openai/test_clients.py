@@ -39,7 +39,7 @@ from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 from translate_svc.observability import metrics
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
 
 TOKEN = "rt51-client-token-4d1e9a"
 LANGS_ONLY = "rt51-languages-only-77b0"

@@ -36,7 +36,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.model.stable import StableTranslator
 from translate_svc.observability import metrics
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(75)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(75)]
 
 TOKEN = "conference-proxy-key-93c1"
 CHUNK = 4800  # 200 ms at 24 kHz: a conference's frame

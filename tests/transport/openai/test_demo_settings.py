@@ -9,6 +9,8 @@ from pydantic import ValidationError
 from translate_svc.settings import ServerSettings
 from translate_svc.transport.openai.demo import page_url
 
+pytestmark = pytest.mark.unit
+
 
 def test_the_demo_page_needs_the_http_port_and_prints_where_a_browser_may_use_the_microphone() -> None:
     with pytest.raises(ValidationError, match="http_port"):

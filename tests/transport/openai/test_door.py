@@ -22,7 +22,7 @@ from openai import AsyncOpenAI
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.speech import speech_pcm16
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(45)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(45)]
 
 MODEL = "gpt-realtime-translate"
 CHUNK = 4800  # 200 ms at 24 kHz

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from translate_svc.errors import ErrorCode, Overloaded
 from translate_svc.session.quota import QuotaRefused, QuotaSpent, Tenant, TenantCaps
 from translate_svc.transport.openai.wire import service_error_event
+
+pytestmark = pytest.mark.unit
 
 Z = Tenant("z", TenantCaps(audio_seconds_per_minute=3))
 

@@ -22,7 +22,7 @@ from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.model.stable import StableTranslator
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
 
 SECONDS = 20  # of silero_test.wav, sent at real time
 CHUNK = 4800  # 200 ms at 24 kHz: OpenAI's frame

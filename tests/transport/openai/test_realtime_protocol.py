@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import numpy as np
+import pytest
 
 from translate_svc.errors import ErrorCode, ShuttingDown
 from translate_svc.session.events import (
@@ -38,6 +39,8 @@ from translate_svc.types import (
     Translation,
 )
 from translate_svc.vad.segmenter import SegmenterConfig
+
+pytestmark = pytest.mark.unit
 
 VAD = SegmenterConfig()
 

@@ -20,7 +20,7 @@ from tests.support.live_server import LiveServer, make_settings, serving
 from translate_svc.transport.openai import protocol
 from translate_svc.transport.openai.door import PATH
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(10)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(10)]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -25,7 +25,7 @@ from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(90)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(90)]
 
 MODEL = "gpt-realtime-translate"
 CHUNK = 9600  # bytes: 200 ms of 24 kHz PCM16, one append, one stream chunk on both doors

@@ -22,7 +22,7 @@ from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
 
 TOKEN = "tr-test-token-3f1a9c"
 LANGUAGES_ONLY = "tr-languages-only-77d2"

@@ -25,7 +25,7 @@ from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 
 SECONDS = 12
 TOKEN = "webrtc-test-token-8d2a"

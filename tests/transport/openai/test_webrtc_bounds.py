@@ -37,7 +37,7 @@ from tests.support.live_server import LiveServer, make_settings, serving
 from translate_svc.errors import InvalidInput
 from translate_svc.transport.openai.webrtc import WebRtcDoor
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(25)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(25)]
 
 CONNECT_MS = 1500  # limits.webrtc_connect_timeout_ms on these servers
 CONFIG_MS = 1000  # limits.config_timeout_ms

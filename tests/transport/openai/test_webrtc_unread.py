@@ -10,10 +10,14 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, cast
 
+import pytest
+
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.manager import SessionManager
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.openai.webrtc import MAX_UNTAKEN_MESSAGES, _Call
+
+pytestmark = pytest.mark.unit
 
 
 class Emitter:

@@ -23,6 +23,8 @@ from translate_svc.transport.openai.wire import ParamError
 from translate_svc.types import DEFAULT_TERM_WEIGHT, Language, ModelCard, ModelInfo, Term
 from translate_svc.vad.segmenter import SegmenterConfig
 
+pytestmark = pytest.mark.unit
+
 LIMITS = LimitsSettings()
 CARD = ModelCard(
     ModelInfo("test", "r", True),

@@ -36,7 +36,7 @@ from tests.support.phone_carriers import (
 from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(60)]
 
 MAX_MESSAGE = 4096
 

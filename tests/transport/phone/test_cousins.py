@@ -45,7 +45,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.model.stable import SPEECH_S
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(60)]
 
 #: the seconds of speech each call streams
 SPEECH_SECONDS = 8.0

@@ -34,6 +34,8 @@ from translate_svc.transport.phone.twilio import EXOTEL, SIGNALWIRE, TELNYX, Twi
 from translate_svc.types import AudioEncoding
 from translate_svc.vad.segmenter import SegmenterConfig
 
+pytestmark = pytest.mark.unit
+
 
 def test_every_g711_code_encodes_back_to_itself() -> None:
     codes = np.arange(256)

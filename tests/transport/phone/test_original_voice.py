@@ -32,7 +32,7 @@ from tests.support.phone_carriers import (
 from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import SPEECH_S, StableTranslator
 
-pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.slow(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="function"), pytest.mark.slow(60)]
 
 WORD_BYTES = int(SPEECH_S * 8000)
 

@@ -29,7 +29,7 @@ from tests.support.phone_carriers import (
 from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
 
 TOKEN_A, TOKEN_B = "tenant-a-phone-token", "tenant-b-phone-token"
 CALL = "support-42"

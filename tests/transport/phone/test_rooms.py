@@ -36,7 +36,7 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.model.stable import StableTranslator
 from translate_svc.settings import RoomSettings
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
 
 AUTH_TOKEN = "twilio-account-auth-token"
 TOKENS = (

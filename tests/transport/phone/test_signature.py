@@ -34,7 +34,7 @@ from tests.support.phone_carriers import (
 from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(30)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(30)]
 
 AUTH_TOKEN = "twilio-account-auth-token"
 

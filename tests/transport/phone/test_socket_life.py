@@ -33,7 +33,7 @@ from tests.support.live_server import LiveServer, serving
 from tests.support.phone_carriers import FakeTwilio, calls_ended, phone_settings, phone_url
 from translate_svc.errors import ServiceError
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(20)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(20)]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

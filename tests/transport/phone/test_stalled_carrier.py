@@ -36,7 +36,7 @@ from tests.support.phone_carriers import (
 from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(30)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(30)]
 
 MAX_HELD_S = 2.0
 SEND_BUFFER = 8192  # limits.ws_send_buffer_bytes, small so the test is short

@@ -33,7 +33,7 @@ from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.model.stable import SPEECH_S, StableTranslator
 
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
 
 #: the stable translator speaks SPEECH_S of tone per word: at 8 kHz µ-law, this many bytes
 WORD_BYTES = int(SPEECH_S * 8000)

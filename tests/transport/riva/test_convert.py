@@ -19,6 +19,8 @@ from translate_svc.transport.riva import convert
 from translate_svc.types import AudioEncoding, AudioFormat, Language, ModelCard, ModelInfo, SegmentResult, Term, Timing
 from translate_svc.vad.segmenter import SegmenterConfig
 
+pytestmark = pytest.mark.unit
+
 CARD = ModelCard(
     info=ModelInfo(name="m", revision="r", is_test_model=True),
     languages=tuple(

@@ -36,7 +36,7 @@ from translate_svc.app import build
 from translate_svc.transport.host import DoorSetupError, TranslateServer
 from translate_svc.transport.riva.convert import END_REASON, SEGMENTS_TOTAL, SESSION_ID, parse_segment_fields
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
 
 RATE = 16000
 CHUNK_BYTES = 6400  # 200 ms of PCM16 at 16 kHz

@@ -23,7 +23,7 @@ from tests.support.rooms import room_settings, speak, speaker_config, wait_for
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 
-pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
 
 ARGS = ["--autoplay-policy=no-user-gesture-required"]
 #: what a listen page shows and holds

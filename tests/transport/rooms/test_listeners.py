@@ -26,7 +26,7 @@ from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.transport.rooms.protocol import LISTEN_SUBPROTOCOL
 
-pytestmark = pytest.mark.slow(40)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(40)]
 
 KEY_PREFIX = "openai-insecure-api-key."  # docs/openai-compat.md: a browser's key entry
 

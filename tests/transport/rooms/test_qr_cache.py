@@ -7,6 +7,8 @@ import pytest
 
 from translate_svc.transport.rooms.qr import QrBusy, QrCodes, draw_svg
 
+pytestmark = pytest.mark.unit
+
 
 class Clock:
     def __init__(self) -> None:

@@ -18,6 +18,8 @@ from translate_svc.transport.rooms.protocol import LISTEN_RATE, closed, frames, 
 from translate_svc.types import InterimResult, SegmentError, SegmentResult, Transcript, Translation
 from translate_svc.vad.segmenter import SegmenterConfig
 
+pytestmark = pytest.mark.unit
+
 
 def result(rate: int = 24000, seconds: float = 0.5) -> SegmentResult:
     audio = np.sin(np.arange(int(rate * seconds), dtype=np.float32) / 10) * 0.5
