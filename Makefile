@@ -160,8 +160,9 @@ $(NODE_STAMP):
 
 node: $(NODE_STAMP)
 
-# The fakes that stand in for a Protocol of the package are type-checked with it (engine/client.py)
-TYPED_FAKES := tests/support/fake_runner.py tests/support/fake_engine.py
+# The fakes that stand in for a seam of the package (the Runner and EngineClient Protocols, the VAD)
+# are type-checked against it
+TYPED_FAKES := tests/support/fake_runner.py tests/support/fake_engine.py tests/support/fake_vad.py
 
 test: install $(TEST_MODEL)/config.json chromium node client-matrix
 	@# tests/ is a tree of packages (tests/README.md): pytest imports a test file by its full name

@@ -1,5 +1,8 @@
 """Sessions against a fake ``EngineClient``: the test decides when and how each job ends, so order,
-per-segment refusals, captions and abort are checked without an engine, a model or a thread."""
+per-segment refusals, captions and abort are checked without an engine or a model. Where a test
+needs segments and nothing more, a scripted VAD (``fake_vad.py``) makes them from silence, exactly
+where its script says; the tests of what silero itself does at a drain's cut and a resume's
+lead-in score real speech."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import pytest
 import soundfile as sf
 
 from tests.support.fake_engine import FakeEngineClient
+from tests.support.fake_vad import scripted_worker
 from translate_svc.errors import LimitReached
 from translate_svc.session import (
     AudioIn,
@@ -39,16 +43,35 @@ FMT = AudioFormat(AudioEncoding.LINEAR16, 16000, 1)
 TASK = TranslationTask("eng", ("spa",), OutputOptions(speech=False))
 
 
+#: the speech the scripted VAD hears in 13 s of silence: six regions, each closed in the audio
+REGIONS = [(0.5, 1.5), (2.5, 3.3), (4.0, 6.0), (7.0, 7.6), (8.5, 10.0), (11.0, 12.2)]
+STREAM_S = 13
+
+
 @pytest.fixture(scope="module")
 def vad() -> VadWorker:
+    """The real VAD, for the tests of what silero does at a cut."""
     return VadWorker(SileroVad())
 
 
 @pytest.fixture(scope="module")
-def speech(shared_audio: Path) -> bytes:
+def scripted() -> VadWorker:
+    """A VAD that hears ``REGIONS`` in any stream."""
+    return scripted_worker(REGIONS)
+
+
+@pytest.fixture(scope="module")
+def silence() -> bytes:
+    """``STREAM_S`` of silence as 16 kHz PCM16: what ``scripted`` hears ``REGIONS`` in."""
+    return bytes(2 * 16000 * STREAM_S)
+
+
+@pytest.fixture(scope="module")
+def real_speech(shared_audio: Path) -> bytes:
+    """The first 20 s of silero_test.wav (several speech regions), for the real VAD."""
     samples, rate = sf.read(shared_audio / "silero_test.wav", dtype="int16")
     assert rate == 16000
-    return bytes(samples[: 16000 * 20].tobytes())  # 20 s: several speech regions
+    return bytes(samples[: 16000 * 20].tobytes())
 
 
 async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
@@ -64,15 +87,17 @@ async def feed_all(session: StreamSession, pcm: bytes, chunk_bytes: int = 3200) 
         await session.feed(pcm[i : i + chunk_bytes])
 
 
-async def test_results_leave_in_segment_order_whatever_order_the_engine_answers(vad: VadWorker, speech: bytes) -> None:
+async def test_results_leave_in_segment_order_whatever_order_the_engine_answers(
+    scripted: VadWorker, silence: bytes
+) -> None:
     engine = FakeEngineClient()
-    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=64))
+    manager = SessionManager(engine, scripted, SegmenterConfig(), LimitsSettings(max_unread_results=64))
     session = manager.open_stream(FMT, TASK, SegmenterConfig())
     try:
-        await feed_all(session, speech)
+        await feed_all(session, silence)
         await session.finish()
         jobs = engine.pending()
-        assert len(jobs) >= 4
+        assert len(jobs) == len(REGIONS)
         for job in reversed(jobs):  # the engine answers the last segment first
             engine.resolve(job)
         events = [ev async for ev in session.events()]
@@ -81,19 +106,22 @@ async def test_results_leave_in_segment_order_whatever_order_the_engine_answers(
     results = [ev for ev in events if isinstance(ev, SegmentResult)]
     assert [r.segment_id for r in results] == list(range(len(jobs)))
     assert [r.translations[0].text for r in results] == [f"spa:{len(j.item.audio)}" for j in jobs]
+    # each segment is its scripted region with the default 30 ms pads, to the VAD's 32 ms window
+    for r, (start_s, end_s) in zip(results, REGIONS, strict=True):
+        assert abs(r.start_ms - (1000 * start_s - 30)) <= 32 and abs(r.end_ms - (1000 * end_s + 30)) <= 32, r
     assert isinstance(events[-1], StreamEnded) and events[-1].segments_total == len(jobs)
     assert manager.open_streams == 0 and manager.sessions == 0
 
 
-async def test_a_refused_segment_fails_alone_and_the_stream_goes_on(vad: VadWorker, speech: bytes) -> None:
+async def test_a_refused_segment_fails_alone_and_the_stream_goes_on(scripted: VadWorker, silence: bytes) -> None:
     engine = FakeEngineClient()
-    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=64))
+    manager = SessionManager(engine, scripted, SegmenterConfig(), LimitsSettings(max_unread_results=64))
     session = manager.open_stream(FMT, TASK, SegmenterConfig())
     try:
-        await feed_all(session, speech[: len(speech) // 2])
+        await feed_all(session, silence[: len(silence) // 2])
         await until(lambda: len(engine.jobs) >= 1)
         engine.overloaded = True  # the next segments are refused by a full engine
-        await feed_all(session, speech[len(speech) // 2 :])
+        await feed_all(session, silence[len(silence) // 2 :])
         await session.finish()
         for job in engine.pending():
             engine.resolve(job)
@@ -106,11 +134,11 @@ async def test_a_refused_segment_fails_alone_and_the_stream_goes_on(vad: VadWork
     assert results[0].error is None
 
 
-async def test_a_closed_stream_aborts_its_jobs_in_the_engine(vad: VadWorker, speech: bytes) -> None:
+async def test_a_closed_stream_aborts_its_jobs_in_the_engine(scripted: VadWorker, silence: bytes) -> None:
     engine = FakeEngineClient()
-    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=64))
+    manager = SessionManager(engine, scripted, SegmenterConfig(), LimitsSettings(max_unread_results=64))
     session = manager.open_stream(FMT, TASK, SegmenterConfig())
-    await feed_all(session, speech)
+    await feed_all(session, silence)
     await session.finish()
     jobs = engine.pending()
     assert jobs
@@ -120,13 +148,15 @@ async def test_a_closed_stream_aborts_its_jobs_in_the_engine(vad: VadWorker, spe
     assert manager.open_streams == 0 and not manager.live
 
 
-async def test_captions_are_skipped_while_the_engine_refuses_best_effort_work(vad: VadWorker, speech: bytes) -> None:
+async def test_captions_are_skipped_while_the_engine_refuses_best_effort_work(
+    scripted: VadWorker, silence: bytes
+) -> None:
     engine = FakeEngineClient()
     engine.droppable = False
-    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=64))
+    manager = SessionManager(engine, scripted, SegmenterConfig(), LimitsSettings(max_unread_results=64))
     session = manager.open_stream(FMT, TASK, SegmenterConfig(), interim_interval_ms=250)
     try:
-        await feed_all(session, speech)
+        await feed_all(session, silence)
         await session.finish()
         assert session.interims_skipped > 0 and not engine.pending(droppable=True)
         engine.droppable = True
@@ -138,9 +168,9 @@ async def test_captions_are_skipped_while_the_engine_refuses_best_effort_work(va
     assert not any(isinstance(ev, InterimResult) for ev in events)
 
 
-async def test_the_fair_share_is_the_engine_queue_split_between_sessions(vad: VadWorker) -> None:
+async def test_the_fair_share_is_the_engine_queue_split_between_sessions(scripted: VadWorker) -> None:
     engine = FakeEngineClient(max_queued=40)
-    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=16))
+    manager = SessionManager(engine, scripted, SegmenterConfig(), LimitsSettings(max_unread_results=16))
     assert manager.fair_share() == 16
     sessions = [manager.open_stream(FMT, TASK, SegmenterConfig()) for _ in range(4)]
     assert manager.fair_share() == 10
@@ -149,14 +179,14 @@ async def test_the_fair_share_is_the_engine_queue_split_between_sessions(vad: Va
     assert manager.fair_share() == 16
 
 
-async def test_the_driver_runs_a_stream_against_the_fake_engine(vad: VadWorker, speech: bytes) -> None:
+async def test_the_driver_runs_a_stream_against_the_fake_engine(scripted: VadWorker, silence: bytes) -> None:
     engine = FakeEngineClient()
-    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=64))
+    manager = SessionManager(engine, scripted, SegmenterConfig(), LimitsSettings(max_unread_results=64))
 
     async def requests() -> AsyncIterator[StreamRequest]:
         yield StreamConfig(FMT, "eng", ("spa",), OutputOptions(speech=False), SegmenterConfig())
-        for i in range(0, len(speech), 3200):
-            yield AudioIn(speech[i : i + 3200])
+        for i in range(0, len(silence), 3200):
+            yield AudioIn(silence[i : i + 3200])
 
     async def answer() -> None:
         while True:  # an engine that answers every job as it comes
@@ -173,14 +203,14 @@ async def test_the_driver_runs_a_stream_against_the_fake_engine(vad: VadWorker, 
     results = [ev for ev in got if isinstance(ev, SegmentResult)]
     assert results and [r.segment_id for r in results] == list(range(len(results)))
     assert isinstance(got[-1], StreamEnded) and got[-1].limit is None
-    assert np.isclose(got[-1].audio_received_ms, 20_000)
+    assert len(results) == len(REGIONS) and np.isclose(got[-1].audio_received_ms, STREAM_S * 1000)
 
 
 async def test_the_idle_limit_ends_the_stream_beside_the_reader_which_drops_what_comes_after(
-    vad: VadWorker,
+    scripted: VadWorker,
 ) -> None:
     engine = FakeEngineClient()
-    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(idle_timeout_s=0.1))
+    manager = SessionManager(engine, scripted, SegmenterConfig(), LimitsSettings(idle_timeout_s=0.1))
     read: list[int] = []
 
     async def requests() -> AsyncIterator[StreamRequest]:
@@ -203,15 +233,15 @@ async def test_the_idle_limit_ends_the_stream_beside_the_reader_which_drops_what
 
 
 async def test_a_translate_call_fails_whole_when_the_engine_refuses_a_segment_later(
-    vad: VadWorker, speech: bytes
+    scripted: VadWorker, silence: bytes
 ) -> None:
     """A remote engine can refuse a segment after ``submit`` returned (its queue filled from another
     worker): Translate then fails RESOURCE_EXHAUSTED, as when ``submit`` itself refused."""
     from translate_svc.errors import Overloaded
 
     engine = FakeEngineClient()
-    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings())
-    call = asyncio.create_task(ClipDriver(manager).translate(speech, FMT, TASK, SegmenterConfig()))
+    manager = SessionManager(engine, scripted, SegmenterConfig(), LimitsSettings())
+    call = asyncio.create_task(ClipDriver(manager).translate(silence, FMT, TASK, SegmenterConfig()))
     await until(lambda: len(engine.jobs) >= 1)
     engine.jobs[0].future.set_exception(Overloaded("server busy (fake, from the engine)", retry_after_ms=1000))
     for job in engine.pending():
@@ -221,15 +251,14 @@ async def test_a_translate_call_fails_whole_when_the_engine_refuses_a_segment_la
     assert manager.sessions == 0
 
 
-async def test_a_clip_goes_max_clip_segments_queued_deep_and_a_stream_max_unread_results(
-    vad: VadWorker, shared_audio: Path
-) -> None:
+async def test_a_clip_goes_max_clip_segments_queued_deep_and_a_stream_max_unread_results() -> None:
     """A stream that nobody reads stops at ``max_unread_results`` segments in the engine; a
     Translate clip, whose results are taken as they come, is bounded by
     ``max_clip_segments_queued`` instead: with room for all, its every segment (both 30 s blocks)
     is in the engine at once, though ``max_unread_results`` is 1."""
-    samples, _ = sf.read(shared_audio / "silero_test.wav", dtype="int16")
-    minute = bytes(samples.tobytes())  # 60 s: two blocks of a clip
+    minute = bytes(2 * 16000 * 60)  # 60 s: two blocks of a clip
+    regions = [(3 * k + 0.5, 3 * k + 2.0) for k in range(20)]  # ten a block, none across the blocks' seam
+    vad = scripted_worker(regions)
 
     async def clip(limits: LimitsSettings, hold_until: Callable[[FakeEngineClient], bool]) -> int:
         engine = FakeEngineClient(max_queued=64)
@@ -243,7 +272,7 @@ async def test_a_clip_goes_max_clip_segments_queued_deep_and_a_stream_max_unread
         return len(call.result().segments)
 
     total = await clip(LimitsSettings(), lambda e: True)
-    assert total > 10  # 19 on this file, both blocks: a 30 s block holds about half
+    assert total == len(regions)
     deep = LimitsSettings(max_unread_results=1, max_clip_segments_queued=64)
     assert await clip(deep, lambda e: len(e.pending()) == total) == total
 
@@ -259,20 +288,21 @@ async def test_a_clip_goes_max_clip_segments_queued_deep_and_a_stream_max_unread
         feeding.cancel()
         stream.abort()
         stream.close()
+        vad.close()
 
 
 async def test_audio_a_feed_waited_with_while_the_stream_finished_is_not_ingested(
-    vad: VadWorker, speech: bytes
+    scripted: VadWorker, silence: bytes
 ) -> None:
     """The engine died (or a limit ended the stream) while the reader's feed waited for room: the
     stream finishes (its resampler drained); when room comes, that feed ingests nothing, and the
     stream ends with the audio it had (it ended with INTERNAL: "StreamResampler already received
     its last chunk", seen in CI)."""
     engine = FakeEngineClient()
-    manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=1))
+    manager = SessionManager(engine, scripted, SegmenterConfig(), LimitsSettings(max_unread_results=1))
     session = manager.open_stream(FMT, TASK, SegmenterConfig())
     try:
-        feeding = asyncio.create_task(feed_all(session, speech))
+        feeding = asyncio.create_task(feed_all(session, silence))
         await until(lambda: len(engine.pending()) == 1)
         await asyncio.sleep(0.1)
         assert not feeding.done()  # waiting for room
@@ -301,7 +331,7 @@ async def test_audio_a_feed_waited_with_while_the_stream_finished_is_not_ingeste
 
 
 async def test_speech_a_drain_cuts_too_short_to_translate_is_where_the_resume_starts(
-    vad: VadWorker, speech: bytes
+    vad: VadWorker, real_speech: bytes
 ) -> None:
     """A drain that ends a stream 150 ms into a speech region (shorter than min_speech: no segment)
     must not report that speech as translated: the resumed call starts at the region, or its next
@@ -310,7 +340,7 @@ async def test_speech_a_drain_cuts_too_short_to_translate_is_where_the_resume_st
     from translate_svc.errors import ShuttingDown
     from translate_svc.wire.pcm import pcm16_to_float
 
-    regions = await vad_segments(pcm16_to_float(np.frombuffer(speech, np.int16)))
+    regions = await vad_segments(pcm16_to_float(np.frombuffer(real_speech, np.int16)))
     region = regions[2]
     start_ms = region.start_sample // 16
     cut_ms = start_ms + 30 + 150  # 150 ms past its unpadded start
@@ -318,7 +348,7 @@ async def test_speech_a_drain_cuts_too_short_to_translate_is_where_the_resume_st
     manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=64))
     session = manager.open_stream(FMT, TASK, SegmenterConfig())
     try:
-        await feed_all(session, speech[: cut_ms * 32])
+        await feed_all(session, real_speech[: cut_ms * 32])
         await session.finish(ShuttingDown("draining"))
         for job in engine.pending():
             engine.resolve(job)
