@@ -47,7 +47,7 @@ libopus:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    --no-install-recommends libopus0 >/dev/null; }
 
-# Regenerate the gRPC stubs from protos/ into the client distribution (committed; tests/unit/
+# Regenerate the gRPC stubs from protos/ into the client distribution (committed; tests/api/
 # test_protos.py checks for drift). Made by the oldest gencode the client supports: grpcio-tools
 # 1.63.0 (protobuf 5.26.1), from the matrix's protobuf-5 environment, so that protobuf 5.26+, 6.x
 # and 7.x all load them (docs/client.md).
@@ -132,7 +132,7 @@ $(TEST_MODEL)/config.json: translate_svc/model/test_checkpoint.py | install
 
 # The browser test's Chromium: Debian's headless shell (Playwright drives it through
 # executable_path; its own browser download cannot work offline). Installed with apt as root (or
-# passwordless sudo); otherwise tests/integration/test_browser.py fails and says what to install.
+# passwordless sudo); otherwise tests/transport/openai/test_browser.py fails and says what to install.
 chromium:
 	@command -v chromium-headless-shell >/dev/null || command -v chromium >/dev/null || [ -n "$${CHROMIUM:-}" ] || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; else \
@@ -143,8 +143,8 @@ chromium:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    --no-install-recommends chromium-headless-shell >/dev/null; }
 
-# openai-node's own realtime client on Node 22 with its global WebSocket (tests/integration/
-# test_openai_clients.py): the machine's Node may be older, so Node 22 comes from the npm registry as
+# openai-node's own realtime client on Node 22 with its global WebSocket (tests/transport/openai/
+# test_clients.py): the machine's Node may be older, so Node 22 comes from the npm registry as
 # a package with its binary inside (node-linux-<arch>), beside the `openai` package, into .node/
 # (git-ignored). Pinned; installed again when a pin changes.
 NODE22 := 22.23.3
@@ -160,12 +160,19 @@ $(NODE_STAMP):
 
 node: $(NODE_STAMP)
 
+# The fakes that stand in for a seam of the package (the Runner and EngineClient Protocols, the VAD)
+# are type-checked against it
+TYPED_FAKES := tests/support/fake_runner.py tests/support/fake_engine.py tests/support/fake_vad.py
+
 test: install $(TEST_MODEL)/config.json chromium node client-matrix
-	@# pytest imports test files by basename (no packages under tests/): two of one name clash.
-	@dups=$$(find tests -name 'test_*.py' -printf '%f\n' | sort | uniq -d); [ -z "$$dups" ] || { \
-	  echo "*** test files share a basename (pytest imports them as one module): $$dups"; exit 1; }
+	@# tests/ is a tree of packages (tests/README.md): pytest imports a test file by its full name
+	@# (tests.transport.grpc.test_rooms), so two files may share a basename in different folders; a
+	@# folder without __init__.py would have its files imported by basename again, where two clash.
+	@bare=$$(find tests -name '*.py' -not -path '*/__pycache__/*' -printf '%h\n' | sort -u | \
+	  while read -r d; do [ -f "$$d/__init__.py" ] || echo "$$d"; done); [ -z "$$bare" ] || { \
+	  echo "*** test folders without __init__.py (pytest would import their files by basename): $$bare"; exit 1; }
 	$(VENV)/bin/ruff check translate_svc clients/python tests benchmarks
-	$(VENV)/bin/mypy translate_svc clients/python/src/translate_svc tests/unit/fake_runner.py tests/unit/fake_engine.py
+	$(VENV)/bin/mypy translate_svc clients/python/src/translate_svc $(TYPED_FAKES)
 	$(VENV)/bin/lint-imports
 	@# three workers on two cores: real-time tests wait, so a third keeps both cores busy (-n 2 was
 	@# slower); whole files per worker (their servers are module fixtures), longest `slow` files
@@ -223,7 +230,7 @@ browser-demo: install
 lint: install
 	$(VENV)/bin/ruff check translate_svc clients/python tests benchmarks
 	$(VENV)/bin/ruff format --check translate_svc clients/python tests benchmarks
-	$(VENV)/bin/mypy translate_svc clients/python/src/translate_svc tests/unit/fake_runner.py tests/unit/fake_engine.py
+	$(VENV)/bin/mypy translate_svc clients/python/src/translate_svc $(TYPED_FAKES)
 	$(VENV)/bin/lint-imports
 
 clean:

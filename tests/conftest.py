@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -39,21 +38,6 @@ def runner(test_model_dir: Path):  # type: ignore[no-untyped-def]
     from translate_svc.model.seamless import SeamlessStages
 
     return SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32"))
-
-
-def clip_chunks(request: Any, chunk_bytes: int = 1024 * 1024) -> Iterator[Any]:
-    """A ``TranslateRequest`` as ``TranslateChunked``'s messages, made as they are sent: the
-    request with the clip's first ``chunk_bytes``, then the rest in messages of ``audio.content``
-    alone (a clip over the port's 4 MiB receive limit travels so)."""
-    from translate_svc.api.v1 import translate_pb2 as pb
-
-    content = request.audio.content
-    first = pb.TranslateRequest()
-    first.CopyFrom(request)
-    first.audio.content = content[:chunk_bytes]
-    yield first
-    for at in range(chunk_bytes, len(content), chunk_bytes):
-        yield pb.TranslateRequest(audio=pb.AudioInput(content=content[at : at + chunk_bytes]))
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -19,9 +19,13 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
-OVERLAYS = ("gpu", "cpu-dev")
+OVERLAYS = ("gpu", "gpu-external-redis", "cpu-dev")
+#: the overlays that serve on GPU nodes: the gpu overlay, and the same with a Redis of one's own
+GPU_OVERLAYS = ("gpu", "gpu-external-redis")
 NAMESPACE = "translate-svc"
 SERVER_LABELS = {"app.kubernetes.io/name": "translate-svc", "app.kubernetes.io/component": "server"}
+#: the gpu overlay's Redis (k8s/overlays/gpu/redis.yaml)
+REDIS = "translate-svc-redis"
 ENV_PREFIX = "TRANSLATE_SVC_"
 
 Obj = dict[str, Any]
@@ -70,10 +74,14 @@ def server_container(objs: list[Obj]) -> Obj:
 
 def env_map(container: Obj) -> dict[str, str]:
     """The container's environment as the kubelet sets it: literal values, and the container's own
-    CPU request through the downward API (``resourceFieldRef``, rounded up to whole cores)."""
+    CPU request through the downward API (``resourceFieldRef``, rounded up to whole cores). What
+    comes from a Secret is not here: ``secret_env``."""
     out: dict[str, str] = {}
+    from_secrets = secret_env(container)
     for e in container.get("env", []):
         assert e["name"] not in out, f"env {e['name']} set twice"
+        if e["name"] in from_secrets:
+            continue
         ref = e.get("valueFrom", {}).get("resourceFieldRef")
         if ref is not None:
             assert ref == {"resource": "requests.cpu", "divisor": "1"}, f"env {e['name']}: {ref}"
@@ -81,6 +89,18 @@ def env_map(container: Obj) -> dict[str, str]:
             continue
         assert "value" in e, f"env {e['name']}: literal values or the CPU request only"
         out[e["name"]] = str(e["value"])
+    return out
+
+
+def secret_env(container: Obj) -> dict[str, tuple[str, str]]:
+    """The container's variables that come from a Secret (``secretKeyRef``): name -> (Secret, key)."""
+    out: dict[str, tuple[str, str]] = {}
+    for e in container.get("env", []):
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if ref is not None:
+            assert "value" not in e, f"env {e['name']}: a value and a Secret"
+            assert not ref.get("optional"), f"env {e['name']}: an optional Secret (a pod would start without it)"
+            out[e["name"]] = (ref["name"], ref["key"])
     return out
 
 

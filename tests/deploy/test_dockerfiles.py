@@ -22,6 +22,8 @@ from tests.deploy.helpers import (
     pip_calls,
 )
 
+pytestmark = pytest.mark.unit
+
 #: file -> the PyTorch wheel index its torch must come from ("cu" + CUDA major.minor for the CUDA image)
 DOCKERFILES = {"Dockerfile": "cuda", "Dockerfile.cpu": "cpu"}
 TORCH_INDEX = re.compile(r"https://download\.pytorch\.org/whl/(cpu|cu\d{3})")

@@ -6,6 +6,7 @@ Rendering needs `kubectl kustomize`; without kubectl on PATH these tests skip an
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -15,13 +16,16 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.deploy.helpers import (
     ENV_PREFIX,
+    GPU_OVERLAYS,
     NAMESPACE,
     OVERLAYS,
+    REDIS,
     REPO,
     SERVER_LABELS,
     Obj,
@@ -35,13 +39,14 @@ from tests.deploy.helpers import (
     pod_specs,
     port_number,
     render,
+    secret_env,
     selects,
     server_container,
     server_deployment,
 )
 from tests.support.signals import default_signals
 
-pytestmark = pytest.mark.slow(20)  # seconds, for the schedule (conftest.py)
+pytestmark = [pytest.mark.integration, pytest.mark.slow(20)]  # seconds, for the schedule (conftest.py)
 
 #: Kubernetes versions the rendered objects are validated against: the oldest we support and the
 #: newest kubernetes-validate knows.
@@ -49,14 +54,21 @@ K8S_VERSIONS = ("1.30.0", "latest")
 
 #: Custom resources, not in the Kubernetes schemas: skipped by kind in the schema check, and that
 #: skipped set must be exactly this (a CRD appearing or vanishing is a deliberate change).
-CRD_KINDS = {"gpu": {"PodMonitor"}, "cpu-dev": set()}
+CRD_KINDS = {"gpu": {"PodMonitor"}, "gpu-external-redis": {"PodMonitor"}, "cpu-dev": set()}
 
 #: Objects the manifests reference but do not create: the operator creates them (docs/deploy.md
 #: gives the commands). Secrets with keys never go into git, and a placeholder Secret would
 #: overwrite the real one on every `kubectl apply`.
+CLIENT_SECRET_KEY = ("Secret", "translate-svc-client-secret-key")
 OPERATOR_CREATED = {
-    "gpu": {("Secret", "translate-svc-tls"), ("Secret", "translate-svc-tokens")},
-    "cpu-dev": set(),
+    "gpu": {("Secret", "translate-svc-tls"), ("Secret", "translate-svc-tokens"), CLIENT_SECRET_KEY, ("Secret", REDIS)},
+    "gpu-external-redis": {
+        ("Secret", "translate-svc-tls"),
+        ("Secret", "translate-svc-tokens"),
+        CLIENT_SECRET_KEY,
+        ("Secret", REDIS),
+    },
+    "cpu-dev": {CLIENT_SECRET_KEY},
 }
 
 #: Settings that arrive with the TLS/auth work: allowed in the gpu overlay's tls-auth.yaml patch only.
@@ -66,6 +78,17 @@ FUTURE_SETTINGS = {
     "TRANSLATE_SVC_SERVER__TLS_CLIENT_CA_FILE",
     "TRANSLATE_SVC_SERVER__HEALTH_PORT",
     "TRANSLATE_SVC_AUTH__TOKENS_FILE",
+}
+#: The cluster seam's settings (issue 59: ``cluster.redis_url``, ``cluster.redis_password_file``),
+#: built beside the manifests that set them: allowed in the gpu overlays until they exist.
+CLUSTER_SETTINGS = {"TRANSLATE_SVC_CLUSTER__REDIS_URL", "TRANSLATE_SVC_CLUSTER__REDIS_PASSWORD_FILE"}
+
+#: The NetworkPolicies beside the server's own (k8s/base/networkpolicy.yaml): the gpu overlay's
+#: Redis's, and the server pods' egress to Redis (k8s/overlays/gpu/redis.yaml).
+OTHER_POLICIES = {
+    "gpu": {REDIS, "translate-svc-to-redis"},
+    "gpu-external-redis": {"translate-svc-to-redis"},
+    "cpu-dev": set(),
 }
 
 #: Loading SeamlessM4T v2 large and its warm-up batch on a GPU node takes minutes (reading ~10 GB of
@@ -228,9 +251,9 @@ def test_pdb_fits_the_replicas(overlay: str) -> None:
     objs = render(overlay)
     replicas = _effective_min_replicas(objs)
     pdbs = objects(objs, "PodDisruptionBudget")
-    if overlay == "gpu":
-        assert replicas >= 2, "gpu: fewer than 2 replicas; a drain or rollout would leave no serving pod"
-        assert pdbs, "gpu: no PodDisruptionBudget"
+    if overlay in GPU_OVERLAYS:
+        assert replicas >= 2, f"{overlay}: fewer than 2 replicas; a drain or rollout would leave no serving pod"
+        assert pdbs, f"{overlay}: no PodDisruptionBudget"
     if overlay == "cpu-dev":
         assert replicas == 1 and not pdbs, "cpu-dev: one replica and no PDB (it would block drains or do nothing)"
     for pdb in pdbs:
@@ -247,12 +270,18 @@ def test_pdb_fits_the_replicas(overlay: str) -> None:
             assert isinstance(ma, int) and 1 <= ma < replicas, f"{overlay}: minAvailable {ma} vs {replicas} replicas"
 
 
+def _server_services(objs: list[Obj]) -> list[Obj]:
+    """The server's Services (labelled with its name; the gpu overlay's Redis has its own)."""
+    return [s for s in objects(objs, "Service") if s["metadata"]["labels"]["app.kubernetes.io/name"] == "translate-svc"]
+
+
 def test_headless_and_regular_service_select_the_server(overlay: str) -> None:
     objs = render(overlay)
     labels = _pod_labels(objs)
     container = server_container(objs)
     grpc_port = int(_server_env(objs).get("TRANSLATE_SVC_SERVER__PORT", 50051))
-    services = objects(objs, "Service")
+    services = _server_services(objs)
+    assert {s["metadata"]["name"] for s in services} == {"translate-svc", "translate-svc-headless"}
     headless = [s for s in services if s["spec"].get("clusterIP") == "None"]
     regular = [s for s in services if s["spec"].get("clusterIP") != "None"]
     assert [s["metadata"]["name"] for s in headless] == ["translate-svc-headless"], f"{overlay}: headless Service"
@@ -435,7 +464,7 @@ def test_model_volume_is_read_only_and_filled_by_the_cli(overlay: str) -> None:
     assert mount.get("readOnly") is True, f"{overlay}: the server mounts the weights read-write"
     volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
 
-    if overlay == "gpu":
+    if overlay in GPU_OVERLAYS:
         claim = volume["persistentVolumeClaim"]
         assert claim.get("readOnly") is True
         pvc = one(objs, "PersistentVolumeClaim", claim["claimName"])
@@ -476,19 +505,25 @@ def test_model_volume_is_read_only_and_filled_by_the_cli(overlay: str) -> None:
 
 
 def test_only_the_server_pods_are_selected(overlay: str) -> None:
-    """Services, PDB, NetworkPolicy and PodMonitor select the server pods, never the download Job's."""
+    """Services, PDB, NetworkPolicies and PodMonitor select the server pods, never the download
+    Job's; those of the gpu overlay's Redis select its pod alone."""
     objs = render(overlay)
     server = _pod_labels(objs)
     assert server == SERVER_LABELS
-    others = [meta.get("labels", {}) for owner, meta, _ in pod_specs(objs) if owner["kind"] != "Deployment"]
-    selectors = [s["spec"]["selector"] for s in objects(objs, "Service")]
-    selectors += [p["spec"]["selector"] for p in objects(objs, "PodDisruptionBudget")]
-    selectors += [n["spec"]["podSelector"] for n in objects(objs, "NetworkPolicy")]
-    selectors += [m["spec"]["selector"] for m in objects(objs, "PodMonitor")]
-    for sel in selectors:
-        assert selects(sel, server), f"{overlay}: {sel} misses the server pods"
-        for labels in others:
-            assert not selects(sel, labels), f"{overlay}: {sel} also selects {labels}"
+    workloads = {
+        f"{owner['kind']}/{owner['metadata']['name']}": meta.get("labels", {}) for owner, meta, _ in pod_specs(objs)
+    }
+    selectors = [(f"Service/{s['metadata']['name']}", s["spec"]["selector"]) for s in objects(objs, "Service")]
+    selectors += [(f"PDB/{p['metadata']['name']}", p["spec"]["selector"]) for p in objects(objs, "PodDisruptionBudget")]
+    selectors += [
+        (f"NetworkPolicy/{n['metadata']['name']}", n["spec"]["podSelector"]) for n in objects(objs, "NetworkPolicy")
+    ]
+    selectors += [(f"PodMonitor/{m['metadata']['name']}", m["spec"]["selector"]) for m in objects(objs, "PodMonitor")]
+    redis_objects = {f"Service/{REDIS}", f"NetworkPolicy/{REDIS}"}
+    for name, sel in selectors:
+        chosen = sorted(w for w, labels in workloads.items() if selects(sel, labels))
+        wanted = [f"Deployment/{REDIS}"] if name in redis_objects else ["Deployment/translate-svc"]
+        assert chosen == wanted, f"{overlay}: {name} selects {chosen}, not {wanted}"
 
 
 def test_network_policy_admits_only_clients_and_monitoring(overlay: str) -> None:
@@ -496,11 +531,15 @@ def test_network_policy_admits_only_clients_and_monitoring(overlay: str) -> None
     container = server_container(objs)
     env = _server_env(objs)
     grpc_port = int(env["TRANSLATE_SVC_SERVER__PORT"])
+    http_port = int(env["TRANSLATE_SVC_SERVER__HTTP_PORT"])
     metrics_port = int(env["TRANSLATE_SVC_SERVER__METRICS_PORT"])
-    (policy,) = objects(objs, "NetworkPolicy")
+    policy = one(objs, "NetworkPolicy", "translate-svc")
     assert "Ingress" in policy["spec"]["policyTypes"]
-    # no egress at all: the server calls nothing, and its media parsers must not be able to
+    # no egress of its own: the server calls nothing, and its media parsers must not be able to
+    # (the gpu overlays add one policy for their Redis: test_the_server_pods_may_call_dns_and_redis_only)
     assert "Egress" in policy["spec"]["policyTypes"] and policy["spec"].get("egress") in ([], None)
+    others = {n["metadata"]["name"] for n in objects(objs, "NetworkPolicy")} - {"translate-svc"}
+    assert others == OTHER_POLICIES[overlay], f"{overlay}: NetworkPolicies {others}"
     admitted: dict[tuple[tuple[str, str], ...], set[int]] = {}
     for rule in policy["spec"]["ingress"]:
         assert rule.get("from") and rule.get("ports"), f"{overlay}: a rule admits every source or every port"
@@ -510,14 +549,15 @@ def test_network_policy_admits_only_clients_and_monitoring(overlay: str) -> None
             key = tuple(sorted(peer["namespaceSelector"]["matchLabels"].items()))
             admitted.setdefault(key, set()).update(ports)
     assert admitted == {
-        (("translate-svc/client", "true"),): {grpc_port},
+        (("translate-svc/client", "true"),): {grpc_port, http_port},
         (("kubernetes.io/metadata.name", "monitoring"),): {metrics_port},
     }, f"{overlay}: {admitted}"
 
 
 def test_env_names_real_settings(overlay: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every TRANSLATE_SVC_* variable is a setting that exists (or is listed as arriving with the
-    TLS/auth work, gpu overlay only), and the values parse into the intended Settings."""
+    TLS/auth work or the cluster seam, gpu overlays only), and the values parse into the intended
+    Settings (those from a Secret are not known here: their names are checked)."""
     from pydantic import BaseModel
 
     from translate_svc.settings import Settings
@@ -525,7 +565,8 @@ def test_env_names_real_settings(overlay: str, monkeypatch: pytest.MonkeyPatch) 
     objs = render(overlay)
     for _, _, spec in pod_specs(objs):
         for c in all_containers(spec):
-            env = {k: v for k, v in env_map(c).items() if k.startswith(ENV_PREFIX)}
+            env: dict[str, str | None] = {k: v for k, v in env_map(c).items() if k.startswith(ENV_PREFIX)}
+            env |= {k: None for k in secret_env(c) if k.startswith(ENV_PREFIX)}
             known: dict[str, str] = {}
             for name, value in env.items():
                 section, sep, fld = name[len(ENV_PREFIX) :].lower().partition("__")
@@ -535,10 +576,13 @@ def test_env_names_real_settings(overlay: str, monkeypatch: pytest.MonkeyPatch) 
                 else:
                     exists = not sep and top is not None
                 if exists:
-                    known[name] = value
+                    if value is not None:
+                        known[name] = value
                 else:
-                    assert name in FUTURE_SETTINGS, f"{overlay}: {c['name']}: {name} is not a setting"
-                    assert overlay == "gpu", f"{overlay}: {name} belongs to the gpu overlay's tls-auth.yaml"
+                    assert name in FUTURE_SETTINGS | CLUSTER_SETTINGS, (
+                        f"{overlay}: {c['name']}: {name} is not a setting"
+                    )
+                    assert overlay in GPU_OVERLAYS, f"{overlay}: {name} belongs to the gpu overlays"
             for k in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
                 monkeypatch.delenv(k)
             for k, v in known.items():
@@ -565,6 +609,146 @@ def test_tls_and_tokens_mount_read_only_files() -> None:
     assert tls["secret"]["secretName"] == "translate-svc-tls"
     # the TLS patch moves the probes to a plaintext port that is not the TLS port
     assert _health_port(objs) != int(env["TRANSLATE_SVC_SERVER__PORT"])
+
+
+# ------------------------------------------------------------------------ several pods (issue 59)
+
+
+def test_every_service_and_the_server_container_expose_the_http_port(overlay: str) -> None:
+    """The HTTP port (the OpenAI-compatible door, phone calls, rooms' WebSocket and page, REST audio)
+    is a named container port and a port of every server Service, the headless one included."""
+    objs = render(overlay)
+    container = server_container(objs)
+    http_port = int(_server_env(objs)["TRANSLATE_SVC_SERVER__HTTP_PORT"])
+    assert port_number(container, "http") == http_port, f"{overlay}: the container port `http` is not the HTTP port"
+    services = _server_services(objs)
+    assert any(s["spec"].get("clusterIP") == "None" for s in services)
+    for svc in services:
+        name = svc["metadata"]["name"]
+        http = [p for p in svc["spec"]["ports"] if p["name"] == "http"]
+        assert len(http) == 1, f"{overlay}: Service {name} has no http port"
+        assert port_number(container, http[0].get("targetPort", http[0]["port"])) == http_port, name
+        assert http[0]["port"] == http_port and http[0].get("protocol", "TCP") == "TCP", name
+
+
+def test_every_server_pod_gets_the_client_secret_key_from_one_secret(overlay: str) -> None:
+    """``auth.client_secret_key`` from the same Secret on every server pod (every overlay), so a
+    client secret minted on one pod is taken by another (test_client_secret_key_across_pods.py)."""
+    from translate_svc.settings import AuthSettings
+
+    assert "client_secret_key" in AuthSettings.model_fields
+    objs = render(overlay)
+    from_secrets = secret_env(server_container(objs))
+    assert from_secrets.get("TRANSLATE_SVC_AUTH__CLIENT_SECRET_KEY") == (CLIENT_SECRET_KEY[1], "client_secret_key"), (
+        f"{overlay}: {from_secrets}"
+    )
+    guide = (REPO / "docs" / "deploy.md").read_text()
+    creates = [ln for ln in guide.splitlines() if "create secret" in ln and CLIENT_SECRET_KEY[1] in ln]
+    assert creates and all("--from-literal=client_secret_key=" in ln for ln in creates), creates
+
+
+def _secret_file(objs: list[Obj], path: str) -> tuple[str, str]:
+    """The (Secret, key) a file of the server container comes from: a read-only Secret mount."""
+    container = server_container(objs)
+    spec = server_deployment(objs)["spec"]["template"]["spec"]
+    (mount,) = [m for m in container["volumeMounts"] if Path(path).is_relative_to(m["mountPath"])]
+    assert mount.get("readOnly") is True, f"{path}: {mount['mountPath']} is writable"
+    volume = next(v for v in spec["volumes"] if v["name"] == mount["name"])
+    assert "secret" in volume, f"{path} is not on a Secret volume"
+    relative = str(Path(path).relative_to(mount["mountPath"]))
+    items = {i["path"]: i["key"] for i in volume["secret"].get("items", [])}
+    return volume["secret"]["secretName"], items.get(relative, relative)
+
+
+def _byte_size(quantity: str) -> int:
+    """A Kubernetes memory quantity (Mi, Gi) or a Redis one (mb, gb: Redis's 1024-based units)."""
+    units = {"Mi": 2**20, "Gi": 2**30, "mb": 2**20, "gb": 2**30}
+    number, unit = re.fullmatch(r"(\d+)([A-Za-z]+)", quantity).groups()  # type: ignore[union-attr]
+    return int(number) * units[unit]
+
+
+def test_the_gpu_overlay_runs_a_small_redis_that_only_the_server_pods_reach() -> None:
+    objs = render("gpu")
+    deployment = one(objs, "Deployment", REDIS)
+    assert deployment["spec"].get("replicas", 1) == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate", "two Redis pods at once would split the state"
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    (redis,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert re.fullmatch(r"redis:7(\.\d+)*(@sha256:[0-9a-f]{64})?", redis["image"]), redis["image"]
+    argv = [*redis["command"], *redis["args"]]
+    assert argv[0] == "redis-server" and len(argv) % 2 == 1
+    options = dict(zip(argv[1::2], argv[2::2], strict=True))
+    assert options["--save"] == "" and options["--appendonly"] == "no", "no persistence: no RDB, no AOF"
+    assert options["--maxmemory-policy"] == "noeviction", "a lease evicted silently would loosen a cap"
+    resources = redis["resources"]
+    assert resources["requests"]["cpu"] and resources["requests"]["memory"]
+    assert _byte_size(options["--maxmemory"]) < _byte_size(resources["limits"]["memory"])
+    assert options["--requirepass"] == "$(REDIS_PASSWORD)" and secret_env(redis)["REDIS_PASSWORD"] == (
+        REDIS,
+        "password",
+    )
+    redis_port = int(options["--port"])
+    assert port_number(redis, "redis") == redis_port
+    # its Service
+    service = one(objs, "Service", REDIS)
+    assert selects(service["spec"]["selector"], labels)
+    (port,) = service["spec"]["ports"]
+    assert port_number(redis, port["targetPort"]) == redis_port
+    # its NetworkPolicy: in, only the server pods to the Redis port; out, nothing
+    policy = one(objs, "NetworkPolicy", REDIS)
+    assert selects(policy["spec"]["podSelector"], labels)
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"} and policy["spec"].get("egress") in ([], None)
+    (rule,) = policy["spec"]["ingress"]
+    (peer,) = rule["from"]
+    assert set(peer) == {"podSelector"}, f"a peer beyond this namespace's pods: {peer}"
+    assert selects(peer["podSelector"], _pod_labels(objs)) and not selects(peer["podSelector"], labels)
+    assert {port_number(redis, p["port"]) for p in rule["ports"]} == {redis_port}
+    # the server pods use it: TRANSLATE_SVC_CLUSTER__REDIS_URL names the Service, the password is a file
+    env = _server_env(objs)
+    url = urlsplit(env["TRANSLATE_SVC_CLUSTER__REDIS_URL"])
+    assert (url.scheme, url.hostname, url.port) == ("redis", REDIS, port["port"]), url
+    assert url.password is None, "the password is in a file, not in the manifest"
+    assert _secret_file(objs, env["TRANSLATE_SVC_CLUSTER__REDIS_PASSWORD_FILE"]) == (REDIS, "password")
+
+
+@pytest.mark.parametrize("overlay", GPU_OVERLAYS)
+def test_the_server_pods_may_call_the_cluster_dns_and_redis_only(overlay: str) -> None:
+    objs = render(overlay)
+    policy = one(objs, "NetworkPolicy", "translate-svc-to-redis")
+    assert selects(policy["spec"]["podSelector"], _pod_labels(objs))
+    assert policy["spec"]["policyTypes"] == ["Egress"], "it adds egress only; ingress stays the base policy's"
+    dns, redis = policy["spec"]["egress"]
+    assert dns["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+    assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
+    if overlay == "gpu":
+        redis_labels = one(objs, "Deployment", REDIS)["spec"]["template"]["metadata"]["labels"]
+        (peer,) = redis["to"]
+        assert set(peer) == {"podSelector"} and selects(peer["podSelector"], redis_labels)
+        assert {(p["port"], p["protocol"]) for p in redis["ports"]} == {(6379, "TCP")}
+    else:  # an external Redis: its ports at any address, until the operator narrows it
+        assert {(p["port"], p["protocol"]) for p in redis["ports"]} == {(6379, "TCP"), (6380, "TCP")}
+
+
+def test_the_external_redis_overlay_takes_its_url_and_password_from_a_secret() -> None:
+    objs = render("gpu-external-redis")
+    assert not [o for o in objs if o["metadata"]["name"] == REDIS], "the overlay's own Redis is still there"
+    container = server_container(objs)
+    assert secret_env(container)["TRANSLATE_SVC_CLUSTER__REDIS_URL"] == (REDIS, "url")
+    assert "TRANSLATE_SVC_CLUSTER__REDIS_URL" not in env_map(container)
+    env = _server_env(objs)
+    assert _secret_file(objs, env["TRANSLATE_SVC_CLUSTER__REDIS_PASSWORD_FILE"]) == (REDIS, "password")
+    # the rest is the gpu overlay's server, unchanged
+    gpu = server_deployment(render("gpu"))
+    ours = server_deployment(objs)
+    for d in (gpu, ours):
+        (server,) = d["spec"]["template"]["spec"]["containers"]
+        server["env"] = [e for e in server["env"] if e["name"] != "TRANSLATE_SVC_CLUSTER__REDIS_URL"]
+    assert ours == gpu
 
 
 # -------------------------------------------------------------------- the manifests, run for real
@@ -598,12 +782,14 @@ def test_cpu_dev_container_serves_its_probes_and_metrics(test_model_dir: Path, t
     manifest_env = _server_env(objs)
     ports = {
         int(manifest_env["TRANSLATE_SVC_SERVER__PORT"]): _free_port(),
+        int(manifest_env["TRANSLATE_SVC_SERVER__HTTP_PORT"]): _free_port(),
         int(manifest_env["TRANSLATE_SVC_SERVER__METRICS_PORT"]): _free_port(),
     }
     env.update(manifest_env)
     env.update(
         TRANSLATE_SVC_SERVER__HOST="127.0.0.1",
         TRANSLATE_SVC_SERVER__PORT=str(ports[int(manifest_env["TRANSLATE_SVC_SERVER__PORT"])]),
+        TRANSLATE_SVC_SERVER__HTTP_PORT=str(ports[int(manifest_env["TRANSLATE_SVC_SERVER__HTTP_PORT"])]),
         TRANSLATE_SVC_SERVER__METRICS_PORT=str(ports[int(manifest_env["TRANSLATE_SVC_SERVER__METRICS_PORT"])]),
         TRANSLATE_SVC_MODEL__PATH=str(test_model_dir),
         HOME=str(tmp_path),
@@ -630,6 +816,13 @@ def test_cpu_dev_container_serves_its_probes_and_metrics(test_model_dir: Path, t
         metrics_port = ports[port_number(container, "metrics")]
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
         assert re.search(rf"^{re.escape(hpa_metric)} ", text, re.M), f"/metrics lacks {hpa_metric}"
+        # the HTTP port the Services expose serves (here: a client secret minted, no tokens on cpu-dev)
+        http_port = ports[port_number(container, "http")]
+        mint = urllib.request.Request(
+            f"http://127.0.0.1:{http_port}/v1/realtime/translations/client_secrets", data=b"{}", method="POST"
+        )
+        minted = json.loads(urllib.request.urlopen(mint, timeout=5).read())
+        assert minted["value"].startswith("ek_"), minted
         proc.send_signal(signal.SIGTERM)
         grace = server_deployment(objs)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
         assert proc.wait(timeout=grace) == 0, f"exit status {proc.returncode}:\n{log.read_text()}"

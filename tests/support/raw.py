@@ -1,5 +1,7 @@
 """Protobuf-level helpers for the tests and the benchmarks: a channel, one ``Translate`` of a file,
-and a LINEAR16 stream paced in chunks whose responses are kept with their arrival times.
+a LINEAR16 stream paced in chunks whose responses are kept with their arrival times, the requests
+the tests build (a clip, texts, a stream's config; a clip as ``TranslateChunked``'s messages), and
+a stream of ready messages run with its responses' arrival times.
 
 They speak the stubs directly, beneath the SDK's typed API, where a test needs the messages
 themselves. They are not shipped (issue 58 moved them out of the SDK); audio files are decoded with
@@ -10,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 import numpy as np
+from google.rpc import code_pb2
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
@@ -103,3 +106,68 @@ async def stream_pcm(
         if on_response is not None:
             on_response(now, resp)
     return trace
+
+
+def raw_request(content: bytes, encoding: int, rate: int = 16000, channels: int = 1, **kw) -> pb.TranslateRequest:  # type: ignore[no-untyped-def]
+    """A ``Translate`` request of ``content`` in ``encoding`` (into Spanish unless ``kw`` says)."""
+    kw.setdefault("target_languages", ["spa"])
+    return pb.TranslateRequest(
+        audio=pb.AudioInput(
+            content=content, format=pb.AudioFormat(encoding=encoding, sample_rate_hz=rate, channels=channels)
+        ),
+        **kw,
+    )
+
+
+def text_request(texts: list[str], **kw) -> pb.TranslateTextRequest:  # type: ignore[no-untyped-def]
+    """A ``TranslateText`` request of English ``texts`` (into Spanish and French unless ``kw`` says)."""
+    kw.setdefault("source_language", "eng")
+    kw.setdefault("target_languages", ["spa", "fra"])
+    return pb.TranslateTextRequest(texts=texts, **kw)
+
+
+def clip_chunks(request: pb.TranslateRequest, chunk_bytes: int = 1024 * 1024) -> Iterator[pb.TranslateRequest]:
+    """A ``TranslateRequest`` as ``TranslateChunked``'s messages, made as they are sent: the
+    request with the clip's first ``chunk_bytes``, then the rest in messages of ``audio.content``
+    alone (a clip over the port's 4 MiB receive limit travels so)."""
+    content = request.audio.content
+    first = pb.TranslateRequest()
+    first.CopyFrom(request)
+    first.audio.content = content[:chunk_bytes]
+    yield first
+    for at in range(chunk_bytes, len(content), chunk_bytes):
+        yield pb.TranslateRequest(audio=pb.AudioInput(content=content[at : at + chunk_bytes]))
+
+
+OPUS_FORMAT = pb.AudioFormat(encoding=pb.OPUS, sample_rate_hz=48000, channels=1)
+TEXT_ONLY = pb.OutputOptions(text=True, speech=False, transcript=True)
+
+
+def stream_config(fmt: pb.AudioFormat, **kw) -> pb.StreamingTranslateRequest:  # type: ignore[no-untyped-def]
+    """A stream's config message: English into Spanish, text and transcript only, unless ``kw`` says."""
+    kw.setdefault("target_languages", ["spa"])
+    kw.setdefault("source_language", "eng")
+    kw.setdefault("output", TEXT_ONLY)
+    return pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=fmt, **kw))
+
+
+async def run_stream(
+    stub: pb_grpc.TranslatorStub, msgs: Sequence[pb.StreamingTranslateRequest], *, pace_s: float = 0.0
+) -> list[tuple[float, pb.StreamingTranslateResponse]]:
+    """Send ``msgs`` (each after ``pace_s`` from the start, by index); responses with arrival times."""
+    t0 = time.perf_counter()
+
+    async def gen() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        for i, m in enumerate(msgs):
+            if pace_s:
+                await asyncio.sleep(max(0.0, t0 + i * pace_s - time.perf_counter()))
+            yield m
+
+    return [(time.perf_counter() - t0, r) async for r in stub.StreamingTranslate(gen(), timeout=300)]
+
+
+def segment_spans(responses: list[tuple[float, pb.StreamingTranslateResponse]]) -> list[tuple[int, int]]:
+    """The segments' spans (ms), every one OK."""
+    segs = [r.segment for _, r in responses if r.HasField("segment")]
+    assert all(s.status.code == code_pb2.OK for s in segs)
+    return [(s.start_ms, s.end_ms) for s in segs]

@@ -1,9 +1,12 @@
 """``translate-svc serve`` as a separate process, for the tests and the benchmarks that need one:
 started with the installed script (or ``python -m translate_svc.cli``), ready once it has written
-its ready file (never a log line), stopped with SIGTERM."""
+its ready file (never a log line), stopped with SIGTERM (``ServerProcess``); or, for the tests that
+signal their servers themselves, its output in a log file and killed if still running at the end
+(``logged_server``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -11,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -70,3 +73,31 @@ class ServerProcess:
                 self.proc.wait()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def logged_server(model: Path, log: Path, port: int = 0) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A server on ``model`` (one model thread, a 2 s drain) on ``port`` (0: any), its output in
+    ``log``: its process and its port, once ready."""
+    env = {
+        **os.environ,
+        "TRANSLATE_SVC_SERVER__DRAIN_S": "2",
+        "TRANSLATE_SVC_SERVER__GRACE_S": "10",
+        "TRANSLATE_SVC_MODEL__CPU_THREADS": "1",
+    }
+    ready_file = log.with_suffix(".ready.json")
+    argv = [*CLI, "serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            default_signals([*argv, "--ready-file", str(ready_file)]), stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+        try:
+            try:
+                info = ready.wait(ready_file, proc, 120)
+            except ready.NotReady as e:
+                raise AssertionError(f"{e}:\n{log.read_text()}") from None
+            yield proc, info.port
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(30)

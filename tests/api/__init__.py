@@ -1,0 +1,1 @@
+"""Tests of the generated stubs (the client distribution's translate_svc/api/)."""

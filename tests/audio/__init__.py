@@ -1,0 +1,1 @@
+"""Tests of translate_svc/audio/: decoding, containers, Opus, resampling."""

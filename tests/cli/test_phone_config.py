@@ -1,0 +1,56 @@
+"""``translate-svc phone-config`` (issue 44): the TwiML parses and points Twilio's Stream at the door
+with the call's parameters; Asterisk's lines name the door's path, codec and JSON control."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from typer.testing import CliRunner
+
+from translate_svc.cli import app
+
+pytestmark = pytest.mark.unit
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(app, ["phone-config", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_twilio_twiml() -> None:
+    root = ET.fromstring(run("twilio", "--url", "wss://phone.example.com/", "--target", "fra", "--call", "c1"))
+    stream = root.find("./Connect/Stream")
+    # whom the call meets goes in the url's path, which Twilio's signature covers (issue 57)
+    assert stream is not None and stream.get("url") == "wss://phone.example.com/v1/phone/twilio/call=c1"
+    params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+    assert params == {"source": "eng", "target": "fra"}
+
+
+def test_asterisk_and_audiosocket_lines() -> None:
+    out = run("asterisk", "--url", "wss://pbx-gw:8080", "--token", "t0k")
+    assert "uri = wss://pbx-gw:8080/v1/phone/asterisk?source=eng&target=spa&token=t0k" in out
+    assert "Dial(WebSocket/translate/c(ulaw)f(json))" in out and "type = websocket_client" in out
+    assert "AudioSocket(${UUID()},10.0.0.5:9092)" in run("audiosocket", "--url", "10.0.0.5:9092")
+
+
+def test_an_unknown_carrier_is_refused() -> None:
+    result = CliRunner().invoke(app, ["phone-config", "vonage", "--url", "wss://x"])
+    assert result.exit_code == 2 and "twilio" in result.output
+
+
+def test_a_room_goes_into_the_carriers_parameters() -> None:
+    root = ET.fromstring(run("twilio", "--url", "wss://p.example.com", "--room", "town-hall", "--participant", "mayor"))
+    stream = root.find("./Connect/Stream")
+    assert stream is not None
+    assert stream.get("url") == "wss://p.example.com/v1/phone/twilio/room=town-hall/participant=mayor"
+    params = {p.get("name"): p.get("value") for p in stream.findall("Parameter")}
+    assert params == {"source": "eng", "target": "spa"}
+    out = run("asterisk", "--url", "wss://pbx-gw:8080", "--room", "town-hall")
+    assert "uri = wss://pbx-gw:8080/v1/phone/asterisk?source=eng&target=spa&room=town-hall" in out
+    # AudioSocket carries no parameters: a room there is refused, not dropped
+    result = CliRunner().invoke(app, ["phone-config", "audiosocket", "--url", "10.0.0.5:9092", "--room", "r"])
+    assert result.exit_code == 2 and "AudioSocket" in result.output
+    result = CliRunner().invoke(app, ["phone-config", "twilio", "--url", "wss://x", "--participant", "p"])
+    assert result.exit_code == 2 and "--room" in result.output

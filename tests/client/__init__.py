@@ -1,0 +1,1 @@
+"""Tests of the Python SDK (the client distribution's translate_svc/client/)."""

@@ -1,0 +1,1 @@
+"""Tests of the deployment files: the Dockerfiles and the Kubernetes manifests."""

@@ -1,0 +1,1 @@
+"""Tests of translate_svc/engine/: the scheduler, the fair share, the engine, its remote form."""

@@ -1,0 +1,1 @@
+"""Tests of translate_svc/model/: the runner on the test checkpoint against transformers' own generate."""

@@ -1,0 +1,1 @@
+"""Tests of translate_svc/observability/: metrics, the access log, tracing."""

@@ -1,0 +1,1 @@
+"""Tests of translate_svc/serving/: serve --workers N, its counters, collector and allocator."""

@@ -1,0 +1,1 @@
+"""Tests of translate_svc/session/: the stream core, its drivers and rooms."""

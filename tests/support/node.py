@@ -1,0 +1,79 @@
+"""``translate-svc serve --workers 2`` as one node on loopback, for the tests of the node and of
+what crosses its processes: the supervisor's process, its log, port and metrics port, the workers'
+and the engine process's pids, and its ``/metrics`` read back."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.server_process import CLI
+from tests.support.signals import default_signals
+from translate_svc.cli import ready_file as ready
+
+
+@dataclass
+class Node:
+    """A node started by ``node``: the supervisor's process and what its ready file said."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+    port: int
+    workers: tuple[int, int]
+    engine: int
+    metrics_port: int
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def metric(self, name: str) -> dict[str, float]:
+        """Every series of ``name`` on the node's /metrics: {labels: value}."""
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10).read().decode()
+        return {
+            m.group(1) or "": float(m.group(2))
+            for m in re.finditer(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", text, re.MULTILINE)
+        }
+
+    def started(self) -> dict[str, float]:
+        """Streams admitted so far, per worker (``{process="w0"}`` -> count)."""
+        return self.metric("translate_svc_streams_started_total")
+
+
+@contextlib.contextmanager
+def node(model: Path, log: Path, **env: str) -> Iterator[Node]:
+    """A node on ``model``, its output in ``log``, ``env`` added to its environment; killed at the
+    end if a test left it running (its children follow)."""
+    environ = {
+        **os.environ,
+        "TRANSLATE_SVC_SERVER__DRAIN_S": "1",
+        "TRANSLATE_SVC_SERVER__GRACE_S": "10",
+        "TRANSLATE_SVC_SERVER__METRICS_PORT": "0",
+        **env,
+    }
+    ready_file = log.with_suffix(".ready.json")
+    argv = [*CLI, "serve", "--model", str(model), "--host", "127.0.0.1", "--port", "0", "--workers", "2"]
+    argv += ["--ready-file", str(ready_file)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(default_signals(argv), stdout=out, stderr=subprocess.STDOUT, env=environ)
+        try:
+            try:
+                info = ready.wait(ready_file, proc, 180)
+            except ready.NotReady as e:
+                raise AssertionError(f"{e}:\n{log.read_text()}") from None
+            w0, w1 = info.workers
+            assert info.engine_pid is not None and info.metrics_port is not None, info
+            # the line for people, flushed before the file was written, says the same
+            said = f"translate-svc 2 front-end workers (pids {w0}, {w1}) on port {info.port}, engine process pid"
+            assert said in log.read_text(), log.read_text()
+            yield Node(proc, log, info.port, (w0, w1), info.engine_pid, info.metrics_port)
+        finally:
+            if proc.poll() is None:
+                proc.kill()  # a test that left it running failed already; its children follow (PDEATHSIG)
+            proc.wait(30)

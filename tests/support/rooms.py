@@ -1,0 +1,77 @@
+"""Rooms as the rooms tests drive them on a real server (docs/rooms.md): settings on the stable
+test translator, a speaker's config and its speech streamed into a room over gRPC, the server's
+room registry, a listener's WebSocket address, and waiting for what the rooms do on their own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from tests.support.live_server import LiveServer, make_settings
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+from translate_svc.settings import RoomSettings
+
+CHUNK = 3200  # 100 ms of 16 kHz LINEAR16
+QUEUE = 4  # rooms.listener_queue in these tests
+
+
+def room_settings(test_model_dir: Path, **rooms: float):  # type: ignore[no-untyped-def]
+    """The tests' settings on the stable translator, with a long backlog, a ``QUEUE``-deep listener
+    queue and ``rooms`` (``RoomSettings``' fields)."""
+    s = make_settings(test_model_dir)
+    s.model.test_translator = "stable"
+    s.rooms = RoomSettings(**{"backlog_s": 600.0, "listener_queue": QUEUE, **rooms})
+    return s
+
+
+def speaker_config(room: str, participant: str = "", targets: tuple[str, ...] = ()) -> pb.StreamingConfig:
+    """A speaker's config: English LINEAR16 at 16 kHz into ``room`` (and ``targets`` of its own)."""
+    return pb.StreamingConfig(
+        format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1),
+        source_language="eng",
+        target_languages=targets,
+        room=pb.RoomSpeaking(name=room, participant=participant),
+    )
+
+
+async def speak(
+    stub: pb_grpc.TranslatorStub, config: pb.StreamingConfig, pcm: bytes, segments: list[pb.SegmentResult]
+) -> pb.StreamEnd:
+    """Stream ``pcm`` into the room as fast as flow control lets it; the speaker's own results."""
+
+    async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        yield pb.StreamingTranslateRequest(config=config)
+        for k in range(0, len(pcm), CHUNK):
+            yield pb.StreamingTranslateRequest(audio=pcm[k : k + CHUNK])
+
+    ended = None
+    async for msg in stub.StreamingTranslate(requests()):
+        if msg.WhichOneof("response") == "segment":
+            segments.append(msg.segment)
+        elif msg.WhichOneof("response") == "ended":
+            ended = msg.ended
+    assert ended is not None
+    return ended
+
+
+def registry(live: LiveServer):  # type: ignore[no-untyped-def]
+    """The server's rooms (``session/rooms.py``'s ``RoomRegistry``)."""
+    return live.server.app.sessions.rooms
+
+
+async def wait_for(predicate, bound_s: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Until ``predicate()`` (a safety bound on a hung test, not a timing assertion)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + bound_s
+    while not predicate():
+        assert loop.time() < end, "gave up waiting"
+        await asyncio.sleep(0.05)
+
+
+def listen_url(live: LiveServer, room: str, language: str, **query: str) -> str:
+    """The rooms door's WebSocket address to listen to ``room`` in ``language`` (and ``query``)."""
+    assert live.server.http is not None
+    q = "&".join(f"{k}={v}" for k, v in {"language": language, **query}.items())
+    return f"ws://127.0.0.1:{live.server.http.port}/v1/rooms/{room}/listen?{q}"

@@ -1,0 +1,1 @@
+"""Tests of translate_svc/transport/: what every door shares (tokens, refusals, the ports' homes)."""

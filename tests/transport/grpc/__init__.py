@@ -1,0 +1,1 @@
+"""Tests of the gRPC door (translate_svc/transport/grpc/) and the gRPC port."""

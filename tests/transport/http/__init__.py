@@ -1,0 +1,1 @@
+"""Tests of the HTTP port's home (translate_svc/transport/http/)."""

@@ -1,0 +1,139 @@
+"""Issue 52 (left from issue 34): a token-less client that keeps reopening half-sent HTTP requests
+does not keep a token holder's WebSocket out. A real ``translate-svc serve`` process (its memory
+read from /proc) whose HTTP port takes ``CAP`` connections; the flooder keeps more than that open
+from 127.0.0.1, reopening each as the server closes it, while a token holder opens sessions from
+127.0.0.2 (another machine, as far as the server can tell) and another tenant's gRPC calls and
+health ``Check`` are timed. Before the fix every session was answered 503: the cap was full of
+half-sent requests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support.proc import memory_kb
+from tests.support.server_process import ServerProcess
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(35)]
+
+HOLDER = "http-flood-holder-4b8e2d"  # tenant b: opens sessions
+CAP = 64  # limits.http_max_connections
+FLOODERS = 2 * CAP  # half-sent requests the flooder keeps open at once
+TRIES = 6
+ON_TIME_S = 3.0
+#: a request's head, never sent whole
+HALF_SENT = b"GET /v1/realtime/translations HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+#: what the flood may cost the server: a waiting connection holds its head so far (a few hundred
+#: bytes here, 64 x 8 KiB at most) and aiohttp's protocol, for CAP connections
+RSS_BOUND_MB = 32
+
+
+@pytest.fixture(scope="module")
+def server(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    tokens = tmp_path_factory.mktemp("tokens") / "tokens"
+    tokens.write_text(f"{HOLDER} * tenant=b\n")
+    srv = ServerProcess(
+        [
+            *("--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--http-port", "0"),
+            *("--tokens-file", str(tokens)),
+        ],
+        env={"TRANSLATE_SVC_LIMITS__HTTP_MAX_CONNECTIONS": str(CAP)},
+    )
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+async def _half_sent(port: int, stop: asyncio.Event, opened: list[int], flooded: asyncio.Event) -> None:
+    """One of the flooder's connections, reopened each time the server closes it, until ``stop``;
+    ``flooded`` once the connections opened are four times the cap (it is full, and they churn)."""
+    while not stop.is_set():
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.01)
+            continue
+        opened[0] += 1
+        if opened[0] >= 4 * CAP:
+            flooded.set()
+        try:
+            writer.write(HALF_SENT)
+            closed, stopped = asyncio.ensure_future(reader.read()), asyncio.ensure_future(stop.wait())
+            await asyncio.wait({closed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            for f in (closed, stopped):
+                f.cancel()
+        except OSError:
+            pass
+        finally:
+            writer.transport.abort()
+
+
+async def _session(port: int, local: str) -> str:
+    """The token holder's session from ``local``: "created" once ``session.created`` came, else
+    the handshake's status or the error."""
+    connector = aiohttp.TCPConnector(local_addr=(local, 0), force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        try:
+            async with http.ws_connect(
+                f"http://127.0.0.1:{port}/v1/realtime/translations?model=m",
+                headers={"Authorization": f"Bearer {HOLDER}"},
+            ) as ws:
+                msg = await ws.receive(timeout=10)
+                return "created" if '"session.created"' in str(msg.data) else str(msg.type)
+        except aiohttp.WSServerHandshakeError as e:
+            return str(e.status)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            return type(e).__name__
+
+
+async def _other_tenant(port: int, worst: list[float]) -> None:
+    """Health ``Check`` and tenant b's ``ListLanguages`` every 0.2 s (raises if one fails)."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        health, stub = health_pb2_grpc.HealthStub(ch), pb_grpc.TranslatorStub(ch)
+        while True:
+            t0 = time.perf_counter()
+            status = await health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert status.status == health_pb2.HealthCheckResponse.SERVING
+            metadata = (("authorization", f"Bearer {HOLDER}"),)
+            await stub.ListLanguages(pb.ListLanguagesRequest(), metadata=metadata, timeout=10)
+            worst[0] = max(worst[0], time.perf_counter() - t0)
+            await asyncio.sleep(0.2)
+
+
+async def test_half_sent_requests_reopened_by_a_tokenless_client_keep_no_token_holder_out(
+    server: ServerProcess,
+) -> None:
+    port = server.info.http_port
+    assert port is not None
+    before = memory_kb(server.info.pid)["VmRSS"]
+    stop, flooded, opened, worst = asyncio.Event(), asyncio.Event(), [0], [0.0]
+    flood = [asyncio.create_task(_half_sent(port, stop, opened, flooded)) for _ in range(FLOODERS)]
+    timing = asyncio.create_task(_other_tenant(server.port, worst))
+    got: list[str] = []
+    try:
+        async with asyncio.timeout(30):
+            await flooded.wait()
+        for _ in range(TRIES):
+            got.append(await _session(port, "127.0.0.2"))
+            await asyncio.sleep(0.5)
+        grown_mb = (memory_kb(server.info.pid)["VmRSS"] - before) / 1024
+        churned = opened[0]
+        assert not timing.done(), timing  # no call of the other tenant failed
+    finally:
+        stop.set()
+        timing.cancel()
+        await asyncio.gather(*flood, timing, return_exceptions=True)
+    assert got == ["created"] * TRIES, got
+    assert churned > 4 * CAP + TRIES  # the flood went on while the sessions opened
+    assert worst[0] < ON_TIME_S, f"the other tenant's Check + ListLanguages took {worst[0]:.2f} s"
+    assert grown_mb < RSS_BOUND_MB, f"the server's memory grew {grown_mb:.1f} MB"

@@ -1,0 +1,1 @@
+"""Tests of the OpenAI-compatible door (translate_svc/transport/openai/)."""

@@ -1,0 +1,1 @@
+"""Tests of the phone door (translate_svc/transport/phone/)."""

@@ -1,0 +1,1 @@
+"""Tests of the Riva-compatible door (translate_svc/transport/riva/)."""

@@ -1,0 +1,1 @@
+"""Tests of the rooms door (translate_svc/transport/rooms/)."""

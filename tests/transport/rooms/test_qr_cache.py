@@ -1,0 +1,78 @@
+"""Issue 57: the listen page's QR codes (``transport/rooms/qr.py``) as plain values: kept by
+address (least recently used out), new ones drawn within a token bucket, beyond it ``QrBusy``."""
+
+from __future__ import annotations
+
+import pytest
+
+from translate_svc.transport.rooms.qr import QrBusy, QrCodes, draw_svg
+
+pytestmark = pytest.mark.unit
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def codes(draws_per_s: float = 2.0, entries: int = 3) -> tuple[QrCodes, list[str], Clock]:
+    drawn: list[str] = []
+    clock = Clock()
+
+    def draw(url: str) -> bytes:
+        drawn.append(url)
+        return url.encode()
+
+    return QrCodes(draws_per_s, entries, draw=draw, clock=clock), drawn, clock
+
+
+def test_the_same_address_is_drawn_once_and_served_from_the_cache() -> None:
+    qr, drawn, _ = codes()
+    assert qr.get("http://h/listen/a") == b"http://h/listen/a"
+    for _ in range(50):  # past the bucket: a kept code costs no draw
+        assert qr.get("http://h/listen/a") == b"http://h/listen/a"
+    assert drawn == ["http://h/listen/a"] and qr.draws == 1
+    # the exact address is the key: another host, or #demo, is another code
+    qr.get("http://h/listen/a#demo")
+    qr.get("http://other/listen/a")
+    assert drawn[1:] == ["http://h/listen/a#demo", "http://other/listen/a"]
+
+
+def test_new_draws_are_bounded_by_the_bucket_and_refused_beyond_it() -> None:
+    qr, drawn, clock = codes(draws_per_s=2.0, entries=100)
+    for k in range(4):  # a burst of 2 s' worth
+        qr.get(f"u{k}")
+    with pytest.raises(QrBusy) as e:
+        qr.get("u4")
+    assert e.value.retry_after_s == 0.5 and "rooms.qr_draws_per_s" in str(e.value)
+    assert len(drawn) == 4
+    clock.now += 0.5  # one draw back
+    qr.get("u4")
+    with pytest.raises(QrBusy):
+        qr.get("u5")
+    clock.now += 60  # a long quiet spell banks no more than the burst
+    for k in range(6, 10):
+        qr.get(f"u{k}")
+    with pytest.raises(QrBusy):
+        qr.get("u10")
+    assert qr.draws == 9
+
+
+def test_the_cache_keeps_the_most_recently_used_codes() -> None:
+    qr, drawn, _ = codes(draws_per_s=100.0, entries=2)
+    qr.get("a")
+    qr.get("b")
+    qr.get("a")  # a is now the most recent
+    qr.get("c")  # b goes
+    assert len(qr) == 2
+    qr.get("a")
+    qr.get("b")
+    assert drawn == ["a", "b", "c", "b"]
+
+
+def test_a_real_code_is_an_svg_naming_its_address() -> None:
+    svg = draw_svg("http://127.0.0.1:8080/listen/hall")
+    assert svg.startswith(b"<?xml") and b"<svg" in svg and b"/listen/hall" in svg

@@ -1,0 +1,113 @@
+"""Issue 57 (high): ``GET /listen/<room>/qr.svg`` needs no token, and drew every QR code on the
+event loop that every call shares (~18-20 ms of CPU for a long address): 32 strangers asking for
+new room names made another tenant's health Check take 2.3 s (p50). Codes are now kept by address
+and new ones drawn at a bounded rate per process (``rooms.qr_draws_per_s``), beyond it 503 with
+``Retry-After``.
+
+On a real ``translate-svc serve`` process; the strangers are a separate client process
+(``python -m tests.support.attacks.rooms qr-flood``), so their CPU and connections are not the test's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support.attacks.process import AttackProcess
+from tests.support.server_process import ServerProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
+
+STRANGERS = 32
+FLOOD_S = 12.0
+DRAWS_PER_S = 4.0  # rooms.qr_draws_per_s's default
+#: the other tenant's health Check, p50, while the strangers ask (before the fix: 1.5-2.5 s here)
+CHECK_P50_S = 0.5
+
+
+@pytest.fixture(scope="module")
+def served(test_model_dir: Path) -> Iterator[ServerProcess]:
+    args = ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--http-port", "0"]
+    server = ServerProcess(args)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def http_of(server: ServerProcess) -> str:
+    assert server.info.http_port is not None
+    return f"http://127.0.0.1:{server.info.http_port}"
+
+
+async def test_strangers_asking_for_new_qr_codes_leave_the_event_loop_to_others(served: ServerProcess) -> None:
+    """32 token-less clients ask for the codes of ever new room names with a 200-character Host
+    (each a code of ~14 ms to draw) for 12 s, while a health Check is made every 200 ms: its median
+    stays low, and the server drew at most its budget of codes (the rest answered 503 at once)."""
+    flood = AttackProcess(
+        "rooms",
+        "qr-flood",
+        "--http",
+        http_of(served),
+        "--clients",
+        str(STRANGERS),
+        "--seconds",
+        str(FLOOD_S),
+        result_s=120,
+    )
+    latencies: list[float] = []
+    try:
+        await flood.started()
+        await asyncio.sleep(1.0)
+        async with grpc.aio.insecure_channel(served.address, options=[("grpc.use_local_subchannel_pool", 1)]) as ch:
+            health = health_pb2_grpc.HealthStub(ch)
+            end = time.monotonic() + FLOOD_S - 3
+            while time.monotonic() < end:
+                t = time.perf_counter()
+                await health.Check(health_pb2.HealthCheckRequest(), timeout=60)
+                latencies.append(time.perf_counter() - t)
+                await asyncio.sleep(0.2)
+        got = await flood.result()
+    finally:
+        flood.stop()
+    p50 = statistics.median(latencies)
+    print(f"QR flood: {got['codes']}; health Check p50 {p50:.3f} s, worst {max(latencies):.3f} s ({len(latencies)})")
+    assert p50 < CHECK_P50_S, f"the health Check took {p50:.2f} s (p50) while strangers asked for QR codes"
+    codes = got["codes"]
+    drawn = codes.get("200", 0)
+    # the bucket: 2 s' worth at the start, then DRAWS_PER_S a second (slack for the clock's edges)
+    assert drawn <= DRAWS_PER_S * (FLOOD_S + 2) + 4, codes
+    assert codes.get("503", 0) > drawn, codes  # the rest refused at once, none queued
+
+
+async def test_a_code_drawn_before_is_served_from_the_cache_past_the_budget(
+    test_model_dir: Path,
+) -> None:
+    """With a budget of one draw, a second address is refused (503, Retry-After, a message saying
+    why) while the first, drawn before, is served again, the same bytes."""
+    args = ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--http-port", "0"]
+    server = ServerProcess(args, env={"TRANSLATE_SVC_ROOMS__QR_DRAWS_PER_S": "0.05"})
+    try:
+        async with aiohttp.ClientSession() as http:
+            base = http_of(server)
+            async with http.get(f"{base}/listen/hall-1/qr.svg") as r:
+                assert r.status == 200 and r.content_type == "image/svg+xml"
+                first = await r.read()
+            async with http.get(f"{base}/listen/hall-2/qr.svg") as r:
+                assert r.status == 503, r.status
+                assert int(r.headers["Retry-After"]) >= 1
+                body = await r.json()
+                assert "rooms.qr_draws_per_s" in body["error"]["message"], body
+            async with http.get(f"{base}/listen/hall-1/qr.svg") as r:
+                assert r.status == 200
+                assert await r.read() == first
+    finally:
+        server.stop()

@@ -1,0 +1,43 @@
+"""The doors' home (issue 35): one package per door, and no module of transport/ takes a private
+name (``_x``) of another module of this project. import-linter holds the packages' imports
+(pyproject.toml); this holds the names, which import-linter does not look at."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import translate_svc.transport
+
+pytestmark = pytest.mark.unit
+
+TRANSPORT = Path(translate_svc.transport.__file__).parent
+
+
+def private_imports(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("translate_svc"):
+            found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+    return found
+
+
+def test_no_module_of_transport_imports_a_private_name_of_another() -> None:
+    modules = sorted(TRANSPORT.rglob("*.py"))
+    assert len(modules) >= 12, "the doors' modules were not found"
+    offenders = {str(p.relative_to(TRANSPORT)): names for p in modules if (names := private_imports(p))}
+    assert offenders == {}
+
+
+def test_the_check_sees_a_private_import(tmp_path: Path) -> None:
+    sample = tmp_path / "door.py"
+    sample.write_text("from translate_svc.transport.openai.loop import _drive, PATH\n", encoding="utf-8")
+    assert private_imports(sample) == ["translate_svc.transport.openai.loop._drive"]
+
+
+def test_each_door_is_a_package_of_its_own() -> None:
+    doors = {p.name for p in TRANSPORT.iterdir() if (p / "__init__.py").is_file()}
+    assert doors == {"grpc", "http", "openai", "phone", "riva", "rooms"}  # phone: issue 44; http, rooms: 58
+    assert not (TRANSPORT / "server.py").exists() and (TRANSPORT / "host.py").is_file()

@@ -1,0 +1,1 @@
+"""Tests of translate_svc/vad/: silero, the VAD worker, the segmenter."""
