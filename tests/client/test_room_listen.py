@@ -34,6 +34,7 @@ from translate_svc.client import (
     ListenStarted,
     RetryPolicy,
     Room,
+    RoomCaption,
     RoomSegment,
     Segment,
     TranslateClient,
@@ -67,12 +68,12 @@ def address(live: LiveServer) -> str:
 
 
 async def speak(
-    client: AsyncTranslateClient, room: str | Room, pcm: bytes, participant: str | None = None
+    client: AsyncTranslateClient, room: str | Room, pcm: bytes, participant: str | None = None, interim_ms: int = 0
 ) -> list[Segment]:
     """Stream ``pcm`` into ``room`` through the SDK (English, no targets of its own: ASR only); the
     speaker's own segments."""
     own: list[Segment] = []
-    async with client.stream(targets=(), source="eng", room=room, participant=participant) as s:
+    async with client.stream(targets=(), source="eng", room=room, participant=participant, interim_ms=interim_ms) as s:
 
         async def send() -> None:
             for k in range(0, len(pcm), CHUNK):
@@ -130,7 +131,7 @@ async def test_async_and_sync_listeners_get_the_speakers_segments_with_its_ids_a
 
                 reader = asyncio.create_task(async_listener())
                 await wait_for(lambda: sum(registry(room_server).listener_counts().values()) == 2)
-                own = await speak(client, Room("talk-1", "mayor"), pcm)
+                own = await speak(client, Room("talk-1", "mayor"), pcm, interim_ms=500)
                 last = own[-1].segment_id
                 await wait_for(lambda: last in ids(heard_async) and last in ids(heard_sync))
             await reader  # leaving ``async with`` closed the listen: its iteration stopped quietly
@@ -140,6 +141,12 @@ async def test_async_and_sync_listeners_get_the_speakers_segments_with_its_ids_a
 
     check_heard(heard_async, own, "spa", "mayor")
     check_heard(heard_sync, own, "fra", "mayor")
+    # the speaker asked for live captions: the listeners get them, each of one of its segments
+    for heard, language in ((heard_async, "spa"), (heard_sync, "fra")):
+        captions = [e for e in heard if isinstance(e, RoomCaption)]
+        assert captions and all(e.speaker == "mayor" for e in captions)
+        assert {e.caption.segment_id for e in captions} <= {s.segment_id for s in own}
+        assert all([t.target for t in e.caption.translations] == [language] for e in captions)
     # both closed: the server holds no listener of theirs
     await wait_for(lambda: sum(registry(room_server).listener_counts().values()) == 0)
 
