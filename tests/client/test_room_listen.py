@@ -316,6 +316,19 @@ async def test_a_closed_or_cancelled_listen_stops_quietly_and_leaves_the_room(ro
     assert [type(e) for e in first] == [ListenStarted] and quiet == [] and after == []
     await wait_for(lambda: rooms.listener_counts().get("deu", 0) == 0)
 
+    # closing the blocking client ends a listen that another thread is iterating (it returns)
+    sync = TranslateClient(address(room_server), token=EVERY)
+    listener = sync.listen("talk-4", "eng")
+    await asyncio.to_thread(listener.start)
+    got: list[ListenEvent] = []
+    thread = threading.Thread(target=lambda: got.extend(listener), daemon=True)
+    thread.start()
+    await wait_for(lambda: len(got) == 1)  # started; then it waits in a quiet room
+    await asyncio.to_thread(sync.close)
+    await asyncio.to_thread(thread.join, 10)
+    assert not thread.is_alive() and [type(e) for e in got] == [ListenStarted]
+    await wait_for(lambda: rooms.listener_counts().get("eng", 0) == 0)
+
 
 async def test_room_options_are_checked_before_any_call() -> None:
     client = AsyncTranslateClient("127.0.0.1:1")

@@ -14,6 +14,7 @@ import asyncio
 import functools
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import Future
 from types import TracebackType
@@ -78,7 +79,9 @@ def _blocking_listen(
 
     def call(self: TranslateClient, /, *args: P.args, **kwargs: P.kwargs) -> Listener:
         alisten = self._run(_call_in_loop(lambda: method(self._client, *args, **kwargs)))
-        return Listener(self, alisten)
+        listener = Listener(self, alisten)
+        self._listeners.add(listener)
+        return listener
 
     functools.update_wrapper(call, method)
     call.__doc__ = _blocking_listen.__doc__
@@ -110,6 +113,8 @@ class TranslateClient:
         self._thread = threading.Thread(target=self._serve, name="translate-svc-client", daemon=True)
         self._thread.start()
         self._closed = False
+        #: listens not closed yet: ``close()`` ends them, so that a thread iterating one returns
+        self._listeners: weakref.WeakSet[Listener] = weakref.WeakSet()
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -133,6 +138,8 @@ class TranslateClient:
     def close(self) -> None:
         if self._closed:
             return
+        for listener in list(self._listeners):
+            listener.close()
         self._run(self._client.close())
         self._closed = True
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -308,9 +315,10 @@ class Listener:
         self._owner._run(self._alisten.start())
 
     def close(self) -> None:
-        """Stop listening now; events not taken are dropped."""
+        """Stop listening now; events not taken are dropped (also done by the client's ``close()``)."""
         if not self._owner._closed:
             self._owner._run(self._alisten.aclose())
+        self._owner._listeners.discard(self)
 
     @property
     def info(self) -> ListenStarted | None:
@@ -336,10 +344,16 @@ class Listener:
         return self
 
     def __next__(self) -> ListenEvent:
+        if self._owner._closed:
+            raise StopIteration
+        fut = asyncio.run_coroutine_threadsafe(self._alisten.__anext__(), self._owner._loop)
         try:
-            return self._owner._run(self._alisten.__anext__())
+            return fut.result()
         except StopAsyncIteration:
             raise StopIteration from None
+        except BaseException:
+            fut.cancel()  # Ctrl-C while waiting: the step is dropped, the listen goes on (close() ends it)
+            raise
 
     def poll(self, timeout: float | None = 0.0) -> list[ListenEvent]:
         """The events available now, waiting up to ``timeout`` for the first (None: until one comes
