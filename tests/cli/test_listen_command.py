@@ -27,7 +27,7 @@ import soundfile as sf
 
 from tests.support.cli import EXIT_AUTH, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Run
 from tests.support.live_server import LiveServer, serving
-from tests.support.rooms import registry, room_settings, wait_for
+from tests.support.rooms import registry, room_settings, speak_through_sdk, wait_for
 from tests.support.signals import default_signals
 from tests.support.speech import speech_pcm16
 from tests.support.tokens import replace
@@ -36,7 +36,6 @@ from translate_svc.client import AsyncTranslateClient, Room, Segment
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(60)]
 
 CLIENT = Path(sys.executable).parent / "translate-svc-client"
-CHUNK = 3200  # 100 ms of 16 kHz LINEAR16
 EVERY, STREAM_ONLY, TALK_ONLY, GOES = "every-0a1b2c3d", "stream-4e5f6a7b", "talk-8c9d0e1f", "goes-2a3b4c5d"
 TOKENS = f"{EVERY}\n{STREAM_ONLY} stream\n{TALK_ONLY} listen=talk\n{GOES} listen=*\n"
 
@@ -100,23 +99,8 @@ class Listening:
 
 
 async def speak(live: LiveServer, room: Room, pcm: bytes) -> list[Segment]:
-    """The speaker: ``pcm`` into ``room`` through the SDK (English, ASR only); its own segments."""
-    own: list[Segment] = []
-    async with (
-        AsyncTranslateClient(address(live), token=EVERY) as client,
-        client.stream(targets=(), source="eng", room=room) as s,
-    ):
-
-        async def send() -> None:
-            for k in range(0, len(pcm), CHUNK):
-                await s.send(pcm[k : k + CHUNK])
-            await s.close()
-
-        sender = asyncio.create_task(send())
-        own += [ev async for ev in s if isinstance(ev, Segment)]
-        await sender
-    assert own
-    return own
+    async with AsyncTranslateClient(address(live), token=EVERY) as client:
+        return await speak_through_sdk(client, room, pcm)
 
 
 def segments(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from tests.support.live_server import LiveServer, serving
-from tests.support.rooms import registry, room_settings, wait_for
+from tests.support.rooms import registry, room_settings, speak_through_sdk, wait_for
 from tests.support.speech import speech_pcm16
 from tests.support.tokens import replace
 from translate_svc.client import (
@@ -43,7 +43,6 @@ from translate_svc.client import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(60)]
 
-CHUNK = 3200  # 100 ms of 16 kHz LINEAR16
 TOKENS = "every-room-4d1c7a2e\nlisten-talk-8e3b1f0c listen=talk-*\nstream-only-5a9d2c7e stream\n"
 EVERY, TALK_ONLY, STREAM_ONLY = "every-room-4d1c7a2e", "listen-talk-8e3b1f0c", "stream-only-5a9d2c7e"
 
@@ -65,28 +64,6 @@ def pcm(shared_audio: Path) -> bytes:
 
 def address(live: LiveServer) -> str:
     return f"127.0.0.1:{live.port}"
-
-
-async def speak(
-    client: AsyncTranslateClient, room: str | Room, pcm: bytes, participant: str | None = None, interim_ms: int = 0
-) -> list[Segment]:
-    """Stream ``pcm`` into ``room`` through the SDK (English, no targets of its own: ASR only); the
-    speaker's own segments."""
-    own: list[Segment] = []
-    async with client.stream(targets=(), source="eng", room=room, participant=participant, interim_ms=interim_ms) as s:
-
-        async def send() -> None:
-            for k in range(0, len(pcm), CHUNK):
-                await s.send(pcm[k : k + CHUNK])
-            await s.close()
-
-        sender = asyncio.create_task(send())
-        async for ev in s:
-            if isinstance(ev, Segment):
-                own.append(ev)
-        await sender
-    assert own, "the speaker got no segment"
-    return own
 
 
 def check_heard(heard: list[ListenEvent], own: list[Segment], language: str, speaker: str) -> None:
@@ -131,7 +108,7 @@ async def test_async_and_sync_listeners_get_the_speakers_segments_with_its_ids_a
 
                 reader = asyncio.create_task(async_listener())
                 await wait_for(lambda: sum(registry(room_server).listener_counts().values()) == 2)
-                own = await speak(client, Room("talk-1", "mayor"), pcm, interim_ms=500)
+                own = await speak_through_sdk(client, Room("talk-1", "mayor"), pcm, interim_ms=500)
                 last = own[-1].segment_id
                 await wait_for(lambda: last in ids(heard_async) and last in ids(heard_sync))
             await reader  # leaving ``async with`` closed the listen: its iteration stopped quietly
@@ -158,12 +135,12 @@ async def test_a_late_listener_gets_the_backlog_first_marked_and_as_text_then_li
         # the backlog keeps what was translated: someone listens in German while the first half is said
         async with client.listen("talk-2", "deu"):
             await wait_for(lambda: registry(room_server).listener_counts().get("deu", 0) == 1)
-            first = await speak(client, "talk-2", pcm[: len(pcm) // 2], participant="ann")
+            first = await speak_through_sdk(client, "talk-2", pcm[: len(pcm) // 2], participant="ann")
         async with client.listen("talk-2", "deu") as room:
             started = await anext(room)
             assert isinstance(started, ListenStarted) and started.backlog == len(first), started
             backlog = [await anext(room) for _ in range(started.backlog)]
-            second = await speak(client, "talk-2", pcm[len(pcm) // 2 :], participant="ann")
+            second = await speak_through_sdk(client, "talk-2", pcm[len(pcm) // 2 :], participant="ann")
             live_part: list[RoomSegment] = []
             async for ev in room:
                 assert isinstance(ev, RoomSegment), ev
