@@ -22,7 +22,8 @@ HELP = (
     "of the last rooms.backlog_s seconds come first, marked [backlog] (text only), then each speaker's live "
     "results (with their segment ids and spans as the speaker's own stream has them) and live captions (when "
     "the speaker asked for them).\n\n"
-    '--json prints one JSON object per line instead (flushed each line): {"type": "started"} (room, language, '
+    "--json prints one JSON object per line on stdout (flushed each line; the text lines go to stderr): "
+    '{"type": "started"} (room, language, '
     "backlog: the backlog segments that follow, speakers, server; again after the listen moved to another "
     'server, with resumes), {"type": "segment"} (speaker, backlog, and the fields of a segment of translate\'s '
     'JSON), {"type": "caption"}, {"type": "dropped"} (this listener fell behind: count events were dropped), '

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import glob
-import json
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 from rich.console import Console
 from rich.text import Text
@@ -27,6 +26,7 @@ from translate_svc.client import (
 )
 from translate_svc.client_cli import files
 from translate_svc.client_cli.common import EXIT_INTERRUPTED, EXIT_OK, NOISE_WARNING, CliError, err, note, one_line, out
+from translate_svc.client_cli.event_lines import EventLines
 from translate_svc.client_cli.flags import Connection
 from translate_svc.client_cli.lang import UnknownLanguage, resolve_language, server_languages
 from translate_svc.client_cli.output import segment_json
@@ -51,12 +51,13 @@ class ListenPlan:
 
 
 @dataclass
-class ListenView:
-    """What a listen received so far: a text line (``human``) or a JSON line (``jsonl``) per event,
-    and each speaker's live segments with speech (for ``--out``)."""
+class ListenView(EventLines):
+    """What a listen received so far: a text line per event (``human``: stdout, or stderr when
+    ``jsonl`` is stdout), a JSON line too with ``--json``, and each speaker's live segments with
+    speech (for ``--out``)."""
 
     human: Console
-    jsonl: Any  # a text stream, or None
+    jsonl: IO[str] | None
     segments: int = 0
     backlog: int = 0
     captions: int = 0
@@ -66,18 +67,6 @@ class ListenView:
     speech: dict[str, list[RoomSegment]] = field(default_factory=dict)
     t0: float = field(default_factory=time.perf_counter)
     summary_done: bool = False
-
-    def now_ms(self) -> float:
-        return (time.perf_counter() - self.t0) * 1000
-
-    def emit(self, obj: dict[str, Any]) -> None:
-        if self.jsonl is not None:
-            self.jsonl.write(json.dumps({**obj, "t_ms": round(self.now_ms(), 1)}, ensure_ascii=False) + "\n")
-            self.jsonl.flush()
-
-    def say(self, *parts: tuple[str, str] | str) -> None:
-        if self.jsonl is None:
-            self.human.print(Text.assemble((f"{self.now_ms() / 1000:8.2f} s  ", "dim"), *parts), soft_wrap=True)
 
     def on_event(self, ev: ListenEvent) -> None:
         if isinstance(ev, RoomSegment):

@@ -37,8 +37,8 @@ import grpc
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import _convert as convert
-from translate_svc.client._retry import is_retryable, retry_delay_from_metadata
-from translate_svc.client.aio._calls import StreamOwner
+from translate_svc.client._retry import retry_delay_from_metadata
+from translate_svc.client.aio._opening import StreamOwner, open_started
 from translate_svc.client.errors import ListenEndedError, TranslateError
 from translate_svc.client.room_types import ListenEnd, ListenEndReason, ListenEvent, ListenStarted, RoomSegment
 from translate_svc.client.types import Draining
@@ -218,50 +218,19 @@ class AsyncListener:
         """A new call the server accepted (``started`` read), on the next address (``resumes``: the
         listen's moves with this one)."""
         client = self._client
-        attempts = client.retry.max_attempts
-        for attempt in range(1, attempts + 1):
-            address = client._next_address(avoid)
-            call = client._stub(address).Listen(self._request, metadata=client._metadata_for(self.request_id))
-            try:
-                try:
-                    first = await asyncio.wait_for(call.read(), client.timeout_s)
-                except TimeoutError:
-                    call.cancel()
-                    raise TranslateError(
-                        grpc.StatusCode.UNAVAILABLE,
-                        f"{address} did not start the listen within {client.timeout_s:g} s",
-                        address=address,
-                        request_id=self.request_id,
-                    ) from None
-                if first is grpc.aio.EOF or first.WhichOneof("event") != "started":
-                    call.cancel()
-                    raise TranslateError(
-                        grpc.StatusCode.INTERNAL,
-                        f"{address} did not start the listen with `started`",
-                        address=address,
-                        request_id=self.request_id,
-                    )
-            except grpc.aio.AioRpcError as e:
-                err = client._error(e, address, attempt, self.request_id)
-            except TranslateError as e:
-                err = e
-            else:
-                return call, convert.listen_started(first.started, address, resumes)
-            if not is_retryable(err.code) or attempt == attempts:
-                err.attempts = attempt
-                raise err
-            delay = client.retry.delay_s(attempt, err.retry_delay_s)
-            logger.warning(
-                "listening to room %r on %s failed with %s (%s); trying again in %.2f s",
-                self._request.room,
-                address,
-                err.code.name,
-                err.message,
-                delay,
-            )
-            avoid = address
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+
+        async def make_call(address: str) -> Any:
+            return client._stub(address).Listen(self._request, metadata=client._metadata_for(self.request_id))
+
+        call, first, address = await open_started(
+            client,
+            what="the listen",
+            request_id=self.request_id,
+            avoid=avoid,
+            make_call=make_call,
+            is_started=lambda msg: msg.WhichOneof("event") == "started",
+        )
+        return call, convert.listen_started(first.started, address, resumes)
 
     def _install(self, call: Any, started: ListenStarted) -> None:
         self._call = call
