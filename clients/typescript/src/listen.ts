@@ -18,7 +18,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { type ClientReadableStream, type StatusObject, status as GrpcStatus } from "@grpc/grpc-js";
-import { sleep, within } from "./call";
+import { EventQueue, sleep, within } from "./call";
 import { ListenEndedError, TranslateError } from "./errors";
 import type { ListenEvent as ListenEventMsg, ListenRequest } from "./gen/translate_svc/api/v1/translate";
 import { isRetryable, retryDelayFromMetadata, retryDelayMs } from "./retry";
@@ -65,7 +65,7 @@ export class RoomListener implements AsyncIterable<ListenEvent> {
   /** backlog segments a resumed call repeated and the listener dropped */
   repeatsDropped = 0;
 
-  private readonly events: ListenEvent[] = [];
+  private readonly events: EventQueue<ListenEvent>;
   private readonly delivered = new Set<string>();
   private readonly deliveredOrder: string[] = [];
   private current: ListenCall | undefined;
@@ -78,19 +78,14 @@ export class RoomListener implements AsyncIterable<ListenEvent> {
   private pump: Promise<void> | undefined;
   private pumpDone = false;
   private iterDone = false;
-  private wakeP!: Promise<void>;
-  private wakeResolve!: () => void;
-  private roomP!: Promise<void>;
-  private roomResolve!: () => void;
 
   constructor(
     private readonly client: StreamOwner,
     private readonly request: ListenRequest,
     private readonly resume: boolean,
-    private readonly maxBufferedEvents: number,
+    maxBufferedEvents: number,
   ) {
-    this.wake();
-    this.room();
+    this.events = new EventQueue(maxBufferedEvents);
   }
 
   /** Open the listen (its first call, until `started`), retrying RESOURCE_EXHAUSTED / UNAVAILABLE
@@ -99,10 +94,10 @@ export class RoomListener implements AsyncIterable<ListenEvent> {
     if (this.pump !== undefined) return;
     const { call, started } = await this.open(undefined, 0);
     this.install(call, started);
-    this.events.push(started);
+    await this.put(started); // the queue is empty: at once
     this.pump = this.run().finally(() => {
       this.pumpDone = true;
-      this.wake();
+      this.events.wake();
     });
   }
 
@@ -110,8 +105,7 @@ export class RoomListener implements AsyncIterable<ListenEvent> {
   cancel(): void {
     this.cancelled = true;
     this.current?.call.cancel();
-    this.wake();
-    this.room();
+    this.events.wake();
   }
 
   /** How the server ended the listen (undefined while it lives, and after `cancel()`). */
@@ -126,32 +120,17 @@ export class RoomListener implements AsyncIterable<ListenEvent> {
   private async next(): Promise<IteratorResult<ListenEvent>> {
     if (this.iterDone || this.cancelled) return { done: true, value: undefined };
     if (this.pump === undefined) throw new Error("the listen is not started: use `await client.listen(...)`");
-    while (this.events.length === 0 && !this.pumpDone && !this.cancelled) await this.wakeP;
+    while (this.events.length === 0 && !this.pumpDone && !this.cancelled) await this.events.changed;
     if (this.cancelled) return { done: true, value: undefined };
     const ev = this.events.shift();
-    if (ev !== undefined) {
-      this.room();
-      return { done: false, value: ev };
-    }
+    if (ev !== undefined) return { done: false, value: ev };
     this.iterDone = true;
     if (this.failure !== undefined) throw this.failure;
     return { done: true, value: undefined };
   }
 
-  private wake(): void {
-    this.wakeResolve?.();
-    this.wakeP = new Promise((r) => (this.wakeResolve = r));
-  }
-
-  private room(): void {
-    this.roomResolve?.();
-    this.roomP = new Promise((r) => (this.roomResolve = r));
-  }
-
-  private async put(ev: ListenEvent): Promise<void> {
-    while (this.events.length >= this.maxBufferedEvents && !this.cancelled) await this.roomP;
-    this.events.push(ev);
-    this.wake();
+  private put(ev: ListenEvent): Promise<void> {
+    return this.events.put(ev, () => this.cancelled);
   }
 
   // -- calls -------------------------------------------------------------------------------
