@@ -47,13 +47,17 @@ TOKENS = "every-room-4d1c7a2e\nlisten-talk-8e3b1f0c listen=talk-*\nstream-only-5
 EVERY, TALK_ONLY, STREAM_ONLY = "every-room-4d1c7a2e", "listen-talk-8e3b1f0c", "stream-only-5a9d2c7e"
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def room_server(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
-    tokens = tmp_path_factory.mktemp("room-tokens") / "tokens"
-    tokens.write_text(TOKENS)
+def with_tokens(test_model_dir: Path, tokens: Path, lines: str):  # type: ignore[no-untyped-def]
+    """The rooms tests' settings with ``lines`` as the tokens file (written at ``tokens``)."""
+    tokens.write_text(lines)
     settings = room_settings(test_model_dir)
     settings.auth.tokens_file = tokens
-    async with serving(settings) as live:
+    return settings
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def room_server(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
+    async with serving(with_tokens(test_model_dir, tmp_path_factory.mktemp("room-tokens") / "tokens", TOKENS)) as live:
         yield live
 
 
@@ -192,11 +196,9 @@ async def test_refused_listens_raise_the_servers_status_and_message(room_server:
 async def test_a_full_tenant_is_refused_resource_exhausted_with_its_retry_delay(
     test_model_dir: Path, tmp_path: Path
 ) -> None:
-    tokens = tmp_path / "tokens"
-    tokens.write_text("small room=* tenant=small listeners=1\n")
-    settings = room_settings(test_model_dir)
-    settings.auth.tokens_file = tokens
-    async with serving(settings) as live:
+    async with serving(
+        with_tokens(test_model_dir, tmp_path / "tokens", "small room=* tenant=small listeners=1\n")
+    ) as live:
         async with AsyncTranslateClient(address(live), token="small", retry=RetryPolicy(max_attempts=1)) as client:
             async with client.listen("a", "spa") as first:
                 assert isinstance(await anext(first), ListenStarted)
@@ -211,10 +213,7 @@ async def test_a_revoked_token_ends_the_listen_with_its_reason_then_raises(
     test_model_dir: Path, tmp_path: Path
 ) -> None:
     tokens = tmp_path / "tokens"
-    tokens.write_text("keep-9f1e2d3c\ngoes-7b6a5c4d listen=*\n")
-    settings = room_settings(test_model_dir)
-    settings.auth.tokens_file = tokens
-    async with serving(settings) as live:
+    async with serving(with_tokens(test_model_dir, tokens, "keep-9f1e2d3c\ngoes-7b6a5c4d listen=*\n")) as live:
         async with AsyncTranslateClient(address(live), token="goes-7b6a5c4d") as client:
             room = client.listen("talk", "spa")
             seen: list[ListenEvent] = []
