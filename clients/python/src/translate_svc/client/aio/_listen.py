@@ -9,8 +9,9 @@ room's backlog: the backlog segments the caller already had are dropped (``repea
 those it missed while the listen moved come marked ``backlog``. What cannot come back: live
 captions and speech of the gap (a backlog is text only).
 
-A room's state must be reachable from the next server for this to find the same room (a node's
-workers share it; several servers share it through the cluster's Redis: docs/rooms.md).
+The next server finds the same room only where it shares the room's state with the last one
+(docs/rooms.md says where a room lives); elsewhere the listen goes on in that server's room of
+the name.
 
 How a listen ends: the caller's ``aclose()`` (or leaving ``async with``) stops it, and the
 iteration stops quietly. Any other end (a revoked token; with ``resume=False`` also a drain, a lost
