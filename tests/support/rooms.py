@@ -1,6 +1,7 @@
 """Rooms as the rooms tests drive them on a real server (docs/rooms.md): settings on the stable
-test translator, a speaker's config and its speech streamed into a room over gRPC, the server's
-room registry, a listener's WebSocket address, and waiting for what the rooms do on their own."""
+test translator, a speaker's config and its speech streamed into a room over gRPC (raw, or through
+the SDK), the server's room registry, a listener's WebSocket address, and waiting for what the
+rooms do on their own."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from tests.support.live_server import LiveServer, make_settings
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+from translate_svc.client import AsyncTranslateClient, Room, Segment
 from translate_svc.settings import RoomSettings
 
 CHUNK = 3200  # 100 ms of 16 kHz LINEAR16
@@ -54,6 +56,30 @@ async def speak(
             ended = msg.ended
     assert ended is not None
     return ended
+
+
+async def speak_through_sdk(
+    client: AsyncTranslateClient,
+    room: str | Room,
+    pcm: bytes,
+    participant: str | None = None,
+    interim_ms: int = 0,
+) -> list[Segment]:
+    """A speaker through the SDK: ``pcm`` (16 kHz LINEAR16) streamed into ``room`` as fast as flow
+    control lets it, in English with no targets of its own (ASR only); its own segments."""
+    own: list[Segment] = []
+    async with client.stream(targets=(), source="eng", room=room, participant=participant, interim_ms=interim_ms) as s:
+
+        async def send() -> None:
+            for k in range(0, len(pcm), CHUNK):
+                await s.send(pcm[k : k + CHUNK])
+            await s.close()
+
+        sender = asyncio.create_task(send())
+        own += [ev async for ev in s if isinstance(ev, Segment)]
+        await sender
+    assert own, "the speaker got no segment"
+    return own
 
 
 def registry(live: LiveServer):  # type: ignore[no-untyped-def]

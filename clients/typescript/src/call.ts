@@ -1,5 +1,6 @@
 /** One StreamingTranslate call as the stream uses it: its messages in order, its status, and
- * writes that report whether the call was still there. Plus the timers the stream waits with. */
+ * writes that report whether the call was still there. Plus the timers the stream waits with, and
+ * the queue of events a stream's or a listen's pump reads ahead of its caller. */
 import type { ClientDuplexStream, StatusObject } from "@grpc/grpc-js";
 import type { StreamingTranslateRequest, StreamingTranslateResponse } from "./gen/translate_svc/api/v1/translate";
 
@@ -62,5 +63,58 @@ export class CallReader {
 
   end(): void {
     if (!this.call.writableEnded && !this.call.destroyed) this.call.end();
+  }
+}
+
+/**
+ * The events a pump read ahead of its caller (a stream's, a listen's): at most `capacity`, then
+ * `put` waits until the caller takes one (or `stopped()`). `changed` resolves when an event is
+ * queued or `wake()` says the pump or the caller changed state.
+ */
+export class EventQueue<T> {
+  private readonly items: T[] = [];
+  private wakeP!: Promise<void>;
+  private wakeResolve!: () => void;
+  private roomP!: Promise<void>;
+  private roomResolve!: () => void;
+
+  constructor(private readonly capacity: number) {
+    this.wake();
+    this.room();
+  }
+
+  get length(): number {
+    return this.items.length;
+  }
+
+  /** Resolves at the next `wake()` (an event queued included). */
+  get changed(): Promise<void> {
+    return this.wakeP;
+  }
+
+  /** Queue `ev`, waiting while `capacity` events wait for the caller, unless `stopped()`. */
+  async put(ev: T, stopped: () => boolean): Promise<void> {
+    while (this.items.length >= this.capacity && !stopped()) await this.roomP;
+    this.items.push(ev);
+    this.wake();
+  }
+
+  /** The oldest event (its place freed for the pump), or undefined when none waits. */
+  shift(): T | undefined {
+    const ev = this.items.shift();
+    if (ev !== undefined) this.room();
+    return ev;
+  }
+
+  /** Wake whoever waits: the caller for an event, and the pump for room. */
+  wake(): void {
+    this.wakeResolve?.();
+    this.wakeP = new Promise((r) => (this.wakeResolve = r));
+    this.room();
+  }
+
+  private room(): void {
+    this.roomResolve?.();
+    this.roomP = new Promise((r) => (this.roomResolve = r));
   }
 }

@@ -37,8 +37,9 @@ import {
   vadPb,
 } from "./requests";
 import { isRetryable, type RetryPolicy, retryDelayFromMetadata, retryDelayMs, retryPolicy } from "./retry";
+import { RoomListener } from "./listen";
 import { TranslateStream } from "./stream";
-import type { ClientOptions, RawAudio, StreamOptions, TranslateOptions, TranslateTextOptions } from "./types";
+import type { ClientOptions, ListenOptions, RawAudio, StreamOptions, TranslateOptions, TranslateTextOptions } from "./types";
 
 /** the metadata key of a call's request id (the server returns it and logs it) */
 export const REQUEST_ID = "x-request-id";
@@ -308,6 +309,22 @@ export class TranslateClient {
     const stream = new TranslateStream(this, config, buffer, maxBuffered, opts.timeoutMs);
     await stream.start();
     return stream;
+  }
+
+  /**
+   * Listen to a room (docs/rooms.md) in one language (a model code with text output, e.g. "spa"),
+   * opened (the server sent `started`) when the promise resolves; a refusal rejects with a
+   * `TranslateError` (PERMISSION_DENIED, INVALID_ARGUMENT, RESOURCE_EXHAUSTED after its retries...).
+   * Iterate its events (`for await (const ev of listener)`): `started`, the backlog's `segment`s
+   * (`backlog: true`, text only), then every speaker's live `segment`s and `caption`s; `cancel()`
+   * stops it.
+   */
+  async listen(room: string, language: string, opts: ListenOptions = {}): Promise<RoomListener> {
+    const maxBuffered = opts.maxBufferedEvents ?? 4;
+    if (!(maxBuffered >= 1)) throw new RangeError("maxBufferedEvents must be at least 1");
+    const listener = new RoomListener(this, { room, language, participant: opts.participant ?? "" }, opts.resume ?? true, maxBuffered);
+    await listener.start();
+    return listener;
   }
 }
 

@@ -3,7 +3,7 @@
  * Mirrors the Python SDK's translate_svc/client/errors.py.
  */
 import { status as GrpcStatus } from "@grpc/grpc-js";
-import type { StreamEnd } from "./types";
+import type { ListenEnd, StreamEnd } from "./types";
 
 /** The name of a gRPC status code ("RESOURCE_EXHAUSTED"). */
 export function codeName(code: number): string {
@@ -84,6 +84,24 @@ export class StreamEndedError extends TranslateError {
     this.reason = end.reason;
     const rid = end.requestId ? ` [request_id ${end.requestId}]` : "";
     this.message = `the stream ended: ${end.reason} (${codeName(end.code)}): ${end.details}${rid}`;
+  }
+}
+
+/**
+ * The server ended a listen and the client did not continue it elsewhere: its token was revoked
+ * (`REVOKED`, UNAUTHENTICATED), or another status; with `resume: false` also a drain, a lost
+ * connection or the longest listen. The iteration yields the `ended` event first, then throws this.
+ */
+export class ListenEndedError extends TranslateError {
+  readonly end: ListenEnd;
+  readonly reason: string;
+
+  constructor(end: ListenEnd, opts: { retryDelayMs?: number } = {}) {
+    super(end.code, end.details, { ...opts, address: end.address, requestId: end.requestId });
+    this.name = "ListenEndedError";
+    this.end = end;
+    this.reason = end.reason;
+    this.message = `the listen ended: ${end.reason} (${codeName(end.code)}): ${end.details} [request_id ${end.requestId}]`;
   }
 }
 

@@ -18,7 +18,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Metadata, type StatusObject, status as GrpcStatus } from "@grpc/grpc-js";
-import { CallReader, sleep, within } from "./call";
+import { CallReader, EventQueue, sleep, within } from "./call";
 import { StreamClosedError, StreamEndedError, StreamResumeError, TranslateError } from "./errors";
 import {
   StreamControl,
@@ -68,7 +68,7 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
 
   private readonly tracker = new StreamTracker();
   private readonly deadline: number | undefined;
-  private readonly events: StreamEvent[] = [];
+  private readonly events: EventQueue<StreamEvent>;
   private reader: CallReader | undefined; // the current call
   private writable: CallReader | null = null; // the current call once it may take new chunks
   private coveredSeq = -1; // chunks up to this seq were sent again by the last replay
@@ -87,22 +87,17 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
   private serial: Promise<unknown> = Promise.resolve();
   private changedP!: Promise<void>;
   private changedResolve!: () => void;
-  private wakeP!: Promise<void>;
-  private wakeResolve!: () => void;
-  private roomP!: Promise<void>;
-  private roomResolve!: () => void;
 
   constructor(
     private readonly client: StreamOwner,
     private readonly config: StreamingConfig,
     private readonly buffer: ReplayBuffer,
-    private readonly maxBufferedEvents: number,
+    maxBufferedEvents: number,
     timeoutMs: number | undefined,
   ) {
     this.deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    this.events = new EventQueue(maxBufferedEvents);
     this.notify();
-    this.wake();
-    this.room();
   }
 
   // -- lifetime ----------------------------------------------------------------------------
@@ -115,7 +110,7 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
     this.install(reader, info, undefined);
     this.pump = this.run().finally(() => {
       this.pumpDone = true;
-      this.wake();
+      this.events.wake();
     });
   }
 
@@ -126,8 +121,7 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
     this.writable = null;
     this.reader?.call.cancel();
     this.notify();
-    this.wake();
-    this.room();
+    this.events.wake();
   }
 
   /** How the stream ended, once the client read its end (the iteration yields the same). */
@@ -208,12 +202,9 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
   private async next(): Promise<IteratorResult<StreamEvent>> {
     if (this.iterDone) return { done: true, value: undefined };
     if (this.pump === undefined) throw new Error("the stream is not started: use `await client.stream(...)`");
-    while (this.events.length === 0 && !this.pumpDone && !this.cancelled) await this.wakeP;
+    while (this.events.length === 0 && !this.pumpDone && !this.cancelled) await this.events.changed;
     const ev = this.events.shift();
-    if (ev !== undefined) {
-      this.room();
-      return { done: false, value: ev };
-    }
+    if (ev !== undefined) return { done: false, value: ev };
     this.iterDone = true; // the pump is over and everything it read was delivered
     if (this.failure !== undefined && !this.cancelled) throw this.failure;
     return { done: true, value: undefined };
@@ -263,20 +254,8 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
     this.changedP = new Promise((r) => (this.changedResolve = r));
   }
 
-  private wake(): void {
-    this.wakeResolve?.();
-    this.wakeP = new Promise((r) => (this.wakeResolve = r));
-  }
-
-  private room(): void {
-    this.roomResolve?.();
-    this.roomP = new Promise((r) => (this.roomResolve = r));
-  }
-
-  private async put(ev: StreamEvent): Promise<void> {
-    while (this.events.length >= this.maxBufferedEvents && !this.cancelled) await this.roomP;
-    this.events.push(ev);
-    this.wake();
+  private put(ev: StreamEvent): Promise<void> {
+    return this.events.put(ev, () => this.cancelled);
   }
 
   // -- calls -------------------------------------------------------------------------------

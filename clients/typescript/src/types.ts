@@ -7,6 +7,8 @@ import type {
   Commit,
   Draining,
   InterimResult,
+  ListenDropped,
+  ListenStarted,
   ModelInfo,
   OutputOptions,
   SegmentResult,
@@ -159,3 +161,52 @@ export type StreamEvent =
   | { type: "draining"; draining: Draining }
   | { type: "updated"; updated: StreamUpdated }
   | { type: "ended"; end: StreamEnd };
+
+export interface ListenOptions {
+  /** your id in the room: a speaker with the same participant is not heard (a two-way meeting) */
+  participant?: string;
+  /** after a drain, a lost connection or the server's longest listen, listen again on the next
+   * address (true); false: such an end is told as any other (`ended`, then `ListenEndedError`) */
+  resume?: boolean;
+  /** events read ahead of the caller before the client stops reading (4) */
+  maxBufferedEvents?: number;
+}
+
+/** The first event of a listen, and of each call it moved to (`resumes`: the moves so far).
+ * `started.backlog`: the backlog segments that follow at once (text only). */
+export interface ListenStartedEvent {
+  type: "started";
+  started: ListenStarted;
+  /** the server of this call */
+  address: string;
+  resumes: number;
+}
+
+/** Why the server ended a listen: REVOKED (its token was removed or no longer covers the room:
+ * UNAUTHENTICATED); with `resume: false` also DRAINING (the server shut down: UNAVAILABLE), LOST
+ * (the connection) and MAX_LISTEN_DURATION (`rooms.max_listen_s`: OUT_OF_RANGE); ERROR: any other. */
+export type ListenEndReason = "REVOKED" | "MAX_LISTEN_DURATION" | "DRAINING" | "LOST" | "ERROR";
+
+/** The last event of a listen the server ended: the reason, the status, the server's `details`
+ * (which say what to do), the listen's request id and the server's address. The iteration then
+ * throws `ListenEndedError`. */
+export interface ListenEnd {
+  reason: ListenEndReason;
+  code: number;
+  details: string;
+  requestId: string;
+  address: string | undefined;
+}
+
+/** What iterating a listen yields. `segment`: a speaker's final result with the speaker's own
+ * segment id and span, its translations this language only (with speech when the speaker's output
+ * has it; `backlog`: sent on joining, text only); `caption`: a live caption (when the speaker asked
+ * for them), superseded by its segment; `dropped`: this listener fell behind and lost its oldest
+ * events (a notice); `draining`: the server shuts down. */
+export type ListenEvent =
+  | ListenStartedEvent
+  | { type: "segment"; speaker: string; segment: SegmentResult; backlog: boolean }
+  | { type: "caption"; speaker: string; interim: InterimResult }
+  | { type: "dropped"; dropped: ListenDropped }
+  | { type: "draining"; draining: Draining }
+  | { type: "ended"; end: ListenEnd };

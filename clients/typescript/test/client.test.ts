@@ -10,7 +10,9 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { status as GrpcStatus } from "@grpc/grpc-js";
 import {
+  type ListenEvent,
   pb,
+  type RoomListener,
   StreamClosedError,
   StreamEndedError,
   type StreamEvent,
@@ -22,8 +24,9 @@ import { type Server, SHARED_AUDIO, serve, testCertificates, wavPcm16 } from "./
 
 const OK_TOKEN = "ts-client-ok-5e1f9a3c7b";
 const QUOTA_TOKEN = "ts-client-quota-2d8b6f0e4a";
+const STREAM_ONLY_TOKEN = "ts-client-stream-only-7c3a9e1b5d"; // may stream; may listen to no room
 const BUDGET_S = 2; // the quota tenant's audio seconds per minute
-const TOKENS = `${OK_TOKEN} *\n${QUOTA_TOKEN} * tenant=quota-ts audio_seconds_per_minute=${BUDGET_S}\n`;
+const TOKENS = `${OK_TOKEN} *\n${QUOTA_TOKEN} * tenant=quota-ts audio_seconds_per_minute=${BUDGET_S}\n${STREAM_ONLY_TOKEN} stream\n`;
 const CHUNK = 1600; // 100 ms at 16 kHz
 const SPEED = 10; // the drained stream is sent at 10x real time
 const MAX_UNCOVERED_MS = 300; // of a speech region, at the cut of a resumed stream
@@ -369,6 +372,105 @@ describe("streams", () => {
       assertSpeechEventsAlternate(events);
       assert.equal(await stopping, 0); // the drained server exited cleanly
     } finally {
+      c.close();
+    }
+  });
+});
+
+/** Read `listener`'s events into `into` until it ends or is cancelled (what it threw, if anything). */
+async function follow(listener: RoomListener, into: ListenEvent[]): Promise<unknown> {
+  try {
+    for await (const ev of listener) into.push(ev);
+    return undefined;
+  } catch (e) {
+    return e;
+  }
+}
+
+async function until(check: () => boolean, what: string, ms = 120_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const roomSegments = (events: ListenEvent[]): Extract<ListenEvent, { type: "segment" }>[] =>
+  events.flatMap((e) => (e.type === "segment" ? [e] : []));
+
+describe("rooms", () => {
+  test("a listener gets a room speaker's segments with its ids and spans; a late one the backlog first, as text", async () => {
+    const c = client(main.address);
+    try {
+      const early = await c.listen("ts-talk", "spa");
+      const heard: ListenEvent[] = [];
+      const reading = follow(early, heard);
+      // the speaker: a stream into the room, ASR only (the room adds the listeners' languages)
+      const s = await c.stream({ targets: [], source: "eng", room: { name: "ts-talk", participant: "mayor" } });
+      const own = segmentsOf(await run(s, chunks(minute.subarray(0, 16000 * 20))));
+      assert.ok(own.length >= 2, `${own.length} segments`);
+      const last = own.at(-1)!.segmentId;
+      await until(() => roomSegments(heard).some((e) => e.segment.segmentId === last), "the listener heard the last segment");
+      early.cancel();
+      assert.equal(await reading, undefined); // cancelled: the iteration ended quietly
+      assert.equal(early.ended, undefined);
+
+      const started = heard[0]!;
+      assert.ok(started.type === "started" && started.started.room === "ts-talk" && started.started.backlog === 0);
+      assert.equal(started.address, main.address);
+      const segs = roomSegments(heard);
+      assert.deepEqual(
+        segs.map((e) => [e.segment.segmentId, e.segment.startMs, e.segment.endMs]),
+        own.map((x) => [x.segmentId, x.startMs, x.endMs]),
+      );
+      for (const e of segs) {
+        assert.equal(e.speaker, "mayor");
+        assert.equal(e.backlog, false);
+        assert.deepEqual(
+          e.segment.translations.map((t) => t.targetLanguage),
+          ["spa"],
+        );
+        assert.ok((e.segment.translations[0]!.audio?.numSamples ?? 0) > 0, "a live segment carries its speech");
+      }
+
+      const late = await c.listen("ts-talk", "spa");
+      const backlog: ListenEvent[] = [];
+      const lateReading = follow(late, backlog);
+      await until(() => roomSegments(backlog).length >= own.length, "the late listener's backlog");
+      late.cancel();
+      await lateReading;
+      const first = backlog[0]!;
+      assert.ok(first.type === "started" && first.started.backlog === own.length, JSON.stringify(first));
+      const replayed = roomSegments(backlog);
+      assert.ok(replayed.every((e) => e.backlog && e.segment.translations[0]!.audio === undefined)); // text only
+      assert.deepEqual(
+        replayed.map((e) => [e.segment.segmentId, e.segment.startMs, e.segment.endMs]),
+        own.map((x) => [x.segmentId, x.startMs, x.endMs]),
+      );
+    } finally {
+      c.close();
+    }
+  });
+
+  test("a refused listen rejects with the server's status and message", async () => {
+    const denied = new TranslateClient(main.address, { token: STREAM_ONLY_TOKEN });
+    const c = client(main.address);
+    try {
+      await assert.rejects(denied.listen("ts-talk", "spa"), (e: unknown) => {
+        assert.ok(e instanceof TranslateError, String(e));
+        assert.equal(e.code, GrpcStatus.PERMISSION_DENIED);
+        assert.match(e.details, /may listen to no room/);
+        assert.equal(e.attempts, 1); // a refusal is not retried
+        return true;
+      });
+      await assert.rejects(c.listen("bad room", "spa"), (e: unknown) => {
+        assert.ok(e instanceof TranslateError && e.code === GrpcStatus.INVALID_ARGUMENT, String(e));
+        assert.match(e.details, /room name/);
+        return true;
+      });
+      await assert.rejects(c.listen("ts-talk", "spa", { maxBufferedEvents: 0 }), RangeError);
+    } finally {
+      denied.close();
       c.close();
     }
   });

@@ -1,11 +1,14 @@
 """translate_svc's Python client SDK (docs/client.md).
 
 ``AsyncTranslateClient`` (asyncio) and ``TranslateClient`` (blocking) speak to one or more servers:
-``languages()``, ``translate(audio)``, ``translate_text(texts)`` and ``stream(...)``, with typed
+``languages()``, ``translate(audio)``, ``translate_text(texts)``, ``stream(...)`` (which may speak
+into a room) and ``listen(room, language)`` (a room's speakers in one language), with typed
 results (no protobuf), TLS and bearer tokens, deadlines, keepalive, retries that honour the server's
 RetryInfo, and streams that resume on another server when theirs drains or fails, without losing or
 repeating audio. A stream the server ends for any other reason (a spent quota, a revoked token, a
-bad message, a limit) raises ``StreamEndedError`` after its last ``StreamEnd``.
+bad message, a limit) raises ``StreamEndedError`` after its last ``StreamEnd``; a listen the server
+ends (a revoked token) raises ``ListenEndedError`` after its ``ListenEnd``, and one whose server
+drains listens again elsewhere.
 
 Options are typed too: ``AudioFormat`` (what ``send`` takes), ``OutputOptions`` (what each segment
 carries), ``VadOptions`` (segmentation), ``TlsOptions``, and ``ConnectionOptions`` (how a client
@@ -14,6 +17,7 @@ reaches its servers: the constructor's keyword arguments as one object).
 
 from translate_svc.client._retry import RetryPolicy
 from translate_svc.client.aio import (
+    AsyncListener,
     AsyncStream,
     AsyncTranslateClient,
     AudioDropped,
@@ -26,8 +30,25 @@ from translate_svc.client.aio import (
     StreamOpened,
     channel_options,
 )
-from translate_svc.client.errors import StreamClosedError, StreamEndedError, StreamResumeError, TranslateError
-from translate_svc.client.sync import Stream, TranslateClient
+from translate_svc.client.errors import (
+    ListenEndedError,
+    StreamClosedError,
+    StreamEndedError,
+    StreamResumeError,
+    TranslateError,
+)
+from translate_svc.client.room_types import (
+    ListenDropped,
+    ListenEnd,
+    ListenEndReason,
+    ListenEvent,
+    ListenStarted,
+    Room,
+    RoomCaption,
+    RoomSegment,
+    RoomSpeaker,
+)
+from translate_svc.client.sync import Listener, Stream, TranslateClient
 from translate_svc.client.types import (
     AudioFormat,
     Commit,
@@ -61,6 +82,7 @@ from translate_svc.client.types import (
 )
 
 __all__ = [
+    "AsyncListener",
     "AsyncStream",
     "AsyncTranslateClient",
     "AudioDropped",
@@ -75,12 +97,23 @@ __all__ = [
     "LastingEvent",
     "LastingPolicy",
     "LastingStream",
+    "ListenDropped",
+    "ListenEnd",
+    "ListenEndReason",
+    "ListenEndedError",
+    "ListenEvent",
+    "ListenStarted",
+    "Listener",
     "ModelInfo",
     "OpenRefused",
     "OpusPacket",
     "OutputOptions",
     "Reopening",
     "RetryPolicy",
+    "Room",
+    "RoomCaption",
+    "RoomSegment",
+    "RoomSpeaker",
     "Segment",
     "SegmentError",
     "ServerLimits",

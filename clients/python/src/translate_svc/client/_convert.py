@@ -8,6 +8,14 @@ import grpc
 import numpy as np
 
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.client.room_types import (
+    ListenDropped,
+    ListenStarted,
+    Room,
+    RoomCaption,
+    RoomSegment,
+    RoomSpeaker,
+)
 from translate_svc.client.types import SAMPLE_BYTES as SAMPLE_BYTES  # re-exported: _audio.py reads it here
 from translate_svc.client.types import (
     AudioFormat,
@@ -147,6 +155,22 @@ def simultaneous_pb(simultaneous: bool | SimultaneousOptions) -> pb.Simultaneous
     if not isinstance(opts, SimultaneousOptions):
         raise ValueError(f"simultaneous={simultaneous!r}: use True, False or SimultaneousOptions(step_ms, agreement)")
     return pb.SimultaneousConfig(enabled=True, step_ms=opts.step_ms, agreement=opts.agreement)
+
+
+def room_pb(room: str | Room | None, participant: str | None) -> pb.RoomSpeaking | None:
+    """``stream(room=..., participant=...)``: a room's name (with ``participant``), or a ``Room``."""
+    if room is None:
+        if participant is not None:
+            raise ValueError("participant= names you in a room: give room= too")
+        return None
+    if isinstance(room, Room):
+        if participant is not None:
+            raise ValueError("give room=Room(name, participant), or room=name with participant=, not both")
+        return pb.RoomSpeaking(name=room.name, participant=room.participant)
+    if not isinstance(room, str):
+        raise ValueError(f"room={room!r}: give the room's name, or a Room(name, participant)")
+    r = Room(room, participant or "")
+    return pb.RoomSpeaking(name=r.name, participant=r.participant)
 
 
 def simultaneous(msg: pb.StreamingConfig) -> SimultaneousOptions | None:
@@ -350,3 +374,32 @@ def stream_end(msg: pb.StreamEnd) -> StreamEnd:
 
 def translate_result(msg: pb.TranslateResponse) -> TranslateResult:
     return TranslateResult(tuple(segment(s) for s in msg.segments), model_info(msg.model), msg.audio_duration_ms)
+
+
+# -- rooms ----------------------------------------------------------------------------------------
+
+
+def listen_started(msg: pb.ListenStarted, address: str, resumes: int) -> ListenStarted:
+    return ListenStarted(
+        room=msg.room,
+        language=msg.language,
+        participant=msg.participant,
+        backlog=msg.backlog,
+        speakers=tuple(RoomSpeaker(s.id, s.first_segment_id) for s in msg.speakers),
+        address=address,
+        resumes=resumes,
+    )
+
+
+def room_event(msg: pb.ListenEvent) -> RoomSegment | RoomCaption | ListenDropped | Draining | None:
+    """A listen's event after ``started`` (None: a kind this SDK does not know, from a newer server)."""
+    kind = msg.WhichOneof("event")
+    if kind == "segment":
+        return RoomSegment(msg.speaker, segment(msg.segment), msg.backlog)
+    if kind == "interim":
+        return RoomCaption(msg.speaker, interim(msg.interim))
+    if kind == "dropped":
+        return ListenDropped(msg.dropped.count, msg.dropped.total)
+    if kind == "draining":
+        return draining(msg.draining)
+    return None

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 if TYPE_CHECKING:
+    from translate_svc.client.room_types import ListenEnd
     from translate_svc.client.types import StreamEnd
 
 
@@ -75,6 +76,24 @@ class StreamEndedError(TranslateError):
         self.reason = end.reason
         rid = f" [request_id {end.request_id}]" if end.request_id else ""
         self.args = (f"the stream ended: {end.reason.value} ({end.code.name}): {end.message}{rid}",)
+
+
+class ListenEndedError(TranslateError):
+    """The server ended a listen and the SDK did not continue it elsewhere: its token was revoked
+    (``REVOKED``, UNAUTHENTICATED), or another status; with ``listen(resume=False)`` also a drain
+    (``DRAINING``, UNAVAILABLE), a lost connection (``LOST``) and the longest listen
+    (``MAX_LISTEN_DURATION``, OUT_OF_RANGE). The iteration yields the ``ListenEnd`` (``end``) first,
+    then raises this; ``reason``, ``code``, ``message`` (the server's, which says what to do) and
+    ``request_id`` are ``end``'s."""
+
+    def __init__(self, end: ListenEnd, *, retry_delay_s: float | None = None) -> None:
+        super().__init__(
+            end.code, end.message, retry_delay_s=retry_delay_s, address=end.address, request_id=end.request_id
+        )
+        self.end = end
+        self.reason = end.reason
+        rid = f" [request_id {end.request_id}]" if end.request_id else ""
+        self.args = (f"the listen ended: {end.reason.value} ({end.code.name}): {end.message}{rid}",)
 
 
 class StreamClosedError(RuntimeError):

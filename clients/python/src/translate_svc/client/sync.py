@@ -14,6 +14,7 @@ import asyncio
 import functools
 import queue
 import threading
+import weakref
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import Future
 from types import TracebackType
@@ -21,7 +22,14 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, Unpack
 
 import numpy as np
 
-from translate_svc.client.aio import AsyncStream, AsyncTranslateClient, ConnectionFields, ConnectionOptions
+from translate_svc.client.aio import (
+    AsyncListener,
+    AsyncStream,
+    AsyncTranslateClient,
+    ConnectionFields,
+    ConnectionOptions,
+)
+from translate_svc.client.room_types import ListenEnd, ListenEvent, ListenStarted
 from translate_svc.client.types import StreamEnd, StreamEvent, StreamInfo
 
 T = TypeVar("T")
@@ -62,6 +70,24 @@ def _blocking_stream(
     return call
 
 
+def _blocking_listen(
+    method: Callable[Concatenate[AsyncTranslateClient, P], AsyncListener],
+) -> Callable[Concatenate[TranslateClient, P], Listener]:
+    """``AsyncTranslateClient.listen`` as a ``TranslateClient`` method returning a blocking
+    ``Listener``: ``with client.listen(room, language) as room:``, then ``for ev in room`` (or
+    ``room.poll()``); ``room.close()`` (from any thread) stops it."""
+
+    def call(self: TranslateClient, /, *args: P.args, **kwargs: P.kwargs) -> Listener:
+        alisten = self._run(_call_in_loop(lambda: method(self._client, *args, **kwargs)))
+        listener = Listener(self, alisten)
+        self._listeners.add(listener)
+        return listener
+
+    functools.update_wrapper(call, method)
+    call.__doc__ = _blocking_listen.__doc__
+    return call
+
+
 class _Done:
     def __init__(self, error: BaseException | None) -> None:
         self.error = error
@@ -87,6 +113,8 @@ class TranslateClient:
         self._thread = threading.Thread(target=self._serve, name="translate-svc-client", daemon=True)
         self._thread.start()
         self._closed = False
+        #: listens not closed yet: ``close()`` ends them, so that a thread iterating one returns
+        self._listeners: weakref.WeakSet[Listener] = weakref.WeakSet()
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -110,6 +138,8 @@ class TranslateClient:
     def close(self) -> None:
         if self._closed:
             return
+        for listener in list(self._listeners):
+            listener.close()
         self._run(self._client.close())
         self._closed = True
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -126,6 +156,7 @@ class TranslateClient:
     translate_text = _blocking(AsyncTranslateClient.translate_text)
 
     stream = _blocking_stream(AsyncTranslateClient.stream)
+    listen = _blocking_listen(AsyncTranslateClient.listen)
 
 
 class Stream:
@@ -257,3 +288,85 @@ class Stream:
                 raise item.error
             return None
         return item
+
+
+class Listener:
+    """A blocking listen to a room (see :class:`AsyncListener`: the events, the moves to another
+    server after a drain, how it ends). ``for ev in room`` waits for each event; ``poll(timeout)``
+    takes what has arrived; ``close()`` (what leaving ``with`` does, and callable from another
+    thread) stops it, and an iteration then stops. A listen the server ended yields its
+    ``ListenEnd``, then raises ``ListenEndedError``."""
+
+    def __init__(self, owner: TranslateClient, alisten: AsyncListener) -> None:
+        self._owner = owner
+        self._alisten = alisten
+
+    def __enter__(self) -> Listener:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Open the listen; a refusal raises ``TranslateError`` with the server's message."""
+        self._owner._run(self._alisten.start())
+
+    def close(self) -> None:
+        """Stop listening now; events not taken are dropped (also done by the client's ``close()``)."""
+        if not self._owner._closed:
+            self._owner._run(self._alisten.aclose())
+        self._owner._listeners.discard(self)
+
+    @property
+    def info(self) -> ListenStarted | None:
+        return self._alisten.info
+
+    @property
+    def resumes(self) -> int:
+        return self._alisten.resumes
+
+    @property
+    def repeats_dropped(self) -> int:
+        return self._alisten.repeats_dropped
+
+    @property
+    def ended(self) -> ListenEnd | None:
+        return self._alisten.ended
+
+    @property
+    def request_id(self) -> str:
+        return self._alisten.request_id
+
+    def __iter__(self) -> Iterator[ListenEvent]:
+        return self
+
+    def __next__(self) -> ListenEvent:
+        if self._owner._closed:
+            raise StopIteration
+        fut = asyncio.run_coroutine_threadsafe(self._alisten.__anext__(), self._owner._loop)
+        try:
+            return fut.result()
+        except StopAsyncIteration:
+            raise StopIteration from None
+        except BaseException:
+            fut.cancel()  # Ctrl-C while waiting: the step is dropped, the listen goes on (close() ends it)
+            raise
+
+    def poll(self, timeout: float | None = 0.0) -> list[ListenEvent]:
+        """The events available now, waiting up to ``timeout`` for the first (None: until one comes
+        or the listen ends). Empty once the listen is over; raises what the iteration raises
+        (``ListenEndedError``) once the events before it were returned."""
+        return self._owner._run(self._poll(timeout))
+
+    async def _poll(self, wait_s: float | None) -> list[ListenEvent]:
+        a = self._alisten
+        if wait_s is None or wait_s > 0:
+            try:
+                first = await asyncio.wait_for(a.__anext__(), wait_s)
+            except (TimeoutError, StopAsyncIteration):
+                return []
+            return [first, *a.ready()]
+        return a.ready()

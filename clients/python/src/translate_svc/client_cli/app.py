@@ -1,4 +1,4 @@
-"""The client commands' typer app (translate, text, stream, languages, bench), on the SDK only.
+"""The client commands' typer app (translate, text, stream, listen, languages, bench), on the SDK only.
 
 The same commands are part of the server's ``translate-svc`` (``translate_svc.cli`` adds them with
 :func:`add_client_commands`); this package is what ``pip install 'translate-svc-client[cli]'`` brings
@@ -7,7 +7,7 @@ without the server. Each command module imports light modules only; its work loa
 
 import typer
 
-from translate_svc.client_cli import bench, languages, stream, text, translate
+from translate_svc.client_cli import bench, languages, listen, stream, text, translate
 
 #: What the client commands share in ``--help`` (connection, exit codes): the server's
 #: ``translate-svc --help`` says it after its own first paragraph.
@@ -17,8 +17,8 @@ CLIENT_HELP = (
     "--tls-server-name "
     "(env TRANSLATE_SVC_TLS_CA, _TLS_CERT, _TLS_KEY, _TLS_SERVER_NAME); a bearer token with --token or --token-file "
     "(env TRANSLATE_SVC_TOKEN, TRANSLATE_SVC_TOKEN_FILE).\n\n"
-    "Exit codes of the client commands: 0 done; 1 the server failed the call or some segments, "
-    "or ended a stream that had started (quota, revoked token, bad audio, a limit: one line names the reason; "
+    "Exit codes of the client commands: 0 done; 1 the server failed the call or some segments, or ended a "
+    "stream or a listen that had started (quota, revoked token, bad audio, a limit: one line names the reason; "
     "outputs are still written); 2 usage or input error (a bad flag, an unreadable, undecodable or empty input, "
     "an unknown language, an output that exists, or a request the server refused as INVALID_ARGUMENT as it opened); "
     "3 cannot connect (server unreachable or unavailable, TLS handshake failed); "
@@ -27,13 +27,14 @@ CLIENT_HELP = (
     "Every error is one line on stderr; set TRANSLATE_SVC_DEBUG=1 for a traceback of an unexpected one."
 )
 
-HELP = "Call a translate-svc server: translate, text, stream, languages; or size one: bench.\n\n" + CLIENT_HELP
+HELP = "Call a translate-svc server: translate, text, stream, listen, languages; or size one: bench.\n\n" + CLIENT_HELP
 
 
 def add_client_commands(app: typer.Typer) -> None:
-    """Register translate, stream, text, languages and bench on ``app`` (this one, or the server's)."""
+    """Register translate, stream, listen, text, languages and bench on ``app`` (this one, or the server's)."""
     app.command("translate", help=translate.HELP.replace("[", "\\["))(translate.translate)
     app.command("stream", help=stream.HELP.replace("[", "\\["))(stream.stream)
+    app.command("listen", help=listen.HELP.replace("[", "\\["))(listen.listen)
     app.command("text", help=text.HELP.replace("[", "\\["))(text.text)
     app.command("languages")(languages.languages)
     app.command("bench", help=bench.HELP.replace("[", "\\["))(bench.bench)

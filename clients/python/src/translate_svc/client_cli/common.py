@@ -76,11 +76,13 @@ def from_status(e: TranslateError, server: str) -> CliError:
     """A failed call -> the one-line message and exit code the CLI documents."""
     import grpc
 
-    from translate_svc.client import StreamEndedError, StreamResumeError
+    from translate_svc.client import ListenEndedError, StreamEndedError, StreamResumeError
 
     msg = one_line(e.message) or e.code.name
     if isinstance(e, StreamEndedError):  # the stream ran, and what arrived was written: 1, whatever the code
         return CliError(f"stream ended: {e.reason.value} ({e.code.name}) — {msg}", EXIT_FAILED)
+    if isinstance(e, ListenEndedError):  # the listen ran, and what arrived was written: 1, whatever the code
+        return CliError(f"listen ended: {e.reason.value} ({e.code.name}) — {msg}", EXIT_FAILED)
     if isinstance(e, StreamResumeError):
         return CliError(f"lost the connection to {server} and no server took the stream over: {msg}", EXIT_CONNECT)
     if e.code is grpc.StatusCode.UNAVAILABLE:

@@ -36,6 +36,10 @@ HELP = (
     "started.\n\n"
     "--out DIR also writes the dub track of each target (BASE.TARGET.wav, the length of the audio sent), after "
     "the end or Ctrl-C.\n\n"
+    "--room ROOM speaks into a room (docs/rooms.md): its listeners (translate-svc listen ROOM --language spa) get "
+    "this stream's segments in their languages, with its segment ids and spans, while this stream shows its own "
+    "--to only (none with --asr-only); --participant names you in the room. A room speaker needs --from and "
+    "cannot be --simultaneous.\n\n"
     "--simultaneous: simultaneous interpretation. While the speaker talks, the server re-translates the speech "
     "so far every --step-ms of audio and commits the words its last --agreement translations agree on; each "
     "commit is shown as it comes (segment id, target, the words added, the audio the server had received, the "
@@ -64,6 +68,8 @@ def stream(
     step_ms: Annotated[
         int, typer.Option("--step-ms", help="with --simultaneous: re-translate every N ms of audio (0: the server's)")
     ] = 0,
+    room: Annotated[str | None, typer.Option("--room", help="speak into this room (its listeners hear you)")] = None,
+    participant: Annotated[str | None, typer.Option("--participant", help="with --room: your id in the room")] = None,
     agreement: Annotated[
         int,
         typer.Option(
@@ -80,7 +86,7 @@ def stream(
     jobs: list[StreamJob] = []  # the one job, once its options are checked
 
     def run() -> int:
-        from translate_svc.client_cli.stream_run import StreamJob, StreamPlan, simultaneous_options
+        from translate_svc.client_cli.stream_run import StreamJob, StreamPlan, room_of, simultaneous_options
 
         connection = conn.connection(timeout)
         plan = StreamPlan(
@@ -96,6 +102,7 @@ def stream(
             output=voice.output(speech=out_dir is not None and not lang.asr_only, transcript=bool(lang.source.strip())),
             vad=vad.options(),
             raw=raw.format(),
+            room=room_of(room, participant),
         )
         jobs.append(StreamJob(connection, plan))
         return jobs[0].run()

@@ -19,6 +19,7 @@ from translate_svc.client import (
     AsyncStream,
     AudioFormat,
     OutputOptions,
+    Room,
     SimultaneousOptions,
     StreamEndedError,
     VadOptions,
@@ -60,6 +61,7 @@ class StreamPlan:
     output: OutputOptions  # speech: write dub tracks to out_dir
     vad: VadOptions | None
     raw: AudioFormat | None
+    room: Room | None = None  # speak into this room
 
     def __post_init__(self) -> None:
         if not 10 <= self.chunk_ms <= 1000:
@@ -91,6 +93,17 @@ def simultaneous_options(on: bool, step_ms: int, agreement: int) -> Simultaneous
     if step_ms < 0 or agreement < 0:
         raise CliError("--step-ms and --agreement must not be negative (0: the server's default)")
     return SimultaneousOptions(step_ms=step_ms, agreement=agreement)
+
+
+def room_of(room: str | None, participant: str | None) -> Room | None:
+    """``--room`` with its ``--participant`` (the server checks the names)."""
+    if room is None or not room.strip():
+        if participant is not None:
+            raise CliError("--participant names you in a room: give --room too")
+        if room is not None:
+            raise CliError("--room is empty: name the room")
+        return None
+    return Room(room.strip(), (participant or "").strip())
 
 
 @dataclass(frozen=True)
@@ -159,12 +172,16 @@ class StreamJob:
                 simultaneous=plan.simultaneous or False,
                 output=plan.output,
                 vad=plan.vad,
+                room=plan.room,
             ) as s:
                 assert s.info is not None
                 view.started(s.info, choice.source)
                 if s.info.model.is_test_model:
                     note(NOISE_WARNING, "bold yellow")
                 view.say(f"started session {s.info.session_id} on {s.info.address} ({s.info.model.name})")
+                if plan.room is not None:
+                    who = f" as {plan.room.participant}" if plan.room.participant else ""
+                    view.say(f"speaking into room {plan.room.name}{who}")
                 simul = s.info.simultaneous
                 if simul is not None:
                     view.say(f"simultaneous: a step every {simul.step_ms} ms, {simul.agreement} translations agree")

@@ -6,10 +6,9 @@ Kept when the command is interrupted: the summary and the dub tracks are made fr
 from __future__ import annotations
 
 import bisect
-import json
 import time
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO
 
 from rich.console import Console
 from rich.text import Text
@@ -26,6 +25,7 @@ from translate_svc.client import (
     StreamInfo,
 )
 from translate_svc.client_cli.common import one_line
+from translate_svc.client_cli.event_lines import EventLines
 from translate_svc.client_cli.output import latency_summary, model_json, nearest_rank, segment_json
 
 #: the ``format`` of ``stream``'s first JSON line
@@ -33,7 +33,7 @@ STREAM_FORMAT = "translate-svc.stream.v1"
 
 
 @dataclass
-class StreamView:
+class StreamView(EventLines):
     """One stream's events so far; ``human`` gets a line per event, ``jsonl`` (if any) a JSON object."""
 
     label: str
@@ -52,18 +52,6 @@ class StreamView:
     t0: float = field(default_factory=time.perf_counter)
     model: ModelInfo | None = None
     summary_done: bool = False
-
-    def now_ms(self) -> float:
-        return (time.perf_counter() - self.t0) * 1000
-
-    def emit(self, obj: dict[str, Any]) -> None:
-        if self.jsonl is not None:
-            self.jsonl.write(json.dumps({**obj, "t_ms": round(self.now_ms(), 1)}, ensure_ascii=False) + "\n")
-            self.jsonl.flush()
-
-    def say(self, *parts: tuple[str, str] | str) -> None:
-        stamp = (f"{self.now_ms() / 1000:8.2f} s  ", "dim")
-        self.human.print(Text.assemble(stamp, *parts), soft_wrap=True)
 
     def started(self, info: StreamInfo, source: str | None) -> None:
         """The stream was accepted: the clock starts now."""

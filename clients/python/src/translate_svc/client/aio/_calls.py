@@ -25,15 +25,16 @@ import dataclasses
 import logging
 import time
 import uuid
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import grpc
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import _convert as convert
 from translate_svc.client._replay import Chunk, ReplayBuffer
-from translate_svc.client._retry import RetryPolicy, is_retryable, retry_delay_from_metadata
+from translate_svc.client._retry import retry_delay_from_metadata
 from translate_svc.client._tracker import StreamTracker
+from translate_svc.client.aio._opening import StreamOwner, open_started
 from translate_svc.client.errors import StreamEndedError, StreamResumeError, TranslateError
 from translate_svc.client.types import Draining, EndReason, StreamEnd, StreamEvent, StreamInfo
 
@@ -46,25 +47,6 @@ _RESUMABLE: Final = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANC
 #: grpc-python's own INTERNAL when one of its writes fails on a call that is over (grpc/grpc#36066):
 #: it can hide a lost connection's UNAVAILABLE, so it is resumed too (a server's INTERNAL is not)
 _CORE_WRITE_FAILURE: Final = "Internal error from Core"
-
-
-class StreamOwner(Protocol):
-    """The ``AsyncTranslateClient`` a stream belongs to, as far as its calls use it: its settings
-    and its call plumbing (a Protocol, so that the streams do not import the client that makes them)."""
-
-    retry: RetryPolicy
-    timeout_s: float
-    max_resumes: int
-
-    def _next_address(self, avoid: str | None = None) -> str: ...
-
-    def _stub(self, address: str) -> Any: ...
-
-    def _error(
-        self, e: grpc.aio.AioRpcError, address: str, attempts: int, request_id: str | None = None
-    ) -> TranslateError: ...
-
-    def _metadata_for(self, request_id: str) -> tuple[tuple[str, str], ...]: ...
 
 
 class _Outcome:
@@ -149,67 +131,38 @@ class StreamCalls:
     async def _open(self, resume: pb.ResumeFrom | None, *, avoid: str | None) -> tuple[Any, StreamInfo]:
         """A new call that the server accepted (``started`` received), on the next address."""
         client = self._client
-        attempts = client.retry.max_attempts
         config = pb.StreamingConfig()
         config.CopyFrom(self._config)
         if resume is not None:
             config.resume.CopyFrom(resume)
         first_msg = pb.StreamingTranslateRequest(config=config)
-        for attempt in range(1, attempts + 1):
-            address = client._next_address(avoid)
+
+        async def make_call(address: str) -> Any:
             call = client._stub(address).StreamingTranslate(
                 timeout=self._remaining_s(), metadata=client._metadata_for(self.request_id)
             )
-            try:
-                with contextlib.suppress(grpc.RpcError, asyncio.InvalidStateError):
-                    await call.write(first_msg)  # a refusal shows on the read below
-                try:
-                    first = await asyncio.wait_for(call.read(), client.timeout_s)
-                except TimeoutError:
-                    call.cancel()
-                    raise TranslateError(
-                        grpc.StatusCode.UNAVAILABLE,
-                        f"{address} did not accept the stream within {client.timeout_s:g} s",
-                        address=address,
-                        request_id=self.request_id,
-                    ) from None
-                if first is grpc.aio.EOF or not first.HasField("started"):
-                    call.cancel()
-                    raise TranslateError(
-                        grpc.StatusCode.INTERNAL,
-                        f"{address} did not start the stream with `started`",
-                        address=address,
-                        request_id=self.request_id,
-                    )
-            except grpc.aio.AioRpcError as e:
-                err = client._error(e, address, attempt, self.request_id)
-            except TranslateError as e:
-                err = e
-            else:
-                s = first.started
-                info = StreamInfo(
-                    session_id=s.session_id,
-                    resume_token=s.resume_token or self._token,
-                    model=convert.model_info(s.model),
-                    limits=convert.limits(s.limits),
-                    address=address,
-                    simultaneous=convert.simultaneous(s.config),
-                )
-                return call, info
-            if not is_retryable(err.code) or attempt == attempts:
-                err.attempts = attempt
-                raise err
-            delay = client.retry.delay_s(attempt, err.retry_delay_s)
-            logger.warning(
-                "opening the stream on %s failed with %s (%s); trying again in %.2f s",
-                address,
-                err.code.name,
-                err.message,
-                delay,
-            )
-            avoid = address
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+            with contextlib.suppress(grpc.RpcError, asyncio.InvalidStateError):
+                await call.write(first_msg)  # a refusal shows on the first read
+            return call
+
+        call, first, address = await open_started(
+            client,
+            what="the stream",
+            request_id=self.request_id,
+            avoid=avoid,
+            make_call=make_call,
+            is_started=lambda msg: msg.HasField("started"),
+        )
+        s = first.started
+        info = StreamInfo(
+            session_id=s.session_id,
+            resume_token=s.resume_token or self._token,
+            model=convert.model_info(s.model),
+            limits=convert.limits(s.limits),
+            address=address,
+            simultaneous=convert.simultaneous(s.config),
+        )
+        return call, info
 
     def _install(self, call: Any, info: StreamInfo, offset_ms: int | None) -> None:
         """Make ``call`` current: read it now; let new chunks onto it once the kept audio from

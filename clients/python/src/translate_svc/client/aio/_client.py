@@ -30,8 +30,10 @@ from translate_svc.client.aio._channels import (
     channel_options,
     credentials,
 )
+from translate_svc.client.aio._listen import AsyncListener
 from translate_svc.client.aio._stream import AsyncStream
 from translate_svc.client.errors import TranslateError
+from translate_svc.client.room_types import Room
 from translate_svc.client.types import (
     AudioFormat,
     ClipEncoding,
@@ -347,6 +349,8 @@ class AsyncTranslateClient:
         max_replay_s: float | None = 300.0,
         timeout_s: float | None = None,
         max_buffered_events: int = DEFAULT_BUFFERED_EVENTS,
+        room: str | Room | None = None,
+        participant: str | None = None,
         **output_fields: Unpack[OutputFields],
     ) -> AsyncStream:
         """A live stream; use as ``async with client.stream(...) as s:``.
@@ -364,6 +368,11 @@ class AsyncTranslateClient:
         ``translate``. ``simultaneous``: True or ``SimultaneousOptions(step_ms,
         agreement)`` for simultaneous interpretation: ``Commit`` events (words and their speech)
         while the speaker talks, before each segment's ``Segment`` (docs/client.md).
+        ``room``: speak into a room (docs/rooms.md): its name (and ``participant``, your id in it),
+        or a ``Room``; its listeners get this stream's segments in their languages, with its ids
+        and spans, while this stream carries only its own ``targets`` (none: ASR only, with
+        ``source``). A room speaker needs ``source`` (or ``detect``) and cannot be ``simultaneous``
+        (the server refuses both with INVALID_ARGUMENT); a resumed stream keeps its room.
         """
         if max_buffered_events < 1:
             raise ValueError("max_buffered_events must be at least 1")
@@ -378,6 +387,7 @@ class AsyncTranslateClient:
             language_detection=convert.detection_pb(detect),
             terms=convert.terms_pb(terms),
             simultaneous=convert.simultaneous_pb(simultaneous),
+            room=convert.room_pb(room, participant),
         )
         buffer = ReplayBuffer(
             rate=fmt.sample_rate, frame_bytes=fmt.frame_bytes, packet_ms=packet_ms, max_seconds=max_replay_s
@@ -390,6 +400,36 @@ class AsyncTranslateClient:
             timeout_s=timeout_s,
             max_buffered_events=max_buffered_events,
         )
+
+    def listen(
+        self,
+        room: str,
+        language: str,
+        participant: str | None = None,
+        *,
+        resume: bool = True,
+        max_buffered_events: int = DEFAULT_BUFFERED_EVENTS,
+    ) -> AsyncListener:
+        """Listen to a room in one language (a model code with text output, e.g. ``"spa"``); use
+        as ``async with client.listen("town-hall", "spa") as room:``, then ``async for ev in
+        room``. ``participant``: your id in the room (a speaker with the same participant is not
+        heard: a two-way meeting). ``async with`` opens it (retrying RESOURCE_EXHAUSTED /
+        UNAVAILABLE on other addresses; a refusal raises ``TranslateError`` with the server's
+        message) and stops it on exit.
+
+        Yields ``ListenStarted``, the backlog's ``RoomSegment`` (``backlog=True``, text only), then
+        live ``RoomSegment`` and ``RoomCaption`` of every speaker, ``ListenDropped`` when you fell
+        behind, ``Draining`` when the server shuts down. ``resume``: after a drain, a lost
+        connection or the server's longest listen (``rooms.max_listen_s``), listen again on the
+        next address (a new ``ListenStarted``; the backlog's repeats dropped); False: such an end
+        is told as any other, a ``ListenEnd`` and then ``ListenEndedError``.
+        ``max_buffered_events``: events read ahead of you before the SDK stops reading (the
+        server then drops your oldest and says so in a ``ListenDropped``).
+        """
+        if max_buffered_events < 1:
+            raise ValueError("max_buffered_events must be at least 1")
+        request = pb.ListenRequest(room=room, language=language, participant=participant or "")
+        return AsyncListener(self, request, resume=resume, max_buffered_events=max_buffered_events)
 
 
 def _output(output: OutputOptions | None, fields: OutputFields) -> OutputOptions:

@@ -18,7 +18,8 @@ import numpy as np
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client._audio import chunk_bytes
 from translate_svc.client._replay import Chunk, ReplayBuffer
-from translate_svc.client.aio._calls import StreamCalls, StreamOwner
+from translate_svc.client.aio._calls import StreamCalls
+from translate_svc.client.aio._opening import StreamOwner
 from translate_svc.client.errors import StreamClosedError, StreamEndedError
 from translate_svc.client.types import StreamEncoding, StreamEnd, StreamEvent
 
