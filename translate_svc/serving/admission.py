@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from translate_svc.session.quota import refill
+from translate_svc.cluster.store import refill
 
 SLOTS = 256  # the most workers a node runs (settings: server.workers <= 256)
 NAMES = 1024  # counters a node can hold: 2 + 3 per tenant (the tokens file's tenants)
