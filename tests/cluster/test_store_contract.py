@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -22,8 +21,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
 
 @pytest_asyncio.fixture(loop_scope="module", params=KINDS)
-async def shared(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    async with backend(request.param, tmp_path) as found:
+async def shared(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    async with backend(request.param) as found:
         yield found
 
 
