@@ -132,7 +132,9 @@ def _key(room: Room) -> str:
 class RoomLink:
     """The registry's side of the store (see the module). ``clock``: the registry's (monotonic)."""
 
-    def __init__(self, store: ClusterStore, *, backlog_s: float, max_entries: int, inbox: int, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, store: ClusterStore, *, backlog_s: float, max_entries: int, inbox: int, clock: Callable[[], float]
+    ) -> None:
         self.store = store
         #: this process among those sharing the store (its own entries it already delivered)
         self.origin = f"{os.getpid()}-{secrets.token_hex(4)}"
@@ -240,7 +242,8 @@ class RoomLink:
             members = await self.store.members(f"{key}/ears")
             room.remote_ears = [_ear(v) for m, v in members.items() if not m.startswith(self.origin + "/")]
             room.remote_speakers = [
-                s for m, v in (await self.store.members(f"{key}/speakers")).items()
+                s
+                for m, v in (await self.store.members(f"{key}/speakers")).items()
                 if not m.startswith(self.origin + "/") and (s := _speaker(v)) is not None
             ]
             if (key, language) not in self._readers:

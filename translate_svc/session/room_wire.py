@@ -98,10 +98,10 @@ def encode(origin: str, out: RoomOutput, participant: str, *, speech: bool) -> b
     t = ev.translations[0] if ev.translations else None
     translation = None
     if t is not None:
-        translation = Text(
-            t.target_language, t.text, _words(t.words), t.stable_text, _speech(t) if speech else None
-        )
-    transcript = None if ev.transcript is None else Text(ev.transcript.language, ev.transcript.text, _words(ev.transcript.words))
+        translation = Text(t.target_language, t.text, _words(t.words), t.stable_text, _speech(t) if speech else None)
+    transcript = (
+        None if ev.transcript is None else Text(ev.transcript.language, ev.transcript.text, _words(ev.transcript.words))
+    )
     wire = Wire(origin, out.speaker, participant, isinstance(ev, SegmentResult), ev.segment_id, ev.start_ms, ev.end_ms)
     wire.transcript, wire.translation = transcript, translation
     if isinstance(ev, SegmentResult):

@@ -397,9 +397,7 @@ class RoomRegistry:
         assert isinstance(room, Room)
         try:
             listener.member = await self.link.listener_joined(room, language, participant)
-            others = room.remote_languages() | {
-                lang for lang, group in room.listeners.items() if group - {listener}
-            }
+            others = room.remote_languages() | {lang for lang, group in room.listeners.items() if group - {listener}}
             if language not in others and len(others) >= self.config.max_languages:
                 raise Overloaded(
                     f"room {shown(name)} is listened in {self.config.max_languages} languages already "
@@ -506,7 +504,13 @@ class RoomRegistry:
         the languages listened in everywhere: UNAVAILABLE if the cluster store cannot be reached
         (nothing held)."""
         speaker = self.publish(
-            name, session_id=session_id, participant=participant, tenant=tenant, rights=rights, own=own, retarget=retarget
+            name,
+            session_id=session_id,
+            participant=participant,
+            tenant=tenant,
+            rights=rights,
+            own=own,
+            retarget=retarget,
         )
         if self.link is not None:
             try:
