@@ -150,6 +150,7 @@ class RoomLink:
         self._watchers: dict[str, asyncio.Task[None]] = {}
         #: per (room key, language): the tasks reading its output while it has a local listener
         self._readers: dict[tuple[str, str], list[asyncio.Task[None]]] = {}
+        self._starting: dict[tuple[str, str], asyncio.Future[None]] = {}
 
     # -- speakers
 
@@ -246,8 +247,7 @@ class RoomLink:
                 for m, v in (await self.store.members(f"{key}/speakers")).items()
                 if not m.startswith(self.origin + "/") and (s := _speaker(v)) is not None
             ]
-            if (key, language) not in self._readers:
-                await self._start_reading(room, language)
+            await self._reading(room, language)
         except BaseException:
             await self._leave_now(f"{key}/ears", member)
             raise
@@ -264,6 +264,18 @@ class RoomLink:
             for task in self._readers.pop((_key(room), language), []):
                 task.cancel()
             room.backlog.forget_remote(language)
+
+    async def _reading(self, room: Room, language: str) -> None:
+        """This process reads the room's output in ``language`` (started once: joiners at the same
+        time wait for the one start)."""
+        at = (_key(room), language)
+        if at in self._readers:
+            return
+        starting = self._starting.get(at)
+        if starting is None:
+            starting = self._starting[at] = asyncio.ensure_future(self._start_reading(room, language))
+            starting.add_done_callback(lambda _: self._starting.pop(at, None))
+        await asyncio.shield(starting)
 
     async def _start_reading(self, room: Room, language: str) -> None:
         """Seed the room's backlog in ``language`` with what other processes appended, then read on."""
@@ -304,14 +316,14 @@ class RoomLink:
                 after = entry.id
                 wire, out = room_wire.decode(entry.data)
                 if wire.origin != self.origin:
-                    room.deliver(language, out, wire.participant, final=True, now=self._clock())
+                    room.deliver(language, out, wire.participant, final=True, now=self._clock(), remote=True)
 
     async def _captions(self, room: Room, language: str, inbox: Inbox) -> None:
         try:
             async for data in inbox:
                 wire, out = room_wire.decode(data)
                 if wire.origin != self.origin:
-                    room.deliver(language, out, wire.participant, final=False, now=self._clock())
+                    room.deliver(language, out, wire.participant, final=False, now=self._clock(), remote=True)
         except StoreUnavailable:
             return  # captions are droppable; the final results' reader tells the listeners
         finally:

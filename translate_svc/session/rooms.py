@@ -247,11 +247,14 @@ class Room:
         for speaker in list(self.speakers.values()):
             _resync_quietly(speaker)
 
-    def deliver(self, language: str, out: RoomOutput, participant: str, *, final: bool, now: float) -> None:
-        """One language's cut of a speaker's output (``participant``: the speaker's) to this
-        process's listeners of it, and (a final result) into the backlog."""
+    def deliver(
+        self, language: str, out: RoomOutput, participant: str, *, final: bool, now: float, remote: bool = False
+    ) -> None:
+        """One language's cut of a speaker's output (``participant``: the speaker's; ``remote``: a
+        speaker of another process) to this process's listeners of it, and (a final result) into
+        the backlog."""
         if final:
-            self.backlog.keep(language, now, out)
+            self.backlog.keep(language, now, out, remote=remote)
         for listener in self.listeners.get(language) or ():
             if not (participant and listener.participant == participant):
                 listener.push(out)
