@@ -12,7 +12,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 # every test module; compiling them once instead of in each process saves ~5 s of CPU per process.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install libopus client-envs client-matrix test integrations ts-client ts-protos demo browser-demo chromium node protos check-protos lint bench clean
+.PHONY: install libopus redis-server client-envs client-matrix test integrations ts-client ts-protos demo browser-demo chromium node protos check-protos lint bench clean
 
 # torch first, pinned, so no dependency can pull the multi-GB CUDA build on a CPU machine. The client
 # distribution (clients/python) and the server are both installed editable, in one pip call so that
@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PIP) install --quiet -e './clients/python[cli,opus]' -e '.[dev]'
 	touch $@
 
-install: libopus $(VENV)/.installed $(VENV)/.riva-client
+install: libopus redis-server $(VENV)/.installed $(VENV)/.riva-client
 
 # The Riva-compatible door's protos (serve --riva, docs/decisions.md): nvidia-riva-client pins
 # protobuf==6.33.5, which pip cannot resolve beside our protobuf 7, so there is no translate-svc[riva]
@@ -46,6 +46,19 @@ libopus:
 	  echo "installing libopus0 (apt) for live Opus streams"; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    --no-install-recommends libopus0 >/dev/null; }
+
+# The cluster store's tests (tests/cluster/, issue 59) run a real redis-server: Debian's (Redis 7.0),
+# installed with apt as root (or passwordless sudo) when missing; otherwise those tests fail and say
+# what to install. Only its binary is used (each test starts its own on a free loopback port).
+redis-server:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; else \
+	    echo "*** cannot install redis-server (not root, no sudo): the cluster store's tests will fail;"; \
+	    echo "*** run: sudo apt-get install redis-server"; exit 0; fi; \
+	  command -v apt-get >/dev/null || { echo "*** no apt-get: install redis-server (Redis 7) for the cluster store's tests"; exit 0; }; \
+	  echo "installing redis-server (apt) for the cluster store's tests"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends redis-server >/dev/null; }
 
 # Regenerate the gRPC stubs from protos/ into the client distribution (committed; tests/api/
 # test_protos.py checks for drift). Made by the oldest gencode the client supports: grpcio-tools
@@ -164,7 +177,7 @@ node: $(NODE_STAMP)
 # are type-checked against it
 TYPED_FAKES := tests/support/fake_runner.py tests/support/fake_engine.py tests/support/fake_vad.py
 
-test: install $(TEST_MODEL)/config.json chromium node client-matrix
+test: install redis-server $(TEST_MODEL)/config.json chromium node client-matrix
 	@# tests/ is a tree of packages (tests/README.md): pytest imports a test file by its full name
 	@# (tests.transport.grpc.test_rooms), so two files may share a basename in different folders; a
 	@# folder without __init__.py would have its files imported by basename again, where two clash.

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from translate_svc.cluster.choose import open_store
 from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.runner import LanguageIdentifier, Runner
 from translate_svc.engine.scheduler import SchedulerConfig
@@ -128,7 +129,8 @@ def build(
     async def start(warmup: bool) -> None:
         await engine.start(warmup=warmup)
 
-    return build_frontend(settings, engine, start, engine.stop, listeners)
+    store = open_store(settings.cluster)
+    return build_frontend(settings, engine, start, engine.stop, listeners, store=store)
 
 
 # -- entry points for the operator commands: model/ (and torch) are imported when called -----------

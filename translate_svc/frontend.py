@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from threadpoolctl import threadpool_limits
 
+from translate_svc.cluster.store import ClusterStore
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import EngineFailed
 from translate_svc.observability import metrics
@@ -41,13 +42,19 @@ class Application:
     stop_engine: Callable[[], Awaitable[None]]
     #: called (on the loop) if the engine dies; transport/ turns health NOT_SERVING
     failure_listeners: list[Callable[[BaseException], None]] = field(default_factory=list)
+    #: what crosses streams (``cluster/choose.py`` picks it); None: nothing shared
+    store: ClusterStore | None = None
 
     async def start(self, *, warmup: bool = True) -> None:
+        if self.store is not None:
+            await self.store.start()  # StoreUnavailable naming the store: the server does not start
         await self.start_engine(warmup)
 
     async def stop(self) -> None:
         """After the transport stopped taking calls: fail what is left, stop the threads."""
         await self.stop_engine()
+        if self.store is not None:
+            await self.store.close()
         self.vad.close()
         self.sessions.close()
 
@@ -60,6 +67,7 @@ def build_frontend(
     listeners: list[Callable[[BaseException], None]],
     *,
     counters: Counters | None = None,
+    store: ClusterStore | None = None,
     engine_gone: str = ENGINE_FAILED,
 ) -> Application:
     """Sessions and the VAD worker around ``engine``; ``counters`` hold the node's limits and
@@ -69,6 +77,6 @@ def build_frontend(
     threadpool_limits(limits=settings.blas_threads, user_api="blas")
     vad = VadWorker(SileroVad(), on_call=metrics.observe_vad_call)
     rooms = room_config(settings.rooms, settings.limits.max_target_languages)
-    sessions = SessionManager(engine, vad, settings.vad, settings.limits, counters=counters, rooms=rooms)
+    sessions = SessionManager(engine, vad, settings.vad, settings.limits, counters=counters, rooms=rooms, store=store)
     listeners.append(lambda exc: sessions.fail_all(EngineFailed(engine_gone)))
-    return Application(settings, engine, vad, sessions, start_engine, stop_engine, listeners)
+    return Application(settings, engine, vad, sessions, start_engine, stop_engine, listeners, store)

@@ -13,6 +13,7 @@ import itertools
 import os
 import re
 import signal
+import stat
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,6 +31,8 @@ from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client import AsyncTranslateClient, Segment
 from translate_svc.client_cli.decode import load_pcm16k
+from translate_svc.cluster.hub_client import HubStore
+from translate_svc.cluster.store import Full, Lease
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(80)]
 
@@ -196,6 +199,24 @@ async def test_max_streams_holds_for_the_node(two: Node) -> None:
 
 KILL_AT_S = 8.0  # audio seconds into the streams when a worker is SIGKILLed
 STREAM_S = 20  # audio per stream, sent at real time
+
+
+async def test_the_supervisor_runs_the_nodes_cluster_hub_for_its_workers(two: Node) -> None:
+    """Issue 59: what crosses streams is shared by the node's workers through the hub the supervisor
+    runs on a Unix socket in the node's runtime dir (its ready file names it)."""
+    assert two.cluster_hub is not None and stat.S_ISSOCK(os.stat(two.cluster_hub).st_mode)
+    assert Path(two.cluster_hub).parent.name.startswith("translate-svc-node-")
+    a, b = HubStore(Path(two.cluster_hub), "test-a"), HubStore(Path(two.cluster_hub), "test-b")
+    await a.start()
+    await b.start()
+    try:
+        lease = await a.acquire([("issue-59-probe", 1)])
+        assert isinstance(lease, Lease)
+        assert await b.acquire([("issue-59-probe", 1)]) == Full("issue-59-probe", 1)
+        assert await b.count("issue-59-probe") == 1
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def test_a_worker_killed_under_six_real_time_sdk_streams_loses_and_repeats_nothing_and_is_replaced(

@@ -255,6 +255,7 @@ async def _serve_node(settings: Settings, workers: int, ready_file: Path | None)
                 metrics_port=node.metrics_port,
                 workers=tuple(c.proc.pid for _, c in sorted(node.running.items(), key=lambda kv: int(kv[0][1:]))),
                 engine_pid=node.engine.proc.pid,
+                cluster_hub=None if node.hub is None else str(node.hub_socket),
             )
             try:
                 ready.write(ready_file, info)

@@ -41,6 +41,8 @@ class ReadyInfo:
     metrics_port: int | None = None  # /metrics, when served (port 0: the one picked)
     workers: tuple[int, ...] = field(default=())  # ``--workers N``: the front-end workers' pids, w0 first
     engine_pid: int | None = None  # ``--workers N``: the engine process
+    #: ``--workers N`` without ``cluster.redis_url``: the node's cluster hub (its Unix socket)
+    cluster_hub: str | None = None
 
     def to_json(self) -> str:
         doc = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items() if v not in (None, ())}
@@ -62,6 +64,7 @@ class ReadyInfo:
             metrics_port=port("metrics_port"),
             workers=tuple(int(p) for p in doc.get("workers", ())),
             engine_pid=port("engine_pid"),
+            cluster_hub=None if doc.get("cluster_hub") is None else str(doc["cluster_hub"]),
         )
 
 

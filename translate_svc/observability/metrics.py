@@ -311,6 +311,16 @@ ROOM_LISTENER_DROPPED = Histogram(
     "events dropped for one listener over its call (observed when it leaves)",
     buckets=(0, 1, 4, 16, 64, 256, 1024, 4096),
 )
+ROOM_RELAY_DROPPED = Counter(
+    "translate_svc_room_relay_dropped_total",
+    "room store calls (output to other processes, presence) dropped: a speaker's outbox full, or the cluster "
+    "store unavailable, by reason",
+    ["reason"],
+)
+
+
+def room_relay_dropped(reason: str) -> None:
+    ROOM_RELAY_DROPPED.labels(reason).inc()
 
 
 def room_opened(delta: int) -> None:

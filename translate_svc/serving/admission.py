@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from translate_svc.cluster.store import refill
 from translate_svc.errors import Overloaded
-from translate_svc.session.quota import refill
 
 logger = logging.getLogger(__name__)
 

@@ -12,6 +12,10 @@ model, then start every worker and wait until each serves. Then:
 - SIGTERM or SIGINT drains: every worker gets SIGTERM and drains its streams (``draining`` notice,
   resume elsewhere); once all have exited the engine process stops, and the supervisor exits 0.
 
+Without ``cluster.redis_url`` the supervisor also runs the node's cluster hub (``cluster/hub_server.py``:
+what crosses streams, shared by the workers) on a Unix socket in the node's runtime dir, before any
+worker starts and until every worker has stopped; the workers find it in ``process.ENV_CLUSTER``.
+
 Never imports torch or the model (import-linter checks it): the engine process does that alone.
 """
 
@@ -34,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from translate_svc.cluster.hub_server import HubServer
 from translate_svc.observability import metrics
 from translate_svc.serving import admission, process
 from translate_svc.settings import Settings
@@ -96,6 +101,9 @@ class Supervisor:
         self.metrics_dir.mkdir()
         self.admission_file = self.dir / "streams"
         admission.create(self.admission_file)
+        #: the node's cluster hub (none when the pods share Redis: each worker is a holder there)
+        self.hub: HubServer | None = None
+        self.hub_socket = self.dir / "cluster.sock"
         self.engine: Child | None = None
         self.running: dict[str, Child] = {}
         self.port = 0
@@ -119,6 +127,8 @@ class Supervisor:
                 process.ENV_PARENT: str(os.getpid()),
             }
         )
+        if self.hub is not None:
+            env[process.ENV_CLUSTER] = str(self.hub_socket)
         return env
 
     async def _spawn(self, name: str, module: str, env: dict[str, str]) -> Child:
@@ -156,6 +166,9 @@ class Supervisor:
         child_settings.server.workers = 1
         if child_settings.auth.client_secret_key is None:  # one key for the node: any worker checks any secret
             child_settings.auth.client_secret_key = secrets.token_hex(32)
+        if self.settings.cluster.redis_url is None:
+            self.hub = HubServer(lease_s=self.settings.cluster.lease_s)
+            await self.hub.start(self.hub_socket)
         self._env_base = self._env(child_settings)
         self.engine = await self._spawn("engine", "translate_svc.serving.engine_process", self._env_base)
         workers = await asyncio.gather(
@@ -187,6 +200,8 @@ class Supervisor:
                 line += f", the demo page on {page_url(self.settings.server.host, self.http_port, tls=tls)}"
         if self.metrics_port is not None:
             line += f", /metrics of all of them on port {self.metrics_port}"
+        if self.hub is not None:
+            line += f", the node's cluster hub at {self.hub_socket}"
         return line
 
     @property
@@ -259,6 +274,8 @@ class Supervisor:
         await asyncio.gather(*(_stop_child(c, grace + KILL_AFTER_S) for c in self.running.values()))
         if self.engine is not None:
             await _stop_child(self.engine, KILL_AFTER_S)
+        if self.hub is not None:
+            await self.hub.stop()  # after the workers: none of them loses it while it drains
         for sock in self._reserved:
             sock.close()
         shutil.rmtree(self.dir, ignore_errors=True)

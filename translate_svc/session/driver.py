@@ -259,7 +259,7 @@ class StreamDriver:
                 return session.retarget(checks.retarget(self._m.card, self._m.limits, session.task, targets, None))
 
             try:  # its targets become its own plus the room's, changed as listeners come and go
-                self._seat.take(
+                await self._seat.take(
                     first.room, session_id=session.session_id, own=session.task.target_languages, retarget=retarget
                 )
             except BaseException:

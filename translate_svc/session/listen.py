@@ -8,7 +8,7 @@ its one ``ListenRequest`` message; the rooms' WebSocket: its handshake's path an
 - admission: the request is read under the unary caps of its tenant and token
   (``SessionManager.admit_unary``), within ``limits.request_read_timeout_s`` of the call's start
   (then DEADLINE_EXCEEDED), so a call that never sends its request holds nothing for long;
-- the listener (``RoomRegistry.listen``: the caller's room rights, the room's and tenant's caps),
+- the listener (``RoomRegistry.join``: the caller's room rights, the room's and tenant's caps),
   handed to the door (``opened``) before its first event: a door that answers refusals before
   its upgrade (the WebSocket) upgrades there;
 - the listen, until it ends: the client leaves (the door closes the listener), the server drains,
@@ -89,7 +89,7 @@ class ListenDriver:
         with accounted(self.tenant, self.call, METHOD) as outcome:
             with self._m.admit_unary(self.tenant, self.token):
                 request = await self._within_deadline(read)
-            listener = self._m.rooms.listen(
+            listener = await self._m.rooms.join(
                 request.room,
                 request.language,
                 participant=request.participant,

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from translate_svc.audio.codec import check_stream_format
+from translate_svc.cluster.store import ClusterStore
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import EngineFailed, NotReady, Overloaded
 from translate_svc.session import task as checks
@@ -55,7 +56,10 @@ class SessionManager:
         *,
         counters: Counters | None = None,
         rooms: RoomConfig | None = None,
+        store: ClusterStore | None = None,
     ) -> None:
+        """``store``: what crosses streams, shared with the node's other workers or other pods (rooms:
+        ``room_link.py``); None: nothing is shared (this process's rooms only)."""
         self.engine = engine
         self.vad = vad
         self.vad_defaults = vad_defaults
@@ -78,8 +82,12 @@ class SessionManager:
         self._no_live = asyncio.Event()  # set while no stream is admitted
         self._no_live.set()
         #: rooms of this process: their speakers (streams) and listeners (``rooms.py``)
+        self.store = store
         self.rooms = RoomRegistry(
-            rooms or RoomConfig(max_languages=limits.max_target_languages), self.counters, self._card
+            rooms or RoomConfig(max_languages=limits.max_target_languages),
+            self.counters,
+            self._card,
+            store=self.store,
         )
         #: unary calls in progress in this process, by token digest (``admit_unary``)
         self._token_calls: dict[bytes, int] = {}

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from translate_svc.cluster.store import refill
 from translate_svc.errors import LimitReached, Overloaded
 
 #: a tenant's name: a metrics label and part of a client secret, so a short, plain word
@@ -150,11 +151,6 @@ class LocalCounters:
         level = refill(level, now - when, per_minute) - amount
         self._budgets[name] = (level, now)
         return level
-
-
-def refill(level: float, elapsed_s: float, per_minute: float) -> float:
-    """A budget ``elapsed_s`` later: ``per_minute / 60`` a second, at most ``per_minute`` banked."""
-    return min(per_minute, level + max(0.0, elapsed_s) * per_minute / 60.0)
 
 
 def retry_after_ms(level: float, per_minute: float) -> int:

@@ -63,6 +63,8 @@ class _Entry:
     event: SegmentResult
     size: int
     room: RoomBacklog
+    #: another process's speaker's (``room_link.py``: forgotten when this process stops reading it)
+    remote: bool = False
 
 
 class _TenantKept:
@@ -131,15 +133,20 @@ class RoomBacklog:
         self.entries = 0
         self.bytes = 0
 
-    def keep(self, language: str, now: float, out: RoomOutput) -> None:
-        """Keep a final result published in ``language`` (``out.event``: a ``SegmentResult``)."""
+    def keep(self, language: str, now: float, out: RoomOutput, *, remote: bool = False) -> None:
+        """Keep a final result published in ``language`` (``out.event``: a ``SegmentResult``) at
+        ``now``; ``remote``: another process's speaker's (it may be older than what is kept: it
+        goes in its place by time)."""
         config = self._owner.config
         if config.seconds <= 0 or not isinstance(out.event, SegmentResult):
             return
-        self.expire(now)
+        self.expire(max(now, self._newest()))
         event = text_only(out.event)
-        entry = _Entry(next(self._owner._keys), now, language, out.speaker, event, entry_bytes(event), self)
-        self._rings.setdefault(language, deque()).append(entry)
+        entry = _Entry(next(self._owner._keys), now, language, out.speaker, event, entry_bytes(event), self, remote)
+        ring = self._rings.setdefault(language, deque())
+        ring.append(entry)
+        if len(ring) > 1 and ring[-2].at > now:
+            self._rings[language] = deque(sorted(ring, key=lambda e: e.at))
         self.entries += 1
         self.bytes += entry.size
         self._owner._added(entry)
@@ -162,6 +169,15 @@ class RoomBacklog:
         for ring in list(self._rings.values()):
             while ring and ring[0].at < since:
                 self._drop(ring[0])
+
+    def forget_remote(self, language: str) -> None:
+        """Drop other processes' entries in ``language`` (this process no longer reads them: the
+        store's stream has them, read again from there when a listener of it joins)."""
+        for entry in [e for e in self._rings.get(language, ()) if e.remote]:
+            self._drop(entry)
+
+    def _newest(self) -> float:
+        return max((ring[-1].at for ring in self._rings.values() if ring), default=float("-inf"))
 
     def clear(self) -> None:
         for ring in list(self._rings.values()):

@@ -100,6 +100,8 @@ class Listener:
         self._untold = 0
         #: events given to the reader (tests, benchmarks)
         self.delivered = 0
+        #: its member id among the room's listeners on the cluster store ("": not there)
+        self.member = ""
 
     @property
     def queued(self) -> int:

@@ -2,7 +2,7 @@
 there, behind one object the driver holds.
 
 ``StreamDriver`` holds a ``SpeakerSeat`` for every stream; it ``take``-s its place when the
-stream's config names a room (``RoomRegistry.publish``: the stream's targets become its own plus
+stream's config names a room (``RoomRegistry.speak``: the stream's targets become its own plus
 every language listened in, changed as listeners come and go). From then on the seat gives an
 update's targets (``targets``, ``retargeted``), sends every final result and caption to the
 room's listeners (``output``: the stream's ``StreamHooks.on_output``), keeps the speaker's own
@@ -33,12 +33,12 @@ class SpeakerSeat:
         self._rights = rights  # the rooms its caller may publish into
         self._speaker: Speaker | None = None
 
-    def take(
+    async def take(
         self, room: RoomJoin, *, session_id: str, own: tuple[str, ...], retarget: Callable[[tuple[str, ...]], int]
     ) -> None:
         """Speak into ``room`` (``retarget``: applies the stream's new targets and returns the first
-        segment id that uses them). Refused as ``RoomRegistry.publish`` refuses."""
-        self._speaker = self._registry.publish(
+        segment id that uses them). Refused as ``RoomRegistry.speak`` refuses."""
+        self._speaker = await self._registry.speak(
             room.name,
             session_id=session_id,
             participant=room.participant,

@@ -42,6 +42,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from translate_svc.cluster.store import ClusterStore
 from translate_svc.errors import (
     InvalidInput,
     LimitReached,
@@ -58,6 +59,7 @@ from translate_svc.session.events import Draining, StreamConfig
 __all__ = ["ListenEvent", "ListenStarted", "Listener", "OutputDropped", "RoomOutput", "RoomRegistry", "Speaker"]
 from translate_svc.session.quota import UNCAPPED, Counters, RoomRights, Tenant
 from translate_svc.session.room_backlog import BacklogConfig, Backlogs, RoomBacklog
+from translate_svc.session.room_link import Outbox, RoomLink
 from translate_svc.session.room_listener import Listener, ListenEvent, ListenStarted, OutputDropped, RoomOutput
 from translate_svc.settings import RoomSettings
 from translate_svc.types import InterimResult, ModelCard, SegmentResult
@@ -144,6 +146,8 @@ class Speaker:
         self._left = False
         #: the id after the last final result published (older captions are stale)
         self.finals = 0
+        #: its store calls (``room_link.py``): None while not linked to other processes
+        self.relay: Outbox | None = None
 
     def wanted(self, own: tuple[str, ...] | None = None) -> tuple[str, ...]:
         """Its own targets, then every language listened in by someone else, in a stable order."""
@@ -160,6 +164,8 @@ class Speaker:
             if lang not in targets:
                 del self.since[lang]
         self.targets = targets
+        if self._registry.link is not None:
+            self._registry.link.announce(self)
 
     def resync(self) -> None:
         """Retarget the stream to what the room wants now (``InvalidInput`` if it cannot)."""
@@ -210,21 +216,62 @@ class Room:
         #: final results of the last ``backlog_s`` seconds, per language, text only, bounded
         self.backlog = backlog
         self.idle: asyncio.TimerHandle | None = None
+        #: listeners on other processes (language, participant), and speakers there (id,
+        #: participant, from which segment each language is on), as the cluster store last said
+        self.remote_ears: list[tuple[str, str]] = []
+        self.remote_speakers: list[tuple[str, str, dict[str, int]]] = []
+        #: the registry's link to other processes (None: this process only)
+        self.link: RoomLink | None = None
 
     @property
     def empty(self) -> bool:
         return not self.speakers and not any(self.listeners.values())
 
     def languages_for(self, participant: str) -> set[str]:
-        """Languages listened in by listeners other than ``participant`` (empty: nobody in particular)."""
-        return {
+        """Languages listened in by listeners other than ``participant`` (empty: nobody in
+        particular), on this process and on the others."""
+        here = {
             lang
             for lang, group in self.listeners.items()
             if any(not participant or listener.participant != participant for listener in group)
         }
+        return here | {lang for lang, p in self.remote_ears if not participant or p != participant}
 
     def languages(self) -> set[str]:
-        return {lang for lang, group in self.listeners.items() if group}
+        return {lang for lang, group in self.listeners.items() if group} | self.remote_languages()
+
+    def remote_languages(self) -> set[str]:
+        return {lang for lang, _ in self.remote_ears}
+
+    def resync_speakers(self) -> None:
+        for speaker in list(self.speakers.values()):
+            _resync_quietly(speaker)
+
+    def deliver(
+        self, language: str, out: RoomOutput, participant: str, *, final: bool, now: float, remote: bool = False
+    ) -> None:
+        """One language's cut of a speaker's output (``participant``: the speaker's; ``remote``: a
+        speaker of another process) to this process's listeners of it, and (a final result) into
+        the backlog."""
+        if final:
+            self.backlog.keep(language, now, out, remote=remote)
+        for listener in self.listeners.get(language) or ():
+            if not (participant and listener.participant == participant):
+                listener.push(out)
+
+    def store_lost(self, language: str, error: ServiceError) -> None:
+        """The store failed under this process's reading of ``language``: a listener that hears a
+        speaker of another process is told (ended UNAVAILABLE, saying why); one whose speakers are
+        all here goes on."""
+        if not self.remote_speakers:
+            return
+        lost = NotReady(
+            "this room's speakers on other servers can no longer reach this listen (the cluster store is "
+            "unreachable): listen again shortly"
+        )
+        logger.warning("a room's listeners lost the cluster store: %s", error.message)
+        for listener in list(self.listeners.get(language) or ()):
+            listener.end(lost, at_once=False)
 
     def publish(self, speaker: Speaker, ev: SegmentResult | InterimResult, now: float) -> None:
         final = isinstance(ev, SegmentResult)
@@ -235,18 +282,16 @@ class Room:
             langs = [lang for lang, first in speaker.since.items() if first <= ev.segment_id]
         else:
             langs = list(by_lang)
+        remote = self.remote_languages() if self.link is not None else set()
         for lang in langs:
-            listeners = self.listeners.get(lang)
-            if not final and not listeners:
+            if not final and not self.listeners.get(lang) and lang not in remote:
                 continue
             t = by_lang.get(lang)
             cut = dataclasses.replace(ev, translations=(t,) if t is not None else ())
             out = RoomOutput(speaker.speaker_id, cut)
-            if final:
-                self.backlog.keep(lang, now, out)
-            for listener in listeners or ():
-                if not (speaker.participant and listener.participant == speaker.participant):
-                    listener.push(out)
+            self.deliver(lang, out, speaker.participant, final=final, now=now)
+            if self.link is not None:
+                self.link.sent(speaker, lang, out, final)
 
 
 # -- the registry ---------------------------------------------------------------------------------
@@ -263,9 +308,23 @@ class RoomRegistry:
         card: Callable[[], ModelCard],
         *,
         clock: Callable[[], float] = time.monotonic,
+        store: ClusterStore | None = None,
     ) -> None:
+        """``store``: the cluster store that links this process's rooms to other processes'
+        (``room_link.py``; None: this process's rooms only)."""
         self.config = config
         self._counters = counters
+        self.link = (
+            None
+            if store is None
+            else RoomLink(
+                store,
+                backlog_s=config.backlog_s,
+                max_entries=config.backlog_room_entries,
+                inbox=config.listener_queue,
+                clock=clock,
+            )
+        )
         self._card = card
         self.clock = clock
         #: every room of this process: those with a party, and empty ones waiting with their backlog
@@ -325,16 +384,54 @@ class RoomRegistry:
             self._maybe_remove(room)
             raise
         metrics.room_listener(language, 1)
-        now = self.clock()
-        backlog = room.backlog.replay(language, participant, now)
+        self._greet(listener)
+        return listener
+
+    async def join(
+        self, name: str, language: str, *, participant: str = "", tenant: Tenant, rights: RoomRights
+    ) -> Listener:
+        """``listen``, and (linked to other processes) the room's listeners everywhere joined
+        and its output from there read, its backlog first: UNAVAILABLE if the cluster store
+        cannot be reached (nothing held)."""
+        listener = self.listen(name, language, participant=participant, tenant=tenant, rights=rights)
+        if self.link is None:
+            return listener
+        room = listener.room
+        assert isinstance(room, Room)
+        try:
+            listener.member = await self.link.listener_joined(room, language, participant)
+            others = room.remote_languages() | {lang for lang, group in room.listeners.items() if group - {listener}}
+            if language not in others and len(others) >= self.config.max_languages:
+                raise Overloaded(
+                    f"room {shown(name)} is listened in {self.config.max_languages} languages already "
+                    "(limits.max_target_languages): listen in one of them "
+                    f"({', '.join(sorted(others))})",
+                )
+        except BaseException:
+            listener.close()
+            raise
+        self._greet(listener)
+        return listener
+
+    def _greet(self, listener: Listener) -> None:
+        """What a listener gets first: ``started`` and the backlog (made again once the store
+        told of other processes' speakers and backlog: the listener has read nothing yet)."""
+        room = listener.room
+        assert isinstance(room, Room)
+        language, participant = listener.language, listener.participant
+        backlog = room.backlog.replay(language, participant, self.clock())
         speakers = tuple(
             (s.speaker_id, s.since.get(language, -1))
             for s in room.speakers.values()
             if not (participant and s.participant == participant)
+        ) + tuple(
+            (sid, since.get(language, -1))
+            for sid, p, since in room.remote_speakers
+            if not (participant and p == participant)
         )
-        listener._first.append(ListenStarted(name, language, participant, len(backlog), speakers))
+        listener._first.clear()
+        listener._first.append(ListenStarted(room.name, language, participant, len(backlog), speakers))
         listener._first.extend(backlog)
-        return listener
 
     def _leave(self, listener: Listener) -> None:
         room = listener.room
@@ -348,6 +445,8 @@ class RoomRegistry:
         self._counters.release(listener._held)
         metrics.room_listener(listener.language, -1)
         metrics.room_listener_left(listener.dropped)
+        if self.link is not None and listener.member:
+            self.link.listener_left(room, listener.language, listener.member)
         for speaker in room.speakers.values():
             _resync_quietly(speaker)
         self._maybe_remove(room)
@@ -393,10 +492,43 @@ class RoomRegistry:
             raise
         return speaker
 
+    async def speak(
+        self,
+        name: str,
+        *,
+        session_id: str,
+        participant: str = "",
+        tenant: Tenant,
+        rights: RoomRights,
+        own: tuple[str, ...],
+        retarget: Callable[[tuple[str, ...]], int],
+    ) -> Speaker:
+        """``publish``, and (linked to other processes) announced there, its targets following
+        the languages listened in everywhere: UNAVAILABLE if the cluster store cannot be reached
+        (nothing held)."""
+        speaker = self.publish(
+            name,
+            session_id=session_id,
+            participant=participant,
+            tenant=tenant,
+            rights=rights,
+            own=own,
+            retarget=retarget,
+        )
+        if self.link is not None:
+            try:
+                await self.link.speaker_joined(speaker)
+            except BaseException:
+                speaker.leave()
+                raise
+        return speaker
+
     def _unpublish(self, speaker: Speaker) -> None:
         room = speaker.room
         if room.speakers.pop(speaker.session_id, None) is speaker:
             self._counters.release(speaker._held)
+        if self.link is not None:
+            self.link.speaker_left(speaker)
         self._maybe_remove(room)
 
     # -- rooms
@@ -417,6 +549,7 @@ class RoomRegistry:
             room.held = held
             return room, True
         room = self.rooms[key] = Room(tenant, name, self.config, held, self.backlogs.room(tenant.name))
+        room.link = self.link
         return room, True
 
     def _cancel_idle(self, room: Room) -> None:

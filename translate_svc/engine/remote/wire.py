@@ -13,14 +13,12 @@ one when a session joins or leaves anywhere (the share changed).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import struct
-from collections import deque
 from typing import Final, Literal, cast
 
 import msgspec
 import numpy as np
 
+from translate_svc import framing
 from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.runner import (
     ModelInput,
@@ -29,6 +27,7 @@ from translate_svc.engine.runner import (
     SimulRowOutput,
     SourceText,
 )
+from translate_svc.framing import FrameError as FrameError  # the engine's side and a worker's catch it
 from translate_svc.types import ModelCard, SegmentError, Term, TraceRef, WordTiming
 
 #: a frame larger than this is a broken peer, not a segment (a 60 s segment is 3.8 MB of samples)
@@ -37,7 +36,6 @@ MAX_FRAME_BYTES: Final = 256 * 1024 * 1024
 READ_LIMIT: Final = 512 * 1024
 #: what a transport may hold before frames wait in the channel's own queue
 WRITE_HIGH: Final = 1024 * 1024
-_LENGTH = struct.Struct(">I")
 
 
 # -- worker -> engine -------------------------------------------------------------------------------
@@ -315,75 +313,9 @@ def _trace_ref(text: str) -> TraceRef | None:
 # -- framing ----------------------------------------------------------------------------------------
 
 
-class FrameError(Exception):
-    """The peer sent something that is not a frame of this protocol."""
-
-
-class Channel:
-    """One connection's framing: ``send`` encodes and queues (never blocks the loop), ``recv``
-    reads the next message. Frames wait in a queue of their own and enter the transport only while
-    its buffer is small: Python 3.11's transport keeps one flat buffer and moves all of it after
-    each partial send, which made a window of 128 queued segments cost ~800 µs of CPU a frame.
-    ``buffered`` is everything not yet taken by the kernel."""
+class Channel(framing.Channel["ToEngine | ToWorker"]):
+    """One connection's framing (``translate_svc/framing.py``) with this wire's bounds."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, incoming: object) -> None:
         """``incoming``: ``ToEngine`` on the engine's side, ``ToWorker`` on a worker's."""
-        self._reader = reader
-        self._writer = writer
-        self._encoder = msgspec.msgpack.Encoder()
-        self._decoder: msgspec.msgpack.Decoder[ToEngine | ToWorker] = msgspec.msgpack.Decoder(incoming)
-        writer.transport.set_write_buffer_limits(high=WRITE_HIGH)
-        self._queue: deque[bytearray] = deque()
-        self._queued_bytes = 0
-        self._wake = asyncio.Event()
-        self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="channel-flush")
-
-    def send(self, message: ToEngine | ToWorker) -> None:
-        frame = bytearray(_LENGTH.size)
-        self._encoder.encode_into(message, frame, _LENGTH.size)  # one buffer: length, then message
-        _LENGTH.pack_into(frame, 0, len(frame) - _LENGTH.size)
-        if not self._queue and self._writer.transport.get_write_buffer_size() < WRITE_HIGH:
-            self._writer.write(frame)
-            return
-        self._queue.append(frame)
-        self._queued_bytes += len(frame)
-        self._wake.set()
-
-    async def _flush(self) -> None:
-        with contextlib.suppress(ConnectionError):
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while self._queue:
-                    await self._writer.drain()  # until the transport's buffer is below its low mark
-                    frame = self._queue.popleft()
-                    self._queued_bytes -= len(frame)
-                    self._writer.write(frame)
-
-    async def recv(self) -> ToEngine | ToWorker:
-        """The next message; ``asyncio.IncompleteReadError`` when the peer closed."""
-        (n,) = _LENGTH.unpack(await self._reader.readexactly(_LENGTH.size))
-        if n > MAX_FRAME_BYTES:
-            raise FrameError(f"a frame of {n} bytes (at most {MAX_FRAME_BYTES})")
-        try:
-            return self._decoder.decode(await self._reader.readexactly(n))
-        except msgspec.DecodeError as e:
-            raise FrameError(str(e)) from e
-
-    @property
-    def buffered(self) -> int:
-        return self._writer.transport.get_write_buffer_size() + self._queued_bytes
-
-    @property
-    def closing(self) -> bool:
-        return self._writer.is_closing()
-
-    def close(self) -> None:
-        """Close (what the transport holds is still sent; frames still queued are not)."""
-        self._flusher.cancel()
-        self._writer.close()
-
-    def abort(self) -> None:
-        """Close now, dropping what is buffered (a peer that does not read would hold it forever)."""
-        self._flusher.cancel()
-        self._writer.transport.abort()
+        super().__init__(reader, writer, incoming, max_frame_bytes=MAX_FRAME_BYTES, write_high=WRITE_HIGH)

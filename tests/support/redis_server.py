@@ -1,0 +1,118 @@
+"""A real ``redis-server`` (Debian's, installed by ``make install``) for a test: on a free loopback
+port, no persistence (``--save ''``, no append-only file), in a temp dir of its own; ready once it
+answers PING (never a log line). ``kill`` (SIGKILL) and ``start`` again on the same port play a
+Redis that died and came back empty."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.proc import free_port
+
+MISSING = (
+    "redis-server is missing: the cluster store's tests run a real one. `make install` installs it (apt, as root "
+    "or with passwordless sudo); else run: sudo apt-get install redis-server"
+)
+
+
+class RedisServer:
+    """One ``redis-server`` process at a time on ``port``; ``url`` reaches it."""
+
+    def __init__(self, port: int | None = None, *, password: str | None = None) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail(MISSING)
+        self.binary = binary
+        self.port = port if port is not None else free_port()
+        self.password = password
+        self.dir = Path(tempfile.mkdtemp(prefix="redis-"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self, timeout_s: float = 15.0) -> None:
+        args = [
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.dir),
+            "--daemonize",
+            "no",
+        ]
+        if self.password:
+            args += ["--requirepass", self.password]
+        log = (self.dir / "redis.log").open("ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while not self.ping():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"redis-server exited with {self.proc.returncode}: {self.log()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"redis-server did not answer PING within {timeout_s} s: {self.log()[-2000:]}")
+            time.sleep(0.01)
+
+    def ping(self) -> bool:
+        """Whether it answers PING now (RESP: ``+PONG``; ``-NOAUTH`` also means it serves)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as s:
+                s.sendall(b"PING\r\n")
+                reply = s.recv(64)
+        except OSError:
+            return False
+        return reply.startswith((b"+PONG", b"-NOAUTH"))
+
+    def kill(self) -> None:
+        """SIGKILL: it dies at once, its data with it (nothing is persisted)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def log(self) -> str:
+        path = self.dir / "redis.log"
+        return path.read_text(errors="replace") if path.is_file() else ""
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis_server(*, password: str | None = None) -> Iterator[RedisServer]:
+    """A started ``RedisServer``, stopped and its dir removed at the end."""
+    server = RedisServer(password=password)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()

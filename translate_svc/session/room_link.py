@@ -1,0 +1,347 @@
+"""A room across processes (issue 59): what the registry (``rooms.py``) puts on the cluster store
+so that a speaker on one worker or pod reaches listeners on any other.
+
+A process's own speakers reach its own listeners directly (``Room.publish``: synchronous, as with
+one process); the store carries a room between processes, for each job one primitive
+(``cluster/store.py``):
+
+- **final results**: each speaker's final results, cut to each language, are appended to the
+  stream ``room/<tenant>/<name>/out/<language>`` (time-trimmed to ``backlog_s``, at most
+  ``backlog_max_entries``): a process with listeners in that language reads it (blocking reads
+  from the last id it read: nothing missed, nothing twice) and hands what another process
+  appended to its listeners, as a local speaker's (``Room.deliver``); the stream is the backlog a
+  process seeds its own from when its first listener of that language joins. Speech goes as
+  Opus, only while some other process listens in that language (``room_wire.py``);
+- **live captions**: published on ``room/<tenant>/<name>/captions/<language>`` (droppable);
+- **language demand**: every listener is a member of ``room/<tenant>/<name>/ears`` (its language
+  and participant); a process with a speaker in the room watches the group and retargets it;
+- **speakers present**: ``room/<tenant>/<name>/speakers`` (id, participant, and from which
+  segment each language is on), for a listener's ``started`` event.
+
+The speaker's output path never awaits the store: each speaker has a bounded ``Outbox`` whose own
+task does its store calls in order; what it drops (full, or the store unavailable) is counted
+(``translate_svc_room_relay_dropped_total``) and logged. A new party is refused UNAVAILABLE when
+the store cannot be reached (``StoreUnavailable``); an admitted one is never cut: its room's
+output to and from other processes stops while the store is down, a listener hearing a speaker
+of another process is then ended UNAVAILABLE saying why.
+
+Event loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from translate_svc.cluster.store import FIRST, ClusterStore, Inbox, StoreUnavailable, entry_ms
+from translate_svc.observability import metrics
+from translate_svc.session import room_wire
+from translate_svc.session.room_listener import RoomOutput
+
+if TYPE_CHECKING:
+    from translate_svc.session.rooms import Room, Speaker
+
+logger = logging.getLogger(__name__)
+
+#: a stream of final results keeps at least this long (``backlog_s`` 0: no backlog, but a reader
+#: of another process still needs the entry to be there when it reads)
+LIVE_KEEP_S = 10.0
+#: a speaker's store calls waiting (beyond: its oldest are dropped, counted)
+OUTBOX = 256
+#: a blocking read waits this long, then reads again (so a stopped reader is noticed)
+READ_BLOCK_S = 1.0
+#: after the store failed under a reader, it tries again after this long
+RETRY_S = 1.0
+
+Op = Callable[[], Awaitable[object]]
+
+
+class Outbox:
+    """Store calls made in order by one task, never awaited by who puts them (see the module)."""
+
+    def __init__(self, what: str, limit: int = OUTBOX) -> None:
+        self._what = what
+        self._limit = limit
+        self._ops: deque[Op] = deque()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self.dropped = 0
+        self._down = False
+        self._task: asyncio.Task[None] | None = None
+
+    def put(self, op: Op) -> None:
+        if self._closing:
+            return
+        if len(self._ops) >= self._limit:
+            self._ops.popleft()
+            self._drop("full")
+        self._ops.append(op)
+        self._wake.set()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"room outbox {self._what}")
+
+    def close(self) -> None:
+        """No more calls; those waiting are still made."""
+        self._closing = True
+        self._wake.set()
+
+    async def drained(self) -> None:
+        if self._task is not None:
+            await self._task
+
+    def _drop(self, reason: str) -> None:
+        self.dropped += 1
+        metrics.room_relay_dropped(reason)
+        if self.dropped == 1 or self.dropped % 100 == 0:
+            logger.warning("a room's outbox dropped a call (%s; %d so far): %s", reason, self.dropped, self._what)
+
+    async def _run(self) -> None:
+        while True:
+            while not self._ops:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+            op = self._ops.popleft()
+            try:
+                await op()
+                if self._down:
+                    self._down = False
+                    logger.info("a room's outbox reaches the cluster store again: %s", self._what)
+            except StoreUnavailable:
+                self._down = True
+                self._drop("store_unavailable")
+            except Exception:
+                logger.exception("a room's store call failed: %s", self._what)
+                self._drop("error")
+
+
+def _key(room: Room) -> str:
+    return f"room/{room.tenant.name}/{room.name}"
+
+
+class RoomLink:
+    """The registry's side of the store (see the module). ``clock``: the registry's (monotonic)."""
+
+    def __init__(
+        self, store: ClusterStore, *, backlog_s: float, max_entries: int, inbox: int, clock: Callable[[], float]
+    ) -> None:
+        self.store = store
+        #: this process among those sharing the store (its own entries it already delivered)
+        self.origin = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self._keep_s = max(backlog_s, LIVE_KEEP_S)
+        self._backlog_s = backlog_s
+        self._max_entries = max_entries
+        self._inbox = inbox
+        self._clock = clock
+        self._ids = itertools.count()
+        #: store calls of leaving parties (made in order, never awaited by the leaving)
+        self._chores = Outbox("leaves")
+        #: per room (its key): the task watching its listeners' languages while it has a local speaker
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        #: per (room key, language): the tasks reading its output while it has a local listener
+        self._readers: dict[tuple[str, str], list[asyncio.Task[None]]] = {}
+        self._starting: dict[tuple[str, str], asyncio.Future[None]] = {}
+
+    # -- speakers
+
+    async def speaker_joined(self, speaker: Speaker) -> None:
+        """Announce ``speaker`` and watch its room's listeners (``StoreUnavailable``: refused)."""
+        room = speaker.room
+        key = _key(room)
+        await self.store.join(f"{key}/speakers", self._member(speaker), _announce(speaker))
+        speaker.relay = Outbox(f"speaker {speaker.speaker_id} of {key}")
+        if key not in self._watchers:
+            inbox = await self.store.watch(f"{key}/ears")
+            await self._ears_changed(room)
+            self._watchers[key] = asyncio.get_running_loop().create_task(
+                self._watch(room, inbox), name=f"room ears {key}"
+            )
+
+    def _member(self, speaker: Speaker) -> str:
+        return f"{self.origin}/{speaker.session_id}"
+
+    def announce(self, speaker: Speaker) -> None:
+        """The speaker's languages changed: tell the other processes (in line with its output)."""
+        if speaker.relay is not None:
+            group, member, value = f"{_key(speaker.room)}/speakers", self._member(speaker), _announce(speaker)
+            speaker.relay.put(lambda: self.store.join(group, member, value))
+
+    def sent(self, speaker: Speaker, language: str, out: RoomOutput, final: bool) -> None:
+        """One language's cut of the speaker's output, to the other processes (never awaits)."""
+        relay = speaker.relay
+        if relay is None:
+            return
+        room = speaker.room
+        key = _key(room)
+        speech = language in room.remote_languages()
+        if not final and not speech and language not in {lang for lang, _ in room.remote_ears}:
+            return  # a caption nobody elsewhere reads
+
+        def data() -> bytes:
+            return room_wire.encode(self.origin, out, speaker.participant, speech=speech)
+
+        if final:
+            stream, keep_s, max_len = f"{key}/out/{language}", self._keep_s, self._max_entries
+            relay.put(lambda: self.store.append(stream, data(), keep_s=keep_s, max_len=max_len))
+        else:
+            channel = f"{key}/captions/{language}"
+            relay.put(lambda: self.store.publish(channel, data()))
+
+    def speaker_left(self, speaker: Speaker) -> None:
+        relay = speaker.relay
+        room = speaker.room
+        key = _key(room)
+        if relay is not None:
+            group, member = f"{key}/speakers", self._member(speaker)
+            relay.put(lambda: self.store.leave(group, member))
+            relay.close()
+        if not room.speakers and (task := self._watchers.pop(key, None)) is not None:
+            task.cancel()
+
+    async def _watch(self, room: Room, inbox: Inbox) -> None:
+        try:
+            while True:
+                try:
+                    await inbox.get()
+                    await self._ears_changed(room)
+                except StoreUnavailable:
+                    await asyncio.sleep(RETRY_S)
+                    inbox.close()
+                    with contextlib.suppress(StoreUnavailable):
+                        inbox = await self.store.watch(f"{_key(room)}/ears")
+                        await self._ears_changed(room)
+                except StopAsyncIteration:
+                    return
+        finally:
+            inbox.close()
+
+    async def _ears_changed(self, room: Room) -> None:
+        members = await self.store.members(f"{_key(room)}/ears")
+        room.remote_ears = [_ear(v) for m, v in members.items() if not m.startswith(self.origin + "/")]
+        room.resync_speakers()
+
+    # -- listeners
+
+    async def listener_joined(self, room: Room, language: str, participant: str) -> str:
+        """Join the room's listeners (the languages wanted anywhere) and read its output in
+        ``language`` from the other processes, its backlog first (``StoreUnavailable``: refused,
+        nothing held). Returns the listener's member id (``listener_left``)."""
+        key = _key(room)
+        member = f"{self.origin}/{next(self._ids)}"
+        await self.store.join(f"{key}/ears", member, json.dumps({"l": language, "p": participant}).encode())
+        try:
+            members = await self.store.members(f"{key}/ears")
+            room.remote_ears = [_ear(v) for m, v in members.items() if not m.startswith(self.origin + "/")]
+            room.remote_speakers = [
+                s
+                for m, v in (await self.store.members(f"{key}/speakers")).items()
+                if not m.startswith(self.origin + "/") and (s := _speaker(v)) is not None
+            ]
+            await self._reading(room, language)
+        except BaseException:
+            await self._leave_now(f"{key}/ears", member)
+            raise
+        return member
+
+    async def _leave_now(self, group: str, member: str) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            await self.store.leave(group, member)
+
+    def listener_left(self, room: Room, language: str, member: str) -> None:
+        group = f"{_key(room)}/ears"
+        self._chores.put(lambda: self.store.leave(group, member))
+        if not room.listeners.get(language):
+            for task in self._readers.pop((_key(room), language), []):
+                task.cancel()
+            room.backlog.forget_remote(language)
+
+    async def _reading(self, room: Room, language: str) -> None:
+        """This process reads the room's output in ``language`` (started once: joiners at the same
+        time wait for the one start)."""
+        at = (_key(room), language)
+        if at in self._readers:
+            return
+        starting = self._starting.get(at)
+        if starting is None:
+            starting = self._starting[at] = asyncio.ensure_future(self._start_reading(room, language))
+            starting.add_done_callback(lambda _: self._starting.pop(at, None))
+        await asyncio.shield(starting)
+
+    async def _start_reading(self, room: Room, language: str) -> None:
+        """Seed the room's backlog in ``language`` with what other processes appended, then read on."""
+        key = _key(room)
+        stream = f"{key}/out/{language}"
+        inbox = await self.store.subscribe(f"{key}/captions/{language}", limit=self._inbox)
+        try:
+            entries = await self.store.read(stream, FIRST, count=self._max_entries)
+        except BaseException:
+            inbox.close()
+            raise
+        after = entries[-1].id if entries else FIRST
+        now, wall_ms = self._clock(), time.time() * 1000
+        for entry in entries:
+            wire, out = room_wire.decode(entry.data)
+            age_s = max(0.0, (wall_ms - entry_ms(entry.id)) / 1000)
+            if wire.origin != self.origin and age_s <= self._backlog_s:
+                room.backlog.keep(language, now - age_s, out, remote=True)
+        loop = asyncio.get_running_loop()
+        self._readers[(key, language)] = [
+            loop.create_task(self._read(room, language, stream, after), name=f"room reader {stream}"),
+            loop.create_task(self._captions(room, language, inbox), name=f"room captions {key}/{language}"),
+        ]
+
+    async def _read(self, room: Room, language: str, stream: str, after: str) -> None:
+        lost = False
+        while True:
+            try:
+                entries = await self.store.read(stream, after, block_s=READ_BLOCK_S, count=self._max_entries)
+            except StoreUnavailable as e:
+                if not lost:
+                    lost = True
+                    room.store_lost(language, e)
+                await asyncio.sleep(RETRY_S)
+                continue
+            lost = False
+            for entry in entries:
+                after = entry.id
+                wire, out = room_wire.decode(entry.data)
+                if wire.origin != self.origin:
+                    room.deliver(language, out, wire.participant, final=True, now=self._clock(), remote=True)
+
+    async def _captions(self, room: Room, language: str, inbox: Inbox) -> None:
+        try:
+            async for data in inbox:
+                wire, out = room_wire.decode(data)
+                if wire.origin != self.origin:
+                    room.deliver(language, out, wire.participant, final=False, now=self._clock(), remote=True)
+        except StoreUnavailable:
+            return  # captions are droppable; the final results' reader tells the listeners
+        finally:
+            inbox.close()
+
+
+def _announce(speaker: Speaker) -> bytes:
+    return json.dumps({"id": speaker.speaker_id, "p": speaker.participant, "since": speaker.since}).encode()
+
+
+def _ear(value: bytes) -> tuple[str, str]:
+    d = json.loads(value)
+    return str(d["l"]), str(d["p"])
+
+
+def _speaker(value: bytes) -> tuple[str, str, dict[str, int]] | None:
+    try:
+        d = json.loads(value)
+        return str(d["id"]), str(d["p"]), {str(k): int(v) for k, v in d["since"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None

@@ -1,0 +1,167 @@
+"""A room's output as the cluster store carries it between processes (``room_link.py``): one
+language's cut of a speaker's final result or caption, as bytes (msgspec, MessagePack).
+
+Speech travels compactly: as Opus packets (encoded once per language, on the speaker's side; a
+speaker whose own output is Opus already sends its packets as they are), never as PCM, and only
+when another process listens in that language (``speech=False`` otherwise: a backlog is replayed
+as text anyway). The listener's side decodes it back to float32 at the speaker's rate, so a door
+renders it as it renders a local speaker's. Everything else a listener's door shows is kept: the
+segment id, span, transcript (and its words), the translation's text and word timings, the error,
+the detected language and the timing.
+
+Pure functions: no I/O, thread-safe.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+
+from translate_svc.audio.opus import OpusStreamDecoder, encode_opus
+from translate_svc.audio.resample import resample
+from translate_svc.session.room_listener import RoomOutput
+from translate_svc.types import (
+    DetectedLanguage,
+    InterimResult,
+    OpusSpeech,
+    SegmentError,
+    SegmentResult,
+    Timing,
+    Transcript,
+    Translation,
+    WordTiming,
+)
+
+#: Opus's rate (every packet decodes at 48 kHz)
+_OPUS_RATE = 48_000
+
+_Word = tuple[str, int, int]
+
+
+class Speech(msgspec.Struct, array_like=True):
+    packets: list[bytes]
+    pre_skip: int
+    #: the speech's length in 48 kHz samples, and the rate the speaker's output had
+    num_samples: int
+    rate: int
+    #: the speaker's own output was Opus (its listeners then get the packets, as locally)
+    opus: bool
+
+
+class Text(msgspec.Struct, array_like=True):
+    language: str
+    text: str
+    words: list[_Word] = []
+    stable_text: str = ""
+    speech: Speech | None = None
+
+
+class Wire(msgspec.Struct, array_like=True):
+    #: the process that appended it (its own listeners got it directly)
+    origin: str
+    speaker: str
+    #: the speaker's participant id ("": none): a listener with the same one is sent nothing of it
+    participant: str
+    final: bool
+    segment_id: int
+    start_ms: int
+    end_ms: int
+    transcript: Text | None = None
+    translation: Text | None = None
+    error: tuple[str, str] | None = None
+    detected: tuple[str, list[tuple[str, float]]] | None = None
+    timing: tuple[float, float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    speech_in_commits: bool = False
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Wire)
+
+
+def _words(words: tuple[WordTiming, ...]) -> list[_Word]:
+    return [(w.word, w.start_ms, w.end_ms) for w in words]
+
+
+def _speech(t: Translation) -> Speech | None:
+    if t.opus is not None:
+        o = t.opus
+        return Speech(list(o.packets), o.pre_skip, o.num_samples, _OPUS_RATE, True)
+    if t.audio is None or not len(t.audio):
+        return None
+    o = encode_opus(t.audio, t.sample_rate_hz)
+    return Speech(list(o.packets), o.pre_skip, o.num_samples, t.sample_rate_hz, False)
+
+
+def encode(origin: str, out: RoomOutput, participant: str, *, speech: bool) -> bytes:
+    """``out`` (one language's cut) as the store carries it; ``speech``: with its speech (as Opus)."""
+    ev = out.event
+    t = ev.translations[0] if ev.translations else None
+    translation = None
+    if t is not None:
+        translation = Text(t.target_language, t.text, _words(t.words), t.stable_text, _speech(t) if speech else None)
+    transcript = (
+        None if ev.transcript is None else Text(ev.transcript.language, ev.transcript.text, _words(ev.transcript.words))
+    )
+    wire = Wire(origin, out.speaker, participant, isinstance(ev, SegmentResult), ev.segment_id, ev.start_ms, ev.end_ms)
+    wire.transcript, wire.translation = transcript, translation
+    if isinstance(ev, SegmentResult):
+        if ev.error is not None:
+            wire.error = (ev.error.code, ev.error.message)
+        if ev.detected is not None:
+            wire.detected = (ev.detected.language, [(c, p) for c, p in ev.detected.scores])
+        tm = ev.timing
+        wire.timing = (tm.queue_ms, tm.model_ms, tm.total_ms, tm.vad_wait_ms, tm.speech_ms, tm.language_id_ms)
+        wire.speech_in_commits = ev.speech_in_commits
+    return _encoder.encode(wire)
+
+
+def decode(data: bytes) -> tuple[Wire, RoomOutput]:
+    """What ``encode`` made, back as the listener's ``RoomOutput`` (its speech decoded)."""
+    w = _decoder.decode(data)
+    transcript = None
+    if w.transcript is not None:
+        transcript = Transcript(w.transcript.language, w.transcript.text, _timings(w.transcript.words))
+    translations: tuple[Translation, ...] = ()
+    if w.translation is not None:
+        x = w.translation
+        audio, rate, opus = _decoded(x.speech)
+        translations = (Translation(x.language, x.text, audio, rate, opus, x.stable_text, _timings(x.words)),)
+    ev: SegmentResult | InterimResult
+    if w.final:
+        error = None if w.error is None else SegmentError(w.error[0], w.error[1])
+        detected = None
+        if w.detected is not None:
+            detected = DetectedLanguage(w.detected[0], tuple((c, p) for c, p in w.detected[1]))
+        ev = SegmentResult(
+            w.segment_id,
+            w.start_ms,
+            w.end_ms,
+            transcript,
+            translations,
+            timing=Timing(*w.timing),
+            error=error,
+            detected=detected,
+            speech_in_commits=w.speech_in_commits,
+        )
+    else:
+        ev = InterimResult(w.segment_id, w.start_ms, w.end_ms, transcript=transcript, translations=translations)
+    return w, RoomOutput(w.speaker, ev)
+
+
+def _timings(words: list[_Word]) -> tuple[WordTiming, ...]:
+    return tuple(WordTiming(word, start, end) for word, start, end in words)
+
+
+def _decoded(speech: Speech | None) -> tuple[np.ndarray | None, int, OpusSpeech | None]:
+    """Float32 speech at the speaker's rate (and its Opus packets when the speaker's output was Opus)."""
+    if speech is None:
+        return None, _OPUS_RATE, None
+    decoder = OpusStreamDecoder(1)
+    pcm = [decoder.decode(p) for p in speech.packets]
+    wave = np.concatenate(pcm) if pcm else np.zeros(0, np.float32)
+    wave = wave[speech.pre_skip : speech.pre_skip + speech.num_samples]
+    if speech.opus:
+        return wave, _OPUS_RATE, OpusSpeech(tuple(speech.packets), speech.pre_skip, speech.num_samples)
+    if speech.rate != _OPUS_RATE:
+        wave = resample(wave, _OPUS_RATE, speech.rate)
+    return wave.astype(np.float32, copy=False), speech.rate, None
