@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from threadpoolctl import threadpool_limits
 
+from translate_svc.cluster.store import ClusterStore
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import EngineFailed
 from translate_svc.observability import metrics
@@ -35,6 +36,8 @@ class Application:
     engine: EngineClient
     vad: VadWorker
     sessions: SessionManager
+    #: what crosses streams (two-party calls' legs, ...): this process's share of the cluster store
+    cluster: ClusterStore
     #: load and warm the model (in-process), or connect to the engine process (a worker)
     start_engine: Callable[[bool], Awaitable[None]]
     #: stop the engine (in-process), or close the connection to it (a worker)
@@ -43,6 +46,7 @@ class Application:
     failure_listeners: list[Callable[[BaseException], None]] = field(default_factory=list)
 
     async def start(self, *, warmup: bool = True) -> None:
+        await self.cluster.start()
         await self.start_engine(warmup)
 
     async def stop(self) -> None:
@@ -50,6 +54,7 @@ class Application:
         await self.stop_engine()
         self.vad.close()
         self.sessions.close()
+        await self.cluster.close()
 
 
 def build_frontend(
@@ -59,10 +64,12 @@ def build_frontend(
     stop_engine: Callable[[], Awaitable[None]],
     listeners: list[Callable[[BaseException], None]],
     *,
+    cluster: ClusterStore,
     counters: Counters | None = None,
     engine_gone: str = ENGINE_FAILED,
 ) -> Application:
-    """Sessions and the VAD worker around ``engine``; ``counters`` hold the node's limits and
+    """Sessions and the VAD worker around ``engine``, over the cluster store ``cluster`` (started
+    and closed with the application); ``counters`` hold the node's limits and
     tenants' caps (default: this process's own counts). If the engine dies, every live stream
     ends with ``engine_gone`` (UNAVAILABLE), its open speech accounted for."""
     # process-wide, once: numpy's BLAS pool (torch's own threads are the runner's, set at load)
@@ -71,4 +78,4 @@ def build_frontend(
     rooms = room_config(settings.rooms, settings.limits.max_target_languages)
     sessions = SessionManager(engine, vad, settings.vad, settings.limits, counters=counters, rooms=rooms)
     listeners.append(lambda exc: sessions.fail_all(EngineFailed(engine_gone)))
-    return Application(settings, engine, vad, sessions, start_engine, stop_engine, listeners)
+    return Application(settings, engine, vad, sessions, cluster, start_engine, stop_engine, listeners)
