@@ -18,6 +18,7 @@ import asyncio
 import pytest
 
 from tests.support.switchable_store import SwitchableStore
+from tests.support.waiting import until
 from translate_svc.cluster.memory import MemoryStore
 from translate_svc.cluster.state import ClusterState
 from translate_svc.cluster.store import StoreUnavailable
@@ -65,9 +66,7 @@ def two_workers(**kw: float) -> tuple[Pairs, Pairs]:
 
 async def met(leg: PairLeg, partner: PairLeg | None = None, timeout_s: float = 5.0) -> None:
     """Until ``leg`` sees a partner (``partner``, when given)."""
-    async with asyncio.timeout(timeout_s):
-        while leg.partner is None or (partner is not None and leg.partner != partner.id):
-            await asyncio.sleep(0.01)
+    await until(lambda: leg.partner is not None and (partner is None or leg.partner == partner.id), timeout_s)
 
 
 async def test_two_legs_of_a_call_on_two_workers_meet_and_hear_each_other_in_order() -> None:
@@ -136,9 +135,7 @@ async def test_the_store_down_refuses_a_new_leg_and_never_cuts_a_joined_one() ->
     assert refused.value.retry_after_ms is not None
     # the joined legs go on: a send while the store is down is counted, never raised
     assert a.send(wire.Speech(ULAW, b"\x05" * 160))
-    async with asyncio.timeout(5):
-        while a.lost == 0:
-            await asyncio.sleep(0.01)
+    await until(lambda: a.lost > 0)
     assert a.lost == 1 and b_side.got == []
     s0.down = s1.down = False
     assert a.send(wire.Speech(ULAW, b"\x06" * 160))
