@@ -382,8 +382,6 @@ class PhoneCall:
         link, self.link = self.link, None
         if link is not None:
             await link.close()
-            if link.lost:
-                self.call.extra["pair_lost"] = link.lost
 
     # -- two-party: what the partner sends this leg (``pairs.Listener``) -------------------------
 
@@ -561,6 +559,8 @@ class PhoneCall:
                 async with asyncio.timeout(self.settings.tail_s):
                     await self._all_played.wait()
         self.call.extra.update(self.lags.fields())
+        if self.link is not None and self.link.lost:
+            self.call.extra["pair_lost"] = self.link.lost  # (the store failed under the call)
         if self.outlet is not None:
             self.call.extra.update(self.outlet.fields())
         if ended.limit is not None:
