@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from translate_svc.cluster.choose import open_store
+from translate_svc.cluster.store import ClusterStore
 from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.runner import LanguageIdentifier, Runner
 from translate_svc.engine.scheduler import SchedulerConfig
@@ -116,8 +117,10 @@ def build(
     *,
     runner_factory: Callable[[], Runner] | None = None,
     on_batch: Callable[[BatchStats], None] | None = None,
+    cluster: ClusterStore | None = None,
 ) -> Application:
-    """The whole application in one process: the engine and its front end (``frontend.py``)."""
+    """The whole application in one process: the engine and its front end (``frontend.py``), over
+    the cluster store the settings pick (``cluster/choose.py``) unless ``cluster`` is given (tests)."""
     listeners: list[Callable[[BaseException], None]] = []
 
     def engine_failed(exc: BaseException) -> None:
@@ -129,8 +132,8 @@ def build(
     async def start(warmup: bool) -> None:
         await engine.start(warmup=warmup)
 
-    store = open_store(settings.cluster)
-    return build_frontend(settings, engine, start, engine.stop, listeners, store=store)
+    store = cluster if cluster is not None else open_store(settings.cluster)
+    return build_frontend(settings, engine, start, engine.stop, listeners, cluster=store)
 
 
 # -- entry points for the operator commands: model/ (and torch) are imported when called -----------

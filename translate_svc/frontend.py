@@ -36,27 +36,25 @@ class Application:
     engine: EngineClient
     vad: VadWorker
     sessions: SessionManager
+    #: what crosses streams (two-party calls' legs, ...): this process's share of the cluster store
+    cluster: ClusterStore
     #: load and warm the model (in-process), or connect to the engine process (a worker)
     start_engine: Callable[[bool], Awaitable[None]]
     #: stop the engine (in-process), or close the connection to it (a worker)
     stop_engine: Callable[[], Awaitable[None]]
     #: called (on the loop) if the engine dies; transport/ turns health NOT_SERVING
     failure_listeners: list[Callable[[BaseException], None]] = field(default_factory=list)
-    #: what crosses streams (``cluster/choose.py`` picks it); None: nothing shared
-    store: ClusterStore | None = None
 
     async def start(self, *, warmup: bool = True) -> None:
-        if self.store is not None:
-            await self.store.start()  # StoreUnavailable naming the store: the server does not start
+        await self.cluster.start()
         await self.start_engine(warmup)
 
     async def stop(self) -> None:
         """After the transport stopped taking calls: fail what is left, stop the threads."""
         await self.stop_engine()
-        if self.store is not None:
-            await self.store.close()
         self.vad.close()
         self.sessions.close()
+        await self.cluster.close()
 
 
 def build_frontend(
@@ -66,17 +64,18 @@ def build_frontend(
     stop_engine: Callable[[], Awaitable[None]],
     listeners: list[Callable[[BaseException], None]],
     *,
+    cluster: ClusterStore,
     counters: Counters | None = None,
-    store: ClusterStore | None = None,
     engine_gone: str = ENGINE_FAILED,
 ) -> Application:
-    """Sessions and the VAD worker around ``engine``; ``counters`` hold the node's limits and
+    """Sessions and the VAD worker around ``engine``, over the cluster store ``cluster`` (started
+    and closed with the application); ``counters`` hold the node's limits and
     tenants' caps (default: this process's own counts). If the engine dies, every live stream
     ends with ``engine_gone`` (UNAVAILABLE), its open speech accounted for."""
     # process-wide, once: numpy's BLAS pool (torch's own threads are the runner's, set at load)
     threadpool_limits(limits=settings.blas_threads, user_api="blas")
     vad = VadWorker(SileroVad(), on_call=metrics.observe_vad_call)
     rooms = room_config(settings.rooms, settings.limits.max_target_languages)
-    sessions = SessionManager(engine, vad, settings.vad, settings.limits, counters=counters, rooms=rooms, store=store)
+    sessions = SessionManager(engine, vad, settings.vad, settings.limits, counters=counters, rooms=rooms, store=cluster)
     listeners.append(lambda exc: sessions.fail_all(EngineFailed(engine_gone)))
-    return Application(settings, engine, vad, sessions, start_engine, stop_engine, listeners, store)
+    return Application(settings, engine, vad, sessions, cluster, start_engine, stop_engine, listeners)

@@ -373,6 +373,9 @@ class PhoneSettings(BaseModel):
     original_voice: Literal["removed", "under"] = "under"
     #: the original's gain under the translation (0.25: -12 dB)
     original_gain: float = Field(0.25, gt=0, le=1)
+    #: two-party calls: a leg whose other leg has not joined within this is ended, saying so
+    #: (``partner_timeout``), rather than left open hearing nothing
+    partner_timeout_s: float = Field(60.0, gt=0, le=3600)
 
 
 class RoomSettings(BaseModel):

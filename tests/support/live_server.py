@@ -32,15 +32,16 @@ class LiveServer:
 
 
 @contextlib.asynccontextmanager
-async def serving(settings, *, warmup: bool = True, runner_factory=None) -> AsyncIterator[LiveServer]:  # type: ignore[no-untyped-def]
+async def serving(settings, *, warmup: bool = True, runner_factory=None, cluster=None) -> AsyncIterator[LiveServer]:  # type: ignore[no-untyped-def]
     """A real server for ``settings`` on loopback, a channel to it, and every batch it ran.
-    ``runner_factory`` replaces the model (e.g. ``lambda: FakeRunner()``, tests/unit/fake_runner.py)."""
+    ``runner_factory`` replaces the model (e.g. ``lambda: FakeRunner()``, tests/unit/fake_runner.py);
+    ``cluster`` the cluster store the settings pick (e.g. one a test takes down)."""
     from tests.support.raw import channel
     from translate_svc.app import build
     from translate_svc.transport.host import TranslateServer
 
     batches: list = []  # type: ignore[type-arg]
-    server = TranslateServer(build(settings, runner_factory=runner_factory, on_batch=batches.append))
+    server = TranslateServer(build(settings, runner_factory=runner_factory, on_batch=batches.append, cluster=cluster))
     port = await server.start(warmup=warmup)
     ch = channel(f"127.0.0.1:{port}")
     live = LiveServer(server, port, ch)

@@ -30,6 +30,8 @@ class Node:
     metrics_port: int
     #: the node's cluster hub's Unix socket (the ready file's ``cluster_hub``)
     cluster_hub: str | None = None
+    #: the HTTP port (``TRANSLATE_SVC_SERVER__HTTP_PORT=0``: the one picked), when served
+    http_port: int | None = None
 
     @property
     def address(self) -> str:
@@ -74,7 +76,9 @@ def node(model: Path, log: Path, **env: str) -> Iterator[Node]:
             # the line for people, flushed before the file was written, says the same
             said = f"translate-svc 2 front-end workers (pids {w0}, {w1}) on port {info.port}, engine process pid"
             assert said in log.read_text(), log.read_text()
-            yield Node(proc, log, info.port, (w0, w1), info.engine_pid, info.metrics_port, info.cluster_hub)
+            yield Node(
+                proc, log, info.port, (w0, w1), info.engine_pid, info.metrics_port, info.cluster_hub, info.http_port
+            )
         finally:
             if proc.poll() is None:
                 proc.kill()  # a test that left it running failed already; its children follow (PDEATHSIG)

@@ -109,6 +109,15 @@ PHONE_LAG_S = Histogram(
 PHONE_CLEARS = Counter(
     "translate_svc_phone_backlog_clears_total", "translated speech cleared past phone.max_backlog_s", ["carrier"]
 )
+PHONE_PARTNER_TIMEOUTS = Counter(
+    "translate_svc_phone_partner_timeouts_total",
+    "two-party legs ended because the other leg did not join within phone.partner_timeout_s",
+    ["carrier"],
+)
+PHONE_PAIR_LOST = Counter(
+    "translate_svc_phone_pair_lost_total",
+    "two-party messages (speech, voice, marks) a leg could not pass to the other leg: the cluster store failed",
+)
 PHONE_FRAME_LATE_S = Histogram(
     "translate_svc_phone_frame_lateness_seconds",
     "AudioSocket: a paced 20 ms frame sent this long after its slot",
@@ -122,6 +131,14 @@ def phone_lag(carrier: str, seconds: float) -> None:
 
 def phone_cleared(carrier: str) -> None:
     PHONE_CLEARS.labels(carrier).inc()
+
+
+def phone_partner_timeout(carrier: str) -> None:
+    PHONE_PARTNER_TIMEOUTS.labels(carrier).inc()
+
+
+def phone_pair_lost(n: int) -> None:
+    PHONE_PAIR_LOST.inc(n)
 
 
 def phone_frame_late(seconds: float) -> None:

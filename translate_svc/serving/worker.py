@@ -48,16 +48,16 @@ async def main() -> None:
         await engine.wait_for_workers(workers)  # health: SERVING only when the whole node is up
 
     counters = SharedCounters(Path(os.environ[process.ENV_ADMISSION]), slot=int(name.removeprefix("w")))
-    hub = os.environ.get(process.ENV_CLUSTER)
-    store = open_store(settings.cluster, hub=Path(hub) if hub else None, worker=name)
+    hub = os.environ.get(process.ENV_CLUSTER)  # the node's cluster hub (none when the pods share Redis)
+    cluster = open_store(settings.cluster, hub=Path(hub) if hub else None, worker=name)
     app = build_frontend(
         settings,
         engine,
         all_workers_up,
         engine.close,
         listeners,
+        cluster=cluster,
         counters=counters,
-        store=store,
         engine_gone=ENGINE_GONE,
     )
     server = TranslateServer(app, reuse_port=True)

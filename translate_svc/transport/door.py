@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from translate_svc.cluster.store import ClusterStore
 from translate_svc.session.manager import SessionManager
 from translate_svc.settings import Settings
 from translate_svc.transport.tokens import Revocation, TokenStore
@@ -19,13 +20,15 @@ from translate_svc.transport.tokens import Revocation, TokenStore
 class DoorContext:
     """What every door is built from: the sessions it drives, the settings, the one token store
     (None: no tokens file), a new ``Revocation`` over it for each door that watches live streams
-    (None without tokens), and ``reuse_port``: the front-end workers of one node listen on the
+    (None without tokens), the cluster store, and ``reuse_port``: the front-end workers of one node listen on the
     same ports together (``SO_REUSEPORT``)."""
 
     sessions: SessionManager
     settings: Settings
     tokens: TokenStore | None
     revocation: Callable[[], Revocation | None]
+    #: what crosses streams (two-party calls' legs, ...): the seam, whichever store runs
+    cluster: ClusterStore
     reuse_port: bool = False
 
 

@@ -112,7 +112,7 @@ class TranslateServer:
         self.tokens: TokenStore | None = None
         if self.settings.auth.tokens_file is not None:
             self.tokens = TokenStore(self.settings.auth.tokens_file)
-        ctx = DoorContext(app.sessions, self.settings, self.tokens, self._revocation, reuse_port)
+        ctx = DoorContext(app.sessions, self.settings, self.tokens, self._revocation, app.cluster, reuse_port)
         self.doors = build_doors(ctx)
         #: the gRPC port (``--port 0``: the one picked) and its plaintext health port, once started
         self.port = 0

@@ -28,7 +28,6 @@ from translate_svc.transport.phone.call import (
     stream_config,
 )
 from translate_svc.transport.phone.mix import UnderMix
-from translate_svc.transport.phone.pairs import Pairs
 from translate_svc.transport.phone.playout import Backlog, FramePacer, Marks, SpeechQueue
 from translate_svc.transport.phone.twilio import EXOTEL, SIGNALWIRE, TELNYX, TwilioFraming
 from translate_svc.types import AudioEncoding
@@ -242,7 +241,7 @@ def test_the_pacer_sends_one_frame_per_slot_catches_up_short_delays_and_skips_lo
     assert q.slots(0.065) == [pytest.approx(0.005)] and q.skipped == 3
 
 
-def test_call_setup_from_parameters_and_pairs() -> None:
+def test_call_setup_from_parameters() -> None:
     s = PhoneSettings()
     assert (
         call_setup({}, s).target == "spa"
@@ -250,15 +249,6 @@ def test_call_setup_from_parameters_and_pairs() -> None:
     )
     with pytest.raises(InvalidInput):
         call_setup({"source": "x" * 65}, s)
-    pairs: Pairs[str] = Pairs()
-    pairs.join(("acme", "c"), "a")
-    assert pairs.peer(("acme", "c"), "a") is None
-    pairs.join(("other", "c"), "foreign")  # another tenant's leg naming the same id meets nobody
-    assert pairs.peer(("other", "c"), "foreign") is None and pairs.peer(("acme", "c"), "a") is None
-    pairs.join(("acme", "c"), "b")
-    assert pairs.peer(("acme", "c"), "a") == "b" and pairs.peer(("acme", "c"), "b") == "a"
-    with pytest.raises(InvalidInput):
-        pairs.join(("acme", "c"), "third")
 
 
 def test_the_under_mix_carries_the_speakers_voice_attenuated_with_the_translation_on_top() -> None:

@@ -258,7 +258,7 @@ class AudioSocketServer:
         manager: SessionManager,
         settings: PhoneSettings,
         tenant: Callable[[], Tenant],
-        pairs: Pairs[PhoneCall],
+        pairs: Pairs,
         *,
         reuse_port: bool = False,
         refusals: RefusalLog | None = None,

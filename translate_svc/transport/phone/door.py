@@ -2,7 +2,7 @@
 ``PhoneRoutes``, a route set the host hands the HTTP port's door, ``../http/door.py``, so the
 phone routes share that port's connection cap, TLS and header timeout) and Asterisk AudioSocket on
 its own TCP port (``phone.audiosocket_port``: ``PhoneDoor``, a ``Door`` of its own). Both share the
-two-party calls' pairing table.
+two-party calls' legs (``pairs.py``: they meet through the cluster store, on any worker or pod).
 
 Who may call: a token with ``stream`` from ``Authorization: Bearer`` or, for carriers that cannot
 set headers, ``?token=`` (``phone.query_tokens``; docs/telephony.md says what that costs); a
@@ -74,7 +74,7 @@ def twilio_signature(auth_token: str, url: str) -> str:
 
 class PhoneDoor:
     """The phone door's own port, AudioSocket (a ``Door``), and what its calls share with the
-    WebSocket framings' route set (``routes``): the two-party calls' pairing table and the
+    WebSocket framings' route set (``routes``): the two-party calls (``pairs.Pairs``) and the
     tenants as the tokens file states them. Event loop only."""
 
     def __init__(self, ctx: DoorContext) -> None:
@@ -82,7 +82,8 @@ class PhoneDoor:
         self.phone: PhoneSettings = ctx.settings.phone
         self._m: SessionManager = ctx.sessions
         self._tokens = ctx.tokens
-        self.pairs: Pairs[PhoneCall] = Pairs()
+        #: the two-party calls' legs, meeting through the cluster store wherever each landed
+        self.pairs = Pairs(ctx.cluster, self.phone.partner_timeout_s)
         self.audiosocket: AudioSocketServer | None = None
         if self.phone.audiosocket_port is not None:
             self.audiosocket = AudioSocketServer(

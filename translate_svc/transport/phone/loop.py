@@ -5,7 +5,8 @@ ear-voice lag when the carrier says it played them.
 ``PhoneCall`` is the part every framing shares: it turns the framing's output into the stream
 core's requests (the config when the carrier says which call this is; ``Invalid`` ends the call
 through the core, which logs the reason and writes the access line), renders the core's events as
-speech for the call's sink (its own carrier, or the other leg of a two-party call), and at a
+speech for its own carrier or, on a two-party call, sends it to the other leg wherever that
+leg is (``pairs.py``: through the cluster store) and plays what the other leg sends, and at a
 call's end that the carrier did not ask for (a drain, a limit) waits up to ``phone.tail_s`` for
 the translated tail to be played. ``Outbox`` is the outlet of a carrier that plays what it is sent
 (Twilio, Asterisk chan_websocket): one writer per call, paused on the carrier's XOFF, bounded by
@@ -17,14 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Protocol
 
 import numpy as np
 
-from translate_svc.errors import InvalidInput, LimitReached, PermissionDenied, ServiceError, ShuttingDown
+from translate_svc.cluster.store import StoreUnavailable
+from translate_svc.errors import InvalidInput, LimitReached, NotReady, PermissionDenied, ServiceError, ShuttingDown
 from translate_svc.observability import metrics
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.events import (
@@ -39,6 +42,7 @@ from translate_svc.session.events import (
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.settings import PhoneSettings
 from translate_svc.transport.http.caller import Caller, stream_driver
+from translate_svc.transport.phone import pair_wire as wire
 from translate_svc.transport.phone.call import (
     CallCodec,
     CarrierEvent,
@@ -52,7 +56,7 @@ from translate_svc.transport.phone.call import (
     stream_config,
 )
 from translate_svc.transport.phone.mix import UnderMix
-from translate_svc.transport.phone.pairs import PairKey, Pairs
+from translate_svc.transport.phone.pairs import PairKey, PairLeg, Pairs
 from translate_svc.transport.phone.playout import Arrivals, Backlog, LagStats, Marks
 from translate_svc.types import Commit, SegmentResult
 
@@ -112,6 +116,10 @@ class Outlet(Protocol):
 
 class CarrierStalled(LimitReached):
     """The carrier stopped taking the call's audio."""
+
+
+#: a two-party leg's marks sent to its partner and not yet played, at most (the oldest forgotten)
+MAX_SENT_MARKS = 4096
 
 
 class Outbox:
@@ -239,12 +247,17 @@ class PhoneCall:
         admission: Admission | None,
         *,
         peer_alive: Callable[[], bool] | None = None,
-        pairs: Pairs[PhoneCall] | None = None,
+        pairs: Pairs | None = None,
     ) -> None:
         self._m = manager
         self._pairs = pairs
         #: a two-party leg's call (its tenant's and the call id), once its config named one
         self.pair: PairKey | None = None
+        #: a two-party leg's place in its call (its partner, wherever it is)
+        self.link: PairLeg | None = None
+        #: the marks sent to the partner, by token: when their speech ended (this leg's clock)
+        self._sent_marks: dict[int, float | None] = {}
+        self._tokens = itertools.count(1)
         self.settings = settings
         self.framing = framing
         self.carrier = framing.carrier
@@ -292,7 +305,7 @@ class PhoneCall:
                 elif isinstance(item, Started):
                     if self.outlet is not None:
                         self.outlet.begin(item.codec)
-                    yield self._config(item)
+                    yield await self._config(item)
                 elif isinstance(item, Played):
                     self.played(item.name)
                 elif isinstance(item, Flow):
@@ -310,7 +323,7 @@ class PhoneCall:
         else:
             yield Gone()
 
-    def _config(self, started: Started) -> StreamRequest:
+    async def _config(self, started: Started) -> StreamRequest:
         self.call.extra["call_id"] = started.call_id
         try:
             params = call_params(self._params, started.params, signed=self.caller.signed_url)
@@ -319,9 +332,9 @@ class PhoneCall:
                 if self._pairs is None:
                     raise InvalidInput("two-party calls (`call`) are not served on this port")
                 key = (self.caller.tenant.name, setup.pair)  # legs meet within their tenant only
-                self._pairs.join(key, self)
+                self.link = await self._pairs.join(key, wire.LegInfo(started.codec, self.carrier), self)
                 self.pair = key
-        except InvalidInput as e:
+        except (InvalidInput, StoreUnavailable) as e:
             return Invalid(e)
         return stream_config(setup, started.codec, self._m.vad_defaults)
 
@@ -332,7 +345,10 @@ class PhoneCall:
         mark = self.marks.played(name)
         if mark is None:
             return
-        if mark.speech_end_at is not None:
+        if mark.token is not None:  # the partner's: its lag is the partner's to observe
+            if self.link is not None:
+                self.link.send(wire.Played(mark.token))
+        elif mark.speech_end_at is not None:
             lag = asyncio.get_running_loop().time() - mark.speech_end_at
             metrics.phone_lag(self.carrier, lag)
             (mark.owner or self.lags).observe(lag)
@@ -341,76 +357,154 @@ class PhoneCall:
 
     # -- the core's side --------------------------------------------------------------------------
 
-    def sink(self) -> PhoneCall | None:
-        """The call whose carrier plays this leg's translation: this one, or a two-party leg's
-        other leg (None until it joins: nobody hears it)."""
-        if self.pair is None or self._pairs is None:
-            return self
-        return self._pairs.peer(self.pair, self)
-
     async def run(self, incoming: AsyncIterator[str | bytes | InvalidInput]) -> None:
         """The call, until it ends; its reason is in ``ended`` or ``refused``."""
         try:
-            with self.caller.watching(self.driver), self._leaving():
-                async with contextlib.aclosing(self.driver.run(self.requests(incoming))) as events:
-                    async for ev in events:
-                        if isinstance(ev, StreamEnded):
-                            self.ended = ev
-                            await self._tail(ev)
-                            break
-                        self._render(ev)
+            with self.caller.watching(self.driver):
+                try:
+                    async with contextlib.aclosing(self.driver.run(self.requests(incoming))) as events:
+                        async for ev in events:
+                            if isinstance(ev, StreamEnded):
+                                self.ended = ev
+                                await self._tail(ev)
+                                break
+                            self._render(ev)
+                finally:
+                    await self._leave()
         except ServiceError as e:  # refused before it started (no config, a bad first message)
             self.refused = e
             logger.info(
                 "phone call refused: %s", e, extra={"request_id": self.call.request_id, "carrier": self.carrier}
             )
 
-    @contextlib.contextmanager
-    def _leaving(self) -> Iterator[None]:
-        try:
-            yield
-        finally:
-            if self.pair is not None and self._pairs is not None:
-                self._flush_under()
-                self._pairs.leave(self.pair, self)
+    async def _leave(self) -> None:
+        """A two-party leg leaves its call (the partner plays what it holds of this leg alone)."""
+        link, self.link = self.link, None
+        if link is not None:
+            await link.close()
 
-    # -- two-party: this leg's voice under its translation (``mix.py``) ---------------------------
+    # -- two-party: what the partner sends this leg (``pairs.Listener``) -------------------------
 
-    def _under(self) -> UnderMix | None:
-        """The mix of this leg's voice and translation for the other leg (original voice
-        "under"); None: not a two-party leg, the voice is removed, or a codec not known yet."""
-        if self.pair is None or self.settings.original_voice != "under":
+    def heard(self, message: wire.Message) -> None:
+        """A message from the partner, wherever it is."""
+        if isinstance(message, wire.Speech):
+            dropped = self._hear_speech(message.codec.decode(message.audio), message.codec)
+            if dropped is not None and self.link is not None:
+                self.link.send(wire.Cleared(dropped))
+        elif isinstance(message, wire.Original):
+            self._hear_original(message.codec, message.audio)
+        elif isinstance(message, wire.Mark):
+            self._hear_mark(message.segment_id, None, None, message.token)
+        elif isinstance(message, wire.Left):
+            self._hear_rest()
+        elif isinstance(message, wire.Played):
+            self._partner_played(message.token)
+        else:
+            self._count_clear(message.seconds)
+
+    def alone(self, seconds: float) -> None:
+        """No partner came within ``phone.partner_timeout_s``: the call ends, saying so."""
+        why = (
+            f"the other leg of this two-party call did not join within {seconds:g} s (phone.partner_timeout_s): "
+            "both legs name the same `call`"
+        )
+        logger.info("phone call ended: %s", why, extra={"request_id": self.call.request_id, "carrier": self.carrier})
+        metrics.phone_partner_timeout(self.carrier)
+        self.call.extra["partner_timeout_s"] = seconds
+        self.driver.end(LimitReached(f"the call was ended: {why}", reason="partner_timeout"))
+
+    def _partner_played(self, token: int) -> None:
+        """The partner's carrier played this leg's mark ``token`` (and every one before it)."""
+        if token not in self._sent_marks:
+            return
+        while True:
+            first = next(iter(self._sent_marks))
+            speech_end_at = self._sent_marks.pop(first)
+            if first == token:
+                break
+        if speech_end_at is not None:
+            lag = asyncio.get_running_loop().time() - speech_end_at
+            info = self.link.partner_info if self.link is not None else None
+            metrics.phone_lag(info.carrier if info is not None else self.carrier, lag)
+            self.lags.observe(lag)
+
+    # -- playing into this leg's carrier: its own translation, or its partner's -------------------
+
+    def _under(self, speaker: CallCodec) -> UnderMix | None:
+        """The mix of the partner's voice and translation for this leg (original voice "under");
+        None: not a two-party leg, the voice is removed, or this leg's codec not known yet."""
+        if self.pair is None or self.settings.original_voice != "under" or self.framing.codec is None:
             return None
-        sink = self.sink()
-        if sink is None or sink.outlet is None or sink.framing.codec is None or self.framing.codec is None:
-            return None
-        if sink.mix is None:
-            sink.mix = UnderMix(self.framing.codec, sink.framing.codec, self.settings.original_gain)
-        return sink.mix
+        if self.mix is None:
+            self.mix = UnderMix(speaker, self.framing.codec, self.settings.original_gain)
+        return self.mix
 
-    def _pass_under(self, original: bytes) -> None:
-        """This leg's audio as it comes carries its voice, and its translation on top, to the other leg."""
-        mix = self._under()
-        sink = self.sink()
-        if mix is None or sink is None or sink.outlet is None:
+    def _hear_original(self, speaker: CallCodec, original: bytes) -> None:
+        """The partner's audio as it came carries its voice, and its translation on top, to this leg."""
+        mix = self._under(speaker)
+        if mix is None or self.outlet is None:
             return
         audio, passed = mix.under(original)
         if audio:
-            sink.outlet.speech(audio)
+            self.outlet.speech(audio)
         for name in passed:
-            sink.outlet.mark(name)
+            self.outlet.mark(name)
 
-    def _flush_under(self) -> None:
-        """This leg ends: what is left of its translation goes to the other leg alone."""
-        sink = self.sink()
-        if sink is None or sink.mix is None or sink.outlet is None:
+    def _hear_rest(self) -> None:
+        """The partner left: what is left of its translation goes to this leg alone."""
+        mix, self.mix = self.mix, None
+        if mix is None or self.outlet is None:
             return
-        audio, passed = sink.mix.rest()
-        sink.mix = None
+        audio, passed = mix.rest()
         if audio:
-            sink.outlet.speech(audio)
+            self.outlet.speech(audio)
         for name in passed:
-            sink.outlet.mark(name)
+            self.outlet.mark(name)
+
+    def _hear_speech(self, audio: np.ndarray, speaker: CallCodec | None) -> float | None:
+        """Translated speech for this leg's carrier (``speaker``: the partner's codec; None: this
+        leg's own). The seconds of unplayed speech cleared past ``phone.max_backlog_s``, or None."""
+        if self.outlet is None or self.framing.codec is None:
+            return None
+        mix = self._under(speaker) if speaker is not None else None
+        if mix is not None:
+            mix.speech(audio)
+        else:
+            self.outlet.speech(self.framing.codec.encode(audio))
+        limit = self.settings.max_backlog_s
+        if limit is None or self.outlet.unplayed() + (mix.held_s if mix else 0.0) <= limit:
+            return None
+        dropped = self.outlet.clear() + (mix.clear() if mix else 0.0)
+        self.marks.drop_all()
+        self._all_played.set()
+        logger.info("cleared %.1f s of unplayed speech (phone.max_backlog_s)", dropped)
+        return dropped
+
+    def _hear_mark(
+        self, segment_id: int, speech_end_at: float | None, owner: LagStats | None, token: int | None
+    ) -> None:
+        if self.outlet is None:
+            return
+        mark = self.marks.add(segment_id, speech_end_at, owner=owner, token=token)
+        self._all_played.clear()
+        if self.mix is not None:
+            self.mix.mark(mark.name)
+        else:
+            self.outlet.mark(mark.name)
+
+    def _count_clear(self, dropped: float) -> None:
+        """This leg's translation was cleared unplayed (by its own carrier's outlet or its partner's)."""
+        self.lags.clears += 1
+        self.lags.cleared_s += dropped
+        metrics.phone_cleared(self.carrier)
+
+    # -- this leg's translation and voice, to its own carrier or to its partner -------------------
+
+    def _pass_under(self, original: bytes) -> None:
+        """A two-party leg's audio as it comes goes to the partner, to carry this leg's voice under
+        its translation (original voice "under")."""
+        if self.link is not None and self.settings.original_voice == "under" and self.framing.codec is not None:
+            self.link.send(wire.Original(self.framing.codec, original))
 
     def end(self, why: str) -> None:
         """End the call from outside (its carrier stopped taking audio): what is open is
@@ -433,36 +527,27 @@ class PhoneCall:
         self.call.extra.update(self.lags.fields())
 
     def _speak(self, segment_id: int, audio: np.ndarray) -> None:
-        sink = self.sink()
-        if sink is None or sink.outlet is None or sink.framing.codec is None:
-            return  # (a two-party leg whose other leg has not joined yet: nobody to hear it)
-        mix = self._under()
-        if mix is not None:
-            mix.speech(audio)
-        else:
-            sink.outlet.speech(sink.framing.codec.encode(audio))
+        codec = self.framing.codec
+        if self.pair is not None:  # to the partner (none yet: nobody to hear it)
+            if self.link is not None and codec is not None and self.link.send(wire.Speech(codec, codec.encode(audio))):
+                self._spoken.add(segment_id)
+            return
+        if self.outlet is None or codec is None:
+            return
         self._spoken.add(segment_id)
-        limit = self.settings.max_backlog_s
-        if limit is not None and sink.outlet.unplayed() + (mix.held_s if mix else 0.0) > limit:
-            dropped = sink.outlet.clear() + (mix.clear() if mix else 0.0)
-            sink.marks.drop_all()
-            sink._all_played.set()
-            self.lags.clears += 1
-            self.lags.cleared_s += dropped
-            metrics.phone_cleared(self.carrier)
-            logger.info("cleared %.1f s of unplayed speech (phone.max_backlog_s)", dropped)
+        dropped = self._hear_speech(audio, None)
+        if dropped is not None:
+            self._count_clear(dropped)
 
     def _mark(self, segment_id: int, speech_end_at: float | None) -> None:
-        sink = self.sink()
-        if sink is None or sink.outlet is None:
+        if self.pair is None:
+            self._hear_mark(segment_id, speech_end_at, self.lags, None)
             return
-        mark = sink.marks.add(segment_id, speech_end_at, owner=self.lags)
-        sink._all_played.clear()
-        mix = self._under()
-        if mix is not None:
-            mix.mark(mark.name)
-        else:
-            sink.outlet.mark(mark.name)
+        token = next(self._tokens)
+        if self.link is not None and self.link.send(wire.Mark(token, segment_id)):
+            self._sent_marks[token] = speech_end_at
+            if len(self._sent_marks) > MAX_SENT_MARKS:
+                self._sent_marks.pop(next(iter(self._sent_marks)))
 
     async def _tail(self, ended: StreamEnded) -> None:
         """A call that ends while its carrier is still there (a drain, a limit; not bad input)
@@ -474,6 +559,8 @@ class PhoneCall:
                 async with asyncio.timeout(self.settings.tail_s):
                     await self._all_played.wait()
         self.call.extra.update(self.lags.fields())
+        if self.link is not None and self.link.lost:
+            self.call.extra["pair_lost"] = self.link.lost  # (the store failed under the call)
         if self.outlet is not None:
             self.call.extra.update(self.outlet.fields())
         if ended.limit is not None:
@@ -506,6 +593,8 @@ def close_code(call: PhoneCall) -> int:
         return 1008
     if isinstance(error, ShuttingDown):
         return 1012
+    if isinstance(error, NotReady):
+        return 1013  # "try again later": the cluster store away as the call started
     if isinstance(error, LimitReached):
-        return 1013 if error.reason not in ("config_timeout", "carrier_stalled") else 1008
+        return 1013 if error.reason not in ("config_timeout", "carrier_stalled", "partner_timeout") else 1008
     return 1011

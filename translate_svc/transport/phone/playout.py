@@ -45,8 +45,11 @@ class PendingMark:
     segment_id: int
     #: when the segment's source speech ended (clock time); None: not known
     speech_end_at: float | None
-    #: whose lag it is (a two-party leg's marks are played by the other leg's carrier)
+    #: whose lag it is (a single leg's own)
     owner: LagStats | None = None
+    #: a two-party partner's mark: its token, sent back to the partner once played (its lag is
+    #: the partner's, on the partner's clock)
+    token: int | None = None
 
 
 class Marks:
@@ -59,9 +62,11 @@ class Marks:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def add(self, segment_id: int, speech_end_at: float | None, owner: LagStats | None = None) -> PendingMark:
+    def add(
+        self, segment_id: int, speech_end_at: float | None, owner: LagStats | None = None, token: int | None = None
+    ) -> PendingMark:
         self._n += 1
-        mark = PendingMark(f"seg{segment_id}.{self._n}", segment_id, speech_end_at, owner)
+        mark = PendingMark(f"seg{segment_id}.{self._n}", segment_id, speech_end_at, owner, token)
         self._pending.append(mark)
         return mark
 
