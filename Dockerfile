@@ -61,6 +61,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /app
 USER 10001:10001
 # 50051: gRPC (Translator, grpc.health.v1 for the probes, reflection); 8000: /metrics when
-# TRANSLATE_SVC_SERVER__METRICS_PORT=8000 is set (the k8s manifests set it)
-EXPOSE 50051 8000
+# TRANSLATE_SVC_SERVER__METRICS_PORT=8000 is set (the k8s manifests set it); 8080: the HTTP port
+# (OpenAI-compatible door, phone calls, rooms' WebSocket and page) when TRANSLATE_SVC_SERVER__HTTP_PORT=8080
+EXPOSE 50051 8000 8080
 ENTRYPOINT ["translate-svc", "serve"]

@@ -207,8 +207,8 @@ def test_exposes_the_ports_the_manifests_use(dockerfile: tuple[str, list[Stage]]
     name, stages = dockerfile
     exposed = {int(p.split("/")[0]) for ins in stages[-1].all("EXPOSE") for p in ins.args.split()}
     container = _base_manifest("deployment.yaml")["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
-    for key in ("TRANSLATE_SVC_SERVER__PORT", "TRANSLATE_SVC_SERVER__METRICS_PORT"):
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}  # not those from a Secret
+    for key in ("TRANSLATE_SVC_SERVER__PORT", "TRANSLATE_SVC_SERVER__METRICS_PORT", "TRANSLATE_SVC_SERVER__HTTP_PORT"):
         assert int(env[key]) in exposed, f"{name}: {key}={env[key]} is not EXPOSEd"
     assert stages[-1].env().get("TRANSLATE_SVC_SERVER__HOST") == "0.0.0.0", f"{name}: listen on all interfaces"
 
