@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from translate_svc.cluster.choose import open_store
 from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.runner import LanguageIdentifier, Runner
 from translate_svc.engine.scheduler import SchedulerConfig
@@ -116,7 +117,9 @@ def build(
     runner_factory: Callable[[], Runner] | None = None,
     on_batch: Callable[[BatchStats], None] | None = None,
 ) -> Application:
-    """The whole application in one process: the engine and its front end (``frontend.py``)."""
+    """The whole application in one process: the engine and its front end (``frontend.py``), and the
+    cluster store its settings pick (memory, or Redis when ``cluster.redis_url`` is set;
+    ``ClusterConfigError`` if they cannot work)."""
     listeners: list[Callable[[BaseException], None]] = []
 
     def engine_failed(exc: BaseException) -> None:
@@ -128,7 +131,8 @@ def build(
     async def start(warmup: bool) -> None:
         await engine.start(warmup=warmup)
 
-    return build_frontend(settings, engine, start, engine.stop, listeners)
+    cluster = open_store(settings.cluster)
+    return build_frontend(settings, engine, start, engine.stop, listeners, cluster=cluster)
 
 
 # -- entry points for the operator commands: model/ (and torch) are imported when called -----------

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from threadpoolctl import threadpool_limits
 
+from translate_svc.cluster.store import ClusterStore
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import EngineFailed
 from translate_svc.observability import metrics
@@ -39,17 +40,24 @@ class Application:
     start_engine: Callable[[bool], Awaitable[None]]
     #: stop the engine (in-process), or close the connection to it (a worker)
     stop_engine: Callable[[], Awaitable[None]]
+    #: what crosses streams (``cluster/store.py``): this process's memory, the node's hub, or Redis
+    cluster: ClusterStore
     #: called (on the loop) if the engine dies; transport/ turns health NOT_SERVING
     failure_listeners: list[Callable[[BaseException], None]] = field(default_factory=list)
 
     async def start(self, *, warmup: bool = True) -> None:
+        """The cluster store first (an unreachable Redis or hub fails the start before the model
+        loads: ``StoreUnavailable``, naming it), then the engine."""
+        await self.cluster.start()
         await self.start_engine(warmup)
 
     async def stop(self) -> None:
-        """After the transport stopped taking calls: fail what is left, stop the threads."""
+        """After the transport stopped taking calls: fail what is left, stop the threads, and give
+        back what this process holds in the cluster store."""
         await self.stop_engine()
         self.vad.close()
         self.sessions.close()
+        await self.cluster.close()
 
 
 def build_frontend(
@@ -59,10 +67,12 @@ def build_frontend(
     stop_engine: Callable[[], Awaitable[None]],
     listeners: list[Callable[[BaseException], None]],
     *,
+    cluster: ClusterStore,
     counters: Counters | None = None,
     engine_gone: str = ENGINE_FAILED,
 ) -> Application:
-    """Sessions and the VAD worker around ``engine``; ``counters`` hold the node's limits and
+    """Sessions and the VAD worker around ``engine``; ``cluster``: the store its caller picked
+    (``cluster/choose.py``), started with the application; ``counters`` hold the node's limits and
     tenants' caps (default: this process's own counts). If the engine dies, every live stream
     ends with ``engine_gone`` (UNAVAILABLE), its open speech accounted for."""
     # process-wide, once: numpy's BLAS pool (torch's own threads are the runner's, set at load)
@@ -71,4 +81,4 @@ def build_frontend(
     rooms = room_config(settings.rooms, settings.limits.max_target_languages)
     sessions = SessionManager(engine, vad, settings.vad, settings.limits, counters=counters, rooms=rooms)
     listeners.append(lambda exc: sessions.fail_all(EngineFailed(engine_gone)))
-    return Application(settings, engine, vad, sessions, start_engine, stop_engine, listeners)
+    return Application(settings, engine, vad, sessions, start_engine, stop_engine, cluster, listeners)

@@ -121,6 +121,9 @@ class RedisStore:
         self._channels: dict[str, set[Inbox]] = {}
         self._confirming: dict[str, asyncio.Future[None]] = {}
         self._pubsub: PubSub | None = None
+        #: SUBSCRIBE and UNSUBSCRIBE go one at a time, each after a look at what is wanted now: a
+        #: channel left and subscribed again at once ends subscribed
+        self._subscribing = asyncio.Lock()
         self._channels_changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reconnecting: asyncio.Task[None] | None = None
@@ -308,11 +311,12 @@ class RedisStore:
         self._channels[channel] = {inbox}
         confirmed = self._confirming[channel] = asyncio.get_running_loop().create_future()
         try:
-            pubsub = self._pubsub
-            if pubsub is not None:
-                await self._run(lambda: pubsub.subscribe(channel))
-            else:
-                self._channels_changed.set()  # the listening task subscribes it with the others
+            async with self._subscribing:
+                pubsub = self._pubsub
+                if pubsub is not None:
+                    await self._run(lambda: pubsub.subscribe(channel))
+                else:
+                    self._channels_changed.set()  # the listening task subscribes it with the others
             await self._run(lambda: asyncio.shield(confirmed))
         except BaseException:
             inbox.close()
@@ -335,8 +339,11 @@ class RedisStore:
             self._spawn(self._unsubscribe(pubsub, channel), "cluster-redis-unsubscribe")
 
     async def _unsubscribe(self, pubsub: PubSub, channel: str) -> None:
-        with contextlib.suppress(StoreUnavailable):
-            await self._run(lambda: pubsub.unsubscribe(channel))
+        async with self._subscribing:
+            if channel in self._channels or pubsub is not self._pubsub:
+                return  # wanted again since (or the connection is another: it never had it)
+            with contextlib.suppress(StoreUnavailable):
+                await self._run(lambda: pubsub.unsubscribe(channel))
 
     async def _listen(self) -> None:
         """The one pub/sub connection: made (again) whenever Redis is up and a channel is wanted."""
@@ -348,9 +355,9 @@ class RedisStore:
                 continue
             pubsub = self._client.pubsub()
             try:
-                async with asyncio.timeout(self.op_timeout_s):
+                async with self._subscribing, asyncio.timeout(self.op_timeout_s):
                     await pubsub.subscribe(*self._channels)
-                self._pubsub = pubsub
+                    self._pubsub = pubsub
                 while True:
                     message = await pubsub.get_message(timeout=None)
                     if message is not None:
@@ -464,7 +471,7 @@ class RedisStore:
 
 def _reason(error: BaseException) -> str:
     """An error in a few words (redis-py's name the host and port, never the password)."""
-    text = str(error) or type(error).__name__
+    text = (str(error) or type(error).__name__).rstrip(".")
     return text if len(text) <= 200 else text[:197] + "..."
 
 

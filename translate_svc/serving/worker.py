@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from translate_svc import logging_setup
+from translate_svc.cluster.choose import open_store
 from translate_svc.engine.remote.client import ENGINE_GONE, RemoteEngine
 from translate_svc.frontend import build_frontend
 from translate_svc.observability import metrics, tracing
@@ -47,8 +48,17 @@ async def main() -> None:
         await engine.wait_for_workers(workers)  # health: SERVING only when the whole node is up
 
     counters = SharedCounters(Path(os.environ[process.ENV_ADMISSION]), slot=int(name.removeprefix("w")))
+    hub = os.environ.get(process.ENV_CLUSTER)  # the node's hub; unset when the pods share Redis
+    cluster = open_store(settings.cluster, hub=Path(hub) if hub else None, worker=name)
     app = build_frontend(
-        settings, engine, all_workers_up, engine.close, listeners, counters=counters, engine_gone=ENGINE_GONE
+        settings,
+        engine,
+        all_workers_up,
+        engine.close,
+        listeners,
+        cluster=cluster,
+        counters=counters,
+        engine_gone=ENGINE_GONE,
     )
     server = TranslateServer(app, reuse_port=True)
     port = await server.start()
