@@ -47,6 +47,7 @@ from translate_svc.cluster.store import (
     Full,
     Inbox,
     Lease,
+    StateReport,
     StoreState,
     StoreUnavailable,
     check_wants,
@@ -108,9 +109,8 @@ class RedisStore:
             health_check_interval=0,
         )
         self._scripts = {name: self._client.register_script(getattr(lua, name)) for name in lua.SCRIPTS}
-        self._state = StoreState.DOWN
+        self._report = StateReport()
         self._up = asyncio.Event()
-        self._listeners: list[Callable[[StoreState], None]] = []
         self._error = f"Redis at {self.url} is not connected yet"
         self._down_since = 0.0
         self._ids = itertools.count()
@@ -133,7 +133,7 @@ class RedisStore:
 
     @property
     def state(self) -> StoreState:
-        return self._state
+        return self._report.state
 
     @property
     def error(self) -> str:
@@ -141,18 +141,14 @@ class RedisStore:
         return self._error
 
     def on_state(self, listener: Callable[[StoreState], None]) -> None:
-        self._listeners.append(listener)
+        self._report.on_state(listener)
 
     def _set_state(self, state: StoreState) -> None:
-        if state is self._state:
-            return
-        self._state = state
         if state is StoreState.UP:
             self._up.set()
         else:
             self._up.clear()
-        for listener in list(self._listeners):
-            listener(state)
+        self._report.set(state)
 
     async def start(self) -> None:
         try:
@@ -173,7 +169,7 @@ class RedisStore:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._state is StoreState.UP:
+        if self._report.state is StoreState.UP:
             with contextlib.suppress(StoreUnavailable, *LOST):
                 for lease in list(self._leases.values()):
                     await self.release(lease)
@@ -194,7 +190,7 @@ class RedisStore:
     # -- calls and faults
 
     async def _run(self, call: Callable[[], Awaitable[T]], *, wait_s: float = 0.0) -> T:
-        if self._state is not StoreState.UP:
+        if self._report.state is not StoreState.UP:
             raise StoreUnavailable(self._unavailable())
         try:
             async with asyncio.timeout(self.op_timeout_s + wait_s):
@@ -214,7 +210,7 @@ class RedisStore:
         return f"Redis at {self.url} is unreachable ({self._error}, for {down:.0f} s); retry shortly"
 
     def _lost(self, error: BaseException) -> None:
-        if self._state is not StoreState.UP or self._closed:
+        if self._report.state is not StoreState.UP or self._closed:
             return
         self._error = _reason(error)
         self._down_since = time.monotonic()
@@ -270,7 +266,7 @@ class RedisStore:
         renewed = time.monotonic()
         while True:
             await asyncio.sleep(every)
-            if self._state is not StoreState.UP:
+            if self._report.state is not StoreState.UP:
                 continue
             try:
                 if time.monotonic() - renewed >= self.lease_s / 3:
@@ -298,7 +294,7 @@ class RedisStore:
 
     async def _attach(self, channel: str, limit: int) -> Inbox:
         """An inbox of Redis channel ``channel``, once Redis confirmed the subscription."""
-        if self._state is not StoreState.UP:
+        if self._report.state is not StoreState.UP:
             raise StoreUnavailable(self._unavailable())
         inbox = Inbox(limit, lambda box: self._detach(channel, box))
         inboxes = self._channels.get(channel)
@@ -335,7 +331,7 @@ class RedisStore:
             return
         del self._channels[channel]
         pubsub = self._pubsub
-        if pubsub is not None and self._state is StoreState.UP:
+        if pubsub is not None and self._report.state is StoreState.UP:
             self._spawn(self._unsubscribe(pubsub, channel), "cluster-redis-unsubscribe")
 
     async def _unsubscribe(self, pubsub: PubSub, channel: str) -> None:

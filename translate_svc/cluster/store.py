@@ -74,6 +74,25 @@ class StoreState(str, Enum):
     DOWN = "down"
 
 
+class StateReport:
+    """A store's ``state`` and its ``on_state`` listeners (what the implementations that can go
+    down share). Event loop only."""
+
+    def __init__(self) -> None:
+        self.state = StoreState.DOWN
+        self._listeners: list[Callable[[StoreState], None]] = []
+
+    def on_state(self, listener: Callable[[StoreState], None]) -> None:
+        self._listeners.append(listener)
+
+    def set(self, state: StoreState) -> None:
+        """The new state; every listener hears a change (nothing if it is the same)."""
+        if state is not self.state:
+            self.state = state
+            for listener in list(self._listeners):
+                listener(state)
+
+
 class StoreUnavailable(NotReady):
     """The cluster store cannot answer now (UNAVAILABLE): its message names the store (never a
     password) and says what to do."""
