@@ -20,7 +20,7 @@ from tests.support.cluster_stores import Backend, backend
 from tests.support.paths import REPO
 from translate_svc.cluster.store import ClusterStore, Inbox
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(15)]
 
 LEASE_S = 2.0
 #: what the measurement may take beyond the lease time: the hub's sweep (at most 0.5 s here) or the

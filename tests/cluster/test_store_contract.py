@@ -17,7 +17,7 @@ from tests.support.cluster_stores import KINDS, Backend, backend
 from tests.support.waiting import until
 from translate_svc.cluster.store import FIRST, ClusterStore, Full, Inbox, Lease, StoreState, entry_ms
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(25)]
 
 
 @pytest_asyncio.fixture(loop_scope="module", params=KINDS)
