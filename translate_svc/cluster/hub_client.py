@@ -143,7 +143,8 @@ class HubStore:
         await self._call(lambda rid: wire.Join(rid, group, member, value))
 
     async def leave(self, group: str, member: str) -> None:
-        await self._call(lambda rid: wire.Leave(rid, group, member))
+        with contextlib.suppress(StoreUnavailable):  # a lost hub dropped it with the connection
+            await self._call(lambda rid: wire.Leave(rid, group, member))
 
     async def members(self, group: str) -> dict[str, bytes]:
         reply = await self._call(lambda rid: wire.Members(rid, group))
@@ -170,7 +171,8 @@ class HubStore:
         return Lease(reply.lease, tuple(name for name, _ in wants))
 
     async def release(self, lease: Lease) -> None:
-        await self._call(lambda rid: wire.Release(rid, lease.id))
+        with contextlib.suppress(StoreUnavailable):  # a lost hub dropped it with the connection
+            await self._call(lambda rid: wire.Release(rid, lease.id))
 
     async def renew(self) -> None:
         await self._call(wire.Renew)

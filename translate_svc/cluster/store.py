@@ -255,7 +255,10 @@ class ClusterStore(Protocol):
         ``leave``, or ``lease_s`` after its holder stops renewing."""
         ...
 
-    async def leave(self, group: str, member: str) -> None: ...
+    async def leave(self, group: str, member: str) -> None:
+        """Remove ``member``; never raises for a store that is down (what it could not remove
+        expires ``lease_s`` later, never renewed)."""
+        ...
 
     async def members(self, group: str) -> dict[str, bytes]:
         """The live members of ``group`` and their values."""
@@ -274,7 +277,8 @@ class ClusterStore(Protocol):
         ...
 
     async def release(self, lease: Lease) -> None:
-        """Give the lease's counts back (a lease already gone: nothing)."""
+        """Give the lease's counts back (a lease already gone: nothing). Never raises for a store
+        that is down: what it could not give back expires ``lease_s`` later, never renewed."""
         ...
 
     async def renew(self) -> None:
