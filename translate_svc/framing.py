@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import struct
 from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 import msgspec
 
 In = TypeVar("In")
+
+logger = logging.getLogger(__name__)
 
 _LENGTH = struct.Struct(">I")
 
@@ -88,6 +92,16 @@ class Channel(Generic[In]):
         except msgspec.DecodeError as e:
             raise FrameError(str(e)) from e
 
+    def send_bounded(self, message: msgspec.Struct, most: int, peer: str) -> None:
+        """``send``, and close at once (dropping what waits) if ``peer`` leaves more than ``most``
+        bytes unread: an owner holds a bounded amount for any peer, never a growing one."""
+        if self.closing:
+            return
+        self.send(message)
+        if self.buffered > most:
+            logger.error("%s left %d bytes unread; disconnecting it", peer, self.buffered)
+            self.abort()
+
     @property
     def buffered(self) -> int:
         return self._writer.transport.get_write_buffer_size() + self._queued_bytes
@@ -105,3 +119,26 @@ class Channel(Generic[In]):
         """Close now, dropping what is buffered (a peer that does not read would hold it forever)."""
         self._flusher.cancel()
         self._writer.transport.abort()
+
+
+async def receive_all(channel: Channel[In], handle: Callable[[In], None], peer: str) -> BaseException | None:
+    """Hand every message to ``handle`` until the connection ends; why it ended (None: never, as a
+    cancelled reader). A bad frame is logged (naming ``peer``) and ends it too."""
+    try:
+        while True:
+            handle(await channel.recv())
+    except (asyncio.IncompleteReadError, ConnectionError) as e:
+        return e
+    except FrameError as e:
+        logger.error("%s sent a bad frame: %s", peer, e)
+        return e
+
+
+async def stop_serving(server: asyncio.Server | None, channels: Iterable[Channel[Any]]) -> None:
+    """Stop taking connections, close every open one, and wait until the server has closed."""
+    if server is not None:
+        server.close()
+    for channel in list(channels):
+        channel.close()
+    if server is not None:
+        await server.wait_closed()

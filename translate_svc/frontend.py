@@ -36,7 +36,8 @@ class Application:
     engine: EngineClient
     vad: VadWorker
     sessions: SessionManager
-    #: what crosses streams (two-party calls' legs, ...): this process's share of the cluster store
+    #: what crosses streams (``cluster/store.py``: rooms, two-party calls' legs): this process's
+    #: memory, the node's hub, or Redis
     cluster: ClusterStore
     #: load and warm the model (in-process), or connect to the engine process (a worker)
     start_engine: Callable[[bool], Awaitable[None]]
@@ -46,11 +47,14 @@ class Application:
     failure_listeners: list[Callable[[BaseException], None]] = field(default_factory=list)
 
     async def start(self, *, warmup: bool = True) -> None:
+        """The cluster store first (an unreachable Redis or hub fails the start before the model
+        loads: ``StoreUnavailable``, naming it), then the engine."""
         await self.cluster.start()
         await self.start_engine(warmup)
 
     async def stop(self) -> None:
-        """After the transport stopped taking calls: fail what is left, stop the threads."""
+        """After the transport stopped taking calls: fail what is left, stop the threads, and give
+        back what this process holds in the cluster store."""
         await self.stop_engine()
         self.vad.close()
         self.sessions.close()

@@ -20,7 +20,7 @@ from tests.support.cluster_stores import Backend, backend
 from tests.support.paths import REPO
 from translate_svc.cluster.store import ClusterStore, Inbox
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(15)]
 
 LEASE_S = 2.0
 #: what the measurement may take beyond the lease time: the hub's sweep (at most 0.5 s here) or the
@@ -100,9 +100,14 @@ async def test_a_stopped_holder_frees_its_leases_and_memberships_within_the_leas
         assert not hasattr(full, "limit"), "the stopped holder's leases still count"
 
 
-async def test_a_killed_worker_frees_its_leases_on_the_hub_at_once(ended: list[asyncio.subprocess.Process]) -> None:
-    """Its connection closes with it: the hub need not wait for the lease time."""
-    async with backend("hub", lease_s=LEASE_S) as shared:
+#: how soon a killed holder's leases are free: a hub sees its connection close at once; Redis waits
+#: for the lease time
+KILLED_FREED_WITHIN_S = {"hub": LEASE_S / 2, "redis": LEASE_S + SLACK_S}
+
+
+@pytest.mark.parametrize("kind", ["hub", "redis"])
+async def test_a_killed_holder_frees_its_leases(kind: str, ended: list[asyncio.subprocess.Process]) -> None:
+    async with backend(kind, lease_s=LEASE_S) as shared:
         here = await shared.client()
         proc = await far_holder(shared, 2)
         ended.append(proc)
@@ -110,18 +115,4 @@ async def test_a_killed_worker_frees_its_leases_on_the_hub_at_once(ended: list[a
         killed = time.monotonic()
         proc.kill()
         took = await freed_after(here, killed)
-        assert took < LEASE_S / 2, f"freed {took:.2f} s after the worker was killed"
-
-
-async def test_a_killed_pod_frees_its_leases_in_redis_within_the_lease_time(
-    ended: list[asyncio.subprocess.Process],
-) -> None:
-    async with backend("redis", lease_s=LEASE_S) as shared:
-        here = await shared.client()
-        proc = await far_holder(shared, 2)
-        ended.append(proc)
-        assert await here.count(CAP) == 2
-        killed = time.monotonic()
-        proc.kill()
-        took = await freed_after(here, killed)
-        assert took <= LEASE_S + SLACK_S, f"freed {took:.2f} s after the holder was killed (lease {LEASE_S} s)"
+        assert took <= KILLED_FREED_WITHIN_S[kind], f"freed {took:.2f} s after the holder was killed"

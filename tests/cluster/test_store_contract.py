@@ -17,7 +17,7 @@ from tests.support.cluster_stores import KINDS, Backend, backend
 from tests.support.waiting import until
 from translate_svc.cluster.store import FIRST, ClusterStore, Full, Inbox, Lease, StoreState, entry_ms
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(25)]
 
 
 @pytest_asyncio.fixture(loop_scope="module", params=KINDS)
@@ -71,6 +71,21 @@ async def test_a_closed_subscription_hears_nothing_more(shared: Backend) -> None
     assert len(gone) == 0
     with pytest.raises(StopAsyncIteration):
         await gone.get()
+
+
+async def test_a_channel_left_and_subscribed_again_at_once_is_heard(shared: Backend) -> None:
+    """A room's last listener leaves and a new one joins in the same moment: the new one hears."""
+    a, b = await two(shared)
+    for round_ in range(3):
+        inbox = await b.subscribe("room/t/r/captions/spa", limit=4)
+        await a.publish("room/t/r/captions/spa", b"round %d" % round_)
+        assert await received(inbox, 1) == [b"round %d" % round_]
+        inbox.close()
+    watch = await b.watch("pair/t/call-2")
+    watch.close()
+    watch = await b.watch("pair/t/call-2")
+    await a.join("pair/t/call-2", "leg-a")
+    assert await received(watch, 1) == [b"pair/t/call-2"]
 
 
 async def test_a_slow_subscriber_loses_its_oldest_messages_counted(shared: Backend) -> None:

@@ -27,26 +27,34 @@ MISSING = (
 class RedisServer:
     """One ``redis-server`` process at a time on ``port``; ``url`` reaches it."""
 
-    def __init__(self, port: int | None = None, *, password: str | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, *, password: str | None = None, tls: tuple[Path, Path] | None = None
+    ) -> None:
+        """``tls``: a certificate chain and its key (PEM): then it speaks TLS only (``rediss://``)."""
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail(MISSING)
         self.binary = binary
         self.port = port if port is not None else free_port()
         self.password = password
+        self.tls = tls
         self.dir = Path(tempfile.mkdtemp(prefix="redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout_s: float = 15.0) -> None:
+        ports = ["--port", str(self.port)]
+        if self.tls is not None:
+            cert, key = self.tls
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert)]
+            ports += ["--tls-key-file", str(key), "--tls-auth-clients", "no"]
         args = [
             self.binary,
-            "--port",
-            str(self.port),
+            *ports,
             "--bind",
             "127.0.0.1",
             "--save",
@@ -64,7 +72,7 @@ class RedisServer:
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + timeout_s
-        while not self.ping():
+        while not (self.listening() if self.tls else self.ping()):
             if self.proc.poll() is not None:
                 raise AssertionError(f"redis-server exited with {self.proc.returncode}: {self.log()[-2000:]}")
             if time.monotonic() > deadline:
@@ -80,6 +88,14 @@ class RedisServer:
         except OSError:
             return False
         return reply.startswith((b"+PONG", b"-NOAUTH"))
+
+    def listening(self) -> bool:
+        """Whether its TLS port takes connections (its handshake is the client's to check)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0):
+                return True
+        except OSError:
+            return False
 
     def kill(self) -> None:
         """SIGKILL: it dies at once, its data with it (nothing is persisted)."""
@@ -108,9 +124,9 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server(*, password: str | None = None) -> Iterator[RedisServer]:
+def redis_server(*, password: str | None = None, tls: tuple[Path, Path] | None = None) -> Iterator[RedisServer]:
     """A started ``RedisServer``, stopped and its dir removed at the end."""
-    server = RedisServer(password=password)
+    server = RedisServer(password=password, tls=tls)
     try:
         server.start()
         yield server

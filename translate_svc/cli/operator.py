@@ -273,6 +273,8 @@ async def _serve_node(settings: Settings, workers: int, ready_file: Path | None)
 
 async def _serve(settings: Settings, ready_file: Path | None) -> None:
     from translate_svc.app import build
+    from translate_svc.cluster.choose import ClusterConfigError
+    from translate_svc.cluster.store import StoreUnavailable
     from translate_svc.serving import collector
     from translate_svc.transport.grpc.tls import TlsConfigError
     from translate_svc.transport.host import DoorSetupError, TranslateServer
@@ -280,19 +282,20 @@ async def _serve(settings: Settings, ready_file: Path | None) -> None:
 
     try:
         server = TranslateServer(build(settings))
-    except (TlsConfigError, TokenFileError, DoorSetupError) as e:
+    except (TlsConfigError, TokenFileError, DoorSetupError, ClusterConfigError) as e:
         raise _cannot_start(str(e)) from e
     try:
         await server.start()
-    except Exception as e:  # a busy port; a model that cannot load
+    except Exception as e:  # a busy port; a model that cannot load; Redis out of reach
         with contextlib.suppress(Exception):
             await server.stop(grace=0)
         where = f"{settings.server.host}:{settings.server.port}"
-        why = (
-            f"cannot listen on {where}: the port is in use or not allowed; pick another --port (0: any free one)"
-            if isinstance(e, RuntimeError) and "Failed to bind" in str(e)
-            else f"{type(e).__name__}: {e}"
-        )
+        if isinstance(e, RuntimeError) and "Failed to bind" in str(e):
+            why = f"cannot listen on {where}: the port is in use or not allowed; pick another --port (0: any free one)"
+        elif isinstance(e, StoreUnavailable):
+            why = e.message
+        else:
+            why = f"{type(e).__name__}: {e}"
         raise _cannot_start(why) from None
     if server.app.engine.card.info.is_test_model:
         console.print(f"[bold yellow]{NOISE_WARNING}[/]")

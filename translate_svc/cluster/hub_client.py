@@ -25,8 +25,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from translate_svc.cluster import hub_wire as wire
-from translate_svc.cluster.store import FIRST, Entry, Full, Inbox, Lease, StoreState, StoreUnavailable, check_wants
-from translate_svc.framing import Channel, FrameError
+from translate_svc.cluster.store import (
+    FIRST,
+    Entry,
+    Full,
+    Inbox,
+    Lease,
+    StateReport,
+    StoreState,
+    StoreUnavailable,
+    check_wants,
+)
+from translate_svc.framing import Channel, FrameError, receive_all
 
 if TYPE_CHECKING:
     from translate_svc.cluster.store import ClusterStore
@@ -49,8 +59,7 @@ class HubStore:
         self.op_timeout_s = op_timeout_s
         self.holder = ""
         self.lease_s = 0.0
-        self._state = StoreState.DOWN
-        self._listeners: list[Callable[[StoreState], None]] = []
+        self._report = StateReport()
         self._channel: Channel[wire.ToWorker] | None = None
         self._pending: dict[int, asyncio.Future[wire.Reply]] = {}
         self._rids = itertools.count()
@@ -66,16 +75,10 @@ class HubStore:
 
     @property
     def state(self) -> StoreState:
-        return self._state
+        return self._report.state
 
     def on_state(self, listener: Callable[[StoreState], None]) -> None:
-        self._listeners.append(listener)
-
-    def _set_state(self, state: StoreState) -> None:
-        if state is not self._state:
-            self._state = state
-            for listener in list(self._listeners):
-                listener(state)
+        self._report.on_state(listener)
 
     async def start(self) -> None:
         try:
@@ -94,7 +97,7 @@ class HubStore:
         self._channel, self.holder, self.lease_s = channel, welcome.holder, welcome.lease_s
         self._reader = asyncio.create_task(self._read(channel), name="cluster-hub-replies")
         self._renewer = asyncio.create_task(self._renew_every(), name="cluster-hub-renew")
-        self._set_state(StoreState.UP)
+        self._report.set(StoreState.UP)
 
     async def close(self) -> None:
         """Disconnect: the hub drops this holder's leases and memberships at once."""
@@ -140,7 +143,8 @@ class HubStore:
         await self._call(lambda rid: wire.Join(rid, group, member, value))
 
     async def leave(self, group: str, member: str) -> None:
-        await self._call(lambda rid: wire.Leave(rid, group, member))
+        with contextlib.suppress(StoreUnavailable):  # a lost hub dropped it with the connection
+            await self._call(lambda rid: wire.Leave(rid, group, member))
 
     async def members(self, group: str) -> dict[str, bytes]:
         reply = await self._call(lambda rid: wire.Members(rid, group))
@@ -167,7 +171,8 @@ class HubStore:
         return Lease(reply.lease, tuple(name for name, _ in wants))
 
     async def release(self, lease: Lease) -> None:
-        await self._call(lambda rid: wire.Release(rid, lease.id))
+        with contextlib.suppress(StoreUnavailable):  # a lost hub dropped it with the connection
+            await self._call(lambda rid: wire.Release(rid, lease.id))
 
     async def renew(self) -> None:
         await self._call(wire.Renew)
@@ -187,7 +192,7 @@ class HubStore:
     # -- the wire
 
     def _live(self) -> Channel[wire.ToWorker]:
-        if self._state is not StoreState.UP or self._channel is None:
+        if self._report.state is not StoreState.UP or self._channel is None:
             raise StoreUnavailable(self._error)
         return self._channel
 
@@ -265,20 +270,14 @@ class HubStore:
             try:
                 await self.renew()
             except StoreUnavailable as e:
-                if self._state is not StoreState.UP:
+                if self._report.state is not StoreState.UP:
                     return
                 logger.warning("could not renew this worker's leases on the node's cluster hub: %s", e.message)
 
     async def _read(self, channel: Channel[wire.ToWorker]) -> None:
         error: BaseException | None = None
         try:
-            while True:
-                self._handle(await channel.recv())
-        except (asyncio.IncompleteReadError, ConnectionError) as e:
-            error = e
-        except FrameError as e:
-            logger.error("the node's cluster hub sent a bad frame: %s", e)
-            error = e
+            error = await receive_all(channel, self._handle, "the node's cluster hub")
         finally:
             channel.close()
             self._lost(error)
@@ -299,7 +298,7 @@ class HubStore:
             table.clear()
         if not self._closed:
             logger.error("%s (%r)", HUB_LOST, error)
-        self._set_state(StoreState.DOWN)
+        self._report.set(StoreState.DOWN)
 
     def _handle(self, m: wire.ToWorker) -> None:
         if isinstance(m, wire.Message):

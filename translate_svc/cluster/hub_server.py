@@ -28,7 +28,7 @@ from pathlib import Path
 from translate_svc.cluster import hub_wire as wire
 from translate_svc.cluster.state import ClusterState
 from translate_svc.cluster.store import Full
-from translate_svc.framing import Channel, FrameError
+from translate_svc.framing import Channel, FrameError, stop_serving
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +75,7 @@ class HubServer:
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self._server is not None:
-            self._server.close()
-        for peer in list(self._peers):
-            peer.channel.close()
-        if self._server is not None:
-            await self._server.wait_closed()
+        await stop_serving(self._server, (peer.channel for peer in self._peers))
 
     async def _sweep(self) -> None:
         """Expired holders go even while nobody asks (their groups' watchers are told)."""
@@ -129,14 +124,7 @@ class _Peer:
         self.reads: set[asyncio.Task[None]] = set()
 
     def send(self, message: wire.ToWorker) -> None:
-        if self.channel.closing:
-            return
-        self.channel.send(message)
-        if self.channel.buffered > self.server.max_buffered_bytes:
-            logger.error(
-                "worker %s left %d bytes unread on the cluster hub; disconnecting it", self.name, self.channel.buffered
-            )
-            self.channel.abort()
+        self.channel.send_bounded(message, self.server.max_buffered_bytes, f"worker {self.name} (on the cluster hub)")
 
     def deliver(self, channel: str, data: bytes) -> None:
         """A message published on a channel it subscribed to (dropped if it reads too slowly)."""

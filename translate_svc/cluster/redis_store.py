@@ -47,6 +47,7 @@ from translate_svc.cluster.store import (
     Full,
     Inbox,
     Lease,
+    StateReport,
     StoreState,
     StoreUnavailable,
     check_wants,
@@ -108,9 +109,8 @@ class RedisStore:
             health_check_interval=0,
         )
         self._scripts = {name: self._client.register_script(getattr(lua, name)) for name in lua.SCRIPTS}
-        self._state = StoreState.DOWN
+        self._report = StateReport()
         self._up = asyncio.Event()
-        self._listeners: list[Callable[[StoreState], None]] = []
         self._error = f"Redis at {self.url} is not connected yet"
         self._down_since = 0.0
         self._ids = itertools.count()
@@ -121,6 +121,9 @@ class RedisStore:
         self._channels: dict[str, set[Inbox]] = {}
         self._confirming: dict[str, asyncio.Future[None]] = {}
         self._pubsub: PubSub | None = None
+        #: SUBSCRIBE and UNSUBSCRIBE go one at a time, each after a look at what is wanted now: a
+        #: channel left and subscribed again at once ends subscribed
+        self._subscribing = asyncio.Lock()
         self._channels_changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reconnecting: asyncio.Task[None] | None = None
@@ -130,7 +133,7 @@ class RedisStore:
 
     @property
     def state(self) -> StoreState:
-        return self._state
+        return self._report.state
 
     @property
     def error(self) -> str:
@@ -138,18 +141,14 @@ class RedisStore:
         return self._error
 
     def on_state(self, listener: Callable[[StoreState], None]) -> None:
-        self._listeners.append(listener)
+        self._report.on_state(listener)
 
     def _set_state(self, state: StoreState) -> None:
-        if state is self._state:
-            return
-        self._state = state
         if state is StoreState.UP:
             self._up.set()
         else:
             self._up.clear()
-        for listener in list(self._listeners):
-            listener(state)
+        self._report.set(state)
 
     async def start(self) -> None:
         try:
@@ -170,7 +169,7 @@ class RedisStore:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._state is StoreState.UP:
+        if self._report.state is StoreState.UP:
             with contextlib.suppress(StoreUnavailable, *LOST):
                 for lease in list(self._leases.values()):
                     await self.release(lease)
@@ -191,7 +190,7 @@ class RedisStore:
     # -- calls and faults
 
     async def _run(self, call: Callable[[], Awaitable[T]], *, wait_s: float = 0.0) -> T:
-        if self._state is not StoreState.UP:
+        if self._report.state is not StoreState.UP:
             raise StoreUnavailable(self._unavailable())
         try:
             async with asyncio.timeout(self.op_timeout_s + wait_s):
@@ -211,7 +210,7 @@ class RedisStore:
         return f"Redis at {self.url} is unreachable ({self._error}, for {down:.0f} s); retry shortly"
 
     def _lost(self, error: BaseException) -> None:
-        if self._state is not StoreState.UP or self._closed:
+        if self._report.state is not StoreState.UP or self._closed:
             return
         self._error = _reason(error)
         self._down_since = time.monotonic()
@@ -267,7 +266,7 @@ class RedisStore:
         renewed = time.monotonic()
         while True:
             await asyncio.sleep(every)
-            if self._state is not StoreState.UP:
+            if self._report.state is not StoreState.UP:
                 continue
             try:
                 if time.monotonic() - renewed >= self.lease_s / 3:
@@ -295,7 +294,7 @@ class RedisStore:
 
     async def _attach(self, channel: str, limit: int) -> Inbox:
         """An inbox of Redis channel ``channel``, once Redis confirmed the subscription."""
-        if self._state is not StoreState.UP:
+        if self._report.state is not StoreState.UP:
             raise StoreUnavailable(self._unavailable())
         inbox = Inbox(limit, lambda box: self._detach(channel, box))
         inboxes = self._channels.get(channel)
@@ -308,11 +307,12 @@ class RedisStore:
         self._channels[channel] = {inbox}
         confirmed = self._confirming[channel] = asyncio.get_running_loop().create_future()
         try:
-            pubsub = self._pubsub
-            if pubsub is not None:
-                await self._run(lambda: pubsub.subscribe(channel))
-            else:
-                self._channels_changed.set()  # the listening task subscribes it with the others
+            async with self._subscribing:
+                pubsub = self._pubsub
+                if pubsub is not None:
+                    await self._run(lambda: pubsub.subscribe(channel))
+                else:
+                    self._channels_changed.set()  # the listening task subscribes it with the others
             await self._run(lambda: asyncio.shield(confirmed))
         except BaseException:
             inbox.close()
@@ -331,12 +331,15 @@ class RedisStore:
             return
         del self._channels[channel]
         pubsub = self._pubsub
-        if pubsub is not None and self._state is StoreState.UP:
+        if pubsub is not None and self._report.state is StoreState.UP:
             self._spawn(self._unsubscribe(pubsub, channel), "cluster-redis-unsubscribe")
 
     async def _unsubscribe(self, pubsub: PubSub, channel: str) -> None:
-        with contextlib.suppress(StoreUnavailable):
-            await self._run(lambda: pubsub.unsubscribe(channel))
+        async with self._subscribing:
+            if channel in self._channels or pubsub is not self._pubsub:
+                return  # wanted again since (or the connection is another: it never had it)
+            with contextlib.suppress(StoreUnavailable):
+                await self._run(lambda: pubsub.unsubscribe(channel))
 
     async def _listen(self) -> None:
         """The one pub/sub connection: made (again) whenever Redis is up and a channel is wanted."""
@@ -348,9 +351,9 @@ class RedisStore:
                 continue
             pubsub = self._client.pubsub()
             try:
-                async with asyncio.timeout(self.op_timeout_s):
+                async with self._subscribing, asyncio.timeout(self.op_timeout_s):
                     await pubsub.subscribe(*self._channels)
-                self._pubsub = pubsub
+                    self._pubsub = pubsub
                 while True:
                     message = await pubsub.get_message(timeout=None)
                     if message is not None:
@@ -464,7 +467,7 @@ class RedisStore:
 
 def _reason(error: BaseException) -> str:
     """An error in a few words (redis-py's name the host and port, never the password)."""
-    text = str(error) or type(error).__name__
+    text = (str(error) or type(error).__name__).rstrip(".")
     return text if len(text) <= 200 else text[:197] + "..."
 
 

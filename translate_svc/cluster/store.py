@@ -74,6 +74,25 @@ class StoreState(str, Enum):
     DOWN = "down"
 
 
+class StateReport:
+    """A store's ``state`` and its ``on_state`` listeners (what the implementations that can go
+    down share). Event loop only."""
+
+    def __init__(self) -> None:
+        self.state = StoreState.DOWN
+        self._listeners: list[Callable[[StoreState], None]] = []
+
+    def on_state(self, listener: Callable[[StoreState], None]) -> None:
+        self._listeners.append(listener)
+
+    def set(self, state: StoreState) -> None:
+        """The new state; every listener hears a change (nothing if it is the same)."""
+        if state is not self.state:
+            self.state = state
+            for listener in list(self._listeners):
+                listener(state)
+
+
 class StoreUnavailable(NotReady):
     """The cluster store cannot answer now (UNAVAILABLE): its message names the store (never a
     password) and says what to do."""
@@ -236,7 +255,10 @@ class ClusterStore(Protocol):
         ``leave``, or ``lease_s`` after its holder stops renewing."""
         ...
 
-    async def leave(self, group: str, member: str) -> None: ...
+    async def leave(self, group: str, member: str) -> None:
+        """Remove ``member``; never raises for a store that is down (what it could not remove
+        expires ``lease_s`` later, never renewed)."""
+        ...
 
     async def members(self, group: str) -> dict[str, bytes]:
         """The live members of ``group`` and their values."""
@@ -255,7 +277,8 @@ class ClusterStore(Protocol):
         ...
 
     async def release(self, lease: Lease) -> None:
-        """Give the lease's counts back (a lease already gone: nothing)."""
+        """Give the lease's counts back (a lease already gone: nothing). Never raises for a store
+        that is down: what it could not give back expires ``lease_s`` later, never renewed."""
         ...
 
     async def renew(self) -> None:

@@ -38,7 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from translate_svc.cluster.choose import ClusterConfigError, open_store
 from translate_svc.cluster.hub_server import HubServer
+from translate_svc.cluster.store import StoreUnavailable
 from translate_svc.observability import metrics
 from translate_svc.serving import admission, process
 from translate_svc.settings import Settings
@@ -169,6 +171,8 @@ class Supervisor:
         if self.settings.cluster.redis_url is None:
             self.hub = HubServer(lease_s=self.settings.cluster.lease_s)
             await self.hub.start(self.hub_socket)
+        else:
+            await _check_redis(self.settings)
         self._env_base = self._env(child_settings)
         self.engine = await self._spawn("engine", "translate_svc.serving.engine_process", self._env_base)
         workers = await asyncio.gather(
@@ -279,6 +283,17 @@ class Supervisor:
         for sock in self._reserved:
             sock.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+async def _check_redis(settings: Settings) -> None:
+    """The pods' Redis answers (each worker connects on its own later): a node that cannot reach it
+    does not start, and says so once, naming the URL (never its password)."""
+    try:
+        store = open_store(settings.cluster)
+        await store.start()
+    except (ClusterConfigError, StoreUnavailable) as e:
+        raise StartError(e.message if isinstance(e, StoreUnavailable) else str(e)) from None
+    await store.close()
 
 
 async def _echo(stream: asyncio.StreamReader) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from translate_svc import framing
 from translate_svc.engine.jobs import EngineStats, JobResult
 from translate_svc.engine.remote import wire
 from translate_svc.engine.runner import ModelInput
@@ -177,13 +178,7 @@ class RemoteEngine:
     async def _read(self, channel: wire.Channel) -> None:
         error: BaseException | None = None
         try:
-            while True:
-                self._handle(await channel.recv())
-        except (asyncio.IncompleteReadError, ConnectionError) as e:
-            error = e
-        except wire.FrameError as e:
-            logger.error("the engine sent a bad frame: %s", e)
-            error = e
+            error = await framing.receive_all(channel, self._handle, "the engine")
         finally:
             channel.close()
             self._state = wire.State(False, 0, 0, self._state.max_queued, 0)

@@ -19,6 +19,7 @@ import logging
 import os
 from pathlib import Path
 
+from translate_svc import framing
 from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.remote import wire
@@ -57,12 +58,7 @@ class EngineServer:
     async def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
-        if self._server is not None:
-            self._server.close()
-        for peer in list(self._peers):
-            peer.channel.close()
-        if self._server is not None:
-            await self._server.wait_closed()
+        await framing.stop_serving(self._server, (peer.channel for peer in self._peers))
 
     def state(self) -> wire.State:
         s = self.engine.stats()
@@ -125,14 +121,7 @@ class _Peer:
         self.owners: set[str] = set()  # its sessions that joined
 
     def send(self, message: wire.ToWorker) -> None:
-        if self.channel.closing:
-            return
-        self.channel.send(message)
-        if self.channel.buffered > self.server.max_buffered_bytes:
-            logger.error(
-                "worker %s left %d bytes of replies unread; disconnecting it", self.name, self.channel.buffered
-            )
-            self.channel.abort()
+        self.channel.send_bounded(message, self.server.max_buffered_bytes, f"worker {self.name} (its replies)")
 
     def handle(self, m: wire.ToEngine | wire.ToWorker) -> None:
         if isinstance(m, wire.Submit):
