@@ -70,8 +70,7 @@ async def ended() -> AsyncIterator[list[asyncio.subprocess.Process]]:
     yield procs
     for proc in procs:
         if proc.returncode is None:
-            proc.kill()
-            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()  # SIGKILL ends a stopped process too (no SIGCONT: it may be reaped already)
             await proc.wait()
 
 

@@ -26,6 +26,8 @@ from tests.support.phone_carriers import CarrierLog, FakeTwilio, ulaw_bytes
 from tests.support.phone_pairs import held_until_closed
 from tests.support.speech import speech_pcm16
 from tests.support.waiting import eventually
+from translate_svc.cluster.hub_client import HubStore
+from translate_svc.transport.phone.pairs import call_name
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(120)]
 
@@ -97,6 +99,8 @@ async def test_three_two_party_calls_meet_across_the_workers_and_each_leg_hears_
             with contextlib.suppress(asyncio.CancelledError):
                 await b.task
             await eventually(lambda: _at_most(phone_node, 1), "the hung-up leg's stream did not end", deadline_s=10)
+            # and its place in the call given back (after its stream ends: it flushes to its partner first)
+            await eventually(lambda: _places_taken(phone_node, "pair-0", 1), "the hung-up leg kept its place", 10)
             b = await place(phone_node, FakeTwilio(url(phone_node, query_b), custom={"call": "pair-0"}), speech)
         placed.append((a, b))
     assert placed[0][0].worker != placed[0][1].worker
@@ -113,6 +117,17 @@ async def test_three_two_party_calls_meet_across_the_workers_and_each_leg_hears_
 
 async def _at_most(n: Node, live: float) -> bool:
     return await live_streams(n) <= live
+
+
+async def _places_taken(n: Node, call: str, most: int) -> bool:
+    """At most ``most`` legs hold a place in ``call`` (read from the node's hub, as a worker would)."""
+    assert n.cluster_hub is not None
+    hub = HubStore(Path(n.cluster_hub), "test")
+    await hub.start()
+    try:
+        return await hub.count(call_name(("default", call))) <= most
+    finally:
+        await hub.close()
 
 
 async def test_a_lone_leg_on_a_worker_is_ended_after_the_partner_timeout(phone_node: Node) -> None:
