@@ -190,7 +190,7 @@ def test_a_padded_bf16_batch_rounds_differently_from_each_row_alone(
     test_model_dir: Path, bf16: SeamlessRunner, segments: list[np.ndarray]
 ) -> None:
     """Why ``exact_rows``: the speech encoder on a padded batch in bfloat16 is not each row's own
-    output (fp32: within 1e-5, tests/integration/test_runner.py), so a greedy token can flip."""
+    output (fp32: within 1e-5, tests/model/test_runner.py), so a greedy token can flip."""
     stages = bf16.stages
     audios = segments[:4]
     with torch.inference_mode():
