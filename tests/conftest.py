@@ -54,7 +54,8 @@ def _seconds(item: pytest.Item) -> float:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Longest files first (``slow(seconds)``; a stable sort, the same on every xdist worker). make
-    test keeps this order (``--no-loadscope-reorder``), so each worker starts on a long file and the
-    short ones fill the gaps: no worker is left running a long file alone at the end."""
-    items.sort(key=lambda item: -_seconds(item))
+    """Longest files first (``slow(seconds)``), then the other integration files, the unit files
+    last (a stable sort, the same on every xdist worker). make test keeps this order
+    (``--no-loadscope-reorder``), so each worker starts on a long file and the short ones fill the
+    gaps: no worker is left running a long file alone at the end."""
+    items.sort(key=lambda item: (-_seconds(item), item.get_closest_marker("unit") is not None))

@@ -2,7 +2,7 @@
 
 The load generator (``loadgen/``) only measures (when things were sent and arrived, what batches
 ran); every number it reports is computed here, so the arithmetic is unit-tested
-(tests/unit/test_bench_report.py).
+(tests/benchmarks/test_report.py).
 
 Definitions (``DEFINITIONS`` is copied into the JSON report):
 

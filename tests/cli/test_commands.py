@@ -822,7 +822,7 @@ def test_text_prints_translations_and_writes_speech(server: str, tmp_path: Path)
 
 def test_text_takes_a_glossary_file(server: str, tmp_path: Path) -> None:
     """--glossary's entries reach the server: the text that says the phrase comes back with the
-    translation (as tests/integration/test_glossary_paths.py shows generate does with the entry); a
+    translation (as tests/service/test_glossary_paths.py shows generate does with the entry); a
     bad line is named before the texts are sent."""
     glossary = tmp_path / "glossary.tsv"
     glossary.write_text("# names\nreport\tnube acme\n")

@@ -3,7 +3,7 @@ server's retry delay, a reopen after MAX_STREAM_DURATION with the audio the ende
 take sent to the next one (nothing lost), and a drain moved to a second server inside one stream;
 and a limit that ends a stream ``restart()`` retired: its untaken rest is dropped, counted and told.
 
-Servers with the fake runner (tests/unit/fake_runner.py: no checkpoint, results by length) on
+Servers with the fake runner (tests/support/fake_runner.py: no checkpoint, results by length) on
 loopback port 0, started by ``serving`` (which waits for the server's own start); real clients.
 "Nothing lost" is read from the server's own count of the audio it took (``StreamEnd.
 audio_received_ms``), never from the model's words.

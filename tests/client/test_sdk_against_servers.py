@@ -13,14 +13,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
-import soxr
 import trustme
 
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.raw import stream_pcm, translate_file
+from tests.support.speech import FRAME, opus_packets
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import (
     AsyncStream,
@@ -44,7 +43,6 @@ from translate_svc.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(75)]
 
-FRAME = 960  # 20 ms at 48 kHz
 SPEED = 10  # resumed streams are sent at 10x real time
 
 #: the SDK's log line for a resume: where translation resumes, where the audio sent starts, the lead-in, the next id
@@ -53,24 +51,6 @@ RESUMED = r"from (\d+) ms \(audio from (\d+) ms: a lead-in of (\d+) ms\), segmen
 
 def addr(live: LiveServer) -> str:
     return f"127.0.0.1:{live.server.port}"
-
-
-def opus_packets(pcm16k: np.ndarray) -> list[bytes]:
-    """Encode like a WebRTC sender: libopus via PyAV, 48 kHz mono, 20 ms per packet."""
-    enc = av.CodecContext.create("libopus", "w")
-    enc.sample_rate, enc.layout, enc.format, enc.bit_rate = 48000, "mono", "s16", 32000
-    enc.options = {"application": "voip", "frame_duration": "20"}
-    enc.open()
-    x48 = soxr.resample(pcm16k.astype(np.float32) / 32768.0, 16000, 48000)
-    x = np.clip(np.round(x48 * 32767), -32768, 32767).astype("<i2")
-    x = np.pad(x, (0, -len(x) % FRAME))
-    packets: list[bytes] = []
-    for i in range(0, len(x), FRAME):
-        frame = av.AudioFrame.from_ndarray(x[None, i : i + FRAME], format="s16", layout="mono")
-        frame.sample_rate, frame.pts = 48000, i
-        packets += [bytes(p) for p in enc.encode(frame)]
-    packets += [bytes(p) for p in enc.encode(None)]
-    return packets
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,14 @@ from the row alone and a greedy token or a unit flips (see ``test_a_padded_bf16_
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from transformers import AutoProcessor, SeamlessM4Tv2Model
 
-from tests.support.reference import Reference, has_hooks, hf_generate_text
+from tests.support.reference import Reference, has_hooks, hf_generate, hf_generate_text
 from tests.support.runner_inputs import TEXTS, commit_first, rows_of, step_input, text_input
 from tests.support.speech import SHARED_FILES, read_16k, vad_segments
 from translate_svc.engine.runner import ModelInput, ModelOutput, SimulTarget
@@ -64,28 +62,11 @@ def segments(shared_audio: Path) -> list[np.ndarray]:
     return out
 
 
-_CACHE: dict[tuple[Any, ...], tuple[str, np.ndarray | None]] = {}
-
-
 def generate16(
     ref: Reference, audio: np.ndarray, lang: str, speech: bool = True, max_new_tokens: int | None = None
 ) -> tuple[str, np.ndarray | None]:
     """generate on one segment alone in bfloat16: its features cast as the runner casts them."""
-    key = (hashlib.sha256(np.ascontiguousarray(audio).tobytes()).digest(), lang, speech, max_new_tokens)
-    if key not in _CACHE:
-        m, p = ref
-        feats = p(audio=audio, sampling_rate=16000, return_tensors="pt")
-        feats["input_features"] = feats["input_features"].to(torch.bfloat16)
-        extra = {} if max_new_tokens is None else {"text_max_new_tokens": max_new_tokens}
-        with torch.inference_mode():
-            if not speech:
-                out = m.generate(**feats, tgt_lang=lang, generate_speech=False, **extra)
-                _CACHE[key] = (p.decode(out.sequences[0], skip_special_tokens=True), None)
-            else:
-                out = m.generate(**feats, tgt_lang=lang, return_intermediate_token_ids=True, **extra)
-                wave = out.waveform[0, : int(out.waveform_lengths.reshape(-1)[0])].float().numpy()
-                _CACHE[key] = (p.decode(out.sequences[0], skip_special_tokens=True), wave)
-    return _CACHE[key]
+    return hf_generate(ref, audio, lang, speech, max_new_tokens)
 
 
 def assert_speech_close(got: np.ndarray, want: np.ndarray | None, label: str) -> None:
@@ -190,7 +171,7 @@ def test_a_padded_bf16_batch_rounds_differently_from_each_row_alone(
     test_model_dir: Path, bf16: SeamlessRunner, segments: list[np.ndarray]
 ) -> None:
     """Why ``exact_rows``: the speech encoder on a padded batch in bfloat16 is not each row's own
-    output (fp32: within 1e-5, tests/integration/test_runner.py), so a greedy token can flip."""
+    output (fp32: within 1e-5, tests/model/test_runner.py), so a greedy token can flip."""
     stages = bf16.stages
     audios = segments[:4]
     with torch.inference_mode():

@@ -3,13 +3,13 @@ spoken in its speech chunk, ms from the chunk's first sample, from text-to-unit'
 vocoder's durations (exact).
 
 On the test checkpoint the words are recomputed here from transformers' own modules, outside our
-code: text-to-unit's per-character durations from ``generate`` on the segment with its text
-stopped after the committed tokens (the step's t2u input, tests/integration/
-test_simultaneous_model.py), the vocoder's per-unit frames from ``SeamlessM4Tv2CodeHifiGan`` on
-the chunk's units alone, HiFi-GAN's strides for the samples a frame makes. A chunk's words are the
-committed words past those already spoken; a word starts where its first token's units start
-(cut to the chunk's start) and ends where its last token's end. Random weights say anything: the
-commit points are the model's own word starts, and nothing asserts on what the words are.
+code: text-to-unit's per-character durations from ``generate`` on the segment with its text stopped
+after the committed tokens (the step's t2u input, tests/model/test_simultaneous.py), the vocoder's
+per-unit frames from ``SeamlessM4Tv2CodeHifiGan`` on the chunk's units alone, HiFi-GAN's strides for
+the samples a frame makes. A chunk's words are the committed words past those already spoken; a word
+starts where its first token's units start (cut to the chunk's start) and ends where its last
+token's end. Random weights say anything: the commit points are the model's own word starts, and
+nothing asserts on what the words are.
 
 On a real server (the stable translator, model/stable.py, whose speech is 200 ms per word) every
 door that renders commits carries them (gRPC through the SDK, and the raw message): dropping them

@@ -3,7 +3,7 @@ speech for committed text, chunks.
 
 Random weights say anything (often nothing readable): every prefix and commit point here is taken
 from the model's own output, and the assertions are on structure and parity with transformers'
-``generate`` (tests/integration/test_runner.py's reference), never on words.
+``generate`` (tests/model/test_runner.py's reference), never on words.
 """
 
 from __future__ import annotations
@@ -377,7 +377,7 @@ def test_terms_bias_a_step_as_they_bias_its_segment(
     """A stream's terms (issue 21) reach its steps: a final step with nothing committed writes
     what the runner writes for the same segment with the same terms (a transcript and a
     translation row: a kept phrase is carried where that transcript holds it), which
-    tests/integration/test_language.py holds to generate. A +10 boost must change some
+    tests/service/test_language.py holds to generate. A +10 boost must change some
     segment's text, or the parity would not show the terms are applied."""
     from tests.support.term_reference import said_phrase
 

@@ -1,13 +1,13 @@
 """KEEP terms act on every path (issue 45), checked on ``jfk.flac`` against transformers' own
 ``generate`` on each segment alone: the transcript (in the spoken language) boosted towards the
 kept phrase, then the translation biased by ``KEEP_WEIGHT`` as often as that transcript holds the
-phrase (``tests/integration/test_language.py``'s ``reference_text``). Each path must equal that
+phrase (``tests/service/test_language.py``'s ``reference_text``). Each path must equal that
 reference *and* differ from the plain translation somewhere, so a path that drops the term fails:
 with a transcript asked for, without one, without a source language (the spoken language detected
 internally), on the Riva door's ``dnt_phrases`` (which never asks for a transcript), and in a
 simultaneous open step. A request the server cannot honour (KEEP, no source language, no
 identifier) is INVALID_ARGUMENT naming what is missing. (``TranslateText``'s KEEP terms:
-tests/integration/test_translate_text.py.) The words are the random model's: only equalities and
+tests/transport/grpc/test_translate_text.py.) The words are the random model's: only equalities and
 the phrase's presence are asserted.
 """
 

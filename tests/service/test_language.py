@@ -61,7 +61,7 @@ async def detecting(test_model_dir: Path, lid_dirs: dict[str, Path]) -> AsyncIte
 
 
 class DetectingFakeRunner(FakeRunner):
-    """The fake runner (tests/unit/fake_runner.py) with an identifier: its choice is the first
+    """The fake runner (tests/support/fake_runner.py) with an identifier: its choice is the first
     candidate, and every segment has a transcript (``n=<samples>``), whatever the audio."""
 
     def __init__(self) -> None:

@@ -189,7 +189,7 @@ async def test_opus_speech_decodes_to_the_pcm_speech(live: LiveServer, shared_au
         assert len(speech) == len(ref)  # the same length
         level = 20 * np.log10(np.sqrt(np.mean(speech**2)) / np.sqrt(np.mean(ref**2)))
         # close in level: the test checkpoint speaks noise, on which 32 kbps Opus loses about 3 dB
-        # (white noise: -3.0 dB measured); real speech stays within 1.5 dB (tests/unit/test_opus.py)
+        # (white noise: -3.0 dB measured); real speech stays within 1.5 dB (tests/audio/test_opus.py)
         assert abs(level) < 4.0, level
 
 

@@ -7,8 +7,8 @@ Measured from the server process (``/proc/PID/stat``) for each attack of
 concealment each, about 150 s of "audio" per KiB), our OPUS stream of the same packets one per
 message, and our stream of ``AudioPacket``s that skip 200 s each. Before the fix: 190 to 260 ms
 of server CPU per KiB, and 1.6 s for 240 s of skips; now each is refused (INVALID_ARGUMENT, saying
-what to send) after about 2 s of audio. Real Opus (tests/integration/test_opus_and_captions.py,
-test_sidecar_network.py, test_riva_door.py) streams as before.
+what to send) after about 2 s of audio. Real Opus (tests/service/test_opus_and_captions.py,
+tests/session/test_sidecar_network.py, tests/transport/riva/test_door.py) streams as before.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import soundfile as sf
 
 from tests.support.fake_engine import FakeEngineClient
 from tests.support.fake_vad import scripted_worker
+from tests.support.waiting import until
 from translate_svc.errors import LimitReached
 from translate_svc.session import (
     AudioIn,
@@ -72,14 +73,6 @@ def real_speech(shared_audio: Path) -> bytes:
     samples, rate = sf.read(shared_audio / "silero_test.wav", dtype="int16")
     assert rate == 16000
     return bytes(samples[: 16000 * 20].tobytes())
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    for _ in range(int(timeout_s * 1000)):
-        if condition():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("condition not reached in time")
 
 
 async def feed_all(session: StreamSession, pcm: bytes, chunk_bytes: int = 3200) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from translate_svc.types import MODEL_SAMPLE_RATE
 from translate_svc.vad.segmenter import WINDOW_SAMPLES
-from translate_svc.vad.silero import SileroState, SileroVad
+from translate_svc.vad.silero import SileroState, SileroVad, with_pending
 from translate_svc.vad.worker import VadWorker
 
 #: what a window in the script's speech scores, and one outside it (the segmenter's default
@@ -50,14 +50,8 @@ class ScriptedVad(SileroVad):
         return self.probabilities_many([state], [samples16k])[0]
 
     def probabilities_many(self, states: Sequence[SileroState], chunks: Sequence[np.ndarray]) -> list[np.ndarray]:
-        if len({id(s) for s in states}) != len(states):
-            raise ValueError("each stream's state may appear once per call")
         out = []
-        for state, chunk in zip(states, chunks, strict=True):
-            x = np.ascontiguousarray(chunk, dtype=np.float32)
-            if x.ndim != 1:
-                raise ValueError(f"expected 1-D mono samples, got shape {x.shape}")
-            buf = np.concatenate([state.pending, x]) if state.pending.size else x
+        for state, buf in zip(states, with_pending(states, chunks), strict=True):
             n = buf.size // WINDOW_SAMPLES
             out.append(np.array([self.probability(state.windows + k) for k in range(n)], dtype=np.float32))
             state.windows += n

@@ -34,7 +34,7 @@ class LiveServer:
 @contextlib.asynccontextmanager
 async def serving(settings, *, warmup: bool = True, runner_factory=None, cluster=None) -> AsyncIterator[LiveServer]:  # type: ignore[no-untyped-def]
     """A real server for ``settings`` on loopback, a channel to it, and every batch it ran.
-    ``runner_factory`` replaces the model (e.g. ``lambda: FakeRunner()``, tests/unit/fake_runner.py);
+    ``runner_factory`` replaces the model (e.g. ``lambda: FakeRunner()``, tests/support/fake_runner.py);
     ``cluster`` the cluster store the settings pick (e.g. one a test takes down)."""
     from tests.support.raw import channel
     from translate_svc.app import build

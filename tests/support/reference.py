@@ -43,7 +43,7 @@ def has_hooks(model: torch.nn.Module) -> bool:
 
 
 #: generate's results per plain model (weakly held: a model built by one test goes with it), by
-#: (audio bytes, dtype and shape, language, speech, bound). The reference is deterministic (fp32, greedy), so a
+#: (audio bytes, dtype and shape, language, speech, bound). The reference is deterministic (greedy), so a
 #: result is computed once however many tests and vocoder modes compare against it.
 _GENERATED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], Any]] = weakref.WeakKeyDictionary()
 
@@ -54,6 +54,7 @@ def hf_generate(  # type: ignore[no-untyped-def]
     """transformers' own SeamlessM4Tv2Model.generate on one segment, on a plain model: the reference.
     ``reference``: a loaded plain model, or the checkpoint's directory (then the cached one).
     ``max_new_tokens``: the text decoder's bound (``text_max_new_tokens``), else the model's own.
+    A model loaded in bfloat16 gets the features in bfloat16, as the runner casts them.
     Computed once per model and input (``_GENERATED``); the waveform comes back read-only."""
     m, p = plain_reference(reference) if isinstance(reference, Path) else reference
     assert not has_hooks(m), "the reference must be transformers' model as it loads, without our hooks"
@@ -61,18 +62,25 @@ def hf_generate(  # type: ignore[no-untyped-def]
     key = (hashlib.sha256(a.tobytes()).digest(), a.dtype.str, a.shape, lang, speech, max_new_tokens)
     done = _GENERATED.setdefault(m, {})
     if key not in done:
-        done[key] = _generate(m, p, audio, lang, speech, max_new_tokens)
+        feats = p(audio=audio, sampling_rate=16000, return_tensors="pt")
+        feats["input_features"] = feats["input_features"].to(m.dtype)
+        extra = {} if max_new_tokens is None else {"text_max_new_tokens": max_new_tokens}
+        done[key] = generated(Reference(m, p), feats, lang, speech, **extra)
     return done[key]
 
 
-def _generate(m, p, audio, lang, speech, max_new_tokens):  # type: ignore[no-untyped-def]
-    feats = p(audio=audio, sampling_rate=16000, return_tensors="pt")
-    extra = {} if max_new_tokens is None else {"text_max_new_tokens": max_new_tokens}
+def generated(
+    reference: Reference, inputs: Any, lang: str, speech: bool, **extra: Any
+) -> tuple[str, np.ndarray | None]:
+    """``generate`` on inputs the processor made (a segment's features or a text's tokens) into
+    ``lang``, with ``extra`` (a bound, logits processors): its text and, with ``speech``, its
+    waveform (read-only)."""
+    m, p = reference
     with torch.inference_mode():
         if not speech:
-            out = m.generate(**feats, tgt_lang=lang, generate_speech=False, **extra)
+            out = m.generate(**inputs, tgt_lang=lang, generate_speech=False, **extra)
             return p.decode(out.sequences[0], skip_special_tokens=True), None
-        out = m.generate(**feats, tgt_lang=lang, return_intermediate_token_ids=True, **extra)
+        out = m.generate(**inputs, tgt_lang=lang, return_intermediate_token_ids=True, **extra)
     wave = out.waveform[0, : int(out.waveform_lengths.reshape(-1)[0])].float().numpy()
     wave.setflags(write=False)
     return p.decode(out.sequences[0], skip_special_tokens=True), wave

@@ -17,6 +17,7 @@ from transformers import LogitsProcessorList
 from tests.support.reference import (
     BiasUntilWritten,
     continuing,
+    generated,
     phrase_ids,
     plain_reference,
     reference_text,
@@ -103,7 +104,8 @@ def reference(
     """``generate`` on one segment (``audio``) or one text in ``src`` alone into ``TARGET``, with
     the server's token bound and the entry applied ``times`` times: its text and, with ``speech``,
     its waveform."""
-    m, p = plain_reference(model_dir)
+    ref = plain_reference(model_dir)
+    m, p = ref
     if audio is not None:
         inputs = p(audio=audio, sampling_rate=16000, return_tensors="pt")
         cap = TextCap().tokens(len(audio) / 16000)
@@ -113,13 +115,7 @@ def reference(
         cap = TextCap().tokens(len(text) / TEXT_CHARS_PER_SECOND)
     own = m.generation_config.max_new_tokens
     extra = {"text_max_new_tokens": cap if own is None else min(cap, int(own)), **glossary_kwargs(model_dir, times)}
-    with torch.inference_mode():
-        if not speech:
-            out = m.generate(**inputs, tgt_lang=TARGET, generate_speech=False, **extra)
-            return p.decode(out.sequences[0], skip_special_tokens=True), None
-        out = m.generate(**inputs, tgt_lang=TARGET, return_intermediate_token_ids=True, **extra)
-    wave = out.waveform[0, : int(out.waveform_lengths.reshape(-1)[0])].float().numpy()
-    return p.decode(out.sequences[0], skip_special_tokens=True), wave
+    return generated(ref, inputs, TARGET, speech, **extra)
 
 
 def transcript_of(model_dir: Path, audio: np.ndarray) -> str:

@@ -22,7 +22,7 @@ async def eventually(
         await asyncio.sleep(poll_s)
 
 
-async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
     """Wait for a state the engine reaches on its own threads (features, model) -- never a fixed sleep."""
     for _ in range(int(timeout_s * 1000)):
         if condition():

@@ -12,7 +12,7 @@ from translate_svc.client_cli.app import CLIENT_HELP, add_client_commands
 
 # Help texts are not wrapped in the source: rich wraps them to the terminal. A prose paragraph is one
 # logical line; only an indented block (an example, a JSON shape) keeps its line breaks
-# (tests/unit/test_cli_help.py).
+# (tests/cli/test_help.py).
 HELP = (
     "Speech translation on SeamlessM4T v2: serve it (serve, and the model commands), "
     "or call a server (translate, text, stream, languages), or size one (bench).\n\n" + CLIENT_HELP

@@ -3,7 +3,7 @@
 Sessions depend on this Protocol only. ``TranslationEngine`` implements it in-process; a front-end
 worker process implements it over IPC to the one engine process (vLLM's ``EngineClient`` between its
 API servers and its engine core is the model). Session tests use a fake that implements it too
-(``tests/unit/fake_engine.py``, checked by mypy).
+(``tests/support/fake_engine.py``, checked by mypy).
 
 Every method is called on the event loop; futures resolve on it.
 """

@@ -15,7 +15,7 @@ stages (``SeamlessStages``, model/seamless.py), simultaneous steps first, then t
   on the same stages.
 
 Each segment's and text's result equals ``generate`` on it alone (the parity tests,
-tests/integration/test_runner.py and test_text_runner.py). The stages know no kind of work and
+tests/model/test_runner.py and test_text_runner.py). The stages know no kind of work and
 import nothing here; the steps take the stages as a parameter: imports point one way, down.
 
 Thread safety: not thread-safe, except ``extract_features``. Exactly one thread (the engine's

@@ -35,7 +35,7 @@ Spans (docs/deploy.md, "Traces"):
 
 With tracing off, nothing here imports OpenTelemetry: every function the hot path calls returns at
 once (``_tracer`` is None), and the SDK is imported by ``setup`` only when it turns tracing on
-(``tests/integration/test_tracing.py`` checks ``sys.modules``). Process-global; the span functions
+(``tests/observability/test_tracing.py`` checks ``sys.modules``). Process-global; the span functions
 may be called from any thread (the SDK's tracer is thread-safe).
 """
 

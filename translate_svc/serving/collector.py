@@ -1,7 +1,7 @@
 """Full garbage collections on a clock, for a serving process (issue 53).
 
 A stream's own state is freed by reference counting when its call ends (no cycles:
-tests/integration/test_leaks.py), but libraries make cycles per call that only the cyclic
+tests/service/test_leaks.py), but libraries make cycles per call that only the cyclic
 collector frees: aiohttp's per-connection objects (a WebSocket session's request handler,
 response and zlib state, about 300 KB), grpc's per-call handler lookup. CPython runs a full
 collection only after ten of its middle-generation ones *and* once a quarter as many objects as

@@ -67,6 +67,20 @@ class SileroState:
     windows: int = 0
 
 
+def with_pending(states: Sequence[SileroState], chunks: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Each stream's samples not yet a whole window, then its new chunk (16 kHz float32 mono): what
+    its next windows are cut from. States must be distinct; a chunk must be 1-D."""
+    if len({id(s) for s in states}) != len(states):
+        raise ValueError("each stream's state may appear once per call")
+    bufs = []
+    for state, chunk in zip(states, chunks, strict=True):
+        x = np.ascontiguousarray(chunk, dtype=np.float32)
+        if x.ndim != 1:
+            raise ValueError(f"expected 1-D mono samples, got shape {x.shape}")
+        bufs.append(np.concatenate([state.pending, x]) if state.pending.size else x)
+    return bufs
+
+
 class SileroVad:
     """One onnxruntime session for the whole process; call :meth:`new_state` per stream.
 
@@ -107,14 +121,7 @@ class SileroVad:
         one goes into the same batched model call (silero's state and context are per row, so a
         row's result equals its single-stream call). One call per window index, not per window:
         under load this is what keeps VAD off the critical path. States must be distinct."""
-        if len({id(s) for s in states}) != len(states):
-            raise ValueError("each stream's state may appear once per call")
-        bufs = []
-        for state, chunk in zip(states, chunks, strict=True):
-            x = np.ascontiguousarray(chunk, dtype=np.float32)
-            if x.ndim != 1:
-                raise ValueError(f"expected 1-D mono samples, got shape {x.shape}")
-            bufs.append(np.concatenate([state.pending, x]) if state.pending.size else x)
+        bufs = with_pending(states, chunks)
         counts = [b.size // WINDOW_SAMPLES for b in bufs]
         probs = [np.empty(n, dtype=np.float32) for n in counts]
         for k in range(max(counts, default=0)):

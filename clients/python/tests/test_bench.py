@@ -1,7 +1,7 @@
 """``translate-svc-client bench`` from this environment (in ``make client-matrix``: the client
 distribution alone, no torch, no server) against a real server of this checkout on the stable
 translator: both simultaneous doors (gRPC, and the OpenAI door's WebSocket), a few seconds, with
-the server's /metrics. The figures' bounds are tests/integration/test_bench_cli.py's; here: that
+the server's /metrics. The figures' bounds are tests/cli/test_bench.py's; here: that
 the bench runs, measures every commit's lag and reads the skipped steps where the server says them."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 /** The committed src/gen is exactly what `npm run generate` makes from protos/ (as
- * tests/unit/test_protos.py checks the Python stubs): a proto change needs a regeneration. */
+ * tests/api/test_protos.py checks the Python stubs): a proto change needs a regeneration. */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";

@@ -1,7 +1,7 @@
 """``terms`` of the LiveKit plugin (issue 45): they reach the server and act there.
 
 The test checkpoint has random weights, so the phrase is taken from what it transcribes (as
-tests/integration/test_glossary_paths.py does): a glossary entry for that phrase must make the
+tests/service/test_glossary_paths.py does): a glossary entry for that phrase must make the
 server write the entry's translation in the translation of every segment whose transcript says the
 phrase, and nowhere without the entry. The words asserted are the entry's, not the model's. A
 plugin that drops the terms, or sends an entry for ``es`` unresolved (the server takes a model
@@ -18,7 +18,7 @@ from lk_support import Recorder, Server, frames, push_paced
 from translate_svc.client import Term
 
 #: the entry's translation: letters the test checkpoint's tokenizer has, several tokens (so the
-#: server forces it; the one tests/integration/test_glossary_paths.py uses)
+#: server forces it; the one tests/service/test_glossary_paths.py uses)
 GLOSSARY = "nube acme"
 
 

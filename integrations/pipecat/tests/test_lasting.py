@@ -1,5 +1,5 @@
 """The SDK's lasting-stream cases through the service, in a real pipeline (issue 48, item 3), as
-the SDK's own tests (tests/integration/test_lasting_stream.py) and the LiveKit plugin's run them:
+the SDK's own tests (tests/client/test_lasting_stream.py) and the LiveKit plugin's run them:
 a refused stream retried after the server's delay with the audio kept, and a stream cut at
 MAX_STREAM_DURATION going on in a new one with nothing lost. (The third, a drain moved to a
 second server inside one stream, is test_connection.py's first test.)

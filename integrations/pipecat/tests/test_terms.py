@@ -1,7 +1,7 @@
 """``terms`` of the service (issue 45): they reach the server and act there.
 
 The test checkpoint has random weights, so the phrase is taken from what it transcribes (as
-tests/integration/test_glossary_paths.py does): a glossary entry for that phrase must make the
+tests/service/test_glossary_paths.py does): a glossary entry for that phrase must make the
 server write the entry's translation in the translation of every segment whose transcript says the
 phrase, and nowhere without the entry. The words asserted are the entry's, not the model's. A
 service that drops the terms, or sends the entry's language as pipecat names it (``Language.ES``:
@@ -21,7 +21,7 @@ from pipecat_translate_svc.languages import to_model_code
 from translate_svc.client import Segment, Term
 
 #: the entry's translation: letters the test checkpoint's tokenizer has, several tokens (so the
-#: server forces it; the one tests/integration/test_glossary_paths.py uses)
+#: server forces it; the one tests/service/test_glossary_paths.py uses)
 GLOSSARY = "nube acme"
 
 

@@ -1,8 +1,9 @@
-// openai-node's own realtime client against a translate_svc server (tests/integration/
-// test_openai_clients.py runs it on Node 22 from `make node`). Written from openai-node's published
-// API: `new OpenAIRealtimeWebSocket({model, buildRealtimeURL}, client)` opens Node's global
-// WebSocket with the subprotocols ["realtime", "openai-insecure-api-key.<apiKey>"]; `on("event")`
-// gets every server event, `on("error")` the `error` events and transport failures.
+// openai-node's own realtime client against a translate_svc server
+// (tests/transport/openai/test_clients.py runs it on Node 22 from `make node`). Written from
+// openai-node's published API: `new OpenAIRealtimeWebSocket({model, buildRealtimeURL}, client)`
+// opens Node's global WebSocket with the subprotocols ["realtime",
+// "openai-insecure-api-key.<apiKey>"]; `on("event")` gets every server event, `on("error")` the
+// `error` events and transport failures.
 //
 // usage: node realtime_translation.cjs <wss url> <api key> <pcm16 24 kHz file> <language>
 // Prints one JSON object: the selected subprotocol, whether the socket opened, a summary of every

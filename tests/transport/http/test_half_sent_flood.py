@@ -18,8 +18,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.support.attacks.unread import half_sent_loop
 from tests.support.proc import memory_kb
 from tests.support.server_process import ServerProcess
+from tests.support.waiting import until
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
@@ -30,8 +32,6 @@ CAP = 64  # limits.http_max_connections
 FLOODERS = 2 * CAP  # half-sent requests the flooder keeps open at once
 TRIES = 6
 ON_TIME_S = 3.0
-#: a request's head, never sent whole
-HALF_SENT = b"GET /v1/realtime/translations HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
 #: what the flood may cost the server: a waiting connection holds its head so far (a few hundred
 #: bytes here, 64 x 8 KiB at most) and aiohttp's protocol, for CAP connections
 RSS_BOUND_MB = 32
@@ -52,30 +52,6 @@ def server(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         yield srv
     finally:
         srv.stop()
-
-
-async def _half_sent(port: int, stop: asyncio.Event, opened: list[int], flooded: asyncio.Event) -> None:
-    """One of the flooder's connections, reopened each time the server closes it, until ``stop``;
-    ``flooded`` once the connections opened are four times the cap (it is full, and they churn)."""
-    while not stop.is_set():
-        try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            await asyncio.sleep(0.01)
-            continue
-        opened[0] += 1
-        if opened[0] >= 4 * CAP:
-            flooded.set()
-        try:
-            writer.write(HALF_SENT)
-            closed, stopped = asyncio.ensure_future(reader.read()), asyncio.ensure_future(stop.wait())
-            await asyncio.wait({closed, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            for f in (closed, stopped):
-                f.cancel()
-        except OSError:
-            pass
-        finally:
-            writer.transport.abort()
 
 
 async def _session(port: int, local: str) -> str:
@@ -116,13 +92,12 @@ async def test_half_sent_requests_reopened_by_a_tokenless_client_keep_no_token_h
     port = server.info.http_port
     assert port is not None
     before = memory_kb(server.info.pid)["VmRSS"]
-    stop, flooded, opened, worst = asyncio.Event(), asyncio.Event(), [0], [0.0]
-    flood = [asyncio.create_task(_half_sent(port, stop, opened, flooded)) for _ in range(FLOODERS)]
+    stop, opened, worst = asyncio.Event(), [0], [0.0]
+    flood = [asyncio.create_task(half_sent_loop(port, stop, opened)) for _ in range(FLOODERS)]
     timing = asyncio.create_task(_other_tenant(server.port, worst))
     got: list[str] = []
     try:
-        async with asyncio.timeout(30):
-            await flooded.wait()
+        await until(lambda: opened[0] >= 4 * CAP, 30)  # the cap is full, and its connections churn
         for _ in range(TRIES):
             got.append(await _session(port, "127.0.0.2"))
             await asyncio.sleep(0.5)

@@ -3,9 +3,9 @@ microphone that plays the shared speech. The page mints its own client secret on
 server requires tokens, and the page has none), calls over WebRTC, shows the captions, and
 receives one translated audio track per target.
 
-The server runs the fake runner (tests/unit/fake_runner.py): the words matter here (what the page
+The server runs the fake runner (tests/support/fake_runner.py): the words matter here (what the page
 puts in which cell), and the random-weight checkpoint may say nothing at all (DESIGN.md, pitfall
-19); the model's own path over WebRTC is tests/integration/test_webrtc.py's. The fake runner commits
+19); the model's own path over WebRTC is tests/transport/openai/test_webrtc.py's. The fake runner commits
 nothing before a segment ends (its segments come as in segment mode); a second case runs the
 stable translator (model/stable.py), whose commits come while speech is open (simultaneous mode,
 the door's default), and checks that the page shows the committed text as it grows and that each

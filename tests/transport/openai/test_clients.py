@@ -124,8 +124,8 @@ def server_logs_with(caplog: pytest.LogCaptureFixture, text: str) -> list[loggin
 
 
 def check_session(out: dict[str, Any]) -> None:
-    """A client's whole session (a summary of every event: tests/node/realtime_translation.cjs and
-    the page's script make the same): opened with ``realtime`` selected, translated text and speech
+    """A client's whole session (a summary of every event: tests/support/node/realtime_translation.cjs
+    and the page's script make the same): opened with ``realtime`` selected, translated text and speech
     deltas, and each segment's done events, whose transcript is the segment's deltas joined."""
     assert out["opened"] and out["protocol"] == "realtime", out
     events = out["events"]

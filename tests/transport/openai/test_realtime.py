@@ -245,7 +245,7 @@ async def test_a_draining_server_tells_the_session_to_reconnect_before_it_closes
                 await conn.session.input_audio_buffer.append(audio=chunk)
             stopping = asyncio.create_task(live.server.stop(grace=5))
             # the socket closes with 1012 (service restart): an SDK without reconnect options
-            # raises it (tests/integration/test_openai_door.py reconnects)
+            # raises it (tests/transport/openai/test_door.py reconnects)
             with pytest.raises(websockets.exceptions.ConnectionClosedError) as closed:
                 async with asyncio.timeout(30):
                     async for ev in conn:

@@ -156,7 +156,7 @@ def test_a_result_is_a_text_delta_and_200_ms_speech_deltas() -> None:
     p = configured()
     samples = AUDIO_DELTA_SAMPLES * 2 + 10
     events = [json.loads(o) for o in p.render(result(samples)) if isinstance(o, str)]
-    # then the segment's done events (issue 51: tests/unit/test_realtime_protocol.py's done tests)
+    # then the segment's done events (issue 51: tests/transport/openai/test_realtime_protocol.py's done tests)
     deltas = ["session.output_transcript.delta"] + ["session.output_audio.delta"] * 3
     assert [e["type"] for e in events] == [*deltas, "session.output_transcript.done", "session.output_audio.done"]
     text = events[0]

@@ -251,7 +251,7 @@ async def test_a_dictionary_line_with_its_own_translation_is_a_glossary_entry_as
 ) -> None:
     """Riva's ``phrase##translation`` is our TRANSLATE term for the call's target: Riva's
     ``translate()`` with it equals our TranslateText with that entry (which says the translation
-    where the text has the phrase: tests/integration/test_glossary_paths.py), and differs from the
+    where the text has the phrase: tests/service/test_glossary_paths.py), and differs from the
     plain translation. A line without a phrase is INVALID_ARGUMENT naming it."""
     client = nmt_client(door.port)
     texts = ["Please send the report to me.", "Nothing here."]
@@ -282,7 +282,7 @@ async def test_translate_text_translates_as_our_own_translate_text_does(door: Li
     """Riva's ``translate()`` goes through the same text core as our ``TranslateText``: one
     translation per text, in order, in the asked language, equal to ours for the same texts (the
     words are a random model's: only their equality is checked); dnt_phrases are KEEP terms, as
-    ours (tests/unit/test_riva_convert.py checks the mapping); a language the model lacks is
+    ours (tests/transport/riva/test_convert.py checks the mapping); a language the model lacks is
     INVALID_ARGUMENT naming it."""
     client = nmt_client(door.port)
     texts = ["Good morning, everyone.", "NVIDIA makes GPUs.", "See you tomorrow"]

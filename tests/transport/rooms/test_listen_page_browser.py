@@ -1,5 +1,5 @@
 """The listen page (``/listen/<room>``, docs/rooms.md) in a real browser: Debian's headless Chromium
-driven by Playwright (as tests/integration/test_browser.py). A page joins a room before its speaker
+driven by Playwright (as tests/transport/openai/test_browser.py). A page joins a room before its speaker
 talks: it shows each segment's caption and plays its speech (the samples go into its AudioContext,
 and its analyser hears them); a second page, on a phone's screen, joins after the talk and shows
 the backlog. Then the demo page publishes into a room from its (fake) microphone, shows the QR code

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from translate_svc.client_cli.stream_run import StreamJob
 
 # Not wrapped in the source: rich wraps each paragraph to the terminal; only the indented example keeps its
-# lines (tests/unit/test_cli_help.py).
+# lines (tests/cli/test_help.py).
 HELP = (
     "Send audio as a live stream; show results as they arrive, with latencies.\n\n"
     'SOURCE is an audio file, or headerless PCM in a file or on stdin ("-") with --raw-rate, e.g.:\n\n'

@@ -17,7 +17,7 @@ from translate_svc.client_cli.flags import ConnectionFlags, OverwriteOpt, Timeou
 if TYPE_CHECKING:
     from translate_svc.client import Languages, Term, TranslateTextResult
 
-# Not wrapped in the source: rich wraps each paragraph to the terminal (tests/unit/test_cli_help.py).
+# Not wrapped in the source: rich wraps each paragraph to the terminal (tests/cli/test_help.py).
 HELP = (
     "Translate text: each TEXT on its own, into every --to language; print the translations.\n\n"
     "With --out DIR the translated speech is written too: DIR/text<K>.<TARGET>.wav (K: the text's position, "

@@ -43,7 +43,7 @@ RESULT_SHAPE = """\
    "files": {CODE: {"dub": NAME, "sample_rate_hz": INT,
      "speech_cut_ms": INT, "segments": NAME, "srt": NAME, "vtt": NAME}}}"""
 
-# Not wrapped in the source: rich wraps each paragraph to the terminal (tests/unit/test_cli_help.py).
+# Not wrapped in the source: rich wraps each paragraph to the terminal (tests/cli/test_help.py).
 HELP = (
     "Translate audio files; write per input a dub track per target, and JSON or subtitles.\n\n"
     "Outputs go to --out, named per input: BASE.json, BASE.TARGET.wav (the dub track: the source's length, "
