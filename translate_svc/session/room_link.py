@@ -39,8 +39,8 @@ import os
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from translate_svc.cluster.store import FIRST, ClusterStore, Inbox, StoreUnavailable, entry_ms
 from translate_svc.observability import metrics
@@ -48,7 +48,53 @@ from translate_svc.session import room_wire
 from translate_svc.session.room_listener import RoomOutput
 
 if TYPE_CHECKING:
-    from translate_svc.session.rooms import Room, Speaker
+    from translate_svc.errors import ServiceError
+    from translate_svc.session.quota import Tenant
+    from translate_svc.session.room_backlog import RoomBacklog
+
+
+class Room(Protocol):
+    """What the link reads and sets of a room (``rooms.Room``): a Protocol, so that ``rooms.py``
+    imports this module and not the other way round."""
+
+    tenant: Tenant
+    name: str
+    backlog: RoomBacklog
+    #: listeners on other processes (language, participant), speakers there (id, participant,
+    #: from which segment each language is on), as the cluster store last said
+    remote_ears: list[tuple[str, str]]
+    remote_speakers: list[tuple[str, str, dict[str, int]]]
+
+    @property
+    def speakers(self) -> Mapping[str, Speaker]: ...
+
+    @property
+    def listeners(self) -> Mapping[str, Collection[object]]: ...
+
+    def remote_languages(self) -> set[str]: ...
+
+    def resync_speakers(self) -> None: ...
+
+    def deliver(
+        self, language: str, out: RoomOutput, participant: str, *, final: bool, now: float, remote: bool = False
+    ) -> None: ...
+
+    def store_lost(self, language: str, error: ServiceError) -> None: ...
+
+
+class Speaker(Protocol):
+    """What the link reads and sets of a room's speaker (``rooms.Speaker``)."""
+
+    participant: str
+    session_id: str
+    speaker_id: str
+    since: dict[str, int]
+    #: its store calls: None while not linked to other processes
+    relay: Outbox | None
+
+    @property
+    def room(self) -> Room: ...
+
 
 logger = logging.getLogger(__name__)
 
