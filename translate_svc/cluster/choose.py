@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 from translate_svc.cluster.hub_client import HubStore
 from translate_svc.cluster.memory import MemoryStore
-from translate_svc.cluster.redis_store import RedisStore, shown_url
 from translate_svc.cluster.store import ClusterStore
 from translate_svc.settings import ClusterSettings
 
@@ -31,6 +30,10 @@ def open_store(settings: ClusterSettings, *, hub: Path | None = None, worker: st
     """The store these settings ask for, not started yet (``start`` connects; it raises
     ``StoreUnavailable`` naming the store if it cannot be reached)."""
     if settings.redis_url is not None:
+        # redis-py (and the OpenTelemetry it imports) only where Redis is used: a server with tracing
+        # off imports no opentelemetry (tests/observability/test_tracing.py)
+        from translate_svc.cluster.redis_store import RedisStore
+
         return RedisStore(
             check_redis_url(settings.redis_url),
             password=read_password(settings.redis_password_file),
@@ -48,6 +51,8 @@ def open_store(settings: ClusterSettings, *, hub: Path | None = None, worker: st
 def check_redis_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        from translate_svc.cluster.redis_store import shown_url
+
         shown = shown_url(url) if parts.scheme in ("redis", "rediss") else "(not shown)"
         raise ClusterConfigError(
             f"cluster.redis_url {shown} is not a Redis URL: use redis://host:6379/0 (or rediss:// for TLS)"
