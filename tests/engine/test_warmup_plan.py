@@ -46,3 +46,29 @@ def test_one_is_a_single_short_segment() -> None:
 def test_bad_configs_are_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="warm-up"):
         WarmupConfig(WarmupMode.BATCHES, **bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("device", "warmup", "seamless", "mode"),
+    [
+        ("cuda", "auto", True, WarmupMode.BATCHES),  # the GPU default
+        ("cpu", "auto", True, WarmupMode.ONE),  # the CPU default: tests start servers by the hundred
+        ("cuda", "auto", False, WarmupMode.ONE),  # a test's runner (runner_factory)
+        ("cpu", "batches", True, WarmupMode.BATCHES),
+        ("cuda", "one", True, WarmupMode.ONE),
+    ],
+)
+def test_settings_map_onto_the_engines_warm_up(device: str, warmup: str, seamless: bool, mode: WarmupMode) -> None:
+    from translate_svc.app import warmup_config
+    from translate_svc.settings import ModelSettings
+
+    m = ModelSettings(device=device, warmup=warmup, warmup_lengths_s=[2.0, 4.0], warmup_max_s=30)  # type: ignore[arg-type]
+    assert warmup_config(m, seamless=seamless) == WarmupConfig(mode, (2.0, 4.0), 30.0)
+
+
+def test_the_stable_translator_is_warmed_with_one_batch() -> None:
+    from translate_svc.app import warmup_config
+    from translate_svc.settings import ModelSettings
+
+    m = ModelSettings(device="cuda", test_translator="stable")
+    assert warmup_config(m, seamless=True).mode is WarmupMode.ONE
