@@ -7,9 +7,9 @@
 # or everything that matters most in ONE call of a 15-minute device budget (deadline-aware; every
 # result so far is packed into $OUT/results.tgz after each step, so a call cut short keeps them):
 #   run(command="BUDGET=520 bash benchmarks/gpu/run.sh session", carry=[".gpu"], timeout_s=560)
-#   run(command="bash benchmarks/gpu/run.sh coldwarm", carry=[".gpu"], timeout_s=420)  (cold vs warm shapes)
+#   run(command="bash benchmarks/gpu/run.sh coldwarm", carry=[".gpu"], timeout_s=480)  (cold vs warm shapes)
 # The server's warm-up (engine/warmup.py, model.warmup): WARMUP=one|batches (default batches) for
-# session's servers, WARMUP_MAX_S its time budget (default 90), WARMUP_MAX_BATCH the largest batch
+# session's servers, WARMUP_MAX_S its time budget (session 90, coldwarm 60 a size), WARMUP_MAX_BATCH the largest batch
 # coldwarm's warm-up plans (default 32); coldwarm times the same cold batches after each of
 # COLDWARM_MODES (default "one batches warm": today's single warm-up batch, the warm-up of every
 # batch size, and the batches themselves run once before), one model per mode, same machine.
@@ -119,8 +119,12 @@ print(rt['streams_sustained'])" "$RES/ramp_$n.json" 2>>"$RES/session.log" || ech
   exit 0
 fi
 if [ ! -f "$MODEL/config.json" ]; then
-  echo "building $MODEL"
-  "$PY" -m translate_svc.cli make-test-model --full-size "$MODEL" > "$OUT/build.txt" 2>&1 || { cat "$OUT/build.txt"; exit 1; }
+  echo "building $MODEL on $DEVICE"  # random init on the device, as session does; the CPU if that fails
+  timeout 240 "$PY" -c "import sys, torch; torch.set_default_device(sys.argv[2])
+from translate_svc.model.test_checkpoint import build_test_checkpoint
+build_test_checkpoint(sys.argv[1], full_size=sys.argv[3] == 'full')" "$MODEL" "$DEVICE" "${SIZE:-full}" > "$OUT/build.txt" 2>&1 \
+    || { rm -rf "$MODEL"; "$PY" -m translate_svc.cli make-test-model --full-size "$MODEL" >> "$OUT/build.txt" 2>&1; } \
+    || { cat "$OUT/build.txt"; exit 1; }
 fi
 common=(--model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" "${FORCED[@]}" --files "$FILES")
 case "$part" in
@@ -143,12 +147,12 @@ case "$part" in
   coldwarm)  # new shapes against shapes run once before, same batches (2026-11-25: 39.1 vs 11.5 ms at 32)
     # cold: an unrelated 20 s clip first (the 2026-11-25 column); one / batches: the server's warm-up
     # (engine/warmup.py) first, then the same cold batches; warm: those batches run once before
-    WARMUP_MAX_S=${WARMUP_MAX_S:-90}
+    WARMUP_MAX_S=${WARMUP_MAX_S:-60}  # per batch size profiled (one model each)
     for mode in ${COLDWARM_MODES:-one batches warm}; do
       case "$mode" in
         cold|warm) how=(--"$mode"); limit=${PROFILE_TIMEOUT:-55} ;;
         one|batches) how=(--cold --warmup "$mode" --warmup-max-batch "${WARMUP_MAX_BATCH:-32}" --warmup-max-s "$WARMUP_MAX_S")
-          limit=${PROFILE_TIMEOUT:-55}; [ "$mode" = batches ] && limit=$((limit + 2 * WARMUP_MAX_S)) ;;
+          limit=${PROFILE_TIMEOUT:-55}; [ "$mode" = batches ] && limit=$((limit + 2 * WARMUP_MAX_S + 30)) ;;
         *) echo "unknown coldwarm mode $mode (cold, one, batches, warm)" >&2; exit 2 ;;
       esac
       timeout "$limit" "$PY" -m benchmarks.tools.profile_stages "${common[@]}" --streams 32 \

@@ -315,7 +315,7 @@ def main(
         if results[-1]["warmup"] is not None:
             w = results[-1]["warmup"]
             logger.warning(
-                "  after the warm-up (%s, %d batches, %.1f s)", w["mode"], w["planned_batches"], w["seconds"]
+                "  after the warm-up (%s, %d planned batches, %.1f s)", w["mode"], w["planned_batches"], w["seconds"]
             )
         if json_path is not None:  # after each size: a run cut short keeps what it measured
             json_path.write_text(json.dumps({"command": sys.argv, "results": results}, indent=1))
