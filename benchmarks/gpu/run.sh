@@ -12,7 +12,9 @@
 # session's servers, WARMUP_MAX_S its time budget (session 90, coldwarm 60 a size), WARMUP_MAX_BATCH the largest batch
 # coldwarm's warm-up plans (default 32); coldwarm times the same cold batches after each of
 # COLDWARM_MODES (default "one batches warm": today's single warm-up batch, the warm-up of every
-# batch size, and the batches themselves run once before), one model per mode, same machine.
+# batch size, and the batches themselves run once before), one model per mode, same machine;
+# "buckets" (an experiment): input frames and vocoder lengths padded to buckets (model/shapes.py,
+# --pad-frames) and the warm-up run at one length per frame bucket; "bucketswarm": its warm column.
 # SKIP_ONOFF=1 leaves session's in-process batching on/off step out.
 # session: model built on the GPU; stages per batch size (CUDA-synchronised, peak memory); batching
 # on vs off at 64 in-process streams; then one `serve --workers W` and a ramp of loadgen --target
@@ -151,9 +153,12 @@ case "$part" in
     for mode in ${COLDWARM_MODES:-one batches warm}; do
       case "$mode" in
         cold|warm) how=(--"$mode"); limit=${PROFILE_TIMEOUT:-55} ;;
-        one|batches) how=(--cold --warmup "$mode" --warmup-max-batch "${WARMUP_MAX_BATCH:-32}" --warmup-max-s "$WARMUP_MAX_S")
-          limit=${PROFILE_TIMEOUT:-55}; [ "$mode" = batches ] && limit=$((limit + 2 * WARMUP_MAX_S + 30)) ;;
-        *) echo "unknown coldwarm mode $mode (cold, one, batches, warm)" >&2; exit 2 ;;
+        one|batches|buckets) how=(--cold --warmup "${mode/buckets/batches}" --warmup-max-batch "${WARMUP_MAX_BATCH:-32}"
+            --warmup-max-s "$WARMUP_MAX_S")
+          [ "$mode" = buckets ] && how+=(--pad-frames --warmup-lengths buckets)
+          limit=${PROFILE_TIMEOUT:-55}; [ "$mode" != one ] && limit=$((limit + 2 * WARMUP_MAX_S + 30)) ;;
+        bucketswarm) how=(--warm --pad-frames); limit=${PROFILE_TIMEOUT:-55} ;;
+        *) echo "unknown coldwarm mode $mode (cold, one, batches, buckets, warm, bucketswarm)" >&2; exit 2 ;;
       esac
       timeout "$limit" "$PY" -m benchmarks.tools.profile_stages "${common[@]}" --streams 32 \
         --vocoder batched --sizes "${SIZES:-1,32}" --max-batches 4 "${how[@]}" --json "$OUT/profile_$mode.json" \

@@ -107,7 +107,9 @@ def segments_of(pcm16: np.ndarray) -> list[np.ndarray]:
     return [e.samples for e in asyncio.run(vad_segments(pcm16_to_float(pcm16)))]
 
 
-def engine_warmup(runner: Any, mode: str, max_batch_size: int, max_s: float | None) -> dict[str, Any]:
+def engine_warmup(
+    runner: Any, mode: str, max_batch_size: int, max_s: float | None, lengths_s: tuple[float, ...] | None = None
+) -> dict[str, Any]:
     """The server's warm-up on ``runner``: a ``TranslationEngine`` over it started (the plan runs on
     its model thread) and stopped. Returns the batches it ran and its seconds."""
     from translate_svc.engine.engine import TranslationEngine
@@ -115,6 +117,8 @@ def engine_warmup(runner: Any, mode: str, max_batch_size: int, max_s: float | No
     from translate_svc.engine.warmup import WarmupConfig, WarmupMode, plan
 
     config = WarmupConfig(WarmupMode(mode), max_s=max_s)
+    if lengths_s is not None:
+        config = WarmupConfig(WarmupMode(mode), lengths_s, max_s)
     sched = SchedulerConfig(max_batch_size=max_batch_size)
     engine = TranslationEngine(lambda: runner, sched, warmup=config)
 
@@ -127,7 +131,22 @@ def engine_warmup(runner: Any, mode: str, max_batch_size: int, max_s: float | No
 
     seconds = asyncio.run(run())
     planned = plan(config, sched.max_batch_size, sched.max_batch_audio_s)
-    return {"mode": mode, "max_batch_size": max_batch_size, "planned_batches": len(planned), "seconds": seconds}
+    return {
+        "mode": mode,
+        "max_batch_size": max_batch_size,
+        "lengths_s": config.lengths_s,
+        "planned_batches": len(planned),
+        "seconds": seconds,
+    }
+
+
+def frame_bucket_lengths(runner: Any, items: list[Any]) -> tuple[float, ...]:
+    """One audio length (s) per input-frame bucket the segments fall in (model/shapes.py): what the
+    warm-up must run for ``--pad-frames`` to meet only shapes it ran. 0.02 s per stacked frame."""
+    from translate_svc.model.shapes import bucket_length
+
+    frames = sorted({bucket_length(len(runner.extract_features(i.audio).values)) for i in items})
+    return tuple(round(b * 0.02, 2) for b in frames)
 
 
 def profile(
@@ -259,6 +278,15 @@ def main(
         int | None, typer.Option(min=1, help="with --warmup: the server's max batch size (default: the largest size)")
     ] = None,
     warmup_max_s: Annotated[float | None, typer.Option(min=0, help="with --warmup: its time budget")] = None,
+    warmup_lengths: Annotated[
+        str | None,
+        typer.Option(
+            help="with --warmup: audio seconds, comma list, or 'buckets' (one per frame bucket of the segments)"
+        ),
+    ] = None,
+    pad_frames: Annotated[
+        bool, typer.Option("--pad-frames", help="pad input frames and vocoder lengths to buckets (model/shapes.py)")
+    ] = False,
     forced_tokens_per_s: Annotated[
         float | None, typer.Option(help="random weights only: text tokens per audio second (model/forced.py)")
     ] = None,
@@ -285,6 +313,8 @@ def main(
         from translate_svc.model.forced import ForcedLengths
 
         kwargs["forced"] = ForcedLengths(forced_tokens_per_s, forced_units_per_s)
+    if pad_frames:  # the CUDA shapes experiment: the encoder's frames and the vocoder's lengths repeat
+        kwargs.update(pad_frames=True, pad_shapes=True)
     if vocoder != "auto":
         if vocoder not in ("batched", "rows"):
             raise typer.BadParameter("use auto, batched or rows", param_hint="--vocoder")
@@ -297,12 +327,15 @@ def main(
     elif order != "stream":
         raise typer.BadParameter("use stream or length", param_hint="--order")
     size_list = [int(s) for s in sizes.split(",")]
-    prime = None
+    prime: functools.partial[dict[str, Any]] | None = None
     if warmup is not None:
         if warmup not in ("one", "batches") or warm:
             raise typer.BadParameter("one or batches, with --cold", param_hint="--warmup")
         top = warmup_max_batch or max(size_list)
-        prime = functools.partial(engine_warmup, mode=warmup, max_batch_size=top, max_s=warmup_max_s)
+        lengths = None
+        if warmup_lengths is not None and warmup_lengths != "buckets":
+            lengths = tuple(float(x) for x in warmup_lengths.split(","))
+        prime = functools.partial(engine_warmup, mode=warmup, max_batch_size=top, max_s=warmup_max_s, lengths_s=lengths)
     need = max(size_list)
     while len(items) < need * 2:
         items = items + items
@@ -310,6 +343,8 @@ def main(
     for size in size_list:
         # fresh: the wrappers are per instance
         runner = SeamlessRunner(SeamlessStages(model, device=device, dtype=dtype, **kwargs))
+        if prime is not None and warmup_lengths == "buckets" and not isinstance(prime.keywords["lengths_s"], tuple):
+            prime = functools.partial(prime, lengths_s=frame_bucket_lengths(runner, items))  # once: same items
         results.append(profile(runner, items, size, repeats, warm, max_batches, prime))
         logger.warning("batch %d: %.1f ms per segment", size, results[-1]["ms_per_segment"])
         if results[-1]["warmup"] is not None:
@@ -329,6 +364,7 @@ def main(
         "" if forced_tokens_per_s is None else f", forced {forced_tokens_per_s:g} tok/s {forced_units_per_s:g} units/s"
     )
     mode = ("warm" if warm else "cold") + (f" after warm-up {warmup}" if warmup else "")
+    mode += ", frames padded to buckets" if pad_frames else ""
     table = Table(
         title=f"{runner.stages.info.name}: ms per segment by stage ({len(items)} segments, mean {audio_s:.1f} s; "
         f"{order} order, {mode}, speech {'on' if speech else 'off'}{forced_note}; "
