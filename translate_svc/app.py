@@ -24,6 +24,7 @@ from translate_svc.cluster.store import ClusterStore
 from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.runner import LanguageIdentifier, Runner
 from translate_svc.engine.scheduler import SchedulerConfig
+from translate_svc.engine.warmup import WarmupConfig, WarmupMode
 from translate_svc.frontend import Application, build_frontend
 from translate_svc.observability import metrics
 from translate_svc.settings import EngineSettings, ModelSettings, Settings
@@ -41,6 +42,24 @@ def scheduler_config(s: EngineSettings) -> SchedulerConfig:
         max_queued=s.max_queued_segments,
         optional_batch_audio_s=s.optional_batch_audio_s,
     )
+
+
+def warmup_config(m: ModelSettings, *, seamless: bool) -> WarmupConfig:
+    """ModelSettings -> the engine's warm-up (engine/warmup.py). ``auto`` is ``batches`` where the
+    SeamlessM4T runner (``seamless``: not a test's or the stable translator) runs on CUDA: asked
+    for, or ``auto`` with CUDA present (which imports torch, as loading the model does next)."""
+    mode = m.warmup
+    if mode == "auto":
+        mode = "batches" if seamless and m.test_translator is None and _on_cuda(m.device) else "one"
+    return WarmupConfig(WarmupMode(mode), tuple(m.warmup_lengths_s), m.warmup_max_s)
+
+
+def _on_cuda(device: str) -> bool:
+    if device != "auto":
+        return device == "cuda"
+    from translate_svc.model.device import cuda_available
+
+    return cuda_available()
 
 
 def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
@@ -109,6 +128,7 @@ def build_engine(
         scheduler_config(settings.engine),
         on_batch=batch_done,
         on_failure=on_failure,
+        warmup=warmup_config(settings.model, seamless=runner_factory is None),
     )
 
 

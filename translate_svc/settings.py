@@ -44,6 +44,14 @@ class ModelSettings(BaseModel):
     #: when this directory exists; without it, language detection answers FAILED_PRECONDITION
     #: and everything else works. None: never load one.
     lid_path: Path | None = DEFAULT_LID_DIR
+    #: what runs before the server says ready (engine/warmup.py): ``batches``, every batch size the
+    #: scheduler can form (1..engine.max_batch_size) at each of ``warmup_lengths_s`` (on CUDA a
+    #: batch of a new shape costs several times its compute: docs/performance.md); ``one``, a single
+    #: one-second segment; ``auto``: ``batches`` on CUDA, ``one`` on CPU
+    warmup: Literal["auto", "one", "batches"] = "auto"
+    warmup_lengths_s: list[Annotated[float, Field(gt=0, le=600)]] = Field(default_factory=lambda: [1.0, 2.5, 6.0])
+    #: no warm-up batch starts after this many seconds (the rest of the plan runs cold); None: no limit
+    warmup_max_s: float | None = Field(120.0, ge=0)
 
 
 class LimitsSettings(BaseModel):

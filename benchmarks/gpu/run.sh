@@ -7,7 +7,15 @@
 # or everything that matters most in ONE call of a 15-minute device budget (deadline-aware; every
 # result so far is packed into $OUT/results.tgz after each step, so a call cut short keeps them):
 #   run(command="BUDGET=520 bash benchmarks/gpu/run.sh session", carry=[".gpu"], timeout_s=560)
-#   run(command="bash benchmarks/gpu/run.sh coldwarm", carry=[".gpu"], timeout_s=200)  (cold vs warm shapes)
+#   run(command="bash benchmarks/gpu/run.sh coldwarm", carry=[".gpu"], timeout_s=480)  (cold vs warm shapes)
+# The server's warm-up (engine/warmup.py, model.warmup): WARMUP=one|batches (default batches) for
+# session's servers, WARMUP_MAX_S its time budget (session 90, coldwarm 60 a size), WARMUP_MAX_BATCH the largest batch
+# coldwarm's warm-up plans (default 32); coldwarm times the same cold batches after each of
+# COLDWARM_MODES (default "one batches warm": today's single warm-up batch, the warm-up of every
+# batch size, and the batches themselves run once before), one model per mode, same machine;
+# "buckets" (an experiment): input frames and vocoder lengths padded to buckets (model/shapes.py,
+# --pad-frames) and the warm-up run at one length per frame bucket; "bucketswarm": its warm column.
+# SKIP_ONOFF=1 leaves session's in-process batching on/off step out.
 # session: model built on the GPU; stages per batch size (CUDA-synchronised, peak memory); batching
 # on vs off at 64 in-process streams; then one `serve --workers W` and a ramp of loadgen --target
 # runs (N doubles while p95 <= SLO_MS and none falls behind, then one step between); GPU memory and
@@ -60,29 +68,33 @@ build_test_checkpoint(sys.argv[1], full_size=sys.argv[3] == 'full')" "$MODEL" "$
     log "built: $(du -sh "$MODEL" | cut -f1)"
   fi
   common=(--model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" "${FORCED[@]}" --files "$FILES")
-  SLO_MS=${SLO_MS:-800} CLIP_S=${CLIP_S:-20}
+  SLO_MS=${SLO_MS:-800} CLIP_S=${CLIP_S:-20} WARMUP=${WARMUP:-batches} WARMUP_MAX_S=${WARMUP_MAX_S:-90}
+  log "server warm-up: $WARMUP (budget $WARMUP_MAX_S s)"
   if [ -z "${SKIP_PROFILE:-}" ]; then log "profile (batched vocoder)"
   timeout $(( $(left) < 130 ? $(left) : 130 )) "$PY" -m benchmarks.tools.profile_stages "${common[@]}" \
     --sizes "${SIZES:-1,8,32,64,128}" --streams 32 --max-batches "${PROFILE_BATCHES:-6}" --vocoder batched \
     --json "$RES/profile.json" > "$RES/profile.txt" 2>&1
   log "profile: exit $?"; tail -14 "$RES/profile.txt"; pack; fi
-  log "loadgen on,off at ${ONOFF_STREAMS:-64} streams, in-process"
-  timeout $(( $(left) < 170 ? $(left) : 170 )) "$PY" -m benchmarks.tools.loadgen "${common[@]}" \
+  if [ -z "${SKIP_ONOFF:-}" ]; then log "loadgen on,off at ${ONOFF_STREAMS:-64} streams, in-process"
+  TRANSLATE_SVC_MODEL__WARMUP_MAX_S=$WARMUP_MAX_S timeout $(( $(left) < 170 ? $(left) : 170 )) \
+    "$PY" -m benchmarks.tools.loadgen "${common[@]}" --warmup "$WARMUP" \
     --streams "${ONOFF_STREAMS:-64}" --max-batch-size "$MAX_BATCH" --configs on,off --stream-s "$CLIP_S" \
     --no-saturation --slo-ms "$SLO_MS" --json "$RES/loadgen_onoff.json" > "$RES/loadgen_onoff.txt" 2>&1
-  log "loadgen on,off: exit $?"; grep -E "^│" "$RES/loadgen_onoff.txt" | tail -30; pack
+  log "loadgen on,off: exit $?"; grep -E "^│" "$RES/loadgen_onoff.txt" | tail -30; pack; fi
   log "serve --workers ${WORKERS:-4} for the ramp"
   rm -f /tmp/ready.json
   TRANSLATE_SVC_MODEL__FORCED_TEXT_TOKENS_PER_S=4 TRANSLATE_SVC_MODEL__FORCED_UNITS_PER_S=50 \
+  TRANSLATE_SVC_MODEL__WARMUP=$WARMUP TRANSLATE_SVC_MODEL__WARMUP_MAX_S=$WARMUP_MAX_S \
   TRANSLATE_SVC_LIMITS__MAX_STREAMS=4096 TRANSLATE_SVC_ENGINE__MAX_QUEUED_SEGMENTS=8192 \
     "$PY" -m translate_svc.cli serve --model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" --port 0 \
     --max-batch-size "${RAMP_BATCH:-128}" --workers "${WORKERS:-4}" --ready-file /tmp/ready.json \
     --log-level WARNING > "$RES/serve.txt" 2>&1 &
-  SERVE=$!
-  for _ in $(seq 1 240); do [ -s /tmp/ready.json ] && break; kill -0 $SERVE 2>/dev/null || break; sleep 0.5; done
+  SERVE=$! T_SERVE=$SECONDS
+  for _ in $(seq 1 $(( 2 * (120 + WARMUP_MAX_S) ))); do  # loading, then the warm-up (its budget)
+    [ -s /tmp/ready.json ] && break; kill -0 $SERVE 2>/dev/null || break; sleep 0.5; done
   if [ -s /tmp/ready.json ]; then
     port=$("$PY" -c "import json; print(json.load(open('/tmp/ready.json'))['port'])")
-    log "serving on $port"
+    log "serving on $port, ready $((SECONDS - T_SERVE)) s after start (load and warm-up $WARMUP)"
     n=${RAMP_START:-128} good=0 bad=0
     while [ "$(left)" -gt 45 ]; do
       timeout $(( $(left) - 5 )) "$PY" -m benchmarks.tools.loadgen --target "127.0.0.1:$port" --streams "$n" \
@@ -109,8 +121,12 @@ print(rt['streams_sustained'])" "$RES/ramp_$n.json" 2>>"$RES/session.log" || ech
   exit 0
 fi
 if [ ! -f "$MODEL/config.json" ]; then
-  echo "building $MODEL"
-  "$PY" -m translate_svc.cli make-test-model --full-size "$MODEL" > "$OUT/build.txt" 2>&1 || { cat "$OUT/build.txt"; exit 1; }
+  echo "building $MODEL on $DEVICE"  # random init on the device, as session does; the CPU if that fails
+  timeout 240 "$PY" -c "import sys, torch; torch.set_default_device(sys.argv[2])
+from translate_svc.model.test_checkpoint import build_test_checkpoint
+build_test_checkpoint(sys.argv[1], full_size=sys.argv[3] == 'full')" "$MODEL" "$DEVICE" "${SIZE:-full}" > "$OUT/build.txt" 2>&1 \
+    || { rm -rf "$MODEL"; "$PY" -m translate_svc.cli make-test-model --full-size "$MODEL" >> "$OUT/build.txt" 2>&1; } \
+    || { cat "$OUT/build.txt"; exit 1; }
 fi
 common=(--model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" "${FORCED[@]}" --files "$FILES")
 case "$part" in
@@ -131,11 +147,23 @@ case "$part" in
     done
     ;;
   coldwarm)  # new shapes against shapes run once before, same batches (2026-11-25: 39.1 vs 11.5 ms at 32)
-    for mode in cold warm; do
-      timeout "${PROFILE_TIMEOUT:-55}" "$PY" -m benchmarks.tools.profile_stages "${common[@]}" --streams 32 \
-        --vocoder batched --sizes "${SIZES:-1,32}" --max-batches 4 --"$mode" --json "$OUT/profile_$mode.json" \
+    # cold: an unrelated 20 s clip first (the 2026-11-25 column); one / batches: the server's warm-up
+    # (engine/warmup.py) first, then the same cold batches; warm: those batches run once before
+    WARMUP_MAX_S=${WARMUP_MAX_S:-60}  # per batch size profiled (one model each)
+    for mode in ${COLDWARM_MODES:-one batches warm}; do
+      case "$mode" in
+        cold|warm) how=(--"$mode"); limit=${PROFILE_TIMEOUT:-55} ;;
+        one|batches|buckets) how=(--cold --warmup "${mode/buckets/batches}" --warmup-max-batch "${WARMUP_MAX_BATCH:-32}"
+            --warmup-max-s "$WARMUP_MAX_S")
+          [ "$mode" = buckets ] && how+=(--pad-frames --warmup-lengths buckets)
+          limit=${PROFILE_TIMEOUT:-55}; [ "$mode" != one ] && limit=$((limit + 2 * WARMUP_MAX_S + 30)) ;;
+        bucketswarm) how=(--warm --pad-frames); limit=${PROFILE_TIMEOUT:-55} ;;
+        *) echo "unknown coldwarm mode $mode (cold, one, batches, buckets, warm, bucketswarm)" >&2; exit 2 ;;
+      esac
+      timeout "$limit" "$PY" -m benchmarks.tools.profile_stages "${common[@]}" --streams 32 \
+        --vocoder batched --sizes "${SIZES:-1,32}" --max-batches 4 "${how[@]}" --json "$OUT/profile_$mode.json" \
         > "$OUT/profile_$mode.txt" 2>&1
-      echo "$mode: exit $?"; grep -E "^│" "$OUT/profile_$mode.txt"
+      echo "$mode: exit $?"; grep -E "^│|warm-up" "$OUT/profile_$mode.txt"
     done
     ;;
   *) echo "unknown part $part" >&2; exit 2 ;;

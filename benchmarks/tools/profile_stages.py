@@ -16,12 +16,16 @@ sit on this script's own stages instance; the library is not changed.
 By default the timed pass is **cold**, as in the server: one untimed call on an unrelated clip
 loads everything, then every batch has shapes not seen before (on CPU oneDNN builds a kernel per
 new convolution shape, which costs more than running it on this tiny model). ``--warm`` first runs
-the same batches once untimed, which measures the compute alone.
+the same batches once untimed, which measures the compute alone. ``--warmup one|batches`` instead
+runs the server's own warm-up first (``TranslationEngine.start``, engine/warmup.py: every batch size
+up to ``--warmup-max-batch`` at its lengths), then times the same cold batches: what the warm-up
+leaves of the cold cost for segments of lengths it did not run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import inspect
 import json
@@ -103,8 +107,56 @@ def segments_of(pcm16: np.ndarray) -> list[np.ndarray]:
     return [e.samples for e in asyncio.run(vad_segments(pcm16_to_float(pcm16)))]
 
 
+def engine_warmup(
+    runner: Any, mode: str, max_batch_size: int, max_s: float | None, lengths_s: tuple[float, ...] | None = None
+) -> dict[str, Any]:
+    """The server's warm-up on ``runner``: a ``TranslationEngine`` over it started (the plan runs on
+    its model thread) and stopped. Returns the batches it ran and its seconds."""
+    from translate_svc.engine.engine import TranslationEngine
+    from translate_svc.engine.scheduler import SchedulerConfig
+    from translate_svc.engine.warmup import WarmupConfig, WarmupMode, plan
+
+    config = WarmupConfig(WarmupMode(mode), max_s=max_s)
+    if lengths_s is not None:
+        config = WarmupConfig(WarmupMode(mode), lengths_s, max_s)
+    sched = SchedulerConfig(max_batch_size=max_batch_size)
+    engine = TranslationEngine(lambda: runner, sched, warmup=config)
+
+    async def run() -> float:
+        t0 = time.perf_counter()
+        await engine.start()
+        seconds = time.perf_counter() - t0
+        await engine.stop()
+        return seconds
+
+    seconds = asyncio.run(run())
+    planned = plan(config, sched.max_batch_size, sched.max_batch_audio_s)
+    return {
+        "mode": mode,
+        "max_batch_size": max_batch_size,
+        "lengths_s": config.lengths_s,
+        "planned_batches": len(planned),
+        "seconds": seconds,
+    }
+
+
+def frame_bucket_lengths(runner: Any, items: list[Any]) -> tuple[float, ...]:
+    """One audio length (s) per input-frame bucket the segments fall in (model/shapes.py): what the
+    warm-up must run for ``--pad-frames`` to meet only shapes it ran. 0.02 s per stacked frame."""
+    from translate_svc.model.shapes import bucket_length
+
+    frames = sorted({bucket_length(len(runner.extract_features(i.audio).values)) for i in items})
+    return tuple(round(b * 0.02, 2) for b in frames)
+
+
 def profile(
-    runner: Any, items: list[Any], size: int, repeats: int, warm: bool, max_batches: int | None = None
+    runner: Any,
+    items: list[Any],
+    size: int,
+    repeats: int,
+    warm: bool,
+    max_batches: int | None = None,
+    prime: Callable[[Any], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     import torch
 
@@ -141,9 +193,12 @@ def profile(
         full = [b for b in batches if len(b) == size]
         step = len(full) / max_batches
         batches = [full[int(k * step)] for k in range(max_batches)]
+    warmup = None
     if warm:  # the same shapes once, untimed: oneDNN builds a primitive per new shape on first use
         for b in batches:
             runner.run(b)
+    elif prime is not None:  # the server's warm-up: other shapes than the timed batches'
+        warmup = prime(runner)
     else:  # load and initialise everything on shapes the timed pass never uses
         runner.run([replace(items[0], audio=np.zeros(16000 * 20 + 123, np.float32), features=None)])
     timer.ms.clear()
@@ -188,6 +243,7 @@ def profile(
         # at this batch size if every stream spoke all the time
         "audio_s_per_s": n_audio_s / (total / 1000.0),
         "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+        "warmup": warmup,
     }
 
 
@@ -215,6 +271,22 @@ def main(
         str, typer.Option(help="auto (the runner's default), batched or rows (one call per row)")
     ] = "auto",
     warm: Annotated[bool, typer.Option("--warm/--cold", help="time shapes already run once (compute only)")] = False,
+    warmup: Annotated[
+        str | None, typer.Option(help="one or batches: the server's warm-up first (with --cold), engine/warmup.py")
+    ] = None,
+    warmup_max_batch: Annotated[
+        int | None, typer.Option(min=1, help="with --warmup: the server's max batch size (default: the largest size)")
+    ] = None,
+    warmup_max_s: Annotated[float | None, typer.Option(min=0, help="with --warmup: its time budget")] = None,
+    warmup_lengths: Annotated[
+        str | None,
+        typer.Option(
+            help="with --warmup: audio seconds, comma list, or 'buckets' (one per frame bucket of the segments)"
+        ),
+    ] = None,
+    pad_frames: Annotated[
+        bool, typer.Option("--pad-frames", help="pad input frames and vocoder lengths to buckets (model/shapes.py)")
+    ] = False,
     forced_tokens_per_s: Annotated[
         float | None, typer.Option(help="random weights only: text tokens per audio second (model/forced.py)")
     ] = None,
@@ -241,6 +313,8 @@ def main(
         from translate_svc.model.forced import ForcedLengths
 
         kwargs["forced"] = ForcedLengths(forced_tokens_per_s, forced_units_per_s)
+    if pad_frames:  # the CUDA shapes experiment: the encoder's frames and the vocoder's lengths repeat
+        kwargs.update(pad_frames=True, pad_shapes=True)
     if vocoder != "auto":
         if vocoder not in ("batched", "rows"):
             raise typer.BadParameter("use auto, batched or rows", param_hint="--vocoder")
@@ -253,6 +327,15 @@ def main(
     elif order != "stream":
         raise typer.BadParameter("use stream or length", param_hint="--order")
     size_list = [int(s) for s in sizes.split(",")]
+    prime: functools.partial[dict[str, Any]] | None = None
+    if warmup is not None:
+        if warmup not in ("one", "batches") or warm:
+            raise typer.BadParameter("one or batches, with --cold", param_hint="--warmup")
+        top = warmup_max_batch or max(size_list)
+        lengths = None
+        if warmup_lengths is not None and warmup_lengths != "buckets":
+            lengths = tuple(float(x) for x in warmup_lengths.split(","))
+        prime = functools.partial(engine_warmup, mode=warmup, max_batch_size=top, max_s=warmup_max_s, lengths_s=lengths)
     need = max(size_list)
     while len(items) < need * 2:
         items = items + items
@@ -260,8 +343,15 @@ def main(
     for size in size_list:
         # fresh: the wrappers are per instance
         runner = SeamlessRunner(SeamlessStages(model, device=device, dtype=dtype, **kwargs))
-        results.append(profile(runner, items, size, repeats, warm, max_batches))
+        if prime is not None and warmup_lengths == "buckets" and not isinstance(prime.keywords["lengths_s"], tuple):
+            prime = functools.partial(prime, lengths_s=frame_bucket_lengths(runner, items))  # once: same items
+        results.append(profile(runner, items, size, repeats, warm, max_batches, prime))
         logger.warning("batch %d: %.1f ms per segment", size, results[-1]["ms_per_segment"])
+        if results[-1]["warmup"] is not None:
+            w = results[-1]["warmup"]
+            logger.warning(
+                "  after the warm-up (%s, %d planned batches, %.1f s)", w["mode"], w["planned_batches"], w["seconds"]
+            )
         if json_path is not None:  # after each size: a run cut short keeps what it measured
             json_path.write_text(json.dumps({"command": sys.argv, "results": results}, indent=1))
         if size != size_list[-1]:  # one model on the device at a time
@@ -273,9 +363,11 @@ def main(
     forced_note = (
         "" if forced_tokens_per_s is None else f", forced {forced_tokens_per_s:g} tok/s {forced_units_per_s:g} units/s"
     )
+    mode = ("warm" if warm else "cold") + (f" after warm-up {warmup}" if warmup else "")
+    mode += ", frames padded to buckets" if pad_frames else ""
     table = Table(
         title=f"{runner.stages.info.name}: ms per segment by stage ({len(items)} segments, mean {audio_s:.1f} s; "
-        f"{order} order, {'warm' if warm else 'cold'}, speech {'on' if speech else 'off'}{forced_note}; "
+        f"{order} order, {mode}, speech {'on' if speech else 'off'}{forced_note}; "
         f"torch {torch.get_num_threads()} threads, {runner.stages.device})"
     )
     table.add_column("batch")

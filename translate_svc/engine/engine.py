@@ -46,6 +46,7 @@ from translate_svc.engine.jobs import EngineStats, JobResult
 from translate_svc.engine.runner import Features, ModelInput, ModelOutput, Runner
 from translate_svc.engine.scheduler import BatchScheduler, QueueFull, SchedulerConfig
 from translate_svc.engine.shares import QueueShares
+from translate_svc.engine.warmup import WarmShape, WarmupConfig, plan
 from translate_svc.errors import ErrorCode, NotReady, Overloaded
 from translate_svc.observability import metrics, tracing
 from translate_svc.types import MODEL_SAMPLE_RATE, BatchStats, ModelCard, SegmentError, TraceRef
@@ -77,12 +78,15 @@ class TranslationEngine:
         on_batch: Callable[[BatchStats], None] | None = None,
         on_failure: Callable[[BaseException], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        warmup: WarmupConfig | None = None,
     ) -> None:
         """``runner_factory`` runs on the model thread at ``start`` (loading takes a while and may
         want that thread's CUDA context). ``on_failure`` is called once, on the loop, if the
         engine loop dies. ``clock`` (seconds) times queue waits and model time (tests pass one
-        that only a fake runner advances, so their timings are exact)."""
+        that only a fake runner advances, so their timings are exact). ``warmup``: the batches
+        ``start`` runs before the engine says it is healthy (engine/warmup.py; None: one short batch)."""
         self._runner_factory = runner_factory
+        self._warmup_config = warmup or WarmupConfig()
         self._clock = clock
         self._config = config
         self._scheduler = BatchScheduler(config)
@@ -105,13 +109,12 @@ class TranslationEngine:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self, *, warmup: bool = True) -> None:
-        """Load the model on the model thread, run one warm-up batch, then start the loop."""
+        """Load the model on the model thread, run the warm-up plan (``warmup``: the config's,
+        engine/warmup.py), then start the loop and say healthy."""
         loop = asyncio.get_running_loop()
         self._runner = await loop.run_in_executor(self._executor, self._runner_factory)
         if warmup:
-            t0 = time.perf_counter()
             await loop.run_in_executor(self._executor, self._warmup)
-            logger.info("warm-up batch took %.0f ms", (time.perf_counter() - t0) * 1000)
         self._task = asyncio.create_task(self._loop(), name="engine-loop")
         self._task.add_done_callback(self._on_loop_done)
         self.healthy = True
@@ -126,13 +129,34 @@ class TranslationEngine:
         self._executor.shutdown(wait=True)
         self.healthy = False
 
-    def _warmup(self) -> None:
+    def _warmup(self) -> list[WarmShape]:
+        """Model thread: each planned batch once, until the plan ends or its time budget is spent
+        (no batch starts after it). Returns the batches run; logs them and sets the metrics."""
         assert self._runner is not None
+        config = self._warmup_config
+        shapes = plan(config, self._config.max_batch_size, self._config.max_batch_audio_s)
         card = self._runner.card
-        rng = np.random.default_rng(0)
-        audio = (0.01 * rng.standard_normal(MODEL_SAMPLE_RATE)).astype(np.float32)
         lang = sorted(card.speech_codes or card.text_codes)[0]
-        self._runner.run([ModelInput(audio, (lang,), lang, speech=bool(card.speech_codes))])
+        rng = np.random.default_rng(0)
+        t0 = time.perf_counter()
+        done: list[WarmShape] = []
+        for shape in shapes:
+            if config.max_s is not None and done and time.perf_counter() - t0 >= config.max_s:
+                break
+            audio = (0.01 * rng.standard_normal(round(shape.seconds * MODEL_SAMPLE_RATE))).astype(np.float32)
+            item = ModelInput(audio, (lang,), lang, speech=bool(card.speech_codes))
+            self._runner.run([item] * shape.rows)
+            done.append(shape)
+        seconds = time.perf_counter() - t0
+        metrics.warmed_up(len(done), seconds)
+        rows = sorted({s.rows for s in done}) or [0]
+        lengths = "/".join(f"{s:g}" for s in sorted({s.seconds for s in done}))
+        logger.info(
+            "warm-up (%s): %d of %d planned batches, batch sizes %d-%d (%d sizes), %s s a segment, in %.1f s%s",
+            config.mode.value, len(done), len(shapes), rows[0], rows[-1], len(rows), lengths, seconds,
+            "" if len(done) == len(shapes) else f"; stopped at the {config.max_s:g} s budget, the rest run cold",
+        )  # fmt: skip
+        return done
 
     # -- public API (event loop only) -----------------------------------------------------
 

@@ -13,3 +13,8 @@ def device_problem(device: str) -> str | None:
             f"CUDA build: {torch.version.cuda or 'none'}); use --device cpu or auto"
         )
     return None
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device here (``--device auto`` picks it: model/seamless.py)."""
+    return torch.cuda.is_available()

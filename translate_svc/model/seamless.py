@@ -100,6 +100,7 @@ class SeamlessStages:
         pad_shapes: bool | None = None,
         identifier: LanguageIdentifier | None = None,
         exact_rows: bool | None = None,
+        pad_frames: bool = False,
     ) -> None:
         path = Path(model_dir)
         validate_model_dir(path)
@@ -173,6 +174,11 @@ class SeamlessStages:
         #: differently from generate's (seen: 0.05 apart), and exact rows are there to equal generate
         pad = self.device.type == "cpu" and not self.exact_rows if pad_shapes is None else pad_shapes
         self.bucket = bucket_length if pad else None
+        #: pad a batch's input frames up to a length bucket too (``features``), so the encoder's and
+        #: the decoder's cross-attention shapes repeat: an experiment for CUDA's per-shape cost
+        #: (benchmarks/tools/profile_stages.py ``--pad-frames``), off by default; masked like any
+        #: row a longer one pads (parity: tests/model/test_runner.py)
+        self.frame_bucket = bucket_length if pad_frames else None
         self._vocoder = MaskedVocoder(
             self.model.vocoder, batched=batched, pad_id=int(self.model.config.t2u_pad_token_id), bucket=self.bucket
         )
@@ -199,13 +205,14 @@ class SeamlessStages:
 
     def features(self, inputs: Sequence[ModelInput]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-segment features padded with zeros and a zero mask: what the processor does for a
-        list of clips (it normalises each clip on its own, then pads).
+        list of clips (it normalises each clip on its own, then pads; with ``frame_bucket``, further,
+        up to the longest row's bucket).
 
         Also records each row's own frame count (its ``extract_features`` length, which includes
         the processor's own pad frame of an odd-length clip) for the next ``encode``."""
         per = [i.features if i.features is not None else self.extract_features(i.audio) for i in inputs]
         own = [f.values.shape[0] for f in per]
-        frames = max(own)
+        frames = max(own) if self.frame_bucket is None else self.frame_bucket(max(own))
         values = np.zeros((len(per), frames, per[0].values.shape[1]), np.float32)
         mask = np.zeros((len(per), frames), np.int64)
         for row, f in enumerate(per):

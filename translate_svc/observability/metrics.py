@@ -43,6 +43,11 @@ BATCH_PADDED_AUDIO_S = Histogram(
     "translate_svc_batch_padded_audio_seconds", "padded audio seconds per batch", buckets=(1, 5, 15, 30, 60, 120, 240)
 )
 
+WARMUP_BATCHES = Gauge(
+    "translate_svc_warmup_batches", "warm-up batches run before the model said ready", multiprocess_mode="max"
+)
+WARMUP_SECONDS = Gauge("translate_svc_warmup_seconds", "the model's warm-up at start (s)", multiprocess_mode="max")
+
 TEXT_ROWS = Counter(
     "translate_svc_text_decoder_rows_total",
     "text decoder rows run: one per segment and language (the transcript's included)",
@@ -249,6 +254,11 @@ def observe_batch(stats: BatchStats) -> None:
     TEXT_ROWS.inc(stats.text_rows)
     for q in stats.queue_ms:
         QUEUE_MS.observe(q)
+
+
+def warmed_up(batches: int, seconds: float) -> None:
+    WARMUP_BATCHES.set(batches)
+    WARMUP_SECONDS.set(seconds)
 
 
 def set_process(name: str) -> None:

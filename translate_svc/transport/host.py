@@ -20,7 +20,7 @@ Each door converts its wire format to the session cores (``session.StreamDriver`
 nothing else; they share one token store (``tokens.py``), built here, each with its
 ``Revocation``. Every door takes one context (``door.py``: ``DoorContext``) and is a ``Door``: once
 built, the host only iterates them (start, describe, ports, health, drain, stop).
-Health is NOT_SERVING until the model has loaded and run one warm-up batch, SERVING after, and
+Health is NOT_SERVING until the model has loaded and run its warm-up (engine/warmup.py), SERVING after, and
 NOT_SERVING again when draining or when the model worker dies.
 """
 

@@ -103,6 +103,9 @@ def main(
     forced_units_per_s: Annotated[
         float | None, typer.Option(help="with --forced-tokens-per-s: units per audio second (server default 50)")
     ] = None,
+    warmup: Annotated[
+        str | None, typer.Option(help="model.warmup: one, batches or auto (default: the server's)")
+    ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the machine-readable report here")] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
 ) -> None:
@@ -117,10 +120,11 @@ def main(
         "cpu_threads": cpu_threads,
         "forced_tokens_per_s": forced_tokens_per_s,
         "forced_units_per_s": forced_units_per_s,
+        "warmup": warmup,
     }
     if target is not None and any(v is not None for v in given.values()):
         raise typer.BadParameter(
-            "--cpu-threads / --forced-* configure an in-process server: set them on the external server",
+            "--cpu-threads / --forced-* / --warmup configure an in-process server: set them on the external server",
             param_hint="--target",
         )
     for option, value in given.items():
@@ -188,6 +192,7 @@ def main(
         flood_speed=flood_speed,
         vad_threshold=vad_threshold,
         vad_min_speech_ms=vad_min_speech_ms,
+        warmup=warmup,
         stream_s=stream_s,
         saturation=saturation,
     )

@@ -21,6 +21,7 @@ SETTINGS_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "forced_tokens_per_s": (("model", "forced_text_tokens_per_s"), ("model", "forced_tokens_per_s")),
     "forced_units_per_s": (("model", "forced_units_per_s"),),
     "cpu_threads": (("model", "cpu_threads"),),
+    "warmup": (("model", "warmup"),),
 }
 
 
@@ -53,6 +54,7 @@ class RunOptions:
     interim_ms: int = 0  # StreamingConfig.interim_interval_ms (0: no live captions)
     flood_streams: int = 0
     flood_speed: float = 0.0
+    warmup: str | None = None  # model.warmup of the in-process server (None: its default)
     vad_threshold: float | None = None  # StreamingConfig.vad.threshold for every stream
     vad_min_speech_ms: int | None = None  # StreamingConfig.vad.min_speech_ms for every stream
     stream_s: float = 0.0  # cut or loop every stream's audio to this length (0: the file's)

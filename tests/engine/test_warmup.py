@@ -1,0 +1,129 @@
+"""The engine's warm-up at start (engine/warmup.py): every planned batch runs once through the
+runner before the engine, and the server around it, say ready; the warm-up leaves the model's
+output as it was."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.support.fake_runner import FakeRunner
+from tests.support.live_server import make_settings
+from tests.support.raw import channel
+from tests.support.speech import read_16k
+from translate_svc.app import build
+from translate_svc.engine.engine import TranslationEngine
+from translate_svc.engine.runner import ModelInput
+from translate_svc.engine.scheduler import SchedulerConfig
+from translate_svc.engine.warmup import WarmupConfig, WarmupMode
+from translate_svc.errors import NotReady
+from translate_svc.model.runner import SeamlessRunner
+from translate_svc.model.seamless import SeamlessStages
+from translate_svc.transport.host import TranslateServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
+
+
+def shapes(runner: FakeRunner) -> list[tuple[int, float]]:
+    """(rows, seconds of each row) of every batch the runner ran, in order."""
+    return [(len(batch), len(batch[0].audio) / 16000) for batch in runner.ran]
+
+
+async def test_every_batch_size_runs_once_at_each_length_before_the_engine_is_healthy() -> None:
+    runner = FakeRunner()
+    runner.gate.clear()  # hold the warm-up in the model
+    config = WarmupConfig(WarmupMode.BATCHES, lengths_s=(0.5, 1.0))
+    engine = TranslationEngine(lambda: runner, SchedulerConfig(max_batch_size=5), warmup=config)
+    start = asyncio.create_task(engine.start())
+    try:
+        assert await asyncio.to_thread(runner.started.wait, 10)
+        assert not engine.healthy
+        with pytest.raises(NotReady):
+            engine.submit("early", ModelInput(np.zeros(1600, np.float32), ("spa",), None))
+        runner.gate.set()
+        await start
+        assert engine.healthy
+        assert sorted(shapes(runner)) == [(rows, s) for rows in range(1, 6) for s in (0.5, 1.0)]
+        assert all(len({id(item) for item in batch}) == 1 for batch in runner.ran)  # copies of one segment
+    finally:
+        runner.gate.set()
+        await start
+        await engine.stop()
+
+
+async def test_the_time_budget_stops_the_warm_up_after_the_batch_running() -> None:
+    runner = FakeRunner()
+    config = WarmupConfig(WarmupMode.BATCHES, lengths_s=(0.5, 1.0), max_s=0.0)
+    engine = TranslationEngine(lambda: runner, SchedulerConfig(max_batch_size=8), warmup=config)
+    await engine.start()
+    try:
+        assert engine.healthy
+        assert shapes(runner) == [(1, 0.5)]  # the first of the plan, then the budget was spent
+    finally:
+        await engine.stop()
+
+
+async def test_a_plan_with_nothing_in_it_still_starts_the_engine() -> None:
+    runner = FakeRunner()
+    config = WarmupConfig(WarmupMode.BATCHES, lengths_s=(6.0,))
+    engine = TranslationEngine(lambda: runner, SchedulerConfig(max_batch_size=4, max_batch_audio_s=5.0), warmup=config)
+    await engine.start()
+    try:
+        assert engine.healthy and runner.ran == []
+    finally:
+        await engine.stop()
+
+
+async def test_the_server_says_serving_only_after_every_warm_up_batch(test_model_dir: Path) -> None:
+    """Health (the ready signal probes and the ready file follow) is NOT_SERVING during the warm-up."""
+    settings = make_settings(test_model_dir, max_batch_size=3)
+    model = settings.model.model_copy(update={"warmup": "batches", "warmup_lengths_s": [0.5, 2.0]})
+    settings = settings.model_copy(update={"model": model})
+    runner = FakeRunner()
+    runner.gate.clear()
+    server = TranslateServer(build(settings, runner_factory=lambda: runner))
+    start = asyncio.create_task(server.start())
+    ch = None
+    try:
+        assert await asyncio.to_thread(runner.started.wait, 10)  # the doors listen; the warm-up runs
+        ch = channel(f"127.0.0.1:{server.port}")
+        health = health_pb2_grpc.HealthStub(ch)
+        during = await health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+        assert during.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        runner.gate.set()
+        await start
+        after = await health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+        assert after.status == health_pb2.HealthCheckResponse.SERVING
+        assert sorted(shapes(runner)) == [(rows, s) for rows in (1, 2, 3) for s in (0.5, 2.0)]
+    finally:
+        runner.gate.set()
+        await asyncio.gather(start, return_exceptions=True)
+        if ch is not None:
+            await ch.close()
+        await server.stop(grace=1)
+
+
+async def test_output_after_the_warm_up_equals_an_unwarmed_runners(
+    test_model_dir: Path, runner: SeamlessRunner, shared_audio: Path
+) -> None:
+    """The warm-up keeps no state that changes a result: a batch after it equals the same batch on
+    a runner that never warmed up (which tests/model/test_runner.py holds equal to ``generate``)."""
+    warmed = SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32"))
+    config = WarmupConfig(WarmupMode.BATCHES, lengths_s=(0.5, 1.5))
+    engine = TranslationEngine(lambda: warmed, SchedulerConfig(max_batch_size=3), warmup=config)
+    await engine.start()
+    await engine.stop()
+    x = read_16k(shared_audio / "jfk.flac")
+    items = [
+        ModelInput(x[int(a * 16000) : int(b * 16000)], ("spa", "fra"), "eng")
+        for a, b in [(0.3, 2.3), (3.3, 4.4), (5.4, 7.7)]
+    ]
+    got, want = warmed.run(items), runner.run(items)
+    for g, w in zip(got, want, strict=True):
+        assert g.texts == w.texts and g.transcript == w.transcript
+        for lang in w.waveforms:
+            np.testing.assert_array_equal(g.waveforms[lang], w.waveforms[lang])

@@ -1,0 +1,74 @@
+"""The warm-up plan (engine/warmup.py): every batch size the scheduler can form, at each length."""
+
+from __future__ import annotations
+
+import pytest
+
+from translate_svc.engine.warmup import WarmShape, WarmupConfig, WarmupMode, plan, spread
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 16, 128])
+def test_spread_orders_every_size_once_the_ends_first(n: int) -> None:
+    order = spread(n)
+    assert sorted(order) == list(range(1, n + 1))
+    assert order[: min(n, 2)] == [1, n][: min(n, 2)]
+
+
+def test_spread_bisects_the_widest_gaps_first() -> None:
+    assert spread(16)[:5] == [1, 16, 8, 4, 12]
+
+
+def test_batches_plan_every_batch_size_at_every_length() -> None:
+    config = WarmupConfig(WarmupMode.BATCHES, lengths_s=(2.5, 1.0))
+    shapes = plan(config, max_batch_size=16, max_batch_audio_s=240.0)
+    assert sorted((s.rows, s.seconds) for s in shapes) == [(r, s) for r in range(1, 17) for s in (1.0, 2.5)]
+    assert len(set(shapes)) == len(shapes)
+    assert shapes[:4] == [WarmShape(1, 1.0), WarmShape(1, 2.5), WarmShape(16, 1.0), WarmShape(16, 2.5)]
+
+
+def test_batches_over_the_padded_audio_budget_are_left_out() -> None:
+    """The scheduler never forms a batch of rows x longest over max_batch_audio_s: no use warming it."""
+    shapes = plan(WarmupConfig(WarmupMode.BATCHES, lengths_s=(1.0, 6.0)), max_batch_size=8, max_batch_audio_s=24.0)
+    assert {(s.rows, s.seconds) for s in shapes} == {(r, 1.0) for r in range(1, 9)} | {(r, 6.0) for r in range(1, 5)}
+
+
+def test_lengths_over_the_budget_even_alone_leave_nothing_to_warm() -> None:
+    assert plan(WarmupConfig(WarmupMode.BATCHES, lengths_s=(6.0,)), max_batch_size=4, max_batch_audio_s=5.0) == []
+
+
+def test_one_is_a_single_short_segment() -> None:
+    assert plan(WarmupConfig(WarmupMode.ONE), max_batch_size=64, max_batch_audio_s=240.0) == [WarmShape(1, 1.0)]
+
+
+@pytest.mark.parametrize("bad", [{"lengths_s": ()}, {"lengths_s": (0.0,)}, {"max_s": -1.0}])
+def test_bad_configs_are_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="warm-up"):
+        WarmupConfig(WarmupMode.BATCHES, **bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("device", "warmup", "seamless", "mode"),
+    [
+        ("cuda", "auto", True, WarmupMode.BATCHES),  # the GPU default
+        ("cpu", "auto", True, WarmupMode.ONE),  # the CPU default: tests start servers by the hundred
+        ("cuda", "auto", False, WarmupMode.ONE),  # a test's runner (runner_factory)
+        ("cpu", "batches", True, WarmupMode.BATCHES),
+        ("cuda", "one", True, WarmupMode.ONE),
+    ],
+)
+def test_settings_map_onto_the_engines_warm_up(device: str, warmup: str, seamless: bool, mode: WarmupMode) -> None:
+    from translate_svc.app import warmup_config
+    from translate_svc.settings import ModelSettings
+
+    m = ModelSettings(device=device, warmup=warmup, warmup_lengths_s=[2.0, 4.0], warmup_max_s=30)  # type: ignore[arg-type]
+    assert warmup_config(m, seamless=seamless) == WarmupConfig(mode, (2.0, 4.0), 30.0)
+
+
+def test_the_stable_translator_is_warmed_with_one_batch() -> None:
+    from translate_svc.app import warmup_config
+    from translate_svc.settings import ModelSettings
+
+    m = ModelSettings(device="cuda", test_translator="stable")
+    assert warmup_config(m, seamless=True).mode is WarmupMode.ONE

@@ -1,0 +1,86 @@
+"""What the engine runs before it says it is ready: the warm-up plan. Pure; no torch, no clock.
+
+On CUDA the first batch of a new shape pays for kernel selection and plan building in every
+convolution and attention it runs (docs/performance.md, "GPU, first measurement": 39.1 ms per
+segment at batch 32 against 11.5 ms once the same shapes had run). The shapes of a batch are its
+rows (how many segments the scheduler put together: any number from 1 to ``max_batch_size``) and
+its lengths (the longest segment's audio, which sets the encoder's frames, the decode and the
+speech lengths). So ``batches`` warms **every batch size** the scheduler can form, each at a few
+representative audio lengths, before the server says ready; ``one`` runs a single one-second
+segment (the model loaded and every stage run once), the CPU default, where new shapes cost little
+against a start that tests repeat hundreds of times.
+
+Batch rows are not padded up to a few sizes: on CUDA a row's arithmetic may depend on how many rows
+its matrix products hold, and each row must equal ``generate`` on it alone (the parity tests), so
+every size is warmed as it is. The order spreads the sizes (1, the largest, then halves between
+them: ``spread``), so a warm-up cut by its time budget (``WarmupConfig.max_s``) has covered the
+range coarsely rather than only its small end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class WarmupMode(str, Enum):
+    #: one batch of one short segment
+    ONE = "one"
+    #: every batch size the scheduler can form, at each of ``WarmupConfig.lengths_s``
+    BATCHES = "batches"
+
+
+@dataclass(frozen=True)
+class WarmShape:
+    """One warm-up batch: ``rows`` segments of ``seconds`` of audio each."""
+
+    rows: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class WarmupConfig:
+    mode: WarmupMode = WarmupMode.ONE
+    #: the audio lengths each batch size is warmed at (``batches``)
+    lengths_s: tuple[float, ...] = (1.0, 2.5, 6.0)
+    #: no warm-up batch starts after this many seconds of warm-up (the server then says ready,
+    #: with the rest of the plan cold); None: no limit
+    max_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.lengths_s or any(not s > 0 for s in self.lengths_s):
+            raise ValueError(f"warm-up lengths must be > 0 seconds, got {self.lengths_s}")
+        if self.max_s is not None and self.max_s < 0:
+            raise ValueError(f"warm-up time budget must be >= 0, got {self.max_s}")
+
+
+def spread(n: int) -> list[int]:
+    """1..n, each once, in an order that covers the range coarsely first: 1, n, then the
+    midpoints of the gaps left, widest gaps first (breadth-first bisection)."""
+    if n < 1:
+        return []
+    order = [1] if n == 1 else [1, n]
+    gaps = [(1, n)]
+    while gaps:
+        nxt = []
+        for lo, hi in gaps:
+            if hi - lo > 1:
+                mid = (lo + hi) // 2
+                order.append(mid)
+                nxt += [(lo, mid), (mid, hi)]
+        gaps = nxt
+    return order
+
+
+def plan(config: WarmupConfig, max_batch_size: int, max_batch_audio_s: float) -> list[WarmShape]:
+    """The warm-up batches, in the order to run them. A batch the scheduler could never form
+    (its rows x length over ``max_batch_audio_s``, the padded-audio budget) is left out."""
+    if config.mode is WarmupMode.ONE:
+        return [WarmShape(1, 1.0)]
+    lengths = sorted(set(config.lengths_s))
+    return [
+        WarmShape(rows, seconds)
+        for rows in spread(max_batch_size)
+        for seconds in lengths
+        if rows * seconds <= max_batch_audio_s
+    ]
