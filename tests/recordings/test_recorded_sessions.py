@@ -1,0 +1,184 @@
+"""Recordings of real sessions (issue 61): a gRPC stream of a tenant that records, on a real server
+on loopback; its files decrypted on the test's side with the tenant's key (the sealed format, not
+the server's reader) and compared with what the client received; a text tenant keeps no audio, a
+tenant that does not record keeps nothing, the retention deletes on time, and a rotated key still
+opens an old recording."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from tests.support import recordings as rec
+from tests.support.live_server import LiveServer
+from tests.support.waiting import eventually
+from translate_svc.client_cli.decode import load_pcm16k
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(90)]
+
+#: a tenant whose recordings are kept about 3.5 s (retention_days as a fraction of a day)
+BRIEF = "brief-stream-token-9f8e7d"
+BRIEF_DAYS = 0.00004
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def served(
+    test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[LiveServer, rec.Setup]]:
+    s = rec.setup(tmp_path_factory.mktemp("recordings"))
+    s.tokens.write_text(rec.tokens_text() + f"{BRIEF} * tenant=brief record=text retention_days={BRIEF_DAYS}\n")
+    s.keys.add("brief", "b1")
+    async with rec.recording_server(test_model_dir, s, sweep_interval_s=0.25) as live:
+        yield live, s
+
+
+@pytest.fixture(scope="module")
+def pcm(shared_audio: Path) -> np.ndarray:
+    return load_pcm16k(shared_audio / "jfk.flac")
+
+
+async def finished(live: LiveServer, token: str, recording_id: str) -> dict[str, Any]:
+    """The recording's manifest from the API, once its session's recording is finished."""
+    found: dict[str, Any] = {}
+
+    async def done() -> bool:
+        status, body, _ = await rec.api(live, "GET", f"/v1/recordings/{recording_id}", token)
+        if status == 200 and json.loads(body).get("ended_at") is not None:
+            found.update(json.loads(body))
+            return True
+        return False
+
+    await eventually(done, f"recording {recording_id} finished", deadline_s=60)
+    return found
+
+
+def plain(s: rec.Setup, tenant: str, recording_id: str, name: str) -> bytes:
+    manifest = rec.on_disk(s.directory, tenant, recording_id)
+    tenant_key = s.keys.keys[(tenant, manifest["key"]["id"])]
+    blob = (s.directory / tenant / recording_id / (name + ".sealed")).read_bytes()
+    return rec.unseal(blob, rec.data_key(manifest, tenant_key), name)
+
+
+async def test_an_audio_tenants_files_decrypt_to_what_its_client_received(
+    served: tuple[LiveServer, rec.Setup], pcm: np.ndarray
+) -> None:
+    live, s = served
+    got = await rec.stream(live.stub, pcm, rec.ACME, ["spa", "fra"])
+    assert got.ended is not None and got.segments
+    manifest = await finished(live, rec.ACME_READ, got.session_id)
+    assert manifest["complete"] is True and manifest["tenant"] == "acme" and manifest["mode"] == "audio"
+    assert "key" not in manifest  # the API never shows the wrapped key
+    files = {f["name"]: f for f in manifest["files"]}
+    assert {"segments.jsonl", "source.ogg"} <= set(files)
+
+    for name, entry in files.items():  # each file decrypts with acme's key, to its manifest's SHA-256
+        data = plain(s, "acme", got.session_id, name)
+        assert entry["complete"] is True and hashlib.sha256(data).hexdigest() == entry["sha256"]
+        status, body, headers = await rec.api(
+            live, "GET", f"/v1/recordings/{got.session_id}/files/{name}", rec.ACME_READ
+        )
+        assert status == 200 and body == data and headers["X-Recording-File-Complete"] == "true"
+
+    lines = [json.loads(line) for line in plain(s, "acme", got.session_id, "segments.jsonl").splitlines()]
+    assert [line["segment_id"] for line in lines] == [seg.segment_id for seg in got.segments]
+    for line, seg in zip(lines, got.segments, strict=True):
+        assert (line["start_ms"], line["end_ms"]) == (seg.start_ms, seg.end_ms)
+        assert line["transcript"]["text"] == seg.transcript.text
+        assert [w["word"] for w in line["transcript"]["words"]] == [w.word for w in seg.transcript.words]
+        assert [(t["language"], t["text"]) for t in line["translations"]] == [
+            (t.target_language, t.text) for t in seg.translations
+        ]
+
+    samples, rate = rec.decoded_samples(plain(s, "acme", got.session_id, "source.ogg"))
+    assert rate == 48_000 and abs(samples - len(pcm) * 3) <= 960  # the input, within a 20 ms frame
+
+    for language in ("spa", "fra"):
+        heard_s = sum(
+            t.audio.num_samples / t.audio.sample_rate_hz
+            for seg in got.segments
+            for t in seg.translations
+            if t.target_language == language
+        )
+        name = f"speech.{language}.ogg"
+        if heard_s == 0:
+            assert name not in files
+            continue
+        samples, rate = rec.decoded_samples(plain(s, "acme", got.session_id, name))
+        assert abs(samples / rate - heard_s) <= 0.020  # the speech the client got, within a frame
+
+
+async def test_a_text_tenant_keeps_the_segments_and_no_audio(
+    served: tuple[LiveServer, rec.Setup], pcm: np.ndarray
+) -> None:
+    live, s = served
+    got = await rec.stream(live.stub, pcm[: 16000 * 6], rec.TEXTY, ["spa"])
+    manifest = await finished(live, rec.TEXTY_READ, got.session_id)
+    assert [f["name"] for f in manifest["files"]] == ["segments.jsonl"] and manifest["complete"] is True
+    on_disk = sorted(p.name for p in (s.directory / "texty" / got.session_id).iterdir())
+    assert on_disk == ["manifest.json", "segments.jsonl.sealed"]
+    lines = plain(s, "texty", got.session_id, "segments.jsonl").splitlines()
+    assert len(lines) == len(got.segments)
+    assert all("speech" not in t for line in lines for t in json.loads(line)["translations"])
+
+
+async def test_a_tenant_that_does_not_record_keeps_nothing(
+    served: tuple[LiveServer, rec.Setup], pcm: np.ndarray
+) -> None:
+    live, s = served
+    got = await rec.stream(live.stub, pcm[: 16000 * 6], rec.QUIET, ["spa"])
+    assert got.ended is not None and got.segments
+    status, body, _ = await rec.api(live, "GET", "/v1/recordings", rec.QUIET_READ)
+    assert status == 200 and json.loads(body) == {"recordings": []}
+    assert not (s.directory / "quiet").exists()
+    assert not any(p.name == got.session_id for p in s.directory.glob("*/*"))
+
+
+async def test_retention_deletes_a_recording_on_time(served: tuple[LiveServer, rec.Setup], pcm: np.ndarray) -> None:
+    live, s = served
+    got = await rec.stream(live.stub, pcm[: 16000 * 4], BRIEF, ["spa"])
+    where = s.directory / "brief" / got.session_id
+
+    async def ended() -> bool:
+        return (where / "manifest.json").exists() and rec.on_disk(s.directory, "brief", got.session_id)["ended_at"]
+
+    await eventually(ended, "the brief recording finished", deadline_s=30, poll_s=0.02)
+    ended_at = rec.on_disk(s.directory, "brief", got.session_id)["ended_at"]
+
+    async def gone() -> bool:
+        return not where.exists()
+
+    await eventually(gone, "the brief recording deleted", deadline_s=30, poll_s=0.02)
+    gone_at = time.time()
+    retention_s = BRIEF_DAYS * 86_400
+    assert gone_at >= ended_at + retention_s  # not before its retention
+    assert gone_at <= ended_at + retention_s + 5  # and soon after (a sweep every 0.25 s)
+
+
+async def test_a_rotated_key_still_opens_an_old_recording(
+    served: tuple[LiveServer, rec.Setup], pcm: np.ndarray
+) -> None:
+    live, s = served
+    old = await rec.stream(live.stub, pcm[: 16000 * 4], rec.ACME, ["spa"])
+    old_manifest = await finished(live, rec.ACME_READ, old.session_id)
+    old_key_id = rec.on_disk(s.directory, "acme", old.session_id)["key"]["id"]
+    s.keys.add("acme", f"rotated-{time.monotonic_ns()}")  # the tenant's current key from now on
+    new_key_id = s.keys.lines[-1].split()[1]
+
+    async def uses_new_key() -> bool:  # the key file is re-read within a second of a change
+        got = await rec.stream(live.stub, pcm[: 16000 * 2], rec.ACME, ["spa"])
+        await finished(live, rec.ACME_READ, got.session_id)
+        return bool(rec.on_disk(s.directory, "acme", got.session_id)["key"]["id"] == new_key_id)
+
+    await eventually(uses_new_key, "a new recording made with the rotated key", deadline_s=60, poll_s=1.1)
+    assert old_key_id != new_key_id
+    entry = next(f for f in old_manifest["files"] if f["name"] == "segments.jsonl")
+    status, body, _ = await rec.api(live, "GET", f"/v1/recordings/{old.session_id}/files/segments.jsonl", rec.ACME_READ)
+    assert status == 200 and hashlib.sha256(body).hexdigest() == entry["sha256"]
