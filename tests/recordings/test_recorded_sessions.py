@@ -19,7 +19,10 @@ import pytest_asyncio
 
 from tests.support import recordings as rec
 from tests.support.live_server import LiveServer
+from tests.support.raw import raw_request
+from tests.support.tokens import bearer
 from tests.support.waiting import eventually
+from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(90)]
@@ -182,3 +185,26 @@ async def test_a_rotated_key_still_opens_an_old_recording(
     entry = next(f for f in old_manifest["files"] if f["name"] == "segments.jsonl")
     status, body, _ = await rec.api(live, "GET", f"/v1/recordings/{old.session_id}/files/segments.jsonl", rec.ACME_READ)
     assert status == 200 and hashlib.sha256(body).hexdigest() == entry["sha256"]
+
+
+async def test_a_translate_clip_is_recorded_like_a_stream(
+    served: tuple[LiveServer, rec.Setup], pcm: np.ndarray
+) -> None:
+    live, s = served
+    before = {p.name for p in (s.directory / "acme").iterdir()}
+    request = raw_request(pcm[: 16000 * 4].tobytes(), pb.LINEAR16, source_language="eng", target_languages=["spa"])
+    response = await live.stub.Translate(request, metadata=bearer(rec.ACME))
+
+    async def one_more() -> bool:  # the clip's session, recorded (its directory made by the writer thread)
+        return len({p.name for p in (s.directory / "acme").iterdir()} - before) == 1
+
+    await eventually(one_more, "the clip's recording")
+    (rid,) = {p.name for p in (s.directory / "acme").iterdir()} - before
+    manifest = await finished(live, rec.ACME_READ, rid)
+    assert manifest["complete"] is True and {f["name"] for f in manifest["files"]} >= {"segments.jsonl", "source.ogg"}
+    lines = [json.loads(line) for line in plain(s, "acme", rid, "segments.jsonl").splitlines()]
+    assert [(line["start_ms"], line["translations"][0]["text"]) for line in lines] == [
+        (seg.start_ms, seg.translations[0].text) for seg in response.segments
+    ]
+    samples, _ = rec.decoded_samples(plain(s, "acme", rid, "source.ogg"))
+    assert abs(samples - 16000 * 4 * 3) <= 960
