@@ -128,6 +128,12 @@ class TranslateServer:
             self.tokens = TokenStore(self.settings.auth.tokens_file)
         if app.recordings is not None and self.tokens is not None:
             app.recordings.retention_of = _retention_of(self.tokens)
+        elif self.tokens is not None and (asking := self.tokens.recording_tenants()):
+            logger.warning(
+                "tenants %s ask for recordings (record= in the tokens file) but recordings.dir is unset: "
+                "nothing of their sessions is kept",
+                ", ".join(asking[:8]),
+            )
         ctx = DoorContext(
             app.sessions, self.settings, self.tokens, self._revocation, app.cluster, reuse_port, app.recordings
         )

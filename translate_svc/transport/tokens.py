@@ -337,6 +337,10 @@ class TokenStore:
         """The tenant ``name`` as the file states it now (its caps); None if no line names it."""
         return next((grant.tenant for _, grant in self._entries if grant.tenant.name == name), None)
 
+    def recording_tenants(self) -> list[str]:
+        """The tenants whose line asks for recordings (``record=text|audio``), by name."""
+        return sorted({g.tenant.name for _, g in self._entries if g.tenant.record.mode is not RecordMode.NONE})
+
     def secret_tenant(self, name: str) -> Tenant | None:
         """The tenant of a client secret minted for ``name``, as the file states it now; None when
         no token of that tenant may ``stream`` any more (the tenant was removed, or every token of
