@@ -1,4 +1,5 @@
-"""Recordings of real sessions (issue 61): a gRPC stream of a tenant that records, on a real server
+"""Recordings of real sessions (issue 61): a gRPC stream, a Translate clip and an OpenAI realtime session
+of a tenant that records, on a real server
 on loopback; its files decrypted on the test's side with the tenant's key (the sealed format, not
 the server's reader) and compared with what the client received; a text tenant keeps no audio, a
 tenant that does not record keeps nothing, the retention deletes on time, and a rotated key still
@@ -6,6 +7,8 @@ opens an old recording."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import hashlib
 import json
 import time
@@ -20,6 +23,9 @@ import pytest_asyncio
 from tests.support import recordings as rec
 from tests.support.live_server import LiveServer
 from tests.support.raw import raw_request
+from tests.support.realtime import MODEL as OPENAI_MODEL
+from tests.support.realtime import openai_client
+from tests.support.speech import speech_pcm16
 from tests.support.tokens import bearer
 from tests.support.waiting import eventually
 from translate_svc.api.v1 import translate_pb2 as pb
@@ -61,6 +67,12 @@ async def finished(live: LiveServer, token: str, recording_id: str) -> dict[str,
 
     await eventually(done, f"recording {recording_id} finished", deadline_s=60)
     return found
+
+
+def ids(s: rec.Setup, tenant: str) -> set[str]:
+    """The tenant's recordings on disk, by id."""
+    where = s.directory / tenant
+    return {p.name for p in where.iterdir()} if where.exists() else set()
 
 
 def plain(s: rec.Setup, tenant: str, recording_id: str, name: str) -> bytes:
@@ -192,19 +204,15 @@ async def test_a_translate_clip_is_recorded_like_a_stream(
 ) -> None:
     live, s = served
 
-    def ids() -> set[str]:
-        where = s.directory / "acme"
-        return {p.name for p in where.iterdir()} if where.exists() else set()
-
-    before = ids()
+    before = ids(s, "acme")
     request = raw_request(pcm[: 16000 * 4].tobytes(), pb.LINEAR16, source_language="eng", target_languages=["spa"])
     response = await live.stub.Translate(request, metadata=bearer(rec.ACME))
 
     async def one_more() -> bool:  # the clip's session, recorded (its directory made by the writer thread)
-        return len(ids() - before) == 1
+        return len(ids(s, "acme") - before) == 1
 
     await eventually(one_more, "the clip's recording")
-    (rid,) = ids() - before
+    (rid,) = ids(s, "acme") - before
     manifest = await finished(live, rec.ACME_READ, rid)
     assert manifest["complete"] is True and {f["name"] for f in manifest["files"]} >= {"segments.jsonl", "source.ogg"}
     lines = [json.loads(line) for line in plain(s, "acme", rid, "segments.jsonl").splitlines()]
@@ -213,3 +221,46 @@ async def test_a_translate_clip_is_recorded_like_a_stream(
     ]
     samples, _ = rec.decoded_samples(plain(s, "acme", rid, "source.ogg"))
     assert abs(samples - 16000 * 4 * 3) <= 960
+
+
+async def test_an_openai_realtime_session_is_recorded_like_a_stream(
+    served: tuple[LiveServer, rec.Setup], shared_audio: Path
+) -> None:
+    live, s = served
+    pcm24k = speech_pcm16(shared_audio / "jfk.flac", 6, 24_000)
+    before = ids(s, "acme")
+    events: list[Any] = []
+    async with openai_client(live, rec.ACME).realtime.translations.connect(model=OPENAI_MODEL) as conn:
+        assert (await conn.recv()).type == "session.created"
+        session = {
+            "audio": {"output": {"language": "es"}, "input": {"language": "en"}},
+            "x_simultaneous_step_ms": 0,  # segment mode: one transcript delta per segment
+        }
+        await conn.session.update(session=session)  # type: ignore[arg-type]
+        for at in range(0, len(pcm24k), 4800):
+            await conn.session.input_audio_buffer.append(
+                audio=base64.b64encode(pcm24k[at : at + 4800].tobytes()).decode()
+            )
+        await conn.session.close()
+        async with asyncio.timeout(60):
+            async for ev in conn:
+                events.append(ev)
+                if ev.type == "session.closed":
+                    break
+    texts = [e.delta.strip() for e in events if e.type == "session.output_transcript.delta"]
+    heard_s = sum(len(base64.b64decode(e.delta)) / 2 / 24_000 for e in events if e.type == "session.output_audio.delta")
+
+    async def one_more() -> bool:
+        return len(ids(s, "acme") - before) == 1
+
+    await eventually(one_more, "the realtime session's recording")
+    (rid,) = ids(s, "acme") - before
+    manifest = await finished(live, rec.ACME_READ, rid)
+    assert manifest["complete"] is True
+    lines = [json.loads(line) for line in plain(s, "acme", rid, "segments.jsonl").splitlines()]
+    assert [t["text"] for line in lines for t in line["translations"] if t["text"]] == [t for t in texts if t]
+    samples, _ = rec.decoded_samples(plain(s, "acme", rid, "source.ogg"))
+    assert abs(samples - len(pcm24k) * 2) <= 960  # 24 kHz in, 48 kHz in the file
+    if heard_s:  # (random weights may say nothing: then no speech file, as for the gRPC stream)
+        samples, rate = rec.decoded_samples(plain(s, "acme", rid, "speech.spa.ogg"))
+        assert abs(samples / rate - heard_s) <= 0.020  # the speech the client got (24 kHz), within a frame
