@@ -54,7 +54,12 @@ K8S_VERSIONS = ("1.30.0", "latest")
 
 #: Custom resources, not in the Kubernetes schemas: skipped by kind in the schema check, and that
 #: skipped set must be exactly this (a CRD appearing or vanishing is a deliberate change).
-CRD_KINDS = {"gpu": {"PodMonitor"}, "gpu-external-redis": {"PodMonitor"}, "gpu-recordings": {"PodMonitor"}, "cpu-dev": set()}
+CRD_KINDS = {
+    "gpu": {"PodMonitor"},
+    "gpu-external-redis": {"PodMonitor"},
+    "gpu-recordings": {"PodMonitor"},
+    "cpu-dev": set(),
+}
 
 #: Objects the manifests reference but do not create: the operator creates them (docs/deploy.md
 #: gives the commands). Secrets with keys never go into git, and a placeholder Secret would
