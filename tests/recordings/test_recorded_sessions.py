@@ -1,8 +1,8 @@
 """Recordings of real sessions (issue 61): a gRPC stream, a Translate clip and an OpenAI realtime
-session of a tenant that records, on a real server on loopback; its files decrypted on the test's side with the tenant's key (the sealed format, not
-the server's reader) and compared with what the client received; a text tenant keeps no audio, a
-tenant that does not record keeps nothing, the retention deletes on time, and a rotated key still
-opens an old recording."""
+session of a tenant that records, on a real server on loopback; its files decrypted on the test's
+side with the tenant's key (the sealed format, not the server's reader) and compared with what the
+client received; a text tenant keeps no audio, a tenant that does not record keeps nothing, the
+retention deletes on time, and a rotated key still opens an old recording."""
 
 from __future__ import annotations
 
