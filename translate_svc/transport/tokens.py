@@ -160,8 +160,7 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
     perms_of: dict[bytes, frozenset[Permission]] = {}
     rooms_of: dict[bytes, RoomRights] = {}
     tenant_of: dict[bytes, str] = {}
-    caps: dict[str, dict[str, int | float]] = {}
-    policies: dict[str, dict[str, str | float]] = {}
+    caps: dict[str, dict[str, int | float | str]] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         where = f"{source} line {number}"
         line = raw.split("#", 1)[0].strip()
@@ -173,8 +172,7 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
         words = [p for p in (rest[0].replace(",", " ").split() if rest else []) if p]
         perms: set[Permission] = set()
         tenant = DEFAULT_TENANT.name
-        stated: dict[str, int | float] = {}
-        policy_stated: dict[str, str | float] = {}
+        stated: dict[str, int | float | str] = {}  # the tenant's caps and recording policy
         publish: list[str] = []
         listen: list[str] = []
         for word in words:
@@ -198,7 +196,7 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
             elif eq and option in _CAPS:
                 stated[option] = _cap(option, value, where)
             elif eq and option in _RECORD_OPTIONS:
-                policy_stated[option] = _record_option(option, value, where)
+                stated[option] = _record_option(option, value, where)
             elif eq:
                 known = ", ".join(["tenant", *_CAPS, *_ROOM_OPTIONS, *_RECORD_OPTIONS])
                 raise TokenFileError(f"{where}: unknown option {option[:24]!r} (use {known})")
@@ -213,16 +211,10 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
         known_caps = caps.setdefault(tenant, {})
         for option, cap in stated.items():
             if known_caps.setdefault(option, cap) != cap:
+                shown = known_caps[option]
                 raise TokenFileError(
-                    f"{where}: tenant {tenant!r} has {option}={known_caps[option]:g} on another line; "
-                    "state each cap once, or the same on every line"
-                )
-        known_policy = policies.setdefault(tenant, {})
-        for option, stated_value in policy_stated.items():
-            if known_policy.setdefault(option, stated_value) != stated_value:
-                raise TokenFileError(
-                    f"{where}: tenant {tenant!r} has {option}={known_policy[option]} on another line; "
-                    "state it once, or the same on every line"
+                    f"{where}: tenant {tenant!r} has {option}={shown if isinstance(shown, str) else f'{shown:g}'} "
+                    f"on another line; state each {'cap' if option in _CAPS else 'option'} once, or the same on every line"
                 )
         digest = _digest(token)
         if tenant_of.setdefault(digest, tenant) != tenant:
@@ -237,11 +229,14 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
         rooms_of[digest] = RoomRights(known_rooms.publish + rooms.publish, known_rooms.listen + rooms.listen)
     if not perms_of:
         raise TokenFileError(f"{source} holds no token (one per line: <token> [<permission>,...] [tenant=<name>])")
-    tenants = {name: Tenant(name, TenantCaps(**c), _policy(policies[name])) for name, c in caps.items()}  # type: ignore[arg-type]
+    tenants = {
+        name: Tenant(name, TenantCaps(**{k: v for k, v in c.items() if k in _CAPS}), _policy(c))  # type: ignore[arg-type]
+        for name, c in caps.items()
+    }
     return [(digest, Grant(perms, tenants[tenant_of[digest]], rooms_of[digest])) for digest, perms in perms_of.items()]
 
 
-def _policy(stated: dict[str, str | float]) -> RecordPolicy:
+def _policy(stated: dict[str, int | float | str]) -> RecordPolicy:
     mode = RecordMode(str(stated.get("record", RecordMode.NONE.value)))
     days = stated.get("retention_days")
     return RecordPolicy(mode, float(days) if days is not None else None)
