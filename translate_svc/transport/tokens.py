@@ -211,10 +211,10 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
         known_caps = caps.setdefault(tenant, {})
         for option, cap in stated.items():
             if known_caps.setdefault(option, cap) != cap:
-                shown = known_caps[option]
+                shown, what = known_caps[option], "cap" if option in _CAPS else "option"
                 raise TokenFileError(
                     f"{where}: tenant {tenant!r} has {option}={shown if isinstance(shown, str) else f'{shown:g}'} "
-                    f"on another line; state each {'cap' if option in _CAPS else 'option'} once, or the same on every line"
+                    f"on another line; state each {what} once, or the same on every line"
                 )
         digest = _digest(token)
         if tenant_of.setdefault(digest, tenant) != tenant:
