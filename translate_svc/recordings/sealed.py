@@ -11,7 +11,8 @@ Each of its files is a header and a run of chunks::
 it). The counter orders the chunks, the ``last`` byte marks the final one, and the header and the
 file's name are authenticated with every chunk: a chunk moved, dropped, swapped from another file
 or cut off at the end fails to decrypt, and a file cut between chunks is known as such
-(``Truncated``) rather than read as whole. The plaintext of each chunk is authenticated before any
+(``Truncated``) rather than read as whole; one cut inside a chunk reads as altered there (its
+manifest says it was cut). The plaintext of each chunk is authenticated before any
 of it is returned.
 
 ``SealedWriter`` is a writable file object (what PyAV's Ogg muxer writes into); not thread-safe:
@@ -43,8 +44,9 @@ class SealedError(Exception):
 
 
 class Truncated(SealedError):
-    """The file ends before its last chunk: it was cut (a disk that filled, a crash). What came
-    before was returned and is authentic."""
+    """The file ends before its last chunk, between two chunks: it was cut (a disk that filled, a
+    crash). What came before was returned and is authentic. (A file cut inside a chunk cannot be
+    told from one altered there: ``SealedError``; its manifest says whether it was cut.)"""
 
 
 def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
@@ -135,8 +137,6 @@ def unseal(src: BinaryIO, data_key: bytes, name: str) -> Iterator[bytes]:
         try:
             plain = aead.decrypt(_nonce(prefix, index, last), current, aad)
         except InvalidTag:
-            if last and len(current) < block:  # a chunk cut part-way (a write that failed)
-                raise Truncated(f"{name} ends in a chunk cut off part-way") from None
             if last:
                 try:  # a file cut exactly between chunks: this one authenticates as not the last
                     aead.decrypt(_nonce(prefix, index, False), current, aad)
@@ -144,7 +144,10 @@ def unseal(src: BinaryIO, data_key: bytes, name: str) -> Iterator[bytes]:
                     pass
                 else:
                     raise Truncated(f"{name} ends before its last chunk") from None
-            raise SealedError(f"{name} does not decrypt with its recording's key: it was altered") from None
+            raise SealedError(
+                f"{name} does not decrypt with its recording's key: it was altered"
+                + (" (or cut part-way by a write that failed)" if last and len(current) < block else "")
+            ) from None
         yield plain
         if last:
             return

@@ -110,13 +110,13 @@ class RecordingRoutes:
                 "the key this recording was made with is no longer in recordings.key_file: it cannot be decrypted",
                 "recording_key_retired",
             )
-        except Truncated:
-            first = b""  # cut before its first whole chunk: nothing authentic to send
-        except SealedError:
-            logger.error("recording file %s of tenant %s does not authenticate", name, caller.tenant.name)
-            return http_error(
-                500, "the stored file does not authenticate: it was altered", "recording_corrupt", "server_error"
-            )
+        except SealedError as e:
+            if not isinstance(e, Truncated) and entry.get("complete"):
+                logger.error("recording file %s of tenant %s does not authenticate", name, caller.tenant.name)
+                return http_error(
+                    500, "the stored file does not authenticate: it was altered", "recording_corrupt", "server_error"
+                )
+            first = b""  # a file a failure cut before its first whole chunk: nothing authentic to send
         response = web.StreamResponse(
             headers={
                 hdrs.CONTENT_TYPE: _TYPES.get(name[name.rfind(".") :], "application/octet-stream"),
@@ -129,7 +129,9 @@ class RecordingRoutes:
             await response.write(chunk)
             try:
                 chunk = await asyncio.to_thread(_next, chunks)
-            except SealedError:  # cut by a failure (it says so in its header and manifest), or altered
+            except SealedError as e:  # cut by a failure (its manifest and header say so), or altered
+                if not isinstance(e, Truncated) and entry.get("complete"):
+                    logger.error("recording file %s of tenant %s does not authenticate", name, caller.tenant.name)
                 break
         await response.write_eof()
         return response
