@@ -89,6 +89,7 @@ async def test_an_audio_tenants_files_decrypt_to_what_its_client_received(
     assert got.ended is not None and got.segments
     manifest = await finished(live, rec.ACME_READ, got.session_id)
     assert manifest["complete"] is True and manifest["tenant"] == "acme" and manifest["mode"] == "audio"
+    assert manifest["resume_token"] == got.resume_token
     assert "key" not in manifest  # the API never shows the wrapped key
     files = {f["name"]: f for f in manifest["files"]}
     assert {"segments.jsonl", "source.ogg"} <= set(files)

@@ -127,6 +127,7 @@ class Received:
     """What the client of one stream received."""
 
     session_id: str
+    resume_token: str
     segments: list[pb.SegmentResult]
     ended: pb.StreamEnd | None
 
@@ -146,11 +147,12 @@ async def stream(stub: pb_grpc.TranslatorStub, pcm: np.ndarray, token: str, targ
         for start in range(0, len(pcm), 1600):
             yield pb.StreamingTranslateRequest(audio=pcm[start : start + 1600].tobytes())
 
-    received = Received("", [], None)
+    received = Received("", "", [], None)
     async for r in stub.StreamingTranslate(requests(), metadata=bearer(token)):
         kind = r.WhichOneof("response")
         if kind == "started":
             received.session_id = r.started.session_id
+            received.resume_token = r.started.resume_token
         elif kind == "segment":
             received.segments.append(r.segment)
         elif kind == "ended":

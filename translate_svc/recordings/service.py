@@ -76,7 +76,14 @@ class Recordings:
     # -- session.Recorders ------------------------------------------------------------------------
 
     def open(
-        self, tenant: str, policy: RecordPolicy, session_id: str, fmt: AudioFormat, task: TranslationTask
+        self,
+        tenant: str,
+        policy: RecordPolicy,
+        session_id: str,
+        fmt: AudioFormat,
+        task: TranslationTask,
+        *,
+        resume_token: str | None = None,
     ) -> Recorder | None:
         writer = self._writer
         if writer is None or policy.mode is RecordMode.NONE:
@@ -98,6 +105,8 @@ class Recordings:
             "id": session_id,
             "tenant": tenant,
             "session_id": session_id,
+            # the stream's across calls: the recordings of one stream resumed elsewhere share it
+            "resume_token": resume_token or session_id,
             "mode": policy.mode.value,
             "created_at": self._clock(),
             "ended_at": None,

@@ -302,12 +302,15 @@ class SessionManager:
 
     def _recorder(
         self, tenant: Tenant, fmt: AudioFormat, task: TranslationTask
-    ) -> Callable[[str], Recorder | None] | None:
-        """How a new session of ``tenant`` opens its recording (by its id), when the tenant records."""
+    ) -> Callable[[str, str], Recorder | None] | None:
+        """How a new session of ``tenant`` opens its recording (by its id and its stream's resume
+        token), when the tenant records."""
         recorders = self.recorders
         if recorders is None or tenant.record.mode is RecordMode.NONE:
             return None
-        return lambda session_id: recorders.open(tenant.name, tenant.record, session_id, fmt, task)
+        return lambda session_id, resume_token: recorders.open(
+            tenant.name, tenant.record, session_id, fmt, task, resume_token=resume_token
+        )
 
     def _new_session(
         self,
@@ -321,7 +324,7 @@ class SessionManager:
         executor: ThreadPoolExecutor | None = None,
         share: Callable[[], int] | None = None,
         hooks: StreamHooks = NO_HOOKS,
-        recorder: Callable[[str], Recorder | None] | None = None,
+        recorder: Callable[[str, str], Recorder | None] | None = None,
     ) -> StreamSession:
         session = StreamSession(
             self.engine,

@@ -58,6 +58,14 @@ class Recorders(Protocol):
     """Opens a session's recorder when its tenant records."""
 
     def open(
-        self, tenant: str, policy: RecordPolicy, session_id: str, fmt: AudioFormat, task: TranslationTask
+        self,
+        tenant: str,
+        policy: RecordPolicy,
+        session_id: str,
+        fmt: AudioFormat,
+        task: TranslationTask,
+        *,
+        resume_token: str | None = None,
     ) -> Recorder | None:
-        """The recorder of a new session of ``tenant`` (None: not recorded)."""
+        """The recorder of a new session of ``tenant`` (None: not recorded). ``resume_token``: its
+        stream's, which every call of a stream resumed across servers shares."""

@@ -124,14 +124,14 @@ class StreamSession:
         executor: Executor | None = None,
         hooks: StreamHooks = NO_HOOKS,
         on_close: Callable[[StreamSession], None] | None = None,
-        recorder: Callable[[str], Recorder | None] | None = None,
+        recorder: Callable[[str, str], Recorder | None] | None = None,
     ) -> None:
         self.session_id = uuid.uuid4().hex
-        #: the session's recording (its tenant records: ``recording.py``), fed here, the one place
-        #: every door's input audio and results pass; closed with the session
-        self._recorder = recorder(self.session_id) if recorder is not None else None
         #: names the stream across calls; a resumed call keeps its token
         self.resume_token = resume.token if resume is not None else self.session_id
+        #: the session's recording (its tenant records: ``recording.py``), fed here, the one place
+        #: every door's input audio and results pass; closed with the session
+        self._recorder = recorder(self.session_id, self.resume_token) if recorder is not None else None
         self.resume = resume
         self.fmt = fmt
         self.task = task
