@@ -129,9 +129,6 @@ class StreamSession:
         self.session_id = uuid.uuid4().hex
         #: names the stream across calls; a resumed call keeps its token
         self.resume_token = resume.token if resume is not None else self.session_id
-        #: the session's recording (its tenant records: ``recording.py``), fed here, the one place
-        #: every door's input audio and results pass; closed with the session
-        self._recorder = recorder(self.session_id, self.resume_token) if recorder is not None else None
         self.resume = resume
         self.fmt = fmt
         self.task = task
@@ -149,6 +146,10 @@ class StreamSession:
         #: on the stream's timeline, where this call's translation starts (after a resume's lead-in)
         self.translates_from_ms = self.timeline.offset_ms + lead_in_ms
         self._vad = VadBridge(vad, self._on_scored, self._update_room)
+        #: the session's recording (its tenant records: ``recording.py``), fed here, the one place
+        #: every door's input audio and results pass; closed with the session (opened last but
+        #: for what cannot fail: a session that fails to open leaves no recording open)
+        self._recorder = recorder(self.session_id, self.resume_token) if recorder is not None else None
         self.jobs = JobTracker(
             engine,
             self.session_id,
