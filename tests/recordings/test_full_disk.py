@@ -1,7 +1,7 @@
 """A disk that fills under a recording ends the recording, never the call (issue 61).
 
-The server runs in a subprocess under ``prlimit --fsize`` (RLIMIT_FSIZE, which any user may lower
-for a process it starts): the kernel then refuses a write past that size with EFBIG, as a full
+The server runs in a subprocess under a lowered RLIMIT_FSIZE (as ``prlimit --fsize``; any user may
+lower it for a process it starts): the kernel then refuses a write past that size with EFBIG, as a full
 disk refuses one with ENOSPC and a quota with EDQUOT; the recordings' writer treats the three
 alike (``disk_full``). A small tmpfs or a loop-mounted filesystem would need root. The limit is
 above every file the server writes besides the recording's audio (the ready file, the manifest,
@@ -11,6 +11,7 @@ of a 33 s call (its first sealed chunk is written at about 16 s of audio, mid-ca
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import grpc
@@ -28,6 +29,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 
 #: the largest file the server may write: under one sealed chunk (64 KiB)
 LIMIT_BYTES = 24 * 1024
+#: what ``prlimit --fsize=N --`` does, without needing util-linux: lower RLIMIT_FSIZE, then exec
+#: the rest of the command line (Python ignores SIGXFSZ, so a write past it fails with EFBIG)
+FSIZE_SHIM = (
+    "import os, resource, sys; n = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
 
 
 async def test_a_full_disk_ends_the_recording_marked_incomplete_and_leaves_the_call(
@@ -40,7 +47,7 @@ async def test_a_full_disk_ends_the_recording_marked_incomplete_and_leaves_the_c
         "TRANSLATE_SVC_RECORDINGS__KEY_FILE": str(s.keys.path),
     }
     args = ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0"]
-    server = ServerProcess(args, env=env, prefix=["prlimit", f"--fsize={LIMIT_BYTES}", "--"])
+    server = ServerProcess(args, env=env, prefix=[sys.executable, "-c", FSIZE_SHIM, str(LIMIT_BYTES)])
     try:
         once = load_pcm16k(shared_audio / "jfk.flac")
         pcm = np.concatenate([once, once, once])  # 33 s: its source file passes the limit at about 16 s
