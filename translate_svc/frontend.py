@@ -17,6 +17,7 @@ from translate_svc.cluster.store import ClusterStore
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import EngineFailed
 from translate_svc.observability import metrics
+from translate_svc.recordings.service import Manifest, Recordings
 from translate_svc.session import SessionManager
 from translate_svc.session.quota import Counters
 from translate_svc.session.rooms import room_config
@@ -45,11 +46,15 @@ class Application:
     stop_engine: Callable[[], Awaitable[None]]
     #: called (on the loop) if the engine dies; transport/ turns health NOT_SERVING
     failure_listeners: list[Callable[[BaseException], None]] = field(default_factory=list)
+    #: the sessions' recordings (``recordings.dir`` set), their writer and sweeper; None: none
+    recordings: Recordings | None = None
 
     async def start(self, *, warmup: bool = True) -> None:
         """The cluster store first (an unreachable Redis or hub fails the start before the model
         loads: ``StoreUnavailable``, naming it), then the engine."""
         await self.cluster.start()
+        if self.recordings is not None:
+            await self.recordings.start()
         await self.start_engine(warmup)
 
     async def stop(self) -> None:
@@ -58,6 +63,8 @@ class Application:
         await self.stop_engine()
         self.vad.close()
         self.sessions.close()
+        if self.recordings is not None:
+            await self.recordings.stop()
         await self.cluster.close()
 
 
@@ -71,15 +78,22 @@ def build_frontend(
     cluster: ClusterStore,
     counters: Counters | None = None,
     engine_gone: str = ENGINE_FAILED,
+    on_recording_ready: Callable[[Manifest], None] | None = None,
 ) -> Application:
     """Sessions and the VAD worker around ``engine``, over the cluster store ``cluster`` (started
     and closed with the application); ``counters`` hold the node's limits and
     tenants' caps (default: this process's own counts). If the engine dies, every live stream
-    ends with ``engine_gone`` (UNAVAILABLE), its open speech accounted for."""
+    ends with ``engine_gone`` (UNAVAILABLE), its open speech accounted for. ``on_recording_ready``:
+    told of each finished recording (``recordings/service.py``; the ``recording.ready`` event)."""
     # process-wide, once: numpy's BLAS pool (torch's own threads are the runner's, set at load)
     threadpool_limits(limits=settings.blas_threads, user_api="blas")
     vad = VadWorker(SileroVad(), on_call=metrics.observe_vad_call)
     rooms = room_config(settings.rooms, settings.limits.max_target_languages)
-    sessions = SessionManager(engine, vad, settings.vad, settings.limits, counters=counters, rooms=rooms, store=cluster)
+    recordings = None
+    if settings.recordings.dir is not None:
+        recordings = Recordings(settings.recordings, on_ready=on_recording_ready)
+    sessions = SessionManager(
+        engine, vad, settings.vad, settings.limits, counters=counters, rooms=rooms, store=cluster, recorders=recordings
+    )
     listeners.append(lambda exc: sessions.fail_all(EngineFailed(engine_gone)))
-    return Application(settings, engine, vad, sessions, cluster, start_engine, stop_engine, listeners)
+    return Application(settings, engine, vad, sessions, cluster, start_engine, stop_engine, listeners, recordings)

@@ -440,6 +440,33 @@ class ClusterSettings(BaseModel):
     lease_s: float = Field(15.0, ge=1, le=300)
 
 
+class RecordingsSettings(BaseModel):
+    """Recordings (issue 61, ``translate_svc/recordings/``, docs/security.md): what a tenant whose
+    line says ``record=text|audio`` keeps of its sessions, encrypted, for its ``retention_days``."""
+
+    #: where recordings are written (``<dir>/<tenant>/<recording id>/``); None: nothing is recorded,
+    #: whatever the tokens file says (start-up warns when a tenant asks for recordings)
+    dir: Path | None = None
+    #: the tenants' keys: one per line, ``<tenant> <key id> <base64 of 32 random bytes>``; a
+    #: tenant's last line is its current key (new recordings), earlier ones still decrypt
+    key_file: Path | None = None
+    #: a tenant that records and states no ``retention_days`` keeps its recordings this long
+    default_retention_days: float = Field(30.0, gt=0, le=36_500)
+    #: audio and text waiting for the writer thread, every recording of the process together: a
+    #: recording whose next piece would go past it ends, marked incomplete (never the call)
+    queue_max_bytes: int = Field(64 * 1024 * 1024, ge=64 * 1024, le=1 << 34)
+    #: the sweeper deletes recordings past their retention this often (and once at start)
+    sweep_interval_s: float = Field(3600.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _check(self) -> RecordingsSettings:
+        if self.dir is not None and self.key_file is None:
+            raise ValueError(
+                "recordings.dir needs recordings.key_file: recordings are encrypted with the tenants' keys"
+            )
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRANSLATE_SVC_", env_nested_delimiter="__", extra="forbid")
 
@@ -454,6 +481,7 @@ class Settings(BaseSettings):
     phone: PhoneSettings = PhoneSettings()
     rooms: RoomSettings = RoomSettings()
     cluster: ClusterSettings = ClusterSettings()
+    recordings: RecordingsSettings = RecordingsSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: text (for a person at a terminal) or json (one object per line, for a log pipeline)
     log_format: Literal["text", "json"] = "text"
@@ -463,6 +491,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if self.recordings.dir is not None and self.auth.tokens_file is None:
+            raise ValueError("recordings.dir needs auth.tokens_file: each tenant's record= policy is stated there")
         limits = self.limits
         if limits.max_chunk_bytes > limits.max_message_bytes:
             raise ValueError("limits.max_chunk_bytes must not exceed limits.max_message_bytes")

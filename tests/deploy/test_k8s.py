@@ -54,7 +54,12 @@ K8S_VERSIONS = ("1.30.0", "latest")
 
 #: Custom resources, not in the Kubernetes schemas: skipped by kind in the schema check, and that
 #: skipped set must be exactly this (a CRD appearing or vanishing is a deliberate change).
-CRD_KINDS = {"gpu": {"PodMonitor"}, "gpu-external-redis": {"PodMonitor"}, "cpu-dev": set()}
+CRD_KINDS = {
+    "gpu": {"PodMonitor"},
+    "gpu-external-redis": {"PodMonitor"},
+    "gpu-recordings": {"PodMonitor"},
+    "cpu-dev": set(),
+}
 
 #: Objects the manifests reference but do not create: the operator creates them (docs/deploy.md
 #: gives the commands). Secrets with keys never go into git, and a placeholder Secret would
@@ -67,6 +72,13 @@ OPERATOR_CREATED = {
         ("Secret", "translate-svc-tokens"),
         CLIENT_SECRET_KEY,
         ("Secret", REDIS),
+    },
+    "gpu-recordings": {
+        ("Secret", "translate-svc-tls"),
+        ("Secret", "translate-svc-tokens"),
+        CLIENT_SECRET_KEY,
+        ("Secret", REDIS),
+        ("Secret", "translate-svc-recording-keys"),
     },
     "cpu-dev": {CLIENT_SECRET_KEY},
 }
@@ -88,6 +100,7 @@ CLUSTER_SETTINGS = {"TRANSLATE_SVC_CLUSTER__REDIS_URL", "TRANSLATE_SVC_CLUSTER__
 OTHER_POLICIES = {
     "gpu": {REDIS, "translate-svc-to-redis"},
     "gpu-external-redis": {"translate-svc-to-redis"},
+    "gpu-recordings": {REDIS, "translate-svc-to-redis"},
     "cpu-dev": set(),
 }
 
@@ -725,7 +738,7 @@ def test_the_server_pods_may_call_the_cluster_dns_and_redis_only(overlay: str) -
         }
     ]
     assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
-    if overlay == "gpu":
+    if overlay in ("gpu", "gpu-recordings"):
         redis_labels = one(objs, "Deployment", REDIS)["spec"]["template"]["metadata"]["labels"]
         (peer,) = redis["to"]
         assert set(peer) == {"podSelector"} and selects(peer["podSelector"], redis_labels)

@@ -31,7 +31,14 @@ class ServerProcess:
     """``translate-svc serve`` in a subprocess; its output is drained on a thread. Ready when it has
     written its ``--ready-file`` (a temporary one unless ``ready_file`` names one)."""
 
-    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None, ready_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        env: dict[str, str] | None = None,
+        ready_file: Path | None = None,
+        prefix: Sequence[str] = (),
+    ) -> None:
+        """``prefix``: a command the server runs under (e.g. ``prlimit --fsize=N``, which execs it)."""
         env = {**os.environ, "TRANSLATE_SVC_SERVER__GRACE_S": "2", "TRANSLATE_SVC_SERVER__DRAIN_S": "1", **(env or {})}
         self._tmp: Path | None = None
         if ready_file is None:
@@ -39,7 +46,7 @@ class ServerProcess:
             ready_file = self._tmp / "ready.json"
         self.ready_file = ready_file
         self.proc = subprocess.Popen(
-            default_signals([*CLI, "serve", *args, "--ready-file", str(self.ready_file)]),
+            default_signals([*prefix, *CLI, "serve", *args, "--ready-file", str(self.ready_file)]),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

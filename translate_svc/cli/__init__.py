@@ -7,7 +7,7 @@
 
 import typer
 
-from translate_svc.cli import operator, phone_config
+from translate_svc.cli import operator, phone_config, recordings
 from translate_svc.client_cli.app import CLIENT_HELP, add_client_commands
 
 # Help texts are not wrapped in the source: rich wraps them to the terminal. A prose paragraph is one
@@ -27,5 +27,6 @@ app.command("make-test-model")(operator.make_test_model)
 app.command("download-model")(operator.download_model)
 app.command("make-test-lid-model")(operator.make_test_lid_model)
 app.command("download-lid-model")(operator.download_lid_model)
+app.add_typer(recordings.app, name="recordings")  # recordings decrypt (issue 61)
 
 __all__ = ["app"]

@@ -275,6 +275,7 @@ async def _serve(settings: Settings, ready_file: Path | None) -> None:
     from translate_svc.app import build
     from translate_svc.cluster.choose import ClusterConfigError
     from translate_svc.cluster.store import StoreUnavailable
+    from translate_svc.recordings.keys import KeyFileError
     from translate_svc.serving import collector
     from translate_svc.transport.grpc.tls import TlsConfigError
     from translate_svc.transport.host import DoorSetupError, TranslateServer
@@ -282,7 +283,7 @@ async def _serve(settings: Settings, ready_file: Path | None) -> None:
 
     try:
         server = TranslateServer(build(settings))
-    except (TlsConfigError, TokenFileError, DoorSetupError, ClusterConfigError) as e:
+    except (TlsConfigError, TokenFileError, DoorSetupError, ClusterConfigError, KeyFileError) as e:
         raise _cannot_start(str(e)) from e
     try:
         await server.start()

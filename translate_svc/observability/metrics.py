@@ -368,3 +368,20 @@ def room_listener_left(dropped: int) -> None:
 
 def room_sent(door: str, nbytes: int) -> None:
     ROOM_FANOUT_BYTES.labels(door).inc(nbytes)
+
+
+# Recordings (issue 61, translate_svc/recordings/). Tenants come from the tokens file only.
+RECORDINGS = Counter(
+    "translate_svc_recordings_total",
+    "recordings finished, by tenant and whether they are complete",
+    ["tenant", "complete"],
+)
+RECORDINGS_INCOMPLETE = Counter(
+    "translate_svc_recordings_incomplete_total",
+    "recordings ended early, never the call: the writer's queue was full (queue_full), the disk was full "
+    "(disk_full), another write error (write_error), or the tenant has no key (no_key)",
+    ["reason"],
+)
+RECORDINGS_DELETED = Counter(
+    "translate_svc_recordings_deleted_total", "recordings deleted: past retention (sweeper) or by the API", ["by"]
+)

@@ -124,7 +124,7 @@ class ClipDriver:
             )
         checks.check_answer_size(duration_s, task, limits)
         self._m.charge_audio(self.tenant, duration_s)  # admitted with budget left: this clip may overdraw it
-        session = self._m.open_clip(AudioFormat(AudioEncoding.FLOAT32, rate, 1), task, vad)
+        session = self._m.open_clip(AudioFormat(AudioEncoding.FLOAT32, rate, 1), task, vad, self.tenant)
         collect = asyncio.create_task(_results(session, on_result), name=f"collect-{session.session_id}")
         try:
             await session.feed_samples(samples)

@@ -36,6 +36,7 @@ from translate_svc.session.quota import (
     refusal,
     retry_after_ms,
 )
+from translate_svc.session.recording import Recorder, Recorders, RecordMode
 from translate_svc.session.rooms import RoomConfig, RoomRegistry
 from translate_svc.session.stream import NO_HOOKS, StreamHooks, StreamSession
 from translate_svc.settings import LimitsSettings
@@ -57,9 +58,12 @@ class SessionManager:
         counters: Counters | None = None,
         rooms: RoomConfig | None = None,
         store: ClusterStore | None = None,
+        recorders: Recorders | None = None,
     ) -> None:
         """``store``: what crosses streams, shared with the node's other workers or other pods (rooms:
-        ``room_link.py``); None: nothing is shared (this process's rooms only)."""
+        ``room_link.py``); None: nothing is shared (this process's rooms only). ``recorders``: opens
+        the recording of a session whose tenant records (``recording.py``; None: nothing is kept)."""
+        self.recorders = recorders
         self.engine = engine
         self.vad = vad
         self.vad_defaults = vad_defaults
@@ -175,7 +179,13 @@ class SessionManager:
             checks.check_captions(interim_interval_ms, task, self.limits)
             admission = admission or self.admit_stream(tenant)
             session = self._new_session(
-                fmt, task, vad, interim_interval_ms=interim_interval_ms, resume=resume, hooks=hooks
+                fmt,
+                task,
+                vad,
+                interim_interval_ms=interim_interval_ms,
+                resume=resume,
+                hooks=hooks,
+                recorder=self._recorder(tenant, fmt, task),
             )
         except BaseException:
             if admission is not None:
@@ -273,12 +283,34 @@ class SessionManager:
             raise refusal(full, tenant, wants)
         return [name for name, _ in wants]
 
-    def open_clip(self, fmt: AudioFormat, task: TranslationTask, vad: SegmenterConfig) -> StreamSession:
+    def open_clip(
+        self, fmt: AudioFormat, task: TranslationTask, vad: SegmenterConfig, tenant: Tenant = DEFAULT_TENANT
+    ) -> StreamSession:
         """A session for one admitted clip (``admit_clip``; ``ClipDriver.translate`` feeds it its
         decoded samples at once): a stream's pipeline, its queue strict and bounded by
         ``clip_share``, its CPU work on the unary calls' pool. Not a live stream: a drain lets it
         finish. ``StreamSession.close`` must be called when it ends."""
-        return self._new_session(fmt, task, vad, strict_queue=True, executor=self._decode_pool, share=self.clip_share)
+        return self._new_session(
+            fmt,
+            task,
+            vad,
+            strict_queue=True,
+            executor=self._decode_pool,
+            share=self.clip_share,
+            recorder=self._recorder(tenant, fmt, task),
+        )
+
+    def _recorder(
+        self, tenant: Tenant, fmt: AudioFormat, task: TranslationTask
+    ) -> Callable[[str, str], Recorder | None] | None:
+        """How a new session of ``tenant`` opens its recording (by its id and its stream's resume
+        token), when the tenant records."""
+        recorders = self.recorders
+        if recorders is None or tenant.record.mode is RecordMode.NONE:
+            return None
+        return lambda session_id, resume_token: recorders.open(
+            tenant.name, tenant.record, session_id, fmt, task, resume_token=resume_token
+        )
 
     def _new_session(
         self,
@@ -292,6 +324,7 @@ class SessionManager:
         executor: ThreadPoolExecutor | None = None,
         share: Callable[[], int] | None = None,
         hooks: StreamHooks = NO_HOOKS,
+        recorder: Callable[[str, str], Recorder | None] | None = None,
     ) -> StreamSession:
         session = StreamSession(
             self.engine,
@@ -307,6 +340,7 @@ class SessionManager:
             executor=executor,
             hooks=hooks,
             on_close=self._closed,
+            recorder=recorder,
         )
         self.sessions += 1
         return session

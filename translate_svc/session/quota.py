@@ -23,6 +23,7 @@ from typing import Protocol
 
 from translate_svc.cluster.store import refill
 from translate_svc.errors import LimitReached, Overloaded
+from translate_svc.session.recording import NO_RECORDING, RecordPolicy
 
 #: a tenant's name: a metrics label and part of a client secret, so a short, plain word
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,39}")
@@ -69,6 +70,8 @@ NO_ROOMS = RoomRights()
 class Tenant:
     name: str = "default"
     caps: TenantCaps = field(default_factory=TenantCaps)
+    #: what is kept of its sessions, and for how long (``recording.py``)
+    record: RecordPolicy = NO_RECORDING
 
 
 DEFAULT_TENANT = Tenant()

@@ -30,6 +30,7 @@ from translate_svc.observability import metrics
 from translate_svc.session.captions import Captions
 from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEnded, StreamEvent
 from translate_svc.session.jobs import JobTracker, segment_of
+from translate_svc.session.recording import Recorder
 from translate_svc.session.reorder import Reorder
 from translate_svc.session.results import PER_MS
 from translate_svc.session.simultaneous import Simultaneous, segment_cap
@@ -79,6 +80,23 @@ class StreamHooks:
 NO_HOOKS = StreamHooks()
 
 
+def _tee(
+    on_output: Callable[[SegmentResult | InterimResult], None] | None, recorder: Recorder | None
+) -> Callable[[SegmentResult | InterimResult], None] | None:
+    """The job tracker's output hook: the driver's (a room speaker's listeners) and the recorder's
+    (final results only)."""
+    if recorder is None:
+        return on_output
+
+    def output(ev: SegmentResult | InterimResult) -> None:
+        if on_output is not None:
+            on_output(ev)
+        if isinstance(ev, SegmentResult):
+            recorder.result(ev)
+
+    return output
+
+
 def _received_ms(timeline: Timeline) -> Callable[[], int]:
     """The audio received so far, for a collaborator: a closure over the timeline alone (one over
     the session would hold it in a cycle)."""
@@ -106,6 +124,7 @@ class StreamSession:
         executor: Executor | None = None,
         hooks: StreamHooks = NO_HOOKS,
         on_close: Callable[[StreamSession], None] | None = None,
+        recorder: Callable[[str, str], Recorder | None] | None = None,
     ) -> None:
         self.session_id = uuid.uuid4().hex
         #: names the stream across calls; a resumed call keeps its token
@@ -127,6 +146,10 @@ class StreamSession:
         #: on the stream's timeline, where this call's translation starts (after a resume's lead-in)
         self.translates_from_ms = self.timeline.offset_ms + lead_in_ms
         self._vad = VadBridge(vad, self._on_scored, self._update_room)
+        #: the session's recording (its tenant records: ``recording.py``), fed here, the one place
+        #: every door's input audio and results pass; closed with the session (opened last but
+        #: for what cannot fail: a session that fails to open leaves no recording open)
+        self._recorder = recorder(self.session_id, self.resume_token) if recorder is not None else None
         self.jobs = JobTracker(
             engine,
             self.session_id,
@@ -135,7 +158,7 @@ class StreamSession:
             strict_queue=strict_queue,
             on_change=self._update_room,
             received_ms=_received_ms(self.timeline),
-            on_output=hooks.on_output,
+            on_output=_tee(hooks.on_output, self._recorder),
         )
         self.captions = (
             Captions(engine, self.session_id, task, self.jobs, interim_interval_ms, self.timeline.offset_ms)
@@ -229,6 +252,8 @@ class StreamSession:
         async with self._ingesting:
             if self._audio_over:
                 return
+            if self._recorder is not None:
+                self._recorder.audio(samples)
             if len(samples) <= _OFFLOAD_BYTES // 4:
                 self._vad.score(self.timeline.ingest(samples))
             else:
@@ -260,6 +285,8 @@ class StreamSession:
             await self._room.wait()
             self._raise_failure()
             block = samples[i : i + step]
+            if self._recorder is not None:
+                self._recorder.audio(block)
             loop = asyncio.get_running_loop()
             self._vad.score(await loop.run_in_executor(self._executor, self.timeline.ingest, block))
 
@@ -379,6 +406,9 @@ class StreamSession:
         collection (issue 53)."""
         self.abort()
         self._hooks = NO_HOOKS
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            recorder.close()
         on_close, self._on_close = self._on_close, None
         if on_close is not None:
             on_close(self)

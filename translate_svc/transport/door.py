@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from translate_svc.cluster.store import ClusterStore
+from translate_svc.recordings.service import Recordings
 from translate_svc.session.manager import SessionManager
 from translate_svc.settings import Settings
 from translate_svc.transport.tokens import Revocation, TokenStore
@@ -30,6 +31,8 @@ class DoorContext:
     #: what crosses streams (two-party calls' legs, ...): the seam, whichever store runs
     cluster: ClusterStore
     reuse_port: bool = False
+    #: the sessions' recordings, served by the recordings API (None: ``recordings.dir`` unset)
+    recordings: Recordings | None = None
 
 
 class Door(Protocol):

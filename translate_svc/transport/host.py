@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from typing import TypeVar
 
 import grpc
@@ -47,6 +48,7 @@ from translate_svc.transport.http.door import HttpDoor, RouteSet
 from translate_svc.transport.openai.door import OpenAIRoutes
 from translate_svc.transport.openai.webrtc import WebRtcDoor
 from translate_svc.transport.phone.door import PhoneDoor
+from translate_svc.transport.recordings.routes import RecordingRoutes
 from translate_svc.transport.rooms.door import RoomRoutes
 from translate_svc.transport.rpc import PortServices
 from translate_svc.transport.tokens import Revocation, TokenStore
@@ -89,10 +91,22 @@ def build_doors(ctx: DoorContext) -> list[Door]:
         route_sets: list[RouteSet] = [OpenAIRoutes(ctx, callers), RoomRoutes(ctx, callers)]
         if calls is not None and calls.routes is not None:
             route_sets.append(calls.routes)  # the carriers' WebSockets share the HTTP port and its bounds
+        if ctx.recordings is not None:
+            route_sets.append(RecordingRoutes(ctx, ctx.recordings))
         doors.append(HttpDoor(ctx, route_sets))
     if calls is not None:
         doors.append(calls)
     return doors
+
+
+def _retention_of(tokens: TokenStore) -> Callable[[str], float | None]:
+    """A tenant's retention as the tokens file states it now (None: no line states one)."""
+
+    def retention(tenant: str) -> float | None:
+        stated = tokens.tenant(tenant)
+        return stated.record.retention_days if stated is not None else None
+
+    return retention
 
 
 class TranslateServer:
@@ -112,7 +126,17 @@ class TranslateServer:
         self.tokens: TokenStore | None = None
         if self.settings.auth.tokens_file is not None:
             self.tokens = TokenStore(self.settings.auth.tokens_file)
-        ctx = DoorContext(app.sessions, self.settings, self.tokens, self._revocation, app.cluster, reuse_port)
+        if app.recordings is not None and self.tokens is not None:
+            app.recordings.retention_of = _retention_of(self.tokens)
+        elif self.tokens is not None and (asking := self.tokens.recording_tenants()):
+            logger.warning(
+                "tenants %s ask for recordings (record= in the tokens file) but recordings.dir is unset: "
+                "nothing of their sessions is kept",
+                ", ".join(asking[:8]),
+            )
+        ctx = DoorContext(
+            app.sessions, self.settings, self.tokens, self._revocation, app.cluster, reuse_port, app.recordings
+        )
         self.doors = build_doors(ctx)
         #: the gRPC port (``--port 0``: the one picked) and its plaintext health port, once started
         self.port = 0

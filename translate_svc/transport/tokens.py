@@ -7,11 +7,17 @@ Tokens live in a file that a Kubernetes Secret can mount, one per line (see docs
     s3cr3t-token-2 languages,translate
     s3cr3t-token-3 * tenant=acme streams=8 translate_calls=2 audio_seconds_per_minute=600
     s3cr3t-token-4 stream publish=talk-* listen=talk-* tenant=acme rooms=4 listeners=500
+    s3cr3t-token-5 recordings tenant=acme record=audio retention_days=30
 
 Room rights (issue 47, docs/rooms.md): ``publish=<pattern>`` (a stream may speak into a room of
 that name), ``listen=<pattern>`` (Listen), ``room=<pattern>`` (both); shell-style patterns,
 repeatable. A line with no room option may use every room when it grants every permission (none
 listed, or ``*``), and none otherwise.
+
+Recordings (issue 61, docs/security.md): ``record=none|text|audio`` (``none`` unless stated) and
+``retention_days=N`` (a number, fractions allowed) are the tenant's, stated like its caps; the
+``recordings`` permission (never implied by ``*`` or by a line that lists none: reading back what
+was said is not calling) lets a token list, fetch and delete its tenant's recordings.
 
 Each token belongs to a tenant (``tenant=``; ``default`` if the line names none): the name the
 server counts usage by (``/metrics``) and holds to its caps (``session/quota.py``). A tenant's caps
@@ -51,6 +57,7 @@ from typing import Protocol
 from translate_svc.errors import LimitReached, Revoked
 from translate_svc.observability import metrics
 from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT, NO_ROOMS, TENANT_NAME, RoomRights, Tenant, TenantCaps
+from translate_svc.session.recording import RecordMode, RecordPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +66,12 @@ class Permission(str, Enum):
     LANGUAGES = "languages"
     TRANSLATE = "translate"
     STREAM = "stream"
+    #: list, fetch and delete the tenant's recordings (named explicitly: ``*`` does not imply it)
+    RECORDINGS = "recordings"
 
 
-ALL_PERMISSIONS = frozenset(Permission)
+#: what ``*``, or a line that lists no permission, grants: every call, not the recordings
+ALL_PERMISSIONS = frozenset({Permission.LANGUAGES, Permission.TRANSLATE, Permission.STREAM})
 
 
 class TokenFileError(Exception):
@@ -107,6 +117,27 @@ _CAPS: dict[str, tuple[type, float]] = {
 #: a room pattern: a room name's characters and the wildcards ``*``, ``?`` and ``[...]``
 _ROOM_PATTERN = re.compile(r"[A-Za-z0-9._\-*?\[\]!]{1,64}")
 _ROOM_OPTIONS = ("publish", "listen", "room")
+#: a tenant's recording policy (``session/recording.py``)
+_RECORD_OPTIONS = ("record", "retention_days")
+#: the longest retention a line may state (about 100 years)
+_MAX_RETENTION_DAYS = 36_500
+
+
+def _record_option(option: str, value: str, where: str) -> str | float:
+    if option == "record":
+        if value not in {m.value for m in RecordMode}:
+            raise TokenFileError(f"{where}: record must be none, text or audio, got {value[:24]!r}")
+        return value
+    try:
+        days = float(value)
+    except ValueError:
+        days = -1.0
+    if not 0 < days <= _MAX_RETENTION_DAYS:
+        raise TokenFileError(
+            f"{where}: retention_days must be a number of days over 0 and at most {_MAX_RETENTION_DAYS}, "
+            f"got {value[:24]!r}"
+        )
+    return days
 
 
 def _cap(option: str, value: str, where: str) -> int | float:
@@ -129,7 +160,7 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
     perms_of: dict[bytes, frozenset[Permission]] = {}
     rooms_of: dict[bytes, RoomRights] = {}
     tenant_of: dict[bytes, str] = {}
-    caps: dict[str, dict[str, int | float]] = {}
+    caps: dict[str, dict[str, int | float | str]] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         where = f"{source} line {number}"
         line = raw.split("#", 1)[0].strip()
@@ -141,7 +172,7 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
         words = [p for p in (rest[0].replace(",", " ").split() if rest else []) if p]
         perms: set[Permission] = set()
         tenant = DEFAULT_TENANT.name
-        stated: dict[str, int | float] = {}
+        stated: dict[str, int | float | str] = {}  # the tenant's caps and recording policy
         publish: list[str] = []
         listen: list[str] = []
         for word in words:
@@ -164,8 +195,10 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
                     listen.append(value)
             elif eq and option in _CAPS:
                 stated[option] = _cap(option, value, where)
+            elif eq and option in _RECORD_OPTIONS:
+                stated[option] = _record_option(option, value, where)
             elif eq:
-                known = ", ".join(["tenant", *_CAPS, *_ROOM_OPTIONS])
+                known = ", ".join(["tenant", *_CAPS, *_ROOM_OPTIONS, *_RECORD_OPTIONS])
                 raise TokenFileError(f"{where}: unknown option {option[:24]!r} (use {known})")
             elif word == "*":
                 perms |= ALL_PERMISSIONS
@@ -178,9 +211,10 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
         known_caps = caps.setdefault(tenant, {})
         for option, cap in stated.items():
             if known_caps.setdefault(option, cap) != cap:
+                shown, what = known_caps[option], "cap" if option in _CAPS else "option"
                 raise TokenFileError(
-                    f"{where}: tenant {tenant!r} has {option}={known_caps[option]:g} on another line; "
-                    "state each cap once, or the same on every line"
+                    f"{where}: tenant {tenant!r} has {option}={shown if isinstance(shown, str) else f'{shown:g}'} "
+                    f"on another line; state each {what} once, or the same on every line"
                 )
         digest = _digest(token)
         if tenant_of.setdefault(digest, tenant) != tenant:
@@ -190,13 +224,22 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
         if publish or listen:
             rooms = RoomRights(tuple(publish), tuple(listen))
         else:
-            rooms = ALL_ROOMS if granted == ALL_PERMISSIONS else NO_ROOMS
+            rooms = ALL_ROOMS if ALL_PERMISSIONS <= granted else NO_ROOMS
         known_rooms = rooms_of.get(digest, NO_ROOMS)
         rooms_of[digest] = RoomRights(known_rooms.publish + rooms.publish, known_rooms.listen + rooms.listen)
     if not perms_of:
         raise TokenFileError(f"{source} holds no token (one per line: <token> [<permission>,...] [tenant=<name>])")
-    tenants = {name: Tenant(name, TenantCaps(**c)) for name, c in caps.items()}  # type: ignore[arg-type]
+    tenants = {
+        name: Tenant(name, TenantCaps(**{k: v for k, v in c.items() if k in _CAPS}), _policy(c))  # type: ignore[arg-type]
+        for name, c in caps.items()
+    }
     return [(digest, Grant(perms, tenants[tenant_of[digest]], rooms_of[digest])) for digest, perms in perms_of.items()]
+
+
+def _policy(stated: dict[str, int | float | str]) -> RecordPolicy:
+    mode = RecordMode(str(stated.get("record", RecordMode.NONE.value)))
+    days = stated.get("retention_days")
+    return RecordPolicy(mode, float(days) if days is not None else None)
 
 
 class TokenStore:
@@ -288,6 +331,10 @@ class TokenStore:
     def tenant(self, name: str) -> Tenant | None:
         """The tenant ``name`` as the file states it now (its caps); None if no line names it."""
         return next((grant.tenant for _, grant in self._entries if grant.tenant.name == name), None)
+
+    def recording_tenants(self) -> list[str]:
+        """The tenants whose line asks for recordings (``record=text|audio``), by name."""
+        return sorted({g.tenant.name for _, g in self._entries if g.tenant.record.mode is not RecordMode.NONE})
 
     def secret_tenant(self, name: str) -> Tenant | None:
         """The tenant of a client secret minted for ``name``, as the file states it now; None when
