@@ -21,7 +21,9 @@ nothing else; they share one token store (``tokens.py``), built here, each with 
 ``Revocation``. Every door takes one context (``door.py``: ``DoorContext``) and is a ``Door``: once
 built, the host only iterates them (start, describe, ports, health, drain, stop).
 Health is NOT_SERVING until the model has loaded and run one warm-up batch, SERVING after, and
-NOT_SERVING again when draining or when the model worker dies.
+NOT_SERVING again when draining or when the model worker dies. The cluster store's state has a
+health name of its own (``translate_svc.cluster``), and takes the Translator service (readiness)
+to NOT_SERVING while the store is lost under ``cluster.on_redis_loss = "refuse"`` (``_set_cluster``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import TypeVar
 
 import grpc
 
+from translate_svc.cluster.store import StoreState
 from translate_svc.frontend import Application
 from translate_svc.observability import metrics
 from translate_svc.transport.door import Door, DoorContext, is_loopback
@@ -122,6 +125,7 @@ class TranslateServer:
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()  # owned background work (health updates, drain)
         app.failure_listeners.append(self._on_engine_failure)
+        app.cluster.on_state(self._on_store_state)
 
     def _revocation(self) -> Revocation | None:
         return Revocation(self.tokens) if self.tokens is not None else None
@@ -203,6 +207,7 @@ class TranslateServer:
         self.port, self.health_port = ports["port"], ports.get("health_port")
         logger.info("%s; loading the model", self.describe())
         await self.app.start(warmup=warmup)
+        await self._set_cluster(self.app.cluster.state)
         await self._set_serving(True)
         if self.tokens is not None:
             self._own(self._watch_tokens(self.tokens), "tokens")
@@ -271,6 +276,17 @@ class TranslateServer:
 
     def _on_engine_failure(self, exc: BaseException) -> None:
         self._own(self._set_serving(False), "health-not-serving")
+
+    def _on_store_state(self, state: StoreState) -> None:
+        self._own(self._set_cluster(state), "health-cluster")
+
+    async def _set_cluster(self, state: StoreState) -> None:
+        """Health of the cluster store (docs/deploy.md, "Several pods"): ``translate_svc.cluster``
+        says whether it is reached; under ``cluster.on_redis_loss = "refuse"`` the Translator
+        service (the readiness probe's) is NOT_SERVING while it is lost; under "node" it stays
+        SERVING (degraded: the store's own status and ``/metrics`` say so)."""
+        up = state is StoreState.UP
+        await self._grpc.set_cluster(up, ready=up or self.settings.cluster.on_redis_loss == "node")
 
     def _own(self, coro, name: str) -> None:  # type: ignore[no-untyped-def]
         """Run ``coro`` as a task this server keeps, and log its failure instead of losing it."""
