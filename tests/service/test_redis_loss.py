@@ -18,9 +18,10 @@ before the loss, during it and after Redis is back. What the test holds each cho
   restart of either server), B's listener (the one admitted alone, or a new one) gets the
   speaker's later segments with the speaker's own ids and spans;
 - the two-party call keeps its media through the loss (both legs hear the other after the kill);
-- ``/metrics`` (``translate_svc_cluster_store_up``, ``..._transitions_total``) and gRPC health
+- ``/metrics`` (``translate_svc_cluster_store_up``, ``..._transitions_total``), gRPC health
   (``translate_svc.cluster``; the Translator service NOT_SERVING while lost under ``refuse`` only;
-  the overall status always SERVING) show the state.
+  the overall status always SERVING) and the HTTP port's ``/healthz`` (200, degraded) and
+  ``/readyz`` (503 under ``refuse``, 200 under ``node``) show the state.
 
 Before (2fed573): nothing acted on ``on_redis_loss`` (a new listener was refused under both), no
 metric or health said the store was lost, and the two legs on one server passed their media
@@ -34,6 +35,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -73,6 +75,12 @@ class Pod:
 
     async def store_up(self) -> float:
         return await self.metrics.value("translate_svc_cluster_store_up")
+
+    async def http_health(self, path: str) -> tuple[int, dict[str, str]]:
+        """The HTTP port's ``/healthz`` or ``/readyz``: its status code and JSON body."""
+        url = f"http://127.0.0.1:{self.server.info.http_port}{path}"
+        async with aiohttp.ClientSession() as http, http.get(url) as reply:
+            return reply.status, await reply.json()
 
     def phone(self, query: str) -> str:
         return f"ws://127.0.0.1:{self.server.info.http_port}/v1/phone/twilio?{query}"
@@ -211,6 +219,13 @@ async def test_redis_lost_and_back_mid_run_cuts_nothing_admitted_and_rejoins_wit
         assert await a.status("") == SERVING  # liveness never follows the store
         assert await a.status("translate_svc.cluster") == NOT_SERVING
         assert await a.status("translate_svc.api.v1.Translator") == (NOT_SERVING if mode == "refuse" else SERVING)
+        assert await b.http_health("/healthz") == (
+            200,
+            {"status": "degraded", "cluster_store": "down", "on_redis_loss": mode},
+        )
+        ready = await b.http_health("/readyz")
+        assert ready == ((503, {**ready[1], "status": "not_serving"}) if mode == "refuse" else (200, ready[1]))
+        assert ready[1]["cluster_store"] == "down"
         await asyncio.wait_for(there.task, 20)  # B's listener: its feed from A broke, it is told
         assert there.error is not None and there.error.code() == grpc.StatusCode.UNAVAILABLE
         assert "cluster store is unreachable" in (there.error.details() or "")
@@ -233,6 +248,10 @@ async def test_redis_lost_and_back_mid_run_cuts_nothing_admitted_and_rejoins_wit
         await eventually(back, "both servers rejoin Redis", 30)
         assert await a.status("translate_svc.api.v1.Translator") == SERVING
         assert await b.status("translate_svc.cluster") == SERVING
+        assert await b.http_health("/readyz") == (
+            200,
+            {"status": "serving", "cluster_store": "up", "on_redis_loss": mode},
+        )
         if mode == "refuse":
             late = listen(b)
             await asyncio.wait_for(late.started.wait(), 20)

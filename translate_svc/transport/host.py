@@ -24,6 +24,7 @@ Health is NOT_SERVING until the model has loaded and run one warm-up batch, SERV
 NOT_SERVING again when draining or when the model worker dies. The cluster store's state has a
 health name of its own (``translate_svc.cluster``), and takes the Translator service (readiness)
 to NOT_SERVING while the store is lost under ``cluster.on_redis_loss = "refuse"`` (``_set_cluster``).
+The HTTP port answers the same states at ``/healthz`` and ``/readyz`` (``http/health.py``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from translate_svc.transport.grpc.servicer import TranslatorServicer
 from translate_svc.transport.grpc.tls import CertificateReloader
 from translate_svc.transport.http.caller import Authorizer
 from translate_svc.transport.http.door import HttpDoor, RouteSet
+from translate_svc.transport.http.health import HealthRoutes
 from translate_svc.transport.openai.door import OpenAIRoutes
 from translate_svc.transport.openai.webrtc import WebRtcDoor
 from translate_svc.transport.phone.door import PhoneDoor
@@ -89,7 +91,11 @@ def build_doors(ctx: DoorContext) -> list[Door]:
     calls = PhoneDoor(ctx) if phone.websocket or phone.audiosocket_port is not None else None
     if s.http_port is not None:
         callers = Authorizer(ctx)  # the port's one caller check, with its client secrets
-        route_sets: list[RouteSet] = [OpenAIRoutes(ctx, callers), RoomRoutes(ctx, callers)]
+        route_sets: list[RouteSet] = [
+            OpenAIRoutes(ctx, callers),
+            RoomRoutes(ctx, callers),
+            HealthRoutes(ctx.settings.cluster.on_redis_loss),
+        ]
         if calls is not None and calls.routes is not None:
             route_sets.append(calls.routes)  # the carriers' WebSockets share the HTTP port and its bounds
         doors.append(HttpDoor(ctx, route_sets))
@@ -217,6 +223,8 @@ class TranslateServer:
     async def _set_serving(self, serving: bool) -> None:
         for door in self.doors:
             await door.set_serving(serving)
+        if (health := self.route_set(HealthRoutes)) is not None:
+            health.serving = serving
 
     async def _watch_tokens(self, tokens: TokenStore) -> None:
         """Look at the tokens file every second, calls or not, so a token removed from it ends its
@@ -235,6 +243,8 @@ class TranslateServer:
         grace = self.settings.server.grace_s if grace is None else grace
         for door in self.doors:
             await door.drain()
+        if (health := self.route_set(HealthRoutes)) is not None:
+            health.draining = True
         loop = asyncio.get_running_loop()
         started = loop.time()
         sessions = self.app.sessions
@@ -287,6 +297,8 @@ class TranslateServer:
         SERVING (degraded: the store's own status and ``/metrics`` say so)."""
         up = state is StoreState.UP
         await self._grpc.set_cluster(up, ready=up or self.settings.cluster.on_redis_loss == "node")
+        if (health := self.route_set(HealthRoutes)) is not None:  # the HTTP port's /healthz and /readyz
+            health.store_up = up
 
     def _own(self, coro, name: str) -> None:  # type: ignore[no-untyped-def]
         """Run ``coro`` as a task this server keeps, and log its failure instead of losing it."""
