@@ -322,7 +322,7 @@ class PairLeg:
             return False
         here = self._pairs.here.get(self.partner) if self._pairs is not None else None
         if here is not None:  # on this process: directly, in order (never through the store)
-            asyncio.get_running_loop().call_soon(here._listener.heard, message)
+            asyncio.get_running_loop().call_soon(here._hear, message)
             return True
         if len(self._queue) >= MAX_QUEUED:
             self._queue.popleft()
@@ -331,6 +331,11 @@ class PairLeg:
         self._idle.clear()
         self._wake.set()
         return True
+
+    def _hear(self, message: wire.Message) -> None:
+        """A message from a partner on this process (not once this leg has ended)."""
+        if not self._closed:
+            self._listener.heard(message)
 
     def _count_lost(self, n: int) -> None:
         if self.lost == 0:
