@@ -82,6 +82,23 @@ class StoreWatch:
             logger.warning("the cluster store is back after %.1f s: this server rejoined", lost_s)
 
 
+class Quiet:
+    """At most one of something (a log line) every ``every_s``: ``due`` says whether now is one.
+    For what the rooms and two-party calls log while the store is lost. Event loop only."""
+
+    def __init__(self, every_s: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every_s = every_s
+        self._clock = clock
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        now = self._clock()
+        if self._last is not None and now - self._last < self.every_s:
+            return False
+        self._last = now
+        return True
+
+
 def watch_store(store: ClusterStore, on_loss: str) -> StoreWatch:
     """Make ``store``'s state visible (see the module); call once per process, before ``start``."""
     return StoreWatch(store, on_loss)

@@ -51,6 +51,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from translate_svc.cluster.store import FIRST, ClusterStore, Inbox, StoreState, StoreUnavailable, entry_ms, id_key
+from translate_svc.cluster.watch import Quiet
 from translate_svc.observability import metrics
 from translate_svc.session import room_wire
 from translate_svc.session.room_listener import RoomOutput
@@ -222,7 +223,7 @@ class RoomLink:
         self._alone_speakers: dict[int, Speaker] = {}
         self._rejoining: asyncio.Task[None] | None = None
         self._back = asyncio.Event()
-        self._logged_alone = 0.0
+        self._logged_alone = Quiet(60.0)
         store.on_state(self._state_changed)
 
     # -- speakers
@@ -453,9 +454,7 @@ class RoomLink:
 
     def _alone(self, error: StoreUnavailable, who: str) -> None:
         """A party admitted on this process alone: logged at most once a minute."""
-        now = time.monotonic()
-        if now - self._logged_alone >= 60.0:
-            self._logged_alone = now
+        if self._logged_alone.due():
             logger.warning(
                 "%s of a room was admitted on this server alone (cluster.on_redis_loss=node: %s); it joins the other "
                 "servers when the store is back",

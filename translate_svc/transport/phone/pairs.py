@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -47,6 +46,7 @@ from typing import Protocol
 from urllib.parse import quote
 
 from translate_svc.cluster.store import FIRST, ClusterStore, Full, Inbox, Lease, StoreState, StoreUnavailable
+from translate_svc.cluster.watch import Quiet
 from translate_svc.errors import InvalidInput
 from translate_svc.observability import metrics
 from translate_svc.transport.phone import pair_wire as wire
@@ -112,7 +112,7 @@ class Pairs:
         self._alone: list[PairLeg] = []
         self._rejoining: asyncio.Task[None] | None = None
         self._back = asyncio.Event()
-        self._logged_alone = 0.0
+        self._logged_alone = Quiet(60.0)  # one line a minute at most
         store.on_state(self._state_changed)
 
     async def join(self, key: PairKey, info: wire.LegInfo, listener: Listener) -> PairLeg:
@@ -160,9 +160,7 @@ class Pairs:
         here (a third is refused as ever), and takes its place in the store once it answers."""
         if len(self.calls.get(name, ())) >= 2:
             raise InvalidInput(TWO_LEGS)
-        now = time.monotonic()
-        if now - self._logged_alone >= 60.0:
-            self._logged_alone = now
+        if self._logged_alone.due():
             logger.warning(
                 "a two-party leg was admitted on this server alone (cluster.on_redis_loss=node: %s); it meets a "
                 "partner on another server once the store is back",
