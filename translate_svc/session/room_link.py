@@ -292,12 +292,12 @@ class RoomLink:
         relay = speaker.relay
         room = speaker.room
         key = _key(room)
-        self._alone_speakers.pop(id(speaker), None)
+        alone = self._alone_speakers.pop(id(speaker), None) is not None
         group, member = f"{key}/speakers", self._member(speaker)
         if relay is not None:
             relay.put(lambda: self.store.leave(group, member))
             relay.close()
-        else:  # (perhaps announced before the store failed under the rest of its joining)
+        elif not alone:  # (perhaps announced before the store failed under the rest of its joining)
             self._chores.put(lambda: self.store.leave(group, member))
         if not room.speakers:
             self._spoken.pop(key, None)
@@ -368,9 +368,9 @@ class RoomLink:
             await self.store.leave(group, member)
 
     def listener_left(self, room: Room, language: str, member: str) -> None:
-        self._alone_listeners.pop(member, None)
         group = f"{_key(room)}/ears"
-        self._chores.put(lambda: self.store.leave(group, member))
+        if self._alone_listeners.pop(member, None) is None:  # (one admitted alone never joined)
+            self._chores.put(lambda: self.store.leave(group, member))
         if not room.listeners.get(language):
             for task in self._readers.pop((_key(room), language), []):
                 task.cancel()
@@ -507,7 +507,10 @@ class RoomLink:
                 room.resync_speakers()
         for room in list(self._spoken.values()):  # what a restarted store forgot, and what changed meanwhile
             for speaker in list(room.speakers.values()):
-                await self.store.join(f"{_key(room)}/speakers", self._member(speaker), _announce(speaker))
+                group, member = f"{_key(room)}/speakers", self._member(speaker)
+                await self.store.join(group, member, _announce(speaker))
+                if room.speakers.get(speaker.session_id) is not speaker:  # it left meanwhile
+                    await self._leave_now(group, member)
             await self._ears_changed(room)
         if joined:
             logger.info("%d room parties admitted while the cluster store was lost joined the other servers", joined)

@@ -257,7 +257,7 @@ class PairLeg:
         await self._store.join(self.name, self.id, self.info.to_bytes())
         self._joined = True
         await self._look()
-        if not self.met:
+        if not self.met and self._timer is None:  # (a leg admitted alone keeps the time it had)
             self._timer = loop.call_later(self._partner_timeout_s, self._alone)
         self._tasks = [
             loop.create_task(self._watch(inbox), name="phone-pair-watch"),
@@ -284,16 +284,22 @@ class PairLeg:
             logger.warning("a two-party leg admitted alone found its call full in the cluster store: it stays alone")
             return
         self._lease = got
-        if self._closed:
+        if self._closed:  # it ended meanwhile: its place goes back
+            await self._leave_store()
             return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         try:
             await self.start()
         except BaseException:
             await self._leave_store()
             raise
+        if self._closed:  # it ended while it joined: what the joining made goes too
+            for task in self._tasks:
+                task.cancel()
+            self._tasks = []
+            if self._watching is not None:
+                self._watching()
+                self._watching = None
+            await self._leave_store()
 
     def _local_others(self) -> list[PairLeg]:
         """The other legs of this call on this process."""
