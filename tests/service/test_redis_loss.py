@@ -17,7 +17,9 @@ before the loss, during it and after Redis is back. What the test holds each cho
   and never its password; ``node``: admitted (on B alone); either way, once Redis is back (no
   restart of either server), B's listener (the one admitted alone, or a new one) gets the
   speaker's later segments with the speaker's own ids and spans;
-- the two-party call keeps its media through the loss (both legs hear the other after the kill);
+- the two-party call on A keeps its media through the loss (both legs hear the other after the
+  kill); the call across the servers is never cut, and its legs hear each other again once Redis
+  is back;
 - ``/metrics`` (``translate_svc_cluster_store_up``, ``..._transitions_total``), gRPC health
   (``translate_svc.cluster``; the Translator service NOT_SERVING while lost under ``refuse`` only;
   the overall status always SERVING) and the HTTP port's ``/healthz`` (200, degraded) and
@@ -194,6 +196,9 @@ async def test_redis_lost_and_back_mid_run_cuts_nothing_admitted_and_rejoins_wit
     call_audio = ulaw_bytes(speech_pcm16(shared_audio / "jfk.flac", 11.0, 8000))
     leg_a = FakeTwilio(a.phone("source=eng&target=spa"), custom={"call": "kept"})
     leg_b = FakeTwilio(a.phone("source=spa&target=eng"), custom={"call": "kept"})
+    long_audio = call_audio + call_audio  # still talking once Redis is back
+    leg_c = FakeTwilio(a.phone("source=eng&target=spa"), custom={"call": "across"})
+    leg_d = FakeTwilio(b.phone("source=spa&target=eng"), custom={"call": "across"})
     try:
         here, there = listen(a), listen(b)
         for heard in (here, there):
@@ -201,21 +206,29 @@ async def test_redis_lost_and_back_mid_run_cuts_nothing_admitted_and_rejoins_wit
         assert await a.store_up() == 1 and await b.status("translate_svc.cluster") == SERVING
         speaker = asyncio.ensure_future(talk.run(a.stub))
         talk.go[0].set()
-        legs = asyncio.gather(leg_a.call(call_audio, linger_s=6), leg_b.call(call_audio, linger_s=6))
+        legs = asyncio.gather(
+            leg_a.call(call_audio, linger_s=6),
+            leg_b.call(call_audio, linger_s=6),
+            leg_c.call(long_audio, linger_s=6),
+            leg_d.call(long_audio, linger_s=6),
+        )
 
         # before the loss: B's listener hears A's speaker; each leg of the call hears the other
         async def crossing() -> bool:
-            return len(there.live) >= 1 and len(leg_a.log.marks) >= 1 and len(leg_b.log.marks) >= 1
+            heard = [len(leg.log.marks) >= 1 for leg in (leg_a, leg_b, leg_c, leg_d)]
+            return len(there.live) >= 1 and all(heard)
 
         await eventually(crossing, "B's listener and both legs hear across", 60)
         marks_at_loss = (len(leg_a.log.marks), len(leg_b.log.marks))
         redis.kill()
+        killed = asyncio.get_running_loop().time()
         talk.go[1].set()  # the speaker goes on talking while Redis is down
 
         async def lost() -> bool:
             return await a.store_up() == 0 and await b.store_up() == 0
 
         await eventually(lost, "both servers see Redis lost", 20)
+        noticed_s = asyncio.get_running_loop().time() - killed
         assert await a.status("") == SERVING  # liveness never follows the store
         assert await a.status("translate_svc.cluster") == NOT_SERVING
         assert await a.status("translate_svc.api.v1.Translator") == (NOT_SERVING if mode == "refuse" else SERVING)
@@ -241,11 +254,17 @@ async def test_redis_lost_and_back_mid_run_cuts_nothing_admitted_and_rejoins_wit
             await asyncio.wait_for(late.started.wait(), 20)  # admitted on B alone
 
         redis.start()  # the same port, empty: no server restarts
+        restarted = asyncio.get_running_loop().time()
 
         async def back() -> bool:
             return await a.store_up() == 1 and await b.store_up() == 1
 
         await eventually(back, "both servers rejoin Redis", 30)
+        rejoined_s = asyncio.get_running_loop().time() - restarted
+        print(
+            f"{mode}: both servers saw Redis lost {noticed_s:.2f} s after kill -9, up {rejoined_s:.2f} s after restart"
+        )
+        across_at_back = (len(leg_c.log.marks), len(leg_d.log.marks))
         assert await a.status("translate_svc.api.v1.Translator") == SERVING
         assert await b.status("translate_svc.cluster") == SERVING
         assert await b.http_health("/readyz") == (
@@ -278,9 +297,13 @@ async def test_redis_lost_and_back_mid_run_cuts_nothing_admitted_and_rejoins_wit
         await eventually(a_heard_all, "A's listener hears every segment", 30)
         assert here.live == own and here.backlog == [] and here.error is None, (here.live, own)
 
-        for side, log, before in zip("ab", logs, marks_at_loss, strict=True):
+        for side, log, before in zip("ab", logs[:2], marks_at_loss, strict=True):
             assert log.close_code == 1000, (side, log.close_code)
             assert len(log.marks) > before, f"leg {side} heard nothing of the other after Redis was lost"
+        # the call across the two servers was never cut, and its legs hear each other again once Redis is back
+        for side, log, before in zip("cd", logs[2:], across_at_back, strict=True):
+            assert log.close_code == 1000, (side, log.close_code)
+            assert len(log.marks) > before, f"leg {side} (across servers) heard nothing after Redis came back"
 
         assert await a.metrics.value(r'translate_svc_cluster_store_transitions_total\{state="down"\}') >= 1
         assert await b.metrics.value(r'translate_svc_cluster_store_transitions_total\{state="up"\}') >= 1
