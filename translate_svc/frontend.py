@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from threadpoolctl import threadpool_limits
 
 from translate_svc.cluster.store import ClusterStore
+from translate_svc.cluster.watch import watch_store
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import EngineFailed
 from translate_svc.observability import metrics
@@ -88,7 +89,8 @@ def build_frontend(
     # process-wide, once: numpy's BLAS pool (torch's own threads are the runner's, set at load)
     threadpool_limits(limits=settings.blas_threads, user_api="blas")
     vad = VadWorker(SileroVad(), on_call=metrics.observe_vad_call)
-    rooms = room_config(settings.rooms, settings.limits.max_target_languages)
+    rooms = room_config(settings.rooms, settings.limits.max_target_languages, settings.cluster.on_redis_loss)
+    watch_store(cluster, settings.cluster.on_redis_loss)  # /metrics and the log
     recordings = None
     if settings.recordings.dir is not None:
         recordings = Recordings(settings.recordings, on_ready=on_recording_ready)

@@ -41,7 +41,7 @@ class FlakyStore(MemoryStore):
         return attr
 
 
-def process(state: ClusterState, name: str, **config: float) -> tuple[RoomRegistry, LocalCounters, FlakyStore]:
+def process(state: ClusterState, name: str, **config: float | str) -> tuple[RoomRegistry, LocalCounters, FlakyStore]:
     counters, store = LocalCounters(), FlakyStore(state, holder=name)
     registry = RoomRegistry(RoomConfig(**config), counters, lambda: CARD, store=store)  # type: ignore[arg-type]
     return registry, counters, store
@@ -139,7 +139,7 @@ async def test_a_participant_of_another_process_adds_no_language_to_its_own_stre
 
 async def test_the_store_down_refuses_new_parties_unavailable_and_cuts_no_admitted_one() -> None:
     state = ClusterState()
-    a, counters, store = process(state, "a", idle_s=0.0)
+    a, counters, store = process(state, "a", idle_s=0.0, on_store_loss="refuse")
     stream = FakeStream()
     spk = await speak(a, stream)
     here = await join(a, "spa")
@@ -159,4 +159,37 @@ async def test_the_store_down_refuses_new_parties_unavailable_and_cuts_no_admitt
     spk.output(final(3, "spa"))
     assert spans(await take(here, 1)) == [(3, 3000, 3700, False)]
     here.close()
+    spk.leave()
+
+
+async def test_under_node_new_parties_meet_on_their_process_while_the_store_is_down_and_rejoin_after() -> None:
+    """``cluster.on_redis_loss = "node"``: with the store down, a new listener on the speaker's
+    process hears it at once (directly) and a new listener on another process is admitted alone;
+    once the store answers it joins (no restart): the speaker's next results reach it, once each."""
+    state = ClusterState()
+    a, _, store_a = process(state, "a", idle_s=0.0)
+    b, _, store_b = process(state, "b", idle_s=0.0)
+    stream = FakeStream()
+    spk = await speak(a, stream, participant="p1")
+    store_a.down = store_b.down = True
+    here = await join(a, "spa")
+    there = await join(b, "spa")
+    newcomer = await speak(b, FakeStream(), participant="p2")  # a speaker too, alone on b
+    spk.output(final(0, "spa"))
+    got = await take(here, 2)
+    assert spans(got) == [(0, 0, 700, False)]
+    assert there.queued == 0
+    store_a.down = store_b.down = False
+    await wait_for(lambda: any(m.startswith(b.link.origin) for m in state.members("room/default/hall/ears")))
+    await wait_for(lambda: len(state.members("room/default/hall/speakers")) == 2)
+    for k in range(1, 3):
+        spk.output(final(k, "spa"))
+    first = await take(there, 3)
+    assert isinstance(first[0], ListenStarted)
+    assert spans(first) == [(1, 1000, 1700, False), (2, 2000, 2700, False)]
+    assert spans(await take(here, 2)) == [(1, 1000, 1700, False), (2, 2000, 2700, False)]
+    assert there.queued == 0 and here.queued == 0
+    for party in (here, there):
+        party.close()
+    newcomer.leave()
     spk.leave()

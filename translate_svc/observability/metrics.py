@@ -385,3 +385,24 @@ RECORDINGS_INCOMPLETE = Counter(
 RECORDINGS_DELETED = Counter(
     "translate_svc_recordings_deleted_total", "recordings deleted: past retention (sweeper) or by the API", ["by"]
 )
+
+# -- the cluster store (issue 59, cluster/watch.py): is it up, and how often it changed
+CLUSTER_STORE_UP = Gauge(
+    "translate_svc_cluster_store_up",
+    "1 while this process reaches its cluster store (Redis, or the node's hub), 0 while it is lost (a node: the "
+    "lowest of its workers)",
+    multiprocess_mode="livemin",
+)
+CLUSTER_STORE_TRANSITIONS = Counter(
+    "translate_svc_cluster_store_transitions_total",
+    "the cluster store lost (state=down) or reached again (state=up) after the process started",
+    ["state"],
+)
+
+
+def cluster_store_up(up: bool) -> None:
+    CLUSTER_STORE_UP.set(1 if up else 0)
+
+
+def cluster_store_changed(up: bool) -> None:
+    CLUSTER_STORE_TRANSITIONS.labels("up" if up else "down").inc()

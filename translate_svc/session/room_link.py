@@ -20,10 +20,18 @@ one process); the store carries a room between processes, for each job one primi
 
 The speaker's output path never awaits the store: each speaker has a bounded ``Outbox`` whose own
 task does its store calls in order; what it drops (full, or the store unavailable) is counted
-(``translate_svc_room_relay_dropped_total``) and logged. A new party is refused UNAVAILABLE when
-the store cannot be reached (``StoreUnavailable``); an admitted one is never cut: its room's
-output to and from other processes stops while the store is down, a listener hearing a speaker
-of another process is then ended UNAVAILABLE saying why.
+(``translate_svc_room_relay_dropped_total``) and logged.
+
+The store lost (docs/rooms.md, "When the cluster store is lost"). An admitted party is never cut:
+its room's output to and from other processes stops while the store is down (this process's own
+listeners keep hearing its own speakers, directly), and a listener hearing a speaker of another
+process is ended UNAVAILABLE saying why (listen again: the backlog is resent). A new party, by
+``cluster.on_redis_loss`` (``on_loss``): ``refuse``: UNAVAILABLE with a retry (nothing held);
+``node``: admitted on this process alone (it meets this process's speakers and listeners), and
+joined to the other processes by a task of its own once the store answers again (its presence
+written, its language's output read from when it was admitted): no restart, nothing to redo. When
+the store comes back, the rooms with a speaker here read their listeners' languages again and
+announce their speakers again (what a restarted Redis forgot).
 
 Event loop only.
 """
@@ -42,7 +50,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from translate_svc.cluster.store import FIRST, ClusterStore, Inbox, StoreUnavailable, entry_ms
+from translate_svc.cluster.store import FIRST, ClusterStore, Inbox, StoreState, StoreUnavailable, entry_ms, id_key
+from translate_svc.cluster.watch import Quiet
 from translate_svc.observability import metrics
 from translate_svc.session import room_wire
 from translate_svc.session.room_listener import RoomOutput
@@ -179,9 +188,18 @@ class RoomLink:
     """The registry's side of the store (see the module). ``clock``: the registry's (monotonic)."""
 
     def __init__(
-        self, store: ClusterStore, *, backlog_s: float, max_entries: int, inbox: int, clock: Callable[[], float]
+        self,
+        store: ClusterStore,
+        *,
+        backlog_s: float,
+        max_entries: int,
+        inbox: int,
+        clock: Callable[[], float],
+        on_loss: str = "node",
     ) -> None:
         self.store = store
+        #: what a new party gets while the store is lost: "node" (admitted here alone) or "refuse"
+        self.on_loss = on_loss
         #: this process among those sharing the store (its own entries it already delivered)
         self.origin = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._keep_s = max(backlog_s, LIVE_KEEP_S)
@@ -197,18 +215,45 @@ class RoomLink:
         #: per (room key, language): the tasks reading its output while it has a local listener
         self._readers: dict[tuple[str, str], list[asyncio.Task[None]]] = {}
         self._starting: dict[tuple[str, str], asyncio.Future[None]] = {}
+        #: the rooms with a speaker here (their listeners' languages are read again when the store is back)
+        self._spoken: dict[str, Room] = {}
+        #: parties admitted here alone while the store was lost ("node"), joined once it answers:
+        #: listeners by member id (room, language, participant, when admitted: wall ms), and speakers
+        self._alone_listeners: dict[str, tuple[Room, str, str, int]] = {}
+        self._alone_speakers: dict[int, Speaker] = {}
+        self._rejoining: asyncio.Task[None] | None = None
+        self._back = asyncio.Event()
+        self._logged_alone = Quiet(60.0)
+        store.on_state(self._state_changed)
 
     # -- speakers
 
     async def speaker_joined(self, speaker: Speaker) -> None:
-        """Announce ``speaker`` and watch its room's listeners (``StoreUnavailable``: refused)."""
+        """Announce ``speaker`` and watch its room's listeners. The store lost: refused
+        (``StoreUnavailable``) or, ``on_loss`` "node", speaking on this process alone until it is back."""
+        try:
+            await self._link_speaker(speaker)
+        except StoreUnavailable as e:
+            if self.on_loss != "node":
+                raise refused(e, "speak into") from None
+            self._alone(e, "a speaker")
+            self._alone_speakers[id(speaker)] = speaker
+            self._rejoin_soon()
+
+    async def _link_speaker(self, speaker: Speaker) -> None:
         room = speaker.room
         key = _key(room)
         await self.store.join(f"{key}/speakers", self._member(speaker), _announce(speaker))
-        speaker.relay = Outbox(f"speaker {speaker.speaker_id} of {key}")
+        if speaker.relay is None:
+            speaker.relay = Outbox(f"speaker {speaker.speaker_id} of {key}")
         if key not in self._watchers:
             inbox = await self.store.watch(f"{key}/ears")
-            await self._ears_changed(room)
+            try:
+                await self._ears_changed(room)
+            except BaseException:
+                inbox.close()
+                raise
+            self._spoken[key] = room
             self._watchers[key] = asyncio.get_running_loop().create_task(
                 self._watch(room, inbox), name=f"room ears {key}"
             )
@@ -247,12 +292,17 @@ class RoomLink:
         relay = speaker.relay
         room = speaker.room
         key = _key(room)
+        alone = self._alone_speakers.pop(id(speaker), None) is not None
+        group, member = f"{key}/speakers", self._member(speaker)
         if relay is not None:
-            group, member = f"{key}/speakers", self._member(speaker)
             relay.put(lambda: self.store.leave(group, member))
             relay.close()
-        if not room.speakers and (task := self._watchers.pop(key, None)) is not None:
-            task.cancel()
+        elif not alone:  # (perhaps announced before the store failed under the rest of its joining)
+            self._chores.put(lambda: self.store.leave(group, member))
+        if not room.speakers:
+            self._spoken.pop(key, None)
+            if (task := self._watchers.pop(key, None)) is not None:
+                task.cancel()
 
     async def _watch(self, room: Room, inbox: Inbox) -> None:
         try:
@@ -280,10 +330,25 @@ class RoomLink:
 
     async def listener_joined(self, room: Room, language: str, participant: str) -> str:
         """Join the room's listeners (the languages wanted anywhere) and read its output in
-        ``language`` from the other processes, its backlog first (``StoreUnavailable``: refused,
-        nothing held). Returns the listener's member id (``listener_left``)."""
-        key = _key(room)
+        ``language`` from the other processes, its backlog first. The store lost: refused
+        (``StoreUnavailable``, nothing held) or, ``on_loss`` "node", listening on this process
+        alone until it is back. Returns the listener's member id (``listener_left``)."""
         member = f"{self.origin}/{next(self._ids)}"
+        admitted_ms = time.time_ns() // 1_000_000
+        try:
+            await self._link_listener(room, language, participant, member)
+        except StoreUnavailable as e:
+            if self.on_loss != "node":
+                raise refused(e, "listen to") from None
+            self._alone(e, "a listener")
+            self._alone_listeners[member] = (room, language, participant, admitted_ms)
+            self._rejoin_soon()
+        return member
+
+    async def _link_listener(
+        self, room: Room, language: str, participant: str, member: str, since: str | None = None
+    ) -> None:
+        key = _key(room)
         await self.store.join(f"{key}/ears", member, json.dumps({"l": language, "p": participant}).encode())
         try:
             members = await self.store.members(f"{key}/ears")
@@ -293,11 +358,10 @@ class RoomLink:
                 for m, v in (await self.store.members(f"{key}/speakers")).items()
                 if not m.startswith(self.origin + "/") and (s := _speaker(v)) is not None
             ]
-            await self._reading(room, language)
+            await self._reading(room, language, since)
         except BaseException:
             await self._leave_now(f"{key}/ears", member)
             raise
-        return member
 
     async def _leave_now(self, group: str, member: str) -> None:
         with contextlib.suppress(StoreUnavailable):
@@ -305,26 +369,28 @@ class RoomLink:
 
     def listener_left(self, room: Room, language: str, member: str) -> None:
         group = f"{_key(room)}/ears"
-        self._chores.put(lambda: self.store.leave(group, member))
+        if self._alone_listeners.pop(member, None) is None:  # (one admitted alone never joined)
+            self._chores.put(lambda: self.store.leave(group, member))
         if not room.listeners.get(language):
             for task in self._readers.pop((_key(room), language), []):
                 task.cancel()
             room.backlog.forget_remote(language)
 
-    async def _reading(self, room: Room, language: str) -> None:
+    async def _reading(self, room: Room, language: str, since: str | None = None) -> None:
         """This process reads the room's output in ``language`` (started once: joiners at the same
-        time wait for the one start)."""
+        time wait for the one start); ``since``: an entry id, what came after it is delivered live."""
         at = (_key(room), language)
         if at in self._readers:
             return
         starting = self._starting.get(at)
         if starting is None:
-            starting = self._starting[at] = asyncio.ensure_future(self._start_reading(room, language))
+            starting = self._starting[at] = asyncio.ensure_future(self._start_reading(room, language, since))
             starting.add_done_callback(lambda _: self._starting.pop(at, None))
         await asyncio.shield(starting)
 
-    async def _start_reading(self, room: Room, language: str) -> None:
-        """Seed the room's backlog in ``language`` with what other processes appended, then read on."""
+    async def _start_reading(self, room: Room, language: str, since: str | None = None) -> None:
+        """Seed the room's backlog in ``language`` with what other processes appended, then read on
+        (``since``: from that id on, what is there is delivered live, not seeded)."""
         key = _key(room)
         stream = f"{key}/out/{language}"
         inbox = await self.store.subscribe(f"{key}/captions/{language}", limit=self._inbox)
@@ -334,6 +400,9 @@ class RoomLink:
             inbox.close()
             raise
         after = entries[-1].id if entries else FIRST
+        if since is not None:
+            entries = [e for e in entries if id_key(e.id) <= id_key(since)]
+            after = since
         now, wall_ms = self._clock(), time.time() * 1000
         for entry in entries:
             wire, out = room_wire.decode(entry.data)
@@ -347,14 +416,19 @@ class RoomLink:
         ]
 
     async def _read(self, room: Room, language: str, stream: str, after: str) -> None:
+        """Deliver what other processes append. The store lost under it: the listeners here are
+        ended, saying why, unless every speaker of the room is here and none elsewhere was ever
+        heard or known (their feed did not break); the reading goes on, for those who come next."""
         lost = False
+        heard_remote = False
         while True:
             try:
                 entries = await self.store.read(stream, after, block_s=READ_BLOCK_S, count=self._max_entries)
             except StoreUnavailable as e:
                 if not lost:
                     lost = True
-                    room.store_lost(language, e)
+                    if heard_remote or room.remote_speakers or not room.speakers:
+                        room.store_lost(language, e)
                 await asyncio.sleep(RETRY_S)
                 continue
             lost = False
@@ -362,6 +436,7 @@ class RoomLink:
                 after = entry.id
                 wire, out = room_wire.decode(entry.data)
                 if wire.origin != self.origin:
+                    heard_remote = True
                     room.deliver(language, out, wire.participant, final=True, now=self._clock(), remote=True)
 
     async def _captions(self, room: Room, language: str, inbox: Inbox) -> None:
@@ -374,6 +449,81 @@ class RoomLink:
             return  # captions are droppable; the final results' reader tells the listeners
         finally:
             inbox.close()
+
+    # -- the store lost, and back
+
+    def _alone(self, error: StoreUnavailable, who: str) -> None:
+        """A party admitted on this process alone: logged at most once a minute."""
+        if self._logged_alone.due():
+            logger.warning(
+                "%s of a room was admitted on this server alone (cluster.on_redis_loss=node: %s); it joins the other "
+                "servers when the store is back",
+                who,
+                error.message,
+            )
+
+    def _state_changed(self, state: StoreState) -> None:
+        if state is StoreState.UP:
+            self._back.set()
+            if self._spoken:
+                self._rejoin_soon()
+
+    def _rejoin_soon(self) -> None:
+        if self._rejoining is None or self._rejoining.done():
+            self._rejoining = asyncio.get_running_loop().create_task(self._rejoin(), name="rooms rejoin")
+
+    async def _rejoin(self) -> None:
+        """Until every party admitted alone is joined (tried every ``RETRY_S``, and at once when the
+        store says it is back); then the rooms spoken in here refreshed."""
+        while True:
+            try:
+                await self._rejoin_once()
+            except StoreUnavailable:
+                self._back.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RETRY_S):
+                        await self._back.wait()
+                continue
+            except Exception:
+                logger.exception("rooms could not rejoin the cluster store")
+                return
+            if not self._alone_listeners and not self._alone_speakers:
+                return
+
+    async def _rejoin_once(self) -> None:
+        joined = 0
+        for key, speaker in list(self._alone_speakers.items()):
+            if key in self._alone_speakers:
+                await self._link_speaker(speaker)
+                if self._alone_speakers.pop(key, None) is None:  # it left meanwhile: leave again
+                    self.speaker_left(speaker)
+                joined += 1
+        for member, (room, language, participant, admitted_ms) in list(self._alone_listeners.items()):
+            if member in self._alone_listeners:
+                await self._link_listener(room, language, participant, member, since=f"{admitted_ms}-0")
+                if self._alone_listeners.pop(member, None) is None:  # it left meanwhile
+                    await self._leave_now(f"{_key(room)}/ears", member)
+                joined += 1
+                room.resync_speakers()
+        for room in list(self._spoken.values()):  # what a restarted store forgot, and what changed meanwhile
+            for speaker in list(room.speakers.values()):
+                group, member = f"{_key(room)}/speakers", self._member(speaker)
+                await self.store.join(group, member, _announce(speaker))
+                if room.speakers.get(speaker.session_id) is not speaker:  # it left meanwhile
+                    await self._leave_now(group, member)
+            await self._ears_changed(room)
+        if joined:
+            logger.info("%d room parties admitted while the cluster store was lost joined the other servers", joined)
+
+
+def refused(error: StoreUnavailable, what: str) -> StoreUnavailable:
+    """A new party refused while the store is lost (``on_loss`` "refuse"): the store's own words,
+    its retry kept."""
+    return StoreUnavailable(
+        f"rooms reach the other servers through the cluster store, which cannot answer now ({error.message}): "
+        f"{what} the room again shortly (cluster.on_redis_loss=refuse)",
+        retry_after_ms=error.retry_after_ms,
+    )
 
 
 def _announce(speaker: Speaker) -> bytes:

@@ -24,9 +24,8 @@ while it has a party (a speaker or a listener); when the last one leaves its slo
 once, and its backlog is kept ``idle_s`` longer (a party who comes back within it, or a late
 listener, gets it) unless the room is refilled or that many rooms of the tenant (or the node) wait
 after it: the oldest waiting go first. Listeners are capped per tenant as rooms are
-(``listeners=``, else ``max_listeners_per_tenant``). Rooms live in one process: with ``serve
---workers N`` a speaker and its listeners must reach the same worker (the room counters are the
-node's).
+(``listeners=``, else ``max_listeners_per_tenant``). Rooms reach other workers and pods through
+the cluster store (``room_link.py``, which also says what a lost store costs).
 
 Event loop only (no locks): publishing is synchronous and never awaits.
 """
@@ -91,6 +90,8 @@ class RoomConfig:
     backlog_room_bytes: int = 512 * 1024
     backlog_tenant_entries: int = 2048
     backlog_tenant_bytes: int = 4 * 1024 * 1024
+    #: a new party while the cluster store is lost: "node" (this process alone) or "refuse" (``room_link.py``)
+    on_store_loss: str = "node"
 
     def backlog(self) -> BacklogConfig:
         return BacklogConfig(
@@ -260,14 +261,13 @@ class Room:
                 listener.push(out)
 
     def store_lost(self, language: str, error: ServiceError) -> None:
-        """The store failed under this process's reading of ``language``: a listener that hears a
-        speaker of another process is told (ended UNAVAILABLE, saying why); one whose speakers are
-        all here goes on."""
-        if not self.remote_speakers:
-            return
+        """The store failed under this process's reading of ``language``, whose output may come from
+        another process (``room_link.py`` decides): its listeners here are told (ended UNAVAILABLE,
+        saying why)."""
         lost = NotReady(
             "this room's speakers on other servers can no longer reach this listen (the cluster store is "
-            "unreachable): listen again shortly"
+            "unreachable): listen again shortly",
+            retry_after_ms=1000,
         )
         logger.warning("a room's listeners lost the cluster store: %s", error.message)
         for listener in list(self.listeners.get(language) or ()):
@@ -323,6 +323,7 @@ class RoomRegistry:
                 max_entries=config.backlog_room_entries,
                 inbox=config.listener_queue,
                 clock=clock,
+                on_loss=config.on_store_loss,
             )
         )
         self._card = card
@@ -689,8 +690,9 @@ def check_participant(participant: str) -> None:
         )
 
 
-def room_config(rooms: RoomSettings, max_languages: int) -> RoomConfig:
-    """``RoomSettings`` -> the registry's config (the one mapping of these settings)."""
+def room_config(rooms: RoomSettings, max_languages: int, on_store_loss: str = "node") -> RoomConfig:
+    """``RoomSettings`` -> the registry's config (the one mapping of these settings);
+    ``on_store_loss``: ``cluster.on_redis_loss``."""
     return RoomConfig(
         backlog_s=rooms.backlog_s,
         listener_queue=rooms.listener_queue,
@@ -705,4 +707,5 @@ def room_config(rooms: RoomSettings, max_languages: int) -> RoomConfig:
         backlog_room_bytes=rooms.backlog_max_bytes,
         backlog_tenant_entries=rooms.backlog_max_entries_per_tenant,
         backlog_tenant_bytes=rooms.backlog_max_bytes_per_tenant,
+        on_store_loss=on_store_loss,
     )

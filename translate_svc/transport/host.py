@@ -21,7 +21,10 @@ nothing else; they share one token store (``tokens.py``), built here, each with 
 ``Revocation``. Every door takes one context (``door.py``: ``DoorContext``) and is a ``Door``: once
 built, the host only iterates them (start, describe, ports, health, drain, stop).
 Health is NOT_SERVING until the model has loaded and run its warm-up (engine/warmup.py), SERVING after, and
-NOT_SERVING again when draining or when the model worker dies.
+NOT_SERVING again when draining or when the model worker dies. The cluster store's state has a
+health name of its own (``translate_svc.cluster``), and takes the Translator service (readiness)
+to NOT_SERVING while the store is lost under ``cluster.on_redis_loss = "refuse"`` (``_set_cluster``).
+The HTTP port answers the same states at ``/healthz`` and ``/readyz`` (``http/health.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import TypeVar
 
 import grpc
 
+from translate_svc.cluster.store import StoreState
 from translate_svc.frontend import Application
 from translate_svc.observability import metrics
 from translate_svc.transport.door import Door, DoorContext, is_loopback
@@ -45,6 +49,7 @@ from translate_svc.transport.grpc.servicer import TranslatorServicer
 from translate_svc.transport.grpc.tls import CertificateReloader
 from translate_svc.transport.http.caller import Authorizer
 from translate_svc.transport.http.door import HttpDoor, RouteSet
+from translate_svc.transport.http.health import HealthRoutes
 from translate_svc.transport.openai.door import OpenAIRoutes
 from translate_svc.transport.openai.webrtc import WebRtcDoor
 from translate_svc.transport.phone.door import PhoneDoor
@@ -88,7 +93,11 @@ def build_doors(ctx: DoorContext) -> list[Door]:
     calls = PhoneDoor(ctx) if phone.websocket or phone.audiosocket_port is not None else None
     if s.http_port is not None:
         callers = Authorizer(ctx)  # the port's one caller check, with its client secrets
-        route_sets: list[RouteSet] = [OpenAIRoutes(ctx, callers), RoomRoutes(ctx, callers)]
+        route_sets: list[RouteSet] = [
+            OpenAIRoutes(ctx, callers),
+            RoomRoutes(ctx, callers),
+            HealthRoutes(ctx.settings.cluster.on_redis_loss),
+        ]
         if calls is not None and calls.routes is not None:
             route_sets.append(calls.routes)  # the carriers' WebSockets share the HTTP port and its bounds
         if ctx.recordings is not None:
@@ -146,6 +155,7 @@ class TranslateServer:
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()  # owned background work (health updates, drain)
         app.failure_listeners.append(self._on_engine_failure)
+        app.cluster.on_state(self._on_store_state)
 
     def _revocation(self) -> Revocation | None:
         return Revocation(self.tokens) if self.tokens is not None else None
@@ -227,6 +237,7 @@ class TranslateServer:
         self.port, self.health_port = ports["port"], ports.get("health_port")
         logger.info("%s; loading the model", self.describe())
         await self.app.start(warmup=warmup)
+        await self._set_cluster(self.app.cluster.state)
         await self._set_serving(True)
         if self.tokens is not None:
             self._own(self._watch_tokens(self.tokens), "tokens")
@@ -236,6 +247,8 @@ class TranslateServer:
     async def _set_serving(self, serving: bool) -> None:
         for door in self.doors:
             await door.set_serving(serving)
+        if (health := self.route_set(HealthRoutes)) is not None:
+            health.serving = serving
 
     async def _watch_tokens(self, tokens: TokenStore) -> None:
         """Look at the tokens file every second, calls or not, so a token removed from it ends its
@@ -254,6 +267,8 @@ class TranslateServer:
         grace = self.settings.server.grace_s if grace is None else grace
         for door in self.doors:
             await door.drain()
+        if (health := self.route_set(HealthRoutes)) is not None:
+            health.draining = True
         loop = asyncio.get_running_loop()
         started = loop.time()
         sessions = self.app.sessions
@@ -295,6 +310,19 @@ class TranslateServer:
 
     def _on_engine_failure(self, exc: BaseException) -> None:
         self._own(self._set_serving(False), "health-not-serving")
+
+    def _on_store_state(self, state: StoreState) -> None:
+        self._own(self._set_cluster(state), "health-cluster")
+
+    async def _set_cluster(self, state: StoreState) -> None:
+        """Health of the cluster store (docs/deploy.md, "Several pods"): ``translate_svc.cluster``
+        says whether it is reached; under ``cluster.on_redis_loss = "refuse"`` the Translator
+        service (the readiness probe's) is NOT_SERVING while it is lost; under "node" it stays
+        SERVING (degraded: the store's own status and ``/metrics`` say so)."""
+        up = state is StoreState.UP
+        await self._grpc.set_cluster(up, ready=up or self.settings.cluster.on_redis_loss == "node")
+        if (health := self.route_set(HealthRoutes)) is not None:  # the HTTP port's /healthz and /readyz
+            health.store_up = up
 
     def _own(self, coro, name: str) -> None:  # type: ignore[no-untyped-def]
         """Run ``coro`` as a task this server keeps, and log its failure instead of losing it."""

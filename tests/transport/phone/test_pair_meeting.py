@@ -124,7 +124,7 @@ async def test_a_leg_alone_past_the_partner_timeout_is_told_and_a_met_one_never(
 async def test_the_store_down_refuses_a_new_leg_and_never_cuts_a_joined_one() -> None:
     state = ClusterState()
     s0, s1 = SwitchableStore(state, holder="w0"), SwitchableStore(state, holder="w1")
-    w0, w1 = Pairs(s0, 60.0), Pairs(s1, 60.0)
+    w0, w1 = Pairs(s0, 60.0, "refuse"), Pairs(s1, 60.0, "refuse")
     a_side, b_side = Recorder(), Recorder()
     a = await w0.join(("acme", "c3"), wire.LegInfo(ULAW, "twilio"), a_side)
     b = await w1.join(("acme", "c3"), wire.LegInfo(ULAW, "twilio"), b_side)
@@ -161,3 +161,36 @@ async def test_the_wire_carries_each_message_and_refuses_what_is_not_one() -> No
             wire.decode(bad)
     with pytest.raises(wire.WireError):
         wire.unpack(b"\x05\x00\x00\x00L")
+
+
+async def test_under_node_legs_meet_on_their_process_while_the_store_is_down_and_join_it_once_back() -> None:
+    """``cluster.on_redis_loss = "node"``: two legs of a call arriving on one process while the store
+    is down meet there (a third is refused as ever) and pass their media directly; a leg waiting
+    alone takes its place in the store once it answers, and meets a partner on another process."""
+    state = ClusterState()
+    s0, s1 = SwitchableStore(state, holder="w0"), SwitchableStore(state, holder="w1")
+    w0, w1 = Pairs(s0, 60.0), Pairs(s1, 60.0)
+    s0.down = s1.down = True
+    a_side, b_side, lone_side, far_side = Recorder(), Recorder(), Recorder(), Recorder()
+    a = await w0.join(("acme", "c5"), wire.LegInfo(ULAW, "twilio"), a_side)
+    b = await w0.join(("acme", "c5"), wire.LegInfo(SLIN, "asterisk"), b_side)
+    assert (a.partner, b.partner, b.partner_info) == (b.id, a.id, wire.LegInfo(ULAW, "twilio"))
+    with pytest.raises(InvalidInput) as third:
+        await w0.join(("acme", "c5"), wire.LegInfo(ULAW, "twilio"), Recorder())
+    assert third.value.message == TWO_LEGS
+    assert a.send(wire.Speech(ULAW, b"\x01" * 160))
+    assert await b_side.until(1) == [wire.Speech(ULAW, b"\x01" * 160)]
+    assert a.lost == 0
+    lone = await w0.join(("acme", "c6"), wire.LegInfo(ULAW, "twilio"), lone_side)
+    assert lone.partner is None
+    s0.down = s1.down = False
+    await until(lambda: lone.id in state.members("call/acme/c6"))
+    far = await w1.join(("acme", "c6"), wire.LegInfo(ULAW, "twilio"), far_side)
+    await met(lone)
+    assert lone.send(wire.Speech(ULAW, b"\x02" * 160)) and far.send(wire.Speech(ULAW, b"\x03" * 160))
+    assert await far_side.until(1) == [wire.Speech(ULAW, b"\x02" * 160)]
+    assert await lone_side.until(1) == [wire.Speech(ULAW, b"\x03" * 160)]
+    for leg in (a, b, lone, far):
+        await leg.close()
+    assert b_side.got[-1] == wire.Left()  # told directly, as its media came
+    assert state.members("call/acme/c6") == {}

@@ -1,9 +1,11 @@
 """Two-party calls when the cluster store cannot answer (issue 59), on a real server whose store a
-test switches off (``switchable_store``): a leg that names a call while the store is down is
-refused precisely (close 1013 "try again later", the reason saying the store cannot answer,
-UNAVAILABLE on its access line), while a call that names no partner is served as ever; and a
-two-party call already admitted is never cut when the store goes away mid-call: both legs go on to
-their own hang-up (close 1000, code OK), what could not cross counted on their access lines."""
+test switches off (``switchable_store``): under ``cluster.on_redis_loss = "refuse"`` a leg that
+names a call while the store is down is refused precisely (close 1013 "try again later", the
+reason saying the store cannot answer, UNAVAILABLE on its access line), while a call that names no
+partner is served as ever; under ``"node"`` (the default) two legs of a call that arrive while it
+is down meet on the server; and a two-party call already admitted is never cut when the store goes
+away mid-call: both legs go on to their own hang-up (close 1000, code OK), and two legs on the same
+server keep their media (they pass it directly, nothing lost)."""
 
 from __future__ import annotations
 
@@ -42,9 +44,9 @@ async def test_a_leg_that_names_a_call_while_the_store_is_down_is_refused_precis
 ) -> None:
     store = SwitchableStore()
     store.down = True
-    async with serving(
-        phone_settings(test_model_dir), runner_factory=lambda: StableTranslator(test_model_dir), cluster=store
-    ) as live:
+    settings = phone_settings(test_model_dir)
+    settings.cluster.on_redis_loss = "refuse"
+    async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir), cluster=store) as live:
         url = phone_url(live.server, "twilio", "source=eng&target=spa")
         refused = await held_until_closed(FakeTwilio(url, custom={"call": "c1"}), max_s=8)
         single = await held_until_closed(FakeTwilio(url), max_s=1.5)  # no partner: served as ever
@@ -74,6 +76,26 @@ async def test_an_admitted_two_party_call_is_never_cut_when_the_store_goes_away(
         logs = await asyncio.gather(a.call(speech, linger_s=3), b.call(speech, linger_s=3), store_lost())
         await calls_ended(live.server)
     assert [log.close_code for log in logs[:2]] == [1000, 1000]
+    for side, log in zip("ab", logs[:2], strict=True):
+        assert log.marks and set(log.echoed) == set(log.marks), f"leg {side} heard no translation"
     lines = access.of("phone_twilio")
     assert sorted(line["code"] for line in lines) == ["OK", "OK"]
-    assert sum(line.get("pair_lost", 0) for line in lines) > 0, "what could not cross was not counted"
+    assert sum(line.get("pair_lost", 0) for line in lines) == 0, "legs on one server lost media to the store"
+
+
+async def test_two_legs_that_arrive_while_the_store_is_down_meet_on_the_server_under_node(
+    test_model_dir: Path, shared_audio: Path, access: AccessLines
+) -> None:
+    speech = ulaw_bytes(speech_pcm16(shared_audio / "jfk.flac", 6.0, 8000))
+    store = SwitchableStore()
+    store.down = True
+    settings = phone_settings(test_model_dir)
+    assert settings.cluster.on_redis_loss == "node"
+    async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir), cluster=store) as live:
+        a = FakeTwilio(phone_url(live.server, "twilio", "source=eng&target=spa"), custom={"call": "c3"})
+        b = FakeTwilio(phone_url(live.server, "twilio", "source=spa&target=eng"), custom={"call": "c3"})
+        logs = await asyncio.gather(a.call(speech, linger_s=3), b.call(speech, linger_s=3))
+        await calls_ended(live.server)
+    for side, log in zip("ab", logs, strict=True):
+        assert log.close_code == 1000 and log.marks, f"leg {side} heard nothing of its partner"
+    assert sorted(line["code"] for line in access.of("phone_twilio")) == ["OK", "OK"]

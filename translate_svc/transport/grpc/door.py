@@ -92,6 +92,14 @@ def _server_options(
     ]
 
 
+#: the health service name that says whether the cluster store is reached (SERVING) or lost
+CLUSTER_HEALTH = "translate_svc.cluster"
+
+
+def _status(serving: bool) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
+    return health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+
+
 #: the plaintext health port: probes need a call or two at a time. HEALTH_MAX_CALLS is for Check
 #: (and List); Watch calls get ``limits.max_health_watches`` slots of their own on top of it
 HEALTH_CALLS_PER_CONNECTION = 8
@@ -122,6 +130,9 @@ class GrpcDoor:
         method_permissions = {m: p for door in self.services for m, p in door.permissions.items()}
         s = settings.server
         self.health = HealthServicer()
+        #: the model serves; the cluster store lets the Translator service be ready (``set_cluster``)
+        self._serving = False
+        self._cluster_ready = True
         self.tls: CertificateReloader | None = None
         if s.tls_cert_file is not None and s.tls_key_file is not None:
             self.tls = CertificateReloader(TlsFiles(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file))
@@ -218,9 +229,22 @@ class GrpcDoor:
         return ports
 
     async def set_serving(self, serving: bool) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ("", SERVICE_NAME):
-            await self.health.set(name, status)
+        """The model serves (or not): the overall status (""), and the Translator service's while
+        the cluster store lets it (``set_cluster``)."""
+        self._serving = serving
+        await self._publish_health()
+
+    async def set_cluster(self, up: bool, *, ready: bool) -> None:
+        """The cluster store is ``up`` (``CLUSTER_HEALTH``); ``ready``: the Translator service may
+        say SERVING (False while it is lost under ``cluster.on_redis_loss = "refuse"``). The overall
+        status ("", the liveness probe's) never follows the store: a lost Redis restarts no pod."""
+        self._cluster_ready = ready
+        await self.health.set(CLUSTER_HEALTH, _status(up))
+        await self._publish_health()
+
+    async def _publish_health(self) -> None:
+        await self.health.set("", _status(self._serving))
+        await self.health.set(SERVICE_NAME, _status(self._serving and self._cluster_ready))
 
     async def start(self) -> None:
         """Listen (health NOT_SERVING until ``set_serving``)."""

@@ -83,7 +83,7 @@ class PhoneDoor:
         self._m: SessionManager = ctx.sessions
         self._tokens = ctx.tokens
         #: the two-party calls' legs, meeting through the cluster store wherever each landed
-        self.pairs = Pairs(ctx.cluster, self.phone.partner_timeout_s)
+        self.pairs = Pairs(ctx.cluster, self.phone.partner_timeout_s, ctx.settings.cluster.on_redis_loss)
         self.audiosocket: AudioSocketServer | None = None
         if self.phone.audiosocket_port is not None:
             self.audiosocket = AudioSocketServer(

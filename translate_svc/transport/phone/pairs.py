@@ -21,8 +21,17 @@ refused (that would tell it the id is in use, and let it take the id first and l
 call out): it waits alone in its own namespace, hears nothing of the real call and is heard by
 nobody, until its partner timeout (docs/decisions.md).
 
-The store lost under an admitted leg never ends it: what cannot be written is counted and dropped
-(``translate_svc_phone_pair_lost_total``, the access line's ``pair_lost``), reads retry. Event loop only.
+Two legs on the same process pass what they send each other directly, in order, never through
+the store (they met through it, or on this process alone: below), so a store that is lost never
+touches their media. The store lost (docs/deploy.md, "Several pods"): an admitted leg is never
+ended; what it cannot write to a partner on another process is counted and dropped
+(``translate_svc_phone_pair_lost_total``, the access line's ``pair_lost``), its reads retry, and
+the partner as last seen stays until the store answers again (then its presence is read again,
+so a leg that was waiting meets a partner that came meanwhile). A new leg, by
+``cluster.on_redis_loss`` (``on_loss``): ``refuse``: UNAVAILABLE (close 1013, "try again later");
+``node``: it meets a leg of the same call on this process (the third refused as ever), and once
+the store answers it takes its place there and joins the call's presence, so a partner on
+another process finds it. Event loop only.
 """
 
 from __future__ import annotations
@@ -36,7 +45,8 @@ from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import quote
 
-from translate_svc.cluster.store import FIRST, ClusterStore, Full, Inbox, Lease, StoreUnavailable
+from translate_svc.cluster.store import FIRST, ClusterStore, Full, Inbox, Lease, StoreState, StoreUnavailable
+from translate_svc.cluster.watch import Quiet
 from translate_svc.errors import InvalidInput
 from translate_svc.observability import metrics
 from translate_svc.transport.phone import pair_wire as wire
@@ -88,37 +98,112 @@ class Listener(Protocol):
 
 class Pairs:
     """The door's two-party calls, over ``store``. ``partner_timeout_s``: how long a leg waits for
-    its partner. Event loop only."""
+    its partner; ``on_loss``: a new leg while the store is lost, "node" or "refuse" (see the
+    module). Event loop only."""
 
-    def __init__(self, store: ClusterStore, partner_timeout_s: float) -> None:
+    def __init__(self, store: ClusterStore, partner_timeout_s: float, on_loss: str = "node") -> None:
         self.store = store
         self.partner_timeout_s = partner_timeout_s
+        self.on_loss = on_loss
+        #: this process's legs, by id (a partner here is sent to directly), and by call
+        self.here: dict[str, PairLeg] = {}
+        self.calls: dict[str, list[PairLeg]] = {}
+        #: legs admitted while the store was lost ("node"), given their place there once it answers
+        self._alone: list[PairLeg] = []
+        self._rejoining: asyncio.Task[None] | None = None
+        self._back = asyncio.Event()
+        self._logged_alone = Quiet(60.0)  # one line a minute at most
+        store.on_state(self._state_changed)
 
     async def join(self, key: PairKey, info: wire.LegInfo, listener: Listener) -> PairLeg:
         """Take one of the call's two places and join it. InvalidInput: the call has two legs
-        already, or the cluster holds ``MAX_LEGS``; StoreUnavailable: the store cannot answer (the
-        leg is refused; retry)."""
+        already, or the cluster holds ``MAX_LEGS``; StoreUnavailable: the store cannot answer and
+        ``on_loss`` is "refuse" (the leg is refused; retry)."""
         name = call_name(key)
         try:
             got = await self.store.acquire([(name, 2), (LEGS_CAP, MAX_LEGS)])
         except StoreUnavailable as e:
-            raise unavailable(e) from None
+            if self.on_loss != "node":
+                raise unavailable(e) from None
+            return self._join_alone(name, info, listener, e)
         if isinstance(got, Full):
             raise InvalidInput(TWO_LEGS if got.name == name else TOO_MANY)
-        leg = PairLeg(self.store, name, info, listener, got, self.partner_timeout_s)
+        leg = PairLeg(self.store, name, info, listener, got, self.partner_timeout_s, self)
+        self._add(leg)
         try:
             await leg.start()
         except BaseException as e:
             await leg.close()
             if isinstance(e, StoreUnavailable):
+                if self.on_loss == "node":  # lost between the two calls: as if lost before
+                    return self._join_alone(name, info, listener, e)
                 raise unavailable(e) from None
             raise
         return leg
 
+    def _add(self, leg: PairLeg) -> None:
+        self.here[leg.id] = leg
+        self.calls.setdefault(leg.name, []).append(leg)
+
+    def _remove(self, leg: PairLeg) -> None:
+        self.here.pop(leg.id, None)
+        legs = self.calls.get(leg.name)
+        if legs is not None and leg in legs:
+            legs.remove(leg)
+            if not legs:
+                del self.calls[leg.name]
+        if leg in self._alone:
+            self._alone.remove(leg)
+
+    def _join_alone(self, name: str, info: wire.LegInfo, listener: Listener, error: StoreUnavailable) -> PairLeg:
+        """A leg admitted on this process alone while the store is lost: it meets a leg of its call
+        here (a third is refused as ever), and takes its place in the store once it answers."""
+        if len(self.calls.get(name, ())) >= 2:
+            raise InvalidInput(TWO_LEGS)
+        if self._logged_alone.due():
+            logger.warning(
+                "a two-party leg was admitted on this server alone (cluster.on_redis_loss=node: %s); it meets a "
+                "partner on another server once the store is back",
+                error.message,
+            )
+        leg = PairLeg(self.store, name, info, listener, None, self.partner_timeout_s, self)
+        self._add(leg)
+        self._alone.append(leg)
+        leg.start_alone()
+        self._rejoin_soon()
+        return leg
+
+    def _state_changed(self, state: StoreState) -> None:
+        if state is StoreState.UP:
+            self._back.set()
+
+    def _rejoin_soon(self) -> None:
+        if self._rejoining is None or self._rejoining.done():
+            self._rejoining = asyncio.get_running_loop().create_task(self._rejoin(), name="phone-pairs-rejoin")
+
+    async def _rejoin(self) -> None:
+        """Until every leg admitted alone has its place in the store (tried every ``RETRY_S``, and at
+        once when the store says it is back)."""
+        while self._alone:
+            leg = self._alone[0]
+            try:
+                await leg.attach()
+            except StoreUnavailable:
+                self._back.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(RETRY_S * 2):
+                        await self._back.wait()
+                continue
+            except Exception:
+                logger.exception("a two-party leg could not join the cluster store; it stays on this server alone")
+            if self._alone and self._alone[0] is leg:
+                self._alone.pop(0)
+
 
 def unavailable(e: StoreUnavailable) -> StoreUnavailable:
     return StoreUnavailable(
-        f"two-party calls meet through the cluster store, which cannot answer now ({e}): call again in a moment",
+        f"two-party calls meet through the cluster store, which cannot answer now ({e}): call again in a moment "
+        "(cluster.on_redis_loss=refuse)",
         retry_after_ms=e.retry_after_ms,
     )
 
@@ -133,10 +218,12 @@ class PairLeg:
         name: str,
         info: wire.LegInfo,
         listener: Listener,
-        lease: Lease,
+        lease: Lease | None,
         partner_timeout_s: float,
+        pairs: Pairs | None = None,
     ) -> None:
         self._store = store
+        self._pairs = pairs
         self.name = name
         self.id = uuid.uuid4().hex
         self.info = info
@@ -158,6 +245,7 @@ class PairLeg:
         self._timer: asyncio.TimerHandle | None = None
         self._watching: Callable[[], None] | None = None
         self._joined = False
+        self._closed = False
 
     def stream(self, leg: str) -> str:
         return f"{self.name}/leg/{leg}"
@@ -169,13 +257,61 @@ class PairLeg:
         await self._store.join(self.name, self.id, self.info.to_bytes())
         self._joined = True
         await self._look()
-        if not self.met:
+        if not self.met and self._timer is None:  # (a leg admitted alone keeps the time it had)
             self._timer = loop.call_later(self._partner_timeout_s, self._alone)
         self._tasks = [
             loop.create_task(self._watch(inbox), name="phone-pair-watch"),
             loop.create_task(self._read(), name="phone-pair-read"),
             loop.create_task(self._write(), name="phone-pair-write"),
         ]
+
+    def start_alone(self) -> None:
+        """Admitted while the store is lost: meet a leg of the call on this process, if one waits."""
+        for other in self._local_others():
+            if other.partner is None:
+                other._meet(self.id, self.info)
+            self._meet(other.id, other.info)
+            return
+        self._timer = asyncio.get_running_loop().call_later(self._partner_timeout_s, self._alone)
+
+    async def attach(self) -> None:
+        """A leg admitted alone takes its place in the store, now that it answers (``StoreUnavailable``:
+        not yet). A call that found two legs elsewhere meanwhile: it stays on this process alone."""
+        if self._tasks or self._closed:
+            return
+        got = await self._store.acquire([(self.name, 2), (LEGS_CAP, MAX_LEGS)])
+        if isinstance(got, Full):
+            logger.warning("a two-party leg admitted alone found its call full in the cluster store: it stays alone")
+            return
+        self._lease = got
+        if self._closed:  # it ended meanwhile: its place goes back
+            await self._leave_store()
+            return
+        try:
+            await self.start()
+        except BaseException:
+            await self._leave_store()
+            raise
+        if self._closed:  # it ended while it joined: what the joining made goes too
+            for task in self._tasks:
+                task.cancel()
+            self._tasks = []
+            if self._watching is not None:
+                self._watching()
+                self._watching = None
+            await self._leave_store()
+
+    def _local_others(self) -> list[PairLeg]:
+        """The other legs of this call on this process."""
+        if self._pairs is None:
+            return []
+        return [leg for leg in self._pairs.calls.get(self.name, ()) if leg is not self]
+
+    def _meet(self, partner: str, info: wire.LegInfo) -> None:
+        self.partner, self.partner_info, self.met = partner, info, True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _alone(self) -> None:
         self._timer = None
@@ -188,6 +324,10 @@ class PairLeg:
         """Queue ``message`` for the partner; False: no partner now (nobody to hear it)."""
         if self.partner is None:
             return False
+        here = self._pairs.here.get(self.partner) if self._pairs is not None else None
+        if here is not None:  # on this process: directly, in order (never through the store)
+            asyncio.get_running_loop().call_soon(here._hear, message)
+            return True
         if len(self._queue) >= MAX_QUEUED:
             self._queue.popleft()
             self._count_lost(1)
@@ -195,6 +335,11 @@ class PairLeg:
         self._idle.clear()
         self._wake.set()
         return True
+
+    def _hear(self, message: wire.Message) -> None:
+        """A message from a partner on this process (not once this leg has ended)."""
+        if not self._closed:
+            self._listener.heard(message)
 
     def _count_lost(self, n: int) -> None:
         if self.lost == 0:
@@ -239,42 +384,73 @@ class PairLeg:
                     self._listener.heard(message)
 
     async def _watch(self, inbox: Inbox) -> None:
-        with contextlib.suppress(StopAsyncIteration):
+        try:
             while True:
                 try:
                     await inbox.get()
                     await self._look()
                 except StoreUnavailable:
-                    return  # (the store is gone: the partner as last seen stays)
+                    inbox.close()  # (the partner as last seen stays)
+                    inbox = await self._watch_again()
+                except StopAsyncIteration:
+                    return
+        finally:
+            inbox.close()
+
+    async def _watch_again(self) -> Inbox:
+        """The store failed under the watch: once it answers, watch again and look (a partner that
+        came, or went, meanwhile)."""
+        while True:
+            await asyncio.sleep(RETRY_S)
+            try:
+                inbox = await self._store.watch(self.name)
+            except StoreUnavailable:
+                continue
+            self._watching = inbox.close
+            try:
+                await self._look()
+            except StoreUnavailable:
+                inbox.close()
+                continue
+            return inbox
 
     async def _look(self) -> None:
         members = await self._store.members(self.name)
-        others = sorted(m for m in members if m != self.id)
+        local = {leg.id: leg.info for leg in self._local_others()}
+        others = sorted(local) or sorted(m for m in members if m != self.id)
         if not others:
             self.partner = self.partner_info = None
             return
         partner = others[0]
         if partner == self.partner:
             return
-        try:
-            info = wire.LegInfo.from_bytes(members[partner])
-        except wire.WireError as e:
-            logger.warning("a two-party partner was ignored: %s", e)
-            return
-        self.partner, self.partner_info, self.met = partner, info, True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if partner in local:
+            info = local[partner]
+        else:
+            try:
+                info = wire.LegInfo.from_bytes(members[partner])
+            except wire.WireError as e:
+                logger.warning("a two-party partner was ignored: %s", e)
+                return
+        self._meet(partner, info)
 
     # -- the end
 
     async def close(self) -> None:
         """The leg ended: the partner is told (``Left``), what was queued is written (within
         ``FLUSH_S``), then the leg leaves its call and gives its place back. Never raises."""
+        if self._closed:
+            return
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self.send(wire.Left())
+        if self._pairs is not None:
+            self._pairs._remove(self)
+            for other in self._local_others():
+                if other.partner == self.id:
+                    other.partner = other.partner_info = None
         if self._tasks:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FLUSH_S):
@@ -288,6 +464,9 @@ class PairLeg:
         if self._watching is not None:
             self._watching()
             self._watching = None
+        await self._leave_store()
+
+    async def _leave_store(self) -> None:
         with contextlib.suppress(StoreUnavailable):
             if self._joined:
                 self._joined = False
