@@ -29,6 +29,7 @@ import logging
 import math
 import socket
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 from translate_svc.errors import LimitReached, ServiceError
 from translate_svc.observability import metrics
@@ -60,6 +61,16 @@ _REFUSED = b"\x04"
 REFUSAL_LINGER_S = 0.5
 
 
+class Paced(Protocol):
+    """A call the clock paces (``PacedOutlet``; the SIP door's RTP outlet)."""
+
+    def tick(self, now: float) -> None:
+        """Send the frames now due."""
+
+    def fail(self, why: str) -> None:
+        """Sending failed: end the call."""
+
+
 class SlotClock:
     """The one timer of a process's paced calls: wakes on a grid of ``frame_s`` steps of the loop's
     monotonic clock (from the first call of a busy spell) and has every member send the frames now
@@ -67,13 +78,13 @@ class SlotClock:
 
     def __init__(self, frame_s: float = FRAME_S) -> None:
         self.frame_s = frame_s
-        self._members: dict[PacedOutlet, None] = {}
+        self._members: dict[Paced, None] = {}
         self._origin = 0.0
         self._timer: asyncio.TimerHandle | None = None
         #: wakes so far (for tests: one per grid step, however many calls)
         self.wakes = 0
 
-    def join(self, outlet: PacedOutlet) -> float:
+    def join(self, outlet: Paced) -> float:
         """Add a call; the time of its first slot (the grid step now due, or the next one)."""
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -85,7 +96,7 @@ class SlotClock:
             self._timer = loop.call_at(start, self._tick)
         return start
 
-    def leave(self, outlet: PacedOutlet) -> None:
+    def leave(self, outlet: Paced) -> None:
         self._members.pop(outlet, None)
         if not self._members and self._timer is not None:
             self._timer.cancel()
