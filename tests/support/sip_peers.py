@@ -30,7 +30,10 @@ def need(binary: str) -> str:
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     """A port free on loopback for UDP and TCP both (SIPp listens on both for its transport)."""
     while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u,
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t,
+        ):
             u.bind(("127.0.0.1", 0))
             port = u.getsockname()[1]
             if port % 2:  # even, so port+2 (SIPp's media ports) stays in step
@@ -49,7 +52,19 @@ def write_rtp_pcap(path: Path, payload: bytes, payload_type: int = 0, *, ssrc: i
     for n, frame in enumerate(frames):
         rtp = struct.pack("!BBHII", 0x80, payload_type | (0x80 if n == 0 else 0), n, n * 160, ssrc) + frame
         udp = struct.pack("!HHHH", 6000, 6002, 8 + len(rtp), 0) + rtp
-        ip_head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n & 0xFFFF, 0, 64, 17, 0, bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))
+        ip_head = struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            20 + len(udp),
+            n & 0xFFFF,
+            0,
+            64,
+            17,
+            0,
+            bytes([127, 0, 0, 1]),
+            bytes([127, 0, 0, 1]),
+        )
         checksum = _ip_checksum(ip_head)
         ip_head = ip_head[:10] + struct.pack("!H", checksum) + ip_head[12:]
         ether = b"\x00" * 12 + b"\x08\x00"
@@ -103,11 +118,39 @@ async def sipp(
     local, media = free_port(), free_port()
     err, msg = tmp / f"{scenario_file.stem}.err", tmp / f"{scenario_file.stem}.msg"
     args = [
-        binary, f"127.0.0.1:{port}", "-sf", str(scenario_file), "-s", service, "-t", transport,
-        "-i", "127.0.0.1", "-p", str(local), "-mi", "127.0.0.1", "-mp", str(media),
-        "-m", str(calls), "-l", str(calls), "-r", str(rate), "-nostdin",
-        "-timeout", f"{int(timeout_s)}s", "-timeout_error",
-        "-trace_err", "-error_file", str(err), "-trace_msg", "-message_file", str(msg), *extra,
+        binary,
+        f"127.0.0.1:{port}",
+        "-sf",
+        str(scenario_file),
+        "-s",
+        service,
+        "-t",
+        transport,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(local),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(media),
+        "-m",
+        str(calls),
+        "-l",
+        str(calls),
+        "-r",
+        str(rate),
+        "-nostdin",
+        "-timeout",
+        f"{int(timeout_s)}s",
+        "-timeout_error",
+        "-trace_err",
+        "-error_file",
+        str(err),
+        "-trace_msg",
+        "-message_file",
+        str(msg),
+        *extra,
     ]
     proc = await asyncio.create_subprocess_exec(
         *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp
@@ -119,7 +162,9 @@ async def sipp(
         proc.kill()
         out, _ = await proc.communicate()
     read = lambda p: p.read_text(errors="replace") if p.exists() else ""  # noqa: E731
-    return SippRun(proc.returncode if proc.returncode is not None else -1, out.decode(errors="replace"), read(err), read(msg))
+    return SippRun(
+        proc.returncode if proc.returncode is not None else -1, out.decode(errors="replace"), read(err), read(msg)
+    )
 
 
 def speech_energy(samples: np.ndarray, frame: int = 160) -> float:
