@@ -216,7 +216,8 @@ class SipDoor:
             self._count("unreadable")
             self._refusals("SIP message", flow.peer[0], e.reason)
             if e.request is not None and allowed:
-                flow.send(response(e.request, 400, "Bad Request", extra=[("warning", f'399 {AGENT} "{e.reason}"')]))
+                reason = "Message Too Large" if e.status == 513 else "Bad Request"
+                flow.send(response(e.request, e.status, reason, extra=[("warning", f'399 {AGENT} "{e.reason}"')]))
             return
         if not msg.is_request:
             self._response(msg)

@@ -41,11 +41,13 @@ class SipParseError(Exception):
     """A message we cannot read. ``request``: a request (not an ACK) whose Via, From, To, Call-ID
     and CSeq could be read, so a 400 can reach its sender."""
 
-    def __init__(self, reason: str, request: SipMessage | None = None) -> None:
+    def __init__(self, reason: str, request: SipMessage | None = None, status: int = 400) -> None:
         super().__init__(reason)
         self.reason = reason
-        #: the request as far as it was read, when a 400 can be sent for it
+        #: the request as far as it was read, when a response can be sent for it
         self.request = request
+        #: that response's status: 400, or 513 Message Too Large (§21.5.13)
+        self.status = status
 
     @property
     def answerable(self) -> bool:
@@ -180,11 +182,20 @@ def head_length(data: bytes | bytearray, max_bytes: int) -> int | None:
     return end + 4
 
 
-def parse(data: bytes, max_bytes: int, *, stream: bool = False) -> SipMessage:
+def parse(data: bytes, max_bytes: int, *, stream: bool = False, head_only: bool = False) -> SipMessage:
     """One message. ``stream`` (TCP): ``data`` is exactly one message (its head and the body its
     Content-Length says); else (UDP) the datagram, whose Content-Length may not exceed what came."""
     if len(data) > max_bytes:
-        raise SipParseError(f"a message over {max_bytes} bytes (sip.max_message_bytes)")
+        why = f"a message over {max_bytes} bytes (sip.max_message_bytes)"
+        request = None
+        end = data.find(b"\r\n\r\n", 0, max_bytes)
+        if end >= 0:  # its head alone may be read, to answer 513
+            try:
+                read = parse(data[: end + 4], max_bytes, head_only=True)
+                request = read if read.is_request and read.method != "ACK" else None
+            except SipParseError:
+                pass
+        raise SipParseError(why, request, 513)
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         raise SipParseError("no blank line ends the message's head (truncated?)")
@@ -211,7 +222,7 @@ def parse(data: bytes, max_bytes: int, *, stream: bool = False) -> SipMessage:
             raise SipParseError("a header line is not name: value")
         msg.headers.append((COMPACT.get(name, name), value.strip()))
     answerable = msg if msg.is_request and msg.method != "ACK" and all(msg.get(h) for h in REQUIRED) else None
-    length_text = msg.get("content-length")
+    length_text = None if head_only else msg.get("content-length")
     if length_text is None:
         if stream and body:
             raise SipParseError("a message over TCP needs Content-Length", answerable)
