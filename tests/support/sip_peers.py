@@ -174,3 +174,62 @@ def speech_energy(samples: np.ndarray, frame: int = 160) -> float:
         return 0.0
     rms = np.sqrt(np.mean(np.square(samples[: n * frame].reshape(n, frame).astype(np.float64)), axis=1))
     return float(np.mean(rms > 0.01))
+
+
+#: baresip's configuration for one call (baresip 1.0's ``config`` file, as its own template in
+#: docs/examples/config documents it): the WAV in through ``aufile``, what it hears dumped to WAV by
+#: the ``sndfile`` filter (``dump-<time>-dec.wav``), played into ALSA's ``null`` device (no sound
+#: card needed: it paces the receive path), PCMU and PCMA only
+BARESIP_CONFIG = """poll_method		epoll
+sip_listen		127.0.0.1:{sip_port}
+call_local_timeout	120
+audio_player		alsa,null
+audio_source		aufile,{wav}
+audio_alert		alsa,null
+ausrc_srate		8000
+auplay_srate		8000
+ausrc_channels		1
+auplay_channels		1
+rtp_ports		{rtp_low}-{rtp_high}
+module_path		/usr/lib/baresip/modules
+module			g711.so
+module			aufile.so
+module			alsa.so
+module			sndfile.so
+module_app		account.so
+module_app		menu.so
+snd_path		{dump}
+"""
+
+
+async def baresip_call(tmp: Path, wav: Path, uri: str, *, seconds: float) -> tuple[str, Path | None]:
+    """baresip 1.0 dials ``uri``, speaks ``wav`` (8 kHz mono; the call ends at its end: aufile's
+    end of file hangs up), and quits after ``seconds``; its output, and the WAV of what it heard."""
+    need("baresip")
+    conf = tmp / "baresip"
+    conf.mkdir(exist_ok=True)
+    rtp = free_port()
+    (conf / "config").write_text(
+        BARESIP_CONFIG.format(sip_port=free_port(), wav=wav, rtp_low=rtp, rtp_high=rtp + 20, dump=conf)
+    )
+    (conf / "accounts").write_text("<sip:baresip@127.0.0.1>;regint=0;audio_codecs=PCMU\n")
+    proc = await asyncio.create_subprocess_exec(
+        need("baresip"),
+        "-f",
+        str(conf),
+        "-t",
+        str(int(seconds)),
+        "-e",
+        f"/dial {uri}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with asyncio.timeout(seconds + 15):
+            out, _ = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        out, _ = await proc.communicate()
+    heard = sorted(conf.glob("dump-*-dec.wav"))
+    return out.decode(errors="replace"), heard[-1] if heard else None
