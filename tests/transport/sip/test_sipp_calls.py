@@ -25,6 +25,8 @@ from translate_svc.model.stable import StableTranslator
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(90)]
 
 SPEECH_S = 6.0
+#: SIPp's own RFC 4733 capture: the digit 1 (payload type 101, its end packet three times)
+DTMF_PCAP = "/usr/share/sip-tester/dtmf_2833_1.pcap"
 PCMU = "m=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000"
 ACK = """<send>
     <![CDATA[
@@ -204,3 +206,28 @@ async def test_a_drain_ends_the_call_with_the_doors_bye_after_its_translated_tai
         ok(await call)
     [line] = access.of("sip")
     assert line["frames_speech"] > 0 and line["audio_s"] > 1.0
+
+
+async def test_a_reinvite_changes_the_codec_and_holds_and_rfc4733_digits_are_counted(
+    test_model_dir: Path, tmp_path: Path, pcap: Path, access: AccessLines, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(test_model_dir)
+    settings.sip.port = 0
+    async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as live:
+        sc = scenario(
+            tmp_path,
+            "reinvite.xml",
+            pcap=str(pcap),
+            dtmf=DTMF_PCAP,
+            pause_ms=str(int(SPEECH_S * 1000)),
+            pt="0",
+            codec="PCMU",
+            headers="X-Translate-Target: spa",
+            seconds=str(SPEECH_S),
+        )
+        with caplog.at_level(logging.INFO, logger="translate_svc.transport.sip"):
+            ok(await sipp(tmp_path, sip_port(live), sc, timeout_s=40))
+            await calls_ended(live.server)
+    assert any("re-INVITE: PCMA, recvonly" in r.getMessage() for r in caplog.records)
+    [line] = access.of("sip")
+    assert line["code"] == "OK" and line["dtmf_digits"] == 1  # one event, its end packet sent three times
