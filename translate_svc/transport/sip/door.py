@@ -47,6 +47,7 @@ from translate_svc.transport.sip.message import (
     new_tag,
     parse,
     response,
+    uri_host_port,
     uri_user,
 )
 from translate_svc.transport.sip.transactions import KEEP_S, Kept, Retransmit
@@ -67,6 +68,8 @@ HEADER_PARAMS = {
     "x-translate-participant": "participant",
     "x-translate-simultaneous": "simultaneous",
 }
+#: non-2xx final responses sent again until their ACK, at most (the oldest given up first)
+MAX_FINALS = 4096
 #: TCP connections at once, at most; a connection idle this long is closed
 MAX_TCP_CONNECTIONS = 1024
 TCP_IDLE_S = 300.0
@@ -328,6 +331,8 @@ class SipDoor:
                 on_timeout=lambda: self._forget_final(branch),
             )
             self._finals[branch] = retransmit
+            while len(self._finals) > MAX_FINALS:
+                self._finals.pop(next(iter(self._finals))).stop()
             self._count(f"answered_{resp.status}")
         else:
             flow.send(resp)
@@ -396,11 +401,12 @@ class SipDoor:
     def _our_address(self, invite: SipMessage, flow: Flow) -> str:
         if self.sip.public_address:
             return self.sip.public_address
-        host = self.settings.server.host
-        with contextlib.suppress(ValueError):
-            if not ipaddress.ip_address(host).is_unspecified:
-                return host
-        return flow.local[0]
+        for candidate in (self.settings.server.host, flow.local[0], _uri_host(invite.uri)):
+            with contextlib.suppress(ValueError):  # the first real address: a TCP socket's, else the dialled one
+                if not ipaddress.ip_address(candidate).is_unspecified:
+                    return candidate
+        logger.warning("SIP: no address of ours to put in the SDP: set sip.public_address")
+        return self.settings.server.host
 
     async def _admitted(self, invite, flow, offer, chosen, params, admission) -> None:  # type: ignore[no-untyped-def]
         counters = self._m.counters
@@ -495,6 +501,11 @@ class SipDoor:
             flow.closed = True
             self._tcp_writers.discard(writer)
             writer.close()
+
+
+def _uri_host(uri: str) -> str:
+    where = uri_host_port(uri)
+    return where[0] if where is not None else ""
 
 
 def _content_length(head: bytes) -> int | None:
