@@ -120,21 +120,20 @@ class SlotClock:
             self._timer = None
 
 
-class PacedOutlet:
-    """A call's speech, one 20 ms frame per slot (an ``Outlet``). Event loop only."""
+class PacedSpeech:
+    """A call's speech, one 20 ms frame per slot of the ``SlotClock`` (an ``Outlet``), silence when
+    there is nothing to say; a mark is played when the frame with the end of its speech has gone
+    out. What a frame becomes on the wire is the subclass's (``_open``, ``_send``): AudioSocket's
+    ``PacedOutlet`` here, the SIP door's RTP outlet. Event loop only."""
 
     def __init__(
         self,
-        framing: AudioSocketFraming,
-        writer: asyncio.StreamWriter,
         clock: SlotClock,
         *,
         max_held_s: float,
         on_played: Callable[[str], None],
         on_stall: Callable[[str], None],
     ) -> None:
-        self._framing = framing
-        self._writer = writer
         self._clock = clock
         self._max_held_s = max_held_s
         self._on_played = on_played
@@ -145,11 +144,9 @@ class PacedOutlet:
         self.speech_frames = 0
         self.late_max_s = 0.0
         self.stalled = False
-        self._held_limit = 0
 
     def begin(self, codec: CallCodec) -> None:
         self.codec = codec
-        self._held_limit = int(self._max_held_s * 1000 / FRAME_MS) * (codec.frame_bytes + 3)
         self.pacer = FramePacer(self._clock.join(self), self._clock.frame_s)
 
     def speech(self, audio: bytes) -> None:
@@ -172,7 +169,7 @@ class PacedOutlet:
         return self.codec.seconds(self.queue.held_bytes) if self.codec is not None else 0.0
 
     def pause(self, paused: bool) -> None:
-        """(AudioSocket has no flow control.)"""
+        """(No flow control: we are the player.)"""
 
     def _stall(self, why: str) -> None:
         if not self.stalled:
@@ -183,12 +180,20 @@ class PacedOutlet:
     def fail(self, why: str) -> None:
         self._stall(why)
 
+    def _open(self) -> bool:
+        """Whether the call's socket still takes frames."""
+        return True
+
+    def _send(self, pcm: bytes) -> bool:
+        """Send one frame of the call's codec; False: the call stalled (it was ended)."""
+        raise NotImplementedError
+
     def tick(self, now: float) -> None:
         """The clock's wake: a frame for each slot now due (``SlotClock``)."""
-        codec, pacer, transport = self.codec, self.pacer, self._writer.transport
+        codec, pacer = self.codec, self.pacer
         if codec is None or pacer is None or self.stalled:
             return
-        if transport.is_closing():
+        if not self._open():
             self._clock.leave(self)
             return
         n = codec.frame_bytes
@@ -196,11 +201,8 @@ class PacedOutlet:
             speech, passed = self.queue.take(n)
             if speech:
                 self.speech_frames += 1
-            pcm = speech + codec.silence(n - len(speech))
-            if transport.get_write_buffer_size() > self._held_limit:
-                self._stall(f"the peer stopped reading: over {self._max_held_s:g} s of frames wait in its socket")
+            if not self._send(speech + codec.silence(n - len(speech))):
                 return
-            self._writer.write(self._framing.audio_frame(pcm))
             self.late_max_s = max(self.late_max_s, late)
             metrics.phone_frame_late(late)
             for name in passed:
@@ -221,8 +223,45 @@ class PacedOutlet:
             "frame_late_max_ms": round(1000 * self.late_max_s, 1),
         }
 
-    async def close(self) -> None:
+    def leave(self) -> None:
         self._clock.leave(self)
+
+
+class PacedOutlet(PacedSpeech):
+    """AudioSocket's paced speech: each frame an audio frame on the call's TCP connection; a peer
+    that stops reading is found by what waits in our socket's buffer. Event loop only."""
+
+    def __init__(
+        self,
+        framing: AudioSocketFraming,
+        writer: asyncio.StreamWriter,
+        clock: SlotClock,
+        *,
+        max_held_s: float,
+        on_played: Callable[[str], None],
+        on_stall: Callable[[str], None],
+    ) -> None:
+        super().__init__(clock, max_held_s=max_held_s, on_played=on_played, on_stall=on_stall)
+        self._framing = framing
+        self._writer = writer
+        self._held_limit = 0
+
+    def begin(self, codec: CallCodec) -> None:
+        self._held_limit = int(self._max_held_s * 1000 / FRAME_MS) * (codec.frame_bytes + 3)
+        super().begin(codec)
+
+    def _open(self) -> bool:
+        return not self._writer.transport.is_closing()
+
+    def _send(self, pcm: bytes) -> bool:
+        if self._writer.transport.get_write_buffer_size() > self._held_limit:
+            self._stall(f"the peer stopped reading: over {self._max_held_s:g} s of frames wait in its socket")
+            return False
+        self._writer.write(self._framing.audio_frame(pcm))
+        return True
+
+    async def close(self) -> None:
+        self.leave()
 
 
 class InputDeadline:

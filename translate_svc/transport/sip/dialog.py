@@ -297,7 +297,7 @@ class SipCall:
             await phone_call.run(self._incoming())
         finally:
             deadline.cancel()
-            outlet.close()
+            outlet.leave()
         if not self.bye_received:
             await self._send_bye(close_reason(phone_call) or "the call is over")
 

@@ -21,11 +21,9 @@ from collections.abc import Callable
 from typing import cast
 
 from translate_svc.errors import LimitReached
-from translate_svc.observability import metrics
-from translate_svc.transport.phone.audiosocket_server import SlotClock
+from translate_svc.transport.phone.audiosocket_server import PacedSpeech, SlotClock
 from translate_svc.transport.phone.call import FRAME_MS, CallCodec
 from translate_svc.transport.phone.loop import PhoneCall
-from translate_svc.transport.phone.playout import FramePacer, SpeechQueue
 from translate_svc.transport.sip.rtp import RtpFraming, RtpSender
 
 logger = logging.getLogger(__name__)
@@ -121,8 +119,8 @@ async def open_endpoint(
     raise PortsExhausted(f"no free RTP port in sip.rtp_ports {ports}")
 
 
-class RtpOutlet:
-    """A call's translated speech into its RTP, paced (an ``Outlet``). Event loop only."""
+class RtpOutlet(PacedSpeech):
+    """A call's translated speech into its RTP, one packet per slot (an ``Outlet``). Event loop only."""
 
     def __init__(
         self,
@@ -134,104 +132,41 @@ class RtpOutlet:
         on_played: Callable[[str], None],
         on_stall: Callable[[str], None],
     ) -> None:
+        super().__init__(clock, max_held_s=max_held_s, on_played=on_played, on_stall=on_stall)
         self._endpoint = endpoint
-        self._clock = clock
         self.sender = sender
-        self._max_held_s = max_held_s
-        self._on_played = on_played
-        self._on_stall = on_stall
-        self.queue = SpeechQueue()
-        self.codec: CallCodec | None = None
         #: what the packets carry (a re-INVITE may change it; the call's stream keeps ``codec``)
         self.wire_codec: CallCodec | None = None
-        self.pacer: FramePacer | None = None
-        self.speech_frames = 0
-        self.late_max_s = 0.0
-        self.stalled = False
         #: on hold (the caller's offer is sendonly or inactive): slots pass, nothing is sent
         self.held = False
         #: the call's input (its counts go on the access line)
         self.framing: RtpFraming | None = None
 
     def begin(self, codec: CallCodec) -> None:
-        self.codec = codec
         if self.wire_codec is None:
             self.wire_codec = codec
-        self.pacer = FramePacer(self._clock.join(self), self._clock.frame_s)
+        super().begin(codec)
 
-    def speech(self, audio: bytes) -> None:
-        self.queue.put(audio)
-        assert self.codec is not None
-        if self.codec.seconds(self.queue.held_bytes) > self._max_held_s:
-            self.fail(f"more than {self._max_held_s:g} s of speech waited for its slots (phone.max_held_s)")
-
-    def mark(self, name: str) -> None:
-        self.queue.put_mark(name)
-
-    def played(self, name: str) -> None:
-        """(We play the marks ourselves.)"""
-
-    def clear(self) -> float:
-        assert self.codec is not None
-        return self.codec.seconds(self.queue.clear())
-
-    def unplayed(self) -> float:
-        return self.codec.seconds(self.queue.held_bytes) if self.codec is not None else 0.0
-
-    def pause(self, paused: bool) -> None:
-        """(RTP has no flow control.)"""
-
-    def fail(self, why: str) -> None:
-        if not self.stalled:
-            self.stalled = True
-            self._clock.leave(self)
-            self._on_stall(why)
-
-    def tick(self, now: float) -> None:
-        codec, wire, pacer = self.codec, self.wire_codec, self.pacer
-        if codec is None or wire is None or pacer is None or self.stalled:
-            return
-        n = codec.frame_bytes
-        samples = codec.rate * FRAME_MS // 1000
-        for late in pacer.slots(now):
-            speech, passed = self.queue.take(n)
-            if speech:
-                self.speech_frames += 1
-            pcm = speech + codec.silence(n - len(speech))
-            if wire != codec:
-                pcm = wire.encode(codec.decode(pcm))
-            if not self.held:
-                self._endpoint.send(self.sender.packet(pcm, samples))
-            self.late_max_s = max(self.late_max_s, late)
-            metrics.phone_frame_late(late)
-            for name in passed:
-                self._on_played(name)
+    def _send(self, pcm: bytes) -> bool:
+        codec, wire = self.codec, self.wire_codec
+        assert codec is not None and wire is not None
+        if wire != codec:
+            pcm = wire.encode(codec.decode(pcm))
+        if not self.held:
+            self._endpoint.send(self.sender.packet(pcm, codec.rate * FRAME_MS // 1000))
+        return True
 
     def fields(self) -> dict[str, int | float]:
-        """The call's packet counts, read once its stream has ended (the outlet leaves the clock
-        first: the access line equals what was sent)."""
-        self._clock.leave(self)
-        pacer = self.pacer
-        out: dict[str, int | float] = {
-            "rtp_sent": self._endpoint.sent,
-            "rtp_foreign": self._endpoint.foreign,
-            "rtp_overflow": self._endpoint.overflow,
-        }
+        """The frame counts (``PacedSpeech``) and the call's packets both ways."""
+        out = super().fields()
+        out.update(
+            rtp_sent=self._endpoint.sent, rtp_foreign=self._endpoint.foreign, rtp_overflow=self._endpoint.overflow
+        )
         if self.framing is not None:
             out.update(rtp_received=self.framing.packets, rtp_unread=self.framing.dropped)
             if self.framing.digits:
                 out["dtmf_digits"] = len(self.framing.digits)
-        if pacer is not None:
-            out.update(
-                frame_slots=pacer.k,
-                frames_speech=self.speech_frames,
-                frames_skipped=pacer.skipped,
-                frame_late_max_ms=round(1000 * self.late_max_s, 1),
-            )
         return out
-
-    def close(self) -> None:
-        self._clock.leave(self)
 
 
 class MediaDeadline:
