@@ -7,6 +7,12 @@ Tokens live in a file that a Kubernetes Secret can mount, one per line (see docs
     s3cr3t-token-2 languages,translate
     s3cr3t-token-3 * tenant=acme streams=8 translate_calls=2 audio_seconds_per_minute=600
     s3cr3t-token-4 stream publish=talk-* listen=talk-* tenant=acme rooms=4 listeners=500
+    s3cr3t-token-5 stream tenant=pbx sip_user=pbx1   # a SIP caller's digest credentials
+
+A line with ``sip_user=<name>`` is also a SIP caller's credentials (issue 60): the SIP door's
+digest challenge takes the user ``<name>`` with the token as its password. For that, the line
+keeps the digest's HA1 (MD5 of ``<name>:translate-svc:<token>``, RFC 2617 §3.2.2.2) beside the
+token's SHA-256: what SIP digest needs, and no more than it needs.
 
 Room rights (issue 47, docs/rooms.md): ``publish=<pattern>`` (a stream may speak into a room of
 that name), ``listen=<pattern>`` (Listen), ``room=<pattern>`` (both); shell-style patterns,
@@ -92,6 +98,9 @@ class Grant:
     tenant: Tenant = DEFAULT_TENANT
     #: the rooms it may publish into and listen to
     rooms: RoomRights = ALL_ROOMS
+    #: a SIP caller's digest user (``sip_user=``) and its HA1 for ``SIP_REALM``; None: not a SIP caller
+    sip_user: str | None = None
+    sip_ha1: str | None = None
 
 
 #: a tenant's caps as the tokens file names them: (TenantCaps field, type, smallest value)
@@ -107,6 +116,9 @@ _CAPS: dict[str, tuple[type, float]] = {
 #: a room pattern: a room name's characters and the wildcards ``*``, ``?`` and ``[...]``
 _ROOM_PATTERN = re.compile(r"[A-Za-z0-9._\-*?\[\]!]{1,64}")
 _ROOM_OPTIONS = ("publish", "listen", "room")
+#: the SIP door's digest realm, and a SIP user's name
+SIP_REALM = "translate-svc"
+_SIP_USER = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 
 
 def _cap(option: str, value: str, where: str) -> int | float:
@@ -129,6 +141,7 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
     perms_of: dict[bytes, frozenset[Permission]] = {}
     rooms_of: dict[bytes, RoomRights] = {}
     tenant_of: dict[bytes, str] = {}
+    sip_of: dict[bytes, tuple[str, str]] = {}
     caps: dict[str, dict[str, int | float]] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         where = f"{source} line {number}"
@@ -164,8 +177,15 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
                     listen.append(value)
             elif eq and option in _CAPS:
                 stated[option] = _cap(option, value, where)
+            elif eq and option == "sip_user":
+                if not _SIP_USER.fullmatch(value):
+                    raise TokenFileError(
+                        f"{where}: sip_user= takes a name (letters, digits, '.', '_', '-', at most 64)"
+                    )
+                ha1 = hashlib.md5(f"{value}:{SIP_REALM}:{token}".encode(), usedforsecurity=False).hexdigest()
+                sip_of[_digest(token)] = (value, ha1)
             elif eq:
-                known = ", ".join(["tenant", *_CAPS, *_ROOM_OPTIONS])
+                known = ", ".join(["tenant", *_CAPS, *_ROOM_OPTIONS, "sip_user"])
                 raise TokenFileError(f"{where}: unknown option {option[:24]!r} (use {known})")
             elif word == "*":
                 perms |= ALL_PERMISSIONS
@@ -195,8 +215,14 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
         rooms_of[digest] = RoomRights(known_rooms.publish + rooms.publish, known_rooms.listen + rooms.listen)
     if not perms_of:
         raise TokenFileError(f"{source} holds no token (one per line: <token> [<permission>,...] [tenant=<name>])")
+    users = [user for user, _ in sip_of.values()]
+    if len(users) != len(set(users)):
+        raise TokenFileError(f"{source}: a sip_user= is named on two tokens; name each SIP user once")
     tenants = {name: Tenant(name, TenantCaps(**c)) for name, c in caps.items()}  # type: ignore[arg-type]
-    return [(digest, Grant(perms, tenants[tenant_of[digest]], rooms_of[digest])) for digest, perms in perms_of.items()]
+    return [
+        (digest, Grant(perms, tenants[tenant_of[digest]], rooms_of[digest], *sip_of.get(digest, (None, None))))
+        for digest, perms in perms_of.items()
+    ]
 
 
 class TokenStore:
@@ -284,6 +310,15 @@ class TokenStore:
             match = hmac.compare_digest(presented, digest)
             granted = grant if match else granted
         return granted
+
+    def sip_user(self, user: str) -> Grant | None:
+        """The grant of the SIP user ``user`` (``sip_user=``), as the file states it now; None: unknown."""
+        self.maybe_reload()
+        return next((g for _, g in self._entries if g.sip_user is not None and g.sip_user == user), None)
+
+    @property
+    def has_sip_users(self) -> bool:
+        return any(g.sip_user is not None for _, g in self._entries)
 
     def tenant(self, name: str) -> Tenant | None:
         """The tenant ``name`` as the file states it now (its caps); None if no line names it."""

@@ -128,3 +128,23 @@ def test_sources_are_checked_against_the_networks_and_rated_per_source() -> None
     rate = InviteRate(rate=1.0, burst=2, max_sources=2)
     assert [rate.take("a", 0.0) for _ in range(3)] == [True, True, False]
     assert rate.take("a", 1.0) and rate.take("b", 1.0) and rate.take("c", 1.0)  # "a" forgotten: a new bucket
+
+
+def test_a_digest_answer_checks_against_the_tokens_files_ha1_and_a_live_nonce() -> None:
+    from translate_svc.transport.sip.digest import DigestChallenger, expected_response, parse_authorization
+    from translate_svc.transport.tokens import TokenFileError, parse_tokens
+
+    [(_, grant)] = parse_tokens("s3cret stream tenant=pbx sip_user=pbx1\n", "test")
+    assert grant.sip_user == "pbx1" and grant.sip_ha1 is not None and "s3cret" not in grant.sip_ha1
+    with pytest.raises(TokenFileError):
+        parse_tokens("a stream sip_user=u\nb stream sip_user=u\n", "test")
+    digest = DigestChallenger(b"k" * 32)
+    nonce = parse_authorization(digest.challenge(now=1000.0))
+    assert nonce is not None
+    params = {"username": "pbx1", "realm": "translate-svc", "nonce": nonce["nonce"], "uri": "sip:x@h"}
+    params |= {"qop": "auth", "nc": "00000001", "cnonce": "c1"}
+    params["response"] = expected_response(params, grant.sip_ha1, "INVITE")
+    assert digest.check(params, grant.sip_ha1, "INVITE", now=1010.0)
+    assert not digest.check(params, grant.sip_ha1, "INVITE", now=1000.0 + 301)  # stale
+    assert not digest.check({**params, "response": "0" * 32}, grant.sip_ha1, "INVITE", now=1010.0)
+    assert not digest.check({**params, "nonce": "3e8.forged"}, grant.sip_ha1, "INVITE", now=1010.0)

@@ -37,6 +37,7 @@ from translate_svc.transport.phone.pairs import Pairs
 from translate_svc.transport.refusal_log import RefusalLog
 from translate_svc.transport.sip import sdp
 from translate_svc.transport.sip.dialog import Answer, Flow, SipCall
+from translate_svc.transport.sip.digest import DigestChallenger, parse_authorization
 from translate_svc.transport.sip.guard import AllowList, InviteRate
 from translate_svc.transport.sip.media import PortsExhausted, open_endpoint
 from translate_svc.transport.sip.message import (
@@ -51,6 +52,7 @@ from translate_svc.transport.sip.message import (
     uri_user,
 )
 from translate_svc.transport.sip.transactions import KEEP_S, Kept, Retransmit
+from translate_svc.transport.tokens import Permission
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +112,7 @@ class SipDoor:
         self._allow = AllowList(self.sip.allowed_cidrs)
         self._rate = InviteRate(self.sip.invites_per_s, self.sip.invite_burst)
         self._refusals = RefusalLog()
+        self._digest = DigestChallenger()
         #: INVITE transactions by branch: their last response (sent again for a retransmission)
         self._invites: Kept[SipMessage] = Kept(KEEP_S + self.sip.ack_timeout_s)
         #: a non-2xx final response's retransmission until its ACK, by branch
@@ -209,7 +212,8 @@ class SipDoor:
         if not data.strip(b"\r\n"):
             return  # a keep-alive (RFC 5626 §3.5.1)
         allowed = self._allow.allows(flow.peer[0])
-        if not allowed and self.sip.drop_refused:
+        digest = self._digest_on()
+        if not allowed and self.sip.drop_refused and not digest:
             self._count("dropped_source")
             self._refusals("SIP message", flow.peer[0], "not in sip.allowed_cidrs (dropped)")
             return
@@ -225,25 +229,61 @@ class SipDoor:
         if not msg.is_request:
             self._response(msg)
             return
-        if not allowed:
+        if not allowed and not self._may_try(msg, digest):
             self._count("refused_source")
             self._refusals("SIP request", flow.peer[0], "not in sip.allowed_cidrs")
-            if msg.method != "ACK":
+            if msg.method != "ACK" and not self.sip.drop_refused:
                 flow.send(response(msg, 403, "Forbidden", extra=[("warning", f'399 {AGENT} "not an allowed address"')]))
             return
         try:
-            self._request(msg, flow)
+            self._request(msg, flow, allowed)
         except Exception:  # one message's failure must not stop the port
             logger.exception("a SIP request failed")
             if msg.method != "ACK":
                 flow.send(response(msg, 500, "Server Internal Error"))
+
+    def _digest_on(self) -> bool:
+        """Callers outside ``sip.allowed_cidrs`` are challenged: the tokens file names SIP users."""
+        return self._tokens is not None and self._tokens.has_sip_users
+
+    def _may_try(self, msg: SipMessage, digest: bool) -> bool:
+        """Whether a request from outside ``sip.allowed_cidrs`` goes on: a new INVITE when callers
+        may answer a digest challenge, and what belongs to a dialog or transaction it opened."""
+        if msg.method == "INVITE" and not msg.to_tag():
+            return digest
+        if msg.method == "ACK" and msg.branch() in self._finals:
+            return True
+        if msg.method == "CANCEL":
+            return msg.branch() in self._by_branch
+        return msg.call_id in self.calls
+
+    def _authenticated(self, invite: SipMessage, flow: Flow, now: float) -> Caller | None:
+        """The caller of an INVITE from outside ``sip.allowed_cidrs``: a SIP user of the tokens file
+        whose digest answer is right (and who may ``stream``). None: it was sent 401 with a
+        challenge (no answer yet, or a stale nonce) or 403 (a wrong answer, an unknown user)."""
+        header = invite.get("authorization") or invite.get("proxy-authorization")
+        params = parse_authorization(header) if header else None
+        if params is None or not params.get("nonce"):
+            extra = [("www-authenticate", self._digest.challenge())]
+            self._final(invite, flow, response(invite, 401, "Unauthorized", to_tag=new_tag(), extra=extra), now)
+            return None
+        grant = self._tokens.sip_user(params.get("username", "")) if self._tokens is not None else None
+        ha1 = grant.sip_ha1 if grant is not None else None
+        if grant is None or ha1 is None or not self._digest.check(params, ha1, "INVITE"):
+            why = "the digest answer does not match a SIP user of the tokens file (or its nonce is stale)"
+            self._refuse(invite, flow, 403, "Forbidden", why, now)
+            return None
+        if Permission.STREAM not in grant.permissions:
+            self._refuse(invite, flow, 403, "Forbidden", "this SIP user's token has no stream permission", now)
+            return None
+        return Caller(grant.tenant, grant.rooms)
 
     def _response(self, msg: SipMessage) -> None:
         call = self.calls.get(msg.call_id)
         if call is not None:
             call.bye_answered(msg)
 
-    def _request(self, msg: SipMessage, flow: Flow) -> None:
+    def _request(self, msg: SipMessage, flow: Flow, allowed: bool) -> None:
         method = msg.method
         now = asyncio.get_running_loop().time()
         if method == "ACK":
@@ -261,7 +301,7 @@ class SipDoor:
                 self._count("rate_dropped")
                 self._refusals("SIP INVITE", flow.peer[0], "over sip.invites_per_s (dropped)")
                 return
-            self._invite(msg, flow, now)
+            self._invite(msg, flow, now, allowed)
             return
         key = (msg.branch(), method)
         kept = self._answered.get(key, now)
@@ -349,7 +389,13 @@ class SipDoor:
         logger.info("SIP INVITE refused (%d): %s", status, why, extra={"peer": flow.peer[0]})
         self._final(invite, flow, response(invite, status, reason, to_tag=new_tag(), extra=extra), now)
 
-    def _invite(self, invite: SipMessage, flow: Flow, now: float) -> None:
+    def _invite(self, invite: SipMessage, flow: Flow, now: float, allowed: bool) -> None:
+        if allowed:
+            caller: Caller | None = Caller(self.tenant(), RoomRights(publish=("*",)))  # an allowed network's trunk
+        else:
+            caller = self._authenticated(invite, flow, now)
+        if caller is None:
+            return
         trying = response(invite, 100, "Trying")
         self._invites.put(invite.branch(), trying, now)
         flow.send(trying)
@@ -384,7 +430,7 @@ class SipDoor:
             self._refuse(invite, flow, 486, "Busy Here", f"at sip.max_calls ({self.sip.max_calls})", now, retry=True)
             return
         try:
-            admission = self._m.admit_stream(self.tenant())
+            admission = self._m.admit_stream(caller.tenant)
         except ServiceError as e:
             counters.release([CALLS_COUNTER])
             if isinstance(e, NotReady):
@@ -393,7 +439,7 @@ class SipDoor:
                 self._refuse(invite, flow, 486, "Busy Here", str(e), now, retry=True)
             return
         task = asyncio.get_running_loop().create_task(
-            self._admitted(invite, flow, offer, chosen, params, admission), name="sip-call"
+            self._admitted(invite, flow, offer, chosen, params, admission, caller), name="sip-call"
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -408,7 +454,7 @@ class SipDoor:
         logger.warning("SIP: no address of ours to put in the SDP: set sip.public_address")
         return self.settings.server.host
 
-    async def _admitted(self, invite, flow, offer, chosen, params, admission) -> None:  # type: ignore[no-untyped-def]
+    async def _admitted(self, invite, flow, offer, chosen, params, admission, caller) -> None:  # type: ignore[no-untyped-def]
         counters = self._m.counters
         now = asyncio.get_running_loop().time()
         try:
@@ -426,7 +472,6 @@ class SipDoor:
                 return
             answer = Answer(offer, chosen, params, ours, self.port)
             info = call_info(None, "sip", f"{flow.peer[0]}:{flow.peer[1]}")
-            caller = Caller(self.tenant(), RoomRights(publish=("*",)))  # an allowed network's trunk
             local_tag = new_tag()
             call = SipCall(
                 invite,
