@@ -27,6 +27,22 @@ from translate_svc.transport.sip.door import SipDoor
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.slow(60)]
 
 SPEECH_S = 5.0
+G729 = "m=audio [media_port] RTP/AVP 18\na=rtpmap:18 G729/8000"
+#: the ACK of a 2xx (RFC 3261 §13.2.2.4), as the SIPp scenarios write it
+ACK = """<send>
+    <![CDATA[
+
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>"""
 
 
 def request(method: str, port: int, *, body: bytes = b"", content_length: int | None = None, pad: int = 0) -> bytes:
@@ -73,6 +89,8 @@ async def test_garbage_truncated_oversized_and_foreign_rtp_beside_a_call_that_co
     pcap = write_rtp_pcap(tmp_path / "jfk.pcap", ulaw_bytes(speech_pcm16(shared_audio / "jfk.flac", SPEECH_S, 8000)))
     settings = make_settings(test_model_dir)
     settings.sip.port = 0
+    settings.sip.ack_timeout_s = 2.0
+    settings.sip.media_timeout_s = 4.0
     async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as live:
         port = int(live.server.ports()["sip_port"])
         sc = scenario(
@@ -90,6 +108,15 @@ async def test_garbage_truncated_oversized_and_foreign_rtp_beside_a_call_that_co
         assert door is not None
         await until(lambda: bool(door.calls))
         [sip_call] = door.calls.values()
+        beside = []  # an offer with no codec we take, a caller that never ACKs, one that sends no RTP
+        for name, values in (
+            ("refused.xml", {"status": "488", "codecs": G729, "retry": "Warning:"}),
+            ("server_bye.xml", {"ack": "", "media": "", "reason": "no ACK", "bye_timeout_ms": "15000"}),
+            ("server_bye.xml", {"ack": ACK, "media": "", "reason": "no RTP came", "bye_timeout_ms": "15000"}),
+        ):
+            folder = tmp_path / f"beside{len(beside)}"
+            folder.mkdir()
+            beside.append(asyncio.create_task(sipp(folder, port, scenario(folder, name, **values), timeout_s=30)))
         await asyncio.sleep(1.0)  # its RTP has latched
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, caplog.at_level(logging.INFO):
             sock.setblocking(False)
@@ -112,10 +139,14 @@ async def test_garbage_truncated_oversized_and_foreign_rtp_beside_a_call_that_co
             assert answer is not None and status_of(answer) == 200  # the port still answers
         run = await call
         assert run.returncode == 0, run.stdout[-1500:] + run.errors[-2000:]
+        for other in beside:
+            done = await other
+            assert done.returncode == 0, done.stdout[-1500:] + done.errors[-2000:]
         await calls_ended(live.server)
     assert any("refused a SIP message" in r.getMessage() for r in caplog.records)  # the reasons were logged
-    [line] = access.of("sip")
+    [line] = [x for x in access.of("sip") if x["rtp_received"]]  # the normal call
     assert line["code"] == "OK" and line["rtp_foreign"] == 10 and line["frames_speech"] > 0
+    assert len(access.of("sip")) == 3  # and the two the door ended (no ACK, no RTP)
     assert door.counts["unreadable"] >= 7
 
 
