@@ -383,10 +383,10 @@ class SipDoor:
     def _refuse(
         self, invite: SipMessage, flow: Flow, status: int, reason: str, why: str, now: float, *, retry: bool = False
     ) -> None:
-        extra = [("warning", f'399 {AGENT} "{why[:200]}"')]
+        extra = [("warning", f'399 {AGENT} "{why[:200].replace(chr(34), chr(39))}"')]
         if retry:
             extra.append(("retry-after", str(RETRY_AFTER_S)))
-        logger.info("SIP INVITE refused (%d): %s", status, why, extra={"peer": flow.peer[0]})
+        self._refusals("SIP INVITE", flow.peer[0], f"{status} {reason}: {why}")  # logged at a bounded rate
         self._final(invite, flow, response(invite, status, reason, to_tag=new_tag(), extra=extra), now)
 
     def _invite(self, invite: SipMessage, flow: Flow, now: float, allowed: bool) -> None:
