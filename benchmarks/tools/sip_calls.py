@@ -22,11 +22,10 @@ import json
 import os
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from benchmarks.tools.phone_calls import histogram_quantiles
+from benchmarks.tools.phone_calls import served_figures
 from tests.support.paths import SHARED_AUDIO, TEST_MODEL
 from tests.support.phone_carriers import ulaw_bytes
 from tests.support.proc import cpu_s, free_port
@@ -76,13 +75,7 @@ def main() -> None:
         wall = time.monotonic() - t0
         cpu = cpu_s(srv.proc.pid) - cpu0
         time.sleep(1.0)
-        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode()
-        lags = histogram_quantiles(text, "translate_svc_phone_ear_voice_lag_seconds", (0.5, 0.95))
-        late = histogram_quantiles(text, "translate_svc_phone_frame_lateness_seconds", (0.5, 0.99))
-        lines = [json.loads(x) for x in srv.lines if x.startswith("{") and '"translate_svc.access"' in x]
-        codes: dict[str, int] = {}
-        for line in lines:
-            codes[line["code"]] = codes.get(line["code"], 0) + 1
+        lags, late, lines, codes = served_figures(srv, metrics_port)
         call_s = args.seconds + TAIL_S
         report: dict[str, Any] = {
             "calls": args.calls,

@@ -18,6 +18,24 @@ from pathlib import Path
 import numpy as np
 
 SCENARIOS = Path(__file__).parent / "sip"
+#: SDP media lines for the scenarios' ``@CODECS@``: PCMU, and G.729 alone (no codec the door takes)
+PCMU = "m=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000"
+G729 = "m=audio [media_port] RTP/AVP 18\na=rtpmap:18 G729/8000"
+#: ``server_bye.xml``'s ``@ACK@``: the ACK of the 200 (RFC 3261 §13.2.2.4); empty: a caller that never ACKs
+ACK = """<send>
+    <![CDATA[
+
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>"""
 
 
 def need(binary: str) -> str:

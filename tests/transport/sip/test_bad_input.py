@@ -18,7 +18,7 @@ import pytest
 
 from tests.support.live_server import make_settings, serving
 from tests.support.phone_carriers import AccessLines, access_lines, calls_ended, ulaw_bytes
-from tests.support.sip_peers import need, scenario, sipp, write_rtp_pcap
+from tests.support.sip_peers import ACK, G729, need, scenario, sipp, write_rtp_pcap
 from tests.support.speech import speech_pcm16
 from tests.support.waiting import until
 from translate_svc.model.stable import StableTranslator
@@ -27,22 +27,6 @@ from translate_svc.transport.sip.door import SipDoor
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.slow(60)]
 
 SPEECH_S = 5.0
-G729 = "m=audio [media_port] RTP/AVP 18\na=rtpmap:18 G729/8000"
-#: the ACK of a 2xx (RFC 3261 §13.2.2.4), as the SIPp scenarios write it
-ACK = """<send>
-    <![CDATA[
-
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>"""
 
 
 def request(method: str, port: int, *, body: bytes = b"", content_length: int | None = None, pad: int = 0) -> bytes:

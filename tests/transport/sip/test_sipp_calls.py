@@ -18,7 +18,7 @@ import pytest_asyncio
 
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.phone_carriers import AccessLines, access_lines, calls_ended, ulaw_bytes
-from tests.support.sip_peers import SippRun, need, scenario, sipp, write_rtp_pcap
+from tests.support.sip_peers import ACK, G729, PCMU, SippRun, need, scenario, sipp, write_rtp_pcap
 from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 
@@ -27,21 +27,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"),
 SPEECH_S = 6.0
 #: SIPp's own RFC 4733 capture: the digit 1 (payload type 101, its end packet three times)
 DTMF_PCAP = "/usr/share/sip-tester/dtmf_2833_1.pcap"
-PCMU = "m=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000"
-ACK = """<send>
-    <![CDATA[
-
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-      [last_To:]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-
-    ]]>
-  </send>"""
 
 
 def play(pcap: Path) -> str:
@@ -138,8 +123,7 @@ async def test_cancel_while_ringing_ends_the_invite_with_487(
 
 
 async def test_an_offer_with_no_codec_we_take_gets_488(short: LiveServer, tmp_path: Path) -> None:
-    g729 = "m=audio [media_port] RTP/AVP 18\na=rtpmap:18 G729/8000"
-    sc = scenario(tmp_path, "refused.xml", status="488", codecs=g729, retry="Warning:")
+    sc = scenario(tmp_path, "refused.xml", status="488", codecs=G729, retry="Warning:")
     ok(await sipp(tmp_path, sip_port(short), sc, timeout_s=10))
 
 
