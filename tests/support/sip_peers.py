@@ -94,7 +94,7 @@ def write_rtp_pcap(path: Path, payload: bytes, payload_type: int = 0, *, ssrc: i
 
 
 def _ip_checksum(header: bytes) -> int:
-    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    total = int(sum(struct.unpack(f"!{len(header) // 2}H", header)))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -179,7 +179,10 @@ async def sipp(
     except TimeoutError:
         proc.kill()
         out, _ = await proc.communicate()
-    read = lambda p: p.read_text(errors="replace") if p.exists() else ""  # noqa: E731
+
+    def read(path: Path) -> str:
+        return path.read_text(errors="replace") if path.exists() else ""
+
     return SippRun(
         proc.returncode if proc.returncode is not None else -1, out.decode(errors="replace"), read(err), read(msg)
     )
