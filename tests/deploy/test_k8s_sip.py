@@ -2,7 +2,7 @@
 ``cpu-dev-sip`` overlay: its objects validate against Kubernetes' schemas; the SIP Service carries
 UDP and TCP on the SIP port with ``externalTrafficPolicy: Local`` (the caller's own address reaches
 the pod); its NetworkPolicy admits that port and exactly the RTP range the server is given, from the
-networks the server allows; and its settings parse into the server's ``Settings``."""
+networks the server allows, and lets the pod send to those networks only; and its settings parse into the server's ``Settings``."""
 
 from __future__ import annotations
 
@@ -53,4 +53,6 @@ def test_the_sip_service_and_policy_carry_the_sip_port_and_the_rtp_range_the_ser
     assert ports == {(5060, None, "UDP"), (5060, None, "TCP"), (sip.rtp_ports[0], sip.rtp_ports[1], "UDP")}
     container = server_container(objs)
     assert {(p["containerPort"], p["protocol"]) for p in container["ports"]} >= {(5060, "UDP"), (5060, "TCP")}
+    [out] = policy["spec"]["egress"]  # our RTP, BYE and responses: to the same networks only
+    assert [b["ipBlock"]["cidr"] for b in out["to"]] == sip.allowed_cidrs
     assert len(objects(objs, "NetworkPolicy")) == 2  # the base's (clients, monitoring) stays as it was
