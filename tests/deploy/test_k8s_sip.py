@@ -2,7 +2,8 @@
 ``cpu-dev-sip`` overlay: its objects validate against Kubernetes' schemas; the SIP Service carries
 UDP and TCP on the SIP port with ``externalTrafficPolicy: Local`` (the caller's own address reaches
 the pod); its NetworkPolicy admits that port and exactly the RTP range the server is given, from the
-networks the server allows, and lets the pod send to those networks only; and its settings parse into the server's ``Settings``."""
+networks the server allows, and lets the pod send to those networks only; and its settings parse
+into the server's ``Settings``."""
 
 from __future__ import annotations
 
