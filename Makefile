@@ -12,7 +12,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 # every test module; compiling them once instead of in each process saves ~5 s of CPU per process.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: install libopus redis-server client-envs client-matrix test integrations ts-client ts-protos demo browser-demo chromium node protos check-protos lint bench clean
+.PHONY: install libopus redis-server sip-peers client-envs client-matrix test integrations ts-client ts-protos demo browser-demo chromium node protos check-protos lint bench clean
 
 # torch first, pinned, so no dependency can pull the multi-GB CUDA build on a CPU machine. The client
 # distribution (clients/python) and the server are both installed editable, in one pip call so that
@@ -59,6 +59,20 @@ redis-server:
 	  echo "installing redis-server (apt) for the cluster store's tests"; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	    --no-install-recommends redis-server >/dev/null; }
+
+# The SIP door's tests (tests/transport/sip/, issue 60) drive it with real SIP software from Debian 12:
+# SIPp 3.6.1 (package sip-tester: scenarios for the protocol and the load) and baresip 1.0 (an
+# end-to-end caller), installed with apt as root (or passwordless sudo) when missing; otherwise those
+# tests fail and say what to install.
+sip-peers:
+	@command -v sipp >/dev/null && command -v baresip >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO=sudo; else \
+	    echo "*** cannot install sip-tester and baresip (not root, no sudo): the SIP door's tests will fail;"; \
+	    echo "*** run: sudo apt-get install sip-tester baresip"; exit 0; fi; \
+	  command -v apt-get >/dev/null || { echo "*** no apt-get: install SIPp 3.6 and baresip 1.0 for the SIP door's tests"; exit 0; }; \
+	  echo "installing sip-tester and baresip (apt) for the SIP door's tests"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends sip-tester baresip >/dev/null; }
 
 # Regenerate the gRPC stubs from protos/ into the client distribution (committed; tests/api/
 # test_protos.py checks for drift). Made by the oldest gencode the client supports: grpcio-tools
@@ -177,7 +191,7 @@ node: $(NODE_STAMP)
 # are type-checked against it
 TYPED_FAKES := tests/support/fake_runner.py tests/support/fake_engine.py tests/support/fake_vad.py
 
-test: install redis-server $(TEST_MODEL)/config.json chromium node client-matrix
+test: install redis-server sip-peers $(TEST_MODEL)/config.json chromium node client-matrix
 	@# tests/ is a tree of packages (tests/README.md): pytest imports a test file by its full name
 	@# (tests.transport.grpc.test_rooms), so two files may share a basename in different folders; a
 	@# folder without __init__.py would have its files imported by basename again, where two clash.

@@ -6,6 +6,7 @@ CLI flags override the environment. Components never read the environment themse
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -386,6 +387,51 @@ class PhoneSettings(BaseModel):
     partner_timeout_s: float = Field(60.0, gt=0, le=3600)
 
 
+class SipSettings(BaseModel):
+    """The SIP door (issue 60, docs/telephony.md): SIP trunks, PBXs and phones call in over UDP and
+    TCP on ``port`` of ``server.host``, G.711 RTP on ``rtp_ports``; calls run as the phone door's
+    (``phone.*``: languages, simultaneous, tail, held speech)."""
+
+    #: SIP over UDP and TCP on this port; None: off. 0 picks a free one (the same for both)
+    port: int | None = Field(None, ge=0, le=65535)
+    #: the calls' RTP ports, an inclusive range [low, high] (an even port per call); None: any free port
+    rtp_ports: tuple[int, int] | None = None
+    #: the address put in our SDP and Contact (what the caller sends media and requests to); None:
+    #: ``server.host`` (set it when that is 0.0.0.0 or behind NAT)
+    public_address: str | None = None
+    #: who may call: source addresses in these networks (JSON list in the environment); their calls
+    #: are tenant ``tenant``'s, whose caps and audio quota in the tokens file apply
+    allowed_cidrs: list[str] = ["127.0.0.0/8", "::1/128"]
+    tenant: str = Field("default", pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]{0,39}$")
+    #: a request from elsewhere gets no answer at all (scanners learn nothing); off: 403
+    drop_refused: bool = False
+    #: INVITEs a source address may send, per second and in a burst, before any dialog state is
+    #: kept; beyond, dropped (a flood gets nothing)
+    invites_per_s: float = Field(5.0, gt=0, le=10_000)
+    invite_burst: int = Field(20, ge=1, le=100_000)
+    #: SIP calls at once on the node, whoever calls (beyond: 486 Busy Here with Retry-After)
+    max_calls: int = Field(64, ge=1, le=1_000_000)
+    #: a call whose RTP stopped (or never came) for this long is ended with a BYE
+    media_timeout_s: float = Field(30.0, gt=0, le=3600)
+    #: a 200 OK never ACKed is retransmitted this long (RFC 3261 Timer H, 64*T1), then the call ends
+    ack_timeout_s: float = Field(32.0, gt=0, le=300)
+    #: how long a call rings (180) before it is answered (a PBX's caller may CANCEL meanwhile)
+    ring_s: float = Field(0.0, ge=0, le=60)
+    #: the largest SIP message read (a UDP datagram; a TCP message's head and body)
+    max_message_bytes: int = Field(8192, ge=1024, le=65_535)
+
+    @model_validator(mode="after")
+    def _check(self) -> SipSettings:
+        if self.rtp_ports is not None and not 1024 <= self.rtp_ports[0] < self.rtp_ports[1] <= 65535:
+            raise ValueError("sip.rtp_ports is [low, high] with 1024 <= low < high <= 65535")
+        for cidr in self.allowed_cidrs:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"sip.allowed_cidrs: {cidr[:64]!r} is not a network (10.0.0.0/8, ::1/128)") from None
+        return self
+
+
 class RoomSettings(BaseModel):
     """Rooms (issue 47, docs/rooms.md): one speaker's stream, many listeners, each in a language."""
 
@@ -479,6 +525,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()
     phone: PhoneSettings = PhoneSettings()
+    sip: SipSettings = SipSettings()
     rooms: RoomSettings = RoomSettings()
     cluster: ClusterSettings = ClusterSettings()
     recordings: RecordingsSettings = RecordingsSettings()

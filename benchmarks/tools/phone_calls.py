@@ -78,6 +78,23 @@ async def run(calls: int, audiosocket: int, seconds: float, http: int, aport: in
     }
 
 
+def served_figures(
+    srv: ServerProcess, metrics_port: int
+) -> tuple[dict[float, float], dict[float, float], list[dict[str, Any]], dict[str, int]]:
+    """What the server says of its phone calls: the ear-voice lag (p50, p95) and frame lateness
+    (p50, p99) from its histograms, its access lines, and their codes counted."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode()
+    lags = histogram_quantiles(text, "translate_svc_phone_ear_voice_lag_seconds", (0.5, 0.95))
+    late = histogram_quantiles(text, "translate_svc_phone_frame_lateness_seconds", (0.5, 0.99))
+    lines = [json.loads(x) for x in srv.lines if x.startswith("{") and '"translate_svc.access"' in x]
+    codes: dict[str, int] = {}
+    for line in lines:
+        codes[line["code"]] = codes.get(line["code"], 0) + 1
+    return lags, late, lines, codes
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=50)
@@ -104,15 +121,7 @@ def main() -> None:
         wall = time.monotonic() - t0
         cpu = cpu_s(srv.proc.pid) - cpu0
         time.sleep(1.0)
-        import urllib.request
-
-        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode()
-        lags = histogram_quantiles(text, "translate_svc_phone_ear_voice_lag_seconds", (0.5, 0.95))
-        late = histogram_quantiles(text, "translate_svc_phone_frame_lateness_seconds", (0.5, 0.99))
-        lines = [json.loads(x) for x in srv.lines if x.startswith("{") and '"translate_svc.access"' in x]
-        codes: dict[str, int] = {}
-        for line in lines:
-            codes[line["code"]] = codes.get(line["code"], 0) + 1
+        lags, late, lines, codes = served_figures(srv, metrics_port)
         report = {
             "calls": args.calls,
             "audiosocket_calls": args.audiosocket,

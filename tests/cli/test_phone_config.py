@@ -54,3 +54,12 @@ def test_a_room_goes_into_the_carriers_parameters() -> None:
     assert result.exit_code == 2 and "AudioSocket" in result.output
     result = CliRunner().invoke(app, ["phone-config", "twilio", "--url", "wss://x", "--participant", "p"])
     assert result.exit_code == 2 and "--room" in result.output
+
+
+def test_sip_lines_for_a_pbx_a_proxy_and_a_trunk() -> None:
+    out = run("sip", "--url", "sip:10.0.0.5:5060", "--target", "fra")
+    assert "contact = sip:10.0.0.5:5060" in out and "exten => 102,1,Dial(PJSIP/eng-fra@translate)" in out
+    assert "\n1 sip:10.0.0.5:5060\n" in out and "\nsip:eng-fra@10.0.0.5:5060\n" in out
+    two_party = run("sip", "--url", "10.0.0.5:5060", "--call", "c1")
+    assert "Dial(PJSIP/eng-spa@translate,,b(translate-headers^s^1))" in two_party
+    assert "exten => s,1,Set(PJSIP_HEADER(add,X-Translate-Call)=c1)" in two_party

@@ -141,6 +141,13 @@ class ServeFlags:
         ),
         _at("phone", "audiosocket_host"),
     ] = None
+    sip_port: Annotated[
+        int | None,
+        typer.Option(
+            help="serve SIP calls over UDP and TCP on this port (callers from sip.allowed_cidrs; docs/telephony.md)"
+        ),
+        _at("sip", "port"),
+    ] = None
     tokens_file: Annotated[
         Path | None,
         typer.Option(help="require bearer tokens from this file (docs/security.md)"),

@@ -1,5 +1,7 @@
-"""``translate-svc phone-config twilio|asterisk|audiosocket``: the lines that point a carrier at this
-server (TwiML, ``websocket_client.conf`` and the dialplan), printed for an operator to paste.
+"""``translate-svc phone-config twilio|asterisk|audiosocket|sip``: the lines that point a carrier at
+this server (TwiML, ``websocket_client.conf`` and the dialplan; for SIP an Asterisk ``pjsip.conf``
+endpoint and its dialplan, a Kamailio dispatcher line and the Twilio Elastic SIP trunk's origination
+URI), printed for an operator to paste.
 Pure text: it imports nothing of the server and reaches nothing (docs/telephony.md)."""
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import typer
 
 HELP = (
     "Print what points a carrier at this server: Twilio's TwiML, Asterisk's websocket_client.conf and "
-    "dialplan (chan_websocket), or the dialplan line of AudioSocket. Serve with --http-port and "
-    "TRANSLATE_SVC_PHONE__WEBSOCKET=true (AudioSocket: TRANSLATE_SVC_PHONE__AUDIOSOCKET_PORT)."
+    "dialplan (chan_websocket), the dialplan line of AudioSocket, or what a PBX or trunk needs to send SIP "
+    "calls (sip). Serve with --http-port and TRANSLATE_SVC_PHONE__WEBSOCKET=true (AudioSocket: "
+    "TRANSLATE_SVC_PHONE__AUDIOSOCKET_PORT; SIP: --sip-port)."
 )
-CARRIERS = ("twilio", "asterisk", "audiosocket")
+CARRIERS = ("twilio", "asterisk", "audiosocket", "sip")
 
 
 def render(
@@ -84,13 +87,61 @@ def render(
             "exten => 101,1,Answer()\n"
             f" same => n,AudioSocket(${{UUID()}},{base.removeprefix('tcp://')})\n"
         )
+    if carrier == "sip":
+        return _sip(base, params)
     raise typer.BadParameter(f"carrier must be one of {', '.join(CARRIERS)}")
 
 
+def _sip(base: str, params: dict[str, str]) -> str:
+    """A PBX's or trunk's lines for the SIP door at ``base`` (``sip:host:port`` or ``host:port``): the
+    languages ride in the dialled user part (``eng-spa``); a two-party call or a room in
+    ``X-Translate-*`` headers, which Asterisk adds in a pre-dial handler."""
+    hostport = base.removeprefix("sip:")
+    user = f"{params['source']}-{params['target']}"
+    headers = {"call": "X-Translate-Call", "room": "X-Translate-Room", "participant": "X-Translate-Participant"}
+    extra = [(headers[k], v) for k, v in params.items() if k in headers]
+    dial = f"Dial(PJSIP/{user}@translate" + (",,b(translate-headers^s^1))" if extra else ")")
+    lines = [
+        "; pjsip.conf (Asterisk 16+): the translation service as an endpoint; allow the PBX's address in",
+        "; the server's sip.allowed_cidrs",
+        "[translate]",
+        "type = endpoint",
+        "context = from-translate",
+        "disallow = all",
+        "allow = ulaw,alaw",
+        "dtmf_mode = rfc4733",
+        "direct_media = no",
+        "aors = translate",
+        "",
+        "[translate]",
+        "type = aor",
+        f"contact = sip:{hostport}",
+        "",
+        f"; extensions.conf: the caller speaks {params['source']}, hears {params['target']}",
+        f"exten => 102,1,{dial}",
+    ]
+    if extra:
+        lines += ["", "[translate-headers]"]
+        lines += [f"exten => s,{i},Set(PJSIP_HEADER(add,{h})={v})" for i, (h, v) in enumerate(extra, 1)]
+        lines.append(f"exten => s,{len(extra) + 1},Return()")
+    lines += [
+        "",
+        "; Kamailio dispatcher.list: set 1, this server",
+        f"1 sip:{hostport}",
+        "",
+        "; Twilio Elastic SIP Trunking > Origination URI (add Twilio's signalling ranges to sip.allowed_cidrs)",
+        f"sip:{user}@{hostport}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def phone_config(
-    carrier: Annotated[str, typer.Argument(help="twilio, asterisk or audiosocket")],
+    carrier: Annotated[str, typer.Argument(help="twilio, asterisk, audiosocket or sip")],
     url: Annotated[
-        str, typer.Option(help="where the carrier reaches this server: wss://host[:port] (AudioSocket: host:port)")
+        str,
+        typer.Option(
+            help="where the carrier reaches this server: wss://host[:port] (AudioSocket: host:port; SIP: host:port)"
+        ),
     ],
     source: Annotated[str, typer.Option(help="the language spoken on the call")] = "eng",
     target: Annotated[str, typer.Option(help="the language the caller hears")] = "spa",

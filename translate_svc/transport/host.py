@@ -56,6 +56,7 @@ from translate_svc.transport.phone.door import PhoneDoor
 from translate_svc.transport.recordings.routes import RecordingRoutes
 from translate_svc.transport.rooms.door import RoomRoutes
 from translate_svc.transport.rpc import PortServices
+from translate_svc.transport.sip.door import SipDoor
 from translate_svc.transport.tokens import Revocation, TokenStore
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ def build_doors(ctx: DoorContext) -> list[Door]:
         doors.append(HttpDoor(ctx, route_sets))
     if calls is not None:
         doors.append(calls)
+    if ctx.settings.sip.port is not None:
+        doors.append(SipDoor(ctx))  # SIP over UDP and TCP on a port of its own (issue 60)
     return doors
 
 

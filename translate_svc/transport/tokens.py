@@ -8,6 +8,12 @@ Tokens live in a file that a Kubernetes Secret can mount, one per line (see docs
     s3cr3t-token-3 * tenant=acme streams=8 translate_calls=2 audio_seconds_per_minute=600
     s3cr3t-token-4 stream publish=talk-* listen=talk-* tenant=acme rooms=4 listeners=500
     s3cr3t-token-5 recordings tenant=acme record=audio retention_days=30
+    s3cr3t-token-6 stream tenant=pbx sip_user=pbx1   # a SIP caller's digest credentials
+
+A line with ``sip_user=<name>`` is also a SIP caller's credentials (issue 60): the SIP door's
+digest challenge takes the user ``<name>`` with the token as its password. For that, the line
+keeps the digest's HA1 (MD5 of ``<name>:translate-svc:<token>``, RFC 2617 §3.2.2.2) beside the
+token's SHA-256: what SIP digest needs, and no more than it needs.
 
 Room rights (issue 47, docs/rooms.md): ``publish=<pattern>`` (a stream may speak into a room of
 that name), ``listen=<pattern>`` (Listen), ``room=<pattern>`` (both); shell-style patterns,
@@ -102,6 +108,9 @@ class Grant:
     tenant: Tenant = DEFAULT_TENANT
     #: the rooms it may publish into and listen to
     rooms: RoomRights = ALL_ROOMS
+    #: a SIP caller's digest user (``sip_user=``) and its HA1 for ``SIP_REALM``; None: not a SIP caller
+    sip_user: str | None = None
+    sip_ha1: str | None = None
 
 
 #: a tenant's caps as the tokens file names them: (TenantCaps field, type, smallest value)
@@ -140,6 +149,11 @@ def _record_option(option: str, value: str, where: str) -> str | float:
     return days
 
 
+#: the SIP door's digest realm, and a SIP user's name
+SIP_REALM = "translate-svc"
+_SIP_USER = re.compile(r"[A-Za-z0-9._\-]{1,64}")
+
+
 def _cap(option: str, value: str, where: str) -> int | float:
     kind, least = _CAPS[option]
     try:
@@ -160,6 +174,7 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
     perms_of: dict[bytes, frozenset[Permission]] = {}
     rooms_of: dict[bytes, RoomRights] = {}
     tenant_of: dict[bytes, str] = {}
+    sip_of: dict[bytes, tuple[str, str]] = {}
     caps: dict[str, dict[str, int | float | str]] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         where = f"{source} line {number}"
@@ -197,8 +212,16 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
                 stated[option] = _cap(option, value, where)
             elif eq and option in _RECORD_OPTIONS:
                 stated[option] = _record_option(option, value, where)
+
+            elif eq and option == "sip_user":
+                if not _SIP_USER.fullmatch(value):
+                    raise TokenFileError(
+                        f"{where}: sip_user= takes a name (letters, digits, '.', '_', '-', at most 64)"
+                    )
+                ha1 = hashlib.md5(f"{value}:{SIP_REALM}:{token}".encode(), usedforsecurity=False).hexdigest()
+                sip_of[_digest(token)] = (value, ha1)
             elif eq:
-                known = ", ".join(["tenant", *_CAPS, *_ROOM_OPTIONS, *_RECORD_OPTIONS])
+                known = ", ".join(["tenant", *_CAPS, *_ROOM_OPTIONS, *_RECORD_OPTIONS, "sip_user"])
                 raise TokenFileError(f"{where}: unknown option {option[:24]!r} (use {known})")
             elif word == "*":
                 perms |= ALL_PERMISSIONS
@@ -229,11 +252,17 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
         rooms_of[digest] = RoomRights(known_rooms.publish + rooms.publish, known_rooms.listen + rooms.listen)
     if not perms_of:
         raise TokenFileError(f"{source} holds no token (one per line: <token> [<permission>,...] [tenant=<name>])")
+    users = [user for user, _ in sip_of.values()]
+    if len(users) != len(set(users)):
+        raise TokenFileError(f"{source}: a sip_user= is named on two tokens; name each SIP user once")
     tenants = {
         name: Tenant(name, TenantCaps(**{k: v for k, v in c.items() if k in _CAPS}), _policy(c))  # type: ignore[arg-type]
         for name, c in caps.items()
     }
-    return [(digest, Grant(perms, tenants[tenant_of[digest]], rooms_of[digest])) for digest, perms in perms_of.items()]
+    return [
+        (digest, Grant(perms, tenants[tenant_of[digest]], rooms_of[digest], *sip_of.get(digest, (None, None))))
+        for digest, perms in perms_of.items()
+    ]
 
 
 def _policy(stated: dict[str, int | float | str]) -> RecordPolicy:
@@ -327,6 +356,15 @@ class TokenStore:
             match = hmac.compare_digest(presented, digest)
             granted = grant if match else granted
         return granted
+
+    def sip_user(self, user: str) -> Grant | None:
+        """The grant of the SIP user ``user`` (``sip_user=``), as the file states it now; None: unknown."""
+        self.maybe_reload()
+        return next((g for _, g in self._entries if g.sip_user is not None and g.sip_user == user), None)
+
+    @property
+    def has_sip_users(self) -> bool:
+        return any(g.sip_user is not None for _, g in self._entries)
 
     def tenant(self, name: str) -> Tenant | None:
         """The tenant ``name`` as the file states it now (its caps); None if no line names it."""

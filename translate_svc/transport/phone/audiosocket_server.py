@@ -29,6 +29,7 @@ import logging
 import math
 import socket
 from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 from translate_svc.errors import LimitReached, ServiceError
 from translate_svc.observability import metrics
@@ -60,6 +61,16 @@ _REFUSED = b"\x04"
 REFUSAL_LINGER_S = 0.5
 
 
+class Paced(Protocol):
+    """A call the clock paces (``PacedOutlet``; the SIP door's RTP outlet)."""
+
+    def tick(self, now: float) -> None:
+        """Send the frames now due."""
+
+    def fail(self, why: str) -> None:
+        """Sending failed: end the call."""
+
+
 class SlotClock:
     """The one timer of a process's paced calls: wakes on a grid of ``frame_s`` steps of the loop's
     monotonic clock (from the first call of a busy spell) and has every member send the frames now
@@ -67,13 +78,13 @@ class SlotClock:
 
     def __init__(self, frame_s: float = FRAME_S) -> None:
         self.frame_s = frame_s
-        self._members: dict[PacedOutlet, None] = {}
+        self._members: dict[Paced, None] = {}
         self._origin = 0.0
         self._timer: asyncio.TimerHandle | None = None
         #: wakes so far (for tests: one per grid step, however many calls)
         self.wakes = 0
 
-    def join(self, outlet: PacedOutlet) -> float:
+    def join(self, outlet: Paced) -> float:
         """Add a call; the time of its first slot (the grid step now due, or the next one)."""
         loop = asyncio.get_running_loop()
         now = loop.time()
@@ -85,7 +96,7 @@ class SlotClock:
             self._timer = loop.call_at(start, self._tick)
         return start
 
-    def leave(self, outlet: PacedOutlet) -> None:
+    def leave(self, outlet: Paced) -> None:
         self._members.pop(outlet, None)
         if not self._members and self._timer is not None:
             self._timer.cancel()
@@ -109,21 +120,20 @@ class SlotClock:
             self._timer = None
 
 
-class PacedOutlet:
-    """A call's speech, one 20 ms frame per slot (an ``Outlet``). Event loop only."""
+class PacedSpeech:
+    """A call's speech, one 20 ms frame per slot of the ``SlotClock`` (an ``Outlet``), silence when
+    there is nothing to say; a mark is played when the frame with the end of its speech has gone
+    out. What a frame becomes on the wire is the subclass's (``_open``, ``_send``): AudioSocket's
+    ``PacedOutlet`` here, the SIP door's RTP outlet. Event loop only."""
 
     def __init__(
         self,
-        framing: AudioSocketFraming,
-        writer: asyncio.StreamWriter,
         clock: SlotClock,
         *,
         max_held_s: float,
         on_played: Callable[[str], None],
         on_stall: Callable[[str], None],
     ) -> None:
-        self._framing = framing
-        self._writer = writer
         self._clock = clock
         self._max_held_s = max_held_s
         self._on_played = on_played
@@ -134,11 +144,9 @@ class PacedOutlet:
         self.speech_frames = 0
         self.late_max_s = 0.0
         self.stalled = False
-        self._held_limit = 0
 
     def begin(self, codec: CallCodec) -> None:
         self.codec = codec
-        self._held_limit = int(self._max_held_s * 1000 / FRAME_MS) * (codec.frame_bytes + 3)
         self.pacer = FramePacer(self._clock.join(self), self._clock.frame_s)
 
     def speech(self, audio: bytes) -> None:
@@ -161,7 +169,7 @@ class PacedOutlet:
         return self.codec.seconds(self.queue.held_bytes) if self.codec is not None else 0.0
 
     def pause(self, paused: bool) -> None:
-        """(AudioSocket has no flow control.)"""
+        """(No flow control: we are the player.)"""
 
     def _stall(self, why: str) -> None:
         if not self.stalled:
@@ -172,12 +180,20 @@ class PacedOutlet:
     def fail(self, why: str) -> None:
         self._stall(why)
 
+    def _open(self) -> bool:
+        """Whether the call's socket still takes frames."""
+        return True
+
+    def _send(self, pcm: bytes) -> bool:
+        """Send one frame of the call's codec; False: the call stalled (it was ended)."""
+        raise NotImplementedError
+
     def tick(self, now: float) -> None:
         """The clock's wake: a frame for each slot now due (``SlotClock``)."""
-        codec, pacer, transport = self.codec, self.pacer, self._writer.transport
+        codec, pacer = self.codec, self.pacer
         if codec is None or pacer is None or self.stalled:
             return
-        if transport.is_closing():
+        if not self._open():
             self._clock.leave(self)
             return
         n = codec.frame_bytes
@@ -185,11 +201,8 @@ class PacedOutlet:
             speech, passed = self.queue.take(n)
             if speech:
                 self.speech_frames += 1
-            pcm = speech + codec.silence(n - len(speech))
-            if transport.get_write_buffer_size() > self._held_limit:
-                self._stall(f"the peer stopped reading: over {self._max_held_s:g} s of frames wait in its socket")
+            if not self._send(speech + codec.silence(n - len(speech))):
                 return
-            self._writer.write(self._framing.audio_frame(pcm))
             self.late_max_s = max(self.late_max_s, late)
             metrics.phone_frame_late(late)
             for name in passed:
@@ -210,8 +223,45 @@ class PacedOutlet:
             "frame_late_max_ms": round(1000 * self.late_max_s, 1),
         }
 
-    async def close(self) -> None:
+    def leave(self) -> None:
         self._clock.leave(self)
+
+
+class PacedOutlet(PacedSpeech):
+    """AudioSocket's paced speech: each frame an audio frame on the call's TCP connection; a peer
+    that stops reading is found by what waits in our socket's buffer. Event loop only."""
+
+    def __init__(
+        self,
+        framing: AudioSocketFraming,
+        writer: asyncio.StreamWriter,
+        clock: SlotClock,
+        *,
+        max_held_s: float,
+        on_played: Callable[[str], None],
+        on_stall: Callable[[str], None],
+    ) -> None:
+        super().__init__(clock, max_held_s=max_held_s, on_played=on_played, on_stall=on_stall)
+        self._framing = framing
+        self._writer = writer
+        self._held_limit = 0
+
+    def begin(self, codec: CallCodec) -> None:
+        self._held_limit = int(self._max_held_s * 1000 / FRAME_MS) * (codec.frame_bytes + 3)
+        super().begin(codec)
+
+    def _open(self) -> bool:
+        return not self._writer.transport.is_closing()
+
+    def _send(self, pcm: bytes) -> bool:
+        if self._writer.transport.get_write_buffer_size() > self._held_limit:
+            self._stall(f"the peer stopped reading: over {self._max_held_s:g} s of frames wait in its socket")
+            return False
+        self._writer.write(self._framing.audio_frame(pcm))
+        return True
+
+    async def close(self) -> None:
+        self.leave()
 
 
 class InputDeadline:

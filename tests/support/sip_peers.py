@@ -1,0 +1,256 @@
+"""The SIP door's peers in tests: SIPp 3.6.1 (Debian's ``sip-tester``) running the scenarios in
+``tests/support/sip/`` (written from SIPp's reference, https://sipp.sourceforge.net/doc/reference.html:
+``[service]``, ``[media_port]``, ``[last_*:]`` and the ``play_pcap_audio`` action), and the pcap
+files its ``play_pcap_audio`` plays: G.711 RTP (RFC 3550, RFC 3551: one 20 ms packet of 160
+samples each, payload type 0 for PCMU or 8 for PCMA) inside UDP, IPv4 and Ethernet, in the
+libpcap file format (https://wiki.wireshark.org/Development/LibpcapFileFormat), made here from
+the shared speech (``write_rtp_pcap``)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SCENARIOS = Path(__file__).parent / "sip"
+#: SDP media lines for the scenarios' ``@CODECS@``: PCMU, and G.729 alone (no codec the door takes)
+PCMU = "m=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000"
+G729 = "m=audio [media_port] RTP/AVP 18\na=rtpmap:18 G729/8000"
+#: ``server_bye.xml``'s ``@ACK@``: the ACK of the 200 (RFC 3261 §13.2.2.4); empty: a caller that never ACKs
+ACK = """<send>
+    <![CDATA[
+
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>"""
+
+
+def need(binary: str) -> str:
+    """The path of ``binary``; a failure saying how to install it when missing (``make sip-peers``)."""
+    path = shutil.which(binary)
+    assert path is not None, f"{binary} is not installed: run `make sip-peers` (apt-get install sip-tester baresip)"
+    return path
+
+
+def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+    """A port free on loopback for UDP and TCP both (SIPp listens on both for its transport)."""
+    while True:
+        with (
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u,
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t,
+        ):
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            if port % 2:  # even, so port+2 (SIPp's media ports) stays in step
+                continue
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(port)
+
+
+def write_rtp_pcap(path: Path, payload: bytes, payload_type: int = 0, *, ssrc: int = 0x5157) -> Path:
+    """``payload`` (8 kHz G.711 bytes) as RTP packets of 20 ms in a pcap file, 20 ms apart."""
+    frames = [payload[i : i + 160] for i in range(0, len(payload) - len(payload) % 160, 160)]
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))  # LINKTYPE_ETHERNET
+    for n, frame in enumerate(frames):
+        rtp = struct.pack("!BBHII", 0x80, payload_type | (0x80 if n == 0 else 0), n, n * 160, ssrc) + frame
+        udp = struct.pack("!HHHH", 6000, 6002, 8 + len(rtp), 0) + rtp
+        ip_head = struct.pack(
+            "!BBHHHBBH4s4s",
+            0x45,
+            0,
+            20 + len(udp),
+            n & 0xFFFF,
+            0,
+            64,
+            17,
+            0,
+            bytes([127, 0, 0, 1]),
+            bytes([127, 0, 0, 1]),
+        )
+        checksum = _ip_checksum(ip_head)
+        ip_head = ip_head[:10] + struct.pack("!H", checksum) + ip_head[12:]
+        ether = b"\x00" * 12 + b"\x08\x00"
+        packet = ether + ip_head + udp
+        micros = n * 20_000
+        out += struct.pack("<IIII", micros // 1_000_000, micros % 1_000_000, len(packet), len(packet)) + packet
+    path.write_bytes(bytes(out))
+    return path
+
+
+def _ip_checksum(header: bytes) -> int:
+    total = int(sum(struct.unpack(f"!{len(header) // 2}H", header)))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def scenario(tmp: Path, name: str, **values: str) -> Path:
+    """A scenario of ``tests/support/sip/`` with its ``@NAME@`` placeholders filled (a pcap's path)."""
+    text = (SCENARIOS / name).read_text()
+    for key, value in values.items():
+        text = text.replace(f"@{key.upper()}@", value)
+    path = tmp / name
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class SippRun:
+    returncode: int
+    stdout: str
+    errors: str
+    messages: str
+
+
+async def sipp(
+    tmp: Path,
+    port: int,
+    scenario_file: Path,
+    *,
+    service: str = "translate",
+    transport: str = "u1",
+    calls: int = 1,
+    rate: float = 10.0,
+    timeout_s: float = 60.0,
+    extra: tuple[str, ...] = (),
+) -> SippRun:
+    """SIPp as the caller (UAC) of ``scenario_file`` against 127.0.0.1:``port``; its exit status
+    (0: every call passed the scenario), its error log and every message it sent and received."""
+    binary = need("sipp")
+    local, media = free_port(), free_port()
+    err, msg = tmp / f"{scenario_file.stem}.err", tmp / f"{scenario_file.stem}.msg"
+    args = [
+        binary,
+        f"127.0.0.1:{port}",
+        "-sf",
+        str(scenario_file),
+        "-s",
+        service,
+        "-t",
+        transport,
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(local),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(media),
+        "-m",
+        str(calls),
+        "-l",
+        str(calls),
+        "-r",
+        str(rate),
+        "-nostdin",
+        "-timeout",
+        f"{int(timeout_s)}s",
+        "-timeout_error",
+        "-trace_err",
+        "-error_file",
+        str(err),
+        "-trace_msg",
+        "-message_file",
+        str(msg),
+        *extra,
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp
+    )
+    try:
+        async with asyncio.timeout(timeout_s + 15):
+            out, _ = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        out, _ = await proc.communicate()
+
+    def read(path: Path) -> str:
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    return SippRun(
+        proc.returncode if proc.returncode is not None else -1, out.decode(errors="replace"), read(err), read(msg)
+    )
+
+
+def speech_energy(samples: np.ndarray, frame: int = 160) -> float:
+    """The share of 20 ms frames (at 8 kHz) louder than -40 dBFS: speech, not silence."""
+    n = len(samples) // frame
+    if n == 0:
+        return 0.0
+    rms = np.sqrt(np.mean(np.square(samples[: n * frame].reshape(n, frame).astype(np.float64)), axis=1))
+    return float(np.mean(rms > 0.01))
+
+
+#: baresip's configuration for one call (baresip 1.0's ``config`` file, as its own template in
+#: docs/examples/config documents it): the WAV in through ``aufile``, what it hears dumped to WAV by
+#: the ``sndfile`` filter (``dump-<time>-dec.wav``), played into ALSA's ``null`` device (no sound
+#: card needed: it paces the receive path), PCMU and PCMA only
+BARESIP_CONFIG = """poll_method		epoll
+sip_listen		127.0.0.1:{sip_port}
+call_local_timeout	120
+audio_player		alsa,null
+audio_source		aufile,{wav}
+audio_alert		alsa,null
+ausrc_srate		8000
+auplay_srate		8000
+ausrc_channels		1
+auplay_channels		1
+rtp_ports		{rtp_low}-{rtp_high}
+module_path		/usr/lib/baresip/modules
+module			g711.so
+module			aufile.so
+module			alsa.so
+module			sndfile.so
+module_app		account.so
+module_app		menu.so
+snd_path		{dump}
+"""
+
+
+async def baresip_call(tmp: Path, wav: Path, uri: str, *, seconds: float) -> tuple[str, Path | None]:
+    """baresip 1.0 dials ``uri``, speaks ``wav`` (8 kHz mono; the call ends at its end: aufile's
+    end of file hangs up), and quits after ``seconds``; its output, and the WAV of what it heard."""
+    need("baresip")
+    conf = tmp / "baresip"
+    conf.mkdir(exist_ok=True)
+    rtp = free_port()
+    (conf / "config").write_text(
+        BARESIP_CONFIG.format(sip_port=free_port(), wav=wav, rtp_low=rtp, rtp_high=rtp + 20, dump=conf)
+    )
+    (conf / "accounts").write_text("<sip:baresip@127.0.0.1>;regint=0;audio_codecs=PCMU\n")
+    proc = await asyncio.create_subprocess_exec(
+        need("baresip"),
+        "-f",
+        str(conf),
+        "-t",
+        str(int(seconds)),
+        "-e",
+        f"/dial {uri}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with asyncio.timeout(seconds + 15):
+            out, _ = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        out, _ = await proc.communicate()
+    heard = sorted(conf.glob("dump-*-dec.wav"))
+    return out.decode(errors="replace"), heard[-1] if heard else None

@@ -1,0 +1,150 @@
+"""The SIP door's sans-I/O parts with plain values (issue 60): messages parsed within their bounds
+(RFC 3261 §7; anything else is ``SipParseError``, never another exception), SDP offer/answer
+(RFC 3264), RTP packets and RFC 4733 events, and the source checks made before any state."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from translate_svc.session.events import AudioIn
+from translate_svc.transport.phone.call import Dtmf
+from translate_svc.transport.sip import sdp
+from translate_svc.transport.sip.guard import AllowList, InviteRate
+from translate_svc.transport.sip.message import MAX_HEADERS, SipParseError, parse, response
+from translate_svc.transport.sip.rtp import RtpFraming, build_packet, parse_packet
+
+pytestmark = pytest.mark.unit
+
+INVITE = (
+    b"INVITE sip:eng-spa@127.0.0.1 SIP/2.0\r\n"
+    b"v: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKabc\r\n"
+    b"f: <sip:a@10.0.0.1>;tag=1\r\n"
+    b"t: <sip:eng-spa@127.0.0.1>\r\n"
+    b"i: call-1\r\n"
+    b"CSeq: 1 INVITE\r\n"
+    b"Subject: a folded\r\n line\r\n"
+    b"l: 4\r\n\r\nbody"
+)
+
+
+def test_a_request_parses_with_compact_and_folded_headers() -> None:
+    msg = parse(INVITE, 8192)
+    assert msg.method == "INVITE" and msg.call_id == "call-1" and msg.branch() == "z9hG4bKabc"
+    assert msg.from_tag() == "1" and msg.to_tag() == "" and msg.body == b"body"
+    assert msg.get("subject") == "a folded line"
+    resp = parse(response(msg, 200, "OK", to_tag="xyz").encode(), 8192)
+    assert resp.status == 200 and resp.to_tag() == "xyz" and resp.call_id == "call-1"
+
+
+@pytest.mark.parametrize(
+    ("data", "answerable"),
+    [
+        (INVITE.replace(b"l: 4", b"l: 40"), True),  # truncated
+        (INVITE.replace(b"CSeq: 1 INVITE", b"CSeq: 1 BYE"), True),
+        (INVITE.replace(b"i: call-1\r\n", b""), False),  # no Call-ID: nothing to answer with
+        (INVITE.replace(b"\r\n\r\n", b"\r\n"), False),
+        (b"\xff\xfe" + INVITE, False),
+        (INVITE.replace(b"Subject: a", b"Subject: " + b"a" * 3000), False),
+        (INVITE.replace(b"CSeq", b"X: y\r\n" * MAX_HEADERS + b"CSeq"), False),
+    ],
+)
+def test_unreadable_requests_are_refused_and_answerable_only_when_their_dialog_headers_are_there(
+    data: bytes, answerable: bool
+) -> None:
+    with pytest.raises(SipParseError) as caught:
+        parse(data, 8192)
+    assert caught.value.answerable is answerable
+
+
+def test_an_oversized_request_is_513_when_its_head_can_be_read() -> None:
+    big = INVITE.replace(b"l: 4", b"l: 9000") + b"x" * 8996
+    with pytest.raises(SipParseError) as caught:
+        parse(big, 8192)
+    assert caught.value.status == 513 and caught.value.answerable
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600))
+def test_any_bytes_parse_or_raise_sip_parse_error(data: bytes) -> None:
+    for candidate in (data, INVITE[:40] + data, INVITE.replace(b"body", data[:4].ljust(4, b"x"))):
+        try:
+            parse(candidate, 512)
+        except SipParseError:
+            pass
+
+
+OFFER = (
+    b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+    b"m=video 5004 RTP/AVP 96\r\n"
+    b"m=audio 4000 RTP/AVP 18 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n"
+)
+
+
+def test_the_offer_order_picks_the_codec_and_other_media_are_rejected() -> None:
+    offer = sdp.parse_offer(OFFER)
+    chosen = sdp.choose(offer)
+    assert (chosen.index, chosen.codec_name, chosen.payload_type, chosen.event_type) == (1, "PCMA", 8, 101)
+    assert (chosen.address, chosen.port, chosen.direction) == ("10.0.0.1", 4000, "recvonly")
+    answer = sdp.answer(offer, chosen, "127.0.0.1", 30000).decode()
+    assert "m=video 0 RTP/AVP 96" in answer and "m=audio 30000 RTP/AVP 8 101" in answer and "a=recvonly" in answer
+
+
+def test_an_offer_without_g711_is_no_codec() -> None:
+    with pytest.raises(sdp.NoCodec):
+        sdp.choose(sdp.parse_offer(OFFER.replace(b"18 8 0 101", b"18 101")))
+    with pytest.raises(sdp.SdpError):
+        sdp.parse_offer(b"hello")
+
+
+def test_rtp_packets_with_csrcs_extension_and_padding_are_read() -> None:
+    packet = bytes([0xB1, 0x00, 0, 1, 0, 0, 0, 160, 0, 0, 0, 7]) + b"CSRC" + b"\xbe\xde\x00\x01" + b"EXT!"
+    packet += b"\xff" * 160 + b"\x00\x00\x03"
+    read = parse_packet(packet)
+    assert read is not None and read.payload == b"\xff" * 160 and read.ssrc == 7
+    assert parse_packet(b"\x00" * 20) is None and parse_packet(b"\x80") is None
+
+
+def test_an_rfc4733_event_counts_once_and_the_other_law_is_converted() -> None:
+    from translate_svc.transport.sip.sdp import CODECS
+
+    framing = RtpFraming("c", CODECS["PCMU"], {0: CODECS["PCMU"], 8: CODECS["PCMA"]}, 101)
+    framing.receive("start")
+    events = [build_packet(101, n, 800, 1, bytes([5, 0x80 if n >= 2 else 0, 0, 160]), False) for n in range(5)]
+    out = [item for e in events for item in framing.receive(e)]
+    assert out == [Dtmf("5")]
+    [audio] = framing.receive(build_packet(8, 9, 960, 1, b"\xd5" * 160, False))  # A-law silence
+    assert isinstance(audio, AudioIn) and len(audio.data) == 160  # as µ-law, still (near) silence
+    assert abs(CODECS["PCMU"].decode(audio.data)).max() < 0.001
+    assert framing.receive(build_packet(13, 10, 1120, 1, b"\x40", False)) == []  # comfort noise: dropped
+    assert framing.dropped == 1
+
+
+def test_sources_are_checked_against_the_networks_and_rated_per_source() -> None:
+    allow = AllowList(["10.0.0.0/8", "::1/128"])
+    assert allow.allows("10.1.2.3") and allow.allows("::ffff:10.0.0.1") and allow.allows("::1")
+    assert not allow.allows("127.0.0.1") and not allow.allows("not an address")
+    rate = InviteRate(rate=1.0, burst=2, max_sources=2)
+    assert [rate.take("a", 0.0) for _ in range(3)] == [True, True, False]
+    assert rate.take("a", 1.0) and rate.take("b", 1.0) and rate.take("c", 1.0)  # "a" forgotten: a new bucket
+
+
+def test_a_digest_answer_checks_against_the_tokens_files_ha1_and_a_live_nonce() -> None:
+    from translate_svc.transport.sip.digest import DigestChallenger, expected_response, parse_authorization
+    from translate_svc.transport.tokens import TokenFileError, parse_tokens
+
+    [(_, grant)] = parse_tokens("s3cret stream tenant=pbx sip_user=pbx1\n", "test")
+    assert grant.sip_user == "pbx1" and grant.sip_ha1 is not None and "s3cret" not in grant.sip_ha1
+    with pytest.raises(TokenFileError):
+        parse_tokens("a stream sip_user=u\nb stream sip_user=u\n", "test")
+    digest = DigestChallenger(b"k" * 32)
+    nonce = parse_authorization(digest.challenge(now=1000.0))
+    assert nonce is not None
+    params = {"username": "pbx1", "realm": "translate-svc", "nonce": nonce["nonce"], "uri": "sip:x@h"}
+    params |= {"qop": "auth", "nc": "00000001", "cnonce": "c1"}
+    params["response"] = expected_response(params, grant.sip_ha1, "INVITE")
+    assert digest.check(params, grant.sip_ha1, "INVITE", now=1010.0)
+    assert not digest.check(params, grant.sip_ha1, "INVITE", now=1000.0 + 301)  # stale
+    assert not digest.check({**params, "response": "0" * 32}, grant.sip_ha1, "INVITE", now=1010.0)
+    assert not digest.check({**params, "nonce": "3e8.forged"}, grant.sip_ha1, "INVITE", now=1010.0)

@@ -1,0 +1,579 @@
+"""The SIP door (``serve --sip-port S``, a ``Door``): SIP over UDP and TCP on port S of
+``server.host``; each admitted INVITE is a ``dialog.SipCall``.
+
+What happens to a message, in order, before any state is kept for it (DESIGN pitfall 35): a
+source outside ``sip.allowed_cidrs`` gets 403 (or nothing, ``sip.drop_refused``); a message we
+cannot read (``message.parse``: garbage, truncated, oversized) is logged at a bounded rate
+(``RefusalLog``) and answered 400 when it is a request we can answer, else dropped; an INVITE past
+its source's rate (``sip.invites_per_s``) is dropped. Then an INVITE gets 100 Trying at once and,
+in order: 503 + ``Retry-After`` while draining; 488 for an offer without a codec we take (400 for
+one we cannot read, 488 for none at all); 400 for call parameters we refuse (``X-Translate-*``
+headers or the Request-URI's ``<source>-<target>`` user); 486 + ``Retry-After`` over
+``sip.max_calls`` or the tenant's or node's stream caps (503 + ``Retry-After`` when the server
+cannot take streams now); 503 + ``Retry-After`` with no free RTP port. A retransmitted request
+gets the answer it got (``transactions.Kept``); ACK, BYE, CANCEL and re-INVITE go to their dialog
+(481 when there is none); OPTIONS is answered 200; other methods 405. On drain the door refuses
+new INVITEs, and each live call ends through the stream core, which sends its BYE. Event loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from typing import cast
+
+from translate_svc.errors import InvalidInput, NotReady, ServiceError
+from translate_svc.session.manager import SessionManager
+from translate_svc.session.quota import DEFAULT_TENANT, RoomRights, Tenant
+from translate_svc.settings import PhoneSettings, SipSettings
+from translate_svc.transport.calls import call_info
+from translate_svc.transport.door import DoorContext, address
+from translate_svc.transport.http.caller import Caller
+from translate_svc.transport.phone.audiosocket_server import SlotClock
+from translate_svc.transport.phone.call import MAX_PARAM_CHARS, call_setup
+from translate_svc.transport.phone.pairs import Pairs
+from translate_svc.transport.refusal_log import RefusalLog
+from translate_svc.transport.sip import sdp
+from translate_svc.transport.sip.dialog import Answer, Flow, SipCall
+from translate_svc.transport.sip.digest import DigestChallenger, parse_authorization
+from translate_svc.transport.sip.guard import AllowList, InviteRate
+from translate_svc.transport.sip.media import PortsExhausted, open_endpoint
+from translate_svc.transport.sip.message import (
+    AGENT,
+    SipMessage,
+    SipParseError,
+    head_length,
+    new_tag,
+    parse,
+    response,
+    uri_host_port,
+    uri_user,
+)
+from translate_svc.transport.sip.transactions import KEEP_S, Kept, Retransmit
+from translate_svc.transport.tokens import Permission
+
+logger = logging.getLogger(__name__)
+
+#: the node's counter of SIP calls (``sip.max_calls``)
+CALLS_COUNTER = "sip_calls"
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
+#: the Retry-After (seconds) of a refusal at capacity
+RETRY_AFTER_S = 5
+#: the call parameters from headers (RFC 3261 §20: extension headers X-...)
+HEADER_PARAMS = {
+    "x-translate-source": "source",
+    "x-translate-target": "target",
+    "x-translate-call": "call",
+    "x-translate-room": "room",
+    "x-translate-participant": "participant",
+    "x-translate-simultaneous": "simultaneous",
+}
+#: non-2xx final responses sent again until their ACK, at most (the oldest given up first)
+MAX_FINALS = 4096
+#: TCP connections at once, at most; a connection idle this long is closed
+MAX_TCP_CONNECTIONS = 1024
+TCP_IDLE_S = 300.0
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, door: SipDoor) -> None:
+        self._door = door
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)  # (the loop's own class: no isinstance)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        transport = self.transport
+        assert transport is not None
+        peer = (addr[0], addr[1])
+        local = transport.get_extra_info("sockname")
+        flow = Flow(lambda b: transport.sendto(b, peer), peer, "UDP", (local[0], local[1]))
+        self._door.received(data, flow)
+
+    def error_received(self, exc: Exception) -> None:
+        """(ICMP errors for what we sent: the timers end what no longer answers.)"""
+
+
+class SipDoor:
+    """The SIP port (UDP and TCP). Event loop only."""
+
+    def __init__(self, ctx: DoorContext) -> None:
+        self.settings = ctx.settings
+        self.sip: SipSettings = ctx.settings.sip
+        self.phone: PhoneSettings = ctx.settings.phone
+        self._m: SessionManager = ctx.sessions
+        self._tokens = ctx.tokens
+        self._reuse_port = ctx.reuse_port
+        self.pairs = Pairs(ctx.cluster, self.phone.partner_timeout_s)
+        self.clock = SlotClock()
+        self._allow = AllowList(self.sip.allowed_cidrs)
+        self._rate = InviteRate(self.sip.invites_per_s, self.sip.invite_burst)
+        self._refusals = RefusalLog()
+        self._digest = DigestChallenger()
+        #: INVITE transactions by branch: their last response (sent again for a retransmission)
+        self._invites: Kept[SipMessage] = Kept(KEEP_S + self.sip.ack_timeout_s)
+        #: a non-2xx final response's retransmission until its ACK, by branch
+        self._finals: dict[str, Retransmit] = {}
+        #: other requests' responses, by (branch, method)
+        self._answered: Kept[SipMessage] = Kept()
+        #: the calls by Call-ID (and the INVITE's branch, for CANCEL)
+        self.calls: dict[str, SipCall] = {}
+        self._by_branch: dict[str, SipCall] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        self._tcp_writers: set[asyncio.StreamWriter] = set()
+        self.draining = False
+        self.port = 0
+        #: what was refused or dropped, by why (for tests and the access log's neighbours)
+        self.counts: dict[str, int] = {}
+
+    # -- the Door --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        host = self.settings.server.host
+        want = self.sip.port or 0
+        for _ in range(20):  # port 0: UDP picks one, TCP must get the same
+            udp, _proto = await loop.create_datagram_endpoint(
+                lambda: _Udp(self), local_addr=(host, want), reuse_port=self._reuse_port or None
+            )
+            port = udp.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(
+                    self._tcp_connection,
+                    host,
+                    port,
+                    reuse_port=self._reuse_port or None,
+                    limit=self.sip.max_message_bytes,
+                )
+            except OSError:
+                udp.close()
+                if want:
+                    raise
+                continue
+            self._udp, self.port = udp, port
+            break
+        else:
+            raise OSError("no port free for SIP over both UDP and TCP")
+
+    def describe(self) -> list[str]:
+        where = address(self.settings.server.host, self.port)
+        return [
+            f"SIP on udp+tcp://{where} (callers from {', '.join(self.sip.allowed_cidrs)} as tenant "
+            f"{self.sip.tenant!r}, at most {self.sip.max_calls} calls)"
+        ]
+
+    def ports(self) -> dict[str, int]:
+        return {"sip_port": self.port}
+
+    async def set_serving(self, serving: bool) -> None:
+        """No health of its own."""
+
+    async def drain(self) -> None:
+        """New INVITEs get 503 + Retry-After; live calls drain through the stream core (each sends
+        its BYE once its tail is played)."""
+        self.draining = True
+
+    async def stop(self, grace: float) -> None:
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace):
+                    await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for r in self._finals.values():
+            r.stop()
+        if self._tcp is not None:
+            self._tcp.close()
+        for w in list(self._tcp_writers):
+            w.close()
+        if self._udp is not None:
+            self._udp.close()
+
+    async def close(self) -> None:
+        """Nothing stays open to the end."""
+
+    def tenant(self) -> Tenant:
+        name = self.sip.tenant
+        found = self._tokens.tenant(name) if self._tokens is not None else None
+        return found or (DEFAULT_TENANT if name == DEFAULT_TENANT.name else Tenant(name))
+
+    # -- messages in -----------------------------------------------------------------------------
+
+    def _count(self, why: str) -> None:
+        self.counts[why] = self.counts.get(why, 0) + 1
+
+    def received(self, data: bytes, flow: Flow) -> None:
+        if not data.strip(b"\r\n"):
+            return  # a keep-alive (RFC 5626 §3.5.1)
+        allowed = self._allow.allows(flow.peer[0])
+        digest = self._digest_on()
+        if not allowed and self.sip.drop_refused and not digest:
+            self._count("dropped_source")
+            self._refusals("SIP message", flow.peer[0], "not in sip.allowed_cidrs (dropped)")
+            return
+        try:
+            msg = parse(data, self.sip.max_message_bytes, stream=flow.reliable)
+        except SipParseError as e:
+            self._count("unreadable")
+            self._refusals("SIP message", flow.peer[0], e.reason)
+            if e.request is not None and allowed:
+                reason = "Message Too Large" if e.status == 513 else "Bad Request"
+                flow.send(response(e.request, e.status, reason, extra=[("warning", f'399 {AGENT} "{e.reason}"')]))
+            return
+        if not msg.is_request:
+            self._response(msg)
+            return
+        if not allowed and not self._may_try(msg, digest):
+            self._count("refused_source")
+            self._refusals("SIP request", flow.peer[0], "not in sip.allowed_cidrs")
+            if msg.method != "ACK" and not self.sip.drop_refused:
+                flow.send(response(msg, 403, "Forbidden", extra=[("warning", f'399 {AGENT} "not an allowed address"')]))
+            return
+        try:
+            self._request(msg, flow, allowed)
+        except Exception:  # one message's failure must not stop the port
+            logger.exception("a SIP request failed")
+            if msg.method != "ACK":
+                flow.send(response(msg, 500, "Server Internal Error"))
+
+    def _digest_on(self) -> bool:
+        """Callers outside ``sip.allowed_cidrs`` are challenged: the tokens file names SIP users."""
+        return self._tokens is not None and self._tokens.has_sip_users
+
+    def _may_try(self, msg: SipMessage, digest: bool) -> bool:
+        """Whether a request from outside ``sip.allowed_cidrs`` goes on: a new INVITE when callers
+        may answer a digest challenge, and what belongs to a dialog or transaction it opened."""
+        if msg.method == "INVITE" and not msg.to_tag():
+            return digest
+        if msg.method == "ACK" and msg.branch() in self._finals:
+            return True
+        if msg.method == "CANCEL":
+            return msg.branch() in self._by_branch
+        return msg.call_id in self.calls
+
+    def _authenticated(self, invite: SipMessage, flow: Flow, now: float) -> Caller | None:
+        """The caller of an INVITE from outside ``sip.allowed_cidrs``: a SIP user of the tokens file
+        whose digest answer is right (and who may ``stream``). None: it was sent 401 with a
+        challenge (no answer yet, or a stale nonce) or 403 (a wrong answer, an unknown user)."""
+        header = invite.get("authorization") or invite.get("proxy-authorization")
+        params = parse_authorization(header) if header else None
+        if params is None or not params.get("nonce"):
+            extra = [("www-authenticate", self._digest.challenge())]
+            self._final(invite, flow, response(invite, 401, "Unauthorized", to_tag=new_tag(), extra=extra), now)
+            return None
+        grant = self._tokens.sip_user(params.get("username", "")) if self._tokens is not None else None
+        ha1 = grant.sip_ha1 if grant is not None else None
+        if grant is None or ha1 is None or not self._digest.check(params, ha1, "INVITE"):
+            why = "the digest answer does not match a SIP user of the tokens file (or its nonce is stale)"
+            self._refuse(invite, flow, 403, "Forbidden", why, now)
+            return None
+        if Permission.STREAM not in grant.permissions:
+            self._refuse(invite, flow, 403, "Forbidden", "this SIP user's token has no stream permission", now)
+            return None
+        return Caller(grant.tenant, grant.rooms)
+
+    def _response(self, msg: SipMessage) -> None:
+        call = self.calls.get(msg.call_id)
+        if call is not None:
+            call.bye_answered(msg)
+
+    def _request(self, msg: SipMessage, flow: Flow, allowed: bool) -> None:
+        method = msg.method
+        now = asyncio.get_running_loop().time()
+        if method == "ACK":
+            self._ack(msg)
+            return
+        if method == "INVITE":
+            if msg.to_tag():
+                self._reinvite(msg, flow, now)
+                return
+            kept = self._invites.get(msg.branch(), now)
+            if kept is not None:  # a retransmission: the answer it got
+                flow.send(kept)
+                return
+            if not self._rate.take(flow.peer[0], now):
+                self._count("rate_dropped")
+                self._refusals("SIP INVITE", flow.peer[0], "over sip.invites_per_s (dropped)")
+                return
+            self._invite(msg, flow, now, allowed)
+            return
+        key = (msg.branch(), method)
+        kept = self._answered.get(key, now)
+        if kept is not None:
+            flow.send(kept)
+            return
+        resp = self._other(msg)
+        self._answered.put(key, resp, now)
+        flow.send(resp)
+
+    def _other(self, msg: SipMessage) -> SipMessage:
+        if msg.method == "OPTIONS":
+            extra = [("allow", ALLOW), ("accept", "application/sdp"), ("supported", "")]
+            return response(msg, 200, "OK", to_tag=new_tag(), extra=extra[:2])
+        if msg.method == "BYE":
+            call = self.calls.get(msg.call_id)
+            if call is None or msg.from_tag() != call.remote_tag or msg.to_tag() != call.local_tag:
+                return response(msg, 481, "Call/Transaction Does Not Exist")
+            call.bye()
+            return response(msg, 200, "OK")
+        if msg.method == "CANCEL":
+            call = self._by_branch.get(msg.branch())
+            if call is None or call.call_id != msg.call_id:
+                return response(msg, 481, "Call/Transaction Does Not Exist")
+            call.cancel()
+            return response(msg, 200, "OK", to_tag=call.local_tag)
+        return response(msg, 405, "Method Not Allowed", extra=[("allow", ALLOW)])
+
+    def _ack(self, msg: SipMessage) -> None:
+        final = self._finals.pop(msg.branch(), None)
+        if final is not None:  # the ACK of a non-2xx final response (§17.2.1)
+            final.stop()
+            return
+        call = self.calls.get(msg.call_id)
+        if call is not None and msg.to_tag() == call.local_tag:
+            call.acked(msg)
+
+    def _reinvite(self, msg: SipMessage, flow: Flow, now: float) -> None:
+        kept = self._invites.get(msg.branch(), now)
+        if kept is not None:
+            flow.send(kept)
+            return
+        call = self.calls.get(msg.call_id)
+        if call is None or msg.to_tag() != call.local_tag or msg.from_tag() != call.remote_tag:
+            self._final(msg, flow, response(msg, 481, "Call/Transaction Does Not Exist"), now)
+            return
+        resp = call.reinvite(msg)
+        self._invites.put(msg.branch(), resp, now)
+        if resp.status >= 300:
+            self._final(msg, flow, resp, now)
+
+    # -- a new INVITE ----------------------------------------------------------------------------
+
+    def _final(self, invite: SipMessage, flow: Flow, resp: SipMessage, now: float) -> None:
+        """A final response to an INVITE: kept for its retransmissions, and over UDP a non-2xx one
+        sent again until its ACK (Timer G, given up at Timer H)."""
+        branch = invite.branch()
+        self._invites.put(branch, resp, now)
+        if resp.status >= 300:
+            old = self._finals.pop(branch, None)
+            if old is not None:
+                old.stop()
+            retransmit = Retransmit(
+                lambda: flow.send(resp),
+                repeat=not flow.reliable,
+                timeout_s=self.sip.ack_timeout_s,
+                on_timeout=lambda: self._forget_final(branch),
+            )
+            self._finals[branch] = retransmit
+            while len(self._finals) > MAX_FINALS:
+                self._finals.pop(next(iter(self._finals))).stop()
+            self._count(f"answered_{resp.status}")
+        else:
+            flow.send(resp)
+
+    def _forget_final(self, branch: str) -> None:
+        self._finals.pop(branch, None)
+
+    def _refuse(
+        self, invite: SipMessage, flow: Flow, status: int, reason: str, why: str, now: float, *, retry: bool = False
+    ) -> None:
+        extra = [("warning", f'399 {AGENT} "{why[:200].replace(chr(34), chr(39))}"')]
+        if retry:
+            extra.append(("retry-after", str(RETRY_AFTER_S)))
+        self._refusals("SIP INVITE", flow.peer[0], f"{status} {reason}: {why}")  # logged at a bounded rate
+        self._final(invite, flow, response(invite, status, reason, to_tag=new_tag(), extra=extra), now)
+
+    def _invite(self, invite: SipMessage, flow: Flow, now: float, allowed: bool) -> None:
+        if allowed:
+            caller: Caller | None = Caller(self.tenant(), RoomRights(publish=("*",)))  # an allowed network's trunk
+        else:
+            caller = self._authenticated(invite, flow, now)
+        if caller is None:
+            return
+        trying = response(invite, 100, "Trying")
+        self._invites.put(invite.branch(), trying, now)
+        flow.send(trying)
+        if self.draining or self._m.draining is not None:
+            self._refuse(
+                invite, flow, 503, "Service Unavailable", "this server is shutting down: call another", now, retry=True
+            )
+            return
+        content_type = (invite.get("content-type") or "").split(";")[0].strip().lower()
+        if not invite.body or content_type != "application/sdp":
+            self._refuse(
+                invite, flow, 488, "Not Acceptable Here", "send an SDP offer (application/sdp) in the INVITE", now
+            )
+            return
+        try:
+            offer = sdp.parse_offer(invite.body)
+            chosen = sdp.choose(offer)
+        except sdp.NoCodec as e:
+            self._refuse(invite, flow, 488, "Not Acceptable Here", str(e), now)
+            return
+        except sdp.SdpError as e:
+            self._refuse(invite, flow, 400, "Bad Request", str(e), now)
+            return
+        try:
+            params = call_params(invite)
+            call_setup(params, self.phone)
+        except InvalidInput as e:
+            self._refuse(invite, flow, 400, "Bad Request", str(e), now)
+            return
+        counters = self._m.counters
+        if counters.try_acquire([(CALLS_COUNTER, self.sip.max_calls)]) is not None:
+            self._refuse(invite, flow, 486, "Busy Here", f"at sip.max_calls ({self.sip.max_calls})", now, retry=True)
+            return
+        try:
+            admission = self._m.admit_stream(caller.tenant)
+        except ServiceError as e:
+            counters.release([CALLS_COUNTER])
+            if isinstance(e, NotReady):
+                self._refuse(invite, flow, 503, "Service Unavailable", str(e), now, retry=True)
+            else:
+                self._refuse(invite, flow, 486, "Busy Here", str(e), now, retry=True)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._admitted(invite, flow, offer, chosen, params, admission, caller), name="sip-call"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _our_address(self, invite: SipMessage, flow: Flow) -> str:
+        if self.sip.public_address:
+            return self.sip.public_address
+        for candidate in (self.settings.server.host, flow.local[0], _uri_host(invite.uri)):
+            with contextlib.suppress(ValueError):  # the first real address: a TCP socket's, else the dialled one
+                if not ipaddress.ip_address(candidate).is_unspecified:
+                    return candidate
+        logger.warning("SIP: no address of ours to put in the SDP: set sip.public_address")
+        return self.settings.server.host
+
+    async def _admitted(self, invite, flow, offer, chosen, params, admission, caller) -> None:  # type: ignore[no-untyped-def]
+        counters = self._m.counters
+        now = asyncio.get_running_loop().time()
+        try:
+            ours = self._our_address(invite, flow)
+            try:
+                endpoint, queue = await open_endpoint(
+                    self.settings.server.host,
+                    self.sip.rtp_ports,
+                    {chosen.address, flow.peer[0]},
+                    (chosen.address, chosen.port),
+                )
+            except PortsExhausted as e:
+                admission.release()
+                self._refuse(invite, flow, 503, "Service Unavailable", str(e), now, retry=True)
+                return
+            answer = Answer(offer, chosen, params, ours, self.port)
+            info = call_info(None, "sip", f"{flow.peer[0]}:{flow.peer[1]}")
+            local_tag = new_tag()
+            call = SipCall(
+                invite,
+                flow,
+                answer,
+                manager=self._m,
+                phone=self.phone,
+                sip=self.sip,
+                caller=caller,
+                info=info,
+                admission=admission,
+                endpoint=endpoint,
+                queue=queue,
+                clock=self.clock,
+                pairs=self.pairs,
+                local_tag=local_tag,
+                send_final=lambda resp: self._final(invite, flow, resp, asyncio.get_running_loop().time()),
+            )
+            self.calls[invite.call_id] = call
+            self._by_branch[invite.branch()] = call
+            try:
+                await call.run()
+            finally:
+                self.calls.pop(invite.call_id, None)
+                self._by_branch.pop(invite.branch(), None)
+        finally:
+            counters.release([CALLS_COUNTER])
+
+    # -- TCP -------------------------------------------------------------------------------------
+
+    async def _tcp_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        local = writer.get_extra_info("sockname")
+        if len(self._tcp_writers) >= MAX_TCP_CONNECTIONS or (not self._allow.allows(peer[0]) and self.sip.drop_refused):
+            self._count("tcp_refused")
+            writer.close()
+            return
+        self._tcp_writers.add(writer)
+        flow = Flow(writer.write, (peer[0], peer[1]), "TCP", (local[0], local[1]))
+        buf = bytearray()
+        limit = self.sip.max_message_bytes
+        try:
+            while True:
+                async with asyncio.timeout(TCP_IDLE_S):
+                    chunk = await reader.read(limit)
+                if not chunk:
+                    return
+                buf += chunk
+                while buf:
+                    while buf[:2] == b"\r\n":
+                        del buf[:2]  # keep-alives between messages
+                    try:
+                        end = head_length(buf, limit)
+                    except SipParseError as e:
+                        self._count("unreadable")
+                        self._refusals("SIP message", peer[0], e.reason)
+                        return  # the stream cannot be framed any more
+                    if end is None:
+                        break
+                    length = _content_length(bytes(buf[:end]))
+                    if length is None or end + length > limit:
+                        self._count("unreadable")
+                        self._refusals("SIP message", peer[0], "Content-Length missing, unreadable or over the limit")
+                        return
+                    if len(buf) < end + length:
+                        break
+                    message, buf[:] = bytes(buf[: end + length]), buf[end + length :]
+                    self.received(message, flow)
+        except (TimeoutError, ConnectionError):
+            return
+        finally:
+            flow.closed = True
+            self._tcp_writers.discard(writer)
+            writer.close()
+
+
+def _uri_host(uri: str) -> str:
+    where = uri_host_port(uri)
+    return where[0] if where is not None else ""
+
+
+def _content_length(head: bytes) -> int | None:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() in (b"content-length", b"l"):
+            text = value.strip()
+            return int(text) if text.isdigit() and len(text) <= 9 else None
+    return 0
+
+
+def call_params(invite: SipMessage) -> dict[str, str]:
+    """The call's parameters: the ``X-Translate-*`` headers, else the Request-URI's user part
+    ``<source>-<target>`` (``sip:eng-spa@host``, for phones that can only dial), else none (the
+    phone door's ``phone.source_language`` and ``phone.target_language``)."""
+    params: dict[str, str] = {}
+    for header, name in HEADER_PARAMS.items():
+        value = invite.get(header)
+        if value is not None:
+            params[name] = value
+    user = uri_user(invite.uri)
+    if "source" not in params and "target" not in params and user.count("-") == 1 and len(user) <= 2 * MAX_PARAM_CHARS:
+        source, target = user.split("-")
+        if source.isalpha() and target.isalpha():
+            params.update(source=source, target=target)
+    return params
