@@ -212,7 +212,6 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
                 stated[option] = _cap(option, value, where)
             elif eq and option in _RECORD_OPTIONS:
                 stated[option] = _record_option(option, value, where)
-
             elif eq and option == "sip_user":
                 if not _SIP_USER.fullmatch(value):
                     raise TokenFileError(
