@@ -297,6 +297,18 @@ class Room:
 # -- the registry ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RoomPresence:
+    """Who is in a room (``RoomRegistry.presence``): speakers by id, here and on other processes;
+    this process's listeners by language; languages listened in only on other processes."""
+
+    room: str
+    speakers: tuple[str, ...]
+    remote_speakers: tuple[str, ...]
+    listeners: dict[str, int]
+    remote_languages: tuple[str, ...]
+
+
 class RoomRegistry:
     """Every room of this process. One per ``SessionManager``; event loop only. ``card`` gives the
     loaded model's card (a listener's language is checked against it)."""
@@ -642,6 +654,18 @@ class RoomRegistry:
         for room in self.rooms.values():
             for group in room.listeners.values():
                 yield from group
+
+    def presence(self, tenant: Tenant, name: str) -> RoomPresence:
+        """Who is in room ``name`` of ``tenant`` as this process sees it (the MCP door's
+        ``room_status``): its speakers here and on other processes, and its listeners by language
+        (this process's counted; another process's languages as the cluster store last said)."""
+        room = self.rooms.get((tenant.name, name))
+        if room is None:
+            return RoomPresence(name, (), (), {}, ())
+        here = {lang: len(group) for lang, group in room.listeners.items() if group}
+        elsewhere = tuple(sorted(room.remote_languages() - set(here)))
+        remote = tuple(speaker for speaker, _, _ in room.remote_speakers)
+        return RoomPresence(name, tuple(s.speaker_id for s in room.speakers.values()), remote, here, elsewhere)
 
     def listener_counts(self) -> Counter[str]:
         """Listeners now, by language (every room)."""
