@@ -38,10 +38,10 @@ from translate_svc.transport.door import DoorContext
 from translate_svc.transport.http.caller import TOKEN_REFUSALS, WORDING, Authorizer
 from translate_svc.transport.http.client_secrets import ORIGIN_REFUSED, origin_allowed
 from translate_svc.transport.http.door import Served
-from translate_svc.transport.http.responses import http_error, refused
 from translate_svc.transport.mcp import asgi
 from translate_svc.transport.mcp.captions import Captions
 from translate_svc.transport.mcp.fetch import Fetcher
+from translate_svc.transport.mcp.refusals import refusal, service_refusal
 from translate_svc.transport.mcp.rooms import Reached, RoomTools
 from translate_svc.transport.mcp.server import SCOPE_KEY, Exchange, build_server
 from translate_svc.transport.mcp.toolbox import McpCaller, Toolbox
@@ -123,7 +123,7 @@ class McpRoutes:
         if not origin_allowed(
             request.headers.get("Origin"), request.headers.get("Host"), self._limits.http_allowed_origins
         ):
-            return http_error(403, ORIGIN_REFUSED, "origin_not_allowed")
+            return refusal(403, ORIGIN_REFUSED, "origin_not_allowed")
         caller = self._caller(request)
         if isinstance(caller, web.Response):
             return caller
@@ -140,11 +140,11 @@ class McpRoutes:
                 left = limit_s - (asyncio.get_running_loop().time() - started)
                 body = await asyncio.wait_for(self._body(request), max(0.0, left))
         except ServiceError as e:
-            return refused(e)
+            return service_refusal(e)
         except BodyTooLarge:
             return _too_large(self.body_limit)
         except TimeoutError:
-            return http_error(
+            return refusal(
                 408,
                 f"the request's body did not arrive within {limit_s:g} s (limits.clip_read_timeout_s): send it at "
                 "once, or a smaller clip",
@@ -159,10 +159,10 @@ class McpRoutes:
         decision = authorize(self._tokens, token, None, WORDING, "the MCP endpoint")
         if isinstance(decision, Refusal):
             status, code = TOKEN_REFUSALS[decision.kind]
-            response = http_error(status, decision.message, code)
+            headers = {}
             if status == 401:  # RFC 6750 section 3, as MCP's authorization spec asks
-                response.headers[hdrs.WWW_AUTHENTICATE] = 'Bearer realm="translate-svc", error="invalid_token"'
-            return response
+                headers[hdrs.WWW_AUTHENTICATE] = 'Bearer realm="translate-svc", error="invalid_token"'
+            return refusal(status, decision.message, code, headers=headers)
         assert isinstance(decision, Authorized)
         permissions = ALL_PERMISSIONS
         if self._tokens is not None and token:
@@ -190,7 +190,7 @@ class McpRoutes:
 
 
 def _too_large(limit: int) -> web.Response:
-    return http_error(
+    return refusal(
         413,
         f"the request is over this endpoint's {limit}-byte limit (a translate_audio clip of mcp.max_clip_bytes in "
         "base64, and its arguments): send a shorter clip, or give it as an https audio_url",

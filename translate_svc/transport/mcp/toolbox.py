@@ -26,7 +26,7 @@ import mcp_types as types
 
 from translate_svc.errors import InvalidInput, PermissionDenied, ServiceError
 from translate_svc.observability.access import CallInfo
-from translate_svc.session.clip import ClipDriver, ClipRequest, check_clip_bytes
+from translate_svc.session.clip import ClipDriver, ClipRequest
 from translate_svc.session.events import TextRequest
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.quota import RoomRights, Tenant
@@ -214,7 +214,8 @@ class Toolbox:
             raise e from None
         if not content:
             raise InvalidInput("audio_base64 is empty: send the clip's bytes")
-        check_clip_bytes(len(content), limit)
+        if len(content) > limit:
+            raise _too_large(limit)
         return content
 
 
