@@ -104,15 +104,15 @@ async def test_lists_and_calls_each_tool(live: LiveServer, shared_audio: Path) -
         assert not opened.is_error, opened.content
         room = opened.structured_content
         assert room["speaker"]["key"].startswith("ek_") and room["listeners"]["key"].startswith("ek_")
-        await _listener_key_works(room)
+        await _keys_work(room)
 
         status = await c.call_tool("room_status", {"room": "agent-room"})
         assert status.structured_content["listeners"] == {}
 
 
-async def _listener_key_works(room: dict[str, Any]) -> None:
+async def _keys_work(room: dict[str, Any]) -> None:
     """The listeners' key opens the room's listen WebSocket (and nothing else: not a realtime
-    session)."""
+    session); the speaker's key opens a realtime session speaking into the room."""
     url = room["listeners"]["websocket"].replace("<code>", "spa")
     protocols = ("translate-svc.rooms.v1", f"openai-insecure-api-key.{room['listeners']['key']}")
     async with aiohttp.ClientSession() as http:
@@ -124,6 +124,17 @@ async def _listener_key_works(room: dict[str, Any]) -> None:
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await http.ws_connect(realtime, headers=headers)
         assert refused.value.status == 403
+        # the speaker's key opens the realtime session that speaks into the room, with the first
+        # message open_room gave
+        headers = {"Authorization": f"Bearer {room['speaker']['key']}"}
+        async with http.ws_connect(realtime, headers=headers) as ws:
+            assert (await ws.receive_json(timeout=10))["type"] == "session.created"
+            await ws.send_json(room["speaker"]["websocket_first_message"])
+            updated = await ws.receive_json(timeout=10)
+            while "x_session_id" not in updated:
+                assert updated["type"] != "error", updated
+                updated = await ws.receive_json(timeout=10)
+            assert updated["session"]["x_room"]["name"] == "agent-room"
 
 
 async def test_initialize_handshake_of_older_clients(live: LiveServer) -> None:

@@ -89,7 +89,12 @@ class RoomTools:
         update = {
             "type": "session.update",
             "session": {
-                "audio": {"input": {"language": a.source_language}},
+                # the door's session needs an output language: the speaker's own (its stream
+                # carries only its own; the room adds every language listened in)
+                "audio": {
+                    "input": {"language": a.source_language},
+                    "output": {"language": (a.listen_languages or [a.source_language])[0]},
+                },
                 "x_room": {"name": room},
             },
         }
