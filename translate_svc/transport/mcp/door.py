@@ -159,9 +159,9 @@ class McpRoutes:
         decision = authorize(self._tokens, token, None, WORDING, "the MCP endpoint")
         if isinstance(decision, Refusal):
             status, code = TOKEN_REFUSALS[decision.kind]
-            headers = {}
+            headers: dict[str, str] = {}
             if status == 401:  # RFC 6750 section 3, as MCP's authorization spec asks
-                headers[hdrs.WWW_AUTHENTICATE] = 'Bearer realm="translate-svc", error="invalid_token"'
+                headers["WWW-Authenticate"] = 'Bearer realm="translate-svc", error="invalid_token"'
             return refusal(status, decision.message, code, headers=headers)
         assert isinstance(decision, Authorized)
         permissions = ALL_PERMISSIONS
