@@ -28,24 +28,26 @@ from tests.support.live_server import LiveServer, serving
 from tests.support.mcp_door import http_client, mcp_settings, mcp_url
 from tests.support.rooms import CHUNK, speaker_config
 from tests.support.speech import shared_pcm
+from tests.support.tokens import reloaded, replace
 from translate_svc.api.v1 import translate_pb2 as pb
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
 
 TOKEN = "mcp-all-token-5c1e7a"
+WATCHER = "mcp-watcher-token-81d2f0"
 TOOLS = {"list_languages", "translate_text", "translate_audio", "open_room", "room_status"}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def live(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
     tokens = tmp_path_factory.mktemp("tokens") / "tokens"
-    tokens.write_text(f"{TOKEN} * room=* tenant=agents\n")
+    tokens.write_text(f"{TOKEN} * room=* tenant=agents\n{WATCHER} * room=* tenant=agents\n")
     async with serving(mcp_settings(test_model_dir, tokens)) as server:
         yield server
 
 
-def client(live: LiveServer, **kw: Any) -> Client:
-    return Client(streamable_http_client(mcp_url(live), http_client=http_client(TOKEN)), **kw)
+def client(live: LiveServer, token: str = TOKEN, **kw: Any) -> Client:
+    return Client(streamable_http_client(mcp_url(live), http_client=http_client(token)), **kw)
 
 
 async def test_lists_and_calls_each_tool(live: LiveServer, shared_audio: Path) -> None:
@@ -185,3 +187,23 @@ async def _speak(live: LiveServer, room: str, pcm: bytes, said: list[pb.SegmentR
     async for msg in call:
         if msg.WhichOneof("response") == "segment":
             said.append(msg.segment)
+
+
+async def test_a_watch_ends_with_its_listener(live: LiveServer) -> None:
+    """The watch's room listener ends (here: its token is removed from the tokens file): the
+    listen stream ends too, so the client knows to listen again, and the listener is gone."""
+    uri = "translate-svc://rooms/revoked-watch/captions/fra"
+    async with client(live, WATCHER) as c, c.listen(resource_subscriptions=[uri]) as sub:
+        assert live.server.tokens is not None
+        before = live.server.tokens.reloads
+        replace(live.server.tokens.path, f"{TOKEN} * room=* tenant=agents\n")
+        await reloaded(live, before)
+        events = await asyncio.wait_for(_rest(sub), 30)
+        assert events == []  # ended, without an update
+    async with client(live) as c:
+        status = await c.call_tool("room_status", {"room": "revoked-watch"})
+        assert status.structured_content["listeners"] == {}
+
+
+async def _rest(sub: Any) -> list[Any]:
+    return [event async for event in sub]
