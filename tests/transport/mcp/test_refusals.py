@@ -56,6 +56,13 @@ def client(live: LiveServer, token: str) -> Client:
     return Client(streamable_http_client(mcp_url(live), http_client=http_client(token)))
 
 
+def two_seconds(shared_audio: Path) -> str:
+    """jfk's first 2 s as a WAV (64 kB: within the limit), base64."""
+    buffer = io.BytesIO()
+    sf.write(buffer, read_16k(shared_audio / "jfk.flac")[: 2 * 16000], 16000, format="WAV", subtype="PCM_16")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
 def error_of(result: Any) -> dict[str, Any]:
     assert result.is_error, result.content
     error: dict[str, Any] = result.structured_content["error"]
@@ -98,9 +105,7 @@ async def test_a_missing_permission_is_the_tools_error(live: LiveServer) -> None
 
 
 async def test_a_tenant_at_its_cap_is_told_when_to_retry(live: LiveServer, shared_audio: Path) -> None:
-    buffer = io.BytesIO()  # jfk's first 2 s as WAV (64 kB: within the limit)
-    sf.write(buffer, read_16k(shared_audio / "jfk.flac")[: 2 * 16000], 16000, format="WAV", subtype="PCM_16")
-    args = {"audio_base64": base64.b64encode(buffer.getvalue()).decode(), "source_language": "eng"}
+    args = {"audio_base64": two_seconds(shared_audio), "source_language": "eng"}
     async with client(live, CAPPED) as c:
         first = await c.call_tool("translate_audio", args)  # admitted with budget left: it overdraws it
         assert not first.is_error, first.content
@@ -156,3 +161,14 @@ async def test_a_url_the_server_will_not_fetch(live: LiveServer, url: str, says:
         refused = error_of(await c.call_tool("translate_audio", {"audio_url": url, "source_language": "eng"}))
         assert refused["code"] == "INVALID_ARGUMENT" and refused["reason"] == "url_not_allowed"
         assert says in refused["message"]
+
+
+async def test_detection_asked_for_is_not_ignored(live: LiveServer, shared_audio: Path) -> None:
+    """Detection (no source language, or candidates beside one) reaches the clip core as the gRPC
+    door's LanguageDetection does: this server has no language identifier, so it is refused as
+    gRPC refuses it (FAILED_PRECONDITION), never run without it."""
+    clip = two_seconds(shared_audio)
+    async with client(live, TOKEN) as c:
+        for args in ({}, {"source_language": "eng", "detect_languages": ["eng", "spa"]}):
+            refused = error_of(await c.call_tool("translate_audio", {"audio_base64": clip, **args}))
+            assert refused["code"] == "FAILED_PRECONDITION", refused

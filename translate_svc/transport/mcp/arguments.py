@@ -67,7 +67,10 @@ class TranslateAudioArgs(_Args):
     channels: int = Field(1, ge=1, le=8)
     source_language: Code | None = Field(None, description="the spoken language; omit to detect it")
     detect_languages: list[Code] | None = Field(
-        None, max_length=_MOST, description="with no source_language: detect among these (empty: any)"
+        None,
+        max_length=_MOST,
+        description="detect the spoken language among these (empty: any); with no source_language it is detected "
+        "among every language",
     )
     target_languages: list[Code] = Field(
         default_factory=list, max_length=_MOST, description="languages to translate into (empty: transcript only)"

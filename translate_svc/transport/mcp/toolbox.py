@@ -176,9 +176,13 @@ class Toolbox:
             speech_sample_rate_hz=a.speech_sample_rate_hz,
             word_timings=a.word_timings,
         )
+        # detection as the gRPC door's LanguageDetection: on with candidates given (beside a source
+        # language too), and on among every language when no source is given
         detect = None
-        if a.source_language is None:
-            detect = tuple(a.detect_languages or ())
+        if a.detect_languages is not None:
+            detect = tuple(a.detect_languages)
+        elif a.source_language is None:
+            detect = ()
         terms = _terms(a.terms, a.glossary)
 
         async def read() -> ClipRequest:
