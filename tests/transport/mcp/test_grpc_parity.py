@@ -3,7 +3,7 @@ against ``TranslateText`` and ``translate_audio`` against ``Translate``, on the 
 model itself, terms and glossary included: a term the MCP door dropped would change its output),
 compared field by field: segment ids and spans, transcripts, detected languages, translations, and
 each translation's speech sample for sample (the MCP door's WAV, cut at its ``offset_samples``,
-against the gRPC door's PCM16)."""
+against the gRPC door's PCM16), with word timings and another speech rate asked for."""
 
 from __future__ import annotations
 
@@ -67,16 +67,33 @@ def speech_of(item: dict[str, Any], pcm: list[bytes]) -> bytes | None:
     return pcm[where["audio_index"]][start : start + 2 * where["samples"]]
 
 
-def grpc_translations(msgs: Any) -> list[tuple[str, str, bytes | None, int | None]]:
+Words = list[tuple[str, int, int]]
+
+
+def grpc_translations(msgs: Any) -> list[tuple[str, str, bytes | None, int | None, Words]]:
     return [
-        (t.target_language, t.text, t.audio.content if t.HasField("audio") else None, t.audio.sample_rate_hz or None)
+        (
+            t.target_language,
+            t.text,
+            t.audio.content if t.HasField("audio") else None,
+            t.audio.sample_rate_hz or None,
+            [(w.word, w.start_ms, w.end_ms) for w in t.words],
+        )
         for t in msgs
     ]
 
 
-def mcp_translations(items: list[dict[str, Any]], pcm: list[bytes]) -> list[tuple[str, str, bytes | None, int | None]]:
+def mcp_translations(
+    items: list[dict[str, Any]], pcm: list[bytes]
+) -> list[tuple[str, str, bytes | None, int | None, Words]]:
     return [
-        (t["language"], t["text"], speech_of(t, pcm), t["speech"]["sample_rate_hz"] if "speech" in t else None)
+        (
+            t["language"],
+            t["text"],
+            speech_of(t, pcm),
+            t["speech"]["sample_rate_hz"] if "speech" in t else None,
+            [(w["word"], w["start_ms"], w["end_ms"]) for w in t.get("words", [])],
+        )
         for t in items
     ]
 
@@ -110,7 +127,9 @@ async def test_translate_audio_equals_translate(live: LiveServer, shared_audio: 
         audio=pb.AudioInput(content=clip, format=pb.AudioFormat(encoding=pb.CONTAINER)),
         source_language="eng",
         target_languages=["spa", "deu"],
-        output=pb.OutputOptions(text=True, speech=True, transcript=True, speech_sample_rate_hz=16000),
+        output=pb.OutputOptions(
+            text=True, speech=True, transcript=True, speech_sample_rate_hz=24000, word_timings=True
+        ),
         terms=[*TERMS, *GLOSSARY],
     )
     expected = await live.stub.Translate(request, timeout=300)
@@ -122,6 +141,8 @@ async def test_translate_audio_equals_translate(live: LiveServer, shared_audio: 
                 "source_language": "eng",
                 "target_languages": ["spa", "deu"],
                 "speech": True,
+                "speech_sample_rate_hz": 24000,
+                "word_timings": True,
                 **MCP_TERMS,
             },
         )
@@ -140,6 +161,11 @@ async def test_translate_audio_equals_translate(live: LiveServer, shared_audio: 
             theirs.transcript.language,
             theirs.transcript.text,
         )
+        assert [(w["word"], w["start_ms"], w["end_ms"]) for w in mine["transcript"]["words"]] == [
+            (w.word, w.start_ms, w.end_ms) for w in theirs.transcript.words
+        ]
         assert mcp_translations(mine["translations"], pcm) == grpc_translations(theirs.translations)
         assert mine["error"] is None and theirs.status.code == 0
     assert answer["transcript"] == " ".join(s.transcript.text for s in expected.segments if s.transcript.text)
+    words = [w for s in expected.segments for w in s.transcript.words]
+    assert words and all(t["speech"]["sample_rate_hz"] == 24000 for s in answer["segments"] for t in s["translations"])
