@@ -130,7 +130,7 @@ class McpRoutes:
         length = request.content_length
         if length is not None and length > self.body_limit:
             return _too_large(self.body_limit)
-        large = length is None or length > LARGE_BODY_BYTES
+        large = request.body_exists and (length is None or length > LARGE_BODY_BYTES)
         limit_s = self._limits.clip_read_timeout_s
         try:
             with (
