@@ -31,7 +31,7 @@ from urllib.parse import quote, unquote
 import mcp_types as types
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated
 
-from translate_svc.errors import InvalidInput, PermissionDenied, ServiceError, shown
+from translate_svc.errors import InvalidInput, NotReady, PermissionDenied, ServiceError, shown
 from translate_svc.session.listen import ListenDriver, ListenRequest
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.room_listener import Listener, ListenEvent, ListenStarted, RoomOutput
@@ -114,7 +114,10 @@ class Captions:
         async def request() -> ListenRequest:
             return ListenRequest(room, language)
 
-        await asyncio.wait_for(driver.run(request, send, grace_s=_GRACE_S), _GRACE_S)
+        try:
+            await asyncio.wait_for(driver.run(request, send, grace_s=_GRACE_S), _GRACE_S)
+        except TimeoutError:  # the backlog is queued as the listener joins: only a stalled loop gets here
+            raise NotReady(f"the room's captions did not come within {_GRACE_S:g} s: read again") from None
         return json.dumps({"room": room, "language": language, "captions": entries}, ensure_ascii=False)
 
     async def listen(
