@@ -299,14 +299,14 @@ class Room:
 
 @dataclass(frozen=True)
 class RoomPresence:
-    """Who is in a room (``RoomRegistry.presence``): speakers by id, here and on other processes;
-    this process's listeners by language; languages listened in only on other processes."""
+    """Who is in a room (``RoomRegistry.presence``): speakers by id, and listeners counted by
+    language, on this process and on the others."""
 
     room: str
     speakers: tuple[str, ...]
     remote_speakers: tuple[str, ...]
     listeners: dict[str, int]
-    remote_languages: tuple[str, ...]
+    remote_listeners: dict[str, int]
 
 
 class RoomRegistry:
@@ -655,17 +655,19 @@ class RoomRegistry:
             for group in room.listeners.values():
                 yield from group
 
-    def presence(self, tenant: Tenant, name: str) -> RoomPresence:
-        """Who is in room ``name`` of ``tenant`` as this process sees it (the MCP door's
-        ``room_status``): its speakers here and on other processes, and its listeners by language
-        (this process's counted; another process's languages as the cluster store last said)."""
+    async def presence(self, tenant: Tenant, name: str) -> RoomPresence:
+        """Who is in room ``name`` of ``tenant`` (the MCP door's ``room_status``): its speakers and
+        listeners (by language) on this process, and on the others as the cluster store says now
+        (read from it, so that a process with no party of the room answers as well as one with:
+        ``StoreUnavailable`` when it cannot be read)."""
         room = self.rooms.get((tenant.name, name))
-        if room is None:
-            return RoomPresence(name, (), (), {}, ())
-        here = {lang: len(group) for lang, group in room.listeners.items() if group}
-        elsewhere = tuple(sorted(room.remote_languages() - set(here)))
-        remote = tuple(speaker for speaker, _, _ in room.remote_speakers)
-        return RoomPresence(name, tuple(s.speaker_id for s in room.speakers.values()), remote, here, elsewhere)
+        here = {lang: len(group) for lang, group in room.listeners.items() if group} if room is not None else {}
+        speakers = tuple(s.speaker_id for s in room.speakers.values()) if room is not None else ()
+        ears: list[tuple[str, str]] = []
+        remote: list[str] = []
+        if self.link is not None:
+            ears, remote = await self.link.others(tenant.name, name)
+        return RoomPresence(name, speakers, tuple(remote), here, dict(Counter(lang for lang, _ in ears)))
 
     def listener_counts(self) -> Counter[str]:
         """Listeners now, by language (every room)."""

@@ -8,13 +8,14 @@ listen page and gRPC ``Listen``), and keys minted for this room only (client sec
 ``http/client_secrets.py``: the speaker's may publish into it, the listeners' may only listen to
 it, both of the agent's tenant, for ``auth.client_secret_ttl_s``), so the agent hands out no token
 of its own. gRPC takes no client secret: a speaker or listener there uses a token of the tenant
-whose patterns cover the room. ``room_status``: who speaks and who listens in which language
-(``RoomRegistry.presence``). Addresses are as the agent reached the server (its ``Host``), the
-gRPC port's as the server listens. Event loop only.
+whose patterns cover the room. ``room_status``: who speaks and who listens in which language,
+on every process sharing the cluster store (``RoomRegistry.presence``). Addresses are as the
+agent reached the server (its ``Host``), the gRPC port's as the server listens. Event loop only.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -142,14 +143,15 @@ class RoomTools:
 
     async def room_status(self, caller: Any, a: args.RoomStatusArgs) -> types.CallToolResult:
         self._room(caller, a.room, "room_status")
-        presence = self._m.rooms.presence(caller.tenant, a.room)
+        presence = await self._m.rooms.presence(caller.tenant, a.room)
+        listeners = dict(Counter(presence.listeners) + Counter(presence.remote_listeners))
         return render.answer(
             {
                 "room": a.room,
+                # speakers on the process that answered, and on the others (workers, pods)
                 "speakers": list(presence.speakers),
                 "speakers_elsewhere": list(presence.remote_speakers),
-                "listeners": presence.listeners,
-                "languages_elsewhere": list(presence.remote_languages),
-                "active": bool(presence.speakers or presence.remote_speakers or presence.listeners),
+                "listeners": dict(sorted(listeners.items())),  # by language, every process
+                "active": bool(presence.speakers or presence.remote_speakers or listeners),
             }
         )
