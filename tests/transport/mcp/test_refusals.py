@@ -77,9 +77,12 @@ async def test_a_wrong_token_is_refused_before_the_sdk_reads_the_request(live: L
             headers={"Authorization": "Bearer not-a-token", "Accept": "application/json, text/event-stream"},
             json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
         )
+        stream = await http.get(mcp_url(live), headers={"Authorization": f"Bearer {TOKEN}"})
     assert answer.status_code == 401
     assert answer.headers["www-authenticate"].startswith("Bearer ")
     assert answer.json()["error"]["data"] == {"code": "invalid_api_key", "status": 401}
+    # no MCP session, so no stream to hold a connection with: the spec's 405
+    assert stream.status_code == 405 and stream.headers["allow"] == "POST"
     with pytest.raises(ExceptionGroup) as refused:  # the SDK's client raises the JSON-RPC error it was sent
         async with client(live, "not-a-token"):
             pass

@@ -15,9 +15,11 @@ Each request is checked, bounded and read here before the ``mcp`` SDK sees a byt
    length, one of the tenant's ``limits.max_clip_reads_per_tenant``: a caller that sends slowly
    holds no more than that (429 beyond, with ``Retry-After``);
 4. then the SDK's streamable HTTP transport (``asgi.py`` serves it from this aiohttp handler),
-   stateless: no MCP session is kept between requests, so any worker of ``serve --workers N`` and
-   any pod answers any request, and nothing is held for a client that went away. The tools then
-   take their own admission in the session cores, as on the gRPC door.
+   stateless: no MCP session is kept between requests, so any worker of ``serve --workers N``
+   and any pod answers any request, and nothing is held for a client that went away. So POST
+   only: a GET's stream would never carry anything and would hold its connection (a 405, as the
+   spec allows). The tools then take their own admission in the session cores, as on the gRPC
+   door.
 
 Event loop only.
 """
@@ -120,6 +122,14 @@ class McpRoutes:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         started = asyncio.get_running_loop().time()
+        if request.method != "POST":  # the spec's answer for an endpoint without a GET stream
+            return refusal(
+                405,
+                "this endpoint takes POST only: it keeps no MCP session, so it offers no server-sent event stream "
+                "(GET) and has none to end (DELETE)",
+                "method_not_allowed",
+                headers={"Allow": "POST"},
+            )
         if not origin_allowed(
             request.headers.get("Origin"), request.headers.get("Host"), self._limits.http_allowed_origins
         ):
