@@ -13,11 +13,14 @@ response's end is one too. Event loop only.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
+
+from translate_svc.transport.refusal_log import RefusalLog
 
 Message = MutableMapping[str, Any]
 App = Callable[
@@ -27,6 +30,48 @@ App = Callable[
 
 class ClientGone(OSError):
     """The client closed its connection: the app's write failed."""
+
+
+class ClientGoneLog(logging.Filter):
+    """The SDK logs an answer whose client left while it was written as an ERROR with a traceback
+    (``SSE response error``, ~2 KB), as often as any token holder cares to leave: such a record
+    (one whose exception is, holds or was caused by ``ClientGone``) is dropped, and said instead
+    as one of ``refusals``' rate-limited INFO lines (``../refusal_log.py``), as the HTTP port says
+    a reset connection. Every other record of the SDK is its own."""
+
+    #: the SDK's loggers that log a failed write of an answer
+    LOGGERS = ("mcp.server.streamable_http", "mcp.server.streamable_http_manager")
+
+    def __init__(self, refusals: RefusalLog) -> None:
+        super().__init__()
+        self.refusals = refusals
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None or not _gone(exc):
+            return True
+        self.refusals("MCP answer", "its client", "the client left while it was sent")
+        return False
+
+    @classmethod
+    def install(cls) -> None:
+        """On the SDK's loggers, once per process."""
+        log = cls(RefusalLog())
+        for name in cls.LOGGERS:
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, cls) for f in logger.filters):
+                logger.addFilter(log)
+
+
+def _gone(exc: BaseException, depth: int = 0) -> bool:
+    if isinstance(exc, ClientGone):
+        return True
+    if depth > 8:
+        return False
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_gone(e, depth + 1) for e in exc.exceptions)
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and _gone(cause, depth + 1)
 
 
 async def serve(app: App, request: web.Request, body: bytes, extra: dict[str, Any]) -> web.StreamResponse:

@@ -85,6 +85,7 @@ class McpRoutes:
         #: the largest body: a clip in base64 and what a request holds besides (terms, languages)
         self.body_limit = (clip + 2) // 3 * 4 + config_message_bytes(settings.limits) + SMALL_MESSAGE_BYTES
         self._manager = StreamableHTTPSessionManager(self.server, stateless=True, max_request_body_size=self.body_limit)
+        asgi.ClientGoneLog.install()  # a client that leaves mid-answer: a rate-limited line, no traceback
         self._running: asyncio.Task[None] | None = None
         self._started: asyncio.Future[None] | None = None
         self._stop = asyncio.Event()
