@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx2
 
-from tests.support.live_server import LiveServer
+from tests.support.live_server import LiveServer, make_settings
 from tests.support.rooms import room_settings
 
 
@@ -22,6 +22,15 @@ def mcp_settings(test_model_dir: Path, tokens_file: Path | None = None, **mcp: A
     for key, value in mcp.items():
         setattr(s.mcp, key, value)
     s.auth.tokens_file = tokens_file
+    return s
+
+
+def checkpoint_settings(test_model_dir: Path):  # type: ignore[no-untyped-def]
+    """A server with ``--http-port 0 --mcp`` on the test checkpoint itself (the model's own path:
+    terms act on it, and a long clip takes a while), without tokens."""
+    s = make_settings(test_model_dir)
+    s.server.http_port = 0
+    s.mcp.enabled = True
     return s
 
 

@@ -16,18 +16,15 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from tests.support.live_server import LiveServer, make_settings, serving
-from tests.support.mcp_door import mcp_url
+from tests.support.live_server import LiveServer, serving
+from tests.support.mcp_door import checkpoint_settings, mcp_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(20)]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def live(test_model_dir: Path) -> AsyncIterator[LiveServer]:
-    settings = make_settings(test_model_dir)
-    settings.server.http_port = 0
-    settings.mcp.enabled = True
-    async with serving(settings) as server:
+    async with serving(checkpoint_settings(test_model_dir)) as server:
         yield server
 
 

@@ -20,8 +20,8 @@ import pytest_asyncio
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.support.live_server import LiveServer, make_settings, serving
-from tests.support.mcp_door import http_client, mcp_url
+from tests.support.live_server import LiveServer, serving
+from tests.support.mcp_door import checkpoint_settings, http_client, mcp_url
 from translate_svc.api.v1 import translate_pb2 as pb
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
@@ -37,10 +37,7 @@ MCP_TERMS = {
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def live(test_model_dir: Path) -> AsyncIterator[LiveServer]:
-    settings = make_settings(test_model_dir)
-    settings.server.http_port = 0
-    settings.mcp.enabled = True
-    async with serving(settings) as server:
+    async with serving(checkpoint_settings(test_model_dir)) as server:
         yield server
 
 
