@@ -119,6 +119,14 @@ class ServeFlags:
         ),
         _at("server", "riva"),
     ] = None
+    mcp: Annotated[
+        bool | None,
+        typer.Option(
+            "--mcp",
+            help="serve agents' tools (MCP, streamable HTTP) at /mcp on --http-port (docs/agents.md)",
+        ),
+        _at("mcp", "enabled"),
+    ] = None
     phone: Annotated[
         bool | None,
         typer.Option(

@@ -326,6 +326,20 @@ class RoomLink:
         room.remote_ears = [_ear(v) for m, v in members.items() if not m.startswith(self.origin + "/")]
         room.resync_speakers()
 
+    async def others(self, tenant: str, name: str) -> tuple[list[tuple[str, str]], list[str]]:
+        """Room ``name`` of ``tenant`` on the other processes, read from the store (the MCP door's
+        ``room_status``; ``StoreUnavailable`` when it cannot be read): its listeners' (language,
+        participant) and its speakers' ids."""
+        key = f"room/{tenant}/{name}"
+        mine = self.origin + "/"
+        ears = [_ear(v) for m, v in (await self.store.members(f"{key}/ears")).items() if not m.startswith(mine)]
+        speakers = [
+            s[0]
+            for m, v in (await self.store.members(f"{key}/speakers")).items()
+            if not m.startswith(mine) and (s := _speaker(v)) is not None
+        ]
+        return ears, speakers
+
     # -- listeners
 
     async def listener_joined(self, room: Room, language: str, participant: str) -> str:

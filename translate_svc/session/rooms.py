@@ -297,6 +297,18 @@ class Room:
 # -- the registry ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RoomPresence:
+    """Who is in a room (``RoomRegistry.presence``): speakers by id, and listeners counted by
+    language, on this process and on the others."""
+
+    room: str
+    speakers: tuple[str, ...]
+    remote_speakers: tuple[str, ...]
+    listeners: dict[str, int]
+    remote_listeners: dict[str, int]
+
+
 class RoomRegistry:
     """Every room of this process. One per ``SessionManager``; event loop only. ``card`` gives the
     loaded model's card (a listener's language is checked against it)."""
@@ -643,6 +655,20 @@ class RoomRegistry:
         for room in self.rooms.values():
             for group in room.listeners.values():
                 yield from group
+
+    async def presence(self, tenant: Tenant, name: str) -> RoomPresence:
+        """Who is in room ``name`` of ``tenant`` (the MCP door's ``room_status``): its speakers and
+        listeners (by language) on this process, and on the others as the cluster store says now
+        (read from it, so that a process with no party of the room answers as well as one with:
+        ``StoreUnavailable`` when it cannot be read)."""
+        room = self.rooms.get((tenant.name, name))
+        here = {lang: len(group) for lang, group in room.listeners.items() if group} if room is not None else {}
+        speakers = tuple(s.speaker_id for s in room.speakers.values()) if room is not None else ()
+        ears: list[tuple[str, str]] = []
+        remote: list[str] = []
+        if self.link is not None:
+            ears, remote = await self.link.others(tenant.name, name)
+        return RoomPresence(name, speakers, tuple(remote), here, dict(Counter(lang for lang, _ in ears)))
 
     def listener_counts(self) -> Counter[str]:
         """Listeners now, by language (every room)."""

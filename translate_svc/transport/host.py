@@ -10,8 +10,9 @@ one package per door:
   hosted by the gRPC door as ``rpc.PortServices``);
 - the HTTP port (``server.http_port``; ``http/``: ``HttpDoor``, hosting route sets):
   ``openai/`` (the OpenAI-compatible realtime sessions over WebSocket and WebRTC, transcription,
-  the audio endpoints, the demo page), ``rooms/`` (room listeners and the listen page) and the
-  carriers' WebSockets of ``phone/`` (``phone.websocket``); the route sets that take browsers share
+  the audio endpoints, the demo page), ``rooms/`` (room listeners and the listen page), the
+  carriers' WebSockets of ``phone/`` (``phone.websocket``) and ``mcp/`` (agents' tools at ``/mcp``,
+  ``mcp.enabled``); the route sets that take browsers share
   the port's one caller check (``http.caller.Authorizer``: its client secrets and ``Revocation``);
 - ``phone/``'s AudioSocket port (``phone.audiosocket_port``), a door of its own.
 
@@ -103,12 +104,24 @@ def build_doors(ctx: DoorContext) -> list[Door]:
             route_sets.append(calls.routes)  # the carriers' WebSockets share the HTTP port and its bounds
         if ctx.recordings is not None:
             route_sets.append(RecordingRoutes(ctx, ctx.recordings))
+        if ctx.settings.mcp.enabled:
+            route_sets.append(_mcp_routes(ctx, callers, doors[0]))
         doors.append(HttpDoor(ctx, route_sets))
     if calls is not None:
         doors.append(calls)
     if ctx.settings.sip.port is not None:
         doors.append(SipDoor(ctx))  # SIP over UDP and TCP on a port of its own (issue 60)
+    if ctx.settings.mcp.enabled and s.http_port is None:
+        raise DoorSetupError("--mcp serves MCP at /mcp on the HTTP port: set --http-port too")
     return doors
+
+
+def _mcp_routes(ctx: DoorContext, callers: Authorizer, grpc: Door) -> RouteSet:
+    """The MCP route set (``mcp/``), imported only when asked for: the ``mcp`` SDK imports
+    starlette and opentelemetry-api, which a server without ``--mcp`` never loads."""
+    from translate_svc.transport.mcp.door import McpRoutes
+
+    return McpRoutes(ctx, callers, lambda: grpc.ports()["port"])
 
 
 def _retention_of(tokens: TokenStore) -> Callable[[str], float | None]:

@@ -34,7 +34,9 @@ from translate_svc.session.quota import ALL_ROOMS, NO_ROOMS, RoomRights, Tenant
 from translate_svc.transport.door import DoorContext
 from translate_svc.transport.http.client_secrets import (
     DEMO_TENANT,
+    LISTEN,
     ORIGIN_REFUSED,
+    PUBLISH,
     Claims,
     ClientSecrets,
     origin_allowed,
@@ -196,14 +198,18 @@ class Authorizer:
                 return http_error(400, conflict, "conflicting_api_keys")
         socket = protocol is not None and request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
         if secret_ok and token and token.startswith(SECRET_PREFIX):
-            return self._secret_caller(token)
+            return self._secret_caller(token, listening=needed is None)
         words = socket_wording(protocol) if socket and protocol is not None else WORDING
         return authorize_token(self.tokens, self.revocation, token, needed, words, what)
 
-    def _secret_caller(self, secret: str) -> Caller | web.Response:
+    def _secret_caller(self, secret: str, *, listening: bool) -> Caller | web.Response:
         claims = self.secrets.claims(secret)
         if claims is None:
             return http_error(401, "the client secret is not valid or has expired: mint a new one", "invalid_api_key")
+        if claims.role == LISTEN and not listening:
+            return http_error(
+                403, "this client secret may only listen to its room: open a session with a token", "permission_denied"
+            )
         known = self._secret_tenant(claims)
         if known is None:  # no token of its tenant may stream any more (docs/security.md)
             return http_error(401, "the client secret's tenant was removed: mint a new one", "invalid_api_key")
@@ -228,4 +234,6 @@ class Authorizer:
         """The rooms a client secret may publish into and listen to (docs/rooms.md): the demo page's
         every room (of its tenant ``demo``), a server without tokens every room; a token's secret
         none (a secret does not carry its token's room patterns: use the token)."""
+        if claims.role:  # a room's secret (the MCP door's open_room): that room, one way
+            return RoomRights(publish=(claims.room,)) if claims.role == PUBLISH else RoomRights(listen=(claims.room,))
         return ALL_ROOMS if claims.page or self.tokens is None else NO_ROOMS

@@ -62,13 +62,20 @@ def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str])
         return False
 
 
+#: a room secret's role (``Claims.role``): it may publish into its room, or listen to it (only)
+PUBLISH, LISTEN = "p", "l"
+
+
 @dataclass(frozen=True)
 class Claims:
-    """What a valid secret says: its tenant, and whether this server's demo page minted it (else
-    a token of that tenant did)."""
+    """What a valid secret says: its tenant, whether this server's demo page minted it (else a
+    token of that tenant did), and for a room's secret (``open_room`` of the MCP door, issue 62)
+    its room and role (``PUBLISH`` or ``LISTEN``)."""
 
     tenant: str
     page: bool = False
+    room: str = ""
+    role: str = ""
 
 
 class ClientSecrets:
@@ -80,12 +87,20 @@ class ClientSecrets:
     def _sign(self, body: str) -> str:
         return hmac.new(self._key, body.encode(), hashlib.sha256).hexdigest()[:32]
 
-    def mint(self, seconds: int | None = None, tenant: str = "default", *, page: bool = False) -> tuple[str, int]:
+    def mint(
+        self, seconds: int | None = None, tenant: str = "default", *, page: bool = False, room: str = "", role: str = ""
+    ) -> tuple[str, int]:
         """A new secret of ``tenant`` (a name without ``_``) and its expiry (Unix seconds):
-        ``seconds`` from now, at most the TTL. ``page``: minted by this server's demo page."""
+        ``seconds`` from now, at most the TTL. ``page``: minted by this server's demo page;
+        ``room`` and ``role``: a room's secret, which may only publish into (``PUBLISH``) or only
+        listen to (``LISTEN``) that room; the room rides after the nonce, in hex (no ``_``)."""
         ttl = self.ttl_s if seconds is None else max(1, min(seconds, self.ttl_s))
         expires = int(self._clock()) + ttl
-        body = f"{expires}_{PAGE if page else ''}{tenant}_{secrets.token_hex(8)}"
+        nonce = secrets.token_hex(8)
+        if room:
+            assert role in (PUBLISH, LISTEN)
+            nonce += role + room.encode().hex()
+        body = f"{expires}_{PAGE if page else ''}{tenant}_{nonce}"
         return f"{PREFIX}{body}_{self._sign(body)}", expires
 
     def claims(self, value: str) -> Claims | None:
@@ -94,13 +109,16 @@ class ClientSecrets:
             return None
         body, _, signature = value[len(PREFIX) :].rpartition("_")
         expires, _, rest = body.partition("_")
-        tenant, _, _ = rest.rpartition("_")
+        tenant, _, nonce = rest.rpartition("_")
         if not (expires.isdigit() and tenant and hmac.compare_digest(signature, self._sign(body))):
             return None
         if int(expires) <= self._clock():
             return None
         page = tenant.startswith(PAGE)
-        return Claims(tenant.removeprefix(PAGE), page) if tenant != PAGE else None
+        room, role = "", nonce[16:17]
+        if role:  # signed by this key: a room's secret as ``mint`` wrote it
+            room = bytes.fromhex(nonce[17:]).decode()
+        return Claims(tenant.removeprefix(PAGE), page, room, role) if tenant != PAGE else None
 
     def tenant(self, value: str) -> str | None:
         """The tenant of a secret this key signed that has not expired; None for any other value."""

@@ -1,0 +1,126 @@
+"""The MCP tools' arguments: one pydantic model per tool, whose JSON schema is the tool's
+``inputSchema`` (what an agent framework shows its model) and whose validation is the first check
+of a call (a field at fault named, as ``ToolInputError``). Bounded before anything is converted:
+lists and strings have a most that a client's schema already says (the server's limits
+themselves, ``limits.max_*``, are checked by the session cores with their own messages).
+
+Pure: no web framework, no MCP types."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+#: a language: the model's code (``spa``), as ListLanguages lists them
+Code = Annotated[str, Field(min_length=2, max_length=16, description="a model language code, e.g. eng, spa, fra")]
+#: how many items a list argument may hold at most, whatever the server's limits (they are lower)
+_MOST = 512
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TermArg(_Args):
+    """A phrase to get right: boosted (``keep`` false) or carried verbatim (``keep`` true)."""
+
+    phrase: str = Field(min_length=1, max_length=256)
+    keep: bool = Field(False, description="carry the phrase verbatim into the translations (a name, a brand)")
+    weight: float | None = Field(None, gt=0, le=10, description="how strongly to boost it (default 3); not with keep")
+
+
+class GlossaryArg(_Args):
+    """A glossary entry: translate ``phrase`` as ``translation`` into ``target_language``."""
+
+    phrase: str = Field(min_length=1, max_length=256)
+    translation: str = Field(min_length=1, max_length=256)
+    target_language: Code
+    ignore_case: bool = False
+
+
+class ListLanguagesArgs(_Args):
+    pass
+
+
+class TranslateTextArgs(_Args):
+    texts: list[Annotated[str, Field(max_length=100_000)]] = Field(min_length=1, max_length=_MOST)
+    source_language: Code
+    target_languages: list[Code] = Field(min_length=1, max_length=_MOST)
+    terms: list[TermArg] = Field(default_factory=list, max_length=_MOST)
+    glossary: list[GlossaryArg] = Field(default_factory=list, max_length=_MOST)
+    speech: bool = Field(False, description="also return each translation spoken (WAV audio content)")
+    speech_sample_rate_hz: int = Field(16000, ge=8000, le=48000)
+
+
+class TranslateAudioArgs(_Args):
+    audio_base64: str | None = Field(
+        None, description="the clip's bytes, base64 (WAV, FLAC, MP3 or OGG unless encoding says raw PCM)"
+    )
+    audio_url: str | None = Field(
+        None, max_length=2048, description="or an https URL to fetch the clip from (hosts the operator allowed)"
+    )
+    encoding: Literal["CONTAINER", "LINEAR16", "FLOAT32", "MULAW", "ALAW"] = Field(
+        "CONTAINER", description="CONTAINER: a file (its header says the rest); else raw samples at sample_rate_hz"
+    )
+    sample_rate_hz: int = Field(0, ge=0, le=192_000, description="raw PCM's rate (0 for CONTAINER)")
+    channels: int = Field(1, ge=1, le=8)
+    source_language: Code | None = Field(None, description="the spoken language; omit to detect it")
+    detect_languages: list[Code] | None = Field(
+        None,
+        max_length=_MOST,
+        description="detect the spoken language among these (empty: any); with no source_language it is detected "
+        "among every language",
+    )
+    target_languages: list[Code] = Field(
+        default_factory=list, max_length=_MOST, description="languages to translate into (empty: transcript only)"
+    )
+    terms: list[TermArg] = Field(default_factory=list, max_length=_MOST)
+    glossary: list[GlossaryArg] = Field(default_factory=list, max_length=_MOST)
+    transcript: bool = True
+    speech: bool = Field(False, description="also return the translated speech (WAV audio content, one per language)")
+    speech_sample_rate_hz: int = Field(16000, ge=8000, le=48000)
+    word_timings: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TranslateAudioArgs:
+        if (self.audio_base64 is None) == (self.audio_url is None):
+            raise ValueError("give the clip as exactly one of audio_base64 and audio_url")
+        return self
+
+
+class OpenRoomArgs(_Args):
+    room: str = Field(min_length=1, max_length=64, description="the room's name: 1-64 letters, digits, '.', '_' or '-'")
+    source_language: Code = Field(description="the language the speaker speaks")
+    listen_languages: list[Code] = Field(
+        default_factory=list, max_length=_MOST, description="languages to list listen links for (any may listen)"
+    )
+
+
+class RoomStatusArgs(_Args):
+    room: str = Field(min_length=1, max_length=64)
+
+
+class ToolInputError(Exception):
+    """A tool's arguments did not validate: which field, and what it needs (no value echoed)."""
+
+    def __init__(self, message: str, field: str | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+def parse(kind: type[_Args], arguments: dict[str, object] | None) -> _Args:
+    """``arguments`` as ``kind``, or ``ToolInputError`` naming the first field at fault."""
+    try:
+        return kind.model_validate(arguments or {})
+    except ValidationError as e:
+        first = e.errors(include_input=False, include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        where = f"argument {field}" if field else "the arguments"
+        raise ToolInputError(f"{where}: {first['msg']}", field) from None
+
+
+def schema(kind: type[_Args]) -> dict[str, object]:
+    """The tool's JSON schema (its ``inputSchema``)."""
+    return kind.model_json_schema()

@@ -1,0 +1,231 @@
+"""``translate_audio``'s clip from an ``https`` URL (docs/security.md, "The MCP endpoint"): a request
+the server makes on an agent's behalf, so every part of it is the operator's to allow and bounded.
+
+- Only ``https``, only a host the operator listed (``mcp.fetch_hosts``: a name, or ``*.example.com``
+  for its subdomains), no user name or password in the URL.
+- Never a private address: every address the name resolves to is checked (``allowed_address``:
+  public unicast only; loopback, private, link-local, shared, multicast, reserved and unspecified
+  refused, an IPv4-mapped IPv6 address as its IPv4), and the connection goes to the addresses that
+  were checked (aiohttp connects to what the resolver returned: no second lookup to rebind). A host
+  written as an address is checked the same way. Redirects are followed by hand, at most
+  ``mcp.fetch_max_redirects``, each new URL checked as the first.
+- Bounded: ``mcp.fetch_timeout_s`` for the whole fetch (connect, redirects and body), the body
+  at most ``max_bytes`` (its ``Content-Length`` refused before it is read, and counted as it
+  comes), no cookies kept, no proxy from the environment.
+
+Every refusal is an ``InvalidInput`` naming what to change (``reason``: ``url_not_allowed``,
+``fetch_failed``, ``clip_too_large``), quoting none of the URL but its host, cut short.
+Event loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from translate_svc.errors import InvalidInput, shown
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CHUNK = 64 * 1024
+
+
+class ClipRefused(InvalidInput):
+    """A clip refused (a URL the server will not fetch, a fetch that failed, a clip over the
+    limit): what to change, and which (``reason``)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def allowed_address(address: IpAddress) -> bool:
+    """Whether the server may connect to ``address`` for a client: a public unicast address only."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def host_allowed(host: str, patterns: Sequence[str]) -> bool:
+    """Whether ``host`` (lower case, no trailing dot) is one of ``patterns``: a name, or
+    ``*.example.com`` (its subdomains, not itself)."""
+    for pattern in patterns:
+        p = pattern.strip().lower().rstrip(".")
+        if p.startswith("*."):
+            if host.endswith(p[1:]) and len(host) > len(p) - 1:
+                return True
+        elif host == p:
+            return True
+    return False
+
+
+class _CheckedResolver(AbstractResolver):
+    """The system's resolver, refusing a name any of whose addresses is not allowed: aiohttp then
+    connects only to the addresses returned here."""
+
+    def __init__(self, allowed: Callable[[IpAddress], bool]) -> None:
+        self._inner = DefaultResolver()
+        self._allowed = allowed
+        #: the host refused for its addresses (the fetch's message says so)
+        self.refused: str | None = None
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        for entry in found:
+            if not self._allowed(ipaddress.ip_address(entry["host"].split("%", 1)[0])):
+                self.refused = host
+                raise OSError(f"{host} resolves to an address that is not public")
+        return found
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class Fetcher:
+    """Fetches clips for ``translate_audio``; one per MCP route set. ``allowed`` and ``ssl_context``
+    are the production checks unless a test gives its own (a loopback server)."""
+
+    def __init__(
+        self,
+        hosts: Sequence[str],
+        *,
+        max_bytes: int,
+        timeout_s: float,
+        max_redirects: int,
+        allowed: Callable[[IpAddress], bool] = allowed_address,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.hosts = tuple(hosts)
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+        self.max_redirects = max_redirects
+        self._allowed = allowed
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+
+    def check(self, url: str) -> str:
+        """The URL's host, if the server may fetch it at all (before any lookup), else ClipRefused."""
+        if not self.hosts:
+            raise ClipRefused(
+                "this server fetches no URLs (mcp.fetch_hosts is empty): send the clip inline as audio_base64",
+                "url_not_allowed",
+            )
+        try:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").rstrip(".")
+            parts.port  # noqa: B018 (a port that is not a number raises here)
+        except ValueError:
+            raise ClipRefused("audio_url is not a valid URL: send an https:// URL", "url_not_allowed") from None
+        if parts.scheme.lower() != "https":
+            raise ClipRefused("audio_url must be an https:// URL (no other scheme is fetched)", "url_not_allowed")
+        if parts.username is not None or parts.password is not None:
+            raise ClipRefused("audio_url must not carry a user name or password", "url_not_allowed")
+        if not host_allowed(host, self.hosts):
+            raise ClipRefused(
+                f"this server does not fetch from host {shown(host, 64)}: use a host in its mcp.fetch_hosts "
+                "allow-list, or send the clip inline as audio_base64",
+                "url_not_allowed",
+            )
+        try:
+            literal: IpAddress | None = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+        except ValueError:
+            literal = None
+        if literal is not None and not self._allowed(literal):
+            raise ClipRefused(
+                f"audio_url's host {shown(host, 64)} is not a public address: the server never fetches from a "
+                "private, loopback or link-local address",
+                "url_not_allowed",
+            )
+        return host
+
+    async def fetch(self, url: str) -> bytes:
+        """The body at ``url``, following at most ``max_redirects`` redirects, each checked."""
+        self.check(url)
+        resolver = _CheckedResolver(self._allowed)
+        connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False, limit=1)
+        try:
+            async with (
+                asyncio.timeout(self.timeout_s),
+                aiohttp.ClientSession(
+                    connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+                ) as session,
+            ):
+                return await self._follow(session, url, resolver)
+        except TimeoutError:
+            raise ClipRefused(
+                f"fetching audio_url took over {self.timeout_s:g} s (mcp.fetch_timeout_s): use a faster host or "
+                "a shorter clip, or send it inline as audio_base64",
+                "fetch_failed",
+            ) from None
+        except aiohttp.ClientError as e:
+            if resolver.refused is not None:
+                raise ClipRefused(
+                    f"host {shown(resolver.refused, 64)} resolves to a private, loopback or link-local address: "
+                    "the server never fetches from one",
+                    "url_not_allowed",
+                ) from None
+            raise ClipRefused(
+                f"audio_url could not be fetched ({type(e).__name__}): check that the URL works", "fetch_failed"
+            ) from None
+        finally:
+            await connector.close()
+
+    async def _follow(self, session: aiohttp.ClientSession, url: str, resolver: _CheckedResolver) -> bytes:
+        for _ in range(self.max_redirects + 1):
+            async with session.get(url, allow_redirects=False, ssl=self._ssl, **_no_compression()) as response:
+                if response.status in _REDIRECTS:
+                    location = response.headers.get("Location")
+                    if not location:
+                        raise ClipRefused(
+                            f"audio_url answered a redirect ({response.status}) without a Location", "fetch_failed"
+                        )
+                    url = urljoin(url, location)
+                    self.check(url)
+                    continue
+                if response.status != 200:
+                    raise ClipRefused(
+                        f"fetching audio_url answered HTTP {response.status}: check that the URL works",
+                        "fetch_failed",
+                    )
+                return await self._body(response)
+        raise ClipRefused(
+            f"audio_url redirected more than {self.max_redirects} times (mcp.fetch_max_redirects)", "fetch_failed"
+        )
+
+    async def _body(self, response: aiohttp.ClientResponse) -> bytes:
+        length = response.content_length
+        if length is not None and length > self.max_bytes:
+            raise _too_large(self.max_bytes)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise _too_large(self.max_bytes)
+            chunks.append(chunk)
+        if not size:
+            raise ClipRefused("audio_url's body is empty: send a URL that serves the clip", "fetch_failed")
+        return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ClipRefused:
+    return ClipRefused(
+        f"the clip at audio_url is over this server's {limit}-byte limit for translate_audio (mcp.max_clip_bytes): "
+        "send a shorter or more compressed clip",
+        "clip_too_large",
+    )
+
+
+def _no_compression() -> dict[str, Any]:
+    """The body is counted as it comes off the wire: no transparent decompression to inflate it."""
+    return {"auto_decompress": False, "headers": {"Accept-Encoding": "identity"}}
