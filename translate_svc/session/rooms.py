@@ -130,12 +130,14 @@ class Speaker:
         own: tuple[str, ...],
         retarget: Callable[[tuple[str, ...]], int],
         held: list[str],
+        stream_id: str = "",
     ) -> None:
         self._registry = registry
         self.room = room
         self.session_id = session_id
-        #: how listeners see it: its participant id, else its stream's session id
-        self.speaker_id = participant or session_id
+        #: how listeners see it: its participant id, else its stream's id across calls (its resume
+        #: token: a stream resumed on another server stays the same speaker), else its session id
+        self.speaker_id = participant or stream_id or session_id
         self.participant = participant
         self.own = own
         self._retarget = retarget
@@ -463,6 +465,7 @@ class RoomRegistry:
         rights: RoomRights,
         own: tuple[str, ...],
         retarget: Callable[[tuple[str, ...]], int],
+        stream_id: str = "",
     ) -> Speaker:
         """A stream speaking into room ``name`` (its targets are set at once to what the room
         listens in); ``Speaker.leave`` when it ends."""
@@ -480,7 +483,7 @@ class RoomRegistry:
             if made:
                 self._maybe_remove(room)
             raise
-        speaker = Speaker(self, room, session_id, participant, own, retarget, held)
+        speaker = Speaker(self, room, session_id, participant, own, retarget, held, stream_id)
         room.speakers[session_id] = speaker
         self._cancel_idle(room)
         try:
@@ -502,6 +505,7 @@ class RoomRegistry:
         rights: RoomRights,
         own: tuple[str, ...],
         retarget: Callable[[tuple[str, ...]], int],
+        stream_id: str = "",
     ) -> Speaker:
         """``publish``, and (linked to other processes) announced there, its targets following
         the languages listened in everywhere: UNAVAILABLE if the cluster store cannot be reached
@@ -514,6 +518,7 @@ class RoomRegistry:
             rights=rights,
             own=own,
             retarget=retarget,
+            stream_id=stream_id,
         )
         if self.link is not None:
             try:
