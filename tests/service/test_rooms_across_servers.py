@@ -209,3 +209,46 @@ async def test_a_speaker_drained_on_one_server_and_resumed_on_another_keeps_its_
             await ch.close()
     finally:
         drained.stop()
+
+
+async def test_a_listener_in_a_language_the_speaker_cannot_add_is_refused_as_on_one_server(
+    test_model_dir: Path, redis: RedisServer, pcm: bytes
+) -> None:
+    """Every server allows two target languages (``limits.max_target_languages`` 2); a speaker with
+    its own target (German) and a listener in Spanish. A listener in French: on one server it is
+    refused INVALID_ARGUMENT (the speaker cannot add a third language); on another server than the
+    speaker's it was admitted and heard nothing, an OK that delivered nothing. Now it is ended with
+    the same status and reason, and the Spanish listener goes on."""
+    one_language = {"TRANSLATE_SVC_LIMITS__MAX_TARGET_LANGUAGES": "2"}
+    here = start(test_model_dir, None, **one_language)
+    a, b = start(test_model_dir, redis, **one_language), start(test_model_dir, redis, **one_language)
+    try:
+        refusals = []
+        for speaker_at, listener_at in ((here, here), (a, b)):
+            async with (
+                grpc.aio.insecure_channel(speaker_at.address) as s_ch,
+                grpc.aio.insecure_channel(listener_at.address) as l_ch,
+            ):
+                spoken: list[pb.SegmentResult] = []
+                speaking = asyncio.create_task(
+                    speak(stub(s_ch), speaker_config("narrow", targets=("deu",)), pcm * 3, spoken)
+                )
+                spanish = stub(l_ch).Listen(pb.ListenRequest(room="narrow", language="spa"))
+                await opened(spanish)
+                await segments(spanish, 1)  # the speaker is on, in Spanish
+                french = stub(l_ch).Listen(pb.ListenRequest(room="narrow", language="fra"))
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    while True:
+                        ev = await asyncio.wait_for(french.read(), 30)
+                        assert ev.WhichOneof("event") in ("started", None), ev
+                refusals.append(refused.value)
+                await segments(spanish, 1)  # the Spanish listener goes on
+                spanish.cancel()
+                speaking.cancel()
+        (alone, across) = refusals
+        assert alone.code() == grpc.StatusCode.INVALID_ARGUMENT, alone
+        assert across.code() == alone.code(), (across.code(), across.details())
+        assert "target languages" in (across.details() or ""), across.details()
+    finally:
+        for server in (here, a, b):
+            server.stop()

@@ -81,6 +81,8 @@ class Room(Protocol):
 
     def store_lost(self, language: str, error: ServiceError) -> None: ...
 
+    def refused(self, language: str, participant: str, code: str, message: str) -> None: ...
+
 
 class Speaker(Protocol):
     """What the link reads and sets of a room's speaker (``rooms.Speaker``)."""
@@ -243,6 +245,21 @@ class RoomLink:
             channel = f"{key}/captions/{language}"
             relay.put(lambda: self.store.publish(channel, data()))
 
+    def refuse(self, speaker: Speaker, languages: Collection[str], code: str, message: str) -> None:
+        """``speaker`` cannot carry ``languages`` (listened in on other processes): their listeners
+        there are refused with its error, as on this process (in line with its output)."""
+        relay = speaker.relay
+        if relay is None:
+            return
+        key = _key(speaker.room)
+        data = room_wire.encode_refusal(self.origin, speaker.speaker_id, speaker.participant, code, message)
+
+        def append(stream: str) -> Op:
+            return lambda: self.store.append(stream, data, keep_s=self._keep_s, max_len=self._max_entries)
+
+        for language in languages:
+            relay.put(append(f"{key}/out/{language}"))
+
     def speaker_left(self, speaker: Speaker) -> None:
         relay = speaker.relay
         room = speaker.room
@@ -335,11 +352,17 @@ class RoomLink:
             raise
         after = entries[-1].id if entries else FIRST
         now, wall_ms = self._clock(), time.time() * 1000
+        wire = None
         for entry in entries:
             wire, out = room_wire.decode(entry.data)
             age_s = max(0.0, (wall_ms - entry_ms(entry.id)) / 1000)
-            if wire.origin != self.origin and age_s <= self._backlog_s:
+            if wire.origin != self.origin and age_s <= self._backlog_s and wire.refused is None:
                 room.backlog.keep(language, now - age_s, out, remote=True)
+        # the last word in this language a speaker still here cannot carry it (it may have said so
+        # before this reader read from here: a joiner's presence made it try)
+        present = {sid for sid, _, _ in room.remote_speakers}
+        if wire is not None and wire.refused is not None and wire.origin != self.origin and wire.speaker in present:
+            room.refused(language, wire.participant, *wire.refused)
         loop = asyncio.get_running_loop()
         self._readers[(key, language)] = [
             loop.create_task(self._read(room, language, stream, after), name=f"room reader {stream}"),
@@ -361,7 +384,11 @@ class RoomLink:
             for entry in entries:
                 after = entry.id
                 wire, out = room_wire.decode(entry.data)
-                if wire.origin != self.origin:
+                if wire.origin == self.origin:
+                    continue
+                if wire.refused is not None:
+                    room.refused(language, wire.participant, *wire.refused)
+                else:
                     room.deliver(language, out, wire.participant, final=True, now=self._clock(), remote=True)
 
     async def _captions(self, room: Room, language: str, inbox: Inbox) -> None:

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 from translate_svc.cluster.store import ClusterStore
 from translate_svc.errors import (
+    ErrorCode,
     InvalidInput,
     LimitReached,
     NotReady,
@@ -246,8 +247,25 @@ class Room:
         return {lang for lang, _ in self.remote_ears}
 
     def resync_speakers(self) -> None:
+        """The languages listened in on other processes changed: every speaker here follows. One
+        that cannot carry a language wanted there (too many targets, a language its model lacks)
+        has that language's listeners refused with its error, as its own process refuses a listener
+        (``room_link.py``): never an OK that delivers nothing."""
         for speaker in list(self.speakers.values()):
-            _resync_quietly(speaker)
+            try:
+                speaker.resync()
+            except ServiceError as e:
+                missing = [lang for lang in speaker.wanted() if lang not in speaker.targets]
+                logger.info(
+                    "a room speaker cannot add %s for listeners on other servers: %s",
+                    ", ".join(missing),
+                    e.message,
+                    extra={"session_id": speaker.session_id},
+                )
+                if self.link is not None:
+                    self.link.refuse(speaker, missing, e.code.value, e.message)
+                for lang in missing:
+                    self.refused(lang, speaker.participant, e.code.value, e.message)
 
     def deliver(
         self, language: str, out: RoomOutput, participant: str, *, final: bool, now: float, remote: bool = False
@@ -274,6 +292,14 @@ class Room:
         logger.warning("a room's listeners lost the cluster store: %s", error.message)
         for listener in list(self.listeners.get(language) or ()):
             listener.end(lost, at_once=False)
+
+    def refused(self, language: str, participant: str, code: str, message: str) -> None:
+        """A speaker (``participant``: its participant id) cannot carry ``language``: the listeners
+        of it who would hear that speaker end at once with its error (``code``, an ``ErrorCode``)."""
+        error = _REFUSALS.get(code, InvalidInput)(message)
+        for listener in list(self.listeners.get(language) or ()):
+            if not (participant and listener.participant == participant):
+                listener.end(error)
 
     def publish(self, speaker: Speaker, ev: SegmentResult | InterimResult, now: float) -> None:
         final = isinstance(ev, SegmentResult)
@@ -654,6 +680,11 @@ class RoomRegistry:
 
 
 _SETTING = {"rooms": "rooms.max_rooms", "listeners": "rooms.max_listeners"}
+#: a speaker's refusal of a language, as another process carries it (its code) -> the error
+_REFUSALS: dict[str, type[ServiceError]] = {
+    ErrorCode.INVALID_ARGUMENT.value: InvalidInput,
+    ErrorCode.RESOURCE_EXHAUSTED.value: Overloaded,
+}
 _WHAT = {"rooms": "open rooms", "listeners": "room listeners", "room_speakers": "room speakers"}
 
 
