@@ -252,3 +252,46 @@ async def test_a_listener_in_a_language_the_speaker_cannot_add_is_refused_as_on_
     finally:
         for server in (here, a, b):
             server.stop()
+
+
+async def test_a_speaker_that_cannot_carry_the_languages_listened_elsewhere_is_refused_as_on_one_server(
+    test_model_dir: Path, redis: RedisServer, pcm: bytes
+) -> None:
+    """Two target languages at most; Spanish and French listeners hear a first speaker (no targets
+    of its own). A second speaker with a target of its own (German) would need three: on one
+    server it is refused INVALID_ARGUMENT and the listeners go on. On another server than the
+    listeners' it was admitted and they heard nothing of it; now it is refused the same way, and
+    the listeners are not cut for it."""
+    two_languages = {"TRANSLATE_SVC_LIMITS__MAX_TARGET_LANGUAGES": "2"}
+    here = start(test_model_dir, None, **two_languages)
+    a, b = start(test_model_dir, redis, **two_languages), start(test_model_dir, redis, **two_languages)
+    try:
+        refusals = []
+        for late_at, room_at in ((here, here), (a, b)):
+            async with (
+                grpc.aio.insecure_channel(late_at.address) as late_ch,
+                grpc.aio.insecure_channel(room_at.address) as room_ch,
+            ):
+                room = f"full-{len(refusals)}"
+                listens = [stub(room_ch).Listen(pb.ListenRequest(room=room, language=x)) for x in ("spa", "fra")]
+                for listen in listens:
+                    await opened(listen)
+                first: list[pb.SegmentResult] = []
+                speaking = asyncio.create_task(speak(stub(room_ch), speaker_config(room), pcm * 3, first))
+                for listen in listens:
+                    await segments(listen, 1)
+                second: list[pb.SegmentResult] = []
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await speak(stub(late_ch), speaker_config(room, targets=("deu",)), pcm, second)
+                refusals.append(refused.value)
+                assert second == []
+                for listen in listens:  # not cut for it
+                    await segments(listen, 1)
+                    listen.cancel()
+                speaking.cancel()
+        (alone, across) = refusals
+        assert alone.code() == grpc.StatusCode.INVALID_ARGUMENT, alone
+        assert across.code() == alone.code() and across.details() == alone.details(), (across, alone)
+    finally:
+        for server in (here, a, b):
+            server.stop()

@@ -97,6 +97,8 @@ class Speaker(Protocol):
     @property
     def room(self) -> Room: ...
 
+    def resync(self) -> None: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +212,15 @@ class RoomLink:
         speaker.relay = Outbox(f"speaker {speaker.speaker_id} of {key}")
         if key not in self._watchers:
             inbox = await self.store.watch(f"{key}/ears")
-            await self._ears_changed(room)
+            try:
+                await self._ears_known(room)
+                # refused (its error) when it cannot carry what is listened in elsewhere, as a
+                # speaker is on the listeners' own process: those listeners go on
+                speaker.resync()
+            except BaseException:
+                inbox.close()
+                raise
+            room.resync_speakers()
             self._watchers[key] = asyncio.get_running_loop().create_task(
                 self._watch(room, inbox), name=f"room ears {key}"
             )
@@ -289,9 +299,12 @@ class RoomLink:
             inbox.close()
 
     async def _ears_changed(self, room: Room) -> None:
+        await self._ears_known(room)
+        room.resync_speakers()
+
+    async def _ears_known(self, room: Room) -> None:
         members = await self.store.members(f"{_key(room)}/ears")
         room.remote_ears = [_ear(v) for m, v in members.items() if not m.startswith(self.origin + "/")]
-        room.resync_speakers()
 
     # -- listeners
 
