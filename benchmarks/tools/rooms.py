@@ -127,23 +127,34 @@ async def speak(port: int, room: str, pcm: bytes, speed: float, *, speech: bool 
     return got
 
 
-async def one_round(port: int, pid: int, pcm: bytes, opts: argparse.Namespace, count: int, room: str) -> dict:
-    langs = LANGS[: opts.languages]
-    rss_before = rss_mb(pid)
+async def listening(ports: list[int], count: int, langs: tuple[str, ...], room: str) -> asyncio.subprocess.Process:
+    """The listeners' process (``--child``: listener i on ``ports[i % n]``), once all joined."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--child", str(port), str(count), ",".join(langs), room,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=64 * 2**20,  # one long JSON line
+        sys.executable, __file__, "--child", ",".join(map(str, ports)), str(count), ",".join(langs), room,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=256 * 2**20,  # one long JSON line
         env={**os.environ, "PYTHONPATH": f"{REPO}:{REPO}/clients/python/src"},
     )  # fmt: skip
     assert proc.stdout is not None and proc.stdin is not None
     joined = json.loads(await proc.stdout.readline())
     assert joined["joined"] == count, joined
+    return proc
+
+
+async def heard(proc: asyncio.subprocess.Process) -> dict:
+    """Tell the listeners' process the speaker's stream ended: what they got, once quiet."""
+    assert proc.stdout is not None and proc.stdin is not None
+    proc.stdin.write(b"end\n")
+    await proc.stdin.drain()
+    return dict(json.loads(await proc.stdout.readline()))
+
+
+async def one_round(port: int, pid: int, pcm: bytes, opts: argparse.Namespace, count: int, room: str) -> dict:
+    rss_before = rss_mb(pid)
+    proc = await listening([port], count, LANGS[: opts.languages], room)
     rss_joined = rss_mb(pid)
     cpu0, wall0 = cpu_s(pid), time.monotonic()
     spoken = await speak(port, room, pcm, opts.speed)
-    proc.stdin.write(b"end\n")
-    await proc.stdin.drain()
-    result = json.loads(await proc.stdout.readline())
+    result = await heard(proc)
     cpu1, wall1 = cpu_s(pid), time.monotonic()
     await proc.wait()
     lags = [

@@ -38,7 +38,7 @@ from pathlib import Path
 import soundfile as sf
 
 from benchmarks.tools import rooms
-from tests.support.paths import REPO, SHARED_AUDIO, TEST_MODEL
+from tests.support.paths import SHARED_AUDIO, TEST_MODEL
 from tests.support.proc import cpu_s, rss_mb
 from tests.support.redis_server import redis_server
 from translate_svc.cli import ready_file as ready
@@ -69,23 +69,13 @@ async def one_round(
     speaker_port: int, ports: list[int], pids: list[int], pcm: bytes, opts: argparse.Namespace, count: int, room: str
 ) -> dict:
     """``count`` listeners spread over ``ports`` (listener i on ports[i % n]), the speaker on
-    ``speaker_port``; per server (``pids``, in ``ports``' order plus the speaker's): RSS and CPU."""
-    langs = rooms.LANGS[: opts.languages]
+    ``speaker_port``; RSS and CPU of each server of ``pids`` (A, B)."""
     rss_before = [rss_mb(p) for p in pids]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, rooms.__file__, "--child", ",".join(map(str, ports)), str(count), ",".join(langs), room,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=256 * 2**20,  # one long JSON line
-        env={**os.environ, "PYTHONPATH": f"{REPO}:{REPO}/clients/python/src"},
-    )  # fmt: skip
-    assert proc.stdout is not None and proc.stdin is not None
-    joined = json.loads(await proc.stdout.readline())
-    assert joined["joined"] == count, joined
+    proc = await rooms.listening(ports, count, rooms.LANGS[: opts.languages], room)
     rss_joined = [rss_mb(p) for p in pids]
     cpu0, wall0 = [cpu_s(p) for p in pids], time.monotonic()
     spoken = await rooms.speak(speaker_port, room, pcm, opts.speed, speech=not opts.text_only)
-    proc.stdin.write(b"end\n")
-    await proc.stdin.drain()
-    result = json.loads(await proc.stdout.readline())
+    result = await rooms.heard(proc)
     cpu1, wall1 = [cpu_s(p) for p in pids], time.monotonic()
     await proc.wait()
     lags = [

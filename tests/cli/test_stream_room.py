@@ -23,8 +23,8 @@ import pytest_asyncio
 import soundfile as sf
 
 from tests.support.cli import EXIT_AUTH, EXIT_USAGE, Run, fails
-from tests.support.live_server import LiveServer, serving
-from tests.support.rooms import room_settings
+from tests.support.live_server import LiveServer
+from tests.support.rooms import serving_rooms
 from tests.support.speech import speech_pcm16
 from translate_svc.client import AsyncTranslateClient, ListenStarted, RoomSegment
 
@@ -35,18 +35,12 @@ EVERY, LISTEN_ONLY = "every-0a1b2c3d", "listen-4e5f6a7b"
 TOKENS = f"{EVERY}\n{LISTEN_ONLY} listen=*\n"
 
 
-@pytest.fixture(scope="module")
-def tokens(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("cli-stream-room") / "tokens"
-    path.write_text(TOKENS)
-    return path
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def room_server(test_model_dir: Path, tokens: Path) -> AsyncIterator[LiveServer]:
-    settings = room_settings(test_model_dir)
-    settings.auth.tokens_file = tokens
-    async with serving(settings) as live:
+async def room_server(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveServer]:
+    """A rooms server whose tokens are ``TOKENS``."""
+    tokens = tmp_path_factory.mktemp("cli-stream-room") / "tokens"
+    tokens.write_text(TOKENS)
+    async with serving_rooms(test_model_dir, tokens) as live:
         yield live
 
 

@@ -66,6 +66,22 @@ def servers(test_model_dir: Path, redis: RedisServer) -> Iterator[dict[str, Serv
 
 
 @pytest.fixture(scope="module")
+def narrow(test_model_dir: Path, redis: RedisServer) -> Iterator[tuple[ServerProcess, ServerProcess, ServerProcess]]:
+    """Servers that allow two target languages (``limits.max_target_languages``): one of its own,
+    and two sharing the Redis."""
+    two_languages = {"TRANSLATE_SVC_LIMITS__MAX_TARGET_LANGUAGES": "2"}
+    started: list[ServerProcess] = []
+    try:
+        for store in (None, redis, redis):
+            started.append(start(test_model_dir, store, **two_languages))
+        here, a, b = started
+        yield here, a, b
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
 def pcm(shared_audio: Path) -> bytes:
     return speech_pcm16(shared_audio / "silero_test.wav", 20.0, 16000).tobytes()
 
@@ -212,86 +228,73 @@ async def test_a_speaker_drained_on_one_server_and_resumed_on_another_keeps_its_
 
 
 async def test_a_listener_in_a_language_the_speaker_cannot_add_is_refused_as_on_one_server(
-    test_model_dir: Path, redis: RedisServer, pcm: bytes
+    narrow: tuple[ServerProcess, ServerProcess, ServerProcess], pcm: bytes
 ) -> None:
     """Every server allows two target languages (``limits.max_target_languages`` 2); a speaker with
     its own target (German) and a listener in Spanish. A listener in French: on one server it is
     refused INVALID_ARGUMENT (the speaker cannot add a third language); on another server than the
     speaker's it was admitted and heard nothing, an OK that delivered nothing. Now it is ended with
     the same status and reason, and the Spanish listener goes on."""
-    one_language = {"TRANSLATE_SVC_LIMITS__MAX_TARGET_LANGUAGES": "2"}
-    here = start(test_model_dir, None, **one_language)
-    a, b = start(test_model_dir, redis, **one_language), start(test_model_dir, redis, **one_language)
-    try:
-        refusals = []
-        for speaker_at, listener_at in ((here, here), (a, b)):
-            async with (
-                grpc.aio.insecure_channel(speaker_at.address) as s_ch,
-                grpc.aio.insecure_channel(listener_at.address) as l_ch,
-            ):
-                spoken: list[pb.SegmentResult] = []
-                speaking = asyncio.create_task(
-                    speak(stub(s_ch), speaker_config("narrow", targets=("deu",)), pcm * 3, spoken)
-                )
-                spanish = stub(l_ch).Listen(pb.ListenRequest(room="narrow", language="spa"))
-                await opened(spanish)
-                await segments(spanish, 1)  # the speaker is on, in Spanish
-                french = stub(l_ch).Listen(pb.ListenRequest(room="narrow", language="fra"))
-                with pytest.raises(grpc.aio.AioRpcError) as refused:
-                    while True:
-                        ev = await asyncio.wait_for(french.read(), 30)
-                        assert ev.WhichOneof("event") in ("started", None), ev
-                refusals.append(refused.value)
-                await segments(spanish, 1)  # the Spanish listener goes on
-                spanish.cancel()
-                speaking.cancel()
-        (alone, across) = refusals
-        assert alone.code() == grpc.StatusCode.INVALID_ARGUMENT, alone
-        assert across.code() == alone.code(), (across.code(), across.details())
-        assert "target languages" in (across.details() or ""), across.details()
-    finally:
-        for server in (here, a, b):
-            server.stop()
+    here, a, b = narrow
+    refusals = []
+    for speaker_at, listener_at in ((here, here), (a, b)):
+        async with (
+            grpc.aio.insecure_channel(speaker_at.address) as s_ch,
+            grpc.aio.insecure_channel(listener_at.address) as l_ch,
+        ):
+            room = f"narrow-{len(refusals)}"
+            spoken: list[pb.SegmentResult] = []
+            speaking = asyncio.create_task(speak(stub(s_ch), speaker_config(room, targets=("deu",)), pcm * 3, spoken))
+            spanish = stub(l_ch).Listen(pb.ListenRequest(room=room, language="spa"))
+            await opened(spanish)
+            await segments(spanish, 1)  # the speaker is on, in Spanish
+            french = stub(l_ch).Listen(pb.ListenRequest(room=room, language="fra"))
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                while True:
+                    ev = await asyncio.wait_for(french.read(), 30)
+                    assert ev.WhichOneof("event") in ("started", None), ev
+            refusals.append(refused.value)
+            await segments(spanish, 1)  # the Spanish listener goes on
+            spanish.cancel()
+            speaking.cancel()
+    (alone, across) = refusals
+    assert alone.code() == grpc.StatusCode.INVALID_ARGUMENT, alone
+    assert across.code() == alone.code(), (across.code(), across.details())
+    assert "target languages" in (across.details() or ""), across.details()
 
 
 async def test_a_speaker_that_cannot_carry_the_languages_listened_elsewhere_is_refused_as_on_one_server(
-    test_model_dir: Path, redis: RedisServer, pcm: bytes
+    narrow: tuple[ServerProcess, ServerProcess, ServerProcess], pcm: bytes
 ) -> None:
     """Two target languages at most; Spanish and French listeners hear a first speaker (no targets
     of its own). A second speaker with a target of its own (German) would need three: on one
     server it is refused INVALID_ARGUMENT and the listeners go on. On another server than the
     listeners' it was admitted and they heard nothing of it; now it is refused the same way, and
     the listeners are not cut for it."""
-    two_languages = {"TRANSLATE_SVC_LIMITS__MAX_TARGET_LANGUAGES": "2"}
-    here = start(test_model_dir, None, **two_languages)
-    a, b = start(test_model_dir, redis, **two_languages), start(test_model_dir, redis, **two_languages)
-    try:
-        refusals = []
-        for late_at, room_at in ((here, here), (a, b)):
-            async with (
-                grpc.aio.insecure_channel(late_at.address) as late_ch,
-                grpc.aio.insecure_channel(room_at.address) as room_ch,
-            ):
-                room = f"full-{len(refusals)}"
-                listens = [stub(room_ch).Listen(pb.ListenRequest(room=room, language=x)) for x in ("spa", "fra")]
-                for listen in listens:
-                    await opened(listen)
-                first: list[pb.SegmentResult] = []
-                speaking = asyncio.create_task(speak(stub(room_ch), speaker_config(room), pcm * 3, first))
-                for listen in listens:
-                    await segments(listen, 1)
-                second: list[pb.SegmentResult] = []
-                with pytest.raises(grpc.aio.AioRpcError) as refused:
-                    await speak(stub(late_ch), speaker_config(room, targets=("deu",)), pcm, second)
-                refusals.append(refused.value)
-                assert second == []
-                for listen in listens:  # not cut for it
-                    await segments(listen, 1)
-                    listen.cancel()
-                speaking.cancel()
-        (alone, across) = refusals
-        assert alone.code() == grpc.StatusCode.INVALID_ARGUMENT, alone
-        assert across.code() == alone.code() and across.details() == alone.details(), (across, alone)
-    finally:
-        for server in (here, a, b):
-            server.stop()
+    here, a, b = narrow
+    refusals = []
+    for late_at, room_at in ((here, here), (a, b)):
+        async with (
+            grpc.aio.insecure_channel(late_at.address) as late_ch,
+            grpc.aio.insecure_channel(room_at.address) as room_ch,
+        ):
+            room = f"full-{len(refusals)}"
+            listens = [stub(room_ch).Listen(pb.ListenRequest(room=room, language=x)) for x in ("spa", "fra")]
+            for listen in listens:
+                await opened(listen)
+            first: list[pb.SegmentResult] = []
+            speaking = asyncio.create_task(speak(stub(room_ch), speaker_config(room), pcm * 3, first))
+            for listen in listens:
+                await segments(listen, 1)
+            second: list[pb.SegmentResult] = []
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await speak(stub(late_ch), speaker_config(room, targets=("deu",)), pcm, second)
+            refusals.append(refused.value)
+            assert second == []
+            for listen in listens:  # not cut for it
+                await segments(listen, 1)
+                listen.cancel()
+            speaking.cancel()
+    (alone, across) = refusals
+    assert alone.code() == grpc.StatusCode.INVALID_ARGUMENT, alone
+    assert across.code() == alone.code() and across.details() == alone.details(), (across, alone)
