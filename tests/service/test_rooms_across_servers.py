@@ -298,3 +298,41 @@ async def test_a_speaker_that_cannot_carry_the_languages_listened_elsewhere_is_r
     (alone, across) = refusals
     assert alone.code() == grpc.StatusCode.INVALID_ARGUMENT, alone
     assert across.code() == alone.code() and across.details() == alone.details(), (across, alone)
+
+
+async def test_a_refusal_holds_for_the_listeners_it_named_not_for_a_later_one(
+    narrow: tuple[ServerProcess, ServerProcess, ServerProcess], pcm: bytes
+) -> None:
+    """Two target languages at most, a speaker on A with its own target (German). A French
+    listener on B while a Spanish one listens is refused (above); once the Spanish one left, the
+    speaker can add French, and a French listener on B then hears it: the earlier refusal, still
+    in the store's French stream, names the listener it was for."""
+    _, a, b = narrow
+    async with grpc.aio.insecure_channel(a.address) as a_ch, grpc.aio.insecure_channel(b.address) as b_ch:
+        spoken: list[pb.SegmentResult] = []
+        speaking = asyncio.create_task(speak(stub(a_ch), speaker_config("later", targets=("deu",)), pcm * 3, spoken))
+        spanish = stub(b_ch).Listen(pb.ListenRequest(room="later", language="spa"))
+        await opened(spanish)
+        await segments(spanish, 1)
+        first = stub(b_ch).Listen(pb.ListenRequest(room="later", language="fra"))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            while True:
+                await asyncio.wait_for(first.read(), 30)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value
+        spanish.cancel()
+        # until the Spanish listener's leave reached A a French one is refused again (for itself);
+        # once it did, one is admitted and hears French (with the old refusal read as its own: never)
+        for _ in range(20):
+            later = stub(b_ch).Listen(pb.ListenRequest(room="later", language="fra"))
+            try:
+                await opened(later)
+                _, live = await segments(later, 1)
+                break
+            except grpc.aio.AioRpcError as again:
+                assert again.code() == grpc.StatusCode.INVALID_ARGUMENT, again
+                await asyncio.sleep(0.5)
+        else:
+            raise AssertionError("every later French listener was refused")
+        assert live, "the later French listener heard nothing"
+        later.cancel()
+        speaking.cancel()

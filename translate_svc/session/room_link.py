@@ -43,12 +43,12 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from translate_svc.cluster.store import FIRST, ClusterStore, Inbox, StoreUnavailable, entry_ms
+from translate_svc.errors import ErrorCode, InvalidInput, Overloaded, ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session import room_wire
 from translate_svc.session.room_listener import RoomOutput
 
 if TYPE_CHECKING:
-    from translate_svc.errors import ServiceError
     from translate_svc.session.quota import Tenant
     from translate_svc.session.room_backlog import RoomBacklog
 
@@ -81,7 +81,7 @@ class Room(Protocol):
 
     def store_lost(self, language: str, error: ServiceError) -> None: ...
 
-    def refused(self, language: str, participant: str, code: str, message: str) -> None: ...
+    def refused(self, language: str, members: Collection[str], error: ServiceError) -> None: ...
 
 
 class Speaker(Protocol):
@@ -201,6 +201,11 @@ class RoomLink:
         #: per (room key, language): the tasks reading its output while it has a local listener
         self._readers: dict[tuple[str, str], list[asyncio.Task[None]]] = {}
         self._starting: dict[tuple[str, str], asyncio.Future[None]] = {}
+        #: per room (its key): the listeners of other processes (member id -> language, participant)
+        self._ears: dict[str, dict[str, tuple[str, str]]] = {}
+        #: per (room key, language) read here: listeners a speaker refused in what the reader's start
+        #: read (member id -> the error), for a joiner that started it
+        self._refusals: dict[tuple[str, str], dict[str, ServiceError]] = {}
 
     # -- speakers
 
@@ -255,20 +260,29 @@ class RoomLink:
             channel = f"{key}/captions/{language}"
             relay.put(lambda: self.store.publish(channel, data()))
 
-    def refuse(self, speaker: Speaker, languages: Collection[str], code: str, message: str) -> None:
-        """``speaker`` cannot carry ``languages`` (listened in on other processes): their listeners
-        there are refused with its error, as on this process (in line with its output)."""
+    def refuse(self, speaker: Speaker, languages: Collection[str], error: ServiceError) -> None:
+        """``speaker`` cannot carry ``languages`` (listened in on other processes): the listeners
+        there that want them now are refused with its error, as on this process (in line with its
+        output; named by member id, so that a later listener is not refused for an old refusal)."""
         relay = speaker.relay
         if relay is None:
             return
         key = _key(speaker.room)
-        data = room_wire.encode_refusal(self.origin, speaker.speaker_id, speaker.participant, code, message)
-
-        def append(stream: str) -> Op:
-            return lambda: self.store.append(stream, data, keep_s=self._keep_s, max_len=self._max_entries)
-
+        ears = self._ears.get(key, {})
         for language in languages:
-            relay.put(append(f"{key}/out/{language}"))
+            members = sorted(
+                m
+                for m, (lang, p) in ears.items()
+                if lang == language and not (speaker.participant and p == speaker.participant)
+            )
+            if members:
+                data = room_wire.encode_refusal(
+                    self.origin, speaker.speaker_id, speaker.participant, error.code.value, error.message, members
+                )
+                relay.put(self._appending(f"{key}/out/{language}", data))
+
+    def _appending(self, stream: str, data: bytes) -> Op:
+        return lambda: self.store.append(stream, data, keep_s=self._keep_s, max_len=self._max_entries)
 
     def speaker_left(self, speaker: Speaker) -> None:
         relay = speaker.relay
@@ -303,8 +317,11 @@ class RoomLink:
         room.resync_speakers()
 
     async def _ears_known(self, room: Room) -> None:
-        members = await self.store.members(f"{_key(room)}/ears")
-        room.remote_ears = [_ear(v) for m, v in members.items() if not m.startswith(self.origin + "/")]
+        self._remote_ears(room, await self.store.members(f"{_key(room)}/ears"))
+
+    def _remote_ears(self, room: Room, members: Mapping[str, bytes]) -> None:
+        ears = self._ears[_key(room)] = {m: _ear(v) for m, v in members.items() if not m.startswith(self.origin + "/")}
+        room.remote_ears = list(ears.values())
 
     # -- listeners
 
@@ -316,14 +333,16 @@ class RoomLink:
         member = f"{self.origin}/{next(self._ids)}"
         await self.store.join(f"{key}/ears", member, json.dumps({"l": language, "p": participant}).encode())
         try:
-            members = await self.store.members(f"{key}/ears")
-            room.remote_ears = [_ear(v) for m, v in members.items() if not m.startswith(self.origin + "/")]
+            self._remote_ears(room, await self.store.members(f"{key}/ears"))
             room.remote_speakers = [
                 s
                 for m, v in (await self.store.members(f"{key}/speakers")).items()
                 if not m.startswith(self.origin + "/") and (s := _speaker(v)) is not None
             ]
             await self._reading(room, language)
+            refused = self._refusals.get((key, language), {}).get(member)
+            if refused is not None:  # a speaker said so before this process read on
+                raise refused
         except BaseException:
             await self._leave_now(f"{key}/ears", member)
             raise
@@ -339,6 +358,7 @@ class RoomLink:
         if not room.listeners.get(language):
             for task in self._readers.pop((_key(room), language), []):
                 task.cancel()
+            self._refusals.pop((_key(room), language), None)
             room.backlog.forget_remote(language)
 
     async def _reading(self, room: Room, language: str) -> None:
@@ -365,17 +385,17 @@ class RoomLink:
             raise
         after = entries[-1].id if entries else FIRST
         now, wall_ms = self._clock(), time.time() * 1000
-        wire = None
+        refusals = self._refusals[(key, language)] = {}
         for entry in entries:
             wire, out = room_wire.decode(entry.data)
             age_s = max(0.0, (wall_ms - entry_ms(entry.id)) / 1000)
-            if wire.origin != self.origin and age_s <= self._backlog_s and wire.refused is None:
+            if wire.origin == self.origin:
+                continue
+            if wire.refused is not None:  # perhaps of a joiner whose presence made a speaker try
+                code, message, members = wire.refused
+                refusals.update(dict.fromkeys(members, refusal(code, message)))
+            elif age_s <= self._backlog_s:
                 room.backlog.keep(language, now - age_s, out, remote=True)
-        # the last word in this language a speaker still here cannot carry it (it may have said so
-        # before this reader read from here: a joiner's presence made it try)
-        present = {sid for sid, _, _ in room.remote_speakers}
-        if wire is not None and wire.refused is not None and wire.origin != self.origin and wire.speaker in present:
-            room.refused(language, wire.participant, *wire.refused)
         loop = asyncio.get_running_loop()
         self._readers[(key, language)] = [
             loop.create_task(self._read(room, language, stream, after), name=f"room reader {stream}"),
@@ -400,7 +420,8 @@ class RoomLink:
                 if wire.origin == self.origin:
                     continue
                 if wire.refused is not None:
-                    room.refused(language, wire.participant, *wire.refused)
+                    code, message, members = wire.refused
+                    room.refused(language, members, refusal(code, message))
                 else:
                     room.deliver(language, out, wire.participant, final=True, now=self._clock(), remote=True)
 
@@ -414,6 +435,18 @@ class RoomLink:
             return  # captions are droppable; the final results' reader tells the listeners
         finally:
             inbox.close()
+
+
+#: a speaker's refusal of a language, as the store carries it (its ``ErrorCode``) -> its error
+_REFUSALS: dict[str, type[ServiceError]] = {
+    ErrorCode.INVALID_ARGUMENT.value: InvalidInput,
+    ErrorCode.RESOURCE_EXHAUSTED.value: Overloaded,
+}
+
+
+def refusal(code: str, message: str) -> ServiceError:
+    """The error a listener is refused with when a speaker of another process refused (``refuse``)."""
+    return _REFUSALS.get(code, InvalidInput)(message)
 
 
 def _announce(speaker: Speaker) -> bytes:

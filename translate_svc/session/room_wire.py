@@ -72,9 +72,9 @@ class Wire(msgspec.Struct, array_like=True):
     detected: tuple[str, list[tuple[str, float]]] | None = None
     timing: tuple[float, float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     speech_in_commits: bool = False
-    #: not a result: the speaker cannot carry this language (its error's code and message), and
-    #: the listeners of it are refused as on the speaker's own process (``room_link.py``)
-    refused: tuple[str, str] | None = None
+    #: not a result: the speaker cannot carry this language (its error's code and message) for
+    #: these listeners (their member ids), refused as on the speaker's own process (``room_link.py``)
+    refused: tuple[str, str, list[str]] | None = None
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -118,9 +118,9 @@ def encode(origin: str, out: RoomOutput, participant: str, *, speech: bool) -> b
     return _encoder.encode(wire)
 
 
-def encode_refusal(origin: str, speaker: str, participant: str, code: str, message: str) -> bytes:
-    """A speaker's word that it cannot carry the stream's language (``Wire.refused``)."""
-    return _encoder.encode(Wire(origin, speaker, participant, True, -1, 0, 0, refused=(code, message)))
+def encode_refusal(origin: str, speaker: str, participant: str, code: str, message: str, members: list[str]) -> bytes:
+    """A speaker's word that it cannot carry the stream's language for ``members`` (``Wire.refused``)."""
+    return _encoder.encode(Wire(origin, speaker, participant, True, -1, 0, 0, refused=(code, message, members)))
 
 
 def decode(data: bytes) -> tuple[Wire, RoomOutput]:

@@ -39,12 +39,11 @@ import logging
 import re
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from translate_svc.cluster.store import ClusterStore
 from translate_svc.errors import (
-    ErrorCode,
     InvalidInput,
     LimitReached,
     NotReady,
@@ -263,9 +262,7 @@ class Room:
                     extra={"session_id": speaker.session_id},
                 )
                 if self.link is not None:
-                    self.link.refuse(speaker, missing, e.code.value, e.message)
-                for lang in missing:
-                    self.refused(lang, speaker.participant, e.code.value, e.message)
+                    self.link.refuse(speaker, missing, e)
 
     def deliver(
         self, language: str, out: RoomOutput, participant: str, *, final: bool, now: float, remote: bool = False
@@ -293,12 +290,11 @@ class Room:
         for listener in list(self.listeners.get(language) or ()):
             listener.end(lost, at_once=False)
 
-    def refused(self, language: str, participant: str, code: str, message: str) -> None:
-        """A speaker (``participant``: its participant id) cannot carry ``language``: the listeners
-        of it who would hear that speaker end at once with its error (``code``, an ``ErrorCode``)."""
-        error = _REFUSALS.get(code, InvalidInput)(message)
+    def refused(self, language: str, members: Collection[str], error: ServiceError) -> None:
+        """A speaker of another process cannot carry ``language`` for the listeners ``members``
+        (their member ids): those of this process end at once with its error."""
         for listener in list(self.listeners.get(language) or ()):
-            if not (participant and listener.participant == participant):
+            if listener.member in members:
                 listener.end(error)
 
     def publish(self, speaker: Speaker, ev: SegmentResult | InterimResult, now: float) -> None:
@@ -680,11 +676,6 @@ class RoomRegistry:
 
 
 _SETTING = {"rooms": "rooms.max_rooms", "listeners": "rooms.max_listeners"}
-#: a speaker's refusal of a language, as another process carries it (its code) -> the error
-_REFUSALS: dict[str, type[ServiceError]] = {
-    ErrorCode.INVALID_ARGUMENT.value: InvalidInput,
-    ErrorCode.RESOURCE_EXHAUSTED.value: Overloaded,
-}
 _WHAT = {"rooms": "open rooms", "listeners": "room listeners", "room_speakers": "room speakers"}
 
 
