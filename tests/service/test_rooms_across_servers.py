@@ -16,8 +16,9 @@ got none of its segments and an empty backlog, and its call said nothing was wro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,20 @@ def narrow(test_model_dir: Path, redis: RedisServer) -> Iterator[tuple[ServerPro
 @pytest.fixture(scope="module")
 def pcm(shared_audio: Path) -> bytes:
     return speech_pcm16(shared_audio / "silero_test.wav", 20.0, 16000).tobytes()
+
+
+def alone_then_across(
+    narrow: tuple[ServerProcess, ServerProcess, ServerProcess],
+) -> list[tuple[ServerProcess, ServerProcess]]:
+    """Two parties on the server of its own, then on the two sharing Redis (one on each)."""
+    here, a, b = narrow
+    return [(here, here), (a, b)]
+
+
+@contextlib.asynccontextmanager
+async def channels(x: ServerProcess, y: ServerProcess) -> AsyncIterator[tuple[grpc.aio.Channel, grpc.aio.Channel]]:
+    async with grpc.aio.insecure_channel(x.address) as x_ch, grpc.aio.insecure_channel(y.address) as y_ch:
+        yield x_ch, y_ch
 
 
 def stub(channel: grpc.aio.Channel) -> pb_grpc.TranslatorStub:
@@ -235,13 +250,9 @@ async def test_a_listener_in_a_language_the_speaker_cannot_add_is_refused_as_on_
     refused INVALID_ARGUMENT (the speaker cannot add a third language); on another server than the
     speaker's it was admitted and heard nothing, an OK that delivered nothing. Now it is ended with
     the same status and reason, and the Spanish listener goes on."""
-    here, a, b = narrow
     refusals = []
-    for speaker_at, listener_at in ((here, here), (a, b)):
-        async with (
-            grpc.aio.insecure_channel(speaker_at.address) as s_ch,
-            grpc.aio.insecure_channel(listener_at.address) as l_ch,
-        ):
+    for speaker_at, listener_at in alone_then_across(narrow):
+        async with channels(speaker_at, listener_at) as (s_ch, l_ch):
             room = f"narrow-{len(refusals)}"
             spoken: list[pb.SegmentResult] = []
             speaking = asyncio.create_task(speak(stub(s_ch), speaker_config(room, targets=("deu",)), pcm * 3, spoken))
@@ -271,13 +282,9 @@ async def test_a_speaker_that_cannot_carry_the_languages_listened_elsewhere_is_r
     server it is refused INVALID_ARGUMENT and the listeners go on. On another server than the
     listeners' it was admitted and they heard nothing of it; now it is refused the same way, and
     the listeners are not cut for it."""
-    here, a, b = narrow
     refusals = []
-    for late_at, room_at in ((here, here), (a, b)):
-        async with (
-            grpc.aio.insecure_channel(late_at.address) as late_ch,
-            grpc.aio.insecure_channel(room_at.address) as room_ch,
-        ):
+    for late_at, room_at in alone_then_across(narrow):
+        async with channels(late_at, room_at) as (late_ch, room_ch):
             room = f"full-{len(refusals)}"
             listens = [stub(room_ch).Listen(pb.ListenRequest(room=room, language=x)) for x in ("spa", "fra")]
             for listen in listens:
