@@ -42,9 +42,11 @@ LANGS = ("spa", "fra", "deu", "ita", "por")
 JOIN_S = 120.0  # the listeners' joining, at most (else the child reports how many joined, and fails)
 
 
-async def child(port: int, count: int, langs: tuple[str, ...], room: str, channels: int, quiet_s: float) -> None:
-    """The listeners: prints one JSON line ``{"joined": n}`` once all started; then, once the parent
-    wrote a line to its stdin (the speaker's stream ended) and ``quiet_s`` passed without an event,
+async def child(ports: list[int], count: int, langs: tuple[str, ...], room: str, channels: int, quiet_s: float) -> None:
+    """The listeners (listener ``i`` on ``ports[i % len(ports)]``, one server each, over
+    ``channels`` connections to each): prints one JSON line ``{"joined": n}`` once all started;
+    then, once the parent wrote a line to its stdin (the speaker's stream ended) and ``quiet_s``
+    passed without an event,
     ``{"got": {lang: {segment_id: [receive times]}}, "dropped": n}``. (A quiet period alone ends
     too early at real-time speed: the talk has pauses of several seconds.)"""
     # each channel its own connection: gRPC shares one between channels of equal arguments (its global
@@ -52,9 +54,11 @@ async def child(port: int, count: int, langs: tuple[str, ...], room: str, channe
     # once; the client holds the others back, unstarted, until one ends (HTTP/2 MAX_CONCURRENT_STREAMS)
     pool = [
         grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+        for port in ports
         for _ in range(channels)
     ]
     stubs = [pb_grpc.TranslatorStub(c) for c in pool]
+    n = len(ports)
     got: dict[str, dict[int, list[float]]] = {lang: {} for lang in langs}
     dropped = 0
     joined = 0
@@ -64,7 +68,8 @@ async def child(port: int, count: int, langs: tuple[str, ...], room: str, channe
     async def one(i: int) -> None:
         nonlocal dropped, joined
         lang = langs[i % len(langs)]
-        call = stubs[i % len(stubs)].Listen(pb.ListenRequest(room=room, language=lang))
+        server, k = i % n, (i // n) % channels  # listener i on server i % n, over that server's channels
+        call = stubs[server * channels + k].Listen(pb.ListenRequest(room=room, language=lang))
         async for ev in call:
             kind = ev.WhichOneof("event")
             if kind == "started":
@@ -96,8 +101,9 @@ async def child(port: int, count: int, langs: tuple[str, ...], room: str, channe
         await c.close()
 
 
-async def speak(port: int, room: str, pcm: bytes, speed: float) -> dict[int, float]:
-    """The speaker's stream, paced at ``speed`` times real time; when its own stream got each segment."""
+async def speak(port: int, room: str, pcm: bytes, speed: float, *, speech: bool = True) -> dict[int, float]:
+    """The speaker's stream, paced at ``speed`` times real time; when its own stream got each
+    segment. ``speech=False``: its output is text only (its listeners get no speech either)."""
     got: dict[int, float] = {}
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         stub = pb_grpc.TranslatorStub(ch)
@@ -105,6 +111,7 @@ async def speak(port: int, room: str, pcm: bytes, speed: float) -> dict[int, flo
             format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1),
             source_language="eng",
             room=pb.RoomSpeaking(name=room),
+            output=None if speech else pb.OutputOptions(text=True, speech=False),
         )
 
         async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
@@ -120,23 +127,34 @@ async def speak(port: int, room: str, pcm: bytes, speed: float) -> dict[int, flo
     return got
 
 
-async def one_round(port: int, pid: int, pcm: bytes, opts: argparse.Namespace, count: int, room: str) -> dict:
-    langs = LANGS[: opts.languages]
-    rss_before = rss_mb(pid)
+async def listening(ports: list[int], count: int, langs: tuple[str, ...], room: str) -> asyncio.subprocess.Process:
+    """The listeners' process (``--child``: listener i on ``ports[i % n]``), once all joined."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--child", str(port), str(count), ",".join(langs), room,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=64 * 2**20,  # one long JSON line
+        sys.executable, __file__, "--child", ",".join(map(str, ports)), str(count), ",".join(langs), room,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=256 * 2**20,  # one long JSON line
         env={**os.environ, "PYTHONPATH": f"{REPO}:{REPO}/clients/python/src"},
     )  # fmt: skip
     assert proc.stdout is not None and proc.stdin is not None
     joined = json.loads(await proc.stdout.readline())
     assert joined["joined"] == count, joined
+    return proc
+
+
+async def heard(proc: asyncio.subprocess.Process) -> dict:
+    """Tell the listeners' process the speaker's stream ended: what they got, once quiet."""
+    assert proc.stdout is not None and proc.stdin is not None
+    proc.stdin.write(b"end\n")
+    await proc.stdin.drain()
+    return dict(json.loads(await proc.stdout.readline()))
+
+
+async def one_round(port: int, pid: int, pcm: bytes, opts: argparse.Namespace, count: int, room: str) -> dict:
+    rss_before = rss_mb(pid)
+    proc = await listening([port], count, LANGS[: opts.languages], room)
     rss_joined = rss_mb(pid)
     cpu0, wall0 = cpu_s(pid), time.monotonic()
     spoken = await speak(port, room, pcm, opts.speed)
-    proc.stdin.write(b"end\n")
-    await proc.stdin.drain()
-    result = json.loads(await proc.stdout.readline())
+    result = await heard(proc)
     cpu1, wall1 = cpu_s(pid), time.monotonic()
     await proc.wait()
     lags = [
@@ -212,7 +230,8 @@ async def main(opts: argparse.Namespace) -> dict:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         port, count, langs, room = sys.argv[2:6]
-        asyncio.run(child(int(port), int(count), tuple(langs.split(",")), room, channels=16, quiet_s=2.0))
+        ports = [int(p) for p in port.split(",")]
+        asyncio.run(child(ports, int(count), tuple(langs.split(",")), room, channels=16, quiet_s=2.0))
         sys.exit(0)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(TEST_MODEL))

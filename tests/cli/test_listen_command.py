@@ -26,8 +26,8 @@ import pytest_asyncio
 import soundfile as sf
 
 from tests.support.cli import EXIT_AUTH, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Run
-from tests.support.live_server import LiveServer, serving
-from tests.support.rooms import registry, room_settings, speak_through_sdk, wait_for
+from tests.support.live_server import LiveServer
+from tests.support.rooms import registry, serving_rooms, speak_through_sdk, wait_for
 from tests.support.signals import default_signals
 from tests.support.speech import speech_pcm16
 from tests.support.tokens import replace
@@ -49,9 +49,7 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def room_server(test_model_dir: Path, tokens: Path) -> AsyncIterator[LiveServer]:
-    settings = room_settings(test_model_dir)
-    settings.auth.tokens_file = tokens
-    async with serving(settings) as live:
+    async with serving_rooms(test_model_dir, tokens) as live:
         yield live
 
 

@@ -6,10 +6,11 @@ rooms do on their own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from tests.support.live_server import LiveServer, make_settings
+from tests.support.live_server import LiveServer, make_settings, serving
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client import AsyncTranslateClient, Room, Segment
@@ -26,6 +27,15 @@ def room_settings(test_model_dir: Path, **rooms: float):  # type: ignore[no-unty
     s.model.test_translator = "stable"
     s.rooms = RoomSettings(**{"backlog_s": 600.0, "listener_queue": QUEUE, **rooms})
     return s
+
+
+@contextlib.asynccontextmanager
+async def serving_rooms(test_model_dir: Path, tokens: Path) -> AsyncIterator[LiveServer]:
+    """A server on ``room_settings`` whose callers are those of the tokens file ``tokens``."""
+    settings = room_settings(test_model_dir)
+    settings.auth.tokens_file = tokens
+    async with serving(settings) as live:
+        yield live
 
 
 def speaker_config(room: str, participant: str = "", targets: tuple[str, ...] = ()) -> pb.StreamingConfig:

@@ -260,7 +260,11 @@ class StreamDriver:
 
             try:  # its targets become its own plus the room's, changed as listeners come and go
                 await self._seat.take(
-                    first.room, session_id=session.session_id, own=session.task.target_languages, retarget=retarget
+                    first.room,
+                    session_id=session.session_id,
+                    stream_id=session.resume_token,
+                    own=session.task.target_languages,
+                    retarget=retarget,
                 )
             except BaseException:
                 session.close()

@@ -52,12 +52,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from translate_svc.cluster.store import FIRST, ClusterStore, Inbox, StoreState, StoreUnavailable, entry_ms, id_key
 from translate_svc.cluster.watch import Quiet
+from translate_svc.errors import ErrorCode, InvalidInput, Overloaded, ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session import room_wire
 from translate_svc.session.room_listener import RoomOutput
 
 if TYPE_CHECKING:
-    from translate_svc.errors import ServiceError
     from translate_svc.session.quota import Tenant
     from translate_svc.session.room_backlog import RoomBacklog
 
@@ -90,6 +90,8 @@ class Room(Protocol):
 
     def store_lost(self, language: str, error: ServiceError) -> None: ...
 
+    def refused(self, language: str, members: Collection[str], error: ServiceError) -> None: ...
+
 
 class Speaker(Protocol):
     """What the link reads and sets of a room's speaker (``rooms.Speaker``)."""
@@ -103,6 +105,8 @@ class Speaker(Protocol):
 
     @property
     def room(self) -> Room: ...
+
+    def resync(self) -> None: ...
 
 
 logger = logging.getLogger(__name__)
@@ -225,6 +229,11 @@ class RoomLink:
         self._back = asyncio.Event()
         self._logged_alone = Quiet(60.0)
         store.on_state(self._state_changed)
+        #: per room (its key): the listeners of other processes (member id -> language, participant)
+        self._ears: dict[str, dict[str, tuple[str, str]]] = {}
+        #: per (room key, language) read here: listeners a speaker refused in what the reader's start
+        #: read (member id -> the error), for a joiner that started it
+        self._refusals: dict[tuple[str, str], dict[str, ServiceError]] = {}
 
     # -- speakers
 
@@ -249,10 +258,14 @@ class RoomLink:
         if key not in self._watchers:
             inbox = await self.store.watch(f"{key}/ears")
             try:
-                await self._ears_changed(room)
+                await self._ears_known(room)
+                # refused (its error) when it cannot carry what is listened in elsewhere, as a
+                # speaker is on the listeners' own process: those listeners go on
+                speaker.resync()
             except BaseException:
                 inbox.close()
                 raise
+            room.resync_speakers()
             self._spoken[key] = room
             self._watchers[key] = asyncio.get_running_loop().create_task(
                 self._watch(room, inbox), name=f"room ears {key}"
@@ -288,6 +301,30 @@ class RoomLink:
             channel = f"{key}/captions/{language}"
             relay.put(lambda: self.store.publish(channel, data()))
 
+    def refuse(self, speaker: Speaker, languages: Collection[str], error: ServiceError) -> None:
+        """``speaker`` cannot carry ``languages`` (listened in on other processes): the listeners
+        there that want them now are refused with its error, as on this process (in line with its
+        output; named by member id, so that a later listener is not refused for an old refusal)."""
+        relay = speaker.relay
+        if relay is None:
+            return
+        key = _key(speaker.room)
+        ears = self._ears.get(key, {})
+        for language in languages:
+            members = sorted(
+                m
+                for m, (lang, p) in ears.items()
+                if lang == language and not (speaker.participant and p == speaker.participant)
+            )
+            if members:
+                data = room_wire.encode_refusal(
+                    self.origin, speaker.speaker_id, speaker.participant, error.code.value, error.message, members
+                )
+                relay.put(self._appending(f"{key}/out/{language}", data))
+
+    def _appending(self, stream: str, data: bytes) -> Op:
+        return lambda: self.store.append(stream, data, keep_s=self._keep_s, max_len=self._max_entries)
+
     def speaker_left(self, speaker: Speaker) -> None:
         relay = speaker.relay
         room = speaker.room
@@ -322,8 +359,7 @@ class RoomLink:
             inbox.close()
 
     async def _ears_changed(self, room: Room) -> None:
-        members = await self.store.members(f"{_key(room)}/ears")
-        room.remote_ears = [_ear(v) for m, v in members.items() if not m.startswith(self.origin + "/")]
+        await self._ears_known(room)
         room.resync_speakers()
 
     async def others(self, tenant: str, name: str) -> tuple[list[tuple[str, str]], list[str]]:
@@ -339,6 +375,13 @@ class RoomLink:
             if not m.startswith(mine) and (s := _speaker(v)) is not None
         ]
         return ears, speakers
+
+    async def _ears_known(self, room: Room) -> None:
+        self._remote_ears(room, await self.store.members(f"{_key(room)}/ears"))
+
+    def _remote_ears(self, room: Room, members: Mapping[str, bytes]) -> None:
+        ears = self._ears[_key(room)] = {m: _ear(v) for m, v in members.items() if not m.startswith(self.origin + "/")}
+        room.remote_ears = list(ears.values())
 
     # -- listeners
 
@@ -365,14 +408,16 @@ class RoomLink:
         key = _key(room)
         await self.store.join(f"{key}/ears", member, json.dumps({"l": language, "p": participant}).encode())
         try:
-            members = await self.store.members(f"{key}/ears")
-            room.remote_ears = [_ear(v) for m, v in members.items() if not m.startswith(self.origin + "/")]
+            self._remote_ears(room, await self.store.members(f"{key}/ears"))
             room.remote_speakers = [
                 s
                 for m, v in (await self.store.members(f"{key}/speakers")).items()
                 if not m.startswith(self.origin + "/") and (s := _speaker(v)) is not None
             ]
             await self._reading(room, language, since)
+            refused = self._refusals.get((key, language), {}).get(member)
+            if refused is not None:  # a speaker said so before this process read on
+                raise refused
         except BaseException:
             await self._leave_now(f"{key}/ears", member)
             raise
@@ -388,6 +433,7 @@ class RoomLink:
         if not room.listeners.get(language):
             for task in self._readers.pop((_key(room), language), []):
                 task.cancel()
+            self._refusals.pop((_key(room), language), None)
             room.backlog.forget_remote(language)
 
     async def _reading(self, room: Room, language: str, since: str | None = None) -> None:
@@ -418,10 +464,16 @@ class RoomLink:
             entries = [e for e in entries if id_key(e.id) <= id_key(since)]
             after = since
         now, wall_ms = self._clock(), time.time() * 1000
+        refusals = self._refusals[(key, language)] = {}
         for entry in entries:
             wire, out = room_wire.decode(entry.data)
             age_s = max(0.0, (wall_ms - entry_ms(entry.id)) / 1000)
-            if wire.origin != self.origin and age_s <= self._backlog_s:
+            if wire.origin == self.origin:
+                continue
+            if wire.refused is not None:  # perhaps of a joiner whose presence made a speaker try
+                code, message, members = wire.refused
+                refusals.update(dict.fromkeys(members, refusal(code, message)))
+            elif age_s <= self._backlog_s:
                 room.backlog.keep(language, now - age_s, out, remote=True)
         loop = asyncio.get_running_loop()
         self._readers[(key, language)] = [
@@ -449,8 +501,13 @@ class RoomLink:
             for entry in entries:
                 after = entry.id
                 wire, out = room_wire.decode(entry.data)
-                if wire.origin != self.origin:
-                    heard_remote = True
+                if wire.origin == self.origin:
+                    continue
+                heard_remote = True
+                if wire.refused is not None:
+                    code, message, members = wire.refused
+                    room.refused(language, members, refusal(code, message))
+                else:
                     room.deliver(language, out, wire.participant, final=True, now=self._clock(), remote=True)
 
     async def _captions(self, room: Room, language: str, inbox: Inbox) -> None:
@@ -538,6 +595,18 @@ def refused(error: StoreUnavailable, what: str) -> StoreUnavailable:
         f"{what} the room again shortly (cluster.on_redis_loss=refuse)",
         retry_after_ms=error.retry_after_ms,
     )
+
+
+#: a speaker's refusal of a language, as the store carries it (its ``ErrorCode``) -> its error
+_REFUSALS: dict[str, type[ServiceError]] = {
+    ErrorCode.INVALID_ARGUMENT.value: InvalidInput,
+    ErrorCode.RESOURCE_EXHAUSTED.value: Overloaded,
+}
+
+
+def refusal(code: str, message: str) -> ServiceError:
+    """The error a listener is refused with when a speaker of another process refused (``refuse``)."""
+    return _REFUSALS.get(code, InvalidInput)(message)
 
 
 def _announce(speaker: Speaker) -> bytes:

@@ -34,13 +34,21 @@ class SpeakerSeat:
         self._speaker: Speaker | None = None
 
     async def take(
-        self, room: RoomJoin, *, session_id: str, own: tuple[str, ...], retarget: Callable[[tuple[str, ...]], int]
+        self,
+        room: RoomJoin,
+        *,
+        session_id: str,
+        stream_id: str,
+        own: tuple[str, ...],
+        retarget: Callable[[tuple[str, ...]], int],
     ) -> None:
         """Speak into ``room`` (``retarget``: applies the stream's new targets and returns the first
-        segment id that uses them). Refused as ``RoomRegistry.speak`` refuses."""
+        segment id that uses them; ``stream_id``: the stream's resume token, how listeners know a
+        speaker without a participant across its calls). Refused as ``RoomRegistry.speak`` refuses."""
         self._speaker = await self._registry.speak(
             room.name,
             session_id=session_id,
+            stream_id=stream_id,
             participant=room.participant,
             tenant=self._tenant,
             rights=self._rights,

@@ -72,6 +72,9 @@ class Wire(msgspec.Struct, array_like=True):
     detected: tuple[str, list[tuple[str, float]]] | None = None
     timing: tuple[float, float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     speech_in_commits: bool = False
+    #: not a result: the speaker cannot carry this language (its error's code and message) for
+    #: these listeners (their member ids), refused as on the speaker's own process (``room_link.py``)
+    refused: tuple[str, str, list[str]] | None = None
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -113,6 +116,11 @@ def encode(origin: str, out: RoomOutput, participant: str, *, speech: bool) -> b
         wire.timing = (tm.queue_ms, tm.model_ms, tm.total_ms, tm.vad_wait_ms, tm.speech_ms, tm.language_id_ms)
         wire.speech_in_commits = ev.speech_in_commits
     return _encoder.encode(wire)
+
+
+def encode_refusal(origin: str, speaker: str, participant: str, code: str, message: str, members: list[str]) -> bytes:
+    """A speaker's word that it cannot carry the stream's language for ``members`` (``Wire.refused``)."""
+    return _encoder.encode(Wire(origin, speaker, participant, True, -1, 0, 0, refused=(code, message, members)))
 
 
 def decode(data: bytes) -> tuple[Wire, RoomOutput]:

@@ -38,7 +38,7 @@ import logging
 import re
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from translate_svc.cluster.store import ClusterStore
@@ -131,12 +131,14 @@ class Speaker:
         own: tuple[str, ...],
         retarget: Callable[[tuple[str, ...]], int],
         held: list[str],
+        stream_id: str = "",
     ) -> None:
         self._registry = registry
         self.room = room
         self.session_id = session_id
-        #: how listeners see it: its participant id, else its stream's session id
-        self.speaker_id = participant or session_id
+        #: how listeners see it: its participant id, else its stream's id across calls (its resume
+        #: token: a stream resumed on another server stays the same speaker), else its session id
+        self.speaker_id = participant or stream_id or session_id
         self.participant = participant
         self.own = own
         self._retarget = retarget
@@ -245,8 +247,23 @@ class Room:
         return {lang for lang, _ in self.remote_ears}
 
     def resync_speakers(self) -> None:
+        """The languages listened in on other processes changed: every speaker here follows. One
+        that cannot carry a language wanted there (too many targets, a language its model lacks)
+        has that language's listeners refused with its error, as its own process refuses a listener
+        (``room_link.py``): never an OK that delivers nothing."""
         for speaker in list(self.speakers.values()):
-            _resync_quietly(speaker)
+            try:
+                speaker.resync()
+            except ServiceError as e:
+                missing = [lang for lang in speaker.wanted() if lang not in speaker.targets]
+                logger.info(
+                    "a room speaker cannot add %s for listeners on other servers: %s",
+                    ", ".join(missing),
+                    e.message,
+                    extra={"session_id": speaker.session_id},
+                )
+                if self.link is not None:
+                    self.link.refuse(speaker, missing, e)
 
     def deliver(
         self, language: str, out: RoomOutput, participant: str, *, final: bool, now: float, remote: bool = False
@@ -272,6 +289,13 @@ class Room:
         logger.warning("a room's listeners lost the cluster store: %s", error.message)
         for listener in list(self.listeners.get(language) or ()):
             listener.end(lost, at_once=False)
+
+    def refused(self, language: str, members: Collection[str], error: ServiceError) -> None:
+        """A speaker of another process cannot carry ``language`` for the listeners ``members``
+        (their member ids): those of this process end at once with its error."""
+        for listener in list(self.listeners.get(language) or ()):
+            if listener.member in members:
+                listener.end(error)
 
     def publish(self, speaker: Speaker, ev: SegmentResult | InterimResult, now: float) -> None:
         final = isinstance(ev, SegmentResult)
@@ -476,6 +500,7 @@ class RoomRegistry:
         rights: RoomRights,
         own: tuple[str, ...],
         retarget: Callable[[tuple[str, ...]], int],
+        stream_id: str = "",
     ) -> Speaker:
         """A stream speaking into room ``name`` (its targets are set at once to what the room
         listens in); ``Speaker.leave`` when it ends."""
@@ -493,7 +518,7 @@ class RoomRegistry:
             if made:
                 self._maybe_remove(room)
             raise
-        speaker = Speaker(self, room, session_id, participant, own, retarget, held)
+        speaker = Speaker(self, room, session_id, participant, own, retarget, held, stream_id)
         room.speakers[session_id] = speaker
         self._cancel_idle(room)
         try:
@@ -515,6 +540,7 @@ class RoomRegistry:
         rights: RoomRights,
         own: tuple[str, ...],
         retarget: Callable[[tuple[str, ...]], int],
+        stream_id: str = "",
     ) -> Speaker:
         """``publish``, and (linked to other processes) announced there, its targets following
         the languages listened in everywhere: UNAVAILABLE if the cluster store cannot be reached
@@ -527,6 +553,7 @@ class RoomRegistry:
             rights=rights,
             own=own,
             retarget=retarget,
+            stream_id=stream_id,
         )
         if self.link is not None:
             try:
