@@ -50,6 +50,7 @@ class Application:
         """The cluster store first (an unreachable Redis or hub fails the start before the model
         loads: ``StoreUnavailable``, naming it), then the engine."""
         await self.cluster.start()
+        await self.sessions.counters.start()
         await self.start_engine(warmup)
 
     async def stop(self) -> None:
@@ -58,6 +59,7 @@ class Application:
         await self.stop_engine()
         self.vad.close()
         self.sessions.close()
+        await self.sessions.counters.close()
         await self.cluster.close()
 
 

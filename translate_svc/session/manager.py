@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from translate_svc.audio.codec import check_stream_format
@@ -29,6 +29,7 @@ from translate_svc.session.quota import (
     DEFAULT_TENANT,
     UNCAPPED,
     Counters,
+    Held,
     LocalCounters,
     QuotaRefused,
     QuotaSpent,
@@ -66,7 +67,8 @@ class SessionManager:
         self.limits = limits
         #: streams open now in this process (the node's count is in ``counters``)
         self.open_streams = 0
-        #: the node's limits and the tenants' caps (node-wide when the node runs several workers)
+        #: the node's limits and the tenants' caps: this process's counts, or leases in the cluster
+        #: store (``caps.py``: the node's caps node-wide, the tenants' cluster-wide)
         self.counters: Counters = counters if counters is not None else LocalCounters()
         #: Translate clips are decoded and resampled here, never on the threads live streams use
         self._decode_pool = ThreadPoolExecutor(limits.translate_decode_threads, thread_name_prefix="clip-decode")
@@ -150,7 +152,7 @@ class SessionManager:
         for session in list(self.live):
             session.stop(error)
 
-    def open_stream(
+    async def open_stream(
         self,
         fmt: AudioFormat,
         task: TranslationTask,
@@ -173,7 +175,7 @@ class SessionManager:
             if resume is not None:
                 checks.check_resume(resume, self.limits)
             checks.check_captions(interim_interval_ms, task, self.limits)
-            admission = admission or self.admit_stream(tenant)
+            admission = admission or await self.admit_stream(tenant)
             session = self._new_session(
                 fmt, task, vad, interim_interval_ms=interim_interval_ms, resume=resume, hooks=hooks
             )
@@ -187,42 +189,40 @@ class SessionManager:
         self._no_live.clear()
         return session
 
-    def admit_stream(self, tenant: Tenant = DEFAULT_TENANT) -> Admission:
+    async def admit_stream(self, tenant: Tenant = DEFAULT_TENANT) -> Admission:
         """A stream's slots (the node's ``max_streams`` and the tenant's cap), taken when its call
         or socket opens, before its config is read: an unconfigured stream counts as much as a
         running one (docs/security.md). RESOURCE_EXHAUSTED (or the tenant's quota, or UNAVAILABLE
         while draining) when full. Release it unless it is handed to ``open_stream``."""
         if self.draining is not None:
             raise NotReady("this server is shutting down and takes no new streams: connect to another server")
-        return Admission(self.counters, self._acquire("streams", self.limits.max_streams, tenant, tenant.caps.streams))
+        held = await self._acquire("streams", self.limits.max_streams, tenant, tenant.caps.streams)
+        return Admission(self.counters, held)
 
-    @contextlib.contextmanager
-    def admit_clip(self, tenant: Tenant = DEFAULT_TENANT) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def admit_clip(self, tenant: Tenant = DEFAULT_TENANT) -> AsyncIterator[None]:
         """One Translate call of ``tenant`` in the block: counted against ``max_translate_calls``
         and the tenant's caps before its message is read or decoded (else RESOURCE_EXHAUSTED)."""
-        held = self._acquire("translate", self.limits.max_translate_calls, tenant, tenant.caps.translate_calls)
+        held = await self._acquire("translate", self.limits.max_translate_calls, tenant, tenant.caps.translate_calls)
         try:
             yield
         finally:
             self.counters.release(held)
 
-    @contextlib.contextmanager
-    def receiving_clip(self, tenant: Tenant = DEFAULT_TENANT) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def receiving_clip(self, tenant: Tenant = DEFAULT_TENANT) -> AsyncIterator[None]:
         """An admitted Translate call of ``tenant`` receiving its clip in the block: at most
         ``limits.max_clip_reads_per_tenant`` of them at once on the node (else RESOURCE_EXHAUSTED),
         so a tenant that opens calls and never sends their clip cannot hold every one of
         ``max_translate_calls`` until ``clip_read_timeout_s``."""
-        wants = [(f"{tenant.name}/clip_reads", self.limits.max_clip_reads_per_tenant)]
-        full = self.counters.try_acquire(wants)
-        if full is not None:
-            raise refusal(full, tenant, wants)
+        held = await self._take([(f"{tenant.name}/clip_reads", self.limits.max_clip_reads_per_tenant)], tenant)
         try:
             yield
         finally:
-            self.counters.release([name for name, _ in wants])
+            self.counters.release(held)
 
-    @contextlib.contextmanager
-    def admit_unary(self, tenant: Tenant = DEFAULT_TENANT, token: bytes | None = None) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def admit_unary(self, tenant: Tenant = DEFAULT_TENANT, token: bytes | None = None) -> AsyncIterator[None]:
         """One unary call (ListLanguages, TranslateText, the Riva door's) of ``tenant`` and of
         ``token`` (its digest; None: a server without tokens) in the block, counted before its
         request is read: at most ``max_unary_calls_per_tenant`` (or the tenant's ``unary_calls``)
@@ -237,15 +237,13 @@ class SessionManager:
                 "(limits.max_unary_calls_per_token): send each call's request at once, or retry shortly",
                 retry_after_ms=1000,
             )
-        full = self.counters.try_acquire(wants)
-        if full is not None:
-            raise refusal(full, tenant, wants)
+        held = await self._take(wants, tenant)
         if token is not None:
             self._token_calls[token] = self._token_calls.get(token, 0) + 1
         try:
             yield
         finally:
-            self.counters.release([name for name, _ in wants])
+            self.counters.release(held)
             if token is not None:
                 left = self._token_calls[token] - 1
                 if left:
@@ -254,24 +252,31 @@ class SessionManager:
                     del self._token_calls[token]
 
     def charge_audio(self, tenant: Tenant, seconds: float) -> QuotaSpent | None:
-        """Draw ``seconds`` of audio from the tenant's budget; QuotaSpent once it is spent."""
+        """Draw ``seconds`` of audio from the tenant's budget (a call in progress: never waits);
+        QuotaSpent once it is spent."""
         per_minute = tenant.caps.audio_seconds_per_minute
         if per_minute is None:
             return None
-        left = self.counters.spend(f"{tenant.name}/audio", seconds, per_minute)
+        left = self.counters.draw(f"{tenant.name}/audio", seconds, per_minute)
         return None if left > 0 else QuotaSpent(tenant, retry_after_ms(left, per_minute))
 
-    def _acquire(self, kind: str, node_limit: int, tenant: Tenant, cap: int | None) -> list[str]:
+    async def _acquire(self, kind: str, node_limit: int, tenant: Tenant, cap: int | None) -> Held:
         """Take the node's counter ``kind`` and the tenant's; RESOURCE_EXHAUSTED naming the full one.
         A tenant whose audio budget is spent is refused too."""
-        spent = self.charge_audio(tenant, 0.0)
-        if spent is not None:
-            raise QuotaRefused(tenant, spent.retry_after_ms or 1000)
-        wants = [(kind, node_limit), (f"{tenant.name}/{kind}", cap if cap is not None else UNCAPPED)]
-        full = self.counters.try_acquire(wants)
-        if full is not None:
-            raise refusal(full, tenant, wants)
-        return [name for name, _ in wants]
+        per_minute = tenant.caps.audio_seconds_per_minute
+        if per_minute is not None:
+            left = await self.counters.spend(f"{tenant.name}/audio", 0.0, per_minute)
+            if left <= 0:
+                raise QuotaRefused(tenant, retry_after_ms(left, per_minute))
+        return await self._take(
+            [(kind, node_limit), (f"{tenant.name}/{kind}", cap if cap is not None else UNCAPPED)], tenant
+        )
+
+    async def _take(self, wants: list[tuple[str, int]], tenant: Tenant) -> Held:
+        got = await self.counters.acquire(wants)
+        if isinstance(got, str):
+            raise refusal(got, tenant, wants)
+        return got
 
     def open_clip(self, fmt: AudioFormat, task: TranslationTask, vad: SegmenterConfig) -> StreamSession:
         """A session for one admitted clip (``admit_clip``; ``ClipDriver.translate`` feeds it its
@@ -316,7 +321,9 @@ class SessionManager:
         if session in self.live:
             self.live.discard(session)
             self.open_streams -= 1
-            self.counters.release(session.held)
+            if session.held is not None:
+                self.counters.release(session.held)
+                session.held = None
             if not self.live:
                 self._no_live.set()
 
@@ -325,15 +332,15 @@ class Admission:
     """Slots taken for one stream (``SessionManager.admit_stream``): released once, by whoever holds
     it last (the door, the driver, then the session)."""
 
-    def __init__(self, counters: Counters, held: list[str]) -> None:
+    def __init__(self, counters: Counters, held: Held) -> None:
         self._counters = counters
-        self._held: list[str] | None = held
+        self._held: Held | None = held
 
     @property
     def held(self) -> bool:
         return self._held is not None
 
-    def take(self) -> list[str]:
+    def take(self) -> Held:
         """The counters' names, for a session that releases them when it closes (once)."""
         if self._held is None:
             raise RuntimeError("this admission was released or handed on already")

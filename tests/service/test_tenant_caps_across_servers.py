@@ -1,0 +1,216 @@
+"""Issue 59: a tenant's caps hold wherever its calls land. Two real servers share a real
+``redis-server`` (tests/support/redis_server.py); the tenant has ``streams=3`` in the tokens file.
+
+- three streams held over the two servers, the fourth is refused RESOURCE_EXHAUSTED on either;
+- ``kill -9`` of a server frees its streams of the tenant within the lease time (3 s here);
+- Redis killed mid-run: with ``cluster.on_redis_loss=node`` new streams are admitted under the
+  node's counts, with ``refuse`` they get UNAVAILABLE with RetryInfo; either way the admitted
+  streams go on; Redis restarted on the same port: the cap is cluster-wide again, no restart.
+
+Before: each server counted its own streams (a fourth, fifth and sixth stream were admitted on the
+second server) and a killed server's holdings were unknown elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from tests.support.calls import own_channel, retry_ms
+from tests.support.redis_server import RedisServer, redis_server
+from tests.support.server_process import ServerProcess
+from tests.support.tokens import bearer
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(120)]
+
+TOKEN = "acme-token-0123456789abcdef"
+LEASE_S = 3.0
+FMT = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)
+
+
+def serve(model: Path, tokens: Path, redis_url: str, on_loss: str = "node") -> ServerProcess:
+    return ServerProcess(
+        ["--model", str(model), "--host", "127.0.0.1", "--port", "0", "--tokens-file", str(tokens)],
+        env={
+            "TRANSLATE_SVC_CLUSTER__REDIS_URL": redis_url,
+            "TRANSLATE_SVC_CLUSTER__LEASE_S": str(LEASE_S),
+            "TRANSLATE_SVC_CLUSTER__ON_REDIS_LOSS": on_loss,
+            "TRANSLATE_SVC_LIMITS__CONFIG_TIMEOUT_MS": "600000",
+            "TRANSLATE_SVC_LIMITS__IDLE_TIMEOUT_S": "600",
+        },
+    )
+
+
+@pytest.fixture
+def tokens(tmp_path: Path) -> Path:
+    path = tmp_path / "tokens"
+    path.write_text(f"{TOKEN} stream tenant=acme streams=3\n")
+    return path
+
+
+@contextlib.contextmanager
+def two_servers(model: Path, tokens: Path, redis: RedisServer, on_loss: str = "node") -> Iterator[list[ServerProcess]]:
+    servers: list[ServerProcess] = []
+    try:
+        servers.append(serve(model, tokens, redis.url, on_loss))
+        servers.append(serve(model, tokens, redis.url, on_loss))
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+class Held:
+    """Streams of the tenant held open (configured, then silent) until ``close``."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.calls: list[grpc.aio.StreamStreamCall] = []
+        self.channels: list[grpc.aio.Channel] = []
+
+    async def open(self, server: ServerProcess) -> grpc.aio.StreamStreamCall:
+        """One more stream on ``server``: admitted (its ``started`` read), or the refusal raised."""
+        stop = self.stop
+
+        async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
+            yield pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=FMT, target_languages=["spa"]))
+            await stop.wait()
+
+        channel = own_channel(server.address)
+        self.channels.append(channel)
+        call = pb_grpc.TranslatorStub(channel).StreamingTranslate(requests(), metadata=bearer(TOKEN))
+        first = await asyncio.wait_for(call.read(), 30)
+        assert first.WhichOneof("response") == "started", first
+        self.calls.append(call)
+        return call
+
+    async def alive(self, call: grpc.aio.StreamStreamCall, seconds: float = 0.3) -> bool:
+        """The call is still open ``seconds`` from now: the server sent no status (a cut stream
+        gets one). Its responses are not read here: a cancelled read cancels the call."""
+        await asyncio.sleep(seconds)
+        return not call.done()
+
+    async def close(self) -> None:
+        self.stop.set()
+        for call in self.calls:
+            call.cancel()
+        for channel in self.channels:
+            await channel.close()
+
+
+async def refused(held: Held, server: ServerProcess) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await held.open(server)
+    return e.value
+
+
+async def test_a_tenants_streams_cap_holds_across_two_servers_and_a_killed_servers_streams_are_freed(
+    test_model_dir: Path, tokens: Path
+) -> None:
+    with redis_server() as redis, two_servers(test_model_dir, tokens, redis) as (a, b):
+        held = Held()
+        try:
+            await held.open(a)
+            await held.open(b)
+            await held.open(b)
+            for server in (a, b):  # the fourth, on either server
+                err = await refused(held, server)
+                assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.details()
+                assert "tenant 'acme'" in (err.details() or "") and "streams=3" in (err.details() or "")
+                assert retry_ms(err) == 1000
+            b.proc.send_signal(signal.SIGKILL)  # its two streams die with it, unreleased
+            b.proc.wait()
+            killed = time.monotonic()
+            deadline = killed + LEASE_S + 2.0
+            while True:  # the tenant's streams on b are free within the lease time
+                try:
+                    await held.open(a)
+                    break
+                except grpc.aio.AioRpcError as e:
+                    assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.details()
+                    assert time.monotonic() < deadline, "the killed server's streams were not freed in time"
+                    await asyncio.sleep(0.2)
+            freed_s = time.monotonic() - killed
+            assert freed_s <= LEASE_S + 2.0, freed_s
+            await held.open(a)
+            err = await refused(held, a)  # 3 again, all on a: the cap holds
+            assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        finally:
+            await held.close()
+
+
+async def test_redis_lost_with_on_redis_loss_node_admits_under_node_counts_and_rejoins_without_restart(
+    test_model_dir: Path, tokens: Path
+) -> None:
+    with redis_server() as redis, two_servers(test_model_dir, tokens, redis, "node") as (a, b):
+        held = Held()
+        try:
+            first = await held.open(a)
+            second = await held.open(b)
+            redis.kill()
+            # the node's own counts: a counts one stream of acme, so two more are admitted there
+            # (cluster-wide the tenant now has 4: the cap is per node while Redis is lost)
+            await held.open(a)
+            await held.open(a)
+            err = await refused(held, a)
+            assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.details()
+            assert await held.alive(first) and await held.alive(second)  # nothing admitted is cut
+            redis.start()  # same port, empty
+            # once the servers have rejoined, every stream is counted in Redis again: 4 held, the
+            # cap (3) refuses on either server, with no restart
+            deadline = time.monotonic() + 20
+            codes: set[grpc.StatusCode] = set()
+            while time.monotonic() < deadline:
+                codes = set()
+                for server in (a, b):
+                    try:
+                        await held.open(server)
+                        codes.add(grpc.StatusCode.OK)
+                    except grpc.aio.AioRpcError as e:
+                        codes.add(e.code())
+                if codes == {grpc.StatusCode.RESOURCE_EXHAUSTED}:
+                    break
+                await asyncio.sleep(0.5)
+            assert codes == {grpc.StatusCode.RESOURCE_EXHAUSTED}, codes
+            assert await held.alive(first) and await held.alive(second)
+        finally:
+            await held.close()
+
+
+async def test_redis_lost_with_on_redis_loss_refuse_refuses_new_streams_unavailable_and_cuts_none(
+    test_model_dir: Path, tokens: Path
+) -> None:
+    with redis_server() as redis, two_servers(test_model_dir, tokens, redis, "refuse") as (a, b):
+        held = Held()
+        try:
+            first = await held.open(a)
+            await held.open(b)
+            redis.kill()
+            for server in (a, b):
+                err = await refused(held, server)
+                assert err.code() == grpc.StatusCode.UNAVAILABLE, err.details()
+                assert "Redis" in (err.details() or "") and retry_ms(err) > 0
+            assert await held.alive(first)
+            redis.start()
+            deadline = time.monotonic() + 20
+            while True:  # back: the third is admitted (the two held were written back), the fourth refused
+                try:
+                    await held.open(b)
+                    break
+                except grpc.aio.AioRpcError as e:
+                    assert e.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline, e.details()
+                    await asyncio.sleep(0.3)
+            err = await refused(held, a)
+            assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.details()
+            assert await held.alive(first)
+        finally:
+            await held.close()
