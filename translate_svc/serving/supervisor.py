@@ -12,9 +12,10 @@ model, then start every worker and wait until each serves. Then:
 - SIGTERM or SIGINT drains: every worker gets SIGTERM and drains its streams (``draining`` notice,
   resume elsewhere); once all have exited the engine process stops, and the supervisor exits 0.
 
-Without ``cluster.redis_url`` the supervisor also runs the node's cluster hub (``cluster/hub_server.py``:
-what crosses streams, shared by the workers) on a Unix socket in the node's runtime dir, before any
-worker starts and until every worker has stopped; the workers find it in ``process.ENV_CLUSTER``.
+The supervisor also runs the node's cluster hub (``cluster/hub_server.py``: the node's caps, and
+without ``cluster.redis_url`` all that crosses streams, shared by the workers) on a Unix socket in
+the node's runtime dir, before any worker starts and until every worker has stopped; the workers
+find it in ``process.ENV_CLUSTER``.
 
 Never imports torch or the model (import-linter checks it): the engine process does that alone.
 """

@@ -5,11 +5,13 @@ names none, and for every call on a server without tokens) with optional caps: c
 concurrent Translate calls, audio seconds per minute. The node's own limits (``max_streams``,
 ``max_translate_calls``) are counters of the same kind.
 
-``Counters`` is what a manager counts with: ``try_acquire`` takes one of several counters at once,
-or none if one is full, and ``spend`` draws audio from a tenant's per-minute budget. One process
-uses ``LocalCounters``; the workers of a node share ``serving.admission.SharedCounters``, so every
-cap is node-wide. Names of counters: ``streams``, ``translate``, ``<tenant>/streams``,
-``<tenant>/translate``, ``<tenant>/audio``. Event loop only.
+``Counters`` is what a manager counts with: ``acquire`` takes one of several counters at once, or
+none if one is full (a ``Held`` that ``release`` gives back), and ``spend``/``draw`` draw audio from
+a tenant's per-minute budget. One process on its own uses ``LocalCounters``; the workers of a node
+and several pods use ``caps.StoreCounters``: leases in the cluster store (the node's caps node-wide,
+the tenants' cluster-wide with Redis). Names of counters: ``streams``, ``translate``,
+``<tenant>/streams``, ``<tenant>/translate``, ``<tenant>/audio``: a name without ``/`` is the
+node's, one with ``/`` a tenant's. Event loop only.
 """
 
 from __future__ import annotations
