@@ -96,7 +96,7 @@ class StoreCounters:
     # -- caps
 
     async def acquire(self, wants: Sequence[tuple[str, int]]) -> Held | str:
-        names = tuple(name for name, _ in wants)
+        names = [name for name, _ in wants]
         if not self.split:
             got = await self._node.acquire([(PREFIX + name, limit) for name, limit in wants])
             return _full(got) if isinstance(got, Full) else Held(names, [(self._node, got)])

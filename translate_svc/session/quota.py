@@ -112,7 +112,7 @@ class Held:
 
     __slots__ = ("names", "parts")
 
-    def __init__(self, names: tuple[str, ...], parts: list[Any] | None = None) -> None:
+    def __init__(self, names: Sequence[str], parts: list[Any] | None = None) -> None:
         self.names = names
         self.parts: list[Any] = parts if parts is not None else []
 
@@ -176,16 +176,12 @@ class LocalCounters:
                 return name
         for name, _ in wants:
             counts[name] = counts.get(name, 0) + 1
-        return Held(tuple(name for name, _ in wants))
+        return Held([name for name, _ in wants])
 
     def release(self, held: Held) -> None:
         counts = self._counts
         for name in held.names:
-            left = counts[name] - 1
-            if left:
-                counts[name] = left
-            else:
-                del counts[name]  # a name no call holds takes no memory (any number of tenants)
+            counts[name] -= 1
 
     def count(self, name: str) -> int:
         return self._counts.get(name, 0)
