@@ -139,6 +139,21 @@ async def _freed(runs: int, lease_s: float) -> list[float]:
         await asyncio.wait_for(call.read(), 30)
         return call
 
+    async def admitted(server: ServerProcess, channels: list[grpc.aio.Channel]) -> bool:
+        """A probe stream (its config, then closed): admitted or not, it ends at once."""
+
+        async def config() -> AsyncIterator[pb.StreamingTranslateRequest]:
+            yield pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=fmt, target_languages=["spa"]))
+
+        channel = own_channel(server.address)
+        channels.append(channel)
+        try:
+            async for _ in pb_grpc.TranslatorStub(channel).StreamingTranslate(config(), metadata=bearer(token)):
+                pass
+        except grpc.aio.AioRpcError:
+            return False
+        return True
+
     def serve(url: str) -> ServerProcess:
         args = ["--model", str(model), "--host", "127.0.0.1", "--port", "0", "--tokens-file", str(tokens)]
         env = {"TRANSLATE_SVC_CLUSTER__REDIS_URL": url, "TRANSLATE_SVC_CLUSTER__LEASE_S": str(lease_s)}
@@ -157,12 +172,10 @@ async def _freed(runs: int, lease_s: float) -> list[float]:
                 b.proc.send_signal(signal.SIGKILL)
                 b.proc.wait()
                 killed = time.monotonic()
-                while True:
-                    try:
-                        calls.append(await hold(a, channels))
+                while True:  # a refusal answers at once: the probe has closed
+                    if await admitted(a, channels):
                         break
-                    except grpc.aio.AioRpcError:
-                        await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.05)
                 freed.append(round(time.monotonic() - killed, 3))
                 print(f"run {run + 1}: freed {freed[-1]} s after the kill (lease_s {lease_s})", flush=True)
             finally:
