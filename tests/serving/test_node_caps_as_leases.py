@@ -17,7 +17,7 @@ import grpc
 import pytest
 
 from tests.support.calls import own_channel
-from tests.support.node import Node, node
+from tests.support.node import Node, node, worker_of
 from tests.support.tokens import bearer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
@@ -52,26 +52,6 @@ def two(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield n
 
 
-async def worker_of(two: Node, channel: grpc.aio.Channel) -> str:
-    """Which worker serves ``channel``'s connection: a probe stream of another tenant opened on it
-    (and closed at once) counts in that worker's ``translate_svc_streams_started_total``."""
-    before = two.started()
-
-    async def config() -> AsyncIterator[pb.StreamingTranslateRequest]:
-        yield pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=FMT, target_languages=["spa"]))
-
-    async for _ in pb_grpc.TranslatorStub(channel).StreamingTranslate(config(), metadata=bearer(PROBE)):
-        pass
-    for _ in range(100):
-        after = two.started()
-        grown = [w for w in after if after[w] > before.get(w, 0)]
-        if grown:
-            (worker,) = grown
-            return worker
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no worker counted the probe: {before} -> {two.started()}")
-
-
 async def test_a_tenants_streams_cap_holds_over_both_workers(two: Node) -> None:
     stop = asyncio.Event()
 
@@ -87,7 +67,7 @@ async def test_a_tenants_streams_cap_holds_over_both_workers(two: Node) -> None:
         for _ in range(40):
             channel = own_channel(two.address)
             channels.append(channel)
-            on.setdefault(await worker_of(two, channel), []).append(channel)
+            on.setdefault(await worker_of(two, channel, bearer(PROBE)), []).append(channel)
             if len(on) == 2 and all(len(c) >= 2 for c in on.values()):
                 break
         first, second = (chans for _, chans in sorted(on.items()))
