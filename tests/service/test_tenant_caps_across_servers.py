@@ -3,6 +3,8 @@
 
 - three streams held over the two servers, the fourth is refused RESOURCE_EXHAUSTED on either;
 - ``kill -9`` of a server frees its streams of the tenant within the lease time (3 s here);
+- a node of ``serve --workers 2`` and a server share the cap too (the node's workers count their
+  node's caps in its hub and the tenant's in Redis);
 - Redis killed mid-run: with ``cluster.on_redis_loss=node`` new streams are admitted under the
   node's counts, with ``refuse`` they get UNAVAILABLE with RetryInfo; either way the admitted
   streams go on; Redis restarted on the same port: the cap is cluster-wide again, no restart.
@@ -25,6 +27,7 @@ import pytest
 from redis import Redis
 
 from tests.support.calls import own_channel, retry_ms
+from tests.support.node import node
 from tests.support.redis_server import RedisServer, redis_server
 from tests.support.server_process import ServerProcess
 from tests.support.tokens import bearer
@@ -59,11 +62,13 @@ def tokens(tmp_path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def two_servers(model: Path, tokens: Path, redis: RedisServer, on_loss: str = "node") -> Iterator[list[ServerProcess]]:
+def two_servers(
+    model: Path, tokens: Path, redis: RedisServer, on_loss: str = "node", *, count: int = 2
+) -> Iterator[list[ServerProcess]]:
     servers: list[ServerProcess] = []
     try:
-        servers.append(serve(model, tokens, redis.url, on_loss))
-        servers.append(serve(model, tokens, redis.url, on_loss))
+        for _ in range(count):
+            servers.append(serve(model, tokens, redis.url, on_loss))
         yield servers
     finally:
         for server in servers:
@@ -78,7 +83,7 @@ class Held:
         self.calls: list[grpc.aio.StreamStreamCall] = []
         self.channels: list[grpc.aio.Channel] = []
 
-    async def open(self, server: ServerProcess) -> grpc.aio.StreamStreamCall:
+    async def open(self, server: ServerProcess | str) -> grpc.aio.StreamStreamCall:
         """One more stream on ``server``: admitted (its ``started`` read), or the refusal raised."""
         stop = self.stop
 
@@ -86,7 +91,7 @@ class Held:
             yield pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=FMT, target_languages=["spa"]))
             await stop.wait()
 
-        channel = own_channel(server.address)
+        channel = own_channel(server if isinstance(server, str) else server.address)
         self.channels.append(channel)
         call = pb_grpc.TranslatorStub(channel).StreamingTranslate(requests(), metadata=bearer(TOKEN))
         first = await asyncio.wait_for(call.read(), 30)
@@ -132,7 +137,7 @@ def streams_in(redis: RedisServer) -> int:
         return int(client.zcard("translate-svc:l:cap/acme/streams"))
 
 
-async def refused(held: Held, server: ServerProcess) -> grpc.aio.AioRpcError:
+async def refused(held: Held, server: ServerProcess | str) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as e:
         await held.open(server)
     return e.value
@@ -230,3 +235,31 @@ async def test_redis_lost_with_on_redis_loss_refuse_refuses_new_streams_unavaila
             assert await held.alive(first)
         finally:
             await held.close()
+
+
+async def test_a_node_of_two_workers_and_a_server_share_a_tenants_cap_through_redis(
+    test_model_dir: Path, tokens: Path, tmp_path: Path
+) -> None:
+    env = {
+        "TRANSLATE_SVC_AUTH__TOKENS_FILE": str(tokens),
+        "TRANSLATE_SVC_CLUSTER__LEASE_S": str(LEASE_S),
+        "TRANSLATE_SVC_LIMITS__CONFIG_TIMEOUT_MS": "600000",
+        "TRANSLATE_SVC_LIMITS__IDLE_TIMEOUT_S": "600",
+    }
+    with redis_server() as redis:
+        env["TRANSLATE_SVC_CLUSTER__REDIS_URL"] = redis.url
+        with (
+            node(test_model_dir, tmp_path / "node.log", **env) as two,
+            two_servers(test_model_dir, tokens, redis, count=1) as (a,),
+        ):
+            held = Held()
+            try:
+                for _ in range(2):  # each on a connection of its own: either worker
+                    await held.open(two.address)
+                await held.open(a)
+                for where in (two.address, two.address, a):
+                    err = await refused(held, where)
+                    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.details()
+                    assert "tenant 'acme'" in (err.details() or "")
+            finally:
+                await held.close()
