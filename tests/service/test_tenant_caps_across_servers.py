@@ -2,6 +2,7 @@
 ``redis-server`` (tests/support/redis_server.py); the tenant has ``streams=3`` in the tokens file.
 
 - three streams held over the two servers, the fourth is refused RESOURCE_EXHAUSTED on either;
+- a tenant's audio seconds per minute are one budget: spent on one server, refused on the other;
 - ``kill -9`` of a server frees its streams of the tenant within the lease time (3 s here);
 - a node of ``serve --workers 2`` and a server share the cap too (the node's workers count their
   node's caps in its hub and the tenant's in Redis);
@@ -37,6 +38,7 @@ from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(120)]
 
 TOKEN = "acme-token-0123456789abcdef"
+BUDGET = "budget-token-0123456789abcdef"
 LEASE_S = 3.0
 FMT = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)
 
@@ -57,7 +59,7 @@ def serve(model: Path, tokens: Path, redis_url: str, on_loss: str = "node") -> S
 @pytest.fixture
 def tokens(tmp_path: Path) -> Path:
     path = tmp_path / "tokens"
-    path.write_text(f"{TOKEN} stream tenant=acme streams=3\n")
+    path.write_text(f"{TOKEN} stream tenant=acme streams=3\n{BUDGET} stream tenant=budget audio_seconds_per_minute=2\n")
     return path
 
 
@@ -174,6 +176,43 @@ async def test_a_tenants_streams_cap_holds_across_two_servers_and_a_killed_serve
             assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         finally:
             await held.close()
+
+
+async def test_a_tenants_audio_budget_spent_on_one_server_is_spent_on_the_other(
+    test_model_dir: Path, tokens: Path
+) -> None:
+    three_seconds = bytes(3 * 32000)  # PCM16 silence: 3 s of the tenant's 2 s a minute
+
+    async def talk() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        yield pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=FMT, target_languages=["spa"]))
+        for i in range(0, len(three_seconds), 3200):
+            yield pb.StreamingTranslateRequest(audio=three_seconds[i : i + 3200])
+
+    async def config_only() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        yield pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=FMT, target_languages=["spa"]))
+
+    with redis_server() as redis, two_servers(test_model_dir, tokens, redis) as (a, b):
+        async with own_channel(a.address) as ch:
+            call = pb_grpc.TranslatorStub(ch).StreamingTranslate(talk(), metadata=bearer(BUDGET))
+            with contextlib.suppress(grpc.aio.AioRpcError):  # ended when the budget ran out, or OK
+                async for _ in call:
+                    pass
+        # the draw reaches Redis in the background as the stream ends: b refuses the tenant soon
+        deadline = time.monotonic() + 5
+        while True:
+            async with own_channel(b.address) as ch:
+                try:
+                    async for _ in pb_grpc.TranslatorStub(ch).StreamingTranslate(
+                        config_only(), metadata=bearer(BUDGET)
+                    ):
+                        pass
+                except grpc.aio.AioRpcError as e:
+                    assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e.details()
+                    assert "audio seconds per minute" in (e.details() or ""), e.details()
+                    assert retry_ms(e) > 0
+                    break
+            assert time.monotonic() < deadline, "the budget spent on the first server was not spent on the second"
+            await asyncio.sleep(0.1)
 
 
 async def test_redis_lost_with_on_redis_loss_node_admits_under_node_counts_and_rejoins_without_restart(
