@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from translate_svc.cluster.choose import open_store
+from translate_svc.cluster.choose import open_node_store, open_store
 from translate_svc.cluster.store import ClusterStore
 from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.runner import LanguageIdentifier, Runner
@@ -27,6 +27,7 @@ from translate_svc.engine.scheduler import SchedulerConfig
 from translate_svc.engine.warmup import WarmupConfig, WarmupMode
 from translate_svc.frontend import Application, build_frontend
 from translate_svc.observability import metrics
+from translate_svc.session.caps import StoreCounters
 from translate_svc.settings import EngineSettings, ModelSettings, Settings
 from translate_svc.types import BatchStats
 
@@ -153,7 +154,10 @@ def build(
         await engine.start(warmup=warmup)
 
     store = cluster if cluster is not None else open_store(settings.cluster)
-    return build_frontend(settings, engine, start, engine.stop, listeners, cluster=store)
+    counters = None  # one process on its own: its own counts (``quota.LocalCounters``)
+    if settings.cluster.redis_url is not None and cluster is None:  # the node's caps here, the tenants' in Redis
+        counters = StoreCounters(open_node_store(), store, on_loss=settings.cluster.on_redis_loss, own_node=True)
+    return build_frontend(settings, engine, start, engine.stop, listeners, cluster=store, counters=counters)
 
 
 # -- entry points for the operator commands: model/ (and torch) are imported when called -----------

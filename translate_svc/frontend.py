@@ -54,6 +54,7 @@ class Application:
         """The cluster store first (an unreachable Redis or hub fails the start before the model
         loads: ``StoreUnavailable``, naming it), then the engine."""
         await self.cluster.start()
+        await self.sessions.counters.start()
         if self.recordings is not None:
             await self.recordings.start()
         await self.start_engine(warmup)
@@ -66,6 +67,7 @@ class Application:
         self.sessions.close()
         if self.recordings is not None:
             await self.recordings.stop()
+        await self.sessions.counters.close()
         await self.cluster.close()
 
 

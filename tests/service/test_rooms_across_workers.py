@@ -20,7 +20,7 @@ import grpc
 import pytest
 
 from tests.support.calls import own_channel
-from tests.support.node import Node, node
+from tests.support.node import Node, node, worker_of
 from tests.support.rooms import speak, speaker_config
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
@@ -37,27 +37,6 @@ def two(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     env = {"TRANSLATE_SVC_MODEL__TEST_TRANSLATOR": "stable", "TRANSLATE_SVC_ROOMS__BACKLOG_S": "600"}
     with node(test_model_dir, log, **env) as n:
         yield n
-
-
-async def worker_of(two: Node, channel: grpc.aio.Channel) -> str:
-    """Which worker serves ``channel``'s connection: a stream opened on it (and closed at once)
-    counts in that worker's ``translate_svc_streams_started_total``."""
-    before = two.started()
-
-    async def requests() -> Any:
-        fmt = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)
-        yield pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=fmt, source_language="eng"))
-
-    async for _ in pb_grpc.TranslatorStub(channel).StreamingTranslate(requests()):
-        pass
-    for _ in range(100):
-        after = two.started()
-        grown = [k for k in after if after[k] > before.get(k, 0)]
-        if grown:
-            (worker,) = grown
-            return worker
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no worker counted the stream: {before} -> {two.started()}")
 
 
 async def spread(two: Node, n: int) -> list[tuple[grpc.aio.Channel, str]]:

@@ -154,7 +154,7 @@ def speech_pcm(shared_audio: Path) -> bytes:
 async def test_results_come_in_order_then_ended(speech_pcm: bytes, vad_worker: VadWorker) -> None:
     m = await make_manager(FakeRunner(), vad_worker)
     task = checks.resolve_task(m.card, m.limits, "eng", ["spa"], OutputOptions(speech=False))
-    session = m.open_stream(FMT, task, m.vad_defaults)
+    session = await m.open_stream(FMT, task, m.vad_defaults)
     try:
 
         async def feed() -> None:
@@ -186,7 +186,7 @@ async def test_a_client_that_does_not_read_gets_at_most_the_bound_computed(
 ) -> None:
     runner = FakeRunner()
     m = await make_manager(runner, vad_worker, max_unread_results=3)
-    session = m.open_stream(
+    session = await m.open_stream(
         FMT, checks.resolve_task(m.card, m.limits, "", ["spa"], OutputOptions(speech=False)), m.vad_defaults
     )
     fed = 0
@@ -225,13 +225,13 @@ async def test_stream_admission_is_bounded_and_slots_come_back(vad_worker: VadWo
     m = await make_manager(FakeRunner(), vad_worker, max_streams=2)
     task = checks.resolve_task(m.card, m.limits, "", ["spa"], OutputOptions(speech=False))
     try:
-        a, b = m.open_stream(FMT, task, m.vad_defaults), m.open_stream(FMT, task, m.vad_defaults)
+        a, b = await m.open_stream(FMT, task, m.vad_defaults), await m.open_stream(FMT, task, m.vad_defaults)
         with pytest.raises(Overloaded) as e:
-            m.open_stream(FMT, task, m.vad_defaults)
+            await m.open_stream(FMT, task, m.vad_defaults)
         assert e.value.retry_after_ms and "capacity" in e.value.message
         a.close()
         a.close()  # idempotent
-        c = m.open_stream(FMT, task, m.vad_defaults)
+        c = await m.open_stream(FMT, task, m.vad_defaults)
         assert m.open_streams == 2
         b.close()
         c.close()
@@ -244,7 +244,7 @@ async def test_max_stream_duration_translates_what_came_and_says_where_it_stoppe
     speech_pcm: bytes, vad_worker: VadWorker
 ) -> None:
     m = await make_manager(FakeRunner(), vad_worker, max_stream_seconds=5.0)
-    session = m.open_stream(
+    session = await m.open_stream(
         FMT, checks.resolve_task(m.card, m.limits, "", ["spa"], OutputOptions(speech=False)), m.vad_defaults
     )
     try:
@@ -340,7 +340,7 @@ async def test_live_captions_come_before_their_final_and_never_after_it(
 
     m = await make_manager(FakeRunner(), vad_worker)
     task = checks.resolve_task(m.card, m.limits, "eng", ["spa"], OutputOptions(speech=False))
-    session = m.open_stream(FMT, task, m.vad_defaults, interim_interval_ms=500)
+    session = await m.open_stream(FMT, task, m.vad_defaults, interim_interval_ms=500)
     try:
 
         async def feed() -> None:
@@ -370,4 +370,4 @@ async def test_live_captions_come_before_their_final_and_never_after_it(
         assert cap.transcript is not None and cap.transcript.text == f"n={n}"  # the speech so far
         assert [t.text for t in cap.translations] == [f"spa:{n}"] and cap.translations[0].audio is None
     with pytest.raises(Exception, match="interim_interval_ms"):
-        m.open_stream(FMT, task, m.vad_defaults, interim_interval_ms=100)
+        await m.open_stream(FMT, task, m.vad_defaults, interim_interval_ms=100)

@@ -82,22 +82,22 @@ def make(**config: float) -> tuple[RoomRegistry, LocalCounters]:
     return RoomRegistry(RoomConfig(**config), counters, lambda: CARD, clock=Clock()), counters  # type: ignore[arg-type]
 
 
-def test_a_tenant_without_stated_caps_gets_the_default_caps() -> None:
+async def test_a_tenant_without_stated_caps_gets_the_default_caps() -> None:
     registry, _ = make(idle_s=0.0, max_rooms_per_tenant=2, max_listeners_per_tenant=3)
     acme = Tenant("acme")
-    held = [registry.listen(f"r{k}", "spa", tenant=acme, rights=ALL_ROOMS) for k in range(2)]
+    held = [await registry.listen(f"r{k}", "spa", tenant=acme, rights=ALL_ROOMS) for k in range(2)]
     with pytest.raises(Overloaded) as e:
-        registry.listen("r2", "spa", tenant=acme, rights=ALL_ROOMS)
+        await registry.listen("r2", "spa", tenant=acme, rights=ALL_ROOMS)
     assert "rooms.max_rooms_per_tenant" in e.value.message
-    held.append(registry.listen("r0", "fra", tenant=acme, rights=ALL_ROOMS))
+    held.append(await registry.listen("r0", "fra", tenant=acme, rights=ALL_ROOMS))
     with pytest.raises(Overloaded) as e:
-        registry.listen("r0", "spa", tenant=acme, rights=ALL_ROOMS)
+        await registry.listen("r0", "spa", tenant=acme, rights=ALL_ROOMS)
     assert "tenant 'acme' is at its cap of 3 room listeners (rooms.max_listeners_per_tenant)" in e.value.message
-    registry.listen("r9", "spa", tenant=Tenant("other"), rights=ALL_ROOMS)  # another tenant
+    await registry.listen("r9", "spa", tenant=Tenant("other"), rights=ALL_ROOMS)  # another tenant
     # the tokens file's caps replace them
     stated = Tenant("big", TenantCaps(rooms=3))
     for k in range(3):
-        registry.listen(f"r{k}", "spa", tenant=stated, rights=ALL_ROOMS)
+        await registry.listen(f"r{k}", "spa", tenant=stated, rights=ALL_ROOMS)
     for listener in held:
         listener.close()
 
@@ -105,20 +105,20 @@ def test_a_tenant_without_stated_caps_gets_the_default_caps() -> None:
 async def test_a_room_whose_last_party_leaves_gives_its_slot_back_and_its_backlog_waits() -> None:
     registry, counters = make(idle_s=60.0, max_rooms=1, backlog_s=600.0)
     stream = FakeStream()
-    talk = speaker(registry, stream, room="talk")
+    talk = await speaker(registry, stream, room="talk")
     talk.output(result(0))
     talk.leave()
     assert counters.count("rooms") == 0 and ("default", "talk") in registry.rooms  # waiting, holding nothing
-    quiet = registry.listen("quiet", "spa", tenant=DEFAULT_TENANT, rights=ALL_ROOMS)  # the node's one room
+    quiet = await registry.listen("quiet", "spa", tenant=DEFAULT_TENANT, rights=ALL_ROOMS)  # the node's one room
     quiet.close()  # no backlog: gone at once
     assert ("default", "quiet") not in registry.rooms
-    late = registry.listen("talk", "spa", tenant=DEFAULT_TENANT, rights=ALL_ROOMS)
+    late = await registry.listen("talk", "spa", tenant=DEFAULT_TENANT, rights=ALL_ROOMS)
     assert late._first[0].backlog == 1  # type: ignore[union-attr]
     late.close()
     # at most a tenant's room cap of empty rooms wait: the oldest go
     registry2, _ = make(idle_s=60.0, max_rooms_per_tenant=2, backlog_s=600.0)
     for name in ("a", "b", "c"):
-        s = speaker(registry2, FakeStream(), room=name)
+        s = await speaker(registry2, FakeStream(), room=name)
         s.output(result(0))
         s.leave()
     assert sorted(n for _, n in registry2.rooms) == ["b", "c"]
@@ -126,8 +126,8 @@ async def test_a_room_whose_last_party_leaves_gives_its_slot_back_and_its_backlo
 
 async def test_a_listen_ended_at_once_hears_nothing_more_and_a_stuck_door_is_cut() -> None:
     registry, _ = make(idle_s=0.0, max_listen_s=0.05, listener_queue=8)
-    listener = registry.listen("talk", "spa", tenant=DEFAULT_TENANT, rights=ALL_ROOMS)
-    talk = speaker(registry, FakeStream(), room="talk")
+    listener = await registry.listen("talk", "spa", tenant=DEFAULT_TENANT, rights=ALL_ROOMS)
+    talk = await speaker(registry, FakeStream(), room="talk")
     talk.output(result(0))
     events = listener.events()
     assert type(await anext(events)).__name__ == "ListenStarted"
@@ -144,7 +144,7 @@ async def test_a_listen_ended_at_once_hears_nothing_more_and_a_stuck_door_is_cut
     assert listener.queued == 0  # an ended listen takes nothing more
     listener.close()
     # revoked at once: whatever was queued is not sent, the error comes next
-    listener = registry.listen("talk", "spa", tenant=DEFAULT_TENANT, rights=ALL_ROOMS)
+    listener = await registry.listen("talk", "spa", tenant=DEFAULT_TENANT, rights=ALL_ROOMS)
     talk.output(result(2))
     listener.end(Revoked("gone"))
     with pytest.raises(Revoked):

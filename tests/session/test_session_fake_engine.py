@@ -85,7 +85,7 @@ async def test_results_leave_in_segment_order_whatever_order_the_engine_answers(
 ) -> None:
     engine = FakeEngineClient()
     manager = SessionManager(engine, scripted, SegmenterConfig(), LimitsSettings(max_unread_results=64))
-    session = manager.open_stream(FMT, TASK, SegmenterConfig())
+    session = await manager.open_stream(FMT, TASK, SegmenterConfig())
     try:
         await feed_all(session, silence)
         await session.finish()
@@ -109,7 +109,7 @@ async def test_results_leave_in_segment_order_whatever_order_the_engine_answers(
 async def test_a_refused_segment_fails_alone_and_the_stream_goes_on(scripted: VadWorker, silence: bytes) -> None:
     engine = FakeEngineClient()
     manager = SessionManager(engine, scripted, SegmenterConfig(), LimitsSettings(max_unread_results=64))
-    session = manager.open_stream(FMT, TASK, SegmenterConfig())
+    session = await manager.open_stream(FMT, TASK, SegmenterConfig())
     try:
         await feed_all(session, silence[: len(silence) // 2])
         await until(lambda: len(engine.jobs) >= 1)
@@ -130,7 +130,7 @@ async def test_a_refused_segment_fails_alone_and_the_stream_goes_on(scripted: Va
 async def test_a_closed_stream_aborts_its_jobs_in_the_engine(scripted: VadWorker, silence: bytes) -> None:
     engine = FakeEngineClient()
     manager = SessionManager(engine, scripted, SegmenterConfig(), LimitsSettings(max_unread_results=64))
-    session = manager.open_stream(FMT, TASK, SegmenterConfig())
+    session = await manager.open_stream(FMT, TASK, SegmenterConfig())
     await feed_all(session, silence)
     await session.finish()
     jobs = engine.pending()
@@ -147,7 +147,7 @@ async def test_captions_are_skipped_while_the_engine_refuses_best_effort_work(
     engine = FakeEngineClient()
     engine.droppable = False
     manager = SessionManager(engine, scripted, SegmenterConfig(), LimitsSettings(max_unread_results=64))
-    session = manager.open_stream(FMT, TASK, SegmenterConfig(), interim_interval_ms=250)
+    session = await manager.open_stream(FMT, TASK, SegmenterConfig(), interim_interval_ms=250)
     try:
         await feed_all(session, silence)
         await session.finish()
@@ -165,7 +165,7 @@ async def test_the_fair_share_is_the_engine_queue_split_between_sessions(scripte
     engine = FakeEngineClient(max_queued=40)
     manager = SessionManager(engine, scripted, SegmenterConfig(), LimitsSettings(max_unread_results=16))
     assert manager.fair_share() == 16
-    sessions = [manager.open_stream(FMT, TASK, SegmenterConfig()) for _ in range(4)]
+    sessions = [await manager.open_stream(FMT, TASK, SegmenterConfig()) for _ in range(4)]
     assert manager.fair_share() == 10
     for s in sessions:
         s.close()
@@ -271,7 +271,7 @@ async def test_a_clip_goes_max_clip_segments_queued_deep_and_a_stream_max_unread
 
     engine = FakeEngineClient(max_queued=64)
     manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=1))
-    stream = manager.open_stream(FMT, TASK, SegmenterConfig())
+    stream = await manager.open_stream(FMT, TASK, SegmenterConfig())
     feeding = asyncio.create_task(feed_all(stream, minute))
     try:
         await until(lambda: len(engine.pending()) == 1)
@@ -293,7 +293,7 @@ async def test_audio_a_feed_waited_with_while_the_stream_finished_is_not_ingeste
     its last chunk", seen in CI)."""
     engine = FakeEngineClient()
     manager = SessionManager(engine, scripted, SegmenterConfig(), LimitsSettings(max_unread_results=1))
-    session = manager.open_stream(FMT, TASK, SegmenterConfig())
+    session = await manager.open_stream(FMT, TASK, SegmenterConfig())
     try:
         feeding = asyncio.create_task(feed_all(session, silence))
         await until(lambda: len(engine.pending()) == 1)
@@ -339,7 +339,7 @@ async def test_speech_a_drain_cuts_too_short_to_translate_is_where_the_resume_st
     cut_ms = start_ms + 30 + 150  # 150 ms past its unpadded start
     engine = FakeEngineClient()
     manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=64))
-    session = manager.open_stream(FMT, TASK, SegmenterConfig())
+    session = await manager.open_stream(FMT, TASK, SegmenterConfig())
     try:
         await feed_all(session, real_speech[: cut_ms * 32])
         await session.finish(ShuttingDown("draining"))
@@ -385,7 +385,7 @@ async def test_a_call_resumed_with_the_sdks_lead_in_translates_the_speech_a_drai
     manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=256))
 
     async def call(pcm: np.ndarray, resume: Resume | None) -> list[Any]:
-        session = manager.open_stream(FMT, TASK, SegmenterConfig(), resume=resume)
+        session = await manager.open_stream(FMT, TASK, SegmenterConfig(), resume=resume)
         try:
             await feed_all(session, pcm.tobytes())
             await session.finish(ShuttingDown("draining") if resume is None else None)

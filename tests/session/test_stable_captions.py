@@ -98,7 +98,7 @@ async def stream_events(
     await engine.start(warmup=False)
     try:
         manager = SessionManager(engine, vad, SegmenterConfig(), LimitsSettings(max_unread_results=256))
-        session = manager.open_stream(FMT, task, SegmenterConfig(), interim_interval_ms=300)
+        session = await manager.open_stream(FMT, task, SegmenterConfig(), interim_interval_ms=300)
         try:
             events: list[object] = []
 

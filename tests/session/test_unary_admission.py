@@ -40,32 +40,33 @@ def manager(**limits: float) -> SessionManager:
     )
 
 
-def refusal(m: SessionManager, tenant: Tenant, token: bytes | None) -> ServiceError:
-    with pytest.raises(Overloaded) as e, m.admit_unary(tenant, token):
-        pass
+async def refusal(m: SessionManager, tenant: Tenant, token: bytes | None) -> ServiceError:
+    with pytest.raises(Overloaded) as e:
+        async with m.admit_unary(tenant, token):
+            pass
     return e.value
 
 
 async def test_unary_calls_are_bounded_per_token_and_per_tenant_and_released() -> None:
     m = manager(max_unary_calls_per_token=2, max_unary_calls_per_tenant=3)
-    with m.admit_unary(ACME, b"t1"), m.admit_unary(ACME, b"t1"):
-        err = refusal(m, ACME, b"t1")  # the token's third
+    async with m.admit_unary(ACME, b"t1"), m.admit_unary(ACME, b"t1"):
+        err = await refusal(m, ACME, b"t1")  # the token's third
         assert "limits.max_unary_calls_per_token" in err.message and err.retry_after_ms == 1000
-        with m.admit_unary(ACME, b"t2"):  # another token of the tenant: the tenant's third
-            err = refusal(m, ACME, b"t3")
+        async with m.admit_unary(ACME, b"t2"):  # another token of the tenant: the tenant's third
+            err = await refusal(m, ACME, b"t3")
             assert "tenant 'acme'" in err.message and "limits.max_unary_calls_per_tenant" in err.message
-            with m.admit_unary(Tenant("other"), b"t9"):  # another tenant is not held back
+            async with m.admit_unary(Tenant("other"), b"t9"):  # another tenant is not held back
                 pass
     # every slot came back, and a token with none held is not kept
     assert m._token_calls == {} and m.counters.count("acme/unary") == 0  # type: ignore[attr-defined]
-    with m.admit_unary(ACME, b"t1"), m.admit_unary(ACME, b"t1"), m.admit_unary(ACME, b"t2"):
+    async with m.admit_unary(ACME, b"t1"), m.admit_unary(ACME, b"t1"), m.admit_unary(ACME, b"t2"):
         pass
 
 
 async def test_a_tenants_unary_calls_cap_in_the_tokens_file_replaces_the_setting() -> None:
     m = manager(max_unary_calls_per_token=100, max_unary_calls_per_tenant=100)
-    with m.admit_unary(CAPPED, b"a"), m.admit_unary(CAPPED, None):  # None: a server without tokens
-        err = refusal(m, CAPPED, b"b")
+    async with m.admit_unary(CAPPED, b"a"), m.admit_unary(CAPPED, None):  # None: a server without tokens
+        err = await refusal(m, CAPPED, b"b")
     assert "unary_calls=2 in the tokens file" in err.message, err.message
     grants = dict(parse_tokens("tok * tenant=capped unary_calls=2\n", "f"))
     assert [g.tenant.caps.unary_calls for g in grants.values()] == [2]
@@ -73,14 +74,15 @@ async def test_a_tenants_unary_calls_cap_in_the_tokens_file_replaces_the_setting
 
 async def test_a_tenants_clips_being_received_are_bounded() -> None:
     m = manager(max_clip_reads_per_tenant=2)
-    with m.receiving_clip(ACME), m.receiving_clip(ACME):
-        with pytest.raises(Overloaded) as e, m.receiving_clip(ACME):
-            pass
-        with m.receiving_clip(Tenant("other")):
+    async with m.receiving_clip(ACME), m.receiving_clip(ACME):
+        with pytest.raises(Overloaded) as e:
+            async with m.receiving_clip(ACME):
+                pass
+        async with m.receiving_clip(Tenant("other")):
             pass
     assert "Translate calls still receiving their clip" in e.value.message
     assert "limits.max_clip_reads_per_tenant" in e.value.message
-    with m.receiving_clip(ACME), m.receiving_clip(ACME):  # released
+    async with m.receiving_clip(ACME), m.receiving_clip(ACME):  # released
         pass
 
 

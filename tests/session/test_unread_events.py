@@ -78,7 +78,7 @@ async def test_notices_and_captions_count_speech_events_do_not(vad_worker: VadWo
     room for more audio; speech events (two to a segment, which the results' bound holds) are not."""
     m: SessionManager = await make_manager(FakeRunner(), vad_worker, max_unread_results=BOUND)
     task = checks.resolve_task(m.card, m.limits, "eng", ["spa"], OutputOptions(speech=False))
-    session = m.open_stream(FMT, task, m.vad_defaults)
+    session = await m.open_stream(FMT, task, m.vad_defaults)
     try:
         jobs = session.jobs
         jobs.put(SpeechEvent(True, 0))

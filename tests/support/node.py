@@ -1,20 +1,25 @@
 """``translate-svc serve --workers 2`` as one node on loopback, for the tests of the node and of
 what crosses its processes: the supervisor's process, its log, port and metrics port, the workers'
-and the engine process's pids, and its ``/metrics`` read back."""
+and the engine process's pids, its ``/metrics`` read back, and which worker serves a connection."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
 import subprocess
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+
 from tests.support.server_process import CLI
 from tests.support.signals import default_signals
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.cli import ready_file as ready
 
 
@@ -48,6 +53,27 @@ class Node:
     def started(self) -> dict[str, float]:
         """Streams admitted so far, per worker (``{process="w0"}`` -> count)."""
         return self.metric("translate_svc_streams_started_total")
+
+
+async def worker_of(two: Node, channel: grpc.aio.Channel, metadata: tuple[tuple[str, str], ...] = ()) -> str:
+    """Which worker serves ``channel``'s connection: a stream opened on it (with ``metadata``) and
+    closed at once counts in that worker's ``translate_svc_streams_started_total``."""
+    before = two.started()
+
+    async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        fmt = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)
+        yield pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=fmt, source_language="eng"))
+
+    async for _ in pb_grpc.TranslatorStub(channel).StreamingTranslate(requests(), metadata=metadata):
+        pass
+    for _ in range(100):
+        after = two.started()
+        grown = [k for k in after if after[k] > before.get(k, 0)]
+        if grown:
+            (worker,) = grown
+            return worker
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no worker counted the stream: {before} -> {two.started()}")
 
 
 @contextlib.contextmanager

@@ -46,11 +46,11 @@ class Clock:
         return self.now
 
 
-def speaker(
+async def speaker(
     registry: RoomRegistry, stream: FakeStream, room: str = "talk", participant: str = "", own: tuple[str, ...] = ()
 ) -> Speaker:
     """``stream`` published into ``room`` by the default tenant, with every room's rights."""
-    return registry.publish(
+    return await registry.publish(
         room,
         session_id=f"s-{participant or id(stream)}",
         participant=participant,

@@ -41,7 +41,8 @@ class ReadyInfo:
     metrics_port: int | None = None  # /metrics, when served (port 0: the one picked)
     workers: tuple[int, ...] = field(default=())  # ``--workers N``: the front-end workers' pids, w0 first
     engine_pid: int | None = None  # ``--workers N``: the engine process
-    #: ``--workers N`` without ``cluster.redis_url``: the node's cluster hub (its Unix socket)
+    #: ``--workers N``: the node's cluster hub (its Unix socket; the node's caps, and without
+    #: ``cluster.redis_url`` all that crosses streams)
     cluster_hub: str | None = None
 
     def to_json(self) -> str:

@@ -48,6 +48,13 @@ def open_store(settings: ClusterSettings, *, hub: Path | None = None, worker: st
     return MemoryStore()
 
 
+def open_node_store(hub: Path | None = None, worker: str = "") -> ClusterStore:
+    """The node's own store, whatever the cluster's: the node's hub for a worker of a node, else this
+    process's memory. The node's caps are counted there (``session/caps.py``), and a tenant's while
+    Redis is lost with ``cluster.on_redis_loss=node``."""
+    return HubStore(hub, worker) if hub is not None else MemoryStore()
+
+
 def check_redis_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:

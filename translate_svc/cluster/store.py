@@ -26,7 +26,7 @@ primitive                 jobs
 ``acquire``/``release``   counted leases against caps, all or none: the node's ``max_streams``, rooms and
 (``renew``, ``count``)    listeners, and each tenant's caps; a holder's leases live while it renews them
                           (its store does every ``lease_s / 3``) and free themselves ``lease_s`` after it
-                          stops: replaces the node's fixed-size counters table (``serving/admission.py``)
+                          stops (``session/caps.py``: which caps are the node's and which the tenants')
 ``spend``                 a tenant's audio seconds per minute: a token bucket (may go below zero)
 ``state``/``on_state``    the store's health (up, or down: every operation raises ``StoreUnavailable``),
                           for health, ``/metrics`` and ``cluster.on_redis_loss``

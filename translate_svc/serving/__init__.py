@@ -9,6 +9,5 @@
 - ``worker.py``: gRPC, decoding, VAD and sessions (``frontend.py``) around a ``RemoteEngine``,
   listening on the shared port (``SO_REUSEPORT``). Never imports torch or the model
   (import-linter checks it).
-- ``admission.py``: the node's counters, shared by the workers (every cap is node-wide).
 - ``process.py``: what a child process shares with its supervisor (environment, readiness).
 """

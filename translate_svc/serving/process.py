@@ -20,9 +20,8 @@ ENV_SETTINGS = "TRANSLATE_SVC_NODE_SETTINGS"
 ENV_SOCKET = "TRANSLATE_SVC_NODE_ENGINE_SOCKET"
 ENV_WORKER = "TRANSLATE_SVC_NODE_WORKER"  # name and slot of a worker: "w<slot>"
 ENV_WORKERS = "TRANSLATE_SVC_NODE_WORKERS"  # how many workers the node runs
-ENV_ADMISSION = "TRANSLATE_SVC_NODE_ADMISSION"
 ENV_PARENT = "TRANSLATE_SVC_NODE_PARENT"  # the supervisor's pid
-#: the node's cluster hub's Unix socket (``cluster/hub_server.py``); unset when the pods share Redis
+#: the node's cluster hub's Unix socket (``cluster/hub_server.py``): the node's caps, and more without Redis
 ENV_CLUSTER = "TRANSLATE_SVC_NODE_CLUSTER_SOCKET"
 #: prometheus_client's own variable: every process of the node writes its metrics there
 ENV_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"

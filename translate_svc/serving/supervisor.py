@@ -12,9 +12,10 @@ model, then start every worker and wait until each serves. Then:
 - SIGTERM or SIGINT drains: every worker gets SIGTERM and drains its streams (``draining`` notice,
   resume elsewhere); once all have exited the engine process stops, and the supervisor exits 0.
 
-Without ``cluster.redis_url`` the supervisor also runs the node's cluster hub (``cluster/hub_server.py``:
-what crosses streams, shared by the workers) on a Unix socket in the node's runtime dir, before any
-worker starts and until every worker has stopped; the workers find it in ``process.ENV_CLUSTER``.
+The supervisor also runs the node's cluster hub (``cluster/hub_server.py``: the node's caps, and
+without ``cluster.redis_url`` all that crosses streams, shared by the workers) on a Unix socket in
+the node's runtime dir, before any worker starts and until every worker has stopped; the workers
+find it in ``process.ENV_CLUSTER``.
 
 Never imports torch or the model (import-linter checks it): the engine process does that alone.
 """
@@ -42,7 +43,7 @@ from translate_svc.cluster.choose import ClusterConfigError, open_store
 from translate_svc.cluster.hub_server import HubServer
 from translate_svc.cluster.store import StoreUnavailable
 from translate_svc.observability import metrics
-from translate_svc.serving import admission, process
+from translate_svc.serving import process
 from translate_svc.settings import Settings
 from translate_svc.transport.openai.demo import page_url
 
@@ -101,9 +102,8 @@ class Supervisor:
         self.socket = self.dir / "engine.sock"
         self.metrics_dir = self.dir / "metrics"
         self.metrics_dir.mkdir()
-        self.admission_file = self.dir / "streams"
-        admission.create(self.admission_file)
-        #: the node's cluster hub (none when the pods share Redis: each worker is a holder there)
+        #: the node's cluster hub: the node's caps (``session/caps.py``), and without Redis its rooms,
+        #: calls and tenants' caps too (with Redis each worker is a holder there)
         self.hub: HubServer | None = None
         self.hub_socket = self.dir / "cluster.sock"
         self.engine: Child | None = None
@@ -124,7 +124,6 @@ class Supervisor:
                 process.ENV_SETTINGS: child_settings.model_dump_json(),
                 process.ENV_SOCKET: str(self.socket),
                 process.ENV_WORKERS: str(self.workers),
-                process.ENV_ADMISSION: str(self.admission_file),
                 process.ENV_METRICS_DIR: str(self.metrics_dir),
                 process.ENV_PARENT: str(os.getpid()),
             }
@@ -168,11 +167,10 @@ class Supervisor:
         child_settings.server.workers = 1
         if child_settings.auth.client_secret_key is None:  # one key for the node: any worker checks any secret
             child_settings.auth.client_secret_key = secrets.token_hex(32)
-        if self.settings.cluster.redis_url is None:
-            self.hub = HubServer(lease_s=self.settings.cluster.lease_s)
-            await self.hub.start(self.hub_socket)
-        else:
+        if self.settings.cluster.redis_url is not None:
             await _check_redis(self.settings)
+        self.hub = HubServer(lease_s=self.settings.cluster.lease_s)
+        await self.hub.start(self.hub_socket)
         self._env_base = self._env(child_settings)
         self.engine = await self._spawn("engine", "translate_svc.serving.engine_process", self._env_base)
         workers = await asyncio.gather(
@@ -259,9 +257,7 @@ class Supervisor:
         logger.error("worker %s (pid %d) exited with status %s; starting a replacement", dead.name, dead.proc.pid, code)
         self.running.pop(dead.name, None)
         metrics.process_gone(dead.proc.pid, self.metrics_dir)
-        slot = admission.SharedCounters(self.admission_file, int(dead.name.removeprefix("w")))
-        slot.reset()  # its calls died with it
-        slot.close()
+        # its calls died with it: the hub dropped its leases as its connection closed
         if time.monotonic() - dead.started < QUICK_DEATH_S:
             await asyncio.sleep(1.0)  # a crash loop does not spin
         try:

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from translate_svc import logging_setup
-from translate_svc.cluster.choose import open_store
+from translate_svc.cluster.choose import open_node_store, open_store
 from translate_svc.engine.remote.client import ENGINE_GONE, RemoteEngine
 from translate_svc.frontend import build_frontend
 from translate_svc.observability import metrics, tracing
 from translate_svc.serving import collector, process
-from translate_svc.serving.admission import SharedCounters
+from translate_svc.session.caps import StoreCounters
 from translate_svc.transport.host import TranslateServer
 
 
@@ -47,9 +47,11 @@ async def main() -> None:
     async def all_workers_up(warmup: bool) -> None:
         await engine.wait_for_workers(workers)  # health: SERVING only when the whole node is up
 
-    counters = SharedCounters(Path(os.environ[process.ENV_ADMISSION]), slot=int(name.removeprefix("w")))
-    hub = os.environ.get(process.ENV_CLUSTER)  # the node's cluster hub (none when the pods share Redis)
-    cluster = open_store(settings.cluster, hub=Path(hub) if hub else None, worker=name)
+    hub = Path(os.environ[process.ENV_CLUSTER])  # the node's cluster hub: the node's caps (and rooms without Redis)
+    cluster = open_store(settings.cluster, hub=hub, worker=name)
+    node = cluster if settings.cluster.redis_url is None else open_node_store(hub, name)
+    # the node's caps in its hub, the tenants' in the cluster store (session/caps.py)
+    counters = StoreCounters(node, cluster, on_loss=settings.cluster.on_redis_loss, own_node=node is not cluster)
     app = build_frontend(
         settings,
         engine,

@@ -74,29 +74,30 @@ class ClipDriver:
         ``render``'s answer (a door's check of its own answer, e.g. its size, counts as the call's
         outcome). ``on_result``: each segment's result as it comes, in order (a door that streams
         them; it must not block). Raises the ServiceError that ends the call."""
-        with accounted(self.tenant, self.call, "translate") as outcome, self._m.admit_clip(self.tenant):
-            limit_s = self._m.limits.clip_read_timeout_s
-            with self._m.receiving_clip(self.tenant):
-                request = await _within(read(), limit_s)
-            check_clip_bytes(len(request.content), self._m.limits.max_message_bytes)
-            task = checks.resolve_task(
-                self._m.card,
-                self._m.limits,
-                request.source_language,
-                list(request.target_languages),
-                request.output,
-                list(request.detect) if request.detect is not None else None,
-                request.terms,
-            )
-            outcome.config.update(access.config_brief(request.fmt, task))
-            clip = await self.translate(request.take_content(), request.fmt, task, request.vad, on_result)
-            outcome.results.extend(clip.segments)
-            outcome.audio_s = clip.audio_duration_ms / 1000
-            metrics.tenant_audio(self.tenant.name, clip.audio_duration_ms / 1000)
-            for r in clip.segments:
-                metrics.observe_segment(r, self.tenant.name)
-                tracing.segment_span(r, task.target_languages)
-            return render(clip)
+        with accounted(self.tenant, self.call, "translate") as outcome:
+            async with self._m.admit_clip(self.tenant):
+                limit_s = self._m.limits.clip_read_timeout_s
+                async with self._m.receiving_clip(self.tenant):
+                    request = await _within(read(), limit_s)
+                check_clip_bytes(len(request.content), self._m.limits.max_message_bytes)
+                task = checks.resolve_task(
+                    self._m.card,
+                    self._m.limits,
+                    request.source_language,
+                    list(request.target_languages),
+                    request.output,
+                    list(request.detect) if request.detect is not None else None,
+                    request.terms,
+                )
+                outcome.config.update(access.config_brief(request.fmt, task))
+                clip = await self.translate(request.take_content(), request.fmt, task, request.vad, on_result)
+                outcome.results.extend(clip.segments)
+                outcome.audio_s = clip.audio_duration_ms / 1000
+                metrics.tenant_audio(self.tenant.name, clip.audio_duration_ms / 1000)
+                for r in clip.segments:
+                    metrics.observe_segment(r, self.tenant.name)
+                    tracing.segment_span(r, task.target_languages)
+                return render(clip)
 
     async def translate(
         self,

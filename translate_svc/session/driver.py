@@ -111,7 +111,7 @@ class StreamDriver:
         first: asyncio.Task[StreamRequest | None] | None = None
         try:
             # counted from the call's first byte, before its config is read (docs/security.md)
-            admission = self._admission or self._m.admit_stream(self.tenant)
+            admission = self._admission or await self._m.admit_stream(self.tenant)
             self._clock.called(asyncio.get_running_loop().time())
             try:
                 first = asyncio.ensure_future(anext(requests, None))
@@ -243,7 +243,7 @@ class StreamDriver:
             first.terms,
             first.simultaneous,
         )
-        session = self._m.open_stream(
+        session = await self._m.open_stream(
             first.format,
             task,
             first.vad,

@@ -87,7 +87,7 @@ class ListenDriver:
         deadline, a drain, its longest listen, a revocation), ``ListenCut`` when its door was stuck
         sending as it ended; returns when the client left."""
         with accounted(self.tenant, self.call, METHOD) as outcome:
-            with self._m.admit_unary(self.tenant, self.token):
+            async with self._m.admit_unary(self.tenant, self.token):
                 request = await self._within_deadline(read)
             listener = await self._m.rooms.join(
                 request.room,

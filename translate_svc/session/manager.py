@@ -14,9 +14,8 @@ Event loop only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from translate_svc.audio.codec import check_stream_format
@@ -29,6 +28,7 @@ from translate_svc.session.quota import (
     DEFAULT_TENANT,
     UNCAPPED,
     Counters,
+    Held,
     LocalCounters,
     QuotaRefused,
     QuotaSpent,
@@ -70,8 +70,11 @@ class SessionManager:
         self.limits = limits
         #: streams open now in this process (the node's count is in ``counters``)
         self.open_streams = 0
-        #: the node's limits and the tenants' caps (node-wide when the node runs several workers)
+        #: the node's limits and the tenants' caps: this process's counts, or leases in the cluster
+        #: store (``caps.py``: the node's caps node-wide, the tenants' cluster-wide)
         self.counters: Counters = counters if counters is not None else LocalCounters()
+        #: the same, when it is this process's own (its counts answer at once: no coroutine)
+        self._local = self.counters if isinstance(self.counters, LocalCounters) else None
         #: Translate clips are decoded and resampled here, never on the threads live streams use
         self._decode_pool = ThreadPoolExecutor(limits.translate_decode_threads, thread_name_prefix="clip-decode")
         #: sessions alive now, streams and Translate clips (their fair share of the engine queue)
@@ -154,7 +157,7 @@ class SessionManager:
         for session in list(self.live):
             session.stop(error)
 
-    def open_stream(
+    async def open_stream(
         self,
         fmt: AudioFormat,
         task: TranslationTask,
@@ -177,7 +180,7 @@ class SessionManager:
             if resume is not None:
                 checks.check_resume(resume, self.limits)
             checks.check_captions(interim_interval_ms, task, self.limits)
-            admission = admission or self.admit_stream(tenant)
+            admission = admission or await self.admit_stream(tenant)
             session = self._new_session(
                 fmt,
                 task,
@@ -197,42 +200,34 @@ class SessionManager:
         self._no_live.clear()
         return session
 
-    def admit_stream(self, tenant: Tenant = DEFAULT_TENANT) -> Admission:
+    async def admit_stream(self, tenant: Tenant = DEFAULT_TENANT) -> Admission:
         """A stream's slots (the node's ``max_streams`` and the tenant's cap), taken when its call
         or socket opens, before its config is read: an unconfigured stream counts as much as a
         running one (docs/security.md). RESOURCE_EXHAUSTED (or the tenant's quota, or UNAVAILABLE
         while draining) when full. Release it unless it is handed to ``open_stream``."""
         if self.draining is not None:
             raise NotReady("this server is shutting down and takes no new streams: connect to another server")
-        return Admission(self.counters, self._acquire("streams", self.limits.max_streams, tenant, tenant.caps.streams))
+        wants = [("streams", self.limits.max_streams), (f"{tenant.name}/streams", _cap(tenant.caps.streams))]
+        local = self._local
+        held = self._take_now(local, wants, tenant, True) if local else await self._take(wants, tenant, budget=True)
+        return Admission(self.counters, held)
 
-    @contextlib.contextmanager
-    def admit_clip(self, tenant: Tenant = DEFAULT_TENANT) -> Iterator[None]:
-        """One Translate call of ``tenant`` in the block: counted against ``max_translate_calls``
-        and the tenant's caps before its message is read or decoded (else RESOURCE_EXHAUSTED)."""
-        held = self._acquire("translate", self.limits.max_translate_calls, tenant, tenant.caps.translate_calls)
-        try:
-            yield
-        finally:
-            self.counters.release(held)
+    def admit_clip(self, tenant: Tenant = DEFAULT_TENANT) -> Holding:
+        """One Translate call of ``tenant`` in the block (``async with``): counted against
+        ``max_translate_calls`` and the tenant's caps before its message is read or decoded (else
+        RESOURCE_EXHAUSTED)."""
+        cap = tenant.caps.translate_calls
+        wants = [("translate", self.limits.max_translate_calls), (f"{tenant.name}/translate", _cap(cap))]
+        return Holding(self, tenant, wants, budget=True)
 
-    @contextlib.contextmanager
-    def receiving_clip(self, tenant: Tenant = DEFAULT_TENANT) -> Iterator[None]:
+    def receiving_clip(self, tenant: Tenant = DEFAULT_TENANT) -> Holding:
         """An admitted Translate call of ``tenant`` receiving its clip in the block: at most
         ``limits.max_clip_reads_per_tenant`` of them at once on the node (else RESOURCE_EXHAUSTED),
         so a tenant that opens calls and never sends their clip cannot hold every one of
         ``max_translate_calls`` until ``clip_read_timeout_s``."""
-        wants = [(f"{tenant.name}/clip_reads", self.limits.max_clip_reads_per_tenant)]
-        full = self.counters.try_acquire(wants)
-        if full is not None:
-            raise refusal(full, tenant, wants)
-        try:
-            yield
-        finally:
-            self.counters.release([name for name, _ in wants])
+        return Holding(self, tenant, [(f"{tenant.name}/clip_reads", self.limits.max_clip_reads_per_tenant)])
 
-    @contextlib.contextmanager
-    def admit_unary(self, tenant: Tenant = DEFAULT_TENANT, token: bytes | None = None) -> Iterator[None]:
+    def admit_unary(self, tenant: Tenant = DEFAULT_TENANT, token: bytes | None = None) -> Holding:
         """One unary call (ListLanguages, TranslateText, the Riva door's) of ``tenant`` and of
         ``token`` (its digest; None: a server without tokens) in the block, counted before its
         request is read: at most ``max_unary_calls_per_tenant`` (or the tenant's ``unary_calls``)
@@ -240,48 +235,59 @@ class SessionManager:
         calls that never send their request cannot take every call slot of the process."""
         cap = tenant.caps.unary_calls
         wants = [(f"{tenant.name}/unary", cap if cap is not None else self.limits.max_unary_calls_per_tenant)]
+        return Holding(self, tenant, wants, token=token)
+
+    def _token_taken(self, token: bytes) -> None:
         most = self.limits.max_unary_calls_per_token
-        if token is not None and self._token_calls.get(token, 0) >= most:
+        calls = self._token_calls.get(token, 0)
+        if calls >= most:
             raise Overloaded(
                 f"this token has {most} unary calls in progress on this server process "
                 "(limits.max_unary_calls_per_token): send each call's request at once, or retry shortly",
                 retry_after_ms=1000,
             )
-        full = self.counters.try_acquire(wants)
-        if full is not None:
-            raise refusal(full, tenant, wants)
-        if token is not None:
-            self._token_calls[token] = self._token_calls.get(token, 0) + 1
-        try:
-            yield
-        finally:
-            self.counters.release([name for name, _ in wants])
-            if token is not None:
-                left = self._token_calls[token] - 1
-                if left:
-                    self._token_calls[token] = left
-                else:
-                    del self._token_calls[token]
+        self._token_calls[token] = calls + 1
+
+    def _token_given(self, token: bytes) -> None:
+        left = self._token_calls[token] - 1
+        if left:
+            self._token_calls[token] = left
+        else:
+            del self._token_calls[token]
 
     def charge_audio(self, tenant: Tenant, seconds: float) -> QuotaSpent | None:
-        """Draw ``seconds`` of audio from the tenant's budget; QuotaSpent once it is spent."""
+        """Draw ``seconds`` of audio from the tenant's budget (a call in progress: never waits);
+        QuotaSpent once it is spent."""
         per_minute = tenant.caps.audio_seconds_per_minute
         if per_minute is None:
             return None
-        left = self.counters.spend(f"{tenant.name}/audio", seconds, per_minute)
+        left = self.counters.draw(f"{tenant.name}/audio", seconds, per_minute)
         return None if left > 0 else QuotaSpent(tenant, retry_after_ms(left, per_minute))
 
-    def _acquire(self, kind: str, node_limit: int, tenant: Tenant, cap: int | None) -> list[str]:
-        """Take the node's counter ``kind`` and the tenant's; RESOURCE_EXHAUSTED naming the full one.
-        A tenant whose audio budget is spent is refused too."""
-        spent = self.charge_audio(tenant, 0.0)
-        if spent is not None:
-            raise QuotaRefused(tenant, spent.retry_after_ms or 1000)
-        wants = [(kind, node_limit), (f"{tenant.name}/{kind}", cap if cap is not None else UNCAPPED)]
-        full = self.counters.try_acquire(wants)
-        if full is not None:
-            raise refusal(full, tenant, wants)
-        return [name for name, _ in wants]
+    async def _take(self, wants: list[tuple[str, int]], tenant: Tenant, *, budget: bool = False) -> Held:
+        """``wants`` (RESOURCE_EXHAUSTED naming the full one); ``budget``: a tenant whose audio budget
+        is spent is refused too."""
+        if self._local is not None:
+            return self._take_now(self._local, wants, tenant, budget)
+        per_minute = tenant.caps.audio_seconds_per_minute
+        if budget and per_minute is not None:
+            _check_budget(tenant, await self.counters.spend(f"{tenant.name}/audio", 0.0, per_minute), per_minute)
+        got = await self.counters.acquire(wants)
+        if isinstance(got, str):
+            raise refusal(got, tenant, wants)
+        return got
+
+    @staticmethod
+    def _take_now(local: LocalCounters, wants: list[tuple[str, int]], tenant: Tenant, budget: bool) -> Held:
+        """``_take`` from this process's own counts: they answer at once, so no coroutine waits
+        between (the single-process path costs what it did before issue 59)."""
+        per_minute = tenant.caps.audio_seconds_per_minute
+        if budget and per_minute is not None:
+            _check_budget(tenant, local.draw(f"{tenant.name}/audio", 0.0, per_minute), per_minute)
+        got = local.take(wants)
+        if isinstance(got, str):
+            raise refusal(got, tenant, wants)
+        return got
 
     def open_clip(
         self, fmt: AudioFormat, task: TranslationTask, vad: SegmenterConfig, tenant: Tenant = DEFAULT_TENANT
@@ -350,7 +356,9 @@ class SessionManager:
         if session in self.live:
             self.live.discard(session)
             self.open_streams -= 1
-            self.counters.release(session.held)
+            if session.held is not None:
+                self.counters.release(session.held)
+                session.held = None
             if not self.live:
                 self._no_live.set()
 
@@ -359,15 +367,15 @@ class Admission:
     """Slots taken for one stream (``SessionManager.admit_stream``): released once, by whoever holds
     it last (the door, the driver, then the session)."""
 
-    def __init__(self, counters: Counters, held: list[str]) -> None:
+    def __init__(self, counters: Counters, held: Held) -> None:
         self._counters = counters
-        self._held: list[str] | None = held
+        self._held: Held | None = held
 
     @property
     def held(self) -> bool:
         return self._held is not None
 
-    def take(self) -> list[str]:
+    def take(self) -> Held:
         """The counters' names, for a session that releases them when it closes (once)."""
         if self._held is None:
             raise RuntimeError("this admission was released or handed on already")
@@ -379,3 +387,57 @@ class Admission:
         if self._held is not None:
             held, self._held = self._held, None
             self._counters.release(held)
+
+
+class Holding:
+    """One call's counts for the block of an ``async with`` (``SessionManager.admit_clip``,
+    ``receiving_clip``, ``admit_unary``): taken as it is entered, given back as it is left."""
+
+    __slots__ = ("_budget", "_held", "_m", "_tenant", "_token", "_wants")
+
+    def __init__(
+        self,
+        manager: SessionManager,
+        tenant: Tenant,
+        wants: list[tuple[str, int]],
+        *,
+        token: bytes | None = None,
+        budget: bool = False,
+    ) -> None:
+        self._m = manager
+        self._tenant = tenant
+        self._wants = wants
+        self._token = token
+        self._budget = budget
+        self._held: Held | None = None
+
+    async def __aenter__(self) -> None:
+        if self._token is not None:
+            self._m._token_taken(self._token)
+        try:
+            m, local = self._m, self._m._local
+            self._held = (
+                m._take_now(local, self._wants, self._tenant, self._budget)
+                if local is not None
+                else await m._take(self._wants, self._tenant, budget=self._budget)
+            )
+        except BaseException:
+            if self._token is not None:
+                self._m._token_given(self._token)
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._held is not None:
+            self._m.counters.release(self._held)
+            self._held = None
+        if self._token is not None:
+            self._m._token_given(self._token)
+
+
+def _cap(cap: int | None) -> int:
+    return cap if cap is not None else UNCAPPED
+
+
+def _check_budget(tenant: Tenant, left: float, per_minute: float) -> None:
+    if left <= 0:
+        raise QuotaRefused(tenant, retry_after_ms(left, per_minute))

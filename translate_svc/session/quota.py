@@ -5,11 +5,13 @@ names none, and for every call on a server without tokens) with optional caps: c
 concurrent Translate calls, audio seconds per minute. The node's own limits (``max_streams``,
 ``max_translate_calls``) are counters of the same kind.
 
-``Counters`` is what a manager counts with: ``try_acquire`` takes one of several counters at once,
-or none if one is full, and ``spend`` draws audio from a tenant's per-minute budget. One process
-uses ``LocalCounters``; the workers of a node share ``serving.admission.SharedCounters``, so every
-cap is node-wide. Names of counters: ``streams``, ``translate``, ``<tenant>/streams``,
-``<tenant>/translate``, ``<tenant>/audio``. Event loop only.
+``Counters`` is what a manager counts with: ``acquire`` takes one of several counters at once, or
+none if one is full (a ``Held`` that ``release`` gives back), and ``spend``/``draw`` draw audio from
+a tenant's per-minute budget. One process on its own uses ``LocalCounters``; the workers of a node
+and several pods use ``caps.StoreCounters``: leases in the cluster store (the node's caps node-wide,
+the tenants' cluster-wide with Redis). Names of counters: ``streams``, ``translate``,
+``<tenant>/streams``, ``<tenant>/translate``, ``<tenant>/audio``: a name without ``/`` is the
+node's, one with ``/`` a tenant's. Event loop only.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from translate_svc.cluster.store import refill
 from translate_svc.errors import LimitReached, Overloaded
@@ -107,48 +109,90 @@ class QuotaSpent(LimitReached):
         self.retry_after_ms = retry_after_ms
 
 
+class Held:
+    """What one ``Counters.acquire`` took: one count on each cap of ``names``, given back once by
+    ``Counters.release``. ``parts``: the implementation's own (a store's leases). Event loop only."""
+
+    __slots__ = ("names", "parts")
+
+    def __init__(self, names: Sequence[str], parts: list[Any] | None = None) -> None:
+        self.names = names
+        self.parts: list[Any] = parts if parts is not None else []
+
+
 class Counters(Protocol):
-    """Counts held across every process that serves the node (or one process's own)."""
+    """The caps of the node and of its tenants: ``LocalCounters`` in one process, ``caps.StoreCounters``
+    over the cluster store (the node's workers, several pods). Event loop only."""
 
-    def try_acquire(self, wants: Sequence[tuple[str, int]]) -> str | None:
-        """Add one to every counter of ``wants`` (name, limit), unless one is at its limit: then
-        nothing is taken and that counter's name is returned."""
+    async def start(self) -> None:
+        """Connect what it counts in (a store it owns); before the first call."""
         ...
 
-    def release(self, names: Sequence[str]) -> None:
-        """Take one off each counter (what ``try_acquire`` took)."""
+    async def close(self) -> None:
+        """Give back what it holds (best effort), after the last call."""
         ...
 
-    def spend(self, name: str, amount: float, per_minute: float) -> float:
+    async def acquire(self, wants: Sequence[tuple[str, int]]) -> Held | str:
+        """One count on every cap of ``wants`` (name, limit), unless one is at its limit: then
+        nothing is taken and that cap's name is returned. Names without ``/`` are the node's own
+        caps, ``<tenant>/<kind>`` a tenant's."""
+        ...
+
+    def release(self, held: Held) -> None:
+        """Give back what ``acquire`` took (once). Never raises and never waits: a store that cannot
+        answer now lets it expire."""
+        ...
+
+    async def spend(self, name: str, amount: float, per_minute: float) -> float:
         """Draw ``amount`` from the budget ``name`` (``per_minute`` a minute, up to a minute's worth
-        banked; it may go below zero) and return what is left."""
+        banked; it may go below zero) and return what is left (admission: the exact level)."""
+        ...
+
+    def draw(self, name: str, amount: float, per_minute: float) -> float:
+        """``spend`` without waiting (a call in progress): what is left as far as this process
+        knows now; the draw reaches a shared budget in the background."""
         ...
 
 
 class LocalCounters:
-    """``Counters`` for one process."""
+    """``Counters`` for one process: plain counts, exactly the single-process behaviour."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._counts: dict[str, int] = {}
         self._budgets: dict[str, tuple[float, float]] = {}  # name -> (level, when)
         self._clock = clock
 
-    def try_acquire(self, wants: Sequence[tuple[str, int]]) -> str | None:
-        for name, limit in wants:
-            if self._counts.get(name, 0) >= limit:
-                return name
-        for name, _ in wants:
-            self._counts[name] = self._counts.get(name, 0) + 1
+    async def start(self) -> None:
         return None
 
-    def release(self, names: Sequence[str]) -> None:
-        for name in names:
-            self._counts[name] -= 1
+    async def close(self) -> None:
+        return None
+
+    async def acquire(self, wants: Sequence[tuple[str, int]]) -> Held | str:
+        return self.take(wants)
+
+    def take(self, wants: Sequence[tuple[str, int]]) -> Held | str:
+        """``acquire``, synchronously (this process's counts answer at once)."""
+        counts = self._counts
+        for name, limit in wants:
+            if counts.get(name, 0) >= limit:
+                return name
+        for name, _ in wants:
+            counts[name] = counts.get(name, 0) + 1
+        return Held([name for name, _ in wants])
+
+    def release(self, held: Held) -> None:
+        counts = self._counts
+        for name in held.names:
+            counts[name] -= 1
 
     def count(self, name: str) -> int:
         return self._counts.get(name, 0)
 
-    def spend(self, name: str, amount: float, per_minute: float) -> float:
+    async def spend(self, name: str, amount: float, per_minute: float) -> float:
+        return self.draw(name, amount, per_minute)
+
+    def draw(self, name: str, amount: float, per_minute: float) -> float:
         now = self._clock()
         level, when = self._budgets.get(name, (per_minute, now))
         level = refill(level, now - when, per_minute) - amount

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from translate_svc.errors import ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session.events import Draining
+from translate_svc.session.quota import Held
 from translate_svc.types import InterimResult, SegmentResult
 
 # -- what a listener gets -------------------------------------------------------------------------
@@ -75,7 +76,7 @@ class Listener:
         room: object,
         language: str,
         participant: str,
-        held: list[str],
+        held: Held,
         longest: tuple[float, ServiceError] | None = None,
     ) -> None:
         self._leave = leave

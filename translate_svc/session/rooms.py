@@ -56,7 +56,7 @@ from translate_svc.observability import metrics
 from translate_svc.session.events import Draining, StreamConfig
 
 __all__ = ["ListenEvent", "ListenStarted", "Listener", "OutputDropped", "RoomOutput", "RoomRegistry", "Speaker"]
-from translate_svc.session.quota import UNCAPPED, Counters, RoomRights, Tenant
+from translate_svc.session.quota import UNCAPPED, Counters, Held, RoomRights, Tenant
 from translate_svc.session.room_backlog import BacklogConfig, Backlogs, RoomBacklog
 from translate_svc.session.room_link import Outbox, RoomLink
 from translate_svc.session.room_listener import Listener, ListenEvent, ListenStarted, OutputDropped, RoomOutput
@@ -130,7 +130,7 @@ class Speaker:
         participant: str,
         own: tuple[str, ...],
         retarget: Callable[[tuple[str, ...]], int],
-        held: list[str],
+        held: Held,
         stream_id: str = "",
     ) -> None:
         self._registry = registry
@@ -208,7 +208,7 @@ class Speaker:
 
 
 class Room:
-    def __init__(self, tenant: Tenant, name: str, config: RoomConfig, held: list[str], backlog: RoomBacklog) -> None:
+    def __init__(self, tenant: Tenant, name: str, config: RoomConfig, held: Held | None, backlog: RoomBacklog) -> None:
         self.tenant = tenant
         self.name = name
         self._config = config
@@ -373,7 +373,7 @@ class RoomRegistry:
 
     # -- listeners
 
-    def listen(
+    async def listen(
         self, name: str, language: str, *, participant: str = "", tenant: Tenant, rights: RoomRights
     ) -> Listener:
         """A new listener of room ``name`` in ``language``; ``Listener.close`` when its call ends.
@@ -393,7 +393,8 @@ class RoomRegistry:
             raise InvalidInput(
                 f"unknown language {shown(language)}: listen in a code from ListLanguages with text output"
             )
-        room, made = self._room(tenant, name)
+        room_held, held = await self._take(tenant, name, [("room_listeners", self.config.max_listeners)], "listeners")
+        room, made = self._room(tenant, name, room_held)  # from here on nothing waits: no other call interleaves
         try:
             if language not in room.languages() and len(room.languages()) >= self.config.max_languages:
                 raise Overloaded(
@@ -401,8 +402,8 @@ class RoomRegistry:
                     "(limits.max_target_languages): listen in one of them "
                     f"({', '.join(sorted(room.languages()))})",
                 )
-            held = self._acquire([("room_listeners", self.config.max_listeners)], tenant, "listeners")
         except BaseException:
+            self._counters.release(held)
             if made:
                 self._maybe_remove(room)
             raise
@@ -430,7 +431,7 @@ class RoomRegistry:
         """``listen``, and (linked to other processes) the room's listeners everywhere joined
         and its output from there read, its backlog first: UNAVAILABLE if the cluster store
         cannot be reached (nothing held)."""
-        listener = self.listen(name, language, participant=participant, tenant=tenant, rights=rights)
+        listener = await self.listen(name, language, participant=participant, tenant=tenant, rights=rights)
         if self.link is None:
             return listener
         room = listener.room
@@ -490,7 +491,7 @@ class RoomRegistry:
 
     # -- speakers
 
-    def publish(
+    async def publish(
         self,
         name: str,
         *,
@@ -511,13 +512,8 @@ class RoomRegistry:
                 f"this token may not publish into room {shown(name)}: use a token whose publish= (or room=) "
                 "pattern covers the room"
             )
-        room, made = self._room(tenant, name)
-        try:
-            held = self._acquire([], tenant, "room_speakers")
-        except BaseException:
-            if made:
-                self._maybe_remove(room)
-            raise
+        room_held, held = await self._take(tenant, name, [], "room_speakers")
+        room, _ = self._room(tenant, name, room_held)  # from here on nothing waits: no other call interleaves
         speaker = Speaker(self, room, session_id, participant, own, retarget, held, stream_id)
         room.speakers[session_id] = speaker
         self._cancel_idle(room)
@@ -545,7 +541,7 @@ class RoomRegistry:
         """``publish``, and (linked to other processes) announced there, its targets following
         the languages listened in everywhere: UNAVAILABLE if the cluster store cannot be reached
         (nothing held)."""
-        speaker = self.publish(
+        speaker = await self.publish(
             name,
             session_id=session_id,
             participant=participant,
@@ -573,15 +569,40 @@ class RoomRegistry:
 
     # -- rooms
 
-    def _room(self, tenant: Tenant, name: str) -> tuple[Room, bool]:
-        """Room ``name`` of ``tenant`` with its slots held, and whether they were taken now (a new
-        room, or an empty one waiting with its backlog): then ``_maybe_remove`` gives them back if
-        the caller fails."""
+    async def _take(
+        self, tenant: Tenant, name: str, wants: list[tuple[str, int]], kind: str
+    ) -> tuple[Held | None, Held]:
+        """A party's counts (``wants`` and the tenant's of ``kind``) and, if room ``name`` holds
+        none now (new, or empty and waiting with its backlog), the room's: for ``_room``, which runs
+        without waiting. A room that gave its slots back while they were taken: taken again."""
+        key = (tenant.name, name)
+        while True:
+            room = self.rooms.get(key)
+            room_held = None
+            if room is None or not room.held:
+                room_held = await self._acquire([("rooms", self.config.max_rooms)], tenant, "rooms")
+            try:
+                held = await self._acquire(wants, tenant, kind)
+            except BaseException:
+                if room_held is not None:
+                    self._counters.release(room_held)
+                raise
+            room = self.rooms.get(key)
+            if room_held is not None or (room is not None and room.held):
+                return room_held, held
+            self._counters.release(held)  # the room gave its slots back meanwhile
+
+    def _room(self, tenant: Tenant, name: str, held: Held | None) -> tuple[Room, bool]:
+        """Room ``name`` of ``tenant`` with its slots held (``held``, taken by ``_take``, if it
+        holds none; else given back), and whether they were taken now (a new room, or an empty one
+        waiting with its backlog): then ``_maybe_remove`` gives them back if the caller fails."""
         key = (tenant.name, name)
         room = self.rooms.get(key)
         if room is not None and room.held:
+            if held is not None:
+                self._counters.release(held)
             return room, False
-        held = self._acquire([("rooms", self.config.max_rooms)], tenant, "rooms")
+        assert held is not None  # ``_take`` took them
         metrics.room_opened(1)
         if room is not None:  # empty, waiting with its backlog: in use again
             del self._waiting[key]
@@ -604,7 +625,7 @@ class RoomRegistry:
         if not room.empty or not room.held:
             return
         self._counters.release(room.held)
-        room.held = []
+        room.held = None
         metrics.room_opened(-1)
         if self.config.idle_s <= 0 or not room.backlog.entries:
             self._remove(room)
@@ -640,14 +661,14 @@ class RoomRegistry:
             return self.config.max_listeners_per_tenant, "rooms.max_listeners_per_tenant"
         return UNCAPPED, ""
 
-    def _acquire(self, wants: list[tuple[str, int]], tenant: Tenant, kind: str) -> list[str]:
+    async def _acquire(self, wants: list[tuple[str, int]], tenant: Tenant, kind: str) -> Held:
         """The node's counters ``wants`` and the tenant's of ``kind``, or RESOURCE_EXHAUSTED naming
         the full one and the cap or setting that bounds it."""
         cap, where = self._tenant_cap(tenant, kind)
         wants = [*wants, (f"{tenant.name}/{kind}", cap)]
-        full = self._counters.try_acquire(wants)
-        if full is None:
-            return [name for name, _ in wants]
+        full = await self._counters.acquire(wants)
+        if not isinstance(full, str):
+            return full
         limit = dict(wants)[full]
         if "/" in full:
             raise Overloaded(

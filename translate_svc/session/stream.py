@@ -30,6 +30,7 @@ from translate_svc.observability import metrics
 from translate_svc.session.captions import Captions
 from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEnded, StreamEvent
 from translate_svc.session.jobs import JobTracker, segment_of
+from translate_svc.session.quota import Held
 from translate_svc.session.recording import Recorder
 from translate_svc.session.reorder import Reorder
 from translate_svc.session.results import PER_MS
@@ -195,7 +196,7 @@ class StreamSession:
         #: where a clip is resampled (None: the loop's default pool)
         self._executor = executor
         #: the admission counters this stream holds (released by its manager when it closes)
-        self.held: list[str] = []
+        self.held: Held | None = None
 
     @property
     def audio_received_ms(self) -> int:

@@ -77,13 +77,11 @@ class TextDriver:
         the node or tenant is full or the engine's queue has no room, UNAVAILABLE when the model
         is not serving. A text the model fails on comes back with its own error; the others
         still return."""
-        with (
-            accounted(self.tenant, self.call, "translate_text") as outcome,
-            self._m.admit_unary(self.tenant, self.token),
-        ):
-            request = await read()
-            with self._m.admit_clip(self.tenant):
-                return await self._translated(request, outcome, render)
+        with accounted(self.tenant, self.call, "translate_text") as outcome:
+            async with self._m.admit_unary(self.tenant, self.token):
+                request = await read()
+                async with self._m.admit_clip(self.tenant):
+                    return await self._translated(request, outcome, render)
 
     async def _translated(self, request: TextRequest, outcome: CallOutcome, render: Callable[[TextsResult], R]) -> R:
         task = checks.resolve_text(

@@ -69,7 +69,7 @@ async def test_a_call_over_the_stream_cap_is_refused_429_with_retry_after(phone:
 async def test_an_internal_error_at_admission_is_answered_500_not_429(
     phone: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*args: object, **kwargs: object) -> object:
+    async def broken(*args: object, **kwargs: object) -> object:
         raise ServiceError("the node's counters could not be read")  # INTERNAL: the server's fault
 
     monkeypatch.setattr(phone.server.app.sessions, "admit_stream", broken)

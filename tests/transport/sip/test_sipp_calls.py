@@ -118,8 +118,9 @@ async def test_cancel_while_ringing_ends_the_invite_with_487(
     ok(await sipp(tmp_path, sip_port(short), scenario(tmp_path, "cancel.xml"), timeout_s=15))
     await calls_ended(short.server)
     assert access.of("sip") == []  # never answered: no call ran
-    assert short.server.app.sessions.counters.try_acquire([("sip_calls", 1)]) is None  # its slot came back
-    short.server.app.sessions.counters.release(["sip_calls"])
+    held = await short.server.app.sessions.counters.acquire([("sip_calls", 1)])  # its slot came back
+    assert not isinstance(held, str)
+    short.server.app.sessions.counters.release(held)
 
 
 async def test_an_offer_with_no_codec_we_take_gets_488(short: LiveServer, tmp_path: Path) -> None:
@@ -173,7 +174,9 @@ async def test_an_invite_from_outside_allowed_cidrs_gets_403(test_model_dir: Pat
     async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as live:
         sc = scenario(tmp_path, "refused.xml", status="403", codecs=PCMU, retry="Warning:")
         ok(await sipp(tmp_path, sip_port(live), sc, timeout_s=10))
-        assert live.server.app.sessions.counters.try_acquire([("sip_calls", 64)]) is None
+        held = await live.server.app.sessions.counters.acquire([("sip_calls", 64)])
+        assert not isinstance(held, str)  # the refused INVITE took no slot
+        live.server.app.sessions.counters.release(held)
 
 
 async def test_a_drain_ends_the_call_with_the_doors_bye_after_its_translated_tail(

@@ -106,7 +106,7 @@ HEALTH_CALLS_PER_CONNECTION = 8
 HEALTH_MAX_CALLS = 64
 
 
-def _caller_bounds(sessions: SessionManager, tokens: TokenStore | None) -> contextlib.AbstractContextManager[None]:
+def _caller_bounds(sessions: SessionManager, tokens: TokenStore | None) -> contextlib.AbstractAsyncContextManager[None]:
     """The unary-call bounds of the caller of the call this task serves (reflection's streams)."""
     caller = caller_of(tokens)
     return sessions.admit_unary(caller.tenant, token_key(caller))

@@ -199,7 +199,7 @@ class TranslatorServicer:
         limit_s = self._m.limits.request_read_timeout_s
         deadline = call_deadline(limit_s)
         caller = caller_of(self._tokens)
-        with self._m.admit_unary(caller.tenant, token_key(caller)):
+        async with self._m.admit_unary(caller.tenant, token_key(caller)):
             raw = await read_request(raw_requests, deadline, limit_s, "ListLanguagesRequest")
         _parse(pb.ListLanguagesRequest, raw, SMALL_MESSAGE_BYTES)
         card = self._m.card

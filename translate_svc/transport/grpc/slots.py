@@ -42,7 +42,7 @@ class CallSlots(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         most: int,
         refusals: RefusalLog | None = None,
         *,
-        others: Callable[[], contextlib.AbstractContextManager[None]] | None = None,
+        others: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         """``others``: what a call of a service that is not a door's (reflection's: a stream its
         client may hold open, silent) is held to besides, for as long as it runs: the caller's
@@ -63,7 +63,9 @@ class CallSlots(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         others = self._others if method.startswith(REFLECTION_PREFIX) else None
         return self._counted(handler, others)
 
-    def _taken(self, others: Callable[[], contextlib.AbstractContextManager[None]] | None) -> contextlib.ExitStack:
+    async def _taken(
+        self, others: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None
+    ) -> contextlib.AsyncExitStack:
         """One call's slot (and ``others``' bounds), for as long as its handler runs; Overloaded
         when the process has ``most`` (or ``others`` is full)."""
         if self.held >= self.most:
@@ -72,18 +74,22 @@ class CallSlots(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 "between the node's workers): retry shortly or on another server",
                 retry_after_ms=1000,
             )
-        stack = contextlib.ExitStack()
-        if others is not None:
-            stack.enter_context(others())
-        self.held += 1
+        self.held += 1  # before the wait below: calls that wait at once still count against ``most``
+        stack = contextlib.AsyncExitStack()
         stack.callback(self._give)
+        if others is not None:
+            try:
+                await stack.enter_async_context(others())
+            except BaseException:
+                await stack.aclose()
+                raise
         return stack
 
     def _give(self) -> None:
         self.held -= 1
 
     def _counted(
-        self, handler: grpc.RpcMethodHandler, others: Callable[[], contextlib.AbstractContextManager[None]] | None
+        self, handler: grpc.RpcMethodHandler, others: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None
     ) -> grpc.RpcMethodHandler:
         """``handler`` counted while it runs; over a bound, it only refuses (reading nothing)."""
         name = next(n for n in ("unary_unary", "unary_stream", "stream_unary", "stream_stream") if getattr(handler, n))
@@ -93,7 +99,7 @@ class CallSlots(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if inspect.isasyncgenfunction(behaviour):
 
             async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                with await slots._take(context, others):
+                async with await slots._take(context, others):
                     async for response in behaviour(request, context):
                         yield response
 
@@ -101,7 +107,7 @@ class CallSlots(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         elif inspect.iscoroutinefunction(behaviour):
 
             async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                with await slots._take(context, others):
+                async with await slots._take(context, others):
                     return await behaviour(request, context)
 
             wrapped = call
@@ -113,10 +119,10 @@ class CallSlots(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     async def _take(
         self,
         context: grpc.aio.ServicerContext[Any, Any],
-        others: Callable[[], contextlib.AbstractContextManager[None]] | None,
-    ) -> contextlib.ExitStack:
+        others: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None,
+    ) -> contextlib.AsyncExitStack:
         try:
-            return self._taken(others)
+            return await self._taken(others)
         except Overloaded as e:
             self._refusals("call over its call limits", context.peer(), grpc.StatusCode.RESOURCE_EXHAUSTED)
             status = rpc_status.to_status(convert.error_status(e))

@@ -47,13 +47,13 @@ def heartbeat_s(idle_timeout_s: float) -> float:
     return min(MAX_HEARTBEAT_S, idle_timeout_s / 2)
 
 
-def admit(manager: SessionManager, tenant: Tenant) -> Admission | web.Response:
+async def admit(manager: SessionManager, tenant: Tenant) -> Admission | web.Response:
     """A stream's slots before its socket (or WebRTC call) opens (issue 34 N3): a tenant at its
     cap, a full or a draining server is answered with its HTTP refusal (``errors.refusal``) and
     nothing is opened; an open socket holds its slots, and the stream core ends it if no config
     comes (``limits.config_timeout_ms``)."""
     try:
-        return manager.admit_stream(tenant)
+        return await manager.admit_stream(tenant)
     except ServiceError as e:
         return refused(e)
 

@@ -144,7 +144,7 @@ class McpRoutes:
         large = request.body_exists and (length is None or length > LARGE_BODY_BYTES)
         limit_s = self._limits.clip_read_timeout_s
         try:
-            with (
+            async with (
                 self._m.admit_unary(caller.tenant, caller.key),
                 self._m.receiving_clip(caller.tenant) if large else contextlib.nullcontext(),
             ):

@@ -105,7 +105,7 @@ class Toolbox:
 
     async def list_languages(self, caller: McpCaller, _: args.ListLanguagesArgs) -> types.CallToolResult:
         caller.need(Permission.LANGUAGES, "list_languages")
-        with self._m.admit_unary(caller.tenant, caller.key):
+        async with self._m.admit_unary(caller.tenant, caller.key):
             card = self._m.card
         limits = self._m.limits
         languages = [

@@ -172,7 +172,7 @@ async def admit_and_serve(
     session's ``x_resume``), then the close with the protocol's code. The client is pinged after
     ``heartbeat_s`` without a frame from it and the socket closed without its pong: while it
     answers, a configured session that gets no audio (a muted speaker) is not idle."""
-    admission = admit(manager, caller.tenant)
+    admission = await admit(manager, caller.tenant)
     if isinstance(admission, web.Response):
         return admission
     offered = read_offer(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL), REALTIME).protocol

@@ -307,7 +307,9 @@ class WebRtcDoor:
             return http_error(400, "the SDP offer must be UTF-8 text", "invalid_value")
         except InvalidInput as e:
             return http_error(400, e.message, "invalid_value")
-        admission = admit(self._m, caller.tenant)  # before a peer connection or a thread exists (docs/security.md)
+        admission = await admit(
+            self._m, caller.tenant
+        )  # before a peer connection or a thread exists (docs/security.md)
         if isinstance(admission, web.Response):
             return admission
         pc = RTCPeerConnection(self.configuration)

@@ -374,7 +374,12 @@ class AudioSocketServer:
         peer = writer.get_extra_info("peername")
         where = f"{peer[0]}:{peer[1]}" if peer else ""
         counters = self._m.counters
-        if counters.try_acquire([(CALLS_COUNTER, self.settings.audiosocket_max_calls)]) is not None:
+        try:
+            held = await counters.acquire([(CALLS_COUNTER, self.settings.audiosocket_max_calls)])
+        except ServiceError as e:  # the node's store cannot answer
+            await self._refuse(reader, writer, where, str(e))
+            return
+        if isinstance(held, str):
             await self._refuse(
                 reader, writer, where, f"at phone.audiosocket_max_calls ({self.settings.audiosocket_max_calls})"
             )
@@ -382,7 +387,7 @@ class AudioSocketServer:
         try:
             await self._admitted(reader, writer, where)
         finally:
-            counters.release([CALLS_COUNTER])
+            counters.release(held)
 
     async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str, why: str) -> None:
         """An error frame, then the hang-up; the peer's own frames (it sent its UUID as it
@@ -400,7 +405,7 @@ class AudioSocketServer:
         """A call within ``phone.audiosocket_max_calls``: its tenant's stream slots, then the call."""
         tenant = self._tenant()
         try:
-            admission = self._m.admit_stream(tenant)
+            admission = await self._m.admit_stream(tenant)
         except ServiceError as e:
             await self._refuse(reader, writer, peer, str(e))
             return

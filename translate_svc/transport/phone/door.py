@@ -201,7 +201,7 @@ class PhoneRoutes:
         caller = self.authorize(request, carrier)
         if isinstance(caller, web.Response):
             return caller
-        admission = admit(self._m, caller.tenant)
+        admission = await admit(self._m, caller.tenant)
         if isinstance(admission, web.Response):
             return admission
         framing: Framing = AsteriskFraming() if carrier == "asterisk" else TwilioFraming(DIALECTS[carrier])

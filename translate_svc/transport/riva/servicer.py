@@ -153,7 +153,7 @@ class RivaServicer:
         limit_s = self._m.limits.request_read_timeout_s
         deadline = call_deadline(limit_s)
         caller = caller_of(self._tokens)
-        with self._m.admit_unary(caller.tenant, token_key(caller)):
+        async with self._m.admit_unary(caller.tenant, token_key(caller)):
             raw = await read_request(raw_requests, deadline, limit_s, "AvailableLanguageRequest")
         _parse(nmt.AvailableLanguageRequest, raw, SMALL_MESSAGE_BYTES)  # model: one model, any name
         return convert.language_pairs(self._m.card)

@@ -425,24 +425,42 @@ class SipDoor:
         except InvalidInput as e:
             self._refuse(invite, flow, 400, "Bad Request", str(e), now)
             return
-        counters = self._m.counters
-        if counters.try_acquire([(CALLS_COUNTER, self.sip.max_calls)]) is not None:
-            self._refuse(invite, flow, 486, "Busy Here", f"at sip.max_calls ({self.sip.max_calls})", now, retry=True)
-            return
-        try:
-            admission = self._m.admit_stream(caller.tenant)
-        except ServiceError as e:
-            counters.release([CALLS_COUNTER])
-            if isinstance(e, NotReady):
-                self._refuse(invite, flow, 503, "Service Unavailable", str(e), now, retry=True)
-            else:
-                self._refuse(invite, flow, 486, "Busy Here", str(e), now, retry=True)
-            return
         task = asyncio.get_running_loop().create_task(
-            self._admitted(invite, flow, offer, chosen, params, admission, caller), name="sip-call"
+            self._admit(invite, flow, offer, chosen, params, caller), name="sip-call"
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _admit(self, invite, flow, offer, chosen, params, caller) -> None:  # type: ignore[no-untyped-def]
+        """The call's slots (the door's ``sip.max_calls``, then the stream's: the node's and its
+        tenant's, cluster-wide with Redis) before any media, then the call; a refusal is the final
+        answer to the INVITE (its retransmissions meanwhile get the 100 Trying again)."""
+        counters = self._m.counters
+        try:
+            held = await counters.acquire([(CALLS_COUNTER, self.sip.max_calls)])
+        except ServiceError as e:  # the node's store cannot answer
+            self._refuse(invite, flow, 503, "Service Unavailable", str(e), self._now(), retry=True)
+            return
+        if isinstance(held, str):
+            why = f"at sip.max_calls ({self.sip.max_calls})"
+            self._refuse(invite, flow, 486, "Busy Here", why, self._now(), retry=True)
+            return
+        try:
+            try:
+                admission = await self._m.admit_stream(caller.tenant)
+            except ServiceError as e:
+                if isinstance(e, NotReady):
+                    self._refuse(invite, flow, 503, "Service Unavailable", str(e), self._now(), retry=True)
+                else:
+                    self._refuse(invite, flow, 486, "Busy Here", str(e), self._now(), retry=True)
+                return
+            await self._admitted(invite, flow, offer, chosen, params, admission, caller)
+        finally:
+            counters.release(held)
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
 
     def _our_address(self, invite: SipMessage, flow: Flow) -> str:
         if self.sip.public_address:
@@ -455,50 +473,46 @@ class SipDoor:
         return self.settings.server.host
 
     async def _admitted(self, invite, flow, offer, chosen, params, admission, caller) -> None:  # type: ignore[no-untyped-def]
-        counters = self._m.counters
         now = asyncio.get_running_loop().time()
+        ours = self._our_address(invite, flow)
         try:
-            ours = self._our_address(invite, flow)
-            try:
-                endpoint, queue = await open_endpoint(
-                    self.settings.server.host,
-                    self.sip.rtp_ports,
-                    {chosen.address, flow.peer[0]},
-                    (chosen.address, chosen.port),
-                )
-            except PortsExhausted as e:
-                admission.release()
-                self._refuse(invite, flow, 503, "Service Unavailable", str(e), now, retry=True)
-                return
-            answer = Answer(offer, chosen, params, ours, self.port)
-            info = call_info(None, "sip", f"{flow.peer[0]}:{flow.peer[1]}")
-            local_tag = new_tag()
-            call = SipCall(
-                invite,
-                flow,
-                answer,
-                manager=self._m,
-                phone=self.phone,
-                sip=self.sip,
-                caller=caller,
-                info=info,
-                admission=admission,
-                endpoint=endpoint,
-                queue=queue,
-                clock=self.clock,
-                pairs=self.pairs,
-                local_tag=local_tag,
-                send_final=lambda resp: self._final(invite, flow, resp, asyncio.get_running_loop().time()),
+            endpoint, queue = await open_endpoint(
+                self.settings.server.host,
+                self.sip.rtp_ports,
+                {chosen.address, flow.peer[0]},
+                (chosen.address, chosen.port),
             )
-            self.calls[invite.call_id] = call
-            self._by_branch[invite.branch()] = call
-            try:
-                await call.run()
-            finally:
-                self.calls.pop(invite.call_id, None)
-                self._by_branch.pop(invite.branch(), None)
+        except PortsExhausted as e:
+            admission.release()
+            self._refuse(invite, flow, 503, "Service Unavailable", str(e), now, retry=True)
+            return
+        answer = Answer(offer, chosen, params, ours, self.port)
+        info = call_info(None, "sip", f"{flow.peer[0]}:{flow.peer[1]}")
+        local_tag = new_tag()
+        call = SipCall(
+            invite,
+            flow,
+            answer,
+            manager=self._m,
+            phone=self.phone,
+            sip=self.sip,
+            caller=caller,
+            info=info,
+            admission=admission,
+            endpoint=endpoint,
+            queue=queue,
+            clock=self.clock,
+            pairs=self.pairs,
+            local_tag=local_tag,
+            send_final=lambda resp: self._final(invite, flow, resp, asyncio.get_running_loop().time()),
+        )
+        self.calls[invite.call_id] = call
+        self._by_branch[invite.branch()] = call
+        try:
+            await call.run()
         finally:
-            counters.release([CALLS_COUNTER])
+            self.calls.pop(invite.call_id, None)
+            self._by_branch.pop(invite.branch(), None)
 
     # -- TCP -------------------------------------------------------------------------------------
 
