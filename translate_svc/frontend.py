@@ -23,6 +23,7 @@ from translate_svc.session.rooms import room_config
 from translate_svc.settings import Settings
 from translate_svc.vad.silero import SileroVad
 from translate_svc.vad.worker import VadWorker
+from translate_svc.webhooks.outbox import Outbox
 
 #: how a stream ends when the in-process model worker dies (a worker's text names the engine process)
 ENGINE_FAILED = "the model worker of this server failed: resume the stream on another server (the SDK does)"
@@ -45,11 +46,15 @@ class Application:
     stop_engine: Callable[[], Awaitable[None]]
     #: called (on the loop) if the engine dies; transport/ turns health NOT_SERVING
     failure_listeners: list[Callable[[BaseException], None]] = field(default_factory=list)
+    #: the sessions' events on disk and their webhooks (None: no ``webhooks.data_dir``)
+    outbox: Outbox | None = None
 
     async def start(self, *, warmup: bool = True) -> None:
         """The cluster store first (an unreachable Redis or hub fails the start before the model
         loads: ``StoreUnavailable``, naming it), then the engine."""
         await self.cluster.start()
+        if self.outbox is not None:
+            await self.outbox.start()
         await self.start_engine(warmup)
 
     async def stop(self) -> None:
@@ -59,6 +64,8 @@ class Application:
         self.vad.close()
         self.sessions.close()
         await self.cluster.close()
+        if self.outbox is not None:
+            await self.outbox.close()
 
 
 def build_frontend(
@@ -82,4 +89,8 @@ def build_frontend(
     rooms = room_config(settings.rooms, settings.limits.max_target_languages)
     sessions = SessionManager(engine, vad, settings.vad, settings.limits, counters=counters, rooms=rooms, store=cluster)
     listeners.append(lambda exc: sessions.fail_all(EngineFailed(engine_gone)))
-    return Application(settings, engine, vad, sessions, cluster, start_engine, stop_engine, listeners)
+    outbox = None
+    if settings.webhooks.data_dir is not None:
+        outbox = Outbox(settings.webhooks)
+        sessions.events = sessions.rooms.events = outbox
+    return Application(settings, engine, vad, sessions, cluster, start_engine, stop_engine, listeners, outbox)

@@ -63,6 +63,7 @@ from translate_svc.session.room_link import Outbox, RoomLink
 from translate_svc.session.room_listener import Listener, ListenEvent, ListenStarted, OutputDropped, RoomOutput
 from translate_svc.settings import RoomSettings
 from translate_svc.types import InterimResult, ModelCard, SegmentResult
+from translate_svc.webhooks.events import NO_EVENTS, ROOM_ENDED, ROOM_STARTED, Event, EventSink
 
 logger = logging.getLogger(__name__)
 
@@ -332,6 +333,8 @@ class RoomRegistry:
         #: the empty ones, oldest first
         self._waiting: OrderedDict[tuple[str, str], Room] = OrderedDict()
         self.backlogs = Backlogs(config.backlog())
+        #: where room.started and room.ended go (``SessionManager.events``'s sink: ``frontend.py``)
+        self.events: EventSink = NO_EVENTS
         self._draining: Draining | None = None
 
     # -- listeners
@@ -543,6 +546,7 @@ class RoomRegistry:
             return room, False
         held = self._acquire([("rooms", self.config.max_rooms)], tenant, "rooms")
         metrics.room_opened(1)
+        self.events.emit(Event(ROOM_STARTED, tenant.name, {"tenant": tenant.name, "room": name}))
         if room is not None:  # empty, waiting with its backlog: in use again
             del self._waiting[key]
             self._cancel_idle(room)
@@ -566,6 +570,7 @@ class RoomRegistry:
         self._counters.release(room.held)
         room.held = []
         metrics.room_opened(-1)
+        self.events.emit(Event(ROOM_ENDED, room.tenant.name, {"tenant": room.tenant.name, "room": room.name}))
         if self.config.idle_s <= 0 or not room.backlog.entries:
             self._remove(room)
             return
