@@ -61,6 +61,7 @@ def test_every_command_is_registered() -> None:
         "make-test-lid-model", "download-lid-model", "phone-config",  # phone-config: issue 44
         "bench",  # issue 46: the capacity bench; since issue 57 the client distribution's (translate-svc-client)
         "listen",  # issue 59: a room's listener, the client distribution's
+        "usage",  # issue 61: each tenant's use, from the webhooks' usage records
     }  # fmt: skip
 
 
