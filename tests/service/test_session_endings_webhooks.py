@@ -1,5 +1,6 @@
 """However a session ends, it yields exactly one ``session.ended`` saying how (issue 61): a client's
-cancel, an error in its input, its tenant's spent audio budget (with ``quota.exceeded``; a call
+cancel, an error in its input, a speaker's half-close (its room's ``room.started`` and
+``room.ended`` around it), its tenant's spent audio budget (with ``quota.exceeded``; a call
 refused for it up front is no session, only ``quota.exceeded``), and a drain as the server stops
 (delivered by the next start on the same data dir: the queue is on disk). One real server on
 loopback with a tokens file, raw gRPC clients, a receiver verifying every delivery with the Standard
@@ -76,6 +77,14 @@ async def test_cancel_error_quota_and_drain_each_end_a_session_once_saying_how(
                     pass
             assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             await receiver.wait_for(lambda r: len(ended_of(r, "acme")) == 2)
+            # a speaker in a room: the room starts and ends with it
+            room = pb.StreamingConfig(
+                format=FMT, source_language="eng", target_languages=["spa"], room=pb.RoomSpeaking(name="lobby")
+            )
+            speech = [pb.StreamingTranslateRequest(config=room), pb.StreamingTranslateRequest(audio=pcm[:32000])]
+            async for _ in live.stub.StreamingTranslate(iter(speech), metadata=bearer(ACME), timeout=30):
+                pass
+            await receiver.wait_for(lambda r: len(ended_of(r, "acme")) == 3 and len(r.events("room.ended")) == 1)
             await spent_budget(live, pcm)
             await receiver.wait_for(lambda r: len(ended_of(r, "budget")) == 1)
             await receiver.wait_for(lambda r: len(r.events("quota.exceeded")) == 2)
@@ -87,15 +96,20 @@ async def test_cancel_error_quota_and_drain_each_end_a_session_once_saying_how(
             await live.server.stop(grace=3)
             assert await reading == grpc.StatusCode.UNAVAILABLE
         async with serving(settings):  # the drained session's end, queued as the first stopped
-            await receiver.wait_for(lambda r: len(ended_of(r, "acme")) == 3)
+            await receiver.wait_for(lambda r: len(ended_of(r, "acme")) == 4)
             await asyncio.sleep(1.0)
     acme = ended_of(receiver, "acme")
     assert [(d["ending"], d["code"]) for d in acme] == [
         ("cancelled", "CANCELLED"),
         ("error", "INVALID_ARGUMENT"),
+        ("completed", "OK"),
         ("drain", "UNAVAILABLE"),
     ]
-    assert acme[1]["reason"] == "invalid_argument" and acme[2]["reason"] == "draining"
+    assert acme[1]["reason"] == "invalid_argument" and acme[3]["reason"] == "draining"
+    rooms = [(e["type"], e["data"]) for e in receiver.events() if e["type"].startswith("room.")]
+    assert sorted(rooms, key=lambda r: r[0], reverse=True) == [
+        (t, {"tenant": "acme", "room": "lobby"}) for t in ("room.started", "room.ended")
+    ]
     (budget,) = ended_of(receiver, "budget")
     assert (budget["ending"], budget["reason"], budget["code"]) == ("quota", "quota", "RESOURCE_EXHAUSTED")
     assert budget["usage"]["audio_in_s"] >= 2.0
@@ -103,9 +117,9 @@ async def test_cancel_error_quota_and_drain_each_end_a_session_once_saying_how(
     assert [q["tenant"] for q in quota] == ["budget", "budget"] and all(q["retry_after_ms"] for q in quota)
     # one session.ended per session.started, and the refused call was no session
     started = {e["data"]["session_id"] for e in receiver.events("session.started")}
-    assert len(started) == 4
+    assert len(started) == 5
     assert started == {e["data"]["session_id"] for e in receiver.events("session.ended")}
-    assert len(receiver.events("session.ended")) == 4 and receiver.refused == []
+    assert len(receiver.events("session.ended")) == 5 and receiver.refused == []
 
 
 async def drained(call: Any) -> grpc.StatusCode:
