@@ -96,7 +96,7 @@ async def test_cancel_error_quota_and_drain_each_end_a_session_once_saying_how(
             await live.server.stop(grace=3)
             assert await reading == grpc.StatusCode.UNAVAILABLE
         async with serving(settings):  # the drained session's end, queued as the first stopped
-            await receiver.wait_for(lambda r: len(ended_of(r, "acme")) == 4)
+            await receiver.wait_for(lambda r: len(ended_of(r, "acme")) == 4 and len(r.events("session.started")) == 5)
             await asyncio.sleep(1.0)
     acme = ended_of(receiver, "acme")
     assert [(d["ending"], d["code"]) for d in acme] == [

@@ -135,10 +135,10 @@ class Outbox:
         self._tasks.clear()
         if self._http is not None:
             await self._http.close()
-        if self.store._db is not None:
+        if self.store.is_open:
             await self._db(self.store.leave, self.owner)
             await self._db(self.store.close)
-        self._thread.shutdown(wait=True)
+        await asyncio.to_thread(self._thread.shutdown, True)
 
     # -- the sink (events.EventSink)
 
@@ -147,7 +147,7 @@ class Outbox:
 
     def session_started(self, event: Event, live: LiveSession) -> None:
         self._live[live.session_id] = live
-        self._write(event, json.loads(json.dumps(live.ended_data(*LOST))))
+        self._write(event, live.ended_data(*LOST))
 
     def session_ended(self, event: Event) -> None:
         if event.session_id is not None:
@@ -155,7 +155,7 @@ class Outbox:
         self._write(event)
 
     def _write(self, event: Event, lost: dict[str, Any] | None = None) -> None:
-        if self._loop is None or self.store._db is None:
+        if self._loop is None or not self.store.is_open:
             wm.dropped("not_started")
             logger.warning("webhook event %s dropped: the outbox is not running", event.type)
             return
@@ -191,32 +191,42 @@ class Outbox:
     # -- deliveries
 
     async def _deliver(self, endpoint: Endpoint) -> None:
+        """The endpoint's deliveries, for the outbox's life: a failing disk is logged and retried."""
         s = self.settings
         wake = self._wake[endpoint.url]
         in_flight: set[asyncio.Task[None]] = set()
         while True:
             wake.clear()
-            free = s.max_in_flight - len(in_flight)
-            if free > 0:
-                try:
-                    due = await self._db(self.store.take_due, endpoint.url, self._clock(), free, s.timeout_s + 5)
-                except Exception:
-                    logger.exception("webhooks: reading the queue failed; retrying")
-                    due = []
-                for d in due:
-                    task = asyncio.create_task(self._send(endpoint, d))
-                    in_flight.add(task)
-                    self._sends.add(task)
-                    task.add_done_callback(in_flight.discard)
-                    task.add_done_callback(self._sends.discard)
-                    task.add_done_callback(lambda _: wake.set())
-            if len(in_flight) >= s.max_in_flight:
-                wait_s = s.timeout_s + 5
-            else:
-                nxt = await self._db(self.store.next_due, endpoint.url)
-                wait_s = 60.0 if nxt is None else min(60.0, max(0.05, nxt - self._clock()))
+            try:
+                wait_s = await self._take(endpoint, in_flight)
+            except Exception:
+                logger.exception("webhooks: reading the queue of %s failed; retrying", endpoint.url)
+                wait_s = s.first_backoff_s
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands as
+            # the event is set, and close() would wait for this loop forever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), wait_s)
+                async with asyncio.timeout(wait_s):
+                    await wake.wait()
+
+    async def _take(self, endpoint: Endpoint, in_flight: set[asyncio.Task[None]]) -> float:
+        """Start the due deliveries there is room for; how long to wait before looking again (a
+        new row, a finished attempt wakes it sooner; at most a minute: rows another process of the
+        node added)."""
+        s = self.settings
+        wake = self._wake[endpoint.url]
+        free = s.max_in_flight - len(in_flight)
+        if free > 0:
+            for d in await self._db(self.store.take_due, endpoint.url, self._clock(), free, s.timeout_s + 5):
+                task = asyncio.create_task(self._send(endpoint, d))
+                in_flight.add(task)
+                self._sends.add(task)
+                task.add_done_callback(in_flight.discard)
+                task.add_done_callback(self._sends.discard)
+                task.add_done_callback(lambda _: wake.set())
+        if len(in_flight) >= s.max_in_flight:
+            return s.timeout_s + 5
+        nxt = await self._db(self.store.next_due, endpoint.url)
+        return 60.0 if nxt is None else min(60.0, max(0.05, nxt - self._clock()))
 
     async def _send(self, endpoint: Endpoint, d: Delivery) -> None:
         assert self._http is not None
@@ -231,7 +241,10 @@ class Outbox:
             why = type(e).__name__
         finally:
             wm.in_flight(-1)
-        await self._settle(endpoint, d, ok, why)
+        try:
+            await self._settle(endpoint, d, ok, why)
+        except Exception:  # the row stays held: it is sent again when its hold ends
+            logger.exception("webhooks: recording the outcome of %s failed", d.msg_id)
 
     async def _settle(self, endpoint: Endpoint, d: Delivery, ok: bool, why: str) -> None:
         s = self.settings
