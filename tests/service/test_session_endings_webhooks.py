@@ -47,6 +47,7 @@ async def test_cancel_error_quota_and_drain_each_end_a_session_once_saying_how(
         settings = make_settings(test_model_dir)
         settings.model.test_translator = "stable"
         settings.auth.tokens_file = tokens
+        settings.server.drain_s = 1.0
         settings.webhooks = WebhookSettings(
             endpoints=[WebhookEndpoint(url=receiver.url, secret=receiver.secrets[0])],
             data_dir=tmp_path / "data",
@@ -92,8 +93,8 @@ async def test_cancel_error_quota_and_drain_each_end_a_session_once_saying_how(
             release.clear()
             draining = live.stub.StreamingTranslate(held([]), metadata=bearer(ACME))
             assert (await draining.read()).HasField("started")
-            reading = asyncio.ensure_future(drained(draining))
-            await live.server.stop(grace=3)
+            reading = asyncio.ensure_future(drained(draining, release))
+            await live.server.stop(grace=8)
             assert await reading == grpc.StatusCode.UNAVAILABLE
         async with serving(settings):  # the drained session's end, queued as the first stopped
             await receiver.wait_for(lambda r: len(ended_of(r, "acme")) == 4 and len(r.events("session.started")) == 5)
@@ -122,11 +123,13 @@ async def test_cancel_error_quota_and_drain_each_end_a_session_once_saying_how(
     assert len(receiver.events("session.ended")) == 5 and receiver.refused == []
 
 
-async def drained(call: Any) -> grpc.StatusCode:
-    """What a stream open while its server drains ends with."""
+async def drained(call: Any, release: asyncio.Event) -> grpc.StatusCode:
+    """What a stream open while its server drains ends with; it keeps sending until the drain's
+    deadline ends it, then stops."""
     try:
-        while await call.read() is not grpc.aio.EOF:
-            pass
+        while (r := await call.read()) is not grpc.aio.EOF:
+            if r.HasField("ended"):  # the drain's deadline: it stops sending, as the SDK does
+                release.set()
     except grpc.aio.AioRpcError as e:
         return e.code()
     return await call.code()

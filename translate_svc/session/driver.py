@@ -181,6 +181,8 @@ class StreamDriver:
             metrics.tenant_call(self.tenant.name, "stream", code)
             self._log_call(session, code)
             cause = None if self._gone else error if error is not None else ended.limit if ended is not None else None
+            if cause is None and code == "CANCELLED" and self._m.draining is not None:
+                cause = ShuttingDown("the server stopped before the stream ended")  # cut at the grace's end
             self._record.end(code, cause)
             self._disarm()
             if error is None:
