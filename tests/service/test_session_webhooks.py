@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 import pytest_asyncio
 import riva.client
-import websockets
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from tests.support.live_server import LiveServer, serving
 from tests.support.phone_carriers import FakeTwilio, phone_settings, phone_url, ulaw_bytes
+from tests.support.realtime import MODEL, openai_client
 from tests.support.speech import speech_pcm16
 from tests.support.webhook_receiver import Receiver, new_secret, receiving
 from translate_svc import cli
@@ -112,20 +112,18 @@ async def translate_text(live: LiveServer, _: np.ndarray) -> None:
 
 
 async def realtime(live: LiveServer, _: np.ndarray, shared: Path) -> None:
+    """A realtime translation session with the real ``openai`` SDK: audio appended, then closed."""
     pcm24k = speech_pcm16(shared / "silero_test.wav", SECONDS, 24000)
-    assert live.server.http is not None
-    url = f"ws://127.0.0.1:{live.server.http.port}/v1/realtime/translations?model=test"
-    async with websockets.connect(url) as ws:
-        assert json.loads(await ws.recv())["type"] == "session.created"
-        await ws.send(json.dumps({"type": "session.update", "session": {"audio": {"output": {"language": "es"}}}}))
+    async with openai_client(live, "any").realtime.translations.connect(model=MODEL) as conn:
+        assert (await conn.recv()).type == "session.created"
+        await conn.send({"type": "session.update", "session": {"audio": {"output": {"language": "es"}}}})  # type: ignore[arg-type]
         for at in range(0, len(pcm24k), 4800):
             chunk = base64.b64encode(pcm24k[at : at + 4800].tobytes()).decode()
-            await ws.send(json.dumps({"type": "session.input_audio_buffer.append", "audio": chunk}))
-        await ws.send(json.dumps({"type": "session.close"}))
-        async for raw in ws:
-            if json.loads(raw)["type"] == "session.closed":
-                return
-    raise AssertionError("no session.closed")
+            await conn.send({"type": "session.input_audio_buffer.append", "audio": chunk})  # type: ignore[arg-type]
+        await conn.send({"type": "session.close"})  # type: ignore[arg-type]
+        async with asyncio.timeout(30):
+            types = [ev.type async for ev in conn]
+    assert "session.closed" in types, types
 
 
 async def phone(live: LiveServer, _: np.ndarray, shared: Path) -> None:
