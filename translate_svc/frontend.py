@@ -25,6 +25,7 @@ from translate_svc.session.rooms import room_config
 from translate_svc.settings import Settings
 from translate_svc.vad.silero import SileroVad
 from translate_svc.vad.worker import VadWorker
+from translate_svc.webhooks.outbox import Outbox
 
 #: how a stream ends when the in-process model worker dies (a worker's text names the engine process)
 ENGINE_FAILED = "the model worker of this server failed: resume the stream on another server (the SDK does)"
@@ -49,6 +50,8 @@ class Application:
     failure_listeners: list[Callable[[BaseException], None]] = field(default_factory=list)
     #: the sessions' recordings (``recordings.dir`` set), their writer and sweeper; None: none
     recordings: Recordings | None = None
+    #: the sessions' events on disk and their webhooks (None: no ``webhooks.data_dir``)
+    outbox: Outbox | None = None
 
     async def start(self, *, warmup: bool = True) -> None:
         """The cluster store first (an unreachable Redis or hub fails the start before the model
@@ -57,6 +60,8 @@ class Application:
         await self.sessions.counters.start()
         if self.recordings is not None:
             await self.recordings.start()
+        if self.outbox is not None:
+            await self.outbox.start()
         await self.start_engine(warmup)
 
     async def stop(self) -> None:
@@ -69,6 +74,8 @@ class Application:
             await self.recordings.stop()
         await self.sessions.counters.close()
         await self.cluster.close()
+        if self.outbox is not None:
+            await self.outbox.close()
 
 
 def build_frontend(
@@ -100,4 +107,10 @@ def build_frontend(
         engine, vad, settings.vad, settings.limits, counters=counters, rooms=rooms, store=cluster, recorders=recordings
     )
     listeners.append(lambda exc: sessions.fail_all(EngineFailed(engine_gone)))
-    return Application(settings, engine, vad, sessions, cluster, start_engine, stop_engine, listeners, recordings)
+    outbox = None
+    if settings.webhooks.data_dir is not None:
+        outbox = Outbox(settings.webhooks)
+        sessions.events = sessions.rooms.events = outbox
+    return Application(
+        settings, engine, vad, sessions, cluster, start_engine, stop_engine, listeners, recordings, outbox
+    )

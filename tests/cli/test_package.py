@@ -62,6 +62,7 @@ def test_every_command_is_registered() -> None:
         "bench",  # issue 46: the capacity bench; since issue 57 the client distribution's (translate-svc-client)
         "listen",  # issue 59: a room's listener, the client distribution's
         "recordings",  # issue 61: recordings decrypt
+        "usage",  # issue 61: each tenant's use, from the webhooks' usage records
     }  # fmt: skip
 
 

@@ -7,7 +7,7 @@
 
 import typer
 
-from translate_svc.cli import operator, phone_config, recordings
+from translate_svc.cli import operator, phone_config, recordings, usage
 from translate_svc.client_cli.app import CLIENT_HELP, add_client_commands
 
 # Help texts are not wrapped in the source: rich wraps them to the terminal. A prose paragraph is one
@@ -23,6 +23,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 app.command("serve")(operator.serve)
 add_client_commands(app)  # translate, stream, text, languages, bench: the client distribution's commands
 app.command("phone-config", help=phone_config.HELP)(phone_config.phone_config)
+app.command("usage", help=usage.HELP)(usage.usage)
 app.command("make-test-model")(operator.make_test_model)
 app.command("download-model")(operator.download_model)
 app.command("make-test-lid-model")(operator.make_test_lid_model)

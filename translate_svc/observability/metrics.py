@@ -69,6 +69,11 @@ TENANT_SPEECH_S = Counter(
 TENANT_SEGMENTS = Counter(
     "translate_svc_tenant_segments_total", "segment results, by tenant and status", ["tenant", "status"]
 )
+TENANT_TEXT_CHARS = Counter(
+    "translate_svc_tenant_text_characters_total",
+    "text characters, by tenant and direction: in (TranslateText's texts), out (translated text sent)",
+    ["tenant", "direction"],
+)
 TENANT_CALLS = Counter(
     "translate_svc_tenant_calls_total",
     "calls ended (stream: StreamingTranslate and the realtime doors; translate: Translate), by final status",
@@ -283,6 +288,13 @@ def observe_segment(result: SegmentResult, tenant: str) -> None:
     speech_s = sum(len(t.audio) / t.sample_rate_hz for t in result.translations if t.audio is not None)
     if speech_s:
         TENANT_SPEECH_S.labels(tenant).inc(speech_s)
+    chars = sum(len(t.text) for t in result.translations)
+    if chars:
+        TENANT_TEXT_CHARS.labels(tenant, "out").inc(chars)
+
+
+def tenant_text_in(tenant: str, chars: int) -> None:
+    TENANT_TEXT_CHARS.labels(tenant, "in").inc(chars)
 
 
 def serve_metrics(

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from translate_svc.audio.codec import decode_audio
 from translate_svc.errors import InvalidInput, LimitReached
-from translate_svc.observability import access, metrics, tracing
+from translate_svc.observability import access, tracing
 from translate_svc.observability.access import CallInfo
 from translate_svc.session import task as checks
 from translate_svc.session.accounting import accounted
@@ -74,7 +74,7 @@ class ClipDriver:
         ``render``'s answer (a door's check of its own answer, e.g. its size, counts as the call's
         outcome). ``on_result``: each segment's result as it comes, in order (a door that streams
         them; it must not block). Raises the ServiceError that ends the call."""
-        with accounted(self.tenant, self.call, "translate") as outcome:
+        with accounted(self.tenant, self.call, "translate", self._m.events) as outcome:
             async with self._m.admit_clip(self.tenant):
                 limit_s = self._m.limits.clip_read_timeout_s
                 async with self._m.receiving_clip(self.tenant):
@@ -90,12 +90,15 @@ class ClipDriver:
                     request.terms,
                 )
                 outcome.config.update(access.config_brief(request.fmt, task))
+                record = outcome.record
+                assert record is not None
+                record.start(None, task.source_language, task.target_languages)
                 clip = await self.translate(request.take_content(), request.fmt, task, request.vad, on_result)
                 outcome.results.extend(clip.segments)
                 outcome.audio_s = clip.audio_duration_ms / 1000
-                metrics.tenant_audio(self.tenant.name, clip.audio_duration_ms / 1000)
+                record.account_audio(clip.audio_duration_ms / 1000)
                 for r in clip.segments:
-                    metrics.observe_segment(r, self.tenant.name)
+                    record.account_result(r)
                     tracing.segment_span(r, task.target_languages)
                 return render(clip)
 

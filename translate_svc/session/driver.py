@@ -45,6 +45,7 @@ from translate_svc.session.events import (
     Updated,
     request_name,
 )
+from translate_svc.session.lifecycle import SessionRecord
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT, QuotaSpent, RoomRights, Tenant
 from translate_svc.session.room_seat import SpeakerSeat
@@ -102,6 +103,8 @@ class StreamDriver:
         self._stalled: asyncio.Task[None] | None = None  # the stall close, while it runs
         self._refused: LimitReached | None = None  # ended from outside before its config came
         self._gone = False  # the door said the client went away mid-stream (``Gone``)
+        #: the stream's session.started / session.ended and its usage (``lifecycle.py``)
+        self._record = SessionRecord(manager.events, tenant.name, call)
 
     async def run(self, requests: AsyncIterator[StreamRequest]) -> AsyncGenerator[StreamStarted | StreamEvent, None]:
         """The stream's events: StreamStarted, then speech events, results, captions and notices,
@@ -121,6 +124,7 @@ class StreamDriver:
         except ServiceError as e:
             metrics.tenant_call(self.tenant.name, "stream", e.code.value)
             self._log_call(None, e.code.value)
+            self._record.end(e.code.value, e)  # no session: only a spent budget's quota.exceeded
             await _drop_rest(requests, self._error_drain_s, first)
             raise e from None
         except _ClientGone:
@@ -137,11 +141,12 @@ class StreamDriver:
         ended: StreamEnded | None = None
         try:
             metrics.stream_started()  # counted here, for every door (before the client hears of it)
+            self._record.start(session.session_id, session.task.source_language, session.task.target_languages)
             yield self._seat.started(_started(session, self._m))
             async for ev in session.events():
                 ev = self._seat.own_view(ev)
                 if isinstance(ev, SegmentResult):
-                    metrics.observe_segment(ev, self.tenant.name)
+                    self._record.account_result(ev)
                     tracing.segment_span(ev, session.task.target_languages)
                     self._segments["OK" if ev.error is None else ev.error.code] += 1
                 elif isinstance(ev, StreamEnded):
@@ -175,6 +180,10 @@ class StreamDriver:
             code = "CANCELLED" if self._gone else code if error is None else error.code.value
             metrics.tenant_call(self.tenant.name, "stream", code)
             self._log_call(session, code)
+            cause = None if self._gone else error if error is not None else ended.limit if ended is not None else None
+            if cause is None and code == "CANCELLED" and self._m.draining is not None:
+                cause = ShuttingDown("the server stopped before the stream ended")  # cut at the grace's end
+            self._record.end(code, cause)
             self._disarm()
             if error is None:
                 await _stop(reader)
@@ -362,7 +371,7 @@ class StreamDriver:
         if new_ms <= 0 or (new_ms < 1000 and not final):
             return None
         self._charged_ms += new_ms
-        metrics.tenant_audio(self.tenant.name, new_ms / 1000)
+        self._record.account_audio(new_ms / 1000)
         return self._m.charge_audio(self.tenant, new_ms / 1000)
 
     async def _finish(self, limit: ServiceError | None) -> None:

@@ -43,6 +43,7 @@ from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioFormat, ModelCard, TranslationTask
 from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.worker import VadWorker
+from translate_svc.webhooks.events import NO_EVENTS, EventSink
 
 
 class SessionManager:
@@ -88,6 +89,8 @@ class SessionManager:
         self.drain_hold_until: float | None = None
         self._no_live = asyncio.Event()  # set while no stream is admitted
         self._no_live.set()
+        #: where the sessions' events go (``lifecycle.py``; webhooks and usage records: ``frontend.py``)
+        self.events: EventSink = NO_EVENTS
         #: rooms of this process: their speakers (streams) and listeners (``rooms.py``)
         self.store = store
         self.rooms = RoomRegistry(

@@ -62,6 +62,7 @@ from translate_svc.session.room_link import Outbox, RoomLink
 from translate_svc.session.room_listener import Listener, ListenEvent, ListenStarted, OutputDropped, RoomOutput
 from translate_svc.settings import RoomSettings
 from translate_svc.types import InterimResult, ModelCard, SegmentResult
+from translate_svc.webhooks.events import NO_EVENTS, ROOM_ENDED, ROOM_STARTED, Event, EventSink
 
 logger = logging.getLogger(__name__)
 
@@ -369,6 +370,8 @@ class RoomRegistry:
         #: the empty ones, oldest first
         self._waiting: OrderedDict[tuple[str, str], Room] = OrderedDict()
         self.backlogs = Backlogs(config.backlog())
+        #: where room.started and room.ended go (``SessionManager.events``'s sink: ``frontend.py``)
+        self.events: EventSink = NO_EVENTS
         self._draining: Draining | None = None
 
     # -- listeners
@@ -604,6 +607,7 @@ class RoomRegistry:
             return room, False
         assert held is not None  # ``_take`` took them
         metrics.room_opened(1)
+        self.events.emit(Event(ROOM_STARTED, tenant.name, {"tenant": tenant.name, "room": name}))
         if room is not None:  # empty, waiting with its backlog: in use again
             del self._waiting[key]
             self._cancel_idle(room)
@@ -627,6 +631,7 @@ class RoomRegistry:
         self._counters.release(room.held)
         room.held = None
         metrics.room_opened(-1)
+        self.events.emit(Event(ROOM_ENDED, room.tenant.name, {"tenant": room.tenant.name, "room": room.name}))
         if self.config.idle_s <= 0 or not room.backlog.entries:
             self._remove(room)
             return

@@ -26,7 +26,6 @@ import numpy as np
 
 from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.runner import ModelInput, SourceText
-from translate_svc.observability import metrics
 from translate_svc.observability.access import CallInfo
 from translate_svc.session import task as checks
 from translate_svc.session.accounting import CallOutcome, accounted
@@ -77,7 +76,7 @@ class TextDriver:
         the node or tenant is full or the engine's queue has no room, UNAVAILABLE when the model
         is not serving. A text the model fails on comes back with its own error; the others
         still return."""
-        with accounted(self.tenant, self.call, "translate_text") as outcome:
+        with accounted(self.tenant, self.call, "translate_text", self._m.events) as outcome:
             async with self._m.admit_unary(self.tenant, self.token):
                 request = await read()
                 async with self._m.admit_clip(self.tenant):
@@ -94,10 +93,14 @@ class TextDriver:
             request.terms,
         )
         outcome.config.update(_brief(request, task))
+        record = outcome.record
+        assert record is not None
+        record.start(None, task.source_language, task.target_languages)
+        record.account_text_in(request.characters)
         result = await self.translate(request.texts, task)
         outcome.results.extend(result.results)
         for r in result.results:
-            metrics.observe_segment(r, self.tenant.name)
+            record.account_result(r)
         return render(result)
 
     async def translate(self, texts: Sequence[str], task: TranslationTask) -> TextsResult:

@@ -1,0 +1,299 @@
+"""The events' durable queue and the usage records, in one SQLite file (``webhooks.data_dir``/
+``events.sqlite3``): what survives a restart and what ``translate-svc usage`` answers from.
+
+Tables: ``outbox`` (one row per event and endpoint, until delivered or given up), ``open_sessions``
+(a started session not yet ended: its owner process and what its ``session.ended`` would say if
+that process died now), ``owners`` (each process's heartbeat) and ``usage`` (one row per
+``session.ended``, kept ``usage_retention_days``). A ``session.ended`` is written only together
+with the deletion of its open row, in one transaction: whoever ends a session (its own process, or
+another that found its owner dead) ends it once. Several processes of one node may share the file
+(``serve --workers N``; WAL mode, writers serialized by SQLite); each delivery takes its rows with
+a hold (``take_due``), so two processes never send one row at once.
+
+Synchronous and blocking: call it from one thread (``outbox.Outbox``'s), never the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from translate_svc.webhooks.events import SESSION_ENDED, SESSION_STARTED, Event, iso
+
+logger = logging.getLogger(__name__)
+
+FILE_NAME = "events.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint TEXT NOT NULL,
+    msg_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    body BLOB NOT NULL,
+    created REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (endpoint, next_at);
+CREATE TABLE IF NOT EXISTS open_sessions (
+    session_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    lost TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS open_owner ON open_sessions (owner);
+CREATE TABLE IF NOT EXISTS owners (owner TEXT PRIMARY KEY, pid INTEGER NOT NULL, beat REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS usage (
+    msg_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    door TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    ended REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS usage_tenant ON usage (tenant, ended);
+"""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One queued delivery: an event's body for one endpoint."""
+
+    seq: int
+    endpoint: str
+    msg_id: str
+    body: bytes
+    created: float
+    attempts: int
+
+
+def body_of(event: Event) -> bytes:
+    """The payload every endpoint gets (Standard Webhooks' suggested shape: type, timestamp, data)."""
+    return json.dumps({"type": event.type, "timestamp": iso(event.at), "data": event.data}).encode()
+
+
+class EventStore:
+    """The SQLite file of one node's data dir. ``route`` names the endpoints an event goes to."""
+
+    def __init__(self, directory: Path, route: Callable[[Event], Sequence[str]], *, max_queued: int) -> None:
+        self.path = directory / FILE_NAME
+        self._route = route
+        self.max_queued = max_queued
+        self._db: sqlite3.Connection | None = None
+        #: rows in ``outbox`` as last counted (refreshed by ``beat``: other processes add too)
+        self.queued = 0
+
+    def open(self) -> None:
+        """Open (or make) the file; OSError naming it and ``webhooks.data_dir`` if it cannot be."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as e:
+            raise OSError(
+                f"webhooks.data_dir: cannot open {self.path} ({e}): give the server a writable directory"
+            ) from e
+        self._db = db
+        self.queued = self._count()
+
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        assert self._db is not None, "EventStore.open() first"
+        return self._db
+
+    def _count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    # -- writing events
+
+    def add(self, event: Event, owner: str = "", lost: dict[str, Any] | None = None) -> int:
+        """Queue ``event`` for its endpoints (and, for the session events, open or close its
+        session, and keep its usage record). Returns the deliveries dropped: the queue was full.
+        A ``session.ended`` whose session is no longer open (ended as lost meanwhile) is skipped."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if event.type == SESSION_STARTED and event.session_id is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO open_sessions VALUES (?, ?, ?, ?)",
+                    (event.session_id, owner, event.tenant, json.dumps(lost or {})),
+                )
+            elif event.type == SESSION_ENDED and event.session_id is not None:
+                gone = db.execute("DELETE FROM open_sessions WHERE session_id = ?", (event.session_id,)).rowcount
+                if not gone:
+                    db.execute("COMMIT")
+                    logger.warning(
+                        "session.ended of session %s skipped: it was already ended (as lost)", event.session_id
+                    )
+                    return 0
+            dropped = self._queue(event)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return dropped
+
+    def _queue(self, event: Event) -> int:
+        db = self.db
+        if event.type == SESSION_ENDED:
+            db.execute(
+                "INSERT OR IGNORE INTO usage VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    event.id,
+                    event.tenant,
+                    str(event.data.get("door", "")),
+                    event.session_id or "",
+                    event.at,
+                    json.dumps(event.data),
+                ),
+            )
+        endpoints = self._route(event)
+        if not endpoints:
+            return 0
+        room = max(0, self.max_queued - self.queued)
+        body = body_of(event)
+        rows = [(url, event.id, event.type, body, event.at, event.at) for url in endpoints[:room]]
+        db.executemany(
+            "INSERT INTO outbox (endpoint, msg_id, type, body, created, next_at) VALUES (?, ?, ?, ?, ?, ?)", rows
+        )
+        self.queued += len(rows)
+        return len(endpoints) - len(rows)
+
+    # -- deliveries
+
+    def take_due(self, endpoint: str, now: float, limit: int, hold_s: float) -> list[Delivery]:
+        """Up to ``limit`` deliveries due for ``endpoint``, held for ``hold_s`` (not taken again,
+        here or by another process, until then: a process that dies mid-send has them retried)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = db.execute(
+                "SELECT seq, endpoint, msg_id, body, created, attempts FROM outbox "
+                "WHERE endpoint = ? AND next_at <= ? ORDER BY next_at LIMIT ?",
+                (endpoint, now, limit),
+            ).fetchall()
+            db.executemany("UPDATE outbox SET next_at = ? WHERE seq = ?", [(now + hold_s, r[0]) for r in rows])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return [Delivery(*r) for r in rows]
+
+    def next_due(self, endpoint: str) -> float | None:
+        row = self.db.execute("SELECT MIN(next_at) FROM outbox WHERE endpoint = ?", (endpoint,)).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def delivered(self, seq: int) -> None:
+        if self.db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount:
+            self.queued = max(0, self.queued - 1)
+
+    def retry(self, seq: int, at: float) -> None:
+        self.db.execute("UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE seq = ?", (at, seq))
+
+    # -- processes and their sessions
+
+    def beat(self, owner: str, pid: int, now: float, lost: Sequence[tuple[str, str]]) -> None:
+        """``owner`` (a process) is alive: its heartbeat, and each of its live sessions' checkpoint
+        (``lost``: session id, what its ``session.ended`` would say if the process died now)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT OR REPLACE INTO owners VALUES (?, ?, ?)", (owner, pid, now))
+            db.executemany(
+                "UPDATE open_sessions SET lost = ? WHERE session_id = ? AND owner = ?",
+                [(data, sid, owner) for sid, data in lost],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self.queued = self._count()
+
+    def leave(self, owner: str) -> None:
+        """``owner`` stopped on purpose (its sessions ended first)."""
+        self.db.execute("DELETE FROM owners WHERE owner = ?", (owner,))
+
+    def sweep(self, now: float, stale_s: float) -> int:
+        """End every open session whose owner has not beaten for ``stale_s`` (a killed process) or
+        is unknown, from its last checkpoint: ``session.ended`` with ``ending: lost``. Returns how
+        many were ended."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = db.execute(
+                "SELECT s.session_id, s.tenant, s.lost FROM open_sessions s LEFT JOIN owners o ON o.owner = s.owner "
+                "WHERE o.beat IS NULL OR o.beat < ?",
+                (now - stale_s,),
+            ).fetchall()
+            for session_id, tenant, lost in rows:
+                db.execute("DELETE FROM open_sessions WHERE session_id = ?", (session_id,))
+                self._queue(Event(SESSION_ENDED, tenant, json.loads(lost), session_id=session_id))
+            db.execute("DELETE FROM owners WHERE beat < ?", (now - stale_s,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        for session_id, _, _ in rows:
+            logger.warning("session %s ended as lost: its process stopped without ending it", session_id)
+        return len(rows)
+
+    def expire_usage(self, before: float) -> None:
+        self.db.execute("DELETE FROM usage WHERE ended < ?", (before,))
+
+
+def usage_report(directory: Path, tenant: str | None, since: float, until: float) -> list[dict[str, Any]]:
+    """Each tenant's usage (``tenant``: that one only) from the sessions that ended in
+    [``since``, ``until``), summed from the records the ``session.ended`` webhooks carried."""
+    path = directory / FILE_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"no usage records at {path}: is webhooks.data_dir this directory?")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        query = "SELECT tenant, data FROM usage WHERE ended >= ? AND ended < ?"
+        args: tuple[Any, ...] = (since, until)
+        if tenant is not None:
+            query += " AND tenant = ?"
+            args += (tenant,)
+        rows = db.execute(query + " ORDER BY tenant, ended", args).fetchall()
+    finally:
+        db.close()
+    out: dict[str, dict[str, Any]] = {}
+    for name, data in rows:
+        usage = json.loads(data).get("usage", {})
+        t = out.setdefault(
+            name,
+            {
+                "tenant": name,
+                "sessions": 0,
+                "audio_in_s": 0.0,
+                "speech_out_s": {},
+                "segments": 0,
+                "text_in_chars": 0,
+                "text_out_chars": {},
+            },
+        )
+        t["sessions"] += 1
+        t["audio_in_s"] += usage.get("audio_in_s", 0.0)
+        t["segments"] += usage.get("segments_total", 0)
+        t["text_in_chars"] += usage.get("text_in_chars", 0)
+        for key in ("speech_out_s", "text_out_chars"):
+            for lang, v in usage.get(key, {}).items():
+                t[key][lang] = t[key].get(lang, 0) + v
+    return list(out.values())
