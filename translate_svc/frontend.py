@@ -25,6 +25,7 @@ from translate_svc.session.rooms import room_config
 from translate_svc.settings import Settings
 from translate_svc.vad.silero import SileroVad
 from translate_svc.vad.worker import VadWorker
+from translate_svc.webhooks.events import recording_ready
 from translate_svc.webhooks.outbox import Outbox
 
 #: how a stream ends when the in-process model worker dies (a worker's text names the engine process)
@@ -111,6 +112,27 @@ def build_frontend(
     if settings.webhooks.data_dir is not None:
         outbox = Outbox(settings.webhooks)
         sessions.events = sessions.rooms.events = outbox
+        if recordings is not None and recordings.on_ready is None:
+            recordings.on_ready = _recording_event(sessions)
     return Application(
         settings, engine, vad, sessions, cluster, start_engine, stop_engine, listeners, recordings, outbox
     )
+
+
+def _recording_event(sessions: SessionManager) -> Callable[[Manifest], None]:
+    """A finished recording's ``recording.ready`` event, from its manifest (without its key)."""
+
+    def ready(manifest: Manifest) -> None:
+        files = {f["name"]: {"bytes": f.get("bytes"), "sha256": f.get("sha256")} for f in manifest.get("files", [])}
+        recording_ready(
+            sessions.events,
+            tenant=str(manifest["tenant"]),
+            session_id=str(manifest["session_id"]),
+            request_id="",  # a manifest keeps no request id: session_id joins it to session.ended
+            recording_id=str(manifest["id"]),
+            complete=bool(manifest["complete"]),
+            files=files,
+            reason=str(manifest.get("incomplete_reason") or ""),
+        )
+
+    return ready
