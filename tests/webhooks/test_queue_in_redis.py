@@ -5,10 +5,12 @@ receiver verifies every delivery with the Standard Webhooks library:
 
 - events made on both servers arrive once each (one delivery per webhook-id: two pods taking from
   one queue never both send a delivery);
-- a server killed with SIGKILL while its deliveries wait (the receiver down): the other server
-  delivers them once the receiver is back;
+- a server killed with SIGKILL while its deliveries wait (the receiver down) and a stream is open
+  on it: the other server delivers them once the receiver is back, and ends that stream's session
+  from its last checkpoint (``session.ended``, ``ending: lost``);
 - Redis killed and started again meanwhile (its append-only file synced on every write) keeps the
-  queue.
+  queue;
+- ``translate-svc usage --redis-url`` counts every session of both servers once.
 
 Before (each server queued on its own disk), the killed server's events never arrived.
 """
@@ -19,14 +21,18 @@ import asyncio
 import json
 import signal
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import pytest
+from typer.testing import CliRunner
 
 from tests.support.raw import channel
 from tests.support.redis_server import RedisServer, redis_server
 from tests.support.server_process import ServerProcess
 from tests.support.webhook_receiver import Receiver, new_secret, receiving
+from translate_svc import cli
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
@@ -61,6 +67,22 @@ async def texts(server: ServerProcess, n: int) -> None:
         await ch.close()
 
 
+async def open_stream(server: ServerProcess) -> grpc.aio.Channel:
+    """A real-time stream left open on ``server`` (its session started); closing the channel ends it."""
+    ch = channel(server.address)
+    cfg = pb.StreamingConfig(format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000))
+    cfg.target_languages.append("spa")
+    forever = asyncio.Event()
+
+    async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        yield pb.StreamingTranslateRequest(config=cfg)
+        await forever.wait()
+
+    call = pb_grpc.TranslatorStub(ch).StreamingTranslate(requests(), timeout=120)
+    assert (await asyncio.wait_for(call.read(), 30)).HasField("started")
+    return ch
+
+
 def ids_accepted(receiver: Receiver) -> Counter[str]:
     return Counter(d.headers["webhook-id"] for d in receiver.accepted)
 
@@ -82,18 +104,26 @@ async def test_pods_share_one_queue_that_outlives_a_killed_pod_and_a_redis_resta
 
                 await receiver.stop()  # down: a's deliveries fail and wait in the queue
                 await texts(a, 2)
+                stream = await open_stream(a)  # and a session open on a when it dies
                 await asyncio.sleep(1.5)
                 a.proc.send_signal(signal.SIGKILL)
                 await asyncio.to_thread(a.proc.wait, 30)
+                await stream.close()
                 redis.kill()  # and Redis dies too: its append-only file keeps the queue
                 await asyncio.to_thread(redis.start)
                 await receiver.start()  # back: b delivers what a left
-                await receiver.wait_for(lambda r: len(r.events()) == 16, 60)
+                await receiver.wait_for(lambda r: len(r.events()) == 18, 60)
             finally:
                 a.stop()
                 if b is not None:
                     await asyncio.to_thread(b.stop)
+            # the usage records are in Redis too: every session of both servers, once
+            out = CliRunner().invoke(cli.app, ["usage", "--redis-url", redis.url, "--json"])
+            assert out.exit_code == 0, out.output
+            assert sum(json.loads(line)["sessions"] for line in out.output.splitlines()) == 9
     later = set(ids_accepted(receiver)) - first
-    assert len(later) == 4
-    assert len(receiver.events("session.ended")) == len(receiver.events("session.started")) == 8
+    assert len(later) == 6
+    assert len(receiver.events("session.ended")) == len(receiver.events("session.started")) == 9
+    (lost,) = [e["data"] for e in receiver.events("session.ended") if e["data"]["ending"] == "lost"]
+    assert (lost["door"], lost["reason"]) == ("StreamingTranslate", "process_exited")
     assert receiver.refused == []
