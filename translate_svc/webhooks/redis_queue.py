@@ -6,9 +6,10 @@ SQLite file of one node), which ``outbox.Outbox`` uses when there is no Redis.
 Keys (under ``PREFIX``): ``seq`` (a counter: each delivery's number), ``d:<seq>`` (a hash: the
 delivery's endpoint, webhook-id, body, time made, attempts), ``due:<endpoint>`` (a sorted set of
 the endpoint's deliveries scored by when each is next due), ``queued`` (how many deliveries wait,
-every endpoint's together; bounded by ``webhooks.max_queued``), ``open`` (a hash: each started
-session not yet ended, its owner process, tenant and checkpoint), ``owners`` (a sorted set of
-processes scored by their last heartbeat), ``usage`` and ``usage_at`` (a record per
+every endpoint's together; bounded by ``webhooks.max_queued``), ``open``, ``open_tenant`` and
+``open_lost`` (hashes by session id: each started session not yet ended, its owner process, tenant
+and checkpoint), ``gone:<session>`` (a session the sweep ended as lost, kept a day), ``owners`` (a
+sorted set of processes scored by their last heartbeat), ``usage`` and ``usage_at`` (a record per
 ``session.ended`` by webhook-id, and their end times). Every change that must be all or nothing
 is one Lua script: queuing an event with its session's open or close, taking due deliveries (each
 taken is pushed ``hold_s`` into the future: a pod that dies mid-send leaves them to be taken again
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 PREFIX = "translate_svc:webhooks:"
 OP_TIMEOUT_S = 5.0
 
-# ARGV: prefix, kind (started|ended|other), session id, owner, tenant, lost (JSON), msg id, body, made at,
+# ARGV: prefix, kind (started|ended|lost|other), session id, owner, tenant, lost (JSON), msg id, body, made at,
 # max queued, usage record (JSON or ""), then the endpoints. Returns the deliveries dropped (the
 # queue was full), or -1: a session.ended whose session is no longer open (skipped).
 _ADD = """
@@ -46,10 +47,15 @@ if kind == 'started' then
   redis.call('HSET', p .. 'open', sid, ARGV[4])
   redis.call('HSET', p .. 'open_tenant', sid, ARGV[5])
   redis.call('HSET', p .. 'open_lost', sid, ARGV[6])
-elseif kind == 'ended' then
-  if redis.call('HDEL', p .. 'open', sid) == 0 then return -1 end
+elseif kind == 'ended' or kind == 'lost' then
+  -- ended once: the sweep ends a session only while it is open and leaves a mark (a day) that
+  -- skips its own late end; an end with neither (a Redis that lost its data) is queued
+  if redis.call('HDEL', p .. 'open', sid) == 0 then
+    if kind == 'lost' or redis.call('EXISTS', p .. 'gone:' .. sid) == 1 then return -1 end
+  end
   redis.call('HDEL', p .. 'open_tenant', sid)
   redis.call('HDEL', p .. 'open_lost', sid)
+  if kind == 'lost' then redis.call('SET', p .. 'gone:' .. sid, 1, 'EX', 86400) end
 end
 local msg, body, made = ARGV[7], ARGV[8], ARGV[9]
 if ARGV[11] ~= '' then
@@ -216,11 +222,13 @@ class RedisEventStore:
         """As ``EventStore.add``: the deliveries dropped (the queue was full)."""
         return max(0, self._add(event, owner, lost))
 
-    def _add(self, event: Event, owner: str, lost: dict[str, Any] | None) -> int:
-        """The deliveries dropped, or -1: a ``session.ended`` whose session was already ended."""
-        kind = "other"
-        if event.session_id is not None:
-            kind = {SESSION_STARTED: "started", SESSION_ENDED: "ended"}.get(event.type, "other")
+    def _add(self, event: Event, owner: str, lost: dict[str, Any] | None, kind: str = "") -> int:
+        """The deliveries dropped, or -1: a ``session.ended`` whose session was already ended
+        (``kind`` "lost": the sweep's, queued only while the session is open)."""
+        if not kind:
+            kind = "other"
+            if event.session_id is not None:
+                kind = {SESSION_STARTED: "started", SESSION_ENDED: "ended"}.get(event.type, "other")
         usage = ""
         if event.type == SESSION_ENDED:
             usage = json.dumps({"tenant": event.tenant, "ended": event.at, "data": event.data})
@@ -228,7 +236,8 @@ class RedisEventStore:
         args = (event.session_id or "", owner, event.tenant, json.dumps(lost or {}), event.id, body_of(event))
         dropped = int(self._run("add", kind, *args, repr(event.at), self.max_queued, usage, *endpoints))
         if dropped < 0:
-            logger.warning("session.ended of session %s skipped: it was already ended (as lost)", event.session_id)
+            if kind == "ended":
+                logger.warning("session.ended of session %s skipped: it was already ended (as lost)", event.session_id)
             return -1
         self.queued += len(endpoints) - dropped
         return dropped
@@ -275,7 +284,7 @@ class RedisEventStore:
         ended = 0
         for i in range(0, len(flat), 3):
             session_id, tenant, lost = flat[i].decode(), flat[i + 1].decode(), json.loads(flat[i + 2])
-            if self._add(Event(SESSION_ENDED, tenant, lost, session_id=session_id), "", None) >= 0:
+            if self._add(Event(SESSION_ENDED, tenant, lost, session_id=session_id), "", None, "lost") >= 0:
                 ended += 1
                 logger.warning("session %s ended as lost: its process stopped without ending it", session_id)
         return ended
