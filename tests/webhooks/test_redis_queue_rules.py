@@ -103,3 +103,22 @@ def test_usage_records_are_summed_and_expire(redis: RedisServer) -> None:
         ("acme", 1),
         ("beta", 1),
     ]
+
+
+def test_events_made_while_redis_is_unreachable_wait_in_order_and_are_queued_when_it_is_back(
+    redis: RedisServer,
+) -> None:
+    a = pod(redis)
+    redis.kill()
+    started = Event(SESSION_STARTED, "acme", {}, session_id="s1")
+    ended = Event(SESSION_ENDED, "acme", {"usage": {"audio_in_s": 1.0}}, session_id="s1")
+    assert [a.add(started, "pod-a", {}), a.add(ended)] == [0, 0]  # kept, not raised (not dropped)
+    assert len(a.spilled) == 2
+    redis.start()  # back, empty
+    a.beat("pod-a", 1, time.time(), [])
+    assert not a.spilled
+    taken = a.take_due(URL, time.time() + 1, 10, 30)
+    assert [d.msg_id for d in taken] == [started.id, ended.id]
+    # written in order: the session is not left open (its end closed it)
+    assert a.sweep(time.time() + 100, 1) == 0
+    assert [r["sessions"] for r in usage_report_redis(redis.url, None, "acme", 0, time.time() + 1)] == [1]

@@ -17,11 +17,13 @@ once the hold ends, by any pod), settling one.
 
 Synchronous and blocking (redis-py's client, timeouts ``OP_TIMEOUT_S``): call it from one thread
 (``outbox.Outbox``'s), never the event loop. A Redis that cannot be reached raises redis-py's
-errors, which the outbox logs and retries (an event emitted meanwhile is dropped and counted).
+errors, which the outbox logs and retries; an event emitted meanwhile waits in memory (at most
+``MAX_SPILL``, then dropped and counted) and is written at the next heartbeat that reaches Redis.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -37,6 +39,10 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "translate_svc:webhooks:"
 OP_TIMEOUT_S = 5.0
+#: events kept in memory while Redis cannot be reached, at most; beyond, ``add`` raises (dropped)
+MAX_SPILL = 10_000
+#: what counts as Redis being unreachable (an event is then kept for later, not dropped)
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 # ARGV: prefix, kind (started|ended|lost|other), session id, owner, tenant, lost (JSON), msg id, body, made at,
 # max queued, usage record (JSON or ""), then the endpoints. Returns the deliveries dropped (the
@@ -183,6 +189,9 @@ class RedisEventStore:
         self._r: redis.Redis | None = None
         #: deliveries waiting, every pod's, as last read (refreshed by ``beat``)
         self.queued = 0
+        #: events (with their owner and checkpoint) that could not reach Redis, oldest first: written
+        #: before any newer one, at the next ``add`` or ``beat`` that reaches it
+        self.spilled: collections.deque[tuple[Event, str, dict[str, Any] | None]] = collections.deque()
 
     def open(self) -> None:
         """Connect (redis-py's error if Redis cannot be reached: the server does not start)."""
@@ -219,8 +228,28 @@ class RedisEventStore:
     # -- writing events
 
     def add(self, event: Event, owner: str = "", lost: dict[str, Any] | None = None) -> int:
-        """As ``EventStore.add``: the deliveries dropped (the queue was full)."""
-        return max(0, self._add(event, owner, lost))
+        """As ``EventStore.add``: the deliveries dropped (the queue was full). While Redis cannot
+        be reached the event is kept in memory (at most ``MAX_SPILL``; beyond, the error is raised:
+        dropped and counted by the outbox) and written, in order, once it can."""
+        self.spilled.append((event, owner, lost))
+        if len(self.spilled) > MAX_SPILL:
+            self.spilled.pop()
+            raise redis.ConnectionError(f"Redis unreachable and {MAX_SPILL} events wait for it")
+        return self.flush()
+
+    def flush(self) -> int:
+        """Write the kept events, oldest first, until Redis fails again; the deliveries dropped."""
+        dropped = 0
+        while self.spilled:
+            event, owner, lost = self.spilled[0]
+            try:
+                dropped += max(0, self._add(event, owner, lost))
+            except UNREACHABLE as e:
+                if len(self.spilled) == 1:
+                    logger.warning("webhooks: Redis unreachable (%s); events wait in memory for it", e)
+                return dropped
+            self.spilled.popleft()
+        return dropped
 
     def _add(self, event: Event, owner: str, lost: dict[str, Any] | None, kind: str = "") -> int:
         """The deliveries dropped, or -1: a ``session.ended`` whose session was already ended
@@ -269,7 +298,12 @@ class RedisEventStore:
     # -- processes and their sessions
 
     def beat(self, owner: str, pid: int, now: float, lost: Sequence[tuple[str, str]]) -> None:
-        """As ``EventStore.beat`` (``pid`` is not kept: pods do not share pids)."""
+        """As ``EventStore.beat`` (``pid`` is not kept: pods do not share pids); first the events
+        kept while Redis was unreachable."""
+        if self.spilled:
+            self.flush()
+            if self.spilled:
+                raise redis.ConnectionError(f"Redis unreachable: {len(self.spilled)} events wait for it")
         pairs = [x for sid, data in lost for x in (sid, data)]
         self.queued = int(self._run("beat", owner, repr(now), *pairs))
 
