@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -41,6 +42,8 @@ PREFIX = "translate_svc:webhooks:"
 OP_TIMEOUT_S = 5.0
 #: events kept in memory while Redis cannot be reached, at most; beyond, ``add`` raises (dropped)
 MAX_SPILL = 10_000
+#: after a failed write, events are only kept (no new try) for this long; the heartbeat always tries
+RETRY_S = 1.0
 #: what counts as Redis being unreachable (an event is then kept for later, not dropped)
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 
@@ -191,6 +194,7 @@ class RedisEventStore:
         self.queued = 0
         #: events (with their owner and checkpoint) that could not reach Redis, oldest first: written
         #: before any newer one, at the next ``add`` or ``beat`` that reaches it
+        self._retry_at = 0.0
         self.spilled: collections.deque[tuple[Event, str, dict[str, Any] | None]] = collections.deque()
 
     def open(self) -> None:
@@ -235,6 +239,8 @@ class RedisEventStore:
         if len(self.spilled) > MAX_SPILL:
             self.spilled.pop()
             raise redis.ConnectionError(f"Redis unreachable and {MAX_SPILL} events wait for it")
+        if len(self.spilled) > 1 and time.monotonic() < self._retry_at:
+            return 0  # Redis failed a moment ago: no new try (each may take OP_TIMEOUT_S) per event
         return self.flush()
 
     def flush(self) -> int:
@@ -247,6 +253,7 @@ class RedisEventStore:
             except UNREACHABLE as e:
                 if len(self.spilled) == 1:
                     logger.warning("webhooks: Redis unreachable (%s); events wait in memory for it", e)
+                self._retry_at = time.monotonic() + RETRY_S
                 return dropped
             self.spilled.popleft()
         return dropped
