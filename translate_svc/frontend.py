@@ -110,7 +110,7 @@ def build_frontend(
     listeners.append(lambda exc: sessions.fail_all(EngineFailed(engine_gone)))
     outbox = None
     if settings.webhooks.data_dir is not None:
-        outbox = Outbox(settings.webhooks)
+        outbox = Outbox(settings.webhooks, cluster=settings.cluster)
         sessions.events = sessions.rooms.events = outbox
         if recordings is not None and recordings.on_ready is None:
             recordings.on_ready = _recording_event(sessions)

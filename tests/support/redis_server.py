@@ -1,5 +1,5 @@
 """A real ``redis-server`` (Debian's, installed by ``make install``) for a test: on a free loopback
-port, no persistence (``--save ''``, no append-only file), in a temp dir of its own; ready once it
+port, no persistence (``--save ''``, no append-only file) unless asked, in a temp dir of its own; ready once it
 answers PING (never a log line). ``kill`` (SIGKILL) and ``start`` again on the same port play a
 Redis that died and came back empty."""
 
@@ -28,9 +28,16 @@ class RedisServer:
     """One ``redis-server`` process at a time on ``port``; ``url`` reaches it."""
 
     def __init__(
-        self, port: int | None = None, *, password: str | None = None, tls: tuple[Path, Path] | None = None
+        self,
+        port: int | None = None,
+        *,
+        password: str | None = None,
+        tls: tuple[Path, Path] | None = None,
+        persist: bool = False,
     ) -> None:
-        """``tls``: a certificate chain and its key (PEM): then it speaks TLS only (``rediss://``)."""
+        """``tls``: a certificate chain and its key (PEM): then it speaks TLS only (``rediss://``).
+        ``persist``: an append-only file in its dir, synced on every write (``appendfsync always``),
+        so that a ``kill`` and ``start`` keeps every write it acknowledged."""
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail(MISSING)
@@ -38,6 +45,7 @@ class RedisServer:
         self.port = port if port is not None else free_port()
         self.password = password
         self.tls = tls
+        self.persist = persist
         self.dir = Path(tempfile.mkdtemp(prefix="redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -60,7 +68,9 @@ class RedisServer:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self.persist else "no",
+            "--appendfsync",
+            "always",
             "--dir",
             str(self.dir),
             "--daemonize",
@@ -98,7 +108,7 @@ class RedisServer:
             return False
 
     def kill(self) -> None:
-        """SIGKILL: it dies at once, its data with it (nothing is persisted)."""
+        """SIGKILL: it dies at once, its data with it (unless ``persist``)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
@@ -124,9 +134,11 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server(*, password: str | None = None, tls: tuple[Path, Path] | None = None) -> Iterator[RedisServer]:
+def redis_server(
+    *, password: str | None = None, tls: tuple[Path, Path] | None = None, persist: bool = False
+) -> Iterator[RedisServer]:
     """A started ``RedisServer``, stopped and its dir removed at the end."""
-    server = RedisServer(password=password, tls=tls)
+    server = RedisServer(password=password, tls=tls, persist=persist)
     try:
         server.start()
         yield server

@@ -1,6 +1,7 @@
 """``translate-svc usage``: what each tenant used over a period, from the usage records the
-``session.ended`` webhooks carried (``webhooks.data_dir``'s SQLite file, read only; the server may
-be running). A session counts in the period it ended in (docs/deploy.md "Webhooks and usage")."""
+``session.ended`` webhooks carried (``webhooks.data_dir``'s SQLite file, read only, or the Redis of
+``cluster.redis_url`` when the service is clustered; the server may be running). A session counts
+in the period it ended in (docs/deploy.md "Webhooks and usage")."""
 
 from __future__ import annotations
 
@@ -36,22 +37,42 @@ def usage(
     data_dir: Annotated[
         Path | None, typer.Option(help="webhooks.data_dir (default: TRANSLATE_SVC_WEBHOOKS__DATA_DIR)")
     ] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(help="the Redis a clustered service keeps them in (default: TRANSLATE_SVC_CLUSTER__REDIS_URL)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per tenant, one a line")] = False,
 ) -> None:
     from translate_svc.settings import Settings
-    from translate_svc.webhooks.store import usage_report
 
-    directory = data_dir or Settings().webhooks.data_dir
-    if directory is None:
-        raise typer.BadParameter("give --data-dir, or set TRANSLATE_SVC_WEBHOOKS__DATA_DIR as the server has it")
+    settings = Settings()
     now = datetime.now(UTC)
     start = _when(since) if since else (now - timedelta(days=30)).timestamp()
     end = _when(until) if until else now.timestamp()
-    try:
-        rows = usage_report(directory, tenant, start, end)
-    except FileNotFoundError as e:
-        typer.echo(str(e), err=True)
-        raise typer.Exit(1) from None
+    url = redis_url or (None if data_dir else settings.cluster.redis_url)
+    if url is not None:
+        from redis.exceptions import RedisError
+
+        from translate_svc.webhooks.redis_queue import read_password, usage_report_redis
+
+        try:
+            rows = usage_report_redis(url, read_password(settings.cluster.redis_password_file), tenant, start, end)
+        except (RedisError, OSError) as e:
+            typer.echo(f"cannot read the usage records from Redis: {e}", err=True)
+            raise typer.Exit(1) from None
+    else:
+        from translate_svc.webhooks.store import usage_report
+
+        directory = data_dir or settings.webhooks.data_dir
+        if directory is None:
+            raise typer.BadParameter(
+                "give --data-dir (or --redis-url), or set TRANSLATE_SVC_WEBHOOKS__DATA_DIR as the server has it"
+            )
+        try:
+            rows = usage_report(directory, tenant, start, end)
+        except FileNotFoundError as e:
+            typer.echo(str(e), err=True)
+            raise typer.Exit(1) from None
     if as_json:
         for row in rows:
             typer.echo(json.dumps(row, sort_keys=True))

@@ -2,7 +2,8 @@
 endpoints: Standard Webhooks over aiohttp, at least once, off every call's path.
 
 An ``emit`` on the event loop only hands the event to the store's one thread (``store.EventStore``,
-SQLite on disk) and returns: at most ``MAX_PENDING`` writes wait there, beyond that (a stuck
+SQLite on disk; ``redis_queue.RedisEventStore``, one queue for every pod, when
+``cluster.redis_url`` is set) and returns: at most ``MAX_PENDING`` writes wait there, beyond that (a stuck
 disk) events are dropped, counted and logged, never awaited by a call. One delivery task per
 endpoint takes due rows (at most ``max_in_flight`` at once, each within ``timeout_s``) and signs
 each attempt with a fresh timestamp (receivers refuse old ones); a 2xx deletes the row, anything
@@ -30,15 +31,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
 from translate_svc.observability import webhook_metrics as wm
-from translate_svc.settings import WebhookEndpoint, WebhookSettings
+from translate_svc.settings import ClusterSettings, WebhookEndpoint, WebhookSettings
 from translate_svc.webhooks import signing
 from translate_svc.webhooks.events import Event, LiveSession
 from translate_svc.webhooks.store import Delivery, EventStore
+
+if TYPE_CHECKING:
+    from translate_svc.webhooks.redis_queue import RedisEventStore
 
 logger = logging.getLogger(__name__)
 
@@ -80,14 +84,30 @@ def backoff_s(attempts: int, first_s: float, most_s: float) -> float:
 class Outbox:
     """The events' sink and deliveries of one process (``start`` on its loop, ``close`` at stop)."""
 
-    def __init__(self, settings: WebhookSettings, *, clock: Callable[[], float] = time.time) -> None:
-        assert settings.data_dir is not None
+    def __init__(
+        self,
+        settings: WebhookSettings,
+        *,
+        cluster: ClusterSettings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``cluster.redis_url`` set: the queue and the usage records are in that Redis, shared by
+        every pod (``redis_queue.py``); else in ``settings.data_dir`` (this node's)."""
         self.settings = settings
         self.endpoints = [endpoint_of(e) for e in settings.endpoints]
         urls = [e.url for e in self.endpoints]
         if len(set(urls)) != len(urls):
             raise ValueError("webhooks.endpoints: each endpoint's url must be different")
-        self.store = EventStore(settings.data_dir, self._route, max_queued=settings.max_queued)
+        self.store: EventStore | RedisEventStore
+        if cluster is not None and cluster.redis_url is not None:
+            # redis-py (and the OpenTelemetry it imports) only where Redis is used (cluster/choose.py)
+            from translate_svc.webhooks.redis_queue import RedisEventStore, read_password
+
+            password = read_password(cluster.redis_password_file)
+            self.store = RedisEventStore(cluster.redis_url, password, self._route, max_queued=settings.max_queued)
+        else:
+            assert settings.data_dir is not None
+            self.store = EventStore(settings.data_dir, self._route, max_queued=settings.max_queued)
         self._clock = clock
         self.owner = uuid.uuid4().hex
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="webhooks-store")

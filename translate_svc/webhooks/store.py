@@ -274,6 +274,11 @@ def usage_report(directory: Path, tenant: str | None, since: float, until: float
         rows = db.execute(query + " ORDER BY tenant, ended", args).fetchall()
     finally:
         db.close()
+    return summed(rows)
+
+
+def summed(rows: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Each tenant's usage summed from (tenant, ``session.ended`` data as JSON) rows, in tenant order."""
     out: dict[str, dict[str, Any]] = {}
     for name, data in rows:
         usage = json.loads(data).get("usage", {})
