@@ -394,6 +394,10 @@ class SipSettings(BaseModel):
 
     #: SIP over UDP and TCP on this port; None: off. 0 picks a free one (the same for both)
     port: int | None = Field(None, ge=0, le=65535)
+    #: SIP over TLS (RFC 3261 §26.2, ``sips:``/``transport=tls``) on this port of its own, with the
+    #: server's certificate (``server.tls_cert_file``/``tls_key_file``, and its mTLS when
+    #: ``server.tls_client_ca_file`` is set); None: off. 0 picks a free one
+    tls_port: int | None = Field(None, ge=0, le=65535)
     #: the calls' RTP ports, an inclusive range [low, high] (an even port per call); None: any free port
     rtp_ports: tuple[int, int] | None = None
     #: the address put in our SDP and Contact (what the caller sends media and requests to); None:
@@ -618,6 +622,8 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.recordings.dir is not None and self.auth.tokens_file is None:
             raise ValueError("recordings.dir needs auth.tokens_file: each tenant's record= policy is stated there")
+        if self.sip.tls_port is not None and self.server.tls_cert_file is None:
+            raise ValueError("sip.tls_port needs the server's certificate: set server.tls_cert_file and tls_key_file")
         limits = self.limits
         if limits.max_chunk_bytes > limits.max_message_bytes:
             raise ValueError("limits.max_chunk_bytes must not exceed limits.max_message_bytes")

@@ -214,26 +214,45 @@ auplay_channels		1
 rtp_ports		{rtp_low}-{rtp_high}
 module_path		/usr/lib/baresip/modules
 module			g711.so
-module			aufile.so
+{modules}module			aufile.so
 module			alsa.so
 module			sndfile.so
 module_app		account.so
 module_app		menu.so
 snd_path		{dump}
-"""
+{tls}"""
 
 
-async def baresip_call(tmp: Path, wav: Path, uri: str, *, seconds: float) -> tuple[str, Path | None]:
+async def baresip_call(
+    tmp: Path,
+    wav: Path,
+    uri: str,
+    *,
+    seconds: float,
+    codecs: str = "PCMU",
+    modules: tuple[str, ...] = (),
+    cafile: Path | None = None,
+) -> tuple[str, Path | None]:
     """baresip 1.0 dials ``uri``, speaks ``wav`` (8 kHz mono; the call ends at its end: aufile's
-    end of file hangs up), and quits after ``seconds``; its output, and the WAV of what it heard."""
+    end of file hangs up), and quits after ``seconds``; its output, and the WAV of what it heard.
+    ``codecs``: the account's ``audio_codecs`` (loaded from ``modules`` besides g711); ``cafile``:
+    the CA baresip trusts for SIP over TLS (``sip_cafile``; dial a ``transport=tls`` URI)."""
     need("baresip")
     conf = tmp / "baresip"
     conf.mkdir(exist_ok=True)
     rtp = free_port()
     (conf / "config").write_text(
-        BARESIP_CONFIG.format(sip_port=free_port(), wav=wav, rtp_low=rtp, rtp_high=rtp + 20, dump=conf)
+        BARESIP_CONFIG.format(
+            sip_port=free_port(),
+            wav=wav,
+            rtp_low=rtp,
+            rtp_high=rtp + 20,
+            dump=conf,
+            modules="".join(f"module\t\t\t{m}\n" for m in modules),
+            tls=f"sip_cafile\t\t{cafile}\n" if cafile is not None else "",
+        )
     )
-    (conf / "accounts").write_text("<sip:baresip@127.0.0.1>;regint=0;audio_codecs=PCMU\n")
+    (conf / "accounts").write_text(f"<sip:baresip@127.0.0.1>;regint=0;audio_codecs={codecs}\n")
     proc = await asyncio.create_subprocess_exec(
         need("baresip"),
         "-f",

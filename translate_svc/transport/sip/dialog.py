@@ -46,13 +46,13 @@ class Flow:
     def __init__(self, send: Callable[[bytes], None], peer: tuple[str, int], transport: str, local: tuple[str, int]):
         self._send = send
         self.peer = peer
-        self.transport = transport  # "UDP" or "TCP"
+        self.transport = transport  # "UDP", "TCP" or "TLS" (as in a Via)
         self.local = local
         self.closed = False
 
     @property
     def reliable(self) -> bool:
-        return self.transport == "TCP"
+        return self.transport != "UDP"
 
     def send(self, message: SipMessage) -> None:
         if not self.closed:
@@ -200,9 +200,13 @@ class SipCall:
     # -- the call --------------------------------------------------------------------------------
 
     def _contact(self) -> str:
-        transport = ";transport=tcp" if self.flow.reliable else ""
+        """Where the caller's in-dialog requests come (§8.1.1.8): over TLS a ``sips:`` URI when
+        the INVITE's was one, else ``transport=tls`` (RFC 5630 §3.1.3)."""
+        scheme, transport = "sip", {"UDP": "", "TCP": ";transport=tcp", "TLS": ";transport=tls"}[self.flow.transport]
+        if self.flow.transport == "TLS" and self.invite.uri.lower().startswith("sips:"):
+            scheme, transport = "sips", ""
         host = f"[{self.answer.address}]" if ":" in self.answer.address else self.answer.address
-        return f"<sip:translate@{host}:{self.answer.sip_port}{transport}>"
+        return f"<{scheme}:translate@{host}:{self.answer.sip_port}{transport}>"
 
     def _ok_response(self, request: SipMessage) -> SipMessage:
         self._sdp_version += 1
