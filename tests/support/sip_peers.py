@@ -64,7 +64,8 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
 
 
 def write_rtp_pcap(path: Path, payload: bytes, payload_type: int = 0, *, ssrc: int = 0x5157) -> Path:
-    """``payload`` (8 kHz G.711 bytes) as RTP packets of 20 ms in a pcap file, 20 ms apart."""
+    """``payload`` (8 kHz G.711 bytes, or G.722: 160 bytes and 160 clock ticks a 20 ms frame either
+    way) as RTP packets of 20 ms in a pcap file, 20 ms apart."""
     frames = [payload[i : i + 160] for i in range(0, len(payload) - len(payload) % 160, 160)]
     out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))  # LINKTYPE_ETHERNET
     for n, frame in enumerate(frames):

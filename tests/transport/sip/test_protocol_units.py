@@ -91,6 +91,19 @@ def test_the_offer_order_picks_the_codec_and_other_media_are_rejected() -> None:
     assert "m=video 0 RTP/AVP 96" in answer and "m=audio 30000 RTP/AVP 8 101" in answer and "a=recvonly" in answer
 
 
+def test_g722_is_chosen_whenever_offered_and_a_reinvite_keeps_the_rate() -> None:
+    offer = sdp.parse_offer(
+        b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+        b"m=audio 4000 RTP/AVP 0 8 9 101\r\na=rtpmap:9 G722/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+    )
+    chosen = sdp.choose(offer)
+    assert (chosen.codec_name, chosen.payload_type, chosen.codec.rate) == ("G722", 9, 16000)
+    assert b"a=rtpmap:9 G722/8000" in sdp.answer(offer, chosen, "10.0.0.2", 5000, session_id=1)
+    assert sdp.choose(offer, rate=8000).codec_name == "PCMU"  # a G.711 call's re-INVITE stays G.711
+    with pytest.raises(sdp.NoCodec):
+        sdp.choose(sdp.parse_offer(OFFER), rate=16000)  # G.711 only
+
+
 def test_an_offer_without_g711_is_no_codec() -> None:
     with pytest.raises(sdp.NoCodec):
         sdp.choose(sdp.parse_offer(OFFER.replace(b"18 8 0 101", b"18 101")))

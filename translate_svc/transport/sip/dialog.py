@@ -7,7 +7,7 @@ sent again until the ACK comes (over UDP) or ``sip.ack_timeout_s`` passes (the c
 access line and metrics, the ear-voice lag from our RTP send times). The caller's BYE ends it;
 any other end (a drain, a limit, the media timeout, bad input) is our BYE, with a ``Reason``
 header saying why. A re-INVITE changes where media goes, the codec on the wire (the call's stream
-keeps its codec: G.711's two laws convert) or holds the call (a ``sendonly`` offer: we send
+keeps its codec and rate: G.711's two laws convert) or holds the call (a ``sendonly`` offer: we send
 nothing). Event loop only.
 """
 
@@ -168,7 +168,7 @@ class SipCall:
         (the call goes on as it was), 400 for one we cannot read."""
         try:
             offer = sdp.parse_offer(request.body) if request.body else self.answer.offer
-            chosen = sdp.choose(offer)
+            chosen = sdp.choose(offer, rate=self.answer.chosen.codec.rate)
         except sdp.NoCodec as e:
             return response(request, 488, "Not Acceptable Here", extra=[("warning", f'305 {AGENT} "{e}"')])
         except sdp.SdpError as e:
@@ -296,6 +296,7 @@ class SipCall:
         outlet.held = self.answer.chosen.direction in ("recvonly", "inactive")
         phone_call.outlet = outlet
         self.info.extra["transport"] = self.flow.transport
+        self.info.extra["codec"] = self.answer.chosen.codec_name
         deadline = MediaDeadline(phone_call, self._sip.media_timeout_s)
         try:
             await phone_call.run(self._incoming())

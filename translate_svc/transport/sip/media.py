@@ -22,9 +22,11 @@ from typing import cast
 
 from translate_svc.errors import LimitReached
 from translate_svc.transport.phone.audiosocket_server import PacedSpeech, SlotClock
-from translate_svc.transport.phone.call import FRAME_MS, CallCodec
+from translate_svc.transport.phone.call import CallCodec
 from translate_svc.transport.phone.loop import PhoneCall
-from translate_svc.transport.sip.rtp import RtpFraming, RtpSender
+from translate_svc.transport.sip import g722
+from translate_svc.transport.sip.rtp import RtpFraming, RtpSender, rtp_samples
+from translate_svc.transport.sip.sdp import G722
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +143,7 @@ class RtpOutlet(PacedSpeech):
         self.held = False
         #: the call's input (its counts go on the access line)
         self.framing: RtpFraming | None = None
+        self._g722: g722.G722Encoder | None = None
 
     def begin(self, codec: CallCodec) -> None:
         if self.wire_codec is None:
@@ -150,10 +153,13 @@ class RtpOutlet(PacedSpeech):
     def _send(self, pcm: bytes) -> bool:
         codec, wire = self.codec, self.wire_codec
         assert codec is not None and wire is not None
-        if wire != codec:
+        if wire == G722:  # (a call's rate never changes: G.722 is only ever its own codec)
+            self._g722 = self._g722 or g722.G722Encoder()
+            pcm = self._g722.encode(pcm)
+        elif wire != codec:
             pcm = wire.encode(codec.decode(pcm))
         if not self.held:
-            self._endpoint.send(self.sender.packet(pcm, codec.rate * FRAME_MS // 1000))
+            self._endpoint.send(self.sender.packet(pcm, rtp_samples(wire)))
         return True
 
     def fields(self) -> dict[str, int | float]:

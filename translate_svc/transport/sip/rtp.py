@@ -1,8 +1,9 @@
 """A call's RTP media (RFC 3550, RFC 4733), sans I/O where it can be: packets read and written,
 and the call's framing for the phone door's call loop (``RtpFraming``, a ``phone.loop.CarrierInput``).
 
-What comes in: packets of the call's payload type are its audio (a G.711 packet of the other law,
-after a re-INVITE changed the codec, is turned into the call's own), ``telephone-event`` packets
+What comes in: packets of the call's payload type are its audio (a G.722 packet decoded to the
+call's 16 kHz PCM; a G.711 packet of the other law, after a re-INVITE changed the codec, turned into
+the call's own), ``telephone-event`` packets
 are DTMF digits (one per event: its end packet, sent three times, counts once), anything else
 (comfort noise, a packet we cannot read) is counted and dropped: a peer's garbage does not end a
 call. Pure; not thread-safe (one per call).
@@ -15,7 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from translate_svc.session.events import AudioIn, StreamRequest
-from translate_svc.transport.phone.call import CallCodec, CarrierEvent, Dtmf, Hangup, Started
+from translate_svc.transport.phone.call import FRAME_MS, CallCodec, CarrierEvent, Dtmf, Hangup, Started
+from translate_svc.transport.sip import g722
+from translate_svc.transport.sip.sdp import G722
 
 HEADER = struct.Struct("!BBHII")
 #: RFC 4733 §3.2's events 0-15: the DTMF digits
@@ -76,6 +79,7 @@ class RtpFraming:
         self.packets = 0
         self.dropped = 0
         self.digits: list[str] = []
+        self._g722: g722.G722Decoder | None = None
 
     def receive(self, data: str | bytes) -> list[StreamRequest | CarrierEvent]:
         if data == START:
@@ -96,7 +100,11 @@ class RtpFraming:
         if codec is None or not packet.payload:
             self.dropped += 1
             return []
-        audio = packet.payload if codec == self._codec else self._codec.encode(codec.decode(packet.payload))
+        payload = packet.payload
+        if codec == G722:
+            self._g722 = self._g722 or g722.G722Decoder()
+            payload = self._g722.decode(payload)
+        audio = payload if codec == self._codec else self._codec.encode(codec.decode(payload))
         return [AudioIn(audio, field="RTP packet")]
 
     def _event(self, packet: Packet) -> list[StreamRequest | CarrierEvent]:
@@ -113,6 +121,11 @@ class RtpFraming:
         digit = DIGITS[event]
         self.digits.append(digit)
         return [Dtmf(digit)]
+
+
+def rtp_samples(wire: CallCodec) -> int:
+    """How far a 20 ms packet advances the RTP timestamp: the codec's clock (G.722's is 8 kHz)."""
+    return (g722.RTP_CLOCK if wire == G722 else wire.rate) * FRAME_MS // 1000
 
 
 class RtpSender:

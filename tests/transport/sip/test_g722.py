@@ -1,0 +1,103 @@
+"""G.722 on the SIP door (RFC 3551 §4.5.2: payload type 9, 16 kHz speech on an 8 kHz RTP clock;
+issue 60): taken whenever an offer has it, ahead of PCMU and PCMA; the call's stream runs at
+16 kHz PCM. SIPp 3.6.1 plays a G.722 pcap made here (the shared speech encoded by FFmpeg's G.722
+encoder through PyAV, 160 bytes a 20 ms packet), and baresip 1.0 (its ``g722`` module) offers
+PCMU first and G.722 second, speaks the shared speech and records what it hears: translated
+speech, which it decoded from G.722."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.support.live_server import make_settings, serving
+from tests.support.phone_carriers import AccessLines, access_lines, calls_ended
+from tests.support.sip_peers import baresip_call, need, scenario, sipp, speech_energy, write_rtp_pcap
+from tests.support.speech import speech_pcm16
+from translate_svc.model.stable import StableTranslator
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.slow(60)]
+
+SPEECH_S = 6.0
+TAIL_S = 5.0
+
+
+@pytest.fixture
+def access() -> Iterator[AccessLines]:
+    with access_lines() as lines:
+        yield lines
+
+
+def g722_bytes(pcm16k: np.ndarray) -> bytes:
+    """16 kHz int16 samples as G.722 (FFmpeg's encoder), 20 ms (320 samples) at a time."""
+    enc = av.CodecContext.create("g722", "w")
+    enc.sample_rate, enc.layout, enc.format = 16000, "mono", "s16"
+    out = []
+    for i in range(0, len(pcm16k) - len(pcm16k) % 320, 320):
+        frame = av.AudioFrame.from_ndarray(pcm16k[i : i + 320].reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = 16000
+        out += [bytes(p) for p in enc.encode(frame)]
+    return b"".join(out)
+
+
+async def test_sipp_plays_g722_and_the_call_is_translated_at_16_khz(
+    test_model_dir: Path, shared_audio: Path, tmp_path: Path, access: AccessLines
+) -> None:
+    need("sipp")
+    speech = speech_pcm16(shared_audio / "jfk.flac", SPEECH_S, 16000)
+    pcap = write_rtp_pcap(tmp_path / "jfk_g722.pcap", g722_bytes(speech), payload_type=9)
+    settings = make_settings(test_model_dir)
+    settings.sip.port = 0
+    async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as live:
+        sc = scenario(
+            tmp_path,
+            "call_pcap.xml",
+            pcap=str(pcap),
+            pause_ms=str(int(SPEECH_S * 1000) + 3000),
+            pt="9",
+            codec="G722",
+            headers="X-Translate-Source: eng\n      X-Translate-Target: spa",
+            seconds=str(SPEECH_S),
+        )
+        run = await sipp(tmp_path, int(live.server.ports()["sip_port"]), sc, timeout_s=40)
+        assert run.returncode == 0, f"{run.stdout[-1500:]}\n{run.errors[-3000:]}"
+        await calls_ended(live.server)
+    assert "a=rtpmap:9 G722/8000" in run.messages  # our answer
+    [line] = access.of("sip")
+    assert line["code"] == "OK" and line["codec"] == "G722" and line["encoding"] == "LINEAR16", line
+    assert line["rtp_received"] >= SPEECH_S / 0.02 * 0.95 and line["rtp_unread"] == 0, line
+    assert line["audio_s"] == pytest.approx(SPEECH_S, abs=0.1)  # 16 kHz PCM: not half, not twice
+    assert line["frames_speech"] > 0 and line["rtp_sent"] >= line["frame_slots"] - 1
+
+
+async def test_baresip_offering_pcmu_then_g722_gets_g722_and_hears_translated_speech(
+    test_model_dir: Path, shared_audio: Path, tmp_path: Path, access: AccessLines
+) -> None:
+    speech = speech_pcm16(shared_audio / "jfk.flac", SPEECH_S, 8000)
+    wav = tmp_path / "in.wav"
+    sf.write(wav, np.concatenate([speech, np.zeros(int(8000 * TAIL_S), "<i2")]), 8000, subtype="PCM_16")
+    settings = make_settings(test_model_dir)
+    settings.sip.port = 0
+    async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as live:
+        port = int(live.server.ports()["sip_port"])
+        out, heard = await baresip_call(
+            tmp_path,
+            wav,
+            f"sip:eng-spa@127.0.0.1:{port}",
+            seconds=SPEECH_S + TAIL_S + 6,
+            codecs="PCMU,G722/16000/1",  # (baresip names G.722 by its audio rate)
+            modules=("g722.so",),
+        )
+        await calls_ended(live.server)
+    assert "Call established" in out, out[-2000:]
+    [line] = access.of("sip")
+    assert line["code"] == "OK" and line["codec"] == "G722" and line["audio_s"] >= SPEECH_S, line
+    assert line["frames_speech"] > 0
+    assert heard is not None, out[-2000:]
+    samples, _rate = sf.read(heard, dtype="float32")
+    assert speech_energy(samples) > 0.05  # translated speech, decoded from G.722 by baresip
