@@ -104,6 +104,20 @@ def test_g722_is_chosen_whenever_offered_and_a_reinvite_keeps_the_rate() -> None
         sdp.choose(sdp.parse_offer(OFFER), rate=16000)  # G.711 only
 
 
+def test_opus_is_chosen_ahead_of_g722_and_answered_with_its_rtpmap() -> None:
+    offer = sdp.parse_offer(
+        b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+        b"m=audio 4000 RTP/AVP 0 9 111\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1\r\n"
+    )
+    chosen = sdp.choose(offer)
+    assert (chosen.codec_name, chosen.payload_type, chosen.codec.rate) == (sdp.OPUS, 111, 16000)
+    assert (
+        "m=audio 5000 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n"
+        in sdp.answer(offer, chosen, "10.0.0.2", 5000).decode()
+    )
+    assert sdp.choose(offer, rate=16000).codec_name == sdp.OPUS  # a re-INVITE of a wideband call
+
+
 def test_an_offer_without_g711_is_no_codec() -> None:
     with pytest.raises(sdp.NoCodec):
         sdp.choose(sdp.parse_offer(OFFER.replace(b"18 8 0 101", b"18 101")))

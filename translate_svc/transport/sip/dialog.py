@@ -130,6 +130,7 @@ class SipCall:
             {answer.chosen.payload_type: answer.chosen.codec},
             answer.chosen.event_type,
         )
+        self.framing.names[answer.chosen.payload_type] = answer.chosen.codec_name
 
     # -- the dialog's requests and responses from the door ---------------------------------------
 
@@ -174,6 +175,7 @@ class SipCall:
         except sdp.SdpError as e:
             return response(request, 400, "Bad SDP", extra=[("warning", f'399 {AGENT} "{e}"')])
         self.framing.payload_types[chosen.payload_type] = chosen.codec
+        self.framing.names[chosen.payload_type] = chosen.codec_name
         self.framing.event_type = chosen.event_type
         new_remote = (chosen.address, chosen.port)
         if chosen.address not in self.endpoint.expected or (
@@ -185,6 +187,7 @@ class SipCall:
         outlet = self.phone_call.outlet if self.phone_call is not None else None
         if isinstance(outlet, RtpOutlet):
             outlet.wire_codec = chosen.codec
+            outlet.wire_name = chosen.codec_name
             outlet.sender.payload_type = chosen.payload_type
             outlet.held = chosen.direction in ("recvonly", "inactive")
         self.answer = Answer(offer, chosen, self.answer.params, self.answer.address, self.answer.sip_port)
@@ -292,6 +295,7 @@ class SipCall:
             on_stall=phone_call.end,
         )
         outlet.wire_codec = self.answer.chosen.codec
+        outlet.wire_name = self.answer.chosen.codec_name
         outlet.framing = self.framing
         outlet.held = self.answer.chosen.direction in ("recvonly", "inactive")
         phone_call.outlet = outlet

@@ -24,9 +24,7 @@ from translate_svc.errors import LimitReached
 from translate_svc.transport.phone.audiosocket_server import PacedSpeech, SlotClock
 from translate_svc.transport.phone.call import CallCodec
 from translate_svc.transport.phone.loop import PhoneCall
-from translate_svc.transport.sip import g722
-from translate_svc.transport.sip.rtp import RtpFraming, RtpSender, rtp_samples
-from translate_svc.transport.sip.sdp import G722
+from translate_svc.transport.sip.rtp import TRANSCODED, RtpFraming, RtpSender, WireEncoder, rtp_samples
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +141,9 @@ class RtpOutlet(PacedSpeech):
         self.held = False
         #: the call's input (its counts go on the access line)
         self.framing: RtpFraming | None = None
-        self._g722: g722.G722Encoder | None = None
+        #: the wire codec's name (the SDP's); a ``TRANSCODED`` one is encoded here
+        self.wire_name = ""
+        self._encoders: dict[str, WireEncoder] = {}
 
     def begin(self, codec: CallCodec) -> None:
         if self.wire_codec is None:
@@ -153,13 +153,16 @@ class RtpOutlet(PacedSpeech):
     def _send(self, pcm: bytes) -> bool:
         codec, wire = self.codec, self.wire_codec
         assert codec is not None and wire is not None
-        if wire == G722:  # (a call's rate never changes: G.722 is only ever its own codec)
-            self._g722 = self._g722 or g722.G722Encoder()
-            pcm = self._g722.encode(pcm)
+        coded = TRANSCODED.get(self.wire_name)
+        if coded is not None:  # (a call's rate never changes: the stream is the 16 kHz PCM it codes)
+            encoder = self._encoders.get(self.wire_name)
+            if encoder is None:
+                encoder = self._encoders[self.wire_name] = coded.encoder()
+            pcm = encoder.encode(pcm)
         elif wire != codec:
             pcm = wire.encode(codec.decode(pcm))
         if not self.held:
-            self._endpoint.send(self.sender.packet(pcm, rtp_samples(wire)))
+            self._endpoint.send(self.sender.packet(pcm, rtp_samples(self.wire_name, wire)))
         return True
 
     def fields(self) -> dict[str, int | float]:
