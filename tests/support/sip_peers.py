@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+
+from tests.support.speech import speech_pcm16
 
 SCENARIOS = Path(__file__).parent / "sip"
 #: SDP media lines for the scenarios' ``@CODECS@``: PCMU, and G.729 alone (no codec the door takes)
@@ -196,6 +199,21 @@ def speech_energy(samples: np.ndarray, frame: int = 160) -> float:
         return 0.0
     rms = np.sqrt(np.mean(np.square(samples[: n * frame].reshape(n, frame).astype(np.float64)), axis=1))
     return float(np.mean(rms > 0.01))
+
+
+def speech_wav(tmp: Path, shared_audio: Path, speech_s: float, tail_s: float) -> Path:
+    """An 8 kHz mono WAV for baresip's ``aufile``: the shared speech, then ``tail_s`` of silence
+    while the translation's tail plays (the call ends with the file)."""
+    speech = speech_pcm16(shared_audio / "jfk.flac", speech_s, 8000)
+    wav = tmp / "in.wav"
+    sf.write(wav, np.concatenate([speech, np.zeros(int(8000 * tail_s), "<i2")]), 8000, subtype="PCM_16")
+    return wav
+
+
+def heard_energy(heard: Path) -> float:
+    """``speech_energy`` of what baresip recorded (its channels averaged: its Opus plays stereo)."""
+    samples, _rate = sf.read(heard, dtype="float32", always_2d=True)
+    return speech_energy(samples.mean(axis=1))
 
 
 #: baresip's configuration for one call (baresip 1.0's ``config`` file, as its own template in
