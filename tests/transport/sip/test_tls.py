@@ -92,7 +92,7 @@ def header(response: bytes, name: bytes) -> bytes:
     return next(ln.split(b":", 1)[1].strip() for ln in response.split(b"\r\n") if ln.lower().startswith(name + b":"))
 
 
-async def test_options_and_a_call_over_tls_are_answered_on_the_tls_port(
+async def test_options_and_a_call_over_tls_are_answered_on_the_tls_port_and_plain_sip_there_is_not(
     test_model_dir: Path, tmp_path: Path, access: AccessLines
 ) -> None:
     settings, ca = tls_settings(test_model_dir, tmp_path)
@@ -100,6 +100,11 @@ async def test_options_and_a_call_over_tls_are_answered_on_the_tls_port(
         ports = live.server.ports()
         port = int(ports["sip_tls_port"])
         assert port not in (0, ports["sip_port"])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)  # SIP in the clear on the TLS port
+        writer.write(request("OPTIONS"))
+        async with asyncio.timeout(15):
+            assert not (await reader.read()).startswith(b"SIP/2.0")  # no answer: the handshake failed, closed
+        writer.close()
         caller = await TlsCaller.open(port, ca)
         got = await caller.send(request("OPTIONS"), until=b"\r\n\r\n")
         assert got.startswith(b"SIP/2.0 200 OK\r\n"), got[:300]
