@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +16,7 @@ from translate_svc.transport.sip import sdp
 from translate_svc.transport.sip.guard import AllowList, InviteRate
 from translate_svc.transport.sip.message import MAX_HEADERS, SipParseError, parse, response
 from translate_svc.transport.sip.rtp import RtpFraming, build_packet, parse_packet
+from translate_svc.transport.sip.stream import read_messages
 
 pytestmark = pytest.mark.unit
 
@@ -175,3 +178,25 @@ def test_a_digest_answer_checks_against_the_tokens_files_ha1_and_a_live_nonce() 
     assert not digest.check(params, grant.sip_ha1, "INVITE", now=1000.0 + 301)  # stale
     assert not digest.check({**params, "response": "0" * 32}, grant.sip_ha1, "INVITE", now=1010.0)
     assert not digest.check({**params, "nonce": "3e8.forged"}, grant.sip_ha1, "INVITE", now=1010.0)
+
+
+async def _framed(chunks: list[bytes], limit: int = 8192) -> tuple[list[bytes], str | None]:
+    reader = asyncio.StreamReader()
+    for chunk in chunks:
+        reader.feed_data(chunk)
+    reader.feed_eof()
+    got: list[bytes] = []
+    why = await read_messages(reader, limit, got.append)
+    return got, why
+
+
+async def test_a_byte_stream_is_framed_by_content_length_with_keepalives_between() -> None:
+    options = b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\n\r\n"
+    invite = b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 4\r\n\r\nbody"
+    both = b"\r\n\r\n" + options + invite + b"\r\n"
+    got, why = await _framed([both[:30], both[30:61], both[61:]])  # split anywhere: heads, bodies
+    assert (got, why) == ([options, invite], None)
+    got, why = await _framed([b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 9000\r\n\r\n"])
+    assert got == [] and why is not None and "Content-Length" in why
+    got, why = await _framed([b"INVITE sip:a@b SIP/2.0\r\nContent-Length: x\r\n\r\n" + options])
+    assert got == [] and why is not None  # the stream cannot be framed after it

@@ -47,13 +47,13 @@ from translate_svc.transport.sip.message import (
     AGENT,
     SipMessage,
     SipParseError,
-    head_length,
     new_tag,
     parse,
     response,
     uri_host_port,
     uri_user,
 )
+from translate_svc.transport.sip.stream import read_messages
 from translate_svc.transport.sip.transactions import KEEP_S, Kept, Retransmit
 from translate_svc.transport.tokens import Permission
 
@@ -75,9 +75,8 @@ HEADER_PARAMS = {
 }
 #: non-2xx final responses sent again until their ACK, at most (the oldest given up first)
 MAX_FINALS = 4096
-#: TCP connections at once, at most; a connection idle this long is closed
+#: TCP connections at once, at most (a connection idle for ``stream.TCP_IDLE_S`` is closed)
 MAX_TCP_CONNECTIONS = 1024
-TCP_IDLE_S = 300.0
 #: a TLS connection's handshake must end within this
 TLS_HANDSHAKE_S = 10.0
 
@@ -556,37 +555,11 @@ class SipDoor:
             return
         self._tcp_writers.add(writer)
         flow = Flow(writer.write, (peer[0], peer[1]), transport, (local[0], local[1]))
-        buf = bytearray()
-        limit = self.sip.max_message_bytes
         try:
-            while True:
-                async with asyncio.timeout(TCP_IDLE_S):
-                    chunk = await reader.read(limit)
-                if not chunk:
-                    return
-                buf += chunk
-                while buf:
-                    while buf[:2] == b"\r\n":
-                        del buf[:2]  # keep-alives between messages
-                    try:
-                        end = head_length(buf, limit)
-                    except SipParseError as e:
-                        self._count("unreadable")
-                        self._refusals("SIP message", peer[0], e.reason)
-                        return  # the stream cannot be framed any more
-                    if end is None:
-                        break
-                    length = _content_length(bytes(buf[:end]))
-                    if length is None or end + length > limit:
-                        self._count("unreadable")
-                        self._refusals("SIP message", peer[0], "Content-Length missing, unreadable or over the limit")
-                        return
-                    if len(buf) < end + length:
-                        break
-                    message, buf[:] = bytes(buf[: end + length]), buf[end + length :]
-                    self.received(message, flow)
-        except (TimeoutError, ConnectionError):
-            return
+            why = await read_messages(reader, self.sip.max_message_bytes, lambda message: self.received(message, flow))
+            if why is not None:
+                self._count("unreadable")
+                self._refusals("SIP message", peer[0], why)
         finally:
             flow.closed = True
             self._tcp_writers.discard(writer)
@@ -596,15 +569,6 @@ class SipDoor:
 def _uri_host(uri: str) -> str:
     where = uri_host_port(uri)
     return where[0] if where is not None else ""
-
-
-def _content_length(head: bytes) -> int | None:
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() in (b"content-length", b"l"):
-            text = value.strip()
-            return int(text) if text.isdigit() and len(text) <= 9 else None
-    return 0
 
 
 def call_params(invite: SipMessage) -> dict[str, str]:
