@@ -21,7 +21,7 @@ from tests.support.sip_peers import baresip_call, heard_energy, speech_wav
 from translate_svc.model.stable import StableTranslator
 from translate_svc.settings import Settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.slow(60)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow(60)]  # (async tests: asyncio_mode is auto)
 
 SPEECH_S = 6.0
 TAIL_S = 5.0
@@ -140,3 +140,8 @@ async def test_baresip_calls_over_tls_and_hears_translated_speech(
     assert line["code"] == "OK" and line["transport"] == "TLS" and line["audio_s"] >= SPEECH_S
     assert heard is not None, out[-2000:]
     assert heard_energy(heard) > 0.05  # translated speech, not silence
+
+
+def test_a_tls_port_without_the_servers_certificate_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match=r"sip\.tls_port needs the server's certificate"):
+        Settings(sip={"port": 5060, "tls_port": 5061})
