@@ -423,11 +423,20 @@ class SipSettings(BaseModel):
     ring_s: float = Field(0.0, ge=0, le=60)
     #: the largest SIP message read (a UDP datagram; a TCP message's head and body)
     max_message_bytes: int = Field(8192, ge=1024, le=65_535)
+    #: DTMF digits (RFC 4733) that switch a call's target language, digit -> language code (JSON
+    #: object in the environment: ``{"1": "spa", "2": "fra"}``); segments after the digit use it
+    dtmf_targets: dict[str, str] = {}
 
     @model_validator(mode="after")
     def _check(self) -> SipSettings:
         if self.rtp_ports is not None and not 1024 <= self.rtp_ports[0] < self.rtp_ports[1] <= 65535:
             raise ValueError("sip.rtp_ports is [low, high] with 1024 <= low < high <= 65535")
+        for digit, language in self.dtmf_targets.items():
+            if len(digit) != 1 or digit not in "0123456789*#ABCD" or not language.isalpha() or len(language) > 16:
+                raise ValueError(
+                    f"sip.dtmf_targets: {digit[:4]!r}: {language[:20]!r} is not a DTMF digit (0-9, *, #, A-D) "
+                    "and a language code"
+                )
         for cidr in self.allowed_cidrs:
             try:
                 ipaddress.ip_network(cidr, strict=False)

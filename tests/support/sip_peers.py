@@ -66,13 +66,25 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
             return int(port)
 
 
-def write_rtp_pcap(path: Path, payload: bytes, payload_type: int = 0, *, ssrc: int = 0x5157) -> Path:
+def write_rtp_pcap(
+    path: Path, payload: bytes, payload_type: int = 0, *, ssrc: int = 0x5157, dtmf: str | None = None
+) -> Path:
     """``payload`` (8 kHz G.711 bytes, or G.722: 160 bytes and 160 clock ticks a 20 ms frame either
-    way) as RTP packets of 20 ms in a pcap file, 20 ms apart."""
+    way) as RTP packets of 20 ms in a pcap file, 20 ms apart; first, when ``dtmf`` names a digit,
+    its RFC 4733 event (payload type 101: three packets, the last sent three times with the end
+    bit, §2.5.1.4) at the first timestamp."""
     frames = [payload[i : i + 160] for i in range(0, len(payload) - len(payload) % 160, 160)]
+    packets = []
+    if dtmf is not None:
+        event = "0123456789*#ABCD".index(dtmf)
+        for k, (end, duration) in enumerate([(0, 160), (0, 320), (1, 480), (1, 480), (1, 480)]):
+            body = struct.pack("!BBH", event, (0x80 if end else 0) | 10, duration)
+            packets.append((101, k == 0, 0, body))
+    first = len(packets)
+    packets += [(payload_type, n == 0, (n + first) * 160, frame) for n, frame in enumerate(frames)]
     out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))  # LINKTYPE_ETHERNET
-    for n, frame in enumerate(frames):
-        rtp = struct.pack("!BBHII", 0x80, payload_type | (0x80 if n == 0 else 0), n, n * 160, ssrc) + frame
+    for n, (pt, marker, timestamp, frame) in enumerate(packets):
+        rtp = struct.pack("!BBHII", 0x80, pt | (0x80 if marker else 0), n, timestamp, ssrc) + frame
         udp = struct.pack("!HHHH", 6000, 6002, 8 + len(rtp), 0) + rtp
         ip_head = struct.pack(
             "!BBHHHBBH4s4s",

@@ -151,6 +151,22 @@ def test_an_rfc4733_event_counts_once_and_the_other_law_is_converted() -> None:
     assert framing.dropped == 1
 
 
+def test_a_dtmf_digit_of_sip_dtmf_targets_is_also_an_update_of_the_target() -> None:
+    from translate_svc.session.events import Update
+    from translate_svc.transport.sip.sdp import CODECS
+
+    framing = RtpFraming("c", CODECS["PCMU"], {0: CODECS["PCMU"]}, 101, {"2": "fra"})
+    framing.receive("start")
+    end = [
+        build_packet(101, n, 800 * t, 1, bytes([d, 0x80, 0, 160]), False) for t, d in ((1, 1), (2, 2)) for n in (0, 1)
+    ]
+    assert [item for e in end for item in framing.receive(e)] == [
+        Dtmf("1"),
+        Dtmf("2"),
+        Update(target_languages=("fra",)),
+    ]
+
+
 def test_sources_are_checked_against_the_networks_and_rated_per_source() -> None:
     allow = AllowList(["10.0.0.0/8", "::1/128"])
     assert allow.allows("10.1.2.3") and allow.allows("::ffff:10.0.0.1") and allow.allows("::1")

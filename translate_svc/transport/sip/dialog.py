@@ -129,6 +129,7 @@ class SipCall:
             answer.chosen.codec,
             {answer.chosen.payload_type: answer.chosen.codec},
             answer.chosen.event_type,
+            sip.dtmf_targets,
         )
         self.framing.names[answer.chosen.payload_type] = answer.chosen.codec_name
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from translate_svc.session.events import AudioIn, StreamRequest
+from translate_svc.session.events import AudioIn, StreamRequest, Update
 from translate_svc.transport.phone.call import FRAME_MS, CallCodec, CarrierEvent, Dtmf, Hangup, Started
 from translate_svc.transport.sip import g722, opus
 from translate_svc.transport.sip.sdp import OPUS
@@ -94,7 +94,14 @@ class RtpFraming:
     carrier = "sip"
     close_is_hangup = True  # the input ends when the dialog does (a BYE, our own end)
 
-    def __init__(self, call_id: str, codec: CallCodec, payload_types: Mapping[int, CallCodec], event_type: int | None):
+    def __init__(
+        self,
+        call_id: str,
+        codec: CallCodec,
+        payload_types: Mapping[int, CallCodec],
+        event_type: int | None,
+        dtmf_targets: Mapping[str, str] | None = None,
+    ):
         self._call_id = call_id
         #: the call's codec, fixed for its stream (what a re-INVITE changes is converted to it)
         self.codec: CallCodec | None = None
@@ -105,6 +112,8 @@ class RtpFraming:
         self.packets = 0
         self.dropped = 0
         self.digits: list[str] = []
+        #: digits that switch the call's target language (``sip.dtmf_targets``)
+        self.dtmf_targets = dict(dtmf_targets or {})
         #: each payload type's codec name (``TRANSCODED`` ones are decoded here), and their decoders
         self.names: dict[int, str] = {}
         self._decoders: dict[str, WireDecoder] = {}
@@ -154,7 +163,10 @@ class RtpFraming:
         self._events_seen.add(packet.timestamp)  # one event, one timestamp (§2.5.1.3)
         digit = DIGITS[event]
         self.digits.append(digit)
-        return [Dtmf(digit)]
+        target = self.dtmf_targets.get(digit)
+        if target is None:
+            return [Dtmf(digit)]
+        return [Dtmf(digit), Update(target_languages=(target,))]  # (a bad one is answered, not fatal)
 
 
 def rtp_samples(name: str, wire: CallCodec) -> int:
