@@ -204,6 +204,32 @@ async def sipp(
     )
 
 
+async def pcap_call(
+    tmp: Path,
+    port: int,
+    pcap: Path,
+    seconds: float,
+    *,
+    pt: str = "0",
+    codec: str = "PCMU",
+    transport: str = "u1",
+    headers: str = "X-Translate-Source: eng\n      X-Translate-Target: spa",
+) -> SippRun:
+    """SIPp's ``call_pcap.xml``: an INVITE offering ``codec`` (payload type ``pt``), RTP from
+    ``pcap`` (``seconds`` long), 3 s more for the translated tail, then its BYE."""
+    sc = scenario(
+        tmp,
+        "call_pcap.xml",
+        pcap=str(pcap),
+        pause_ms=str(int(seconds * 1000) + 3000),
+        pt=pt,
+        codec=codec,
+        headers=headers,
+        seconds=str(seconds),
+    )
+    return await sipp(tmp, port, sc, transport=transport, timeout_s=40)
+
+
 def speech_energy(samples: np.ndarray, frame: int = 160) -> float:
     """The share of 20 ms frames (at 8 kHz) louder than -40 dBFS: speech, not silence."""
     n = len(samples) // frame

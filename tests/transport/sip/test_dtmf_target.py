@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.live_server import make_settings, serving
 from tests.support.phone_carriers import AccessLines, access_lines, calls_ended, ulaw_bytes
-from tests.support.sip_peers import need, scenario, sipp, write_rtp_pcap
+from tests.support.sip_peers import need, pcap_call, write_rtp_pcap
 from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 
@@ -38,17 +38,7 @@ async def test_a_dtmf_digit_switches_the_calls_target_language(
     settings.sip.port = 0
     settings.sip.dtmf_targets = {"1": "fra"}
     async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as live:
-        sc = scenario(
-            tmp_path,
-            "call_pcap.xml",
-            pcap=str(pcap),
-            pause_ms=str(int(SPEECH_S * 1000) + 3000),
-            pt="0",
-            codec="PCMU",
-            headers="X-Translate-Source: eng\n      X-Translate-Target: spa",
-            seconds=str(SPEECH_S),
-        )
-        run = await sipp(tmp_path, int(live.server.ports()["sip_port"]), sc, timeout_s=40)
+        run = await pcap_call(tmp_path, int(live.server.ports()["sip_port"]), pcap, SPEECH_S)
         assert run.returncode == 0, f"{run.stdout[-1500:]}\n{run.errors[-3000:]}"
         await calls_ended(live.server)
     [line] = access.of("sip")

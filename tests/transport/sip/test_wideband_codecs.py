@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.live_server import make_settings, serving
 from tests.support.phone_carriers import AccessLines, access_lines, calls_ended
-from tests.support.sip_peers import baresip_call, heard_energy, need, scenario, sipp, speech_wav, write_rtp_pcap
+from tests.support.sip_peers import baresip_call, heard_energy, need, pcap_call, speech_wav, write_rtp_pcap
 from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 
@@ -54,17 +54,7 @@ async def test_sipp_plays_g722_and_the_call_is_translated_at_16_khz(
     settings = make_settings(test_model_dir)
     settings.sip.port = 0
     async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as live:
-        sc = scenario(
-            tmp_path,
-            "call_pcap.xml",
-            pcap=str(pcap),
-            pause_ms=str(int(SPEECH_S * 1000) + 3000),
-            pt="9",
-            codec="G722",
-            headers="X-Translate-Source: eng\n      X-Translate-Target: spa",
-            seconds=str(SPEECH_S),
-        )
-        run = await sipp(tmp_path, int(live.server.ports()["sip_port"]), sc, timeout_s=40)
+        run = await pcap_call(tmp_path, int(live.server.ports()["sip_port"]), pcap, SPEECH_S, pt="9", codec="G722")
         assert run.returncode == 0, f"{run.stdout[-1500:]}\n{run.errors[-3000:]}"
         await calls_ended(live.server)
     assert "a=rtpmap:9 G722/8000" in run.messages  # our answer
