@@ -394,6 +394,10 @@ class SipSettings(BaseModel):
 
     #: SIP over UDP and TCP on this port; None: off. 0 picks a free one (the same for both)
     port: int | None = Field(None, ge=0, le=65535)
+    #: SIP over TLS (RFC 3261 §26.2, ``sips:``/``transport=tls``) on this port of its own, with the
+    #: server's certificate (``server.tls_cert_file``/``tls_key_file``, and its mTLS when
+    #: ``server.tls_client_ca_file`` is set); None: off. 0 picks a free one
+    tls_port: int | None = Field(None, ge=0, le=65535)
     #: the calls' RTP ports, an inclusive range [low, high] (an even port per call); None: any free port
     rtp_ports: tuple[int, int] | None = None
     #: the address put in our SDP and Contact (what the caller sends media and requests to); None:
@@ -419,11 +423,20 @@ class SipSettings(BaseModel):
     ring_s: float = Field(0.0, ge=0, le=60)
     #: the largest SIP message read (a UDP datagram; a TCP message's head and body)
     max_message_bytes: int = Field(8192, ge=1024, le=65_535)
+    #: DTMF digits (RFC 4733) that switch a call's target language, digit -> language code (JSON
+    #: object in the environment: ``{"1": "spa", "2": "fra"}``); segments after the digit use it
+    dtmf_targets: dict[str, str] = {}
 
     @model_validator(mode="after")
     def _check(self) -> SipSettings:
         if self.rtp_ports is not None and not 1024 <= self.rtp_ports[0] < self.rtp_ports[1] <= 65535:
             raise ValueError("sip.rtp_ports is [low, high] with 1024 <= low < high <= 65535")
+        for digit, language in self.dtmf_targets.items():
+            if len(digit) != 1 or digit not in "0123456789*#ABCD" or not language.isalpha() or len(language) > 16:
+                raise ValueError(
+                    f"sip.dtmf_targets: {digit[:4]!r}: {language[:20]!r} is not a DTMF digit (0-9, *, #, A-D) "
+                    "and a language code"
+                )
         for cidr in self.allowed_cidrs:
             try:
                 ipaddress.ip_network(cidr, strict=False)
@@ -618,6 +631,8 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.recordings.dir is not None and self.auth.tokens_file is None:
             raise ValueError("recordings.dir needs auth.tokens_file: each tenant's record= policy is stated there")
+        if self.sip.tls_port is not None and self.server.tls_cert_file is None:
+            raise ValueError("sip.tls_port needs the server's certificate: set server.tls_cert_file and tls_key_file")
         limits = self.limits
         if limits.max_chunk_bytes > limits.max_message_bytes:
             raise ValueError("limits.max_chunk_bytes must not exceed limits.max_message_bytes")

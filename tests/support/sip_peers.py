@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+
+from tests.support.speech import speech_pcm16
 
 SCENARIOS = Path(__file__).parent / "sip"
 #: SDP media lines for the scenarios' ``@CODECS@``: PCMU, and G.729 alone (no codec the door takes)
@@ -63,12 +66,25 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
             return int(port)
 
 
-def write_rtp_pcap(path: Path, payload: bytes, payload_type: int = 0, *, ssrc: int = 0x5157) -> Path:
-    """``payload`` (8 kHz G.711 bytes) as RTP packets of 20 ms in a pcap file, 20 ms apart."""
+def write_rtp_pcap(
+    path: Path, payload: bytes, payload_type: int = 0, *, ssrc: int = 0x5157, dtmf: str | None = None
+) -> Path:
+    """``payload`` (8 kHz G.711 bytes, or G.722: 160 bytes and 160 clock ticks a 20 ms frame either
+    way) as RTP packets of 20 ms in a pcap file, 20 ms apart; first, when ``dtmf`` names a digit,
+    its RFC 4733 event (payload type 101: three packets, the last sent three times with the end
+    bit, §2.5.1.4) at the first timestamp."""
     frames = [payload[i : i + 160] for i in range(0, len(payload) - len(payload) % 160, 160)]
+    packets = []
+    if dtmf is not None:
+        event = "0123456789*#ABCD".index(dtmf)
+        for k, (end, duration) in enumerate([(0, 160), (0, 320), (1, 480), (1, 480), (1, 480)]):
+            body = struct.pack("!BBH", event, (0x80 if end else 0) | 10, duration)
+            packets.append((101, k == 0, 0, body))
+    first = len(packets)
+    packets += [(payload_type, n == 0, (n + first) * 160, frame) for n, frame in enumerate(frames)]
     out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))  # LINKTYPE_ETHERNET
-    for n, frame in enumerate(frames):
-        rtp = struct.pack("!BBHII", 0x80, payload_type | (0x80 if n == 0 else 0), n, n * 160, ssrc) + frame
+    for n, (pt, marker, timestamp, frame) in enumerate(packets):
+        rtp = struct.pack("!BBHII", 0x80, pt | (0x80 if marker else 0), n, timestamp, ssrc) + frame
         udp = struct.pack("!HHHH", 6000, 6002, 8 + len(rtp), 0) + rtp
         ip_head = struct.pack(
             "!BBHHHBBH4s4s",
@@ -188,6 +204,32 @@ async def sipp(
     )
 
 
+async def pcap_call(
+    tmp: Path,
+    port: int,
+    pcap: Path,
+    seconds: float,
+    *,
+    pt: str = "0",
+    codec: str = "PCMU",
+    transport: str = "u1",
+    headers: str = "X-Translate-Source: eng\n      X-Translate-Target: spa",
+) -> SippRun:
+    """SIPp's ``call_pcap.xml``: an INVITE offering ``codec`` (payload type ``pt``), RTP from
+    ``pcap`` (``seconds`` long), 3 s more for the translated tail, then its BYE."""
+    sc = scenario(
+        tmp,
+        "call_pcap.xml",
+        pcap=str(pcap),
+        pause_ms=str(int(seconds * 1000) + 3000),
+        pt=pt,
+        codec=codec,
+        headers=headers,
+        seconds=str(seconds),
+    )
+    return await sipp(tmp, port, sc, transport=transport, timeout_s=40)
+
+
 def speech_energy(samples: np.ndarray, frame: int = 160) -> float:
     """The share of 20 ms frames (at 8 kHz) louder than -40 dBFS: speech, not silence."""
     n = len(samples) // frame
@@ -195,6 +237,21 @@ def speech_energy(samples: np.ndarray, frame: int = 160) -> float:
         return 0.0
     rms = np.sqrt(np.mean(np.square(samples[: n * frame].reshape(n, frame).astype(np.float64)), axis=1))
     return float(np.mean(rms > 0.01))
+
+
+def speech_wav(tmp: Path, shared_audio: Path, speech_s: float, tail_s: float) -> Path:
+    """An 8 kHz mono WAV for baresip's ``aufile``: the shared speech, then ``tail_s`` of silence
+    while the translation's tail plays (the call ends with the file)."""
+    speech = speech_pcm16(shared_audio / "jfk.flac", speech_s, 8000)
+    wav = tmp / "in.wav"
+    sf.write(wav, np.concatenate([speech, np.zeros(int(8000 * tail_s), "<i2")]), 8000, subtype="PCM_16")
+    return wav
+
+
+def heard_energy(heard: Path) -> float:
+    """``speech_energy`` of what baresip recorded (its channels averaged: its Opus plays stereo)."""
+    samples, _rate = sf.read(heard, dtype="float32", always_2d=True)
+    return speech_energy(samples.mean(axis=1))
 
 
 #: baresip's configuration for one call (baresip 1.0's ``config`` file, as its own template in
@@ -214,26 +271,45 @@ auplay_channels		1
 rtp_ports		{rtp_low}-{rtp_high}
 module_path		/usr/lib/baresip/modules
 module			g711.so
-module			aufile.so
+{modules}module			aufile.so
 module			alsa.so
 module			sndfile.so
 module_app		account.so
 module_app		menu.so
 snd_path		{dump}
-"""
+{tls}"""
 
 
-async def baresip_call(tmp: Path, wav: Path, uri: str, *, seconds: float) -> tuple[str, Path | None]:
+async def baresip_call(
+    tmp: Path,
+    wav: Path,
+    uri: str,
+    *,
+    seconds: float,
+    codecs: str = "PCMU",
+    modules: tuple[str, ...] = (),
+    cafile: Path | None = None,
+) -> tuple[str, Path | None]:
     """baresip 1.0 dials ``uri``, speaks ``wav`` (8 kHz mono; the call ends at its end: aufile's
-    end of file hangs up), and quits after ``seconds``; its output, and the WAV of what it heard."""
+    end of file hangs up), and quits after ``seconds``; its output, and the WAV of what it heard.
+    ``codecs``: the account's ``audio_codecs`` (loaded from ``modules`` besides g711); ``cafile``:
+    the CA baresip trusts for SIP over TLS (``sip_cafile``; dial a ``transport=tls`` URI)."""
     need("baresip")
     conf = tmp / "baresip"
     conf.mkdir(exist_ok=True)
     rtp = free_port()
     (conf / "config").write_text(
-        BARESIP_CONFIG.format(sip_port=free_port(), wav=wav, rtp_low=rtp, rtp_high=rtp + 20, dump=conf)
+        BARESIP_CONFIG.format(
+            sip_port=free_port(),
+            wav=wav,
+            rtp_low=rtp,
+            rtp_high=rtp + 20,
+            dump=conf,
+            modules="".join(f"module\t\t\t{m}\n" for m in modules),
+            tls=f"sip_cafile\t\t{cafile}\n" if cafile is not None else "",
+        )
     )
-    (conf / "accounts").write_text("<sip:baresip@127.0.0.1>;regint=0;audio_codecs=PCMU\n")
+    (conf / "accounts").write_text(f"<sip:baresip@127.0.0.1>;regint=0;audio_codecs={codecs}\n")
     proc = await asyncio.create_subprocess_exec(
         need("baresip"),
         "-f",

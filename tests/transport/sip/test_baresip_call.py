@@ -9,14 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 
 from tests.support.live_server import make_settings, serving
 from tests.support.phone_carriers import AccessLines, access_lines, calls_ended
-from tests.support.sip_peers import baresip_call, speech_energy
-from tests.support.speech import speech_pcm16
+from tests.support.sip_peers import baresip_call, speech_energy, speech_wav
 from translate_svc.model.stable import StableTranslator
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.slow(60)]
@@ -35,9 +33,7 @@ def access() -> Iterator[AccessLines]:
 async def test_baresip_speaks_a_wav_and_hears_translated_speech(
     test_model_dir: Path, shared_audio: Path, tmp_path: Path, access: AccessLines
 ) -> None:
-    speech = speech_pcm16(shared_audio / "jfk.flac", SPEECH_S, 8000)
-    wav = tmp_path / "in.wav"
-    sf.write(wav, np.concatenate([speech, np.zeros(int(8000 * TAIL_S), "<i2")]), 8000, subtype="PCM_16")
+    wav = speech_wav(tmp_path, shared_audio, SPEECH_S, TAIL_S)
     settings = make_settings(test_model_dir)
     settings.sip.port = 0
     async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as live:

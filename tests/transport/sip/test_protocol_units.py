@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +16,7 @@ from translate_svc.transport.sip import sdp
 from translate_svc.transport.sip.guard import AllowList, InviteRate
 from translate_svc.transport.sip.message import MAX_HEADERS, SipParseError, parse, response
 from translate_svc.transport.sip.rtp import RtpFraming, build_packet, parse_packet
+from translate_svc.transport.sip.stream import read_messages
 
 pytestmark = pytest.mark.unit
 
@@ -91,6 +94,33 @@ def test_the_offer_order_picks_the_codec_and_other_media_are_rejected() -> None:
     assert "m=video 0 RTP/AVP 96" in answer and "m=audio 30000 RTP/AVP 8 101" in answer and "a=recvonly" in answer
 
 
+def test_g722_is_chosen_whenever_offered_and_a_reinvite_keeps_the_rate() -> None:
+    offer = sdp.parse_offer(
+        b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+        b"m=audio 4000 RTP/AVP 0 8 9 101\r\na=rtpmap:9 G722/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+    )
+    chosen = sdp.choose(offer)
+    assert (chosen.codec_name, chosen.payload_type, chosen.codec.rate) == ("G722", 9, 16000)
+    assert b"a=rtpmap:9 G722/8000" in sdp.answer(offer, chosen, "10.0.0.2", 5000, session_id=1)
+    assert sdp.choose(offer, rate=8000).codec_name == "PCMU"  # a G.711 call's re-INVITE stays G.711
+    with pytest.raises(sdp.NoCodec):
+        sdp.choose(sdp.parse_offer(OFFER), rate=16000)  # G.711 only
+
+
+def test_opus_is_chosen_ahead_of_g722_and_answered_with_its_rtpmap() -> None:
+    offer = sdp.parse_offer(
+        b"v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+        b"m=audio 4000 RTP/AVP 0 9 111\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1\r\n"
+    )
+    chosen = sdp.choose(offer)
+    assert (chosen.codec_name, chosen.payload_type, chosen.codec.rate) == (sdp.OPUS, 111, 16000)
+    assert (
+        "m=audio 5000 RTP/AVP 111\r\na=rtpmap:111 opus/48000/2\r\n"
+        in sdp.answer(offer, chosen, "10.0.0.2", 5000).decode()
+    )
+    assert sdp.choose(offer, rate=16000).codec_name == sdp.OPUS  # a re-INVITE of a wideband call
+
+
 def test_an_offer_without_g711_is_no_codec() -> None:
     with pytest.raises(sdp.NoCodec):
         sdp.choose(sdp.parse_offer(OFFER.replace(b"18 8 0 101", b"18 101")))
@@ -121,6 +151,22 @@ def test_an_rfc4733_event_counts_once_and_the_other_law_is_converted() -> None:
     assert framing.dropped == 1
 
 
+def test_a_dtmf_digit_of_sip_dtmf_targets_is_also_an_update_of_the_target() -> None:
+    from translate_svc.session.events import Update
+    from translate_svc.transport.sip.sdp import CODECS
+
+    framing = RtpFraming("c", CODECS["PCMU"], {0: CODECS["PCMU"]}, 101, {"2": "fra"})
+    framing.receive("start")
+    end = [
+        build_packet(101, n, 800 * t, 1, bytes([d, 0x80, 0, 160]), False) for t, d in ((1, 1), (2, 2)) for n in (0, 1)
+    ]
+    assert [item for e in end for item in framing.receive(e)] == [
+        Dtmf("1"),
+        Dtmf("2"),
+        Update(target_languages=("fra",)),
+    ]
+
+
 def test_sources_are_checked_against_the_networks_and_rated_per_source() -> None:
     allow = AllowList(["10.0.0.0/8", "::1/128"])
     assert allow.allows("10.1.2.3") and allow.allows("::ffff:10.0.0.1") and allow.allows("::1")
@@ -148,3 +194,25 @@ def test_a_digest_answer_checks_against_the_tokens_files_ha1_and_a_live_nonce() 
     assert not digest.check(params, grant.sip_ha1, "INVITE", now=1000.0 + 301)  # stale
     assert not digest.check({**params, "response": "0" * 32}, grant.sip_ha1, "INVITE", now=1010.0)
     assert not digest.check({**params, "nonce": "3e8.forged"}, grant.sip_ha1, "INVITE", now=1010.0)
+
+
+async def _framed(chunks: list[bytes], limit: int = 8192) -> tuple[list[bytes], str | None]:
+    reader = asyncio.StreamReader()
+    for chunk in chunks:
+        reader.feed_data(chunk)
+    reader.feed_eof()
+    got: list[bytes] = []
+    why = await read_messages(reader, limit, got.append)
+    return got, why
+
+
+async def test_a_byte_stream_is_framed_by_content_length_with_keepalives_between() -> None:
+    options = b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\n\r\n"
+    invite = b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 4\r\n\r\nbody"
+    both = b"\r\n\r\n" + options + invite + b"\r\n"
+    got, why = await _framed([both[:30], both[30:61], both[61:]])  # split anywhere: heads, bodies
+    assert (got, why) == ([options, invite], None)
+    got, why = await _framed([b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 9000\r\n\r\n"])
+    assert got == [] and why is not None and "Content-Length" in why
+    got, why = await _framed([b"INVITE sip:a@b SIP/2.0\r\nContent-Length: x\r\n\r\n" + options])
+    assert got == [] and why is not None  # the stream cannot be framed after it

@@ -18,7 +18,7 @@ import pytest_asyncio
 
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.phone_carriers import AccessLines, access_lines, calls_ended, ulaw_bytes
-from tests.support.sip_peers import ACK, G729, PCMU, SippRun, need, scenario, sipp, write_rtp_pcap
+from tests.support.sip_peers import ACK, G729, PCMU, SippRun, need, pcap_call, scenario, sipp, write_rtp_pcap
 from tests.support.speech import speech_pcm16
 from translate_svc.model.stable import StableTranslator
 
@@ -88,18 +88,7 @@ async def test_a_call_with_rtp_from_a_pcap_is_translated_and_its_speech_comes_ba
     settings = make_settings(test_model_dir)
     settings.sip.port = 0
     async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as live:
-        headers = "X-Translate-Source: eng\n      X-Translate-Target: spa"
-        sc = scenario(
-            tmp_path,
-            "call_pcap.xml",
-            pcap=str(pcap),
-            pause_ms=str(int(SPEECH_S * 1000) + 3000),
-            pt="0",
-            codec="PCMU",
-            headers=headers,
-            seconds=str(SPEECH_S),
-        )
-        run = await sipp(tmp_path, sip_port(live), sc, transport=transport, timeout_s=40)
+        run = await pcap_call(tmp_path, sip_port(live), pcap, SPEECH_S, transport=transport)
         ok(run)
         await calls_ended(live.server)
     [line] = access.of("sip")

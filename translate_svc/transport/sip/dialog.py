@@ -7,7 +7,7 @@ sent again until the ACK comes (over UDP) or ``sip.ack_timeout_s`` passes (the c
 access line and metrics, the ear-voice lag from our RTP send times). The caller's BYE ends it;
 any other end (a drain, a limit, the media timeout, bad input) is our BYE, with a ``Reason``
 header saying why. A re-INVITE changes where media goes, the codec on the wire (the call's stream
-keeps its codec: G.711's two laws convert) or holds the call (a ``sendonly`` offer: we send
+keeps its codec and rate: G.711's two laws convert) or holds the call (a ``sendonly`` offer: we send
 nothing). Event loop only.
 """
 
@@ -46,13 +46,13 @@ class Flow:
     def __init__(self, send: Callable[[bytes], None], peer: tuple[str, int], transport: str, local: tuple[str, int]):
         self._send = send
         self.peer = peer
-        self.transport = transport  # "UDP" or "TCP"
+        self.transport = transport  # "UDP", "TCP" or "TLS" (as in a Via)
         self.local = local
         self.closed = False
 
     @property
     def reliable(self) -> bool:
-        return self.transport == "TCP"
+        return self.transport != "UDP"
 
     def send(self, message: SipMessage) -> None:
         if not self.closed:
@@ -129,7 +129,9 @@ class SipCall:
             answer.chosen.codec,
             {answer.chosen.payload_type: answer.chosen.codec},
             answer.chosen.event_type,
+            sip.dtmf_targets,
         )
+        self.framing.names[answer.chosen.payload_type] = answer.chosen.codec_name
 
     # -- the dialog's requests and responses from the door ---------------------------------------
 
@@ -168,12 +170,13 @@ class SipCall:
         (the call goes on as it was), 400 for one we cannot read."""
         try:
             offer = sdp.parse_offer(request.body) if request.body else self.answer.offer
-            chosen = sdp.choose(offer)
+            chosen = sdp.choose(offer, rate=self.answer.chosen.codec.rate)
         except sdp.NoCodec as e:
             return response(request, 488, "Not Acceptable Here", extra=[("warning", f'305 {AGENT} "{e}"')])
         except sdp.SdpError as e:
             return response(request, 400, "Bad SDP", extra=[("warning", f'399 {AGENT} "{e}"')])
         self.framing.payload_types[chosen.payload_type] = chosen.codec
+        self.framing.names[chosen.payload_type] = chosen.codec_name
         self.framing.event_type = chosen.event_type
         new_remote = (chosen.address, chosen.port)
         if chosen.address not in self.endpoint.expected or (
@@ -185,6 +188,7 @@ class SipCall:
         outlet = self.phone_call.outlet if self.phone_call is not None else None
         if isinstance(outlet, RtpOutlet):
             outlet.wire_codec = chosen.codec
+            outlet.wire_name = chosen.codec_name
             outlet.sender.payload_type = chosen.payload_type
             outlet.held = chosen.direction in ("recvonly", "inactive")
         self.answer = Answer(offer, chosen, self.answer.params, self.answer.address, self.answer.sip_port)
@@ -200,9 +204,13 @@ class SipCall:
     # -- the call --------------------------------------------------------------------------------
 
     def _contact(self) -> str:
-        transport = ";transport=tcp" if self.flow.reliable else ""
+        """Where the caller's in-dialog requests come (§8.1.1.8): over TLS a ``sips:`` URI when
+        the INVITE's was one, else ``transport=tls`` (RFC 5630 §3.1.3)."""
+        scheme, transport = "sip", {"UDP": "", "TCP": ";transport=tcp", "TLS": ";transport=tls"}[self.flow.transport]
+        if self.flow.transport == "TLS" and self.invite.uri.lower().startswith("sips:"):
+            scheme, transport = "sips", ""
         host = f"[{self.answer.address}]" if ":" in self.answer.address else self.answer.address
-        return f"<sip:translate@{host}:{self.answer.sip_port}{transport}>"
+        return f"<{scheme}:translate@{host}:{self.answer.sip_port}{transport}>"
 
     def _ok_response(self, request: SipMessage) -> SipMessage:
         self._sdp_version += 1
@@ -288,10 +296,12 @@ class SipCall:
             on_stall=phone_call.end,
         )
         outlet.wire_codec = self.answer.chosen.codec
+        outlet.wire_name = self.answer.chosen.codec_name
         outlet.framing = self.framing
         outlet.held = self.answer.chosen.direction in ("recvonly", "inactive")
         phone_call.outlet = outlet
         self.info.extra["transport"] = self.flow.transport
+        self.info.extra["codec"] = self.answer.chosen.codec_name
         deadline = MediaDeadline(phone_call, self._sip.media_timeout_s)
         try:
             await phone_call.run(self._incoming())

@@ -1,5 +1,6 @@
 """The SIP door (``serve --sip-port S``, a ``Door``): SIP over UDP and TCP on port S of
-``server.host``; each admitted INVITE is a ``dialog.SipCall``.
+``server.host``, and over TLS on ``sip.tls_port`` with the server's certificate (the same messages
+as over TCP); each admitted INVITE is a ``dialog.SipCall``.
 
 What happens to a message, in order, before any state is kept for it (DESIGN pitfall 35): a
 source outside ``sip.allowed_cidrs`` gets 403 (or nothing, ``sip.drop_refused``); a message we
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 from typing import cast
@@ -31,6 +33,7 @@ from translate_svc.settings import PhoneSettings, SipSettings
 from translate_svc.transport.calls import call_info
 from translate_svc.transport.door import DoorContext, address
 from translate_svc.transport.http.caller import Caller
+from translate_svc.transport.http.site import tls_context
 from translate_svc.transport.phone.audiosocket_server import SlotClock
 from translate_svc.transport.phone.call import MAX_PARAM_CHARS, call_setup
 from translate_svc.transport.phone.pairs import Pairs
@@ -44,13 +47,13 @@ from translate_svc.transport.sip.message import (
     AGENT,
     SipMessage,
     SipParseError,
-    head_length,
     new_tag,
     parse,
     response,
     uri_host_port,
     uri_user,
 )
+from translate_svc.transport.sip.stream import read_messages
 from translate_svc.transport.sip.transactions import KEEP_S, Kept, Retransmit
 from translate_svc.transport.tokens import Permission
 
@@ -72,9 +75,10 @@ HEADER_PARAMS = {
 }
 #: non-2xx final responses sent again until their ACK, at most (the oldest given up first)
 MAX_FINALS = 4096
-#: TCP connections at once, at most; a connection idle this long is closed
+#: TCP connections at once, at most (a connection idle for ``stream.TCP_IDLE_S`` is closed)
 MAX_TCP_CONNECTIONS = 1024
-TCP_IDLE_S = 300.0
+#: a TLS connection's handshake must end within this
+TLS_HANDSHAKE_S = 10.0
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -125,9 +129,11 @@ class SipDoor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
+        self._tls: asyncio.Server | None = None
         self._tcp_writers: set[asyncio.StreamWriter] = set()
         self.draining = False
         self.port = 0
+        self.tls_port = 0
         #: what was refused or dropped, by why (for tests and the access log's neighbours)
         self.counts: dict[str, int] = {}
 
@@ -144,7 +150,7 @@ class SipDoor:
             port = udp.get_extra_info("sockname")[1]
             try:
                 self._tcp = await asyncio.start_server(
-                    self._tcp_connection,
+                    functools.partial(self._tcp_connection, transport="TCP"),
                     host,
                     port,
                     reuse_port=self._reuse_port or None,
@@ -159,16 +165,38 @@ class SipDoor:
             break
         else:
             raise OSError("no port free for SIP over both UDP and TCP")
+        if self.sip.tls_port is not None:
+            await self._start_tls(host)
+
+    async def _start_tls(self, host: str) -> None:
+        """SIP over TLS on ``sip.tls_port`` (RFC 3261 §26.2), with the server's certificate."""
+        s = self.settings.server
+        if s.tls_cert_file is None or s.tls_key_file is None:
+            raise ValueError("sip.tls_port needs the server's certificate: set server.tls_cert_file and tls_key_file")
+        self._tls = await asyncio.start_server(
+            functools.partial(self._tcp_connection, transport="TLS"),
+            host,
+            self.sip.tls_port,
+            reuse_port=self._reuse_port or None,
+            limit=self.sip.max_message_bytes,
+            ssl=tls_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file),
+            ssl_handshake_timeout=TLS_HANDSHAKE_S,
+        )
+        self.tls_port = int(self._tls.sockets[0].getsockname()[1])
 
     def describe(self) -> list[str]:
         where = address(self.settings.server.host, self.port)
+        tls = f" and tls://{address(self.settings.server.host, self.tls_port)}" if self._tls is not None else ""
         return [
-            f"SIP on udp+tcp://{where} (callers from {', '.join(self.sip.allowed_cidrs)} as tenant "
+            f"SIP on udp+tcp://{where}{tls} (callers from {', '.join(self.sip.allowed_cidrs)} as tenant "
             f"{self.sip.tenant!r}, at most {self.sip.max_calls} calls)"
         ]
 
     def ports(self) -> dict[str, int]:
-        return {"sip_port": self.port}
+        ports = {"sip_port": self.port}
+        if self._tls is not None:
+            ports["sip_tls_port"] = self.tls_port
+        return ports
 
     async def set_serving(self, serving: bool) -> None:
         """No health of its own."""
@@ -188,8 +216,9 @@ class SipDoor:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for r in self._finals.values():
             r.stop()
-        if self._tcp is not None:
-            self._tcp.close()
+        for server in (self._tcp, self._tls):
+            if server is not None:
+                server.close()
         for w in list(self._tcp_writers):
             w.close()
         if self._udp is not None:
@@ -486,7 +515,7 @@ class SipDoor:
             admission.release()
             self._refuse(invite, flow, 503, "Service Unavailable", str(e), now, retry=True)
             return
-        answer = Answer(offer, chosen, params, ours, self.port)
+        answer = Answer(offer, chosen, params, ours, self.tls_port if flow.transport == "TLS" else self.port)
         info = call_info(None, "sip", f"{flow.peer[0]}:{flow.peer[1]}")
         local_tag = new_tag()
         call = SipCall(
@@ -514,9 +543,10 @@ class SipDoor:
             self.calls.pop(invite.call_id, None)
             self._by_branch.pop(invite.branch(), None)
 
-    # -- TCP -------------------------------------------------------------------------------------
+    # -- TCP and TLS -----------------------------------------------------------------------------
 
-    async def _tcp_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _tcp_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, transport: str) -> None:
+        """One TCP or TLS connection (its handshake done): messages framed by Content-Length (§18.3)."""
         peer = writer.get_extra_info("peername")
         local = writer.get_extra_info("sockname")
         if len(self._tcp_writers) >= MAX_TCP_CONNECTIONS or (not self._allow.allows(peer[0]) and self.sip.drop_refused):
@@ -524,38 +554,12 @@ class SipDoor:
             writer.close()
             return
         self._tcp_writers.add(writer)
-        flow = Flow(writer.write, (peer[0], peer[1]), "TCP", (local[0], local[1]))
-        buf = bytearray()
-        limit = self.sip.max_message_bytes
+        flow = Flow(writer.write, (peer[0], peer[1]), transport, (local[0], local[1]))
         try:
-            while True:
-                async with asyncio.timeout(TCP_IDLE_S):
-                    chunk = await reader.read(limit)
-                if not chunk:
-                    return
-                buf += chunk
-                while buf:
-                    while buf[:2] == b"\r\n":
-                        del buf[:2]  # keep-alives between messages
-                    try:
-                        end = head_length(buf, limit)
-                    except SipParseError as e:
-                        self._count("unreadable")
-                        self._refusals("SIP message", peer[0], e.reason)
-                        return  # the stream cannot be framed any more
-                    if end is None:
-                        break
-                    length = _content_length(bytes(buf[:end]))
-                    if length is None or end + length > limit:
-                        self._count("unreadable")
-                        self._refusals("SIP message", peer[0], "Content-Length missing, unreadable or over the limit")
-                        return
-                    if len(buf) < end + length:
-                        break
-                    message, buf[:] = bytes(buf[: end + length]), buf[end + length :]
-                    self.received(message, flow)
-        except (TimeoutError, ConnectionError):
-            return
+            why = await read_messages(reader, self.sip.max_message_bytes, lambda message: self.received(message, flow))
+            if why is not None:
+                self._count("unreadable")
+                self._refusals("SIP message", peer[0], why)
         finally:
             flow.closed = True
             self._tcp_writers.discard(writer)
@@ -565,15 +569,6 @@ class SipDoor:
 def _uri_host(uri: str) -> str:
     where = uri_host_port(uri)
     return where[0] if where is not None else ""
-
-
-def _content_length(head: bytes) -> int | None:
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() in (b"content-length", b"l"):
-            text = value.strip()
-            return int(text) if text.isdigit() and len(text) <= 9 else None
-    return 0
 
 
 def call_params(invite: SipMessage) -> dict[str, str]:

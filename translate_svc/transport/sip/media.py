@@ -22,9 +22,9 @@ from typing import cast
 
 from translate_svc.errors import LimitReached
 from translate_svc.transport.phone.audiosocket_server import PacedSpeech, SlotClock
-from translate_svc.transport.phone.call import FRAME_MS, CallCodec
+from translate_svc.transport.phone.call import CallCodec
 from translate_svc.transport.phone.loop import PhoneCall
-from translate_svc.transport.sip.rtp import RtpFraming, RtpSender
+from translate_svc.transport.sip.rtp import TRANSCODED, RtpFraming, RtpSender, WireEncoder, rtp_samples
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +141,9 @@ class RtpOutlet(PacedSpeech):
         self.held = False
         #: the call's input (its counts go on the access line)
         self.framing: RtpFraming | None = None
+        #: the wire codec's name (the SDP's); a ``TRANSCODED`` one is encoded here
+        self.wire_name = ""
+        self._encoders: dict[str, WireEncoder] = {}
 
     def begin(self, codec: CallCodec) -> None:
         if self.wire_codec is None:
@@ -150,10 +153,16 @@ class RtpOutlet(PacedSpeech):
     def _send(self, pcm: bytes) -> bool:
         codec, wire = self.codec, self.wire_codec
         assert codec is not None and wire is not None
-        if wire != codec:
+        coded = TRANSCODED.get(self.wire_name)
+        if coded is not None:  # (a call's rate never changes: the stream is the 16 kHz PCM it codes)
+            encoder = self._encoders.get(self.wire_name)
+            if encoder is None:
+                encoder = self._encoders[self.wire_name] = coded.encoder()
+            pcm = encoder.encode(pcm)
+        elif wire != codec:
             pcm = wire.encode(codec.decode(pcm))
         if not self.held:
-            self._endpoint.send(self.sender.packet(pcm, codec.rate * FRAME_MS // 1000))
+            self._endpoint.send(self.sender.packet(pcm, rtp_samples(self.wire_name, wire)))
         return True
 
     def fields(self) -> dict[str, int | float]:

@@ -1,21 +1,25 @@
 """A call's RTP media (RFC 3550, RFC 4733), sans I/O where it can be: packets read and written,
 and the call's framing for the phone door's call loop (``RtpFraming``, a ``phone.loop.CarrierInput``).
 
-What comes in: packets of the call's payload type are its audio (a G.711 packet of the other law,
-after a re-INVITE changed the codec, is turned into the call's own), ``telephone-event`` packets
-are DTMF digits (one per event: its end packet, sent three times, counts once), anything else
-(comfort noise, a packet we cannot read) is counted and dropped: a peer's garbage does not end a
-call. Pure; not thread-safe (one per call).
+What comes in: packets of the call's payload type are its audio (a G.722 or Opus packet decoded
+to the call's 16 kHz PCM: ``TRANSCODED``; a G.711 packet of the other law, after a re-INVITE
+changed the codec, turned into the call's own), ``telephone-event`` packets are DTMF digits (one
+per event: its end packet, sent three times, counts once), anything else (comfort noise, a packet
+we cannot read) is counted and dropped: a peer's garbage does not end a call. Pure; not
+thread-safe (one per call).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
-from translate_svc.session.events import AudioIn, StreamRequest
-from translate_svc.transport.phone.call import CallCodec, CarrierEvent, Dtmf, Hangup, Started
+from translate_svc.session.events import AudioIn, StreamRequest, Update
+from translate_svc.transport.phone.call import FRAME_MS, CallCodec, CarrierEvent, Dtmf, Hangup, Started
+from translate_svc.transport.sip import g722, opus
+from translate_svc.transport.sip.sdp import OPUS
 
 HEADER = struct.Struct("!BBHII")
 #: RFC 4733 §3.2's events 0-15: the DTMF digits
@@ -23,6 +27,31 @@ DIGITS = "0123456789*#ABCD"
 #: what the door puts in the call's input besides packets: the call's start, and the caller's BYE
 START = "start"
 BYE = "bye"
+
+
+class WireDecoder(Protocol):
+    def decode(self, payload: bytes) -> bytes: ...
+
+
+class WireEncoder(Protocol):
+    def encode(self, pcm: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Transcoded:
+    """A codec whose RTP payload is decoded to, and encoded from, the call's 16 kHz PCM (one
+    stateful decoder and encoder per call), with its RTP clock."""
+
+    decoder: Callable[[], WireDecoder]
+    encoder: Callable[[], WireEncoder]
+    clock: int
+
+
+#: by the SDP's codec name
+TRANSCODED = {
+    "G722": Transcoded(g722.G722Decoder, g722.G722Encoder, g722.RTP_CLOCK),
+    OPUS: Transcoded(opus.OpusRtpDecoder, opus.OpusRtpEncoder, opus.RTP_CLOCK),
+}
 
 
 @dataclass(frozen=True)
@@ -65,7 +94,14 @@ class RtpFraming:
     carrier = "sip"
     close_is_hangup = True  # the input ends when the dialog does (a BYE, our own end)
 
-    def __init__(self, call_id: str, codec: CallCodec, payload_types: Mapping[int, CallCodec], event_type: int | None):
+    def __init__(
+        self,
+        call_id: str,
+        codec: CallCodec,
+        payload_types: Mapping[int, CallCodec],
+        event_type: int | None,
+        dtmf_targets: Mapping[str, str] | None = None,
+    ):
         self._call_id = call_id
         #: the call's codec, fixed for its stream (what a re-INVITE changes is converted to it)
         self.codec: CallCodec | None = None
@@ -76,6 +112,11 @@ class RtpFraming:
         self.packets = 0
         self.dropped = 0
         self.digits: list[str] = []
+        #: digits that switch the call's target language (``sip.dtmf_targets``)
+        self.dtmf_targets = dict(dtmf_targets or {})
+        #: each payload type's codec name (``TRANSCODED`` ones are decoded here), and their decoders
+        self.names: dict[int, str] = {}
+        self._decoders: dict[str, WireDecoder] = {}
 
     def receive(self, data: str | bytes) -> list[StreamRequest | CarrierEvent]:
         if data == START:
@@ -96,7 +137,17 @@ class RtpFraming:
         if codec is None or not packet.payload:
             self.dropped += 1
             return []
-        audio = packet.payload if codec == self._codec else self._codec.encode(codec.decode(packet.payload))
+        payload = packet.payload
+        name = self.names.get(packet.payload_type, "")
+        coded = TRANSCODED.get(name)
+        if coded is not None:
+            decoder = self._decoders.get(name)
+            if decoder is None:
+                decoder = self._decoders[name] = coded.decoder()
+            payload = decoder.decode(payload)
+            if not payload:
+                return []  # (a resampler filling, or a packet the codec refused)
+        audio = payload if codec == self._codec else self._codec.encode(codec.decode(payload))
         return [AudioIn(audio, field="RTP packet")]
 
     def _event(self, packet: Packet) -> list[StreamRequest | CarrierEvent]:
@@ -112,7 +163,17 @@ class RtpFraming:
         self._events_seen.add(packet.timestamp)  # one event, one timestamp (§2.5.1.3)
         digit = DIGITS[event]
         self.digits.append(digit)
-        return [Dtmf(digit)]
+        target = self.dtmf_targets.get(digit)
+        if target is None:
+            return [Dtmf(digit)]
+        return [Dtmf(digit), Update(target_languages=(target,))]  # (a bad one is answered, not fatal)
+
+
+def rtp_samples(name: str, wire: CallCodec) -> int:
+    """How far a 20 ms packet advances the RTP timestamp: the codec's clock (G.722's is 8 kHz,
+    Opus's 48 kHz)."""
+    coded = TRANSCODED.get(name)
+    return (coded.clock if coded is not None else wire.rate) * FRAME_MS // 1000
 
 
 class RtpSender:

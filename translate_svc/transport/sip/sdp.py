@@ -1,10 +1,15 @@
 """SDP offer/answer for one audio stream (RFC 4566, RFC 3264), sans I/O.
 
-We take the first audio stream of an offer over RTP/AVP whose payload types include PCMU (0) or
-PCMA (8) (the offer's order is the caller's preference, §6.1) and answer with that one codec and,
-when offered, RFC 4733 ``telephone-event`` at 8 kHz. Every other media line is answered with port 0
-(rejected, §6). An offer with no codec we take is ``NoCodec`` (the door answers 488). The
-direction answers the offer's (``sendonly`` -> ``recvonly``, §6.1): a hold. Pure and thread-safe.
+We take the first audio stream of an offer over RTP/AVP whose payload types include Opus
+(``opus/48000/2``, RFC 7587), G.722 (9), PCMU (0) or PCMA (8) and answer with one codec and, when
+offered, RFC 4733 ``telephone-event`` at 8 kHz: Opus whenever it is offered, else G.722 (both run
+the call at 16 kHz: the model hears twice G.711's band, and the caller hears the translation in
+it; docs/decisions.md), else the first of PCMU and PCMA in the offer's order (the caller's
+preference, §6.1). A re-INVITE keeps the call's rate (``choose``'s
+``rate``): its stream cannot change rate, so it may move between PCMU and PCMA only. Every other
+media line is answered with port 0 (rejected, §6). An offer with no codec we take is ``NoCodec``
+(the door answers 488). The direction answers the offer's (``sendonly`` -> ``recvonly``, §6.1): a
+hold. Pure and thread-safe.
 """
 
 from __future__ import annotations
@@ -16,8 +21,21 @@ from translate_svc.transport.phone.call import CallCodec
 from translate_svc.types import AudioEncoding
 
 #: the static payload types we take (RFC 3551 table 4)
-STATIC = {0: "PCMU", 8: "PCMA"}
-CODECS = {"PCMU": CallCodec(AudioEncoding.MULAW, 8000), "PCMA": CallCodec(AudioEncoding.ALAW, 8000)}
+STATIC = {0: "PCMU", 8: "PCMA", 9: "G722"}
+#: Opus's name here (its rtpmap's encoding, rate and channels, RFC 7587 §7)
+OPUS = "OPUS/48000/2"
+#: a G.722 or Opus call's stream: 16 kHz PCM (the RTP carries it coded: ``rtp.TRANSCODED``)
+WIDEBAND = CallCodec(AudioEncoding.LINEAR16, 16000)
+CODECS = {
+    "PCMU": CallCodec(AudioEncoding.MULAW, 8000),
+    "PCMA": CallCodec(AudioEncoding.ALAW, 8000),
+    "G722": WIDEBAND,
+    OPUS: WIDEBAND,
+}
+#: each codec's rtpmap in our answer
+RTPMAP = {"PCMU": "PCMU/8000", "PCMA": "PCMA/8000", "G722": "G722/8000", OPUS: "opus/48000/2"}
+#: taken first whenever offered, in this order, whatever the offer's order
+PREFERRED = (OPUS, "G722")
 #: the directions an answer gives to each offered one
 ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
 #: lines of an SDP body, at most
@@ -142,20 +160,29 @@ def _name(line: MediaLine, pt: int) -> str:
     return STATIC.get(pt, "")
 
 
-def choose(offer: Offer) -> Chosen:
-    """The audio stream and codec we take (NoCodec: none; SdpError: the stream has no address)."""
+def choose(offer: Offer, rate: int | None = None) -> Chosen:
+    """The audio stream and codec we take, of ``rate`` only when given (a re-INVITE: the call's);
+    NoCodec: none; SdpError: the stream has no address."""
     for i, line in enumerate(offer.media):
         if line.media != "audio" or line.port == 0 or line.proto != "RTP/AVP":
             continue
         pts = [int(f) for f in line.formats if f.isdigit() and len(f) <= 3]
-        codec = next(((pt, _name(line, pt)) for pt in pts if _name(line, pt) in CODECS), None)
+        ours = [
+            (pt, _name(line, pt))
+            for pt in pts
+            if _name(line, pt) in CODECS and (rate is None or CODECS[_name(line, pt)].rate == rate)
+        ]
+        preferred = sorted((c for c in ours if c[1] in PREFERRED), key=lambda c: PREFERRED.index(c[1]))
+        codec = (preferred or ours)[0] if ours else None
         if codec is None:
             continue
         if not line.address:
             raise SdpError("the offer's audio has no c= address")
         event = next((pt for pt in pts if _name(line, pt) == "TELEPHONE-EVENT"), None)
         return Chosen(i, line.address, line.port, codec[1], codec[0], event, ANSWER_DIRECTION[line.direction])
-    raise NoCodec("no audio stream over RTP/AVP offers PCMU or PCMA: this server takes G.711 (PCMU, PCMA)")
+    if rate is not None:
+        raise NoCodec(f"no audio stream over RTP/AVP offers a codec at the call's {rate} Hz (a call keeps its rate)")
+    raise NoCodec("no audio stream over RTP/AVP offers opus/48000/2, G722, PCMU or PCMA")
 
 
 def answer(offer: Offer, chosen: Chosen, address: str, port: int, session_id: int | None = None) -> bytes:
@@ -175,7 +202,7 @@ def answer(offer: Offer, chosen: Chosen, address: str, port: int, session_id: in
             continue
         pts = [str(chosen.payload_type)] + ([str(chosen.event_type)] if chosen.event_type is not None else [])
         out.append(f"m=audio {port} RTP/AVP {' '.join(pts)}")
-        out.append(f"a=rtpmap:{chosen.payload_type} {chosen.codec_name}/8000")
+        out.append(f"a=rtpmap:{chosen.payload_type} {RTPMAP[chosen.codec_name]}")
         if chosen.event_type is not None:
             out += [f"a=rtpmap:{chosen.event_type} telephone-event/8000", f"a=fmtp:{chosen.event_type} 0-16"]
         out += ["a=ptime:20", f"a={chosen.direction}"]
