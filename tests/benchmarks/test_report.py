@@ -351,14 +351,14 @@ def test_opus_packets_are_20_ms_each_and_clips_fit_to_length() -> None:
 
 
 def test_optional_settings_are_passed_through_or_refused(tmp_path: Path) -> None:
-    """--forced-tokens-per-s / --forced-units-per-s / --cpu-threads reach the settings when the build has them."""
+    """--forced-tokens-per-s / --forced-units-per-s / --cpu-threads / --warmup reach the settings when the build has them."""
     from benchmarks.tools.loadgen import options as loadgen
 
     opts = loadgen.RunOptions(
         streams=1, model=tmp_path, device="cpu", dtype="float32", max_batch_size=8, max_wait_ms=5.0, speed=1.0,
         stagger_s=0.0, chunk_ms=100, saturation_chunk_ms=1000, files=("jfk.flac",), targets=("spa",), speech=True,
         configs=("on",), slo_ms=1000.0, behind_s=2.0, timeout_s=60.0,
-        cpu_threads=1, forced_tokens_per_s=12.5, forced_units_per_s=40.0,
+        cpu_threads=1, forced_tokens_per_s=12.5, forced_units_per_s=40.0, warmup="one",
     )  # fmt: skip
     where = {o: loadgen.settings_field_for(o) for o in loadgen.SETTINGS_FIELDS}
     if None in where.values():

@@ -26,7 +26,7 @@ import grpc
 import pytest
 
 from tests.support.redis_server import RedisServer, redis_server
-from tests.support.rooms import speak, speaker_config
+from tests.support.rooms import speak, speak_until, speaker_config
 from tests.support.server_process import ServerProcess
 from tests.support.speech import speech_pcm16
 from tests.support.waiting import eventually
@@ -316,8 +316,8 @@ async def test_a_refusal_holds_for_the_listeners_it_named_not_for_a_later_one(
     in the store's French stream, names the listener it was for."""
     _, a, b = narrow
     async with grpc.aio.insecure_channel(a.address) as a_ch, grpc.aio.insecure_channel(b.address) as b_ch:
-        spoken: list[pb.SegmentResult] = []
-        speaking = asyncio.create_task(speak(stub(a_ch), speaker_config("later", targets=("deu",)), pcm * 3, spoken))
+        stop = asyncio.Event()  # the speaker talks at real time until the later listener heard it
+        speaking = asyncio.create_task(speak_until(stub(a_ch), speaker_config("later", targets=("deu",)), pcm, stop))
         spanish = stub(b_ch).Listen(pb.ListenRequest(room="later", language="spa"))
         await opened(spanish)
         await segments(spanish, 1)
@@ -342,4 +342,5 @@ async def test_a_refusal_holds_for_the_listeners_it_named_not_for_a_later_one(
             raise AssertionError("every later French listener was refused")
         assert live, "the later French listener heard nothing"
         later.cancel()
+        stop.set()
         speaking.cancel()

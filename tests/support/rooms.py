@@ -68,6 +68,29 @@ async def speak(
     return ended
 
 
+async def speak_until(
+    stub: pb_grpc.TranslatorStub, config: pb.StreamingConfig, pcm: bytes, stop: asyncio.Event
+) -> None:
+    """Stream ``pcm`` into the room again and again, at real time, until ``stop`` is set: a speaker
+    that is still talking whenever a listener joins, however slow the machine (``speak`` sends as
+    fast as flow control lets it and may be done before a late listener comes)."""
+
+    async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
+        yield pb.StreamingTranslateRequest(config=config)
+        loop = asyncio.get_running_loop()
+        sent_s, start = 0.0, loop.time()
+        while not stop.is_set():
+            for k in range(0, len(pcm), CHUNK):
+                if stop.is_set():
+                    return
+                yield pb.StreamingTranslateRequest(audio=pcm[k : k + CHUNK])
+                sent_s += len(pcm[k : k + CHUNK]) / 32000
+                await asyncio.sleep(max(0.0, start + sent_s - loop.time()))
+
+    async for _ in stub.StreamingTranslate(requests()):
+        pass
+
+
 async def speak_through_sdk(
     client: AsyncTranslateClient,
     room: str | Room,

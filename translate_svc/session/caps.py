@@ -112,10 +112,10 @@ class StoreCounters:
                 return _full(got)
             try:
                 there = await self._cluster.acquire(tenants)
-            except StoreUnavailable:
+            except StoreUnavailable as e:
                 self._give_back([(self._node, got)])
                 if self._on_loss == "refuse":
-                    raise
+                    raise refused(e) from None
             except BaseException:
                 self._give_back([(self._node, got)])
                 raise
@@ -147,9 +147,11 @@ class StoreCounters:
         key = PREFIX + name
         try:
             level = await self._cluster.spend(key, amount, per_minute)
-        except StoreUnavailable:
-            if self._on_loss == "refuse" or not self.split:
+        except StoreUnavailable as e:
+            if not self.split:
                 raise
+            if self._on_loss == "refuse":
+                raise refused(e) from None
             level = await self._node.spend(key, amount, per_minute)
         self._levels[name] = (level, self._clock())
         return level
@@ -227,3 +229,13 @@ async def _logged(coro: Awaitable[Any], name: str) -> Any:
     except Exception:
         logger.exception("%s failed", name)
         return None
+
+
+def refused(error: StoreUnavailable) -> StoreUnavailable:
+    """A new call refused while the cluster store is lost (``cluster.on_redis_loss`` "refuse"): the
+    store's own words (never its password), its retry kept, and the setting that chose it."""
+    return StoreUnavailable(
+        f"a tenant's caps are counted in the cluster store, which cannot answer now ({error.message}): "
+        "call again shortly (cluster.on_redis_loss=refuse)",
+        retry_after_ms=error.retry_after_ms,
+    )
