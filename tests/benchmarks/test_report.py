@@ -351,7 +351,7 @@ def test_opus_packets_are_20_ms_each_and_clips_fit_to_length() -> None:
 
 
 def test_optional_settings_are_passed_through_or_refused(tmp_path: Path) -> None:
-    """--forced-tokens-per-s / --forced-units-per-s / --cpu-threads / --warmup reach the settings when the build has them."""
+    """--forced-tokens-per-s, --forced-units-per-s, --cpu-threads, --warmup reach the settings if the build has them."""
     from benchmarks.tools.loadgen import options as loadgen
 
     opts = loadgen.RunOptions(
