@@ -430,6 +430,14 @@ class RoomLink:
         group = f"{_key(room)}/ears"
         if self._alone_listeners.pop(member, None) is None:  # (one admitted alone never joined)
             self._chores.put(lambda: self.store.leave(group, member))
+        self.stop_reading(room, language)
+
+    def stop_reading(self, room: Room, language: str) -> None:
+        """No listener of ``language`` left here (one has left, or a joiner was refused after its
+        join started the reading): this process stops reading the room's output in it. A reader
+        must not outlive its listeners: keyed by the room's name, it would go on feeding this Room
+        object after the room is gone here, and a later listener of a new Room of that name would
+        find it running and never be fed."""
         if not room.listeners.get(language):
             for task in self._readers.pop((_key(room), language), []):
                 task.cancel()

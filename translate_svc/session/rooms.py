@@ -450,6 +450,7 @@ class RoomRegistry:
                 )
         except BaseException:
             listener.close()
+            self.link.stop_reading(room, language)  # a reading its join started, if no one else needs it
             raise
         self._greet(listener)
         return listener
