@@ -476,6 +476,9 @@ class RoomSettings(BaseModel):
     #: address, least recently used out): at the defaults drawing takes at most ~8 % of the event loop
     qr_draws_per_s: float = Field(4.0, gt=0, le=1000)
     qr_cache_entries: int = Field(256, ge=0, le=100_000)
+    #: one client address's share of ``qr_draws_per_s`` (an IPv6 /64 counts as one address; behind
+    #: a proxy every client is the proxy's address: set it to ``qr_draws_per_s`` there)
+    qr_source_draws_per_s: float = Field(1.0, gt=0, le=1000)
 
 
 class ClusterSettings(BaseModel):
