@@ -84,6 +84,10 @@ async def sessions(server: ServerProcess, token: str, n: int) -> None:
         await ch.close()
 
 
+async def dropped_of(metrics: Metrics, tenant: str) -> float:
+    return await metrics.value(rf'translate_svc_webhook_dropped_total\{{reason="queue_full",tenant="{tenant}"\}}')
+
+
 async def test_a_tenant_flooding_the_queue_loses_its_own_oldest_events_not_another_tenants(
     test_model_dir: Path, tmp_path: Path, queue: dict[str, str]
 ) -> None:
@@ -97,6 +101,12 @@ async def test_a_tenant_flooding_the_queue_loses_its_own_oldest_events_not_anoth
             await sessions(server, FLOOD, 12)  # 24 events: the queue is full after 5 sessions
             await sessions(server, QUIET, 1)
             await sessions(server, FLOOD, 12)
+
+            async def written() -> bool:  # every event in the store (its thread writes after the call)
+                every = r'translate_svc_webhook_dropped_total\{reason="queue_full"[^}]*\}'
+                return await metrics.value(every) == 50 - MAX_QUEUED
+
+            await eventually(written, "the 50 events written, 40 of them pushed out", deadline_s=60)
             await receiver.start()  # back: the queue drains
 
             async def drained() -> bool:
@@ -104,12 +114,7 @@ async def test_a_tenant_flooding_the_queue_loses_its_own_oldest_events_not_anoth
 
             await eventually(drained, "the queue drained into the receiver", deadline_s=60)
             took = time.monotonic() - t0
-            dropped = {
-                tenant: await metrics.value(
-                    rf'translate_svc_webhook_dropped_total\{{reason="queue_full",tenant="{tenant}"\}}'
-                )
-                for tenant in ("flood", "quiet")
-            }
+            dropped = {tenant: await dropped_of(metrics, tenant) for tenant in ("flood", "quiet")}
         finally:
             server.stop()
     by_tenant: dict[str, list[dict[str, object]]] = {"flood": [], "quiet": []}
