@@ -11,11 +11,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic.networks import IPvAnyNetwork
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from translate_svc.vad.segmenter import SegmenterConfig
+
+# the webhooks' settings have a module of their own; imported from here as the others are
+from translate_svc.webhook_settings import WebhookEndpoint as WebhookEndpoint
+from translate_svc.webhook_settings import WebhookSettings as WebhookSettings
 
 DEFAULT_MODEL_DIR = Path("model_cache/seamless-m4t-v2-large")
 DEFAULT_LID_DIR = Path("model_cache/mms-lid-126")
@@ -476,6 +480,9 @@ class RoomSettings(BaseModel):
     #: address, least recently used out): at the defaults drawing takes at most ~8 % of the event loop
     qr_draws_per_s: float = Field(4.0, gt=0, le=1000)
     qr_cache_entries: int = Field(256, ge=0, le=100_000)
+    #: one client address's share of ``qr_draws_per_s`` (an IPv6 /64 counts as one address; behind
+    #: a proxy every client is the proxy's address: set it to ``qr_draws_per_s`` there)
+    qr_source_draws_per_s: float = Field(1.0, gt=0, le=1000)
 
 
 class ClusterSettings(BaseModel):
@@ -522,63 +529,6 @@ class RecordingsSettings(BaseModel):
         if self.dir is not None and self.key_file is None:
             raise ValueError(
                 "recordings.dir needs recordings.key_file: recordings are encrypted with the tenants' keys"
-            )
-        return self
-
-
-#: a Standard Webhooks secret: ``whsec_`` then base64 (its decoding is checked at start: ``webhooks/outbox.py``)
-WebhookSecret = Annotated[str, Field(pattern=r"^whsec_[A-Za-z0-9+/=]{16,}$")]
-
-
-class WebhookEndpoint(BaseModel):
-    """One receiver of the service's events (Standard Webhooks, ``translate_svc/webhooks/``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=2048)]
-    #: the signing secret, ``whsec_`` and base64 (Standard Webhooks)
-    secret: WebhookSecret
-    #: more secrets signed with besides ``secret`` (a rotation: the receiver's old and new both verify)
-    secrets: list[WebhookSecret] = Field(default_factory=list, max_length=4)
-    #: the event types sent to it (``session.ended``, ...); empty: every type
-    events: list[str] = Field(default_factory=list)
-    #: the tenants whose events are sent to it; empty: every tenant
-    tenants: list[str] = Field(default_factory=list)
-
-
-class WebhookSettings(BaseModel):
-    """Signed events to the operator's systems and the usage records they carry (issue 61,
-    ``translate_svc/webhooks/``, docs/deploy.md "Webhooks and usage")."""
-
-    #: the receivers (env ``TRANSLATE_SVC_WEBHOOKS__ENDPOINTS``: a JSON list of objects)
-    endpoints: list[WebhookEndpoint] = Field(default_factory=list, max_length=32)
-    #: where the queue and the usage records are kept (an SQLite file, ``events.sqlite3``); None:
-    #: neither (no webhooks, no ``translate-svc usage``). Needed when ``endpoints`` is set
-    data_dir: Path | None = None
-    #: deliveries kept waiting at most (every endpoint's together); beyond it new ones are dropped,
-    #: counted (``translate_svc_webhook_dropped_total``) and logged
-    max_queued: int = Field(100_000, ge=1, le=10_000_000)
-    #: an event is retried for this long after it was made, then given up (counted and logged)
-    retry_for_s: float = Field(72 * 3600.0, gt=0, le=30 * 86_400)
-    #: the first retry's wait; each next one doubles, up to ``max_backoff_s`` (full jitter)
-    first_backoff_s: float = Field(5.0, gt=0, le=3600)
-    max_backoff_s: float = Field(3600.0, gt=0, le=86_400)
-    #: one delivery's whole time (connect, send, answer)
-    timeout_s: float = Field(10.0, gt=0, le=300)
-    #: deliveries in flight at once per endpoint
-    max_in_flight: int = Field(8, ge=1, le=256)
-    #: a process's live sessions are checkpointed this often; a session whose process stopped
-    #: checkpointing for 3 x this long (killed) is ended by another (``ending: lost``)
-    lease_s: float = Field(10.0, ge=0.1, le=600)
-    #: usage records kept this long (``translate-svc usage`` answers from them)
-    usage_retention_days: int = Field(400, ge=1, le=3650)
-
-    @model_validator(mode="after")
-    def _check(self) -> WebhookSettings:
-        if self.endpoints and self.data_dir is None:
-            raise ValueError(
-                "webhooks.endpoints needs webhooks.data_dir (env TRANSLATE_SVC_WEBHOOKS__DATA_DIR): the queue of "
-                "deliveries is kept on disk there"
             )
         return self
 

@@ -27,6 +27,7 @@ async def test_a_finished_recording_is_told_as_a_signed_recording_ready(
         settings.webhooks = WebhookSettings(
             endpoints=[WebhookEndpoint(url=receiver.url, secret=receiver.secrets[0], events=["recording.ready"])],
             data_dir=tmp_path / "webhooks",
+            allow_http=True,  # the receiver on loopback
         )
         async with serving(settings) as live:
             pcm = speech_pcm16(shared_audio / "jfk.flac", 8.0, 16000)

@@ -53,6 +53,7 @@ async def test_cancel_error_quota_and_drain_each_end_a_session_once_saying_how(
             data_dir=tmp_path / "data",
             first_backoff_s=0.2,
             max_backoff_s=1.0,
+            allow_http=True,  # the receiver on loopback
         )
         release = asyncio.Event()
 

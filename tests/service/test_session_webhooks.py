@@ -51,6 +51,7 @@ async def served(
         settings.webhooks = WebhookSettings(
             endpoints=[WebhookEndpoint(url=receiver.url, secret=receiver.secrets[0])],
             data_dir=tmp_path_factory.mktemp("webhooks"),
+            allow_http=True,  # the receiver on loopback
         )
         async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as live:
             yield live, receiver

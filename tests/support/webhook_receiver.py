@@ -2,7 +2,8 @@
 Webhooks reference library (``standardwebhooks``: the scheme's own code, not ours): what it accepts
 it answers 204 and keeps; what fails verification it answers 400 and keeps apart. It can be taken
 down (its port closed: connections refused) and brought back on the same port, or made to hold
-every request without answering (a receiver that never answers)."""
+every request without answering (a receiver that never answers), or to answer every request with
+a redirect elsewhere (``redirect_to``); over TLS with a certificate of a ``trustme`` CA (``tls``)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import asyncio
 import base64
 import contextlib
 import os
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import trustme
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -42,8 +45,11 @@ class Receiver:
     requests: int = 0
     holding: int = 0
     most_held: int = 0
-    #: "answer" (verify, 204), "hold" (never answer)
+    #: "answer" (verify, 204), "hold" (never answer), "redirect" (307 to ``redirect_to``)
     mode: str = "answer"
+    redirect_to: str = ""
+    #: serve https with a certificate for 127.0.0.1 from this CA (None: http)
+    tls: trustme.CA | None = None
     port: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
@@ -51,12 +57,15 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/hooks"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
         body = await request.read()
         delivery = Delivery({k.lower(): v for k, v in request.headers.items()}, body)
+        if self.mode == "redirect":  # a 307 keeps the method and the body (RFC 9110 15.4.8)
+            self.changed.set()
+            return web.Response(status=307, headers={"Location": self.redirect_to})
         if self.mode == "hold":
             self.holding += 1
             self.most_held = max(self.most_held, self.holding)
@@ -82,7 +91,11 @@ class Receiver:
         app.router.add_post("/hooks", self._handle)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        context = None
+        if self.tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.tls.issue_cert("127.0.0.1").configure_cert(context)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=context)
         await site.start()
         if not self.port:
             self.port = int(self._runner.addresses[0][1])
@@ -112,8 +125,8 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def receiving(*secrets: str) -> Any:
-    r = Receiver(list(secrets))
+async def receiving(*secrets: str, tls: trustme.CA | None = None) -> Any:
+    r = Receiver(list(secrets), tls=tls)
     await r.start()
     try:
         yield r

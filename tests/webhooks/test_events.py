@@ -4,6 +4,8 @@ is named, and ``recording.ready`` as the recordings emit it."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from typing import Any
 
@@ -14,6 +16,8 @@ from tests.support.webhook_receiver import new_secret
 from translate_svc.errors import InvalidInput, LimitReached, ShuttingDown
 from translate_svc.session.lifecycle import ending_of
 from translate_svc.session.quota import QuotaSpent, Tenant, TenantCaps
+from translate_svc.settings import WebhookEndpoint
+from translate_svc.webhook_settings import REVEAL
 from translate_svc.webhooks import signing
 from translate_svc.webhooks.events import RECORDING_READY, Event, LiveSession, recording_ready
 from translate_svc.webhooks.outbox import backoff_s
@@ -81,3 +85,22 @@ def test_recording_ready_is_an_event_of_the_recordings_tenant() -> None:
     (event,) = sink.events
     assert (event.type, event.tenant, event.session_id) == (RECORDING_READY, "acme", "s1")
     assert event.data["files"] == files and event.data["complete"] is True and event.id.startswith("msg_")
+
+
+def test_a_base64url_secret_is_the_same_key_and_a_mixed_one_is_refused() -> None:
+    key = bytes(range(250, 256)) * 4  # base64 of these has '+' and '/'
+    standard = "whsec_" + base64.b64encode(key).decode()
+    url_safe = "whsec_" + base64.urlsafe_b64encode(key).decode().rstrip("=")
+    assert "/" in standard and "_" in url_safe
+    assert signing.secret_key(url_safe) == signing.secret_key(standard) == key
+    with pytest.raises(ValueError, match="mixes"):
+        signing.secret_key(url_safe + "+/")
+
+
+def test_a_secret_is_masked_in_every_dump_but_the_workers_settings() -> None:
+    secret = new_secret()
+    endpoint = WebhookEndpoint(url="https://h.example.com/x", secret=secret, secrets=[secret])
+    assert secret not in repr(endpoint) and secret not in str(endpoint)
+    assert secret not in endpoint.model_dump_json() and "**********" in endpoint.model_dump_json()
+    assert json.loads(endpoint.model_dump_json(context=REVEAL))["secrets"] == [secret]
+    assert WebhookEndpoint.model_validate_json(endpoint.model_dump_json(context=REVEAL)) == endpoint

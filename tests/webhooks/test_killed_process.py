@@ -39,6 +39,7 @@ def env_for(receiver: Receiver, data_dir: Path) -> dict[str, str]:
     return {
         "TRANSLATE_SVC_WEBHOOKS__ENDPOINTS": json.dumps([{"url": receiver.url, "secret": receiver.secrets[0]}]),
         "TRANSLATE_SVC_WEBHOOKS__DATA_DIR": str(data_dir),
+        "TRANSLATE_SVC_WEBHOOKS__ALLOW_HTTP": "true",  # the receiver on loopback
         "TRANSLATE_SVC_WEBHOOKS__LEASE_S": str(LEASE_S),
         "TRANSLATE_SVC_WEBHOOKS__FIRST_BACKOFF_S": "0.2",
         "TRANSLATE_SVC_WEBHOOKS__MAX_BACKOFF_S": "1",

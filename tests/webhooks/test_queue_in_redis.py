@@ -46,6 +46,7 @@ def serve(model: Path, data_dir: Path, receiver: Receiver, redis: RedisServer) -
             "TRANSLATE_SVC_CLUSTER__REDIS_URL": redis.url,
             "TRANSLATE_SVC_WEBHOOKS__ENDPOINTS": json.dumps([{"url": receiver.url, "secret": receiver.secrets[0]}]),
             "TRANSLATE_SVC_WEBHOOKS__DATA_DIR": str(data_dir),
+            "TRANSLATE_SVC_WEBHOOKS__ALLOW_HTTP": "true",  # the receiver on loopback
             "TRANSLATE_SVC_WEBHOOKS__LEASE_S": "0.5",
             "TRANSLATE_SVC_WEBHOOKS__TIMEOUT_S": "1",  # a taken delivery is held 6 s (timeout + 5)
             "TRANSLATE_SVC_WEBHOOKS__FIRST_BACKOFF_S": "0.2",

@@ -177,6 +177,7 @@ class ServeFlags:
         from pydantic import ValidationError
 
         from translate_svc.settings import Settings
+        from translate_svc.webhook_settings import settings_errors
 
         try:
             values = Settings().model_dump()
@@ -190,9 +191,9 @@ class ServeFlags:
                     target = target[section]
                 target[key] = value
             return Settings.model_validate(values)
-        except ValidationError as e:
-            console.print(f"[red]invalid settings:[/] {escape(str(e))}")
-            raise typer.Exit(2) from e
+        except ValidationError as e:  # without the values given: a webhook secret may be one (issue 68 H14)
+            console.print(f"[red]invalid settings:[/] {escape(settings_errors(e))}")
+            raise typer.Exit(2) from None
 
 
 def _cannot_start(why: str) -> typer.Exit:

@@ -43,9 +43,16 @@ def usage(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per tenant, one a line")] = False,
 ) -> None:
-    from translate_svc.settings import Settings
+    from pydantic import ValidationError
 
-    settings = Settings()
+    from translate_svc.settings import Settings
+    from translate_svc.webhook_settings import settings_errors
+
+    try:
+        settings = Settings()
+    except ValidationError as e:  # without the values given (a webhook secret among them)
+        typer.echo(f"invalid settings: {settings_errors(e)}", err=True)
+        raise typer.Exit(2) from None
     now = datetime.now(UTC)
     start = _when(since) if since else (now - timedelta(days=30)).timestamp()
     end = _when(until) if until else now.timestamp()

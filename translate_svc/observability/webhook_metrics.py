@@ -23,9 +23,10 @@ ATTEMPTS = Counter(
 )
 DROPPED = Counter(
     "translate_svc_webhook_dropped_total",
-    "webhook deliveries dropped before they were queued, by reason: queue_full (webhooks.max_queued), "
-    "store_behind (the disk is behind), store_error, not_started",
-    ["reason"],
+    "webhook deliveries dropped, by reason and by the tenant whose event it was: queue_full (webhooks.max_queued: "
+    "the oldest of the tenant with the most waiting made room), store_behind (the disk is behind), store_error, "
+    "not_started",
+    ["reason", "tenant"],
 )
 
 
@@ -41,5 +42,5 @@ def attempt(outcome: str) -> None:
     ATTEMPTS.labels(outcome).inc()
 
 
-def dropped(reason: str, n: int = 1) -> None:
-    DROPPED.labels(reason).inc(n)
+def dropped(reason: str, tenant: str, n: int = 1) -> None:
+    DROPPED.labels(reason, tenant).inc(n)

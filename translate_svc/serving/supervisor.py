@@ -46,6 +46,7 @@ from translate_svc.observability import metrics
 from translate_svc.serving import process
 from translate_svc.settings import Settings
 from translate_svc.transport.openai.demo import page_url
+from translate_svc.webhook_settings import REVEAL
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,8 @@ class Supervisor:
         env = dict(os.environ)
         env.update(
             {
-                process.ENV_SETTINGS: child_settings.model_dump_json(),
+                # secrets as they are (a webhook's: SecretStr): the worker's settings, in its environment only
+                process.ENV_SETTINGS: child_settings.model_dump_json(context=REVEAL),
                 process.ENV_SOCKET: str(self.socket),
                 process.ENV_WORKERS: str(self.workers),
                 process.ENV_METRICS_DIR: str(self.metrics_dir),

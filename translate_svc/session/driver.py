@@ -240,6 +240,7 @@ class StreamDriver:
                 f"the first message must be `config`, got `{request_name(first)}`: send the StreamingConfig first"
             )
         detect = list(first.detect) if first.detect is not None else None
+        self._seat.admits(first.room)  # a room's speaker key opens only a stream into its room
         if first.room is not None:
             check_speaker(first)
         task = checks.resolve_task(

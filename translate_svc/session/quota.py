@@ -51,10 +51,13 @@ class TenantCaps:
 @dataclass(frozen=True)
 class RoomRights:
     """Which rooms a caller may publish into and listen to: shell-style patterns (``fnmatch``,
-    case-sensitive) of room names, from its token's line in the tokens file."""
+    case-sensitive) of room names, from its token's line in the tokens file. ``speak_only``: the
+    caller may open a stream only to speak into one of its ``publish`` rooms (a room's speaker
+    key, ``open_room`` of the MCP door: not a stream of its own without a room; issue 68 H4)."""
 
     publish: tuple[str, ...] = ()
     listen: tuple[str, ...] = ()
+    speak_only: bool = False
 
     def may_publish(self, room: str) -> bool:
         return any(fnmatch.fnmatchcase(room, p) for p in self.publish)

@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import TypeVar
 
+from translate_svc.errors import PermissionDenied, shown
 from translate_svc.session.events import RoomJoin, StreamStarted
 from translate_svc.session.quota import RoomRights, Tenant
 from translate_svc.session.rooms import RoomRegistry, Speaker
@@ -32,6 +33,17 @@ class SpeakerSeat:
         self._tenant = tenant
         self._rights = rights  # the rooms its caller may publish into
         self._speaker: Speaker | None = None
+
+    def admits(self, room: RoomJoin | None) -> None:
+        """Refuses a stream its caller may open only to speak into a room (``RoomRights.speak_only``:
+        a room's speaker key) whose config names no room or another room (``PermissionDenied``)."""
+        rights = self._rights
+        if rights.speak_only and (room is None or not rights.may_publish(room.name)):
+            rooms = ", ".join(shown(p, 70) for p in rights.publish)
+            raise PermissionDenied(
+                f"this key may only open a session that speaks into room {rooms}: name that room in the "
+                "session's config (x_room, or StreamingConfig.room), or use a token for anything else"
+            )
 
     async def take(
         self,

@@ -4,13 +4,17 @@ endpoints: Standard Webhooks over aiohttp, at least once, off every call's path.
 An ``emit`` on the event loop only hands the event to the store's one thread (``store.EventStore``,
 SQLite on disk; ``redis_queue.RedisEventStore``, one queue for every pod, when
 ``cluster.redis_url`` is set) and returns: at most ``MAX_PENDING`` writes wait there, beyond that (a stuck
-disk) events are dropped, counted and logged, never awaited by a call. One delivery task per
+disk) events are dropped, never awaited by a call. A full queue pushes out the oldest delivery of
+the tenant with the most waiting (``store.py``). Every drop is counted per tenant and logged at a
+bounded rate (``drops.DropLog``). One delivery task per
 endpoint takes due rows (at most ``max_in_flight`` at once, each within ``timeout_s``) and signs
 each attempt with a fresh timestamp (receivers refuse old ones); a 2xx deletes the row, anything
 else retries it after an exponential backoff with jitter (``first_backoff_s`` doubling up to
 ``max_backoff_s``) until ``retry_for_s`` after the event, then it is given up (counted, logged).
-A receiver that never answers therefore holds ``max_in_flight`` requests and the rows on disk
-(at most ``max_queued``), nothing more.
+A redirect is not followed (issue 68 H13: the signed body would go where the receiver's answer
+says): a 3xx is a failed attempt, retried as any. A receiver that never answers therefore holds
+``max_in_flight`` requests and the rows on disk (at most ``max_queued``), nothing more. Logs name
+a receiver by ``shown_url`` (no credentials a URL may carry), never a secret.
 
 Every ``lease_s`` the process beats (its live sessions' usage checkpointed) and ends, from their
 last checkpoint, the sessions of processes that stopped beating for ``3 x lease_s`` (a killed
@@ -37,7 +41,9 @@ import aiohttp
 
 from translate_svc.observability import webhook_metrics as wm
 from translate_svc.settings import ClusterSettings, WebhookEndpoint, WebhookSettings
+from translate_svc.webhook_settings import shown_url
 from translate_svc.webhooks import signing
+from translate_svc.webhooks.drops import DropLog
 from translate_svc.webhooks.events import Event, LiveSession
 from translate_svc.webhooks.store import Delivery, EventStore
 
@@ -66,11 +72,12 @@ class Endpoint:
 
 
 def endpoint_of(s: WebhookEndpoint) -> Endpoint:
-    """An endpoint's settings, its secrets decoded (ValueError naming the endpoint if one is not base64)."""
+    """An endpoint's settings, its secrets decoded (ValueError naming the endpoint, not the secret,
+    if one is neither base64 nor base64url)."""
     try:
-        keys = tuple(signing.secret_key(x) for x in (s.secret, *s.secrets))
-    except ValueError:
-        raise ValueError(f"webhooks.endpoints: a secret of {s.url} is not whsec_ and base64") from None
+        keys = tuple(signing.secret_key(x.get_secret_value()) for x in (s.secret, *s.secrets))
+    except ValueError as e:
+        raise ValueError(f"webhooks.endpoints: a secret of {shown_url(s.url)[:120]} is not usable: {e}") from None
     return Endpoint(s.url, keys, frozenset(s.events), frozenset(s.tenants))
 
 
@@ -98,16 +105,22 @@ class Outbox:
         urls = [e.url for e in self.endpoints]
         if len(set(urls)) != len(urls):
             raise ValueError("webhooks.endpoints: each endpoint's url must be different")
+        #: every drop counted per tenant and logged at a bounded rate (the store's thread reports too)
+        self.drops = DropLog()
         self.store: EventStore | RedisEventStore
         if cluster is not None and cluster.redis_url is not None:
             # redis-py (and the OpenTelemetry it imports) only where Redis is used (cluster/choose.py)
             from translate_svc.webhooks.redis_queue import RedisEventStore, read_password
 
             password = read_password(cluster.redis_password_file)
-            self.store = RedisEventStore(cluster.redis_url, password, self._route, max_queued=settings.max_queued)
+            self.store = RedisEventStore(
+                cluster.redis_url, password, self._route, max_queued=settings.max_queued, on_drop=self._pushed_out
+            )
         else:
             assert settings.data_dir is not None
-            self.store = EventStore(settings.data_dir, self._route, max_queued=settings.max_queued)
+            self.store = EventStore(
+                settings.data_dir, self._route, max_queued=settings.max_queued, on_drop=self._pushed_out
+            )
         self._clock = clock
         self.owner = uuid.uuid4().hex
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="webhooks-store")
@@ -121,6 +134,14 @@ class Outbox:
 
     def _route(self, event: Event) -> list[str]:
         return [e.url for e in self.endpoints if e.takes(event)]
+
+    def _pushed_out(self, tenant: str, n: int) -> None:
+        """The store's report (its thread): ``n`` of ``tenant``'s deliveries dropped at a full queue."""
+        why = (
+            f"the queue holds webhooks.max_queued ({self.settings.max_queued}) deliveries and this tenant had the "
+            "most waiting (its oldest made room), or nothing could be pushed out"
+        )
+        self.drops("queue_full", tenant, n, why)
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -141,7 +162,7 @@ class Outbox:
         )
         for e in self.endpoints:
             self._wake[e.url] = asyncio.Event()
-            self._tasks.append(asyncio.create_task(self._deliver(e), name=f"webhooks-{e.url}"))
+            self._tasks.append(asyncio.create_task(self._deliver(e), name=f"webhooks-{shown_url(e.url)}"))
         self._tasks.append(asyncio.create_task(self._beats(), name="webhooks-beat"))
         wm.queued(self.store.queued)
 
@@ -175,13 +196,13 @@ class Outbox:
         self._write(event)
 
     def _write(self, event: Event, lost: dict[str, Any] | None = None) -> None:
+        n = max(1, len(self._route(event)))  # (an event for no endpoint still carries its usage record)
         if self._loop is None or not self.store.is_open:
-            wm.dropped("not_started")
-            logger.warning("webhook event %s dropped: the outbox is not running", event.type)
+            self.drops("not_started", event.tenant, n, f"a {event.type} event came while the outbox was not running")
             return
         if self._pending >= MAX_PENDING:
-            wm.dropped("store_behind")
-            logger.warning("webhook event %s dropped: %d writes wait for the disk", event.type, self._pending)
+            why = f"a {event.type} event came while {self._pending} writes waited for the store"
+            self.drops("store_behind", event.tenant, n, why)
             return
         self._pending += 1
         fut = self._thread.submit(self.store.add, event, self.owner, lost)
@@ -190,20 +211,12 @@ class Outbox:
     def _written(self, event: Event, fut: concurrent.futures.Future[int]) -> None:
         self._pending -= 1
         try:
-            dropped = fut.result()
-        except Exception:
-            wm.dropped("store_error")
-            logger.exception("webhook event %s dropped: the store failed", event.type)
+            fut.result()  # what a full queue pushed out was reported by the store (``_pushed_out``)
+        except Exception as e:
+            why = f"the store failed writing a {event.type} event ({type(e).__name__}: {str(e)[:200]})"
+            self.drops("store_error", event.tenant, max(1, len(self._route(event))), why)
+            logger.debug("webhooks: the store failed", exc_info=True)  # (its line above is rate-bounded)
             return
-        if dropped:
-            wm.dropped("queue_full", dropped)
-            logger.warning(
-                "webhook event %s %s dropped for %d endpoints: %d deliveries queued (webhooks.max_queued)",
-                event.type,
-                event.id,
-                dropped,
-                self.store.queued,
-            )
         wm.queued(self.store.queued)
         for url in self._route(event):
             self._wake[url].set()
@@ -220,7 +233,7 @@ class Outbox:
             try:
                 wait_s = await self._take(endpoint, in_flight)
             except Exception:
-                logger.exception("webhooks: reading the queue of %s failed; retrying", endpoint.url)
+                logger.exception("webhooks: reading the queue of %s failed; retrying", shown_url(endpoint.url))
                 wait_s = s.first_backoff_s
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands as
             # the event is set, and close() would wait for this loop forever
@@ -255,8 +268,11 @@ class Outbox:
         try:
             ts = int(self._clock())
             headers = signing.headers(endpoint.keys, d.msg_id, ts, d.body)
-            async with self._http.post(endpoint.url, data=d.body, headers=headers) as resp:
+            # never to where a redirect points: the signed body goes to the configured URL only
+            async with self._http.post(endpoint.url, data=d.body, headers=headers, allow_redirects=False) as resp:
                 ok, why = 200 <= resp.status < 300, f"HTTP {resp.status}"
+                if 300 <= resp.status < 400:
+                    why += " (a redirect, not followed: configure the receiver's final URL)"
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             why = type(e).__name__
         finally:
@@ -276,7 +292,7 @@ class Outbox:
             logger.error(
                 "webhook %s to %s given up after %d attempts over %.0f s (%s)",
                 d.msg_id,
-                endpoint.url,
+                shown_url(endpoint.url),
                 d.attempts + 1,
                 s.retry_for_s,
                 why,
@@ -285,7 +301,7 @@ class Outbox:
         else:
             wm.attempt("failed")
             wait = backoff_s(d.attempts + 1, s.first_backoff_s, s.max_backoff_s)
-            logger.info("webhook %s to %s failed (%s); retry in %.1f s", d.msg_id, endpoint.url, why, wait)
+            logger.info("webhook %s to %s failed (%s); retry in %.1f s", d.msg_id, shown_url(endpoint.url), why, wait)
             await self._db(self.store.retry, d.seq, self._clock() + wait)
         wm.queued(self.store.queued)
 
@@ -305,6 +321,7 @@ class Outbox:
         now = self._clock()
         await self._db(self.store.beat, self.owner, os.getpid(), now, lost)
         ended = await self._db(self.store.sweep, now, 3 * s.lease_s)
+        self.drops.flush()
         await self._db(self.store.expire_usage, now - s.usage_retention_days * 86_400)
         wm.queued(self.store.queued)
         if ended:

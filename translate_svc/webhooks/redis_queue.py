@@ -4,9 +4,12 @@ delivered by another when that pod dies. Same methods and meaning as ``store.Eve
 SQLite file of one node), which ``outbox.Outbox`` uses when there is no Redis.
 
 Keys (under ``PREFIX``): ``seq`` (a counter: each delivery's number), ``d:<seq>`` (a hash: the
-delivery's endpoint, webhook-id, body, time made, attempts), ``due:<endpoint>`` (a sorted set of
-the endpoint's deliveries scored by when each is next due), ``queued`` (how many deliveries wait,
-every endpoint's together; bounded by ``webhooks.max_queued``), ``open``, ``open_tenant`` and
+delivery's endpoint, webhook-id, body, time made, attempts, tenant), ``due:<endpoint>`` (a sorted
+set of the endpoint's deliveries scored by when each is next due), ``queued`` (how many deliveries
+wait, every endpoint's together; bounded by ``webhooks.max_queued``), ``tq`` (a sorted set of
+tenants scored by how many of their deliveries wait) and ``t:<tenant>`` (a tenant's waiting
+deliveries, oldest first: when the queue is full a new delivery takes the place of the oldest of
+the tenant with the most waiting, as in ``store.EventStore``), ``open``, ``open_tenant`` and
 ``open_lost`` (hashes by session id: each started session not yet ended, its owner process, tenant
 and checkpoint), ``gone:<session>`` (a session the sweep ended as lost, kept a day), ``owners`` (a
 sorted set of processes scored by their last heartbeat), ``usage`` and ``usage_at`` (a record per
@@ -34,7 +37,7 @@ from typing import Any, cast
 import redis
 
 from translate_svc.webhooks.events import SESSION_ENDED, SESSION_STARTED, Event
-from translate_svc.webhooks.store import Delivery, body_of, summed
+from translate_svc.webhooks.store import Delivery, OnDrop, body_of, no_report, summed
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +51,36 @@ RETRY_S = 1.0
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 # ARGV: prefix, kind (started|ended|lost|other), session id, owner, tenant, lost (JSON), msg id, body, made at,
-# max queued, usage record (JSON or ""), then the endpoints. Returns the deliveries dropped (the
-# queue was full), or -1: a session.ended whose session is no longer open (skipped).
+# max queued, usage record (JSON or ""), then the endpoints. Returns {-1}: a session.ended whose
+# session is no longer open (skipped); else {0, tenant, n, ...}: the deliveries dropped (pushed out
+# of a full queue, or not queued) by tenant.
 _ADD = """
-local p, kind, sid = ARGV[1], ARGV[2], ARGV[3]
+local p, kind, sid, tenant = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
+-- at a full queue: push out the oldest delivery of the tenant with the most waiting (the new
+-- event's own tenant when it has as many); the tenant pushed out, or false if none could be
+local function make_room()
+  for _ = 1, 8 do
+    local top = redis.call('ZREVRANGE', p .. 'tq', 0, 0, 'WITHSCORES')
+    if #top == 0 then return false end
+    local victim = top[1]
+    if (tonumber(redis.call('ZSCORE', p .. 'tq', tenant)) or 0) >= tonumber(top[2]) then victim = tenant end
+    local oldest = redis.call('ZRANGE', p .. 't:' .. victim, 0, 0)
+    if #oldest == 0 then
+      redis.call('ZREM', p .. 'tq', victim)  -- a stale count: look again
+    else
+      local seq = oldest[1]
+      local url = redis.call('HGET', p .. 'd:' .. seq, 'endpoint')
+      redis.call('DEL', p .. 'd:' .. seq)
+      redis.call('ZREM', p .. 't:' .. victim, seq)
+      redis.call('ZINCRBY', p .. 'tq', -1, victim)
+      redis.call('ZREMRANGEBYSCORE', p .. 'tq', '-inf', 0)
+      if url then redis.call('ZREM', p .. 'due:' .. url, seq) end
+      if (tonumber(redis.call('GET', p .. 'queued')) or 0) > 0 then redis.call('DECR', p .. 'queued') end
+      return victim
+    end
+  end
+  return false
+end
 if kind == 'started' then
   redis.call('HSET', p .. 'open', sid, ARGV[4])
   redis.call('HSET', p .. 'open_tenant', sid, ARGV[5])
@@ -60,7 +89,7 @@ elseif kind == 'ended' or kind == 'lost' then
   -- ended once: the sweep ends a session only while it is open and leaves a mark (a day) that
   -- skips its own late end; an end with neither (a Redis that lost its data) is queued
   if redis.call('HDEL', p .. 'open', sid) == 0 then
-    if kind == 'lost' or redis.call('EXISTS', p .. 'gone:' .. sid) == 1 then return -1 end
+    if kind == 'lost' or redis.call('EXISTS', p .. 'gone:' .. sid) == 1 then return {-1} end
   end
   redis.call('HDEL', p .. 'open_tenant', sid)
   redis.call('HDEL', p .. 'open_lost', sid)
@@ -72,17 +101,34 @@ if ARGV[11] ~= '' then
     redis.call('ZADD', p .. 'usage_at', made, msg)
   end
 end
-local n = #ARGV - 11
-local room = tonumber(ARGV[10]) - (tonumber(redis.call('GET', p .. 'queued')) or 0)
-local take = math.max(0, math.min(n, room))
-for i = 1, take do
-  local url = ARGV[11 + i]
-  local seq = redis.call('INCR', p .. 'seq')
-  redis.call('HSET', p .. 'd:' .. seq, 'endpoint', url, 'msg_id', msg, 'body', body, 'created', made, 'attempts', 0)
-  redis.call('ZADD', p .. 'due:' .. url, made, seq)
+local most = tonumber(ARGV[10])
+local dropped = {}
+for i = 12, #ARGV do
+  local url = ARGV[i]
+  local room = (tonumber(redis.call('GET', p .. 'queued')) or 0) < most
+  if not room then
+    -- the delivery pushed out, or this one when none could be: dropped
+    local victim = make_room()
+    room = victim ~= false
+    local who = victim or tenant
+    dropped[who] = (dropped[who] or 0) + 1
+  end
+  if room then
+    local seq = redis.call('INCR', p .. 'seq')
+    redis.call('HSET', p .. 'd:' .. seq, 'endpoint', url, 'msg_id', msg, 'body', body, 'created', made,
+      'attempts', 0, 'tenant', tenant)
+    redis.call('ZADD', p .. 'due:' .. url, made, seq)
+    redis.call('ZADD', p .. 't:' .. tenant, seq, seq)
+    redis.call('ZINCRBY', p .. 'tq', 1, tenant)
+    redis.call('INCR', p .. 'queued')
+  end
 end
-if take > 0 then redis.call('INCRBY', p .. 'queued', take) end
-return n - take
+local out = {0}
+for who, n in pairs(dropped) do
+  table.insert(out, who)
+  table.insert(out, n)
+end
+return out
 """
 
 # ARGV: prefix, endpoint, now, limit, hold_s. Returns seq, msg id, body, made at, attempts, ... of
@@ -110,10 +156,15 @@ return out
 # ARGV: prefix, seq. The delivery is done (delivered or given up).
 _DONE = """
 local p, seq = ARGV[1], ARGV[2]
-local url = redis.call('HGET', p .. 'd:' .. seq, 'endpoint')
+local d = redis.call('HMGET', p .. 'd:' .. seq, 'endpoint', 'tenant')
+local url, tenant = d[1], d[2]
 if not url then return 0 end
 redis.call('DEL', p .. 'd:' .. seq)
 redis.call('ZREM', p .. 'due:' .. url, seq)
+if tenant and redis.call('ZREM', p .. 't:' .. tenant, seq) == 1 then
+  redis.call('ZINCRBY', p .. 'tq', -1, tenant)
+  redis.call('ZREMRANGEBYSCORE', p .. 'tq', '-inf', 0)
+end
 if (tonumber(redis.call('GET', p .. 'queued')) or 0) > 0 then redis.call('DECR', p .. 'queued') end
 return 1
 """
@@ -183,12 +234,20 @@ class RedisEventStore:
     """``store.EventStore``'s job in Redis at ``url``. ``route`` names the endpoints an event goes to."""
 
     def __init__(
-        self, url: str, password: str | None, route: Callable[[Event], Sequence[str]], *, max_queued: int
+        self,
+        url: str,
+        password: str | None,
+        route: Callable[[Event], Sequence[str]],
+        *,
+        max_queued: int,
+        on_drop: OnDrop = no_report,
     ) -> None:
         self.url = url
         self._password = password
         self._route = route
         self.max_queued = max_queued
+        #: deliveries dropped at a full queue (pushed out, or not queued), by tenant
+        self._on_drop = on_drop
         self._r: redis.Redis | None = None
         #: deliveries waiting, every pod's, as last read (refreshed by ``beat``)
         self.queued = 0
@@ -270,13 +329,17 @@ class RedisEventStore:
             usage = json.dumps({"tenant": event.tenant, "ended": event.at, "data": event.data})
         endpoints = list(self._route(event))
         args = (event.session_id or "", owner, event.tenant, json.dumps(lost or {}), event.id, body_of(event))
-        dropped = int(self._run("add", kind, *args, repr(event.at), self.max_queued, usage, *endpoints))
-        if dropped < 0:
+        out = self._run("add", kind, *args, repr(event.at), self.max_queued, usage, *endpoints)
+        if int(out[0]) < 0:
             if kind == "ended":
                 logger.warning("session.ended of session %s skipped: it was already ended (as lost)", event.session_id)
             return -1
-        self.queued += len(endpoints) - dropped
-        return dropped
+        dropped = {out[i].decode(): int(out[i + 1]) for i in range(1, len(out), 2)}
+        for tenant, n in dropped.items():
+            self._on_drop(tenant, n)
+        total = sum(dropped.values())
+        self.queued += len(endpoints) - total
+        return total
 
     # -- deliveries
 

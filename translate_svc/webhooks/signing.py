@@ -11,12 +11,21 @@ import hmac
 from collections.abc import Sequence
 
 SECRET_PREFIX = "whsec_"
+_URL_SAFE = str.maketrans("-_", "+/")
 
 
 def secret_key(secret: str) -> bytes:
-    """The key bytes of a ``whsec_`` secret, its base64 padded or not (ValueError if it is not base64)."""
+    """The key bytes of a ``whsec_`` secret, its base64 (RFC 4648 §4) or base64url (§5, which some
+    providers hand out) padded or not; ValueError, not quoting it, if it is neither."""
     body = secret.removeprefix(SECRET_PREFIX).rstrip("=")
-    key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    if "-" in body or "_" in body:  # base64url: its two other characters
+        if "+" in body or "/" in body:
+            raise ValueError("a secret that mixes base64 and base64url")
+        body = body.translate(_URL_SAFE)
+    try:
+        key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except ValueError:  # binascii.Error: its message quotes nothing, but say what is wrong
+        raise ValueError("a secret that is not base64 or base64url") from None
     if not key:
         raise ValueError("an empty secret")
     return key

@@ -1,7 +1,8 @@
 """The events' durable queue and the usage records, in one SQLite file (``webhooks.data_dir``/
 ``events.sqlite3``): what survives a restart and what ``translate-svc usage`` answers from.
 
-Tables: ``outbox`` (one row per event and endpoint, until delivered or given up), ``open_sessions``
+Tables: ``outbox`` (one row per event and endpoint, with the event's tenant, until delivered,
+given up or pushed out), ``open_sessions``
 (a started session not yet ended: its owner process and what its ``session.ended`` would say if
 that process died now), ``owners`` (each process's heartbeat) and ``usage`` (one row per
 ``session.ended``, kept ``usage_retention_days``). A ``session.ended`` is written only together
@@ -9,6 +10,15 @@ with the deletion of its open row, in one transaction: whoever ends a session (i
 another that found its owner dead) ends it once. Several processes of one node may share the file
 (``serve --workers N``; WAL mode, writers serialized by SQLite); each delivery takes its rows with
 a hold (``take_due``), so two processes never send one row at once.
+
+The queue holds ``max_queued`` deliveries, every tenant's together; when it is full, a new one
+takes the place of the oldest delivery of the tenant with the most waiting (its own oldest when
+that is its own tenant, ties included): a tenant whose sessions flood the queue while a receiver
+is slow loses its own oldest events, never another tenant's, so each keeps at least an equal
+share (issue 68 H6: one tenant's flood dropped every other tenant's ``session.ended``). Each
+delivery pushed out is reported to ``on_drop`` (tenant, count). The tenants' counts are kept in
+memory (recounted at every ``beat``: other processes of the node add too), the oldest found by
+the ``(tenant, seq)`` index.
 
 Synchronous and blocking: call it from one thread (``outbox.Outbox``'s), never the event loop.
 """
@@ -18,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +49,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     body BLOB NOT NULL,
     created REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    next_at REAL NOT NULL
+    next_at REAL NOT NULL,
+    tenant TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (endpoint, next_at);
 CREATE TABLE IF NOT EXISTS open_sessions (
@@ -59,6 +71,14 @@ CREATE TABLE IF NOT EXISTS usage (
 );
 CREATE INDEX IF NOT EXISTS usage_tenant ON usage (tenant, ended);
 """
+#: after ``_SCHEMA`` and the column a file made before issue 68 lacks
+_TENANT_INDEX = "CREATE INDEX IF NOT EXISTS outbox_tenant ON outbox (tenant, seq)"
+#: a report of deliveries pushed out of a full queue: (tenant, how many)
+OnDrop = Callable[[str, int], None]
+
+
+def no_report(tenant: str, n: int) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -81,13 +101,25 @@ def body_of(event: Event) -> bytes:
 class EventStore:
     """The SQLite file of one node's data dir. ``route`` names the endpoints an event goes to."""
 
-    def __init__(self, directory: Path, route: Callable[[Event], Sequence[str]], *, max_queued: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        route: Callable[[Event], Sequence[str]],
+        *,
+        max_queued: int,
+        on_drop: OnDrop = no_report,
+    ) -> None:
         self.path = directory / FILE_NAME
         self._route = route
         self.max_queued = max_queued
+        self._on_drop = on_drop
         self._db: sqlite3.Connection | None = None
         #: rows in ``outbox`` as last counted (refreshed by ``beat``: other processes add too)
         self.queued = 0
+        #: the same by tenant
+        self.tenants: Counter[str] = Counter()
+        #: deliveries pushed out by the write in progress, by tenant (reported once it commits)
+        self._dropped: Counter[str] = Counter()
 
     def open(self) -> None:
         """Open (or make) the file; OSError naming it and ``webhooks.data_dir`` if it cannot be."""
@@ -97,12 +129,15 @@ class EventStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            if "tenant" not in {row[1] for row in db.execute("PRAGMA table_info(outbox)")}:
+                db.execute("ALTER TABLE outbox ADD COLUMN tenant TEXT NOT NULL DEFAULT ''")
+            db.execute(_TENANT_INDEX)
         except (OSError, sqlite3.Error) as e:
             raise OSError(
                 f"webhooks.data_dir: cannot open {self.path} ({e}): give the server a writable directory"
             ) from e
         self._db = db
-        self.queued = self._count()
+        self._recount()
 
     @property
     def is_open(self) -> bool:
@@ -118,8 +153,10 @@ class EventStore:
         assert self._db is not None, "EventStore.open() first"
         return self._db
 
-    def _count(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+    def _recount(self) -> None:
+        rows = self.db.execute("SELECT tenant, COUNT(*) FROM outbox GROUP BY tenant").fetchall()
+        self.tenants = Counter({tenant: int(n) for tenant, n in rows})
+        self.queued = sum(self.tenants.values())
 
     # -- writing events
 
@@ -146,8 +183,9 @@ class EventStore:
             dropped = self._queue(event)
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            self._rolled_back()
             raise
+        self._report()
         return dropped
 
     def _queue(self, event: Event) -> int:
@@ -167,14 +205,57 @@ class EventStore:
         endpoints = self._route(event)
         if not endpoints:
             return 0
-        room = max(0, self.max_queued - self.queued)
+        if self.queued + len(endpoints) > self.max_queued:
+            self._recount()  # exact before pushing anything out (other processes add too)
         body = body_of(event)
-        rows = [(url, event.id, event.type, body, event.at, event.at) for url in endpoints[:room]]
-        db.executemany(
-            "INSERT INTO outbox (endpoint, msg_id, type, body, created, next_at) VALUES (?, ?, ?, ?, ?, ?)", rows
-        )
-        self.queued += len(rows)
-        return len(endpoints) - len(rows)
+        dropped = 0
+        for url in endpoints:
+            if self.queued >= self.max_queued and not self._make_room(event.tenant):
+                dropped += 1
+                self._dropped[event.tenant] += 1
+                continue
+            db.execute(
+                "INSERT INTO outbox (endpoint, msg_id, type, body, created, next_at, tenant) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (url, event.id, event.type, body, event.at, event.at, event.tenant),
+            )
+            self.queued += 1
+            self.tenants[event.tenant] += 1
+        return dropped
+
+    def _make_room(self, tenant: str) -> bool:
+        """Push out the oldest delivery of the tenant with the most waiting (``tenant``'s own when it
+        has as many), reported to ``on_drop`` once the write commits; False if there is none (the queue's rows predate
+        tenants, or it holds nothing)."""
+        if not self.tenants:
+            return False
+        top, most = self.tenants.most_common(1)[0]
+        victim = tenant if self.tenants[tenant] >= most else top
+        row = self.db.execute("SELECT seq FROM outbox WHERE tenant = ? ORDER BY seq LIMIT 1", (victim,)).fetchone()
+        if row is None:  # the count was stale: another process delivered them
+            del self.tenants[victim]
+            return self._make_room(tenant) if self.tenants else False
+        self.db.execute("DELETE FROM outbox WHERE seq = ?", (row[0],))
+        self.queued -= 1
+        self._less(victim)
+        self._dropped[victim] += 1
+        return True
+
+    def _report(self) -> None:
+        """The deliveries pushed out by a committed write, to ``on_drop``."""
+        dropped, self._dropped = self._dropped, Counter()
+        for tenant, n in dropped.items():
+            self._on_drop(tenant, n)
+
+    def _rolled_back(self) -> None:
+        self.db.execute("ROLLBACK")
+        self._dropped.clear()
+        self._recount()
+
+    def _less(self, tenant: str) -> None:
+        self.tenants[tenant] -= 1
+        if self.tenants[tenant] <= 0:
+            del self.tenants[tenant]
 
     # -- deliveries
 
@@ -201,8 +282,10 @@ class EventStore:
         return None if row[0] is None else float(row[0])
 
     def delivered(self, seq: int) -> None:
-        if self.db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount:
+        gone = self.db.execute("DELETE FROM outbox WHERE seq = ? RETURNING tenant", (seq,)).fetchall()
+        if gone:
             self.queued = max(0, self.queued - 1)
+            self._less(gone[0][0])
 
     def retry(self, seq: int, at: float) -> None:
         self.db.execute("UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE seq = ?", (at, seq))
@@ -224,7 +307,7 @@ class EventStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self.queued = self._count()
+        self._recount()
 
     def leave(self, owner: str) -> None:
         """``owner`` stopped on purpose (its sessions ended first)."""
@@ -248,8 +331,9 @@ class EventStore:
             db.execute("DELETE FROM owners WHERE beat < ?", (now - stale_s,))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            self._rolled_back()
             raise
+        self._report()
         for session_id, _, _ in rows:
             logger.warning("session %s ended as lost: its process stopped without ending it", session_id)
         return len(rows)

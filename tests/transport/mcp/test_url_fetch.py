@@ -159,6 +159,24 @@ async def test_the_production_check_refuses_loopback_by_name(media: Media) -> No
         ("fc00::1", False),
         ("fe80::1", False),
         ("::ffff:10.0.0.1", False),
+        # issue 68 H7: IPv6 forms that carry an IPv4 address, judged as that address
+        ("64:ff9b::7f00:1", False),  # NAT64 (RFC 6052) of 127.0.0.1
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254
+        ("64:ff9b:1::7f00:1", False),  # local-use NAT64 (RFC 8215), refused whole
+        ("64:ff9b:1::808:808", False),
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+        ("2002:a00:1::1", False),  # 6to4 of 10.0.0.1
+        ("::7f00:1", False),  # IPv4-compatible 127.0.0.1
+        ("::a9fe:a9fe", False),
+        ("::ffff:0:7f00:1", False),  # SIIT (RFC 7915) of 127.0.0.1
+        ("::ffff:0:c0a8:101", False),  # SIIT of 192.168.1.1
+        ("fec0::1", False),  # site-local
+        ("2001::1", False),  # Teredo
+        ("3fff::1", False),  # documentation (RFC 9637)
+        ("5f00::1", False),  # reserved (SRv6 SIDs)
+        ("240.0.0.1", False),  # reserved
+        ("64:ff9b::808:808", True),  # NAT64 of a public address (DNS64 on an IPv6-only host)
+        ("2002:808:808::1", True),
         ("8.8.8.8", True),
         ("2606:4700:4700::1111", True),
     ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from translate_svc.transport.rooms.qr import QrBusy, QrCodes, draw_svg
+from translate_svc.transport.rooms.qr import QrBusy, QrCodes, draw_svg, source_of
 
 pytestmark = pytest.mark.unit
 
@@ -76,3 +76,42 @@ def test_the_cache_keeps_the_most_recently_used_codes() -> None:
 def test_a_real_code_is_an_svg_naming_its_address() -> None:
     svg = draw_svg("http://127.0.0.1:8080/listen/hall")
     assert svg.startswith(b"<?xml") and b"<svg" in svg and b"/listen/hall" in svg
+
+
+def test_one_source_spends_at_most_its_share_and_leaves_the_rest_to_others() -> None:
+    """Issue 68 H15: each client address draws from its own share (here 1 a second, 2 s' worth) in
+    front of the process's bucket (4 a second, 8): one source asking for new codes without end gets
+    its share, another source's code is still drawn at once."""
+    drawn: list[str] = []
+    clock = Clock()
+    qr = QrCodes(4.0, 100, source_draws_per_s=1.0, draw=lambda u: drawn.append(u) or u.encode(), clock=clock)
+    got = 0
+    for k in range(100):  # 10 s of a stranger asking 10 times a second
+        try:
+            qr.get(f"stranger-{k}", "203.0.113.7")
+            got += 1
+        except QrBusy as e:
+            assert "rooms.qr_source_draws_per_s" in str(e) and e.retry_after_s > 0
+        clock.now += 0.1
+    assert got <= 2 + 10  # its burst, then 1 a second
+    assert qr.get("speaker", "198.51.100.1") == b"speaker"
+    # an IPv6 /64 is one source; an IPv4-mapped peer is its IPv4 address
+    for k in range(2):
+        qr.get(f"v6-{k}", f"2001:db8:1:2::{k + 1}")
+    with pytest.raises(QrBusy):
+        qr.get("v6-2", "2001:db8:1:2:ffff::9")
+    with pytest.raises(QrBusy):
+        qr.get("mapped", "::ffff:203.0.113.7")
+    assert source_of("2001:db8:1:2::1") == source_of("2001:db8:1:2:ab::1") != source_of("2001:db8:1:3::1")
+
+
+def test_a_source_refused_by_the_process_keeps_its_share() -> None:
+    clock = Clock()
+    qr = QrCodes(1.0, 100, source_draws_per_s=0.5, draw=str.encode, clock=clock)
+    qr.get("a", "10.0.0.1")  # the process's bucket holds 2: one left
+    qr.get("b", "10.0.0.2")  # none left
+    with pytest.raises(QrBusy) as e:
+        qr.get("c", "10.0.0.3")
+    assert "rooms.qr_draws_per_s" in str(e.value)
+    clock.now += 1.0  # one back in the process's bucket: 10.0.0.3's share is still whole
+    assert qr.get("c", "10.0.0.3") == b"c"

@@ -111,3 +111,46 @@ async def test_a_code_drawn_before_is_served_from_the_cache_past_the_budget(
                 assert await r.read() == first
     finally:
         server.stop()
+
+
+async def test_a_stranger_spends_at_most_its_share_and_a_speaker_still_gets_its_code(
+    served: ServerProcess,
+) -> None:
+    """Issue 68 H15: 8 token-less clients on one address (127.0.0.1) ask for new codes without end
+    for 4 s; meanwhile a speaker's page on another address (127.0.0.2) asks for its room's code and
+    the demo's: both drawn at once (before, the stranger spent the process's whole budget and the
+    speaker got 503). The stranger drew at most its share (``rooms.qr_source_draws_per_s``, 1 a
+    second, 2 s' worth at first), the rest answered 503 at once."""
+    base = http_of(served)
+    flood_s, clients = 4.0, 8
+    codes: dict[int, int] = {}
+    stop = asyncio.Event()
+
+    async def stranger(http: aiohttp.ClientSession, who: int) -> None:
+        k = 0
+        while not stop.is_set():
+            k += 1
+            async with http.get(f"{base}/listen/stranger-{who}-{k}/qr.svg") as r:
+                await r.read()
+                codes[r.status] = codes.get(r.status, 0) + 1
+
+    speaker: list[int] = []
+    async with aiohttp.ClientSession() as strangers:
+        t0 = time.monotonic()
+        flood = [asyncio.ensure_future(stranger(strangers, who)) for who in range(clients)]
+        await asyncio.sleep(flood_s / 2)  # the stranger has spent its burst by now
+        local = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+        async with aiohttp.ClientSession(connector=local) as page:
+            for path in ("/listen/town-hall/qr.svg", "/listen/town-hall/qr.svg?demo=1"):
+                async with page.get(base + path) as r:
+                    speaker.append(r.status)
+                    await r.read()
+        await asyncio.sleep(max(0.0, flood_s - (time.monotonic() - t0)))
+        stop.set()
+        await asyncio.gather(*flood)
+        took = time.monotonic() - t0
+    print(f"H15: the stranger over {took:.1f} s: {codes}; the speaker's page on another address: {speaker}")
+    assert speaker == [200, 200]
+    # its share: 2 at first, then 1 a second (slack: the clock's edges)
+    assert codes.get(200, 0) <= 2 + took + 1, codes
+    assert codes.get(503, 0) > codes.get(200, 0), codes

@@ -235,5 +235,7 @@ class Authorizer:
         every room (of its tenant ``demo``), a server without tokens every room; a token's secret
         none (a secret does not carry its token's room patterns: use the token)."""
         if claims.role:  # a room's secret (the MCP door's open_room): that room, one way
-            return RoomRights(publish=(claims.room,)) if claims.role == PUBLISH else RoomRights(listen=(claims.room,))
+            if claims.role == PUBLISH:  # a session that speaks into that room, nothing else
+                return RoomRights(publish=(claims.room,), speak_only=True)
+            return RoomRights(listen=(claims.room,))
         return ALL_ROOMS if claims.page or self.tokens is None else NO_ROOMS

@@ -4,10 +4,13 @@ the server makes on an agent's behalf, so every part of it is the operator's to 
 - Only ``https``, only a host the operator listed (``mcp.fetch_hosts``: a name, or ``*.example.com``
   for its subdomains), no user name or password in the URL.
 - Never a private address: every address the name resolves to is checked (``allowed_address``:
-  public unicast only; loopback, private, link-local, shared, multicast, reserved and unspecified
-  refused, an IPv4-mapped IPv6 address as its IPv4), and the connection goes to the addresses that
-  were checked (aiohttp connects to what the resolver returned: no second lookup to rebind). A host
-  written as an address is checked the same way. Redirects are followed by hand, at most
+  public unicast only; loopback, private, link-local, shared, multicast, reserved, site-local and
+  unspecified refused; an IPv6 address that carries an IPv4 one (IPv4-mapped, SIIT, NAT64, 6to4,
+  IPv4-compatible) checked as that IPv4, since a gateway on the way may deliver it there; issue
+  68 H7), and the connection goes to the addresses that were checked (aiohttp connects to what
+  the resolver returned: no second lookup to rebind). A host written as an address is checked
+  the same way, and one written in a form only ``inet_aton`` reads (``127.1``, ``0x7f.1``, a bare
+  number) is refused: parsers disagree on those. Redirects are followed by hand, at most
   ``mcp.fetch_max_redirects``, each new URL checked as the first.
 - Bounded: ``mcp.fetch_timeout_s`` for the whole fetch (connect, redirects and body), the body
   at most ``max_bytes`` (its ``Content-Length`` refused before it is read, and counted as it
@@ -48,11 +51,57 @@ class ClipRefused(InvalidInput):
         self.reason = reason
 
 
+#: IPv6 unicast that is global (RFC 4291); everything outside it is reserved or special
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+#: IPv6 prefixes that carry an IPv4 address in their last 32 bits: IPv4-mapped, SIIT's
+#: IPv4-translated (RFC 7915's ::ffff:0:0:0/96), the NAT64 well-known prefix (RFC 6052) and the
+#: deprecated IPv4-compatible form (RFC 4291 2.5.5.1)
+_LAST_32_BITS = tuple(ipaddress.IPv6Network(n) for n in ("::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b::/96", "::/96"))
+#: 6to4 (RFC 3056): the IPv4 address in bits 16-47
+_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
+#: refused whole: local-use NAT64 (RFC 8215: where its IPv4 sits is the operator's choice, and it is
+#: never a public destination), site-local (RFC 3879, deprecated but still routed by some),
+#: documentation (RFC 3849, RFC 9637), Teredo (RFC 4380: its client address is obscured)
+_REFUSED_V6 = tuple(
+    ipaddress.IPv6Network(n) for n in ("64:ff9b:1::/48", "fec0::/10", "2001:db8::/32", "3fff::/20", "2001::/32")
+)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (``_LAST_32_BITS``, 6to4), where a translator or
+    relay on the way would deliver it; None if it carries none."""
+    if any(address in net for net in _LAST_32_BITS):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in _SIX_TO_FOUR:
+        return address.sixtofour
+    return None
+
+
 def allowed_address(address: IpAddress) -> bool:
-    """Whether the server may connect to ``address`` for a client: a public unicast address only."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+    """Whether the server may connect to ``address`` for a client: a public unicast address only,
+    an IPv6 address carrying an IPv4 one judged as that IPv4."""
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = embedded_ipv4(address)
+        if inner is not None:
+            return allowed_address(inner)
+        if address not in _GLOBAL_UNICAST or any(address in net for net in _REFUSED_V6):
+            return False
+    return address.is_global and not (address.is_multicast or address.is_reserved)
+
+
+def inet_aton_only(host: str) -> bool:
+    """Whether ``host`` is an IPv4 address only in a form ``inet_aton`` reads (``127.1``,
+    ``0x7f.1``, ``2130706433``, ``0177.0.0.1``): no name, and not the four decimal numbers
+    ``ipaddress`` takes. Some resolvers read it as that address, others as a name: refused."""
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return True
+    return False
 
 
 def host_allowed(host: str, patterns: Sequence[str]) -> bool:
@@ -136,6 +185,12 @@ class Fetcher:
                 "allow-list, or send the clip inline as audio_base64",
                 "url_not_allowed",
             )
+        if inet_aton_only(host):
+            raise ClipRefused(
+                f"audio_url's host {shown(host, 64)} is an IPv4 address in a short, octal or hex form: the server "
+                "fetches only from a name, or a public address written as four decimal numbers",
+                "url_not_allowed",
+            )
         try:
             literal: IpAddress | None = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
         except ValueError:
@@ -143,7 +198,7 @@ class Fetcher:
         if literal is not None and not self._allowed(literal):
             raise ClipRefused(
                 f"audio_url's host {shown(host, 64)} is not a public address: the server never fetches from a "
-                "private, loopback or link-local address",
+                "private, loopback, link-local or reserved address (nor an IPv6 form of one)",
                 "url_not_allowed",
             )
         return host

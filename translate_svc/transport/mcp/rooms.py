@@ -5,12 +5,15 @@ that the agent's token may publish into it (its ``publish=``/``room=`` patterns,
 and answers what a speaker and listeners need: the addresses (the realtime WebSocket with its
 ``x_room`` session update, gRPC ``StreamingTranslate`` with its config; the listeners' WebSocket,
 listen page and gRPC ``Listen``), and keys minted for this room only (client secrets,
-``http/client_secrets.py``: the speaker's may publish into it, the listeners' may only listen to
-it, both of the agent's tenant, for ``auth.client_secret_ttl_s``), so the agent hands out no token
-of its own. gRPC takes no client secret: a speaker or listener there uses a token of the tenant
-whose patterns cover the room. ``room_status``: who speaks and who listens in which language,
-on every process sharing the cluster store (``RoomRegistry.presence``). Addresses are as the
-agent reached the server (its ``Host``), the gRPC port's as the server listens. Event loop only.
+``http/client_secrets.py``: the speaker's may only open a session that speaks into it, the
+listeners' may only listen to it, both of the agent's tenant, for ``auth.client_secret_ttl_s``),
+so the agent hands out no token of its own. A key grants no more than the agent's token: the
+listeners' key only to an agent whose token may listen to the room (its ``listen=``/``room=``
+patterns; issue 68 H4: a publish-only token got one and heard the room with it). gRPC takes no
+client secret: a speaker or listener there uses a token of the tenant whose patterns cover the
+room. ``room_status``: who speaks and who listens in which language, on every process sharing the
+cluster store (``RoomRegistry.presence``). Addresses are as the agent reached the server (its
+``Host``), the gRPC port's as the server listens. Event loop only.
 """
 
 from __future__ import annotations
@@ -82,10 +85,12 @@ class RoomTools:
         room = a.room
         speak_key = listen_key = None
         expires = None
+        may_listen = caller.rooms.may_listen(room)
         if self._secrets is not None:
             tenant = caller.tenant.name
             speak_key, expires = self._secrets.mint(tenant=tenant, room=room, role=PUBLISH)
-            listen_key, _ = self._secrets.mint(tenant=tenant, room=room, role=LISTEN)
+            if may_listen:  # a key grants no more than the token that asked for it
+                listen_key, _ = self._secrets.mint(tenant=tenant, room=room, role=LISTEN)
         path = quote(room, safe="")
         update = {
             "type": "session.update",
@@ -118,6 +123,11 @@ class RoomTools:
             "key": listen_key,
             "captions_resource": captions_uri(room, "<code>"),
         }
+        if self._secrets is not None and not may_listen:
+            listeners["key_note"] = (
+                "no listeners' key: this token may not listen to the room (its listen= or room= patterns); "
+                "listeners need a token or a key of a token that may"
+            )
         speaker: dict[str, Any] = {
             "websocket": reached.http("/v1/realtime/translations", socket=True),
             "websocket_first_message": update,

@@ -12,6 +12,12 @@ late). So:
 - **bounded**: fresh draws, per process, by a token bucket of ``draws_per_s`` a second, holding at
   most ``BURST_S`` seconds' worth. A request beyond it gets ``QrBusy`` with the time until the next
   draw (the door answers 503 with ``Retry-After``); nothing waits in a queue.
+- **shared**: in front of the process's bucket, each source (an IPv4 address, an IPv6 /64: what
+  one machine can easily hold) has a bucket of its own, ``source_draws_per_s`` a second (a
+  quarter of the process's by default), so that one stranger asking for new codes without end
+  spends at most its share and a speaker's page still gets its code at once (issue 68 H15: one
+  source spent the whole budget). Sources are kept in an LRU of ``MAX_SOURCES``; one pushed out
+  comes back with a full bucket, which the process's bucket still bounds.
 
 At the defaults (4 draws a second of at most ~20 ms each, a 300-character address being the
 longest drawn) drawing takes at most about 8 % of the event loop, whatever anyone sends; the
@@ -23,6 +29,7 @@ Pure: the drawing function and the clock are passed in. Event loop only (no lock
 from __future__ import annotations
 
 import io
+import ipaddress
 import math
 import time
 from collections import OrderedDict
@@ -32,17 +39,53 @@ import segno
 
 #: the bucket holds this many seconds' worth of draws (a speaker's page and a few at once)
 BURST_S = 2.0
+#: sources whose share is tracked at most (least recently seen out)
+MAX_SOURCES = 4096
 
 
 class QrBusy(Exception):
-    """No draw is left in this second's budget: retry after ``retry_after_s``."""
+    """No draw is left in this second's budget (the process's, or the source's share of it):
+    retry after ``retry_after_s``."""
 
-    def __init__(self, draws_per_s: float, retry_after_s: float) -> None:
+    def __init__(self, draws_per_s: float, retry_after_s: float, *, source: bool = False) -> None:
         self.retry_after_s = retry_after_s
+        whose = "for one client address (rooms.qr_source_draws_per_s)" if source else "(rooms.qr_draws_per_s)"
         super().__init__(
-            f"this server draws at most {draws_per_s:g} new QR codes a second (rooms.qr_draws_per_s) and has "
-            f"drawn them: retry in {retry_after_s:.1f} s (a code drawn before is served at once)"
+            f"this server draws at most {draws_per_s:g} new QR codes a second {whose} and has drawn them: "
+            f"retry in {retry_after_s:.1f} s (a code drawn before is served at once)"
         )
+
+
+def source_of(peer: str) -> str:
+    """The share a request's peer address draws from: an IPv4 address, an IPv6 address's /64 (one
+    machine easily holds a whole /64); anything else (a Unix socket) as it is."""
+    try:
+        address = ipaddress.ip_address(peer.split("%", 1)[0])
+    except ValueError:
+        return peer
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class _Bucket:
+    """A token bucket of ``rate`` a second, holding ``BURST_S`` seconds' worth (at least one)."""
+
+    __slots__ = ("level", "most", "rate", "when")
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self.most = max(1.0, rate * BURST_S)
+        self.level = self.most
+        self.when = now
+
+    def wait_s(self, now: float) -> float:
+        """Refilled to ``now``: 0 if a draw is left, else the seconds until one is."""
+        self.level = min(self.most, self.level + max(0.0, now - self.when) * self.rate)
+        self.when = now
+        return 0.0 if self.level >= 1.0 else (1.0 - self.level) / self.rate
 
 
 def draw_svg(url: str) -> bytes:
@@ -53,38 +96,41 @@ def draw_svg(url: str) -> bytes:
 
 
 class QrCodes:
-    """QR codes by address: ``get(url)`` gives the cached SVG, or draws it if the bucket allows
-    (``QrBusy`` otherwise). ``draws`` counts the draws made (tests, metrics)."""
+    """QR codes by address: ``get(url, peer)`` gives the cached SVG, or draws it if the peer's share
+    and the process's bucket allow (``QrBusy`` otherwise). ``draws`` counts the draws made (tests,
+    metrics)."""
 
     def __init__(
         self,
         draws_per_s: float,
         entries: int,
         *,
+        source_draws_per_s: float | None = None,
         draw: Callable[[str], bytes] = draw_svg,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if draws_per_s <= 0:
-            raise ValueError("draws_per_s must be positive")
+        if draws_per_s <= 0 or (source_draws_per_s is not None and source_draws_per_s <= 0):
+            raise ValueError("draws_per_s and source_draws_per_s must be positive")
         self.draws_per_s = draws_per_s
+        #: one source's share (None, or as much as the process's: no shares kept)
+        self.source_draws_per_s = min(draws_per_s, source_draws_per_s or draws_per_s)
         self.entries = entries
         self._draw = draw
         self._clock = clock
-        self._most = max(1.0, draws_per_s * BURST_S)
-        self._level = self._most
-        self._when = clock()
+        self._bucket = _Bucket(draws_per_s, clock())
+        self._sources: OrderedDict[str, _Bucket] = OrderedDict()
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self.draws = 0
 
     def __len__(self) -> int:
         return len(self._cache)
 
-    def get(self, url: str) -> bytes:
+    def get(self, url: str, peer: str = "") -> bytes:
         svg = self._cache.get(url)
         if svg is not None:
             self._cache.move_to_end(url)
             return svg
-        self._take()
+        self._take(source_of(peer))
         svg = self._draw(url)
         self.draws += 1
         if self.entries > 0:
@@ -93,12 +139,23 @@ class QrCodes:
                 self._cache.popitem(last=False)
         return svg
 
-    def _take(self) -> None:
-        """One draw from the bucket, or ``QrBusy``."""
+    def _take(self, source: str) -> None:
+        """One draw from the process's bucket and from ``source``'s share, or ``QrBusy`` (neither
+        spent: a source refused by the process keeps its share)."""
         now = self._clock()
-        self._level = min(self._most, self._level + max(0.0, now - self._when) * self.draws_per_s)
-        self._when = now
-        if self._level < 1.0:
-            wait = (1.0 - self._level) / self.draws_per_s
+        wait = self._bucket.wait_s(now)
+        if wait > 0:
             raise QrBusy(self.draws_per_s, math.ceil(wait * 10) / 10)
-        self._level -= 1.0
+        share = None
+        if self.source_draws_per_s < self.draws_per_s:
+            share = self._sources.get(source)
+            if share is None:
+                share = self._sources[source] = _Bucket(self.source_draws_per_s, now)
+                while len(self._sources) > MAX_SOURCES:
+                    self._sources.popitem(last=False)
+            self._sources.move_to_end(source)
+            wait = share.wait_s(now)
+            if wait > 0:
+                raise QrBusy(self.source_draws_per_s, math.ceil(wait * 10) / 10, source=True)
+            share.level -= 1.0
+        self._bucket.level -= 1.0
