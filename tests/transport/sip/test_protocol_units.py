@@ -177,23 +177,60 @@ def test_sources_are_checked_against_the_networks_and_rated_per_source() -> None
 
 
 def test_a_digest_answer_checks_against_the_tokens_files_ha1_and_a_live_nonce() -> None:
-    from translate_svc.transport.sip.digest import DigestChallenger, expected_response, parse_authorization
-    from translate_svc.transport.tokens import TokenFileError, parse_tokens
+    from translate_svc.transport.sip.digest import DigestChallenger, Verdict, expected_response, parse_authorization
+    from translate_svc.transport.tokens import TokenFileError, parse_tokens, sip_ha1, sip_password
 
     [(_, grant)] = parse_tokens("s3cret stream tenant=pbx sip_user=pbx1\n", "test")
-    assert grant.sip_user == "pbx1" and grant.sip_ha1 is not None and "s3cret" not in grant.sip_ha1
+    password = sip_password("s3cret", "pbx1")  # an HMAC of the user under the token, not the token
+    assert len(password) == 32 and "s3cret" not in password and password != sip_password("s3cret", "pbx2")
+    assert grant.sip_user == "pbx1" and grant.sip_ha1 == sip_ha1("pbx1", password) != sip_ha1("pbx1", "s3cret")
+    assert grant.sip_ha1 is not None
     with pytest.raises(TokenFileError):
         parse_tokens("a stream sip_user=u\nb stream sip_user=u\n", "test")
     digest = DigestChallenger(b"k" * 32)
-    nonce = parse_authorization(digest.challenge(now=1000.0))
+    nonce = parse_authorization(digest.challenge("10.0.0.1", now=1000.0))
     assert nonce is not None
-    params = {"username": "pbx1", "realm": "translate-svc", "nonce": nonce["nonce"], "uri": "sip:x@h"}
+    uri = "sip:x@h"
+    params = {"username": "pbx1", "realm": "translate-svc", "nonce": nonce["nonce"], "uri": uri}
     params |= {"qop": "auth", "nc": "00000001", "cnonce": "c1"}
     params["response"] = expected_response(params, grant.sip_ha1, "INVITE")
-    assert digest.check(params, grant.sip_ha1, "INVITE", now=1010.0)
-    assert not digest.check(params, grant.sip_ha1, "INVITE", now=1000.0 + 301)  # stale
-    assert not digest.check({**params, "response": "0" * 32}, grant.sip_ha1, "INVITE", now=1010.0)
-    assert not digest.check({**params, "nonce": "3e8.forged"}, grant.sip_ha1, "INVITE", now=1010.0)
+
+    def check(p: dict[str, str], *, at: float = 1010.0, source: str = "10.0.0.1", to: str = uri) -> Verdict:
+        assert grant.sip_ha1 is not None
+        return digest.check(p, grant.sip_ha1, "INVITE", to, source, now=at)
+
+    assert check(params, at=1000.0 + 301) is Verdict.STALE  # too old
+    assert check(params, source="10.0.0.2") is Verdict.STALE  # a nonce sent to another address
+    assert check(params, to="sip:y@h") is Verdict.WRONG  # an answer for another Request-URI
+    assert check({**params, "response": "0" * 32}) is Verdict.WRONG
+    assert check({**params, "nonce": "3e8.forged"}) is Verdict.STALE
+    assert check(params) is Verdict.OK
+    assert check(params) is Verdict.STALE  # the same count again: a replay
+    second = {**params, "nc": "00000002"}
+    second["response"] = expected_response(second, grant.sip_ha1, "INVITE")
+    assert check(second) is Verdict.OK and check(second) is Verdict.STALE
+    no_qop = {k: v for k, v in params.items() if k not in ("qop", "nc", "cnonce")}
+    no_qop["nonce"] = parse_authorization(digest.challenge("10.0.0.1", now=1001.0))["nonce"]  # type: ignore[index]
+    no_qop["response"] = expected_response(no_qop, grant.sip_ha1, "INVITE")
+    assert check(no_qop) is Verdict.OK and check(no_qop) is Verdict.STALE  # without a count: once
+
+
+def test_the_digest_nonce_table_is_bounded_and_a_forgotten_nonce_is_stale() -> None:
+    from translate_svc.transport.sip.digest import DigestChallenger, Verdict, expected_response, parse_authorization
+
+    digest = DigestChallenger(b"k" * 32, max_nonces=2)
+    answers = []
+    for at in (1000.0, 1001.0, 1002.0):
+        nonce = parse_authorization(digest.challenge("h", now=at))
+        assert nonce is not None
+        p = {"realm": "translate-svc", "nonce": nonce["nonce"], "uri": "u", "qop": "auth", "nc": "00000001"}
+        p |= {"cnonce": "c"}
+        p["response"] = expected_response(p, "a" * 32, "INVITE")
+        assert digest.check(p, "a" * 32, "INVITE", "u", "h", now=1003.0) is Verdict.OK
+        answers.append(p)
+    later = {**answers[0], "nc": "00000002"}
+    later["response"] = expected_response(later, "a" * 32, "INVITE")
+    assert digest.check(later, "a" * 32, "INVITE", "u", "h", now=1004.0) is Verdict.STALE  # its count forgotten
 
 
 async def _framed(chunks: list[bytes], limit: int = 8192) -> tuple[list[bytes], str | None]:
