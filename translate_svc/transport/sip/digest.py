@@ -3,15 +3,16 @@ the challenge a caller outside ``sip.allowed_cidrs`` gets, and the check of its 
 SIP user's HA1 from the tokens file (``tokens.Grant.sip_ha1``: of the SIP password derived from the
 user's token, ``tokens.sip_password``, never of the token itself).
 
-A nonce is the time it was made and an HMAC, under a key of the process, of that time and the
-source address it was sent to: good for ``NONCE_TTL_S`` from that address only; nothing is kept per
-challenge, so a flood of INVITEs keeps no state here. An answer must name the request's own
-Request-URI (its ``uri``), and counts once: per nonce, the highest nonce-count (``nc``) answered
-right is kept, and an answer whose count is not above it is a replay (an answer without ``qop``
-has no count: its nonce answers once). The table is bounded (``MAX_NONCES``, the oldest out
-first): a nonce made before the newest one forgotten is stale. Issue 68, H5: one captured answer
-was admitted again for 5 minutes from anywhere, for any Request-URI, room and call. Pure (the clock
-passed in); event loop only (the nonce table).
+A nonce is the time it was made, a random salt (two challenges in one second are two nonces) and
+an HMAC, under a key of the process, of both and the source address it was sent to: good for
+``NONCE_TTL_S`` from that address only; nothing is kept per challenge, so a flood of INVITEs keeps
+no state here. An answer must name the request's own Request-URI (its ``uri``), and counts once:
+per nonce, the highest nonce-count (``nc``) answered right is kept, and an answer whose count is
+not above it is a replay (an answer without ``qop`` has no count: its nonce answers once). The
+table is bounded (``MAX_NONCES``, the oldest out first): a nonce made before the newest one
+forgotten is stale. Issue 68, H5: one captured answer was admitted again for 5 minutes from
+anywhere, for any Request-URI, room and call. Pure (the clock passed in); event loop only (the
+nonce table).
 """
 
 from __future__ import annotations
@@ -55,21 +56,22 @@ class DigestChallenger:
         #: a nonce made at or before this (the newest forgotten) and not in ``_counts`` is stale
         self._floor = -1
 
-    def _sign(self, stamp: str, source: str) -> str:
-        return hmac.new(self._key, f"{stamp}|{source}".encode(), hashlib.sha256).hexdigest()[:24]
+    def _sign(self, stamp: str, salt: str, source: str) -> str:
+        return hmac.new(self._key, f"{stamp}|{salt}|{source}".encode(), hashlib.sha256).hexdigest()[:24]
 
     def challenge(self, source: str, now: float | None = None, *, stale: bool = False) -> str:
         """A ``WWW-Authenticate`` value with a fresh nonce for ``source`` (the caller's address)."""
-        stamp = f"{int(now if now is not None else time.time()):x}"
-        nonce = f"{stamp}.{self._sign(stamp, source)}"
+        stamp, salt = f"{int(now if now is not None else time.time()):x}", secrets.token_hex(4)
+        nonce = f"{stamp}.{salt}.{self._sign(stamp, salt, source)}"
         return f'Digest realm="{SIP_REALM}", nonce="{nonce}", algorithm=MD5, qop="auth"' + (
             ", stale=true" if stale else ""
         )
 
     def _made(self, nonce: str, source: str, now: float) -> int | None:
         """When a nonce of ours for ``source`` was made; None: not ours for it, or too old."""
-        stamp, _, sign = nonce.partition(".")
-        if len(stamp) > 16 or not hmac.compare_digest(sign, self._sign(stamp, source)):
+        stamp, _, rest = nonce.partition(".")
+        salt, _, sign = rest.partition(".")
+        if len(stamp) > 16 or len(salt) > 16 or not hmac.compare_digest(sign, self._sign(stamp, salt, source)):
             return None
         try:
             made = int(stamp, 16)
