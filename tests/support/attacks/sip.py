@@ -527,16 +527,17 @@ class _SilentResolver:
 
 @contextlib.contextmanager
 def server(
-    checkout: Path, model: str, *, nofile: int | None = None, silent_dns: bool = False
+    checkout: Path, model: str, *, nofile: int | None = None, silent_dns: bool = False, sip_users: bool = True
 ) -> Iterator[dict[str, Any]]:
-    """``translate-svc serve --sip-port`` of ``checkout`` (the stable translator, the tokens file,
-    loopback 127.0.0.1 only allowed), optionally under ``ulimit -n nofile`` and behind a resolver
-    that never answers; its addresses, its pid and its log file."""
+    """``translate-svc serve --sip-port`` of ``checkout`` (the stable translator, the tokens file
+    with its SIP users unless ``sip_users`` is off, loopback 127.0.0.1 only allowed), optionally
+    under ``ulimit -n nofile`` and behind a resolver that never answers; its addresses, its pid
+    and its log file."""
     from tests.support.proc import free_port
     from translate_svc.cli import ready_file as ready
 
     tmp = Path(tempfile.mkdtemp(prefix="attacks-sip-"))
-    (tmp / "tokens").write_text(TOKENS_FILE)
+    (tmp / "tokens").write_text(TOKENS_FILE if sip_users else f"{TOKENS['acme']} * tenant=acme\n")
     sip_port, health_port = free_port(), free_port()
     cmd = [sys.executable, "-m", "translate_svc.cli", "serve", "--model", model, "--test-translator", "stable"]
     cmd += ["--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--health-port", str(health_port)]
@@ -585,16 +586,15 @@ def _access_field(log: Path, name: str) -> list[str]:
     return re.findall(rf"method=sip .*?\b{name}=(\S+)", log.read_text(errors="replace"))
 
 
-async def measure_one(checkout: Path, model: str) -> dict[str, Any]:
+async def measure_one(checkout: Path, model: str, hold_s: float) -> dict[str, Any]:
     out: dict[str, Any] = {"checkout": str(checkout), "commit": commit(checkout)}
     with server(checkout, model, silent_dns=True) as srv:
-        out["named_host"] = await named_host(srv["sip"], srv["grpc"])
-    with server(checkout, model, nofile=1024) as srv:
-        before = srv["log"].stat().st_size
-        out["silent_tcp"] = await silent_tcp(
-            srv["sip"], source="127.0.0.2", allowed="127.0.0.1", health=srv["health"], http_url=srv["http"]
-        )
-        out["silent_tcp"]["server_log_bytes"] = srv["log"].stat().st_size - before
+        out["named_host"] = await named_host(srv["sip"], srv["grpc"], seconds=10.0)
+    for name, users in (("silent_tcp", False), ("silent_tcp_with_sip_users", True)):
+        with server(checkout, model, nofile=1024, sip_users=users) as srv:
+            before = srv["log"].stat().st_size
+            out[name] = await silent_tcp(srv["sip"], hold_s=hold_s, health=srv["health"], http_url=srv["http"])
+            out[name]["server_log_bytes"] = srv["log"].stat().st_size - before
     with server(checkout, model) as srv:
         sip = srv["sip"]
         out["third_party_rtp"] = await third_party_rtp(sip)
@@ -626,6 +626,7 @@ def _sip_password(checkout: Path, tenant: str) -> str:
         [sys.executable, "-c", code, TOKENS[tenant], user],
         capture_output=True,
         text=True,
+        cwd=checkout,  # (python -c puts the working directory first on the path)
         env={**os.environ, "PYTHONPATH": str(checkout)},
         check=True,
     )
@@ -635,9 +636,10 @@ def _sip_password(checkout: Path, tenant: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
-    add_measure(sub)
+    m = add_measure(sub)
+    m.add_argument("--hold", type=float, default=40.0, help="how long the silent TCP connections are held (s)")
     opts = ap.parse_args(argv)
-    runs = [asyncio.run(measure_one(c.resolve(), opts.model)) for c in opts.checkout]
+    runs = [asyncio.run(measure_one(c.resolve(), opts.model, opts.hold)) for c in opts.checkout]
     save_runs(runs, opts.json)
     print(json.dumps({"done": len(runs)}), file=sys.stderr)
 
