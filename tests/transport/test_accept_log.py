@@ -72,3 +72,20 @@ def test_failed_accepts_are_one_line_a_window_not_one_each() -> None:
     assert len(lines) == 1 and "Traceback" not in bounded, bounded[-2000:]
     assert lines[0].startswith("WARNING translate_svc.transport.accept_log") and "Too many open files" in lines[0]
     assert len(bounded) < len(control) / 10
+
+
+async def test_installing_again_on_one_loop_does_not_stack() -> None:
+    import asyncio
+
+    from translate_svc.transport.accept_log import AcceptErrorLog
+
+    loop = asyncio.get_running_loop()
+    before = loop.get_exception_handler()
+    try:
+        loop.set_exception_handler(None)  # (a server of an earlier test on this loop may have installed one)
+        first = AcceptErrorLog()
+        first.install(loop)
+        AcceptErrorLog().install(loop)  # a second server on the same loop
+        assert loop.get_exception_handler() == first.handle
+    finally:
+        loop.set_exception_handler(before)

@@ -40,9 +40,10 @@ class AcceptErrorLog:
         self._previous: Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object] | None = None
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Put this in front of ``loop``'s exception handler (once; again is a no-op)."""
+        """Put this in front of ``loop``'s exception handler, unless an ``AcceptErrorLog`` is there
+        already (one server after another on one loop, as in tests, does not stack them)."""
         current = loop.get_exception_handler()
-        if getattr(current, "__self__", None) is self:
+        if isinstance(getattr(current, "__self__", None), AcceptErrorLog):
             return
         self._previous = current
         loop.set_exception_handler(self.handle)
