@@ -462,9 +462,11 @@ async def silent_tcp(
     hold_s: float = 10.0,
     health: str | None = None,
     http_url: str | None = None,
+    grpc_address: str | None = None,
 ) -> dict[str, Any]:
     """``connections`` TCP connections from ``source`` that send nothing, held ``hold_s``; meanwhile
-    the doors from ``allowed``. How many the server closed, how fast, and what the probes got."""
+    the doors from ``allowed`` (and the health port, the HTTP port's ``/healthz``, the gRPC port's
+    health ``Check`` when given). How many the server closed, how fast, and what the probes got."""
     loop = asyncio.get_running_loop()
     opened: list[asyncio.StreamReader] = []
     writers: list[asyncio.StreamWriter] = []
@@ -494,6 +496,8 @@ async def silent_tcp(
     }
     if health is not None:
         probes["health_check"] = await _health(health)
+    if grpc_address is not None:
+        probes["grpc_port_check"] = await _health(grpc_address)
     if http_url is not None:
         probes["http_healthz"] = await _healthz(http_url)
     await asyncio.sleep(max(0.0, hold_s - (loop.time() - t0)))
@@ -593,7 +597,9 @@ async def measure_one(checkout: Path, model: str, hold_s: float) -> dict[str, An
     for name, users in (("silent_tcp", False), ("silent_tcp_with_sip_users", True)):
         with server(checkout, model, nofile=1024, sip_users=users) as srv:
             before = srv["log"].stat().st_size
-            out[name] = await silent_tcp(srv["sip"], hold_s=hold_s, health=srv["health"], http_url=srv["http"])
+            out[name] = await silent_tcp(
+                srv["sip"], hold_s=hold_s, health=srv["health"], http_url=srv["http"], grpc_address=srv["grpc"]
+            )
             out[name]["server_log_bytes"] = srv["log"].stat().st_size - before
     with server(checkout, model) as srv:
         sip = srv["sip"]

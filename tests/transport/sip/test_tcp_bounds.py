@@ -62,8 +62,8 @@ async def closed_after(reader: asyncio.StreamReader, limit_s: float) -> float | 
 
 def test_silent_connections_from_a_refused_source_leave_every_door_answering(test_model_dir: Path) -> None:
     """1,100 silent connections from 127.0.0.2 (outside ``sip.allowed_cidrs``, no SIP users) under
-    ``ulimit -n 1024``: each is closed at accept, and the health port, ``/healthz`` and SIP over
-    UDP and TCP from 127.0.0.1 answer; the log grows by refusal lines at a bounded rate. On eb20967
+    ``ulimit -n 1024``: each is closed at accept, and the health port, the gRPC port, ``/healthz`` and
+    SIP over UDP and TCP from 127.0.0.1 answer; the log grows by refusal lines at a bounded rate. On eb20967
     all 1,100 were held, the health Check timed out, ``/healthz`` too, a new SIP TCP connection got
     nothing, and asyncio logged 86 MB of failed accepts in 40 s."""
     sip_port, health_port = free_port(), free_port()
@@ -80,6 +80,7 @@ def test_silent_connections_from_a_refused_source_leave_every_door_answering(tes
                 hold_s=6.0,
                 health=f"127.0.0.1:{health_port}",
                 http_url=f"http://127.0.0.1:{server.info.http_port}",
+                grpc_address=server.address,
             )
         )
         logged = sum(len(line) for line in server.lines) - before
@@ -87,7 +88,7 @@ def test_silent_connections_from_a_refused_source_leave_every_door_answering(tes
     finally:
         server.stop()
     assert got["closed_by_server"] == 1100 and got["still_open_at_end"] == 0, got
-    assert got["health_check"] == "SERVING" and got["http_healthz"] == 200, got
+    assert got["health_check"] == got["grpc_port_check"] == "SERVING" and got["http_healthz"] == 200, got
     assert got["sip_udp_options_answered"] and got["sip_tcp_options_answered"], got
     assert logged < 20_000, (logged, text[-3000:])  # refusal lines: at most 10 a 10 s window
     assert "out of system resource" not in text

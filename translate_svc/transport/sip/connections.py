@@ -77,6 +77,9 @@ class Connections:
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, transport: str) -> None:
         """One connection, from its accept: the checks, the TLS handshake, then its messages."""
         peer = writer.get_extra_info("peername")
+        if not peer:  # (reset before we saw it)
+            writer.close()
+            return
         source = peer_of(writer.transport)
         why = self.refusal(peer[0], source)
         if why is not None:
