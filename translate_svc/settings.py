@@ -427,6 +427,17 @@ class SipSettings(BaseModel):
     ring_s: float = Field(0.0, ge=0, le=60)
     #: the largest SIP message read (a UDP datagram; a TCP message's head and body)
     max_message_bytes: int = Field(8192, ge=1024, le=65_535)
+    #: SIP over TCP and TLS: connections open at once, both ports together (beyond, the newcomer is
+    #: closed at accept); never more than its share, with the HTTP port's, of half this process's
+    #: file descriptors (``ulimit -n``: ``transport/descriptors.py``)
+    max_tcp_connections: int = Field(1024, ge=1, le=1_000_000)
+    #: TCP and TLS connections open at once from one source address (IPv6: one /64); beyond, the
+    #: newcomer is closed at accept
+    tcp_connections_per_source: int = Field(16, ge=1, le=100_000)
+    #: a TCP or TLS connection that carries no call is closed when no whole message has come on it
+    #: for this long (a keep-alive CRLF does not count); one that carries a call, when the call ends
+    #: and then this long passes
+    tcp_idle_s: float = Field(30.0, gt=0, le=3600)
     #: DTMF digits (RFC 4733) that switch a call's target language, digit -> language code (JSON
     #: object in the environment: ``{"1": "spa", "2": "fra"}``); segments after the digit use it
     dtmf_targets: dict[str, str] = {}

@@ -63,3 +63,19 @@ def test_sip_lines_for_a_pbx_a_proxy_and_a_trunk() -> None:
     two_party = run("sip", "--url", "10.0.0.5:5060", "--call", "c1")
     assert "Dial(PJSIP/eng-spa@translate,,b(translate-headers^s^1))" in two_party
     assert "exten => s,1,Set(PJSIP_HEADER(add,X-Translate-Call)=c1)" in two_party
+    assert "auth" not in run("sip", "--url", "10.0.0.5:5060")  # an allowed network's PBX: no credentials
+
+
+def test_sip_digest_credentials_are_the_derived_password_not_the_token() -> None:
+    """Issue 68, H5: the SIP password is an HMAC of the SIP user under the token (the server keeps
+    its HA1), and the lines say to prefer TLS."""
+    from translate_svc.transport.tokens import parse_tokens, sip_ha1, sip_password
+
+    out = run("sip", "--url", "10.0.0.5:5060", "--token", "s3cret-token", "--sip-user", "pbx1")
+    password = sip_password("s3cret-token", "pbx1")
+    assert "s3cret-token" not in out and f"password = {password}\n" in out and "username = pbx1\n" in out
+    assert "outbound_auth = translate-auth" in out and "[translate-auth]\ntype = auth" in out and "TLS" in out
+    [(_, grant)] = parse_tokens("s3cret-token stream sip_user=pbx1\n", "test")
+    assert grant.sip_ha1 == sip_ha1("pbx1", password)  # what the server checks the answer against
+    refused = CliRunner().invoke(app, ["phone-config", "sip", "--url", "10.0.0.5:5060", "--sip-user", "pbx1"])
+    assert refused.exit_code == 2 and "--token" in refused.output

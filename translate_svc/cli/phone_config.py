@@ -1,8 +1,11 @@
 """``translate-svc phone-config twilio|asterisk|audiosocket|sip``: the lines that point a carrier at
 this server (TwiML, ``websocket_client.conf`` and the dialplan; for SIP an Asterisk ``pjsip.conf``
 endpoint and its dialplan, a Kamailio dispatcher line and the Twilio Elastic SIP trunk's origination
-URI), printed for an operator to paste.
-Pure text: it imports nothing of the server and reaches nothing (docs/telephony.md)."""
+URI), printed for an operator to paste; with ``--sip-user``, the digest credentials of a PBX calling
+from outside ``sip.allowed_cidrs``: the SIP password derived from ``--token``, never the token).
+Pure text: it imports nothing of the server but the token store's password derivation
+(``transport.tokens.sip_password``, imported only for ``--sip-user``) and reaches nothing
+(docs/telephony.md)."""
 
 from __future__ import annotations
 
@@ -30,9 +33,12 @@ def render(
     call: str | None,
     room: str | None = None,
     participant: str | None = None,
+    sip_user: str | None = None,
 ) -> str:
     """The carrier's lines for a server at ``base`` (``wss://host:port`` or, AudioSocket,
     ``host:port``); with ``room`` the call speaks into that room (docs/rooms.md)."""
+    if sip_user is not None and (carrier != "sip" or not token):
+        raise typer.BadParameter("--sip-user is SIP's digest user: give it with the sip carrier and --token")
     base = base.rstrip("/")
     if participant and not room:
         raise typer.BadParameter("--participant names who speaks in a room: give --room with it")
@@ -88,22 +94,42 @@ def render(
             f" same => n,AudioSocket(${{UUID()}},{base.removeprefix('tcp://')})\n"
         )
     if carrier == "sip":
-        return _sip(base, params)
+        return _sip(base, params, _credentials(token, sip_user) if sip_user and token else None)
     raise typer.BadParameter(f"carrier must be one of {', '.join(CARRIERS)}")
 
 
-def _sip(base: str, params: dict[str, str]) -> str:
+def _credentials(token: str, user: str) -> tuple[str, str]:
+    """A SIP user's digest name and password: the HMAC of the name under the token (the server
+    derives the same from its tokens file; the token itself is no SIP password)."""
+    from translate_svc.transport.tokens import sip_password
+
+    return user, sip_password(token, user)
+
+
+def _sip(base: str, params: dict[str, str], credentials: tuple[str, str] | None = None) -> str:
     """A PBX's or trunk's lines for the SIP door at ``base`` (``sip:host:port`` or ``host:port``): the
     languages ride in the dialled user part (``eng-spa``); a two-party call or a room in
-    ``X-Translate-*`` headers, which Asterisk adds in a pre-dial handler."""
+    ``X-Translate-*`` headers, which Asterisk adds in a pre-dial handler. With ``credentials`` (a SIP
+    user of the tokens file and its password), the endpoint answers the door's digest challenge."""
     hostport = base.removeprefix("sip:")
     user = f"{params['source']}-{params['target']}"
     headers = {"call": "X-Translate-Call", "room": "X-Translate-Room", "participant": "X-Translate-Participant"}
     extra = [(headers[k], v) for k, v in params.items() if k in headers]
     dial = f"Dial(PJSIP/{user}@translate" + (",,b(translate-headers^s^1))" if extra else ")")
+    if credentials is None:
+        who = [
+            "; pjsip.conf (Asterisk 16+): the translation service as an endpoint; allow the PBX's address in",
+            "; the server's sip.allowed_cidrs",
+        ]
+    else:
+        who = [
+            "; pjsip.conf (Asterisk 16+): the translation service as an endpoint; the PBX answers the",
+            f"; server's digest challenge as SIP user {credentials[0]} (its line in the tokens file: sip_user=).",
+            "; Prefer SIP over TLS (the server's sip.tls_port, transport=tls): over UDP or TCP anyone on the",
+            "; path reads the call's X-Translate-* headers and can change them",
+        ]
     lines = [
-        "; pjsip.conf (Asterisk 16+): the translation service as an endpoint; allow the PBX's address in",
-        "; the server's sip.allowed_cidrs",
+        *who,
         "[translate]",
         "type = endpoint",
         "context = from-translate",
@@ -112,11 +138,24 @@ def _sip(base: str, params: dict[str, str]) -> str:
         "dtmf_mode = rfc4733",
         "direct_media = no",
         "aors = translate",
+        *(["outbound_auth = translate-auth"] if credentials else []),
         "",
         "[translate]",
         "type = aor",
         f"contact = sip:{hostport}",
         "",
+        *(
+            [
+                "[translate-auth]",
+                "type = auth",
+                "auth_type = userpass",
+                f"username = {credentials[0]}",
+                f"password = {credentials[1]}",
+                "",
+            ]
+            if credentials
+            else []
+        ),
         f"; extensions.conf: the caller speaks {params['source']}, hears {params['target']}",
         f"exten => 102,1,{dial}",
     ]
@@ -153,8 +192,15 @@ def phone_config(
         str | None, typer.Option(help="speak into this room: its listeners hear the caller in their languages")
     ] = None,
     participant: Annotated[str | None, typer.Option(help="the caller's participant id in the room")] = None,
+    sip_user: Annotated[
+        str | None,
+        typer.Option(
+            help="SIP: the digest user (sip_user= of --token's line in the tokens file): prints its password, "
+            "derived from the token (the token itself is not the SIP password)"
+        ),
+    ] = None,
 ) -> None:
     """Print the carrier's configuration lines."""
     if carrier not in CARRIERS:
         raise typer.BadParameter(f"carrier must be one of {', '.join(CARRIERS)}", param_hint="CARRIER")
-    typer.echo(render(carrier, url, source, target, token, call, room, participant), nl=False)
+    typer.echo(render(carrier, url, source, target, token, call, room, participant, sip_user), nl=False)

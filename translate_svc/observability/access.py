@@ -5,13 +5,17 @@ Fields: ``request_id`` (the caller's ``x-request-id``, or generated), ``method``
 ``audio_s``, ``segments`` (by status) and ``segments_total``, a door's own fields
 (``CallInfo.extra``: the phone door's carrier, ear-voice lag and playout), ``duration_ms`` and the
 final ``code``. With ``--log-format json`` each is a key of the line's object; as text they follow the
-message as ``key=value``. Streams are logged by the stream core (``session.StreamDriver``) for
+message as ``key=value``, a value that is not a plain word (a space, a quote, ``=``, a backslash,
+anything outside printable ASCII) written as a JSON string, so no value a caller sent can forge a
+field or a line (issue 68, H9). Streams are logged by the stream core (``session.StreamDriver``) for
 every door; Translate by its servicer.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -80,5 +84,14 @@ def log_call(
         "duration_ms": round((time.monotonic() - call.started) * 1000),
         "code": code,
     }
-    text = " ".join(f"{k}={v}" for k, v in fields.items() if k != "segments")
+    text = " ".join(f"{k}={_shown(v)}" for k, v in fields.items() if k != "segments")
     logger.info("call %s", text, extra=fields)
+
+
+_PLAIN = re.compile(r"[!#-<>-\[\]-~]*")  # printable ASCII but space, '"', '=' and '\'
+
+
+def _shown(value: Any) -> str:
+    """A value as the text line writes it: as is when it is a plain word, else a JSON string."""
+    text = str(value)
+    return text if _PLAIN.fullmatch(text) else json.dumps(text)

@@ -41,6 +41,7 @@ import grpc
 from translate_svc.cluster.store import StoreState
 from translate_svc.frontend import Application
 from translate_svc.observability import metrics
+from translate_svc.transport.accept_log import AcceptErrorLog
 from translate_svc.transport.door import Door, DoorContext, is_loopback
 from translate_svc.transport.grpc.door import HEALTH_CALLS_PER_CONNECTION as HEALTH_CALLS_PER_CONNECTION
 from translate_svc.transport.grpc.door import HEALTH_MAX_CALLS as HEALTH_MAX_CALLS
@@ -170,6 +171,8 @@ class TranslateServer:
         self.metrics_port: int | None = None
         self._stopped = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()  # owned background work (health updates, drain)
+        #: the loop's report of accepts that failed for want of a descriptor, at a bounded rate
+        self.accept_log = AcceptErrorLog()
         app.failure_listeners.append(self._on_engine_failure)
         app.cluster.on_state(self._on_store_state)
 
@@ -245,6 +248,7 @@ class TranslateServer:
     async def start(self, *, warmup: bool = True) -> int:
         """Listen first (health answers NOT_SERVING while loading), then load and warm the model."""
         s = self.settings.server
+        self.accept_log.install(asyncio.get_running_loop())  # a port out of descriptors: a bounded log
         if s.metrics_port is not None:
             self.metrics_port = metrics.serve_metrics(s.metrics_port, s.host)
         for door in self.doors:

@@ -11,9 +11,12 @@ Tokens live in a file that a Kubernetes Secret can mount, one per line (see docs
     s3cr3t-token-6 stream tenant=pbx sip_user=pbx1   # a SIP caller's digest credentials
 
 A line with ``sip_user=<name>`` is also a SIP caller's credentials (issue 60): the SIP door's
-digest challenge takes the user ``<name>`` with the token as its password. For that, the line
-keeps the digest's HA1 (MD5 of ``<name>:translate-svc:<token>``, RFC 2617 §3.2.2.2) beside the
-token's SHA-256: what SIP digest needs, and no more than it needs.
+digest challenge takes the user ``<name>`` with the SIP password derived from the token
+(``sip_password``: an HMAC of the user's name under the token, issue 68; ``translate-svc
+phone-config sip --token ... --sip-user ...`` prints it), never the token itself, so a SIP phone's
+configuration, or a digest's HA1 cracked offline, gives nothing that opens another door. For
+that, the line keeps the digest's HA1 (MD5 of ``<name>:translate-svc:<SIP password>``, RFC 2617
+§3.2.2.2) beside the token's SHA-256: what SIP digest needs, and no more than it needs.
 
 Room rights (issue 47, docs/rooms.md): ``publish=<pattern>`` (a stream may speak into a room of
 that name), ``listen=<pattern>`` (Listen), ``room=<pattern>`` (both); shell-style patterns,
@@ -152,6 +155,22 @@ def _record_option(option: str, value: str, where: str) -> str | float:
 #: the SIP door's digest realm, and a SIP user's name
 SIP_REALM = "translate-svc"
 _SIP_USER = re.compile(r"[A-Za-z0-9._\-]{1,64}")
+#: what the SIP password's HMAC signs beside the user's name (a label of its own: the same token's
+#: HMAC of anything else is never this password)
+_SIP_PASSWORD_LABEL = b"translate-svc sip password\x00"
+
+
+def sip_password(token: str, user: str) -> str:
+    """The SIP digest password of ``user`` (``sip_user=``) whose line holds ``token``: the first
+    32 hex digits (128 bits) of HMAC-SHA256 keyed with the token over a label and the user's name.
+    A phone or PBX is configured with this, never with the token: it opens the SIP door as that
+    user and nothing else, and the token cannot be recovered from it."""
+    return hmac.new(token.encode("utf-8"), _SIP_PASSWORD_LABEL + user.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+def sip_ha1(user: str, password: str) -> str:
+    """RFC 2617 §3.2.2.2's HA1 for ``SIP_REALM``: what the store keeps of a SIP user's password."""
+    return hashlib.md5(f"{user}:{SIP_REALM}:{password}".encode(), usedforsecurity=False).hexdigest()
 
 
 def _cap(option: str, value: str, where: str) -> int | float:
@@ -217,8 +236,7 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
                     raise TokenFileError(
                         f"{where}: sip_user= takes a name (letters, digits, '.', '_', '-', at most 64)"
                     )
-                ha1 = hashlib.md5(f"{value}:{SIP_REALM}:{token}".encode(), usedforsecurity=False).hexdigest()
-                sip_of[_digest(token)] = (value, ha1)
+                sip_of[_digest(token)] = (value, sip_ha1(value, sip_password(token, value)))
             elif eq:
                 known = ", ".join(["tenant", *_CAPS, *_ROOM_OPTIONS, *_RECORD_OPTIONS, "sip_user"])
                 raise TokenFileError(f"{where}: unknown option {option[:24]!r} (use {known})")

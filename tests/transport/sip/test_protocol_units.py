@@ -167,6 +167,96 @@ def test_a_dtmf_digit_of_sip_dtmf_targets_is_also_an_update_of_the_target() -> N
     ]
 
 
+def test_retargets_are_coalesced_and_digits_counted() -> None:
+    """Issue 68, H16: a digit naming the language already asked for is no new update, and at most
+    one retarget per ``RETARGET_EVERY_S`` goes out, the last one asked for meanwhile, with the
+    first packet after the interval."""
+    from translate_svc.session.events import Update
+    from translate_svc.transport.sip.rtp import RETARGET_EVERY_S
+    from translate_svc.transport.sip.sdp import CODECS
+
+    now = [0.0]
+    framing = RtpFraming("c", CODECS["PCMU"], {0: CODECS["PCMU"]}, 101, {"1": "fra", "2": "deu"}, clock=lambda: now[0])
+    framing.receive("start")
+
+    def digit(d: int, t: int) -> list[object]:
+        return list(framing.receive(build_packet(101, t, 800 * t, 1, bytes([d, 0x80, 0, 160]), False)))
+
+    updates = [i for t, d in enumerate([1, 1, 2, 1, 2, 1, 2], 1) for i in digit(d, t) if isinstance(i, Update)]
+    assert updates == [Update(target_languages=("fra",))]  # the first at once; the rest within the interval
+    now[0] = RETARGET_EVERY_S + 0.01
+    [_, update] = framing.receive(build_packet(0, 99, 160 * 99, 1, b"\xff" * 160, False))
+    assert update == Update(target_languages=("deu",))  # the last asked for: 2
+    now[0] = 2 * RETARGET_EVERY_S + 0.02
+    assert [i for i in digit(1, 50) if isinstance(i, Update)] == [Update(target_languages=("fra",))]
+    assert [i for i in digit(1, 51) if isinstance(i, Update)] == []  # the same again: nothing
+    assert framing.digits == 9
+
+
+def test_sdp_bounds_are_400_and_the_media_address_is_an_ip_literal() -> None:
+    """Issue 68, H12 and H1/H3: ports, formats and a c= address of the wrong type are unreadable
+    (400); a name, multicast, broadcast, unspecified, reserved and (from elsewhere) loopback are
+    not taken (488); nothing of a name is echoed."""
+    from translate_svc.transport.sip.addresses import rtp_address
+
+    for bad in (
+        b"m=audio 99999 RTP/AVP 0",
+        b"m=audio " + b"9" * 5000 + b" RTP/AVP 0",
+        b"m=audio 1 RTP/AVP " + b"0 " * 40,
+    ):
+        with pytest.raises(sdp.SdpError):
+            sdp.parse_offer(b"v=0\r\nc=IN IP4 10.0.0.1\r\n" + bad + b"\r\n")
+    with pytest.raises(sdp.SdpError):
+        sdp.parse_offer(b"v=0\r\nc=IN IP4 ::1\r\nm=audio 4000 RTP/AVP 0\r\n")
+
+    def address(text: str, peer: str = "192.0.2.7", host: str = "0.0.0.0") -> str:
+        return rtp_address(text, server_host=host, peer=peer)
+
+    assert address("192.0.2.8") == "192.0.2.8" and address("127.0.0.1", peer="127.0.0.1") == "127.0.0.1"
+    assert address("192.0.2.8", host="::") == "::ffff:192.0.2.8" and address("2001:db8::1", host="::") == "2001:db8::1"
+    for refused in ("media.example.com", "224.0.0.1", "255.255.255.255", "0.0.0.0", "0.1.2.3", "240.0.0.1"):
+        with pytest.raises(sdp.NotAcceptable):
+            address(refused)
+    assert "example" not in _why(lambda: address("media.example.com"))  # nothing of a name is echoed
+    for refused, kw in (
+        ("127.0.0.1", {}),
+        ("2001:db8::1", {}),
+        ("fe80::1", {"host": "::"}),
+        ("10.0.0.1", {"host": "::1"}),
+    ):
+        with pytest.raises(sdp.NotAcceptable):
+            address(refused, **kw)
+    with pytest.raises(sdp.SdpError):
+        address("not an address!")
+
+
+def _why(call: object) -> str:
+    try:
+        call()  # type: ignore[operator]
+    except sdp.NotAcceptable as e:
+        return str(e)
+    raise AssertionError("not refused")
+
+
+@pytest.mark.parametrize(
+    ("call_id", "answerable"),
+    [
+        (b"abc\ncode=OK tenant=forged", False),  # a bare LF: no answer could copy it back
+        (b"two words", True),
+        (b"x" * 300, True),
+    ],
+)
+def test_a_control_character_or_a_call_id_outside_the_grammar_is_refused(call_id: bytes, answerable: bool) -> None:
+    """Issue 68, H9: RFC 3261 §25.1's Call-ID is word[@word]; no header holds a control character."""
+    with pytest.raises(SipParseError) as caught:
+        parse(INVITE.replace(b"i: call-1", b"i: " + call_id), 8192)
+    assert caught.value.answerable is answerable
+    with pytest.raises(SipParseError) as caught:
+        parse(INVITE.replace(b"Subject: a", b"Subject: a\x1bb"), 8192)
+    assert caught.value.answerable  # a control elsewhere: 400 (the copied headers are clean)
+    assert parse(INVITE.replace(b"i: call-1", b"i: a1.b-c_d!%*+`'~()<>:\\\"/[]?{}@host"), 8192).call_id
+
+
 def test_sources_are_checked_against_the_networks_and_rated_per_source() -> None:
     allow = AllowList(["10.0.0.0/8", "::1/128"])
     assert allow.allows("10.1.2.3") and allow.allows("::ffff:10.0.0.1") and allow.allows("::1")
@@ -177,23 +267,61 @@ def test_sources_are_checked_against_the_networks_and_rated_per_source() -> None
 
 
 def test_a_digest_answer_checks_against_the_tokens_files_ha1_and_a_live_nonce() -> None:
-    from translate_svc.transport.sip.digest import DigestChallenger, expected_response, parse_authorization
-    from translate_svc.transport.tokens import TokenFileError, parse_tokens
+    from translate_svc.transport.sip.digest import DigestChallenger, Verdict, expected_response, parse_authorization
+    from translate_svc.transport.tokens import TokenFileError, parse_tokens, sip_ha1, sip_password
 
     [(_, grant)] = parse_tokens("s3cret stream tenant=pbx sip_user=pbx1\n", "test")
-    assert grant.sip_user == "pbx1" and grant.sip_ha1 is not None and "s3cret" not in grant.sip_ha1
+    password = sip_password("s3cret", "pbx1")  # an HMAC of the user under the token, not the token
+    assert len(password) == 32 and "s3cret" not in password and password != sip_password("s3cret", "pbx2")
+    assert grant.sip_user == "pbx1" and grant.sip_ha1 == sip_ha1("pbx1", password) != sip_ha1("pbx1", "s3cret")
+    assert grant.sip_ha1 is not None
     with pytest.raises(TokenFileError):
         parse_tokens("a stream sip_user=u\nb stream sip_user=u\n", "test")
     digest = DigestChallenger(b"k" * 32)
-    nonce = parse_authorization(digest.challenge(now=1000.0))
+    assert digest.challenge("10.0.0.1", now=1000.0) != digest.challenge("10.0.0.1", now=1000.0)  # salted
+    nonce = parse_authorization(digest.challenge("10.0.0.1", now=1000.0))
     assert nonce is not None
-    params = {"username": "pbx1", "realm": "translate-svc", "nonce": nonce["nonce"], "uri": "sip:x@h"}
+    uri = "sip:x@h"
+    params = {"username": "pbx1", "realm": "translate-svc", "nonce": nonce["nonce"], "uri": uri}
     params |= {"qop": "auth", "nc": "00000001", "cnonce": "c1"}
     params["response"] = expected_response(params, grant.sip_ha1, "INVITE")
-    assert digest.check(params, grant.sip_ha1, "INVITE", now=1010.0)
-    assert not digest.check(params, grant.sip_ha1, "INVITE", now=1000.0 + 301)  # stale
-    assert not digest.check({**params, "response": "0" * 32}, grant.sip_ha1, "INVITE", now=1010.0)
-    assert not digest.check({**params, "nonce": "3e8.forged"}, grant.sip_ha1, "INVITE", now=1010.0)
+
+    def check(p: dict[str, str], *, at: float = 1010.0, source: str = "10.0.0.1", to: str = uri) -> Verdict:
+        assert grant.sip_ha1 is not None
+        return digest.check(p, grant.sip_ha1, "INVITE", to, source, now=at)
+
+    assert check(params, at=1000.0 + 301) is Verdict.STALE  # too old
+    assert check(params, source="10.0.0.2") is Verdict.STALE  # a nonce sent to another address
+    assert check(params, to="sip:y@h") is Verdict.WRONG  # an answer for another Request-URI
+    assert check({**params, "response": "0" * 32}) is Verdict.WRONG
+    assert check({**params, "nonce": "3e8.forged"}) is Verdict.STALE
+    assert check(params) is Verdict.OK
+    assert check(params) is Verdict.STALE  # the same count again: a replay
+    second = {**params, "nc": "00000002"}
+    second["response"] = expected_response(second, grant.sip_ha1, "INVITE")
+    assert check(second) is Verdict.OK and check(second) is Verdict.STALE
+    no_qop = {k: v for k, v in params.items() if k not in ("qop", "nc", "cnonce")}
+    no_qop["nonce"] = parse_authorization(digest.challenge("10.0.0.1", now=1001.0))["nonce"]  # type: ignore[index]
+    no_qop["response"] = expected_response(no_qop, grant.sip_ha1, "INVITE")
+    assert check(no_qop) is Verdict.OK and check(no_qop) is Verdict.STALE  # without a count: once
+
+
+def test_the_digest_nonce_table_is_bounded_and_a_forgotten_nonce_is_stale() -> None:
+    from translate_svc.transport.sip.digest import DigestChallenger, Verdict, expected_response, parse_authorization
+
+    digest = DigestChallenger(b"k" * 32, max_nonces=2)
+    answers = []
+    for at in (1000.0, 1001.0, 1002.0):
+        nonce = parse_authorization(digest.challenge("h", now=at))
+        assert nonce is not None
+        p = {"realm": "translate-svc", "nonce": nonce["nonce"], "uri": "u", "qop": "auth", "nc": "00000001"}
+        p |= {"cnonce": "c"}
+        p["response"] = expected_response(p, "a" * 32, "INVITE")
+        assert digest.check(p, "a" * 32, "INVITE", "u", "h", now=1003.0) is Verdict.OK
+        answers.append(p)
+    later = {**answers[0], "nc": "00000002"}
+    later["response"] = expected_response(later, "a" * 32, "INVITE")
+    assert digest.check(later, "a" * 32, "INVITE", "u", "h", now=1004.0) is Verdict.STALE  # its count forgotten
 
 
 async def _framed(chunks: list[bytes], limit: int = 8192) -> tuple[list[bytes], str | None]:

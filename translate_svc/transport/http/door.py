@@ -17,6 +17,7 @@ from typing import Protocol
 
 from aiohttp import web
 
+from translate_svc.transport.descriptors import connection_caps
 from translate_svc.transport.door import DoorContext, address
 from translate_svc.transport.http.site import CappedSite, bound_port, listen, tls_context
 
@@ -76,8 +77,9 @@ class HttpDoor:
         tls = None
         if s.tls_cert_file is not None and s.tls_key_file is not None:
             tls = tls_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file)
+        cap = connection_caps(self.settings)["http"]  # its share of the file descriptors, with SIP's
         self._runner, self.site = await listen(
-            self.app, s.host, s.http_port, self._limits, reuse_port=self._reuse_port, tls=tls
+            self.app, s.host, s.http_port, self._limits, max_connections=cap, reuse_port=self._reuse_port, tls=tls
         )
         self.port = bound_port(self._runner)
 

@@ -4,8 +4,9 @@ is served with (a socket's kernel buffers: ``../sockets.py``). The door (``door.
 application its route sets put their routes on; everything here is about the port, not about what
 is served on it. Event loop only.
 
-- Connections open at once: at most ``limits.http_max_connections`` (``CappedSite``; never more
-  than half the process's file descriptors, ``connection_cap``), in two budgets: a connection that
+- Connections open at once: at most ``limits.http_max_connections`` (``CappedSite``; with SIP over
+  TCP, never more than its share of half the process's file descriptors:
+  ``../descriptors.py``), in two budgets: a connection that
   serves a request is never closed for a newer one; at the cap, one that waits for a request (its
   head not yet whole, a TLS handshake, an idle keep-alive) is, the longest-waiting of the address
   with the most waiting first (``ConnectionBudget``).
@@ -24,7 +25,6 @@ import asyncio
 import ipaddress
 import json
 import logging
-import resource
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -55,15 +55,17 @@ async def listen(
     port: int,
     limits: LimitsSettings,
     *,
+    max_connections: int,
     reuse_port: bool = False,
     tls: ssl.SSLContext | None = None,
 ) -> tuple[web.AppRunner, CappedSite]:
     """Serve ``app`` on ``host:port``, bounded: aiohttp's own limits on what a request's head may
     hold and how long it may take (its keep-alive timer runs from accept, so it is the header
-    timeout), and at most ``limits.http_max_connections`` connections open (``CappedSite``). The
-    runner (cleaned up to stop) and the started site."""
+    timeout), and at most ``max_connections`` connections open (``CappedSite``: the port's share of
+    the file descriptors, ``descriptors.connection_caps``). The runner (cleaned up to stop) and the
+    started site."""
     timeout = limits.http_header_timeout_s
-    budget = ConnectionBudget(connection_cap(limits.http_max_connections))
+    budget = ConnectionBudget(max_connections)
     app.middlewares.append(budget.middleware)  # a connection serves a request while its handler runs
     runner = web.AppRunner(
         app,
@@ -129,24 +131,6 @@ def _client_fault(exc: BaseException | None) -> str | None:
 def bound_port(runner: web.AppRunner) -> int:
     """The port a runner's site bound (port 0: a free one)."""
     return int(runner.addresses[0][1])
-
-
-def connection_cap(setting: int) -> int:
-    """``limits.http_max_connections``, but never more than half this process's file descriptors
-    (RLIMIT_NOFILE; a shell's default is 1024): the other half stays for the other doors, the model's
-    files and the engine (a warning says when the setting was lowered)."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or setting <= soft // 2:
-        return setting
-    cap = max(1, soft // 2)
-    logger.warning(
-        "limits.http_max_connections=%d is more than half of this process's %d file descriptors (ulimit -n): "
-        "the HTTP port takes at most %d connections",
-        setting,
-        soft,
-        cap,
-    )
-    return cap
 
 
 _REFUSAL_BODY = json.dumps(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -49,6 +50,11 @@ class Flow:
         self.transport = transport  # "UDP", "TCP" or "TLS" (as in a Via)
         self.local = local
         self.closed = False
+        #: calls whose INVITE came on this flow and that are not over (a TCP or TLS connection
+        #: that carries one is not closed for being idle), and when the flow last carried a whole
+        #: message or a call of it ended (loop time: where its idle time counts from)
+        self.dialogs = 0
+        self.active_at = 0.0
 
     @property
     def reliable(self) -> bool:
@@ -91,6 +97,7 @@ class SipCall:
         pairs: Pairs,
         local_tag: str,
         send_final: Callable[[SipMessage], None],
+        media_address: Callable[[str], str],
     ) -> None:
         self.invite = invite
         self.flow = flow
@@ -107,6 +114,7 @@ class SipCall:
         self._pairs = pairs
         self.local_tag = local_tag
         self._send_final = send_final  # the INVITE transaction's final response (kept for retransmissions)
+        self._media_address = media_address  # a re-INVITE's c= address, checked (``addresses.rtp_address``)
         self.call_id = invite.call_id
         self.remote_tag = invite.from_tag()
         self.remote_target = uri_of(invite.get("contact") or invite.get("from") or "")
@@ -148,6 +156,7 @@ class SipCall:
             if ack.cseq()[0] != self._ok_cseq:
                 return
         self.confirmed = True
+        self.endpoint.acked = True
         if self._ok is not None:
             self._ok.stop()
 
@@ -166,25 +175,20 @@ class SipCall:
             self._bye_answered.set()
 
     def reinvite(self, request: SipMessage) -> SipMessage:
-        """A re-INVITE's response: 200 with our new answer, 488 for an offer without our codecs
-        (the call goes on as it was), 400 for one we cannot read."""
+        """A re-INVITE's response: 200 with our new answer, 488 for an offer without our codecs or
+        with an address we do not send to (the call goes on as it was), 400 for one we cannot read."""
         try:
             offer = sdp.parse_offer(request.body) if request.body else self.answer.offer
             chosen = sdp.choose(offer, rate=self.answer.chosen.codec.rate)
-        except sdp.NoCodec as e:
+            chosen = dataclasses.replace(chosen, address=self._media_address(chosen.address))
+        except sdp.NotAcceptable as e:
             return response(request, 488, "Not Acceptable Here", extra=[("warning", f'305 {AGENT} "{e}"')])
         except sdp.SdpError as e:
             return response(request, 400, "Bad SDP", extra=[("warning", f'399 {AGENT} "{e}"')])
         self.framing.payload_types[chosen.payload_type] = chosen.codec
         self.framing.names[chosen.payload_type] = chosen.codec_name
         self.framing.event_type = chosen.event_type
-        new_remote = (chosen.address, chosen.port)
-        if chosen.address not in self.endpoint.expected or (
-            self.endpoint.latched and new_remote[0] != self.endpoint.remote[0]
-        ):
-            self.endpoint.expected = {chosen.address, self.flow.peer[0]}
-            self.endpoint.remote = new_remote
-            self.endpoint.latched = False
+        self.endpoint.expect((chosen.address, chosen.port), self.flow.peer[0])  # elsewhere: latches again
         outlet = self.phone_call.outlet if self.phone_call is not None else None
         if isinstance(outlet, RtpOutlet):
             outlet.wire_codec = chosen.codec
@@ -246,9 +250,12 @@ class SipCall:
             self.phone_call.driver.end(LimitReached(f"the call was ended: {why}", reason="no_ack"))
 
     async def run(self) -> None:
+        self.flow.dialogs += 1
         try:
             await self._run()
         finally:
+            self.flow.dialogs -= 1
+            self.flow.active_at = asyncio.get_running_loop().time()
             self.admission.release()
             self.endpoint.close()
             if self._ok is not None:

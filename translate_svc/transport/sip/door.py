@@ -3,18 +3,22 @@
 as over TCP); each admitted INVITE is a ``dialog.SipCall``.
 
 What happens to a message, in order, before any state is kept for it (DESIGN pitfall 35): a
-source outside ``sip.allowed_cidrs`` gets 403 (or nothing, ``sip.drop_refused``); a message we
-cannot read (``message.parse``: garbage, truncated, oversized) is logged at a bounded rate
-(``RefusalLog``) and answered 400 when it is a request we can answer, else dropped; an INVITE past
-its source's rate (``sip.invites_per_s``) is dropped. Then an INVITE gets 100 Trying at once and,
-in order: 503 + ``Retry-After`` while draining; 488 for an offer without a codec we take (400 for
-one we cannot read, 488 for none at all); 400 for call parameters we refuse (``X-Translate-*``
-headers or the Request-URI's ``<source>-<target>`` user); 486 + ``Retry-After`` over
-``sip.max_calls`` or the tenant's or node's stream caps (503 + ``Retry-After`` when the server
-cannot take streams now); 503 + ``Retry-After`` with no free RTP port. A retransmitted request
-gets the answer it got (``transactions.Kept``); ACK, BYE, CANCEL and re-INVITE go to their dialog
-(481 when there is none); OPTIONS is answered 200; other methods 405. On drain the door refuses
-new INVITEs, and each live call ends through the stream core, which sends its BYE. Event loop only.
+source outside ``sip.allowed_cidrs`` gets 403 (or nothing, ``sip.drop_refused``) unless the
+tokens file names SIP users (then its INVITE is challenged: ``_authenticated``; a 401 or 403 to
+such a source is sent once, never retransmitted: issue 68, H10); a message we cannot read
+(``message.parse``: garbage, truncated, oversized, a control character in a header) is logged at a
+bounded rate (``RefusalLog``) and answered 400 when it is a request we can answer, else dropped;
+an INVITE past its source's rate (``sip.invites_per_s``) is dropped. Then a new INVITE: 503 +
+``Retry-After`` while draining; what it asks for (``invite.check_invite``: its offer, where its
+media goes, its call parameters and room: 488, 400 or 403); only then 100 Trying, and 486 +
+``Retry-After`` over ``sip.max_calls`` or the tenant's or node's stream caps (503 +
+``Retry-After`` when the server cannot take streams now); 503 + ``Retry-After`` with no free RTP
+port. A retransmitted request gets the answer it got (``transactions.Kept``); ACK, BYE, CANCEL
+and re-INVITE go to their dialog, found by its Call-ID and both tags (RFC 3261 §12: another
+caller's INVITE that reuses a live Call-ID is a dialog of its own; issue 68, H8), 481 when there
+is none; OPTIONS is answered 200; other methods 405. TCP and TLS connections are bounded at
+accept (``connections.py``). On drain the door refuses new INVITEs, and each live call ends
+through the stream core, which sends its BYE. Event loop only.
 """
 
 from __future__ import annotations
@@ -26,22 +30,24 @@ import ipaddress
 import logging
 from typing import cast
 
-from translate_svc.errors import InvalidInput, NotReady, ServiceError
-from translate_svc.session.manager import SessionManager
+from translate_svc.errors import NotReady, ServiceError
+from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.session.quota import DEFAULT_TENANT, RoomRights, Tenant
 from translate_svc.settings import PhoneSettings, SipSettings
 from translate_svc.transport.calls import call_info
+from translate_svc.transport.descriptors import connection_caps
 from translate_svc.transport.door import DoorContext, address
 from translate_svc.transport.http.caller import Caller
 from translate_svc.transport.http.site import tls_context
 from translate_svc.transport.phone.audiosocket_server import SlotClock
-from translate_svc.transport.phone.call import MAX_PARAM_CHARS, call_setup
 from translate_svc.transport.phone.pairs import Pairs
 from translate_svc.transport.refusal_log import RefusalLog
-from translate_svc.transport.sip import sdp
+from translate_svc.transport.sip.addresses import rtp_address
+from translate_svc.transport.sip.connections import Connections
 from translate_svc.transport.sip.dialog import Answer, Flow, SipCall
-from translate_svc.transport.sip.digest import DigestChallenger, parse_authorization
+from translate_svc.transport.sip.digest import DigestChallenger, Verdict, parse_authorization
 from translate_svc.transport.sip.guard import AllowList, InviteRate
+from translate_svc.transport.sip.invite import Refusal, Taken, check_invite
 from translate_svc.transport.sip.media import PortsExhausted, open_endpoint
 from translate_svc.transport.sip.message import (
     AGENT,
@@ -51,9 +57,7 @@ from translate_svc.transport.sip.message import (
     parse,
     response,
     uri_host_port,
-    uri_user,
 )
-from translate_svc.transport.sip.stream import read_messages
 from translate_svc.transport.sip.transactions import KEEP_S, Kept, Retransmit
 from translate_svc.transport.tokens import Permission
 
@@ -64,21 +68,8 @@ CALLS_COUNTER = "sip_calls"
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS"
 #: the Retry-After (seconds) of a refusal at capacity
 RETRY_AFTER_S = 5
-#: the call parameters from headers (RFC 3261 §20: extension headers X-...)
-HEADER_PARAMS = {
-    "x-translate-source": "source",
-    "x-translate-target": "target",
-    "x-translate-call": "call",
-    "x-translate-room": "room",
-    "x-translate-participant": "participant",
-    "x-translate-simultaneous": "simultaneous",
-}
 #: non-2xx final responses sent again until their ACK, at most (the oldest given up first)
 MAX_FINALS = 4096
-#: TCP connections at once, at most (a connection idle for ``stream.TCP_IDLE_S`` is closed)
-MAX_TCP_CONNECTIONS = 1024
-#: a TLS connection's handshake must end within this
-TLS_HANDSHAKE_S = 10.0
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -123,14 +114,16 @@ class SipDoor:
         self._finals: dict[str, Retransmit] = {}
         #: other requests' responses, by (branch, method)
         self._answered: Kept[SipMessage] = Kept()
-        #: the calls by Call-ID (and the INVITE's branch, for CANCEL)
-        self.calls: dict[str, SipCall] = {}
+        #: the calls by dialog (RFC 3261 §12: Call-ID, our tag, the caller's), and by the INVITE's
+        #: branch (for CANCEL)
+        self.calls: dict[tuple[str, str, str], SipCall] = {}
         self._by_branch: dict[str, SipCall] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._tls: asyncio.Server | None = None
-        self._tcp_writers: set[asyncio.StreamWriter] = set()
+        #: the TCP and TLS connections (``start``)
+        self.connections: Connections | None = None
         self.draining = False
         self.port = 0
         self.tls_port = 0
@@ -142,6 +135,18 @@ class SipDoor:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         host = self.settings.server.host
+        s = self.settings.server
+        tls = None
+        if self.sip.tls_port is not None:
+            if s.tls_cert_file is None or s.tls_key_file is None:
+                raise ValueError(
+                    "sip.tls_port needs the server's certificate: set server.tls_cert_file and tls_key_file"
+                )
+            tls = tls_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file)
+        cap = connection_caps(self.settings)["sip"]  # its share of the file descriptors, with the HTTP port's
+        self.connections = Connections(
+            self.sip, cap, self._allow, self._digest_on, self.received, self._refusals, self._count, tls
+        )
         want = self.sip.port or 0
         for _ in range(20):  # port 0: UDP picks one, TCP must get the same
             udp, _proto = await loop.create_datagram_endpoint(
@@ -150,7 +155,7 @@ class SipDoor:
             port = udp.get_extra_info("sockname")[1]
             try:
                 self._tcp = await asyncio.start_server(
-                    functools.partial(self._tcp_connection, transport="TCP"),
+                    functools.partial(self.connections.serve, transport="TCP"),
                     host,
                     port,
                     reuse_port=self._reuse_port or None,
@@ -165,24 +170,15 @@ class SipDoor:
             break
         else:
             raise OSError("no port free for SIP over both UDP and TCP")
-        if self.sip.tls_port is not None:
-            await self._start_tls(host)
-
-    async def _start_tls(self, host: str) -> None:
-        """SIP over TLS on ``sip.tls_port`` (RFC 3261 §26.2), with the server's certificate."""
-        s = self.settings.server
-        if s.tls_cert_file is None or s.tls_key_file is None:
-            raise ValueError("sip.tls_port needs the server's certificate: set server.tls_cert_file and tls_key_file")
-        self._tls = await asyncio.start_server(
-            functools.partial(self._tcp_connection, transport="TLS"),
-            host,
-            self.sip.tls_port,
-            reuse_port=self._reuse_port or None,
-            limit=self.sip.max_message_bytes,
-            ssl=tls_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file),
-            ssl_handshake_timeout=TLS_HANDSHAKE_S,
-        )
-        self.tls_port = int(self._tls.sockets[0].getsockname()[1])
+        if self.sip.tls_port is not None:  # SIP over TLS (RFC 3261 §26.2): accepted plain, upgraded when let in
+            self._tls = await asyncio.start_server(
+                functools.partial(self.connections.serve, transport="TLS"),
+                host,
+                self.sip.tls_port,
+                reuse_port=self._reuse_port or None,
+                limit=self.sip.max_message_bytes,
+            )
+            self.tls_port = int(self._tls.sockets[0].getsockname()[1])
 
     def describe(self) -> list[str]:
         where = address(self.settings.server.host, self.port)
@@ -219,8 +215,8 @@ class SipDoor:
         for server in (self._tcp, self._tls):
             if server is not None:
                 server.close()
-        for w in list(self._tcp_writers):
-            w.close()
+        if self.connections is not None:
+            self.connections.close()
         if self._udp is not None:
             self._udp.close()
 
@@ -284,31 +280,50 @@ class SipDoor:
             return True
         if msg.method == "CANCEL":
             return msg.branch() in self._by_branch
-        return msg.call_id in self.calls
+        return self._dialog(msg) is not None
+
+    def _dialog(self, msg: SipMessage) -> SipCall | None:
+        """The call a request within a dialog belongs to (its Call-ID, To tag and From tag; for a
+        response to our own request, the other way round)."""
+        if msg.is_request:
+            return self.calls.get((msg.call_id, msg.to_tag(), msg.from_tag()))
+        return self.calls.get((msg.call_id, msg.from_tag(), msg.to_tag()))
 
     def _authenticated(self, invite: SipMessage, flow: Flow, now: float) -> Caller | None:
         """The caller of an INVITE from outside ``sip.allowed_cidrs``: a SIP user of the tokens file
         whose digest answer is right (and who may ``stream``). None: it was sent 401 with a
-        challenge (no answer yet, or a stale nonce) or 403 (a wrong answer, an unknown user)."""
+        challenge (no answer yet, a nonce not good any more or not for this source, an answer used
+        before) or 403 (a wrong answer, an unknown user), each once: to a source not yet
+        authenticated nothing is retransmitted (issue 68, H10)."""
         header = invite.get("authorization") or invite.get("proxy-authorization")
         params = parse_authorization(header) if header else None
-        if params is None or not params.get("nonce"):
-            extra = [("www-authenticate", self._digest.challenge())]
-            self._final(invite, flow, response(invite, 401, "Unauthorized", to_tag=new_tag(), extra=extra), now)
+        source = flow.peer[0]
+        verdict = Verdict.STALE
+        grant = None
+        if params is not None and params.get("nonce"):
+            grant = self._tokens.sip_user(params.get("username", "")) if self._tokens is not None else None
+            ha1 = grant.sip_ha1 if grant is not None else None
+            verdict = Verdict.WRONG
+            if ha1 is not None:
+                verdict = self._digest.check(params, ha1, "INVITE", invite.uri, source)
+        if verdict is Verdict.STALE:
+            stale = params is not None and bool(params.get("nonce"))
+            extra = [("www-authenticate", self._digest.challenge(source, stale=stale))]
+            resp = response(invite, 401, "Unauthorized", to_tag=new_tag(), extra=extra)
+            self._final(invite, flow, resp, now, once=True)
             return None
-        grant = self._tokens.sip_user(params.get("username", "")) if self._tokens is not None else None
-        ha1 = grant.sip_ha1 if grant is not None else None
-        if grant is None or ha1 is None or not self._digest.check(params, ha1, "INVITE"):
-            why = "the digest answer does not match a SIP user of the tokens file (or its nonce is stale)"
-            self._refuse(invite, flow, 403, "Forbidden", why, now)
+        if verdict is Verdict.WRONG or grant is None:
+            why = "the digest answer does not match a SIP user of the tokens file and this request"
+            self._refuse(invite, flow, 403, "Forbidden", why, now, once=True)
             return None
         if Permission.STREAM not in grant.permissions:
-            self._refuse(invite, flow, 403, "Forbidden", "this SIP user's token has no stream permission", now)
+            why = "this SIP user's token has no stream permission"
+            self._refuse(invite, flow, 403, "Forbidden", why, now, once=True)
             return None
         return Caller(grant.tenant, grant.rooms)
 
     def _response(self, msg: SipMessage) -> None:
-        call = self.calls.get(msg.call_id)
+        call = self._dialog(msg)
         if call is not None:
             call.bye_answered(msg)
 
@@ -346,8 +361,8 @@ class SipDoor:
             extra = [("allow", ALLOW), ("accept", "application/sdp"), ("supported", "")]
             return response(msg, 200, "OK", to_tag=new_tag(), extra=extra[:2])
         if msg.method == "BYE":
-            call = self.calls.get(msg.call_id)
-            if call is None or msg.from_tag() != call.remote_tag or msg.to_tag() != call.local_tag:
+            call = self._dialog(msg)
+            if call is None:
                 return response(msg, 481, "Call/Transaction Does Not Exist")
             call.bye()
             return response(msg, 200, "OK")
@@ -364,8 +379,8 @@ class SipDoor:
         if final is not None:  # the ACK of a non-2xx final response (§17.2.1)
             final.stop()
             return
-        call = self.calls.get(msg.call_id)
-        if call is not None and msg.to_tag() == call.local_tag:
+        call = self._dialog(msg)
+        if call is not None:
             call.acked(msg)
 
     def _reinvite(self, msg: SipMessage, flow: Flow, now: float) -> None:
@@ -373,8 +388,8 @@ class SipDoor:
         if kept is not None:
             flow.send(kept)
             return
-        call = self.calls.get(msg.call_id)
-        if call is None or msg.to_tag() != call.local_tag or msg.from_tag() != call.remote_tag:
+        call = self._dialog(msg)
+        if call is None:
             self._final(msg, flow, response(msg, 481, "Call/Transaction Does Not Exist"), now)
             return
         resp = call.reinvite(msg)
@@ -384,9 +399,11 @@ class SipDoor:
 
     # -- a new INVITE ----------------------------------------------------------------------------
 
-    def _final(self, invite: SipMessage, flow: Flow, resp: SipMessage, now: float) -> None:
+    def _final(self, invite: SipMessage, flow: Flow, resp: SipMessage, now: float, *, once: bool = False) -> None:
         """A final response to an INVITE: kept for its retransmissions, and over UDP a non-2xx one
-        sent again until its ACK (Timer G, given up at Timer H)."""
+        sent again until its ACK (Timer G, given up at Timer H); ``once``: never sent again but for
+        a retransmitted INVITE (to a source not authenticated: a forged one would make us send a
+        stranger many times what it sent, issue 68, H10; its ACK is still taken)."""
         branch = invite.branch()
         self._invites.put(branch, resp, now)
         if resp.status >= 300:
@@ -395,7 +412,7 @@ class SipDoor:
                 old.stop()
             retransmit = Retransmit(
                 lambda: flow.send(resp),
-                repeat=not flow.reliable,
+                repeat=not flow.reliable and not once,
                 timeout_s=self.sip.ack_timeout_s,
                 on_timeout=lambda: self._forget_final(branch),
             )
@@ -410,13 +427,23 @@ class SipDoor:
         self._finals.pop(branch, None)
 
     def _refuse(
-        self, invite: SipMessage, flow: Flow, status: int, reason: str, why: str, now: float, *, retry: bool = False
+        self,
+        invite: SipMessage,
+        flow: Flow,
+        status: int,
+        reason: str,
+        why: str,
+        now: float,
+        *,
+        retry: bool = False,
+        once: bool = False,
     ) -> None:
         extra = [("warning", f'399 {AGENT} "{why[:200].replace(chr(34), chr(39))}"')]
         if retry:
             extra.append(("retry-after", str(RETRY_AFTER_S)))
         self._refusals("SIP INVITE", flow.peer[0], f"{status} {reason}: {why}")  # logged at a bounded rate
-        self._final(invite, flow, response(invite, status, reason, to_tag=new_tag(), extra=extra), now)
+        resp = response(invite, status, reason, to_tag=new_tag(), extra=extra)
+        self._final(invite, flow, resp, now, once=once)
 
     def _invite(self, invite: SipMessage, flow: Flow, now: float, allowed: bool) -> None:
         if allowed:
@@ -425,42 +452,30 @@ class SipDoor:
             caller = self._authenticated(invite, flow, now)
         if caller is None:
             return
-        trying = response(invite, 100, "Trying")
-        self._invites.put(invite.branch(), trying, now)
-        flow.send(trying)
         if self.draining or self._m.draining is not None:
             self._refuse(
                 invite, flow, 503, "Service Unavailable", "this server is shutting down: call another", now, retry=True
             )
             return
-        content_type = (invite.get("content-type") or "").split(";")[0].strip().lower()
-        if not invite.body or content_type != "application/sdp":
-            self._refuse(
-                invite, flow, 488, "Not Acceptable Here", "send an SDP offer (application/sdp) in the INVITE", now
-            )
-            return
-        try:
-            offer = sdp.parse_offer(invite.body)
-            chosen = sdp.choose(offer)
-        except sdp.NoCodec as e:
-            self._refuse(invite, flow, 488, "Not Acceptable Here", str(e), now)
-            return
-        except sdp.SdpError as e:
-            self._refuse(invite, flow, 400, "Bad Request", str(e), now)
-            return
-        try:
-            params = call_params(invite)
-            call_setup(params, self.phone)
-        except InvalidInput as e:
-            self._refuse(invite, flow, 400, "Bad Request", str(e), now)
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._admit(invite, flow, offer, chosen, params, caller), name="sip-call"
+        taken = check_invite(
+            invite,
+            phone=self.phone,
+            rights=caller.rooms,
+            server_host=self.settings.server.host,
+            peer=flow.peer[0],
+            vad=self._m.vad_defaults,
         )
+        if isinstance(taken, Refusal):
+            self._refuse(invite, flow, taken.status, taken.reason, taken.why, now)
+            return
+        trying = response(invite, 100, "Trying")
+        self._invites.put(invite.branch(), trying, now)
+        flow.send(trying)
+        task = asyncio.get_running_loop().create_task(self._admit(invite, flow, taken, caller), name="sip-call")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _admit(self, invite, flow, offer, chosen, params, caller) -> None:  # type: ignore[no-untyped-def]
+    async def _admit(self, invite: SipMessage, flow: Flow, taken: Taken, caller: Caller) -> None:
         """The call's slots (the door's ``sip.max_calls``, then the stream's: the node's and its
         tenant's, cluster-wide with Redis) before any media, then the call; a refusal is the final
         answer to the INVITE (its retransmissions meanwhile get the 100 Trying again)."""
@@ -483,7 +498,7 @@ class SipDoor:
                 else:
                     self._refuse(invite, flow, 486, "Busy Here", str(e), self._now(), retry=True)
                 return
-            await self._admitted(invite, flow, offer, chosen, params, admission, caller)
+            await self._admitted(invite, flow, taken, admission, caller)
         finally:
             counters.release(held)
 
@@ -501,21 +516,22 @@ class SipDoor:
         logger.warning("SIP: no address of ours to put in the SDP: set sip.public_address")
         return self.settings.server.host
 
-    async def _admitted(self, invite, flow, offer, chosen, params, admission, caller) -> None:  # type: ignore[no-untyped-def]
+    async def _admitted(
+        self, invite: SipMessage, flow: Flow, taken: Taken, admission: Admission, caller: Caller
+    ) -> None:
         now = asyncio.get_running_loop().time()
         ours = self._our_address(invite, flow)
+        chosen = taken.chosen
         try:
             endpoint, queue = await open_endpoint(
-                self.settings.server.host,
-                self.sip.rtp_ports,
-                {chosen.address, flow.peer[0]},
-                (chosen.address, chosen.port),
+                self.settings.server.host, self.sip.rtp_ports, (chosen.address, chosen.port), flow.peer[0]
             )
         except PortsExhausted as e:
             admission.release()
             self._refuse(invite, flow, 503, "Service Unavailable", str(e), now, retry=True)
             return
-        answer = Answer(offer, chosen, params, ours, self.tls_port if flow.transport == "TLS" else self.port)
+        port = self.tls_port if flow.transport == "TLS" else self.port
+        answer = Answer(taken.offer, chosen, taken.params, ours, port)
         info = call_info(None, "sip", f"{flow.peer[0]}:{flow.peer[1]}")
         local_tag = new_tag()
         call = SipCall(
@@ -534,55 +550,18 @@ class SipDoor:
             pairs=self.pairs,
             local_tag=local_tag,
             send_final=lambda resp: self._final(invite, flow, resp, asyncio.get_running_loop().time()),
+            media_address=functools.partial(rtp_address, server_host=self.settings.server.host, peer=flow.peer[0]),
         )
-        self.calls[invite.call_id] = call
+        key = (invite.call_id, local_tag, call.remote_tag)
+        self.calls[key] = call
         self._by_branch[invite.branch()] = call
         try:
             await call.run()
         finally:
-            self.calls.pop(invite.call_id, None)
+            self.calls.pop(key, None)
             self._by_branch.pop(invite.branch(), None)
-
-    # -- TCP and TLS -----------------------------------------------------------------------------
-
-    async def _tcp_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, transport: str) -> None:
-        """One TCP or TLS connection (its handshake done): messages framed by Content-Length (§18.3)."""
-        peer = writer.get_extra_info("peername")
-        local = writer.get_extra_info("sockname")
-        if len(self._tcp_writers) >= MAX_TCP_CONNECTIONS or (not self._allow.allows(peer[0]) and self.sip.drop_refused):
-            self._count("tcp_refused")
-            writer.close()
-            return
-        self._tcp_writers.add(writer)
-        flow = Flow(writer.write, (peer[0], peer[1]), transport, (local[0], local[1]))
-        try:
-            why = await read_messages(reader, self.sip.max_message_bytes, lambda message: self.received(message, flow))
-            if why is not None:
-                self._count("unreadable")
-                self._refusals("SIP message", peer[0], why)
-        finally:
-            flow.closed = True
-            self._tcp_writers.discard(writer)
-            writer.close()
 
 
 def _uri_host(uri: str) -> str:
     where = uri_host_port(uri)
     return where[0] if where is not None else ""
-
-
-def call_params(invite: SipMessage) -> dict[str, str]:
-    """The call's parameters: the ``X-Translate-*`` headers, else the Request-URI's user part
-    ``<source>-<target>`` (``sip:eng-spa@host``, for phones that can only dial), else none (the
-    phone door's ``phone.source_language`` and ``phone.target_language``)."""
-    params: dict[str, str] = {}
-    for header, name in HEADER_PARAMS.items():
-        value = invite.get(header)
-        if value is not None:
-            params[name] = value
-    user = uri_user(invite.uri)
-    if "source" not in params and "target" not in params and user.count("-") == 1 and len(user) <= 2 * MAX_PARAM_CHARS:
-        source, target = user.split("-")
-        if source.isalpha() and target.isalpha():
-            params.update(source=source, target=target)
-    return params

@@ -1,13 +1,20 @@
 """A call's RTP socket and the speech played into it.
 
 ``RtpEndpoint``: the call's UDP port (from ``sip.rtp_ports``), its packets into the call's input
-queue. It latches (symmetric RTP): the first packet from the address the SDP offer named, or from
-the SIP signalling's source address (a caller behind NAT), fixes where our media goes and where
-the call's media may come from; packets from any other address are dropped, counted and logged
-once. ``RtpOutlet``: the call's speech, one 20 ms packet per 20 ms slot on the process's one
-``SlotClock`` (silence when there is nothing to say, as a phone does), marks played as their
-frame goes out. ``MediaDeadline``: a call whose RTP stopped (or never came) for
-``sip.media_timeout_s`` is ended. Event loop only.
+queue. It latches (symmetric RTP, RFC 4961): the first packet from the address and port the SDP
+offer named fixes where our media goes and where the call's media may come from. Only when the
+SDP names an address the SIP signalling does not come from (the caller is behind NAT and offered
+its private address) does a first packet from the signalling's address latch, at whatever port the
+NAT gave it: the one case in which a neighbour behind the same NAT who sends first would take the
+media (issue 68, H11; docs/security.md). Packets from anywhere else are dropped, counted and logged
+once. Nothing is sent before the call's 200 is ACKed and a packet has latched (issue 68, H3: an
+INVITE could point RTP at a third party, multicast or broadcast from the call's first slot), so
+our media only ever goes where the caller's comes from. The packets a call takes in are bounded to
+``RTP_RATE_FACTOR`` times its codec's packet rate (a bucket of one second's worth); beyond,
+dropped and counted. ``RtpOutlet``: the call's speech, one 20 ms packet per 20 ms slot on the
+process's one ``SlotClock`` (silence when there is nothing to say, as a phone does), marks played
+as their frame goes out (withheld, not queued, until the endpoint may send). ``MediaDeadline``: a
+call whose RTP stopped (or never came) for ``sip.media_timeout_s`` is ended. Event loop only.
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ from typing import cast
 
 from translate_svc.errors import LimitReached
 from translate_svc.transport.phone.audiosocket_server import PacedSpeech, SlotClock
-from translate_svc.transport.phone.call import CallCodec
+from translate_svc.transport.phone.call import FRAME_MS, CallCodec
 from translate_svc.transport.phone.loop import PhoneCall
+from translate_svc.transport.sip.addresses import same_host
 from translate_svc.transport.sip.rtp import TRANSCODED, RtpFraming, RtpSender, WireEncoder, rtp_samples
 
 logger = logging.getLogger(__name__)
@@ -32,40 +40,76 @@ logger = logging.getLogger(__name__)
 MAX_QUEUED_PACKETS = 100
 #: the largest RTP datagram read
 MAX_PACKET_BYTES = 1500
+#: the packets a call takes in, at most this many times its codec's packet rate (one per
+#: ``FRAME_MS``; a 10 ms ptime and RFC 4733 events beside the audio fit), a second's worth at once
+RTP_RATE_FACTOR = 4
+RTP_PACKETS_PER_S = RTP_RATE_FACTOR * 1000 // FRAME_MS
 
 
 class PortsExhausted(Exception):
-    """No free port in ``sip.rtp_ports``."""
+    """No free port in ``sip.rtp_ports`` (or no file descriptor for one)."""
 
 
 class RtpEndpoint(asyncio.DatagramProtocol):
     """One call's RTP port. Event loop only."""
 
-    def __init__(self, expected: set[str], remote: tuple[str, int], queue: asyncio.Queue[str | bytes]) -> None:
-        #: the addresses latching accepts first packets from (the SDP's, the signalling's)
-        self.expected = expected
-        self.remote = remote
+    def __init__(self, offered: tuple[str, int], signalling: str, queue: asyncio.Queue[str | bytes]) -> None:
+        #: where the SDP offer says the caller's media is, and where its SIP signalling comes from
+        self.offered = offered
+        self.signalling = signalling
+        self.remote = offered
         self.latched = False
+        #: the call's 200 was ACKed (``dialog.SipCall.acked``)
+        self.acked = False
         self._queue = queue
         self.transport: asyncio.DatagramTransport | None = None
         self.foreign = 0
         self.overflow = 0
+        self.over_rate = 0
         self.sent = 0
+        #: frames not sent because the call could not send yet (no ACK, or no packet latched)
+        self.withheld = 0
+        self._tokens = float(RTP_PACKETS_PER_S)
+        self._at = 0.0
+
+    @property
+    def sending(self) -> bool:
+        """Whether our media may go out: the 200 was ACKed and the caller's media has latched."""
+        return self.latched and self.acked
+
+    def expect(self, offered: tuple[str, int], signalling: str) -> None:
+        """A re-INVITE's offer: where it names something else than before, latching starts again
+        (and nothing is sent until it has)."""
+        if offered != self.offered:
+            self.offered, self.signalling, self.remote, self.latched = offered, signalling, offered, False
+
+    def _latches(self, source: tuple[str, int]) -> bool:
+        if same_host(source[0], self.offered[0]):
+            return source[1] == self.offered[1]
+        return same_host(source[0], self.signalling)  # behind NAT: the offer named a private address
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)  # (the loop's own class: no isinstance)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        source = (addr[0], addr[1])
         if self.latched:
-            if addr[:2] != self.remote:
+            if source != self.remote:
                 self._foreign(addr)
                 return
-        elif addr[0] in self.expected:
-            self.remote = (addr[0], addr[1])  # latched: our media goes where theirs comes from
+        elif self._latches(source):
+            self.remote = source  # latched: our media goes where theirs comes from
             self.latched = True
         else:
             self._foreign(addr)
             return
+        now = asyncio.get_running_loop().time()
+        self._tokens = min(float(RTP_PACKETS_PER_S), self._tokens + (now - self._at) * RTP_PACKETS_PER_S)
+        self._at = now
+        if self._tokens < 1.0:
+            self.over_rate += 1
+            return
+        self._tokens -= 1.0
         if len(data) > MAX_PACKET_BYTES or self._queue.full():
             self.overflow += 1
             return
@@ -80,8 +124,11 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         """(An ICMP port-unreachable for a packet we sent: the media timeout ends a call gone.)"""
 
     def send(self, data: bytes) -> None:
+        if not self.sending:
+            self.withheld += 1
+            return
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(data, self.remote)
+            self.transport.sendto(data, self.remote)  # (a latched source: always an IP literal)
             self.sent += 1
 
     def close(self) -> None:
@@ -90,10 +137,10 @@ class RtpEndpoint(asyncio.DatagramProtocol):
 
 
 async def open_endpoint(
-    host: str, ports: tuple[int, int] | None, expected: set[str], remote: tuple[str, int]
+    host: str, ports: tuple[int, int] | None, offered: tuple[str, int], signalling: str
 ) -> tuple[RtpEndpoint, asyncio.Queue[str | bytes]]:
     """A call's RTP port: an even port of ``ports`` (RFC 3550 §11), tried from a random one; any
-    free port when None. PortsExhausted when none is free."""
+    free port when None. PortsExhausted when none is free, or no file descriptor is."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str | bytes] = asyncio.Queue(MAX_QUEUED_PACKETS)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -105,7 +152,12 @@ async def open_endpoint(
         start = random.randrange(len(candidates)) if candidates else 0
         candidates = candidates[start:] + candidates[:start]
     for port in candidates:
-        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+        except OSError as e:
+            if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                raise PortsExhausted(f"no file descriptor free for the call's RTP socket ({e.strerror})") from None
+            raise
         try:
             sock.bind((host, port))
         except OSError as e:
@@ -114,7 +166,7 @@ async def open_endpoint(
                 continue
             raise
         sock.setblocking(False)
-        _, endpoint = await loop.create_datagram_endpoint(lambda: RtpEndpoint(expected, remote, queue), sock=sock)
+        _, endpoint = await loop.create_datagram_endpoint(lambda: RtpEndpoint(offered, signalling, queue), sock=sock)
         return endpoint, queue
     raise PortsExhausted(f"no free RTP port in sip.rtp_ports {ports}")
 
@@ -168,13 +220,16 @@ class RtpOutlet(PacedSpeech):
     def fields(self) -> dict[str, int | float]:
         """The frame counts (``PacedSpeech``) and the call's packets both ways."""
         out = super().fields()
-        out.update(
-            rtp_sent=self._endpoint.sent, rtp_foreign=self._endpoint.foreign, rtp_overflow=self._endpoint.overflow
-        )
+        e = self._endpoint
+        out.update(rtp_sent=e.sent, rtp_foreign=e.foreign, rtp_overflow=e.overflow)
+        if e.withheld:
+            out["rtp_withheld"] = e.withheld
+        if e.over_rate:
+            out["rtp_over_rate"] = e.over_rate
         if self.framing is not None:
             out.update(rtp_received=self.framing.packets, rtp_unread=self.framing.dropped)
             if self.framing.digits:
-                out["dtmf_digits"] = len(self.framing.digits)
+                out["dtmf_digits"] = self.framing.digits
         return out
 
 

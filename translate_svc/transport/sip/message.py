@@ -2,10 +2,13 @@
 built for the responses and the few requests a callee sends (BYE).
 
 A message is refused unread past ``max_bytes``, ``MAX_HEADERS`` header lines or
-``MAX_LINE_CHARS`` characters a line; a request must carry Via, From, To, Call-ID and CSeq (§8.1.1)
-and a CSeq whose method is its own. ``SipParseError`` says what is wrong in a few words of our own
-(nothing of the message is echoed) and whether it was a request we can answer (with 400).
-Pure and thread-safe.
+``MAX_LINE_CHARS`` characters a line; a header value may hold no control character but a tab (no
+bare CR or LF: §25.1's TEXT-UTF8char; issue 68, H9, a Call-ID's bare LF forged lines and fields of
+the access log); a request must carry Via, From, To, Call-ID and CSeq (§8.1.1), a Call-ID of
+§25.1's ``word [ "@" word ]`` of at most ``MAX_CALL_ID_CHARS``, and a CSeq whose method is its
+own. ``SipParseError`` says what is wrong in a few words of our own (nothing of the message is
+echoed) and whether it was a request we can answer (with 400: never when one of the headers a
+response copies holds a control character). Pure and thread-safe.
 """
 
 from __future__ import annotations
@@ -33,6 +36,13 @@ COMPACT = {
 }
 REQUIRED = ("via", "from", "to", "call-id", "cseq")
 _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
+#: a control character (RFC 5234's CTL) other than a tab
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: RFC 3261 §25.1: callid = word [ "@" word ]
+_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
+_CALL_ID = re.compile(rf"{_WORD}(@{_WORD})?")
+#: a Call-ID's characters, at most
+MAX_CALL_ID_CHARS = 256
 #: what our responses and requests say they are
 AGENT = "translate-svc"
 
@@ -221,7 +231,14 @@ def parse(data: bytes, max_bytes: int, *, stream: bool = False, head_only: bool 
         if not colon or not name or not _TOKEN.match(name):
             raise SipParseError("a header line is not name: value")
         msg.headers.append((COMPACT.get(name, name), value.strip()))
-    answerable = msg if msg.is_request and msg.method != "ACK" and all(msg.get(h) for h in REQUIRED) else None
+    controls = {name for name, value in msg.headers if _CONTROL.search(value)}
+    complete = msg.is_request and msg.method != "ACK" and all(msg.get(h) for h in REQUIRED)
+    answerable = msg if complete and not controls & set(REQUIRED) else None  # (a response copies these)
+    if controls:
+        raise SipParseError("a header value holds a control character (a bare CR or LF?)", answerable)
+    call_id = msg.get("call-id")
+    if msg.is_request and call_id and (len(call_id) > MAX_CALL_ID_CHARS or not _CALL_ID.fullmatch(call_id)):
+        raise SipParseError(f"the Call-ID is not word[@word] of at most {MAX_CALL_ID_CHARS} characters", answerable)
     length_text = None if head_only else msg.get("content-length")
     if length_text is None:
         if stream and body:
@@ -250,6 +267,8 @@ def parse(data: bytes, max_bytes: int, *, stream: bool = False, head_only: bool 
 
 
 def _start_line(line: str) -> SipMessage:
+    if _CONTROL.search(line):
+        raise SipParseError("the first line holds a control character (a bare CR or LF?)")
     if line.startswith("SIP/2.0 "):
         _, status, reason = [*line.split(" ", 2), ""][:3]
         if not (len(status) == 3 and status.isdigit()):

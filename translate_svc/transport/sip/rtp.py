@@ -4,14 +4,18 @@ and the call's framing for the phone door's call loop (``RtpFraming``, a ``phone
 What comes in: packets of the call's payload type are its audio (a G.722 or Opus packet decoded
 to the call's 16 kHz PCM: ``TRANSCODED``; a G.711 packet of the other law, after a re-INVITE
 changed the codec, turned into the call's own), ``telephone-event`` packets are DTMF digits (one
-per event: its end packet, sent three times, counts once), anything else (comfort noise, a packet
-we cannot read) is counted and dropped: a peer's garbage does not end a call. Pure; not
-thread-safe (one per call).
+per event: its end packet, sent three times, counts once; digits are counted, not kept: issue 68,
+H16, 1.6 million digits in 30 s were a list). A digit of ``sip.dtmf_targets`` retargets the call,
+coalesced: at most one retarget per ``RETARGET_EVERY_S`` (the last digit pressed meanwhile wins,
+applied with the first packet after it), and none for the language already asked for. Anything
+else (comfort noise, a packet we cannot read) is counted and dropped: a peer's garbage does not
+end a call. Pure (the clock passed in); not thread-safe (one per call).
 """
 
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -27,6 +31,8 @@ DIGITS = "0123456789*#ABCD"
 #: what the door puts in the call's input besides packets: the call's start, and the caller's BYE
 START = "start"
 BYE = "bye"
+#: at most one retarget (an ``Update`` of the target language) per this long
+RETARGET_EVERY_S = 0.5
 
 
 class WireDecoder(Protocol):
@@ -101,6 +107,7 @@ class RtpFraming:
         payload_types: Mapping[int, CallCodec],
         event_type: int | None,
         dtmf_targets: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self._call_id = call_id
         #: the call's codec, fixed for its stream (what a re-INVITE changes is converted to it)
@@ -111,7 +118,13 @@ class RtpFraming:
         self._events_seen: set[int] = set()
         self.packets = 0
         self.dropped = 0
-        self.digits: list[str] = []
+        #: the DTMF digits received (counted: the access line's ``dtmf_digits``)
+        self.digits = 0
+        #: the target language the last retarget asked for, when, and one a digit asked for since
+        self.retarget: str | None = None
+        self._retargeted_at = -RETARGET_EVERY_S
+        self._pending: str | None = None
+        self._clock = clock
         #: digits that switch the call's target language (``sip.dtmf_targets``)
         self.dtmf_targets = dict(dtmf_targets or {})
         #: each payload type's codec name (``TRANSCODED`` ones are decoded here), and their decoders
@@ -132,7 +145,7 @@ class RtpFraming:
             return []
         self.packets += 1
         if packet.payload_type == self.event_type:
-            return self._event(packet)
+            return self._event(packet) + self._retargets()
         codec = self.payload_types.get(packet.payload_type)
         if codec is None or not packet.payload:
             self.dropped += 1
@@ -148,7 +161,20 @@ class RtpFraming:
             if not payload:
                 return []  # (a resampler filling, or a packet the codec refused)
         audio = payload if codec == self._codec else self._codec.encode(codec.decode(payload))
-        return [AudioIn(audio, field="RTP packet")]
+        return [AudioIn(audio, field="RTP packet"), *self._retargets()]
+
+    def _retargets(self) -> list[StreamRequest | CarrierEvent]:
+        """The retarget a digit asked for, once ``RETARGET_EVERY_S`` passed since the last."""
+        if self._pending is None:
+            return []
+        now = self._clock()
+        if now - self._retargeted_at < RETARGET_EVERY_S:
+            return []
+        target, self._pending = self._pending, None
+        if target == self.retarget:
+            return []
+        self.retarget, self._retargeted_at = target, now
+        return [Update(target_languages=(target,))]  # (a bad one is answered, not fatal)
 
     def _event(self, packet: Packet) -> list[StreamRequest | CarrierEvent]:
         """RFC 4733 §2.3: event, E|R|volume, duration; the end bit on an event's last packets."""
@@ -162,11 +188,11 @@ class RtpFraming:
             self._events_seen.clear()
         self._events_seen.add(packet.timestamp)  # one event, one timestamp (§2.5.1.3)
         digit = DIGITS[event]
-        self.digits.append(digit)
+        self.digits += 1
         target = self.dtmf_targets.get(digit)
-        if target is None:
-            return [Dtmf(digit)]
-        return [Dtmf(digit), Update(target_languages=(target,))]  # (a bad one is answered, not fatal)
+        if target is not None:
+            self._pending = target
+        return [Dtmf(digit)]
 
 
 def rtp_samples(name: str, wire: CallCodec) -> int:

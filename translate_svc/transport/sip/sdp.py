@@ -8,12 +8,16 @@ it; docs/decisions.md), else the first of PCMU and PCMA in the offer's order (th
 preference, §6.1). A re-INVITE keeps the call's rate (``choose``'s
 ``rate``): its stream cannot change rate, so it may move between PCMU and PCMA only. Every other
 media line is answered with port 0 (rejected, §6). An offer with no codec we take is ``NoCodec``
-(the door answers 488). The direction answers the offer's (``sendonly`` -> ``recvonly``, §6.1): a
-hold. Pure and thread-safe.
+(the door answers 488). Bounds before anything is kept: ``MAX_LINES`` lines, ``MAX_FORMATS``
+formats a media line, a port of at most five digits and 65535 (issue 68: a port of 5,000 digits
+raised a traceback, 99999 was answered 200). Where the media goes (the ``c=`` address: an IP
+literal, never a name) is checked by ``addresses.py``. The direction answers the offer's
+(``sendonly`` -> ``recvonly``, §6.1): a hold. Pure and thread-safe.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
 
@@ -40,13 +44,20 @@ PREFERRED = (OPUS, "G722")
 ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
 #: lines of an SDP body, at most
 MAX_LINES = 128
+#: formats (payload types) of one media line, at most
+MAX_FORMATS = 32
 
 
 class SdpError(Exception):
     """An offer we cannot read (the door answers 400)."""
 
 
-class NoCodec(Exception):
+class NotAcceptable(Exception):
+    """An offer we can read and do not take (the door answers 488 Not Acceptable Here: RFC 3261
+    §21.4.26, "some aspects of the session description ... not acceptable")."""
+
+
+class NoCodec(NotAcceptable):
     """An offer with no audio codec we take (the door answers 488)."""
 
 
@@ -106,20 +117,26 @@ def parse_offer(body: bytes) -> Offer:
         cur = media[-1] if media else None
         if kind == "m":
             parts = value.split()
-            if len(parts) < 4 or not parts[1].split("/")[0].isdigit():
+            if len(parts) < 4:
                 raise SdpError("an m= line is not <media> <port> <proto> <formats>")
-            media.append(
-                {"media": parts[0], "port": int(parts[1].split("/")[0]), "proto": parts[2], "formats": tuple(parts[3:])}
-            )
+            port_text = parts[1].split("/")[0]
+            if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5 and int(port_text) <= 65535):
+                raise SdpError("an m= line's port is not a port (0 to 65535)")
+            if len(parts) - 3 > MAX_FORMATS:
+                raise SdpError(f"an m= line with over {MAX_FORMATS} formats")
+            media.append({"media": parts[0], "port": int(port_text), "proto": parts[2], "formats": tuple(parts[3:])})
             media[-1].update(rtpmap={}, fmtp={}, direction=None, address=None)
         elif kind == "c":
             parts = value.split()
             if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
                 raise SdpError("a c= line is not IN IP4|IP6 <address>")
+            given = parts[2].split("/")[0]  # (a multicast address's /ttl: refused by addresses.py)
+            if _version(given) not in (None, int(parts[1][2])):
+                raise SdpError(f"a c= line's address is not of its type {parts[1]}")
             if cur is None:
-                session_addr = parts[2].split("/")[0]
+                session_addr = given
             else:
-                cur["address"] = parts[2].split("/")[0]
+                cur["address"] = given
         elif kind == "a":
             name, _, arg = value.partition(":")
             if name in ANSWER_DIRECTION:
@@ -149,6 +166,14 @@ def parse_offer(body: bytes) -> Offer:
             )
         )
     return Offer(tuple(lines_out))
+
+
+def _version(address: str) -> int | None:
+    """4 or 6 for an IP literal; None for anything else (a name: ``addresses.py`` refuses it)."""
+    try:
+        return ipaddress.ip_address(address).version
+    except ValueError:
+        return None
 
 
 def _name(line: MediaLine, pt: int) -> str:
