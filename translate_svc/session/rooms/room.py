@@ -122,6 +122,10 @@ class Speaker:
 
 
 class Room:
+    """One room of one tenant (made by ``RoomRegistry``): its speakers and listeners here, those of
+    other processes as the cluster store last said, its backlog, and the fan-out of its speakers'
+    output (``publish``, ``deliver``)."""
+
     def __init__(self, tenant: Tenant, name: str, config: RoomConfig, held: Held | None, backlog: RoomBacklog) -> None:
         self.tenant = tenant
         self.name = name
