@@ -1,6 +1,7 @@
-"""The tests' own map (tests/README.md): every folder is a package, every test module says whether
-it is a unit or an integration test, and no test module imports another (what tests share is in
-tests/support, as benchmarks import it)."""
+"""The tests' own map (tests/README.md): every folder is a package, a folder named after a package
+of translate_svc/ mirrors its sub-packages, every test module says whether it is a unit or an
+integration test, and no test module imports another (what tests share is in tests/support, as
+benchmarks import it)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 pytestmark = pytest.mark.unit
 
 TESTS = Path(__file__).resolve().parent
+PACKAGE = TESTS.parent / "translate_svc"
 MODULES = sorted(p for p in TESTS.rglob("test_*.py") if "__pycache__" not in p.parts)
 
 
@@ -36,6 +38,23 @@ def test_every_folder_of_tests_is_a_package() -> None:
     where two files of one name clash."""
     folders = {p.parent for p in TESTS.rglob("*.py") if "__pycache__" not in p.parts}
     assert sorted(str(f.relative_to(TESTS)) for f in folders if not (f / "__init__.py").is_file()) == []
+
+
+def test_the_folders_of_a_package_mirror_its_sub_packages() -> None:
+    """``tests/session/rooms/`` tests ``translate_svc/session/rooms/``: under a folder named after a
+    package of translate_svc/ (``session/``, ``transport/``, ...), every folder names a sub-package
+    of it, so a test is found by the path of what it tests."""
+    mirrored = [f for f in TESTS.iterdir() if f.is_dir() and (PACKAGE / f.name / "__init__.py").is_file()]
+    assert {f.name for f in mirrored} >= {"session", "transport"}
+    stray = [
+        str(folder.relative_to(TESTS))
+        for top in mirrored
+        for folder in top.rglob("*")
+        if folder.is_dir()
+        and "__pycache__" not in folder.parts
+        and not (PACKAGE / folder.relative_to(TESTS) / "__init__.py").is_file()
+    ]
+    assert sorted(stray) == []
 
 
 def test_no_test_module_imports_another() -> None:

@@ -21,7 +21,7 @@ from translate_svc.observability import metrics
 from translate_svc.recordings.service import Manifest, Recordings
 from translate_svc.session import SessionManager
 from translate_svc.session.quota import Counters
-from translate_svc.session.rooms import room_config
+from translate_svc.session.rooms.config import room_config
 from translate_svc.settings import Settings
 from translate_svc.vad.silero import SileroVad
 from translate_svc.vad.worker import VadWorker

@@ -29,9 +29,9 @@ from translate_svc.session import (
     StreamDriver,
     StreamEnded,
     StreamRequest,
-    StreamSession,
 )
 from translate_svc.session.clip import ClipDriver
+from translate_svc.session.stream import StreamSession
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, OutputOptions, TranslationTask
 from translate_svc.vad.segmenter import SegmenterConfig

@@ -1,4 +1,4 @@
-"""What the room core's tests (``session/rooms.py``, ``room_listener.py``, ``room_backlog.py``)
+"""What the room core's tests (``session/rooms/``: the registry, listeners, the backlog)
 run it with, as plain values: a model card of five languages, a speaker's stream that records its
 retargets, a fake clock, and a speaker published into a registry."""
 
@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from translate_svc.errors import InvalidInput
 from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT
-from translate_svc.session.rooms import RoomRegistry, Speaker
+from translate_svc.session.rooms.registry import RoomRegistry
+from translate_svc.session.rooms.room import Speaker
 from translate_svc.types import Language, ModelCard, ModelInfo
 
 #: a test model's card: five languages, each heard, written and spoken

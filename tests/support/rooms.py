@@ -116,7 +116,7 @@ async def speak_through_sdk(
 
 
 def registry(live: LiveServer):  # type: ignore[no-untyped-def]
-    """The server's rooms (``session/rooms.py``'s ``RoomRegistry``)."""
+    """The server's rooms (``session/rooms/registry.py``'s ``RoomRegistry``)."""
     return live.server.app.sessions.rooms
 
 

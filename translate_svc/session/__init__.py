@@ -3,11 +3,14 @@
 ``manager`` admits streams and calls, opens their sessions and shares the engine fairly; each call
 kind has its driver, which checks its requests (``task``: every request check) and does its work:
 ``driver`` owns the stream protocol (when its timers are due: ``clock``; a room speaker's part:
-``room_seat``), ``clip`` and ``text`` the unary calls (a whole clip, texts). ``stream`` is one
-stream's lifecycle over ``timeline`` (decoding), ``vad_bridge`` (the shared VAD), ``jobs`` (engine
-jobs and ordered output), ``captions`` and ``simultaneous`` (commits while speech is open);
-``events`` is the typed vocabulary doors speak. Imports run one way: the drivers import
-the manager, never the reverse. Nothing here imports grpc or protobuf: doors live in ``transport/``.
+``rooms.seat``), ``clip`` and ``text`` the unary calls (a whole clip, texts), ``listen`` a listen
+to a room. ``stream`` is one stream's lifecycle over ``timeline`` (decoding), ``vad_bridge`` (the
+shared VAD), ``jobs`` (engine jobs and ordered output), ``captions`` and ``simultaneous`` (commits
+while speech is open); ``rooms/`` is the rooms' core (the registry, rooms and speakers, listeners,
+the backlog, the link across processes); ``events`` is the typed vocabulary doors speak. Imports
+run one way: the drivers import the manager, never the reverse. Nothing here imports grpc or
+protobuf: doors live in ``transport/``, and what this package exports is what they drive (the
+drivers, the manager and the events): one stream's session is the manager's and its driver's.
 """
 
 from translate_svc.session.driver import StreamDriver
@@ -29,7 +32,6 @@ from translate_svc.session.events import (
     Updated,
 )
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.stream import StreamSession
 from translate_svc.session.text import TextDriver, TextsResult
 from translate_svc.types import Commit, InterimResult, SegmentResult
 
@@ -50,7 +52,6 @@ __all__ = [
     "StreamEnded",
     "StreamEvent",
     "StreamRequest",
-    "StreamSession",
     "StreamStarted",
     "TextDriver",
     "TextRequest",

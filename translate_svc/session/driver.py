@@ -7,7 +7,7 @@ door sees it answer pings: a muted speaker, kept up to ``max_stream_seconds``), 
 deadline ends the stream with "resume elsewhere", and every end has its reason and its text.
 When each of these is due is the pure ``StreamClock``'s to say (``clock.py``): the driver tells it
 what happens, wakes when it says and acts on its verdict. What a stream that speaks into a room
-does there (publish, retarget, output, leave) is its ``SpeakerSeat``'s (``room_seat.py``); the
+does there (publish, retarget, output, leave) is its ``SpeakerSeat``'s (``rooms/seat.py``); the
 session tells the driver of a drain, a stop and its output through the ``StreamHooks`` given at
 its open.
 
@@ -48,8 +48,8 @@ from translate_svc.session.events import (
 from translate_svc.session.lifecycle import SessionRecord
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT, QuotaSpent, RoomRights, Tenant
-from translate_svc.session.room_seat import SpeakerSeat
-from translate_svc.session.rooms import check_speaker
+from translate_svc.session.rooms.checks import check_speaker
+from translate_svc.session.rooms.seat import SpeakerSeat
 from translate_svc.session.stream import StreamHooks, StreamSession
 from translate_svc.types import SegmentResult
 

@@ -58,7 +58,7 @@ class StreamConfig:
     terms: tuple[Term, ...] = ()
     #: simultaneous mode (commits while speech is open); None: segment mode
     simultaneous: SimultaneousOptions | None = None
-    #: speak into this room (``session/rooms.py``); None: an ordinary stream
+    #: speak into this room (``session/rooms/``); None: an ordinary stream
     room: RoomJoin | None = None
 
 

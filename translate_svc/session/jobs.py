@@ -76,7 +76,7 @@ class JobTracker:
         self._done: dict[int, tuple[tuple[Commit, ...], SegmentResult]] = {}
         #: simultaneous mode: each segment's commits not out yet, in order
         self._commits: dict[int, collections.deque[CommitSlot]] = {}
-        #: a room speaker's publisher (``room_seat.SpeakerSeat.output``): every final result and caption
+        #: a room speaker's publisher (``rooms.seat.SpeakerSeat.output``): every final result and caption
         self._on_output = on_output
         self.next_id = first_id  # the next segment's id (ids continue across a resume)
         self.next_emit = first_id  # the next result to queue for the reader

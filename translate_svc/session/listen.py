@@ -33,7 +33,7 @@ from translate_svc.observability.access import CallInfo
 from translate_svc.session.accounting import accounted
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.quota import RoomRights, Tenant
-from translate_svc.session.room_listener import Listener, ListenEvent, until_ended
+from translate_svc.session.rooms.listener import Listener, ListenEvent, until_ended
 
 #: the tenant call metric's method of a listen
 METHOD = "listen"

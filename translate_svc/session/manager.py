@@ -37,7 +37,8 @@ from translate_svc.session.quota import (
     retry_after_ms,
 )
 from translate_svc.session.recording import Recorder, Recorders, RecordMode
-from translate_svc.session.rooms import RoomConfig, RoomRegistry
+from translate_svc.session.rooms.config import RoomConfig
+from translate_svc.session.rooms.registry import RoomRegistry
 from translate_svc.session.stream import NO_HOOKS, StreamHooks, StreamSession
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioFormat, ModelCard, TranslationTask
@@ -62,7 +63,7 @@ class SessionManager:
         recorders: Recorders | None = None,
     ) -> None:
         """``store``: what crosses streams, shared with the node's other workers or other pods (rooms:
-        ``room_link.py``); None: nothing is shared (this process's rooms only). ``recorders``: opens
+        ``rooms/link.py``); None: nothing is shared (this process's rooms only). ``recorders``: opens
         the recording of a session whose tenant records (``recording.py``; None: nothing is kept)."""
         self.recorders = recorders
         self.engine = engine
@@ -91,7 +92,7 @@ class SessionManager:
         self._no_live.set()
         #: where the sessions' events go (``lifecycle.py``; webhooks and usage records: ``frontend.py``)
         self.events: EventSink = NO_EVENTS
-        #: rooms of this process: their speakers (streams) and listeners (``rooms.py``)
+        #: rooms of this process: their speakers (streams) and listeners (``rooms/registry.py``)
         self.store = store
         self.rooms = RoomRegistry(
             rooms or RoomConfig(max_languages=limits.max_target_languages),

@@ -42,7 +42,7 @@ class TenantCaps:
     audio_seconds_per_minute: float | None = None
     #: unary calls in progress at once (None: ``limits.max_unary_calls_per_tenant``)
     unary_calls: int | None = None
-    #: rooms open at once (``session/rooms.py``), speakers publishing into them, listeners
+    #: rooms open at once (``session/rooms/``), speakers publishing into them, listeners
     rooms: int | None = None
     room_speakers: int | None = None
     listeners: int | None = None

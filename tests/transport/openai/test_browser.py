@@ -18,6 +18,7 @@ says what to install. ``CHROMIUM=/path/to/chrome`` picks another binary. It save
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from collections.abc import AsyncIterator
@@ -145,15 +146,46 @@ async def stable_page_server(test_model_dir: Path) -> AsyncIterator[LiveServer]:
 
 LONG_SECONDS = 20  # the stable translator's first commits in silero_test.wav come at ~12 s
 
-#: the tracks' inbound bytes and packets, then the table (so bytes counted came before the rows read)
-SAMPLE = """async () => {
-    const inbound = (await demo.stats()).inbound;
-    const rows = [...document.querySelectorAll("#segments tbody tr")].map(tr => ({
+#: What the commits' test watches, installed in the page before the session starts, so that no state
+#: the page shows is missed however slowly the test's own process runs (a machine under load: issue
+#: 71). ``watch.states``: every change of a segment's row (by a MutationObserver, delivered after each
+#: task that changed the table: each data channel message), the row as the page showed it.
+#: ``watch.samples``: the tracks' inbound bytes and packets, then the rows with commits (so bytes
+#: counted came before the rows read), taken in the page as often as it can, until ``watch.on`` is
+#: false.
+WATCH = """() => {
+    const table = document.getElementById("segments");
+    const row = (tr) => ({
         committing: tr.classList.contains("committing"),
-        cells: [...tr.cells].map(td => td.textContent.trim()),
-    }));
-    return {inbound, rows};
+        cells: [...tr.cells].map((td) => td.textContent.trim()),
+    });
+    const watch = { states: [], samples: [], on: true };
+    const shown = new Map();
+    new MutationObserver(() => {
+        for (const tr of table.tBodies[0].rows) {
+            const now = row(tr);
+            const key = JSON.stringify(now);
+            if (shown.get(tr) !== key) {
+                shown.set(tr, key);
+                watch.states.push(now);
+            }
+        }
+    }).observe(table, { subtree: true, childList: true, characterData: true, attributes: true });
+    (async () => {
+        while (watch.on) {
+            const inbound = (await demo.stats()).inbound;
+            const rows = [...table.tBodies[0].rows].map(row).filter((r) => r.committing);
+            watch.samples.push({ inbound, rows });
+            await new Promise((done) => setTimeout(done, 50));
+        }
+    })();
+    window.watch = watch;
 }"""
+#: what the page showed since the last read (``watch``'s states and samples from the given indexes)
+WATCHED = "([i, j]) => [watch.states.slice(i), watch.samples.slice(j)]"
+#: the commits' test waits this long for a segment's commits to grow and be heard (the microphone
+#: loops its 20 s, whose one long segment has the commits, so each loop is another chance)
+COMMITS_DEADLINE_S = 240
 
 
 async def test_the_demo_page_plays_commits_as_they_come(
@@ -166,6 +198,7 @@ async def test_the_demo_page_plays_commits_as_they_come(
     assert stable_page_server.server.http is not None
     url = f"http://127.0.0.1:{stable_page_server.server.http.port}/demo"
     problems: list[str] = []
+    states: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
@@ -185,18 +218,24 @@ async def test_the_demo_page_plays_commits_as_they_come(
             await page.wait_for_selector("#start:enabled", timeout=30_000)
             for code in TARGETS:
                 await page.check(f"#targets input[value={code}]")
+            await page.evaluate(WATCH)
             await page.click("#start")
-            # sample the page every 200 ms until each target's track carried speech while a row
-            # with commits was still open, and a row with commits got its result
-            for _ in range(300):
-                samples.append(await page.evaluate(SAMPLE))
-                committed = {r["cells"][0] for s in samples for r in s["rows"] if r["committing"]}
-                done = any(r["cells"][0] in committed and r["cells"][-1] for r in samples[-1]["rows"])
-                if done and all(heard_early(samples, i) for i in range(len(TARGETS))):
-                    break
-                await page.wait_for_timeout(200)
-            else:
-                raise AssertionError(f"no chunk heard before its segment's result; the page: {await page_state(page)}")
+            # until each target's committed text was seen to grow into its segment's result, and
+            # each target's track carried speech while a row with its commits was still open: the
+            # conditions asserted below, read from every state the page showed (never from a
+            # sample of it, which a loaded machine takes too rarely to see a commit grow)
+            deadline = asyncio.get_running_loop().time() + COMMITS_DEADLINE_S
+            while not all(grown_into_result(states, i) and heard_early(samples, i) for i in range(len(TARGETS))):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise AssertionError(
+                        f"no commit grown into its result and heard before it in {COMMITS_DEADLINE_S} s; "
+                        f"the page: {await page_state(page)}"
+                    )
+                await page.wait_for_timeout(250)
+                more_states, more_samples = await page.evaluate(WATCHED, [len(states), len(samples)])
+                states += more_states
+                samples += more_samples
+            await page.evaluate("() => { watch.on = false; }")
             await page.click("#stop")
             await page.wait_for_function(
                 "() => document.getElementById('status').textContent.startsWith('Stopped')", timeout=30_000
@@ -204,15 +243,37 @@ async def test_the_demo_page_plays_commits_as_they_come(
         finally:
             await browser.close()
     assert not problems, problems
-    final = {r["cells"][0]: r["cells"] for r in samples[-1]["rows"]}
-    for index, code in enumerate(TARGETS):
+    for index in range(len(TARGETS)):
         # the committed text grows in the segment's row before its result; the result completes it
-        growing = [(r["cells"][0], r["cells"][3 + index]) for s in samples for r in s["rows"] if r["committing"]]
-        grown = [(sid, text) for sid, text in growing if text and sid in final and final[sid][-1]]
-        assert grown, (code, growing)
-        assert all(final[sid][3 + index].startswith(text) for sid, text in grown), (grown, final)
-        assert any(len(text) < len(final[sid][3 + index]) for sid, text in grown), (grown, final)
-        assert heard_early(samples, index), code  # (the loop above waited for it)
+        grown = commits_and_results(states, index)
+        assert grown, (TARGETS[index], states)
+        assert all(last.startswith(text) for commits, last in grown.values() for text in commits), grown
+        assert grown_into_result(states, index), grown
+        assert heard_early(samples, index), TARGETS[index]  # (the loop above waited for it)
+
+
+def commits_and_results(states: list[dict[str, Any]], index: int) -> dict[str, tuple[list[str], str]]:
+    """For each row that showed commits in target ``index`` and got a result (its latency shown): the
+    texts its cell showed while the row had commits and no result, and the text it shows last."""
+    resulted = {r["cells"][0] for r in states if r["cells"][-1]}
+    rows: dict[str, tuple[list[str], str]] = {}
+    for r in states:
+        sid, text = r["cells"][0], r["cells"][3 + index]
+        if sid not in resulted:
+            continue
+        commits, _ = rows.get(sid, ([], ""))
+        if r["committing"] and text:
+            commits.append(text)
+        rows[sid] = (commits, text)
+    return {sid: (commits, last) for sid, (commits, last) in rows.items() if commits}
+
+
+def grown_into_result(states: list[dict[str, Any]], index: int) -> bool:
+    """Whether a row that got its result showed a committed text in target ``index`` that its text
+    then grew from: shorter than what the row shows last, and its start. (The door sends the rest of
+    a segment's text as its last commit, then the result: so the last commit may show it all.)"""
+    rows = commits_and_results(states, index).values()
+    return any(len(text) < len(last) and last.startswith(text) for commits, last in rows for text in commits)
 
 
 def heard_early(samples: list[dict[str, Any]], index: int) -> bool:

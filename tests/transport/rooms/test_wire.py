@@ -4,17 +4,19 @@ shared, a backlog read but not played, refusals as HTTP statuses, a speaker's ro
 
 from __future__ import annotations
 
+import gc
 import json
+from weakref import WeakKeyDictionary
 
 import numpy as np
 import pytest
 
 from translate_svc.errors import InvalidInput, Overloaded, PermissionDenied, ShuttingDown
 from translate_svc.session.events import Draining, RoomJoin, StreamConfig, StreamEnded
-from translate_svc.session.rooms import ListenStarted, OutputDropped, RoomOutput
+from translate_svc.session.rooms.listener import ListenStarted, OutputDropped, RoomOutput
 from translate_svc.transport.http.errors import refusal
 from translate_svc.transport.openai.protocol import ROOM_FIXED, RealtimeProtocol
-from translate_svc.transport.rooms.protocol import LISTEN_RATE, closed, frames, listen_ask
+from translate_svc.transport.rooms.protocol import LISTEN_RATE, Encodings, closed, frames, listen_ask
 from translate_svc.types import InterimResult, SegmentError, SegmentResult, Transcript, Translation
 from translate_svc.vad.segmenter import SegmenterConfig
 
@@ -29,10 +31,12 @@ def result(rate: int = 24000, seconds: float = 0.5) -> SegmentResult:
 
 
 def test_a_result_is_encoded_once_and_its_bytes_shared_by_every_listener() -> None:
+    encoded: Encodings = WeakKeyDictionary()  # the door's
     out = RoomOutput("mayor", result())
-    first = frames(out)
-    again = frames(out)  # the next listener of the language
+    first = frames(out, encoded)
+    again = frames(out, encoded)  # the next listener of the language
     assert [f.data is g.data for f, g in zip(first, again, strict=True)] == [True, True]
+    assert len(encoded) == 1
     head, speech = first
     assert head.text and not speech.text
     body = json.loads(head.data)
@@ -43,17 +47,22 @@ def test_a_result_is_encoded_once_and_its_bytes_shared_by_every_listener() -> No
     assert body["audio"] == {"format": "pcm16", "sample_rate": LISTEN_RATE, "samples": LISTEN_RATE // 2}
     assert len(speech.data) == 2 * body["audio"]["samples"]
     assert np.abs(np.frombuffer(speech.data, "<i2")).max() > 10000
+    # the door's cache holds no output alive: once no listener holds it, its entry is gone
+    del out
+    gc.collect()
+    assert len(encoded) == 0
 
 
 def test_a_backlog_result_carries_text_only() -> None:
-    (head,) = frames(RoomOutput("mayor", result(), backlog=True))
+    (head,) = frames(RoomOutput("mayor", result(), backlog=True), WeakKeyDictionary())
     body = json.loads(head.data)
     assert body["backlog"] is True and body["audio"] is None and body["text"] == "hola"
 
 
 def test_captions_failures_and_notices() -> None:
+    encoded: Encodings = WeakKeyDictionary()
     caption = InterimResult(4, 0, 800, None, (Translation("fra", "bonjour le", stable_text="bonjour"),))
-    (c,) = frames(RoomOutput("s1", caption))
+    (c,) = frames(RoomOutput("s1", caption), encoded)
     assert json.loads(c.data) == {
         "type": "room.caption",
         "speaker": "s1",
@@ -67,13 +76,13 @@ def test_captions_failures_and_notices() -> None:
         "backlog": False,
     }
     failed = SegmentResult(5, 0, 10, error=SegmentError("INTERNAL", "the model failed"))
-    (f,) = frames(RoomOutput("s1", failed))
+    (f,) = frames(RoomOutput("s1", failed), encoded)
     assert json.loads(f.data)["error"] == {"code": "INTERNAL", "message": "the model failed"}
-    (s,) = frames(ListenStarted("r", "spa", "", 2, (("mayor", 7),)))
+    (s,) = frames(ListenStarted("r", "spa", "", 2, (("mayor", 7),)), encoded)
     assert json.loads(s.data)["speakers"] == [{"id": "mayor", "first_segment_id": 7}]
-    (d,) = frames(OutputDropped(3, 9))
+    (d,) = frames(OutputDropped(3, 9), encoded)
     assert json.loads(d.data) == {"type": "room.dropped", "count": 3, "total": 9}
-    (n,) = frames(Draining(1_700_000_000_000, 5000))
+    (n,) = frames(Draining(1_700_000_000_000, 5000), encoded)
     assert json.loads(n.data)["type"] == "room.draining"
     last, code = closed(ShuttingDown("this server shut down"))
     assert code == 1012 and json.loads(last.data)["reason"] == "server_shutting_down"

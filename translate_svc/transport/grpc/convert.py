@@ -30,7 +30,7 @@ from translate_svc.session.events import (
     Update,
     Updated,
 )
-from translate_svc.session.rooms import ListenEvent, ListenStarted, OutputDropped, RoomOutput
+from translate_svc.session.rooms.listener import ListenEvent, ListenStarted, OutputDropped, RoomOutput
 from translate_svc.session.task import check_counts, split_term_counts
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import stream_message_bytes

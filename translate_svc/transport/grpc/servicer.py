@@ -22,6 +22,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import grpc
 from google.protobuf.message import Message
@@ -43,8 +44,7 @@ from translate_svc.session import (
 )
 from translate_svc.session.clip import ClipDriver, ClipRequest, check_clip_bytes
 from translate_svc.session.listen import ListenDriver, ListenRequest
-from translate_svc.session.room_listener import ListenCut
-from translate_svc.session.rooms import Listener, ListenEvent, RoomOutput
+from translate_svc.session.rooms.listener import ListenCut, Listener, ListenEvent, RoomOutput
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import (
     LISTEN_REQUEST_BYTES,
@@ -161,6 +161,9 @@ class TranslatorServicer:
         self._tokens = tokens
         #: the host's, shared by every door: a token removed from the file ends the streams it opened
         self._revocation = revocation
+        #: each room output's ListenResponse, encoded once and sent to every listener of its language
+        #: (a weak key: an entry goes with the output, once no listener holds it)
+        self._encoded: WeakKeyDictionary[RoomOutput, bytes] = WeakKeyDictionary()
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's method handlers; requests stay bytes (parsed by ``_parse``).
@@ -372,14 +375,14 @@ class TranslatorServicer:
     async def Listen(
         self, raw_requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
-        """A room's output in one language (``session/rooms.py``) through the listen core
+        """A room's output in one language (``session/rooms/``) through the listen core
         (``session.ListenDriver``: admission by the token's and tenant's unary caps before the
         request is read, within ``limits.request_read_timeout_s`` of the call's start, the
         listener, the access line): the request, read as a unary call's (the token interceptor
         let the call in only with rights to listen to some room; at most
         ``LISTEN_REQUEST_BYTES``), then the listener's events until the client cancels, the server
         drains, or the listen ends (its deadline, its token revoked). Each room output is encoded
-        once per language (``RoomOutput.wire``) and written as bytes to every listener."""
+        once per language (this door's ``_encoded``) and written as bytes to every listener."""
         started = asyncio.get_running_loop().time()
         try:
             call = await _call_info(context, "Listen")
@@ -403,7 +406,7 @@ class TranslatorServicer:
             return ListenRequest(request.room, request.language, request.participant)
 
         async def send(ev: ListenEvent) -> None:
-            await write_response(context, _listen_bytes(ev))
+            await write_response(context, _listen_bytes(ev, self._encoded))
 
         def watch(listener: Listener, room: str) -> contextlib.AbstractContextManager[None]:
             # its token removed from the file (or its listen= right taken): ended UNAUTHENTICATED
@@ -420,13 +423,13 @@ class TranslatorServicer:
         yield
 
 
-def _listen_bytes(ev: ListenEvent) -> bytes:
+def _listen_bytes(ev: ListenEvent, encoded: WeakKeyDictionary[RoomOutput, bytes]) -> bytes:
     """A listener's event as the bytes of its ``ListenResponse``; a room output encoded once per
-    language and shared by its listeners."""
+    language (kept in ``encoded``) and shared by its listeners."""
     if isinstance(ev, RoomOutput):
-        data = ev.wire.get("grpc")
+        data = encoded.get(ev)
         if data is None:
-            data = ev.wire["grpc"] = convert.listen_event_to_pb(ev).SerializeToString()
+            data = encoded[ev] = convert.listen_event_to_pb(ev).SerializeToString()
         metrics.room_sent("grpc", len(data))
         return data
     message: bytes = convert.listen_event_to_pb(ev).SerializeToString()

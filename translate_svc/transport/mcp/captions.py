@@ -34,8 +34,8 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, Res
 from translate_svc.errors import InvalidInput, NotReady, PermissionDenied, ServiceError, shown
 from translate_svc.session.listen import ListenDriver, ListenRequest
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.room_listener import Listener, ListenEvent, ListenStarted, RoomOutput
-from translate_svc.session.rooms import check_room_name
+from translate_svc.session.rooms.checks import check_room_name
+from translate_svc.session.rooms.listener import Listener, ListenEvent, ListenStarted, RoomOutput
 from translate_svc.transport.tokens import LISTEN_REVOKED, Revocation, may_listen_to, watching
 from translate_svc.types import SegmentResult
 

@@ -28,7 +28,7 @@ import mcp_types as types
 
 from translate_svc.errors import InvalidInput, PermissionDenied, shown
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.rooms import check_room_name
+from translate_svc.session.rooms.checks import check_room_name
 from translate_svc.transport.http.client_secrets import LISTEN, PUBLISH, ClientSecrets
 from translate_svc.transport.mcp import arguments as args
 from translate_svc.transport.mcp import render

@@ -35,6 +35,7 @@ import contextlib
 import math
 from collections.abc import Callable
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
 from aiohttp import WSMsgType, hdrs, web
 
@@ -43,8 +44,8 @@ from translate_svc.observability import metrics
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.listen import ListenDriver, ListenRequest
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.room_listener import ListenCut
-from translate_svc.session.rooms import ROOM_NAME, Listener, ListenEvent, RoomOutput
+from translate_svc.session.rooms.checks import ROOM_NAME
+from translate_svc.session.rooms.listener import ListenCut, Listener, ListenEvent, RoomOutput
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, call_info
 from translate_svc.transport.door import DoorContext
 from translate_svc.transport.http.caller import Authorizer, Caller
@@ -56,6 +57,7 @@ from translate_svc.transport.http.websocket import OpenSockets, SocketLife, Unre
 from translate_svc.transport.rooms.protocol import (
     LISTEN_SUBPROTOCOL,
     UNSUPPORTED_CLOSE_CODE,
+    Encodings,
     closed,
     frames,
     listen_ask,
@@ -90,6 +92,8 @@ class RoomRoutes:
         self.qr = QrCodes(
             settings.qr_draws_per_s, settings.qr_cache_entries, source_draws_per_s=settings.qr_source_draws_per_s
         )
+        #: each room output's frames, made once and sent to every listener of its language
+        self._encoded: Encodings = WeakKeyDictionary()
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get(PATH, self._listen)
@@ -118,7 +122,7 @@ class RoomRoutes:
         call = call_info(request.headers.get(REQUEST_ID), "listen", request.remote or "")
         token = caller.token.sha256 if caller.token is not None else None
         driver = ListenDriver(self._m, tenant=caller.tenant, rights=caller.rooms, call=call, token=token)
-        socket = _ListenSocket(request, self._m, call, self.sockets)
+        socket = _ListenSocket(request, self._m, call, self.sockets, self._encoded)
 
         async def read() -> ListenRequest:
             return listen_ask(request.match_info["room"], request.query)
@@ -191,11 +195,15 @@ class _ListenSocket:
     """One listener's WebSocket: upgraded once the listener exists (``open``), its events sent as
     frames, the client's close (or any message from it) ending the listen, and its close."""
 
-    def __init__(self, request: web.Request, manager: SessionManager, call: CallInfo, sockets: OpenSockets) -> None:
+    def __init__(
+        self, request: web.Request, manager: SessionManager, call: CallInfo, sockets: OpenSockets, encoded: Encodings
+    ) -> None:
+        """``encoded``: the door's frames of each room output (``protocol.frames``), shared by its sockets."""
         self.request = request
         self._m = manager
         self._call = call
         self._sockets = sockets
+        self._encoded = encoded
         self.ws: web.WebSocketResponse | None = None
         self._life: SocketLife | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -222,7 +230,7 @@ class _ListenSocket:
         ws = self.ws
         assert ws is not None
         try:
-            for frame in frames(ev):
+            for frame in frames(ev, self._encoded):
                 if ws.closed:
                     return
                 await ws.send_frame(frame.data, WSMsgType.TEXT if frame.text else WSMsgType.BINARY)

@@ -1,5 +1,5 @@
 """A room listener's WebSocket (issue 47, docs/rooms.md "Listening over a WebSocket"), sans I/O:
-what the handshake asks for, and the session API's listener events (``session/rooms.py``) as the
+what the handshake asks for, and the session API's listener events (``session/rooms/listener.py``) as the
 socket's frames. No socket and no web framework here (DESIGN.md pitfall 25): ``door.py``
 reads the handshake, sends the frames and closes.
 
@@ -24,9 +24,9 @@ client sends nothing (a message from it closes the socket, 1003). Events are JSO
   file or no longer covers the room: close 1008), ``max_listen_duration`` (``rooms.max_listen_s``:
   close 1000; listen again to go on); anything else 1011.
 
-Each live result is encoded once per language: the JSON and the PCM are kept in the event's
-``RoomOutput.wire`` (keys ``"ws"`` and ``"ws.pcm"``) and every listener of the language is sent
-the same bytes. Pure.
+Each live result is encoded once per language: its frames (the JSON and the PCM) are kept in the
+door's own ``Encodings``, keyed by the ``RoomOutput`` that every listener of the language is
+pushed, and every listener is sent the same bytes. Pure but for that cache (event loop only).
 """
 
 from __future__ import annotations
@@ -35,13 +35,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from translate_svc.audio.resample import resample
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
 from translate_svc.languages import guess_model_code
 from translate_svc.session.events import Draining
 from translate_svc.session.listen import ListenRequest
-from translate_svc.session.rooms import ListenEvent, ListenStarted, OutputDropped, RoomOutput
+from translate_svc.session.rooms.listener import ListenEvent, ListenStarted, OutputDropped, RoomOutput
 from translate_svc.transport.http.errors import error_type
 from translate_svc.types import InterimResult, SegmentResult, Transcript
 from translate_svc.wire.pcm import float_to_pcm16
@@ -69,6 +70,11 @@ class Frame:
     text: bool = True
 
 
+#: a door's room outputs as frames (``frames``), each encoded once and sent to every listener of its
+#: language; a weak key: an entry goes with its output, once no listener holds it
+Encodings = WeakKeyDictionary[RoomOutput, tuple[Frame, ...]]
+
+
 def listen_ask(room: str, query: Mapping[str, str]) -> ListenRequest:
     """The handshake's room (from the path) and query, shape checked (``InvalidInput``); the room's
     own rules (its name, the language's, the participant's) are the registry's."""
@@ -88,10 +94,14 @@ def listen_ask(room: str, query: Mapping[str, str]) -> ListenRequest:
     return ListenRequest(room, guess_model_code(language), participant)
 
 
-def frames(ev: ListenEvent) -> list[Frame]:
-    """One listener event as the frames to send, in order."""
+def frames(ev: ListenEvent, encoded: Encodings) -> list[Frame]:
+    """One listener event as the frames to send, in order (a room output's from ``encoded``, the
+    door's cache, once made)."""
     if isinstance(ev, RoomOutput):
-        return _output(ev)
+        made = encoded.get(ev)
+        if made is None:
+            made = encoded[ev] = _output(ev)
+        return list(made)
     if isinstance(ev, ListenStarted):
         speakers = [{"id": sid, "first_segment_id": first} for sid, first in ev.speakers]
         body: dict[str, Any] = {
@@ -125,23 +135,17 @@ def closed(e: ServiceError) -> tuple[Frame, int]:
     return Frame(_json(body)), close
 
 
-def _output(out: RoomOutput) -> list[Frame]:
-    """A speaker's result or caption: encoded once per language (``out.wire``; a backlog copy is
-    the listener's own, and carries no speech)."""
-    data = out.wire.get("ws")
-    if data is None:
-        ev = out.event
-        pcm = None
-        if isinstance(ev, SegmentResult):
-            body, pcm = _segment(out.speaker, ev, speech=not out.backlog)
-        else:
-            body = _caption(out.speaker, ev)
-        body["backlog"] = out.backlog
-        data = out.wire["ws"] = _json(body)
-        if pcm is not None:
-            out.wire["ws.pcm"] = pcm
-    pcm = out.wire.get("ws.pcm")
-    return [Frame(data)] if pcm is None else [Frame(data), Frame(pcm, text=False)]
+def _output(out: RoomOutput) -> tuple[Frame, ...]:
+    """A speaker's result or caption (a backlog copy is the listener's own, and carries no speech)."""
+    ev = out.event
+    pcm = None
+    if isinstance(ev, SegmentResult):
+        body, pcm = _segment(out.speaker, ev, speech=not out.backlog)
+    else:
+        body = _caption(out.speaker, ev)
+    body["backlog"] = out.backlog
+    data = _json(body)
+    return (Frame(data),) if pcm is None else (Frame(data), Frame(pcm, text=False))
 
 
 def _segment(speaker: str, r: SegmentResult, *, speech: bool) -> tuple[dict[str, Any], bytes | None]:

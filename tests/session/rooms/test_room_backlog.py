@@ -1,4 +1,4 @@
-"""Issue 57: a room's backlog (``session/room_backlog.py``) and the registry's room and listener
+"""Issue 57: a room's backlog (``session/rooms/backlog.py``) and the registry's room and listener
 bounds, with plain values: the backlog keeps text only, bounded by entries and bytes per room and
 per tenant (the oldest go); a tenant's rooms and listeners are capped by default; a room whose last
 party leaves gives its slot back at once and its backlog waits; a listen ended at once hears
@@ -14,9 +14,10 @@ import pytest
 from tests.support.room_fakes import CARD, Clock, FakeStream, speaker
 from translate_svc.errors import Overloaded, Revoked
 from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT, LocalCounters, Tenant, TenantCaps
-from translate_svc.session.room_backlog import ENTRY_BYTES, BacklogConfig, Backlogs, entry_bytes
-from translate_svc.session.room_listener import ListenCut, RoomOutput, until_ended
-from translate_svc.session.rooms import ListenTooLong, RoomConfig, RoomRegistry
+from translate_svc.session.rooms.backlog import ENTRY_BYTES, BacklogConfig, Backlogs, entry_bytes
+from translate_svc.session.rooms.config import RoomConfig
+from translate_svc.session.rooms.listener import ListenCut, RoomOutput, until_ended
+from translate_svc.session.rooms.registry import ListenTooLong, RoomRegistry
 from translate_svc.types import SegmentResult, Transcript, Translation
 
 pytestmark = pytest.mark.unit

@@ -1,4 +1,4 @@
-"""The room core (``session/rooms.py``, ``session/room_listener.py``) with plain values: a speaker
+"""The room core (``session/rooms/``: the registry, the room, the listener) with plain values: a speaker
 whose stream is a fake (its ``retarget`` records the targets and answers the first segment id that
 uses them, as ``StreamDriver.retarget`` does), a fake clock, no server. What docs/rooms.md promises:
 a language joining mid-talk gets output from the segment named in ``started``; targets follow the
@@ -17,8 +17,9 @@ from tests.support.room_fakes import CARD, Clock, FakeStream, speaker
 from translate_svc.errors import InvalidInput, NotReady, Overloaded, ShuttingDown
 from translate_svc.session.events import Draining
 from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT, LocalCounters
-from translate_svc.session.room_listener import Listener, ListenStarted, OutputDropped, RoomOutput
-from translate_svc.session.rooms import RoomConfig, RoomRegistry
+from translate_svc.session.rooms.config import RoomConfig
+from translate_svc.session.rooms.listener import Listener, ListenStarted, OutputDropped, RoomOutput
+from translate_svc.session.rooms.registry import RoomRegistry
 from translate_svc.types import (
     InterimResult,
     SegmentError,

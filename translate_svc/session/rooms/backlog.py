@@ -1,4 +1,4 @@
-"""A room's backlog (``rooms.py``): the final results a joining listener gets first, text only, bounded.
+"""A room's backlog (``room.py``, ``registry.py``): the final results a joining listener gets first, text only, bounded.
 
 A listener who joins is sent the room's final results in its language of the last
 ``BacklogConfig.seconds`` first; they are read, not played again (docs/rooms.md), so only their
@@ -19,7 +19,7 @@ import itertools
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
-from translate_svc.session.room_listener import RoomOutput
+from translate_svc.session.rooms.listener import RoomOutput
 from translate_svc.types import SegmentResult
 
 #: what an entry holds beside its texts (its objects), and one word timing of its transcript
@@ -63,7 +63,7 @@ class _Entry:
     event: SegmentResult
     size: int
     room: RoomBacklog
-    #: another process's speaker's (``room_link.py``: forgotten when this process stops reading it)
+    #: another process's speaker's (``link.py``: forgotten when this process stops reading it)
     remote: bool = False
 
 

@@ -1,4 +1,4 @@
-"""A room's output as the cluster store carries it between processes (``room_link.py``): one
+"""A room's output as the cluster store carries it between processes (``link.py``): one
 language's cut of a speaker's final result or caption, as bytes (msgspec, MessagePack).
 
 Speech travels compactly: as Opus packets (encoded once per language, on the speaker's side; a
@@ -19,7 +19,7 @@ import numpy as np
 
 from translate_svc.audio.opus import OpusStreamDecoder, encode_opus
 from translate_svc.audio.resample import resample
-from translate_svc.session.room_listener import RoomOutput
+from translate_svc.session.rooms.listener import RoomOutput
 from translate_svc.types import (
     DetectedLanguage,
     InterimResult,
@@ -73,7 +73,7 @@ class Wire(msgspec.Struct, array_like=True):
     timing: tuple[float, float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     speech_in_commits: bool = False
     #: not a result: the speaker cannot carry this language (its error's code and message) for
-    #: these listeners (their member ids), refused as on the speaker's own process (``room_link.py``)
+    #: these listeners (their member ids), refused as on the speaker's own process (``link.py``)
     refused: tuple[str, str, list[str]] | None = None
 
 

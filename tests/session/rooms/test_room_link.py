@@ -1,4 +1,4 @@
-"""Issue 59: a room across processes through the cluster store (``session/room_link.py``), with two
+"""Issue 59: a room across processes through the cluster store (``session/rooms/link.py``), with two
 registries standing for two processes, each with its own ``MemoryStore`` holder over one shared
 ``ClusterState`` (as a node's workers share its hub): a speaker in one, listeners in the other.
 Before, each registry kept its rooms in its own dicts: the other's listeners got nothing, and their
@@ -18,8 +18,10 @@ from translate_svc.cluster.state import ClusterState
 from translate_svc.cluster.store import StoreUnavailable
 from translate_svc.errors import NotReady
 from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT, LocalCounters
-from translate_svc.session.room_listener import Listener, ListenStarted, RoomOutput
-from translate_svc.session.rooms import RoomConfig, RoomRegistry, Speaker
+from translate_svc.session.rooms.config import RoomConfig
+from translate_svc.session.rooms.listener import Listener, ListenStarted, RoomOutput
+from translate_svc.session.rooms.registry import RoomRegistry
+from translate_svc.session.rooms.room import Speaker
 from translate_svc.types import SegmentResult, Transcript, Translation
 
 pytestmark = pytest.mark.unit

@@ -1,31 +1,8 @@
-"""Rooms: one or more speakers, many listeners, each listener in its own language (issue 47).
-
-A **speaker** is an ordinary stream (any door) whose config names a room (``StreamConfig.room``);
-its driver registers it here (``RoomRegistry.publish``). A **listener** subscribes to a room in a
-language (``RoomRegistry.listen``; the gRPC door's ``Listen``, the web door's socket). Work is paid
-per language, not per listener: each speaker's targets are its own config's targets plus every
-language someone else in the room listens in, changed (the stream's ``retarget``) as listeners come
-and go, so a hundred listeners in four languages cost four decoder rows per segment. A participant
-who speaks and listens is not sent its own speech, nor does its own listening add a target to its
-own stream.
-
-Every final result and caption a speaker's stream makes is published (``Speaker.output``, called by
-its ``JobTracker`` as the result goes out in order) to the listeners of each language it carries,
-cut down to that language: the same segment ids and spans as the speaker's own stream. Final
-results of the last ``backlog_s`` seconds are kept per language, as text, bounded per room and per
-tenant (``room_backlog.py``); a listener who joins gets them at once (``RoomOutput.backlog``), then
-live output. Each listener has a bounded queue: one that falls behind loses its oldest events and
-is told how many (``OutputDropped``) before its next one; it never slows the speaker or other
-listeners. A listen lasts at most ``max_listen_s``.
-
-Rooms are keyed by (tenant, name): tenants never share one. A room holds a slot of the node's
-``max_rooms`` and of its tenant's (``rooms=`` in the tokens file, else ``max_rooms_per_tenant``)
-while it has a party (a speaker or a listener); when the last one leaves its slots are released at
-once, and its backlog is kept ``idle_s`` longer (a party who comes back within it, or a late
-listener, gets it) unless the room is refilled or that many rooms of the tenant (or the node) wait
-after it: the oldest waiting go first. Listeners are capped per tenant as rooms are
-(``listeners=``, else ``max_listeners_per_tenant``). Rooms reach other workers and pods through
-the cluster store (``room_link.py``, which also says what a lost store costs).
+"""Every room of this process (``RoomRegistry``, one per ``SessionManager``): parties admitted
+under the room, tenant and node caps, rooms opened and closed (their slots given back at once,
+their backlog kept ``idle_s``), what a listener gets first, the drain, and who is in a room. The
+package's docstring (``__init__.py``) says what rooms do; ``room.py`` holds the room and its
+speakers, ``link.py`` the rooms' side of the cluster store.
 
 Event loop only (no locks): publishing is synchronous and never awaits.
 """
@@ -33,12 +10,10 @@ Event loop only (no locks): publishing is synchronous and never awaits.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import re
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from translate_svc.cluster.store import ClusterStore
@@ -53,55 +28,18 @@ from translate_svc.errors import (
     shown,
 )
 from translate_svc.observability import metrics
-from translate_svc.session.events import Draining, StreamConfig
-
-__all__ = ["ListenEvent", "ListenStarted", "Listener", "OutputDropped", "RoomOutput", "RoomRegistry", "Speaker"]
+from translate_svc.session.events import Draining
 from translate_svc.session.quota import UNCAPPED, Counters, Held, RoomRights, Tenant
-from translate_svc.session.room_backlog import BacklogConfig, Backlogs, RoomBacklog
-from translate_svc.session.room_link import Outbox, RoomLink
-from translate_svc.session.room_listener import Listener, ListenEvent, ListenStarted, OutputDropped, RoomOutput
-from translate_svc.settings import RoomSettings
-from translate_svc.types import InterimResult, ModelCard, SegmentResult
+from translate_svc.session.rooms.backlog import Backlogs
+from translate_svc.session.rooms.checks import check_participant, check_room_name
+from translate_svc.session.rooms.config import RoomConfig
+from translate_svc.session.rooms.link import RoomLink
+from translate_svc.session.rooms.listener import Listener, ListenStarted
+from translate_svc.session.rooms.room import Room, Speaker
+from translate_svc.types import ModelCard
 from translate_svc.webhooks.events import NO_EVENTS, ROOM_ENDED, ROOM_STARTED, Event, EventSink
 
 logger = logging.getLogger(__name__)
-
-#: a room's name: part of a URL (``/listen/<room>``) and of a metrics-free log line
-ROOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-#: a participant's id: a short plain word
-PARTICIPANT = re.compile(r"[A-Za-z0-9._:@-]{0,64}")
-
-
-@dataclass(frozen=True)
-class RoomConfig:
-    backlog_s: float = 30.0
-    listener_queue: int = 64
-    idle_s: float = 60.0
-    max_rooms: int = 256
-    max_listeners: int = 4096
-    #: languages a room may be listened in at once (a speaker's targets: ``limits.max_target_languages``)
-    max_languages: int = 4
-    #: a tenant's rooms and listeners when its line in the tokens file states no ``rooms=``/``listeners=``
-    max_rooms_per_tenant: int = 16
-    max_listeners_per_tenant: int = 256
-    #: a listen ends (``ListenTooLong``) this long after it began
-    max_listen_s: float = 4 * 3600.0
-    #: the backlog's bounds: entries and bytes per room, and per tenant (this process)
-    backlog_room_entries: int = 256
-    backlog_room_bytes: int = 512 * 1024
-    backlog_tenant_entries: int = 2048
-    backlog_tenant_bytes: int = 4 * 1024 * 1024
-    #: a new party while the cluster store is lost: "node" (this process alone) or "refuse" (``room_link.py``)
-    on_store_loss: str = "node"
-
-    def backlog(self) -> BacklogConfig:
-        return BacklogConfig(
-            self.backlog_s,
-            self.backlog_room_entries,
-            self.backlog_room_bytes,
-            self.backlog_tenant_entries,
-            self.backlog_tenant_bytes,
-        )
 
 
 class ListenTooLong(LimitReached):
@@ -113,213 +51,6 @@ class ListenTooLong(LimitReached):
             "(the room's backlog is sent first)",
             reason="max_listen_duration",
         )
-
-
-# -- speakers -------------------------------------------------------------------------------------
-
-
-class Speaker:
-    """A stream speaking into a room (made by ``RoomRegistry.publish``). ``retarget(targets)``
-    applies the stream's new targets (raises ``InvalidInput`` if it cannot) and returns the first
-    segment id that uses them. Call ``leave`` when the stream ends."""
-
-    def __init__(
-        self,
-        registry: RoomRegistry,
-        room: Room,
-        session_id: str,
-        participant: str,
-        own: tuple[str, ...],
-        retarget: Callable[[tuple[str, ...]], int],
-        held: Held,
-        stream_id: str = "",
-    ) -> None:
-        self._registry = registry
-        self.room = room
-        self.session_id = session_id
-        #: how listeners see it: its participant id, else its stream's id across calls (its resume
-        #: token: a stream resumed on another server stays the same speaker), else its session id
-        self.speaker_id = participant or stream_id or session_id
-        self.participant = participant
-        self.own = own
-        self._retarget = retarget
-        self._held = held
-        #: the targets the stream runs with now, and from which segment id each language is on
-        self.targets: tuple[str, ...] = own
-        self.since: dict[str, int] = dict.fromkeys(own, 0)
-        self._left = False
-        #: the id after the last final result published (older captions are stale)
-        self.finals = 0
-        #: its store calls (``room_link.py``): None while not linked to other processes
-        self.relay: Outbox | None = None
-
-    def wanted(self, own: tuple[str, ...] | None = None) -> tuple[str, ...]:
-        """Its own targets, then every language listened in by someone else, in a stable order."""
-        own = self.own if own is None else own
-        others = sorted(lang for lang in self.room.languages_for(self.participant) if lang not in own)
-        return (*own, *others)
-
-    def apply(self, targets: tuple[str, ...], first_id: int) -> None:
-        """The stream now runs with ``targets`` from segment ``first_id`` on."""
-        for lang in targets:
-            if lang not in self.targets or lang not in self.since:
-                self.since[lang] = first_id
-        for lang in list(self.since):
-            if lang not in targets:
-                del self.since[lang]
-        self.targets = targets
-        if self._registry.link is not None:
-            self._registry.link.announce(self)
-
-    def resync(self) -> None:
-        """Retarget the stream to what the room wants now (``InvalidInput`` if it cannot)."""
-        wanted = self.wanted()
-        if set(wanted) != set(self.targets):
-            self.apply(wanted, self._retarget(wanted))
-
-    def own_view(self, ev: object) -> object:
-        """The speaker's own stream sees only its own targets (nobody is sent its own speech
-        translated into languages it did not ask for)."""
-        if isinstance(ev, SegmentResult | InterimResult) and any(
-            t.target_language not in self.own for t in ev.translations
-        ):
-            return dataclasses.replace(
-                ev, translations=tuple(t for t in ev.translations if t.target_language in self.own)
-            )
-        return ev
-
-    def output(self, ev: object) -> None:
-        """A final result or a caption of the stream, as it goes out in order: to the listeners."""
-        if self._left or not isinstance(ev, SegmentResult | InterimResult):
-            return
-        if isinstance(ev, SegmentResult):
-            self.finals = ev.segment_id + 1
-        elif ev.segment_id < self.finals:
-            return  # a caption its segment's final result already superseded
-        self.room.publish(self, ev, self._registry.clock())
-
-    def leave(self) -> None:
-        if self._left:
-            return
-        self._left = True
-        self._registry._unpublish(self)
-
-
-# -- rooms ----------------------------------------------------------------------------------------
-
-
-class Room:
-    def __init__(self, tenant: Tenant, name: str, config: RoomConfig, held: Held | None, backlog: RoomBacklog) -> None:
-        self.tenant = tenant
-        self.name = name
-        self._config = config
-        #: the room counters it holds while it has a party (none: empty, waiting with its backlog)
-        self.held = held
-        self.speakers: dict[str, Speaker] = {}
-        self.listeners: dict[str, set[Listener]] = {}  # by language
-        #: final results of the last ``backlog_s`` seconds, per language, text only, bounded
-        self.backlog = backlog
-        self.idle: asyncio.TimerHandle | None = None
-        #: listeners on other processes (language, participant), and speakers there (id,
-        #: participant, from which segment each language is on), as the cluster store last said
-        self.remote_ears: list[tuple[str, str]] = []
-        self.remote_speakers: list[tuple[str, str, dict[str, int]]] = []
-        #: the registry's link to other processes (None: this process only)
-        self.link: RoomLink | None = None
-
-    @property
-    def empty(self) -> bool:
-        return not self.speakers and not any(self.listeners.values())
-
-    def languages_for(self, participant: str) -> set[str]:
-        """Languages listened in by listeners other than ``participant`` (empty: nobody in
-        particular), on this process and on the others."""
-        here = {
-            lang
-            for lang, group in self.listeners.items()
-            if any(not participant or listener.participant != participant for listener in group)
-        }
-        return here | {lang for lang, p in self.remote_ears if not participant or p != participant}
-
-    def languages(self) -> set[str]:
-        return {lang for lang, group in self.listeners.items() if group} | self.remote_languages()
-
-    def remote_languages(self) -> set[str]:
-        return {lang for lang, _ in self.remote_ears}
-
-    def resync_speakers(self) -> None:
-        """The languages listened in on other processes changed: every speaker here follows. One
-        that cannot carry a language wanted there (too many targets, a language its model lacks)
-        has that language's listeners refused with its error, as its own process refuses a listener
-        (``room_link.py``): never an OK that delivers nothing."""
-        for speaker in list(self.speakers.values()):
-            try:
-                speaker.resync()
-            except ServiceError as e:
-                missing = [lang for lang in speaker.wanted() if lang not in speaker.targets]
-                logger.info(
-                    "a room speaker cannot add %s for listeners on other servers: %s",
-                    ", ".join(missing),
-                    e.message,
-                    extra={"session_id": speaker.session_id},
-                )
-                if self.link is not None:
-                    self.link.refuse(speaker, missing, e)
-
-    def deliver(
-        self, language: str, out: RoomOutput, participant: str, *, final: bool, now: float, remote: bool = False
-    ) -> None:
-        """One language's cut of a speaker's output (``participant``: the speaker's; ``remote``: a
-        speaker of another process) to this process's listeners of it, and (a final result) into
-        the backlog."""
-        if final:
-            self.backlog.keep(language, now, out, remote=remote)
-        for listener in self.listeners.get(language) or ():
-            if not (participant and listener.participant == participant):
-                listener.push(out)
-
-    def store_lost(self, language: str, error: ServiceError) -> None:
-        """The store failed under this process's reading of ``language``, whose output may come from
-        another process (``room_link.py`` decides): its listeners here are told (ended UNAVAILABLE,
-        saying why)."""
-        lost = NotReady(
-            "this room's speakers on other servers can no longer reach this listen (the cluster store is "
-            "unreachable): listen again shortly",
-            retry_after_ms=1000,
-        )
-        logger.warning("a room's listeners lost the cluster store: %s", error.message)
-        for listener in list(self.listeners.get(language) or ()):
-            listener.end(lost, at_once=False)
-
-    def refused(self, language: str, members: Collection[str], error: ServiceError) -> None:
-        """A speaker of another process cannot carry ``language`` for the listeners ``members``
-        (their member ids): those of this process end at once with its error."""
-        for listener in list(self.listeners.get(language) or ()):
-            if listener.member in members:
-                listener.end(error)
-
-    def publish(self, speaker: Speaker, ev: SegmentResult | InterimResult, now: float) -> None:
-        final = isinstance(ev, SegmentResult)
-        by_lang = {t.target_language: t for t in ev.translations}
-        if (
-            isinstance(ev, SegmentResult) and ev.error is not None
-        ):  # a failed segment: every language that waited for it
-            langs = [lang for lang, first in speaker.since.items() if first <= ev.segment_id]
-        else:
-            langs = list(by_lang)
-        remote = self.remote_languages() if self.link is not None else set()
-        for lang in langs:
-            if not final and not self.listeners.get(lang) and lang not in remote:
-                continue
-            t = by_lang.get(lang)
-            cut = dataclasses.replace(ev, translations=(t,) if t is not None else ())
-            out = RoomOutput(speaker.speaker_id, cut)
-            self.deliver(lang, out, speaker.participant, final=final, now=now)
-            if self.link is not None:
-                self.link.sent(speaker, lang, out, final)
-
-
-# -- the registry ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -348,7 +79,7 @@ class RoomRegistry:
         store: ClusterStore | None = None,
     ) -> None:
         """``store``: the cluster store that links this process's rooms to other processes'
-        (``room_link.py``; None: this process's rooms only)."""
+        (``link.py``; None: this process's rooms only)."""
         self.config = config
         self._counters = counters
         self.link = (
@@ -518,7 +249,9 @@ class RoomRegistry:
             )
         room_held, held = await self._take(tenant, name, [], "room_speakers")
         room, _ = self._room(tenant, name, room_held)  # from here on nothing waits: no other call interleaves
-        speaker = Speaker(self, room, session_id, participant, own, retarget, held, stream_id)
+        speaker = Speaker(
+            room, session_id, participant, own, retarget, held, stream_id, clock=self.clock, unpublish=self._unpublish
+        )
         room.speakers[session_id] = speaker
         self._cancel_idle(room)
         try:
@@ -739,53 +472,3 @@ def _resync_quietly(speaker: Speaker) -> None:
         speaker.resync()
     except ServiceError:
         logger.exception("a room speaker could not be retargeted", extra={"session_id": speaker.speaker_id})
-
-
-def check_speaker(config: StreamConfig) -> None:
-    """What a room speaker's config needs: a source language (or detection), so that it runs as
-    ASR only while nobody listens; segment mode (simultaneous commits are not carried into rooms)."""
-    if not config.source_language and config.detect is None:
-        raise InvalidInput(
-            "a stream that speaks into a room needs source_language (or language_detection): it runs with no "
-            "target while nobody listens"
-        )
-    if config.simultaneous is not None:
-        raise InvalidInput(
-            "simultaneous mode is not available in a room yet: leave `simultaneous` unset for a stream with `room`"
-        )
-
-
-def check_room_name(name: str) -> None:
-    if not ROOM_NAME.fullmatch(name):
-        raise InvalidInput(
-            f"room name {shown(name)} is not valid: use 1-64 letters, digits, '.', '_' or '-', starting with a "
-            "letter or digit"
-        )
-
-
-def check_participant(participant: str) -> None:
-    if not PARTICIPANT.fullmatch(participant):
-        raise InvalidInput(
-            "participant is not valid: use at most 64 letters, digits, '.', '_', ':', '@' or '-' (or none)"
-        )
-
-
-def room_config(rooms: RoomSettings, max_languages: int, on_store_loss: str = "node") -> RoomConfig:
-    """``RoomSettings`` -> the registry's config (the one mapping of these settings);
-    ``on_store_loss``: ``cluster.on_redis_loss``."""
-    return RoomConfig(
-        backlog_s=rooms.backlog_s,
-        listener_queue=rooms.listener_queue,
-        idle_s=rooms.idle_room_s,
-        max_rooms=rooms.max_rooms,
-        max_listeners=rooms.max_listeners,
-        max_languages=max_languages,
-        max_rooms_per_tenant=rooms.max_rooms_per_tenant,
-        max_listeners_per_tenant=rooms.max_listeners_per_tenant,
-        max_listen_s=rooms.max_listen_s,
-        backlog_room_entries=rooms.backlog_max_entries,
-        backlog_room_bytes=rooms.backlog_max_bytes,
-        backlog_tenant_entries=rooms.backlog_max_entries_per_tenant,
-        backlog_tenant_bytes=rooms.backlog_max_bytes_per_tenant,
-        on_store_loss=on_store_loss,
-    )

@@ -1,4 +1,4 @@
-"""A room speaker's side for its driver (``rooms.py``): what a stream that speaks into a room does
+"""A room speaker's side for its driver (``registry.py``, ``room.py``): what a stream that speaks into a room does
 there, behind one object the driver holds.
 
 ``StreamDriver`` holds a ``SpeakerSeat`` for every stream; it ``take``-s its place when the
@@ -19,7 +19,8 @@ from typing import TypeVar
 from translate_svc.errors import PermissionDenied, shown
 from translate_svc.session.events import RoomJoin, StreamStarted
 from translate_svc.session.quota import RoomRights, Tenant
-from translate_svc.session.rooms import RoomRegistry, Speaker
+from translate_svc.session.rooms.registry import RoomRegistry
+from translate_svc.session.rooms.room import Speaker
 from translate_svc.types import InterimResult, SegmentResult
 
 _E = TypeVar("_E")

@@ -1,7 +1,7 @@
-"""A room across processes (issue 59): what the registry (``rooms.py``) puts on the cluster store
+"""A room across processes (issue 59): what the registry (``registry.py``) puts on the cluster store
 so that a speaker on one worker or pod reaches listeners on any other.
 
-A process's own speakers reach its own listeners directly (``Room.publish``: synchronous, as with
+A process's own speakers reach its own listeners directly (``room.Room.publish``: synchronous, as with
 one process); the store carries a room between processes, for each job one primitive
 (``cluster/store.py``):
 
@@ -11,16 +11,15 @@ one process); the store carries a room between processes, for each job one primi
   from the last id it read: nothing missed, nothing twice) and hands what another process
   appended to its listeners, as a local speaker's (``Room.deliver``); the stream is the backlog a
   process seeds its own from when its first listener of that language joins. Speech goes as
-  Opus, only while some other process listens in that language (``room_wire.py``);
+  Opus, only while some other process listens in that language (``wire.py``);
 - **live captions**: published on ``room/<tenant>/<name>/captions/<language>`` (droppable);
 - **language demand**: every listener is a member of ``room/<tenant>/<name>/ears`` (its language
   and participant); a process with a speaker in the room watches the group and retargets it;
 - **speakers present**: ``room/<tenant>/<name>/speakers`` (id, participant, and from which
   segment each language is on), for a listener's ``started`` event.
 
-The speaker's output path never awaits the store: each speaker has a bounded ``Outbox`` whose own
-task does its store calls in order; what it drops (full, or the store unavailable) is counted
-(``translate_svc_room_relay_dropped_total``) and logged.
+The speaker's output path never awaits the store: each speaker has a bounded ``Outbox``
+(``outbox.py``) whose own task does its store calls in order; what it drops is counted and logged.
 
 The store lost (docs/rooms.md, "When the cluster store is lost"). An admitted party is never cut:
 its room's output to and from other processes stops while the store is down (this process's own
@@ -46,25 +45,24 @@ import logging
 import os
 import secrets
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from translate_svc.cluster.store import FIRST, ClusterStore, Inbox, StoreState, StoreUnavailable, entry_ms, id_key
 from translate_svc.cluster.watch import Quiet
 from translate_svc.errors import ErrorCode, InvalidInput, Overloaded, ServiceError
-from translate_svc.observability import metrics
-from translate_svc.session import room_wire
-from translate_svc.session.room_listener import RoomOutput
+from translate_svc.session.rooms import wire as room_wire
+from translate_svc.session.rooms.listener import RoomOutput
+from translate_svc.session.rooms.outbox import Op, Outbox
 
 if TYPE_CHECKING:
     from translate_svc.session.quota import Tenant
-    from translate_svc.session.room_backlog import RoomBacklog
+    from translate_svc.session.rooms.backlog import RoomBacklog
 
 
 class Room(Protocol):
-    """What the link reads and sets of a room (``rooms.Room``): a Protocol, so that ``rooms.py``
-    imports this module and not the other way round."""
+    """What the link reads and sets of a room (``room.Room``): a Protocol, so that ``room.py``
+    and ``registry.py`` import this module and not the other way round."""
 
     tenant: Tenant
     name: str
@@ -94,7 +92,7 @@ class Room(Protocol):
 
 
 class Speaker(Protocol):
-    """What the link reads and sets of a room's speaker (``rooms.Speaker``)."""
+    """What the link reads and sets of a room's speaker (``room.Speaker``)."""
 
     participant: str
     session_id: str
@@ -114,74 +112,10 @@ logger = logging.getLogger(__name__)
 #: a stream of final results keeps at least this long (``backlog_s`` 0: no backlog, but a reader
 #: of another process still needs the entry to be there when it reads)
 LIVE_KEEP_S = 10.0
-#: a speaker's store calls waiting (beyond: its oldest are dropped, counted)
-OUTBOX = 256
 #: a blocking read waits this long, then reads again (so a stopped reader is noticed)
 READ_BLOCK_S = 1.0
 #: after the store failed under a reader, it tries again after this long
 RETRY_S = 1.0
-
-Op = Callable[[], Awaitable[object]]
-
-
-class Outbox:
-    """Store calls made in order by one task, never awaited by who puts them (see the module)."""
-
-    def __init__(self, what: str, limit: int = OUTBOX) -> None:
-        self._what = what
-        self._limit = limit
-        self._ops: deque[Op] = deque()
-        self._wake = asyncio.Event()
-        self._closing = False
-        self.dropped = 0
-        self._down = False
-        self._task: asyncio.Task[None] | None = None
-
-    def put(self, op: Op) -> None:
-        if self._closing:
-            return
-        if len(self._ops) >= self._limit:
-            self._ops.popleft()
-            self._drop("full")
-        self._ops.append(op)
-        self._wake.set()
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"room outbox {self._what}")
-
-    def close(self) -> None:
-        """No more calls; those waiting are still made."""
-        self._closing = True
-        self._wake.set()
-
-    async def drained(self) -> None:
-        if self._task is not None:
-            await self._task
-
-    def _drop(self, reason: str) -> None:
-        self.dropped += 1
-        metrics.room_relay_dropped(reason)
-        if self.dropped == 1 or self.dropped % 100 == 0:
-            logger.warning("a room's outbox dropped a call (%s; %d so far): %s", reason, self.dropped, self._what)
-
-    async def _run(self) -> None:
-        while True:
-            while not self._ops:
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-            op = self._ops.popleft()
-            try:
-                await op()
-                if self._down:
-                    self._down = False
-                    logger.info("a room's outbox reaches the cluster store again: %s", self._what)
-            except StoreUnavailable:
-                self._down = True
-                self._drop("store_unavailable")
-            except Exception:
-                logger.exception("a room's store call failed: %s", self._what)
-                self._drop("error")
 
 
 def _key(room: Room) -> str:

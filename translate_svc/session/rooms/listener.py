@@ -1,4 +1,4 @@
-"""A room listener's side (``rooms.py``): its events and its bounded queue.
+"""A room listener's side (``registry.py``): its events and its bounded queue.
 
 A listener gets ``ListenStarted``, then the backlog (``RoomOutput(backlog=True)``), then live
 ``RoomOutput``; when it falls behind its bound (``rooms.listener_queue`` events) its oldest events
@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from translate_svc.errors import ServiceError
 from translate_svc.observability import metrics
@@ -41,14 +41,14 @@ class ListenStarted:
 @dataclass(frozen=True, eq=False)
 class RoomOutput:
     """One speaker's final result (``SegmentResult``) or live caption (``InterimResult``), its
-    translations cut down to the listener's language (the transcript kept). ``wire``: each door's
-    encoding of it (key: the door's name), made once and shared by every listener of the language.
-    Never mutate ``event``."""
+    translations cut down to the listener's language (the transcript kept). One object is pushed
+    to every listener of the language: a door encodes it once, in an encoding cache of its own
+    keyed by this object (compared and hashed by identity: ``eq=False``; a weak key, gone with the
+    output), and sends every listener the same bytes. Never mutate ``event``."""
 
     speaker: str
     event: SegmentResult | InterimResult
     backlog: bool = False
-    wire: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class Listener:
         longest: tuple[float, ServiceError] | None = None,
     ) -> None:
         self._leave = leave
-        self.room = room  # the registry's Room, opaque here (rooms.py imports this module, not back)
+        self.room = room  # the registry's Room, opaque here (room.py imports this module, not back)
         self.language = language
         self.participant = participant
         self._held = held

@@ -1,0 +1,44 @@
+"""What a room asks of its parties before anything is held (``registry.py``, the drivers, the
+doors): a room's name, a participant's id, and a speaking stream's config. Pure: no state.
+"""
+
+from __future__ import annotations
+
+import re
+
+from translate_svc.errors import InvalidInput, shown
+from translate_svc.session.events import StreamConfig
+
+#: a room's name: part of a URL (``/listen/<room>``) and of a metrics-free log line
+ROOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: a participant's id: a short plain word
+PARTICIPANT = re.compile(r"[A-Za-z0-9._:@-]{0,64}")
+
+
+def check_speaker(config: StreamConfig) -> None:
+    """What a room speaker's config needs: a source language (or detection), so that it runs as
+    ASR only while nobody listens; segment mode (simultaneous commits are not carried into rooms)."""
+    if not config.source_language and config.detect is None:
+        raise InvalidInput(
+            "a stream that speaks into a room needs source_language (or language_detection): it runs with no "
+            "target while nobody listens"
+        )
+    if config.simultaneous is not None:
+        raise InvalidInput(
+            "simultaneous mode is not available in a room yet: leave `simultaneous` unset for a stream with `room`"
+        )
+
+
+def check_room_name(name: str) -> None:
+    if not ROOM_NAME.fullmatch(name):
+        raise InvalidInput(
+            f"room name {shown(name)} is not valid: use 1-64 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit"
+        )
+
+
+def check_participant(participant: str) -> None:
+    if not PARTICIPANT.fullmatch(participant):
+        raise InvalidInput(
+            "participant is not valid: use at most 64 letters, digits, '.', '_', ':', '@' or '-' (or none)"
+        )

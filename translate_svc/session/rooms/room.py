@@ -1,0 +1,236 @@
+"""A room and its speakers (``registry.py`` makes both): who is in the room, which languages it is
+listened in (here and, through ``link.py``, on other processes), and each speaker's output cut per
+language and handed to the listeners of each (``Room.publish``, ``Room.deliver``). A ``Speaker``
+is a stream speaking into the room: its targets follow the languages listened in, and its own
+client sees its own targets only.
+
+Event loop only (no locks): publishing is synchronous and never awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING
+
+from translate_svc.errors import NotReady, ServiceError
+from translate_svc.session.quota import Held, Tenant
+from translate_svc.session.rooms.backlog import RoomBacklog
+from translate_svc.session.rooms.config import RoomConfig
+from translate_svc.session.rooms.listener import Listener, RoomOutput
+from translate_svc.types import InterimResult, SegmentResult
+
+if TYPE_CHECKING:
+    from translate_svc.session.rooms.link import RoomLink
+    from translate_svc.session.rooms.outbox import Outbox
+
+logger = logging.getLogger(__name__)
+
+
+class Speaker:
+    """A stream speaking into a room (made by ``RoomRegistry.publish``). ``retarget(targets)``
+    applies the stream's new targets (raises ``InvalidInput`` if it cannot) and returns the first
+    segment id that uses them. Call ``leave`` when the stream ends."""
+
+    def __init__(
+        self,
+        room: Room,
+        session_id: str,
+        participant: str,
+        own: tuple[str, ...],
+        retarget: Callable[[tuple[str, ...]], int],
+        held: Held,
+        stream_id: str = "",
+        *,
+        clock: Callable[[], float],
+        unpublish: Callable[[Speaker], None],
+    ) -> None:
+        """``clock``: the registry's (when its output is published); ``unpublish``: the registry's
+        side of ``leave`` (this module does not import the registry, which imports it)."""
+        self.room = room
+        self._clock = clock
+        self._unpublish = unpublish
+        self.session_id = session_id
+        #: how listeners see it: its participant id, else its stream's id across calls (its resume
+        #: token: a stream resumed on another server stays the same speaker), else its session id
+        self.speaker_id = participant or stream_id or session_id
+        self.participant = participant
+        self.own = own
+        self._retarget = retarget
+        self._held = held
+        #: the targets the stream runs with now, and from which segment id each language is on
+        self.targets: tuple[str, ...] = own
+        self.since: dict[str, int] = dict.fromkeys(own, 0)
+        self._left = False
+        #: the id after the last final result published (older captions are stale)
+        self.finals = 0
+        #: its store calls (``link.py``): None while not linked to other processes
+        self.relay: Outbox | None = None
+
+    def wanted(self, own: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        """Its own targets, then every language listened in by someone else, in a stable order."""
+        own = self.own if own is None else own
+        others = sorted(lang for lang in self.room.languages_for(self.participant) if lang not in own)
+        return (*own, *others)
+
+    def apply(self, targets: tuple[str, ...], first_id: int) -> None:
+        """The stream now runs with ``targets`` from segment ``first_id`` on."""
+        for lang in targets:
+            if lang not in self.targets or lang not in self.since:
+                self.since[lang] = first_id
+        for lang in list(self.since):
+            if lang not in targets:
+                del self.since[lang]
+        self.targets = targets
+        if self.room.link is not None:
+            self.room.link.announce(self)
+
+    def resync(self) -> None:
+        """Retarget the stream to what the room wants now (``InvalidInput`` if it cannot)."""
+        wanted = self.wanted()
+        if set(wanted) != set(self.targets):
+            self.apply(wanted, self._retarget(wanted))
+
+    def own_view(self, ev: object) -> object:
+        """The speaker's own stream sees only its own targets (nobody is sent its own speech
+        translated into languages it did not ask for)."""
+        if isinstance(ev, SegmentResult | InterimResult) and any(
+            t.target_language not in self.own for t in ev.translations
+        ):
+            return dataclasses.replace(
+                ev, translations=tuple(t for t in ev.translations if t.target_language in self.own)
+            )
+        return ev
+
+    def output(self, ev: object) -> None:
+        """A final result or a caption of the stream, as it goes out in order: to the listeners."""
+        if self._left or not isinstance(ev, SegmentResult | InterimResult):
+            return
+        if isinstance(ev, SegmentResult):
+            self.finals = ev.segment_id + 1
+        elif ev.segment_id < self.finals:
+            return  # a caption its segment's final result already superseded
+        self.room.publish(self, ev, self._clock())
+
+    def leave(self) -> None:
+        if self._left:
+            return
+        self._left = True
+        self._unpublish(self)
+
+
+class Room:
+    """One room of one tenant (made by ``RoomRegistry``): its speakers and listeners here, those of
+    other processes as the cluster store last said, its backlog, and the fan-out of its speakers'
+    output (``publish``, ``deliver``)."""
+
+    def __init__(self, tenant: Tenant, name: str, config: RoomConfig, held: Held | None, backlog: RoomBacklog) -> None:
+        self.tenant = tenant
+        self.name = name
+        self._config = config
+        #: the room counters it holds while it has a party (none: empty, waiting with its backlog)
+        self.held = held
+        self.speakers: dict[str, Speaker] = {}
+        self.listeners: dict[str, set[Listener]] = {}  # by language
+        #: final results of the last ``backlog_s`` seconds, per language, text only, bounded
+        self.backlog = backlog
+        self.idle: asyncio.TimerHandle | None = None
+        #: listeners on other processes (language, participant), and speakers there (id,
+        #: participant, from which segment each language is on), as the cluster store last said
+        self.remote_ears: list[tuple[str, str]] = []
+        self.remote_speakers: list[tuple[str, str, dict[str, int]]] = []
+        #: the registry's link to other processes (None: this process only)
+        self.link: RoomLink | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.speakers and not any(self.listeners.values())
+
+    def languages_for(self, participant: str) -> set[str]:
+        """Languages listened in by listeners other than ``participant`` (empty: nobody in
+        particular), on this process and on the others."""
+        here = {
+            lang
+            for lang, group in self.listeners.items()
+            if any(not participant or listener.participant != participant for listener in group)
+        }
+        return here | {lang for lang, p in self.remote_ears if not participant or p != participant}
+
+    def languages(self) -> set[str]:
+        return {lang for lang, group in self.listeners.items() if group} | self.remote_languages()
+
+    def remote_languages(self) -> set[str]:
+        return {lang for lang, _ in self.remote_ears}
+
+    def resync_speakers(self) -> None:
+        """The languages listened in on other processes changed: every speaker here follows. One
+        that cannot carry a language wanted there (too many targets, a language its model lacks)
+        has that language's listeners refused with its error, as its own process refuses a listener
+        (``link.py``): never an OK that delivers nothing."""
+        for speaker in list(self.speakers.values()):
+            try:
+                speaker.resync()
+            except ServiceError as e:
+                missing = [lang for lang in speaker.wanted() if lang not in speaker.targets]
+                logger.info(
+                    "a room speaker cannot add %s for listeners on other servers: %s",
+                    ", ".join(missing),
+                    e.message,
+                    extra={"session_id": speaker.session_id},
+                )
+                if self.link is not None:
+                    self.link.refuse(speaker, missing, e)
+
+    def deliver(
+        self, language: str, out: RoomOutput, participant: str, *, final: bool, now: float, remote: bool = False
+    ) -> None:
+        """One language's cut of a speaker's output (``participant``: the speaker's; ``remote``: a
+        speaker of another process) to this process's listeners of it, and (a final result) into
+        the backlog."""
+        if final:
+            self.backlog.keep(language, now, out, remote=remote)
+        for listener in self.listeners.get(language) or ():
+            if not (participant and listener.participant == participant):
+                listener.push(out)
+
+    def store_lost(self, language: str, error: ServiceError) -> None:
+        """The store failed under this process's reading of ``language``, whose output may come from
+        another process (``link.py`` decides): its listeners here are told (ended UNAVAILABLE,
+        saying why)."""
+        lost = NotReady(
+            "this room's speakers on other servers can no longer reach this listen (the cluster store is "
+            "unreachable): listen again shortly",
+            retry_after_ms=1000,
+        )
+        logger.warning("a room's listeners lost the cluster store: %s", error.message)
+        for listener in list(self.listeners.get(language) or ()):
+            listener.end(lost, at_once=False)
+
+    def refused(self, language: str, members: Collection[str], error: ServiceError) -> None:
+        """A speaker of another process cannot carry ``language`` for the listeners ``members``
+        (their member ids): those of this process end at once with its error."""
+        for listener in list(self.listeners.get(language) or ()):
+            if listener.member in members:
+                listener.end(error)
+
+    def publish(self, speaker: Speaker, ev: SegmentResult | InterimResult, now: float) -> None:
+        final = isinstance(ev, SegmentResult)
+        by_lang = {t.target_language: t for t in ev.translations}
+        if (
+            isinstance(ev, SegmentResult) and ev.error is not None
+        ):  # a failed segment: every language that waited for it
+            langs = [lang for lang, first in speaker.since.items() if first <= ev.segment_id]
+        else:
+            langs = list(by_lang)
+        remote = self.remote_languages() if self.link is not None else set()
+        for lang in langs:
+            if not final and not self.listeners.get(lang) and lang not in remote:
+                continue
+            t = by_lang.get(lang)
+            cut = dataclasses.replace(ev, translations=(t,) if t is not None else ())
+            out = RoomOutput(speaker.speaker_id, cut)
+            self.deliver(lang, out, speaker.participant, final=final, now=now)
+            if self.link is not None:
+                self.link.sent(speaker, lang, out, final)
