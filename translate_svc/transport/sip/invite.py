@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from translate_svc.errors import InvalidInput
 from translate_svc.session.quota import RoomRights
-from translate_svc.session.rooms import check_participant, check_room_name, check_speaker
+from translate_svc.session.rooms.checks import check_participant, check_room_name, check_speaker
 from translate_svc.settings import PhoneSettings
 from translate_svc.transport.phone.call import MAX_PARAM_CHARS, CallSetup, call_setup, stream_config
 from translate_svc.transport.sip import sdp
