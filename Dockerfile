@@ -41,6 +41,9 @@ RUN python -m pip install --no-cache-dir /wheels/*.whl
 # serve --riva: the Riva-compatible door's protos (docs/decisions.md): nvidia-riva-client pins
 # protobuf 6, which pip cannot resolve beside ours (7); its stubs load under 7, so without its deps
 RUN python -m pip install --no-cache-dir --no-deps nvidia-riva-client==2.27.0
+# speaker labels (issue 72): only the GE2E weights Resemblyzer ships are used, so without its
+# dependencies (webrtcvad is an sdist that needs a compiler)
+RUN python -m pip install --no-cache-dir --no-deps Resemblyzer==0.1.4
 
 # 3. Runtime: the same base and Python as the venv stage, no compilers, no pip cache, non-root.
 FROM nvidia/cuda:12.9.1-base-ubuntu24.04 AS runtime

@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	$(PIP) install --quiet -e './clients/python[cli,opus]' -e '.[dev]'
 	touch $@
 
-install: libopus redis-server $(VENV)/.installed $(VENV)/.riva-client
+install: libopus redis-server $(VENV)/.installed $(VENV)/.riva-client $(VENV)/.resemblyzer
 
 # The Riva-compatible door's protos (serve --riva, docs/decisions.md): nvidia-riva-client pins
 # protobuf==6.33.5, which pip cannot resolve beside our protobuf 7, so there is no translate-svc[riva]
@@ -34,6 +34,14 @@ install: libopus redis-server $(VENV)/.installed $(VENV)/.riva-client
 RIVA_CLIENT := nvidia-riva-client==2.27.0
 $(VENV)/.riva-client: $(VENV)/.installed
 	$(PIP) install --quiet --no-deps $(RIVA_CLIENT)
+	touch $@
+
+# Speaker labels (issue 72) use only the GE2E weights the Resemblyzer wheel ships (speakers/ reads
+# them without torch); its dependencies are not needed and one cannot be installed everywhere
+# (webrtcvad 2.0.10: an sdist that needs a C compiler, and pkg_resources at import), so without them.
+RESEMBLYZER := Resemblyzer==0.1.4
+$(VENV)/.resemblyzer: $(VENV)/.installed
+	$(PIP) install --quiet --no-deps $(RESEMBLYZER)
 	touch $@
 
 # Live Opus streams are decoded by the system's libopus (through opuslib-next: PyAV cannot run its

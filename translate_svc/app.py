@@ -19,15 +19,16 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from translate_svc.cluster.choose import open_node_store, open_store
+from translate_svc.cluster.choose import open_node_store, open_store, redis_location
 from translate_svc.cluster.store import ClusterStore
 from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.runner import LanguageIdentifier, Runner
 from translate_svc.engine.scheduler import SchedulerConfig
 from translate_svc.engine.warmup import WarmupConfig, WarmupMode
 from translate_svc.frontend import Application, build_frontend
+from translate_svc.glossaries.choose import open_glossaries
 from translate_svc.observability import metrics
-from translate_svc.session.caps import StoreCounters
+from translate_svc.session.tenants.leases import StoreCounters
 from translate_svc.settings import EngineSettings, ModelSettings, Settings
 from translate_svc.types import BatchStats
 
@@ -52,7 +53,12 @@ def warmup_config(m: ModelSettings, *, seamless: bool) -> WarmupConfig:
     mode = m.warmup
     if mode == "auto":
         mode = "batches" if seamless and m.test_translator is None and _on_cuda(m.device) else "one"
-    return WarmupConfig(WarmupMode(mode), tuple(m.warmup_lengths_s), m.warmup_max_s)
+    if mode == "buckets":
+        from translate_svc.model.shapes import encoder_lengths_s
+
+        lengths = encoder_lengths_s(m.warmup_longest_s)
+        return WarmupConfig(WarmupMode.BUCKETS, lengths, m.warmup_max_s, m.warmup_longest_s)
+    return WarmupConfig(WarmupMode(mode), tuple(m.warmup_lengths_s), m.warmup_max_s, m.warmup_longest_s)
 
 
 def _on_cuda(device: str) -> bool:
@@ -76,9 +82,10 @@ def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
             from translate_svc.model.stable import StableTranslator
 
             return StableTranslator(m.path)
+        from translate_svc.model.decoder import TextCap
         from translate_svc.model.forced import ForcedLengths
         from translate_svc.model.runner import SeamlessRunner
-        from translate_svc.model.seamless import SeamlessStages, TextCap
+        from translate_svc.model.seamless import SeamlessStages
 
         forced = None
         if m.forced_text_tokens_per_s is not None:
@@ -93,7 +100,13 @@ def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
             cpu_threads=m.cpu_threads,
             identifier=load_identifier(m),
         )
-        return SeamlessRunner(stages)
+        loop = None
+        if m.runner == "fast" or (m.runner == "auto" and stages.device.type == "cuda"):
+            from translate_svc.model.fast import LoopDecoder
+
+            loop = LoopDecoder(stages.decoder, stages.processor, slots=m.decode_slots)
+        logger.info("model runner: %s", "fast (our own decode loop)" if loop is not None else "exact (generate)")
+        return SeamlessRunner(stages, loop)
 
     return load
 
@@ -102,8 +115,8 @@ def load_identifier(m: ModelSettings) -> LanguageIdentifier | None:
     """The spoken-language identifier when ``m.lid_path`` holds one (model thread, at load)."""
     if m.lid_path is None or not m.lid_path.exists():
         return None
+    from translate_svc.model.device import pick_device, pick_dtype
     from translate_svc.model.lid import MmsLid
-    from translate_svc.model.seamless import pick_device, pick_dtype
 
     device = pick_device(m.device)
     return MmsLid(m.lid_path, device, pick_dtype(m.dtype, device))
@@ -154,10 +167,13 @@ def build(
         await engine.start(warmup=warmup)
 
     store = cluster if cluster is not None else open_store(settings.cluster)
-    counters = None  # one process on its own: its own counts (``quota.LocalCounters``)
+    counters = None  # one process on its own: its own counts (``tenants.counters.LocalCounters``)
     if settings.cluster.redis_url is not None and cluster is None:  # the node's caps here, the tenants' in Redis
         counters = StoreCounters(open_node_store(), store, on_loss=settings.cluster.on_redis_loss, own_node=True)
-    return build_frontend(settings, engine, start, engine.stop, listeners, cluster=store, counters=counters)
+    glossaries = open_glossaries(settings, *redis_location(settings.cluster))
+    return build_frontend(
+        settings, engine, start, engine.stop, listeners, cluster=store, counters=counters, glossaries=glossaries
+    )
 
 
 # -- entry points for the operator commands: model/ (and torch) are imported when called -----------
@@ -198,11 +214,13 @@ def validate_model_dir(path: Path) -> None:
     validate(path)
 
 
-def build_test_checkpoint(directory: Path, *, seed: int = 0, full_size: bool = False) -> Path:
+def build_test_checkpoint(
+    directory: Path, *, seed: int = 0, full_size: bool = False, real_layers: bool = False
+) -> Path:
     """A random-weight SeamlessM4T v2 checkpoint (the real architecture; its output is noise)."""
     from translate_svc.model.test_checkpoint import build_test_checkpoint as build_checkpoint
 
-    return build_checkpoint(directory, seed=seed, full_size=full_size)
+    return build_checkpoint(directory, seed=seed, full_size=full_size, real_layers=real_layers)
 
 
 def download_model(directory: Path, revision: str, *, on_start: Callable[[str], None] | None = None) -> tuple[str, str]:

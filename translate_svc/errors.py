@@ -7,6 +7,9 @@ from enum import Enum
 
 class ErrorCode(str, Enum):
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    NOT_FOUND = "NOT_FOUND"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    ABORTED = "ABORTED"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     PERMISSION_DENIED = "PERMISSION_DENIED"
     FAILED_PRECONDITION = "FAILED_PRECONDITION"
@@ -43,6 +46,22 @@ class PermissionDenied(ServiceError):
     """A known caller without the right the request needs (a room its token does not cover)."""
 
     code = ErrorCode.PERMISSION_DENIED
+
+
+class NotFound(ServiceError):
+    """What the request names is not there for its caller (another tenant's is not found either)."""
+
+    code = ErrorCode.NOT_FOUND
+
+
+class AlreadyExists(ServiceError):
+    code = ErrorCode.ALREADY_EXISTS
+
+
+class Conflict(ServiceError):
+    """A change made against a revision that is no longer the current one (ABORTED: read, retry)."""
+
+    code = ErrorCode.ABORTED
 
 
 class Overloaded(ServiceError):

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import struct
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -44,16 +44,19 @@ class Channel(Generic[In]):
         *,
         max_frame_bytes: int,
         write_high: int,
+        hooks: Mapping[str, Any] | None = None,
+        decode_hooks: Mapping[str, Any] | None = None,
     ) -> None:
         """``incoming``: the type (a tagged union of structs) this side receives; a frame larger
         than ``max_frame_bytes`` is a broken peer; ``write_high``: what the transport may hold before
-        frames wait in the channel's own queue."""
+        frames wait in the channel's own queue; ``hooks`` and ``decode_hooks``: msgspec's
+        ``enc_hook`` and ``dec_hook``/``ext_hook`` for types a wire carries beyond its structs."""
         self._reader = reader
         self._writer = writer
         self._max_frame_bytes = max_frame_bytes
         self._write_high = write_high
-        self._encoder = msgspec.msgpack.Encoder()
-        self._decoder: msgspec.msgpack.Decoder[In] = msgspec.msgpack.Decoder(incoming)
+        self._encoder = msgspec.msgpack.Encoder(**(hooks or {}))
+        self._decoder: msgspec.msgpack.Decoder[In] = msgspec.msgpack.Decoder(incoming, **(decode_hooks or {}))
         writer.transport.set_write_buffer_limits(high=write_high)
         self._queue: deque[bytearray] = deque()
         self._queued_bytes = 0

@@ -8,25 +8,36 @@ even indirectly (import-linter checks it), so a worker process never does either
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from threadpoolctl import threadpool_limits
 
+from translate_svc.audio.denoise import Rnnoise
 from translate_svc.cluster.store import ClusterStore
 from translate_svc.cluster.watch import watch_store
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import EngineFailed
+from translate_svc.glossaries.book import GlossaryBook
+from translate_svc.glossaries.model import GlossaryLimits
+from translate_svc.glossaries.store import GlossaryStore
+from translate_svc.jobs.keeper import JobKeeper, open_job_store
+from translate_svc.jobs.runner import JobRunner
 from translate_svc.observability import metrics
 from translate_svc.recordings.service import Manifest, Recordings
 from translate_svc.session import SessionManager
-from translate_svc.session.quota import Counters
 from translate_svc.session.rooms.config import room_config
+from translate_svc.session.tenants.counters import Counters
 from translate_svc.settings import Settings
+from translate_svc.speakers.encoder import RESEMBLYZER, SpeakerEncoder
+from translate_svc.speakers.encoder import installed as speakers_installed
 from translate_svc.vad.silero import SileroVad
 from translate_svc.vad.worker import VadWorker
 from translate_svc.webhooks.events import recording_ready
 from translate_svc.webhooks.outbox import Outbox
+
+logger = logging.getLogger(__name__)
 
 #: how a stream ends when the in-process model worker dies (a worker's text names the engine process)
 ENGINE_FAILED = "the model worker of this server failed: resume the stream on another server (the SDK does)"
@@ -53,6 +64,10 @@ class Application:
     recordings: Recordings | None = None
     #: the sessions' events on disk and their webhooks (None: no ``webhooks.data_dir``)
     outbox: Outbox | None = None
+    #: the tenants' stored glossaries (None: ``glossaries.enabled`` off)
+    glossaries: GlossaryStore | None = None
+    #: background jobs (``jobs/``; None: ``jobs.dir`` unset)
+    jobs: JobRunner | None = None
 
     async def start(self, *, warmup: bool = True) -> None:
         """The cluster store first (an unreachable Redis or hub fails the start before the model
@@ -63,11 +78,18 @@ class Application:
             await self.recordings.start()
         if self.outbox is not None:
             await self.outbox.start()
+        if self.glossaries is not None:
+            await self.glossaries.start()
         await self.start_engine(warmup)
+        if self.jobs is not None:  # after the engine: a job resumed at once needs the model
+            await self.jobs.start()
 
     async def stop(self) -> None:
         """After the transport stopped taking calls: fail what is left, stop the threads, and give
-        back what this process holds in the cluster store."""
+        back what this process holds in the cluster store. A job running stays so on disk: the
+        next start resumes it."""
+        if self.jobs is not None:
+            await self.jobs.stop()
         await self.stop_engine()
         self.vad.close()
         self.sessions.close()
@@ -77,6 +99,8 @@ class Application:
         await self.cluster.close()
         if self.outbox is not None:
             await self.outbox.close()
+        if self.glossaries is not None:
+            await self.glossaries.close()
 
 
 def build_frontend(
@@ -90,15 +114,26 @@ def build_frontend(
     counters: Counters | None = None,
     engine_gone: str = ENGINE_FAILED,
     on_recording_ready: Callable[[Manifest], None] | None = None,
+    glossaries: GlossaryStore | None = None,
+    jobs_store: JobKeeper | None = None,
 ) -> Application:
     """Sessions and the VAD worker around ``engine``, over the cluster store ``cluster`` (started
     and closed with the application); ``counters`` hold the node's limits and
     tenants' caps (default: this process's own counts). If the engine dies, every live stream
     ends with ``engine_gone`` (UNAVAILABLE), its open speech accounted for. ``on_recording_ready``:
-    told of each finished recording (``recordings/service.py``; the ``recording.ready`` event)."""
+    told of each finished recording (``recordings/service.py``; the ``recording.ready`` event).
+    ``glossaries``: where the tenants' glossaries are kept (``glossaries/choose.py``; None: none).
+    ``jobs_store``: where jobs are kept (default: as the settings say, ``jobs/keeper.py``)."""
     # process-wide, once: numpy's BLAS pool (torch's own threads are the runner's, set at load)
     threadpool_limits(limits=settings.blas_threads, user_api="blas")
     vad = VadWorker(SileroVad(), on_call=metrics.observe_vad_call)
+    # loaded at start, not by the first stream that asks (on the loop); a missing pyrnnoise fails here,
+    # a missing Resemblyzer (installed apart, without its dependencies) turns speaker labels off
+    Rnnoise.shared()
+    if speakers_installed():
+        SpeakerEncoder.shared()
+    else:
+        logger.warning("speaker labels are off: Resemblyzer is not installed (pip install --no-deps %s)", RESEMBLYZER)
     rooms = room_config(settings.rooms, settings.limits.max_target_languages, settings.cluster.on_redis_loss)
     watch_store(cluster, settings.cluster.on_redis_loss)  # /metrics and the log
     recordings = None
@@ -114,8 +149,37 @@ def build_frontend(
         sessions.events = sessions.rooms.events = outbox
         if recordings is not None and recordings.on_ready is None:
             recordings.on_ready = _recording_event(sessions)
+    if glossaries is not None:
+        sessions.glossaries = GlossaryBook(glossaries, glossary_limits(settings), lambda: sessions.card.text_codes)
+    jobs = None
+    if jobs_store is None:  # ``jobs/keeper.py``: the node's SQLite, or Redis (every pod); None: no jobs.dir
+        jobs_store = open_job_store(settings)
+    if jobs_store is not None:
+        jobs = JobRunner(jobs_store, sessions, settings.jobs)
     return Application(
-        settings, engine, vad, sessions, cluster, start_engine, stop_engine, listeners, recordings, outbox
+        settings,
+        engine,
+        vad,
+        sessions,
+        cluster,
+        start_engine,
+        stop_engine,
+        listeners,
+        recordings,
+        outbox,
+        glossaries,
+        jobs,
+    )
+
+
+def glossary_limits(settings: Settings) -> GlossaryLimits:
+    g = settings.glossaries
+    return GlossaryLimits(
+        max_entries=g.max_entries,
+        max_glossaries=g.max_glossaries,
+        max_per_request=g.max_per_request,
+        max_import_bytes=g.max_import_bytes,
+        max_term_chars=settings.limits.max_term_chars,
     )
 
 

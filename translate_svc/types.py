@@ -30,6 +30,16 @@ class SpeechEncoding(str, Enum):
     OPUS = "OPUS"  # 48 kHz mono Opus, 20 ms packets (for publishing into a call)
 
 
+class Profanity(str, Enum):
+    """The profanity filter (issue 72): listed words (model/profanity.py) in the transcript and
+    every translation are left, masked (first letter kept, the rest ``*``) or removed; the speech
+    is made from the text without them."""
+
+    OFF = "off"
+    MASK = "mask"
+    REMOVE = "remove"
+
+
 @dataclass(frozen=True)
 class AudioFormat:
     encoding: AudioEncoding
@@ -48,6 +58,8 @@ class OutputOptions:
     #: each word's start and end in final results (issue 45); off by default: aligning the
     #: transcript costs one more decoder pass per segment
     word_timings: bool = False
+    #: the profanity filter; None: the tenant's default (its tokens-file ``profanity=``), else off
+    profanity: Profanity | None = None
 
 
 #: a BOOST term's weight when none is given, and the most it may be
@@ -97,6 +109,21 @@ class SimultaneousOptions:
 
 
 @dataclass(frozen=True)
+class EarOptions:
+    """What is done to a stream's input before and beside recognition (issue 72):
+    ``noise_suppression``: RNNoise before the VAD (``audio/denoise.py``); ``speakers``: label each
+    segment (and its words) with a speaker, telling apart at most this many (0: no labels;
+    ``speakers/``)."""
+
+    noise_suppression: bool = False
+    speakers: int = 0
+
+
+#: no noise suppression, no speaker labels
+NO_EAR = EarOptions()
+
+
+@dataclass(frozen=True)
 class TranslationTask:
     """What to do with every segment of one request or stream."""
 
@@ -108,8 +135,12 @@ class TranslationTask:
     #: can pick) instead of taking ``source_language``; None: no detection
     detect: tuple[str, ...] | None = None
     terms: tuple[Term, ...] = ()
+    #: the last ``stored_terms`` of ``terms`` came from stored glossaries (``glossaries/``): checked
+    #: when they were stored, not counted against a request's own term caps
+    stored_terms: int = 0
     #: None: segment mode (a segment is translated once it closed)
     simultaneous: SimultaneousOptions | None = None
+    ear: EarOptions = NO_EAR
 
     @property
     def asr_only(self) -> bool:
@@ -134,6 +165,11 @@ class WordTiming:
     word: str
     start_ms: int
     end_ms: int
+    #: the speaker label of its segment (``EarOptions.speakers``; 0: none)
+    speaker: int = 0
+    #: confidence (issue 72): the mean log-probability of the word's tokens as the model chose
+    #: them (<= 0); None: not computed. Not compared: the same word from two runners is equal
+    logprob: float | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -142,6 +178,11 @@ class Transcript:
     text: str
     #: each word of ``text`` on the stream's timeline (empty: not computed, e.g. in captions)
     words: tuple[WordTiming, ...] = ()
+    #: confidence (issue 72): the mean log-probability of the tokens the model chose for ``text``
+    #: (<= 0); None: not computed (captions, simultaneous mode)
+    avg_logprob: float | None = None
+    #: each text token of ``text`` and its log-probability (``ModelOutput.transcript_tokens``)
+    tokens: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,6 +200,8 @@ class Translation:
     stable_text: str = ""
     #: each word of ``text`` in ``audio`` (ms from its first sample; empty without speech)
     words: tuple[WordTiming, ...] = ()
+    #: confidence (issue 72): as ``Transcript.avg_logprob``, of this translation's text
+    avg_logprob: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -252,6 +295,8 @@ class SegmentResult:
     #: simultaneous mode: the translations' speech was already sent in this segment's ``Commit``s
     #: (their chunks, back to back, are ``translations[].audio``): a client must not play it again
     speech_in_commits: bool = False
+    #: its speaker's label, 1.. stable over the stream (``EarOptions.speakers``; 0: not labelled)
+    speaker: int = 0
 
 
 @dataclass(frozen=True, eq=False)

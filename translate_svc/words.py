@@ -85,6 +85,37 @@ def occurrences(phrase: str, text: str, *, ignore_case: bool) -> int:
     return count
 
 
+def spans(phrase: str, text: str, *, ignore_case: bool) -> list[tuple[int, int]]:
+    """Where ``text`` says ``phrase`` as a whole word (or words), by the rule ``occurrences``
+    counts with: ``[start, end)`` character offsets into ``text`` itself (not normalised: each of
+    its characters is compared as NFC where that keeps its length, folded where ``ignore_case``,
+    any whitespace as a space), not overlapping, from the left. Empty for an empty phrase."""
+    needle = key(phrase, ignore_case=ignore_case)
+    if not needle:
+        return []
+    # the text compared, character by character, with where each compared character came from
+    chars: list[str] = []
+    origin: list[int] = []
+    nfc = unicodedata.normalize("NFC", text)
+    for i, c in enumerate(nfc if len(nfc) == len(text) else text):  # offsets must stay the text's
+        c = " " if c.isspace() else c
+        for f in c.casefold() if ignore_case else c:
+            chars.append(f)
+            origin.append(i)
+    hay = "".join(chars)
+    first, last = needle[0], needle[-1]
+    found: list[tuple[int, int]] = []
+    at = hay.find(needle)
+    while at >= 0:
+        end = at + len(needle)
+        if (at == 0 or not joins(hay[at - 1], first)) and (end == len(hay) or not joins(last, hay[end])):
+            found.append((origin[at], origin[end - 1] + 1))
+            at = hay.find(needle, end)
+        else:
+            at = hay.find(needle, at + 1)
+    return found
+
+
 def ends_in_word(phrase: str) -> bool:
     """Whether the phrase's last character is one a following letter would continue (a spaced
     script's letter, digit or mark): then a written phrase counts only where the next token does

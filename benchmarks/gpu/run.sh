@@ -14,8 +14,14 @@
 # COLDWARM_MODES (default "one batches warm": today's single warm-up batch, the warm-up of every
 # batch size, and the batches themselves run once before), one model per mode, same machine;
 # "buckets" (an experiment): input frames and vocoder lengths padded to buckets (model/shapes.py,
-# --pad-frames) and the warm-up run at one length per frame bucket; "bucketswarm": its warm column.
+# --pad-frames) and the warm-up run at one length per frame bucket; "bucketswarm": its warm column;
+# "stages" (issue 70): every stage on buckets (--pad-frames: encoder frames, t2u rows/text/characters/
+# units, vocoder units/frames) and the warm-up of every bucket at the size profiled (--warmup
+# buckets), then the same cold batches; the JSON's cold_shapes counts shapes still met first (should
+# be {}); "stageswarm": its warm column. Cold vs warm for all four stages in one call:
+#   run(command="SIZES=8,32 COLDWARM_MODES='stages stageswarm cold warm' bash benchmarks/gpu/run.sh coldwarm", ...)
 # SKIP_ONOFF=1 leaves session's in-process batching on/off step out.
+# tests: tests/gpu, the tests that need CUDA (run(command="bash benchmarks/gpu/run.sh tests", carry=[".gpu"]))
 # session: model built on the GPU; stages per batch size (CUDA-synchronised, peak memory); batching
 # on vs off at 64 in-process streams; then one `serve --workers W` and a ramp of loadgen --target
 # runs (N doubles while p95 <= SLO_MS and none falls behind, then one step between); GPU memory and
@@ -28,7 +34,7 @@
 #   SITE= PY=.venv/bin/python MODEL=model_cache/test-model DEVICE=cpu DTYPE=float32 STREAMS=2 \
 #     LOADGEN_ARGS="--speed 20" SIZES=1,2 OUT=/tmp/gpu-dry bash benchmarks/gpu/run.sh loadgen
 set -uo pipefail
-part=${1:?usage: run.sh session|loadgen|profile|coldwarm}
+part=${1:?usage: run.sh session|tests|loadgen|profile|coldwarm}
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
 STREAMS=${STREAMS:-100} MAX_BATCH=${MAX_BATCH:-64} MODEL=${MODEL:-/tmp/full-random}
@@ -130,6 +136,11 @@ build_test_checkpoint(sys.argv[1], full_size=sys.argv[3] == 'full')" "$MODEL" "$
 fi
 common=(--model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" "${FORCED[@]}" --files "$FILES")
 case "$part" in
+  tests)  # tests/gpu (the gpu marker; skipped without CUDA): the exact runner on the device (issue 69)
+    timeout "${TESTS_TIMEOUT:-300}" "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/gpu -rs > "$OUT/tests_gpu.txt" 2>&1
+    echo "tests/gpu: exit $?"
+    tail -15 "$OUT/tests_gpu.txt"
+    ;;
   loadgen)
     for cfg in on off; do
       timeout "${LOADGEN_TIMEOUT:-250}" "$PY" -m benchmarks.tools.loadgen "${common[@]}" --streams "$STREAMS" \
@@ -157,13 +168,19 @@ case "$part" in
             --warmup-max-s "$WARMUP_MAX_S")
           [ "$mode" = buckets ] && how+=(--pad-frames --warmup-lengths buckets)
           limit=${PROFILE_TIMEOUT:-55}; [ "$mode" != one ] && limit=$((limit + 2 * WARMUP_MAX_S + 30)) ;;
-        bucketswarm) how=(--warm --pad-frames); limit=${PROFILE_TIMEOUT:-55} ;;
-        *) echo "unknown coldwarm mode $mode (cold, one, batches, buckets, warm, bucketswarm)" >&2; exit 2 ;;
+        bucketswarm|stageswarm) how=(--warm --pad-frames); limit=${PROFILE_TIMEOUT:-55} ;;
+        stages) how=(--cold --warmup buckets --pad-frames); limit=$((${PROFILE_TIMEOUT:-55} + 2 * WARMUP_MAX_S + 30)) ;;
+        *) echo "unknown coldwarm mode $mode (cold, one, batches, buckets, warm, bucketswarm, stages, stageswarm)" >&2
+           exit 2 ;;
       esac
       timeout "$limit" "$PY" -m benchmarks.tools.profile_stages "${common[@]}" --streams 32 \
         --vocoder batched --sizes "${SIZES:-1,32}" --max-batches 4 "${how[@]}" --json "$OUT/profile_$mode.json" \
         > "$OUT/profile_$mode.txt" 2>&1
       echo "$mode: exit $?"; grep -E "^│|warm-up" "$OUT/profile_$mode.txt"
+      "$PY" -c "import json, sys
+for r in json.load(open(sys.argv[1]))['results']:
+    print('  batch', r['batch_size'], 'ms/segment', round(r['ms_per_segment'], 1), 'cold shapes', r.get('cold_shapes'))" \
+        "$OUT/profile_$mode.json" 2>/dev/null
     done
     ;;
   *) echo "unknown part $part" >&2; exit 2 ;;

@@ -42,7 +42,7 @@ from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.remote import wire
 from translate_svc.engine.remote.client import RemoteEngine
 from translate_svc.engine.remote.server import EngineServer
-from translate_svc.engine.runner import Features, ModelInput, ModelOutput
+from translate_svc.engine.requests import Features, ModelInput, ModelOutput
 from translate_svc.engine.scheduler import SchedulerConfig
 from translate_svc.types import Language, ModelCard, ModelInfo
 
@@ -179,7 +179,7 @@ async def measured(engine_pid: int, n: int, drives: list[Any]) -> dict[str, Any]
 
 def frame_bytes(segment_s: float, caption_s: float) -> dict[str, int]:
     """Bytes on the wire per final and per caption, both ways (the length prefix included)."""
-    enc = msgspec.msgpack.Encoder()
+    enc = msgspec.msgpack.Encoder(**wire.HOOKS)
     seg, cap = inputs(segment_s, caption_s)
     out = ModelOutput(None, {"spa": "una frase traducida de unas diez palabras"})
     result = wire.result_of(0, JobResult(out, None, 1.0, 1.0, 8))

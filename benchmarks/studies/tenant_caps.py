@@ -43,7 +43,7 @@ app = typer.Typer(add_completion=False)
 async def _admission(n: int) -> dict[str, float]:
     from tests.support.fake_engine import FakeEngineClient
     from translate_svc.session.manager import SessionManager
-    from translate_svc.session.quota import Tenant, TenantCaps
+    from translate_svc.session.tenants.tenant import Tenant, TenantCaps
     from translate_svc.settings import LimitsSettings
     from translate_svc.vad.segmenter import SegmenterConfig
 

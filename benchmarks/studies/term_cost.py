@@ -38,7 +38,7 @@ import soundfile as sf
 import torch
 
 from translate_svc.audio.resample import resample
-from translate_svc.engine.runner import ModelInput
+from translate_svc.engine.requests import ModelInput
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.seamless import SeamlessStages
 from translate_svc.types import Term

@@ -19,7 +19,9 @@ new convolution shape, which costs more than running it on this tiny model). ``-
 the same batches once untimed, which measures the compute alone. ``--warmup one|batches`` instead
 runs the server's own warm-up first (``TranslationEngine.start``, engine/warmup.py: every batch size
 up to ``--warmup-max-batch`` at its lengths), then times the same cold batches: what the warm-up
-leaves of the cold cost for segments of lengths it did not run.
+leaves of the cold cost for segments of lengths it did not run. ``--warmup buckets`` (issue 70)
+runs the warm-up of every bucket (encoder frames, t2u, vocoder) at the size profiled, then times
+the same cold batches; the JSON's ``cold_shapes`` counts the shapes they still met first.
 """
 
 from __future__ import annotations
@@ -140,6 +142,35 @@ def engine_warmup(
     }
 
 
+def bucket_warmup(runner: Any, rows: int, longest_s: float) -> dict[str, Any]:
+    """The warm-up ``buckets`` (engine/warmup.py, issue 70) for batches of ``rows`` segments: one
+    batch of ``rows`` noise segments per encoder frame bucket up to ``longest_s``, then t2u's and
+    the vocoder's buckets at ``rows``' row bucket (``SeamlessStages.warm_speech``), then the
+    runner told the warm-up is over (shapes first met after it are counted cold). A server warms
+    every batch size; one size is what a profile of that size meets."""
+    from translate_svc.engine.requests import ModelInput
+    from translate_svc.model.shapes import encoder_lengths_s
+
+    card = runner.card
+    lang = sorted(card.speech_codes or card.text_codes)[0]
+    rng = np.random.default_rng(0)
+    lengths = encoder_lengths_s(longest_s)
+    t0 = time.perf_counter()
+    for seconds in lengths:
+        audio = (0.01 * rng.standard_normal(round(seconds * 16000))).astype(np.float32)
+        runner.run([ModelInput(audio, (lang,), lang, speech=bool(card.speech_codes))] * rows)
+    calls = runner.stages.warm_speech(rows, longest_s, None, only_rows=True)
+    runner.warmed()
+    return {
+        "mode": "buckets",
+        "max_batch_size": rows,
+        "lengths_s": lengths,
+        "planned_batches": len(lengths),
+        "stage_calls": calls,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
 def frame_bucket_lengths(runner: Any, items: list[Any]) -> tuple[float, ...]:
     """One audio length (s) per input-frame bucket the segments fall in (model/shapes.py): what the
     warm-up must run for ``--pad-frames`` to meet only shapes it ran. 0.02 s per stacked frame."""
@@ -157,22 +188,24 @@ def profile(
     warm: bool,
     max_batches: int | None = None,
     prime: Callable[[Any], dict[str, Any]] | None = None,
+    rerun: bool = False,
 ) -> dict[str, Any]:
     import torch
 
     cuda = runner.stages.device.type == "cuda"
     timer = StageTimer(torch.cuda.synchronize if cuda else lambda: None)
     stages = runner.stages  # the runner calls its stages through this instance: the wrappers sit on it
-    stages.features = timer.wrap("features", stages.features)
-    stages.encode = timer.wrap("encode", stages.encode)
-    decode = stages.decode_text
+    speech = stages.speech_encoder
+    speech.features = timer.wrap("features", speech.features)  # type: ignore[method-assign]
+    speech.encode = timer.wrap("encode", speech.encode)  # type: ignore[method-assign]
+    decode = stages.decoder.generate
 
     def decode_counted(*args: Any, **kwargs: Any) -> Any:
         seqs = decode(*args, **kwargs)
         timer.decode_steps.append(int(seqs.shape[1]))
         return seqs
 
-    stages.decode_text = timer.wrap("generate", decode_counted)
+    stages.decoder.generate = timer.wrap("generate", decode_counted)  # type: ignore[method-assign]
     speech = stages.speech
 
     def speech_flagged(*args: Any, **kwargs: Any) -> Any:
@@ -185,8 +218,10 @@ def profile(
     stages.speech = timer.wrap("speech", speech_flagged)
     m = stages.model
     timer.hook("t2u_text_decoder", m.text_decoder)
-    timer.hook("t2u", m.t2u_model)
-    timer.hook("vocoder", m.vocoder)
+    # t2u's and the vocoder's own forwards (model/speech.py, model/vocoder.py): one call per t2u
+    # batch and per vocoder group, only ever inside the speech stage here
+    stages.t2u.forward = timer.wrap("t2u", stages.t2u.forward)
+    stages._vocoder.forward = timer.wrap("vocoder", stages._vocoder.forward)
     batches = [items[i : i + size] for i in range(0, len(items), size)]
     if max_batches is not None and len(batches) > max_batches:
         # full batches spread evenly over the (length-sorted) list, so every size sees the same mix
@@ -213,6 +248,24 @@ def profile(
             runner.run(b)
     timer.sync()
     total = (time.perf_counter() - t0) * 1000.0
+    shapes = getattr(stages, "shapes", None)
+    cold_shapes = dict(shapes.cold) if shapes is not None and shapes.warm else None
+    again = None
+    if rerun:  # the same batches once more, at once: every shape met, the same machine's moment
+        first = dict(timer.ms)
+        timer.ms.clear()
+        t1 = time.perf_counter()
+        for _ in range(repeats):
+            for b in batches:
+                runner.run(b)
+        timer.sync()
+        again_total = (time.perf_counter() - t1) * 1000.0
+        again = {"ms_per_segment": again_total / (sum(len(b) for b in batches) * repeats)}
+        again["stage_ms_per_segment"] = {
+            k: v / (sum(len(b) for b in batches) * repeats) for k, v in timer.ms.items() if k != "speech"
+        }
+        timer.ms.clear()
+        timer.ms.update(first)
     n_seg = sum(len(b) for b in batches) * repeats
     n_audio_s = sum(len(i.audio) for b in batches for i in b) / 16000 * repeats
     ms = dict(timer.ms)
@@ -244,6 +297,11 @@ def profile(
         "audio_s_per_s": n_audio_s / (total / 1000.0),
         "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         "warmup": warmup,
+        # shapes the timed pass met first (after a warm-up that told the runner it was over)
+        "cold_shapes": cold_shapes,
+        # with --rerun: the same batches timed again right after (warm), and first / again
+        "rerun": again,
+        "first_over_rerun": None if again is None else (total / n_seg) / again["ms_per_segment"],
     }
 
 
@@ -259,6 +317,9 @@ def main(
     streams: Annotated[int, typer.Option(min=1, help="segments of this many streams (files alternate)")] = 16,
     shift_s: Annotated[float, typer.Option(min=0, help="as loadgen's --shift-s")] = DEFAULT_SHIFT_S,
     repeats: Annotated[int, typer.Option(min=1)] = 1,
+    rerun: Annotated[
+        bool, typer.Option("--rerun", help="time the same batches again right after (warm), in the same process")
+    ] = False,
     max_batches: Annotated[
         int | None, typer.Option(min=1, help="time at most this many full batches per size, spread over the list")
     ] = None,
@@ -272,7 +333,11 @@ def main(
     ] = "auto",
     warm: Annotated[bool, typer.Option("--warm/--cold", help="time shapes already run once (compute only)")] = False,
     warmup: Annotated[
-        str | None, typer.Option(help="one or batches: the server's warm-up first (with --cold), engine/warmup.py")
+        str | None,
+        typer.Option(
+            help="one, batches or buckets: the server's warm-up first (with --cold), engine/warmup.py;"
+            " buckets: at each size's own rows"
+        ),
     ] = None,
     warmup_max_batch: Annotated[
         int | None, typer.Option(min=1, help="with --warmup: the server's max batch size (default: the largest size)")
@@ -298,7 +363,7 @@ def main(
     import torch
 
     from translate_svc import logging_setup
-    from translate_svc.engine.runner import ModelInput
+    from translate_svc.engine.requests import ModelInput
     from translate_svc.model.runner import SeamlessRunner
     from translate_svc.model.seamless import SeamlessStages
 
@@ -328,9 +393,13 @@ def main(
         raise typer.BadParameter("use stream or length", param_hint="--order")
     size_list = [int(s) for s in sizes.split(",")]
     prime: functools.partial[dict[str, Any]] | None = None
-    if warmup is not None:
+    if warmup == "buckets":  # per size: its own rows, up to the longest segment profiled
+        if warm:
+            raise typer.BadParameter("with --cold", param_hint="--warmup")
+        longest_s = max(len(i.audio) for i in items) / 16000
+    elif warmup is not None:
         if warmup not in ("one", "batches") or warm:
-            raise typer.BadParameter("one or batches, with --cold", param_hint="--warmup")
+            raise typer.BadParameter("one, batches or buckets, with --cold", param_hint="--warmup")
         top = warmup_max_batch or max(size_list)
         lengths = None
         if warmup_lengths is not None and warmup_lengths != "buckets":
@@ -345,8 +414,15 @@ def main(
         runner = SeamlessRunner(SeamlessStages(model, device=device, dtype=dtype, **kwargs))
         if prime is not None and warmup_lengths == "buckets" and not isinstance(prime.keywords["lengths_s"], tuple):
             prime = functools.partial(prime, lengths_s=frame_bucket_lengths(runner, items))  # once: same items
-        results.append(profile(runner, items, size, repeats, warm, max_batches, prime))
+        if warmup == "buckets":
+            prime = functools.partial(bucket_warmup, rows=size, longest_s=longest_s)
+        results.append(profile(runner, items, size, repeats, warm, max_batches, prime, rerun))
         logger.warning("batch %d: %.1f ms per segment", size, results[-1]["ms_per_segment"])
+        if results[-1]["rerun"] is not None:
+            logger.warning(
+                "  again at once: %.1f ms per segment (first / again %.2f), cold shapes %s",
+                results[-1]["rerun"]["ms_per_segment"], results[-1]["first_over_rerun"], results[-1]["cold_shapes"],
+            )  # fmt: skip
         if results[-1]["warmup"] is not None:
             w = results[-1]["warmup"]
             logger.warning(

@@ -8,8 +8,11 @@ SIPp places ``calls`` calls at ``rate`` a second with ``tests/support/sip/call_p
 INVITE (PCMU), jfk.flac's first ``seconds`` played at real time from a pcap (``play_pcap_audio``),
 then a BYE once the translation's tail had time to play. Reported: the server process's CPU
 seconds per call-second (from /proc), its RTP frames' lateness (p50/p99 from its histogram; the
-worst on any access line) and slots skipped, the ear-voice lag (p50/p95 from the server's
-histogram, interpolated within its buckets), the calls' codes, and SIPp's verdict. SIPp records
+worst on any access line), its 20 ms slots (``frame_slots``: sent as ``rtp_sent``, withheld before
+the caller's media came, or ``frames_skipped``, late past ``playout.CATCH_UP_S``: the pacing's
+exactness, which ``tests/transport/sip/test_sipp_calls.py`` leaves to this bench, issue 71), the
+ear-voice lag (p50/p95 from the server's histogram, interpolated within its buckets), the calls'
+codes, and SIPp's verdict. SIPp records
 no jitter of the RTP it receives, so the lateness is the server's own (when each packet left
 against its slot). SIPp runs on this machine's cores beside the server.
 """
@@ -88,9 +91,11 @@ def main() -> None:
             "ear_voice_lag_s": {f"p{int(q * 100)}": round(v, 2) for q, v in lags.items()},
             "server_frame_lateness_ms": {f"p{int(q * 100)}": round(1000 * v, 2) for q, v in late.items()},
             "frame_late_max_ms": max((x.get("frame_late_max_ms", 0) for x in lines), default=0),
+            "frame_slots": sum(x.get("frame_slots", 0) for x in lines),
             "frames_skipped": sum(x.get("frames_skipped", 0) for x in lines),
             "rtp_received": sum(x.get("rtp_received", 0) for x in lines),
             "rtp_sent": sum(x.get("rtp_sent", 0) for x in lines),
+            "rtp_withheld": sum(x.get("rtp_withheld", 0) for x in lines),
             "cpus": os.cpu_count(),
         }
         print(json.dumps(report, indent=2))

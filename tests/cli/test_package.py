@@ -63,6 +63,8 @@ def test_every_command_is_registered() -> None:
         "listen",  # issue 59: a room's listener, the client distribution's
         "recordings",  # issue 61: recordings decrypt
         "usage",  # issue 61: each tenant's use, from the webhooks' usage records
+        "glossaries",  # issue 73: stored glossaries, the client distribution's
+        "job",  # issue 73: background jobs, the client distribution's
     }  # fmt: skip
 
 

@@ -69,7 +69,8 @@ def test_sip_lines_for_a_pbx_a_proxy_and_a_trunk() -> None:
 def test_sip_digest_credentials_are_the_derived_password_not_the_token() -> None:
     """Issue 68, H5: the SIP password is an HMAC of the SIP user under the token (the server keeps
     its HA1), and the lines say to prefer TLS."""
-    from translate_svc.transport.tokens import parse_tokens, sip_ha1, sip_password
+    from translate_svc.transport.tokens.file import parse_tokens
+    from translate_svc.transport.tokens.sip import sip_ha1, sip_password
 
     out = run("sip", "--url", "10.0.0.5:5060", "--token", "s3cret-token", "--sip-user", "pbx1")
     password = sip_password("s3cret-token", "pbx1")

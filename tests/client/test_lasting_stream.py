@@ -61,7 +61,7 @@ def fake_settings():  # type: ignore[no-untyped-def]
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def one_stream() -> AsyncIterator[str]:
     """A server that takes one stream at a time (limits.max_streams = 1): the next is refused with
-    RESOURCE_EXHAUSTED and a RetryInfo of 1 s (session/quota.py, ``refusal``)."""
+    RESOURCE_EXHAUSTED and a RetryInfo of 1 s (session/tenants/counters.py, ``refusal``)."""
     settings = fake_settings()
     settings.limits.max_streams = 1
     async with serving(settings, warmup=False, runner_factory=FakeRunner) as live:

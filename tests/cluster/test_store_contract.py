@@ -180,6 +180,22 @@ async def test_members_and_their_values_are_seen_by_every_holder(shared: Backend
     assert await b.members("nobody here") == {}
 
 
+async def test_a_join_tells_who_was_there_and_a_leave_how_many_stay(shared: Backend) -> None:
+    """What tells a room's start and end once over every process (session/rooms/herald.py): of
+    several holders joining at once exactly one finds the group empty; of several leaving at once
+    exactly one leaves it empty."""
+    a, b = await two(shared)
+    group = "room/t/once/open"
+    found = await asyncio.gather(*(s.join(group, name, name.encode()) for s, name in ((a, "a1"), (b, "b1"), (a, "a2"))))
+    assert sorted(len(f) for f in found) == [0, 1, 2], found
+    first = next(f for f in found if len(f) == 2)
+    assert all(first[m] == m.encode() for m in first)
+    assert await b.join(group, "b1", b"new") == {"a1": b"a1", "a2": b"a2"}  # an update: the others
+    left = await asyncio.gather(a.leave(group, "a1"), b.leave(group, "b1"), a.leave(group, "a2"))
+    assert sorted(left) == [0, 1, 2]
+    assert await a.leave(group, "a1") == 0  # gone already
+
+
 async def test_a_watch_hears_of_every_change(shared: Backend) -> None:
     a, b = await two(shared)
     watch = await a.watch("pair/t/call-7")

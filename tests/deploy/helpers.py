@@ -19,10 +19,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "k8s"
-OVERLAYS = ("gpu", "gpu-external-redis", "gpu-recordings", "cpu-dev")
+OVERLAYS = ("gpu", "gpu-external-redis", "gpu-recordings", "gpu-jobs", "cpu-dev")
 #: the overlays that serve on GPU nodes: the gpu overlay, the same with a Redis of one's own, and
-#: the same with recordings kept on a shared claim (issue 61)
-GPU_OVERLAYS = ("gpu", "gpu-external-redis", "gpu-recordings")
+#: the same with recordings kept on a shared claim (issue 61), and with jobs on a shared claim (issue 73)
+GPU_OVERLAYS = ("gpu", "gpu-external-redis", "gpu-recordings", "gpu-jobs")
 NAMESPACE = "translate-svc"
 SERVER_LABELS = {"app.kubernetes.io/name": "translate-svc", "app.kubernetes.io/component": "server"}
 #: the gpu overlay's Redis (k8s/overlays/gpu/redis.yaml)

@@ -58,6 +58,7 @@ CRD_KINDS = {
     "gpu": {"PodMonitor"},
     "gpu-external-redis": {"PodMonitor"},
     "gpu-recordings": {"PodMonitor"},
+    "gpu-jobs": {"PodMonitor"},
     "cpu-dev": set(),
 }
 
@@ -80,6 +81,12 @@ OPERATOR_CREATED = {
         ("Secret", REDIS),
         ("Secret", "translate-svc-recording-keys"),
     },
+    "gpu-jobs": {
+        ("Secret", "translate-svc-tls"),
+        ("Secret", "translate-svc-tokens"),
+        CLIENT_SECRET_KEY,
+        ("Secret", REDIS),
+    },
     "cpu-dev": {CLIENT_SECRET_KEY},
 }
 
@@ -101,6 +108,7 @@ OTHER_POLICIES = {
     "gpu": {REDIS, "translate-svc-to-redis"},
     "gpu-external-redis": {"translate-svc-to-redis"},
     "gpu-recordings": {REDIS, "translate-svc-to-redis"},
+    "gpu-jobs": {REDIS, "translate-svc-to-redis"},
     "cpu-dev": set(),
 }
 
@@ -738,7 +746,7 @@ def test_the_server_pods_may_call_the_cluster_dns_and_redis_only(overlay: str) -
         }
     ]
     assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
-    if overlay in ("gpu", "gpu-recordings"):
+    if overlay in ("gpu", "gpu-recordings", "gpu-jobs"):
         redis_labels = one(objs, "Deployment", REDIS)["spec"]["template"]["metadata"]["labels"]
         (peer,) = redis["to"]
         assert set(peer) == {"podSelector"} and selects(peer["podSelector"], redis_labels)

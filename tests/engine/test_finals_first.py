@@ -27,7 +27,7 @@ from tests.support.waiting import until
 from translate_svc.app import scheduler_config
 from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.runner import ModelInput, ModelOutput, SimulTarget
+from translate_svc.engine.requests import ModelInput, ModelOutput, SimulTarget
 from translate_svc.session import results
 from translate_svc.settings import EngineSettings
 from translate_svc.types import BatchStats, OutputOptions, Segment, SimultaneousOptions, TranslationTask

@@ -17,12 +17,13 @@ import pytest
 import pytest_asyncio
 
 from tests.support.fake_runner import FakeRunner
+from tests.support.waiting import until
 from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.remote import wire
 from translate_svc.engine.remote.client import RemoteEngine
 from translate_svc.engine.remote.server import EngineServer
-from translate_svc.engine.runner import ModelInput
+from translate_svc.engine.requests import ModelInput
 from translate_svc.engine.scheduler import SchedulerConfig
 from translate_svc.errors import NotReady, Overloaded
 
@@ -152,7 +153,7 @@ async def test_a_worker_that_stops_reading_is_cut_off_at_the_bound(node: Node) -
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(10)  # a send the engine never takes fails the test instead of hanging it
     sock.connect(str(node.path))
-    enc = msgspec.msgpack.Encoder()
+    enc = msgspec.msgpack.Encoder(**wire.HOOKS)
 
     def frame(m: wire.ToEngine) -> bytes:
         payload = enc.encode(m)
@@ -186,22 +187,17 @@ async def test_a_worker_that_stops_reading_is_cut_off_at_the_bound(node: Node) -
 
 
 async def test_detection_terms_and_stage_times_cross_the_wire() -> None:
-    from translate_svc.engine.runner import DETECTED, ModelOutput
+    from translate_svc.engine.requests import DETECTED, ModelOutput
     from translate_svc.types import Term
 
     terms = (Term("Acme", keep=True), Term("gRPC", weight=5.0))
     item = ModelInput(np.ones(160, np.float32), ("spa",), DETECTED, True, 1, ("eng", "spa"), terms)
-    sent = msgspec.msgpack.decode(
-        msgspec.msgpack.encode(wire.submit_of(7, "s", item, droppable=False)), type=wire.ToEngine
-    )
+    sent = wire.decode(wire.encode(wire.submit_of(7, "s", item, droppable=False)), wire.ToEngine)
     assert isinstance(sent, wire.Submit)
     got = wire.model_input(sent)
     assert (got.targets, got.transcript_language, got.detect, got.terms) == (("spa",), DETECTED, ("eng", "spa"), terms)
     out = ModelOutput("hola", {"spa": "x"}, {}, {"eng": 0.25, "spa": 0.75}, speech_ms=1.5, language_id_ms=2.5)
-    back = msgspec.msgpack.decode(
-        msgspec.msgpack.encode(wire.result_of(7, JobResult(out, None, 1.0, 2.0, 1, None, 0.75, 1))),
-        type=wire.ToWorker,
-    )
+    back = wire.decode(wire.encode(wire.result_of(7, JobResult(out, None, 1.0, 2.0, 1, None, 0.75, 1))), wire.ToWorker)
     assert isinstance(back, wire.Result)
     job = wire.job_result(back)
     done = job.output
@@ -214,7 +210,7 @@ async def test_detection_terms_and_stage_times_cross_the_wire() -> None:
 async def test_a_steps_chunk_words_cross_the_wire() -> None:
     """Word timings of a simultaneous step (issue 45): each row's chunk words and a final step's
     transcript words come back from the engine process as the runner gave them."""
-    from translate_svc.engine.runner import ModelOutput, SimulRowOutput
+    from translate_svc.engine.requests import ModelOutput, SimulRowOutput
     from translate_svc.types import WordTiming
 
     words = (WordTiming("hola", 0, 180), WordTiming("mundo", 180, 420))
@@ -222,9 +218,7 @@ async def test_a_steps_chunk_words_cross_the_wire() -> None:
     row = SimulRowOutput("spa", (5, 6), "hola mundo", (0, 1), (5, 6), "hola mundo", 20, tuple(range(20)),
                          np.zeros(6720, np.float32), 2, 20, chunk_words=words)  # fmt: skip
     out = ModelOutput("hello", {"spa": "hola mundo"}, simul={"spa": row}, transcript_words=heard)
-    back = msgspec.msgpack.decode(
-        msgspec.msgpack.encode(wire.result_of(7, JobResult(out, None, 1.0, 2.0, 1))), type=wire.ToWorker
-    )
+    back = wire.decode(wire.encode(wire.result_of(7, JobResult(out, None, 1.0, 2.0, 1))), wire.ToWorker)
     assert isinstance(back, wire.Result)
     done = wire.job_result(back).output
     assert done is not None and done.simul is not None
@@ -234,7 +228,7 @@ async def test_a_steps_chunk_words_cross_the_wire() -> None:
 async def test_the_kind_of_work_is_read_from_the_fields_and_crosses_the_wire() -> None:
     """``ModelInput.kind`` (what the runner dispatches on) is derived from ``simul`` and ``text``,
     so the wire carries it with them, without a field of its own."""
-    from translate_svc.engine.runner import SimulRequest, SimulTarget, SourceText, WorkKind
+    from translate_svc.engine.requests import SimulRequest, SimulTarget, SourceText, WorkKind
 
     audio = np.ones(160, np.float32)
     kinds = {
@@ -245,21 +239,17 @@ async def test_the_kind_of_work_is_read_from_the_fields_and_crosses_the_wire() -
     assert [kind.value for kind in kinds] == ["segment", "text", "step"]
     for kind, sent_item in kinds.items():
         assert sent_item.kind is kind
-        sent = msgspec.msgpack.decode(
-            msgspec.msgpack.encode(wire.submit_of(1, "k", sent_item, droppable=False)), type=wire.ToEngine
-        )
+        sent = wire.decode(wire.encode(wire.submit_of(1, "k", sent_item, droppable=False)), wire.ToEngine)
         assert isinstance(sent, wire.Submit) and wire.model_input(sent).kind is kind
 
 
 async def test_a_text_input_crosses_the_wire_and_runs_in_the_engine_process(node: Node) -> None:
     """Text in (issue 36) from a worker: the text and its language reach the engine's runner, which
     queues it without features (the fake names the text in its answer)."""
-    from translate_svc.engine.runner import SourceText
+    from translate_svc.engine.requests import SourceText
 
     text = ModelInput(np.zeros(0, np.float32), ("spa", "fra"), None, speech=False, text=SourceText("hola", "spa"))
-    sent = msgspec.msgpack.decode(
-        msgspec.msgpack.encode(wire.submit_of(3, "t", text, droppable=False)), type=wire.ToEngine
-    )
+    sent = wire.decode(wire.encode(wire.submit_of(3, "t", text, droppable=False)), wire.ToEngine)
     assert isinstance(sent, wire.Submit) and wire.model_input(sent).text == SourceText("hola", "spa")
     remote = await node.worker()
     seen: list[np.ndarray] = []
@@ -275,7 +265,7 @@ async def test_a_simultaneous_step_crosses_the_wire_both_ways(node: Node) -> Non
     """A step's request (the policy state as data) reaches the runner as sent, and its rows (token
     ids, commit, chunk as float32) come back as the in-process engine returns them: droppable
     steps and a final one."""
-    from translate_svc.engine.runner import SimulRequest, SimulTarget
+    from translate_svc.engine.requests import SimulRequest, SimulTarget
 
     targets = (
         SimulTarget("spa", (5, 6), 1, 40, recent=((5, 6, 7), (5, 6, 7, 8))),
@@ -316,4 +306,20 @@ async def test_a_simultaneous_step_crosses_the_wire_both_ways(node: Node) -> Non
                 assert np.array_equal(back.chunk, row.chunk)
         assert g["spa"].committed == ((5, 6, 8000) if final else (5, 6))
     await remote.wait_idle()
+    await remote.close()
+
+
+async def test_a_background_owner_crosses_the_wire_and_its_segments_go_after_live_ones(node: Node) -> None:
+    remote = await node.worker()
+    remote.join("job")
+    remote.join("live")
+    remote.background("job")  # issue 73: a job's session
+    held = await node.in_the_model(remote, "live")
+    ran = len(node.runner.ran)
+    job = remote.submit("job", item(3200))
+    final = remote.submit("live", item(4800))
+    await until(lambda: node.engine.queued == 2 and node.engine.preparing == 0)
+    node.runner.gate.set()
+    await asyncio.gather(held, job, final)
+    assert [len(b[0].audio) for b in node.runner.ran[ran:]] == [1600, 4800, 3200]  # the job's, though older, last
     await remote.close()

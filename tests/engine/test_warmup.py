@@ -17,7 +17,7 @@ from tests.support.raw import channel
 from tests.support.speech import read_16k
 from translate_svc.app import build
 from translate_svc.engine.engine import TranslationEngine
-from translate_svc.engine.runner import ModelInput
+from translate_svc.engine.requests import ModelInput
 from translate_svc.engine.scheduler import SchedulerConfig
 from translate_svc.engine.warmup import WarmupConfig, WarmupMode
 from translate_svc.errors import NotReady
@@ -65,6 +65,41 @@ async def test_the_time_budget_stops_the_warm_up_after_the_batch_running() -> No
         assert shapes(runner) == [(1, 0.5)]  # the first of the plan, then the budget was spent
     finally:
         await engine.stop()
+
+
+class StageWarmingRunner(FakeRunner):
+    """A fake runner that warms its own shape buckets (``ShapeWarmable``), recording the calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warm_calls: list[tuple[int, float, float | None, int]] = []
+
+    def warm_shapes(self, max_rows: int, longest_s: float, deadline: float | None) -> int:
+        self.warm_calls.append((max_rows, longest_s, deadline, len(self.ran)))
+        return 7
+
+
+async def test_the_buckets_warm_up_runs_the_stages_buckets_after_its_batches() -> None:
+    """``buckets`` (issue 70): every batch size at each given length, then the runner's own bucket
+    warm-up, once, with the largest batch, the longest segment and the budget's deadline; the other
+    modes never call it."""
+    runner = StageWarmingRunner()
+    config = WarmupConfig(WarmupMode.BUCKETS, lengths_s=(0.5, 1.0), max_s=100.0, longest_s=4.0)
+    engine = TranslationEngine(lambda: runner, SchedulerConfig(max_batch_size=3), warmup=config)
+    await engine.start()
+    try:
+        assert sorted(shapes(runner)) == [(rows, s) for rows in (1, 2, 3) for s in (0.5, 1.0)]
+        [(rows, longest, deadline, after)] = runner.warm_calls
+        assert (rows, longest, after) == (3, 4.0, 6) and deadline is not None
+    finally:
+        await engine.stop()
+    other = StageWarmingRunner()
+    engine = TranslationEngine(
+        lambda: other, SchedulerConfig(max_batch_size=2), warmup=WarmupConfig(WarmupMode.BATCHES, lengths_s=(0.5,))
+    )
+    await engine.start()
+    await engine.stop()
+    assert other.warm_calls == [] and len(other.ran) == 2
 
 
 async def test_a_plan_with_nothing_in_it_still_starts_the_engine() -> None:
@@ -127,3 +162,32 @@ async def test_output_after_the_warm_up_equals_an_unwarmed_runners(
         assert g.texts == w.texts and g.transcript == w.transcript
         for lang in w.waveforms:
             np.testing.assert_array_equal(g.waveforms[lang], w.waveforms[lang])
+
+
+async def test_a_runner_that_counts_cold_shapes_is_told_once_the_warm_up_is_over(test_model_dir: Path) -> None:
+    """``Warmable`` (issue 70): the engine tells the runner when its warm-up is over, after the last
+    warm-up batch; from then on a shape the warm-up covered is not cold, one it did not is
+    (model/shapes.py ``ShapeLog``, the metric ``translate_svc_model_cold_shapes_total``)."""
+    from translate_svc.observability import metrics
+
+    warmed = SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32"))
+    told_after: list[int] = []
+    seen = warmed.stages.shapes
+    real_mark = seen.mark_warm
+    seen.mark_warm = lambda: (told_after.append(len(seen._seen)), real_mark())  # type: ignore[method-assign]
+    config = WarmupConfig(WarmupMode.BATCHES, lengths_s=(1.0,))
+    engine = TranslationEngine(lambda: warmed, SchedulerConfig(max_batch_size=2), warmup=config)
+    await engine.start()
+    await engine.stop()
+    assert len(told_after) == 1 and told_after[0] > 0  # once, after the warm-up batches ran
+    assert seen.warm and seen.cold == {}
+    before = metrics.COLD_SHAPES.labels("encoder")._value.get()
+    rng = np.random.default_rng(1)
+    covered = ModelInput((0.01 * rng.standard_normal(16000)).astype(np.float32), ("spa",), "spa")
+    warmed.run([covered, covered])  # the warm-up's own shape: 2 rows of 1 s
+    # (t2u's and the vocoder's shapes follow what is decoded, which ``batches`` does not cover:
+    # the warm-up ``buckets`` does, tests/service/test_cold_shapes.py)
+    assert "encoder" not in seen.cold and "decoder" not in seen.cold
+    warmed.run([ModelInput(np.zeros(16000 * 3, np.float32), ("spa",), "spa")] * 3)  # 3 rows of 3 s: new
+    assert seen.cold.get("encoder") == 1 and seen.cold.get("decoder", 0) >= 1
+    assert metrics.COLD_SHAPES.labels("encoder")._value.get() == before + 1

@@ -23,7 +23,7 @@ from transformers import AutoProcessor, SeamlessM4Tv2Model
 from tests.support.reference import Reference, has_hooks, hf_generate, hf_generate_text
 from tests.support.runner_inputs import TEXTS, commit_first, rows_of, step_input, text_input
 from tests.support.speech import SHARED_FILES, read_16k, vad_segments
-from translate_svc.engine.runner import ModelInput, ModelOutput, SimulTarget
+from translate_svc.engine.requests import ModelInput, ModelOutput, SimulTarget
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.seamless import SeamlessStages
 
@@ -175,10 +175,10 @@ def test_a_padded_bf16_batch_rounds_differently_from_each_row_alone(
     stages = bf16.stages
     audios = segments[:4]
     with torch.inference_mode():
-        feats, mask = stages.features([ModelInput(a, ("spa",)) for a in audios])
-        batch = stages.encode(feats, mask)
+        speech = stages.speech_encoder
+        batch = speech.encode(speech.features([stages.extract_features(a) for a in audios]))
         diffs = []
         for row, a in enumerate(audios):
-            alone = stages.encode(*stages.features([ModelInput(a, ("spa",))]))[0]
+            alone = speech.encode(speech.features([stages.extract_features(a)]))[0]
             diffs.append(float((batch[row, : len(alone)] - alone).abs().max()))
     assert max(diffs) > 1e-3, diffs

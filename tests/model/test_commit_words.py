@@ -37,7 +37,7 @@ from tests.support.speech import read_16k
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import AsyncTranslateClient, Commit, Segment, SimultaneousOptions
 from translate_svc.client_cli.decode import load_pcm16k
-from translate_svc.engine.runner import ModelInput, ModelOutput, SimulRequest, SimulRowOutput, SimulTarget
+from translate_svc.engine.requests import ModelInput, ModelOutput, SimulRequest, SimulRowOutput, SimulTarget
 from translate_svc.model import stable
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.seamless import SeamlessStages

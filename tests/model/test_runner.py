@@ -17,7 +17,7 @@ import torch
 from tests.support.reference import Reference, has_hooks, hf_generate, plain_reference
 from tests.support.runner_inputs import VOCODER_MODES, vocoder_mode
 from tests.support.speech import SHARED_FILES, read_16k, vad_segments
-from translate_svc.engine.runner import ModelInput
+from translate_svc.engine.requests import ModelInput
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.seamless import SeamlessStages
 from translate_svc.model.shapes import bucket_length
@@ -109,8 +109,9 @@ def encoder_diffs(runner: SeamlessRunner, reference: Reference, audios: list[np.
     ``audios`` and the plain model's speech encoder on that segment alone, over the segment's
     valid (unmasked) adaptor frames: what the decoders read."""
     with torch.inference_mode():
-        feats, mask = runner.stages.features([ModelInput(a, ("spa",)) for a in audios])
-        enc = runner.stages.encode(feats, mask)
+        speech = runner.stages.speech_encoder
+        batch = speech.features([runner.stages.extract_features(a) for a in audios])
+        enc, mask = speech.encode(batch), batch.mask
         valid = runner.stages.model._compute_sub_sample_lengths_from_attention_mask(mask).long().tolist()
         diffs = []
         for row, (audio, n) in enumerate(zip(audios, valid, strict=True)):
@@ -217,9 +218,8 @@ def test_cpu_pads_vocoder_lengths_to_buckets_so_shapes_repeat(runner: SeamlessRu
     widths: list[tuple[int, int]] = []
     voc = runner.stages.model.vocoder
     hooks = [
-        voc.register_forward_pre_hook(
-            lambda mod, args, kwargs: widths.append(("units", kwargs["input_ids"].shape[1])), with_kwargs=True
-        ),
+        # the vocoder's input units: its unit embedding's (model/vocoder.py runs its own forward)
+        voc.unit_embedding.register_forward_pre_hook(lambda mod, args: widths.append(("units", args[0].shape[1]))),
         voc.hifi_gan.conv_post.register_forward_hook(lambda mod, args, out: widths.append(("samples", out.shape[-1]))),
         voc.hifi_gan.conv_pre.register_forward_hook(lambda mod, args, out: widths.append(("frames", out.shape[-1]))),
     ]
@@ -237,8 +237,9 @@ def test_cpu_pads_vocoder_lengths_to_buckets_so_shapes_repeat(runner: SeamlessRu
 
 def test_each_segment_is_encoded_once_for_all_its_languages(runner: SeamlessRunner, speech: list[np.ndarray]) -> None:
     calls: list[int] = []
-    hook = runner.stages.model.speech_encoder.register_forward_hook(
-        lambda mod, args, kwargs, out: calls.append(out.last_hidden_state.shape[0]), with_kwargs=True
+    # the encoder's first layer (the stage walks the encoder's layers itself: model/encoders.py)
+    hook = runner.stages.model.speech_encoder.feature_projection.register_forward_hook(
+        lambda mod, args, kwargs, out: calls.append(out.shape[0]), with_kwargs=True
     )
     try:
         runner.run([ModelInput(a, ("spa", "fra", "deu"), "eng") for a in speech])
@@ -276,15 +277,15 @@ def test_forced_lengths_fix_text_tokens_and_speech_duration(test_model_dir: Path
     )
     items = [ModelInput(a, ("spa", "fra"), None) for a in speech]
     lengths: list[int] = []
-    real_decode = forced.stages.decode_text
+    real_decode = forced.stages.decoder.generate
 
-    def spy(enc, mask, langs, audio_s):  # type: ignore[no-untyped-def]
-        seqs = real_decode(enc, mask, langs, audio_s)
+    def spy(enc, mask, rows, said=None):  # type: ignore[no-untyped-def]
+        seqs = real_decode(enc, mask, rows, said)
         eos = forced.stages.model.generation_config.eos_token_id
         lengths.extend(int(((row[2:] != eos) & (row[2:] != 0)).sum()) for row in seqs)
         return seqs
 
-    forced.stages.decode_text = spy  # type: ignore[method-assign]
+    forced.stages.decoder.generate = spy  # type: ignore[method-assign]
     outs = forced.run(items)
     seconds = [len(a) / 16000 for a in speech]
     assert lengths == [forced.stages.forced.text_tokens(s) for s in seconds for _ in range(2)]  # type: ignore[union-attr]
@@ -307,14 +308,14 @@ def test_rows_that_end_early_get_the_speech_they_get_alone(
     )
     items = [ModelInput(a, ("spa", "fra"), "eng") for a in speech]
     ends: list[list[int]] = []
-    real_decode = forced.stages.decode_text
+    real_decode = forced.stages.decoder.generate
 
-    def spy(enc, mask, langs, audio_s):  # type: ignore[no-untyped-def]
-        seqs = real_decode(enc, mask, langs, audio_s)
+    def spy(enc, mask, rows, said=None):  # type: ignore[no-untyped-def]
+        seqs = real_decode(enc, mask, rows, said)
         ends.append([int((row != 0).sum()) for row in seqs])
         return seqs
 
-    forced.stages.decode_text = spy  # type: ignore[method-assign]
+    forced.stages.decoder.generate = spy  # type: ignore[method-assign]
     with vocoder_mode(forced, batched_vocoder, buckets):
         batched = forced.run(items)
     assert len(set(ends[0])) > 1  # the rows really end at different lengths
@@ -332,10 +333,10 @@ def test_rows_capped_at_their_own_token_bound_equal_generate_with_that_bound(
 ) -> None:
     """The runaway-decode cap: each row stops at its own bound (tokens per audio second + base)
     inside one batch, and equals generate(text_max_new_tokens=that bound) alone, speech included."""
-    from translate_svc.model.seamless import TextCap
+    from translate_svc.model.decoder import TextCap
 
     capped = SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32", text_cap=TextCap(3.0, 1)))
-    caps = [capped.stages.max_new_tokens(len(a) / 16000) for a in speech]
+    caps = [capped.stages.decoder.max_new_tokens(len(a) / 16000) for a in speech]
     assert len(set(caps)) > 1 and max(caps) < 16  # below the model's own 16, and different per row
     items = [ModelInput(a, ("spa", "fra"), None, speech=True) for a in speech]
     outs = capped.run(items)

@@ -20,14 +20,7 @@ from tests.support.reference import Reference, hf_generate, plain_reference
 from tests.support.runner_inputs import commit_first, rows_of, step_input
 from tests.support.speech import read_16k
 from translate_svc.engine.agreement import AgreementConfig, LocalAgreement, words
-from translate_svc.engine.runner import (
-    ModelInput,
-    ModelOutput,
-    SimulRequest,
-    SimulRowOutput,
-    SimulTarget,
-    speak_now,
-)
+from translate_svc.engine.requests import ModelInput, ModelOutput, SimulRequest, SimulRowOutput, SimulTarget, speak_now
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.seamless import SeamlessStages
 from translate_svc.model.simultaneous import SimultaneousSteps
@@ -121,9 +114,9 @@ def test_empty_prefix_is_the_runners_decode_and_generates(
 def encoded(simul: SimultaneousSteps, audio: np.ndarray, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The runner's encoder output for ``audio``, repeated for ``rows`` rows."""
     with torch.inference_mode():
-        feats, mask = simul.stages.features([ModelInput(audio, ())])
-        enc = simul.stages.encode(feats, mask)
-    return enc.expand(rows, -1, -1), mask.expand(rows, -1)
+        batch = simul.stages.speech_encoder.features([simul.stages.extract_features(audio)])
+        enc = simul.stages.speech_encoder.encode(batch)
+    return enc.expand(rows, -1, -1), batch.mask.expand(rows, -1)
 
 
 def test_a_prefix_of_the_unforced_output_changes_nothing(

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from translate_svc.engine.runner import ModelInput, ModelOutput, SimulRequest, SimulRowOutput, SimulTarget
+from translate_svc.engine.requests import ModelInput, ModelOutput, SimulRequest, SimulRowOutput, SimulTarget
 from translate_svc.model import stable
 from translate_svc.model.stable import SAMPLES_PER_WORD, UNITS_PER_WORD, WORD_SAMPLES, StableTranslator
 

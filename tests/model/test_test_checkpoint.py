@@ -50,3 +50,27 @@ def test_an_incomplete_model_dir_says_what_is_missing_and_how_to_get_it(tmp_path
 def test_a_missing_model_dir_says_how_to_get_the_weights(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFound, match=r"does not exist.*download-model"):
         validate_model_dir(tmp_path / "nope")
+
+
+def test_the_real_layers_checkpoint_has_the_real_models_layer_counts(tmp_path: Path) -> None:
+    """``make-test-model --real-layers`` (issue 70): the real model's layer and head counts at tiny
+    widths, so a decode step's host cost on a CPU is the full model's; it loads like any other."""
+    from transformers import SeamlessM4Tv2Config
+
+    real = SeamlessM4Tv2Config()
+    out = build_test_checkpoint(tmp_path / "r", real_layers=True)
+    config = SeamlessM4Tv2Config.from_pretrained(out)
+    for name in (
+        "decoder_layers",
+        "encoder_layers",
+        "speech_encoder_layers",
+        "t2u_decoder_layers",
+        "t2u_encoder_layers",
+    ):
+        assert getattr(config, name) == getattr(real, name), name
+    assert config.decoder_attention_heads == real.decoder_attention_heads
+    assert config.hidden_size < 100  # tiny widths
+    validate_model_dir(out)
+    assert describe_model(out).is_test_model
+    with pytest.raises(ValueError, match="pick one"):
+        build_test_checkpoint(tmp_path / "both", full_size=True, real_layers=True)

@@ -12,9 +12,10 @@ import pytest
 
 from tests.support.reference import Reference, hf_generate, hf_generate_text, plain_reference
 from tests.support.runner_inputs import NO_AUDIO, TEXTS, VOCODER_MODES, text_input, vocoder_mode
-from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND, ModelInput, SourceText
+from translate_svc.engine.requests import TEXT_CHARS_PER_SECOND, ModelInput, SourceText
+from translate_svc.model.decoder import TextCap
 from translate_svc.model.runner import SeamlessRunner
-from translate_svc.model.seamless import SeamlessStages, TextCap
+from translate_svc.model.seamless import SeamlessStages
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(20)]
 
@@ -90,7 +91,7 @@ def test_text_rows_capped_at_their_own_bound_equal_generate_with_that_bound(
     TEXT_CHARS_PER_SECOND) plus base, per row, equal to generate(text_max_new_tokens=that bound)."""
     capped = SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32", text_cap=TextCap(3.0, 1)))
     items = [text_input(t, src, ("spa", "fra"), speech=True) for t, src in TEXTS]
-    caps = [capped.stages.max_new_tokens(len(t) / TEXT_CHARS_PER_SECOND) for t, _ in TEXTS]
+    caps = [capped.stages.decoder.max_new_tokens(len(t) / TEXT_CHARS_PER_SECOND) for t, _ in TEXTS]
     assert len(set(caps)) > 1 and min(caps) < 16
     outs = capped.run(items)
     uncapped = SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32")).run(items)

@@ -26,7 +26,7 @@ from tests.support.reference import plain_reference
 from tests.support.speech import shared_pcm
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client import AsyncTranslateClient
-from translate_svc.engine.runner import ModelInput
+from translate_svc.engine.requests import ModelInput
 from translate_svc.model.aligner import WordTimer
 
 # async tests run on the session loop (pyproject: asyncio_mode auto, asyncio_default_test_loop_scope);

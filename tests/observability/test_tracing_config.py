@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-import msgspec
 import pytest
 
 from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.remote import wire
-from translate_svc.engine.runner import ModelOutput
+from translate_svc.engine.requests import ModelOutput
 from translate_svc.observability import tracing
 from translate_svc.observability.tracing import TracingConfig, TracingConfigError, config_from_env
 from translate_svc.types import TraceRef
@@ -70,6 +69,6 @@ def test_the_batch_span_ids_cross_the_wire(ref: TraceRef | None) -> None:
     """128-bit trace ids (more than a MessagePack integer) survive ``Result``'s encoding."""
     out = ModelOutput("hi", {"spa": "hola"})
     sent = wire.result_of(7, JobResult(out, None, 1.0, 2.0, 3, ref))
-    got = msgspec.msgpack.decode(msgspec.msgpack.encode(sent), type=wire.ToWorker)
+    got = wire.decode(wire.encode(sent), wire.ToWorker)
     assert isinstance(got, wire.Result)
     assert wire.job_result(got).batch_trace == ref

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import math
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -85,7 +86,7 @@ async def test_an_audio_tenants_files_decrypt_to_what_its_client_received(
     served: tuple[LiveServer, rec.Setup], pcm: np.ndarray
 ) -> None:
     live, s = served
-    got = await rec.stream(live.stub, pcm, rec.ACME, ["spa", "fra"])
+    got = await rec.stream(live.stub, pcm, rec.ACME, ["spa", "fra"], word_timings=True)
     assert got.ended is not None and got.segments
     manifest = await finished(live, rec.ACME_READ, got.session_id)
     assert manifest["complete"] is True and manifest["tenant"] == "acme" and manifest["mode"] == "audio"
@@ -111,6 +112,20 @@ async def test_an_audio_tenants_files_decrypt_to_what_its_client_received(
         assert [(t["language"], t["text"]) for t in line["translations"]] == [
             (t.target_language, t.text) for t in seg.translations
         ]
+        # confidence (issue 72): each result's, as its client received it (finite, <= 0)
+        assert seg.transcript.HasField("avg_logprob") and line["transcript"]["avg_logprob"] <= 0.0
+        assert line["transcript"]["avg_logprob"] == pytest.approx(seg.transcript.avg_logprob, abs=1e-6)
+        assert [t["avg_logprob"] for t in line["translations"]] == pytest.approx(
+            [t.avg_logprob for t in seg.translations], abs=1e-6
+        )
+        assert line["transcript"]["words"] and [w["avg_logprob"] for w in line["transcript"]["words"]] == pytest.approx(
+            [w.avg_logprob for w in seg.transcript.words], abs=1e-6
+        )
+        assert [w["avg_logprob"] for t in line["translations"] for w in t["words"]] == pytest.approx(
+            [w.avg_logprob for t in seg.translations for w in t.words], abs=1e-6
+        )
+    confidences = [line["transcript"]["avg_logprob"] for line in lines]
+    assert all(math.isfinite(v) for v in confidences) and len(set(confidences)) == len(confidences)
 
     samples, rate = rec.decoded_samples(plain(s, "acme", got.session_id, "source.ogg"))
     assert rate == 48_000 and abs(samples - len(pcm) * 3) <= 960  # the input, within a 20 ms frame

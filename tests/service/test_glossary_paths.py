@@ -35,7 +35,7 @@ from tests.support.reference import (
 from tests.support.speech import shared_pcm
 from tests.support.term_reference import TARGET, TRANSLATION, reference, source_phrase, transcript_of
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.engine.runner import SimulTarget
+from translate_svc.engine.requests import SimulTarget
 from translate_svc.transport.riva.convert import parse_segment_fields
 from translate_svc.types import OutputOptions, SimultaneousOptions, Term, TranslationTask
 from translate_svc.wire.pcm import pcm16_to_float

@@ -31,7 +31,7 @@ from tests.support.reference import reference_text
 from tests.support.speech import shared_pcm
 from tests.support.term_reference import kept_reference, whole_word_phrase
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.engine.runner import SimulTarget
+from translate_svc.engine.requests import SimulTarget
 from translate_svc.transport.riva.convert import parse_segment_fields
 from translate_svc.types import OutputOptions, SimultaneousOptions, Term, TranslationTask
 

@@ -31,7 +31,7 @@ from tests.support.speech import shared_pcm
 from tests.support.term_reference import said_phrase
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.audio.resample import resample
-from translate_svc.engine.runner import ModelInput, ModelOutput
+from translate_svc.engine.requests import ModelInput, ModelOutput
 from translate_svc.model.terms import KEEP_WEIGHT
 from translate_svc.types import DEFAULT_TERM_WEIGHT, ModelInfo
 
@@ -167,6 +167,32 @@ async def test_bad_detection_requests_say_what_to_fix(
     with pytest.raises(grpc.aio.AioRpcError) as e:
         await detecting.stub.Translate(request)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and words in (e.value.details() or ""), e.value
+
+
+async def test_a_server_without_an_identifier_refuses_detection_saying_how_to_get_one(
+    live: LiveServer, shared_audio: Path
+) -> None:
+    """Translate and a stream alike: FAILED_PRECONDITION naming the command that installs the
+    identifier, before any audio is decoded (the stream's config is refused)."""
+    content, _ = shared_pcm(shared_audio, "jfk.flac")
+    detection = pb.LanguageDetection(enabled=True, candidates=["eng", "spa"])
+    listed = await live.stub.ListLanguages(pb.ListLanguagesRequest())
+    assert not listed.HasField("language_identifier")
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await live.stub.Translate(raw_request(content[:64000], pb.LINEAR16, language_detection=detection))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION, e.value
+    assert "download-lid-model" in (e.value.details() or ""), e.value
+    config = pb.StreamingConfig(
+        format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000),
+        target_languages=["spa"],
+        language_detection=detection,
+    )
+    stream = live.stub.StreamingTranslate(iter([pb.StreamingTranslateRequest(config=config)]))
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        async for _ in stream:
+            pass
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION, e.value
+    assert "download-lid-model" in (e.value.details() or ""), e.value
 
 
 async def test_the_sdk_asks_for_asr_only_and_detection(

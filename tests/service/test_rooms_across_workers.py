@@ -19,8 +19,7 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.support.calls import own_channel
-from tests.support.node import Node, node, worker_of
+from tests.support.node import Node, node, spread
 from tests.support.rooms import speak, speaker_config
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
@@ -37,29 +36,6 @@ def two(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     env = {"TRANSLATE_SVC_MODEL__TEST_TRANSLATOR": "stable", "TRANSLATE_SVC_ROOMS__BACKLOG_S": "600"}
     with node(test_model_dir, log, **env) as n:
         yield n
-
-
-async def spread(two: Node, n: int) -> list[tuple[grpc.aio.Channel, str]]:
-    """``n`` connections of their own, at least one on each worker (more are opened, and the extra
-    closed, until both are hit: the kernel hashes each connection)."""
-    got: list[tuple[grpc.aio.Channel, str]] = []
-    for _ in range(40):
-        ch = own_channel(two.address)
-        got.append((ch, await worker_of(two, ch)))
-        workers = {w for _, w in got}
-        if len(got) >= n and len(workers) == 2:
-            break
-    keep: list[tuple[grpc.aio.Channel, str]] = []
-    for w in sorted({w for _, w in got}):
-        keep.append(next(c for c in got if c[1] == w))
-    for c in got:
-        if len(keep) < n and c not in keep:
-            keep.append(c)
-    for ch, _ in got:
-        if all(ch is not k for k, _ in keep):
-            await ch.close()
-    assert len(keep) == n and {w for _, w in keep} == {'{process="w0"}', '{process="w1"}'}, got
-    return keep
 
 
 async def listen_until(call: Any, want: int, backlog: list[Span], live: list[Span]) -> pb.ListenStarted | None:

@@ -109,6 +109,8 @@ async def test_cancel_error_quota_and_drain_each_end_a_session_once_saying_how(
     ]
     assert acme[1]["reason"] == "invalid_argument" and acme[3]["reason"] == "draining"
     rooms = [(e["type"], e["data"]) for e in receiver.events() if e["type"].startswith("room.")]
+    room_ids = {d.pop("room_id") for _, d in rooms}
+    assert len(room_ids) == 1  # one life: the same id in both
     assert sorted(rooms, key=lambda r: r[0], reverse=True) == [
         (t, {"tenant": "acme", "room": "lobby"}) for t in ("room.started", "room.ended")
     ]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,12 @@ import numpy as np
 import pytest
 import pytest_asyncio
 import riva.client
-from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from tests.support.live_server import LiveServer, serving
 from tests.support.phone_carriers import FakeTwilio, phone_settings, phone_url, ulaw_bytes
 from tests.support.realtime import MODEL, openai_client
+from tests.support.session_usage import check_usage, tenant_counters
 from tests.support.speech import speech_pcm16
 from tests.support.webhook_receiver import Receiver, new_secret, receiving
 from translate_svc import cli
@@ -55,27 +54,6 @@ async def served(
         )
         async with serving(settings, runner_factory=lambda: StableTranslator(test_model_dir)) as live:
             yield live, receiver
-
-
-def tenant_counters(live: LiveServer) -> dict[str, float]:
-    """The tenant's usage counters on /metrics, read over HTTP."""
-    body = urllib.request.urlopen(f"http://127.0.0.1:{live.server.metrics_port}/metrics", timeout=5).read().decode()
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(body):
-        for s in family.samples:
-            if s.labels.get("tenant") != TENANT or not s.name.endswith("_total"):
-                continue
-            if s.name == "translate_svc_tenant_segments_total":
-                out[f"segments.{s.labels['status']}"] = s.value
-            elif s.name == "translate_svc_tenant_text_characters_total":
-                out[f"chars.{s.labels['direction']}"] = s.value
-            elif s.name in ("translate_svc_tenant_audio_seconds_total", "translate_svc_tenant_speech_seconds_total"):
-                out[s.name] = s.value
-    return out
-
-
-def grown(before: dict[str, float], after: dict[str, float], key: str) -> float:
-    return after.get(key, 0.0) - before.get(key, 0.0)
 
 
 async def grpc_stream(live: LiveServer, pcm: np.ndarray) -> None:
@@ -166,29 +144,16 @@ async def test_every_doors_session_ends_in_one_signed_session_ended_with_the_cou
     live, receiver = served
     pcm = speech_pcm16(shared_audio / "silero_test.wav", SECONDS, 16000)
     for name, (door, run, shared) in DOORS.items():
-        before = await asyncio.to_thread(tenant_counters, live)
+        before = await asyncio.to_thread(tenant_counters, live, TENANT)
         n = len(receiver.events("session.ended"))
         await (run(live, pcm, shared_audio) if shared else run(live, pcm))
         await receiver.wait_for(lambda r, n=n: len(r.events("session.ended")) > n)
-        after = await asyncio.to_thread(tenant_counters, live)
+        after = await asyncio.to_thread(tenant_counters, live, TENANT)
         ended = receiver.events("session.ended")[n:]
         assert len(ended) == 1, (name, ended)
         data: dict[str, Any] = ended[0]["data"]
         assert data["door"] == door and data["tenant"] == TENANT and data["ending"] == "completed", (name, data)
-        usage = data["usage"]
-        assert usage["segments_total"] >= 1, (name, usage)
-        assert usage["audio_in_s"] == pytest.approx(grown(before, after, "translate_svc_tenant_audio_seconds_total"))
-        if name != "translate_text":
-            assert usage["audio_in_s"] > 0, name
-        speech = grown(before, after, "translate_svc_tenant_speech_seconds_total")
-        assert usage["speech_out_s_total"] == pytest.approx(speech), name
-        assert sum(usage["speech_out_s"].values()) == pytest.approx(speech), name
-        statuses = {k.split(".", 1)[1] for k in after if k.startswith("segments.")}
-        assert usage["segments"] == {
-            s: grown(before, after, f"segments.{s}") for s in statuses if grown(before, after, f"segments.{s}")
-        }, name
-        assert sum(usage["text_out_chars"].values()) == grown(before, after, "chars.out"), name
-        assert usage["text_in_chars"] == grown(before, after, "chars.in"), name
+        check_usage(name, data["usage"], before, after, audio=name != "translate_text")
     await receiver.wait_for(lambda r: len(r.events("session.started")) == len(DOORS))  # in no set order
     await asyncio.sleep(0.5)  # nothing more comes
     ended = receiver.events("session.ended")

@@ -1,5 +1,5 @@
 """Issue 59: on ``serve --workers 2`` with no Redis, a tenant's caps are leases in the node's hub
-(``session/caps.py``): the cap holds over both workers, and no number of tenants can fill a table.
+(``session/tenants/leases.py``): the cap holds over both workers, and no number of tenants can fill a table.
 
 Before: the node's counters were a fixed-size shared table (``serving/admission.py``): 1,024 names,
 64 of them the node's, and a tenant's audio budget kept its name a minute after it was drawn, so

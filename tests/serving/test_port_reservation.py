@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from translate_svc.serving.supervisor import StartError, reserve_port
+from translate_svc.serving.ports import StartError, reserve_port
 
 pytestmark = pytest.mark.unit
 

@@ -9,6 +9,7 @@ asserted is the lines' fields and the counter, never a model's words."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +22,8 @@ from prometheus_client import REGISTRY
 
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.phone_carriers import AccessLines, access_lines
-from tests.support.rooms import wait_for
+from tests.support.rooms import speak, speaker_config, wait_for
+from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
@@ -96,3 +98,26 @@ async def test_a_refused_websocket_listen_writes_its_access_line_with_the_refusa
         (line,) = await lines_of(access, "listen")
     assert line["code"] == "INVALID_ARGUMENT" and line["tenant"] == "default"
     assert listens("default", "INVALID_ARGUMENT") == before + 1
+
+
+async def test_a_listens_access_line_counts_the_segments_it_was_sent_and_their_speech(
+    live: LiveServer, shared_audio: Path
+) -> None:
+    """Issue 73: the line of a listener that got segments said ``audio_s=0.0 segments_total=0``."""
+    pcm = speech_pcm16(shared_audio / "silero_test.wav", 20.0, 16000).tobytes()
+    with access_lines() as access:
+        call = pb_grpc.TranslatorStub(live.channel).Listen(pb.ListenRequest(room="counted", language="spa"))
+        assert (await call.read()).WhichOneof("event") == "started"
+        own: list[pb.SegmentResult] = []
+        await speak(live.stub, speaker_config("counted"), pcm, own)
+        heard: list[pb.SegmentResult] = []
+        while len(heard) < len(own):
+            ev = await asyncio.wait_for(call.read(), 60)
+            if ev.WhichOneof("event") == "segment":
+                heard.append(ev.segment)
+        call.cancel()
+        (line,) = await lines_of(access, "Listen")
+    assert len(own) >= 2, "the speech made too few segments for this test"
+    assert line["segments_total"] == len(heard) == len(own)
+    assert line["segments"] == {"OK": len(heard)}
+    assert line["audio_s"] == pytest.approx(sum(s.end_ms - s.start_ms for s in heard) / 1000, abs=0.002)

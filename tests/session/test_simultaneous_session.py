@@ -20,7 +20,7 @@ from tests.support.memory_door import HOLD_S, check_commits, config, drive, stab
 from tests.support.speech import speech_pcm16
 from translate_svc.engine.client import EngineClient
 from translate_svc.engine.jobs import EngineStats, JobResult
-from translate_svc.engine.runner import ModelInput
+from translate_svc.engine.requests import ModelInput
 from translate_svc.errors import InvalidInput
 from translate_svc.model.stable import StableTranslator
 from translate_svc.observability import metrics

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from translate_svc.engine.agreement import PrefixMismatch
-from translate_svc.engine.runner import SimulRowOutput, SimulTarget
+from translate_svc.engine.requests import SimulRowOutput, SimulTarget
 from translate_svc.errors import InvalidInput
 from translate_svc.session import task as checks
 from translate_svc.session.results import Sent, text_delta

@@ -25,7 +25,7 @@ from tests.support.lockstep import WatchedVad, settle
 from translate_svc.app import scheduler_config
 from translate_svc.engine.agreement import AgreementConfig, step_commit
 from translate_svc.engine.engine import TranslationEngine
-from translate_svc.engine.runner import ModelInput, ModelOutput, SimulRowOutput
+from translate_svc.engine.requests import ModelInput, ModelOutput, SimulRowOutput
 from translate_svc.session import InterimResult, SegmentResult, SessionManager
 from translate_svc.settings import EngineSettings, LimitsSettings
 from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, SimultaneousOptions, TranslationTask

@@ -25,7 +25,7 @@ from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.tokens import bearer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.client_cli.decode import load_pcm16k
-from translate_svc.transport.tokens import TokenFileError, parse_tokens
+from translate_svc.transport.tokens.file import TokenFileError, parse_tokens
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(20)]
 

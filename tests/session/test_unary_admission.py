@@ -18,10 +18,11 @@ from pydantic import ValidationError
 from tests.support.fake_engine import FakeEngineClient
 from translate_svc.errors import ErrorCode, InvalidInput, Overloaded, ServiceError, TooSlow
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.quota import LocalCounters, Tenant, TenantCaps
+from translate_svc.session.tenants.counters import LocalCounters
+from translate_svc.session.tenants.tenant import Tenant, TenantCaps
 from translate_svc.settings import LimitsSettings, Settings
 from translate_svc.transport.rpc import call_deadline, read_request
-from translate_svc.transport.tokens import parse_tokens
+from translate_svc.transport.tokens.file import parse_tokens
 from translate_svc.vad.segmenter import SegmenterConfig
 
 pytestmark = pytest.mark.unit

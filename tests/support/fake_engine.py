@@ -15,7 +15,7 @@ import numpy as np
 
 from translate_svc.engine.client import EngineClient
 from translate_svc.engine.jobs import EngineStats, JobResult
-from translate_svc.engine.runner import ModelInput, ModelOutput
+from translate_svc.engine.requests import ModelInput, ModelOutput
 from translate_svc.errors import Overloaded
 from translate_svc.types import Language, ModelCard, ModelInfo
 
@@ -55,6 +55,9 @@ class FakeEngineClient:
         return self._add(owner, item, droppable=True) if self.droppable else None
 
     def join(self, owner: str) -> None:
+        self.joined.add(owner)
+
+    def background(self, owner: str) -> None:
         self.joined.add(owner)
 
     def leave(self, owner: str) -> None:

@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from translate_svc.engine.runner import Features, ModelInput, ModelOutput, Runner, SimulRowOutput
+from translate_svc.engine.requests import Features, ModelInput, ModelOutput, SimulRowOutput
+from translate_svc.engine.runner import Runner
 from translate_svc.types import Language, ModelCard, ModelInfo
 
 LANGUAGES = (

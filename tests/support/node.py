@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 
+from tests.support.calls import own_channel
 from tests.support.server_process import CLI
 from tests.support.signals import default_signals
 from translate_svc.api.v1 import translate_pb2 as pb
@@ -37,6 +38,8 @@ class Node:
     cluster_hub: str | None = None
     #: the HTTP port (``TRANSLATE_SVC_SERVER__HTTP_PORT=0``: the one picked), when served
     http_port: int | None = None
+    #: the whole ready file (every door's port)
+    info: ready.ReadyInfo | None = None
 
     @property
     def address(self) -> str:
@@ -76,6 +79,29 @@ async def worker_of(two: Node, channel: grpc.aio.Channel, metadata: tuple[tuple[
     raise AssertionError(f"no worker counted the stream: {before} -> {two.started()}")
 
 
+async def spread(two: Node, n: int) -> list[tuple[grpc.aio.Channel, str]]:
+    """``n`` connections of their own, at least one on each worker (more are opened, and the extra
+    closed, until both are hit: the kernel hashes each connection)."""
+    got: list[tuple[grpc.aio.Channel, str]] = []
+    for _ in range(40):
+        ch = own_channel(two.address)
+        got.append((ch, await worker_of(two, ch)))
+        workers = {w for _, w in got}
+        if len(got) >= n and len(workers) == 2:
+            break
+    keep: list[tuple[grpc.aio.Channel, str]] = []
+    for w in sorted({w for _, w in got}):
+        keep.append(next(c for c in got if c[1] == w))
+    for c in got:
+        if len(keep) < n and c not in keep:
+            keep.append(c)
+    for ch, _ in got:
+        if all(ch is not k for k, _ in keep):
+            await ch.close()
+    assert len(keep) == n and {w for _, w in keep} == {'{process="w0"}', '{process="w1"}'}, got
+    return keep
+
+
 @contextlib.contextmanager
 def node(model: Path, log: Path, **env: str) -> Iterator[Node]:
     """A node on ``model``, its output in ``log``, ``env`` added to its environment; killed at the
@@ -103,7 +129,15 @@ def node(model: Path, log: Path, **env: str) -> Iterator[Node]:
             said = f"translate-svc 2 front-end workers (pids {w0}, {w1}) on port {info.port}, engine process pid"
             assert said in log.read_text(), log.read_text()
             yield Node(
-                proc, log, info.port, (w0, w1), info.engine_pid, info.metrics_port, info.cluster_hub, info.http_port
+                proc,
+                log,
+                info.port,
+                (w0, w1),
+                info.engine_pid,
+                info.metrics_port,
+                info.cluster_hub,
+                info.http_port,
+                info,
             )
         finally:
             if proc.poll() is None:

@@ -132,8 +132,13 @@ class Received:
     ended: pb.StreamEnd | None
 
 
-async def stream(stub: pb_grpc.TranslatorStub, pcm: np.ndarray, token: str, targets: list[str]) -> Received:
-    """A LINEAR16 16 kHz stream of ``pcm`` in 100 ms chunks, with speech and a transcript."""
+async def stream(
+    stub: pb_grpc.TranslatorStub, pcm: np.ndarray, token: str, targets: list[str], *, word_timings: bool = False
+) -> Received:
+    """A LINEAR16 16 kHz stream of ``pcm`` in 100 ms chunks, with speech and a transcript (and
+    ``word_timings``)."""
+    output = output_options(speech=True, transcript=True)
+    output.word_timings = word_timings
 
     async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
         yield pb.StreamingTranslateRequest(
@@ -141,7 +146,7 @@ async def stream(stub: pb_grpc.TranslatorStub, pcm: np.ndarray, token: str, targ
                 format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1),
                 source_language="eng",
                 target_languages=targets,
-                output=output_options(speech=True, transcript=True),
+                output=output,
             )
         )
         for start in range(0, len(pcm), 1600):

@@ -5,9 +5,9 @@ retargets, a fake clock, and a speaker published into a registry."""
 from __future__ import annotations
 
 from translate_svc.errors import InvalidInput
-from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT
 from translate_svc.session.rooms.registry import RoomRegistry
 from translate_svc.session.rooms.room import Speaker
+from translate_svc.session.tenants.tenant import ALL_ROOMS, DEFAULT_TENANT
 from translate_svc.types import Language, ModelCard, ModelInfo
 
 #: a test model's card: five languages, each heard, written and spoken

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from translate_svc.engine.runner import ModelInput, ModelOutput, SimulRequest, SimulRowOutput, SimulTarget, SourceText
+from translate_svc.engine.requests import ModelInput, ModelOutput, SimulRequest, SimulRowOutput, SimulTarget, SourceText
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.shapes import bucket_length
 from translate_svc.model.simultaneous import CommitPolicy
@@ -54,9 +54,9 @@ VOCODER_MODES = [(False, True), (True, False), (True, True), (False, False)]
 def vocoder_mode(runner: SeamlessRunner, batched: bool, buckets: bool) -> Iterator[list[int]]:
     """Per-row (CPU default) or one padded, masked call for all rows (what CUDA does); with or
     without padding units and frames up to length buckets (CPU default)."""
-    rows: list[int] = []
-    hook = runner.stages.model.vocoder.register_forward_hook(
-        lambda mod, args, kwargs, out: rows.append(out[0].shape[0]), with_kwargs=True
+    rows: list[int] = []  # rows per vocoder call: its unit embedding runs once a call
+    hook = runner.stages.model.vocoder.unit_embedding.register_forward_hook(
+        lambda mod, args, out: rows.append(out.shape[0])
     )
     voc = runner.stages._vocoder
     saved = voc.batched, voc.max_padding, voc.bucket

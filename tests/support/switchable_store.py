@@ -42,13 +42,13 @@ class SwitchableStore(MemoryStore):
         self._check()
         return await super().read(key, after, within_s=within_s, count=count, block_s=block_s)
 
-    async def join(self, group: str, member: str, value: bytes = b"") -> None:
+    async def join(self, group: str, member: str, value: bytes = b"") -> dict[str, bytes]:
         self._check()
-        await super().join(group, member, value)
+        return await super().join(group, member, value)
 
-    async def leave(self, group: str, member: str) -> None:
+    async def leave(self, group: str, member: str) -> int | None:
         self._check()
-        await super().leave(group, member)
+        return await super().leave(group, member)
 
     async def members(self, group: str) -> dict[str, bytes]:
         self._check()

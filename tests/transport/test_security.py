@@ -33,7 +33,8 @@ from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.settings import ServerSettings, Settings
 from translate_svc.transport.grpc.tls import CertificateReloader, TlsConfigError, TlsFiles
-from translate_svc.transport.tokens import TokenFileError, TokenStore
+from translate_svc.transport.tokens.file import TokenFileError
+from translate_svc.transport.tokens.store import TokenStore
 
 pytestmark = pytest.mark.integration
 

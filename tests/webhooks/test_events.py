@@ -15,9 +15,10 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from tests.support.webhook_receiver import new_secret
 from translate_svc.errors import InvalidInput, LimitReached, ShuttingDown
 from translate_svc.session.lifecycle import ending_of
-from translate_svc.session.quota import QuotaSpent, Tenant, TenantCaps
+from translate_svc.session.tenants.budget import QuotaSpent
+from translate_svc.session.tenants.tenant import Tenant, TenantCaps
 from translate_svc.settings import WebhookEndpoint
-from translate_svc.webhook_settings import REVEAL
+from translate_svc.settings.webhooks import REVEAL
 from translate_svc.webhooks import signing
 from translate_svc.webhooks.events import RECORDING_READY, Event, LiveSession, recording_ready
 from translate_svc.webhooks.outbox import backoff_s

@@ -173,24 +173,27 @@ class ServeFlags:
     ] = None
 
     def settings(self) -> Settings:
-        """The environment's settings with the flags given on top, validated (exit 2 if invalid)."""
+        """The environment's settings with the flags given on top, validated together (exit 2 if
+        invalid): the flags are init values, which pydantic-settings merges over the environment's
+        section by section, so a rule between settings sees both (``recordings.dir`` from the
+        environment and ``--tokens-file``)."""
         from pydantic import ValidationError
 
         from translate_svc.settings import Settings
-        from translate_svc.webhook_settings import settings_errors
+        from translate_svc.settings.webhooks import settings_errors
 
+        given: dict[str, typing.Any] = {}
+        for name, hint in typing.get_type_hints(ServeFlags, include_extras=True).items():
+            value = getattr(self, name)
+            if value is None or value == "":
+                continue
+            *sections, key = next(m for m in hint.__metadata__ if isinstance(m, Setting)).path
+            target = given
+            for section in sections:
+                target = target.setdefault(section, {})
+            target[key] = value
         try:
-            values = Settings().model_dump()
-            for name, hint in typing.get_type_hints(ServeFlags, include_extras=True).items():
-                value = getattr(self, name)
-                if value is None or value == "":
-                    continue
-                *sections, key = next(m for m in hint.__metadata__ if isinstance(m, Setting)).path
-                target = values
-                for section in sections:
-                    target = target[section]
-                target[key] = value
-            return Settings.model_validate(values)
+            return Settings(**given)
         except ValidationError as e:  # without the values given: a webhook secret may be one (issue 68 H14)
             console.print(f"[red]invalid settings:[/] {escape(settings_errors(e))}")
             raise typer.Exit(2) from None
@@ -206,7 +209,8 @@ ReadyFileOpt = Annotated[
     typer.Option(
         "--ready-file",
         help="once serving (ports bound, model warm), write one JSON object here: port, pid, host, and "
-        "health_port, http_port, metrics_port, workers, engine_pid where they apply; written atomically "
+        "health_port, http_port, metrics_port, sip_port, sip_tls_port, audiosocket_port, workers, engine_pid "
+        "where they apply; written atomically "
         "(a reader sees no file or all of it), a file already there is removed at start, and serve "
         "removes its own at exit. Scripts wait for this file, never for a log line",
     ),
@@ -253,7 +257,8 @@ def serve(flags: ServeFlags, ready_file: ReadyFileOpt = None) -> None:
 
 async def _serve_node(settings: Settings, workers: int, ready_file: Path | None) -> int:
     """``--workers N``: the supervisor of one engine process and N front-end workers."""
-    from translate_svc.serving.supervisor import StartError, Supervisor
+    from translate_svc.serving.ports import StartError
+    from translate_svc.serving.supervisor import Supervisor
 
     def started(node: Supervisor) -> None:
         if node.test_model:
@@ -269,6 +274,9 @@ async def _serve_node(settings: Settings, workers: int, ready_file: Path | None)
                 health_port=node.health_port,
                 http_port=node.http_port,
                 metrics_port=node.metrics_port,
+                sip_port=node.ports.sip_port,
+                sip_tls_port=node.ports.sip_tls_port,
+                audiosocket_port=node.ports.audiosocket_port,
                 workers=tuple(c.proc.pid for _, c in sorted(node.running.items(), key=lambda kv: int(kv[0][1:]))),
                 engine_pid=node.engine.proc.pid,
                 cluster_hub=None if node.hub is None else str(node.hub_socket),
@@ -291,15 +299,16 @@ async def _serve(settings: Settings, ready_file: Path | None) -> None:
     from translate_svc.app import build
     from translate_svc.cluster.choose import ClusterConfigError
     from translate_svc.cluster.store import StoreUnavailable
+    from translate_svc.glossaries.store import GlossaryConfigError
     from translate_svc.recordings.keys import KeyFileError
     from translate_svc.serving import collector
     from translate_svc.transport.grpc.tls import TlsConfigError
     from translate_svc.transport.host import DoorSetupError, TranslateServer
-    from translate_svc.transport.tokens import TokenFileError
+    from translate_svc.transport.tokens.file import TokenFileError
 
     try:
         server = TranslateServer(build(settings))
-    except (TlsConfigError, TokenFileError, DoorSetupError, ClusterConfigError, KeyFileError) as e:
+    except (TlsConfigError, TokenFileError, DoorSetupError, ClusterConfigError, KeyFileError, GlossaryConfigError) as e:
         raise _cannot_start(str(e)) from e
     try:
         await server.start()
@@ -327,6 +336,9 @@ async def _serve(settings: Settings, ready_file: Path | None) -> None:
             health_port=ports.get("health_port"),
             http_port=ports.get("http_port"),
             metrics_port=server.metrics_port,  # the bound one (port 0: the free one picked)
+            sip_port=ports.get("sip_port"),
+            sip_tls_port=ports.get("sip_tls_port"),
+            audiosocket_port=ports.get("audiosocket_port"),
         )
         try:
             ready.write(ready_file, info)
@@ -349,11 +361,19 @@ def make_test_model(
     full_size: Annotated[
         bool, typer.Option(help="real model dimensions (~2.3 B params, bf16) for GPU capacity benchmarks")
     ] = False,
+    real_layers: Annotated[
+        bool,
+        typer.Option(
+            help="the real model's layer counts at tiny widths: a decode step's host cost is the full model's"
+        ),
+    ] = False,
 ) -> None:
     """Build a tiny random-weight SeamlessM4T v2 checkpoint (real architecture; output is noise)."""
     from translate_svc.app import build_test_checkpoint
 
-    build_test_checkpoint(directory, seed=seed, full_size=full_size)
+    if full_size and real_layers:
+        raise typer.BadParameter("--full-size already has the real layer counts: pick one", param_hint="--real-layers")
+    build_test_checkpoint(directory, seed=seed, full_size=full_size, real_layers=real_layers)
     console.print(
         f"wrote a test checkpoint to {escape(str(directory))} [yellow](random weights: its output is noise)[/]"
     )

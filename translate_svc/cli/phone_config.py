@@ -4,7 +4,7 @@ endpoint and its dialplan, a Kamailio dispatcher line and the Twilio Elastic SIP
 URI), printed for an operator to paste; with ``--sip-user``, the digest credentials of a PBX calling
 from outside ``sip.allowed_cidrs``: the SIP password derived from ``--token``, never the token).
 Pure text: it imports nothing of the server but the token store's password derivation
-(``transport.tokens.sip_password``, imported only for ``--sip-user``) and reaches nothing
+(``transport.tokens.sip.sip_password``, imported only for ``--sip-user``) and reaches nothing
 (docs/telephony.md)."""
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def render(
 def _credentials(token: str, user: str) -> tuple[str, str]:
     """A SIP user's digest name and password: the HMAC of the name under the token (the server
     derives the same from its tokens file; the token itself is no SIP password)."""
-    from translate_svc.transport.tokens import sip_password
+    from translate_svc.transport.tokens.sip import sip_password
 
     return user, sip_password(token, user)
 

@@ -39,6 +39,9 @@ class ReadyInfo:
     health_port: int | None = None  # ``--health-port``: plaintext grpc.health.v1 only
     http_port: int | None = None  # ``--http-port``: the HTTP port (OpenAI door, rooms, demo page, phone)
     metrics_port: int | None = None  # /metrics, when served (port 0: the one picked)
+    sip_port: int | None = None  # ``--sip-port``: SIP over UDP and TCP (the same port)
+    sip_tls_port: int | None = None  # ``sip.tls_port``: SIP over TLS
+    audiosocket_port: int | None = None  # ``--audiosocket-port``: Asterisk AudioSocket (on phone.audiosocket_host)
     workers: tuple[int, ...] = field(default=())  # ``--workers N``: the front-end workers' pids, w0 first
     engine_pid: int | None = None  # ``--workers N``: the engine process
     #: ``--workers N``: the node's cluster hub (its Unix socket; the node's caps, and without
@@ -63,6 +66,9 @@ class ReadyInfo:
             health_port=port("health_port"),
             http_port=port("http_port"),
             metrics_port=port("metrics_port"),
+            sip_port=port("sip_port"),
+            sip_tls_port=port("sip_tls_port"),
+            audiosocket_port=port("audiosocket_port"),
             workers=tuple(int(p) for p in doc.get("workers", ())),
             engine_pid=port("engine_pid"),
             cluster_hub=None if doc.get("cluster_hub") is None else str(doc["cluster_hub"]),

@@ -46,7 +46,7 @@ def usage(
     from pydantic import ValidationError
 
     from translate_svc.settings import Settings
-    from translate_svc.webhook_settings import settings_errors
+    from translate_svc.settings.webhooks import settings_errors
 
     try:
         settings = Settings()

@@ -50,9 +50,17 @@ def open_store(settings: ClusterSettings, *, hub: Path | None = None, worker: st
 
 def open_node_store(hub: Path | None = None, worker: str = "") -> ClusterStore:
     """The node's own store, whatever the cluster's: the node's hub for a worker of a node, else this
-    process's memory. The node's caps are counted there (``session/caps.py``), and a tenant's while
+    process's memory. The node's caps are counted there (``session/tenants/leases.py``), and a tenant's while
     Redis is lost with ``cluster.on_redis_loss=node``."""
     return HubStore(hub, worker) if hub is not None else MemoryStore()
+
+
+def redis_location(settings: ClusterSettings) -> tuple[str | None, str | None]:
+    """The pods' Redis (its URL, checked, and its password), or (None, None) without one: for what
+    else keeps state there (the glossaries: ``glossaries/choose.py``)."""
+    if settings.redis_url is None:
+        return None, None
+    return check_redis_url(settings.redis_url), read_password(settings.redis_password_file)
 
 
 def check_redis_url(url: str) -> str:

@@ -139,12 +139,18 @@ class HubStore:
 
     # -- presence
 
-    async def join(self, group: str, member: str, value: bytes = b"") -> None:
-        await self._call(lambda rid: wire.Join(rid, group, member, value))
+    async def join(self, group: str, member: str, value: bytes = b"") -> dict[str, bytes]:
+        reply = await self._call(lambda rid: wire.Join(rid, group, member, value))
+        assert isinstance(reply, wire.Listed)
+        return reply.members
 
-    async def leave(self, group: str, member: str) -> None:
-        with contextlib.suppress(StoreUnavailable):  # a lost hub dropped it with the connection
-            await self._call(lambda rid: wire.Leave(rid, group, member))
+    async def leave(self, group: str, member: str) -> int | None:
+        try:
+            reply = await self._call(lambda rid: wire.Leave(rid, group, member))
+        except StoreUnavailable:  # a lost hub dropped it with the connection
+            return None
+        assert isinstance(reply, wire.Counted)
+        return reply.n
 
     async def members(self, group: str) -> dict[str, bytes]:
         reply = await self._call(lambda rid: wire.Members(rid, group))

@@ -177,11 +177,9 @@ class _Peer:
             got = state.range(m.key, m.after, within_s=m.within_s, count=m.count)
             return wire.Entries(m.rid, [(e.id, e.data) for e in got])
         if isinstance(m, wire.Join):
-            state.join(self.name, m.group, m.member, m.value)
-            return wire.Done(m.rid)
+            return wire.Listed(m.rid, state.join(self.name, m.group, m.member, m.value))
         if isinstance(m, wire.Leave):
-            state.leave(self.name, m.group, m.member)
-            return wire.Done(m.rid)
+            return wire.Counted(m.rid, state.leave(self.name, m.group, m.member))
         if isinstance(m, wire.Members):
             return wire.Listed(m.rid, state.members(m.group))
         if isinstance(m, wire.Watch):

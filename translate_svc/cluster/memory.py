@@ -63,11 +63,11 @@ class MemoryStore:
 
     # -- presence
 
-    async def join(self, group: str, member: str, value: bytes = b"") -> None:
-        self._state.join(self._holder, group, member, value)
+    async def join(self, group: str, member: str, value: bytes = b"") -> dict[str, bytes]:
+        return self._state.join(self._holder, group, member, value)
 
-    async def leave(self, group: str, member: str) -> None:
-        self._state.leave(self._holder, group, member)
+    async def leave(self, group: str, member: str) -> int | None:
+        return self._state.leave(self._holder, group, member)
 
     async def members(self, group: str) -> dict[str, bytes]:
         return self._state.members(group)

@@ -88,7 +88,8 @@ return redis.call('ZCARD', KEYS[1])
 )
 
 # KEYS: zset, hash, change channel; ARGV: group, member, value, ttl ms. Tells the group's watchers
-# if the member is new (or was expired) or its value changed.
+# if the member is new (or was expired) or its value changed. Returns the other live members as they
+# were just before: member, value, member, value...
 JOIN = (
     _NOW
     + _KEEP
@@ -96,6 +97,14 @@ JOIN = (
     + """
 local swept = sweep(KEYS[1], KEYS[2], KEYS[3], ARGV[1], now)
 local ttl = tonumber(ARGV[4])
+local others = {}
+local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+for _, member in ipairs(members) do
+  if member ~= ARGV[2] then
+    others[#others + 1] = member
+    others[#others + 1] = redis.call('HGET', KEYS[2], member) or ''
+  end
+end
 local had = redis.call('ZSCORE', KEYS[1], ARGV[2])
 local old = redis.call('HGET', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[2])
@@ -103,7 +112,7 @@ redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 keep(KEYS[1], 2 * ttl)
 keep(KEYS[2], 2 * ttl)
 if swept == 0 and (not had or old ~= ARGV[3]) then redis.call('PUBLISH', KEYS[3], ARGV[1]) end
-return 0
+return others
 """
 )
 
@@ -126,13 +135,18 @@ return back
 """
 )
 
-# KEYS: zset, hash, change channel; ARGV: group, member.
-LEAVE = """
+# KEYS: zset, hash, change channel; ARGV: group, member. Returns how many live members are left.
+LEAVE = (
+    _NOW
+    + _SWEEP_GROUP
+    + """
 local gone = redis.call('ZREM', KEYS[1], ARGV[2])
 redis.call('HDEL', KEYS[2], ARGV[2])
 if gone == 1 then redis.call('PUBLISH', KEYS[3], ARGV[1]) end
-return gone
+sweep(KEYS[1], KEYS[2], KEYS[3], ARGV[1], now)
+return redis.call('ZCARD', KEYS[1])
 """
+)
 
 # KEYS: zset, hash, change channel; ARGV: group. The live members: member, value, member, value...
 MEMBERS = (

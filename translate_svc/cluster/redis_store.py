@@ -407,18 +407,21 @@ class RedisStore:
 
     # -- presence
 
-    async def join(self, group: str, member: str, value: bytes = b"") -> None:
-        await self._script("JOIN", self._group_keys(group), [group, member, value, round(self.lease_s * 1000)])
+    async def join(self, group: str, member: str, value: bytes = b"") -> dict[str, bytes]:
+        got = await self._script("JOIN", self._group_keys(group), [group, member, value, round(self.lease_s * 1000)])
         self._members.setdefault(group, {})[member] = value
+        return {got[i].decode(): got[i + 1] for i in range(0, len(got), 2)}
 
-    async def leave(self, group: str, member: str) -> None:
+    async def leave(self, group: str, member: str) -> int | None:
         members = self._members.get(group)
         if members is not None:
             members.pop(member, None)
             if not members:
                 del self._members[group]
-        with contextlib.suppress(StoreUnavailable):  # not renewed, it expires
-            await self._script("LEAVE", self._group_keys(group), [group, member])
+        try:
+            return int(await self._script("LEAVE", self._group_keys(group), [group, member]))
+        except StoreUnavailable:  # not renewed, it expires
+            return None
 
     async def members(self, group: str) -> dict[str, bytes]:
         got = await self._script("MEMBERS", self._group_keys(group), [group])

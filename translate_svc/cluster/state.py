@@ -224,9 +224,12 @@ class ClusterState:
 
     # -- presence
 
-    def join(self, holder_name: str, group: str, member: str, value: bytes) -> None:
+    def join(self, holder_name: str, group: str, member: str, value: bytes) -> dict[str, bytes]:
+        """Returns the group's other live members, as they were just before."""
+        self._expire()
         holder = self._live(holder_name)
         members = self._groups.setdefault(group, {})
+        others = {name: m.value for name, m in members.items() if name != member}
         old = members.get(member)
         if old is not None and old.holder is not holder:
             old.holder.memberships.discard((group, member))
@@ -234,17 +237,21 @@ class ClusterState:
         holder.memberships.add((group, member))
         if old is None or old.value != value or old.holder is not holder:
             self._changed(group)
+        return others
 
-    def leave(self, holder_name: str, group: str, member: str) -> None:
+    def leave(self, holder_name: str, group: str, member: str) -> int:
+        """Returns how many live members are left."""
         self._expire()
         members = self._groups.get(group)
         if members is None or member not in members:
-            return
+            return 0 if members is None else len(members)
         holder = members.pop(member).holder
         holder.memberships.discard((group, member))
+        left = len(members)
         if not members:
             del self._groups[group]
         self._changed(group)
+        return left
 
     def members(self, group: str) -> dict[str, bytes]:
         self._expire()

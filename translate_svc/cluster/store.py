@@ -22,11 +22,13 @@ primitive                 jobs
                           entries); a two-party leg's translated speech (Opus bytes) to the other leg
 ``join``/``leave``/       presence with expiry: who listens to a room in which language (the room's
 ``members``/``watch``     language demand drives its speaker's retarget), a room's speakers, a call's leg
-                          waiting for its partner; ``watch`` tells of every change (joins, leaves, expiry)
+                          waiting for its partner, the processes holding a party of a room (its first
+                          ``join`` and last ``leave`` tell ``room.started``/``room.ended`` once);
+                          ``watch`` tells of every change (joins, leaves, expiry)
 ``acquire``/``release``   counted leases against caps, all or none: the node's ``max_streams``, rooms and
 (``renew``, ``count``)    listeners, and each tenant's caps; a holder's leases live while it renews them
                           (its store does every ``lease_s / 3``) and free themselves ``lease_s`` after it
-                          stops (``session/caps.py``: which caps are the node's and which the tenants')
+                          stops (``session/tenants/leases.py``: which are the node's and which the tenants')
 ``spend``                 a tenant's audio seconds per minute: a token bucket (may go below zero)
 ``state``/``on_state``    the store's health (up, or down: every operation raises ``StoreUnavailable``),
                           for health, ``/metrics`` and ``cluster.on_redis_loss``
@@ -250,14 +252,17 @@ class ClusterStore(Protocol):
 
     # -- presence: expiring members, watched
 
-    async def join(self, group: str, member: str, value: bytes = b"") -> None:
+    async def join(self, group: str, member: str, value: bytes = b"") -> dict[str, bytes]:
         """Add (or update) ``member`` of ``group`` with ``value``; held like a lease: it goes on
-        ``leave``, or ``lease_s`` after its holder stops renewing."""
+        ``leave``, or ``lease_s`` after its holder stops renewing. Returns the group's other live
+        members and their values as they were just before, atomically (of two joining at once, one
+        sees the other): none, and ``member`` is the group's first."""
         ...
 
-    async def leave(self, group: str, member: str) -> None:
-        """Remove ``member``; never raises for a store that is down (what it could not remove
-        expires ``lease_s`` later, never renewed)."""
+    async def leave(self, group: str, member: str) -> int | None:
+        """Remove ``member``; return how many live members are left, atomically (of two leaving at
+        once, one sees the other still there). Never raises for a store that is down: None (what it
+        could not remove expires ``lease_s`` later, never renewed)."""
         ...
 
     async def members(self, group: str) -> dict[str, bytes]:

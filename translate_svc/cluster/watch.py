@@ -6,7 +6,7 @@
 logs each loss once, saying what ``cluster.on_redis_loss`` makes of it, and its return once; a
 store that flaps is not a flood: a loss within ``QUIET_S`` of the last loss logged is only counted
 (the next line says how many), and its return is not logged either. What the rooms and two-party
-calls do about it is their own (``session/rooms/link.py``, ``transport/phone/pairs.py``); health is
+calls do about it is their own (``session/rooms/link.py``, ``transport/telephony/pairs.py``); health is
 the host's (``transport/host.py``).
 
 Event loop only.

@@ -14,7 +14,7 @@ import asyncio
 from typing import Protocol
 
 from translate_svc.engine.jobs import EngineStats, JobResult
-from translate_svc.engine.runner import ModelInput
+from translate_svc.engine.requests import ModelInput
 from translate_svc.types import ModelCard
 
 
@@ -23,6 +23,11 @@ class EngineClient(Protocol):
         """``owner`` (a session id) counts in the queue's fair share, node-wide, until ``leave``:
         each session's share is ``stats().share``, and a final job of a session within it always
         gets a place in the queue (``engine/shares.py``)."""
+        ...
+
+    def background(self, owner: str) -> None:
+        """``owner``'s (a job's session, issue 73) segments are background work from now on: the
+        engine takes them only when no live job waits (engine/scheduler.py's background class)."""
         ...
 
     def leave(self, owner: str) -> None:

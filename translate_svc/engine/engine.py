@@ -2,10 +2,12 @@
 
 Sessions ``join`` and ``submit`` segments and await their results. Who may wait in the queue is
 decided by the pure ``QueueShares`` (each session's fair share, node-wide: ``engine/shares.py``).
-The engine loop (on the event loop) asks the pure ``BatchScheduler`` for the next batch, hands it
-to the single model thread with ``run_in_executor`` and resolves each job's future with its
-result. It sleeps on an event ("a job arrived") with a timeout ("the oldest job's wait expires"),
-never polling.
+The queued jobs, the next unit of work and running it belong to the synchronous core
+(``engine/core.py``: ``BatchCore``, whole batches of the pure ``BatchScheduler``'s choosing). The
+engine loop (on the event loop) asks the core for the next unit (``schedule``), hands it to the
+single model thread with ``run_in_executor`` (``execute``), has the core settle it and resolves each
+finished job's future with its result. It sleeps on an event ("a job arrived") with a timeout ("the
+oldest job's wait expires"), never polling.
 
 Each segment's input features are computed on a separate CPU thread as soon as it is submitted,
 so that numpy work overlaps with the model's instead of running on the model thread; the job
@@ -16,6 +18,8 @@ its own, only when no final is queued or computing its features, and each such b
 the scheduler's ``optional_batch_audio_s``: so a final waits behind at most one optional batch, of
 at most that budget. Each final's result says what it waited behind (``JobResult.optional_ms``,
 ``optional_batches``): the model time of the optional batches that ended while it waited.
+A job's session is a **background** owner (``background``, issue 73): its segments run after every
+live job, one a batch, with a floor (engine/scheduler.py); they count as optional batches there.
 
 Failure isolation: if a batch raises, each of its segments is retried alone, so one bad segment
 gets its own error and the others still return. If the loop itself dies, every waiting job fails
@@ -24,8 +28,8 @@ and ``healthy`` turns False (the server then reports NOT_SERVING).
 With tracing on, each batch gets a span (``observability/tracing.py``) whose ids go back with every
 job's result (``JobResult.batch_trace``), for the segment spans to link to.
 
-Thread safety: every public method must be called on the event loop. Only ``_run_batch`` runs on
-the model thread, and it touches nothing but the runner and its arguments.
+Thread safety: every public method must be called on the event loop. Only ``BatchCore.execute`` runs
+on the model thread, and it touches nothing but the runner and its unit.
 """
 
 from __future__ import annotations
@@ -36,35 +40,23 @@ import functools
 import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 
+from translate_svc.engine.core import BatchCore, Core, Job, Settled, Unit
 from translate_svc.engine.jobs import EngineStats, JobResult
-from translate_svc.engine.runner import Features, ModelInput, ModelOutput, Runner
+from translate_svc.engine.requests import Features, ModelInput
+from translate_svc.engine.runner import Runner, ShapeWarmable, Warmable
 from translate_svc.engine.scheduler import BatchScheduler, QueueFull, SchedulerConfig
 from translate_svc.engine.shares import QueueShares
-from translate_svc.engine.warmup import WarmShape, WarmupConfig, plan
+from translate_svc.engine.warmup import WarmShape, WarmupConfig, WarmupMode, plan
 from translate_svc.errors import ErrorCode, NotReady, Overloaded
 from translate_svc.observability import metrics, tracing
 from translate_svc.types import MODEL_SAMPLE_RATE, BatchStats, ModelCard, SegmentError, TraceRef
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class _Job:
-    job_id: int
-    owner: str
-    item: ModelInput
-    future: asyncio.Future[JobResult]
-    enqueued_at: float
-    droppable: bool = False
-    #: a final's wait behind optional batches: their model time (s) and how many
-    optional_s: float = 0.0
-    optional_batches: int = 0
 
 
 class TranslationEngine:
@@ -90,12 +82,13 @@ class TranslationEngine:
         self._clock = clock
         self._config = config
         self._scheduler = BatchScheduler(config)
+        self._core: Core = BatchCore(self._scheduler)  # queued jobs and the batch in the model
         self._shares = QueueShares(config.max_queued)  # every job from submit until a batch takes it
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._prep_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="features")
-        self._preparing: dict[int, _Job] = {}  # features being computed, by id
-        self._jobs: dict[int, _Job] = {}  # queued, by id
-        self._running: list[_Job] = []  # the batch in the model now
+        self._preparing: dict[int, Job] = {}  # features being computed, by id
+        self._background: set[str] = set()  # owners whose finals are background work (jobs)
+        self._futures: dict[int, asyncio.Future[JobResult]] = {}  # every job until settled or dropped
         self._ids = itertools.count()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()  # set while nothing is preparing, queued or in the model
@@ -113,6 +106,7 @@ class TranslationEngine:
         engine/warmup.py), then start the loop and say healthy."""
         loop = asyncio.get_running_loop()
         self._runner = await loop.run_in_executor(self._executor, self._runner_factory)
+        self._core.attach(self._runner)
         if warmup:
             await loop.run_in_executor(self._executor, self._warmup)
         self._task = asyncio.create_task(self._loop(), name="engine-loop")
@@ -147,13 +141,20 @@ class TranslationEngine:
             item = ModelInput(audio, (lang,), lang, speech=bool(card.speech_codes))
             self._runner.run([item] * shape.rows)
             done.append(shape)
+        calls = 0
+        if config.mode is WarmupMode.BUCKETS and isinstance(self._runner, ShapeWarmable):
+            deadline = None if config.max_s is None else t0 + config.max_s
+            calls = self._runner.warm_shapes(self._config.max_batch_size, config.longest_s, deadline)
         seconds = time.perf_counter() - t0
         metrics.warmed_up(len(done), seconds)
+        if isinstance(self._runner, Warmable):
+            self._runner.warmed()
         rows = sorted({s.rows for s in done}) or [0]
         lengths = "/".join(f"{s:g}" for s in sorted({s.seconds for s in done}))
         logger.info(
-            "warm-up (%s): %d of %d planned batches, batch sizes %d-%d (%d sizes), %s s a segment, in %.1f s%s",
-            config.mode.value, len(done), len(shapes), rows[0], rows[-1], len(rows), lengths, seconds,
+            "warm-up (%s): %d of %d planned batches, batch sizes %d-%d (%d sizes), %s s a segment, %d stage"
+            " calls, in %.1f s%s",
+            config.mode.value, len(done), len(shapes), rows[0], rows[-1], len(rows), lengths, calls, seconds,
             "" if len(done) == len(shapes) else f"; stopped at the {config.max_s:g} s budget, the rest run cold",
         )  # fmt: skip
         return done
@@ -181,7 +182,7 @@ class TranslationEngine:
         return EngineStats(
             queued=self.queued,
             max_queued=self._config.max_queued,
-            running=len(self._running),
+            running=len(self._core.running),
             share=self._shares.share,
             sessions=self._shares.sessions,
         )
@@ -189,7 +190,7 @@ class TranslationEngine:
     @property
     def queued(self) -> int:
         """Jobs waiting for the model (not counting the batch in the model right now)."""
-        return len(self._scheduler) + len(self._preparing)
+        return self._core.queued + len(self._preparing)
 
     @property
     def preparing(self) -> int:
@@ -204,6 +205,12 @@ class TranslationEngine:
         """``owner`` is gone: its queued jobs are dropped (``abort``) and it no longer counts."""
         self.abort(owner)
         self._shares.leave(owner)
+        self._background.discard(owner)
+
+    def background(self, owner: str) -> None:
+        """``owner``'s segments from now on are background work (a job's, issue 73): the
+        scheduler's background class, taken only when no live job waits (engine/scheduler.py)."""
+        self._background.add(owner)
 
     def submit(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult]:
         """Queue one segment; raises Overloaded when the queue is full (a joined owner within its
@@ -229,9 +236,9 @@ class TranslationEngine:
         (scheduler)."""
         if not self.healthy or self._runner is None or not self._shares.place(owner, droppable=True).admit:
             return None
-        if self._scheduler.finals or any(not j.droppable for j in self._preparing.values()):
+        if self._core.finals or any(not (j.droppable or j.background) for j in self._preparing.values()):
             return None
-        if not self._scheduler.fits_optional(item.input_seconds, item.text_rows):
+        if not self._core.fits_optional(item):
             metrics.optional_over_budget()  # it would break the optional batch's budget alone
             return None
         return self._enqueue(owner, item, droppable=True)
@@ -239,11 +246,13 @@ class TranslationEngine:
     def _enqueue(self, owner: str, item: ModelInput, *, droppable: bool) -> asyncio.Future[JobResult]:
         assert self._runner is not None
         loop = asyncio.get_running_loop()
-        job = _Job(next(self._ids), owner, item, loop.create_future(), self._clock(), droppable)
+        job = Job(next(self._ids), owner, item, self._clock(), droppable, background=owner in self._background)
+        future: asyncio.Future[JobResult] = loop.create_future()
+        self._futures[job.job_id] = future
         self._preparing[job.job_id] = job
         self._shares.add(job.job_id, owner, droppable=droppable)
         self._idle.clear()
-        job.future.add_done_callback(functools.partial(self._forget_cancelled, job))
+        future.add_done_callback(functools.partial(self._forget_cancelled, job))
         prep: asyncio.Future[Features | None]
         if item.text is not None:  # text has no features: it queues at once (on the loop, as below)
             prep = loop.create_future()
@@ -251,78 +260,71 @@ class TranslationEngine:
         else:
             prep = loop.run_in_executor(self._prep_executor, self._runner.extract_features, item.audio)
         prep.add_done_callback(functools.partial(self._prepared, job))  # runs on the loop
-        return job.future
+        return future
 
-    def _forget_cancelled(self, job: _Job, future: asyncio.Future[JobResult]) -> None:
+    def _forget_cancelled(self, job: Job, future: asyncio.Future[JobResult]) -> None:
         """A job whose future was cancelled leaves the queue (a batch already running finishes)."""
         if future.cancelled():
-            self._scheduler.remove(job.job_id)
+            self._core.remove(job.job_id)
             self._shares.remove(job.job_id)
-            self._jobs.pop(job.job_id, None)
             self._preparing.pop(job.job_id, None)
+            self._futures.pop(job.job_id, None)  # in the model, it runs to its end for nobody
             self._check_idle()
             self._wakeup.set()
 
-    def _prepared(self, job: _Job, prep: asyncio.Future[Features | None]) -> None:
+    def _prepared(self, job: Job, prep: asyncio.Future[Features | None]) -> None:
         try:
             self._queue_prepared(job, prep)
         finally:
             self._check_idle()
             self._wakeup.set()  # queued, or failed: droppable jobs waiting for it may go now
 
-    def _queue_prepared(self, job: _Job, prep: asyncio.Future[Features | None]) -> None:
-        if self._preparing.pop(job.job_id, None) is None or job.future.done():
+    def _queue_prepared(self, job: Job, prep: asyncio.Future[Features | None]) -> None:
+        future = self._futures.get(job.job_id)
+        if self._preparing.pop(job.job_id, None) is None or future is None or future.done():
             return  # aborted (or failed, or evicted) while its features were computed
         if prep.cancelled() or prep.exception() is not None:
             self._shares.remove(job.job_id)
             logger.error("features failed: %r", None if prep.cancelled() else prep.exception())
             error = SegmentError(ErrorCode.INTERNAL.value, "could not compute this segment's features")
-            job.future.set_result(JobResult(None, error, 0.0, 0.0, 0))
+            del self._futures[job.job_id]
+            future.set_result(JobResult(None, error, 0.0, 0.0, 0))
             return
         features = prep.result()
         if features is not None:
             job.item = dataclasses.replace(job.item, features=features)
         try:
-            self._scheduler.add(
-                job.job_id,
-                job.owner,
-                job.item.input_seconds,
-                job.enqueued_at,
-                droppable=job.droppable,
-                rows=job.item.text_rows,
-            )
+            self._core.add(job)
         except QueueFull:  # cannot happen: submit reserved the place; fail loudly rather than drop
             self._shares.remove(job.job_id)
-            job.future.set_exception(Overloaded("server busy; retry shortly", retry_after_ms=self._retry_hint_ms()))
+            del self._futures[job.job_id]
+            future.set_exception(Overloaded("server busy; retry shortly", retry_after_ms=self._retry_hint_ms()))
             return
-        self._jobs[job.job_id] = job
         self._wakeup.set()
 
     def abort(self, owner: str) -> int:
         """Drop ``owner``'s queued jobs (client gone). A batch already running finishes first."""
-        dropped = self._scheduler.remove_owner(owner)
-        jobs = [self._jobs.pop(j) for j in dropped]
+        jobs = self._core.remove_owner(owner)
         for j in [j for j, job in self._preparing.items() if job.owner == owner]:
             jobs.append(self._preparing.pop(j))
-            dropped.append(j)
         for job in jobs:
             self._shares.remove(job.job_id)
-            job.future.cancel()
-        if dropped:
-            logger.info("dropped %d queued segments", len(dropped), extra={"session_id": owner})
+            self._futures.pop(job.job_id).cancel()
+        if jobs:
+            logger.info("dropped %d queued segments", len(jobs), extra={"session_id": owner})
         self._check_idle()
-        return len(dropped)
+        return len(jobs)
 
     def _evict(self, job_id: int) -> None:
         """A job beyond its session's share leaves the full queue for a job within one: a
         droppable job is dropped (a cancelled future), a final one fails ``Overloaded``."""
         self._shares.remove(job_id)
-        self._scheduler.remove(job_id)
-        job = self._jobs.pop(job_id, None) or self._preparing.pop(job_id)
+        job = self._core.remove(job_id) or self._preparing.pop(job_id)
+        future = self._futures.pop(job_id)
         if job.droppable:
-            job.future.cancel()
+            future.cancel()
         else:
-            job.future.set_exception(
+            future.set_exception(
                 Overloaded(
                     "server busy: this stream sent more than its share of the queue; retry shortly",
                     retry_after_ms=self._retry_hint_ms(),
@@ -336,7 +338,7 @@ class TranslationEngine:
         await self._idle.wait()
 
     def _check_idle(self) -> None:
-        if not (self._preparing or self._jobs or self._running):
+        if not (self._preparing or self._core.queued or self._core.running):
             self._idle.set()
 
     def _retry_hint_ms(self) -> int:
@@ -349,79 +351,61 @@ class TranslationEngine:
         while True:
             self._wakeup.clear()
             now = self._clock()
-            coming = any(not j.droppable for j in self._preparing.values())  # finals computing features
-            batch_ids = self._scheduler.next_batch(now, finals_coming=coming)
-            if batch_ids is None:
-                deadline = self._scheduler.next_deadline(finals_coming=coming)
+            coming = any(not (j.droppable or j.background) for j in self._preparing.values())  # live finals
+            live = coming or any(not j.background for j in self._preparing.values())
+            unit = self._core.schedule(now, finals_coming=coming, live_coming=live)
+            if unit is None:
+                deadline = self._core.next_deadline(finals_coming=coming, live_coming=live)
                 timeout = None if deadline is None else max(0.0, deadline - now)
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), timeout)
                 except TimeoutError:
                     pass
                 continue
-            await self._run_next(loop, batch_ids)
+            await self._run_next(loop, unit)
+            del unit  # nothing of the batch stays referenced while the loop waits for the next
 
-    async def _run_next(self, loop: asyncio.AbstractEventLoop, batch_ids: Sequence[int]) -> None:
-        """Run one batch and hand out its results. A method of its own, so that nothing of the batch
-        (its audio, features, outputs) stays referenced by the loop while it waits for the next one."""
-        jobs = self._running = [self._jobs.pop(j) for j in batch_ids]
-        for j in batch_ids:
-            self._shares.remove(j)
+    async def _run_next(self, loop: asyncio.AbstractEventLoop, unit: Unit) -> None:
+        """Run one unit on the model thread and hand out its results. A method of its own, so that
+        nothing of the batch (its audio, features, outputs) stays referenced by the loop while it
+        waits for the next one."""
+        for job in unit.jobs:
+            self._shares.remove(job.job_id)
         started, started_ns = self._clock(), time.time_ns()
-        results = await loop.run_in_executor(self._executor, self._run_batch, [j.item for j in jobs])
-        self._running = []
+        finished = await loop.run_in_executor(self._executor, self._core.execute, unit)
+        settled = self._core.settle(unit, finished, started, self._clock(), self._preparing.values())
         self._check_idle()
-        model_s = self._clock() - started
-        model_ms = model_s * 1000
-        if all(j.droppable for j in jobs):  # an optional batch: every final waiting waited behind it
-            for waiting in [*self._preparing.values(), *self._jobs.values()]:
-                if not waiting.droppable:
-                    waiting.optional_s += model_s
-                    waiting.optional_batches += 1
-        queue_ms = tuple((started - j.enqueued_at) * 1000 for j in jobs)
-        longest = max(j.item.input_seconds for j in jobs)
-        rows = sum(j.item.text_rows for j in jobs)
-        stats = BatchStats(len(jobs), longest * len(jobs), model_ms, queue_ms, rows)
-        trace = self._trace(started_ns, stats, jobs, results) if tracing.enabled() else None
-        for job, (output, error), q_ms in zip(jobs, results, queue_ms, strict=True):
-            if not job.future.done():  # cancelled while in the model: nobody is waiting
-                optional_ms = job.optional_s * 1000
-                result = JobResult(output, error, q_ms, model_ms, len(jobs), trace, optional_ms, job.optional_batches)
-                job.future.set_result(result)
-            if not job.droppable:
-                metrics.final_optional_wait(job.optional_s * 1000)
+        self._hand_out(settled, started_ns)
+
+    def _hand_out(self, settled: Settled, started_ns: int) -> None:
+        """Each settled job's future gets its ``JobResult`` (unless it was cancelled meanwhile);
+        then the batch's span, metrics and observer."""
+        stats = settled.stats
+        trace = self._trace(started_ns, settled) if tracing.enabled() else None
+        for o in settled.outcomes:
+            future = self._futures.pop(o.job_id, None)
+            if future is not None and not future.done():  # None: cancelled while in the model
+                result = JobResult(
+                    o.output, o.error, o.queue_ms, stats.model_ms, stats.size, trace, o.optional_ms, o.optional_batches
+                )
+                future.set_result(result)
+            if not o.droppable:
+                metrics.final_optional_wait(o.optional_ms)
         if self._on_batch is not None:
             self._on_batch(stats)
 
     @staticmethod
-    def _trace(
-        started_ns: int,
-        stats: BatchStats,
-        jobs: Sequence[_Job],
-        results: Sequence[tuple[ModelOutput | None, SegmentError | None]],
-    ) -> TraceRef | None:
+    def _trace(started_ns: int, settled: Settled) -> TraceRef | None:
         """The batch's span (tracing on): its ids go back with every result of the batch."""
-        out = next((o for o, _ in results if o is not None), None)
+        out = next((o.output for o in settled.outcomes if o.output is not None), None)
         return tracing.batch_span(
             started_ns,
-            stats,
-            failed=sum(error is not None for _, error in results),
-            captions=all(j.droppable for j in jobs),
+            settled.stats,
+            failed=sum(o.error is not None for o in settled.outcomes),
+            captions=settled.optional,
             speech_ms=out.speech_ms if out is not None else 0.0,
             language_id_ms=out.language_id_ms if out is not None else 0.0,
         )
-
-    def _run_batch(self, items: Sequence[ModelInput]) -> list[tuple[ModelOutput | None, SegmentError | None]]:
-        """Model thread. A failing batch is retried item by item so one bad segment fails alone."""
-        assert self._runner is not None
-        try:
-            return [(out, None) for out in self._runner.run(items)]
-        except Exception:
-            if len(items) == 1:
-                logger.exception("segment failed in the model")
-                return [(None, SegmentError(ErrorCode.INTERNAL.value, "the model failed on this segment"))]
-            logger.exception("batch of %d failed; retrying its segments one by one", len(items))
-        return [self._run_batch([item])[0] for item in items]
 
     def _on_loop_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():
@@ -435,12 +419,12 @@ class TranslationEngine:
                 self._on_failure(exc)
 
     def _fail_all(self, exc: Exception) -> None:
-        for job in [*self._preparing.values(), *self._jobs.values(), *self._running]:
-            if not job.future.done():
-                job.future.set_exception(exc)
-        self._jobs.clear()
+        for job in [*self._preparing.values(), *self._core.queued_jobs(), *self._core.running]:
+            future = self._futures.get(job.job_id)
+            if future is not None and not future.done():
+                future.set_exception(exc)
+        self._futures.clear()
         self._preparing.clear()
-        self._running = []
-        self._scheduler.clear()
+        self._core.clear()
         self._shares.clear()
         self._idle.set()

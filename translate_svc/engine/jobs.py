@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from translate_svc.engine.runner import ModelOutput
+from translate_svc.engine.requests import ModelOutput
 from translate_svc.types import SegmentError, TraceRef
 
 

@@ -1,241 +1,19 @@
-"""What the engine needs from a model: the ``Runner`` Protocol and the job types that cross it.
+"""What the engine needs from a model: the ``Runner`` and ``LanguageIdentifier`` Protocols.
 
-``model/`` implements the Protocol (``SeamlessRunner``); the engine and the sessions only know this
-module, so importing them never loads torch, and their tests run on a fake runner that implements
-the same Protocol (mypy checks it).
-
-Every type here is a frozen dataclass of numpy arrays and plain values: safe to hand from the event
-loop to the model thread and back.
+``model/`` implements them; the engine and the sessions only know this module and the job
+vocabulary (``engine/requests.py``), so importing them never loads torch, and their tests run on a
+fake runner that implements the same Protocol (mypy checks it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from enum import Enum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from translate_svc.types import MODEL_SAMPLE_RATE, ModelCard, ModelInfo, Term, WordTiming
-
-
-@dataclass(frozen=True, eq=False)
-class Features:
-    """One segment's model input features (``Runner.extract_features``), unpadded."""
-
-    values: np.ndarray  # (frames, feature_dim) float32
-    mask: np.ndarray  # (frames,) int
-
-
-#: ``ModelInput.transcript_language`` with ``detect``: the transcript in the language detected
-DETECTED = "*"
-
-#: a text's stand-in for seconds of audio (``ModelInput.input_seconds``): about how many
-#: characters a second of speech says. The scheduler budgets a batch and the runner bounds a row's
-#: text tokens (``TextCap``) by it, as it does a segment's by its length.
-TEXT_CHARS_PER_SECOND = 15.0
-
-
-@dataclass(frozen=True)
-class SourceText:
-    """Text to translate instead of speech (``TranslateText``, issue 36): it goes through the
-    model's text encoder, then the same decoder, text-to-unit and vocoder rows as a segment."""
-
-    text: str
-    #: the text's language, a model code: the tokenizer's ``src_lang`` (the text encoder needs it)
-    language: str
-
-
-class WorkKind(str, Enum):
-    """What a ``ModelInput`` asks of the model (``ModelInput.kind``): the runner runs each kind of
-    a batch as one pass of its stages."""
-
-    #: a whole segment of speech: its translations, transcript and speech
-    SEGMENT = "segment"
-    #: text in instead of speech (``ModelInput.text``)
-    TEXT = "text"
-    #: a simultaneous step of an open segment (``ModelInput.simul``)
-    STEP = "step"
-
-
-@dataclass(frozen=True, eq=False)
-class ModelInput:
-    """One segment: 16 kHz mono float32 samples and what to produce from them (or a text, or a
-    simultaneous step: ``kind``)."""
-
-    audio: np.ndarray
-    #: empty: ASR only (the transcript row alone)
-    targets: tuple[str, ...]
-    #: the transcript's language (a model code, or DETECTED); None: no transcript
-    transcript_language: str | None = None
-    speech: bool = True
-    speaker_id: int = 0
-    #: detect the spoken language among these (empty: any the identifier can pick); the transcript
-    #: is then decoded in the language chosen; None: no detection
-    detect: tuple[str, ...] | None = None
-    #: phrases to boost or keep (``types.Term``); empty: the plain greedy decode
-    terms: tuple[Term, ...] = ()
-    #: computed ahead (off the model thread) when given; else computed in ``run``
-    features: Features | None = None
-    #: a simultaneous step of an open segment (``audio``: its speech so far) instead of a whole
-    #: segment's translation; ``targets`` name the same languages as ``simul.targets``, in order
-    simul: SimulRequest | None = None
-    #: text in instead of speech (``audio`` then empty): no transcript, detection or simultaneous step
-    text: SourceText | None = None
-    #: word timings: each spoken translation's words in its speech, the transcript's on the input
-    #: (``ModelOutput.words``, ``transcript_words``); in a simultaneous step, each chunk's words
-    #: (``SimulRowOutput.chunk_words``) and a final step's transcript words
-    words: bool = False
-
-    def __post_init__(self) -> None:
-        if self.simul is not None and tuple(t.language for t in self.simul.targets) != tuple(self.targets):
-            raise ValueError("a simultaneous step's targets must be the ModelInput's targets, in order")
-        if self.text is not None:
-            if self.simul is not None or self.detect is not None or self.transcript_language is not None:
-                raise ValueError("a text input has no transcript, detection or simultaneous step")
-            if len(self.audio) or not self.targets:
-                raise ValueError("a text input has no audio and at least one target")
-
-    @property
-    def kind(self) -> WorkKind:
-        """The kind of work, read from the fields (``simul``, ``text``; ``__post_init__`` allows
-        at most one), so it crosses the workers' wire with them."""
-        if self.simul is not None:
-            return WorkKind.STEP
-        if self.text is not None:
-            return WorkKind.TEXT
-        return WorkKind.SEGMENT
-
-    @property
-    def input_seconds(self) -> float:
-        """The input's length in seconds: the audio's, or a text's stand-in for it
-        (``TEXT_CHARS_PER_SECOND``); what batches are budgeted and text tokens bounded by."""
-        if self.text is not None:
-            return len(self.text.text) / TEXT_CHARS_PER_SECOND
-        return len(self.audio) / MODEL_SAMPLE_RATE
-
-    @property
-    def text_rows(self) -> int:
-        """Text decoder rows this segment takes: one per language, the transcript's included
-        (its own row in a simultaneous step: the targets' rows are forced, the transcript's not)."""
-        if self.simul is not None:
-            return len(self.targets) + int(self.transcript_language is not None)
-        extra = self.transcript_language is not None and self.transcript_language not in self.targets
-        return len(set(self.targets)) + int(extra)
-
-
-#: new units before a step's chunk is spoken (Meta's default: 50 units, about 1 s at 50 units/s);
-#: the session sets its own (``limits.simultaneous_min_chunk_ms``)
-MIN_UNITS = 50
-#: the vocoder's units run at 50 a second: 20 ms of speech each
-UNIT_MS = 20
-
-
-def speak_now(new_units: int, min_units: int, final: bool) -> bool:
-    """Whether a step's new units make a chunk: at least ``min_units`` of them, or any at the end."""
-    return new_units > 0 and (final or new_units >= min_units)
-
-
-@dataclass(frozen=True)
-class SimulTarget:
-    """One target language of a simultaneous step and its policy state, kept by the session
-    between steps (data, so it crosses the workers' wire): what the listener already has of it,
-    and the segment's previous hypotheses that the local agreement compares with this step's."""
-
-    language: str
-    #: token ids committed so far (after the language token); the decode starts with them
-    committed: tuple[int, ...] = ()
-    #: how many of the committed tokens have been spoken (their units were in earlier chunks)
-    spoken_tokens: int = 0
-    #: how many units the earlier chunks held: the next chunk is the units of t2u over the
-    #: committed text from this one on (a segment's chunks add up to t2u over its whole text)
-    spoken_units: int = 0
-    #: the segment's previous hypotheses' token ids for this target, oldest first (the last
-    #: ``agreement - 1`` are used; each starts with ``committed`` when the policy made them)
-    recent: tuple[tuple[int, ...], ...] = ()
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.spoken_tokens <= len(self.committed):
-            raise ValueError(f"spoken_tokens {self.spoken_tokens} outside 0..{len(self.committed)} committed tokens")
-        if self.spoken_units < 0:
-            raise ValueError(f"spoken_units must be >= 0, got {self.spoken_units}")
-
-
-@dataclass(frozen=True)
-class SimulRequest:
-    """A simultaneous step (issue 33): re-translate the open speech per target with its committed
-    tokens forced, commit by local agreement (``engine/agreement.py``) inside the step, and speak
-    the newly committed tokens once ``min_units`` units are new. ``final``: the segment closed:
-    commit each target's whole hypothesis and speak the rest."""
-
-    targets: tuple[SimulTarget, ...]
-    final: bool = False
-    min_units: int = MIN_UNITS
-    #: LocalAgreement's n: consecutive hypotheses that must agree on a word
-    agreement: int = 2
-    hold_last_word: bool = True
-
-    def __post_init__(self) -> None:
-        if self.min_units < 0:
-            raise ValueError(f"min_units must be >= 0, got {self.min_units}")
-        if isinstance(self.agreement, bool) or self.agreement < 1:
-            raise ValueError(f"agreement must be an integer >= 1, got {self.agreement!r}")
-        if len({t.language for t in self.targets}) != len(self.targets):
-            raise ValueError("a simultaneous step names each target language once")
-
-
-@dataclass(frozen=True, eq=False)
-class SimulRowOutput:
-    """One target's result of a simultaneous step."""
-
-    language: str
-    #: this step's hypothesis: the committed tokens, then the greedy continuation (no EOS)
-    token_ids: tuple[int, ...]
-    #: the hypothesis as the runner writes text (special tokens skipped)
-    text: str
-    #: indices into ``token_ids`` where a word starts: where a commit may end
-    word_starts: tuple[int, ...]
-    #: the committed tokens after this step (the input's, the policy's, or all when final)
-    committed: tuple[int, ...]
-    committed_text: str
-    #: units of t2u over ``committed`` (0 without speech)
-    units_total: int
-    #: the chunk: units ``[the target's spoken_units, units_total)`` of that t2u run; empty
-    #: when nothing is spoken in this step
-    chunk_units: tuple[int, ...]
-    #: the chunk's float32 waveform at the model's rate; None when nothing is spoken
-    chunk: np.ndarray | None
-    #: committed tokens spoken after this step (``len(committed)`` once a chunk is spoken)
-    spoken_tokens: int
-    #: units spoken after this step (``units_total`` once a chunk is spoken)
-    spoken_units: int = 0
-    #: with ``ModelInput.words``: the words spoken in ``chunk`` (ms from its first sample, from
-    #: t2u's and the vocoder's durations: model/timings.py ``chunk_words``): the committed words
-    #: past the ``spoken_tokens`` the step started from, so each committed word is in one chunk
-    chunk_words: tuple[WordTiming, ...] = ()
-
-
-@dataclass(frozen=True, eq=False)
-class ModelOutput:
-    transcript: str | None
-    texts: dict[str, str]
-    #: language -> float32 waveform at MODEL_SAMPLE_RATE (absent when speech was not asked for)
-    waveforms: dict[str, np.ndarray] = field(default_factory=dict)
-    #: with ``detect``: each candidate's probability (the chosen one is the highest)
-    detected: dict[str, float] | None = None
-    #: the batch's time in text-to-unit and the vocoder, and in language identification
-    speech_ms: float = 0.0
-    language_id_ms: float = 0.0
-    #: a simultaneous step's result per target (``ModelInput.simul``); then ``texts`` hold each
-    #: target's committed text (a final step's: the whole text), ``waveforms`` stay empty (the
-    #: chunks are in here) and ``transcript`` is the unforced transcript row's
-    simul: dict[str, SimulRowOutput] | None = None
-    #: with ``ModelInput.words``: per target with speech, each word of its text in its waveform
-    #: (ms from its first sample, from the model's durations: model/timings.py)
-    words: dict[str, tuple[WordTiming, ...]] = field(default_factory=dict)
-    #: with ``ModelInput.words``: the transcript's words, ms from the input's first sample
-    transcript_words: tuple[WordTiming, ...] = ()
+from translate_svc.engine.requests import Features, ModelInput, ModelOutput
+from translate_svc.types import ModelCard, ModelInfo
 
 
 class LanguageIdentifier(Protocol):
@@ -274,3 +52,23 @@ class Runner(Protocol):
     def extract_features(self, audio: np.ndarray) -> Features: ...
 
     def run(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]: ...
+
+
+@runtime_checkable
+class Warmable(Protocol):
+    """A runner that wants to know when the engine's warm-up is over (``TranslationEngine.start``):
+    from then on it counts the tensor shapes it meets for the first time (model/shapes.py
+    ``ShapeLog``). Optional: a runner without it is simply not told."""
+
+    def warmed(self) -> None: ...
+
+
+@runtime_checkable
+class ShapeWarmable(Protocol):
+    """A runner that warms its stages' shape buckets itself (the warm-up ``buckets``,
+    engine/warmup.py): every bucket of the stages whose shapes the engine's batches cannot pick
+    (t2u's and the vocoder's, set by predicted durations) for batches of up to ``max_rows``
+    segments of up to ``longest_s``, stopping at ``deadline`` (``time.perf_counter``; None: no
+    limit). Returns the calls it ran."""
+
+    def warm_shapes(self, max_rows: int, longest_s: float, deadline: float | None) -> int: ...

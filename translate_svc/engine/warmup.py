@@ -1,5 +1,10 @@
 """What the engine runs before it says it is ready: the warm-up plan. Pure; no torch, no clock.
 
+``buckets`` (issue 70) is ``batches`` at one length per encoder frame bucket (the stages pad their
+lengths to buckets, model/shapes.py), followed by the runner's warm-up of t2u's and the vocoder's
+buckets (``ShapeWarmable.warm_shapes``), all within ``max_s``: after it a segment up to
+``longest_s`` meets no shape the warm-up did not run (``translate_svc_model_cold_shapes_total``).
+
 On CUDA the first batch of a new shape pays for kernel selection and plan building in every
 convolution and attention it runs (docs/performance.md, "GPU, first measurement": 39.1 ms per
 segment at batch 32 against 11.5 ms once the same shapes had run). The shapes of a batch are its
@@ -28,6 +33,10 @@ class WarmupMode(str, Enum):
     ONE = "one"
     #: every batch size the scheduler can form, at each of ``WarmupConfig.lengths_s``
     BATCHES = "batches"
+    #: ``batches`` at one length per encoder frame bucket up to ``WarmupConfig.longest_s`` (the
+    #: caller gives them as ``lengths_s``), then every t2u and vocoder bucket through the runner's
+    #: own ``warm_shapes`` (engine/runner.py ``ShapeWarmable``; issue 70)
+    BUCKETS = "buckets"
 
 
 @dataclass(frozen=True)
@@ -46,10 +55,14 @@ class WarmupConfig:
     #: no warm-up batch starts after this many seconds of warm-up (the server then says ready,
     #: with the rest of the plan cold); None: no limit
     max_s: float | None = None
+    #: the longest segment the warm-up covers (``buckets``): what the segmenter cuts at by default
+    longest_s: float = 15.0
 
     def __post_init__(self) -> None:
         if not self.lengths_s or any(not s > 0 for s in self.lengths_s):
             raise ValueError(f"warm-up lengths must be > 0 seconds, got {self.lengths_s}")
+        if not self.longest_s > 0:
+            raise ValueError(f"the longest segment warmed must be > 0 seconds, got {self.longest_s}")
         if self.max_s is not None and self.max_s < 0:
             raise ValueError(f"warm-up time budget must be >= 0, got {self.max_s}")
 

@@ -1,7 +1,7 @@
 """The model's side of word timings (issue 45; the method is model/timings.py's docstring):
-text-to-unit's per-character durations recorded while the speech stage runs, the vocoder's
-per-unit frames (model/vocoder.py), and a teacher-forced decoder pass for the cross-attention of a
-transcript. Model thread only, like the stages it hooks.
+text-to-unit's per-character durations and the vocoder's per-unit frames, both as the speech
+stage returns them (model/speech.py, model/vocoder.py), and a teacher-forced decoder pass for the
+cross-attention of a transcript. Model thread only, like the stages it runs.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from translate_svc.types import WordTiming
 
 
 class WordTimer:
-    """Installs one forward hook on t2u's duration predictor (after any other: benchmark mode's
-    forced durations are what is spoken); it records every call's durations."""
+    """Word timings from what the speech stage returns and from one decoder pass. Holds no
+    per-batch state (a cache of samples per frame count only)."""
 
     def __init__(self, stages: SeamlessStages) -> None:
         self.stages = stages
@@ -32,16 +32,7 @@ class WordTimer:
         gen = stages.model.generation_config
         self._eos, self._pad = int(gen.eos_token_id), int(gen.pad_token_id)
         self._id_to_text: dict[str, str] = dict(getattr(gen, "id_to_text", None) or {})
-        self._char_units: torch.Tensor | None = None
-        predictor = stages.model.t2u_model.model.decoder.duration_predictor
-        predictor.register_forward_hook(self._record, with_kwargs=True)
         self._samples: list[int] = [0]
-
-    def _record(self, module, args, kwargs, log_dur):  # type: ignore[no-untyped-def]
-        """t2u's own rounding (``SeamlessM4Tv2TextToUnitDecoder.forward``), padding zeroed."""
-        dur = torch.clamp(torch.round(torch.expm1(log_dur)).long(), min=1)
-        self._char_units = dur.masked_fill(~kwargs["padding_mask"].bool(), 0)
-        return None
 
     def words_of(self, ids: Sequence[int]) -> list[tuple[str, int, int]]:
         """(text, first token, end token) of each word of ``ids`` (text tokens, no specials)."""
@@ -57,13 +48,18 @@ class WordTimer:
         end = next((i for i, t in enumerate(body) if t in (self._eos, self._pad)), len(body))
         return body[:end]
 
-    def speech(self, sequences: torch.Tensor, waves: Sequence[np.ndarray]) -> list[tuple[WordTiming, ...]]:
-        """Each spoken row's words in its waveform, right after the speech stage ran on
-        ``sequences`` (its rows, in its order): the durations its t2u call and vocoder recorded."""
-        char_units = self._char_units
-        frames = self.stages.vocoder_frames
-        if char_units is None or len(frames) != len(waves):
-            raise RuntimeError("word timings asked without the speech stage's durations")
+    def speech(
+        self,
+        sequences: torch.Tensor,
+        waves: Sequence[np.ndarray],
+        char_units: torch.Tensor,
+        frames: Sequence[np.ndarray],
+    ) -> list[tuple[WordTiming, ...]]:
+        """Each spoken row's words in its waveform, from what the speech stage returned for
+        ``sequences`` (its rows, in its order): t2u's units per character (``Units.char_durations``)
+        and the vocoder's frames per unit (``Vocoded.frames``)."""
+        if not len(sequences) == len(waves) == len(frames) == char_units.shape[0]:
+            raise ValueError("word timings need one waveform, durations and frames per row")
         cpu_units = char_units.cpu().numpy()
         out = []
         for row, (seq, wave) in enumerate(zip(sequences.tolist(), waves, strict=True)):

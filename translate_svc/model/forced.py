@@ -11,17 +11,21 @@ compute matches a real model's; the output is noise. Never enable this with real
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from transformers import LogitsProcessor
+
+from translate_svc.model.by_row import ByRow
 
 
 @dataclass(frozen=True)
 class ForcedLengths:
     text_tokens_per_s: float
     units_per_s: float = 50.0
+    #: the vocoder's frames per unit (model/vocoder.py ``unit_frames``): 20 ms at 16 kHz
+    frames_per_unit: int = 1
 
     def text_tokens(self, audio_s: float) -> int:
         return max(1, math.ceil(self.text_tokens_per_s * audio_s))
@@ -31,16 +35,22 @@ class ForcedLengths:
 
 
 class ForceTextLength(LogitsProcessor):
-    """Row r emits no EOS before ``lengths[r]`` tokens, then only EOS."""
+    """A row emits no EOS before its length (by row id: model/by_row.py) in tokens, then only EOS."""
 
-    def __init__(self, lengths: Sequence[int], eos_token_id: int, prompt_len: int = 2) -> None:
-        self.lengths = torch.tensor(list(lengths))
+    def __init__(
+        self,
+        lengths: Mapping[int, int] | Sequence[int],
+        eos_token_id: int,
+        order: Sequence[int] | None = None,
+        prompt_len: int = 2,
+    ) -> None:
+        self.rows = ByRow(lengths, order)
         self.eos = eos_token_id
         self.prompt_len = prompt_len  # decoder start token + language token
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         done = input_ids.shape[1] - self.prompt_len
-        more = (self.lengths.to(scores.device) > done).unsqueeze(1)
+        more = (torch.tensor(self.rows.values, device=scores.device) > done).unsqueeze(1)
         eos_only = torch.full_like(scores, float("-inf"))
         eos_only[:, self.eos] = 0.0
         no_eos = scores.clone()
@@ -48,20 +58,10 @@ class ForceTextLength(LogitsProcessor):
         return torch.where(more, no_eos, eos_only)  # type: ignore[return-value]
 
 
-class UnitDurations:
-    """Forward hooks that replace predicted durations: t2u per-row totals, vocoder one frame per unit."""
-
-    def __init__(self) -> None:
-        self.row_units: torch.Tensor | None = None  # set by the runner before each t2u call
-
-    def t2u_hook(self, module, args, kwargs, log_dur):  # type: ignore[no-untyped-def]
-        mask = kwargs.get("padding_mask")
-        if self.row_units is None or mask is None:
-            return log_dur
-        chars = mask.sum(1).clamp(min=1).to(log_dur.dtype)
-        per_char = (self.row_units.to(log_dur.device, log_dur.dtype) / chars).clamp(min=1.0)
-        return torch.log1p(per_char).unsqueeze(1).expand_as(log_dur).contiguous()
-
-    @staticmethod
-    def vocoder_hook(module, args, log_dur):  # type: ignore[no-untyped-def]
-        return torch.full_like(log_dur, math.log(2.0))  # expm1(log 2) = 1 frame per unit
+def forced_log_durations(log_dur: torch.Tensor, char_mask: torch.Tensor, row_units: torch.Tensor) -> torch.Tensor:
+    """t2u's log durations (rows, chars) replaced so that each row's characters share its forced
+    unit total (``row_units``, per row) equally, at least one unit each; ``char_mask`` marks each
+    row's characters. Text-to-unit (model/speech.py) rounds them as it rounds its own."""
+    chars = char_mask.sum(1).clamp(min=1).to(log_dur.dtype)
+    per_char = (row_units.to(log_dur.device, log_dur.dtype) / chars).clamp(min=1.0)
+    return torch.log1p(per_char).unsqueeze(1).expand_as(log_dur).contiguous()

@@ -5,8 +5,8 @@ second (issue 33; Meta's SeamlessStreaming agents do the same with an offline mo
 one step here:
 
 1. decodes the open speech greedily with the target's **committed** tokens forced as the start of
-   the output (``ForcePrefix``), so text a listener already has is never retracted, and with the
-   stream's terms biasing it as they bias a segment (``SeamlessStages.decode_rows``: KEEP terms
+   the output (``ForcePrefix``, model/decoder.py), so text a listener already has is never retracted, and with the
+   stream's terms biasing it as they bias a segment (``TextDecoder.decode``: KEEP terms
    reach a translation row where the step decodes a transcript, i.e. the final one when the
    stream asks for transcripts); the rest is this step's hypothesis, from which a policy (local
    agreement, outside this module) picks the next commit, at a word start (``word_starts``);
@@ -44,11 +44,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from transformers import LogitsProcessor
 
 from translate_svc.engine.agreement import AgreementConfig, step_commit
-from translate_svc.engine.runner import (
-    DETECTED,
+from translate_svc.engine.requests import (
     ModelInput,
     ModelOutput,
     SimulRequest,
@@ -56,9 +54,15 @@ from translate_svc.engine.runner import (
     SimulTarget,
     speak_now,
 )
+from translate_svc.engine.rows import bare_rows, plan_rows
+from translate_svc.model import profanity
 from translate_svc.model.aligner import WordTimer
+from translate_svc.model.confidence import mean_logprob, scored_chunk_words, scored_words
+from translate_svc.model.fast import LoopDecoder
+from translate_svc.model.inputs import detect, features_of
 from translate_svc.model.seamless import SeamlessStages
-from translate_svc.types import MODEL_SAMPLE_RATE, WordTiming
+from translate_svc.model.vocoder import Vocoded
+from translate_svc.types import Profanity, WordTiming
 
 #: SentencePiece's word-start marker
 WORD_START = "\u2581"
@@ -79,44 +83,21 @@ class CommittedSpeech:
     token_ends: tuple[int, ...]
 
 
-class ForcePrefix(LogitsProcessor):
-    """Row r's first text tokens are ``prefixes[r]``: at those steps every other score is -inf.
-
-    Greedy decoding then continues from the prefix as from any of its own tokens; a row with an
-    empty prefix is untouched, so it equals the plain decode exactly. Runs after every other
-    processor (``SeamlessStages.decode_text``), so nothing can drop a forced token.
-    """
-
-    def __init__(self, prefixes: Sequence[Sequence[int]], prompt_len: int = 2) -> None:
-        self.prefixes = [tuple(p) for p in prefixes]
-        self.prompt_len = prompt_len  # decoder start token + language token
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        step = input_ids.shape[1] - self.prompt_len
-        rows = [r for r, p in enumerate(self.prefixes) if step < len(p)]
-        if not rows:
-            return scores
-        index = torch.tensor(rows, device=scores.device)
-        tokens = torch.tensor([self.prefixes[r][step] for r in rows], device=scores.device)
-        forced = scores.clone()
-        forced[index] = float("-inf")
-        forced[index, tokens] = 0.0
-        return forced  # type: ignore[return-value]
-
-
 class SimultaneousSteps:
     """Re-translation steps on loaded ``SeamlessStages``: their features, encoder, text decoder,
-    speech stage and vocoder (nothing loaded twice). Model thread only.
-
-    Installs one forward hook, on t2u's duration predictor, that records the per-character
-    durations while ``committed_speech`` runs (and does nothing otherwise).
+    speech stage and vocoder (nothing loaded twice). Model thread only. Holds no per-step state:
+    t2u's durations and the vocoder's frames are what those stages return.
 
     ``timer``: gives the word timer (model/aligner.py) for steps that ask for word timings
     (``ModelInput.words``): the runner's own, so the stages carry one; None: one made here at
     the first such step."""
 
-    def __init__(self, stages: SeamlessStages, timer: Callable[[], WordTimer] | None = None) -> None:
+    def __init__(
+        self, stages: SeamlessStages, timer: Callable[[], WordTimer] | None = None, *, loop: LoopDecoder | None = None
+    ) -> None:
         self.stages = stages
+        #: decode through our own loop (the fast runner's, model/fast.py); None: ``generate``
+        self.loop = loop
         self._make_timer = timer or (lambda: WordTimer(stages))
         self._timer: WordTimer | None = None
         self.tokenizer = stages.processor.tokenizer
@@ -127,11 +108,6 @@ class SimultaneousSteps:
         self._unk = 1  # the unk id t2u's character mapping uses (transformers' default)
         self._id_to_text: dict[str, str] = dict(getattr(gen, "id_to_text", None) or {})
         self._unit_pad = int(stages.model.config.t2u_pad_token_id or 0)
-        #: per row of the t2u call under way, its characters' durations; None: not recording
-        self._durations: torch.Tensor | None = None
-        self._recording = False
-        predictor = stages.model.t2u_model.model.decoder.duration_predictor
-        predictor.register_forward_hook(self._record_durations, with_kwargs=True)
 
     @property
     def timer(self) -> WordTimer:
@@ -181,34 +157,28 @@ class SimultaneousSteps:
             return [out for item in inputs for out in self.step([item], commit)]
         requests = [_request(item) for item in inputs]
         r = self.stages
-        detected, language_id_ms = r.identify(inputs)
-        rows: list[tuple[int, SimulTarget | None, str]] = []  # (input, target or None: transcript, language)
-        spoken: list[str | None] = []  # per input, its transcript's language
-        for k, (item, req) in enumerate(zip(inputs, requests, strict=True)):
-            rows.extend((k, t, t.language) for t in req.targets)
-            lang = item.transcript_language
-            if lang == DETECTED:
-                lang = max(detected[k], key=detected[k].__getitem__)
-            spoken.append(lang)
-            if lang is not None:
-                rows.append((k, None, lang))
-        feats, mask = r.features(inputs)
-        enc = r.encode(feats, mask)
+        detected, language_id_ms = detect(r, inputs)
+        plan = plan_rows(inputs, detected)
+        targets = [{t.language: t for t in req.targets} for req in requests]
+        # (input, target or None: transcript, language) per row of the plan
+        rows = [(row.item, targets[row.item][row.language] if row.target else None, row.language) for row in plan.rows]
+        batch = features_of(r, inputs)
+        enc = r.speech_encoder.encode(batch)
         index = torch.tensor([k for k, _, _ in rows], device=r.device)
-        enc, mask = enc.index_select(0, index), mask.index_select(0, index)
-        seconds = [len(inputs[k].audio) / MODEL_SAMPLE_RATE for k, _, _ in rows]
-
-        prefixes = [t.committed if t is not None else () for _, t, _ in rows]
-        sequences = r.decode_rows(
-            enc,
-            mask,
-            [(k, lang) for k, _, lang in rows],
-            inputs,
-            spoken,
-            [len(item.audio) / MODEL_SAMPLE_RATE for item in inputs],
-            processors=lambda subset: [ForcePrefix([prefixes[i] for i in subset])],
-        )  # the term biases (issue 21) apply to steps as to segments
+        enc, mask = enc.index_select(0, index), batch.mask.index_select(0, index)
+        seconds = [row.seconds for row in plan.rows]
+        prefixes = [row.prefix for row in plan.rows]
+        # the term biases (issue 21) apply to steps as to segments; each target row's committed
+        # tokens are its forced prefix (``ForcePrefix``)
+        if self.loop is None:
+            sequences = r.decoder.decode(enc, mask, plan)
+            chosen: Sequence[tuple[float, ...]] | None = r.decoder.last_logprobs
+        else:
+            decoded = self.loop.decode(enc, mask, plan)
+            sequences, chosen = decoded.sequences, decoded.logprobs
         hyps = self._hypotheses(sequences, prefixes)
+        # confidence (issue 72): each row's chosen tokens' values (after its forced prefix)
+        values = list(chosen) if chosen is not None and len(chosen) == len(rows) else [None] * len(rows)
         policies = [commit or self.agreement(req) for req in requests]
         committed = [
             ()
@@ -218,31 +188,45 @@ class SimultaneousSteps:
             else _checked_commit(target, ids, policies[k](target, ids, starts))
             for (k, target, _), (ids, _, starts) in zip(rows, hyps, strict=True)
         ]
+        scores = [
+            _committed_values(target, ids, done, v) if target is not None else ((), None)
+            for (_, target, _), (ids, _, _), done, v in zip(rows, hyps, committed, values, strict=True)
+        ]
         t_speech = time.perf_counter()
-        speech = self._speech(enc, mask, rows, inputs, committed, seconds)
+        speech = self._speech(enc, mask, rows, inputs, committed, seconds, [lps for lps, _ in scores])
         speech_ms = (time.perf_counter() - t_speech) * 1000 if any(total for total, _, _, _ in speech) else 0.0
-        heard = self._transcript_words(enc, mask, sequences, rows, inputs, requests, seconds)
+        heard = self._transcript_words(enc, mask, sequences, rows, inputs, requests, seconds, values)
         per: list[dict[str, SimulRowOutput]] = [{} for _ in inputs]
         transcripts: list[str | None] = [None] * len(inputs)
-        for (k, target, lang), (ids, text, starts), done, (total, chunk_units, chunk, words) in zip(
-            rows, hyps, committed, speech, strict=True
+        heard_lp: list[float | None] = [None] * len(inputs)
+        final_lp: list[dict[str, float]] = [{} for _ in inputs]
+        for (k, target, lang), (ids, text, starts), done, (total, chunk_units, chunk, words), v, (lps, end) in zip(
+            rows, hyps, committed, speech, values, scores, strict=True
         ):
+            mode = inputs[k].profanity  # the profanity filter: on every text shown (issue 72)
             if target is None:
-                transcripts[k] = text
+                transcripts[k] = profanity.apply(text, lang, mode)
+                heard_lp[k] = mean_logprob(v) if requests[k].final and v is not None else None
                 continue
+            if requests[k].final and len(lps) == len(done):  # the final's: every token, its end included
+                lp = mean_logprob([*lps, *(() if end is None else (end,))])
+                if lp is not None:
+                    final_lp[k][lang] = lp
             per[k][lang] = SimulRowOutput(
                 language=lang,
                 token_ids=ids,
-                text=text,
+                text=profanity.apply(text, lang, mode),
                 word_starts=starts,
                 committed=done,
-                committed_text=self.text(done),
+                committed_text=profanity.apply(self.text(done), lang, mode),
                 units_total=total,
                 chunk_units=chunk_units,
                 chunk=chunk,
                 spoken_tokens=len(done) if chunk is not None else target.spoken_tokens,
                 spoken_units=total if chunk is not None else target.spoken_units,
                 chunk_words=words,
+                logprobs=lps,
+                end_logprob=end if requests[k].final else None,
             )
         return [
             ModelOutput(
@@ -253,6 +237,8 @@ class SimultaneousSteps:
                 language_id_ms=language_id_ms,
                 simul=per[k],
                 transcript_words=heard.get(k, ()),
+                transcript_logprob=heard_lp[k],
+                logprobs=final_lp[k],
             )
             for k in range(len(inputs))
         ]
@@ -266,6 +252,7 @@ class SimultaneousSteps:
         inputs: Sequence[ModelInput],
         requests: Sequence[SimulRequest],
         seconds: Sequence[float],
+        values: Sequence[tuple[float, ...] | None],
     ) -> dict[int, tuple[WordTiming, ...]]:
         """A final step's transcript words (``ModelInput.words``), as a segment's: the closed
         segment's result carries them (an open step's transcript is a caption's: untimed)."""
@@ -279,7 +266,14 @@ class SimultaneousSteps:
             sequences.index_select(0, sel),
             [seconds[i] for i in want],
         )
-        return {rows[i][0]: words for i, words in zip(want, got, strict=True)}
+        return {
+            rows[i][0]: profanity.words_of(
+                scored_words(self.timer, sequences[i].tolist(), values[i] or (), words, timed=False),
+                rows[i][2],
+                inputs[rows[i][0]].profanity,
+            )
+            for i, words in zip(want, got, strict=True)
+        }
 
     # -- stages (rows of encoder output in, plain values out) -----------------------------
 
@@ -295,7 +289,7 @@ class SimultaneousSteps:
         """Greedy decoding of rows (``enc``/``mask`` expanded to them), each starting with its
         prefix: per row, the token ids after the language token (EOS and padding cut), the text
         as the runner writes it, and the word starts. All prefixes empty: the runner's decode."""
-        sequences = self.stages.decode_text(enc, mask, langs, seconds, processors=[ForcePrefix(prefixes)])
+        sequences = self.stages.decoder.decode(enc, mask, bare_rows(langs, prefixes, seconds))
         return self._hypotheses(sequences, prefixes)
 
     def _hypotheses(
@@ -341,16 +335,10 @@ class SimultaneousSteps:
         for row, (lang, text) in enumerate(zip(langs, texts, strict=True)):
             seq = [self._start, r.text_lang_ids[lang], *text, self._eos]
             seqs[row, : len(seq)] = torch.tensor(seq)
-        self._recording = True
-        try:
-            units, lens = r.units(enc, mask, seqs.to(r.device), seconds)
-            durations = self._durations
-        finally:
-            self._recording, self._durations = False, None
-        assert durations is not None
-        cpu_units, cpu_durations = units.cpu().numpy(), durations.cpu().numpy()
+        got = r.units(enc, mask, seqs.to(r.device), seconds)
+        cpu_units, cpu_durations = got.units.cpu().numpy(), got.char_durations.cpu().numpy()
         out = []
-        for row, (text, n) in enumerate(zip(texts, lens, strict=True)):
+        for row, (text, n) in enumerate(zip(texts, got.counts, strict=True)):
             chars = np.cumsum([0, *(self._chars(tok) for tok in text)])
             ends = np.concatenate([[0], np.cumsum(cpu_durations[row])])
             if int(chars[-1]) > len(cpu_durations[row]) or int(ends[chars[-1]]) != n:
@@ -359,9 +347,9 @@ class SimultaneousSteps:
         return out
 
     @torch.inference_mode()
-    def vocode(self, chunks: Sequence[np.ndarray], langs: Sequence[str], speakers: Sequence[int]) -> list[np.ndarray]:
-        """One waveform per chunk of vocoder units (non-empty), in its language and voice: the
-        stages' vocoder call (masked, batched where they batch)."""
+    def vocode(self, chunks: Sequence[np.ndarray], langs: Sequence[str], speakers: Sequence[int]) -> Vocoded:
+        """One waveform per chunk of vocoder units (non-empty), in its language and voice, with its
+        frames per unit: the stages' vocoder call (masked, batched where they batch)."""
         units = torch.full((len(chunks), max(len(c) for c in chunks)), self._unit_pad, dtype=torch.long)
         for row, chunk in enumerate(chunks):
             units[row, : len(chunk)] = torch.from_numpy(np.asarray(chunk, np.int64))
@@ -375,14 +363,24 @@ class SimultaneousSteps:
         inputs: Sequence[ModelInput],
         committed: Sequence[tuple[int, ...]],
         seconds: Sequence[float],
+        values: Sequence[tuple[float, ...]],
     ) -> list[tuple[int, tuple[int, ...], np.ndarray | None, tuple[WordTiming, ...]]]:
         """Per row: the units of t2u over its committed text, and its chunk's units, waveform and
-        (``ModelInput.words``) words in it."""
+        (``ModelInput.words``) words in it, each with its tokens' mean log-probability (``values``:
+        each committed token's; empty: not known). With the profanity filter, the committed text
+        spoken is its tokens without the listed words (and the tokens spoken before counted among
+        those)."""
         out: list[tuple[int, tuple[int, ...], np.ndarray | None, tuple[WordTiming, ...]]]
         out = [(0, (), None, ())] * len(rows)
-        want = [i for i, (k, target, _) in enumerate(rows) if target is not None and inputs[k].speech and committed[i]]
+        # row -> (its tokens spoken, spoken_tokens among them, their values)
+        spoken: dict[int, tuple[tuple[int, ...], int, tuple[float, ...]]] = {}
+        for i, (k, target, lang) in enumerate(rows):
+            if target is not None and inputs[k].speech and committed[i]:
+                spoken[i] = self._speakable(committed[i], lang, inputs[k], target.spoken_tokens, values[i])
+        want = [i for i, (said, _, _) in spoken.items() if said]
         if not want:
             return out
+        committed = [spoken[i][0] if i in spoken else c for i, c in enumerate(committed)]
         sel = torch.tensor(want, device=enc.device)
         speech = self.committed_speech(
             enc.index_select(0, sel),
@@ -403,40 +401,59 @@ class SimultaneousSteps:
                 chunks.append((i, s.units[start:]))
                 ends[i] = s.token_ends
         if chunks:
-            waves = self.vocode(
+            vocoded = self.vocode(
                 [u for _, u in chunks],
                 [rows[i][2] for i, _ in chunks],
                 [inputs[rows[i][0]].speaker_id for i, _ in chunks],
             )
-            frames = self.stages.vocoder_frames  # this call's, per chunk
-            for n, ((i, units), wave) in enumerate(zip(chunks, waves, strict=True)):
+            frames = vocoded.frames  # per chunk
+            for n, ((i, units), wave) in enumerate(zip(chunks, vocoded.waves, strict=True)):
                 k, target, _ = rows[i]
                 assert target is not None
                 words: tuple[WordTiming, ...] = ()
                 if inputs[k].words:
-                    words = self.timer.chunk(
-                        committed[i], ends[i], target.spoken_tokens, target.spoken_units, frames[n], len(wave)
-                    )
+                    said, first, lps = spoken[i]
+                    words = self.timer.chunk(said, ends[i], first, target.spoken_units, frames[n], len(wave))
+                    words = scored_chunk_words(self.timer, said, lps, first, words)
                 out[i] = (out[i][0], tuple(int(u) for u in units), wave, words)
         return out
+
+    def _speakable(
+        self, tokens: tuple[int, ...], language: str, item: ModelInput, before: int, values: tuple[float, ...]
+    ) -> tuple[tuple[int, ...], int, tuple[float, ...]]:
+        """``tokens`` without those of listed words (``item.profanity`` on; model/profanity.py),
+        how many of the first ``before`` tokens are kept, and the kept tokens' ``values`` (one per
+        token; empty: not known)."""
+        if item.profanity is Profanity.OFF:
+            return tokens, before, values
+        keep = profanity.token_keep(tokens, language, self.text)
+        kept = tuple(v for v, k in zip(values, keep, strict=True) if k) if values else ()
+        return tuple(t for t, k in zip(tokens, keep, strict=True) if k), sum(keep[:before]), kept
 
     def _chars(self, token: int) -> int:
         """Characters t2u gives a token: ``SeamlessM4Tv2Model._get_char_input_ids``'s rule."""
         return 1 if token == self._unk else len(str(self._id_to_text.get(str(token))))
-
-    def _record_durations(self, module, args, kwargs, log_dur):  # type: ignore[no-untyped-def]
-        """t2u's own rounding of durations (``SeamlessM4Tv2TextToUnitDecoder.forward``), after any
-        hook that replaced them (benchmark mode's forced durations)."""
-        if self._recording:
-            dur = torch.clamp(torch.round(torch.expm1(log_dur)).long(), min=1)
-            self._durations = dur.masked_fill(~kwargs["padding_mask"].bool(), 0)
-        return None
 
 
 def _request(item: ModelInput) -> SimulRequest:
     if item.simul is None:
         raise ValueError("not a simultaneous step: ModelInput.simul is None")
     return item.simul
+
+
+def _committed_values(
+    target: SimulTarget, ids: tuple[int, ...], done: tuple[int, ...], values: tuple[float, ...] | None
+) -> tuple[tuple[float, ...], float | None]:
+    """A target row's confidence (issue 72): each of ``done``'s (the committed tokens after the
+    step) log-probability, the target's own for those it had committed (from the steps that chose
+    them: the forced prefix is not chosen here) and this step's for the rest; and the value of the
+    end of text the decode chose after ``ids`` (None: it stopped at its cap). Empty and None where
+    the values are not known (the decode kept none, or the target came without its own)."""
+    prefix = len(target.committed)
+    if values is None or len(target.logprobs) != prefix or len(values) < len(ids) - prefix:
+        return (), None
+    end = values[len(ids) - prefix] if len(values) > len(ids) - prefix else None
+    return (*target.logprobs, *values[: len(done) - prefix]), end
 
 
 def _checked_commit(target: SimulTarget, hypothesis: tuple[int, ...], new: Sequence[int] | None) -> tuple[int, ...]:

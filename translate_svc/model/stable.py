@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from translate_svc.engine.agreement import AgreementConfig, step_commit
-from translate_svc.engine.runner import (
+from translate_svc.engine.requests import (
     DETECTED,
     Features,
     ModelInput,

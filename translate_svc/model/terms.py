@@ -33,13 +33,14 @@ Model thread only (the tokenizer cache is not locked).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 import torch
 from transformers import LogitsProcessor, SequenceBiasLogitsProcessor
 
 from translate_svc import words
+from translate_svc.model.by_row import ByRow
 from translate_svc.types import DEFAULT_TERM_WEIGHT, Term
 
 #: the bias of a kept phrase in a translation, where the transcript has it: enough to outweigh
@@ -185,11 +186,6 @@ def row_glossary(terms: Sequence[Term], *, language: str, source: str | None) ->
     return out
 
 
-def needs_source(terms: Sequence[Term]) -> bool:
-    """Terms that act on a translation only where the source says their phrase (KEEP, glossary)."""
-    return any(t.keep or t.glossary for t in terms)
-
-
 class RowTokens:
     """The rows ``generate`` has written so far, as lists, kept by appending each step's new
     column: ``generate`` only appends, so a step converts one token per row, not every row's
@@ -258,12 +254,23 @@ class RowSequenceBias(LogitsProcessor):
     distinct set (cached). What each row has written is followed step by step (``RowTokens``,
     ``WordCount``): one ``generate`` call's processor, as ``decode_text`` makes it."""
 
-    def __init__(self, rows: Sequence[Bias], seams: Seams) -> None:
-        self._rows = list(rows)
+    def __init__(
+        self, rows: Mapping[int, Bias] | Sequence[Bias], seams: Seams, order: Sequence[int] | None = None
+    ) -> None:
+        """``rows``: each row's biases by row id (a sequence: ids 0, 1, ...); ``order``: the ids in
+        the batch's order (model/decoder.py ``ByRow``)."""
+        self.rows = ByRow(rows, order)
+        self._rows = self.rows.values
         self._seams = seams
         self._processors: dict[Bias, SequenceBiasLogitsProcessor] = {}
         self._written = RowTokens()
         self._counts: list[list[WordCount | None]] = []
+
+    def reorder(self, order: Sequence[int]) -> None:
+        """The batch's rows are now these ids (rows joined or left): what each has written is read
+        afresh from the next step's input."""
+        self.rows.reorder(order)
+        self._rows, self._written = self.rows.values, RowTokens()
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self._written.update(input_ids):
@@ -298,13 +305,29 @@ class GlossaryForce(LogitsProcessor):
     step (``RowTokens``, ``WordCount``), and the prefixes are looked for only where the row's last
     token is inside some translation."""
 
-    def __init__(self, rows: Sequence[Glossary], seams: Seams, weight: float = GLOSSARY_WEIGHT) -> None:
-        self._rows = list(rows)
+    def __init__(
+        self,
+        rows: Mapping[int, Glossary] | Sequence[Glossary],
+        seams: Seams,
+        weight: float = GLOSSARY_WEIGHT,
+        order: Sequence[int] | None = None,
+    ) -> None:
+        """``rows``: each row's translations by row id (a sequence: ids 0, 1, ...); ``order``: the
+        ids in the batch's order (model/decoder.py ``ByRow``)."""
+        self.rows = ByRow(rows, order)
+        self._rows = self.rows.values
         self._seams = seams
         self._weight = weight
         self._written = RowTokens()
         self._counts: list[list[WordCount]] = []
         #: per row, every token of its translations but their last: the tokens a prefix can end on
+        self._inner = [frozenset(t for ids, _, _ in entries for t in ids[:-1]) for entries in self._rows]
+
+    def reorder(self, order: Sequence[int]) -> None:
+        """The batch's rows are now these ids (rows joined or left): what each has written is read
+        afresh from the next step's input."""
+        self.rows.reorder(order)
+        self._rows, self._written = self.rows.values, RowTokens()
         self._inner = [frozenset(t for ids, _, _ in entries for t in ids[:-1]) for entries in self._rows]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:

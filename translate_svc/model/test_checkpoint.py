@@ -114,12 +114,36 @@ def _full_size_config(vocab_size: int, char_vocab_size: int) -> SeamlessM4Tv2Con
     )
 
 
-def build_test_checkpoint(out_dir: str | Path, seed: int = 0, *, full_size: bool = False) -> Path:
+def _real_layers_config(vocab_size: int, char_vocab_size: int) -> SeamlessM4Tv2Config:
+    """The real model's layer counts (24 speech encoder, 24 text encoder, 24 text decoder, 6 + 6
+    t2u layers, 16 decoder heads) at the tiny checkpoint's widths: what the host pays per decode
+    step (one Python walk per layer and head count) is then the full model's, on a CPU, in
+    seconds (issue 70's decode-step figures)."""
+    base = SeamlessM4Tv2Config()
+    config = _tiny_config(vocab_size, char_vocab_size)
+    for name in (
+        "encoder_layers", "decoder_layers", "speech_encoder_layers", "t2u_encoder_layers", "t2u_decoder_layers",
+        "num_adapter_layers",
+    ):  # fmt: skip
+        setattr(config, name, getattr(base, name))
+    config.decoder_attention_heads = config.encoder_attention_heads = 16
+    config.hidden_size = 64  # 16 heads of 4
+    config.decoder_ffn_dim = config.encoder_ffn_dim = config.speech_encoder_intermediate_size = 64
+    config.t2u_encoder_ffn_dim = config.t2u_decoder_ffn_dim = 64
+    return config
+
+
+def build_test_checkpoint(
+    out_dir: str | Path, seed: int = 0, *, full_size: bool = False, real_layers: bool = False
+) -> Path:
     """Write the test checkpoint to ``out_dir`` (created) and return it.
 
     ``full_size``: the real model's dimensions (about 2.3 B parameters, saved in bf16, ~4.6 GB)
     with random weights, for GPU capacity benchmarks with forced decode lengths (model/forced.py).
+    ``real_layers``: the real model's layer counts at tiny widths (``_real_layers_config``).
     """
+    if full_size and real_layers:
+        raise ValueError("full_size already has the real layer counts: pick one")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     vocab, merges = _build_vocab()
@@ -139,7 +163,7 @@ def build_test_checkpoint(out_dir: str | Path, seed: int = 0, *, full_size: bool
     char_to_id = {ch: i for i, ch in enumerate(chars)}
 
     torch.manual_seed(seed)
-    make_config = _full_size_config if full_size else _tiny_config
+    make_config = _full_size_config if full_size else _real_layers_config if real_layers else _tiny_config
     config = make_config(vocab_size=len(vocab), char_vocab_size=len(chars))
     model = SeamlessM4Tv2Model(config).eval()
     _keep_units_in_vocoder_range(model)
@@ -161,7 +185,15 @@ def build_test_checkpoint(out_dir: str | Path, seed: int = 0, *, full_size: bool
     model.save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)
     (out / TEST_MODEL_MARKER).write_text(
-        json.dumps({"seed": seed, "full_size": full_size, "note": "random weights: all output is noise"}, indent=2)
+        json.dumps(
+            {
+                "seed": seed,
+                "full_size": full_size,
+                "real_layers": real_layers,
+                "note": "random weights: all output is noise",
+            },
+            indent=2,
+        )
         + "\n"
     )
     logger.info("wrote test checkpoint to %s", out)

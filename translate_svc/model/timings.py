@@ -8,8 +8,8 @@ unit, repeats each unit that many times (``SeamlessM4Tv2CodeHifiGan``), and HiFi
 frame into a fixed number of samples (its transposed convolutions' strides). A word's characters
 therefore own exactly the samples ``[upsampled(frames before its first unit), upsampled(frames up
 to its last unit))``, cut to the waveform the vocoder returns. Both durations are read from the
-model's own duration predictors, rounded as the model rounds them (forward hooks,
-model/seamless.py and model/vocoder.py).
+model's own duration predictors, rounded as the model rounds them, as the speech stage returns
+them (``Units.char_durations``, model/speech.py; ``Vocoded.frames``, model/vocoder.py).
 
 **Transcript words: cross-attention alignment**, the method of Whisper's word timestamps
 (``whisper/timing.py``, ``find_alignment``): after the greedy decode, one teacher-forced pass of the

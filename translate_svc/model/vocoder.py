@@ -1,9 +1,12 @@
-"""Batched HiFi-GAN vocoding that gives each row exactly what it gets alone.
+"""The vocoder stage: our own forward of ``SeamlessM4Tv2CodeHifiGan``, batched, each row exactly
+what it gets alone, returning each row's waveform and its frames per unit.
 
-``SeamlessM4Tv2CodeHifiGan`` on a padded batch lets padding leak into real audio: its duration
-predictor's convolutions read the pad units next to a row's last units, and every HiFi-GAN
+``SeamlessM4Tv2CodeHifiGan.forward`` on a padded batch lets padding leak into real audio: its
+duration predictor's convolutions read the pad units next to a row's last units, and every HiFi-GAN
 convolution reads the (non-zero) frames past a row's end, where alone it would read zero padding.
-``MaskedVocoder`` fixes both with hooks, without touching the weights or the forward code:
+``MaskedVocoder.forward`` runs the same computation through the upstream submodules (the unit,
+speaker and language embeddings, the duration predictor, the upsampling, HiFi-GAN's convolutions
+and residual blocks), in the same order, with two additions:
 
 - the duration predictor gets the unit padding mask (its own ``padding_mask`` argument, which
   zeroes padded positions before each of its convolutions);
@@ -16,16 +19,35 @@ model/shapes.py) so convolution shapes repeat; the same masks make that padding 
 
 Zero past the end is what a row alone sees as padding, so each row's samples match the
 single-row call (the runner's parity tests check it against ``generate``); a row's waveform is
-then cut to its own length. Not thread-safe: the model thread only.
+then cut to its own length. Everything a call learns (frames per unit, lengths) is returned, none
+is kept (``Vocoded``): no hooks, no state between calls. Benchmark mode's forced durations are a
+parameter (``unit_frames``). Not thread-safe (torch modules): the model thread only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
+from translate_svc.model.padding import hard_upsample, pad_rows
+from translate_svc.model.shapes import ShapeLog, bucket_rows
+
+
+@dataclass(frozen=True, eq=False)
+class Vocoded:
+    """A vocoder call's result, per row of its input, in order."""
+
+    #: each row's waveform (float32), cut to its own length
+    waves: list[np.ndarray]
+    #: each row's frames per unit (int64, one per unit of the row's own count), rounded as
+    #: ``SeamlessM4Tv2CodeHifiGan.forward`` rounds (or benchmark mode's forced count): word timings
+    #: (model/timings.py) read them
+    frames: list[np.ndarray]
 
 
 class MaskedVocoder:
@@ -34,9 +56,18 @@ class MaskedVocoder:
     (the CUDA default: it saves a kernel-launch sequence per row)."""
 
     def __init__(
-        self, vocoder: Any, *, batched: bool, pad_id: int = 0, bucket: Callable[[int], int] | None = None
+        self,
+        vocoder: Any,
+        *,
+        batched: bool,
+        pad_id: int = 0,
+        bucket: Callable[[int], int] | None = None,
+        shapes: ShapeLog | None = None,
     ) -> None:  # SeamlessM4Tv2CodeHifiGan
         self.vocoder = vocoder
+        #: where each group's shapes are recorded, stage ``vocoder``: (0, rows, units) for the
+        #: embeddings and the duration predictor, (1, rows, frames) for HiFi-GAN (model/shapes.py)
+        self.shapes = shapes
         self.batched = batched
         self.pad_id = pad_id  # the unit id the runner pads rows with (any embeddable id: it is masked)
         #: when set, units and frames are zero-padded (and masked) up to ``bucket(length)`` so
@@ -48,31 +79,6 @@ class MaskedVocoder:
         self._upsample = [(int(u.stride[0]), int(u.padding[0]), int(u.kernel_size[0])) for u in hg.upsampler]
         #: HiFi-GAN's (stride, padding, kernel) per upsampling stage: samples per frame
         self.stages: tuple[tuple[int, int, int], ...] = tuple(self._upsample)
-        self._unit_mask: torch.Tensor | None = None
-        self._stage_lengths: list[torch.Tensor] | None = None
-        #: the call's (padded) units, and each row's output length as the vocoder alone reports it
-        self._units: torch.Tensor | None = None
-        self._reported: torch.Tensor | None = None
-        #: per upsampling stage, a (rows, 1, time) 0/1 mask of valid samples, built on first use
-        self._stage_masks: dict[int, torch.Tensor] = {}
-        #: the last call's frames per unit (the vocoder's rounding), and per row of the last
-        #: ``__call__`` its own units' frames: word timings (model/timings.py) read them
-        self._frames: torch.Tensor | None = None
-        self.last_frames: list[np.ndarray] = []
-
-        # duration predictor: give it the padding mask; then derive every stage's valid length
-        vocoder.dur_predictor.register_forward_pre_hook(self._dur_mask, with_kwargs=True)
-        vocoder.dur_predictor.register_forward_hook(self._record_lengths)
-        vocoder.dur_predictor.register_forward_hook(self._record_frames)
-        hg.conv_pre.register_forward_pre_hook(self._mask_input)
-        hg.conv_pre.register_forward_hook(self._masker(0))
-        for i, up in enumerate(hg.upsampler):
-            up.register_forward_hook(self._masker(i + 1))
-            for j in range(hg.num_kernels):
-                block = hg.resblocks[i * hg.num_kernels + j]
-                for conv in (*block.convs1, *block.convs2):
-                    conv.register_forward_hook(self._masker(i + 1))
-        hg.conv_post.register_forward_hook(self._masker(len(self._upsample)))
 
     def __call__(
         self,
@@ -80,94 +86,167 @@ class MaskedVocoder:
         unit_lens: Sequence[int],
         lang_ids: Sequence[int],
         speakers: Sequence[int],
-    ) -> list[np.ndarray]:
-        """``units``: (rows, T) unit ids (padded with the pad id); returns one waveform per row.
+        *,
+        unit_frames: int | None = None,
+    ) -> Vocoded:
+        """``units``: (rows, T) unit ids (padded with the pad id), ``unit_lens`` each row's own
+        count; one waveform and one frames-per-unit array per row. ``unit_frames``: every unit
+        that many frames instead of the predicted durations (benchmark mode, model/forced.py).
 
         Batched, rows are grouped by length so that a group's padded size stays within
-        ``max_padding`` of its real size (HiFi-GAN's cost is per output sample, padding included); one call per group.
+        ``max_padding`` of its real size (HiFi-GAN's cost is per output sample, padding included);
+        one ``forward`` per group.
         """
-        out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(unit_lens)
-        self.last_frames = [np.zeros(0, np.int64)] * len(unit_lens)
+        waves: list[np.ndarray] = [np.zeros(0, np.float32)] * len(unit_lens)
+        frames: list[np.ndarray] = [np.zeros(0, np.int64)] * len(unit_lens)
         groups = _length_groups(unit_lens, self.max_padding) if self.batched else [[r] for r in range(len(unit_lens))]
         for group in groups:
             idx = torch.tensor(group, device=units.device)
-            waves = self._run(
+            own = [unit_lens[r] for r in group]
+            wav, lengths, durations = self.forward(
                 units.index_select(0, idx),
-                [unit_lens[r] for r in group],
+                own,
                 [lang_ids[r] for r in group],
                 [speakers[r] for r in group],
+                unit_frames=unit_frames,
             )
-            frames = self._frames.cpu().numpy() if self._frames is not None else None
-            self._frames = None
-            for n, (r, w) in enumerate(zip(group, waves, strict=True)):
-                out[r] = w
-                if frames is not None:
-                    self.last_frames[r] = frames[n, : unit_lens[r]].copy()
-        return out
+            cpu_durations = durations.cpu().numpy()
+            for n, (r, length) in enumerate(zip(group, lengths.tolist(), strict=True)):
+                waves[r] = wav[n, : max(0, int(length)) if own[n] else 0].float().cpu().numpy()
+                frames[r] = cpu_durations[n, : own[n]].copy()
+        return Vocoded(waves, frames)
 
-    def _run(
-        self, units: torch.Tensor, unit_lens: Sequence[int], lang_ids: Sequence[int], speakers: Sequence[int]
-    ) -> list[np.ndarray]:
+    def forward(
+        self,
+        units: torch.Tensor,
+        unit_lens: Sequence[int],
+        lang_ids: Sequence[int],
+        speakers: Sequence[int],
+        *,
+        unit_frames: int | None = None,
+        frame_width: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One group: ``SeamlessM4Tv2CodeHifiGan.forward`` on ``units`` with each row masked past
+        its own length (module docstring). Returns the waveforms (rows, samples, padded), each
+        row's length as the vocoder alone reports it (what its waveform is cut to), and the frames
+        per unit (rows, units of the call, padded ones included). With ``bucket``, the rows are
+        padded to a row bucket (copies of the first, cut off after), the units and the frames to
+        length buckets (``frame_width``: the frames' width, the warm-up's)."""
+        voc = self.vocoder
         device = units.device
-        lens = torch.tensor(list(unit_lens), device=device)
-        longest = int(lens.max())
+        real = len(unit_lens)
+        longest = max(unit_lens)
         if self.bucket is None:
             units = units[:, :longest]
         else:
+            rows = bucket_rows(real) if real > 1 else 1
             width = self.bucket(longest)
             if width > units.shape[1]:
                 units = torch.nn.functional.pad(units, (0, width - units.shape[1]), value=self.pad_id)
-            units = units[:, :width]
-        if len(unit_lens) > 1 or self.bucket is not None:  # one unpadded row is exactly the plain call
-            self._unit_mask = torch.arange(units.shape[1], device=device)[None, :] < lens[:, None]
-            self._units = units
-        try:
-            wav, lengths = self.vocoder(
-                input_ids=units,
-                speaker_id=torch.tensor([[s] for s in speakers], device=device),
-                lang_id=torch.tensor([[lang] for lang in lang_ids], device=device),
-            )
-            reported = self._reported
-            out_lens = reported.tolist() if reported is not None else lengths.reshape(-1).tolist()
-        finally:
-            self._unit_mask = None
-            self._units = None
-            self._reported = None
-            self._stage_lengths = None
-            self._stage_masks = {}
-        return [wav[r, : max(0, int(n)) if unit_lens[r] else 0].float().cpu().numpy() for r, n in enumerate(out_lens)]
+            units = pad_rows(units[:, :width], rows)
+            unit_lens = [*unit_lens, *[unit_lens[0]] * (rows - real)]
+            lang_ids = [*lang_ids, *[lang_ids[0]] * (rows - real)]
+            speakers = [*speakers, *[speakers[0]] * (rows - real)]
+        if self.shapes is not None:
+            self.shapes.saw("vocoder", (0, *units.shape))
+        lens = torch.tensor(list(unit_lens), device=device)
+        # one unpadded row is exactly the plain call: no mask
+        masked = len(unit_lens) > 1 or self.bucket is not None
+        unit_mask = torch.arange(units.shape[1], device=device)[None, :] < lens[:, None] if masked else None
 
-    # -- hooks --------------------------------------------------------------------------------
-
-    def _dur_mask(self, module, args, kwargs):  # type: ignore[no-untyped-def]
-        if self._unit_mask is None:
-            return None
-        return args, {**kwargs, "padding_mask": self._unit_mask}
-
-    def _record_frames(self, module, args, log_dur):  # type: ignore[no-untyped-def]
-        """Every call's frames per unit, rounded as ``SeamlessM4Tv2CodeHifiGan.forward`` does."""
-        self._frames = torch.clamp(torch.round(torch.expm1(log_dur)).long(), min=1)
-        return None
-
-    def _record_lengths(self, module, args, log_dur):  # type: ignore[no-untyped-def]
-        if self._unit_mask is None:
-            return None
+        hidden = voc.unit_embedding(units).transpose(1, 2)
+        spkr = voc.speaker_embedding(torch.tensor([[s] for s in speakers], device=device)).transpose(1, 2)
+        lang = voc.language_embedding(torch.tensor([[lang] for lang in lang_ids], device=device)).transpose(1, 2)
+        log_dur = voc.dur_predictor(hidden.transpose(1, 2), padding_mask=unit_mask)
+        durations = torch.clamp(torch.round(torch.expm1(log_dur)).long(), min=1)
+        if unit_frames is not None:
+            durations = torch.full_like(durations, unit_frames)
+        if unit_mask is None:  # one unpadded row: the upstream forward as it is
+            hidden = torch.repeat_interleave(hidden, durations.view(-1), dim=2)
+            hidden = torch.cat([lang.repeat(1, 1, hidden.shape[-1]), hidden, spkr.repeat(1, 1, hidden.shape[-1])], 1)
+            if self.shapes is not None:
+                self.shapes.saw("vocoder", (1, hidden.shape[0], hidden.shape[-1]))
+            wav = self._hifi_gan(hidden, None)
+            lengths = voc._get_output_hifigan_lengths(voc._get_dur_output_lengths(units, durations))
+            return wav[:real], lengths.reshape(-1)[:real], durations[:real]
         # the vocoder's own rounding of durations, summed over each row's real units
-        dur = torch.clamp(torch.round(torch.expm1(log_dur)).long(), min=1) * self._unit_mask
+        dur = durations * unit_mask
         frames = dur.sum(1)
-        self._stage_lengths = self._upsampled(frames)
+        # B x C x T upsampled by one gather (padding.py): the real units' frames, zeros after them,
+        # which the masks below zero anyway (upstream's per-row loop also upsampled the pad units)
+        if frame_width is None:
+            frame_width = int(frames.max())
+            if self.bucket is not None:  # frames (units x durations) vary too: pad them to a bucket
+                frame_width = self.bucket(frame_width)
+        hidden = hard_upsample(hidden, dur, frame_width, dim=2)
+        if self.shapes is not None:
+            self.shapes.saw("vocoder", (1, hidden.shape[0], frame_width))
+        hidden = torch.cat([lang.repeat(1, 1, frame_width), hidden, spkr.repeat(1, 1, frame_width)], dim=1)
+        stage_lengths = self._upsampled(frames)
         # The length the vocoder reports for a row alone (``_get_dur_output_lengths``), which its
         # waveform is cut to: the durations summed up to index min(non-pad units, units - 1). A
         # row whose units hold the pad id (t2u writes it for an EOS or a unit equal to the pad
-        # after the offset) is cut short of its frames by that count. The masks above keep every
-        # real frame (alone the convolutions read them); only the cut follows the vocoder's count.
-        assert self._units is not None
-        own = self._unit_mask.sum(1)
-        counted = ((self._units != self.pad_id) & self._unit_mask).sum(1)
+        # after the offset) is cut short of its frames by that count. The masks keep every real
+        # frame (alone the convolutions read them); only the cut follows the vocoder's count.
+        own = unit_mask.sum(1)
+        counted = ((units != self.pad_id) & unit_mask).sum(1)
         index = torch.minimum(counted, own - 1).clamp(min=0)
         cut = dur.cumsum(1).gather(1, index[:, None]).squeeze(1)
-        self._reported = self._upsampled(cut)[-1]
-        return None
+        wav = self._hifi_gan(hidden, stage_lengths)
+        return wav[:real], self._upsampled(cut)[-1][:real], durations[:real]
+
+    def warm(self, rows: int, units: int, frames: int) -> None:
+        """Run every kernel of a group of ``rows`` rows of ``units`` units and ``frames`` frames
+        once (the engine's warm-up, model/warm.py)."""
+        dev = self.vocoder.unit_embedding.weight.device
+        ids = torch.full((rows, units), 1 if self.pad_id != 1 else 2, dtype=torch.long, device=dev)
+        self.forward(ids, [units] * rows, [0] * rows, [0] * rows, unit_frames=1, frame_width=frames)
+
+    def _hifi_gan(self, x: torch.Tensor, lengths: list[torch.Tensor] | None) -> torch.Tensor:
+        """``SeamlessM4Tv2HifiGan.forward`` (and its residual blocks') through its own layers, each
+        convolution's output zeroed past the row's valid length at its stage (``lengths``, one per
+        stage; None: no mask, the plain forward)."""
+        hg = self.vocoder.hifi_gan
+        masks: dict[int, torch.Tensor] = {}
+
+        def stage_mask(stage: int, like: torch.Tensor) -> torch.Tensor:
+            """The stage's valid-sample mask for ``like`` (rows, channels, time): one per stage and
+            call, since every convolution of a stage keeps its length."""
+            assert lengths is not None
+            m = masks.get(stage)
+            if m is None or m.shape[-1] != like.shape[-1]:
+                t = torch.arange(like.shape[-1], device=like.device)
+                m = (t[None, :] < lengths[stage].to(like.device)[:, None])[:, None, :].to(like.dtype)
+                masks[stage] = m
+            return m
+
+        def mask(stage: int, out: torch.Tensor) -> torch.Tensor:
+            """``out`` zeroed past each row's length, in place (a convolution's own fresh output)."""
+            return out if lengths is None else out.mul_(stage_mask(stage, out))
+
+        def resblock(block: Any, h: torch.Tensor, stage: int) -> torch.Tensor:  # HifiGanResidualBlock
+            for conv1, conv2 in zip(block.convs1, block.convs2, strict=True):
+                residual = h
+                h = nn.functional.leaky_relu(h, block.leaky_relu_slope)
+                h = mask(stage, conv1(h))
+                h = nn.functional.leaky_relu(h, block.leaky_relu_slope)
+                h = mask(stage, conv2(h))
+                h = h + residual
+            return h
+
+        if lengths is not None:
+            x = x * stage_mask(0, x)
+        h = mask(0, hg.conv_pre(x))
+        for i in range(hg.num_upsamples):
+            h = nn.functional.leaky_relu(h, hg.leaky_relu_slope)
+            h = mask(i + 1, hg.upsampler[i](h))
+            res = resblock(hg.resblocks[i * hg.num_kernels], h, i + 1)
+            for j in range(1, hg.num_kernels):
+                res += resblock(hg.resblocks[i * hg.num_kernels + j], h, i + 1)
+            h = res / hg.num_kernels
+        h = nn.functional.leaky_relu(h)
+        h = mask(len(self._upsample), hg.conv_post(h))
+        return torch.tanh(h).squeeze(1)
 
     def _upsampled(self, frames: torch.Tensor) -> list[torch.Tensor]:
         """Valid lengths at every stage from HiFi-GAN's input frames (transposed-convolution lengths)."""
@@ -175,33 +254,6 @@ class MaskedVocoder:
         for stride, pad, kernel in self._upsample:
             lengths.append((lengths[-1] - 1) * stride - 2 * pad + kernel)
         return lengths
-
-    def _mask_input(self, module, args):  # type: ignore[no-untyped-def]
-        if self._stage_lengths is None:
-            return None
-        x = args[0]
-        if self.bucket is not None:  # frames (units x durations) vary too: pad them to a bucket
-            x = torch.nn.functional.pad(x, (0, self.bucket(x.shape[-1]) - x.shape[-1]))
-        return (x * self._mask(0, x), *args[1:])
-
-    def _masker(self, stage: int):  # type: ignore[no-untyped-def]
-        def hook(module, args, out):  # type: ignore[no-untyped-def]
-            if self._stage_lengths is None:
-                return None
-            return out.mul_(self._mask(stage, out))  # the convolution's own fresh output
-
-        return hook
-
-    def _mask(self, stage: int, x: torch.Tensor) -> torch.Tensor:
-        """The stage's valid-sample mask for ``x`` (rows, channels, time): one per stage and call,
-        since every convolution of a stage keeps its length."""
-        mask = self._stage_masks.get(stage)
-        if mask is None or mask.shape[-1] != x.shape[-1]:
-            assert self._stage_lengths is not None
-            t = torch.arange(x.shape[-1], device=x.device)
-            mask = (t[None, :] < self._stage_lengths[stage].to(x.device)[:, None])[:, None, :].to(x.dtype)
-            self._stage_masks[stage] = mask
-        return mask
 
 
 def _length_groups(lengths: Sequence[int], max_padding: float) -> list[list[int]]:

@@ -33,6 +33,8 @@ STREAMS_STARTED = Counter(
 #: this process's name in ``STREAMS_STARTED`` (``main``, or a worker's name: ``set_process``)
 _process = "main"
 SEGMENTS = Counter("translate_svc_segments_total", "segment results by status", ["status"])
+#: segments of background jobs finished and stored (``jobs/``; a resumed job counts only those it redid none of)
+JOB_SEGMENTS = Counter("translate_svc_job_segments_total", "background jobs' segments finished and stored")
 SEGMENT_TOTAL_MS = Histogram("translate_svc_segment_latency_ms", "segment closed -> result ready (ms)", buckets=_MS)
 QUEUE_MS = Histogram("translate_svc_queue_wait_ms", "segment wait for the model (ms)", buckets=_MS)
 BATCH_SIZE = Histogram(
@@ -45,6 +47,12 @@ BATCH_PADDED_AUDIO_S = Histogram(
 
 WARMUP_BATCHES = Gauge(
     "translate_svc_warmup_batches", "warm-up batches run before the model said ready", multiprocess_mode="max"
+)
+COLD_SHAPES = Counter(
+    "translate_svc_model_cold_shapes_total",
+    "tensor shapes a model stage first met after the warm-up (each costs a kernel build or choice on the request "
+    "that meets it; stays at 0 on a warmed server whose shapes repeat)",
+    ["stage"],
 )
 WARMUP_SECONDS = Gauge("translate_svc_warmup_seconds", "the model's warm-up at start (s)", multiprocess_mode="max")
 
@@ -259,6 +267,10 @@ def observe_batch(stats: BatchStats) -> None:
     TEXT_ROWS.inc(stats.text_rows)
     for q in stats.queue_ms:
         QUEUE_MS.observe(q)
+
+
+def cold_shape(stage: str) -> None:
+    COLD_SHAPES.labels(stage).inc()
 
 
 def warmed_up(batches: int, seconds: float) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from translate_svc.session.quota import TENANT_NAME
+from translate_svc.session.tenants.tenant import TENANT_NAME
 
 logger = logging.getLogger(__name__)
 

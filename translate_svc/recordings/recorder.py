@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 def _words(words: tuple[WordTiming, ...]) -> list[dict[str, Any]]:
-    return [{"word": w.word, "start_ms": w.start_ms, "end_ms": w.end_ms} for w in words]
+    return [{"word": w.word, "start_ms": w.start_ms, "end_ms": w.end_ms, "avg_logprob": w.logprob} for w in words]
 
 
 def segment_line(
@@ -35,7 +35,12 @@ def segment_line(
     translations: list[dict[str, Any]] = []
     speech: list[tuple[str, np.ndarray, int]] = []
     for t in result.translations:
-        entry: dict[str, Any] = {"language": t.target_language, "text": t.text, "words": _words(t.words)}
+        entry: dict[str, Any] = {
+            "language": t.target_language,
+            "text": t.text,
+            "words": _words(t.words),
+            "avg_logprob": t.avg_logprob,  # confidence (issue 72); null: not computed
+        }
         if audio and t.audio is not None and len(t.audio):
             at = speech_ms.get(t.target_language, 0.0)
             duration = len(t.audio) * 1000 / t.sample_rate_hz
@@ -53,7 +58,9 @@ def segment_line(
         "start_ms": result.start_ms,
         "end_ms": result.end_ms,
         "transcript": (
-            {"language": tr.language, "text": tr.text, "words": _words(tr.words)} if tr is not None else None
+            {"language": tr.language, "text": tr.text, "words": _words(tr.words), "avg_logprob": tr.avg_logprob}
+            if tr is not None
+            else None
         ),
         "translations": translations,
         "detected": (

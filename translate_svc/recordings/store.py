@@ -24,7 +24,7 @@ from typing import Any
 from translate_svc.recordings.keys import KeyRing, Wrapped
 from translate_svc.recordings.sealed import unseal
 from translate_svc.recordings.writer import MANIFEST, SEALED_SUFFIX
-from translate_svc.session.quota import TENANT_NAME
+from translate_svc.session.tenants.tenant import TENANT_NAME
 
 logger = logging.getLogger(__name__)
 

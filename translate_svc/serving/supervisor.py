@@ -1,8 +1,9 @@
 """The supervisor of ``serve --workers N``: one engine process, N front-end workers, one service.
 
-Start: reserve the port (and health port) with ``SO_REUSEPORT`` (so port 0 picks one port for all
-workers, and a busy port fails before anything loads), start the engine process and wait for its
-model, then start every worker and wait until each serves. Then:
+Start: reserve every door's port with ``SO_REUSEPORT`` (``ports.py``: gRPC, health, HTTP, SIP,
+AudioSocket; so port 0 picks one port for all workers, and a busy port fails before anything loads),
+start the engine process and wait for its model, then start every worker and wait until each
+serves. Then:
 
 - a worker that exits is replaced (its slot in the node's stream count is zeroed, its live metrics
   dropped); its streams were lost with it and their clients resume on the other workers;
@@ -30,7 +31,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -39,14 +39,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from translate_svc.cluster.choose import ClusterConfigError, open_store
+from translate_svc.cluster.choose import ClusterConfigError, open_store, redis_location
 from translate_svc.cluster.hub_server import HubServer
 from translate_svc.cluster.store import StoreUnavailable
+from translate_svc.glossaries.choose import open_glossaries
+from translate_svc.glossaries.store import GlossaryConfigError
 from translate_svc.observability import metrics
 from translate_svc.serving import process
+from translate_svc.serving.ports import NodePorts, StartError
 from translate_svc.settings import Settings
+from translate_svc.settings.webhooks import REVEAL
 from translate_svc.transport.openai.demo import page_url
-from translate_svc.webhook_settings import REVEAL
 
 logger = logging.getLogger(__name__)
 
@@ -54,29 +57,6 @@ logger = logging.getLogger(__name__)
 QUICK_DEATH_S = 5.0
 #: how long a stopped child may take beyond its own grace before it is killed
 KILL_AFTER_S = 15.0
-
-
-class StartError(Exception):
-    """The node could not start (a busy port, an engine that failed to load); one line."""
-
-
-def reserve_port(host: str, port: int) -> socket.socket:
-    """Bind (not listen) ``host:port`` with ``SO_REUSEPORT``: the workers bind it too; port 0 is
-    resolved here, once, for all of them."""
-    family, kind, proto, _, addr = socket.getaddrinfo(
-        host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind(addr)
-    except OSError as e:
-        sock.close()
-        raise StartError(
-            f"cannot listen on {host}:{port}: {e.strerror}; pick another --port (0: any free one)"
-        ) from None
-    return sock
 
 
 @dataclass
@@ -103,7 +83,7 @@ class Supervisor:
         self.socket = self.dir / "engine.sock"
         self.metrics_dir = self.dir / "metrics"
         self.metrics_dir.mkdir()
-        #: the node's cluster hub: the node's caps (``session/caps.py``), and without Redis its rooms,
+        #: the node's cluster hub: the node's caps (``session/tenants/leases.py``), and without Redis its rooms,
         #: calls and tenants' caps too (with Redis each worker is a holder there)
         self.hub: HubServer | None = None
         self.hub_socket = self.dir / "cluster.sock"
@@ -113,7 +93,8 @@ class Supervisor:
         self.health_port: int | None = None
         self.http_port: int | None = None  # the OpenAI-compatible door, shared like the gRPC port
         self.metrics_port: int | None = None
-        self._reserved: list[socket.socket] = []
+        #: every door's port, reserved for the workers
+        self.ports = NodePorts()
         self._stop = asyncio.Event()
 
     # -- start -------------------------------------------------------------------------------------
@@ -150,27 +131,20 @@ class Supervisor:
 
     async def start(self) -> None:
         s = self.settings.server
-        main = reserve_port(s.host, s.port)
-        self._reserved.append(main)
-        self.port = main.getsockname()[1]
-        if s.health_port is not None:
-            health = reserve_port(s.host, s.health_port)
-            self._reserved.append(health)
-            self.health_port = health.getsockname()[1]
-        if s.http_port is not None:
-            http = reserve_port(s.host, s.http_port)
-            self._reserved.append(http)
-            self.http_port = http.getsockname()[1]
+        self.ports = NodePorts.reserve(self.settings)
+        self.port, self.health_port, self.http_port = self.ports.port, self.ports.health_port, self.ports.http_port
         child_settings = self.settings.model_copy(deep=True)
-        child_settings.server.port = self.port
-        child_settings.server.health_port = self.health_port
-        child_settings.server.http_port = self.http_port
+        self.ports.apply(child_settings)
         child_settings.server.metrics_port = None  # the supervisor serves the node's aggregate
         child_settings.server.workers = 1
         if child_settings.auth.client_secret_key is None:  # one key for the node: any worker checks any secret
             child_settings.auth.client_secret_key = secrets.token_hex(32)
         if self.settings.cluster.redis_url is not None:
             await _check_redis(self.settings)
+        try:  # settings every worker would refuse: said once, before anything starts
+            open_glossaries(self.settings, *redis_location(self.settings.cluster))
+        except (GlossaryConfigError, ClusterConfigError) as e:
+            raise StartError(str(e)) from None
         self.hub = HubServer(lease_s=self.settings.cluster.lease_s)
         await self.hub.start(self.hub_socket)
         self._env_base = self._env(child_settings)
@@ -181,6 +155,7 @@ class Supervisor:
         failed = [w for w in workers if isinstance(w, BaseException)]
         if failed:
             raise failed[0]
+        self.ports.release_datagrams()  # the workers hold the SIP port's UDP: the datagrams are theirs
         if s.metrics_port is not None:
             self.metrics_port = metrics.serve_aggregate(s.metrics_port, s.host, self.metrics_dir)
 
@@ -202,6 +177,10 @@ class Supervisor:
             if self.settings.server.demo_page:
                 tls = self.settings.server.tls_cert_file is not None
                 line += f", the demo page on {page_url(self.settings.server.host, self.http_port, tls=tls)}"
+        if self.ports.sip_port is not None:
+            line += f", SIP on port {self.ports.sip_port}"
+        if self.ports.audiosocket_port is not None:
+            line += f", AudioSocket on port {self.ports.audiosocket_port}"
         if self.metrics_port is not None:
             line += f", /metrics of all of them on port {self.metrics_port}"
         if self.hub is not None:
@@ -278,8 +257,7 @@ class Supervisor:
             await _stop_child(self.engine, KILL_AFTER_S)
         if self.hub is not None:
             await self.hub.stop()  # after the workers: none of them loses it while it drains
-        for sock in self._reserved:
-            sock.close()
+        self.ports.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

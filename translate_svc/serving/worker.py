@@ -19,12 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from translate_svc import logging_setup
-from translate_svc.cluster.choose import open_node_store, open_store
+from translate_svc.cluster.choose import open_node_store, open_store, redis_location
 from translate_svc.engine.remote.client import ENGINE_GONE, RemoteEngine
 from translate_svc.frontend import build_frontend
+from translate_svc.glossaries.choose import open_glossaries
 from translate_svc.observability import metrics, tracing
 from translate_svc.serving import collector, process
-from translate_svc.session.caps import StoreCounters
+from translate_svc.session.tenants.leases import StoreCounters
 from translate_svc.transport.host import TranslateServer
 
 
@@ -50,7 +51,7 @@ async def main() -> None:
     hub = Path(os.environ[process.ENV_CLUSTER])  # the node's cluster hub: the node's caps (and rooms without Redis)
     cluster = open_store(settings.cluster, hub=hub, worker=name)
     node = cluster if settings.cluster.redis_url is None else open_node_store(hub, name)
-    # the node's caps in its hub, the tenants' in the cluster store (session/caps.py)
+    # the node's caps in its hub, the tenants' in the cluster store (session/tenants/leases.py)
     counters = StoreCounters(node, cluster, on_loss=settings.cluster.on_redis_loss, own_node=node is not cluster)
     app = build_frontend(
         settings,
@@ -61,6 +62,7 @@ async def main() -> None:
         cluster=cluster,
         counters=counters,
         engine_gone=ENGINE_GONE,
+        glossaries=open_glossaries(settings, *redis_location(settings.cluster)),  # the node's file, or Redis
     )
     server = TranslateServer(app, reuse_port=True)
     port = await server.start()

@@ -7,10 +7,12 @@ kind has its driver, which checks its requests (``task``: every request check) a
 to a room. ``stream`` is one stream's lifecycle over ``timeline`` (decoding), ``vad_bridge`` (the
 shared VAD), ``jobs`` (engine jobs and ordered output), ``captions`` and ``simultaneous`` (commits
 while speech is open); ``rooms/`` is the rooms' core (the registry, rooms and speakers, listeners,
-the backlog, the link across processes); ``events`` is the typed vocabulary doors speak. Imports
-run one way: the drivers import the manager, never the reverse. Nothing here imports grpc or
-protobuf: doors live in ``transport/``, and what this package exports is what they drive (the
-drivers, the manager and the events): one stream's session is the manager's and its driver's.
+the backlog, the link across processes); ``tenants/`` is who calls and what holds them to their
+caps (the tenant, the counters and their leases, the audio budget); ``events`` is the typed
+vocabulary doors speak. Imports run one way: the drivers import the manager, never the reverse.
+Nothing here imports grpc or protobuf: doors live in ``transport/``, and what this package exports
+is what they drive (the drivers, the manager and the events): one stream's session is the
+manager's and its driver's.
 """
 
 from translate_svc.session.driver import StreamDriver

@@ -26,9 +26,18 @@ from translate_svc.session import task as checks
 from translate_svc.session.accounting import accounted
 from translate_svc.session.events import ClipResult
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.quota import DEFAULT_TENANT, Tenant
 from translate_svc.session.stream import StreamSession
-from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, SegmentResult, Term, TranslationTask
+from translate_svc.session.tenants.tenant import DEFAULT_TENANT, Tenant
+from translate_svc.types import (
+    NO_EAR,
+    AudioEncoding,
+    AudioFormat,
+    EarOptions,
+    OutputOptions,
+    SegmentResult,
+    Term,
+    TranslationTask,
+)
 from translate_svc.vad.segmenter import SegmenterConfig
 
 R = TypeVar("R")
@@ -49,6 +58,10 @@ class ClipRequest:
     #: language detection among these candidates (empty: any); None: off
     detect: tuple[str, ...] | None = None
     terms: tuple[Term, ...] = ()
+    #: noise suppression and speaker labels (issue 72)
+    ear: EarOptions = NO_EAR
+    #: stored glossaries named by id (``glossaries/``)
+    glossaries: tuple[str, ...] = ()
 
     def take_content(self) -> bytes:
         content, self.content = self.content, b""
@@ -88,7 +101,12 @@ class ClipDriver:
                     request.output,
                     list(request.detect) if request.detect is not None else None,
                     request.terms,
+                    ear=request.ear,
                 )
+                stored = await self._m.glossaries.terms(
+                    self.tenant.name, request.glossaries, task.target_languages, task.source_language or ""
+                )
+                task = checks.with_stored(task, stored)
                 outcome.config.update(access.config_brief(request.fmt, task))
                 record = outcome.record
                 assert record is not None

@@ -47,10 +47,11 @@ from translate_svc.session.events import (
 )
 from translate_svc.session.lifecycle import SessionRecord
 from translate_svc.session.manager import Admission, SessionManager
-from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT, QuotaSpent, RoomRights, Tenant
 from translate_svc.session.rooms.checks import check_speaker
 from translate_svc.session.rooms.seat import SpeakerSeat
 from translate_svc.session.stream import StreamHooks, StreamSession
+from translate_svc.session.tenants.budget import QuotaSpent
+from translate_svc.session.tenants.tenant import ALL_ROOMS, DEFAULT_TENANT, RoomRights, Tenant
 from translate_svc.types import SegmentResult
 
 logger = logging.getLogger(__name__)
@@ -252,7 +253,12 @@ class StreamDriver:
             detect,
             first.terms,
             first.simultaneous,
+            first.ear,
         )
+        stored = await self._m.glossaries.terms(
+            self.tenant.name, first.glossaries, task.target_languages, task.source_language or ""
+        )
+        task = checks.with_stored(task, stored)
         session = await self._m.open_stream(
             first.format,
             task,

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from translate_svc.errors import InvalidInput, LimitReached, NotReady, ServiceError
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
+    NO_EAR,
     AudioFormat,
     Commit,
+    EarOptions,
     InterimResult,
     ModelCard,
     OutputOptions,
@@ -60,6 +62,10 @@ class StreamConfig:
     simultaneous: SimultaneousOptions | None = None
     #: speak into this room (``session/rooms/``); None: an ordinary stream
     room: RoomJoin | None = None
+    #: noise suppression and speaker labels (issue 72)
+    ear: EarOptions = NO_EAR
+    #: stored glossaries named by id (``glossaries/``): their entries for its targets join ``terms``
+    glossaries: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -222,6 +228,8 @@ class TextRequest:
     target_languages: tuple[str, ...]
     output: OutputOptions
     terms: tuple[Term, ...] = ()
+    #: stored glossaries named by id (``glossaries/``)
+    glossaries: tuple[str, ...] = ()
 
     @property
     def characters(self) -> int:

@@ -34,6 +34,7 @@ from translate_svc.engine.jobs import JobResult
 from translate_svc.errors import Overloaded, ServiceError
 from translate_svc.session import results
 from translate_svc.session.events import SpeechEvent, StreamEnded, StreamEvent
+from translate_svc.session.speakers import SpeakerLabels
 from translate_svc.types import Commit, InterimResult, Segment, SegmentResult, TranslationTask
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,8 @@ class JobTracker:
         self._out: collections.deque[StreamEvent] = collections.deque()
         self._events_out = 0  # of ``_out``, the events counted in ``unread_events``
         self._wake = asyncio.Event()  # set when _out grows or the stream fails
+        #: speaker labels (``EarOptions.speakers``): a result waits for its segment's label
+        self.speakers: SpeakerLabels | None = None
         self.failure: ServiceError | None = None
         self._end: Callable[[int], StreamEnded] | None = None  # set by ``finish``
         self.ended = False
@@ -228,10 +231,13 @@ class JobTracker:
             self._commits.pop(self.next_emit, None)
             if self.next_emit not in self._done:
                 break
+            speakers = self.speakers
+            if speakers is not None and not speakers.ready(self.next_emit):
+                break  # its voice is still being embedded
             commits, result = self._done.pop(self.next_emit)
             for c in commits:
                 self.put(c)
-            self.put(result)
+            self.put(result if speakers is None else speakers.label(result))
             self.next_emit += 1
         if (
             self._end is not None
@@ -248,6 +254,8 @@ class JobTracker:
         let go of the session's callback (it would hold the session in a cycle)."""
         self._on_change = _nothing
         self._on_output = None
+        if self.speakers is not None:
+            self.speakers.drop()
         self._engine.leave(self._owner)
         for fut in self._pending.values():
             fut.cancel()

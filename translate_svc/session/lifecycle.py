@@ -32,7 +32,7 @@ from translate_svc.webhooks.events import (
     iso,
 )
 
-#: the reason of a tenant's spent audio budget (``quota.QuotaRefused``, ``quota.QuotaSpent``)
+#: the reason of a tenant's spent audio budget (``tenants.budget.QuotaRefused``, ``QuotaSpent``)
 QUOTA_REASON = "quota"
 
 

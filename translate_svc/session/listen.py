@@ -16,7 +16,8 @@ its one ``ListenRequest`` message; the rooms' WebSocket: its handshake's path an
   ended from outside whose door is stuck sending to a client that does not read is cut after
   ``grace_s`` (``ListenCut``);
 - the accounting, however it ends: the tenant's call metric (method ``listen``) and the call's
-  access line (its room, language, events sent and dropped, and its code).
+  access line (its room, language, events sent and dropped, the final results sent by status
+  and the speech they cover as ``audio_s``, and its code).
 
 Event loop only.
 """
@@ -30,10 +31,11 @@ from dataclasses import dataclass
 
 from translate_svc.errors import TooSlow
 from translate_svc.observability.access import CallInfo
-from translate_svc.session.accounting import accounted
+from translate_svc.session.accounting import CallOutcome, accounted
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.quota import RoomRights, Tenant
-from translate_svc.session.rooms.listener import Listener, ListenEvent, until_ended
+from translate_svc.session.rooms.listener import Listener, ListenEvent, RoomOutput, until_ended
+from translate_svc.session.tenants.tenant import RoomRights, Tenant
+from translate_svc.types import SegmentResult
 
 #: the tenant call metric's method of a listen
 METHOD = "listen"
@@ -103,7 +105,7 @@ class ListenDriver:
                     await opened(listener)
                 watching = watch(listener, request.room) if watch is not None else contextlib.nullcontext()
                 with watching:
-                    await until_ended(_sent(listener, send), listener, grace_s)
+                    await until_ended(_sent(listener, send, outcome), listener, grace_s)
             finally:
                 listener.close()
                 if self.call is not None:
@@ -121,7 +123,12 @@ class ListenDriver:
             ) from None
 
 
-async def _sent(listener: Listener, send: Callable[[ListenEvent], Awaitable[None]]) -> None:
-    """The listener's events, each sent by the door, until the listen ends (its error raised)."""
+async def _sent(listener: Listener, send: Callable[[ListenEvent], Awaitable[None]], outcome: CallOutcome) -> None:
+    """The listener's events, each sent by the door, until the listen ends (its error raised).
+    Each final result sent counts on the access line: ``segments`` by status, and ``audio_s`` the
+    speech they cover."""
     async for ev in listener.events():
         await send(ev)
+        if isinstance(ev, RoomOutput) and isinstance(ev.event, SegmentResult):
+            outcome.results.append(ev.event)
+            outcome.audio_s += max(0, ev.event.end_ms - ev.event.start_ms) / 1000

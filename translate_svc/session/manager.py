@@ -1,7 +1,7 @@
 """What all streams of one server share: admission, fair share, drain, and opening their sessions.
 
 ``SessionManager`` admits streams and unary calls (the node's ``max_streams`` and
-``max_translate_calls``, each tenant's caps: ``quota.py``; streams are refused while draining;
+``max_translate_calls``, each tenant's caps: ``tenants/``; streams are refused while draining;
 unary calls per token and per tenant, and a tenant's clips being received, before a byte is read),
 opens their sessions (``open_stream``; ``open_clip``: the same ``StreamSession`` as a stream's),
 splits the engine's queue fairly between live sessions, tells every live stream when the server
@@ -22,24 +22,17 @@ from translate_svc.audio.codec import check_stream_format
 from translate_svc.cluster.store import ClusterStore
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import EngineFailed, NotReady, Overloaded
+from translate_svc.glossaries.book import NO_GLOSSARIES, GlossaryBook
 from translate_svc.session import task as checks
 from translate_svc.session.events import Draining, Resume
-from translate_svc.session.quota import (
-    DEFAULT_TENANT,
-    UNCAPPED,
-    Counters,
-    Held,
-    LocalCounters,
-    QuotaRefused,
-    QuotaSpent,
-    Tenant,
-    refusal,
-    retry_after_ms,
-)
 from translate_svc.session.recording import Recorder, Recorders, RecordMode
 from translate_svc.session.rooms.config import RoomConfig
 from translate_svc.session.rooms.registry import RoomRegistry
 from translate_svc.session.stream import NO_HOOKS, StreamHooks, StreamSession
+from translate_svc.session.tenants import budget as tenants_budget
+from translate_svc.session.tenants.budget import QuotaSpent
+from translate_svc.session.tenants.counters import UNCAPPED, Counters, Held, LocalCounters, refusal
+from translate_svc.session.tenants.tenant import DEFAULT_TENANT, Tenant
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioFormat, ModelCard, TranslationTask
 from translate_svc.vad.segmenter import SegmenterConfig
@@ -73,7 +66,7 @@ class SessionManager:
         #: streams open now in this process (the node's count is in ``counters``)
         self.open_streams = 0
         #: the node's limits and the tenants' caps: this process's counts, or leases in the cluster
-        #: store (``caps.py``: the node's caps node-wide, the tenants' cluster-wide)
+        #: store (``tenants/leases.py``: the node's caps node-wide, the tenants' cluster-wide)
         self.counters: Counters = counters if counters is not None else LocalCounters()
         #: the same, when it is this process's own (its counts answer at once: no coroutine)
         self._local = self.counters if isinstance(self.counters, LocalCounters) else None
@@ -92,6 +85,8 @@ class SessionManager:
         self._no_live.set()
         #: where the sessions' events go (``lifecycle.py``; webhooks and usage records: ``frontend.py``)
         self.events: EventSink = NO_EVENTS
+        #: the tenants' stored glossaries (``glossaries/``; set by ``app.py``): none kept by default
+        self.glossaries = GlossaryBook(None, NO_GLOSSARIES, lambda: self.card.text_codes)
         #: rooms of this process: their speakers (streams) and listeners (``rooms/registry.py``)
         self.store = store
         self.rooms = RoomRegistry(
@@ -185,6 +180,7 @@ class SessionManager:
                 checks.check_resume(resume, self.limits)
             checks.check_captions(interim_interval_ms, task, self.limits)
             admission = admission or await self.admit_stream(tenant)
+            task = tenant.task_for(task)
             session = self._new_session(
                 fmt,
                 task,
@@ -262,20 +258,15 @@ class SessionManager:
     def charge_audio(self, tenant: Tenant, seconds: float) -> QuotaSpent | None:
         """Draw ``seconds`` of audio from the tenant's budget (a call in progress: never waits);
         QuotaSpent once it is spent."""
-        per_minute = tenant.caps.audio_seconds_per_minute
-        if per_minute is None:
-            return None
-        left = self.counters.draw(f"{tenant.name}/audio", seconds, per_minute)
-        return None if left > 0 else QuotaSpent(tenant, retry_after_ms(left, per_minute))
+        return tenants_budget.charge(self.counters, tenant, seconds)
 
     async def _take(self, wants: list[tuple[str, int]], tenant: Tenant, *, budget: bool = False) -> Held:
         """``wants`` (RESOURCE_EXHAUSTED naming the full one); ``budget``: a tenant whose audio budget
         is spent is refused too."""
         if self._local is not None:
             return self._take_now(self._local, wants, tenant, budget)
-        per_minute = tenant.caps.audio_seconds_per_minute
-        if budget and per_minute is not None:
-            _check_budget(tenant, await self.counters.spend(f"{tenant.name}/audio", 0.0, per_minute), per_minute)
+        if budget:
+            await tenants_budget.check(self.counters, tenant)
         got = await self.counters.acquire(wants)
         if isinstance(got, str):
             raise refusal(got, tenant, wants)
@@ -285,9 +276,8 @@ class SessionManager:
     def _take_now(local: LocalCounters, wants: list[tuple[str, int]], tenant: Tenant, budget: bool) -> Held:
         """``_take`` from this process's own counts: they answer at once, so no coroutine waits
         between (the single-process path costs what it did before issue 59)."""
-        per_minute = tenant.caps.audio_seconds_per_minute
-        if budget and per_minute is not None:
-            _check_budget(tenant, local.draw(f"{tenant.name}/audio", 0.0, per_minute), per_minute)
+        if budget:
+            tenants_budget.check_now(local, tenant)
         got = local.take(wants)
         if isinstance(got, str):
             raise refusal(got, tenant, wants)
@@ -300,6 +290,7 @@ class SessionManager:
         decoded samples at once): a stream's pipeline, its queue strict and bounded by
         ``clip_share``, its CPU work on the unary calls' pool. Not a live stream: a drain lets it
         finish. ``StreamSession.close`` must be called when it ends."""
+        task = tenant.task_for(task)
         return self._new_session(
             fmt,
             task,
@@ -440,8 +431,3 @@ class Holding:
 
 def _cap(cap: int | None) -> int:
     return cap if cap is not None else UNCAPPED
-
-
-def _check_budget(tenant: Tenant, left: float, per_minute: float) -> None:
-    if left <= 0:
-        raise QuotaRefused(tenant, retry_after_ms(left, per_minute))

@@ -20,7 +20,15 @@ import numpy as np
 from translate_svc.audio.opus import encode_opus
 from translate_svc.audio.resample import resample
 from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.runner import DETECTED, UNIT_MS, ModelInput, ModelOutput, SimulRequest, SimulTarget
+from translate_svc.engine.requests import (
+    DETECTED,
+    UNIT_MS,
+    ModelInput,
+    ModelOutput,
+    SimulRequest,
+    SimulRowOutput,
+    SimulTarget,
+)
 from translate_svc.errors import ErrorCode, ServiceError
 from translate_svc.types import (
     MODEL_SAMPLE_RATE,
@@ -29,6 +37,7 @@ from translate_svc.types import (
     InterimResult,
     OpusSpeech,
     OutputOptions,
+    Profanity,
     Segment,
     SegmentError,
     SegmentResult,
@@ -74,6 +83,7 @@ def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool) -> Mod
         detect=detect,
         terms=task.terms,
         words=final and task.output.word_timings,
+        profanity=task.output.profanity or Profanity.OFF,
     )
 
 
@@ -151,8 +161,9 @@ def speech_out(wave: np.ndarray, opts: OutputOptions) -> tuple[np.ndarray, OpusS
     return audio, opus
 
 
-#: one commit's makings: (target, text delta, chunk at the model's rate or None, the chunk's words)
-CommitRow = tuple[str, str, np.ndarray | None, tuple[WordTiming, ...]]
+#: one commit's makings: (target, text delta, chunk at the model's rate or None, the chunk's words,
+#: the confidence of the tokens it commits or None)
+CommitRow = tuple[str, str, np.ndarray | None, tuple[WordTiming, ...], float | None]
 
 
 def build_commits(
@@ -168,11 +179,14 @@ def build_commits(
     segment's translation has words with its speech and text."""
     opts = task.output
     out = []
-    for lang, delta, chunk, words in rows:
+    for lang, delta, chunk, words, logprob in rows:
         audio, opus = speech_out(chunk, opts) if chunk is not None and opts.speech else (None, None)
         text = delta if opts.text else ""
         timed = words if audio is not None and opts.text else ()
-        translation = Translation(lang, text, audio, opts.speech_sample_rate_hz, opus, words=timed)
+        confidence = logprob if opts.text else None
+        translation = Translation(
+            lang, text, audio, opts.speech_sample_rate_hz, opus, words=timed, avg_logprob=confidence
+        )
         out.append(Commit(segment_id, translation, source_ms, final))
     return tuple(out)
 
@@ -200,9 +214,11 @@ def build_final(
     opts = task.output
     rows: list[CommitRow] = []
     translations = []
+    before = {t.language: len(t.committed) for t in step.item.simul.targets} if step.item.simul else {}
     for lang in task.target_languages:
         row, sent = out.simul[lang], step.sent.get(lang, Sent())
-        rows.append((lang, text_delta(sent.text, row.committed_text), row.chunk, row.chunk_words))
+        logprob = commit_logprob(before.get(lang, 0), row)
+        rows.append((lang, text_delta(sent.text, row.committed_text), row.chunk, row.chunk_words, logprob))
         audio = opus = None
         words: tuple[WordTiming, ...] = ()
         if opts.speech:
@@ -214,7 +230,10 @@ def build_final(
                 opus = encode_opus(audio, opts.speech_sample_rate_hz)
             words = sent.joined_words() if opts.text else ()
         text = row.committed_text if opts.text else ""
-        translations.append(Translation(lang, text, audio, opts.speech_sample_rate_hz, opus, words=words))
+        confidence = out.logprobs.get(lang) if opts.text else None
+        translations.append(
+            Translation(lang, text, audio, opts.speech_sample_rate_hz, opus, words=words, avg_logprob=confidence)
+        )
     commits = build_commits(seg.segment_id, task, rows, source_ms, final=True)
     timing = Timing(
         queue_ms=job.queue_ms,
@@ -238,6 +257,17 @@ def build_final(
         speech_in_commits=True,
     )
     return commits, result
+
+
+def commit_logprob(before: int, row: SimulRowOutput) -> float | None:
+    """A commit's confidence (issue 72): the mean log-probability of the tokens it commits (those
+    of ``row.committed`` past the ``before`` committed already), each from the step that chose it;
+    a final step's commit also counts the end of text, so a segment's commits, weighted by their
+    tokens, average to its final's. None: nothing chosen, or the values are not known."""
+    if len(row.logprobs) != len(row.committed):
+        return None
+    new = [*row.logprobs[before:], *(() if row.end_logprob is None else (row.end_logprob,))]
+    return sum(new) / len(new) if new else None
 
 
 _NO_ROWS = SegmentError(ErrorCode.INTERNAL.value, "the model's output for this segment was unusable")
@@ -282,7 +312,13 @@ def build_result(
         words = out.words.get(lang, ()) if opts.text else ()
         translations.append(
             Translation(
-                lang, out.texts.get(lang, "") if opts.text else "", audio, opts.speech_sample_rate_hz, opus, words=words
+                lang,
+                out.texts.get(lang, "") if opts.text else "",
+                audio,
+                opts.speech_sample_rate_hz,
+                opus,
+                words=words,
+                avg_logprob=out.logprobs.get(lang) if opts.text else None,
             )
         )
     transcript = _transcript(task, out, seg.start_ms)
@@ -306,11 +342,14 @@ def build_interim(
     seg_id, start_ms, end_ms = span
     total_ms = (time.perf_counter() - asked_at) * 1000
     texts = tuple(Translation(lang, out.texts.get(lang, "")) for lang in task.target_languages)
+    transcript = _transcript(task, out)
+    if transcript is not None:  # a caption is replaced by its final: no confidence (docs/api.md)
+        transcript = dataclasses.replace(transcript, avg_logprob=None, tokens=())
     return InterimResult(
         seg_id,
         start_ms,
         end_ms,
-        _transcript(task, out),
+        transcript,
         texts if task.output.text else (),
         Timing(queue_ms=job.queue_ms, model_ms=job.model_ms, total_ms=total_ms),
     )
@@ -345,13 +384,16 @@ def _transcript(task: TranslationTask, out: ModelOutput, start_ms: int = 0) -> T
     if detected is not None:
         language = detected.language
     if task.output.transcript and language and out.transcript is not None:
-        return Transcript(language, out.transcript, _shifted(out.transcript_words, start_ms))
+        words = _shifted(out.transcript_words, start_ms)
+        return Transcript(
+            language, out.transcript, words, avg_logprob=out.transcript_logprob, tokens=out.transcript_tokens
+        )
     return None
 
 
 def _shifted(words: tuple[WordTiming, ...], ms: int) -> tuple[WordTiming, ...]:
     """Words timed from the segment's first sample, on the stream's timeline."""
-    return tuple(WordTiming(w.word, w.start_ms + ms, w.end_ms + ms) for w in words)
+    return tuple(dataclasses.replace(w, start_ms=w.start_ms + ms, end_ms=w.end_ms + ms) for w in words)
 
 
 #: scores returned without candidates (any language): the most likely this many

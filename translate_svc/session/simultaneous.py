@@ -61,7 +61,7 @@ import numpy as np
 from translate_svc.engine.agreement import PrefixMismatch
 from translate_svc.engine.client import EngineClient
 from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.runner import SimulRowOutput, SimulTarget
+from translate_svc.engine.requests import SimulRowOutput, SimulTarget
 from translate_svc.observability import metrics
 from translate_svc.session import results
 from translate_svc.session.jobs import CommitSlot, JobTracker
@@ -99,7 +99,10 @@ def advance(state: TargetState, row: SimulRowOutput, agreement: int) -> tuple[Ta
         sent = results.Sent(row.committed_text, (*sent.chunks, chunk), (*sent.words, row.chunk_words))
     else:
         sent = results.Sent(row.committed_text, sent.chunks, sent.words)
-    nxt = TargetState(SimulTarget(policy.language, row.committed, row.spoken_tokens, row.spoken_units, recent), sent)
+    lps = row.logprobs if len(row.logprobs) == len(row.committed) else ()
+    nxt = TargetState(
+        SimulTarget(policy.language, row.committed, row.spoken_tokens, row.spoken_units, recent, lps), sent
+    )
     return nxt, delta, chunk
 
 
@@ -243,7 +246,9 @@ class Simultaneous:
             for lang in self._task.target_languages:
                 state[lang], delta, chunk = advance(state[lang], rows[lang], self._agreement)
                 if (delta and self._task.output.text) or chunk is not None:
-                    changed.append((lang, delta, chunk, rows[lang].chunk_words if chunk is not None else ()))
+                    words = rows[lang].chunk_words if chunk is not None else ()
+                    lp = results.commit_logprob(len(self._state[lang].policy.committed), rows[lang]) if delta else None
+                    changed.append((lang, delta, chunk, words, lp))
         except (KeyError, PrefixMismatch) as e:  # a runner's bug: nothing of this step is used
             logger.error("a simultaneous step's result was unusable: %r", e, extra=self._log)
             return
@@ -255,7 +260,7 @@ class Simultaneous:
         slot = t.reserve_commits(segment_id)
         source_ms = self._received_ms()  # committed now
         build = functools.partial(results.build_commits, segment_id, self._task, changed, source_ms)
-        if any(chunk is not None for _, _, chunk, _ in changed) and results.needs_encoding(self._task.output):
+        if any(chunk is not None for _, _, chunk, _, _ in changed) and results.needs_encoding(self._task.output):
             encoding = asyncio.ensure_future(asyncio.to_thread(build))  # resampling or Opus: off the loop
             encoding.add_done_callback(functools.partial(self._encoded, slot, changed, segment_id, source_ms))
             return
@@ -277,5 +282,5 @@ class Simultaneous:
             self._tracker.fill_commits(slot, fut.result())
             return
         logger.error("encoding a commit's speech failed", exc_info=exc, extra=self._log)
-        text_only = [(lang, delta, None, ()) for lang, delta, _, _ in changed]  # the text still goes out
+        text_only = [(lang, delta, None, (), lp) for lang, delta, _, _, lp in changed]  # the text still goes out
         self._tracker.fill_commits(slot, results.build_commits(segment_id, self._task, text_only, source_ms))

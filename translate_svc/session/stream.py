@@ -24,17 +24,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from translate_svc.audio.denoise import Denoiser
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session.captions import Captions
 from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEnded, StreamEvent
 from translate_svc.session.jobs import JobTracker, segment_of
-from translate_svc.session.quota import Held
 from translate_svc.session.recording import Recorder
 from translate_svc.session.reorder import Reorder
 from translate_svc.session.results import PER_MS
 from translate_svc.session.simultaneous import Simultaneous, segment_cap
+from translate_svc.session.speakers import SpeakerLabels
+from translate_svc.session.tenants.counters import Held
 from translate_svc.session.timeline import Timeline
 from translate_svc.session.vad_bridge import VAD_BACKLOG, VadBridge
 from translate_svc.settings import LimitsSettings
@@ -178,6 +180,11 @@ class StreamSession:
             if task.simultaneous is not None
             else None
         )
+        #: noise suppression before the VAD (``EarOptions``: fixed when the stream opens); its
+        #: RNNoise state is freed with it (not at ``close``: an ingest on a worker thread may still use it)
+        self._denoiser = Denoiser() if task.ear.noise_suppression else None
+        if task.ear.speakers:
+            self.jobs.speakers = SpeakerLabels(task.ear.speakers, self.jobs.emit_ready)
         self._room = asyncio.Event()  # set while under the fair share and the VAD backlog
         self._room.set()
         self._held_unread = False  # held now by its client's unread events (not results)
@@ -256,9 +263,15 @@ class StreamSession:
             if self._recorder is not None:
                 self._recorder.audio(samples)
             if len(samples) <= _OFFLOAD_BYTES // 4:
-                self._vad.score(self.timeline.ingest(samples))
+                self._vad.score(self._vad_input(samples))
             else:
-                self._vad.score(await asyncio.to_thread(self.timeline.ingest, samples))
+                self._vad.score(await asyncio.to_thread(self._vad_input, samples))
+
+    def _vad_input(self, samples: np.ndarray) -> np.ndarray:
+        """Input-rate samples onto the timeline -> what the VAD and the model get: their 16 kHz
+        samples, noise suppressed when the stream asked (as many samples, in the same places)."""
+        x = self.timeline.ingest(samples)
+        return x if self._denoiser is None else self._denoiser.process(x)
 
     async def feed_packet(self, data: bytes, timestamp: int) -> None:
         """One timestamped packet (``AudioPacket``), through the reorder window: what it releases
@@ -289,7 +302,7 @@ class StreamSession:
             if self._recorder is not None:
                 self._recorder.audio(block)
             loop = asyncio.get_running_loop()
-            self._vad.score(await loop.run_in_executor(self._executor, self.timeline.ingest, block))
+            self._vad.score(await loop.run_in_executor(self._executor, self._vad_input, block))
 
     def retarget(self, task: TranslationTask) -> int:
         """Segments that close from now on (the open one included) use ``task`` (checked:
@@ -344,7 +357,10 @@ class StreamSession:
         async with self._ingesting:
             if not self._audio_over:
                 self._audio_over = True
-                self._vad.score(self.timeline.drain_resampler(), last=True)
+                rest = self.timeline.drain_resampler()
+                if self._denoiser is not None:
+                    rest = self._denoiser.process(rest, last=True)
+                self._vad.score(rest, last=True)
         await self._vad.wait_idle()
         if self.jobs.failure is not None:
             return
@@ -492,6 +508,8 @@ class StreamSession:
                 seg = segment_of(self.jobs.next_id, ev.start_sample, ev.samples, ev.end_sample, offset)
                 if self.captions is not None:
                     self.captions.segment_closed(seg.segment_id)  # the final result supersedes it
+                if self.jobs.speakers is not None:
+                    self.jobs.speakers.segment_closed(seg)  # its voice embedded while it translates
                 vad_wait_ms = max(0, self._pos16k - (seg.end_ms - offset) * PER_MS) / PER_MS
                 final = self.simultaneous.segment_closed(seg) if self.simultaneous is not None else None
                 self.jobs.submit(seg, vad_wait_ms, final)

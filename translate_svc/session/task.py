@@ -15,14 +15,19 @@ from collections.abc import Callable, Sequence
 
 from translate_svc import words
 from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, OPUS_RATE
-from translate_svc.engine.runner import TEXT_CHARS_PER_SECOND
+from translate_svc.engine.requests import TEXT_CHARS_PER_SECOND
 from translate_svc.errors import InvalidInput, NotInstalled, shown
 from translate_svc.session.events import MAX_LEAD_IN_MS, Resume
 from translate_svc.settings import LimitsSettings
+from translate_svc.speakers.cluster import MAX_SPEAKERS
+from translate_svc.speakers.encoder import RESEMBLYZER
+from translate_svc.speakers.encoder import installed as speakers_installed
 from translate_svc.types import (
     DEFAULT_TERM_WEIGHT,
     MAX_TERM_WEIGHT,
     MODEL_SAMPLE_RATE,
+    NO_EAR,
+    EarOptions,
     ModelCard,
     OutputOptions,
     SimultaneousOptions,
@@ -47,10 +52,13 @@ def resolve_task(
     detect: list[str] | None = None,
     terms: Sequence[Term] = (),
     simultaneous: SimultaneousOptions | None = None,
+    ear: EarOptions = NO_EAR,
 ) -> TranslationTask:
     """Check languages and output options against the loaded model and the limits. No targets:
     ASR only. ``detect``: language detection among these candidates (empty: any).
-    ``simultaneous``: a stream's simultaneous mode (``check_simultaneous``)."""
+    ``simultaneous``: a stream's simultaneous mode (``check_simultaneous``); ``ear``: noise
+    suppression and speaker labels (``check_ear``)."""
+    check_ear(ear)
     text_codes, speech_codes = card.text_codes, card.speech_codes
     if detect is not None:
         check_detection(card, limits, source, detect)
@@ -114,7 +122,22 @@ def resolve_task(
         detect=tuple(detect) if detect is not None else None,
         terms=tuple(terms),
         simultaneous=simultaneous,
+        ear=ear,
     )
+
+
+def check_ear(ear: EarOptions, field: str = "speakers") -> None:
+    """The speaker bound (``speakers/cluster.py``'s ``MAX_SPEAKERS``); ``field``: the door's name for it."""
+    if ear.speakers and not speakers_installed():
+        raise NotInstalled(
+            "speaker labels need the Resemblyzer wheel's speaker encoder, which this server lacks: its operator "
+            f"installs it (pip install --no-deps {RESEMBLYZER}); ask without speakers meanwhile"
+        )
+    if not 0 <= ear.speakers <= MAX_SPEAKERS:
+        raise InvalidInput(
+            f"{field} is {ear.speakers}: use 0 (no speaker labels) or the most speakers to tell apart, "
+            f"1..{MAX_SPEAKERS}"
+        )
 
 
 def retarget(
@@ -130,16 +153,21 @@ def retarget(
     if targets is None and speaker_id is None:
         raise InvalidInput("the update sets nothing: set `targets` (the whole new list) or `speaker_id`, or both")
     output = task.output if speaker_id is None else dataclasses.replace(task.output, speaker_id=speaker_id)
-    return resolve_task(
+    own = task.terms[: len(task.terms) - task.stored_terms]
+    new = resolve_task(
         card,
         limits,
         task.source_language or "",
         list(task.target_languages if targets is None else targets),
         output,
         list(task.detect) if task.detect is not None else None,
-        task.terms,
+        own,
         task.simultaneous,
+        task.ear,
     )
+    # the stored glossaries' entries (read as the stream started) for the targets it keeps
+    kept = [t for t in task.terms[len(own) :] if t.target_language in new.target_languages]
+    return with_stored(new, kept)
 
 
 def resolve_text(
@@ -252,6 +280,20 @@ def check_counts(
             f"{limits.max_glossary_entries} per request (ServerLimits.max_glossary_entries): keep the "
             "entries the speech is likely to say"
         )
+
+
+def with_stored(task: TranslationTask, stored: Sequence[Term]) -> TranslationTask:
+    """``task`` with the entries of the stored glossaries its request named (``glossaries/``:
+    already checked, and only those for its targets), after its own terms: an inline entry for the
+    same phrase and target wins. Not counted in ``max_glossary_entries`` (a stored glossary has
+    its own bound, ``glossaries.max_entries``)."""
+    if not stored:
+        return task
+    own = {f"{t.target_language}\0{words.key(t.phrase, ignore_case=t.ignore_case)}" for t in task.terms if t.glossary}
+    added = tuple(
+        t for t in stored if f"{t.target_language}\0{words.key(t.phrase, ignore_case=t.ignore_case)}" not in own
+    )
+    return dataclasses.replace(task, terms=task.terms + added, stored_terms=task.stored_terms + len(added))
 
 
 def split_term_counts(limits: LimitsSettings, total: int, glossary: Callable[[], int]) -> tuple[int, int]:

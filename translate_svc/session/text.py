@@ -25,15 +25,15 @@ from typing import Any, TypeVar
 import numpy as np
 
 from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.runner import ModelInput, SourceText
+from translate_svc.engine.requests import ModelInput, SourceText
 from translate_svc.observability.access import CallInfo
 from translate_svc.session import task as checks
 from translate_svc.session.accounting import CallOutcome, accounted
 from translate_svc.session.events import TextRequest
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.quota import DEFAULT_TENANT, Tenant
 from translate_svc.session.results import build_result, needs_encoding
-from translate_svc.types import Segment, SegmentResult, TranslationTask
+from translate_svc.session.tenants.tenant import DEFAULT_TENANT, Tenant
+from translate_svc.types import Profanity, Segment, SegmentResult, TranslationTask
 
 R = TypeVar("R")
 
@@ -92,6 +92,11 @@ class TextDriver:
             request.output,
             request.terms,
         )
+        task = self.tenant.task_for(task)
+        stored = await self._m.glossaries.terms(
+            self.tenant.name, request.glossaries, task.target_languages, task.source_language or ""
+        )
+        task = checks.with_stored(task, stored)
         outcome.config.update(_brief(request, task))
         record = outcome.record
         assert record is not None
@@ -124,6 +129,7 @@ class TextDriver:
                     terms=task.terms,
                     text=SourceText(text, task.source_language),
                     words=task.output.word_timings,
+                    profanity=task.output.profanity or Profanity.OFF,
                 )
                 futures.append(engine.submit(owner, item))
             jobs = await asyncio.gather(*futures)

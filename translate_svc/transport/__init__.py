@@ -11,7 +11,7 @@
 
 What every door shares: the doors' one shape (``door.py``: ``DoorContext`` in, ``Door`` out), a
 call's request id and message bounds (``calls.py``), the token store with its one decision per call
-and revocation (``tokens.py``), refusals logged at a bounded rate (``refusal_log.py``), a call
+and revocation (``tokens/``), refusals logged at a bounded rate (``refusal_log.py``), a call
 socket's kernel buffers (``sockets.py``); and the door-neutral host (``host.py``: builds the
 configured doors, then iterates them for start, health and drain). A door only converts its wire
 format to the session cores' requests and renders their events (``session.StreamDriver``,

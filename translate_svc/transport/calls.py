@@ -3,7 +3,7 @@
 access log (``CallInfo``), and how large its messages may be. Door-neutral: no wire library, no
 door; each door reads the id from its own wire (``rpc.py``: gRPC metadata; ``openai/door.py``:
 an HTTP header) and passes it here. What the gRPC doors share besides is ``rpc.py``; the token
-decision ``tokens.py``; the doors' one shape ``door.py``."""
+decision ``tokens/``; the doors' one shape ``door.py``."""
 
 from __future__ import annotations
 

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from translate_svc.cluster.store import ClusterStore
+from translate_svc.jobs.runner import JobRunner
 from translate_svc.recordings.service import Recordings
 from translate_svc.session.manager import SessionManager
 from translate_svc.settings import Settings
-from translate_svc.transport.tokens import Revocation, TokenStore
+from translate_svc.transport.tokens.revocation import Revocation
+from translate_svc.transport.tokens.store import TokenStore
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class DoorContext:
     reuse_port: bool = False
     #: the sessions' recordings, served by the recordings API (None: ``recordings.dir`` unset)
     recordings: Recordings | None = None
+    #: background jobs, served by the jobs API (None: ``jobs.dir`` unset)
+    jobs: JobRunner | None = None
 
 
 class Door(Protocol):

@@ -18,7 +18,7 @@ one package per door:
 
 Each door converts its wire format to the session cores (``session.StreamDriver``,
 ``session.clip.ClipDriver``, ``session.text.TextDriver``, ``session.listen.ListenDriver``) and
-nothing else; they share one token store (``tokens.py``), built here, each with its
+nothing else; they share one token store (``tokens/store.py``), built here, each with its
 ``Revocation``. Every door takes one context (``door.py``: ``DoorContext``) and is a ``Door``: once
 built, the host only iterates them (start, describe, ports, health, drain, stop).
 Health is NOT_SERVING until the model has loaded and run its warm-up (engine/warmup.py), SERVING after, and
@@ -41,8 +41,11 @@ import grpc
 from translate_svc.cluster.store import StoreState
 from translate_svc.frontend import Application
 from translate_svc.observability import metrics
+from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.transport.accept_log import AcceptErrorLog
 from translate_svc.transport.door import Door, DoorContext, is_loopback
+from translate_svc.transport.glossaries.grpc_door import GlossariesDoor
+from translate_svc.transport.glossaries.routes import GlossaryRoutes
 from translate_svc.transport.grpc.door import HEALTH_CALLS_PER_CONNECTION as HEALTH_CALLS_PER_CONNECTION
 from translate_svc.transport.grpc.door import HEALTH_MAX_CALLS as HEALTH_MAX_CALLS
 from translate_svc.transport.grpc.door import KEEPALIVE_OPTIONS as KEEPALIVE_OPTIONS  # re-exported
@@ -52,6 +55,9 @@ from translate_svc.transport.grpc.tls import CertificateReloader
 from translate_svc.transport.http.caller import Authorizer
 from translate_svc.transport.http.door import HttpDoor, RouteSet
 from translate_svc.transport.http.health import HealthRoutes
+from translate_svc.transport.jobs.desk import JobDesk
+from translate_svc.transport.jobs.grpc_door import JobsDoor
+from translate_svc.transport.jobs.routes import JobRoutes
 from translate_svc.transport.openai.door import OpenAIRoutes
 from translate_svc.transport.openai.webrtc import WebRtcDoor
 from translate_svc.transport.phone.door import PhoneDoor
@@ -59,7 +65,8 @@ from translate_svc.transport.recordings.routes import RecordingRoutes
 from translate_svc.transport.rooms.door import RoomRoutes
 from translate_svc.transport.rpc import PortServices
 from translate_svc.transport.sip.door import SipDoor
-from translate_svc.transport.tokens import Revocation, TokenStore
+from translate_svc.transport.tokens.revocation import Revocation
+from translate_svc.transport.tokens.store import TokenStore
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +96,9 @@ def build_doors(ctx: DoorContext) -> list[Door]:
                 "nvidia-riva-client==2.27.0 (make install does; docs/riva-compat.md)"
             ) from e
         services.append(RivaDoor(ctx))
+    services.append(GlossariesDoor(ctx))  # FAILED_PRECONDITION saying how, when none are kept
+    jobs = JobDesk(ctx.sessions, ctx.jobs)  # one for both ports
+    services.append(JobsDoor(ctx, jobs))  # INVALID_ARGUMENT saying how, when jobs.dir is unset
     doors: list[Door] = [GrpcDoor(ctx, services)]
     phone = ctx.settings.phone
     if phone.websocket and s.http_port is None:
@@ -105,6 +115,8 @@ def build_doors(ctx: DoorContext) -> list[Door]:
             route_sets.append(calls.routes)  # the carriers' WebSockets share the HTTP port and its bounds
         if ctx.recordings is not None:
             route_sets.append(RecordingRoutes(ctx, ctx.recordings))
+        route_sets.append(GlossaryRoutes(ctx))  # 400 saying how, when none are kept
+        route_sets.append(JobRoutes(ctx, jobs))  # 400 saying how, when jobs.dir is unset
         if ctx.settings.mcp.enabled:
             route_sets.append(_mcp_routes(ctx, callers, doors[0]))
         doors.append(HttpDoor(ctx, route_sets))
@@ -135,6 +147,22 @@ def _retention_of(tokens: TokenStore) -> Callable[[str], float | None]:
     return retention
 
 
+def _tenant_of(tokens: TokenStore) -> Callable[[str], Tenant]:
+    """A job's tenant as the tokens file states it now (its profanity default, its caps)."""
+    return lambda name: tokens.tenant(name) or Tenant(name)
+
+
+def _retention_s_of(tokens: TokenStore) -> Callable[[str], float | None]:
+    """A tenant's retention in seconds (its line's ``retention_days=``; None: none stated)."""
+    days = _retention_of(tokens)
+
+    def retention(tenant: str) -> float | None:
+        stated = days(tenant)
+        return stated * 86400 if stated is not None else None
+
+    return retention
+
+
 class TranslateServer:
     """Owns the doors and the application's lifetime. Event loop only.
 
@@ -147,7 +175,7 @@ class TranslateServer:
         self.app = app
         self.settings = app.settings
         #: one token store for every door; each door's live streams are watched by a
-        #: ``Revocation`` over it (the same mechanism, ``tokens.py``): a token removed from the
+        #: ``Revocation`` over it (the same mechanism, ``tokens/revocation.py``): a token removed from the
         #: file ends the streams and sessions it opened, whichever door they came through
         self.tokens: TokenStore | None = None
         if self.settings.auth.tokens_file is not None:
@@ -160,8 +188,18 @@ class TranslateServer:
                 "nothing of their sessions is kept",
                 ", ".join(asking[:8]),
             )
+        if app.jobs is not None and self.tokens is not None:
+            app.jobs.tenant_of = _tenant_of(self.tokens)
+            app.jobs.retention_of = _retention_s_of(self.tokens)
         ctx = DoorContext(
-            app.sessions, self.settings, self.tokens, self._revocation, app.cluster, reuse_port, app.recordings
+            app.sessions,
+            self.settings,
+            self.tokens,
+            self._revocation,
+            app.cluster,
+            reuse_port,
+            app.recordings,
+            app.jobs,
         )
         self.doors = build_doors(ctx)
         #: the gRPC port (``--port 0``: the one picked) and its plaintext health port, once started

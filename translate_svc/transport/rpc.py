@@ -23,9 +23,11 @@ from grpc._cython import cygrpc  # ExecuteBatchError: what a failed write raises
 from translate_svc.errors import InvalidInput, ServiceError, TooSlow, Unauthenticated
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.driver import internal_error
-from translate_svc.session.quota import DEFAULT_TENANT
+from translate_svc.session.tenants.tenant import DEFAULT_TENANT
 from translate_svc.transport.calls import REQUEST_ID, call_info
-from translate_svc.transport.tokens import Authorized, Permission, TokenStore, bearer
+from translate_svc.transport.tokens.authorization import Authorized, bearer
+from translate_svc.transport.tokens.file import Permission
+from translate_svc.transport.tokens.store import TokenStore
 
 M = TypeVar("M", bound=Message)
 Abort = Callable[[grpc.aio.ServicerContext[Any, Any], ServiceError], Awaitable[None]]

@@ -13,11 +13,18 @@ which also serves gRPC, never runs the model; under load a window costs about ha
 Thread safety: ``submit`` and ``probabilities`` are called from the event loop; the thread owns
 the states while it scores them. One stream's requests are scored in the order submitted (its
 state carries on from one to the next) and its ``on_done`` calls come in that order.
+
+Background work (a job's audio, issue 73): a request submitted where ``BACKGROUND`` is set (the job
+runner sets it in its job's task, so the job's session submits that way) has a lower priority: in
+a turn with live requests it is scored only as far as the longest live request of the turn (in
+whole windows), so it never makes a turn longer than the live streams' own; alone, it gets whole
+turns. It still moves every turn it is in (its floor), and its order and results are unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import threading
@@ -33,6 +40,9 @@ from translate_svc.vad.silero import SileroState, SileroVad
 logger = logging.getLogger(__name__)
 
 
+#: set (in a job's task) to submit background work: scored after the live streams' (module docstring)
+BACKGROUND: contextvars.ContextVar[bool] = contextvars.ContextVar("vad_background", default=False)
+
 #: ``on_done(probabilities, None)`` or ``on_done(None, error)``, called on the submitting loop
 OnScored = Callable[[np.ndarray | None, BaseException | None], None]
 
@@ -45,6 +55,7 @@ class _Request:
     loop: asyncio.AbstractEventLoop
     last: bool = False  # end of stream: also score the partial window left over (SileroVad.finish)
     done: list[np.ndarray] = field(default_factory=list)  # probabilities of the turns so far
+    background: bool = False  # a job's: never lengthens a turn with live requests in it
 
 
 class VadWorker:
@@ -74,7 +85,7 @@ class VadWorker:
         x = np.ascontiguousarray(samples16k, dtype=np.float32)
         if x.ndim != 1:  # checked here, so a bad request fails alone, not its whole batch
             raise ValueError(f"expected 1-D mono samples, got shape {x.shape}")
-        request = _Request(state, x, on_done, asyncio.get_running_loop(), last)
+        request = _Request(state, x, on_done, asyncio.get_running_loop(), last, background=BACKGROUND.get())
         with self._lock:
             self._pending.append(request)
             start = not self._running
@@ -108,10 +119,11 @@ class VadWorker:
                     (later if id(r.state) in seen else now).append(r)
                     seen.add(id(r.state))
                 self._pending = later
-            n = self._turn_samples
+            cuts = _cuts(now, self._turn_samples)
             try:
-                probs = self.vad.probabilities_many([r.state for r in now], [r.samples[:n] for r in now])
-                for i, r in enumerate(now):
+                chunks = [r.samples[:n] for r, n in zip(now, cuts, strict=True)]
+                probs = self.vad.probabilities_many([r.state for r in now], chunks)
+                for i, (r, n) in enumerate(zip(now, cuts, strict=True)):
                     if r.last and r.samples.size <= n:  # its final turn: add the zero-padded tail window
                         probs[i] = np.concatenate([probs[i], self.vad.finish(r.state)])
             except Exception as exc:  # handed to every waiting caller
@@ -122,7 +134,7 @@ class VadWorker:
             self.requests += len(now)
             unfinished = []
             finished: list[tuple[_Request, np.ndarray | None, BaseException | None]] = []
-            for r, p in zip(now, probs, strict=True):
+            for r, p, n in zip(now, probs, cuts, strict=True):
                 r.done.append(p)
                 r.samples = r.samples[n:]
                 if r.samples.size:
@@ -135,6 +147,18 @@ class VadWorker:
             _hand_back(finished)
             if self._on_call is not None:
                 self._on_call(len(now))
+
+
+def _cuts(now: list[_Request], turn: int) -> list[int]:
+    """Samples of each request scored this turn: at most ``turn``; a background request's at most
+    the longest live request's, rounded up to whole windows (one window at least), when the turn
+    has live ones."""
+    live = [r.samples.size for r in now if not r.background]
+    if not live or len(live) == len(now):
+        return [turn] * len(now)
+    windows = max(1, -(-max(live) // WINDOW_SAMPLES))
+    cut = min(turn, windows * WINDOW_SAMPLES)
+    return [cut if r.background else turn for r in now]
 
 
 def _hand_back(results: list[tuple[_Request, np.ndarray | None, BaseException | None]]) -> None:

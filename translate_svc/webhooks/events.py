@@ -8,7 +8,7 @@ raises: an event that cannot be queued is dropped, counted and logged, and the c
 
 Event types (``data`` of each: docs/deploy.md "Webhooks and usage"): ``session.started``,
 ``session.ended`` (exactly one per started session, however it ends), ``room.started``,
-``room.ended``, ``quota.exceeded``, ``recording.ready``. Pure: no I/O, no event loop.
+``room.ended``, ``quota.exceeded``, ``recording.ready``, ``job.completed``, ``job.failed``. Pure: no I/O, no event loop.
 """
 
 from __future__ import annotations
@@ -29,7 +29,19 @@ ROOM_STARTED = "room.started"
 ROOM_ENDED = "room.ended"
 QUOTA_EXCEEDED = "quota.exceeded"
 RECORDING_READY = "recording.ready"
-EVENT_TYPES = (SESSION_STARTED, SESSION_ENDED, ROOM_STARTED, ROOM_ENDED, QUOTA_EXCEEDED, RECORDING_READY)
+#: a background job finished with its results, or cannot finish (issue 73, ``jobs/``)
+JOB_COMPLETED = "job.completed"
+JOB_FAILED = "job.failed"
+EVENT_TYPES = (
+    SESSION_STARTED,
+    SESSION_ENDED,
+    ROOM_STARTED,
+    ROOM_ENDED,
+    QUOTA_EXCEEDED,
+    RECORDING_READY,
+    JOB_COMPLETED,
+    JOB_FAILED,
+)
 
 
 def iso(at: float) -> str:

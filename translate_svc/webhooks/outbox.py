@@ -41,7 +41,7 @@ import aiohttp
 
 from translate_svc.observability import webhook_metrics as wm
 from translate_svc.settings import ClusterSettings, WebhookEndpoint, WebhookSettings
-from translate_svc.webhook_settings import shown_url
+from translate_svc.settings.webhooks import shown_url
 from translate_svc.webhooks import signing
 from translate_svc.webhooks.drops import DropLog
 from translate_svc.webhooks.events import Event, LiveSession

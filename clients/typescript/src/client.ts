@@ -16,6 +16,7 @@ import { TranslateError } from "./errors";
 import {
   AudioEncoding,
   type AudioFormat,
+  NoiseSuppression,
   type ListLanguagesResponse,
   type TranslateRequest,
   type TranslateResponse,
@@ -248,6 +249,11 @@ export class TranslateClient {
       vad: vadPb(opts.vad),
       languageDetection: detectionPb(opts.detect),
       terms: termsPb(opts.terms),
+      // the server's defaults (not yet options of this client): no noise suppression, no speaker
+      // labels, no stored glossaries
+      noiseSuppression: NoiseSuppression.NOISE_SUPPRESSION_UNSPECIFIED,
+      speakers: 0,
+      glossaries: [],
     };
     try {
       return await this.unary<TranslateResponse>("TranslateChunked", opts.timeoutMs, (stub, md, deadline, done) => {
@@ -275,6 +281,7 @@ export class TranslateClient {
       targetLanguages: targetsList(opts.targets, true), // none: the server says what to send
       output: outputPb(opts.output),
       terms: termsPb(opts.terms),
+      glossaries: [],
     };
     return this.unary("TranslateText", opts.timeoutMs, (stub, md, deadline, done) =>
       stub.translateText(request, md, { deadline }, done),
@@ -303,6 +310,9 @@ export class TranslateClient {
       terms: termsPb(opts.terms),
       simultaneous: simultaneousPb(opts.simultaneous),
       room: opts.room ? { name: opts.room.name, participant: opts.room.participant ?? "" } : undefined,
+      noiseSuppression: NoiseSuppression.NOISE_SUPPRESSION_UNSPECIFIED,
+      speakers: 0,
+      glossaries: [],
     };
     const frameBytes = fmt.encoding === "opus" ? null : SAMPLE_BYTES[fmt.encoding] * fmt.channels;
     const buffer = new ReplayBuffer(fmt.rate, frameBytes, { packetMs: opts.packetMs, maxSeconds: opts.maxReplaySeconds });
@@ -337,6 +347,9 @@ function emptyRequest(): TranslateRequest {
     vad: undefined,
     languageDetection: undefined,
     terms: [],
+    noiseSuppression: NoiseSuppression.NOISE_SUPPRESSION_UNSPECIFIED,
+    speakers: 0,
+    glossaries: [],
   };
 }
 

@@ -339,6 +339,29 @@ async def test_a_language_the_server_cannot_speak_is_an_unrecoverable_error(serv
     assert len(segs) >= 5 and all({t.target for t in s.segment.translations} == {"spa"} for s in segs)
 
 
+async def test_a_refused_session_takes_no_segment_the_track_already_holds(server: Server, minute: np.ndarray) -> None:
+    """The track's reader hands on the results it holds without giving the loop a turn: a session
+    refused as it joins (the languages known) must take none of them, though its error event waits
+    for the loop's next turn (CI, stop 76: a Chinese session got a Spanish segment). The reader's
+    hand-on is made here at the worst moment, right after the session joins."""
+    es = translate_svc.TranslationModel(server.address, target_language="es", source_language="en", track="TR_g")
+    zh = translate_svc.TranslationModel(server.address, target_language="zh", source_language="en", track="TR_g")
+    s_es = es.session()
+    rec_es = Recorder(s_es)
+    await push_paced([s_es], frames(minute[: 10 * 16000]))
+    await rec_es.until(lambda: len(rec_es.of("segment")) >= 1)
+    held = rec_es.of("segment")[-1].segment
+    s_zh = zh.session()
+    rec_zh = Recorder(s_zh)
+    s_zh._shared._dispatch(held)  # what the reader does with a result it holds
+    s_es.end_input()
+    await rec_zh.finish()
+    await rec_es.finish()
+    await asyncio.gather(es.aclose(), zh.aclose())
+    check_refused(rec_zh)
+    assert [s.segment.segment_id for s in rec_es.of("segment")].count(held.segment_id) == 2  # es took both
+
+
 async def test_a_language_past_the_servers_limit_is_refused_and_the_others_go_on(
     server: Server, minute: np.ndarray
 ) -> None:

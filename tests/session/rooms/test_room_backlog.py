@@ -13,11 +13,12 @@ import pytest
 
 from tests.support.room_fakes import CARD, Clock, FakeStream, speaker
 from translate_svc.errors import Overloaded, Revoked
-from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT, LocalCounters, Tenant, TenantCaps
 from translate_svc.session.rooms.backlog import ENTRY_BYTES, BacklogConfig, Backlogs, entry_bytes
 from translate_svc.session.rooms.config import RoomConfig
 from translate_svc.session.rooms.listener import ListenCut, RoomOutput, until_ended
 from translate_svc.session.rooms.registry import ListenTooLong, RoomRegistry
+from translate_svc.session.tenants.counters import LocalCounters
+from translate_svc.session.tenants.tenant import ALL_ROOMS, DEFAULT_TENANT, Tenant, TenantCaps
 from translate_svc.types import SegmentResult, Transcript, Translation
 
 pytestmark = pytest.mark.unit

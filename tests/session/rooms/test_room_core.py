@@ -16,10 +16,11 @@ from prometheus_client import REGISTRY
 from tests.support.room_fakes import CARD, Clock, FakeStream, speaker
 from translate_svc.errors import InvalidInput, NotReady, Overloaded, ShuttingDown
 from translate_svc.session.events import Draining
-from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT, LocalCounters
 from translate_svc.session.rooms.config import RoomConfig
 from translate_svc.session.rooms.listener import Listener, ListenStarted, OutputDropped, RoomOutput
 from translate_svc.session.rooms.registry import RoomRegistry
+from translate_svc.session.tenants.counters import LocalCounters
+from translate_svc.session.tenants.tenant import ALL_ROOMS, DEFAULT_TENANT
 from translate_svc.types import (
     InterimResult,
     SegmentError,

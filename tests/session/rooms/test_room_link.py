@@ -17,11 +17,12 @@ from translate_svc.cluster.memory import MemoryStore
 from translate_svc.cluster.state import ClusterState
 from translate_svc.cluster.store import StoreUnavailable
 from translate_svc.errors import NotReady
-from translate_svc.session.quota import ALL_ROOMS, DEFAULT_TENANT, LocalCounters
 from translate_svc.session.rooms.config import RoomConfig
 from translate_svc.session.rooms.listener import Listener, ListenStarted, RoomOutput
 from translate_svc.session.rooms.registry import RoomRegistry
 from translate_svc.session.rooms.room import Speaker
+from translate_svc.session.tenants.counters import LocalCounters
+from translate_svc.session.tenants.tenant import ALL_ROOMS, DEFAULT_TENANT
 from translate_svc.types import SegmentResult, Transcript, Translation
 
 pytestmark = pytest.mark.unit

@@ -623,7 +623,7 @@ def _sip_password(checkout: Path, tenant: str) -> str:
     code when it has the derivation; before it, the token itself)."""
     code = (
         "import sys\n"
-        "try:\n from translate_svc.transport.tokens import sip_password\n"
+        "try:\n from translate_svc.transport.tokens.sip import sip_password\n"
         "except ImportError:\n print(sys.argv[1]); raise SystemExit\n"
         "print(sip_password(sys.argv[1], sys.argv[2]))\n"
     )

@@ -21,7 +21,7 @@ from translate_svc.client_cli.stream_run import simultaneous_options
 from translate_svc.errors import InvalidInput
 from translate_svc.session.events import StreamStarted
 from translate_svc.settings import LimitsSettings
-from translate_svc.transport.grpc import convert
+from translate_svc.transport.grpc import convert, server_info
 from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
@@ -88,7 +88,7 @@ def test_the_limits_are_published() -> None:
         max_simultaneous_agreement=3,
         simultaneous_max_segment_ms=7_500,
     )
-    msg = convert.limits_to_pb(limits)
+    msg = server_info.limits_to_pb(limits)
     assert (
         msg.min_simultaneous_step_ms,
         msg.max_simultaneous_step_ms,
@@ -102,7 +102,7 @@ def test_the_limits_are_published() -> None:
         back.max_simultaneous_agreement,
         back.simultaneous_max_segment_ms,
     ) == (400, 5000, 3, 7_500)
-    assert convert.limits_to_pb(LimitsSettings()).simultaneous_max_segment_ms == 6_000  # the default, filled
+    assert server_info.limits_to_pb(LimitsSettings()).simultaneous_max_segment_ms == 6_000  # the default, filled
 
 
 def started(simultaneous: SimultaneousOptions | None) -> StreamStarted:

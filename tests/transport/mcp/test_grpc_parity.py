@@ -163,6 +163,14 @@ async def test_translate_audio_equals_translate(live: LiveServer, shared_audio: 
         ]
         assert mcp_translations(mine["translations"], pcm) == grpc_translations(theirs.translations)
         assert mine["error"] is None and theirs.status.code == 0
+        # confidence (issue 72): the same values as the gRPC door's (to float32 rounding: batches differ)
+        assert mine["transcript"]["avg_logprob"] == pytest.approx(theirs.transcript.avg_logprob, abs=1e-4)
+        assert [t["avg_logprob"] for t in mine["translations"]] == pytest.approx(
+            [t.avg_logprob for t in theirs.translations], abs=1e-4
+        )
+        assert [w["avg_logprob"] for w in mine["transcript"]["words"]] == pytest.approx(
+            [w.avg_logprob for w in theirs.transcript.words], abs=1e-4
+        )
     assert answer["transcript"] == " ".join(s.transcript.text for s in expected.segments if s.transcript.text)
     words = [w for s in expected.segments for w in s.transcript.words]
     assert words and all(t["speech"]["sample_rate_hz"] == 24000 for s in answer["segments"] for t in s["translations"])

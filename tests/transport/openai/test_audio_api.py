@@ -12,6 +12,7 @@ import io
 import itertools
 import json
 import logging
+import math
 import socket
 import struct
 import threading
@@ -32,7 +33,7 @@ from openai import AsyncOpenAI
 from tests.support.fake_runner import FakeRunner
 from tests.support.live_server import LiveServer, make_settings, serving
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.engine.runner import ModelInput, ModelOutput
+from translate_svc.engine.requests import ModelInput, ModelOutput
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
 
@@ -89,7 +90,13 @@ async def test_every_response_format_of_a_transcription_tells_the_same_segments(
     assert [(round(s.start * 1000), round(s.end * 1000)) for s in verbose.segments or []] == spans
     assert verbose.language == "english" and verbose.duration == 11.0
     assert [s.id for s in verbose.segments or []] == list(range(len(spans)))
-    assert all(s.tokens == [] and s.temperature == 0.0 and s.no_speech_prob == 0.0 for s in verbose.segments or [])
+    assert all(s.tokens == [] and s.temperature == 0.0 for s in verbose.segments or [])
+    # confidence (issue 72): the model's own mean token log-probability, never a constant; the
+    # model gives no no-speech probability, so that field is left out
+    raw = [s.to_dict() for s in verbose.segments or []]
+    assert all("no_speech_prob" not in s for s in raw)
+    logprobs = [s["avg_logprob"] for s in raw]
+    assert all(math.isfinite(v) and v <= 0.0 for v in logprobs) and len(set(logprobs)) == len(logprobs)
     texts = [s.text for s in verbose.segments or [] if s.text]
     assert verbose.text == " ".join(texts)
     plain = await create(file=("jfk.flac", jfk), model="whisper-1", language="en", response_format="json")
@@ -114,7 +121,10 @@ async def test_every_response_format_of_a_transcription_tells_the_same_segments(
         response_format="verbose_json",
         timestamp_granularities=["segment"],
     )
-    assert again.segments == verbose.segments
+    # the same segments; the confidence to float32 rounding (a batch's padding moves the sums' order)
+    strip = [{k: v for k, v in s.to_dict().items() if k != "avg_logprob"} for s in again.segments or []]
+    assert strip == [{k: v for k, v in s.items() if k != "avg_logprob"} for s in raw]
+    np.testing.assert_allclose([s.to_dict()["avg_logprob"] for s in again.segments or []], logprobs, atol=1e-4)
 
 
 async def test_a_streamed_transcription_sends_a_delta_per_segment_then_done(door: LiveServer, jfk: bytes) -> None:
@@ -128,6 +138,41 @@ async def test_a_streamed_transcription_sends_a_delta_per_segment_then_done(door
     spans = await clip_spans(door, jfk)
     got = [(e.x_segment["start_ms"], e.x_segment["end_ms"]) for e in events[:-1]]
     assert set(got) <= set(spans) and got == sorted(got)
+    assert all(e.logprobs is None for e in events)  # not asked
+
+
+def check_logprobs(logprobs: Any) -> list[float]:
+    """OpenAI's ``logprobs``: ``{token, logprob, bytes}`` each, the model's own values (<= 0)."""
+    assert logprobs, "no token came: nothing was checked"
+    values = []
+    for lp in logprobs:
+        assert lp.token and lp.bytes == list(lp.token.encode())
+        assert math.isfinite(lp.logprob) and lp.logprob <= 0.0
+        values.append(lp.logprob)
+    assert len(set(values)) > 1  # each token its own: not a constant
+    return values
+
+
+async def test_include_logprobs_gives_each_transcript_token_with_its_logprob(
+    door: LiveServer, jfk: bytes, shared_audio: Path
+) -> None:
+    """``include[]=logprobs`` (issue 72) through the SDK: the ``json`` answer's ``logprobs``, and with
+    ``stream=true`` each delta's tokens, all of them again in ``done``; the same values either way."""
+    c = client(door)
+    create = c.audio.transcriptions.create
+    whole = await create(file=("jfk.flac", jfk), model="m", language="en", include=["logprobs"])
+    values = check_logprobs(whole.logprobs)
+    stream = await create(file=("jfk.flac", jfk), model="m", language="en", include=["logprobs"], stream=True)
+    events: list[Any] = [e async for e in stream]
+    deltas, done = events[:-1], events[-1]
+    assert [x.token for x in done.logprobs] == [x.token for e in deltas for x in e.logprobs]
+    assert [x.logprob for x in done.logprobs] == pytest.approx([x.logprob for e in deltas for x in e.logprobs])
+    np.testing.assert_allclose(check_logprobs(done.logprobs), values, atol=1e-4)
+    samples, rate = sf.read(shared_audio / "silero_test.wav", frames=8 * 16000)
+    silero = io.BytesIO()
+    sf.write(silero, samples, rate, format="WAV")
+    other = await create(file=("silero.wav", silero.getvalue()), model="m", language="en", include=["logprobs"])
+    assert check_logprobs(other.logprobs) != values  # another recording, its own values
 
 
 async def test_translations_go_to_english_or_the_target_named_in_every_format(door: LiveServer, jfk: bytes) -> None:
@@ -197,6 +242,8 @@ async def test_word_timestamps_lie_in_their_segments_in_verbose_json_and_shape_s
             assert 0 <= start <= end, (start, end, word)
             assert sum(s.start <= start and end <= s.end for s in segments) == 1, (start, end, word)
         assert all(a[1] <= b[0] for a, b in itertools.pairwise(timed)), timed  # ordered, not overlapping
+        word_logprobs = [w.to_dict()["x_avg_logprob"] for w in got.words]  # confidence (issue 72)
+        assert all(math.isfinite(v) and v <= 0.0 for v in word_logprobs) and len(set(word_logprobs)) > 1
         assert not words or timed == words  # the same words either way
         words = timed
 
@@ -328,10 +375,13 @@ async def test_what_is_not_available_is_refused_saying_so(door: LiveServer, jfk:
         ({"timestamp_granularities[]": "char"}, "timestamp_granularities", 'it takes "segment", "word" or both'),
         ({"response_format": "srt", "stream": "true"}, "stream", "use it with response_format json or text"),
         ({"colour": "red"}, "colour", "unknown field"),
-        ({"response_format": "diarized_json"}, "response_format", "speaker labels"),
-        ({"include[]": "logprobs"}, "include", "log probabilities"),
+        ({"response_format": "diarized_json", "x_speakers": "9"}, "x_speakers", "1..8"),
+        ({"x_speakers": "2"}, "x_speakers", "goes with response_format diarized_json"),
+        ({"include[]": "words"}, "include", "not logprobs"),
+        ({"include[]": "logprobs", "response_format": "verbose_json"}, "include", "goes with response_format json"),
         ({"language": "xx-nonsense"}, "language", "not one this model transcribes"),
         ({"temperature": "7"}, "temperature", "between 0 and 1"),
+        ({"x_profanity": "bleep"}, "x_profanity", "must be off, mask or remove"),
     ]
     for fields, param, says in cases:
         status, body = await bad(door, form({"model": "m", "language": "en", **fields}, jfk))

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from translate_svc.errors import ErrorCode, Overloaded
-from translate_svc.session.quota import QuotaRefused, QuotaSpent, Tenant, TenantCaps
+from translate_svc.session.tenants.budget import QuotaRefused, QuotaSpent
+from translate_svc.session.tenants.tenant import Tenant, TenantCaps
 from translate_svc.transport.openai.wire import service_error_event
 
 pytestmark = pytest.mark.unit

@@ -31,6 +31,7 @@ from translate_svc.transport.openai.protocol import (
 from translate_svc.types import (
     AudioEncoding,
     Commit,
+    Profanity,
     SegmentError,
     SegmentResult,
     SimultaneousOptions,
@@ -289,3 +290,43 @@ def test_a_failed_segment_is_a_notice_not_an_error_and_still_ends_its_talk() -> 
     )
     assert report["x_segment"] == {"segment_id": 5, "start_ms": 0, "end_ms": 1500}
     assert events[-2]["transcript"] == "hola" and events[-2]["x_failed"] is True and events[-1]["x_failed"] is True
+
+
+def test_x_profanity_is_the_streams_filter_and_must_be_a_mode() -> None:
+    """Issue 72: ``x_profanity`` off, mask or remove (absent or null: the tenant's default)."""
+    _, requests = split(list(protocol().receive(update("es", x_profanity="mask"))))
+    (config,) = requests
+    assert isinstance(config, StreamConfig) and config.output.profanity is Profanity.MASK
+    _, requests = split(list(protocol().receive(update("es"))))
+    assert isinstance(requests[0], StreamConfig) and requests[0].output.profanity is None
+    p = protocol()
+    split(list(p.receive(update("es", x_profanity="remove"))))
+    assert p.session()["x_profanity"] == "remove"
+    _, requests = split(list(protocol().receive(update("es", x_profanity="bleep"))))
+    assert len(requests) == 1 and isinstance(requests[0], Invalid)
+    assert "x_profanity must be" in requests[0].error.message
+
+
+def test_noise_reduction_turns_rnnoise_on_is_shown_and_survives_a_resume() -> None:
+    """Issue 72: ``audio.input.noise_reduction`` (either type) is the stream's noise suppression;
+    a bad value is refused naming it; a drained session's ``x_resume`` keeps it."""
+    p = protocol()
+    _, requests = split(
+        list(
+            p.receive(
+                update("es", audio={"output": {"language": "es"}, "input": {"noise_reduction": {"type": "far_field"}}})
+            )
+        )
+    )
+    (config,) = requests
+    assert isinstance(config, StreamConfig) and config.ear.noise_suppression
+    assert p.session()["audio"]["input"]["noise_reduction"] == {"type": "far_field"}
+    _, requests = split(list(protocol().receive(update("es"))))
+    assert isinstance(requests[0], StreamConfig) and not requests[0].ear.noise_suppression
+    bad = update("es", audio={"output": {"language": "es"}, "input": {"noise_reduction": {"type": "loud"}}})
+    _, requests = split(list(protocol().receive(bad)))
+    assert isinstance(requests[0], Invalid) and "audio.input.noise_reduction.type" in requests[0].error.message
+    ended = StreamEnded(segments_total=1, audio_received_ms=2000, limit=ShuttingDown("bye"), resume_offset_ms=1000)
+    closed = next(json.loads(o) for o in p.render(ended) if isinstance(o, str))
+    _, requests = split(list(protocol().resume(closed["x_resume"])))
+    assert isinstance(requests[0], StreamConfig) and requests[0].ear.noise_suppression

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ COMPLETED = "conversation.item.input_audio_transcription.completed"
 DELTA = "conversation.item.input_audio_transcription.delta"
 COMMITTED = "input_audio_buffer.committed"
 FAILED = "conversation.item.input_audio_transcription.failed"
+LOGPROBS = "item.input_audio_transcription.logprobs"
 SESSION: dict[str, Any] = {
     "type": "transcription",
     "audio": {"input": {"transcription": {"model": "whisper-1", "language": "en"}}},
@@ -73,12 +75,14 @@ def b64(pcm: np.ndarray) -> str:
     return base64.b64encode(pcm.tobytes()).decode()
 
 
-async def reference(live: LiveServer, pcm: np.ndarray) -> list[tuple[int, int]]:
-    """The spans the stream core cuts from the same audio: the gRPC door's ASR-only stream."""
+async def reference(live: LiveServer, pcm: np.ndarray, *, noise_suppression: bool = False) -> list[tuple[int, int]]:
+    """The spans the stream core cuts from the same audio: the gRPC door's ASR-only stream (with
+    RNNoise before the VAD if ``noise_suppression``)."""
     cfg = pb.StreamingConfig(
         format=pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=24000, channels=1),
         source_language="eng",
         output=pb.OutputOptions(text=False, speech=False, transcript=True),
+        noise_suppression=pb.NOISE_SUPPRESSION_RNNOISE if noise_suppression else pb.NOISE_SUPPRESSION_OFF,
     )
     msgs = [pb.StreamingTranslateRequest(config=cfg)]
     msgs += [pb.StreamingTranslateRequest(audio=pcm[i : i + CHUNK].tobytes()) for i in range(0, len(pcm), CHUNK)]
@@ -107,9 +111,10 @@ async def commit_after_the_last_pause(conn: Any) -> list[Any]:
     return got
 
 
-def check_items(events: list[Any], spans: list[tuple[int, int]]) -> None:
+def check_items(events: list[Any], spans: list[tuple[int, int]], *, logprobs: bool = False) -> None:
     """Every segment is an item: committed (in order, each naming the one before), then its delta
-    (when it has text) and its completed transcript, with its span, duration and timing."""
+    (when it has text) and its completed transcript, with its span, duration and timing; with
+    ``logprobs`` (the session's ``include``), each transcript's tokens' logprobs, else none."""
     kinds = [e.type for e in events]
     assert "error" not in kinds and not any(k.endswith(".failed") for k in kinds), kinds
     committed = [e for e in events if e.type == COMMITTED]
@@ -126,7 +131,18 @@ def check_items(events: list[Any], spans: list[tuple[int, int]]) -> None:
         deltas = [e for e in events if e.type == DELTA and e.item_id == d.item_id]
         assert [e.delta for e in deltas] == ([d.transcript] if d.transcript else [])
         assert all(at[id(e)] < at[id(d)] for e in deltas)
+        if not logprobs:
+            assert d.logprobs is None and all(e.logprobs is None for e in deltas)
+            continue
+        # confidence (issue 72): the transcript's tokens, each {token, logprob, bytes}, in the delta too
+        assert d.logprobs is not None and (len(d.logprobs) > 0) == bool(d.transcript)
+        for lp in d.logprobs:
+            assert math.isfinite(lp.logprob) and lp.logprob <= 0.0 and lp.bytes == list(lp.token.encode())
+        assert all([x.model_dump() for x in e.logprobs or []] == [x.model_dump() for x in d.logprobs] for e in deltas)
     assert len({d.item_id for d in done}) == len(done)
+    if logprobs:  # each segment its own values: not a constant
+        means = [sum(x.logprob for x in d.logprobs) / len(d.logprobs) for d in done if d.logprobs]
+        assert len(means) >= 2 and len(set(means)) == len(means)
 
 
 @pytest.mark.parametrize("name", ["jfk.flac", "silero_test.wav"])
@@ -140,14 +156,15 @@ async def test_a_transcription_session_completes_every_segment_the_stream_core_c
         created = await conn.recv()
         assert created.type == "session.created" and created.session.type == "transcription"
         assert created.session.audio.input.turn_detection.type == "server_vad"  # the default
-        await conn.session.update(session=SESSION)
+        await conn.session.update(session={**SESSION, "include": [LOGPROBS]})
         updated = await conn.recv()
         assert updated.type == "session.updated" and updated.session.audio.input.transcription.language == "en"
+        assert updated.session.include == [LOGPROBS]
         for at in range(0, len(pcm), CHUNK):
             await conn.input_audio_buffer.append(audio=b64(pcm[at : at + CHUNK]))
         events = await until_transcribed(conn, len(spans))  # the last pause closed the last segment
         events += await commit_after_the_last_pause(conn)
-    check_items(events, spans)
+    check_items(events, spans, logprobs=True)
     # server VAD: each speech region is bracketed, named by its first segment's item
     starts = [e for e in events if e.type == "input_audio_buffer.speech_started"]
     stops = [e for e in events if e.type == "input_audio_buffer.speech_stopped"]
@@ -214,7 +231,7 @@ async def test_a_clear_drops_what_was_not_committed(door: LiveServer, audio: dic
 
 async def test_the_beta_protocol_gets_its_own_events(door: LiveServer, audio: dict[str, np.ndarray]) -> None:
     pcm = np.concatenate([audio["jfk.flac"][: 24000 * 5], np.zeros(24000, "<i2")])
-    spans = await reference(door, pcm)
+    spans = await reference(door, pcm, noise_suppression=True)  # the session asks for noise reduction
     assert door.server.http is not None
     port = door.server.http.port  # the beta client takes wss:// unless told the WebSocket's own URL
     c = AsyncOpenAI(
@@ -227,14 +244,15 @@ async def test_the_beta_protocol_gets_its_own_events(door: LiveServer, audio: di
             session={
                 "input_audio_format": "pcm16",
                 "input_audio_transcription": {"model": "gpt-4o-transcribe", "language": "en", "prompt": "Kennedy, Ask"},
-                "input_audio_noise_reduction": {"type": "near_field"},  # accepted, not applied
+                "input_audio_noise_reduction": {"type": "near_field"},  # RNNoise before the VAD (issue 72)
                 "turn_detection": {"type": "server_vad", "threshold": 0.5, "silence_duration_ms": 100},
             }
         )
         updated: Any = await conn.recv()
         assert updated.type == "transcription_session.updated"
         assert updated.session.input_audio_transcription.language == "en"
-        assert updated.session.model_extra["x_ignored"] == ["session.input_audio_noise_reduction"]
+        assert updated.session.model_extra["x_ignored"] == []
+        assert updated.session.input_audio_noise_reduction == {"type": "near_field"}
         for at in range(0, len(pcm), CHUNK):
             await conn.input_audio_buffer.append(audio=b64(pcm[at : at + CHUNK]))
         events = await until_transcribed(conn, len(spans))
@@ -253,7 +271,8 @@ async def test_a_bad_update_is_refused_precisely_and_the_session_and_the_server_
          "session.audio.input.transcription.model"),
         ({**SESSION, "audio": {"input": {"turn_detection": {"type": "semantic_vad"}}}},
          "session.audio.input.turn_detection.type"),
-        ({**SESSION, "include": ["item.input_audio_transcription.logprobs"]}, "session.include"),
+        ({**SESSION, "include": ["item.input_audio_transcription.words"]}, "session.include"),
+        ({**SESSION, "include": LOGPROBS}, "session.include"),
         ({"type": "realtime"}, "session.type"),
     ]  # fmt: skip
     async with connect(door) as conn:

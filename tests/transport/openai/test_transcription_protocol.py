@@ -313,12 +313,16 @@ def test_commit_before_audio_and_unknown_events() -> None:
     assert isinstance(requests[0], Invalid)
 
 
-def test_noise_reduction_is_said_to_be_ignored_and_null_takes_it_back() -> None:
+def test_noise_reduction_is_applied_and_null_takes_it_back() -> None:
+    """Issue 72: either type turns RNNoise on before the VAD; null turns it off."""
     s = TranscriptionSettings(TurnDetection.of(VAD))
     s = update_ga({"type": "transcription", "audio": {"input": {"noise_reduction": {"type": "far_field"}}}}, s, VAD)
-    assert s.ignored == ("session.audio.input.noise_reduction",)
+    assert s.noise_reduction == "far_field" and s.ignored == ()
     s = update_ga({"type": "transcription", "audio": {"input": {"noise_reduction": None}}}, s, VAD)
-    assert s.ignored == ()
+    assert s.noise_reduction is None
+    with pytest.raises(ParamError) as e:
+        update_ga({"type": "transcription", "audio": {"input": {"noise_reduction": {"type": "loud"}}}}, s, VAD)
+    assert e.value.param == "session.audio.input.noise_reduction.type"
 
 
 def test_prompt_terms_are_bounded_by_the_server_s_limits() -> None:

@@ -79,7 +79,14 @@ async def test_only_a_twilio_signed_connection_is_let_in(signed: LiveServer) -> 
 
 async def test_a_path_segment_that_is_not_a_call_parameter_is_refused_before_the_upgrade(signed: LiveServer) -> None:
     base = phone_url(signed.server, "twilio", "").removesuffix("?")
-    for path in ("/evil", "/token=x", "/call=a/call=b/room=c/room=d/source=e/target=f/participant=g/x_room=h"):
+    too_many = "/" + "/".join(f"p{k}=v" for k in range(12))
+    for path in (
+        "/evil",
+        "/token=x",
+        "/call=a/call=b",
+        "/call=a/call=b/room=c/room=d/source=e/target=f/participant=g/x_room=h",
+        too_many,
+    ):
         url = base + path
         assert await handshake(url, {"X-Twilio-Signature": signature(url)}) == 400, path
 

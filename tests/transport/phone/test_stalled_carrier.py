@@ -62,6 +62,7 @@ async def test_a_carrier_that_stops_reading_ends_carrier_stalled(
     phone: LiveServer, shared_audio: Path, access: AccessLines, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="translate_svc.transport.phone")
+    caplog.set_level(logging.INFO, logger="translate_svc.transport.telephony")
     speech = ulaw_bytes(np.tile(speech_pcm16(shared_audio / "jfk.flac", 11.0, 8000), 6))
     assert len(speech) == SPEECH_S * 8000
     speech += b"\xff" * 8000 * 20  # then 20 s of silence, at real time

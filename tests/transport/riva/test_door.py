@@ -114,6 +114,9 @@ async def test_speech_to_text_answers_once_per_segment_on_our_doors_segments(doo
         assert list(result.alternatives[0].language_code) == ["spa"]
         end_ms = int(parse_segment_fields(r.id.value)["end_ms"])
         assert result.audio_processed == pytest.approx(end_ms / 1000, abs=1e-3)
+    # confidence (issue 72): exp of the translation's mean token log-probability, each segment its own
+    confidences = [r.results[0].alternatives[0].confidence for r in responses]
+    assert all(0.0 < c <= 1.0 for c in confidences) and len(set(confidences)) == len(confidences)
 
 
 def wav_file(path: Path, pcm: bytes, rate: int, note_bytes: int = 4000) -> Path:
@@ -402,8 +405,14 @@ async def test_streaming_recognize_fills_words_only_with_enable_word_time_offset
         for a, b in itertools.pairwise(words):
             assert a.end_time <= b.start_time
         assert all(start <= w.start_time <= w.end_time <= end for w in words)
+        assert 0.0 < alt.confidence <= 1.0 and all(0.0 < w.confidence <= 1.0 for w in words)  # issue 72
         counted += len(words)
     assert counted, "no word came with offsets: nothing was checked"
+    word_confidences = {w.confidence for r in timed for w in r.results[0].alternatives[0].words}
+    assert len(word_confidences) > 1  # each word its own, not a constant
+    assert [r.results[0].alternatives[0].confidence for r in plain] == pytest.approx(
+        [r.results[0].alternatives[0].confidence for r in timed], abs=1e-4
+    )  # the transcript's confidence comes without word timings too
 
     client = nmt_client(door.port)
     cfg = s2t_config()

@@ -42,7 +42,8 @@ def test_a_result_is_encoded_once_and_its_bytes_shared_by_every_listener() -> No
     body = json.loads(head.data)
     assert body["type"] == "room.segment" and body["speaker"] == "mayor" and body["backlog"] is False
     assert (body["segment_id"], body["start_ms"], body["end_ms"], body["language"]) == (3, 1000, 2500, "spa")
-    assert body["transcript"] == {"text": "hello", "language": "eng"} and body["error"] is None
+    assert body["transcript"] == {"text": "hello", "language": "eng", "avg_logprob": None} and body["error"] is None
+    assert body["avg_logprob"] is None  # not computed: null (issue 72)
     # speech at the listeners' rate, whatever the speaker asked for: 0.5 s
     assert body["audio"] == {"format": "pcm16", "sample_rate": LISTEN_RATE, "samples": LISTEN_RATE // 2}
     assert len(speech.data) == 2 * body["audio"]["samples"]
@@ -147,3 +148,18 @@ def test_a_drained_room_speaker_resumes_into_its_room() -> None:
     (config,) = list(speaker().resume(state))
     assert isinstance(config, StreamConfig)
     assert config.room == RoomJoin("hall", "mayor") and config.simultaneous is None and config.resume is not None
+
+
+def test_a_segment_carries_its_confidence_and_a_caption_none() -> None:
+    """``avg_logprob`` (issue 72): the translation's and the transcript's on ``room.segment``; a
+    caption (superseded by its segment) has no place for one."""
+    r = SegmentResult(
+        3, 1000, 2500, Transcript("eng", "hello", avg_logprob=-0.25), (Translation("spa", "hola", avg_logprob=-0.5),)
+    )
+    (head,) = frames(RoomOutput("mayor", r, backlog=True), WeakKeyDictionary())
+    body = json.loads(head.data)
+    assert body["avg_logprob"] == -0.5 and body["transcript"]["avg_logprob"] == -0.25
+    caption = InterimResult(3, 1000, 2000, Transcript("eng", "hel"), (Translation("spa", "ho"),))
+    (head,) = frames(RoomOutput("mayor", caption), WeakKeyDictionary())
+    body = json.loads(head.data)
+    assert "avg_logprob" not in body and body["transcript"] == {"text": "hel", "language": "eng"}

@@ -16,7 +16,7 @@ from tests.support.live_server import make_settings, serving
 from tests.support.phone_carriers import AccessLines, access_lines, calls_ended
 from tests.support.sip_peers import need, scenario, sipp
 from translate_svc.model.stable import StableTranslator
-from translate_svc.transport.tokens import sip_password
+from translate_svc.transport.tokens.sip import sip_password
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.slow(60)]
 

@@ -11,12 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from translate_svc.session.events import AudioIn
-from translate_svc.transport.phone.call import Dtmf
 from translate_svc.transport.sip import sdp
 from translate_svc.transport.sip.guard import AllowList, InviteRate
 from translate_svc.transport.sip.message import MAX_HEADERS, SipParseError, parse, response
 from translate_svc.transport.sip.rtp import RtpFraming, build_packet, parse_packet
 from translate_svc.transport.sip.stream import read_messages
+from translate_svc.transport.telephony.call import Dtmf
 
 pytestmark = pytest.mark.unit
 
@@ -268,7 +268,8 @@ def test_sources_are_checked_against_the_networks_and_rated_per_source() -> None
 
 def test_a_digest_answer_checks_against_the_tokens_files_ha1_and_a_live_nonce() -> None:
     from translate_svc.transport.sip.digest import DigestChallenger, Verdict, expected_response, parse_authorization
-    from translate_svc.transport.tokens import TokenFileError, parse_tokens, sip_ha1, sip_password
+    from translate_svc.transport.tokens.file import TokenFileError, parse_tokens
+    from translate_svc.transport.tokens.sip import sip_ha1, sip_password
 
     [(_, grant)] = parse_tokens("s3cret stream tenant=pbx sip_user=pbx1\n", "test")
     password = sip_password("s3cret", "pbx1")  # an HMAC of the user under the token, not the token

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from translate_svc import framing
 from translate_svc.engine.jobs import EngineStats, JobResult
 from translate_svc.engine.remote import wire
-from translate_svc.engine.runner import ModelInput
+from translate_svc.engine.requests import ModelInput
 from translate_svc.errors import NotReady, Overloaded
 from translate_svc.types import ModelCard
 
@@ -104,6 +104,10 @@ class RemoteEngine:
         if self._channel is not None and not self._channel.closing and owner not in self._out:
             self._out[owner] = 0
             self._channel.send(wire.Join(owner))
+
+    def background(self, owner: str) -> None:
+        if self._channel is not None and not self._channel.closing and owner in self._out:
+            self._channel.send(wire.Join(owner, background=True))
 
     def leave(self, owner: str) -> None:
         """Drop ``owner``'s jobs (as ``abort``) and tell the engine it no longer counts."""

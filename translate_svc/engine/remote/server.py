@@ -136,6 +136,8 @@ class _Peer:
             owner = self._owner(m.owner)
             self.owners.add(owner)
             self.server.engine.join(owner)
+            if m.background:
+                self.server.engine.background(owner)
             self.server.share_changed()
         elif isinstance(m, wire.Leave):
             owner = self._owner(m.owner)

@@ -1,8 +1,12 @@
 """The messages between a front-end worker and the engine process, and their framing.
 
 Every message is a msgspec ``Struct`` (a tagged union, encoded as a MessagePack array); a frame is
-a 4-byte big-endian length and the encoded message. Samples travel as raw little-endian float32
-bytes inside the message, so one segment is one frame and one copy on each side.
+a 4-byte big-endian length and the encoded message. A job and its output are the engine's own job
+vocabulary (engine/requests.py: ``Submit.item`` is the ``ModelInput``, ``Result.output`` the
+``ModelOutput``), carried as they are, so a field added there crosses without a word here
+(tests/engine/test_wire_vocabulary.py holds it). Numpy arrays travel as a MessagePack extension:
+their dtype, shape and raw little-endian bytes, so one segment is one frame and one copy on each
+side.
 
 Every job the worker submits gets exactly one terminal reply: ``Result``, ``Refused`` or ``Gone``
 (cancelled or aborted before it reached the model). ``State`` follows every terminal reply and
@@ -13,22 +17,17 @@ one when a session joins or leaves anywhere (the share changed).
 from __future__ import annotations
 
 import asyncio
-from typing import Final, Literal, cast
+import struct
+from typing import Final, Literal
 
 import msgspec
 import numpy as np
 
 from translate_svc import framing
 from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.runner import (
-    ModelInput,
-    ModelOutput,
-    SimulRequest,
-    SimulRowOutput,
-    SourceText,
-)
+from translate_svc.engine.requests import ModelInput, ModelOutput
 from translate_svc.framing import FrameError as FrameError  # the engine's side and a worker's catch it
-from translate_svc.types import ModelCard, SegmentError, Term, TraceRef, WordTiming
+from translate_svc.types import ModelCard, SegmentError, TraceRef
 
 #: a frame larger than this is a broken peer, not a segment (a 60 s segment is 3.8 MB of samples)
 MAX_FRAME_BYTES: Final = 256 * 1024 * 1024
@@ -47,22 +46,12 @@ class Hello(msgspec.Struct, tag="hello", array_like=True):
 
 
 class Submit(msgspec.Struct, tag="submit", array_like=True):
+    """A job: the engine's own ``ModelInput`` (engine/requests.py), carried as it is."""
+
     job: int
     owner: str
     droppable: bool
-    targets: tuple[str, ...]
-    transcript_language: str | None
-    speech: bool
-    speaker_id: int
-    audio: bytearray  # float32 little-endian, 16 kHz mono (a bytearray: numpy may write to it)
-    detect: tuple[str, ...] | None = None
-    terms: tuple[Term, ...] = ()
-    #: a simultaneous step (its policy state is data: the targets' committed tokens and recent
-    #: hypotheses travel with it)
-    simul: SimulRequest | None = None
-    #: text in instead of speech (``audio`` empty)
-    text: SourceText | None = None
-    words: bool = False
+    item: ModelInput
 
 
 class Cancel(msgspec.Struct, tag="cancel", array_like=True):
@@ -74,9 +63,11 @@ class Abort(msgspec.Struct, tag="abort", array_like=True):
 
 
 class Join(msgspec.Struct, tag="join", array_like=True):
-    """A session opened: it counts in the queue's shares (``EngineClient.join``)."""
+    """A session opened: it counts in the queue's shares (``EngineClient.join``); ``background``:
+    its segments are background work (``EngineClient.background``; sent again with it)."""
 
     owner: str
+    background: bool = False
 
 
 class Leave(msgspec.Struct, tag="leave", array_like=True):
@@ -103,43 +94,17 @@ class Welcome(msgspec.Struct, tag="welcome", array_like=True):
     state: State
 
 
-class SimulRow(msgspec.Struct, array_like=True):
-    """``SimulRowOutput`` on the wire: its chunk as raw float32 bytes, like the waveforms."""
-
-    language: str
-    token_ids: tuple[int, ...]
-    text: str
-    word_starts: tuple[int, ...]
-    committed: tuple[int, ...]
-    committed_text: str
-    units_total: int
-    chunk_units: tuple[int, ...]
-    chunk: bytearray | None  # float32 little-endian at the model's rate
-    spoken_tokens: int
-    spoken_units: int
-    chunk_words: tuple[WordTiming, ...] = ()
-
-
 class Result(msgspec.Struct, tag="result", array_like=True):
+    """A job's ``JobResult``: its ``ModelOutput`` carried as it is; the batch's span as 32 + 16 hex
+    digits (a trace id is 128 bits: more than a MessagePack integer holds), empty for none."""
+
     job: int
-    transcript: str | None
-    texts: dict[str, str]
-    waveforms: dict[str, bytearray]  # float32 little-endian at the model's rate
+    output: ModelOutput | None
     error: SegmentError | None
     queue_ms: float
     model_ms: float
     batch_size: int
-    has_output: bool
-    detected: dict[str, float] | None = None
-    speech_ms: float = 0.0
-    language_id_ms: float = 0.0
-    #: the batch's span (``JobResult.batch_trace``) as 32 + 16 hex digits (a trace id is 128 bits:
-    #: more than a MessagePack integer holds); empty: none
     batch_trace: str = ""
-    #: a simultaneous step's rows, by target language
-    simul: dict[str, SimulRow] | None = None
-    words: dict[str, tuple[WordTiming, ...]] = {}
-    transcript_words: tuple[WordTiming, ...] = ()
     #: ``JobResult.optional_ms``, ``optional_batches``: a final's wait behind optional work
     optional_ms: float = 0.0
     optional_batches: int = 0
@@ -167,126 +132,83 @@ ToWorker = Welcome | State | Result | Refused | Gone
 
 # -- conversions ------------------------------------------------------------------------------------
 
+#: numpy arrays cross as a MessagePack extension: a dtype code, the shape, then the raw
+#: little-endian bytes (one copy on each side, as the samples always did)
+_EXT_ARRAY: Final = 1
+_DTYPES: Final[dict[np.dtype, int]] = {np.dtype("<f4"): 0, np.dtype("<i8"): 1, np.dtype("<i4"): 2, np.dtype("<f8"): 3}
+_CODES: Final[dict[int, np.dtype]] = {code: dtype for dtype, code in _DTYPES.items()}
+_HEAD = struct.Struct("<BB")  # dtype code, number of dimensions; then one <u4 per dimension
 
-def _f32(x: np.ndarray) -> bytearray:
-    """The samples' bytes, without a copy where they are float32 already. msgspec encodes a
-    memoryview as it does a bytearray; the fields are typed bytearray for the decoding side."""
-    return cast(bytearray, np.ascontiguousarray(x, dtype="<f4").view(np.uint8).data)
+
+def _encode_array(x: object) -> msgspec.msgpack.Ext:
+    """``enc_hook``: a numpy array as an extension (float32 samples, int64 masks...)."""
+    if not isinstance(x, np.ndarray):
+        raise NotImplementedError(f"the engine's wire does not carry {type(x).__name__}")
+    a = np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("<"))
+    code = _DTYPES.get(a.dtype)
+    if code is None:
+        raise NotImplementedError(f"the engine's wire does not carry arrays of {a.dtype}")
+    head = _HEAD.pack(code, a.ndim) + struct.pack(f"<{a.ndim}I", *a.shape)
+    return msgspec.msgpack.Ext(_EXT_ARRAY, head + a.view(np.uint8).data.tobytes())
 
 
-def _samples(b: bytearray) -> np.ndarray:
-    return np.frombuffer(b, dtype="<f4")
+def _decode_ext(code: int, data: memoryview) -> np.ndarray:
+    """``ext_hook``: an array from ``_encode_array``'s extension, over a copy of its bytes that numpy
+    may write to."""
+    if code != _EXT_ARRAY:
+        raise ValueError(f"unknown extension {code}")
+    dtype, ndim = _HEAD.unpack_from(data)
+    shape = struct.unpack_from(f"<{ndim}I", data, _HEAD.size)
+    body = bytearray(data[_HEAD.size + 4 * ndim :])
+    return np.frombuffer(body, dtype=_CODES[dtype]).reshape(shape)
+
+
+def _decode_array(kind: type, obj: object) -> object:
+    """``dec_hook``: the arrays are already decoded by ``_decode_ext``."""
+    if kind is np.ndarray and isinstance(obj, np.ndarray):
+        return obj
+    raise NotImplementedError(f"the engine's wire cannot make a {kind.__name__} of {type(obj).__name__}")
+
+
+#: the hooks ``Channel`` and the tests encode and decode with
+HOOKS: Final = {"enc_hook": _encode_array}
+DECODE_HOOKS: Final = {"dec_hook": _decode_array, "ext_hook": _decode_ext}
+
+
+def encode(message: ToEngine | ToWorker) -> bytes:
+    return msgspec.msgpack.encode(message, enc_hook=_encode_array)
+
+
+def decode(data: bytes, kind: object) -> object:
+    """``data`` decoded as ``kind`` (``ToEngine`` or ``ToWorker``)."""
+    return msgspec.msgpack.decode(data, type=kind, dec_hook=_decode_array, ext_hook=_decode_ext)
 
 
 def submit_of(job: int, owner: str, item: ModelInput, *, droppable: bool) -> Submit:
-    return Submit(
-        job,
-        owner,
-        droppable,
-        item.targets,
-        item.transcript_language,
-        item.speech,
-        item.speaker_id,
-        _f32(item.audio),
-        item.detect,
-        item.terms,
-        item.simul,
-        item.text,
-        item.words,
-    )
+    return Submit(job, owner, droppable, item)
 
 
 def model_input(m: Submit) -> ModelInput:
-    return ModelInput(
-        _samples(m.audio),
-        m.targets,
-        m.transcript_language,
-        m.speech,
-        m.speaker_id,
-        m.detect,
-        m.terms,
-        simul=m.simul,
-        text=m.text,
-        words=m.words,
-    )
-
-
-def _simul_row(r: SimulRowOutput) -> SimulRow:
-    return SimulRow(
-        r.language,
-        r.token_ids,
-        r.text,
-        r.word_starts,
-        r.committed,
-        r.committed_text,
-        r.units_total,
-        r.chunk_units,
-        None if r.chunk is None else _f32(r.chunk),
-        r.spoken_tokens,
-        r.spoken_units,
-        r.chunk_words,
-    )
-
-
-def _simul_output(r: SimulRow) -> SimulRowOutput:
-    return SimulRowOutput(
-        r.language,
-        r.token_ids,
-        r.text,
-        r.word_starts,
-        r.committed,
-        r.committed_text,
-        r.units_total,
-        r.chunk_units,
-        None if r.chunk is None else _samples(r.chunk),
-        r.spoken_tokens,
-        r.spoken_units,
-        tuple(r.chunk_words),
-    )
+    return m.item
 
 
 def result_of(job: int, r: JobResult) -> Result:
-    out = r.output
     return Result(
         job,
-        out.transcript if out else None,
-        dict(out.texts) if out else {},
-        {k: _f32(v) for k, v in out.waveforms.items()} if out else {},
+        r.output,
         r.error,
         r.queue_ms,
         r.model_ms,
         r.batch_size,
-        out is not None,
-        out.detected if out else None,
-        out.speech_ms if out else 0.0,
-        out.language_id_ms if out else 0.0,
         _trace_hex(r.batch_trace),
-        {k: _simul_row(v) for k, v in out.simul.items()} if out and out.simul is not None else None,
-        dict(out.words) if out else {},
-        out.transcript_words if out else (),
         r.optional_ms,
         r.optional_batches,
     )
 
 
 def job_result(m: Result) -> JobResult:
-    output = None
-    if m.has_output:
-        waveforms = {k: _samples(v) for k, v in m.waveforms.items()}
-        simul = None if m.simul is None else {k: _simul_output(v) for k, v in m.simul.items()}
-        output = ModelOutput(
-            m.transcript,
-            m.texts,
-            waveforms,
-            m.detected,
-            m.speech_ms,
-            m.language_id_ms,
-            simul,
-            dict(m.words),
-            tuple(m.transcript_words),
-        )
     return JobResult(
-        output,
+        m.output,
         m.error,
         m.queue_ms,
         m.model_ms,
@@ -318,4 +240,12 @@ class Channel(framing.Channel["ToEngine | ToWorker"]):
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, incoming: object) -> None:
         """``incoming``: ``ToEngine`` on the engine's side, ``ToWorker`` on a worker's."""
-        super().__init__(reader, writer, incoming, max_frame_bytes=MAX_FRAME_BYTES, write_high=WRITE_HIGH)
+        super().__init__(
+            reader,
+            writer,
+            incoming,
+            max_frame_bytes=MAX_FRAME_BYTES,
+            write_high=WRITE_HIGH,
+            hooks=HOOKS,
+            decode_hooks=DECODE_HOOKS,
+        )

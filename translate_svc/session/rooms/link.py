@@ -56,8 +56,8 @@ from translate_svc.session.rooms.listener import RoomOutput
 from translate_svc.session.rooms.outbox import Op, Outbox
 
 if TYPE_CHECKING:
-    from translate_svc.session.quota import Tenant
     from translate_svc.session.rooms.backlog import RoomBacklog
+    from translate_svc.session.tenants.tenant import Tenant
 
 
 class Room(Protocol):

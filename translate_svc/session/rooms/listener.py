@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from translate_svc.errors import ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session.events import Draining
-from translate_svc.session.quota import Held
+from translate_svc.session.tenants.counters import Held
 from translate_svc.types import InterimResult, SegmentResult
 
 # -- what a listener gets -------------------------------------------------------------------------

@@ -29,15 +29,17 @@ from translate_svc.errors import (
 )
 from translate_svc.observability import metrics
 from translate_svc.session.events import Draining
-from translate_svc.session.quota import UNCAPPED, Counters, Held, RoomRights, Tenant
 from translate_svc.session.rooms.backlog import Backlogs
 from translate_svc.session.rooms.checks import check_participant, check_room_name
 from translate_svc.session.rooms.config import RoomConfig
+from translate_svc.session.rooms.herald import RoomHerald
 from translate_svc.session.rooms.link import RoomLink
 from translate_svc.session.rooms.listener import Listener, ListenStarted
 from translate_svc.session.rooms.room import Room, Speaker
+from translate_svc.session.tenants.counters import UNCAPPED, Counters, Held
+from translate_svc.session.tenants.tenant import RoomRights, Tenant
 from translate_svc.types import ModelCard
-from translate_svc.webhooks.events import NO_EVENTS, ROOM_ENDED, ROOM_STARTED, Event, EventSink
+from translate_svc.webhooks.events import NO_EVENTS, EventSink
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +103,10 @@ class RoomRegistry:
         #: the empty ones, oldest first
         self._waiting: OrderedDict[tuple[str, str], Room] = OrderedDict()
         self.backlogs = Backlogs(config.backlog())
-        #: where room.started and room.ended go (``SessionManager.events``'s sink: ``frontend.py``)
+        #: where room.started and room.ended go (``SessionManager.events``'s sink: ``frontend.py``),
+        #: told once per room over every process sharing the store (``herald.py``)
         self.events: EventSink = NO_EVENTS
+        self.herald = RoomHerald(store, self.link.origin if self.link is not None else "", lambda: self.events)
         self._draining: Draining | None = None
 
     # -- listeners
@@ -341,7 +345,7 @@ class RoomRegistry:
             return room, False
         assert held is not None  # ``_take`` took them
         metrics.room_opened(1)
-        self.events.emit(Event(ROOM_STARTED, tenant.name, {"tenant": tenant.name, "room": name}))
+        self.herald.opened(tenant.name, name)
         if room is not None:  # empty, waiting with its backlog: in use again
             del self._waiting[key]
             self._cancel_idle(room)
@@ -365,7 +369,7 @@ class RoomRegistry:
         self._counters.release(room.held)
         room.held = None
         metrics.room_opened(-1)
-        self.events.emit(Event(ROOM_ENDED, room.tenant.name, {"tenant": room.tenant.name, "room": room.name}))
+        self.herald.closed(room.tenant.name, room.name)
         if self.config.idle_s <= 0 or not room.backlog.entries:
             self._remove(room)
             return

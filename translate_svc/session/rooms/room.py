@@ -16,10 +16,11 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 from translate_svc.errors import NotReady, ServiceError
-from translate_svc.session.quota import Held, Tenant
 from translate_svc.session.rooms.backlog import RoomBacklog
 from translate_svc.session.rooms.config import RoomConfig
 from translate_svc.session.rooms.listener import Listener, RoomOutput
+from translate_svc.session.tenants.counters import Held
+from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.types import InterimResult, SegmentResult
 
 if TYPE_CHECKING:

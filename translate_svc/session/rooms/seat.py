@@ -18,9 +18,9 @@ from typing import TypeVar
 
 from translate_svc.errors import PermissionDenied, shown
 from translate_svc.session.events import RoomJoin, StreamStarted
-from translate_svc.session.quota import RoomRights, Tenant
 from translate_svc.session.rooms.registry import RoomRegistry
 from translate_svc.session.rooms.room import Speaker
+from translate_svc.session.tenants.tenant import RoomRights, Tenant
 from translate_svc.types import InterimResult, SegmentResult
 
 _E = TypeVar("_E")

@@ -6,8 +6,8 @@ speaker whose own output is Opus already sends its packets as they are), never a
 when another process listens in that language (``speech=False`` otherwise: a backlog is replayed
 as text anyway). The listener's side decodes it back to float32 at the speaker's rate, so a door
 renders it as it renders a local speaker's. Everything else a listener's door shows is kept: the
-segment id, span, transcript (and its words), the translation's text and word timings, the error,
-the detected language and the timing.
+segment id, span, transcript (and its words), the translation's text and word timings, their
+confidence (``avg_logprob``), the error, the detected language and the timing.
 
 Pure functions: no I/O, thread-safe.
 """
@@ -54,6 +54,10 @@ class Text(msgspec.Struct, array_like=True):
     words: list[_Word] = []
     stable_text: str = ""
     speech: Speech | None = None
+    #: confidence (issue 72): the text's mean token log-probability, and each word's (in ``words``'
+    #: order; empty: none). Last, with defaults: a message from a process without them still reads
+    avg_logprob: float | None = None
+    word_logprobs: list[float | None] = []
 
 
 class Wire(msgspec.Struct, array_like=True):
@@ -85,6 +89,12 @@ def _words(words: tuple[WordTiming, ...]) -> list[_Word]:
     return [(w.word, w.start_ms, w.end_ms) for w in words]
 
 
+def _text(language: str, t: Transcript | Translation, speech: Speech | None = None, stable: str = "") -> Text:
+    scores = [w.logprob for w in t.words]
+    kept = scores if any(s is not None for s in scores) else []
+    return Text(language, t.text, _words(t.words), stable, speech, t.avg_logprob, kept)
+
+
 def _speech(t: Translation) -> Speech | None:
     if t.opus is not None:
         o = t.opus
@@ -101,10 +111,8 @@ def encode(origin: str, out: RoomOutput, participant: str, *, speech: bool) -> b
     t = ev.translations[0] if ev.translations else None
     translation = None
     if t is not None:
-        translation = Text(t.target_language, t.text, _words(t.words), t.stable_text, _speech(t) if speech else None)
-    transcript = (
-        None if ev.transcript is None else Text(ev.transcript.language, ev.transcript.text, _words(ev.transcript.words))
-    )
+        translation = _text(t.target_language, t, _speech(t) if speech else None, t.stable_text)
+    transcript = None if ev.transcript is None else _text(ev.transcript.language, ev.transcript)
     wire = Wire(origin, out.speaker, participant, isinstance(ev, SegmentResult), ev.segment_id, ev.start_ms, ev.end_ms)
     wire.transcript, wire.translation = transcript, translation
     if isinstance(ev, SegmentResult):
@@ -128,12 +136,15 @@ def decode(data: bytes) -> tuple[Wire, RoomOutput]:
     w = _decoder.decode(data)
     transcript = None
     if w.transcript is not None:
-        transcript = Transcript(w.transcript.language, w.transcript.text, _timings(w.transcript.words))
+        x = w.transcript
+        transcript = Transcript(x.language, x.text, _timings(x), avg_logprob=x.avg_logprob)
     translations: tuple[Translation, ...] = ()
     if w.translation is not None:
         x = w.translation
         audio, rate, opus = _decoded(x.speech)
-        translations = (Translation(x.language, x.text, audio, rate, opus, x.stable_text, _timings(x.words)),)
+        translations = (
+            Translation(x.language, x.text, audio, rate, opus, x.stable_text, _timings(x), avg_logprob=x.avg_logprob),
+        )
     ev: SegmentResult | InterimResult
     if w.final:
         error = None if w.error is None else SegmentError(w.error[0], w.error[1])
@@ -156,8 +167,11 @@ def decode(data: bytes) -> tuple[Wire, RoomOutput]:
     return w, RoomOutput(w.speaker, ev)
 
 
-def _timings(words: list[_Word]) -> tuple[WordTiming, ...]:
-    return tuple(WordTiming(word, start, end) for word, start, end in words)
+def _timings(text: Text) -> tuple[WordTiming, ...]:
+    scores = text.word_logprobs if len(text.word_logprobs) == len(text.words) else [None] * len(text.words)
+    return tuple(
+        WordTiming(word, start, end, logprob=lp) for (word, start, end), lp in zip(text.words, scores, strict=True)
+    )
 
 
 def _decoded(speech: Speech | None) -> tuple[np.ndarray | None, int, OpusSpeech | None]:

@@ -1,4 +1,4 @@
-"""Bearer tokens on the gRPC door: a server interceptor over the shared store (``../tokens.py``).
+"""Bearer tokens on the gRPC door: a server interceptor over the shared store (``../tokens/``).
 
 Health (``grpc.health.v1``) stays open: probes carry no token. The interceptor decides before the
 handler runs, for unary and streaming calls alike (``tokens.authorize``: the call's one lookup): a
@@ -18,7 +18,10 @@ import grpc
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.transport.refusal_log import RefusalLog
 from translate_svc.transport.rpc import bearer_token, let_in
-from translate_svc.transport.tokens import Authorized, Permission, Refusal, RefusalKind, TokenStore, Wording, authorize
+from translate_svc.transport.tokens.authorization import Authorized, authorize
+from translate_svc.transport.tokens.file import Permission
+from translate_svc.transport.tokens.refusals import Refusal, RefusalKind, Wording
+from translate_svc.transport.tokens.store import TokenStore
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Translator"].full_name
 

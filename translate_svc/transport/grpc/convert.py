@@ -9,12 +9,12 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
-from google.protobuf import any_pb2, duration_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import code_pb2, status_pb2
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.audio.limits import OPUS_RATE  # Opus's clock: the OPUS stream timeline, Opus speech
-from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
+from translate_svc.errors import ErrorCode, InvalidInput
+from translate_svc.glossaries.naming import glossary_ids
 from translate_svc.session.events import (
     AudioIn,
     Draining,
@@ -33,16 +33,17 @@ from translate_svc.session.events import (
 from translate_svc.session.rooms.listener import ListenEvent, ListenStarted, OutputDropped, RoomOutput
 from translate_svc.session.task import check_counts, split_term_counts
 from translate_svc.settings import LimitsSettings
-from translate_svc.transport.calls import stream_message_bytes
+from translate_svc.transport.grpc.ear import ear_options, ear_to_pb
+from translate_svc.transport.grpc.server_info import limits_to_pb, model_card_to_pb
+from translate_svc.transport.rpc_errors import RPC_CODES, error_status
 from translate_svc.types import (
     DEFAULT_TERM_WEIGHT,
     AudioEncoding,
     AudioFormat,
     Commit,
     InterimResult,
-    Language,
-    ModelCard,
     OutputOptions,
+    Profanity,
     SegmentResult,
     SimultaneousOptions,
     SpeechEncoding,
@@ -75,17 +76,6 @@ _ENCODINGS = {
 _ENCODINGS_BACK = {v: k for k, v in _ENCODINGS.items()}
 
 #: google.rpc.Code for each domain error code (also used for per-segment status).
-RPC_CODES = {
-    ErrorCode.INVALID_ARGUMENT: code_pb2.INVALID_ARGUMENT,
-    ErrorCode.UNAUTHENTICATED: code_pb2.UNAUTHENTICATED,
-    ErrorCode.PERMISSION_DENIED: code_pb2.PERMISSION_DENIED,
-    ErrorCode.FAILED_PRECONDITION: code_pb2.FAILED_PRECONDITION,
-    ErrorCode.RESOURCE_EXHAUSTED: code_pb2.RESOURCE_EXHAUSTED,
-    ErrorCode.OUT_OF_RANGE: code_pb2.OUT_OF_RANGE,
-    ErrorCode.DEADLINE_EXCEEDED: code_pb2.DEADLINE_EXCEEDED,
-    ErrorCode.UNAVAILABLE: code_pb2.UNAVAILABLE,
-    ErrorCode.INTERNAL: code_pb2.INTERNAL,
-}
 
 
 def audio_format(msg: pb.AudioFormat, field: str) -> AudioFormat:
@@ -112,6 +102,8 @@ def output_options(msg: pb.OutputOptions, has: bool) -> OutputOptions:
         raise InvalidInput(
             f"output.speech_encoding is {msg.speech_encoding}: use SPEECH_ENCODING_LINEAR16 or SPEECH_ENCODING_OPUS"
         )
+    if msg.profanity not in pb.ProfanityFilter.values():
+        raise InvalidInput(f"output.profanity is {msg.profanity}: use one of {', '.join(pb.ProfanityFilter.keys())}")
     encoding = _SPEECH_ENCODINGS[msg.speech_encoding]
     default_rate = OPUS_RATE if encoding is SpeechEncoding.OPUS else d.speech_sample_rate_hz
     return OutputOptions(
@@ -122,6 +114,7 @@ def output_options(msg: pb.OutputOptions, has: bool) -> OutputOptions:
         speaker_id=msg.speaker_id if msg.HasField("speaker_id") else d.speaker_id,
         speech_encoding=encoding,
         word_timings=msg.word_timings,
+        profanity=Profanity(pb.ProfanityFilter.Name(msg.profanity)[17:].lower()) if msg.profanity else None,
     )
 
 
@@ -134,6 +127,7 @@ def output_options_to_pb(o: OutputOptions) -> pb.OutputOptions:
         speaker_id=o.speaker_id,
         speech_encoding=_SPEECH_ENCODINGS_BACK[o.speech_encoding],
         word_timings=o.word_timings,
+        profanity=getattr(pb, f"PROFANITY_FILTER_{(o.profanity or 'unspecified').upper()}"),
     )
 
 
@@ -227,61 +221,6 @@ def vad_settings_to_pb(v: SegmenterConfig) -> pb.VadOptions:
     return pb.VadOptions(**{f: getattr(v, f) for f in _VAD_FIELDS})
 
 
-def model_card_to_pb(card: ModelCard) -> pb.ModelInfo:
-    info = card.info
-    return pb.ModelInfo(
-        name=info.name, revision=info.revision, is_test_model=info.is_test_model, num_speakers=card.num_speakers
-    )
-
-
-def identifier_to_pb(card: ModelCard) -> pb.ModelInfo | None:
-    info = card.identifier
-    return (
-        None if info is None else pb.ModelInfo(name=info.name, revision=info.revision, is_test_model=info.is_test_model)
-    )
-
-
-def limits_to_pb(limits: LimitsSettings) -> pb.ServerLimits:
-    return pb.ServerLimits(
-        max_target_languages=limits.max_target_languages,
-        max_message_bytes=limits.max_message_bytes,
-        max_chunk_bytes=limits.max_chunk_bytes,
-        max_clip_seconds=limits.max_clip_seconds,
-        max_streams=limits.max_streams,
-        idle_timeout_seconds=limits.idle_timeout_s,
-        max_stream_seconds=limits.max_stream_seconds,
-        max_unread_results=limits.max_unread_results,
-        min_interim_interval_ms=limits.min_interim_interval_ms,
-        max_candidate_languages=limits.max_candidate_languages,
-        max_terms=limits.max_terms,
-        max_term_chars=limits.max_term_chars,
-        max_glossary_entries=limits.max_glossary_entries,
-        max_calls_per_connection=limits.max_calls_per_connection,
-        max_calls=limits.max_calls,
-        connection_idle_seconds=limits.connection_idle_s,
-        connection_max_age_seconds=limits.connection_max_age_s,
-        max_translate_calls=limits.max_translate_calls,
-        max_stream_message_bytes=stream_message_bytes(limits),
-        max_receive_message_bytes=limits.max_receive_message_bytes,
-        request_read_timeout_ms=round(limits.request_read_timeout_s * 1000),
-        max_unary_calls_per_token=limits.max_unary_calls_per_token,
-        max_unary_calls_per_tenant=limits.max_unary_calls_per_tenant,
-        max_clip_reads_per_tenant=limits.max_clip_reads_per_tenant,
-        reorder_window_ms=limits.reorder_window_ms,
-        stall_close_ms=limits.stall_close_ms,
-        min_simultaneous_step_ms=limits.min_simultaneous_step_ms,
-        max_simultaneous_step_ms=limits.max_simultaneous_step_ms,
-        max_simultaneous_agreement=limits.max_simultaneous_agreement,
-        simultaneous_min_chunk_ms=limits.simultaneous_min_chunk_ms,
-        simultaneous_max_segment_ms=limits.simultaneous_max_segment_ms,
-        config_timeout_ms=limits.config_timeout_ms,
-        clip_read_timeout_ms=round(limits.clip_read_timeout_s * 1000),
-        max_texts=limits.max_texts,
-        max_text_chars=limits.max_text_chars,
-        max_text_request_chars=limits.max_text_request_chars,
-    )
-
-
 _END_REASONS = {
     None: pb.StreamEnd.HALF_CLOSE,
     "idle_timeout": pb.StreamEnd.IDLE_TIMEOUT,
@@ -305,17 +244,6 @@ def stream_end_to_pb(ev: StreamEnded) -> pb.StreamEnd:
         packets_late=ev.packets_late,
         audio_concealed_ms=ev.audio_concealed_ms,
         resume_offset_ms=ev.resume_offset_ms,
-    )
-
-
-def language_to_pb(lang: Language) -> pb.Language:
-    return pb.Language(
-        code=lang.code,
-        name=lang.name,
-        speech_input=lang.speech_input,
-        text_output=lang.text_output,
-        speech_output=lang.speech_output,
-        detectable=lang.detectable,
     )
 
 
@@ -345,6 +273,7 @@ def segment_result_to_pb(r: SegmentResult) -> pb.SegmentResult:
         msg.detected_language.scores.extend(pb.LanguageScore(language=c, probability=p) for c, p in r.detected.scores)
     _add_texts(msg, r.transcript, r.translations)
     msg.speech_in_commits = r.speech_in_commits
+    msg.speaker = r.speaker
     return msg
 
 
@@ -368,6 +297,8 @@ def commit_to_pb(c: Commit) -> pb.Commit:
     if t.audio is not None and len(t.audio):  # an empty chunk is no chunk: the field stays absent
         _speech_to_pb(t, msg.speech)
     msg.words.extend(words_to_pb(t.words))
+    if t.avg_logprob is not None:
+        msg.avg_logprob = t.avg_logprob
     return msg
 
 
@@ -389,15 +320,22 @@ def _add_texts(
         msg.transcript.language = transcript.language
         msg.transcript.text = transcript.text
         msg.transcript.words.extend(words_to_pb(transcript.words))
+        if transcript.avg_logprob is not None:
+            msg.transcript.avg_logprob = transcript.avg_logprob
     for t in translations:
         out = msg.translations.add(target_language=t.target_language, text=t.text, stable_text=t.stable_text)
         out.words.extend(words_to_pb(t.words))
+        if t.avg_logprob is not None:
+            out.avg_logprob = t.avg_logprob
         if t.audio is not None:
             _speech_to_pb(t, out.audio)
 
 
 def words_to_pb(words: Sequence[WordTiming]) -> list[pb.WordTiming]:
-    return [pb.WordTiming(word=w.word, start_ms=w.start_ms, end_ms=w.end_ms) for w in words]
+    return [
+        pb.WordTiming(word=w.word, start_ms=w.start_ms, end_ms=w.end_ms, speaker=w.speaker, avg_logprob=w.logprob)
+        for w in words
+    ]
 
 
 def _speech_to_pb(t: Translation, audio: pb.SynthesizedAudio) -> None:
@@ -468,6 +406,8 @@ def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig, limits
         terms=terms(cfg.terms),
         simultaneous=simultaneous(cfg.simultaneous, cfg.HasField("simultaneous")),
         room=RoomJoin(cfg.room.name, cfg.room.participant) if cfg.HasField("room") else None,
+        ear=ear_options(cfg, "config"),
+        glossaries=glossary_ids(cfg.glossaries),
     )
 
 
@@ -510,7 +450,7 @@ def stream_started_to_pb(s: StreamStarted) -> pb.StreamStarted:
         resume = pb.ResumeFrom(
             resume_token=s.resume.token, next_segment_id=s.resume.next_segment_id, offset_ms=s.resume.offset_ms
         )
-    return pb.StreamStarted(
+    started = pb.StreamStarted(
         session_id=s.session_id,
         config=pb.StreamingConfig(
             format=audio_format_to_pb(s.format),
@@ -521,13 +461,15 @@ def stream_started_to_pb(s: StreamStarted) -> pb.StreamStarted:
             interim_interval_ms=s.interim_interval_ms,
             resume=resume,
             language_detection=detection_to_pb(s.task.detect),
-            terms=terms_to_pb(s.task.terms),
+            terms=terms_to_pb(s.task.terms[: len(s.task.terms) - s.task.stored_terms]),  # its own, not a glossary's
             simultaneous=simultaneous_to_pb(s.task.simultaneous),
         ),
         model=model_card_to_pb(s.card),
         limits=limits_to_pb(s.limits),
         resume_token=s.resume_token,
     )
+    ear_to_pb(s.task.ear, started.config)
+    return started
 
 
 def stream_event_to_pb(ev: StreamStarted | StreamEvent) -> pb.StreamingTranslateResponse:
@@ -574,15 +516,3 @@ def listen_event_to_pb(ev: ListenEvent) -> pb.ListenEvent:
     if isinstance(ev, OutputDropped):
         return pb.ListenEvent(dropped=pb.ListenDropped(count=ev.count, total=ev.total))
     return pb.ListenEvent(draining=pb.Draining(deadline_unix_ms=ev.deadline_unix_ms, remaining_ms=ev.remaining_ms))
-
-
-def error_status(err: ServiceError) -> status_pb2.Status:
-    """A ServiceError as google.rpc.Status, with a RetryInfo detail when retrying helps."""
-    details = []
-    if err.retry_after_ms is not None:
-        delay = duration_pb2.Duration()
-        delay.FromMilliseconds(err.retry_after_ms)
-        packed = any_pb2.Any()
-        packed.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
-        details.append(packed)
-    return status_pb2.Status(code=RPC_CODES[err.code], message=err.message, details=details)

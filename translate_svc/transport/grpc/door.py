@@ -48,7 +48,7 @@ from translate_svc.transport.grpc.slots import CallSlots
 from translate_svc.transport.grpc.tls import CertificateReloader, TlsFiles
 from translate_svc.transport.refusal_log import RefusalLog
 from translate_svc.transport.rpc import PortServices, caller_of, token_key
-from translate_svc.transport.tokens import TokenStore
+from translate_svc.transport.tokens.store import TokenStore
 
 
 def reflection_enabled(settings: Settings) -> bool:

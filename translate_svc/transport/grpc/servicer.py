@@ -26,10 +26,10 @@ from weakref import WeakKeyDictionary
 
 import grpc
 from google.protobuf.message import Message
-from grpc_status import rpc_status
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, ServiceError
+from translate_svc.glossaries.naming import glossary_ids
 from translate_svc.observability import metrics, tracing
 from translate_svc.observability.access import CallInfo
 from translate_svc.session import (
@@ -54,8 +54,9 @@ from translate_svc.transport.calls import (
     stream_message_bytes,
     text_request_bytes,
 )
-from translate_svc.transport.grpc import convert
+from translate_svc.transport.grpc import convert, server_info
 from translate_svc.transport.grpc.auth import SERVICE_NAME as SERVICE_NAME  # re-exported
+from translate_svc.transport.grpc.ear import ear_options
 from translate_svc.transport.rpc import (
     audio_path,
     call_deadline,
@@ -69,17 +70,15 @@ from translate_svc.transport.rpc import (
     unary_errors,
     write_response,
 )
-from translate_svc.transport.tokens import LISTEN_REVOKED, Revocation, TokenStore, may_listen_to, watching
+from translate_svc.transport.rpc_errors import status_for
+from translate_svc.transport.tokens.revocation import LISTEN_REVOKED, Revocation, may_listen_to, watching
+from translate_svc.transport.tokens.store import TokenStore
 from translate_svc.vad.segmenter import SegmenterConfig
 
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
-
-
-def status_for(err: ServiceError) -> grpc.Status:
-    return rpc_status.to_status(convert.error_status(err))
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: ServiceError) -> None:
@@ -207,10 +206,10 @@ class TranslatorServicer:
         _parse(pb.ListLanguagesRequest, raw, SMALL_MESSAGE_BYTES)
         card = self._m.card
         return pb.ListLanguagesResponse(
-            languages=[convert.language_to_pb(lang) for lang in card.languages],
-            model=convert.model_card_to_pb(card),
-            limits=convert.limits_to_pb(self._m.limits),
-            language_identifier=convert.identifier_to_pb(card),
+            languages=[server_info.language_to_pb(lang) for lang in card.languages],
+            model=server_info.model_card_to_pb(card),
+            limits=server_info.limits_to_pb(self._m.limits, self._m.glossaries.kept_limits()),
+            language_identifier=server_info.identifier_to_pb(card),
         )
 
     @unary
@@ -292,12 +291,14 @@ class TranslatorServicer:
             convert.vad_settings(request.vad, self._m.vad_defaults),
             tuple(detect) if detect is not None else None,
             convert.terms(request.terms),
+            ear_options(request, "request"),
+            glossary_ids(request.glossaries),
         )
 
     def _render_clip(self, clip: ClipResult) -> pb.TranslateResponse:
         response = pb.TranslateResponse(
             segments=[convert.segment_result_to_pb(r) for r in clip.segments],
-            model=convert.model_card_to_pb(self._m.card),
+            model=server_info.model_card_to_pb(self._m.card),
             audio_duration_ms=clip.audio_duration_ms,
         )
         size, limit = response.ByteSize(), self._m.limits.max_message_bytes
@@ -336,11 +337,13 @@ class TranslatorServicer:
             tuple(request.target_languages),
             convert.output_options(request.output, request.HasField("output")),
             convert.terms(request.terms),
+            glossary_ids(request.glossaries),
         )
 
     def _render_texts(self, result: TextsResult) -> pb.TranslateTextResponse:
         response = pb.TranslateTextResponse(
-            results=[convert.text_result_to_pb(r) for r in result.results], model=convert.model_card_to_pb(self._m.card)
+            results=[convert.text_result_to_pb(r) for r in result.results],
+            model=server_info.model_card_to_pb(self._m.card),
         )
         size, limit = response.ByteSize(), self._m.limits.max_message_bytes
         if size > limit:  # the up-front estimate (session.text) was beaten

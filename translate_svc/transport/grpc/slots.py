@@ -22,12 +22,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from grpc_status import rpc_status
 
 from translate_svc.errors import Overloaded
-from translate_svc.transport.grpc import convert
 from translate_svc.transport.grpc.auth import HEALTH_PREFIX
 from translate_svc.transport.refusal_log import RefusalLog
+from translate_svc.transport.rpc_errors import status_for
 
 #: the reflection service's methods (a stream each): held to their caller's unary-call bounds too
 REFLECTION_PREFIX = "/grpc.reflection."
@@ -125,6 +124,6 @@ class CallSlots(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return await self._taken(others)
         except Overloaded as e:
             self._refusals("call over its call limits", context.peer(), grpc.StatusCode.RESOURCE_EXHAUSTED)
-            status = rpc_status.to_status(convert.error_status(e))
+            status = status_for(e)
             await context.abort(status.code, status.details, status.trailing_metadata)
             raise AssertionError("abort raises") from e

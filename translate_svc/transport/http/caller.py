@@ -30,7 +30,7 @@ from aiohttp import hdrs, web
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.driver import StreamDriver
 from translate_svc.session.manager import Admission, SessionManager
-from translate_svc.session.quota import ALL_ROOMS, NO_ROOMS, RoomRights, Tenant
+from translate_svc.session.tenants.tenant import ALL_ROOMS, NO_ROOMS, RoomRights, Tenant
 from translate_svc.transport.door import DoorContext
 from translate_svc.transport.http.client_secrets import (
     DEMO_TENANT,
@@ -44,21 +44,11 @@ from translate_svc.transport.http.client_secrets import (
 from translate_svc.transport.http.client_secrets import PREFIX as SECRET_PREFIX
 from translate_svc.transport.http.handshake import KEY_PREFIX, presented_key, read_offer
 from translate_svc.transport.http.responses import http_error
-from translate_svc.transport.tokens import (
-    Endable,
-    Grant,
-    Permission,
-    Refusal,
-    RefusalKind,
-    Revocation,
-    TokenDigest,
-    TokenStore,
-    Wording,
-    authorize,
-    bearer,
-    may_stream,
-    watching,
-)
+from translate_svc.transport.tokens.authorization import authorize, bearer
+from translate_svc.transport.tokens.file import Grant, Permission, TokenDigest
+from translate_svc.transport.tokens.refusals import Refusal, RefusalKind, Wording
+from translate_svc.transport.tokens.revocation import Endable, Revocation, may_stream, watching
+from translate_svc.transport.tokens.store import TokenStore
 
 #: a token's refusal -> its HTTP status and error code
 TOKEN_REFUSALS: dict[RefusalKind, tuple[int, str]] = {

@@ -4,7 +4,7 @@ its own); the port's caller check (``caller.py``) takes them wherever a WebSocke
 session may be opened with one (a realtime session, a room listener).
 
 A secret is ``ek_<expiry>_<tenant>_<nonce>_<signature>``: HMAC-SHA256 over the expiry, the tenant
-of the token that minted it (``session/quota.py``: the secret's sessions are that tenant's) and the
+of the token that minted it (``session/tenants/``: the secret's sessions are that tenant's) and the
 nonce with the server's key (``auth.client_secret_key``, shared by every process of a node). Nothing is stored,
 so any worker checks a secret another minted, and a restart with a new random key revokes them
 all. A secret grants the ``stream`` permission only, until it expires (``auth.client_secret_ttl_s``
@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 PREFIX = "ek_"
 #: the tenant of the sessions the demo page's secrets open (capped by a tokens-file line with tenant=demo)
 DEMO_TENANT = "demo"
-#: before the tenant of a secret the demo page minted (no tenant name has it: ``quota.TENANT_NAME``;
+#: before the tenant of a secret the demo page minted (no tenant name has it: ``tenants.TENANT_NAME``;
 #: RFC 6750 allows it in a bearer token)
 PAGE = "~"
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}

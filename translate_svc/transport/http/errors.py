@@ -24,6 +24,9 @@ from translate_svc.errors import ErrorCode, ServiceError
 #: our error codes -> OpenAI's error ``type`` and ``code``
 ERROR_TYPES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.INVALID_ARGUMENT: ("invalid_request_error", "invalid_value"),
+    ErrorCode.NOT_FOUND: ("invalid_request_error", "not_found"),
+    ErrorCode.ALREADY_EXISTS: ("invalid_request_error", "already_exists"),
+    ErrorCode.ABORTED: ("invalid_request_error", "conflict"),
     ErrorCode.UNAUTHENTICATED: ("invalid_request_error", "invalid_api_key"),
     ErrorCode.PERMISSION_DENIED: ("invalid_request_error", "permission_denied"),
     ErrorCode.FAILED_PRECONDITION: ("invalid_request_error", "unsupported_feature"),
@@ -35,6 +38,9 @@ ERROR_TYPES: dict[ErrorCode, tuple[str, str]] = {
 #: our error codes -> the HTTP status of a request they refuse (any other: 500)
 STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_ARGUMENT: 400,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.ALREADY_EXISTS: 409,
+    ErrorCode.ABORTED: 409,
     ErrorCode.FAILED_PRECONDITION: 400,
     ErrorCode.OUT_OF_RANGE: 400,
     ErrorCode.UNAUTHENTICATED: 401,

@@ -49,6 +49,9 @@ class TranslateTextArgs(_Args):
     target_languages: list[Code] = Field(min_length=1, max_length=_MOST)
     terms: list[TermArg] = Field(default_factory=list, max_length=_MOST)
     glossary: list[GlossaryArg] = Field(default_factory=list, max_length=_MOST)
+    glossary_ids: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=_MOST, description="stored glossaries (by id) whose entries apply too"
+    )
     speech: bool = Field(False, description="also return each translation spoken (WAV audio content)")
     speech_sample_rate_hz: int = Field(16000, ge=8000, le=48000)
 
@@ -77,6 +80,9 @@ class TranslateAudioArgs(_Args):
     )
     terms: list[TermArg] = Field(default_factory=list, max_length=_MOST)
     glossary: list[GlossaryArg] = Field(default_factory=list, max_length=_MOST)
+    glossary_ids: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=_MOST, description="stored glossaries (by id) whose entries apply too"
+    )
     transcript: bool = True
     speech: bool = Field(False, description="also return the translated speech (WAV audio content, one per language)")
     speech_sample_rate_hz: int = Field(16000, ge=8000, le=48000)

@@ -3,8 +3,9 @@ what was said in the room in one language, for an agent to read and to watch.
 
 - **Read** (``resources/read``): the room's final results in that language of the last
   ``rooms.backlog_s`` seconds (its backlog, text only: each segment's speaker, id, span, text and
-  transcript), through the listen core (``session.ListenDriver``: the caller's ``listen=`` rights,
-  the room's and tenant's listener caps, the access line), joined and left at once.
+  transcript, and their confidence, ``avg_logprob``, where computed), through the listen core
+  (``session.ListenDriver``: the caller's ``listen=`` rights, the room's and tenant's listener
+  caps, the access line), joined and left at once.
 - **Subscribe** (``subscriptions/listen``, MCP 2026-07-28; the ``mcp`` SDK's ``Client.listen``):
   for each captions resource asked for, a room listener of the caller's tenant is held for as long
   as the listen stream is open (at most ``mcp.max_subscriptions`` a stream, each counted in the
@@ -36,8 +37,8 @@ from translate_svc.session.listen import ListenDriver, ListenRequest
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.rooms.checks import check_room_name
 from translate_svc.session.rooms.listener import Listener, ListenEvent, ListenStarted, RoomOutput
-from translate_svc.transport.tokens import LISTEN_REVOKED, Revocation, may_listen_to, watching
-from translate_svc.types import SegmentResult
+from translate_svc.transport.tokens.revocation import LISTEN_REVOKED, Revocation, may_listen_to, watching
+from translate_svc.types import SegmentResult, Transcript
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +73,17 @@ def _entry(out: RoomOutput) -> dict[str, Any]:
         "end_ms": r.end_ms,
         "language": t.target_language if t is not None else None,
         "text": t.text if t is not None else "",
-        "transcript": None if r.transcript is None else {"language": r.transcript.language, "text": r.transcript.text},
+        # confidence (issue 72): as translate_audio's, present where computed
+        **({} if t is None or t.avg_logprob is None else {"avg_logprob": t.avg_logprob}),
+        "transcript": None if r.transcript is None else _transcript(r.transcript),
     }
+
+
+def _transcript(t: Transcript) -> dict[str, Any]:
+    body: dict[str, Any] = {"language": t.language, "text": t.text}
+    if t.avg_logprob is not None:
+        body["avg_logprob"] = t.avg_logprob
+    return body
 
 
 class Captions:

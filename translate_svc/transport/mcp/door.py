@@ -47,7 +47,9 @@ from translate_svc.transport.mcp.refusals import refusal, service_refusal
 from translate_svc.transport.mcp.rooms import Reached, RoomTools
 from translate_svc.transport.mcp.server import SCOPE_KEY, Exchange, build_server
 from translate_svc.transport.mcp.toolbox import McpCaller, Toolbox
-from translate_svc.transport.tokens import ALL_PERMISSIONS, Authorized, Refusal, authorize, bearer
+from translate_svc.transport.tokens.authorization import Authorized, authorize, bearer
+from translate_svc.transport.tokens.file import ALL_PERMISSIONS
+from translate_svc.transport.tokens.refusals import Refusal
 
 logger = logging.getLogger(__name__)
 

@@ -69,7 +69,12 @@ def model_json(card: ModelCard) -> dict[str, Any]:
 
 
 def _words(words: Sequence[WordTiming]) -> list[dict[str, Any]]:
-    return [{"word": w.word, "start_ms": w.start_ms, "end_ms": w.end_ms} for w in words]
+    return [{"word": w.word, "start_ms": w.start_ms, "end_ms": w.end_ms, **_logprob(w.logprob)} for w in words]
+
+
+def _logprob(value: float | None) -> dict[str, float]:
+    """Confidence (issue 72): ``avg_logprob``, the mean log-probability of the tokens, where computed."""
+    return {} if value is None else {"avg_logprob": value}
 
 
 class SpeechTracks:
@@ -120,7 +125,7 @@ class SpeechTracks:
 def _translations(r: SegmentResult, speech: SpeechTracks, key: str) -> list[dict[str, Any]]:
     out = []
     for t in r.translations:
-        item: dict[str, Any] = {"language": t.target_language, "text": t.text}
+        item: dict[str, Any] = {"language": t.target_language, "text": t.text, **_logprob(t.avg_logprob)}
         if t.words:
             item["words"] = _words(t.words)
         where = speech.add(f"{key}{t.target_language}", t)
@@ -146,7 +151,12 @@ def clip_answer(clip: ClipResult, card: ModelCard) -> types.CallToolResult:
             "end_ms": r.end_ms,
             "transcript": None
             if r.transcript is None
-            else {"language": r.transcript.language, "text": r.transcript.text, "words": _words(r.transcript.words)},
+            else {
+                "language": r.transcript.language,
+                "text": r.transcript.text,
+                "words": _words(r.transcript.words),
+                **_logprob(r.transcript.avg_logprob),
+            },
             "translations": _translations(r, speech, ""),
             "error": _error(r),
         }

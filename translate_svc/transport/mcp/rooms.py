@@ -33,7 +33,7 @@ from translate_svc.transport.http.client_secrets import LISTEN, PUBLISH, ClientS
 from translate_svc.transport.mcp import arguments as args
 from translate_svc.transport.mcp import render
 from translate_svc.transport.mcp.captions import captions_uri
-from translate_svc.transport.tokens import Permission
+from translate_svc.transport.tokens.file import Permission
 
 #: the gRPC service's methods a speaker and a listener call
 GRPC_SERVICE = "translate_svc.api.v1.Translator"

@@ -29,13 +29,13 @@ from translate_svc.observability.access import CallInfo
 from translate_svc.session.clip import ClipDriver, ClipRequest
 from translate_svc.session.events import TextRequest
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.quota import RoomRights, Tenant
 from translate_svc.session.task import check_counts
+from translate_svc.session.tenants.tenant import RoomRights, Tenant
 from translate_svc.session.text import TextDriver
 from translate_svc.transport.mcp import arguments as args
 from translate_svc.transport.mcp import render
 from translate_svc.transport.mcp.fetch import ClipRefused, Fetcher
-from translate_svc.transport.tokens import Permission, TokenDigest
+from translate_svc.transport.tokens.file import Permission, TokenDigest
 from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, Term
 
 
@@ -147,6 +147,7 @@ class Toolbox:
             tuple(a.target_languages),
             OutputOptions(text=True, speech=a.speech, transcript=False, speech_sample_rate_hz=a.speech_sample_rate_hz),
             _terms(a.terms, a.glossary),
+            glossaries=tuple(a.glossary_ids),
         )
         driver = TextDriver(self._m, tenant=caller.tenant, call=caller.call("mcp.translate_text"), token=caller.key)
 
@@ -196,6 +197,7 @@ class Toolbox:
                 self._m.vad_defaults,
                 detect,
                 terms,
+                glossaries=tuple(a.glossary_ids),
             )
 
         driver = ClipDriver(self._m, tenant=caller.tenant, call=caller.call("mcp.translate_audio"))

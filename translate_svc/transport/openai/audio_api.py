@@ -50,7 +50,7 @@ from translate_svc.transport.openai.audio_form import (
     clip_request,
     read_form,
 )
-from translate_svc.transport.tokens import Permission
+from translate_svc.transport.tokens.file import Permission
 from translate_svc.types import ModelCard, SegmentResult
 
 logger = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class _Exchange:
             return  # the request fails with it (``render``)
         p = formats.piece(r, self.task == TRANSLATE)
         if p.text:
-            self._put(formats.sse(formats.delta_event(p, first=self._sent == 0)))
+            self._put(formats.sse(formats.delta_event(p, first=self._sent == 0, logprobs=self.answer.logprobs)))
             self._sent += 1
 
     def render(self, clip: ClipResult) -> ClipResult:
@@ -170,8 +170,11 @@ class _Exchange:
         assert answer is not None
         translate = self.task == TRANSLATE
         if answer.stream:
-            text = formats.joined([formats.piece(r, translate) for r in clip.segments])
-            return await self._close(formats.sse(formats.done_event(text, clip.audio_duration_ms)))
+            pieces = [formats.piece(r, translate) for r in clip.segments]
+            done = formats.done_event(
+                formats.joined(pieces), clip.audio_duration_ms, pieces if answer.logprobs else None
+            )
+            return await self._close(formats.sse(done))
         text, content_type = formats.body(
             answer.response_format,
             clip,
@@ -179,6 +182,7 @@ class _Exchange:
             language=answer.language,
             card=self.card,
             words=answer.words,
+            logprobs=answer.logprobs,
         )
         return web.Response(text=text, content_type=content_type, charset="utf-8")
 

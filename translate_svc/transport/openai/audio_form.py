@@ -26,6 +26,7 @@ from translate_svc.errors import InvalidInput, shown
 from translate_svc.languages import guess_model_code
 from translate_svc.session.clip import ClipRequest
 from translate_svc.settings import LimitsSettings
+from translate_svc.speakers.cluster import MAX_SPEAKERS
 from translate_svc.transport.calls import SMALL_MESSAGE_BYTES
 from translate_svc.transport.http.site import HTTP_MAX_FIELD_BYTES, HTTP_MAX_HEADERS
 from translate_svc.transport.openai.transcription_config import (
@@ -35,7 +36,7 @@ from translate_svc.transport.openai.transcription_config import (
     source_or_detect,
     vad_config,
 )
-from translate_svc.types import AudioEncoding, AudioFormat, ModelCard, OutputOptions
+from translate_svc.types import AudioEncoding, AudioFormat, EarOptions, ModelCard, OutputOptions, Profanity
 from translate_svc.vad.segmenter import SegmenterConfig
 
 #: the parts a form may have, and what is read of one part at a time
@@ -43,9 +44,11 @@ MAX_PARTS = 64
 READ_BYTES = 64 * 1024
 TRANSCRIBE = "transcribe"
 TRANSLATE = "translate"
-FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+FORMATS = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
+#: speaker labels (``diarized_json``): the most speakers told apart unless ``x_speakers`` says
+DEFAULT_SPEAKERS = 4
 #: the fields of each endpoint (lists as the SDKs send them, ``name[]``; also taken without ``[]``)
-_COMMON = frozenset({"file", "model", "prompt", "response_format", "temperature", "stream"})
+_COMMON = frozenset({"file", "model", "prompt", "response_format", "temperature", "stream", "x_profanity"})
 FIELDS = {
     TRANSCRIBE: _COMMON
     | {
@@ -57,6 +60,7 @@ FIELDS = {
         "chunking_strategy",
         "known_speaker_names",
         "known_speaker_references",
+        "x_speakers",
     },
     TRANSLATE: _COMMON | {"x_target_language"},
 }
@@ -113,6 +117,8 @@ class Answer:
     #: word timings asked for (``timestamp_granularities[]=word``): ``verbose_json``'s ``words``,
     #: SRT and WebVTT cues of words
     words: bool = False
+    #: ``include[]=logprobs``: the transcript's tokens' log probabilities (``json``, or the events)
+    logprobs: bool = False
 
 
 async def read_form(request: web.Request, max_file_bytes: int) -> Form:
@@ -279,12 +285,10 @@ def clip_request(
         if len(values) > 1 and name not in _LISTS:
             raise FormError(f"the field {name} is given {len(values)} times: send it once", param=name)
     fmt = form.one("response_format") or "json"
-    if fmt not in FORMATS:
-        what = "speaker labels (diarized_json) are not available on this server" if fmt == "diarized_json" else ""
-        raise FormError(
-            f"response_format {shown(fmt)} is not one of {', '.join(FORMATS)}{': ' + what if what else ''}",
-            param="response_format",
-        )
+    formats = FORMATS if task == TRANSCRIBE else FORMATS[:-1]  # speaker labels: transcriptions only
+    if fmt not in formats:
+        raise FormError(f"response_format {shown(fmt)} is not one of {', '.join(formats)}", param="response_format")
+    speakers = _speakers(form.one("x_speakers"), fmt)
     stream = _flag(form.one("stream"), "stream")
     if stream and fmt not in ("json", "text"):
         raise FormError(
@@ -293,8 +297,10 @@ def clip_request(
             param="stream",
         )
     _temperature(form.one("temperature"))
+    logprobs = _include(form.values.get("include", []), fmt)
     _unavailable(form)
     words = _words(form.values.get("timestamp_granularities", []), fmt)
+    profanity = _profanity(form.one("x_profanity"))
     try:
         terms = boost_terms(
             form.one("prompt"),
@@ -306,12 +312,12 @@ def clip_request(
         if task == TRANSCRIBE:
             source, detect = source_or_detect(form.one("language"), form.values.get("languages", ()), card, "language")
             targets: tuple[str, ...] = ()
-            output = OutputOptions(text=False, speech=False, transcript=True, word_timings=words)
+            output = OutputOptions(text=False, speech=False, transcript=True, word_timings=words, profanity=profanity)
             language = source or None
         else:
             source, detect = "", None
             targets = (_target(form.one("x_target_language"), card),)
-            output = OutputOptions(text=True, speech=False, transcript=False)
+            output = OutputOptions(text=True, speech=False, transcript=False, profanity=profanity)
             language = targets[0]
         clip_vad = _chunking(form.one("chunking_strategy"), vad)
     except ParamError as e:
@@ -325,9 +331,19 @@ def clip_request(
         vad=clip_vad,
         detect=detect,
         terms=terms,
+        ear=EarOptions(speakers=speakers),
     )
     form.file = b""  # the request holds the only reference from here on
-    return request, Answer(task, fmt, stream, language, words)
+    return request, Answer(task, fmt, stream, language, words, logprobs)
+
+
+def _profanity(value: str | None) -> Profanity | None:
+    """Our extension ``x_profanity``: off, mask or remove (absent: the tenant's default)."""
+    if value is None:
+        return None
+    if value not in {p.value for p in Profanity}:
+        raise FormError(f"x_profanity {shown(value)} must be off, mask or remove", param="x_profanity")
+    return Profanity(value)
 
 
 def _flag(value: str | None, name: str) -> bool:
@@ -353,12 +369,35 @@ def _temperature(value: str | None) -> None:
         )
 
 
+def _speakers(value: str | None, fmt: str) -> int:
+    """Speaker labels (issue 72): ``diarized_json`` labels each segment, telling apart at most
+    ``x_speakers`` (our extension; ``DEFAULT_SPEAKERS`` when absent) voices."""
+    if fmt != "diarized_json":
+        if value is not None:
+            raise FormError("x_speakers goes with response_format diarized_json (speaker labels)", param="x_speakers")
+        return 0
+    if value is None:
+        return DEFAULT_SPEAKERS
+    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_SPEAKERS:
+        raise FormError(f"x_speakers must be a whole number 1..{MAX_SPEAKERS}", param="x_speakers")
+    return int(value)
+
+
 def _unavailable(form: Form) -> None:
     """What this server cannot give, refused with what it can."""
-    for inc in form.values.get("include", []):
-        raise FormError(f"include {shown(inc)}: log probabilities are not available on this server", param="include")
     if form.values.get("known_speaker_names") or form.values.get("known_speaker_references"):
         raise FormError("speaker identification is not available on this server", param="known_speaker_names")
+
+
+def _include(values: list[str], fmt: str) -> bool:
+    """``include[]``: OpenAI's one value, ``logprobs`` (each token of the transcript with its log
+    probability: issue 72), which goes with ``response_format=json`` (or ``stream=true``), as OpenAI's does."""
+    for value in values:
+        if value != "logprobs":
+            raise FormError(f"include {shown(value)} is not logprobs, the one value it takes", param="include")
+    if values and fmt != "json":
+        raise FormError(f"include[]=logprobs goes with response_format json, not {fmt}", param="include")
+    return bool(values)
 
 
 def _words(grains: list[str], fmt: str) -> bool:

@@ -12,8 +12,9 @@ the same protocol.
   language; also the ``source_language`` query parameter), ``x_captions_interval_ms`` (live
   captions: the open speech as text every this many ms, as ``session.input_transcript.delta``
   events with an empty ``delta`` and the caption in ``x_interim``), ``x_terms`` (the term list:
-  ``x_terms.py``). Once the stream runs, an update may change the output languages only (an
-  ``Update``); one that changes the terms is refused (they are fixed, as on the gRPC door).
+  ``x_terms.py``), ``x_profanity`` (the profanity filter: ``session_update.profanity_of``). Once
+  the stream runs, an update may change the output languages only (an ``Update``); one that changes
+  the terms is refused (they are fixed, as on the gRPC door).
 - ``session.input_audio_buffer.append`` is audio; ``session.close`` half-closes: the open speech is
   translated, every result sent, then ``session.closed``.
 - Simultaneous by default (OpenAI's protocol is continuous): the stream runs in simultaneous mode
@@ -75,6 +76,8 @@ from translate_svc.transport.openai.session_update import (
     MAX_LANGUAGES,
     checked,
     extensions,
+    noise_reduction,
+    profanity_of,
     resume_lead_in,
     resume_value,
     resumed,
@@ -98,9 +101,11 @@ from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
     Commit,
+    EarOptions,
     InterimResult,
     ModelCard,
     OutputOptions,
+    Profanity,
     SegmentResult,
     SimultaneousOptions,
 )
@@ -166,7 +171,9 @@ class RealtimeProtocol:
         self.speech = True  # our extension x_speech: false for text only
         self.done_events = True  # our extension x_done_events: false for none (finals.py)
         self.room: RoomJoin | None = None  # our extension x_room: speak into a room (docs/rooms.md)
+        self.noise: str | None = None  # audio.input.noise_reduction's type: RNNoise before the VAD
         self.terms = x_terms.SessionTerms()  # our extension x_terms
+        self.profanity: Profanity | None = None  # our extension x_profanity; None: the tenant's default
         self.resume_token = ""  # the stream's (StreamStarted), for x_resume
         #: how the socket closes: 1000, or 1012 (service restart) after a drain (the openai SDK
         #: reconnects on it)
@@ -185,6 +192,7 @@ class RealtimeProtocol:
         audio: dict[str, Any] = {"input": {"transcription": self.transcription}, "output": out}
         if self.source:
             audio["input"]["language"] = self.source
+        audio["input"]["noise_reduction"] = {"type": self.noise} if self.noise else None
         return {
             "id": self.session_id,
             "type": "translation",
@@ -195,6 +203,7 @@ class RealtimeProtocol:
             "x_done_events": self.done_events,
             "x_room": dataclasses.asdict(self.room) if self.room else None,
             "x_terms": self.terms.wire(),
+            "x_profanity": self.profanity.value if self.profanity else None,
             "x_limits": {"max_append_bytes": self.max_append_bytes},
         }
 
@@ -212,13 +221,18 @@ class RealtimeProtocol:
         session = {
             "audio": {
                 "output": {"languages": self.languages},
-                "input": {"language": self.source, "transcription": self.transcription},
+                "input": {
+                    "language": self.source,
+                    "transcription": self.transcription,
+                    "noise_reduction": {"type": self.noise} if self.noise else None,
+                },
             },
             "x_captions_interval_ms": self.captions_interval_ms,
             "x_simultaneous_step_ms": self.simultaneous_step_ms,
             "x_speech": self.speech,
             "x_done_events": self.done_events,
             "x_terms": self.terms.wire(),
+            "x_profanity": self.profanity.value if self.profanity else None,
             "x_room": dataclasses.asdict(self.room) if self.room else None,
         }
         return resume_value(session, self.resume_token, ended.segments_total, ended.resume_offset_ms)
@@ -353,10 +367,13 @@ class RealtimeProtocol:
             self.transcription = inp["transcription"]
         if inp.get("language"):
             self.source = str(inp["language"])
+        if "noise_reduction" in inp:
+            self.noise = noise_reduction(inp["noise_reduction"])
         self.captions_interval_ms, self.simultaneous_step_ms, self.speech = extensions(
             session, self.captions_interval_ms, self.simultaneous_step_ms, self.speech
         )
         self.done_events = finals.done_setting(session, self.done_events)
+        self.profanity = profanity_of(session, self.profanity)
         if "x_terms" in session:
             self.terms = x_terms.parse(session["x_terms"], self.limits)
         self.room = room_of(session)
@@ -375,7 +392,13 @@ class RealtimeProtocol:
         self.configured = True
         out_rate = self.input_rate if self.tracks else RATE  # a track plays at its own rate
         transcript = self.transcription is not None
-        output = OutputOptions(text=True, speech=self.speech, transcript=transcript, speech_sample_rate_hz=out_rate)
+        output = OutputOptions(
+            text=True,
+            speech=self.speech,
+            transcript=transcript,
+            speech_sample_rate_hz=out_rate,
+            profanity=self.profanity,
+        )
         source, detect = source_or_detection(self.source)
         if transcript and not source and detect is None:  # the transcript needs its language
             if self.card is not None and self.card.identifier is not None:
@@ -406,6 +429,7 @@ class RealtimeProtocol:
                 else None
             ),
             room=self.room,
+            ear=EarOptions(noise_suppression=self.noise is not None),
         )
 
     # -- the server's side ------------------------------------------------------------------------

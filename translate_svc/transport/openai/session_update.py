@@ -14,7 +14,7 @@ from typing import Any
 from translate_svc.errors import InvalidInput, shown
 from translate_svc.languages import guess_model_code
 from translate_svc.session.events import MAX_LEAD_IN_MS, RoomJoin
-from translate_svc.types import ModelCard
+from translate_svc.types import ModelCard, Profanity
 
 #: the targets where the door is given no limit (``limits.max_target_languages``' ceiling), a
 #: language tag's characters (BCP-47 tags in use are far shorter), the source language's
@@ -86,6 +86,15 @@ def extensions(session: dict[str, Any], captions_ms: int, step_ms: int, speech: 
     return captions, step, spoken
 
 
+def profanity_of(session: dict[str, Any], current: Profanity | None) -> Profanity | None:
+    """Our extension ``x_profanity`` (``"off"``, ``"mask"`` or ``"remove"``; null: the tenant's
+    default): the profanity filter (docs/api.md); absent: as it was."""
+    value = session.get("x_profanity", current.value if current else None)
+    if value is not None and value not in {p.value for p in Profanity}:
+        raise InvalidInput('x_profanity must be "off", "mask" or "remove" (or null: the tenant\'s default)')
+    return Profanity(value) if value is not None else None
+
+
 def room_of(session: dict[str, Any]) -> RoomJoin | None:
     """Our extension ``x_room`` (docs/rooms.md): ``{"name": "town-hall", "participant": "mayor"}``
     (participant optional) speaks into that room; absent or null: no room. Only its shape is checked
@@ -141,6 +150,19 @@ def source_or_detection(value: str | None) -> tuple[str, tuple[str, ...] | None]
     if head.strip().lower() != "auto":
         return guess_model_code(value), None
     return "", tuple(guess_model_code(t) for t in rest.split(",") if t.strip())
+
+
+def noise_reduction(value: Any) -> str | None:
+    """``audio.input.noise_reduction`` (issue 72): ``{type: "near_field" | "far_field"}`` (no type:
+    near_field) runs RNNoise before the VAD (either type: one suppressor); null: off."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - {"type"}:
+        raise InvalidInput('audio.input.noise_reduction must be null or {"type": "near_field" or "far_field"}')
+    kind = value.get("type", "near_field")
+    if kind not in ("near_field", "far_field"):
+        raise InvalidInput('audio.input.noise_reduction.type must be "near_field" or "far_field"')
+    return str(kind)
 
 
 def resume_value(session: dict[str, Any], token: str, next_id: int, offset_ms: int) -> str | None:

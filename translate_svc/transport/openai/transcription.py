@@ -63,6 +63,7 @@ from translate_svc.session.events import (
 )
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.http.errors import error_type
+from translate_svc.transport.openai.audio_formats import token_logprobs
 from translate_svc.transport.openai.protocol import RESTART_CLOSE_CODE
 from translate_svc.transport.openai.transcription_config import (
     FORMATS,
@@ -160,8 +161,8 @@ class TranscriptionProtocol:
             if self.started:
                 if not new.same_stream(self.settings):
                     raise ParamError(
-                        "this session's audio format, language, prompt, turn detection and x_terms are fixed once it "
-                        "has started (its first update or audio): open a new session for others",
+                        "this session's audio format, language, prompt, turn detection, noise reduction and x_terms "
+                        "are fixed once it has started (its first update or audio): open a new session for others",
                         "session",
                     )
                 self.settings = new
@@ -359,8 +360,11 @@ class TranscriptionProtocol:
             extra["x_language"] = r.transcript.language
         if r.detected is not None:
             extra["x_detected"] = {"language": r.detected.language, "scores": dict(r.detected.scores)}
+        logprobs: dict[str, Any] = {}
+        if self.settings.logprobs:  # include: ["item.input_audio_transcription.logprobs"]
+            logprobs["logprobs"] = token_logprobs(r.transcript.tokens if r.transcript is not None else ())
         if text:
-            yield wire_event(DELTA, item_id=item, content_index=0, delta=text)
+            yield wire_event(DELTA, item_id=item, content_index=0, delta=text, **logprobs)
         yield wire_event(
             COMPLETED,
             item_id=item,
@@ -368,6 +372,7 @@ class TranscriptionProtocol:
             transcript=text,
             usage={"type": "duration", "seconds": round((r.end_ms - r.start_ms) / 1000, 3)},
             x_timing={"latency_ms": round(r.timing.total_ms, 1), "model_ms": round(r.timing.model_ms, 1)},
+            **logprobs,
             **extra,
         )
 

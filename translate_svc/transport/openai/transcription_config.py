@@ -17,9 +17,10 @@ Two shapes of the same settings, as OpenAI's clients send them:
 An update changes the fields it names, as OpenAI's does; an object it names (``transcription``,
 ``turn_detection``) is replaced whole, its absent fields at their defaults. A field this server does
 not know, a value of the wrong kind, a ``model`` list, ``semantic_vad``, log probabilities: a
-``ParamError`` naming the field (``param``) and what to send instead. Noise reduction is accepted and
-not applied (the session object says so in ``x_ignored``), as are the beta shape's ``modalities``
-and ``client_secret`` and server VAD's ``create_response``/``interrupt_response``, which configure
+``ParamError`` naming the field (``param``) and what to send instead. Noise reduction (either type)
+runs RNNoise before the VAD and the model (issue 72). The session object's ``x_ignored`` lists the
+beta shape's ``modalities`` and ``client_secret`` and server VAD's
+``create_response``/``interrupt_response``, which configure
 responses and keys a transcription session has none of.
 
 Our extension ``x_terms`` (``x_terms.py``), on either shape's ``session``: **boost** terms only
@@ -43,7 +44,7 @@ from translate_svc.session.events import StreamConfig
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.openai import x_terms
 from translate_svc.transport.openai.wire import ParamError as ParamError  # re-exported: its users import it here
-from translate_svc.types import AudioEncoding, AudioFormat, ModelCard, OutputOptions, Term
+from translate_svc.types import AudioEncoding, AudioFormat, EarOptions, ModelCard, OutputOptions, Term
 from translate_svc.vad.segmenter import MS_RANGES, SegmenterConfig, VadConfigError
 
 #: the audio formats of both shapes (beta's names; GA's ``format.type`` -> them)
@@ -54,6 +55,8 @@ FORMATS: dict[str, AudioFormat] = {
 }
 GA_FORMATS = {"audio/pcm": "pcm16", "audio/pcmu": "g711_ulaw", "audio/pcma": "g711_alaw"}
 #: a language tag's characters, a prompt's, a model name's (it is echoed), and the most candidate
+#: ``session.include``'s value for the transcripts' log probabilities (OpenAI's one)
+LOGPROBS = "item.input_audio_transcription.logprobs"
 #: languages and keywords looked at (the server's own limits then apply)
 MAX_TAG_CHARS = 35
 MAX_PROMPT_CHARS = 4096
@@ -119,9 +122,13 @@ class TranscriptionSettings:
     keywords: tuple[str, ...] = ()
     #: our extension ``x_terms``: BOOST terms only (``_x_terms``)
     terms: x_terms.SessionTerms = dataclasses.field(default_factory=x_terms.SessionTerms)
+    #: noise reduction's type ("near_field", "far_field"; both RNNoise before the VAD); None: off
+    noise_reduction: str | None = None
     #: fields given that have no effect here (their params), for ``x_ignored``
     ignored: tuple[str, ...] = ()
     beta: bool = False  # the shape of the last update (the params its errors name)
+    #: ``include: ["item.input_audio_transcription.logprobs"]``: transcripts with their tokens' logprobs
+    logprobs: bool = False
 
     def param(self, ga: str, beta: str) -> str:
         return beta if self.beta else ga
@@ -134,6 +141,7 @@ class TranscriptionSettings:
     def _stream(self) -> tuple[object, ...]:
         return (
             self.turn_detection,
+            self.noise_reduction,
             self.audio_format,
             self.language,
             self.languages,
@@ -158,12 +166,11 @@ def update_ga(
             "conversation sessions are not served)",
             "session.type",
         )
-    _include(s.get("include"), "session.include")
     audio = _object(s.get("audio"), "session.audio")
     _known(audio, frozenset({"input"}), "session.audio")
     inp = _object(audio.get("input"), "session.audio.input")
     _known(inp, _GA_INPUT, "session.audio.input")
-    out = _x_terms(dataclasses.replace(current, beta=False), s, limits)
+    out = _x_terms(dataclasses.replace(current, beta=False, logprobs=_include(s, current)), s, limits)
     if "format" in inp:
         out = dataclasses.replace(out, audio_format=_ga_format(inp["format"]))
     if "transcription" in inp:
@@ -182,8 +189,7 @@ def update_beta(
     """A beta ``transcription_session.update``'s ``session`` applied to ``current`` (``ParamError``)."""
     s = _object(session, "session")
     _known(s, _BETA_SESSION, "session")
-    _include(s.get("include"), "session.include")
-    out = _x_terms(dataclasses.replace(current, beta=True), s, limits)
+    out = _x_terms(dataclasses.replace(current, beta=True, logprobs=_include(s, current)), s, limits)
     fmt = s.get("input_audio_format")
     if fmt is not None:
         if not isinstance(fmt, str) or fmt not in FORMATS:
@@ -245,6 +251,7 @@ def stream_config(
         vad=vad,
         detect=detect,
         terms=terms,
+        ear=EarOptions(noise_suppression=s.noise_reduction is not None),
     )
 
 
@@ -380,12 +387,12 @@ def ga_session(s: TranscriptionSettings, session_id: str, extra: dict[str, Any])
         "object": "realtime.transcription_session",
         "type": "transcription",
         "expires_at": 0,
-        "include": [],
+        "include": [LOGPROBS] if s.logprobs else [],
         "audio": {
             "input": {
                 "format": ga_fmt,
                 "transcription": transcription,
-                "noise_reduction": None,  # not applied (x_ignored says whether one was asked for)
+                "noise_reduction": _noise_object(s),
                 "turn_detection": _td_object(s.turn_detection),
             }
         },
@@ -402,9 +409,9 @@ def beta_session(s: TranscriptionSettings, session_id: str, extra: dict[str, Any
         "object": "realtime.transcription_session",
         "input_audio_format": s.audio_format,
         "input_audio_transcription": {"model": s.model, "language": s.language, "prompt": s.prompt},
-        "input_audio_noise_reduction": None,
+        "input_audio_noise_reduction": _noise_object(s),
         "turn_detection": _td_object(s.turn_detection),
-        "include": [],
+        "include": [LOGPROBS] if s.logprobs else [],
         "modalities": ["text"],
         "client_secret": None,
         "x_terms": s.terms.wire(),
@@ -487,14 +494,20 @@ def _turn_detection(value: Any, param: str, vad: SegmenterConfig) -> TurnDetecti
 
 
 def _noise(s: TranscriptionSettings, value: Any, param: str) -> TranscriptionSettings:
-    """Noise reduction: accepted, not applied (the VAD and the model take the audio as sent)."""
+    """Noise reduction (issue 72): RNNoise before the VAD and the model, for either type (one
+    suppressor serves both; no type: near_field, as OpenAI's default); null: off."""
     if value is None:
-        return dataclasses.replace(s, ignored=tuple(p for p in s.ignored if p != param))
+        return dataclasses.replace(s, noise_reduction=None)
     obj = _object(value, param)
     _known(obj, _NOISE_REDUCTION, param)
-    if obj.get("type") not in (None, "near_field", "far_field"):
+    kind = obj.get("type", "near_field")
+    if kind not in ("near_field", "far_field"):
         raise ParamError(f'{param}.type must be "near_field" or "far_field"', f"{param}.type")
-    return _ignore(s, param)
+    return dataclasses.replace(s, noise_reduction=kind)
+
+
+def _noise_object(s: TranscriptionSettings) -> dict[str, str] | None:
+    return None if s.noise_reduction is None else {"type": s.noise_reduction}
 
 
 def _ignore(s: TranscriptionSettings, param: str) -> TranscriptionSettings:
@@ -514,10 +527,16 @@ def _ga_format(value: Any) -> str:
     return name
 
 
-def _include(value: Any, param: str) -> None:
+def _include(s: dict[str, Any], current: TranscriptionSettings) -> bool:
+    """``session.include``: OpenAI's one value, ``item.input_audio_transcription.logprobs``, or none."""
+    if "include" not in s:
+        return current.logprobs
+    value = s["include"]
     if value is None or value == []:
-        return
-    raise ParamError(f"{param}: log probabilities are not available on this server; leave include empty", param)
+        return False
+    if not isinstance(value, list) or any(v != LOGPROBS for v in value):
+        raise ParamError(f'session.include takes only ["{LOGPROBS}"], got {shown(value)}', "session.include")
+    return True
 
 
 def _tag(value: Any, param: str) -> str | None:

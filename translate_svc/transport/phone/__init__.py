@@ -2,8 +2,9 @@
 
 Framings (each sans I/O): ``twilio.py`` (Twilio Media Streams and its cousins), ``asterisk.py``
 (Asterisk chan_websocket, plain-text and JSON control), ``audiosocket.py`` (Asterisk AudioSocket
-over TCP). What they share: ``call.py`` (a call's codec, setup and the carriers' events),
-``playout.py`` (marks, the ear-voice lag, the backlog, the 20 ms pacer: pure). The I/O:
-``loop.py`` (one call through the stream core), ``audiosocket_server.py`` (the TCP port), and
-``door.py`` (``PhoneDoor``: the routes on the HTTP port, who may call, the AudioSocket port).
+over TCP). The I/O: ``outbox.py`` (the outlet of a WebSocket carrier, which plays what it is sent),
+``audiosocket_server.py`` (the TCP port and its paced outlet), and ``door.py`` (``PhoneDoor``: the
+routes on the HTTP port, who may call, the AudioSocket port). The call itself (a call's codec and
+setup, the call loop, two-party pairs, playout, the mix, the pacing) is the telephony floor's
+(``transport/telephony/``), which the SIP door stands on too (issue 71).
 """

@@ -21,7 +21,7 @@ from typing import Any
 
 from translate_svc.errors import InvalidInput
 from translate_svc.session.events import AudioIn, Invalid, StreamRequest
-from translate_svc.transport.phone.call import CallCodec, CarrierEvent, Dtmf, Flow, Played, Started
+from translate_svc.transport.telephony.call import CallCodec, CarrierEvent, Dtmf, Flow, Played, Started
 from translate_svc.types import AudioEncoding
 
 #: the largest message Asterisk's WebSocket code takes (more closes the socket and hangs up)
@@ -45,6 +45,7 @@ CHANNEL_VARIABLES = {
     "TRANSLATE_CALL": "call",
     "TRANSLATE_ROOM": "room",
     "TRANSLATE_PARTICIPANT": "participant",
+    "TRANSLATE_NOISE_SUPPRESSION": "noise_suppression",
 }
 #: events that need nothing from us
 _IGNORED = frozenset({"STATUS", "QUEUE_DRAINED", "DTMF_BEGIN", "MEDIA_STOP"})

@@ -14,7 +14,7 @@ import uuid
 
 from translate_svc.errors import InvalidInput
 from translate_svc.session.events import AudioIn, Invalid, StreamRequest
-from translate_svc.transport.phone.call import CallCodec, CarrierEvent, Dtmf, Hangup, Started
+from translate_svc.transport.telephony.call import CallCodec, CarrierEvent, Dtmf, Hangup, Started
 from translate_svc.types import AudioEncoding
 
 HEADER_BYTES = 3

@@ -31,7 +31,7 @@ from aiohttp import hdrs, web
 
 from translate_svc.errors import InvalidInput
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.quota import DEFAULT_TENANT, RoomRights, Tenant
+from translate_svc.session.tenants.tenant import DEFAULT_TENANT, RoomRights, Tenant
 from translate_svc.settings import PhoneSettings
 from translate_svc.transport.calls import REQUEST_ID, call_info
 from translate_svc.transport.door import DoorContext, address
@@ -41,10 +41,12 @@ from translate_svc.transport.http.responses import http_error
 from translate_svc.transport.http.websocket import OpenSockets, SocketLife, Unreadable, admit, received
 from translate_svc.transport.phone.asterisk import AsteriskFraming
 from translate_svc.transport.phone.audiosocket_server import AudioSocketServer
-from translate_svc.transport.phone.loop import Framing, Outbox, PhoneCall, close_code, close_reason
-from translate_svc.transport.phone.pairs import Pairs
+from translate_svc.transport.phone.outbox import Framing, Outbox, close_code
 from translate_svc.transport.phone.twilio import DIALECTS, TwilioFraming
-from translate_svc.transport.tokens import Permission, bearer
+from translate_svc.transport.telephony.loop import PhoneCall, close_reason
+from translate_svc.transport.telephony.pairs import Pairs
+from translate_svc.transport.tokens.authorization import bearer
+from translate_svc.transport.tokens.file import Permission
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ CARRIERS = (*DIALECTS, "asterisk")
 #: the carriers whose connection may be checked by Twilio's signature (phone.twilio_auth_token)
 SIGNED_CARRIERS = ("twilio", "signalwire")
 #: call parameters a URL's path may carry (``name=value`` segments)
-PATH_PARAMS = ("source", "target", "simultaneous", "room", "x_room", "participant", "call")
+PATH_PARAMS = ("source", "target", "simultaneous", "noise_suppression", "room", "x_room", "participant", "call")
 #: the phone calls' token refusals: the port's, and a carrier that cannot set headers sends ``?token=``
 WORDING = wording(
     "send `Authorization: Bearer <token>`, or `?token=<token>` in the URL where the carrier cannot set headers"
@@ -297,7 +299,7 @@ async def _messages(ws: web.WebSocketResponse) -> AsyncIterator[str | bytes | In
 
 def _path_params(path: str) -> dict[str, str] | web.Response:
     """The call parameters of a URL's path segments after the carrier (``call=c1/room=r``); a 400
-    for a segment that is not one (nothing of it is echoed)."""
+    for a segment that is not one (nothing of it is echoed), or a parameter given twice."""
     params: dict[str, str] = {}
     segments = [s for s in path.split("/") if s] if path else []
     if len(segments) > len(PATH_PARAMS):
@@ -310,5 +312,7 @@ def _path_params(path: str) -> dict[str, str] | web.Response:
                 "a path segment after the carrier is a call parameter, name=value: " + ", ".join(PATH_PARAMS),
                 "invalid_value",
             )
+        if name in params:  # a second value would silently replace the first: say so instead
+            return http_error(400, f"the call parameter {name} is in the URL's path more than once", "invalid_value")
         params[name] = value
     return params

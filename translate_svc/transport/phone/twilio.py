@@ -24,7 +24,7 @@ from typing import Any
 
 from translate_svc.errors import InvalidInput
 from translate_svc.session.events import AudioIn, Invalid, StreamRequest
-from translate_svc.transport.phone.call import (
+from translate_svc.transport.telephony.call import (
     CallCodec,
     CarrierEvent,
     Dtmf,

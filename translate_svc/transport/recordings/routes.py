@@ -29,7 +29,8 @@ from translate_svc.transport.door import DoorContext
 from translate_svc.transport.http.caller import WORDING, Caller, authorize_token
 from translate_svc.transport.http.door import Served
 from translate_svc.transport.http.responses import http_error
-from translate_svc.transport.tokens import Permission, bearer
+from translate_svc.transport.tokens.authorization import bearer
+from translate_svc.transport.tokens.file import Permission
 
 logger = logging.getLogger(__name__)
 

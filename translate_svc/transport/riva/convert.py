@@ -19,15 +19,12 @@ maps every field). The protos are those of the ``nvidia-riva-client`` package (i
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import grpc
 from riva.client.proto import riva_asr_pb2 as asr
 from riva.client.proto import riva_audio_pb2 as audio
-from riva.client.proto import riva_common_pb2 as common
 from riva.client.proto import riva_nmt_pb2 as nmt
 
 from translate_svc import words
@@ -38,19 +35,26 @@ from translate_svc.languages import bcp47_candidates
 from translate_svc.session.events import AudioIn, StreamConfig, StreamEnded, StreamRequest
 from translate_svc.session.task import check_counts
 from translate_svc.settings import LimitsSettings
+from translate_svc.transport.riva.ear import diarization
+from translate_svc.transport.riva.results import STABLE as STABLE
+from translate_svc.transport.riva.results import UNSTABLE as UNSTABLE
+from translate_svc.transport.riva.results import confidence as confidence
+from translate_svc.transport.riva.results import parse_segment_fields as parse_segment_fields
+from translate_svc.transport.riva.results import segment_fields as segment_fields
+from translate_svc.transport.riva.results import speech_response as speech_response
+from translate_svc.transport.riva.results import text_result as text_result
+from translate_svc.transport.riva.results import transcript_result as transcript_result
 from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
-    InterimResult,
+    EarOptions,
     ModelCard,
     OutputOptions,
-    SegmentResult,
+    Profanity,
     SimultaneousOptions,
     Term,
-    WordTiming,
 )
 from translate_svc.vad.segmenter import SegmenterConfig
-from translate_svc.wire.pcm import float_to_pcm16
 
 #: live captions every this many ms when a client asks for ``interim_results`` and does not say
 #: (``custom_configuration["interim_interval_ms"]``)
@@ -347,6 +351,12 @@ def _speech_output(tts_cfg: nmt.SynthesizeSpeechConfig, target: str, card: Model
     return OutputOptions(text=True, speech=True, transcript=False, speech_sample_rate_hz=rate)
 
 
+def profanity(cfg: asr.RecognitionConfig) -> Profanity | None:
+    """Riva's ``profanity_filter``: true masks listed words (as Riva does); false (proto3 cannot
+    tell it from unset) leaves the tenant's default (off unless its tokens-file line says)."""
+    return Profanity.MASK if cfg.profanity_filter else None
+
+
 def s2s_config(
     msg: nmt.StreamingTranslateSpeechToSpeechConfig, card: ModelCard, vad: SegmenterConfig, limits: LimitsSettings
 ) -> StreamConfig:
@@ -387,7 +397,7 @@ def _translate_config(
         format=audio_format(scfg.config, "asr_config.config"),
         source_language=_source(scfg, tcfg, card),
         target_languages=(target,),
-        output=output,
+        output=replace(output, profanity=profanity(scfg.config)),
         vad=vad,
         interim_interval_ms=interim_interval(scfg, "asr_config") if tts_cfg is None else 0,
         terms=dnt_terms(tcfg.dnt_phrases, "translation_config.dnt_phrases", target)
@@ -405,13 +415,16 @@ def asr_config(
     source = model_language(scfg.config.language_code, card, "streaming_config.config.language_code")
     if not source:
         raise InvalidInput("streaming_config.config.language_code is empty: name the spoken language (e.g. en-US)")
+    speakers = diarization(scfg.config, "streaming_config.config")  # labels ride on words: word timings on
+    word_timings = scfg.config.enable_word_time_offsets or bool(speakers)
     return StreamConfig(
         format=audio_format(scfg.config, "streaming_config.config"),
         source_language=source,
         target_languages=(),
         output=OutputOptions(
-            text=False, speech=False, transcript=True, word_timings=scfg.config.enable_word_time_offsets
+            text=False, speech=False, transcript=True, word_timings=word_timings, profanity=profanity(scfg.config)
         ),
+        ear=EarOptions(speakers=speakers),
         vad=vad,
         interim_interval_ms=interim_interval(scfg, "streaming_config"),
         terms=boost_terms(scfg.config.speech_contexts, "streaming_config.config.speech_contexts"),
@@ -481,89 +494,6 @@ def text_request(msg: nmt.TranslateTextRequest, card: ModelCard, limits: LimitsS
 
 def text_response(translations: Sequence[str], target_tag: str) -> nmt.TranslateTextResponse:
     return nmt.TranslateTextResponse(translations=[nmt.Translation(text=t, language=target_tag) for t in translations])
-
-
-# -- events out -----------------------------------------------------------------------------------------
-
-
-def segment_fields(r: SegmentResult | InterimResult) -> common.RequestId:
-    """Our extension in Riva's own field: the segment's id, span and timing as a query string in the
-    response's ``id.value`` (``interim=1`` for a caption; ``status``/``message`` for a failed segment)."""
-    fields: dict[str, Any] = {"segment": r.segment_id, "start_ms": r.start_ms, "end_ms": r.end_ms}
-    if isinstance(r, InterimResult):
-        fields["interim"] = 1
-    else:
-        t = r.timing
-        fields.update(queue_ms=round(t.queue_ms), model_ms=round(t.model_ms), total_ms=round(t.total_ms))
-        if r.error is not None:
-            fields.update(status=r.error.code, message=r.error.message)
-    return common.RequestId(value=urllib.parse.urlencode(fields))
-
-
-def parse_segment_fields(value: str) -> dict[str, str]:
-    """``segment_fields`` back (for clients and tests)."""
-    return dict(urllib.parse.parse_qsl(value))
-
-
-def speech_response(r: SegmentResult) -> nmt.StreamingTranslateSpeechToSpeechResponse:
-    """One segment's speech (PCM16 at the asked rate; its text in ``meta.text``). A failed segment:
-    no audio, and its status in ``id``."""
-    out = nmt.StreamingTranslateSpeechToSpeechResponse(id=segment_fields(r))
-    for t in r.translations:
-        if t.audio is not None:
-            out.speech.audio = float_to_pcm16(t.audio).astype("<i2").tobytes()
-        out.speech.meta.text = t.text
-    return out
-
-
-def _result(
-    text: str, language: str, r: SegmentResult | InterimResult, stability: float | None = None
-) -> asr.StreamingRecognitionResult:
-    final = isinstance(r, SegmentResult)
-    return asr.StreamingRecognitionResult(
-        alternatives=[asr.SpeechRecognitionAlternative(transcript=text, language_code=[language] if language else [])],
-        is_final=final,
-        stability=(1.0 if final else 0.0) if stability is None else stability,
-        audio_processed=r.end_ms / 1000,
-    )
-
-
-#: ``stability`` of a caption's settled words (simultaneous mode's committed words: never changed)
-#: and of the words after them, which may still change
-STABLE, UNSTABLE = 1.0, 0.0
-
-
-def text_result(r: SegmentResult | InterimResult, target: str) -> nmt.StreamingTranslateSpeechToTextResponse:
-    """One segment's translation (final) or a caption of the open speech (interim). A caption with
-    settled words is two results, as Google's and Riva's streaming recognisers split an interim:
-    the settled words (``stability`` 1.0: no later caption or final changes them), then the words
-    that may still change (0.0); joined, they are the caption."""
-    t = next(iter(r.translations), None)
-    text = t.text if t is not None else ""
-    if isinstance(r, InterimResult) and t is not None and t.stable_text:
-        rest = text[len(t.stable_text) :]
-        results = [_result(t.stable_text, target, r, STABLE), _result(rest, target, r, UNSTABLE)]
-        return nmt.StreamingTranslateSpeechToTextResponse(results=results, id=segment_fields(r))
-    response = nmt.StreamingTranslateSpeechToTextResponse(results=[_result(text, target, r)], id=segment_fields(r))
-    if isinstance(r, SegmentResult) and t is not None:
-        _add_words(response.results[0].alternatives[0], t.words)
-    return response
-
-
-def transcript_result(r: SegmentResult | InterimResult, source: str) -> asr.StreamingRecognizeResponse:
-    """One segment's transcript (final) or a caption of the open speech (interim)."""
-    text = r.transcript.text if r.transcript is not None else ""
-    language = r.transcript.language if r.transcript is not None else source
-    response = asr.StreamingRecognizeResponse(results=[_result(text, language, r)], id=segment_fields(r))
-    if r.transcript is not None:
-        _add_words(response.results[0].alternatives[0], r.transcript.words)
-    return response
-
-
-def _add_words(alternative: asr.SpeechRecognitionAlternative, words: Sequence[WordTiming]) -> None:
-    """Riva's ``words``: each word with its ``start_time`` and ``end_time`` in milliseconds (on the
-    stream's timeline for a transcript; in the translation's own speech for a translation)."""
-    alternative.words.extend(asr.WordInfo(word=w.word, start_time=w.start_ms, end_time=w.end_ms) for w in words)
 
 
 #: the stream's end in the trailing metadata (and its session in the initial metadata)

@@ -11,7 +11,7 @@ import grpc
 
 from translate_svc.transport.door import DoorContext
 from translate_svc.transport.riva.servicer import ASR_SERVICE, METHOD_PERMISSIONS, NMT_SERVICE, RivaServicer
-from translate_svc.transport.tokens import Permission
+from translate_svc.transport.tokens.file import Permission
 
 __all__ = ["ASR_SERVICE", "METHOD_PERMISSIONS", "NMT_SERVICE", "RivaDoor"]
 

@@ -56,7 +56,9 @@ from translate_svc.transport.rpc import (
     unary_errors,
     write_response,
 )
-from translate_svc.transport.tokens import Permission, Revocation, TokenStore, watching
+from translate_svc.transport.tokens.file import Permission
+from translate_svc.transport.tokens.revocation import Revocation, watching
+from translate_svc.transport.tokens.store import TokenStore
 from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, ModelCard, OutputOptions, SegmentResult
 
 logger = logging.getLogger(__name__)

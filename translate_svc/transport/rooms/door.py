@@ -63,7 +63,7 @@ from translate_svc.transport.rooms.protocol import (
     listen_ask,
 )
 from translate_svc.transport.rooms.qr import QrBusy, QrCodes
-from translate_svc.transport.tokens import LISTEN_REVOKED, may_listen_to
+from translate_svc.transport.tokens.revocation import LISTEN_REVOKED, may_listen_to
 from translate_svc.types import ModelCard
 
 PATH = "/v1/rooms/{room}/listen"

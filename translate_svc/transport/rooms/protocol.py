@@ -164,7 +164,9 @@ def _segment(speaker: str, r: SegmentResult, *, speech: bool) -> tuple[dict[str,
         "end_ms": r.end_ms,
         "language": t.target_language if t is not None else None,
         "text": t.text if t is not None else "",
-        "transcript": _transcript(r.transcript),
+        # confidence (issue 72, docs/api.md): the mean token log-probability; null: not computed
+        "avg_logprob": t.avg_logprob if t is not None else None,
+        "transcript": _transcript(r.transcript, scored=True),
         "error": {"code": r.error.code, "message": r.error.message} if r.error is not None else None,
         "audio": audio,
     }
@@ -186,8 +188,14 @@ def _caption(speaker: str, c: InterimResult) -> dict[str, Any]:
     }
 
 
-def _transcript(t: Transcript | None) -> dict[str, str] | None:
-    return {"text": t.text, "language": t.language} if t is not None else None
+def _transcript(t: Transcript | None, *, scored: bool = False) -> dict[str, Any] | None:
+    """A transcript's fields; ``scored`` (a final's): with its ``avg_logprob`` (a caption has none)."""
+    if t is None:
+        return None
+    body: dict[str, Any] = {"text": t.text, "language": t.language}
+    if scored:
+        body["avg_logprob"] = t.avg_logprob
+    return body
 
 
 def _json(body: dict[str, Any]) -> bytes:

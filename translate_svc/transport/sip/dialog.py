@@ -1,9 +1,9 @@
-"""One SIP call: its dialog (RFC 3261 §12) and the call through the phone door's call loop.
+"""One SIP call: its dialog (RFC 3261 §12) and the call through the telephony floor's call loop.
 
 The door hands it an INVITE it admitted (its tenant's slots taken, its RTP port open). It rings
 (180, for ``sip.ring_s``: a CANCEL meanwhile ends it with 487), answers 200 with the SDP answer,
 sent again until the ACK comes (over UDP) or ``sip.ack_timeout_s`` passes (the call then ends:
-``no_ack``), and runs the call (``phone.loop.PhoneCall``: the stream core's admission, drain,
+``no_ack``), and runs the call (``telephony.loop.PhoneCall``: the stream core's admission, drain,
 access line and metrics, the ear-voice lag from our RTP send times). The caller's BYE ends it;
 any other end (a drain, a limit, the media timeout, bad input) is our BYE, with a ``Reason``
 header saying why. A re-INVITE changes where media goes, the codec on the wire (the call's stream
@@ -25,14 +25,14 @@ from translate_svc.observability.access import CallInfo
 from translate_svc.session.manager import Admission, SessionManager
 from translate_svc.settings import PhoneSettings, SipSettings
 from translate_svc.transport.http.caller import Caller
-from translate_svc.transport.phone.audiosocket_server import SlotClock
-from translate_svc.transport.phone.loop import PhoneCall, close_reason
-from translate_svc.transport.phone.pairs import Pairs
 from translate_svc.transport.sip import sdp
 from translate_svc.transport.sip.media import MediaDeadline, RtpEndpoint, RtpOutlet
 from translate_svc.transport.sip.message import AGENT, SipMessage, new_branch, param, response, uri_of
 from translate_svc.transport.sip.rtp import BYE, START, RtpFraming, RtpSender
 from translate_svc.transport.sip.transactions import KEEP_S, Retransmit
+from translate_svc.transport.telephony.loop import PhoneCall, close_reason
+from translate_svc.transport.telephony.pacing import SlotClock
+from translate_svc.transport.telephony.pairs import Pairs
 
 logger = logging.getLogger(__name__)
 

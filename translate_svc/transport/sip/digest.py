@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict
 from enum import Enum
 
-from translate_svc.transport.tokens import SIP_REALM
+from translate_svc.transport.tokens.sip import SIP_REALM
 
 #: how long a challenge's nonce may be answered
 NONCE_TTL_S = 300.0

@@ -32,15 +32,13 @@ from typing import cast
 
 from translate_svc.errors import NotReady, ServiceError
 from translate_svc.session.manager import Admission, SessionManager
-from translate_svc.session.quota import DEFAULT_TENANT, RoomRights, Tenant
+from translate_svc.session.tenants.tenant import DEFAULT_TENANT, RoomRights, Tenant
 from translate_svc.settings import PhoneSettings, SipSettings
 from translate_svc.transport.calls import call_info
 from translate_svc.transport.descriptors import connection_caps
 from translate_svc.transport.door import DoorContext, address
 from translate_svc.transport.http.caller import Caller
 from translate_svc.transport.http.site import tls_context
-from translate_svc.transport.phone.audiosocket_server import SlotClock
-from translate_svc.transport.phone.pairs import Pairs
 from translate_svc.transport.refusal_log import RefusalLog
 from translate_svc.transport.sip.addresses import rtp_address
 from translate_svc.transport.sip.connections import Connections
@@ -59,7 +57,9 @@ from translate_svc.transport.sip.message import (
     uri_host_port,
 )
 from translate_svc.transport.sip.transactions import KEEP_S, Kept, Retransmit
-from translate_svc.transport.tokens import Permission
+from translate_svc.transport.telephony.pacing import SlotClock
+from translate_svc.transport.telephony.pairs import Pairs
+from translate_svc.transport.tokens.file import Permission
 
 logger = logging.getLogger(__name__)
 

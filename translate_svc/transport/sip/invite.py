@@ -4,7 +4,7 @@ and 200 and only then ended; now every refusal here is the INVITE's final answer
 Trying). In order: 488 for no SDP offer, or one whose media we do not take (no codec of ours, an
 address we do not send to: ``addresses.py``); 400 for an offer we cannot read (``sdp.SdpError``:
 its bounds too) and for call parameters we refuse (``X-Translate-*`` headers or the Request-URI's
-``<source>-<target>`` user: ``phone.call.call_setup``; a room's name or participant id, a room in
+``<source>-<target>`` user: ``telephony.call.call_setup``; a room's name or participant id, a room in
 simultaneous mode); 403 for a room the caller may not publish into. Sans I/O; pure.
 """
 
@@ -14,13 +14,13 @@ import dataclasses
 from dataclasses import dataclass
 
 from translate_svc.errors import InvalidInput
-from translate_svc.session.quota import RoomRights
 from translate_svc.session.rooms.checks import check_participant, check_room_name, check_speaker
+from translate_svc.session.tenants.tenant import RoomRights
 from translate_svc.settings import PhoneSettings
-from translate_svc.transport.phone.call import MAX_PARAM_CHARS, CallSetup, call_setup, stream_config
 from translate_svc.transport.sip import sdp
 from translate_svc.transport.sip.addresses import rtp_address
 from translate_svc.transport.sip.message import SipMessage, uri_user
+from translate_svc.transport.telephony.call import MAX_PARAM_CHARS, CallSetup, call_setup, stream_config
 from translate_svc.vad.segmenter import SegmenterConfig
 
 #: the call parameters from headers (RFC 3261 §20: extension headers X-...)
@@ -31,6 +31,7 @@ HEADER_PARAMS = {
     "x-translate-room": "room",
     "x-translate-participant": "participant",
     "x-translate-simultaneous": "simultaneous",
+    "x-translate-noise-suppression": "noise_suppression",
 }
 
 

@@ -28,11 +28,11 @@ from collections.abc import Callable
 from typing import cast
 
 from translate_svc.errors import LimitReached
-from translate_svc.transport.phone.audiosocket_server import PacedSpeech, SlotClock
-from translate_svc.transport.phone.call import FRAME_MS, CallCodec
-from translate_svc.transport.phone.loop import PhoneCall
 from translate_svc.transport.sip.addresses import same_host
 from translate_svc.transport.sip.rtp import TRANSCODED, RtpFraming, RtpSender, WireEncoder, rtp_samples
+from translate_svc.transport.telephony.call import FRAME_MS, CallCodec
+from translate_svc.transport.telephony.loop import PhoneCall
+from translate_svc.transport.telephony.pacing import PacedSpeech, SlotClock
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """A call's RTP media (RFC 3550, RFC 4733), sans I/O where it can be: packets read and written,
-and the call's framing for the phone door's call loop (``RtpFraming``, a ``phone.loop.CarrierInput``).
+and the call's framing for the telephony floor's call loop (``RtpFraming``, a ``telephony.loop.CarrierInput``).
 
 What comes in: packets of the call's payload type are its audio (a G.722 or Opus packet decoded
 to the call's 16 kHz PCM: ``TRANSCODED``; a G.711 packet of the other law, after a re-INVITE
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from translate_svc.session.events import AudioIn, StreamRequest, Update
-from translate_svc.transport.phone.call import FRAME_MS, CallCodec, CarrierEvent, Dtmf, Hangup, Started
 from translate_svc.transport.sip import g722, opus
 from translate_svc.transport.sip.sdp import OPUS
+from translate_svc.transport.telephony.call import FRAME_MS, CallCodec, CarrierEvent, Dtmf, Hangup, Started
 
 HEADER = struct.Struct("!BBHII")
 #: RFC 4733 §3.2's events 0-15: the DTMF digits
@@ -95,7 +95,7 @@ def build_packet(payload_type: int, sequence: int, timestamp: int, ssrc: int, pa
 
 
 class RtpFraming:
-    """One call's media in, as the phone door's call loop reads a carrier (a ``CarrierInput``)."""
+    """One call's media in, as the telephony floor's call loop reads a carrier (a ``CarrierInput``)."""
 
     carrier = "sip"
     close_is_hangup = True  # the input ends when the dialog does (a BYE, our own end)

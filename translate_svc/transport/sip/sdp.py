@@ -21,7 +21,7 @@ import ipaddress
 import time
 from dataclasses import dataclass
 
-from translate_svc.transport.phone.call import CallCodec
+from translate_svc.transport.telephony.call import CallCodec
 from translate_svc.types import AudioEncoding
 
 #: the static payload types we take (RFC 3551 table 4)

@@ -37,6 +37,8 @@ from translate_svc.client.errors import (
     StreamResumeError,
     TranslateError,
 )
+from translate_svc.client.glossary_types import Glossary, GlossaryEntry
+from translate_svc.client.job_types import Job, JobState
 from translate_svc.client.room_types import (
     ListenDropped,
     ListenEnd,
@@ -91,7 +93,11 @@ __all__ = [
     "ConnectionOptions",
     "Draining",
     "EndReason",
+    "Glossary",
+    "GlossaryEntry",
     "Interim",
+    "Job",
+    "JobState",
     "Language",
     "Languages",
     "LastingEvent",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from typing import cast
 
 import grpc
 import numpy as np
@@ -91,6 +93,10 @@ def output_pb(out: OutputOptions) -> pb.OutputOptions:
     )
     if out.speaker_id is not None:
         msg.speaker_id = out.speaker_id
+    if out.profanity is not None:
+        msg.profanity = cast(
+            "pb.ProfanityFilter", pb.ProfanityFilter.Value(f"PROFANITY_FILTER_{out.profanity.upper()}")
+        )
     return msg
 
 
@@ -255,11 +261,17 @@ def _timing(msg: pb.Timing) -> Timing:
 
 
 def _translation(msg: pb.Translation) -> Translation:
-    return _speech(msg.target_language, msg.text, msg.audio if msg.HasField("audio") else None, msg.words)
+    got = _speech(msg.target_language, msg.text, msg.audio if msg.HasField("audio") else None, msg.words)
+    return dataclasses.replace(got, avg_logprob=_logprob(msg))
+
+
+def _logprob(msg: pb.Transcript | pb.Translation | pb.WordTiming | pb.Commit) -> float | None:
+    """A message's confidence (``avg_logprob``), None where the server did not set it."""
+    return msg.avg_logprob if msg.HasField("avg_logprob") else None
 
 
 def _words(words: Sequence[pb.WordTiming]) -> tuple[WordTiming, ...]:
-    return tuple(WordTiming(w.word, w.start_ms, w.end_ms) for w in words)
+    return tuple(WordTiming(w.word, w.start_ms, w.end_ms, w.speaker, _logprob(w)) for w in words)
 
 
 def _speech(target: str, text: str, a: pb.SynthesizedAudio | None, words: Sequence[pb.WordTiming] = ()) -> Translation:
@@ -317,11 +329,14 @@ def segment(msg: pb.SegmentResult) -> Segment:
         language_scores=tuple((s.language, s.probability) for s in msg.detected_language.scores),
         speech_in_commits=msg.speech_in_commits,
         transcript_words=_words(msg.transcript.words) if msg.HasField("transcript") else (),
+        speaker=msg.speaker,
+        transcript_avg_logprob=_logprob(msg.transcript) if msg.HasField("transcript") else None,
     )
 
 
 def commit(msg: pb.Commit) -> Commit:
     speech = _speech(msg.target_language, msg.text, msg.speech if msg.HasField("speech") else None, msg.words)
+    speech = dataclasses.replace(speech, avg_logprob=_logprob(msg))
     return Commit(segment_id=msg.segment_id, translation=speech, source_ms=msg.source_ms, final=msg.final)
 
 

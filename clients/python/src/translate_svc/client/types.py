@@ -20,6 +20,8 @@ StreamEncoding = Literal["linear16", "float32", "mulaw", "alaw", "opus"]
 ClipEncoding = Literal["linear16", "float32", "mulaw", "alaw", "container"]
 #: How translated speech comes back.
 SpeechEncoding = Literal["linear16", "opus"]
+#: the profanity filter (docs/api.md, "Profanity filter"); None: the tenant's default
+Profanity = Literal["off", "mask", "remove"]
 #: bytes per sample (one channel) of the raw encodings
 SAMPLE_BYTES: dict[str, int] = {"linear16": 2, "float32": 4, "mulaw": 1, "alaw": 1}
 
@@ -121,6 +123,8 @@ class OutputOptions:
     (``speech=False``), which win over ``output``'s. ``word_timings``: each word's start and end in
     final results (``Segment.transcript_words``, ``Translation.words``, a ``Commit``'s words); off
     by default, as the transcript's alignment costs the server one more decoder pass per segment.
+    ``profanity``: listed words masked or removed in the transcript and translations, and never
+    spoken; None: the tenant's default (off unless its token's line says).
     """
 
     text: bool = True
@@ -130,10 +134,13 @@ class OutputOptions:
     speaker_id: int | None = None
     speech_encoding: SpeechEncoding = "linear16"
     word_timings: bool = False
+    profanity: Profanity | None = None
 
     def __post_init__(self) -> None:
         if self.speech_encoding not in get_args(SpeechEncoding):
             raise ValueError(f"unknown speech encoding {self.speech_encoding!r}: use 'linear16' or 'opus'")
+        if self.profanity is not None and self.profanity not in get_args(Profanity):
+            raise ValueError(f"unknown profanity filter {self.profanity!r}: use 'off', 'mask' or 'remove'")
 
 
 @dataclass(frozen=True)
@@ -166,6 +173,7 @@ class OutputFields(TypedDict, total=False):
     speaker_id: int | None
     speech_encoding: SpeechEncoding
     word_timings: bool
+    profanity: Profanity | None
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -185,6 +193,10 @@ class WordTiming:
     word: str
     start_ms: int
     end_ms: int
+    #: with ``speakers``: a transcript word's speaker (its segment's; 0: not labelled)
+    speaker: int = 0
+    #: confidence: the mean log-probability (<= 0) of the word's tokens; None: not sent
+    avg_logprob: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,6 +217,9 @@ class Translation:
     opus_pre_skip: int = 0
     #: with ``word_timings`` and speech: each word of ``text`` in this speech (a commit's: in its chunk)
     words: tuple[WordTiming, ...] = ()
+    #: confidence: the mean log-probability (<= 0) of the tokens the model chose for ``text``;
+    #: None: not sent (captions, commits, simultaneous mode)
+    avg_logprob: float | None = None
 
     @property
     def has_speech(self) -> bool:
@@ -262,6 +277,10 @@ class Segment:
     speech_in_commits: bool = False
     #: with ``word_timings``: each transcript word on the stream's timeline (ms, as ``start_ms``)
     transcript_words: tuple[WordTiming, ...] = ()
+    #: with ``speakers``: who spoke it, 1, 2, ... in order of first appearance (0: not labelled)
+    speaker: int = 0
+    #: confidence: the transcript's mean token log-probability (<= 0); None: not sent
+    transcript_avg_logprob: float | None = None
 
     @property
     def detected_language(self) -> str | None:

@@ -7,7 +7,7 @@ without the server. Each command module imports light modules only; its work loa
 
 import typer
 
-from translate_svc.client_cli import bench, languages, listen, stream, text, translate
+from translate_svc.client_cli import bench, glossaries, jobs, languages, listen, stream, text, translate
 
 #: What the client commands share in ``--help`` (connection, exit codes): the server's
 #: ``translate-svc --help`` says it after its own first paragraph.
@@ -38,6 +38,8 @@ def add_client_commands(app: typer.Typer) -> None:
     app.command("text", help=text.HELP.replace("[", "\\["))(text.text)
     app.command("languages")(languages.languages)
     app.command("bench", help=bench.HELP.replace("[", "\\["))(bench.bench)
+    app.add_typer(glossaries.app, name="glossaries")
+    app.add_typer(jobs.app, name="job")
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)

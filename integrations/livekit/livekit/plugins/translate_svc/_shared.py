@@ -263,15 +263,15 @@ class SharedStream:
 
     def attach(self, listener: Listener, tag: str) -> Seat:
         seat = Seat(listener, tag)
+        self.seats.append(seat)
         langs = self.hub.languages
         if langs is not None:
             try:
                 seat.code = resolve(tag, langs, role="target")
             except UnsupportedLanguageError as e:
-                # refused as when the languages come later: an error event, once the caller of
-                # session() listens
-                asyncio.get_running_loop().call_soon(self.refuse, seat, e)
-        self.seats.append(seat)
+                # refused as when the languages come later, and at once: no segment of the track
+                # reaches it; the error event waits until the caller of session() listens
+                self.refuse(seat, e, tell_later=True)
         if self.stream is not None and seat.code is not None and seat.code in self._requested:
             seat.history = [(0, seat.code, tag)]
         if self._reader is None:
@@ -311,13 +311,20 @@ class SharedStream:
             self._feeder = None
         self._check_inputs_ended()
 
-    def refuse(self, seat: Seat, e: Exception) -> None:
-        """This seat's language cannot be served: its session ends, the stream goes on for the others."""
+    def refuse(self, seat: Seat, e: Exception, *, tell_later: bool = False) -> None:
+        """This seat's language cannot be served: its session ends, the stream goes on for the others.
+        The seat takes nothing from now on; ``tell_later`` tells its session on the loop's next turn."""
         if seat.refused or seat not in self.seats:
             return
         logger.error("translate_svc: %s", e)
         seat.refused = True
         seat.code = None
+        if tell_later:
+            asyncio.get_running_loop().call_soon(self._tell_refused, seat, e)
+        else:
+            self._tell_refused(seat, e)
+
+    def _tell_refused(self, seat: Seat, e: Exception) -> None:
         seat.listener.report(e, recoverable=False)
         seat.listener.end_output()
         self.end_input(seat)

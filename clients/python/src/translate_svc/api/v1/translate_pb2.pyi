@@ -7,6 +7,23 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
+    JOB_UPLOADING: _ClassVar[JobState]
+    JOB_QUEUED: _ClassVar[JobState]
+    JOB_RUNNING: _ClassVar[JobState]
+    JOB_DONE: _ClassVar[JobState]
+    JOB_FAILED: _ClassVar[JobState]
+    JOB_CANCELLED: _ClassVar[JobState]
+
+class JobResultsFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_RESULTS_JSON: _ClassVar[JobResultsFormat]
+    JOB_RESULTS_SRT: _ClassVar[JobResultsFormat]
+    JOB_RESULTS_VTT: _ClassVar[JobResultsFormat]
+    JOB_RESULTS_DUBBED_WAV: _ClassVar[JobResultsFormat]
+
 class AudioEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     AUDIO_ENCODING_UNSPECIFIED: _ClassVar[AudioEncoding]
@@ -23,10 +40,34 @@ class SpeechEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SPEECH_ENCODING_LINEAR16: _ClassVar[SpeechEncoding]
     SPEECH_ENCODING_OPUS: _ClassVar[SpeechEncoding]
 
+class ProfanityFilter(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROFANITY_FILTER_UNSPECIFIED: _ClassVar[ProfanityFilter]
+    PROFANITY_FILTER_OFF: _ClassVar[ProfanityFilter]
+    PROFANITY_FILTER_MASK: _ClassVar[ProfanityFilter]
+    PROFANITY_FILTER_REMOVE: _ClassVar[ProfanityFilter]
+
+class NoiseSuppression(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NOISE_SUPPRESSION_UNSPECIFIED: _ClassVar[NoiseSuppression]
+    NOISE_SUPPRESSION_OFF: _ClassVar[NoiseSuppression]
+    NOISE_SUPPRESSION_RNNOISE: _ClassVar[NoiseSuppression]
+
 class StreamControl(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     STREAM_CONTROL_UNSPECIFIED: _ClassVar[StreamControl]
     FLUSH: _ClassVar[StreamControl]
+JOB_STATE_UNSPECIFIED: JobState
+JOB_UPLOADING: JobState
+JOB_QUEUED: JobState
+JOB_RUNNING: JobState
+JOB_DONE: JobState
+JOB_FAILED: JobState
+JOB_CANCELLED: JobState
+JOB_RESULTS_JSON: JobResultsFormat
+JOB_RESULTS_SRT: JobResultsFormat
+JOB_RESULTS_VTT: JobResultsFormat
+JOB_RESULTS_DUBBED_WAV: JobResultsFormat
 AUDIO_ENCODING_UNSPECIFIED: AudioEncoding
 LINEAR16: AudioEncoding
 FLOAT32: AudioEncoding
@@ -37,8 +78,209 @@ OPUS: AudioEncoding
 SPEECH_ENCODING_UNSPECIFIED: SpeechEncoding
 SPEECH_ENCODING_LINEAR16: SpeechEncoding
 SPEECH_ENCODING_OPUS: SpeechEncoding
+PROFANITY_FILTER_UNSPECIFIED: ProfanityFilter
+PROFANITY_FILTER_OFF: ProfanityFilter
+PROFANITY_FILTER_MASK: ProfanityFilter
+PROFANITY_FILTER_REMOVE: ProfanityFilter
+NOISE_SUPPRESSION_UNSPECIFIED: NoiseSuppression
+NOISE_SUPPRESSION_OFF: NoiseSuppression
+NOISE_SUPPRESSION_RNNOISE: NoiseSuppression
 STREAM_CONTROL_UNSPECIFIED: StreamControl
 FLUSH: StreamControl
+
+class GlossaryEntry(_message.Message):
+    __slots__ = ("phrase", "translation", "target_language", "ignore_case")
+    PHRASE_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATION_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    IGNORE_CASE_FIELD_NUMBER: _ClassVar[int]
+    phrase: str
+    translation: str
+    target_language: str
+    ignore_case: bool
+    def __init__(self, phrase: _Optional[str] = ..., translation: _Optional[str] = ..., target_language: _Optional[str] = ..., ignore_case: bool = ...) -> None: ...
+
+class GlossaryContent(_message.Message):
+    __slots__ = ("entries", "csv", "tbx")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    CSV_FIELD_NUMBER: _ClassVar[int]
+    TBX_FIELD_NUMBER: _ClassVar[int]
+    entries: GlossaryEntries
+    csv: bytes
+    tbx: TbxImport
+    def __init__(self, entries: _Optional[_Union[GlossaryEntries, _Mapping]] = ..., csv: _Optional[bytes] = ..., tbx: _Optional[_Union[TbxImport, _Mapping]] = ...) -> None: ...
+
+class TbxImport(_message.Message):
+    __slots__ = ("data", "source_language", "target_languages")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    source_language: str
+    target_languages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, data: _Optional[bytes] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GlossaryEntries(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[GlossaryEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[GlossaryEntry, _Mapping]]] = ...) -> None: ...
+
+class Glossary(_message.Message):
+    __slots__ = ("glossary_id", "display_name", "entry_count", "target_languages", "revision", "create_time_unix_ms", "update_time_unix_ms", "entries")
+    GLOSSARY_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_COUNT_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    glossary_id: str
+    display_name: str
+    entry_count: int
+    target_languages: _containers.RepeatedScalarFieldContainer[str]
+    revision: int
+    create_time_unix_ms: int
+    update_time_unix_ms: int
+    entries: _containers.RepeatedCompositeFieldContainer[GlossaryEntry]
+    def __init__(self, glossary_id: _Optional[str] = ..., display_name: _Optional[str] = ..., entry_count: _Optional[int] = ..., target_languages: _Optional[_Iterable[str]] = ..., revision: _Optional[int] = ..., create_time_unix_ms: _Optional[int] = ..., update_time_unix_ms: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[GlossaryEntry, _Mapping]]] = ...) -> None: ...
+
+class CreateGlossaryRequest(_message.Message):
+    __slots__ = ("glossary_id", "display_name", "content")
+    GLOSSARY_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    glossary_id: str
+    display_name: str
+    content: GlossaryContent
+    def __init__(self, glossary_id: _Optional[str] = ..., display_name: _Optional[str] = ..., content: _Optional[_Union[GlossaryContent, _Mapping]] = ...) -> None: ...
+
+class GetGlossaryRequest(_message.Message):
+    __slots__ = ("glossary_id", "include_entries")
+    GLOSSARY_ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    glossary_id: str
+    include_entries: bool
+    def __init__(self, glossary_id: _Optional[str] = ..., include_entries: bool = ...) -> None: ...
+
+class ListGlossariesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListGlossariesResponse(_message.Message):
+    __slots__ = ("glossaries",)
+    GLOSSARIES_FIELD_NUMBER: _ClassVar[int]
+    glossaries: _containers.RepeatedCompositeFieldContainer[Glossary]
+    def __init__(self, glossaries: _Optional[_Iterable[_Union[Glossary, _Mapping]]] = ...) -> None: ...
+
+class ReplaceGlossaryRequest(_message.Message):
+    __slots__ = ("glossary_id", "display_name", "content", "revision")
+    GLOSSARY_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    glossary_id: str
+    display_name: str
+    content: GlossaryContent
+    revision: int
+    def __init__(self, glossary_id: _Optional[str] = ..., display_name: _Optional[str] = ..., content: _Optional[_Union[GlossaryContent, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class DeleteGlossaryRequest(_message.Message):
+    __slots__ = ("glossary_id",)
+    GLOSSARY_ID_FIELD_NUMBER: _ClassVar[int]
+    glossary_id: str
+    def __init__(self, glossary_id: _Optional[str] = ...) -> None: ...
+
+class DeleteGlossaryResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CreateJobRequest(_message.Message):
+    __slots__ = ("format", "source_language", "target_languages", "output", "glossaries", "url")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARIES_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    format: AudioFormat
+    source_language: str
+    target_languages: _containers.RepeatedScalarFieldContainer[str]
+    output: OutputOptions
+    glossaries: _containers.RepeatedScalarFieldContainer[str]
+    url: str
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., glossaries: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ...) -> None: ...
+
+class Job(_message.Message):
+    __slots__ = ("job_id", "state", "received_bytes", "duration_ms", "done_ms", "progress", "segments", "error", "created_at", "expires_at", "source_language", "target_languages")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    DONE_MS_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    state: JobState
+    received_bytes: int
+    duration_ms: int
+    done_ms: int
+    progress: float
+    segments: int
+    error: str
+    created_at: float
+    expires_at: float
+    source_language: str
+    target_languages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., received_bytes: _Optional[int] = ..., duration_ms: _Optional[int] = ..., done_ms: _Optional[int] = ..., progress: _Optional[float] = ..., segments: _Optional[int] = ..., error: _Optional[str] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class UploadJobAudioRequest(_message.Message):
+    __slots__ = ("job_id", "offset", "data", "complete")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    offset: int
+    data: bytes
+    complete: bool
+    def __init__(self, job_id: _Optional[str] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., complete: bool = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("job_id", "wait_ms")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    wait_ms: int
+    def __init__(self, job_id: _Optional[str] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+
+class CancelJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class GetJobResultsRequest(_message.Message):
+    __slots__ = ("job_id", "format", "language")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    format: JobResultsFormat
+    language: str
+    def __init__(self, job_id: _Optional[str] = ..., format: _Optional[_Union[JobResultsFormat, str]] = ..., language: _Optional[str] = ...) -> None: ...
+
+class JobResultsChunk(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
 
 class AudioFormat(_message.Message):
     __slots__ = ("encoding", "sample_rate_hz", "channels")
@@ -59,7 +301,7 @@ class AudioInput(_message.Message):
     def __init__(self, content: _Optional[bytes] = ..., format: _Optional[_Union[AudioFormat, _Mapping]] = ...) -> None: ...
 
 class OutputOptions(_message.Message):
-    __slots__ = ("text", "speech", "transcript", "speech_sample_rate_hz", "speaker_id", "speech_encoding", "word_timings")
+    __slots__ = ("text", "speech", "transcript", "speech_sample_rate_hz", "speaker_id", "speech_encoding", "word_timings", "profanity")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SPEECH_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +309,7 @@ class OutputOptions(_message.Message):
     SPEAKER_ID_FIELD_NUMBER: _ClassVar[int]
     SPEECH_ENCODING_FIELD_NUMBER: _ClassVar[int]
     WORD_TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    PROFANITY_FIELD_NUMBER: _ClassVar[int]
     text: bool
     speech: bool
     transcript: bool
@@ -74,27 +317,34 @@ class OutputOptions(_message.Message):
     speaker_id: int
     speech_encoding: SpeechEncoding
     word_timings: bool
-    def __init__(self, text: bool = ..., speech: bool = ..., transcript: bool = ..., speech_sample_rate_hz: _Optional[int] = ..., speaker_id: _Optional[int] = ..., speech_encoding: _Optional[_Union[SpeechEncoding, str]] = ..., word_timings: bool = ...) -> None: ...
+    profanity: ProfanityFilter
+    def __init__(self, text: bool = ..., speech: bool = ..., transcript: bool = ..., speech_sample_rate_hz: _Optional[int] = ..., speaker_id: _Optional[int] = ..., speech_encoding: _Optional[_Union[SpeechEncoding, str]] = ..., word_timings: bool = ..., profanity: _Optional[_Union[ProfanityFilter, str]] = ...) -> None: ...
 
 class Transcript(_message.Message):
-    __slots__ = ("language", "text", "words")
+    __slots__ = ("language", "text", "words", "avg_logprob")
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     WORDS_FIELD_NUMBER: _ClassVar[int]
+    AVG_LOGPROB_FIELD_NUMBER: _ClassVar[int]
     language: str
     text: str
     words: _containers.RepeatedCompositeFieldContainer[WordTiming]
-    def __init__(self, language: _Optional[str] = ..., text: _Optional[str] = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ...) -> None: ...
+    avg_logprob: float
+    def __init__(self, language: _Optional[str] = ..., text: _Optional[str] = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ..., avg_logprob: _Optional[float] = ...) -> None: ...
 
 class WordTiming(_message.Message):
-    __slots__ = ("word", "start_ms", "end_ms")
+    __slots__ = ("word", "start_ms", "end_ms", "speaker", "avg_logprob")
     WORD_FIELD_NUMBER: _ClassVar[int]
     START_MS_FIELD_NUMBER: _ClassVar[int]
     END_MS_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    AVG_LOGPROB_FIELD_NUMBER: _ClassVar[int]
     word: str
     start_ms: int
     end_ms: int
-    def __init__(self, word: _Optional[str] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
+    speaker: int
+    avg_logprob: float
+    def __init__(self, word: _Optional[str] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., speaker: _Optional[int] = ..., avg_logprob: _Optional[float] = ...) -> None: ...
 
 class OpusPacket(_message.Message):
     __slots__ = ("data", "duration_samples")
@@ -123,18 +373,20 @@ class SynthesizedAudio(_message.Message):
     def __init__(self, content: _Optional[bytes] = ..., sample_rate_hz: _Optional[int] = ..., duration_ms: _Optional[int] = ..., encoding: _Optional[_Union[SpeechEncoding, str]] = ..., num_samples: _Optional[int] = ..., opus_packets: _Optional[_Iterable[_Union[OpusPacket, _Mapping]]] = ..., opus_pre_skip: _Optional[int] = ...) -> None: ...
 
 class Translation(_message.Message):
-    __slots__ = ("target_language", "text", "audio", "stable_text", "words")
+    __slots__ = ("target_language", "text", "audio", "stable_text", "words", "avg_logprob")
     TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     STABLE_TEXT_FIELD_NUMBER: _ClassVar[int]
     WORDS_FIELD_NUMBER: _ClassVar[int]
+    AVG_LOGPROB_FIELD_NUMBER: _ClassVar[int]
     target_language: str
     text: str
     audio: SynthesizedAudio
     stable_text: str
     words: _containers.RepeatedCompositeFieldContainer[WordTiming]
-    def __init__(self, target_language: _Optional[str] = ..., text: _Optional[str] = ..., audio: _Optional[_Union[SynthesizedAudio, _Mapping]] = ..., stable_text: _Optional[str] = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ...) -> None: ...
+    avg_logprob: float
+    def __init__(self, target_language: _Optional[str] = ..., text: _Optional[str] = ..., audio: _Optional[_Union[SynthesizedAudio, _Mapping]] = ..., stable_text: _Optional[str] = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ..., avg_logprob: _Optional[float] = ...) -> None: ...
 
 class Timing(_message.Message):
     __slots__ = ("queue_ms", "model_ms", "total_ms", "vad_wait_ms", "speech_ms", "language_id_ms")
@@ -219,7 +471,7 @@ class InterimResult(_message.Message):
     def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ...) -> None: ...
 
 class SegmentResult(_message.Message):
-    __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing", "status", "detected_language", "speech_in_commits")
+    __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing", "status", "detected_language", "speech_in_commits", "speaker")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     START_MS_FIELD_NUMBER: _ClassVar[int]
     END_MS_FIELD_NUMBER: _ClassVar[int]
@@ -229,6 +481,7 @@ class SegmentResult(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     DETECTED_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     SPEECH_IN_COMMITS_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
     segment_id: int
     start_ms: int
     end_ms: int
@@ -238,7 +491,8 @@ class SegmentResult(_message.Message):
     status: _status_pb2.Status
     detected_language: DetectedLanguage
     speech_in_commits: bool
-    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., detected_language: _Optional[_Union[DetectedLanguage, _Mapping]] = ..., speech_in_commits: bool = ...) -> None: ...
+    speaker: int
+    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., detected_language: _Optional[_Union[DetectedLanguage, _Mapping]] = ..., speech_in_commits: bool = ..., speaker: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "revision", "is_test_model", "num_speakers")
@@ -253,7 +507,7 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., revision: _Optional[str] = ..., is_test_model: bool = ..., num_speakers: _Optional[int] = ...) -> None: ...
 
 class ServerLimits(_message.Message):
-    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms", "max_candidate_languages", "max_terms", "max_term_chars", "max_calls_per_connection", "max_calls", "connection_idle_seconds", "connection_max_age_seconds", "max_translate_calls", "max_stream_message_bytes", "reorder_window_ms", "stall_close_ms", "min_simultaneous_step_ms", "max_simultaneous_step_ms", "max_simultaneous_agreement", "simultaneous_min_chunk_ms", "config_timeout_ms", "clip_read_timeout_ms", "max_texts", "max_text_chars", "max_text_request_chars", "max_receive_message_bytes", "request_read_timeout_ms", "max_unary_calls_per_token", "max_unary_calls_per_tenant", "max_clip_reads_per_tenant", "simultaneous_max_segment_ms", "max_glossary_entries")
+    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms", "max_candidate_languages", "max_terms", "max_term_chars", "max_calls_per_connection", "max_calls", "connection_idle_seconds", "connection_max_age_seconds", "max_translate_calls", "max_stream_message_bytes", "reorder_window_ms", "stall_close_ms", "min_simultaneous_step_ms", "max_simultaneous_step_ms", "max_simultaneous_agreement", "simultaneous_min_chunk_ms", "config_timeout_ms", "clip_read_timeout_ms", "max_texts", "max_text_chars", "max_text_request_chars", "max_receive_message_bytes", "request_read_timeout_ms", "max_unary_calls_per_token", "max_unary_calls_per_tenant", "max_clip_reads_per_tenant", "simultaneous_max_segment_ms", "max_glossary_entries", "max_glossary_entries_stored", "max_glossaries", "max_glossaries_per_request", "glossary_import_bytes")
     MAX_TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -290,6 +544,10 @@ class ServerLimits(_message.Message):
     MAX_CLIP_READS_PER_TENANT_FIELD_NUMBER: _ClassVar[int]
     SIMULTANEOUS_MAX_SEGMENT_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_GLOSSARY_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    MAX_GLOSSARY_ENTRIES_STORED_FIELD_NUMBER: _ClassVar[int]
+    MAX_GLOSSARIES_FIELD_NUMBER: _ClassVar[int]
+    MAX_GLOSSARIES_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARY_IMPORT_BYTES_FIELD_NUMBER: _ClassVar[int]
     max_target_languages: int
     max_message_bytes: int
     max_chunk_bytes: int
@@ -326,7 +584,11 @@ class ServerLimits(_message.Message):
     max_clip_reads_per_tenant: int
     simultaneous_max_segment_ms: int
     max_glossary_entries: int
-    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ..., min_interim_interval_ms: _Optional[int] = ..., max_candidate_languages: _Optional[int] = ..., max_terms: _Optional[int] = ..., max_term_chars: _Optional[int] = ..., max_calls_per_connection: _Optional[int] = ..., max_calls: _Optional[int] = ..., connection_idle_seconds: _Optional[float] = ..., connection_max_age_seconds: _Optional[float] = ..., max_translate_calls: _Optional[int] = ..., max_stream_message_bytes: _Optional[int] = ..., reorder_window_ms: _Optional[int] = ..., stall_close_ms: _Optional[int] = ..., min_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_agreement: _Optional[int] = ..., simultaneous_min_chunk_ms: _Optional[int] = ..., config_timeout_ms: _Optional[int] = ..., clip_read_timeout_ms: _Optional[int] = ..., max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_text_request_chars: _Optional[int] = ..., max_receive_message_bytes: _Optional[int] = ..., request_read_timeout_ms: _Optional[int] = ..., max_unary_calls_per_token: _Optional[int] = ..., max_unary_calls_per_tenant: _Optional[int] = ..., max_clip_reads_per_tenant: _Optional[int] = ..., simultaneous_max_segment_ms: _Optional[int] = ..., max_glossary_entries: _Optional[int] = ...) -> None: ...
+    max_glossary_entries_stored: int
+    max_glossaries: int
+    max_glossaries_per_request: int
+    glossary_import_bytes: int
+    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ..., min_interim_interval_ms: _Optional[int] = ..., max_candidate_languages: _Optional[int] = ..., max_terms: _Optional[int] = ..., max_term_chars: _Optional[int] = ..., max_calls_per_connection: _Optional[int] = ..., max_calls: _Optional[int] = ..., connection_idle_seconds: _Optional[float] = ..., connection_max_age_seconds: _Optional[float] = ..., max_translate_calls: _Optional[int] = ..., max_stream_message_bytes: _Optional[int] = ..., reorder_window_ms: _Optional[int] = ..., stall_close_ms: _Optional[int] = ..., min_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_agreement: _Optional[int] = ..., simultaneous_min_chunk_ms: _Optional[int] = ..., config_timeout_ms: _Optional[int] = ..., clip_read_timeout_ms: _Optional[int] = ..., max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_text_request_chars: _Optional[int] = ..., max_receive_message_bytes: _Optional[int] = ..., request_read_timeout_ms: _Optional[int] = ..., max_unary_calls_per_token: _Optional[int] = ..., max_unary_calls_per_tenant: _Optional[int] = ..., max_clip_reads_per_tenant: _Optional[int] = ..., simultaneous_max_segment_ms: _Optional[int] = ..., max_glossary_entries: _Optional[int] = ..., max_glossary_entries_stored: _Optional[int] = ..., max_glossaries: _Optional[int] = ..., max_glossaries_per_request: _Optional[int] = ..., glossary_import_bytes: _Optional[int] = ...) -> None: ...
 
 class ListLanguagesRequest(_message.Message):
     __slots__ = ()
@@ -361,7 +623,7 @@ class ListLanguagesResponse(_message.Message):
     def __init__(self, languages: _Optional[_Iterable[_Union[Language, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., language_identifier: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
 
 class TranslateRequest(_message.Message):
-    __slots__ = ("audio", "source_language", "target_languages", "output", "vad", "language_detection", "terms")
+    __slots__ = ("audio", "source_language", "target_languages", "output", "vad", "language_detection", "terms", "noise_suppression", "speakers", "glossaries")
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
@@ -369,6 +631,9 @@ class TranslateRequest(_message.Message):
     VAD_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_DETECTION_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
+    NOISE_SUPPRESSION_FIELD_NUMBER: _ClassVar[int]
+    SPEAKERS_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARIES_FIELD_NUMBER: _ClassVar[int]
     audio: AudioInput
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
@@ -376,7 +641,10 @@ class TranslateRequest(_message.Message):
     vad: VadOptions
     language_detection: LanguageDetection
     terms: _containers.RepeatedCompositeFieldContainer[Term]
-    def __init__(self, audio: _Optional[_Union[AudioInput, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ...) -> None: ...
+    noise_suppression: NoiseSuppression
+    speakers: int
+    glossaries: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, audio: _Optional[_Union[AudioInput, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., glossaries: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TranslateResponse(_message.Message):
     __slots__ = ("segments", "model", "audio_duration_ms")
@@ -389,18 +657,20 @@ class TranslateResponse(_message.Message):
     def __init__(self, segments: _Optional[_Iterable[_Union[SegmentResult, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., audio_duration_ms: _Optional[int] = ...) -> None: ...
 
 class TranslateTextRequest(_message.Message):
-    __slots__ = ("texts", "source_language", "target_languages", "output", "terms")
+    __slots__ = ("texts", "source_language", "target_languages", "output", "terms", "glossaries")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     TERMS_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARIES_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
     output: OutputOptions
     terms: _containers.RepeatedCompositeFieldContainer[Term]
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ...) -> None: ...
+    glossaries: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., glossaries: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TextResult(_message.Message):
     __slots__ = ("translations", "timing", "status")
@@ -435,7 +705,7 @@ class VadOptions(_message.Message):
     def __init__(self, threshold: _Optional[float] = ..., min_silence_ms: _Optional[int] = ..., speech_pad_ms: _Optional[int] = ..., min_speech_ms: _Optional[int] = ..., max_segment_ms: _Optional[int] = ...) -> None: ...
 
 class StreamingConfig(_message.Message):
-    __slots__ = ("format", "source_language", "target_languages", "output", "vad", "interim_interval_ms", "resume", "language_detection", "terms", "simultaneous", "room")
+    __slots__ = ("format", "source_language", "target_languages", "output", "vad", "interim_interval_ms", "resume", "language_detection", "terms", "simultaneous", "room", "noise_suppression", "speakers", "glossaries")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
@@ -447,6 +717,9 @@ class StreamingConfig(_message.Message):
     TERMS_FIELD_NUMBER: _ClassVar[int]
     SIMULTANEOUS_FIELD_NUMBER: _ClassVar[int]
     ROOM_FIELD_NUMBER: _ClassVar[int]
+    NOISE_SUPPRESSION_FIELD_NUMBER: _ClassVar[int]
+    SPEAKERS_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARIES_FIELD_NUMBER: _ClassVar[int]
     format: AudioFormat
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
@@ -458,7 +731,10 @@ class StreamingConfig(_message.Message):
     terms: _containers.RepeatedCompositeFieldContainer[Term]
     simultaneous: SimultaneousConfig
     room: RoomSpeaking
-    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., interim_interval_ms: _Optional[int] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., simultaneous: _Optional[_Union[SimultaneousConfig, _Mapping]] = ..., room: _Optional[_Union[RoomSpeaking, _Mapping]] = ...) -> None: ...
+    noise_suppression: NoiseSuppression
+    speakers: int
+    glossaries: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., interim_interval_ms: _Optional[int] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., simultaneous: _Optional[_Union[SimultaneousConfig, _Mapping]] = ..., room: _Optional[_Union[RoomSpeaking, _Mapping]] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., glossaries: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RoomSpeaking(_message.Message):
     __slots__ = ("name", "participant")
@@ -633,7 +909,7 @@ class SpeechEvent(_message.Message):
     def __init__(self, type: _Optional[_Union[SpeechEvent.Type, str]] = ..., offset_ms: _Optional[int] = ...) -> None: ...
 
 class Commit(_message.Message):
-    __slots__ = ("segment_id", "target_language", "text", "speech", "source_ms", "final", "words")
+    __slots__ = ("segment_id", "target_language", "text", "speech", "source_ms", "final", "words", "avg_logprob")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -641,6 +917,7 @@ class Commit(_message.Message):
     SOURCE_MS_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     WORDS_FIELD_NUMBER: _ClassVar[int]
+    AVG_LOGPROB_FIELD_NUMBER: _ClassVar[int]
     segment_id: int
     target_language: str
     text: str
@@ -648,7 +925,8 @@ class Commit(_message.Message):
     source_ms: int
     final: bool
     words: _containers.RepeatedCompositeFieldContainer[WordTiming]
-    def __init__(self, segment_id: _Optional[int] = ..., target_language: _Optional[str] = ..., text: _Optional[str] = ..., speech: _Optional[_Union[SynthesizedAudio, _Mapping]] = ..., source_ms: _Optional[int] = ..., final: bool = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ...) -> None: ...
+    avg_logprob: float
+    def __init__(self, segment_id: _Optional[int] = ..., target_language: _Optional[str] = ..., text: _Optional[str] = ..., speech: _Optional[_Union[SynthesizedAudio, _Mapping]] = ..., source_ms: _Optional[int] = ..., final: bool = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ..., avg_logprob: _Optional[float] = ...) -> None: ...
 
 class StreamEnd(_message.Message):
     __slots__ = ("segments_total", "audio_received_ms", "reason", "audio_filled_ms", "resume_offset_ms", "packets_reordered", "packets_duplicate", "packets_late", "audio_concealed_ms")

@@ -327,3 +327,533 @@ class Translator(object):
             timeout,
             metadata,
             _registered_method=True)
+
+
+class GlossariesStub(object):
+    """A tenant's glossaries kept by the service (docs/api.md, "Stored glossaries"): created once, named
+    by id in requests (TranslateRequest.glossaries, StreamingConfig.glossaries,
+    TranslateTextRequest.glossaries). Each belongs to the caller's tenant; another tenant's is
+    NOT_FOUND. A change is seen by every call that starts after it, on every worker and pod. Needs a
+    token with the `glossaries` permission (named explicitly: `*` does not grant it); a server
+    without glossaries.enabled answers FAILED_PRECONDITION.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateGlossary = channel.unary_unary(
+                '/translate_svc.api.v1.Glossaries/CreateGlossary',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.CreateGlossaryRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.Glossary.FromString,
+                _registered_method=True)
+        self.GetGlossary = channel.unary_unary(
+                '/translate_svc.api.v1.Glossaries/GetGlossary',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.GetGlossaryRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.Glossary.FromString,
+                _registered_method=True)
+        self.ListGlossaries = channel.unary_unary(
+                '/translate_svc.api.v1.Glossaries/ListGlossaries',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListGlossariesRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListGlossariesResponse.FromString,
+                _registered_method=True)
+        self.ReplaceGlossary = channel.unary_unary(
+                '/translate_svc.api.v1.Glossaries/ReplaceGlossary',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ReplaceGlossaryRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.Glossary.FromString,
+                _registered_method=True)
+        self.DeleteGlossary = channel.unary_unary(
+                '/translate_svc.api.v1.Glossaries/DeleteGlossary',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.DeleteGlossaryRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.DeleteGlossaryResponse.FromString,
+                _registered_method=True)
+
+
+class GlossariesServicer(object):
+    """A tenant's glossaries kept by the service (docs/api.md, "Stored glossaries"): created once, named
+    by id in requests (TranslateRequest.glossaries, StreamingConfig.glossaries,
+    TranslateTextRequest.glossaries). Each belongs to the caller's tenant; another tenant's is
+    NOT_FOUND. A change is seen by every call that starts after it, on every worker and pod. Needs a
+    token with the `glossaries` permission (named explicitly: `*` does not grant it); a server
+    without glossaries.enabled answers FAILED_PRECONDITION.
+    """
+
+    def CreateGlossary(self, request, context):
+        """A new glossary: ALREADY_EXISTS if the tenant has one of that id; RESOURCE_EXHAUSTED at the
+        tenant's ServerLimits.max_glossaries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetGlossary(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGlossaries(self, request, context):
+        """The tenant's glossaries, by id, without their entries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplaceGlossary(self, request, context):
+        """Its name and every entry replaced at once (revision + 1); ABORTED when revision is set and is
+        not the current one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteGlossary(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_GlossariesServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateGlossary': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateGlossary,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.CreateGlossaryRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.Glossary.SerializeToString,
+            ),
+            'GetGlossary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetGlossary,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.GetGlossaryRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.Glossary.SerializeToString,
+            ),
+            'ListGlossaries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGlossaries,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListGlossariesRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListGlossariesResponse.SerializeToString,
+            ),
+            'ReplaceGlossary': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplaceGlossary,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ReplaceGlossaryRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.Glossary.SerializeToString,
+            ),
+            'DeleteGlossary': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteGlossary,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.DeleteGlossaryRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.DeleteGlossaryResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'translate_svc.api.v1.Glossaries', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Glossaries(object):
+    """A tenant's glossaries kept by the service (docs/api.md, "Stored glossaries"): created once, named
+    by id in requests (TranslateRequest.glossaries, StreamingConfig.glossaries,
+    TranslateTextRequest.glossaries). Each belongs to the caller's tenant; another tenant's is
+    NOT_FOUND. A change is seen by every call that starts after it, on every worker and pod. Needs a
+    token with the `glossaries` permission (named explicitly: `*` does not grant it); a server
+    without glossaries.enabled answers FAILED_PRECONDITION.
+    """
+
+    @staticmethod
+    def CreateGlossary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/translate_svc.api.v1.Glossaries/CreateGlossary',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.CreateGlossaryRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.Glossary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetGlossary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/translate_svc.api.v1.Glossaries/GetGlossary',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.GetGlossaryRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.Glossary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGlossaries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/translate_svc.api.v1.Glossaries/ListGlossaries',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.ListGlossariesRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.ListGlossariesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplaceGlossary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/translate_svc.api.v1.Glossaries/ReplaceGlossary',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.ReplaceGlossaryRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.Glossary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteGlossary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/translate_svc.api.v1.Glossaries/DeleteGlossary',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.DeleteGlossaryRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.DeleteGlossaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class JobsStub(object):
+    """Background jobs (issue 73, docs/api.md "Jobs"): hours of audio translated while live streams
+    leave the engine idle, the results kept with the tenant's retention and fetched by id. The same
+    jobs as /v1/jobs on the HTTP port. Needs a token with the `translate` permission; another
+    tenant's job is NOT_FOUND. A server without jobs.dir answers INVALID_ARGUMENT saying so.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateJob = channel.unary_unary(
+                '/translate_svc.api.v1.Jobs/CreateJob',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.CreateJobRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.Job.FromString,
+                _registered_method=True)
+        self.UploadJobAudio = channel.stream_unary(
+                '/translate_svc.api.v1.Jobs/UploadJobAudio',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.UploadJobAudioRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.Job.FromString,
+                _registered_method=True)
+        self.GetJob = channel.unary_unary(
+                '/translate_svc.api.v1.Jobs/GetJob',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.GetJobRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.Job.FromString,
+                _registered_method=True)
+        self.CancelJob = channel.unary_unary(
+                '/translate_svc.api.v1.Jobs/CancelJob',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.CancelJobRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.Job.FromString,
+                _registered_method=True)
+        self.GetJobResults = channel.unary_stream(
+                '/translate_svc.api.v1.Jobs/GetJobResults',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.GetJobResultsRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.JobResultsChunk.FromString,
+                _registered_method=True)
+
+
+class JobsServicer(object):
+    """Background jobs (issue 73, docs/api.md "Jobs"): hours of audio translated while live streams
+    leave the engine idle, the results kept with the tenant's retention and fetched by id. The same
+    jobs as /v1/jobs on the HTTP port. Needs a token with the `translate` permission; another
+    tenant's job is NOT_FOUND. A server without jobs.dir answers INVALID_ARGUMENT saying so.
+    """
+
+    def CreateJob(self, request, context):
+        """A new job: UPLOADING (send its audio with UploadJobAudio), or, with `url`, fetched by the
+        server (https, a host in jobs.fetch_hosts, public addresses only) and queued. RESOURCE_EXHAUSTED
+        at the tenant's jobs= cap.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadJobAudio(self, request_iterator, context):
+        """The audio in parts: each message's `data` written at its `offset` (where the upload ends, else
+        ABORTED: GetJob says received_bytes), at most jobs.max_part_bytes a message; `complete` on the
+        last checks the audio and queues the job (RESOURCE_EXHAUSTED over the tenant's job_hours=).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJob(self, request, context):
+        """The job; with wait_ms (at most 60000), once it ends or after that long.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJobResults(self, request, context):
+        """Its results as a document (JSON of its segments, SRT or WebVTT of a language) or a target's
+        dubbed track (WAV), in chunks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_JobsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateJob,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.CreateJobRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.Job.SerializeToString,
+            ),
+            'UploadJobAudio': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadJobAudio,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.UploadJobAudioRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.Job.SerializeToString,
+            ),
+            'GetJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJob,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.GetJobRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.Job.SerializeToString,
+            ),
+            'CancelJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelJob,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.CancelJobRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.Job.SerializeToString,
+            ),
+            'GetJobResults': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetJobResults,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.GetJobResultsRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.JobResultsChunk.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'translate_svc.api.v1.Jobs', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Jobs(object):
+    """Background jobs (issue 73, docs/api.md "Jobs"): hours of audio translated while live streams
+    leave the engine idle, the results kept with the tenant's retention and fetched by id. The same
+    jobs as /v1/jobs on the HTTP port. Needs a token with the `translate` permission; another
+    tenant's job is NOT_FOUND. A server without jobs.dir answers INVALID_ARGUMENT saying so.
+    """
+
+    @staticmethod
+    def CreateJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/translate_svc.api.v1.Jobs/CreateJob',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.CreateJobRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadJobAudio(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/translate_svc.api.v1.Jobs/UploadJobAudio',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.UploadJobAudioRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/translate_svc.api.v1.Jobs/GetJob',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.GetJobRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/translate_svc.api.v1.Jobs/CancelJob',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.CancelJobRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJobResults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/translate_svc.api.v1.Jobs/GetJobResults',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.GetJobResultsRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.JobResultsChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -30,6 +30,8 @@ from translate_svc.client.aio._channels import (
     channel_options,
     credentials,
 )
+from translate_svc.client.aio._glossaries import GlossaryCalls
+from translate_svc.client.aio._jobs import JobCalls
 from translate_svc.client.aio._listen import AsyncListener
 from translate_svc.client.aio._stream import AsyncStream
 from translate_svc.client.errors import TranslateError
@@ -61,7 +63,7 @@ DEFAULT_BUFFERED_EVENTS: Final = 4
 CLIP_CHUNK_BYTES: Final = 256 * 1024
 
 
-class AsyncTranslateClient:
+class AsyncTranslateClient(GlossaryCalls, JobCalls):
     """A client for one or more translate_svc servers.
 
     ``targets``: several ``"host:port"`` addresses (a list or a comma-separated string; the SDK
@@ -136,14 +138,19 @@ class AsyncTranslateClient:
     def _next_address(self, avoid: str | None = None) -> str:
         return self._rotation.next(avoid)
 
-    def _stub(self, address: str) -> Any:
+    def _stub(self, address: str, service: str = "Translator") -> Any:
         if self._closed:
             raise RuntimeError("the client is closed")
         pool = self._channels.setdefault(address, [])
         turn = self._turn.get(address, 0)
         self._turn[address] = (turn + 1) % self.connections
+        stub: Callable[[grpc.aio.Channel], Any] = pb_grpc.TranslatorStub
+        if service == "Glossaries":
+            stub = pb_grpc.GlossariesStub
+        elif service == "Jobs":
+            stub = pb_grpc.JobsStub
         if turn < len(pool):
-            return pb_grpc.TranslatorStub(pool[turn])
+            return stub(pool[turn])
         # a connection of its own: gRPC would otherwise share one among equal channels
         options = [*self._options, ("grpc.use_local_subchannel_pool", 1)]
         if self._credentials is not None:
@@ -151,7 +158,7 @@ class AsyncTranslateClient:
         else:
             ch = grpc.aio.insecure_channel(address, options=options)
         pool.append(ch)
-        return pb_grpc.TranslatorStub(ch)
+        return stub(ch)
 
     def _error(
         self, e: grpc.aio.AioRpcError, address: str, attempts: int, request_id: str | None = None
@@ -169,18 +176,24 @@ class AsyncTranslateClient:
         return (*self._metadata, (REQUEST_ID, request_id))
 
     async def _unary(
-        self, method: str, request: Any, timeout_s: float | None, *, messages: Callable[[], Iterator[Any]] | None = None
+        self,
+        method: str,
+        request: Any,
+        timeout_s: float | None,
+        *,
+        messages: Callable[[], Iterator[Any]] | None = None,
+        service: str = "Translator",
     ) -> Any:
         """One unary call, retried on the next address after RESOURCE_EXHAUSTED / UNAVAILABLE.
         ``messages``: a client-streaming call's messages, made anew for each attempt (``request``
-        is then unused)."""
+        is then unused). ``service``: Translator, or Glossaries."""
         avoid: str | None = None
         attempts = self.retry.max_attempts
         request_id = uuid.uuid4().hex  # one per call: its retries keep it
         for attempt in range(1, attempts + 1):
             address = self._next_address(avoid)
             try:
-                return await getattr(self._stub(address), method)(
+                return await getattr(self._stub(address, service), method)(
                     messages() if messages is not None else request,
                     timeout=timeout_s or self.timeout_s,
                     metadata=self._metadata_for(request_id),
@@ -218,6 +231,7 @@ class AsyncTranslateClient:
         source: str | None = None,
         detect: bool | Sequence[str] = False,
         terms: Sequence[Term | str] = (),
+        glossaries: Sequence[str] = (),
         format: AudioFormat | None = None,
         sample_rate: int | None = None,
         encoding: ClipEncoding | None = None,
@@ -225,6 +239,8 @@ class AsyncTranslateClient:
         output: OutputOptions | None = None,
         vad: VadOptions | None = None,
         timeout_s: float | None = None,
+        noise_suppression: bool = False,
+        speakers: int = 0,
         **output_fields: Unpack[OutputFields],
     ) -> TranslateResult:
         """Translate a whole clip: file bytes or a path (any container the server reads), raw bytes
@@ -234,7 +250,10 @@ class AsyncTranslateClient:
         transcript alone. ``detect``: each segment's spoken language is identified instead of
         taking ``source`` (True: any language the identifier picks; or the candidates, e.g.
         ``["eng", "spa"]``); ``Segment.language_scores`` carries the scores. ``terms``: names
-        and jargon to get right (``Term``; a ``str`` is a boost)."""
+        and jargon to get right (``Term``; a ``str`` is a boost). ``noise_suppression``: RNNoise on
+        the audio before the server's VAD; ``speakers``: label each segment's speaker
+        (``Segment.speaker``), telling apart at most this many (1..8; docs/api.md). ``glossaries``: stored
+        glossaries by id (``create_glossary``): their entries for ``targets`` act as glossary terms."""
         if format is not None:
             if (sample_rate, encoding, channels) != (None, None, None):
                 raise ValueError("give format= or encoding=/sample_rate=/channels=, not both")
@@ -254,6 +273,9 @@ class AsyncTranslateClient:
             vad=convert.vad_pb(vad),
             language_detection=convert.detection_pb(detect),
             terms=convert.terms_pb(terms),
+            noise_suppression=pb.NOISE_SUPPRESSION_RNNOISE if noise_suppression else pb.NOISE_SUPPRESSION_OFF,
+            speakers=speakers,
+            glossaries=list(glossaries),
         )
         resp = await self._translate_clip(request, content, timeout_s)
         return convert.translate_result(resp)
@@ -309,6 +331,7 @@ class AsyncTranslateClient:
         source: str,
         targets: str | Sequence[str],
         terms: Sequence[Term | str] = (),
+        glossaries: Sequence[str] = (),
         output: OutputOptions | None = None,
         timeout_s: float | None = None,
         **output_fields: Unpack[OutputFields],
@@ -326,6 +349,7 @@ class AsyncTranslateClient:
             target_languages=convert.targets_list(targets, asr=True),  # none: the server says what to send
             output=convert.output_pb(_output(output, output_fields)),
             terms=convert.terms_pb(terms),
+            glossaries=list(glossaries),
         )
         resp = await self._unary("TranslateText", request, timeout_s)
         return convert.translate_text_result(batch, resp)
@@ -337,6 +361,7 @@ class AsyncTranslateClient:
         source: str | None = None,
         detect: bool | Sequence[str] = False,
         terms: Sequence[Term | str] = (),
+        glossaries: Sequence[str] = (),
         format: AudioFormat | None = None,
         encoding: StreamEncoding | None = None,
         sample_rate: int | None = None,
@@ -351,6 +376,8 @@ class AsyncTranslateClient:
         max_buffered_events: int = DEFAULT_BUFFERED_EVENTS,
         room: str | Room | None = None,
         participant: str | None = None,
+        noise_suppression: bool = False,
+        speakers: int = 0,
         **output_fields: Unpack[OutputFields],
     ) -> AsyncStream:
         """A live stream; use as ``async with client.stream(...) as s:``.
@@ -364,8 +391,8 @@ class AsyncTranslateClient:
         ``timeout_s``: a deadline for the whole stream (None: none). ``max_buffered_events``: events
         read ahead of the caller before the SDK stops reading (then the server computes a few
         segments more and stops reading the audio: ``send`` waits; iterate in another task).
-        ``targets``, ``source``, ``detect`` (ASR only, language detection) and ``terms``: as in
-        ``translate``. ``simultaneous``: True or ``SimultaneousOptions(step_ms,
+        ``targets``, ``source``, ``detect`` (ASR only, language detection), ``terms`` and
+        ``glossaries``: as in ``translate``. ``simultaneous``: True or ``SimultaneousOptions(step_ms,
         agreement)`` for simultaneous interpretation: ``Commit`` events (words and their speech)
         while the speaker talks, before each segment's ``Segment`` (docs/client.md).
         ``room``: speak into a room (docs/rooms.md): its name (and ``participant``, your id in it),
@@ -373,6 +400,7 @@ class AsyncTranslateClient:
         and spans, while this stream carries only its own ``targets`` (none: ASR only, with
         ``source``). A room speaker needs ``source`` (or ``detect``) and cannot be ``simultaneous``
         (the server refuses both with INVALID_ARGUMENT); a resumed stream keeps its room.
+        ``noise_suppression`` and ``speakers``: as in ``translate``.
         """
         if max_buffered_events < 1:
             raise ValueError("max_buffered_events must be at least 1")
@@ -388,6 +416,9 @@ class AsyncTranslateClient:
             terms=convert.terms_pb(terms),
             simultaneous=convert.simultaneous_pb(simultaneous),
             room=convert.room_pb(room, participant),
+            noise_suppression=pb.NOISE_SUPPRESSION_RNNOISE if noise_suppression else pb.NOISE_SUPPRESSION_OFF,
+            speakers=speakers,
+            glossaries=list(glossaries),
         )
         buffer = ReplayBuffer(
             rate=fmt.sample_rate, frame_bytes=fmt.frame_bytes, packet_ms=packet_ms, max_seconds=max_replay_s

@@ -33,6 +33,117 @@ import { Status } from "../../../google/rpc/status";
  * Times are milliseconds of *input* audio, counted from its first sample.
  */
 
+export enum JobState {
+  JOB_STATE_UNSPECIFIED = 0,
+  JOB_UPLOADING = 1,
+  JOB_QUEUED = 2,
+  JOB_RUNNING = 3,
+  JOB_DONE = 4,
+  /** JOB_FAILED - error says why */
+  JOB_FAILED = 5,
+  JOB_CANCELLED = 6,
+  UNRECOGNIZED = -1,
+}
+
+export function jobStateFromJSON(object: any): JobState {
+  switch (object) {
+    case 0:
+    case "JOB_STATE_UNSPECIFIED":
+      return JobState.JOB_STATE_UNSPECIFIED;
+    case 1:
+    case "JOB_UPLOADING":
+      return JobState.JOB_UPLOADING;
+    case 2:
+    case "JOB_QUEUED":
+      return JobState.JOB_QUEUED;
+    case 3:
+    case "JOB_RUNNING":
+      return JobState.JOB_RUNNING;
+    case 4:
+    case "JOB_DONE":
+      return JobState.JOB_DONE;
+    case 5:
+    case "JOB_FAILED":
+      return JobState.JOB_FAILED;
+    case 6:
+    case "JOB_CANCELLED":
+      return JobState.JOB_CANCELLED;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return JobState.UNRECOGNIZED;
+  }
+}
+
+export function jobStateToJSON(object: JobState): string {
+  switch (object) {
+    case JobState.JOB_STATE_UNSPECIFIED:
+      return "JOB_STATE_UNSPECIFIED";
+    case JobState.JOB_UPLOADING:
+      return "JOB_UPLOADING";
+    case JobState.JOB_QUEUED:
+      return "JOB_QUEUED";
+    case JobState.JOB_RUNNING:
+      return "JOB_RUNNING";
+    case JobState.JOB_DONE:
+      return "JOB_DONE";
+    case JobState.JOB_FAILED:
+      return "JOB_FAILED";
+    case JobState.JOB_CANCELLED:
+      return "JOB_CANCELLED";
+    case JobState.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum JobResultsFormat {
+  JOB_RESULTS_JSON = 0,
+  /** JOB_RESULTS_SRT - language: a target, or "transcript" */
+  JOB_RESULTS_SRT = 1,
+  JOB_RESULTS_VTT = 2,
+  /** JOB_RESULTS_DUBBED_WAV - language: a target */
+  JOB_RESULTS_DUBBED_WAV = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function jobResultsFormatFromJSON(object: any): JobResultsFormat {
+  switch (object) {
+    case 0:
+    case "JOB_RESULTS_JSON":
+      return JobResultsFormat.JOB_RESULTS_JSON;
+    case 1:
+    case "JOB_RESULTS_SRT":
+      return JobResultsFormat.JOB_RESULTS_SRT;
+    case 2:
+    case "JOB_RESULTS_VTT":
+      return JobResultsFormat.JOB_RESULTS_VTT;
+    case 3:
+    case "JOB_RESULTS_DUBBED_WAV":
+      return JobResultsFormat.JOB_RESULTS_DUBBED_WAV;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return JobResultsFormat.UNRECOGNIZED;
+  }
+}
+
+export function jobResultsFormatToJSON(object: JobResultsFormat): string {
+  switch (object) {
+    case JobResultsFormat.JOB_RESULTS_JSON:
+      return "JOB_RESULTS_JSON";
+    case JobResultsFormat.JOB_RESULTS_SRT:
+      return "JOB_RESULTS_SRT";
+    case JobResultsFormat.JOB_RESULTS_VTT:
+      return "JOB_RESULTS_VTT";
+    case JobResultsFormat.JOB_RESULTS_DUBBED_WAV:
+      return "JOB_RESULTS_DUBBED_WAV";
+    case JobResultsFormat.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum AudioEncoding {
   AUDIO_ENCODING_UNSPECIFIED = 0,
   /** LINEAR16 - signed 16-bit little-endian PCM, interleaved channels */
@@ -149,6 +260,101 @@ export function speechEncodingToJSON(object: SpeechEncoding): string {
   }
 }
 
+/**
+ * The profanity filter (docs/api.md, "Profanity filter"): listed words (LDNOOBW lists per
+ * language) in the transcript and every translation are masked ("f***": first letter kept, the
+ * rest "*", the length kept) or removed; the translated speech is made without them either way.
+ */
+export enum ProfanityFilter {
+  /** PROFANITY_FILTER_UNSPECIFIED - the tenant's default (its tokens-file profanity=), else OFF */
+  PROFANITY_FILTER_UNSPECIFIED = 0,
+  PROFANITY_FILTER_OFF = 1,
+  PROFANITY_FILTER_MASK = 2,
+  PROFANITY_FILTER_REMOVE = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function profanityFilterFromJSON(object: any): ProfanityFilter {
+  switch (object) {
+    case 0:
+    case "PROFANITY_FILTER_UNSPECIFIED":
+      return ProfanityFilter.PROFANITY_FILTER_UNSPECIFIED;
+    case 1:
+    case "PROFANITY_FILTER_OFF":
+      return ProfanityFilter.PROFANITY_FILTER_OFF;
+    case 2:
+    case "PROFANITY_FILTER_MASK":
+      return ProfanityFilter.PROFANITY_FILTER_MASK;
+    case 3:
+    case "PROFANITY_FILTER_REMOVE":
+      return ProfanityFilter.PROFANITY_FILTER_REMOVE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ProfanityFilter.UNRECOGNIZED;
+  }
+}
+
+export function profanityFilterToJSON(object: ProfanityFilter): string {
+  switch (object) {
+    case ProfanityFilter.PROFANITY_FILTER_UNSPECIFIED:
+      return "PROFANITY_FILTER_UNSPECIFIED";
+    case ProfanityFilter.PROFANITY_FILTER_OFF:
+      return "PROFANITY_FILTER_OFF";
+    case ProfanityFilter.PROFANITY_FILTER_MASK:
+      return "PROFANITY_FILTER_MASK";
+    case ProfanityFilter.PROFANITY_FILTER_REMOVE:
+      return "PROFANITY_FILTER_REMOVE";
+    case ProfanityFilter.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+/**
+ * Noise suppression on the input, before the VAD and the model (StreamingConfig, TranslateRequest;
+ * docs/api.md "Noise suppression"): RNNoise at 48 kHz in 10 ms frames, on the stream's timeline.
+ */
+export enum NoiseSuppression {
+  /** NOISE_SUPPRESSION_UNSPECIFIED - off */
+  NOISE_SUPPRESSION_UNSPECIFIED = 0,
+  NOISE_SUPPRESSION_OFF = 1,
+  NOISE_SUPPRESSION_RNNOISE = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function noiseSuppressionFromJSON(object: any): NoiseSuppression {
+  switch (object) {
+    case 0:
+    case "NOISE_SUPPRESSION_UNSPECIFIED":
+      return NoiseSuppression.NOISE_SUPPRESSION_UNSPECIFIED;
+    case 1:
+    case "NOISE_SUPPRESSION_OFF":
+      return NoiseSuppression.NOISE_SUPPRESSION_OFF;
+    case 2:
+    case "NOISE_SUPPRESSION_RNNOISE":
+      return NoiseSuppression.NOISE_SUPPRESSION_RNNOISE;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return NoiseSuppression.UNRECOGNIZED;
+  }
+}
+
+export function noiseSuppressionToJSON(object: NoiseSuppression): string {
+  switch (object) {
+    case NoiseSuppression.NOISE_SUPPRESSION_UNSPECIFIED:
+      return "NOISE_SUPPRESSION_UNSPECIFIED";
+    case NoiseSuppression.NOISE_SUPPRESSION_OFF:
+      return "NOISE_SUPPRESSION_OFF";
+    case NoiseSuppression.NOISE_SUPPRESSION_RNNOISE:
+      return "NOISE_SUPPRESSION_RNNOISE";
+    case NoiseSuppression.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum StreamControl {
   STREAM_CONTROL_UNSPECIFIED = 0,
   /** FLUSH - end the current segment now, as if the speaker paused */
@@ -181,6 +387,161 @@ export function streamControlToJSON(object: StreamControl): string {
     default:
       return "UNRECOGNIZED";
   }
+}
+
+/**
+ * One entry: where the source says phrase as a whole word, the translation into target_language
+ * says translation (a TRANSLATE Term). phrase and translation: 1..ServerLimits.max_term_chars.
+ */
+export interface GlossaryEntry {
+  phrase: string;
+  translation: string;
+  /** a model code with text output */
+  targetLanguage: string;
+  /** match phrase in the source ignoring case */
+  ignoreCase: boolean;
+}
+
+/**
+ * What a create or replace keeps: the entries, a CSV of them (UTF-8, a header row naming
+ * phrase,translation,target_language and optionally ignore_case), or a TBX file (TbxImport), at most
+ * ServerLimits.max_glossary_entries_stored entries and ServerLimits.glossary_import_bytes bytes.
+ */
+export interface GlossaryContent {
+  content: { $case: "entries"; entries: GlossaryEntries } | { $case: "csv"; csv: Uint8Array } | {
+    $case: "tbx";
+    tbx: TbxImport;
+  } | undefined;
+}
+
+/**
+ * A TBX file's terms (ISO 30042: TBX-Basic / TBX v2 `martif`, or TBX v3 `tbx`), at most
+ * ServerLimits.glossary_import_bytes bytes. A TBX names no source language: source_language says
+ * which of its languages the phrases are (a model code, or a BCP-47 tag such as "en"); each term
+ * entry yields an entry per source term for each of its other languages (target_languages: only
+ * those), translated as that language's preferred term. A DOCTYPE may name an external DTD (never
+ * read); an internal subset or an entity is refused.
+ */
+export interface TbxImport {
+  data: Uint8Array;
+  sourceLanguage: string;
+  targetLanguages: string[];
+}
+
+export interface GlossaryEntries {
+  entries: GlossaryEntry[];
+}
+
+export interface Glossary {
+  glossaryId: string;
+  displayName: string;
+  entryCount: number;
+  /** the languages its entries are for */
+  targetLanguages: string[];
+  /** 1 when created, one more at each replace */
+  revision: number;
+  createTimeUnixMs: number;
+  updateTimeUnixMs: number;
+  /** GetGlossary with include_entries only */
+  entries: GlossaryEntry[];
+}
+
+export interface CreateGlossaryRequest {
+  /** 1-64 of a-z 0-9 - _, starting with a letter or digit */
+  glossaryId: string;
+  /** optional, at most 200 characters */
+  displayName: string;
+  content: GlossaryContent | undefined;
+}
+
+export interface GetGlossaryRequest {
+  glossaryId: string;
+  includeEntries: boolean;
+}
+
+export interface ListGlossariesRequest {
+}
+
+export interface ListGlossariesResponse {
+  glossaries: Glossary[];
+}
+
+export interface ReplaceGlossaryRequest {
+  glossaryId: string;
+  displayName: string;
+  content:
+    | GlossaryContent
+    | undefined;
+  /** the revision read; 0: replace whatever is there */
+  revision: number;
+}
+
+export interface DeleteGlossaryRequest {
+  glossaryId: string;
+}
+
+export interface DeleteGlossaryResponse {
+}
+
+export interface CreateJobRequest {
+  /** CONTAINER (the default) or raw samples with their rate and channels */
+  format: AudioFormat | undefined;
+  sourceLanguage: string;
+  targetLanguages: string[];
+  /** speech (the dubbed track per target), transcript, word_timings; the rest as for Translate */
+  output: OutputOptions | undefined;
+  glossaries: string[];
+  /** empty: the audio is uploaded (UploadJobAudio) */
+  url: string;
+}
+
+export interface Job {
+  jobId: string;
+  state: JobState;
+  /** of an upload: the next part starts here */
+  receivedBytes: number;
+  /** once the audio is whole */
+  durationMs: number;
+  /** the last finished segment's end */
+  doneMs: number;
+  /** 0..1 */
+  progress: number;
+  /** finished */
+  segments: number;
+  error: string;
+  /** Unix seconds */
+  createdAt: number;
+  /** when its results go (0: not finished) */
+  expiresAt: number;
+  sourceLanguage: string;
+  targetLanguages: string[];
+}
+
+export interface UploadJobAudioRequest {
+  /** the first message's; later ones may leave it empty */
+  jobId: string;
+  offset: number;
+  data: Uint8Array;
+  complete: boolean;
+}
+
+export interface GetJobRequest {
+  jobId: string;
+  waitMs: number;
+}
+
+export interface CancelJobRequest {
+  jobId: string;
+}
+
+export interface GetJobResultsRequest {
+  jobId: string;
+  format: JobResultsFormat;
+  language: string;
+}
+
+export interface JobResultsChunk {
+  data: Uint8Array;
 }
 
 export interface AudioFormat {
@@ -224,6 +585,8 @@ export interface OutputOptions {
    * decoder pass per segment.
    */
   wordTimings: boolean;
+  /** listed words masked or removed in the transcript and translations, and never spoken */
+  profanity: ProfanityFilter;
 }
 
 export interface Transcript {
@@ -235,6 +598,12 @@ export interface Transcript {
    * inside the segment's span. Empty in live captions.
    */
   words: WordTiming[];
+  /**
+   * Confidence: the mean log-probability (<= 0) of the tokens the model chose for text (its end
+   * of text included), under the model's own distribution before any bias (docs/api.md
+   * "Confidence"). Unset where not computed: simultaneous mode's finals and captions.
+   */
+  avgLogprob?: number | undefined;
 }
 
 /**
@@ -245,6 +614,13 @@ export interface WordTiming {
   word: string;
   startMs: number;
   endMs: number;
+  /** a transcript's word, with `speakers` on: its segment's speaker (else 0) */
+  speaker: number;
+  /**
+   * Confidence: the mean log-probability (<= 0) of the word's tokens (docs/api.md "Confidence");
+   * unset where not computed
+   */
+  avgLogprob?: number | undefined;
 }
 
 export interface OpusPacket {
@@ -289,6 +665,8 @@ export interface Translation {
    * speech. (A Commit's words: Commit.words.)
    */
   words: WordTiming[];
+  /** Confidence: as Transcript.avg_logprob, of this translation's text; unset where not computed */
+  avgLogprob?: number | undefined;
 }
 
 export interface Timing {
@@ -473,6 +851,12 @@ export interface SegmentResult {
    * (the chunks back to back), for saving; a player that played the chunks must not play it again.
    */
   speechInCommits: boolean;
+  /**
+   * With `speakers` on (StreamingConfig, TranslateRequest): who spoke it, 1, 2, ... in order of
+   * first appearance, stable over the stream; a segment holding two voices is labelled by the one
+   * that holds most of it (docs/api.md "Speaker labels"). 0: not labelled.
+   */
+  speaker: number;
 }
 
 export interface ModelInfo {
@@ -498,7 +882,10 @@ export interface ServerLimits {
   maxChunkBytes: number;
   /** longest Translate clip */
   maxClipSeconds: number;
-  /** StreamingTranslate calls open at once on this server */
+  /**
+   * streams open at once on the node (every worker of it), of every door: StreamingTranslate,
+   * Riva's streaming calls, the realtime WebSocket and WebRTC sessions, phone, SIP and AudioSocket calls
+   */
   maxStreams: number;
   /** a stream with no message for this long is closed */
   idleTimeoutSeconds: number;
@@ -608,6 +995,15 @@ export interface ServerLimits {
    * max_terms; a phrase and its translation are each at most max_term_chars characters
    */
   maxGlossaryEntries: number;
+  /**
+   * Stored glossaries (the Glossaries service; all 0 when this server keeps none): entries of one
+   * glossary, glossaries of one tenant, glossaries one request names, and the bytes of one
+   * create's or replace's content
+   */
+  maxGlossaryEntriesStored: number;
+  maxGlossaries: number;
+  maxGlossariesPerRequest: number;
+  glossaryImportBytes: number;
 }
 
 export interface ListLanguagesRequest {
@@ -654,6 +1050,16 @@ export interface TranslateRequest {
     | undefined;
   /** at most ServerLimits.max_terms */
   terms: Term[];
+  /** as in StreamingConfig */
+  noiseSuppression: NoiseSuppression;
+  /** as in StreamingConfig */
+  speakers: number;
+  /**
+   * stored glossaries (the Glossaries service) by id, at most ServerLimits.max_glossaries_per_request:
+   * each one's entries for target_languages act as TRANSLATE terms (an inline entry for the same
+   * phrase and target wins); read as the call starts. One of another tenant: NOT_FOUND
+   */
+  glossaries: string[];
 }
 
 export interface TranslateResponse {
@@ -681,6 +1087,8 @@ export interface TranslateTextRequest {
     | undefined;
   /** as in TranslateRequest; a KEEP phrase is looked for in the text itself */
   terms: Term[];
+  /** as in TranslateRequest */
+  glossaries: string[];
 }
 
 export interface TextResult {
@@ -765,7 +1173,18 @@ export interface StreamingConfig {
    * room's listeners (other than this participant) listen in. Needs source_language (or
    * language_detection); not with simultaneous.
    */
-  room: RoomSpeaking | undefined;
+  room:
+    | RoomSpeaking
+    | undefined;
+  /** Noise suppression before the VAD and the model (absent: off). */
+  noiseSuppression: NoiseSuppression;
+  /**
+   * Speaker labels in one mixed channel: 0 (default) off; else the most speakers to tell apart,
+   * 1..8 (SegmentResult.speaker, WordTiming.speaker).
+   */
+  speakers: number;
+  /** as in TranslateRequest, read as the stream starts */
+  glossaries: string[];
 }
 
 export interface RoomSpeaking {
@@ -1041,6 +1460,12 @@ export interface Commit {
    * (docs/api.md, "Word timings"). Empty without speech.
    */
   words: WordTiming[];
+  /**
+   * Confidence (docs/api.md, "Confidence"): the mean log-probability of the tokens this commit
+   * adds, each from the step that chose it (a final commit's with the end of text); unset when it
+   * adds none (a speech-only commit) or the value is not computed
+   */
+  avgLogprob?: number | undefined;
 }
 
 export interface StreamEnd {
@@ -1167,6 +1592,2140 @@ export interface StreamingTranslateResponse {
     { $case: "updated"; updated: StreamUpdated }
     | undefined;
 }
+
+function createBaseGlossaryEntry(): GlossaryEntry {
+  return { phrase: "", translation: "", targetLanguage: "", ignoreCase: false };
+}
+
+export const GlossaryEntry: MessageFns<GlossaryEntry> = {
+  encode(message: GlossaryEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.phrase !== "") {
+      writer.uint32(10).string(message.phrase);
+    }
+    if (message.translation !== "") {
+      writer.uint32(18).string(message.translation);
+    }
+    if (message.targetLanguage !== "") {
+      writer.uint32(26).string(message.targetLanguage);
+    }
+    if (message.ignoreCase !== false) {
+      writer.uint32(32).bool(message.ignoreCase);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GlossaryEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGlossaryEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.phrase = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.translation = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.targetLanguage = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.ignoreCase = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GlossaryEntry {
+    return {
+      phrase: isSet(object.phrase) ? globalThis.String(object.phrase) : "",
+      translation: isSet(object.translation) ? globalThis.String(object.translation) : "",
+      targetLanguage: isSet(object.targetLanguage)
+        ? globalThis.String(object.targetLanguage)
+        : isSet(object.target_language)
+        ? globalThis.String(object.target_language)
+        : "",
+      ignoreCase: isSet(object.ignoreCase)
+        ? globalThis.Boolean(object.ignoreCase)
+        : isSet(object.ignore_case)
+        ? globalThis.Boolean(object.ignore_case)
+        : false,
+    };
+  },
+
+  toJSON(message: GlossaryEntry): unknown {
+    const obj: any = {};
+    if (message.phrase !== "") {
+      obj.phrase = message.phrase;
+    }
+    if (message.translation !== "") {
+      obj.translation = message.translation;
+    }
+    if (message.targetLanguage !== "") {
+      obj.targetLanguage = message.targetLanguage;
+    }
+    if (message.ignoreCase !== false) {
+      obj.ignoreCase = message.ignoreCase;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GlossaryEntry>, I>>(base?: I): GlossaryEntry {
+    return GlossaryEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GlossaryEntry>, I>>(object: I): GlossaryEntry {
+    const message = createBaseGlossaryEntry();
+    message.phrase = object.phrase ?? "";
+    message.translation = object.translation ?? "";
+    message.targetLanguage = object.targetLanguage ?? "";
+    message.ignoreCase = object.ignoreCase ?? false;
+    return message;
+  },
+};
+
+function createBaseGlossaryContent(): GlossaryContent {
+  return { content: undefined };
+}
+
+export const GlossaryContent: MessageFns<GlossaryContent> = {
+  encode(message: GlossaryContent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.content?.$case) {
+      case "entries":
+        GlossaryEntries.encode(message.content.entries, writer.uint32(10).fork()).join();
+        break;
+      case "csv":
+        writer.uint32(18).bytes(message.content.csv);
+        break;
+      case "tbx":
+        TbxImport.encode(message.content.tbx, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GlossaryContent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGlossaryContent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.content = { $case: "entries", entries: GlossaryEntries.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.content = { $case: "csv", csv: reader.bytes() };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.content = { $case: "tbx", tbx: TbxImport.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GlossaryContent {
+    return {
+      content: isSet(object.entries)
+        ? { $case: "entries", entries: GlossaryEntries.fromJSON(object.entries) }
+        : isSet(object.csv)
+        ? { $case: "csv", csv: bytesFromBase64(object.csv) }
+        : isSet(object.tbx)
+        ? { $case: "tbx", tbx: TbxImport.fromJSON(object.tbx) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: GlossaryContent): unknown {
+    const obj: any = {};
+    if (message.content?.$case === "entries") {
+      obj.entries = GlossaryEntries.toJSON(message.content.entries);
+    } else if (message.content?.$case === "csv") {
+      obj.csv = base64FromBytes(message.content.csv);
+    } else if (message.content?.$case === "tbx") {
+      obj.tbx = TbxImport.toJSON(message.content.tbx);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GlossaryContent>, I>>(base?: I): GlossaryContent {
+    return GlossaryContent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GlossaryContent>, I>>(object: I): GlossaryContent {
+    const message = createBaseGlossaryContent();
+    switch (object.content?.$case) {
+      case "entries": {
+        if (object.content?.entries !== undefined && object.content?.entries !== null) {
+          message.content = { $case: "entries", entries: GlossaryEntries.fromPartial(object.content.entries) };
+        }
+        break;
+      }
+      case "csv": {
+        if (object.content?.csv !== undefined && object.content?.csv !== null) {
+          message.content = { $case: "csv", csv: object.content.csv };
+        }
+        break;
+      }
+      case "tbx": {
+        if (object.content?.tbx !== undefined && object.content?.tbx !== null) {
+          message.content = { $case: "tbx", tbx: TbxImport.fromPartial(object.content.tbx) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseTbxImport(): TbxImport {
+  return { data: new Uint8Array(0), sourceLanguage: "", targetLanguages: [] };
+}
+
+export const TbxImport: MessageFns<TbxImport> = {
+  encode(message: TbxImport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.data.length !== 0) {
+      writer.uint32(10).bytes(message.data);
+    }
+    if (message.sourceLanguage !== "") {
+      writer.uint32(18).string(message.sourceLanguage);
+    }
+    for (const v of message.targetLanguages) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TbxImport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTbxImport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.data = reader.bytes();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sourceLanguage = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.targetLanguages.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TbxImport {
+    return {
+      data: isSet(object.data) ? bytesFromBase64(object.data) : new Uint8Array(0),
+      sourceLanguage: isSet(object.sourceLanguage)
+        ? globalThis.String(object.sourceLanguage)
+        : isSet(object.source_language)
+        ? globalThis.String(object.source_language)
+        : "",
+      targetLanguages: globalThis.Array.isArray(object?.targetLanguages)
+        ? object.targetLanguages.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.target_languages)
+        ? object.target_languages.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: TbxImport): unknown {
+    const obj: any = {};
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.sourceLanguage !== "") {
+      obj.sourceLanguage = message.sourceLanguage;
+    }
+    if (message.targetLanguages?.length) {
+      obj.targetLanguages = message.targetLanguages;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TbxImport>, I>>(base?: I): TbxImport {
+    return TbxImport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TbxImport>, I>>(object: I): TbxImport {
+    const message = createBaseTbxImport();
+    message.data = object.data ?? new Uint8Array(0);
+    message.sourceLanguage = object.sourceLanguage ?? "";
+    message.targetLanguages = object.targetLanguages?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseGlossaryEntries(): GlossaryEntries {
+  return { entries: [] };
+}
+
+export const GlossaryEntries: MessageFns<GlossaryEntries> = {
+  encode(message: GlossaryEntries, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.entries) {
+      GlossaryEntry.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GlossaryEntries {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGlossaryEntries();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.entries.push(GlossaryEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GlossaryEntries {
+    return {
+      entries: globalThis.Array.isArray(object?.entries)
+        ? object.entries.map((e: any) => GlossaryEntry.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: GlossaryEntries): unknown {
+    const obj: any = {};
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => GlossaryEntry.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GlossaryEntries>, I>>(base?: I): GlossaryEntries {
+    return GlossaryEntries.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GlossaryEntries>, I>>(object: I): GlossaryEntries {
+    const message = createBaseGlossaryEntries();
+    message.entries = object.entries?.map((e) => GlossaryEntry.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseGlossary(): Glossary {
+  return {
+    glossaryId: "",
+    displayName: "",
+    entryCount: 0,
+    targetLanguages: [],
+    revision: 0,
+    createTimeUnixMs: 0,
+    updateTimeUnixMs: 0,
+    entries: [],
+  };
+}
+
+export const Glossary: MessageFns<Glossary> = {
+  encode(message: Glossary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.glossaryId !== "") {
+      writer.uint32(10).string(message.glossaryId);
+    }
+    if (message.displayName !== "") {
+      writer.uint32(18).string(message.displayName);
+    }
+    if (message.entryCount !== 0) {
+      writer.uint32(24).int32(message.entryCount);
+    }
+    for (const v of message.targetLanguages) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.revision !== 0) {
+      writer.uint32(40).int64(message.revision);
+    }
+    if (message.createTimeUnixMs !== 0) {
+      writer.uint32(48).int64(message.createTimeUnixMs);
+    }
+    if (message.updateTimeUnixMs !== 0) {
+      writer.uint32(56).int64(message.updateTimeUnixMs);
+    }
+    for (const v of message.entries) {
+      GlossaryEntry.encode(v!, writer.uint32(66).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Glossary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGlossary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.glossaryId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.displayName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.entryCount = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.targetLanguages.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.createTimeUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.updateTimeUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.entries.push(GlossaryEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Glossary {
+    return {
+      glossaryId: isSet(object.glossaryId)
+        ? globalThis.String(object.glossaryId)
+        : isSet(object.glossary_id)
+        ? globalThis.String(object.glossary_id)
+        : "",
+      displayName: isSet(object.displayName)
+        ? globalThis.String(object.displayName)
+        : isSet(object.display_name)
+        ? globalThis.String(object.display_name)
+        : "",
+      entryCount: isSet(object.entryCount)
+        ? globalThis.Number(object.entryCount)
+        : isSet(object.entry_count)
+        ? globalThis.Number(object.entry_count)
+        : 0,
+      targetLanguages: globalThis.Array.isArray(object?.targetLanguages)
+        ? object.targetLanguages.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.target_languages)
+        ? object.target_languages.map((e: any) => globalThis.String(e))
+        : [],
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      createTimeUnixMs: isSet(object.createTimeUnixMs)
+        ? globalThis.Number(object.createTimeUnixMs)
+        : isSet(object.create_time_unix_ms)
+        ? globalThis.Number(object.create_time_unix_ms)
+        : 0,
+      updateTimeUnixMs: isSet(object.updateTimeUnixMs)
+        ? globalThis.Number(object.updateTimeUnixMs)
+        : isSet(object.update_time_unix_ms)
+        ? globalThis.Number(object.update_time_unix_ms)
+        : 0,
+      entries: globalThis.Array.isArray(object?.entries)
+        ? object.entries.map((e: any) => GlossaryEntry.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: Glossary): unknown {
+    const obj: any = {};
+    if (message.glossaryId !== "") {
+      obj.glossaryId = message.glossaryId;
+    }
+    if (message.displayName !== "") {
+      obj.displayName = message.displayName;
+    }
+    if (message.entryCount !== 0) {
+      obj.entryCount = Math.round(message.entryCount);
+    }
+    if (message.targetLanguages?.length) {
+      obj.targetLanguages = message.targetLanguages;
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    if (message.createTimeUnixMs !== 0) {
+      obj.createTimeUnixMs = Math.round(message.createTimeUnixMs);
+    }
+    if (message.updateTimeUnixMs !== 0) {
+      obj.updateTimeUnixMs = Math.round(message.updateTimeUnixMs);
+    }
+    if (message.entries?.length) {
+      obj.entries = message.entries.map((e) => GlossaryEntry.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Glossary>, I>>(base?: I): Glossary {
+    return Glossary.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Glossary>, I>>(object: I): Glossary {
+    const message = createBaseGlossary();
+    message.glossaryId = object.glossaryId ?? "";
+    message.displayName = object.displayName ?? "";
+    message.entryCount = object.entryCount ?? 0;
+    message.targetLanguages = object.targetLanguages?.map((e) => e) || [];
+    message.revision = object.revision ?? 0;
+    message.createTimeUnixMs = object.createTimeUnixMs ?? 0;
+    message.updateTimeUnixMs = object.updateTimeUnixMs ?? 0;
+    message.entries = object.entries?.map((e) => GlossaryEntry.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseCreateGlossaryRequest(): CreateGlossaryRequest {
+  return { glossaryId: "", displayName: "", content: undefined };
+}
+
+export const CreateGlossaryRequest: MessageFns<CreateGlossaryRequest> = {
+  encode(message: CreateGlossaryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.glossaryId !== "") {
+      writer.uint32(10).string(message.glossaryId);
+    }
+    if (message.displayName !== "") {
+      writer.uint32(18).string(message.displayName);
+    }
+    if (message.content !== undefined) {
+      GlossaryContent.encode(message.content, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateGlossaryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateGlossaryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.glossaryId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.displayName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.content = GlossaryContent.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateGlossaryRequest {
+    return {
+      glossaryId: isSet(object.glossaryId)
+        ? globalThis.String(object.glossaryId)
+        : isSet(object.glossary_id)
+        ? globalThis.String(object.glossary_id)
+        : "",
+      displayName: isSet(object.displayName)
+        ? globalThis.String(object.displayName)
+        : isSet(object.display_name)
+        ? globalThis.String(object.display_name)
+        : "",
+      content: isSet(object.content) ? GlossaryContent.fromJSON(object.content) : undefined,
+    };
+  },
+
+  toJSON(message: CreateGlossaryRequest): unknown {
+    const obj: any = {};
+    if (message.glossaryId !== "") {
+      obj.glossaryId = message.glossaryId;
+    }
+    if (message.displayName !== "") {
+      obj.displayName = message.displayName;
+    }
+    if (message.content !== undefined) {
+      obj.content = GlossaryContent.toJSON(message.content);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateGlossaryRequest>, I>>(base?: I): CreateGlossaryRequest {
+    return CreateGlossaryRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateGlossaryRequest>, I>>(object: I): CreateGlossaryRequest {
+    const message = createBaseCreateGlossaryRequest();
+    message.glossaryId = object.glossaryId ?? "";
+    message.displayName = object.displayName ?? "";
+    message.content = (object.content !== undefined && object.content !== null)
+      ? GlossaryContent.fromPartial(object.content)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseGetGlossaryRequest(): GetGlossaryRequest {
+  return { glossaryId: "", includeEntries: false };
+}
+
+export const GetGlossaryRequest: MessageFns<GetGlossaryRequest> = {
+  encode(message: GetGlossaryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.glossaryId !== "") {
+      writer.uint32(10).string(message.glossaryId);
+    }
+    if (message.includeEntries !== false) {
+      writer.uint32(16).bool(message.includeEntries);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetGlossaryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetGlossaryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.glossaryId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.includeEntries = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetGlossaryRequest {
+    return {
+      glossaryId: isSet(object.glossaryId)
+        ? globalThis.String(object.glossaryId)
+        : isSet(object.glossary_id)
+        ? globalThis.String(object.glossary_id)
+        : "",
+      includeEntries: isSet(object.includeEntries)
+        ? globalThis.Boolean(object.includeEntries)
+        : isSet(object.include_entries)
+        ? globalThis.Boolean(object.include_entries)
+        : false,
+    };
+  },
+
+  toJSON(message: GetGlossaryRequest): unknown {
+    const obj: any = {};
+    if (message.glossaryId !== "") {
+      obj.glossaryId = message.glossaryId;
+    }
+    if (message.includeEntries !== false) {
+      obj.includeEntries = message.includeEntries;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetGlossaryRequest>, I>>(base?: I): GetGlossaryRequest {
+    return GetGlossaryRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetGlossaryRequest>, I>>(object: I): GetGlossaryRequest {
+    const message = createBaseGetGlossaryRequest();
+    message.glossaryId = object.glossaryId ?? "";
+    message.includeEntries = object.includeEntries ?? false;
+    return message;
+  },
+};
+
+function createBaseListGlossariesRequest(): ListGlossariesRequest {
+  return {};
+}
+
+export const ListGlossariesRequest: MessageFns<ListGlossariesRequest> = {
+  encode(_: ListGlossariesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListGlossariesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListGlossariesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ListGlossariesRequest {
+    return {};
+  },
+
+  toJSON(_: ListGlossariesRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListGlossariesRequest>, I>>(base?: I): ListGlossariesRequest {
+    return ListGlossariesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListGlossariesRequest>, I>>(_: I): ListGlossariesRequest {
+    const message = createBaseListGlossariesRequest();
+    return message;
+  },
+};
+
+function createBaseListGlossariesResponse(): ListGlossariesResponse {
+  return { glossaries: [] };
+}
+
+export const ListGlossariesResponse: MessageFns<ListGlossariesResponse> = {
+  encode(message: ListGlossariesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.glossaries) {
+      Glossary.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListGlossariesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListGlossariesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.glossaries.push(Glossary.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListGlossariesResponse {
+    return {
+      glossaries: globalThis.Array.isArray(object?.glossaries)
+        ? object.glossaries.map((e: any) => Glossary.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ListGlossariesResponse): unknown {
+    const obj: any = {};
+    if (message.glossaries?.length) {
+      obj.glossaries = message.glossaries.map((e) => Glossary.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListGlossariesResponse>, I>>(base?: I): ListGlossariesResponse {
+    return ListGlossariesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListGlossariesResponse>, I>>(object: I): ListGlossariesResponse {
+    const message = createBaseListGlossariesResponse();
+    message.glossaries = object.glossaries?.map((e) => Glossary.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReplaceGlossaryRequest(): ReplaceGlossaryRequest {
+  return { glossaryId: "", displayName: "", content: undefined, revision: 0 };
+}
+
+export const ReplaceGlossaryRequest: MessageFns<ReplaceGlossaryRequest> = {
+  encode(message: ReplaceGlossaryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.glossaryId !== "") {
+      writer.uint32(10).string(message.glossaryId);
+    }
+    if (message.displayName !== "") {
+      writer.uint32(18).string(message.displayName);
+    }
+    if (message.content !== undefined) {
+      GlossaryContent.encode(message.content, writer.uint32(26).fork()).join();
+    }
+    if (message.revision !== 0) {
+      writer.uint32(32).int64(message.revision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplaceGlossaryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplaceGlossaryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.glossaryId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.displayName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.content = GlossaryContent.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReplaceGlossaryRequest {
+    return {
+      glossaryId: isSet(object.glossaryId)
+        ? globalThis.String(object.glossaryId)
+        : isSet(object.glossary_id)
+        ? globalThis.String(object.glossary_id)
+        : "",
+      displayName: isSet(object.displayName)
+        ? globalThis.String(object.displayName)
+        : isSet(object.display_name)
+        ? globalThis.String(object.display_name)
+        : "",
+      content: isSet(object.content) ? GlossaryContent.fromJSON(object.content) : undefined,
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+    };
+  },
+
+  toJSON(message: ReplaceGlossaryRequest): unknown {
+    const obj: any = {};
+    if (message.glossaryId !== "") {
+      obj.glossaryId = message.glossaryId;
+    }
+    if (message.displayName !== "") {
+      obj.displayName = message.displayName;
+    }
+    if (message.content !== undefined) {
+      obj.content = GlossaryContent.toJSON(message.content);
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReplaceGlossaryRequest>, I>>(base?: I): ReplaceGlossaryRequest {
+    return ReplaceGlossaryRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplaceGlossaryRequest>, I>>(object: I): ReplaceGlossaryRequest {
+    const message = createBaseReplaceGlossaryRequest();
+    message.glossaryId = object.glossaryId ?? "";
+    message.displayName = object.displayName ?? "";
+    message.content = (object.content !== undefined && object.content !== null)
+      ? GlossaryContent.fromPartial(object.content)
+      : undefined;
+    message.revision = object.revision ?? 0;
+    return message;
+  },
+};
+
+function createBaseDeleteGlossaryRequest(): DeleteGlossaryRequest {
+  return { glossaryId: "" };
+}
+
+export const DeleteGlossaryRequest: MessageFns<DeleteGlossaryRequest> = {
+  encode(message: DeleteGlossaryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.glossaryId !== "") {
+      writer.uint32(10).string(message.glossaryId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteGlossaryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteGlossaryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.glossaryId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeleteGlossaryRequest {
+    return {
+      glossaryId: isSet(object.glossaryId)
+        ? globalThis.String(object.glossaryId)
+        : isSet(object.glossary_id)
+        ? globalThis.String(object.glossary_id)
+        : "",
+    };
+  },
+
+  toJSON(message: DeleteGlossaryRequest): unknown {
+    const obj: any = {};
+    if (message.glossaryId !== "") {
+      obj.glossaryId = message.glossaryId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteGlossaryRequest>, I>>(base?: I): DeleteGlossaryRequest {
+    return DeleteGlossaryRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteGlossaryRequest>, I>>(object: I): DeleteGlossaryRequest {
+    const message = createBaseDeleteGlossaryRequest();
+    message.glossaryId = object.glossaryId ?? "";
+    return message;
+  },
+};
+
+function createBaseDeleteGlossaryResponse(): DeleteGlossaryResponse {
+  return {};
+}
+
+export const DeleteGlossaryResponse: MessageFns<DeleteGlossaryResponse> = {
+  encode(_: DeleteGlossaryResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteGlossaryResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteGlossaryResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): DeleteGlossaryResponse {
+    return {};
+  },
+
+  toJSON(_: DeleteGlossaryResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeleteGlossaryResponse>, I>>(base?: I): DeleteGlossaryResponse {
+    return DeleteGlossaryResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeleteGlossaryResponse>, I>>(_: I): DeleteGlossaryResponse {
+    const message = createBaseDeleteGlossaryResponse();
+    return message;
+  },
+};
+
+function createBaseCreateJobRequest(): CreateJobRequest {
+  return { format: undefined, sourceLanguage: "", targetLanguages: [], output: undefined, glossaries: [], url: "" };
+}
+
+export const CreateJobRequest: MessageFns<CreateJobRequest> = {
+  encode(message: CreateJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.format !== undefined) {
+      AudioFormat.encode(message.format, writer.uint32(10).fork()).join();
+    }
+    if (message.sourceLanguage !== "") {
+      writer.uint32(18).string(message.sourceLanguage);
+    }
+    for (const v of message.targetLanguages) {
+      writer.uint32(26).string(v!);
+    }
+    if (message.output !== undefined) {
+      OutputOptions.encode(message.output, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.glossaries) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.url !== "") {
+      writer.uint32(50).string(message.url);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CreateJobRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCreateJobRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.format = AudioFormat.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.sourceLanguage = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.targetLanguages.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.output = OutputOptions.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.glossaries.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.url = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CreateJobRequest {
+    return {
+      format: isSet(object.format) ? AudioFormat.fromJSON(object.format) : undefined,
+      sourceLanguage: isSet(object.sourceLanguage)
+        ? globalThis.String(object.sourceLanguage)
+        : isSet(object.source_language)
+        ? globalThis.String(object.source_language)
+        : "",
+      targetLanguages: globalThis.Array.isArray(object?.targetLanguages)
+        ? object.targetLanguages.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.target_languages)
+        ? object.target_languages.map((e: any) => globalThis.String(e))
+        : [],
+      output: isSet(object.output) ? OutputOptions.fromJSON(object.output) : undefined,
+      glossaries: globalThis.Array.isArray(object?.glossaries)
+        ? object.glossaries.map((e: any) => globalThis.String(e))
+        : [],
+      url: isSet(object.url) ? globalThis.String(object.url) : "",
+    };
+  },
+
+  toJSON(message: CreateJobRequest): unknown {
+    const obj: any = {};
+    if (message.format !== undefined) {
+      obj.format = AudioFormat.toJSON(message.format);
+    }
+    if (message.sourceLanguage !== "") {
+      obj.sourceLanguage = message.sourceLanguage;
+    }
+    if (message.targetLanguages?.length) {
+      obj.targetLanguages = message.targetLanguages;
+    }
+    if (message.output !== undefined) {
+      obj.output = OutputOptions.toJSON(message.output);
+    }
+    if (message.glossaries?.length) {
+      obj.glossaries = message.glossaries;
+    }
+    if (message.url !== "") {
+      obj.url = message.url;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CreateJobRequest>, I>>(base?: I): CreateJobRequest {
+    return CreateJobRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateJobRequest>, I>>(object: I): CreateJobRequest {
+    const message = createBaseCreateJobRequest();
+    message.format = (object.format !== undefined && object.format !== null)
+      ? AudioFormat.fromPartial(object.format)
+      : undefined;
+    message.sourceLanguage = object.sourceLanguage ?? "";
+    message.targetLanguages = object.targetLanguages?.map((e) => e) || [];
+    message.output = (object.output !== undefined && object.output !== null)
+      ? OutputOptions.fromPartial(object.output)
+      : undefined;
+    message.glossaries = object.glossaries?.map((e) => e) || [];
+    message.url = object.url ?? "";
+    return message;
+  },
+};
+
+function createBaseJob(): Job {
+  return {
+    jobId: "",
+    state: 0,
+    receivedBytes: 0,
+    durationMs: 0,
+    doneMs: 0,
+    progress: 0,
+    segments: 0,
+    error: "",
+    createdAt: 0,
+    expiresAt: 0,
+    sourceLanguage: "",
+    targetLanguages: [],
+  };
+}
+
+export const Job: MessageFns<Job> = {
+  encode(message: Job, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.state !== 0) {
+      writer.uint32(16).int32(message.state);
+    }
+    if (message.receivedBytes !== 0) {
+      writer.uint32(24).int64(message.receivedBytes);
+    }
+    if (message.durationMs !== 0) {
+      writer.uint32(32).int64(message.durationMs);
+    }
+    if (message.doneMs !== 0) {
+      writer.uint32(40).int64(message.doneMs);
+    }
+    if (message.progress !== 0) {
+      writer.uint32(53).float(message.progress);
+    }
+    if (message.segments !== 0) {
+      writer.uint32(56).int32(message.segments);
+    }
+    if (message.error !== "") {
+      writer.uint32(66).string(message.error);
+    }
+    if (message.createdAt !== 0) {
+      writer.uint32(73).double(message.createdAt);
+    }
+    if (message.expiresAt !== 0) {
+      writer.uint32(81).double(message.expiresAt);
+    }
+    if (message.sourceLanguage !== "") {
+      writer.uint32(90).string(message.sourceLanguage);
+    }
+    for (const v of message.targetLanguages) {
+      writer.uint32(98).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Job {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJob();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.receivedBytes = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.durationMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.doneMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 53) {
+              break;
+            }
+
+            message.progress = reader.float();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.segments = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.createdAt = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.expiresAt = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.sourceLanguage = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.targetLanguages.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Job {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      state: isSet(object.state) ? jobStateFromJSON(object.state) : 0,
+      receivedBytes: isSet(object.receivedBytes)
+        ? globalThis.Number(object.receivedBytes)
+        : isSet(object.received_bytes)
+        ? globalThis.Number(object.received_bytes)
+        : 0,
+      durationMs: isSet(object.durationMs)
+        ? globalThis.Number(object.durationMs)
+        : isSet(object.duration_ms)
+        ? globalThis.Number(object.duration_ms)
+        : 0,
+      doneMs: isSet(object.doneMs)
+        ? globalThis.Number(object.doneMs)
+        : isSet(object.done_ms)
+        ? globalThis.Number(object.done_ms)
+        : 0,
+      progress: isSet(object.progress) ? globalThis.Number(object.progress) : 0,
+      segments: isSet(object.segments) ? globalThis.Number(object.segments) : 0,
+      error: isSet(object.error) ? globalThis.String(object.error) : "",
+      createdAt: isSet(object.createdAt)
+        ? globalThis.Number(object.createdAt)
+        : isSet(object.created_at)
+        ? globalThis.Number(object.created_at)
+        : 0,
+      expiresAt: isSet(object.expiresAt)
+        ? globalThis.Number(object.expiresAt)
+        : isSet(object.expires_at)
+        ? globalThis.Number(object.expires_at)
+        : 0,
+      sourceLanguage: isSet(object.sourceLanguage)
+        ? globalThis.String(object.sourceLanguage)
+        : isSet(object.source_language)
+        ? globalThis.String(object.source_language)
+        : "",
+      targetLanguages: globalThis.Array.isArray(object?.targetLanguages)
+        ? object.targetLanguages.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.target_languages)
+        ? object.target_languages.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: Job): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.state !== 0) {
+      obj.state = jobStateToJSON(message.state);
+    }
+    if (message.receivedBytes !== 0) {
+      obj.receivedBytes = Math.round(message.receivedBytes);
+    }
+    if (message.durationMs !== 0) {
+      obj.durationMs = Math.round(message.durationMs);
+    }
+    if (message.doneMs !== 0) {
+      obj.doneMs = Math.round(message.doneMs);
+    }
+    if (message.progress !== 0) {
+      obj.progress = floatToJson(message.progress);
+    }
+    if (message.segments !== 0) {
+      obj.segments = Math.round(message.segments);
+    }
+    if (message.error !== "") {
+      obj.error = message.error;
+    }
+    if (message.createdAt !== 0) {
+      obj.createdAt = floatToJson(message.createdAt);
+    }
+    if (message.expiresAt !== 0) {
+      obj.expiresAt = floatToJson(message.expiresAt);
+    }
+    if (message.sourceLanguage !== "") {
+      obj.sourceLanguage = message.sourceLanguage;
+    }
+    if (message.targetLanguages?.length) {
+      obj.targetLanguages = message.targetLanguages;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Job>, I>>(base?: I): Job {
+    return Job.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Job>, I>>(object: I): Job {
+    const message = createBaseJob();
+    message.jobId = object.jobId ?? "";
+    message.state = object.state ?? 0;
+    message.receivedBytes = object.receivedBytes ?? 0;
+    message.durationMs = object.durationMs ?? 0;
+    message.doneMs = object.doneMs ?? 0;
+    message.progress = object.progress ?? 0;
+    message.segments = object.segments ?? 0;
+    message.error = object.error ?? "";
+    message.createdAt = object.createdAt ?? 0;
+    message.expiresAt = object.expiresAt ?? 0;
+    message.sourceLanguage = object.sourceLanguage ?? "";
+    message.targetLanguages = object.targetLanguages?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseUploadJobAudioRequest(): UploadJobAudioRequest {
+  return { jobId: "", offset: 0, data: new Uint8Array(0), complete: false };
+}
+
+export const UploadJobAudioRequest: MessageFns<UploadJobAudioRequest> = {
+  encode(message: UploadJobAudioRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.offset !== 0) {
+      writer.uint32(16).int64(message.offset);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(26).bytes(message.data);
+    }
+    if (message.complete !== false) {
+      writer.uint32(32).bool(message.complete);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UploadJobAudioRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploadJobAudioRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.offset = longToNumber(reader.int64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.data = reader.bytes();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.complete = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UploadJobAudioRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
+      data: isSet(object.data) ? bytesFromBase64(object.data) : new Uint8Array(0),
+      complete: isSet(object.complete) ? globalThis.Boolean(object.complete) : false,
+    };
+  },
+
+  toJSON(message: UploadJobAudioRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.offset !== 0) {
+      obj.offset = Math.round(message.offset);
+    }
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    if (message.complete !== false) {
+      obj.complete = message.complete;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UploadJobAudioRequest>, I>>(base?: I): UploadJobAudioRequest {
+    return UploadJobAudioRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UploadJobAudioRequest>, I>>(object: I): UploadJobAudioRequest {
+    const message = createBaseUploadJobAudioRequest();
+    message.jobId = object.jobId ?? "";
+    message.offset = object.offset ?? 0;
+    message.data = object.data ?? new Uint8Array(0);
+    message.complete = object.complete ?? false;
+    return message;
+  },
+};
+
+function createBaseGetJobRequest(): GetJobRequest {
+  return { jobId: "", waitMs: 0 };
+}
+
+export const GetJobRequest: MessageFns<GetJobRequest> = {
+  encode(message: GetJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.waitMs !== 0) {
+      writer.uint32(16).uint32(message.waitMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetJobRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetJobRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.waitMs = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetJobRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      waitMs: isSet(object.waitMs)
+        ? globalThis.Number(object.waitMs)
+        : isSet(object.wait_ms)
+        ? globalThis.Number(object.wait_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: GetJobRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.waitMs !== 0) {
+      obj.waitMs = Math.round(message.waitMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetJobRequest>, I>>(base?: I): GetJobRequest {
+    return GetJobRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetJobRequest>, I>>(object: I): GetJobRequest {
+    const message = createBaseGetJobRequest();
+    message.jobId = object.jobId ?? "";
+    message.waitMs = object.waitMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseCancelJobRequest(): CancelJobRequest {
+  return { jobId: "" };
+}
+
+export const CancelJobRequest: MessageFns<CancelJobRequest> = {
+  encode(message: CancelJobRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): CancelJobRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseCancelJobRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): CancelJobRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+    };
+  },
+
+  toJSON(message: CancelJobRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<CancelJobRequest>, I>>(base?: I): CancelJobRequest {
+    return CancelJobRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CancelJobRequest>, I>>(object: I): CancelJobRequest {
+    const message = createBaseCancelJobRequest();
+    message.jobId = object.jobId ?? "";
+    return message;
+  },
+};
+
+function createBaseGetJobResultsRequest(): GetJobResultsRequest {
+  return { jobId: "", format: 0, language: "" };
+}
+
+export const GetJobResultsRequest: MessageFns<GetJobResultsRequest> = {
+  encode(message: GetJobResultsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    if (message.format !== 0) {
+      writer.uint32(16).int32(message.format);
+    }
+    if (message.language !== "") {
+      writer.uint32(26).string(message.language);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetJobResultsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetJobResultsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.jobId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.format = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.language = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GetJobResultsRequest {
+    return {
+      jobId: isSet(object.jobId)
+        ? globalThis.String(object.jobId)
+        : isSet(object.job_id)
+        ? globalThis.String(object.job_id)
+        : "",
+      format: isSet(object.format) ? jobResultsFormatFromJSON(object.format) : 0,
+      language: isSet(object.language) ? globalThis.String(object.language) : "",
+    };
+  },
+
+  toJSON(message: GetJobResultsRequest): unknown {
+    const obj: any = {};
+    if (message.jobId !== "") {
+      obj.jobId = message.jobId;
+    }
+    if (message.format !== 0) {
+      obj.format = jobResultsFormatToJSON(message.format);
+    }
+    if (message.language !== "") {
+      obj.language = message.language;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GetJobResultsRequest>, I>>(base?: I): GetJobResultsRequest {
+    return GetJobResultsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetJobResultsRequest>, I>>(object: I): GetJobResultsRequest {
+    const message = createBaseGetJobResultsRequest();
+    message.jobId = object.jobId ?? "";
+    message.format = object.format ?? 0;
+    message.language = object.language ?? "";
+    return message;
+  },
+};
+
+function createBaseJobResultsChunk(): JobResultsChunk {
+  return { data: new Uint8Array(0) };
+}
+
+export const JobResultsChunk: MessageFns<JobResultsChunk> = {
+  encode(message: JobResultsChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.data.length !== 0) {
+      writer.uint32(10).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobResultsChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobResultsChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.data = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobResultsChunk {
+    return { data: isSet(object.data) ? bytesFromBase64(object.data) : new Uint8Array(0) };
+  },
+
+  toJSON(message: JobResultsChunk): unknown {
+    const obj: any = {};
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<JobResultsChunk>, I>>(base?: I): JobResultsChunk {
+    return JobResultsChunk.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobResultsChunk>, I>>(object: I): JobResultsChunk {
+    const message = createBaseJobResultsChunk();
+    message.data = object.data ?? new Uint8Array(0);
+    return message;
+  },
+};
 
 function createBaseAudioFormat(): AudioFormat {
   return { encoding: 0, sampleRateHz: 0, channels: 0 };
@@ -1369,6 +3928,7 @@ function createBaseOutputOptions(): OutputOptions {
     speakerId: undefined,
     speechEncoding: 0,
     wordTimings: false,
+    profanity: 0,
   };
 }
 
@@ -1394,6 +3954,9 @@ export const OutputOptions: MessageFns<OutputOptions> = {
     }
     if (message.wordTimings !== false) {
       writer.uint32(56).bool(message.wordTimings);
+    }
+    if (message.profanity !== 0) {
+      writer.uint32(64).int32(message.profanity);
     }
     return writer;
   },
@@ -1467,6 +4030,14 @@ export const OutputOptions: MessageFns<OutputOptions> = {
             message.wordTimings = reader.bool();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.profanity = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1504,6 +4075,7 @@ export const OutputOptions: MessageFns<OutputOptions> = {
         : isSet(object.word_timings)
         ? globalThis.Boolean(object.word_timings)
         : false,
+      profanity: isSet(object.profanity) ? profanityFilterFromJSON(object.profanity) : 0,
     };
   },
 
@@ -1530,6 +4102,9 @@ export const OutputOptions: MessageFns<OutputOptions> = {
     if (message.wordTimings !== false) {
       obj.wordTimings = message.wordTimings;
     }
+    if (message.profanity !== 0) {
+      obj.profanity = profanityFilterToJSON(message.profanity);
+    }
     return obj;
   },
 
@@ -1545,12 +4120,13 @@ export const OutputOptions: MessageFns<OutputOptions> = {
     message.speakerId = object.speakerId ?? undefined;
     message.speechEncoding = object.speechEncoding ?? 0;
     message.wordTimings = object.wordTimings ?? false;
+    message.profanity = object.profanity ?? 0;
     return message;
   },
 };
 
 function createBaseTranscript(): Transcript {
-  return { language: "", text: "", words: [] };
+  return { language: "", text: "", words: [], avgLogprob: undefined };
 }
 
 export const Transcript: MessageFns<Transcript> = {
@@ -1563,6 +4139,9 @@ export const Transcript: MessageFns<Transcript> = {
     }
     for (const v of message.words) {
       WordTiming.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.avgLogprob !== undefined) {
+      writer.uint32(33).double(message.avgLogprob);
     }
     return writer;
   },
@@ -1604,6 +4183,14 @@ export const Transcript: MessageFns<Transcript> = {
             message.words.push(WordTiming.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.avgLogprob = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1621,6 +4208,11 @@ export const Transcript: MessageFns<Transcript> = {
       language: isSet(object.language) ? globalThis.String(object.language) : "",
       text: isSet(object.text) ? globalThis.String(object.text) : "",
       words: globalThis.Array.isArray(object?.words) ? object.words.map((e: any) => WordTiming.fromJSON(e)) : [],
+      avgLogprob: isSet(object.avgLogprob)
+        ? globalThis.Number(object.avgLogprob)
+        : isSet(object.avg_logprob)
+        ? globalThis.Number(object.avg_logprob)
+        : undefined,
     };
   },
 
@@ -1635,6 +4227,9 @@ export const Transcript: MessageFns<Transcript> = {
     if (message.words?.length) {
       obj.words = message.words.map((e) => WordTiming.toJSON(e));
     }
+    if (message.avgLogprob !== undefined) {
+      obj.avgLogprob = floatToJson(message.avgLogprob);
+    }
     return obj;
   },
 
@@ -1646,12 +4241,13 @@ export const Transcript: MessageFns<Transcript> = {
     message.language = object.language ?? "";
     message.text = object.text ?? "";
     message.words = object.words?.map((e) => WordTiming.fromPartial(e)) || [];
+    message.avgLogprob = object.avgLogprob ?? undefined;
     return message;
   },
 };
 
 function createBaseWordTiming(): WordTiming {
-  return { word: "", startMs: 0, endMs: 0 };
+  return { word: "", startMs: 0, endMs: 0, speaker: 0, avgLogprob: undefined };
 }
 
 export const WordTiming: MessageFns<WordTiming> = {
@@ -1664,6 +4260,12 @@ export const WordTiming: MessageFns<WordTiming> = {
     }
     if (message.endMs !== 0) {
       writer.uint32(24).int64(message.endMs);
+    }
+    if (message.speaker !== 0) {
+      writer.uint32(32).int32(message.speaker);
+    }
+    if (message.avgLogprob !== undefined) {
+      writer.uint32(41).double(message.avgLogprob);
     }
     return writer;
   },
@@ -1705,6 +4307,22 @@ export const WordTiming: MessageFns<WordTiming> = {
             message.endMs = longToNumber(reader.int64());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.speaker = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.avgLogprob = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1730,6 +4348,12 @@ export const WordTiming: MessageFns<WordTiming> = {
         : isSet(object.end_ms)
         ? globalThis.Number(object.end_ms)
         : 0,
+      speaker: isSet(object.speaker) ? globalThis.Number(object.speaker) : 0,
+      avgLogprob: isSet(object.avgLogprob)
+        ? globalThis.Number(object.avgLogprob)
+        : isSet(object.avg_logprob)
+        ? globalThis.Number(object.avg_logprob)
+        : undefined,
     };
   },
 
@@ -1744,6 +4368,12 @@ export const WordTiming: MessageFns<WordTiming> = {
     if (message.endMs !== 0) {
       obj.endMs = Math.round(message.endMs);
     }
+    if (message.speaker !== 0) {
+      obj.speaker = Math.round(message.speaker);
+    }
+    if (message.avgLogprob !== undefined) {
+      obj.avgLogprob = floatToJson(message.avgLogprob);
+    }
     return obj;
   },
 
@@ -1755,6 +4385,8 @@ export const WordTiming: MessageFns<WordTiming> = {
     message.word = object.word ?? "";
     message.startMs = object.startMs ?? 0;
     message.endMs = object.endMs ?? 0;
+    message.speaker = object.speaker ?? 0;
+    message.avgLogprob = object.avgLogprob ?? undefined;
     return message;
   },
 };
@@ -2042,7 +4674,7 @@ export const SynthesizedAudio: MessageFns<SynthesizedAudio> = {
 };
 
 function createBaseTranslation(): Translation {
-  return { targetLanguage: "", text: "", audio: undefined, stableText: "", words: [] };
+  return { targetLanguage: "", text: "", audio: undefined, stableText: "", words: [], avgLogprob: undefined };
 }
 
 export const Translation: MessageFns<Translation> = {
@@ -2061,6 +4693,9 @@ export const Translation: MessageFns<Translation> = {
     }
     for (const v of message.words) {
       WordTiming.encode(v!, writer.uint32(42).fork()).join();
+    }
+    if (message.avgLogprob !== undefined) {
+      writer.uint32(49).double(message.avgLogprob);
     }
     return writer;
   },
@@ -2118,6 +4753,14 @@ export const Translation: MessageFns<Translation> = {
             message.words.push(WordTiming.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.avgLogprob = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2145,6 +4788,11 @@ export const Translation: MessageFns<Translation> = {
         ? globalThis.String(object.stable_text)
         : "",
       words: globalThis.Array.isArray(object?.words) ? object.words.map((e: any) => WordTiming.fromJSON(e)) : [],
+      avgLogprob: isSet(object.avgLogprob)
+        ? globalThis.Number(object.avgLogprob)
+        : isSet(object.avg_logprob)
+        ? globalThis.Number(object.avg_logprob)
+        : undefined,
     };
   },
 
@@ -2165,6 +4813,9 @@ export const Translation: MessageFns<Translation> = {
     if (message.words?.length) {
       obj.words = message.words.map((e) => WordTiming.toJSON(e));
     }
+    if (message.avgLogprob !== undefined) {
+      obj.avgLogprob = floatToJson(message.avgLogprob);
+    }
     return obj;
   },
 
@@ -2180,6 +4831,7 @@ export const Translation: MessageFns<Translation> = {
       : undefined;
     message.stableText = object.stableText ?? "";
     message.words = object.words?.map((e) => WordTiming.fromPartial(e)) || [];
+    message.avgLogprob = object.avgLogprob ?? undefined;
     return message;
   },
 };
@@ -2949,6 +5601,7 @@ function createBaseSegmentResult(): SegmentResult {
     status: undefined,
     detectedLanguage: undefined,
     speechInCommits: false,
+    speaker: 0,
   };
 }
 
@@ -2980,6 +5633,9 @@ export const SegmentResult: MessageFns<SegmentResult> = {
     }
     if (message.speechInCommits !== false) {
       writer.uint32(72).bool(message.speechInCommits);
+    }
+    if (message.speaker !== 0) {
+      writer.uint32(80).int32(message.speaker);
     }
     return writer;
   },
@@ -3069,6 +5725,14 @@ export const SegmentResult: MessageFns<SegmentResult> = {
             message.speechInCommits = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.speaker = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3114,6 +5778,7 @@ export const SegmentResult: MessageFns<SegmentResult> = {
         : isSet(object.speech_in_commits)
         ? globalThis.Boolean(object.speech_in_commits)
         : false,
+      speaker: isSet(object.speaker) ? globalThis.Number(object.speaker) : 0,
     };
   },
 
@@ -3146,6 +5811,9 @@ export const SegmentResult: MessageFns<SegmentResult> = {
     if (message.speechInCommits !== false) {
       obj.speechInCommits = message.speechInCommits;
     }
+    if (message.speaker !== 0) {
+      obj.speaker = Math.round(message.speaker);
+    }
     return obj;
   },
 
@@ -3171,6 +5839,7 @@ export const SegmentResult: MessageFns<SegmentResult> = {
       ? DetectedLanguage.fromPartial(object.detectedLanguage)
       : undefined;
     message.speechInCommits = object.speechInCommits ?? false;
+    message.speaker = object.speaker ?? 0;
     return message;
   },
 };
@@ -3338,6 +6007,10 @@ function createBaseServerLimits(): ServerLimits {
     maxClipReadsPerTenant: 0,
     simultaneousMaxSegmentMs: 0,
     maxGlossaryEntries: 0,
+    maxGlossaryEntriesStored: 0,
+    maxGlossaries: 0,
+    maxGlossariesPerRequest: 0,
+    glossaryImportBytes: 0,
   };
 }
 
@@ -3450,6 +6123,18 @@ export const ServerLimits: MessageFns<ServerLimits> = {
     }
     if (message.maxGlossaryEntries !== 0) {
       writer.uint32(288).int32(message.maxGlossaryEntries);
+    }
+    if (message.maxGlossaryEntriesStored !== 0) {
+      writer.uint32(296).int32(message.maxGlossaryEntriesStored);
+    }
+    if (message.maxGlossaries !== 0) {
+      writer.uint32(304).int32(message.maxGlossaries);
+    }
+    if (message.maxGlossariesPerRequest !== 0) {
+      writer.uint32(312).int32(message.maxGlossariesPerRequest);
+    }
+    if (message.glossaryImportBytes !== 0) {
+      writer.uint32(320).int64(message.glossaryImportBytes);
     }
     return writer;
   },
@@ -3755,6 +6440,38 @@ export const ServerLimits: MessageFns<ServerLimits> = {
             message.maxGlossaryEntries = reader.int32();
             continue;
           }
+          case 37: {
+            if (tag !== 296) {
+              break;
+            }
+
+            message.maxGlossaryEntriesStored = reader.int32();
+            continue;
+          }
+          case 38: {
+            if (tag !== 304) {
+              break;
+            }
+
+            message.maxGlossaries = reader.int32();
+            continue;
+          }
+          case 39: {
+            if (tag !== 312) {
+              break;
+            }
+
+            message.maxGlossariesPerRequest = reader.int32();
+            continue;
+          }
+          case 40: {
+            if (tag !== 320) {
+              break;
+            }
+
+            message.glossaryImportBytes = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3949,6 +6666,26 @@ export const ServerLimits: MessageFns<ServerLimits> = {
         : isSet(object.max_glossary_entries)
         ? globalThis.Number(object.max_glossary_entries)
         : 0,
+      maxGlossaryEntriesStored: isSet(object.maxGlossaryEntriesStored)
+        ? globalThis.Number(object.maxGlossaryEntriesStored)
+        : isSet(object.max_glossary_entries_stored)
+        ? globalThis.Number(object.max_glossary_entries_stored)
+        : 0,
+      maxGlossaries: isSet(object.maxGlossaries)
+        ? globalThis.Number(object.maxGlossaries)
+        : isSet(object.max_glossaries)
+        ? globalThis.Number(object.max_glossaries)
+        : 0,
+      maxGlossariesPerRequest: isSet(object.maxGlossariesPerRequest)
+        ? globalThis.Number(object.maxGlossariesPerRequest)
+        : isSet(object.max_glossaries_per_request)
+        ? globalThis.Number(object.max_glossaries_per_request)
+        : 0,
+      glossaryImportBytes: isSet(object.glossaryImportBytes)
+        ? globalThis.Number(object.glossaryImportBytes)
+        : isSet(object.glossary_import_bytes)
+        ? globalThis.Number(object.glossary_import_bytes)
+        : 0,
     };
   },
 
@@ -4062,6 +6799,18 @@ export const ServerLimits: MessageFns<ServerLimits> = {
     if (message.maxGlossaryEntries !== 0) {
       obj.maxGlossaryEntries = Math.round(message.maxGlossaryEntries);
     }
+    if (message.maxGlossaryEntriesStored !== 0) {
+      obj.maxGlossaryEntriesStored = Math.round(message.maxGlossaryEntriesStored);
+    }
+    if (message.maxGlossaries !== 0) {
+      obj.maxGlossaries = Math.round(message.maxGlossaries);
+    }
+    if (message.maxGlossariesPerRequest !== 0) {
+      obj.maxGlossariesPerRequest = Math.round(message.maxGlossariesPerRequest);
+    }
+    if (message.glossaryImportBytes !== 0) {
+      obj.glossaryImportBytes = Math.round(message.glossaryImportBytes);
+    }
     return obj;
   },
 
@@ -4106,6 +6855,10 @@ export const ServerLimits: MessageFns<ServerLimits> = {
     message.maxClipReadsPerTenant = object.maxClipReadsPerTenant ?? 0;
     message.simultaneousMaxSegmentMs = object.simultaneousMaxSegmentMs ?? 0;
     message.maxGlossaryEntries = object.maxGlossaryEntries ?? 0;
+    message.maxGlossaryEntriesStored = object.maxGlossaryEntriesStored ?? 0;
+    message.maxGlossaries = object.maxGlossaries ?? 0;
+    message.maxGlossariesPerRequest = object.maxGlossariesPerRequest ?? 0;
+    message.glossaryImportBytes = object.glossaryImportBytes ?? 0;
     return message;
   },
 };
@@ -4461,6 +7214,9 @@ function createBaseTranslateRequest(): TranslateRequest {
     vad: undefined,
     languageDetection: undefined,
     terms: [],
+    noiseSuppression: 0,
+    speakers: 0,
+    glossaries: [],
   };
 }
 
@@ -4486,6 +7242,15 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
     }
     for (const v of message.terms) {
       Term.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.noiseSuppression !== 0) {
+      writer.uint32(64).int32(message.noiseSuppression);
+    }
+    if (message.speakers !== 0) {
+      writer.uint32(72).int32(message.speakers);
+    }
+    for (const v of message.glossaries) {
+      writer.uint32(82).string(v!);
     }
     return writer;
   },
@@ -4559,6 +7324,30 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
             message.terms.push(Term.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.noiseSuppression = reader.int32() as any;
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.speakers = reader.int32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.glossaries.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4592,6 +7381,15 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
         ? LanguageDetection.fromJSON(object.language_detection)
         : undefined,
       terms: globalThis.Array.isArray(object?.terms) ? object.terms.map((e: any) => Term.fromJSON(e)) : [],
+      noiseSuppression: isSet(object.noiseSuppression)
+        ? noiseSuppressionFromJSON(object.noiseSuppression)
+        : isSet(object.noise_suppression)
+        ? noiseSuppressionFromJSON(object.noise_suppression)
+        : 0,
+      speakers: isSet(object.speakers) ? globalThis.Number(object.speakers) : 0,
+      glossaries: globalThis.Array.isArray(object?.glossaries)
+        ? object.glossaries.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -4618,6 +7416,15 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
     if (message.terms?.length) {
       obj.terms = message.terms.map((e) => Term.toJSON(e));
     }
+    if (message.noiseSuppression !== 0) {
+      obj.noiseSuppression = noiseSuppressionToJSON(message.noiseSuppression);
+    }
+    if (message.speakers !== 0) {
+      obj.speakers = Math.round(message.speakers);
+    }
+    if (message.glossaries?.length) {
+      obj.glossaries = message.glossaries;
+    }
     return obj;
   },
 
@@ -4639,6 +7446,9 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
       ? LanguageDetection.fromPartial(object.languageDetection)
       : undefined;
     message.terms = object.terms?.map((e) => Term.fromPartial(e)) || [];
+    message.noiseSuppression = object.noiseSuppression ?? 0;
+    message.speakers = object.speakers ?? 0;
+    message.glossaries = object.glossaries?.map((e) => e) || [];
     return message;
   },
 };
@@ -4753,7 +7563,7 @@ export const TranslateResponse: MessageFns<TranslateResponse> = {
 };
 
 function createBaseTranslateTextRequest(): TranslateTextRequest {
-  return { texts: [], sourceLanguage: "", targetLanguages: [], output: undefined, terms: [] };
+  return { texts: [], sourceLanguage: "", targetLanguages: [], output: undefined, terms: [], glossaries: [] };
 }
 
 export const TranslateTextRequest: MessageFns<TranslateTextRequest> = {
@@ -4772,6 +7582,9 @@ export const TranslateTextRequest: MessageFns<TranslateTextRequest> = {
     }
     for (const v of message.terms) {
       Term.encode(v!, writer.uint32(42).fork()).join();
+    }
+    for (const v of message.glossaries) {
+      writer.uint32(50).string(v!);
     }
     return writer;
   },
@@ -4829,6 +7642,14 @@ export const TranslateTextRequest: MessageFns<TranslateTextRequest> = {
             message.terms.push(Term.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.glossaries.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4856,6 +7677,9 @@ export const TranslateTextRequest: MessageFns<TranslateTextRequest> = {
         : [],
       output: isSet(object.output) ? OutputOptions.fromJSON(object.output) : undefined,
       terms: globalThis.Array.isArray(object?.terms) ? object.terms.map((e: any) => Term.fromJSON(e)) : [],
+      glossaries: globalThis.Array.isArray(object?.glossaries)
+        ? object.glossaries.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -4876,6 +7700,9 @@ export const TranslateTextRequest: MessageFns<TranslateTextRequest> = {
     if (message.terms?.length) {
       obj.terms = message.terms.map((e) => Term.toJSON(e));
     }
+    if (message.glossaries?.length) {
+      obj.glossaries = message.glossaries;
+    }
     return obj;
   },
 
@@ -4891,6 +7718,7 @@ export const TranslateTextRequest: MessageFns<TranslateTextRequest> = {
       ? OutputOptions.fromPartial(object.output)
       : undefined;
     message.terms = object.terms?.map((e) => Term.fromPartial(e)) || [];
+    message.glossaries = object.glossaries?.map((e) => e) || [];
     return message;
   },
 };
@@ -5257,6 +8085,9 @@ function createBaseStreamingConfig(): StreamingConfig {
     terms: [],
     simultaneous: undefined,
     room: undefined,
+    noiseSuppression: 0,
+    speakers: 0,
+    glossaries: [],
   };
 }
 
@@ -5294,6 +8125,15 @@ export const StreamingConfig: MessageFns<StreamingConfig> = {
     }
     if (message.room !== undefined) {
       RoomSpeaking.encode(message.room, writer.uint32(90).fork()).join();
+    }
+    if (message.noiseSuppression !== 0) {
+      writer.uint32(96).int32(message.noiseSuppression);
+    }
+    if (message.speakers !== 0) {
+      writer.uint32(104).int32(message.speakers);
+    }
+    for (const v of message.glossaries) {
+      writer.uint32(114).string(v!);
     }
     return writer;
   },
@@ -5399,6 +8239,30 @@ export const StreamingConfig: MessageFns<StreamingConfig> = {
             message.room = RoomSpeaking.decode(reader, reader.uint32());
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.noiseSuppression = reader.int32() as any;
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.speakers = reader.int32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.glossaries.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5442,6 +8306,15 @@ export const StreamingConfig: MessageFns<StreamingConfig> = {
         : [],
       simultaneous: isSet(object.simultaneous) ? SimultaneousConfig.fromJSON(object.simultaneous) : undefined,
       room: isSet(object.room) ? RoomSpeaking.fromJSON(object.room) : undefined,
+      noiseSuppression: isSet(object.noiseSuppression)
+        ? noiseSuppressionFromJSON(object.noiseSuppression)
+        : isSet(object.noise_suppression)
+        ? noiseSuppressionFromJSON(object.noise_suppression)
+        : 0,
+      speakers: isSet(object.speakers) ? globalThis.Number(object.speakers) : 0,
+      glossaries: globalThis.Array.isArray(object?.glossaries)
+        ? object.glossaries.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -5480,6 +8353,15 @@ export const StreamingConfig: MessageFns<StreamingConfig> = {
     if (message.room !== undefined) {
       obj.room = RoomSpeaking.toJSON(message.room);
     }
+    if (message.noiseSuppression !== 0) {
+      obj.noiseSuppression = noiseSuppressionToJSON(message.noiseSuppression);
+    }
+    if (message.speakers !== 0) {
+      obj.speakers = Math.round(message.speakers);
+    }
+    if (message.glossaries?.length) {
+      obj.glossaries = message.glossaries;
+    }
     return obj;
   },
 
@@ -5511,6 +8393,9 @@ export const StreamingConfig: MessageFns<StreamingConfig> = {
     message.room = (object.room !== undefined && object.room !== null)
       ? RoomSpeaking.fromPartial(object.room)
       : undefined;
+    message.noiseSuppression = object.noiseSuppression ?? 0;
+    message.speakers = object.speakers ?? 0;
+    message.glossaries = object.glossaries?.map((e) => e) || [];
     return message;
   },
 };
@@ -7294,7 +10179,16 @@ export const SpeechEvent: MessageFns<SpeechEvent> = {
 };
 
 function createBaseCommit(): Commit {
-  return { segmentId: 0, targetLanguage: "", text: "", speech: undefined, sourceMs: 0, final: false, words: [] };
+  return {
+    segmentId: 0,
+    targetLanguage: "",
+    text: "",
+    speech: undefined,
+    sourceMs: 0,
+    final: false,
+    words: [],
+    avgLogprob: undefined,
+  };
 }
 
 export const Commit: MessageFns<Commit> = {
@@ -7319,6 +10213,9 @@ export const Commit: MessageFns<Commit> = {
     }
     for (const v of message.words) {
       WordTiming.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.avgLogprob !== undefined) {
+      writer.uint32(65).double(message.avgLogprob);
     }
     return writer;
   },
@@ -7392,6 +10289,14 @@ export const Commit: MessageFns<Commit> = {
             message.words.push(WordTiming.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.avgLogprob = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -7425,6 +10330,11 @@ export const Commit: MessageFns<Commit> = {
         : 0,
       final: isSet(object.final) ? globalThis.Boolean(object.final) : false,
       words: globalThis.Array.isArray(object?.words) ? object.words.map((e: any) => WordTiming.fromJSON(e)) : [],
+      avgLogprob: isSet(object.avgLogprob)
+        ? globalThis.Number(object.avgLogprob)
+        : isSet(object.avg_logprob)
+        ? globalThis.Number(object.avg_logprob)
+        : undefined,
     };
   },
 
@@ -7451,6 +10361,9 @@ export const Commit: MessageFns<Commit> = {
     if (message.words?.length) {
       obj.words = message.words.map((e) => WordTiming.toJSON(e));
     }
+    if (message.avgLogprob !== undefined) {
+      obj.avgLogprob = floatToJson(message.avgLogprob);
+    }
     return obj;
   },
 
@@ -7468,6 +10381,7 @@ export const Commit: MessageFns<Commit> = {
     message.sourceMs = object.sourceMs ?? 0;
     message.final = object.final ?? false;
     message.words = object.words?.map((e) => WordTiming.fromPartial(e)) || [];
+    message.avgLogprob = object.avgLogprob ?? undefined;
     return message;
   },
 };
@@ -8155,6 +11069,367 @@ export const TranslatorClient = makeGenericClientConstructor(
 ) as unknown as {
   new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): TranslatorClient;
   service: typeof TranslatorService;
+  serviceName: string;
+};
+
+/**
+ * A tenant's glossaries kept by the service (docs/api.md, "Stored glossaries"): created once, named
+ * by id in requests (TranslateRequest.glossaries, StreamingConfig.glossaries,
+ * TranslateTextRequest.glossaries). Each belongs to the caller's tenant; another tenant's is
+ * NOT_FOUND. A change is seen by every call that starts after it, on every worker and pod. Needs a
+ * token with the `glossaries` permission (named explicitly: `*` does not grant it); a server
+ * without glossaries.enabled answers FAILED_PRECONDITION.
+ */
+export type GlossariesService = typeof GlossariesService;
+export const GlossariesService = {
+  /**
+   * A new glossary: ALREADY_EXISTS if the tenant has one of that id; RESOURCE_EXHAUSTED at the
+   * tenant's ServerLimits.max_glossaries.
+   */
+  createGlossary: {
+    path: "/translate_svc.api.v1.Glossaries/CreateGlossary" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateGlossaryRequest): Buffer =>
+      Buffer.from(CreateGlossaryRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateGlossaryRequest => CreateGlossaryRequest.decode(value),
+    responseSerialize: (value: Glossary): Buffer => Buffer.from(Glossary.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Glossary => Glossary.decode(value),
+  },
+  getGlossary: {
+    path: "/translate_svc.api.v1.Glossaries/GetGlossary" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetGlossaryRequest): Buffer => Buffer.from(GetGlossaryRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetGlossaryRequest => GetGlossaryRequest.decode(value),
+    responseSerialize: (value: Glossary): Buffer => Buffer.from(Glossary.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Glossary => Glossary.decode(value),
+  },
+  /** The tenant's glossaries, by id, without their entries. */
+  listGlossaries: {
+    path: "/translate_svc.api.v1.Glossaries/ListGlossaries" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListGlossariesRequest): Buffer =>
+      Buffer.from(ListGlossariesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListGlossariesRequest => ListGlossariesRequest.decode(value),
+    responseSerialize: (value: ListGlossariesResponse): Buffer =>
+      Buffer.from(ListGlossariesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListGlossariesResponse => ListGlossariesResponse.decode(value),
+  },
+  /**
+   * Its name and every entry replaced at once (revision + 1); ABORTED when revision is set and is
+   * not the current one.
+   */
+  replaceGlossary: {
+    path: "/translate_svc.api.v1.Glossaries/ReplaceGlossary" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReplaceGlossaryRequest): Buffer =>
+      Buffer.from(ReplaceGlossaryRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReplaceGlossaryRequest => ReplaceGlossaryRequest.decode(value),
+    responseSerialize: (value: Glossary): Buffer => Buffer.from(Glossary.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Glossary => Glossary.decode(value),
+  },
+  deleteGlossary: {
+    path: "/translate_svc.api.v1.Glossaries/DeleteGlossary" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: DeleteGlossaryRequest): Buffer =>
+      Buffer.from(DeleteGlossaryRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): DeleteGlossaryRequest => DeleteGlossaryRequest.decode(value),
+    responseSerialize: (value: DeleteGlossaryResponse): Buffer =>
+      Buffer.from(DeleteGlossaryResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DeleteGlossaryResponse => DeleteGlossaryResponse.decode(value),
+  },
+} as const;
+
+export interface GlossariesServer extends UntypedServiceImplementation {
+  /**
+   * A new glossary: ALREADY_EXISTS if the tenant has one of that id; RESOURCE_EXHAUSTED at the
+   * tenant's ServerLimits.max_glossaries.
+   */
+  createGlossary: handleUnaryCall<CreateGlossaryRequest, Glossary>;
+  getGlossary: handleUnaryCall<GetGlossaryRequest, Glossary>;
+  /** The tenant's glossaries, by id, without their entries. */
+  listGlossaries: handleUnaryCall<ListGlossariesRequest, ListGlossariesResponse>;
+  /**
+   * Its name and every entry replaced at once (revision + 1); ABORTED when revision is set and is
+   * not the current one.
+   */
+  replaceGlossary: handleUnaryCall<ReplaceGlossaryRequest, Glossary>;
+  deleteGlossary: handleUnaryCall<DeleteGlossaryRequest, DeleteGlossaryResponse>;
+}
+
+export interface GlossariesClient extends Client {
+  /**
+   * A new glossary: ALREADY_EXISTS if the tenant has one of that id; RESOURCE_EXHAUSTED at the
+   * tenant's ServerLimits.max_glossaries.
+   */
+  createGlossary(
+    request: CreateGlossaryRequest,
+    callback: (error: ServiceError | null, response: Glossary) => void,
+  ): ClientUnaryCall;
+  createGlossary(
+    request: CreateGlossaryRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Glossary) => void,
+  ): ClientUnaryCall;
+  createGlossary(
+    request: CreateGlossaryRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Glossary) => void,
+  ): ClientUnaryCall;
+  getGlossary(
+    request: GetGlossaryRequest,
+    callback: (error: ServiceError | null, response: Glossary) => void,
+  ): ClientUnaryCall;
+  getGlossary(
+    request: GetGlossaryRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Glossary) => void,
+  ): ClientUnaryCall;
+  getGlossary(
+    request: GetGlossaryRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Glossary) => void,
+  ): ClientUnaryCall;
+  /** The tenant's glossaries, by id, without their entries. */
+  listGlossaries(
+    request: ListGlossariesRequest,
+    callback: (error: ServiceError | null, response: ListGlossariesResponse) => void,
+  ): ClientUnaryCall;
+  listGlossaries(
+    request: ListGlossariesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListGlossariesResponse) => void,
+  ): ClientUnaryCall;
+  listGlossaries(
+    request: ListGlossariesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListGlossariesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Its name and every entry replaced at once (revision + 1); ABORTED when revision is set and is
+   * not the current one.
+   */
+  replaceGlossary(
+    request: ReplaceGlossaryRequest,
+    callback: (error: ServiceError | null, response: Glossary) => void,
+  ): ClientUnaryCall;
+  replaceGlossary(
+    request: ReplaceGlossaryRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Glossary) => void,
+  ): ClientUnaryCall;
+  replaceGlossary(
+    request: ReplaceGlossaryRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Glossary) => void,
+  ): ClientUnaryCall;
+  deleteGlossary(
+    request: DeleteGlossaryRequest,
+    callback: (error: ServiceError | null, response: DeleteGlossaryResponse) => void,
+  ): ClientUnaryCall;
+  deleteGlossary(
+    request: DeleteGlossaryRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DeleteGlossaryResponse) => void,
+  ): ClientUnaryCall;
+  deleteGlossary(
+    request: DeleteGlossaryRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DeleteGlossaryResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const GlossariesClient = makeGenericClientConstructor(
+  GlossariesService,
+  "translate_svc.api.v1.Glossaries",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): GlossariesClient;
+  service: typeof GlossariesService;
+  serviceName: string;
+};
+
+/**
+ * Background jobs (issue 73, docs/api.md "Jobs"): hours of audio translated while live streams
+ * leave the engine idle, the results kept with the tenant's retention and fetched by id. The same
+ * jobs as /v1/jobs on the HTTP port. Needs a token with the `translate` permission; another
+ * tenant's job is NOT_FOUND. A server without jobs.dir answers INVALID_ARGUMENT saying so.
+ */
+export type JobsService = typeof JobsService;
+export const JobsService = {
+  /**
+   * A new job: UPLOADING (send its audio with UploadJobAudio), or, with `url`, fetched by the
+   * server (https, a host in jobs.fetch_hosts, public addresses only) and queued. RESOURCE_EXHAUSTED
+   * at the tenant's jobs= cap.
+   */
+  createJob: {
+    path: "/translate_svc.api.v1.Jobs/CreateJob" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CreateJobRequest): Buffer => Buffer.from(CreateJobRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CreateJobRequest => CreateJobRequest.decode(value),
+    responseSerialize: (value: Job): Buffer => Buffer.from(Job.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Job => Job.decode(value),
+  },
+  /**
+   * The audio in parts: each message's `data` written at its `offset` (where the upload ends, else
+   * ABORTED: GetJob says received_bytes), at most jobs.max_part_bytes a message; `complete` on the
+   * last checks the audio and queues the job (RESOURCE_EXHAUSTED over the tenant's job_hours=).
+   */
+  uploadJobAudio: {
+    path: "/translate_svc.api.v1.Jobs/UploadJobAudio" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: UploadJobAudioRequest): Buffer =>
+      Buffer.from(UploadJobAudioRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): UploadJobAudioRequest => UploadJobAudioRequest.decode(value),
+    responseSerialize: (value: Job): Buffer => Buffer.from(Job.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Job => Job.decode(value),
+  },
+  /** The job; with wait_ms (at most 60000), once it ends or after that long. */
+  getJob: {
+    path: "/translate_svc.api.v1.Jobs/GetJob" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetJobRequest): Buffer => Buffer.from(GetJobRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetJobRequest => GetJobRequest.decode(value),
+    responseSerialize: (value: Job): Buffer => Buffer.from(Job.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Job => Job.decode(value),
+  },
+  cancelJob: {
+    path: "/translate_svc.api.v1.Jobs/CancelJob" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: CancelJobRequest): Buffer => Buffer.from(CancelJobRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): CancelJobRequest => CancelJobRequest.decode(value),
+    responseSerialize: (value: Job): Buffer => Buffer.from(Job.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Job => Job.decode(value),
+  },
+  /**
+   * Its results as a document (JSON of its segments, SRT or WebVTT of a language) or a target's
+   * dubbed track (WAV), in chunks.
+   */
+  getJobResults: {
+    path: "/translate_svc.api.v1.Jobs/GetJobResults" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: GetJobResultsRequest): Buffer => Buffer.from(GetJobResultsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetJobResultsRequest => GetJobResultsRequest.decode(value),
+    responseSerialize: (value: JobResultsChunk): Buffer => Buffer.from(JobResultsChunk.encode(value).finish()),
+    responseDeserialize: (value: Buffer): JobResultsChunk => JobResultsChunk.decode(value),
+  },
+} as const;
+
+export interface JobsServer extends UntypedServiceImplementation {
+  /**
+   * A new job: UPLOADING (send its audio with UploadJobAudio), or, with `url`, fetched by the
+   * server (https, a host in jobs.fetch_hosts, public addresses only) and queued. RESOURCE_EXHAUSTED
+   * at the tenant's jobs= cap.
+   */
+  createJob: handleUnaryCall<CreateJobRequest, Job>;
+  /**
+   * The audio in parts: each message's `data` written at its `offset` (where the upload ends, else
+   * ABORTED: GetJob says received_bytes), at most jobs.max_part_bytes a message; `complete` on the
+   * last checks the audio and queues the job (RESOURCE_EXHAUSTED over the tenant's job_hours=).
+   */
+  uploadJobAudio: handleClientStreamingCall<UploadJobAudioRequest, Job>;
+  /** The job; with wait_ms (at most 60000), once it ends or after that long. */
+  getJob: handleUnaryCall<GetJobRequest, Job>;
+  cancelJob: handleUnaryCall<CancelJobRequest, Job>;
+  /**
+   * Its results as a document (JSON of its segments, SRT or WebVTT of a language) or a target's
+   * dubbed track (WAV), in chunks.
+   */
+  getJobResults: handleServerStreamingCall<GetJobResultsRequest, JobResultsChunk>;
+}
+
+export interface JobsClient extends Client {
+  /**
+   * A new job: UPLOADING (send its audio with UploadJobAudio), or, with `url`, fetched by the
+   * server (https, a host in jobs.fetch_hosts, public addresses only) and queued. RESOURCE_EXHAUSTED
+   * at the tenant's jobs= cap.
+   */
+  createJob(request: CreateJobRequest, callback: (error: ServiceError | null, response: Job) => void): ClientUnaryCall;
+  createJob(
+    request: CreateJobRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Job) => void,
+  ): ClientUnaryCall;
+  createJob(
+    request: CreateJobRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Job) => void,
+  ): ClientUnaryCall;
+  /**
+   * The audio in parts: each message's `data` written at its `offset` (where the upload ends, else
+   * ABORTED: GetJob says received_bytes), at most jobs.max_part_bytes a message; `complete` on the
+   * last checks the audio and queues the job (RESOURCE_EXHAUSTED over the tenant's job_hours=).
+   */
+  uploadJobAudio(
+    callback: (error: ServiceError | null, response: Job) => void,
+  ): ClientWritableStream<UploadJobAudioRequest>;
+  uploadJobAudio(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Job) => void,
+  ): ClientWritableStream<UploadJobAudioRequest>;
+  uploadJobAudio(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Job) => void,
+  ): ClientWritableStream<UploadJobAudioRequest>;
+  uploadJobAudio(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Job) => void,
+  ): ClientWritableStream<UploadJobAudioRequest>;
+  /** The job; with wait_ms (at most 60000), once it ends or after that long. */
+  getJob(request: GetJobRequest, callback: (error: ServiceError | null, response: Job) => void): ClientUnaryCall;
+  getJob(
+    request: GetJobRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Job) => void,
+  ): ClientUnaryCall;
+  getJob(
+    request: GetJobRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Job) => void,
+  ): ClientUnaryCall;
+  cancelJob(request: CancelJobRequest, callback: (error: ServiceError | null, response: Job) => void): ClientUnaryCall;
+  cancelJob(
+    request: CancelJobRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Job) => void,
+  ): ClientUnaryCall;
+  cancelJob(
+    request: CancelJobRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Job) => void,
+  ): ClientUnaryCall;
+  /**
+   * Its results as a document (JSON of its segments, SRT or WebVTT of a language) or a target's
+   * dubbed track (WAV), in chunks.
+   */
+  getJobResults(request: GetJobResultsRequest, options?: Partial<CallOptions>): ClientReadableStream<JobResultsChunk>;
+  getJobResults(
+    request: GetJobResultsRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<JobResultsChunk>;
+}
+
+export const JobsClient = makeGenericClientConstructor(JobsService, "translate_svc.api.v1.Jobs") as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): JobsClient;
+  service: typeof JobsService;
   serviceName: string;
 };
 

@@ -1,0 +1,177 @@
+"""The client's background-job calls (the server's ``Jobs`` service; the token needs the
+``translate`` permission): a mixin of ``AsyncTranslateClient``. A job lives on the server that
+took it: every call of one job goes to the same address (the one ``submit_job`` used, or the
+client's first). Event loop only."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.client.job_types import Job, JobState
+
+#: the ``Jobs`` service's stub, for ``_unary``
+SERVICE = "Jobs"
+#: an upload's part (well within a gRPC port's 4 MiB receive limit)
+PART_BYTES = 1024 * 1024
+_STATES = {pb.JobState.Value(f"JOB_{s.name}"): s for s in JobState}
+_FORMATS = {
+    "json": pb.JOB_RESULTS_JSON,
+    "srt": pb.JOB_RESULTS_SRT,
+    "vtt": pb.JOB_RESULTS_VTT,
+    "wav": pb.JOB_RESULTS_DUBBED_WAV,
+}
+
+
+def job_of(msg: pb.Job) -> Job:
+    return Job(
+        id=msg.job_id,
+        state=_STATES.get(msg.state, JobState.FAILED),
+        received_bytes=msg.received_bytes,
+        duration_ms=msg.duration_ms,
+        done_ms=msg.done_ms,
+        progress=msg.progress,
+        segments=msg.segments,
+        error=msg.error,
+        created_at=msg.created_at,
+        expires_at=msg.expires_at,
+        source_language=msg.source_language,
+        targets=tuple(msg.target_languages),
+    )
+
+
+def _parts(
+    job_id: str, path: Path, start: int, on_sent: Callable[[int], None] | None
+) -> Iterator[pb.UploadJobAudioRequest]:
+    """The file from ``start`` in parts (one in memory at a time), the last one completing the upload."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        offset = start
+        first = True
+        while True:
+            data = f.read(PART_BYTES)
+            yield pb.UploadJobAudioRequest(job_id=job_id if first else "", offset=offset, data=data, complete=not data)
+            if not data:
+                return
+            offset += len(data)
+            first = False
+            if on_sent is not None:
+                on_sent(offset)
+
+
+class JobCalls:
+    """``submit_job``, ``get_job``, ``cancel_job``, ``job_results`` and ``save_job_results``.
+    Another tenant's job is NOT_FOUND (``TranslateError``)."""
+
+    if TYPE_CHECKING:  # AsyncTranslateClient's
+        addresses: tuple[str, ...]
+
+        def _stub(self, address: str, service: str = "Translator") -> Any: ...
+
+        def _metadata_for(self, request_id: str) -> tuple[tuple[str, str], ...]: ...
+
+        def _error(
+            self, e: grpc.aio.AioRpcError, address: str, attempts: int, request_id: str | None = None
+        ) -> Any: ...
+
+        timeout_s: float
+
+    async def _job_call(self, method: str, request: Any, timeout_s: float | None) -> Any:
+        """One call of the Jobs service on the jobs' address (not retried elsewhere: the job is there)."""
+        address = self.addresses[0]
+        request_id = uuid.uuid4().hex
+        try:
+            return await getattr(self._stub(address, SERVICE), method)(
+                request, timeout=timeout_s or self.timeout_s, metadata=self._metadata_for(request_id)
+            )
+        except grpc.aio.AioRpcError as e:
+            raise self._error(e, address, 1, request_id) from e
+
+    async def submit_job(
+        self,
+        audio: Path | str | None = None,
+        *,
+        url: str | None = None,
+        targets: Sequence[str] = (),
+        source: str = "",
+        speech: bool = True,
+        transcript: bool = True,
+        word_timings: bool = True,
+        glossaries: Sequence[str] = (),
+        on_sent: Callable[[int], None] | None = None,
+        timeout_s: float | None = None,
+    ) -> Job:
+        """A new job of an audio file (WAV, FLAC, OGG, MP3), uploaded in parts, or of an https
+        ``url`` the server fetches; returns it queued (or, by URL, fetching). ``on_sent``: each
+        part's end, in bytes sent."""
+        if (audio is None) == (url is None):
+            raise ValueError("give an audio file or url=, one of them")
+        request = pb.CreateJobRequest(
+            format=pb.AudioFormat(encoding=pb.CONTAINER),
+            source_language=source,
+            target_languages=list(targets),
+            output=pb.OutputOptions(speech=speech, transcript=transcript, word_timings=word_timings),
+            glossaries=list(glossaries),
+            url=url or "",
+        )
+        job = job_of(await self._job_call("CreateJob", request, timeout_s))
+        if audio is None:
+            return job
+        path = Path(audio)
+        call = self._stub(self.addresses[0], SERVICE).UploadJobAudio
+        request_id = uuid.uuid4().hex
+        try:
+            done = await call(_parts(job.id, path, 0, on_sent), timeout=None, metadata=self._metadata_for(request_id))
+        except grpc.aio.AioRpcError as e:
+            raise self._error(e, self.addresses[0], 1, request_id) from e
+        return job_of(done)
+
+    async def get_job(self, job_id: str, *, wait_s: float = 0.0, timeout_s: float | None = None) -> Job:
+        """The job; with ``wait_s`` (at most 60), once it changes (a segment finishes, it ends)."""
+        request = pb.GetJobRequest(job_id=job_id, wait_ms=int(wait_s * 1000))
+        return job_of(await self._job_call("GetJob", request, (timeout_s or self.timeout_s) + wait_s))
+
+    async def wait_job(self, job_id: str, *, on_progress: Callable[[Job], None] | None = None) -> Job:
+        """Until the job ends; ``on_progress`` with each change."""
+        while True:
+            job = await self.get_job(job_id, wait_s=30)
+            if on_progress is not None:
+                on_progress(job)
+            if job.state.finished:
+                return job
+
+    async def cancel_job(self, job_id: str, *, timeout_s: float | None = None) -> Job:
+        return job_of(await self._job_call("CancelJob", pb.CancelJobRequest(job_id=job_id), timeout_s))
+
+    async def job_result_chunks(self, job_id: str, format: str = "json", language: str = "") -> AsyncIterator[bytes]:
+        """The results as a document (``json``, ``srt``, ``vtt`` of ``language``: a target or
+        ``transcript``) or a target's dubbed track (``wav``), chunk by chunk."""
+        if format not in _FORMATS:
+            raise ValueError(f"format: one of {', '.join(_FORMATS)}")
+        request = pb.GetJobResultsRequest(job_id=job_id, format=_FORMATS[format], language=language)
+        request_id = uuid.uuid4().hex
+        address = self.addresses[0]
+        call = self._stub(address, SERVICE).GetJobResults(request, metadata=self._metadata_for(request_id))
+        try:
+            async for chunk in call:
+                yield chunk.data
+        except grpc.aio.AioRpcError as e:
+            raise self._error(e, address, 1, request_id) from e
+
+    async def job_results(self, job_id: str, format: str = "json", language: str = "") -> bytes:
+        """``job_result_chunks`` joined (a JSON document or subtitles; a long dubbed track: save it)."""
+        return b"".join([c async for c in self.job_result_chunks(job_id, format, language)])
+
+    async def save_job_results(self, job_id: str, path: Path | str, format: str = "json", language: str = "") -> int:
+        """``job_result_chunks`` written to ``path`` as they come; returns the bytes written."""
+        size = 0
+        with open(path, "wb") as f:  # noqa: ASYNC230 (a chunk at a time, written as it comes)
+            async for chunk in self.job_result_chunks(job_id, format, language):
+                f.write(chunk)
+                size += len(chunk)
+        return size

@@ -1,0 +1,38 @@
+"""Background jobs as the SDK gives them (docs/client.md, "Jobs"): typed values, no protobuf."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class JobState(str, Enum):
+    UPLOADING = "uploading"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the server last said: ``progress`` 0..1 (``done_ms`` of ``duration_ms``),
+    ``segments`` finished, ``error`` why it failed."""
+
+    id: str
+    state: JobState
+    received_bytes: int
+    duration_ms: int
+    done_ms: int
+    progress: float
+    segments: int
+    error: str
+    created_at: float
+    expires_at: float
+    source_language: str
+    targets: tuple[str, ...]

@@ -1,0 +1,182 @@
+"""The ``job`` commands: hours of audio translated in the background by the server (its ``Jobs``
+service; the token needs the ``translate`` permission), on the SDK: ``submit FILE`` (or ``--url``;
+the upload and, with ``--wait``, the job's progress as bars), ``status ID`` (``--wait``: until it
+ends, with a bar) and ``fetch ID`` (its segments as JSON, subtitles of a language, or a target's
+dubbed track). A job lives on the server that took it: use one ``--server``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+from translate_svc.client_cli.common import EXIT_FAILED, EXIT_OK, CliError, err, out, run_client
+from translate_svc.client_cli.flags import ConnectionFlags, TimeoutOpt, flag_groups
+
+if TYPE_CHECKING:
+    from translate_svc.client import AsyncTranslateClient, Job
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Background jobs: hours of audio, by id.")
+
+IdArg = Annotated[str, typer.Argument(help="the job's id (what submit printed)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the job as JSON")]
+WaitOpt = Annotated[bool, typer.Option("--wait", help="wait until the job ends, with a progress bar")]
+
+
+def _call(conn: ConnectionFlags, timeout: float, work: Callable[[AsyncTranslateClient], Awaitable[Any]]) -> Any:
+    async def go() -> Any:
+        async with conn.connection(timeout).client() as client:
+            return await work(client)
+
+    return asyncio.run(go())
+
+
+def _json(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "state": job.state.value,
+        "progress": job.progress,
+        "duration_ms": job.duration_ms,
+        "done_ms": job.done_ms,
+        "segments": job.segments,
+        "error": job.error,
+        "targets": list(job.targets),
+    }
+
+
+def _said(job: Job, as_json: bool) -> int:
+    if as_json:
+        sys.stdout.write(json.dumps(_json(job)) + "\n")
+    else:
+        detail = f": {job.error}" if job.error else ""
+        out.print(
+            f"job {job.id} {job.state.value}{detail} ({job.progress:.0%} of {job.duration_ms / 1000:.0f} s, "
+            f"{job.segments} segments)"
+        )
+    return EXIT_OK if job.state.value not in ("failed", "cancelled") else EXIT_FAILED
+
+
+def _bars() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(), console=err
+    )
+
+
+async def _follow(client: AsyncTranslateClient, job: Job, bars: Progress) -> Job:
+    """Until the job ends, its progress as a bar."""
+    task = bars.add_task(f"job {job.id}", total=1.0)
+
+    def moved(j: Job) -> None:
+        bars.update(task, completed=j.progress, description=f"{j.state.value} ({j.segments} segments)")
+
+    moved(job)
+    return await client.wait_job(job.id, on_progress=moved)
+
+
+@app.command("submit")
+@flag_groups
+def submit(
+    file: Annotated[Path | None, typer.Argument(help="an audio file (WAV, FLAC, OGG, MP3); or --url")] = None,
+    url: Annotated[str, typer.Option("--url", help="an https URL the server fetches the audio from")] = "",
+    to: Annotated[str, typer.Option("--to", help="target languages, comma-separated model codes: spa,fra")] = "",
+    source: Annotated[str, typer.Option("--from", help="the source language (a model code)")] = "",
+    no_speech: Annotated[bool, typer.Option("--no-speech", help="no dubbed track, text only")] = False,
+    wait: WaitOpt = False,
+    as_json: JsonOpt = False,
+    *,
+    conn: ConnectionFlags,
+    timeout: TimeoutOpt = 60.0,
+) -> None:
+    """Submit a job: upload FILE in parts (or have the server fetch --url); print its id."""
+
+    def check() -> None:
+        if (file is None) == (not url):
+            raise CliError("give an audio file or --url, one of them")
+        if file is not None and not file.is_file():
+            raise CliError(f"{file}: no such file")
+
+    targets = [t for t in to.split(",") if t]
+
+    async def work(client: AsyncTranslateClient) -> Job:
+        with _bars() as bars:
+            sent = None
+            if file is not None:
+                sent = bars.add_task("upload", total=file.stat().st_size)
+            job = await client.submit_job(
+                file,
+                url=url or None,
+                targets=targets,
+                source=source,
+                speech=not no_speech,
+                on_sent=(lambda n: bars.update(sent, completed=n)) if sent is not None else None,
+            )
+            if wait:
+                job = await _follow(client, job, bars)
+        return job
+
+    def run() -> int:
+        check()
+        return _said(_call(conn, timeout, work), as_json)
+
+    run_client(run, conn.server)
+
+
+@app.command("status")
+@flag_groups
+def status(
+    job_id: IdArg, wait: WaitOpt = False, as_json: JsonOpt = False, *, conn: ConnectionFlags, timeout: TimeoutOpt = 30.0
+) -> None:
+    """A job's state and progress (--wait: until it ends)."""
+
+    async def work(client: AsyncTranslateClient) -> Job:
+        job = await client.get_job(job_id)
+        if wait and not job.state.finished:
+            with _bars() as bars:
+                job = await _follow(client, job, bars)
+        return job
+
+    run_client(lambda: _said(_call(conn, timeout, work), as_json), conn.server)
+
+
+@app.command("fetch")
+@flag_groups
+def fetch(
+    job_id: IdArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="where to write it (- : stdout)")] = Path("-"),
+    format: Annotated[str, typer.Option("--format", help="json, srt, vtt or wav (a target's dubbed track)")] = "json",
+    language: Annotated[str, typer.Option("--language", help="srt/vtt: a target or 'transcript'; wav: a target")] = "",
+    *,
+    conn: ConnectionFlags,
+    timeout: TimeoutOpt = 60.0,
+) -> None:
+    """Fetch a job's results: its segments (JSON), subtitles of a language, or a dubbed track."""
+
+    def check() -> None:
+        if format not in ("json", "srt", "vtt", "wav"):
+            raise CliError("--format: json, srt, vtt or wav")
+        if format != "json" and not language:
+            raise CliError(f"--format {format} needs --language")
+        if str(output) == "-" and format == "wav":
+            raise CliError("--format wav needs --output FILE")
+
+    async def work(client: AsyncTranslateClient) -> int:
+        if str(output) == "-":
+            async for chunk in client.job_result_chunks(job_id, format, language):
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            return EXIT_OK
+        size = await client.save_job_results(job_id, output, format, language)
+        out.print(f"wrote {output} ({size} bytes)")
+        return EXIT_OK
+
+    def run() -> int:
+        check()
+        return int(_call(conn, timeout, work))
+
+    run_client(run, conn.server)

@@ -1,0 +1,155 @@
+"""A job survives its server's death (issue 73): ``translate-svc serve`` killed (SIGKILL) mid-job,
+started again on the same ``jobs.dir``, resumes the job from its last finished segment and finishes
+it; the segments finished before the kill are kept as they were and none is computed again (the
+second process's ``translate_svc_job_segments_total`` counts only the rest). Real processes, the
+test checkpoint, jfk.flac repeated to a few minutes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.support.server_process import ServerProcess
+from tests.support.waiting import eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow(120)]
+
+REPEATS = 16  # 176 s of audio: many segments, so the kill lands mid-job
+
+
+def long_clip(shared_audio: Path, out: Path) -> Path:
+    samples, rate = sf.read(shared_audio / "jfk.flac", dtype="int16")
+    sf.write(out, np.tile(samples, (REPEATS, 1)), rate, format="WAV", subtype="PCM_16")
+    return out
+
+
+@pytest.fixture
+def servers(test_model_dir: Path, tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    started: list[ServerProcess] = []
+    yield started
+    for s in started:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+
+
+def start(model: Path, jobs_dir: Path, started: list[ServerProcess]) -> ServerProcess:
+    env = {"TRANSLATE_SVC_JOBS__DIR": str(jobs_dir), "TRANSLATE_SVC_SERVER__METRICS_PORT": "0"}
+    server = ServerProcess(["--model", str(model), "--host", "127.0.0.1", "--port", "0", "--http-port", "0"], env=env)
+    started.append(server)
+    return server
+
+
+def base(server: ServerProcess) -> str:
+    return f"http://127.0.0.1:{server.info.http_port}/v1/jobs"
+
+
+def stored(jobs_dir: Path, job_id: str) -> tuple[str, list[dict[str, Any]]]:
+    """The job's state and finished segments as the killed process left them on disk."""
+    db = sqlite3.connect(jobs_dir / "jobs.sqlite3")
+    try:
+        (state,) = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        rows = db.execute("SELECT result FROM segments WHERE job_id = ? ORDER BY seq", (job_id,)).fetchall()
+    finally:
+        db.close()
+    return state, [json.loads(r[0]) for r in rows]
+
+
+async def job_segments_metric(http: aiohttp.ClientSession, server: ServerProcess) -> float:
+    async with http.get(f"http://127.0.0.1:{server.info.metrics_port}/metrics") as r:
+        text = await r.text()
+    line = next(line for line in text.splitlines() if line.startswith("translate_svc_job_segments_total "))
+    return float(line.split()[1])
+
+
+async def test_a_killed_server_resumes_its_job_without_redoing_finished_segments(
+    test_model_dir: Path, tmp_path: Path, shared_audio: Path, servers: list[ServerProcess]
+) -> None:
+    clip = long_clip(shared_audio, tmp_path / "long.wav").read_bytes()
+    jobs_dir = tmp_path / "jobs"
+    first = start(test_model_dir, jobs_dir, servers)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+        async with http.post(base(first), json={"source_language": "eng", "target_languages": ["spa"]}) as r:
+            job = await r.json()
+        part = 1 << 20
+        for at in range(0, len(clip), part):
+            async with http.put(f"{base(first)}/{job['id']}/audio?offset={at}", data=clip[at : at + part]) as r:
+                assert r.status == 200, await r.text()
+        async with http.post(f"{base(first)}/{job['id']}/complete") as r:
+            assert r.status == 202, await r.text()
+
+        async def two_done() -> bool:
+            async with http.get(f"{base(first)}/{job['id']}") as r:
+                return bool((await r.json())["segments"] >= 2)
+
+        await eventually(two_done, "two segments finished", deadline_s=300, poll_s=0.2)
+        first.proc.kill()  # SIGKILL: no drain, no goodbye
+        first.proc.wait()
+        state, before = stored(jobs_dir, job["id"])
+        assert state == "running" and len(before) >= 2, "the job finished before the kill: make the clip longer"
+
+        second = start(test_model_dir, jobs_dir, servers)
+        while True:
+            async with http.get(f"{base(second)}/{job['id']}?wait=60") as r:
+                done = await r.json()
+            if done["state"] not in ("queued", "running"):
+                break
+        assert done["state"] == "done", done["error"]
+        async with http.get(f"{base(second)}/{job['id']}/results") as r:
+            after = (await r.json())["segments"]
+        assert after[: len(before)] == before  # kept as they were
+        assert len(after) > len(before) and done["segments"] == len(after)
+        # on one timeline, in order, none twice
+        first_id = after[0]["segment_id"]
+        assert [s["segment_id"] for s in after] == list(range(first_id, first_id + len(after)))
+        assert all(b["start_ms"] >= a["end_ms"] for a, b in itertools.pairwise(after))
+        assert after[-1]["end_ms"] > 150_000
+        # the second process computed only the segments after the last one finished
+        assert await job_segments_metric(http, second) == len(after) - len(before)
+    second.stop()
+
+
+async def test_on_two_workers_a_job_runs_once_and_either_worker_serves_it(
+    test_model_dir: Path, tmp_path: Path, shared_audio: Path, servers: list[ServerProcess]
+) -> None:
+    """``serve --workers 2``: both workers share ``jobs.dir``; the job is leased to one of them, and
+    its status, cancel and results are served by whichever worker a request reaches."""
+    jobs_dir = tmp_path / "jobs"
+    env = {"TRANSLATE_SVC_JOBS__DIR": str(jobs_dir)}
+    args = ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--http-port", "0", "--workers", "2"]
+    node = ServerProcess(args, env=env)
+    servers.append(node)
+    clip = (shared_audio / "jfk.flac").read_bytes()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
+        ids = []
+        for _ in range(3):  # new connections: spread over the workers by the kernel
+            async with aiohttp.ClientSession() as one:
+                async with one.post(base(node), json={"source_language": "eng", "target_languages": ["spa"]}) as r:
+                    job = await r.json()
+                async with one.put(f"{base(node)}/{job['id']}/audio", data=clip) as r:
+                    assert r.status == 200
+                async with one.post(f"{base(node)}/{job['id']}/complete") as r:
+                    assert r.status == 202, await r.text()
+            ids.append(job["id"])
+        for job_id in ids:
+            while True:
+                async with aiohttp.ClientSession() as one, one.get(f"{base(node)}/{job_id}?wait=5") as r:
+                    done = await r.json()
+                if done["state"] not in ("queued", "running"):
+                    break
+            assert done["state"] == "done", done["error"]
+            async with http.get(f"{base(node)}/{job_id}/results") as r:
+                segments = (await r.json())["segments"]
+            assert len(segments) == done["segments"] > 0
+            # once each: no segment stored twice by two workers
+            assert [s["segment_id"] for s in segments] == sorted({s["segment_id"] for s in segments})
+    node.stop()

@@ -1,0 +1,98 @@
+"""Where jobs are kept: the ``JobKeeper`` seam the runner and the doors use, and its two
+implementations, chosen by ``open_job_store`` from the settings (as ``glossaries/choose.py`` picks
+the glossaries' store):
+
+- ``JobStore`` (``store.py``): one node, SQLite in ``jobs.dir`` (every worker of the node);
+- ``RedisJobs`` (``redis_store.py``): several pods sharing ``cluster.redis_url``: each job's state,
+  lease and finished segments in Redis, its audio and dubbed tracks still files under ``jobs.dir``,
+  which is then a volume every pod mounts (docs/deploy.md), so that any pod resumes a dead pod's job.
+
+Event loop only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from translate_svc.cluster.choose import redis_location
+from translate_svc.jobs.model import JobSpec, JobState, JobStatus
+from translate_svc.jobs.store import JobStore, ResumePoint
+from translate_svc.settings import Settings
+
+
+class JobKeeper(Protocol):
+    root: Path
+
+    def folder(self, job_id: str) -> Path: ...
+
+    def audio_path(self, job_id: str) -> Path: ...
+
+    def track_path(self, job_id: str, language: str) -> Path: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def create(self, tenant: str, spec: JobSpec, state: JobState) -> JobStatus: ...
+
+    async def get(self, job_id: str, tenant: str | None = None) -> JobStatus: ...
+
+    async def claim(self, owner: str, now: float, lease_s: float, limit: int) -> list[str]: ...
+
+    async def renew(self, owner: str, job_ids: list[str], until: float) -> dict[str, JobState]: ...
+
+    async def release(self, owner: str, job_id: str) -> None: ...
+
+    async def tenant_load(self, tenant: str) -> tuple[int, float]: ...
+
+    async def set_state(
+        self,
+        job_id: str,
+        state: JobState,
+        *,
+        error: str = "",
+        expires: float = 0.0,
+        only_from: tuple[JobState, ...] = (),
+    ) -> bool: ...
+
+    async def set_duration(self, job_id: str, duration_ms: int) -> None: ...
+
+    async def append_part(self, job: JobStatus, offset: int, data: bytes, limit: int, expires: float = 0.0) -> int: ...
+
+    async def set_received(self, job_id: str, received: int) -> None: ...
+
+    async def resume_point(self, job_id: str) -> ResumePoint: ...
+
+    async def add_segment(
+        self,
+        job_id: str,
+        seq: int,
+        result: dict[str, Any],
+        speech: dict[str, np.ndarray],
+        rate: int,
+        owner: str = "",
+    ) -> dict[str, int]: ...
+
+    async def segments(self, job_id: str, after: int = -1, limit: int = 256) -> list[dict[str, Any]]: ...
+
+    async def expired(self, now: float) -> list[str]: ...
+
+    async def delete(self, job_id: str) -> None: ...
+
+
+def open_job_store(settings: Settings) -> JobKeeper | None:
+    """The store these settings ask for, not started yet; None without ``jobs.dir``. The Redis
+    URL is checked and its password read as ``cluster/choose.py`` does (``ClusterConfigError``)."""
+    jobs = settings.jobs
+    if jobs.dir is None:
+        return None
+    redis_url, password = redis_location(settings.cluster)
+    if redis_url is not None:
+        # redis-py only where Redis is used (as cluster/choose.py)
+        from translate_svc.jobs.redis_store import RedisJobs
+
+        return RedisJobs(jobs.dir, redis_url, password, timeout_s=jobs.redis_timeout_s)
+    return JobStore(jobs.dir)

@@ -1,0 +1,142 @@
+"""A job's vocabulary: what was asked (``JobSpec``), where it stands (``JobStatus``), and a finished
+segment as JSON (``segment_json``), the form results are stored and served in. Pure."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import Any
+
+from translate_svc.types import AudioEncoding, AudioFormat, SegmentResult, Transcript, WordTiming
+
+
+class JobState(str, Enum):
+    #: created for an upload in parts; its parts are still coming
+    UPLOADING = "uploading"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What the client asked for: the audio's format, the languages, the usual options."""
+
+    encoding: AudioEncoding = AudioEncoding.CONTAINER
+    sample_rate_hz: int = 0
+    channels: int = 1
+    source_language: str = ""
+    target_languages: tuple[str, ...] = ()
+    #: the dubbed track per target
+    speech: bool = True
+    transcript: bool = True
+    word_timings: bool = True
+    #: stored glossaries named by id (``glossaries/``)
+    glossaries: tuple[str, ...] = ()
+
+    @property
+    def fmt(self) -> AudioFormat:
+        return AudioFormat(self.encoding, self.sample_rate_hz, self.channels)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["encoding"] = self.encoding.value
+        return json.dumps(d)
+
+    @classmethod
+    def from_json(cls, text: str) -> JobSpec:
+        d = json.loads(text)
+        d["encoding"] = AudioEncoding(d["encoding"])
+        d["target_languages"] = tuple(d["target_languages"])
+        d["glossaries"] = tuple(d.get("glossaries", ()))
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job as its owner sees it."""
+
+    job_id: str
+    tenant: str
+    state: JobState
+    spec: JobSpec
+    created_at: float
+    updated_at: float
+    #: bytes of audio received (an upload's next part starts here)
+    received_bytes: int = 0
+    #: the audio's length, once known (when its upload completed)
+    duration_ms: int = 0
+    #: the audio translated so far: the last finished segment's end
+    done_ms: int = 0
+    segments: int = 0
+    #: why it failed or was cancelled
+    error: str = ""
+    #: when its results go (Unix seconds; 0: not finished)
+    expires_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        progress = min(1.0, self.done_ms / self.duration_ms) if self.duration_ms else 0.0
+        if self.state is JobState.DONE:
+            progress = 1.0
+        return {
+            "id": self.job_id,
+            "state": self.state.value,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "received_bytes": self.received_bytes,
+            "duration_ms": self.duration_ms,
+            "done_ms": self.done_ms,
+            "progress": round(progress, 4),
+            "segments": self.segments,
+            "error": self.error,
+            "expires_at": self.expires_at,
+            "source_language": self.spec.source_language,
+            "target_languages": list(self.spec.target_languages),
+        }
+
+
+def _words(words: tuple[WordTiming, ...], shift_ms: int = 0) -> list[dict[str, Any]]:
+    return [
+        {"word": w.word, "start_ms": w.start_ms + shift_ms, "end_ms": w.end_ms + shift_ms, "speaker": w.speaker}
+        for w in words
+    ]
+
+
+def _transcript(t: Transcript | None, shift_ms: int) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    return {"language": t.language, "text": t.text, "words": _words(t.words, shift_ms)}
+
+
+def segment_json(r: SegmentResult, *, segment_id: int, shift_ms: int = 0) -> dict[str, Any]:
+    """One finished segment on the job's timeline (``shift_ms``: where the session that computed it
+    started in the audio, after a resume). A translation's words are on its own speech's timeline;
+    its speech is in the job's dubbed track (``audio_ms``: its length there)."""
+    out: dict[str, Any] = {
+        "segment_id": segment_id,
+        "start_ms": r.start_ms + shift_ms,
+        "end_ms": r.end_ms + shift_ms,
+        "transcript": _transcript(r.transcript, shift_ms),
+        "translations": [
+            {
+                "target_language": t.target_language,
+                "text": t.text,
+                "words": _words(t.words),
+                "audio_ms": 0 if t.audio is None else round(len(t.audio) * 1000 / t.sample_rate_hz),
+            }
+            for t in r.translations
+        ],
+        "speaker": r.speaker,
+    }
+    if r.detected is not None:
+        out["detected_language"] = r.detected.language
+    if r.error is not None:
+        out["error"] = {"code": r.error.code, "message": r.error.message}
+    return out

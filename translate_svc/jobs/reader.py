@@ -1,0 +1,105 @@
+"""A job's audio read from its file in bounded blocks, decoded as a whole clip is
+(``audio.codec.decode_audio``: a container through libsndfile, raw samples by ``decode_raw``;
+samples clipped to [-1, 1], channels averaged), so a job's samples are a clip's, a block at a time.
+Synchronous: called on a worker thread, one block per call."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from translate_svc.audio.codec import CONTAINER_FORMATS, SAMPLE_WIDTH, WAV_SUBTYPES, decode_raw
+from translate_svc.audio.limits import MAX_CONTAINER_CHANNELS, check_container_rate
+from translate_svc.errors import InvalidInput
+from translate_svc.types import AudioEncoding, AudioFormat
+
+
+class AudioBlocks:
+    """The audio of one job from ``start_frame`` on; ``read`` gives the next block (empty: the end).
+    ``close`` when done."""
+
+    def __init__(self, path: Path, fmt: AudioFormat, start_frame: int = 0) -> None:
+        self._fmt = fmt
+        self._raw = fmt.encoding is not AudioEncoding.CONTAINER
+        self._file: sf.SoundFile | None = None
+        if self._raw:
+            self.rate = fmt.sample_rate_hz
+            self._frame_bytes = SAMPLE_WIDTH[AudioEncoding(fmt.encoding)] * fmt.channels
+            size = path.stat().st_size
+            if size % self._frame_bytes:
+                raise InvalidInput(
+                    f"the upload's {size} bytes are not a whole number of {fmt.encoding.value} frames of "
+                    f"{fmt.channels} channel(s): upload complete frames"
+                )
+            self.frames: int | None = size // self._frame_bytes
+            self._fh = open(path, "rb")
+            self._fh.seek(start_frame * self._frame_bytes)
+            return
+        try:
+            f = sf.SoundFile(path)
+        except (sf.LibsndfileError, RuntimeError):
+            raise InvalidInput(
+                "the upload is not an audio file this server reads: send WAV, FLAC, OGG (Vorbis or Opus) or "
+                "MP3, or raw samples with their encoding and sample_rate_hz"
+            ) from None
+        self._file = f
+        if f.format not in CONTAINER_FORMATS or (f.format in ("WAV", "WAVEX") and f.subtype not in WAV_SUBTYPES):
+            f.close()
+            raise InvalidInput(f"audio container {str(f.format)[:16]} {str(f.subtype)[:16]} is not accepted")
+        self.rate = int(f.samplerate)
+        check_container_rate(self.rate)
+        if not 1 <= f.channels <= MAX_CONTAINER_CHANNELS:
+            f.close()
+            raise InvalidInput(f"the audio has {f.channels} channels: send mono or stereo")
+        self.frames = int(f.frames) if 0 <= f.frames < 2**62 else None
+        if start_frame:
+            f.seek(start_frame)
+
+    def read(self, frames: int) -> np.ndarray:
+        """The next ``frames`` frames (fewer at the end), mono float32 in [-1, 1]."""
+        if self._raw:
+            data = self._fh.read(frames * self._frame_bytes)
+            return decode_raw(data, self._fmt, allow_empty=True)
+        assert self._file is not None
+        got = self._file.read(frames, dtype="float32", always_2d=True)
+        if not np.isfinite(got).all():
+            raise InvalidInput("the audio holds a non-finite value: send finite samples in [-1, 1]")
+        np.clip(got, -1.0, 1.0, out=got)
+        if got.shape[1] == 1:
+            return np.ascontiguousarray(got[:, 0], dtype=np.float32)
+        mono: np.ndarray = got.mean(axis=1, dtype=np.float32)
+        return mono
+
+    def close(self) -> None:
+        if self._raw:
+            self._fh.close()
+        elif self._file is not None:
+            self._file.close()
+
+
+def probe(path: Path, fmt: AudioFormat, max_seconds: float) -> int:
+    """The audio's length in ms, checked readable and within ``max_seconds`` (from its header, or
+    its size for raw samples; a container without a length is read through once, a block at a time)."""
+    blocks = AudioBlocks(path, fmt)
+    try:
+        frames = blocks.frames
+        if frames is None:
+            frames = 0
+            while n := len(blocks.read(blocks.rate * 30)):
+                frames += n
+                if frames > max_seconds * blocks.rate:
+                    break
+        seconds = frames / blocks.rate
+        if seconds > max_seconds:
+            raise InvalidInput(
+                f"the audio is {seconds:.0f} s long; a job takes at most {max_seconds:.0f} s (jobs.max_audio_s): "
+                "split it into several jobs"
+            )
+        if frames == 0:
+            raise InvalidInput("the upload holds no audio frames: upload the audio, then complete the job")
+        return math.floor(seconds * 1000)
+    finally:
+        blocks.close()

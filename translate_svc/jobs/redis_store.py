@@ -1,0 +1,310 @@
+"""The jobs of several pods in Redis (``cluster.redis_url``; ``keeper.py`` picks it): each job's
+state and lease in a hash (``translate-svc:job:<tenant>:<id>``), its finished segments in a list
+(``translate-svc:job-segments:<tenant>:<id>``, one JSON per segment, in order), a tenant's jobs not
+finished in a set (``translate-svc:jobs-open:<tenant>``: its caps), and three indexes:
+``translate-svc:jobs:tenant`` (id -> tenant), ``translate-svc:jobs:live`` (the jobs queued or
+running, scored by when they may be claimed) and ``translate-svc:jobs:expires`` (by retention).
+
+A job's audio and dubbed tracks stay files under ``jobs.dir`` (``tracks.py``), which every pod
+then mounts (a ReadWriteMany volume: docs/deploy.md): a pod that resumes a job reads its audio
+there, cuts its tracks back to the lengths the last finished segment recorded, and appends.
+
+Claims, renewals, state changes and finished segments are Lua scripts (``redis_lua.py``), atomic
+in Redis: two pods never both take a job, and a finished segment is stored once, and only by its
+job's lease holder (a pod whose lease lapsed and was taken over is refused: ``LeaseLost``). Leases
+are on the callers' clocks, as the SQLite store's (pods keep theirs in sync: NTP). Every call is
+bounded by ``timeout_s``: a Redis that does not answer raises UNAVAILABLE, naming it (never its
+password). Event loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import numpy as np
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from translate_svc.errors import InvalidInput, NotFound
+from translate_svc.jobs import redis_lua as lua
+from translate_svc.jobs.model import JobSpec, JobState, JobStatus
+from translate_svc.jobs.store import LeaseLost, ResumePoint, StoreLost, new_job_id
+from translate_svc.jobs.tracks import JobFiles
+
+T = TypeVar("T")
+
+PREFIX = "translate-svc:"
+_OPEN = ("uploading", "queued", "running")
+#: job ids whose tenant this process remembers (a job's tenant never changes)
+_TENANTS_KEPT = 4096
+
+
+class RedisJobs(JobFiles):
+    """``JobKeeper`` for several pods (see the module)."""
+
+    def __init__(
+        self,
+        root: Path,
+        url: str,
+        password: str | None,
+        *,
+        timeout_s: float = 5.0,
+        prefix: str = PREFIX,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(root)
+        parts = urlsplit(url)  # for messages: the URL without its password
+        self.shown = f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
+        self.timeout_s = timeout_s
+        self.prefix = prefix
+        self._clock = clock
+        self._client = aioredis.Redis.from_url(
+            url,
+            password=password,
+            socket_connect_timeout=timeout_s,
+            socket_timeout=timeout_s,
+            decode_responses=True,
+        )
+        self._lua = {name: self._client.register_script(getattr(lua, name)) for name in lua.SCRIPTS}
+        self._tenants: dict[str, str] = {}
+
+    async def _run(self, call: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await call
+        except (TimeoutError, RedisError, OSError) as e:
+            raise StoreLost(
+                f"the jobs' store (Redis at {self.shown}) did not answer ({type(e).__name__}): retry shortly",
+                retry_after_ms=1000,
+            ) from None
+
+    async def _script(self, name: str, *args: Any, keys: list[str] | None = None) -> Any:
+        argv = [] if keys else [self.prefix]
+        return await self._run(self._lua[name](keys=keys or [], args=[*argv, *args]))
+
+    def _key(self, tenant: str, job_id: str) -> str:
+        return f"{self.prefix}job:{tenant}:{job_id}"
+
+    def _segments_key(self, tenant: str, job_id: str) -> str:
+        return f"{self.prefix}job-segments:{tenant}:{job_id}"
+
+    def _open_key(self, tenant: str) -> str:
+        return f"{self.prefix}jobs-open:{tenant}"
+
+    async def _tenant(self, job_id: str) -> str:
+        tenant = self._tenants.get(job_id)
+        if tenant is None:
+            got = await self._run(self._client.hget(f"{self.prefix}jobs:tenant", job_id))
+            if got is None:
+                raise _missing(job_id)
+            if len(self._tenants) >= _TENANTS_KEPT:
+                self._tenants.clear()
+            tenant = self._tenants[job_id] = str(got)
+        return tenant
+
+    async def start(self) -> None:
+        await self._run(self._client.ping())
+        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    # -- jobs -------------------------------------------------------------------------------------
+
+    async def create(self, tenant: str, spec: JobSpec, state: JobState) -> JobStatus:
+        job_id = new_job_id()
+        await asyncio.to_thread(self.new_folder, job_id)
+        now = self._clock()
+        fields: dict[Any, Any] = {"tenant": tenant, "state": state.value, "spec": spec.to_json(), "created": repr(now)}
+        fields |= {"updated": repr(now), "owner": "", "lease": "0", "tracks": "{}", "last_segment_id": "-1"}
+        fields |= dict.fromkeys(("received", "duration_ms", "done_ms", "segments", "error", "expires", "audio_s"), "0")
+        fields["error"] = ""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hset(self._key(tenant, job_id), mapping=fields)
+        pipe.hset(f"{self.prefix}jobs:tenant", job_id, tenant)
+        pipe.sadd(self._open_key(tenant), job_id)
+        if state in (JobState.QUEUED, JobState.RUNNING):
+            pipe.zadd(f"{self.prefix}jobs:live", {job_id: now - 1e11})
+        await self._run(pipe.execute())
+        self._tenants[job_id] = tenant
+        return await self.get(job_id, tenant)
+
+    async def get(self, job_id: str, tenant: str | None = None) -> JobStatus:
+        """The job (of ``tenant``, when given: another tenant's is NotFound, as one that never was)."""
+        if tenant is None:
+            tenant = await self._tenant(job_id)
+        row: dict[Any, Any] = await self._run(self._client.hgetall(self._key(tenant, job_id)))
+        if not row:
+            raise _missing(job_id)
+        return _status(job_id, row)
+
+    # -- leases -----------------------------------------------------------------------------------
+
+    async def claim(self, owner: str, now: float, lease_s: float, limit: int) -> list[str]:
+        """As ``JobStore.claim``, across pods: one script, so two pods never take one job."""
+        if limit <= 0:
+            return []
+        return [str(i) for i in await self._script("CLAIM", owner, repr(now), repr(lease_s), limit)]
+
+    async def renew(self, owner: str, job_ids: list[str], until: float) -> dict[str, JobState]:
+        if not job_ids:
+            return {}
+        got = await self._script("RENEW", owner, repr(until), *job_ids)
+        return {str(got[i]): JobState(got[i + 1]) for i in range(0, len(got), 2)}
+
+    async def release(self, owner: str, job_id: str) -> None:
+        await self._script("RELEASE", owner, job_id)
+
+    async def tenant_load(self, tenant: str) -> tuple[int, float]:
+        """A tenant's jobs not finished (uploading, queued, running) and their audio in hours."""
+        ids = sorted(str(i) for i in await self._run(self._client.smembers(self._open_key(tenant))))
+        if not ids:
+            return 0, 0.0
+        pipe = self._client.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(self._key(tenant, job_id), ["state", "audio_s"])
+        rows = await self._run(pipe.execute())
+        live = [float(audio or 0) for state, audio in rows if state in _OPEN]
+        return len(live), sum(live) / 3600
+
+    async def set_state(
+        self,
+        job_id: str,
+        state: JobState,
+        *,
+        error: str = "",
+        expires: float = 0.0,
+        only_from: tuple[JobState, ...] = (),
+    ) -> bool:
+        """Move the job to ``state`` (from one of ``only_from``, when given); False if it was not in one."""
+        only = ",".join(s.value for s in only_from)
+        args = [job_id, state.value, error, repr(float(expires)), repr(self._clock()), only]
+        return int(await self._script("SET_STATE", *args)) == 1
+
+    async def _set(self, job_id: str, **fields: Any) -> None:
+        key = self._key(await self._tenant(job_id), job_id)
+        flat = [str(x) for pair in fields.items() for x in pair]
+        await self._script("SET_IF_THERE", *flat, keys=[key])
+
+    async def set_duration(self, job_id: str, duration_ms: int) -> None:
+        await self._set(job_id, duration_ms=duration_ms, audio_s=repr(duration_ms / 1000), updated=repr(self._clock()))
+
+    # -- the audio --------------------------------------------------------------------------------
+
+    async def append_part(self, job: JobStatus, offset: int, data: bytes, limit: int, expires: float = 0.0) -> int:
+        """As ``JobStore.append_part``: the part written to the shared dir, its count in Redis."""
+        if offset != job.received_bytes:
+            raise InvalidInput(
+                f"this part starts at byte {offset}, but the upload has {job.received_bytes} bytes: "
+                f"send the part that starts at {job.received_bytes} (GET the job for received_bytes)"
+            )
+        if offset + len(data) > limit:
+            raise InvalidInput(f"the upload is over this server's {limit}-byte limit (jobs.max_upload_bytes)")
+        await asyncio.to_thread(self.write_part, job.job_id, offset, data)
+        received = offset + len(data)
+        await self._set(job.job_id, received=received, updated=repr(self._clock()))
+        return received
+
+    async def set_received(self, job_id: str, received: int) -> None:
+        await self._set(job_id, received=received)
+
+    # -- results ----------------------------------------------------------------------------------
+
+    async def resume_point(self, job_id: str) -> ResumePoint:
+        """Where the job goes on (on whichever pod), its tracks in the shared dir cut back to their
+        length after its last finished segment."""
+        key = self._key(await self._tenant(job_id), job_id)
+        got = await self._run(self._client.hmget(key, ["segments", "done_ms", "last_segment_id", "tracks"]))
+        segments, done_ms, last, tracks_json = (str(x or "0") for x in got)
+        tracks: dict[str, int] = json.loads(tracks_json) if tracks_json != "0" else {}
+        await asyncio.to_thread(self.cut_tracks, job_id, tracks)
+        if int(segments) == 0:
+            return ResumePoint(0, 0, -1, {})
+        return ResumePoint(int(segments), int(done_ms), int(last), tracks)
+
+    async def add_segment(
+        self,
+        job_id: str,
+        seq: int,
+        result: dict[str, Any],
+        speech: dict[str, np.ndarray],
+        rate: int,
+        owner: str = "",
+    ) -> dict[str, int]:
+        """A finished segment: its speech appended to the tracks in the shared dir, then its JSON,
+        the job's progress and the tracks' lengths in one script, which refuses it (``LeaseLost``)
+        unless it is the job's next segment, the job is running (not cancelled meanwhile, from any
+        pod) and ``owner`` (when given) still holds it."""
+        key = self._key(await self._tenant(job_id), job_id)
+        tracks_json: Any = await self._run(self._client.hget(key, "tracks"))
+        before = json.loads(tracks_json or "{}")
+        tracks = await asyncio.to_thread(self.append_speech, job_id, before, result, speech, rate)
+        args = [job_id, seq, json.dumps(result), json.dumps(tracks), result["end_ms"], result["segment_id"]]
+        got = int(await self._script("ADD_SEGMENT", *args, repr(self._clock()), owner))
+        if got == -3:
+            raise _missing(job_id)
+        if got < 0:
+            why = "stored already" if got == -1 else "not ours, or not running"
+            raise LeaseLost(f"job {job_id}: segment {seq} refused ({why})")
+        return dict(tracks)
+
+    async def segments(self, job_id: str, after: int = -1, limit: int = 256) -> list[dict[str, Any]]:
+        """Up to ``limit`` finished segments after ``after`` (a page)."""
+        key = self._segments_key(await self._tenant(job_id), job_id)
+        rows = await self._run(self._client.lrange(key, after + 1, after + limit))
+        return [json.loads(r) for r in rows]
+
+    async def expired(self, now: float) -> list[str]:
+        """Jobs whose results are past their retention, and uploads abandoned (``expires`` set)."""
+        got = await self._run(self._client.zrangebyscore(f"{self.prefix}jobs:expires", "(0", repr(now)))
+        return [str(i) for i in got]
+
+    async def delete(self, job_id: str) -> None:
+        """The job's keys (any pod's sweep may do it: deleting twice is harmless), then its files."""
+        try:
+            tenant = await self._tenant(job_id)
+        except NotFound:
+            tenant = None
+        pipe = self._client.pipeline(transaction=True)
+        if tenant is not None:
+            pipe.delete(self._key(tenant, job_id), self._segments_key(tenant, job_id))
+            pipe.srem(self._open_key(tenant), job_id)
+        pipe.hdel(f"{self.prefix}jobs:tenant", job_id)
+        pipe.zrem(f"{self.prefix}jobs:live", job_id)
+        pipe.zrem(f"{self.prefix}jobs:expires", job_id)
+        await self._run(pipe.execute())
+        self._tenants.pop(job_id, None)
+        await asyncio.to_thread(_remove, self.folder(job_id))
+
+
+def _remove(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _missing(job_id: str) -> NotFound:
+    return NotFound(f"no job {job_id[:40]!r} of this tenant: it never was, or its results expired")
+
+
+def _status(job_id: str, row: dict[Any, Any]) -> JobStatus:
+    return JobStatus(
+        job_id=job_id,
+        tenant=row["tenant"],
+        state=JobState(row["state"]),
+        spec=JobSpec.from_json(row["spec"]),
+        created_at=float(row["created"]),
+        updated_at=float(row["updated"]),
+        received_bytes=int(row.get("received", 0)),
+        duration_ms=int(row.get("duration_ms", 0)),
+        done_ms=int(row.get("done_ms", 0)),
+        segments=int(row.get("segments", 0)),
+        error=row.get("error", ""),
+        expires_at=float(row.get("expires", 0)),
+    )

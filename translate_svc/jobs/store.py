@@ -1,0 +1,352 @@
+"""The jobs' durable store on one node's disk (``jobs.dir``): SQLite (``jobs.sqlite3``) for each
+job's state and its finished segments, and a folder per job for its audio (``audio``, written part
+by part) and its dubbed tracks (``<target>.pcm``: PCM16 mono at the model's rate, each segment's
+speech at its place on the audio's timeline).
+
+A finished segment is kept in one transaction with the tracks' lengths after it: a process killed
+between a track's write and its row leaves bytes past the recorded length, cut off on resume
+(``resume_point``), so a resumed job appends after its last finished segment and redoes none.
+Nothing of a job is held in memory: results are read back a row at a time.
+
+Every call runs on one thread of its own (SQLite's connection stays on it); the async methods
+never block the loop. Event loop only (the methods), the thread owns the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from translate_svc.errors import InvalidInput, NotFound, NotReady
+from translate_svc.jobs.model import JobSpec, JobState, JobStatus
+from translate_svc.jobs.tracks import TRACK_WIDTH, JobFiles
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY, tenant TEXT NOT NULL, state TEXT NOT NULL, spec TEXT NOT NULL,
+  created REAL NOT NULL, updated REAL NOT NULL, received INTEGER NOT NULL DEFAULT 0,
+  duration_ms INTEGER NOT NULL DEFAULT 0, done_ms INTEGER NOT NULL DEFAULT 0,
+  segments INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '', expires REAL NOT NULL DEFAULT 0,
+  audio_s REAL NOT NULL DEFAULT 0, owner TEXT NOT NULL DEFAULT '', lease REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, state);
+CREATE TABLE IF NOT EXISTS segments (
+  job_id TEXT NOT NULL, seq INTEGER NOT NULL, end_ms INTEGER NOT NULL, result TEXT NOT NULL,
+  tracks TEXT NOT NULL, PRIMARY KEY (job_id, seq)
+);
+"""
+_COLUMNS = "id, tenant, state, spec, created, updated, received, duration_ms, done_ms, segments, error, expires"
+__all__ = ["TRACK_WIDTH", "JobStore", "LeaseLost", "ResumePoint", "StoreLost"]
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a job goes on: after its last finished segment (0 of each: from the start)."""
+
+    segments: int
+    end_ms: int
+    last_segment_id: int
+    #: each track's length in bytes after the last finished segment
+    tracks: dict[str, int]
+
+
+class LeaseLost(Exception):
+    """A finished segment refused: the job is no longer this process's (its lease lapsed and
+    another took it over, or it is stored already). The runner drops the job without ending it."""
+
+
+class StoreLost(NotReady):
+    """The jobs' store did not answer (Redis lost): a job running stays so, its lease lapses, and
+    it is resumed once the store is back; never failed for it."""
+
+
+class JobStore(JobFiles):
+    """The jobs of one node; create one per process (SQLite's own locking shares the file between
+    a node's workers)."""
+
+    def __init__(self, root: Path, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(root)
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="job-store")
+        self._db: sqlite3.Connection | None = None
+
+    async def start(self) -> None:
+        await self._run(self._open)
+
+    async def close(self) -> None:
+        await self._run(self._close)
+        self._pool.shutdown(wait=True)
+
+    def _open(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.root / "jobs.sqlite3", timeout=10, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        self._db = db
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the job store is not open")
+        return self._db
+
+    # -- jobs -------------------------------------------------------------------------------------
+
+    async def create(self, tenant: str, spec: JobSpec, state: JobState) -> JobStatus:
+        return await self._run(self._create, tenant, spec, state)
+
+    def _create(self, tenant: str, spec: JobSpec, state: JobState) -> JobStatus:
+        job_id = new_job_id()
+        self.new_folder(job_id)
+        now = self._clock()
+        self.db.execute(
+            "INSERT INTO jobs (id, tenant, state, spec, created, updated) VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, tenant, state.value, spec.to_json(), now, now),
+        )
+        return self._get(job_id, tenant)
+
+    async def get(self, job_id: str, tenant: str | None = None) -> JobStatus:
+        """The job (of ``tenant``, when given: another tenant's is NotFound, as one that never was)."""
+        return await self._run(self._get, job_id, tenant)
+
+    def _get(self, job_id: str, tenant: str | None = None) -> JobStatus:
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None or (tenant is not None and row[1] != tenant):
+            raise NotFound(f"no job {job_id[:40]!r} of this tenant: it never was, or its results expired")
+        return _status(row)
+
+    # -- leases: which process runs a job ---------------------------------------------------------
+
+    async def claim(self, owner: str, now: float, lease_s: float, limit: int) -> list[str]:
+        """Up to ``limit`` jobs queued or running that no live lease holds (none, or one past its
+        time: its process stopped or died), oldest first, leased to ``owner`` until ``now + lease_s``."""
+        return await self._run(self._claim, owner, now, lease_s, limit)
+
+    def _claim(self, owner: str, now: float, lease_s: float, limit: int) -> list[str]:
+        if limit <= 0:
+            return []
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            rows = self.db.execute(
+                "SELECT id FROM jobs WHERE state IN ('queued', 'running') AND (owner = '' OR lease < ?) "
+                "ORDER BY created LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            ids = [r[0] for r in rows]
+            for job_id in ids:
+                self.db.execute("UPDATE jobs SET owner = ?, lease = ? WHERE id = ?", (owner, now + lease_s, job_id))
+        return ids
+
+    async def renew(self, owner: str, job_ids: list[str], until: float) -> dict[str, JobState]:
+        """Renew ``owner``'s leases of ``job_ids``; returns the state of each it still holds (a job
+        missing from the answer was taken over, or deleted)."""
+        return await self._run(self._renew, owner, job_ids, until)
+
+    def _renew(self, owner: str, job_ids: list[str], until: float) -> dict[str, JobState]:
+        held: dict[str, JobState] = {}
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for job_id in job_ids:
+                row = self.db.execute("SELECT state FROM jobs WHERE id = ? AND owner = ?", (job_id, owner)).fetchone()
+                if row is not None:
+                    self.db.execute("UPDATE jobs SET lease = ? WHERE id = ?", (until, job_id))
+                    held[job_id] = JobState(row[0])
+        return held
+
+    async def release(self, owner: str, job_id: str) -> None:
+        """``owner`` gives the job up (it stops, or the job ended): the next claim takes it at once."""
+        await self._run(
+            lambda: self.db.execute("UPDATE jobs SET owner = '', lease = 0 WHERE id = ? AND owner = ?", (job_id, owner))
+        )
+
+    async def tenant_load(self, tenant: str) -> tuple[int, float]:
+        """A tenant's jobs not finished (uploading, queued, running) and their audio in hours."""
+        return await self._run(self._tenant_load, tenant)
+
+    def _tenant_load(self, tenant: str) -> tuple[int, float]:
+        row = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(audio_s), 0) FROM jobs WHERE tenant = ? "
+            "AND state IN ('uploading', 'queued', 'running')",
+            (tenant,),
+        ).fetchone()
+        return int(row[0]), float(row[1]) / 3600
+
+    async def set_state(
+        self,
+        job_id: str,
+        state: JobState,
+        *,
+        error: str = "",
+        expires: float = 0.0,
+        only_from: tuple[JobState, ...] = (),
+    ) -> bool:
+        """Move the job to ``state`` (from one of ``only_from``, when given); False if it was not in one."""
+        return await self._run(self._set_state, job_id, state, error, expires, only_from)
+
+    def _set_state(
+        self, job_id: str, state: JobState, error: str, expires: float, only_from: tuple[JobState, ...]
+    ) -> bool:
+        sql = "UPDATE jobs SET state = ?, error = ?, expires = ?, updated = ? WHERE id = ?"
+        args: list[Any] = [state.value, error, expires, self._clock(), job_id]
+        if only_from:
+            sql += f" AND state IN ({', '.join('?' for _ in only_from)})"
+            args += [s.value for s in only_from]
+        return self.db.execute(sql, args).rowcount == 1
+
+    async def set_duration(self, job_id: str, duration_ms: int) -> None:
+        await self._run(self._set_duration, job_id, duration_ms)
+
+    def _set_duration(self, job_id: str, duration_ms: int) -> None:
+        self.db.execute(
+            "UPDATE jobs SET duration_ms = ?, audio_s = ?, updated = ? WHERE id = ?",
+            (duration_ms, duration_ms / 1000, self._clock(), job_id),
+        )
+
+    # -- the audio --------------------------------------------------------------------------------
+
+    async def append_part(self, job: JobStatus, offset: int, data: bytes, limit: int, expires: float = 0.0) -> int:
+        """Write an upload's part at ``offset`` (where the last one ended: a part sent again after a
+        lost answer is taken only if it starts there), the upload at most ``limit`` bytes; an upload
+        left without a part until ``expires`` is swept. Returns the bytes received so far."""
+        return await self._run(self._append_part, job, offset, data, limit, expires)
+
+    def _append_part(self, job: JobStatus, offset: int, data: bytes, limit: int, expires: float) -> int:
+        if offset != job.received_bytes:
+            raise InvalidInput(
+                f"this part starts at byte {offset}, but the upload has {job.received_bytes} bytes: "
+                f"send the part that starts at {job.received_bytes} (GET the job for received_bytes)"
+            )
+        if offset + len(data) > limit:
+            raise InvalidInput(f"the upload is over this server's {limit}-byte limit (jobs.max_upload_bytes)")
+        self.write_part(job.job_id, offset, data)
+        received = offset + len(data)
+        self.db.execute("UPDATE jobs SET received = ?, updated = ? WHERE id = ?", (received, self._clock(), job.job_id))
+        return received
+
+    async def set_received(self, job_id: str, received: int) -> None:
+        await self._run(lambda: self.db.execute("UPDATE jobs SET received = ? WHERE id = ?", (received, job_id)))
+
+    # -- results ----------------------------------------------------------------------------------
+
+    async def resume_point(self, job_id: str) -> ResumePoint:
+        """Where the job goes on, its tracks cut back to their length after its last finished segment."""
+        return await self._run(self._resume_point, job_id)
+
+    def _resume_point(self, job_id: str) -> ResumePoint:
+        row = self.db.execute(
+            "SELECT seq, end_ms, result, tracks FROM segments WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,)
+        ).fetchone()
+        tracks: dict[str, int] = {} if row is None else json.loads(row[3])
+        self.cut_tracks(job_id, tracks)
+        if row is None:
+            return ResumePoint(0, 0, -1, {})
+        return ResumePoint(int(row[0]) + 1, int(row[1]), int(json.loads(row[2])["segment_id"]), tracks)
+
+    async def add_segment(
+        self,
+        job_id: str,
+        seq: int,
+        result: dict[str, Any],
+        speech: dict[str, np.ndarray],
+        rate: int,
+        owner: str = "",
+    ) -> dict[str, int]:
+        """A finished segment: its speech appended to each target's track at its place (silence
+        before it, when the track is behind the segment's start), then its row and the tracks'
+        lengths in one transaction. Returns those lengths. (``owner``: checked by the Redis store;
+        a node's workers share one file, their leases in it.)"""
+        return await self._run(self._add_segment, job_id, seq, result, speech, rate)
+
+    def _add_segment(
+        self, job_id: str, seq: int, result: dict[str, Any], speech: dict[str, np.ndarray], rate: int
+    ) -> dict[str, int]:
+        tracks = self.append_speech(job_id, self._tracks_after(job_id), result, speech, rate)
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute(
+                "INSERT INTO segments (job_id, seq, end_ms, result, tracks) VALUES (?, ?, ?, ?, ?)",
+                (job_id, seq, result["end_ms"], json.dumps(result), json.dumps(tracks)),
+            )
+            self.db.execute(
+                "UPDATE jobs SET segments = ?, done_ms = ?, updated = ? WHERE id = ?",
+                (seq + 1, result["end_ms"], self._clock(), job_id),
+            )
+        return tracks
+
+    def _tracks_after(self, job_id: str) -> dict[str, int]:
+        row = self.db.execute(
+            "SELECT tracks FROM segments WHERE job_id = ? ORDER BY seq DESC LIMIT 1", (job_id,)
+        ).fetchone()
+        return {} if row is None else dict(json.loads(row[0]))
+
+    async def segments(self, job_id: str, after: int = -1, limit: int = 256) -> list[dict[str, Any]]:
+        """Up to ``limit`` finished segments after ``after`` (a page: results are read a page at a time)."""
+        return await self._run(self._segments, job_id, after, limit)
+
+    def _segments(self, job_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT result FROM segments WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?", (job_id, after, limit)
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    async def expired(self, now: float) -> list[str]:
+        """Jobs whose results are past their retention, and uploads abandoned (``expires`` set)."""
+        return await self._run(
+            lambda: [
+                r[0]
+                for r in self.db.execute("SELECT id FROM jobs WHERE expires > 0 AND expires <= ?", (now,)).fetchall()
+            ]
+        )
+
+    async def delete(self, job_id: str) -> None:
+        await self._run(self._delete, job_id)
+
+    def _delete(self, job_id: str) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM segments WHERE job_id = ?", (job_id,))
+            self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        shutil.rmtree(self.folder(job_id), ignore_errors=True)
+
+
+def new_job_id() -> str:
+    return "job_" + secrets.token_hex(12)
+
+
+def _status(row: tuple[Any, ...]) -> JobStatus:
+    return JobStatus(
+        job_id=row[0],
+        tenant=row[1],
+        state=JobState(row[2]),
+        spec=JobSpec.from_json(row[3]),
+        created_at=row[4],
+        updated_at=row[5],
+        received_bytes=row[6],
+        duration_ms=row[7],
+        done_ms=row[8],
+        segments=row[9],
+        error=row[10],
+        expires_at=row[11],
+    )

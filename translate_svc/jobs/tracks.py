@@ -1,0 +1,71 @@
+"""A job's files, whichever store keeps its state (``store.py``: SQLite on one node;
+``redis_store.py``: Redis across pods, the files then on a volume every pod mounts): a folder per
+job under ``jobs.dir`` (``jobs/<id>/``) holding its audio (``audio``) and its dubbed tracks
+(``<target>.pcm``: PCM16 mono at the model's rate, each segment's speech at its place on the
+audio's timeline). Synchronous: called on the store's thread (or a worker thread)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: PCM16 bytes per sample of a dubbed track
+TRACK_WIDTH = 2
+
+
+class JobFiles:
+    """Where a job's files are under ``root`` (``jobs.dir``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def folder(self, job_id: str) -> Path:
+        return self.root / "jobs" / job_id
+
+    def audio_path(self, job_id: str) -> Path:
+        return self.folder(job_id) / "audio"
+
+    def track_path(self, job_id: str, language: str) -> Path:
+        return self.folder(job_id) / f"{language}.pcm"
+
+    def new_folder(self, job_id: str) -> None:
+        self.folder(job_id).mkdir(parents=True)
+        self.audio_path(job_id).touch()
+
+    def write_part(self, job_id: str, offset: int, data: bytes) -> None:
+        with open(self.audio_path(job_id), "r+b") as f:
+            f.truncate(offset)
+            f.seek(offset)
+            f.write(data)
+
+    def cut_tracks(self, job_id: str, tracks: dict[str, int]) -> None:
+        """Each track cut back to its length after the last finished segment (bytes a process
+        wrote before it died, past what the store recorded)."""
+        for path in self.folder(job_id).glob("*.pcm"):
+            keep = tracks.get(path.stem, 0)
+            if path.stat().st_size != keep:
+                with open(path, "r+b") as f:
+                    f.truncate(keep)
+
+    def append_speech(
+        self, job_id: str, tracks: dict[str, int], result: dict[str, Any], speech: dict[str, np.ndarray], rate: int
+    ) -> dict[str, int]:
+        """A finished segment's speech appended to each target's track at its place (silence
+        before it, when the track is behind the segment's start), from the lengths the store
+        recorded after the last segment (``tracks``); returns the lengths after this one."""
+        tracks = dict(tracks)
+        start = round(result["start_ms"] * rate / 1000) * TRACK_WIDTH
+        for language, samples in speech.items():
+            path = self.track_path(job_id, language)
+            have = tracks.get(language, 0)
+            pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+            with open(path, "ab") as f:
+                f.truncate(have)
+                if have < start:
+                    f.write(bytes(start - have))
+                    have = start
+                f.write(pcm)
+            tracks[language] = have + len(pcm)
+        return tracks

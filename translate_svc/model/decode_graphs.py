@@ -1,0 +1,73 @@
+"""CUDA graphs of the decode loop's static step, one per row bucket (issue 70).
+
+``DecodeLoop(static=True)`` (model/decode_loop.py) runs every step on a row bucket over the pool's
+whole windows, writing only its static buffers in place (model/decode_step.py). ``StepGraphs``
+captures that step (``decode_step.step`` then ``decode_step.choose``) once per bucket, largest first
+so the smaller ones fit in its memory pool, and hands the loop ``replay``: a step is then one graph
+launch instead of hundreds of kernel launches from Python. A step with a row that has terms (host
+processors between the logits and the choice) still runs eagerly.
+
+Capture an empty pool, at start-up (the warm-up and the capture run the free slots; they are reset
+after). CUDA only: on any other device the constructor refuses, and the same static path runs
+eagerly (the CPU tests run it). Tested under tests/gpu/. Model thread only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from translate_svc.model import decode_step
+from translate_svc.model.decode_loop import DecodeLoop
+
+#: eager runs of each bucket before its capture (kernels loaded, library handles made)
+WARM_RUNS = 2
+
+
+class StepGraphs:
+    """A captured static step per row bucket of one ``DecodeLoop`` (see the module docstring)."""
+
+    def __init__(self, loop: DecodeLoop) -> None:
+        if loop.device.type != "cuda":
+            raise RuntimeError(f"CUDA graphs need the decode pool on a CUDA device (it is on {loop.device.type})")
+        if not loop.static:
+            raise ValueError("only the static step can be captured: DecodeLoop(static=True)")
+        self.loop = loop
+        self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
+        self._pool: Any = None  # the graphs' shared memory pool (torch's handle)
+
+    def _run(self, rows: int) -> None:
+        loop = self.loop
+        logits, at = decode_step.step(loop.weights, loop.buffers, loop.views(rows))
+        decode_step.choose(loop.buffers, rows, logits, loop.eos, at, forced=loop._forced)
+
+    @torch.inference_mode()
+    def capture(self, buckets: Sequence[int] | None = None) -> None:
+        """Capture ``buckets`` (default: the loop's), then let the loop replay them."""
+        loop = self.loop
+        if len(loop):
+            raise RuntimeError("capture the decode pool while it is empty (the capture runs its free slots)")
+        chosen = sorted(set(buckets or loop.buckets), reverse=True)
+        if any(b not in loop.buckets for b in chosen):
+            raise ValueError(f"buckets {chosen} are not all the loop's {loop.buckets}")
+        side = torch.cuda.Stream()  # type: ignore[no-untyped-call]
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for rows in chosen:
+                for _ in range(WARM_RUNS):
+                    self._run(rows)
+        torch.cuda.current_stream().wait_stream(side)
+        for rows in chosen:
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self._pool):
+                self._run(rows)
+            self._pool = graph.pool()
+            self.graphs[rows] = graph
+        torch.cuda.synchronize()
+        loop.reset_free()
+        loop.replay = self.replay
+
+    def replay(self, rows: int) -> None:
+        self.graphs[rows].replay()

@@ -1,0 +1,487 @@
+"""Our own greedy decode loop for the text decoder (issue 70): rows join and leave at every step.
+
+``generate`` owns its loop: a batch is fixed from its first step to its longest row's last, and
+each step is hundreds of small launches from Python. ``DecodeLoop`` keeps a fixed pool of
+``slots`` rows over the loaded model's own text decoder weights (model/decode_step.py computes
+exactly what ``SeamlessM4Tv2Decoder`` does):
+
+- ``admit(rows, enc, mask)``: plan rows (engine/rows.py ``DecodeRow``) join into free slots: their
+  encoder output's cross-attention keys and values are projected **once**, into the slot (padded
+  to the pool's ``max_frames``, masked past the row's own frames), and their known tokens (the
+  decoder start, the language token, a forced prefix: a simultaneous step's committed tokens)
+  are fed. A pool without room for all of them admits none and raises ``PoolFull``: the caller's
+  queue holds them (the engine's back-pressure), never an out-of-memory.
+- ``step()``: one greedy token for every active row in one batched forward over slots
+  ``0 .. n-1`` (the pool keeps its rows packed: a row that leaves is replaced by the last one,
+  as vLLM's persistent batch condenses), then the rows' bounds as tensor operations on the device
+  (benchmark mode's forced lengths, argmax, EOS, each row's token cap); the rows that finished are
+  returned (``Finished``: id, tokens as ``generate`` writes the row alone, the decoder's last hidden
+  state at each position but the last, what text-to-unit reads) and leave their slot when the host
+  reads the finished flags: every step by default, every ``read_every`` steps, or one step behind
+  (``read_behind``, the default on CUDA: a non-blocking copy the next step takes). A row finished
+  between reads runs masked steps that change nothing of it (model/decode_step.py ``choose``).
+- ``drop(row_id)``: a row that failed or was cancelled leaves alone; the others go on.
+
+Each row's cap is ``TextDecoder``'s (its ``TextCap`` bound, else the generation config's
+``max_new_tokens``; benchmark mode: its forced length and EOS), so a row's tokens equal
+``generate`` on it (tests/model/test_decode_loop.py; fp32 differences only at near-ties of the top
+two logits, from the order of floating-point sums).
+
+Terms and glossaries (model/terms.py) stay host processors: a row with terms gets its own
+``RowSequenceBias``/``GlossaryForce`` (built by ``TextDecoder`` for a batch of that one row) and is
+processed alone on its own tokens each step, so rows joining or leaving never reorder them. Only
+rows with terms cost a host round trip.
+
+CUDA graphs: the step only writes static buffers in place (``Slots``), at positions read from the
+device. Eagerly it attends over the longest active row's tokens and frames (the host knows them
+without a sync); ``static=True`` runs what a captured graph replays: a row bucket (free slots of
+the bucket step too, harmlessly, in their own buffers) over the pool's whole windows.
+model/decode_graphs.py captures that step once per bucket on CUDA (``DecodeLoop.replay``); a step
+with a row that has terms runs eagerly.
+
+Model thread only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from transformers import LogitsProcessor
+
+from translate_svc.engine.rows import DecodeRow
+from translate_svc.model import decode_step
+from translate_svc.model.decode_step import Slots, Views, Weights
+from translate_svc.model.decoder import TextDecoder
+
+#: the decoder start token and the language token before a row's text
+PROMPT = 2
+#: the self-attention window grows in these steps (eagerly; a captured step reads the whole cache)
+WINDOW_STEP = 8
+#: a row's sequence length when neither a ``TextCap`` nor the generation config bounds it
+#: (``GenerationConfig``'s own default ``max_length``)
+DEFAULT_MAX_LENGTH = 20
+
+
+class PoolFull(RuntimeError):
+    """More rows asked to join than the pool has free slots; none of them joined."""
+
+
+@dataclass(frozen=True, eq=False)
+class Finished:
+    """A row that finished: what ``generate`` returns for it alone, and its hidden states."""
+
+    id: int
+    #: the decoder start, the language token, the text and its last token (EOS, or the one its
+    #: cap stopped at): ``generate``'s sequence for the row, without padding
+    tokens: tuple[int, ...]
+    #: (len(tokens) - 1, hidden): the decoder's last hidden state with each token but the last as
+    #: the input: ``text_decoder(input_ids=sequence[:-1]).last_hidden_state``, what t2u reads
+    hidden: Tensor
+    #: the log-probability of each token the loop chose (those after the prompt and a forced
+    #: prefix: ``tokens[-len(logprobs):]``), under the model's own distribution (before the term
+    #: processors): ``log_softmax(logits)[token]`` of the step that chose it
+    logprobs: tuple[float, ...] = ()
+
+
+@dataclass
+class _Row:
+    """What the host keeps of an active row: its plan row, how many tokens it has (known without
+    reading the device: each step adds one), its own encoder frames, and its term processors."""
+
+    row: DecodeRow
+    length: int
+    frames: int
+    processors: list[LogitsProcessor]
+    #: the tokens it joined with (prompt and forced prefix): the loop chose the ones after
+    known: int = 0
+
+
+class DecodeLoop:
+    """A pool of decode rows over a loaded model's text decoder (see the module docstring)."""
+
+    def __init__(
+        self,
+        decoder: TextDecoder,
+        *,
+        slots: int,
+        max_frames: int,
+        max_tokens: int | None = None,
+        static: bool = False,
+        buckets: Sequence[int] | None = None,
+        read_every: int = 1,
+        read_behind: bool | None = None,
+    ) -> None:
+        """``decoder``: the loaded model's text decoder stage (its model, language tokens, caps,
+        terms and benchmark mode). ``slots``: rows decoded at once. ``max_frames``: the longest
+        encoder output a row may bring. ``max_tokens``: the longest sequence a row may reach (its
+        prompt counted); default: the generation config's bound. ``static``: every step runs a row
+        bucket (``buckets``, default powers of two up to ``slots``) over the pool's whole windows,
+        the shapes a captured graph replays (model/decode_graphs.py); eagerly it is the code the GPU
+        runs, minus the capture. ``read_every``: the host reads the rows' finished flags every this
+        many steps (a row that finished in between runs at most that many masked steps, its tokens
+        ending at its EOS or cap). ``read_behind`` (default: on CUDA): each read is a non-blocking
+        copy into pinned host memory, taken at the next step once that step's work is queued, so the
+        host never waits for the step it just launched."""
+        if slots < 1 or max_frames < 1:
+            raise ValueError(
+                f"a decode pool needs at least one slot and one frame (slots={slots}, frames={max_frames})"
+            )
+        model = decoder.model
+        _check_greedy(model.generation_config)
+        self.decoder = decoder
+        self.text = model.text_decoder
+        self.lm_head = model.lm_head
+        gen = model.generation_config
+        self.eos, self.pad = decoder.eos, decoder.pad
+        self.start = int(gen.decoder_start_token_id)
+        gen_new = getattr(gen, "max_new_tokens", None)
+        #: a row's new tokens where no cap of its own bounds it (``generate``'s rule)
+        self.default_new = int(gen_new) if gen_new is not None else int(gen.max_length or DEFAULT_MAX_LENGTH) - PROMPT
+        self.max_tokens = max_tokens if max_tokens is not None else PROMPT + self.default_new
+        self.slots, self.max_frames = slots, max_frames
+        param = next(self.text.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        positions = self.text.embed_positions  # the table grows as the upstream forward would grow it
+        if self.pad + 1 + self.max_tokens > positions.weights.size(0):
+            positions.make_weights(
+                self.max_tokens + 2 * positions.offset, positions.embedding_dim, positions.padding_idx
+            )
+        self.weights = Weights.of(self.text, model.lm_head)
+        self.buffers = Slots.allocate(self.text, slots, self.max_tokens, max_frames, self.device, self.dtype)
+        self._rows: list[_Row] = []  # slot i holds self._rows[i]
+        self._last_views: tuple[tuple[int, int, int], Views] | None = None
+        self.static = static
+        self.buckets = tuple(sorted(set(buckets or _powers_of_two(slots)) | {slots}))
+        if self.buckets[0] < 1 or self.buckets[-1] > slots:
+            raise ValueError(f"row buckets {self.buckets} outside 1..{slots}")
+        #: a captured step per row bucket (model/decode_graphs.py): runs ``step`` and ``choose`` of
+        #: that many rows in place; None: eager
+        self.replay: Callable[[int], None] | None = None
+        if read_every < 1:
+            raise ValueError(f"read_every must be at least 1 (got {read_every})")
+        self.read_every = read_every
+        self.read_behind = self.device.type == "cuda" if read_behind is None else read_behind
+        self._forced = decoder.forced is not None  # benchmark mode's forced lengths (choose's work)
+        self._terms = 0  # active rows with term processors (each costs a host round trip a step)
+        self._longest = 0  # the longest active row's length (host's count), and its most frames
+        self._frames = 0
+        self._since = 0  # steps since the flags were last read
+        #: a read in flight (read_behind): the rows' ids then, and the host copies' event
+        self._pending: tuple[tuple[int, ...], Any] | None = None
+        pin = self.device.type == "cuda"
+        self._host_done = torch.zeros(slots, dtype=torch.bool, pin_memory=pin)
+        self._host_length = torch.zeros(slots, dtype=torch.long, pin_memory=pin)
+
+    # -- the pool --------------------------------------------------------------------------
+
+    @property
+    def active(self) -> tuple[int, ...]:
+        """The active rows' ids, in slot order."""
+        return tuple(r.row.id for r in self._rows)
+
+    @property
+    def free(self) -> int:
+        return self.slots - len(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def row_limit(self, row: DecodeRow) -> tuple[int, int]:
+        """A row's new-token cap and its benchmark forced length (-1: none), as ``TextDecoder.generate``
+        bounds it: forced lengths end on EOS after that many tokens; else its ``TextCap`` bound; else
+        the generation config's."""
+        dec = self.decoder
+        if dec.forced is not None:
+            length = dec.forced.text_tokens(row.seconds)
+            return length + 1, length
+        if dec.text_cap is not None:
+            return dec.max_new_tokens(row.seconds), -1
+        return self.default_new, -1
+
+    @torch.inference_mode()
+    def admit(
+        self,
+        rows: Sequence[DecodeRow],
+        enc: Tensor,
+        mask: Tensor,
+        *,
+        said: Mapping[int, str] | None = None,
+        text_input: bool = False,
+    ) -> list[Finished]:
+        """``rows`` join the pool (``enc``: (rows, frames, hidden), one encoder output per row, as
+        ``TextDecoder.decode`` takes them; ``mask``: the features' mask, sub-sampled here as the model
+        does, or with ``text_input`` the text encoder's mask as it is). ``said``: per input index,
+        what it is known to have said (terms). Raises ``PoolFull`` (none joins) where the free slots
+        are too few, ``ValueError`` for a row the pool cannot hold. Returns rows already finished
+        by their forced prefix (its cap or EOS inside it); the others decode from the next step."""
+        if not rows:
+            return []
+        if len(rows) > self.free:
+            raise PoolFull(f"{len(rows)} rows asked to join a decode pool with {self.free} of {self.slots} slots free")
+        if enc.shape[0] != len(rows) or mask.shape[0] != len(rows):
+            raise ValueError(f"{len(rows)} rows with {enc.shape[0]} encoder outputs and {mask.shape[0]} masks")
+        known_ids = set(self.active)
+        if len({r.id for r in rows}) < len(rows) or known_ids & {r.id for r in rows}:
+            raise ValueError("a row id is already in the decode pool (ids are unique within a pool)")
+        lengths = self._own_frames(enc, mask, text_input)
+        if enc.shape[1] > self.max_frames:
+            enc = enc[:, : max(lengths)]
+        if enc.shape[1] > self.max_frames:
+            raise ValueError(f"an encoder output of {enc.shape[1]} frames; the pool holds {self.max_frames}")
+        seqs, limits, forced = [], [], []
+        for row in rows:
+            if row.language not in self.decoder.text_lang_ids:
+                raise ValueError(f"row {row.id}: the text decoder has no language token for {row.language!r}")
+            cap, force = self.row_limit(row)
+            if PROMPT + cap > self.max_tokens:
+                raise ValueError(f"row {row.id}: {cap} new tokens; the pool holds {self.max_tokens - PROMPT}")
+            seq = [self.start, self.decoder.text_lang_ids[row.language], *row.prefix[:cap]]
+            if self.eos in row.prefix[:cap]:  # a forced EOS ends the row, as generate stops there
+                seq = seq[: PROMPT + row.prefix.index(self.eos) + 1]
+            seqs.append(seq)
+            limits.append(PROMPT + cap)
+            forced.append(force)
+        first = len(self._rows)
+        n = len(rows)
+        buf = self.buffers
+        own = torch.tensor(lengths, device=self.device).unsqueeze(1)
+        padding = torch.arange(self.max_frames, device=self.device).unsqueeze(0) >= own
+        buf.frames_bias[first : first + n] = torch.zeros_like(padding, dtype=self.dtype).masked_fill_(
+            padding, float("-inf")
+        )
+        buf.limit[first : first + n] = torch.tensor(limits, device=self.device)
+        buf.force_len[first : first + n] = torch.tensor(forced, device=self.device)
+        buf.done[first : first + n] = False
+        width = max(len(s) for s in seqs)
+        tokens = torch.tensor([s + [self.pad] * (width - len(s)) for s in seqs], device=self.device)
+        decode_step.project_cross(self.weights, buf, first, enc.to(self.dtype))
+        decode_step.prefill(
+            self.weights, buf, first, tokens, torch.tensor([len(s) for s in seqs], device=self.device), max(lengths)
+        )
+        said = said or {}
+        for row, seq, frames in zip(rows, seqs, lengths, strict=True):
+            terms = row.terms and self.decoder.forced is None  # benchmark mode has no terms (TextDecoder)
+            procs = self.decoder.term_processors([row], said) if terms else []
+            self._rows.append(_Row(row, len(seq), frames, procs, len(seq)))
+        self._recount()
+        ended = [
+            first + j
+            for j, seq in enumerate(seqs)
+            if len(seq) >= limits[j] or (len(seq) > PROMPT and seq[-1] == self.eos)
+        ]
+        return self._leave(ended)
+
+    def _own_frames(self, enc: Tensor, mask: Tensor, text_input: bool) -> list[int]:
+        """Each row's own encoder frames: the text encoder's mask as it is, or the features' mask
+        sub-sampled to the speech encoder's frames (``SeamlessM4Tv2Model.forward``'s rule)."""
+        if text_input:
+            own = mask.sum(1)
+        else:
+            own = self.decoder.model._compute_sub_sample_lengths_from_attention_mask(mask)
+        return [min(int(x), enc.shape[1]) for x in own.tolist()]
+
+    @torch.inference_mode()
+    def step(self) -> list[Finished]:
+        """One token for every active row (see the module docstring); the rows that finished leave."""
+        n = len(self._rows)
+        if n == 0:
+            return []
+        rows = self.bucket(n) if self.static else n
+        if self.replay is not None and not self._terms:
+            self.replay(rows)
+        else:
+            logits, at = decode_step.step(self.weights, self.buffers, self.views(rows))
+            raw = None
+            if self._terms:
+                raw = logits.clone()  # the confidence is the model's own (docs/decisions.md)
+                for i, r in enumerate(self._rows):
+                    if r.processors:
+                        self._process(i, r, logits)
+            decode_step.choose(self.buffers, rows, logits, self.eos, at, raw, forced=self._forced)
+        for r in self._rows:
+            r.length += 1  # the host's count: a finished row's true length is read with its flag
+        self._longest += 1
+        self._since += 1
+        out = self._collect() if self._pending is not None else []
+        if self._since >= self.read_every:
+            self._since = 0
+            if self.read_behind:
+                self._issue()
+            else:
+                n = len(self._rows)
+                out += self._ended(list(range(n)), self.buffers.done[:n].tolist(), self.buffers.length[:n])
+        return out
+
+    def _issue(self) -> None:
+        """The active rows' flags and lengths copied to the host without waiting (taken next step)."""
+        n, buf = len(self._rows), self.buffers
+        self._host_done[:n].copy_(buf.done[:n], non_blocking=True)
+        self._host_length[:n].copy_(buf.length[:n], non_blocking=True)
+        event = None
+        if self.device.type == "cuda":
+            event = torch.cuda.Event()  # type: ignore[no-untyped-call]
+            event.record()
+        self._pending = (tuple(r.row.id for r in self._rows), event)
+
+    def _collect(self) -> list[Finished]:
+        """The read in flight taken: the rows it saw finished leave (found by id: rows may have
+        joined since; a drop lets the read go)."""
+        assert self._pending is not None
+        ids, event = self._pending
+        self._pending = None
+        if event is not None:
+            event.synchronize()
+        flags = self._host_done[: len(ids)].tolist()
+        if not any(flags):
+            return []
+        slot_of = {r.row.id: i for i, r in enumerate(self._rows)}
+        slots = [slot_of.get(row_id, -1) for row_id in ids]
+        return self._ended(slots, flags, self._host_length[: len(ids)])
+
+    def _ended(self, slots: Sequence[int], flags: Sequence[bool], lengths: Tensor) -> list[Finished]:
+        """Rows read finished (``flags`` of the rows then in ``slots``; -1: gone since) leave, with
+        their true lengths (``lengths``, as read beside the flags)."""
+        ended = [j for j, f in enumerate(flags) if f and slots[j] >= 0]
+        if not ended:
+            return []
+        true = lengths.tolist()
+        for j in ended:
+            self._rows[slots[j]].length = true[j]
+        return self._leave([slots[j] for j in ended])
+
+    def bucket(self, n: int) -> int:
+        """The static step's rows for ``n`` active rows: the smallest bucket that holds them."""
+        return next(b for b in self.buckets if b >= n)
+
+    def views(self, n: int) -> Views:
+        """The buffers' views for a step of ``n`` rows. Static: the pool's whole windows. Eager:
+        attention over the longest row's tokens rounded up to ``WINDOW_STEP`` (so the views last
+        several steps) and the longest row's own frames. The last views are kept while those stay."""
+        if self.static:
+            key = (n, self.max_tokens, self.max_frames)
+        else:
+            window = min(self.max_tokens, -(-self._longest // WINDOW_STEP) * WINDOW_STEP)
+            key = (n, window, self._frames)
+        if self._last_views is None or self._last_views[0] != key:
+            self._last_views = (key, Views.of(self.buffers, slice(0, n), key[1], key[2]))
+        return self._last_views[1]
+
+    def _process(self, i: int, r: _Row, logits: Tensor) -> None:
+        """A row's term processors on its own tokens (a batch of one), in ``TextDecoder``'s order."""
+        ids = self.buffers.tokens[i : i + 1, : r.length]
+        scores = logits[i : i + 1]
+        for p in r.processors:
+            scores = p(ids, scores)
+        logits[i : i + 1] = scores
+
+    def drop(self, row_id: int) -> None:
+        """A row leaves without a result (it failed, or its request went away); the others go on."""
+        for i, r in enumerate(self._rows):
+            if r.row.id == row_id:
+                # a read in flight is let go (a row joining later may reuse the id); the others'
+                # flags stay set on the device for the next read
+                self._pending = None
+                self._leave([i], results=False)
+                return
+        raise KeyError(f"row {row_id} is not in the decode pool")
+
+    def _leave(self, slots: Sequence[int], *, results: bool = True) -> list[Finished]:
+        """Rows in ``slots`` leave: their results read (one copy of their tokens), then each freed slot
+        is filled by the last active row, so the pool stays packed."""
+        if not slots:
+            return []
+        buf = self.buffers
+        out = []
+        if results:
+            index = torch.tensor(list(slots), device=self.device)
+            rows_tokens = buf.tokens.index_select(0, index).tolist()
+            rows_logprobs = buf.logprob.index_select(0, index).tolist()
+            for slot, tokens, logprobs in zip(slots, rows_tokens, rows_logprobs, strict=True):
+                r = self._rows[slot]
+                hidden = buf.hidden[slot, : r.length - 1].clone()
+                chosen = tuple(logprobs[r.known : r.length])
+                out.append(Finished(r.row.id, tuple(tokens[: r.length]), hidden, chosen))
+        before = len(self._rows)
+        for slot in sorted(slots, reverse=True):
+            last = len(self._rows) - 1
+            if slot != last:
+                moved = self._rows[last]
+                buf.move(last, slot, moved.length, moved.frames)
+                self._rows[slot] = moved
+            self._rows.pop()
+        buf.done[len(self._rows) : before] = True  # freed slots are finished: a static step never grows them
+        self._recount()
+        return out
+
+    def _recount(self) -> None:
+        """The host's per-pool counts after rows joined or left (a step reads them, not the rows)."""
+        self._terms = sum(1 for r in self._rows if r.processors)
+        self._longest = max((r.length for r in self._rows), default=0)
+        self._frames = max((r.frames for r in self._rows), default=0)
+
+    # -- a whole plan -----------------------------------------------------------------------
+
+    def run(
+        self,
+        rows: Sequence[DecodeRow],
+        enc: Tensor,
+        mask: Tensor,
+        *,
+        said: Mapping[int, str] | None = None,
+        text_input: bool = False,
+    ) -> dict[int, Finished]:
+        """Every row decoded, by id: rows join as slots free up (a queue in front of the pool). One
+        pass: a plan's passes (``RowPlan.passes``, transcripts first where terms need them) are the
+        caller's, with ``said`` from the first pass's rows."""
+        waiting = list(range(len(rows)))
+        out: dict[int, Finished] = {}
+        while waiting or len(self):
+            take, waiting = waiting[: self.free], waiting[self.free :]
+            if take:
+                index = torch.tensor(take, device=enc.device)
+                joined = self.admit(
+                    [rows[k] for k in take],
+                    enc.index_select(0, index),
+                    mask.index_select(0, index),
+                    said=said,
+                    text_input=text_input,
+                )
+                out.update((f.id, f) for f in joined)
+            out.update((f.id, f) for f in self.step())
+        return out
+
+    def reset_free(self) -> None:
+        """Free slots back to their start values (after a warm-up or capture ran them)."""
+        buf, first = self.buffers, len(self._rows)
+        buf.length[first:] = 1
+        buf.done[first:] = True
+
+
+def _powers_of_two(top: int) -> list[int]:
+    return [1 << k for k in range(top.bit_length()) if 1 << k <= top]
+
+
+def _check_greedy(gen: object) -> None:
+    """The loop is greedy decoding with no processor of ``generate``'s own: a generation config that
+    asks for more (beams, sampling, penalties, banned or suppressed tokens, a minimum length) would
+    make ``generate`` differ, so it is refused, not ignored."""
+    asked = {
+        "num_beams": getattr(gen, "num_beams", 1) not in (None, 1),
+        "do_sample": bool(getattr(gen, "do_sample", False)),
+        "repetition_penalty": getattr(gen, "repetition_penalty", 1.0) not in (None, 1.0),
+        "no_repeat_ngram_size": bool(getattr(gen, "no_repeat_ngram_size", 0)),
+        "min_length": bool(getattr(gen, "min_length", 0)),
+        "min_new_tokens": bool(getattr(gen, "min_new_tokens", None)),
+        "bad_words_ids": bool(getattr(gen, "bad_words_ids", None)),
+        "suppress_tokens": bool(getattr(gen, "suppress_tokens", None)),
+        "begin_suppress_tokens": bool(getattr(gen, "begin_suppress_tokens", None)),
+        "forced_bos_token_id": getattr(gen, "forced_bos_token_id", None) is not None,
+        "forced_eos_token_id": getattr(gen, "forced_eos_token_id", None) is not None,
+    }
+    bad = sorted(k for k, v in asked.items() if v)
+    if bad:
+        raise NotImplementedError(f"the decode loop is plain greedy; the generation config asks for {', '.join(bad)}")

@@ -1,0 +1,94 @@
+"""The fast runner's decode (issue 70): a plan's rows through our own decode loop instead of
+``generate``, and each row's kept hidden states handed to text-to-unit.
+
+``LoopDecoder.decode`` takes what ``TextDecoder.decode`` takes (encoder rows, their mask, a
+``RowPlan``, what inputs said) and runs the plan's passes (transcripts first where terms need them)
+through one ``DecodeLoop`` (model/decode_loop.py): rows join the pool as slots free up and leave the
+step they finish. It returns the rows' sequences as ``generate`` writes them, right-padded, and the
+decoder's last hidden state at each position but a row's last: what t2u reads (model/speech.py
+``text_states``), so the fast runner never re-runs the text decoder for speech (the exact runner
+does, as ``generate`` does).
+
+The exact runner (model/runner.py with no loop) stays the reference: each row equal to
+``generate`` alone. The fast runner is held to it by stated tolerances (tests/model/test_fast_runner.py,
+docs/performance.md): on the test checkpoint in float32, the rows' tokens and the speech's lengths.
+
+This is the loop inside one batch; rows that join a running decode from the next batch (a
+stepping core, engine/core.py) are the next step. Model thread only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from translate_svc.engine.rows import RowPlan
+from translate_svc.model.decode_loop import DecodeLoop
+from translate_svc.model.decoder import TextDecoder
+
+#: the encoder frames a row may bring by default: 60 s of speech (100 feature frames a second,
+#: strided by 2, then the length adaptor's 8), with room
+DEFAULT_MAX_FRAMES = 512
+
+
+@dataclass(frozen=True, eq=False)
+class Decoded:
+    """A plan's rows decoded: their sequences (start, language, text, last token; right-padded) and,
+    where the decode kept them, the decoder's last hidden states at each position but the last
+    (rows, longest - 1, hidden; zero past a row's own)."""
+
+    sequences: Tensor
+    states: Tensor | None = None
+    #: per row, the log-probability of each token the decode chose (after the prompt and a forced
+    #: prefix, up to its EOS or cap), under the model's own distribution; None: not kept
+    logprobs: tuple[tuple[float, ...], ...] | None = None
+
+
+class LoopDecoder:
+    """A plan's rows through ``DecodeLoop`` (see the module docstring)."""
+
+    def __init__(
+        self, decoder: TextDecoder, processor: object, *, slots: int = 64, max_frames: int = DEFAULT_MAX_FRAMES
+    ) -> None:
+        self.decoder = decoder
+        self.processor = processor
+        self.loop = DecodeLoop(decoder, slots=slots, max_frames=max_frames)
+
+    def decode(
+        self,
+        enc: Tensor,
+        mask: Tensor,
+        plan: RowPlan,
+        said: Mapping[int, str] | None = None,
+        *,
+        text_input: bool = False,
+    ) -> Decoded:
+        """Every row of ``plan`` (``enc``/``mask`` expanded to its rows, in order), pass by pass."""
+        said = dict(said or {})
+        done: dict[int, tuple[tuple[int, ...], Tensor]] = {}
+        logprobs: dict[int, tuple[float, ...]] = {}
+        for subset in plan.passes if plan.terms else (tuple(range(len(plan))),):
+            index = torch.tensor(subset, device=enc.device)
+            rows = [plan.rows[r] for r in subset]
+            got = self.loop.run(
+                rows, enc.index_select(0, index), mask.index_select(0, index), said=said, text_input=text_input
+            )
+            finished = {r: got[plan.rows[r].id] for r in subset}
+            if plan.terms and plan.rows[subset[0]].first:  # what was said, for the translations
+                for r, f in finished.items():
+                    said[plan.rows[r].item] = self.processor.batch_decode(  # type: ignore[attr-defined]
+                        [list(f.tokens)], skip_special_tokens=True
+                    )[0]
+            done.update((r, (f.tokens, f.hidden)) for r, f in finished.items())
+            logprobs.update((r, f.logprobs) for r, f in finished.items())
+        width = max(len(tokens) for tokens, _ in done.values())
+        sequences = torch.full((len(plan), width), self.decoder.pad, dtype=torch.long, device=enc.device)
+        hidden = next(iter(done.values()))[1]
+        states = torch.zeros((len(plan), width - 1, hidden.shape[-1]), dtype=hidden.dtype, device=hidden.device)
+        for r, (tokens, kept) in done.items():
+            sequences[r, : len(tokens)] = torch.tensor(tokens, device=enc.device)
+            states[r, : kept.shape[0]] = kept
+        return Decoded(sequences, states, tuple(logprobs[r] for r in range(len(plan))))

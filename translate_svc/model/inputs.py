@@ -1,0 +1,40 @@
+"""From requests to the stages' arguments: the one place in model/ where a ``ModelInput`` is read
+for its features, its language detection and its text, so that no stage takes a request (issue 69).
+The runners (model/runner.py, model/simultaneous.py) call these, then hand the stages tensors and
+a plan (engine/rows.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from translate_svc.engine.requests import ModelInput, SourceText
+from translate_svc.model.encoders import EncoderBatch
+from translate_svc.model.seamless import SeamlessStages
+
+
+def features_of(stages: SeamlessStages, inputs: Sequence[ModelInput]) -> EncoderBatch:
+    """The inputs' features (computed ahead where given, else here), padded into one batch."""
+    per = [i.features if i.features is not None else stages.extract_features(i.audio) for i in inputs]
+    return stages.speech_encoder.features(per)
+
+
+def detect(stages: SeamlessStages, inputs: Sequence[ModelInput]) -> tuple[dict[int, dict[str, float]], float]:
+    """The spoken language of the inputs that ask (``detect``), in one identifier batch: each one's
+    scores by input index, and the milliseconds it took."""
+    asking = [k for k, item in enumerate(inputs) if item.detect is not None]
+    if not asking:
+        return {}, 0.0
+    t0 = time.perf_counter()
+    scores = stages.identify([inputs[k].audio for k in asking], [inputs[k].detect or () for k in asking])
+    return dict(zip(asking, scores, strict=True)), (time.perf_counter() - t0) * 1000
+
+
+def texts_of(inputs: Sequence[ModelInput]) -> list[SourceText]:
+    """Text inputs' texts (``ModelInput.text``)."""
+    out = []
+    for item in inputs:
+        if item.text is None:
+            raise ValueError("not a text input: ModelInput.text is None")
+        out.append(item.text)
+    return out

@@ -1,0 +1,83 @@
+"""A tenant: a name from the tokens file, its caps, its room rights and its recording policy.
+
+A **tenant** is a name from the tokens file (every token belongs to one; ``default`` when the line
+names none, and for every call on a server without tokens) with optional caps: concurrent streams,
+concurrent Translate calls, audio seconds per minute, unary calls, rooms, speakers and listeners
+(``TenantCaps``), the rooms its token may publish into and listen to (``RoomRights``), and what is
+kept of its sessions (``recording.RecordPolicy``), and its streams' profanity filter unless a
+stream sets its own (``Tenant.profanity``, issue 72). Pure: frozen values, no I/O.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass, field, replace
+
+from translate_svc.session.recording import NO_RECORDING, RecordPolicy
+from translate_svc.types import Profanity, TranslationTask
+
+#: a tenant's name: a metrics label and part of a client secret, so a short, plain word
+TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,39}")
+
+
+@dataclass(frozen=True)
+class TenantCaps:
+    """A tenant's caps; None: no cap of that kind (the node's own limits still hold)."""
+
+    streams: int | None = None
+    translate_calls: int | None = None
+    audio_seconds_per_minute: float | None = None
+    #: unary calls in progress at once (None: ``limits.max_unary_calls_per_tenant``)
+    unary_calls: int | None = None
+    #: rooms open at once (``session/rooms/``), speakers publishing into them, listeners
+    rooms: int | None = None
+    room_speakers: int | None = None
+    listeners: int | None = None
+    #: background jobs not finished (uploading, queued, running) at once, and their audio in hours
+    #: (``jobs/``, issue 73)
+    jobs: int | None = None
+    job_hours: float | None = None
+
+
+@dataclass(frozen=True)
+class RoomRights:
+    """Which rooms a caller may publish into and listen to: shell-style patterns (``fnmatch``,
+    case-sensitive) of room names, from its token's line in the tokens file. ``speak_only``: the
+    caller may open a stream only to speak into one of its ``publish`` rooms (a room's speaker
+    key, ``open_room`` of the MCP door: not a stream of its own without a room; issue 68 H4)."""
+
+    publish: tuple[str, ...] = ()
+    listen: tuple[str, ...] = ()
+    speak_only: bool = False
+
+    def may_publish(self, room: str) -> bool:
+        return any(fnmatch.fnmatchcase(room, p) for p in self.publish)
+
+    def may_listen(self, room: str) -> bool:
+        return any(fnmatch.fnmatchcase(room, p) for p in self.listen)
+
+
+#: every room, both ways (a server without tokens; a token with every permission and no room option)
+ALL_ROOMS = RoomRights(("*",), ("*",))
+NO_ROOMS = RoomRights()
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str = "default"
+    caps: TenantCaps = field(default_factory=TenantCaps)
+    #: what is kept of its sessions, and for how long (``recording.py``)
+    record: RecordPolicy = NO_RECORDING
+    #: the profanity filter of its calls that set none (the tokens file's ``profanity=``)
+    profanity: Profanity = Profanity.OFF
+
+    def task_for(self, task: TranslationTask) -> TranslationTask:
+        """``task`` with this tenant's defaults where the request left them unset (the profanity
+        filter); the same task where it set them."""
+        if task.output.profanity is not None:
+            return task
+        return replace(task, output=replace(task.output, profanity=self.profanity))
+
+
+DEFAULT_TENANT = Tenant()

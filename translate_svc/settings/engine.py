@@ -1,0 +1,19 @@
+"""The engine's settings (``Settings.engine``): batching, its budgets and the queue's bound."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class EngineSettings(BaseModel):
+    max_batch_size: int = Field(16, ge=1, le=1024)
+    max_wait_ms: float = Field(10.0, ge=0, le=10_000)
+    #: budget of padded audio seconds per batch (longest segment x batch size)
+    max_batch_audio_s: float = Field(240.0, gt=0)
+    #: segments waiting for the model, all streams together; beyond it: RESOURCE_EXHAUSTED
+    max_queued_segments: int = Field(512, ge=1)
+    #: budget of an optional batch (live captions, simultaneous steps), in row-seconds: its text
+    #: rows (one per target language, the transcript's included) x its longest input. A final
+    #: waits behind at most one such batch; optional work beyond it waits, and a caption or step
+    #: over it alone is skipped (80: a step or caption of 15 s with 4 targets and a transcript fits)
+    optional_batch_audio_s: float = Field(80.0, gt=0)

@@ -1,0 +1,47 @@
+"""Background jobs' settings (issue 73, ``translate_svc/jobs/``, docs/api.md "Jobs"): ``Settings.jobs``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class JobSettings(BaseModel):
+    """Hours of audio translated as background jobs: submitted (uploaded in parts, or fetched from
+    an https URL), run while live streams leave the engine idle, their results kept on disk."""
+
+    #: where jobs are kept (``jobs.sqlite3``, each job's audio and results); None: no jobs (the
+    #: endpoints answer saying how to turn them on). One node's disk: a restart resumes its jobs.
+    #: With ``cluster.redis_url`` the jobs' state is in Redis and this holds their files only: a
+    #: volume every pod mounts (ReadWriteMany), so another pod resumes a dead pod's job
+    dir: Path | None = None
+    #: a job's lease: renewed every third of it while its process runs it; a process killed
+    #: mid-job holds its job at most this long, then another (this node's, or with
+    #: ``cluster.redis_url`` any pod's) resumes it from its last finished segment
+    lease_s: float = Field(10.0, ge=0.3, le=600.0)
+    #: with ``cluster.redis_url``: the longest a call to Redis for the jobs' state may take
+    redis_timeout_s: float = Field(5.0, gt=0, le=60.0)
+    #: jobs run at once on this process (each feeds its session a second at a time, paced)
+    max_running: int = Field(1, ge=1, le=64)
+    #: the share of the engine's time a job may take (``jobs/pace.py``): after each of its
+    #: segments it pauses for the segment's model time x (1 / share - 1) before it feeds again,
+    #: while other sessions are open on the node (alone, a job takes the whole engine)
+    engine_share: float = Field(0.2, gt=0, le=1)
+    #: the largest upload (or fetched file), in bytes
+    max_upload_bytes: int = Field(4 * 1024**3, ge=1024, le=64 * 1024**3)
+    #: one part of an upload, at most (``PUT /v1/jobs/{id}/audio``), and the time it may take to arrive
+    max_part_bytes: int = Field(16 * 1024**2, ge=64 * 1024, le=256 * 1024**2)
+    part_timeout_s: float = Field(120.0, gt=0, le=3600.0)
+    #: the longest audio one job takes, in seconds
+    max_audio_s: float = Field(6 * 3600.0, gt=0, le=48 * 3600.0)
+    #: an upload not completed within this many seconds of its last part is dropped
+    upload_timeout_s: float = Field(3600.0, gt=0)
+    #: how long a finished job's results are kept when its tenant's tokens-file line sets no
+    #: ``retention=`` (seconds)
+    retention_s: float = Field(7 * 86400.0, gt=0)
+    #: the hosts a job's ``url`` may be fetched from (the MCP door's rules: https only, public
+    #: addresses only, each redirect re-checked); empty: submit by upload only
+    fetch_hosts: list[str] = []
+    fetch_timeout_s: float = Field(600.0, gt=0, le=24 * 3600.0)
+    fetch_max_redirects: int = Field(3, ge=0, le=10)

@@ -1,0 +1,60 @@
+"""The model's settings (``Settings.model``): its checkpoint, device and dtype, its threads, the
+runaway-decode bounds, the language identifier and the warm-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+DEFAULT_MODEL_DIR = Path("model_cache/seamless-m4t-v2-large")
+DEFAULT_LID_DIR = Path("model_cache/mms-lid-126")
+
+
+class ModelSettings(BaseModel):
+    path: Path = DEFAULT_MODEL_DIR
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    #: torch CPU threads for the model; None: all cores but one on CPU (the event loop, gRPC and
+    #: VAD need one; oversubscribed OpenMP threads spin and stall them), torch's default on CUDA.
+    cpu_threads: int | None = Field(None, ge=1, le=256)
+    #: Benchmark only (random full-size weights): force every text row to this many tokens per
+    #: second of audio, and text-to-unit to ``forced_units_per_s``. Output is noise. See model/forced.py.
+    forced_text_tokens_per_s: float | None = Field(None, gt=0)
+    forced_units_per_s: float = Field(50.0, gt=0)
+    #: Test and benchmark only: ``stable`` serves model/stable.py's made-up translator (words from
+    #: the audio's length, exact commit points for simultaneous mode) instead of the model; ``path``
+    #: must be the test checkpoint (refused next to real weights). Output is not a translation.
+    test_translator: Literal["stable"] | None = None
+    #: runaway decodes: at most this many text tokens per second of a segment's audio, plus
+    #: ``max_text_tokens_base`` (and never more than the model's own max_new_tokens). Real speech
+    #: stays far below; a row that never emits EOS stops here instead of holding its batch.
+    max_text_tokens_per_s: float = Field(16.0, gt=0)
+    max_text_tokens_base: int = Field(16, ge=1)
+    #: which runner decodes (issue 70): ``exact``, ``generate`` (each row equal to it alone: the
+    #: reference); ``fast``, our own decode loop (model/fast.py: rows join and leave at every
+    #: step, t2u reads the loop's hidden states; held to exact by stated tolerances,
+    #: docs/performance.md); ``auto``: fast on CUDA, exact on CPU
+    runner: Literal["auto", "exact", "fast"] = "auto"
+    #: the fast runner's decode slots: rows decoded at once (its memory: a KV cache per slot)
+    decode_slots: int = Field(64, ge=1, le=4096)
+    #: the spoken-language identifier (MMS-LID, ``translate-svc download-lid-model``), loaded
+    #: when this directory exists; without it, language detection answers FAILED_PRECONDITION
+    #: and everything else works. None: never load one.
+    lid_path: Path | None = DEFAULT_LID_DIR
+    #: what runs before the server says ready (engine/warmup.py): ``batches``, every batch size the
+    #: scheduler can form (1..engine.max_batch_size) at each of ``warmup_lengths_s`` (on CUDA a
+    #: batch of a new shape costs several times its compute: docs/performance.md); ``one``, a single
+    #: one-second segment; ``buckets`` (issue 70), every batch size at one length per encoder frame
+    #: bucket up to ``warmup_longest_s``, then every t2u and vocoder bucket (with the stages' length
+    #: buckets on: the CPU default, ``pad_shapes``), after which such segments meet no new shape;
+    #: ``auto``: ``batches`` on CUDA, ``one`` on CPU
+    warmup: Literal["auto", "one", "batches", "buckets"] = "auto"
+    warmup_lengths_s: list[Annotated[float, Field(gt=0, le=600)]] = Field(default_factory=lambda: [1.0, 2.5, 6.0])
+    #: no warm-up batch starts after this many seconds (the rest of the plan runs cold); None: no limit
+    warmup_max_s: float | None = Field(120.0, ge=0)
+    #: ``buckets``: the longest segment the warm-up covers (vad.max_segment_ms's default); a longer
+    #: one may meet shapes it did not run (``translate_svc_model_cold_shapes_total``)
+    warmup_longest_s: float = Field(15.0, gt=0, le=60)

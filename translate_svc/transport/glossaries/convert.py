@@ -1,0 +1,106 @@
+"""Stored glossaries' wire forms: protobuf (the gRPC service) and JSON (the HTTP routes) to and
+from the domain's ``GlossaryEntry``, ``Glossary`` and ``Summary``. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.errors import InvalidInput
+from translate_svc.glossaries.model import Glossary, GlossaryEntry, GlossaryLimits, Summary, parse_csv
+from translate_svc.glossaries.tbx import parse_tbx
+
+
+def entries_from_pb(
+    content: pb.GlossaryContent, limits: GlossaryLimits, languages: Iterable[str]
+) -> list[GlossaryEntry]:
+    """``languages``: the server's text languages (a TBX's tags become them)."""
+    kind = content.WhichOneof("content")
+    if kind == "csv":
+        return parse_csv(content.csv, limits)
+    if kind == "tbx":
+        tbx = content.tbx
+        return parse_tbx(tbx.data, limits, languages, tbx.source_language, list(tbx.target_languages))
+    if kind == "entries":
+        return [
+            GlossaryEntry(e.phrase, e.translation, e.target_language, e.ignore_case) for e in content.entries.entries
+        ]
+    raise InvalidInput("content is empty: send entries, csv (a header row phrase,translation,target_language), or tbx")
+
+
+def entry_to_pb(e: GlossaryEntry) -> pb.GlossaryEntry:
+    return pb.GlossaryEntry(
+        phrase=e.phrase, translation=e.translation, target_language=e.target_language, ignore_case=e.ignore_case
+    )
+
+
+def glossary_to_pb(g: Glossary, *, entries: bool = False) -> pb.Glossary:
+    out = summary_to_pb(Summary.of(g))
+    if entries:
+        out.entries.extend(entry_to_pb(e) for e in g.entries)
+    return out
+
+
+def summary_to_pb(s: Summary) -> pb.Glossary:
+    return pb.Glossary(
+        glossary_id=s.id,
+        display_name=s.display_name,
+        entry_count=s.entry_count,
+        target_languages=s.target_languages,
+        revision=s.revision,
+        create_time_unix_ms=s.created_ms,
+        update_time_unix_ms=s.updated_ms,
+    )
+
+
+def summary_json(s: Summary) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "object": "glossary",
+        "display_name": s.display_name,
+        "entry_count": s.entry_count,
+        "target_languages": list(s.target_languages),
+        "revision": s.revision,
+        "created_at_ms": s.created_ms,
+        "updated_at_ms": s.updated_ms,
+    }
+
+
+def glossary_json(g: Glossary, *, entries: bool = False) -> dict[str, Any]:
+    out = summary_json(Summary.of(g))
+    if entries:
+        out["entries"] = [entry_json(e) for e in g.entries]
+    return out
+
+
+def entry_json(e: GlossaryEntry) -> dict[str, Any]:
+    return {
+        "phrase": e.phrase,
+        "translation": e.translation,
+        "target_language": e.target_language,
+        "ignore_case": e.ignore_case,
+    }
+
+
+def entries_from_json(rows: object, limits: GlossaryLimits) -> list[GlossaryEntry]:
+    """``entries`` of a JSON body: a list of objects with phrase, translation, target_language and
+    optionally ignore_case."""
+    if not isinstance(rows, list):
+        raise InvalidInput("entries: send a list of {phrase, translation, target_language, ignore_case}")
+    if len(rows) > limits.max_entries:
+        raise InvalidInput(
+            f"{len(rows)} entries; a glossary holds at most {limits.max_entries} (glossaries.max_entries)"
+        )
+    out = []
+    for n, row in enumerate(rows):
+        if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in _TEXT):
+            raise InvalidInput(f"entries[{n}]: an object with the strings phrase, translation and target_language")
+        flag = row.get("ignore_case", False)
+        if not isinstance(flag, bool) or set(row) - {*_TEXT, "ignore_case"}:
+            raise InvalidInput(f"entries[{n}]: only phrase, translation, target_language and ignore_case (a boolean)")
+        out.append(GlossaryEntry(row["phrase"], row["translation"], row["target_language"], flag))
+    return out
+
+
+_TEXT: Sequence[str] = ("phrase", "translation", "target_language")

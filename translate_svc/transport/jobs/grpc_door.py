@@ -1,0 +1,219 @@
+"""The ``Jobs`` gRPC service on the gRPC port (``rpc.PortServices``): the same jobs as ``/v1/jobs``,
+through the same ``JobDesk``. It shares the port's TLS, token interceptor (each method needs the
+``translate`` permission), call limits and lifetime. Every method is served request-streaming: a
+unary one is admitted as its caller's unary call before its request is read, which must come
+within ``limits.request_read_timeout_s``; ``UploadJobAudio``'s messages each within
+``jobs.part_timeout_s`` of the last, each at most ``jobs.max_part_bytes`` of audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.errors import InvalidInput, ServiceError, TooSlow
+from translate_svc.jobs.model import JobState, JobStatus
+from translate_svc.session.manager import SessionManager
+from translate_svc.session.tenants.tenant import Tenant
+from translate_svc.transport.door import DoorContext
+from translate_svc.transport.jobs import render
+from translate_svc.transport.jobs.desk import JobDesk
+from translate_svc.transport.rpc import call_deadline, caller_of, parse_message, read_request, token_key, unary_errors
+from translate_svc.transport.rpc_errors import status_for
+from translate_svc.transport.tokens import Permission, TokenStore
+from translate_svc.types import AudioEncoding
+
+M = TypeVar("M", bound=Message)
+
+SERVICE = pb.DESCRIPTOR.services_by_name["Jobs"].full_name
+METHODS = ("CreateJob", "UploadJobAudio", "GetJob", "CancelJob", "GetJobResults")
+METHOD_PERMISSIONS: Mapping[str, Permission] = {f"/{SERVICE}/{m}": Permission.TRANSLATE for m in METHODS}
+SMALL = 64 * 1024
+_STATES = {s: pb.JobState.Value(f"JOB_{s.name}") for s in JobState}
+_ENCODINGS = {
+    pb.AUDIO_ENCODING_UNSPECIFIED: AudioEncoding.CONTAINER,
+    pb.CONTAINER: AudioEncoding.CONTAINER,
+    pb.LINEAR16: AudioEncoding.LINEAR16,
+    pb.FLOAT32: AudioEncoding.FLOAT32,
+    pb.MULAW: AudioEncoding.MULAW,
+    pb.ALAW: AudioEncoding.ALAW,
+}
+_CHUNK = 256 * 1024
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: ServiceError) -> None:
+    st = status_for(err)
+    await context.abort(st.code, st.details, st.trailing_metadata)
+
+
+_unary = unary_errors(_abort)
+
+
+def job_to_pb(job: JobStatus) -> pb.Job:
+    d = job.to_json()
+    return pb.Job(
+        job_id=job.job_id,
+        state=_STATES[job.state],
+        received_bytes=job.received_bytes,
+        duration_ms=job.duration_ms,
+        done_ms=job.done_ms,
+        progress=d["progress"],
+        segments=job.segments,
+        error=job.error,
+        created_at=job.created_at,
+        expires_at=job.expires_at,
+        source_language=job.spec.source_language,
+        target_languages=list(job.spec.target_languages),
+    )
+
+
+class JobsDoor:
+    """The service of one process. Event loop only."""
+
+    def __init__(self, ctx: DoorContext, desk: JobDesk) -> None:
+        self._m: SessionManager = ctx.sessions
+        self._tokens: TokenStore | None = ctx.tokens
+        self._settings = ctx.settings.jobs
+        self.desk = desk
+        self.permissions: Mapping[str, Permission] = METHOD_PERMISSIONS
+
+    def handlers(self) -> Sequence[grpc.GenericRpcHandler]:
+        unary = grpc.stream_unary_rpc_method_handler
+        job = pb.Job.SerializeToString
+        return (
+            grpc.method_handlers_generic_handler(
+                SERVICE,
+                {
+                    "CreateJob": unary(self.CreateJob, response_serializer=job),
+                    "UploadJobAudio": unary(self.UploadJobAudio, response_serializer=job),
+                    "GetJob": unary(self.GetJob, response_serializer=job),
+                    "CancelJob": unary(self.CancelJob, response_serializer=job),
+                    "GetJobResults": grpc.stream_stream_rpc_method_handler(
+                        self.GetJobResults, response_serializer=pb.JobResultsChunk.SerializeToString
+                    ),
+                },
+            ),
+        )
+
+    def describe(self) -> list[str]:
+        return ["background jobs (Jobs) on the same port"] if self.desk.on else []
+
+    async def _serve(
+        self, raw_requests: AsyncIterator[bytes], kind: type[M], answer: Callable[[Tenant, M], Awaitable[Message]]
+    ) -> Message:
+        """Admit the call as its caller's unary call, read its one request by the deadline, answer."""
+        limit_s = self._m.limits.request_read_timeout_s
+        deadline = call_deadline(limit_s)
+        caller = caller_of(self._tokens)
+        async with self._m.admit_unary(caller.tenant, token_key(caller)):
+            raw = await read_request(raw_requests, deadline, limit_s, kind.DESCRIPTOR.name)
+            msg = parse_message(
+                kind,
+                raw,
+                SMALL,
+                too_large="send less",
+                unparsable=": generate the client from this server's translate.proto",
+            )
+            return await answer(caller.tenant, msg)
+
+    @_unary
+    async def CreateJob(self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        async def answer(tenant: Tenant, msg: pb.CreateJobRequest) -> Message:
+            self.desk.jobs  # noqa: B018 (off: INVALID_ARGUMENT saying how)
+            encoding = _ENCODINGS.get(msg.format.encoding)
+            if encoding is None:
+                raise InvalidInput("format.encoding: CONTAINER, LINEAR16, FLOAT32, MULAW or ALAW (a job takes no Opus)")
+            out = msg.output
+            spec = self.desk.spec(
+                encoding=encoding,
+                sample_rate_hz=msg.format.sample_rate_hz,
+                channels=msg.format.channels or 1,
+                source_language=msg.source_language,
+                target_languages=list(msg.target_languages),
+                speech=out.speech if out.HasField("speech") else True,
+                transcript=out.transcript if out.HasField("transcript") else True,
+                word_timings=out.word_timings if msg.HasField("output") else True,
+                glossaries=list(msg.glossaries),
+            )
+            return job_to_pb(await self.desk.create(tenant, spec, msg.url or None))
+
+        return await self._serve(raw, pb.CreateJobRequest, answer)
+
+    @_unary
+    async def UploadJobAudio(self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        caller = caller_of(self._tokens)
+        limit = self._settings.max_part_bytes + SMALL
+        wait_s = self._settings.part_timeout_s
+        async with self._m.admit_unary(caller.tenant, token_key(caller)):
+            messages = aiter(raw)
+            job_id, job = "", None
+            while True:
+                try:
+                    got = await asyncio.wait_for(anext(messages, None), wait_s)
+                except TimeoutError:
+                    raise TooSlow(
+                        f"no part came within {wait_s:g} s (jobs.part_timeout_s): send the next part sooner"
+                    ) from None
+                if got is None:
+                    break
+                msg = parse_message(
+                    pb.UploadJobAudioRequest, got, limit, too_large="send smaller parts (jobs.max_part_bytes)"
+                )
+                job_id = job_id or msg.job_id
+                if not job_id:
+                    raise InvalidInput("job_id: the first message names the job (CreateJob's job_id)")
+                if msg.data:
+                    await self.desk.part(caller.tenant, job_id, msg.offset, msg.data)
+                if msg.complete:
+                    job = await self.desk.complete(caller.tenant, job_id)
+            if not job_id:
+                raise InvalidInput("the call carried no UploadJobAudioRequest: send the job's parts")
+            return job_to_pb(job or await self.desk.get(caller.tenant, job_id))
+
+    @_unary
+    async def GetJob(self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        async def answer(tenant: Tenant, msg: pb.GetJobRequest) -> Message:
+            return job_to_pb(await self.desk.get(tenant, msg.job_id, msg.wait_ms / 1000))
+
+        return await self._serve(raw, pb.GetJobRequest, answer)
+
+    @_unary
+    async def CancelJob(self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        async def answer(tenant: Tenant, msg: pb.CancelJobRequest) -> Message:
+            return job_to_pb(await self.desk.cancel(tenant, msg.job_id))
+
+        return await self._serve(raw, pb.CancelJobRequest, answer)
+
+    async def GetJobResults(
+        self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.JobResultsChunk]:
+        try:
+            limit_s = self._m.limits.request_read_timeout_s
+            deadline = call_deadline(limit_s)
+            caller = caller_of(self._tokens)
+            request = await read_request(raw, deadline, limit_s, "GetJobResultsRequest")
+            msg = parse_message(pb.GetJobResultsRequest, request, SMALL, too_large="send less")
+            job = await self.desk.get(caller.tenant, msg.job_id)
+            store = self.desk.jobs.store
+            chunks: AsyncIterator[bytes]
+            if msg.format == pb.JOB_RESULTS_JSON:
+                chunks = render.json_chunks(store, job)
+            elif msg.format == pb.JOB_RESULTS_DUBBED_WAV:
+                _, chunks = await render.dubbed(store, job, msg.language)
+            else:
+                kind = "srt" if msg.format == pb.JOB_RESULTS_SRT else "vtt"
+                chunks = _text_chunks(await render.subtitles(store, job, msg.language, kind))
+            async for chunk in chunks:
+                for at in range(0, len(chunk), _CHUNK):
+                    yield pb.JobResultsChunk(data=chunk[at : at + _CHUNK])
+        except ServiceError as e:
+            await _abort(context, e)
+
+
+async def _text_chunks(text: str) -> AsyncIterator[bytes]:
+    yield text.encode()

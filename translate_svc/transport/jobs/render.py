@@ -1,0 +1,114 @@
+"""A job's results as documents, for both ports: its segments as JSON (made a page at a time: a job
+of hours is never one object in memory), subtitles (SRT, WebVTT) per language, and a target's
+dubbed track as WAV (its PCM16 file behind a header, read a chunk at a time). Event loop only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+from collections.abc import AsyncIterator
+from typing import Any
+
+from translate_svc.errors import InvalidInput
+from translate_svc.jobs.keeper import JobKeeper
+from translate_svc.jobs.model import JobState, JobStatus
+from translate_svc.jobs.tracks import TRACK_WIDTH
+from translate_svc.subtitles import Cue, srt_document, vtt_document
+from translate_svc.types import MODEL_SAMPLE_RATE
+
+#: segments read from the store per page
+PAGE = 256
+_FILE_CHUNK = 256 * 1024
+
+
+async def json_chunks(store: JobKeeper, job: JobStatus) -> AsyncIterator[bytes]:
+    """``{"job": {...}, "complete": bool, "segments": [...]}``, a page of segments at a time."""
+    head = json.dumps({"job": job.to_json(), "complete": job.state is JobState.DONE})
+    yield head[:-1].encode() + b', "segments": ['
+    after, first = -1, True
+    while page := await store.segments(job.job_id, after, PAGE):
+        yield (b"" if first else b", ") + b", ".join(json.dumps(seg).encode() for seg in page)
+        first = False
+        after += len(page)
+    yield b"]}"
+
+
+def _text_of(seg: dict[str, Any], language: str, source: str) -> str | None:
+    for t in seg["translations"]:
+        if t["target_language"] == language:
+            return str(t["text"])
+    transcript = seg.get("transcript")
+    if transcript is not None and language in (transcript["language"], source, "transcript"):
+        return str(transcript["text"])
+    return None
+
+
+async def subtitles(store: JobKeeper, job: JobStatus, language: str, kind: str) -> str:
+    """SRT (``kind`` ``srt``) or WebVTT of ``language``: a target's translations, or the transcript
+    (its language, or ``transcript``), each segment one cue."""
+    if not language:
+        raise InvalidInput(f"{kind} needs a language (a target, or 'transcript')")
+    known = {*job.spec.target_languages, "transcript"}
+    if job.spec.source_language:
+        known.add(job.spec.source_language)
+    if language not in known:
+        raise InvalidInput(
+            f"language: one of the job's targets ({', '.join(job.spec.target_languages) or 'none'}) or "
+            "'transcript' (the source's text)"
+        )
+    cues: list[Cue] = []
+    after = -1
+    while page := await store.segments(job.job_id, after, PAGE):
+        for seg in page:
+            text = _text_of(seg, language, job.spec.source_language)
+            if text:
+                cues.append((int(seg["start_ms"]), int(seg["end_ms"]), text))
+        after += len(page)
+    return srt_document(cues) if kind == "srt" else vtt_document(cues)
+
+
+async def dubbed(store: JobKeeper, job: JobStatus, language: str) -> tuple[int, AsyncIterator[bytes]]:
+    """The target's dubbed track as WAV (mono PCM16 at the model's rate, each segment's speech at
+    its place on the audio's timeline, silence between): its size in bytes and its chunks."""
+    if language not in job.spec.target_languages:
+        raise InvalidInput(f"no dubbed track of {language[:16]!r}: ask for one of the job's targets")
+    if not job.spec.speech:
+        raise InvalidInput("this job was submitted with speech off: it has no dubbed track")
+    path = store.track_path(job.job_id, language)
+    if job.state is JobState.RUNNING:  # what its finished segments wrote so far
+        size = path.stat().st_size if path.exists() else 0
+        size -= size % TRACK_WIDTH
+    else:
+        size = (await store.resume_point(job.job_id)).tracks.get(language, 0)
+    return 44 + size, _track_chunks(path, size)
+
+
+async def _track_chunks(path: Any, size: int) -> AsyncIterator[bytes]:
+    yield wav_header(size)
+    if not size:
+        return
+    loop = asyncio.get_running_loop()
+    f = await loop.run_in_executor(None, open, path, "rb")
+    try:
+        left = size
+        while left > 0:
+            chunk = await loop.run_in_executor(None, f.read, min(_FILE_CHUNK, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+    finally:
+        f.close()
+
+
+def wav_header(data_bytes: int, rate: int = MODEL_SAMPLE_RATE) -> bytes:
+    """A canonical 44-byte RIFF header of mono PCM16."""
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + data_bytes)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * TRACK_WIDTH, TRACK_WIDTH, 16)
+        + b"data"
+        + struct.pack("<I", data_bytes)
+    )
