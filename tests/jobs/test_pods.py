@@ -22,8 +22,7 @@ import aiohttp
 import pytest
 import redis
 
-from tests.jobs.test_restart import base, job_segments_metric, long_clip
-from tests.support.jobs import job_segments
+from tests.support.jobs import base, job_segments, job_segments_metric, long_clip
 from tests.support.redis_server import RedisServer, redis_server
 from tests.support.server_process import ServerProcess
 from tests.support.waiting import eventually

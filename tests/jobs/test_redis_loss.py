@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.jobs.test_runner import ended, submit
+from tests.support.jobs import ended, submit
 from tests.support.live_server import make_settings, serving
 from tests.support.redis_server import redis_server
 from tests.support.waiting import eventually

@@ -14,22 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import numpy as np
 import pytest
-import soundfile as sf
 
+from tests.support.jobs import base, job_segments_metric, long_clip
 from tests.support.server_process import ServerProcess
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(120)]
-
-REPEATS = 16  # 176 s of audio: many segments, so the kill lands mid-job
-
-
-def long_clip(shared_audio: Path, out: Path) -> Path:
-    samples, rate = sf.read(shared_audio / "jfk.flac", dtype="int16")
-    sf.write(out, np.tile(samples, (REPEATS, 1)), rate, format="WAV", subtype="PCM_16")
-    return out
 
 
 @pytest.fixture
@@ -49,10 +40,6 @@ def start(model: Path, jobs_dir: Path, started: list[ServerProcess]) -> ServerPr
     return server
 
 
-def base(server: ServerProcess) -> str:
-    return f"http://127.0.0.1:{server.info.http_port}/v1/jobs"
-
-
 def stored(jobs_dir: Path, job_id: str) -> tuple[str, list[dict[str, Any]]]:
     """The job's state and finished segments as the killed process left them on disk."""
     db = sqlite3.connect(jobs_dir / "jobs.sqlite3")
@@ -62,13 +49,6 @@ def stored(jobs_dir: Path, job_id: str) -> tuple[str, list[dict[str, Any]]]:
     finally:
         db.close()
     return state, [json.loads(r[0]) for r in rows]
-
-
-async def job_segments_metric(http: aiohttp.ClientSession, server: ServerProcess) -> float:
-    async with http.get(f"http://127.0.0.1:{server.info.metrics_port}/metrics") as r:
-        text = await r.text()
-    line = next(line for line in text.splitlines() if line.startswith("translate_svc_job_segments_total "))
-    return float(line.split()[1])
 
 
 async def test_a_killed_server_resumes_its_job_without_redoing_finished_segments(

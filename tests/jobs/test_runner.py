@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.support.jobs import TARGETS, chunked_segments, job_segments
+from tests.support.jobs import TARGETS, chunked_segments, ended, job_segments, submit
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.raw import clip_chunks
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.jobs.model import JobSpec, JobState, JobStatus
+from translate_svc.jobs.model import JobSpec, JobState
 from translate_svc.jobs.runner import JobRunner
 from translate_svc.jobs.store import TRACK_WIDTH
 from translate_svc.types import AudioEncoding
@@ -34,22 +34,6 @@ def runner_of(live: LiveServer) -> JobRunner:
     runner = live.server.app.jobs
     assert runner is not None
     return runner
-
-
-async def submit(runner: JobRunner, audio: bytes, spec: JobSpec) -> str:
-    job = await runner.store.create("default", spec, JobState.UPLOADING)
-    await runner.store.append_part(job, 0, audio, 1 << 30)
-    await runner.store.set_duration(job.job_id, 11_000)
-    await runner.store.set_state(job.job_id, JobState.QUEUED)
-    runner.enqueue(job.job_id)
-    return job.job_id
-
-
-async def ended(runner: JobRunner, job_id: str) -> JobStatus:
-    """The job once it has ended (``wait`` returns at each change)."""
-    while not (job := await runner.wait(job_id, 300)).state.finished:
-        pass
-    return job
 
 
 async def test_a_jobs_results_equal_translate_chunked_on_the_same_audio(live: LiveServer, shared_audio: Path) -> None:

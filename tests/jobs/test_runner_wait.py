@@ -9,9 +9,13 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from translate_svc.jobs.model import JobState
 from translate_svc.jobs.runner import JobRunner
 from translate_svc.settings import JobSettings
+
+pytestmark = [pytest.mark.unit]
 
 JOB = "job-1"
 

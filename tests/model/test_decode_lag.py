@@ -9,11 +9,12 @@ outputs are the speech encoder's on real speech. No assertion reads the words.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from tests.model import test_decode_loop
-from tests.model.test_decode_loop import rows_of
+from tests.support.decode_rows import encode_spans, load_stages, rows_of
 from translate_svc.model.decode_loop import PROMPT, DecodeLoop, Finished
 from translate_svc.model.decoder import TextCap, TextDecoder
 from translate_svc.model.forced import ForcedLengths
@@ -21,8 +22,15 @@ from translate_svc.model.seamless import SeamlessStages
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(30)]
 
-stages = test_decode_loop.stages  # the loop tests' module fixtures: the checkpoint, the encoded speech
-encoded = test_decode_loop.encoded
+
+@pytest.fixture(scope="module")
+def stages(test_model_dir: Path) -> SeamlessStages:
+    return load_stages(test_model_dir)
+
+
+@pytest.fixture(scope="module")
+def encoded(stages: SeamlessStages, shared_audio: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    return encode_spans(stages, shared_audio)
 
 
 def stepped(

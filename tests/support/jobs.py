@@ -1,11 +1,20 @@
-"""What the jobs' tests share (issue 73): the targets they ask for, and a ``TranslateChunked``
-answer and a job's stored segments in one comparable shape (times, texts, speech lengths)."""
+"""What the jobs' tests share (issue 73): the targets they ask for, a ``TranslateChunked`` answer
+and a job's stored segments in one comparable shape (times, texts, speech lengths), a long clip of
+real speech, a server's jobs address and metric, and a job submitted to a runner and awaited."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+import numpy as np
+import soundfile as sf
+
+from tests.support.server_process import ServerProcess
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.jobs.model import JobSpec, JobState, JobStatus
+from translate_svc.jobs.runner import JobRunner
 
 TARGETS = ("spa", "fra")
 
@@ -32,3 +41,39 @@ def job_segments(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for r in results
     ]
+
+
+REPEATS = 16  # 176 s of audio: many segments, so the kill lands mid-job
+
+
+def long_clip(shared_audio: Path, out: Path) -> Path:
+    samples, rate = sf.read(shared_audio / "jfk.flac", dtype="int16")
+    sf.write(out, np.tile(samples, (REPEATS, 1)), rate, format="WAV", subtype="PCM_16")
+    return out
+
+
+def base(server: ServerProcess) -> str:
+    return f"http://127.0.0.1:{server.info.http_port}/v1/jobs"
+
+
+async def job_segments_metric(http: aiohttp.ClientSession, server: ServerProcess) -> float:
+    async with http.get(f"http://127.0.0.1:{server.info.metrics_port}/metrics") as r:
+        text = await r.text()
+    line = next(line for line in text.splitlines() if line.startswith("translate_svc_job_segments_total "))
+    return float(line.split()[1])
+
+
+async def submit(runner: JobRunner, audio: bytes, spec: JobSpec) -> str:
+    job = await runner.store.create("default", spec, JobState.UPLOADING)
+    await runner.store.append_part(job, 0, audio, 1 << 30)
+    await runner.store.set_duration(job.job_id, 11_000)
+    await runner.store.set_state(job.job_id, JobState.QUEUED)
+    runner.enqueue(job.job_id)
+    return job.job_id
+
+
+async def ended(runner: JobRunner, job_id: str) -> JobStatus:
+    """The job once it has ended (``wait`` returns at each change)."""
+    while not (job := await runner.wait(job_id, 300)).state.finished:
+        pass
+    return job
