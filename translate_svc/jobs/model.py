@@ -40,6 +40,9 @@ class JobSpec:
     word_timings: bool = True
     #: stored glossaries named by id (``glossaries/``)
     glossaries: tuple[str, ...] = ()
+    #: the https URL the audio is fetched from by the runner that claims the job (``intake.py``);
+    #: empty: it is uploaded in parts. Kept with the spec in either store, never shown
+    url: str = ""
 
     @property
     def fmt(self) -> AudioFormat:

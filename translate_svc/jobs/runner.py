@@ -15,7 +15,9 @@ Which process runs a job is a lease in the store (``store.claim``): a node's wor
 ``running`` by a process that stopped or died is resumed by the next claim (its lease given back,
 or lapsed; ``jobs.lease_s``), from the end of its last finished segment
 (``store.resume_point``), its later segments numbered on; finished segments are never redone. One
-that cannot finish ends ``failed`` with why. Event loop only.
+that cannot finish ends ``failed`` with why. A URL job's audio is fetched first, under the
+job's lease (``intake.py``): a process stopped or killed mid-fetch leaves it to the next claim,
+which fetches it again from the start. Event loop only.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from translate_svc.errors import ServiceError
+from translate_svc.jobs.intake import fetched, take_in
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus, segment_json
 from translate_svc.jobs.pace import EnginePace
@@ -102,6 +105,9 @@ class JobRunner:
         self._stopped = asyncio.Event()
         #: each finished segment's job id (tests count them across restarts)
         self.on_segment: Callable[[str, int], None] | None = None
+        #: a test's fetch checks for URL jobs (``allowed=``, ``ssl_context=``: ``intake.py``);
+        #: production's otherwise
+        self.fetch_checks: dict[str, object] = {}
 
     async def start(self) -> None:
         """Open the store; from now on this process claims jobs no live lease holds: queued ones,
@@ -251,6 +257,11 @@ class JobRunner:
             if job.state not in (JobState.QUEUED, JobState.RUNNING):
                 return
             await self.store.set_state(job_id, JobState.RUNNING, only_from=(JobState.QUEUED, JobState.RUNNING))
+            if not fetched(job):
+                # a URL job's audio, fetched under the job's lease (again from the start, when a
+                # process stopped or died mid-fetch): a fetch that fails fails the job, saying why
+                job = await take_in(self.store, self.settings, job, self.tenant_of(job.tenant), self.fetch_checks)
+                self._signal(job_id)
             await self._translate(job)
         except asyncio.CancelledError:
             if job_id in self._cancelled:
@@ -271,10 +282,6 @@ class JobRunner:
             await self._end(job_id, JobState.FAILED, f"internal error ({type(e).__name__}): the job cannot finish")
         else:
             await self._end(job_id, JobState.DONE, "")
-
-    async def fail_upload(self, job_id: str, error: str) -> None:
-        """A job whose audio never came whole (a fetch refused or failed): failed, saying why."""
-        await self._end(job_id, JobState.FAILED, error, from_state=JobState.UPLOADING)
 
     async def _end(self, job_id: str, state: JobState, error: str, from_state: JobState = JobState.RUNNING) -> None:
         job = await self.store.get(job_id)

@@ -23,8 +23,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.live_server import LiveServer, serving
 from tests.support.mcp_door import http_client, mcp_settings, mcp_url
+from translate_svc.fetch import ClipRefused, Fetcher, IpAddress, allowed_address
 from translate_svc.transport.mcp.door import McpRoutes
-from translate_svc.transport.mcp.fetch import ClipRefused, Fetcher, IpAddress, allowed_address
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(15)]
 

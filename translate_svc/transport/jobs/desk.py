@@ -1,22 +1,24 @@
 """What the jobs API does, once for both ports (``routes.py`` on HTTP, ``grpc_door.py`` on gRPC):
 a job's spec checked against the model and the limits, its creation under the tenant's caps
-(``jobs=``, ``job_hours=``), its audio received in parts or fetched from an https URL by the MCP
-door's rules, its queueing once the audio is whole and checked, its status, cancel and results.
-Every refusal is a ``ServiceError`` naming what to change. Event loop only."""
+(``jobs=``, ``job_hours=``), its audio received in parts and queued once whole and checked, or,
+with an https URL the fetch rules take, queued at once with its URL (the runner that claims it
+fetches it: ``jobs/intake.py``), its status, cancel and results. Every refusal is a
+``ServiceError`` naming what to change. Event loop only."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
-from translate_svc.errors import Conflict, InvalidInput, Overloaded, ServiceError
+from translate_svc.errors import Conflict, InvalidInput, Overloaded
+from translate_svc.jobs.intake import check_url
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
 from translate_svc.jobs.reader import probe
 from translate_svc.jobs.runner import JobRunner
 from translate_svc.session import task as checks
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.tenants.tenant import Tenant
-from translate_svc.transport.jobs.fetch import ToFile
 from translate_svc.types import AudioEncoding, OutputOptions
 
 OFF = "jobs are off on this server: its operator sets jobs.dir (TRANSLATE_SVC_JOBS__DIR) to keep them"
@@ -30,9 +32,6 @@ class JobDesk:
     def __init__(self, sessions: SessionManager, runner: JobRunner | None) -> None:
         self._m = sessions
         self._runner = runner
-        #: a test's fetch checks (``allowed=``, ``ssl_context=``); production's otherwise
-        self.fetch_checks: dict[str, object] = {}
-        self._fetches: set[asyncio.Task[None]] = set()
 
     @property
     def on(self) -> bool:
@@ -44,11 +43,17 @@ class JobDesk:
             raise InvalidInput(OFF)
         return self._runner
 
+    @property
+    def fetch_checks(self) -> dict[str, object]:
+        """A test's fetch checks (``allowed=``, ``ssl_context=``), the runner's: it fetches URL jobs."""
+        return self.jobs.fetch_checks
+
+    @fetch_checks.setter
+    def fetch_checks(self, checks: dict[str, object]) -> None:
+        self.jobs.fetch_checks = checks
+
     async def stop(self) -> None:
-        """Fetches in flight end (their jobs' uploads expire, ``jobs.upload_timeout_s``)."""
-        for t in self._fetches:
-            t.cancel()
-        await asyncio.gather(*self._fetches, return_exceptions=True)
+        """Nothing of the desk's own runs: a URL job's fetch is the runner's (stopped with it)."""
 
     def spec(
         self,
@@ -89,13 +94,11 @@ class JobDesk:
         )
 
     async def create(self, tenant: Tenant, spec: JobSpec, url: str | None) -> JobStatus:
-        """A new job, uploading (its parts next), or fetching ``url`` (checked now by the fetch
-        rules: a URL they refuse makes no job)."""
+        """A new job, uploading (its parts next), or queued with ``url`` (checked now by the fetch
+        rules: a URL they refuse makes no job), which the runner that claims it fetches first."""
         jobs = self.jobs
-        fetch = None
         if url is not None:
-            fetch = ToFile(jobs.settings, jobs.store.root, **self.fetch_checks)
-            fetch.check(url)
+            check_url(jobs.settings, url, jobs.fetch_checks)
         count, _ = await jobs.store.tenant_load(tenant.name)
         cap = tenant.caps.jobs
         if cap is not None and count >= cap:
@@ -103,24 +106,16 @@ class JobDesk:
                 f"this tenant has {count} jobs not finished, its cap (jobs={cap} in the tokens file): wait for "
                 "one to finish, or cancel one"
             )
+        if url is not None:
+            # stored queued with its URL: whichever process claims it fetches it, so a stop or a
+            # death mid-fetch leaves it to the next claim (never an upload left to expire)
+            job = await jobs.store.create(tenant.name, dataclasses.replace(spec, url=url), JobState.QUEUED)
+            jobs.enqueue(job.job_id)
+            return job
         job = await jobs.store.create(tenant.name, spec, JobState.UPLOADING)
         expires = time.time() + jobs.settings.upload_timeout_s
         await jobs.store.set_state(job.job_id, JobState.UPLOADING, expires=expires)
-        if fetch is not None and url is not None:
-            fetch.path = jobs.store.audio_path(job.job_id)
-            task = asyncio.create_task(self._fetch(fetch, url, job, tenant), name=f"job-fetch-{job.job_id}")
-            self._fetches.add(task)
-            task.add_done_callback(self._fetches.discard)
         return await jobs.store.get(job.job_id)
-
-    async def _fetch(self, fetch: ToFile, url: str, job: JobStatus, tenant: Tenant) -> None:
-        jobs = self.jobs
-        try:
-            await fetch.fetch(url)
-            await jobs.store.set_received(job.job_id, fetch.size)
-            await self._queue(await jobs.store.get(job.job_id), tenant)
-        except ServiceError as e:
-            await jobs.fail_upload(job.job_id, e.message)
 
     async def get(self, tenant: Tenant, job_id: str, wait_s: float = 0.0) -> JobStatus:
         """The job (another tenant's is NotFound); with ``wait_s``, once it ends or after that long."""

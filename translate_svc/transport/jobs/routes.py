@@ -2,8 +2,10 @@
 
 - ``POST /v1/jobs``: a new job from a JSON body (``source_language``, ``target_languages``,
   ``speech``, ``transcript``, ``word_timings``, ``glossaries``, ``format``: ``{encoding,
-  sample_rate_hz, channels}``). With ``url`` (https): the server fetches the audio by the MCP
-  door's rules and queues the job (202); without: 201 and the audio is uploaded in parts:
+  sample_rate_hz, channels}``). With ``url`` (https): the job is queued at once (202) and the
+  runner that claims it fetches the audio first (``jobs/intake.py``, the shared fetch rules:
+  ``running`` with no ``duration_ms`` yet while it fetches); without: 201 and the audio is
+  uploaded in parts:
 - ``PUT /v1/jobs/{id}/audio``: one part, at ``Content-Range: bytes START-END/*`` (or ``?offset=``;
   neither: where the upload ends), at most ``jobs.max_part_bytes``; a part that does not start
   where the upload ends is 409 (GET the job: ``received_bytes``), so a lost answer is safe to retry;

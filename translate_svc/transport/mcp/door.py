@@ -35,6 +35,7 @@ from aiohttp import hdrs, web
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from translate_svc.errors import ServiceError
+from translate_svc.fetch import Fetcher
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, config_message_bytes
 from translate_svc.transport.door import DoorContext
 from translate_svc.transport.http.caller import TOKEN_REFUSALS, WORDING, Authorizer
@@ -42,7 +43,6 @@ from translate_svc.transport.http.client_secrets import ORIGIN_REFUSED, origin_a
 from translate_svc.transport.http.door import Served
 from translate_svc.transport.mcp import asgi
 from translate_svc.transport.mcp.captions import Captions
-from translate_svc.transport.mcp.fetch import Fetcher
 from translate_svc.transport.mcp.refusals import refusal, service_refusal
 from translate_svc.transport.mcp.rooms import Reached, RoomTools
 from translate_svc.transport.mcp.server import SCOPE_KEY, Exchange, build_server

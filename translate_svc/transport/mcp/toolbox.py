@@ -25,6 +25,7 @@ from typing import Any
 import mcp_types as types
 
 from translate_svc.errors import InvalidInput, PermissionDenied, ServiceError
+from translate_svc.fetch import ClipRefused, Fetcher
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.clip import ClipDriver, ClipRequest
 from translate_svc.session.events import TextRequest
@@ -34,7 +35,6 @@ from translate_svc.session.tenants.tenant import RoomRights, Tenant
 from translate_svc.session.text import TextDriver
 from translate_svc.transport.mcp import arguments as args
 from translate_svc.transport.mcp import render
-from translate_svc.transport.mcp.fetch import ClipRefused, Fetcher
 from translate_svc.transport.tokens.file import Permission, TokenDigest
 from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, Term
 

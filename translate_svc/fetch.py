@@ -1,5 +1,8 @@
-"""``translate_audio``'s clip from an ``https`` URL (docs/security.md, "The MCP endpoint"): a request
-the server makes on an agent's behalf, so every part of it is the operator's to allow and bounded.
+"""Audio from an ``https`` URL, fetched by the server for a caller (docs/security.md, "The MCP
+endpoint"): the MCP door's ``translate_audio`` clip (``transport/mcp/``) and a job's audio
+(``jobs/intake.py``, its messages reworded there), so on a floor under both (the floors' contract).
+A request the server makes on a caller's behalf: every part of it is the operator's to allow and
+bounded. Its messages are the MCP door's words (``audio_url``, ``mcp.*``).
 
 - Only ``https``, only a host the operator listed (``mcp.fetch_hosts``: a name, or ``*.example.com``
   for its subdomains), no user name or password in the URL.
