@@ -7,7 +7,9 @@ Background work: the job's session is the engine's background class
 with a floor against starving: engine/scheduler.py), and its audio is scored at the VAD worker
 after the live streams' (``vad.worker.BACKGROUND``, set in the job's task). The runner feeds a
 second of audio at a time and keeps to ``jobs.engine_share`` of the engine's time (``pace.py``),
-which bounds the CPU a job's VAD, resampling and features take beside live streams. Measured:
+which bounds the CPU a job's VAD, resampling and features take beside live streams, and feeds each
+second only once no live stream of its process is speaking or waiting for a result, or after
+``jobs.quiet_wait_s`` (``SessionManager.wait_live_quiet``). Measured:
 benchmarks/studies/jobs_beside_streams.py (docs/performance.md).
 
 Which process runs a job is a lease in the store (``store.claim``): a node's workers (or, with
@@ -377,6 +379,10 @@ class JobRunner:
                 pause = pace.take()
                 if pause and self._streams_beside():
                     await asyncio.sleep(pause)
+                # and feeds in the live speech's pauses: not while a live stream of this process
+                # holds speech or waits for a result, at most ``jobs.quiet_wait_s`` a second
+                if self.settings.quiet_wait_s > 0:
+                    await self._m.wait_live_quiet(self.settings.quiet_wait_s)
                 await session.feed_samples(samples[at : at + step])
             del samples
 
