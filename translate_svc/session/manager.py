@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -314,18 +315,31 @@ class SessionManager:
         return got
 
     def open_clip(
-        self, fmt: AudioFormat, task: TranslationTask, vad: SegmenterConfig, tenant: Tenant = DEFAULT_TENANT
+        self,
+        fmt: AudioFormat,
+        task: TranslationTask,
+        vad: SegmenterConfig,
+        tenant: Tenant = DEFAULT_TENANT,
+        *,
+        lead_in_ms: int = 0,
     ) -> StreamSession:
         """A session for one admitted clip (``admit_clip``; ``ClipDriver.translate`` feeds it its
         decoded samples at once): a stream's pipeline, its queue strict and bounded by
         ``clip_share``, its CPU work on the unary calls' pool. Not a live stream: a drain lets it
-        finish. ``StreamSession.close`` must be called when it ends."""
+        finish. ``StreamSession.close`` must be called when it ends. ``lead_in_ms``: its first ms
+        were translated already (a resumed job's), only listened to, as a resumed stream's lead-in
+        (``Resume.lead_in_ms``, at most ``MAX_LEAD_IN_MS``)."""
         task = tenant.task_for(task)
+        resume = None
+        if lead_in_ms:
+            resume = Resume(uuid.uuid4().hex, 0, 0, lead_in_ms)
+            checks.check_resume(resume, self.limits)
         return self._new_session(
             fmt,
             task,
             vad,
             strict_queue=True,
+            resume=resume,
             executor=self._decode_pool,
             share=self.clip_share,
             recorder=self._recorder(tenant, fmt, task),
