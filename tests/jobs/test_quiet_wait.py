@@ -123,7 +123,7 @@ async def test_the_wait_holds_while_a_live_stream_speaks_or_awaits_its_result_an
     node.engine.resolve(node.engine.pending()[0])
     await asyncio.wait_for(feed, 10.0)  # the result is out (not yet read by the client): quiet
     assert len(job.fed) == 2
-    assert job.fed[0] - answered < 1.0  # woken by the stream going quiet, not by the 30 s limit
+    assert job.fed[0] - answered < 5.0  # woken by the stream going quiet, not by the 30 s limit
     assert not node.m.live_speech()
 
 
