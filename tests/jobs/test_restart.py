@@ -1,8 +1,10 @@
 """A job survives its server's death (issue 73): ``translate-svc serve`` killed (SIGKILL) mid-job,
 started again on the same ``jobs.dir``, resumes the job from its last finished segment and finishes
 it; the segments finished before the kill are kept as they were and none is computed again (the
-second process's ``translate_svc_job_segments_total`` counts only the rest). Real processes, the
-test checkpoint, jfk.flac repeated to a few minutes."""
+second process's ``translate_svc_job_segments_total`` counts only the rest), and the resumed job's
+segments are an uninterrupted run's: its VAD hears a lead-in before the resume point (as a resumed
+stream's does), so every segment equals ``TranslateChunked``'s on the same audio. Real processes,
+the test checkpoint, jfk.flac repeated to a few minutes."""
 
 from __future__ import annotations
 
@@ -17,10 +19,17 @@ import aiohttp
 import pytest
 
 from tests.support.jobs import base, job_segments_metric, long_clip
+from tests.support.raw import channel, clip_chunks
 from tests.support.server_process import ServerProcess
 from tests.support.waiting import eventually
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(120)]
+
+#: the job is killed once this much of it is done: its resume point is past the longest lead-in
+#: (10 s), so the resumed job's audio starts inside it, not at its beginning
+KILL_AFTER_MS = 15_000
 
 
 @pytest.fixture
@@ -67,11 +76,12 @@ async def test_a_killed_server_resumes_its_job_without_redoing_finished_segments
         async with http.post(f"{base(first)}/{job['id']}/complete") as r:
             assert r.status == 202, await r.text()
 
-        async def two_done() -> bool:
+        async def some_done() -> bool:
             async with http.get(f"{base(first)}/{job['id']}") as r:
-                return bool((await r.json())["segments"] >= 2)
+                status = await r.json()
+            return bool(status["segments"] >= 2 and status["done_ms"] >= KILL_AFTER_MS)
 
-        await eventually(two_done, "two segments finished", deadline_s=300, poll_s=0.2)
+        await eventually(some_done, "the job's first 15 s finished", deadline_s=300, poll_s=0.2)
         first.proc.kill()  # SIGKILL: no drain, no goodbye
         first.proc.wait()
         state, before = stored(jobs_dir, job["id"])
@@ -95,7 +105,46 @@ async def test_a_killed_server_resumes_its_job_without_redoing_finished_segments
         assert after[-1]["end_ms"] > 150_000
         # the second process computed only the segments after the last one finished
         assert await job_segments_metric(http, second) == len(after) - len(before)
+        # and they are an uninterrupted run's: the same segments, texts and word timings as the
+        # whole audio as one clip
+        assert comparable(after) == await chunked(second, clip)
     second.stop()
+
+
+def comparable(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A job's stored segments: times, transcript and its words' times, translations."""
+    return [
+        {
+            "segment_id": r["segment_id"],
+            "span": (r["start_ms"], r["end_ms"]),
+            "transcript": r["transcript"]["text"],
+            "words": [(w["start_ms"], w["end_ms"]) for w in r["transcript"]["words"]],
+            "translations": [(t["target_language"], t["text"]) for t in r["translations"]],
+        }
+        for r in results
+    ]
+
+
+async def chunked(server: ServerProcess, clip: bytes) -> list[dict[str, Any]]:
+    """``TranslateChunked``'s segments of ``clip`` on ``server``, as ``comparable`` puts a job's."""
+    request = pb.TranslateRequest(
+        audio=pb.AudioInput(content=clip, format=pb.AudioFormat(encoding=pb.CONTAINER)),
+        source_language="eng",
+        target_languages=["spa"],
+        output=pb.OutputOptions(text=True, speech=False, transcript=True, word_timings=True),
+    )
+    async with channel(f"127.0.0.1:{server.port}") as ch:
+        reply = await pb_grpc.TranslatorStub(ch).TranslateChunked(clip_chunks(request), timeout=600)
+    return [
+        {
+            "segment_id": s.segment_id,
+            "span": (s.start_ms, s.end_ms),
+            "transcript": s.transcript.text,
+            "words": [(w.start_ms, w.end_ms) for w in s.transcript.words],
+            "translations": [(t.target_language, t.text) for t in s.translations],
+        }
+        for s in reply.segments
+    ]
 
 
 async def test_on_two_workers_a_job_runs_once_and_either_worker_serves_it(

@@ -7,7 +7,9 @@ Background work: the job's session is the engine's background class
 with a floor against starving: engine/scheduler.py), and its audio is scored at the VAD worker
 after the live streams' (``vad.worker.BACKGROUND``, set in the job's task). The runner feeds a
 second of audio at a time and keeps to ``jobs.engine_share`` of the engine's time (``pace.py``),
-which bounds the CPU a job's VAD, resampling and features take beside live streams. Measured:
+which bounds the CPU a job's VAD, resampling and features take beside live streams, and feeds each
+second only once no live stream of its process is speaking or waiting for a result, or after
+``jobs.quiet_wait_s`` (``SessionManager.wait_live_quiet``). Measured:
 benchmarks/studies/jobs_beside_streams.py (docs/performance.md).
 
 Which process runs a job is a lease in the store (``store.claim``): a node's workers (or, with
@@ -44,11 +46,13 @@ from translate_svc.jobs.reader import AudioBlocks
 from translate_svc.jobs.store import LeaseLost, ResumePoint, StoreLost
 from translate_svc.observability import metrics
 from translate_svc.session import task as checks
+from translate_svc.session.events import MAX_LEAD_IN_MS
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.stream import StreamSession
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.settings.jobs import JobSettings
 from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, AudioFormat, OutputOptions, SegmentResult
+from translate_svc.vad.segmenter import WINDOW_SAMPLES
 from translate_svc.vad.worker import BACKGROUND as VAD_BACKGROUND
 from translate_svc.webhooks.events import JOB_COMPLETED, JOB_FAILED, Event
 
@@ -63,6 +67,11 @@ FEED_S = 1.0
 SWEEP_S = 60.0
 #: how often a status long poll reads again a job another worker runs
 OTHERS_S = 1.0
+#: where a resumed job's lead-in may start in its audio (ms): on whole VAD windows from the audio's
+#: start (32 ms) and on a whole number of input frames at every rate that is a multiple of 25 Hz
+#: (8, 11.025, 16, 22.05, 44.1, 48 kHz...), where a resampler started there is in phase with one
+#: started at the beginning: 5 windows, 160 ms
+LEAD_GRID_MS = 5 * WINDOW_SAMPLES * 1000 // MODEL_SAMPLE_RATE
 
 
 class JobRunner:
@@ -318,19 +327,27 @@ class JobRunner:
         )
         task = checks.with_stored(task, stored)
         point = await self.store.resume_point(job.job_id)
+        # a resumed job hears again up to the streams' lead-in before its resume point, only
+        # listened to (``Resume.lead_in_ms``): its VAD enters the resume point as it was there
+        lead_ms = resume_lead_ms(point.end_ms)
+        start_ms = point.end_ms - lead_ms
         loop = asyncio.get_running_loop()
         path = self.store.audio_path(job.job_id)
         # the file is read on a thread of its own, and closed there: a job cancelled while a block
         # is read closes it only after that read (libsndfile's handle is not to be closed under it)
         reads = ThreadPoolExecutor(1, thread_name_prefix=f"job-read-{job.job_id[-6:]}")
         try:
-            blocks = await loop.run_in_executor(reads, _open_at, path, spec.fmt, point.end_ms)
+            blocks = await loop.run_in_executor(reads, _open_at, path, spec.fmt, start_ms)
         except BaseException:
             reads.shutdown(wait=False)
             raise
         try:
             session = self._m.open_clip(
-                AudioFormat(AudioEncoding.FLOAT32, blocks.rate, 1), task, self._m.vad_defaults, tenant
+                AudioFormat(AudioEncoding.FLOAT32, blocks.rate, 1),
+                task,
+                self._m.vad_defaults,
+                tenant,
+                lead_in_ms=lead_ms,
             )
             # background work: the engine's background class for its segments (engine/scheduler.py)
             # and the VAD's lower priority for its audio (vad/worker.py; this task's context only)
@@ -339,10 +356,11 @@ class JobRunner:
             pace = EnginePace(self.settings.engine_share)
             came = asyncio.Event()  # set at each of the session's events (a segment's result)
             collect = asyncio.create_task(
-                self._collect(job.job_id, session, point, tenant.name, pace, came), name=f"job-results-{job.job_id}"
+                self._collect(job.job_id, session, point, start_ms, tenant.name, pace, came),
+                name=f"job-results-{job.job_id}",
             )
             try:
-                await self._feed(session, blocks, tenant, reads, pace, came)
+                await self._feed(session, blocks, tenant, reads, pace, came, lead_ms * blocks.rate // 1000)
                 await session.finish()
                 await collect
             except BaseException:
@@ -364,14 +382,19 @@ class JobRunner:
         reads: ThreadPoolExecutor,
         pace: EnginePace,
         came: asyncio.Event,
+        lead_frames: int = 0,
     ) -> None:
+        """``lead_frames``: the lead-in's, translated before the job was resumed: not charged again."""
         loop = asyncio.get_running_loop()
         step = max(1, round(FEED_S * blocks.rate))
         while True:
             samples = await loop.run_in_executor(reads, blocks.read, BLOCK_S * blocks.rate)
             if not len(samples):
                 return
-            self._m.charge_audio(tenant, len(samples) / blocks.rate)
+            heard_again = min(lead_frames, len(samples))
+            lead_frames -= heard_again
+            if len(samples) > heard_again:
+                self._m.charge_audio(tenant, (len(samples) - heard_again) / blocks.rate)
             for at in range(0, len(samples), step):
                 # the engine's background class keeps the job's segments behind live ones; the job
                 # feeds its next second only once its segments so far are back (one or so in
@@ -384,6 +407,10 @@ class JobRunner:
                 pause = pace.take()
                 if pause and self._streams_beside():
                     await asyncio.sleep(pause)
+                # and feeds in the live speech's pauses: not while a live stream of this process
+                # holds speech or waits for a result, at most ``jobs.quiet_wait_s`` a second
+                if self.settings.quiet_wait_s > 0:
+                    await self._m.wait_live_quiet(self.settings.quiet_wait_s)
                 await session.feed_samples(samples[at : at + step])
             del samples
 
@@ -397,11 +424,13 @@ class JobRunner:
         job_id: str,
         session: StreamSession,
         point: ResumePoint,
+        start_ms: int,
         tenant: str,
         pace: EnginePace,
         came: asyncio.Event,
     ) -> None:
-        """Store each finished segment as it comes, numbered after the last one stored."""
+        """Store each finished segment as it comes, numbered after the last one stored, on the
+        job's timeline (the session's audio starts at ``start_ms``)."""
         seq = point.segments
         first: int | None = None
         async for ev in session.events():
@@ -412,7 +441,7 @@ class JobRunner:
             if first is None:
                 first = ev.segment_id
             segment_id = point.last_segment_id + 1 + ev.segment_id - first if point.segments else ev.segment_id
-            result = segment_json(ev, segment_id=segment_id, shift_ms=point.end_ms)
+            result = segment_json(ev, segment_id=segment_id, shift_ms=start_ms)
             speech = {
                 t.target_language: _at_track_rate(t.audio, t.sample_rate_hz)
                 for t in ev.translations
@@ -436,6 +465,13 @@ class JobRunner:
                 logger.warning("jobs: retention sweep skipped: %s", e.message)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), SWEEP_S)
+
+
+def resume_lead_ms(end_ms: int) -> int:
+    """The lead-in of a job resumed at ``end_ms``: as much of the streams' longest
+    (``MAX_LEAD_IN_MS``) as the audio before it holds, starting on ``LEAD_GRID_MS``."""
+    first = max(0, end_ms - MAX_LEAD_IN_MS)
+    return end_ms - -(-first // LEAD_GRID_MS) * LEAD_GRID_MS
 
 
 def _open_at(path: Any, fmt: AudioFormat, start_ms: int) -> AudioBlocks:

@@ -90,12 +90,20 @@ class JobTracker:
         self.failure: ServiceError | None = None
         self._end: Callable[[int], StreamEnded] | None = None  # set by ``finish``
         self.ended = False
+        #: called after results went out to the reader (the session re-checks whether it went quiet)
+        self.on_emitted: Callable[[], None] | None = None
         engine.join(owner)  # counted in every session's share of the queue from now on
 
     @property
     def unread(self) -> int:
         """Segments submitted whose result the reader has not taken yet."""
         return self.next_id - self._taken
+
+    @property
+    def in_flight(self) -> int:
+        """Segments submitted whose result is not out to the reader yet (in the engine, being
+        encoded, or waiting for an earlier one)."""
+        return self.next_id - self.next_emit
 
     @property
     def backlog(self) -> int:
@@ -221,6 +229,7 @@ class JobTracker:
         self.emit_ready()
 
     def emit_ready(self) -> None:
+        emitted = self.next_emit
         while True:
             slots = self._commits.get(self.next_emit)
             while slots and slots[0].filled:
@@ -239,6 +248,8 @@ class JobTracker:
                 self.put(c)
             self.put(result if speakers is None else speakers.label(result))
             self.next_emit += 1
+        if self.next_emit != emitted and self.on_emitted is not None:
+            self.on_emitted()
         if (
             self._end is not None
             and not self.ended
@@ -254,6 +265,7 @@ class JobTracker:
         let go of the session's callback (it would hold the session in a cycle)."""
         self._on_change = _nothing
         self._on_output = None
+        self.on_emitted = None
         if self.speakers is not None:
             self.speakers.drop()
         self._engine.leave(self._owner)

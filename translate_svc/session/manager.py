@@ -14,7 +14,9 @@ Event loop only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -83,6 +85,8 @@ class SessionManager:
         self.drain_hold_until: float | None = None
         self._no_live = asyncio.Event()  # set while no stream is admitted
         self._no_live.set()
+        #: set, and replaced, each time a live stream stops speaking or closes (``wait_live_quiet``)
+        self._went_quiet = asyncio.Event()
         #: where the sessions' events go (``lifecycle.py``; webhooks and usage records: ``frontend.py``)
         self.events: EventSink = NO_EVENTS
         #: the tenants' stored glossaries (``glossaries/``; set by ``app.py``): none kept by default
@@ -111,6 +115,32 @@ class SessionManager:
     async def wait_no_live(self) -> None:
         """Until every admitted stream has closed (a drain waits for it)."""
         await self._no_live.wait()
+
+    def live_speech(self) -> bool:
+        """Whether a live stream of this process is speaking: holding speech or waiting for a
+        segment's result (``StreamSession.speaking``). Clips and jobs are no live streams; another
+        worker's (``serve --workers N``) or pod's streams are not seen. Cheap: one look per stream."""
+        return any(s.speaking for s in self.live)
+
+    async def wait_live_quiet(self, timeout_s: float) -> bool:
+        """Until no live stream is speaking (True), or ``timeout_s`` has passed (False): a
+        background job feeds in the live speech's pauses. Woken when a stream stops speaking or
+        closes, not by polling."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout_s
+        while True:
+            went = self._went_quiet  # taken before the look: a change after it sets this one
+            if not self.live_speech():
+                return True
+            left = end - loop.time()
+            if left <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(went.wait(), left)
+
+    def _live_went_quiet(self) -> None:
+        went, self._went_quiet = self._went_quiet, asyncio.Event()
+        went.set()
 
     def fair_share(self) -> int:
         """Segments one stream may have in the engine and unread (flow control): at most
@@ -198,6 +228,7 @@ class SessionManager:
         self.open_streams += 1
         self.live.add(session)
         self._no_live.clear()
+        session.on_quiet = self._live_went_quiet
         return session
 
     async def admit_stream(self, tenant: Tenant = DEFAULT_TENANT) -> Admission:
@@ -284,18 +315,31 @@ class SessionManager:
         return got
 
     def open_clip(
-        self, fmt: AudioFormat, task: TranslationTask, vad: SegmenterConfig, tenant: Tenant = DEFAULT_TENANT
+        self,
+        fmt: AudioFormat,
+        task: TranslationTask,
+        vad: SegmenterConfig,
+        tenant: Tenant = DEFAULT_TENANT,
+        *,
+        lead_in_ms: int = 0,
     ) -> StreamSession:
         """A session for one admitted clip (``admit_clip``; ``ClipDriver.translate`` feeds it its
         decoded samples at once): a stream's pipeline, its queue strict and bounded by
         ``clip_share``, its CPU work on the unary calls' pool. Not a live stream: a drain lets it
-        finish. ``StreamSession.close`` must be called when it ends."""
+        finish. ``StreamSession.close`` must be called when it ends. ``lead_in_ms``: its first ms
+        were translated already (a resumed job's), only listened to, as a resumed stream's lead-in
+        (``Resume.lead_in_ms``, at most ``MAX_LEAD_IN_MS``)."""
         task = tenant.task_for(task)
+        resume = None
+        if lead_in_ms:
+            resume = Resume(uuid.uuid4().hex, 0, 0, lead_in_ms)
+            checks.check_resume(resume, self.limits)
         return self._new_session(
             fmt,
             task,
             vad,
             strict_queue=True,
+            resume=resume,
             executor=self._decode_pool,
             share=self.clip_share,
             recorder=self._recorder(tenant, fmt, task),
@@ -356,6 +400,7 @@ class SessionManager:
                 session.held = None
             if not self.live:
                 self._no_live.set()
+            self._live_went_quiet()
 
 
 class Admission:

@@ -204,6 +204,11 @@ class StreamSession:
         self._executor = executor
         #: the admission counters this stream holds (released by its manager when it closes)
         self.held: Held | None = None
+        #: called when the stream stops ``speaking`` (its manager sets it for a live stream: a
+        #: background job waits for the live streams' quiet, ``SessionManager.wait_live_quiet``)
+        self.on_quiet: Callable[[], None] | None = None
+        self._speaking = False  # as last checked (``_check_quiet``)
+        self.jobs.on_emitted = self._check_quiet
 
     @property
     def audio_received_ms(self) -> int:
@@ -212,6 +217,20 @@ class StreamSession:
     @property
     def unread(self) -> int:
         return self.jobs.unread
+
+    @property
+    def speaking(self) -> bool:
+        """Holding speech (the segmenter inside a region, or closing one) or waiting for a segment's
+        result (in the engine, or being encoded): what a background job waits out. Audio not yet
+        scored by the VAD does not count (a live stream always has some)."""
+        return self._segmenter.holds_speech or self.jobs.in_flight > 0
+
+    def _check_quiet(self) -> None:
+        """After the segmenter moved or results went out: tell ``on_quiet`` when speaking ended."""
+        speaking = self.speaking
+        if self._speaking and not speaking and self.on_quiet is not None:
+            self.on_quiet()
+        self._speaking = speaking
 
     @property
     def interims_skipped(self) -> int:
@@ -423,6 +442,7 @@ class StreamSession:
         collection (issue 53)."""
         self.abort()
         self._hooks = NO_HOOKS
+        self.on_quiet = None
         recorder, self._recorder = self._recorder, None
         if recorder is not None:
             recorder.close()
@@ -517,3 +537,4 @@ class StreamSession:
                 logger.debug("discarded %s", ev, extra=self._log)
         self._update_room()
         self.jobs.emit_ready()
+        self._check_quiet()

@@ -28,6 +28,12 @@ class JobSettings(BaseModel):
     #: segments it pauses for the segment's model time x (1 / share - 1) before it feeds again,
     #: while other sessions are open on the node (alone, a job takes the whole engine)
     engine_share: float = Field(0.2, gt=0, le=1)
+    #: the longest a job waits, before it feeds its next second, for the live streams' quiet: no
+    #: live stream holding speech or waiting for a segment's result (``SessionManager.live_speech``),
+    #: so its segments meet live finals in the model less often; past it the job feeds anyway (it
+    #: always progresses). 0: no wait. Only this process's live streams are seen: with
+    #: ``serve --workers N`` (or pods) a job does not wait for another worker's streams
+    quiet_wait_s: float = Field(5.0, ge=0, le=600.0)
     #: the largest upload (or fetched file), in bytes
     max_upload_bytes: int = Field(4 * 1024**3, ge=1024, le=64 * 1024**3)
     #: one part of an upload, at most (``PUT /v1/jobs/{id}/audio``), and the time it may take to arrive
