@@ -30,6 +30,7 @@ model thread) calls ``run``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -44,6 +45,9 @@ from translate_svc.model.seamless import SeamlessStages
 from translate_svc.model.simultaneous import SimultaneousSteps
 from translate_svc.types import ModelCard
 
+if TYPE_CHECKING:
+    from translate_svc.model.stepping import SteppingDecoder
+
 #: the order a mixed batch's parts run in, each one pass of the stages
 ORDER = (WorkKind.STEP, WorkKind.TEXT, WorkKind.SEGMENT)
 
@@ -57,6 +61,7 @@ class SeamlessRunner:
         self.stages = stages
         self.loop = loop
         self._steps: SimultaneousSteps | None = None
+        self._stepper: SteppingDecoder | None = None
         self._timer: WordTimer | None = None
 
     @property
@@ -83,6 +88,19 @@ class SeamlessRunner:
         if self._steps is None:
             self._steps = SimultaneousSteps(self.stages, lambda: self.timer, loop=self.loop)
         return self._steps
+
+    def stepper(self) -> SteppingDecoder | None:
+        """The stepping decoder on these stages (model/stepping.py: rows of many jobs in one running
+        decode, a pool of its own as large as the fast runner's), made at the first call; None on
+        the exact runner, or where the stages decode rows one by one (``exact_rows``)."""
+        if self.loop is None or self.stages.exact_rows:
+            return None
+        if self._stepper is None:
+            from translate_svc.model.stepping import SteppingDecoder
+
+            pool = self.loop.loop
+            self._stepper = SteppingDecoder(self, slots=pool.slots, max_frames=pool.max_frames)
+        return self._stepper
 
     @property
     def timer(self) -> WordTimer:
