@@ -37,6 +37,7 @@ import torch
 
 from translate_svc.engine.requests import Features, ModelInput, ModelOutput, WorkKind
 from translate_svc.engine.rows import plan_rows
+from translate_svc.engine.runner import Stepper
 from translate_svc.model.aligner import WordTimer
 from translate_svc.model.fast import Decoded, LoopDecoder
 from translate_svc.model.finish import Prefilled, finish
@@ -89,7 +90,7 @@ class SeamlessRunner:
             self._steps = SimultaneousSteps(self.stages, lambda: self.timer, loop=self.loop)
         return self._steps
 
-    def stepper(self) -> SteppingDecoder | None:
+    def stepper(self) -> Stepper | None:
         """The stepping decoder on these stages (model/stepping.py: rows of many jobs in one running
         decode, a pool of its own as large as the fast runner's), made at the first call; None on
         the exact runner, or where the stages decode rows one by one (``exact_rows``)."""
