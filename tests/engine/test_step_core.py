@@ -137,7 +137,7 @@ async def final_during_a_long_background_job(core: str, real: SeamlessRunner, sp
         final.add_done_callback(lambda _: ended.append("final"))
         await until(lambda: engine.preparing == 0 and engine.queued == 1)  # queued behind the long job
         gate.opened.set()
-        results: list[JobResult] = await asyncio.gather(long, final)
+        results: tuple[JobResult, JobResult] = await asyncio.gather(long, final)
         assert all(r.output is not None and r.error is None for r in results)
         await engine.wait_idle()
         assert engine.stats().running == 0
