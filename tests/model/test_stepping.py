@@ -67,13 +67,14 @@ def same(whole: ModelOutput, stepped: ModelOutput | None, words: bool = True) ->
         assert stepped.words == whole.words and stepped.transcript_words == whole.transcript_words
 
 
+@pytest.mark.parametrize("read_behind", [False, True])  # True: the flags read a step late, as on CUDA
 def test_segments_admitted_at_different_steps_equal_the_whole_batch(
-    fast: SeamlessRunner, spans: list[np.ndarray]
+    fast: SeamlessRunner, spans: list[np.ndarray], read_behind: bool
 ) -> None:
     items = items_of(spans)
     want = fast.run(items)
     assert len({o.texts["spa"] for o in want}) >= 3  # the inputs matter
-    stepper = SteppingDecoder(fast, slots=8)
+    stepper = SteppingDecoder(fast, slots=8, read_behind=read_behind)
     got: dict[int, ModelOutput | None] = {}
     for k, item in enumerate(items):  # one job joins every tick of two steps, the others decoding
         stepper.admit(k, item)
@@ -99,9 +100,12 @@ def test_a_pool_too_small_for_every_row_queues_the_rest(fast: SeamlessRunner, sp
         same(w, got[k], items[k].words)
 
 
-def test_a_dropped_job_leaves_and_the_others_go_on(fast: SeamlessRunner, spans: list[np.ndarray]) -> None:
+@pytest.mark.parametrize("read_behind", [False, True])
+def test_a_dropped_job_leaves_and_the_others_go_on(
+    fast: SeamlessRunner, spans: list[np.ndarray], read_behind: bool
+) -> None:
     items = items_of(spans[:3])
-    stepper = SteppingDecoder(fast, slots=9)
+    stepper = SteppingDecoder(fast, slots=9, read_behind=read_behind)
     for k, item in enumerate(items):
         stepper.admit(k, item)
     got: dict[int, ModelOutput | None] = dict(stepper.tick(2))

@@ -75,9 +75,18 @@ class SteppingDecoder:
     """One running decode for the jobs of many units (see the module docstring); the engine's
     ``Stepper`` (engine/runner.py)."""
 
-    def __init__(self, runner: SeamlessRunner, *, slots: int = 64, max_frames: int = DEFAULT_MAX_FRAMES) -> None:
+    def __init__(
+        self,
+        runner: SeamlessRunner,
+        *,
+        slots: int = 64,
+        max_frames: int = DEFAULT_MAX_FRAMES,
+        read_behind: bool | None = None,
+    ) -> None:
+        """``read_behind``: the pool reads its rows' finished flags one step behind (``DecodeLoop``;
+        default: on CUDA)."""
         self.runner = runner
-        self.loop = DecodeLoop(runner.stages.decoder, slots=slots, max_frames=max_frames)
+        self.loop = DecodeLoop(runner.stages.decoder, slots=slots, max_frames=max_frames, read_behind=read_behind)
         self._jobs: dict[int, _Job] = {}  # every job admitted and not yet returned or dropped
         self._arriving: list[_Job] = []  # admitted since the last tick: prefilled at the next
         self._rows: dict[int, tuple[_Job, int]] = {}  # loop row id -> its job and plan index
