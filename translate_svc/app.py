@@ -143,6 +143,8 @@ def build_engine(
         on_batch=batch_done,
         on_failure=on_failure,
         warmup=warmup_config(settings.model, seamless=runner_factory is None),
+        core=settings.engine.core,
+        steps_per_turn=settings.engine.steps_per_turn,
     )
 
 

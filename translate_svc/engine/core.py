@@ -14,8 +14,10 @@ thread, futures, health, tracing and metrics; each turn of its loop it asks the 
 As vLLM's ``EngineCore.step`` returns outputs for its async client to route to request queues, the
 core returns "these finished" and the owner resolves futures. ``Core`` is the Protocol; today's
 behaviour is one implementation, ``BatchCore`` ("whole batches": a unit is a batch, run by
-``Runner.run`` to its end). A "steps" core (rows joining and leaving a running decode, as TGI's
-batches ``filter`` and ``concatenate`` between steps) is another implementation of the same calls.
+``Runner.run`` to its end). ``StepCore`` (engine/step_core.py, ``engine.core = "steps"``: rows
+joining and leaving a running decode, as TGI's batches ``filter`` and ``concatenate`` between
+steps) is another implementation of the same calls; its jobs may finish in a later unit than the
+one that took them.
 
 Thread safety: ``execute`` runs on the model thread and touches only the runner and its unit; every
 other method runs on the owner's thread (the event loop), never while another of them runs.
@@ -88,6 +90,9 @@ class Outcome:
     #: the optional batches (model time, count) this final waited behind; 0 for droppable jobs
     optional_ms: float
     optional_batches: int
+    #: its own model time (ms) where it is not its unit's (a steps core: from its admission to its
+    #: end, across units); None: the unit's
+    model_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -235,16 +240,8 @@ class BatchCore:
         return [Finished(j.job_id, out, err) for j, (out, err) in zip(unit.jobs, results, strict=True)]
 
     def _run(self, items: Sequence[ModelInput]) -> list[tuple[ModelOutput | None, SegmentError | None]]:
-        """A failing batch is retried item by item so one bad segment fails alone."""
         assert self._runner is not None
-        try:
-            return [(out, None) for out in self._runner.run(items)]
-        except Exception:
-            if len(items) == 1:
-                logger.exception("segment failed in the model")
-                return [(None, SegmentError(ErrorCode.INTERNAL.value, "the model failed on this segment"))]
-            logger.exception("batch of %d failed; retrying its segments one by one", len(items))
-        return [self._run([item])[0] for item in items]
+        return run_items(self._runner, items)
 
     def settle(
         self, unit: Unit, finished: Sequence[Finished], started: float, ended: float, preparing: Iterable[Job] = ()
@@ -279,3 +276,16 @@ class BatchCore:
             for j, q_ms in zip(jobs, queue_ms, strict=True)
         )
         return Settled(stats, outcomes, unit.optional)
+
+
+def run_items(runner: Runner, items: Sequence[ModelInput]) -> list[tuple[ModelOutput | None, SegmentError | None]]:
+    """``Runner.run`` on ``items``; a failing batch is retried item by item so one bad segment
+    fails alone (model thread)."""
+    try:
+        return [(out, None) for out in runner.run(items)]
+    except Exception:
+        if len(items) == 1:
+            logger.exception("segment failed in the model")
+            return [(None, SegmentError(ErrorCode.INTERNAL.value, "the model failed on this segment"))]
+        logger.exception("batch of %d failed; retrying its segments one by one", len(items))
+    return [run_items(runner, [item])[0] for item in items]

@@ -3,7 +3,8 @@
 Sessions ``join`` and ``submit`` segments and await their results. Who may wait in the queue is
 decided by the pure ``QueueShares`` (each session's fair share, node-wide: ``engine/shares.py``).
 The queued jobs, the next unit of work and running it belong to the synchronous core
-(``engine/core.py``: ``BatchCore``, whole batches of the pure ``BatchScheduler``'s choosing). The
+(``engine/core.py``: ``BatchCore``, whole batches of the pure ``BatchScheduler``'s choosing; or,
+with ``core="steps"``, ``StepCore``, engine/step_core.py: rows joining a running decode). The
 engine loop (on the event loop) asks the core for the next unit (``schedule``), hands it to the
 single model thread with ``run_in_executor`` (``execute``), has the core settle it and resolves each
 finished job's future with its result. It sleeps on an event ("a job arrived") with a timeout ("the
@@ -51,6 +52,7 @@ from translate_svc.engine.requests import Features, ModelInput
 from translate_svc.engine.runner import Runner, ShapeWarmable, Warmable
 from translate_svc.engine.scheduler import BatchScheduler, QueueFull, SchedulerConfig
 from translate_svc.engine.shares import QueueShares
+from translate_svc.engine.step_core import DEFAULT_STEPS, StepCore
 from translate_svc.engine.warmup import WarmShape, WarmupConfig, WarmupMode, plan
 from translate_svc.errors import ErrorCode, NotReady, Overloaded
 from translate_svc.observability import metrics, tracing
@@ -71,18 +73,28 @@ class TranslationEngine:
         on_failure: Callable[[BaseException], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         warmup: WarmupConfig | None = None,
+        core: str = "batch",
+        steps_per_turn: int = DEFAULT_STEPS,
     ) -> None:
         """``runner_factory`` runs on the model thread at ``start`` (loading takes a while and may
         want that thread's CUDA context). ``on_failure`` is called once, on the loop, if the
         engine loop dies. ``clock`` (seconds) times queue waits and model time (tests pass one
         that only a fake runner advances, so their timings are exact). ``warmup``: the batches
-        ``start`` runs before the engine says it is healthy (engine/warmup.py; None: one short batch)."""
+        ``start`` runs before the engine says it is healthy (engine/warmup.py; None: one short batch).
+        ``core``: "batch" (``BatchCore``: whole batches) or "steps" (``StepCore``, engine/step_core.py:
+        rows joining a running decode, ``steps_per_turn`` decode steps a turn of the loop)."""
         self._runner_factory = runner_factory
         self._warmup_config = warmup or WarmupConfig()
         self._clock = clock
         self._config = config
         self._scheduler = BatchScheduler(config)
-        self._core: Core = BatchCore(self._scheduler)  # queued jobs and the batch in the model
+        self._core: Core  # queued jobs and the work in the model
+        if core == "steps":
+            self._core = StepCore(self._scheduler, steps=steps_per_turn)
+        elif core == "batch":
+            self._core = BatchCore(self._scheduler)
+        else:
+            raise ValueError(f"engine core {core!r}: expected 'batch' or 'steps'")
         self._shares = QueueShares(config.max_queued)  # every job from submit until a batch takes it
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._prep_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="features")
@@ -379,14 +391,18 @@ class TranslationEngine:
 
     def _hand_out(self, settled: Settled, started_ns: int) -> None:
         """Each settled job's future gets its ``JobResult`` (unless it was cancelled meanwhile);
-        then the batch's span, metrics and observer."""
+        then the batch's span, metrics and observer. A unit in which no job ended (``StepCore``'s
+        turns while rows decode) reports nothing."""
         stats = settled.stats
+        if not settled.outcomes:
+            return
         trace = self._trace(started_ns, settled) if tracing.enabled() else None
         for o in settled.outcomes:
             future = self._futures.pop(o.job_id, None)
             if future is not None and not future.done():  # None: cancelled while in the model
+                model_ms = stats.model_ms if o.model_ms is None else o.model_ms
                 result = JobResult(
-                    o.output, o.error, o.queue_ms, stats.model_ms, stats.size, trace, o.optional_ms, o.optional_batches
+                    o.output, o.error, o.queue_ms, model_ms, stats.size, trace, o.optional_ms, o.optional_batches
                 )
                 future.set_result(result)
             if not o.droppable:

@@ -72,3 +72,46 @@ class ShapeWarmable(Protocol):
     limit). Returns the calls it ran."""
 
     def warm_shapes(self, max_rows: int, longest_s: float, deadline: float | None) -> int: ...
+
+
+class Stepper(Protocol):
+    """Rows of many jobs in one running decode (iteration-level scheduling, issue 70): a job's rows
+    join at any step and leave the step they finish, so a short job never waits for a long one
+    that was admitted before it. ``model/stepping.py`` ``SteppingDecoder`` implements it; the
+    engine's ``StepCore`` (engine/step_core.py) drives it. Model thread only, like ``Runner.run``.
+    Jobs are known by the caller's ``key``; a job it does not ``take`` goes through ``Runner.run``."""
+
+    def takes(self, item: ModelInput) -> bool:
+        """Whether ``item`` can go through the running decode (else: ``Runner.run``)."""
+        ...
+
+    def admit(self, key: int, item: ModelInput, *, priority: int = 0) -> None:
+        """``item`` joins: prefilled at the next ``tick``, its rows decoded as slots free up, those of
+        a lower ``priority`` value first (then oldest first)."""
+        ...
+
+    def tick(self, max_steps: int) -> list[tuple[int, ModelOutput | None]]:
+        """Up to ``max_steps`` decode steps (fewer once a job finished); the jobs that finished, each
+        with its output, or None where it failed (that job alone)."""
+        ...
+
+    def drop(self, key: int) -> None:
+        """The job leaves (its rows with it); the others go on. Unknown keys are ignored."""
+        ...
+
+    def clear(self) -> None:
+        """Every job leaves."""
+        ...
+
+    @property
+    def backlog(self) -> int:
+        """Rows admitted that wait for a slot (or for their prefill)."""
+        ...
+
+
+@runtime_checkable
+class Steppable(Protocol):
+    """A runner that can decode rows of many jobs in one running decode (``Stepper``); None where
+    it cannot now (the exact runner, rows decoded one by one)."""
+
+    def stepper(self) -> Stepper | None: ...

@@ -13,13 +13,13 @@ The exact runner (model/runner.py with no loop) stays the reference: each row eq
 ``generate`` alone. The fast runner is held to it by stated tolerances (tests/model/test_fast_runner.py,
 docs/performance.md): on the test checkpoint in float32, the rows' tokens and the speech's lengths.
 
-This is the loop inside one batch; rows that join a running decode from the next batch (a
-stepping core, engine/core.py) are the next step. Model thread only.
+This is the loop inside one batch; rows that join a running decode from later batches are the
+stepping decoder's (model/stepping.py, a pool of its own). Model thread only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -84,11 +84,21 @@ class LoopDecoder:
                     )[0]
             done.update((r, (f.tokens, f.hidden)) for r, f in finished.items())
             logprobs.update((r, f.logprobs) for r, f in finished.items())
-        width = max(len(tokens) for tokens, _ in done.values())
-        sequences = torch.full((len(plan), width), self.decoder.pad, dtype=torch.long, device=enc.device)
-        hidden = next(iter(done.values()))[1]
-        states = torch.zeros((len(plan), width - 1, hidden.shape[-1]), dtype=hidden.dtype, device=hidden.device)
-        for r, (tokens, kept) in done.items():
-            sequences[r, : len(tokens)] = torch.tensor(tokens, device=enc.device)
-            states[r, : kept.shape[0]] = kept
-        return Decoded(sequences, states, tuple(logprobs[r] for r in range(len(plan))))
+        return decoded_of(
+            [done[r] for r in range(len(plan))], [logprobs[r] for r in range(len(plan))], self.decoder.pad
+        )
+
+
+def decoded_of(
+    rows: Sequence[tuple[Sequence[int], Tensor]], logprobs: Sequence[tuple[float, ...]], pad: int
+) -> Decoded:
+    """Rows the loop finished (each its tokens and kept hidden states, in plan order) as one
+    ``Decoded``: sequences right-padded with ``pad``, states zero past a row's own."""
+    width = max(len(tokens) for tokens, _ in rows)
+    hidden = rows[0][1]
+    sequences = torch.full((len(rows), width), pad, dtype=torch.long, device=hidden.device)
+    states = torch.zeros((len(rows), width - 1, hidden.shape[-1]), dtype=hidden.dtype, device=hidden.device)
+    for r, (tokens, kept) in enumerate(rows):
+        sequences[r, : len(tokens)] = torch.tensor(tokens, device=hidden.device)
+        states[r, : kept.shape[0]] = kept
+    return Decoded(sequences, states, tuple(logprobs))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -17,3 +19,11 @@ class EngineSettings(BaseModel):
     #: waits behind at most one such batch; optional work beyond it waits, and a caption or step
     #: over it alone is skipped (80: a step or caption of 15 s with 4 targets and a transcript fits)
     optional_batch_audio_s: float = Field(80.0, gt=0)
+    #: how the engine runs the model: "batch", whole batches, each run to its longest row's end
+    #: (engine/core.py ``BatchCore``); "steps", one running decode that segments' rows join and
+    #: leave at every step, so a final never waits for a batch's longest row (engine/step_core.py
+    #: ``StepCore``; the fast runner's segments; other work runs as whole batches beside it)
+    core: Literal["batch", "steps"] = "batch"
+    #: with ``core = "steps"``: decode steps a turn of the engine's loop runs at most before it
+    #: takes new jobs (a new final waits that many steps at most before its rows join)
+    steps_per_turn: int = Field(4, ge=1, le=1024)

@@ -1,0 +1,161 @@
+"""The stepping decoder (model/stepping.py, issue 70 item 2): segments admitted at different steps
+of one running decode give what the whole-batch fast runner gives for them; a short job admitted
+after a long one leaves first; a pool too small for every row queues the rest; a dropped job leaves
+and the others go on; a job the pool refuses fails alone. Test checkpoint, float32, CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.support.speech import read_16k
+from translate_svc.engine.requests import ModelInput, ModelOutput
+from translate_svc.model.fast import LoopDecoder
+from translate_svc.model.forced import ForcedLengths
+from translate_svc.model.runner import SeamlessRunner
+from translate_svc.model.seamless import SeamlessStages
+from translate_svc.model.stepping import SteppingDecoder
+from translate_svc.types import Term
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def fast(test_model_dir: Path) -> SeamlessRunner:
+    stages = SeamlessStages(test_model_dir, device="cpu", dtype="float32")
+    return SeamlessRunner(stages, LoopDecoder(stages.decoder, stages.processor, slots=8))
+
+
+@pytest.fixture(scope="module")
+def spans(shared_audio: Path) -> list[np.ndarray]:
+    x = read_16k(shared_audio / "jfk.flac")
+    y = read_16k(shared_audio / "silero_test.wav")
+    cuts = [(x, 0.3, 2.3), (x, 3.3, 4.4), (x, 5.4, 7.7), (x, 0.0, 5.0), (y, 0.0, 3.0), (y, 3.0, 4.2)]
+    return [a[int(s * 16000) : int(e * 16000)] for a, s, e in cuts]
+
+
+def items_of(spans: list[np.ndarray]) -> list[ModelInput]:
+    return [ModelInput(a, ("spa", "fra"), "eng", words=k % 2 == 0) for k, a in enumerate(spans)]
+
+
+def drain(stepper: SteppingDecoder, got: dict[int, ModelOutput | None], ticks: int = 200) -> int:
+    """Tick until every job left; returns the ticks it took."""
+    for n in range(ticks):
+        if not len(stepper):
+            return n
+        got.update(stepper.tick(4))
+    raise AssertionError("the stepping decoder never emptied")
+
+
+def same(whole: ModelOutput, stepped: ModelOutput | None, words: bool = True) -> None:
+    """``words``: the input asked for word timings (a whole batch times every row of a speech group
+    where one input asks; a job finished alone times only its own rows where it asks)."""
+    assert stepped is not None
+    assert stepped.texts == whole.texts and stepped.transcript == whole.transcript
+    assert stepped.waveforms.keys() == whole.waveforms.keys()
+    for lang, wave in whole.waveforms.items():
+        assert stepped.waveforms[lang].shape == wave.shape, lang
+        np.testing.assert_allclose(stepped.waveforms[lang], wave, atol=1e-3)
+    assert stepped.logprobs.keys() == whole.logprobs.keys()
+    for lang, lp in whole.logprobs.items():
+        assert stepped.logprobs[lang] == pytest.approx(lp, abs=1e-5)
+    assert whole.transcript_logprob is not None
+    assert stepped.transcript_logprob == pytest.approx(whole.transcript_logprob, abs=1e-5)
+    if words:
+        assert stepped.words == whole.words and stepped.transcript_words == whole.transcript_words
+
+
+@pytest.mark.parametrize("read_behind", [False, True])  # True: the flags read a step late, as on CUDA
+def test_segments_admitted_at_different_steps_equal_the_whole_batch(
+    fast: SeamlessRunner, spans: list[np.ndarray], read_behind: bool
+) -> None:
+    items = items_of(spans)
+    want = fast.run(items)
+    assert len({o.texts["spa"] for o in want}) >= 3  # the inputs matter
+    stepper = SteppingDecoder(fast, slots=8, read_behind=read_behind)
+    got: dict[int, ModelOutput | None] = {}
+    for k, item in enumerate(items):  # one job joins every tick of two steps, the others decoding
+        stepper.admit(k, item)
+        got.update(stepper.tick(2))
+    drain(stepper, got)
+    assert sorted(got) == list(range(len(items)))
+    for k, w in enumerate(want):
+        same(w, got[k], items[k].words)
+    assert len(stepper.loop) == 0 and stepper.backlog == 0
+
+
+def test_a_pool_too_small_for_every_row_queues_the_rest(fast: SeamlessRunner, spans: list[np.ndarray]) -> None:
+    items = items_of(spans[:4])  # 12 rows through 2 slots
+    stepper = SteppingDecoder(fast, slots=2)
+    for k, item in enumerate(items):
+        stepper.admit(k, item, priority=k % 2)
+    assert stepper.backlog == 12
+    got: dict[int, ModelOutput | None] = dict(stepper.tick(1))
+    assert len(stepper.loop) <= 2 and stepper.backlog >= 8  # the rest wait here
+    drain(stepper, got)
+    want = fast.run(items)
+    for k, w in enumerate(want):
+        same(w, got[k], items[k].words)
+
+
+@pytest.mark.parametrize("read_behind", [False, True])
+def test_a_dropped_job_leaves_and_the_others_go_on(
+    fast: SeamlessRunner, spans: list[np.ndarray], read_behind: bool
+) -> None:
+    items = items_of(spans[:3])
+    stepper = SteppingDecoder(fast, slots=9, read_behind=read_behind)
+    for k, item in enumerate(items):
+        stepper.admit(k, item)
+    got: dict[int, ModelOutput | None] = dict(stepper.tick(2))
+    assert not got and len(stepper.loop) == 9
+    stepper.drop(1)
+    assert len(stepper.loop) == 6
+    drain(stepper, got)
+    assert sorted(got) == [0, 2]
+    want = fast.run([items[0], items[2]])
+    same(want[0], got[0], items[0].words)
+    same(want[1], got[2], items[2].words)
+    stepper.drop(1)  # gone already: nothing happens
+
+
+def test_a_job_the_pool_refuses_fails_alone(fast: SeamlessRunner, spans: list[np.ndarray]) -> None:
+    stepper = SteppingDecoder(fast, slots=4, max_frames=20)  # about 3 s of speech a row
+    stepper.admit(0, ModelInput(spans[3], ("spa",), "eng"))  # 5 s: too many frames
+    stepper.admit(1, ModelInput(spans[1], ("spa",), "eng"))  # 1.1 s
+    got: dict[int, ModelOutput | None] = {}
+    drain(stepper, got)
+    assert got[0] is None
+    same(fast.run([ModelInput(spans[1], ("spa",), "eng")])[0], got[1])
+
+
+def test_what_it_takes(fast: SeamlessRunner, spans: list[np.ndarray]) -> None:
+    stepper = SteppingDecoder(fast, slots=2)
+    assert stepper.takes(ModelInput(spans[0], ("spa",), "eng", terms=(Term("the", weight=3.0),)))
+    assert not stepper.takes(ModelInput(spans[0], ("spa",), "eng", terms=(Term("the", keep=True),)))
+    assert not stepper.takes(ModelInput(spans[0], (), None))  # no row at all
+    with pytest.raises(ValueError, match="not work"):
+        stepper.admit(0, ModelInput(spans[0], ("spa",), "eng", terms=(Term("the", keep=True),)))
+
+
+def test_a_short_job_admitted_later_does_not_wait_for_a_long_one(test_model_dir: Path, shared_audio: Path) -> None:
+    # forced lengths: every row decodes 2 tokens a second of speech, so the long row's length is known
+    stages = SeamlessStages(test_model_dir, device="cpu", dtype="float32", forced=ForcedLengths(2.0))
+    runner = SeamlessRunner(stages, LoopDecoder(stages.decoder, stages.processor, slots=4))
+    x = read_16k(shared_audio / "jfk.flac")
+    stepper = SteppingDecoder(runner, slots=4)
+    stepper.admit(0, ModelInput(x[: 7 * 16000], ("spa",), None))  # 14 tokens
+    got: dict[int, ModelOutput | None] = dict(stepper.tick(3))
+    stepper.admit(1, ModelInput(x[16000 : 2 * 16000], ("spa",), None))  # 2 tokens, 3 steps in
+    steps = 0
+    while 1 not in got:
+        got.update(stepper.tick(1))
+        steps += 1
+    assert 0 not in got and len(stepper) == 1  # the long job still decodes
+    short = steps
+    while 0 not in got:
+        got.update(stepper.tick(1))
+        steps += 1
+    assert short <= 3 < 10 <= steps  # the short job its own 3 steps; the long one its 14 (3 before)
+    assert got[1] is not None and got[0] is not None

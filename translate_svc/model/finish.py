@@ -1,0 +1,239 @@
+"""After the decode: a plan's decoded text rows made into each input's ``ModelOutput`` (issue 70).
+
+``SeamlessRunner`` (model/runner.py) runs a batch in three parts: the **prefill** (inputs to encoder
+outputs, their mask, language identification and the ``RowPlan``: a ``Prefilled``), the **decode**
+of the plan's rows (``generate``, or our own loop: model/fast.py ``Decoded``), and ``finish``, here:
+the profanity filter, text-to-unit and the vocoder for the target rows that want speech, word
+timings, confidence, and the outputs gathered per input. The stepping decoder
+(model/stepping.py) decodes rows of many batches in one running loop and finishes each job here
+as its rows end, so the three parts are separate calls.
+
+Model thread only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from translate_svc.engine.requests import ModelInput, ModelOutput
+from translate_svc.engine.rows import RowPlan
+from translate_svc.model import profanity
+from translate_svc.model.aligner import WordTimer
+from translate_svc.model.confidence import mean_logprob, scored_words
+from translate_svc.model.fast import Decoded
+from translate_svc.model.seamless import SeamlessStages
+from translate_svc.model.timings import WORD_START
+from translate_svc.types import Profanity, WordTiming
+
+
+@dataclass(frozen=True, eq=False)
+class Prefilled:
+    """A batch ready to decode: its encoder outputs expanded to the plan's rows (``row_enc``,
+    ``row_mask``: one per row, in plan order), the plan, the languages detected (per input index)
+    and the identifier's time. ``said``: text inputs' own text, what their terms look for (their
+    encoder outputs and mask are the text encoder's); None for speech."""
+
+    row_enc: torch.Tensor
+    row_mask: torch.Tensor
+    plan: RowPlan
+    detected: dict[int, dict[str, float]]
+    language_id_ms: float
+    said: dict[int, str] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        stages: SeamlessStages,
+        enc: torch.Tensor,
+        mask: torch.Tensor,
+        plan: RowPlan,
+        detected: dict[int, dict[str, float]],
+        language_id_ms: float,
+        said: dict[int, str] | None = None,
+    ) -> Prefilled:
+        """The inputs' encoder outputs (one per input) expanded to the plan's rows."""
+        index = torch.tensor([row.item for row in plan.rows], device=stages.device)
+        return cls(enc.index_select(0, index), mask.index_select(0, index), plan, detected, language_id_ms, said)
+
+
+def finish(
+    stages: SeamlessStages,
+    timer: Callable[[], WordTimer],
+    inputs: Sequence[ModelInput],
+    prefilled: Prefilled,
+    decoded: Decoded,
+) -> list[ModelOutput]:
+    """The decoded rows (``decoded``: the plan's rows, in order) made into each input's output:
+    the profanity filter, speech for the target rows that want it, word timings, confidence.
+    ``timer``: the word timer, asked for only where a row wants words."""
+    plan, detected, language_id_ms = prefilled.plan, prefilled.detected, prefilled.language_id_ms
+    row_enc, row_mask = prefilled.row_enc, prefilled.row_mask
+    text_input = prefilled.said is not None
+    rows = [(row.item, row.language) for row in plan.rows]
+    seconds = [i.input_seconds for i in inputs]
+    sequences = decoded.sequences
+    texts = stages.processor.batch_decode(sequences, skip_special_tokens=True)
+    gen = stages.model.generation_config
+    # the profanity filter: each row's text filtered, and its speech made from its tokens
+    # without the listed words (model/profanity.py), in mask and remove modes alike
+    filtered = [inputs[k].profanity is not Profanity.OFF for k, _ in rows]
+    heard_seqs = sequences  # the transcript's words are timed on what was said
+    sequences, drops = _speakable(stages, sequences, [lang for _, lang in rows], filtered, gen.pad_token_id)
+    texts = [
+        profanity.apply(t, lang, inputs[k].profanity) if f else t
+        for t, (k, lang), f in zip(texts, rows, filtered, strict=True)
+    ]
+
+    # Speech for target rows that asked for it and have at least one text token.
+    speech_rows = [
+        r for r, (k, lang) in enumerate(rows)
+        if inputs[k].speech and plan.rows[r].target and _has_text(sequences[r], gen)
+    ]  # fmt: skip
+    waves: dict[int, np.ndarray] = {}
+    # each row's chosen tokens' log-probabilities (confidence, issue 72): none where not kept
+    token_lps = decoded.logprobs or tuple(() for _ in rows)
+    words: dict[int, tuple[WordTiming, ...]] = {}
+    transcript_words: dict[int, tuple[WordTiming, ...]] = {}
+    t_speech = time.perf_counter()
+    # exact rows: each row's text-to-unit alone (its own padding), as generate runs it
+    groups = [[r] for r in speech_rows] if stages.exact_rows else [speech_rows]
+    for group in (g for g in groups if g):
+        timed = any(inputs[rows[r][0]].words for r in group)
+        sel = torch.tensor(group, device=stages.device)
+        seqs = _trim_right_padding(sequences.index_select(0, sel), gen.pad_token_id)
+        # the decode's own hidden states where it kept them (the loop): t2u reads them as they are;
+        # a group with a row cut by the profanity filter has t2u re-read the text decoder over
+        # the cut sequences (the kept states are of the uncut ones)
+        kept = decoded.states is not None and not drops.keys() & set(group)
+        states = decoded.states.index_select(0, sel)[:, : seqs.shape[1] - 1] if kept else None  # type: ignore[union-attr]
+        out = stages.speech(
+            row_enc.index_select(0, sel),
+            row_mask.index_select(0, sel),
+            seqs,
+            [rows[r][1] for r in group],
+            [inputs[rows[r][0]].speaker_id for r in group],
+            [seconds[rows[r][0]] for r in group],
+            text_input=text_input,
+            text_states=states,
+        )
+        waves.update(zip(group, out.waves, strict=True))
+        if timed:
+            timing = timer().speech(seqs, out.waves, out.units.char_durations, out.vocoded.frames)
+            words.update(
+                (r, scored_words(timer(), seqs[j].tolist(), _kept(token_lps[r], drops.get(r)), w, timed=True))
+                for j, (r, w) in enumerate(zip(group, timing, strict=True))
+            )
+    speech_ms = (time.perf_counter() - t_speech) * 1000 if speech_rows else 0.0
+    heard = [r for r, row in enumerate(plan.rows) if inputs[row.item].words and row.transcript and not text_input]
+    if heard:
+        sel = torch.tensor(heard, device=stages.device)
+        got = timer().transcript(
+            row_enc.index_select(0, sel),
+            row_mask.index_select(0, sel),
+            heard_seqs.index_select(0, sel),
+            [seconds[rows[r][0]] for r in heard],
+        )
+        transcript_words = {
+            rows[r][0]: profanity.words_of(
+                scored_words(timer(), heard_seqs[r].tolist(), token_lps[r], w, timed=False),
+                rows[r][1],
+                inputs[rows[r][0]].profanity,
+            )
+            for r, w in zip(heard, got, strict=True)
+        }
+
+    outputs = []
+    for k, item in enumerate(inputs):
+        mine = [(r, row) for r, row in plan.of(k)]
+        outputs.append(
+            ModelOutput(
+                transcript=next((texts[r] for r, row in mine if row.transcript), None),
+                texts={row.language: texts[r] for r, row in mine if row.target},
+                waveforms={
+                    row.language: waves.get(r, np.zeros(0, np.float32)) for r, row in mine if item.speech and row.target
+                },
+                detected=detected.get(k),
+                speech_ms=speech_ms,
+                language_id_ms=language_id_ms,
+                words={row.language: words[r] for r, row in mine if r in words and row.target},
+                transcript_words=transcript_words.get(k, ()),
+                transcript_logprob=next((mean_logprob(token_lps[r]) for r, row in mine if row.transcript), None),
+                transcript_tokens=next(
+                    (
+                        _tokens(stages, heard_seqs[r], token_lps[r])
+                        for r, row in mine
+                        if row.transcript and item.profanity is Profanity.OFF
+                    ),
+                    (),
+                ),
+                logprobs={
+                    row.language: lp for r, row in mine if row.target and (lp := mean_logprob(token_lps[r])) is not None
+                },
+            )
+        )
+    return outputs
+
+
+def _tokens(stages: SeamlessStages, seq: torch.Tensor, values: Sequence[float]) -> tuple[tuple[str, float], ...]:
+    """A row's chosen text tokens (special tokens left out) as text, each with its value."""
+    tokenizer = stages.processor.tokenizer
+    special = set(tokenizer.all_special_ids)
+    ids = seq[2 : 2 + len(values)].tolist()
+    pieces = tokenizer.convert_ids_to_tokens(ids)
+    return tuple(
+        (piece.replace(WORD_START, " "), v) for t, piece, v in zip(ids, pieces, values, strict=True) if t not in special
+    )
+
+
+def _speakable(
+    stages: SeamlessStages, sequences: torch.Tensor, languages: list[str], filtered: list[bool], pad: int
+) -> tuple[torch.Tensor, dict[int, set[int]]]:
+    """``sequences`` with the tokens of each filtered row's listed words taken out (the rest
+    moved left, padded at the end): what t2u and the speech's word timings are made from; and the
+    rows cut, each with the positions taken out. Unchanged where no row says a listed word."""
+    if not any(filtered):
+        return sequences, {}
+    special = set(stages.processor.tokenizer.all_special_ids)
+    tokenizer = stages.processor.tokenizer
+    rows: list[list[int]] = []
+    cut: dict[int, set[int]] = {}
+    for r, seq in enumerate(sequences.tolist()):
+        if filtered[r]:
+            body = [i for i, t in enumerate(seq) if t not in special]
+            tokens = [seq[i] for i in body]
+            keep = profanity.token_keep(
+                tokens, languages[r], lambda ids: tokenizer.decode(ids, skip_special_tokens=True)
+            )
+            drop = {i for i, k in zip(body, keep, strict=True) if not k}
+            if drop:
+                cut[r] = drop
+                seq = [t for i, t in enumerate(seq) if i not in drop]
+        rows.append(seq)
+    if not cut:
+        return sequences, cut
+    width = sequences.shape[1]
+    padded = [seq + [pad] * (width - len(seq)) for seq in rows]
+    return torch.tensor(padded, dtype=sequences.dtype, device=sequences.device), cut
+
+
+def _has_text(seq: torch.Tensor, gen) -> bool:  # type: ignore[no-untyped-def]
+    """True if the row has any token after ``[start, lang]`` before EOS/padding."""
+    body = seq[2:]
+    return bool(body.numel()) and int(body[0]) not in (gen.eos_token_id, gen.pad_token_id)
+
+
+def _trim_right_padding(seqs: torch.Tensor, pad: int) -> torch.Tensor:
+    """Drop trailing all-pad columns, so a sub-batch looks like generate's own output for it."""
+    keep = int((seqs != pad).sum(1).max())
+    return seqs[:, :keep]
+
+
+def _kept(values: Sequence[float], drop: set[int] | None) -> list[float]:
+    """A row's token values without the positions the profanity filter took out of its sequence
+    (``drop``: sequence positions; the chosen tokens start after ``[start, language]``)."""
+    return [v for i, v in enumerate(values) if not drop or i + 2 not in drop]
