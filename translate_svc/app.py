@@ -69,6 +69,24 @@ def _on_cuda(device: str) -> bool:
     return cuda_available()
 
 
+def fast_runner(m: ModelSettings, device: str) -> bool:
+    """Whether the fast runner (our own decode loop) decodes, on ``device`` ("cpu", "cuda"):
+    ``model.runner`` "fast", or "auto" on CUDA."""
+    return m.runner == "fast" or (m.runner == "auto" and device == "cuda")
+
+
+def engine_core(settings: Settings, *, custom: bool = False) -> str:
+    """``engine.core`` resolved: "auto" is "steps" where the fast runner decodes (a running decode
+    needs its loop), "batch" otherwise and for a ``custom`` runner (tests, benchmarks)."""
+    core = settings.engine.core
+    if core != "auto":
+        return core
+    m = settings.model
+    if custom or m.test_translator is not None:
+        return "batch"
+    return "steps" if fast_runner(m, "cuda" if _on_cuda(m.device) else "cpu") else "batch"
+
+
 def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
     """The production runner: SeamlessM4T v2 from ``m.path`` (loaded on the engine's model thread);
     with ``m.test_translator``, the made-up stable translator instead (model/stable.py), refused
@@ -101,11 +119,17 @@ def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
             identifier=load_identifier(m),
         )
         loop = None
-        if m.runner == "fast" or (m.runner == "auto" and stages.device.type == "cuda"):
+        if fast_runner(m, stages.device.type):
             from translate_svc.model.fast import LoopDecoder
 
-            loop = LoopDecoder(stages.decoder, stages.processor, slots=m.decode_slots)
-        logger.info("model runner: %s", "fast (our own decode loop)" if loop is not None else "exact (generate)")
+            loop = LoopDecoder(stages.decoder, stages.processor, slots=m.decode_slots, graphs=m.decode_graphs)
+        graphs = loop is not None and loop.loop.replay is not None
+        logger.info(
+            "model runner: %s",
+            "exact (generate)"
+            if loop is None
+            else f"fast (our own decode loop{', CUDA graphs of its step' if graphs else ''})",
+        )
         return SeamlessRunner(stages, loop)
 
     return load
@@ -143,7 +167,7 @@ def build_engine(
         on_batch=batch_done,
         on_failure=on_failure,
         warmup=warmup_config(settings.model, seamless=runner_factory is None),
-        core=settings.engine.core,
+        core=engine_core(settings, custom=runner_factory is not None),
         steps_per_turn=settings.engine.steps_per_turn,
     )
 

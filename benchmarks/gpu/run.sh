@@ -20,7 +20,8 @@
 # buckets), then the same cold batches; the JSON's cold_shapes counts shapes still met first (should
 # be {}); "stageswarm": its warm column. Cold vs warm for all four stages in one call:
 #   run(command="SIZES=8,32 COLDWARM_MODES='stages stageswarm cold warm' bash benchmarks/gpu/run.sh coldwarm", ...)
-# SKIP_ONOFF=1 leaves session's in-process batching on/off step out.
+# SKIP_ONOFF=1 leaves session's in-process batching on/off step out. The ramp's server runs the
+# defaults on CUDA (the fast runner, the steps core); CORE=batch or RUNNER=exact ramps the others.
 # tests: tests/gpu, the tests that need CUDA (run(command="bash benchmarks/gpu/run.sh tests", carry=[".gpu"]))
 # session: model built on the GPU; stages per batch size (CUDA-synchronised, peak memory); batching
 # on vs off at 64 in-process streams; then one `serve --workers W` and a ramp of loadgen --target
@@ -92,6 +93,7 @@ build_test_checkpoint(sys.argv[1], full_size=sys.argv[3] == 'full')" "$MODEL" "$
   TRANSLATE_SVC_MODEL__FORCED_TEXT_TOKENS_PER_S=4 TRANSLATE_SVC_MODEL__FORCED_UNITS_PER_S=50 \
   TRANSLATE_SVC_MODEL__WARMUP=$WARMUP TRANSLATE_SVC_MODEL__WARMUP_MAX_S=$WARMUP_MAX_S \
   TRANSLATE_SVC_LIMITS__MAX_STREAMS=4096 TRANSLATE_SVC_ENGINE__MAX_QUEUED_SEGMENTS=8192 \
+  TRANSLATE_SVC_ENGINE__CORE=${CORE:-auto} TRANSLATE_SVC_MODEL__RUNNER=${RUNNER:-auto} \
     "$PY" -m translate_svc.cli serve --model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" --port 0 \
     --max-batch-size "${RAMP_BATCH:-128}" --workers "${WORKERS:-4}" --ready-file /tmp/ready.json \
     --log-level WARNING > "$RES/serve.txt" 2>&1 &

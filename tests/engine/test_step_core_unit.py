@@ -28,12 +28,14 @@ class FakeStepper:
         self.left: dict[int, int] = {}
         self.dropped: list[int] = []
         self.cleared = 0
+        self.admitted: list[int] = []
 
     def takes(self, item: ModelInput) -> bool:
         return item.text is None
 
     def admit(self, key: int, item: ModelInput, *, priority: int = 0) -> None:
         self.left[key] = round(item.input_seconds)
+        self.admitted.append(key)
 
     def tick(self, max_steps: int) -> list[tuple[int, ModelOutput | None]]:
         out: list[tuple[int, ModelOutput | None]] = []
@@ -160,3 +162,21 @@ def test_without_a_stepper_every_job_runs_as_a_whole_batch() -> None:
     unit, ended = turn(core, 0.0)
     assert unit is not None and sorted(ended) == sorted([a.job_id, b.job_id])
     assert runner.batches == [2] and core.running == ()
+
+
+def test_prepare_makes_the_stepper_once_before_the_first_unit() -> None:
+    class Counted(SteppingFake):
+        asked = 0
+
+        def stepper(self) -> Stepper | None:
+            self.asked += 1
+            return super().stepper()
+
+    runner = Counted()
+    core = make(runner)
+    core.prepare()
+    assert runner.asked == 1
+    core.add(job("a", 1.0))
+    while core.running or core.queued:
+        turn(core, 0.0)
+    assert runner.asked == 1 and runner.fake.admitted  # the one made at prepare ran the job

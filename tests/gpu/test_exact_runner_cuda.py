@@ -72,3 +72,22 @@ def test_auto_picks_the_fast_runner_on_cuda(test_model_dir: Path) -> None:
 
     runner = seamless_runner_factory(ModelSettings(path=test_model_dir, device="cuda", runner="auto"))()
     assert getattr(runner, "loop", None) is not None
+
+
+def test_the_fast_runners_pools_replay_cuda_graphs(test_model_dir: Path) -> None:
+    """``model.decode_graphs`` (on by default): the fast runner's pool and the steps core's are
+    static, their step captured per row bucket at load; off: eager."""
+    from translate_svc.app import seamless_runner_factory
+    from translate_svc.settings import ModelSettings
+
+    runner = seamless_runner_factory(ModelSettings(path=test_model_dir, device="cuda", runner="fast", decode_slots=8))()
+    pool = runner.loop.loop  # type: ignore[attr-defined]
+    assert pool.static and pool.replay is not None and pool.buckets == (1, 2, 4, 8)
+    stepper = runner.stepper()  # type: ignore[attr-defined]
+    assert stepper.loop.static and stepper.loop.replay is not None
+    out = runner.run([ModelInput(clips()[0], ("spa",), "eng")])  # type: ignore[attr-defined]
+    assert out[0].texts.keys() == {"spa"} and out[0].transcript is not None
+    eager = seamless_runner_factory(
+        ModelSettings(path=test_model_dir, device="cuda", runner="fast", decode_graphs=False)
+    )()
+    assert eager.loop.loop.replay is None and not eager.loop.loop.static  # type: ignore[attr-defined]

@@ -88,3 +88,5 @@ def test_the_settings_pick_the_runner(test_model_dir: Path, choice: str, fast: b
     assert (runner.loop is not None) == fast
     if runner.loop is not None:
         assert runner.loop.loop.slots == 3
+        # model.decode_graphs is on by default, and means nothing off CUDA: the eager step
+        assert settings.decode_graphs and not runner.loop.loop.static and runner.loop.loop.replay is None

@@ -1,7 +1,9 @@
 """The stepping decoder (model/stepping.py, issue 70 item 2): segments admitted at different steps
 of one running decode give what the whole-batch fast runner gives for them; a short job admitted
 after a long one leaves first; a pool too small for every row queues the rest; a dropped job leaves
-and the others go on; a job the pool refuses fails alone. Test checkpoint, float32, CPU."""
+and the others go on; a job the pool refuses fails alone; jobs that end at the same step are
+finished in one call (one that fails there is finished alone); a final takes a background job's
+slots, and the background job still gives its own result. Test checkpoint, float32, CPU."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 
 from tests.support.speech import read_16k
 from translate_svc.engine.requests import ModelInput, ModelOutput
+from translate_svc.engine.runner import BACKGROUND, FINAL
 from translate_svc.model.fast import LoopDecoder
 from translate_svc.model.forced import ForcedLengths
 from translate_svc.model.runner import SeamlessRunner
@@ -26,6 +29,13 @@ pytestmark = pytest.mark.integration
 def fast(test_model_dir: Path) -> SeamlessRunner:
     stages = SeamlessStages(test_model_dir, device="cpu", dtype="float32")
     return SeamlessRunner(stages, LoopDecoder(stages.decoder, stages.processor, slots=8))
+
+
+@pytest.fixture(scope="module")
+def forced(test_model_dir: Path) -> SeamlessRunner:
+    """Forced lengths: every row decodes 2 tokens a second of speech, so when a row ends is known."""
+    stages = SeamlessStages(test_model_dir, device="cpu", dtype="float32", forced=ForcedLengths(2.0))
+    return SeamlessRunner(stages, LoopDecoder(stages.decoder, stages.processor, slots=4))
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +105,7 @@ def test_a_pool_too_small_for_every_row_queues_the_rest(fast: SeamlessRunner, sp
     got: dict[int, ModelOutput | None] = dict(stepper.tick(1))
     assert len(stepper.loop) <= 2 and stepper.backlog >= 8  # the rest wait here
     drain(stepper, got)
+    assert stepper.yielded == 0  # live rows never take each other's slots
     want = fast.run(items)
     for k, w in enumerate(want):
         same(w, got[k], items[k].words)
@@ -139,12 +150,9 @@ def test_what_it_takes(fast: SeamlessRunner, spans: list[np.ndarray]) -> None:
         stepper.admit(0, ModelInput(spans[0], ("spa",), "eng", terms=(Term("the", keep=True),)))
 
 
-def test_a_short_job_admitted_later_does_not_wait_for_a_long_one(test_model_dir: Path, shared_audio: Path) -> None:
-    # forced lengths: every row decodes 2 tokens a second of speech, so the long row's length is known
-    stages = SeamlessStages(test_model_dir, device="cpu", dtype="float32", forced=ForcedLengths(2.0))
-    runner = SeamlessRunner(stages, LoopDecoder(stages.decoder, stages.processor, slots=4))
+def test_a_short_job_admitted_later_does_not_wait_for_a_long_one(forced: SeamlessRunner, shared_audio: Path) -> None:
     x = read_16k(shared_audio / "jfk.flac")
-    stepper = SteppingDecoder(runner, slots=4)
+    stepper = SteppingDecoder(forced, slots=4)
     stepper.admit(0, ModelInput(x[: 7 * 16000], ("spa",), None))  # 14 tokens
     got: dict[int, ModelOutput | None] = dict(stepper.tick(3))
     stepper.admit(1, ModelInput(x[16000 : 2 * 16000], ("spa",), None))  # 2 tokens, 3 steps in
@@ -159,3 +167,66 @@ def test_a_short_job_admitted_later_does_not_wait_for_a_long_one(test_model_dir:
         steps += 1
     assert short <= 3 < 10 <= steps  # the short job its own 3 steps; the long one its 14 (3 before)
     assert got[1] is not None and got[0] is not None
+
+
+class FinishCalls:
+    """``SeamlessRunner.finish`` watched: the inputs of each call; ``fail_over``: a call with more
+    inputs than that raises (as a bad batch would)."""
+
+    def __init__(self, runner: SeamlessRunner, fail_over: int | None = None) -> None:
+        self.runner, self.fail_over = runner, fail_over
+        self.sizes: list[int] = []
+        self.real = runner.finish
+
+    def __call__(self, inputs, prefilled, decoded):  # type: ignore[no-untyped-def]
+        self.sizes.append(len(inputs))
+        if self.fail_over is not None and len(inputs) > self.fail_over:
+            raise RuntimeError("a batch that fails")
+        return self.real(inputs, prefilled, decoded)
+
+
+@pytest.mark.parametrize("fail_together", [False, True])
+def test_jobs_ending_at_the_same_step_are_finished_together(
+    forced: SeamlessRunner, shared_audio: Path, monkeypatch: pytest.MonkeyPatch, fail_together: bool
+) -> None:
+    x = read_16k(shared_audio / "jfk.flac")
+    y = read_16k(shared_audio / "silero_test.wav")
+    # 4 tokens a row, and 3 tokens a row admitted a step later: they end at the same step, with
+    # encoder outputs of different lengths from prefills of their own (padded together)
+    items = [
+        ModelInput(x[: 2 * 16000], ("spa",), "eng", words=True),
+        ModelInput(y[16000 : 16000 + 22400], ("spa",), "eng"),
+    ]
+    want = forced.run(items)  # a whole batch: both finished in one call too
+    calls = FinishCalls(forced, fail_over=1 if fail_together else None)
+    monkeypatch.setattr(forced, "finish", calls)
+    stepper = SteppingDecoder(forced, slots=4)
+    stepper.admit(0, items[0])
+    got: dict[int, ModelOutput | None] = dict(stepper.tick(1))
+    stepper.admit(1, items[1])
+    drain(stepper, got)
+    assert calls.sizes == ([2, 1, 1] if fail_together else [2])
+    same(want[0], got[0])
+    same(want[1], got[1], words=not fail_together)  # alone, it is not timed (it did not ask)
+
+
+def test_a_final_takes_a_background_jobs_slots(forced: SeamlessRunner, shared_audio: Path) -> None:
+    x = read_16k(shared_audio / "jfk.flac")
+    long = ModelInput(x[: 7 * 16000], ("spa", "fra"), "eng")  # 3 rows of 14 tokens: the pool full
+    short = ModelInput(x[16000 : 2 * 16000], ("spa",), "eng")  # 2 rows of 2 tokens
+    stepper = SteppingDecoder(forced, slots=3)
+    stepper.admit(0, long, priority=BACKGROUND)
+    got: dict[int, ModelOutput | None] = dict(stepper.tick(3))
+    assert len(stepper.loop) == 3 and stepper.loop.free == 0
+    stepper.admit(1, short, priority=FINAL)
+    steps = 0
+    while 1 not in got:
+        got.update(stepper.tick(1))
+        steps += 1
+    assert steps <= 3 and 0 not in got  # its own 2 tokens, not the background rows' 14
+    assert stepper.yielded == 2  # two background rows left for it
+    drain(stepper, got)
+    assert stepper.yielded == 2 and stepper.backlog == 0
+    want = forced.run([long, short])
+    same(want[1], got[1])
+    same(want[0], got[0])  # the yielded row decoded again from its start: the same result

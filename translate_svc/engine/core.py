@@ -130,6 +130,11 @@ class Core(Protocol):
         """The loaded model (before the first ``execute``)."""
         ...
 
+    def prepare(self) -> None:
+        """Model thread, once after ``attach``: what the core makes on the model before the first
+        unit (the steps core's running decode, its CUDA graphs captured), so no live segment pays it."""
+        ...
+
     def fits_optional(self, item: ModelInput) -> bool: ...
 
     def add(self, job: Job) -> None: ...
@@ -165,6 +170,9 @@ class BatchCore:
     def attach(self, runner: Runner) -> None:
         self._runner = runner
 
+    def prepare(self) -> None:
+        """Nothing: whole batches need nothing made before the first."""
+
     # -- the queue (owner's thread) ---------------------------------------------------------
 
     @property
@@ -189,17 +197,7 @@ class BatchCore:
 
     def add(self, job: Job) -> None:
         """Queue ``job`` (its features, if any, are on its item); raises ``QueueFull``."""
-        item = job.item
-        self.scheduler.add(
-            job.job_id,
-            job.owner,
-            item.input_seconds,
-            job.enqueued_at,
-            droppable=job.droppable,
-            rows=item.text_rows,
-            background=job.background,
-        )
-        self._jobs[job.job_id] = job
+        enqueue(self.scheduler, self._jobs, job)
 
     def remove(self, job_id: int) -> Job | None:
         """Drop one queued job; None if it is not queued (a job in the model runs to its end)."""
@@ -276,6 +274,22 @@ class BatchCore:
             for j, q_ms in zip(jobs, queue_ms, strict=True)
         )
         return Settled(stats, outcomes, unit.optional)
+
+
+def enqueue(scheduler: BatchScheduler, jobs: dict[int, Job], job: Job) -> None:
+    """``job`` into a core's queue: the scheduler's (its rules' view: owner, seconds, class) and
+    ``jobs`` (by id); raises ``QueueFull`` (then neither holds it)."""
+    item = job.item
+    scheduler.add(
+        job.job_id,
+        job.owner,
+        item.input_seconds,
+        job.enqueued_at,
+        droppable=job.droppable,
+        rows=item.text_rows,
+        background=job.background,
+    )
+    jobs[job.job_id] = job
 
 
 def run_items(runner: Runner, items: Sequence[ModelInput]) -> list[tuple[ModelOutput | None, SegmentError | None]]:

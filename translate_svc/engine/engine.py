@@ -119,6 +119,7 @@ class TranslationEngine:
         loop = asyncio.get_running_loop()
         self._runner = await loop.run_in_executor(self._executor, self._runner_factory)
         self._core.attach(self._runner)
+        await loop.run_in_executor(self._executor, self._core.prepare)
         if warmup:
             await loop.run_in_executor(self._executor, self._warmup)
         self._task = asyncio.create_task(self._loop(), name="engine-loop")

@@ -74,6 +74,10 @@ class ShapeWarmable(Protocol):
     def warm_shapes(self, max_rows: int, longest_s: float, deadline: float | None) -> int: ...
 
 
+#: ``Stepper.admit``'s priorities: a final's rows, a live caption's or simultaneous step's, a job's
+FINAL, LIVE_OPTIONAL, BACKGROUND = 0, 1, 2
+
+
 class Stepper(Protocol):
     """Rows of many jobs in one running decode (iteration-level scheduling, issue 70): a job's rows
     join at any step and leave the step they finish, so a short job never waits for a long one
@@ -85,9 +89,10 @@ class Stepper(Protocol):
         """Whether ``item`` can go through the running decode (else: ``Runner.run``)."""
         ...
 
-    def admit(self, key: int, item: ModelInput, *, priority: int = 0) -> None:
+    def admit(self, key: int, item: ModelInput, *, priority: int = FINAL) -> None:
         """``item`` joins: prefilled at the next ``tick``, its rows decoded as slots free up, those of
-        a lower ``priority`` value first (then oldest first)."""
+        a lower ``priority`` value first (then oldest first); live rows (below ``BACKGROUND``) that
+        find the pool full take background rows' slots."""
         ...
 
     def tick(self, max_steps: int) -> list[tuple[int, ModelOutput | None]]:

@@ -11,7 +11,9 @@ admits requests into a running batch at every iteration. Each turn of the owner'
    policy), or none; a unit is made while jobs are in the running decode even when nothing new is
    taken, so that it goes on. Optional and background work stays in the queue (where it can still
    be dropped) while admitted rows wait for a slot; finals are always taken, and their rows join
-   the pool before any waiting optional or background row (priorities 0, 1, 2);
+   the pool before any waiting optional or background row (``FINAL``, ``LIVE_OPTIONAL``,
+   ``BACKGROUND``: engine/runner.py), and where the pool is full they take background rows' slots
+   (those rows decode again later: model/stepping.py);
 2. ``execute`` (model thread): the jobs the stepper does not take (texts, simultaneous steps,
    terms' first pass, the exact runner: ``Stepper.takes``) run through ``Runner.run`` as a whole
    batch; the others are admitted into the stepper, which then ticks at most ``steps`` decode steps
@@ -39,9 +41,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from translate_svc.engine.core import Finished, Job, Outcome, Settled, Unit, run_items
+from translate_svc.engine.core import Finished, Job, Outcome, Settled, Unit, enqueue, run_items
 from translate_svc.engine.requests import ModelInput
-from translate_svc.engine.runner import Runner, Steppable, Stepper
+from translate_svc.engine.runner import BACKGROUND, FINAL, LIVE_OPTIONAL, Runner, Steppable, Stepper
 from translate_svc.engine.scheduler import BatchScheduler
 from translate_svc.errors import ErrorCode
 from translate_svc.types import BatchStats, SegmentError
@@ -64,7 +66,7 @@ class StepUnit(Unit):
 
 def _priority(job: Job) -> int:
     """Rows of finals join the pool first, then droppable (live optional) work, then background."""
-    return 2 if job.background else 1 if job.droppable else 0
+    return BACKGROUND if job.background else LIVE_OPTIONAL if job.droppable else FINAL
 
 
 class StepCore:
@@ -93,6 +95,14 @@ class StepCore:
         self._stepper = None
         self._asked = False
 
+    def prepare(self) -> None:
+        """Model thread: the runner's stepper made now (its pool allocated, its CUDA graphs
+        captured), not at the first unit."""
+        assert self._runner is not None
+        if not self._asked:
+            self._asked = True
+            self._stepper = self._runner.stepper() if isinstance(self._runner, Steppable) else None
+
     # -- the queue (owner's thread) ---------------------------------------------------------
 
     @property
@@ -115,17 +125,7 @@ class StepCore:
         return self.scheduler.fits_optional(item.input_seconds, item.text_rows)
 
     def add(self, job: Job) -> None:
-        item = job.item
-        self.scheduler.add(
-            job.job_id,
-            job.owner,
-            item.input_seconds,
-            job.enqueued_at,
-            droppable=job.droppable,
-            rows=item.text_rows,
-            background=job.background,
-        )
-        self._jobs[job.job_id] = job
+        enqueue(self.scheduler, self._jobs, job)
 
     def remove(self, job_id: int) -> Job | None:
         """Drop one job, queued or in the running decode (its rows leave at the next unit)."""
@@ -178,10 +178,8 @@ class StepCore:
         """Model thread: the unit's jobs the stepper does not take as one whole batch; the others
         join the running decode, which ticks up to ``steps`` steps. ``Finished`` for every job that
         ended (of this unit or an earlier one)."""
+        self.prepare()
         assert self._runner is not None
-        if not self._asked:
-            self._asked = True
-            self._stepper = self._runner.stepper() if isinstance(self._runner, Steppable) else None
         stepper = self._stepper
         stepped: list[Job] = []
         whole = list(unit.jobs)

@@ -9,7 +9,9 @@ processors between the logits and the choice) still runs eagerly.
 
 Capture an empty pool, at start-up (the warm-up and the capture run the free slots; they are reset
 after). CUDA only: on any other device the constructor refuses, and the same static path runs
-eagerly (the CPU tests run it). Tested under tests/gpu/. Model thread only.
+eagerly (the CPU tests run it). ``decode_pool`` makes the fast runner's pools (model/fast.py,
+model/stepping.py) this way on CUDA (``model.decode_graphs``). Tested under tests/gpu/. Model
+thread only.
 """
 
 from __future__ import annotations
@@ -21,9 +23,21 @@ import torch
 
 from translate_svc.model import decode_step
 from translate_svc.model.decode_loop import DecodeLoop
+from translate_svc.model.decoder import TextDecoder
 
 #: eager runs of each bucket before its capture (kernels loaded, library handles made)
 WARM_RUNS = 2
+
+
+def decode_pool(decoder: TextDecoder, *, slots: int, max_frames: int, graphs: bool, **kw: Any) -> DecodeLoop:
+    """A decode pool (``DecodeLoop``; ``kw``: its other arguments). With ``graphs`` on a CUDA device:
+    static, its step captured per row bucket now (the pool is empty); elsewhere, or without
+    ``graphs``: eager, each step on the active rows only (the CPU's faster path)."""
+    cuda = next(decoder.model.text_decoder.parameters()).device.type == "cuda"
+    loop = DecodeLoop(decoder, slots=slots, max_frames=max_frames, static=graphs and cuda, **kw)
+    if graphs and cuda:
+        StepGraphs(loop).capture()
+    return loop
 
 
 class StepGraphs:

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from translate_svc.engine.rows import RowPlan
-from translate_svc.model.decode_loop import DecodeLoop
+from translate_svc.model.decode_graphs import decode_pool
 from translate_svc.model.decoder import TextDecoder
 
 #: the encoder frames a row may bring by default: 60 s of speech (100 feature frames a second,
@@ -51,11 +51,18 @@ class LoopDecoder:
     """A plan's rows through ``DecodeLoop`` (see the module docstring)."""
 
     def __init__(
-        self, decoder: TextDecoder, processor: object, *, slots: int = 64, max_frames: int = DEFAULT_MAX_FRAMES
+        self,
+        decoder: TextDecoder,
+        processor: object,
+        *,
+        slots: int = 64,
+        max_frames: int = DEFAULT_MAX_FRAMES,
+        graphs: bool = False,
     ) -> None:
+        """``graphs``: on CUDA, the pool's step captured as CUDA graphs now (model/decode_graphs.py)."""
         self.decoder = decoder
         self.processor = processor
-        self.loop = DecodeLoop(decoder, slots=slots, max_frames=max_frames)
+        self.loop = decode_pool(decoder, slots=slots, max_frames=max_frames, graphs=graphs)
 
     def decode(
         self,

@@ -99,8 +99,10 @@ class SeamlessRunner:
         if self._stepper is None:
             from translate_svc.model.stepping import SteppingDecoder
 
-            pool = self.loop.loop
-            self._stepper = SteppingDecoder(self, slots=pool.slots, max_frames=pool.max_frames)
+            pool = self.loop.loop  # the same size, and CUDA graphs where the fast runner's has them
+            self._stepper = SteppingDecoder(
+                self, slots=pool.slots, max_frames=pool.max_frames, graphs=pool.replay is not None
+            )
         return self._stepper
 
     @property

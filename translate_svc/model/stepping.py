@@ -27,8 +27,18 @@ simultaneous steps, terms' two passes, the exact runner) goes through ``Seamless
 whole-batch path. The pool is the stepping decoder's own (its slots beside the fast runner's), so
 a whole batch never drains the rows of the running decode.
 
-Finished jobs are finished one by one (text-to-unit and the vocoder batched per job, not across
-the jobs that end at the same step: a later step).
+The jobs whose last rows end at the same step are **finished together** (``SeamlessRunner.finish``
+once: text-to-unit and the vocoder batched across them, as a whole batch runs them; their
+encoder outputs padded to the widest, its frames masked); a finish that raises is retried job by
+job, so one bad segment fails alone.
+
+**Background rows yield to finals.** Rows of finals (priority 0) or live captions (1) that wait for
+a slot while the pool is full take the slots of background rows (priority 2: a job's segments,
+issue 73), newest job first: the background rows leave the pool and wait again, and decode from
+their first token when they rejoin (recompute, as vLLM preempts: their encoder outputs are kept,
+their tokens are not; greedy decoding gives them the same tokens). A live final so waits for at
+most one step, never for a long job's rows; a background job only loses steps while live rows
+fill the pool.
 
 Model thread only.
 """
@@ -43,11 +53,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 
 from translate_svc.engine.requests import ModelInput, ModelOutput, WorkKind
-from translate_svc.engine.rows import RowPlan, needs_source, row_count
-from translate_svc.model.decode_loop import DecodeLoop, Finished
-from translate_svc.model.fast import DEFAULT_MAX_FRAMES, decoded_of
+from translate_svc.engine.rows import DecodeRow, RowPlan, needs_source, row_count
+from translate_svc.engine.runner import BACKGROUND, FINAL
+from translate_svc.model.decode_graphs import decode_pool
+from translate_svc.model.decode_loop import Finished
+from translate_svc.model.fast import DEFAULT_MAX_FRAMES, Decoded, decoded_of
 from translate_svc.model.finish import Prefilled
 
 if TYPE_CHECKING:
@@ -82,16 +95,21 @@ class SteppingDecoder:
         slots: int = 64,
         max_frames: int = DEFAULT_MAX_FRAMES,
         read_behind: bool | None = None,
+        graphs: bool = False,
     ) -> None:
         """``read_behind``: the pool reads its rows' finished flags one step behind (``DecodeLoop``;
-        default: on CUDA)."""
+        default: on CUDA). ``graphs``: on CUDA, the pool's step captured as CUDA graphs now."""
         self.runner = runner
-        self.loop = DecodeLoop(runner.stages.decoder, slots=slots, max_frames=max_frames, read_behind=read_behind)
+        self.loop = decode_pool(
+            runner.stages.decoder, slots=slots, max_frames=max_frames, graphs=graphs, read_behind=read_behind
+        )
         self._jobs: dict[int, _Job] = {}  # every job admitted and not yet returned or dropped
         self._arriving: list[_Job] = []  # admitted since the last tick: prefilled at the next
         self._rows: dict[int, tuple[_Job, int]] = {}  # loop row id -> its job and plan index
         self._ids = itertools.count()  # row ids, unique within the pool's life
         self._order = itertools.count()
+        #: background rows that left the pool for live ones (``_yield``), since it was made
+        self.yielded = 0
 
     # -- the Stepper Protocol ---------------------------------------------------------------
 
@@ -99,7 +117,7 @@ class SteppingDecoder:
         """Whole segments with rows and without terms' first pass (see the module docstring)."""
         return item.kind is WorkKind.SEGMENT and row_count(item) > 0 and not needs_source(item.terms)
 
-    def admit(self, key: int, item: ModelInput, *, priority: int = 0) -> None:
+    def admit(self, key: int, item: ModelInput, *, priority: int = FINAL) -> None:
         if key in self._jobs:
             raise ValueError(f"job {key} is already in the stepping decoder")
         if not self.takes(item):
@@ -176,8 +194,11 @@ class SteppingDecoder:
             job.waiting = list(range(len(job.prefilled.plan)))
 
     def _fill(self, out: list[tuple[int, ModelOutput | None]]) -> None:
-        """Rows waiting join the pool's free slots: lower priority value first, then oldest."""
+        """Rows waiting join the pool's free slots: lower priority value first, then oldest; live
+        rows that find no free slot take background rows' (``_yield``)."""
         for job in sorted((j for j in self._jobs.values() if j.waiting), key=lambda j: (j.priority, j.order)):
+            if job.priority < BACKGROUND and self.loop.free < len(job.waiting):
+                self._yield(len(job.waiting) - self.loop.free)
             free = self.loop.free
             if not free:
                 return
@@ -197,25 +218,56 @@ class SteppingDecoder:
                 job.in_pool.add(row.id)
             self._ended(ended, out)
 
+    def _yield(self, wanted: int) -> None:
+        """Up to ``wanted`` slots freed by background rows, the newest job's first: they leave the
+        pool and wait again (their decode starts over when they rejoin)."""
+        for job in sorted(self._jobs.values(), key=lambda j: j.order, reverse=True):
+            if wanted <= 0:
+                return
+            if job.priority < BACKGROUND or not job.in_pool:
+                continue
+            back = sorted(job.in_pool, reverse=True)[:wanted]
+            for row_id in back:
+                self.loop.drop(row_id)
+                _, r = self._rows.pop(row_id)
+                job.in_pool.discard(row_id)
+                job.waiting.append(r)
+            job.waiting.sort()
+            self.yielded += len(back)
+            wanted -= len(back)
+
     def _ended(self, ended: Sequence[Finished], out: list[tuple[int, ModelOutput | None]]) -> None:
-        """Rows that finished; a job whose rows all have is finished and returned."""
+        """Rows that finished; the jobs whose rows all have are finished together and returned."""
+        complete = []
         for f in ended:
             job, r = self._rows.pop(f.id)
             job.in_pool.discard(f.id)
             job.done[r] = f
             p = job.prefilled
             assert p is not None
-            if len(job.done) < len(p.plan):
-                continue
-            del self._jobs[job.key]
-            try:
-                got = [job.done[i] for i in range(len(p.plan))]
-                decoded = decoded_of([(g.tokens, g.hidden) for g in got], [g.logprobs for g in got], self.loop.pad)
-                output: ModelOutput | None = self.runner.finish([job.item], p, decoded)[0]
-            except Exception:
+            if len(job.done) == len(p.plan):
+                del self._jobs[job.key]
+                complete.append(job)
+        if complete:
+            self._finish(complete, out)
+
+    def _finish(self, jobs: Sequence[_Job], out: list[tuple[int, ModelOutput | None]]) -> None:
+        """``jobs``' outputs from one ``SeamlessRunner.finish``; one that raises is retried job by job."""
+        try:
+            prefilled, decoded = _together(jobs, self.loop.pad)
+            outputs = self.runner.finish([j.item for j in jobs], prefilled, decoded)
+        except Exception:
+            if len(jobs) == 1:
                 logger.exception("a segment failed after its decode")
-                output = None
-            out.append((job.key, output))
+                out.append((jobs[0].key, None))
+                return
+            logger.exception("finishing %d segments together failed; finishing them one by one", len(jobs))
+            for job in jobs:
+                self._finish([job], out)
+            return
+        for job, output in zip(jobs, outputs, strict=True):
+            assert job.prefilled is not None  # its own identifier's time, not the merged one
+            out.append((job.key, dataclasses.replace(output, language_id_ms=job.prefilled.language_id_ms)))
 
     def _fail(self, job: _Job, out: list[tuple[int, ModelOutput | None]]) -> None:
         """``job`` fails alone: its rows leave the pool."""
@@ -225,6 +277,31 @@ class SteppingDecoder:
     def _fail_pool(self, out: list[tuple[int, ModelOutput | None]]) -> None:
         for job in {job.key: job for job, _ in self._rows.values()}.values():
             self._fail(job, out)
+
+
+def _together(jobs: Sequence[_Job], pad: int) -> tuple[Prefilled, Decoded]:
+    """Finished jobs (each with its own prefill: one input, item 0) as one batch for ``finish``:
+    job ``k`` is input ``k``; encoder outputs and masks padded (zeros: masked frames) to the widest."""
+    parts = [j.prefilled for j in jobs]
+    assert all(p is not None for p in parts)
+    ready = [p for p in parts if p is not None]
+    rows: list[DecodeRow] = []
+    spoken: list[str | None] = []
+    detected: dict[int, dict[str, float]] = {}
+    got: list[Finished] = []
+    for k, (job, p) in enumerate(zip(jobs, ready, strict=True)):
+        rows += [dataclasses.replace(row, item=k) for row in p.plan.rows]
+        spoken += p.plan.spoken
+        if 0 in p.detected:
+            detected[k] = p.detected[0]
+        got += [job.done[i] for i in range(len(p.plan))]
+    frames = max(p.row_enc.shape[1] for p in ready)
+    width = max(p.row_mask.shape[1] for p in ready)
+    enc = torch.cat([F.pad(p.row_enc, (0, 0, 0, frames - p.row_enc.shape[1])) for p in ready])
+    mask = torch.cat([F.pad(p.row_mask, (0, width - p.row_mask.shape[1])) for p in ready])
+    prefilled = Prefilled(enc, mask, RowPlan(tuple(rows), tuple(spoken)), detected, ready[0].language_id_ms)
+    decoded = decoded_of([(g.tokens, g.hidden) for g in got], [g.logprobs for g in got], pad)
+    return prefilled, decoded
 
 
 def _one(prefilled: Prefilled, k: int) -> Prefilled:

@@ -22,8 +22,9 @@ class EngineSettings(BaseModel):
     #: how the engine runs the model: "batch", whole batches, each run to its longest row's end
     #: (engine/core.py ``BatchCore``); "steps", one running decode that segments' rows join and
     #: leave at every step, so a final never waits for a batch's longest row (engine/step_core.py
-    #: ``StepCore``; the fast runner's segments; other work runs as whole batches beside it)
-    core: Literal["batch", "steps"] = "batch"
+    #: ``StepCore``; the fast runner's segments; other work runs as whole batches beside it);
+    #: "auto": "steps" where the fast runner decodes (``model.runner``), "batch" with the exact one
+    core: Literal["auto", "batch", "steps"] = "auto"
     #: with ``core = "steps"``: decode steps a turn of the engine's loop runs at most before it
     #: takes new jobs (a new final waits that many steps at most before its rows join)
     steps_per_turn: int = Field(4, ge=1, le=1024)

@@ -40,6 +40,11 @@ class ModelSettings(BaseModel):
     runner: Literal["auto", "exact", "fast"] = "auto"
     #: the fast runner's decode slots: rows decoded at once (its memory: a KV cache per slot)
     decode_slots: int = Field(64, ge=1, le=4096)
+    #: on CUDA, the fast runner's decode step as CUDA graphs, one per row bucket (1, 2, 4 ...
+    #: ``decode_slots``), captured at load (model/decode_graphs.py): a step is one graph launch
+    #: instead of hundreds of kernel launches from Python; off: the same step eagerly. No effect
+    #: on other devices
+    decode_graphs: bool = True
     #: the spoken-language identifier (MMS-LID, ``translate-svc download-lid-model``), loaded
     #: when this directory exists; without it, language detection answers FAILED_PRECONDITION
     #: and everything else works. None: never load one.

@@ -81,6 +81,8 @@ def build_settings(opts: RunOptions, max_batch_size: int) -> Any:
         "server": {"host": "127.0.0.1", "port": 0, "grace_s": 2.0, "metrics_port": None},
         "engine": {"max_batch_size": max_batch_size, "max_wait_ms": opts.max_wait_ms},
     }
+    if max_batch_size == 1:  # batching off: one segment at a time, not rows joining a running decode
+        over["engine"]["core"] = "batch"
     if opts.streams + opts.flood_streams > Settings().limits.max_streams:
         over["limits"] = {"max_streams": opts.streams + opts.flood_streams}
     for option in SETTINGS_FIELDS:

@@ -1,0 +1,36 @@
+"""``engine.core`` resolved from the settings (app.py ``engine_core``): "auto" runs the steps core
+where the fast runner decodes, whole batches with the exact runner; an explicit choice is kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from translate_svc.app import engine_core
+from translate_svc.settings import EngineSettings, ModelSettings, Settings
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("core", "device", "runner", "custom", "want"),
+    [
+        ("auto", "cuda", "auto", False, "steps"),  # the fast runner is CUDA's default
+        ("auto", "cpu", "auto", False, "batch"),  # the exact runner is the CPU's
+        ("auto", "cpu", "fast", False, "steps"),
+        ("auto", "cuda", "exact", False, "batch"),
+        ("auto", "cuda", "fast", True, "batch"),  # a test's or benchmark's own runner
+        ("batch", "cuda", "fast", False, "batch"),
+        ("steps", "cpu", "exact", False, "steps"),  # StepCore runs whole batches without a stepper
+    ],
+)
+def test_the_core_follows_the_runner(core: str, device: str, runner: str, custom: bool, want: str) -> None:
+    settings = Settings(
+        engine=EngineSettings(core=core),
+        model=ModelSettings(device=device, runner=runner),
+    )
+    assert engine_core(settings, custom=custom) == want
+
+
+def test_the_stable_translator_runs_whole_batches() -> None:
+    settings = Settings(model=ModelSettings(device="cuda", runner="fast", test_translator="stable"))
+    assert engine_core(settings) == "batch"
