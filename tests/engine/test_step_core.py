@@ -1,6 +1,7 @@
 """The "steps" core (engine/step_core.py, ``engine.core = "steps"``) through a real
 ``TranslationEngine`` on the test checkpoint's fast runner: a final submitted while a long
-background job decodes joins the running decode and is answered before that job; a job cancelled
+background job decodes joins the running decode and is answered before that job, also when the
+background job's rows fill the pool (they yield their slots); a job cancelled
 while it decodes leaves the decode and the engine goes idle; texts (which the stepping decoder does
 not take) still run as whole batches beside it.
 
@@ -31,6 +32,7 @@ from translate_svc.model.fast import LoopDecoder
 from translate_svc.model.forced import ForcedLengths
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.seamless import SeamlessStages
+from translate_svc.model.stepping import SteppingDecoder
 from translate_svc.settings import EngineSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -151,6 +153,16 @@ async def test_a_final_joins_a_running_decode_and_ends_before_a_long_background_
     forced: SeamlessRunner, speech: np.ndarray
 ) -> None:
     assert await final_during_a_long_background_job("steps", forced, speech) == ["final", "long"]
+
+
+async def test_a_final_takes_a_background_rows_slot_in_a_full_pool(forced: SeamlessRunner, speech: np.ndarray) -> None:
+    """A pool of one slot, held by the long background job's row: the final's rows take it (the
+    background row decodes again after them) instead of waiting its 14 steps."""
+    stages = forced.stages
+    one_slot = SeamlessRunner(stages, LoopDecoder(stages.decoder, stages.processor, slots=1))
+    assert await final_during_a_long_background_job("steps", one_slot, speech) == ["final", "long"]
+    stepper = one_slot.stepper()
+    assert isinstance(stepper, SteppingDecoder) and stepper.yielded == 1
 
 
 async def test_a_job_cancelled_while_it_decodes_leaves_the_decode(forced: SeamlessRunner, speech: np.ndarray) -> None:
