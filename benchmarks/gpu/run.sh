@@ -22,6 +22,7 @@
 #   run(command="SIZES=8,32 COLDWARM_MODES='stages stageswarm cold warm' bash benchmarks/gpu/run.sh coldwarm", ...)
 # SKIP_ONOFF=1 leaves session's in-process batching on/off step out. The ramp's server runs the
 # defaults on CUDA (the fast runner, the steps core); CORE=batch or RUNNER=exact ramps the others.
+# session's profile and coldwarm time the fast runner (CUDA graphs); PROFILE_RUNNER=exact: generate.
 # tests: tests/gpu, the tests that need CUDA (run(command="bash benchmarks/gpu/run.sh tests", carry=[".gpu"]))
 # session: model built on the GPU; stages per batch size (CUDA-synchronised, peak memory); batching
 # on vs off at 64 in-process streams; then one `serve --workers W` and a ramp of loadgen --target
@@ -80,6 +81,7 @@ build_test_checkpoint(sys.argv[1], full_size=sys.argv[3] == 'full')" "$MODEL" "$
   if [ -z "${SKIP_PROFILE:-}" ]; then log "profile (batched vocoder)"
   timeout $(( $(left) < 130 ? $(left) : 130 )) "$PY" -m benchmarks.tools.profile_stages "${common[@]}" \
     --sizes "${SIZES:-1,8,32,64,128}" --streams 32 --max-batches "${PROFILE_BATCHES:-6}" --vocoder batched \
+    --runner "${PROFILE_RUNNER:-fast}" \
     --json "$RES/profile.json" > "$RES/profile.txt" 2>&1
   log "profile: exit $?"; tail -14 "$RES/profile.txt"; pack; fi
   if [ -z "${SKIP_ONOFF:-}" ]; then log "loadgen on,off at ${ONOFF_STREAMS:-64} streams, in-process"
@@ -176,7 +178,8 @@ case "$part" in
            exit 2 ;;
       esac
       timeout "$limit" "$PY" -m benchmarks.tools.profile_stages "${common[@]}" --streams 32 \
-        --vocoder batched --sizes "${SIZES:-1,32}" --max-batches 4 "${how[@]}" --json "$OUT/profile_$mode.json" \
+        --vocoder batched --sizes "${SIZES:-1,32}" --max-batches 4 --runner "${PROFILE_RUNNER:-fast}" "${how[@]}" \
+        --json "$OUT/profile_$mode.json" \
         > "$OUT/profile_$mode.txt" 2>&1
       echo "$mode: exit $?"; grep -E "^│|warm-up" "$OUT/profile_$mode.txt"
       "$PY" -c "import json, sys

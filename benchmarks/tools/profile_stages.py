@@ -206,6 +206,15 @@ def profile(
         return seqs
 
     stages.decoder.generate = timer.wrap("generate", decode_counted)  # type: ignore[method-assign]
+    if getattr(runner, "loop", None) is not None:  # the fast runner: its loop is the decode stage
+        loop_decode = runner.loop.decode
+
+        def loop_counted(*args: Any, **kwargs: Any) -> Any:
+            out = loop_decode(*args, **kwargs)
+            timer.decode_steps.append(int(out.sequences.shape[1]))
+            return out
+
+        runner.loop.decode = timer.wrap("generate", loop_counted)
     speech = stages.speech
 
     def speech_flagged(*args: Any, **kwargs: Any) -> Any:
@@ -358,12 +367,21 @@ def main(
     forced_units_per_s: Annotated[
         float, typer.Option(help="with --forced-tokens-per-s: units per audio second")
     ] = 50.0,
+    runner_kind: Annotated[
+        str,
+        typer.Option(
+            "--runner",
+            help="exact (generate) or fast (our own decode loop, CUDA graphs on CUDA; its decode"
+            " is the 'generate' column)",
+        ),
+    ] = "exact",
 ) -> None:
     """Time the runner's stages per batch size."""
     import torch
 
     from translate_svc import logging_setup
     from translate_svc.engine.requests import ModelInput
+    from translate_svc.model.fast import LoopDecoder
     from translate_svc.model.runner import SeamlessRunner
     from translate_svc.model.seamless import SeamlessStages
 
@@ -384,6 +402,8 @@ def main(
         if vocoder not in ("batched", "rows"):
             raise typer.BadParameter("use auto, batched or rows", param_hint="--vocoder")
         kwargs["batch_vocoder"] = vocoder == "batched"
+    if runner_kind not in ("exact", "fast"):
+        raise typer.BadParameter("use exact or fast", param_hint="--runner")
     clips = load_clips(tuple(f.strip() for f in files.split(",") if f.strip()))
     segs = [s for c in stream_clips(clips, streams, shift_s) for s in segments_of(c.pcm)]
     items = [ModelInput(s, (to,), None, speech) for s in segs]
@@ -411,7 +431,11 @@ def main(
     results = []
     for size in size_list:
         # fresh: the wrappers are per instance
-        runner = SeamlessRunner(SeamlessStages(model, device=device, dtype=dtype, **kwargs))
+        stages = SeamlessStages(model, device=device, dtype=dtype, **kwargs)
+        loop = None
+        if runner_kind == "fast":  # as the server makes it (app.py), its pool holding a whole batch
+            loop = LoopDecoder(stages.decoder, stages.processor, slots=max(64, size), graphs=True)
+        runner = SeamlessRunner(stages, loop)
         if prime is not None and warmup_lengths == "buckets" and not isinstance(prime.keywords["lengths_s"], tuple):
             prime = functools.partial(prime, lengths_s=frame_bucket_lengths(runner, items))  # once: same items
         if warmup == "buckets":
@@ -441,6 +465,7 @@ def main(
     )
     mode = ("warm" if warm else "cold") + (f" after warm-up {warmup}" if warmup else "")
     mode += ", frames padded to buckets" if pad_frames else ""
+    mode += ", the fast runner (its loop in 'generate')" if runner_kind == "fast" else ""
     table = Table(
         title=f"{runner.stages.info.name}: ms per segment by stage ({len(items)} segments, mean {audio_s:.1f} s; "
         f"{order} order, {mode}, speech {'on' if speech else 'off'}{forced_note}; "

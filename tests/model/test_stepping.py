@@ -230,3 +230,16 @@ def test_a_final_takes_a_background_jobs_slots(forced: SeamlessRunner, shared_au
     want = forced.run([long, short])
     same(want[1], got[1])
     same(want[0], got[0])  # the yielded row decoded again from its start: the same result
+
+
+def test_a_forced_length_past_the_models_cap_decodes(forced: SeamlessRunner, shared_audio: Path) -> None:
+    """Benchmark mode: 9 s forced to 18 tokens, past the test checkpoint's 16 (``generate`` lets
+    forced lengths pass it): the pools make room, as the whole batch does."""
+    item = ModelInput(read_16k(shared_audio / "jfk.flac")[: 9 * 16000], ("spa",), "eng")
+    whole = forced.run([item])[0]
+    stepper = SteppingDecoder(forced, slots=4)
+    stepper.admit(0, item)
+    got: dict[int, ModelOutput | None] = {}
+    drain(stepper, got)
+    same(whole, got[0])
+    assert got[0] is not None and len(got[0].transcript_tokens) == 18  # every forced token, none cut

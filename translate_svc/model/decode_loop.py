@@ -66,6 +66,11 @@ WINDOW_STEP = 8
 DEFAULT_MAX_LENGTH = 20
 
 
+#: audio seconds per encoder frame (100 feature frames a second, strided by 2, then the length
+#: adaptor's 8): what a row of ``max_frames`` frames can hold
+SECONDS_PER_FRAME = 0.16
+
+
 class PoolFull(RuntimeError):
     """More rows asked to join than the pool has free slots; none of them joined."""
 
@@ -141,7 +146,13 @@ class DecodeLoop:
         gen_new = getattr(gen, "max_new_tokens", None)
         #: a row's new tokens where no cap of its own bounds it (``generate``'s rule)
         self.default_new = int(gen_new) if gen_new is not None else int(gen.max_length or DEFAULT_MAX_LENGTH) - PROMPT
-        self.max_tokens = max_tokens if max_tokens is not None else PROMPT + self.default_new
+        if max_tokens is None:
+            max_tokens = PROMPT + self.default_new
+            if decoder.forced is not None:  # benchmark mode's lengths pass the config's bound, as
+                # TextDecoder.generate lets them: room for the longest a row of max_frames is forced to
+                longest_s = max_frames * SECONDS_PER_FRAME
+                max_tokens = max(max_tokens, PROMPT + decoder.forced.text_tokens(longest_s) + 1)
+        self.max_tokens = max_tokens
         self.slots, self.max_frames = slots, max_frames
         param = next(self.text.parameters())
         self.device, self.dtype = param.device, param.dtype
