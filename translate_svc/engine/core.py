@@ -156,24 +156,13 @@ class Core(Protocol):
     ) -> Settled: ...
 
 
-class BatchCore:
-    """Whole batches: a unit is one batch of the ``BatchScheduler``'s choosing, run to its end by
-    ``Runner.run``; a failing batch is retried item by item, so one bad segment fails alone."""
+class CoreQueue:
+    """The queue every core keeps alike (owner's thread): the ``BatchScheduler``'s view of the
+    queued jobs (its rules choose the next unit) and the jobs themselves, by id."""
 
-    def __init__(self, scheduler: BatchScheduler, runner: Runner | None = None) -> None:
-        """``runner``: the loaded model (``attach`` it later when it loads on the model thread)."""
+    def __init__(self, scheduler: BatchScheduler) -> None:
         self.scheduler = scheduler
-        self._runner = runner
         self._jobs: dict[int, Job] = {}  # queued, by id
-        self._running: tuple[Job, ...] = ()  # the unit in the model now
-
-    def attach(self, runner: Runner) -> None:
-        self._runner = runner
-
-    def prepare(self) -> None:
-        """Nothing: whole batches need nothing made before the first."""
-
-    # -- the queue (owner's thread) ---------------------------------------------------------
 
     @property
     def queued(self) -> int:
@@ -182,10 +171,6 @@ class BatchCore:
     @property
     def finals(self) -> int:
         return self.scheduler.finals
-
-    @property
-    def running(self) -> Sequence[Job]:
-        return self._running
 
     def queued_jobs(self) -> list[Job]:
         return list(self._jobs.values())
@@ -196,8 +181,42 @@ class BatchCore:
         return self.scheduler.fits_optional(item.input_seconds, item.text_rows)
 
     def add(self, job: Job) -> None:
-        """Queue ``job`` (its features, if any, are on its item); raises ``QueueFull``."""
-        enqueue(self.scheduler, self._jobs, job)
+        """Queue ``job`` (its features, if any, are on its item); raises ``QueueFull`` (then it is
+        not queued)."""
+        item = job.item
+        self.scheduler.add(
+            job.job_id,
+            job.owner,
+            item.input_seconds,
+            job.enqueued_at,
+            droppable=job.droppable,
+            rows=item.text_rows,
+            background=job.background,
+        )
+        self._jobs[job.job_id] = job
+
+
+class BatchCore(CoreQueue):
+    """Whole batches: a unit is one batch of the ``BatchScheduler``'s choosing, run to its end by
+    ``Runner.run``; a failing batch is retried item by item, so one bad segment fails alone."""
+
+    def __init__(self, scheduler: BatchScheduler, runner: Runner | None = None) -> None:
+        """``runner``: the loaded model (``attach`` it later when it loads on the model thread)."""
+        super().__init__(scheduler)
+        self._runner = runner
+        self._running: tuple[Job, ...] = ()  # the unit in the model now
+
+    def attach(self, runner: Runner) -> None:
+        self._runner = runner
+
+    def prepare(self) -> None:
+        """Nothing: whole batches need nothing made before the first."""
+
+    # -- the queue (owner's thread; the rest is ``CoreQueue``'s) ---------------------------
+
+    @property
+    def running(self) -> Sequence[Job]:
+        return self._running
 
     def remove(self, job_id: int) -> Job | None:
         """Drop one queued job; None if it is not queued (a job in the model runs to its end)."""
@@ -274,22 +293,6 @@ class BatchCore:
             for j, q_ms in zip(jobs, queue_ms, strict=True)
         )
         return Settled(stats, outcomes, unit.optional)
-
-
-def enqueue(scheduler: BatchScheduler, jobs: dict[int, Job], job: Job) -> None:
-    """``job`` into a core's queue: the scheduler's (its rules' view: owner, seconds, class) and
-    ``jobs`` (by id); raises ``QueueFull`` (then neither holds it)."""
-    item = job.item
-    scheduler.add(
-        job.job_id,
-        job.owner,
-        item.input_seconds,
-        job.enqueued_at,
-        droppable=job.droppable,
-        rows=item.text_rows,
-        background=job.background,
-    )
-    jobs[job.job_id] = job
 
 
 def run_items(runner: Runner, items: Sequence[ModelInput]) -> list[tuple[ModelOutput | None, SegmentError | None]]:

@@ -41,8 +41,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from translate_svc.engine.core import Finished, Job, Outcome, Settled, Unit, enqueue, run_items
-from translate_svc.engine.requests import ModelInput
+from translate_svc.engine.core import CoreQueue, Finished, Job, Outcome, Settled, Unit, run_items
 from translate_svc.engine.runner import BACKGROUND, FINAL, LIVE_OPTIONAL, Runner, Steppable, Stepper
 from translate_svc.engine.scheduler import BatchScheduler
 from translate_svc.errors import ErrorCode
@@ -69,18 +68,17 @@ def _priority(job: Job) -> int:
     return BACKGROUND if job.background else LIVE_OPTIONAL if job.droppable else FINAL
 
 
-class StepCore:
+class StepCore(CoreQueue):
     """Rows joining and leaving a running decode (see the module docstring)."""
 
     def __init__(self, scheduler: BatchScheduler, runner: Runner | None = None, *, steps: int = DEFAULT_STEPS) -> None:
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
-        self.scheduler = scheduler
+        super().__init__(scheduler)
         self.steps = steps
         self._runner: Runner | None = None
         self._stepper: Stepper | None = None
         self._asked = False  # the runner was asked for its stepper (model thread)
-        self._jobs: dict[int, Job] = {}  # queued, by id
         self._model: dict[int, Job] = {}  # taken by a unit, not yet settled: in the running decode
         self._taken_at: dict[int, float] = {}  # when the unit that took each began (owner's clock)
         self._drops: list[int] = []  # removed from the running decode since the last unit
@@ -103,29 +101,12 @@ class StepCore:
             self._asked = True
             self._stepper = self._runner.stepper() if isinstance(self._runner, Steppable) else None
 
-    # -- the queue (owner's thread) ---------------------------------------------------------
-
-    @property
-    def queued(self) -> int:
-        return len(self.scheduler)
-
-    @property
-    def finals(self) -> int:
-        return self.scheduler.finals
+    # -- the queue (owner's thread; the rest is ``CoreQueue``'s) ---------------------------
 
     @property
     def running(self) -> Sequence[Job]:
         """Every job taken and not settled: those of the unit in the model and those decoding."""
         return tuple(self._model.values())
-
-    def queued_jobs(self) -> list[Job]:
-        return list(self._jobs.values())
-
-    def fits_optional(self, item: ModelInput) -> bool:
-        return self.scheduler.fits_optional(item.input_seconds, item.text_rows)
-
-    def add(self, job: Job) -> None:
-        enqueue(self.scheduler, self._jobs, job)
 
     def remove(self, job_id: int) -> Job | None:
         """Drop one job, queued or in the running decode (its rows leave at the next unit)."""
