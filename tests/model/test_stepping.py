@@ -20,6 +20,7 @@ from translate_svc.model.forced import ForcedLengths
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model.seamless import SeamlessStages
 from translate_svc.model.stepping import SteppingDecoder
+from translate_svc.observability import metrics
 from translate_svc.types import Term
 
 pytestmark = pytest.mark.integration
@@ -169,6 +170,11 @@ def test_a_short_job_admitted_later_does_not_wait_for_a_long_one(forced: Seamles
     assert got[1] is not None and got[0] is not None
 
 
+def pool_gauge(state: str) -> float:
+    value: float = metrics.DECODE_POOL_ROWS.labels(state)._value.get()
+    return value
+
+
 class FinishCalls:
     """``SeamlessRunner.finish`` watched: the inputs of each call; ``fail_over``: a call with more
     inputs than that raises (as a bad batch would)."""
@@ -215,9 +221,11 @@ def test_a_final_takes_a_background_jobs_slots(forced: SeamlessRunner, shared_au
     long = ModelInput(x[: 7 * 16000], ("spa", "fra"), "eng")  # 3 rows of 14 tokens: the pool full
     short = ModelInput(x[16000 : 2 * 16000], ("spa",), "eng")  # 2 rows of 2 tokens
     stepper = SteppingDecoder(forced, slots=3)
+    yielded_before = metrics.DECODE_ROWS_YIELDED._value.get()
     stepper.admit(0, long, priority=BACKGROUND)
     got: dict[int, ModelOutput | None] = dict(stepper.tick(3))
     assert len(stepper.loop) == 3 and stepper.loop.free == 0
+    assert pool_gauge("decoding") == 3 and pool_gauge("waiting") == 0
     stepper.admit(1, short, priority=FINAL)
     steps = 0
     while 1 not in got:
@@ -225,8 +233,10 @@ def test_a_final_takes_a_background_jobs_slots(forced: SeamlessRunner, shared_au
         steps += 1
     assert steps <= 3 and 0 not in got  # its own 2 tokens, not the background rows' 14
     assert stepper.yielded == 2  # two background rows left for it
+    assert metrics.DECODE_ROWS_YIELDED._value.get() == yielded_before + 2
     drain(stepper, got)
     assert stepper.yielded == 2 and stepper.backlog == 0
+    assert pool_gauge("decoding") == 0 and pool_gauge("waiting") == 0
     want = forced.run([long, short])
     same(want[1], got[1])
     same(want[0], got[0])  # the yielded row decoded again from its start: the same result

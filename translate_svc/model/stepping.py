@@ -62,6 +62,7 @@ from translate_svc.model.decode_graphs import decode_pool
 from translate_svc.model.decode_loop import Finished
 from translate_svc.model.fast import DEFAULT_MAX_FRAMES, Decoded, decoded_of
 from translate_svc.model.finish import Prefilled
+from translate_svc.observability import metrics
 
 if TYPE_CHECKING:
     from translate_svc.model.runner import SeamlessRunner
@@ -144,6 +145,7 @@ class SteppingDecoder:
                 self._ended(ended, out)
                 if out:
                     break
+        metrics.decode_pool(len(self.loop), self.backlog)
         return out
 
     def drop(self, key: int) -> None:
@@ -234,6 +236,7 @@ class SteppingDecoder:
                 job.waiting.append(r)
             job.waiting.sort()
             self.yielded += len(back)
+            metrics.rows_yielded(len(back))
             wanted -= len(back)
 
     def _ended(self, ended: Sequence[Finished], out: list[tuple[int, ModelOutput | None]]) -> None:

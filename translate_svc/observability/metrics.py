@@ -54,6 +54,19 @@ COLD_SHAPES = Counter(
     "that meets it; stays at 0 on a warmed server whose shapes repeat)",
     ["stage"],
 )
+DECODE_POOL_ROWS = Gauge(
+    "translate_svc_decode_pool_rows",
+    "rows in the steps core's running decode now (engine.core=steps), by state: decoding in a slot, or "
+    "waiting for one (admitted; live rows first)",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+DECODE_ROWS_YIELDED = Counter(
+    "translate_svc_decode_rows_yielded_total",
+    "background rows (a job's segments) that gave their decode slot to a live row in a full pool; each decodes "
+    "again from its first token (a rate that keeps up says the pool, model.decode_slots, is too small for the "
+    "live load)",
+)
 WARMUP_SECONDS = Gauge("translate_svc_warmup_seconds", "the model's warm-up at start (s)", multiprocess_mode="max")
 
 TEXT_ROWS = Counter(
@@ -271,6 +284,15 @@ def observe_batch(stats: BatchStats) -> None:
 
 def cold_shape(stage: str) -> None:
     COLD_SHAPES.labels(stage).inc()
+
+
+def decode_pool(decoding: int, waiting: int) -> None:
+    DECODE_POOL_ROWS.labels("decoding").set(decoding)
+    DECODE_POOL_ROWS.labels("waiting").set(waiting)
+
+
+def rows_yielded(n: int) -> None:
+    DECODE_ROWS_YIELDED.inc(n)
 
 
 def warmed_up(batches: int, seconds: float) -> None:
