@@ -130,7 +130,7 @@ def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
             if loop is None
             else f"fast (our own decode loop{', CUDA graphs of its step' if graphs else ''})",
         )
-        return SeamlessRunner(stages, loop)
+        return SeamlessRunner(stages, loop, finish_thread=m.finish_thread)
 
     return load
 

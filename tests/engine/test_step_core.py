@@ -63,6 +63,9 @@ class GatedStepper:
     def clear(self) -> None:
         self.real.clear()
 
+    def close(self) -> None:
+        self.real.close()
+
     @property
     def backlog(self) -> int:
         return self.real.backlog
@@ -153,6 +156,18 @@ async def test_a_final_joins_a_running_decode_and_ends_before_a_long_background_
     forced: SeamlessRunner, speech: np.ndarray
 ) -> None:
     assert await final_during_a_long_background_job("steps", forced, speech) == ["final", "long"]
+
+
+async def test_with_the_finish_thread_too(forced: SeamlessRunner, speech: np.ndarray) -> None:
+    """``model.finish_thread`` (the setting's default): the long job is finished on the stage's
+    thread; the final still ends first, and the engine's stop ends that thread."""
+    stages = forced.stages
+    threaded = SeamlessRunner(stages, LoopDecoder(stages.decoder, stages.processor, slots=8), finish_thread=True)
+    assert await final_during_a_long_background_job("steps", threaded, speech) == ["final", "long"]
+    stepper = threaded.stepper()
+    assert isinstance(stepper, SteppingDecoder) and stepper.stage is not None
+    assert stepper.stage.jobs == 2 and len(stepper.stage) == 0
+    assert not [t for t in threading.enumerate() if t.name.startswith("finish")]  # stopped with the engine
 
 
 async def test_a_final_takes_a_background_rows_slot_in_a_full_pool(forced: SeamlessRunner, speech: np.ndarray) -> None:

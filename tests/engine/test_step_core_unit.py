@@ -28,6 +28,7 @@ class FakeStepper:
         self.left: dict[int, int] = {}
         self.dropped: list[int] = []
         self.cleared = 0
+        self.closed = 0
         self.admitted: list[int] = []
 
     def takes(self, item: ModelInput) -> bool:
@@ -58,6 +59,10 @@ class FakeStepper:
     def clear(self) -> None:
         self.cleared += 1
         self.left.clear()
+
+    def close(self) -> None:
+        self.closed += 1
+        self.clear()
 
     @property
     def backlog(self) -> int:
@@ -180,3 +185,14 @@ def test_prepare_makes_the_stepper_once_before_the_first_unit() -> None:
     while core.running or core.queued:
         turn(core, 0.0)
     assert runner.asked == 1 and runner.fake.admitted  # the one made at prepare ran the job
+
+
+def test_close_closes_the_stepper_and_a_core_without_one_closes_quietly() -> None:
+    runner = SteppingFake()
+    core = make(runner)
+    core.close()  # nothing made yet
+    core.prepare()
+    core.add(job("a", 1.0))
+    turn(core, 0.0)
+    core.close()
+    assert runner.fake.closed == 1 and runner.fake.left == {}

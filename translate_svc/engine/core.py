@@ -135,6 +135,11 @@ class Core(Protocol):
         unit (the steps core's running decode, its CUDA graphs captured), so no live segment pays it."""
         ...
 
+    def close(self) -> None:
+        """Model thread, at the engine's stop: what ``prepare`` made that runs beside the model
+        thread (the steps core's finish stage) ends."""
+        ...
+
     def fits_optional(self, item: ModelInput) -> bool: ...
 
     def add(self, job: Job) -> None: ...
@@ -211,6 +216,9 @@ class BatchCore(CoreQueue):
 
     def prepare(self) -> None:
         """Nothing: whole batches need nothing made before the first."""
+
+    def close(self) -> None:
+        """Nothing: whole batches run on the model thread alone."""
 
     # -- the queue (owner's thread; the rest is ``CoreQueue``'s) ---------------------------
 

@@ -132,6 +132,8 @@ class TranslationEngine:
             # a loop that died already reported its failure (_on_loop_done)
             await asyncio.gather(self._task, return_exceptions=True)
         self._fail_all(NotReady("the server is shutting down"))
+        if self._runner is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._core.close)
         self._prep_executor.shutdown(wait=True)
         self._executor.shutdown(wait=True)
         self.healthy = False

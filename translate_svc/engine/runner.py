@@ -97,7 +97,8 @@ class Stepper(Protocol):
 
     def tick(self, max_steps: int) -> list[tuple[int, ModelOutput | None]]:
         """Up to ``max_steps`` decode steps (fewer once a job finished); the jobs that finished, each
-        with its output, or None where it failed (that job alone)."""
+        with its output, or None where it failed (that job alone). A stepper that finishes jobs
+        beside the model thread may return a job at a later tick than the step its rows ended."""
         ...
 
     def drop(self, key: int) -> None:
@@ -106,6 +107,10 @@ class Stepper(Protocol):
 
     def clear(self) -> None:
         """Every job leaves."""
+        ...
+
+    def close(self) -> None:
+        """Every job leaves, and what it runs beside the model thread (a finish stage) ends."""
         ...
 
     @property

@@ -101,6 +101,11 @@ class StepCore(CoreQueue):
             self._asked = True
             self._stepper = self._runner.stepper() if isinstance(self._runner, Steppable) else None
 
+    def close(self) -> None:
+        """Model thread: the stepper's jobs leave and its finish stage ends."""
+        if self._stepper is not None:
+            self._stepper.close()
+
     # -- the queue (owner's thread; the rest is ``CoreQueue``'s) ---------------------------
 
     @property

@@ -7,6 +7,7 @@ cross-attention of a transcript. Model thread only, like the stages it runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,11 +25,12 @@ from translate_svc.types import WordTiming
 
 class WordTimer:
     """Word timings from what the speech stage returns and from one decoder pass. Holds no
-    per-batch state (a cache of samples per frame count only)."""
+    per-batch state (a cache of samples per frame count only). One thread at a time: a second
+    thread makes its own, with its own ``tokenizer`` (``SeamlessRunner.finisher``)."""
 
-    def __init__(self, stages: SeamlessStages) -> None:
+    def __init__(self, stages: SeamlessStages, *, tokenizer: Any = None) -> None:
         self.stages = stages
-        self.tokenizer = stages.processor.tokenizer
+        self.tokenizer = stages.processor.tokenizer if tokenizer is None else tokenizer
         gen = stages.model.generation_config
         self._eos, self._pad = int(gen.eos_token_id), int(gen.pad_token_id)
         self._id_to_text: dict[str, str] = dict(getattr(gen, "id_to_text", None) or {})

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,23 +68,27 @@ def finish(
     inputs: Sequence[ModelInput],
     prefilled: Prefilled,
     decoded: Decoded,
+    *,
+    tokenizer: Any = None,
 ) -> list[ModelOutput]:
     """The decoded rows (``decoded``: the plan's rows, in order) made into each input's output:
     the profanity filter, speech for the target rows that want it, word timings, confidence.
-    ``timer``: the word timer, asked for only where a row wants words."""
+    ``timer``: the word timer, asked for only where a row wants words. ``tokenizer``: the one
+    this thread uses (None: the stages' processor's; another thread passes a copy of its own)."""
+    tokenizer = stages.processor.tokenizer if tokenizer is None else tokenizer
     plan, detected, language_id_ms = prefilled.plan, prefilled.detected, prefilled.language_id_ms
     row_enc, row_mask = prefilled.row_enc, prefilled.row_mask
     text_input = prefilled.said is not None
     rows = [(row.item, row.language) for row in plan.rows]
     seconds = [i.input_seconds for i in inputs]
     sequences = decoded.sequences
-    texts = stages.processor.batch_decode(sequences, skip_special_tokens=True)
+    texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
     gen = stages.model.generation_config
     # the profanity filter: each row's text filtered, and its speech made from its tokens
     # without the listed words (model/profanity.py), in mask and remove modes alike
     filtered = [inputs[k].profanity is not Profanity.OFF for k, _ in rows]
     heard_seqs = sequences  # the transcript's words are timed on what was said
-    sequences, drops = _speakable(stages, sequences, [lang for _, lang in rows], filtered, gen.pad_token_id)
+    sequences, drops = _speakable(tokenizer, sequences, [lang for _, lang in rows], filtered, gen.pad_token_id)
     texts = [
         profanity.apply(t, lang, inputs[k].profanity) if f else t
         for t, (k, lang), f in zip(texts, rows, filtered, strict=True)
@@ -165,7 +170,7 @@ def finish(
                 transcript_logprob=next((mean_logprob(token_lps[r]) for r, row in mine if row.transcript), None),
                 transcript_tokens=next(
                     (
-                        _tokens(stages, heard_seqs[r], token_lps[r])
+                        _tokens(tokenizer, heard_seqs[r], token_lps[r])
                         for r, row in mine
                         if row.transcript and item.profanity is Profanity.OFF
                     ),
@@ -179,9 +184,8 @@ def finish(
     return outputs
 
 
-def _tokens(stages: SeamlessStages, seq: torch.Tensor, values: Sequence[float]) -> tuple[tuple[str, float], ...]:
+def _tokens(tokenizer: Any, seq: torch.Tensor, values: Sequence[float]) -> tuple[tuple[str, float], ...]:
     """A row's chosen text tokens (special tokens left out) as text, each with its value."""
-    tokenizer = stages.processor.tokenizer
     special = set(tokenizer.all_special_ids)
     ids = seq[2 : 2 + len(values)].tolist()
     pieces = tokenizer.convert_ids_to_tokens(ids)
@@ -191,15 +195,14 @@ def _tokens(stages: SeamlessStages, seq: torch.Tensor, values: Sequence[float]) 
 
 
 def _speakable(
-    stages: SeamlessStages, sequences: torch.Tensor, languages: list[str], filtered: list[bool], pad: int
+    tokenizer: Any, sequences: torch.Tensor, languages: list[str], filtered: list[bool], pad: int
 ) -> tuple[torch.Tensor, dict[int, set[int]]]:
     """``sequences`` with the tokens of each filtered row's listed words taken out (the rest
     moved left, padded at the end): what t2u and the speech's word timings are made from; and the
     rows cut, each with the positions taken out. Unchanged where no row says a listed word."""
     if not any(filtered):
         return sequences, {}
-    special = set(stages.processor.tokenizer.all_special_ids)
-    tokenizer = stages.processor.tokenizer
+    special = set(tokenizer.all_special_ids)
     rows: list[list[int]] = []
     cut: dict[int, set[int]] = {}
     for r, seq in enumerate(sequences.tolist()):

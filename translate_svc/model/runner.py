@@ -29,7 +29,8 @@ model thread) calls ``run``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -56,11 +57,14 @@ ORDER = (WorkKind.STEP, WorkKind.TEXT, WorkKind.SEGMENT)
 class SeamlessRunner:
     """The ``Runner`` (engine/runner.py) on loaded ``SeamlessStages``. See the module docstring."""
 
-    def __init__(self, stages: SeamlessStages, loop: LoopDecoder | None = None) -> None:
+    def __init__(self, stages: SeamlessStages, loop: LoopDecoder | None = None, *, finish_thread: bool = False) -> None:
         """``loop``: decode through our own loop (model/fast.py: the fast runner, held to this
-        runner by stated tolerances); None: ``generate``, each row equal to it alone (exact)."""
+        runner by stated tolerances); None: ``generate``, each row equal to it alone (exact).
+        ``finish_thread``: the stepping decoder finishes ended jobs on a thread of its own
+        (model/finish_stage.py) while it decodes the others."""
         self.stages = stages
         self.loop = loop
+        self.finish_thread = finish_thread
         self._steps: SimultaneousSteps | None = None
         self._stepper: SteppingDecoder | None = None
         self._timer: WordTimer | None = None
@@ -101,7 +105,11 @@ class SeamlessRunner:
 
             pool = self.loop.loop  # the same size, and CUDA graphs where the fast runner's has them
             self._stepper = SteppingDecoder(
-                self, slots=pool.slots, max_frames=pool.max_frames, graphs=pool.replay is not None
+                self,
+                slots=pool.slots,
+                max_frames=pool.max_frames,
+                graphs=pool.replay is not None,
+                finish_thread=self.finish_thread,
             )
         return self._stepper
 
@@ -180,3 +188,16 @@ class SeamlessRunner:
     def finish(self, inputs: Sequence[ModelInput], prefilled: Prefilled, decoded: Decoded) -> list[ModelOutput]:
         """Everything after the decode (model/finish.py): speech, timings, profanity, confidence."""
         return finish(self.stages, lambda: self.timer, inputs, prefilled, decoded)
+
+    def finisher(self) -> Callable[[Sequence[ModelInput], Prefilled, Decoded], list[ModelOutput]]:
+        """``finish`` for one other thread (the stepping decoder's finish stage): the stages' tensors
+        are only read, but the tokenizer (a Rust object that one thread's encode with new padding
+        settings borrows mutably: "Already borrowed" in another's decode) and the word timer's
+        cache are its own copies."""
+        tokenizer = copy.deepcopy(self.stages.processor.tokenizer)
+        timer = WordTimer(self.stages, tokenizer=tokenizer)
+
+        def run(inputs: Sequence[ModelInput], prefilled: Prefilled, decoded: Decoded) -> list[ModelOutput]:
+            return finish(self.stages, lambda: timer, inputs, prefilled, decoded, tokenizer=tokenizer)
+
+        return run

@@ -16,6 +16,12 @@ one persistent ``DecodeLoop`` (model/decode_loop.py) across the engine's units (
   with its ``ModelOutput``;
 - ``drop(key)``: the job's rows leave the pool; the others go on.
 
+**The finish runs beside the decode** (``finish_thread``, the setting ``model.finish_thread``):
+jobs whose rows all ended are handed to a ``FinishStage`` (model/finish_stage.py), a worker thread
+that finishes every job handed over since it last looked in one call, on a CUDA stream of its own,
+while the ticks go on stepping the pool's other rows; a tick returns the results the stage has
+ready. Without it, the ended jobs are finished inside the tick, and every other row waits.
+
 A job that fails fails alone: a prefill that raises is retried job by job; a row the pool refuses
 (``ValueError``: too many frames) or a finish that raises fails its job. A decode step that raises
 cannot be laid on one row: every job with a row in the pool then fails, and the pool is emptied.
@@ -27,7 +33,8 @@ simultaneous steps, terms' two passes, the exact runner) goes through ``Seamless
 whole-batch path. The pool is the stepping decoder's own (its slots beside the fast runner's), so
 a whole batch never drains the rows of the running decode.
 
-The jobs whose last rows end at the same step are **finished together** (``SeamlessRunner.finish``
+The jobs whose last rows end at the same step (with the stage: every job ended since the stage
+last looked) are **finished together** (``SeamlessRunner.finish``
 once: text-to-unit and the vocoder batched across them, as a whole batch runs them; their
 encoder outputs padded to the widest, its frames masked); a finish that raises is retried job by
 job, so one bad segment fails alone.
@@ -40,7 +47,7 @@ their tokens are not; greedy decoding gives them the same tokens). A live final 
 most one step, never for a long job's rows; a background job only loses steps while live rows
 fill the pool.
 
-Model thread only.
+Model thread only (but the stage's worker, which only touches the jobs handed to it).
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -62,12 +69,21 @@ from translate_svc.model.decode_graphs import decode_pool
 from translate_svc.model.decode_loop import Finished
 from translate_svc.model.fast import DEFAULT_MAX_FRAMES, Decoded, decoded_of
 from translate_svc.model.finish import Prefilled
+from translate_svc.model.finish_stage import FinishStage
 from translate_svc.observability import metrics
 
 if TYPE_CHECKING:
     from translate_svc.model.runner import SeamlessRunner
 
 logger = logging.getLogger(__name__)
+
+#: a job's key and its output (None: it failed)
+Result = tuple[int, ModelOutput | None]
+#: ``SeamlessRunner.finish``'s signature (``SeamlessRunner.finisher``: one for another thread)
+Finisher = Callable[[Sequence[ModelInput], Prefilled, Decoded], list[ModelOutput]]
+
+#: how long a tick with no row to step waits for the finish stage (a new job waits that long at most)
+DEFAULT_WAIT_S = 0.005
 
 
 @dataclass(eq=False)
@@ -97,9 +113,13 @@ class SteppingDecoder:
         max_frames: int = DEFAULT_MAX_FRAMES,
         read_behind: bool | None = None,
         graphs: bool = False,
+        finish_thread: bool = False,
+        wait_s: float = DEFAULT_WAIT_S,
     ) -> None:
         """``read_behind``: the pool reads its rows' finished flags one step behind (``DecodeLoop``;
-        default: on CUDA). ``graphs``: on CUDA, the pool's step captured as CUDA graphs now."""
+        default: on CUDA). ``graphs``: on CUDA, the pool's step captured as CUDA graphs now.
+        ``finish_thread``: ended jobs are finished on a thread of their own (``FinishStage``) while
+        the decode goes on; a ``tick`` with no row to step waits up to ``wait_s`` for one of them."""
         self.runner = runner
         self.loop = decode_pool(
             runner.stages.decoder, slots=slots, max_frames=max_frames, graphs=graphs, read_behind=read_behind
@@ -111,6 +131,13 @@ class SteppingDecoder:
         self._order = itertools.count()
         #: background rows that left the pool for live ones (``_yield``), since it was made
         self.yielded = 0
+        #: the stage finishing ended jobs beside the decode; None: finished inline, in the tick
+        self.stage: FinishStage[_Job, Result] | None = None
+        if finish_thread:
+            self.stage = FinishStage(self._finished_off, _failed, runner.stages.device)
+            self._finisher = runner.finisher()
+        self.wait_s = wait_s
+        self._finishing: set[int] = set()  # keys of the jobs in the stage, not dropped
 
     # -- the Stepper Protocol ---------------------------------------------------------------
 
@@ -127,13 +154,14 @@ class SteppingDecoder:
         self._jobs[key] = job
         self._arriving.append(job)
 
-    def tick(self, max_steps: int) -> list[tuple[int, ModelOutput | None]]:
-        out: list[tuple[int, ModelOutput | None]] = []
+    def tick(self, max_steps: int) -> list[Result]:
+        out: list[Result] = []
         with torch.inference_mode():
             self._prefill(self._arriving, out)
             self._arriving = []
             for _ in range(max_steps):
                 self._fill(out)
+                self._collect(out)
                 if not len(self.loop):
                     break
                 try:
@@ -143,12 +171,16 @@ class SteppingDecoder:
                     self._fail_pool(out)
                     break
                 self._ended(ended, out)
+                self._collect(out)
                 if out:
                     break
+            if not out and not len(self.loop) and self._finishing:
+                self._collect(out, self.wait_s)  # nothing to step: wait a little for the stage
         metrics.decode_pool(len(self.loop), self.backlog)
         return out
 
     def drop(self, key: int) -> None:
+        self._finishing.discard(key)  # in the stage: its result is let go when it comes
         job = self._jobs.pop(key, None)
         if job is None:
             return
@@ -162,6 +194,13 @@ class SteppingDecoder:
     def clear(self) -> None:
         for key in list(self._jobs):
             self.drop(key)
+        self._finishing.clear()
+
+    def close(self) -> None:
+        """Every job leaves; the finish stage's thread ends (after what it runs now)."""
+        self.clear()
+        if self.stage is not None:
+            self.stage.close()
 
     @property
     def backlog(self) -> int:
@@ -170,12 +209,12 @@ class SteppingDecoder:
         return arriving + sum(len(j.waiting) for j in self._jobs.values())
 
     def __len__(self) -> int:
-        """Jobs in the stepping decoder (arriving, waiting for slots or decoding)."""
-        return len(self._jobs)
+        """Jobs in the stepping decoder (arriving, waiting for slots, decoding or finishing)."""
+        return len(self._jobs) + len(self._finishing)
 
     # -- inside a tick ----------------------------------------------------------------------
 
-    def _prefill(self, jobs: Sequence[_Job], out: list[tuple[int, ModelOutput | None]]) -> None:
+    def _prefill(self, jobs: Sequence[_Job], out: list[Result]) -> None:
         """The jobs' prefill in one batch; a batch that raises is retried job by job."""
         if not jobs:
             return
@@ -195,7 +234,7 @@ class SteppingDecoder:
             job.prefilled = _one(prefilled, k)
             job.waiting = list(range(len(job.prefilled.plan)))
 
-    def _fill(self, out: list[tuple[int, ModelOutput | None]]) -> None:
+    def _fill(self, out: list[Result]) -> None:
         """Rows waiting join the pool's free slots: lower priority value first, then oldest; live
         rows that find no free slot take background rows' (``_yield``)."""
         for job in sorted((j for j in self._jobs.values() if j.waiting), key=lambda j: (j.priority, j.order)):
@@ -239,7 +278,7 @@ class SteppingDecoder:
             metrics.rows_yielded(len(back))
             wanted -= len(back)
 
-    def _ended(self, ended: Sequence[Finished], out: list[tuple[int, ModelOutput | None]]) -> None:
+    def _ended(self, ended: Sequence[Finished], out: list[Result]) -> None:
         """Rows that finished; the jobs whose rows all have are finished together and returned."""
         complete = []
         for f in ended:
@@ -251,14 +290,36 @@ class SteppingDecoder:
             if len(job.done) == len(p.plan):
                 del self._jobs[job.key]
                 complete.append(job)
-        if complete:
+        if not complete:
+            return
+        if self.stage is None:
             self._finish(complete, out)
+        else:
+            self._finishing.update(job.key for job in complete)
+            self.stage.submit(complete)
 
-    def _finish(self, jobs: Sequence[_Job], out: list[tuple[int, ModelOutput | None]]) -> None:
-        """``jobs``' outputs from one ``SeamlessRunner.finish``; one that raises is retried job by job."""
+    def _collect(self, out: list[Result], wait_s: float = 0.0) -> None:
+        """The finish stage's results ready now (or within ``wait_s``), but those of dropped jobs."""
+        if self.stage is None or not self._finishing:
+            return
+        for key, output in self.stage.collect(wait_s):
+            if key in self._finishing:
+                self._finishing.discard(key)
+                out.append((key, output))
+
+    def _finished_off(self, jobs: list[_Job]) -> list[Result]:
+        """The finish stage's worker: ``jobs`` (ended at any steps since it last looked) finished together."""
+        out: list[Result] = []
+        self._finish(jobs, out, self._finisher)
+        return out
+
+    def _finish(self, jobs: Sequence[_Job], out: list[Result], finisher: Finisher | None = None) -> None:
+        """``jobs``' outputs from one ``SeamlessRunner.finish`` (or ``finisher``: the stage's own);
+        one that raises is retried job by job."""
         try:
             prefilled, decoded = _together(jobs, self.loop.pad)
-            outputs = self.runner.finish([j.item for j in jobs], prefilled, decoded)
+            run = self.runner.finish if finisher is None else finisher
+            outputs = run([j.item for j in jobs], prefilled, decoded)
         except Exception:
             if len(jobs) == 1:
                 logger.exception("a segment failed after its decode")
@@ -266,20 +327,25 @@ class SteppingDecoder:
                 return
             logger.exception("finishing %d segments together failed; finishing them one by one", len(jobs))
             for job in jobs:
-                self._finish([job], out)
+                self._finish([job], out, finisher)
             return
         for job, output in zip(jobs, outputs, strict=True):
             assert job.prefilled is not None  # its own identifier's time, not the merged one
             out.append((job.key, dataclasses.replace(output, language_id_ms=job.prefilled.language_id_ms)))
 
-    def _fail(self, job: _Job, out: list[tuple[int, ModelOutput | None]]) -> None:
+    def _fail(self, job: _Job, out: list[Result]) -> None:
         """``job`` fails alone: its rows leave the pool."""
         self.drop(job.key)
         out.append((job.key, None))
 
-    def _fail_pool(self, out: list[tuple[int, ModelOutput | None]]) -> None:
+    def _fail_pool(self, out: list[Result]) -> None:
         for job in {job.key: job for job, _ in self._rows.values()}.values():
             self._fail(job, out)
+
+
+def _failed(jobs: list[_Job]) -> list[Result]:
+    """Every job of a batch the finish stage could not run, failed."""
+    return [(job.key, None) for job in jobs]
 
 
 def _together(jobs: Sequence[_Job], pad: int) -> tuple[Prefilled, Decoded]:

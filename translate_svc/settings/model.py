@@ -45,6 +45,11 @@ class ModelSettings(BaseModel):
     #: instead of hundreds of kernel launches from Python; off: the same step eagerly. No effect
     #: on other devices
     decode_graphs: bool = True
+    #: with the steps core (``engine.core``), the jobs whose rows ended are finished (text-to-unit,
+    #: the vocoder, word timings) on a thread of their own, on CUDA on a stream of its own, while
+    #: the decode goes on with the other rows (model/finish_stage.py); off: inside the decode's
+    #: turn, every other row waiting for it
+    finish_thread: bool = True
     #: the spoken-language identifier (MMS-LID, ``translate-svc download-lid-model``), loaded
     #: when this directory exists; without it, language detection answers FAILED_PRECONDITION
     #: and everything else works. None: never load one.

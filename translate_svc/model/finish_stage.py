@@ -1,0 +1,128 @@
+"""A stage on a thread of its own: what follows a job's decode runs beside the running decode
+(issue 70 item 2: "finished rows leave at once for t2u and the vocoder, which run as their own
+stage in batches").
+
+The stepping decoder (model/stepping.py) hands the jobs whose rows all ended to ``FinishStage.submit``
+and goes on stepping the other rows; one worker thread runs ``run`` on every job handed over
+since it last looked (one batch: text-to-unit and the vocoder batched across them), and the
+results wait in ``collect`` for the model thread's next look. Inline, those stages stopped every
+row of the pool for as long as they took: on the test checkpoint on CPU the vocoder is 83 % of
+the model's busy time (docs/performance.md), and on CUDA the model thread waited for the
+vocoder's copy to the host while no decode step was launched.
+
+- **CUDA:** the worker runs on a stream of its own. ``submit`` records an event on the caller's
+  current stream after the rows' last work, and the worker's stream waits for it, so the worker
+  reads the decode's tensors only once they are written. The worker synchronises its stream
+  before it lets go of a batch's tensors, so none returns to the caching allocator while a kernel
+  of this stream may still read it.
+- **CPU:** the worker's operators run on its own thread (PyTorch releases the GIL inside them),
+  so the stage takes a second core where the model thread has one.
+- ``run`` must not raise for one bad job (the stepping decoder retries job by job); if it raises
+  all the same, ``failed`` gives every job of that batch its failure, so nothing is lost.
+
+The worker is a one-thread ``ThreadPoolExecutor``, made at the first hand-over: ``close`` joins it
+(the engine's stop), and it ends by itself if the stage is forgotten.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+W = TypeVar("W")
+R = TypeVar("R")
+
+
+class FinishStage(Generic[W, R]):
+    """Jobs run on a worker thread in batches (see the module docstring). ``submit`` and ``collect``
+    are the model thread's; ``run`` and ``failed`` run on the worker."""
+
+    def __init__(
+        self,
+        run: Callable[[list[W]], list[R]],
+        failed: Callable[[list[W]], list[R]],
+        device: torch.device,
+        *,
+        name: str = "finish",
+    ) -> None:
+        self._run = run
+        self._failed = failed
+        self._ready_cv = threading.Condition()  # guards the three lists below
+        self._pending: list[tuple[list[W], torch.cuda.Event | None]] = []
+        self._ready: list[R] = []
+        self._running = 0  # jobs handed over whose results are not in _ready yet
+        self._stream = torch.cuda.Stream(device) if device.type == "cuda" else None  # type: ignore[no-untyped-call]
+        self._name = name
+        self._executor: ThreadPoolExecutor | None = None  # made at the first hand-over
+        #: batches the worker ran, and the jobs in them (what batching across hand-overs gave)
+        self.batches = 0
+        self.jobs = 0
+
+    def submit(self, jobs: Sequence[W]) -> None:
+        """Model thread: ``jobs`` run on the worker, after the work queued on this thread so far."""
+        event = None
+        if self._stream is not None:
+            event = torch.cuda.Event()  # type: ignore[no-untyped-call]
+            event.record()  # on the caller's current stream: the worker's waits for it
+        with self._ready_cv:
+            self._pending.append((list(jobs), event))
+            self._running += len(jobs)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
+        self._executor.submit(self._drain)
+
+    def collect(self, wait_s: float = 0.0) -> list[R]:
+        """Model thread: the results ready now; with ``wait_s``, and none ready while jobs run,
+        waits up to that long for the first."""
+        with self._ready_cv:
+            if not self._ready and self._running and wait_s > 0:
+                self._ready_cv.wait(wait_s)
+            out, self._ready = self._ready, []
+        return out
+
+    def __len__(self) -> int:
+        """Jobs handed over whose results were not collected yet."""
+        with self._ready_cv:
+            return self._running + len(self._ready)
+
+    def close(self) -> None:
+        """Run what was handed over, then end the worker (results stay for ``collect``; a later
+        ``submit`` starts a new one)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+    def _drain(self) -> None:
+        """Worker: every job handed over since the last look, as one batch."""
+        with self._ready_cv:
+            batches, self._pending = self._pending, []
+        if not batches:
+            return  # an earlier look took them
+        jobs = [job for part, _ in batches for job in part]
+        try:
+            with torch.inference_mode():
+                if self._stream is None:
+                    results = self._run(jobs)
+                else:
+                    with torch.cuda.stream(self._stream):
+                        for _, event in batches:
+                            if event is not None:
+                                self._stream.wait_event(event)
+                        results = self._run(jobs)
+                    self._stream.synchronize()
+        except Exception:
+            logger.exception("the finish stage failed on a batch of %d jobs", len(jobs))
+            results = self._failed(jobs)
+        self.batches += 1
+        self.jobs += len(jobs)
+        with self._ready_cv:
+            self._ready.extend(results)
+            self._running -= len(jobs)
+            self._ready_cv.notify_all()
