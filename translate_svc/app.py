@@ -130,7 +130,8 @@ def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
             if loop is None
             else f"fast (our own decode loop{', CUDA graphs of its step' if graphs else ''})",
         )
-        return SeamlessRunner(stages, loop, finish_thread=m.finish_thread)
+        finish_thread = stages.device.type == "cuda" if m.finish_thread is None else m.finish_thread
+        return SeamlessRunner(stages, loop, finish_thread=finish_thread)
 
     return load
 

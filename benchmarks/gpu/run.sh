@@ -21,7 +21,8 @@
 # be {}); "stageswarm": its warm column. Cold vs warm for all four stages in one call:
 #   run(command="SIZES=8,32 COLDWARM_MODES='stages stageswarm cold warm' bash benchmarks/gpu/run.sh coldwarm", ...)
 # SKIP_ONOFF=1 leaves session's in-process batching on/off step out. The ramp's server runs the
-# defaults on CUDA (the fast runner, the steps core); CORE=batch or RUNNER=exact ramps the others.
+# defaults on CUDA (the fast runner, the steps core, the finish stage on its own thread and stream);
+# CORE=batch, RUNNER=exact or FINISH_THREAD=false ramps the others.
 # session's profile and coldwarm time the fast runner (CUDA graphs); PROFILE_RUNNER=exact: generate.
 # tests: tests/gpu, the tests that need CUDA (run(command="bash benchmarks/gpu/run.sh tests", carry=[".gpu"]))
 # session: model built on the GPU; stages per batch size (CUDA-synchronised, peak memory); batching
@@ -96,6 +97,7 @@ build_test_checkpoint(sys.argv[1], full_size=sys.argv[3] == 'full')" "$MODEL" "$
   TRANSLATE_SVC_MODEL__WARMUP=$WARMUP TRANSLATE_SVC_MODEL__WARMUP_MAX_S=$WARMUP_MAX_S \
   TRANSLATE_SVC_LIMITS__MAX_STREAMS=4096 TRANSLATE_SVC_ENGINE__MAX_QUEUED_SEGMENTS=8192 \
   TRANSLATE_SVC_ENGINE__CORE=${CORE:-auto} TRANSLATE_SVC_MODEL__RUNNER=${RUNNER:-auto} \
+  TRANSLATE_SVC_MODEL__FINISH_THREAD=${FINISH_THREAD:-true} \
     "$PY" -m translate_svc.cli serve --model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" --port 0 \
     --max-batch-size "${RAMP_BATCH:-128}" --workers "${WORKERS:-4}" --ready-file /tmp/ready.json \
     --log-level WARNING > "$RES/serve.txt" 2>&1 &

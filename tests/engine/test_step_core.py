@@ -66,6 +66,9 @@ class GatedStepper:
     def close(self) -> None:
         self.real.close()
 
+    def wake(self) -> None:
+        self.real.wake()
+
     @property
     def backlog(self) -> int:
         return self.real.backlog

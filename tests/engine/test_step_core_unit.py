@@ -29,6 +29,7 @@ class FakeStepper:
         self.dropped: list[int] = []
         self.cleared = 0
         self.closed = 0
+        self.woken = 0
         self.admitted: list[int] = []
 
     def takes(self, item: ModelInput) -> bool:
@@ -63,6 +64,9 @@ class FakeStepper:
     def close(self) -> None:
         self.closed += 1
         self.clear()
+
+    def wake(self) -> None:
+        self.woken += 1
 
     @property
     def backlog(self) -> int:
@@ -187,12 +191,13 @@ def test_prepare_makes_the_stepper_once_before_the_first_unit() -> None:
     assert runner.asked == 1 and runner.fake.admitted  # the one made at prepare ran the job
 
 
-def test_close_closes_the_stepper_and_a_core_without_one_closes_quietly() -> None:
+def test_add_wakes_the_stepper_and_close_closes_it() -> None:
     runner = SteppingFake()
     core = make(runner)
     core.close()  # nothing made yet
     core.prepare()
-    core.add(job("a", 1.0))
+    core.add(job("a", 1.0))  # a tick waiting for the finish stage is woken: new work
+    assert runner.fake.woken == 1
     turn(core, 0.0)
     core.close()
     assert runner.fake.closed == 1 and runner.fake.left == {}

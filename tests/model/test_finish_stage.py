@@ -9,6 +9,7 @@ run raises gives each of its jobs the failure, nothing lost."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -171,4 +172,23 @@ def test_the_stage_fails_each_job_of_a_batch_whose_run_raises() -> None:
     assert len(stage) == 0 and stage.jobs == 3
     stage.submit([4])  # a new worker after close
     assert stage.collect(wait_s=30) == [(4, "ok")]
+    stage.close()
+
+
+def test_wake_cuts_a_collects_wait_short() -> None:
+    release = threading.Event()
+
+    def run(jobs: list[int]) -> list[int]:
+        assert release.wait(30)
+        return jobs
+
+    stage: FinishStage[int, int] = FinishStage(run, list, torch.device("cpu"))
+    stage.submit([7])
+    threading.Timer(0.05, stage.wake).start()
+    t0 = time.monotonic()
+    assert stage.collect(wait_s=30) == []  # woken, not by a result
+    assert time.monotonic() - t0 < 25  # not the wait's end
+    assert len(stage) == 1
+    release.set()
+    assert stage.collect(wait_s=30) == [7]
     stage.close()

@@ -113,6 +113,11 @@ class Stepper(Protocol):
         """Every job leaves, and what it runs beside the model thread (a finish stage) ends."""
         ...
 
+    def wake(self) -> None:
+        """Any thread (the one exception): a ``tick`` waiting for work it runs beside the model
+        thread returns now, because a job was queued that the next tick should take."""
+        ...
+
     @property
     def backlog(self) -> int:
         """Rows admitted that wait for a slot (or for their prefill)."""

@@ -108,6 +108,12 @@ class StepCore(CoreQueue):
 
     # -- the queue (owner's thread; the rest is ``CoreQueue``'s) ---------------------------
 
+    def add(self, job: Job) -> None:
+        """Queue ``job``, and cut short a tick that waits for the stepper's finish stage."""
+        super().add(job)
+        if self._stepper is not None:
+            self._stepper.wake()
+
     @property
     def running(self) -> Sequence[Job]:
         """Every job taken and not settled: those of the unit in the model and those decoding."""

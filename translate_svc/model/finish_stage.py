@@ -58,6 +58,7 @@ class FinishStage(Generic[W, R]):
         self._pending: list[tuple[list[W], torch.cuda.Event | None]] = []
         self._ready: list[R] = []
         self._running = 0  # jobs handed over whose results are not in _ready yet
+        self._woken = False  # ``wake`` since the last ``collect``
         self._stream = torch.cuda.Stream(device) if device.type == "cuda" else None  # type: ignore[no-untyped-call]
         self._name = name
         self._executor: ThreadPoolExecutor | None = None  # made at the first hand-over
@@ -80,12 +81,19 @@ class FinishStage(Generic[W, R]):
 
     def collect(self, wait_s: float = 0.0) -> list[R]:
         """Model thread: the results ready now; with ``wait_s``, and none ready while jobs run,
-        waits up to that long for the first."""
+        waits up to that long for the first, or until ``wake``."""
         with self._ready_cv:
-            if not self._ready and self._running and wait_s > 0:
-                self._ready_cv.wait(wait_s)
+            if wait_s > 0:
+                self._ready_cv.wait_for(lambda: self._ready or not self._running or self._woken, wait_s)
+            self._woken = False
             out, self._ready = self._ready, []
         return out
+
+    def wake(self) -> None:
+        """Any thread: a ``collect`` waiting now (or the next one) returns at once."""
+        with self._ready_cv:
+            self._woken = True
+            self._ready_cv.notify_all()
 
     def __len__(self) -> int:
         """Jobs handed over whose results were not collected yet."""

@@ -20,7 +20,9 @@ one persistent ``DecodeLoop`` (model/decode_loop.py) across the engine's units (
 jobs whose rows all ended are handed to a ``FinishStage`` (model/finish_stage.py), a worker thread
 that finishes every job handed over since it last looked in one call, on a CUDA stream of its own,
 while the ticks go on stepping the pool's other rows; a tick returns the results the stage has
-ready. Without it, the ended jobs are finished inside the tick, and every other row waits.
+ready, and a tick with no row to step waits for the first (``wait_s`` at most; ``wake``, which the
+engine calls when it queues a job, cuts the wait short). Without it, the ended jobs are finished
+inside the tick, and every other row waits.
 
 A job that fails fails alone: a prefill that raises is retried job by job; a row the pool refuses
 (``ValueError``: too many frames) or a finish that raises fails its job. A decode step that raises
@@ -47,7 +49,7 @@ their tokens are not; greedy decoding gives them the same tokens). A live final 
 most one step, never for a long job's rows; a background job only loses steps while live rows
 fill the pool.
 
-Model thread only (but the stage's worker, which only touches the jobs handed to it).
+Model thread only (but ``wake``, and the stage's worker, which only touches the jobs handed to it).
 """
 
 from __future__ import annotations
@@ -82,8 +84,9 @@ Result = tuple[int, ModelOutput | None]
 #: ``SeamlessRunner.finish``'s signature (``SeamlessRunner.finisher``: one for another thread)
 Finisher = Callable[[Sequence[ModelInput], Prefilled, Decoded], list[ModelOutput]]
 
-#: how long a tick with no row to step waits for the finish stage (a new job waits that long at most)
-DEFAULT_WAIT_S = 0.005
+#: how long a tick with no row to step waits for the finish stage at most (``wake`` cuts it short:
+#: the engine's owner calls it when a job is queued, so a new job never waits for it)
+DEFAULT_WAIT_S = 0.05
 
 
 @dataclass(eq=False)
@@ -195,6 +198,11 @@ class SteppingDecoder:
         for key in list(self._jobs):
             self.drop(key)
         self._finishing.clear()
+
+    def wake(self) -> None:
+        """Any thread: a tick waiting for the finish stage returns now (new work is coming)."""
+        if self.stage is not None:
+            self.stage.wake()
 
     def close(self) -> None:
         """Every job leaves; the finish stage's thread ends (after what it runs now)."""

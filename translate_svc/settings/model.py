@@ -48,8 +48,9 @@ class ModelSettings(BaseModel):
     #: with the steps core (``engine.core``), the jobs whose rows ended are finished (text-to-unit,
     #: the vocoder, word timings) on a thread of their own, on CUDA on a stream of its own, while
     #: the decode goes on with the other rows (model/finish_stage.py); off: inside the decode's
-    #: turn, every other row waiting for it
-    finish_thread: bool = True
+    #: turn, every other row waiting for it. None (the default): on CUDA only (on the 2-core CPU
+    #: it measured no faster: docs/performance.md)
+    finish_thread: bool | None = None
     #: the spoken-language identifier (MMS-LID, ``translate-svc download-lid-model``), loaded
     #: when this directory exists; without it, language detection answers FAILED_PRECONDITION
     #: and everything else works. None: never load one.
