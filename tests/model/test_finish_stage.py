@@ -192,3 +192,26 @@ def test_wake_cuts_a_collects_wait_short() -> None:
     release.set()
     assert stage.collect(wait_s=30) == [7]
     stage.close()
+
+
+def test_a_call_takes_the_oldest_hand_overs_up_to_its_job_cap() -> None:
+    """Each job waits for its whole call's speech: a call takes the oldest hand-over and the next
+    ones while they fit ``max_jobs`` (a hand-over larger than the cap still goes whole)."""
+    release = threading.Event()
+    calls: list[list[int]] = []
+
+    def run(jobs: list[int]) -> list[int]:
+        calls.append(jobs)
+        assert release.wait(30)
+        return jobs
+
+    stage: FinishStage[int, int] = FinishStage(run, list, torch.device("cpu"), max_jobs=3)
+    for part in ([1], [2], [3, 4], [5], [6, 7, 8, 9], [10]):
+        stage.submit(part)  # the first call holds the worker until all are handed over
+    release.set()
+    got: list[int] = []
+    while len(got) < 10:
+        got += stage.collect(wait_s=30)
+    stage.close()
+    assert calls == [[1], [2, 3, 4], [5], [6, 7, 8, 9], [10]]
+    assert sorted(got) == list(range(1, 11))

@@ -3,8 +3,9 @@
 stage in batches").
 
 The stepping decoder (model/stepping.py) hands the jobs whose rows all ended to ``FinishStage.submit``
-and goes on stepping the other rows; one worker thread runs ``run`` on every job handed over
-since it last looked (one batch: text-to-unit and the vocoder batched across them), and the
+and goes on stepping the other rows; one worker thread runs ``run`` on the oldest hand-overs it has
+not taken, up to ``max_jobs`` jobs (one batch: text-to-unit and the vocoder batched across them;
+a backlog so makes larger batches, the cap bounds what a job waits for the others), and the
 results wait in ``collect`` for the model thread's next look. Inline, those stages stopped every
 row of the pool for as long as they took: on the test checkpoint on CPU the vocoder is 83 % of
 the model's busy time (docs/performance.md), and on CUDA the model thread waited for the
@@ -50,6 +51,7 @@ class FinishStage(Generic[W, R]):
         failed: Callable[[list[W]], list[R]],
         device: torch.device,
         *,
+        max_jobs: int = 8,
         name: str = "finish",
     ) -> None:
         self._run = run
@@ -61,6 +63,9 @@ class FinishStage(Generic[W, R]):
         self._woken = False  # ``wake`` since the last ``collect``
         self._stream = torch.cuda.Stream(device) if device.type == "cuda" else None  # type: ignore[no-untyped-call]
         self._name = name
+        #: a call takes the oldest hand-over and the next ones while their jobs stay within this
+        #: (each job waits for its whole call's speech: larger calls trade latency for batching)
+        self.max_jobs = max_jobs
         self._executor: ThreadPoolExecutor | None = None  # made at the first hand-over
         #: batches the worker ran, and the jobs in them (what batching across hand-overs gave)
         self.batches = 0
@@ -108,9 +113,12 @@ class FinishStage(Generic[W, R]):
             executor.shutdown(wait=True)
 
     def _drain(self) -> None:
-        """Worker: every job handed over since the last look, as one batch."""
+        """Worker: the oldest hand-overs not yet taken, up to ``max_jobs`` jobs, as one batch."""
         with self._ready_cv:
-            batches, self._pending = self._pending, []
+            batches, size = [], 0
+            while self._pending and (not batches or size + len(self._pending[0][0]) <= self.max_jobs):
+                batches.append(self._pending.pop(0))
+                size += len(batches[-1][0])
         if not batches:
             return  # an earlier look took them
         jobs = [job for part, _ in batches for job in part]

@@ -18,7 +18,7 @@ one persistent ``DecodeLoop`` (model/decode_loop.py) across the engine's units (
 
 **The finish runs beside the decode** (``finish_thread``, the setting ``model.finish_thread``):
 jobs whose rows all ended are handed to a ``FinishStage`` (model/finish_stage.py), a worker thread
-that finishes every job handed over since it last looked in one call, on a CUDA stream of its own,
+that finishes the oldest hand-overs, up to a cap of jobs, in one call, on a CUDA stream of its own,
 while the ticks go on stepping the pool's other rows; a tick returns the results the stage has
 ready, and a tick with no row to step waits for the first (``wait_s`` at most; ``wake``, which the
 engine calls when it queues a job, cuts the wait short). Without it, the ended jobs are finished
@@ -316,7 +316,7 @@ class SteppingDecoder:
                 out.append((key, output))
 
     def _finished_off(self, jobs: list[_Job]) -> list[Result]:
-        """The finish stage's worker: ``jobs`` (ended at any steps since it last looked) finished together."""
+        """The finish stage's worker: ``jobs`` (the oldest hand-overs, up to its cap) finished together."""
         out: list[Result] = []
         self._finish(jobs, out, self._finisher)
         return out
