@@ -115,7 +115,8 @@ class FinishStage(Generic[W, R]):
     def _drain(self) -> None:
         """Worker: the oldest hand-overs not yet taken, up to ``max_jobs`` jobs, as one batch."""
         with self._ready_cv:
-            batches, size = [], 0
+            batches: list[tuple[list[W], torch.cuda.Event | None]] = []
+            size = 0
             while self._pending and (not batches or size + len(self._pending[0][0]) <= self.max_jobs):
                 batches.append(self._pending.pop(0))
                 size += len(batches[-1][0])
