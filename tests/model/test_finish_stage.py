@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.model.test_stepping import same
 from tests.support.speech import read_16k
 from translate_svc.engine.requests import ModelInput, ModelOutput
 from translate_svc.model.fast import LoopDecoder
@@ -80,18 +81,6 @@ def tick_until(stepper: SteppingDecoder, got: dict[int, ModelOutput | None], don
     raise AssertionError("never happened")
 
 
-def same(whole: ModelOutput, stepped: ModelOutput | None, *, words: bool = True) -> None:
-    """``words``: the input asked for them (one finished with another that asks is timed too)."""
-    assert stepped is not None
-    assert stepped.texts == whole.texts and stepped.transcript == whole.transcript
-    assert stepped.waveforms.keys() == whole.waveforms.keys()
-    for lang, wave in whole.waveforms.items():
-        assert stepped.waveforms[lang].shape == wave.shape, lang
-        np.testing.assert_allclose(stepped.waveforms[lang], wave, atol=1e-3)
-    if words:
-        assert stepped.words == whole.words and stepped.transcript_words == whole.transcript_words
-
-
 def test_the_decode_goes_on_while_a_job_is_finished_and_the_jobs_ended_meanwhile_finish_together(
     forced: SeamlessRunner, jfk: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -141,7 +130,7 @@ def test_a_finish_that_fails_on_the_stage_fails_its_job_alone(
 ) -> None:
     bad = jfk[2 * 16000 : 3 * 16000].copy()
     bad[0] = 0.125  # the finisher fails every call with this input
-    items = [ModelInput(jfk[:16000], ("spa",), None), ModelInput(bad, ("spa",), None)]
+    items = [ModelInput(jfk[:16000], ("spa",), "eng"), ModelInput(bad, ("spa",), "eng")]
     finisher = HeldFinisher(forced, fail=0.125)
     stepper = stepper_with(forced, finisher, monkeypatch)
     for key, item in enumerate(items):
