@@ -109,6 +109,7 @@ class TranslationEngine:
         self._on_batch = on_batch
         self._on_failure = on_failure
         self._runner: Runner | None = None
+        self._closed = False  # the core closed (``stop``)
         self.healthy = False
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -132,7 +133,8 @@ class TranslationEngine:
             # a loop that died already reported its failure (_on_loop_done)
             await asyncio.gather(self._task, return_exceptions=True)
         self._fail_all(NotReady("the server is shutting down"))
-        if self._runner is not None:
+        if self._runner is not None and not self._closed:
+            self._closed = True  # a second stop finds the model thread's executor shut down
             await asyncio.get_running_loop().run_in_executor(self._executor, self._core.close)
         self._prep_executor.shutdown(wait=True)
         self._executor.shutdown(wait=True)

@@ -17,7 +17,9 @@ vocoder's copy to the host while no decode step was launched.
   before it lets go of a batch's tensors, so none returns to the caching allocator while a kernel
   of this stream may still read it.
 - **CPU:** the worker's operators run on its own thread (PyTorch releases the GIL inside them),
-  so the stage takes a second core where the model thread has one.
+  so the stage can take a second core where the model thread has one; on the 2-core test machine
+  that measured no faster (the finish is most of a burst's work there: docs/performance.md), so
+  the setting leaves it off on CPU.
 - ``run`` must not raise for one bad job (the stepping decoder retries job by job); if it raises
   all the same, ``failed`` gives every job of that batch its failure, so nothing is lost.
 
@@ -125,21 +127,27 @@ class FinishStage(Generic[W, R]):
         jobs = [job for part, _ in batches for job in part]
         try:
             with torch.inference_mode():
-                if self._stream is None:
-                    results = self._run(jobs)
-                else:
-                    with torch.cuda.stream(self._stream):
-                        for _, event in batches:
-                            if event is not None:
-                                self._stream.wait_event(event)
-                        results = self._run(jobs)
-                    self._stream.synchronize()
+                results = self._run(jobs) if self._stream is None else self._on_stream(self._stream, batches, jobs)
         except Exception:
             logger.exception("the finish stage failed on a batch of %d jobs", len(jobs))
             results = self._failed(jobs)
-        self.batches += 1
-        self.jobs += len(jobs)
         with self._ready_cv:
+            self.batches += 1
+            self.jobs += len(jobs)
             self._ready.extend(results)
             self._running -= len(jobs)
             self._ready_cv.notify_all()
+
+    def _on_stream(
+        self, stream: torch.cuda.Stream, batches: list[tuple[list[W], torch.cuda.Event | None]], jobs: list[W]
+    ) -> list[R]:
+        """Worker, CUDA: ``run`` on the stage's stream after each hand-over's event; the stream
+        synchronised before the jobs' tensors can be let go, also when ``run`` raises."""
+        try:
+            with torch.cuda.stream(stream):
+                for _, event in batches:
+                    if event is not None:
+                        stream.wait_event(event)
+                return self._run(jobs)
+        finally:
+            stream.synchronize()
