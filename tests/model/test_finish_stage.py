@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.model.test_stepping import same
+from tests.support.outputs import same
 from tests.support.speech import read_16k
 from translate_svc.engine.requests import ModelInput, ModelOutput
 from translate_svc.model.fast import LoopDecoder

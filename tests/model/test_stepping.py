@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.outputs import same
 from tests.support.speech import read_16k
 from translate_svc.engine.requests import ModelInput, ModelOutput
 from translate_svc.engine.runner import BACKGROUND, FINAL
@@ -58,24 +59,6 @@ def drain(stepper: SteppingDecoder, got: dict[int, ModelOutput | None], ticks: i
             return n
         got.update(stepper.tick(4))
     raise AssertionError("the stepping decoder never emptied")
-
-
-def same(whole: ModelOutput, stepped: ModelOutput | None, words: bool = True) -> None:
-    """``words``: the input asked for word timings (a whole batch times every row of a speech group
-    where one input asks; a job finished alone times only its own rows where it asks)."""
-    assert stepped is not None
-    assert stepped.texts == whole.texts and stepped.transcript == whole.transcript
-    assert stepped.waveforms.keys() == whole.waveforms.keys()
-    for lang, wave in whole.waveforms.items():
-        assert stepped.waveforms[lang].shape == wave.shape, lang
-        np.testing.assert_allclose(stepped.waveforms[lang], wave, atol=1e-3)
-    assert stepped.logprobs.keys() == whole.logprobs.keys()
-    for lang, lp in whole.logprobs.items():
-        assert stepped.logprobs[lang] == pytest.approx(lp, abs=1e-5)
-    assert whole.transcript_logprob is not None
-    assert stepped.transcript_logprob == pytest.approx(whole.transcript_logprob, abs=1e-5)
-    if words:
-        assert stepped.words == whole.words and stepped.transcript_words == whole.transcript_words
 
 
 @pytest.mark.parametrize("read_behind", [False, True])  # True: the flags read a step late, as on CUDA
