@@ -35,8 +35,8 @@ simultaneous steps, terms' two passes, the exact runner) goes through ``Seamless
 whole-batch path. The pool is the stepping decoder's own (its slots beside the fast runner's), so
 a whole batch never drains the rows of the running decode.
 
-The jobs whose last rows end at the same step (with the stage: every job ended since the stage
-last looked) are **finished together** (``SeamlessRunner.finish``
+The jobs whose last rows end at the same step (with the stage: the oldest hand-overs, up to its
+cap of jobs) are **finished together** (``SeamlessRunner.finish``
 once: text-to-unit and the vocoder batched across them, as a whole batch runs them; their
 encoder outputs padded to the widest, its frames masked); a finish that raises is retried job by
 job, so one bad segment fails alone.
@@ -162,9 +162,9 @@ class SteppingDecoder:
         with torch.inference_mode():
             self._prefill(self._arriving, out)
             self._arriving = []
+            self._collect(out)
             for _ in range(max_steps):
                 self._fill(out)
-                self._collect(out)
                 if not len(self.loop):
                     break
                 try:
@@ -307,8 +307,9 @@ class SteppingDecoder:
             self.stage.submit(complete)
 
     def _collect(self, out: list[Result], wait_s: float = 0.0) -> None:
-        """The finish stage's results ready now (or within ``wait_s``), but those of dropped jobs."""
-        if self.stage is None or not self._finishing:
+        """The finish stage's results ready now (or within ``wait_s``), but those of dropped jobs
+        (collected all the same, so that none is held)."""
+        if self.stage is None:
             return
         for key, output in self.stage.collect(wait_s):
             if key in self._finishing:
