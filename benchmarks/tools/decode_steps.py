@@ -21,6 +21,13 @@ its rows' finished flags every k steps (rows leave up to k - 1 steps late; still
 rows' own steps).
 
 Each figure is the median over the repeats, with the spread (min-max). ``--json`` writes them all.
+
+``--kernels``: after the timed repeats, one more pass of each path under ``torch.profiler``, which
+splits its milliseconds per step into the attention kernel (``scaled_dot_product_attention`` with
+what it calls: both paths call it twice a layer with the same shapes) and the rest (every other
+operator and the host's Python); ``rest ratio`` is the loop's rest over ``generate``'s. The
+profiler adds its own cost to every operator, so these figures are larger than the timed ones; they
+show which part a faster step can still shrink, and the ratio the attention alone leaves.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -84,6 +92,25 @@ def time_loop(loop: Any, enc: Any, mask: Any, rows: Any, steps: int, sync: Calla
     return (t2 - t0) * 1000, (t2 - t1) * 1000
 
 
+#: the attention operator both paths call (its CPU total holds the kernel it dispatches to)
+ATTENTION_OP = "aten::scaled_dot_product_attention"
+
+
+def profiled(run: Callable[[], float], steps: int) -> dict[str, float]:
+    """``run`` (returns its ms) once under ``torch.profiler``: ms per step in all, in the attention
+    operator (with its callees), and the rest."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        total = run()
+    attention = sum(e.cpu_time_total for e in prof.key_averages() if e.key == ATTENTION_OP) / 1000
+    return {
+        "total_ms": total / steps,
+        "attention_ms": attention / steps,
+        "rest_ms": (total - attention) / steps,
+    }
+
+
 @app.command()
 def main(
     model: Annotated[Path, typer.Option(help="model directory")] = TEST_MODEL,
@@ -103,6 +130,9 @@ def main(
     read_every: Annotated[
         int, typer.Option(min=1, help="the loop reads its rows' finished flags every this many steps")
     ] = 1,
+    kernels: Annotated[
+        bool, typer.Option("--kernels", help="one profiled pass each: the attention kernel's ms per step, and the rest")
+    ] = False,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
 ) -> None:
     from translate_svc.engine.rows import bare_rows
@@ -149,6 +179,14 @@ def main(
             "loop_step_only_ms": spread(step_ms),
         }
         result["ratio"] = result["loop_ms_per_step"]["median"] / result["generate_ms_per_step"]["median"]
+        if kernels:
+            result["kernels"] = {
+                "generate": profiled(partial(time_generate, decoder, enc, mask, rows, steps, sync), steps),
+                "loop": profiled(lambda: time_loop(loop, enc, mask, rows, steps, sync)[0], steps),  # noqa: B023 (called here)
+            }
+            k = result["kernels"]
+            k["rest_ratio"] = k["loop"]["rest_ms"] / k["generate"]["rest_ms"]
+            k["attention_floor_ratio"] = k["loop"]["attention_ms"] / k["generate"]["total_ms"]
         results.append(result)
         g, lo, st = result["generate_ms_per_step"], result["loop_ms_per_step"], result["loop_step_only_ms"]
         typer.echo(
@@ -157,6 +195,15 @@ def main(
             f"loop step only {st['median']:7.2f} ({st['min']:.2f}-{st['max']:.2f})  "
             f"loop/generate {result['ratio']:.2f}"
         )
+        if kernels:
+            k = result["kernels"]
+            typer.echo(
+                "           profiled, ms/step attention + rest: "
+                f"generate {k['generate']['attention_ms']:.2f} + {k['generate']['rest_ms']:.2f}, "
+                f"loop {k['loop']['attention_ms']:.2f} + {k['loop']['rest_ms']:.2f}; "
+                f"rest ratio {k['rest_ratio']:.2f}, the loop's attention alone / generate "
+                f"{k['attention_floor_ratio']:.2f}"
+            )
     if json_path is not None:
         meta = {
             "model": str(model),
@@ -165,6 +212,7 @@ def main(
             "tokens": tokens,
             "static": static,
             "read_every": read_every,
+            "kernels": kernels,
         }
         json_path.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
 

@@ -33,3 +33,19 @@ def test_both_decoders_are_timed_per_size(test_model_dir: Path, tmp_path: Path, 
         assert r["steps"] == 4  # 3 tokens, then EOS
         for key in ("generate_ms_per_step", "loop_ms_per_step", "loop_step_only_ms"):
             assert 0 < r[key]["min"] <= r[key]["median"] <= r[key]["max"]
+
+
+def test_kernels_split_each_step_into_attention_and_the_rest(test_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "steps.json"
+    args = ["--model", str(test_model_dir), "--sizes", "2", "--repeats", "1", "--tokens", "3", "--kernels"]
+    result = CliRunner().invoke(app, [*args, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    (r,) = json.loads(out.read_text())["results"]
+    for path in ("generate", "loop"):
+        k = r["kernels"][path]
+        assert 0 < k["attention_ms"] < k["total_ms"]  # both paths attend, and do more than attend
+        assert k["rest_ms"] == pytest.approx(k["total_ms"] - k["attention_ms"])
+    assert r["kernels"]["rest_ratio"] == pytest.approx(
+        r["kernels"]["loop"]["rest_ms"] / r["kernels"]["generate"]["rest_ms"]
+    )
+    assert "attention + rest" in result.output
