@@ -71,8 +71,20 @@ def _on_cuda(device: str) -> bool:
 
 def fast_runner(m: ModelSettings, device: str) -> bool:
     """Whether the fast runner (our own decode loop) decodes, on ``device`` ("cpu", "cuda"):
-    ``model.runner`` "fast", or "auto" on CUDA."""
-    return m.runner == "fast" or (m.runner == "auto" and device == "cuda")
+    ``model.runner`` "fast", or "auto" on CUDA and on CPU in float32 (measured faster end to end
+    there: docs/decisions.md); on CPU in a reduced precision the stages run each row alone to
+    equal ``generate`` (``SeamlessStages.exact_rows``), which is the exact runner's work."""
+    if m.runner != "auto":
+        return m.runner == "fast"
+    return device == "cuda" or m.dtype in ("auto", "float32")
+
+
+def decode_slots(m: ModelSettings, device: str) -> int:
+    """``model.decode_slots``, or its default on ``device``: 64 on CUDA, 16 on CPU (whose batches
+    are small, and whose memory holds the pools in float32)."""
+    if m.decode_slots is not None:
+        return m.decode_slots
+    return 64 if device == "cuda" else 16
 
 
 def engine_core(settings: Settings, *, custom: bool = False) -> str:
@@ -122,13 +134,15 @@ def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
         if fast_runner(m, stages.device.type):
             from translate_svc.model.fast import LoopDecoder
 
-            loop = LoopDecoder(stages.decoder, stages.processor, slots=m.decode_slots, graphs=m.decode_graphs)
+            slots = decode_slots(m, stages.device.type)
+            loop = LoopDecoder(stages.decoder, stages.processor, slots=slots, graphs=m.decode_graphs)
         graphs = loop is not None and loop.loop.replay is not None
         logger.info(
             "model runner: %s",
             "exact (generate)"
             if loop is None
-            else f"fast (our own decode loop{', CUDA graphs of its step' if graphs else ''})",
+            else f"fast (our own decode loop{', CUDA graphs of its step' if graphs else ''}; "
+            f"{loop.loop.slots} slots, {loop.loop.buffers.nbytes() / 2**20:.0f} MiB a pool)",
         )
         finish_thread = stages.device.type == "cuda" if m.finish_thread is None else m.finish_thread
         return SeamlessRunner(stages, loop, finish_thread=finish_thread)

@@ -44,6 +44,7 @@ from tests.support.speech import speech_pcm16
 from tests.support.tokens import ALL, LANG_ONLY, bearer
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
+from translate_svc.app import engine_core
 from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.observability import tracing
 from translate_svc.transport.openai.door import PATH as REALTIME_PATH
@@ -99,9 +100,12 @@ def check_segment(span: ReadableSpan, want: pb.SegmentResult, targets: list[str]
     assert span.end_time - span.start_time == pytest.approx((a[SEG + "total_ms"] + a[SEG + "encode_ms"]) * 1e6, abs=2)
 
 
-def check_batches(segments: list[ReadableSpan], batches: dict[int, ReadableSpan]) -> None:
+def check_batches(segments: list[ReadableSpan], batches: dict[int, ReadableSpan], core: str) -> None:
     """Every segment links to one batch span that exists (same trace and span ids): a root span
-    with its size and timings; the batches' sizes account for every segment."""
+    with its size and timings; the batches' sizes account for every segment. ``core`` (app.py
+    ``engine_core``): with whole batches a segment's model time is its batch's; with the steps core
+    the span is the unit (one turn) the segment ended in, which began at or after the segment
+    joined the running decode, so it is at most the segment's model time."""
     seen: set[int] = set()
     for seg in segments:
         (link,) = seg.links
@@ -110,20 +114,26 @@ def check_batches(segments: list[ReadableSpan], batches: dict[int, ReadableSpan]
         assert batch.name == "engine.batch" and batch.parent is None
         b = batch.attributes or {}
         assert b["translate_svc.batch.size"] >= 1 and b["translate_svc.batch.padded_audio_s"] > 0
-        assert b["translate_svc.batch.model_ms"] >= (seg.attributes or {})[SEG + "model_ms"] - 1e-6
+        batch_ms, seg_ms = b["translate_svc.batch.model_ms"], (seg.attributes or {})[SEG + "model_ms"]
+        assert batch_ms > 0
+        if core == "batch":
+            assert batch_ms >= seg_ms - 1e-6
+        else:
+            assert batch_ms <= seg_ms + 1e-6
         assert b["translate_svc.batch.failed"] == 0 and b["translate_svc.batch.captions"] is False
         seen.add(link.context.span_id)
     assert sum((batches[s].attributes or {})["translate_svc.batch.size"] for s in seen) >= len(segments)
 
 
+@pytest.mark.parametrize("core", ["batch", "steps"])
 async def test_a_stream_has_a_call_span_with_a_segment_span_per_result_linked_to_its_batch(
-    test_model_dir: Path, shared_audio: Path
+    test_model_dir: Path, shared_audio: Path, core: str
 ) -> None:
     pcm = load_pcm16k(shared_audio / "jfk.flac")
     targets = ["spa", "fra"]
     metadata = (("traceparent", TRACEPARENT), ("x-request-id", "trace-test-1"))
     with in_memory_tracing() as exporter:
-        async with serving(make_settings(test_model_dir)) as live:
+        async with serving(make_settings(test_model_dir, core=core)) as live:
             call = live.stub.StreamingTranslate(requests(pcm, targets), metadata=metadata, timeout=120)
             got = [r.segment async for r in call if r.HasField("segment")]
             health = health_pb2_grpc.HealthStub(live.channel)
@@ -147,7 +157,7 @@ async def test_a_stream_has_a_call_span_with_a_segment_span_per_result_linked_to
         assert span.parent is not None and span.parent.span_id == stream.context.span_id
         assert span.context is not None and span.context.trace_id == CALLER_TRACE
         check_segment(span, want, targets)
-    check_batches(segments, by_id([s for s in spans if s.name == "engine.batch"]))
+    check_batches(segments, by_id([s for s in spans if s.name == "engine.batch"]), core)
     resource = stream.resource.attributes
     assert resource["service.name"] == "translate_svc" and resource["translate_svc.process"] == "main"
 
@@ -185,7 +195,7 @@ async def test_a_realtime_session_has_a_call_span_by_hand(test_model_dir: Path, 
     for span in segments:
         assert span.parent is not None and span.parent.span_id == session.context.span_id
         assert list((span.attributes or {})[SEG + "targets"]) == ["spa"]  # type: ignore[arg-type]
-    check_batches(segments, by_id([s for s in spans if s.name == "engine.batch"]))
+    check_batches(segments, by_id([s for s in spans if s.name == "engine.batch"]), engine_core(settings))
 
 
 # -- off: nothing of OpenTelemetry is imported ------------------------------------------------------

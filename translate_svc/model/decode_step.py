@@ -96,6 +96,10 @@ class Slots:
             rows=torch.arange(slots, device=device),
         )
 
+    def nbytes(self) -> int:
+        """The pool's memory: every buffer's bytes."""
+        return sum(getattr(self, f.name).nbytes for f in fields(self))
+
     def move(self, src: int, dst: int, tokens: int, frames: int) -> None:
         """Slot ``src``'s row into slot ``dst`` (a row left ``dst``; the pool stays packed): its first
         ``tokens`` positions and ``frames`` encoder frames, and every per-row value."""

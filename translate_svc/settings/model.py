@@ -36,10 +36,14 @@ class ModelSettings(BaseModel):
     #: which runner decodes (issue 70): ``exact``, ``generate`` (each row equal to it alone: the
     #: reference); ``fast``, our own decode loop (model/fast.py: rows join and leave at every
     #: step, t2u reads the loop's hidden states; held to exact by stated tolerances,
-    #: docs/performance.md); ``auto``: fast on CUDA, exact on CPU
+    #: docs/performance.md); ``auto``: fast on CUDA, and on CPU in float32 (measured faster end to
+    #: end there, docs/performance.md); exact on CPU in a reduced precision, where the stages run
+    #: each row alone to equal ``generate`` (``SeamlessStages.exact_rows``)
     runner: Literal["auto", "exact", "fast"] = "auto"
-    #: the fast runner's decode slots: rows decoded at once (its memory: a KV cache per slot)
-    decode_slots: int = Field(64, ge=1, le=4096)
+    #: the fast runner's decode slots: rows decoded at once. Its memory is a KV cache per slot (two
+    #: pools: the fast runner's and the stepping decoder's; on the full model in bfloat16 about 76
+    #: MB a slot each, 152 in float32). None: 64 on CUDA, 16 on CPU (whose batches are small)
+    decode_slots: int | None = Field(None, ge=1, le=4096)
     #: on CUDA, the fast runner's decode step as CUDA graphs, one per row bucket (1, 2, 4 ...
     #: ``decode_slots``), captured at load (model/decode_graphs.py): a step is one graph launch
     #: instead of hundreds of kernel launches from Python; off: the same step eagerly. No effect
