@@ -76,23 +76,21 @@ def test_texts_terms_and_steps_through_the_loop_equal_the_exact_runner(
 
 
 @pytest.mark.parametrize(
-    ("choice", "dtype", "slots", "fast"),
+    ("choice", "slots", "fast"),
     [
-        ("exact", "float32", 3, False),
-        ("fast", "float32", 3, True),
-        ("fast", "float32", None, True),
-        ("auto", "float32", 3, False),  # the exact runner on CPU (fast on CUDA: tests/gpu)
+        ("exact", 3, False),
+        ("fast", 3, True),
+        ("fast", None, True),
+        ("auto", 3, False),  # the exact runner on CPU (fast on CUDA: tests/gpu)
     ],
 )
-def test_the_settings_pick_the_runner(
-    test_model_dir: Path, choice: str, dtype: str, slots: int | None, fast: bool
-) -> None:
+def test_the_settings_pick_the_runner(test_model_dir: Path, choice: str, slots: int | None, fast: bool) -> None:
     """``model.runner``: ``auto`` is exact on CPU (fast on CUDA: tests/gpu); ``model.decode_slots``
     sizes the fast runner's pool (None: 16 on CPU)."""
     from translate_svc.app import seamless_runner_factory
     from translate_svc.settings import ModelSettings
 
-    settings = ModelSettings(path=test_model_dir, device="cpu", dtype=dtype, runner=choice, decode_slots=slots)
+    settings = ModelSettings(path=test_model_dir, device="cpu", dtype="float32", runner=choice, decode_slots=slots)
     runner = seamless_runner_factory(settings)()
     assert isinstance(runner, SeamlessRunner)
     assert (runner.loop is not None) == fast
