@@ -189,3 +189,44 @@ def test_a_droppable_job_over_the_budget_alone_does_not_fit() -> None:
 def test_the_optional_budget_must_be_positive() -> None:
     with pytest.raises(ValueError, match="optional_batch_audio_s"):
         SchedulerConfig(optional_batch_audio_s=0.0)
+
+
+# -- the steps core's two facts: the decode's room and each owner's rows in it ------------------
+
+
+def test_with_room_and_running_the_stream_with_fewest_rows_in_the_decode_goes_first() -> None:
+    s = sched()
+    for j in range(5):  # a flood's segments, all older than the live stream's
+        s.add(j, "flood", 2.0, now=0.0)
+    s.add(10, "live", 2.0, now=0.5)
+    # the flood has 4 rows decoding, the live stream none: one slot frees, the live final takes it
+    assert s.next_batch(now=1.0, room=1, running={"flood": 4}) == [10]
+    # the same rows in the decode for both (none): the oldest goes first, as in a batch
+    s.add(11, "live", 2.0, now=0.6)
+    assert s.next_batch(now=1.0, room=1, running={}) == [0]
+    # room for three: the live stream's one (rank 1), then the flood's (ranks 4, 5: it has 3 in)
+    assert s.next_batch(now=1.0, room=3, running={"flood": 3, "live": 1}) == [1, 2, 11]
+
+
+def test_room_caps_the_rows_but_the_first_job_goes_whatever_its_rows() -> None:
+    s = sched()
+    s.add(1, "a", 1.0, now=0.0, rows=3)  # three targets
+    s.add(2, "b", 1.0, now=0.0, rows=1)
+    assert s.next_batch(now=0.0, room=0, running={}) is None  # no room: everything waits here
+    assert len(s) == 2
+    assert s.next_batch(now=0.0, room=2, running={}) == [1]  # full at once: no wait for more
+    assert s.next_batch(now=0.0, room=2, running={}) is None  # room left: it waits for company
+    assert s.next_batch(now=0.02, room=2, running={}) == [2]
+
+
+def test_no_owner_starves_under_room_its_rank_falls_as_its_rows_end() -> None:
+    s = sched()
+    for j in range(3):
+        s.add(j, "flood", 1.0, now=0.0)
+    s.add(9, "live", 1.0, now=0.1)
+    s.add(8, "live2", 1.0, now=0.2)
+    assert s.next_batch(now=1.0, room=1, running={"flood": 2, "live": 1}) == [8]  # live2 has none in
+    assert s.next_batch(now=1.0, room=1, running={"flood": 2, "live": 1, "live2": 1}) == [9]
+    # once the flood's rows in the decode are no more than the others', its oldest goes first again
+    s.add(7, "live", 1.0, now=0.3)
+    assert s.next_batch(now=1.0, room=1, running={"flood": 1, "live": 2}) == [0]

@@ -73,6 +73,9 @@ class GatedStepper:
     def backlog(self) -> int:
         return self.real.backlog
 
+    def room(self, *, live: bool = True) -> int:
+        return self.real.room(live=live)
+
 
 class Gate:
     """Armed once: the model thread stops at ``hold`` (``entered``) until the test ``opens`` it."""

@@ -24,7 +24,8 @@ _ids = iter(range(1_000_000))
 class FakeStepper:
     """A job needs ``input_seconds`` steps; a tick stops after the step at which one ended."""
 
-    def __init__(self) -> None:
+    def __init__(self, slots: int = 64) -> None:
+        self.slots = slots  # jobs (a job is one row here) that decode at once; ``room``: those free
         self.left: dict[int, int] = {}
         self.dropped: list[int] = []
         self.cleared = 0
@@ -71,6 +72,9 @@ class FakeStepper:
     @property
     def backlog(self) -> int:
         return 0
+
+    def room(self, *, live: bool = True) -> int:
+        return self.slots - len(self.left)
 
 
 class SteppingFake(FakeRunner):
@@ -201,3 +205,24 @@ def test_add_wakes_the_stepper_and_close_closes_it() -> None:
     turn(core, 0.0)
     core.close()
     assert runner.fake.closed == 1 and runner.fake.left == {}
+
+
+def test_a_full_pool_keeps_a_flood_in_the_queue_and_a_final_of_another_stream_takes_the_next_slot() -> None:
+    runner = SteppingFake()
+    runner.fake.slots = 4
+    core = make(runner)
+    flood = [job("flood", s) for s in (3.0, 4.0, 5.0, 6.0, 3.0, 3.0, 3.0, 3.0)]
+    for j in flood:
+        core.add(j)
+    unit, _ = turn(core, 0.0)
+    assert unit is not None and unit.jobs == tuple(flood[:4])  # the pool's four slots
+    live = job("live", 1.0, at=0.5)
+    core.add(live)
+    unit, ended = turn(core, 1.0)  # the pool is full: nothing is taken, the rest waits in the queue
+    assert unit is not None and unit.jobs == () and ended == [flood[0].job_id]
+    assert core.queued == 5 and runner.fake.admitted == [j.job_id for j in flood[:4]]
+    unit, _ = turn(core, 2.0)  # one slot free: the live final takes it, ahead of the flood's older four
+    assert unit is not None and unit.jobs == (live,)
+    while core.running or core.queued:
+        turn(core, 3.0)
+    assert sorted(runner.fake.admitted) == sorted(j.job_id for j in [*flood, live])  # all of them, in time

@@ -85,10 +85,12 @@ def test_a_pool_too_small_for_every_row_queues_the_rest(fast: SeamlessRunner, sp
     stepper = SteppingDecoder(fast, slots=2)
     for k, item in enumerate(items):
         stepper.admit(k, item, priority=k % 2)
-    assert stepper.backlog == 12
+    assert stepper.backlog == 12 and stepper.room() == 2 - 12  # the engine would take no more
     got: dict[int, ModelOutput | None] = dict(stepper.tick(1))
     assert len(stepper.loop) <= 2 and stepper.backlog >= 8  # the rest wait here
+    assert stepper.room() == stepper.loop.free - stepper.backlog < 0
     drain(stepper, got)
+    assert stepper.room() == stepper.room(live=False) == 2
     assert stepper.yielded == 0  # live rows never take each other's slots
     want = fast.run(items)
     for k, w in enumerate(want):
@@ -209,7 +211,10 @@ def test_a_final_takes_a_background_jobs_slots(forced: SeamlessRunner, shared_au
     got: dict[int, ModelOutput | None] = dict(stepper.tick(3))
     assert len(stepper.loop) == 3 and stepper.loop.free == 0
     assert pool_gauge("decoding") == 3 and pool_gauge("waiting") == 0
+    # a live row has room (the background rows yield their slots); a background one has none
+    assert stepper.room(live=True) == 3 and stepper.room(live=False) == 0
     stepper.admit(1, short, priority=FINAL)
+    assert stepper.room(live=True) == 1  # its two rows are counted before their prefill
     steps = 0
     while 1 not in got:
         got.update(stepper.tick(1))

@@ -123,6 +123,13 @@ class Stepper(Protocol):
         """Rows admitted that wait for a slot (or for their prefill)."""
         ...
 
+    def room(self, *, live: bool = True) -> int:
+        """Rows that could join the pool at the next tick without waiting: its free slots less the
+        rows admitted that wait for one (of live work, for ``live``: theirs go first); for
+        ``live`` rows, background rows' slots count as free (they yield them). At most 0 when
+        full: the engine then keeps new work in its queue."""
+        ...
+
 
 @runtime_checkable
 class Steppable(Protocol):

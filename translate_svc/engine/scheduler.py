@@ -33,12 +33,23 @@ the padded-audio budget) or when the oldest job has waited ``max_wait_s``. Which
   moves at least one segment per ``background_floor_s`` however busy the streams keep the engine
   (and no more by the floor: it counts from the last background job that ran, too).
 
+The steps core (engine/step_core.py) asks for a batch with two more facts, because its jobs join a
+running decode of bounded room rather than a batch of its own: ``room``, the text rows that can
+join now (a batch holds at most that many, but for its first job), and ``running``, each owner's
+rows already in the decode. Then the first job is no longer the oldest but the one of the owner
+with the **fewest rows in the model and the queue ahead of it** (an owner's k-th queued job ranks
+``running[owner] + k``; ties go to the oldest), and the rounds follow that rank: a stream that
+floods the queue while its rows fill the decode waits for the room that frees next, behind every
+stream with fewer, and none starves (an owner's rank falls as its rows end). What does not fit
+waits here, in the queue, under the fair shares (engine/shares.py), not in the decode.
+
 Jobs of different streams and different target languages share batches (the runner sets the
 language per row). Not thread-safe: owned by the engine loop.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
@@ -98,6 +109,11 @@ class BatchScheduler:
     def finals(self) -> int:
         """Final (non-droppable) jobs queued."""
         return len(self._queue)
+
+    @property
+    def live(self) -> int:
+        """Live jobs queued: finals and droppable ones (not background)."""
+        return len(self._queue) + len(self._droppable)
 
     def fits_optional(self, audio_s: float, rows: int = 1) -> bool:
         """Whether a droppable job of ``audio_s`` seconds and ``rows`` text rows fits an optional
@@ -182,34 +198,55 @@ class BatchScheduler:
             deadline = floor if deadline is None else min(deadline, floor)
         return deadline
 
-    def next_batch(self, now: float, *, finals_coming: bool = False, live_coming: bool = False) -> list[int] | None:
+    def next_batch(
+        self,
+        now: float,
+        *,
+        finals_coming: bool = False,
+        live_coming: bool = False,
+        room: int | None = None,
+        running: Mapping[str, int] | None = None,
+    ) -> list[int] | None:
         """The job ids of the batch to run now, oldest first, or None if it should wait.
         ``finals_coming``: final jobs are on their way (their features are being computed), so a
         batch of droppable jobs alone would make them wait: none is made until they are queued.
-        ``live_coming``: live jobs (final or droppable) are on their way: no background batch."""
+        ``live_coming``: live jobs (final or droppable) are on their way: no background batch.
+        ``room`` and ``running`` (the steps core; see the module docstring): at most ``room`` text
+        rows (none below 1), the owners with the fewest ``running`` rows first."""
         queue = self._current(finals_coming, live_coming, now)
-        if not queue:
+        if not queue or (room is not None and room < 1):
             return None
         overdue = self._overdue(now) if queue is self._queue else None
         cfg = self.config
         seats = cfg.background_batch_size if queue is self._background else cfg.max_batch_size - (overdue is not None)
-        batch, full = self._select(queue, optional=queue is not self._queue, seats=seats)
+        batch, full = self._select(queue, optional=queue is not self._queue, seats=seats, room=room, running=running)
         oldest = next(iter(queue.values()))
         if not full and now < oldest.enqueued_at + self.config.max_wait_s:
             return None
         longest = max(queue[j].audio_s for j in batch)
+        rows = sum(queue[j].rows for j in batch)
         for j in batch:
             del queue[j]
         if queue is self._background:
             self._background_at = now
-        if overdue is not None and max(longest, overdue.audio_s) * (len(batch) + 1) <= self.config.max_batch_audio_s:
+        if (
+            overdue is not None
+            and (room is None or rows + overdue.rows <= room)
+            and max(longest, overdue.audio_s) * (len(batch) + 1) <= cfg.max_batch_audio_s
+        ):
             del self._background[overdue.job_id]
             self._background_at = now
             batch.append(overdue.job_id)  # the floor: one seat of a live batch (the newest)
         return batch
 
     def _select(
-        self, queue: dict[int, _Queued], *, optional: bool = False, seats: int | None = None
+        self,
+        queue: dict[int, _Queued],
+        *,
+        optional: bool = False,
+        seats: int | None = None,
+        room: int | None = None,
+        running: Mapping[str, int] | None = None,
     ) -> tuple[list[int], bool]:
         """Pick the oldest job and its companions; say whether the batch is full. ``optional``: a
         batch of droppable jobs, held to ``optional_batch_audio_s`` row-seconds too.
@@ -219,32 +256,37 @@ class BatchScheduler:
         and within a round the closest in length to the oldest job first. Within one owner jobs go
         strictly oldest first: once one of its jobs does not fit, none of its later ones is taken.
         ``seats``: at most this many jobs (``max_batch_size`` unless one seat is kept for the floor).
+        ``room``: at most this many text rows (the first job whatever its rows); ``running``: each
+        owner's rows in the model, which rank its jobs, and the first job is the lowest ranked
+        (the oldest of those) instead of the oldest (the module docstring).
         """
         cfg = self.config
         size = cfg.max_batch_size if seats is None else max(1, seats)
-        jobs = list(queue.values())
-        oldest = jobs[0]
-        seen: dict[str, int] = {oldest.owner: 1}
+        before = running or {}
+        seen: dict[str, int] = {}
         ranked: list[tuple[int, _Queued]] = []
-        for q in jobs[1:]:  # arrival order: an owner's k-th job has rank k
+        for q in queue.values():  # arrival order: an owner's k-th job has rank k (more its running rows)
             rank = seen.get(q.owner, 0)
             seen[q.owner] = rank + 1
-            ranked.append((rank, q))
-        ranked.sort(key=lambda rq: (rq[0], abs(rq[1].audio_s - oldest.audio_s), rq[1].enqueued_at))
-        chosen = [oldest]
-        longest = oldest.audio_s
-        rows = oldest.rows
+            ranked.append((rank + before.get(q.owner, 0) if running is not None else rank, q))
+        lead = min(ranked, key=lambda rq: rq[0])[1] if running is not None else ranked[0][1]  # the oldest lowest
+        ranked = [rq for rq in ranked if rq[1] is not lead]
+        ranked.sort(key=lambda rq: (rq[0], abs(rq[1].audio_s - lead.audio_s), rq[1].enqueued_at))
+        chosen = [lead]
+        longest = lead.audio_s
+        rows = lead.rows
         row_budget = cfg.optional_batch_audio_s if optional else float("inf")
+        room_left = float("inf") if room is None else room
         blocked: set[str] = set()  # owners with a job left out: their later jobs wait too
         full = False
         for _, q in ranked:
-            if len(chosen) >= size:
+            if len(chosen) >= size or rows >= room_left:
                 full = True
                 break
             if q.owner in blocked:
                 continue
             new_longest = max(longest, q.audio_s)
-            over = new_longest * (len(chosen) + 1) > cfg.max_batch_audio_s
+            over = new_longest * (len(chosen) + 1) > cfg.max_batch_audio_s or rows + q.rows > room_left
             if over or new_longest * (rows + q.rows) > row_budget:
                 full = True  # over budget: waiting longer cannot make this batch bigger
                 blocked.add(q.owner)
@@ -252,6 +294,6 @@ class BatchScheduler:
             chosen.append(q)
             longest = new_longest
             rows += q.rows
-        full = full or len(chosen) >= size
+        full = full or len(chosen) >= size or rows >= room_left
         chosen.sort(key=lambda q: q.enqueued_at)
         return [q.job_id for q in chosen], full

@@ -9,11 +9,15 @@ admits requests into a running batch at every iteration. Each turn of the owner'
 1. ``schedule``: the jobs the ``BatchScheduler``'s rules take now (finals first, fair rounds across
    streams, optional and background work last: the same choice ``BatchCore`` runs, not a second
    policy), or none; a unit is made while jobs are in the running decode even when nothing new is
-   taken, so that it goes on. Optional and background work stays in the queue (where it can still
-   be dropped) while admitted rows wait for a slot; finals are always taken, and their rows join
-   the pool before any waiting optional or background row (``FINAL``, ``LIVE_OPTIONAL``,
-   ``BACKGROUND``: engine/runner.py), and where the pool is full they take background rows' slots
-   (those rows decode again later: model/stepping.py);
+   taken, so that it goes on. **Only as many rows as the pool has room for are taken**
+   (``Stepper.room`` after the last turn; a live row counts background rows' slots as room, as
+   it takes them: their rows decode again later, model/stepping.py), and the streams with the
+   fewest rows in the running decode first (the scheduler's ``room`` and ``running``): the rest
+   waits in the queue, under the fair shares and the overload answers, never in the decode. So a
+   stream that floods the engine holds at most the slots the others leave, and a final of another
+   stream takes the next slot that frees, ahead of the flood's older segments (the flood test,
+   tests/service/test_fair_share.py, under both cores). Taken rows join the pool finals first
+   (``FINAL``, ``LIVE_OPTIONAL``, ``BACKGROUND``: engine/runner.py);
 2. ``execute`` (model thread): the jobs the stepper does not take (texts, simultaneous steps,
    terms' first pass, the exact runner: ``Stepper.takes``) run through ``Runner.run`` as a whole
    batch; the others are admitted into the stepper, which then ticks at most ``steps`` decode steps
@@ -31,13 +35,14 @@ units of one turn. The optional-wait accounting of ``BatchCore`` (a final's wait
 optional batch) does not apply: finals join the running decode within ``steps`` steps, so
 ``Outcome.optional_ms`` is 0.
 
-Thread safety: as ``BatchCore``: ``execute`` runs on the model thread and touches the runner, the
-stepper, its unit and ``_backlog`` (read by the owner only after ``execute`` returned); every other
-method runs on the owner's thread.
+Thread safety: as ``BatchCore``: ``execute`` (and ``prepare``) run on the model thread and touch the
+runner, the stepper, its unit and ``_room`` (read by the owner only after ``execute`` returned);
+every other method runs on the owner's thread.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -83,7 +88,7 @@ class StepCore(CoreQueue):
         self._taken_at: dict[int, float] = {}  # when the unit that took each began (owner's clock)
         self._drops: list[int] = []  # removed from the running decode since the last unit
         self._reset = False
-        self._backlog = 0  # rows waiting for a slot after the last execute
+        self._room: tuple[int, int] | None = None  # the stepper's room for live, background rows (last execute)
         if runner is not None:
             self.attach(runner)
 
@@ -100,6 +105,12 @@ class StepCore(CoreQueue):
         if not self._asked:
             self._asked = True
             self._stepper = self._runner.stepper() if isinstance(self._runner, Steppable) else None
+            self._measure_room()
+
+    def _measure_room(self) -> None:
+        """Model thread: the stepper's room now, for the owner's next ``schedule``."""
+        if self._stepper is not None:
+            self._room = (self._stepper.room(live=True), self._stepper.room(live=False))
 
     def close(self) -> None:
         """Model thread: the stepper's jobs leave and its finish stage ends."""
@@ -155,9 +166,16 @@ class StepCore(CoreQueue):
     def schedule(self, now: float, *, finals_coming: bool = False, live_coming: bool = False) -> Unit | None:
         """The jobs the scheduler's rules take now, as a unit; a unit with none while jobs are in
         the running decode (or drops are due); None: nothing to do until ``next_deadline``."""
-        ids = None
-        if not self._backlog or self.scheduler.finals:  # optional work waits while rows wait for slots
-            ids = self.scheduler.next_batch(now, finals_coming=finals_coming, live_coming=live_coming)
+        room, running = None, None
+        if self._room is not None and self._model:  # an empty decode has all its room (no wait on it)
+            live = self.scheduler.live or finals_coming or live_coming
+            room = self._room[0] if live else self._room[1]
+            running = Counter[str]()
+            for job in self._model.values():
+                running[job.owner] += job.item.text_rows
+        ids = self.scheduler.next_batch(
+            now, finals_coming=finals_coming, live_coming=live_coming, room=room, running=running
+        )
         if ids is None and not (self._model or self._drops or self._reset):
             return None
         jobs = tuple(self._jobs.pop(j) for j in ids or ())
@@ -197,7 +215,7 @@ class StepCore(CoreQueue):
                     else SegmentError(ErrorCode.INTERNAL.value, "the model failed on this segment")
                 )
                 finished.append(Finished(key, out, error))
-            self._backlog = stepper.backlog
+            self._measure_room()
         return finished
 
     def settle(

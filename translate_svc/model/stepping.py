@@ -216,6 +216,12 @@ class SteppingDecoder:
         arriving = sum(row_count(j.item) for j in self._arriving)
         return arriving + sum(len(j.waiting) for j in self._jobs.values())
 
+    def room(self, *, live: bool = True) -> int:
+        waiting = sum(row_count(j.item) for j in self._arriving if j.priority < BACKGROUND or not live)
+        waiting += sum(len(j.waiting) for j in self._jobs.values() if j.priority < BACKGROUND or not live)
+        held = sum(len(j.in_pool) for j in self._jobs.values() if j.priority >= BACKGROUND) if live else 0
+        return self.loop.free + held - waiting
+
     def __len__(self) -> int:
         """Jobs in the stepping decoder (arriving, waiting for slots, decoding or finishing)."""
         return len(self._jobs) + len(self._finishing)
