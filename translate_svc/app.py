@@ -71,9 +71,13 @@ def _on_cuda(device: str) -> bool:
 
 def fast_runner(m: ModelSettings, device: str) -> bool:
     """Whether the fast runner (our own decode loop) decodes, on ``device`` ("cpu", "cuda"):
-    ``model.runner`` "fast", or "auto" on CUDA. (On CPU it measured faster end to end, but the
-    steps core it brings fails the flood's fair-share bound there: docs/decisions.md.)"""
-    return m.runner == "fast" or (m.runner == "auto" and device == "cuda")
+    ``model.runner`` "fast", or "auto" on CUDA and on CPU in float32 (measured faster end to end
+    there, with the steps core holding the flood's fair share: docs/decisions.md); on CPU in a
+    reduced precision the stages run each row alone to equal ``generate``
+    (``SeamlessStages.exact_rows``), which is the exact runner's work."""
+    if m.runner != "auto":
+        return m.runner == "fast"
+    return device == "cuda" or m.dtype in ("auto", "float32")
 
 
 def decode_slots(m: ModelSettings, device: str) -> int:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.unit
     ("core", "device", "runner", "custom", "want"),
     [
         ("auto", "cuda", "auto", False, "steps"),  # the fast runner is CUDA's default
-        ("auto", "cpu", "auto", False, "batch"),  # the exact runner is the CPU's
+        ("auto", "cpu", "auto", False, "steps"),  # the fast runner is the CPU's too, in float32
         ("auto", "cpu", "fast", False, "steps"),
         ("auto", "cuda", "exact", False, "batch"),
         ("auto", "cuda", "fast", True, "batch"),  # a test's or benchmark's own runner
@@ -29,6 +29,12 @@ def test_the_core_follows_the_runner(core: str, device: str, runner: str, custom
         model=ModelSettings(device=device, runner=runner),
     )
     assert engine_core(settings, custom=custom) == want
+
+
+@pytest.mark.parametrize(("dtype", "want"), [("auto", "steps"), ("float32", "steps"), ("bfloat16", "batch")])
+def test_on_cpu_a_reduced_precision_keeps_the_exact_runner_and_whole_batches(dtype: str, want: str) -> None:
+    settings = Settings(model=ModelSettings(device="cpu", dtype=dtype))
+    assert engine_core(settings) == want
 
 
 def test_the_stable_translator_runs_whole_batches() -> None:

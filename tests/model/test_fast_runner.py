@@ -76,21 +76,24 @@ def test_texts_terms_and_steps_through_the_loop_equal_the_exact_runner(
 
 
 @pytest.mark.parametrize(
-    ("choice", "slots", "fast"),
+    ("choice", "dtype", "slots", "fast"),
     [
-        ("exact", 3, False),
-        ("fast", 3, True),
-        ("fast", None, True),
-        ("auto", 3, False),  # the exact runner on CPU (fast on CUDA: tests/gpu)
+        ("exact", "float32", 3, False),
+        ("fast", "float32", 3, True),
+        ("auto", "float32", None, True),  # on CPU in float32 the fast runner (on CUDA too: tests/gpu)
+        ("auto", "auto", 3, True),  # auto is float32 on CPU
+        ("auto", "bfloat16", None, False),  # reduced precision on CPU: each row alone, as generate
     ],
 )
-def test_the_settings_pick_the_runner(test_model_dir: Path, choice: str, slots: int | None, fast: bool) -> None:
-    """``model.runner``: ``auto`` is exact on CPU (fast on CUDA: tests/gpu); ``model.decode_slots``
-    sizes the fast runner's pool (None: 16 on CPU)."""
+def test_the_settings_pick_the_runner(
+    test_model_dir: Path, choice: str, dtype: str, slots: int | None, fast: bool
+) -> None:
+    """``model.runner``: ``auto`` is the fast runner on CPU in float32, the exact one in a reduced
+    precision; ``model.decode_slots`` sizes the fast runner's pool (None: 16 on CPU)."""
     from translate_svc.app import seamless_runner_factory
     from translate_svc.settings import ModelSettings
 
-    settings = ModelSettings(path=test_model_dir, device="cpu", dtype="float32", runner=choice, decode_slots=slots)
+    settings = ModelSettings(path=test_model_dir, device="cpu", dtype=dtype, runner=choice, decode_slots=slots)
     runner = seamless_runner_factory(settings)()
     assert isinstance(runner, SeamlessRunner)
     assert (runner.loop is not None) == fast

@@ -36,7 +36,9 @@ class ModelSettings(BaseModel):
     #: which runner decodes (issue 70): ``exact``, ``generate`` (each row equal to it alone: the
     #: reference); ``fast``, our own decode loop (model/fast.py: rows join and leave at every
     #: step, t2u reads the loop's hidden states; held to exact by stated tolerances,
-    #: docs/performance.md); ``auto``: fast on CUDA, exact on CPU
+    #: docs/performance.md); ``auto``: fast on CUDA, and on CPU in float32 (measured faster end to
+    #: end there, docs/performance.md); exact on CPU in a reduced precision, where the stages run
+    #: each row alone to equal ``generate`` (``SeamlessStages.exact_rows``)
     runner: Literal["auto", "exact", "fast"] = "auto"
     #: the fast runner's decode slots: rows decoded at once. Its memory is a KV cache per slot (two
     #: pools: the fast runner's and the stepping decoder's; on the full model in bfloat16 about 76
