@@ -24,6 +24,7 @@ pkgs=(
   pydantic pydantic-core pydantic-settings annotated-types typing-inspection python-dotenv
   msgspec segno "av>=14" "opuslib-next>=1.3.1,<2" webvtt-py langcodes python-json-logger
   aiortc aioice pyee pylibsrtp cryptography pyopenssl google-crc32c dnspython ifaddr
+  pytest-asyncio==1.5.0  # run.sh tests: tests/conftest.py imports it (the image has pytest, not it)
 )
 plat=()
 for p in manylinux_2_34_x86_64 manylinux_2_31_x86_64 manylinux_2_28_x86_64 manylinux_2_27_x86_64 \

@@ -30,6 +30,7 @@ from tests.support.raw import channel
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client_cli.decode import load_pcm16k
+from translate_svc.settings import Settings
 
 #: latency compared between two runs in one test: alone on the machine (make test's serial part)
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.serial]
@@ -169,10 +170,16 @@ async def in_a_client_process(port: int, phase: str, audio: Path) -> dict:  # ty
 async def test_a_flood_at_20x_takes_nothing_from_8_real_time_streams_and_the_stream_past_capacity_is_refused(
     test_model_dir: Path, shared_audio: Path, core: str
 ) -> None:
-    # one baseline for both claims (the serial part's longest wait): the real-time streams alone,
-    # then again beside the flood with the server at capacity (8 + the flood) and callers knocking
     settings = make_settings(test_model_dir, max_batch_size=16, max_wait_ms=10, core=core)
     settings.model.runner = "fast" if core == "steps" else "exact"
+    await flood_beside_real_time(settings, shared_audio)
+
+
+async def flood_beside_real_time(settings: Settings, shared_audio: Path) -> None:
+    """The test on a server of ``settings`` (tests/gpu runs it on CUDA: test_fair_share_cuda.py)."""
+    core = settings.engine.core
+    # one baseline for both claims (the serial part's longest wait): the real-time streams alone,
+    # then again beside the flood with the server at capacity (8 + the flood) and callers knocking
     settings.limits.max_streams = REALTIME + 1
     async with serving(settings) as live:
         port = live.port
