@@ -24,7 +24,9 @@ pkgs=(
   pydantic pydantic-core pydantic-settings annotated-types typing-inspection python-dotenv
   msgspec segno "av>=14" "opuslib-next>=1.3.1,<2" webvtt-py langcodes python-json-logger
   aiortc aioice pyee pylibsrtp cryptography pyopenssl google-crc32c dnspython ifaddr
-  pytest-asyncio==1.5.0  # run.sh tests: tests/conftest.py imports it (the image has pytest, not it)
+  # run.sh tests: tests/conftest.py imports pytest-asyncio (the image lacks it), which needs pytest
+  # >= 8.4: the pytest the tests run with here, packed, so the image's own version does not matter
+  pytest==9.2.0 pluggy==1.7.0 iniconfig==2.3.1 pytest-timeout==2.4.0 pytest-asyncio==1.5.0
 )
 plat=()
 for p in manylinux_2_34_x86_64 manylinux_2_31_x86_64 manylinux_2_28_x86_64 manylinux_2_27_x86_64 \

@@ -132,7 +132,7 @@ print(rt['streams_sustained'])" "$RES/ramp_$n.json" 2>>"$RES/session.log" || ech
   pack; log "done"
   exit 0
 fi
-if [ ! -f "$MODEL/config.json" ]; then
+if [ "$part" != tests ] && [ ! -f "$MODEL/config.json" ]; then  # tests build their own small checkpoint
   echo "building $MODEL on $DEVICE"  # random init on the device, as session does; the CPU if that fails
   timeout 240 "$PY" -c "import sys, torch; torch.set_default_device(sys.argv[2])
 from translate_svc.model.test_checkpoint import build_test_checkpoint
@@ -143,8 +143,11 @@ fi
 common=(--model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" "${FORCED[@]}" --files "$FILES")
 case "$part" in
   tests)  # tests/gpu (the gpu marker; skipped without CUDA): the exact runner, the graphs, the running
-    # decode and the flood's fair share on the device (issues 69, 70); the audio is prepare.sh's copy
-    TRANSLATE_SVC_SHARED_AUDIO="$PWD/.gpu/audio" timeout "${TESTS_TIMEOUT:-420}" "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/gpu -rs > "$OUT/tests_gpu.txt" 2>&1
+    # decode and the flood's fair share on the device (issues 69, 70); the audio is prepare.sh's copy.
+    # The packed pytest and its two plugins only: the image's own plugins were made for its pytest
+    TRANSLATE_SVC_SHARED_AUDIO="$PWD/.gpu/audio" PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 timeout "${TESTS_TIMEOUT:-420}" \
+      "$PY" -m pytest -q -p no:cacheprovider -p pytest_asyncio.plugin -p pytest_timeout -m gpu tests/gpu -rs \
+      > "$OUT/tests_gpu.txt" 2>&1
     echo "tests/gpu: exit $?"
     tail -15 "$OUT/tests_gpu.txt"
     ;;
