@@ -1,7 +1,7 @@
-"""The flood test (tests/service/test_fair_share.py) on CUDA, with CUDA's defaults: the fast runner,
-the steps core, its step as CUDA graphs and the finish stage on a thread and stream of its own
-(issue 70 item 2: every stream keeps its fair share in the running decode). The test checkpoint in
-float32; latency compared between two runs in one test, as on CPU."""
+"""The flood test (tests/support/flood.py; tests/service/test_fair_share.py on CPU) on CUDA, with
+CUDA's defaults: the fast runner, the steps core, its step as CUDA graphs and the finish stage on a
+thread and stream of its own (issue 70 item 2: every stream keeps its fair share in the running
+decode). The test checkpoint in float32; latency compared between two runs in one test, as on CPU."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.test_fair_share import flood_beside_real_time
+from tests.support.flood import flood_beside_real_time
 from tests.support.live_server import make_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.gpu, pytest.mark.serial, pytest.mark.asyncio(loop_scope="session")]

@@ -1,169 +1,18 @@
-"""Fair share on a real server: a stream flooding at 20x real time beside 8 real-time streams, with
-the server at its stream capacity refusing the next one. The real-time streams lose nothing and keep
-their latency (within one batch time of the same streams alone; with the steps core, within one
-segment's time in the running decode), under both cores: whole batches (the exact runner) and the
-steps core (the fast runner), where the flood's segments wait in the queue while the decode is full.
-
-The server runs in the test's process (its batches are read from there); every client runs in a
-separate process (``python -m tests.service.test_fair_share PORT PHASE``), as a measured server
-is loaded in benchmarks/: clients in the server's own process would share its interpreter lock and
-event loop, so the flood's client work would count as the server's latency."""
+"""Fair share on a real server, under both cores: whole batches (the exact runner) and the steps
+core (the fast runner), where the flood's segments wait in the queue while the decode is full
+(tests/support/flood.py says what is held; tests/gpu/test_fair_share_cuda.py runs it on CUDA)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import grpc
-import numpy as np
 import pytest
-from google.rpc import code_pb2, error_details_pb2
-from grpc_status import rpc_status
 
-from tests.support.live_server import make_settings, serving
-from tests.support.paths import REPO
-from tests.support.raw import channel
-from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.client_cli.decode import load_pcm16k
-from translate_svc.settings import Settings
+from tests.support.flood import flood_beside_real_time
+from tests.support.live_server import make_settings
 
 #: latency compared between two runs in one test: alone on the machine (make test's serial part)
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.serial]
-
-REALTIME = 8
-SECONDS = 15  # audio per real-time stream
-CHUNK_MS = 100
-FMT = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)
-TEXT = pb.OutputOptions(text=True, speech=False, transcript=False)
-
-
-def cfg() -> pb.StreamingTranslateRequest:
-    return pb.StreamingTranslateRequest(config=pb.StreamingConfig(format=FMT, target_languages=["spa"], output=TEXT))
-
-
-#: one real-time stream's segments: their spans, latencies and model times
-Stream = tuple[list[tuple[int, int]], list[float], list[float]]
-
-
-async def realtime_stream(stub: pb_grpc.TranslatorStub, pcm: np.ndarray) -> Stream:
-    """Send ``pcm`` at real time in 100 ms chunks; the segments' spans, their latencies (ms from
-    the scheduled send of the chunk holding end_ms to the result) and their own model times (the
-    result's ``timing.model_ms``)."""
-    step = 16 * CHUNK_MS
-    t0 = time.perf_counter()
-
-    async def gen() -> AsyncIterator[pb.StreamingTranslateRequest]:
-        yield cfg()
-        for i, at in enumerate(range(0, len(pcm), step)):
-            await asyncio.sleep(max(0.0, t0 + i * CHUNK_MS / 1000 - time.perf_counter()))
-            yield pb.StreamingTranslateRequest(audio=pcm[at : at + step].tobytes())
-
-    spans, latencies, model = [], [], []
-    async for r in stub.StreamingTranslate(gen(), timeout=120):
-        if r.HasField("segment"):
-            s = r.segment
-            assert s.status.code == code_pb2.OK, s.status.message
-            sent = t0 + (s.end_ms - 1) // CHUNK_MS * CHUNK_MS / 1000  # the chunk with the audio before end_ms
-            spans.append((s.start_ms, s.end_ms))
-            latencies.append((time.perf_counter() - sent) * 1000)
-            model.append(s.timing.model_ms)
-    return spans, latencies, model
-
-
-async def flood(
-    stub: pb_grpc.TranslatorStub, pcm: np.ndarray, stop: asyncio.Event, speed: float = 20.0
-) -> dict[str, float]:
-    """Send ``pcm`` over and over at ``speed`` x real time until ``stop``; read every result."""
-    step = 16 * CHUNK_MS
-    sent = 0
-    t0 = time.perf_counter()
-
-    async def gen() -> AsyncIterator[pb.StreamingTranslateRequest]:
-        nonlocal sent
-        yield cfg()
-        i = 0
-        while not stop.is_set():
-            await asyncio.sleep(max(0.0, t0 + i * CHUNK_MS / 1000 / speed - time.perf_counter()))
-            at = (i * step) % (len(pcm) - step)
-            yield pb.StreamingTranslateRequest(audio=pcm[at : at + step].tobytes())
-            sent += 1
-            i += 1
-
-    segments = 0
-    async for r in stub.StreamingTranslate(gen(), timeout=120):
-        segments += r.HasField("segment")
-    return {"audio_s": sent * CHUNK_MS / 1000, "wall_s": time.perf_counter() - t0, "segments": segments}
-
-
-def p95(xs: list[float]) -> float:
-    return float(np.percentile(xs, 95))
-
-
-def load_clips(audio: Path) -> list[np.ndarray]:
-    pcm = load_pcm16k(audio / "silero_test.wav")
-    return [np.roll(pcm, -16000 * 5 * i)[: 16000 * SECONDS] for i in range(REALTIME)]
-
-
-async def run_realtime(stub: pb_grpc.TranslatorStub, clips: list[np.ndarray]) -> list[Stream]:
-    async def one(i: int) -> Stream:
-        await asyncio.sleep(i * 0.25)  # staggered starts, as callers join
-        return await realtime_stream(stub, clips[i])
-
-    return await asyncio.gather(*(one(i) for i in range(len(clips))))
-
-
-async def knock(stub: pb_grpc.TranslatorStub) -> list[dict[str, object]]:
-    """Once every admitted stream is open, try 20 more streams, one every 250 ms; how each ended."""
-    await asyncio.sleep(3)  # the staggered real-time streams are all open by now
-    ends: list[dict[str, object]] = []
-    for _ in range(20):
-        try:
-            async for _ in stub.StreamingTranslate(iter([cfg()]), timeout=10):
-                pass
-            ends.append({"code": "OK"})
-        except grpc.aio.AioRpcError as e:
-            status = rpc_status.from_call(e)
-            info = error_details_pb2.RetryInfo()
-            retry = status is not None and bool(status.details) and status.details[0].Unpack(info)
-            ends.append(
-                {
-                    "code": e.code().name,
-                    "message": status.message if status else e.details(),
-                    "retry_ms": info.retry_delay.ToMilliseconds() if retry else None,
-                }
-            )
-        await asyncio.sleep(0.25)
-    return ends
-
-
-async def clients(port: int, phase: str, audio: Path) -> dict[str, object]:
-    """The client side of one phase: ``alone`` (the real-time streams) or ``beside`` (the same
-    streams beside the flood, with callers knocking past capacity)."""
-    clips = load_clips(audio)
-    async with channel(f"127.0.0.1:{port}") as ch:
-        stub = pb_grpc.TranslatorStub(ch)
-        if phase == "alone":
-            return {"realtime": await run_realtime(stub, clips)}
-        stop = asyncio.Event()
-        flooding = asyncio.create_task(flood(stub, clips[0], stop))
-        beside, refused = await asyncio.gather(run_realtime(stub, clips), knock(stub))
-        stop.set()
-        return {"realtime": beside, "refused": refused, "flood": await flooding}
-
-
-async def in_a_client_process(port: int, phase: str, audio: Path) -> dict:  # type: ignore[type-arg]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.service.test_fair_share", str(port), phase, str(audio),
-        cwd=REPO, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, _ = await proc.communicate()
-    assert proc.returncode == 0, f"the {phase} client process failed ({proc.returncode})"
-    return json.loads(out)  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("core", ["batch", "steps"])
@@ -173,44 +22,3 @@ async def test_a_flood_at_20x_takes_nothing_from_8_real_time_streams_and_the_str
     settings = make_settings(test_model_dir, max_batch_size=16, max_wait_ms=10, core=core)
     settings.model.runner = "fast" if core == "steps" else "exact"
     await flood_beside_real_time(settings, shared_audio)
-
-
-async def flood_beside_real_time(settings: Settings, shared_audio: Path) -> None:
-    """The test on a server of ``settings`` (tests/gpu runs it on CUDA: test_fair_share_cuda.py)."""
-    core = settings.engine.core
-    # one baseline for both claims (the serial part's longest wait): the real-time streams alone,
-    # then again beside the flood with the server at capacity (8 + the flood) and callers knocking
-    settings.limits.max_streams = REALTIME + 1
-    async with serving(settings) as live:
-        port = live.port
-        alone = (await in_a_client_process(port, "alone", shared_audio))["realtime"]
-        live.batches.clear()
-        loaded_run = await in_a_client_process(port, "beside", shared_audio)
-    beside, refused, flooded = loaded_run["realtime"], loaded_run["refused"], loaded_run["flood"]
-    batch_ms = max(b.model_ms for b in live.batches)
-    segment_ms = max(x for *_, model in beside for x in model)
-    base = p95([x for _, lat, _ in alone for x in lat])
-    loaded = p95([x for _, lat, _ in beside for x in lat])
-    # what a flood may take from a real-time final: one batch, with whole batches (the final waits
-    # for the batch in the model, and shares its own with the flood's rows); with the steps core,
-    # one segment's time in the running decode (a turn is only a few steps: it waits for a slot
-    # that frees and shares its steps with the flood's rows, engine/step_core.py)
-    allowed = batch_ms if core == "batch" else segment_ms
-    print(
-        f"\nflood ({core}): real-time p95 {base:.0f} -> {loaded:.0f} ms, allowed +{allowed:.0f} (longest unit "
-        f"{batch_ms:.0f} ms, longest real-time segment in the model {segment_ms:.0f} ms); flood {flooded}"
-    )
-    # every real-time stream gets every segment: the same spans as without the flood
-    assert [spans for spans, *_ in beside] == [spans for spans, *_ in alone]
-    assert sum(len(spans) for spans, *_ in alone) >= 8 * 4
-    # ... no later than without it plus what a flood may take
-    assert loaded <= base + allowed, (loaded, base, allowed)
-    # the flood got its share and was slowed on its own stream, not refused elsewhere
-    assert flooded["segments"] > 0
-    # at capacity, the next stream is refused with a retry delay; the admitted ones keep going
-    assert len(refused) == 20 and {e["code"] for e in refused} == {"RESOURCE_EXHAUSTED"}, refused
-    assert "capacity" in refused[0]["message"] and refused[0]["retry_ms"] >= 1000, refused[0]
-
-
-if __name__ == "__main__":  # the client process: PORT PHASE AUDIO_DIR -> JSON on stdout
-    print(json.dumps(asyncio.run(clients(int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])))))
