@@ -20,7 +20,8 @@
 # buckets), then the same cold batches; the JSON's cold_shapes counts shapes still met first (should
 # be {}); "stageswarm": its warm column. Cold vs warm for all four stages in one call:
 #   run(command="SIZES=8,32 COLDWARM_MODES='stages stageswarm cold warm' bash benchmarks/gpu/run.sh coldwarm", ...)
-# SKIP_ONOFF=1 leaves session's in-process batching on/off step out. The ramp's server runs the
+# SKIP_ONOFF=1 leaves session's in-process batching on/off step out; SKIP_AGREEMENT=1 its agreement
+# step (benchmarks/tools/agreement.py: the fast runner's tokens in $DTYPE against float32, issue 70). The ramp's server runs the
 # defaults on CUDA (the fast runner, the steps core, the finish stage on its own thread and stream);
 # CORE=batch, RUNNER=exact or FINISH_THREAD=false ramps the others.
 # session's profile and coldwarm time the fast runner (CUDA graphs); PROFILE_RUNNER=exact: generate.
@@ -85,6 +86,11 @@ build_test_checkpoint(sys.argv[1], full_size=sys.argv[3] == 'full')" "$MODEL" "$
     --runner "${PROFILE_RUNNER:-fast}" \
     --json "$RES/profile.json" > "$RES/profile.txt" 2>&1
   log "profile: exit $?"; tail -14 "$RES/profile.txt"; pack; fi
+  if [ -z "${SKIP_AGREEMENT:-}" ]; then log "agreement: the fast runner in $DTYPE against float32, tokens"
+  timeout $(( $(left) < 110 ? $(left) : 110 )) "$PY" -m benchmarks.tools.agreement --model "$MODEL" \
+    --device "$DEVICE" --dtype "$DTYPE" --files "$FILES" --no-speech --json "$RES/agreement.json" \
+    > "$RES/agreement.txt" 2>&1
+  log "agreement: exit $?"; grep -E "^tokens" "$RES/agreement.txt"; pack; fi
   if [ -z "${SKIP_ONOFF:-}" ]; then log "loadgen on,off at ${ONOFF_STREAMS:-64} streams, in-process"
   TRANSLATE_SVC_MODEL__WARMUP_MAX_S=$WARMUP_MAX_S timeout $(( $(left) < 170 ? $(left) : 170 )) \
     "$PY" -m benchmarks.tools.loadgen "${common[@]}" --warmup "$WARMUP" \

@@ -69,10 +69,6 @@ class FakeStepper:
     def wake(self) -> None:
         self.woken += 1
 
-    @property
-    def backlog(self) -> int:
-        return 0
-
     def room(self, *, live: bool = True) -> int:
         return self.slots - len(self.left)
 
@@ -226,3 +222,26 @@ def test_a_full_pool_keeps_a_flood_in_the_queue_and_a_final_of_another_stream_ta
     while core.running or core.queued:
         turn(core, 3.0)
     assert sorted(runner.fake.admitted) == sorted(j.job_id for j in [*flood, live])  # all of them, in time
+
+
+def test_an_idle_decode_takes_at_most_its_slots_and_a_removed_job_gives_its_slot_back_at_once() -> None:
+    runner = SteppingFake()
+    runner.fake.slots = 2
+    core = make(runner)  # four jobs a unit at most
+    core.prepare()  # as the engine's start does: the stepper's room is known before the first unit
+    flood = [job("flood", 9.0) for _ in range(4)]
+    for j in flood:
+        core.add(j)
+    unit, _ = turn(core, 0.0)  # nothing decodes: the pool's two slots bound the unit, not the batch size
+    assert unit is not None and unit.jobs == tuple(flood[:2]) and core.queued == 2
+    core.remove(flood[0].job_id)  # its slot is free as soon as the next unit drops it
+    unit = core.schedule(1.0)
+    assert isinstance(unit, StepUnit) and unit.drops == (flood[0].job_id,) and unit.jobs == (flood[2],)
+    core.settle(unit, core.execute(unit), 1.0, 1.001)
+    assert set(runner.fake.left) == {flood[1].job_id, flood[2].job_id}  # never more rows than slots
+    core.clear()  # every job is forgotten and every slot comes back: the next unit takes two at once
+    fresh = (job("x", 1.0), job("y", 1.0), job("z", 1.0))
+    for j in fresh:
+        core.add(j)
+    unit = core.schedule(2.0)
+    assert isinstance(unit, StepUnit) and unit.reset and unit.jobs == fresh[:2]

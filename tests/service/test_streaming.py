@@ -188,6 +188,9 @@ async def test_cancel_drops_the_streams_queued_work(test_model_dir: Path, shared
     # a long batching wait keeps the segments queued, so the cancel finds them there
     settings = make_settings(test_model_dir, max_wait_ms=5000, max_batch_size=64)
     settings.limits.max_unread_results = 64  # let all 19 segments queue up ahead of the reader
+    # and a decode pool (the steps core) with room for all their rows: a unit that fills it would
+    # not wait for the batching wait
+    settings.model.decode_slots = 64
     server = TranslateServer(build(settings, on_batch=batches.append))
     port = await server.start(warmup=False)
     try:

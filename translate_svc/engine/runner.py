@@ -118,11 +118,6 @@ class Stepper(Protocol):
         thread returns now, because a job was queued that the next tick should take."""
         ...
 
-    @property
-    def backlog(self) -> int:
-        """Rows admitted that wait for a slot (or for their prefill)."""
-        ...
-
     def room(self, *, live: bool = True) -> int:
         """Rows that could join the pool at the next tick without waiting: its free slots less the
         rows admitted that wait for one (of live work, for ``live``: theirs go first); for

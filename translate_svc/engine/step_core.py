@@ -13,11 +13,13 @@ admits requests into a running batch at every iteration. Each turn of the owner'
    (``Stepper.room`` after the last turn; a live row counts background rows' slots as room, as
    it takes them: their rows decode again later, model/stepping.py), and the streams with the
    fewest rows in the running decode first (the scheduler's ``room`` and ``running``): the rest
-   waits in the queue, under the fair shares and the overload answers, never in the decode. So a
-   stream that floods the engine holds at most the slots the others leave, and a final of another
-   stream takes the next slot that frees, ahead of the flood's older segments (the flood test,
-   tests/service/test_fair_share.py, under both cores). Taken rows join the pool finals first
-   (``FINAL``, ``LIVE_OPTIONAL``, ``BACKGROUND``: engine/runner.py);
+   waits in the queue, under the fair shares and the overload answers, never in the decode (an
+   idle decode too takes at most its slots; the slots of jobs removed since the last turn count as
+   room, as the unit drops them before its rows join). So a stream that floods the engine holds at
+   most the slots the others leave, and a final of another stream takes the next slot that frees,
+   ahead of the flood's older segments (the flood test, tests/service/test_fair_share.py, under
+   both cores). Taken rows join the pool finals first (``FINAL``, ``LIVE_OPTIONAL``,
+   ``BACKGROUND``: engine/runner.py);
 2. ``execute`` (model thread): the jobs the stepper does not take (texts, simultaneous steps,
    terms' first pass, the exact runner: ``Stepper.takes``) run through ``Runner.run`` as a whole
    batch; the others are admitted into the stepper, which then ticks at most ``steps`` decode steps
@@ -89,6 +91,7 @@ class StepCore(CoreQueue):
         self._drops: list[int] = []  # removed from the running decode since the last unit
         self._reset = False
         self._room: tuple[int, int] | None = None  # the stepper's room for live, background rows (last execute)
+        self._freed = 0  # rows of the jobs in ``_drops`` (or cleared): slots they give back at the next unit
         if runner is not None:
             self.attach(runner)
 
@@ -138,6 +141,7 @@ class StepCore(CoreQueue):
         if job is not None:
             self._taken_at.pop(job_id, None)
             self._drops.append(job_id)
+            self._freed += job.item.text_rows
         return job
 
     def remove_owner(self, owner: str) -> list[Job]:
@@ -153,6 +157,7 @@ class StepCore(CoreQueue):
         """Forget every job; the running decode drops them all at the next unit."""
         self.scheduler.clear()
         self._jobs.clear()
+        self._freed += sum(job.item.text_rows for job in self._model.values())
         self._model.clear()
         self._taken_at.clear()
         self._drops.clear()
@@ -167,9 +172,13 @@ class StepCore(CoreQueue):
         """The jobs the scheduler's rules take now, as a unit; a unit with none while jobs are in
         the running decode (or drops are due); None: nothing to do until ``next_deadline``."""
         room, running = None, None
-        if self._room is not None and self._model:  # an empty decode has all its room (no wait on it)
+        if self._room is not None:
+            # the room after the last unit, and the slots the jobs removed since give back when this
+            # unit drops them (before its rows join); an empty decode is bounded by its slots too
             live = self.scheduler.live or finals_coming or live_coming
-            room = self._room[0] if live else self._room[1]
+            room = (self._room[0] if live else self._room[1]) + self._freed
+            if not self._model:  # nothing of ours decodes: whatever the stepper still counts, go on
+                room = max(room, 1)
             running = Counter[str]()
             for job in self._model.values():
                 running[job.owner] += job.item.text_rows
@@ -180,7 +189,7 @@ class StepCore(CoreQueue):
             return None
         jobs = tuple(self._jobs.pop(j) for j in ids or ())
         unit = StepUnit(jobs, drops=tuple(self._drops), reset=self._reset)
-        self._drops, self._reset = [], False
+        self._drops, self._reset, self._freed = [], False, 0
         self._model.update((j.job_id, j) for j in jobs)
         return unit
 
