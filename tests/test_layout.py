@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.source import parsed
+
 pytestmark = pytest.mark.unit
 
 TESTS = Path(__file__).resolve().parent
@@ -61,7 +63,7 @@ def test_no_test_module_imports_another() -> None:
     tests = {dotted(p) for p in MODULES} | {"tests.conftest"}
     found = {}
     for path in MODULES:
-        others = sorted(m for m in imported(ast.parse(path.read_text())) if m in tests and m != dotted(path))
+        others = sorted(m for m in imported(parsed(path)) if m in tests and m != dotted(path))
         if others:
             found[str(path.relative_to(TESTS))] = others
     assert found == {}, "move what they share into tests/support"
@@ -80,5 +82,5 @@ def marks(tree: ast.Module) -> set[str]:
 
 
 def test_every_test_module_is_marked_unit_or_integration() -> None:
-    kinds = {str(p.relative_to(TESTS)): marks(ast.parse(p.read_text())) & {"unit", "integration"} for p in MODULES}
+    kinds = {str(p.relative_to(TESTS)): marks(parsed(p)) & {"unit", "integration"} for p in MODULES}
     assert {path: sorted(k) for path, k in kinds.items() if len(k) != 1} == {}

@@ -4,6 +4,7 @@ real speech, a server's jobs address and metric, and a job submitted to a runner
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from tests.support.server_process import ServerProcess
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
 from translate_svc.jobs.runner import JobRunner
+from translate_svc.jobs.store import StoreLost
 
 TARGETS = ("spa", "fra")
 
@@ -73,7 +75,14 @@ async def submit(runner: JobRunner, audio: bytes, spec: JobSpec) -> str:
 
 
 async def ended(runner: JobRunner, job_id: str) -> JobStatus:
-    """The job once it has ended (``wait`` returns at each change)."""
-    while not (job := await runner.wait(job_id, 300)).state.finished:
-        pass
-    return job
+    """The job once it has ended (``wait`` returns at each change). A store that did not answer in
+    time (``StoreLost``: Redis slow or just back) is asked again after the wait it names, as the
+    jobs API's clients do with its 503 and Retry-After."""
+    while True:
+        try:
+            job = await runner.wait(job_id, 300)
+        except StoreLost as e:
+            await asyncio.sleep((e.retry_after_ms or 1000) / 1000)
+            continue
+        if job.state.finished:
+            return job

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import translate_svc.transport
+from tests.support.source import parsed
 
 pytestmark = pytest.mark.unit
 
@@ -20,7 +21,7 @@ SHARED = {"tokens", "telephony"}  # the shared home's tokens package; the phone 
 
 def private_imports(path: Path) -> list[str]:
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(parsed(path)):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("translate_svc"):
             found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
     return found
