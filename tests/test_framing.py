@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import socket
 import struct
 import tempfile
@@ -182,11 +183,14 @@ async def test_stop_serving_closes_the_server_and_every_open_channel(pair: Pair)
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         accepted.append(pair.channel((reader, writer)))
 
-    server = await asyncio.start_unix_server(accept, path=folder / "wire.sock")
-    clients = [pair.channel(await asyncio.open_unix_connection(folder / "wire.sock")) for _ in range(2)]
-    await until(lambda: len(accepted) == 2)
-    await framing.stop_serving(server, accepted)
-    assert not server.is_serving()
-    for client in clients:
-        with pytest.raises(asyncio.IncompleteReadError):
-            await client.recv()
+    try:
+        server = await asyncio.start_unix_server(accept, path=folder / "wire.sock")
+        clients = [pair.channel(await asyncio.open_unix_connection(folder / "wire.sock")) for _ in range(2)]
+        await until(lambda: len(accepted) == 2)
+        await framing.stop_serving(server, accepted)
+        assert not server.is_serving()
+        for client in clients:
+            with pytest.raises(asyncio.IncompleteReadError):
+                await client.recv()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

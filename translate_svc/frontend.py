@@ -93,6 +93,7 @@ class Application:
         await self.stop_engine()
         self.vad.close()
         self.sessions.close()
+        await self.sessions.rooms.close()  # before the store and the webhooks' outbox close
         if self.recordings is not None:
             await self.recordings.stop()
         await self.sessions.counters.close()

@@ -35,27 +35,13 @@ import typer
 from benchmarks.tools.loadgen.clips import load_clips
 from benchmarks.tools.loadgen.options import DEFAULT_FILES
 from benchmarks.tools.profile_stages import segments_of
+from tests.support.near_ties import first_difference, next_logits, relative_gap
 from tests.support.paths import TEST_MODEL
 
 app = typer.Typer(add_completion=False)
 
 #: relative gaps the report counts rows under (the tests' float32 near-tie is 1e-4)
 GAPS = (1e-3, 1e-2, 5e-2)
-
-
-def first_difference(ours: Sequence[int], theirs: Sequence[int]) -> int:
-    """The first position at which two token sequences differ (the shorter's length if one is the
-    other's prefix)."""
-    for i, (a, b) in enumerate(zip(ours, theirs, strict=False)):
-        if a != b:
-            return i
-    return min(len(ours), len(theirs))
-
-
-def relative_gap(logits: Any, a: int, b: int) -> float:
-    """How far apart two tokens' logits are, relative to the larger magnitude."""
-    la, lb = float(logits[a]), float(logits[b])
-    return abs(la - lb) / max(abs(la), abs(lb), 1e-6)
 
 
 def summary(values: Sequence[float]) -> dict[str, float] | None:
@@ -100,20 +86,6 @@ def loop_tokens(
     return {row_id: tuple(f.tokens) for row_id, f in done.items()}
 
 
-def logits_after(stages: Any, audio: np.ndarray, tokens: Sequence[int]) -> Any:
-    """The model's own next-token logits after ``tokens`` for one segment (no cache)."""
-    import torch
-
-    enc, mask = encode(stages, [audio])
-    with torch.inference_mode():
-        out = stages.model(
-            decoder_input_ids=torch.tensor([list(tokens)], device=enc.device),
-            encoder_outputs=(enc,),
-            attention_mask=mask,
-        )
-    return out.logits[0, -1].float().cpu()
-
-
 def compare_tokens(
     ref_stages: Any,
     audio: Sequence[np.ndarray],
@@ -136,7 +108,8 @@ def compare_tokens(
             "tokens": [len(ours), len(theirs)],
         }
         if at < min(len(ours), len(theirs)):
-            logits = logits_after(ref_stages, audio[segment], theirs[:at])
+            enc, mask = encode(ref_stages, [audio[segment]])
+            logits = next_logits(ref_stages.model, enc, mask, theirs[:at])
             entry["gap"] = relative_gap(logits, ours[at], theirs[at])
             gaps.append(entry["gap"])
         positions.append(at)

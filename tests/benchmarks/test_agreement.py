@@ -11,7 +11,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from benchmarks.tools.agreement import app, first_difference, relative_gap
+from benchmarks.tools.agreement import app
+from tests.support.near_ties import first_difference, relative_gap
 
 pytestmark = pytest.mark.integration
 

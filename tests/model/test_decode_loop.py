@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from tests.support.decode_rows import NEAR_TIE, encode_spans, load_stages, rows_of
+from tests.support.near_ties import first_difference, next_logits, relative_gap
 from translate_svc.engine.rows import DecodeRow, RowPlan, bare_rows
 from translate_svc.model.decode_loop import PROMPT, DecodeLoop, Finished, PoolFull
 from translate_svc.model.decoder import TextCap, TextDecoder
@@ -61,26 +62,15 @@ def generated(decoder: TextDecoder, plan: RowPlan, enc: torch.Tensor, mask: torc
     return out
 
 
-def logits_after(stages: SeamlessStages, enc: torch.Tensor, mask: torch.Tensor, tokens: Sequence[int]) -> torch.Tensor:
-    """The model's own next-token logits after ``tokens`` for one row (no cache: the whole prefix)."""
-    with torch.inference_mode():
-        out = stages.model(
-            decoder_input_ids=torch.tensor([list(tokens)]),
-            encoder_outputs=(enc.unsqueeze(0),),
-            attention_mask=mask.unsqueeze(0),
-        )
-    return out.logits[0, -1].float()
-
-
 def explain(
     stages: SeamlessStages, enc: torch.Tensor, mask: torch.Tensor, ours: Sequence[int], theirs: Sequence[int]
 ) -> float:
     """Where two decodes of a row differ first, how far apart the two tokens' logits are (their
     gap relative to the larger): a near-tie explains the difference."""
-    at = next(i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b)
-    logits = logits_after(stages, enc, mask, theirs[:at])
-    a, b = float(logits[ours[at]]), float(logits[theirs[at]])
-    return abs(a - b) / max(abs(a), abs(b), 1e-6)
+    at = first_difference(ours, theirs)
+    return relative_gap(
+        next_logits(stages.model, enc.unsqueeze(0), mask.unsqueeze(0), theirs[:at]), ours[at], theirs[at]
+    )
 
 
 def assert_equal_or_near_tie(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -92,7 +93,8 @@ def ready(server: Server) -> Server:
 
 
 def stop(server: Server) -> None:
-    """SIGTERM (the server drains its streams and stops), then wait for the process."""
+    """SIGTERM (the server drains its streams and stops), then wait for the process; its folder
+    (ready file and log) goes with it (a start that fails shows the log's end: ``_wait_ready``)."""
     if server.proc.poll() is None:
         server.proc.send_signal(signal.SIGTERM)
         try:
@@ -100,6 +102,7 @@ def stop(server: Server) -> None:
         except subprocess.TimeoutExpired:
             server.proc.kill()
             server.proc.wait()
+    shutil.rmtree(server.log.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ language never reached the speaker.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -44,9 +45,22 @@ class FlakyStore(MemoryStore):
         return attr
 
 
+#: the registries a test made, closed after it (as a stopping server closes its own): no task of
+#: theirs outlives the test
+_MADE: list[RoomRegistry] = []
+
+
+@pytest.fixture(autouse=True)
+async def _closed() -> AsyncIterator[None]:
+    yield
+    while _MADE:
+        await _MADE.pop().close(timeout_s=5.0)
+
+
 def process(state: ClusterState, name: str, **config: float | str) -> tuple[RoomRegistry, LocalCounters, FlakyStore]:
     counters, store = LocalCounters(), FlakyStore(state, holder=name)
     registry = RoomRegistry(RoomConfig(**config), counters, lambda: CARD, store=store)  # type: ignore[arg-type]
+    _MADE.append(registry)
     return registry, counters, store
 
 

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import io
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -99,6 +100,7 @@ class Server:
             yield self
         finally:
             stop_process(proc)
+            shutil.rmtree(tmp, ignore_errors=True)
 
     @property
     def address(self) -> str:

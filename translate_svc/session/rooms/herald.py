@@ -81,6 +81,11 @@ class RoomHerald:
             return
         self._calls.put(lambda: self._leave(tenant, name))
 
+    async def close(self, timeout_s: float) -> None:
+        """The server stops: the room events due are told (the store's joins and leaves made),
+        within ``timeout_s``."""
+        await self._calls.drain(timeout_s)
+
     async def _join(self, tenant: str, name: str) -> None:
         assert self._store is not None
         group = _group(tenant, name)

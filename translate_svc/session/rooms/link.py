@@ -148,6 +148,8 @@ class RoomLink:
         self._ids = itertools.count()
         #: store calls of leaving parties (made in order, never awaited by the leaving)
         self._chores = Outbox("leaves")
+        #: the outboxes of speakers that left, while they still make their last calls
+        self._leaving: set[Outbox] = set()
         #: per room (its key): the task watching its listeners' languages while it has a local speaker
         self._watchers: dict[str, asyncio.Task[None]] = {}
         #: per (room key, language): the tasks reading its output while it has a local listener
@@ -268,12 +270,30 @@ class RoomLink:
         if relay is not None:
             relay.put(lambda: self.store.leave(group, member))
             relay.close()
+            self._leaving = {o for o in self._leaving if not o.done}
+            self._leaving.add(relay)
         elif not alone:  # (perhaps announced before the store failed under the rest of its joining)
             self._chores.put(lambda: self.store.leave(group, member))
         if not room.speakers:
             self._spoken.pop(key, None)
             if (task := self._watchers.pop(key, None)) is not None:
                 task.cancel()
+
+    async def close(self, timeout_s: float) -> None:
+        """The server stops: the store calls already put (leaving parties', speakers' last output)
+        are made, within ``timeout_s`` (those left are dropped, counted); then the readers, watchers
+        and the rejoin stop."""
+        relays = [s.relay for room in self._spoken.values() for s in room.speakers.values() if s.relay is not None]
+        await asyncio.gather(*(o.drain(timeout_s) for o in (self._chores, *self._leaving, *relays)))
+        self._leaving.clear()
+        tasks = [*self._watchers.values(), *(t for group in self._readers.values() for t in group)]
+        if self._rejoining is not None:
+            tasks.append(self._rejoining)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._watchers.clear()
+        self._readers.clear()
 
     async def _watch(self, room: Room, inbox: Inbox) -> None:
         try:

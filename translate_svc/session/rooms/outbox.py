@@ -1,7 +1,8 @@
 """A party's store calls, made in order by a task of their own (``link.py``): the speaker's
 output path never awaits the cluster store. Each speaker has a bounded ``Outbox`` (and the link
 one for the calls of leaving parties); what it drops (full, or the store unavailable) is counted
-(``translate_svc_room_relay_dropped_total``) and logged.
+(``translate_svc_room_relay_dropped_total``) and logged. When the server stops, ``drain`` makes what
+is waiting within a bound (what it cannot make is dropped, counted: reason ``shutdown``).
 
 Event loop only.
 """
@@ -9,6 +10,7 @@ Event loop only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -37,9 +39,17 @@ class Outbox:
         self.dropped = 0
         self._down = False
         self._task: asyncio.Task[None] | None = None
+        #: a call being made (``drain`` counts it if it must stop it)
+        self._busy = False
+
+    @property
+    def done(self) -> bool:
+        """Closed, and every call it took made (or dropped)."""
+        return self._closing and (self._task is None or self._task.done())
 
     def put(self, op: Op) -> None:
-        if self._closing:
+        if self._closing:  # its party is gone, or the server stops: counted, never silently lost
+            self._drop("closed")
             return
         if len(self._ops) >= self._limit:
             self._ops.popleft()
@@ -54,9 +64,23 @@ class Outbox:
         self._closing = True
         self._wake.set()
 
-    async def drained(self) -> None:
-        if self._task is not None:
-            await self._task
+    async def drain(self, timeout_s: float) -> None:
+        """Closed, then until every call waiting is made, or ``timeout_s`` has passed: those left
+        (the one being made included) are dropped, counted (reason ``shutdown``)."""
+        self.close()
+        task = self._task
+        if task is None or task.done():
+            return
+        try:
+            async with asyncio.timeout(timeout_s):
+                await asyncio.shield(task)
+        except TimeoutError:
+            for _ in range(len(self._ops) + self._busy):
+                self._drop("shutdown")
+            self._ops.clear()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def _drop(self, reason: str) -> None:
         self.dropped += 1
@@ -72,6 +96,7 @@ class Outbox:
                 self._wake.clear()
                 await self._wake.wait()
             op = self._ops.popleft()
+            self._busy = True
             try:
                 await op()
                 if self._down:
@@ -83,3 +108,5 @@ class Outbox:
             except Exception:
                 logger.exception("a room's store call failed: %s", self._what)
                 self._drop("error")
+            finally:
+                self._busy = False

@@ -43,6 +43,10 @@ from translate_svc.webhooks.events import NO_EVENTS, EventSink
 
 logger = logging.getLogger(__name__)
 
+#: how long a stopping server gives its rooms' store calls and room events (``RoomRegistry.close``):
+#: a store call that answers at all answers well within it
+CLOSE_S = 5.0
+
 
 class ListenTooLong(LimitReached):
     """A listen reached ``rooms.max_listen_s``: it ended; listening again goes on (OUT_OF_RANGE)."""
@@ -441,6 +445,18 @@ class RoomRegistry:
                 listener.end(error, at_once=False)
 
         asyncio.get_running_loop().call_later(seconds, end_all)
+
+    async def close(self, timeout_s: float = CLOSE_S) -> None:
+        """The server stops, its sessions ended: what is owed to the cluster store and the room
+        events is made within ``timeout_s`` (``link.py``, ``herald.py``), the empty rooms' timers
+        stop. A room's last party that left on the drain is then told ended, as it would be had
+        the server gone on."""
+        for room in self.rooms.values():
+            self._cancel_idle(room)
+        closing = [self.herald.close(timeout_s)]
+        if self.link is not None:
+            closing.append(self.link.close(timeout_s))
+        await asyncio.gather(*closing)
 
     def all_listeners(self) -> Iterable[Listener]:
         for room in self.rooms.values():
