@@ -66,7 +66,7 @@ async def test_noise_suppression_is_a_call_parameter(phone: LiveServer, noisy_ul
     assert cleaned >= 3
 
 
-def test_the_parameter_is_checked_and_carried_by_every_call_door() -> None:
+async def test_the_parameter_is_checked_and_carried_by_every_call_door() -> None:  # (async: the module's mark)
     """The phone framings (URL, path, customParameters, channel variables) and the SIP door
     (``X-Translate-Noise-Suppression``) share ``call_setup``: a bad value is refused naming it."""
     from translate_svc.errors import InvalidInput
