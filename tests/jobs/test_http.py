@@ -24,7 +24,6 @@ from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.raw import clip_chunks
 from tests.support.webhook_receiver import Receiver, new_secret, receiving
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.settings import WebhookEndpoint, WebhookSettings
 from translate_svc.transport.jobs.routes import JobRoutes
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(60)]
@@ -95,15 +94,7 @@ async def served(
         settings.jobs.dir = tmp / "jobs"
         settings.jobs.fetch_hosts = ["localhost"]
         settings.jobs.max_part_bytes = 64 * 1024
-        settings.webhooks = WebhookSettings(
-            endpoints=[
-                WebhookEndpoint(url=receiver.url, secret=receiver.secrets[0], events=["job.completed", "job.failed"])
-            ],
-            data_dir=tmp / "events",
-            first_backoff_s=0.2,
-            max_backoff_s=1.0,
-            allow_http=True,
-        )
+        settings.webhooks = receiver.webhooks(tmp / "events", ["job.completed", "job.failed"])
         async with serving(settings) as live, aiohttp.ClientSession() as http:
             routes = live.server.route_set(JobRoutes)
             assert routes is not None

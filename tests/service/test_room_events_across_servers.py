@@ -23,7 +23,6 @@ from tests.support.speech import speech_pcm16
 from tests.support.webhook_receiver import new_secret, receiving
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.session.rooms.herald import room_event_id
-from translate_svc.settings import WebhookEndpoint, WebhookSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
 
@@ -38,13 +37,7 @@ async def test_a_room_over_two_servers_starts_once_and_ends_once(
             def settings(name: str):  # type: ignore[no-untyped-def]
                 s = room_settings(test_model_dir)
                 s.cluster.redis_url = redis.url
-                s.webhooks = WebhookSettings(
-                    endpoints=[WebhookEndpoint(url=receiver.url, secret=receiver.secrets[0])],
-                    data_dir=tmp_path / name,
-                    first_backoff_s=0.2,
-                    max_backoff_s=1.0,
-                    allow_http=True,  # the receiver on loopback
-                )
+                s.webhooks = receiver.webhooks(tmp_path / name)
                 return s
 
             async with serving(settings("a")) as a, serving(settings("b")) as b:

@@ -21,7 +21,6 @@ from tests.support.speech import speech_pcm16
 from tests.support.tokens import bearer
 from tests.support.webhook_receiver import Receiver, new_secret, receiving
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.settings import WebhookEndpoint, WebhookSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
 
@@ -48,13 +47,7 @@ async def test_cancel_error_quota_and_drain_each_end_a_session_once_saying_how(
         settings.model.test_translator = "stable"
         settings.auth.tokens_file = tokens
         settings.server.drain_s = 1.0
-        settings.webhooks = WebhookSettings(
-            endpoints=[WebhookEndpoint(url=receiver.url, secret=receiver.secrets[0])],
-            data_dir=tmp_path / "data",
-            first_backoff_s=0.2,
-            max_backoff_s=1.0,
-            allow_http=True,  # the receiver on loopback
-        )
+        settings.webhooks = receiver.webhooks(tmp_path / "data")
         release = asyncio.Event()
 
         async def held(then: list[pb.StreamingTranslateRequest]) -> AsyncIterator[pb.StreamingTranslateRequest]:

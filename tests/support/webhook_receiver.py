@@ -12,13 +12,16 @@ import base64
 import contextlib
 import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trustme
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from translate_svc.settings import WebhookEndpoint, WebhookSettings
 
 
 def new_secret() -> str:
@@ -58,6 +61,18 @@ class Receiver:
     @property
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/hooks"
+
+    def webhooks(self, data_dir: Path, events: Sequence[str] = ()) -> WebhookSettings:
+        """A server's webhook settings that deliver to this receiver (on loopback: plain HTTP
+        allowed) with quick retries (0.2 s first, at most 1 s); ``events``: the kinds it takes
+        (none named: every kind)."""
+        return WebhookSettings(
+            endpoints=[WebhookEndpoint(url=self.url, secret=self.secrets[0], events=list(events))],
+            data_dir=data_dir,
+            first_backoff_s=0.2,
+            max_backoff_s=1.0,
+            allow_http=True,
+        )
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
