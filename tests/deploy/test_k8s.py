@@ -241,6 +241,7 @@ def test_probes_are_grpc_on_the_health_port(overlay: str) -> None:
 
 
 def test_termination_grace_covers_prestop_drain_and_last_segment(overlay: str) -> None:
+    from translate_svc.session.rooms.registry import CLOSE_S as ROOMS_CLOSE_S
     from translate_svc.settings import ServerSettings
     from translate_svc.vad.segmenter import SegmenterConfig
 
@@ -256,8 +257,10 @@ def test_termination_grace_covers_prestop_drain_and_last_segment(overlay: str) -
     prestop_s = float(command[1])
     assert prestop_s >= MIN_PRESTOP_S, f"{overlay}: preStop sleeps {prestop_s} s, too short for endpoint removal"
     tgps = spec["terminationGracePeriodSeconds"]
-    needed = prestop_s + grace_s + segment_s
-    assert tgps > needed, f"{overlay}: terminationGracePeriodSeconds {tgps} <= preStop + grace + segment = {needed}"
+    needed = prestop_s + grace_s + segment_s + ROOMS_CLOSE_S  # then the rooms' owed store calls
+    assert tgps > needed, (
+        f"{overlay}: terminationGracePeriodSeconds {tgps} <= preStop + grace + segment + rooms' close = {needed}"
+    )
 
 
 def test_rolling_update_fits_a_full_gpu_pool(overlay: str) -> None:
