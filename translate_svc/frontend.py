@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from translate_svc.audio.denoise import Rnnoise
 from translate_svc.cluster.store import ClusterStore
-from translate_svc.cluster.watch import watch_store
+from translate_svc.cluster.watch import StoreWatch, watch_store
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import EngineFailed
 from translate_svc.glossaries.book import GlossaryBook
@@ -68,6 +68,8 @@ class Application:
     glossaries: GlossaryStore | None = None
     #: background jobs (``jobs/``; None: ``jobs.dir`` unset)
     jobs: JobRunner | None = None
+    #: the cluster store's state on /metrics and in the log (``cluster/watch.py``)
+    store_watch: StoreWatch | None = None
 
     async def start(self, *, warmup: bool = True) -> None:
         """The cluster store first (an unreachable Redis or hub fails the start before the model
@@ -97,6 +99,8 @@ class Application:
         if self.recordings is not None:
             await self.recordings.stop()
         await self.sessions.counters.close()
+        if self.store_watch is not None:
+            self.store_watch.closing()  # the store's own close is no loss
         await self.cluster.close()
         if self.outbox is not None:
             await self.outbox.close()
@@ -136,7 +140,7 @@ def build_frontend(
     else:
         logger.warning("speaker labels are off: Resemblyzer is not installed (pip install --no-deps %s)", RESEMBLYZER)
     rooms = room_config(settings.rooms, settings.limits.max_target_languages, settings.cluster.on_redis_loss)
-    watch_store(cluster, settings.cluster.on_redis_loss)  # /metrics and the log
+    store_watch = watch_store(cluster, settings.cluster.on_redis_loss)  # /metrics and the log
     recordings = None
     if settings.recordings.dir is not None:
         recordings = Recordings(settings.recordings, on_ready=on_recording_ready)
@@ -170,6 +174,7 @@ def build_frontend(
         outbox,
         glossaries,
         jobs,
+        store_watch,
     )
 
 

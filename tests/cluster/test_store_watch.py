@@ -13,9 +13,11 @@ import logging
 import pytest
 from prometheus_client import REGISTRY
 
+from tests.support.cluster_stores import hub_server
+from translate_svc.cluster.hub_client import HubStore
 from translate_svc.cluster.memory import MemoryStore
 from translate_svc.cluster.store import StateReport, StoreState
-from translate_svc.cluster.watch import QUIET_S, StoreWatch
+from translate_svc.cluster.watch import QUIET_S, StoreWatch, watch_store
 
 pytestmark = pytest.mark.unit
 
@@ -75,3 +77,20 @@ def test_the_state_is_on_metrics_and_each_loss_and_return_logged_once(caplog: py
     (line,) = [r.getMessage() for r in caplog.records]
     assert line.startswith("the cluster store is lost: on_redis_loss=refuse") and "(5 more losses since" in line
     store.report.set(StoreState.UP)
+
+
+async def test_a_servers_own_close_of_its_store_is_no_loss(caplog: pytest.LogCaptureFixture) -> None:
+    """A server's stop closes its store (Redis's connection, the node's hub's), which then reports
+    itself down: before, every stop of a worker logged "the cluster store is lost" at ERROR and
+    counted a transition. ``serve --workers 2`` over the node's hub, stopped, as the server does it."""
+    caplog.set_level(logging.INFO, logger="translate_svc.cluster.watch")
+    async with hub_server(lease_s=5.0) as hub:
+        assert hub.path is not None
+        store = HubStore(hub.path, "w0")
+        await store.start()
+        watch = watch_store(store, "node")
+        downs = changes("down")
+        watch.closing()
+        await store.close()
+        assert store.state is StoreState.DOWN  # it did report itself down
+    assert changes("down") == downs and caplog.records == []

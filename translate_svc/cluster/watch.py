@@ -5,7 +5,8 @@
 (by the state reached, counted after the first time it was up: the start is not a transition). It
 logs each loss once, saying what ``cluster.on_redis_loss`` makes of it, and its return once; a
 store that flaps is not a flood: a loss within ``QUIET_S`` of the last loss logged is only counted
-(the next line says how many), and its return is not logged either. What the rooms and two-party
+(the next line says how many), and its return is not logged either. The process's own close of its
+store (``closing``, at a server's stop) is no loss: neither logged nor counted. What the rooms and two-party
 calls do about it is their own (``session/rooms/link.py``, ``transport/telephony/pairs.py``); health is
 the host's (``transport/host.py``).
 
@@ -53,10 +54,19 @@ class StoreWatch:
         self._unlogged = 0
         self._lost_at: float | None = None
         self._loss_logged = False
+        #: this process closes its store (a server's stop): what follows is no loss
+        self._closing = False
         metrics.cluster_store_up(self._up)
         store.on_state(self._changed)
 
+    def closing(self) -> None:
+        """This process closes its store now (the server stops): the state it then reports (down:
+        the hub's connection or Redis's closed) is not a loss, so it is neither logged nor counted."""
+        self._closing = True
+
     def _changed(self, state: StoreState) -> None:
+        if self._closing:
+            return
         up = state is StoreState.UP
         metrics.cluster_store_up(up)
         if not self._started:
