@@ -35,11 +35,18 @@ from translate_svc.types import BatchStats
 logger = logging.getLogger(__name__)
 
 
-def scheduler_config(s: EngineSettings) -> SchedulerConfig:
-    """EngineSettings -> the scheduler's config: the one mapping of these settings."""
+#: ``engine.max_wait_ms`` when unset, by engine core: whole batches wait a little to fill; the steps
+#: core's jobs join a running decode at the next turn, so they do not wait
+DEFAULT_WAIT_MS = {"batch": 10.0, "steps": 0.0}
+
+
+def scheduler_config(s: EngineSettings, *, core: str = "batch") -> SchedulerConfig:
+    """EngineSettings -> the scheduler's config: the one mapping of these settings (``core``: the
+    resolved engine core, ``engine_core``, which picks the fill wait when it is not set)."""
+    wait_ms = DEFAULT_WAIT_MS[core] if s.max_wait_ms is None else s.max_wait_ms
     return SchedulerConfig(
         max_batch_size=s.max_batch_size,
-        max_wait_s=s.max_wait_ms / 1000.0,
+        max_wait_s=wait_ms / 1000.0,
         max_batch_audio_s=s.max_batch_audio_s,
         max_queued=s.max_queued_segments,
         optional_batch_audio_s=s.optional_batch_audio_s,
@@ -177,13 +184,14 @@ def build_engine(
         if on_batch is not None:
             on_batch(stats)
 
+    core = engine_core(settings, custom=runner_factory is not None)
     return TranslationEngine(
         runner_factory or seamless_runner_factory(settings.model),
-        scheduler_config(settings.engine),
+        scheduler_config(settings.engine, core=core),
         on_batch=batch_done,
         on_failure=on_failure,
         warmup=warmup_config(settings.model, seamless=runner_factory is None),
-        core=engine_core(settings, custom=runner_factory is not None),
+        core=core,
         steps_per_turn=settings.engine.steps_per_turn,
     )
 

@@ -183,6 +183,10 @@ class SegmentObs:
     failure: str | None = None  # the segment's status code name when not OK
     vad_wait_ms: float = 0.0  # the server's Timing.vad_wait_ms: audio past end_ms before it closed
     start_ms: int | None = None
+    #: of ``server_total_ms``, the server's Timing.queue_ms (closed -> the model took it) and
+    #: Timing.model_ms (in the model): where a slow segment's time went
+    queue_ms: float = 0.0
+    model_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -280,6 +284,8 @@ def realtime_summary(
     first_audio = summarize([ms for seg, ms in lat if seg.speech_ms > 0])
     server_total = summarize([seg.server_total_ms for seg, _ in lat])
     vad_wait = summarize([seg.vad_wait_ms for seg, _ in lat])
+    queue = summarize([seg.queue_ms for seg, _ in lat])
+    model = summarize([seg.model_ms for seg, _ in lat])
     failed_segments = sum(1 for seg, _ in lat if not seg.ok)
     failed = sum(1 for s in streams if s.error is not None)
     behind = sum(1 for s in streams if fell_behind(s.last_audio_s, s.ended_s, behind_s))
@@ -295,6 +301,8 @@ def realtime_summary(
         "first_audio_latency_ms": asdict(first_audio),
         "server_total_ms": asdict(server_total),
         "vad_wait_ms": asdict(vad_wait),
+        "server_queue_ms": asdict(queue),
+        "server_model_ms": asdict(model),
         "segment_failures": segment_failures(streams),
         "audio_s": audio,
         "wall_s": wall,

@@ -133,6 +133,7 @@ def test_realtime_summary_from_plain_observations() -> None:
     assert r["audio_s"] == 6.0 and r["wall_s"] == pytest.approx(8.0)  # first send 100, last end 108
     assert r["throughput"] == pytest.approx(0.75)
     assert r["streams_behind"] == 1 and r["streams_sustained"] == 0  # p95 is fine, but a stream fell behind
+    assert r["server_queue_ms"]["max"] == 0.0  # segments that carry no split count as 0, not missing
     b = r["batches"]
     assert b["size_histogram"] == {1: 1, 2: 1} and b["mean_size"] == 1.5 and b["segments"] == 3
     assert b["queue_ms"]["p50"] == 5.0
@@ -400,3 +401,17 @@ def test_further_copies_of_a_file_are_rotated_so_streams_differ() -> None:
     np.testing.assert_array_equal(got[4].pcm, np.roll(pcm, -16000))
     assert all(len(c.pcm) == len(src.pcm) for c, src in zip(got, [a, b, a, b, a], strict=True))
     assert [c.name for c in stream_clips([a], 2, 0.0)] == ["a.wav", "a.wav"]  # 0: identical copies
+
+
+def test_the_server_time_is_split_into_queue_and_model() -> None:
+    """Each segment's own Timing.queue_ms and model_ms, summarized beside server_total_ms: where a
+    slow segment's time went (waiting for the model, or in it)."""
+    segs = tuple(
+        SegmentObs(i, 1000 * (i + 1), 101.0 + i + 0.3, True, 0, server_total_ms=q + m, queue_ms=q, model_ms=m)
+        for i, (q, m) in enumerate([(5.0, 60.0), (100.0, 200.0), (10.0, 70.0)])
+    )
+    s = StreamObs(0, "a.wav", 3000.0, 100.0, 103.0, 103.5, segs)
+    r = report.realtime_summary([s], [], speed=1.0, chunk_ms=100)
+    assert r["server_queue_ms"]["p50"] == pytest.approx(10.0) and r["server_queue_ms"]["max"] == pytest.approx(100.0)
+    assert r["server_model_ms"]["p50"] == pytest.approx(70.0) and r["server_model_ms"]["max"] == pytest.approx(200.0)
+    assert r["server_total_ms"]["max"] == pytest.approx(300.0)

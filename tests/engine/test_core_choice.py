@@ -1,11 +1,12 @@
 """``engine.core`` resolved from the settings (app.py ``engine_core``): "auto" runs the steps core
-where the fast runner decodes, whole batches with the exact runner; an explicit choice is kept."""
+where the fast runner decodes, whole batches with the exact runner; an explicit choice is kept; the
+scheduler's fill wait follows the core when it is not set."""
 
 from __future__ import annotations
 
 import pytest
 
-from translate_svc.app import engine_core
+from translate_svc.app import engine_core, scheduler_config
 from translate_svc.settings import EngineSettings, ModelSettings, Settings
 
 pytestmark = pytest.mark.unit
@@ -40,3 +41,16 @@ def test_on_cpu_a_reduced_precision_keeps_the_exact_runner_and_whole_batches(dty
 def test_the_stable_translator_runs_whole_batches() -> None:
     settings = Settings(model=ModelSettings(device="cuda", runner="fast", test_translator="stable"))
     assert engine_core(settings) == "batch"
+
+
+@pytest.mark.parametrize(
+    ("core", "asked_ms", "want_s"),
+    [
+        ("batch", None, 0.010),  # whole batches wait a little to fill
+        ("steps", None, 0.0),  # a running decode has no batch to fill: a job joins at the next turn
+        ("steps", 25.0, 0.025),  # an explicit wait is kept, whatever the core
+        ("batch", 0.0, 0.0),
+    ],
+)
+def test_the_fill_wait_follows_the_core(core: str, asked_ms: float | None, want_s: float) -> None:
+    assert scheduler_config(EngineSettings(max_wait_ms=asked_ms), core=core).max_wait_s == pytest.approx(want_s)

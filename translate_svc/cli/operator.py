@@ -56,7 +56,9 @@ class ServeFlags:
         int | None, typer.Option(help="segments per model batch"), _at("engine", "max_batch_size")
     ] = None
     max_wait_ms: Annotated[
-        float | None, typer.Option(help="longest wait to fill a batch"), _at("engine", "max_wait_ms")
+        float | None,
+        typer.Option(help="longest wait to fill a batch (default: 10 with whole batches, 0 with the steps core)"),
+        _at("engine", "max_wait_ms"),
     ] = None
     workers: Annotated[
         str | None,

@@ -9,7 +9,11 @@ from pydantic import BaseModel, Field
 
 class EngineSettings(BaseModel):
     max_batch_size: int = Field(16, ge=1, le=1024)
-    max_wait_ms: float = Field(10.0, ge=0, le=10_000)
+    #: the longest the oldest queued job waits for others to fill its batch. None: 10 ms with
+    #: whole batches (``core = "batch"``), 0 with the steps core, whose jobs join a running decode
+    #: (there is no batch to fill: the jobs that come during a turn join together at the next, and
+    #: a wait would only add to every segment's latency: docs/decisions.md)
+    max_wait_ms: float | None = Field(None, ge=0, le=10_000)
     #: budget of padded audio seconds per batch (longest segment x batch size)
     max_batch_audio_s: float = Field(240.0, gt=0)
     #: segments waiting for the model, all streams together; beyond it: RESOURCE_EXHAUSTED

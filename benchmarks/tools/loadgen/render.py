@@ -109,6 +109,16 @@ def render(doc: dict[str, Any]) -> None:
         lambda s: f"{ms(s['p50'])} / {ms(s['p95'])}",
     )
     row(
+        "  of it, queue p50/p95 (ms)",
+        ("realtime", "server_queue_ms"),
+        lambda s: f"{ms(s['p50'])} / {ms(s['p95'])}",
+    )
+    row(
+        "  of it, in the model p50/p95 (ms)",
+        ("realtime", "server_model_ms"),
+        lambda s: f"{ms(s['p50'])} / {ms(s['p95'])}",
+    )
+    row(
         "VAD wait (end_ms -> closed) p50/p95 (ms)",
         ("realtime", "vad_wait_ms"),
         lambda s: f"{ms(s['p50'])} / {ms(s['p95'])}",

@@ -158,6 +158,8 @@ async def drive_stream(
                         speech_ms=sum(t.audio.duration_ms for t in s.translations),
                         server_total_ms=s.timing.total_ms,
                         vad_wait_ms=s.timing.vad_wait_ms,
+                        queue_ms=s.timing.queue_ms,
+                        model_ms=s.timing.model_ms,
                         failure=None if s.status.code == 0 else _code_name(s.status.code),
                         start_ms=s.start_ms,
                     )
