@@ -53,6 +53,52 @@ def test_english_mask_keeps_the_length() -> None:
     assert profanity.apply("what the FUCK, assert", "eng", Profanity.MASK) == "what the F***, assert"
 
 
+ZWSP, SHY, ZWJ, LRM = "\u200b", "\u00ad", "\u200d", "\u200e"
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "mask", "removed"),
+    [
+        # invisible characters inside the word, and before and after it
+        (f"what the f{ZWSP}uck, assert", "eng", "what the f****, assert", "what the, assert"),
+        (f"what the fu{SHY}ck", "eng", "what the f****", "what the"),
+        (f"eres una mi{ZWJ}er{LRM}da", "spa", "eres una m*******", "eres una"),
+        (f"{ZWSP}fuck off", "eng", f"{ZWSP}f*** off", f"{ZWSP}off"),
+        # look-alike letters: Cyrillic es and ie, Greek omicron and capital eta
+        ("what the fu\u0441k", "eng", "what the f***", "what the"),
+        ("eres una mi\u0435rda", "spa", "eres una m*****", "eres una"),
+        ("\u0397OLY SHIT", "eng", "\u0397OLY S***", "\u0397OLY"),
+        ("a b\u03b9tch", "eng", "a b****", "a"),
+        # decomposed accents, fullwidth letters
+        ("un cabro\u0301n", "spa", "un c******", "un"),
+        ("\uff46\uff55\uff43\uff4b this", "eng", "\uff46*** this", "this"),
+    ],
+)
+def test_a_disguised_word_is_found_and_filtered_where_it_was_written(
+    text: str, language: str, mask: str, removed: str
+) -> None:
+    """Issue 87, J11: an invisible character, a look-alike letter or a decomposed accent let a
+    listed word through (each of these texts came back unfiltered). The match is found on the
+    folded text and masked or removed in the text as written: its offsets are the text's own."""
+    assert profanity.apply(text, language, Profanity.MASK) == mask
+    assert profanity.apply(text, language, Profanity.REMOVE) == removed
+
+
+def test_the_fold_keeps_words_whole_and_other_text_as_it_was() -> None:
+    """What folding must not do: join words (a look-alike inside a longer word is still inside
+    it), or change text that says no listed word."""
+    for text, language in [
+        ("mierdas y desmi\u0435rda", "spa"),
+        ("Scunthorpe and cla\u0455sic", "eng"),
+        (f"pla{ZWSP}nning a \u0441lass", "eng"),
+        ("\u043c\u0438\u0440 \u0432\u0430\u043c", "eng"),  # Russian text in an English row
+    ]:
+        assert profanity.apply(text, language, Profanity.MASK) == text
+    hay, starts, ends = profanity.folded(f"A{ZWSP}e\u0301  \u0421")
+    assert hay == "a\u00e9 c"  # (e and its mark composed, the run of spaces one)
+    assert [(s, e) for s, e in zip(starts, ends, strict=True)] == [(0, 2), (2, 4), (4, 6), (6, 7)]
+
+
 def glossary_input(mode: Profanity) -> ModelInput:
     term = Term("hello", glossary=True, translation=WORD, target_language="spa")
     return ModelInput(

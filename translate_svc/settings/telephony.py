@@ -118,6 +118,13 @@ class SipSettings(BaseModel):
     #: for this long (a keep-alive CRLF does not count); one that carries a call, when the call ends
     #: and then this long passes
     tcp_idle_s: float = Field(30.0, gt=0, le=3600)
+    #: the share of the TCP and TLS connection cap that sources outside ``allowed_cidrs`` (digest
+    #: callers, when the tokens file names SIP users) may hold together, rounded down: the rest
+    #: stays for the allowed networks' trunks (issue 87, J6)
+    tcp_strangers_share: float = Field(0.5, ge=0, le=1)
+    #: a TCP or TLS connection from outside ``allowed_cidrs`` on which no INVITE's digest answer
+    #: was right within this long of its accept is closed (a refused request never moves it)
+    tcp_unauthenticated_s: float = Field(10.0, gt=0, le=300)
     #: DTMF digits (RFC 4733) that switch a call's target language, digit -> language code (JSON
     #: object in the environment: ``{"1": "spa", "2": "fra"}``); segments after the digit use it
     dtmf_targets: dict[str, str] = {}

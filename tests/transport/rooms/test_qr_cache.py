@@ -1,7 +1,11 @@
 """Issue 57: the listen page's QR codes (``transport/rooms/qr.py``) as plain values: kept by
-address (least recently used out), new ones drawn within a token bucket, beyond it ``QrBusy``."""
+address (least recently used out), new ones drawn within a token bucket, beyond it ``QrBusy``;
+issue 68 H15, each address's share; issue 87 (H15's residual), half the bucket kept for the rooms
+open on the process."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 
@@ -30,7 +34,7 @@ def codes(draws_per_s: float = 2.0, entries: int = 3) -> tuple[QrCodes, list[str
 
 
 def test_the_same_address_is_drawn_once_and_served_from_the_cache() -> None:
-    qr, drawn, _ = codes()
+    qr, drawn, _ = codes(draws_per_s=4.0)
     assert qr.get("http://h/listen/a") == b"http://h/listen/a"
     for _ in range(50):  # past the bucket: a kept code costs no draw
         assert qr.get("http://h/listen/a") == b"http://h/listen/a"
@@ -43,22 +47,22 @@ def test_the_same_address_is_drawn_once_and_served_from_the_cache() -> None:
 
 def test_new_draws_are_bounded_by_the_bucket_and_refused_beyond_it() -> None:
     qr, drawn, clock = codes(draws_per_s=2.0, entries=100)
-    for k in range(4):  # a burst of 2 s' worth
+    for k in range(2):  # a burst of 2 s' worth, half of it kept for open rooms
         qr.get(f"u{k}")
     with pytest.raises(QrBusy) as e:
-        qr.get("u4")
+        qr.get("u2")
     assert e.value.retry_after_s == 0.5 and "rooms.qr_draws_per_s" in str(e.value)
-    assert len(drawn) == 4
+    assert len(drawn) == 2
     clock.now += 0.5  # one draw back
-    qr.get("u4")
+    qr.get("u2")
     with pytest.raises(QrBusy):
-        qr.get("u5")
+        qr.get("u3")
     clock.now += 60  # a long quiet spell banks no more than the burst
-    for k in range(6, 10):
+    for k in range(4, 6):
         qr.get(f"u{k}")
     with pytest.raises(QrBusy):
-        qr.get("u10")
-    assert qr.draws == 9
+        qr.get("u6")
+    assert qr.draws == 5
 
 
 def test_the_cache_keeps_the_most_recently_used_codes() -> None:
@@ -108,10 +112,50 @@ def test_one_source_spends_at_most_its_share_and_leaves_the_rest_to_others() -> 
 def test_a_source_refused_by_the_process_keeps_its_share() -> None:
     clock = Clock()
     qr = QrCodes(1.0, 100, source_draws_per_s=0.5, draw=str.encode, clock=clock)
-    qr.get("a", "10.0.0.1")  # the process's bucket holds 2: one left
-    qr.get("b", "10.0.0.2")  # none left
+    qr.get("a", "10.0.0.1")  # the process's bucket holds 2: one left, kept for open rooms
     with pytest.raises(QrBusy) as e:
         qr.get("c", "10.0.0.3")
     assert "rooms.qr_draws_per_s" in str(e.value)
     clock.now += 1.0  # one back in the process's bucket: 10.0.0.3's share is still whole
     assert qr.get("c", "10.0.0.3") == b"c"
+
+
+def test_strangers_on_many_addresses_leave_an_open_room_its_codes() -> None:
+    """Issue 87 (H15's residual): 32 addresses, each within its share, asked for new codes without
+    end and spent the process's whole bucket; a speaker's page got 503. Names that no room open
+    here has draw only while the bucket holds more than half of what it can: an open room's page
+    still gets both its codes (its share: 1 a second, 2 s' worth), and strangers asking for that
+    room's codes under new Hosts spend that share alone."""
+    clock = Clock()
+    open_rooms = {"town-hall"}
+    looked: list[float] = []
+
+    def rooms() -> set[str]:
+        looked.append(clock.now)
+        return open_rooms
+
+    qr = QrCodes(4.0, 1000, source_draws_per_s=1.0, draw=str.encode, clock=clock, open_rooms=rooms)
+    got = 0
+    for step in range(100):  # 10 s of 32 addresses asking 10 times a second each
+        for k in range(32):
+            try:
+                qr.get(f"stranger-{step}-{k}", f"203.0.113.{k}", f"r{step}-{k}")
+                got += 1
+            except QrBusy:
+                pass
+        clock.now += 0.1
+    assert got <= 4 + 4 * 10 + 1  # half the burst, then the bucket's 4 a second (+ the clock's edge)
+    assert qr.get("http://h/listen/town-hall", "198.51.100.1", "town-hall")
+    assert qr.get("http://h/listen/town-hall#demo", "198.51.100.1", "town-hall")
+    with pytest.raises(QrBusy):  # a name no room has, from a fresh address: the bucket is at its reserve
+        qr.get("http://h/listen/elsewhere", "198.51.100.2", "elsewhere")
+    clock.now += 2.0  # the bucket full again; the open room's share too
+    taken = 0
+    for k in range(20):  # an open room's codes under ever new Hosts, from many addresses
+        try:
+            qr.get(f"http://h{k}/listen/town-hall", f"192.0.2.{k}", "town-hall")
+            taken += 1
+        except QrBusy as e:
+            assert "one open room" in str(e)
+    assert taken == 2
+    assert min(b - a for a, b in itertools.pairwise(looked)) >= 0.5 - 1e-6  # looked at most every 0.5 s

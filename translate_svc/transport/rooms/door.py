@@ -13,8 +13,9 @@ host beside OpenAI's.
 - ``GET /listen/<room>/qr.svg``: a QR code of the room's page address as this request reached
   the server (its Host), for a speaker's screen (``segno``, on the server: the page needs no network).
   It needs no token, so codes are kept by address and new ones drawn at a bounded rate per process,
-  each client address at most its share of it (``qr.py``; beyond it 503 with ``Retry-After``):
-  strangers cannot spend the event loop, and one cannot spend a speaker's draws.
+  each client address at most its share of it and part of it kept for the rooms open here
+  (``qr.py``; beyond it 503 with ``Retry-After``): strangers cannot spend the event loop, nor a
+  speaker's draws, from one address or many.
 
 The listen runs through the listen core (``session.ListenDriver``: admission, the listener, the
 access line, the tenant's call metric), as the gRPC door's ``Listen`` does: the listener is made
@@ -89,8 +90,12 @@ class RoomRoutes:
         #: its open WebSockets (closed when the port stops)
         self.sockets = OpenSockets()
         settings = ctx.settings.rooms
+        rooms = ctx.sessions.rooms.rooms
         self.qr = QrCodes(
-            settings.qr_draws_per_s, settings.qr_cache_entries, source_draws_per_s=settings.qr_source_draws_per_s
+            settings.qr_draws_per_s,
+            settings.qr_cache_entries,
+            source_draws_per_s=settings.qr_source_draws_per_s,
+            open_rooms=lambda: (name for (_, name), room in rooms.items() if room.held),
         )
         #: each room output's frames, made once and sent to every listener of its language
         self._encoded: Encodings = WeakKeyDictionary()
@@ -169,7 +174,7 @@ class RoomRoutes:
         if request.query.get("demo") == "1":
             url += "#demo"
         try:
-            svg = self.qr.get(url, request.remote or "")
+            svg = self.qr.get(url, request.remote or "", room)
         except QrBusy as e:
             busy = http_error(503, str(e), "qr_rate_limited", "server_error")
             busy.headers["Retry-After"] = str(max(1, math.ceil(e.retry_after_s)))

@@ -17,7 +17,15 @@ late). So:
   quarter of the process's by default), so that one stranger asking for new codes without end
   spends at most its share and a speaker's page still gets its code at once (issue 68 H15: one
   source spent the whole budget). Sources are kept in an LRU of ``MAX_SOURCES``; one pushed out
-  comes back with a full bucket, which the process's bucket still bounds.
+  comes back with a full bucket, which the process's bucket still bounds;
+- **kept for open rooms**: a room with a speaker or listener on this process (``open_rooms``, a
+  snapshot taken at most every ``OPEN_ROOMS_REFRESH_S``) draws from a share of its own (one
+  room's: ``source_draws_per_s``, whoever asks) and may take the process's bucket to empty; any
+  other name draws only while the bucket holds more than ``OPEN_ROOM_RESERVE`` of what it can hold
+  (of a bucket of two draws or more), so that strangers on many addresses, each within its share,
+  cannot spend what an open room's page needs (issue 87, H15's residual: 32 addresses spent the
+  whole budget). Strangers asking for an open room's codes (its name is on the hall's screen)
+  under ever new Hosts spend that room's share alone.
 
 At the defaults (4 draws a second of at most ~20 ms each, a 300-character address being the
 longest drawn) drawing takes at most about 8 % of the event loop, whatever anyone sends; the
@@ -33,23 +41,27 @@ import ipaddress
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import segno
 
 #: the bucket holds this many seconds' worth of draws (a speaker's page and a few at once)
 BURST_S = 2.0
-#: sources whose share is tracked at most (least recently seen out)
+#: sources (and open rooms) whose share is tracked at most (least recently seen out)
 MAX_SOURCES = 4096
+#: the part of the process's bucket that only open rooms' draws may take
+OPEN_ROOM_RESERVE = 0.5
+#: the open rooms are looked at most this often (a look walks every room of the process)
+OPEN_ROOMS_REFRESH_S = 0.5
 
 
 class QrBusy(Exception):
     """No draw is left in this second's budget (the process's, or the source's share of it):
     retry after ``retry_after_s``."""
 
-    def __init__(self, draws_per_s: float, retry_after_s: float, *, source: bool = False) -> None:
+    def __init__(self, draws_per_s: float, retry_after_s: float, *, source: str = "") -> None:
         self.retry_after_s = retry_after_s
-        whose = "for one client address (rooms.qr_source_draws_per_s)" if source else "(rooms.qr_draws_per_s)"
+        whose = f"for one {source} (rooms.qr_source_draws_per_s)" if source else "(rooms.qr_draws_per_s)"
         super().__init__(
             f"this server draws at most {draws_per_s:g} new QR codes a second {whose} and has drawn them: "
             f"retry in {retry_after_s:.1f} s (a code drawn before is served at once)"
@@ -81,11 +93,12 @@ class _Bucket:
         self.level = self.most
         self.when = now
 
-    def wait_s(self, now: float) -> float:
-        """Refilled to ``now``: 0 if a draw is left, else the seconds until one is."""
+    def wait_s(self, now: float, keep: float = 0.0) -> float:
+        """Refilled to ``now``: 0 if a draw is left above ``keep``, else the seconds until one is."""
         self.level = min(self.most, self.level + max(0.0, now - self.when) * self.rate)
         self.when = now
-        return 0.0 if self.level >= 1.0 else (1.0 - self.level) / self.rate
+        need = 1.0 + keep
+        return 0.0 if self.level >= need else (need - self.level) / self.rate
 
 
 def draw_svg(url: str) -> bytes:
@@ -96,9 +109,10 @@ def draw_svg(url: str) -> bytes:
 
 
 class QrCodes:
-    """QR codes by address: ``get(url, peer)`` gives the cached SVG, or draws it if the peer's share
-    and the process's bucket allow (``QrBusy`` otherwise). ``draws`` counts the draws made (tests,
-    metrics)."""
+    """QR codes by address: ``get(url, peer, room)`` gives the cached SVG, or draws it if the
+    room's share (an open room) or the peer's (any other), and the process's bucket allow
+    (``QrBusy`` otherwise). ``open_rooms``: the names of the rooms open on this process now.
+    ``draws`` counts the draws made (tests, metrics)."""
 
     def __init__(
         self,
@@ -108,6 +122,7 @@ class QrCodes:
         source_draws_per_s: float | None = None,
         draw: Callable[[str], bytes] = draw_svg,
         clock: Callable[[], float] = time.monotonic,
+        open_rooms: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         if draws_per_s <= 0 or (source_draws_per_s is not None and source_draws_per_s <= 0):
             raise ValueError("draws_per_s and source_draws_per_s must be positive")
@@ -119,18 +134,22 @@ class QrCodes:
         self._clock = clock
         self._bucket = _Bucket(draws_per_s, clock())
         self._sources: OrderedDict[str, _Bucket] = OrderedDict()
+        self._rooms: OrderedDict[str, _Bucket] = OrderedDict()
         self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._open_rooms = open_rooms
+        self._open: frozenset[str] = frozenset()
+        self._open_at = -math.inf
         self.draws = 0
 
     def __len__(self) -> int:
         return len(self._cache)
 
-    def get(self, url: str, peer: str = "") -> bytes:
+    def get(self, url: str, peer: str = "", room: str = "") -> bytes:
         svg = self._cache.get(url)
         if svg is not None:
             self._cache.move_to_end(url)
             return svg
-        self._take(source_of(peer))
+        self._take(source_of(peer), room)
         svg = self._draw(url)
         self.draws += 1
         if self.entries > 0:
@@ -139,23 +158,37 @@ class QrCodes:
                 self._cache.popitem(last=False)
         return svg
 
-    def _take(self, source: str) -> None:
-        """One draw from the process's bucket and from ``source``'s share, or ``QrBusy`` (neither
-        spent: a source refused by the process keeps its share)."""
+    def _take(self, source: str, room: str) -> None:
+        """One draw from the process's bucket and from the open room's share or else ``source``'s,
+        or ``QrBusy`` (none spent: a draw refused by the process keeps its share)."""
         now = self._clock()
-        wait = self._bucket.wait_s(now)
+        if room and self._is_open(room, now):
+            share, whose, keep = self._share(self._rooms, room, now), "open room", 0.0
+        else:
+            share, whose, keep = self._share(self._sources, source, now), "client address", OPEN_ROOM_RESERVE
+        wait = self._bucket.wait_s(now, min(keep * self._bucket.most, self._bucket.most - 1.0))
         if wait > 0:
             raise QrBusy(self.draws_per_s, math.ceil(wait * 10) / 10)
-        share = None
-        if self.source_draws_per_s < self.draws_per_s:
-            share = self._sources.get(source)
-            if share is None:
-                share = self._sources[source] = _Bucket(self.source_draws_per_s, now)
-                while len(self._sources) > MAX_SOURCES:
-                    self._sources.popitem(last=False)
-            self._sources.move_to_end(source)
+        if share is not None:
             wait = share.wait_s(now)
             if wait > 0:
-                raise QrBusy(self.source_draws_per_s, math.ceil(wait * 10) / 10, source=True)
+                raise QrBusy(self.source_draws_per_s, math.ceil(wait * 10) / 10, source=whose)
             share.level -= 1.0
         self._bucket.level -= 1.0
+
+    def _share(self, shares: OrderedDict[str, _Bucket], key: str, now: float) -> _Bucket | None:
+        """``key``'s share (None: shares are not kept, the process's bucket alone bounds)."""
+        if self.source_draws_per_s >= self.draws_per_s:
+            return None
+        share = shares.get(key)
+        if share is None:
+            share = shares[key] = _Bucket(self.source_draws_per_s, now)
+            while len(shares) > MAX_SOURCES:
+                shares.popitem(last=False)
+        shares.move_to_end(key)
+        return share
+
+    def _is_open(self, room: str, now: float) -> bool:
+        if now - self._open_at >= OPEN_ROOMS_REFRESH_S:
+            self._open, self._open_at = frozenset(self._open_rooms()), now
+        return room in self._open

@@ -10,12 +10,17 @@ in), a connection is closed at once when:
   the INVITE its digest challenge answers);
 - its source (IPv6: its /64) already has ``sip.tcp_connections_per_source`` open;
 - the door has its cap open (``sip.max_tcp_connections``, both ports together, sized with the HTTP
-  port's from RLIMIT_NOFILE: ``descriptors.py``).
+  port's from RLIMIT_NOFILE: ``descriptors.py``), or, for a source outside ``sip.allowed_cidrs``,
+  the strangers' share of it (``sip.tcp_strangers_share``: the rest stays for the trunks; issue
+  87, J6: 24 addresses held all 341 slots and a trunk's INVITE was reset at every try).
 
-A connection that carries no call is closed once no whole message has come for
-``sip.tcp_idle_s`` (keep-alive CRLFs and a message's first bytes do not count); one that carries
-a call (its INVITE came on it) stays while the call lives. Each refusal is counted and logged at a
-bounded rate (``RefusalLog``). Event loop only.
+A connection that carries no call is closed once no whole message that counts has come for
+``sip.tcp_idle_s`` (keep-alive CRLFs, a message's first bytes and a refused request do not count:
+J6, a refused OPTIONS every 20 s held a slot for good); one that carries a call (its INVITE came
+on it) stays while the call lives. One from outside ``sip.allowed_cidrs`` is closed
+``sip.tcp_unauthenticated_s`` after its accept unless an INVITE's digest answer on it was right,
+whatever it sends. Each refusal is counted and logged at a bounded rate (``RefusalLog``). Event
+loop only.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ class Connections:
         cap: int,
         allow: AllowList,
         digest_on: Callable[[], bool],
-        received: Callable[[bytes, Flow], None],
+        received: Callable[[bytes, Flow], bool],
         refusals: RefusalLog,
         count: Callable[[str], None],
         tls: ssl.SSLContext | None = None,
@@ -61,15 +66,21 @@ class Connections:
         self._count = count
         self._tls = tls
         self.writers: set[asyncio.StreamWriter] = set()
-        #: open connections by source (IPv6: by /64)
+        #: open connections by source (IPv6: by /64), and those from outside ``sip.allowed_cidrs``
         self.by_source: dict[str, int] = {}
+        self.strangers = 0
+        #: what the strangers may hold together (``sip.tcp_strangers_share`` of ``cap``, rounded down)
+        self.strangers_cap = int(cap * sip.tcp_strangers_share)
 
     def refusal(self, host: str, source: str) -> str | None:
         """Why a new connection from ``host`` (counted under ``source``) is closed at accept; None: let in."""
-        if not self._allow.allows(host) and not self._digest_on():
+        allowed = self._allow.allows(host)
+        if not allowed and not self._digest_on():
             return "tcp_refused_source"
         if len(self.writers) >= self.cap:
             return "tcp_at_cap"
+        if not allowed and self.strangers >= self.strangers_cap:
+            return "tcp_strangers_share"
         if self.by_source.get(source, 0) >= self._sip.tcp_connections_per_source:
             return "tcp_per_source"
         return None
@@ -87,9 +98,12 @@ class Connections:
             self._refusals(f"SIP {transport} connection", peer[0], _WHY[why])
             writer.close()
             return
+        allowed = self._allow.allows(peer[0])
         self.writers.add(writer)
         self.by_source[source] = self.by_source.get(source, 0) + 1
+        self.strangers += not allowed
         loop = asyncio.get_running_loop()
+        accepted = loop.time()
         flow: Flow | None = None
         try:
             if transport == "TLS":
@@ -102,25 +116,28 @@ class Connections:
             local = writer.get_extra_info("sockname")
             flow = Flow(writer.write, (peer[0], peer[1]), transport, (local[0], local[1]))
             flow.active_at = loop.time()
-            first = self._sip.tcp_idle_s if self._allow.allows(peer[0]) else FIRST_MESSAGE_S
+            first = self._sip.tcp_idle_s if allowed else FIRST_MESSAGE_S
+            vetted = accepted + self._sip.tcp_unauthenticated_s  # a stranger's, to authenticate by
             seen = False
 
             def deadline() -> float | None:
                 assert flow is not None
                 if flow.dialogs:
                     return None  # a call lives on it
-                return flow.active_at + (self._sip.tcp_idle_s if seen else min(first, self._sip.tcp_idle_s))
+                idle = flow.active_at + (self._sip.tcp_idle_s if seen else min(first, self._sip.tcp_idle_s))
+                return idle if allowed or flow.authenticated else min(idle, vetted)
 
             def message(data: bytes) -> None:
                 nonlocal seen
                 assert flow is not None
-                seen = True
-                flow.active_at = loop.time()
-                self._received(data, flow)
+                if self._received(data, flow):  # (a refused request is no sign of life)
+                    seen = True
+                    flow.active_at = loop.time()
 
             why = await read_messages(reader, self._sip.max_message_bytes, message, deadline)
             if why == IDLE:
-                self._count("tcp_idle" if seen else "tcp_no_first_message")
+                unvetted = not allowed and not flow.authenticated and loop.time() >= vetted
+                self._count("tcp_unauthenticated" if unvetted else "tcp_idle" if seen else "tcp_no_first_message")
             elif why is not None:
                 self._count("unreadable")
                 self._refusals("SIP message", peer[0], why)
@@ -128,6 +145,7 @@ class Connections:
             if flow is not None:
                 flow.closed = True
             self.writers.discard(writer)
+            self.strangers -= not allowed
             left = self.by_source.get(source, 1) - 1
             if left > 0:
                 self.by_source[source] = left
@@ -143,5 +161,6 @@ class Connections:
 _WHY = {
     "tcp_refused_source": "not in sip.allowed_cidrs (closed at accept)",
     "tcp_at_cap": "at sip.max_tcp_connections (closed at accept)",
+    "tcp_strangers_share": "outside sip.allowed_cidrs, at sip.tcp_strangers_share (closed at accept)",
     "tcp_per_source": "at sip.tcp_connections_per_source (closed at accept)",
 }

@@ -55,6 +55,9 @@ class Flow:
         #: message or a call of it ended (loop time: where its idle time counts from)
         self.dialogs = 0
         self.active_at = 0.0
+        #: an INVITE's digest answer on this flow was right (a connection from outside
+        #: ``sip.allowed_cidrs`` is closed ``sip.tcp_unauthenticated_s`` after its accept otherwise)
+        self.authenticated = False
 
     @property
     def reliable(self) -> bool:
@@ -227,8 +230,7 @@ class SipCall:
 
     @property
     def endpoint_port(self) -> int:
-        assert self.endpoint.transport is not None
-        return int(self.endpoint.transport.get_extra_info("sockname")[1])
+        return self.endpoint.port
 
     def _send_ok(self, ok: SipMessage) -> None:
         if self._ok is not None:

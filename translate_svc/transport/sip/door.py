@@ -17,8 +17,9 @@ port. A retransmitted request gets the answer it got (``transactions.Kept``); AC
 and re-INVITE go to their dialog, found by its Call-ID and both tags (RFC 3261 §12: another
 caller's INVITE that reuses a live Call-ID is a dialog of its own; issue 68, H8), 481 when there
 is none; OPTIONS is answered 200; other methods 405. TCP and TLS connections are bounded at
-accept (``connections.py``). On drain the door refuses new INVITEs, and each live call ends
-through the stream core, which sends its BYE. Event loop only.
+accept (``connections.py``), and a refused request does not keep one open (``received`` says
+which messages count). On drain the door refuses new INVITEs, and each live call ends through the
+stream core, which sends its BYE. Event loop only.
 """
 
 from __future__ import annotations
@@ -233,15 +234,19 @@ class SipDoor:
     def _count(self, why: str) -> None:
         self.counts[why] = self.counts.get(why, 0) + 1
 
-    def received(self, data: bytes, flow: Flow) -> None:
+    def received(self, data: bytes, flow: Flow) -> bool:
+        """One message in; whether it counts as the flow's sign of life (a TCP connection's idle
+        time starts again): not a keep-alive, nor one refused (unreadable, from a source refused,
+        over the INVITE rate, an INVITE whose caller is not known, another request answered 4xx or
+        worse; issue 87, J6: refused requests held a connection for good)."""
         if not data.strip(b"\r\n"):
-            return  # a keep-alive (RFC 5626 §3.5.1)
+            return False  # a keep-alive (RFC 5626 §3.5.1)
         allowed = self._allow.allows(flow.peer[0])
         digest = self._digest_on()
         if not allowed and self.sip.drop_refused and not digest:
             self._count("dropped_source")
             self._refusals("SIP message", flow.peer[0], "not in sip.allowed_cidrs (dropped)")
-            return
+            return False
         try:
             msg = parse(data, self.sip.max_message_bytes, stream=flow.reliable)
         except SipParseError as e:
@@ -250,22 +255,22 @@ class SipDoor:
             if e.request is not None and allowed:
                 reason = "Message Too Large" if e.status == 513 else "Bad Request"
                 flow.send(response(e.request, e.status, reason, extra=[("warning", f'399 {AGENT} "{e.reason}"')]))
-            return
+            return False
         if not msg.is_request:
-            self._response(msg)
-            return
+            return self._response(msg)
         if not allowed and not self._may_try(msg, digest):
             self._count("refused_source")
             self._refusals("SIP request", flow.peer[0], "not in sip.allowed_cidrs")
             if msg.method != "ACK" and not self.sip.drop_refused:
                 flow.send(response(msg, 403, "Forbidden", extra=[("warning", f'399 {AGENT} "not an allowed address"')]))
-            return
+            return False
         try:
-            self._request(msg, flow, allowed)
+            return self._request(msg, flow, allowed)
         except Exception:  # one message's failure must not stop the port
             logger.exception("a SIP request failed")
             if msg.method != "ACK":
                 flow.send(response(msg, 500, "Server Internal Error"))
+            return False
 
     def _digest_on(self) -> bool:
         """Callers outside ``sip.allowed_cidrs`` are challenged: the tokens file names SIP users."""
@@ -322,39 +327,39 @@ class SipDoor:
             return None
         return Caller(grant.tenant, grant.rooms)
 
-    def _response(self, msg: SipMessage) -> None:
+    def _response(self, msg: SipMessage) -> bool:
         call = self._dialog(msg)
         if call is not None:
             call.bye_answered(msg)
+        return call is not None
 
-    def _request(self, msg: SipMessage, flow: Flow, allowed: bool) -> None:
+    def _request(self, msg: SipMessage, flow: Flow, allowed: bool) -> bool:
+        """A request let past the source check; whether it was taken (not refused)."""
         method = msg.method
         now = asyncio.get_running_loop().time()
         if method == "ACK":
             self._ack(msg)
-            return
+            return True
         if method == "INVITE":
             if msg.to_tag():
                 self._reinvite(msg, flow, now)
-                return
+                return True
             kept = self._invites.get(msg.branch(), now)
             if kept is not None:  # a retransmission: the answer it got
                 flow.send(kept)
-                return
+                return kept.status not in (401, 403)
             if not self._rate.take(flow.peer[0], now):
                 self._count("rate_dropped")
                 self._refusals("SIP INVITE", flow.peer[0], "over sip.invites_per_s (dropped)")
-                return
-            self._invite(msg, flow, now, allowed)
-            return
+                return False
+            return self._invite(msg, flow, now, allowed)
         key = (msg.branch(), method)
         kept = self._answered.get(key, now)
-        if kept is not None:
-            flow.send(kept)
-            return
-        resp = self._other(msg)
-        self._answered.put(key, resp, now)
-        flow.send(resp)
+        if kept is None:
+            kept = self._other(msg)
+            self._answered.put(key, kept, now)
+        flow.send(kept)
+        return kept.status < 400
 
     def _other(self, msg: SipMessage) -> SipMessage:
         if msg.method == "OPTIONS":
@@ -445,18 +450,20 @@ class SipDoor:
         resp = response(invite, status, reason, to_tag=new_tag(), extra=extra)
         self._final(invite, flow, resp, now, once=once)
 
-    def _invite(self, invite: SipMessage, flow: Flow, now: float, allowed: bool) -> None:
+    def _invite(self, invite: SipMessage, flow: Flow, now: float, allowed: bool) -> bool:
+        """A new INVITE; False: its caller is not known (challenged or refused)."""
         if allowed:
             caller: Caller | None = Caller(self.tenant(), RoomRights(publish=("*",)))  # an allowed network's trunk
         else:
             caller = self._authenticated(invite, flow, now)
         if caller is None:
-            return
+            return False
+        flow.authenticated = True
         if self.draining or self._m.draining is not None:
             self._refuse(
                 invite, flow, 503, "Service Unavailable", "this server is shutting down: call another", now, retry=True
             )
-            return
+            return True
         taken = check_invite(
             invite,
             phone=self.phone,
@@ -467,13 +474,14 @@ class SipDoor:
         )
         if isinstance(taken, Refusal):
             self._refuse(invite, flow, taken.status, taken.reason, taken.why, now)
-            return
+            return True
         trying = response(invite, 100, "Trying")
         self._invites.put(invite.branch(), trying, now)
         flow.send(trying)
         task = asyncio.get_running_loop().create_task(self._admit(invite, flow, taken, caller), name="sip-call")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return True
 
     async def _admit(self, invite: SipMessage, flow: Flow, taken: Taken, caller: Caller) -> None:
         """The call's slots (the door's ``sip.max_calls``, then the stream's: the node's and its

@@ -11,10 +11,15 @@ once. Nothing is sent before the call's 200 is ACKed and a packet has latched (i
 INVITE could point RTP at a third party, multicast or broadcast from the call's first slot), so
 our media only ever goes where the caller's comes from. The packets a call takes in are bounded to
 ``RTP_RATE_FACTOR`` times its codec's packet rate (a bucket of one second's worth); beyond,
-dropped and counted. ``RtpOutlet``: the call's speech, one 20 ms packet per 20 ms slot on the
-process's one ``SlotClock`` (silence when there is nothing to say, as a phone does), marks played
-as their frame goes out (withheld, not queued, until the endpoint may send). ``MediaDeadline``: a
-call whose RTP stopped (or never came) for ``sip.media_timeout_s`` is ended. Event loop only.
+dropped and counted. The port is read by the endpoint itself, up to ``READ_BATCH`` datagrams a
+wake of the event loop (asyncio's datagram transport reads one a wake: a flood's every packet cost
+a turn of the loop), and at most ``READS_PER_WINDOW`` each ``READ_WINDOW_S``, a budget taken before
+any read: past it the port is not read until the window ends, and the kernel drops what comes
+meanwhile (issue 87, H16's residual: a DTMF flood cost 6.3 s of CPU in 20 s). ``RtpOutlet``:
+the call's speech, one 20 ms packet per 20 ms slot on the process's one ``SlotClock`` (silence
+when there is nothing to say, as a phone does), marks played as their frame goes out (withheld,
+not queued, until the endpoint may send). ``MediaDeadline``: a call whose RTP stopped (or never
+came) for ``sip.media_timeout_s`` is ended. Event loop only.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ import logging
 import random
 import socket
 from collections.abc import Callable
-from typing import cast
 
 from translate_svc.errors import LimitReached
 from translate_svc.transport.sip.addresses import same_host
@@ -44,16 +48,25 @@ MAX_PACKET_BYTES = 1500
 #: ``FRAME_MS``; a 10 ms ptime and RFC 4733 events beside the audio fit), a second's worth at once
 RTP_RATE_FACTOR = 4
 RTP_PACKETS_PER_S = RTP_RATE_FACTOR * 1000 // FRAME_MS
+#: the datagrams a call's port reads, at most, per window (4,000 a second: 80 times a phone's
+#: packet rate, so a stranger's moderate flood at the port does not crowd the caller's packets out)
+READ_WINDOW_S = 0.1
+READS_PER_WINDOW = 400
+#: datagrams read at most per wake of the event loop (then other callbacks run)
+READ_BATCH = 64
 
 
 class PortsExhausted(Exception):
     """No free port in ``sip.rtp_ports`` (or no file descriptor for one)."""
 
 
-class RtpEndpoint(asyncio.DatagramProtocol):
-    """One call's RTP port. Event loop only."""
+class RtpEndpoint:
+    """One call's RTP port: its non-blocking UDP socket, read by ``_readable`` (the event loop's
+    reader on it) and written by ``send``. Event loop only."""
 
-    def __init__(self, offered: tuple[str, int], signalling: str, queue: asyncio.Queue[str | bytes]) -> None:
+    def __init__(
+        self, sock: socket.socket, offered: tuple[str, int], signalling: str, queue: asyncio.Queue[str | bytes]
+    ) -> None:
         #: where the SDP offer says the caller's media is, and where its SIP signalling comes from
         self.offered = offered
         self.signalling = signalling
@@ -62,15 +75,24 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         #: the call's 200 was ACKed (``dialog.SipCall.acked``)
         self.acked = False
         self._queue = queue
-        self.transport: asyncio.DatagramTransport | None = None
+        self._sock = sock
+        self.port = int(sock.getsockname()[1])
+        self._loop = asyncio.get_running_loop()
         self.foreign = 0
         self.overflow = 0
         self.over_rate = 0
         self.sent = 0
         #: frames not sent because the call could not send yet (no ACK, or no packet latched)
         self.withheld = 0
+        #: windows in which the port's read budget ran out (the rest was left to the kernel)
+        self.read_paused = 0
         self._tokens = float(RTP_PACKETS_PER_S)
         self._at = 0.0
+        self._reads = 0
+        self._window_end = 0.0
+        self._resume: asyncio.TimerHandle | None = None
+        self._closed = False
+        self._loop.add_reader(sock.fileno(), self._readable)
 
     @property
     def sending(self) -> bool:
@@ -88,10 +110,35 @@ class RtpEndpoint(asyncio.DatagramProtocol):
             return source[1] == self.offered[1]
         return same_host(source[0], self.signalling)  # behind NAT: the offer named a private address
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)  # (the loop's own class: no isinstance)
+    def _readable(self) -> None:
+        """The socket has datagrams: read what this window's budget allows, at most ``READ_BATCH``;
+        with the budget spent, stop reading until the window ends."""
+        now = self._loop.time()
+        if now >= self._window_end:
+            self._window_end, self._reads = now + READ_WINDOW_S, 0
+        recv = self._sock.recvfrom
+        for _ in range(min(READ_BATCH, READS_PER_WINDOW - self._reads)):
+            try:
+                data, addr = recv(MAX_PACKET_BYTES + 1)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # (an ICMP error for a packet we sent: the media timeout ends a call gone)
+                return
+            self._reads += 1
+            self.datagram_received(data, addr, now)
+        if self._reads >= READS_PER_WINDOW and not self._closed:
+            self.read_paused += 1
+            self._loop.remove_reader(self._sock.fileno())
+            self._resume = self._loop.call_at(self._window_end, self._read_again)
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+    def _read_again(self) -> None:
+        self._resume = None
+        if not self._closed:
+            self._loop.add_reader(self._sock.fileno(), self._readable)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int], now: float) -> None:
+        """One datagram: from the latched source (or one that latches), within the call's rate,
+        into the call's queue; anything else counted and dropped, before any parsing."""
         source = (addr[0], addr[1])
         if self.latched:
             if source != self.remote:
@@ -103,7 +150,6 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         else:
             self._foreign(addr)
             return
-        now = asyncio.get_running_loop().time()
         self._tokens = min(float(RTP_PACKETS_PER_S), self._tokens + (now - self._at) * RTP_PACKETS_PER_S)
         self._at = now
         if self._tokens < 1.0:
@@ -120,20 +166,26 @@ class RtpEndpoint(asyncio.DatagramProtocol):
         if self.foreign == 1:
             logger.info("RTP from %s dropped: not the call's media address (latched to %s)", addr[0], self.remote[0])
 
-    def error_received(self, exc: Exception) -> None:
-        """(An ICMP port-unreachable for a packet we sent: the media timeout ends a call gone.)"""
-
     def send(self, data: bytes) -> None:
         if not self.sending:
             self.withheld += 1
             return
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(data, self.remote)  # (a latched source: always an IP literal)
-            self.sent += 1
+        if self._closed:
+            return
+        try:
+            self._sock.sendto(data, self.remote)  # (a latched source: always an IP literal)
+        except OSError:  # (a full send buffer, an ICMP error: RTP drops a packet, never waits)
+            return
+        self.sent += 1
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        if self._closed:
+            return
+        self._closed = True
+        if self._resume is not None:
+            self._resume.cancel()
+        self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()
 
 
 async def open_endpoint(
@@ -141,7 +193,6 @@ async def open_endpoint(
 ) -> tuple[RtpEndpoint, asyncio.Queue[str | bytes]]:
     """A call's RTP port: an even port of ``ports`` (RFC 3550 §11), tried from a random one; any
     free port when None. PortsExhausted when none is free, or no file descriptor is."""
-    loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str | bytes] = asyncio.Queue(MAX_QUEUED_PACKETS)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if ports is None:
@@ -166,8 +217,7 @@ async def open_endpoint(
                 continue
             raise
         sock.setblocking(False)
-        _, endpoint = await loop.create_datagram_endpoint(lambda: RtpEndpoint(offered, signalling, queue), sock=sock)
-        return endpoint, queue
+        return RtpEndpoint(sock, offered, signalling, queue), queue
     raise PortsExhausted(f"no free RTP port in sip.rtp_ports {ports}")
 
 
@@ -226,6 +276,8 @@ class RtpOutlet(PacedSpeech):
             out["rtp_withheld"] = e.withheld
         if e.over_rate:
             out["rtp_over_rate"] = e.over_rate
+        if e.read_paused:
+            out["rtp_read_paused"] = e.read_paused
         if self.framing is not None:
             out.update(rtp_received=self.framing.packets, rtp_unread=self.framing.dropped)
             if self.framing.digits:
