@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from translate_svc.model.terms import KEEP_WEIGHT, row_glossary, row_terms, said_in
 from translate_svc.types import Term
-from translate_svc.words import joins, key, occurrences
+from translate_svc.words import PhraseIndex, joins, key, occurrences
 
 pytestmark = pytest.mark.unit
 
@@ -128,3 +128,31 @@ def test_a_phrase_is_never_found_inside_a_longer_word(phrase: str, before: str, 
 )
 def test_in_a_script_without_spaces_a_phrase_is_found_inside_any_run(phrase: str, before: str, after: str) -> None:
     assert occurrences(phrase, before + phrase + after, ignore_case=False) >= 1
+
+
+# -- many phrases at once (issue 87 J3) -----------------------------------------------------------
+
+# a small alphabet, so that phrases overlap, repeat, nest and touch: letters of a spaced script in
+# both cases, a no-space script, marks, a character NFC composes, a non-BMP one, separators
+MIXED = "abAB猫咪 ,-\u0301e\u00e9\U0001f600\u00df"
+
+
+@given(
+    phrases=st.lists(st.tuples(st.text(MIXED, max_size=4), st.booleans()), max_size=12),
+    text=st.text(MIXED, max_size=40),
+)
+def test_an_index_counts_every_phrase_as_occurrences_does(phrases: list[tuple[str, bool]], text: str) -> None:
+    """``PhraseIndex`` (one automaton pass for a stored glossary's phrases) says for each phrase
+    exactly what ``occurrences`` says for it alone: the same words, boundaries, normalisation,
+    case folding and no overlaps, whatever the phrases share."""
+    said = PhraseIndex(phrases).counts(text)
+    expected = {n: occurrences(p, text, ignore_case=fold) for n, (p, fold) in enumerate(phrases)}
+    assert said == {n: times for n, times in expected.items() if times}
+
+
+def test_an_index_of_phrases_that_overlap_counts_each_on_its_own() -> None:
+    index = PhraseIndex([("aa", False), ("a a", False), ("AA", True), ("", False), ("猫", False)])
+    assert index.size == 5
+    text = "aaa aa a a AA 猫猫"
+    assert index.counts(text) == {0: 1, 1: 1, 2: 2, 4: 2}  # "a a" inside "aa a a" joins the "a" before it
+    assert [occurrences(p, text, ignore_case=f) for p, f in (("aa", False), ("a a", False), ("AA", True))] == [1, 1, 2]

@@ -106,6 +106,7 @@ class Application:
             await self.outbox.close()
         if self.glossaries is not None:
             await self.glossaries.close()
+        self.sessions.glossaries.close()  # its threads
 
 
 def build_frontend(
@@ -155,7 +156,13 @@ def build_frontend(
         if recordings is not None and recordings.on_ready is None:
             recordings.on_ready = _recording_event(sessions)
     if glossaries is not None:
-        sessions.glossaries = GlossaryBook(glossaries, glossary_limits(settings), lambda: sessions.card.text_codes)
+        sessions.glossaries = GlossaryBook(
+            glossaries,
+            glossary_limits(settings),
+            lambda: sessions.card.text_codes,
+            threads=settings.glossaries.threads,
+            cache_entries=settings.glossaries.cache_entries,
+        )
     jobs = None
     if jobs_store is None:  # ``jobs/keeper.py``: the node's SQLite, or Redis (every pod); None: no jobs.dir
         jobs_store = open_job_store(settings)
@@ -186,6 +193,9 @@ def glossary_limits(settings: Settings) -> GlossaryLimits:
         max_per_request=g.max_per_request,
         max_import_bytes=g.max_import_bytes,
         max_term_chars=settings.limits.max_term_chars,
+        max_entries_per_request=g.max_entries_per_request,
+        max_tenant_bytes=g.max_tenant_bytes,
+        max_total_bytes=g.max_total_bytes,
     )
 
 

@@ -1,7 +1,10 @@
 """A node's glossaries in an SQLite file (``<glossaries.data_dir>/glossaries.sqlite3``): one row per
-glossary, its entries as one compact JSON value. WAL and a busy timeout let every worker of the node
-open the same file; each write is one ``BEGIN IMMEDIATE`` transaction (the tenant's cap is counted
-inside it). The calls run on one thread of the store's own; each is bounded by ``timeout_s``.
+glossary, its entries as one compact JSON value and what it counts in the byte budgets
+(``bytes``). WAL and a busy timeout let every worker of the node open the same file; each write is
+one ``BEGIN IMMEDIATE`` transaction (the tenant's caps and the file's byte budget are counted
+inside it). The calls run on one thread of the store's own, entries turned into JSON and back
+there too (not on the event loop); each is bounded by ``timeout_s``. A file from before the byte
+budgets gets its ``bytes`` column, counted, when it is opened.
 """
 
 from __future__ import annotations
@@ -15,8 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from translate_svc.errors import AlreadyExists, Conflict, NotFound, NotReady, Overloaded
-from translate_svc.glossaries.model import Glossary, Summary, entries_from_json, entries_json
+from translate_svc.errors import AlreadyExists, Conflict, NotFound, NotReady
+from translate_svc.glossaries.model import (
+    Glossary,
+    GlossaryLimits,
+    Summary,
+    entries_from_json,
+    stored_bytes,
+    stored_entries,
+)
+from translate_svc.glossaries.store import over_tenant_bytes, over_total_bytes, too_many
 
 T = TypeVar("T")
 
@@ -32,9 +43,17 @@ CREATE TABLE IF NOT EXISTS glossaries (
   entry_count INTEGER NOT NULL,
   targets TEXT NOT NULL,
   entries TEXT NOT NULL,
+  bytes INTEGER,
   PRIMARY KEY (tenant, id)
 )
 """
+#: what a row counts in the byte budgets, for rows kept before they were counted (``stored_bytes``:
+#: SQLite keeps text as UTF-8)
+COUNT_BYTES = (
+    "UPDATE glossaries SET bytes = length(CAST(entries AS BLOB)) + length(CAST(display_name AS BLOB)) "
+    "WHERE bytes IS NULL"
+)
+COLUMNS = "tenant, id, display_name, revision, created_ms, updated_ms, entry_count, targets, entries, bytes"
 
 
 class SqliteGlossaries:
@@ -53,6 +72,13 @@ class SqliteGlossaries:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(SCHEMA)
+        db.execute("BEGIN IMMEDIATE")  # one worker of the node adds the column, and counts the rows
+        try:
+            if "bytes" not in {row[1] for row in db.execute("PRAGMA table_info(glossaries)")}:
+                db.execute("ALTER TABLE glossaries ADD COLUMN bytes INTEGER")
+            db.execute(COUNT_BYTES)
+        finally:
+            db.execute("COMMIT")
         self._db = db
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -78,53 +104,66 @@ class SqliteGlossaries:
             await asyncio.get_running_loop().run_in_executor(self._pool, db.close)
         self._pool.shutdown(wait=False)
 
-    async def create(self, glossary: Glossary, max_glossaries: int) -> None:
+    async def create(self, glossary: Glossary, limits: GlossaryLimits) -> None:
         g = glossary
 
-        def write(db: sqlite3.Connection) -> str:
+        def write(db: sqlite3.Connection) -> tuple[str, int, int]:
+            row = _row(g)
+            size = int(str(row[-1]))
             db.execute("BEGIN IMMEDIATE")
             try:
                 if db.execute("SELECT 1 FROM glossaries WHERE tenant=? AND id=?", (g.tenant, g.id)).fetchone():
-                    return "exists"
-                (n,) = db.execute("SELECT COUNT(*) FROM glossaries WHERE tenant=?", (g.tenant,)).fetchone()
-                if n >= max_glossaries:
-                    return "full"
-                db.execute("INSERT INTO glossaries VALUES (?,?,?,?,?,?,?,?,?)", _row(g))
-                return "ok"
+                    return "exists", 0, size
+                n, held = db.execute(
+                    "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM glossaries WHERE tenant=?", (g.tenant,)
+                ).fetchone()
+                if n >= limits.max_glossaries:
+                    return "full", 0, size
+                if held + size > limits.max_tenant_bytes:
+                    return "tenant bytes", held, size
+                (everyone,) = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM glossaries").fetchone()
+                if everyone + size > limits.max_total_bytes:
+                    return "total bytes", everyone, size
+                db.execute(f"INSERT INTO glossaries ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+                return "ok", 0, size
             finally:
                 db.execute("COMMIT")
 
-        outcome = await self._run(write)
+        outcome, held, size = await self._run(write)
         if outcome == "exists":
             raise AlreadyExists(f"glossary {g.id!r} exists: replace it, or create one of another id")
-        if outcome == "full":
-            raise Overloaded(
-                f"tenant {g.tenant!r} has {max_glossaries} glossaries, its most (glossaries.max_glossaries): "
-                "delete one first"
-            )
+        _refuse(outcome, g, held, size, limits)
 
     async def get(self, tenant: str, glossary_id: str) -> Glossary | None:
-        def read(db: sqlite3.Connection) -> tuple[object, ...] | None:
+        def read(db: sqlite3.Connection) -> Glossary | None:
             row: tuple[object, ...] | None = db.execute(
                 "SELECT display_name, revision, created_ms, updated_ms, entries FROM glossaries "
                 "WHERE tenant=? AND id=?",
                 (tenant, glossary_id),
             ).fetchone()
-            return row
+            if row is None:
+                return None
+            name, revision, created, updated, entries = row
+            return Glossary(
+                tenant,
+                glossary_id,
+                str(name),
+                entries_from_json(json.loads(str(entries))),  # on the store's thread
+                int(str(revision)),
+                int(str(created)),
+                int(str(updated)),
+            )
 
-        row = await self._run(read)
-        if row is None:
-            return None
-        name, revision, created, updated, entries = row
-        return Glossary(
-            tenant,
-            glossary_id,
-            str(name),
-            entries_from_json(json.loads(str(entries))),
-            int(str(revision)),
-            int(str(created)),
-            int(str(updated)),
-        )
+        return await self._run(read)
+
+    async def version(self, tenant: str, glossary_id: str) -> tuple[int, int] | None:
+        def read(db: sqlite3.Connection) -> tuple[int, int] | None:
+            row = db.execute(
+                "SELECT revision, updated_ms FROM glossaries WHERE tenant=? AND id=?", (tenant, glossary_id)
+            ).fetchone()
+            return None if row is None else (int(row[0]), int(row[1]))
+
+        return await self._run(read)
 
     async def list(self, tenant: str) -> list[Summary]:
         def read(db: sqlite3.Connection) -> list[tuple[object, ...]]:
@@ -139,35 +178,49 @@ class SqliteGlossaries:
             for i, n, c, t, r, cr, u in await self._run(read)
         ]
 
-    async def replace(self, glossary: Glossary, expected_revision: int) -> Glossary:
+    async def replace(self, glossary: Glossary, expected_revision: int, limits: GlossaryLimits) -> Glossary:
         g = glossary
 
-        def write(db: sqlite3.Connection) -> Glossary | str:
+        def write(db: sqlite3.Connection) -> Glossary | tuple[str, int, int]:
             db.execute("BEGIN IMMEDIATE")
             try:
                 row = db.execute(
-                    "SELECT revision, created_ms FROM glossaries WHERE tenant=? AND id=?", (g.tenant, g.id)
+                    "SELECT revision, created_ms, COALESCE(bytes, 0) FROM glossaries WHERE tenant=? AND id=?",
+                    (g.tenant, g.id),
                 ).fetchone()
                 if row is None:
-                    return "missing"
-                revision, created = int(row[0]), int(row[1])
+                    return "missing", 0, 0
+                revision, created, old = int(row[0]), int(row[1]), int(row[2])
                 if expected_revision and expected_revision != revision:
-                    return f"revision {revision}"
+                    return f"revision {revision}", 0, 0
                 new = Glossary(g.tenant, g.id, g.display_name, g.entries, revision + 1, created, _now_ms())
+                values = _row(new)
+                size = int(str(values[-1]))
+                if size > old:  # a glossary that shrinks is always taken
+                    (held,) = db.execute(
+                        "SELECT COALESCE(SUM(bytes), 0) FROM glossaries WHERE tenant=?", (g.tenant,)
+                    ).fetchone()
+                    if held - old + size > limits.max_tenant_bytes:
+                        return "tenant bytes", held - old, size
+                    (everyone,) = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM glossaries").fetchone()
+                    if everyone - old + size > limits.max_total_bytes:
+                        return "total bytes", everyone - old, size
                 db.execute("DELETE FROM glossaries WHERE tenant=? AND id=?", (g.tenant, g.id))
-                db.execute("INSERT INTO glossaries VALUES (?,?,?,?,?,?,?,?,?)", _row(new))
+                db.execute(f"INSERT INTO glossaries ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", values)
                 return new
             finally:
                 db.execute("COMMIT")
 
         outcome = await self._run(write)
-        if outcome == "missing":
+        if isinstance(outcome, Glossary):
+            return outcome
+        what, held, size = outcome
+        if what == "missing":
             raise NotFound(f"no glossary {g.id!r}: create it first (ListGlossaries shows the tenant's)")
-        if isinstance(outcome, str):
-            raise Conflict(
-                f"glossary {g.id!r} is at {outcome}, not {expected_revision}: read it again, then replace it"
-            )
-        return outcome
+        if what.startswith("revision"):
+            raise Conflict(f"glossary {g.id!r} is at {what}, not {expected_revision}: read it again, then replace it")
+        _refuse(what, g, held, size, limits)
+        raise AssertionError(what)  # pragma: no cover
 
     async def delete(self, tenant: str, glossary_id: str) -> bool:
         def write(db: sqlite3.Connection) -> bool:
@@ -181,7 +234,8 @@ def _now_ms() -> int:
 
 
 def _row(g: Glossary) -> tuple[object, ...]:
-    entries = json.dumps(entries_json(g.entries), ensure_ascii=False, separators=(",", ":"))
+    """The glossary's row (on the store's thread: its entries become JSON here)."""
+    entries = stored_entries(g.entries)
     return (
         g.tenant,
         g.id,
@@ -192,4 +246,15 @@ def _row(g: Glossary) -> tuple[object, ...]:
         len(g.entries),
         json.dumps(list(g.target_languages)),
         entries,
+        stored_bytes(g.display_name, entries),
     )
+
+
+def _refuse(outcome: str, g: Glossary, held: int, size: int, limits: GlossaryLimits) -> None:
+    """A write's outcome other than done, as its refusal (``ok``: none)."""
+    if outcome == "full":
+        raise too_many(g.tenant, limits.max_glossaries)
+    if outcome == "tenant bytes":
+        raise over_tenant_bytes(g.tenant, held, size, limits.max_tenant_bytes)
+    if outcome == "total bytes":
+        raise over_total_bytes(size, limits.max_total_bytes)

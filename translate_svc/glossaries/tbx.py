@@ -15,7 +15,8 @@ codes as the client's ``--from es`` does (``languages.bcp47_candidates``: ``en-U
 Parsed with the standard library's expat, safely: the bytes are bounded first; a DOCTYPE may name
 an external DTD (TBX-Basic files do) which is never read, but an internal subset, any entity
 declaration and any reference to an entity not predefined are refused, so nothing expands and
-nothing is fetched.
+nothing is fetched; elements nest at most ``MAX_DEPTH`` deep (issue 87 J4: a 4 MiB file of nothing
+but opening tags held about 130 MB while expat read it, so a dozen imports at once took 1.5 GB).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ TERM_GROUP = ("tig", "ntig", "termSec")
 #: ``administrativeStatus`` values, by rank (lower: preferred as a translation)
 _PREFERRED = {"preferredterm-admn-sts", "preferred", "preferredterm"}
 _AVOID = {"deprecatedterm-admn-sts", "supersededterm-admn-sts", "deprecated", "deprecatedterm", "supersededterm"}
+#: how deep elements nest, at most: a TBX term is 7 deep (martif > text > body > termEntry > langSet
+#: > tig > term), its notes and inline markup a few more
+MAX_DEPTH = 32
 
 
 class _Refused(Exception):
@@ -107,6 +111,11 @@ def _read_entries(data: bytes, max_entries: int) -> tuple[str, list[_Entry]]:
         raise _Refused(f"the TBX refers to an external entity (line {where()}): nothing is fetched; remove it")
 
     def start(name: str, attrs: dict[str, str]) -> None:
+        if len(stack) >= MAX_DEPTH:
+            raise _Refused(
+                f"the TBX nests elements more than {MAX_DEPTH} deep at line {where()}: a TBX term is 7 deep "
+                "(martif > text > body > termEntry > langSet > tig > term); send a TBX file"
+            )
         local = _local(name)
         if not stack:
             if local not in ROOTS:
@@ -188,6 +197,11 @@ def _read_entries(data: bytes, max_entries: int) -> tuple[str, list[_Entry]]:
     except expat.ExpatError as e:
         raise InvalidInput(
             f"the TBX is not well-formed XML at line {e.lineno}, column {e.offset + 1}: {expat.ErrorString(e.code)}"
+        ) from None
+    except (LookupError, ValueError):  # an encoding expat cannot read (``encoding="cp932"``, "bogus")
+        raise InvalidInput(
+            "the TBX's XML declaration names an encoding this server does not read: save it as UTF-8 "
+            "(or UTF-16, or ISO-8859-1)"
         ) from None
     return root[0], entries
 

@@ -20,8 +20,9 @@ row has written the translation as many times as the source says the phrase. Spe
 the decoded text, so it says the translation too.
 
 Words (issue 57, ``translate_svc/words.py``): the source is searched for a phrase as a whole word
-(``said_in``). In the decoder, a phrase's tokens are SentencePiece's for a word start (their
-first piece begins with "▁"), so a bias, a forcing or a count only ever starts at a word start of
+(``said_in``; a row's glossary entries all at once, by the same rule: ``glossary_index.py``). In
+the decoder, a phrase's tokens are SentencePiece's for a word start (their first piece begins
+with "▁"), so a bias, a forcing or a count only ever starts at a word start of
 the output; a phrase written counts only where the token after it does not continue its last word
 (``words.joins`` between the phrase's last character and the token's first), and a forced glossary
 translation ends a word: the step after its last token, the tokens that would continue it are
@@ -41,6 +42,7 @@ from transformers import LogitsProcessor, SequenceBiasLogitsProcessor
 
 from translate_svc import words
 from translate_svc.model.by_row import ByRow
+from translate_svc.model.glossary_index import INDEXES
 from translate_svc.types import DEFAULT_TERM_WEIGHT, Term
 
 #: the bias of a kept phrase in a translation, where the transcript has it: enough to outweigh
@@ -175,15 +177,16 @@ def row_terms(terms: Sequence[Term], *, transcript_row: bool, transcript: str | 
 
 def row_glossary(terms: Sequence[Term], *, language: str, source: str | None) -> list[tuple[str, int]]:
     """(translation, times) of a translation row into ``language``: its glossary entries whose
-    phrase ``source`` holds, as often as it does. No source (a transcript row): none."""
+    phrase ``source`` holds, as often as it does (``said_in``'s count), in the terms' order. No
+    source (a transcript row): none. The entries are looked for all at once, by their index
+    (``glossary_index.py``: asked for by a row's first ask, built on a thread of its own and kept
+    for the next; until then each entry is looked for)."""
     if source is None:
         return []
-    out = []
-    for t in terms:
-        times = said_in(t, source) if t.glossary and t.target_language == language else 0
-        if times:
-            out.append((t.translation, times))
-    return out
+    row = INDEXES.row(terms, language)
+    if row.index is None:  # not built yet: each entry looked for, as before there were indexes
+        return [(t.translation, times) for t in row.entries if (times := said_in(t, source))]
+    return [(row.entries[n].translation, times) for n, times in sorted(row.index.counts(source).items())]
 
 
 class RowTokens:

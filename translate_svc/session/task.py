@@ -17,6 +17,7 @@ from translate_svc import words
 from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, OPUS_RATE
 from translate_svc.engine.requests import TEXT_CHARS_PER_SECOND
 from translate_svc.errors import InvalidInput, NotInstalled, shown
+from translate_svc.glossaries.compiled import StoredTerms, term_key
 from translate_svc.session.events import MAX_LEAD_IN_MS, Resume
 from translate_svc.settings import LimitsSettings
 from translate_svc.speakers.cluster import MAX_SPEAKERS
@@ -165,9 +166,11 @@ def retarget(
         task.simultaneous,
         task.ear,
     )
-    # the stored glossaries' entries (read as the stream started) for the targets it keeps
-    kept = [t for t in task.terms[len(own) :] if t.target_language in new.target_languages]
-    return with_stored(new, kept)
+    # the stored glossaries' entries (read as the stream started) for the targets it keeps: its
+    # own terms are the ones they were matched against then, so none is dropped again
+    keeps = set(new.target_languages)
+    kept = tuple(t for t in task.terms[len(own) :] if t.target_language in keeps)
+    return dataclasses.replace(new, terms=new.terms + kept, stored_terms=new.stored_terms + len(kept))
 
 
 def resolve_text(
@@ -285,14 +288,18 @@ def check_counts(
 def with_stored(task: TranslationTask, stored: Sequence[Term]) -> TranslationTask:
     """``task`` with the entries of the stored glossaries its request named (``glossaries/``:
     already checked, and only those for its targets), after its own terms: an inline entry for the
-    same phrase and target wins. Not counted in ``max_glossary_entries`` (a stored glossary has
-    its own bound, ``glossaries.max_entries``)."""
+    same phrase and target wins. Not counted in ``max_glossary_entries`` (stored entries have
+    their own bounds, ``glossaries.max_entries`` and ``glossaries.max_entries_per_request``).
+    ``stored`` as the book gives it (``StoredTerms``) carries each entry's key: only the
+    request's own entries are keyed here (issue 87 J3: not thousands per request)."""
     if not stored:
         return task
-    own = {f"{t.target_language}\0{words.key(t.phrase, ignore_case=t.ignore_case)}" for t in task.terms if t.glossary}
-    added = tuple(
-        t for t in stored if f"{t.target_language}\0{words.key(t.phrase, ignore_case=t.ignore_case)}" not in own
-    )
+    own = {term_key(t) for t in task.terms if t.glossary}
+    if not own:
+        added = tuple(stored)
+    else:
+        keys = stored.keys if isinstance(stored, StoredTerms) else tuple(term_key(t) for t in stored)
+        added = tuple(t for t, k in zip(stored, keys, strict=True) if k not in own)
     return dataclasses.replace(task, terms=task.terms + added, stored_terms=task.stored_terms + len(added))
 
 

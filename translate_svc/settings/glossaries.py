@@ -23,7 +23,22 @@ class GlossarySettings(BaseModel):
     max_glossaries: int = Field(100, ge=1, le=10_000)
     #: glossaries one request names, at most
     max_per_request: int = Field(4, ge=1, le=32)
+    #: stored entries one request takes, at most: those of every glossary it names for its
+    #: targets, together (issue 87 J3; its inline entries count apart, limits.max_glossary_entries)
+    max_entries_per_request: int = Field(10_000, ge=1, le=100_000)
     #: the largest CSV (or entries, as protobuf or JSON) one create or replace sends
     max_import_bytes: int = Field(4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    #: bytes one tenant's glossaries take in the store, at most: their entries as stored (compact
+    #: JSON) and their names (issue 87 J12; RESOURCE_EXHAUSTED beyond)
+    max_tenant_bytes: int = Field(64 * 1024 * 1024, ge=64 * 1024, le=16 * 1024**3)
+    #: bytes every tenant's glossaries take together in one store, at most: a node's SQLite file,
+    #: or with cluster.redis_url the Redis every pod shares (issue 87 J12)
+    max_total_bytes: int = Field(1024**3, ge=64 * 1024, le=256 * 1024**3)
+    #: threads of the glossaries' own that parse and check creates and imports and read stored
+    #: glossaries into terms (never the event loop's, nor the loop's default executor)
+    threads: int = Field(2, ge=1, le=16)
+    #: stored entries a process keeps read and checked, by glossary and revision, for the requests
+    #: that name them (0: none kept; each request then reads its glossaries' entries anew)
+    cache_entries: int = Field(50_000, ge=0, le=1_000_000)
     #: a store call (SQLite or Redis) that takes longer fails UNAVAILABLE, never hangs a call
     timeout_s: float = Field(2.0, gt=0, le=60)

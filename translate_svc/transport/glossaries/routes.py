@@ -12,14 +12,18 @@
 
 Each request needs a token with the ``glossaries`` permission (401 without a valid token, 403
 without the permission) and sees its own tenant's glossaries only: another tenant's id is 404, as
-one that does not exist. A body is read within the port's header timeout and at most
-``glossaries.max_import_bytes`` and 64 KiB. Event loop only.
+one that does not exist. Each is admitted as a unary call of its token and tenant before its body
+is read (``SessionManager.admit_unary``, as the gRPC ``Glossaries`` service and the MCP endpoint
+are: issue 87 J2; 429 over ``limits.max_unary_calls_per_token`` or ``_per_tenant``). A body is read
+within the port's header timeout and at most ``glossaries.max_import_bytes`` and 64 KiB, then
+parsed and checked on the glossaries' own threads (``GlossaryBook.work``), never on the event loop.
+Event loop only.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -72,9 +76,24 @@ class GlossaryRoutes:
         token = bearer(request.headers.get(hdrs.AUTHORIZATION))
         return authorize_token(self._tokens, None, token, Permission.GLOSSARIES, WORDING, "the glossaries API")
 
+    async def _serve(self, request: web.Request, answer: Callable[[Caller], Awaitable[web.Response]]) -> web.Response:
+        """The caller checked, then ``answer`` admitted as a unary call of its tenant and token
+        (before the body is read); our errors as their refusals."""
+        caller = self._caller(request)
+        if isinstance(caller, web.Response):
+            return caller
+        token = caller.token.sha256 if caller.token is not None else None
+        try:
+            async with self._m.admit_unary(caller.tenant, token):
+                return await answer(caller)
+        except ServiceError as e:
+            return refused(e)
+
     async def _content(self, request: web.Request) -> tuple[dict[str, Any], list[GlossaryEntry]] | web.Response:
-        """A create's or replace's body: its JSON fields, and its entries (from JSON or CSV)."""
-        limits = self._book.limits
+        """A create's or replace's body: its JSON fields, and its entries (from JSON, CSV or TBX),
+        parsed on the glossaries' threads."""
+        book = self._book
+        limits = book.limits
         body = await read_body(
             request,
             limits.max_import_bytes + SMALL,
@@ -86,64 +105,46 @@ class GlossaryRoutes:
             return body
         kind = _format(request)
         if kind == "csv":
-            return dict(request.query), await asyncio.to_thread(parse_csv, body, limits)
-        if kind == "tbx":  # on a thread: a 5,000-entry TBX takes 0.2-0.4 s of Python
+            return dict(request.query), await book.work(parse_csv, body, limits)
+        if kind == "tbx":
             q = request.query
             targets = [t for v in q.getall("target_languages", []) for t in v.split(",") if t.strip()]
-            languages = list(self._book.languages())
+            languages = list(book.languages())
             source = q.get("source_language", "")
-            return dict(q), await asyncio.to_thread(parse_tbx, body, limits, languages, source, targets)
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            raise InvalidInput(
-                "the body is not JSON: send JSON, CSV with Content-Type: text/csv, or TBX with "
-                "Content-Type: application/x-tbx+xml (or ?format=tbx)"
-            ) from None
-        if not isinstance(doc, dict):
-            raise InvalidInput('the body is not a JSON object: send {"id", "display_name", "entries": [...]}')
-        return doc, convert.entries_from_json(doc.get("entries"), limits)
+            return dict(q), await book.work(parse_tbx, body, limits, languages, source, targets)
+        return await book.work(convert.content_from_json, body, limits)
 
     async def _list(self, request: web.Request) -> web.Response:
-        caller = self._caller(request)
-        if isinstance(caller, web.Response):
-            return caller
-        try:
+        async def answer(caller: Caller) -> web.Response:
             found = await self._book.list(caller.tenant.name)
-        except ServiceError as e:
-            return refused(e)
-        return web.json_response({"glossaries": [convert.summary_json(s) for s in found]})
+            return web.json_response({"glossaries": [convert.summary_json(s) for s in found]})
+
+        return await self._serve(request, answer)
 
     async def _create(self, request: web.Request) -> web.Response:
-        caller = self._caller(request)
-        if isinstance(caller, web.Response):
-            return caller
-        try:
+        async def answer(caller: Caller) -> web.Response:
             self._book.kept()
             got = await self._content(request)
             if isinstance(got, web.Response):
                 return got
             doc, entries = got
             made = await self._book.create(caller.tenant.name, _text(doc, "id"), _text(doc, "display_name"), entries)
-        except ServiceError as e:
-            return refused(e)
-        return web.json_response(convert.glossary_json(made), status=201)
+            return web.json_response(convert.glossary_json(made), status=201)
+
+        return await self._serve(request, answer)
 
     async def _get(self, request: web.Request) -> web.Response:
-        caller = self._caller(request)
-        if isinstance(caller, web.Response):
-            return caller
-        try:
+        async def answer(caller: Caller) -> web.Response:
             found = await self._book.get(caller.tenant.name, request.match_info["id"])
-        except ServiceError as e:
-            return refused(e)
-        return web.json_response(convert.glossary_json(found, entries=request.query.get("entries") == "true"))
+            if request.query.get("entries") != "true":
+                return web.json_response(convert.glossary_json(found))
+            body = await self._book.work(lambda: json.dumps(convert.glossary_json(found, entries=True)))
+            return web.Response(text=body, content_type="application/json")  # 10,000 entries: off the loop
+
+        return await self._serve(request, answer)
 
     async def _replace(self, request: web.Request) -> web.Response:
-        caller = self._caller(request)
-        if isinstance(caller, web.Response):
-            return caller
-        try:
+        async def answer(caller: Caller) -> web.Response:
             self._book.kept()
             got = await self._content(request)
             if isinstance(got, web.Response):
@@ -157,19 +158,16 @@ class GlossaryRoutes:
             new = await self._book.replace(
                 caller.tenant.name, request.match_info["id"], _text(doc, "display_name"), entries, revision
             )
-        except ServiceError as e:
-            return refused(e)
-        return web.json_response(convert.glossary_json(new))
+            return web.json_response(convert.glossary_json(new))
+
+        return await self._serve(request, answer)
 
     async def _delete(self, request: web.Request) -> web.Response:
-        caller = self._caller(request)
-        if isinstance(caller, web.Response):
-            return caller
-        try:
+        async def answer(caller: Caller) -> web.Response:
             await self._book.delete(caller.tenant.name, request.match_info["id"])
-        except ServiceError as e:
-            return refused(e)
-        return web.Response(status=204)
+            return web.Response(status=204)
+
+        return await self._serve(request, answer)
 
 
 def _format(request: web.Request) -> str:
