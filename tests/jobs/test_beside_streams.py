@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 import soundfile as sf
 
+from tests.support.jobs import upload
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.raw import stream_pcm, translate_file
 from translate_svc.client_cli.decode import load_pcm16k
@@ -61,7 +62,7 @@ async def test_a_live_streams_finals_all_arrive_while_a_long_job_runs(
     job = await runner.store.create(
         "default", JobSpec(source_language="eng", target_languages=("spa",)), JobState.UPLOADING
     )
-    await runner.store.append_part(job, 0, audio, 1 << 30)
+    await upload(runner, job, audio)
     await runner.store.set_duration(job.job_id, duration_ms)
     await runner.store.set_state(job.job_id, JobState.QUEUED)
     runner.enqueue(job.job_id)

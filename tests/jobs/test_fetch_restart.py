@@ -2,7 +2,8 @@
 and the runner that claims it fetches it under the job's lease, so a ``translate-svc serve`` killed
 (SIGKILL) mid-fetch leaves the job ``running``, never ``uploading``: the server started again on the
 same ``jobs.dir`` claims it, fetches it again from the start and finishes it. A fetch that fails
-(HTTP 404, a body over ``jobs.max_upload_bytes``) fails its job with the fetch's reason. Real
+(HTTP 404, a body over ``jobs.max_upload_bytes``) fails its job with the fetch's reason; an ended
+job keeps none of its audio (issue 87). Real
 processes (their fetches allowed to a media server on loopback: ``tests/support/loopback_fetch.py``),
 the test checkpoint, jfk.flac."""
 
@@ -126,7 +127,9 @@ async def test_a_server_killed_mid_fetch_leaves_its_job_to_the_next_which_fetche
         assert media.held_requests == 2
     assert "uploading" not in seen, seen
     assert set(seen) <= {"queued", "running", "done"}, seen
-    assert (jobs_dir / "jobs" / job_id / "audio").read_bytes() == media.clip  # the partial one replaced
+    # the whole audio was received (above: received_bytes); done, it is deleted and nothing of
+    # either fetch is left, only the results (issue 87)
+    assert sorted(p.name for p in (jobs_dir / "jobs" / job_id).iterdir()) == ["spa.pcm"]
     second.stop()
 
 
@@ -157,6 +160,6 @@ async def test_a_fetch_that_fails_fails_its_job_with_the_fetchs_reason(
             done = await finished(http, base, ids[path], seen)
             assert done["state"] == "failed" and done["error"] == reason, done
             assert done["received_bytes"] == 0 and done["duration_ms"] == 0
-            # nothing of the fetch is left beside the job's (empty) audio
-            assert sorted(p.name for p in (jobs_dir / "jobs" / ids[path]).iterdir()) == ["audio"]
+            # nothing of the fetch is left, nor the job's (empty) audio: it ended (issue 87)
+            assert sorted(p.name for p in (jobs_dir / "jobs" / ids[path]).iterdir()) == []
     await asyncio.to_thread(server.stop)

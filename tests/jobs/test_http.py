@@ -84,7 +84,7 @@ async def served(
 ) -> AsyncIterator[Served]:
     tmp = tmp_path_factory.mktemp("jobs-http")
     tokens = tmp / "tokens"
-    tokens.write_text(f"{ACME} * tenant=acme jobs=3 job_hours=1\n{OTHER} * tenant=other\n")
+    tokens.write_text(f"{ACME} * jobs tenant=acme jobs=3 job_hours=1\n{OTHER} * jobs tenant=other\n")
     media = Media((shared_audio / "jfk.flac").read_bytes())
     runner = await media.start()
     async with receiving(new_secret()) as receiver:

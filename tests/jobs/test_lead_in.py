@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from translate_svc.jobs.pace import EnginePace
-from translate_svc.jobs.runner import LEAD_GRID_MS, JobRunner, resume_lead_ms
+from translate_svc.jobs.runner import JobRunner
+from translate_svc.jobs.translation import LEAD_GRID_MS, resume_lead_ms
 from translate_svc.session.events import MAX_LEAD_IN_MS
 from translate_svc.session.tenants.tenant import DEFAULT_TENANT, Tenant
 from translate_svc.settings import JobSettings
@@ -75,6 +76,6 @@ async def test_the_lead_in_is_heard_but_not_charged_again(block_s: float) -> Non
     job = JobSide(40.0, block_s)
     lead_frames = round(9.84 * job.rate)
     with ThreadPoolExecutor(1) as reads:
-        await runner._feed(job, job, DEFAULT_TENANT, reads, EnginePace(1.0), asyncio.Event(), lead_frames)  # type: ignore[arg-type]
+        await runner.translator._feed(job, job, DEFAULT_TENANT, reads, EnginePace(1.0), asyncio.Event(), lead_frames)  # type: ignore[arg-type]
     assert job.fed == 40 * job.rate  # all of it heard, the lead-in too
     assert sum(manager.charged) == pytest.approx(40.0 - 9.84)  # only what is translated now

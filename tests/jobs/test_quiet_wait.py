@@ -77,7 +77,7 @@ async def endless() -> AsyncIterator[Node]:
 
 
 class JobSide:
-    """What ``JobRunner._feed`` feeds: a job's session (recording when each second came) and its
+    """What ``JobTranslation._feed`` feeds: a job's session (recording when each second came) and its
     audio's blocks (``seconds`` of it at 16 kHz, then the end)."""
 
     def __init__(self, seconds: float) -> None:
@@ -98,7 +98,7 @@ def feeding(node: Node, quiet_wait_s: float, seconds: float) -> tuple[JobSide, a
     runner = JobRunner(None, node.m, JobSettings(quiet_wait_s=quiet_wait_s))  # type: ignore[arg-type]
     job = JobSide(seconds)
     reads = ThreadPoolExecutor(1)
-    feed = runner._feed(job, job, DEFAULT_TENANT, reads, EnginePace(0.2), asyncio.Event())  # type: ignore[arg-type]
+    feed = runner.translator._feed(job, job, DEFAULT_TENANT, reads, EnginePace(0.2), asyncio.Event())  # type: ignore[arg-type]
     task = asyncio.create_task(feed)
     task.add_done_callback(lambda _: reads.shutdown(wait=False))
     return job, task

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -20,6 +21,9 @@ from translate_svc.types import OutputOptions, Segment, SegmentResult, Translati
 pytestmark = [pytest.mark.unit, pytest.mark.asyncio(loop_scope="session")]
 
 TASK = TranslationTask("eng", ("spa",), OutputOptions(speech=False))
+#: where the voices are embedded (the server's speaker pool has one thread; three here, so that a
+#: later segment's embedding can finish first)
+POOL = ThreadPoolExecutor(3, thread_name_prefix="test-speakers")
 
 
 class GatedEncoder:
@@ -49,7 +53,7 @@ async def test_results_wait_for_their_label_and_labels_follow_segment_order() ->
     engine = FakeEngineClient()
     jobs = JobTracker(engine, "s", TASK)
     encoder = GatedEncoder()
-    labels = SpeakerLabels(2, jobs.emit_ready, encoder)  # type: ignore[arg-type]
+    labels = SpeakerLabels(2, jobs.emit_ready, POOL, encoder)  # type: ignore[arg-type]
     jobs.speakers = labels
     voices = [7, 9, 7]
     for n, v in enumerate(voices):
@@ -85,7 +89,7 @@ async def test_an_aborted_stream_drops_its_embeddings() -> None:
     engine = FakeEngineClient()
     jobs = JobTracker(engine, "s", TASK)
     encoder = GatedEncoder()
-    labels = SpeakerLabels(2, jobs.emit_ready, encoder)  # type: ignore[arg-type]
+    labels = SpeakerLabels(2, jobs.emit_ready, POOL, encoder)  # type: ignore[arg-type]
     jobs.speakers = labels
     labels.segment_closed(segment(0, 3))
     assert not labels.ready(0)

@@ -25,6 +25,7 @@ SAMPLE: dict[str, tuple[str, Any]] = {
     # limits, a field of each group
     "TRANSLATE_SVC_LIMITS__MAX_TARGET_LANGUAGES": ("limits.max_target_languages", 7),
     "TRANSLATE_SVC_LIMITS__MAX_STREAMS": ("limits.max_streams", 9),
+    "TRANSLATE_SVC_LIMITS__DEMO_EAR_STREAMS": ("limits.demo_ear_streams", 2),
     "TRANSLATE_SVC_LIMITS__SIMULTANEOUS_MIN_CHUNK_MS": ("limits.simultaneous_min_chunk_ms", 300),
     "TRANSLATE_SVC_LIMITS__MAX_TRANSLATE_CALLS": ("limits.max_translate_calls", 3),
     "TRANSLATE_SVC_LIMITS__MAX_UNARY_CALLS_PER_TENANT": ("limits.max_unary_calls_per_tenant", 5),
@@ -93,4 +94,4 @@ def test_limits_is_one_flat_section_of_every_group() -> None:
     groups = [base for base in LimitsSettings.__mro__[1:] if base.__module__ == LimitsSettings.__module__]
     assert len(groups) >= 5 and set().union(*(b.model_fields for b in groups)) == set(fields)  # type: ignore[attr-defined]
     assert Settings().model_dump()["limits"].keys() == fields.keys()
-    assert len(fields) == 51
+    assert len(fields) == 57  # issue 87: 2 for held HTTP requests, 4 for the ear (EarLimits)

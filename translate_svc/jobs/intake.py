@@ -3,12 +3,18 @@
 (``runner.py``: this node's worker, or with ``cluster.redis_url`` any pod's) fetches the audio
 first, by the shared fetch rules (``translate_svc/fetch.py``: https only, the hosts in
 ``jobs.fetch_hosts``, public addresses only, each redirect re-checked, the whole fetch within
-``jobs.fetch_timeout_s``, the body within ``jobs.max_upload_bytes``), to a file of its own beside
-the job's audio, moved into place once whole; then records the size, checks the audio (readable,
-within ``jobs.max_audio_s``, the tenant's ``job_hours=``) and records its length. A process stopped
+``jobs.fetch_timeout_s``, the body within ``jobs.max_upload_bytes`` and what the tenant's jobs may
+still keep), at ``jobs.fetch_min_bytes_per_s`` at least on average after ``jobs.fetch_grace_s``
+(issue 87: a slow host is dropped, not waited for), to a file of its own beside the job's audio,
+moved into place once whole; then records the size, checks the audio (readable, within
+``jobs.max_audio_s``, the tenant's hours: ``job_caps``) and records its length. A process stopped
 or killed mid-fetch leaves the job ``running`` with no length: the next claim fetches it again from
 the start, the partial file replaced. A fetch refused or failed is a ``ServiceError`` saying why
-(the runner fails the job with it). Event loop only.
+(the runner fails the job with it).
+
+``job_caps``: a tenant's caps on its jobs (its tokens-file line's ``jobs=`` and ``job_hours=``,
+else the ``jobs.max_*_per_tenant`` defaults, and ``jobs.max_bytes_per_tenant``), and
+``over_cap`` the 429 of a cap met (``store.TenantFull``). Event loop only.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -26,10 +33,62 @@ from translate_svc.fetch import ClipRefused, Fetcher
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.model import JobStatus
 from translate_svc.jobs.reader import probe
+from translate_svc.jobs.store import TenantFull
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.settings.jobs import JobSettings
 
 _CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class JobCaps:
+    """A tenant's caps on its jobs, and where each is set (for the refusal's words)."""
+
+    jobs: int
+    hours: float
+    bytes: int
+    jobs_from: str
+    hours_from: str
+
+
+def job_caps(settings: JobSettings, tenant: Tenant) -> JobCaps:
+    """Its tokens-file line's ``jobs=`` and ``job_hours=``, else the server's defaults (issue 87:
+    no tenant is uncapped), and the bytes its jobs may keep."""
+    jobs, hours = tenant.caps.jobs, tenant.caps.job_hours
+    return JobCaps(
+        jobs if jobs is not None else settings.max_jobs_per_tenant,
+        hours if hours is not None else settings.max_hours_per_tenant,
+        settings.max_bytes_per_tenant,
+        f"jobs={jobs} in the tokens file"
+        if jobs is not None
+        else f"jobs.max_jobs_per_tenant={settings.max_jobs_per_tenant}",
+        f"job_hours={hours:g} in the tokens file"
+        if hours is not None
+        else f"jobs.max_hours_per_tenant={settings.max_hours_per_tenant:g}",
+    )
+
+
+def over_cap(full: TenantFull, caps: JobCaps, duration_ms: int = 0) -> Overloaded:
+    """The RESOURCE_EXHAUSTED (429) of a cap met, naming it and what to do."""
+    if full.what == "jobs":
+        message = (
+            f"this tenant has {full.have:.0f} jobs not finished, its cap ({caps.jobs_from}): wait for one to "
+            "finish, or cancel one"
+        )
+    elif full.what == "hours":
+        message = (
+            f"this job's {duration_ms / 3_600_000:.2f} h with the tenant's {full.have:.2f} h of jobs not finished "
+            f"is over its cap ({caps.hours_from}): submit it again once a job has finished"
+        )
+    else:
+        message = (
+            f"this tenant's jobs keep {full.have:.0f} bytes on this server (audio, results, dubbed tracks), its "
+            f"budget is {caps.bytes} (jobs.max_bytes_per_tenant): delete finished jobs (DELETE /v1/jobs/<id>) "
+            "or let their results expire"
+        )
+    e = Overloaded(message, retry_after_ms=1000)
+    e.reason = "over_cap"
+    return e
 
 
 def fetched(job: JobStatus) -> bool:
@@ -39,7 +98,7 @@ def fetched(job: JobStatus) -> bool:
 
 def check_url(settings: JobSettings, url: str, checks: dict[str, object]) -> None:
     """Whether the fetch rules take ``url`` at all (before any lookup): a job is made only then."""
-    ToFile(settings, Path(os.devnull), **checks).check(url)
+    ToFile(settings, Path(os.devnull), None, **checks).check(url)
 
 
 async def take_in(
@@ -48,10 +107,15 @@ async def take_in(
     """Fetch the job's audio to its audio path, record its size, check it and record its length;
     the job as it then stands. ``checks``: a test's ``allowed=`` and ``ssl_context=``."""
     path = store.audio_path(job.job_id)
+    caps = job_caps(settings, tenant)
+    # what the tenant's jobs may still keep, this job's earlier fetch (replaced) aside
+    left = caps.bytes - await store.kept_bytes(tenant.name) + job.received_bytes
+    if left <= 0:
+        raise over_cap(TenantFull("bytes", caps.bytes - left), caps)
     # a file of this fetch's own: a fetch that ends early leaves the job's audio as it was, and
     # two processes never write one file (a lease that lapsed while its process still fetched)
     part = path.with_name(f"audio.{secrets.token_hex(6)}.part")
-    fetch = ToFile(settings, part, **checks)
+    fetch = ToFile(settings, part, left, **checks)
     try:
         await fetch.fetch(job.spec.url)
         await asyncio.to_thread(os.replace, part, path)
@@ -60,15 +124,10 @@ async def take_in(
     await store.set_received(job.job_id, fetch.size)
     loop = asyncio.get_running_loop()
     duration_ms = await loop.run_in_executor(None, probe, path, job.spec.fmt, settings.max_audio_s)
-    cap = tenant.caps.job_hours
-    if cap is not None:
-        _, hours = await store.tenant_load(tenant.name)
-        if hours + duration_ms / 3_600_000 > cap:
-            raise Overloaded(
-                f"this job's {duration_ms / 3_600_000:.2f} h with the tenant's {hours:.2f} h of jobs not finished "
-                f"is over its cap (job_hours={cap:g} in the tokens file): submit it again once a job has finished"
-            )
-    await store.set_duration(job.job_id, duration_ms)
+    try:
+        await store.set_duration(job.job_id, duration_ms, max_hours=caps.hours)
+    except TenantFull as e:
+        raise over_cap(e, caps, duration_ms) from None
     return await store.get(job.job_id)
 
 
@@ -79,19 +138,31 @@ def _unlink(path: Path) -> None:
 
 class ToFile(Fetcher):
     """``Fetcher`` whose body goes to ``path`` as it comes, so hours of audio never sit in memory
-    (its messages name a job's ``url`` and ``jobs.*`` settings where the MCP door's name its own)."""
+    (its messages name a job's ``url`` and ``jobs.*`` settings where the MCP door's name its own),
+    at most ``left`` bytes (what the tenant's jobs may still keep, when under
+    ``jobs.max_upload_bytes``), and at ``jobs.fetch_min_bytes_per_s`` at least: from the fetch's
+    start (its connection, redirects and head too), the first ``jobs.fetch_grace_s`` free."""
 
-    def __init__(self, settings: JobSettings, path: Path, **checks: object) -> None:
+    def __init__(self, settings: JobSettings, path: Path, left: int | None = None, **checks: object) -> None:
+        limit = settings.max_upload_bytes if left is None else min(left, settings.max_upload_bytes)
         super().__init__(
             settings.fetch_hosts,
-            max_bytes=settings.max_upload_bytes,
+            max_bytes=limit,
             timeout_s=settings.fetch_timeout_s,
             max_redirects=settings.fetch_max_redirects,
             **checks,  # type: ignore[arg-type]  # a test's allowed= and ssl_context=
         )
         self.path = path
+        self.over_budget = limit < settings.max_upload_bytes
+        self.min_rate = settings.fetch_min_bytes_per_s
+        self.grace_s = settings.fetch_grace_s
+        self._started = 0.0
+        self._clock: asyncio.Timeout | None = None
         #: bytes written
         self.size = 0
+
+    def _deadline(self, size: int) -> float:
+        return self._started + self.grace_s + size / self.min_rate
 
     def check(self, url: str) -> str:
         try:
@@ -100,15 +171,24 @@ class ToFile(Fetcher):
             raise _reworded(e) from None
 
     async def fetch(self, url: str) -> bytes:
+        self._started = asyncio.get_running_loop().time()
         try:
-            return await super().fetch(url)
+            async with asyncio.timeout_at(self._deadline(0)) as clock:
+                self._clock = clock
+                return await super().fetch(url)
+        except TimeoutError:
+            raise ClipRefused(
+                f"the audio at url came slower than {self.min_rate} bytes a second on average after its first "
+                f"{self.grace_s:g} s (jobs.fetch_min_bytes_per_s): use a faster host",
+                "fetch_failed",
+            ) from None
         except ClipRefused as e:
             raise _reworded(e) from None
 
     async def _body(self, response: aiohttp.ClientResponse) -> bytes:
         length = response.content_length
         if length is not None and length > self.max_bytes:
-            raise _too_large(self.max_bytes)
+            raise self._too_large()
         size = 0
         loop = asyncio.get_running_loop()
         f = await loop.run_in_executor(None, open, self.path, "wb")
@@ -116,8 +196,10 @@ class ToFile(Fetcher):
             async for chunk in response.content.iter_chunked(_CHUNK):
                 size += len(chunk)
                 if size > self.max_bytes:
-                    raise _too_large(self.max_bytes)
+                    raise self._too_large()
                 await loop.run_in_executor(None, f.write, chunk)
+                if self._clock is not None:
+                    self._clock.reschedule(self._deadline(size))
         finally:
             await loop.run_in_executor(None, f.close)
         if not size:
@@ -125,12 +207,17 @@ class ToFile(Fetcher):
         self.size = size
         return b""
 
-
-def _too_large(limit: int) -> ClipRefused:
-    return ClipRefused(
-        f"the audio at url is over this server's {limit}-byte limit for a job (jobs.max_upload_bytes)",
-        "clip_too_large",
-    )
+    def _too_large(self) -> ClipRefused:
+        if self.over_budget:
+            return ClipRefused(
+                f"the audio at url is over the {self.max_bytes} bytes this tenant's jobs may still keep "
+                "(jobs.max_bytes_per_tenant): delete finished jobs, or let their results expire",
+                "clip_too_large",
+            )
+        return ClipRefused(
+            f"the audio at url is over this server's {self.max_bytes}-byte limit for a job (jobs.max_upload_bytes)",
+            "clip_too_large",
+        )
 
 
 #: the MCP door's words for what a job calls otherwise

@@ -1,7 +1,9 @@
 """A job's audio read from its file in bounded blocks, decoded as a whole clip is
 (``audio.codec.decode_audio``: a container through libsndfile, raw samples by ``decode_raw``;
 samples clipped to [-1, 1], channels averaged), so a job's samples are a clip's, a block at a time.
-Synchronous: called on a worker thread, one block per call."""
+A file libsndfile cannot read through (a FLAC header that states no length over frames it cannot
+seek, a frame broken mid-file) is ``InvalidInput`` saying so, never an internal error (issue 87
+J9). Synchronous: called on a worker thread, one block per call."""
 
 from __future__ import annotations
 
@@ -54,9 +56,13 @@ class AudioBlocks:
         if not 1 <= f.channels <= MAX_CONTAINER_CHANNELS:
             f.close()
             raise InvalidInput(f"the audio has {f.channels} channels: send mono or stereo")
-        self.frames = int(f.frames) if 0 <= f.frames < 2**62 else None
+        self.frames = int(f.frames) if 0 < f.frames < 2**62 else None
         if start_frame:
-            f.seek(start_frame)
+            try:
+                f.seek(start_frame)
+            except (sf.LibsndfileError, RuntimeError):
+                f.close()
+                raise _unreadable() from None
 
     def read(self, frames: int) -> np.ndarray:
         """The next ``frames`` frames (fewer at the end), mono float32 in [-1, 1]."""
@@ -64,7 +70,10 @@ class AudioBlocks:
             data = self._fh.read(frames * self._frame_bytes)
             return decode_raw(data, self._fmt, allow_empty=True)
         assert self._file is not None
-        got = self._file.read(frames, dtype="float32", always_2d=True)
+        try:
+            got = self._file.read(frames, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError):
+            raise _unreadable() from None
         if not np.isfinite(got).all():
             raise InvalidInput("the audio holds a non-finite value: send finite samples in [-1, 1]")
         np.clip(got, -1.0, 1.0, out=got)
@@ -78,6 +87,13 @@ class AudioBlocks:
             self._fh.close()
         elif self._file is not None:
             self._file.close()
+
+
+def _unreadable() -> InvalidInput:
+    return InvalidInput(
+        "the audio file could not be read through (libsndfile stopped in it: a header that states no length, "
+        "or a broken frame): send it again as WAV, or as FLAC written with its length"
+    )
 
 
 def probe(path: Path, fmt: AudioFormat, max_seconds: float) -> int:

@@ -1,7 +1,9 @@
 """The jobs of several pods in Redis (``cluster.redis_url``; ``keeper.py`` picks it): each job's
 state and lease in a hash (``translate-svc:job:<tenant>:<id>``), its finished segments in a list
 (``translate-svc:job-segments:<tenant>:<id>``, one JSON per segment, in order), a tenant's jobs not
-finished in a set (``translate-svc:jobs-open:<tenant>``: its caps), and three indexes:
+finished in a set (``translate-svc:jobs-open:<tenant>``: its caps), the bytes its jobs keep
+(``translate-svc:jobs-kept:<tenant>``), the tenants by when a claim last served them
+(``translate-svc:jobs:served:<stage>``), and three indexes:
 ``translate-svc:jobs:tenant`` (id -> tenant), ``translate-svc:jobs:live`` (the jobs queued or
 running, scored by when they may be claimed) and ``translate-svc:jobs:expires`` (by retention).
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -31,10 +34,10 @@ import numpy as np
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from translate_svc.errors import InvalidInput, NotFound
+from translate_svc.errors import Conflict, NotFound
 from translate_svc.jobs import redis_lua as lua
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
-from translate_svc.jobs.store import LeaseLost, ResumePoint, StoreLost, new_job_id
+from translate_svc.jobs.store import LeaseLost, ResumePoint, StoreLost, TenantFull, check_part, new_job_id
 from translate_svc.jobs.tracks import JobFiles
 
 T = TypeVar("T")
@@ -43,6 +46,9 @@ PREFIX = "translate-svc:"
 _OPEN = ("uploading", "queued", "running")
 #: job ids whose tenant this process remembers (a job's tenant never changes)
 _TENANTS_KEPT = 4096
+#: how long a part holds its upload while it is written to the shared dir (a pod that dies then
+#: holds it no longer)
+_PART_HOLD_S = 60.0
 
 
 class RedisJobs(JobFiles):
@@ -117,23 +123,40 @@ class RedisJobs(JobFiles):
 
     # -- jobs -------------------------------------------------------------------------------------
 
-    async def create(self, tenant: str, spec: JobSpec, state: JobState) -> JobStatus:
+    async def create(
+        self,
+        tenant: str,
+        spec: JobSpec,
+        state: JobState,
+        *,
+        max_jobs: int | None = None,
+        max_bytes: int | None = None,
+    ) -> JobStatus:
+        """As ``JobStore.create``: the caps checked in the insert's script (``CREATE``)."""
         job_id = new_job_id()
         await asyncio.to_thread(self.new_folder, job_id)
         now = self._clock()
         fields: dict[Any, Any] = {"tenant": tenant, "state": state.value, "spec": spec.to_json(), "created": repr(now)}
         fields |= {"updated": repr(now), "owner": "", "lease": "0", "tracks": "{}", "last_segment_id": "-1"}
-        fields |= dict.fromkeys(("received", "duration_ms", "done_ms", "segments", "error", "expires", "audio_s"), "0")
+        keys = ("received", "duration_ms", "done_ms", "segments", "error", "expires", "audio_s", "kept")
+        fields |= dict.fromkeys(keys, "0")
         fields["error"] = ""
-        pipe = self._client.pipeline(transaction=True)
-        pipe.hset(self._key(tenant, job_id), mapping=fields)
-        pipe.hset(f"{self.prefix}jobs:tenant", job_id, tenant)
-        pipe.sadd(self._open_key(tenant), job_id)
-        if state in (JobState.QUEUED, JobState.RUNNING):
-            pipe.zadd(f"{self.prefix}jobs:live", {job_id: now - 1e11})
-        await self._run(pipe.execute())
+        live = repr(now - 1e11) if state in (JobState.QUEUED, JobState.RUNNING) else ""
+        flat = [str(x) for pair in fields.items() for x in pair]
+        try:
+            got = await self._script("CREATE", tenant, job_id, _opt(max_jobs), _opt(max_bytes), live, *flat)
+        except BaseException:
+            await asyncio.to_thread(_remove, self.folder(job_id))
+            raise
+        if int(got[0]) != 0:
+            await asyncio.to_thread(_remove, self.folder(job_id))
+            raise TenantFull("jobs" if int(got[0]) == 1 else "bytes", float(got[1]))
         self._tenants[job_id] = tenant
         return await self.get(job_id, tenant)
+
+    async def kept_bytes(self, tenant: str) -> int:
+        """What the tenant's jobs keep on disk (``JobStore.kept_bytes``)."""
+        return int(await self._run(self._client.get(f"{self.prefix}jobs-kept:{tenant}")) or 0)
 
     async def get(self, job_id: str, tenant: str | None = None) -> JobStatus:
         """The job (of ``tenant``, when given: another tenant's is NotFound, as one that never was)."""
@@ -146,11 +169,16 @@ class RedisJobs(JobFiles):
 
     # -- leases -----------------------------------------------------------------------------------
 
-    async def claim(self, owner: str, now: float, lease_s: float, limit: int) -> list[str]:
+    async def claim(self, owner: str, now: float, lease_s: float, limit: int, *, fetch: bool = False) -> list[str]:
         """As ``JobStore.claim``, across pods: one script, so two pods never take one job."""
         if limit <= 0:
             return []
-        return [str(i) for i in await self._script("CLAIM", owner, repr(now), repr(lease_s), limit)]
+        stage = "fetch" if fetch else "run"
+        return [str(i) for i in await self._script("CLAIM", owner, repr(now), repr(lease_s), limit, stage)]
+
+    async def others_waiting(self, tenant: str, now: float) -> bool:
+        """As ``JobStore.others_waiting``."""
+        return int(await self._script("WAITING", tenant, repr(now))) == 1
 
     async def renew(self, owner: str, job_ids: list[str], until: float) -> dict[str, JobState]:
         if not job_ids:
@@ -158,8 +186,8 @@ class RedisJobs(JobFiles):
         got = await self._script("RENEW", owner, repr(until), *job_ids)
         return {str(got[i]): JobState(got[i + 1]) for i in range(0, len(got), 2)}
 
-    async def release(self, owner: str, job_id: str) -> None:
-        await self._script("RELEASE", owner, job_id)
+    async def release(self, owner: str, job_id: str, until: float = 0.0) -> None:
+        await self._script("RELEASE", owner, job_id, repr(float(until)))
 
     async def tenant_load(self, tenant: str) -> tuple[int, float]:
         """A tenant's jobs not finished (uploading, queued, running) and their audio in hours."""
@@ -192,27 +220,68 @@ class RedisJobs(JobFiles):
         flat = [str(x) for pair in fields.items() for x in pair]
         await self._script("SET_IF_THERE", *flat, keys=[key])
 
-    async def set_duration(self, job_id: str, duration_ms: int) -> None:
-        await self._set(job_id, duration_ms=duration_ms, audio_s=repr(duration_ms / 1000), updated=repr(self._clock()))
+    async def set_duration(self, job_id: str, duration_ms: int, *, max_hours: float | None = None) -> None:
+        """As ``JobStore.set_duration``: the hours checked in the same script."""
+        now = repr(self._clock())
+        got = await self._script("SET_DURATION", job_id, duration_ms, repr(duration_ms / 1000), now, _opt(max_hours))
+        if int(got[0]) == -3:
+            raise _missing(job_id)
+        if int(got[0]) == 1:
+            raise TenantFull("hours", float(got[1]))
 
     # -- the audio --------------------------------------------------------------------------------
 
-    async def append_part(self, job: JobStatus, offset: int, data: bytes, limit: int, expires: float = 0.0) -> int:
-        """As ``JobStore.append_part``: the part written to the shared dir, its count in Redis."""
-        if offset != job.received_bytes:
-            raise InvalidInput(
-                f"this part starts at byte {offset}, but the upload has {job.received_bytes} bytes: "
-                f"send the part that starts at {job.received_bytes} (GET the job for received_bytes)"
+    async def append_part(
+        self,
+        job: JobStatus,
+        offset: int,
+        part: Path,
+        limit: int,
+        expires: float = 0.0,
+        *,
+        max_bytes: int | None = None,
+    ) -> int:
+        """As ``JobStore.append_part``, across pods: the upload held for this part (``PART_BEGIN``:
+        its offset, the limit and the tenant's bytes checked), the part written to the shared dir,
+        then counted (``PART_END``); a part written while another held the upload is refused."""
+        size = (await asyncio.to_thread(part.stat)).st_size
+        token = secrets.token_hex(8)
+        now = self._clock()
+        got = await self._script(
+            "PART_BEGIN", job.job_id, offset, size, limit, _opt(max_bytes), repr(now), repr(now + _PART_HOLD_S), token
+        )
+        code = int(got[0])
+        if code == -3:
+            raise _missing(job.job_id)
+        if code == 1:
+            check_part(offset, size, int(got[1]), limit)
+        if code == 2:
+            check_part(offset, size, offset, limit)
+        if code == 3:
+            raise TenantFull("bytes", float(got[1]))
+        if code == 4:
+            raise Conflict("another part of this upload is being written: send the next part once it is answered")
+        if code == 5:
+            raise Conflict(f"the job is {str(got[1])[:16]}: parts go to a job still uploading")
+        written = False
+        try:
+            await asyncio.to_thread(self.copy_part, job.job_id, offset, part)
+            written = True
+        finally:
+            ended = await self._script(
+                "PART_END", job.job_id, token, offset + size if written else 0, size, repr(self._clock()), repr(expires)
             )
-        if offset + len(data) > limit:
-            raise InvalidInput(f"the upload is over this server's {limit}-byte limit (jobs.max_upload_bytes)")
-        await asyncio.to_thread(self.write_part, job.job_id, offset, data)
-        received = offset + len(data)
-        await self._set(job.job_id, received=received, updated=repr(self._clock()))
-        return received
+        if not int(ended):
+            raise Conflict("the upload's hold for this part lapsed before it was written: GET the job, send it again")
+        return offset + size
 
     async def set_received(self, job_id: str, received: int) -> None:
-        await self._set(job_id, received=received)
+        await self._script("SET_RECEIVED", job_id, received)
+
+    async def drop_audio(self, job_id: str) -> None:
+        """As ``JobStore.drop_audio``: the file in the shared dir, its bytes in Redis."""
+        size = await asyncio.to_thread(self.remove_audio, job_id)
+        await self._script("DROP_AUDIO", job_id, size)
 
     # -- results ----------------------------------------------------------------------------------
 
@@ -245,8 +314,10 @@ class RedisJobs(JobFiles):
         tracks_json: Any = await self._run(self._client.hget(key, "tracks"))
         before = json.loads(tracks_json or "{}")
         tracks = await asyncio.to_thread(self.append_speech, job_id, before, result, speech, rate)
-        args = [job_id, seq, json.dumps(result), json.dumps(tracks), result["end_ms"], result["segment_id"]]
-        got = int(await self._script("ADD_SEGMENT", *args, repr(self._clock()), owner))
+        row = json.dumps(result)
+        grown = len(row) + sum(tracks.values()) - sum(before.values())
+        args = [job_id, seq, row, json.dumps(tracks), result["end_ms"], result["segment_id"]]
+        got = int(await self._script("ADD_SEGMENT", *args, repr(self._clock()), owner, grown))
         if got == -3:
             raise _missing(job_id)
         if got < 0:
@@ -267,20 +338,14 @@ class RedisJobs(JobFiles):
 
     async def delete(self, job_id: str) -> None:
         """The job's keys (any pod's sweep may do it: deleting twice is harmless), then its files."""
-        try:
-            tenant = await self._tenant(job_id)
-        except NotFound:
-            tenant = None
-        pipe = self._client.pipeline(transaction=True)
-        if tenant is not None:
-            pipe.delete(self._key(tenant, job_id), self._segments_key(tenant, job_id))
-            pipe.srem(self._open_key(tenant), job_id)
-        pipe.hdel(f"{self.prefix}jobs:tenant", job_id)
-        pipe.zrem(f"{self.prefix}jobs:live", job_id)
-        pipe.zrem(f"{self.prefix}jobs:expires", job_id)
-        await self._run(pipe.execute())
+        await self._script("DELETE", job_id)
         self._tenants.pop(job_id, None)
         await asyncio.to_thread(_remove, self.folder(job_id))
+
+
+def _opt(value: float | None) -> str:
+    """An optional cap as a script's argument ('': none)."""
+    return "" if value is None else repr(value)
 
 
 def _remove(folder: Path) -> None:

@@ -1,25 +1,25 @@
-"""Runs the node's jobs: each one a stream's pipeline (``SessionManager.open_clip``: the same VAD,
-segmenting, engine jobs and results as ``Translate``/``TranslateChunked``), fed its audio from its
-file a second at a time, every finished segment stored as it comes (``store.add_segment``).
-
-Background work: the job's session is the engine's background class
-(``EngineClient.background``: its segments are taken only when no live job waits, one at a time,
-with a floor against starving: engine/scheduler.py), and its audio is scored at the VAD worker
-after the live streams' (``vad.worker.BACKGROUND``, set in the job's task). The runner feeds a
-second of audio at a time and keeps to ``jobs.engine_share`` of the engine's time (``pace.py``),
-which bounds the CPU a job's VAD, resampling and features take beside live streams, and feeds each
-second only once no live stream of its process is speaking or waiting for a result, or after
-``jobs.quiet_wait_s`` (``SessionManager.wait_live_quiet``). Measured:
-benchmarks/studies/jobs_beside_streams.py (docs/performance.md).
+"""Runs the node's jobs: its queue (claims fair across tenants, in two stages: a URL job's fetch,
+then its translation), its workers, a job's status long poll, cancel, end and retention. One job's
+run is ``translation.py``'s (a stream's pipeline fed from the job's file, admitted as its tenant's
+work, its turn a slice while other tenants' jobs wait).
 
 Which process runs a job is a lease in the store (``store.claim``): a node's workers (or, with
 ``cluster.redis_url``, the pods: ``redis_store.py``) never run one job twice, and a job left
 ``running`` by a process that stopped or died is resumed by the next claim (its lease given back,
 or lapsed; ``jobs.lease_s``), from the end of its last finished segment
 (``store.resume_point``), its later segments numbered on; finished segments are never redone. One
-that cannot finish ends ``failed`` with why. A URL job's audio is fetched first, under the
-job's lease (``intake.py``): a process stopped or killed mid-fetch leaves it to the next claim,
-which fetches it again from the start. Event loop only.
+that cannot finish ends ``failed`` with why. A job that gives its worker back (``Yielded``: its
+slice is over while another tenant's job waits, or its tenant's budget or Translate calls are
+full) goes back to ``queued`` and is claimed again (from the time it names) in its tenant's turn.
+
+A URL job's audio is fetched first, by a stage of its own (``jobs.max_fetching`` fetches at once a
+process, beside the ``jobs.max_running`` workers that translate: a slow host never holds a worker;
+issue 87), under the job's lease (``intake.py``): a process stopped or killed mid-fetch leaves it
+to the next claim, which fetches it again from the start; fetched whole and checked, the job is
+``queued`` for a worker. A job's audio is deleted once it ends (done, failed or cancelled): what
+is kept after it is its results and dubbed tracks, for its retention. Its ``job.failed`` webhook
+says why in the server's words only (``FAILURES``), never the caller's (issue 87 J10): the job's
+status has the whole message. Event loop only.
 """
 
 from __future__ import annotations
@@ -31,47 +31,58 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import numpy as np
-
-from translate_svc.errors import ServiceError
+from translate_svc.errors import NotFound, ServiceError
 from translate_svc.jobs.intake import fetched, take_in
 from translate_svc.jobs.keeper import JobKeeper
-from translate_svc.jobs.model import JobSpec, JobState, JobStatus, segment_json
-from translate_svc.jobs.pace import EnginePace
-from translate_svc.jobs.reader import AudioBlocks
-from translate_svc.jobs.store import LeaseLost, ResumePoint, StoreLost
-from translate_svc.observability import metrics
-from translate_svc.session import task as checks
-from translate_svc.session.events import MAX_LEAD_IN_MS
+from translate_svc.jobs.model import JobState, JobStatus
+from translate_svc.jobs.store import LeaseLost, StoreLost
+from translate_svc.jobs.translation import LEAD_GRID_MS, JobTranslation, Yielded, resume_lead_ms
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.stream import StreamSession
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.settings.jobs import JobSettings
-from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, AudioFormat, OutputOptions, SegmentResult
-from translate_svc.vad.segmenter import WINDOW_SAMPLES
-from translate_svc.vad.worker import BACKGROUND as VAD_BACKGROUND
 from translate_svc.webhooks.events import JOB_COMPLETED, JOB_FAILED, Event
 
 logger = logging.getLogger(__name__)
 
-#: seconds of audio read from the file at once
-BLOCK_S = 30
-#: seconds of audio fed at once, each step only into an idle engine (the resampler and the VAD are
-#: chunking-invariant: a job's segments are a whole clip's however it is fed)
-FEED_S = 1.0
+__all__ = ["FAILURES", "LEAD_GRID_MS", "JobRunner", "resume_lead_ms"]
+
 #: how often finished jobs past their retention (and abandoned uploads) are swept
 SWEEP_S = 60.0
 #: how often a status long poll reads again a job another worker runs
 OTHERS_S = 1.0
-#: where a resumed job's lead-in may start in its audio (ms): on whole VAD windows from the audio's
-#: start (32 ms) and on a whole number of input frames at every rate that is a multiple of 25 Hz
-#: (8, 11.025, 16, 22.05, 44.1, 48 kHz...), where a resampler started there is in phase with one
-#: started at the beginning: 5 windows, 160 ms
-LEAD_GRID_MS = 5 * WINDOW_SAMPLES * 1000 // MODEL_SAMPLE_RATE
+#: a job's two stages: its audio fetched (URL jobs), then translated
+FETCH, RUN = "fetch", "run"
+#: why a job failed, as its ``job.failed`` webhook says it (``reason``, ``error``): the server's
+#: words only, by the failure's reason; the caller reads the whole message from the job's status
+FAILURES = {
+    "fetch_failed": "the job's audio could not be fetched",
+    "url_not_allowed": "the job's url is not one this server fetches",
+    "clip_too_large": "the job's audio is over this server's limit",
+    "over_cap": "the job is over its tenant's caps",
+    "invalid_input": "the job's audio or options were refused",
+    "not_found": "something the job names is not there",
+    "internal": "the server could not finish the job",
+}
+#: a failure's reason by its error's code, where the error names none of ``FAILURES``
+_BY_CODE = {"RESOURCE_EXHAUSTED": "over_cap", "NOT_FOUND": "not_found", "INVALID_ARGUMENT": "invalid_input"}
+
+
+class _Outcome:
+    """What a stage's work on a job came to (``JobRunner._outcome``)."""
+
+    done = False
+
+
+def failure_reason(e: ServiceError | None) -> str:
+    """The ``FAILURES`` key of a job's failure."""
+    if e is None:
+        return "internal"
+    if e.reason in FAILURES:
+        return str(e.reason)
+    return _BY_CODE.get(e.code.value, "internal")
 
 
 class JobRunner:
@@ -101,19 +112,33 @@ class JobRunner:
         #: process runs it; killed mid-job, it holds it at most this long, then another process
         #: (this node's, or with ``cluster.redis_url`` another pod's) takes it over
         self.lease_s = settings.lease_s
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        #: claimed, waiting for a worker here
-        self._claimed: set[str] = set()
+        #: each stage's workers: how many, their queue, the jobs claimed waiting for one, and the
+        #: jobs they run now (a URL job's fetch, a job's translation)
+        self._slots = {FETCH: settings.max_fetching, RUN: settings.max_running}
+        self._queues: dict[str, asyncio.Queue[str]] = {FETCH: asyncio.Queue(), RUN: asyncio.Queue()}
+        self._claimed: dict[str, set[str]] = {FETCH: set(), RUN: set()}
+        self._tasks_of: dict[str, dict[str, asyncio.Task[None]]] = {FETCH: {}, RUN: {}}
+        #: the jobs translated now (one stage's tasks)
+        self._running = self._tasks_of[RUN]
         self._wake = asyncio.Event()
-        self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelled: set[str] = set()
+        #: a job that gave its worker back, claimable again from this time (``Yielded``)
+        self._until: dict[str, float] = {}
         #: set when a job changes here (a segment finished; done, failed, cancelled): ``wait``'s signal
         self._changed: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._stopped = asyncio.Event()
-        #: each finished segment's job id (tests count them across restarts)
-        self.on_segment: Callable[[str, int], None] | None = None
+        #: one job's run (``translation.py``)
+        self.translator = JobTranslation(
+            store,
+            manager,
+            settings,
+            owner=self.owner,
+            running=lambda: len(self._running),
+            signal=self._signal,
+            clock=clock,
+        )
         #: a test's fetch checks for URL jobs (``allowed=``, ``ssl_context=``: ``intake.py``);
         #: production's otherwise
         self.fetch_checks: dict[str, object] = {}
@@ -122,8 +147,9 @@ class JobRunner:
         """Open the store; from now on this process claims jobs no live lease holds: queued ones,
         and those a stopped (or killed) process left running, which resume."""
         await self.store.start()
-        for n in range(self.settings.max_running):
-            self._tasks.append(asyncio.create_task(self._work(), name=f"job-worker-{n}"))
+        for stage, slots in self._slots.items():
+            for n in range(slots):
+                self._tasks.append(asyncio.create_task(self._work(stage), name=f"job-{stage}-{n}"))
         self._tasks.append(asyncio.create_task(self._claims(), name="job-claims"))
         self._tasks.append(asyncio.create_task(self._sweep(), name="job-sweeper"))
 
@@ -134,15 +160,29 @@ class JobRunner:
         self._stopping = True
         self._stopped.set()
         self._wake.set()
-        for _ in range(self.settings.max_running):
-            self._queue.put_nowait("")  # a worker back at its queue
+        for stage, slots in self._slots.items():
+            for _ in range(slots):
+                self._queues[stage].put_nowait("")  # a worker back at its queue
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        for job_id in [*self._claimed, *self._running]:
+        for job_id in self._mine():
             await self.store.release(self.owner, job_id)
         await self.store.close()
+
+    @property
+    def on_segment(self) -> Callable[[str, int], None] | None:
+        """Called with each finished segment's job id and number (tests count them across restarts)."""
+        return self.translator.on_segment
+
+    @on_segment.setter
+    def on_segment(self, call: Callable[[str, int], None] | None) -> None:
+        self.translator.on_segment = call
+
+    def _mine(self) -> list[str]:
+        """The jobs this process holds: claimed, fetched or translated now."""
+        return [job_id for stage in (FETCH, RUN) for job_id in (*self._claimed[stage], *self._tasks_of[stage])]
 
     def enqueue(self, job_id: str) -> None:
         """A job was queued: claim it (here, or another worker of the node does) without waiting."""
@@ -165,17 +205,19 @@ class JobRunner:
 
     async def _renew_and_claim(self) -> None:
         now = self._clock()
-        mine = [*self._running, *self._claimed]
+        mine = self._mine()
         held = await self.store.renew(self.owner, mine, now + self.lease_s) if mine else {}
-        for job_id, task in list(self._running.items()):
-            state = held.get(job_id)
-            if state is None or state is JobState.CANCELLED:
-                self._cancelled.add(job_id)
-                task.cancel()
-        free = self.settings.max_running - len(self._running) - len(self._claimed)
-        for job_id in await self.store.claim(self.owner, now, self.lease_s, free):
-            self._claimed.add(job_id)
-            self._queue.put_nowait(job_id)
+        for tasks in self._tasks_of.values():
+            for job_id, task in list(tasks.items()):
+                state = held.get(job_id)
+                if state is None or state is JobState.CANCELLED:
+                    self._cancelled.add(job_id)
+                    task.cancel()
+        for stage, slots in self._slots.items():
+            free = slots - len(self._tasks_of[stage]) - len(self._claimed[stage])
+            for job_id in await self.store.claim(self.owner, now, self.lease_s, free, fetch=stage == FETCH):
+                self._claimed[stage].add(job_id)
+                self._queues[stage].put_nowait(job_id)
 
     async def wait(self, job_id: str, timeout_s: float) -> JobStatus:
         """The job once it changes (a segment finishes, it ends), or as it stands after ``timeout_s``
@@ -190,7 +232,8 @@ class JobRunner:
         job = await self.store.get(job_id)
         while not job.state.finished and (left := end - loop.time()) > 0:
             try:
-                await asyncio.wait_for(changed.wait(), left if job_id in self._running else min(left, OTHERS_S))
+                here = any(job_id in tasks for tasks in self._tasks_of.values())
+                await asyncio.wait_for(changed.wait(), left if here else min(left, OTHERS_S))
             except TimeoutError:
                 pass
             fired = changed.is_set()
@@ -221,12 +264,13 @@ class JobRunner:
             expires=expires,
             only_from=(JobState.UPLOADING, JobState.QUEUED, JobState.RUNNING),
         )
-        task = self._running.get(job.job_id)
+        task = self._running.get(job.job_id) or self._tasks_of[FETCH].get(job.job_id)
         if moved and task is not None:
             self._cancelled.add(job.job_id)
             task.cancel()
             await asyncio.wait({task})
         if moved:
+            await self.store.drop_audio(job.job_id)  # what a cancelled job keeps: its results so far
             self._signal(job.job_id)
         return await self.store.get(job.job_id)
 
@@ -236,16 +280,18 @@ class JobRunner:
 
     # -- the workers ------------------------------------------------------------------------------
 
-    async def _work(self) -> None:
+    async def _work(self, stage: str) -> None:
+        queue, claimed, tasks = self._queues[stage], self._claimed[stage], self._tasks_of[stage]
+        one = self._fetch_one if stage == FETCH else self._run_one
         while not self._stopping:
-            job_id = await self._queue.get()
+            job_id = await queue.get()
             if not job_id:
                 continue
-            self._claimed.discard(job_id)
-            if job_id in self._running:
+            claimed.discard(job_id)
+            if job_id in tasks:
                 continue
-            task = asyncio.create_task(self._run_one(job_id), name=f"job-{job_id}")
-            self._running[job_id] = task
+            task = asyncio.create_task(one(job_id), name=f"job-{stage}-{job_id}")
+            tasks[job_id] = task
             try:
                 await asyncio.wait({task})
             except asyncio.CancelledError:
@@ -253,29 +299,54 @@ class JobRunner:
                 await asyncio.gather(task, return_exceptions=True)
                 raise
             finally:
-                self._running.pop(job_id, None)
+                tasks.pop(job_id, None)
                 self._cancelled.discard(job_id)
+                until = self._until.pop(job_id, 0.0)
                 if task.done():
                     with contextlib.suppress(StoreLost):  # else its lease lapses
-                        await self.store.release(self.owner, job_id)
+                        await self.store.release(self.owner, job_id, until)
                 self._wake.set()  # a worker is free: claim the next job
 
-    async def _run_one(self, job_id: str) -> None:
-        try:
+    async def _fetch_one(self, job_id: str) -> None:
+        """A URL job's audio, fetched under the job's lease (again from the start, when a process
+        stopped or died mid-fetch), checked, and the job queued for a worker; a fetch that fails
+        fails the job, saying why."""
+        async with self._outcome(job_id):
             job = await self.store.get(job_id)
-            if job.state not in (JobState.QUEUED, JobState.RUNNING):
+            if job.state not in (JobState.QUEUED, JobState.RUNNING) or fetched(job):
                 return
             await self.store.set_state(job_id, JobState.RUNNING, only_from=(JobState.QUEUED, JobState.RUNNING))
-            if not fetched(job):
-                # a URL job's audio, fetched under the job's lease (again from the start, when a
-                # process stopped or died mid-fetch): a fetch that fails fails the job, saying why
-                job = await take_in(self.store, self.settings, job, self.tenant_of(job.tenant), self.fetch_checks)
-                self._signal(job_id)
-            await self._translate(job)
+            await take_in(self.store, self.settings, job, self.tenant_of(job.tenant), self.fetch_checks)
+            await self.store.set_state(job_id, JobState.QUEUED, only_from=(JobState.RUNNING,))
+            self._signal(job_id)
+
+    async def _run_one(self, job_id: str) -> None:
+        async with self._outcome(job_id) as outcome:
+            job = await self.store.get(job_id)
+            if job.state not in (JobState.QUEUED, JobState.RUNNING) or not fetched(job):
+                return
+            await self.store.set_state(job_id, JobState.RUNNING, only_from=(JobState.QUEUED, JobState.RUNNING))
+            await self.translator.run(job, self.tenant_of(job.tenant))
+            outcome.done = True
+
+    @contextlib.asynccontextmanager
+    async def _outcome(self, job_id: str) -> AsyncIterator[_Outcome]:
+        """How a stage's work on a job ends: ``done`` when the block says so (the job's
+        translation ran to its end), ``failed`` with why on a ``ServiceError`` (or a bug), back to
+        ``queued`` when it gives its worker back, and left as it is when the process stops or
+        loses the job."""
+        outcome = _Outcome()
+        try:
+            yield outcome
         except asyncio.CancelledError:
             if job_id in self._cancelled:
                 return  # cancel() moved it to cancelled already
             raise  # the process stops: the job stays running, resumed at the next start
+        except Yielded as e:
+            # back to queued, claimed again in its tenant's turn (from ``until``)
+            await self.store.set_state(job_id, JobState.QUEUED, only_from=(JobState.RUNNING,))
+            self._until[job_id] = e.until
+            self._signal(job_id)
         except StoreLost as e:
             # the store is lost mid-job: the job stays running, resumed (here or elsewhere) once it
             # is back and the lease lapsed; never failed for it
@@ -285,21 +356,33 @@ class JobRunner:
             # that process finishes it
             logger.warning("job %s: taken over by another process", job_id, extra={"job_id": job_id})
         except ServiceError as e:
-            await self._end(job_id, JobState.FAILED, e.message)
+            await self._end(job_id, JobState.FAILED, e.message, e)
         except Exception as e:
             logger.exception("job %s failed", job_id, extra={"job_id": job_id})
             await self._end(job_id, JobState.FAILED, f"internal error ({type(e).__name__}): the job cannot finish")
         else:
-            await self._end(job_id, JobState.DONE, "")
+            if outcome.done:
+                await self._end(job_id, JobState.DONE, "")
 
-    async def _end(self, job_id: str, state: JobState, error: str, from_state: JobState = JobState.RUNNING) -> None:
+    async def _end(
+        self,
+        job_id: str,
+        state: JobState,
+        error: str,
+        cause: ServiceError | None = None,
+        from_state: JobState = JobState.RUNNING,
+    ) -> None:
         job = await self.store.get(job_id)
         if job.state is not from_state:
             return
         expires = self._clock() + self._retention(job.tenant)
         if not await self.store.set_state(job_id, state, error=error, expires=expires, only_from=(from_state,)):
             return
-        job = await self.store.get(job_id)
+        await self.store.drop_audio(job_id)  # what an ended job keeps: its results and dubbed tracks
+        try:
+            job = await self.store.get(job_id)
+        except NotFound:  # deleted by its owner as it ended
+            return
         data: dict[str, Any] = {
             "job_id": job_id,
             "state": state.value,
@@ -307,188 +390,20 @@ class JobRunner:
             "segments": job.segments,
             "target_languages": list(job.spec.target_languages),
         }
-        if error:
-            data["error"] = error
+        if state is JobState.FAILED:
+            reason = failure_reason(cause)
+            data["reason"] = reason
+            data["error"] = f"{FAILURES[reason]}: GET the job for the details"
         self._signal(job_id)
         self._m.events.emit(Event(JOB_COMPLETED if state is JobState.DONE else JOB_FAILED, job.tenant, data))
-
-    async def _translate(self, job: JobStatus) -> None:
-        spec = job.spec
-        tenant = self.tenant_of(job.tenant)
-        task = checks.resolve_task(
-            self._m.card,
-            self._m.limits,
-            spec.source_language,
-            list(spec.target_languages),
-            _output(spec),
-        )
-        stored = await self._m.glossaries.terms(
-            tenant.name, spec.glossaries, task.target_languages, task.source_language or ""
-        )
-        task = checks.with_stored(task, stored)
-        point = await self.store.resume_point(job.job_id)
-        # a resumed job hears again up to the streams' lead-in before its resume point, only
-        # listened to (``Resume.lead_in_ms``): its VAD enters the resume point as it was there
-        lead_ms = resume_lead_ms(point.end_ms)
-        start_ms = point.end_ms - lead_ms
-        loop = asyncio.get_running_loop()
-        path = self.store.audio_path(job.job_id)
-        # the file is read on a thread of its own, and closed there: a job cancelled while a block
-        # is read closes it only after that read (libsndfile's handle is not to be closed under it)
-        reads = ThreadPoolExecutor(1, thread_name_prefix=f"job-read-{job.job_id[-6:]}")
-        try:
-            blocks = await loop.run_in_executor(reads, _open_at, path, spec.fmt, start_ms)
-        except BaseException:
-            reads.shutdown(wait=False)
-            raise
-        try:
-            session = self._m.open_clip(
-                AudioFormat(AudioEncoding.FLOAT32, blocks.rate, 1),
-                task,
-                self._m.vad_defaults,
-                tenant,
-                lead_in_ms=lead_ms,
-            )
-            # background work: the engine's background class for its segments (engine/scheduler.py)
-            # and the VAD's lower priority for its audio (vad/worker.py; this task's context only)
-            self._m.engine.background(session.session_id)
-            VAD_BACKGROUND.set(True)
-            pace = EnginePace(self.settings.engine_share)
-            came = asyncio.Event()  # set at each of the session's events (a segment's result)
-            collect = asyncio.create_task(
-                self._collect(job.job_id, session, point, start_ms, tenant.name, pace, came),
-                name=f"job-results-{job.job_id}",
-            )
-            try:
-                await self._feed(session, blocks, tenant, reads, pace, came, lead_ms * blocks.rate // 1000)
-                await session.finish()
-                await collect
-            except BaseException:
-                session.abort()
-                collect.cancel()
-                await asyncio.gather(collect, return_exceptions=True)
-                raise
-            finally:
-                session.close()
-        finally:
-            reads.submit(blocks.close)
-            reads.shutdown(wait=False)
-
-    async def _feed(
-        self,
-        session: StreamSession,
-        blocks: AudioBlocks,
-        tenant: Tenant,
-        reads: ThreadPoolExecutor,
-        pace: EnginePace,
-        came: asyncio.Event,
-        lead_frames: int = 0,
-    ) -> None:
-        """``lead_frames``: the lead-in's, translated before the job was resumed: not charged again."""
-        loop = asyncio.get_running_loop()
-        step = max(1, round(FEED_S * blocks.rate))
-        while True:
-            samples = await loop.run_in_executor(reads, blocks.read, BLOCK_S * blocks.rate)
-            if not len(samples):
-                return
-            heard_again = min(lead_frames, len(samples))
-            lead_frames -= heard_again
-            if len(samples) > heard_again:
-                self._m.charge_audio(tenant, (len(samples) - heard_again) / blocks.rate)
-            for at in range(0, len(samples), step):
-                # the engine's background class keeps the job's segments behind live ones; the job
-                # feeds its next second only once its segments so far are back (one or so in
-                # flight: a deep background queue would hold features and the floor's seats) and
-                # keeps to its share of the engine's time (``pace.py``), which also bounds the
-                # CPU its VAD, resampling and features take beside live streams
-                while session.unread:
-                    came.clear()
-                    await came.wait()
-                pause = pace.take()
-                if pause and self._streams_beside():
-                    await asyncio.sleep(pause)
-                # and feeds in the live speech's pauses: not while a live stream of this process
-                # holds speech or waits for a result, at most ``jobs.quiet_wait_s`` a second
-                if self.settings.quiet_wait_s > 0:
-                    await self._m.wait_live_quiet(self.settings.quiet_wait_s)
-                await session.feed_samples(samples[at : at + step])
-            del samples
-
-    def _streams_beside(self) -> bool:
-        """Whether other sessions than this process's running jobs are open on the node (live
-        streams, clips, another worker's jobs): with none, a job takes the whole engine."""
-        return self._m.engine.stats().sessions > len(self._running)
-
-    async def _collect(
-        self,
-        job_id: str,
-        session: StreamSession,
-        point: ResumePoint,
-        start_ms: int,
-        tenant: str,
-        pace: EnginePace,
-        came: asyncio.Event,
-    ) -> None:
-        """Store each finished segment as it comes, numbered after the last one stored, on the
-        job's timeline (the session's audio starts at ``start_ms``)."""
-        seq = point.segments
-        first: int | None = None
-        async for ev in session.events():
-            came.set()
-            if not isinstance(ev, SegmentResult):
-                continue
-            pace.spent(ev.timing.model_ms / 1000)
-            if first is None:
-                first = ev.segment_id
-            segment_id = point.last_segment_id + 1 + ev.segment_id - first if point.segments else ev.segment_id
-            result = segment_json(ev, segment_id=segment_id, shift_ms=start_ms)
-            speech = {
-                t.target_language: _at_track_rate(t.audio, t.sample_rate_hz)
-                for t in ev.translations
-                if t.audio is not None
-            }
-            await self.store.add_segment(job_id, seq, result, speech, MODEL_SAMPLE_RATE, owner=self.owner)
-            metrics.observe_segment(ev, tenant)
-            metrics.JOB_SEGMENTS.inc()
-            self._signal(job_id)
-            if self.on_segment is not None:
-                self.on_segment(job_id, seq)
-            seq += 1
 
     async def _sweep(self) -> None:
         while not self._stopping:
             try:
                 for job_id in await self.store.expired(self._clock()):
-                    if job_id not in self._running:
+                    if job_id not in self._mine():
                         await self.store.delete(job_id)
             except ServiceError as e:  # the store did not answer: the next sweep does it
                 logger.warning("jobs: retention sweep skipped: %s", e.message)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), SWEEP_S)
-
-
-def resume_lead_ms(end_ms: int) -> int:
-    """The lead-in of a job resumed at ``end_ms``: as much of the streams' longest
-    (``MAX_LEAD_IN_MS``) as the audio before it holds, starting on ``LEAD_GRID_MS``."""
-    first = max(0, end_ms - MAX_LEAD_IN_MS)
-    return end_ms - -(-first // LEAD_GRID_MS) * LEAD_GRID_MS
-
-
-def _open_at(path: Any, fmt: AudioFormat, start_ms: int) -> AudioBlocks:
-    blocks = AudioBlocks(path, fmt)
-    if start_ms:
-        rate = blocks.rate
-        blocks.close()
-        blocks = AudioBlocks(path, fmt, start_frame=start_ms * rate // 1000)
-    return blocks
-
-
-def _output(spec: JobSpec) -> OutputOptions:
-    return OutputOptions(speech=spec.speech, transcript=spec.transcript, word_timings=spec.word_timings)
-
-
-def _at_track_rate(audio: np.ndarray, rate: int) -> np.ndarray:
-    """The tracks are at the model's rate, which is the speech's unless a job asked otherwise (it cannot)."""
-    if rate != MODEL_SAMPLE_RATE:
-        raise ValueError(f"speech at {rate} Hz, the track is at {MODEL_SAMPLE_RATE}")
-    return audio

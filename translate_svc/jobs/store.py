@@ -8,6 +8,14 @@ between a track's write and its row leaves bytes past the recorded length, cut o
 (``resume_point``), so a resumed job appends after its last finished segment and redoes none.
 Nothing of a job is held in memory: results are read back a row at a time.
 
+A tenant's caps are checked in the transaction that changes what they count (issue 87): a job's
+slot (``jobs=``) with its insert, its hours (``job_hours=``) with its length, and the bytes its
+jobs keep (``kept``: audio not yet deleted, results and dubbed tracks) with each part and segment;
+so simultaneous requests of one tenant never pass a cap together (``TenantFull``). Claims are fair
+across tenants: the tenant served least recently first (``served``), then the oldest job; a URL
+job's fetch is a stage of its own (``claim(fetch=True)``). A job's audio is deleted once it ends
+(``drop_audio``).
+
 Every call runs on one thread of its own (SQLite's connection stays on it); the async methods
 never block the loop. Event loop only (the methods), the thread owns the connection.
 """
@@ -28,7 +36,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from translate_svc.errors import InvalidInput, NotFound, NotReady
+from translate_svc.errors import Conflict, InvalidInput, NotFound, NotReady
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
 from translate_svc.jobs.tracks import TRACK_WIDTH, JobFiles
 
@@ -47,9 +55,19 @@ CREATE TABLE IF NOT EXISTS segments (
   job_id TEXT NOT NULL, seq INTEGER NOT NULL, end_ms INTEGER NOT NULL, result TEXT NOT NULL,
   tracks TEXT NOT NULL, PRIMARY KEY (job_id, seq)
 );
+CREATE TABLE IF NOT EXISTS served (
+  tenant TEXT NOT NULL, stage TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (tenant, stage)
+);
 """
+#: columns added since a store was first made (issue 87): added to an older file as it opens
+_ADDED = {"kept": "INTEGER NOT NULL DEFAULT 0"}
+_OPEN = "('uploading', 'queued', 'running')"
+#: a URL job whose audio is not fetched yet (the fetch stage's), and one ready to translate
+_URL = "COALESCE(json_extract(j.spec, '$.url'), '')"
+_NEEDS_FETCH = f"{_URL} != '' AND j.duration_ms = 0"
+_READY = f"({_URL} = '' OR j.duration_ms > 0)"
 _COLUMNS = "id, tenant, state, spec, created, updated, received, duration_ms, done_ms, segments, error, expires"
-__all__ = ["TRACK_WIDTH", "JobStore", "LeaseLost", "ResumePoint", "StoreLost"]
+__all__ = ["TRACK_WIDTH", "JobStore", "LeaseLost", "ResumePoint", "StoreLost", "TenantFull"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +84,17 @@ class ResumePoint:
 class LeaseLost(Exception):
     """A finished segment refused: the job is no longer this process's (its lease lapsed and
     another took it over, or it is stored already). The runner drops the job without ending it."""
+
+
+class TenantFull(Exception):
+    """A tenant's cap met, checked with the change it counts: ``what`` (``jobs``, ``hours`` or
+    ``bytes``) and what the tenant has (its jobs not finished, their hours, the bytes its jobs keep).
+    The desk words it (``transport/jobs/desk.py``)."""
+
+    def __init__(self, what: str, have: float) -> None:
+        super().__init__(what)
+        self.what = what
+        self.have = have
 
 
 class StoreLost(NotReady):
@@ -96,6 +125,10 @@ class JobStore(JobFiles):
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
+        have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        for column, kind in _ADDED.items():
+            if column not in have:
+                db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         self._db = db
 
     def _close(self) -> None:
@@ -114,18 +147,48 @@ class JobStore(JobFiles):
 
     # -- jobs -------------------------------------------------------------------------------------
 
-    async def create(self, tenant: str, spec: JobSpec, state: JobState) -> JobStatus:
-        return await self._run(self._create, tenant, spec, state)
+    async def create(
+        self,
+        tenant: str,
+        spec: JobSpec,
+        state: JobState,
+        *,
+        max_jobs: int | None = None,
+        max_bytes: int | None = None,
+    ) -> JobStatus:
+        """A new job, unless the tenant has ``max_jobs`` not finished or keeps ``max_bytes``
+        (``TenantFull``), checked in the insert's transaction."""
+        return await self._run(self._create, tenant, spec, state, max_jobs, max_bytes)
 
-    def _create(self, tenant: str, spec: JobSpec, state: JobState) -> JobStatus:
+    def _create(
+        self, tenant: str, spec: JobSpec, state: JobState, max_jobs: int | None, max_bytes: int | None
+    ) -> JobStatus:
         job_id = new_job_id()
-        self.new_folder(job_id)
         now = self._clock()
-        self.db.execute(
-            "INSERT INTO jobs (id, tenant, state, spec, created, updated) VALUES (?, ?, ?, ?, ?, ?)",
-            (job_id, tenant, state.value, spec.to_json(), now, now),
-        )
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            if max_jobs is not None:
+                (count,) = self.db.execute(
+                    f"SELECT COUNT(*) FROM jobs WHERE tenant = ? AND state IN {_OPEN}", (tenant,)
+                ).fetchone()
+                if count >= max_jobs:
+                    raise TenantFull("jobs", count)
+            if max_bytes is not None and (kept := self._kept(tenant)) >= max_bytes:
+                raise TenantFull("bytes", kept)
+            self.new_folder(job_id)
+            self.db.execute(
+                "INSERT INTO jobs (id, tenant, state, spec, created, updated) VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, tenant, state.value, spec.to_json(), now, now),
+            )
         return self._get(job_id, tenant)
+
+    def _kept(self, tenant: str) -> int:
+        (kept,) = self.db.execute("SELECT COALESCE(SUM(kept), 0) FROM jobs WHERE tenant = ?", (tenant,)).fetchone()
+        return int(kept)
+
+    async def kept_bytes(self, tenant: str) -> int:
+        """What the tenant's jobs keep on disk: audio not yet deleted, results and dubbed tracks."""
+        return await self._run(self._kept, tenant)
 
     async def get(self, job_id: str, tenant: str | None = None) -> JobStatus:
         """The job (of ``tenant``, when given: another tenant's is NotFound, as one that never was)."""
@@ -139,25 +202,53 @@ class JobStore(JobFiles):
 
     # -- leases: which process runs a job ---------------------------------------------------------
 
-    async def claim(self, owner: str, now: float, lease_s: float, limit: int) -> list[str]:
+    async def claim(self, owner: str, now: float, lease_s: float, limit: int, *, fetch: bool = False) -> list[str]:
         """Up to ``limit`` jobs queued or running that no live lease holds (none, or one past its
-        time: its process stopped or died), oldest first, leased to ``owner`` until ``now + lease_s``."""
-        return await self._run(self._claim, owner, now, lease_s, limit)
+        time: its process stopped or died; a job given back ``until`` a time waits for it), leased
+        to ``owner`` until ``now + lease_s``: one at a time, of the tenant served least recently
+        (then the oldest job), so one tenant's queue never keeps another's waiting (issue 87).
+        ``fetch``: URL jobs whose audio is still to fetch (the fetch stage); else jobs ready to
+        translate."""
+        return await self._run(self._claim, owner, now, lease_s, limit, fetch)
 
-    def _claim(self, owner: str, now: float, lease_s: float, limit: int) -> list[str]:
+    def _claim(self, owner: str, now: float, lease_s: float, limit: int, fetch: bool) -> list[str]:
         if limit <= 0:
             return []
+        stage = "fetch" if fetch else "run"
+        ids = []
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            rows = self.db.execute(
-                "SELECT id FROM jobs WHERE state IN ('queued', 'running') AND (owner = '' OR lease < ?) "
-                "ORDER BY created LIMIT ?",
-                (now, limit),
-            ).fetchall()
-            ids = [r[0] for r in rows]
-            for job_id in ids:
-                self.db.execute("UPDATE jobs SET owner = ?, lease = ? WHERE id = ?", (owner, now + lease_s, job_id))
+            for _ in range(limit):
+                row = self.db.execute(
+                    "SELECT j.id, j.tenant FROM jobs j LEFT JOIN served s ON s.tenant = j.tenant AND s.stage = ? "
+                    f"WHERE j.state IN ('queued', 'running') AND j.lease < ? AND {_NEEDS_FETCH if fetch else _READY} "
+                    "ORDER BY COALESCE(s.at, 0), j.created LIMIT 1",
+                    (stage, now),
+                ).fetchone()
+                if row is None:
+                    break
+                self.db.execute("UPDATE jobs SET owner = ?, lease = ? WHERE id = ?", (owner, now + lease_s, row[0]))
+                self.db.execute(
+                    "INSERT INTO served (tenant, stage, at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (tenant, stage) DO UPDATE SET at = excluded.at",
+                    (row[1], stage, now),
+                )
+                ids.append(row[0])
         return ids
+
+    async def others_waiting(self, tenant: str, now: float) -> bool:
+        """Whether a job of another tenant is ready to translate and waits for a worker (a running
+        job then gives its worker back after ``jobs.slice_s``)."""
+        return await self._run(
+            lambda: (
+                self.db.execute(
+                    f"SELECT 1 FROM jobs j WHERE j.state IN ('queued', 'running') AND j.lease < ? AND j.tenant != ? "
+                    f"AND {_READY} LIMIT 1",
+                    (now, tenant),
+                ).fetchone()
+                is not None
+            )
+        )
 
     async def renew(self, owner: str, job_ids: list[str], until: float) -> dict[str, JobState]:
         """Renew ``owner``'s leases of ``job_ids``; returns the state of each it still holds (a job
@@ -175,10 +266,13 @@ class JobStore(JobFiles):
                     held[job_id] = JobState(row[0])
         return held
 
-    async def release(self, owner: str, job_id: str) -> None:
-        """``owner`` gives the job up (it stops, or the job ended): the next claim takes it at once."""
+    async def release(self, owner: str, job_id: str, until: float = 0.0) -> None:
+        """``owner`` gives the job up (it stops, or the job ended): the next claim takes it at once,
+        or from ``until`` on (its tenant's budget or slot is full: issue 87)."""
         await self._run(
-            lambda: self.db.execute("UPDATE jobs SET owner = '', lease = 0 WHERE id = ? AND owner = ?", (job_id, owner))
+            lambda: self.db.execute(
+                "UPDATE jobs SET owner = '', lease = ? WHERE id = ? AND owner = ?", (until, job_id, owner)
+            )
         )
 
     async def tenant_load(self, tenant: str) -> tuple[int, float]:
@@ -215,38 +309,86 @@ class JobStore(JobFiles):
             args += [s.value for s in only_from]
         return self.db.execute(sql, args).rowcount == 1
 
-    async def set_duration(self, job_id: str, duration_ms: int) -> None:
-        await self._run(self._set_duration, job_id, duration_ms)
+    async def set_duration(self, job_id: str, duration_ms: int, *, max_hours: float | None = None) -> None:
+        """The job's audio's length, unless with the tenant's other jobs not finished it is over
+        ``max_hours`` (``TenantFull``), checked in the same transaction."""
+        await self._run(self._set_duration, job_id, duration_ms, max_hours)
 
-    def _set_duration(self, job_id: str, duration_ms: int) -> None:
-        self.db.execute(
-            "UPDATE jobs SET duration_ms = ?, audio_s = ?, updated = ? WHERE id = ?",
-            (duration_ms, duration_ms / 1000, self._clock(), job_id),
-        )
+    def _set_duration(self, job_id: str, duration_ms: int, max_hours: float | None) -> None:
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            if max_hours is not None:
+                (others,) = self.db.execute(
+                    "SELECT COALESCE(SUM(audio_s), 0) FROM jobs WHERE tenant = (SELECT tenant FROM jobs WHERE id = ?) "
+                    f"AND id != ? AND state IN {_OPEN}",
+                    (job_id, job_id),
+                ).fetchone()
+                if others / 3600 + duration_ms / 3_600_000 > max_hours:
+                    raise TenantFull("hours", others / 3600)
+            self.db.execute(
+                "UPDATE jobs SET duration_ms = ?, audio_s = ?, updated = ? WHERE id = ?",
+                (duration_ms, duration_ms / 1000, self._clock(), job_id),
+            )
 
     # -- the audio --------------------------------------------------------------------------------
 
-    async def append_part(self, job: JobStatus, offset: int, data: bytes, limit: int, expires: float = 0.0) -> int:
-        """Write an upload's part at ``offset`` (where the last one ended: a part sent again after a
-        lost answer is taken only if it starts there), the upload at most ``limit`` bytes; an upload
-        left without a part until ``expires`` is swept. Returns the bytes received so far."""
-        return await self._run(self._append_part, job, offset, data, limit, expires)
+    async def append_part(
+        self,
+        job: JobStatus,
+        offset: int,
+        part: Path,
+        limit: int,
+        expires: float = 0.0,
+        *,
+        max_bytes: int | None = None,
+    ) -> int:
+        """Append an upload's part (the file ``part``, received whole) at ``offset`` (where the last
+        one ended: a part sent again after a lost answer is taken only if it starts there), the
+        upload at most ``limit`` bytes and the tenant's jobs keeping at most ``max_bytes``
+        (``TenantFull``): checked and written in one transaction, so two parts never both land at
+        one offset. An upload left without a part until ``expires`` is swept. Returns the bytes
+        received so far."""
+        return await self._run(self._append_part, job, offset, part, limit, expires, max_bytes)
 
-    def _append_part(self, job: JobStatus, offset: int, data: bytes, limit: int, expires: float) -> int:
-        if offset != job.received_bytes:
-            raise InvalidInput(
-                f"this part starts at byte {offset}, but the upload has {job.received_bytes} bytes: "
-                f"send the part that starts at {job.received_bytes} (GET the job for received_bytes)"
+    def _append_part(
+        self, job: JobStatus, offset: int, part: Path, limit: int, expires: float, max_bytes: int | None
+    ) -> int:
+        size = part.stat().st_size
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.db.execute("SELECT received, state FROM jobs WHERE id = ?", (job.job_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no job {job.job_id[:40]!r} of this tenant: it never was, or its results expired")
+            received, state = row
+            if state != JobState.UPLOADING.value:
+                raise Conflict(f"the job is {state}: parts go to a job still uploading")
+            check_part(offset, size, received, limit)
+            if max_bytes is not None and (kept := self._kept(job.tenant)) + size > max_bytes:
+                raise TenantFull("bytes", kept)
+            self.copy_part(job.job_id, offset, part)
+            self.db.execute(
+                "UPDATE jobs SET received = ?, kept = kept + ?, updated = ?, "
+                "expires = CASE WHEN ? > 0 THEN ? ELSE expires END WHERE id = ?",
+                (offset + size, size, self._clock(), expires, expires, job.job_id),
             )
-        if offset + len(data) > limit:
-            raise InvalidInput(f"the upload is over this server's {limit}-byte limit (jobs.max_upload_bytes)")
-        self.write_part(job.job_id, offset, data)
-        received = offset + len(data)
-        self.db.execute("UPDATE jobs SET received = ?, updated = ? WHERE id = ?", (received, self._clock(), job.job_id))
-        return received
+        return offset + size
 
     async def set_received(self, job_id: str, received: int) -> None:
-        await self._run(lambda: self.db.execute("UPDATE jobs SET received = ? WHERE id = ?", (received, job_id)))
+        """A fetched audio's size (it replaced whatever an earlier fetch left)."""
+        await self._run(
+            lambda: self.db.execute(
+                "UPDATE jobs SET kept = MAX(0, kept - received) + ?, received = ? WHERE id = ?",
+                (received, received, job_id),
+            )
+        )
+
+    async def drop_audio(self, job_id: str) -> None:
+        """The job ended (done, failed, cancelled): its audio is deleted (its results are kept)."""
+        await self._run(self._drop_audio, job_id)
+
+    def _drop_audio(self, job_id: str) -> None:
+        size = self.remove_audio(job_id)
+        self.db.execute("UPDATE jobs SET kept = MAX(0, kept - ?) WHERE id = ?", (size, job_id))
 
     # -- results ----------------------------------------------------------------------------------
 
@@ -282,16 +424,19 @@ class JobStore(JobFiles):
     def _add_segment(
         self, job_id: str, seq: int, result: dict[str, Any], speech: dict[str, np.ndarray], rate: int
     ) -> dict[str, int]:
-        tracks = self.append_speech(job_id, self._tracks_after(job_id), result, speech, rate)
+        before = self._tracks_after(job_id)
+        tracks = self.append_speech(job_id, before, result, speech, rate)
+        row = json.dumps(result)
+        grown = len(row) + sum(tracks.values()) - sum(before.values())
         with self.db:
             self.db.execute("BEGIN")
             self.db.execute(
                 "INSERT INTO segments (job_id, seq, end_ms, result, tracks) VALUES (?, ?, ?, ?, ?)",
-                (job_id, seq, result["end_ms"], json.dumps(result), json.dumps(tracks)),
+                (job_id, seq, result["end_ms"], row, json.dumps(tracks)),
             )
             self.db.execute(
-                "UPDATE jobs SET segments = ?, done_ms = ?, updated = ? WHERE id = ?",
-                (seq + 1, result["end_ms"], self._clock(), job_id),
+                "UPDATE jobs SET segments = ?, done_ms = ?, kept = kept + ?, updated = ? WHERE id = ?",
+                (seq + 1, result["end_ms"], grown, self._clock(), job_id),
             )
         return tracks
 
@@ -333,6 +478,18 @@ class JobStore(JobFiles):
 
 def new_job_id() -> str:
     return "job_" + secrets.token_hex(12)
+
+
+def check_part(offset: int, size: int, received: int, limit: int) -> None:
+    """A part of ``size`` bytes at ``offset`` of an upload that has ``received``: where the upload
+    ends (else ``Conflict``, nothing written), and within ``limit`` (``jobs.max_upload_bytes``)."""
+    if offset != received:
+        raise Conflict(
+            f"this part starts at byte {offset}, but the upload has {received} bytes: "
+            f"send the part that starts at {received} (GET the job for received_bytes)"
+        )
+    if offset + size > limit:
+        raise InvalidInput(f"the upload is over this server's {limit}-byte limit (jobs.max_upload_bytes)")
 
 
 def _status(row: tuple[Any, ...]) -> JobStatus:

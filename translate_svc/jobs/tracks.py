@@ -1,11 +1,15 @@
 """A job's files, whichever store keeps its state (``store.py``: SQLite on one node;
 ``redis_store.py``: Redis across pods, the files then on a volume every pod mounts): a folder per
-job under ``jobs.dir`` (``jobs/<id>/``) holding its audio (``audio``) and its dubbed tracks
-(``<target>.pcm``: PCM16 mono at the model's rate, each segment's speech at its place on the
-audio's timeline). Synchronous: called on the store's thread (or a worker thread)."""
+job under ``jobs.dir`` (``jobs/<id>/``) holding its audio (``audio``, deleted once the job ends:
+issue 87), an upload's part while it comes (``part.<hex>``) and its dubbed tracks (``<target>.pcm``:
+PCM16 mono at the model's rate, each segment's speech at its place on the audio's timeline).
+Synchronous: called on the store's thread (or a worker thread)."""
 
 from __future__ import annotations
 
+import contextlib
+import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,7 @@ import numpy as np
 
 #: PCM16 bytes per sample of a dubbed track
 TRACK_WIDTH = 2
+_COPY_BYTES = 1024 * 1024
 
 
 class JobFiles:
@@ -34,11 +39,30 @@ class JobFiles:
         self.folder(job_id).mkdir(parents=True)
         self.audio_path(job_id).touch()
 
-    def write_part(self, job_id: str, offset: int, data: bytes) -> None:
-        with open(self.audio_path(job_id), "r+b") as f:
+    def copy_part(self, job_id: str, offset: int, part: Path) -> None:
+        """An upload's part (a file of its own, received whole) written into the audio at ``offset``."""
+        with open(self.audio_path(job_id), "r+b") as f, open(part, "rb") as src:
             f.truncate(offset)
             f.seek(offset)
-            f.write(data)
+            shutil.copyfileobj(src, f, _COPY_BYTES)
+
+    def part_path(self, job_id: str) -> Path:
+        """A new file for an upload's part while it comes (removed by whoever made it)."""
+        return self.folder(job_id) / f"part.{secrets.token_hex(6)}"
+
+    def remove_audio(self, job_id: str) -> int:
+        """The job's audio deleted (it ended: issue 87), with what a process killed mid-fetch or
+        mid-part left beside it (``audio.<hex>.part``, ``part.<hex>``); the audio's size (0 if it
+        was gone: what the store counted)."""
+        path = self.audio_path(job_id)
+        size = 0
+        with contextlib.suppress(FileNotFoundError):
+            size = path.stat().st_size
+            path.unlink()
+        for left in [*self.folder(job_id).glob("audio.*.part"), *self.folder(job_id).glob("part.*")]:
+            with contextlib.suppress(FileNotFoundError):
+                left.unlink()
+        return size
 
     def cut_tracks(self, job_id: str, tracks: dict[str, int]) -> None:
         """Each track cut back to its length after the last finished segment (bytes a process

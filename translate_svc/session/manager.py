@@ -5,8 +5,9 @@
 unary calls per token and per tenant, and a tenant's clips being received, before a byte is read),
 opens their sessions (``open_stream``; ``open_clip``: the same ``StreamSession`` as a stream's),
 splits the engine's queue fairly between live sessions, tells every live stream when the server
-drains, and holds what every call reads: the model's card, the limits, and the unary calls' CPU
-pool (clips decoded there cannot starve live streams). It knows no call kind's driver: each driver
+drains, and holds what every call reads: the model's card, the limits, the unary calls' CPU
+pool (clips decoded there cannot starve live streams) and the ear's (``ear.py``: noise suppression
+and speaker embeddings, with their caps). It knows no call kind's driver: each driver
 (``driver.py``, ``clip.py``, ``text.py``) checks its own requests (``task.py``) and calls it.
 Event loop only.
 """
@@ -25,6 +26,7 @@ from translate_svc.cluster.store import ClusterStore
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import EngineFailed, NotReady, Overloaded
 from translate_svc.glossaries.book import NO_GLOSSARIES, GlossaryBook
+from translate_svc.session import ear as ears
 from translate_svc.session import task as checks
 from translate_svc.session.events import Draining, Resume
 from translate_svc.session.recording import Recorder, Recorders, RecordMode
@@ -74,6 +76,9 @@ class SessionManager:
         self._local = self.counters if isinstance(self.counters, LocalCounters) else None
         #: Translate clips are decoded and resampled here, never on the threads live streams use
         self._decode_pool = ThreadPoolExecutor(limits.translate_decode_threads, thread_name_prefix="clip-decode")
+        #: noise suppression's and speaker embeddings' threads, and the live streams that use them
+        #: (``ear.py``: never the event loop; issue 87 J1)
+        self.ear = ears.EarPools(limits)
         #: sessions alive now, streams and Translate clips (their fair share of the engine queue)
         self.sessions = 0
         #: admitted streams (a drain tells each of them)
@@ -109,8 +114,9 @@ class SessionManager:
         return self._decode_pool
 
     def close(self) -> None:
-        """The server stopped: no clip is decoded any more."""
+        """The server stopped: no clip is decoded any more, nor any ear's work done."""
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
+        self.ear.close()
 
     async def wait_no_live(self) -> None:
         """Until every admitted stream has closed (a drain waits for it)."""
@@ -202,6 +208,7 @@ class SessionManager:
         ``admission``: its slots, taken when its call or socket opened (``admit_stream``); the
         session owns them from here on (released when it closes, or here if it cannot open).
         None: taken now. ``hooks``: its driver's callbacks (a drain, a stop, its output)."""
+        ear_held: Held | None = None
         try:
             if self.draining is not None:
                 raise NotReady("this server is shutting down and takes no new streams: connect to another server")
@@ -211,6 +218,7 @@ class SessionManager:
             checks.check_captions(interim_interval_ms, task, self.limits)
             admission = admission or await self.admit_stream(tenant)
             task = tenant.task_for(task)
+            ear_held = await self._admit_ear(tenant, task)
             session = self._new_session(
                 fmt,
                 task,
@@ -223,8 +231,10 @@ class SessionManager:
         except BaseException:
             if admission is not None:
                 admission.release()
+            if ear_held is not None:
+                self._ear_given(ear_held)
             raise
-        session.held = admission.take()
+        session.held, session.ear_held = admission.take(), ear_held
         self.open_streams += 1
         self.live.add(session)
         self._no_live.clear()
@@ -243,6 +253,29 @@ class SessionManager:
         held = self._take_now(local, wants, tenant, True) if local else await self._take(wants, tenant, budget=True)
         return Admission(self.counters, held)
 
+    async def _admit_ear(self, tenant: Tenant, task: TranslationTask) -> Held | None:
+        """A live stream with noise suppression or speaker labels (``ear.py``): one of
+        ``limits.max_ear_streams`` in this process (the ear's threads are its own) and of its
+        tenant's ``ear_streams``; refused (PERMISSION_DENIED) where its tenant may have none, else
+        RESOURCE_EXHAUSTED when full. None: the stream asks for neither."""
+        if not ears.uses_ear(task.ear):
+            return None
+        cap = ears.ear_cap(tenant, self.limits)
+        if cap == 0:
+            raise ears.ear_refused(tenant)
+        self.ear.take()
+        try:
+            return await self._take([(f"{tenant.name}/ear_streams", _cap(cap))], tenant)
+        except BaseException as e:
+            self.ear.give()
+            if isinstance(e, Overloaded):
+                e.reason = "ear_streams"  # the cap's name (the OpenAI door's error code)
+            raise
+
+    def _ear_given(self, held: Held) -> None:
+        self.counters.release(held)
+        self.ear.give()
+
     def admit_clip(self, tenant: Tenant = DEFAULT_TENANT) -> Holding:
         """One Translate call of ``tenant`` in the block (``async with``): counted against
         ``max_translate_calls`` and the tenant's caps before its message is read or decoded (else
@@ -257,6 +290,21 @@ class SessionManager:
         so a tenant that opens calls and never sends their clip cannot hold every one of
         ``max_translate_calls`` until ``clip_read_timeout_s``."""
         return Holding(self, tenant, [(f"{tenant.name}/clip_reads", self.limits.max_clip_reads_per_tenant)])
+
+    def holding_request(self, tenant: Tenant = DEFAULT_TENANT) -> Holding:
+        """An HTTP request of ``tenant`` that holds its connection past its head in the block (a
+        long poll, an upload's part, a download; issue 87): at most
+        ``limits.http_max_held_requests_per_tenant`` at once on the node (else RESOURCE_EXHAUSTED),
+        so one tenant cannot fill the HTTP port's connections with them."""
+        return Holding(self, tenant, [(f"{tenant.name}/held", self.limits.http_max_held_requests_per_tenant)])
+
+    def admit_job(self, tenant: Tenant = DEFAULT_TENANT) -> Holding:
+        """A background job of ``tenant`` running in the block (``jobs/``, issue 87): one of the
+        tenant's ``translate_calls`` while it runs, and refused while its audio budget is spent
+        (RESOURCE_EXHAUSTED), as a Translate call is; not the node's ``max_translate_calls``
+        (``jobs.max_running`` bounds the jobs of a process)."""
+        wants = [(f"{tenant.name}/translate", _cap(tenant.caps.translate_calls))]
+        return Holding(self, tenant, wants, budget=True)
 
     def admit_unary(self, tenant: Tenant = DEFAULT_TENANT, token: bytes | None = None) -> Holding:
         """One unary call (ListLanguages, TranslateText, the Riva door's) of ``tenant`` and of
@@ -383,6 +431,7 @@ class SessionManager:
             interim_interval_ms=interim_interval_ms,
             resume=resume,
             executor=executor,
+            ear=self.ear,
             hooks=hooks,
             on_close=self._closed,
             recorder=recorder,
@@ -398,6 +447,9 @@ class SessionManager:
             if session.held is not None:
                 self.counters.release(session.held)
                 session.held = None
+            if session.ear_held is not None:
+                self._ear_given(session.ear_held)
+                session.ear_held = None
             if not self.live:
                 self._no_live.set()
             self._live_went_quiet()

@@ -2,7 +2,9 @@
 closes, then labelled in segment order as its result goes out (``JobTracker.emit_ready`` waits for
 the label), so the online clustering sees segments in the stream's order and a label, once given,
 never changes. A segment labelled by its majority voice (``speakers/cluster.py``); its transcript's
-words carry the segment's label. Event loop only; the embedding runs on the default executor.
+words carry the segment's label. Event loop only; the embedding runs on the ear's speaker pool
+(``ear.py``: its own few threads, never the loop's default executor, which clip decodes and
+imports share; issue 87 J1).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor
 
 from translate_svc.speakers.cluster import ClusterConfig, OnlineSpeakers
 from translate_svc.speakers.encoder import Embedding, SpeakerEncoder
@@ -20,15 +23,23 @@ logger = logging.getLogger(__name__)
 
 
 class SpeakerLabels:
-    def __init__(self, max_speakers: int, on_ready: Callable[[], None], encoder: SpeakerEncoder | None = None) -> None:
+    def __init__(
+        self,
+        max_speakers: int,
+        on_ready: Callable[[], None],
+        pool: Executor,
+        encoder: SpeakerEncoder | None = None,
+    ) -> None:
+        """``pool``: where voices are embedded (``EarPools.speakers``)."""
         self._encoder = encoder or SpeakerEncoder.shared()
+        self._pool = pool
         self._speakers = OnlineSpeakers(ClusterConfig(max_speakers=max_speakers))
         self._on_ready = on_ready  # a segment's embedding is back: its result may go out
         self._pending: dict[int, tuple[asyncio.Future[Embedding], int]] = {}
 
     def segment_closed(self, seg: Segment) -> None:
-        """Start embedding ``seg``'s voice (off the loop)."""
-        fut = asyncio.ensure_future(asyncio.to_thread(self._encoder.embed, seg.samples))
+        """Start embedding ``seg``'s voice (on the speaker pool)."""
+        fut = asyncio.get_running_loop().run_in_executor(self._pool, self._encoder.embed, seg.samples)
         fut.add_done_callback(lambda _: self._on_ready())
         self._pending[seg.segment_id] = (fut, seg.end_ms - seg.start_ms)
 

@@ -10,12 +10,16 @@ answers, notices; not speech events, two to a segment), or the VAD is a second b
 client's requests and HTTP/2 flow control (a WebSocket: TCP's) slows the client on its own stream.
 An update, which makes an event without audio, waits for the same room after its answer
 (``answer``), so a client that sends updates and never reads is not answered without bound. Event
-loop only; large chunks are decoded and resampled on a worker thread that the session awaits.
+loop only; large chunks are decoded and resampled on a worker thread that the session awaits, and
+the ear's work (noise suppression, speaker embeddings) runs on the ear's own pools (``ear.py``,
+issue 87 J1): a stream's chunks there in order, each awaited, so a pool that is behind holds the
+stream's reading like any other back-pressure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -29,6 +33,7 @@ from translate_svc.engine.client import EngineClient
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session.captions import Captions
+from translate_svc.session.ear import EarLane, EarPools
 from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEnded, StreamEvent
 from translate_svc.session.jobs import JobTracker, segment_of
 from translate_svc.session.recording import Recorder
@@ -125,6 +130,7 @@ class StreamSession:
         interim_interval_ms: int = 0,
         resume: Resume | None = None,
         executor: Executor | None = None,
+        ear: EarPools,
         hooks: StreamHooks = NO_HOOKS,
         on_close: Callable[[StreamSession], None] | None = None,
         recorder: Callable[[str, str], Recorder | None] | None = None,
@@ -180,11 +186,13 @@ class StreamSession:
             if task.simultaneous is not None
             else None
         )
-        #: noise suppression before the VAD (``EarOptions``: fixed when the stream opens); its
-        #: RNNoise state is freed with it (not at ``close``: an ingest on a worker thread may still use it)
+        #: noise suppression before the VAD (``EarOptions``: fixed when the stream opens), on the
+        #: ear's pool (``_lane``; a clip's blocks on its own executor, ``feed_samples``); its RNNoise
+        #: state is freed with it (not at ``close``: a worker thread may still use it)
         self._denoiser = Denoiser() if task.ear.noise_suppression else None
+        self._lane = EarLane(ear.denoise) if self._denoiser is not None else None
         if task.ear.speakers:
-            self.jobs.speakers = SpeakerLabels(task.ear.speakers, self.jobs.emit_ready)
+            self.jobs.speakers = SpeakerLabels(task.ear.speakers, self.jobs.emit_ready, ear.speakers)
         self._room = asyncio.Event()  # set while under the fair share and the VAD backlog
         self._room.set()
         self._held_unread = False  # held now by its client's unread events (not results)
@@ -202,8 +210,10 @@ class StreamSession:
         self._log = {"session_id": self.session_id}
         #: where a clip is resampled (None: the loop's default pool)
         self._executor = executor
-        #: the admission counters this stream holds (released by its manager when it closes)
+        #: the admission counters this stream holds (released by its manager when it closes), and
+        #: those of its ear (``ear.py``: a live stream with noise suppression or speaker labels)
         self.held: Held | None = None
+        self.ear_held: Held | None = None
         #: called when the stream stops ``speaking`` (its manager sets it for a live stream: a
         #: background job waits for the live streams' quiet, ``SessionManager.wait_live_quiet``)
         self.on_quiet: Callable[[], None] | None = None
@@ -275,16 +285,19 @@ class StreamSession:
 
     async def _ingest(self, samples: np.ndarray) -> None:
         """Input-rate samples onto the timeline and to the VAD (large ones resampled on a worker
-        thread); nothing once the audio has ended."""
+        thread, noise suppressed on the ear's pool); nothing once the audio has ended."""
         async with self._ingesting:
             if self._audio_over:
                 return
             if self._recorder is not None:
                 self._recorder.audio(samples)
-            if len(samples) <= _OFFLOAD_BYTES // 4:
-                self._vad.score(self._vad_input(samples))
+            if len(samples) <= _OFFLOAD_BYTES // 4:  # cheap inline: ~0.0013 s of the loop an audio second
+                x = self.timeline.ingest(samples)
             else:
-                self._vad.score(await asyncio.to_thread(self._vad_input, samples))
+                x = await asyncio.to_thread(self.timeline.ingest, samples)
+            if self._lane is not None and self._denoiser is not None:
+                x = await self._lane.run(functools.partial(self._denoiser.process, x))
+            self._vad.score(x)
 
     def _vad_input(self, samples: np.ndarray) -> np.ndarray:
         """Input-rate samples onto the timeline -> what the VAD and the model get: their 16 kHz
@@ -377,8 +390,8 @@ class StreamSession:
             if not self._audio_over:
                 self._audio_over = True
                 rest = self.timeline.drain_resampler()
-                if self._denoiser is not None:
-                    rest = self._denoiser.process(rest, last=True)
+                if self._lane is not None and self._denoiser is not None:
+                    rest = await self._lane.run(functools.partial(self._denoiser.process, rest, last=True))
                 self._vad.score(rest, last=True)
         await self._vad.wait_idle()
         if self.jobs.failure is not None:

@@ -22,8 +22,31 @@ class JobSettings(BaseModel):
     lease_s: float = Field(10.0, ge=0.3, le=600.0)
     #: with ``cluster.redis_url``: the longest a call to Redis for the jobs' state may take
     redis_timeout_s: float = Field(5.0, gt=0, le=60.0)
-    #: jobs run at once on this process (each feeds its session a second at a time, paced)
+    #: jobs run at once on this process (each feeds its session a second at a time, paced); taken
+    #: from the queue fairly across tenants (the tenant served least recently first: issue 87)
     max_running: int = Field(1, ge=1, le=64)
+    #: a running job gives its worker back after this many seconds when another tenant's job is
+    #: waiting, and is resumed from its last finished segment at its tenant's next turn (issue 87)
+    slice_s: float = Field(60.0, ge=1.0, le=24 * 3600.0)
+    #: URL jobs whose audio this process fetches at once: a stage of its own, beside the workers
+    #: that translate, so a slow host holds a fetch slot, never a worker (issue 87)
+    max_fetching: int = Field(2, ge=1, le=64)
+    #: a fetch slower than this on average, counted from its start after its first
+    #: ``fetch_grace_s``, is cut and fails its job (issue 87; an upload's part:
+    #: ``limits.http_min_body_bytes_per_s``)
+    fetch_min_bytes_per_s: int = Field(32 * 1024, ge=1, le=1024**3)
+    fetch_grace_s: float = Field(10.0, gt=0, le=600.0)
+    #: the share of a tenant's ``audio_seconds_per_minute`` its jobs leave to its live calls: a job
+    #: feeds its next second only while the tenant's budget holds more than this share of a minute's
+    #: worth (issue 87: a job is counted in the budget, and never spends it for the live calls)
+    budget_reserve: float = Field(0.5, ge=0, lt=1)
+    #: a tenant's jobs not finished (uploading, queued, running) and their audio in hours, when its
+    #: tokens-file line sets no ``jobs=`` / ``job_hours=`` (issue 87: conservative by default)
+    max_jobs_per_tenant: int = Field(4, ge=1, le=100_000)
+    max_hours_per_tenant: float = Field(12.0, gt=0, le=100_000.0)
+    #: everything one tenant's jobs keep on disk (audio not yet translated, results, dubbed tracks,
+    #: until their retention ends): beyond it a new job, a part or a fetch is refused (issue 87)
+    max_bytes_per_tenant: int = Field(16 * 1024**3, ge=1024, le=1024**5)
     #: the share of the engine's time a job may take (``jobs/pace.py``): after each of its
     #: segments it pauses for the segment's model time x (1 / share - 1) before it feeds again,
     #: while other sessions are open on the node (alone, a job takes the whole engine)

@@ -4,9 +4,10 @@ stream may ask for, and what each door and port may hold.
 ``LimitsSettings`` is one flat section, as it has always been read (``limits.max_streams``, every
 field's environment name and config key unchanged), made of one group per concern, each a class of
 its own: what any request asks for (``RequestLimits``), a stream (``StreamLimits``), clips and
-unary calls (``UnaryLimits``), the gRPC port (``GrpcPortLimits``), the HTTP port and its realtime
-WebSocket (``HttpPortLimits``) and the WebRTC door (``WebRtcLimits``). A door reads the group it
-needs from the one ``limits`` object every part already holds.
+unary calls (``UnaryLimits``), noise suppression and speaker labels (``EarLimits``), the gRPC port
+(``GrpcPortLimits``), the HTTP port and its realtime WebSocket (``HttpPortLimits``) and the WebRTC
+door (``WebRtcLimits``). A door reads the group it needs from the one ``limits`` object every part
+already holds.
 """
 
 from __future__ import annotations
@@ -128,6 +129,29 @@ class UnaryLimits(BaseModel):
     max_clip_segments_queued: int = Field(16, ge=1, le=4096)
 
 
+class EarLimits(BaseModel):
+    """Noise suppression and speaker labels (issue 87 J1): their threads, off the event loop, and
+    the streams that may use them at once (``session/ear.py``)."""
+
+    #: threads that run each stream's noise suppression (soxr up to 48 kHz, RNNoise, soxr back),
+    #: per server process: a pool of their own, never the event loop. About 0.03-0.07 s of CPU per
+    #: audio second a stream (docs/security.md), so two threads keep up with about 30 such streams
+    ear_threads: int = Field(2, ge=1, le=64)
+    #: threads that embed each closed segment's voice for speaker labels, per server process: a
+    #: pool of its own, small on purpose (an embedding costs 0.02-0.1 s of CPU per second of speech,
+    #: much of it Python holding the GIL): labels wait for it, and so do the results of the streams
+    #: that asked, not anyone else's
+    speaker_threads: int = Field(1, ge=1, le=16)
+    #: streams with noise suppression or speaker labels open at once in this server process;
+    #: beyond it: RESOURCE_EXHAUSTED + retry hint (0: none; a tenant's ``ear_streams`` in the
+    #: tokens file caps its own)
+    max_ear_streams: int = Field(16, ge=0, le=100_000)
+    #: the same for tenant ``demo`` (the demo page's sessions) when the tokens file states no
+    #: ``ear_streams`` for it: 0, the default, refuses them noise suppression and speaker labels
+    #: (the page mints its secrets for anyone who reaches the HTTP port)
+    demo_ear_streams: int = Field(0, ge=0, le=100_000)
+
+
 class GrpcPortLimits(BaseModel):
     """The gRPC port: what it reads, its calls and connections, what a caller without a token may
     hold there (health, refused streams: issue 34 N1), and a stream's receive window (a realtime
@@ -185,6 +209,14 @@ class HttpPortLimits(BaseModel):
     #: previous response was sent, else the connection is closed; also how long an idle keep-alive
     #: connection stays open, and how long a mint request's body may take
     http_header_timeout_s: float = Field(5.0, gt=0, le=300)
+    #: the HTTP port's requests that hold their connection past their head (issue 87: a job's
+    #: status long poll ``?wait=``, an upload's part, a download of a job's results), per tenant,
+    #: node-wide: beyond, 429 at once, so one tenant's token cannot fill http_max_connections
+    http_max_held_requests_per_tenant: int = Field(4, ge=1, le=100_000)
+    #: such a request's body (a part) or download slower than this on average, counted from the
+    #: handler's start once http_header_timeout_s has passed, is cut: 408 for a body, the
+    #: connection closed for a download (issue 87)
+    http_min_transfer_bytes_per_s: int = Field(16 * 1024, ge=1, le=1024**3)
     #: browser pages (origins such as "https://app.example.com"; "*": any) that may open a realtime
     #: WebSocket or a WebRTC call, or mint a client secret, on the HTTP port (issue 34 N12). A request
     #: without an Origin header (not a browser: the SDKs, curl) and one from this server's own pages
@@ -228,5 +260,5 @@ class WebRtcLimits(BaseModel):
 
 
 # every group's fields, flat: ``limits.<field>`` and ``TRANSLATE_SVC_LIMITS__<FIELD>`` as before issue 71
-class LimitsSettings(RequestLimits, StreamLimits, UnaryLimits, GrpcPortLimits, HttpPortLimits, WebRtcLimits):
+class LimitsSettings(RequestLimits, StreamLimits, UnaryLimits, EarLimits, GrpcPortLimits, HttpPortLimits, WebRtcLimits):
     """What one request or stream may ask for; reported to clients (ListLanguages, StreamStarted)."""

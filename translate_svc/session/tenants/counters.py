@@ -121,10 +121,24 @@ _WHAT = {
     "translate": "concurrent Translate calls",
     "unary": "unary calls in progress",
     "clip_reads": "Translate calls still receiving their clip",
+    "held": "HTTP requests holding their connection (long polls, uploads, downloads)",
+    "ear_streams": "streams with noise suppression or speaker labels",
 }
 #: the tokens file's cap of each tenant counter; None: a setting only (``limits.<name>``)
-_CAP_OF = {"streams": "streams", "translate": "translate_calls", "unary": "unary_calls", "clip_reads": None}
-_SETTING_OF = {"unary": "max_unary_calls_per_tenant", "clip_reads": "max_clip_reads_per_tenant"}
+_CAP_OF = {
+    "streams": "streams",
+    "translate": "translate_calls",
+    "unary": "unary_calls",
+    "clip_reads": None,
+    "held": None,
+    "ear_streams": "ear_streams",
+}
+_SETTING_OF = {
+    "unary": "max_unary_calls_per_tenant",
+    "clip_reads": "max_clip_reads_per_tenant",
+    "held": "http_max_held_requests_per_tenant",
+    "ear_streams": "demo_ear_streams",  # the one tenant capped by a setting alone: the demo page's
+}
 
 
 def refusal(full: str, tenant: Tenant, wants: Sequence[tuple[str, int]]) -> Overloaded:

@@ -2,10 +2,11 @@
 
 A **tenant** is a name from the tokens file (every token belongs to one; ``default`` when the line
 names none, and for every call on a server without tokens) with optional caps: concurrent streams,
-concurrent Translate calls, audio seconds per minute, unary calls, rooms, speakers and listeners
-(``TenantCaps``), the rooms its token may publish into and listen to (``RoomRights``), and what is
-kept of its sessions (``recording.RecordPolicy``), and its streams' profanity filter unless a
-stream sets its own (``Tenant.profanity``, issue 72). Pure: frozen values, no I/O.
+concurrent Translate calls, audio seconds per minute, unary calls, rooms, speakers and listeners,
+streams with noise suppression or speaker labels (``TenantCaps``), the rooms its token may publish
+into and listen to (``RoomRights``), what is kept of its sessions (``recording.RecordPolicy``), and
+its streams' profanity filter unless a stream sets its own (``Tenant.profanity``, issue 72). Pure:
+frozen values, no I/O.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from dataclasses import dataclass, field, replace
 from translate_svc.session.recording import NO_RECORDING, RecordPolicy
 from translate_svc.types import Profanity, TranslationTask
 
+#: the tenant of the sessions the demo page's client secrets open (``transport/http/client_secrets.py``):
+#: capped by a tokens-file line naming it, and refused the ear unless ``limits.demo_ear_streams`` allows it
+DEMO_TENANT = "demo"
 #: a tenant's name: a metrics label and part of a client secret, so a short, plain word
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,39}")
 
@@ -38,6 +42,9 @@ class TenantCaps:
     #: (``jobs/``, issue 73)
     jobs: int | None = None
     job_hours: float | None = None
+    #: streams with noise suppression or speaker labels open at once (issue 87 J1; 0: none may ask;
+    #: None: ``limits.max_ear_streams`` alone, and for tenant ``DEMO_TENANT`` ``limits.demo_ear_streams``)
+    ear_streams: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,25 @@
 """What the jobs API does, once for both ports (``routes.py`` on HTTP, ``grpc_door.py`` on gRPC):
 a job's spec checked against the model and the limits, its creation under the tenant's caps
-(``jobs=``, ``job_hours=``), its audio received in parts and queued once whole and checked, or,
-with an https URL the fetch rules take, queued at once with its URL (the runner that claims it
-fetches it: ``jobs/intake.py``), its status, cancel and results. Every refusal is a
-``ServiceError`` naming what to change. Event loop only."""
+(``jobs=``, ``job_hours=``, else the server's defaults, and the bytes its jobs keep:
+``jobs/intake.py``'s ``job_caps``), each checked by the store with the change it counts (issue
+87), its audio received in parts (each a file, received whole before it is appended) and queued
+once whole and checked, or, with an https URL the fetch rules take, queued at once with its URL
+(the runner's fetch stage fetches it: ``jobs/intake.py``), its status, cancel, deletion and
+results. Every refusal is a ``ServiceError`` naming what to change. Event loop only."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import time
+from pathlib import Path
 
-from translate_svc.errors import Conflict, InvalidInput, Overloaded
-from translate_svc.jobs.intake import check_url
+from translate_svc.errors import Conflict, InvalidInput
+from translate_svc.jobs.intake import check_url, job_caps, over_cap
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
 from translate_svc.jobs.reader import probe
 from translate_svc.jobs.runner import JobRunner
+from translate_svc.jobs.store import TenantFull
 from translate_svc.session import task as checks
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.tenants.tenant import Tenant
@@ -24,6 +28,8 @@ from translate_svc.types import AudioEncoding, OutputOptions
 OFF = "jobs are off on this server: its operator sets jobs.dir (TRANSLATE_SVC_JOBS__DIR) to keep them"
 #: the longest wait of a status request
 MAX_WAIT_S = 60.0
+#: a dubbed track's bytes per second of audio (PCM16 at 16 kHz): what a job will keep per target
+TRACK_BYTES_PER_S = 32_000
 
 
 class JobDesk:
@@ -99,20 +105,18 @@ class JobDesk:
         jobs = self.jobs
         if url is not None:
             check_url(jobs.settings, url, jobs.fetch_checks)
-        count, _ = await jobs.store.tenant_load(tenant.name)
-        cap = tenant.caps.jobs
-        if cap is not None and count >= cap:
-            raise Overloaded(
-                f"this tenant has {count} jobs not finished, its cap (jobs={cap} in the tokens file): wait for "
-                "one to finish, or cancel one"
-            )
+        caps = job_caps(jobs.settings, tenant)
+        # stored queued with its URL: whichever process claims it fetches it, so a stop or a
+        # death mid-fetch leaves it to the next claim (never an upload left to expire)
+        state = JobState.UPLOADING if url is None else JobState.QUEUED
+        spec = spec if url is None else dataclasses.replace(spec, url=url)
+        try:
+            job = await jobs.store.create(tenant.name, spec, state, max_jobs=caps.jobs, max_bytes=caps.bytes)
+        except TenantFull as e:
+            raise over_cap(e, caps) from None
         if url is not None:
-            # stored queued with its URL: whichever process claims it fetches it, so a stop or a
-            # death mid-fetch leaves it to the next claim (never an upload left to expire)
-            job = await jobs.store.create(tenant.name, dataclasses.replace(spec, url=url), JobState.QUEUED)
             jobs.enqueue(job.job_id)
             return job
-        job = await jobs.store.create(tenant.name, spec, JobState.UPLOADING)
         expires = time.time() + jobs.settings.upload_timeout_s
         await jobs.store.set_state(job.job_id, JobState.UPLOADING, expires=expires)
         return await jobs.store.get(job.job_id)
@@ -124,9 +128,9 @@ class JobDesk:
             job = await self.jobs.wait(job.job_id, min(MAX_WAIT_S, wait_s))
         return job
 
-    async def part(self, tenant: Tenant, job_id: str, offset: int, data: bytes) -> int:
-        """One part of an upload at ``offset`` (where the upload ends: else Conflict, nothing written)."""
-        jobs = self.jobs
+    async def uploading(self, tenant: Tenant, job_id: str, offset: int) -> JobStatus:
+        """The job a part at ``offset`` is for, before the part is received: still uploading, and
+        the part starts where the upload ends (else Conflict: nothing is read)."""
         job = await self.get(tenant, job_id)
         if job.state is not JobState.UPLOADING:
             raise Conflict(f"the job is {job.state.value}: parts go to a job still uploading")
@@ -135,8 +139,26 @@ class JobDesk:
                 f"this part starts at byte {offset}, the upload has {job.received_bytes}: send the part that "
                 f"starts at {job.received_bytes}"
             )
+        return job
+
+    def part_path(self, job: JobStatus) -> Path:
+        """Where a part of ``job``'s upload is received (the caller removes it)."""
+        return self.jobs.store.part_path(job.job_id)
+
+    async def part(self, tenant: Tenant, job: JobStatus, offset: int, part: Path) -> int:
+        """One part of an upload (the file ``part``, received whole) at ``offset``: appended where
+        the upload ends (else Conflict, nothing written), within the tenant's bytes."""
+        jobs = self.jobs
+        caps = job_caps(jobs.settings, tenant)
         expires = time.time() + jobs.settings.upload_timeout_s
-        return await jobs.store.append_part(job, offset, data, jobs.settings.max_upload_bytes, expires)
+        try:
+            return await jobs.store.append_part(
+                job, offset, part, jobs.settings.max_upload_bytes, expires, max_bytes=caps.bytes
+            )
+        except TenantFull as e:
+            raise over_cap(e, caps) from None
+        except FileNotFoundError:  # the job ended while its part came: what it kept was deleted
+            raise Conflict("the job is no longer uploading (cancelled?): its part was not kept") from None
 
     async def complete(self, tenant: Tenant, job_id: str) -> JobStatus:
         job = await self.get(tenant, job_id)
@@ -152,15 +174,16 @@ class JobDesk:
         path = jobs.store.audio_path(job.job_id)
         loop = asyncio.get_running_loop()
         duration_ms = await loop.run_in_executor(None, probe, path, job.spec.fmt, jobs.settings.max_audio_s)
-        cap = tenant.caps.job_hours
-        if cap is not None:
-            _, hours = await jobs.store.tenant_load(tenant.name)
-            if hours + duration_ms / 3_600_000 > cap:
-                raise Overloaded(
-                    f"this job's {duration_ms / 3_600_000:.2f} h with the tenant's {hours:.2f} h of jobs not finished "
-                    f"is over its cap (job_hours={cap:g} in the tokens file): wait for a job to finish"
-                )
-        await jobs.store.set_duration(job.job_id, duration_ms)
+        caps = job_caps(jobs.settings, tenant)
+        # its dubbed tracks will be kept too: they must fit what the tenant's jobs may keep
+        tracks = duration_ms * TRACK_BYTES_PER_S // 1000 * (len(job.spec.target_languages) if job.spec.speech else 0)
+        kept = await jobs.store.kept_bytes(tenant.name)
+        if kept + tracks > caps.bytes:
+            raise over_cap(TenantFull("bytes", kept + tracks), caps)
+        try:
+            await jobs.store.set_duration(job.job_id, duration_ms, max_hours=caps.hours)
+        except TenantFull as e:
+            raise over_cap(e, caps, duration_ms) from None
         if not await jobs.store.set_state(job.job_id, JobState.QUEUED, only_from=(JobState.UPLOADING,)):
             raise Conflict("the job is no longer uploading (cancelled?)")
         jobs.enqueue(job.job_id)
@@ -168,3 +191,21 @@ class JobDesk:
 
     async def cancel(self, tenant: Tenant, job_id: str) -> JobStatus:
         return await self.jobs.cancel(await self.get(tenant, job_id))
+
+    async def delete(self, tenant: Tenant, job_id: str) -> None:
+        """The job and everything it keeps: at once when it had ended; cancelled, then deleted by
+        the retention sweep (within ``runner.SWEEP_S``), when it had not (its run may be another
+        process's, which stops within a third of its lease)."""
+        jobs = self.jobs
+        job = await self.get(tenant, job_id)
+        if job.state.finished:
+            await jobs.store.delete(job.job_id)
+            return
+        await jobs.cancel(job)
+        await jobs.store.set_state(
+            job.job_id,
+            JobState.CANCELLED,
+            error="deleted by its owner",
+            expires=time.time(),
+            only_from=(JobState.CANCELLED,),
+        )

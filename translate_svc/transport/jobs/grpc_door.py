@@ -1,14 +1,18 @@
 """The ``Jobs`` gRPC service on the gRPC port (``rpc.PortServices``): the same jobs as ``/v1/jobs``,
 through the same ``JobDesk``. It shares the port's TLS, token interceptor (each method needs the
-``translate`` permission), call limits and lifetime. Every method is served request-streaming: a
-unary one is admitted as its caller's unary call before its request is read, which must come
-within ``limits.request_read_timeout_s``; ``UploadJobAudio``'s messages each within
-``jobs.part_timeout_s`` of the last, each at most ``jobs.max_part_bytes`` of audio.
+``jobs`` permission, issue 87), call limits and lifetime. Every method is served
+request-streaming: a unary one is admitted as its caller's unary call before its request is read,
+which must come within ``limits.request_read_timeout_s``; ``UploadJobAudio``'s messages each within
+``jobs.part_timeout_s`` of the last, each at most ``jobs.max_part_bytes`` of audio, each written to
+a file before it is appended. A call that holds on (``GetJob`` with ``wait_ms``, ``UploadJobAudio``,
+``GetJobResults``) is also one of its tenant's ``limits.http_max_held_requests_per_tenant``, as on
+the HTTP port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -32,7 +36,7 @@ M = TypeVar("M", bound=Message)
 
 SERVICE = pb.DESCRIPTOR.services_by_name["Jobs"].full_name
 METHODS = ("CreateJob", "UploadJobAudio", "GetJob", "CancelJob", "GetJobResults")
-METHOD_PERMISSIONS: Mapping[str, Permission] = {f"/{SERVICE}/{m}": Permission.TRANSLATE for m in METHODS}
+METHOD_PERMISSIONS: Mapping[str, Permission] = {f"/{SERVICE}/{m}": Permission.JOBS for m in METHODS}
 SMALL = 64 * 1024
 _STATES = {s: pb.JobState.Value(f"JOB_{s.name}") for s in JobState}
 _ENCODINGS = {
@@ -104,9 +108,14 @@ class JobsDoor:
         return ["background jobs (Jobs) on the same port"] if self.desk.on else []
 
     async def _serve(
-        self, raw_requests: AsyncIterator[bytes], kind: type[M], answer: Callable[[Tenant, M], Awaitable[Message]]
+        self,
+        raw_requests: AsyncIterator[bytes],
+        kind: type[M],
+        answer: Callable[[Tenant, M], Awaitable[Message]],
+        held: Callable[[M], bool] = lambda msg: False,
     ) -> Message:
-        """Admit the call as its caller's unary call, read its one request by the deadline, answer."""
+        """Admit the call as its caller's unary call, read its one request by the deadline, answer
+        (one that holds on, as ``held`` says of its request, as one of the tenant's held calls)."""
         limit_s = self._m.limits.request_read_timeout_s
         deadline = call_deadline(limit_s)
         caller = caller_of(self._tokens)
@@ -119,7 +128,10 @@ class JobsDoor:
                 too_large="send less",
                 unparsable=": generate the client from this server's translate.proto",
             )
-            return await answer(caller.tenant, msg)
+            if not held(msg):
+                return await answer(caller.tenant, msg)
+            async with self._m.holding_request(caller.tenant):
+                return await answer(caller.tenant, msg)
 
     @_unary
     async def CreateJob(self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
@@ -149,7 +161,7 @@ class JobsDoor:
         caller = caller_of(self._tokens)
         limit = self._settings.max_part_bytes + SMALL
         wait_s = self._settings.part_timeout_s
-        async with self._m.admit_unary(caller.tenant, token_key(caller)):
+        async with self._m.admit_unary(caller.tenant, token_key(caller)), self._m.holding_request(caller.tenant):
             messages = aiter(raw)
             job_id, job = "", None
             while True:
@@ -168,19 +180,30 @@ class JobsDoor:
                 if not job_id:
                     raise InvalidInput("job_id: the first message names the job (CreateJob's job_id)")
                 if msg.data:
-                    await self.desk.part(caller.tenant, job_id, msg.offset, msg.data)
+                    await self._part(caller.tenant, job_id, msg.offset, msg.data)
                 if msg.complete:
                     job = await self.desk.complete(caller.tenant, job_id)
             if not job_id:
                 raise InvalidInput("the call carried no UploadJobAudioRequest: send the job's parts")
             return job_to_pb(job or await self.desk.get(caller.tenant, job_id))
 
+    async def _part(self, tenant: Tenant, job_id: str, offset: int, data: bytes) -> None:
+        """A message's part, checked against the upload, written to a file of its own, appended."""
+        job = await self.desk.uploading(tenant, job_id, offset)
+        path = self.desk.part_path(job)
+        try:
+            await asyncio.to_thread(path.write_bytes, data)
+            await self.desk.part(tenant, job, offset, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread(path.unlink)
+
     @_unary
     async def GetJob(self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
         async def answer(tenant: Tenant, msg: pb.GetJobRequest) -> Message:
             return job_to_pb(await self.desk.get(tenant, msg.job_id, msg.wait_ms / 1000))
 
-        return await self._serve(raw, pb.GetJobRequest, answer)
+        return await self._serve(raw, pb.GetJobRequest, answer, held=lambda msg: msg.wait_ms > 0)
 
     @_unary
     async def CancelJob(self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
@@ -196,21 +219,22 @@ class JobsDoor:
             limit_s = self._m.limits.request_read_timeout_s
             deadline = call_deadline(limit_s)
             caller = caller_of(self._tokens)
-            request = await read_request(raw, deadline, limit_s, "GetJobResultsRequest")
-            msg = parse_message(pb.GetJobResultsRequest, request, SMALL, too_large="send less")
-            job = await self.desk.get(caller.tenant, msg.job_id)
-            store = self.desk.jobs.store
-            chunks: AsyncIterator[bytes]
-            if msg.format == pb.JOB_RESULTS_JSON:
-                chunks = render.json_chunks(store, job)
-            elif msg.format == pb.JOB_RESULTS_DUBBED_WAV:
-                _, chunks = await render.dubbed(store, job, msg.language)
-            else:
-                kind = "srt" if msg.format == pb.JOB_RESULTS_SRT else "vtt"
-                chunks = _text_chunks(await render.subtitles(store, job, msg.language, kind))
-            async for chunk in chunks:
-                for at in range(0, len(chunk), _CHUNK):
-                    yield pb.JobResultsChunk(data=chunk[at : at + _CHUNK])
+            async with self._m.admit_unary(caller.tenant, token_key(caller)), self._m.holding_request(caller.tenant):
+                request = await read_request(raw, deadline, limit_s, "GetJobResultsRequest")
+                msg = parse_message(pb.GetJobResultsRequest, request, SMALL, too_large="send less")
+                job = await self.desk.get(caller.tenant, msg.job_id)
+                store = self.desk.jobs.store
+                chunks: AsyncIterator[bytes]
+                if msg.format == pb.JOB_RESULTS_JSON:
+                    chunks = render.json_chunks(store, job)
+                elif msg.format == pb.JOB_RESULTS_DUBBED_WAV:
+                    _, chunks = await render.dubbed(store, job, msg.language)
+                else:
+                    kind = "srt" if msg.format == pb.JOB_RESULTS_SRT else "vtt"
+                    chunks = _text_chunks(await render.subtitles(store, job, msg.language, kind))
+                async for chunk in chunks:
+                    for at in range(0, len(chunk), _CHUNK):
+                        yield pb.JobResultsChunk(data=chunk[at : at + _CHUNK])
         except ServiceError as e:
             await _abort(context, e)
 

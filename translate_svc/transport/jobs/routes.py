@@ -11,26 +11,35 @@
   where the upload ends is 409 (GET the job: ``received_bytes``), so a lost answer is safe to retry;
 - ``POST /v1/jobs/{id}/complete``: the upload is whole: its audio is checked and the job queued (202);
 - ``GET /v1/jobs/{id}`` (``?wait=S``: until it ends, at most 60 s): its state and progress;
-- ``POST /v1/jobs/{id}/cancel``;
+- ``POST /v1/jobs/{id}/cancel``; ``DELETE /v1/jobs/{id}``: the job and what it keeps;
 - ``GET /v1/jobs/{id}/results`` (``?format=json`` (default), ``srt`` or ``vtt`` with ``language=``);
 - ``GET /v1/jobs/{id}/dubbed/{language}``: a target's dubbed track (WAV).
 
-Each request needs a token with the ``translate`` permission and sees its own tenant's jobs only
-(another tenant's job is 404). A tenant's jobs not finished and their audio hours are capped by its
-tokens-file line (``jobs=``, ``job_hours=``): over either, 429. Event loop only.
+Each request needs a token with the ``jobs`` permission (issue 87: never implied by ``*``) and
+sees its own tenant's jobs only (another tenant's job is 404). It is admitted as its token's and
+tenant's unary call before anything of it is read (``http/admission.py``), and one that holds its
+connection (a long poll, a part, a download) as one of the tenant's
+``limits.http_max_held_requests_per_tenant`` too: 429 beyond. A part is written to a file as it
+comes, at ``limits.http_min_transfer_bytes_per_s`` at least (408), then appended; a download is
+cut at that rate. A tenant's jobs not finished, their audio hours and the bytes they keep are
+capped (``jobs=``, ``job_hours=`` or the server's defaults, ``jobs.max_bytes_per_tenant``): over
+any, 429. Event loop only.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import hdrs, web
 
-from translate_svc.errors import InvalidInput, ServiceError
+from translate_svc.errors import Conflict, InvalidInput, ServiceError
 from translate_svc.transport.door import DoorContext
+from translate_svc.transport.http.admission import RequestAdmission, receive_to_file, send_chunks
 from translate_svc.transport.http.body import read_body
 from translate_svc.transport.http.caller import WORDING, Caller, authorize_token
 from translate_svc.transport.http.door import Served
@@ -39,6 +48,9 @@ from translate_svc.transport.jobs import render
 from translate_svc.transport.jobs.desk import JobDesk
 from translate_svc.transport.tokens import Permission, bearer
 from translate_svc.types import AudioEncoding
+
+#: a request's handler once it is admitted: (request, caller) -> the answer
+Handler = Callable[[web.Request, Caller], Awaitable[web.StreamResponse]]
 
 PATH = "/v1/jobs"
 SMALL = 64 * 1024
@@ -54,15 +66,37 @@ class JobRoutes:
         self.desk = desk
         self._settings = ctx.settings.jobs
         self._timeout_s = ctx.settings.limits.http_header_timeout_s
+        self._admission = RequestAdmission(ctx.sessions, ctx.settings.limits)
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        router.add_post(PATH, self._create)
-        router.add_put(PATH + "/{id}/audio", self._part)
-        router.add_post(PATH + "/{id}/complete", self._complete)
-        router.add_get(PATH + "/{id}", self._status)
-        router.add_post(PATH + "/{id}/cancel", self._cancel)
-        router.add_get(PATH + "/{id}/results", self._results)
-        router.add_get(PATH + "/{id}/dubbed/{language}", self._dubbed)
+        router.add_post(PATH, self._admitted(self._create))
+        router.add_put(PATH + "/{id}/audio", self._admitted(self._part, held=lambda r: True))
+        router.add_post(PATH + "/{id}/complete", self._admitted(self._complete))
+        router.add_get(PATH + "/{id}", self._admitted(self._status, held=_long_poll))
+        router.add_post(PATH + "/{id}/cancel", self._admitted(self._cancel))
+        router.add_delete(PATH + "/{id}", self._admitted(self._delete))
+        router.add_get(PATH + "/{id}/results", self._admitted(self._results, held=lambda r: True))
+        router.add_get(PATH + "/{id}/dubbed/{language}", self._admitted(self._dubbed, held=lambda r: True))
+
+    def _admitted(
+        self, handler: Handler, held: Callable[[web.Request], bool] = lambda r: False
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """``handler`` for a caller whose token has the ``jobs`` permission, admitted as its unary
+        call (and, where ``held`` says so, one of its tenant's held requests) before anything of
+        the request is read; the jobs API off: 400 saying how, before anything is taken."""
+
+        async def admitted(request: web.Request) -> web.StreamResponse:
+            caller = self._caller(request)
+            if isinstance(caller, web.Response):
+                return caller
+            try:
+                self.desk.jobs  # noqa: B018 (off: 400 saying how, before the body is read)
+                async with self._admission.admitted(caller, held=held(request)):
+                    return await handler(request, caller)
+            except ServiceError as e:
+                return refused(e)
+
+        return admitted
 
     def describe(self, served: Served) -> list[str]:
         return [f"jobs on {served.url(PATH)}"] if self.desk.on else []
@@ -72,26 +106,19 @@ class JobRoutes:
 
     def _caller(self, request: web.Request) -> Caller | web.Response:
         token = bearer(request.headers.get(hdrs.AUTHORIZATION))
-        return authorize_token(self._tokens, None, token, Permission.TRANSLATE, WORDING, "the jobs API")
+        return authorize_token(self._tokens, None, token, Permission.JOBS, WORDING, "the jobs API")
 
-    async def _create(self, request: web.Request) -> web.StreamResponse:
-        caller = self._caller(request)
-        if isinstance(caller, web.Response):
-            return caller
-        try:
-            self.desk.jobs  # noqa: B018 (off: 400 saying how, before the body is read)
-            body = await read_body(
-                request, SMALL, self._timeout_s, too_large="a job's request is at most 64 KiB", what="a job's create"
-            )
-            if isinstance(body, web.Response):
-                return body
-            doc = _object(body)
-            url = doc.get("url")
-            if url is not None and not isinstance(url, str):
-                raise InvalidInput("url: an https:// URL (a string), or leave it out and upload the audio")
-            job = await self.desk.create(caller.tenant, self._spec(doc), url)
-        except ServiceError as e:
-            return refused(e)
+    async def _create(self, request: web.Request, caller: Caller) -> web.StreamResponse:
+        body = await read_body(
+            request, SMALL, self._timeout_s, too_large="a job's request is at most 64 KiB", what="a job's create"
+        )
+        if isinstance(body, web.Response):
+            return body
+        doc = _object(body)
+        url = doc.get("url")
+        if url is not None and not isinstance(url, str):
+            raise InvalidInput("url: an https:// URL (a string), or leave it out and upload the audio")
+        job = await self.desk.create(caller.tenant, self._spec(doc), url)
         out = job.to_json()
         if url is not None:
             return web.json_response(out, status=202)
@@ -132,112 +159,103 @@ class JobRoutes:
             **flags,
         )
 
-    async def _part(self, request: web.Request) -> web.StreamResponse:
-        caller = self._caller(request)
-        if isinstance(caller, web.Response):
-            return caller
+    async def _part(self, request: web.Request, caller: Caller) -> web.StreamResponse:
+        # the part is checked against the upload before it is read: one sent again, or to a job
+        # no longer uploading, is refused unread
+        job = await self.desk.get(caller.tenant, request.match_info["id"])
+        offset, length = _offset(request, job.received_bytes)
+        job = await self.desk.uploading(caller.tenant, job.job_id, offset)
+        limit = self._settings.max_part_bytes
+        path = self.desk.part_path(job)
         try:
-            job = await self.desk.get(caller.tenant, request.match_info["id"])
-            offset, length = _offset(request, job.received_bytes)
-            limit = self._settings.max_part_bytes
-            data = await read_body(
+            got = await receive_to_file(
                 request,
-                limit,
-                self._settings.part_timeout_s,
+                path,
+                limit=limit,
+                timeout_s=self._settings.part_timeout_s,
+                rate=self._admission.rate(),
                 too_large=f"a part is at most {limit} bytes (jobs.max_part_bytes): send smaller parts",
+                timeout_words="jobs.part_timeout_s",
                 what="a job's part",
             )
-            if isinstance(data, web.Response):
-                return data
-            if length is not None and length != len(data):
-                raise InvalidInput(f"Content-Range says {length} bytes, the part has {len(data)}")
-            received = await self.desk.part(caller.tenant, job.job_id, offset, data)
-        except ServiceError as e:
-            return refused(e)
+            if isinstance(got, web.Response):
+                return got
+            if length is not None and length != got:
+                raise InvalidInput(f"Content-Range says {length} bytes, the part has {got}")
+            received = await self.desk.part(caller.tenant, job, offset, path)
+        except FileNotFoundError:  # the job was deleted while its part came
+            raise Conflict("the job is no longer uploading (deleted?): its part was not kept") from None
+        finally:
+            await asyncio.to_thread(_unlink, path)
         return web.json_response({"id": job.job_id, "received_bytes": received})
 
-    async def _complete(self, request: web.Request) -> web.StreamResponse:
-        caller = self._caller(request)
-        if isinstance(caller, web.Response):
-            return caller
-        try:
-            job = await self.desk.complete(caller.tenant, request.match_info["id"])
-        except ServiceError as e:
-            return refused(e)
+    async def _complete(self, request: web.Request, caller: Caller) -> web.StreamResponse:
+        job = await self.desk.complete(caller.tenant, request.match_info["id"])
         return web.json_response(job.to_json(), status=202)
 
-    async def _status(self, request: web.Request) -> web.StreamResponse:
-        caller = self._caller(request)
-        if isinstance(caller, web.Response):
-            return caller
-        try:
-            wait = request.query.get("wait", "0")
-            try:
-                wait_s = max(0.0, float(wait))
-            except ValueError:
-                raise InvalidInput("wait: seconds to wait for the job to end (at most 60)") from None
-            job = await self.desk.get(caller.tenant, request.match_info["id"], wait_s)
-        except ServiceError as e:
-            return refused(e)
+    async def _status(self, request: web.Request, caller: Caller) -> web.StreamResponse:
+        job = await self.desk.get(caller.tenant, request.match_info["id"], _wait_s(request))
         return web.json_response(job.to_json())
 
-    async def _cancel(self, request: web.Request) -> web.StreamResponse:
-        caller = self._caller(request)
-        if isinstance(caller, web.Response):
-            return caller
-        try:
-            job = await self.desk.cancel(caller.tenant, request.match_info["id"])
-        except ServiceError as e:
-            return refused(e)
+    async def _cancel(self, request: web.Request, caller: Caller) -> web.StreamResponse:
+        job = await self.desk.cancel(caller.tenant, request.match_info["id"])
         return web.json_response(job.to_json())
 
-    async def _results(self, request: web.Request) -> web.StreamResponse:
-        caller = self._caller(request)
-        if isinstance(caller, web.Response):
-            return caller
-        try:
-            job = await self.desk.get(caller.tenant, request.match_info["id"])
-            kind = request.query.get("format", "json")
-            if kind == "json":
-                return await _stream(request, render.json_chunks(self.desk.jobs.store, job), "application/json")
-            if kind not in ("srt", "vtt"):
-                raise InvalidInput("format: json, srt or vtt")
-            if not request.query.get("language"):
-                raise InvalidInput(f"format={kind} needs language= (a target, or 'transcript')")
-            text = await render.subtitles(self.desk.jobs.store, job, request.query["language"], kind)
-        except ServiceError as e:
-            return refused(e)
+    async def _delete(self, request: web.Request, caller: Caller) -> web.StreamResponse:
+        await self.desk.delete(caller.tenant, request.match_info["id"])
+        return web.Response(status=204)
+
+    async def _results(self, request: web.Request, caller: Caller) -> web.StreamResponse:
+        job = await self.desk.get(caller.tenant, request.match_info["id"])
+        kind = request.query.get("format", "json")
+        if kind == "json":
+            return await self._stream(request, render.json_chunks(self.desk.jobs.store, job), "application/json")
+        if kind not in ("srt", "vtt"):
+            raise InvalidInput("format: json, srt or vtt")
+        if not request.query.get("language"):
+            raise InvalidInput(f"format={kind} needs language= (a target, or 'transcript')")
+        text = await render.subtitles(self.desk.jobs.store, job, request.query["language"], kind)
         return web.Response(text=text, content_type="application/x-subrip" if kind == "srt" else "text/vtt")
 
-    async def _dubbed(self, request: web.Request) -> web.StreamResponse:
-        caller = self._caller(request)
-        if isinstance(caller, web.Response):
-            return caller
-        try:
-            job = await self.desk.get(caller.tenant, request.match_info["id"])
-            size, chunks = await render.dubbed(self.desk.jobs.store, job, request.match_info["language"])
-        except ServiceError as e:
-            return refused(e)
-        return await _stream(request, chunks, "audio/wav", size)
+    async def _dubbed(self, request: web.Request, caller: Caller) -> web.StreamResponse:
+        job = await self.desk.get(caller.tenant, request.match_info["id"])
+        size, chunks = await render.dubbed(self.desk.jobs.store, job, request.match_info["language"])
+        return await self._stream(request, chunks, "audio/wav", size)
+
+    async def _stream(
+        self, request: web.Request, chunks: AsyncIterator[bytes], content_type: str, size: int | None = None
+    ) -> web.StreamResponse:
+        headers = {"Content-Type": content_type}
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        return await send_chunks(request, chunks, headers, self._admission.rate(), what="a job's results")
 
 
-async def _stream(
-    request: web.Request, chunks: AsyncIterator[bytes], content_type: str, size: int | None = None
-) -> web.StreamResponse:
-    headers = {"Content-Type": content_type}
-    if size is not None:
-        headers["Content-Length"] = str(size)
-    response = web.StreamResponse(headers=headers)
-    await response.prepare(request)
-    async for chunk in chunks:
-        await response.write(chunk)
-    await response.write_eof()
-    return response
+def _long_poll(request: web.Request) -> bool:
+    """A status request that waits (``?wait=``): it holds its connection."""
+    try:
+        return _wait_s(request) > 0
+    except InvalidInput:
+        return False
+
+
+def _wait_s(request: web.Request) -> float:
+    try:
+        return max(0.0, float(request.query.get("wait", "0")))
+    except ValueError:
+        raise InvalidInput("wait: seconds to wait for the job to end (at most 60)") from None
+
+
+def _unlink(path: Any) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
 
 
 def _object(body: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(body)
+    except RecursionError:  # deep nesting (issue 87 J9): a client's doing, not the server's
+        raise InvalidInput("the body nests too deep: send a flat JSON object") from None
     except ValueError:
         raise InvalidInput("the body is not JSON: send a JSON object") from None
     if not isinstance(doc, dict):

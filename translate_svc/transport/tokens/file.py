@@ -11,7 +11,7 @@ Tokens live in a file that a Kubernetes Secret can mount, one per line (see docs
     s3cr3t-token-5 recordings tenant=acme record=audio retention_days=30
     s3cr3t-token-6 stream tenant=pbx sip_user=pbx1   # a SIP caller's digest credentials
     s3cr3t-token-7 * tenant=kids profanity=mask
-    s3cr3t-token-8 translate tenant=media jobs=4 job_hours=20
+    s3cr3t-token-8 jobs tenant=media jobs=4 job_hours=20
 
 A line with ``sip_user=<name>`` is also a SIP caller's credentials (issue 60): the SIP door's
 digest challenge takes the user ``<name>`` with the SIP password derived from the token
@@ -32,7 +32,14 @@ Recordings (issue 61, docs/security.md): ``record=none|text|audio`` (``none`` un
 was said is not calling) lets a token list, fetch and delete its tenant's recordings.
 
 Background jobs (issue 73, docs/api.md "Jobs"): ``jobs=N`` caps the tenant's jobs not finished
-(uploading, queued or running) and ``job_hours=H`` their audio, in hours; stated like its caps.
+(uploading, queued or running) and ``job_hours=H`` their audio, in hours; stated like its caps
+(unstated: ``jobs.max_jobs_per_tenant`` and ``jobs.max_hours_per_tenant``). The ``jobs`` permission
+(never implied by ``*`` or by a line that lists none, issue 87) lets a token submit and read them.
+
+Noise suppression and speaker labels (issue 87 J1, docs/security.md): ``ear_streams=N`` caps the
+tenant's streams that use them at once (0: none may), stated like its caps; unstated,
+``limits.max_ear_streams`` holds each process, and tenant ``demo`` (the demo page's) gets
+``limits.demo_ear_streams`` (0 by default: none).
 
 The profanity filter (issue 72, docs/api.md): ``profanity=off|mask|remove`` is the tenant's
 default for its calls that set none (``off`` unless stated), stated like its caps.
@@ -74,6 +81,9 @@ class Permission(str, Enum):
     RECORDINGS = "recordings"
     #: create, list, replace and delete the tenant's stored glossaries (named explicitly too)
     GLOSSARIES = "glossaries"
+    #: submit, follow, cancel and read back the tenant's background jobs (named explicitly too:
+    #: hours of the model's time and gigabytes of disk per job, issue 87)
+    JOBS = "jobs"
 
 
 #: what ``*``, or a line that lists no permission, grants: every call, not the recordings
@@ -124,6 +134,7 @@ _CAPS: dict[str, tuple[type, float]] = {
     "listeners": (int, 1),
     "jobs": (int, 1),
     "job_hours": (float, 0.01),
+    "ear_streams": (int, 0),
 }
 #: a room pattern: a room name's characters and the wildcards ``*``, ``?`` and ``[...]``
 _ROOM_PATTERN = re.compile(r"[A-Za-z0-9._\-*?\[\]!]{1,64}")

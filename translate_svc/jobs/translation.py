@@ -1,0 +1,333 @@
+"""One job's run on this process: a stream's pipeline (``SessionManager.open_clip``: the same VAD,
+segmenting, engine jobs and results as ``Translate``/``TranslateChunked``), fed its audio from its
+file a second at a time, every finished segment stored as it comes (``store.add_segment``).
+
+A job is its tenant's work (issue 87), admitted as its Translate calls are
+(``SessionManager.admit_job``): it holds one of the tenant's ``translate_calls`` while it runs and
+is not started while the tenant's audio budget is spent. Each second it feeds is drawn from that
+budget first, and only while the budget holds more than ``jobs.budget_reserve`` of a minute's
+worth: a job spends what the tenant's live calls leave, never what they need. Below it, the job
+waits in place until the budget is back, or, when another tenant's job waits for a worker, gives
+its worker back (``Yielded``) and is claimed again once the budget is back. A job that has run
+``jobs.slice_s`` gives its worker back too while another tenant's job waits: the claims are fair
+across tenants (``store.claim``), so one tenant's long jobs keep another's short one waiting at
+most a slice. A job given back resumes from its last finished segment, as after a restart.
+
+Background work: the job's session is the engine's background class
+(``EngineClient.background``: its segments are taken only when no live job waits, one at a time,
+with a floor against starving: engine/scheduler.py), and its audio is scored at the VAD worker
+after the live streams' (``vad.worker.BACKGROUND``, set in the job's task). It feeds a second of
+audio at a time and keeps to ``jobs.engine_share`` of the engine's time (``pace.py``), which
+bounds the CPU a job's VAD, resampling and features take beside live streams, and feeds each
+second only once no live stream of its process is speaking or waiting for a result, or after
+``jobs.quiet_wait_s`` (``SessionManager.wait_live_quiet``). Measured:
+benchmarks/studies/jobs_beside_streams.py (docs/performance.md). Event loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from translate_svc.errors import Overloaded, ServiceError
+from translate_svc.jobs.keeper import JobKeeper
+from translate_svc.jobs.model import JobSpec, JobStatus, segment_json
+from translate_svc.jobs.pace import EnginePace
+from translate_svc.jobs.reader import AudioBlocks
+from translate_svc.jobs.store import ResumePoint
+from translate_svc.observability import metrics
+from translate_svc.session import task as checks
+from translate_svc.session.events import MAX_LEAD_IN_MS
+from translate_svc.session.manager import SessionManager
+from translate_svc.session.stream import StreamSession
+from translate_svc.session.tenants.tenant import Tenant
+from translate_svc.settings.jobs import JobSettings
+from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, AudioFormat, OutputOptions, SegmentResult
+from translate_svc.vad.segmenter import WINDOW_SAMPLES
+from translate_svc.vad.worker import BACKGROUND as VAD_BACKGROUND
+
+#: seconds of audio read from the file at once
+BLOCK_S = 30
+#: seconds of audio fed at once, each step only into an idle engine (the resampler and the VAD are
+#: chunking-invariant: a job's segments are a whole clip's however it is fed)
+FEED_S = 1.0
+#: where a resumed job's lead-in may start in its audio (ms): on whole VAD windows from the audio's
+#: start (32 ms) and on a whole number of input frames at every rate that is a multiple of 25 Hz
+#: (8, 11.025, 16, 22.05, 44.1, 48 kHz...), where a resampler started there is in phase with one
+#: started at the beginning: 5 windows, 160 ms
+LEAD_GRID_MS = 5 * WINDOW_SAMPLES * 1000 // MODEL_SAMPLE_RATE
+#: how often a job past its slice asks whether another tenant's job waits (a store call)
+ASK_EVERY_S = 2.0
+#: the longest wait in place for the budget between two looks at the other tenants' jobs
+BUDGET_WAIT_S = 5.0
+
+
+class Yielded(Exception):
+    """The job gives its worker back: claimed again from ``until`` (the event loop's wall clock,
+    ``time.time``; 0: at once), resumed from its last finished segment."""
+
+    def __init__(self, until: float = 0.0) -> None:
+        super().__init__("yielded")
+        self.until = until
+
+
+class JobTranslation:
+    """Runs a job's session for a ``JobRunner``: ``run`` once per claim. ``running``: how many jobs
+    this process runs now; ``signal``: a job changed (a segment stored); ``clock``: wall time, as
+    the leases are. Event loop only."""
+
+    def __init__(
+        self,
+        store: JobKeeper,
+        manager: SessionManager,
+        settings: JobSettings,
+        *,
+        owner: str = "",
+        running: Callable[[], int] = lambda: 1,
+        signal: Callable[[str], None] = lambda job_id: None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self._m = manager
+        self.owner = owner
+        self._running = running
+        self._signal = signal
+        self._clock = clock
+        #: each finished segment's job id (tests count them across restarts)
+        self.on_segment: Callable[[str, int], None] | None = None
+
+    async def run(self, job: JobStatus, tenant: Tenant) -> None:
+        """Translate the job from its resume point to its end, admitted as its tenant's work;
+        ``Yielded`` when it gives its worker back first, a ``ServiceError`` when it cannot finish."""
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(self._m.admit_job(tenant))
+            except Overloaded as e:  # the tenant's Translate calls are full, or its budget spent
+                raise Yielded(self._clock() + (e.retry_after_ms or 1000) / 1000) from None
+            await self._translate(job, tenant)
+
+    async def _translate(self, job: JobStatus, tenant: Tenant) -> None:
+        spec = job.spec
+        task = checks.resolve_task(
+            self._m.card,
+            self._m.limits,
+            spec.source_language,
+            list(spec.target_languages),
+            _output(spec),
+        )
+        stored = await self._m.glossaries.terms(
+            tenant.name, spec.glossaries, task.target_languages, task.source_language or ""
+        )
+        task = checks.with_stored(task, stored)
+        point = await self.store.resume_point(job.job_id)
+        # a resumed job hears again up to the streams' lead-in before its resume point, only
+        # listened to (``Resume.lead_in_ms``): its VAD enters the resume point as it was there
+        lead_ms = resume_lead_ms(point.end_ms)
+        start_ms = point.end_ms - lead_ms
+        loop = asyncio.get_running_loop()
+        path = self.store.audio_path(job.job_id)
+        # the file is read on a thread of its own, and closed there: a job cancelled while a block
+        # is read closes it only after that read (libsndfile's handle is not to be closed under it)
+        reads = ThreadPoolExecutor(1, thread_name_prefix=f"job-read-{job.job_id[-6:]}")
+        try:
+            blocks = await loop.run_in_executor(reads, _open_at, path, spec.fmt, start_ms)
+        except BaseException:
+            reads.shutdown(wait=False)
+            raise
+        try:
+            session = self._m.open_clip(
+                AudioFormat(AudioEncoding.FLOAT32, blocks.rate, 1),
+                task,
+                self._m.vad_defaults,
+                tenant,
+                lead_in_ms=lead_ms,
+            )
+            # background work: the engine's background class for its segments (engine/scheduler.py)
+            # and the VAD's lower priority for its audio (vad/worker.py; this task's context only)
+            self._m.engine.background(session.session_id)
+            VAD_BACKGROUND.set(True)
+            pace = EnginePace(self.settings.engine_share)
+            came = asyncio.Event()  # set at each of the session's events (a segment's result)
+            collect = asyncio.create_task(
+                self._collect(job.job_id, session, point, start_ms, tenant.name, pace, came),
+                name=f"job-results-{job.job_id}",
+            )
+            try:
+                await self._feed(session, blocks, tenant, reads, pace, came, lead_ms * blocks.rate // 1000)
+                await session.finish()
+                await collect
+            except BaseException:
+                session.abort()
+                collect.cancel()
+                await asyncio.gather(collect, return_exceptions=True)
+                raise
+            finally:
+                session.close()
+        finally:
+            reads.submit(blocks.close)
+            reads.shutdown(wait=False)
+
+    async def _feed(
+        self,
+        session: StreamSession,
+        blocks: AudioBlocks,
+        tenant: Tenant,
+        reads: ThreadPoolExecutor,
+        pace: EnginePace,
+        came: asyncio.Event,
+        lead_frames: int = 0,
+    ) -> None:
+        """``lead_frames``: the lead-in's, translated before the job was resumed: not charged again."""
+        loop = asyncio.get_running_loop()
+        step = max(1, round(FEED_S * blocks.rate))
+        turn = _Turn(self, tenant.name, loop.time() + self.settings.slice_s)
+        while True:
+            samples = await loop.run_in_executor(reads, blocks.read, BLOCK_S * blocks.rate)
+            if not len(samples):
+                return
+            for at in range(0, len(samples), step):
+                # the engine's background class keeps the job's segments behind live ones; the job
+                # feeds its next second only once its segments so far are back (one or so in
+                # flight: a deep background queue would hold features and the floor's seats) and
+                # keeps to its share of the engine's time (``pace.py``), which also bounds the
+                # CPU its VAD, resampling and features take beside live streams
+                while session.unread:
+                    came.clear()
+                    await came.wait()
+                await turn.check()
+                piece = samples[at : at + step]
+                heard_again = min(lead_frames, len(piece))
+                lead_frames -= heard_again
+                if len(piece) > heard_again:
+                    await self._draw(tenant, (len(piece) - heard_again) / blocks.rate, turn)
+                pause = pace.take()
+                if pause and self._streams_beside():
+                    await asyncio.sleep(pause)
+                # and feeds in the live speech's pauses: not while a live stream of this process
+                # holds speech or waits for a result, at most ``jobs.quiet_wait_s`` a second
+                if self.settings.quiet_wait_s > 0:
+                    await self._m.wait_live_quiet(self.settings.quiet_wait_s)
+                await session.feed_samples(piece)
+            del samples
+
+    async def _draw(self, tenant: Tenant, seconds: float, turn: _Turn) -> None:
+        """Charge ``seconds`` of audio to the tenant's budget once it holds them above its reserve
+        (``jobs.budget_reserve`` of a minute's worth): wait in place for it, or give the worker
+        back when another tenant's job waits for one."""
+        per_minute = tenant.caps.audio_seconds_per_minute
+        if per_minute is not None:
+            reserve = self.settings.budget_reserve * per_minute
+            while True:
+                try:
+                    level = await self._m.counters.spend(f"{tenant.name}/audio", 0.0, per_minute)
+                except ServiceError as e:  # the shared budget cannot be read (the cluster store)
+                    raise Yielded(self._clock() + (e.retry_after_ms or 1000) / 1000) from None
+                short = reserve + seconds - level
+                if short <= 0:
+                    break
+                wait_s = short / (per_minute / 60.0)
+                if await turn.others_wait():
+                    raise Yielded(self._clock() + wait_s)
+                await asyncio.sleep(min(wait_s, BUDGET_WAIT_S))
+        self._m.charge_audio(tenant, seconds)
+
+    def _streams_beside(self) -> bool:
+        """Whether other sessions than this process's running jobs are open on the node (live
+        streams, clips, another worker's jobs): with none, a job takes the whole engine."""
+        return self._m.engine.stats().sessions > self._running()
+
+    async def _collect(
+        self,
+        job_id: str,
+        session: StreamSession,
+        point: ResumePoint,
+        start_ms: int,
+        tenant: str,
+        pace: EnginePace,
+        came: asyncio.Event,
+    ) -> None:
+        """Store each finished segment as it comes, numbered after the last one stored, on the
+        job's timeline (the session's audio starts at ``start_ms``)."""
+        seq = point.segments
+        first: int | None = None
+        async for ev in session.events():
+            came.set()
+            if not isinstance(ev, SegmentResult):
+                continue
+            pace.spent(ev.timing.model_ms / 1000)
+            if first is None:
+                first = ev.segment_id
+            segment_id = point.last_segment_id + 1 + ev.segment_id - first if point.segments else ev.segment_id
+            result = segment_json(ev, segment_id=segment_id, shift_ms=start_ms)
+            speech = {
+                t.target_language: _at_track_rate(t.audio, t.sample_rate_hz)
+                for t in ev.translations
+                if t.audio is not None
+            }
+            await self.store.add_segment(job_id, seq, result, speech, MODEL_SAMPLE_RATE, owner=self.owner)
+            metrics.observe_segment(ev, tenant)
+            metrics.JOB_SEGMENTS.inc()
+            self._signal(job_id)
+            if self.on_segment is not None:
+                self.on_segment(job_id, seq)
+            seq += 1
+
+
+class _Turn:
+    """A running job's turn at its worker: past its slice (``jobs.slice_s``), it ends as soon as
+    another tenant's job waits for a worker (asked of the store every ``ASK_EVERY_S`` at most)."""
+
+    def __init__(self, run: JobTranslation, tenant: str, slice_ends: float) -> None:
+        self._run = run
+        self._tenant = tenant
+        self._slice_ends = slice_ends
+        self._asked = -ASK_EVERY_S
+        self._answer = False
+
+    async def others_wait(self) -> bool:
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._asked >= ASK_EVERY_S:
+            self._asked = loop.time()
+            try:
+                self._answer = await self._run.store.others_waiting(self._tenant, self._run._clock())
+            except ServiceError:  # the store did not answer: the job goes on
+                self._answer = False
+        return self._answer
+
+    async def check(self) -> None:
+        """``Yielded`` when the slice is over and another tenant's job waits."""
+        if asyncio.get_running_loop().time() >= self._slice_ends and await self.others_wait():
+            raise Yielded()
+
+
+def resume_lead_ms(end_ms: int) -> int:
+    """The lead-in of a job resumed at ``end_ms``: as much of the streams' longest
+    (``MAX_LEAD_IN_MS``) as the audio before it holds, starting on ``LEAD_GRID_MS``."""
+    first = max(0, end_ms - MAX_LEAD_IN_MS)
+    return end_ms - -(-first // LEAD_GRID_MS) * LEAD_GRID_MS
+
+
+def _open_at(path: Any, fmt: Any, start_ms: int) -> AudioBlocks:
+    blocks = AudioBlocks(path, fmt)
+    if start_ms:
+        rate = blocks.rate
+        blocks.close()
+        blocks = AudioBlocks(path, fmt, start_frame=start_ms * rate // 1000)
+    return blocks
+
+
+def _output(spec: JobSpec) -> OutputOptions:
+    return OutputOptions(speech=spec.speech, transcript=spec.transcript, word_timings=spec.word_timings)
+
+
+def _at_track_rate(audio: np.ndarray, rate: int) -> np.ndarray:
+    """The tracks are at the model's rate, which is the speech's unless a job asked otherwise (it cannot)."""
+    if rate != MODEL_SAMPLE_RATE:
+        raise ValueError(f"speech at {rate} Hz, the track is at {MODEL_SAMPLE_RATE}")
+    return audio
