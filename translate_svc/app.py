@@ -53,18 +53,21 @@ def scheduler_config(s: EngineSettings, *, core: str = "batch") -> SchedulerConf
     )
 
 
-def warmup_config(m: ModelSettings, *, seamless: bool) -> WarmupConfig:
-    """ModelSettings -> the engine's warm-up (engine/warmup.py). ``auto`` is ``batches`` where the
-    SeamlessM4T runner (``seamless``: not a test's or the stable translator) runs on CUDA: asked
-    for, or ``auto`` with CUDA present (which imports torch, as loading the model does next)."""
+def warmup_config(m: ModelSettings, *, seamless: bool, rows_per_segment: int = 1) -> WarmupConfig:
+    """ModelSettings -> the engine's warm-up (engine/warmup.py). ``auto`` is ``buckets`` (``batches``
+    with ``model.buckets`` off) where the SeamlessM4T runner (``seamless``: not a test's or the
+    stable translator) runs on CUDA: asked for, or ``auto`` with CUDA present (which imports torch,
+    as loading the model does next). ``rows_per_segment``: the decode rows a segment may bring
+    (``buckets`` warms the stages up to a batch of such segments)."""
     mode = m.warmup
     if mode == "auto":
-        mode = "batches" if seamless and m.test_translator is None and _on_cuda(m.device) else "one"
+        cuda = seamless and m.test_translator is None and _on_cuda(m.device)
+        mode = ("batches" if m.buckets is False else "buckets") if cuda else "one"
     if mode == "buckets":
         from translate_svc.model.shapes import encoder_lengths_s
 
         lengths = encoder_lengths_s(m.warmup_longest_s)
-        return WarmupConfig(WarmupMode.BUCKETS, lengths, m.warmup_max_s, m.warmup_longest_s)
+        return WarmupConfig(WarmupMode.BUCKETS, lengths, m.warmup_max_s, m.warmup_longest_s, rows_per_segment)
     return WarmupConfig(WarmupMode(mode), tuple(m.warmup_lengths_s), m.warmup_max_s, m.warmup_longest_s)
 
 
@@ -76,25 +79,6 @@ def _on_cuda(device: str) -> bool:
     return cuda_available()
 
 
-def fast_runner(m: ModelSettings, device: str) -> bool:
-    """Whether the fast runner (our own decode loop) decodes, on ``device`` ("cpu", "cuda"):
-    ``model.runner`` "fast", or "auto" on CUDA and on CPU in float32 (measured faster end to end
-    there, with the steps core holding the flood's fair share: docs/decisions.md); on CPU in a
-    reduced precision the stages run each row alone to equal ``generate``
-    (``SeamlessStages.exact_rows``), which is the exact runner's work."""
-    if m.runner != "auto":
-        return m.runner == "fast"
-    return device == "cuda" or m.dtype in ("auto", "float32")
-
-
-def decode_slots(m: ModelSettings, device: str) -> int:
-    """``model.decode_slots``, or its default on ``device``: 64 on CUDA, 16 on CPU (whose batches
-    are small, and whose memory holds the pools in float32)."""
-    if m.decode_slots is not None:
-        return m.decode_slots
-    return 64 if device == "cuda" else 16
-
-
 def engine_core(settings: Settings, *, custom: bool = False) -> str:
     """``engine.core`` resolved: "auto" is "steps" where the fast runner decodes (a running decode
     needs its loop), "batch" otherwise and for a ``custom`` runner (tests, benchmarks)."""
@@ -104,13 +88,14 @@ def engine_core(settings: Settings, *, custom: bool = False) -> str:
     m = settings.model
     if custom or m.test_translator is not None:
         return "batch"
-    return "steps" if fast_runner(m, "cuda" if _on_cuda(m.device) else "cpu") else "batch"
+    return "steps" if m.fast_on("cuda" if _on_cuda(m.device) else "cpu") else "batch"
 
 
 def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
-    """The production runner: SeamlessM4T v2 from ``m.path`` (loaded on the engine's model thread);
-    with ``m.test_translator``, the made-up stable translator instead (model/stable.py), refused
-    unless ``m.path`` is the test checkpoint."""
+    """The production runner: SeamlessM4T v2 from ``m.path``, loaded on the engine's model thread
+    (model/build.py, where every choice that depends on the device is made); with
+    ``m.test_translator``, the made-up stable translator instead (model/stable.py), refused unless
+    ``m.path`` is the test checkpoint."""
 
     def load() -> Runner:
         if m.test_translator is not None:
@@ -120,40 +105,9 @@ def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
             from translate_svc.model.stable import StableTranslator
 
             return StableTranslator(m.path)
-        from translate_svc.model.decoder import TextCap
-        from translate_svc.model.forced import ForcedLengths
-        from translate_svc.model.runner import SeamlessRunner
-        from translate_svc.model.seamless import SeamlessStages
+        from translate_svc.model.build import build_runner
 
-        forced = None
-        if m.forced_text_tokens_per_s is not None:
-            forced = ForcedLengths(m.forced_text_tokens_per_s, m.forced_units_per_s)
-        cap = TextCap(m.max_text_tokens_per_s, m.max_text_tokens_base)
-        stages = SeamlessStages(
-            m.path,
-            device=m.device,
-            dtype=m.dtype,
-            forced=forced,
-            text_cap=cap,
-            cpu_threads=m.cpu_threads,
-            identifier=load_identifier(m),
-        )
-        loop = None
-        if fast_runner(m, stages.device.type):
-            from translate_svc.model.fast import LoopDecoder
-
-            slots = decode_slots(m, stages.device.type)
-            loop = LoopDecoder(stages.decoder, stages.processor, slots=slots, graphs=m.decode_graphs)
-        graphs = loop is not None and loop.loop.replay is not None
-        logger.info(
-            "model runner: %s",
-            "exact (generate)"
-            if loop is None
-            else f"fast (our own decode loop{', CUDA graphs of its step' if graphs else ''}; "
-            f"{loop.loop.slots} slots, {loop.loop.buffers.nbytes() / 2**20:.0f} MiB a pool)",
-        )
-        finish_thread = stages.device.type == "cuda" if m.finish_thread is None else m.finish_thread
-        return SeamlessRunner(stages, loop, finish_thread=finish_thread)
+        return build_runner(m, identifier=load_identifier(m))
 
     return load
 
@@ -190,7 +144,12 @@ def build_engine(
         scheduler_config(settings.engine, core=core),
         on_batch=batch_done,
         on_failure=on_failure,
-        warmup=warmup_config(settings.model, seamless=runner_factory is None),
+        # a segment's rows: its targets and its transcript
+        warmup=warmup_config(
+            settings.model,
+            seamless=runner_factory is None,
+            rows_per_segment=settings.limits.max_target_languages + 1,
+        ),
         core=core,
         steps_per_turn=settings.engine.steps_per_turn,
     )

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU capacity runbook, on the lent GPU machine (device tool), from the repo root, after
-# benchmarks/gpu/prepare.sh here. Each part fits one device call (10 min); run them back to back
-# so the machine stays warm and keeps /tmp/full-random:
+# benchmarks/gpu/prepare.sh and benchmarks/gpu/preflight.sh here (the preflight runs this script on
+# the CPU with the packed site and fails on any missing import). Each part fits one device call
+# (10 min); run them back to back so the machine stays warm and keeps /tmp/full-random:
 #   run(command="bash benchmarks/gpu/run.sh loadgen", carry=[".gpu"], timeout_s=600)
 #   run(command="bash benchmarks/gpu/run.sh profile", carry=[".gpu"], timeout_s=600)
 # or everything that matters most in ONE call of a 15-minute device budget (deadline-aware; every
@@ -25,7 +26,11 @@
 # defaults on CUDA (the fast runner, the steps core, the finish stage on its own thread and stream);
 # CORE=batch, RUNNER=exact or FINISH_THREAD=false ramps the others.
 # session's profile and coldwarm time the fast runner (CUDA graphs); PROFILE_RUNNER=exact: generate.
-# tests: tests/gpu, the tests that need CUDA (run(command="bash benchmarks/gpu/run.sh tests", carry=[".gpu"]))
+# tests: tests/gpu, the tests that need CUDA (run(command="bash benchmarks/gpu/run.sh tests", carry=[".gpu"]));
+# its exit status is pytest's.
+# imports: the server's and every tool's imports from the packed site (benchmarks/gpu/imports.py);
+# benchmarks/gpu/preflight.sh runs it, tests and a small session HERE on the CPU with Python 3.12
+# before a device call (issue 88), as this script sets the site up: run that first.
 # session: model built on the GPU; stages per batch size (CUDA-synchronised, peak memory); batching
 # on vs off at 64 in-process streams; then one `serve --workers W` and a ramp of loadgen --target
 # runs (N doubles while p95 <= SLO_MS and none falls behind, then one step between); GPU memory and
@@ -38,7 +43,7 @@
 #   SITE= PY=.venv/bin/python MODEL=model_cache/test-model DEVICE=cpu DTYPE=float32 STREAMS=2 \
 #     LOADGEN_ARGS="--speed 20" SIZES=1,2 OUT=/tmp/gpu-dry bash benchmarks/gpu/run.sh loadgen
 set -uo pipefail
-part=${1:?usage: run.sh session|tests|loadgen|profile|coldwarm}
+part=${1:?usage: run.sh session|tests|loadgen|profile|coldwarm|imports}
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
 STREAMS=${STREAMS:-100} MAX_BATCH=${MAX_BATCH:-64} MODEL=${MODEL:-/tmp/full-random}
@@ -114,7 +119,7 @@ build_test_checkpoint(sys.argv[1], full_size=sys.argv[3] == 'full')" "$MODEL" "$
     port=$("$PY" -c "import json; print(json.load(open('/tmp/ready.json'))['port'])")
     log "serving on $port, ready $((SECONDS - T_SERVE)) s after start (load and warm-up $WARMUP)"
     n=${RAMP_START:-128} good=0 bad=0
-    while [ "$(left)" -gt 45 ]; do
+    while [ "$(left)" -gt 45 ] && [ "$n" -le "${RAMP_MAX:-1000000}" ]; do  # RAMP_MAX: the preflight's one step
       timeout $(( $(left) - 5 )) "$PY" -m benchmarks.tools.loadgen --target "127.0.0.1:$port" --streams "$n" \
         --files "$FILES" --stream-s "$CLIP_S" --stagger-s 5 --no-saturation --slo-ms "$SLO_MS" \
         --json "$RES/ramp_$n.json" > "$RES/ramp_$n.txt" 2>&1
@@ -138,6 +143,7 @@ print(rt['streams_sustained'])" "$RES/ramp_$n.json" 2>>"$RES/session.log" || ech
   pack; log "done"
   exit 0
 fi
+if [ "$part" = imports ]; then "$PY" benchmarks/gpu/imports.py; exit $?; fi
 if [ "$part" != tests ] && [ ! -f "$MODEL/config.json" ]; then  # tests build their own small checkpoint
   echo "building $MODEL on $DEVICE"  # random init on the device, as session does; the CPU if that fails
   timeout 240 "$PY" -c "import sys, torch; torch.set_default_device(sys.argv[2])
@@ -154,8 +160,10 @@ case "$part" in
     TRANSLATE_SVC_SHARED_AUDIO="$PWD/.gpu/audio" PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 timeout "${TESTS_TIMEOUT:-420}" \
       "$PY" -m pytest -q -p no:cacheprovider -p pytest_asyncio.plugin -p pytest_timeout -m gpu tests/gpu -rs \
       > "$OUT/tests_gpu.txt" 2>&1
-    echo "tests/gpu: exit $?"
+    rc=$?
+    echo "tests/gpu: exit $rc"
     tail -15 "$OUT/tests_gpu.txt"
+    exit $rc
     ;;
   loadgen)
     for cfg in on off; do

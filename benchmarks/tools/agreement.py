@@ -136,7 +136,9 @@ def runner_outputs(
     from translate_svc.model.runner import SeamlessRunner
 
     graphs = stages.device.type == "cuda"  # as the server makes it (app.py)
-    runner = SeamlessRunner(stages, LoopDecoder(stages.decoder, stages.processor, slots=slots, graphs=graphs))
+    runner = SeamlessRunner(
+        stages, LoopDecoder(stages.decoder, stages.processor, slots=slots, static=graphs, graphs=graphs)
+    )
     items = [ModelInput(a, tuple(targets), None, speech=True) for a in audio]
     out = []
     for k in range(0, len(items), batch):

@@ -49,21 +49,33 @@ def test_bad_configs_are_refused(bad: dict[str, object]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("device", "warmup", "seamless", "mode"),
+    ("device", "warmup", "seamless", "buckets", "mode"),
     [
-        ("cuda", "auto", True, WarmupMode.BATCHES),  # the GPU default
-        ("cpu", "auto", True, WarmupMode.ONE),  # the CPU default: tests start servers by the hundred
-        ("cuda", "auto", False, WarmupMode.ONE),  # a test's runner (runner_factory)
-        ("cpu", "batches", True, WarmupMode.BATCHES),
-        ("cuda", "one", True, WarmupMode.ONE),
+        ("cuda", "auto", True, None, WarmupMode.BUCKETS),  # the GPU default (issue 88): every bucket
+        ("cuda", "auto", True, False, WarmupMode.BATCHES),  # the GPU with buckets off
+        ("cpu", "auto", True, None, WarmupMode.ONE),  # the CPU default: tests start servers by the hundred
+        ("cuda", "auto", False, None, WarmupMode.ONE),  # a test's runner (runner_factory)
+        ("cpu", "batches", True, None, WarmupMode.BATCHES),
+        ("cuda", "one", True, None, WarmupMode.ONE),
     ],
 )
-def test_settings_map_onto_the_engines_warm_up(device: str, warmup: str, seamless: bool, mode: WarmupMode) -> None:
+def test_settings_map_onto_the_engines_warm_up(
+    device: str, warmup: str, seamless: bool, buckets: bool | None, mode: WarmupMode
+) -> None:
     from translate_svc.app import warmup_config
+    from translate_svc.model.shapes import encoder_lengths_s
     from translate_svc.settings import ModelSettings
 
-    m = ModelSettings(device=device, warmup=warmup, warmup_lengths_s=[2.0, 4.0], warmup_max_s=30)  # type: ignore[arg-type]
-    assert warmup_config(m, seamless=seamless) == WarmupConfig(mode, (2.0, 4.0), 30.0)
+    m = ModelSettings(
+        device=device,  # type: ignore[arg-type]
+        warmup=warmup,  # type: ignore[arg-type]
+        warmup_lengths_s=[2.0, 4.0],
+        warmup_max_s=30,
+        buckets=buckets,
+    )
+    # buckets: one length per encoder frame bucket up to the longest segment (model/shapes.py)
+    lengths = encoder_lengths_s(m.warmup_longest_s) if mode is WarmupMode.BUCKETS else (2.0, 4.0)
+    assert warmup_config(m, seamless=seamless) == WarmupConfig(mode, lengths, 30.0, m.warmup_longest_s)
 
 
 def test_the_stable_translator_is_warmed_with_one_batch() -> None:

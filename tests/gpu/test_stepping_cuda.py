@@ -30,12 +30,12 @@ def test_the_running_decode_on_cuda_gives_the_whole_batchs_rows(test_model_dir: 
     from translate_svc.model.stepping import SteppingDecoder
 
     stages = SeamlessStages(test_model_dir, device="cuda", dtype="float32")
-    runner = SeamlessRunner(stages, LoopDecoder(stages.decoder, stages.processor, slots=8, graphs=True))
+    runner = SeamlessRunner(stages, LoopDecoder(stages.decoder, stages.processor, slots=8, static=True, graphs=True))
     x = read_16k(SHARED_AUDIO / "jfk.flac")
     spans = [(0.0, 7.0), (0.3, 2.3), (3.3, 4.4), (5.4, 7.7), (8.2, 10.6)]
     items = [ModelInput(x[int(a * 16000) : int(b * 16000)], ("spa", "fra"), "eng") for a, b in spans]
     want = runner.run(items)
-    stepper = SteppingDecoder(runner, slots=6, graphs=True, finish_thread=finish_thread)
+    stepper = SteppingDecoder(runner, slots=6, static=True, graphs=True, finish_thread=finish_thread)
     assert stepper.loop.read_behind and stepper.loop.replay is not None
     stepper.admit(0, items[0], priority=BACKGROUND)  # 3 rows
     got = dict(stepper.tick(2))

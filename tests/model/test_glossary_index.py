@@ -7,11 +7,15 @@ kept is bounded."""
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support.waiting import until
+from translate_svc.model import glossary_index
 from translate_svc.model.glossary_index import GlossaryIndexes
 from translate_svc.model.terms import row_glossary, said_in
 from translate_svc.types import Term
@@ -81,13 +85,27 @@ def test_an_index_is_built_once_per_terms_and_shared_by_equal_ones() -> None:
 
 
 @pytest.mark.asyncio
-async def test_an_index_is_built_off_the_asking_thread_and_used_once_built() -> None:
-    """The model thread never builds one: until the builder has, a row looks for each entry."""
+async def test_an_index_is_built_off_the_asking_thread_and_used_once_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model thread never builds one: until the builder has, a row looks for each entry; a row
+    asked for again meanwhile asks for no second build. (The build waits at a gate until the test
+    has asked twice: a fast builder would otherwise finish between the two asks.)"""
+    gate, builds, threads = threading.Event(), [], []
+    real = glossary_index.PhraseIndex
+
+    def gated(*args: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        builds.append(1)
+        gate.wait(30)
+        return real(*args)
+
+    monkeypatch.setattr(glossary_index, "PhraseIndex", gated)
     indexes = GlossaryIndexes()
     terms = entries(2000)
     assert indexes.row(terms, "spa").index is None
-    assert indexes.row(terms, "spa").index is None  # asked for once, not twice
+    assert indexes.row(terms, "spa").index is None
+    gate.set()
     await until(lambda: indexes.row(terms, "spa").index is not None, timeout_s=30)
+    assert len(builds) == 1 and threads[0].startswith("glossary-index")  # asked for once, off this thread
     assert indexes.row(terms, "spa").index is indexes.row(tuple(terms), "spa").index
 
 

@@ -60,36 +60,50 @@ def own_row(seqs: torch.Tensor, row: int, pad: int) -> torch.Tensor:
     return seq[:, : int((seq != pad).sum())]
 
 
-def test_t2u_forward_equals_transformers_t2u_model(plain: SeamlessStages, spans: list[np.ndarray]) -> None:
-    """``TextToUnit.forward`` on the inputs a padded batch gives it (without length buckets, so
-    the upstream takes the same widths): the same logits and padding mask as
-    ``SeamlessM4Tv2TextToUnitForConditionalGeneration``, bit for bit; its durations are the ones
-    that made that mask (each row's sum is its unit count)."""
+def test_t2u_parts_equal_transformers_t2u_model(plain: SeamlessStages, spans: list[np.ndarray]) -> None:
+    """``TextToUnit``'s two parts (the characters, then the units: issue 88) on the inputs a padded
+    batch gives them (without length buckets, so the upstream takes the same widths): the same
+    logits, bit for bit, and padding mask as ``SeamlessM4Tv2TextToUnitForConditionalGeneration``
+    on the character ids and counts of the same tables; the durations are the ones that made that
+    mask (each row's sum is its unit count), and the characters' width, known on the host from
+    the tokens, is the upstream's."""
     stages = plain
+    t2u = stages.t2u
     enc, mask, seqs = decoded(stages, spans)
     seen: dict[str, Any] = {}
-    real = stages.t2u.forward
+    real = t2u.chars._run
 
-    def spy(*args: Any) -> Any:
-        seen["args"], seen["out"] = args, real(*args)
-        return seen["out"]
+    def spy(sequences: torch.Tensor, embeds: torch.Tensor, *args: Any, **kw: Any) -> Any:
+        seen["sequences"], seen["embeds"], seen["chars"] = sequences, embeds, kw["chars"]
+        return real(sequences, embeds, *args, **kw)
 
-    stages.t2u.forward = spy  # type: ignore[method-assign,assignment]
+    head = stages.model.t2u_model.lm_head.register_forward_hook(lambda m, i, o: seen.__setitem__("logits", o))
+    t2u.chars._run = spy
     try:
         with torch.inference_mode():
             units = stages.units(enc, mask, seqs, [len(s) / 16000 for s in spans])
     finally:
-        del stages.t2u.forward
-    embeds, attention, char_ids, char_count, forced = seen["args"]
-    assert forced is None
+        t2u.chars._run = real
+        head.remove()
+    gen = stages.model.generation_config
+    sequences, pad = seen["sequences"], gen.pad_token_id
+    own = (sequences != pad).int().sum(1)
+    ids = sequences[:, 2:-1]
+    ids = ids.masked_fill(torch.arange(ids.shape[1])[None, :] >= (own - 3)[:, None], pad)
+    ids = ids.masked_fill(ids == gen.eos_token_id, pad)
+    count = t2u.tables.char_counts(ids)
+    zero = count.new_zeros((count.shape[0], 1))
+    count = torch.cat([zero, count, zero], dim=1)
+    assert seen["chars"] == int(count.sum(1).max())  # the host's width is the device's
+    char_ids = t2u.tables.char_ids(ids, seen["chars"])
+    attention = (torch.arange(seen["embeds"].shape[1])[None, :] < (own - 1)[:, None]).float()
     with torch.inference_mode():
         upstream = stages.model.t2u_model(
-            inputs_embeds=embeds, char_input_ids=char_ids, char_count_per_id=char_count, attention_mask=attention
+            inputs_embeds=seen["embeds"], char_input_ids=char_ids, char_count_per_id=count, attention_mask=attention
         )
-    logits, unit_mask, durations = seen["out"]
-    assert torch.equal(logits, upstream[0]) and torch.equal(unit_mask, upstream[1])
-    assert durations.sum(1).tolist() == units.counts == unit_mask.sum(1).long().tolist()
-    assert torch.equal(units.char_durations, durations)
+    assert torch.equal(seen["logits"], upstream[0])
+    assert upstream[1].sum(1).long().tolist() == units.counts
+    assert units.char_durations.sum(1).tolist() == units.counts
 
 
 def test_units_of_a_batch_equal_each_row_alone(stages: SeamlessStages, spans: list[np.ndarray]) -> None:

@@ -140,6 +140,11 @@ class Core(Protocol):
         thread (the steps core's finish stage) ends."""
         ...
 
+    def warm(self, items: Sequence[ModelInput]) -> None:
+        """Model thread, after ``prepare`` (the warm-up): ``items`` through the route live jobs
+        take, to its end; raises if any fails."""
+        ...
+
     def fits_optional(self, item: ModelInput) -> bool: ...
 
     def add(self, job: Job) -> None: ...
@@ -219,6 +224,10 @@ class BatchCore(CoreQueue):
 
     def close(self) -> None:
         """Nothing: whole batches run on the model thread alone."""
+
+    def warm(self, items: Sequence[ModelInput]) -> None:
+        assert self._runner is not None
+        self._runner.run(items)
 
     # -- the queue (owner's thread; the rest is ``CoreQueue``'s) ---------------------------
 

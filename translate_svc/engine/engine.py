@@ -156,12 +156,13 @@ class TranslationEngine:
                 break
             audio = (0.01 * rng.standard_normal(round(shape.seconds * MODEL_SAMPLE_RATE))).astype(np.float32)
             item = ModelInput(audio, (lang,), lang, speech=bool(card.speech_codes))
-            self._runner.run([item] * shape.rows)
+            self._core.warm([item] * shape.rows)  # the route live segments take (the stepper's)
             done.append(shape)
         calls = 0
         if config.mode is WarmupMode.BUCKETS and isinstance(self._runner, ShapeWarmable):
             deadline = None if config.max_s is None else t0 + config.max_s
-            calls = self._runner.warm_shapes(self._config.max_batch_size, config.longest_s, deadline)
+            most = self._config.max_batch_size * config.rows_per_segment
+            calls = self._runner.warm_shapes(most, config.longest_s, deadline)
         seconds = time.perf_counter() - t0
         metrics.warmed_up(len(done), seconds)
         if isinstance(self._runner, Warmable):

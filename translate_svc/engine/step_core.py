@@ -49,6 +49,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from translate_svc.engine.core import CoreQueue, Finished, Job, Outcome, Settled, Unit, run_items
+from translate_svc.engine.requests import ModelInput
 from translate_svc.engine.runner import BACKGROUND, FINAL, LIVE_OPTIONAL, Runner, Steppable, Stepper
 from translate_svc.engine.scheduler import BatchScheduler
 from translate_svc.errors import ErrorCode
@@ -119,6 +120,25 @@ class StepCore(CoreQueue):
         """Model thread: the stepper's jobs leave and its finish stage ends."""
         if self._stepper is not None:
             self._stepper.close()
+
+    def warm(self, items: Sequence[ModelInput]) -> None:
+        """Model thread, before the first unit (the engine's warm-up): ``items`` through the route
+        live jobs take, so that every stage's shapes run where they will (the stepper's own pool,
+        its admission, its finish stage's thread); what the stepper does not take runs as a whole
+        batch, as ``execute`` runs it. Raises if any fails."""
+        assert self._runner is not None
+        stepper = self._stepper
+        if stepper is None or not all(stepper.takes(i) for i in items):
+            self._runner.run(items)
+            return
+        for key, item in enumerate(items):
+            stepper.admit(-1 - key, item)  # keys no job of the owner's has
+        left = len(items)
+        while left:
+            done = stepper.tick(self.steps)
+            if any(out is None for _, out in done):
+                raise RuntimeError("a warm-up segment failed in the stepping decoder")
+            left -= len(done)
 
     # -- the queue (owner's thread; the rest is ``CoreQueue``'s) ---------------------------
 

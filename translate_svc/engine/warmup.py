@@ -33,9 +33,10 @@ class WarmupMode(str, Enum):
     ONE = "one"
     #: every batch size the scheduler can form, at each of ``WarmupConfig.lengths_s``
     BATCHES = "batches"
-    #: ``batches`` at one length per encoder frame bucket up to ``WarmupConfig.longest_s`` (the
-    #: caller gives them as ``lengths_s``), then every t2u and vocoder bucket through the runner's
-    #: own ``warm_shapes`` (engine/runner.py ``ShapeWarmable``; issue 70)
+    #: every row bucket (powers of two: where the stages bucket lengths, the fast runner's static
+    #: path pads rows too) at one length per encoder frame bucket up to ``WarmupConfig.longest_s``
+    #: (the caller gives them as ``lengths_s``), then every t2u and vocoder bucket through the
+    #: runner's own ``warm_shapes`` (engine/runner.py ``ShapeWarmable``; issues 70, 88)
     BUCKETS = "buckets"
 
 
@@ -57,6 +58,9 @@ class WarmupConfig:
     max_s: float | None = None
     #: the longest segment the warm-up covers (``buckets``): what the segmenter cuts at by default
     longest_s: float = 15.0
+    #: decode rows a segment may bring at most (its targets and its transcript): the stages'
+    #: buckets are warmed up to a batch's segments times this (``buckets``)
+    rows_per_segment: int = 1
 
     def __post_init__(self) -> None:
         if not self.lengths_s or any(not s > 0 for s in self.lengths_s):
@@ -65,6 +69,8 @@ class WarmupConfig:
             raise ValueError(f"the longest segment warmed must be > 0 seconds, got {self.longest_s}")
         if self.max_s is not None and self.max_s < 0:
             raise ValueError(f"warm-up time budget must be >= 0, got {self.max_s}")
+        if self.rows_per_segment < 1:
+            raise ValueError(f"warm-up rows per segment must be >= 1, got {self.rows_per_segment}")
 
 
 def spread(n: int) -> list[int]:
@@ -91,9 +97,13 @@ def plan(config: WarmupConfig, max_batch_size: int, max_batch_audio_s: float) ->
     if config.mode is WarmupMode.ONE:
         return [WarmShape(1, 1.0)]
     lengths = sorted(set(config.lengths_s))
-    return [
-        WarmShape(rows, seconds)
-        for rows in spread(max_batch_size)
-        for seconds in lengths
-        if rows * seconds <= max_batch_audio_s
-    ]
+    sizes = row_buckets(max_batch_size) if config.mode is WarmupMode.BUCKETS else spread(max_batch_size)
+    return [WarmShape(rows, seconds) for rows in sizes for seconds in lengths if rows * seconds <= max_batch_audio_s]
+
+
+def row_buckets(n: int) -> list[int]:
+    """The row counts a batch of up to ``n`` rows is padded to where rows are bucketed (powers of
+    two, and ``n`` itself: model/shapes.py ``bucket_rows``), largest first, so a warm-up cut by its
+    time budget has run the costliest shapes."""
+    out = {1 << k for k in range(max(n, 1).bit_length()) if 1 << k <= n} | {max(n, 1)}
+    return sorted(out, reverse=True)

@@ -10,7 +10,7 @@ processors between the logits and the choice) still runs eagerly.
 Capture an empty pool, at start-up (the warm-up and the capture run the free slots; they are reset
 after). CUDA only: on any other device the constructor refuses, and the same static path runs
 eagerly (the CPU tests run it). ``decode_pool`` makes the fast runner's pools (model/fast.py,
-model/stepping.py) this way on CUDA (``model.decode_graphs``). Tested under tests/gpu/. Model
+model/stepping.py) this way on CUDA (``model.decode_graphs``, model/build.py). Tested under tests/gpu/. Model
 thread only.
 """
 
@@ -21,21 +21,24 @@ from typing import Any
 
 import torch
 
-from translate_svc.model import decode_step
 from translate_svc.model.decode_loop import DecodeLoop
 from translate_svc.model.decoder import TextDecoder
+from translate_svc.model.graphs import thread_pool
 
 #: eager runs of each bucket before its capture (kernels loaded, library handles made)
 WARM_RUNS = 2
 
 
-def decode_pool(decoder: TextDecoder, *, slots: int, max_frames: int, graphs: bool, **kw: Any) -> DecodeLoop:
-    """A decode pool (``DecodeLoop``; ``kw``: its other arguments). With ``graphs`` on a CUDA device:
-    static, its step captured per row bucket now (the pool is empty); elsewhere, or without
-    ``graphs``: eager, each step on the active rows only (the CPU's faster path)."""
+def decode_pool(
+    decoder: TextDecoder, *, slots: int, max_frames: int, static: bool, graphs: bool, **kw: Any
+) -> DecodeLoop:
+    """A decode pool (``DecodeLoop``; ``kw``: its other arguments). ``static``: every step a row
+    bucket over the pool's whole windows (the CUDA path, model/build.py), else each step on the
+    active rows only (the CPU's faster path); with ``graphs`` too, on a CUDA device, the step is
+    captured per row bucket now (the pool is empty)."""
     cuda = next(decoder.model.text_decoder.parameters()).device.type == "cuda"
-    loop = DecodeLoop(decoder, slots=slots, max_frames=max_frames, static=graphs and cuda, **kw)
-    if graphs and cuda:
+    loop = DecodeLoop(decoder, slots=slots, max_frames=max_frames, static=static, **kw)
+    if static and graphs and cuda:
         StepGraphs(loop).capture()
     return loop
 
@@ -49,13 +52,10 @@ class StepGraphs:
         if not loop.static:
             raise ValueError("only the static step can be captured: DecodeLoop(static=True)")
         self.loop = loop
-        self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
-        self._pool: Any = None  # the graphs' shared memory pool (torch's handle)
+        self.graphs: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}
 
-    def _run(self, rows: int) -> None:
-        loop = self.loop
-        logits, at = decode_step.step(loop.weights, loop.buffers, loop.views(rows))
-        decode_step.choose(loop.buffers, rows, logits, loop.eos, at, forced=loop._forced)
+    def _run(self, rows: int, parity: int) -> None:
+        self.loop.static_step(rows, parity)
 
     @torch.inference_mode()
     def capture(self, buckets: Sequence[int] | None = None) -> None:
@@ -66,22 +66,25 @@ class StepGraphs:
         chosen = sorted(set(buckets or loop.buckets), reverse=True)
         if any(b not in loop.buckets for b in chosen):
             raise ValueError(f"buckets {chosen} are not all the loop's {loop.buckets}")
+        parities = (0, 1) if loop.copy_in_step else (0,)  # a graph per read set it copies into
         side = torch.cuda.Stream()  # type: ignore[no-untyped-call]
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for rows in chosen:
                 for _ in range(WARM_RUNS):
-                    self._run(rows)
+                    self._run(rows, 0)
         torch.cuda.current_stream().wait_stream(side)
+        pool = thread_pool()  # shared with this thread's other stages' graphs (model/graphs.py)
         for rows in chosen:
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=self._pool):
-                self._run(rows)
-            self._pool = graph.pool()
-            self.graphs[rows] = graph
+            for parity in parities:
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph, pool=pool.handle):
+                    self._run(rows, parity)
+                pool.handle = graph.pool()
+                self.graphs[(rows, parity)] = graph
         torch.cuda.synchronize()
         loop.reset_free()
         loop.replay = self.replay
 
-    def replay(self, rows: int) -> None:
-        self.graphs[rows].replay()
+    def replay(self, rows: int, parity: int) -> None:
+        self.graphs[(rows, parity if self.loop.copy_in_step else 0)].replay()

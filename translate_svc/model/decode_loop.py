@@ -48,14 +48,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from transformers import LogitsProcessor
 
 from translate_svc.engine.rows import DecodeRow
-from translate_svc.model import decode_step
+from translate_svc.model import decode_step, regions
 from translate_svc.model.decode_step import Slots, Views, Weights
 from translate_svc.model.decoder import TextDecoder
+from translate_svc.model.graphs import GraphedStage, HostStaging
+from translate_svc.model.padding import pad_rows
 
 #: the decoder start token and the language token before a row's text
 PROMPT = 2
@@ -65,6 +68,10 @@ WINDOW_STEP = 8
 #: (``GenerationConfig``'s own default ``max_length``)
 DEFAULT_MAX_LENGTH = 20
 
+
+#: the columns of an admission's staged values (``DecodeLoop._stage``): the slot, the sequence's
+#: limit, the forced length, the row's own encoder frames, its known tokens, then the tokens
+_SLOT, _LIMIT, _FORCED, _FRAMES, _KNOWN, _TOKENS = range(6)
 
 #: audio seconds per encoder frame (100 feature frames a second, strided by 2, then the length
 #: adaptor's 8): what a row of ``max_frames`` frames can hold
@@ -90,6 +97,24 @@ class Finished:
     #: prefix: ``tokens[-len(logprobs):]``), under the model's own distribution (before the term
     #: processors): ``log_softmax(logits)[token]`` of the step that chose it
     logprobs: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class _HostRead:
+    """One set of the read behind's host buffers (pinned on CUDA): each slot's finished flag,
+    length, tokens and log-probabilities as a step left them."""
+
+    done: Tensor
+    length: Tensor
+    tokens: Tensor
+    logprob: Tensor
+
+    @classmethod
+    def allocate(cls, buf: Slots, pin: bool) -> _HostRead:
+        def like(t: Tensor) -> Tensor:
+            return regions.host_buffer(torch.zeros(t.shape, dtype=t.dtype, pin_memory=pin))
+
+        return cls(like(buf.done), like(buf.length), like(buf.tokens), like(buf.logprob))
 
 
 @dataclass
@@ -169,9 +194,9 @@ class DecodeLoop:
         self.buckets = tuple(sorted(set(buckets or _powers_of_two(slots)) | {slots}))
         if self.buckets[0] < 1 or self.buckets[-1] > slots:
             raise ValueError(f"row buckets {self.buckets} outside 1..{slots}")
-        #: a captured step per row bucket (model/decode_graphs.py): runs ``step`` and ``choose`` of
-        #: that many rows in place; None: eager
-        self.replay: Callable[[int], None] | None = None
+        #: a captured step per row bucket and read set (model/decode_graphs.py): runs
+        #: ``static_step`` of that many rows in place; None: eager
+        self.replay: Callable[[int, int], None] | None = None
         if read_every < 1:
             raise ValueError(f"read_every must be at least 1 (got {read_every})")
         self.read_every = read_every
@@ -181,11 +206,19 @@ class DecodeLoop:
         self._longest = 0  # the longest active row's length (host's count), and its most frames
         self._frames = 0
         self._since = 0  # steps since the flags were last read
-        #: a read in flight (read_behind): the rows' ids then, and the host copies' event
-        self._pending: tuple[tuple[int, ...], Any] | None = None
+        #: a read in flight (read_behind): the rows' ids then, the host copies' event, their set
+        self._pending: tuple[tuple[int, ...], Any, int] | None = None
         pin = self.device.type == "cuda"
-        self._host_done = torch.zeros(slots, dtype=torch.bool, pin_memory=pin)
-        self._host_length = torch.zeros(slots, dtype=torch.long, pin_memory=pin)
+        #: the read behind's host buffers, two sets taken in turn: a step writes one while the
+        #: host reads the other (the step before's), so a step's copies can be inside its graph
+        self._reads = (_HostRead.allocate(self.buffers, pin), _HostRead.allocate(self.buffers, pin))
+        self._parity = 0  # the set the next read writes
+        #: the static step copies its read into the host buffers itself (inside its graph)
+        self.copy_in_step = static and self.read_behind and read_every == 1
+        #: an admission's host values (``_stage``): pinned, filled through numpy, copied in one go
+        self._staging = HostStaging(torch.long, self.device)
+        #: an admission's device work, a graph per (rows, frames) bucket on CUDA (model/graphs.py)
+        self.admission = GraphedStage("decode.admit", self._admit_rows, self.device)
 
     # -- the pool --------------------------------------------------------------------------
 
@@ -222,10 +255,12 @@ class DecodeLoop:
         *,
         said: Mapping[int, str] | None = None,
         text_input: bool = False,
+        frames: Sequence[int] | None = None,
     ) -> list[Finished]:
         """``rows`` join the pool (``enc``: (rows, frames, hidden), one encoder output per row, as
         ``TextDecoder.decode`` takes them; ``mask``: the features' mask, sub-sampled here as the model
-        does, or with ``text_input`` the text encoder's mask as it is). ``said``: per input index,
+        does, or with ``text_input`` the text encoder's mask as it is; ``frames``: each row's own
+        encoder frames where the host knows them, else read from the mask). ``said``: per input index,
         what it is known to have said (terms). Raises ``PoolFull`` (none joins) where the free slots
         are too few, ``ValueError`` for a row the pool cannot hold. Returns rows already finished
         by their forced prefix (its cap or EOS inside it); the others decode from the next step."""
@@ -238,7 +273,7 @@ class DecodeLoop:
         known_ids = set(self.active)
         if len({r.id for r in rows}) < len(rows) or known_ids & {r.id for r in rows}:
             raise ValueError("a row id is already in the decode pool (ids are unique within a pool)")
-        lengths = self._own_frames(enc, mask, text_input)
+        lengths = list(frames) if frames is not None else self._own_frames(enc, mask, text_input)
         if enc.shape[1] > self.max_frames:
             enc = enc[:, : max(lengths)]
         if enc.shape[1] > self.max_frames:
@@ -259,32 +294,75 @@ class DecodeLoop:
         first = len(self._rows)
         n = len(rows)
         buf = self.buffers
-        own = torch.tensor(lengths, device=self.device).unsqueeze(1)
-        padding = torch.arange(self.max_frames, device=self.device).unsqueeze(0) >= own
-        buf.frames_bias[first : first + n] = torch.zeros_like(padding, dtype=self.dtype).masked_fill_(
-            padding, float("-inf")
-        )
-        buf.limit[first : first + n] = torch.tensor(limits, device=self.device)
-        buf.force_len[first : first + n] = torch.tensor(forced, device=self.device)
-        buf.done[first : first + n] = False
-        width = max(len(s) for s in seqs)
-        tokens = torch.tensor([s + [self.pad] * (width - len(s)) for s in seqs], device=self.device)
-        decode_step.project_cross(self.weights, buf, first, enc.to(self.dtype))
-        decode_step.prefill(
-            self.weights, buf, first, tokens, torch.tensor([len(s) for s in seqs], device=self.device), max(lengths)
-        )
+        # the rows' host values staged in one pinned buffer and copied in one non-blocking copy,
+        # then scattered into their slots on the device: no blocking upload, no host sync
+        dev = self._stage(first, seqs, limits, forced, lengths)
+        enc = enc.to(self.dtype)
+        if self.static:  # a row bucket's shapes (copies of the first row, written to its slot)
+            bucket = self.bucket(n)
+            self.admission((bucket, enc.shape[1]), pad_rows(dev, bucket), pad_rows(enc, bucket))
+        else:
+            self.admission(None, dev, enc)
+        if not self.static:  # eagerly, the known tokens but the last in one forward
+            width = max(len(s) for s in seqs)
+            decode_step.prefill(
+                self.weights, buf, first, buf.tokens[first : first + n, :width], dev[:, _KNOWN], max(lengths)
+            )
         said = said or {}
-        for row, seq, frames in zip(rows, seqs, lengths, strict=True):
+        for row, seq, count in zip(rows, seqs, lengths, strict=True):
             terms = row.terms and self.decoder.forced is None  # benchmark mode has no terms (TextDecoder)
             procs = self.decoder.term_processors([row], said) if terms else []
-            self._rows.append(_Row(row, len(seq), frames, procs, len(seq)))
+            self._rows.append(_Row(row, 1 if self.static else len(seq), count, procs, len(seq)))
         self._recount()
+        if self.static:  # a row its prefix ends (its cap or EOS) ends at the step that feeds it
+            return []
         ended = [
             first + j
             for j, seq in enumerate(seqs)
             if len(seq) >= limits[j] or (len(seq) > PROMPT and seq[-1] == self.eos)
         ]
         return self._leave(ended)
+
+    def _stage(
+        self,
+        first: int,
+        seqs: Sequence[Sequence[int]],
+        limits: Sequence[int],
+        forced: Sequence[int],
+        frames: Sequence[int],
+    ) -> Tensor:
+        """The admitted rows' host values (``_SLOT``, ``_LIMIT``, ... then the tokens, padded) on the
+        device, in one non-blocking copy from a pinned buffer (model/graphs.py ``HostStaging``)."""
+
+        def fill(host: np.ndarray) -> None:
+            host[:, _TOKENS:] = self.pad
+            for j, seq in enumerate(seqs):
+                host[j, :_TOKENS] = (first + j, limits[j], forced[j], frames[j], len(seq))
+                host[j, _TOKENS : _TOKENS + len(seq)] = seq
+
+        return self._staging.upload((len(seqs), _TOKENS + self.max_tokens + 1), fill)
+
+    def _admit_rows(self, dev: Tensor, enc: Tensor) -> tuple[Tensor, ...]:
+        """What an admission writes on the device (``admit``; a captured graph per (rows, frames)
+        bucket on CUDA): each row's values (``dev``, staged) scattered into its slot, its frames'
+        mask, and its encoder output's cross-attention keys and values. No read of the device."""
+        buf = self.buffers
+        index = dev[:, _SLOT]
+        own = dev[:, _FRAMES].unsqueeze(1)
+        padding = torch.arange(self.max_frames, device=self.device).unsqueeze(0) >= own
+        bias = torch.zeros_like(padding, dtype=self.dtype).masked_fill_(padding, float("-inf"))
+        buf.frames_bias.index_copy_(0, index, bias)
+        buf.limit.index_copy_(0, index, dev[:, _LIMIT])
+        buf.force_len.index_copy_(0, index, dev[:, _FORCED])
+        buf.tokens.index_copy_(0, index, dev[:, _TOKENS:])
+        buf.done.index_fill_(0, index, False)
+        if self.static:  # the known tokens are fed by the steps (``Slots.known``)
+            buf.known.index_copy_(0, index, dev[:, _KNOWN])
+            buf.length.index_fill_(0, index, 1)
+        else:
+            buf.known.index_fill_(0, index, 0)
+        decode_step.project_cross(self.weights, buf, index, enc)
+        return ()
 
     def _own_frames(self, enc: Tensor, mask: Tensor, text_input: bool) -> list[int]:
         """Each row's own encoder frames: the text encoder's mask as it is, or the features' mask
@@ -302,8 +380,15 @@ class DecodeLoop:
         if n == 0:
             return []
         rows = self.bucket(n) if self.static else n
-        if self.replay is not None and not self._terms:
-            self.replay(rows)
+        parity = self._parity
+        copied = False
+        if self.static and not self._terms:  # what the graph replays (eagerly on CPU)
+            with regions.region("decode.step"):
+                if self.replay is not None:
+                    self.replay(rows, parity)
+                else:
+                    self.static_step(rows, parity)
+            copied = self.copy_in_step
         else:
             logits, at = decode_step.step(self.weights, self.buffers, self.views(rows))
             raw = None
@@ -321,48 +406,71 @@ class DecodeLoop:
         if self._since >= self.read_every:
             self._since = 0
             if self.read_behind:
-                self._issue()
+                if not copied:
+                    self._copy_out(n, parity)
+                self._issue(parity)
             else:
                 n = len(self._rows)
                 out += self._ended(list(range(n)), self.buffers.done[:n].tolist(), self.buffers.length[:n])
         return out
 
-    def _issue(self) -> None:
-        """The active rows' flags and lengths copied to the host without waiting (taken next step)."""
-        n, buf = len(self._rows), self.buffers
-        self._host_done[:n].copy_(buf.done[:n], non_blocking=True)
-        self._host_length[:n].copy_(buf.length[:n], non_blocking=True)
+    def static_step(self, rows: int, parity: int) -> None:
+        """What a captured graph replays (model/decode_graphs.py): the step and the choice of a
+        row bucket in place and, where the step copies its read itself (``copy_in_step``), its
+        flags, lengths, tokens and log-probabilities into the host buffers of set ``parity``."""
+        logits, at = decode_step.step(self.weights, self.buffers, self.views(rows))
+        decode_step.choose(self.buffers, rows, logits, self.eos, at, forced=self._forced)
+        if self.copy_in_step:
+            self._copy_out(rows, parity)
+
+    def _copy_out(self, n: int, parity: int) -> None:
+        """Rows ``0 .. n-1``'s flags and lengths copied into host set ``parity`` without waiting, and
+        their tokens and log-probabilities beside them: a row read finished leaves with these
+        (final: a finished row's steps write nothing of it), with no read of the device."""
+        buf, host = self.buffers, self._reads[parity]
+        host.done[:n].copy_(buf.done[:n], non_blocking=True)
+        host.length[:n].copy_(buf.length[:n], non_blocking=True)
+        host.tokens[:n].copy_(buf.tokens[:n], non_blocking=True)
+        host.logprob[:n].copy_(buf.logprob[:n], non_blocking=True)
+
+    def _issue(self, parity: int) -> None:
+        """The read of set ``parity`` in flight (taken next step); the next read writes the other."""
         event = None
         if self.device.type == "cuda":
             event = torch.cuda.Event()  # type: ignore[no-untyped-call]
             event.record()
-        self._pending = (tuple(r.row.id for r in self._rows), event)
+        self._pending = (tuple(r.row.id for r in self._rows), event, parity)
+        self._parity = parity ^ 1
 
     def _collect(self) -> list[Finished]:
         """The read in flight taken: the rows it saw finished leave (found by id: rows may have
         joined since; a drop lets the read go)."""
         assert self._pending is not None
-        ids, event = self._pending
+        ids, event, parity = self._pending
         self._pending = None
         if event is not None:
             event.synchronize()
-        flags = self._host_done[: len(ids)].tolist()
+        host = self._reads[parity]
+        flags = host.done[: len(ids)].tolist()
         if not any(flags):
             return []
         slot_of = {r.row.id: i for i, r in enumerate(self._rows)}
         slots = [slot_of.get(row_id, -1) for row_id in ids]
-        return self._ended(slots, flags, self._host_length[: len(ids)])
+        return self._ended(slots, flags, host.length[: len(ids)], read=host)
 
-    def _ended(self, slots: Sequence[int], flags: Sequence[bool], lengths: Tensor) -> list[Finished]:
+    def _ended(
+        self, slots: Sequence[int], flags: Sequence[bool], lengths: Tensor, *, read: _HostRead | None = None
+    ) -> list[Finished]:
         """Rows read finished (``flags`` of the rows then in ``slots``; -1: gone since) leave, with
-        their true lengths (``lengths``, as read beside the flags)."""
+        their true lengths (``lengths``, as read beside the flags); ``read``: their tokens too (the
+        host copies of the read behind, at each row's index in it)."""
         ended = [j for j, f in enumerate(flags) if f and slots[j] >= 0]
         if not ended:
             return []
         true = lengths.tolist()
         for j in ended:
             self._rows[slots[j]].length = true[j]
-        return self._leave([slots[j] for j in ended])
+        return self._leave([slots[j] for j in ended], copies=None if read is None else (read, ended))
 
     def bucket(self, n: int) -> int:
         """The static step's rows for ``n`` active rows: the smallest bucket that holds them."""
@@ -400,17 +508,25 @@ class DecodeLoop:
                 return
         raise KeyError(f"row {row_id} is not in the decode pool")
 
-    def _leave(self, slots: Sequence[int], *, results: bool = True) -> list[Finished]:
-        """Rows in ``slots`` leave: their results read (one copy of their tokens), then each freed slot
-        is filled by the last active row, so the pool stays packed."""
+    def _leave(
+        self, slots: Sequence[int], *, results: bool = True, copies: tuple[_HostRead, Sequence[int]] | None = None
+    ) -> list[Finished]:
+        """Rows in ``slots`` leave: their results read (the host copies of the read behind at
+        ``copies``, else one copy of their tokens now), then each freed slot is filled by the last
+        active row, so the pool stays packed."""
         if not slots:
             return []
         buf = self.buffers
         out = []
         if results:
-            index = torch.tensor(list(slots), device=self.device)
-            rows_tokens = buf.tokens.index_select(0, index).tolist()
-            rows_logprobs = buf.logprob.index_select(0, index).tolist()
+            if copies is not None:
+                host, at = copies
+                rows_tokens = [host.tokens[j].tolist() for j in at]
+                rows_logprobs = [host.logprob[j].tolist() for j in at]
+            else:
+                index = torch.tensor(list(slots), device=self.device)
+                rows_tokens = buf.tokens.index_select(0, index).tolist()
+                rows_logprobs = buf.logprob.index_select(0, index).tolist()
             for slot, tokens, logprobs in zip(slots, rows_tokens, rows_logprobs, strict=True):
                 r = self._rows[slot]
                 hidden = buf.hidden[slot, : r.length - 1].clone()
@@ -424,7 +540,7 @@ class DecodeLoop:
                 buf.move(last, slot, moved.length, moved.frames)
                 self._rows[slot] = moved
             self._rows.pop()
-        buf.done[len(self._rows) : before] = True  # freed slots are finished: a static step never grows them
+        buf.done[len(self._rows) : before].fill_(True)  # freed slots are finished: a static step never grows them
         self._recount()
         return out
 
@@ -444,6 +560,7 @@ class DecodeLoop:
         *,
         said: Mapping[int, str] | None = None,
         text_input: bool = False,
+        frames: Sequence[int] | None = None,
     ) -> dict[int, Finished]:
         """Every row decoded, by id: rows join as slots free up (a queue in front of the pool). One
         pass: a plan's passes (``RowPlan.passes``, transcripts first where terms need them) are the
@@ -460,10 +577,48 @@ class DecodeLoop:
                     mask.index_select(0, index),
                     said=said,
                     text_input=text_input,
+                    frames=None if frames is None else [frames[k] for k in take],
                 )
                 out.update((f.id, f) for f in joined)
             out.update((f.id, f) for f in self.step())
         return out
+
+    @torch.inference_mode()
+    def warm_admissions(self, rows: Sequence[int], frames: Sequence[int], language: str) -> int:
+        """Admit dummy rows of every row count in ``rows`` (each up to its bucket) and encoder width
+        in ``frames``, then drop them (the warm-up: on CUDA each (rows, frames) bucket's admission
+        is captured then); the pool must be empty. Returns the admissions run."""
+        if len(self):
+            raise RuntimeError("warm the admissions of an empty decode pool")
+        hidden = self.weights.embed.shape[1]
+        calls = 0
+        for n in sorted({self.bucket(min(r, self.slots)) if self.static else min(r, self.slots) for r in rows}):
+            for width in sorted(set(frames)):
+                if width > self.max_frames:
+                    continue
+                plan = [DecodeRow(-1 - k, k, language, True, False, False, seconds=1.0) for k in range(n)]
+                enc = torch.zeros((n, width, hidden), dtype=self.dtype, device=self.device)
+                ones = torch.ones((n, width), dtype=torch.long, device=self.device)
+                self.admit(plan, enc, ones, frames=[width] * n)
+                for row in plan:
+                    self.drop(row.id)
+                calls += 1
+        self.reset_free()
+        return calls
+
+    @torch.inference_mode()
+    def warm_steps(self) -> int:
+        """The static step of every row bucket once on the empty pool (what its capture runs on
+        CUDA: model/decode_graphs.py; eagerly elsewhere, where the warm-up meets the same shapes).
+        Returns the steps run (0: the pool is not static)."""
+        if not self.static:
+            return 0
+        if len(self):
+            raise RuntimeError("warm the steps of an empty decode pool")
+        for rows in self.buckets:
+            self.static_step(rows, 0)
+        self.reset_free()
+        return len(self.buckets)
 
     def reset_free(self) -> None:
         """Free slots back to their start values (after a warm-up or capture ran them)."""

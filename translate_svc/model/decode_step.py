@@ -53,6 +53,10 @@ class Slots:
     limit: Tensor
     #: (slots,) long: benchmark mode's forced text length (model/forced.py), -1: none
     force_len: Tensor
+    #: (slots,) long: the tokens the row joined with (its prompt and any forced prefix): a step at a
+    #: position before them writes the known token, not its choice (the static path's admission
+    #: feeds them through the steps: model/decode_loop.py); 0 on a free slot
+    known: Tensor
     #: (slots, max_tokens, hidden) the decoder's last hidden state (after its final layer norm) at
     #: each position: the token there as the input, so text-to-unit needs no second decoder pass
     hidden: Tensor
@@ -90,6 +94,7 @@ class Slots:
             length=torch.ones(slots, dtype=torch.long, device=device),
             limit=zeros(slots, kind=torch.long),
             force_len=torch.full((slots,), -1, dtype=torch.long, device=device),
+            known=zeros(slots, kind=torch.long),
             hidden=zeros(slots, max_tokens, hidden),
             done=torch.ones(slots, dtype=torch.bool, device=device),  # a free slot is finished: never grows
             logprob=zeros(slots, max_tokens + 1, kind=torch.float32),
@@ -217,15 +222,17 @@ def _norm(x: Tensor, w: tuple[Tensor, Tensor, float]) -> Tensor:
     return torch.layer_norm(x, (x.shape[-1],), w[0], w[1], w[2])
 
 
-def project_cross(w: Weights, slots: Slots, first: int, enc: Tensor) -> None:
+def project_cross(w: Weights, slots: Slots, index: Tensor, enc: Tensor) -> None:
     """Every layer's cross-attention keys and values of ``enc`` (rows, frames, hidden), written once
-    into slots ``first ..``: what ``generate``'s cache holds after its first step."""
-    rows, frames = enc.shape[0], enc.shape[1]
+    into the slots ``index`` (rows,) names: what ``generate``'s cache holds after its first step.
+    By index, not by a range of slots, so that the writes' addresses are the buffers' own (a
+    captured admission replays them); rows that pad a row bucket name a real row's slot and hold
+    its copy (the same values written twice)."""
+    frames = enc.shape[1]
     for i, lw in enumerate(w.layers):
         attn = lw.layer.cross_attention
-        kv = slots.cross_kv[i, first : first + rows, :, :, :frames]
-        kv[:, 0] = _heads(attn.k_proj(enc), lw.heads)
-        kv[:, 1] = _heads(attn.v_proj(enc), lw.heads)
+        kv = torch.stack((_heads(attn.k_proj(enc), lw.heads), _heads(attn.v_proj(enc), lw.heads)), dim=1)
+        slots.cross_kv[i, :, :, :, :frames].index_copy_(0, index, kv)
 
 
 def embed(w: Weights, tokens: Tensor, index: Tensor) -> Tensor:
@@ -312,7 +319,8 @@ def prefill(w: Weights, slots: Slots, first: int, tokens: Tensor, known: Tensor,
     """Slots ``first .. first+rows`` start: every token of ``tokens`` (rows, width; each row's first
     ``known`` valid, the rest padding) but each row's last is fed (causally) so its keys, values and
     hidden states are cached; the last is the first step's input. A row's padding positions are
-    written too and masked until its own tokens overwrite them."""
+    written too and masked until its own tokens overwrite them. The eager path's admission (the
+    static path feeds known tokens through its steps instead: ``Slots.known``)."""
     rows, width = tokens.shape
     device = tokens.device
     fed = max(width - 1, 1)
@@ -322,7 +330,6 @@ def prefill(w: Weights, slots: Slots, first: int, tokens: Tensor, known: Tensor,
     h = embed(w, tokens[:, :fed], index)
     out = layers(w, Views.of(slots, slice(first, first + rows), fed, frames), h, index, causal)
     slots.hidden[first : first + rows, :fed] = out
-    slots.tokens[first : first + rows, :width] = tokens
     slots.length[first : first + rows] = known
 
 
@@ -372,6 +379,10 @@ def choose(
         token = torch.where(before, token, eos)
     else:
         best, token = scores.max(-1)
+    # a position before the tokens the row joined with takes the known one (the static path's
+    # admission: model/decode_loop.py); its log-probability is never read
+    rows, nxt = slots.rows[:n], at + 1
+    token = torch.where(nxt.lt(slots.known[:n]), slots.tokens[rows, nxt], token)
     source = scores if raw is None else raw
     if raw is None and not forced:
         top = chosen = best  # the argmax's own maximum: the chosen logit and the shift
@@ -382,7 +393,6 @@ def choose(
     spread = source.sub_(top.unsqueeze(1)).exp_().sum(-1).log_()
     # a finished row's length stays, so its masked steps write one past its end (at most the
     # buffers' scratch column): nothing of the row changes
-    rows, nxt = slots.rows[:n], at + 1
     slots.logprob[rows, nxt] = (chosen - top) - spread
     slots.tokens[rows, nxt] = token
     length += ~done

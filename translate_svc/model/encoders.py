@@ -18,6 +18,7 @@ Both take features, token ids and tensors, never a request. Model thread only, e
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,11 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import SeamlessM4Tv2Model
-from transformers.masking_utils import create_bidirectional_mask
 from transformers.models.seamless_m4t_v2.modeling_seamless_m4t_v2 import _compute_new_attention_mask
 
 from translate_svc.engine.requests import Features, SourceText
-from translate_svc.model.shapes import ShapeLog
+from translate_svc.model.graphs import GraphedStage, HostStaging
+from translate_svc.model.padding import full_mask
+from translate_svc.model.shapes import ShapeLog, bucket_rows, ladder
 from translate_svc.types import MODEL_SAMPLE_RATE
 
 
@@ -45,6 +47,9 @@ class EncoderBatch:
     #: (rows,) each row's own frame count (its ``extract_features`` length, which includes the
     #: processor's own pad frame of an odd-length clip)
     own_frames: torch.Tensor
+    #: each input's frames its mask keeps (the host's count: the encoder's frames follow from it,
+    #: ``SpeechEncoder.encoder_frames``, without a read of the device)
+    mask_frames: tuple[int, ...] = ()
 
 
 class SpeechEncoder:
@@ -59,6 +64,7 @@ class SpeechEncoder:
         frame_bucket: Callable[[int], int] | None = None,
         *,
         shapes: ShapeLog | None = None,
+        pad_rows: bool = False,
     ) -> None:
         self.model = model
         self.encoder = model.speech_encoder
@@ -69,8 +75,16 @@ class SpeechEncoder:
         self.frame_bucket = frame_bucket
         #: where the batches' shapes are recorded (model/shapes.py); None: nowhere
         self.shapes = shapes
+        #: pad a batch's rows up to a power of two (``bucket_rows``: copies of the first row, so
+        #: they compute nothing out of range; nobody reads their outputs), so a batch's shapes are
+        #: a (rows, frames) bucket pair
+        self.pad_rows = pad_rows
         cfg = model.config
         self._kernel, self._stride = int(cfg.adaptor_kernel_size), int(cfg.adaptor_stride)
+        self._values = HostStaging(torch.float32, device)
+        self._masks = HostStaging(torch.long, device)
+        #: the encoder's static path, a graph per (rows, frames) bucket on CUDA (model/graphs.py)
+        self.graphs = GraphedStage("encoder", self._encode, device)
 
     def extract_features(self, audio: np.ndarray) -> Features:
         """The processor's features for one segment. Thread-safe (numpy only, no model state):
@@ -86,30 +100,57 @@ class SpeechEncoder:
         up to the longest row's bucket)."""
         own = [f.values.shape[0] for f in per]
         frames = max(own) if self.frame_bucket is None else self.frame_bucket(max(own))
+        rows = bucket_rows(len(per)) if self.pad_rows else len(per)
         if self.shapes is not None:
-            self.shapes.saw("encoder", (len(per), frames))
-        values = np.zeros((len(per), frames, per[0].values.shape[1]), np.float32)
-        mask = np.zeros((len(per), frames), np.int64)
-        for row, f in enumerate(per):
-            values[row, : len(f.values)] = f.values
-            mask[row, : len(f.mask)] = f.mask
-        return EncoderBatch(
-            torch.from_numpy(values).to(self.device, self.dtype),
-            torch.from_numpy(mask).to(self.device),
-            torch.tensor(own, device=self.device),
-        )
+            self.shapes.saw("encoder", (rows, frames))
+
+        def fill_values(values: np.ndarray) -> None:
+            for row, f in enumerate(per):
+                values[row, : len(f.values)] = f.values
+            values[len(per) :] = values[0]
+
+        def fill_masks(masks: np.ndarray) -> None:  # each row's mask, then its own frames
+            for row, f in enumerate(per):
+                masks[row, : len(f.mask)] = f.mask
+                masks[row, frames] = own[row]
+            masks[len(per) :] = masks[0]
+
+        # two non-blocking copies from pinned buffers (the host never waits for the GPU here)
+        values = self._values.upload((rows, frames, per[0].values.shape[1]), fill_values).to(self.dtype)
+        masks = self._masks.upload((rows, frames + 1), fill_masks)
+        return EncoderBatch(values, masks[:, :frames], masks[:, frames], tuple(int(f.mask.sum()) for f in per))
+
+    def encoder_widths(self, longest_s: float) -> list[int]:
+        """The encoder's output widths a batch of segments up to ``longest_s`` can have: one per
+        frame bucket (what the decode's admission meets; the warm-up's)."""
+        if self.frame_bucket is None:
+            return []
+        buckets = ladder(int(longest_s * 50) + 1, self.frame_bucket)
+        return self.encoder_frames(buckets, max(buckets))
+
+    def encoder_frames(self, mask_frames: Sequence[int], width: int) -> list[int]:
+        """Each row's own encoder frames from its mask's frames (the model's
+        ``_compute_sub_sample_lengths_from_attention_mask``, on the host), at most ``width``."""
+        pad = self._kernel // 2
+        return [min(width, math.floor((n + 2 * pad - self._kernel) / self._stride + 1)) for n in mask_frames]
 
     def encode(self, batch: EncoderBatch) -> torch.Tensor:
         """The speech encoder on a batch: ``SeamlessM4Tv2SpeechEncoder.forward``'s steps, with the
-        adaptor walked here (``_adaptor_layer``)."""
+        adaptor walked here (``_adaptor_layer``). With buckets, under a captured graph per (rows,
+        frames) bucket on CUDA (``graphs``); without, eagerly on the batch's own shapes."""
+        key = tuple(batch.mask.shape) if self.frame_bucket is not None else None
+        (out,) = self.graphs(key, batch.values, batch.mask, batch.own_frames)
+        return out
+
+    def _encode(self, values: torch.Tensor, mask: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        """``encode``'s static path: tensors in, tensors out, no read of the device."""
         enc = self.encoder
-        hidden = enc.feature_projection(batch.values)
-        hidden = enc.encoder(hidden, attention_mask=batch.mask)
+        hidden = enc.feature_projection(values)
+        hidden = enc.encoder(hidden, attention_mask=mask)
         hidden = hidden + 0.5 * enc.intermediate_ffn(hidden)
         if enc.adapter is not None:
-            own = batch.own_frames
             for layer in enc.adapter.layers:
-                hidden = self._adaptor_layer(layer, hidden, batch.mask, own)
+                hidden = self._adaptor_layer(layer, hidden, mask, own)
                 own = (own + 2 * (self._stride // 2) - self._kernel) // self._stride + 1
         out: torch.Tensor = enc.inner_layer_norm(hidden)
         return out
@@ -132,7 +173,7 @@ class SpeechEncoder:
         hidden = conv(layer.self_attn_layer_norm, layer.self_attn_conv, hidden)
         lengths = layer._compute_sub_sample_lengths_from_attention_mask(mask).to(hidden.device)
         attention = _compute_new_attention_mask(hidden_states=hidden, seq_lens=lengths)
-        attention = create_bidirectional_mask(config=layer.config, inputs_embeds=hidden, attention_mask=attention)
+        attention = full_mask(layer.config, hidden, attention)
         hidden, _ = layer.self_attn(hidden, attention_mask=attention)
         hidden = layer.self_attn_dropout(hidden) + residual
         return layer.ffn(layer.ffn_layer_norm(hidden)) + hidden  # type: ignore[no-any-return]

@@ -28,6 +28,7 @@ from torch import Tensor
 from translate_svc.engine.rows import RowPlan
 from translate_svc.model.decode_graphs import decode_pool
 from translate_svc.model.decoder import TextDecoder
+from translate_svc.model.graphs import upload
 
 #: the encoder frames a row may bring by default: 60 s of speech (100 feature frames a second,
 #: strided by 2, then the length adaptor's 8), with room
@@ -45,6 +46,9 @@ class Decoded:
     #: per row, the log-probability of each token the decode chose (after the prompt and a forced
     #: prefix, up to its EOS or cap), under the model's own distribution; None: not kept
     logprobs: tuple[tuple[float, ...], ...] | None = None
+    #: each row's sequence on the host, unpadded (what the loop read with its finished flags);
+    #: None: only on the device (``generate``'s), read once where needed
+    tokens: tuple[tuple[int, ...], ...] | None = None
 
 
 class LoopDecoder:
@@ -57,12 +61,18 @@ class LoopDecoder:
         *,
         slots: int = 64,
         max_frames: int = DEFAULT_MAX_FRAMES,
+        static: bool = False,
         graphs: bool = False,
+        read_behind: bool | None = None,
     ) -> None:
-        """``graphs``: on CUDA, the pool's step captured as CUDA graphs now (model/decode_graphs.py)."""
+        """``static``: every step a row bucket over the pool's whole windows (the CUDA path);
+        ``graphs``: with it, on CUDA, the step captured as CUDA graphs now (model/decode_graphs.py);
+        ``read_behind``: the flags read one step behind (``DecodeLoop``; default: on CUDA)."""
         self.decoder = decoder
         self.processor = processor
-        self.loop = decode_pool(decoder, slots=slots, max_frames=max_frames, graphs=graphs)
+        self.loop = decode_pool(
+            decoder, slots=slots, max_frames=max_frames, static=static, graphs=graphs, read_behind=read_behind
+        )
 
     def decode(
         self,
@@ -72,16 +82,23 @@ class LoopDecoder:
         said: Mapping[int, str] | None = None,
         *,
         text_input: bool = False,
+        frames: Sequence[int] | None = None,
     ) -> Decoded:
-        """Every row of ``plan`` (``enc``/``mask`` expanded to its rows, in order), pass by pass."""
+        """Every row of ``plan`` (``enc``/``mask`` expanded to its rows, in order; ``frames``: each
+        row's own encoder frames where the host knows them), pass by pass."""
         said = dict(said or {})
         done: dict[int, tuple[tuple[int, ...], Tensor]] = {}
         logprobs: dict[int, tuple[float, ...]] = {}
         for subset in plan.passes if plan.terms else (tuple(range(len(plan))),):
-            index = torch.tensor(subset, device=enc.device)
+            index = upload(subset, torch.long, enc.device)
             rows = [plan.rows[r] for r in subset]
             got = self.loop.run(
-                rows, enc.index_select(0, index), mask.index_select(0, index), said=said, text_input=text_input
+                rows,
+                enc.index_select(0, index),
+                mask.index_select(0, index),
+                said=said,
+                text_input=text_input,
+                frames=None if frames is None else [frames[r] for r in subset],
             )
             finished = {r: got[plan.rows[r].id] for r in subset}
             if plan.terms and plan.rows[subset[0]].first:  # what was said, for the translations
@@ -103,9 +120,9 @@ def decoded_of(
     ``Decoded``: sequences right-padded with ``pad``, states zero past a row's own."""
     width = max(len(tokens) for tokens, _ in rows)
     hidden = rows[0][1]
-    sequences = torch.full((len(rows), width), pad, dtype=torch.long, device=hidden.device)
+    padded = [list(tokens) + [pad] * (width - len(tokens)) for tokens, _ in rows]
+    sequences = upload(padded, torch.long, hidden.device)  # one non-blocking copy
     states = torch.zeros((len(rows), width - 1, hidden.shape[-1]), dtype=hidden.dtype, device=hidden.device)
-    for r, (tokens, kept) in enumerate(rows):
-        sequences[r, : len(tokens)] = torch.tensor(tokens, device=hidden.device)
+    for r, (_, kept) in enumerate(rows):
         states[r, : kept.shape[0]] = kept
-    return Decoded(sequences, states, tuple(logprobs))
+    return Decoded(sequences, states, tuple(logprobs), tuple(tuple(tokens) for tokens, _ in rows))

@@ -27,6 +27,7 @@ from translate_svc.model import profanity
 from translate_svc.model.aligner import WordTimer
 from translate_svc.model.confidence import mean_logprob, scored_words
 from translate_svc.model.fast import Decoded
+from translate_svc.model.graphs import upload
 from translate_svc.model.seamless import SeamlessStages
 from translate_svc.model.timings import WORD_START
 from translate_svc.types import Profanity, WordTiming
@@ -45,6 +46,8 @@ class Prefilled:
     detected: dict[int, dict[str, float]]
     language_id_ms: float
     said: dict[int, str] | None = None
+    #: each row's own encoder frames, known on the host (speech); None: read from the mask
+    row_frames: tuple[int, ...] | None = None
 
     @classmethod
     def of(
@@ -56,10 +59,16 @@ class Prefilled:
         detected: dict[int, dict[str, float]],
         language_id_ms: float,
         said: dict[int, str] | None = None,
+        frames: Sequence[int] | None = None,
     ) -> Prefilled:
-        """The inputs' encoder outputs (one per input) expanded to the plan's rows."""
-        index = torch.tensor([row.item for row in plan.rows], device=stages.device)
-        return cls(enc.index_select(0, index), mask.index_select(0, index), plan, detected, language_id_ms, said)
+        """The inputs' encoder outputs (one per input; ``frames``: each input's own encoder frames)
+        expanded to the plan's rows."""
+        items = [row.item for row in plan.rows]
+        index = upload(items, torch.long, stages.device)
+        row_frames = None if frames is None else tuple(frames[k] for k in items)
+        return cls(
+            enc.index_select(0, index), mask.index_select(0, index), plan, detected, language_id_ms, said, row_frames
+        )
 
 
 def finish(
@@ -82,13 +91,16 @@ def finish(
     rows = [(row.item, row.language) for row in plan.rows]
     seconds = [i.input_seconds for i in inputs]
     sequences = decoded.sequences
-    texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
     gen = stages.model.generation_config
+    pad = gen.pad_token_id
+    # the rows' tokens on the host: the loop's, as it read them; else one read of ``generate``'s
+    host: Sequence[tuple[int, ...]] = decoded.tokens or tuple(_unpadded(row, pad) for row in sequences.tolist())
+    texts = tokenizer.batch_decode([list(t) for t in host], skip_special_tokens=True)
     # the profanity filter: each row's text filtered, and its speech made from its tokens
     # without the listed words (model/profanity.py), in mask and remove modes alike
     filtered = [inputs[k].profanity is not Profanity.OFF for k, _ in rows]
-    heard_seqs = sequences  # the transcript's words are timed on what was said
-    sequences, drops = _speakable(tokenizer, sequences, [lang for _, lang in rows], filtered, gen.pad_token_id)
+    heard_seqs, heard = sequences, host  # the transcript's words are timed on what was said
+    sequences, host, drops = _speakable(tokenizer, sequences, host, [lang for _, lang in rows], filtered, pad)
     texts = [
         profanity.apply(t, lang, inputs[k].profanity) if f else t
         for t, (k, lang), f in zip(texts, rows, filtered, strict=True)
@@ -97,7 +109,7 @@ def finish(
     # Speech for target rows that asked for it and have at least one text token.
     speech_rows = [
         r for r, (k, lang) in enumerate(rows)
-        if inputs[k].speech and plan.rows[r].target and _has_text(sequences[r], gen)
+        if inputs[k].speech and plan.rows[r].target and _has_text(host[r], gen)
     ]  # fmt: skip
     waves: dict[int, np.ndarray] = {}
     # each row's chosen tokens' log-probabilities (confidence, issue 72): none where not kept
@@ -109,8 +121,9 @@ def finish(
     groups = [[r] for r in speech_rows] if stages.exact_rows else [speech_rows]
     for group in (g for g in groups if g):
         timed = any(inputs[rows[r][0]].words for r in group)
-        sel = torch.tensor(group, device=stages.device)
-        seqs = _trim_right_padding(sequences.index_select(0, sel), gen.pad_token_id)
+        sel = upload(group, torch.long, stages.device)
+        width = max(len(host[r]) for r in group)  # as generate writes the group alone: no pad column
+        seqs = sequences.index_select(0, sel)[:, :width]
         # the decode's own hidden states where it kept them (the loop): t2u reads them as they are;
         # a group with a row cut by the profanity filter has t2u re-read the text decoder over
         # the cut sequences (the kept states are of the uncut ones)
@@ -125,31 +138,38 @@ def finish(
             [seconds[rows[r][0]] for r in group],
             text_input=text_input,
             text_states=states,
+            tokens=[host[r] for r in group],
         )
         waves.update(zip(group, out.waves, strict=True))
         if timed:
             timing = timer().speech(seqs, out.waves, out.units.char_durations, out.vocoded.frames)
             words.update(
-                (r, scored_words(timer(), seqs[j].tolist(), _kept(token_lps[r], drops.get(r)), w, timed=True))
-                for j, (r, w) in enumerate(zip(group, timing, strict=True))
+                (
+                    r,
+                    scored_words(
+                        timer(), _padded(host[r], width, pad), _kept(token_lps[r], drops.get(r)), w, timed=True
+                    ),
+                )
+                for r, w in zip(group, timing, strict=True)
             )
     speech_ms = (time.perf_counter() - t_speech) * 1000 if speech_rows else 0.0
-    heard = [r for r, row in enumerate(plan.rows) if inputs[row.item].words and row.transcript and not text_input]
-    if heard:
-        sel = torch.tensor(heard, device=stages.device)
+    timed_heard = [r for r, row in enumerate(plan.rows) if inputs[row.item].words and row.transcript and not text_input]
+    if timed_heard:
+        sel = upload(timed_heard, torch.long, stages.device)
         got = timer().transcript(
             row_enc.index_select(0, sel),
             row_mask.index_select(0, sel),
             heard_seqs.index_select(0, sel),
-            [seconds[rows[r][0]] for r in heard],
+            [seconds[rows[r][0]] for r in timed_heard],
         )
+        width = heard_seqs.shape[1]
         transcript_words = {
             rows[r][0]: profanity.words_of(
-                scored_words(timer(), heard_seqs[r].tolist(), token_lps[r], w, timed=False),
+                scored_words(timer(), _padded(heard[r], width, pad), token_lps[r], w, timed=False),
                 rows[r][1],
                 inputs[rows[r][0]].profanity,
             )
-            for r, w in zip(heard, got, strict=True)
+            for r, w in zip(timed_heard, got, strict=True)
         }
 
     outputs = []
@@ -170,7 +190,7 @@ def finish(
                 transcript_logprob=next((mean_logprob(token_lps[r]) for r, row in mine if row.transcript), None),
                 transcript_tokens=next(
                     (
-                        _tokens(tokenizer, heard_seqs[r], token_lps[r])
+                        _tokens(tokenizer, heard[r], token_lps[r])
                         for r, row in mine
                         if row.transcript and item.profanity is Profanity.OFF
                     ),
@@ -184,10 +204,10 @@ def finish(
     return outputs
 
 
-def _tokens(tokenizer: Any, seq: torch.Tensor, values: Sequence[float]) -> tuple[tuple[str, float], ...]:
+def _tokens(tokenizer: Any, seq: Sequence[int], values: Sequence[float]) -> tuple[tuple[str, float], ...]:
     """A row's chosen text tokens (special tokens left out) as text, each with its value."""
     special = set(tokenizer.all_special_ids)
-    ids = seq[2 : 2 + len(values)].tolist()
+    ids = list(seq[2 : 2 + len(values)])
     pieces = tokenizer.convert_ids_to_tokens(ids)
     return tuple(
         (piece.replace(WORD_START, " "), v) for t, piece, v in zip(ids, pieces, values, strict=True) if t not in special
@@ -195,17 +215,23 @@ def _tokens(tokenizer: Any, seq: torch.Tensor, values: Sequence[float]) -> tuple
 
 
 def _speakable(
-    tokenizer: Any, sequences: torch.Tensor, languages: list[str], filtered: list[bool], pad: int
-) -> tuple[torch.Tensor, dict[int, set[int]]]:
-    """``sequences`` with the tokens of each filtered row's listed words taken out (the rest
-    moved left, padded at the end): what t2u and the speech's word timings are made from; and the
-    rows cut, each with the positions taken out. Unchanged where no row says a listed word."""
+    tokenizer: Any,
+    sequences: torch.Tensor,
+    host: Sequence[tuple[int, ...]],
+    languages: list[str],
+    filtered: list[bool],
+    pad: int,
+) -> tuple[torch.Tensor, Sequence[tuple[int, ...]], dict[int, set[int]]]:
+    """``sequences`` (and ``host``, the same rows on the host, unpadded) with the tokens of each
+    filtered row's listed words taken out (the rest moved left, padded at the end): what t2u and
+    the speech's word timings are made from; and the rows cut, each with the positions taken out.
+    Unchanged where no row says a listed word."""
     if not any(filtered):
-        return sequences, {}
+        return sequences, host, {}
     special = set(tokenizer.all_special_ids)
-    rows: list[list[int]] = []
+    rows: list[tuple[int, ...]] = []
     cut: dict[int, set[int]] = {}
-    for r, seq in enumerate(sequences.tolist()):
+    for r, seq in enumerate(host):
         if filtered[r]:
             body = [i for i, t in enumerate(seq) if t not in special]
             tokens = [seq[i] for i in body]
@@ -215,25 +241,30 @@ def _speakable(
             drop = {i for i, k in zip(body, keep, strict=True) if not k}
             if drop:
                 cut[r] = drop
-                seq = [t for i, t in enumerate(seq) if i not in drop]
+                seq = tuple(t for i, t in enumerate(seq) if i not in drop)
         rows.append(seq)
     if not cut:
-        return sequences, cut
+        return sequences, host, cut
     width = sequences.shape[1]
-    padded = [seq + [pad] * (width - len(seq)) for seq in rows]
-    return torch.tensor(padded, dtype=sequences.dtype, device=sequences.device), cut
+    padded = [_padded(seq, width, pad) for seq in rows]
+    return upload(padded, torch.long, sequences.device), rows, cut
 
 
-def _has_text(seq: torch.Tensor, gen) -> bool:  # type: ignore[no-untyped-def]
+def _padded(seq: Sequence[int], width: int, pad: int) -> list[int]:
+    return [*seq, *[pad] * (width - len(seq))]
+
+
+def _unpadded(row: Sequence[int], pad: int) -> tuple[int, ...]:
+    """A right-padded row without its padding (``generate``'s rows: padding only at the end)."""
+    end = len(row)
+    while end and row[end - 1] == pad:
+        end -= 1
+    return tuple(row[:end])
+
+
+def _has_text(seq: Sequence[int], gen) -> bool:  # type: ignore[no-untyped-def]
     """True if the row has any token after ``[start, lang]`` before EOS/padding."""
-    body = seq[2:]
-    return bool(body.numel()) and int(body[0]) not in (gen.eos_token_id, gen.pad_token_id)
-
-
-def _trim_right_padding(seqs: torch.Tensor, pad: int) -> torch.Tensor:
-    """Drop trailing all-pad columns, so a sub-batch looks like generate's own output for it."""
-    keep = int((seqs != pad).sum(1).max())
-    return seqs[:, :keep]
+    return len(seq) > 2 and seq[2] not in (gen.eos_token_id, gen.pad_token_id)
 
 
 def _kept(values: Sequence[float], drop: set[int] | None) -> list[float]:

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 W = TypeVar("W")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class FinishStage(Generic[W, R]):
@@ -85,6 +86,24 @@ class FinishStage(Generic[W, R]):
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
         self._executor.submit(self._drain)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Model thread: ``fn()`` on the worker (its thread, and on CUDA its stream), waited for:
+        the warm-up of what the worker runs (cuDNN's plans and CUDA graphs are per thread)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self._name)
+
+        def run() -> T:
+            with torch.inference_mode():
+                if self._stream is None:
+                    return fn()
+                try:
+                    with torch.cuda.stream(self._stream):
+                        return fn()
+                finally:
+                    self._stream.synchronize()
+
+        return self._executor.submit(run).result()
 
     def collect(self, wait_s: float = 0.0) -> list[R]:
         """Model thread: the results ready now; with ``wait_s``, and none ready while jobs run,

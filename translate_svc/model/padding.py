@@ -1,5 +1,6 @@
-"""Tensor padding for shapes that repeat (issue 70): rows up to a row bucket, and the hard
-upsampling of t2u and the vocoder as one gather into a given width.
+"""Tensor padding for shapes that repeat (issues 70, 88): rows up to a row bucket, the hard
+upsampling of t2u and the vocoder as one gather into a given width, and attention masks that are
+always made.
 
 ``hard_upsample`` is ``SeamlessM4Tv2TextToUnitDecoder._hard_upsample`` (and the vocoder's per-row
 ``repeat_interleave``) without the loop over rows: the durations' running sum, ``searchsorted`` of
@@ -10,7 +11,10 @@ Not thread-safe in the torch sense: the model thread only.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from transformers.masking_utils import create_bidirectional_mask
 
 
 def pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
@@ -38,3 +42,16 @@ def hard_upsample(hidden: torch.Tensor, durations: torch.Tensor, width: int, *, 
     shape = (rows, hidden.shape[1], width)
     out = hidden.gather(2, idx[:, None, :].expand(shape))
     return out.masked_fill(~valid[:, None, :], 0)
+
+
+def full_mask(config: Any, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``transformers``' ``create_bidirectional_mask`` of a 2-D padding mask, always made: it would
+    otherwise read on the host whether any row is padded (``mask.all()``: a device sync) and run an
+    unpadded batch without a mask, which on CUDA is another attention kernel (a shape the warm-up,
+    whose lengths are exact buckets, never ran masked: issue 88)."""
+    out = create_bidirectional_mask(
+        config=config, inputs_embeds=embeds, attention_mask=mask, allow_is_bidirectional_skip=False
+    )
+    if not isinstance(out, torch.Tensor):  # sdpa and eager make a tensor (flex attention is not used)
+        raise TypeError(f"expected an attention mask tensor, got {type(out).__name__}")
+    return out

@@ -30,6 +30,7 @@ model thread) calls ``run``.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -79,13 +80,33 @@ class SeamlessRunner:
 
     def warmed(self) -> None:
         """The engine's warm-up is over (``engine/runner.py`` ``Warmable``): shapes first met from
-        now on are counted as cold (``SeamlessStages.shapes``)."""
+        now on are counted as cold (``SeamlessStages.shapes``), and no new CUDA graph is captured
+        (a bucket first met from now on runs eagerly: model/graphs.py)."""
         self.stages.shapes.mark_warm()
+        graphed = list(self.stages.graphed)
+        for loop in (self.loop, self._stepper):
+            if loop is not None:
+                graphed.append(loop.loop.admission)
+        for stage in graphed:
+            stage.capturing = False
 
     def warm_shapes(self, max_rows: int, longest_s: float, deadline: float | None) -> int:
         """t2u's and the vocoder's buckets (``engine/runner.py`` ``ShapeWarmable``;
-        ``SeamlessStages.warm_speech``)."""
-        return self.stages.warm_speech(max_rows, longest_s, deadline)
+        ``SeamlessStages.warm_speech``), on the model thread and, where the stepping decoder
+        finishes jobs on a thread of its own, on that thread too (its cuDNN plans and CUDA graphs
+        are its own)."""
+        calls = self.stages.warm_speech(max_rows, longest_s, deadline)
+        stage = self._stepper.stage if self._stepper is not None else None
+        if stage is not None:
+            calls += stage.call(lambda: self.stages.warm_speech(max_rows, longest_s, deadline))
+        # each decode pool's admissions: every row bucket a batch can bring, at every encoder width
+        widths = self.stages.speech_encoder.encoder_widths(longest_s)
+        language = sorted(self.stages.text_lang_ids)[0]
+        for pool in (self.loop, self._stepper):
+            if pool is not None and (deadline is None or time.perf_counter() < deadline):
+                calls += pool.loop.warm_steps()
+                calls += pool.loop.warm_admissions(range(1, max_rows + 1), widths, language)
+        return calls
 
     @property
     def steps(self) -> SimultaneousSteps:
@@ -108,6 +129,8 @@ class SeamlessRunner:
                 self,
                 slots=pool.slots,
                 max_frames=pool.max_frames,
+                read_behind=pool.read_behind,
+                static=pool.static,
                 graphs=pool.replay is not None,
                 finish_thread=self.finish_thread,
             )
@@ -165,7 +188,8 @@ class SeamlessRunner:
         enc = self.stages.speech_encoder.encode(batch)
         detected, language_id_ms = detect(self.stages, inputs)
         plan = plan_rows(inputs, detected, first_id=first_id)
-        return Prefilled.of(self.stages, enc, batch.mask, plan, detected, language_id_ms)
+        frames = self.stages.speech_encoder.encoder_frames(batch.mask_frames, enc.shape[1])
+        return Prefilled.of(self.stages, enc, batch.mask, plan, detected, language_id_ms, frames=frames)
 
     def prefill_texts(self, inputs: Sequence[ModelInput]) -> Prefilled:
         """Texts' prefill (inside ``TextEncoder.text_modality``): the text encoder once per text and
@@ -183,7 +207,9 @@ class SeamlessRunner:
         if self.loop is None:
             seqs = stages.decoder.decode(p.row_enc, p.row_mask, p.plan, p.said)
             return Decoded(seqs, logprobs=tuple(stages.decoder.last_logprobs))
-        return self.loop.decode(p.row_enc, p.row_mask, p.plan, p.said, text_input=p.said is not None)
+        return self.loop.decode(
+            p.row_enc, p.row_mask, p.plan, p.said, text_input=p.said is not None, frames=p.row_frames
+        )
 
     def finish(self, inputs: Sequence[ModelInput], prefilled: Prefilled, decoded: Decoded) -> list[ModelOutput]:
         """Everything after the decode (model/finish.py): speech, timings, profanity, confidence."""

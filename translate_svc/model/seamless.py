@@ -38,6 +38,7 @@ from translate_svc.model.decoder import TextCap, TextDecoder
 from translate_svc.model.device import cuda_runtime, pick_device, pick_dtype, size_cpu_kernel_caches
 from translate_svc.model.encoders import SpeechEncoder, TextEncoder
 from translate_svc.model.forced import ForcedLengths
+from translate_svc.model.graphs import GraphedStage, upload
 from translate_svc.model.languages import LanguageCatalog
 from translate_svc.model.loading import describe_model, validate_model_dir
 from translate_svc.model.shapes import (
@@ -77,6 +78,7 @@ class SeamlessStages:
         identifier: LanguageIdentifier | None = None,
         exact_rows: bool | None = None,
         pad_frames: bool | None = None,
+        pad_rows: bool = False,
     ) -> None:
         size_cpu_kernel_caches()  # before the first convolution: the warmed kernels must stay cached
         path = Path(model_dir)
@@ -133,23 +135,32 @@ class SeamlessStages:
             logger.warning("forced decode lengths %s: benchmark mode, the output is not a translation", forced)
         # the vocoder is batched by default on CUDA only
         batched = self.device.type == "cuda" and not self.exact_rows if batch_vocoder is None else batch_vocoder
-        #: pad lengths to buckets so shapes repeat (model/shapes.py): CPU only, where each new
-        #: convolution shape costs a oneDNN kernel build; not with exact rows (bfloat16 on CPU): on a
-        #: CPU with native bfloat16 (avx512_bf16) a convolution of a padded shape rounds samples
-        #: differently from generate's (seen: 0.05 apart), and exact rows are there to equal generate
-        pad = self.device.type == "cpu" and not self.exact_rows if pad_shapes is None else pad_shapes
+        #: pad lengths to buckets so shapes repeat (model/shapes.py; ``model.buckets``): on CUDA a
+        #: new shape costs a kernel selection and a cuDNN plan, on CPU a oneDNN kernel build; not
+        #: with exact rows (bfloat16 on CPU): on a CPU with native bfloat16 (avx512_bf16) a
+        #: convolution of a padded shape rounds samples differently from generate's (seen: 0.05
+        #: apart), and exact rows are there to equal generate
+        pad = not self.exact_rows if pad_shapes is None else pad_shapes
         #: the shapes each stage has met, and those first met after the warm-up (``warmed``)
         self.shapes = ShapeLog(metrics.cold_shape)
         self.bucket = bucket_length if pad else None
         #: text-to-unit (model/speech.py): durations and unit counts returned, never recorded
-        self.t2u = TextToUnit(self.model, bucket=self.bucket, shapes=self.shapes)
+        self.t2u = TextToUnit(self.model, bucket=self.bucket, shapes=self.shapes, forced=forced is not None)
         #: pad a batch's input frames up to a length bucket too (``features``; a finer series, at
         #: most 12.5 % padding: model/shapes.py ``frame_bucket``), so the encoder's and the decoder's
         #: cross-attention shapes repeat; masked like any row a longer one pads (parity:
         #: tests/model/test_runner.py). None: with the other buckets (``pad_shapes``; issue 70)
         self.frame_bucket = frame_bucket if (pad if pad_frames is None else pad_frames) else None
+        #: the encoder's rows padded up to a power of two too (the fast runner's static path:
+        #: model/build.py), so a batch's shapes are a (rows, frames) bucket pair
         self.speech_encoder = SpeechEncoder(
-            self.model, self.processor, self.device, self.dtype, self.frame_bucket, shapes=self.shapes
+            self.model,
+            self.processor,
+            self.device,
+            self.dtype,
+            self.frame_bucket,
+            shapes=self.shapes,
+            pad_rows=pad_rows and self.frame_bucket is not None,
         )
         self.text_encoder = TextEncoder(self.model, self.processor.tokenizer, self.device)
         self.decoder = TextDecoder(
@@ -167,6 +178,7 @@ class SeamlessStages:
             pad_id=int(self.model.config.t2u_pad_token_id),
             bucket=self.bucket,
             shapes=self.shapes,
+            unit_frames=None if forced is None else forced.frames_per_unit,
         )
         self.sample_rate = MODEL_SAMPLE_RATE
         if self.device.type == "cuda":
@@ -203,11 +215,13 @@ class SeamlessStages:
         *,
         text_input: bool = False,
         text_states: torch.Tensor | None = None,
+        tokens: Sequence[Sequence[int]] | None = None,
     ) -> Speech:
         """Units and waveforms for text rows, exactly as ``SeamlessM4Tv2Model.generate`` does it,
         with t2u's per-character durations and the vocoder's frames per unit (word timings).
-        ``text_states``: the decoder's hidden states its decode kept (``units``)."""
-        units = self.units(enc, mask, sequences, audio_s, text_input=text_input, text_states=text_states)
+        ``text_states``: the decoder's hidden states its decode kept; ``tokens``: ``sequences`` on
+        the host, where the caller has them (``units``)."""
+        units = self.units(enc, mask, sequences, audio_s, text_input=text_input, text_states=text_states, tokens=tokens)
         return Speech(units, self.vocode(units.units, units.counts, langs, speakers))
 
     def units(
@@ -219,20 +233,24 @@ class SeamlessStages:
         *,
         text_input: bool = False,
         text_states: torch.Tensor | None = None,
+        tokens: Sequence[Sequence[int]] | None = None,
     ) -> Units:
         """Text-to-unit for text rows (``TextToUnit``, model/speech.py; ``sequences`` as
         ``generate`` returns them). ``text_input``: ``enc`` is the text encoder's and ``mask`` its
         tokens' mask, which the decoder reads as it is (speech: the features' mask, sub-sampled to
         the encoder's frames first), as ``generate`` does. ``audio_s``: each row's seconds, for
         benchmark mode's forced unit counts. ``text_states``: the text decoder's hidden states over
-        ``sequences[:, :-1]`` as the decode kept them (the fast runner's loop); None: re-run."""
-        if text_input:
+        ``sequences[:, :-1]`` as the decode kept them (the fast runner's loop); None: re-run.
+        ``tokens``: ``sequences`` on the host (None: read once)."""
+        if text_input or text_states is not None:  # the kept states need no encoder mask
             enc_mask = mask
         else:
             sub_lens = self.model._compute_sub_sample_lengths_from_attention_mask(mask).to(enc.device)
             enc_mask = _new_attention_mask(enc, sub_lens)
-        forced = None if self.forced is None else torch.tensor([self.forced.units(s) for s in audio_s])
-        return self.t2u(enc, enc_mask, sequences, forced, text_states)
+        forced = None
+        if self.forced is not None:
+            forced = upload([self.forced.units(s) for s in audio_s], torch.long, self.device)
+        return self.t2u(enc, enc_mask, sequences, forced, text_states, tokens=tokens)
 
     @property
     def vocoder_stages(self) -> tuple[tuple[int, int, int], ...]:
@@ -289,6 +307,12 @@ class SeamlessStages:
                     self._vocoder.warm(rows, at(units, k), at(frames, k))
                     calls += 1
         return calls
+
+    @property
+    def graphed(self) -> tuple[GraphedStage, ...]:
+        """The stages' parts captured per bucket on CUDA (model/graphs.py)."""
+        voc = self._vocoder
+        return (self.speech_encoder.graphs, self.t2u.chars, self.t2u.units, voc.first, voc.second)
 
     def identify(self, audios: Sequence[np.ndarray], candidates: Sequence[tuple[str, ...]]) -> list[dict[str, float]]:
         """The spoken language of segments, in one identifier batch: per segment, a probability per

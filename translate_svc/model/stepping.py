@@ -72,6 +72,7 @@ from translate_svc.model.decode_loop import Finished
 from translate_svc.model.fast import DEFAULT_MAX_FRAMES, Decoded, decoded_of
 from translate_svc.model.finish import Prefilled
 from translate_svc.model.finish_stage import FinishStage
+from translate_svc.model.graphs import upload
 from translate_svc.observability import metrics
 
 if TYPE_CHECKING:
@@ -115,17 +116,24 @@ class SteppingDecoder:
         slots: int = 64,
         max_frames: int = DEFAULT_MAX_FRAMES,
         read_behind: bool | None = None,
+        static: bool = False,
         graphs: bool = False,
         finish_thread: bool = False,
         wait_s: float = DEFAULT_WAIT_S,
     ) -> None:
         """``read_behind``: the pool reads its rows' finished flags one step behind (``DecodeLoop``;
-        default: on CUDA). ``graphs``: on CUDA, the pool's step captured as CUDA graphs now.
+        default: on CUDA). ``static``: every step a row bucket over the pool's whole windows (the
+        CUDA path); ``graphs``: with it, on CUDA, the pool's step captured as CUDA graphs now.
         ``finish_thread``: ended jobs are finished on a thread of their own (``FinishStage``) while
         the decode goes on; a ``tick`` with no row to step waits up to ``wait_s`` for one of them."""
         self.runner = runner
         self.loop = decode_pool(
-            runner.stages.decoder, slots=slots, max_frames=max_frames, graphs=graphs, read_behind=read_behind
+            runner.stages.decoder,
+            slots=slots,
+            max_frames=max_frames,
+            static=static,
+            graphs=graphs,
+            read_behind=read_behind,
         )
         self._jobs: dict[int, _Job] = {}  # every job admitted and not yet returned or dropped
         self._arriving: list[_Job] = []  # admitted since the last tick: prefilled at the next
@@ -260,10 +268,15 @@ class SteppingDecoder:
             p = job.prefilled
             assert p is not None
             take, job.waiting = job.waiting[:free], job.waiting[free:]
-            index = torch.tensor(take, device=p.row_enc.device)
+            index = upload(take, torch.long, p.row_enc.device)
             rows = [p.plan.rows[r] for r in take]
             try:
-                ended = self.loop.admit(rows, p.row_enc.index_select(0, index), p.row_mask.index_select(0, index))
+                ended = self.loop.admit(
+                    rows,
+                    p.row_enc.index_select(0, index),
+                    p.row_mask.index_select(0, index),
+                    frames=None if p.row_frames is None else [p.row_frames[r] for r in take],
+                )
             except Exception:
                 logger.exception("the decode pool refused a segment's rows")
                 self._fail(job, out)
@@ -392,13 +405,15 @@ def _one(prefilled: Prefilled, k: int) -> Prefilled:
     """Input ``k``'s part of a batch's prefill, as the prefill of that input alone (its rows' item
     0; their ids, unique in the pool, kept)."""
     picked = prefilled.plan.of(k)
-    index = torch.tensor([r for r, _ in picked], device=prefilled.row_enc.device)
+    index = upload([r for r, _ in picked], torch.long, prefilled.row_enc.device)
     plan = RowPlan(tuple(dataclasses.replace(row, item=0) for _, row in picked), (prefilled.plan.spoken[k],))
     detected = {0: prefilled.detected[k]} if k in prefilled.detected else {}
+    frames = prefilled.row_frames
     return Prefilled(
         prefilled.row_enc.index_select(0, index),
         prefilled.row_mask.index_select(0, index),
         plan,
         detected,
         prefilled.language_id_ms,
+        row_frames=None if frames is None else tuple(frames[r] for r, _ in picked),
     )

@@ -14,9 +14,11 @@ Read-only after ``build``; the model thread uses it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 SPACE = "▁"
@@ -36,6 +38,8 @@ class SubwordTables:
     flat: torch.Tensor
     pad: int
     unk: int
+    #: ``lengths``, ``punct`` and ``spaced`` on the host (``char_totals``)
+    host: tuple[np.ndarray, np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0), np.zeros(0))
 
     @classmethod
     def build(cls, gen: Any, vocab_size: int, device: torch.device, *, pad: int, unk: int = 1) -> SubwordTables:
@@ -58,6 +62,7 @@ class SubwordTables:
             punct[i] = len(sub) == 1 and not sub.isalpha() and not sub.isnumeric() and sub != SPACE
             spaced[i] = len(sub) > 1 and sub[0] == SPACE
         flat.append(pad)  # a last entry, so a clamped index past the end reads something
+        host = (np.array(lengths, np.int64), np.array(punct, bool), np.array(spaced, bool))
         return cls(
             torch.tensor(lengths, dtype=torch.long, device=device),
             torch.tensor(punct, dtype=torch.bool, device=device),
@@ -66,7 +71,30 @@ class SubwordTables:
             torch.tensor(flat, dtype=torch.long, device=device),
             pad,
             unk,
+            host,
         )
+
+    def char_totals(self, sequences: Sequence[Sequence[int]], eos: int) -> list[int]:
+        """Each row's characters as t2u counts them (``char_counts`` summed over the row's t2u ids:
+        its text without its last token, EOS as padding), from token ids on the host: the width
+        of a batch's characters is known before any device work (no read of the device)."""
+        lengths, punct, spaced = self.host
+        out = []
+        for seq in sequences:
+            row = np.asarray(seq, np.int64)
+            own = int((row != self.pad).sum())
+            ids = row[2 : max(2, own - 1)]  # the text, without the row's own last token
+            ids = ids[: np.argmax(np.append(ids == self.pad, True))]  # up to a pad (none expected)
+            ids = ids[: np.argmax(np.append(ids == eos, True))]  # EOS reads as padding: counting stops
+            if not len(ids):
+                out.append(0)
+                continue
+            sp = spaced[ids]
+            takes = punct[ids] & np.append(sp[1:], False)
+            gives = np.append(False, takes[:-1])
+            known = ids != self.unk
+            out.append(int((lengths[ids] + (known & takes) - (known & ~takes & gives)).sum()))
+        return out
 
     def char_counts(self, ids: torch.Tensor) -> torch.Tensor:
         """``_count_character_length_in_subword(ids, subwords, pad_token_id=pad)``: (rows, T)

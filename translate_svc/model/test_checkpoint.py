@@ -128,6 +128,9 @@ def _real_layers_config(vocab_size: int, char_vocab_size: int) -> SeamlessM4Tv2C
         setattr(config, name, getattr(base, name))
     config.decoder_attention_heads = config.encoder_attention_heads = 16
     config.hidden_size = 64  # 16 heads of 4
+    # t2u's duration predictor reads t2u's hidden states, whose width is hidden_size (the real
+    # model: 1024 and 1024); left at the tiny 32, every segment with speech out failed (issue 88)
+    config.t2u_variance_predictor_embed_dim = config.hidden_size
     config.decoder_ffn_dim = config.encoder_ffn_dim = config.speech_encoder_intermediate_size = 64
     config.t2u_encoder_ffn_dim = config.t2u_decoder_ffn_dim = 64
     return config

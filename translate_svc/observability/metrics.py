@@ -54,6 +54,12 @@ COLD_SHAPES = Counter(
     "that meets it; stays at 0 on a warmed server whose shapes repeat)",
     ["stage"],
 )
+CAPTURE_FAILURES = Counter(
+    "translate_svc_model_capture_failures_total",
+    "buckets of a model stage whose CUDA graph capture failed at the warm-up: they run eagerly (one kernel "
+    "launch each from the host instead of one graph launch), the server serves on",
+    ["stage"],
+)
 DECODE_POOL_ROWS = Gauge(
     "translate_svc_decode_pool_rows",
     "rows in the steps core's running decode now (engine.core=steps), by state: decoding in a slot, or "
@@ -284,6 +290,10 @@ def observe_batch(stats: BatchStats) -> None:
 
 def cold_shape(stage: str) -> None:
     COLD_SHAPES.labels(stage).inc()
+
+
+def capture_failed(stage: str) -> None:
+    CAPTURE_FAILURES.labels(stage).inc()
 
 
 def decode_pool(decoding: int, waiting: int) -> None:

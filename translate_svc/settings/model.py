@@ -59,13 +59,21 @@ class ModelSettings(BaseModel):
     #: when this directory exists; without it, language detection answers FAILED_PRECONDITION
     #: and everything else works. None: never load one.
     lid_path: Path | None = DEFAULT_LID_DIR
+    #: every stage's lengths padded up to buckets so that shapes repeat (model/shapes.py; issue 88):
+    #: the encoder's frames (and, on the fast runner's static path, its rows), t2u's text,
+    #: characters and units, the vocoder's units and frames; the masks make the padding invisible
+    #: (parity: tests/model/test_frame_buckets.py). On CUDA a new shape costs a kernel selection and
+    #: a cuDNN plan on the request that meets it (4.7x a warm segment, measured on an H200). None:
+    #: on, except where the stages run each row alone to equal ``generate`` (CPU in a reduced
+    #: precision: ``SeamlessStages.exact_rows``); false: lengths as they come
+    buckets: bool | None = None
     #: what runs before the server says ready (engine/warmup.py): ``batches``, every batch size the
     #: scheduler can form (1..engine.max_batch_size) at each of ``warmup_lengths_s`` (on CUDA a
     #: batch of a new shape costs several times its compute: docs/performance.md); ``one``, a single
     #: one-second segment; ``buckets`` (issue 70), every batch size at one length per encoder frame
     #: bucket up to ``warmup_longest_s``, then every t2u and vocoder bucket (with the stages' length
-    #: buckets on: the CPU default, ``pad_shapes``), after which such segments meet no new shape;
-    #: ``auto``: ``batches`` on CUDA, ``one`` on CPU
+    #: buckets on: ``buckets``), after which such segments meet no new shape;
+    #: ``auto``: ``buckets`` on CUDA (``batches`` there with ``buckets`` off), ``one`` on CPU
     warmup: Literal["auto", "one", "batches", "buckets"] = "auto"
     warmup_lengths_s: list[Annotated[float, Field(gt=0, le=600)]] = Field(default_factory=lambda: [1.0, 2.5, 6.0])
     #: no warm-up batch starts after this many seconds (the rest of the plan runs cold); None: no limit
@@ -73,3 +81,20 @@ class ModelSettings(BaseModel):
     #: ``buckets``: the longest segment the warm-up covers (vad.max_segment_ms's default); a longer
     #: one may meet shapes it did not run (``translate_svc_model_cold_shapes_total``)
     warmup_longest_s: float = Field(15.0, gt=0, le=60)
+
+    def fast_on(self, device: str) -> bool:
+        """Whether the fast runner (our own decode loop) decodes on ``device`` ("cpu", "cuda"):
+        ``runner`` "fast", or "auto" on CUDA and on CPU in float32 (measured faster end to end
+        there, with the steps core holding the flood's fair share: docs/decisions.md); on CPU in a
+        reduced precision the stages run each row alone to equal ``generate``
+        (``SeamlessStages.exact_rows``), which is the exact runner's work."""
+        if self.runner != "auto":
+            return self.runner == "fast"
+        return device == "cuda" or self.dtype in ("auto", "float32")
+
+    def slots_on(self, device: str) -> int:
+        """``decode_slots``, or its default on ``device``: 64 on CUDA, 16 on CPU (whose batches are
+        small, and whose memory holds the pools in float32)."""
+        if self.decode_slots is not None:
+            return self.decode_slots
+        return 64 if device == "cuda" else 16

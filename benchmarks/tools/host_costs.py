@@ -1,0 +1,236 @@
+"""What the GPU's host would pay per segment, counted on CPU through the CUDA code path (issue 88).
+
+Run from the repository root::
+
+    python -m benchmarks.tools.host_costs --model /tmp/real-layers --sizes 1,32 --json out/host_costs.json
+
+The runner is built as the server builds it on CUDA (model/build.py ``build_runner(like="cuda")``:
+the fast runner's static pools read one step behind, every stage's lengths on buckets, the
+encoder's rows on row buckets, the vocoder batched) but on this CPU, with the finish inline (a
+dispatch mode sees one thread). The server's CUDA warm-up runs first (engine/warmup.py, ``buckets``
+up to the longest segment measured), then the live segments of ``--streams`` streams of the shared
+speech (the server's own VAD cuts them) go through the stepping decoder, the steps core's route:
+one at a time (``--sizes 1``) and ``N`` admitted together (each further size), every aten op
+counted by ``tests/support/dispatch_count.py`` ``HostCosts``: kernels outside capture regions
+(eager launches on CUDA), capture regions entered (one graph launch each) and the kernels inside
+them, host syncs (besides the decode's one-step-behind read of its finished flags, which reads a
+host buffer), uploads from host data, new shapes after the warm-up, and the keys and values the
+decode step's attention read, per row and step.
+
+``--baseline`` builds the code before issue 88 the way that code ran on CUDA (buckets off, the
+warm-up ``batches``, the decode pool static): run this file from a checkout of the old commit (copy
+it and tests/support/dispatch_count.py there) for the "before" column; ``model/regions.py`` does
+not exist there, so the decode step (``decode_step.step`` and ``choose`` inside ``DecodeLoop.step``)
+is marked as the one capture region, as CUDA graphs captured it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.tools.loadgen.clips import load_clips, stream_clips
+from benchmarks.tools.loadgen.options import DEFAULT_FILES
+from benchmarks.tools.profile_stages import segments_of
+from tests.support.dispatch_count import HostCosts, StageCounts
+from tests.support.host_path import counting, cuda_plan_runner, through_stepper, warm_as_served
+from tests.support.paths import TEST_MODEL
+from translate_svc.client_cli.load.clips import DEFAULT_SHIFT_S
+
+logger = logging.getLogger("benchmarks.tools.host_costs")
+app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=False)
+console = Console()
+
+STAGES = ("features", "encoder", "admission", "decode", "t2u", "vocoder", "finish", "other")
+
+
+def build(model: Path, baseline: bool) -> Any:
+    """The runner in the CUDA configuration, on this CPU (see the module docstring)."""
+    if not baseline:
+        return cuda_plan_runner(model)
+    from translate_svc.model import decode_graphs
+    from translate_svc.model.decode_loop import DecodeLoop
+    from translate_svc.model.fast import LoopDecoder
+    from translate_svc.model.runner import SeamlessRunner
+    from translate_svc.model.seamless import SeamlessStages
+
+    def static_pool(decoder: Any, *, slots: int, max_frames: int, graphs: bool, **kw: Any) -> Any:
+        kw.setdefault("read_behind", True)
+        return DecodeLoop(decoder, slots=slots, max_frames=max_frames, static=True, **kw)
+
+    decode_graphs.decode_pool = static_pool  # type: ignore[assignment]
+    import translate_svc.model.fast as fast
+    import translate_svc.model.stepping as stepping
+
+    fast.decode_pool = static_pool  # type: ignore[assignment]
+    stepping.decode_pool = static_pool  # type: ignore[assignment]
+    stages = SeamlessStages(
+        model, device="cpu", dtype="float32", pad_shapes=False, pad_frames=False, batch_vocoder=True
+    )
+    return SeamlessRunner(stages, LoopDecoder(stages.decoder, stages.processor, slots=64, graphs=True))
+
+
+def warm(runner: Any, baseline: bool, max_rows: int, longest_s: float) -> dict[str, Any]:
+    """The server's CUDA warm-up on ``runner``, on this thread (tests/support/host_path.py); the
+    code before issue 88 ran ``batches`` through ``Runner.run``."""
+    from translate_svc.engine.warmup import WarmupConfig, WarmupMode
+    from translate_svc.model.shapes import encoder_lengths_s
+
+    t0 = time.perf_counter()
+    if baseline:
+        from translate_svc.engine.engine import TranslationEngine
+        from translate_svc.engine.scheduler import SchedulerConfig
+
+        config = WarmupConfig(WarmupMode.BATCHES)  # the old default on CUDA: 1.0, 2.5 and 6.0 s
+        engine = TranslationEngine(lambda: runner, SchedulerConfig(max_batch_size=max_rows), warmup=config)
+        engine._runner = runner
+        done = engine._warmup()
+    else:
+        config = WarmupConfig(WarmupMode.BUCKETS, encoder_lengths_s(longest_s), None, longest_s)
+        done = warm_as_served(runner, config, max_rows)
+    return {"mode": config.mode.value, "batches": len(done), "s": time.perf_counter() - t0}
+
+
+@contextmanager
+def baseline_counting(baseline: bool) -> Iterator[HostCosts]:
+    """``counting`` (tests/support/host_path.py); for ``--baseline``, the decode step marked as the
+    region CUDA graphs captured (``model/regions.py`` does not exist there)."""
+    from translate_svc.model import decode_step
+
+    with counting() as costs:
+        if not baseline:
+            yield costs
+            return
+        step, choose = decode_step.step, decode_step.choose
+
+        def region_step(*a: Any, **k: Any) -> Any:
+            costs.entered("decode.step")
+            return step(*a, **k)
+
+        def region_choose(*a: Any, **k: Any) -> Any:
+            try:
+                return choose(*a, **k)
+            finally:
+                costs.left("decode.step")
+
+        decode_step.step, decode_step.choose = region_step, region_choose  # type: ignore[assignment]
+        try:
+            yield costs
+        finally:
+            decode_step.step, decode_step.choose = step, choose  # type: ignore[assignment]
+
+
+def row_of(counts: dict[str, StageCounts], per: float, steps: int, rows: int) -> dict[str, Any]:
+    total = StageCounts()
+    for c in counts.values():
+        total.add(c)
+    inside = total.in_regions
+    return {
+        "per_segment": {
+            stage: {
+                "eager": c.kernels / per,
+                "graph_launches": c.graph_launches / per,
+                "in_graphs": c.in_regions / per,
+                "syncs": sum(c.syncs.values()) / per,
+                "uploads": c.uploads / per,
+                "new_shapes": sum(c.new_shapes.values()) / per,
+                "syncs_by_kind": dict(c.syncs),
+            }
+            for stage, c in counts.items()
+        },
+        "eager": total.kernels / per,
+        "graph_launches": total.graph_launches / per,
+        "in_graphs": inside / per,
+        "share_in_graphs": inside / max(1, inside + total.kernels),
+        "syncs": sum(total.syncs.values()) / per,
+        "uploads": total.uploads / per,
+        "new_shapes": sum(total.new_shapes.values()) / per,
+        "new_shapes_by_family": {k: v / per for k, v in total.new_shapes.items()},
+        "kv_mb_per_row_step": total.kv_bytes / max(1, rows) / 1e6,
+        "decode_steps": steps / per,
+    }
+
+
+@app.command()
+def main(
+    model: Annotated[
+        Path, typer.Option(help="model directory (the real-layers checkpoint: make-test-model --real-layers)")
+    ] = TEST_MODEL,
+    files: Annotated[str, typer.Option(help="comma list; names in ../shared/audio or paths")] = DEFAULT_FILES,
+    streams: Annotated[int, typer.Option(min=1, help="segments of this many streams (files alternate)")] = 16,
+    sizes: Annotated[str, typer.Option(help="jobs admitted together: 1 (one at a time) and batches")] = "1,32",
+    limit: Annotated[int, typer.Option(min=1, help="live segments measured at most, per size")] = 32,
+    baseline: Annotated[bool, typer.Option("--baseline", help="the code before issue 88 (module docstring)")] = False,
+    json_path: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
+) -> None:
+    import torch
+
+    from translate_svc import logging_setup
+    from translate_svc.engine.requests import ModelInput
+
+    logging_setup.configure("WARNING")
+    torch.set_num_threads(1)
+    clips = load_clips(tuple(f.strip() for f in files.split(",") if f.strip()))
+    segs = [s for c in stream_clips(clips, streams, DEFAULT_SHIFT_S) for s in segments_of(c.pcm)]
+    size_list = [int(s) for s in sizes.split(",")]
+    runner = build(model, baseline)
+    lang = "spa"
+    longest_s = max(len(s) for s in segs) / 16000
+    with baseline_counting(baseline) as costs:  # the shapes the warm-up met are seen
+        warmed = warm(runner, baseline, max(size_list), longest_s)
+        runner.stepper()  # made (its pool, captured on CUDA) before the count, as the server makes it
+        costs.mark_warm()
+    seen = costs.seen
+    out: dict[str, Any] = {"command": sys.argv, "baseline": baseline, "warmup": warmed, "segments": len(segs)}
+    for size in size_list:
+        items = [ModelInput(s, (lang,), None, True) for s in segs[: max(size, min(limit, len(segs)))]]
+        items = items[: len(items) - len(items) % size] or items[:size]
+        with baseline_counting(baseline) as costs:
+            costs.seen = seen
+            costs.mark_warm()
+            _, steps, rows = through_stepper(runner, items, size)
+        out[str(size)] = row_of(dict(costs.by_stage), len(items), steps, rows)
+        out[str(size)]["segments"] = len(items)
+        if json_path is not None:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(out, indent=1))
+    table = Table(
+        title=f"host costs per live segment, CUDA path on CPU ({'before issue 88' if baseline else 'this tree'}; "
+        f"{len(segs)} segments of {streams} streams; warm-up {warmed['mode']}, {warmed['batches']} batches)"
+    )
+    for col in ("size", "stage", "eager launches", "graph launches", "in graphs", "syncs", "uploads", "new shapes"):
+        table.add_column(col, justify="right")
+    for size in size_list:
+        r = out[str(size)]
+        for stage in STAGES:
+            s = r["per_segment"].get(stage)
+            if s is None:
+                continue
+            table.add_row(
+                str(size), stage, f"{s['eager']:.1f}", f"{s['graph_launches']:.2f}", f"{s['in_graphs']:.0f}",
+                f"{s['syncs']:.2f}", f"{s['uploads']:.2f}", f"{s['new_shapes']:.2f}",
+            )  # fmt: skip
+        table.add_row(
+            str(size), "[b]total", f"{r['eager']:.1f}", f"{r['graph_launches']:.2f}", f"{r['in_graphs']:.0f}",
+            f"{r['syncs']:.2f}", f"{r['uploads']:.2f}", f"{r['new_shapes']:.2f}",
+        )  # fmt: skip
+        console.print(
+            f"size {size}: {100 * r['share_in_graphs']:.1f} % of kernels in graphs; KV read "
+            f"{r['kv_mb_per_row_step']:.2f} MB a row a step; {r['decode_steps']:.1f} steps a segment; "
+            f"new shapes by family {r['new_shapes_by_family']}"
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

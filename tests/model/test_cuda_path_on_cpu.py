@@ -1,0 +1,126 @@
+"""The CUDA code path, run on this CPU (issue 88: "the GPU does the work, not Python"): the runner
+the server builds on CUDA (model/build.py ``build_runner(like="cuda")``: static decode pools read
+one step behind, every stage's lengths and the encoder's rows on buckets, the batched vocoder),
+warmed as the server warms it (``buckets``, through the steps core), then live segments of the
+shared speech through the stepping decoder, counted by ``tests/support/dispatch_count.py``:
+
+- it gives what the CPU plan gives (texts, transcripts, speech lengths): the static path's
+  admission (known tokens fed by the steps), its read behind and the stages' parts are the same
+  model;
+- **the sync guard**: every stage runs inside a capture region (what CUDA graphs replay), and
+  nothing inside one reads the device on the host or makes a tensor from host data (an ``item``,
+  a blocking copy, a ``torch.tensor``): the rule that keeps every stage capturable;
+- **no new shapes**: after the warm-up, live segments of varied lengths meet no convolution,
+  matrix product or attention shape it did not run (on CUDA each is a kernel selection or a cuDNN
+  plan on the request: 4.7x a warm segment on an H200), and the server's own count
+  (``translate_svc_model_cold_shapes_total``) stays at 0.
+
+Before issue 88 (9cd520c) neither held: buckets were off on CUDA (55.6 new shapes a segment,
+shared/research/gpu-host-costs.md) and only the decode step was a capture region. Nothing here
+asserts the random model's words: only equalities and counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.support.dispatch_count import SyncInRegion
+from tests.support.host_path import counting, cuda_plan_runner, through_stepper, warm_as_served
+from tests.support.speech import read_16k, vad_segments
+from translate_svc.engine.requests import ModelInput
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow(150)]
+
+#: every stage's capture regions (model/regions.py), each a CUDA graph per bucket there
+REGIONS = {"encoder", "decode.admit", "decode.step", "t2u.chars", "t2u.units", "vocoder.durations", "vocoder.hifigan"}
+
+
+@pytest.fixture(scope="module")
+def segments(shared_audio: Path) -> list[np.ndarray]:
+    """The server's VAD segments of both shared files: varied lengths (0.7 to 7 s)."""
+    out: list[np.ndarray] = []
+    for name in ("jfk.flac", "silero_test.wav"):
+        out += [e.samples for e in asyncio.run(vad_segments(read_16k(shared_audio / name)))]
+    return out
+
+
+def items_of(segments: list[np.ndarray]) -> list[ModelInput]:
+    """Segments as live jobs: a target and a transcript each (two decode rows)."""
+    return [ModelInput(s, ("spa",), "eng", speech=True) for s in segments]
+
+
+@pytest.fixture(scope="module")
+def warmed(test_model_dir: Path, segments: list[np.ndarray]) -> tuple[Any, set[Any]]:
+    """The CUDA plan's runner after the server's CUDA warm-up (``buckets`` up to the longest
+    segment, batches of up to 2 segments of up to 2 rows), and the shapes the warm-up met."""
+    from translate_svc.engine.warmup import WarmupConfig, WarmupMode
+    from translate_svc.model.shapes import encoder_lengths_s
+
+    runner = cuda_plan_runner(test_model_dir)
+    longest_s = max(len(s) for s in segments) / 16000
+    config = WarmupConfig(WarmupMode.BUCKETS, encoder_lengths_s(longest_s), None, longest_s, rows_per_segment=2)
+    with counting() as costs:
+        warm_as_served(runner, config, max_rows=2)
+    return runner, costs.seen
+
+
+def test_the_cuda_plan_gives_what_the_cpu_plan_gives(
+    warmed: tuple[Any, set[Any]], test_model_dir: Path, segments: list[np.ndarray]
+) -> None:
+    from translate_svc.model.build import build_runner
+    from translate_svc.settings import ModelSettings
+
+    runner, _ = warmed
+    cpu = build_runner(ModelSettings(path=test_model_dir, device="cpu", dtype="float32", lid_path=None))
+    assert not cpu.loop.loop.static and runner.stepper().loop.static  # two paths compared
+    items = items_of(segments)
+    got, _, _ = through_stepper(runner, items, 2)
+    want = cpu.run(items)
+    for k, (g, w) in enumerate(zip(got, want, strict=True)):
+        assert g.texts == w.texts and g.transcript == w.transcript, f"segment {k}"
+        assert {lang: len(x) for lang, x in g.waveforms.items()} == {lang: len(x) for lang, x in w.waveforms.items()}
+
+
+def test_every_stage_runs_in_a_capture_region_that_never_reads_the_device(
+    warmed: tuple[Any, set[Any]], segments: list[np.ndarray]
+) -> None:
+    """The sync guard: a sync or an upload inside a region raises (``HostCosts(strict=True)``)."""
+    runner, _ = warmed
+    with counting(strict=True) as costs:
+        through_stepper(runner, items_of(segments[:4]), 1)
+        through_stepper(runner, items_of(segments[4:8]), 2)
+    assert set(costs.regions_seen) == REGIONS
+    assert costs.region_syncs == []
+    inside, outside = costs.total().in_regions, costs.total().kernels
+    assert inside > 20 * outside  # the eager glue around the regions is small beside them
+
+
+def test_the_guard_catches_a_read_inside_a_region() -> None:
+    """What the guard is for: the reads a stage must not make inside its region raise there."""
+    import torch
+
+    from translate_svc.model import regions
+
+    x = torch.arange(4.0)
+    for read in (lambda: x.max().item(), lambda: int(x.sum()), lambda: x.tolist(), lambda: torch.tensor([1.0])):
+        with counting(strict=True), pytest.raises(SyncInRegion), regions.region("stage"):
+            read()
+    with counting(strict=True) as costs:  # outside a region: counted, allowed
+        x.max().item()
+    assert sum(costs.total().syncs.values()) == 1
+
+
+def test_a_warmed_server_meets_no_new_shape(warmed: tuple[Any, set[Any]], segments: list[np.ndarray]) -> None:
+    runner, seen = warmed
+    with counting() as costs:
+        costs.seen = set(seen)
+        costs.mark_warm()
+        through_stepper(runner, items_of(segments), 1)
+        through_stepper(runner, items_of(segments), 2)
+    assert costs.new_signatures == []
+    assert runner.stages.shapes.cold == {}  # the server's own count (the metric) agrees

@@ -1,0 +1,92 @@
+"""Capture regions: the code a CUDA graph replays, named where it runs (issue 88).
+
+On CUDA a stage that runs under a captured graph costs the host one launch, whatever it holds; the
+same code outside a graph costs one launch per kernel, and a host sync inside it (``.item()``, a
+blocking copy) both breaks its capture and drains the GPU's queue. So every stage that the GPU
+replays runs its static path inside ``region(name)``: on CUDA the region is where its graph is
+captured and replayed; on CPU the same static path runs eagerly inside it, so CI runs the code the
+GPU runs, and what the GPU would pay is counted there by whoever observes the regions:
+
+- the host-cost benchmark (benchmarks/tools/host_costs.py) counts the kernels inside regions as
+  one graph launch each, and those outside as eager launches;
+- the sync guard (tests/support/sync_guard.py) raises on a host sync, a host-to-device upload or
+  an allocation from host data inside a region: the rule that keeps regions capturable.
+
+Host buffers (pinned on CUDA: the staging of admissions, the read-behind of the decode's flags)
+are named with ``host_buffer``, so an observer on CPU, where every tensor is on the host, can tell
+a read of one (free) from a read of a device tensor (a sync).
+
+No observer: ``region`` costs one list check. Observers are installed by ``observing`` (tests and
+benchmarks), never by the server. Not thread-safe: the observers are process-wide and a region is
+entered on the thread that runs the stage; observers must tell threads apart themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Iterator
+from typing import Protocol
+
+import torch
+
+
+class RegionObserver(Protocol):
+    def entered(self, name: str) -> None: ...
+
+    def left(self, name: str) -> None: ...
+
+    def read(self, what: str) -> None:
+        """The host waited for the device to read its results (one sync, however many tensors)."""
+
+
+_observers: list[RegionObserver] = []
+#: host buffers by id (a weak reference each: a tensor compares elementwise, so no set holds it)
+_host: dict[int, weakref.ref[torch.Tensor]] = {}
+
+
+@contextlib.contextmanager
+def region(name: str) -> Iterator[None]:
+    """Code the GPU replays as one captured graph (``name``: the stage and its part)."""
+    if not _observers:
+        yield
+        return
+    for o in _observers:
+        o.entered(name)
+    try:
+        yield
+    finally:
+        for o in reversed(_observers):
+            o.left(name)
+
+
+@contextlib.contextmanager
+def observing(observer: RegionObserver) -> Iterator[RegionObserver]:
+    """``observer`` told of every region entered and left in the block."""
+    _observers.append(observer)
+    try:
+        yield observer
+    finally:
+        _observers.remove(observer)
+
+
+def note_read(what: str) -> None:
+    """The host waits for the device now, to read results (``graphs.host_read``): observers count it."""
+    for o in _observers:
+        o.read(what)
+
+
+def host_buffer(t: torch.Tensor) -> torch.Tensor:
+    """``t`` is a host buffer (pinned on CUDA): reading it is not a device sync. Returns ``t``."""
+    key = id(t)
+    _host[key] = weakref.ref(t, lambda _: _host.pop(key, None))
+    return t
+
+
+def is_host_buffer(t: torch.Tensor) -> bool:
+    """Whether ``t`` (or the tensor it views) was named by ``host_buffer``."""
+    for one in (t, t._base):
+        ref = _host.get(id(one)) if one is not None else None
+        if ref is not None and ref() is one:
+            return True
+    return False
