@@ -74,7 +74,9 @@ class StageWarmingRunner(FakeRunner):
         super().__init__()
         self.warm_calls: list[tuple[int, float, float | None, int]] = []
 
-    def warm_shapes(self, max_rows: int, longest_s: float, deadline: float | None) -> int:
+    def warm_shapes(
+        self, max_rows: int, longest_s: float, deadline: float | None, *, row_seconds: float | None = None
+    ) -> int:
         self.warm_calls.append((max_rows, longest_s, deadline, len(self.ran)))
         return 7
 

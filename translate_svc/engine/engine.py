@@ -162,7 +162,8 @@ class TranslationEngine:
         if config.mode is WarmupMode.BUCKETS and isinstance(self._runner, ShapeWarmable):
             deadline = None if config.max_s is None else t0 + config.max_s
             most = self._config.max_batch_size * config.rows_per_segment
-            calls = self._runner.warm_shapes(most, config.longest_s, deadline)
+            row_seconds = self._config.max_batch_audio_s * config.rows_per_segment  # what a batch brings
+            calls = self._runner.warm_shapes(most, config.longest_s, deadline, row_seconds=row_seconds)
         seconds = time.perf_counter() - t0
         metrics.warmed_up(len(done), seconds)
         if isinstance(self._runner, Warmable):

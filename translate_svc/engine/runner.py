@@ -68,10 +68,13 @@ class ShapeWarmable(Protocol):
     """A runner that warms its stages' shape buckets itself (the warm-up ``buckets``,
     engine/warmup.py): every bucket of the stages whose shapes the engine's batches cannot pick
     (t2u's and the vocoder's, set by predicted durations) for batches of up to ``max_rows``
-    segments of up to ``longest_s``, stopping at ``deadline`` (``time.perf_counter``; None: no
-    limit). Returns the calls it ran."""
+    rows of up to ``longest_s``, at most ``row_seconds`` rows times seconds a batch (None: no
+    bound), stopping at ``deadline`` (``time.perf_counter``; None: no limit). Returns the calls it
+    ran."""
 
-    def warm_shapes(self, max_rows: int, longest_s: float, deadline: float | None) -> int: ...
+    def warm_shapes(
+        self, max_rows: int, longest_s: float, deadline: float | None, *, row_seconds: float | None = None
+    ) -> int: ...
 
 
 #: ``Stepper.admit``'s priorities: a final's rows, a live caption's or simultaneous step's, a job's

@@ -78,7 +78,7 @@ class StepGraphs:
         for rows in chosen:
             for parity in parities:
                 graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph, pool=pool.handle):
+                with torch.cuda.graph(graph, pool=pool.handle, capture_error_mode="thread_local"):
                     self._run(rows, parity)
                 pool.handle = graph.pool()
                 self.graphs[(rows, parity)] = graph

@@ -132,7 +132,9 @@ class GraphedStage:
                     run(*static)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=pool.handle):
+            # thread-local: the model thread and the finish thread capture and run at once (a
+            # global capture would refuse the other thread's event waits meanwhile)
+            with torch.cuda.graph(graph, pool=pool.handle, capture_error_mode="thread_local"):
                 outputs = _tuple(run(*static))
             pool.handle = graph.pool()
         except Exception:

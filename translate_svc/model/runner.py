@@ -90,15 +90,18 @@ class SeamlessRunner:
         for stage in graphed:
             stage.capturing = False
 
-    def warm_shapes(self, max_rows: int, longest_s: float, deadline: float | None) -> int:
+    def warm_shapes(
+        self, max_rows: int, longest_s: float, deadline: float | None, *, row_seconds: float | None = None
+    ) -> int:
         """t2u's and the vocoder's buckets (``engine/runner.py`` ``ShapeWarmable``;
-        ``SeamlessStages.warm_speech``), on the model thread and, where the stepping decoder
-        finishes jobs on a thread of its own, on that thread too (its cuDNN plans and CUDA graphs
-        are its own)."""
-        calls = self.stages.warm_speech(max_rows, longest_s, deadline)
+        ``SeamlessStages.warm_speech``, up to ``row_seconds`` a batch), on the model thread and,
+        where the stepping decoder finishes jobs on a thread of its own, on that thread too (its
+        cuDNN plans and CUDA graphs are its own); then each decode pool's static step and its
+        admissions."""
+        calls = self.stages.warm_speech(max_rows, longest_s, deadline, row_seconds=row_seconds)
         stage = self._stepper.stage if self._stepper is not None else None
         if stage is not None:
-            calls += stage.call(lambda: self.stages.warm_speech(max_rows, longest_s, deadline))
+            calls += stage.call(lambda: self.stages.warm_speech(max_rows, longest_s, deadline, row_seconds=row_seconds))
         # each decode pool's admissions: every row bucket a batch can bring, at every encoder width
         widths = self.stages.speech_encoder.encoder_widths(longest_s)
         language = sorted(self.stages.text_lang_ids)[0]

@@ -267,7 +267,13 @@ class SeamlessStages:
         return self._vocoder(units, unit_lens, lang_ids, speakers, unit_frames=frames)
 
     def warm_speech(
-        self, max_rows: int, longest_s: float, deadline: float | None = None, *, only_rows: bool = False
+        self,
+        max_rows: int,
+        longest_s: float,
+        deadline: float | None = None,
+        *,
+        only_rows: bool = False,
+        row_seconds: float | None = None,
     ) -> int:
         """Run t2u and the vocoder once at every bucket a batch of up to ``max_rows`` segments of
         up to ``longest_s`` seconds can give them (the warm-up ``buckets``, engine/warmup.py):
@@ -276,15 +282,25 @@ class SeamlessStages:
         its row buckets (one row when it runs per row), units and frames together. The ladders
         reach the text cap's tokens and model/shapes.py's rates per second. Stops at ``deadline``
         (``time.perf_counter``). ``only_rows``: t2u at ``max_rows``' own row bucket alone (a
-        profile of one batch size; the vocoder's groups still take every size). Without buckets
+        profile of one batch size; the vocoder's groups still take every size). ``row_seconds``:
+        the rows times seconds a batch can bring at most (the scheduler's padded-audio budget
+        times a segment's rows): a row bucket's lengths stop there, as a batch's do. Without buckets
         (``pad_shapes`` off) there is nothing to warm: returns 0, else the calls run."""
         if self.bucket is None:
             return 0
         cap = self.text_cap or TextCap()
-        text = ladder(cap.tokens(longest_s) + 2, self.bucket)
-        chars = ladder(int(CHARS_PER_S * longest_s), self.bucket)
-        units = ladder(int(UNITS_PER_S * longest_s), self.bucket)
-        frames = ladder(int(FRAMES_PER_S * longest_s), self.bucket)
+        bucket = self.bucket
+
+        def ladders(rows: int) -> tuple[list[int], list[int], list[int], list[int]]:
+            """The text, character, unit and frame buckets a batch of ``rows`` rows can reach."""
+            s = longest_s if row_seconds is None else min(longest_s, row_seconds / rows)
+            return (
+                ladder(cap.tokens(s) + 2, bucket),
+                ladder(int(CHARS_PER_S * s), bucket),
+                ladder(int(UNITS_PER_S * s), bucket),
+                ladder(int(FRAMES_PER_S * s), bucket),
+            )
+
         every = ladder(max_rows, bucket_rows)
         t2u_rows = [bucket_rows(max_rows)] if only_rows else every
         voc_rows = every if self._vocoder.batched else [1]  # its groups of rows are any size
@@ -295,12 +311,14 @@ class SeamlessStages:
 
         with torch.inference_mode():
             for rows in t2u_rows:
+                text, chars, units, _ = ladders(rows)
                 for k in range(max(len(text), len(chars), len(units))):
                     if deadline is not None and time.perf_counter() >= deadline:
                         return calls
                     self.t2u.warm(rows, at(text, k), at(chars, k), at(units, k))
                     calls += 1
             for rows in voc_rows:
+                _, _, units, frames = ladders(rows)
                 for k in range(max(len(units), len(frames))):
                     if deadline is not None and time.perf_counter() >= deadline:
                         return calls
