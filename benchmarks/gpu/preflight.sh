@@ -76,11 +76,11 @@ step "3. run.sh tests: tests/gpu collected by the packed pytest"
 OUT=$work/tests bash benchmarks/gpu/run.sh tests || { tail -30 "$work/tests/tests_gpu.txt"; fail "tests/gpu"; }
 
 step "4. run.sh session, small: profile, agreement, loadgen on,off, then serve and one stream"
-OUT=$work/session BUDGET=400 SIZES=1,2 PROFILE_BATCHES=1 ONOFF_STREAMS=2 CLIP_S=6 WARMUP=one \
+OUT=$work/session BUDGET=500 SIZES=1,2 PROFILE_BATCHES=1 ONOFF_STREAMS=2 CLIP_S=6 ONE_S=6 WARMUP=one \
   WARMUP_MAX_S=20 WORKERS=2 RAMP_BATCH=8 RAMP_START=1 RAMP_MAX=1 SLO_MS=60000 \
   bash benchmarks/gpu/run.sh session || fail "run.sh session exited $?"
 res=/tmp/res
-want=("agreement: exit 0" "loadgen on,off: exit 0" "serving on")
+want=("agreement: exit 0" "loadgen on,off: exit 0" "new: serving on" "old: serving on")
 [ -n "${SKIP_PROFILE:-}" ] || want=("profile: exit 0" "${want[@]}")  # SKIP_PROFILE=1 leaves it out
 for s in "${want[@]}"; do
   if ! grep -q "$s" "$res/session.log"; then
@@ -88,11 +88,13 @@ for s in "${want[@]}"; do
     fail "run.sh session: no '$s' in $res/session.log (the step's output above)"
   fi
 done
-"$PY" - "$res/ramp_1.json" <<'EOF' || { tail -40 "$res/serve.txt"; fail "the stream against serve"; }
+for label in new old; do  # the defaults' server, then the old settings' (buckets and stage graphs off)
+  "$PY" - "$res/ramp_${label}_1.json" <<'EOF' || { tail -40 "$res/serve_$label.txt"; fail "the stream against serve ($label)"; }
 import json, sys
 rt = json.load(open(sys.argv[1]))["results"]["target"]["realtime"]
 print("   serve: segments", rt["segments"], "failed", rt["streams_failed"], "p95 ms", round(rt["latency_ms"]["p95"]))
 sys.exit(0 if rt["segments"] > 0 and rt["streams_failed"] == 0 else 1)
 EOF
-if grep -n "Traceback" "$res/serve.txt"; then fail "serve logged a traceback ($res/serve.txt)"; fi
+  if grep -n "Traceback" "$res/serve_$label.txt"; then fail "serve logged a traceback ($res/serve_$label.txt)"; fi
+done
 echo "preflight passed: the packed site starts the server and runs run.sh's tools on Python 3.12"

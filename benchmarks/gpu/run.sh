@@ -9,8 +9,8 @@
 # result so far is packed into $OUT/results.tgz after each step, so a call cut short keeps them):
 #   run(command="BUDGET=520 bash benchmarks/gpu/run.sh session", carry=[".gpu"], timeout_s=560)
 #   run(command="bash benchmarks/gpu/run.sh coldwarm", carry=[".gpu"], timeout_s=480)  (cold vs warm shapes)
-# The server's warm-up (engine/warmup.py, model.warmup): WARMUP=one|batches (default batches) for
-# session's servers, WARMUP_MAX_S its time budget (session 90, coldwarm 60 a size), WARMUP_MAX_BATCH the largest batch
+# The server's warm-up (engine/warmup.py, model.warmup): WARMUP=auto|one|batches|buckets (default auto: buckets on CUDA) for
+# session's servers, WARMUP_MAX_S its time budget (session 120, coldwarm 60 a size), WARMUP_MAX_BATCH the largest batch
 # coldwarm's warm-up plans (default 32); coldwarm times the same cold batches after each of
 # COLDWARM_MODES (default "one batches warm": today's single warm-up batch, the warm-up of every
 # batch size, and the batches themselves run once before), one model per mode, same machine;
@@ -83,7 +83,8 @@ build_test_checkpoint(sys.argv[1], full_size=sys.argv[3] == 'full')" "$MODEL" "$
     log "built: $(du -sh "$MODEL" | cut -f1)"
   fi
   common=(--model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" "${FORCED[@]}" --files "$FILES")
-  SLO_MS=${SLO_MS:-800} CLIP_S=${CLIP_S:-20} WARMUP=${WARMUP:-batches} WARMUP_MAX_S=${WARMUP_MAX_S:-90}
+  # the server's own defaults (issue 88: buckets, every stage's graphs, the warm-up "buckets" on CUDA)
+  SLO_MS=${SLO_MS:-1000} CLIP_S=${CLIP_S:-20} WARMUP=${WARMUP:-auto} WARMUP_MAX_S=${WARMUP_MAX_S:-120}
   log "server warm-up: $WARMUP (budget $WARMUP_MAX_S s)"
   if [ -z "${SKIP_PROFILE:-}" ]; then log "profile (batched vocoder)"
   timeout $(( $(left) < 130 ? $(left) : 130 )) "$PY" -m benchmarks.tools.profile_stages "${common[@]}" \
@@ -102,41 +103,66 @@ build_test_checkpoint(sys.argv[1], full_size=sys.argv[3] == 'full')" "$MODEL" "$
     --streams "${ONOFF_STREAMS:-64}" --max-batch-size "$MAX_BATCH" --configs on,off --stream-s "$CLIP_S" \
     --no-saturation --slo-ms "$SLO_MS" --json "$RES/loadgen_onoff.json" > "$RES/loadgen_onoff.txt" 2>&1
   log "loadgen on,off: exit $?"; grep -E "^│" "$RES/loadgen_onoff.txt" | tail -30; pack; fi
-  log "serve --workers ${WORKERS:-4} for the ramp"
-  rm -f /tmp/ready.json
-  TRANSLATE_SVC_MODEL__FORCED_TEXT_TOKENS_PER_S=4 TRANSLATE_SVC_MODEL__FORCED_UNITS_PER_S=50 \
-  TRANSLATE_SVC_MODEL__WARMUP=$WARMUP TRANSLATE_SVC_MODEL__WARMUP_MAX_S=$WARMUP_MAX_S \
-  TRANSLATE_SVC_LIMITS__MAX_STREAMS=4096 TRANSLATE_SVC_ENGINE__MAX_QUEUED_SEGMENTS=8192 \
-  TRANSLATE_SVC_ENGINE__CORE=${CORE:-auto} TRANSLATE_SVC_MODEL__RUNNER=${RUNNER:-auto} \
-  TRANSLATE_SVC_MODEL__FINISH_THREAD=${FINISH_THREAD:-true} \
-    "$PY" -m translate_svc.cli serve --model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" --port 0 \
-    --max-batch-size "${RAMP_BATCH:-128}" --workers "${WORKERS:-4}" --ready-file /tmp/ready.json \
-    --log-level WARNING > "$RES/serve.txt" 2>&1 &
-  SERVE=$! T_SERVE=$SECONDS
-  for _ in $(seq 1 $(( 2 * (120 + WARMUP_MAX_S) ))); do  # loading, then the warm-up (its budget)
-    [ -s /tmp/ready.json ] && break; kill -0 $SERVE 2>/dev/null || break; sleep 0.5; done
-  if [ -s /tmp/ready.json ]; then
-    port=$("$PY" -c "import json; print(json.load(open('/tmp/ready.json'))['port'])")
-    log "serving on $port, ready $((SECONDS - T_SERVE)) s after start (load and warm-up $WARMUP)"
-    n=${RAMP_START:-128} good=0 bad=0
-    while [ "$(left)" -gt 45 ] && [ "$n" -le "${RAMP_MAX:-1000000}" ]; do  # RAMP_MAX: the preflight's one step
-      timeout $(( $(left) - 5 )) "$PY" -m benchmarks.tools.loadgen --target "127.0.0.1:$port" --streams "$n" \
-        --files "$FILES" --stream-s "$CLIP_S" --stagger-s 5 --no-saturation --slo-ms "$SLO_MS" \
-        --json "$RES/ramp_$n.json" > "$RES/ramp_$n.txt" 2>&1
-      ok=$("$PY" -c "import json, sys
+  # serve LABEL [ENV=VALUE ...]: `serve --workers W` with the settings given, until its ready file
+  serve() {
+    label=$1; shift; rm -f /tmp/ready.json
+    env "$@" TRANSLATE_SVC_MODEL__FORCED_TEXT_TOKENS_PER_S=4 TRANSLATE_SVC_MODEL__FORCED_UNITS_PER_S=50 \
+      TRANSLATE_SVC_MODEL__WARMUP_MAX_S=$WARMUP_MAX_S \
+      TRANSLATE_SVC_LIMITS__MAX_STREAMS=4096 TRANSLATE_SVC_ENGINE__MAX_QUEUED_SEGMENTS=8192 \
+      TRANSLATE_SVC_ENGINE__CORE=${CORE:-auto} TRANSLATE_SVC_MODEL__RUNNER=${RUNNER:-auto} \
+      "$PY" -m translate_svc.cli serve --model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" --port 0 \
+      --max-batch-size "${RAMP_BATCH:-128}" --workers "${WORKERS:-4}" --ready-file /tmp/ready.json \
+      --log-level WARNING > "$RES/serve_$label.txt" 2>&1 &
+    SERVE=$! T_SERVE=$SECONDS port=
+    for _ in $(seq 1 $(( 2 * (120 + WARMUP_MAX_S) ))); do  # loading, then the warm-up (its budget)
+      [ -s /tmp/ready.json ] && break; kill -0 $SERVE 2>/dev/null || break; sleep 0.5; done
+    if [ -s /tmp/ready.json ]; then
+      port=$("$PY" -c "import json; print(json.load(open('/tmp/ready.json'))['port'])")
+      log "$label: serving on $port, ready $((SECONDS - T_SERVE)) s after start"
+    else
+      log "$label: serve did not become ready"; tail -30 "$RES/serve_$label.txt"
+    fi
+  }
+  # run LABEL N [SECONDS]: N real-time streams against the server; prints how many it sustained
+  run() {
+    timeout $(( $(left) - 5 )) "$PY" -m benchmarks.tools.loadgen --target "127.0.0.1:$port" --streams "$2" \
+      --files "$FILES" --stream-s "${3:-$CLIP_S}" --stagger-s 5 --no-saturation --slo-ms "$SLO_MS" \
+      --json "$RES/ramp_$1_$2.json" > "$RES/ramp_$1_$2.txt" 2>&1
+    "$PY" -c "import json, sys
 rt = json.load(open(sys.argv[1]))['results']['target']['realtime']
 lat = rt['latency_ms']
-print(rt['streams_sustained'], 'p50', round(lat['p50']), 'p95', round(lat['p95']), 'segments', rt['segments'],
+print(sys.argv[2], rt['streams_sustained'], 'p50', round(lat['p50']), 'p95', round(lat['p95']), 'segments', rt['segments'],
       'behind', rt['streams_behind'], 'failed', rt['streams_failed'], 'send_lag', round(rt['max_send_lag_ms']), file=sys.stderr)
-print(rt['streams_sustained'])" "$RES/ramp_$n.json" 2>>"$RES/session.log" || echo 0)
-      log "ramp $n streams: sustained=$ok"; tail -2 "$RES/session.log" | head -1; pack
+print(rt['streams_sustained'])" "$RES/ramp_$1_$2.json" "$1" 2>>"$RES/session.log" || echo 0
+  }
+  stop() { [ -n "${SERVE:-}" ] && kill -TERM $SERVE 2>/dev/null && wait $SERVE; SERVE=; }
+  log "serve --workers ${WORKERS:-4}: the defaults (warm-up $WARMUP)"
+  serve new TRANSLATE_SVC_MODEL__WARMUP=$WARMUP TRANSLATE_SVC_MODEL__FINISH_THREAD=${FINISH_THREAD:-true}
+  good=0 bad=0
+  if [ -n "$port" ]; then
+    ok=$(run new 1 "${ONE_S:-30}"); log "one stream, ${ONE_S:-30} s: sustained=$ok"; tail -1 "$RES/session.log"; pack
+    n=${RAMP_START:-64}
+    while [ "$(left)" -gt 150 ] && [ "$n" -le "${RAMP_MAX:-1000000}" ]; do  # RAMP_MAX: the preflight's one step
+      ok=$(run new "$n"); log "ramp $n streams: sustained=$ok"; tail -1 "$RES/session.log"; pack
       if [ "${ok:-0}" -gt 0 ]; then good=$n; else bad=$n; fi
       if [ "$bad" = 0 ]; then n=$((n * 2)); elif [ $(( (bad - good) )) -gt $(( good / 4 + 16 )) ]; then n=$(( (good + bad) / 2 )); else break; fi
     done
     log "ramp: largest sustained $good, first not sustained $bad"
-    kill -TERM $SERVE; wait $SERVE
-  else
-    log "serve did not become ready"; tail -30 "$RES/serve.txt"
+  fi
+  stop
+  # the same at one stream and the largest N with the settings before issue 88: no buckets, only the
+  # decode step under graphs, the warm-up of every batch size
+  if [ -z "${SKIP_OLD:-}" ] && [ "$(left)" -gt 120 ]; then
+    log "serve with the old settings (buckets off, stage graphs off, warm-up batches)"
+    serve old TRANSLATE_SVC_MODEL__BUCKETS=false TRANSLATE_SVC_MODEL__STAGE_GRAPHS=false \
+      TRANSLATE_SVC_MODEL__WARMUP=batches TRANSLATE_SVC_MODEL__FINISH_THREAD=${FINISH_THREAD:-true}
+    if [ -n "$port" ]; then
+      ok=$(run old 1 "${ONE_S:-30}"); log "old settings, one stream: sustained=$ok"; tail -1 "$RES/session.log"; pack
+      if [ "$good" -gt 0 ] && [ "$(left)" -gt 60 ]; then
+        ok=$(run old "$good"); log "old settings, $good streams: sustained=$ok"; tail -1 "$RES/session.log"; pack
+      fi
+    fi
+    stop
   fi
   kill $SMI 2>/dev/null
   sort -t, -k2 -n "$RES/gpu_samples.csv" 2>/dev/null | tail -1 | sed 's/^/peak memory sample: /' | tee -a "$RES/session.log"

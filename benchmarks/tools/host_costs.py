@@ -156,7 +156,8 @@ def row_of(counts: dict[str, StageCounts], per: float, steps: int, rows: int) ->
         "uploads": total.uploads / per,
         "new_shapes": sum(total.new_shapes.values()) / per,
         "new_shapes_by_family": {k: v / per for k, v in total.new_shapes.items()},
-        "kv_mb_per_row_step": total.kv_bytes / max(1, rows) / 1e6,
+        # the decode step's attention alone (the encoder's and t2u's attention run in regions too)
+        "kv_mb_per_row_step": counts["decode"].kv_bytes / max(1, rows) / 1e6 if "decode" in counts else 0.0,
         "decode_steps": steps / per,
     }
 
@@ -198,8 +199,10 @@ def main(
         with baseline_counting(baseline) as costs:
             costs.seen = seen
             costs.mark_warm()
-            _, steps, rows = through_stepper(runner, items, size)
+            held = [0]
+            _, steps, rows = through_stepper(runner, items, size, held)
         out[str(size)] = row_of(dict(costs.by_stage), len(items), steps, rows)
+        out[str(size)]["kv_held_mb_per_row_step"] = held[0] / max(1, rows) / 1e6
         out[str(size)]["segments"] = len(items)
         if json_path is not None:
             json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,7 +229,8 @@ def main(
         )  # fmt: skip
         console.print(
             f"size {size}: {100 * r['share_in_graphs']:.1f} % of kernels in graphs; KV read "
-            f"{r['kv_mb_per_row_step']:.2f} MB a row a step; {r['decode_steps']:.1f} steps a segment; "
+            f"{r['kv_mb_per_row_step']:.2f} MB a row a step (its rows hold {r['kv_held_mb_per_row_step']:.2f}); "
+            f"{r['decode_steps']:.1f} steps a segment; "
             f"new shapes by family {r['new_shapes_by_family']}"
         )
     console.print(table)

@@ -54,7 +54,7 @@ def test_captured_steps_write_the_static_steps_tokens(test_model_dir: Path, shar
     captured = DecodeLoop(stages.decoder, slots=8, max_frames=enc.shape[1], static=True)
     graphs = StepGraphs(captured)
     graphs.capture()
-    assert {rows for rows, _ in graphs.graphs} == set(captured.buckets) and captured.replay is not None
+    assert {shape.rows for shape, _ in graphs.graphs} == set(captured.buckets) and captured.replay is not None
     want = decode(eager, enc, mask, plan)
     got = decode(captured, enc, mask, plan)
     assert got == want and plan.rows[1].id not in got

@@ -276,8 +276,8 @@ def test_a_text_encoders_rows_decode_as_generate_does(stages: SeamlessStages) ->
 
 
 def test_the_static_path_writes_the_eager_paths_tokens(stages: SeamlessStages, encoded) -> None:  # type: ignore[no-untyped-def]
-    """``static=True``: every step runs a row bucket over the pool's whole windows (the shapes a
-    captured graph replays; the free slots of a bucket step too). Rows joining in waves and one
+    """``static=True``: every step runs a row bucket over token and frame windows' buckets (the
+    shapes a captured graph replays; the free slots of a bucket step too). Rows joining in waves and one
     dropped write what the eager loop writes, and free slots stepping far past the buffers'
     length (two long decodes one after the other, in a bucket of 4 with one row) stay in bounds."""
     plan, enc, mask = rows_of(encoded)

@@ -241,3 +241,29 @@ def test_a_forced_length_past_the_models_cap_decodes(forced: SeamlessRunner, sha
     drain(stepper, got)
     same(whole, got[0])
     assert got[0] is not None and len(got[0].transcript_tokens) == 18  # every forced token, none cut
+
+
+@pytest.mark.parametrize("static", [False, True])  # True: the CUDA path's admission (known tokens by steps)
+def test_jobs_that_arrive_together_join_in_one_admission(
+    fast: SeamlessRunner, spans: list[np.ndarray], static: bool
+) -> None:
+    """Issue 88: the rows of the jobs admitted since the last tick join the pool in one admission
+    (on CUDA one graph launch), not one a job, and still give the whole batch's results."""
+    items = items_of(spans[:3])
+    want = fast.run(items)
+    stepper = SteppingDecoder(fast, slots=16, static=static, read_behind=static)
+    admissions: list[int] = []
+    real = stepper.loop.admit
+
+    def counted(rows, *args, **kw):  # type: ignore[no-untyped-def]
+        admissions.append(len(rows))
+        return real(rows, *args, **kw)
+
+    stepper.loop.admit = counted  # type: ignore[method-assign]
+    for key, item in enumerate(items):
+        stepper.admit(key, item)
+    got: dict[int, ModelOutput | None] = {}
+    drain(stepper, got)
+    assert admissions == [9]  # three jobs of three rows each (two targets and the transcript)
+    for k, w in enumerate(want):
+        same(w, got[k], items[k].words)

@@ -65,18 +65,27 @@ def counting(*, strict: bool = False) -> Iterator[HostCosts]:
         yield costs
 
 
-def through_stepper(runner: Any, items: Sequence[Any], size: int) -> tuple[list[Any], int, int]:
+def through_stepper(
+    runner: Any, items: Sequence[Any], size: int, held: list[int] | None = None
+) -> tuple[list[Any], int, int]:
     """``items`` through the runner's stepping decoder (the steps core's route), ``size`` admitted
     together at a time, each run to its result. Returns the outputs in order, the decode steps and
-    the rows they stepped (summed over steps)."""
+    the rows they stepped (summed over steps); ``held`` (one number) gets the bytes of keys and
+    values the stepped rows held (their tokens and their own frames, every layer), summed over
+    steps: what a step that read only what its rows hold would read."""
     stepper = runner.stepper()
     steps = rows = 0
     original = stepper.loop.step
+    loop = stepper.loop
+    kv = loop.buffers.self_kv  # (layers, slots, 2, heads, positions, head_dim)
+    per_position = kv.shape[0] * 2 * kv.shape[3] * kv.shape[5] * kv.element_size()
 
     def counted() -> Any:
         nonlocal steps, rows
         steps += 1
-        rows += len(stepper.loop)
+        rows += len(loop)
+        if held is not None:
+            held[0] += sum(r.length + r.frames for r in loop._rows) * per_position
         return original()
 
     stepper.loop.step = counted

@@ -50,6 +50,8 @@ class StagePlan:
     static: bool
     #: the static step captured as CUDA graphs (needs a CUDA device)
     graphs: bool
+    #: the other stages' static paths captured as CUDA graphs per bucket (``model.stage_graphs``)
+    stage_graphs: bool
     #: the pools read their rows' finished flags one step behind (non-blocking)
     read_behind: bool
     #: the encoder's rows padded up to a power of two (the static path, with buckets on)
@@ -72,6 +74,7 @@ class StagePlan:
             slots=m.slots_on(on),
             static=static,
             graphs=static and device == "cuda",
+            stage_graphs=device == "cuda" and m.stage_graphs,
             read_behind=cuda,
             pad_rows=static and m.buckets is not False,
             finish_thread=cuda if m.finish_thread is None else m.finish_thread,
@@ -119,4 +122,7 @@ def build_runner(
         f"{loop.loop.buffers.nbytes() / 2**20:.0f} MiB a pool)",
         "padded to buckets" if stages.bucket is not None else "as they come",
     )
-    return SeamlessRunner(stages, loop, finish_thread=plan.finish_thread)
+    runner = SeamlessRunner(stages, loop, finish_thread=plan.finish_thread)
+    if not plan.stage_graphs:  # the same static paths, eagerly: nothing is captured
+        runner.capture_stages(False)
+    return runner

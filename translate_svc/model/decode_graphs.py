@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from translate_svc.model.decode_loop import DecodeLoop
+from translate_svc.model.decode_loop import DecodeLoop, StepShape
 from translate_svc.model.decoder import TextDecoder
 from translate_svc.model.graphs import thread_pool
 
@@ -52,10 +52,10 @@ class StepGraphs:
         if not loop.static:
             raise ValueError("only the static step can be captured: DecodeLoop(static=True)")
         self.loop = loop
-        self.graphs: dict[tuple[int, int], torch.cuda.CUDAGraph] = {}
+        self.graphs: dict[tuple[StepShape, int], torch.cuda.CUDAGraph] = {}
 
-    def _run(self, rows: int, parity: int) -> None:
-        self.loop.static_step(rows, parity)
+    def _run(self, shape: StepShape, parity: int) -> None:
+        self.loop.static_step(shape, parity)
 
     @torch.inference_mode()
     def capture(self, buckets: Sequence[int] | None = None) -> None:
@@ -67,24 +67,28 @@ class StepGraphs:
         if any(b not in loop.buckets for b in chosen):
             raise ValueError(f"buckets {chosen} are not all the loop's {loop.buckets}")
         parities = (0, 1) if loop.copy_in_step else (0,)  # a graph per read set it copies into
+        # every (rows, token window, frame window) bucket of the chosen rows, largest first
+        shapes = sorted(
+            (s for s in loop.step_shapes if s.rows in chosen), key=lambda s: (-s.rows, -s.window, -s.frames)
+        )
         side = torch.cuda.Stream()  # type: ignore[no-untyped-call]
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            for rows in chosen:
+            for shape in shapes:
                 for _ in range(WARM_RUNS):
-                    self._run(rows, 0)
+                    self._run(shape, 0)
         torch.cuda.current_stream().wait_stream(side)
         pool = thread_pool()  # shared with this thread's other stages' graphs (model/graphs.py)
-        for rows in chosen:
+        for shape in shapes:
             for parity in parities:
                 graph = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(graph, pool=pool.handle, capture_error_mode="thread_local"):
-                    self._run(rows, parity)
+                    self._run(shape, parity)
                 pool.handle = graph.pool()
-                self.graphs[(rows, parity)] = graph
+                self.graphs[(shape, parity)] = graph
         torch.cuda.synchronize()
         loop.reset_free()
         loop.replay = self.replay
 
-    def replay(self, rows: int, parity: int) -> None:
-        self.graphs[(rows, parity if self.loop.copy_in_step else 0)].replay()
+    def replay(self, shape: StepShape, parity: int) -> None:
+        self.graphs[(shape, parity if self.loop.copy_in_step else 0)].replay()

@@ -62,8 +62,11 @@ from translate_svc.model.padding import pad_rows
 
 #: the decoder start token and the language token before a row's text
 PROMPT = 2
-#: the self-attention window grows in these steps (eagerly; a captured step reads the whole cache)
+#: the self-attention window grows in these steps (eagerly)
 WINDOW_STEP = 8
+#: the static step's smallest token and frame windows (they double up to the pool's): a graph per
+#: (rows, tokens, frames) bucket reads at most twice what its longest row holds
+SMALLEST_WINDOW = 16
 #: a row's sequence length when neither a ``TextCap`` nor the generation config bounds it
 #: (``GenerationConfig``'s own default ``max_length``)
 DEFAULT_MAX_LENGTH = 20
@@ -97,6 +100,16 @@ class Finished:
     #: prefix: ``tokens[-len(logprobs):]``), under the model's own distribution (before the term
     #: processors): ``log_softmax(logits)[token]`` of the step that chose it
     logprobs: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class StepShape:
+    """A decode step's shape: the rows it runs (a row bucket on the static path), the token
+    positions its self-attention reads and the encoder frames its cross-attention reads."""
+
+    rows: int
+    window: int
+    frames: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,14 +202,17 @@ class DecodeLoop:
         self.weights = Weights.of(self.text, model.lm_head)
         self.buffers = Slots.allocate(self.text, slots, self.max_tokens, max_frames, self.device, self.dtype)
         self._rows: list[_Row] = []  # slot i holds self._rows[i]
-        self._last_views: tuple[tuple[int, int, int], Views] | None = None
+        self._views: dict[StepShape, Views] = {}
         self.static = static
         self.buckets = tuple(sorted(set(buckets or _powers_of_two(slots)) | {slots}))
         if self.buckets[0] < 1 or self.buckets[-1] > slots:
             raise ValueError(f"row buckets {self.buckets} outside 1..{slots}")
+        #: the static step's token and frame windows (doubling from ``SMALLEST_WINDOW`` to the pool's)
+        self.windows = _doubling(SMALLEST_WINDOW, self.max_tokens)
+        self.frame_windows = _doubling(SMALLEST_WINDOW, max_frames)
         #: a captured step per row bucket and read set (model/decode_graphs.py): runs
         #: ``static_step`` of that many rows in place; None: eager
-        self.replay: Callable[[int, int], None] | None = None
+        self.replay: Callable[[StepShape, int], None] | None = None
         if read_every < 1:
             raise ValueError(f"read_every must be at least 1 (got {read_every})")
         self.read_every = read_every
@@ -379,18 +395,19 @@ class DecodeLoop:
         n = len(self._rows)
         if n == 0:
             return []
-        rows = self.bucket(n) if self.static else n
+        shape = self.shape(n)
+        rows = shape.rows
         parity = self._parity
         copied = False
         if self.static and not self._terms:  # what the graph replays (eagerly on CPU)
             with regions.region("decode.step"):
                 if self.replay is not None:
-                    self.replay(rows, parity)
+                    self.replay(shape, parity)
                 else:
-                    self.static_step(rows, parity)
+                    self.static_step(shape, parity)
             copied = self.copy_in_step
         else:
-            logits, at = decode_step.step(self.weights, self.buffers, self.views(rows))
+            logits, at = decode_step.step(self.weights, self.buffers, self.views(shape))
             raw = None
             if self._terms:
                 raw = logits.clone()  # the confidence is the model's own (docs/decisions.md)
@@ -414,14 +431,15 @@ class DecodeLoop:
                 out += self._ended(list(range(n)), self.buffers.done[:n].tolist(), self.buffers.length[:n])
         return out
 
-    def static_step(self, rows: int, parity: int) -> None:
+    def static_step(self, shape: StepShape, parity: int) -> None:
         """What a captured graph replays (model/decode_graphs.py): the step and the choice of a
-        row bucket in place and, where the step copies its read itself (``copy_in_step``), its
-        flags, lengths, tokens and log-probabilities into the host buffers of set ``parity``."""
-        logits, at = decode_step.step(self.weights, self.buffers, self.views(rows))
-        decode_step.choose(self.buffers, rows, logits, self.eos, at, forced=self._forced)
+        row bucket over its windows in place and, where the step copies its read itself
+        (``copy_in_step``), its flags, lengths, tokens and log-probabilities into the host buffers
+        of set ``parity``."""
+        logits, at = decode_step.step(self.weights, self.buffers, self.views(shape))
+        decode_step.choose(self.buffers, shape.rows, logits, self.eos, at, forced=self._forced)
         if self.copy_in_step:
-            self._copy_out(rows, parity)
+            self._copy_out(shape.rows, parity)
 
     def _copy_out(self, n: int, parity: int) -> None:
         """Rows ``0 .. n-1``'s flags and lengths copied into host set ``parity`` without waiting, and
@@ -476,18 +494,32 @@ class DecodeLoop:
         """The static step's rows for ``n`` active rows: the smallest bucket that holds them."""
         return next(b for b in self.buckets if b >= n)
 
-    def views(self, n: int) -> Views:
-        """The buffers' views for a step of ``n`` rows. Static: the pool's whole windows. Eager:
-        attention over the longest row's tokens rounded up to ``WINDOW_STEP`` (so the views last
-        several steps) and the longest row's own frames. The last views are kept while those stay."""
+    def shape(self, n: int) -> StepShape:
+        """A step's shape for ``n`` active rows: static, a row bucket and the token and frame
+        windows' buckets that hold the longest row's tokens and the most own frames (a graph per
+        such bucket, so what a step reads grows with what its rows hold: at most twice); eager, the
+        rows themselves, the longest row's tokens rounded up to ``WINDOW_STEP`` (so the views last
+        several steps) and the most own frames."""
         if self.static:
-            key = (n, self.max_tokens, self.max_frames)
-        else:
-            window = min(self.max_tokens, -(-self._longest // WINDOW_STEP) * WINDOW_STEP)
-            key = (n, window, self._frames)
-        if self._last_views is None or self._last_views[0] != key:
-            self._last_views = (key, Views.of(self.buffers, slice(0, n), key[1], key[2]))
-        return self._last_views[1]
+            window = next(w for w in self.windows if w >= self._longest)
+            frames = next(f for f in self.frame_windows if f >= self._frames)
+            return StepShape(self.bucket(n), window, frames)
+        return StepShape(n, min(self.max_tokens, -(-self._longest // WINDOW_STEP) * WINDOW_STEP), self._frames)
+
+    @property
+    def step_shapes(self) -> list[StepShape]:
+        """Every shape a static step can take (what the graphs capture and the warm-up runs)."""
+        return [StepShape(r, w, f) for r in self.buckets for w in self.windows for f in self.frame_windows]
+
+    def views(self, shape: StepShape) -> Views:
+        """The buffers' views for a step of ``shape`` (kept: a static pool's few shapes each keep
+        theirs, as the graph captured on them reads them; an eager pool keeps its last)."""
+        views = self._views.get(shape)
+        if views is None:
+            if not self.static:
+                self._views.clear()
+            views = self._views[shape] = Views.of(self.buffers, slice(0, shape.rows), shape.window, shape.frames)
+        return views
 
     def _process(self, i: int, r: _Row, logits: Tensor) -> None:
         """A row's term processors on its own tokens (a batch of one), in ``TextDecoder``'s order."""
@@ -608,23 +640,34 @@ class DecodeLoop:
 
     @torch.inference_mode()
     def warm_steps(self) -> int:
-        """The static step of every row bucket once on the empty pool (what its capture runs on
+        """The static step of every shape (row bucket and windows) once on the empty pool (what its capture runs on
         CUDA: model/decode_graphs.py; eagerly elsewhere, where the warm-up meets the same shapes).
         Returns the steps run (0: the pool is not static)."""
         if not self.static:
             return 0
         if len(self):
             raise RuntimeError("warm the steps of an empty decode pool")
-        for rows in self.buckets:
-            self.static_step(rows, 0)
+        shapes = self.step_shapes
+        for shape in shapes:
+            self.static_step(shape, 0)
         self.reset_free()
-        return len(self.buckets)
+        return len(shapes)
 
     def reset_free(self) -> None:
         """Free slots back to their start values (after a warm-up or capture ran them)."""
         buf, first = self.buffers, len(self._rows)
         buf.length[first:] = 1
         buf.done[first:] = True
+
+
+def _doubling(first: int, top: int) -> tuple[int, ...]:
+    """``first``, twice that, ... while below ``top``, then ``top``."""
+    out = []
+    w = first
+    while w < top:
+        out.append(w)
+        w *= 2
+    return (*out, top)
 
 
 def _powers_of_two(top: int) -> list[int]:

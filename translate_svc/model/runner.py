@@ -69,6 +69,7 @@ class SeamlessRunner:
         self._steps: SimultaneousSteps | None = None
         self._stepper: SteppingDecoder | None = None
         self._timer: WordTimer | None = None
+        self._capturing = True  # the stages' graphs capture new buckets (``capture_stages``)
 
     @property
     def card(self) -> ModelCard:
@@ -83,12 +84,19 @@ class SeamlessRunner:
         now on are counted as cold (``SeamlessStages.shapes``), and no new CUDA graph is captured
         (a bucket first met from now on runs eagerly: model/graphs.py)."""
         self.stages.shapes.mark_warm()
+        self.capture_stages(False)
+
+    def capture_stages(self, on: bool) -> None:
+        """Whether the stages' graphs (model/graphs.py) capture buckets they meet: on until the
+        warm-up ends; off from the start with ``model.stage_graphs`` off (their static paths run
+        eagerly; the decode step's own graphs are ``model.decode_graphs``')."""
+        self._capturing = on
         graphed = list(self.stages.graphed)
         for loop in (self.loop, self._stepper):
             if loop is not None:
                 graphed.append(loop.loop.admission)
         for stage in graphed:
-            stage.capturing = False
+            stage.capturing = on
 
     def warm_shapes(
         self, max_rows: int, longest_s: float, deadline: float | None, *, row_seconds: float | None = None
@@ -128,7 +136,7 @@ class SeamlessRunner:
             from translate_svc.model.stepping import SteppingDecoder
 
             pool = self.loop.loop  # the same size, and CUDA graphs where the fast runner's has them
-            self._stepper = SteppingDecoder(
+            self._stepper = stepper = SteppingDecoder(
                 self,
                 slots=pool.slots,
                 max_frames=pool.max_frames,
@@ -137,6 +145,7 @@ class SeamlessRunner:
                 graphs=pool.replay is not None,
                 finish_thread=self.finish_thread,
             )
+            stepper.loop.admission.capturing = self._capturing  # as the runner's other stages
         return self._stepper
 
     @property

@@ -258,40 +258,68 @@ class SteppingDecoder:
 
     def _fill(self, out: list[Result]) -> None:
         """Rows waiting join the pool's free slots: lower priority value first, then oldest; live
-        rows that find no free slot take background rows' (``_yield``)."""
+        rows that find no free slot take background rows' (``_yield``). The rows that join now,
+        whatever their jobs, join in one admission (on CUDA one graph launch); if it fails, job by
+        job, so that only the job the pool refuses fails."""
+        taken: list[tuple[_Job, list[int]]] = []
+        free = self.loop.free
         for job in sorted((j for j in self._jobs.values() if j.waiting), key=lambda j: (j.priority, j.order)):
-            if job.priority < BACKGROUND and self.loop.free < len(job.waiting):
-                self._yield(len(job.waiting) - self.loop.free)
-            free = self.loop.free
+            if job.priority < BACKGROUND and free < len(job.waiting):
+                free += self._yield(len(job.waiting) - free)
             if not free:
+                break
+            take, job.waiting = job.waiting[:free], job.waiting[free:]
+            taken.append((job, take))
+            free -= len(take)
+        if not taken:
+            return
+        try:
+            self._admit(taken, out)
+        except Exception:
+            if len(taken) == 1:
+                logger.exception("the decode pool refused a segment's rows")
+                self._fail(taken[0][0], out)
                 return
+            for one in taken:
+                try:
+                    self._admit([one], out)
+                except Exception:
+                    logger.exception("the decode pool refused a segment's rows")
+                    self._fail(one[0], out)
+
+    def _admit(self, taken: Sequence[tuple[_Job, list[int]]], out: list[Result]) -> None:
+        """``taken`` (each job's plan rows that join now) into the pool in one admission: the jobs'
+        encoder rows padded to the widest (zeros past each row's own frames, which its mask hides)."""
+        encs, masks, rows, frames = [], [], [], []
+        known = True
+        for job, take in taken:
             p = job.prefilled
             assert p is not None
-            take, job.waiting = job.waiting[:free], job.waiting[free:]
             index = upload(take, torch.long, p.row_enc.device)
-            rows = [p.plan.rows[r] for r in take]
-            try:
-                ended = self.loop.admit(
-                    rows,
-                    p.row_enc.index_select(0, index),
-                    p.row_mask.index_select(0, index),
-                    frames=None if p.row_frames is None else [p.row_frames[r] for r in take],
-                )
-            except Exception:
-                logger.exception("the decode pool refused a segment's rows")
-                self._fail(job, out)
-                continue
-            for row, r in zip(rows, take, strict=True):
-                self._rows[row.id] = (job, r)
-                job.in_pool.add(row.id)
-            self._ended(ended, out)
+            encs.append(p.row_enc.index_select(0, index))
+            masks.append(p.row_mask.index_select(0, index))
+            rows += [p.plan.rows[r] for r in take]
+            known = known and p.row_frames is not None
+            frames += [p.row_frames[r] for r in take] if p.row_frames is not None else []
+        width, mask_width = max(e.shape[1] for e in encs), max(m.shape[1] for m in masks)
+        enc = torch.cat([F.pad(e, (0, 0, 0, width - e.shape[1])) for e in encs])
+        mask = torch.cat([F.pad(m, (0, mask_width - m.shape[1])) for m in masks])
+        ended = self.loop.admit(rows, enc, mask, frames=frames if known else None)
+        for job, take in taken:
+            for r in take:
+                p = job.prefilled
+                assert p is not None
+                self._rows[p.plan.rows[r].id] = (job, r)
+                job.in_pool.add(p.plan.rows[r].id)
+        self._ended(ended, out)
 
-    def _yield(self, wanted: int) -> None:
+    def _yield(self, wanted: int) -> int:
         """Up to ``wanted`` slots freed by background rows, the newest job's first: they leave the
-        pool and wait again (their decode starts over when they rejoin)."""
+        pool and wait again (their decode starts over when they rejoin). Returns the slots freed."""
+        freed = 0
         for job in sorted(self._jobs.values(), key=lambda j: j.order, reverse=True):
             if wanted <= 0:
-                return
+                return freed
             if job.priority < BACKGROUND or not job.in_pool:
                 continue
             back = sorted(job.in_pool, reverse=True)[:wanted]
@@ -304,6 +332,8 @@ class SteppingDecoder:
             self.yielded += len(back)
             metrics.rows_yielded(len(back))
             wanted -= len(back)
+            freed += len(back)
+        return freed
 
     def _ended(self, ended: Sequence[Finished], out: list[Result]) -> None:
         """Rows that finished; the jobs whose rows all have are finished together and returned."""

@@ -49,6 +49,11 @@ class ModelSettings(BaseModel):
     #: instead of hundreds of kernel launches from Python; off: the same step eagerly. No effect
     #: on other devices
     decode_graphs: bool = True
+    #: on CUDA, every other stage's static path as CUDA graphs too, one per bucket, captured during
+    #: the warm-up (model/graphs.py: the speech encoder, the decode's admission, text-to-unit's
+    #: and the vocoder's two parts each; issue 88); off: those run eagerly on the same shapes (the
+    #: decode step stays ``decode_graphs``'). No effect on other devices
+    stage_graphs: bool = True
     #: with the steps core (``engine.core``), the jobs whose rows ended are finished (text-to-unit,
     #: the vocoder, word timings) on a thread of their own, on CUDA on a stream of its own, while
     #: the decode goes on with the other rows (model/finish_stage.py); off: inside the decode's
