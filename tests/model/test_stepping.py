@@ -267,3 +267,29 @@ def test_jobs_that_arrive_together_join_in_one_admission(
     assert admissions == [9]  # three jobs of three rows each (two targets and the transcript)
     for k, w in enumerate(want):
         same(w, got[k], items[k].words)
+
+
+def test_one_pool_serves_the_running_decode_and_a_whole_batch(test_model_dir: Path, spans: list[np.ndarray]) -> None:
+    """Issue 88: the runner's stepping decoder decodes in the runner's own pool (one pool, one set
+    of graphs for every route); a whole batch (``Runner.run``: here segments with terms, which
+    the stepper leaves to it) runs while the stepper's jobs hold rows there: those rows step on
+    with it, the ones that finish come out at the stepper's next tick, and every job gives what it
+    gives alone."""
+    stages = SeamlessStages(test_model_dir, device="cpu", dtype="float32")
+    runner = SeamlessRunner(stages, LoopDecoder(stages.decoder, stages.processor, slots=8))
+    stepper = runner.stepper()
+    assert stepper is not None and stepper.loop is runner.loop.loop  # type: ignore[union-attr,attr-defined]
+    live = items_of(spans[:2])
+    whole = [ModelInput(spans[3], ("spa",), "eng", terms=(Term("kwq", keep=True),))]
+    assert not stepper.takes(whole[0])
+    want_live, want_whole = runner.run(live), runner.run(whole)
+    for key, item in enumerate(live):
+        stepper.admit(key, item)
+    got: dict[int, ModelOutput | None] = dict(stepper.tick(1))  # prefilled, admitted, one step
+    assert len(stepper.loop) > 0  # rows in the pool while the whole batch runs
+    got_whole = runner.run(whole)
+    assert stepper._elsewhere  # some of the stepper's rows finished while the whole batch stepped
+    drain(stepper, got)
+    same(want_whole[0], got_whole[0], whole[0].words)
+    for k, w in enumerate(want_live):
+        same(w, got[k], live[k].words)

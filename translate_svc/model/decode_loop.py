@@ -44,6 +44,8 @@ Model thread only.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +59,7 @@ from translate_svc.engine.rows import DecodeRow
 from translate_svc.model import decode_step, regions
 from translate_svc.model.decode_step import Slots, Views, Weights
 from translate_svc.model.decoder import TextDecoder
-from translate_svc.model.graphs import GraphedStage, HostStaging
+from translate_svc.model.graphs import GraphedStage, HostStaging, upload
 from translate_svc.model.padding import pad_rows
 
 #: the decoder start token and the language token before a row's text
@@ -210,6 +212,10 @@ class DecodeLoop:
         #: the static step's token and frame windows (doubling from ``SMALLEST_WINDOW`` to the pool's)
         self.windows = _doubling(SMALLEST_WINDOW, self.max_tokens)
         self.frame_windows = _doubling(SMALLEST_WINDOW, max_frames)
+        #: where the rows of the pool's other user (the stepping decoder) that finish while ``run``
+        #: steps the pool go (model/stepping.py sets it); None: no other user
+        self.others: Callable[[list[Finished]], None] | None = None
+        self._run_ids = itertools.count(-1_000_000, -1)  # ``run``'s rows' ids in the pool
         #: a captured step per row bucket and read set (model/decode_graphs.py): runs
         #: ``static_step`` of that many rows in place; None: eager
         self.replay: Callable[[StepShape, int], None] | None = None
@@ -594,25 +600,50 @@ class DecodeLoop:
         text_input: bool = False,
         frames: Sequence[int] | None = None,
     ) -> dict[int, Finished]:
-        """Every row decoded, by id: rows join as slots free up (a queue in front of the pool). One
-        pass: a plan's passes (``RowPlan.passes``, transcripts first where terms need them) are the
-        caller's, with ``said`` from the first pass's rows."""
+        """Every row decoded, by id: rows join as slots free up (a queue in front of the pool), and
+        the pool steps until they have all left. One pass: a plan's passes (``RowPlan.passes``,
+        transcripts first where terms need them) are the caller's, with ``said`` from the first
+        pass's rows.
+
+        The pool may hold another user's rows meanwhile (the stepping decoder's: one pool for every
+        route, issue 88): they step too, and those that finish go to ``others``. This run's rows
+        join under ids of the pool's own (negative: the stepping decoder's are not), so a plan's ids
+        never meet another user's; they come back under their own."""
         waiting = list(range(len(rows)))
+        mine: dict[int, int] = {}  # the pool's id of each row in the pool -> the row's own
         out: dict[int, Finished] = {}
-        while waiting or len(self):
+
+        def keep(done: Sequence[Finished]) -> None:
+            elsewhere = [f for f in done if f.id not in mine]
+            for f in done:
+                if f.id in mine:
+                    own = mine.pop(f.id)
+                    out[own] = dataclasses.replace(f, id=own)
+            if elsewhere:
+                if self.others is None:
+                    raise RuntimeError(f"{len(elsewhere)} rows of no known user finished in the decode pool")
+                self.others(elsewhere)
+
+        while waiting or mine:
             take, waiting = waiting[: self.free], waiting[self.free :]
             if take:
-                index = torch.tensor(take, device=enc.device)
-                joined = self.admit(
-                    [rows[k] for k in take],
-                    enc.index_select(0, index),
-                    mask.index_select(0, index),
-                    said=said,
-                    text_input=text_input,
-                    frames=None if frames is None else [frames[k] for k in take],
+                index = upload(take, torch.long, enc.device)
+                joining = []
+                for k in take:
+                    own_id = next(self._run_ids)
+                    mine[own_id] = rows[k].id
+                    joining.append(dataclasses.replace(rows[k], id=own_id))
+                keep(
+                    self.admit(
+                        joining,
+                        enc.index_select(0, index),
+                        mask.index_select(0, index),
+                        said=said,
+                        text_input=text_input,
+                        frames=None if frames is None else [frames[k] for k in take],
+                    )
                 )
-                out.update((f.id, f) for f in joined)
-            out.update((f.id, f) for f in self.step())
+            keep(self.step())
         return out
 
     @torch.inference_mode()

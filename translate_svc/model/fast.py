@@ -14,7 +14,7 @@ The exact runner (model/runner.py with no loop) stays the reference: each row eq
 docs/performance.md): on the test checkpoint in float32, the rows' tokens and the speech's lengths.
 
 This is the loop inside one batch; rows that join a running decode from later batches are the
-stepping decoder's (model/stepping.py, a pool of its own). Model thread only.
+stepping decoder's (model/stepping.py), in this same pool. Model thread only.
 """
 
 from __future__ import annotations

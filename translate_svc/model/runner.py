@@ -113,10 +113,11 @@ class SeamlessRunner:
         # each decode pool's admissions: every row bucket a batch can bring, at every encoder width
         widths = self.stages.speech_encoder.encoder_widths(longest_s)
         language = sorted(self.stages.text_lang_ids)[0]
-        for pool in (self.loop, self._stepper):
-            if pool is not None and (deadline is None or time.perf_counter() < deadline):
-                calls += pool.loop.warm_steps()
-                calls += pool.loop.warm_admissions(range(1, max_rows + 1), widths, language)
+        pools = {id(p.loop): p.loop for p in (self.loop, self._stepper) if p is not None}
+        for pool in pools.values():
+            if deadline is None or time.perf_counter() < deadline:
+                calls += pool.warm_steps()
+                calls += pool.warm_admissions(range(1, max_rows + 1), widths, language)
         return calls
 
     @property
@@ -128,23 +129,16 @@ class SeamlessRunner:
 
     def stepper(self) -> Stepper | None:
         """The stepping decoder on these stages (model/stepping.py: rows of many jobs in one running
-        decode, a pool of its own as large as the fast runner's), made at the first call; None on
+        decode, in the fast runner's own pool: one pool for every route), made at the first call; None on
         the exact runner, or where the stages decode rows one by one (``exact_rows``)."""
         if self.loop is None or self.stages.exact_rows:
             return None
         if self._stepper is None:
             from translate_svc.model.stepping import SteppingDecoder
 
-            pool = self.loop.loop  # the same size, and CUDA graphs where the fast runner's has them
-            self._stepper = stepper = SteppingDecoder(
-                self,
-                slots=pool.slots,
-                max_frames=pool.max_frames,
-                read_behind=pool.read_behind,
-                static=pool.static,
-                graphs=pool.replay is not None,
-                finish_thread=self.finish_thread,
-            )
+            # one pool for every route (issue 88): the stepping decoder's rows and a whole batch's
+            # (texts, simultaneous steps, terms' passes) decode in the same slots and graphs
+            self._stepper = stepper = SteppingDecoder(self, finish_thread=self.finish_thread, pool=self.loop.loop)
             stepper.loop.admission.capturing = self._capturing  # as the runner's other stages
         return self._stepper
 

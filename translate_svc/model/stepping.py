@@ -32,8 +32,11 @@ Scope (``takes``): whole segments (``WorkKind.SEGMENT``) with at least one row a
 that need a first pass (KEEP or glossary entries: ``RowPlan.passes``), on the fast runner (our own
 loop) in a precision that batches rows (not ``SeamlessStages.exact_rows``). Everything else (texts,
 simultaneous steps, terms' two passes, the exact runner) goes through ``SeamlessRunner.run``, the
-whole-batch path. The pool is the stepping decoder's own (its slots beside the fast runner's), so
-a whole batch never drains the rows of the running decode.
+whole-batch path. **One pool serves both** (issue 88): the runner's stepper decodes in the fast
+runner's own pool (``pool``), so one set of slots and graphs serves every route; a whole batch
+that runs while the stepper's rows are in it steps them too (``DecodeLoop.run``: its own rows join
+under ids of the pool's), and the stepper's rows that finish meanwhile come out at its next tick.
+The jobs that arrive together join the pool in **one admission** (on CUDA one graph launch).
 
 The jobs whose last rows end at the same step (with the stage: the oldest hand-overs, up to its
 cap of jobs) are **finished together** (``SeamlessRunner.finish``
@@ -68,7 +71,7 @@ from translate_svc.engine.requests import ModelInput, ModelOutput, WorkKind
 from translate_svc.engine.rows import DecodeRow, RowPlan, needs_source, row_count
 from translate_svc.engine.runner import BACKGROUND, FINAL
 from translate_svc.model.decode_graphs import decode_pool
-from translate_svc.model.decode_loop import Finished
+from translate_svc.model.decode_loop import DecodeLoop, Finished
 from translate_svc.model.fast import DEFAULT_MAX_FRAMES, Decoded, decoded_of
 from translate_svc.model.finish import Prefilled
 from translate_svc.model.finish_stage import FinishStage
@@ -120,6 +123,7 @@ class SteppingDecoder:
         graphs: bool = False,
         finish_thread: bool = False,
         wait_s: float = DEFAULT_WAIT_S,
+        pool: DecodeLoop | None = None,
     ) -> None:
         """``read_behind``: the pool reads its rows' finished flags one step behind (``DecodeLoop``;
         default: on CUDA). ``static``: every step a row bucket over the pool's whole windows (the
@@ -127,14 +131,19 @@ class SteppingDecoder:
         ``finish_thread``: ended jobs are finished on a thread of their own (``FinishStage``) while
         the decode goes on; a ``tick`` with no row to step waits up to ``wait_s`` for one of them."""
         self.runner = runner
-        self.loop = decode_pool(
-            runner.stages.decoder,
-            slots=slots,
-            max_frames=max_frames,
-            static=static,
-            graphs=graphs,
-            read_behind=read_behind,
-        )
+        if pool is None:
+            pool = decode_pool(
+                runner.stages.decoder,
+                slots=slots,
+                max_frames=max_frames,
+                static=static,
+                graphs=graphs,
+                read_behind=read_behind,
+            )
+        #: the decode pool: the runner's own where it shares it (``pool``: one pool for every route)
+        self.loop = pool
+        self._elsewhere: list[Finished] = []  # our rows that finished while the runner's ``run`` stepped
+        pool.others = self._elsewhere.extend
         self._jobs: dict[int, _Job] = {}  # every job admitted and not yet returned or dropped
         self._arriving: list[_Job] = []  # admitted since the last tick: prefilled at the next
         self._rows: dict[int, tuple[_Job, int]] = {}  # loop row id -> its job and plan index
@@ -168,6 +177,9 @@ class SteppingDecoder:
     def tick(self, max_steps: int) -> list[Result]:
         out: list[Result] = []
         with torch.inference_mode():
+            if self._elsewhere:  # rows that finished while a whole batch stepped the shared pool
+                ended, self._elsewhere[:] = list(self._elsewhere), []
+                self._ended([f for f in ended if f.id in self._rows], out)
             self._prefill(self._arriving, out)
             self._arriving = []
             self._collect(out)
@@ -197,8 +209,10 @@ class SteppingDecoder:
             return
         if job in self._arriving:
             self._arriving.remove(job)
+        active = set(self.loop.active)
         for row_id in job.in_pool:
-            self.loop.drop(row_id)
+            if row_id in active:  # else it finished while a whole batch stepped the shared pool
+                self.loop.drop(row_id)
             del self._rows[row_id]
         job.in_pool.clear()
 

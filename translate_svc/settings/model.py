@@ -40,9 +40,9 @@ class ModelSettings(BaseModel):
     #: end there, docs/performance.md); exact on CPU in a reduced precision, where the stages run
     #: each row alone to equal ``generate`` (``SeamlessStages.exact_rows``)
     runner: Literal["auto", "exact", "fast"] = "auto"
-    #: the fast runner's decode slots: rows decoded at once. Its memory is a KV cache per slot (two
-    #: pools: the fast runner's and the stepping decoder's; on the full model in bfloat16 about 76
-    #: MB a slot each, 152 in float32). None: 64 on CUDA, 16 on CPU (whose batches are small)
+    #: the fast runner's decode slots: rows decoded at once. Its memory is a KV cache per slot (one
+    #: pool, which the stepping decoder shares since issue 88; on the full model in bfloat16 about
+    #: 76 MB a slot, 152 in float32). None: 64 on CUDA, 16 on CPU (whose batches are small)
     decode_slots: int | None = Field(None, ge=1, le=4096)
     #: on CUDA, the fast runner's decode step as CUDA graphs, one per row bucket (1, 2, 4 ...
     #: ``decode_slots``), captured at load (model/decode_graphs.py): a step is one graph launch
