@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from translate_svc.model.decode_loop import DecodeLoop, StepShape
+from translate_svc.model.decode_loop import DecodeLoop
+from translate_svc.model.decode_step import StepShape
 from translate_svc.model.decoder import TextDecoder
 from translate_svc.model.graphs import thread_pool
 

@@ -48,7 +48,6 @@ import dataclasses
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -57,7 +56,8 @@ from transformers import LogitsProcessor
 
 from translate_svc.engine.rows import DecodeRow
 from translate_svc.model import decode_step, regions
-from translate_svc.model.decode_step import Slots, Views, Weights
+from translate_svc.model.decode_reads import HostRead, ReadBehind
+from translate_svc.model.decode_step import Slots, StepShape, Views, Weights, doubling, powers_of_two
 from translate_svc.model.decoder import TextDecoder
 from translate_svc.model.graphs import GraphedStage, HostStaging, upload
 from translate_svc.model.padding import pad_rows
@@ -104,34 +104,6 @@ class Finished:
     logprobs: tuple[float, ...] = ()
 
 
-@dataclass(frozen=True)
-class StepShape:
-    """A decode step's shape: the rows it runs (a row bucket on the static path), the token
-    positions its self-attention reads and the encoder frames its cross-attention reads."""
-
-    rows: int
-    window: int
-    frames: int
-
-
-@dataclass(frozen=True, eq=False)
-class _HostRead:
-    """One set of the read behind's host buffers (pinned on CUDA): each slot's finished flag,
-    length, tokens and log-probabilities as a step left them."""
-
-    done: Tensor
-    length: Tensor
-    tokens: Tensor
-    logprob: Tensor
-
-    @classmethod
-    def allocate(cls, buf: Slots, pin: bool) -> _HostRead:
-        def like(t: Tensor) -> Tensor:
-            return regions.host_buffer(torch.zeros(t.shape, dtype=t.dtype, pin_memory=pin))
-
-        return cls(like(buf.done), like(buf.length), like(buf.tokens), like(buf.logprob))
-
-
 @dataclass
 class _Row:
     """What the host keeps of an active row: its plan row, how many tokens it has (known without
@@ -176,7 +148,7 @@ class DecodeLoop:
                 f"a decode pool needs at least one slot and one frame (slots={slots}, frames={max_frames})"
             )
         model = decoder.model
-        _check_greedy(model.generation_config)
+        decode_step.check_greedy(model.generation_config)
         self.decoder = decoder
         self.text = model.text_decoder
         self.lm_head = model.lm_head
@@ -206,12 +178,12 @@ class DecodeLoop:
         self._rows: list[_Row] = []  # slot i holds self._rows[i]
         self._views: dict[StepShape, Views] = {}
         self.static = static
-        self.buckets = tuple(sorted(set(buckets or _powers_of_two(slots)) | {slots}))
+        self.buckets = tuple(sorted(set(buckets or powers_of_two(slots)) | {slots}))
         if self.buckets[0] < 1 or self.buckets[-1] > slots:
             raise ValueError(f"row buckets {self.buckets} outside 1..{slots}")
         #: the static step's token and frame windows (doubling from ``SMALLEST_WINDOW`` to the pool's)
-        self.windows = _doubling(SMALLEST_WINDOW, self.max_tokens)
-        self.frame_windows = _doubling(SMALLEST_WINDOW, max_frames)
+        self.windows = doubling(SMALLEST_WINDOW, self.max_tokens)
+        self.frame_windows = doubling(SMALLEST_WINDOW, max_frames)
         #: where the rows of the pool's other user (the stepping decoder) that finish while ``run``
         #: steps the pool go (model/stepping.py sets it); None: no other user
         self.others: Callable[[list[Finished]], None] | None = None
@@ -228,13 +200,8 @@ class DecodeLoop:
         self._longest = 0  # the longest active row's length (host's count), and its most frames
         self._frames = 0
         self._since = 0  # steps since the flags were last read
-        #: a read in flight (read_behind): the rows' ids then, the host copies' event, their set
-        self._pending: tuple[tuple[int, ...], Any, int] | None = None
-        pin = self.device.type == "cuda"
-        #: the read behind's host buffers, two sets taken in turn: a step writes one while the
-        #: host reads the other (the step before's), so a step's copies can be inside its graph
-        self._reads = (_HostRead.allocate(self.buffers, pin), _HostRead.allocate(self.buffers, pin))
-        self._parity = 0  # the set the next read writes
+        #: the read behind's host buffers and its read in flight (model/decode_reads.py)
+        self.reads = ReadBehind(self.buffers, self.device)
         #: the static step copies its read into the host buffers itself (inside its graph)
         self.copy_in_step = static and self.read_behind and read_every == 1
         #: an admission's host values (``_stage``): pinned, filled through numpy, copied in one go
@@ -403,7 +370,7 @@ class DecodeLoop:
             return []
         shape = self.shape(n)
         rows = shape.rows
-        parity = self._parity
+        parity = self.reads.parity
         copied = False
         if self.static and not self._terms:  # what the graph replays (eagerly on CPU)
             with regions.region("decode.step"):
@@ -425,13 +392,13 @@ class DecodeLoop:
             r.length += 1  # the host's count: a finished row's true length is read with its flag
         self._longest += 1
         self._since += 1
-        out = self._collect() if self._pending is not None else []
+        out = self._collect() if self.reads.pending else []
         if self._since >= self.read_every:
             self._since = 0
             if self.read_behind:
                 if not copied:
-                    self._copy_out(n, parity)
-                self._issue(parity)
+                    self.reads.copy_out(n, parity)
+                self.reads.issue(tuple(r.row.id for r in self._rows), parity)
             else:
                 n = len(self._rows)
                 out += self._ended(list(range(n)), self.buffers.done[:n].tolist(), self.buffers.length[:n])
@@ -445,36 +412,12 @@ class DecodeLoop:
         logits, at = decode_step.step(self.weights, self.buffers, self.views(shape))
         decode_step.choose(self.buffers, shape.rows, logits, self.eos, at, forced=self._forced)
         if self.copy_in_step:
-            self._copy_out(shape.rows, parity)
-
-    def _copy_out(self, n: int, parity: int) -> None:
-        """Rows ``0 .. n-1``'s flags and lengths copied into host set ``parity`` without waiting, and
-        their tokens and log-probabilities beside them: a row read finished leaves with these
-        (final: a finished row's steps write nothing of it), with no read of the device."""
-        buf, host = self.buffers, self._reads[parity]
-        host.done[:n].copy_(buf.done[:n], non_blocking=True)
-        host.length[:n].copy_(buf.length[:n], non_blocking=True)
-        host.tokens[:n].copy_(buf.tokens[:n], non_blocking=True)
-        host.logprob[:n].copy_(buf.logprob[:n], non_blocking=True)
-
-    def _issue(self, parity: int) -> None:
-        """The read of set ``parity`` in flight (taken next step); the next read writes the other."""
-        event = None
-        if self.device.type == "cuda":
-            event = torch.cuda.Event()  # type: ignore[no-untyped-call]
-            event.record()
-        self._pending = (tuple(r.row.id for r in self._rows), event, parity)
-        self._parity = parity ^ 1
+            self.reads.copy_out(shape.rows, parity)
 
     def _collect(self) -> list[Finished]:
         """The read in flight taken: the rows it saw finished leave (found by id: rows may have
         joined since; a drop lets the read go)."""
-        assert self._pending is not None
-        ids, event, parity = self._pending
-        self._pending = None
-        if event is not None:
-            event.synchronize()
-        host = self._reads[parity]
+        ids, host = self.reads.take()
         flags = host.done[: len(ids)].tolist()
         if not any(flags):
             return []
@@ -483,7 +426,7 @@ class DecodeLoop:
         return self._ended(slots, flags, host.length[: len(ids)], read=host)
 
     def _ended(
-        self, slots: Sequence[int], flags: Sequence[bool], lengths: Tensor, *, read: _HostRead | None = None
+        self, slots: Sequence[int], flags: Sequence[bool], lengths: Tensor, *, read: HostRead | None = None
     ) -> list[Finished]:
         """Rows read finished (``flags`` of the rows then in ``slots``; -1: gone since) leave, with
         their true lengths (``lengths``, as read beside the flags); ``read``: their tokens too (the
@@ -541,13 +484,13 @@ class DecodeLoop:
             if r.row.id == row_id:
                 # a read in flight is let go (a row joining later may reuse the id); the others'
                 # flags stay set on the device for the next read
-                self._pending = None
+                self.reads.drop()
                 self._leave([i], results=False)
                 return
         raise KeyError(f"row {row_id} is not in the decode pool")
 
     def _leave(
-        self, slots: Sequence[int], *, results: bool = True, copies: tuple[_HostRead, Sequence[int]] | None = None
+        self, slots: Sequence[int], *, results: bool = True, copies: tuple[HostRead, Sequence[int]] | None = None
     ) -> list[Finished]:
         """Rows in ``slots`` leave: their results read (the host copies of the read behind at
         ``copies``, else one copy of their tokens now), then each freed slot is filled by the last
@@ -646,82 +589,8 @@ class DecodeLoop:
             keep(self.step())
         return out
 
-    @torch.inference_mode()
-    def warm_admissions(self, rows: Sequence[int], frames: Sequence[int], language: str) -> int:
-        """Admit dummy rows of every row count in ``rows`` (each up to its bucket) and encoder width
-        in ``frames``, then drop them (the warm-up: on CUDA each (rows, frames) bucket's admission
-        is captured then); the pool must be empty. Returns the admissions run."""
-        if len(self):
-            raise RuntimeError("warm the admissions of an empty decode pool")
-        hidden = self.weights.embed.shape[1]
-        calls = 0
-        for n in sorted({self.bucket(min(r, self.slots)) if self.static else min(r, self.slots) for r in rows}):
-            for width in sorted(set(frames)):
-                if width > self.max_frames:
-                    continue
-                plan = [DecodeRow(-1 - k, k, language, True, False, False, seconds=1.0) for k in range(n)]
-                enc = torch.zeros((n, width, hidden), dtype=self.dtype, device=self.device)
-                ones = torch.ones((n, width), dtype=torch.long, device=self.device)
-                self.admit(plan, enc, ones, frames=[width] * n)
-                for row in plan:
-                    self.drop(row.id)
-                calls += 1
-        self.reset_free()
-        return calls
-
-    @torch.inference_mode()
-    def warm_steps(self) -> int:
-        """The static step of every shape (row bucket and windows) once on the empty pool (what its capture runs on
-        CUDA: model/decode_graphs.py; eagerly elsewhere, where the warm-up meets the same shapes).
-        Returns the steps run (0: the pool is not static)."""
-        if not self.static:
-            return 0
-        if len(self):
-            raise RuntimeError("warm the steps of an empty decode pool")
-        shapes = self.step_shapes
-        for shape in shapes:
-            self.static_step(shape, 0)
-        self.reset_free()
-        return len(shapes)
-
     def reset_free(self) -> None:
         """Free slots back to their start values (after a warm-up or capture ran them)."""
         buf, first = self.buffers, len(self._rows)
         buf.length[first:] = 1
         buf.done[first:] = True
-
-
-def _doubling(first: int, top: int) -> tuple[int, ...]:
-    """``first``, twice that, ... while below ``top``, then ``top``."""
-    out = []
-    w = first
-    while w < top:
-        out.append(w)
-        w *= 2
-    return (*out, top)
-
-
-def _powers_of_two(top: int) -> list[int]:
-    return [1 << k for k in range(top.bit_length()) if 1 << k <= top]
-
-
-def _check_greedy(gen: object) -> None:
-    """The loop is greedy decoding with no processor of ``generate``'s own: a generation config that
-    asks for more (beams, sampling, penalties, banned or suppressed tokens, a minimum length) would
-    make ``generate`` differ, so it is refused, not ignored."""
-    asked = {
-        "num_beams": getattr(gen, "num_beams", 1) not in (None, 1),
-        "do_sample": bool(getattr(gen, "do_sample", False)),
-        "repetition_penalty": getattr(gen, "repetition_penalty", 1.0) not in (None, 1.0),
-        "no_repeat_ngram_size": bool(getattr(gen, "no_repeat_ngram_size", 0)),
-        "min_length": bool(getattr(gen, "min_length", 0)),
-        "min_new_tokens": bool(getattr(gen, "min_new_tokens", None)),
-        "bad_words_ids": bool(getattr(gen, "bad_words_ids", None)),
-        "suppress_tokens": bool(getattr(gen, "suppress_tokens", None)),
-        "begin_suppress_tokens": bool(getattr(gen, "begin_suppress_tokens", None)),
-        "forced_bos_token_id": getattr(gen, "forced_bos_token_id", None) is not None,
-        "forced_eos_token_id": getattr(gen, "forced_eos_token_id", None) is not None,
-    }
-    bad = sorted(k for k, v in asked.items() if v)
-    if bad:
-        raise NotImplementedError(f"the decode loop is plain greedy; the generation config asks for {', '.join(bad)}")

@@ -244,6 +244,30 @@ def embed(w: Weights, tokens: Tensor, index: Tensor) -> Tensor:
     return out
 
 
+@dataclass(frozen=True)
+class StepShape:
+    """A decode step's shape: the rows it runs (a row bucket on the static path), the token
+    positions its self-attention reads and the encoder frames its cross-attention reads."""
+
+    rows: int
+    window: int
+    frames: int
+
+
+def doubling(first: int, top: int) -> tuple[int, ...]:
+    """``first``, twice that, ... while below ``top``, then ``top``."""
+    out = []
+    w = first
+    while w < top:
+        out.append(w)
+        w *= 2
+    return (*out, top)
+
+
+def powers_of_two(top: int) -> list[int]:
+    return [1 << k for k in range(top.bit_length()) if 1 << k <= top]
+
+
 @dataclass(frozen=True, eq=False)
 class Views:
     """What a forward over slots ``rows`` reads of the buffers, per layer: views made once per (rows,
@@ -399,3 +423,25 @@ def choose(
     done |= token.eq(eos) | length.ge(slots.limit[:n])
     length.clamp_(max=slots.tokens.shape[1] - 1)  # a guard: only a free slot's could pass it
     return token
+
+
+def check_greedy(gen: object) -> None:
+    """The loop is greedy decoding with no processor of ``generate``'s own: a generation config that
+    asks for more (beams, sampling, penalties, banned or suppressed tokens, a minimum length) would
+    make ``generate`` differ, so it is refused, not ignored."""
+    asked = {
+        "num_beams": getattr(gen, "num_beams", 1) not in (None, 1),
+        "do_sample": bool(getattr(gen, "do_sample", False)),
+        "repetition_penalty": getattr(gen, "repetition_penalty", 1.0) not in (None, 1.0),
+        "no_repeat_ngram_size": bool(getattr(gen, "no_repeat_ngram_size", 0)),
+        "min_length": bool(getattr(gen, "min_length", 0)),
+        "min_new_tokens": bool(getattr(gen, "min_new_tokens", None)),
+        "bad_words_ids": bool(getattr(gen, "bad_words_ids", None)),
+        "suppress_tokens": bool(getattr(gen, "suppress_tokens", None)),
+        "begin_suppress_tokens": bool(getattr(gen, "begin_suppress_tokens", None)),
+        "forced_bos_token_id": getattr(gen, "forced_bos_token_id", None) is not None,
+        "forced_eos_token_id": getattr(gen, "forced_eos_token_id", None) is not None,
+    }
+    bad = sorted(k for k, v in asked.items() if v)
+    if bad:
+        raise NotImplementedError(f"the decode loop is plain greedy; the generation config asks for {', '.join(bad)}")

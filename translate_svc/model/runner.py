@@ -41,6 +41,7 @@ from translate_svc.engine.requests import Features, ModelInput, ModelOutput, Wor
 from translate_svc.engine.rows import plan_rows
 from translate_svc.engine.runner import Stepper
 from translate_svc.model.aligner import WordTimer
+from translate_svc.model.decode_warm import warm_admissions, warm_steps
 from translate_svc.model.fast import Decoded, LoopDecoder
 from translate_svc.model.finish import Prefilled, finish
 from translate_svc.model.inputs import detect, features_of, texts_of
@@ -116,8 +117,8 @@ class SeamlessRunner:
         pools = {id(p.loop): p.loop for p in (self.loop, self._stepper) if p is not None}
         for pool in pools.values():
             if deadline is None or time.perf_counter() < deadline:
-                calls += pool.warm_steps()
-                calls += pool.warm_admissions(range(1, max_rows + 1), widths, language)
+                calls += warm_steps(pool)
+                calls += warm_admissions(pool, range(1, max_rows + 1), widths, language)
         return calls
 
     @property
