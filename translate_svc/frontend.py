@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from threadpoolctl import threadpool_limits
 
-from translate_svc.audio.denoise import Rnnoise
+from translate_svc.audio.denoise import PYRNNOISE
+from translate_svc.audio.denoise import installed as denoise_installed
 from translate_svc.cluster.store import ClusterStore
 from translate_svc.cluster.watch import StoreWatch, watch_store
 from translate_svc.engine.client import EngineClient
@@ -133,9 +134,11 @@ def build_frontend(
     # process-wide, once: numpy's BLAS pool (torch's own threads are the runner's, set at load)
     threadpool_limits(limits=settings.blas_threads, user_api="blas")
     vad = VadWorker(SileroVad(), on_call=metrics.observe_vad_call)
-    # loaded at start, not by the first stream that asks (on the loop); a missing pyrnnoise fails here,
-    # a missing Resemblyzer (installed apart, without its dependencies) turns speaker labels off
-    Rnnoise.shared()
+    # loaded at start, not by the first stream that asks (on the loop); a missing pyrnnoise turns noise
+    # suppression off, a missing Resemblyzer (installed apart, without its dependencies) speaker labels:
+    # each refused per request, saying why (issue 91)
+    if not denoise_installed():
+        logger.warning("noise suppression is off: RNNoise is not installed (pip install '%s')", PYRNNOISE)
     if speakers_installed():
         SpeakerEncoder.shared()
     else:
@@ -196,6 +199,9 @@ def glossary_limits(settings: Settings) -> GlossaryLimits:
         max_entries_per_request=g.max_entries_per_request,
         max_tenant_bytes=g.max_tenant_bytes,
         max_total_bytes=g.max_total_bytes,
+        import_timeout_s=g.import_timeout_s,
+        max_imports=g.max_imports,
+        max_imports_per_tenant=g.max_imports_per_tenant,
     )
 
 

@@ -1,20 +1,27 @@
-"""Noise suppression and speaker labels (issue 72): what they buy and what they cost.
+"""Noise suppression and speaker labels (issues 72 and 91): what they buy and what they cost.
 
 Run from the repository root::
 
-    python -m benchmarks.studies.ear                       # both studies, a table each
+    python -m benchmarks.studies.ear                       # the three studies, a table each
     python -m benchmarks.studies.ear --json out/ear.json   # and the figures as JSON
 
 Noise: the shared speech with pauses (jfk.flac three times, 1 s of silence around each: 12 speech
 spans, ``tests/support/ear_audio.py``) mixed with white noise and with babble (six copies of
 silero_test.wav from random starts, summed) at each ``--snr`` (dB, over the whole clip). Each noisy
 clip is segmented by the server's VAD (silero + the segmenter at their defaults, the session's way),
-without and with RNNoise in front (``audio/denoise.py``); spans are scored against the clean clip's
-(found: the spans the VAD cut; missed: a clean span no found span overlaps; invented: a found span
-that overlaps no clean span; a found span that joins several clean ones counts as none of these:
-compare "found" with the clean count).
-CPU per stream-second: process time of ``Denoiser.process`` (16 kHz -> 48 kHz, RNNoise, -> 16 kHz)
-over the clip's length, one 20 ms chunk at a time as a live stream feeds it.
+without suppression, with RNNoise alone in front (``Denoiser(keep_speech=False)``: what the server
+did before issue 91) and with RNNoise mixed with the dry signal (``audio/denoise.py``'s
+``SpeechKeeper``, the server's now); spans are scored against the clean clip's (found: the spans the
+VAD cut; missed: a clean span no found span overlaps; invented: a found span that overlaps no clean
+span; a found span that joins several clean ones counts as none of these: compare "found" with the
+clean count). CPU per stream-second: process time of ``Denoiser.process`` (16 kHz -> 48 kHz,
+RNNoise, the mix, -> 16 kHz) over the clip's length, one 20 ms chunk at a time as a live stream
+feeds it, alone and with the mix.
+
+Clean speech (issue 91): every phrase of clean mixes, suppressed both ways, its level relative to
+the dry phrase (mean powers over its samples): jfk.flac's four phrases alone, after 1 s of
+near-silence, after 1 s of digital silence and right after each of silero_test.wav's first ten
+speech regions (``phrase_contexts``); the two clean two-voice mixes (``alternating``, ``two_voices``).
 
 Speakers: two voices taking turns in one channel (jfk.flac's four phrases and silero_test.wav's
 first ten speech regions, ``two_voices``); each VAD segment embedded (``speakers/encoder.py``) and
@@ -39,8 +46,11 @@ from rich.table import Table
 
 from tests.support.ear_audio import (
     agreement,
+    alternating,
     babble,
+    level_db,
     mix,
+    phrase_contexts,
     span_errors,
     speech_with_pauses,
     two_voices,
@@ -59,9 +69,9 @@ RATE = 16000
 CHUNK = 320  # 20 ms
 
 
-def suppressed(x: np.ndarray) -> tuple[np.ndarray, float]:
+def suppressed(x: np.ndarray, keep_speech: bool = True) -> tuple[np.ndarray, float]:
     """``x`` through a fresh Denoiser 20 ms at a time, and the process time it took."""
-    d = Denoiser()
+    d = Denoiser(keep_speech=keep_speech)
     t = time.process_time()
     out = [d.process(x[i : i + CHUNK]) for i in range(0, len(x), CHUNK)]
     out.append(d.process(np.zeros(0, np.float32), last=True))
@@ -72,6 +82,11 @@ def spans(x: np.ndarray) -> list[tuple[int, int]]:
     return [(s.start_ms, s.end_ms) for s in asyncio.run(vad_segments(x))]
 
 
+def _scored(reference: list[tuple[int, int]], found: list[tuple[int, int]]) -> dict[str, int]:
+    missed, invented, _ = span_errors(reference, found)
+    return {"found": len(found), "missed": missed, "invented": invented}
+
+
 def noise_study(shared: Path, snrs: list[float]) -> list[dict[str, Any]]:
     clean = speech_with_pauses(shared)
     reference = spans(clean)
@@ -80,22 +95,43 @@ def noise_study(shared: Path, snrs: list[float]) -> list[dict[str, Any]]:
     for kind, noise in noises.items():
         for snr in snrs:
             noisy = mix(clean, noise, snr)
-            found_off = spans(noisy)
-            off = span_errors(reference, found_off)
-            cleaned, cpu = suppressed(noisy)
-            found_on = spans(cleaned)
-            on = span_errors(reference, found_on)
+            alone, cpu_alone = suppressed(noisy, keep_speech=False)
+            kept, cpu = suppressed(noisy)
             rows.append(
                 {
                     "noise": kind,
                     "snr_db": snr,
                     "reference_spans": len(reference),
-                    "off": {"found": len(found_off), "missed": off[0], "invented": off[1]},
-                    "on": {"found": len(found_on), "missed": on[0], "invented": on[1]},
+                    "off": _scored(reference, spans(noisy)),
+                    "rnnoise_alone": _scored(reference, spans(alone)),
+                    "on": _scored(reference, spans(kept)),
                     "cpu_s_per_stream_s": cpu / (len(noisy) / RATE),
+                    "cpu_alone_s_per_stream_s": cpu_alone / (len(noisy) / RATE),
                 }
             )
     return rows
+
+
+def clean_study(shared: Path) -> dict[str, Any]:
+    """Every clean phrase's level after suppression, relative to the dry phrase, both ways."""
+    files = [asyncio.run(vad_segments(read_16k(shared / n))) for n in ("jfk.flac", "silero_test.wav")]
+    cases = [(name, clip, [span]) for name, clip, span in phrase_contexts(files, others=10)]
+    for name, (clip, truth) in (("alternating", alternating(files)), ("two_voices", two_voices(shared, files))):
+        cases.append((name, clip, [(a, b) for a, b, _ in truth]))
+    out: dict[str, Any] = {}
+    for way, keep in (("rnnoise_alone", False), ("on", True)):
+        levels = []
+        for name, clip, phrases in cases:
+            y, _ = suppressed(clip, keep_speech=keep)
+            levels += [(name, round(level_db(y[a:b], clip[a:b]), 1)) for a, b in phrases]
+        worst = sorted(levels, key=lambda nl: nl[1])
+        out[way] = {
+            "phrases": len(levels),
+            "over_6_db_down": sum(1 for _, db in levels if db < -6.0),
+            "worst": worst[:5],
+            "levels": levels,
+        }
+    return out
 
 
 def speaker_study(shared: Path) -> dict[str, Any]:
@@ -114,7 +150,10 @@ def speaker_study(shared: Path) -> dict[str, Any]:
     }
     for n in (2, 4):
         speakers = OnlineSpeakers(ClusterConfig(max_speakers=n))
-        labels = [speakers.assign(e, s.end_ms - s.start_ms) for e, s in zip(embeddings, segments, strict=True)]
+        labels = [
+            speakers.assign(i, e, s.end_ms - s.start_ms)[0]
+            for i, (e, s) in enumerate(zip(embeddings, segments, strict=True))
+        ]
         out[f"agreement_max{n}"] = agreement(labels, voices)
         out[f"labels_max{n}"] = labels
     out["voices"] = voices
@@ -123,20 +162,28 @@ def speaker_study(shared: Path) -> dict[str, Any]:
 
 @app.command()
 def main(
-    snr: Annotated[list[float], typer.Option(help="signal-to-noise ratios, dB")] = [10.0, 0.0, -8.0],  # noqa: B006
+    snr: Annotated[list[float], typer.Option(help="signal-to-noise ratios, dB")] = [8.0, 0.0, -8.0],  # noqa: B006
     json_out: Annotated[Path | None, typer.Option("--json", help="write the figures here too")] = None,
 ) -> None:
     shared = SHARED_AUDIO
+    clean = clean_study(shared)
+    table = Table(title="Clean phrases' levels after suppression, relative to the dry phrase")
+    for col in ("suppression", "phrases", "more than 6 dB down", "the worst (dB)"):
+        table.add_column(col)
+    for way in ("rnnoise_alone", "on"):
+        r = clean[way]
+        worst = ", ".join(f"{name} {db:g}" for name, db in r["worst"][:3])
+        table.add_row(way, str(r["phrases"]), str(r["over_6_db_down"]), worst)
+    console.print(table)
     noise = noise_study(shared, snr)
-    table = Table(title="VAD spans vs the clean clip's (missed / invented), without and with RNNoise")
-    columns = ("noise", "SNR dB", "clean spans", "off: found", "missed", "invented", "on: found", "missed", "invented")
-    for col in (*columns, "CPU s per stream-s"):
+    table = Table(title="VAD spans vs the clean clip's (found / missed / invented): off, RNNoise alone, RNNoise kept")
+    columns = ("noise", "SNR dB", "clean spans", "off", "RNNoise alone", "RNNoise + dry")
+    for col in (*columns, "CPU s per stream-s: alone", "+ dry"):
         table.add_column(col)
     for r in noise:
-        off, on = r["off"], r["on"]
-        cells = (r["noise"], f"{r['snr_db']:g}", r["reference_spans"], off["found"], off["missed"], off["invented"])
-        cells += (on["found"], on["missed"], on["invented"], f"{r['cpu_s_per_stream_s']:.4f}")
-        table.add_row(*map(str, cells))
+        cells = [r["noise"], f"{r['snr_db']:g}", str(r["reference_spans"])]
+        cells += ["{found} / {missed} / {invented}".format(**r[k]) for k in ("off", "rnnoise_alone", "on")]
+        table.add_row(*cells, f"{r['cpu_alone_s_per_stream_s']:.4f}", f"{r['cpu_s_per_stream_s']:.4f}")
     console.print(table)
     speakers = speaker_study(shared)
     console.print(
@@ -146,7 +193,7 @@ def main(
     )
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps({"noise": noise, "speakers": speakers}, indent=1))
+        json_out.write_text(json.dumps({"clean": clean, "noise": noise, "speakers": speakers}, indent=1))
 
 
 if __name__ == "__main__":

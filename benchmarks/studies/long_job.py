@@ -30,8 +30,8 @@ Run from the repository root::
 6. Every segment compared (ids, times, speaker, transcript and its words, each translation's
    text and words, with ``--speech`` its speech length), each job's ``job.completed`` webhook
    verified (Standard Webhooks signature, its segment count), with ``--speech`` each dubbed
-   track's length against the one its segments imply (each segment's speech at its start,
-   pushed later by the speech before it). A summary is printed (``--json`` too); any mismatch
+   track's length against the source's (issue 91: each segment's speech at its start, the track
+   as long as the audio). A summary is printed (``--json`` too); any mismatch
    exits 1.
 """
 
@@ -402,13 +402,18 @@ async def _jobs_then_references(
                 await asyncio.wait_for(receiver.changed.wait(), 5)
         rss = peak_rss_mib(server.pid)
     return {
-        "runs": [_report(r, refs[r.target][0], refs[r.target][1], receiver, speech) for r in (up, by_url)],
+        "runs": [
+            _report(r, refs[r.target][0], refs[r.target][1], receiver, speech, sf.info(str(clip)).frames)
+            for r in (up, by_url)
+        ],
         "webhooks_refused": receiver.refused,
         "peak_rss_mib": {"after_jobs": jobs_rss, "at_end": rss},
     }
 
 
-def _report(run: JobRun, ref: list[Segment], ref_s: float, receiver: Receiver, speech: bool) -> dict[str, Any]:
+def _report(
+    run: JobRun, ref: list[Segment], ref_s: float, receiver: Receiver, speech: bool, source_frames: int
+) -> dict[str, Any]:
     assert run.final is not None
     comparison = compare([job_record(s) for s in run.results], [chunked_record(s) for s in ref])
     hooks = receiver.for_job(run.job_id)
@@ -438,14 +443,8 @@ def _report(run: JobRun, ref: list[Segment], ref_s: float, receiver: Receiver, s
         "webhook_ok": hook_ok,
     }
     if speech:
-        placements = [
-            (s.start_ms, t.num_samples)
-            for s in ref
-            for t in s.translations
-            if t.target == run.target and t.audio is not None
-        ]
         out["track_samples"] = run.track_samples
-        out["implied_track_samples"] = implied_track_samples(placements)
+        out["implied_track_samples"] = implied_track_samples(source_frames, RATE)
         out["track_ok"] = run.track_samples == out["implied_track_samples"]
     out["ok"] = run.final.state.value == "done" and comparison.equal and hook_ok and out.get("track_ok", True)
     return out

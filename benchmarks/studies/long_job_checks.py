@@ -129,10 +129,7 @@ def compare(job: Sequence[dict[str, Any]], chunked: Sequence[dict[str, Any]]) ->
     return Comparison(len(job), len(chunked), differing, first)
 
 
-def implied_track_samples(placements: Sequence[tuple[int, int]], rate: int = RATE) -> int:
-    """A dubbed track's length from its segments' (start_ms, speech samples): each segment's speech
-    at its start, or right after the speech before it when that runs past (jobs/tracks.py)."""
-    have = 0
-    for start_ms, samples in placements:
-        have = max(have, round(start_ms * rate / 1000)) + samples
-    return have
+def implied_track_samples(source_frames: int, source_rate: int, rate: int = RATE) -> int:
+    """A dubbed track's length: the source's, at the track's rate (issue 91, jobs/dub.py: each
+    segment's speech at its start, the track as long as the audio)."""
+    return round(source_frames * rate / source_rate)

@@ -1,6 +1,6 @@
 """benchmarks/studies/long_job_checks.py, the long-job study's checks (issue 73): a job's segment and
 ``TranslateChunked``'s that are the same compare equal; one field apart is reported with where;
-a dubbed track's implied length; a webhook's signature checked from the documented format."""
+a dubbed track's implied length (its source's: issue 91); a webhook's signature checked from the documented format."""
 
 from __future__ import annotations
 
@@ -110,10 +110,11 @@ def test_a_missing_segment_is_reported() -> None:
     assert result.first == "the job has 2 segments, TranslateChunked 3"
 
 
-def test_a_dubbed_tracks_length_places_each_speech_at_its_start_or_after_the_one_before() -> None:
-    # 0.5 s of speech at 0 s, 1.2 s at 1 s (runs to 2.2 s), 0.1 s at 2 s (pushed to 2.2 s)
-    assert implied_track_samples([(0, 8000), (1000, 19200), (2000, 1600)]) == 35200 + 1600
-    assert implied_track_samples([]) == 0
+def test_a_dubbed_track_is_as_long_as_its_source_at_the_tracks_rate() -> None:
+    # issue 91: 216 s of 44.1 kHz audio make 216 s of track, however long the speech in it
+    assert implied_track_samples(216 * 44100, 44100) == 216 * 16000
+    assert implied_track_samples(11025, 44100, 16000) == 4000
+    assert implied_track_samples(0, 16000) == 0
 
 
 def test_a_webhook_signed_as_documented_verifies_and_a_changed_one_does_not() -> None:

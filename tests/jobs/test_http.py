@@ -129,9 +129,7 @@ async def check_results(served: Served, job_id: str, reply: pb.TranslateResponse
         status, wav = await served.call("GET", f"/{job_id}/dubbed/{lang}")
         assert status == 200
         samples, rate = sf.read(io.BytesIO(wav), dtype="int16")
-        last = doc["segments"][-1]
-        speech = next(t["audio_ms"] for t in last["translations"] if t["target_language"] == lang)
-        assert rate == 16000 and abs(len(samples) - (last["start_ms"] + speech) * 16) <= 16
+        assert rate == 16000 and len(samples) == 11 * 16000  # as long as jfk.flac (issue 91)
 
 
 async def test_a_clip_uploaded_in_parts_finishes_equal_to_translate_chunked(served: Served) -> None:

@@ -1,6 +1,7 @@
-"""A resumed job's lead-in (issue 73): where its audio starts before the resume point (up to the
-streams' longest lead-in, on the 160 ms grid of whole VAD windows), and that the lead-in's audio,
-translated before the restart, is not charged to the tenant again. Plain values and the runner's
+"""A resumed job's lead-in (issue 73): where its audio starts before the resume point (on the 160 ms
+grid of whole VAD windows; since issue 91 the whole audio before it, up to ``jobs.resume_replay_s``,
+which by default covers any job), and that the lead-in's audio, translated before the restart, is
+not charged to the tenant again. Plain values and the runner's
 own ``_feed`` with a recording manager; the segments' equality with an uninterrupted run is
 tests/jobs/test_restart.py's."""
 
@@ -38,6 +39,20 @@ def test_a_lead_in_is_the_streams_longest_at_most_starting_on_the_grid(end_ms: i
     assert start % LEAD_GRID_MS == 0
     # as long as it can be: the whole audio before the point, or within a grid step of the cap
     assert start == 0 or lead > MAX_LEAD_IN_MS - LEAD_GRID_MS
+
+
+@pytest.mark.parametrize("end_ms", [0, 5_376, 176_000, 6 * 3_600_000])
+def test_by_default_a_resumed_job_hears_again_its_whole_audio_before_the_point(end_ms: int) -> None:
+    """Issue 91: only a VAD that heard the same audio from the start enters the point in the same
+    state (silero's memory is minutes long), so the default replay covers the longest job."""
+    most = round(JobSettings().resume_replay_s * 1000)
+    assert JobSettings().resume_replay_s >= JobSettings().max_audio_s
+    assert resume_lead_ms(end_ms, most) == end_ms
+
+
+def test_a_bounded_replay_starts_on_the_grid_within_its_bound() -> None:
+    lead = resume_lead_ms(700_001, 600_000)
+    assert lead <= 600_000 and (700_001 - lead) % LEAD_GRID_MS == 0 and lead > 600_000 - LEAD_GRID_MS
 
 
 class Charges:

@@ -1,6 +1,7 @@
 """Speaker labels in a stream's ordered output (issue 72): a result goes out only once its
 segment's voice is embedded, labels are given in segment order whatever order the embeddings finish
-in (so a label, once given, never changes), and an aborted stream drops what is still embedding."""
+in (so the clustering hears the stream in its order; issue 91 lets it revise earlier labels, told
+as such), and an aborted stream drops what is still embedding."""
 
 from __future__ import annotations
 

@@ -71,7 +71,9 @@ async def test_two_voices_taking_turns_are_told_apart(shared_audio: Path) -> Non
     encoder = SpeakerEncoder()
     for max_speakers in (2, 4):
         speakers = OnlineSpeakers(ClusterConfig(max_speakers=max_speakers))
-        labels = [speakers.assign(encoder.embed(s.samples), s.end_ms - s.start_ms) for s in segments]
+        labels = [
+            speakers.assign(i, encoder.embed(s.samples), s.end_ms - s.start_ms)[0] for i, s in enumerate(segments)
+        ]
         voices = [voice_of(s.start_ms, s.end_ms, truth) for s in segments]
         assert len(segments) >= 12
         assert agreement(labels, voices) >= MIN_AGREEMENT, (labels, voices)

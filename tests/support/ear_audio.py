@@ -101,3 +101,43 @@ def agreement(labels: Sequence[int], voices: Sequence[str]) -> float:
         m = dict(zip(perm, names, strict=False))
         best = max(best, sum(m.get(label) == v for label, v in zip(labels, voices, strict=True)))
     return best / len(voices)
+
+
+def phrase_contexts(segments: Sequence, others: int = 4) -> list[tuple[str, np.ndarray, tuple[int, int]]]:
+    """Clean speech after what made RNNoise alone erase it (issue 91): each of jfk.flac's four
+    phrases alone, after 1 s of near-silence (white noise at -60 dBFS), after 1 s of digital
+    silence, and right after each of silero_test.wav's first ``others`` speech regions (another
+    voice), 0.25 s of silence after it. ``segments``: the VAD's segments of each file ((jfk's,
+    silero_test's)). Returns (name, clip, the phrase's (start, end) samples)."""
+    jfk, sil = segments
+    hush = (white(RATE, seed=1) * 10 ** (-60 / 20)).astype(np.float32)
+    before = [("alone", np.zeros(0, np.float32)), ("near-silence", hush), ("silence", np.zeros(RATE, np.float32))]
+    before += [(f"voice-{j}", sil[j].samples) for j in range(others)]
+    out = []
+    for i, phrase in enumerate(jfk):
+        for name, pre in before:
+            clip = np.concatenate([pre, phrase.samples, np.zeros(RATE // 4, np.float32)]).astype(np.float32)
+            out.append((f"phrase {i} {name}", clip, (len(pre), len(pre) + len(phrase.samples))))
+    return out
+
+
+def alternating(segments: Sequence, gap_s: float = 0.75) -> tuple[np.ndarray, list[tuple[int, int, str]]]:
+    """A clean two-voice mix (issue 91): silero_test.wav's first four speech regions (voice B), each
+    followed by jfk.flac's phrase of the same index (voice A), ``gap_s`` of digital silence before,
+    between and after. RNNoise alone took two of jfk's phrases 15-17 dB down here. ``segments``: as
+    ``phrase_contexts``'. Returns the clip and its truth, (start sample, end sample, voice)."""
+    jfk, sil = segments
+    gap = np.zeros(round(gap_s * RATE), np.float32)
+    parts, truth, pos = [gap], [], len(gap)
+    for i in range(4):
+        for who, x in (("B", sil[i].samples), ("A", jfk[i].samples)):
+            parts += [x, gap]
+            truth.append((pos, pos + len(x), who))
+            pos += len(x) + len(gap)
+    return np.concatenate(parts).astype(np.float32), truth
+
+
+def level_db(out: np.ndarray, dry: np.ndarray) -> float:
+    """``out``'s level relative to ``dry``'s (mean powers, dB; -inf when ``out`` is silent)."""
+    p_out, p_dry = float(np.mean(np.square(out, dtype=np.float64))), float(np.mean(np.square(dry, dtype=np.float64)))
+    return 10 * float(np.log10(p_out / p_dry)) if p_out > 0 else float("-inf")

@@ -1,6 +1,7 @@
 """What the jobs' tests share (issue 73): the targets they ask for, a ``TranslateChunked`` answer
 and a job's stored segments in one comparable shape (times, texts, speech lengths), a long clip of
-real speech, a server's jobs address and metric, and a job submitted to a runner and awaited."""
+real speech, a server's jobs address and metric, a job submitted to a runner and awaited, and a job
+made and followed by a client over either port (issue 91)."""
 
 from __future__ import annotations
 
@@ -96,3 +97,55 @@ async def ended(runner: JobRunner, job_id: str) -> JobStatus:
             continue
         if job.state.finished:
             return job
+
+
+class JobsOverHttp:
+    """The jobs API on a server's HTTP port as a client sees it (aiohttp), with ``token``."""
+
+    def __init__(self, http: aiohttp.ClientSession, port: int, token: str) -> None:
+        self.http, self.token = http, token
+        self.base = f"http://127.0.0.1:{port}/v1/jobs"
+
+    async def call(self, method: str, path: str = "", token: str | None = None, **kw: Any) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token or self.token}", **kw.pop("headers", {})}
+        async with self.http.request(method, self.base + path, headers=headers, **kw) as r:
+            if r.content_type == "application/json":
+                return r.status, await r.json()
+            return r.status, await r.read()
+
+    async def run(self, body: dict[str, Any], audio: bytes) -> dict[str, Any]:
+        """A job of ``body`` on ``audio`` (one part), once it ended."""
+        status, job = await self.call("POST", json=body)
+        assert status == 201, job
+        status, got = await self.call("PUT", f"/{job['id']}/audio", data=audio)
+        assert status == 200, got
+        status, got = await self.call("POST", f"/{job['id']}/complete")
+        assert status == 202, got
+        return await self.finished(job["id"])
+
+    async def finished(self, job_id: str) -> dict[str, Any]:
+        while True:
+            status, job = await self.call("GET", f"/{job_id}?wait=60")
+            assert status == 200, job
+            if job["state"] in ("done", "failed", "cancelled"):
+                return dict(job)
+
+    async def segments(self, job_id: str) -> list[dict[str, Any]]:
+        status, doc = await self.call("GET", f"/{job_id}/results")
+        assert status == 200, doc
+        return list(doc["segments"])
+
+
+async def grpc_job(stub: Any, request: pb.CreateJobRequest, audio: bytes, metadata: Any = ()) -> tuple[pb.Job, bytes]:
+    """A job made with the ``Jobs`` gRPC service (``stub``: a ``JobsStub``), its audio uploaded in one
+    message, followed until it ends: (the job, its results' JSON)."""
+    job = await stub.CreateJob(request, metadata=metadata, timeout=30)
+
+    async def parts() -> Any:
+        yield pb.UploadJobAudioRequest(job_id=job.job_id, offset=0, data=audio, complete=True)
+
+    await stub.UploadJobAudio(parts(), metadata=metadata, timeout=60)
+    while job.state not in (pb.JOB_DONE, pb.JOB_FAILED, pb.JOB_CANCELLED):
+        job = await stub.GetJob(pb.GetJobRequest(job_id=job.job_id, wait_ms=30_000), metadata=metadata, timeout=60)
+    got = stub.GetJobResults(pb.GetJobResultsRequest(job_id=job.job_id), metadata=metadata, timeout=60)
+    return job, b"".join([c.data async for c in got])

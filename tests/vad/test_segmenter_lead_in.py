@@ -17,6 +17,7 @@ from tests.support.segmenter_probs import (
     SPEECH,
     W,
     as_values,
+    index_stream,
     prob_runs,
     random_config,
     random_probs,
@@ -143,3 +144,22 @@ def test_at_a_lead_in_ending_on_a_window_boundary_nothing_of_it_can_be_flushed()
     assert seg.push(np.zeros(40 * W, np.float32), probs) == []
     assert not seg.holds_speech
     assert seg.flush() == []
+
+
+def test_speech_in_a_long_lead_in_is_not_held() -> None:
+    """Issue 91: a resumed job's lead-in is all of its audio before the resume point (hours). Speech
+    that goes on through it was kept from its start (the open region's), unbounded; it is never
+    emitted, so the segmenter holds no more of it than of silence, and what follows is the same."""
+    probs = prob_runs((SIL, 4), (SPEECH, 3000), (SIL, 30), (SPEECH, 50), (SIL, 20))  # 96 s of speech
+    lead = 2000 * W
+    samples = index_stream(len(probs) * W)
+    seg = Segmenter(DEFAULT, lead_in=lead)
+    held = 0
+    events = []
+    for at in range(0, len(probs), 50):
+        events += seg.push(samples[at * W : (at + 50) * W], probs[at : at + 50])
+        if (at + 50) * W <= lead:
+            held = max(held, seg.buffered_samples)
+    events += seg.finish()
+    assert held <= 60 * W  # at most a push's worth, where the whole region was held before
+    assert as_values(events, samples) == segment_probs(probs, lead_in=lead)

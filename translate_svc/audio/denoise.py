@@ -1,24 +1,39 @@
-"""Noise suppression before the VAD: RNNoise at its own rate and frame size, one state per stream.
+"""Noise suppression before the VAD: RNNoise at its own rate and frame size, one state per stream,
+never allowed to erase speech.
 
 RNNoise (``librnnoise`` as the ``pyrnnoise`` wheel ships it) works on 48 kHz mono, 480 samples
 (10 ms) a frame, on int16-scaled floats. A stream's 16 kHz samples go up to 48 kHz (a soxr stream),
 through RNNoise a frame at a time, and back down to 16 kHz (another soxr stream), so the VAD and the
 model get the suppressed audio on the stream's own timeline: ``Denoiser.process`` returns, over the
-stream, exactly as many samples as it was given, each where its input was (RNNoise's one-frame delay
-is taken off; what is held back comes out with ``last=True``).
+stream, exactly as many samples as it was given, each where its input was (RNNoise's two frames of
+delay are taken off; what is held back comes out with ``last=True``).
+
+RNNoise alone erased clean speech (issue 91): its gains depend on what came before, and of 69
+clean phrases (benchmarks/studies/ear.py) 30 came out more than 6 dB down, the worst 33.7 dB after
+another voice and 28-30 dB at a stream's start or after a second of silence. So its output is
+mixed with the dry signal, frame by frame (``SpeechKeeper``): a frame keeps at least the energy it
+has above the stream's noise floor (the least of its smoothed frame energies over the last 3 s,
+times a 9 dB margin). Clean speech stands far above its floor and comes out as it went in;
+stationary noise is at the floor and is RNNoise's to remove; speech buried in noise is near the
+floor too, and RNNoise's gains stand there, as before. The mix is never below ``KEEP_AT_LEAST_DB``
+of the dry frame, whatever RNNoise's state.
 
 The library is loaded with ctypes from the wheel's directory, located with
 ``importlib.util.find_spec`` without importing ``pyrnnoise`` (whose ``__init__`` imports audiolab,
-PyAV graphs and tqdm, none needed here). The library is shared and reentrant; a ``Denoiser`` is one
+PyAV graphs and tqdm, none needed here). A server without the wheel starts and refuses noise
+suppression per request (``installed``). The library is shared and reentrant; a ``Denoiser`` is one
 stream's and is used by one caller at a time (the session's ingest, on the loop or a worker thread).
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib.util
+import math
 import threading
 import weakref
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -32,21 +47,104 @@ _SCALE = 32768.0  # RNNoise works on int16-scaled floats
 #: RNNoise's output lags its input by two frames (20 ms; measured by cross-correlation on speech,
 #: tests/audio/test_denoise.py): taken off, so suppressed audio stays where its input was
 _LAG_FRAMES = 2
+#: the least of a frame the mix keeps, whatever RNNoise's gain (dB relative to the dry frame)
+KEEP_AT_LEAST_DB = -20.0
+#: a frame's energy above MARGIN times the noise floor is signal, kept (9 dB: the floor is a
+#: minimum, below the noise's mean; 6 dB let babble's peaks through as invented speech)
+MARGIN = 8.0
+#: the noise floor: the least smoothed frame energy over the last SUBWINDOWS x SUBWINDOW_FRAMES
+#: frames (3 s; Martin's minimum statistics, kept as the minimum of each 0.5 s sub-window)
+SUBWINDOW_FRAMES = 50
+SUBWINDOWS = 6
+_SMOOTH = 0.7  # the frame energies' smoothing before their minimum is taken (about 30 ms)
+
+
+#: the wheel this needs (pyproject's pin)
+PYRNNOISE = "pyrnnoise>=0.4.5,<0.5"
 
 
 class DenoiserMissing(RuntimeError):
-    """The pyrnnoise wheel or its librnnoise is not installed (raised at start-up, not per request)."""
+    """The pyrnnoise wheel or its librnnoise is not installed (``installed`` says so without raising)."""
 
 
 def rnnoise_library_path() -> Path:
     """``librnnoise.so`` inside the installed pyrnnoise wheel, found without importing the package."""
     spec = importlib.util.find_spec("pyrnnoise")
     if spec is None or not spec.submodule_search_locations:
-        raise DenoiserMissing("the pyrnnoise package is not installed: pip install 'pyrnnoise>=0.4.5,<0.5'")
+        raise DenoiserMissing(f"the pyrnnoise package is not installed: pip install '{PYRNNOISE}'")
     path = Path(next(iter(spec.submodule_search_locations))) / "librnnoise.so"
     if not path.is_file():
         raise DenoiserMissing(f"pyrnnoise is installed but {path} is missing: reinstall pyrnnoise")
     return path
+
+
+@functools.cache
+def installed() -> bool:
+    """Whether librnnoise is here and loads (``Rnnoise.shared``, so the server's start loads it, not
+    a first request on the loop): noise suppression is an option per request, so a server without
+    it starts, and refuses the option saying why (``session/task.py``'s ``check_ear``)."""
+    try:
+        Rnnoise.shared()
+    except (DenoiserMissing, OSError):  # absent, or a library that does not load here
+        return False
+    return True
+
+
+class SpeechKeeper:
+    """One stream's mix of RNNoise's output with the dry signal, frame by frame, so that no frame
+    loses the energy it has above the stream's noise floor (module docstring). Pure and per stream:
+    int16-scaled 48 kHz frames in, as RNNoise takes them; one caller at a time.
+
+    Each frame's dry share ``w`` (0: RNNoise's output, 1: the dry frame) is ``sqrt(S / E)``, where
+    ``E`` is the frame's energy and ``S = E - MARGIN * floor`` the part of it above the noise
+    floor, and never less than ``KEEP_AT_LEAST_DB``; it moves from one frame's to the next's along
+    the frame (a ramp, not a step: no click at 100 Hz). The floor follows the frames as they come
+    (a fall at once, a rise within 3 s: after digital silence, noise that starts passes as it is
+    for up to 3 s); RNNoise's output of a frame comes ``lag_frames`` later (its delay), and the
+    frame and its share are held until then."""
+
+    def __init__(self, frame: int, lag_frames: int = _LAG_FRAMES, least_db: float = KEEP_AT_LEAST_DB) -> None:
+        self._least = 10 ** (least_db / 20)
+        self._held = np.zeros((lag_frames, frame), np.float32)  # the dry frames RNNoise still holds
+        self._held_shares = np.full(lag_frames, self._least, np.float32)  # and their shares
+        self._smoothed: float | None = None
+        self._mins: deque[float] = deque(maxlen=SUBWINDOWS - 1)  # the finished sub-windows' minima
+        self._least_now = math.inf  # this sub-window's so far
+        self._counted = 0
+        self._share = self._least  # the last frame's dry share
+        self._ramp = np.arange(1, frame + 1, dtype=np.float32) / frame
+
+    def shares(self, energies: np.ndarray) -> np.ndarray:
+        """Each frame's dry share, from its energy, as the frames come (the floor follows them)."""
+        out = np.empty(len(energies), np.float32)
+        for i, e in enumerate(energies.tolist()):
+            s = e if self._smoothed is None else _SMOOTH * self._smoothed + (1 - _SMOOTH) * e
+            self._smoothed = s
+            self._least_now = min(self._least_now, s)
+            floor = min(self._least_now, min(self._mins, default=math.inf))
+            self._counted += 1
+            if self._counted == SUBWINDOW_FRAMES:
+                self._mins.append(self._least_now)
+                self._least_now, self._counted = math.inf, 0
+            above = e - MARGIN * floor
+            out[i] = max(self._least, math.sqrt(above / e)) if above > 0 else self._least
+        return out
+
+    def mix(self, given: np.ndarray, wet: np.ndarray) -> np.ndarray:
+        """RNNoise's output ``wet`` for the frames ``given`` to it now (a copy, taken before it
+        worked in place), mixed with the dry frames it stands for, (n, frame) each."""
+        n = len(given)
+        if not n:
+            return wet
+        frames = np.concatenate([self._held, given])
+        shares = np.concatenate([self._held_shares, self.shares(np.mean(np.square(given, dtype=np.float64), axis=1))])
+        dry, w = frames[:n], shares[:n]
+        self._held, self._held_shares = frames[n:].copy(), shares[n:].copy()
+        start = np.concatenate([[self._share], w[:-1]]).astype(np.float32)
+        self._share = float(w[-1])
+        ramp = start[:, None] + (w - start)[:, None] * self._ramp[None, :]
+        out: np.ndarray = wet + ramp * (dry - wet)
+        return out
 
 
 class Rnnoise:
@@ -98,7 +196,9 @@ class Denoiser:
     stream), suppressed. Not thread-safe: one caller at a time. ``close`` (or garbage collection)
     frees the RNNoise state."""
 
-    def __init__(self, lib: Rnnoise | None = None) -> None:
+    def __init__(self, lib: Rnnoise | None = None, *, keep_speech: bool = True) -> None:
+        """``keep_speech``: mix RNNoise's output with the dry signal (``SpeechKeeper``); off, its
+        output alone (what this did before issue 91: the study's "before")."""
         self._lib = lib or Rnnoise.shared()
         self._state = self._lib.create()
         self._free = weakref.finalize(self, self._lib.destroy, self._state)
@@ -109,6 +209,7 @@ class Denoiser:
         self._skip = _LAG_FRAMES * self._lib.frame  # RNNoise's output lags its input (48 kHz samples)
         self._given = 0  # 16 kHz samples given
         self._returned = 0  # 16 kHz samples returned
+        self._keeper = SpeechKeeper(self._lib.frame) if keep_speech else None
         self.finished = False
 
     def process(self, samples16k: np.ndarray, *, last: bool = False) -> np.ndarray:
@@ -124,7 +225,10 @@ class Denoiser:
         n = len(buf) // self._lib.frame * self._lib.frame
         frames = (buf[:n] * _SCALE).reshape(-1, self._lib.frame)
         self._carry = np.ascontiguousarray(buf[n:], dtype=np.float32)
+        given = frames.copy() if self._keeper is not None else None  # RNNoise works in place
         self._lib.process(self._state, frames)
+        if self._keeper is not None and given is not None:
+            frames = self._keeper.mix(given, frames)
         clean = frames.reshape(-1) / _SCALE
         if self._skip:
             cut = min(self._skip, len(clean))

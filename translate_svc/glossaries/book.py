@@ -25,6 +25,7 @@ from typing import ParamSpec, TypeVar
 
 from translate_svc.errors import InvalidInput, NotFound, NotInstalled, shown
 from translate_svc.glossaries.compiled import Compiled, CompiledCache, StoredTerms
+from translate_svc.glossaries.imports import ImportSlots
 from translate_svc.glossaries.model import (
     Glossary,
     GlossaryEntry,
@@ -70,6 +71,8 @@ class GlossaryBook:
         self._threads = threads
         self._pool: ThreadPoolExecutor | None = None
         self._cache = CompiledCache(cache_entries)
+        #: the creates, replaces and imports whose files this process holds at once (issue 91)
+        self.imports = ImportSlots(limits.max_imports, limits.max_imports_per_tenant)
         #: a revision being read for one request, which another naming it meanwhile waits for
         self._reading: dict[tuple[str, str, int, int], asyncio.Future[Compiled]] = {}
 

@@ -79,6 +79,11 @@ class GlossaryLimits:
     #: together (issue 87 J12)
     max_tenant_bytes: int = 64 * 1024 * 1024
     max_total_bytes: int = 1024**3
+    #: an import's whole file comes within this of its call's start (issue 91)
+    import_timeout_s: float = 60.0
+    #: imports a process takes at once, in all and of one tenant (``imports.py``; issue 91)
+    max_imports: int = 4
+    max_imports_per_tenant: int = 2
 
 
 def check_id(glossary_id: str) -> str:

@@ -1,14 +1,29 @@
 """A job's vocabulary: what was asked (``JobSpec``), where it stands (``JobStatus``), and a finished
-segment as JSON (``segment_json``), the form results are stored and served in. Pure."""
+segment as JSON (``segment_json``), the form results are stored and served in. Pure.
+
+A job takes every output option and every ear option a ``Translate`` call does (issue 91: the
+spec once dropped all but three), each stored with the spec and passed to the job's session;
+a spec stored before a field existed reads it as its default."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from typing import Any
 
-from translate_svc.types import AudioEncoding, AudioFormat, SegmentResult, Transcript, WordTiming
+from translate_svc.types import (
+    MODEL_SAMPLE_RATE,
+    NO_EAR,
+    AudioEncoding,
+    AudioFormat,
+    EarOptions,
+    OutputOptions,
+    Profanity,
+    SegmentResult,
+    Transcript,
+    WordTiming,
+)
 
 
 class JobState(str, Enum):
@@ -27,7 +42,7 @@ class JobState(str, Enum):
 
 @dataclass(frozen=True)
 class JobSpec:
-    """What the client asked for: the audio's format, the languages, the usual options."""
+    """What the client asked for: the audio's format, the languages, the output and ear options."""
 
     encoding: AudioEncoding = AudioEncoding.CONTAINER
     sample_rate_hz: int = 0
@@ -38,6 +53,16 @@ class JobSpec:
     speech: bool = True
     transcript: bool = True
     word_timings: bool = True
+    #: the translations' text (off: speech alone, as ``OutputOptions.text``)
+    text: bool = True
+    #: the dubbed tracks' rate (8000..48000)
+    speech_sample_rate_hz: int = MODEL_SAMPLE_RATE
+    #: the vocoder's voice
+    speaker_id: int = 0
+    #: the profanity filter; None: the tenant's default (its tokens-file ``profanity=``)
+    profanity: Profanity | None = None
+    #: noise suppression and speaker labels (``EarOptions``), as a live stream's (issue 91)
+    ear: EarOptions = NO_EAR
     #: stored glossaries named by id (``glossaries/``)
     glossaries: tuple[str, ...] = ()
     #: the https URL the audio is fetched from by the runner that claims the job (``intake.py``);
@@ -48,17 +73,43 @@ class JobSpec:
     def fmt(self) -> AudioFormat:
         return AudioFormat(self.encoding, self.sample_rate_hz, self.channels)
 
+    @property
+    def output(self) -> OutputOptions:
+        """The job's output options, as its session takes them (its speech always PCM)."""
+        return OutputOptions(
+            text=self.text,
+            speech=self.speech,
+            transcript=self.transcript,
+            speech_sample_rate_hz=self.speech_sample_rate_hz,
+            speaker_id=self.speaker_id,
+            word_timings=self.word_timings,
+            profanity=self.profanity,
+        )
+
+    @property
+    def track_rate(self) -> int:
+        """The dubbed tracks' sample rate."""
+        return self.speech_sample_rate_hz
+
     def to_json(self) -> str:
         d = asdict(self)
         d["encoding"] = self.encoding.value
+        d["profanity"] = None if self.profanity is None else self.profanity.value
         return json.dumps(d)
 
     @classmethod
     def from_json(cls, text: str) -> JobSpec:
+        """A stored spec; a field it lacks (stored before the field existed) is the default."""
         d = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
         d["encoding"] = AudioEncoding(d["encoding"])
         d["target_languages"] = tuple(d["target_languages"])
         d["glossaries"] = tuple(d.get("glossaries", ()))
+        if d.get("profanity") is not None:
+            d["profanity"] = Profanity(d["profanity"])
+        if "ear" in d:
+            d["ear"] = EarOptions(**d["ear"])
         return cls(**d)
 
 
@@ -107,7 +158,13 @@ class JobStatus:
 
 def _words(words: tuple[WordTiming, ...], shift_ms: int = 0) -> list[dict[str, Any]]:
     return [
-        {"word": w.word, "start_ms": w.start_ms + shift_ms, "end_ms": w.end_ms + shift_ms, "speaker": w.speaker}
+        {
+            "word": w.word,
+            "start_ms": w.start_ms + shift_ms,
+            "end_ms": w.end_ms + shift_ms,
+            "speaker": w.speaker,
+            "avg_logprob": w.logprob,
+        }
         for w in words
     ]
 
@@ -115,13 +172,16 @@ def _words(words: tuple[WordTiming, ...], shift_ms: int = 0) -> list[dict[str, A
 def _transcript(t: Transcript | None, shift_ms: int) -> dict[str, Any] | None:
     if t is None:
         return None
-    return {"language": t.language, "text": t.text, "words": _words(t.words, shift_ms)}
+    return {"language": t.language, "text": t.text, "words": _words(t.words, shift_ms), "avg_logprob": t.avg_logprob}
 
 
 def segment_json(r: SegmentResult, *, segment_id: int, shift_ms: int = 0) -> dict[str, Any]:
     """One finished segment on the job's timeline (``shift_ms``: where the session that computed it
     started in the audio, after a resume). A translation's words are on its own speech's timeline;
-    its speech is in the job's dubbed track (``audio_ms``: its length there)."""
+    its speech is in the job's dubbed track (``audio_ms``: its length; ``audio_samples``: the same
+    in samples at the track's rate, which places it there: ``jobs/dub.py``). ``avg_logprob``: the
+    confidence (issue 72), null where not computed; ``speaker``: its label with ``speakers`` on
+    (else 0)."""
     out: dict[str, Any] = {
         "segment_id": segment_id,
         "start_ms": r.start_ms + shift_ms,
@@ -132,7 +192,9 @@ def segment_json(r: SegmentResult, *, segment_id: int, shift_ms: int = 0) -> dic
                 "target_language": t.target_language,
                 "text": t.text,
                 "words": _words(t.words),
+                "avg_logprob": t.avg_logprob,
                 "audio_ms": 0 if t.audio is None else round(len(t.audio) * 1000 / t.sample_rate_hz),
+                "audio_samples": 0 if t.audio is None else len(t.audio),
             }
             for t in r.translations
         ],

@@ -39,6 +39,7 @@ from translate_svc.jobs import redis_lua as lua
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
 from translate_svc.jobs.store import LeaseLost, ResumePoint, StoreLost, TenantFull, check_part, new_job_id
 from translate_svc.jobs.tracks import JobFiles
+from translate_svc.jobs.voices import with_speaker
 
 T = TypeVar("T")
 
@@ -324,6 +325,22 @@ class RedisJobs(JobFiles):
             why = "stored already" if got == -1 else "not ours, or not running"
             raise LeaseLost(f"job {job_id}: segment {seq} refused ({why})")
         return dict(tracks)
+
+    async def set_speakers(self, job_id: str, labels: dict[int, int]) -> None:
+        """Stored segments' speaker labels, by their number (``seq``: their index in the list), given
+        again over the whole file once the job reached its end (``voices.py``; issue 91); a page
+        of segments read, then written back at once."""
+        key = self._segments_key(await self._tenant(job_id), job_id)
+        seqs = sorted(labels)
+        for at in range(0, len(seqs), 256):
+            page = seqs[at : at + 256]
+            rows = await self._run(self._client.lrange(key, page[0], page[-1]))
+            async with self._client.pipeline(transaction=False) as pipe:
+                for seq in page:
+                    if seq - page[0] < len(rows):
+                        row = with_speaker(json.loads(rows[seq - page[0]]), labels[seq])
+                        pipe.lset(key, seq, json.dumps(row))
+                await self._run(pipe.execute())
 
     async def segments(self, job_id: str, after: int = -1, limit: int = 256) -> list[dict[str, Any]]:
         """Up to ``limit`` finished segments after ``after`` (a page)."""

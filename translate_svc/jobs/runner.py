@@ -137,6 +137,7 @@ class JobRunner:
             owner=self.owner,
             running=lambda: len(self._running),
             signal=self._signal,
+            cancelled=lambda job_id: job_id in self._cancelled,
             clock=clock,
         )
         #: a test's fetch checks for URL jobs (``allowed=``, ``ssl_context=``: ``intake.py``);

@@ -39,6 +39,7 @@ import numpy as np
 from translate_svc.errors import Conflict, InvalidInput, NotFound, NotReady
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
 from translate_svc.jobs.tracks import TRACK_WIDTH, JobFiles
+from translate_svc.jobs.voices import with_speaker
 
 T = TypeVar("T")
 
@@ -455,6 +456,24 @@ class JobStore(JobFiles):
             "SELECT result FROM segments WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?", (job_id, after, limit)
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    async def set_speakers(self, job_id: str, labels: dict[int, int]) -> None:
+        """Stored segments' speaker labels, by their number (``seq``), given again over the whole
+        file once the job reached its end (``voices.py``; issue 91)."""
+        await self._run(self._set_speakers, job_id, labels)
+
+    def _set_speakers(self, job_id: str, labels: dict[int, int]) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            for seq, speaker in labels.items():
+                row = self.db.execute(
+                    "SELECT result FROM segments WHERE job_id = ? AND seq = ?", (job_id, seq)
+                ).fetchone()
+                if row is not None:
+                    result = json.dumps(with_speaker(json.loads(row[0]), speaker))
+                    self.db.execute(
+                        "UPDATE segments SET result = ? WHERE job_id = ? AND seq = ?", (result, job_id, seq)
+                    )
 
     async def expired(self, now: float) -> list[str]:
         """Jobs whose results are past their retention, and uploads abandoned (``expires`` set)."""

@@ -1,13 +1,18 @@
 """A job's files, whichever store keeps its state (``store.py``: SQLite on one node;
 ``redis_store.py``: Redis across pods, the files then on a volume every pod mounts): a folder per
 job under ``jobs.dir`` (``jobs/<id>/``) holding its audio (``audio``, deleted once the job ends:
-issue 87), an upload's part while it comes (``part.<hex>``) and its dubbed tracks (``<target>.pcm``:
-PCM16 mono at the model's rate, each segment's speech at its place on the audio's timeline).
-Synchronous: called on the store's thread (or a worker thread)."""
+issue 87), an upload's part while it comes (``part.<hex>``), its targets' speech (``<target>.pcm``:
+PCM16 mono at the track's rate, each finished segment's speech after the one before, in segment
+order, each as long as its result's ``audio_samples``) and, once it was read to its end, its
+audio's exact length (``source.json``: frames and rate). The dubbed track is made from them when it
+is fetched (``dub.py``: each segment's speech at its segment's start, as long as the audio: issue
+91), so what a finished segment wrote is never changed by a later one. Synchronous: called on the
+store's thread (or a worker thread)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import shutil
 from pathlib import Path
@@ -34,6 +39,21 @@ class JobFiles:
 
     def track_path(self, job_id: str, language: str) -> Path:
         return self.folder(job_id) / f"{language}.pcm"
+
+    def write_source_length(self, job_id: str, frames: int, rate: int) -> None:
+        """The audio's exact length, once the job read it to its end (its dubbed tracks are as long)."""
+        path = self.folder(job_id) / "source.json"
+        part = path.with_suffix(f".{secrets.token_hex(4)}.part")
+        part.write_text(json.dumps({"frames": frames, "rate": rate}))
+        part.replace(path)
+
+    def source_length(self, job_id: str) -> tuple[int, int] | None:
+        """(frames, rate) of the job's audio (``write_source_length``); None: not read to its end."""
+        try:
+            d = json.loads((self.folder(job_id) / "source.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return int(d["frames"]), int(d["rate"])
 
     def new_folder(self, job_id: str) -> None:
         self.folder(job_id).mkdir(parents=True)
@@ -76,20 +96,17 @@ class JobFiles:
     def append_speech(
         self, job_id: str, tracks: dict[str, int], result: dict[str, Any], speech: dict[str, np.ndarray], rate: int
     ) -> dict[str, int]:
-        """A finished segment's speech appended to each target's track at its place (silence
-        before it, when the track is behind the segment's start), from the lengths the store
-        recorded after the last segment (``tracks``); returns the lengths after this one."""
+        """A finished segment's speech appended to each target's file, after the speech of the
+        segments before it (the lengths the store recorded after the last one: ``tracks``; bytes
+        a process killed mid-write left past them are written over); returns the lengths after
+        this one. ``result``'s translations say how long each is (``audio_samples``)."""
         tracks = dict(tracks)
-        start = round(result["start_ms"] * rate / 1000) * TRACK_WIDTH
         for language, samples in speech.items():
             path = self.track_path(job_id, language)
             have = tracks.get(language, 0)
             pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
             with open(path, "ab") as f:
                 f.truncate(have)
-                if have < start:
-                    f.write(bytes(start - have))
-                    have = start
                 f.write(pcm)
             tracks[language] = have + len(pcm)
         return tracks

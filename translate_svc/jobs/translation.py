@@ -1,6 +1,16 @@
-"""One job's run on this process: a stream's pipeline (``SessionManager.open_clip``: the same VAD,
-segmenting, engine jobs and results as ``Translate``/``TranslateChunked``), fed its audio from its
-file a second at a time, every finished segment stored as it comes (``store.add_segment``).
+"""One job's run on this process: a stream's pipeline (``SessionManager.open_job``: the same VAD,
+segmenting, engine jobs and results as ``Translate``/``TranslateChunked``, with every output and
+ear option the job asked for), fed its audio from its file a second at a time, every finished
+segment stored as it comes (``store.add_segment``). Each run is a session of its tenant
+(``lifecycle.py``: its webhooks, usage record, counters and access line; issue 91).
+
+A resumed run (after a restart, or after giving its worker back) hears again the job's audio
+before its resume point, up to ``jobs.resume_replay_s`` (all of it by default), only listened to:
+silero's recurrent state remembers minutes of audio (a fresh one after a 10 s lead-in scored
+windows tenths apart from the uninterrupted run's and moved segments: issue 91), so only a VAD
+that heard the same audio from the start enters the resume point in the same state, and the
+resumed job's later segments are the uninterrupted run's, exactly. The lead-in is fed a block at a
+time with none of the waits below (it has no engine work) and before the slice's clock starts.
 
 A job is its tenant's work (issue 87), admitted as its Translate calls are
 (``SessionManager.admit_job``): it holds one of the tenant's ``translate_calls`` while it runs and
@@ -36,10 +46,12 @@ import numpy as np
 
 from translate_svc.errors import Overloaded, ServiceError
 from translate_svc.jobs.keeper import JobKeeper
-from translate_svc.jobs.model import JobSpec, JobStatus, segment_json
+from translate_svc.jobs.lifecycle import JobRun, Yielded
+from translate_svc.jobs.model import JobStatus, segment_json
 from translate_svc.jobs.pace import EnginePace
 from translate_svc.jobs.reader import AudioBlocks
 from translate_svc.jobs.store import ResumePoint
+from translate_svc.jobs.voices import JobVoices
 from translate_svc.observability import metrics
 from translate_svc.session import task as checks
 from translate_svc.session.events import MAX_LEAD_IN_MS
@@ -47,7 +59,7 @@ from translate_svc.session.manager import SessionManager
 from translate_svc.session.stream import StreamSession
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.settings.jobs import JobSettings
-from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, AudioFormat, OutputOptions, SegmentResult
+from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, AudioFormat, SegmentResult
 from translate_svc.vad.segmenter import WINDOW_SAMPLES
 from translate_svc.vad.worker import BACKGROUND as VAD_BACKGROUND
 
@@ -66,14 +78,7 @@ ASK_EVERY_S = 2.0
 #: the longest wait in place for the budget between two looks at the other tenants' jobs
 BUDGET_WAIT_S = 5.0
 
-
-class Yielded(Exception):
-    """The job gives its worker back: claimed again from ``until`` (the event loop's wall clock,
-    ``time.time``; 0: at once), resumed from its last finished segment."""
-
-    def __init__(self, until: float = 0.0) -> None:
-        super().__init__("yielded")
-        self.until = until
+__all__ = ["LEAD_GRID_MS", "JobTranslation", "Yielded", "resume_lead_ms"]
 
 
 class JobTranslation:
@@ -90,45 +95,52 @@ class JobTranslation:
         owner: str = "",
         running: Callable[[], int] = lambda: 1,
         signal: Callable[[str], None] = lambda job_id: None,
+        cancelled: Callable[[str], bool] = lambda job_id: False,
         clock: Callable[[], float],
     ) -> None:
+        """``cancelled``: whether a job's run was cancelled by its owner (else its process stops)."""
         self.store = store
         self.settings = settings
         self._m = manager
         self.owner = owner
         self._running = running
         self._signal = signal
+        self._cancelled = cancelled
         self._clock = clock
         #: each finished segment's job id (tests count them across restarts)
         self.on_segment: Callable[[str, int], None] | None = None
 
     async def run(self, job: JobStatus, tenant: Tenant) -> None:
         """Translate the job from its resume point to its end, admitted as its tenant's work;
-        ``Yielded`` when it gives its worker back first, a ``ServiceError`` when it cannot finish."""
-        async with contextlib.AsyncExitStack() as stack:
-            try:
-                await stack.enter_async_context(self._m.admit_job(tenant))
-            except Overloaded as e:  # the tenant's Translate calls are full, or its budget spent
-                raise Yielded(self._clock() + (e.retry_after_ms or 1000) / 1000) from None
-            await self._translate(job, tenant)
+        ``Yielded`` when it gives its worker back first, a ``ServiceError`` when it cannot finish.
+        The run is a session of the tenant (``lifecycle.py``)."""
+        run = JobRun(self._m.events, tenant.name, job.job_id, lambda: self._cancelled(job.job_id))
+        with run.running():
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    await stack.enter_async_context(self._m.admit_job(tenant))
+                except Overloaded as e:  # the tenant's Translate calls are full, or its budget spent
+                    raise Yielded(self._clock() + (e.retry_after_ms or 1000) / 1000) from None
+                await self._translate(job, tenant, run)
 
-    async def _translate(self, job: JobStatus, tenant: Tenant) -> None:
+    async def _translate(self, job: JobStatus, tenant: Tenant, run: JobRun) -> None:
         spec = job.spec
         task = checks.resolve_task(
             self._m.card,
             self._m.limits,
             spec.source_language,
             list(spec.target_languages),
-            _output(spec),
+            spec.output,
+            ear=spec.ear,
         )
         stored = await self._m.glossaries.terms(
             tenant.name, spec.glossaries, task.target_languages, task.source_language or ""
         )
         task = checks.with_stored(task, stored)
         point = await self.store.resume_point(job.job_id)
-        # a resumed job hears again up to the streams' lead-in before its resume point, only
-        # listened to (``Resume.lead_in_ms``): its VAD enters the resume point as it was there
-        lead_ms = resume_lead_ms(point.end_ms)
+        # a resumed job hears again its audio before its resume point (up to jobs.resume_replay_s),
+        # only listened to (``Resume.lead_in_ms``): its VAD enters the resume point as it was there
+        lead_ms = resume_lead_ms(point.end_ms, round(self.settings.resume_replay_s * 1000))
         start_ms = point.end_ms - lead_ms
         loop = asyncio.get_running_loop()
         path = self.store.audio_path(job.job_id)
@@ -141,13 +153,18 @@ class JobTranslation:
             reads.shutdown(wait=False)
             raise
         try:
-            session = self._m.open_clip(
-                AudioFormat(AudioEncoding.FLOAT32, blocks.rate, 1),
-                task,
-                self._m.vad_defaults,
-                tenant,
-                lead_in_ms=lead_ms,
-            )
+            try:
+                session = await self._m.open_job(
+                    AudioFormat(AudioEncoding.FLOAT32, blocks.rate, 1),
+                    task,
+                    self._m.vad_defaults,
+                    tenant,
+                    lead_in_ms=lead_ms,
+                )
+            except Overloaded as e:  # the ear's streams are full: its tenant's or this process's
+                raise Yielded(self._clock() + (e.retry_after_ms or 1000) / 1000) from None
+            run.start(session.session_id, spec.fmt, task)
+            voices = JobVoices.of(self.store, job.job_id, session)  # speaker labels over the whole file
             # background work: the engine's background class for its segments (engine/scheduler.py)
             # and the VAD's lower priority for its audio (vad/worker.py; this task's context only)
             self._m.engine.background(session.session_id)
@@ -155,13 +172,20 @@ class JobTranslation:
             pace = EnginePace(self.settings.engine_share)
             came = asyncio.Event()  # set at each of the session's events (a segment's result)
             collect = asyncio.create_task(
-                self._collect(job.job_id, session, point, start_ms, tenant.name, pace, came),
+                self._collect(job, session, point, start_ms, run, pace, came, voices),
                 name=f"job-results-{job.job_id}",
             )
             try:
-                await self._feed(session, blocks, tenant, reads, pace, came, lead_ms * blocks.rate // 1000)
+                start_frame = start_ms * blocks.rate // 1000
+                fed = await self._feed(session, blocks, tenant, reads, pace, came, lead_ms * blocks.rate // 1000, run)
                 await session.finish()
                 await collect
+                if voices is not None:  # the file's end: every run's segments labelled at once (issue 91)
+                    await voices.relabel(self.store, job.job_id)
+                # read to its end: the dubbed tracks are as long as the audio (``dub.py``)
+                await loop.run_in_executor(
+                    reads, self.store.write_source_length, job.job_id, start_frame + fed, blocks.rate
+                )
             except BaseException:
                 session.abort()
                 collect.cancel()
@@ -182,16 +206,29 @@ class JobTranslation:
         pace: EnginePace,
         came: asyncio.Event,
         lead_frames: int = 0,
-    ) -> None:
-        """``lead_frames``: the lead-in's, translated before the job was resumed: not charged again."""
+        run: JobRun | None = None,
+    ) -> int:
+        """Feed the job's audio to its session; the frames fed. ``lead_frames``: the lead-in's,
+        translated before the job was resumed: heard again a block at a time, not charged again,
+        with none of the waits that pace the rest (the lead-in has no engine work), and before the
+        slice's clock starts (a long lead-in never eats the slice it was heard for)."""
         loop = asyncio.get_running_loop()
         step = max(1, round(FEED_S * blocks.rate))
-        turn = _Turn(self, tenant.name, loop.time() + self.settings.slice_s)
+        turn: _Turn | None = None
+        fed = 0
         while True:
             samples = await loop.run_in_executor(reads, blocks.read, BLOCK_S * blocks.rate)
             if not len(samples):
-                return
-            for at in range(0, len(samples), step):
+                return fed
+            heard_again = min(lead_frames, len(samples))
+            if heard_again:
+                await session.feed_samples(samples[:heard_again])
+                lead_frames -= heard_again
+                fed += heard_again
+            if turn is None and not lead_frames:
+                turn = _Turn(self, tenant.name, loop.time() + self.settings.slice_s)
+            for at in range(heard_again, len(samples), step):
+                assert turn is not None
                 # the engine's background class keeps the job's segments behind live ones; the job
                 # feeds its next second only once its segments so far are back (one or so in
                 # flight: a deep background queue would hold features and the floor's seats) and
@@ -202,10 +239,7 @@ class JobTranslation:
                     await came.wait()
                 await turn.check()
                 piece = samples[at : at + step]
-                heard_again = min(lead_frames, len(piece))
-                lead_frames -= heard_again
-                if len(piece) > heard_again:
-                    await self._draw(tenant, (len(piece) - heard_again) / blocks.rate, turn)
+                await self._draw(tenant, len(piece) / blocks.rate, turn, run)
                 pause = pace.take()
                 if pause and self._streams_beside():
                     await asyncio.sleep(pause)
@@ -214,12 +248,13 @@ class JobTranslation:
                 if self.settings.quiet_wait_s > 0:
                     await self._m.wait_live_quiet(self.settings.quiet_wait_s)
                 await session.feed_samples(piece)
+                fed += len(piece)
             del samples
 
-    async def _draw(self, tenant: Tenant, seconds: float, turn: _Turn) -> None:
+    async def _draw(self, tenant: Tenant, seconds: float, turn: _Turn, run: JobRun | None = None) -> None:
         """Charge ``seconds`` of audio to the tenant's budget once it holds them above its reserve
         (``jobs.budget_reserve`` of a minute's worth): wait in place for it, or give the worker
-        back when another tenant's job waits for one."""
+        back when another tenant's job waits for one; counted in the run's usage (``run``)."""
         per_minute = tenant.caps.audio_seconds_per_minute
         if per_minute is not None:
             reserve = self.settings.budget_reserve * per_minute
@@ -236,6 +271,8 @@ class JobTranslation:
                     raise Yielded(self._clock() + wait_s)
                 await asyncio.sleep(min(wait_s, BUDGET_WAIT_S))
         self._m.charge_audio(tenant, seconds)
+        if run is not None:
+            run.audio(seconds)
 
     def _streams_beside(self) -> bool:
         """Whether other sessions than this process's running jobs are open on the node (live
@@ -244,16 +281,19 @@ class JobTranslation:
 
     async def _collect(
         self,
-        job_id: str,
+        job: JobStatus,
         session: StreamSession,
         point: ResumePoint,
         start_ms: int,
-        tenant: str,
+        run: JobRun,
         pace: EnginePace,
         came: asyncio.Event,
+        voices: JobVoices | None = None,
     ) -> None:
         """Store each finished segment as it comes, numbered after the last one stored, on the
-        job's timeline (the session's audio starts at ``start_ms``)."""
+        job's timeline (the session's audio starts at ``start_ms``), its speech at the track's rate
+        (and its voice, with speaker labels: ``voices.py``)."""
+        job_id, rate = job.job_id, job.spec.track_rate
         seq = point.segments
         first: int | None = None
         async for ev in session.events():
@@ -266,12 +306,14 @@ class JobTranslation:
             segment_id = point.last_segment_id + 1 + ev.segment_id - first if point.segments else ev.segment_id
             result = segment_json(ev, segment_id=segment_id, shift_ms=start_ms)
             speech = {
-                t.target_language: _at_track_rate(t.audio, t.sample_rate_hz)
+                t.target_language: _at_track_rate(t.audio, t.sample_rate_hz, rate)
                 for t in ev.translations
                 if t.audio is not None
             }
-            await self.store.add_segment(job_id, seq, result, speech, MODEL_SAMPLE_RATE, owner=self.owner)
-            metrics.observe_segment(ev, tenant)
+            await self.store.add_segment(job_id, seq, result, speech, rate, owner=self.owner)
+            if voices is not None:
+                voices.stored(ev.segment_id, seq)
+            run.result(ev)
             metrics.JOB_SEGMENTS.inc()
             self._signal(job_id)
             if self.on_segment is not None:
@@ -306,10 +348,10 @@ class _Turn:
             raise Yielded()
 
 
-def resume_lead_ms(end_ms: int) -> int:
-    """The lead-in of a job resumed at ``end_ms``: as much of the streams' longest
-    (``MAX_LEAD_IN_MS``) as the audio before it holds, starting on ``LEAD_GRID_MS``."""
-    first = max(0, end_ms - MAX_LEAD_IN_MS)
+def resume_lead_ms(end_ms: int, most_ms: int = MAX_LEAD_IN_MS) -> int:
+    """The lead-in of a job resumed at ``end_ms``: as much of ``most_ms`` (``jobs.resume_replay_s``;
+    the streams' longest by default) as the audio before it holds, starting on ``LEAD_GRID_MS``."""
+    first = max(0, end_ms - most_ms)
     return end_ms - -(-first // LEAD_GRID_MS) * LEAD_GRID_MS
 
 
@@ -322,12 +364,8 @@ def _open_at(path: Any, fmt: Any, start_ms: int) -> AudioBlocks:
     return blocks
 
 
-def _output(spec: JobSpec) -> OutputOptions:
-    return OutputOptions(speech=spec.speech, transcript=spec.transcript, word_timings=spec.word_timings)
-
-
-def _at_track_rate(audio: np.ndarray, rate: int) -> np.ndarray:
-    """The tracks are at the model's rate, which is the speech's unless a job asked otherwise (it cannot)."""
-    if rate != MODEL_SAMPLE_RATE:
-        raise ValueError(f"speech at {rate} Hz, the track is at {MODEL_SAMPLE_RATE}")
+def _at_track_rate(audio: np.ndarray, rate: int, track_rate: int) -> np.ndarray:
+    """The speech is at the rate the job asked for (``speech_sample_rate_hz``), the track's."""
+    if rate != track_rate:
+        raise ValueError(f"speech at {rate} Hz, the track is at {track_rate}")
     return audio

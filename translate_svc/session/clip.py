@@ -130,7 +130,10 @@ class ClipDriver:
     ) -> ClipResult:
         """Translate a whole clip (admitted: ``SessionManager.admit_clip``; ``task`` checked): the
         same pipeline as a stream, fed at once, then half-closed. Its audio is drawn from the
-        tenant's budget once decoded. ``on_result``: as ``run``'s."""
+        tenant's budget once decoded. With speaker labels, its segments are labelled again over
+        the whole clip at once once all are out (``SpeakerLabels.relabel``; issue 91): the answer
+        carries those (``on_result``'s segments, the stream's, may differ). ``on_result``: as
+        ``run``'s."""
         limits = self._m.limits
         limit_s = limits.max_clip_seconds
         loop = asyncio.get_running_loop()
@@ -147,12 +150,17 @@ class ClipDriver:
         checks.check_answer_size(duration_s, task, limits)
         self._m.charge_audio(self.tenant, duration_s)  # admitted with budget left: this clip may overdraw it
         session = self._m.open_clip(AudioFormat(AudioEncoding.FLOAT32, rate, 1), task, vad, self.tenant)
+        speakers = session.jobs.speakers
+        if speakers is not None:  # the whole clip in hand: its labels given over all its segments at once
+            speakers.keep_all()
         collect = asyncio.create_task(_results(session, on_result), name=f"collect-{session.session_id}")
         try:
             await session.feed_samples(samples)
             del samples
             await session.finish()
             results = await collect
+            if speakers is not None:
+                results = await speakers.relabel(results)
         except BaseException:
             session.abort()
             collect.cancel()

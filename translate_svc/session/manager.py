@@ -3,7 +3,8 @@
 ``SessionManager`` admits streams and unary calls (the node's ``max_streams`` and
 ``max_translate_calls``, each tenant's caps: ``tenants/``; streams are refused while draining;
 unary calls per token and per tenant, and a tenant's clips being received, before a byte is read),
-opens their sessions (``open_stream``; ``open_clip``: the same ``StreamSession`` as a stream's),
+opens their sessions (``open_stream``; ``open_clip``: the same ``StreamSession`` as a stream's;
+``open_job``: a background job's),
 splits the engine's queue fairly between live sessions, tells every live stream when the server
 drains, and holds what every call reads: the model's card, the limits, the unary calls' CPU
 pool (clips decoded there cannot starve live streams) and the ear's (``ear.py``: noise suppression
@@ -393,6 +394,45 @@ class SessionManager:
             recorder=self._recorder(tenant, fmt, task),
         )
 
+    async def open_job(
+        self,
+        fmt: AudioFormat,
+        task: TranslationTask,
+        vad: SegmenterConfig,
+        tenant: Tenant,
+        *,
+        lead_in_ms: int = 0,
+    ) -> StreamSession:
+        """A background job's session (``jobs/translation.py``; the job admitted: ``admit_job``):
+        a clip's pipeline, its CPU work on the unary calls' pool, and, when it asks for noise
+        suppression or speaker labels, one of the ear's streams as a live stream takes
+        (``_admit_ear``: RESOURCE_EXHAUSTED when full, PERMISSION_DENIED where its tenant may have
+        none), given back when it closes (issue 91: a job honours the ear options). ``lead_in_ms``:
+        its first ms were translated before it was resumed, only listened to; not bounded by the
+        streams' ``MAX_LEAD_IN_MS`` (``jobs.resume_replay_s`` bounds it: a job's VAD hears again
+        its audio before its resume point, so that it enters it as the uninterrupted run did).
+        ``StreamSession.close`` must be called when it ends."""
+        task = tenant.task_for(task)
+        ear_held = await self._admit_ear(tenant, task)
+        try:
+            resume = Resume(uuid.uuid4().hex, 0, 0, lead_in_ms) if lead_in_ms else None
+            session = self._new_session(
+                fmt,
+                task,
+                vad,
+                strict_queue=True,
+                resume=resume,
+                executor=self._decode_pool,
+                share=self.clip_share,
+                recorder=self._recorder(tenant, fmt, task),
+            )
+        except BaseException:
+            if ear_held is not None:
+                self._ear_given(ear_held)
+            raise
+        session.ear_held = ear_held
+        return session
+
     def _recorder(
         self, tenant: Tenant, fmt: AudioFormat, task: TranslationTask
     ) -> Callable[[str, str], Recorder | None] | None:
@@ -441,15 +481,15 @@ class SessionManager:
 
     def _closed(self, session: StreamSession) -> None:
         self.sessions -= 1
+        if session.ear_held is not None:  # a live stream's or a job's (``open_job``)
+            self._ear_given(session.ear_held)
+            session.ear_held = None
         if session in self.live:
             self.live.discard(session)
             self.open_streams -= 1
             if session.held is not None:
                 self.counters.release(session.held)
                 session.held = None
-            if session.ear_held is not None:
-                self._ear_given(session.ear_held)
-                session.ear_held = None
             if not self.live:
                 self._no_live.set()
             self._live_went_quiet()

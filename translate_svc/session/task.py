@@ -14,6 +14,8 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from translate_svc import words
+from translate_svc.audio.denoise import PYRNNOISE
+from translate_svc.audio.denoise import installed as denoise_installed
 from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, OPUS_RATE
 from translate_svc.engine.requests import TEXT_CHARS_PER_SECOND
 from translate_svc.errors import InvalidInput, NotInstalled, shown
@@ -128,7 +130,15 @@ def resolve_task(
 
 
 def check_ear(ear: EarOptions, field: str = "speakers") -> None:
-    """The speaker bound (``speakers/cluster.py``'s ``MAX_SPEAKERS``); ``field``: the door's name for it."""
+    """The speaker bound (``speakers/cluster.py``'s ``MAX_SPEAKERS``); ``field``: the door's name for it.
+    Either option on a server without its library (pyrnnoise, Resemblyzer) is FAILED_PRECONDITION
+    saying what is missing: the server starts without them (issue 91)."""
+    if ear.noise_suppression and not denoise_installed():
+        raise NotInstalled(
+            "noise suppression needs RNNoise (the pyrnnoise wheel's librnnoise), which this server lacks: its "
+            f"operator installs it (pip install '{PYRNNOISE}'); ask without noise suppression meanwhile "
+            "(noise_suppression, noise_reduction, x_noise_reduction)"
+        )
     if ear.speakers and not speakers_installed():
         raise NotInstalled(
             "speaker labels need the Resemblyzer wheel's speaker encoder, which this server lacks: its operator "

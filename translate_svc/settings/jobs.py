@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+
+
+class DubOverflow(str, Enum):
+    """What a job's dubbed track does with a segment's speech that runs past the next segment's
+    start (its own span and the gap after it: issue 91): ``overlap`` (mixed with the next
+    segment's speech: nothing lost) or ``cut`` (stopped where the next segment starts)."""
+
+    OVERLAP = "overlap"
+    CUT = "cut"
 
 
 class JobSettings(BaseModel):
@@ -66,11 +76,21 @@ class JobSettings(BaseModel):
     max_audio_s: float = Field(6 * 3600.0, gt=0, le=48 * 3600.0)
     #: an upload not completed within this many seconds of its last part is dropped
     upload_timeout_s: float = Field(3600.0, gt=0)
-    #: how long a finished job's results are kept when its tenant's tokens-file line sets no
-    #: ``retention=`` (seconds)
+    #: how long a finished job's results are kept (seconds) when its tenant's tokens-file line sets
+    #: no ``retention_days=`` (days: the recordings' retention, which jobs share)
     retention_s: float = Field(7 * 86400.0, gt=0)
     #: the hosts a job's ``url`` may be fetched from (the MCP door's rules: https only, public
     #: addresses only, each redirect re-checked); empty: submit by upload only
     fetch_hosts: list[str] = []
     fetch_timeout_s: float = Field(600.0, gt=0, le=24 * 3600.0)
     fetch_max_redirects: int = Field(3, ge=0, le=10)
+    #: a dubbed track's speech that runs past the next segment's start (issue 91): ``overlap``
+    #: (mixed with it) or ``cut`` (stopped there); either way every segment's speech starts at its
+    #: segment's start (no drift) and the track is as long as its source
+    dub_overflow: DubOverflow = DubOverflow.OVERLAP
+    #: how much of a resumed job's audio before its resume point its VAD hears again (seconds;
+    #: issue 91): silero's recurrent state carries minutes of memory, so only a job that hears again
+    #: its whole audio before the point (this covers it) segments after it as an uninterrupted run
+    #: does, exactly; a resume further in hears this much (its probabilities then within about
+    #: 1e-6 of the uninterrupted run's: docs/api.md "Restarts"). At least the streams' 10 s lead-in
+    resume_replay_s: float = Field(6 * 3600.0, ge=10.0, le=48 * 3600.0)

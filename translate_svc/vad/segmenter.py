@@ -546,7 +546,7 @@ class Segmenter:
             events.append(SpeechEnded(end))
 
     def _trim(self) -> None:
-        if self._triggered:
+        if self._triggered and not self._lead_in:  # (speech in a lead-in is never emitted: not kept)
             keep = self._seg_start
         elif self._closed is not None:
             keep = self._closed.start

@@ -26,12 +26,12 @@ TOKENS = f"{ATTACKER} * glossaries tenant=a\n{VICTIM} * tenant=b\n"
 
 
 @contextlib.contextmanager
-def served(env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+def served(env: dict[str, str] | None = None, tokens_text: str = TOKENS) -> Iterator[ServerProcess]:
     """``serve`` on the test checkpoint with glossaries kept in a temporary SQLite file; the HTTP
-    port on (``info.http_port``)."""
+    port on (``info.http_port``); ``tokens_text``: its tokens file."""
     folder = Path(tempfile.mkdtemp(prefix="attacks-glossaries-"))
     tokens = folder / "tokens"
-    tokens.write_text(TOKENS)
+    tokens.write_text(tokens_text)
     server = ServerProcess(
         [
             *("--model", str(TEST_MODEL), "--host", "127.0.0.1", "--port", "0", "--http-port", "0"),

@@ -26,7 +26,7 @@ const out = { opened: false, protocol: null, events: [], errors: [], close: null
 
 function summary(ev) {
   const s = { type: ev.type };
-  for (const k of ["transcript", "x_segment", "x_language", "x_reason", "x_segments_total", "code"]) {
+  for (const k of ["transcript", "x_segment", "x_language", "x_reason", "x_segments_total", "code", "x_avg_logprob"]) {
     if (ev[k] !== undefined) s[k] = ev[k];
   }
   if (typeof ev.delta === "string") s.delta = ev.type === "session.output_audio.delta" ? ev.delta.length : ev.delta;

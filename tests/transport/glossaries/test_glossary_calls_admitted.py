@@ -40,6 +40,7 @@ async def live(tmp_path_factory: pytest.TempPathFactory, test_model_dir: Path) -
     settings.glossaries.data_dir = folder / "glossaries"
     settings.limits.max_unary_calls_per_token = 2
     settings.limits.max_unary_calls_per_tenant = 3
+    settings.glossaries.max_imports_per_tenant = 3  # issue 91's import slots: not the bound this tests
     settings.limits.http_header_timeout_s = 60  # the withheld bodies outlast the test
     async with serving(settings, runner_factory=FakeRunner) as live:
         yield live

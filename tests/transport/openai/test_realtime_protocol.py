@@ -22,12 +22,12 @@ from translate_svc.session.events import (
     Update,
 )
 from translate_svc.transport.openai.protocol import (
-    AUDIO_DELTA_SAMPLES,
     RATE,
     RESTART_CLOSE_CODE,
     RealtimeProtocol,
-    Speech,
 )
+from translate_svc.transport.openai.results import AUDIO_DELTA_SAMPLES
+from translate_svc.transport.openai.wire import Speech
 from translate_svc.types import (
     AudioEncoding,
     Commit,
@@ -263,6 +263,45 @@ def test_after_commits_the_done_transcript_is_the_whole_text_and_speech_off_send
     assert [e["type"] for e in events] == ["session.output_transcript.delta"] * 3 + ["session.output_transcript.done"]
     assert events[2]["delta"] == "" and events[2]["x_done"] == {"text": "hola que tal"}
     assert events[3]["transcript"] == "hola que tal" and events[3]["elapsed_ms"] == 2500
+
+
+def test_confidence_rides_as_x_avg_logprob_where_computed() -> None:
+    """Issue 91: a commit's text delta carries the mean over the tokens it adds, the segment's
+    ``x_done`` delta and done events the whole text's; a commit of speech only, and texts whose
+    confidence was not computed, carry none."""
+    p = protocol()
+    transcribed = {"audio": {"output": {"language": "es"}, "input": {"language": "en", "transcription": {}}}}
+    split(list(p.receive(event("session.update", session=transcribed))))
+    speech = np.zeros(10, np.float32)
+    commits = [
+        Commit(7, Translation("spa", "hola", avg_logprob=-0.5), source_ms=1000),
+        Commit(7, Translation("spa", "", audio=speech, sample_rate_hz=RATE), source_ms=1500),
+    ]
+    heard = Transcript("eng", "hello", avg_logprob=-0.25)
+    r = SegmentResult(
+        7,
+        0,
+        2000,
+        transcript=heard,
+        translations=(Translation("spa", "hola", avg_logprob=-0.75),),
+        speech_in_commits=True,
+    )
+    events = types_of(p, *commits, r)
+    sure = {e["type"] + ("+done" if "x_done" in e else ""): e.get("x_avg_logprob") for e in events}
+    assert sure == {
+        "session.output_transcript.delta": -0.5,  # the commit's
+        "session.output_audio.delta": None,
+        "session.input_transcript.delta": -0.25,
+        "session.output_transcript.delta+done": -0.75,
+        "session.input_transcript.done": -0.25,
+        "session.output_transcript.done": -0.75,
+        "session.output_audio.done": None,
+    }
+    plain = types_of(
+        p,
+        SegmentResult(8, 2000, 3000, transcript=Transcript("eng", "bye"), translations=(Translation("spa", "adios"),)),
+    )
+    assert plain and all("x_avg_logprob" not in e for e in plain)
 
 
 def test_x_done_events_false_turns_them_off_and_must_be_a_boolean() -> None:

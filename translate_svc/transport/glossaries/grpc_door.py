@@ -5,6 +5,12 @@ as a unary call of its caller before its request is read, which must come within
 ``limits.request_read_timeout_s`` and be at most ``glossaries.max_import_bytes`` and 64 KiB. A
 create's or replace's request is parsed, and its entries converted and checked, on the
 glossaries' own threads (``GlossaryBook.work``; issue 87 J4), never on the event loop.
+
+``ImportGlossary`` (issue 91) is client-streaming on the wire too: a header, then a CSV's or TBX's
+bytes in chunks, so a file larger than the port's receive limit (4 MiB; a 10,000-entry TBX as
+terminology tools export it is 5-10 MB) comes in one call. Admitted as a unary call, then one of
+the process's import slots, before its first message is read; its messages, size and time are
+bounded as ``imports.py`` says.
 """
 
 from __future__ import annotations
@@ -21,16 +27,26 @@ from translate_svc.errors import ServiceError
 from translate_svc.glossaries.book import GlossaryBook
 from translate_svc.glossaries.model import GlossaryEntry
 from translate_svc.session.manager import SessionManager
+from translate_svc.transport.api_log import Method, logged_method
 from translate_svc.transport.door import DoorContext
 from translate_svc.transport.glossaries import convert
-from translate_svc.transport.rpc import call_deadline, caller_of, parse_message, read_request, token_key, unary_errors
+from translate_svc.transport.glossaries.imports import Clock, drop_rest, import_entries, read_import
+from translate_svc.transport.rpc import (
+    call_deadline,
+    call_of,
+    caller_of,
+    parse_message,
+    read_request,
+    token_key,
+    unary_errors,
+)
 from translate_svc.transport.rpc_errors import status_for
 from translate_svc.transport.tokens import Permission, TokenStore
 
 M = TypeVar("M", bound=Message)
 
 SERVICE = pb.DESCRIPTOR.services_by_name["Glossaries"].full_name
-METHODS = ("CreateGlossary", "GetGlossary", "ListGlossaries", "ReplaceGlossary", "DeleteGlossary")
+METHODS = ("CreateGlossary", "GetGlossary", "ListGlossaries", "ReplaceGlossary", "DeleteGlossary", "ImportGlossary")
 METHOD_PERMISSIONS: Mapping[str, Permission] = {f"/{SERVICE}/{m}": Permission.GLOSSARIES for m in METHODS}
 #: what a request holds beyond its content
 SMALL = 64 * 1024
@@ -41,7 +57,13 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: ServiceError)
     await context.abort(st.code, st.details, st.trailing_metadata)
 
 
-_unary = unary_errors(_abort)
+_errors = unary_errors(_abort)
+#: each call's access line (issue 91), its code the refusal's
+_logged = logged_method(call_of, lambda door: caller_of(door._tokens).tenant.name)
+
+
+def _unary(handler: Method) -> Method:
+    return _errors(_logged(handler))
 
 
 class GlossariesDoor:
@@ -50,6 +72,9 @@ class GlossariesDoor:
     def __init__(self, ctx: DoorContext) -> None:
         self._m: SessionManager = ctx.sessions
         self._tokens: TokenStore | None = ctx.tokens
+        self._drain_s = ctx.settings.server.error_drain_s
+        #: an import's minimum rate (``imports.Clock``): the port's HTTP rate, after its read timeout
+        self._rate = (ctx.settings.limits.http_min_transfer_bytes_per_s, ctx.settings.limits.request_read_timeout_s)
         self.permissions: Mapping[str, Permission] = METHOD_PERMISSIONS
 
     @property
@@ -71,6 +96,7 @@ class GlossariesDoor:
                     "DeleteGlossary": unary(
                         self.DeleteGlossary, response_serializer=pb.DeleteGlossaryResponse.SerializeToString
                     ),
+                    "ImportGlossary": unary(self.ImportGlossary, response_serializer=pb.Glossary.SerializeToString),
                 },
             ),
         )
@@ -96,7 +122,7 @@ class GlossariesDoor:
                 kind,
                 raw,
                 limit,
-                too_large="send a smaller glossary (ServerLimits.glossary_import_bytes), or split it",
+                too_large="send a large file over ImportGlossary (in chunks), or split it",
                 unparsable=": generate the client from this server's translate.proto",
             )
             msg = parse() if limit <= SMALL else await self._book.work(parse)  # 4 MiB: off the loop
@@ -156,3 +182,32 @@ class GlossariesDoor:
             return pb.DeleteGlossaryResponse()
 
         return await self._serve(raw, pb.DeleteGlossaryRequest, SMALL, answer)
+
+    @_unary
+    async def ImportGlossary(self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        """A header, then the file in chunks: admitted, then an import slot, then read, parsed on
+        the glossaries' threads and kept as a create or a replace."""
+        book = self._book
+        limits = book.limits
+        clock = Clock.starting(
+            limits, *self._rate, "limits.http_min_transfer_bytes_per_s, ServerLimits.request_read_timeout_ms"
+        )
+        caller = caller_of(self._tokens)
+        tenant = caller.tenant.name
+        try:
+            async with self._m.admit_unary(caller.tenant, token_key(caller)):
+                book.kept()
+                with book.imports.taken(tenant):
+                    header, data = await read_import(raw, limits, clock)
+                    entries = await book.work(import_entries, header, data, limits, list(book.languages()))
+                    del data
+                if header.replace:
+                    made = await book.replace(tenant, header.glossary_id, header.display_name, entries, header.revision)
+                else:
+                    made = await book.create(tenant, header.glossary_id, header.display_name, entries)
+                return convert.glossary_to_pb(made)
+        except ServiceError:
+            # a client still sending would see its own write fail (INTERNAL), not this status
+            # (grpc/grpc#36066): what it still sends is read and dropped first, for a bounded time
+            await drop_rest(raw, self._drain_s)
+            raise

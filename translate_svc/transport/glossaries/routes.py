@@ -14,33 +14,49 @@ Each request needs a token with the ``glossaries`` permission (401 without a val
 without the permission) and sees its own tenant's glossaries only: another tenant's id is 404, as
 one that does not exist. Each is admitted as a unary call of its token and tenant before its body
 is read (``SessionManager.admit_unary``, as the gRPC ``Glossaries`` service and the MCP endpoint
-are: issue 87 J2; 429 over ``limits.max_unary_calls_per_token`` or ``_per_tenant``). A body is read
-within the port's header timeout and at most ``glossaries.max_import_bytes`` and 64 KiB, then
-parsed and checked on the glossaries' own threads (``GlossaryBook.work``), never on the event loop.
-Event loop only.
+are: issue 87 J2; 429 over ``limits.max_unary_calls_per_token`` or ``_per_tenant``). A create or
+replace then takes one of the process's import slots (``glossaries.max_imports``, and
+``max_imports_per_tenant``; 429 beyond: issue 91), and its body (a file of up to 10,000 entries and
+more: at most ``glossaries.max_import_bytes`` and 64 KiB) is read within
+``glossaries.import_timeout_s`` at the port's minimum rate (``imports.py``; 408 when late, 413
+when over), then parsed and checked on the glossaries' own threads (``GlossaryBook.work``), never on
+the event loop. Event loop only.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import hdrs, web
 
-from translate_svc.errors import InvalidInput, ServiceError, shown
+from translate_svc.errors import InvalidInput, ServiceError, TooSlow, shown
 from translate_svc.glossaries.book import GlossaryBook
 from translate_svc.glossaries.model import GlossaryEntry, parse_csv
 from translate_svc.glossaries.tbx import parse_tbx
+from translate_svc.transport.api_log import logged
+from translate_svc.transport.calls import REQUEST_ID, call_info
 from translate_svc.transport.door import DoorContext
 from translate_svc.transport.glossaries import convert
-from translate_svc.transport.http.body import read_body
+from translate_svc.transport.glossaries.imports import BodyTooLarge, Clock, read_body
 from translate_svc.transport.http.caller import WORDING, Caller, authorize_token
 from translate_svc.transport.http.door import Served
-from translate_svc.transport.http.responses import refused
+from translate_svc.transport.http.responses import http_error, refused
 from translate_svc.transport.tokens import Permission, bearer
 
+logger = logging.getLogger(__name__)
+
 PATH = "/v1/glossaries"
+#: each route's method in the access log, by (HTTP method, names a glossary)
+_METHODS = {
+    ("GET", False): "glossaries.list",
+    ("POST", False): "glossaries.create",
+    ("GET", True): "glossaries.get",
+    ("PUT", True): "glossaries.replace",
+    ("DELETE", True): "glossaries.delete",
+}
 #: a body's format by its Content-Type (``?format=`` says it for any type, e.g. application/xml)
 FORMATS = {"text/csv": "csv", "application/x-tbx+xml": "tbx", "application/tbx+xml": "tbx"}
 #: what a body holds beyond its entries
@@ -53,7 +69,9 @@ class GlossaryRoutes:
     def __init__(self, ctx: DoorContext) -> None:
         self._tokens = ctx.tokens
         self._m = ctx.sessions
-        self._timeout_s = ctx.settings.limits.http_header_timeout_s
+        limits = ctx.settings.limits
+        #: a body's minimum rate (``imports.Clock``): the port's, after its header timeout
+        self._rate = (limits.http_min_transfer_bytes_per_s, limits.http_header_timeout_s)
 
     @property
     def _book(self) -> GlossaryBook:
@@ -78,31 +96,50 @@ class GlossaryRoutes:
 
     async def _serve(self, request: web.Request, answer: Callable[[Caller], Awaitable[web.Response]]) -> web.Response:
         """The caller checked, then ``answer`` admitted as a unary call of its tenant and token
-        (before the body is read); our errors as their refusals."""
+        (before the body is read); our errors as their refusals; its access line (issue 91)."""
         caller = self._caller(request)
         if isinstance(caller, web.Response):
             return caller
         token = caller.token.sha256 if caller.token is not None else None
+        method = _METHODS.get((request.method, "id" in request.match_info), "glossaries")
         try:
-            async with self._m.admit_unary(caller.tenant, token):
-                return await answer(caller)
+            with logged(
+                call_info(request.headers.get(REQUEST_ID), method, request.remote or ""), caller.tenant.name
+            ) as line:
+                async with self._m.admit_unary(caller.tenant, token):
+                    response = await answer(caller)
+                line.answered(response.status)
+                return response
         except ServiceError as e:
             return refused(e)
 
-    async def _content(self, request: web.Request) -> tuple[dict[str, Any], list[GlossaryEntry]] | web.Response:
-        """A create's or replace's body: its JSON fields, and its entries (from JSON, CSV or TBX),
-        parsed on the glossaries' threads."""
+    async def _content(
+        self, request: web.Request, tenant: str
+    ) -> tuple[dict[str, Any], list[GlossaryEntry]] | web.Response:
+        """A create's or replace's body, in one of the process's import slots from its first byte
+        to its entries: its JSON fields, and its entries (from JSON, CSV or TBX), parsed on the
+        glossaries' threads."""
         book = self._book
         limits = book.limits
-        body = await read_body(
-            request,
-            limits.max_import_bytes + SMALL,
-            self._timeout_s,
-            too_large=f"a glossary's body is at most {limits.max_import_bytes} bytes (glossaries.max_import_bytes)",
-            what="a glossary's create or replace",
+        clock = Clock.starting(
+            limits, *self._rate, "limits.http_min_transfer_bytes_per_s, limits.http_header_timeout_s"
         )
-        if isinstance(body, web.Response):
-            return body
+        with book.imports.taken(tenant):
+            try:
+                body = await read_body(request, limits.max_import_bytes + SMALL, clock)
+            except BodyTooLarge:
+                message = f"a glossary's body is at most {limits.max_import_bytes} bytes (glossaries.max_import_bytes)"
+                return http_error(413, message, "request_too_large")
+            except TooSlow as e:
+                return http_error(408, e.message, "request_timeout")
+            except ConnectionError as e:
+                logger.info("a glossary's create or replace: its client went away while it sent (%s)", type(e).__name__)
+                return web.Response(status=499)
+            return await self._parsed(request, body)
+
+    async def _parsed(self, request: web.Request, body: bytes) -> tuple[dict[str, Any], list[GlossaryEntry]]:
+        book = self._book
+        limits = book.limits
         kind = _format(request)
         if kind == "csv":
             return dict(request.query), await book.work(parse_csv, body, limits)
@@ -124,7 +161,7 @@ class GlossaryRoutes:
     async def _create(self, request: web.Request) -> web.Response:
         async def answer(caller: Caller) -> web.Response:
             self._book.kept()
-            got = await self._content(request)
+            got = await self._content(request, caller.tenant.name)
             if isinstance(got, web.Response):
                 return got
             doc, entries = got
@@ -146,7 +183,7 @@ class GlossaryRoutes:
     async def _replace(self, request: web.Request) -> web.Response:
         async def answer(caller: Caller) -> web.Response:
             self._book.kept()
-            got = await self._content(request)
+            got = await self._content(request, caller.tenant.name)
             if isinstance(got, web.Response):
                 return got
             doc, entries = got

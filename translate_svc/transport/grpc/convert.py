@@ -274,6 +274,7 @@ def segment_result_to_pb(r: SegmentResult) -> pb.SegmentResult:
     _add_texts(msg, r.transcript, r.translations)
     msg.speech_in_commits = r.speech_in_commits
     msg.speaker = r.speaker
+    msg.speakers_revised.extend(pb.SpeakerRevision(segment_id=i, speaker=s) for i, s in r.speakers_revised)
     return msg
 
 

@@ -20,16 +20,17 @@ from translate_svc.jobs.model import JobSpec, JobState, JobStatus
 from translate_svc.jobs.reader import probe
 from translate_svc.jobs.runner import JobRunner
 from translate_svc.jobs.store import TenantFull
+from translate_svc.jobs.tracks import TRACK_WIDTH
+from translate_svc.session import ear as ears
 from translate_svc.session import task as checks
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.tenants.tenant import Tenant
-from translate_svc.types import AudioEncoding, OutputOptions
+from translate_svc.transport.jobs.options import JobRequest
+from translate_svc.types import AudioEncoding, SpeechEncoding
 
 OFF = "jobs are off on this server: its operator sets jobs.dir (TRANSLATE_SVC_JOBS__DIR) to keep them"
 #: the longest wait of a status request
 MAX_WAIT_S = 60.0
-#: a dubbed track's bytes per second of audio (PCM16 at 16 kHz): what a job will keep per target
-TRACK_BYTES_PER_S = 32_000
 
 
 class JobDesk:
@@ -61,48 +62,55 @@ class JobDesk:
     async def stop(self) -> None:
         """Nothing of the desk's own runs: a URL job's fetch is the runner's (stopped with it)."""
 
-    def spec(
-        self,
-        *,
-        encoding: AudioEncoding,
-        sample_rate_hz: int,
-        channels: int,
-        source_language: str,
-        target_languages: list[str],
-        speech: bool,
-        transcript: bool,
-        word_timings: bool,
-        glossaries: list[str],
-    ) -> JobSpec:
-        """A job's spec, its languages and options checked now, against the model and the limits:
-        not hours later."""
+    def spec(self, request: JobRequest) -> JobSpec:
+        """A job's spec, its languages and every option checked now, against the model and the
+        limits: not hours later. Each option is kept and passed to the job's session (issue 91);
+        one a job cannot honour is refused saying so."""
+        encoding = request.encoding
         if encoding is AudioEncoding.OPUS:
             raise InvalidInput(
                 "format.encoding: container, linear16, float32, mulaw or alaw (a job takes no Opus packets)"
             )
         raw = encoding is not AudioEncoding.CONTAINER
-        if raw and not (8000 <= sample_rate_hz <= 48000 and channels in (1, 2)):
+        rate, channels = request.sample_rate_hz, request.channels
+        if raw and not (8000 <= rate <= 48000 and channels in (1, 2)):
             raise InvalidInput("raw samples need format.sample_rate_hz (8000..48000) and channels (1 or 2)")
-        if len(target_languages) > 64 or len(glossaries) > 64:
+        targets, glossaries = request.target_languages, request.glossaries
+        if len(targets) > 64 or len(glossaries) > 64:
             raise InvalidInput("target_languages and glossaries: at most 64 each")
-        output = OutputOptions(speech=speech, transcript=transcript, word_timings=word_timings)
-        checks.resolve_task(self._m.card, self._m.limits, source_language, list(target_languages), output)
+        output = request.output
+        if output.speech_encoding is not SpeechEncoding.LINEAR16:
+            raise InvalidInput(
+                "output.speech_encoding: a job's dubbed track is a WAV of PCM16 samples: leave it LINEAR16 (or unset)"
+            )
+        checks.resolve_task(
+            self._m.card, self._m.limits, request.source_language, list(targets), output, ear=request.ear
+        )
         return JobSpec(
             encoding,
-            sample_rate_hz if raw else 0,
+            rate if raw else 0,
             channels if raw else 1,
-            source_language,
-            tuple(target_languages),
-            speech=speech,
-            transcript=transcript,
-            word_timings=word_timings,
+            request.source_language,
+            tuple(targets),
+            speech=output.speech,
+            transcript=output.transcript,
+            word_timings=output.word_timings,
+            text=output.text,
+            speech_sample_rate_hz=output.speech_sample_rate_hz,
+            speaker_id=output.speaker_id,
+            profanity=output.profanity,
+            ear=request.ear,
             glossaries=tuple(glossaries),
         )
 
     async def create(self, tenant: Tenant, spec: JobSpec, url: str | None) -> JobStatus:
         """A new job, uploading (its parts next), or queued with ``url`` (checked now by the fetch
-        rules: a URL they refuse makes no job), which the runner that claims it fetches first."""
+        rules: a URL they refuse makes no job), which the runner that claims it fetches first. A
+        job with noise suppression or speaker labels of a tenant allowed no ear is refused now
+        (PERMISSION_DENIED), as its live streams are."""
         jobs = self.jobs
+        if ears.uses_ear(spec.ear) and ears.ear_cap(tenant, self._m.limits) == 0:
+            raise ears.ear_refused(tenant)
         if url is not None:
             check_url(jobs.settings, url, jobs.fetch_checks)
         caps = job_caps(jobs.settings, tenant)
@@ -176,7 +184,8 @@ class JobDesk:
         duration_ms = await loop.run_in_executor(None, probe, path, job.spec.fmt, jobs.settings.max_audio_s)
         caps = job_caps(jobs.settings, tenant)
         # its dubbed tracks will be kept too: they must fit what the tenant's jobs may keep
-        tracks = duration_ms * TRACK_BYTES_PER_S // 1000 * (len(job.spec.target_languages) if job.spec.speech else 0)
+        per_s = job.spec.track_rate * TRACK_WIDTH
+        tracks = duration_ms * per_s // 1000 * (len(job.spec.target_languages) if job.spec.speech else 0)
         kept = await jobs.store.kept_bytes(tenant.name)
         if kept + tracks > caps.bytes:
             raise over_cap(TenantFull("bytes", kept + tracks), caps)

@@ -24,13 +24,21 @@ from translate_svc.errors import InvalidInput, ServiceError, TooSlow
 from translate_svc.jobs.model import JobState, JobStatus
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.tenants.tenant import Tenant
+from translate_svc.transport.api_log import Method, logged, logged_method
 from translate_svc.transport.door import DoorContext
-from translate_svc.transport.jobs import render
+from translate_svc.transport.jobs import options, render
 from translate_svc.transport.jobs.desk import JobDesk
-from translate_svc.transport.rpc import call_deadline, caller_of, parse_message, read_request, token_key, unary_errors
+from translate_svc.transport.rpc import (
+    call_deadline,
+    call_of,
+    caller_of,
+    parse_message,
+    read_request,
+    token_key,
+    unary_errors,
+)
 from translate_svc.transport.rpc_errors import status_for
 from translate_svc.transport.tokens import Permission, TokenStore
-from translate_svc.types import AudioEncoding
 
 M = TypeVar("M", bound=Message)
 
@@ -39,14 +47,6 @@ METHODS = ("CreateJob", "UploadJobAudio", "GetJob", "CancelJob", "GetJobResults"
 METHOD_PERMISSIONS: Mapping[str, Permission] = {f"/{SERVICE}/{m}": Permission.JOBS for m in METHODS}
 SMALL = 64 * 1024
 _STATES = {s: pb.JobState.Value(f"JOB_{s.name}") for s in JobState}
-_ENCODINGS = {
-    pb.AUDIO_ENCODING_UNSPECIFIED: AudioEncoding.CONTAINER,
-    pb.CONTAINER: AudioEncoding.CONTAINER,
-    pb.LINEAR16: AudioEncoding.LINEAR16,
-    pb.FLOAT32: AudioEncoding.FLOAT32,
-    pb.MULAW: AudioEncoding.MULAW,
-    pb.ALAW: AudioEncoding.ALAW,
-}
 _CHUNK = 256 * 1024
 
 
@@ -55,7 +55,13 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: ServiceError)
     await context.abort(st.code, st.details, st.trailing_metadata)
 
 
-_unary = unary_errors(_abort)
+_errors = unary_errors(_abort)
+#: each call's access line (issue 91), its code the refusal's
+_logged = logged_method(call_of, lambda door: caller_of(door._tokens).tenant.name)
+
+
+def _unary(handler: Method) -> Method:
+    return _errors(_logged(handler))
 
 
 def job_to_pb(job: JobStatus) -> pb.Job:
@@ -137,22 +143,8 @@ class JobsDoor:
     async def CreateJob(self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
         async def answer(tenant: Tenant, msg: pb.CreateJobRequest) -> Message:
             self.desk.jobs  # noqa: B018 (off: INVALID_ARGUMENT saying how)
-            encoding = _ENCODINGS.get(msg.format.encoding)
-            if encoding is None:
-                raise InvalidInput("format.encoding: CONTAINER, LINEAR16, FLOAT32, MULAW or ALAW (a job takes no Opus)")
-            out = msg.output
-            spec = self.desk.spec(
-                encoding=encoding,
-                sample_rate_hz=msg.format.sample_rate_hz,
-                channels=msg.format.channels or 1,
-                source_language=msg.source_language,
-                target_languages=list(msg.target_languages),
-                speech=out.speech if out.HasField("speech") else True,
-                transcript=out.transcript if out.HasField("transcript") else True,
-                word_timings=out.word_timings if msg.HasField("output") else True,
-                glossaries=list(msg.glossaries),
-            )
-            return job_to_pb(await self.desk.create(tenant, spec, msg.url or None))
+            asked = options.from_pb(msg)
+            return job_to_pb(await self.desk.create(tenant, self.desk.spec(asked), asked.url))
 
         return await self._serve(raw, pb.CreateJobRequest, answer)
 
@@ -219,22 +211,26 @@ class JobsDoor:
             limit_s = self._m.limits.request_read_timeout_s
             deadline = call_deadline(limit_s)
             caller = caller_of(self._tokens)
-            async with self._m.admit_unary(caller.tenant, token_key(caller)), self._m.holding_request(caller.tenant):
-                request = await read_request(raw, deadline, limit_s, "GetJobResultsRequest")
-                msg = parse_message(pb.GetJobResultsRequest, request, SMALL, too_large="send less")
-                job = await self.desk.get(caller.tenant, msg.job_id)
-                store = self.desk.jobs.store
-                chunks: AsyncIterator[bytes]
-                if msg.format == pb.JOB_RESULTS_JSON:
-                    chunks = render.json_chunks(store, job)
-                elif msg.format == pb.JOB_RESULTS_DUBBED_WAV:
-                    _, chunks = await render.dubbed(store, job, msg.language)
-                else:
-                    kind = "srt" if msg.format == pb.JOB_RESULTS_SRT else "vtt"
-                    chunks = _text_chunks(await render.subtitles(store, job, msg.language, kind))
-                async for chunk in chunks:
-                    for at in range(0, len(chunk), _CHUNK):
-                        yield pb.JobResultsChunk(data=chunk[at : at + _CHUNK])
+            with logged(call_of(context, "GetJobResults"), caller.tenant.name):
+                async with (
+                    self._m.admit_unary(caller.tenant, token_key(caller)),
+                    self._m.holding_request(caller.tenant),
+                ):
+                    request = await read_request(raw, deadline, limit_s, "GetJobResultsRequest")
+                    msg = parse_message(pb.GetJobResultsRequest, request, SMALL, too_large="send less")
+                    job = await self.desk.get(caller.tenant, msg.job_id)
+                    store = self.desk.jobs.store
+                    chunks: AsyncIterator[bytes]
+                    if msg.format == pb.JOB_RESULTS_JSON:
+                        chunks = render.json_chunks(store, job)
+                    elif msg.format == pb.JOB_RESULTS_DUBBED_WAV:
+                        _, chunks = await render.dubbed(store, job, msg.language, self._settings.dub_overflow)
+                    else:
+                        kind = "srt" if msg.format == pb.JOB_RESULTS_SRT else "vtt"
+                        chunks = _text_chunks(await render.subtitles(store, job, msg.language, kind))
+                    async for chunk in chunks:
+                        for at in range(0, len(chunk), _CHUNK):
+                            yield pb.JobResultsChunk(data=chunk[at : at + _CHUNK])
         except ServiceError as e:
             await _abort(context, e)
 

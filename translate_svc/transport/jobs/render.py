@@ -1,6 +1,7 @@
 """A job's results as documents, for both ports: its segments as JSON (made a page at a time: a job
 of hours is never one object in memory), subtitles (SRT, WebVTT) per language, and a target's
-dubbed track as WAV (its PCM16 file behind a header, read a chunk at a time). Event loop only."""
+dubbed track as WAV (made from its segments' speech as it is sent: ``jobs/dub.py``, a page of
+segments and one segment's speech at a time). Event loop only."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
+import numpy as np
+
 from translate_svc.errors import InvalidInput
+from translate_svc.jobs.dub import DubTrack
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.model import JobState, JobStatus
 from translate_svc.jobs.tracks import TRACK_WIDTH
+from translate_svc.settings.jobs import DubOverflow
 from translate_svc.subtitles import Cue, srt_document, vtt_document
 from translate_svc.types import MODEL_SAMPLE_RATE
 
@@ -68,24 +73,72 @@ async def subtitles(store: JobKeeper, job: JobStatus, language: str, kind: str) 
     return srt_document(cues) if kind == "srt" else vtt_document(cues)
 
 
-async def dubbed(store: JobKeeper, job: JobStatus, language: str) -> tuple[int, AsyncIterator[bytes]]:
-    """The target's dubbed track as WAV (mono PCM16 at the model's rate, each segment's speech at
-    its place on the audio's timeline, silence between): its size in bytes and its chunks."""
+async def dubbed(
+    store: JobKeeper, job: JobStatus, language: str, overflow: DubOverflow
+) -> tuple[int, AsyncIterator[bytes]]:
+    """The target's dubbed track as WAV (mono PCM16 at the job's track rate: ``jobs/dub.py``, each
+    segment's speech at its segment's start, ``overflow`` saying what speech running past the next
+    segment does): as long as the audio once the job is done (its exact length when the job read
+    it to its end), else the audio done so far (``done_ms``). Its size in bytes and its chunks."""
     if language not in job.spec.target_languages:
         raise InvalidInput(f"no dubbed track of {language[:16]!r}: ask for one of the job's targets")
     if not job.spec.speech:
         raise InvalidInput("this job was submitted with speech off: it has no dubbed track")
+    rate = job.spec.track_rate
     path = store.track_path(job.job_id, language)
-    if job.state is JobState.RUNNING:  # what its finished segments wrote so far
-        size = path.stat().st_size if path.exists() else 0
-        size -= size % TRACK_WIDTH
-    else:
+    first = await store.segments(job.job_id, -1, 1)
+    if first and not _placed_by_samples(first[0]):  # stored before issue 91: the file is the track
         size = (await store.resume_point(job.job_id)).tracks.get(language, 0)
-    return 44 + size, _track_chunks(path, size)
+        return 44 + size, _file_chunks(path, size, rate)
+    length = job.done_ms * rate // 1000
+    if job.state is JobState.DONE:
+        source = await asyncio.get_running_loop().run_in_executor(None, store.source_length, job.job_id)
+        length = round(source[0] * rate / source[1]) if source else job.duration_ms * rate // 1000
+    return 44 + length * TRACK_WIDTH, _dub_chunks(store, job, language, path, length, overflow)
 
 
-async def _track_chunks(path: Any, size: int) -> AsyncIterator[bytes]:
-    yield wav_header(size)
+def _placed_by_samples(seg: dict[str, Any]) -> bool:
+    return all("audio_samples" in t for t in seg["translations"])
+
+
+async def _dub_chunks(
+    store: JobKeeper, job: JobStatus, language: str, path: Any, length: int, overflow: DubOverflow
+) -> AsyncIterator[bytes]:
+    """The WAV: its header, then the track ``DubTrack`` makes from the segments, a page of them at a
+    time, each one's speech read from the target's speech file in turn."""
+    rate = job.spec.track_rate
+    yield wav_header(length * TRACK_WIDTH, rate)
+    track = DubTrack(length, overflow)
+    loop = asyncio.get_running_loop()
+    f = await loop.run_in_executor(None, _open_or_none, path)
+    try:
+        after = -1
+        while page := await store.segments(job.job_id, after, PAGE):
+            after += len(page)
+            for seg in page:
+                n = next((t["audio_samples"] for t in seg["translations"] if t["target_language"] == language), 0)
+                speech = np.zeros(0, np.int16)
+                if n and f is not None:
+                    data = await loop.run_in_executor(None, f.read, n * TRACK_WIDTH)
+                    speech = np.frombuffer(data[: len(data) - len(data) % TRACK_WIDTH], "<i2")
+                for chunk in track.add(int(seg["start_ms"]) * rate // 1000, speech):
+                    yield chunk
+        for chunk in track.finish():
+            yield chunk
+    finally:
+        if f is not None:
+            f.close()
+
+
+def _open_or_none(path: Any) -> Any:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:  # no segment had speech in this language
+        return None
+
+
+async def _file_chunks(path: Any, size: int, rate: int) -> AsyncIterator[bytes]:
+    yield wav_header(size, rate)
     if not size:
         return
     loop = asyncio.get_running_loop()

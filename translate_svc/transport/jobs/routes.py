@@ -1,11 +1,11 @@
 """Background jobs on the HTTP port (issue 73, docs/api.md "Jobs"):
 
 - ``POST /v1/jobs``: a new job from a JSON body (``source_language``, ``target_languages``,
-  ``speech``, ``transcript``, ``word_timings``, ``glossaries``, ``format``: ``{encoding,
-  sample_rate_hz, channels}``). With ``url`` (https): the job is queued at once (202) and the
-  runner that claims it fetches the audio first (``jobs/intake.py``, the shared fetch rules:
-  ``running`` with no ``duration_ms`` yet while it fetches); without: 201 and the audio is
-  uploaded in parts:
+  ``glossaries``, ``format``: ``{encoding, sample_rate_hz, channels}``, and every output and ear
+  option a ``Translate`` call takes: ``options.py``; an unknown key is 400 naming it). With ``url``
+  (https): the job is queued at once (202) and the runner that claims it fetches the audio first
+  (``jobs/intake.py``, the shared fetch rules: ``running`` with no ``duration_ms`` yet while it
+  fetches); without: 201 and the audio is uploaded in parts:
 - ``PUT /v1/jobs/{id}/audio``: one part, at ``Content-Range: bytes START-END/*`` (or ``?offset=``;
   neither: where the upload ends), at most ``jobs.max_part_bytes``; a part that does not start
   where the upload ends is 409 (GET the job: ``received_bytes``), so a lost answer is safe to retry;
@@ -38,16 +38,17 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from translate_svc.errors import Conflict, InvalidInput, ServiceError
+from translate_svc.transport.api_log import logged
+from translate_svc.transport.calls import REQUEST_ID, call_info
 from translate_svc.transport.door import DoorContext
 from translate_svc.transport.http.admission import RequestAdmission, receive_to_file, send_chunks
 from translate_svc.transport.http.body import read_body
 from translate_svc.transport.http.caller import WORDING, Caller, authorize_token
 from translate_svc.transport.http.door import Served
 from translate_svc.transport.http.responses import refused
-from translate_svc.transport.jobs import render
+from translate_svc.transport.jobs import options, render
 from translate_svc.transport.jobs.desk import JobDesk
 from translate_svc.transport.tokens import Permission, bearer
-from translate_svc.types import AudioEncoding
 
 #: a request's handler once it is admitted: (request, caller) -> the answer
 Handler = Callable[[web.Request, Caller], Awaitable[web.StreamResponse]]
@@ -55,7 +56,6 @@ Handler = Callable[[web.Request, Caller], Awaitable[web.StreamResponse]]
 PATH = "/v1/jobs"
 SMALL = 64 * 1024
 _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-_ENCODINGS = "container (a WAV, FLAC, OGG or MP3 file), linear16, float32, mulaw or alaw"
 
 
 class JobRoutes:
@@ -69,30 +69,37 @@ class JobRoutes:
         self._admission = RequestAdmission(ctx.sessions, ctx.settings.limits)
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
-        router.add_post(PATH, self._admitted(self._create))
-        router.add_put(PATH + "/{id}/audio", self._admitted(self._part, held=lambda r: True))
-        router.add_post(PATH + "/{id}/complete", self._admitted(self._complete))
-        router.add_get(PATH + "/{id}", self._admitted(self._status, held=_long_poll))
-        router.add_post(PATH + "/{id}/cancel", self._admitted(self._cancel))
-        router.add_delete(PATH + "/{id}", self._admitted(self._delete))
-        router.add_get(PATH + "/{id}/results", self._admitted(self._results, held=lambda r: True))
-        router.add_get(PATH + "/{id}/dubbed/{language}", self._admitted(self._dubbed, held=lambda r: True))
+        router.add_post(PATH, self._admitted("jobs.create", self._create))
+        router.add_put(PATH + "/{id}/audio", self._admitted("jobs.upload", self._part, held=lambda r: True))
+        router.add_post(PATH + "/{id}/complete", self._admitted("jobs.complete", self._complete))
+        router.add_get(PATH + "/{id}", self._admitted("jobs.get", self._status, held=_long_poll))
+        router.add_post(PATH + "/{id}/cancel", self._admitted("jobs.cancel", self._cancel))
+        router.add_delete(PATH + "/{id}", self._admitted("jobs.delete", self._delete))
+        router.add_get(PATH + "/{id}/results", self._admitted("jobs.results", self._results, held=lambda r: True))
+        router.add_get(
+            PATH + "/{id}/dubbed/{language}", self._admitted("jobs.dubbed", self._dubbed, held=lambda r: True)
+        )
 
     def _admitted(
-        self, handler: Handler, held: Callable[[web.Request], bool] = lambda r: False
+        self, method: str, handler: Handler, held: Callable[[web.Request], bool] = lambda r: False
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """``handler`` for a caller whose token has the ``jobs`` permission, admitted as its unary
         call (and, where ``held`` says so, one of its tenant's held requests) before anything of
-        the request is read; the jobs API off: 400 saying how, before anything is taken."""
+        the request is read; the jobs API off: 400 saying how, before anything is taken. Its
+        access line names ``method`` (issue 91)."""
 
         async def admitted(request: web.Request) -> web.StreamResponse:
             caller = self._caller(request)
             if isinstance(caller, web.Response):
                 return caller
+            call = call_info(request.headers.get(REQUEST_ID), method, request.remote or "")
             try:
-                self.desk.jobs  # noqa: B018 (off: 400 saying how, before the body is read)
-                async with self._admission.admitted(caller, held=held(request)):
-                    return await handler(request, caller)
+                with logged(call, caller.tenant.name) as line:
+                    self.desk.jobs  # noqa: B018 (off: 400 saying how, before the body is read)
+                    async with self._admission.admitted(caller, held=held(request)):
+                        response = await handler(request, caller)
+                    line.answered(response.status)
+                    return response
             except ServiceError as e:
                 return refused(e)
 
@@ -114,13 +121,10 @@ class JobRoutes:
         )
         if isinstance(body, web.Response):
             return body
-        doc = _object(body)
-        url = doc.get("url")
-        if url is not None and not isinstance(url, str):
-            raise InvalidInput("url: an https:// URL (a string), or leave it out and upload the audio")
-        job = await self.desk.create(caller.tenant, self._spec(doc), url)
+        asked = options.from_json(_object(body))
+        job = await self.desk.create(caller.tenant, self.desk.spec(asked), asked.url)
         out = job.to_json()
-        if url is not None:
+        if asked.url is not None:
             return web.json_response(out, status=202)
         out["upload"] = {
             "method": "PUT",
@@ -128,36 +132,6 @@ class JobRoutes:
             "max_part_bytes": self._settings.max_part_bytes,
         }
         return web.json_response(out, status=201)
-
-    def _spec(self, doc: dict[str, Any]) -> Any:
-        fmt = doc.get("format") or {}
-        if not isinstance(fmt, dict):
-            raise InvalidInput('format: {"encoding", "sample_rate_hz", "channels"}')
-        try:
-            encoding = AudioEncoding(str(fmt.get("encoding", "container")).upper())
-        except ValueError:
-            raise InvalidInput(f"format.encoding: {_ENCODINGS}") from None
-        rate, channels = fmt.get("sample_rate_hz", 0), fmt.get("channels", 1)
-        if not isinstance(rate, int) or not isinstance(channels, int):
-            raise InvalidInput("format.sample_rate_hz and format.channels: whole numbers")
-        targets, glossaries = doc.get("target_languages", []), doc.get("glossaries", [])
-        if not _strings(targets) or not _strings(glossaries):
-            raise InvalidInput("target_languages and glossaries: lists of strings")
-        source = doc.get("source_language", "")
-        if not isinstance(source, str):
-            raise InvalidInput("source_language: a language code (a string)")
-        flags = {k: doc.get(k, True) for k in ("speech", "transcript", "word_timings")}
-        if not all(isinstance(v, bool) for v in flags.values()):
-            raise InvalidInput("speech, transcript and word_timings: true or false")
-        return self.desk.spec(
-            encoding=encoding,
-            sample_rate_hz=rate,
-            channels=channels,
-            source_language=source,
-            target_languages=targets,
-            glossaries=glossaries,
-            **flags,
-        )
 
     async def _part(self, request: web.Request, caller: Caller) -> web.StreamResponse:
         # the part is checked against the upload before it is read: one sent again, or to a job
@@ -219,7 +193,9 @@ class JobRoutes:
 
     async def _dubbed(self, request: web.Request, caller: Caller) -> web.StreamResponse:
         job = await self.desk.get(caller.tenant, request.match_info["id"])
-        size, chunks = await render.dubbed(self.desk.jobs.store, job, request.match_info["language"])
+        size, chunks = await render.dubbed(
+            self.desk.jobs.store, job, request.match_info["language"], self._settings.dub_overflow
+        )
         return await self._stream(request, chunks, "audio/wav", size)
 
     async def _stream(
@@ -261,10 +237,6 @@ def _object(body: bytes) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise InvalidInput('the body is not a JSON object: send {"target_languages": [...], ...}')
     return doc
-
-
-def _strings(value: object) -> bool:
-    return isinstance(value, list) and len(value) <= 64 and all(isinstance(v, str) and len(v) <= 64 for v in value)
 
 
 def _offset(request: web.Request, received: int) -> tuple[int, int | None]:

@@ -87,6 +87,11 @@ class TranslateAudioArgs(_Args):
     speech: bool = Field(False, description="also return the translated speech (WAV audio content, one per language)")
     speech_sample_rate_hz: int = Field(16000, ge=8000, le=48000)
     word_timings: bool = False
+    noise_suppression: bool = Field(
+        False,
+        description="run RNNoise on the clip before the VAD and the model (steady noise: hiss, fans, lines; not "
+        "other talkers)",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> TranslateAudioArgs:

@@ -36,7 +36,7 @@ from translate_svc.session.text import TextDriver
 from translate_svc.transport.mcp import arguments as args
 from translate_svc.transport.mcp import render
 from translate_svc.transport.tokens.file import Permission, TokenDigest
-from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, Term
+from translate_svc.types import AudioEncoding, AudioFormat, EarOptions, OutputOptions, Term
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,7 @@ class Toolbox:
                 self._m.vad_defaults,
                 detect,
                 terms,
+                ear=EarOptions(noise_suppression=a.noise_suppression),
                 glossaries=tuple(a.glossary_ids),
             )
 

@@ -48,7 +48,9 @@ FORMATS = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
 #: speaker labels (``diarized_json``): the most speakers told apart unless ``x_speakers`` says
 DEFAULT_SPEAKERS = 4
 #: the fields of each endpoint (lists as the SDKs send them, ``name[]``; also taken without ``[]``)
-_COMMON = frozenset({"file", "model", "prompt", "response_format", "temperature", "stream", "x_profanity"})
+_COMMON = frozenset(
+    {"file", "model", "prompt", "response_format", "temperature", "stream", "x_profanity", "x_noise_reduction"}
+)
 FIELDS = {
     TRANSCRIBE: _COMMON
     | {
@@ -301,6 +303,7 @@ def clip_request(
     _unavailable(form)
     words = _words(form.values.get("timestamp_granularities", []), fmt)
     profanity = _profanity(form.one("x_profanity"))
+    noise = _noise_reduction(form.one("x_noise_reduction"))
     try:
         terms = boost_terms(
             form.one("prompt"),
@@ -331,7 +334,7 @@ def clip_request(
         vad=clip_vad,
         detect=detect,
         terms=terms,
-        ear=EarOptions(speakers=speakers),
+        ear=EarOptions(noise_suppression=noise, speakers=speakers),
     )
     form.file = b""  # the request holds the only reference from here on
     return request, Answer(task, fmt, stream, language, words, logprobs)
@@ -344,6 +347,21 @@ def _profanity(value: str | None) -> Profanity | None:
     if value not in {p.value for p in Profanity}:
         raise FormError(f"x_profanity {shown(value)} must be off, mask or remove", param="x_profanity")
     return Profanity(value)
+
+
+def _noise_reduction(value: str | None) -> bool:
+    """Our extension ``x_noise_reduction`` (issue 91): ``near_field`` or ``far_field``, the types of
+    the realtime sessions' ``noise_reduction``, runs RNNoise before the VAD and the model (either
+    type: one suppressor); absent: off."""
+    if value is None:
+        return False
+    if value not in ("near_field", "far_field"):
+        raise FormError(
+            "x_noise_reduction must be near_field or far_field (noise suppression before the VAD; leave it out "
+            "for none)",
+            param="x_noise_reduction",
+        )
+    return True
 
 
 def _flag(value: str | None, name: str) -> bool:

@@ -6,7 +6,8 @@ that end no session, as events of their own kinds (``protocol.py`` renders with 
   at each segment's end, after its deltas, ``session.input_transcript.done {transcript}`` (when a
   transcript was asked for and made), then per target ``session.output_transcript.done
   {transcript}`` (the segment's whole translation) and ``session.output_audio.done`` (with speech
-  on), each with ``elapsed_ms`` (the segment's end) and our ``x_segment`` span and ``x_language``.
+  on), each with ``elapsed_ms`` (the segment's end) and our ``x_segment`` span and ``x_language``
+  (the transcripts' also ``x_avg_logprob``, their confidence, where computed).
   OpenAI's translation event list names no done events; the clients that read them are real (a
   conference proxy forwards finals only and ends a talk on ``output_audio.done``). The ``openai``
   Python SDK parses an event type it does not know as a ``RealtimeErrorEvent`` whose ``type`` is
@@ -24,7 +25,7 @@ Pure: JSON text out (``wire.wire_event``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from translate_svc.errors import ErrorCode, InvalidInput
@@ -55,22 +56,29 @@ def segment_done(
     speech: bool,
     timing: dict[str, float] | None = None,
     failed: bool = False,
+    transcript_logprob: float | None = None,
+    output_logprobs: Sequence[float | None] = (),
     **extra: Any,
 ) -> Iterator[str]:
     """The done events of one segment (``span``: its ``x_segment``): the input transcript's
     (``transcript``: its text and language, None for none), then each target's (``outputs``: its
     tag and whole text) transcript and, with ``speech``, audio. ``failed``: the segment failed
-    (the texts are what was committed before). ``extra`` rides on the input transcript's event
-    (``x_detected``)."""
+    (the texts are what was committed before). ``transcript_logprob`` and ``output_logprobs`` (one
+    per output; None or absent: not computed): the texts' confidence, as ``x_avg_logprob``.
+    ``extra`` rides on the input transcript's event (``x_detected``)."""
     at = span["end_ms"]
     marks: dict[str, Any] = {"x_failed": True} if failed else {}
     if transcript is not None:
         text, language = transcript
+        sure = {} if transcript_logprob is None else {"x_avg_logprob": transcript_logprob}
         yield wire_event(
-            INPUT_DONE, transcript=text, elapsed_ms=at, x_segment=span, x_language=language, **extra, **marks
+            INPUT_DONE, transcript=text, elapsed_ms=at, x_segment=span, x_language=language, **extra, **sure, **marks
         )
-    for tag, text in outputs:
-        timed = {"x_timing": timing} if timing is not None else {}
+    for n, (tag, text) in enumerate(outputs):
+        timed: dict[str, Any] = {"x_timing": timing} if timing is not None else {}
+        logprob = output_logprobs[n] if n < len(output_logprobs) else None
+        if logprob is not None:
+            timed["x_avg_logprob"] = logprob
         yield wire_event(OUTPUT_DONE, transcript=text, elapsed_ms=at, x_segment=span, x_language=tag, **timed, **marks)
         if speech:
             yield wire_event(AUDIO_DONE, elapsed_ms=at, x_segment=span, x_language=tag, **marks)

@@ -32,6 +32,8 @@ the same protocol.
   span and timing as extra fields.
 - Every segment ends with its done events (``finals.py``: ``session.output_transcript.done``,
   ``session.output_audio.done``, ``session.input_transcript.done``; ``x_done_events: false``: none).
+- Results, commits and done events are rendered by ``results.py`` (``ResultEvents``), which also
+  puts each text's confidence in ``x_avg_logprob`` (issue 91: the protocol has no field for it).
 - Errors are ``error`` events; an error that ends the stream is followed by the socket's close.
   Reports that end no session are events of their own (``finals.py``): the drain's notice, a
   failed segment.
@@ -51,10 +53,8 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-
 from translate_svc.audio.limits import REALTIME_RATE_HZ
-from translate_svc.errors import ErrorCode, InvalidInput, ShuttingDown
+from translate_svc.errors import InvalidInput, ShuttingDown
 from translate_svc.languages import guess_model_code
 from translate_svc.session.events import (
     AudioIn,
@@ -72,6 +72,7 @@ from translate_svc.session.events import (
 )
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.openai import finals, x_terms
+from translate_svc.transport.openai.results import ResultEvents
 from translate_svc.transport.openai.session_update import (
     MAX_LANGUAGES,
     checked,
@@ -90,7 +91,6 @@ from translate_svc.transport.openai.wire import (
     Out,
     ParamError,
     Reply,
-    Speech,
     envelope,
     error_event,
     service_error_event,
@@ -110,11 +110,8 @@ from translate_svc.types import (
     SimultaneousOptions,
 )
 from translate_svc.vad.segmenter import SegmenterConfig
-from translate_svc.wire.pcm import float_to_pcm16
 
 RATE = REALTIME_RATE_HZ  # OpenAI's realtime audio: 24 kHz PCM16 mono, in and out
-#: speech deltas carry at most this much audio each (200 ms, OpenAI's frame)
-AUDIO_DELTA_SAMPLES = RATE // 5
 #: simultaneous mode by default (``x_simultaneous_step_ms``; 0: off): OpenAI's protocol is continuous
 SIMULTANEOUS_STEP_MS = 1000
 SIMULTANEOUS_AGREEMENT = 2
@@ -180,10 +177,9 @@ class RealtimeProtocol:
         self.close_code = 1000
         #: the client sent ``session.close``: its input has ended
         self.closed = False
-        self._committing: dict[str, int] = {}  # target -> the segment its last commit's text was of
-        self._committed: dict[str, str] = {}  # target -> that segment's committed text so far
         self.configured = False
-        self._spoken_before: set[str] = set()  # which texts have had a delta (spaces between deltas)
+        #: the results' side: deltas, speech and done events (``results.py``)
+        self.results = ResultEvents(self.tag_of, tracks=tracks)
 
     def session(self) -> dict[str, Any]:
         out: dict[str, Any] = {"language": self.languages[0] if self.languages else None}
@@ -441,9 +437,12 @@ class RealtimeProtocol:
             self.resume_token = ev.resume_token
             yield wire_event("session.updated", session=self.session(), x_session_id=ev.session_id)
         elif isinstance(ev, SegmentResult):
-            yield from self._result(ev)
+            heard = self.transcription is not None
+            yield from self.results.result(
+                ev, self.targets, heard=heard, speech=self.speech, done_events=self.done_events
+            )
         elif isinstance(ev, Commit):
-            yield from self._commit(ev)
+            yield from self.results.commit(ev)
         elif isinstance(ev, Updated):
             yield self._updated(ev)
         elif isinstance(ev, InterimResult):
@@ -489,111 +488,3 @@ class RealtimeProtocol:
         self.languages, self.targets = asked, u.stream.task.target_languages
         self.tag_of.update(zip(self.targets, self.languages, strict=True))
         return wire_event("session.updated", session=self.session(), x_first_segment_id=u.first_segment_id)
-
-    def _result(self, r: SegmentResult) -> Iterator[Out]:
-        span = {"segment_id": r.segment_id, "start_ms": r.start_ms, "end_ms": r.end_ms}
-        if r.error is not None:  # this segment failed; the session goes on
-            yield finals.segment_failed(ErrorCode(r.error.code), r.error.message, span)
-            if self.done_events:  # what its commits said is all there is: a talk they opened ends
-                said = [(self.tag_of.get(t, t), self._said(t, r.segment_id)) for t in self.targets]
-                yield from finals.segment_done(span, transcript=None, outputs=said, speech=self.speech, failed=True)
-            return
-        timing = {"latency_ms": round(r.timing.total_ms, 1), "model_ms": round(r.timing.model_ms, 1)}
-        detected: dict[str, Any] = {}
-        if r.detected is not None:
-            detected["x_detected"] = {"language": r.detected.language, "scores": dict(r.detected.scores)}
-        heard = self.transcription is not None and r.transcript is not None
-        if heard and r.transcript is not None and r.transcript.text:
-            yield wire_event(
-                "session.input_transcript.delta",
-                delta=self._spaced("transcript", r.transcript.text),
-                elapsed_ms=r.end_ms,
-                x_segment=span,
-                x_language=r.transcript.language,
-                **detected,
-            )
-        for t in r.translations:
-            tag = self.tag_of.get(t.target_language, t.target_language)
-            if r.speech_in_commits:  # the text and speech went out in the commits: only say it is done
-                yield wire_event(
-                    "session.output_transcript.delta",
-                    delta="",
-                    elapsed_ms=r.end_ms,
-                    x_segment=span,
-                    x_language=tag,
-                    x_timing=timing,
-                    x_done={"text": t.text},
-                )
-                continue
-            if t.text:
-                yield wire_event(
-                    "session.output_transcript.delta",
-                    delta=self._spaced(t.target_language, t.text),
-                    elapsed_ms=r.end_ms,
-                    x_segment=span,
-                    x_language=tag,
-                    x_timing=timing,
-                )
-            if t.audio is not None and len(t.audio):
-                yield from self._speech(
-                    tag, t.audio, t.sample_rate_hz, elapsed_ms=r.end_ms, x_segment=span, x_language=tag
-                )
-        if self.done_events:
-            yield from finals.segment_done(
-                span,
-                transcript=(r.transcript.text, r.transcript.language) if heard and r.transcript is not None else None,
-                outputs=[(self.tag_of.get(t.target_language, t.target_language), t.text) for t in r.translations],
-                speech=self.speech,
-                timing=timing,
-                **detected,
-            )
-
-    def _commit(self, c: Commit) -> Iterator[Out]:
-        """Simultaneous mode: the words committed for one target (a text delta, appended to the
-        segment's earlier ones) and their speech, while the segment is still open."""
-        t = c.translation
-        tag = self.tag_of.get(t.target_language)
-        if tag is None:
-            return
-        extra: dict[str, Any] = {
-            "x_segment": {"segment_id": c.segment_id},  # its span is known with its result
-            "x_language": tag,
-            "x_commit": {"source_ms": c.source_ms, "final": c.final},
-        }
-        if t.text:
-            first = self._committing.get(t.target_language) != c.segment_id
-            self._committing[t.target_language] = c.segment_id
-            said = "" if first else self._committed.get(t.target_language, "")
-            self._committed[t.target_language] = said + (t.text.lstrip() if first else t.text)
-            delta = self._spaced(t.target_language, t.text.lstrip()) if first else t.text
-            yield wire_event("session.output_transcript.delta", delta=delta, elapsed_ms=c.source_ms, **extra)
-        if t.audio is not None and len(t.audio):
-            yield from self._speech(tag, t.audio, t.sample_rate_hz, elapsed_ms=c.source_ms, **extra)
-
-    def _speech(self, tag: str, audio: np.ndarray, rate: int, **fields: Any) -> Iterator[Out]:
-        """Speech for ``tag``'s track (WebRTC), or as ``session.output_audio.delta`` events with
-        ``fields``."""
-        if self.tracks:
-            yield Speech(tag, audio, rate)
-            return
-        pcm = float_to_pcm16(audio)
-        for at in range(0, len(pcm), AUDIO_DELTA_SAMPLES):
-            chunk = pcm[at : at + AUDIO_DELTA_SAMPLES].astype("<i2").tobytes()
-            yield wire_event(
-                "session.output_audio.delta",
-                delta=base64.b64encode(chunk).decode("ascii"),
-                format="pcm16",
-                sample_rate=rate,
-                channels=1,
-                **fields,
-            )
-
-    def _said(self, target: str, segment_id: int) -> str:
-        """What the commits of ``segment_id`` said in ``target`` so far."""
-        return self._committed.get(target, "") if self._committing.get(target) == segment_id else ""
-
-    def _spaced(self, key: str, text: str) -> str:
-        """Deltas are appended as they come: a space before every segment's text but the first."""
-        first = key not in self._spoken_before
-        self._spoken_before.add(key)
-        return text if first else " " + text

@@ -35,7 +35,7 @@ from translate_svc.languages import bcp47_candidates
 from translate_svc.session.events import AudioIn, StreamConfig, StreamEnded, StreamRequest
 from translate_svc.session.task import check_counts
 from translate_svc.settings import LimitsSettings
-from translate_svc.transport.riva.ear import diarization
+from translate_svc.transport.riva.ear import NOISE_KEY, diarization, noise_suppression
 from translate_svc.transport.riva.results import STABLE as STABLE
 from translate_svc.transport.riva.results import UNSTABLE as UNSTABLE
 from translate_svc.transport.riva.results import confidence as confidence
@@ -386,7 +386,9 @@ def _translate_config(
             "carry no word timings; use StreamingRecognize for the transcript's words"
         )
     _unknown_custom(
-        scfg, "asr_config", (INTERIM_INTERVAL_KEY,) if tts_cfg else (INTERIM_INTERVAL_KEY, SIMULTANEOUS_KEY)
+        scfg,
+        "asr_config",
+        (INTERIM_INTERVAL_KEY, NOISE_KEY) if tts_cfg else (INTERIM_INTERVAL_KEY, SIMULTANEOUS_KEY, NOISE_KEY),
     )
     target = _target(tcfg, card)
     if tts_cfg is None:
@@ -403,6 +405,7 @@ def _translate_config(
         terms=dnt_terms(tcfg.dnt_phrases, "translation_config.dnt_phrases", target)
         + boost_terms(scfg.config.speech_contexts, "asr_config.config.speech_contexts"),
         simultaneous=simultaneous_step(scfg, "asr_config") if tts_cfg is None else None,
+        ear=EarOptions(noise_suppression=noise_suppression(scfg.config, "asr_config.config")),
     )
 
 
@@ -411,7 +414,7 @@ def asr_config(
 ) -> StreamConfig:
     """StreamingRecognize: our transcript (no target language), captions for ``interim_results``."""
     check_terms((), scfg.config.speech_contexts, limits)
-    _unknown_custom(scfg, "streaming_config", (INTERIM_INTERVAL_KEY,))
+    _unknown_custom(scfg, "streaming_config", (INTERIM_INTERVAL_KEY, NOISE_KEY))
     source = model_language(scfg.config.language_code, card, "streaming_config.config.language_code")
     if not source:
         raise InvalidInput("streaming_config.config.language_code is empty: name the spoken language (e.g. en-US)")
@@ -424,7 +427,7 @@ def asr_config(
         output=OutputOptions(
             text=False, speech=False, transcript=True, word_timings=word_timings, profanity=profanity(scfg.config)
         ),
-        ear=EarOptions(speakers=speakers),
+        ear=EarOptions(noise_suppression=noise_suppression(scfg.config, "streaming_config.config"), speakers=speakers),
         vad=vad,
         interim_interval_ms=interim_interval(scfg, "streaming_config"),
         terms=boost_terms(scfg.config.speech_contexts, "streaming_config.config.speech_contexts"),

@@ -1,16 +1,20 @@
-"""The Riva door's speaker diarization (issue 72): ``RecognitionConfig.diarization_config`` on
+"""The Riva door's ear. Speaker diarization (issue 72): ``RecognitionConfig.diarization_config`` on
 StreamingRecognize -> the stream's speaker labels, returned as each word's ``speaker_tag`` (Riva's
-only place for them), so it turns word timings on with it."""
+only place for them), so it turns word timings on with it. Noise suppression (issue 91):
+``custom_configuration["noise_suppression"]`` (our extension: Riva's config has no field for it)
+on every stream that takes audio."""
 
 from __future__ import annotations
 
 from riva.client.proto import riva_asr_pb2 as asr
 
-from translate_svc.errors import InvalidInput
+from translate_svc.errors import InvalidInput, shown
 from translate_svc.speakers.cluster import MAX_SPEAKERS
 
 #: speakers told apart when ``max_speaker_count`` is 0 (unset)
 DEFAULT_SPEAKERS = 4
+#: ``custom_configuration``'s key for noise suppression (RNNoise before the VAD and the model)
+NOISE_KEY = "noise_suppression"
 
 
 def diarization(cfg: asr.RecognitionConfig, field: str) -> int:
@@ -25,3 +29,16 @@ def diarization(cfg: asr.RecognitionConfig, field: str) -> int:
             f"(0: {DEFAULT_SPEAKERS})"
         )
     return n
+
+
+def noise_suppression(cfg: asr.RecognitionConfig, field: str) -> bool:
+    """``custom_configuration["noise_suppression"]``: ``true`` (or ``1``) runs RNNoise on the
+    stream before the VAD; ``false``, ``0`` or absent: off. ``field``: the config's name in messages."""
+    given = cfg.custom_configuration.get(NOISE_KEY)
+    if given is None or given.strip().lower() in ("false", "0"):
+        return False
+    if given.strip().lower() in ("true", "1"):
+        return True
+    raise InvalidInput(
+        f'{field}.custom_configuration[{NOISE_KEY}] is {shown(given, 40)}: "true" (RNNoise before the VAD) or "false"'
+    )

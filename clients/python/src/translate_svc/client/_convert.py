@@ -331,6 +331,7 @@ def segment(msg: pb.SegmentResult) -> Segment:
         transcript_words=_words(msg.transcript.words) if msg.HasField("transcript") else (),
         speaker=msg.speaker,
         transcript_avg_logprob=_logprob(msg.transcript) if msg.HasField("transcript") else None,
+        speakers_revised=tuple((r.segment_id, r.speaker) for r in msg.speakers_revised),
     )
 
 

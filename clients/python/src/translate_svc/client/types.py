@@ -281,6 +281,9 @@ class Segment:
     speaker: int = 0
     #: confidence: the transcript's mean token log-probability (<= 0); None: not sent
     transcript_avg_logprob: float | None = None
+    #: streams with ``speakers``: earlier segments' labels this one revised, each (segment id, its
+    #: label from now on)
+    speakers_revised: tuple[tuple[int, int], ...] = ()
 
     @property
     def detected_language(self) -> str | None:

@@ -7,6 +7,12 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GlossaryFileFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    GLOSSARY_FILE_UNSPECIFIED: _ClassVar[GlossaryFileFormat]
+    GLOSSARY_FILE_CSV: _ClassVar[GlossaryFileFormat]
+    GLOSSARY_FILE_TBX: _ClassVar[GlossaryFileFormat]
+
 class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
@@ -57,6 +63,9 @@ class StreamControl(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     STREAM_CONTROL_UNSPECIFIED: _ClassVar[StreamControl]
     FLUSH: _ClassVar[StreamControl]
+GLOSSARY_FILE_UNSPECIFIED: GlossaryFileFormat
+GLOSSARY_FILE_CSV: GlossaryFileFormat
+GLOSSARY_FILE_TBX: GlossaryFileFormat
 JOB_STATE_UNSPECIFIED: JobState
 JOB_UPLOADING: JobState
 JOB_QUEUED: JobState
@@ -192,25 +201,55 @@ class DeleteGlossaryRequest(_message.Message):
     glossary_id: str
     def __init__(self, glossary_id: _Optional[str] = ...) -> None: ...
 
+class ImportGlossaryRequest(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: GlossaryImportHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[GlossaryImportHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class GlossaryImportHeader(_message.Message):
+    __slots__ = ("glossary_id", "display_name", "format", "source_language", "target_languages", "replace", "revision")
+    GLOSSARY_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    glossary_id: str
+    display_name: str
+    format: GlossaryFileFormat
+    source_language: str
+    target_languages: _containers.RepeatedScalarFieldContainer[str]
+    replace: bool
+    revision: int
+    def __init__(self, glossary_id: _Optional[str] = ..., display_name: _Optional[str] = ..., format: _Optional[_Union[GlossaryFileFormat, str]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., replace: bool = ..., revision: _Optional[int] = ...) -> None: ...
+
 class DeleteGlossaryResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class CreateJobRequest(_message.Message):
-    __slots__ = ("format", "source_language", "target_languages", "output", "glossaries", "url")
+    __slots__ = ("format", "source_language", "target_languages", "output", "glossaries", "url", "noise_suppression", "speakers")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     GLOSSARIES_FIELD_NUMBER: _ClassVar[int]
     URL_FIELD_NUMBER: _ClassVar[int]
+    NOISE_SUPPRESSION_FIELD_NUMBER: _ClassVar[int]
+    SPEAKERS_FIELD_NUMBER: _ClassVar[int]
     format: AudioFormat
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
     output: OutputOptions
     glossaries: _containers.RepeatedScalarFieldContainer[str]
     url: str
-    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., glossaries: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ...) -> None: ...
+    noise_suppression: NoiseSuppression
+    speakers: int
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., glossaries: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("job_id", "state", "received_bytes", "duration_ms", "done_ms", "progress", "segments", "error", "created_at", "expires_at", "source_language", "target_languages")
@@ -471,7 +510,7 @@ class InterimResult(_message.Message):
     def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ...) -> None: ...
 
 class SegmentResult(_message.Message):
-    __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing", "status", "detected_language", "speech_in_commits", "speaker")
+    __slots__ = ("segment_id", "start_ms", "end_ms", "transcript", "translations", "timing", "status", "detected_language", "speech_in_commits", "speaker", "speakers_revised")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     START_MS_FIELD_NUMBER: _ClassVar[int]
     END_MS_FIELD_NUMBER: _ClassVar[int]
@@ -482,6 +521,7 @@ class SegmentResult(_message.Message):
     DETECTED_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     SPEECH_IN_COMMITS_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    SPEAKERS_REVISED_FIELD_NUMBER: _ClassVar[int]
     segment_id: int
     start_ms: int
     end_ms: int
@@ -492,7 +532,16 @@ class SegmentResult(_message.Message):
     detected_language: DetectedLanguage
     speech_in_commits: bool
     speaker: int
-    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., detected_language: _Optional[_Union[DetectedLanguage, _Mapping]] = ..., speech_in_commits: bool = ..., speaker: _Optional[int] = ...) -> None: ...
+    speakers_revised: _containers.RepeatedCompositeFieldContainer[SpeakerRevision]
+    def __init__(self, segment_id: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., transcript: _Optional[_Union[Transcript, _Mapping]] = ..., translations: _Optional[_Iterable[_Union[Translation, _Mapping]]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., status: _Optional[_Union[_status_pb2.Status, _Mapping]] = ..., detected_language: _Optional[_Union[DetectedLanguage, _Mapping]] = ..., speech_in_commits: bool = ..., speaker: _Optional[int] = ..., speakers_revised: _Optional[_Iterable[_Union[SpeakerRevision, _Mapping]]] = ...) -> None: ...
+
+class SpeakerRevision(_message.Message):
+    __slots__ = ("segment_id", "speaker")
+    SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    segment_id: int
+    speaker: int
+    def __init__(self, segment_id: _Optional[int] = ..., speaker: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "revision", "is_test_model", "num_speakers")
@@ -507,7 +556,7 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., revision: _Optional[str] = ..., is_test_model: bool = ..., num_speakers: _Optional[int] = ...) -> None: ...
 
 class ServerLimits(_message.Message):
-    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms", "max_candidate_languages", "max_terms", "max_term_chars", "max_calls_per_connection", "max_calls", "connection_idle_seconds", "connection_max_age_seconds", "max_translate_calls", "max_stream_message_bytes", "reorder_window_ms", "stall_close_ms", "min_simultaneous_step_ms", "max_simultaneous_step_ms", "max_simultaneous_agreement", "simultaneous_min_chunk_ms", "config_timeout_ms", "clip_read_timeout_ms", "max_texts", "max_text_chars", "max_text_request_chars", "max_receive_message_bytes", "request_read_timeout_ms", "max_unary_calls_per_token", "max_unary_calls_per_tenant", "max_clip_reads_per_tenant", "simultaneous_max_segment_ms", "max_glossary_entries", "max_glossary_entries_stored", "max_glossaries", "max_glossaries_per_request", "glossary_import_bytes")
+    __slots__ = ("max_target_languages", "max_message_bytes", "max_chunk_bytes", "max_clip_seconds", "max_streams", "idle_timeout_seconds", "max_stream_seconds", "max_unread_results", "min_interim_interval_ms", "max_candidate_languages", "max_terms", "max_term_chars", "max_calls_per_connection", "max_calls", "connection_idle_seconds", "connection_max_age_seconds", "max_translate_calls", "max_stream_message_bytes", "reorder_window_ms", "stall_close_ms", "min_simultaneous_step_ms", "max_simultaneous_step_ms", "max_simultaneous_agreement", "simultaneous_min_chunk_ms", "config_timeout_ms", "clip_read_timeout_ms", "max_texts", "max_text_chars", "max_text_request_chars", "max_receive_message_bytes", "request_read_timeout_ms", "max_unary_calls_per_token", "max_unary_calls_per_tenant", "max_clip_reads_per_tenant", "simultaneous_max_segment_ms", "max_glossary_entries", "max_glossary_entries_stored", "max_glossaries", "max_glossaries_per_request", "glossary_import_bytes", "glossary_import_message_bytes", "glossary_import_timeout_ms")
     MAX_TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -548,6 +597,8 @@ class ServerLimits(_message.Message):
     MAX_GLOSSARIES_FIELD_NUMBER: _ClassVar[int]
     MAX_GLOSSARIES_PER_REQUEST_FIELD_NUMBER: _ClassVar[int]
     GLOSSARY_IMPORT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARY_IMPORT_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    GLOSSARY_IMPORT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     max_target_languages: int
     max_message_bytes: int
     max_chunk_bytes: int
@@ -588,7 +639,9 @@ class ServerLimits(_message.Message):
     max_glossaries: int
     max_glossaries_per_request: int
     glossary_import_bytes: int
-    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ..., min_interim_interval_ms: _Optional[int] = ..., max_candidate_languages: _Optional[int] = ..., max_terms: _Optional[int] = ..., max_term_chars: _Optional[int] = ..., max_calls_per_connection: _Optional[int] = ..., max_calls: _Optional[int] = ..., connection_idle_seconds: _Optional[float] = ..., connection_max_age_seconds: _Optional[float] = ..., max_translate_calls: _Optional[int] = ..., max_stream_message_bytes: _Optional[int] = ..., reorder_window_ms: _Optional[int] = ..., stall_close_ms: _Optional[int] = ..., min_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_agreement: _Optional[int] = ..., simultaneous_min_chunk_ms: _Optional[int] = ..., config_timeout_ms: _Optional[int] = ..., clip_read_timeout_ms: _Optional[int] = ..., max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_text_request_chars: _Optional[int] = ..., max_receive_message_bytes: _Optional[int] = ..., request_read_timeout_ms: _Optional[int] = ..., max_unary_calls_per_token: _Optional[int] = ..., max_unary_calls_per_tenant: _Optional[int] = ..., max_clip_reads_per_tenant: _Optional[int] = ..., simultaneous_max_segment_ms: _Optional[int] = ..., max_glossary_entries: _Optional[int] = ..., max_glossary_entries_stored: _Optional[int] = ..., max_glossaries: _Optional[int] = ..., max_glossaries_per_request: _Optional[int] = ..., glossary_import_bytes: _Optional[int] = ...) -> None: ...
+    glossary_import_message_bytes: int
+    glossary_import_timeout_ms: int
+    def __init__(self, max_target_languages: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ..., max_clip_seconds: _Optional[float] = ..., max_streams: _Optional[int] = ..., idle_timeout_seconds: _Optional[float] = ..., max_stream_seconds: _Optional[float] = ..., max_unread_results: _Optional[int] = ..., min_interim_interval_ms: _Optional[int] = ..., max_candidate_languages: _Optional[int] = ..., max_terms: _Optional[int] = ..., max_term_chars: _Optional[int] = ..., max_calls_per_connection: _Optional[int] = ..., max_calls: _Optional[int] = ..., connection_idle_seconds: _Optional[float] = ..., connection_max_age_seconds: _Optional[float] = ..., max_translate_calls: _Optional[int] = ..., max_stream_message_bytes: _Optional[int] = ..., reorder_window_ms: _Optional[int] = ..., stall_close_ms: _Optional[int] = ..., min_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_step_ms: _Optional[int] = ..., max_simultaneous_agreement: _Optional[int] = ..., simultaneous_min_chunk_ms: _Optional[int] = ..., config_timeout_ms: _Optional[int] = ..., clip_read_timeout_ms: _Optional[int] = ..., max_texts: _Optional[int] = ..., max_text_chars: _Optional[int] = ..., max_text_request_chars: _Optional[int] = ..., max_receive_message_bytes: _Optional[int] = ..., request_read_timeout_ms: _Optional[int] = ..., max_unary_calls_per_token: _Optional[int] = ..., max_unary_calls_per_tenant: _Optional[int] = ..., max_clip_reads_per_tenant: _Optional[int] = ..., simultaneous_max_segment_ms: _Optional[int] = ..., max_glossary_entries: _Optional[int] = ..., max_glossary_entries_stored: _Optional[int] = ..., max_glossaries: _Optional[int] = ..., max_glossaries_per_request: _Optional[int] = ..., glossary_import_bytes: _Optional[int] = ..., glossary_import_message_bytes: _Optional[int] = ..., glossary_import_timeout_ms: _Optional[int] = ...) -> None: ...
 
 class ListLanguagesRequest(_message.Message):
     __slots__ = ()

@@ -369,6 +369,11 @@ class GlossariesStub(object):
                 request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.DeleteGlossaryRequest.SerializeToString,
                 response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.DeleteGlossaryResponse.FromString,
                 _registered_method=True)
+        self.ImportGlossary = channel.stream_unary(
+                '/translate_svc.api.v1.Glossaries/ImportGlossary',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ImportGlossaryRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.Glossary.FromString,
+                _registered_method=True)
 
 
 class GlossariesServicer(object):
@@ -415,6 +420,20 @@ class GlossariesServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportGlossary(self, request_iterator, context):
+        """A glossary from a CSV or TBX file of any size up to ServerLimits.glossary_import_bytes, sent in
+        chunks (issue 91): the first message is the header (which glossary, the file's format), each
+        later one carries the file's next bytes; each message at most
+        ServerLimits.glossary_import_message_bytes, the whole file within
+        ServerLimits.glossary_import_timeout_ms of the call's start (else DEADLINE_EXCEEDED). The file
+        is then read as CreateGlossary (header.replace false) or ReplaceGlossary (true) read their
+        content, with the same answers. Admitted as a unary call, and one of the server's glossary
+        imports at once (RESOURCE_EXHAUSTED with RetryInfo beyond), before anything is read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GlossariesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -442,6 +461,11 @@ def add_GlossariesServicer_to_server(servicer, server):
                     servicer.DeleteGlossary,
                     request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.DeleteGlossaryRequest.FromString,
                     response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.DeleteGlossaryResponse.SerializeToString,
+            ),
+            'ImportGlossary': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportGlossary,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ImportGlossaryRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.Glossary.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -584,6 +608,33 @@ class Glossaries(object):
             '/translate_svc.api.v1.Glossaries/DeleteGlossary',
             translate__svc_dot_api_dot_v1_dot_translate__pb2.DeleteGlossaryRequest.SerializeToString,
             translate__svc_dot_api_dot_v1_dot_translate__pb2.DeleteGlossaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportGlossary(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/translate_svc.api.v1.Glossaries/ImportGlossary',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.ImportGlossaryRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.Glossary.FromString,
             options,
             channel_credentials,
             insecure,

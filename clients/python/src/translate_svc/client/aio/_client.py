@@ -315,11 +315,11 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls):
         response = await self._unary("Translate", whole, timeout_s)
         return response
 
-    async def _lacks(self, method: str, timeout_s: float | None) -> bool:
-        """Whether the server answers a client-streaming ``method`` with UNIMPLEMENTED when asked
-        with no message at all (nothing in flight, so nothing to reset)."""
+    async def _lacks(self, method: str, timeout_s: float | None, *, service: str = "Translator") -> bool:
+        """Whether the server answers a client-streaming ``method`` (of ``service``) with
+        UNIMPLEMENTED when asked with no message at all (nothing in flight, so nothing to reset)."""
         try:
-            await self._unary(method, None, timeout_s, messages=lambda: iter(()))
+            await self._unary(method, None, timeout_s, messages=lambda: iter(()), service=service)
         except TranslateError as e:
             return bool(e.code == grpc.StatusCode.UNIMPLEMENTED)
         return False

@@ -1,18 +1,31 @@
 """The client's stored-glossary calls (the server's ``Glossaries`` service; the token needs the
 ``glossaries`` permission): a mixin of ``AsyncTranslateClient``, whose ``_unary`` makes each call
-(retried on the next address as every unary call is). Event loop only."""
+(retried on the next address as every unary call is). A CSV or TBX file goes over
+``ImportGlossary`` in chunks (issue 91), so a file of any size the server takes
+(``glossary_import_bytes``, 16 MiB by default: a 10,000-entry TBX) passes its per-message receive
+limit; an older server without it gets the file in one ``CreateGlossary``/``ReplaceGlossary``
+message. Event loop only."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import grpc
+
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.client.errors import TranslateError
 from translate_svc.client.glossary_types import Glossary, GlossaryEntry
+
+logger = logging.getLogger(__name__)
 
 #: the ``Glossaries`` service's stub, for ``_unary``
 SERVICE = "Glossaries"
+#: a file travels over ImportGlossary in chunks of this much: within every server's per-message
+#: limit (``ServerLimits.glossary_import_message_bytes``, 64 KiB) with the message's framing
+IMPORT_CHUNK_BYTES = 60 * 1024
 
 
 def _bytes(value: bytes | str | Path) -> bytes:
@@ -51,6 +64,26 @@ def _content(
     )
 
 
+def _import_messages(
+    content: pb.GlossaryContent, header: pb.GlossaryImportHeader
+) -> Iterator[pb.ImportGlossaryRequest]:
+    """A file's ``ImportGlossary`` messages: ``header`` (its format and TBX fields from
+    ``content``), then the file in chunks."""
+    first = pb.GlossaryImportHeader()
+    first.CopyFrom(header)
+    if content.WhichOneof("content") == "tbx":
+        first.format = pb.GLOSSARY_FILE_TBX
+        first.source_language = content.tbx.source_language
+        first.target_languages.extend(content.tbx.target_languages)
+        data = content.tbx.data
+    else:
+        first.format = pb.GLOSSARY_FILE_CSV
+        data = content.csv
+    yield pb.ImportGlossaryRequest(header=first)
+    for at in range(0, len(data), IMPORT_CHUNK_BYTES):
+        yield pb.ImportGlossaryRequest(data=data[at : at + IMPORT_CHUNK_BYTES])
+
+
 def glossary(msg: pb.Glossary) -> Glossary:
     return Glossary(
         id=msg.glossary_id,
@@ -80,6 +113,33 @@ class GlossaryCalls:
             service: str = "Translator",
         ) -> Any: ...
 
+        async def _lacks(self, method: str, timeout_s: float | None, *, service: str = "Translator") -> bool: ...
+
+    async def _kept(self, method: str, request: Any, header: pb.GlossaryImportHeader, timeout_s: float | None) -> Any:
+        """``request`` (a create's or replace's): its CSV or TBX over ``ImportGlossary`` in chunks
+        (``header`` says which glossary); its entries, and any content on a server without
+        ImportGlossary (UNIMPLEMENTED; or INTERNAL while chunks were in flight, then asked again
+        with no message), in one ``method`` message."""
+        content: pb.GlossaryContent = request.content
+        if content.WhichOneof("content") in ("csv", "tbx"):
+            try:
+                return await self._unary(
+                    "ImportGlossary",
+                    None,
+                    timeout_s,
+                    messages=lambda: _import_messages(content, header),
+                    service=SERVICE,
+                )
+            except TranslateError as e:
+                if e.code not in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.INTERNAL):
+                    raise
+                if e.code == grpc.StatusCode.INTERNAL and not await self._lacks(
+                    "ImportGlossary", timeout_s, service=SERVICE
+                ):
+                    raise
+            logger.info("the server has no ImportGlossary (an older server): sending the file in one %s", method)
+        return await self._unary(method, request, timeout_s, service=SERVICE)
+
     async def create_glossary(
         self,
         glossary_id: str,
@@ -101,7 +161,8 @@ class GlossaryCalls:
             display_name=display_name,
             content=_content(entries, csv, tbx, source_language, target_languages),
         )
-        return glossary(await self._unary("CreateGlossary", request, timeout_s, service=SERVICE))
+        header = pb.GlossaryImportHeader(glossary_id=glossary_id, display_name=display_name)
+        return glossary(await self._kept("CreateGlossary", request, header, timeout_s))
 
     async def list_glossaries(self, *, timeout_s: float | None = None) -> list[Glossary]:
         resp = await self._unary("ListGlossaries", pb.ListGlossariesRequest(), timeout_s, service=SERVICE)
@@ -135,7 +196,10 @@ class GlossaryCalls:
             content=_content(entries, csv, tbx, source_language, target_languages),
             revision=revision,
         )
-        return glossary(await self._unary("ReplaceGlossary", request, timeout_s, service=SERVICE))
+        header = pb.GlossaryImportHeader(
+            glossary_id=glossary_id, display_name=display_name, replace=True, revision=revision
+        )
+        return glossary(await self._kept("ReplaceGlossary", request, header, timeout_s))
 
     async def delete_glossary(self, glossary_id: str, *, timeout_s: float | None = None) -> None:
         await self._unary(

@@ -33,6 +33,48 @@ import { Status } from "../../../google/rpc/status";
  * Times are milliseconds of *input* audio, counted from its first sample.
  */
 
+export enum GlossaryFileFormat {
+  /** GLOSSARY_FILE_UNSPECIFIED - refused: say which */
+  GLOSSARY_FILE_UNSPECIFIED = 0,
+  /** GLOSSARY_FILE_CSV - as GlossaryContent.csv */
+  GLOSSARY_FILE_CSV = 1,
+  /** GLOSSARY_FILE_TBX - as TbxImport.data */
+  GLOSSARY_FILE_TBX = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function glossaryFileFormatFromJSON(object: any): GlossaryFileFormat {
+  switch (object) {
+    case 0:
+    case "GLOSSARY_FILE_UNSPECIFIED":
+      return GlossaryFileFormat.GLOSSARY_FILE_UNSPECIFIED;
+    case 1:
+    case "GLOSSARY_FILE_CSV":
+      return GlossaryFileFormat.GLOSSARY_FILE_CSV;
+    case 2:
+    case "GLOSSARY_FILE_TBX":
+      return GlossaryFileFormat.GLOSSARY_FILE_TBX;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return GlossaryFileFormat.UNRECOGNIZED;
+  }
+}
+
+export function glossaryFileFormatToJSON(object: GlossaryFileFormat): string {
+  switch (object) {
+    case GlossaryFileFormat.GLOSSARY_FILE_UNSPECIFIED:
+      return "GLOSSARY_FILE_UNSPECIFIED";
+    case GlossaryFileFormat.GLOSSARY_FILE_CSV:
+      return "GLOSSARY_FILE_CSV";
+    case GlossaryFileFormat.GLOSSARY_FILE_TBX:
+      return "GLOSSARY_FILE_TBX";
+    case GlossaryFileFormat.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum JobState {
   JOB_STATE_UNSPECIFIED = 0,
   JOB_UPLOADING = 1,
@@ -480,6 +522,33 @@ export interface DeleteGlossaryRequest {
   glossaryId: string;
 }
 
+export interface ImportGlossaryRequest {
+  part:
+    | //
+    /** the first message, and only it */
+    { $case: "header"; header: GlossaryImportHeader }
+    | //
+    /** the file's next bytes, in order */
+    { $case: "data"; data: Uint8Array }
+    | undefined;
+}
+
+/** What an ImportGlossary's file is, and which glossary it makes. */
+export interface GlossaryImportHeader {
+  glossaryId: string;
+  displayName: string;
+  format: GlossaryFileFormat;
+  /** TBX only, as in TbxImport: the language its phrases are said in, and only these targets */
+  sourceLanguage: string;
+  targetLanguages: string[];
+  /**
+   * false: a new glossary (CreateGlossary); true: its name and entries replaced (ReplaceGlossary),
+   * ABORTED when revision is set and is not the current one
+   */
+  replace: boolean;
+  revision: number;
+}
+
 export interface DeleteGlossaryResponse {
 }
 
@@ -488,11 +557,19 @@ export interface CreateJobRequest {
   format: AudioFormat | undefined;
   sourceLanguage: string;
   targetLanguages: string[];
-  /** speech (the dubbed track per target), transcript, word_timings; the rest as for Translate */
+  /**
+   * as for Translate (issue 91: every field honoured): text, speech (the dubbed track per target, at
+   * speech_sample_rate_hz, in speaker_id's voice), transcript, word_timings (on when output is
+   * absent), profanity; speech_encoding OPUS is refused (a dubbed track is a WAV)
+   */
   output: OutputOptions | undefined;
   glossaries: string[];
   /** empty: the audio is uploaded (UploadJobAudio) */
   url: string;
+  /** as in TranslateRequest */
+  noiseSuppression: NoiseSuppression;
+  /** as in TranslateRequest */
+  speakers: number;
 }
 
 export interface Job {
@@ -852,10 +929,23 @@ export interface SegmentResult {
    */
   speechInCommits: boolean;
   /**
-   * With `speakers` on (StreamingConfig, TranslateRequest): who spoke it, 1, 2, ... in order of
-   * first appearance, stable over the stream; a segment holding two voices is labelled by the one
-   * that holds most of it (docs/api.md "Speaker labels"). 0: not labelled.
+   * With `speakers` on (StreamingConfig, TranslateRequest): who spoke it, 1, 2, ... (at most
+   * `speakers`); a segment holding two voices is labelled by the one that holds most of it
+   * (docs/api.md "Speaker labels"). 0: not labelled. Translate labels every segment over the whole
+   * clip at once; a stream labels each as it goes and may revise earlier ones (speakers_revised).
    */
+  speaker: number;
+  /**
+   * A stream's revisions of earlier segments' labels, brought by this segment's voice (a new voice
+   * told apart, an early guess corrected): each earlier segment's label from now on, in segment
+   * order. Only the last ~64 segments may be revised; never in Translate's answer.
+   */
+  speakersRevised: SpeakerRevision[];
+}
+
+/** An earlier segment's speaker label, revised (SegmentResult.speakers_revised). */
+export interface SpeakerRevision {
+  segmentId: number;
   speaker: number;
 }
 
@@ -1004,6 +1094,12 @@ export interface ServerLimits {
   maxGlossaries: number;
   maxGlossariesPerRequest: number;
   glossaryImportBytes: number;
+  /**
+   * ImportGlossary (issue 91): the largest message (its header, or a chunk of the file and its
+   * framing), and how long after the call's start its whole file must have come
+   */
+  glossaryImportMessageBytes: number;
+  glossaryImportTimeoutMs: number;
 }
 
 export interface ListLanguagesRequest {
@@ -2763,6 +2859,296 @@ export const DeleteGlossaryRequest: MessageFns<DeleteGlossaryRequest> = {
   },
 };
 
+function createBaseImportGlossaryRequest(): ImportGlossaryRequest {
+  return { part: undefined };
+}
+
+export const ImportGlossaryRequest: MessageFns<ImportGlossaryRequest> = {
+  encode(message: ImportGlossaryRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.part?.$case) {
+      case "header":
+        GlossaryImportHeader.encode(message.part.header, writer.uint32(10).fork()).join();
+        break;
+      case "data":
+        writer.uint32(18).bytes(message.part.data);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportGlossaryRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImportGlossaryRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.part = { $case: "header", header: GlossaryImportHeader.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.part = { $case: "data", data: reader.bytes() };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImportGlossaryRequest {
+    return {
+      part: isSet(object.header)
+        ? { $case: "header", header: GlossaryImportHeader.fromJSON(object.header) }
+        : isSet(object.data)
+        ? { $case: "data", data: bytesFromBase64(object.data) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: ImportGlossaryRequest): unknown {
+    const obj: any = {};
+    if (message.part?.$case === "header") {
+      obj.header = GlossaryImportHeader.toJSON(message.part.header);
+    } else if (message.part?.$case === "data") {
+      obj.data = base64FromBytes(message.part.data);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImportGlossaryRequest>, I>>(base?: I): ImportGlossaryRequest {
+    return ImportGlossaryRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImportGlossaryRequest>, I>>(object: I): ImportGlossaryRequest {
+    const message = createBaseImportGlossaryRequest();
+    switch (object.part?.$case) {
+      case "header": {
+        if (object.part?.header !== undefined && object.part?.header !== null) {
+          message.part = { $case: "header", header: GlossaryImportHeader.fromPartial(object.part.header) };
+        }
+        break;
+      }
+      case "data": {
+        if (object.part?.data !== undefined && object.part?.data !== null) {
+          message.part = { $case: "data", data: object.part.data };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseGlossaryImportHeader(): GlossaryImportHeader {
+  return {
+    glossaryId: "",
+    displayName: "",
+    format: 0,
+    sourceLanguage: "",
+    targetLanguages: [],
+    replace: false,
+    revision: 0,
+  };
+}
+
+export const GlossaryImportHeader: MessageFns<GlossaryImportHeader> = {
+  encode(message: GlossaryImportHeader, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.glossaryId !== "") {
+      writer.uint32(10).string(message.glossaryId);
+    }
+    if (message.displayName !== "") {
+      writer.uint32(18).string(message.displayName);
+    }
+    if (message.format !== 0) {
+      writer.uint32(24).int32(message.format);
+    }
+    if (message.sourceLanguage !== "") {
+      writer.uint32(34).string(message.sourceLanguage);
+    }
+    for (const v of message.targetLanguages) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.replace !== false) {
+      writer.uint32(48).bool(message.replace);
+    }
+    if (message.revision !== 0) {
+      writer.uint32(56).int64(message.revision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GlossaryImportHeader {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGlossaryImportHeader();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.glossaryId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.displayName = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.format = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.sourceLanguage = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.targetLanguages.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.replace = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): GlossaryImportHeader {
+    return {
+      glossaryId: isSet(object.glossaryId)
+        ? globalThis.String(object.glossaryId)
+        : isSet(object.glossary_id)
+        ? globalThis.String(object.glossary_id)
+        : "",
+      displayName: isSet(object.displayName)
+        ? globalThis.String(object.displayName)
+        : isSet(object.display_name)
+        ? globalThis.String(object.display_name)
+        : "",
+      format: isSet(object.format) ? glossaryFileFormatFromJSON(object.format) : 0,
+      sourceLanguage: isSet(object.sourceLanguage)
+        ? globalThis.String(object.sourceLanguage)
+        : isSet(object.source_language)
+        ? globalThis.String(object.source_language)
+        : "",
+      targetLanguages: globalThis.Array.isArray(object?.targetLanguages)
+        ? object.targetLanguages.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.target_languages)
+        ? object.target_languages.map((e: any) => globalThis.String(e))
+        : [],
+      replace: isSet(object.replace) ? globalThis.Boolean(object.replace) : false,
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+    };
+  },
+
+  toJSON(message: GlossaryImportHeader): unknown {
+    const obj: any = {};
+    if (message.glossaryId !== "") {
+      obj.glossaryId = message.glossaryId;
+    }
+    if (message.displayName !== "") {
+      obj.displayName = message.displayName;
+    }
+    if (message.format !== 0) {
+      obj.format = glossaryFileFormatToJSON(message.format);
+    }
+    if (message.sourceLanguage !== "") {
+      obj.sourceLanguage = message.sourceLanguage;
+    }
+    if (message.targetLanguages?.length) {
+      obj.targetLanguages = message.targetLanguages;
+    }
+    if (message.replace !== false) {
+      obj.replace = message.replace;
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<GlossaryImportHeader>, I>>(base?: I): GlossaryImportHeader {
+    return GlossaryImportHeader.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GlossaryImportHeader>, I>>(object: I): GlossaryImportHeader {
+    const message = createBaseGlossaryImportHeader();
+    message.glossaryId = object.glossaryId ?? "";
+    message.displayName = object.displayName ?? "";
+    message.format = object.format ?? 0;
+    message.sourceLanguage = object.sourceLanguage ?? "";
+    message.targetLanguages = object.targetLanguages?.map((e) => e) || [];
+    message.replace = object.replace ?? false;
+    message.revision = object.revision ?? 0;
+    return message;
+  },
+};
+
 function createBaseDeleteGlossaryResponse(): DeleteGlossaryResponse {
   return {};
 }
@@ -2816,7 +3202,16 @@ export const DeleteGlossaryResponse: MessageFns<DeleteGlossaryResponse> = {
 };
 
 function createBaseCreateJobRequest(): CreateJobRequest {
-  return { format: undefined, sourceLanguage: "", targetLanguages: [], output: undefined, glossaries: [], url: "" };
+  return {
+    format: undefined,
+    sourceLanguage: "",
+    targetLanguages: [],
+    output: undefined,
+    glossaries: [],
+    url: "",
+    noiseSuppression: 0,
+    speakers: 0,
+  };
 }
 
 export const CreateJobRequest: MessageFns<CreateJobRequest> = {
@@ -2838,6 +3233,12 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     }
     if (message.url !== "") {
       writer.uint32(50).string(message.url);
+    }
+    if (message.noiseSuppression !== 0) {
+      writer.uint32(56).int32(message.noiseSuppression);
+    }
+    if (message.speakers !== 0) {
+      writer.uint32(64).int32(message.speakers);
     }
     return writer;
   },
@@ -2903,6 +3304,22 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
             message.url = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.noiseSuppression = reader.int32() as any;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.speakers = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2933,6 +3350,12 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
         ? object.glossaries.map((e: any) => globalThis.String(e))
         : [],
       url: isSet(object.url) ? globalThis.String(object.url) : "",
+      noiseSuppression: isSet(object.noiseSuppression)
+        ? noiseSuppressionFromJSON(object.noiseSuppression)
+        : isSet(object.noise_suppression)
+        ? noiseSuppressionFromJSON(object.noise_suppression)
+        : 0,
+      speakers: isSet(object.speakers) ? globalThis.Number(object.speakers) : 0,
     };
   },
 
@@ -2956,6 +3379,12 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     if (message.url !== "") {
       obj.url = message.url;
     }
+    if (message.noiseSuppression !== 0) {
+      obj.noiseSuppression = noiseSuppressionToJSON(message.noiseSuppression);
+    }
+    if (message.speakers !== 0) {
+      obj.speakers = Math.round(message.speakers);
+    }
     return obj;
   },
 
@@ -2974,6 +3403,8 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
       : undefined;
     message.glossaries = object.glossaries?.map((e) => e) || [];
     message.url = object.url ?? "";
+    message.noiseSuppression = object.noiseSuppression ?? 0;
+    message.speakers = object.speakers ?? 0;
     return message;
   },
 };
@@ -5602,6 +6033,7 @@ function createBaseSegmentResult(): SegmentResult {
     detectedLanguage: undefined,
     speechInCommits: false,
     speaker: 0,
+    speakersRevised: [],
   };
 }
 
@@ -5636,6 +6068,9 @@ export const SegmentResult: MessageFns<SegmentResult> = {
     }
     if (message.speaker !== 0) {
       writer.uint32(80).int32(message.speaker);
+    }
+    for (const v of message.speakersRevised) {
+      SpeakerRevision.encode(v!, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -5733,6 +6168,14 @@ export const SegmentResult: MessageFns<SegmentResult> = {
             message.speaker = reader.int32();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.speakersRevised.push(SpeakerRevision.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5779,6 +6222,11 @@ export const SegmentResult: MessageFns<SegmentResult> = {
         ? globalThis.Boolean(object.speech_in_commits)
         : false,
       speaker: isSet(object.speaker) ? globalThis.Number(object.speaker) : 0,
+      speakersRevised: globalThis.Array.isArray(object?.speakersRevised)
+        ? object.speakersRevised.map((e: any) => SpeakerRevision.fromJSON(e))
+        : globalThis.Array.isArray(object?.speakers_revised)
+        ? object.speakers_revised.map((e: any) => SpeakerRevision.fromJSON(e))
+        : [],
     };
   },
 
@@ -5814,6 +6262,9 @@ export const SegmentResult: MessageFns<SegmentResult> = {
     if (message.speaker !== 0) {
       obj.speaker = Math.round(message.speaker);
     }
+    if (message.speakersRevised?.length) {
+      obj.speakersRevised = message.speakersRevised.map((e) => SpeakerRevision.toJSON(e));
+    }
     return obj;
   },
 
@@ -5839,6 +6290,96 @@ export const SegmentResult: MessageFns<SegmentResult> = {
       ? DetectedLanguage.fromPartial(object.detectedLanguage)
       : undefined;
     message.speechInCommits = object.speechInCommits ?? false;
+    message.speaker = object.speaker ?? 0;
+    message.speakersRevised = object.speakersRevised?.map((e) => SpeakerRevision.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSpeakerRevision(): SpeakerRevision {
+  return { segmentId: 0, speaker: 0 };
+}
+
+export const SpeakerRevision: MessageFns<SpeakerRevision> = {
+  encode(message: SpeakerRevision, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.segmentId !== 0) {
+      writer.uint32(8).int64(message.segmentId);
+    }
+    if (message.speaker !== 0) {
+      writer.uint32(16).int32(message.speaker);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpeakerRevision {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpeakerRevision();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.segmentId = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.speaker = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SpeakerRevision {
+    return {
+      segmentId: isSet(object.segmentId)
+        ? globalThis.Number(object.segmentId)
+        : isSet(object.segment_id)
+        ? globalThis.Number(object.segment_id)
+        : 0,
+      speaker: isSet(object.speaker) ? globalThis.Number(object.speaker) : 0,
+    };
+  },
+
+  toJSON(message: SpeakerRevision): unknown {
+    const obj: any = {};
+    if (message.segmentId !== 0) {
+      obj.segmentId = Math.round(message.segmentId);
+    }
+    if (message.speaker !== 0) {
+      obj.speaker = Math.round(message.speaker);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SpeakerRevision>, I>>(base?: I): SpeakerRevision {
+    return SpeakerRevision.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpeakerRevision>, I>>(object: I): SpeakerRevision {
+    const message = createBaseSpeakerRevision();
+    message.segmentId = object.segmentId ?? 0;
     message.speaker = object.speaker ?? 0;
     return message;
   },
@@ -6011,6 +6552,8 @@ function createBaseServerLimits(): ServerLimits {
     maxGlossaries: 0,
     maxGlossariesPerRequest: 0,
     glossaryImportBytes: 0,
+    glossaryImportMessageBytes: 0,
+    glossaryImportTimeoutMs: 0,
   };
 }
 
@@ -6135,6 +6678,12 @@ export const ServerLimits: MessageFns<ServerLimits> = {
     }
     if (message.glossaryImportBytes !== 0) {
       writer.uint32(320).int64(message.glossaryImportBytes);
+    }
+    if (message.glossaryImportMessageBytes !== 0) {
+      writer.uint32(328).int32(message.glossaryImportMessageBytes);
+    }
+    if (message.glossaryImportTimeoutMs !== 0) {
+      writer.uint32(336).int32(message.glossaryImportTimeoutMs);
     }
     return writer;
   },
@@ -6472,6 +7021,22 @@ export const ServerLimits: MessageFns<ServerLimits> = {
             message.glossaryImportBytes = longToNumber(reader.int64());
             continue;
           }
+          case 41: {
+            if (tag !== 328) {
+              break;
+            }
+
+            message.glossaryImportMessageBytes = reader.int32();
+            continue;
+          }
+          case 42: {
+            if (tag !== 336) {
+              break;
+            }
+
+            message.glossaryImportTimeoutMs = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6686,6 +7251,16 @@ export const ServerLimits: MessageFns<ServerLimits> = {
         : isSet(object.glossary_import_bytes)
         ? globalThis.Number(object.glossary_import_bytes)
         : 0,
+      glossaryImportMessageBytes: isSet(object.glossaryImportMessageBytes)
+        ? globalThis.Number(object.glossaryImportMessageBytes)
+        : isSet(object.glossary_import_message_bytes)
+        ? globalThis.Number(object.glossary_import_message_bytes)
+        : 0,
+      glossaryImportTimeoutMs: isSet(object.glossaryImportTimeoutMs)
+        ? globalThis.Number(object.glossaryImportTimeoutMs)
+        : isSet(object.glossary_import_timeout_ms)
+        ? globalThis.Number(object.glossary_import_timeout_ms)
+        : 0,
     };
   },
 
@@ -6811,6 +7386,12 @@ export const ServerLimits: MessageFns<ServerLimits> = {
     if (message.glossaryImportBytes !== 0) {
       obj.glossaryImportBytes = Math.round(message.glossaryImportBytes);
     }
+    if (message.glossaryImportMessageBytes !== 0) {
+      obj.glossaryImportMessageBytes = Math.round(message.glossaryImportMessageBytes);
+    }
+    if (message.glossaryImportTimeoutMs !== 0) {
+      obj.glossaryImportTimeoutMs = Math.round(message.glossaryImportTimeoutMs);
+    }
     return obj;
   },
 
@@ -6859,6 +7440,8 @@ export const ServerLimits: MessageFns<ServerLimits> = {
     message.maxGlossaries = object.maxGlossaries ?? 0;
     message.maxGlossariesPerRequest = object.maxGlossariesPerRequest ?? 0;
     message.glossaryImportBytes = object.glossaryImportBytes ?? 0;
+    message.glossaryImportMessageBytes = object.glossaryImportMessageBytes ?? 0;
+    message.glossaryImportTimeoutMs = object.glossaryImportTimeoutMs ?? 0;
     return message;
   },
 };
@@ -11142,6 +11725,26 @@ export const GlossariesService = {
       Buffer.from(DeleteGlossaryResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DeleteGlossaryResponse => DeleteGlossaryResponse.decode(value),
   },
+  /**
+   * A glossary from a CSV or TBX file of any size up to ServerLimits.glossary_import_bytes, sent in
+   * chunks (issue 91): the first message is the header (which glossary, the file's format), each
+   * later one carries the file's next bytes; each message at most
+   * ServerLimits.glossary_import_message_bytes, the whole file within
+   * ServerLimits.glossary_import_timeout_ms of the call's start (else DEADLINE_EXCEEDED). The file
+   * is then read as CreateGlossary (header.replace false) or ReplaceGlossary (true) read their
+   * content, with the same answers. Admitted as a unary call, and one of the server's glossary
+   * imports at once (RESOURCE_EXHAUSTED with RetryInfo beyond), before anything is read.
+   */
+  importGlossary: {
+    path: "/translate_svc.api.v1.Glossaries/ImportGlossary" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: ImportGlossaryRequest): Buffer =>
+      Buffer.from(ImportGlossaryRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ImportGlossaryRequest => ImportGlossaryRequest.decode(value),
+    responseSerialize: (value: Glossary): Buffer => Buffer.from(Glossary.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Glossary => Glossary.decode(value),
+  },
 } as const;
 
 export interface GlossariesServer extends UntypedServiceImplementation {
@@ -11159,6 +11762,17 @@ export interface GlossariesServer extends UntypedServiceImplementation {
    */
   replaceGlossary: handleUnaryCall<ReplaceGlossaryRequest, Glossary>;
   deleteGlossary: handleUnaryCall<DeleteGlossaryRequest, DeleteGlossaryResponse>;
+  /**
+   * A glossary from a CSV or TBX file of any size up to ServerLimits.glossary_import_bytes, sent in
+   * chunks (issue 91): the first message is the header (which glossary, the file's format), each
+   * later one carries the file's next bytes; each message at most
+   * ServerLimits.glossary_import_message_bytes, the whole file within
+   * ServerLimits.glossary_import_timeout_ms of the call's start (else DEADLINE_EXCEEDED). The file
+   * is then read as CreateGlossary (header.replace false) or ReplaceGlossary (true) read their
+   * content, with the same answers. Admitted as a unary call, and one of the server's glossary
+   * imports at once (RESOURCE_EXHAUSTED with RetryInfo beyond), before anything is read.
+   */
+  importGlossary: handleClientStreamingCall<ImportGlossaryRequest, Glossary>;
 }
 
 export interface GlossariesClient extends Client {
@@ -11246,6 +11860,32 @@ export interface GlossariesClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DeleteGlossaryResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * A glossary from a CSV or TBX file of any size up to ServerLimits.glossary_import_bytes, sent in
+   * chunks (issue 91): the first message is the header (which glossary, the file's format), each
+   * later one carries the file's next bytes; each message at most
+   * ServerLimits.glossary_import_message_bytes, the whole file within
+   * ServerLimits.glossary_import_timeout_ms of the call's start (else DEADLINE_EXCEEDED). The file
+   * is then read as CreateGlossary (header.replace false) or ReplaceGlossary (true) read their
+   * content, with the same answers. Admitted as a unary call, and one of the server's glossary
+   * imports at once (RESOURCE_EXHAUSTED with RetryInfo beyond), before anything is read.
+   */
+  importGlossary(
+    callback: (error: ServiceError | null, response: Glossary) => void,
+  ): ClientWritableStream<ImportGlossaryRequest>;
+  importGlossary(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Glossary) => void,
+  ): ClientWritableStream<ImportGlossaryRequest>;
+  importGlossary(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Glossary) => void,
+  ): ClientWritableStream<ImportGlossaryRequest>;
+  importGlossary(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Glossary) => void,
+  ): ClientWritableStream<ImportGlossaryRequest>;
 }
 
 export const GlossariesClient = makeGenericClientConstructor(

@@ -1,0 +1,168 @@
+"""A job's request as the HTTP port takes it (``POST /v1/jobs``'s JSON body) and as the gRPC port
+does (``CreateJobRequest``), into the desk's spec arguments: its format, languages, output options
+(``OutputOptions``) and ear options (``EarOptions``).
+
+Every option a ``Translate`` call takes is taken, or refused saying what to send instead (issue 91:
+a job once kept three of them and dropped the rest silently, a per-job ``profanity`` among them);
+a JSON key the API does not know is refused naming it and the keys it takes, as the OpenAI door's
+audio form and the Riva door's custom configuration are: a misspelt option is never silently
+inert (design pitfall 23). Pure, but for the conversions it shares with the gRPC door."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.errors import InvalidInput, shown
+from translate_svc.transport.grpc.convert import output_options
+from translate_svc.transport.grpc.ear import ear_options
+from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, EarOptions, OutputOptions, Profanity
+
+#: the keys of ``POST /v1/jobs``'s body, and of its ``format``
+KEYS = frozenset(
+    {
+        "source_language",
+        "target_languages",
+        "glossaries",
+        "url",
+        "format",
+        "text",
+        "speech",
+        "transcript",
+        "word_timings",
+        "speech_sample_rate_hz",
+        "speaker_id",
+        "profanity",
+        "noise_suppression",
+        "speakers",
+    }
+)
+FORMAT_KEYS = frozenset({"encoding", "sample_rate_hz", "channels"})
+_ENCODINGS = "container (a WAV, FLAC, OGG or MP3 file), linear16, float32, mulaw or alaw"
+_GRPC_ENCODINGS = {
+    pb.AUDIO_ENCODING_UNSPECIFIED: AudioEncoding.CONTAINER,
+    pb.CONTAINER: AudioEncoding.CONTAINER,
+    pb.LINEAR16: AudioEncoding.LINEAR16,
+    pb.FLOAT32: AudioEncoding.FLOAT32,
+    pb.MULAW: AudioEncoding.MULAW,
+    pb.ALAW: AudioEncoding.ALAW,
+}
+_NOISE = {"off": False, "rnnoise": True}
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A job's request as a door parsed it, not yet checked against the model (``JobDesk.spec``)."""
+
+    encoding: AudioEncoding
+    sample_rate_hz: int
+    channels: int
+    source_language: str
+    target_languages: list[str]
+    glossaries: list[str]
+    output: OutputOptions
+    ear: EarOptions
+    #: an https URL to fetch the audio from; None: it is uploaded in parts
+    url: str | None = None
+
+
+def from_json(doc: dict[str, Any]) -> JobRequest:
+    """``POST /v1/jobs``'s body: every key known (else 400 naming it), each of its type."""
+    _known(doc, KEYS, "")
+    fmt = doc.get("format") or {}
+    if not isinstance(fmt, dict):
+        raise InvalidInput('format: {"encoding", "sample_rate_hz", "channels"}')
+    _known(fmt, FORMAT_KEYS, "format.")
+    try:
+        encoding = AudioEncoding(str(fmt.get("encoding", "container")).upper())
+    except ValueError:
+        raise InvalidInput(f"format.encoding: {_ENCODINGS}") from None
+    rate, channels = fmt.get("sample_rate_hz", 0), fmt.get("channels", 1)
+    if not _whole(rate) or not _whole(channels):
+        raise InvalidInput("format.sample_rate_hz and format.channels: whole numbers")
+    targets, glossaries = doc.get("target_languages", []), doc.get("glossaries", [])
+    if not _strings(targets) or not _strings(glossaries):
+        raise InvalidInput("target_languages and glossaries: lists of at most 64 strings of at most 64 characters")
+    source = doc.get("source_language", "")
+    if not isinstance(source, str):
+        raise InvalidInput("source_language: a language code (a string)")
+    url = doc.get("url")
+    if url is not None and not isinstance(url, str):
+        raise InvalidInput("url: an https:// URL (a string), or leave it out and upload the audio")
+    flags = {k: doc.get(k, True) for k in ("text", "speech", "transcript", "word_timings")}
+    if not all(isinstance(v, bool) for v in flags.values()):
+        raise InvalidInput("text, speech, transcript and word_timings: true or false")
+    speech_rate, voice, speakers = (doc.get(k, 0) for k in ("speech_sample_rate_hz", "speaker_id", "speakers"))
+    if not (_whole(speech_rate) and _whole(voice) and _whole(speakers)):
+        raise InvalidInput("speech_sample_rate_hz, speaker_id and speakers: whole numbers")
+    output = OutputOptions(
+        **flags,
+        speech_sample_rate_hz=speech_rate or MODEL_SAMPLE_RATE,
+        speaker_id=voice,
+        profanity=_profanity(doc.get("profanity")),
+    )
+    noise = doc.get("noise_suppression", "off")
+    if not isinstance(noise, str) or noise not in _NOISE:
+        raise InvalidInput(f"noise_suppression is {shown(noise)}: use off (the default) or rnnoise")
+    return JobRequest(
+        encoding=encoding,
+        sample_rate_hz=rate,
+        channels=channels,
+        source_language=source,
+        target_languages=targets,
+        glossaries=glossaries,
+        output=output,
+        ear=EarOptions(noise_suppression=_NOISE[noise], speakers=speakers),
+        url=url,
+    )
+
+
+def from_pb(msg: pb.CreateJobRequest) -> JobRequest:
+    """``CreateJob``'s request: ``output`` as ``Translate``'s (word timings on when it is absent,
+    as on HTTP), ``noise_suppression`` and ``speakers`` as ``TranslateRequest``'s."""
+    encoding = _GRPC_ENCODINGS.get(msg.format.encoding)
+    if encoding is None:
+        raise InvalidInput("format.encoding: CONTAINER, LINEAR16, FLOAT32, MULAW or ALAW (a job takes no Opus)")
+    has = msg.HasField("output")
+    output = output_options(msg.output, has)
+    if not has:
+        output = dataclasses.replace(output, word_timings=True)
+    return JobRequest(
+        encoding=encoding,
+        sample_rate_hz=msg.format.sample_rate_hz,
+        channels=msg.format.channels or 1,
+        source_language=msg.source_language,
+        target_languages=list(msg.target_languages),
+        glossaries=list(msg.glossaries),
+        output=output,
+        ear=ear_options(msg, "request"),
+        url=msg.url or None,
+    )
+
+
+def _known(doc: dict[str, Any], keys: frozenset[str], where: str) -> None:
+    for key in doc:
+        if key not in keys:
+            raise InvalidInput(
+                f"unknown field {shown(f'{where}{key}', 40)} in a job's request: it takes {', '.join(sorted(keys))}"
+            )
+
+
+def _profanity(value: object) -> Profanity | None:
+    """None (unset): the tenant's default."""
+    if value is None:
+        return None
+    try:
+        return Profanity(value if isinstance(value, str) else "")
+    except ValueError:
+        raise InvalidInput(f"profanity is {shown(value)}: use off, mask or remove (or leave it out)") from None
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and len(value) <= 64 and all(isinstance(v, str) and len(v) <= 64 for v in value)
