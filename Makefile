@@ -162,7 +162,7 @@ ts-client: install $(TEST_MODEL)/config.json $(TS_CLIENT)/node_modules/.installe
 	cd $(TS_CLIENT) && TRANSLATE_SVC_VENV=$(abspath $(VENV)) npm test --silent
 
 # rebuilt when its builder changes (a checkpoint from an older builder is not what the tests expect)
-$(TEST_MODEL)/config.json: translate_svc/model/test_checkpoint.py | install
+$(TEST_MODEL)/config.json: translate_svc/model/testing/checkpoint.py | install
 	$(VENV)/bin/translate-svc make-test-model $(TEST_MODEL)
 
 # The browser test's Chromium: Debian's headless shell (Playwright drives it through

@@ -24,7 +24,7 @@ def shared_audio() -> Path:
 @pytest.fixture(scope="session")
 def test_model_dir() -> Path:
     """model_cache/test-model (what `make test` builds), built here if missing."""
-    from translate_svc.model.test_checkpoint import build_test_checkpoint
+    from translate_svc.model.testing.checkpoint import build_test_checkpoint
 
     path = Path(os.environ.get("TRANSLATE_SVC_TEST_MODEL", TEST_MODEL))
     if not (path / "config.json").is_file():
@@ -35,7 +35,7 @@ def test_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def runner(test_model_dir: Path):  # type: ignore[no-untyped-def]
     from translate_svc.model.runner import SeamlessRunner
-    from translate_svc.model.seamless import SeamlessStages
+    from translate_svc.model.stages.seamless import SeamlessStages
 
     return SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32"))
 

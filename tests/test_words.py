@@ -1,6 +1,6 @@
 """What a word is for terms (issue 57, translate_svc/words.py): a KEEP phrase or a glossary phrase
 is found in the source only as a whole word, after the same normalisation on every path; in
-scripts written without spaces no boundary is asked for. ``model/terms.py``'s ``said_in`` (what
+scripts written without spaces no boundary is asked for. ``model/stages/terms.py``'s ``said_in`` (what
 row_terms and row_glossary ask) is the entry point every path uses."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from translate_svc.model.terms import KEEP_WEIGHT, row_glossary, row_terms, said_in
+from translate_svc.model.stages.terms import KEEP_WEIGHT, row_glossary, row_terms, said_in
 from translate_svc.types import Term
 from translate_svc.words import PhraseIndex, joins, key, occurrences
 

@@ -22,11 +22,11 @@ from pathlib import Path
 from translate_svc.cluster.choose import open_node_store, open_store, redis_location
 from translate_svc.cluster.store import ClusterStore
 from translate_svc.engine.engine import TranslationEngine
-from translate_svc.engine.runner import LanguageIdentifier, Runner
 from translate_svc.engine.scheduler import SchedulerConfig
 from translate_svc.engine.warmup import WarmupConfig, WarmupMode
 from translate_svc.frontend import Application, build_frontend
 from translate_svc.glossaries.choose import open_glossaries
+from translate_svc.model_api.runner import LanguageIdentifier, Runner
 from translate_svc.observability import metrics
 from translate_svc.session.tenants.leases import StoreCounters
 from translate_svc.settings import EngineSettings, ModelSettings, Settings
@@ -64,7 +64,7 @@ def warmup_config(m: ModelSettings, *, seamless: bool, rows_per_segment: int = 1
         cuda = seamless and m.test_translator is None and _on_cuda(m.device)
         mode = ("batches" if m.buckets is False else "buckets") if cuda else "one"
     if mode == "buckets":
-        from translate_svc.model.shapes import encoder_lengths_s
+        from translate_svc.model.stages.shapes import encoder_lengths_s
 
         lengths = encoder_lengths_s(m.warmup_longest_s)
         return WarmupConfig(WarmupMode.BUCKETS, lengths, m.warmup_max_s, m.warmup_longest_s, rows_per_segment)
@@ -74,7 +74,7 @@ def warmup_config(m: ModelSettings, *, seamless: bool, rows_per_segment: int = 1
 def _on_cuda(device: str) -> bool:
     if device != "auto":
         return device == "cuda"
-    from translate_svc.model.device import cuda_available
+    from translate_svc.model.stages.device import cuda_available
 
     return cuda_available()
 
@@ -94,7 +94,7 @@ def engine_core(settings: Settings, *, custom: bool = False) -> str:
 def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
     """The production runner: SeamlessM4T v2 from ``m.path``, loaded on the engine's model thread
     (model/build.py, where every choice that depends on the device is made); with
-    ``m.test_translator``, the made-up stable translator instead (model/stable.py), refused unless
+    ``m.test_translator``, the made-up stable translator instead (model/testing/stable.py), refused unless
     ``m.path`` is the test checkpoint."""
 
     def load() -> Runner:
@@ -102,7 +102,7 @@ def seamless_runner_factory(m: ModelSettings) -> Callable[[], Runner]:
             problem = test_translator_problem(m)
             if problem is not None:
                 raise ValueError(problem)
-            from translate_svc.model.stable import StableTranslator
+            from translate_svc.model.testing.stable import StableTranslator
 
             return StableTranslator(m.path)
         from translate_svc.model.build import build_runner
@@ -116,8 +116,8 @@ def load_identifier(m: ModelSettings) -> LanguageIdentifier | None:
     """The spoken-language identifier when ``m.lid_path`` holds one (model thread, at load)."""
     if m.lid_path is None or not m.lid_path.exists():
         return None
-    from translate_svc.model.device import pick_device, pick_dtype
-    from translate_svc.model.lid import MmsLid
+    from translate_svc.model.stages.device import pick_device, pick_dtype
+    from translate_svc.model.stages.lid import MmsLid
 
     device = pick_device(m.device)
     return MmsLid(m.lid_path, device, pick_dtype(m.dtype, device))
@@ -193,7 +193,7 @@ def check_device(device: str) -> str | None:
     only to check ``cuda``."""
     if device != "cuda":
         return None
-    from translate_svc.model.device import device_problem
+    from translate_svc.model.stages.device import device_problem
 
     return device_problem(device)
 
@@ -204,7 +204,7 @@ def test_translator_problem(m: ModelSettings) -> str | None:
     beside the random-weight test checkpoint (``make-test-model``'s marker file)."""
     if m.test_translator is None:
         return None
-    from translate_svc.model.loading import TEST_MODEL_MARKER, describe_model
+    from translate_svc.model.stages.loading import TEST_MODEL_MARKER, describe_model
 
     if m.path.is_dir() and describe_model(m.path).is_test_model:
         return None
@@ -218,7 +218,7 @@ def test_translator_problem(m: ModelSettings) -> str | None:
 def validate_model_dir(path: Path) -> None:
     """Raise ``ModelNotFound``, saying what is missing and how to get it, unless ``path`` holds a
     complete model: fail at start, not at load."""
-    from translate_svc.model.loading import validate_model_dir as validate
+    from translate_svc.model.stages.loading import validate_model_dir as validate
 
     validate(path)
 
@@ -227,7 +227,7 @@ def build_test_checkpoint(
     directory: Path, *, seed: int = 0, full_size: bool = False, real_layers: bool = False
 ) -> Path:
     """A random-weight SeamlessM4T v2 checkpoint (the real architecture; its output is noise)."""
-    from translate_svc.model.test_checkpoint import build_test_checkpoint as build_checkpoint
+    from translate_svc.model.testing.checkpoint import build_test_checkpoint as build_checkpoint
 
     return build_checkpoint(directory, seed=seed, full_size=full_size, real_layers=real_layers)
 
@@ -238,7 +238,7 @@ def download_model(directory: Path, revision: str, *, on_start: Callable[[str], 
     ``on_start(repo_id)`` is called before the download. Returns (repo id, commit)."""
     from huggingface_hub import HfApi, snapshot_download
 
-    from translate_svc.model import loading
+    from translate_svc.model.stages import loading
 
     repo = loading.HF_REPO_ID
     if on_start is not None:
@@ -261,7 +261,7 @@ def download_lid_model(
     result; needs internet access. ``on_start(repo)`` is called before the download. Returns (repo, commit)."""
     from huggingface_hub import HfApi, snapshot_download
 
-    from translate_svc.model import lid, loading
+    from translate_svc.model.stages import lid, loading
 
     if on_start is not None:
         on_start(repo)
@@ -282,6 +282,6 @@ def download_lid_model(
 def build_lid_test_checkpoint(directory: Path, *, seed: int = 0, bias: str | None = None) -> Path:
     """A tiny random-weight MMS-LID checkpoint (the real architecture; its choices are noise, except
     that ``bias``, an ISO 639-3 label, always wins)."""
-    from translate_svc.model.lid_checkpoint import build_lid_test_checkpoint as build_checkpoint
+    from translate_svc.model.testing.lid_checkpoint import build_lid_test_checkpoint as build_checkpoint
 
     return build_checkpoint(directory, seed=seed, bias=bias)

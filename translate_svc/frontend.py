@@ -24,7 +24,7 @@ from translate_svc.glossaries.book import GlossaryBook
 from translate_svc.glossaries.model import GlossaryLimits
 from translate_svc.glossaries.store import GlossaryStore
 from translate_svc.jobs.keeper import JobKeeper, open_job_store
-from translate_svc.jobs.runner import JobRunner
+from translate_svc.jobs.worker import JobWorker
 from translate_svc.observability import metrics
 from translate_svc.recordings.service import Manifest, Recordings
 from translate_svc.session import SessionManager
@@ -68,7 +68,7 @@ class Application:
     #: the tenants' stored glossaries (None: ``glossaries.enabled`` off)
     glossaries: GlossaryStore | None = None
     #: background jobs (``jobs/``; None: ``jobs.dir`` unset)
-    jobs: JobRunner | None = None
+    jobs: JobWorker | None = None
     #: the cluster store's state on /metrics and in the log (``cluster/watch.py``)
     store_watch: StoreWatch | None = None
 
@@ -170,7 +170,7 @@ def build_frontend(
     if jobs_store is None:  # ``jobs/keeper.py``: the node's SQLite, or Redis (every pod); None: no jobs.dir
         jobs_store = open_job_store(settings)
     if jobs_store is not None:
-        jobs = JobRunner(jobs_store, sessions, settings.jobs)
+        jobs = JobWorker(jobs_store, sessions, settings.jobs)
     return Application(
         settings,
         engine,

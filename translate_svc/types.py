@@ -31,7 +31,7 @@ class SpeechEncoding(str, Enum):
 
 
 class Profanity(str, Enum):
-    """The profanity filter (issue 72): listed words (model/profanity.py) in the transcript and
+    """The profanity filter (issue 72): listed words (model/finish/profanity.py) in the transcript and
     every translation are left, masked (first letter kept, the rest ``*``) or removed; the speech
     is made from the text without them."""
 
@@ -89,7 +89,7 @@ class Term:
     @property
     def folds_case(self) -> bool:
         """Whether the source is searched for the phrase in any case: a KEEP term's is, a glossary
-        entry's only with ``ignore_case`` (``model/terms.py``'s ``said_in``, ``words.py``)."""
+        entry's only with ``ignore_case`` (``model/stages/terms.py``'s ``said_in``, ``words.py``)."""
         return self.keep or self.ignore_case
 
 

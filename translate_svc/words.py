@@ -18,7 +18,7 @@ characters: "猫" is found in "我喜欢猫咪", and "AI" in "用AI翻译" (a ch
 anyway). A phrase that starts or ends with punctuation or a symbol ("C++", ".NET") is bounded
 there by that character itself. The rule is the same on every path: a segment's transcript, a
 text input, a simultaneous step's transcript, every door's terms; the decoder's side applies it at
-token seams (model/terms.py).
+token seams (model/stages/terms.py).
 
 Many phrases at once (``PhraseIndex``, issue 87 J3): a stored glossary's thousands of phrases are
 looked for in one pass of an Aho-Corasick automaton (pyahocorasick) over the text, by the same
@@ -126,7 +126,7 @@ def spans(phrase: str, text: str, *, ignore_case: bool) -> list[tuple[int, int]]
 def ends_in_word(phrase: str) -> bool:
     """Whether the phrase's last character is one a following letter would continue (a spaced
     script's letter, digit or mark): then a written phrase counts only where the next token does
-    not continue it (model/terms.py); otherwise only a combining mark does."""
+    not continue it (model/stages/terms.py); otherwise only a combining mark does."""
     text = normalise(phrase)
     return bool(text) and spaced_word_char(text[-1])
 

@@ -68,7 +68,7 @@ site=$tmp/site312
 raw=$(du -sb "$site" | cut -f1)
 # the VAD loads data/silero_vad.onnx alone (vad/silero.py): its other model files stay behind
 find "$site/silero_vad/data" -type f ! -name silero_vad.onnx ! -name __init__.py -delete
-# transformers' models: the five the service loads (model/seamless.py, model/lid.py, their auto classes)
+# transformers' models: the five the service loads (model/stages/seamless.py, model/stages/lid.py, their auto classes)
 find "$site/transformers/models" -mindepth 1 -maxdepth 1 -type d ! -name auto ! -name encoder_decoder \
   ! -name seamless_m4t ! -name seamless_m4t_v2 ! -name wav2vec2 -exec rm -rf {} +
 find "$site" \( -name '*.pyi' -o -name '*.pxd' -o -name '*.pyx' -o -name '*.c' -o -name '*.h' -o -name '*.cpp' \) -delete

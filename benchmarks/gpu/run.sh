@@ -14,7 +14,7 @@
 # coldwarm's warm-up plans (default 32); coldwarm times the same cold batches after each of
 # COLDWARM_MODES (default "one batches warm": today's single warm-up batch, the warm-up of every
 # batch size, and the batches themselves run once before), one model per mode, same machine;
-# "buckets" (an experiment): input frames and vocoder lengths padded to buckets (model/shapes.py,
+# "buckets" (an experiment): input frames and vocoder lengths padded to buckets (model/stages/shapes.py,
 # --pad-frames) and the warm-up run at one length per frame bucket; "bucketswarm": its warm column;
 # "stages" (issue 70): every stage on buckets (--pad-frames: encoder frames, t2u rows/text/characters/
 # units, vocoder units/frames) and the warm-up of every bucket at the size profiled (--warmup
@@ -76,7 +76,7 @@ if [ "$part" = session ]; then
   if [ ! -f "$MODEL/config.json" ]; then  # random init on the device: seconds, not minutes of CPU
     log "building $MODEL on $DEVICE"
     timeout 240 "$PY" -c "import sys, torch; torch.set_default_device(sys.argv[2])
-from translate_svc.model.test_checkpoint import build_test_checkpoint
+from translate_svc.model.testing.checkpoint import build_test_checkpoint
 build_test_checkpoint(sys.argv[1], full_size=sys.argv[3] == 'full')" "$MODEL" "$DEVICE" "${SIZE:-full}" > "$RES/build.txt" 2>&1 \
       || { log "device build failed, on the CPU"; rm -rf "$MODEL"
            timeout 300 "$PY" -m translate_svc.cli make-test-model --full-size "$MODEL" >> "$RES/build.txt" 2>&1; }
@@ -173,7 +173,7 @@ if [ "$part" = imports ]; then "$PY" benchmarks/gpu/imports.py; exit $?; fi
 if [ "$part" != tests ] && [ ! -f "$MODEL/config.json" ]; then  # tests build their own small checkpoint
   echo "building $MODEL on $DEVICE"  # random init on the device, as session does; the CPU if that fails
   timeout 240 "$PY" -c "import sys, torch; torch.set_default_device(sys.argv[2])
-from translate_svc.model.test_checkpoint import build_test_checkpoint
+from translate_svc.model.testing.checkpoint import build_test_checkpoint
 build_test_checkpoint(sys.argv[1], full_size=sys.argv[3] == 'full')" "$MODEL" "$DEVICE" "${SIZE:-full}" > "$OUT/build.txt" 2>&1 \
     || { rm -rf "$MODEL"; "$PY" -m translate_svc.cli make-test-model --full-size "$MODEL" >> "$OUT/build.txt" 2>&1; } \
     || { cat "$OUT/build.txt"; exit 1; }

@@ -52,9 +52,9 @@ def measure(model_dir: Path, dtype: str, repeats: int) -> dict[str, Any]:
 
     from tests.support.speech import vad_segments
     from translate_svc.audio.resample import resample
-    from translate_svc.engine.requests import ModelInput
     from translate_svc.model.runner import SeamlessRunner
-    from translate_svc.model.seamless import SeamlessStages
+    from translate_svc.model.stages.seamless import SeamlessStages
+    from translate_svc.model_api.requests import ModelInput
 
     segments: list[np.ndarray] = []
     for name in FILES:

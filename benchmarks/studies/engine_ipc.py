@@ -38,12 +38,12 @@ import numpy as np
 import typer
 
 from translate_svc.engine.engine import TranslationEngine
-from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.remote import wire
 from translate_svc.engine.remote.client import RemoteEngine
 from translate_svc.engine.remote.server import EngineServer
-from translate_svc.engine.requests import Features, ModelInput, ModelOutput
+from translate_svc.engine.results import EngineResult
 from translate_svc.engine.scheduler import SchedulerConfig
+from translate_svc.model_api.requests import Features, ModelInput, ModelOutput
 from translate_svc.types import Language, ModelCard, ModelInfo
 
 app = typer.Typer(add_completion=False)
@@ -89,7 +89,7 @@ async def drive(submit: Any, n: int, window: int, item: ModelInput, *, droppable
 
     async def one(i: int) -> None:
         async with sem:
-            fut: asyncio.Future[JobResult] | None = submit(f"s{i % 64}", item, droppable=droppable)
+            fut: asyncio.Future[EngineResult] | None = submit(f"s{i % 64}", item, droppable=droppable)
             if fut is None:
                 counts["dropped"] += 1
                 return
@@ -117,7 +117,7 @@ async def run_in_process(jobs: int, window: int, segment_s: float, caption_s: fl
     await eng.start(warmup=False)
     seg, cap = inputs(segment_s, caption_s)
 
-    def submit(owner: str, item: ModelInput, *, droppable: bool) -> asyncio.Future[JobResult] | None:
+    def submit(owner: str, item: ModelInput, *, droppable: bool) -> asyncio.Future[EngineResult] | None:
         return eng.submit_droppable(owner, item) if droppable else eng.submit(owner, item)
 
     out: dict[str, Any] = {}
@@ -140,7 +140,7 @@ async def run_remote(
     per = jobs // workers
 
     def submitter(r: RemoteEngine) -> Any:
-        def submit(owner: str, item: ModelInput, *, droppable: bool) -> asyncio.Future[JobResult] | None:
+        def submit(owner: str, item: ModelInput, *, droppable: bool) -> asyncio.Future[EngineResult] | None:
             return r.submit_droppable(owner, item) if droppable else r.submit(owner, item)
 
         return submit
@@ -182,7 +182,7 @@ def frame_bytes(segment_s: float, caption_s: float) -> dict[str, int]:
     enc = msgspec.msgpack.Encoder(**wire.HOOKS)
     seg, cap = inputs(segment_s, caption_s)
     out = ModelOutput(None, {"spa": "una frase traducida de unas diez palabras"})
-    result = wire.result_of(0, JobResult(out, None, 1.0, 1.0, 8))
+    result = wire.result_of(0, EngineResult(out, None, 1.0, 1.0, 8))
     state = wire.State(True, 10, 8, 1000, 2)
     back = len(enc.encode(result)) + len(enc.encode(state)) + 8
     return {

@@ -1,4 +1,4 @@
-"""The finish stage against finishing inline (issue 70 item 2, model/finish_stage.py), in process:
+"""The finish stage against finishing inline (issue 70 item 2, model/finish/stage.py), in process:
 a burst of segments through the stepping decoder, one admitted at each tick (as a queue of finals
 would be), with ``finish_thread`` off and on, interleaved, ``--rounds`` times.
 
@@ -40,11 +40,11 @@ def main(
     model: Annotated[Path, typer.Option(help="model directory")] = TEST_MODEL,
 ) -> None:
     from tests.support.speech import read_16k
-    from translate_svc.engine.requests import ModelInput
-    from translate_svc.model.fast import LoopDecoder
+    from translate_svc.model.decode.batch import LoopDecoder
     from translate_svc.model.runner import SeamlessRunner
-    from translate_svc.model.seamless import SeamlessStages
+    from translate_svc.model.stages.seamless import SeamlessStages
     from translate_svc.model.stepping import SteppingDecoder
+    from translate_svc.model_api.requests import ModelInput
 
     stages = SeamlessStages(model, device=device, dtype=dtype)
     runner = SeamlessRunner(stages, LoopDecoder(stages.decoder, stages.processor, slots=64))

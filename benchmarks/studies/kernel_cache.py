@@ -7,7 +7,7 @@ Run from the repository root::
     python -m benchmarks.studies.kernel_cache                  # default caches, then 16384 entries
 
 oneDNN's primitive cache and ideep's (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, ``LRU_CACHE_CAPACITY``)
-are read once, at the first convolution; ``SeamlessStages`` sizes both (model/device.py) unless the
+are read once, at the first convolution; ``SeamlessStages`` sizes both (model/stages/device.py) unless the
 environment does, so the "default" child sets them to oneDNN's default, 1024.
 """
 
@@ -25,8 +25,8 @@ def child() -> None:
     import torch
 
     from tests.support.paths import TEST_MODEL
-    from translate_svc.model.seamless import SeamlessStages
-    from translate_svc.model.shapes import ladder
+    from translate_svc.model.stages.seamless import SeamlessStages
+    from translate_svc.model.stages.shapes import ladder
 
     stages = SeamlessStages(TEST_MODEL, device="cpu", dtype="float32")
     voc = stages._vocoder

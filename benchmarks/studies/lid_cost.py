@@ -1,4 +1,4 @@
-"""What spoken-language identification (MMS-LID, ``model/lid.py``) costs per segment.
+"""What spoken-language identification (MMS-LID, ``model/stages/lid.py``) costs per segment.
 
 Run from the repository root::
 
@@ -106,8 +106,8 @@ def main(
     """Median milliseconds per segment of ``MmsLid.identify``, by length, batch size and candidates."""
     import torch
 
-    from translate_svc.model.lid import MmsLid
-    from translate_svc.model.lid_checkpoint import build_lid_test_checkpoint
+    from translate_svc.model.stages.lid import MmsLid
+    from translate_svc.model.testing.lid_checkpoint import build_lid_test_checkpoint
 
     logging.basicConfig(level=logging.WARNING)
     path = Path(file) if Path(file).is_file() else SHARED_AUDIO / file

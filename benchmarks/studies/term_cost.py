@@ -38,9 +38,9 @@ import soundfile as sf
 import torch
 
 from translate_svc.audio.resample import resample
-from translate_svc.engine.requests import ModelInput
 from translate_svc.model.runner import SeamlessRunner
-from translate_svc.model.seamless import SeamlessStages
+from translate_svc.model.stages.seamless import SeamlessStages
+from translate_svc.model_api.requests import ModelInput
 from translate_svc.types import Term
 
 ENTRIES = 100
@@ -84,7 +84,7 @@ class SyntheticTokenizer:
 
 
 def step_cost(rows: int, tokens: int, reps: int) -> None:
-    from translate_svc.model import terms as t
+    from translate_svc.model.stages import terms as t
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))  # as the server's model thread on CPU
     rng = random.Random(57)

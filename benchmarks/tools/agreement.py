@@ -6,7 +6,7 @@ tolerance figures: "on CUDA in bf16, token agreement with an fp32 reference").
 Real speech is cut into segments by the server's own segmenter (VAD); each segment decodes in the
 transcript's language and every target. Two parts, each dtype through the code the server runs:
 
-1. **Tokens** (model/decode_loop.py, the loop the fast runner decodes with): every row's tokens in
+1. **Tokens** (model/decode/loop.py, the loop the fast runner decodes with): every row's tokens in
    the dtype against float32, each from its own dtype's speech encoder. For a row that differs, the
    float32 model's own logits after the reference's tokens up to the first difference: the gap
    between the two tokens chosen there, relative to the larger logit. A small gap is a near-tie that
@@ -69,8 +69,8 @@ def loop_tokens(
     """Every segment in every language through the decode loop: tokens by row (segment-major)."""
     import torch
 
-    from translate_svc.engine.rows import bare_rows
-    from translate_svc.model.decode_loop import DecodeLoop
+    from translate_svc.model.decode.loop import DecodeLoop
+    from translate_svc.model_api.rows import bare_rows
 
     enc, mask = encode(stages, audio)
     items = [k for k in range(len(audio)) for _ in languages]
@@ -131,9 +131,9 @@ def compare_tokens(
 def runner_outputs(
     stages: Any, audio: Sequence[np.ndarray], targets: Sequence[str], slots: int, batch: int
 ) -> list[Any]:
-    from translate_svc.engine.requests import ModelInput
-    from translate_svc.model.fast import LoopDecoder
+    from translate_svc.model.decode.batch import LoopDecoder
     from translate_svc.model.runner import SeamlessRunner
+    from translate_svc.model_api.requests import ModelInput
 
     graphs = stages.device.type == "cuda"  # as the server makes it (app.py)
     runner = SeamlessRunner(
@@ -195,7 +195,7 @@ def main(
     import torch
 
     from translate_svc import logging_setup
-    from translate_svc.model.seamless import SeamlessStages
+    from translate_svc.model.stages.seamless import SeamlessStages
 
     logging_setup.configure("WARNING")
     clips = load_clips(tuple(f.strip() for f in files.split(",") if f.strip()))

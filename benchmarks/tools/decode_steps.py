@@ -1,5 +1,5 @@
-"""Milliseconds per text-decoder step: our own decode loop (model/decode_loop.py) against ``generate``
-(model/decoder.py), at given batch sizes, on real speech (issue 70).
+"""Milliseconds per text-decoder step: our own decode loop (model/decode/loop.py) against ``generate``
+(model/stages/decoder.py), at given batch sizes, on real speech (issue 70).
 
 Run from the repository root::
 
@@ -8,14 +8,14 @@ Run from the repository root::
 Every row is a segment of ``--seconds`` of the shared speech (``--audio``, cut one after another and
 wrapped), encoded once by the speech encoder. So that both paths run the same number of steps on
 any weights, every row decodes exactly ``--tokens`` tokens then EOS (benchmark mode's forced
-lengths, model/forced.py: ``tokens + 1`` steps). Each size is run once untimed (warm: the figures
+lengths, model/stages/forced.py: ``tokens + 1`` steps). Each size is run once untimed (warm: the figures
 are the compute and the host's cost, not first-use), then ``--repeats`` times:
 
 - ``generate``: ``TextDecoder.generate`` on the batch, divided by its steps (its prefill and
   cross-attention projection included, as they are inside its first step);
 - ``loop``: ``DecodeLoop.admit`` of the batch (cross-attention projected once, prompt fed) plus
   every ``step`` until the last row leaves, divided by the same steps; ``loop step`` is the steps
-  alone. ``--static``: the loop's static path (model/decode_loop.py: each step a row bucket over the
+  alone. ``--static``: the loop's static path (model/decode/loop.py: each step a row bucket over the
 pool's whole windows, what a CUDA graph replays), run eagerly. ``--read-every k``: the loop reads
 its rows' finished flags every k steps (rows leave up to k - 1 steps late; still divided by the
 rows' own steps).
@@ -142,11 +142,11 @@ def main(
     ] = False,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
 ) -> None:
-    from translate_svc.engine.rows import bare_rows
-    from translate_svc.model.decode_loop import DecodeLoop
-    from translate_svc.model.decoder import TextDecoder
-    from translate_svc.model.forced import ForcedLengths
-    from translate_svc.model.seamless import SeamlessStages
+    from translate_svc.model.decode.loop import DecodeLoop
+    from translate_svc.model.stages.decoder import TextDecoder
+    from translate_svc.model.stages.forced import ForcedLengths
+    from translate_svc.model.stages.seamless import SeamlessStages
+    from translate_svc.model_api.rows import bare_rows
 
     stages = SeamlessStages(model, device=device, dtype=dtype, cpu_threads=cpu_threads)
     forced = ForcedLengths(text_tokens_per_s=tokens / seconds)

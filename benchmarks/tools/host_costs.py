@@ -58,18 +58,18 @@ def build(model: Path, baseline: bool) -> Any:
     """The runner in the CUDA configuration, on this CPU (see the module docstring)."""
     if not baseline:
         return cuda_plan_runner(model)
-    from translate_svc.model import decode_graphs
-    from translate_svc.model.decode_loop import DecodeLoop
-    from translate_svc.model.fast import LoopDecoder
+    from translate_svc.model.decode import graphs as decode_graphs
+    from translate_svc.model.decode.batch import LoopDecoder
+    from translate_svc.model.decode.loop import DecodeLoop
     from translate_svc.model.runner import SeamlessRunner
-    from translate_svc.model.seamless import SeamlessStages
+    from translate_svc.model.stages.seamless import SeamlessStages
 
     def static_pool(decoder: Any, *, slots: int, max_frames: int, graphs: bool, **kw: Any) -> Any:
         kw.setdefault("read_behind", True)
         return DecodeLoop(decoder, slots=slots, max_frames=max_frames, static=True, **kw)
 
     decode_graphs.decode_pool = static_pool  # type: ignore[assignment]
-    import translate_svc.model.fast as fast
+    import translate_svc.model.decode.batch as fast
     import translate_svc.model.stepping as stepping
 
     fast.decode_pool = static_pool  # type: ignore[assignment]
@@ -84,7 +84,7 @@ def warm(runner: Any, baseline: bool, max_rows: int, longest_s: float) -> dict[s
     """The server's CUDA warm-up on ``runner``, on this thread (tests/support/host_path.py); the
     code before issue 88 ran ``batches`` through ``Runner.run``."""
     from translate_svc.engine.warmup import WarmupConfig, WarmupMode
-    from translate_svc.model.shapes import encoder_lengths_s
+    from translate_svc.model.stages.shapes import encoder_lengths_s
 
     t0 = time.perf_counter()
     if baseline:
@@ -105,7 +105,7 @@ def warm(runner: Any, baseline: bool, max_rows: int, longest_s: float) -> dict[s
 def baseline_counting(baseline: bool) -> Iterator[HostCosts]:
     """``counting`` (tests/support/host_path.py); for ``--baseline``, the decode step marked as the
     region CUDA graphs captured (``model/regions.py`` does not exist there)."""
-    from translate_svc.model import decode_step
+    from translate_svc.model.decode import step as decode_step
 
     with counting() as costs:
         if not baseline:
@@ -177,7 +177,7 @@ def main(
     import torch
 
     from translate_svc import logging_setup
-    from translate_svc.engine.requests import ModelInput
+    from translate_svc.model_api.requests import ModelInput
 
     logging_setup.configure("WARNING")
     torch.set_num_threads(1)

@@ -1,4 +1,4 @@
-"""How often MMS-LID (``model/lid.py``) names the right language: FLEURS test utterances, top choice.
+"""How often MMS-LID (``model/stages/lid.py``) names the right language: FLEURS test utterances, top choice.
 
 This needs what CI and dev machines lack, so it documents the procedure and fails with a clear
 message without them:
@@ -267,7 +267,7 @@ def main(
     for config, _ in pairs:
         check_language(fleurs, config)
     try:
-        from translate_svc.model.lid import MmsLid
+        from translate_svc.model.stages.lid import MmsLid
 
         lid = MmsLid(model, device, max_seconds=max_seconds)
     except ModelNotFound as e:

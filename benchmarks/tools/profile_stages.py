@@ -148,8 +148,8 @@ def bucket_warmup(runner: Any, rows: int, longest_s: float) -> dict[str, Any]:
     the vocoder's buckets at ``rows``' row bucket (``SeamlessStages.warm_speech``), then the
     runner told the warm-up is over (shapes first met after it are counted cold). A server warms
     every batch size; one size is what a profile of that size meets."""
-    from translate_svc.engine.requests import ModelInput
-    from translate_svc.model.shapes import encoder_lengths_s
+    from translate_svc.model.stages.shapes import encoder_lengths_s
+    from translate_svc.model_api.requests import ModelInput
 
     card = runner.card
     lang = sorted(card.speech_codes or card.text_codes)[0]
@@ -172,9 +172,9 @@ def bucket_warmup(runner: Any, rows: int, longest_s: float) -> dict[str, Any]:
 
 
 def frame_bucket_lengths(runner: Any, items: list[Any]) -> tuple[float, ...]:
-    """One audio length (s) per input-frame bucket the segments fall in (model/shapes.py): what the
+    """One audio length (s) per input-frame bucket the segments fall in (model/stages/shapes.py): what the
     warm-up must run for ``--pad-frames`` to meet only shapes it ran. 0.02 s per stacked frame."""
-    from translate_svc.model.shapes import bucket_length
+    from translate_svc.model.stages.shapes import bucket_length
 
     frames = sorted({bucket_length(len(runner.extract_features(i.audio).values)) for i in items})
     return tuple(round(b * 0.02, 2) for b in frames)
@@ -227,7 +227,7 @@ def profile(
     stages.speech = timer.wrap("speech", speech_flagged)
     m = stages.model
     timer.hook("t2u_text_decoder", m.text_decoder)
-    # text-to-unit and the vocoder (model/speech.py, model/vocoder.py: each its two parts and the
+    # text-to-unit and the vocoder (model/stages/text_to_unit.py, model/stages/vocoder.py: each its two parts and the
     # read between them): one call each per speech batch, only ever inside the speech stage here
     stages.units = timer.wrap("t2u", stages.units)  # type: ignore[method-assign]
     stages.vocode = timer.wrap("vocoder", stages.vocode)  # type: ignore[method-assign]
@@ -359,10 +359,11 @@ def main(
         ),
     ] = None,
     pad_frames: Annotated[
-        bool, typer.Option("--pad-frames", help="pad input frames and vocoder lengths to buckets (model/shapes.py)")
+        bool,
+        typer.Option("--pad-frames", help="pad input frames and vocoder lengths to buckets (model/stages/shapes.py)"),
     ] = False,
     forced_tokens_per_s: Annotated[
-        float | None, typer.Option(help="random weights only: text tokens per audio second (model/forced.py)")
+        float | None, typer.Option(help="random weights only: text tokens per audio second (model/stages/forced.py)")
     ] = None,
     forced_units_per_s: Annotated[
         float, typer.Option(help="with --forced-tokens-per-s: units per audio second")
@@ -380,10 +381,10 @@ def main(
     import torch
 
     from translate_svc import logging_setup
-    from translate_svc.engine.requests import ModelInput
-    from translate_svc.model.fast import LoopDecoder
+    from translate_svc.model.decode.batch import LoopDecoder
     from translate_svc.model.runner import SeamlessRunner
-    from translate_svc.model.seamless import SeamlessStages
+    from translate_svc.model.stages.seamless import SeamlessStages
+    from translate_svc.model_api.requests import ModelInput
 
     logging_setup.configure("WARNING")
     kwargs: dict[str, Any] = {}
@@ -393,7 +394,7 @@ def main(
         else:
             torch.set_num_threads(cpu_threads)
     if forced_tokens_per_s is not None:
-        from translate_svc.model.forced import ForcedLengths
+        from translate_svc.model.stages.forced import ForcedLengths
 
         kwargs["forced"] = ForcedLengths(forced_tokens_per_s, forced_units_per_s)
     if pad_frames:  # the CUDA shapes experiment: the encoder's frames and the vocoder's lengths repeat

@@ -66,7 +66,7 @@ from benchmarks.tools import simul_latency as sl
 from benchmarks.tools.machine import cpu_model, git_state
 from benchmarks.tools.report import percentile
 from tests.support.paths import REPO, SHARED_AUDIO, TEST_MODEL
-from translate_svc.engine.requests import UNIT_MS
+from translate_svc.model_api.requests import UNIT_MS
 from translate_svc.settings import LimitsSettings
 
 logger = logging.getLogger("benchmarks.tools.simultaneous")
@@ -259,9 +259,9 @@ def predicted_first_speech(step_ms: int, agreement: int, min_units: int, hold_la
     ms of the segment's audio) at which the first words are committed, and the first at which
     speech comes out (``min_units`` new units). Computation, the VAD's onset and pad ignored:
     this is the floor the knobs set, the measurement adds the rest."""
-    from translate_svc.engine.agreement import AgreementConfig, step_commit
-    from translate_svc.engine.requests import speak_now
-    from translate_svc.model import stable
+    from translate_svc.model.testing import stable
+    from translate_svc.model_api.agreement import AgreementConfig, step_commit
+    from translate_svc.model_api.requests import speak_now
 
     config = AgreementConfig(agreement, hold_last_word)
     committed: tuple[int, ...] = ()

@@ -1,7 +1,7 @@
 """``translate-svc bench`` against a real server on loopback: every mode on the test checkpoint (the
 JSON's shape, segments measured with the server's own queue and model time and its /metrics), and
 simultaneous mode on the stable translator, whose commits and their lag are known from its
-configuration (model/stable.py)."""
+configuration (model/testing/stable.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support.live_server import make_settings, serving
-from translate_svc.model import stable
+from translate_svc.model.testing import stable
 from translate_svc.transport.openai.protocol import SIMULTANEOUS_AGREEMENT, SIMULTANEOUS_STEP_MS
 from translate_svc.types import SimultaneousOptions
 

@@ -717,7 +717,7 @@ def test_serve_with_cuda_where_there_is_none(test_model_dir: Path) -> None:
 
 
 def _model_languages() -> list[Language]:
-    from translate_svc.model.languages import _NAMES
+    from translate_svc.model.stages.languages import _NAMES
 
     return [Language(code, name, True, True, True) for code, name in _NAMES.items()]
 

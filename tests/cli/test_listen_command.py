@@ -4,7 +4,7 @@ speaks through the SDK. It prints each event as a JSON line (``--json``) or a te
 each speaker's speech (``--out``), stops on Ctrl-C with what arrived kept, and exits with the
 documented code and one line naming the server's reason when refused or ended.
 
-The server runs the stable test translator (model/stable.py: every segment has words and speech):
+The server runs the stable test translator (model/testing/stable.py: every segment has words and speech):
 asserted is structure (ids, spans, languages, speech lengths), never words.
 """
 

@@ -65,6 +65,7 @@ def test_every_command_is_registered() -> None:
         "usage",  # issue 61: each tenant's use, from the webhooks' usage records
         "glossaries",  # issue 73: stored glossaries, the client distribution's
         "job",  # issue 73: background jobs, the client distribution's
+        "dub",  # issue 90: a video dubbed as a job, the client distribution's
     }  # fmt: skip
 
 

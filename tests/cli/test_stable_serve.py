@@ -1,5 +1,5 @@
 """``translate-svc serve --test-translator stable``: a real server process on the made-up stable
-translator (model/stable.py) answers a Translate call, and it is refused next to a model directory
+translator (model/testing/stable.py) answers a Translate call, and it is refused next to a model directory
 that is not the test checkpoint."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tests.support.cli import EXIT_USAGE, run_cli
 from tests.support.server_process import ServerProcess
 from translate_svc import app
 from translate_svc.client import TranslateClient
-from translate_svc.model.loading import TEST_MODEL_MARKER
+from translate_svc.model.stages.loading import TEST_MODEL_MARKER
 from translate_svc.settings import ModelSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(15)]

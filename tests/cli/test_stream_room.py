@@ -4,7 +4,7 @@ listener through the SDK. The listener gets the command's segments (its ids and 
 its ``--participant``) in the listener's language, while the command shows its own ``--to`` only;
 a speaker the server refuses exits with the documented code and the server's reason.
 
-The server runs the stable test translator (model/stable.py): asserted is structure (ids, spans,
+The server runs the stable test translator (model/testing/stable.py): asserted is structure (ids, spans,
 languages), never words.
 """
 

@@ -3,7 +3,7 @@ reaches the server's longest listen (``rooms.max_listen_s``: OUT_OF_RANGE) it li
 the backlog the new call repeats is dropped, so the caller gets every segment once; when its server
 drains it moves to the next address. With ``resume=False`` such an end is told instead.
 
-Real servers on loopback (port 0) with the stable test translator (model/stable.py); asserted are
+Real servers on loopback (port 0) with the stable test translator (model/testing/stable.py); asserted are
 ids, spans and counts, never words.
 """
 

@@ -4,7 +4,7 @@ the async client and the sync one, each getting the speaker's segments with the 
 as the speaker's own stream, the backlog first and marked so, and an end or a refusal told with
 the server's status and message.
 
-One real server on loopback (port 0) runs the stable test translator (model/stable.py: every
+One real server on loopback (port 0) runs the stable test translator (model/testing/stable.py: every
 segment has words and speech), so what is asserted is structure (ids, spans, languages, speech or
 none), never words.
 """

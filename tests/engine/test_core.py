@@ -13,9 +13,9 @@ import pytest
 
 from tests.support.fake_runner import FakeRunner
 from translate_svc.engine.core import BatchCore, Core, Finished, Job, Unit
-from translate_svc.engine.requests import ModelInput
 from translate_svc.engine.scheduler import BatchScheduler, SchedulerConfig
 from translate_svc.errors import ErrorCode
+from translate_svc.model_api.requests import ModelInput
 from translate_svc.types import MODEL_SAMPLE_RATE
 
 pytestmark = pytest.mark.unit

@@ -13,7 +13,7 @@ from tests.support.fake_runner import FakeRunner
 from tests.support.waiting import until
 from translate_svc.app import scheduler_config
 from translate_svc.engine.engine import TranslationEngine
-from translate_svc.engine.requests import ModelInput
+from translate_svc.model_api.requests import ModelInput
 from translate_svc.settings import EngineSettings
 
 pytestmark = pytest.mark.unit

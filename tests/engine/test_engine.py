@@ -10,9 +10,9 @@ import pytest
 
 from translate_svc.app import scheduler_config
 from translate_svc.engine.engine import TranslationEngine
-from translate_svc.engine.requests import ModelInput, ModelOutput
 from translate_svc.errors import Overloaded
 from translate_svc.model.runner import SeamlessRunner
+from translate_svc.model_api.requests import ModelInput, ModelOutput
 from translate_svc.settings import EngineSettings
 from translate_svc.types import BatchStats
 

@@ -8,7 +8,7 @@ at a fixed model time per row-second, so every queue wait and model time the eng
 exact. The streams act only while a batch is in the model (the runner calls them from its thread
 and waits until what they submitted is queued), so which jobs share which batch does not depend
 on thread timing either. The assertions read the engine's own per-segment timing
-(``JobResult.queue_ms``, ``optional_ms``, ``optional_batches``: what a ``SegmentResult``'s timing
+(``EngineResult.queue_ms``, ``optional_ms``, ``optional_batches``: what a ``SegmentResult``'s timing
 carries), not wall time.
 """
 
@@ -26,8 +26,8 @@ from tests.support.fake_runner import FakeRunner
 from tests.support.waiting import until
 from translate_svc.app import scheduler_config
 from translate_svc.engine.engine import TranslationEngine
-from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.requests import ModelInput, ModelOutput, SimulTarget
+from translate_svc.engine.results import EngineResult
+from translate_svc.model_api.requests import ModelInput, ModelOutput, SimulTarget
 from translate_svc.session import results
 from translate_svc.settings import EngineSettings
 from translate_svc.types import BatchStats, OutputOptions, Segment, SimultaneousOptions, TranslationTask
@@ -65,9 +65,9 @@ class Stream:
     task: TranslationTask
     segment_s: int
     open_s: int = 0
-    queued: asyncio.Future[JobResult] | None = None  # its optional job, not yet in the model
+    queued: asyncio.Future[EngineResult] | None = None  # its optional job, not yet in the model
     queued_key: int = 0
-    finals: list[asyncio.Future[JobResult]] = field(default_factory=list)
+    finals: list[asyncio.Future[EngineResult]] = field(default_factory=list)
     optional_ran: int = 0
     skipped: int = 0
 
@@ -120,7 +120,7 @@ class LoadRunner(FakeRunner):
 
 @dataclass
 class Load:
-    finals: list[JobResult]
+    finals: list[EngineResult]
     batches: list[BatchStats]
     #: each optional batch's row-seconds (text rows x its longest input)
     optional_row_s: list[float]
@@ -237,8 +237,8 @@ def test_a_segment_result_carries_the_wait_behind_optional_work() -> None:
     task = TranslationTask("eng", ("spa",), OutputOptions(speech=False))
     seg = Segment(3, 0, 1000, np.zeros(RATE, np.float32))
     out = ModelOutput(None, {"spa": "hola"})
-    job = JobResult(out, None, 250.0, 40.0, 2, None, 200.0, 1)
+    job = EngineResult(out, None, 250.0, 40.0, 2, None, 200.0, 1)
     timing = results.build_result(seg, task, job, closed_at=0.0, vad_wait_ms=0.0).timing
     assert (timing.queue_ms, timing.model_ms, timing.optional_ms) == (250.0, 40.0, 200.0)
-    alone = results.build_result(seg, task, JobResult(out, None, 5.0, 40.0, 1), closed_at=0.0, vad_wait_ms=0.0)
+    alone = results.build_result(seg, task, EngineResult(out, None, 5.0, 40.0, 1), closed_at=0.0, vad_wait_ms=0.0)
     assert alone.timing.optional_ms == 0.0

@@ -19,13 +19,13 @@ import pytest_asyncio
 from tests.support.fake_runner import FakeRunner
 from tests.support.waiting import until
 from translate_svc.engine.engine import TranslationEngine
-from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.remote import wire
 from translate_svc.engine.remote.client import RemoteEngine
 from translate_svc.engine.remote.server import EngineServer
-from translate_svc.engine.requests import ModelInput
+from translate_svc.engine.results import EngineResult
 from translate_svc.engine.scheduler import SchedulerConfig
 from translate_svc.errors import NotReady, Overloaded
+from translate_svc.model_api.requests import ModelInput
 
 pytestmark = [pytest.mark.unit, pytest.mark.asyncio(loop_scope="session")]
 
@@ -40,7 +40,7 @@ class Node:
         self.runner, self.engine, self.server, self.path = runner, engine, server, path
         self.failures: list[BaseException] = []
 
-    async def in_the_model(self, remote: RemoteEngine, owner: str) -> asyncio.Future[JobResult]:
+    async def in_the_model(self, remote: RemoteEngine, owner: str) -> asyncio.Future[EngineResult]:
         """Submit a job and hold it in the model (the runner's gate closed) until the test opens it."""
         self.runner.started.clear()
         self.runner.gate.clear()
@@ -187,7 +187,7 @@ async def test_a_worker_that_stops_reading_is_cut_off_at_the_bound(node: Node) -
 
 
 async def test_detection_terms_and_stage_times_cross_the_wire() -> None:
-    from translate_svc.engine.requests import DETECTED, ModelOutput
+    from translate_svc.model_api.requests import DETECTED, ModelOutput
     from translate_svc.types import Term
 
     terms = (Term("Acme", keep=True), Term("gRPC", weight=5.0))
@@ -197,7 +197,9 @@ async def test_detection_terms_and_stage_times_cross_the_wire() -> None:
     got = wire.model_input(sent)
     assert (got.targets, got.transcript_language, got.detect, got.terms) == (("spa",), DETECTED, ("eng", "spa"), terms)
     out = ModelOutput("hola", {"spa": "x"}, {}, {"eng": 0.25, "spa": 0.75}, speech_ms=1.5, language_id_ms=2.5)
-    back = wire.decode(wire.encode(wire.result_of(7, JobResult(out, None, 1.0, 2.0, 1, None, 0.75, 1))), wire.ToWorker)
+    back = wire.decode(
+        wire.encode(wire.result_of(7, EngineResult(out, None, 1.0, 2.0, 1, None, 0.75, 1))), wire.ToWorker
+    )
     assert isinstance(back, wire.Result)
     job = wire.job_result(back)
     done = job.output
@@ -210,7 +212,7 @@ async def test_detection_terms_and_stage_times_cross_the_wire() -> None:
 async def test_a_steps_chunk_words_cross_the_wire() -> None:
     """Word timings of a simultaneous step (issue 45): each row's chunk words and a final step's
     transcript words come back from the engine process as the runner gave them."""
-    from translate_svc.engine.requests import ModelOutput, SimulRowOutput
+    from translate_svc.model_api.requests import ModelOutput, SimulRowOutput
     from translate_svc.types import WordTiming
 
     words = (WordTiming("hola", 0, 180), WordTiming("mundo", 180, 420))
@@ -218,7 +220,7 @@ async def test_a_steps_chunk_words_cross_the_wire() -> None:
     row = SimulRowOutput("spa", (5, 6), "hola mundo", (0, 1), (5, 6), "hola mundo", 20, tuple(range(20)),
                          np.zeros(6720, np.float32), 2, 20, chunk_words=words)  # fmt: skip
     out = ModelOutput("hello", {"spa": "hola mundo"}, simul={"spa": row}, transcript_words=heard)
-    back = wire.decode(wire.encode(wire.result_of(7, JobResult(out, None, 1.0, 2.0, 1))), wire.ToWorker)
+    back = wire.decode(wire.encode(wire.result_of(7, EngineResult(out, None, 1.0, 2.0, 1))), wire.ToWorker)
     assert isinstance(back, wire.Result)
     done = wire.job_result(back).output
     assert done is not None and done.simul is not None
@@ -228,15 +230,15 @@ async def test_a_steps_chunk_words_cross_the_wire() -> None:
 async def test_the_kind_of_work_is_read_from_the_fields_and_crosses_the_wire() -> None:
     """``ModelInput.kind`` (what the runner dispatches on) is derived from ``simul`` and ``text``,
     so the wire carries it with them, without a field of its own."""
-    from translate_svc.engine.requests import SimulRequest, SimulTarget, SourceText, WorkKind
+    from translate_svc.model_api.requests import SimulRequest, SimulTarget, SourceText, WorkKind
 
     audio = np.ones(160, np.float32)
     kinds = {
         WorkKind.SEGMENT: ModelInput(audio, ("spa",), "eng"),
         WorkKind.TEXT: ModelInput(np.zeros(0, np.float32), ("spa",), text=SourceText("hola", "spa")),
-        WorkKind.STEP: ModelInput(audio, ("spa",), "eng", simul=SimulRequest((SimulTarget("spa"),))),
+        WorkKind.RETRANSLATION: ModelInput(audio, ("spa",), "eng", simul=SimulRequest((SimulTarget("spa"),))),
     }
-    assert [kind.value for kind in kinds] == ["segment", "text", "step"]
+    assert [kind.value for kind in kinds] == ["segment", "text", "retranslation"]
     for kind, sent_item in kinds.items():
         assert sent_item.kind is kind
         sent = wire.decode(wire.encode(wire.submit_of(1, "k", sent_item, droppable=False)), wire.ToEngine)
@@ -246,7 +248,7 @@ async def test_the_kind_of_work_is_read_from_the_fields_and_crosses_the_wire() -
 async def test_a_text_input_crosses_the_wire_and_runs_in_the_engine_process(node: Node) -> None:
     """Text in (issue 36) from a worker: the text and its language reach the engine's runner, which
     queues it without features (the fake names the text in its answer)."""
-    from translate_svc.engine.requests import SourceText
+    from translate_svc.model_api.requests import SourceText
 
     text = ModelInput(np.zeros(0, np.float32), ("spa", "fra"), None, speech=False, text=SourceText("hola", "spa"))
     sent = wire.decode(wire.encode(wire.submit_of(3, "t", text, droppable=False)), wire.ToEngine)
@@ -265,7 +267,7 @@ async def test_a_simultaneous_step_crosses_the_wire_both_ways(node: Node) -> Non
     """A step's request (the policy state as data) reaches the runner as sent, and its rows (token
     ids, commit, chunk as float32) come back as the in-process engine returns them: droppable
     steps and a final one."""
-    from translate_svc.engine.requests import SimulRequest, SimulTarget
+    from translate_svc.model_api.requests import SimulRequest, SimulTarget
 
     targets = (
         SimulTarget("spa", (5, 6), 1, 40, recent=((5, 6, 7), (5, 6, 7, 8))),

@@ -17,10 +17,10 @@ from tests.support.fake_runner import FakeRunner
 from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.remote.client import RemoteEngine
 from translate_svc.engine.remote.server import EngineServer
-from translate_svc.engine.requests import ModelInput
 from translate_svc.engine.scheduler import SchedulerConfig
 from translate_svc.engine.shares import Place, QueueShares
 from translate_svc.errors import Overloaded
+from translate_svc.model_api.requests import ModelInput
 
 pytestmark = pytest.mark.unit
 

@@ -25,14 +25,14 @@ from tests.support.speech import read_16k
 from tests.support.waiting import until
 from translate_svc.app import scheduler_config
 from translate_svc.engine.engine import TranslationEngine
-from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.requests import ModelInput, ModelOutput, SourceText
-from translate_svc.engine.runner import Stepper
-from translate_svc.model.fast import LoopDecoder
-from translate_svc.model.forced import ForcedLengths
+from translate_svc.engine.results import EngineResult
+from translate_svc.model.decode.batch import LoopDecoder
 from translate_svc.model.runner import SeamlessRunner
-from translate_svc.model.seamless import SeamlessStages
+from translate_svc.model.stages.forced import ForcedLengths
+from translate_svc.model.stages.seamless import SeamlessStages
 from translate_svc.model.stepping import SteppingDecoder
+from translate_svc.model_api.requests import ModelInput, ModelOutput, SourceText
+from translate_svc.model_api.runner import Stepper
 from translate_svc.settings import EngineSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -144,7 +144,7 @@ async def final_during_a_long_background_job(core: str, real: SeamlessRunner, sp
         final.add_done_callback(lambda _: ended.append("final"))
         await until(lambda: engine.preparing == 0 and engine.queued == 1)  # queued behind the long job
         gate.opened.set()
-        results: tuple[JobResult, JobResult] = await asyncio.gather(long, final)
+        results: tuple[EngineResult, EngineResult] = await asyncio.gather(long, final)
         assert all(r.output is not None and r.error is None for r in results)
         await engine.wait_idle()
         assert engine.stats().running == 0

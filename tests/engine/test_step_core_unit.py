@@ -10,10 +10,10 @@ import pytest
 
 from tests.support.fake_runner import FakeRunner
 from translate_svc.engine.core import Core, Finished, Job, Unit
-from translate_svc.engine.requests import ModelInput, ModelOutput, SourceText
-from translate_svc.engine.runner import Stepper
 from translate_svc.engine.scheduler import BatchScheduler, SchedulerConfig
 from translate_svc.engine.step_core import StepCore, StepUnit
+from translate_svc.model_api.requests import ModelInput, ModelOutput, SourceText
+from translate_svc.model_api.runner import Stepper
 from translate_svc.types import MODEL_SAMPLE_RATE
 
 pytestmark = pytest.mark.unit

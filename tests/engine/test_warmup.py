@@ -17,12 +17,12 @@ from tests.support.raw import channel
 from tests.support.speech import read_16k
 from translate_svc.app import build
 from translate_svc.engine.engine import TranslationEngine
-from translate_svc.engine.requests import ModelInput
 from translate_svc.engine.scheduler import SchedulerConfig
 from translate_svc.engine.warmup import WarmupConfig, WarmupMode
 from translate_svc.errors import NotReady
 from translate_svc.model.runner import SeamlessRunner
-from translate_svc.model.seamless import SeamlessStages
+from translate_svc.model.stages.seamless import SeamlessStages
+from translate_svc.model_api.requests import ModelInput
 from translate_svc.transport.host import TranslateServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
@@ -169,7 +169,7 @@ async def test_output_after_the_warm_up_equals_an_unwarmed_runners(
 async def test_a_runner_that_counts_cold_shapes_is_told_once_the_warm_up_is_over(test_model_dir: Path) -> None:
     """``Warmable`` (issue 70): the engine tells the runner when its warm-up is over, after the last
     warm-up batch; from then on a shape the warm-up covered is not cold, one it did not is
-    (model/shapes.py ``ShapeLog``, the metric ``translate_svc_model_cold_shapes_total``)."""
+    (model/stages/shapes.py ``ShapeLog``, the metric ``translate_svc_model_cold_shapes_total``)."""
     from translate_svc.observability import metrics
 
     warmed = SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32"))

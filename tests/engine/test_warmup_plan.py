@@ -63,7 +63,7 @@ def test_settings_map_onto_the_engines_warm_up(
     device: str, warmup: str, seamless: bool, buckets: bool | None, mode: WarmupMode
 ) -> None:
     from translate_svc.app import warmup_config
-    from translate_svc.model.shapes import encoder_lengths_s
+    from translate_svc.model.stages.shapes import encoder_lengths_s
     from translate_svc.settings import ModelSettings
 
     m = ModelSettings(
@@ -73,7 +73,7 @@ def test_settings_map_onto_the_engines_warm_up(
         warmup_max_s=30,
         buckets=buckets,
     )
-    # buckets: one length per encoder frame bucket up to the longest segment (model/shapes.py)
+    # buckets: one length per encoder frame bucket up to the longest segment (model/stages/shapes.py)
     lengths = encoder_lengths_s(m.warmup_longest_s) if mode is WarmupMode.BUCKETS else (2.0, 4.0)
     assert warmup_config(m, seamless=seamless) == WarmupConfig(mode, lengths, 30.0, m.warmup_longest_s)
 

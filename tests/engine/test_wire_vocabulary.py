@@ -1,4 +1,4 @@
-"""The remote engine's wire carries the engine's own job vocabulary (engine/requests.py) as it is:
+"""The remote engine's wire carries the engine's own job vocabulary (model_api/requests.py) as it is:
 every field of every job type crosses it, with its value, numpy arrays with their dtype and shape
 (issue 69). A field added to a job type without a way across fails here, not in production."""
 
@@ -9,10 +9,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from translate_svc.engine import requests
-from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.remote import wire
-from translate_svc.engine.requests import (
+from translate_svc.engine.results import EngineResult
+from translate_svc.model_api import requests
+from translate_svc.model_api.requests import (
     DETECTED,
     Features,
     ModelInput,
@@ -135,10 +135,12 @@ def test_every_field_of_a_job_crosses_to_the_engine(make) -> None:  # type: igno
 
 
 def test_every_field_of_a_result_crosses_back() -> None:
-    result = JobResult(full_output(), SegmentError("bad", "why"), 1.0, 2.0, 3, TraceRef(2**127 + 5, 2**63 + 1), 0.5, 1)
+    result = EngineResult(
+        full_output(), SegmentError("bad", "why"), 1.0, 2.0, 3, TraceRef(2**127 + 5, 2**63 + 1), 0.5, 1
+    )
     got = wire.decode(wire.encode(wire.result_of(9, result)), wire.ToWorker)
     assert isinstance(got, wire.Result)
-    same(result, wire.job_result(got), "JobResult")
+    same(result, wire.job_result(got), "EngineResult")
 
 
 def test_the_tests_set_every_field_of_every_job_type() -> None:

@@ -1,4 +1,4 @@
-"""The decode loop's captured step (model/decode_graphs.py) on CUDA (issue 70): replayed graphs write
+"""The decode loop's captured step (model/decode/graphs.py) on CUDA (issue 70): replayed graphs write
 what the same static step writes eagerly, row for row, with rows joining in waves and one
 dropped, in float32 on the test checkpoint (random weights: tokens only, never words)."""
 
@@ -34,10 +34,10 @@ def test_captured_steps_write_the_static_steps_tokens(test_model_dir: Path, shar
     import torch
 
     from tests.support.speech import read_16k
-    from translate_svc.engine.rows import bare_rows
-    from translate_svc.model.decode_graphs import StepGraphs
-    from translate_svc.model.decode_loop import DecodeLoop
-    from translate_svc.model.seamless import SeamlessStages
+    from translate_svc.model.decode.graphs import StepGraphs
+    from translate_svc.model.decode.loop import DecodeLoop
+    from translate_svc.model.stages.seamless import SeamlessStages
+    from translate_svc.model_api.rows import bare_rows
 
     stages = SeamlessStages(test_model_dir, device="cuda", dtype="float32")
     x = read_16k(shared_audio / "jfk.flac")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.support.paths import SHARED_AUDIO
-from translate_svc.engine.requests import ModelInput, SimulRequest, SimulTarget, SourceText
+from translate_svc.model_api.requests import ModelInput, SimulRequest, SimulTarget, SourceText
 
 pytestmark = [pytest.mark.integration, pytest.mark.gpu]
 
@@ -24,7 +24,7 @@ def clips() -> list[np.ndarray]:
 
 def runner(model: Path, dtype: str):  # type: ignore[no-untyped-def]
     from translate_svc.model.runner import SeamlessRunner
-    from translate_svc.model.seamless import SeamlessStages
+    from translate_svc.model.stages.seamless import SeamlessStages
 
     return SeamlessRunner(SeamlessStages(model, device="cuda", dtype=dtype))
 
@@ -58,7 +58,7 @@ def test_bfloat16_on_cuda_runs_segments_texts_and_steps(test_model_dir: Path) ->
 
 
 def test_the_cuda_runtimes_choices_are_named_for_the_log() -> None:
-    from translate_svc.model.device import cuda_runtime
+    from translate_svc.model.stages.device import cuda_runtime
 
     said = cuda_runtime()
     for name in ("cuDNN", "cudnn.benchmark", "CUDA_MODULE_LOADING", "PYTORCH_CUDA_ALLOC_CONF"):

@@ -1,4 +1,4 @@
-"""Every stage under its captured CUDA graphs (issue 88, model/graphs.py): the runner the server
+"""Every stage under its captured CUDA graphs (issue 88, model/capture.py): the runner the server
 builds on CUDA (model/build.py), warmed as the server warms it (``buckets`` through the steps core,
 the finish stage's thread included), captures a graph per bucket for the encoder, the decode's
 admission, text-to-unit's and the vocoder's two parts each, with no failed capture; live
@@ -24,7 +24,7 @@ def _runner(test_model_dir: Path, *, capture: bool) -> Any:
     from tests.support.host_path import warm_as_served
     from translate_svc.engine.warmup import WarmupConfig, WarmupMode
     from translate_svc.model.build import build_runner
-    from translate_svc.model.shapes import encoder_lengths_s
+    from translate_svc.model.stages.shapes import encoder_lengths_s
     from translate_svc.settings import ModelSettings
 
     m = ModelSettings(path=test_model_dir, device="cuda", dtype="float32", lid_path=None, finish_thread=True)
@@ -43,7 +43,7 @@ def test_every_stage_replays_its_graphs_and_gives_what_it_gives_eagerly(
 ) -> None:
     from tests.support.host_path import through_stepper
     from tests.support.speech import read_16k, vad_segments
-    from translate_svc.engine.requests import ModelInput
+    from translate_svc.model_api.requests import ModelInput
 
     segments = [e.samples for e in asyncio.run(vad_segments(read_16k(shared_audio / "jfk.flac")))]
     items = [ModelInput(s, ("spa",), "eng", speech=True) for s in segments]

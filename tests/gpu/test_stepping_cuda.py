@@ -1,5 +1,5 @@
 """The steps core's running decode (model/stepping.py) on CUDA (issue 70), its step replayed as
-CUDA graphs (model/decode_graphs.py): the finished flags read a step behind (CUDA's default), jobs
+CUDA graphs (model/decode/graphs.py): the finished flags read a step behind (CUDA's default), jobs
 joining at different ticks, jobs finished together (inline, or on the finish stage's thread and
 stream) and a final taking a background job's slots give what the whole-batch fast runner gives,
 in float32 on the test checkpoint (random weights: tokens compared, never words). On CUDA a row's
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.paths import SHARED_AUDIO
-from translate_svc.engine.requests import ModelInput
+from translate_svc.model_api.requests import ModelInput
 
 pytestmark = [pytest.mark.integration, pytest.mark.gpu]
 
@@ -23,11 +23,11 @@ def test_the_running_decode_on_cuda_gives_the_whole_batchs_rows(test_model_dir: 
     """``finish_thread``: the ended jobs finished on the stage's thread and CUDA stream (its event
     orders it after the decode that wrote their rows)."""
     from tests.support.speech import read_16k
-    from translate_svc.engine.runner import BACKGROUND, FINAL
-    from translate_svc.model.fast import LoopDecoder
+    from translate_svc.model.decode.batch import LoopDecoder
     from translate_svc.model.runner import SeamlessRunner
-    from translate_svc.model.seamless import SeamlessStages
+    from translate_svc.model.stages.seamless import SeamlessStages
     from translate_svc.model.stepping import SteppingDecoder
+    from translate_svc.model_api.runner import BACKGROUND, FINAL
 
     stages = SeamlessStages(test_model_dir, device="cuda", dtype="float32")
     runner = SeamlessRunner(stages, LoopDecoder(stages.decoder, stages.processor, slots=8, static=True, graphs=True))

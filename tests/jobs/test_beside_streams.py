@@ -20,7 +20,7 @@ from tests.support.raw import stream_pcm, translate_file
 from translate_svc.client_cli.decode import load_pcm16k
 from translate_svc.engine.scheduler import BatchScheduler
 from translate_svc.jobs.model import JobSpec, JobState
-from translate_svc.jobs.runner import JobRunner
+from translate_svc.jobs.worker import JobWorker
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(60)]
 
@@ -57,7 +57,7 @@ async def test_a_live_streams_finals_all_arrive_while_a_long_job_runs(
 
     monkeypatch.setattr(BatchScheduler, "add", seen)
     runner = live.server.app.jobs
-    assert isinstance(runner, JobRunner)
+    assert isinstance(runner, JobWorker)
     audio, duration_ms = long_wav(shared_audio / "jfk.flac", JOB_MINUTES)
     job = await runner.store.create(
         "default", JobSpec(source_language="eng", target_languages=("spa",)), JobState.UPLOADING

@@ -30,7 +30,7 @@ from tests.support.fake_runner import FakeRunner
 from tests.support.jobs import JobsOverHttp
 from tests.support.live_server import make_settings, serving
 from tests.support.stepped_call import NO_MODEL
-from translate_svc.engine.requests import ModelInput
+from translate_svc.model_api.requests import ModelInput
 from translate_svc.settings.jobs import DubOverflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(30)]

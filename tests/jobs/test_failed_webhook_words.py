@@ -1,7 +1,7 @@
 """Issue 87 J10: a ``job.failed`` webhook carries no caller text. Before, its ``error`` was the
 job's whole error message, which quotes what the caller sent (a glossary id, up to ~20
 characters of it) to the operator's receiver. Now it says why in the server's words only (``reason``
-and a fixed ``error`` from ``jobs/runner.py``'s ``FAILURES``); the job's owner reads the whole
+and a fixed ``error`` from ``jobs/worker.py``'s ``FAILURES``); the job's owner reads the whole
 message from the job's status.
 
 A real server on loopback (the test checkpoint, stored glossaries on), a webhook receiver on

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from translate_svc.jobs.pace import EnginePace
-from translate_svc.jobs.runner import JobRunner
 from translate_svc.jobs.translation import LEAD_GRID_MS, resume_lead_ms
+from translate_svc.jobs.worker import JobWorker
 from translate_svc.session.events import MAX_LEAD_IN_MS
 from translate_svc.session.tenants.tenant import DEFAULT_TENANT, Tenant
 from translate_svc.settings import JobSettings
@@ -87,7 +87,7 @@ class JobSide:
 @pytest.mark.parametrize("block_s", [30.0, 4.0])  # the lead-in inside the first block, or over several
 async def test_the_lead_in_is_heard_but_not_charged_again(block_s: float) -> None:
     manager = Charges()
-    runner = JobRunner(None, manager, JobSettings(quiet_wait_s=0))  # type: ignore[arg-type]
+    runner = JobWorker(None, manager, JobSettings(quiet_wait_s=0))  # type: ignore[arg-type]
     job = JobSide(40.0, block_s)
     lead_frames = round(9.84 * job.rate)
     with ThreadPoolExecutor(1) as reads:

@@ -20,7 +20,7 @@ from tests.support.fake_sessions import FMT
 from tests.support.fake_vad import scripted_worker
 from tests.support.waiting import until
 from translate_svc.jobs.pace import EnginePace
-from translate_svc.jobs.runner import JobRunner
+from translate_svc.jobs.worker import JobWorker
 from translate_svc.session import SessionManager
 from translate_svc.session import task as checks
 from translate_svc.session.stream import StreamSession
@@ -95,7 +95,7 @@ class JobSide:
 
 def feeding(node: Node, quiet_wait_s: float, seconds: float) -> tuple[JobSide, asyncio.Task[None]]:
     """A job of ``seconds`` fed by the runner's ``_feed`` beside ``node``'s live streams."""
-    runner = JobRunner(None, node.m, JobSettings(quiet_wait_s=quiet_wait_s))  # type: ignore[arg-type]
+    runner = JobWorker(None, node.m, JobSettings(quiet_wait_s=quiet_wait_s))  # type: ignore[arg-type]
     job = JobSide(seconds)
     reads = ThreadPoolExecutor(1)
     feed = runner.translator._feed(job, job, DEFAULT_TENANT, reads, EnginePace(0.2), asyncio.Event())  # type: ignore[arg-type]

@@ -23,9 +23,9 @@ from transformers import AutoProcessor, SeamlessM4Tv2Model
 from tests.support.reference import Reference, has_hooks, hf_generate, hf_generate_text
 from tests.support.runner_inputs import TEXTS, commit_first, rows_of, step_input, text_input
 from tests.support.speech import SHARED_FILES, read_16k, vad_segments
-from translate_svc.engine.requests import ModelInput, ModelOutput, SimulTarget
 from translate_svc.model.runner import SeamlessRunner
-from translate_svc.model.seamless import SeamlessStages
+from translate_svc.model.stages.seamless import SeamlessStages
+from translate_svc.model_api.requests import ModelInput, ModelOutput, SimulTarget
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(60)]
 
@@ -134,16 +134,18 @@ def test_steps_equal_bf16_generate_and_batched_rows_equal_each_alone(
     """A step with nothing committed decodes generate's text; a committed prefix of k tokens
     speaks what generate speaks when its text stops after them (``text_max_new_tokens=k+1``);
     a batch of steps (prefix, text only, final, another voice) gives each row as it is alone."""
-    simul = bf16.steps
+    simul = bf16.retranslator
     audio, lang, plain, k = next(
         (a, lang, row, next(i for i in row.word_starts if i > 0))
         for a in segments
         for lang in LANGS
-        for row in rows_of(simul.step([step_input(a, SimulTarget(lang))])[0])
+        for row in rows_of(simul.retranslate([step_input(a, SimulTarget(lang))])[0])
         if any(i > 0 for i in row.word_starts)
     )
     assert plain.text == generate16(ref16, audio, lang, speech=False)[0]
-    (spoken,) = rows_of(simul.step([step_input(audio, SimulTarget(lang), min_units=1)], commit=commit_first(k))[0])
+    (spoken,) = rows_of(
+        simul.retranslate([step_input(audio, SimulTarget(lang), min_units=1)], commit=commit_first(k))[0]
+    )
     assert spoken.committed == plain.token_ids[:k] and spoken.chunk is not None
     assert_speech_close(spoken.chunk, generate16(ref16, audio, lang, max_new_tokens=k + 1)[1], "chunk")
 

@@ -32,7 +32,7 @@ import pytest
 from tests.support.dispatch_count import SyncInRegion
 from tests.support.host_path import counting, cuda_plan_runner, through_stepper, warm_as_served
 from tests.support.speech import read_16k, vad_segments
-from translate_svc.engine.requests import ModelInput
+from translate_svc.model_api.requests import ModelInput
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(150)]
 
@@ -59,7 +59,7 @@ def warmed(test_model_dir: Path, segments: list[np.ndarray]) -> tuple[Any, set[A
     """The CUDA plan's runner after the server's CUDA warm-up (``buckets`` up to the longest
     segment, batches of up to 2 segments of up to 2 rows), and the shapes the warm-up met."""
     from translate_svc.engine.warmup import WarmupConfig, WarmupMode
-    from translate_svc.model.shapes import encoder_lengths_s
+    from translate_svc.model.stages.shapes import encoder_lengths_s
 
     runner = cuda_plan_runner(test_model_dir)
     longest_s = max(len(s) for s in segments) / 16000

@@ -1,4 +1,4 @@
-"""The fast runner (issue 70: the exact runner's stages with our own decode loop, model/fast.py)
+"""The fast runner (issue 70: the exact runner's stages with our own decode loop, model/decode/batch.py)
 held to the exact runner by stated tolerances on the test checkpoint in float32: every row's text
 identical (a difference would have to be a near-tie of the top two logits; none is seen), the
 speech of the same length and within 1e-3, word timings, text inputs, terms and simultaneous steps
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from tests.support.speech import read_16k
-from translate_svc.engine.requests import ModelInput, ModelOutput, SimulRequest, SimulTarget, SourceText
-from translate_svc.model.fast import LoopDecoder
+from translate_svc.model.decode.batch import LoopDecoder
 from translate_svc.model.runner import SeamlessRunner
-from translate_svc.model.seamless import SeamlessStages
+from translate_svc.model.stages.seamless import SeamlessStages
+from translate_svc.model_api.requests import ModelInput, ModelOutput, SimulRequest, SimulTarget, SourceText
 from translate_svc.types import Term
 
 pytestmark = pytest.mark.integration

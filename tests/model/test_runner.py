@@ -17,10 +17,10 @@ import torch
 from tests.support.reference import Reference, has_hooks, hf_generate, plain_reference
 from tests.support.runner_inputs import VOCODER_MODES, vocoder_mode
 from tests.support.speech import SHARED_FILES, read_16k, vad_segments
-from translate_svc.engine.requests import ModelInput
 from translate_svc.model.runner import SeamlessRunner
-from translate_svc.model.seamless import SeamlessStages
-from translate_svc.model.shapes import bucket_length
+from translate_svc.model.stages.seamless import SeamlessStages
+from translate_svc.model.stages.shapes import bucket_length
+from translate_svc.model_api.requests import ModelInput
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(80)]  # seconds, for the schedule (conftest.py)
 
@@ -198,8 +198,8 @@ def test_adaptor_padding_is_exact_with_nonzero_layer_norm_biases(
 def test_batching_and_padding_change_nothing(
     runner: SeamlessRunner, speech: list[np.ndarray], batched_vocoder: bool, buckets: bool
 ) -> None:
-    """Also for the masked, batched vocoder that CUDA uses (model/vocoder.py), and with lengths
-    padded to buckets (model/shapes.py); "alone" is the plain, unpadded call."""
+    """Also for the masked, batched vocoder that CUDA uses (model/stages/vocoder.py), and with lengths
+    padded to buckets (model/stages/shapes.py); "alone" is the plain, unpadded call."""
     items = [ModelInput(a, ("spa", "fra"), "eng") for a in speech]
     with vocoder_mode(runner, batched_vocoder, buckets) as rows_per_call:
         batched = runner.run(items)
@@ -218,7 +218,7 @@ def test_cpu_pads_vocoder_lengths_to_buckets_so_shapes_repeat(runner: SeamlessRu
     widths: list[tuple[int, int]] = []
     voc = runner.stages.model.vocoder
     hooks = [
-        # the vocoder's input units: its unit embedding's (model/vocoder.py runs its own forward)
+        # the vocoder's input units: its unit embedding's (model/stages/vocoder.py runs its own forward)
         voc.unit_embedding.register_forward_pre_hook(lambda mod, args: widths.append(("units", args[0].shape[1]))),
         voc.hifi_gan.conv_post.register_forward_hook(lambda mod, args, out: widths.append(("samples", out.shape[-1]))),
         voc.hifi_gan.conv_pre.register_forward_hook(lambda mod, args, out: widths.append(("frames", out.shape[-1]))),
@@ -237,7 +237,7 @@ def test_cpu_pads_vocoder_lengths_to_buckets_so_shapes_repeat(runner: SeamlessRu
 
 def test_each_segment_is_encoded_once_for_all_its_languages(runner: SeamlessRunner, speech: list[np.ndarray]) -> None:
     calls: list[int] = []
-    # the encoder's first layer (the stage walks the encoder's layers itself: model/encoders.py)
+    # the encoder's first layer (the stage walks the encoder's layers itself: model/stages/encoders.py)
     hook = runner.stages.model.speech_encoder.feature_projection.register_forward_hook(
         lambda mod, args, kwargs, out: calls.append(out.shape[0]), with_kwargs=True
     )
@@ -270,7 +270,7 @@ def test_speaker_and_text_only_options(runner: SeamlessRunner, speech: list[np.n
 
 def test_forced_lengths_fix_text_tokens_and_speech_duration(test_model_dir: Path, speech: list[np.ndarray]) -> None:
     """Benchmark mode: lengths follow the audio, not the (random) weights."""
-    from translate_svc.model.forced import ForcedLengths
+    from translate_svc.model.stages.forced import ForcedLengths
 
     forced = SeamlessRunner(
         SeamlessStages(test_model_dir, device="cpu", dtype="float32", forced=ForcedLengths(6.0, 50.0))
@@ -301,7 +301,7 @@ def test_rows_that_end_early_get_the_speech_they_get_alone(
     """Rows whose text ends (EOS) before the batch's longest row: their EOS and padding must not
     reach text-to-unit. The random test model rarely stops before its length limit, so the forced
     lengths make the rows end at different lengths, as a real model's do."""
-    from translate_svc.model.forced import ForcedLengths
+    from translate_svc.model.stages.forced import ForcedLengths
 
     forced = SeamlessRunner(
         SeamlessStages(test_model_dir, device="cpu", dtype="float32", forced=ForcedLengths(4.0, 50.0))
@@ -333,7 +333,7 @@ def test_rows_capped_at_their_own_token_bound_equal_generate_with_that_bound(
 ) -> None:
     """The runaway-decode cap: each row stops at its own bound (tokens per audio second + base)
     inside one batch, and equals generate(text_max_new_tokens=that bound) alone, speech included."""
-    from translate_svc.model.decoder import TextCap
+    from translate_svc.model.stages.decoder import TextCap
 
     capped = SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32", text_cap=TextCap(3.0, 1)))
     caps = [capped.stages.decoder.max_new_tokens(len(a) / 16000) for a in speech]

@@ -19,11 +19,18 @@ import torch
 from tests.support.reference import Reference, hf_generate, plain_reference
 from tests.support.runner_inputs import commit_first, rows_of, step_input
 from tests.support.speech import read_16k
-from translate_svc.engine.agreement import AgreementConfig, LocalAgreement, words
-from translate_svc.engine.requests import ModelInput, ModelOutput, SimulRequest, SimulRowOutput, SimulTarget, speak_now
 from translate_svc.model.runner import SeamlessRunner
-from translate_svc.model.seamless import SeamlessStages
-from translate_svc.model.simultaneous import SimultaneousSteps
+from translate_svc.model.simultaneous import Retranslator
+from translate_svc.model.stages.seamless import SeamlessStages
+from translate_svc.model_api.agreement import AgreementConfig, LocalAgreement, words
+from translate_svc.model_api.requests import (
+    ModelInput,
+    ModelOutput,
+    SimulRequest,
+    SimulRowOutput,
+    SimulTarget,
+    speak_now,
+)
 from translate_svc.types import Term
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(20)]
@@ -39,9 +46,9 @@ def own_runner(test_model_dir: Path) -> SeamlessRunner:
 
 
 @pytest.fixture(scope="module")
-def simul(own_runner: SeamlessRunner) -> SimultaneousSteps:
-    """Steps on that runner's stages, apart from those its ``run`` makes (``SeamlessRunner.steps``)."""
-    return SimultaneousSteps(own_runner.stages)
+def simul(own_runner: SeamlessRunner) -> Retranslator:
+    """Steps on that runner's stages, apart from those its ``run`` makes (``SeamlessRunner.retranslator``)."""
+    return Retranslator(own_runner.stages)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +63,7 @@ def segments(shared_audio: Path) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def case(simul: SimultaneousSteps, segments: list[np.ndarray]) -> tuple[np.ndarray, str, SimulRowOutput]:
+def case(simul: Retranslator, segments: list[np.ndarray]) -> tuple[np.ndarray, str, SimulRowOutput]:
     """The first (segment, language) whose unforced decode has at least four word starts after
     its first token, so a commit can grow in steps: (audio, language, its unforced output)."""
     for audio in segments:
@@ -66,10 +73,10 @@ def case(simul: SimultaneousSteps, segments: list[np.ndarray]) -> tuple[np.ndarr
     raise AssertionError("no decode of the shared speech has four words to commit one by one")
 
 
-def one(simul: SimultaneousSteps, audio: np.ndarray, *targets: SimulTarget, **step: Any) -> tuple[SimulRowOutput, ...]:
+def one(simul: Retranslator, audio: np.ndarray, *targets: SimulTarget, **step: Any) -> tuple[SimulRowOutput, ...]:
     """One step batch of ``audio``, one input per target (targets may repeat a language): each
     target's row, in order."""
-    outs = simul.step([step_input(audio, t, **step) for t in targets])
+    outs = simul.retranslate([step_input(audio, t, **step) for t in targets])
     return tuple(row for out in outs for row in rows_of(out))
 
 
@@ -94,12 +101,12 @@ def generate_from(reference: Reference, audio: np.ndarray, lang_id: int, prefix:
 
 
 def test_empty_prefix_is_the_runners_decode_and_generates(
-    simul: SimultaneousSteps, own_runner: SeamlessRunner, reference: Reference, segments: list[np.ndarray]
+    simul: Retranslator, own_runner: SeamlessRunner, reference: Reference, segments: list[np.ndarray]
 ) -> None:
     """One batched step of every segment into two languages: each row's text is the runner's and
     generate's, token for token with the runner's own decode."""
     inputs = [step_input(a, SimulTarget("spa"), SimulTarget("fra")) for a in segments]
-    outs = [rows_of(out) for out in simul.step(inputs)]
+    outs = [rows_of(out) for out in simul.retranslate(inputs)]
     runs = own_runner.run([ModelInput(a, ("spa", "fra"), None, speech=False) for a in segments])
     assert len({row.text for rows in outs for row in rows}) >= 3  # the inputs matter
     for audio, rows, run in zip(segments, outs, runs, strict=True):
@@ -111,7 +118,7 @@ def test_empty_prefix_is_the_runners_decode_and_generates(
         assert [ids for ids, _, _ in alone] == [row.token_ids for row in rows]
 
 
-def encoded(simul: SimultaneousSteps, audio: np.ndarray, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+def encoded(simul: Retranslator, audio: np.ndarray, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The runner's encoder output for ``audio``, repeated for ``rows`` rows."""
     with torch.inference_mode():
         batch = simul.stages.speech_encoder.features([simul.stages.extract_features(audio)])
@@ -120,7 +127,7 @@ def encoded(simul: SimultaneousSteps, audio: np.ndarray, rows: int) -> tuple[tor
 
 
 def test_a_prefix_of_the_unforced_output_changes_nothing(
-    simul: SimultaneousSteps, case: tuple[np.ndarray, str, SimulRowOutput]
+    simul: Retranslator, case: tuple[np.ndarray, str, SimulRowOutput]
 ) -> None:
     """Every prefix of the unforced output, word start or not, up to all of it, forced in one
     batch (rows of every prefix length): each row is the unforced output again."""
@@ -134,7 +141,7 @@ def test_a_prefix_of_the_unforced_output_changes_nothing(
 
 
 def test_an_arbitrary_prefix_is_kept_and_continued_as_generate_continues_it(
-    simul: SimultaneousSteps, reference: Reference, case: tuple[np.ndarray, str, SimulRowOutput]
+    simul: Retranslator, reference: Reference, case: tuple[np.ndarray, str, SimulRowOutput]
 ) -> None:
     """Prefixes the model did not say: the output starts with each and continues exactly as
     generate continues it from the same decoder input ids."""
@@ -158,7 +165,7 @@ def test_an_arbitrary_prefix_is_kept_and_continued_as_generate_continues_it(
         assert out.token_ids == generate_from(reference, audio, lang_id, prefix)
 
 
-def test_word_starts_are_where_the_text_splits_into_words(simul: SimultaneousSteps, segments: list[np.ndarray]) -> None:
+def test_word_starts_are_where_the_text_splits_into_words(simul: Retranslator, segments: list[np.ndarray]) -> None:
     """Cut at a word start, the two halves' texts join with a space; cut anywhere else, they join
     without one (where both halves write something)."""
     checked = 0
@@ -176,7 +183,7 @@ def test_word_starts_are_where_the_text_splits_into_words(simul: SimultaneousSte
 
 
 def test_speech_for_a_committed_prefix_is_generates_speech_for_that_text(
-    simul: SimultaneousSteps, reference: Reference, case: tuple[np.ndarray, str, SimulRowOutput]
+    simul: Retranslator, reference: Reference, case: tuple[np.ndarray, str, SimulRowOutput]
 ) -> None:
     """A committed prefix of k tokens spoken in one chunk is what generate speaks when its text
     stops after those k tokens (``text_max_new_tokens=k+1``: generate never speaks its last
@@ -198,7 +205,7 @@ def test_speech_for_a_committed_prefix_is_generates_speech_for_that_text(
 
 @pytest.mark.parametrize("defer_first", [False, True])
 def test_chunks_add_up_to_the_whole_texts_units_and_speak_none_twice(
-    simul: SimultaneousSteps, case: tuple[np.ndarray, str, SimulRowOutput], defer_first: bool
+    simul: Retranslator, case: tuple[np.ndarray, str, SimulRowOutput], defer_first: bool
 ) -> None:
     """A segment committed in three word-start steps (the commit policy in the step), then its
     final step: each chunk is the units of t2u over the committed text from the count already
@@ -221,7 +228,7 @@ def test_chunks_add_up_to_the_whole_texts_units_and_speak_none_twice(
     for step, k in enumerate([*commits, len(ids)]):
         final = step == len(commits)
         (out,) = rows_of(
-            simul.step(
+            simul.retranslate(
                 [step_input(audio, target, final=final, min_units=min_units)],
                 commit=commit_first(k),  # final steps commit all without asking
             )[0]
@@ -259,7 +266,7 @@ def test_chunks_add_up_to_the_whole_texts_units_and_speak_none_twice(
 
 
 def test_batched_rows_equal_each_row_alone(
-    simul: SimultaneousSteps, segments: list[np.ndarray], case: tuple[np.ndarray, str, SimulRowOutput]
+    simul: Retranslator, segments: list[np.ndarray], case: tuple[np.ndarray, str, SimulRowOutput]
 ) -> None:
     """Segments of different lengths, rows with and without prefixes, speech and text only, a
     final and an open segment in one step: each row as it is alone."""
@@ -271,7 +278,7 @@ def test_batched_rows_equal_each_row_alone(
         step_input(audio, SimulTarget("fra"), speech=False, min_units=1),
         step_input(other, SimulTarget("ita"), speaker_id=1, final=True),
     ]
-    batched = [rows_of(out) for out in simul.step(inputs)]
+    batched = [rows_of(out) for out in simul.retranslate(inputs)]
     for item, outs in zip(inputs, batched, strict=True):
         assert item.simul is not None
         for target, row in zip(item.simul.targets, outs, strict=True):
@@ -296,7 +303,7 @@ def test_batched_rows_equal_each_row_alone(
 
 
 def test_the_min_units_rule_and_commit_checks(
-    simul: SimultaneousSteps, case: tuple[np.ndarray, str, SimulRowOutput]
+    simul: Retranslator, case: tuple[np.ndarray, str, SimulRowOutput]
 ) -> None:
     assert not speak_now(49, 50, final=False) and speak_now(50, 50, final=False)
     assert speak_now(1, 50, final=True) and not speak_now(0, 50, final=True)
@@ -307,7 +314,7 @@ def test_the_min_units_rule_and_commit_checks(
     committed = SimulTarget(lang, ids[:4])
     for bad in (ids[:2], (*ids[:4], ids[4] + 1)):  # retracts; leaves the hypothesis
         with pytest.raises(ValueError, match="commit"):
-            simul.step([step_input(audio, committed)], commit=lambda *_, bad=bad: bad)
+            simul.retranslate([step_input(audio, committed)], commit=lambda *_, bad=bad: bad)
 
 
 def test_steps_through_the_runners_run_with_local_agreement(
@@ -361,7 +368,7 @@ def test_steps_through_the_runners_run_with_local_agreement(
 
 @pytest.mark.parametrize("keep", [False, True])
 def test_terms_bias_a_step_as_they_bias_its_segment(
-    simul: SimultaneousSteps,
+    simul: Retranslator,
     own_runner: SeamlessRunner,
     segments: list[np.ndarray],
     test_model_dir: Path,
@@ -381,7 +388,7 @@ def test_terms_bias_a_step_as_they_bias_its_segment(
         plain = ModelInput(audio, ("spa",), "eng", speech=False)
         item = dataclasses.replace(plain, terms=terms)
         (run,) = own_runner.run([item])
-        (out,) = simul.step([dataclasses.replace(item, simul=SimulRequest((SimulTarget("spa"),), final=True))])
+        (out,) = simul.retranslate([dataclasses.replace(item, simul=SimulRequest((SimulTarget("spa"),), final=True))])
         assert (out.transcript, out.texts) == (run.transcript, run.texts)
         assert rows_of(out)[0].committed_text == run.texts["spa"]
         (bare,) = own_runner.run([plain])

@@ -14,13 +14,13 @@ import pytest
 
 from tests.support.outputs import same
 from tests.support.speech import read_16k
-from translate_svc.engine.requests import ModelInput, ModelOutput
-from translate_svc.engine.runner import BACKGROUND, FINAL
-from translate_svc.model.fast import LoopDecoder
-from translate_svc.model.forced import ForcedLengths
+from translate_svc.model.decode.batch import LoopDecoder
 from translate_svc.model.runner import SeamlessRunner
-from translate_svc.model.seamless import SeamlessStages
+from translate_svc.model.stages.forced import ForcedLengths
+from translate_svc.model.stages.seamless import SeamlessStages
 from translate_svc.model.stepping import SteppingDecoder
+from translate_svc.model_api.requests import ModelInput, ModelOutput
+from translate_svc.model_api.runner import BACKGROUND, FINAL
 from translate_svc.observability import metrics
 from translate_svc.types import Term
 

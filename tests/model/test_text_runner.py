@@ -12,10 +12,10 @@ import pytest
 
 from tests.support.reference import Reference, hf_generate, hf_generate_text, plain_reference
 from tests.support.runner_inputs import NO_AUDIO, TEXTS, VOCODER_MODES, text_input, vocoder_mode
-from translate_svc.engine.requests import TEXT_CHARS_PER_SECOND, ModelInput, SourceText
-from translate_svc.model.decoder import TextCap
 from translate_svc.model.runner import SeamlessRunner
-from translate_svc.model.seamless import SeamlessStages
+from translate_svc.model.stages.decoder import TextCap
+from translate_svc.model.stages.seamless import SeamlessStages
+from translate_svc.model_api.requests import TEXT_CHARS_PER_SECOND, ModelInput, SourceText
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(20)]
 

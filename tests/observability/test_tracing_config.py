@@ -7,9 +7,9 @@ from importlib.metadata import entry_points
 
 import pytest
 
-from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.remote import wire
-from translate_svc.engine.requests import ModelOutput
+from translate_svc.engine.results import EngineResult
+from translate_svc.model_api.requests import ModelOutput
 from translate_svc.observability import tracing
 from translate_svc.observability.tracing import TracingConfig, TracingConfigError, config_from_env
 from translate_svc.types import TraceRef
@@ -68,7 +68,7 @@ def test_an_exporter_that_is_not_installed_fails_at_start() -> None:
 def test_the_batch_span_ids_cross_the_wire(ref: TraceRef | None) -> None:
     """128-bit trace ids (more than a MessagePack integer) survive ``Result``'s encoding."""
     out = ModelOutput("hi", {"spa": "hola"})
-    sent = wire.result_of(7, JobResult(out, None, 1.0, 2.0, 3, ref))
+    sent = wire.result_of(7, EngineResult(out, None, 1.0, 2.0, 3, ref))
     got = wire.decode(wire.encode(sent), wire.ToWorker)
     assert isinstance(got, wire.Result)
     assert wire.job_result(got).batch_trace == ref

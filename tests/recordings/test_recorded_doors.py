@@ -27,7 +27,7 @@ from tests.support.phone_carriers import AccessLines, FakeTwilio, access_lines, 
 from tests.support.sip_peers import need, pcap_call, write_rtp_pcap
 from tests.support.speech import speech_pcm16
 from tests.support.waiting import eventually
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(60)]
 

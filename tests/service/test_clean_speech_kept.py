@@ -25,7 +25,7 @@ from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.raw import TEXT_ONLY, run_stream, stream_config
 from tests.support.speech import read_16k, vad_segments
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.engine.requests import ModelInput, ModelOutput
+from translate_svc.model_api.requests import ModelInput, ModelOutput
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(20)]
 

@@ -35,7 +35,7 @@ from tests.support.reference import (
 from tests.support.speech import shared_pcm
 from tests.support.term_reference import TARGET, TRANSLATION, reference, source_phrase, transcript_of
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.engine.requests import SimulTarget
+from translate_svc.model_api.requests import SimulTarget
 from translate_svc.transport.riva.convert import parse_segment_fields
 from translate_svc.types import OutputOptions, SimultaneousOptions, Term, TranslationTask
 from translate_svc.wire.pcm import pcm16_to_float
@@ -93,7 +93,7 @@ async def segments(live: LiveServer, jfk: tuple[bytes, np.ndarray], test_model_d
 def own_runner(test_model_dir: Path) -> Any:
     """A runner of its own: the hooks steps install stay off the shared one."""
     from translate_svc.model.runner import SeamlessRunner
-    from translate_svc.model.seamless import SeamlessStages
+    from translate_svc.model.stages.seamless import SeamlessStages
 
     return SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32"))
 
@@ -180,7 +180,7 @@ def test_a_simultaneous_final_step_equals_generate_alone_and_after_commits_insid
         times = said(transcript_of(test_model_dir, span), phrase)
         want = reference(test_model_dir, times, audio=span)[0]
         item = results.step_input(task, span, (SimulTarget(TARGET),), final=True)
-        (out,) = own_runner.steps.step([item])
+        (out,) = own_runner.retranslator.retranslate([item])
         row = out.simul[TARGET]
         assert row.text == want
         if TRANSLATION not in want:
@@ -192,7 +192,7 @@ def test_a_simultaneous_final_step_equals_generate_alone_and_after_commits_insid
         inside = tuple(full[: start + 2])  # the translation's first two tokens committed
         assert tokenizer.decode(list(inside[start:])) != TRANSLATION
         item = results.step_input(task, span, (SimulTarget(TARGET, committed=inside),), final=True)
-        (after,) = own_runner.steps.step([item])
+        (after,) = own_runner.retranslator.retranslate([item])
         assert after.simul[TARGET].text == want and after.simul[TARGET].token_ids[: len(inside)] == inside
     assert seen, "no segment's reference says the translation: the steps would not show the entry acts"
 
@@ -205,7 +205,7 @@ def test_the_glossary_processor_taken_out_fails_the_parity(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The product's segment path without ``GlossaryForce`` no longer equals the reference."""
-    from translate_svc.model import terms
+    from translate_svc.model.stages import terms
     from translate_svc.session import results
 
     samples = jfk[1]

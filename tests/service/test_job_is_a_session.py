@@ -4,7 +4,7 @@ One real server in this process on loopback (the stable test translator, a token
 webhooks' usage records on disk, a receiver verifying with ``standardwebhooks``), real clients:
 aiohttp on ``/v1/jobs`` and ``/v1/glossaries``, the generated stubs on ``Glossaries``.
 
-Before, a job's session was opened beside the lifecycle (``jobs/runner.py`` ``open_clip``): no
+Before, a job's session was opened beside the lifecycle (``jobs/worker.py`` ``open_clip``): no
 ``session.started``/``session.ended``, no usage record (``translate-svc usage`` showed 0.0 s
 after a 216 s job, while docs/api.md says job audio counts), nothing on
 ``translate_svc_tenant_audio_seconds_total``, no access line; glossary calls wrote none either.
@@ -39,7 +39,7 @@ from tests.support.webhook_receiver import Receiver, new_secret, receiving
 from translate_svc import cli
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 from translate_svc.settings import WebhookEndpoint, WebhookSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]

@@ -31,7 +31,7 @@ from tests.support.reference import reference_text
 from tests.support.speech import shared_pcm
 from tests.support.term_reference import kept_reference, whole_word_phrase
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.engine.requests import SimulTarget
+from translate_svc.model_api.requests import SimulTarget
 from translate_svc.transport.riva.convert import parse_segment_fields
 from translate_svc.types import OutputOptions, SimultaneousOptions, Term, TranslationTask
 
@@ -68,7 +68,7 @@ def check_kept(
 def own_runner(test_model_dir: Path) -> Any:
     """A runner of its own: the duration hook that steps install stays off the shared one."""
     from translate_svc.model.runner import SeamlessRunner
-    from translate_svc.model.seamless import SeamlessStages
+    from translate_svc.model.stages.seamless import SeamlessStages
 
     return SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32"))
 
@@ -201,7 +201,7 @@ def test_a_kept_phrase_reaches_an_open_simultaneous_step(
     got = []
     for span in plain_spans:
         item = results.step_input(kept_task, span, (SimulTarget("spa"),), final=False)
-        (out,) = own_runner.steps.step([item], commit=lambda target, ids, starts: ())
+        (out,) = own_runner.retranslator.retranslate([item], commit=lambda target, ids, starts: ())
         assert out.simul is not None
         got.append((0, len(span) // 16, out.simul["spa"].text))
     check_kept(test_model_dir, samples, got, "eng", "spa", phrase)

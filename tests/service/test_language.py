@@ -31,8 +31,8 @@ from tests.support.speech import shared_pcm
 from tests.support.term_reference import said_phrase
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.audio.resample import resample
-from translate_svc.engine.requests import ModelInput, ModelOutput
-from translate_svc.model.terms import KEEP_WEIGHT
+from translate_svc.model.stages.terms import KEEP_WEIGHT
+from translate_svc.model_api.requests import ModelInput, ModelOutput
 from translate_svc.types import DEFAULT_TERM_WEIGHT, ModelInfo
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
@@ -296,7 +296,7 @@ async def test_the_openai_door_transcribes_without_a_language_through_the_identi
 # -- term lists -------------------------------------------------------------------------------------
 #
 # The reference is transformers' own generate on each segment alone (test_runner.py), its text
-# decoder biased as model/terms.py documents a term: the phrase's token ids as the server tokenizes
+# decoder biased as model/stages/terms.py documents a term: the phrase's token ids as the server tokenizes
 # them, every prefix of them with the weight, through transformers' SequenceBiasLogitsProcessor.
 # Equal text proves the mechanism whatever this random model says; no check depends on its words.
 # Terms act on words (issue 57): the times a text says a phrase are counted with ``word_count``, and

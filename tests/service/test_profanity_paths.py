@@ -4,7 +4,7 @@ transcribes in jfk.flac, so the random-weight model says it; then
 
 - ``output.profanity`` MASK: no segment's text says it, some says ``m*****``, and that segment's
   speech differs from the unfiltered speech (it is made from the tokens without the word; the
-  runner's own test, tests/model/test_profanity.py, spies the tokens t2u is given);
+  runner's own test, tests/model/finish/test_profanity.py, spies the tokens t2u is given);
 - REMOVE: neither the word nor a mask; OFF (and unset, for a tenant without a default): the word;
 - a tenant's ``profanity=mask`` (tokens file) applies where the call sets none, and a call's
   own OFF wins over it;

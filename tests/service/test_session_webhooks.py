@@ -30,7 +30,7 @@ from tests.support.speech import speech_pcm16
 from tests.support.webhook_receiver import Receiver, new_secret, receiving
 from translate_svc import cli
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 from translate_svc.settings import WebhookEndpoint, WebhookSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]

@@ -33,7 +33,7 @@ from tests.support.term_reference import (
     transcript_of,
 )
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.model.terms import KEEP_WEIGHT
+from translate_svc.model.stages.terms import KEEP_WEIGHT
 from translate_svc.types import DEFAULT_TERM_WEIGHT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(60)]

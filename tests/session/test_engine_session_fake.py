@@ -18,8 +18,8 @@ from tests.support.paths import REPO
 from tests.support.waiting import until
 from translate_svc.app import scheduler_config
 from translate_svc.engine.engine import TranslationEngine
-from translate_svc.engine.requests import ModelInput
 from translate_svc.errors import LimitReached, NotReady, Overloaded
+from translate_svc.model_api.requests import ModelInput
 from translate_svc.session import SegmentResult, SpeechEvent, StreamEnded
 from translate_svc.session import task as checks
 from translate_svc.session.clip import ClipDriver

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from translate_svc.engine.requests import SimulRowOutput, SimulTarget
+from translate_svc.model_api.requests import SimulRowOutput, SimulTarget
 from translate_svc.session.results import Sent, commit_logprob
 from translate_svc.session.simultaneous import TargetState, advance
 

@@ -18,8 +18,8 @@ from benchmarks.tools.simultaneous import JOINT_TRIM, continuous, cut_regions, o
 from tests.support.lockstep import Lockstep
 from tests.support.memory_door import check_commits, config, drive, stable_server, steps
 from translate_svc.client_cli.decode import load_pcm16k
-from translate_svc.engine.requests import ModelInput
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
+from translate_svc.model_api.requests import ModelInput
 from translate_svc.session import AudioIn, SegmentResult, StreamRequest
 from translate_svc.types import OutputOptions, SimultaneousOptions
 

@@ -1,5 +1,5 @@
 """Simultaneous mode through the real stream core (issue 33): an in-memory door drives
-``StreamDriver`` on a real server whose model is the stable translator (``model/stable.py``: exact
+``StreamDriver`` on a real server whose model is the stable translator (``model/testing/stable.py``: exact
 commit points), so commits, their order, their text and their speech can be checked exactly."""
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from tests.support.lockstep import Lockstep
 from tests.support.memory_door import HOLD_S, check_commits, config, drive, stable_server, steps
 from tests.support.speech import speech_pcm16
 from translate_svc.engine.client import EngineClient
-from translate_svc.engine.jobs import EngineStats, JobResult
-from translate_svc.engine.requests import ModelInput
+from translate_svc.engine.results import EngineResult, EngineStats
 from translate_svc.errors import InvalidInput
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
+from translate_svc.model_api.requests import ModelInput
 from translate_svc.observability import metrics
 from translate_svc.session import (
     AudioIn,
@@ -261,7 +261,7 @@ async def test_steps_are_skipped_while_a_final_waits_and_every_result_comes(
         submit = engine.submit_droppable
         refused: list[EngineStats] = []  # the queue as the engine refused a step, a final held
 
-        def watched(owner: str, item: ModelInput) -> asyncio.Future[JobResult] | None:
+        def watched(owner: str, item: ModelInput) -> asyncio.Future[EngineResult] | None:
             fut = submit(owner, item)
             if fut is None and item.simul is not None and runner.holding.is_set():
                 refused.append(engine.stats())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from translate_svc.engine.agreement import PrefixMismatch
-from translate_svc.engine.requests import SimulRowOutput, SimulTarget
 from translate_svc.errors import InvalidInput
+from translate_svc.model_api.agreement import PrefixMismatch
+from translate_svc.model_api.requests import SimulRowOutput, SimulTarget
 from translate_svc.session import task as checks
 from translate_svc.session.results import Sent, text_delta
 from translate_svc.session.simultaneous import TargetState, advance

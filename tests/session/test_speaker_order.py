@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.fake_engine import FakeEngineClient
 from tests.support.waiting import until
-from translate_svc.session.jobs import JobTracker
+from translate_svc.session.segments import SegmentTracker
 from translate_svc.session.speakers import SpeakerLabels
 from translate_svc.speakers.encoder import Embedding
 from translate_svc.types import OutputOptions, Segment, SegmentResult, TranslationTask
@@ -52,7 +52,7 @@ def segment(n: int, voice: int) -> Segment:
 
 async def test_results_wait_for_their_label_and_labels_follow_segment_order() -> None:
     engine = FakeEngineClient()
-    jobs = JobTracker(engine, "s", TASK)
+    jobs = SegmentTracker(engine, "s", TASK)
     encoder = GatedEncoder()
     labels = SpeakerLabels(2, jobs.emit_ready, POOL, encoder)  # type: ignore[arg-type]
     jobs.speakers = labels
@@ -88,7 +88,7 @@ async def test_results_wait_for_their_label_and_labels_follow_segment_order() ->
 
 async def test_an_aborted_stream_drops_its_embeddings() -> None:
     engine = FakeEngineClient()
-    jobs = JobTracker(engine, "s", TASK)
+    jobs = SegmentTracker(engine, "s", TASK)
     encoder = GatedEncoder()
     labels = SpeakerLabels(2, jobs.emit_ready, POOL, encoder)  # type: ignore[arg-type]
     jobs.speakers = labels

@@ -4,7 +4,7 @@ and across a stream's captions and its finals no settled word ever changes.
 
 A property test over many streams (``hypothesis``): real audio through the real VAD, session and
 engine, on a runner whose hypotheses flicker (each word of a stream's base sentence swapped at
-random, anew at every step) and whose commits are the real policy's (``engine/agreement.step_commit``
+random, anew at every step) and whose commits are the real policy's (``model_api/agreement.step_commit``
 on the session's state), so settled parts grow at random places.
 """
 
@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from tests.support.fake_runner import FakeRunner
 from tests.support.lockstep import WatchedVad, settle
 from translate_svc.app import scheduler_config
-from translate_svc.engine.agreement import AgreementConfig, step_commit
 from translate_svc.engine.engine import TranslationEngine
-from translate_svc.engine.requests import ModelInput, ModelOutput, SimulRowOutput
+from translate_svc.model_api.agreement import AgreementConfig, step_commit
+from translate_svc.model_api.requests import ModelInput, ModelOutput, SimulRowOutput
 from translate_svc.session import InterimResult, SegmentResult, SessionManager
 from translate_svc.settings import EngineSettings, LimitsSettings
 from translate_svc.types import AudioEncoding, AudioFormat, OutputOptions, SimultaneousOptions, TranslationTask

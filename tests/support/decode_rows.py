@@ -1,4 +1,4 @@
-"""What the decode loop's tests share (tests/model/test_decode_loop.py, test_decode_lag.py): the
+"""What the decode loop's tests share (tests/model/decode/test_decode_loop.py, test_decode_lag.py): the
 test checkpoint in fp32, real speech's segments through its speech encoder, and every segment in
 every language as a plan of decode rows with the encoder outputs expanded to them."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from tests.support.speech import read_16k
-from translate_svc.engine.rows import DecodeRow, RowPlan, bare_rows
-from translate_svc.model.seamless import SeamlessStages
+from translate_svc.model.stages.seamless import SeamlessStages
+from translate_svc.model_api.rows import DecodeRow, RowPlan, bare_rows
 from translate_svc.types import Term
 
 #: segments of the shared speech, in seconds: different lengths, so the pool pads and masks frames

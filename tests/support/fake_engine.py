@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from translate_svc.engine.client import EngineClient
-from translate_svc.engine.jobs import EngineStats, JobResult
-from translate_svc.engine.requests import ModelInput, ModelOutput
+from translate_svc.engine.results import EngineResult, EngineStats
 from translate_svc.errors import Overloaded
+from translate_svc.model_api.requests import ModelInput, ModelOutput
 from translate_svc.types import Language, ModelCard, ModelInfo
 
 LANGUAGES = (
@@ -30,7 +30,7 @@ LANGUAGES = (
 class FakeJob:
     owner: str
     item: ModelInput
-    future: asyncio.Future[JobResult]
+    future: asyncio.Future[EngineResult]
     droppable: bool
 
 
@@ -46,12 +46,12 @@ class FakeEngineClient:
 
     # -- the Protocol ---------------------------------------------------------------------------
 
-    def submit(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult]:
+    def submit(self, owner: str, item: ModelInput) -> asyncio.Future[EngineResult]:
         if self.overloaded:
             raise Overloaded("server busy (fake)", retry_after_ms=1000)
         return self._add(owner, item, droppable=False)
 
-    def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult] | None:
+    def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[EngineResult] | None:
         return self._add(owner, item, droppable=True) if self.droppable else None
 
     def join(self, owner: str) -> None:
@@ -99,10 +99,10 @@ class FakeEngineClient:
             texts={lang: f"{lang}:{len(i.audio)}" for lang in i.targets},
             waveforms={lang: np.zeros(len(i.audio) // 2, np.float32) for lang in i.targets} if i.speech else {},
         )
-        job.future.set_result(JobResult(out, None, 1.0, 2.0, 1))
+        job.future.set_result(EngineResult(out, None, 1.0, 2.0, 1))
 
-    def _add(self, owner: str, item: ModelInput, *, droppable: bool) -> asyncio.Future[JobResult]:
-        future: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
+    def _add(self, owner: str, item: ModelInput, *, droppable: bool) -> asyncio.Future[EngineResult]:
+        future: asyncio.Future[EngineResult] = asyncio.get_running_loop().create_future()
         self.jobs.append(FakeJob(owner, item, future, droppable))
         return future
 

@@ -10,7 +10,7 @@ audio as its features are computed (on the engine's features thread), i.e. once 
 
 A simultaneous step (``ModelInput.simul``) gets, per target, the hypothesis ``committed +
 (len(audio),)``; it commits nothing before the final step, which commits and speaks it all. (For a
-translator whose commit points mean something, see ``model/stable.py``.)
+translator whose commit points mean something, see ``model/testing/stable.py``.)
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from translate_svc.engine.requests import Features, ModelInput, ModelOutput, SimulRowOutput
-from translate_svc.engine.runner import Runner
+from translate_svc.model_api.requests import Features, ModelInput, ModelOutput, SimulRowOutput
+from translate_svc.model_api.runner import Runner
 from translate_svc.types import Language, ModelCard, ModelInfo
 
 LANGUAGES = (

@@ -1,4 +1,4 @@
-"""A fake tokenizer's vocabulary for the term tests (``model/terms.py``' ``TermTokens``): which
+"""A fake tokenizer's vocabulary for the term tests (``model/stages/terms.py``' ``TermTokens``): which
 pieces start a word and which go on one, with no checkpoint; ``SEAMS``, the word seams it gives."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from translate_svc.model.terms import TermTokens
+from translate_svc.model.stages.terms import TermTokens
 
 
 class Vocab:

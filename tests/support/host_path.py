@@ -16,12 +16,12 @@ from tests.support.dispatch_count import HostCosts
 
 #: the entry point of each stage, counted as that stage (the rest is "other")
 STAGES = (
-    ("translate_svc.model.encoders", "SpeechEncoder", "features", "features"),
-    ("translate_svc.model.encoders", "SpeechEncoder", "encode", "encoder"),
-    ("translate_svc.model.decode_loop", "DecodeLoop", "admit", "admission"),
-    ("translate_svc.model.decode_loop", "DecodeLoop", "step", "decode"),
-    ("translate_svc.model.speech", "TextToUnit", "__call__", "t2u"),
-    ("translate_svc.model.vocoder", "MaskedVocoder", "__call__", "vocoder"),
+    ("translate_svc.model.stages.encoders", "SpeechEncoder", "features", "features"),
+    ("translate_svc.model.stages.encoders", "SpeechEncoder", "encode", "encoder"),
+    ("translate_svc.model.decode.loop", "DecodeLoop", "admit", "admission"),
+    ("translate_svc.model.decode.loop", "DecodeLoop", "step", "decode"),
+    ("translate_svc.model.stages.text_to_unit", "TextToUnit", "__call__", "t2u"),
+    ("translate_svc.model.stages.vocoder", "MaskedVocoder", "__call__", "vocoder"),
     ("translate_svc.model.runner", "SeamlessRunner", "finish", "finish"),
 )
 

@@ -16,8 +16,8 @@ import soundfile as sf
 from tests.support.server_process import ServerProcess
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
-from translate_svc.jobs.runner import JobRunner
 from translate_svc.jobs.store import StoreLost
+from translate_svc.jobs.worker import JobWorker
 
 TARGETS = ("spa", "fra")
 
@@ -66,7 +66,7 @@ async def job_segments_metric(http: aiohttp.ClientSession, server: ServerProcess
     return float(line.split()[1])
 
 
-async def upload(runner: JobRunner, job: JobStatus, audio: bytes) -> None:
+async def upload(runner: JobWorker, job: JobStatus, audio: bytes) -> None:
     """``audio`` as the job's one part, received whole (as the doors write a part to a file)."""
     part = runner.store.part_path(job.job_id)
     part.write_bytes(audio)
@@ -76,7 +76,7 @@ async def upload(runner: JobRunner, job: JobStatus, audio: bytes) -> None:
         part.unlink()
 
 
-async def submit(runner: JobRunner, audio: bytes, spec: JobSpec) -> str:
+async def submit(runner: JobWorker, audio: bytes, spec: JobSpec) -> str:
     job = await runner.store.create("default", spec, JobState.UPLOADING)
     await upload(runner, job, audio)
     await runner.store.set_duration(job.job_id, 11_000)
@@ -85,7 +85,7 @@ async def submit(runner: JobRunner, audio: bytes, spec: JobSpec) -> str:
     return job.job_id
 
 
-async def ended(runner: JobRunner, job_id: str) -> JobStatus:
+async def ended(runner: JobWorker, job_id: str) -> JobStatus:
     """The job once it has ended (``wait`` returns at each change). A store that did not answer in
     time (``StoreLost``: Redis slow or just back) is asked again after the wait it names, as the
     jobs API's clients do with its 503 and Retry-After."""

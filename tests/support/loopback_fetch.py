@@ -1,5 +1,5 @@
 """URL fetches from a test's media server on loopback, for a ``translate-svc serve`` in a subprocess
-(where a test cannot set ``JobRunner.fetch_checks`` as it does in its own process): ``serve_prefix``
+(where a test cannot set ``JobWorker.fetch_checks`` as it does in its own process): ``serve_prefix``
 is a ``ServerProcess`` prefix that runs the CLI in-process after making every ``Fetcher``'s default
 checks a test's (loopback allowed, the test CA trusted). ``Media``: an https server on loopback with
 a ``trustme`` certificate, whose ``/held.flac`` sends the first half of its clip, then holds the rest

@@ -1,6 +1,6 @@
 """The in-memory door (a second door needs nothing more): typed requests into ``StreamDriver`` on
 a live server, every event out, at a pace or in lockstep with the server (``lockstep.Lockstep``).
-For simultaneous streams, on a server whose model is the stable translator (``model/stable.py``:
+For simultaneous streams, on a server whose model is the stable translator (``model/testing/stable.py``:
 exact commit points): a stream's config, the rules every stream's commits keep, and the steps the
 server counted."""
 
@@ -16,7 +16,7 @@ import numpy as np
 from prometheus_client import REGISTRY
 
 from tests.support.live_server import LiveServer, make_settings, serving
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 from translate_svc.session import SegmentResult, StreamConfig, StreamDriver, StreamRequest
 from translate_svc.types import AudioEncoding, AudioFormat, Commit, OutputOptions, SimultaneousOptions, SpeechEncoding
 

@@ -1,6 +1,6 @@
 """Where two greedy decodes of one row part, and whether a near-tie explains it: the model's own
 next-token logits after a prefix (the whole prefix fed, no cache) and the two tokens' gap there.
-Used by the decode loop's parity tests (tests/model/test_decode_loop.py) and the bfloat16 against
+Used by the decode loop's parity tests (tests/model/decode/test_decode_loop.py) and the bfloat16 against
 float32 agreement (benchmarks/tools/agreement.py)."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from translate_svc.engine.requests import ModelOutput
+from translate_svc.model_api.requests import ModelOutput
 
 
 def same(whole: ModelOutput, stepped: ModelOutput | None, words: bool = True) -> None:

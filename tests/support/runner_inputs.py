@@ -10,10 +10,17 @@ from typing import Any
 
 import numpy as np
 
-from translate_svc.engine.requests import ModelInput, ModelOutput, SimulRequest, SimulRowOutput, SimulTarget, SourceText
 from translate_svc.model.runner import SeamlessRunner
-from translate_svc.model.shapes import bucket_length
 from translate_svc.model.simultaneous import CommitPolicy
+from translate_svc.model.stages.shapes import bucket_length
+from translate_svc.model_api.requests import (
+    ModelInput,
+    ModelOutput,
+    SimulRequest,
+    SimulRowOutput,
+    SimulTarget,
+    SourceText,
+)
 
 #: (text, its language): different lengths (so batches are padded) and two source languages
 TEXTS = [

@@ -24,9 +24,9 @@ from tests.support.reference import (
     word_count,
     word_occurrences,
 )
-from translate_svc.engine.requests import TEXT_CHARS_PER_SECOND
-from translate_svc.model.decoder import TextCap
-from translate_svc.model.terms import GLOSSARY_WEIGHT, KEEP_WEIGHT
+from translate_svc.model.stages.decoder import TextCap
+from translate_svc.model.stages.terms import GLOSSARY_WEIGHT, KEEP_WEIGHT
+from translate_svc.model_api.requests import TEXT_CHARS_PER_SECOND
 from translate_svc.types import DEFAULT_TERM_WEIGHT
 
 

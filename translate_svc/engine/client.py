@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from translate_svc.engine.jobs import EngineStats, JobResult
-from translate_svc.engine.requests import ModelInput
+from translate_svc.engine.results import EngineResult, EngineStats
+from translate_svc.model_api.requests import ModelInput
 from translate_svc.types import ModelCard
 
 
@@ -34,13 +34,13 @@ class EngineClient(Protocol):
         """``owner`` is gone: its queued jobs are dropped (as ``abort``) and it no longer counts."""
         ...
 
-    def submit(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult]:
+    def submit(self, owner: str, item: ModelInput) -> asyncio.Future[EngineResult]:
         """Queue one segment for ``owner`` (a session id). Raises Overloaded (or fails the future
         with it) when the queue is full and the owner is beyond its share, NotReady when the model
         is not serving. Cancelling the future drops the job if it has not reached the model yet."""
         ...
 
-    def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult] | None:
+    def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[EngineResult] | None:
         """Queue best-effort work (a live caption), or None when the engine is behind."""
         ...
 

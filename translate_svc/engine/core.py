@@ -30,10 +30,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from translate_svc.engine.requests import ModelInput, ModelOutput
-from translate_svc.engine.runner import Runner
 from translate_svc.engine.scheduler import BatchScheduler
 from translate_svc.errors import ErrorCode
+from translate_svc.model_api.requests import ModelInput, ModelOutput
+from translate_svc.model_api.runner import Runner
 from translate_svc.types import BatchStats, SegmentError
 
 logger = logging.getLogger(__name__)

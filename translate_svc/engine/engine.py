@@ -17,7 +17,7 @@ enters the scheduler when they are ready.
 Optional work (live captions, simultaneous steps: ``submit_droppable``) runs only in batches of
 its own, only when no final is queued or computing its features, and each such batch is bounded by
 the scheduler's ``optional_batch_audio_s``: so a final waits behind at most one optional batch, of
-at most that budget. Each final's result says what it waited behind (``JobResult.optional_ms``,
+at most that budget. Each final's result says what it waited behind (``EngineResult.optional_ms``,
 ``optional_batches``): the model time of the optional batches that ended while it waited.
 A job's session is a **background** owner (``background``, issue 73): its segments run after every
 live job, one a batch, with a floor (engine/scheduler.py); they count as optional batches there.
@@ -27,7 +27,7 @@ gets its own error and the others still return. If the loop itself dies, every w
 and ``healthy`` turns False (the server then reports NOT_SERVING).
 
 With tracing on, each batch gets a span (``observability/tracing.py``) whose ids go back with every
-job's result (``JobResult.batch_trace``), for the segment spans to link to.
+job's result (``EngineResult.batch_trace``), for the segment spans to link to.
 
 Thread safety: every public method must be called on the event loop. Only ``BatchCore.execute`` runs
 on the model thread, and it touches nothing but the runner and its unit.
@@ -47,14 +47,14 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from translate_svc.engine.core import BatchCore, Core, Job, Settled, Unit
-from translate_svc.engine.jobs import EngineStats, JobResult
-from translate_svc.engine.requests import Features, ModelInput
-from translate_svc.engine.runner import Runner, ShapeWarmable, Warmable
+from translate_svc.engine.results import EngineResult, EngineStats
 from translate_svc.engine.scheduler import BatchScheduler, QueueFull, SchedulerConfig
 from translate_svc.engine.shares import QueueShares
 from translate_svc.engine.step_core import DEFAULT_STEPS, StepCore
 from translate_svc.engine.warmup import WarmShape, WarmupConfig, WarmupMode, plan
 from translate_svc.errors import ErrorCode, NotReady, Overloaded
+from translate_svc.model_api.requests import Features, ModelInput
+from translate_svc.model_api.runner import Runner, ShapeWarmable, Warmable
 from translate_svc.observability import metrics, tracing
 from translate_svc.types import MODEL_SAMPLE_RATE, BatchStats, ModelCard, SegmentError, TraceRef
 
@@ -100,7 +100,7 @@ class TranslationEngine:
         self._prep_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="features")
         self._preparing: dict[int, Job] = {}  # features being computed, by id
         self._background: set[str] = set()  # owners whose finals are background work (jobs)
-        self._futures: dict[int, asyncio.Future[JobResult]] = {}  # every job until settled or dropped
+        self._futures: dict[int, asyncio.Future[EngineResult]] = {}  # every job until settled or dropped
         self._ids = itertools.count()
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()  # set while nothing is preparing, queued or in the model
@@ -231,7 +231,7 @@ class TranslationEngine:
         scheduler's background class, taken only when no live job waits (engine/scheduler.py)."""
         self._background.add(owner)
 
-    def submit(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult]:
+    def submit(self, owner: str, item: ModelInput) -> asyncio.Future[EngineResult]:
         """Queue one segment; raises Overloaded when the queue is full (a joined owner within its
         share always gets a place: ``QueueShares``), NotReady if not running. Cancelling the future
         drops the job if it has not reached the model yet."""
@@ -247,7 +247,7 @@ class TranslationEngine:
             self._evict(place.evict)
         return self._enqueue(owner, item, droppable=False)
 
-    def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult] | None:
+    def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[EngineResult] | None:
         """Queue best-effort work (a live caption, a simultaneous step), or return None when the
         engine is behind (a final job is waiting, queued or computing its features; the queue is
         full) or when the job alone is over the optional batch budget (it would break the bound on
@@ -262,11 +262,11 @@ class TranslationEngine:
             return None
         return self._enqueue(owner, item, droppable=True)
 
-    def _enqueue(self, owner: str, item: ModelInput, *, droppable: bool) -> asyncio.Future[JobResult]:
+    def _enqueue(self, owner: str, item: ModelInput, *, droppable: bool) -> asyncio.Future[EngineResult]:
         assert self._runner is not None
         loop = asyncio.get_running_loop()
         job = Job(next(self._ids), owner, item, self._clock(), droppable, background=owner in self._background)
-        future: asyncio.Future[JobResult] = loop.create_future()
+        future: asyncio.Future[EngineResult] = loop.create_future()
         self._futures[job.job_id] = future
         self._preparing[job.job_id] = job
         self._shares.add(job.job_id, owner, droppable=droppable)
@@ -281,7 +281,7 @@ class TranslationEngine:
         prep.add_done_callback(functools.partial(self._prepared, job))  # runs on the loop
         return future
 
-    def _forget_cancelled(self, job: Job, future: asyncio.Future[JobResult]) -> None:
+    def _forget_cancelled(self, job: Job, future: asyncio.Future[EngineResult]) -> None:
         """A job whose future was cancelled leaves the queue (a batch already running finishes)."""
         if future.cancelled():
             self._core.remove(job.job_id)
@@ -307,7 +307,7 @@ class TranslationEngine:
             logger.error("features failed: %r", None if prep.cancelled() else prep.exception())
             error = SegmentError(ErrorCode.INTERNAL.value, "could not compute this segment's features")
             del self._futures[job.job_id]
-            future.set_result(JobResult(None, error, 0.0, 0.0, 0))
+            future.set_result(EngineResult(None, error, 0.0, 0.0, 0))
             return
         features = prep.result()
         if features is not None:
@@ -397,7 +397,7 @@ class TranslationEngine:
         self._hand_out(settled, started_ns)
 
     def _hand_out(self, settled: Settled, started_ns: int) -> None:
-        """Each settled job's future gets its ``JobResult`` (unless it was cancelled meanwhile);
+        """Each settled job's future gets its ``EngineResult`` (unless it was cancelled meanwhile);
         then the batch's span, metrics and observer. A unit in which no job ended (``StepCore``'s
         turns while rows decode) reports nothing."""
         stats = settled.stats
@@ -408,7 +408,7 @@ class TranslationEngine:
             future = self._futures.pop(o.job_id, None)
             if future is not None and not future.done():  # None: cancelled while in the model
                 model_ms = stats.model_ms if o.model_ms is None else o.model_ms
-                result = JobResult(
+                result = EngineResult(
                     o.output, o.error, o.queue_ms, model_ms, stats.size, trace, o.optional_ms, o.optional_batches
                 )
                 future.set_result(result)

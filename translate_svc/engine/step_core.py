@@ -2,7 +2,7 @@
 
 ``BatchCore`` (engine/core.py) runs a batch to its end: each job waits for the batch's longest row,
 and a final that arrives meanwhile waits for the whole batch. ``StepCore`` implements the same
-``Core`` Protocol over the runner's ``Stepper`` (engine/runner.py; model/stepping.py
+``Core`` Protocol over the runner's ``Stepper`` (model_api/runner.py; model/stepping.py
 ``SteppingDecoder``): one running decode that outlives the owner's units, as vLLM's scheduler
 admits requests into a running batch at every iteration. Each turn of the owner's loop:
 
@@ -19,7 +19,7 @@ admits requests into a running batch at every iteration. Each turn of the owner'
    most the slots the others leave, and a final of another stream takes the next slot that frees,
    ahead of the flood's older segments (the flood test, tests/service/test_fair_share.py, under
    both cores). Taken rows join the pool finals first (``FINAL``, ``LIVE_OPTIONAL``,
-   ``BACKGROUND``: engine/runner.py);
+   ``BACKGROUND``: model_api/runner.py);
 2. ``execute`` (model thread): the jobs the stepper does not take (texts, simultaneous steps,
    terms' first pass, the exact runner: ``Stepper.takes``) run through ``Runner.run`` as a whole
    batch; the others are admitted into the stepper, which then ticks at most ``steps`` decode steps
@@ -49,10 +49,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from translate_svc.engine.core import CoreQueue, Finished, Job, Outcome, Settled, Unit, run_items
-from translate_svc.engine.requests import ModelInput
-from translate_svc.engine.runner import BACKGROUND, FINAL, LIVE_OPTIONAL, Runner, Steppable, Stepper
 from translate_svc.engine.scheduler import BatchScheduler
 from translate_svc.errors import ErrorCode
+from translate_svc.model_api.requests import ModelInput
+from translate_svc.model_api.runner import BACKGROUND, FINAL, LIVE_OPTIONAL, Runner, Steppable, Stepper
 from translate_svc.types import BatchStats, SegmentError
 
 #: decode steps one ``execute`` ticks at most (``engine.steps_per_turn``)

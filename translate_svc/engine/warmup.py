@@ -1,7 +1,7 @@
 """What the engine runs before it says it is ready: the warm-up plan. Pure; no torch, no clock.
 
 ``buckets`` (issue 70) is ``batches`` at one length per encoder frame bucket (the stages pad their
-lengths to buckets, model/shapes.py), followed by the runner's warm-up of t2u's and the vocoder's
+lengths to buckets, model/stages/shapes.py), followed by the runner's warm-up of t2u's and the vocoder's
 buckets (``ShapeWarmable.warm_shapes``), all within ``max_s``: after it a segment up to
 ``longest_s`` meets no shape the warm-up did not run (``translate_svc_model_cold_shapes_total``).
 
@@ -36,7 +36,7 @@ class WarmupMode(str, Enum):
     #: every row bucket (powers of two: where the stages bucket lengths, the fast runner's static
     #: path pads rows too) at one length per encoder frame bucket up to ``WarmupConfig.longest_s``
     #: (the caller gives them as ``lengths_s``), then every t2u and vocoder bucket through the
-    #: runner's own ``warm_shapes`` (engine/runner.py ``ShapeWarmable``; issues 70, 88)
+    #: runner's own ``warm_shapes`` (model_api/runner.py ``ShapeWarmable``; issues 70, 88)
     BUCKETS = "buckets"
 
 
@@ -103,7 +103,7 @@ def plan(config: WarmupConfig, max_batch_size: int, max_batch_audio_s: float) ->
 
 def row_buckets(n: int) -> list[int]:
     """The row counts a batch of up to ``n`` rows is padded to where rows are bucketed (powers of
-    two, and ``n`` itself: model/shapes.py ``bucket_rows``), largest first, so a warm-up cut by its
+    two, and ``n`` itself: model/stages/shapes.py ``bucket_rows``), largest first, so a warm-up cut by its
     time budget has run the costliest shapes."""
     out = {1 << k for k in range(max(n, 1).bit_length()) if 1 << k <= n} | {max(n, 1)}
     return sorted(out, reverse=True)

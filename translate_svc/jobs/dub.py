@@ -12,15 +12,25 @@ model does not take yet.
 Pure and bounded: ``DubTrack`` takes the segments in order, each with its speech as PCM16, and
 gives the track's samples as they become final (everything before the segment just added starts),
 in pieces of at most ``CHUNK_SAMPLES``; it holds only the speech still running past that point.
+``TrackReader`` reads a track so made from a target's speech file and the segments' places
+(``placements``, read from the store a page at a time), for the WAV download and for the dubbed
+video (issue 90): one track, whoever asks for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.settings.jobs import DubOverflow
+
+#: segments read from the store per page
+PAGE = 256
 
 #: the largest piece of the track handed out at once (1 MiB of PCM16)
 CHUNK_SAMPLES = 512 * 1024
@@ -66,3 +76,75 @@ class DubTrack:
             self._held = self._held[n:]
             self._pos += n
             yield np.clip(piece, -32768, 32767).astype("<i2").tobytes()
+
+
+async def placements(store: JobKeeper, job_id: str, language: str, rate: int) -> list[tuple[int, int]]:
+    """Each finished segment's speech in ``language``: (its start in samples at ``rate``, its
+    length in samples), in segment order (a segment without speech in it: length 0)."""
+    out: list[tuple[int, int]] = []
+    after = -1
+    while page := await store.segments(job_id, after, PAGE):
+        after += len(page)
+        for seg in page:
+            n = next((t["audio_samples"] for t in seg["translations"] if t["target_language"] == language), 0)
+            out.append((int(seg["start_ms"]) * rate // 1000, int(n)))
+    return out
+
+
+def speaking(places: list[tuple[int, int]], length: int, overflow: DubOverflow) -> list[tuple[int, int]]:
+    """Where the track's speech is ([start, end) in samples), as ``DubTrack`` places it."""
+    spans = []
+    for i, (start, n) in enumerate(places):
+        end = min(start + n, length)
+        if overflow is DubOverflow.CUT and i + 1 < len(places):
+            end = min(end, places[i + 1][0])
+        if n and end > start:
+            spans.append((start, end))
+    return spans
+
+
+class TrackReader:
+    """A target's dubbed track of ``length`` samples, made as it is read (``DubTrack``) from its
+    speech file (None: no segment had speech in it) and the segments' ``placements``. Synchronous
+    (a worker thread's): ``read`` the next samples, then ``close``."""
+
+    def __init__(self, speech: Path | None, places: list[tuple[int, int]], length: int, overflow: DubOverflow) -> None:
+        self._file: BinaryIO | None = None
+        if speech is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._file = open(speech, "rb")  # closed by close()
+        self._pieces = self._made(places, DubTrack(length, overflow))
+        self._piece, self._at = b"", 0
+
+    def _made(self, places: list[tuple[int, int]], track: DubTrack) -> Iterator[bytes]:
+        for start, n in places:
+            speech = np.zeros(0, np.int16)
+            if n and self._file is not None:
+                data = self._file.read(n * 2)
+                speech = np.frombuffer(data[: len(data) - len(data) % 2], "<i2")
+            yield from track.add(start, speech)
+        yield from track.finish()
+
+    def read_bytes(self, size: int) -> bytes:
+        """The track's next ``size`` bytes of PCM16 (fewer at its end, b"" after it)."""
+        parts = []
+        while size > 0:
+            if self._at >= len(self._piece):
+                piece = next(self._pieces, None)
+                if piece is None:
+                    break
+                self._piece, self._at = piece, 0
+                continue
+            part = self._piece[self._at : self._at + size]
+            self._at += len(part)
+            size -= len(part)
+            parts.append(part)
+        return b"".join(parts)
+
+    def read(self, n: int) -> np.ndarray:
+        """The next ``n`` samples (int16)."""
+        return np.frombuffer(self.read_bytes(2 * n), "<i2")
+
+    def close(self, *_: Any) -> None:
+        if self._file is not None:
+            self._file.close()

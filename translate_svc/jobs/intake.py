@@ -1,6 +1,6 @@
-"""A URL job's audio, taken in by the runner that claimed the job (issue 73): the job is stored
+"""A URL job's audio, taken in by the worker that claimed the job (issue 73): the job is stored
 ``queued`` with its ``url`` in its spec at once, and whichever process claims it under its lease
-(``runner.py``: this node's worker, or with ``cluster.redis_url`` any pod's) fetches the audio
+(``worker.py``: this node's, or with ``cluster.redis_url`` any pod's) fetches the audio
 first, by the shared fetch rules (``translate_svc/fetch.py``: https only, the hosts in
 ``jobs.fetch_hosts``, public addresses only, each redirect re-checked, the whole fetch within
 ``jobs.fetch_timeout_s``, the body within ``jobs.max_upload_bytes`` and what the tenant's jobs may
@@ -10,7 +10,7 @@ moved into place once whole; then records the size, checks the audio (readable, 
 ``jobs.max_audio_s``, the tenant's hours: ``job_caps``) and records its length. A process stopped
 or killed mid-fetch leaves the job ``running`` with no length: the next claim fetches it again from
 the start, the partial file replaced. A fetch refused or failed is a ``ServiceError`` saying why
-(the runner fails the job with it).
+(the worker fails the job with it).
 
 ``job_caps``: a tenant's caps on its jobs (its tokens-file line's ``jobs=`` and ``job_hours=``,
 else the ``jobs.max_*_per_tenant`` defaults, and ``jobs.max_bytes_per_tenant``), and
@@ -32,7 +32,7 @@ from translate_svc.errors import Overloaded
 from translate_svc.fetch import ClipRefused, Fetcher
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.model import JobStatus
-from translate_svc.jobs.reader import probe
+from translate_svc.jobs.reader import probe_upload
 from translate_svc.jobs.store import TenantFull
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.settings.jobs import JobSettings
@@ -123,7 +123,9 @@ async def take_in(
         await asyncio.to_thread(_unlink, part)
     await store.set_received(job.job_id, fetch.size)
     loop = asyncio.get_running_loop()
-    duration_ms = await loop.run_in_executor(None, probe, path, job.spec.fmt, settings.max_audio_s)
+    duration_ms, media = await loop.run_in_executor(None, probe_upload, path, job.spec.fmt, settings.max_audio_s)
+    if media is not None and media.video:  # a video: kept once the job is done (issue 90)
+        await loop.run_in_executor(None, store.write_media, job.job_id, media.kind.value)
     try:
         await store.set_duration(job.job_id, duration_ms, max_hours=caps.hours)
     except TenantFull as e:

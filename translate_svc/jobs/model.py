@@ -65,7 +65,7 @@ class JobSpec:
     ear: EarOptions = NO_EAR
     #: stored glossaries named by id (``glossaries/``)
     glossaries: tuple[str, ...] = ()
-    #: the https URL the audio is fetched from by the runner that claims the job (``intake.py``);
+    #: the https URL the audio is fetched from by the worker that claims the job (``intake.py``);
     #: empty: it is uploaded in parts. Kept with the spec in either store, never shown
     url: str = ""
 

@@ -8,7 +8,7 @@ time ``m`` is followed by a pause of ``m * (1 / share - 1)`` before it feeds aga
 both how often a live final can meet a job segment in the model and the CPU a job takes from the
 streams' VAD and features. (``model_ms`` is the batch's: a job segment batched with live rows counts
 them too, so the pace errs on the side of the streams.) A job alone on the node pauses not at all:
-the runner makes the pause only while other sessions are open.
+the worker makes the pause only while other sessions are open.
 """
 
 from __future__ import annotations

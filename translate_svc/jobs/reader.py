@@ -1,6 +1,9 @@
 """A job's audio read from its file in bounded blocks, decoded as a whole clip is
 (``audio.codec.decode_audio``: a container through libsndfile, raw samples by ``decode_raw``;
 samples clipped to [-1, 1], channels averaged), so a job's samples are a clip's, a block at a time.
+A video file (MP4, MOV, WebM, MKV: issue 90) is known by its first bytes and its first audio stream
+is read through PyAV instead (``audio.media``: only audio decoders, the video never decoded); a
+WebM or MKV of audio alone too.
 A file libsndfile cannot read through (a FLAC header that states no length over frames it cannot
 seek, a frame broken mid-file) is ``InvalidInput`` saying so, never an internal error (issue 87
 J9). Synchronous: called on a worker thread, one block per call."""
@@ -15,6 +18,7 @@ import soundfile as sf
 
 from translate_svc.audio.codec import CONTAINER_FORMATS, SAMPLE_WIDTH, WAV_SUBTYPES, decode_raw
 from translate_svc.audio.limits import MAX_CONTAINER_CHANNELS, check_container_rate
+from translate_svc.audio.media import MediaAudio, MediaInfo, inspect_media, media_kind
 from translate_svc.errors import InvalidInput
 from translate_svc.types import AudioEncoding, AudioFormat
 
@@ -27,6 +31,14 @@ class AudioBlocks:
         self._fmt = fmt
         self._raw = fmt.encoding is not AudioEncoding.CONTAINER
         self._file: sf.SoundFile | None = None
+        self._media: MediaAudio | None = None
+        self.frames: int | None = None
+        kind = None if self._raw else media_kind(path)
+        if kind is not None:
+            self._media = MediaAudio(path, kind, start_frame=start_frame)
+            self.rate = self._media.rate
+            self.frames = self._media.frames
+            return
         if self._raw:
             self.rate = fmt.sample_rate_hz
             self._frame_bytes = SAMPLE_WIDTH[AudioEncoding(fmt.encoding)] * fmt.channels
@@ -36,7 +48,7 @@ class AudioBlocks:
                     f"the upload's {size} bytes are not a whole number of {fmt.encoding.value} frames of "
                     f"{fmt.channels} channel(s): upload complete frames"
                 )
-            self.frames: int | None = size // self._frame_bytes
+            self.frames = size // self._frame_bytes
             self._fh = open(path, "rb")
             self._fh.seek(start_frame * self._frame_bytes)
             return
@@ -45,7 +57,7 @@ class AudioBlocks:
         except (sf.LibsndfileError, RuntimeError):
             raise InvalidInput(
                 "the upload is not an audio file this server reads: send WAV, FLAC, OGG (Vorbis or Opus) or "
-                "MP3, or raw samples with their encoding and sample_rate_hz"
+                "MP3, a video (MP4, MOV, WebM, MKV), or raw samples with their encoding and sample_rate_hz"
             ) from None
         self._file = f
         if f.format not in CONTAINER_FORMATS or (f.format in ("WAV", "WAVEX") and f.subtype not in WAV_SUBTYPES):
@@ -69,6 +81,8 @@ class AudioBlocks:
         if self._raw:
             data = self._fh.read(frames * self._frame_bytes)
             return decode_raw(data, self._fmt, allow_empty=True)
+        if self._media is not None:
+            return self._media.read(frames)
         assert self._file is not None
         try:
             got = self._file.read(frames, dtype="float32", always_2d=True)
@@ -85,6 +99,8 @@ class AudioBlocks:
     def close(self) -> None:
         if self._raw:
             self._fh.close()
+        elif self._media is not None:
+            self._media.close()
         elif self._file is not None:
             self._file.close()
 
@@ -96,9 +112,25 @@ def _unreadable() -> InvalidInput:
     )
 
 
+def probe_media(path: Path, fmt: AudioFormat, max_seconds: float) -> MediaInfo | None:
+    """A video file's streams, checked (``audio.media.inspect_media``); None for any other upload."""
+    kind = None if fmt.encoding is not AudioEncoding.CONTAINER else media_kind(path)
+    return None if kind is None else inspect_media(path, kind, max_seconds=max_seconds)
+
+
 def probe(path: Path, fmt: AudioFormat, max_seconds: float) -> int:
     """The audio's length in ms, checked readable and within ``max_seconds`` (from its header, or
     its size for raw samples; a container without a length is read through once, a block at a time)."""
+    return probe_upload(path, fmt, max_seconds)[0]
+
+
+def probe_upload(path: Path, fmt: AudioFormat, max_seconds: float) -> tuple[int, MediaInfo | None]:
+    """``probe``'s length, and a video file's streams (None for any other upload)."""
+    media = probe_media(path, fmt, max_seconds)
+    return _length_ms(path, fmt, max_seconds), media
+
+
+def _length_ms(path: Path, fmt: AudioFormat, max_seconds: float) -> int:
     blocks = AudioBlocks(path, fmt)
     try:
         frames = blocks.frames

@@ -84,7 +84,7 @@ class ResumePoint:
 
 class LeaseLost(Exception):
     """A finished segment refused: the job is no longer this process's (its lease lapsed and
-    another took it over, or it is stored already). The runner drops the job without ending it."""
+    another took it over, or it is stored already). The worker drops the job without ending it."""
 
 
 class TenantFull(Exception):

@@ -6,13 +6,19 @@ PCM16 mono at the track's rate, each finished segment's speech after the one bef
 order, each as long as its result's ``audio_samples``) and, once it was read to its end, its
 audio's exact length (``source.json``: frames and rate). The dubbed track is made from them when it
 is fetched (``dub.py``: each segment's speech at its segment's start, as long as the audio: issue
-91), so what a finished segment wrote is never changed by a later one. Synchronous: called on the
-store's thread (or a worker thread)."""
+91), so what a finished segment wrote is never changed by a later one.
+
+A video upload (issue 90) is marked so once checked (``media.json``: its container's kind); when
+its job is done its upload is kept, moved to ``video`` (``keep_video``), for the dubbed video
+made from it on request (``jobs/video.py``) until the job's retention ends or it is deleted: its
+bytes stay counted in what the tenant's jobs keep. A job that fails or is cancelled keeps no video.
+Synchronous: called on the store's thread (or a worker thread)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import shutil
 from pathlib import Path
@@ -54,6 +60,35 @@ class JobFiles:
         except (FileNotFoundError, ValueError):
             return None
         return int(d["frames"]), int(d["rate"])
+
+    def video_path(self, job_id: str) -> Path:
+        """A done video job's upload, kept for its dubbed video (``keep_video``)."""
+        return self.folder(job_id) / "video"
+
+    def write_media(self, job_id: str, kind: str) -> None:
+        """The upload is a video of ``kind`` (``audio.media.MediaKind``): kept once its job is done."""
+        path = self.folder(job_id) / "media.json"
+        part = path.with_suffix(f".{secrets.token_hex(4)}.part")
+        part.write_text(json.dumps({"kind": kind}))
+        part.replace(path)
+
+    def media_of(self, job_id: str) -> str | None:
+        """The kind of a video upload (``write_media``), or None: not a video."""
+        try:
+            return str(json.loads((self.folder(job_id) / "media.json").read_text())["kind"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
+
+    def keep_video(self, job_id: str) -> bool:
+        """A done job's video upload moved to ``video_path`` (its bytes still counted), before the
+        audio is dropped; False when the upload is no video (or is gone)."""
+        if self.media_of(job_id) is None:
+            return False
+        try:
+            os.replace(self.audio_path(job_id), self.video_path(job_id))
+        except FileNotFoundError:
+            return self.video_path(job_id).exists()
+        return True
 
     def new_folder(self, job_id: str) -> None:
         self.folder(job_id).mkdir(parents=True)

@@ -82,7 +82,7 @@ __all__ = ["LEAD_GRID_MS", "JobTranslation", "Yielded", "resume_lead_ms"]
 
 
 class JobTranslation:
-    """Runs a job's session for a ``JobRunner``: ``run`` once per claim. ``running``: how many jobs
+    """Runs a job's session for a ``JobWorker``: ``run`` once per claim. ``running``: how many jobs
     this process runs now; ``signal``: a job changed (a segment stored); ``clock``: wall time, as
     the leases are. Event loop only."""
 

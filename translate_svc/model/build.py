@@ -22,13 +22,13 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-from translate_svc.engine.runner import LanguageIdentifier
-from translate_svc.model.decoder import TextCap
-from translate_svc.model.device import pick_device
-from translate_svc.model.fast import LoopDecoder
-from translate_svc.model.forced import ForcedLengths
+from translate_svc.model.decode.batch import LoopDecoder
 from translate_svc.model.runner import SeamlessRunner
-from translate_svc.model.seamless import SeamlessStages
+from translate_svc.model.stages.decoder import TextCap
+from translate_svc.model.stages.device import pick_device
+from translate_svc.model.stages.forced import ForcedLengths
+from translate_svc.model.stages.seamless import SeamlessStages
+from translate_svc.model_api.runner import LanguageIdentifier
 from translate_svc.settings import ModelSettings
 
 logger = logging.getLogger(__name__)

@@ -1,16 +1,16 @@
 """From requests to the stages' arguments: the one place in model/ where a ``ModelInput`` is read
 for its features, its language detection and its text, so that no stage takes a request (issue 69).
 The runners (model/runner.py, model/simultaneous.py) call these, then hand the stages tensors and
-a plan (engine/rows.py)."""
+a plan (model_api/rows.py)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 
-from translate_svc.engine.requests import ModelInput, SourceText
-from translate_svc.model.encoders import EncoderBatch
-from translate_svc.model.seamless import SeamlessStages
+from translate_svc.model.stages.encoders import EncoderBatch
+from translate_svc.model.stages.seamless import SeamlessStages
+from translate_svc.model_api.requests import ModelInput, SourceText
 
 
 def features_of(stages: SeamlessStages, inputs: Sequence[ModelInput]) -> EncoderBatch:

@@ -1,11 +1,11 @@
 """The engine's ``Runner`` for SeamlessM4T v2: each kind of work through the model's stages.
 
 ``SeamlessRunner.run`` splits a batch by ``ModelInput.kind`` and runs each part as one pass of the
-stages (``SeamlessStages``, model/seamless.py), simultaneous steps first, then texts, then segments:
+stages (``SeamlessStages``, model/stages/seamless.py), simultaneous steps first, then texts, then segments:
 
 Each batch of segments or texts runs in three parts (issue 70): the prefill (``prefill_segments``,
 ``prefill_texts``: encoder outputs, language identification, the rows' plan), the ``decode`` of the
-plan's rows, and ``finish`` (model/finish.py: speech, word timings, profanity, confidence, outputs).
+plan's rows, and ``finish`` (model/finish/outputs.py: speech, word timings, profanity, confidence, outputs).
 The stepping decoder (model/stepping.py) calls them apart, decoding rows of many jobs in one loop.
 
 - **segments**: features for every segment, padded into one batch; the speech encoder **once**
@@ -16,7 +16,7 @@ The stepping decoder (model/stepping.py) calls them apart, decoding rows of many
   and voice;
 - **texts** (``ModelInput.text``): the text encoder once per text, then the same text rows,
   text-to-unit and vocoder, as ``generate(input_ids=..., tgt_lang=...)`` does;
-- **simultaneous steps** (``ModelInput.simul``): ``SimultaneousSteps.step`` (model/simultaneous.py)
+- **simultaneous steps** (``ModelInput.simul``): ``Retranslator.retranslate`` (model/simultaneous.py)
   on the same stages.
 
 Each segment's and text's result equals ``generate`` on it alone (the parity tests,
@@ -37,37 +37,38 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from translate_svc.engine.requests import Features, ModelInput, ModelOutput, WorkKind
-from translate_svc.engine.rows import plan_rows
-from translate_svc.engine.runner import Stepper
-from translate_svc.model.aligner import WordTimer
-from translate_svc.model.decode_warm import warm_admissions, warm_steps
-from translate_svc.model.fast import Decoded, LoopDecoder
-from translate_svc.model.finish import Prefilled, finish
+from translate_svc.model.decode.batch import Decoded, LoopDecoder
+from translate_svc.model.decode.warm import warm_admissions, warm_steps
+from translate_svc.model.finish.aligner import WordTimer
+from translate_svc.model.finish.outputs import finish
 from translate_svc.model.inputs import detect, features_of, texts_of
-from translate_svc.model.seamless import SeamlessStages
-from translate_svc.model.simultaneous import SimultaneousSteps
+from translate_svc.model.prefill import Prefilled
+from translate_svc.model.simultaneous import Retranslator
+from translate_svc.model.stages.seamless import SeamlessStages
+from translate_svc.model_api.requests import Features, ModelInput, ModelOutput, WorkKind
+from translate_svc.model_api.rows import plan_rows
+from translate_svc.model_api.runner import Stepper
 from translate_svc.types import ModelCard
 
 if TYPE_CHECKING:
     from translate_svc.model.stepping import SteppingDecoder
 
 #: the order a mixed batch's parts run in, each one pass of the stages
-ORDER = (WorkKind.STEP, WorkKind.TEXT, WorkKind.SEGMENT)
+ORDER = (WorkKind.RETRANSLATION, WorkKind.TEXT, WorkKind.SEGMENT)
 
 
 class SeamlessRunner:
-    """The ``Runner`` (engine/runner.py) on loaded ``SeamlessStages``. See the module docstring."""
+    """The ``Runner`` (model_api/runner.py) on loaded ``SeamlessStages``. See the module docstring."""
 
     def __init__(self, stages: SeamlessStages, loop: LoopDecoder | None = None, *, finish_thread: bool = False) -> None:
-        """``loop``: decode through our own loop (model/fast.py: the fast runner, held to this
+        """``loop``: decode through our own loop (model/decode/batch.py: the fast runner, held to this
         runner by stated tolerances); None: ``generate``, each row equal to it alone (exact).
         ``finish_thread``: the stepping decoder finishes ended jobs on a thread of its own
-        (model/finish_stage.py) while it decodes the others."""
+        (model/finish/stage.py) while it decodes the others."""
         self.stages = stages
         self.loop = loop
         self.finish_thread = finish_thread
-        self._steps: SimultaneousSteps | None = None
+        self._retranslator: Retranslator | None = None
         self._stepper: SteppingDecoder | None = None
         self._timer: WordTimer | None = None
         self._capturing = True  # the stages' graphs capture new buckets (``capture_stages``)
@@ -81,14 +82,14 @@ class SeamlessRunner:
         return self.stages.extract_features(audio)
 
     def warmed(self) -> None:
-        """The engine's warm-up is over (``engine/runner.py`` ``Warmable``): shapes first met from
+        """The engine's warm-up is over (``model_api/runner.py`` ``Warmable``): shapes first met from
         now on are counted as cold (``SeamlessStages.shapes``), and no new CUDA graph is captured
-        (a bucket first met from now on runs eagerly: model/graphs.py)."""
+        (a bucket first met from now on runs eagerly: model/capture.py)."""
         self.stages.shapes.mark_warm()
         self.capture_stages(False)
 
     def capture_stages(self, on: bool) -> None:
-        """Whether the stages' graphs (model/graphs.py) capture buckets they meet: on until the
+        """Whether the stages' graphs (model/capture.py) capture buckets they meet: on until the
         warm-up ends; off from the start with ``model.stage_graphs`` off (their static paths run
         eagerly; the decode step's own graphs are ``model.decode_graphs``')."""
         self._capturing = on
@@ -102,7 +103,7 @@ class SeamlessRunner:
     def warm_shapes(
         self, max_rows: int, longest_s: float, deadline: float | None, *, row_seconds: float | None = None
     ) -> int:
-        """t2u's and the vocoder's buckets (``engine/runner.py`` ``ShapeWarmable``;
+        """t2u's and the vocoder's buckets (``model_api/runner.py`` ``ShapeWarmable``;
         ``SeamlessStages.warm_speech``, up to ``row_seconds`` a batch), on the model thread and,
         where the stepping decoder finishes jobs on a thread of its own, on that thread too (its
         cuDNN plans and CUDA graphs are its own); then each decode pool's static step and its
@@ -122,11 +123,11 @@ class SeamlessRunner:
         return calls
 
     @property
-    def steps(self) -> SimultaneousSteps:
+    def retranslator(self) -> Retranslator:
         """The simultaneous steps on these stages, made at the first step."""
-        if self._steps is None:
-            self._steps = SimultaneousSteps(self.stages, lambda: self.timer, loop=self.loop)
-        return self._steps
+        if self._retranslator is None:
+            self._retranslator = Retranslator(self.stages, lambda: self.timer, loop=self.loop)
+        return self._retranslator
 
     def stepper(self) -> Stepper | None:
         """The stepping decoder on these stages (model/stepping.py: rows of many jobs in one running
@@ -169,8 +170,8 @@ class SeamlessRunner:
         return [out[k] for k in range(len(inputs))]
 
     def _run_kind(self, kind: WorkKind, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
-        if kind is WorkKind.STEP:
-            return self.steps.step(inputs)
+        if kind is WorkKind.RETRANSLATION:
+            return self.retranslator.retranslate(inputs)
         if kind is WorkKind.TEXT:
             return self._run_texts(inputs)
         return self._run_segments(inputs)
@@ -189,7 +190,7 @@ class SeamlessRunner:
 
     def prefill_segments(self, inputs: Sequence[ModelInput], *, first_id: int = 0) -> Prefilled:
         """Segments' prefill: features, the speech encoder once per segment, language identification
-        for those that ask, and the plan's text rows (engine/rows.py), the transcript's included
+        for those that ask, and the plan's text rows (model_api/rows.py), the transcript's included
         (row ids from ``first_id``)."""
         batch = features_of(self.stages, inputs)
         enc = self.stages.speech_encoder.encode(batch)
@@ -219,7 +220,7 @@ class SeamlessRunner:
         )
 
     def finish(self, inputs: Sequence[ModelInput], prefilled: Prefilled, decoded: Decoded) -> list[ModelOutput]:
-        """Everything after the decode (model/finish.py): speech, timings, profanity, confidence."""
+        """Everything after the decode (model/finish/outputs.py): speech, timings, profanity, confidence."""
         return finish(self.stages, lambda: self.timer, inputs, prefilled, decoded)
 
     def finisher(self) -> Callable[[Sequence[ModelInput], Prefilled, Decoded], list[ModelOutput]]:

@@ -5,7 +5,8 @@ second (issue 33; Meta's SeamlessStreaming agents do the same with an offline mo
 one step here:
 
 1. decodes the open speech greedily with the target's **committed** tokens forced as the start of
-   the output (``ForcePrefix``, model/decoder.py), so text a listener already has is never retracted, and with the
+   the output (``ForcePrefix``, model/stages/decoder.py), so text a listener already has is never
+   retracted, and with the
    stream's terms biasing it as they bias a segment (``TextDecoder.decode``: KEEP terms
    reach a translation row where the step decodes a transcript, i.e. the final one when the
    stream asks for transcripts); the rest is this step's hypothesis, from which a policy (local
@@ -28,11 +29,11 @@ speaks nothing, and only then can the total exceed the final run's.
 
 With no committed tokens the decode is the runner's decode (``generate``'s) token for token, and a
 single final step speaks exactly what the runner's speech stage speaks for that text.
-A step is a ``ModelInput`` with ``simul`` (``engine/runner.py``: ``SimulRequest``, ``SimulTarget``,
+A step is a ``ModelInput`` with ``simul`` (``model_api/runner.py``: ``SimulRequest``, ``SimulTarget``,
 ``SimulRowOutput``); the policy's state is data in it, so the runner (model/runner.py) takes steps
-in its batches from any process. The commit policy is LocalAgreement (``engine/agreement.py``),
+in its batches from any process. The commit policy is LocalAgreement (``model_api/agreement.py``),
 applied here between the decode and the speech so speech follows a commit in the same step.
-The steps run on the model's stages (``SeamlessStages``, model/seamless.py), given as a parameter;
+The steps run on the model's stages (``SeamlessStages``, model/stages/seamless.py), given as a parameter;
 this module imports nothing above them. Not thread-safe: the model thread only, like the stages.
 """
 
@@ -45,8 +46,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from translate_svc.engine.agreement import AgreementConfig, step_commit
-from translate_svc.engine.requests import (
+from translate_svc.model.decode.batch import LoopDecoder
+from translate_svc.model.finish import profanity
+from translate_svc.model.finish.aligner import WordTimer
+from translate_svc.model.finish.confidence import mean_logprob, scored_chunk_words, scored_words
+from translate_svc.model.inputs import detect, features_of
+from translate_svc.model.stages.seamless import SeamlessStages
+from translate_svc.model.stages.vocoder import Vocoded
+from translate_svc.model_api.agreement import AgreementConfig, step_commit
+from translate_svc.model_api.requests import (
     ModelInput,
     ModelOutput,
     SimulRequest,
@@ -54,14 +62,7 @@ from translate_svc.engine.requests import (
     SimulTarget,
     speak_now,
 )
-from translate_svc.engine.rows import bare_rows, plan_rows
-from translate_svc.model import profanity
-from translate_svc.model.aligner import WordTimer
-from translate_svc.model.confidence import mean_logprob, scored_chunk_words, scored_words
-from translate_svc.model.fast import LoopDecoder
-from translate_svc.model.inputs import detect, features_of
-from translate_svc.model.seamless import SeamlessStages
-from translate_svc.model.vocoder import Vocoded
+from translate_svc.model_api.rows import bare_rows, plan_rows
 from translate_svc.types import Profanity, WordTiming
 
 #: SentencePiece's word-start marker
@@ -83,12 +84,12 @@ class CommittedSpeech:
     token_ends: tuple[int, ...]
 
 
-class SimultaneousSteps:
+class Retranslator:
     """Re-translation steps on loaded ``SeamlessStages``: their features, encoder, text decoder,
     speech stage and vocoder (nothing loaded twice). Model thread only. Holds no per-step state:
     t2u's durations and the vocoder's frames are what those stages return.
 
-    ``timer``: gives the word timer (model/aligner.py) for steps that ask for word timings
+    ``timer``: gives the word timer (model/finish/aligner.py) for steps that ask for word timings
     (``ModelInput.words``): the runner's own, so the stages carry one; None: one made here at
     the first such step."""
 
@@ -96,7 +97,7 @@ class SimultaneousSteps:
         self, stages: SeamlessStages, timer: Callable[[], WordTimer] | None = None, *, loop: LoopDecoder | None = None
     ) -> None:
         self.stages = stages
-        #: decode through our own loop (the fast runner's, model/fast.py); None: ``generate``
+        #: decode through our own loop (the fast runner's, model/decode/batch.py); None: ``generate``
         self.loop = loop
         self._make_timer = timer or (lambda: WordTimer(stages))
         self._timer: WordTimer | None = None
@@ -137,7 +138,7 @@ class SimultaneousSteps:
         return lambda target, ids, starts: step_commit(target.committed, target.recent, ids, self.word_starts, config)
 
     @torch.inference_mode()
-    def step(self, inputs: Sequence[ModelInput], commit: CommitPolicy | None = None) -> list[ModelOutput]:
+    def retranslate(self, inputs: Sequence[ModelInput], commit: CommitPolicy | None = None) -> list[ModelOutput]:
         """One step for each input (each has ``simul``); per input, a ``ModelOutput`` whose
         ``simul`` holds one row per target.
 
@@ -154,7 +155,7 @@ class SimultaneousSteps:
         if not inputs:
             return []
         if self.stages.exact_rows and len(inputs) > 1:  # each input alone (SeamlessStages.exact_rows)
-            return [out for item in inputs for out in self.step([item], commit)]
+            return [out for item in inputs for out in self.retranslate([item], commit)]
         requests = [_request(item) for item in inputs]
         r = self.stages
         detected, language_id_ms = detect(r, inputs)
@@ -421,7 +422,7 @@ class SimultaneousSteps:
     def _speakable(
         self, tokens: tuple[int, ...], language: str, item: ModelInput, before: int, values: tuple[float, ...]
     ) -> tuple[tuple[int, ...], int, tuple[float, ...]]:
-        """``tokens`` without those of listed words (``item.profanity`` on; model/profanity.py),
+        """``tokens`` without those of listed words (``item.profanity`` on; model/finish/profanity.py),
         how many of the first ``before`` tokens are kept, and the kept tokens' ``values`` (one per
         token; empty: not known)."""
         if item.profanity is Profanity.OFF:

@@ -2,8 +2,8 @@
 
 ``SeamlessRunner.run`` (model/runner.py) runs a batch to its end: every job of it waits for its
 longest row, and a job that arrives meanwhile waits for the whole batch. ``SteppingDecoder`` keeps
-one persistent ``DecodeLoop`` (model/decode_loop.py) across the engine's units (the engine's
-``Stepper`` Protocol, engine/runner.py; driven by engine/step_core.py ``StepCore``):
+one persistent ``DecodeLoop`` (model/decode/loop.py) across the engine's units (the engine's
+``Stepper`` Protocol, model_api/runner.py; driven by engine/step_core.py ``StepCore``):
 
 - ``admit(key, item, priority)``: a job joins; at the next ``tick`` the jobs admitted since the last
   are **prefilled** together (``SeamlessRunner.prefill_segments``: features, the speech encoder,
@@ -12,12 +12,12 @@ one persistent ``DecodeLoop`` (model/decode_loop.py) across the engine's units (
   first, then oldest: finals before captions before a job's segments), never more than the pool
   holds (the rest wait here, never an out-of-memory); then up to ``max_steps`` steps, stopping
   after the step at which some job's rows have all finished. Each such job is **finished** alone
-  (``SeamlessRunner.finish``, model/finish.py: speech, timings, profanity, confidence) and returned
+  (``SeamlessRunner.finish``, model/finish/outputs.py: speech, timings, profanity, confidence) and returned
   with its ``ModelOutput``;
 - ``drop(key)``: the job's rows leave the pool; the others go on.
 
 **The finish runs beside the decode** (``finish_thread``, the setting ``model.finish_thread``):
-jobs whose rows all ended are handed to a ``FinishStage`` (model/finish_stage.py), a worker thread
+jobs whose rows all ended are handed to a ``FinishStage`` (model/finish/stage.py), a worker thread
 that finishes the oldest hand-overs, up to a cap of jobs, in one call, on a CUDA stream of its own,
 while the ticks go on stepping the pool's other rows; a tick returns the results the stage has
 ready, and a tick with no row to step waits for the first (``wait_s`` at most; ``wake``, which the
@@ -62,24 +62,22 @@ import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
-from translate_svc.engine.requests import ModelInput, ModelOutput, WorkKind
-from translate_svc.engine.rows import DecodeRow, RowPlan, needs_source, row_count
-from translate_svc.engine.runner import BACKGROUND, FINAL
-from translate_svc.model.decode_graphs import decode_pool
-from translate_svc.model.decode_loop import DecodeLoop, Finished
-from translate_svc.model.fast import DEFAULT_MAX_FRAMES, Decoded, decoded_of
-from translate_svc.model.finish import Prefilled
-from translate_svc.model.finish_stage import FinishStage
-from translate_svc.model.graphs import upload
+from translate_svc.model.capture import upload
+from translate_svc.model.decode.batch import DEFAULT_MAX_FRAMES, Decoded, decoded_of
+from translate_svc.model.decode.graphs import decode_pool
+from translate_svc.model.decode.loop import DecodeLoop, Finished
+from translate_svc.model.finish.stage import FinishStage
+from translate_svc.model.prefill import Prefilled
+from translate_svc.model.stages.seamless import SeamlessStages
+from translate_svc.model_api.requests import ModelInput, ModelOutput, WorkKind
+from translate_svc.model_api.rows import DecodeRow, RowPlan, needs_source, row_count
+from translate_svc.model_api.runner import BACKGROUND, FINAL
 from translate_svc.observability import metrics
-
-if TYPE_CHECKING:
-    from translate_svc.model.runner import SeamlessRunner
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +85,22 @@ logger = logging.getLogger(__name__)
 Result = tuple[int, ModelOutput | None]
 #: ``SeamlessRunner.finish``'s signature (``SeamlessRunner.finisher``: one for another thread)
 Finisher = Callable[[Sequence[ModelInput], Prefilled, Decoded], list[ModelOutput]]
+
+
+class Prefills(Protocol):
+    """What the stepping decoder takes of its runner (model/runner.py ``SeamlessRunner``): its
+    stages, a batch's prefill, and the finish (and a finish for another thread). A Protocol, so
+    the stepper does not import the runner that makes it."""
+
+    @property
+    def stages(self) -> SeamlessStages: ...
+
+    def prefill_segments(self, inputs: Sequence[ModelInput], *, first_id: int = 0) -> Prefilled: ...
+
+    def finish(self, inputs: Sequence[ModelInput], prefilled: Prefilled, decoded: Decoded) -> list[ModelOutput]: ...
+
+    def finisher(self) -> Finisher: ...
+
 
 #: how long a tick with no row to step waits for the finish stage at most (``wake`` cuts it short:
 #: the engine's owner calls it when a job is queued, so a new job never waits for it)
@@ -110,11 +124,11 @@ class _Job:
 
 class SteppingDecoder:
     """One running decode for the jobs of many units (see the module docstring); the engine's
-    ``Stepper`` (engine/runner.py)."""
+    ``Stepper`` (model_api/runner.py)."""
 
     def __init__(
         self,
-        runner: SeamlessRunner,
+        runner: Prefills,
         *,
         slots: int = 64,
         max_frames: int = DEFAULT_MAX_FRAMES,

@@ -7,5 +7,5 @@ each recording's manifest), ``files`` (sealed JSON lines and Ogg Opus), ``sealed
 chunks), ``keys`` (the tenants' keys and the wrapping of each recording's data key), ``store`` (on
 disk: list, read back, delete, sweep). The stream core taps sessions through
 ``session.recording``'s Protocols and never imports this package; doors reach it only for the
-recordings API (``transport/http/recordings.py``).
+recordings API (``transport/recordings/routes.py``).
 """

@@ -16,9 +16,9 @@ import time
 import numpy as np
 
 from translate_svc.engine.client import EngineClient
-from translate_svc.engine.jobs import JobResult
+from translate_svc.engine.results import EngineResult
 from translate_svc.session import results
-from translate_svc.session.jobs import JobTracker
+from translate_svc.session.segments import SegmentTracker
 from translate_svc.types import TranslationTask
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class Captions:
         engine: EngineClient,
         owner: str,
         task: TranslationTask,
-        tracker: JobTracker,
+        tracker: SegmentTracker,
         interval_ms: int,
         offset_ms: int,
     ) -> None:
@@ -40,7 +40,7 @@ class Captions:
         self._tracker = tracker
         self._every = interval_ms * results.PER_MS  # 16 kHz samples of open speech per caption
         self._offset_ms = offset_ms
-        self._inflight: asyncio.Future[JobResult] | None = None
+        self._inflight: asyncio.Future[EngineResult] | None = None
         self._seg = -1  # the segment the next caption is for ...
         self._mark = 0  # ... and where (16 kHz sample) its last caption ended
         #: captions skipped because the engine or the reader was behind (tests and benchmarks read it)
@@ -91,7 +91,7 @@ class Captions:
             self._inflight = None
 
     def _done(
-        self, span: tuple[int, int, int], task: TranslationTask, asked_at: float, fut: asyncio.Future[JobResult]
+        self, span: tuple[int, int, int], task: TranslationTask, asked_at: float, fut: asyncio.Future[EngineResult]
     ) -> None:
         if self._inflight is fut:
             self._inflight = None

@@ -19,8 +19,9 @@ import numpy as np
 
 from translate_svc.audio.opus import encode_opus
 from translate_svc.audio.resample import resample
-from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.requests import (
+from translate_svc.engine.results import EngineResult
+from translate_svc.errors import ErrorCode, ServiceError
+from translate_svc.model_api.requests import (
     DETECTED,
     UNIT_MS,
     ModelInput,
@@ -29,7 +30,6 @@ from translate_svc.engine.requests import (
     SimulRowOutput,
     SimulTarget,
 )
-from translate_svc.errors import ErrorCode, ServiceError
 from translate_svc.types import (
     MODEL_SAMPLE_RATE,
     Commit,
@@ -58,7 +58,7 @@ PER_MS = MODEL_SAMPLE_RATE // 1000
 def keeps_terms(task: TranslationTask) -> bool:
     """Whether ``task`` has KEEP terms or glossary entries that act on translations: a kept
     phrase is carried, and a glossary phrase translated as given, where the segment's transcript
-    holds it (model/terms.py), so such a task's every job decodes the transcript (and, without a
+    holds it (model/stages/terms.py), so such a task's every job decodes the transcript (and, without a
     source language, detects the spoken language first), whether or not the client asked for them
     (issue 45: a term acts on every path, or is refused)."""
     return bool(task.target_languages) and any(t.keep or t.glossary for t in task.terms)
@@ -194,7 +194,7 @@ def build_commits(
 def build_final(
     seg: Segment,
     task: TranslationTask,
-    job: JobResult,
+    job: EngineResult,
     closed_at: float,
     vad_wait_ms: float,
     step: FinalStep,
@@ -284,7 +284,7 @@ def failed(seg: Segment, err: ServiceError, closed_at: float, vad_wait_ms: float
 
 
 def build_result(
-    seg: Segment, task: TranslationTask, job: JobResult, closed_at: float, vad_wait_ms: float
+    seg: Segment, task: TranslationTask, job: EngineResult, closed_at: float, vad_wait_ms: float
 ) -> SegmentResult:
     ready = time.perf_counter()
     total_ms = (ready - closed_at) * 1000
@@ -337,7 +337,7 @@ def build_result(
 
 
 def build_interim(
-    span: tuple[int, int, int], task: TranslationTask, job: JobResult, out: ModelOutput, asked_at: float
+    span: tuple[int, int, int], task: TranslationTask, job: EngineResult, out: ModelOutput, asked_at: float
 ) -> InterimResult:
     seg_id, start_ms, end_ms = span
     total_ms = (time.perf_counter() - asked_at) * 1000
@@ -356,7 +356,7 @@ def build_interim(
 
 
 def build_step_interim(
-    span: tuple[int, int, int], task: TranslationTask, job: JobResult, out: ModelOutput, asked_at: float
+    span: tuple[int, int, int], task: TranslationTask, job: EngineResult, out: ModelOutput, asked_at: float
 ) -> InterimResult:
     """A simultaneous step's live caption: per target, the step's whole hypothesis as ``text``,
     its committed words (after the step) as ``stable_text``, which ``text`` starts with. Later

@@ -6,7 +6,7 @@ steps as often per second of audio), the open speech so far is translated again 
 as one droppable engine job (``submit_droppable``, like a live caption), carrying each target's
 policy state (``SimulTarget``: the committed token ids, how many of them were spoken, the
 segment's last ``agreement - 1`` hypotheses). The engine's step applies the local agreement and
-speaks newly committed words (``engine/agreement.py``, ``engine/runner.py``); its result updates
+speaks newly committed words (``model_api/agreement.py``, ``model_api/runner.py``); its result updates
 the state here, and every target whose committed text grew or that got a speech chunk gets a
 ``Commit`` (a text delta, the chunk in the stream's output format).
 
@@ -58,13 +58,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from translate_svc.engine.agreement import PrefixMismatch
 from translate_svc.engine.client import EngineClient
-from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.requests import SimulRowOutput, SimulTarget
+from translate_svc.engine.results import EngineResult
+from translate_svc.model_api.agreement import PrefixMismatch
+from translate_svc.model_api.requests import SimulRowOutput, SimulTarget
 from translate_svc.observability import metrics
 from translate_svc.session import results
-from translate_svc.session.jobs import CommitSlot, JobTracker
+from translate_svc.session.segments import CommitSlot, SegmentTracker
 from translate_svc.types import Commit, Segment, TranslationTask
 from translate_svc.vad.segmenter import WINDOW_SAMPLES, SegmenterConfig
 
@@ -126,7 +126,7 @@ class Simultaneous:
         engine: EngineClient,
         owner: str,
         task: TranslationTask,
-        tracker: JobTracker,
+        tracker: SegmentTracker,
         received_ms: Callable[[], int],
         captions_offset_ms: int | None = None,
     ) -> None:
@@ -140,7 +140,7 @@ class Simultaneous:
         self._tracker = tracker
         self._every = task.simultaneous.step_ms * results.PER_MS  # 16 kHz samples of open speech per step
         self._agreement = task.simultaneous.agreement
-        self._inflight: asyncio.Future[JobResult] | None = None
+        self._inflight: asyncio.Future[EngineResult] | None = None
         self._seg = -1  # the open segment the state is for (-1: none) ...
         self._mark = 0  # ... where (16 kHz sample) its last step was due ...
         self._state: dict[str, TargetState] = {}  # ... and each target's state
@@ -228,7 +228,7 @@ class Simultaneous:
         self.skipped += 1
         metrics.simultaneous_step(False)
 
-    def _stepped(self, span: tuple[int, int, int], asked_at: float, fut: asyncio.Future[JobResult]) -> None:
+    def _stepped(self, span: tuple[int, int, int], asked_at: float, fut: asyncio.Future[EngineResult]) -> None:
         segment_id = span[0]
         if self._inflight is fut:
             self._inflight = None

@@ -1,5 +1,5 @@
 """One stream's speaker labels: each closed segment's voice embedded off the event loop as it
-closes, then labelled in segment order as its result goes out (``JobTracker.emit_ready`` waits for
+closes, then labelled in segment order as its result goes out (``SegmentTracker.emit_ready`` waits for
 the label), so the online clustering sees segments in the stream's order; a result also carries the
 revisions of earlier segments' labels that its segment brought (``SegmentResult.speakers_revised``;
 ``speakers/cluster.py``). A segment labelled by its majority voice; its transcript's words carry

@@ -35,10 +35,10 @@ from translate_svc.observability import metrics
 from translate_svc.session.captions import Captions
 from translate_svc.session.ear import EarLane, EarPools
 from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEnded, StreamEvent
-from translate_svc.session.jobs import JobTracker, segment_of
 from translate_svc.session.recording import Recorder
 from translate_svc.session.reorder import Reorder
 from translate_svc.session.results import PER_MS
+from translate_svc.session.segments import SegmentTracker, segment_of
 from translate_svc.session.simultaneous import Simultaneous, segment_cap
 from translate_svc.session.speakers import SpeakerLabels
 from translate_svc.session.tenants.counters import Held
@@ -159,7 +159,7 @@ class StreamSession:
         #: every door's input audio and results pass; closed with the session (opened last but
         #: for what cannot fail: a session that fails to open leaves no recording open)
         self._recorder = recorder(self.session_id, self.resume_token) if recorder is not None else None
-        self.jobs = JobTracker(
+        self.jobs = SegmentTracker(
             engine,
             self.session_id,
             task,

@@ -17,9 +17,9 @@ from translate_svc import words
 from translate_svc.audio.denoise import PYRNNOISE
 from translate_svc.audio.denoise import installed as denoise_installed
 from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, OPUS_RATE
-from translate_svc.engine.requests import TEXT_CHARS_PER_SECOND
 from translate_svc.errors import InvalidInput, NotInstalled, shown
 from translate_svc.glossaries.compiled import StoredTerms, term_key
+from translate_svc.model_api.requests import TEXT_CHARS_PER_SECOND
 from translate_svc.session.events import MAX_LEAD_IN_MS, Resume
 from translate_svc.settings import LimitsSettings
 from translate_svc.speakers.cluster import MAX_SPEAKERS

@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.requests import ModelInput, SourceText
+from translate_svc.engine.results import EngineResult
+from translate_svc.model_api.requests import ModelInput, SourceText
 from translate_svc.observability.access import CallInfo
 from translate_svc.session import task as checks
 from translate_svc.session.accounting import CallOutcome, accounted
@@ -117,7 +117,7 @@ class TextDriver:
         engine = self._m.engine
         started = time.perf_counter()
         engine.join(owner)
-        futures: list[asyncio.Future[JobResult]] = []
+        futures: list[asyncio.Future[EngineResult]] = []
         try:
             for text in texts:
                 item = ModelInput(
@@ -147,7 +147,7 @@ class TextDriver:
 
 
 def _build_all(
-    segments: Sequence[Segment], task: TranslationTask, jobs: Sequence[JobResult], started: float
+    segments: Sequence[Segment], task: TranslationTask, jobs: Sequence[EngineResult], started: float
 ) -> list[SegmentResult]:
     return [build_result(seg, task, job, started, 0.0) for seg, job in zip(segments, jobs, strict=True)]
 

@@ -88,6 +88,10 @@ class JobSettings(BaseModel):
     #: (mixed with it) or ``cut`` (stopped there); either way every segment's speech starts at its
     #: segment's start (no drift) and the track is as long as its source
     dub_overflow: DubOverflow = DubOverflow.OVERLAP
+    #: dubbed videos made at once on this process (issue 90: ``GET /v1/jobs/{id}/video``), each on a
+    #: thread of its own (decoding the source's audio for the mix, encoding each dubbed track); a
+    #: request beyond is refused (429) until one is done
+    max_remuxing: int = Field(2, ge=1, le=64)
     #: how much of a resumed job's audio before its resume point its VAD hears again (seconds;
     #: issue 91): silero's recurrent state carries minutes of memory, so only a job that hears again
     #: its whole audio before the point (this covers it) segments after it as an uninterrupted run

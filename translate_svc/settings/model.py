@@ -21,10 +21,10 @@ class ModelSettings(BaseModel):
     #: VAD need one; oversubscribed OpenMP threads spin and stall them), torch's default on CUDA.
     cpu_threads: int | None = Field(None, ge=1, le=256)
     #: Benchmark only (random full-size weights): force every text row to this many tokens per
-    #: second of audio, and text-to-unit to ``forced_units_per_s``. Output is noise. See model/forced.py.
+    #: second of audio, and text-to-unit to ``forced_units_per_s``. Output is noise. See model/stages/forced.py.
     forced_text_tokens_per_s: float | None = Field(None, gt=0)
     forced_units_per_s: float = Field(50.0, gt=0)
-    #: Test and benchmark only: ``stable`` serves model/stable.py's made-up translator (words from
+    #: Test and benchmark only: ``stable`` serves model/testing/stable.py's made-up translator (words from
     #: the audio's length, exact commit points for simultaneous mode) instead of the model; ``path``
     #: must be the test checkpoint (refused next to real weights). Output is not a translation.
     test_translator: Literal["stable"] | None = None
@@ -34,7 +34,7 @@ class ModelSettings(BaseModel):
     max_text_tokens_per_s: float = Field(16.0, gt=0)
     max_text_tokens_base: int = Field(16, ge=1)
     #: which runner decodes (issue 70): ``exact``, ``generate`` (each row equal to it alone: the
-    #: reference); ``fast``, our own decode loop (model/fast.py: rows join and leave at every
+    #: reference); ``fast``, our own decode loop (model/decode/batch.py: rows join and leave at every
     #: step, t2u reads the loop's hidden states; held to exact by stated tolerances,
     #: docs/performance.md); ``auto``: fast on CUDA, and on CPU in float32 (measured faster end to
     #: end there, docs/performance.md); exact on CPU in a reduced precision, where the stages run
@@ -45,18 +45,18 @@ class ModelSettings(BaseModel):
     #: 76 MB a slot, 152 in float32). None: 64 on CUDA, 16 on CPU (whose batches are small)
     decode_slots: int | None = Field(None, ge=1, le=4096)
     #: on CUDA, the fast runner's decode step as CUDA graphs, one per row bucket (1, 2, 4 ...
-    #: ``decode_slots``), captured at load (model/decode_graphs.py): a step is one graph launch
+    #: ``decode_slots``), captured at load (model/decode/graphs.py): a step is one graph launch
     #: instead of hundreds of kernel launches from Python; off: the same step eagerly. No effect
     #: on other devices
     decode_graphs: bool = True
     #: on CUDA, every other stage's static path as CUDA graphs too, one per bucket, captured during
-    #: the warm-up (model/graphs.py: the speech encoder, the decode's admission, text-to-unit's
+    #: the warm-up (model/capture.py: the speech encoder, the decode's admission, text-to-unit's
     #: and the vocoder's two parts each; issue 88); off: those run eagerly on the same shapes (the
     #: decode step stays ``decode_graphs``'). No effect on other devices
     stage_graphs: bool = True
     #: with the steps core (``engine.core``), the jobs whose rows ended are finished (text-to-unit,
     #: the vocoder, word timings) on a thread of their own, on CUDA on a stream of its own, while
-    #: the decode goes on with the other rows (model/finish_stage.py); off: inside the decode's
+    #: the decode goes on with the other rows (model/finish/stage.py); off: inside the decode's
     #: turn, every other row waiting for it. None (the default): on CUDA only (on the 2-core CPU
     #: it measured no faster: docs/performance.md)
     finish_thread: bool | None = None
@@ -64,10 +64,10 @@ class ModelSettings(BaseModel):
     #: when this directory exists; without it, language detection answers FAILED_PRECONDITION
     #: and everything else works. None: never load one.
     lid_path: Path | None = DEFAULT_LID_DIR
-    #: every stage's lengths padded up to buckets so that shapes repeat (model/shapes.py; issue 88):
+    #: every stage's lengths padded up to buckets so that shapes repeat (model/stages/shapes.py; issue 88):
     #: the encoder's frames (and, on the fast runner's static path, its rows), t2u's text,
     #: characters and units, the vocoder's units and frames; the masks make the padding invisible
-    #: (parity: tests/model/test_frame_buckets.py). On CUDA a new shape costs a kernel selection and
+    #: (parity: tests/model/stages/test_frame_buckets.py). On CUDA a new shape costs a kernel selection and
     #: a cuDNN plan on the request that meets it (4.7x a warm segment, measured on an H200). None:
     #: on, except where the stages run each row alone to equal ``generate`` (CPU in a reduced
     #: precision: ``SeamlessStages.exact_rows``); false: lengths as they come

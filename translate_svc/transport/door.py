@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from translate_svc.cluster.store import ClusterStore
-from translate_svc.jobs.runner import JobRunner
+from translate_svc.jobs.worker import JobWorker
 from translate_svc.recordings.service import Recordings
 from translate_svc.session.manager import SessionManager
 from translate_svc.settings import Settings
@@ -36,7 +36,7 @@ class DoorContext:
     #: the sessions' recordings, served by the recordings API (None: ``recordings.dir`` unset)
     recordings: Recordings | None = None
     #: background jobs, served by the jobs API (None: ``jobs.dir`` unset)
-    jobs: JobRunner | None = None
+    jobs: JobWorker | None = None
 
 
 class Door(Protocol):

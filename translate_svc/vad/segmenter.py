@@ -92,7 +92,7 @@ class SegmenterConfig:
 
     The server's defaults are this type (``Settings.vad``, filled from ``TRANSLATE_SVC_VAD__*``
     by pydantic, which calls ``__post_init__``), and a stream's overrides are
-    ``dataclasses.replace(defaults, **overrides)`` (``transport/convert.py``), so every instance
+    ``dataclasses.replace(defaults, **overrides)`` (``transport/grpc/convert.py``), so every instance
     that exists is valid. Defaults equal silero-vad's ``get_speech_timestamps`` defaults, plus a
     segment length cap. Immutable, so one instance is shared by any number of streams.
     """

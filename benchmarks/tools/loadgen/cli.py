@@ -158,7 +158,7 @@ def main(
     if vad_threshold is not None and not 0 < vad_threshold < 1:
         raise typer.BadParameter("must be in (0, 1)", param_hint="--vad-threshold")
     if target is None and model.resolve() == TEST_MODEL and not (model / "config.json").is_file():
-        from translate_svc.model.test_checkpoint import build_test_checkpoint
+        from translate_svc.model.testing.checkpoint import build_test_checkpoint
 
         logger.info("building the test checkpoint in %s", model)
         build_test_checkpoint(model)

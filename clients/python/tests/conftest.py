@@ -56,7 +56,7 @@ def _wait_ready(ready: Path, proc: subprocess.Popen[bytes], log: Path) -> dict[s
 
 def launch(settings: dict[str, str] | None = None, *, stable: bool = False) -> Server:
     """Start ``translate-svc serve`` of this checkout on loopback port 0 with the test checkpoint
-    (``stable``: the made-up stable translator of model/stable.py over it, which loads in
+    (``stable``: the made-up stable translator of model/testing/stable.py over it, which loads in
     milliseconds), ``settings`` as ``TRANSLATE_SVC_`` environment variables (e.g.
     ``{"LIMITS__IDLE_TIMEOUT_S": "1"}``). Returns at once: ``ready`` waits for it, so that a module
     starts its servers side by side."""

@@ -5,7 +5,7 @@ gets the backlog first, marked and as text; a refused listen raises the server's
 message, and the client command's ``listen`` exits 4 saying so.
 
 The client only (no server module, none of the repository's tests/ helpers): one ``translate-svc
-serve`` process of this checkout (conftest.py) with the stable translator (model/stable.py: every
+serve`` process of this checkout (conftest.py) with the stable translator (model/testing/stable.py: every
 segment has words and speech) and a tokens file. Nothing here reads the words.
 """
 

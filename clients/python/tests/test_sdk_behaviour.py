@@ -8,7 +8,7 @@ error details (RetryInfo, request id) and text with a glossary entry.
 The client only: no server module and none of the repository's tests/ helpers (they import the
 server). Its servers are ``translate-svc serve`` processes of this checkout (conftest.py), started
 side by side once for the module; those whose model output does not matter here run the stable
-translator (model/stable.py), which loads in milliseconds. The assertions follow the repository's
+translator (model/testing/stable.py), which loads in milliseconds. The assertions follow the repository's
 own SDK tests (tests/client/test_sdk_against_servers.py, test_stream_endings.py,
 test_lasting_stream.py, test_retarget.py, test_streaming.py, test_glossary_paths.py); nothing here
 reads what the random-weight model says, except the glossary entry's own words.

@@ -1,6 +1,6 @@
 """Rooms (issue 47) on a real server: one speaker, many listeners over gRPC, each in a language.
 
-The server runs the stable test translator (model/stable.py), so every segment has words and
+The server runs the stable test translator (model/testing/stable.py), so every segment has words and
 speech; what is asserted is structure (ids, spans, languages, counts), never words. Delivery "on
 time" is asserted with the server's counters: the reading listeners had nothing dropped, the
 speaker was never held, while a listener that never reads lost its oldest output and holds at most

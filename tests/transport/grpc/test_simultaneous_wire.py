@@ -1,5 +1,5 @@
 """Simultaneous mode end to end (issue 33): a real server on the stable translator
-(model/stable.py: exact, known commit points) and the SDK streaming speech with ``simultaneous``
+(model/testing/stable.py: exact, known commit points) and the SDK streaming speech with ``simultaneous``
 on: commits come before their segment's result, their texts joined are its text, their speech
 chunks back to back are its speech, and the result says ``speech_in_commits`` (a segment that
 closed before any word was agreed on comes as in segment mode, without commits). Off: no commit.
@@ -28,7 +28,7 @@ from translate_svc.client import (
     TranslateError,
 )
 from translate_svc.client_cli.decode import load_pcm16k
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(20)]
 

@@ -231,7 +231,7 @@ async def test_a_wav_container_gives_the_same_segments_as_raw_pcm(live: LiveServ
 async def test_health_is_not_serving_until_the_model_is_warm(test_model_dir: Path) -> None:
     from translate_svc.app import build
     from translate_svc.model.runner import SeamlessRunner
-    from translate_svc.model.seamless import SeamlessStages
+    from translate_svc.model.stages.seamless import SeamlessStages
     from translate_svc.transport.host import TranslateServer
 
     release = threading.Event()

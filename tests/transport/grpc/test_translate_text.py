@@ -23,7 +23,7 @@ from tests.support.speech import jfk_16k
 from tests.support.term_reference import server_cap
 from tests.support.tokens import bearer
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.model.terms import KEEP_WEIGHT
+from translate_svc.model.stages.terms import KEEP_WEIGHT
 from translate_svc.wire.pcm import pcm16_to_float
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]

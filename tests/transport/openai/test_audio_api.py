@@ -33,7 +33,7 @@ from openai import AsyncOpenAI
 from tests.support.fake_runner import FakeRunner
 from tests.support.live_server import LiveServer, make_settings, serving
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.engine.requests import ModelInput, ModelOutput
+from translate_svc.model_api.requests import ModelInput, ModelOutput
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(60)]
 

@@ -7,7 +7,7 @@ The server runs the fake runner (tests/support/fake_runner.py): the words matter
 puts in which cell), and the random-weight checkpoint may say nothing at all (DESIGN.md, pitfall
 19); the model's own path over WebRTC is tests/transport/openai/test_webrtc.py's. The fake runner commits
 nothing before a segment ends (its segments come as in segment mode); a second case runs the
-stable translator (model/stable.py), whose commits come while speech is open (simultaneous mode,
+stable translator (model/testing/stable.py), whose commits come while speech is open (simultaneous mode,
 the door's default), and checks that the page shows the committed text as it grows and that each
 target's track carries speech before the segment's result comes.
 
@@ -33,7 +33,7 @@ from tests.support.browser import chromium
 from tests.support.fake_runner import FakeRunner
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.speech import speech_pcm16
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(25)]
 

@@ -7,7 +7,7 @@ wrong key are refused before the upgrade. The handshake's details as a plain cli
 ``realtime`` selected, the key never echoed nor logged, each refusal before the upgrade with its
 status and OpenAI-shaped body.
 
-The server runs the stable test translator (model/stable.py): its words and speech come for every
+The server runs the stable test translator (model/testing/stable.py): its words and speech come for every
 segment (the random-weight checkpoint may say nothing, DESIGN.md pitfall 19). Chromium: Debian's
 ``chromium-headless-shell`` through Playwright's ``executable_path`` (``make chromium``); Node 22 and
 the ``openai`` npm package: ``make node`` (``.node/``).
@@ -36,7 +36,7 @@ from tests.support.browser import chromium
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.paths import REPO
 from tests.support.speech import speech_pcm16
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 from translate_svc.observability import metrics
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]

@@ -9,7 +9,7 @@ deadline and then closes with 1012 (service restart); muted for six idle timeout
 session and its speech after the unmute is translated; a peer that stops answering pings is still
 ended within the idle timeout.
 
-The server runs the stable test translator (model/stable.py): words and speech for every segment.
+The server runs the stable test translator (model/testing/stable.py): words and speech for every segment.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from websockets.typing import Subprotocol
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 from translate_svc.observability import metrics
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(75)]

@@ -20,7 +20,7 @@ from openai import AsyncOpenAI
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(40)]
 

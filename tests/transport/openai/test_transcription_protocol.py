@@ -26,6 +26,7 @@ from translate_svc.session.events import (
     Updated,
 )
 from translate_svc.settings import LimitsSettings
+from translate_svc.transport.openai.asr_options import TurnDetection, boost_terms
 from translate_svc.transport.openai.protocol import RESTART_CLOSE_CODE
 from translate_svc.transport.openai.transcription import (
     COMMITTED,
@@ -38,8 +39,6 @@ from translate_svc.transport.openai.transcription import (
 from translate_svc.transport.openai.transcription_config import (
     ParamError,
     TranscriptionSettings,
-    TurnDetection,
-    boost_terms,
     stream_config,
     update_beta,
     update_ga,

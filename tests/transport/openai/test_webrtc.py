@@ -18,7 +18,7 @@ import pytest_asyncio
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.speech import speech_pcm16
 from tests.support.webrtc_peer import Call
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(30)]
 

@@ -369,7 +369,7 @@ async def test_screen_offer_keeps_the_callers_and_allowed_candidates_up_to_the_c
     ``a=end-of-candidates`` dropped once a candidate was (the client's checks then find it)."""
     from ipaddress import ip_network
 
-    from translate_svc.transport.openai.webrtc import screen_offer
+    from translate_svc.transport.openai.webrtc_offer import screen_offer
 
     def section(kind: str, direction: str, *candidates: str) -> list[str]:
         lines = [f"m={kind} 9 UDP/TLS/RTP/SAVPF 111", f"a={direction}"]

@@ -224,9 +224,9 @@ def test_an_older_servers_uncompressed_resume_is_still_read() -> None:
 
 
 def test_a_transcription_session_takes_boost_terms_beside_its_prompt_and_refuses_the_others() -> None:
+    from translate_svc.transport.openai.asr_options import TurnDetection
     from translate_svc.transport.openai.transcription_config import (
         TranscriptionSettings,
-        TurnDetection,
         stream_config,
         update_beta,
         update_ga,

@@ -43,7 +43,7 @@ from tests.support.speech import speech_pcm16
 from tests.support.waiting import eventually
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
-from translate_svc.model.stable import SPEECH_S
+from translate_svc.model.testing.stable import SPEECH_S
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(60)]
 

@@ -33,7 +33,7 @@ from tests.support.phone_carriers import (
 )
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 from translate_svc.settings import RoomSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]

@@ -31,7 +31,7 @@ from tests.support.phone_carriers import (
 from tests.support.phone_lag import CLOSE_SILENCE_MS, LAG_TOLERANCE_S, carrier_lags, p50_and_max_ms, segment_ends
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.model.stable import SPEECH_S, StableTranslator
+from translate_svc.model.testing.stable import SPEECH_S, StableTranslator
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(40)]
 

@@ -5,7 +5,7 @@ and its analyser hears them); a second page, on a phone's screen, joins after th
 the backlog. Then the demo page publishes into a room from its (fake) microphone, shows the QR code
 of the room's page, and a listen page opened at the demo's link hears it.
 
-The server runs the stable test translator (model/stable.py): segments have words and speech; what
+The server runs the stable test translator (model/testing/stable.py): segments have words and speech; what
 is asserted is structure (counts, ids, non-empty texts, samples), never words.
 """
 

@@ -2,7 +2,7 @@
 (aiohttp's and the ``websockets`` library's), publishing from the OpenAI-compatible door, and who
 may do which.
 
-The server runs the stable test translator (model/stable.py): every segment has words and speech,
+The server runs the stable test translator (model/testing/stable.py): every segment has words and speech,
 and what is asserted is structure (ids, spans, languages, counts, sample counts), never words. The
 wire is the one docs/rooms.md "Listening over a WebSocket" publishes; a listener "on time" is read
 from the server's counters (nothing dropped for a reader; a non-reader bounded and told).

@@ -21,7 +21,7 @@ from tests.support.phone_carriers import AccessLines, access_lines, calls_ended,
 from tests.support.sip_peers import ACK, G729, need, scenario, sipp, write_rtp_pcap
 from tests.support.speech import speech_pcm16
 from tests.support.waiting import until
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 from translate_svc.transport.sip.door import SipDoor
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.slow(60)]

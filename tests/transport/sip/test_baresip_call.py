@@ -15,7 +15,7 @@ import soundfile as sf
 from tests.support.live_server import make_settings, serving
 from tests.support.phone_carriers import AccessLines, access_lines, calls_ended
 from tests.support.sip_peers import baresip_call, speech_energy, speech_wav
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.slow(60)]
 

@@ -15,7 +15,7 @@ import pytest
 from tests.support.live_server import make_settings, serving
 from tests.support.phone_carriers import AccessLines, access_lines, calls_ended
 from tests.support.sip_peers import need, scenario, sipp
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 from translate_svc.transport.tokens.sip import sip_password
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.slow(60)]

@@ -27,7 +27,7 @@ from tests.support.attacks import sip as attacks
 from tests.support.attacks.sip_peer import RtpSocket, SipPeer, offer
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.phone_carriers import calls_ended
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 from translate_svc.transport.tokens.sip import sip_password
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(90)]

@@ -15,7 +15,7 @@ from tests.support.live_server import make_settings, serving
 from tests.support.phone_carriers import AccessLines, access_lines, calls_ended, ulaw_bytes
 from tests.support.sip_peers import need, pcap_call, write_rtp_pcap
 from tests.support.speech import speech_pcm16
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(60)]
 

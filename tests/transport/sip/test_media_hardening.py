@@ -32,7 +32,7 @@ from tests.support.attacks.sip_peer import RtpSocket, SipPeer, offer, rtp_packet
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.phone_carriers import AccessLines, access_lines, calls_ended
 from tests.support.waiting import eventually
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 from translate_svc.transport.sip.media import RTP_PACKETS_PER_S
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(90)]

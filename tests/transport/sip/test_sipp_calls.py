@@ -31,7 +31,7 @@ from tests.support.sip_peers import (
     write_rtp_pcap,
 )
 from tests.support.speech import speech_pcm16
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(90)]
 

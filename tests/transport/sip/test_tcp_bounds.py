@@ -21,7 +21,7 @@ from tests.support.proc import free_port
 from tests.support.server_process import ServerProcess
 from tests.support.sip_peers import need, pcap_call, write_rtp_pcap
 from tests.support.speech import speech_pcm16
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 from translate_svc.transport.sip.door import SipDoor
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(120)]

@@ -18,7 +18,7 @@ import trustme
 from tests.support.live_server import make_settings, serving
 from tests.support.phone_carriers import AccessLines, access_lines, calls_ended
 from tests.support.sip_peers import baresip_call, heard_energy, speech_wav
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 from translate_svc.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(60)]  # (async tests: asyncio_mode is auto)

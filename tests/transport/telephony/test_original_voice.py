@@ -30,7 +30,7 @@ from tests.support.phone_carriers import (
     ulaw_decode,
 )
 from tests.support.speech import speech_pcm16
-from translate_svc.model.stable import SPEECH_S, StableTranslator
+from translate_svc.model.testing.stable import SPEECH_S, StableTranslator
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="function"), pytest.mark.slow(60)]
 

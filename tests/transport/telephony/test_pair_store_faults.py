@@ -28,7 +28,7 @@ from tests.support.phone_carriers import (
 from tests.support.phone_pairs import held_until_closed
 from tests.support.speech import speech_pcm16
 from tests.support.switchable_store import SwitchableStore
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="function"), pytest.mark.slow(40)]
 

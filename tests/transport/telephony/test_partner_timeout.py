@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from tests.support.live_server import serving
 from tests.support.phone_carriers import AccessLines, FakeTwilio, access_lines, calls_ended, phone_settings, phone_url
 from tests.support.phone_pairs import held_until_closed
-from translate_svc.model.stable import StableTranslator
+from translate_svc.model.testing.stable import StableTranslator
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="function"), pytest.mark.slow(20)]
 

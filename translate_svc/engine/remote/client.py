@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from translate_svc import framing
-from translate_svc.engine.jobs import EngineStats, JobResult
 from translate_svc.engine.remote import wire
-from translate_svc.engine.requests import ModelInput
+from translate_svc.engine.results import EngineResult, EngineStats
 from translate_svc.errors import NotReady, Overloaded
+from translate_svc.model_api.requests import ModelInput
 from translate_svc.types import ModelCard
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class RemoteEngine:
         self._card: ModelCard | None = None
         self._state = wire.State(False, 0, 0, 1, 0)
         self._state_changed = asyncio.Event()
-        self._jobs: dict[int, tuple[str, asyncio.Future[JobResult]]] = {}  # until its terminal reply
+        self._jobs: dict[int, tuple[str, asyncio.Future[EngineResult]]] = {}  # until its terminal reply
         self._out: dict[str, int] = {}  # joined owners: their final jobs not answered yet
         self._ids = itertools.count()
         self._idle = asyncio.Event()
@@ -116,7 +116,7 @@ class RemoteEngine:
             self._channel.send(wire.Leave(owner) if joined else wire.Abort(owner))
         self._cancel_local(owner)
 
-    def submit(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult]:
+    def submit(self, owner: str, item: ModelInput) -> asyncio.Future[EngineResult]:
         if not self.healthy:
             raise NotReady(ENGINE_GONE if self._channel is not None else "the engine is not connected yet")
         within_share = self._out.get(owner, self._state.share) < self._state.share
@@ -127,7 +127,7 @@ class RemoteEngine:
             )
         return self._send(owner, item, droppable=False)
 
-    def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[JobResult] | None:
+    def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[EngineResult] | None:
         if not self.healthy or self._state.queued >= self._state.max_queued:
             return None
         return self._send(owner, item, droppable=True)
@@ -149,10 +149,10 @@ class RemoteEngine:
 
     # -- the wire ---------------------------------------------------------------------------------------
 
-    def _send(self, owner: str, item: ModelInput, *, droppable: bool) -> asyncio.Future[JobResult]:
+    def _send(self, owner: str, item: ModelInput, *, droppable: bool) -> asyncio.Future[EngineResult]:
         assert self._channel is not None
         job = next(self._ids)
-        fut: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[EngineResult] = asyncio.get_running_loop().create_future()
         self._jobs[job] = (owner, fut)
         if not droppable and owner in self._out:
             self._out[owner] += 1
@@ -162,16 +162,16 @@ class RemoteEngine:
         self._channel.send(wire.submit_of(job, owner, item, droppable=droppable))
         return fut
 
-    def _answered(self, owner: str, fut: asyncio.Future[JobResult]) -> None:
+    def _answered(self, owner: str, fut: asyncio.Future[EngineResult]) -> None:
         if owner in self._out:
             self._out[owner] -= 1
 
-    def _cancelled(self, job: int, fut: asyncio.Future[JobResult]) -> None:
+    def _cancelled(self, job: int, fut: asyncio.Future[EngineResult]) -> None:
         channel = self._channel
         if fut.cancelled() and job in self._jobs and channel is not None and not channel.closing:
             channel.send(wire.Cancel(job))  # the engine answers Gone (or the result, if it ran)
 
-    def _finish(self, job: int) -> asyncio.Future[JobResult] | None:
+    def _finish(self, job: int) -> asyncio.Future[EngineResult] | None:
         entry = self._jobs.pop(job, None)
         if not self._jobs:
             self._idle.set()

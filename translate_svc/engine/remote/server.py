@@ -21,8 +21,8 @@ from pathlib import Path
 
 from translate_svc import framing
 from translate_svc.engine.engine import TranslationEngine
-from translate_svc.engine.jobs import JobResult
 from translate_svc.engine.remote import wire
+from translate_svc.engine.results import EngineResult
 from translate_svc.errors import NotReady, Overloaded
 
 logger = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class _Peer:
         self.server = server
         self.channel = channel
         self.name = name
-        self.jobs: dict[int, asyncio.Future[JobResult]] = {}
+        self.jobs: dict[int, asyncio.Future[EngineResult]] = {}
         self.owners: set[str] = set()  # its sessions that joined
 
     def send(self, message: wire.ToWorker) -> None:
@@ -172,7 +172,7 @@ class _Peer:
         self.send(wire.Refused(job, reason, message, retry_after_ms))
         self.send(self.server.state())
 
-    def _done(self, job: int, fut: asyncio.Future[JobResult]) -> None:
+    def _done(self, job: int, fut: asyncio.Future[EngineResult]) -> None:
         self.jobs.pop(job, None)
         if fut.cancelled():
             self.send(wire.Gone(job))

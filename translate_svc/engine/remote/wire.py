@@ -2,7 +2,7 @@
 
 Every message is a msgspec ``Struct`` (a tagged union, encoded as a MessagePack array); a frame is
 a 4-byte big-endian length and the encoded message. A job and its output are the engine's own job
-vocabulary (engine/requests.py: ``Submit.item`` is the ``ModelInput``, ``Result.output`` the
+vocabulary (model_api/requests.py: ``Submit.item`` is the ``ModelInput``, ``Result.output`` the
 ``ModelOutput``), carried as they are, so a field added there crosses without a word here
 (tests/engine/test_wire_vocabulary.py holds it). Numpy arrays travel as a MessagePack extension:
 their dtype, shape and raw little-endian bytes, so one segment is one frame and one copy on each
@@ -24,9 +24,9 @@ import msgspec
 import numpy as np
 
 from translate_svc import framing
-from translate_svc.engine.jobs import JobResult
-from translate_svc.engine.requests import ModelInput, ModelOutput
+from translate_svc.engine.results import EngineResult
 from translate_svc.framing import FrameError as FrameError  # the engine's side and a worker's catch it
+from translate_svc.model_api.requests import ModelInput, ModelOutput
 from translate_svc.types import ModelCard, SegmentError, TraceRef
 
 #: a frame larger than this is a broken peer, not a segment (a 60 s segment is 3.8 MB of samples)
@@ -46,7 +46,7 @@ class Hello(msgspec.Struct, tag="hello", array_like=True):
 
 
 class Submit(msgspec.Struct, tag="submit", array_like=True):
-    """A job: the engine's own ``ModelInput`` (engine/requests.py), carried as it is."""
+    """A job: the engine's own ``ModelInput`` (model_api/requests.py), carried as it is."""
 
     job: int
     owner: str
@@ -95,7 +95,7 @@ class Welcome(msgspec.Struct, tag="welcome", array_like=True):
 
 
 class Result(msgspec.Struct, tag="result", array_like=True):
-    """A job's ``JobResult``: its ``ModelOutput`` carried as it is; the batch's span as 32 + 16 hex
+    """A job's ``EngineResult``: its ``ModelOutput`` carried as it is; the batch's span as 32 + 16 hex
     digits (a trace id is 128 bits: more than a MessagePack integer holds), empty for none."""
 
     job: int
@@ -105,7 +105,7 @@ class Result(msgspec.Struct, tag="result", array_like=True):
     model_ms: float
     batch_size: int
     batch_trace: str = ""
-    #: ``JobResult.optional_ms``, ``optional_batches``: a final's wait behind optional work
+    #: ``EngineResult.optional_ms``, ``optional_batches``: a final's wait behind optional work
     optional_ms: float = 0.0
     optional_batches: int = 0
 
@@ -192,7 +192,7 @@ def model_input(m: Submit) -> ModelInput:
     return m.item
 
 
-def result_of(job: int, r: JobResult) -> Result:
+def result_of(job: int, r: EngineResult) -> Result:
     return Result(
         job,
         r.output,
@@ -206,8 +206,8 @@ def result_of(job: int, r: JobResult) -> Result:
     )
 
 
-def job_result(m: Result) -> JobResult:
-    return JobResult(
+def job_result(m: Result) -> EngineResult:
+    return EngineResult(
         m.output,
         m.error,
         m.queue_ms,

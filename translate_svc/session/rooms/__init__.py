@@ -11,7 +11,7 @@ A participant who speaks and listens is not sent its own speech, nor does its ow
 target to its own stream.
 
 Every final result and caption a speaker's stream makes is published (``Speaker.output``, called by
-its ``JobTracker`` as the result goes out in order) to the listeners of each language it carries,
+its ``SegmentTracker`` as the result goes out in order) to the listeners of each language it carries,
 cut down to that language (a ``RoomOutput``): the same segment ids and spans as the speaker's own
 stream. Final results of the last ``backlog_s`` seconds are kept per language, as text, bounded per
 room and per tenant (``backlog.py``); a listener who joins gets them at once, then live output. Each
@@ -39,6 +39,8 @@ pyproject.toml keeps it so, and another keeps this package free of drivers and d
 - ``link.py``: a room across processes, through the cluster store; ``config.py``: ``RoomConfig``
   and its one mapping from ``RoomSettings``; ``checks.py``: room names, participant ids, a
   speaker's config;
+- ``readers.py``: what this process reads of a room from the others (its output in a language
+  while a listener here hears it), for the link;
 - ``outbox.py``: a party's store calls, in order, never awaited; ``wire.py``: a room's output as
   the store carries it; ``backlog.py``: the text backlog and its bounds;
 - ``listener.py``: a listener's events (``RoomOutput``, ``ListenStarted``, ...) and bounded queue.

@@ -10,8 +10,9 @@ one process); the store carries a room between processes, for each job one primi
   ``backlog_max_entries``): a process with listeners in that language reads it (blocking reads
   from the last id it read: nothing missed, nothing twice) and hands what another process
   appended to its listeners, as a local speaker's (``Room.deliver``); the stream is the backlog a
-  process seeds its own from when its first listener of that language joins. Speech goes as
-  Opus, only while some other process listens in that language (``wire.py``);
+  process seeds its own from when its first listener of that language joins (the reading is
+  ``readers.py``'s). Speech goes as Opus, only while some other process listens in that language
+  (``wire.py``);
 - **live captions**: published on ``room/<tenant>/<name>/captions/<language>`` (droppable);
 - **language demand**: every listener is a member of ``room/<tenant>/<name>/ears`` (its language
   and participant); a process with a speaker in the room watches the group and retargets it;
@@ -48,47 +49,34 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from translate_svc.cluster.store import FIRST, ClusterStore, Inbox, StoreState, StoreUnavailable, entry_ms, id_key
+from translate_svc.cluster.store import ClusterStore, Inbox, StoreState, StoreUnavailable
 from translate_svc.cluster.watch import Quiet
-from translate_svc.errors import ErrorCode, InvalidInput, Overloaded, ServiceError
+from translate_svc.errors import ServiceError
 from translate_svc.session.rooms import wire as room_wire
 from translate_svc.session.rooms.listener import RoomOutput
 from translate_svc.session.rooms.outbox import Op, Outbox
+from translate_svc.session.rooms.readers import RETRY_S, ReadRoom, RoomReaders
 
 if TYPE_CHECKING:
-    from translate_svc.session.rooms.backlog import RoomBacklog
     from translate_svc.session.tenants.tenant import Tenant
 
 
-class Room(Protocol):
+class Room(ReadRoom, Protocol):
     """What the link reads and sets of a room (``room.Room``): a Protocol, so that ``room.py``
-    and ``registry.py`` import this module and not the other way round."""
+    and ``registry.py`` import this module and not the other way round. What its readers read and
+    set of it is ``readers.ReadRoom``'s."""
 
     tenant: Tenant
     name: str
-    backlog: RoomBacklog
-    #: listeners on other processes (language, participant), speakers there (id, participant,
-    #: from which segment each language is on), as the cluster store last said
+    #: listeners on other processes (language, participant), as the cluster store last said
     remote_ears: list[tuple[str, str]]
-    remote_speakers: list[tuple[str, str, dict[str, int]]]
 
     @property
     def speakers(self) -> Mapping[str, Speaker]: ...
 
-    @property
-    def listeners(self) -> Mapping[str, Collection[object]]: ...
-
     def remote_languages(self) -> set[str]: ...
 
     def resync_speakers(self) -> None: ...
-
-    def deliver(
-        self, language: str, out: RoomOutput, participant: str, *, final: bool, now: float, remote: bool = False
-    ) -> None: ...
-
-    def store_lost(self, language: str, error: ServiceError) -> None: ...
-
-    def refused(self, language: str, members: Collection[str], error: ServiceError) -> None: ...
 
 
 class Speaker(Protocol):
@@ -112,10 +100,6 @@ logger = logging.getLogger(__name__)
 #: a stream of final results keeps at least this long (``backlog_s`` 0: no backlog, but a reader
 #: of another process still needs the entry to be there when it reads)
 LIVE_KEEP_S = 10.0
-#: a blocking read waits this long, then reads again (so a stopped reader is noticed)
-READ_BLOCK_S = 1.0
-#: after the store failed under a reader, it tries again after this long
-RETRY_S = 1.0
 
 
 def _key(room: Room) -> str:
@@ -141,10 +125,7 @@ class RoomLink:
         #: this process among those sharing the store (its own entries it already delivered)
         self.origin = f"{os.getpid()}-{secrets.token_hex(4)}"
         self._keep_s = max(backlog_s, LIVE_KEEP_S)
-        self._backlog_s = backlog_s
         self._max_entries = max_entries
-        self._inbox = inbox
-        self._clock = clock
         self._ids = itertools.count()
         #: store calls of leaving parties (made in order, never awaited by the leaving)
         self._chores = Outbox("leaves")
@@ -152,9 +133,10 @@ class RoomLink:
         self._leaving: set[Outbox] = set()
         #: per room (its key): the task watching its listeners' languages while it has a local speaker
         self._watchers: dict[str, asyncio.Task[None]] = {}
-        #: per (room key, language): the tasks reading its output while it has a local listener
-        self._readers: dict[tuple[str, str], list[asyncio.Task[None]]] = {}
-        self._starting: dict[tuple[str, str], asyncio.Future[None]] = {}
+        #: what this process reads of its rooms from the others (``readers.py``)
+        self._readers = RoomReaders(
+            store, self.origin, backlog_s=backlog_s, max_entries=max_entries, inbox=inbox, clock=clock
+        )
         #: the rooms with a speaker here (their listeners' languages are read again when the store is back)
         self._spoken: dict[str, Room] = {}
         #: parties admitted here alone while the store was lost ("node"), joined once it answers:
@@ -167,9 +149,6 @@ class RoomLink:
         store.on_state(self._state_changed)
         #: per room (its key): the listeners of other processes (member id -> language, participant)
         self._ears: dict[str, dict[str, tuple[str, str]]] = {}
-        #: per (room key, language) read here: listeners a speaker refused in what the reader's start
-        #: read (member id -> the error), for a joiner that started it
-        self._refusals: dict[tuple[str, str], dict[str, ServiceError]] = {}
 
     # -- speakers
 
@@ -286,7 +265,7 @@ class RoomLink:
         relays = [s.relay for room in self._spoken.values() for s in room.speakers.values() if s.relay is not None]
         await asyncio.gather(*(o.drain(timeout_s) for o in (self._chores, *self._leaving, *relays)))
         self._leaving.clear()
-        tasks = [*self._watchers.values(), *(t for group in self._readers.values() for t in group)]
+        tasks = [*self._watchers.values(), *self._readers.tasks()]
         if self._rejoining is not None:
             tasks.append(self._rejoining)
         for task in tasks:
@@ -368,8 +347,8 @@ class RoomLink:
                 for m, v in (await self.store.members(f"{key}/speakers")).items()
                 if not m.startswith(self.origin + "/") and (s := _speaker(v)) is not None
             ]
-            await self._reading(room, language, since)
-            refused = self._refusals.get((key, language), {}).get(member)
+            await self._readers.start(room, key, language, since)
+            refused = self._readers.refusal_of(key, language, member)
             if refused is not None:  # a speaker said so before this process read on
                 raise refused
         except BaseException:
@@ -387,101 +366,9 @@ class RoomLink:
         self.stop_reading(room, language)
 
     def stop_reading(self, room: Room, language: str) -> None:
-        """No listener of ``language`` left here (one has left, or a joiner was refused after its
-        join started the reading): this process stops reading the room's output in it. A reader
-        must not outlive its listeners: keyed by the room's name, it would go on feeding this Room
-        object after the room is gone here, and a later listener of a new Room of that name would
-        find it running and never be fed."""
-        if not room.listeners.get(language):
-            for task in self._readers.pop((_key(room), language), []):
-                task.cancel()
-            self._refusals.pop((_key(room), language), None)
-            room.backlog.forget_remote(language)
-
-    async def _reading(self, room: Room, language: str, since: str | None = None) -> None:
-        """This process reads the room's output in ``language`` (started once: joiners at the same
-        time wait for the one start); ``since``: an entry id, what came after it is delivered live."""
-        at = (_key(room), language)
-        if at in self._readers:
-            return
-        starting = self._starting.get(at)
-        if starting is None:
-            starting = self._starting[at] = asyncio.ensure_future(self._start_reading(room, language, since))
-            starting.add_done_callback(lambda _: self._starting.pop(at, None))
-        await asyncio.shield(starting)
-
-    async def _start_reading(self, room: Room, language: str, since: str | None = None) -> None:
-        """Seed the room's backlog in ``language`` with what other processes appended, then read on
-        (``since``: from that id on, what is there is delivered live, not seeded)."""
-        key = _key(room)
-        stream = f"{key}/out/{language}"
-        inbox = await self.store.subscribe(f"{key}/captions/{language}", limit=self._inbox)
-        try:
-            entries = await self.store.read(stream, FIRST, count=self._max_entries)
-        except BaseException:
-            inbox.close()
-            raise
-        after = entries[-1].id if entries else FIRST
-        if since is not None:
-            entries = [e for e in entries if id_key(e.id) <= id_key(since)]
-            after = since
-        now, wall_ms = self._clock(), time.time() * 1000
-        refusals = self._refusals[(key, language)] = {}
-        for entry in entries:
-            wire, out = room_wire.decode(entry.data)
-            age_s = max(0.0, (wall_ms - entry_ms(entry.id)) / 1000)
-            if wire.origin == self.origin:
-                continue
-            if wire.refused is not None:  # perhaps of a joiner whose presence made a speaker try
-                code, message, members = wire.refused
-                refusals.update(dict.fromkeys(members, refusal(code, message)))
-            elif age_s <= self._backlog_s:
-                room.backlog.keep(language, now - age_s, out, remote=True)
-        loop = asyncio.get_running_loop()
-        self._readers[(key, language)] = [
-            loop.create_task(self._read(room, language, stream, after), name=f"room reader {stream}"),
-            loop.create_task(self._captions(room, language, inbox), name=f"room captions {key}/{language}"),
-        ]
-
-    async def _read(self, room: Room, language: str, stream: str, after: str) -> None:
-        """Deliver what other processes append. The store lost under it: the listeners here are
-        ended, saying why, unless every speaker of the room is here and none elsewhere was ever
-        heard or known (their feed did not break); the reading goes on, for those who come next."""
-        lost = False
-        heard_remote = False
-        while True:
-            try:
-                entries = await self.store.read(stream, after, block_s=READ_BLOCK_S, count=self._max_entries)
-            except StoreUnavailable as e:
-                if not lost:
-                    lost = True
-                    if heard_remote or room.remote_speakers or not room.speakers:
-                        room.store_lost(language, e)
-                await asyncio.sleep(RETRY_S)
-                continue
-            lost = False
-            for entry in entries:
-                after = entry.id
-                wire, out = room_wire.decode(entry.data)
-                if wire.origin == self.origin:
-                    continue
-                heard_remote = True
-                if wire.refused is not None:
-                    code, message, members = wire.refused
-                    room.refused(language, members, refusal(code, message))
-                else:
-                    room.deliver(language, out, wire.participant, final=True, now=self._clock(), remote=True)
-
-    async def _captions(self, room: Room, language: str, inbox: Inbox) -> None:
-        try:
-            async for data in inbox:
-                wire, out = room_wire.decode(data)
-                if wire.origin != self.origin:
-                    room.deliver(language, out, wire.participant, final=False, now=self._clock(), remote=True)
-        except StoreUnavailable:
-            return  # captions are droppable; the final results' reader tells the listeners
-        finally:
-            inbox.close()
+        """No listener of ``language`` left here: this process stops reading the room's output in
+        it (``RoomReaders.stop`` says why a reader must not outlive its listeners)."""
+        self._readers.stop(room, _key(room), language)
 
     # -- the store lost, and back
 
@@ -557,18 +444,6 @@ def refused(error: StoreUnavailable, what: str) -> StoreUnavailable:
         f"{what} the room again shortly (cluster.on_redis_loss=refuse)",
         retry_after_ms=error.retry_after_ms,
     )
-
-
-#: a speaker's refusal of a language, as the store carries it (its ``ErrorCode``) -> its error
-_REFUSALS: dict[str, type[ServiceError]] = {
-    ErrorCode.INVALID_ARGUMENT.value: InvalidInput,
-    ErrorCode.RESOURCE_EXHAUSTED.value: Overloaded,
-}
-
-
-def refusal(code: str, message: str) -> ServiceError:
-    """The error a listener is refused with when a speaker of another process refused (``refuse``)."""
-    return _REFUSALS.get(code, InvalidInput)(message)
 
 
 def _announce(speaker: Speaker) -> bytes:

@@ -4,7 +4,7 @@ a job's spec checked against the model and the limits, its creation under the te
 ``jobs/intake.py``'s ``job_caps``), each checked by the store with the change it counts (issue
 87), its audio received in parts (each a file, received whole before it is appended) and queued
 once whole and checked, or, with an https URL the fetch rules take, queued at once with its URL
-(the runner's fetch stage fetches it: ``jobs/intake.py``), its status, cancel, deletion and
+(the worker's fetch stage fetches it: ``jobs/intake.py``), its status, cancel, deletion and
 results. Every refusal is a ``ServiceError`` naming what to change. Event loop only."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 from translate_svc.errors import Conflict, InvalidInput
 from translate_svc.jobs.intake import check_url, job_caps, over_cap
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
-from translate_svc.jobs.reader import probe
-from translate_svc.jobs.runner import JobRunner
+from translate_svc.jobs.reader import probe_upload
 from translate_svc.jobs.store import TenantFull
 from translate_svc.jobs.tracks import TRACK_WIDTH
+from translate_svc.jobs.worker import JobWorker
 from translate_svc.session import ear as ears
 from translate_svc.session import task as checks
 from translate_svc.session.manager import SessionManager
@@ -36,23 +36,23 @@ MAX_WAIT_S = 60.0
 class JobDesk:
     """The jobs of one process, as both ports serve them."""
 
-    def __init__(self, sessions: SessionManager, runner: JobRunner | None) -> None:
+    def __init__(self, sessions: SessionManager, worker: JobWorker | None) -> None:
         self._m = sessions
-        self._runner = runner
+        self._worker = worker
 
     @property
     def on(self) -> bool:
-        return self._runner is not None
+        return self._worker is not None
 
     @property
-    def jobs(self) -> JobRunner:
-        if self._runner is None:
+    def jobs(self) -> JobWorker:
+        if self._worker is None:
             raise InvalidInput(OFF)
-        return self._runner
+        return self._worker
 
     @property
     def fetch_checks(self) -> dict[str, object]:
-        """A test's fetch checks (``allowed=``, ``ssl_context=``), the runner's: it fetches URL jobs."""
+        """A test's fetch checks (``allowed=``, ``ssl_context=``), the worker's: it fetches URL jobs."""
         return self.jobs.fetch_checks
 
     @fetch_checks.setter
@@ -60,7 +60,7 @@ class JobDesk:
         self.jobs.fetch_checks = checks
 
     async def stop(self) -> None:
-        """Nothing of the desk's own runs: a URL job's fetch is the runner's (stopped with it)."""
+        """Nothing of the desk's own runs: a URL job's fetch is the worker's (stopped with it)."""
 
     def spec(self, request: JobRequest) -> JobSpec:
         """A job's spec, its languages and every option checked now, against the model and the
@@ -105,7 +105,7 @@ class JobDesk:
 
     async def create(self, tenant: Tenant, spec: JobSpec, url: str | None) -> JobStatus:
         """A new job, uploading (its parts next), or queued with ``url`` (checked now by the fetch
-        rules: a URL they refuse makes no job), which the runner that claims it fetches first. A
+        rules: a URL they refuse makes no job), which the worker that claims it fetches first. A
         job with noise suppression or speaker labels of a tenant allowed no ear is refused now
         (PERMISSION_DENIED), as its live streams are."""
         jobs = self.jobs
@@ -177,11 +177,16 @@ class JobDesk:
         return await self._queue(job, tenant)
 
     async def _queue(self, job: JobStatus, tenant: Tenant) -> JobStatus:
-        """Check the whole audio (readable, within ``jobs.max_audio_s``) and the tenant's hours, then queue it."""
+        """Check the whole audio (readable, within ``jobs.max_audio_s``) and the tenant's hours, then
+        queue it; a video's kind noted (its upload is kept once the job is done: issue 90)."""
         jobs = self.jobs
         path = jobs.store.audio_path(job.job_id)
         loop = asyncio.get_running_loop()
-        duration_ms = await loop.run_in_executor(None, probe, path, job.spec.fmt, jobs.settings.max_audio_s)
+        duration_ms, media = await loop.run_in_executor(
+            None, probe_upload, path, job.spec.fmt, jobs.settings.max_audio_s
+        )
+        if media is not None and media.video:
+            await loop.run_in_executor(None, jobs.store.write_media, job.job_id, media.kind.value)
         caps = job_caps(jobs.settings, tenant)
         # its dubbed tracks will be kept too: they must fit what the tenant's jobs may keep
         per_s = job.spec.track_rate * TRACK_WIDTH
@@ -203,7 +208,7 @@ class JobDesk:
 
     async def delete(self, tenant: Tenant, job_id: str) -> None:
         """The job and everything it keeps: at once when it had ended; cancelled, then deleted by
-        the retention sweep (within ``runner.SWEEP_S``), when it had not (its run may be another
+        the retention sweep (within ``worker.SWEEP_S``), when it had not (its run may be another
         process's, which stops within a third of its lease)."""
         jobs = self.jobs
         job = await self.get(tenant, job_id)

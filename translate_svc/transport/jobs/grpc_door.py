@@ -6,7 +6,8 @@ which must come within ``limits.request_read_timeout_s``; ``UploadJobAudio``'s m
 ``jobs.part_timeout_s`` of the last, each at most ``jobs.max_part_bytes`` of audio, each written to
 a file before it is appended. A call that holds on (``GetJob`` with ``wait_ms``, ``UploadJobAudio``,
 ``GetJobResults``) is also one of its tenant's ``limits.http_max_held_requests_per_tenant``, as on
-the HTTP port.
+the HTTP port. ``GetJobResults`` with ``JOB_RESULTS_VIDEO`` sends a done video job's dubbed video
+(issue 90), made as ``GET /v1/jobs/{id}/video`` makes it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -221,16 +223,25 @@ class JobsDoor:
                     job = await self.desk.get(caller.tenant, msg.job_id)
                     store = self.desk.jobs.store
                     chunks: AsyncIterator[bytes]
+                    made: Path | None = None
                     if msg.format == pb.JOB_RESULTS_JSON:
                         chunks = render.json_chunks(store, job)
                     elif msg.format == pb.JOB_RESULTS_DUBBED_WAV:
                         _, chunks = await render.dubbed(store, job, msg.language, self._settings.dub_overflow)
+                    elif msg.format == pb.JOB_RESULTS_VIDEO:
+                        ask = options.video_from_pb(msg.video)
+                        made = (await self.desk.jobs.videos.make(store, job, ask, self._settings.dub_overflow)).path
+                        chunks = render.file_chunks(made)
                     else:
                         kind = "srt" if msg.format == pb.JOB_RESULTS_SRT else "vtt"
                         chunks = _text_chunks(await render.subtitles(store, job, msg.language, kind))
-                    async for chunk in chunks:
-                        for at in range(0, len(chunk), _CHUNK):
-                            yield pb.JobResultsChunk(data=chunk[at : at + _CHUNK])
+                    try:
+                        async for chunk in chunks:
+                            for at in range(0, len(chunk), _CHUNK):
+                                yield pb.JobResultsChunk(data=chunk[at : at + _CHUNK])
+                    finally:
+                        if made is not None:
+                            await render.remove(made)
         except ServiceError as e:
             await _abort(context, e)
 

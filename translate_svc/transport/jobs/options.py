@@ -11,11 +11,13 @@ inert (design pitfall 23). Pure, but for the conversions it shares with the gRPC
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, shown
+from translate_svc.jobs.video import DEFAULT_MIX_GAIN_DB, VideoAsk, VoiceOver
 from translate_svc.transport.grpc.convert import output_options
 from translate_svc.transport.grpc.ear import ear_options
 from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, EarOptions, OutputOptions, Profanity
@@ -40,7 +42,9 @@ KEYS = frozenset(
     }
 )
 FORMAT_KEYS = frozenset({"encoding", "sample_rate_hz", "channels"})
-_ENCODINGS = "container (a WAV, FLAC, OGG or MP3 file), linear16, float32, mulaw or alaw"
+_ENCODINGS = (
+    "container (a WAV, FLAC, OGG or MP3 file, or an MP4, MOV, WebM or MKV video), linear16, float32, mulaw or alaw"
+)
 _GRPC_ENCODINGS = {
     pb.AUDIO_ENCODING_UNSPECIFIED: AudioEncoding.CONTAINER,
     pb.CONTAINER: AudioEncoding.CONTAINER,
@@ -140,6 +144,60 @@ def from_pb(msg: pb.CreateJobRequest) -> JobRequest:
         ear=ear_options(msg, "request"),
         url=msg.url or None,
     )
+
+
+#: the query of ``GET /v1/jobs/{id}/video`` (issue 90)
+VIDEO_KEYS = frozenset({"languages", "original", "mix", "mix_gain_db", "subtitles"})
+_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
+
+
+def video_from_query(query: Mapping[str, str]) -> VideoAsk:
+    """``GET /v1/jobs/{id}/video``'s query: every key known (else 400 naming it), each of its form."""
+    for key in query:
+        if key not in VIDEO_KEYS:
+            raise InvalidInput(
+                f"unknown parameter {shown(key, 40)} of a job's video: it takes {', '.join(sorted(VIDEO_KEYS))}"
+            )
+    languages = tuple(x for x in query.get("languages", "").split(",") if x)
+    if len(languages) > 64 or any(len(x) > 64 for x in languages):
+        raise InvalidInput("languages: at most 64 of the job's targets, comma-separated")
+    mix = query.get("mix", VoiceOver.DUB.value)
+    if mix not in (VoiceOver.DUB.value, VoiceOver.DUCK.value):
+        raise InvalidInput(f"mix is {shown(mix)}: use dub (the dub alone, the default) or duck (the source under it)")
+    try:
+        gain = float(query.get("mix_gain_db", DEFAULT_MIX_GAIN_DB))
+    except ValueError:
+        raise InvalidInput("mix_gain_db: a number of dB (-60..0), the source's level under the dub") from None
+    return VideoAsk(
+        languages=languages,
+        original=_flag(query, "original", False),
+        mix=VoiceOver(mix),
+        mix_gain_db=gain,
+        subtitles=_flag(query, "subtitles", True),
+    )
+
+
+def video_from_pb(msg: pb.VideoOptions) -> VideoAsk:
+    """``GetJobResults``'s ``video`` (with ``JOB_RESULTS_VIDEO``)."""
+    mix = {pb.VOICE_OVER_DUB: VoiceOver.DUB, pb.VOICE_OVER_DUCK: VoiceOver.DUCK}.get(msg.mix)
+    if mix is None:
+        raise InvalidInput("video.mix: VOICE_OVER_DUB or VOICE_OVER_DUCK")
+    return VideoAsk(
+        languages=tuple(msg.languages),
+        original=msg.original,
+        mix=mix,
+        mix_gain_db=msg.mix_gain_db if msg.HasField("mix_gain_db") else DEFAULT_MIX_GAIN_DB,
+        subtitles=not msg.no_subtitles,
+    )
+
+
+def _flag(query: Mapping[str, str], key: str, default: bool) -> bool:
+    value = query.get(key)
+    if value is None:
+        return default
+    if value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    raise InvalidInput(f"{key}: true or false")
 
 
 def _known(doc: dict[str, Any], keys: frozenset[str], where: str) -> None:

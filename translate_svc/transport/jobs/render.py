@@ -1,20 +1,21 @@
 """A job's results as documents, for both ports: its segments as JSON (made a page at a time: a job
 of hours is never one object in memory), subtitles (SRT, WebVTT) per language, and a target's
 dubbed track as WAV (made from its segments' speech as it is sent: ``jobs/dub.py``, a page of
-segments and one segment's speech at a time). Event loop only."""
+segments and one segment's speech at a time), and a file made for the request (a dubbed video:
+``jobs/video.py``), sent, then deleted. Event loop only."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import struct
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from translate_svc.errors import InvalidInput
-from translate_svc.jobs.dub import DubTrack
+from translate_svc.jobs.dub import TrackReader, placements
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.model import JobState, JobStatus
 from translate_svc.jobs.tracks import TRACK_WIDTH
@@ -104,37 +105,19 @@ def _placed_by_samples(seg: dict[str, Any]) -> bool:
 async def _dub_chunks(
     store: JobKeeper, job: JobStatus, language: str, path: Any, length: int, overflow: DubOverflow
 ) -> AsyncIterator[bytes]:
-    """The WAV: its header, then the track ``DubTrack`` makes from the segments, a page of them at a
-    time, each one's speech read from the target's speech file in turn."""
+    """The WAV: its header, then the track ``DubTrack`` makes from the segments (``TrackReader``:
+    the segments' places read a page at a time, then each one's speech from the target's speech
+    file in turn), read on a worker thread a chunk at a time."""
     rate = job.spec.track_rate
     yield wav_header(length * TRACK_WIDTH, rate)
-    track = DubTrack(length, overflow)
+    places = await placements(store, job.job_id, language, rate)
     loop = asyncio.get_running_loop()
-    f = await loop.run_in_executor(None, _open_or_none, path)
+    reader = await loop.run_in_executor(None, TrackReader, path, places, length, overflow)
     try:
-        after = -1
-        while page := await store.segments(job.job_id, after, PAGE):
-            after += len(page)
-            for seg in page:
-                n = next((t["audio_samples"] for t in seg["translations"] if t["target_language"] == language), 0)
-                speech = np.zeros(0, np.int16)
-                if n and f is not None:
-                    data = await loop.run_in_executor(None, f.read, n * TRACK_WIDTH)
-                    speech = np.frombuffer(data[: len(data) - len(data) % TRACK_WIDTH], "<i2")
-                for chunk in track.add(int(seg["start_ms"]) * rate // 1000, speech):
-                    yield chunk
-        for chunk in track.finish():
+        while chunk := await loop.run_in_executor(None, reader.read_bytes, 4 * _FILE_CHUNK):
             yield chunk
     finally:
-        if f is not None:
-            f.close()
-
-
-def _open_or_none(path: Any) -> Any:
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:  # no segment had speech in this language
-        return None
+        await loop.run_in_executor(None, reader.close)
 
 
 async def _file_chunks(path: Any, size: int, rate: int) -> AsyncIterator[bytes]:
@@ -153,6 +136,27 @@ async def _file_chunks(path: Any, size: int, rate: int) -> AsyncIterator[bytes]:
             yield chunk
     finally:
         f.close()
+
+
+async def file_chunks(path: Path) -> AsyncIterator[bytes]:
+    """A file's bytes, a chunk at a time."""
+    loop = asyncio.get_running_loop()
+    f = await loop.run_in_executor(None, open, path, "rb")
+    try:
+        while chunk := await loop.run_in_executor(None, f.read, 4 * _FILE_CHUNK):
+            yield chunk
+    finally:
+        f.close()
+
+
+async def remove(path: Path) -> None:
+    """A file made for a request (a dubbed video), deleted once sent or once the send stopped."""
+    await asyncio.get_running_loop().run_in_executor(None, _unlink, path)
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
 
 
 def wav_header(data_bytes: int, rate: int = MODEL_SAMPLE_RATE) -> bytes:

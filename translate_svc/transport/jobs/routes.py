@@ -3,7 +3,7 @@
 - ``POST /v1/jobs``: a new job from a JSON body (``source_language``, ``target_languages``,
   ``glossaries``, ``format``: ``{encoding, sample_rate_hz, channels}``, and every output and ear
   option a ``Translate`` call takes: ``options.py``; an unknown key is 400 naming it). With ``url``
-  (https): the job is queued at once (202) and the runner that claims it fetches the audio first
+  (https): the job is queued at once (202) and the worker that claims it fetches the audio first
   (``jobs/intake.py``, the shared fetch rules: ``running`` with no ``duration_ms`` yet while it
   fetches); without: 201 and the audio is uploaded in parts:
 - ``PUT /v1/jobs/{id}/audio``: one part, at ``Content-Range: bytes START-END/*`` (or ``?offset=``;
@@ -13,7 +13,10 @@
 - ``GET /v1/jobs/{id}`` (``?wait=S``: until it ends, at most 60 s): its state and progress;
 - ``POST /v1/jobs/{id}/cancel``; ``DELETE /v1/jobs/{id}``: the job and what it keeps;
 - ``GET /v1/jobs/{id}/results`` (``?format=json`` (default), ``srt`` or ``vtt`` with ``language=``);
-- ``GET /v1/jobs/{id}/dubbed/{language}``: a target's dubbed track (WAV).
+- ``GET /v1/jobs/{id}/dubbed/{language}``: a target's dubbed track (WAV);
+- ``GET /v1/jobs/{id}/video`` (``?languages=``, ``original=``, ``mix=dub|duck``, ``mix_gain_db=``,
+  ``subtitles=``): a done video job's dubbed video, in its upload's container (issue 90:
+  ``jobs/video.py``), made to a file first (its ``Content-Length`` known), then sent and deleted.
 
 Each request needs a token with the ``jobs`` permission (issue 87: never implied by ``*``) and
 sees its own tenant's jobs only (another tenant's job is 404). It is admitted as its token's and
@@ -79,6 +82,7 @@ class JobRoutes:
         router.add_get(
             PATH + "/{id}/dubbed/{language}", self._admitted("jobs.dubbed", self._dubbed, held=lambda r: True)
         )
+        router.add_get(PATH + "/{id}/video", self._admitted("jobs.video", self._video, held=lambda r: True))
 
     def _admitted(
         self, method: str, handler: Handler, held: Callable[[web.Request], bool] = lambda r: False
@@ -197,6 +201,15 @@ class JobRoutes:
             self.desk.jobs.store, job, request.match_info["language"], self._settings.dub_overflow
         )
         return await self._stream(request, chunks, "audio/wav", size)
+
+    async def _video(self, request: web.Request, caller: Caller) -> web.StreamResponse:
+        ask = options.video_from_query(request.query)
+        job = await self.desk.get(caller.tenant, request.match_info["id"])
+        made = await self.desk.jobs.videos.make(self.desk.jobs.store, job, ask, self._settings.dub_overflow)
+        try:
+            return await self._stream(request, render.file_chunks(made.path), made.kind.content_type, made.size)
+        finally:
+            await render.remove(made.path)
 
     async def _stream(
         self, request: web.Request, chunks: AsyncIterator[bytes], content_type: str, size: int | None = None

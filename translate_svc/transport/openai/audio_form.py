@@ -29,13 +29,8 @@ from translate_svc.settings import LimitsSettings
 from translate_svc.speakers.cluster import MAX_SPEAKERS
 from translate_svc.transport.calls import SMALL_MESSAGE_BYTES
 from translate_svc.transport.http.site import HTTP_MAX_FIELD_BYTES, HTTP_MAX_HEADERS
-from translate_svc.transport.openai.transcription_config import (
-    ParamError,
-    boost_terms,
-    server_vad,
-    source_or_detect,
-    vad_config,
-)
+from translate_svc.transport.openai.asr_options import boost_terms, server_vad, source_or_detect, vad_config
+from translate_svc.transport.openai.wire import ParamError
 from translate_svc.types import AudioEncoding, AudioFormat, EarOptions, ModelCard, OutputOptions, Profanity
 from translate_svc.vad.segmenter import SegmenterConfig
 

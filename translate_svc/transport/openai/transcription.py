@@ -63,13 +63,13 @@ from translate_svc.session.events import (
 )
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.http.errors import error_type
+from translate_svc.transport.openai.asr_options import TurnDetection
 from translate_svc.transport.openai.audio_formats import token_logprobs
 from translate_svc.transport.openai.protocol import RESTART_CLOSE_CODE
 from translate_svc.transport.openai.transcription_config import (
     FORMATS,
     ParamError,
     TranscriptionSettings,
-    TurnDetection,
     beta_session,
     ga_session,
     stream_config,

@@ -24,7 +24,8 @@ What an offer may cost is bounded before any WebRTC work (issue 34, N9 N10; docs
 the body (``limits.webrtc_max_offer_bytes``, else 413), its sections (``screen_offer``: one audio
 section per target, exactly one of them the microphone, one data channel, nothing else; else 400),
 its remote ICE candidates (at the request's own address or ``limits.webrtc_candidate_networks``,
-``limits.webrtc_max_candidates`` at most; the rest dropped), and the stream's slot is taken
+``limits.webrtc_max_candidates`` at most; the rest dropped: ``webrtc_offer.py`` screens the offer
+as text before aiortc parses it), and the stream's slot is taken
 (``SessionManager.admit_stream``: 429 or 503) before a peer connection or a thread exists. A call
 that is not connected with its channel open and its microphone heard within
 ``limits.webrtc_connect_timeout_ms`` is closed and its slot released. No STUN server is contacted
@@ -37,18 +38,15 @@ import asyncio
 import collections
 import contextlib
 import fractions
-import ipaddress
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import av
 import numpy as np
 import soxr
 from aiohttp import web
-from aioice import Candidate
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -72,6 +70,7 @@ from translate_svc.transport.http.websocket import admit
 from translate_svc.transport.openai.loop import requests, serve_session
 from translate_svc.transport.openai.protocol import RealtimeProtocol
 from translate_svc.transport.openai.session_update import MAX_TAG_CHARS
+from translate_svc.transport.openai.webrtc_offer import screen_offer
 from translate_svc.transport.openai.wire import Speech, error_event
 from translate_svc.wire.pcm import float_to_pcm16
 
@@ -84,115 +83,6 @@ _CLOSED = "\x00closed"  # the data channel or the peer connection closed (no cli
 #: sends, so unlike a WebSocket's there is no transport to hold them (issue 52)
 MAX_UNTAKEN_MESSAGES = 64
 FRAME = TRACK_RATE // 50  # 20 ms
-#: an offer's sending directions (RFC 8866 6.7; none named: sendrecv)
-_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@dataclass(frozen=True)
-class ScreenedOffer:
-    """An offer that may be answered: its SDP with only the remote candidates the server may check."""
-
-    sdp: str
-    audio_sections: int
-    #: remote ICE candidates kept and dropped
-    candidates: int
-    dropped: int
-
-
-def screen_offer(
-    sdp: str,
-    *,
-    max_audio_sections: int,
-    peer: str | None,
-    networks: Sequence[Network] = (),
-    max_candidates: int = 8,
-) -> ScreenedOffer:
-    """Check an offer's sections and keep only the ICE candidates the server may send checks to,
-    before aiortc parses it (each receiving audio section is a decoder thread, each candidate a
-    run of STUN checks). Pure; ``InvalidInput`` says what to fix.
-
-    Sections: at most ``max_audio_sections`` audio ones, exactly one of which sends (the
-    microphone; the others are ``recvonly`` or ``inactive``), at most one ``application`` (the
-    ``oai-events`` channel), nothing else. Candidates: those whose address is ``peer`` (the HTTP
-    request's) or in ``networks``, the first ``max_candidates`` of them; the rest are dropped, and
-    then so is ``a=end-of-candidates``, so that the client's own checks (a peer-reflexive
-    candidate, RFC 8445 7.3.1.3) still connect a client whose listed addresses were dropped
-    (mDNS names, private addresses behind a NAT). Lines are split as aiortc splits them."""
-    lines = sdp.splitlines()
-    peer_ip = _ip(peer) if peer else None
-    session_direction = "sendrecv"
-    kinds: list[str] = []
-    sending = 0
-    direction: str | None = None  # of the section being read (None: the session part)
-    kept: list[str] = []
-    candidates = dropped = 0
-
-    def close_section() -> None:
-        nonlocal sending
-        if kinds and kinds[-1] == "audio" and (direction or session_direction) in ("sendrecv", "sendonly"):
-            sending += 1
-
-    for line in lines:
-        if line.startswith("m="):
-            close_section()
-            kinds.append(line[2:].split(" ", 1)[0])
-            direction = None
-        elif line[2:] in _DIRECTIONS and line.startswith("a="):
-            if kinds:
-                direction = line[2:]
-            else:
-                session_direction = line[2:]
-        elif line.startswith("a=candidate:"):
-            address = _candidate_ip(line[len("a=candidate:") :])
-            usable = address is not None and (address == peer_ip or any(address in net for net in networks))
-            if kinds and usable and candidates < max_candidates:
-                candidates += 1
-            else:
-                dropped += 1
-                continue
-        kept.append(line)
-    close_section()
-    audio = kinds.count("audio")
-    if not audio:
-        raise InvalidInput("send the browser's SDP offer (application/sdp) with a microphone track")
-    if audio > max_audio_sections:
-        raise InvalidInput(
-            f"the offer has {audio} audio sections; a call takes at most {max_audio_sections}: the "
-            "microphone's, and one more (recvonly) for each further target named in ?languages="
-        )
-    if sending != 1:
-        raise InvalidInput(
-            f"the offer sends audio in {sending} sections; exactly one must send (the microphone, "
-            "sendrecv), the others receive a further target's speech (recvonly)"
-        )
-    others = sorted({k for k in kinds if k not in ("audio", "application")})
-    if others or kinds.count("application") > 1:
-        what = f"a {others[0][:16]!r} section" if others else f"{kinds.count('application')} data sections"
-        raise InvalidInput(f"the offer has {what}; a call takes audio sections and one data channel (oai-events) only")
-    if dropped:
-        kept = [line for line in kept if line != "a=end-of-candidates"]
-    return ScreenedOffer("\r\n".join(kept) + "\r\n", audio, candidates, dropped)
-
-
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """An address (an IPv4-mapped IPv6 one as IPv4), or None for a name (mDNS ``*.local``)."""
-    try:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def _candidate_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address of an ``a=candidate:`` value as aioice parses it (None: not usable)."""
-    try:
-        return _ip(Candidate.from_sdp(value).host)
-    except (ValueError, IndexError):
-        return None
 
 
 class SpeechTrack(MediaStreamTrack):

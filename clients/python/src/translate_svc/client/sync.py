@@ -165,6 +165,7 @@ class TranslateClient:
     cancel_job = _blocking(AsyncTranslateClient.cancel_job)
     job_results = _blocking(AsyncTranslateClient.job_results)
     save_job_results = _blocking(AsyncTranslateClient.save_job_results)
+    save_job_video = _blocking(AsyncTranslateClient.save_job_video)
 
     stream = _blocking_stream(AsyncTranslateClient.stream)
     listen = _blocking_listen(AsyncTranslateClient.listen)

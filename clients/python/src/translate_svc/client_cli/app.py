@@ -7,7 +7,7 @@ without the server. Each command module imports light modules only; its work loa
 
 import typer
 
-from translate_svc.client_cli import bench, glossaries, jobs, languages, listen, stream, text, translate
+from translate_svc.client_cli import bench, dub, glossaries, jobs, languages, listen, stream, text, translate
 
 #: What the client commands share in ``--help`` (connection, exit codes): the server's
 #: ``translate-svc --help`` says it after its own first paragraph.
@@ -31,7 +31,8 @@ HELP = "Call a translate-svc server: translate, text, stream, listen, languages;
 
 
 def add_client_commands(app: typer.Typer) -> None:
-    """Register translate, stream, listen, text, languages and bench on ``app`` (this one, or the server's)."""
+    """Register translate, stream, listen, text, languages, bench, glossaries, job and dub on ``app``
+    (this one, or the server's)."""
     app.command("translate", help=translate.HELP.replace("[", "\\["))(translate.translate)
     app.command("stream", help=stream.HELP.replace("[", "\\["))(stream.stream)
     app.command("listen", help=listen.HELP.replace("[", "\\["))(listen.listen)
@@ -40,6 +41,7 @@ def add_client_commands(app: typer.Typer) -> None:
     app.command("bench", help=bench.HELP.replace("[", "\\["))(bench.bench)
     app.add_typer(glossaries.app, name="glossaries")
     app.add_typer(jobs.app, name="job")
+    app.command("dub", help=dub.HELP)(dub.dub)
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)

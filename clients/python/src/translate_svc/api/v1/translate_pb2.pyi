@@ -29,6 +29,12 @@ class JobResultsFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_RESULTS_SRT: _ClassVar[JobResultsFormat]
     JOB_RESULTS_VTT: _ClassVar[JobResultsFormat]
     JOB_RESULTS_DUBBED_WAV: _ClassVar[JobResultsFormat]
+    JOB_RESULTS_VIDEO: _ClassVar[JobResultsFormat]
+
+class VoiceOverMix(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VOICE_OVER_DUB: _ClassVar[VoiceOverMix]
+    VOICE_OVER_DUCK: _ClassVar[VoiceOverMix]
 
 class AudioEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -77,6 +83,9 @@ JOB_RESULTS_JSON: JobResultsFormat
 JOB_RESULTS_SRT: JobResultsFormat
 JOB_RESULTS_VTT: JobResultsFormat
 JOB_RESULTS_DUBBED_WAV: JobResultsFormat
+JOB_RESULTS_VIDEO: JobResultsFormat
+VOICE_OVER_DUB: VoiceOverMix
+VOICE_OVER_DUCK: VoiceOverMix
 AUDIO_ENCODING_UNSPECIFIED: AudioEncoding
 LINEAR16: AudioEncoding
 FLOAT32: AudioEncoding
@@ -306,14 +315,30 @@ class CancelJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class GetJobResultsRequest(_message.Message):
-    __slots__ = ("job_id", "format", "language")
+    __slots__ = ("job_id", "format", "language", "video")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     format: JobResultsFormat
     language: str
-    def __init__(self, job_id: _Optional[str] = ..., format: _Optional[_Union[JobResultsFormat, str]] = ..., language: _Optional[str] = ...) -> None: ...
+    video: VideoOptions
+    def __init__(self, job_id: _Optional[str] = ..., format: _Optional[_Union[JobResultsFormat, str]] = ..., language: _Optional[str] = ..., video: _Optional[_Union[VideoOptions, _Mapping]] = ...) -> None: ...
+
+class VideoOptions(_message.Message):
+    __slots__ = ("languages", "original", "mix", "mix_gain_db", "no_subtitles")
+    LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_FIELD_NUMBER: _ClassVar[int]
+    MIX_FIELD_NUMBER: _ClassVar[int]
+    MIX_GAIN_DB_FIELD_NUMBER: _ClassVar[int]
+    NO_SUBTITLES_FIELD_NUMBER: _ClassVar[int]
+    languages: _containers.RepeatedScalarFieldContainer[str]
+    original: bool
+    mix: VoiceOverMix
+    mix_gain_db: float
+    no_subtitles: bool
+    def __init__(self, languages: _Optional[_Iterable[str]] = ..., original: bool = ..., mix: _Optional[_Union[VoiceOverMix, str]] = ..., mix_gain_db: _Optional[float] = ..., no_subtitles: bool = ...) -> None: ...
 
 class JobResultsChunk(_message.Message):
     __slots__ = ("data",)

@@ -725,8 +725,8 @@ class JobsServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def GetJobResults(self, request, context):
-        """Its results as a document (JSON of its segments, SRT or WebVTT of a language) or a target's
-        dubbed track (WAV), in chunks.
+        """Its results as a document (JSON of its segments, SRT or WebVTT of a language), a target's
+        dubbed track (WAV) or, for a video upload, its dubbed video (issue 90), in chunks.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

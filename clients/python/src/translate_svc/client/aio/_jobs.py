@@ -25,7 +25,9 @@ _FORMATS = {
     "srt": pb.JOB_RESULTS_SRT,
     "vtt": pb.JOB_RESULTS_VTT,
     "wav": pb.JOB_RESULTS_DUBBED_WAV,
+    "video": pb.JOB_RESULTS_VIDEO,
 }
+_MIXES = {"dub": pb.VOICE_OVER_DUB, "duck": pb.VOICE_OVER_DUCK}
 
 
 def job_of(msg: pb.Job) -> Job:
@@ -65,7 +67,8 @@ def _parts(
 
 
 class JobCalls:
-    """``submit_job``, ``get_job``, ``cancel_job``, ``job_results`` and ``save_job_results``.
+    """``submit_job``, ``get_job``, ``cancel_job``, ``job_results``, ``save_job_results`` and
+    ``save_job_video``.
     Another tenant's job is NOT_FOUND (``TranslateError``)."""
 
     if TYPE_CHECKING:  # AsyncTranslateClient's
@@ -106,9 +109,10 @@ class JobCalls:
         on_sent: Callable[[int], None] | None = None,
         timeout_s: float | None = None,
     ) -> Job:
-        """A new job of an audio file (WAV, FLAC, OGG, MP3), uploaded in parts, or of an https
-        ``url`` the server fetches; returns it queued (or, by URL, fetching). ``on_sent``: each
-        part's end, in bytes sent."""
+        """A new job of an audio file (WAV, FLAC, OGG, MP3) or a video (MP4, MOV, WebM, MKV: its
+        first audio stream is translated, and once done its dubbed video is ``save_job_video``'s),
+        uploaded in parts, or of an https ``url`` the server fetches; returns it queued (or, by
+        URL, fetching). ``on_sent``: each part's end, in bytes sent."""
         if (audio is None) == (url is None):
             raise ValueError("give an audio file or url=, one of them")
         request = pb.CreateJobRequest(
@@ -148,12 +152,15 @@ class JobCalls:
     async def cancel_job(self, job_id: str, *, timeout_s: float | None = None) -> Job:
         return job_of(await self._job_call("CancelJob", pb.CancelJobRequest(job_id=job_id), timeout_s))
 
-    async def job_result_chunks(self, job_id: str, format: str = "json", language: str = "") -> AsyncIterator[bytes]:
+    async def job_result_chunks(
+        self, job_id: str, format: str = "json", language: str = "", *, video: pb.VideoOptions | None = None
+    ) -> AsyncIterator[bytes]:
         """The results as a document (``json``, ``srt``, ``vtt`` of ``language``: a target or
-        ``transcript``) or a target's dubbed track (``wav``), chunk by chunk."""
+        ``transcript``), a target's dubbed track (``wav``) or a video job's dubbed video
+        (``video``, holding what ``video`` says: ``save_job_video``), chunk by chunk."""
         if format not in _FORMATS:
             raise ValueError(f"format: one of {', '.join(_FORMATS)}")
-        request = pb.GetJobResultsRequest(job_id=job_id, format=_FORMATS[format], language=language)
+        request = pb.GetJobResultsRequest(job_id=job_id, format=_FORMATS[format], language=language, video=video)
         request_id = uuid.uuid4().hex
         address = self.addresses[0]
         call = self._stub(address, SERVICE).GetJobResults(request, metadata=self._metadata_for(request_id))
@@ -166,6 +173,40 @@ class JobCalls:
     async def job_results(self, job_id: str, format: str = "json", language: str = "") -> bytes:
         """``job_result_chunks`` joined (a JSON document or subtitles; a long dubbed track: save it)."""
         return b"".join([c async for c in self.job_result_chunks(job_id, format, language)])
+
+    async def save_job_video(
+        self,
+        job_id: str,
+        path: Path | str,
+        *,
+        languages: Sequence[str] = (),
+        original: bool = False,
+        mix: str = "dub",
+        mix_gain_db: float | None = None,
+        subtitles: bool = True,
+        on_received: Callable[[int], None] | None = None,
+    ) -> int:
+        """A done video job's dubbed video (issue 90: the upload's container, its video untouched)
+        written to ``path``; the bytes written. It holds a dubbed track per target in ``languages``
+        (default: every target, the first the default track), the source's audio as a track too
+        with ``original``, each dubbed track the dub alone (``mix="dub"``) or over the source's
+        audio lowered to ``mix_gain_db`` while the dub speaks (``mix="duck"``; default -18 dB),
+        and a subtitle track per language (``subtitles``). ``on_received``: bytes so far."""
+        if mix not in _MIXES:
+            raise ValueError(f"mix: one of {', '.join(_MIXES)}")
+        options = pb.VideoOptions(
+            languages=list(languages), original=original, mix=_MIXES[mix], no_subtitles=not subtitles
+        )
+        if mix_gain_db is not None:
+            options.mix_gain_db = mix_gain_db
+        size = 0
+        with open(path, "wb") as f:  # noqa: ASYNC230 (a chunk at a time, written as it comes)
+            async for chunk in self.job_result_chunks(job_id, "video", video=options):
+                f.write(chunk)
+                size += len(chunk)
+                if on_received is not None:
+                    on_received(size)
+        return size
 
     async def save_job_results(self, job_id: str, path: Path | str, format: str = "json", language: str = "") -> int:
         """``job_result_chunks`` written to ``path`` as they come; returns the bytes written."""

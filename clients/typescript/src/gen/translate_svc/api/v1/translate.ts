@@ -146,6 +146,12 @@ export enum JobResultsFormat {
   JOB_RESULTS_VTT = 2,
   /** JOB_RESULTS_DUBBED_WAV - language: a target */
   JOB_RESULTS_DUBBED_WAV = 3,
+  /**
+   * JOB_RESULTS_VIDEO - A done video job's dubbed video (issue 90), in its upload's container (MP4, MOV, WebM, MKV): its
+   * video copied untouched, a dubbed track per target (AAC or Opus, language-tagged), subtitle
+   * tracks; `video` says which. INVALID_ARGUMENT for a job whose upload had no video stream.
+   */
+  JOB_RESULTS_VIDEO = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -163,6 +169,9 @@ export function jobResultsFormatFromJSON(object: any): JobResultsFormat {
     case 3:
     case "JOB_RESULTS_DUBBED_WAV":
       return JobResultsFormat.JOB_RESULTS_DUBBED_WAV;
+    case 4:
+    case "JOB_RESULTS_VIDEO":
+      return JobResultsFormat.JOB_RESULTS_VIDEO;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -180,7 +189,44 @@ export function jobResultsFormatToJSON(object: JobResultsFormat): string {
       return "JOB_RESULTS_VTT";
     case JobResultsFormat.JOB_RESULTS_DUBBED_WAV:
       return "JOB_RESULTS_DUBBED_WAV";
+    case JobResultsFormat.JOB_RESULTS_VIDEO:
+      return "JOB_RESULTS_VIDEO";
     case JobResultsFormat.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export enum VoiceOverMix {
+  /** VOICE_OVER_DUB - the dub alone on each dubbed track */
+  VOICE_OVER_DUB = 0,
+  /** VOICE_OVER_DUCK - the source's audio under the dub, lowered to mix_gain_db while it speaks */
+  VOICE_OVER_DUCK = 1,
+  UNRECOGNIZED = -1,
+}
+
+export function voiceOverMixFromJSON(object: any): VoiceOverMix {
+  switch (object) {
+    case 0:
+    case "VOICE_OVER_DUB":
+      return VoiceOverMix.VOICE_OVER_DUB;
+    case 1:
+    case "VOICE_OVER_DUCK":
+      return VoiceOverMix.VOICE_OVER_DUCK;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return VoiceOverMix.UNRECOGNIZED;
+  }
+}
+
+export function voiceOverMixToJSON(object: VoiceOverMix): string {
+  switch (object) {
+    case VoiceOverMix.VOICE_OVER_DUB:
+      return "VOICE_OVER_DUB";
+    case VoiceOverMix.VOICE_OVER_DUCK:
+      return "VOICE_OVER_DUCK";
+    case VoiceOverMix.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
   }
@@ -615,6 +661,23 @@ export interface GetJobResultsRequest {
   jobId: string;
   format: JobResultsFormat;
   language: string;
+  /** with JOB_RESULTS_VIDEO */
+  video: VideoOptions | undefined;
+}
+
+/** What a dubbed video holds (issue 90; GET /v1/jobs/{id}/video's query). */
+export interface VideoOptions {
+  /** the targets' tracks, in this order; empty: every target */
+  languages: string[];
+  /** the source's audio as a track of its own too (copied) */
+  original: boolean;
+  mix: VoiceOverMix;
+  /** the source's level under the dub while it speaks (-60..0; unset: -18) */
+  mixGainDb?:
+    | number
+    | undefined;
+  /** leave out the subtitle tracks (one per language by default) */
+  noSubtitles: boolean;
 }
 
 export interface JobResultsChunk {
@@ -3987,7 +4050,7 @@ export const CancelJobRequest: MessageFns<CancelJobRequest> = {
 };
 
 function createBaseGetJobResultsRequest(): GetJobResultsRequest {
-  return { jobId: "", format: 0, language: "" };
+  return { jobId: "", format: 0, language: "", video: undefined };
 }
 
 export const GetJobResultsRequest: MessageFns<GetJobResultsRequest> = {
@@ -4000,6 +4063,9 @@ export const GetJobResultsRequest: MessageFns<GetJobResultsRequest> = {
     }
     if (message.language !== "") {
       writer.uint32(26).string(message.language);
+    }
+    if (message.video !== undefined) {
+      VideoOptions.encode(message.video, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -4041,6 +4107,14 @@ export const GetJobResultsRequest: MessageFns<GetJobResultsRequest> = {
             message.language = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.video = VideoOptions.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4062,6 +4136,7 @@ export const GetJobResultsRequest: MessageFns<GetJobResultsRequest> = {
         : "",
       format: isSet(object.format) ? jobResultsFormatFromJSON(object.format) : 0,
       language: isSet(object.language) ? globalThis.String(object.language) : "",
+      video: isSet(object.video) ? VideoOptions.fromJSON(object.video) : undefined,
     };
   },
 
@@ -4076,6 +4151,9 @@ export const GetJobResultsRequest: MessageFns<GetJobResultsRequest> = {
     if (message.language !== "") {
       obj.language = message.language;
     }
+    if (message.video !== undefined) {
+      obj.video = VideoOptions.toJSON(message.video);
+    }
     return obj;
   },
 
@@ -4087,6 +4165,152 @@ export const GetJobResultsRequest: MessageFns<GetJobResultsRequest> = {
     message.jobId = object.jobId ?? "";
     message.format = object.format ?? 0;
     message.language = object.language ?? "";
+    message.video = (object.video !== undefined && object.video !== null)
+      ? VideoOptions.fromPartial(object.video)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseVideoOptions(): VideoOptions {
+  return { languages: [], original: false, mix: 0, mixGainDb: undefined, noSubtitles: false };
+}
+
+export const VideoOptions: MessageFns<VideoOptions> = {
+  encode(message: VideoOptions, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.languages) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.original !== false) {
+      writer.uint32(16).bool(message.original);
+    }
+    if (message.mix !== 0) {
+      writer.uint32(24).int32(message.mix);
+    }
+    if (message.mixGainDb !== undefined) {
+      writer.uint32(37).float(message.mixGainDb);
+    }
+    if (message.noSubtitles !== false) {
+      writer.uint32(40).bool(message.noSubtitles);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VideoOptions {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVideoOptions();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.languages.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.original = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.mix = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 37) {
+              break;
+            }
+
+            message.mixGainDb = reader.float();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.noSubtitles = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VideoOptions {
+    return {
+      languages: globalThis.Array.isArray(object?.languages)
+        ? object.languages.map((e: any) => globalThis.String(e))
+        : [],
+      original: isSet(object.original) ? globalThis.Boolean(object.original) : false,
+      mix: isSet(object.mix) ? voiceOverMixFromJSON(object.mix) : 0,
+      mixGainDb: isSet(object.mixGainDb)
+        ? globalThis.Number(object.mixGainDb)
+        : isSet(object.mix_gain_db)
+        ? globalThis.Number(object.mix_gain_db)
+        : undefined,
+      noSubtitles: isSet(object.noSubtitles)
+        ? globalThis.Boolean(object.noSubtitles)
+        : isSet(object.no_subtitles)
+        ? globalThis.Boolean(object.no_subtitles)
+        : false,
+    };
+  },
+
+  toJSON(message: VideoOptions): unknown {
+    const obj: any = {};
+    if (message.languages?.length) {
+      obj.languages = message.languages;
+    }
+    if (message.original !== false) {
+      obj.original = message.original;
+    }
+    if (message.mix !== 0) {
+      obj.mix = voiceOverMixToJSON(message.mix);
+    }
+    if (message.mixGainDb !== undefined) {
+      obj.mixGainDb = floatToJson(message.mixGainDb);
+    }
+    if (message.noSubtitles !== false) {
+      obj.noSubtitles = message.noSubtitles;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VideoOptions>, I>>(base?: I): VideoOptions {
+    return VideoOptions.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VideoOptions>, I>>(object: I): VideoOptions {
+    const message = createBaseVideoOptions();
+    message.languages = object.languages?.map((e) => e) || [];
+    message.original = object.original ?? false;
+    message.mix = object.mix ?? 0;
+    message.mixGainDb = object.mixGainDb ?? undefined;
+    message.noSubtitles = object.noSubtitles ?? false;
     return message;
   },
 };
@@ -11954,8 +12178,8 @@ export const JobsService = {
     responseDeserialize: (value: Buffer): Job => Job.decode(value),
   },
   /**
-   * Its results as a document (JSON of its segments, SRT or WebVTT of a language) or a target's
-   * dubbed track (WAV), in chunks.
+   * Its results as a document (JSON of its segments, SRT or WebVTT of a language), a target's
+   * dubbed track (WAV) or, for a video upload, its dubbed video (issue 90), in chunks.
    */
   getJobResults: {
     path: "/translate_svc.api.v1.Jobs/GetJobResults" as const,
@@ -11985,8 +12209,8 @@ export interface JobsServer extends UntypedServiceImplementation {
   getJob: handleUnaryCall<GetJobRequest, Job>;
   cancelJob: handleUnaryCall<CancelJobRequest, Job>;
   /**
-   * Its results as a document (JSON of its segments, SRT or WebVTT of a language) or a target's
-   * dubbed track (WAV), in chunks.
+   * Its results as a document (JSON of its segments, SRT or WebVTT of a language), a target's
+   * dubbed track (WAV) or, for a video upload, its dubbed video (issue 90), in chunks.
    */
   getJobResults: handleServerStreamingCall<GetJobResultsRequest, JobResultsChunk>;
 }
@@ -12056,8 +12280,8 @@ export interface JobsClient extends Client {
     callback: (error: ServiceError | null, response: Job) => void,
   ): ClientUnaryCall;
   /**
-   * Its results as a document (JSON of its segments, SRT or WebVTT of a language) or a target's
-   * dubbed track (WAV), in chunks.
+   * Its results as a document (JSON of its segments, SRT or WebVTT of a language), a target's
+   * dubbed track (WAV) or, for a video upload, its dubbed video (issue 90), in chunks.
    */
   getJobResults(request: GetJobResultsRequest, options?: Partial<CallOptions>): ClientReadableStream<JobResultsChunk>;
   getJobResults(

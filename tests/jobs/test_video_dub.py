@@ -1,0 +1,234 @@
+"""A video dubbed as a job (issue 90, items 3 and 4): an MP4, MOV, WebM or MKV uploaded to
+``/v1/jobs``, its first audio stream translated, and ``GET /v1/jobs/{id}/video`` giving it back in
+its own container: the video stream's packets byte for byte the source's (copied, never encoded
+again), one dubbed audio track per target tagged with its language (the first the default), the
+source's audio as a track too when asked, one subtitle track per language holding the results'
+texts at their spans, every audio track as long as the source's audio within one audio frame,
+every segment's speech starting at its segment's start, and the voice-over mix: the source under
+the dub, at its own level between speech and at ``mix_gain_db`` while the dub speaks. Checked the
+``ffprobe`` way through PyAV (``tests/support/videos.py``). Before, a video upload was refused (400:
+not an audio file) and there was no video to fetch.
+
+A real server on loopback with the real VAD and a fake model (``FakeRunner``) whose speech for a
+segment is a 440 Hz tone half as long as the segment, so that each segment's speech and the
+silence after it can be told apart in the decoded track; the video is ``silero_test.wav`` (60 s,
+19 speech regions) under frames PyAV writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from tests.support import videos
+from tests.support.fake_runner import FakeRunner
+from tests.support.jobs import JobsOverHttp
+from tests.support.live_server import make_settings, serving
+from tests.support.stepped_call import NO_MODEL
+from tests.support.waiting import until
+from translate_svc.model_api.requests import ModelInput
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(60)]
+
+LEVEL = 0.3
+TARGETS = ["spa", "fra"]
+
+
+def tone(item: ModelInput, lang: str) -> np.ndarray:
+    """Half the segment's length of a 440 Hz tone (the track's rate is the model's, 16 kHz)."""
+    n = len(item.audio) // 2
+    return (LEVEL * np.sin(2 * np.pi * 440 * np.arange(n) / 16000)).astype(np.float32)
+
+
+class VideoJobs(JobsOverHttp):
+    """The jobs API, and where the server keeps its jobs (``jobs.dir``)."""
+
+    dir: Path
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def jobs(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[VideoJobs]:
+    runner = FakeRunner()
+    runner.waveform = tone
+    settings = make_settings(NO_MODEL)
+    settings.server.http_port = 0
+    settings.jobs.dir = tmp_path_factory.mktemp("video") / "jobs"
+    settings.jobs.quiet_wait_s = 0
+    async with serving(settings, warmup=False, runner_factory=lambda: runner) as live, aiohttp.ClientSession() as http:
+        jobs = VideoJobs(http, live.server.ports()["http_port"], "")
+        jobs.dir = settings.jobs.dir
+        yield jobs
+
+
+async def dubbed(jobs: JobsOverHttp, video: Path) -> dict[str, Any]:
+    data = await asyncio.to_thread(video.read_bytes)
+    done = await jobs.run({"source_language": "eng", "target_languages": TARGETS}, data)
+    assert done["state"] == "done", done["error"]
+    return done
+
+
+async def fetch(jobs: JobsOverHttp, job_id: str, out: Path, query: str = "") -> Path:
+    headers = {"Authorization": f"Bearer {jobs.token}"}
+    async with jobs.http.get(f"{jobs.base}/{job_id}/video{query}", headers=headers) as r:
+        body = await r.read()
+        assert r.status == 200, body[:300]
+        assert int(r.headers["Content-Length"]) == len(body)
+    await asyncio.to_thread(out.write_bytes, body)
+    return out
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
+
+
+@pytest.mark.parametrize("kind", videos.KINDS)
+async def test_a_video_comes_back_dubbed_in_its_own_container(
+    jobs: JobsOverHttp, shared_audio: Path, tmp_path: Path, kind: str
+) -> None:
+    source = videos.write_video(tmp_path / f"talk.{kind}", shared_audio / "silero_test.wav")
+    done = await dubbed(jobs, source)
+    segments = await jobs.segments(done["id"])
+    assert len(segments) >= 10
+    got = await fetch(jobs, done["id"], tmp_path / f"dubbed.{kind}", "?original=true")
+
+    # the video stream: every packet's bytes and time the source's
+    assert videos.video_packets(got) == videos.video_packets(source)
+    streams = videos.streams(got)
+    audio = [s for s in streams if s.type == "audio"]
+    assert [s.language for s in audio] == ["spa", "fra", "eng"]
+    assert audio[0].disposition & 1 and not audio[1].disposition & 1  # the first dub is the default track
+    subtitles = [s for s in streams if s.type == "subtitle"]
+    assert [(s.language, s.codec) for s in subtitles] == [
+        (lang, "mov_text" if kind in ("mp4", "mov") else "webvtt") for lang in TARGETS
+    ]
+
+    # each audio track as long as the source's audio, within one audio frame (of its own codec and rate)
+    src_audio = next(s for s in videos.streams(source) if s.type == "audio")
+    src_s = videos.audio_seconds(source, src_audio.index)
+    for s in audio:
+        frame = float(videos.frame_seconds(kind, videos.audio_of(got, s.index)[1]))
+        off = videos.audio_seconds(got, s.index) - src_s
+        print(f"{kind} {s.language}: {off * 1000:+.2f} ms from the source's audio (one frame: {frame * 1000:.1f} ms)")
+        assert abs(off) <= frame, (s, src_s)
+
+    # the subtitles: each language's texts at their segments' spans
+    for s, lang in zip(subtitles, TARGETS, strict=True):
+        want = [
+            (seg["start_ms"], seg["end_ms"], t["text"])
+            for seg in segments
+            for t in seg["translations"]
+            if t["target_language"] == lang
+        ]
+        assert videos.cues(got, s.index) == want
+
+    # every segment's speech starts at its segment's start: silence before it, the tone after
+    track, rate = videos.audio_of(got, audio[0].index)
+    margin = round(0.06 * rate)
+    prev_end = 0
+    for seg in segments:
+        start = seg["start_ms"] * rate // 1000
+        half = (seg["end_ms"] - seg["start_ms"]) * rate // 2000
+        assert rms(track[start + margin : start + half - margin]) > LEVEL / 2, seg
+        if start - margin > prev_end + margin:
+            assert rms(track[prev_end + margin : start - margin]) < 0.01, seg
+        prev_end = start + half
+
+
+async def test_the_voice_over_mix_ducks_the_source_while_the_dub_speaks(
+    jobs: JobsOverHttp, shared_audio: Path, tmp_path: Path
+) -> None:
+    source = videos.write_video(tmp_path / "talk.mkv", shared_audio / "silero_test.wav")
+    done = await dubbed(jobs, source)
+    segments = await jobs.segments(done["id"])
+    alone = await fetch(jobs, done["id"], tmp_path / "alone.mkv", "?languages=fra")
+    mixed = await fetch(jobs, done["id"], tmp_path / "mixed.mkv", "?languages=fra&mix=duck&mix_gain_db=-20")
+    assert [s.language for s in videos.streams(alone) if s.type == "audio"] == ["fra"]
+    dub, rate = videos.audio_of(alone, 1)
+    mix, _ = videos.audio_of(mixed, 1)
+    under = mix - dub  # the source's share of the mix
+    src, src_rate = videos.audio_of(source, 1)
+    assert src_rate == rate == 48000
+    margin = round(0.4 * rate)
+    speaking, between = [], []
+    for seg, after in zip(segments, [*segments[1:], None], strict=True):
+        start = seg["start_ms"] * rate // 1000
+        end = start + (seg["end_ms"] - seg["start_ms"]) * rate // 2000
+        if end - start > 2 * margin:
+            speaking.append((start + margin, end - margin))
+        next_start = len(src) if after is None else after["start_ms"] * rate // 1000
+        if next_start - end > 2 * margin:
+            between.append((end + margin, next_start - margin))
+    assert speaking and between
+
+    def ratio(spans: list[tuple[int, int]]) -> float:
+        return rms(np.concatenate([under[a:b] for a, b in spans])) / rms(np.concatenate([src[a:b] for a, b in spans]))
+
+    assert 0.05 < ratio(speaking) < 0.2  # -20 dB is 0.1
+    assert 0.7 < ratio(between) < 1.3  # its own level
+
+
+async def test_a_video_job_keeps_its_upload_until_deleted(jobs: VideoJobs, shared_audio: Path, tmp_path: Path) -> None:
+    source = videos.write_video(tmp_path / "talk.mp4", shared_audio / "jfk.flac")
+    done = await dubbed(jobs, source)
+    folder = jobs.dir / "jobs" / done["id"]
+    assert (folder / "video").stat().st_size == source.stat().st_size and not (folder / "audio").exists()
+    await fetch(jobs, done["id"], tmp_path / "dubbed.mp4")
+    await until(lambda: not list(folder.glob("video.out.*")))  # the made video is deleted once sent
+    status, _ = await jobs.call("DELETE", f"/{done['id']}")
+    assert status == 204 and not folder.exists()
+
+
+@pytest.mark.parametrize(
+    ("write", "words"),
+    [
+        (lambda p, s: videos.write_video(p / "silent.mp4", s, audio=False), "holds no audio stream"),
+        (lambda p, s: videos.write_video(p / "ac3.mkv", s, audio_codec="ac3"), "audio codec ac3 is not accepted"),
+        (lambda p, s: _avi(p / "clip.avi"), "MP4, MOV, WebM, MKV"),
+    ],
+    ids=["no-audio", "ac3-in-mkv", "avi"],
+)
+async def test_a_file_that_is_no_supported_video_is_refused_saying_why(
+    jobs: JobsOverHttp, shared_audio: Path, tmp_path: Path, write: Any, words: str
+) -> None:
+    path = write(tmp_path, shared_audio / "jfk.flac")
+    status, job = await jobs.call("POST", json={"target_languages": ["spa"]})
+    assert status == 201
+    status, _ = await jobs.call("PUT", f"/{job['id']}/audio", data=path.read_bytes())
+    assert status == 200
+    status, got = await jobs.call("POST", f"/{job['id']}/complete")
+    assert status == 400 and words in got["error"]["message"], got
+
+
+async def test_what_a_video_request_cannot_have_is_refused_saying_why(
+    jobs: JobsOverHttp, shared_audio: Path, tmp_path: Path
+) -> None:
+    wav = (shared_audio / "silero_test.wav").read_bytes()
+    audio_only = await jobs.run({"source_language": "eng", "target_languages": ["spa"]}, wav)
+    status, got = await jobs.call("GET", f"/{audio_only['id']}/video")
+    assert status == 400 and "holds no video stream" in got["error"]["message"]
+    done = await dubbed(jobs, videos.write_video(tmp_path / "talk.webm", shared_audio / "jfk.flac"))
+    for query, words in [
+        ("?mix=loud", "mix is 'loud'"),
+        ("?mix=duck&mix_gain_db=6", "mix_gain_db: between -60 and 0"),
+        ("?languages=deu", "'deu' is not a target"),
+        ("?subtitle=false", "unknown parameter 'subtitle'"),
+        ("?original=maybe", "original: true or false"),
+    ]:
+        status, got = await jobs.call("GET", f"/{done['id']}/video{query}")
+        assert status == 400 and words in got["error"]["message"], (query, got)
+    status, job = await jobs.call("POST", json={"target_languages": ["spa"]})
+    status, got = await jobs.call("GET", f"/{job['id']}/video")
+    assert status == 409 and "once it is done" in got["error"]["message"]
+
+
+def _avi(path: Path) -> Path:
+    """The first bytes of an AVI (RIFF ... AVI ): a container this server does not take."""
+    path.write_bytes(b"RIFF\x00\x10\x00\x00AVI LIST" + bytes(4096))
+    return path

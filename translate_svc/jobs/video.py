@@ -1,0 +1,236 @@
+"""A done video job's dubbed video (issue 90), made on request from what the job keeps: its upload
+(``tracks.keep_video``), each target's dubbed track (``dub.TrackReader``: the WAV download's own)
+and its segments' texts. ``audio/remux.py`` writes it: the upload's container again, its video
+copied packet for packet, a dubbed track per target language asked (``VideoAsk.languages``; all by
+default), the source's audio as a track too (``original``), the voice-over mix (``mix``: the dub
+alone, or ``duck``: the source's audio under it, lowered to ``mix_gain_db`` while it speaks) and a
+subtitle track per language (``subtitles``: the translations' texts, one cue per segment).
+
+What it costs is bounded: at most ``jobs.max_remuxing`` videos are made at once on a process (a
+thread each; another request is refused with 429 until one is done), each made in a second of
+output at a time (a few seconds of audio in memory), to a file in the job's folder that the door
+streams and deletes. The segments' places and texts are read from the store first, a page at a
+time, and held as small tuples (tens of bytes a segment). Event loop only (``make``); the
+remux runs on the maker's threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from translate_svc.audio.media import MediaKind, inspect_media
+from translate_svc.audio.remux import DubInput, Remux, SubtitleInput, remux
+from translate_svc.errors import Conflict, InvalidInput, Overloaded, shown
+from translate_svc.jobs.dub import PAGE, TrackReader, placements, speaking
+from translate_svc.jobs.keeper import JobKeeper
+from translate_svc.jobs.model import JobState, JobStatus
+from translate_svc.settings.jobs import DubOverflow, JobSettings
+
+#: the source's audio under the dub while it speaks, by default (a voice-over's usual duck)
+DEFAULT_MIX_GAIN_DB = -18.0
+MIN_MIX_GAIN_DB = -60.0
+#: the model's individual languages whose ISO 639-2 code is their macrolanguage's (ISO 639-2 has
+#: no code of their own); every other code of the model is its ISO 639-2/T code already
+_ISO639_2 = {
+    "cmn": "zho", "yue": "zho", "arb": "ara", "ary": "ara", "arz": "ara", "pes": "fas", "zsm": "msa",
+    "zlm": "msa", "swh": "swa", "uzn": "uzb", "khk": "mon", "npi": "nep", "ory": "ori", "pbt": "pus",
+    "gaz": "orm", "azj": "aze", "fuv": "ful", "lvs": "lav", "ckb": "kur",
+}  # fmt: skip
+
+
+def iso639_2(code: str) -> str:
+    """A model language code (ISO 639-3, maybe with a script: ``cmn_Hant``) as ISO 639-2/T."""
+    base = code.split("_", 1)[0]
+    return _ISO639_2.get(base, base) if len(base) == 3 and base.isalpha() else "und"
+
+
+class VoiceOver(str, Enum):
+    """What plays on a dubbed track: the dub alone, or the source's audio under it (ducked)."""
+
+    DUB = "dub"
+    DUCK = "duck"
+
+
+@dataclass(frozen=True)
+class VideoAsk:
+    """What a dubbed video holds (the doors parse it: ``?languages=&original=&mix=&...``)."""
+
+    #: the targets whose dubbed tracks (and subtitles) it holds, in this order; empty: every target
+    languages: tuple[str, ...] = ()
+    #: the source's audio as a track of its own too (its packets copied)
+    original: bool = False
+    mix: VoiceOver = VoiceOver.DUB
+    #: the source's gain under the dub while it speaks (``mix=duck``), in dB
+    mix_gain_db: float = DEFAULT_MIX_GAIN_DB
+    #: a subtitle track per language (the translations' texts)
+    subtitles: bool = True
+
+
+@dataclass(frozen=True)
+class MadeVideo:
+    """A dubbed video made to ``path`` (the caller streams and deletes it)."""
+
+    path: Path
+    kind: MediaKind
+    size: int
+    #: the time the remux took (seconds)
+    seconds: float
+
+
+@dataclass
+class _Segments:
+    """What the remux needs of each segment, per language: where its speech is, and its text."""
+
+    places: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    cues: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
+
+
+class VideoMaker:
+    """Makes a process's dubbed videos, ``jobs.max_remuxing`` at once (a thread each). Event loop
+    only; ``close`` when the process stops."""
+
+    def __init__(self, settings: JobSettings) -> None:
+        self._slots = settings.max_remuxing
+        self._pool = ThreadPoolExecutor(self._slots, thread_name_prefix="job-video")
+        self._busy = 0
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def make(self, store: JobKeeper, job: JobStatus, ask: VideoAsk, overflow: DubOverflow) -> MadeVideo:
+        """The job's dubbed video as ``ask`` says (``InvalidInput`` naming what to change; the
+        job not done: ``Conflict``; ``jobs.max_remuxing`` busy: ``Overloaded``)."""
+        loop = asyncio.get_running_loop()
+        kind, languages = await self._check(store, job, ask)
+        if self._busy >= self._slots:
+            raise Overloaded(
+                f"this server makes {self._slots} dubbed videos at once (jobs.max_remuxing): ask again shortly",
+                retry_after_ms=5000,
+            )
+        self._busy += 1
+        out = store.folder(job.job_id) / f"video.out.{secrets.token_hex(6)}.{kind.suffix}"
+        try:
+            segments = await _segments(store, job, languages, ask.subtitles)
+            source = await loop.run_in_executor(None, store.source_length, job.job_id)
+            made = loop.run_in_executor(self._pool, _make, store, job, kind, ask, overflow, segments, source, out)
+        except BaseException:
+            self._busy -= 1
+            raise
+        made.add_done_callback(lambda _: self._released())
+        try:
+            return await asyncio.shield(made)
+        except BaseException:
+            # the caller left (or the remux failed): the file goes once the thread is done with it
+            made.add_done_callback(lambda _: _unlink(out))
+            raise
+
+    def _released(self) -> None:
+        self._busy -= 1
+
+    async def _check(self, store: JobKeeper, job: JobStatus, ask: VideoAsk) -> tuple[MediaKind, list[str]]:
+        if job.state is not JobState.DONE:
+            raise Conflict(
+                f"the job is {job.state.value}: its dubbed video is made once it is done (GET the job with ?wait=60)"
+            )
+        loop = asyncio.get_running_loop()
+        kind = await loop.run_in_executor(None, store.media_of, job.job_id)
+        if kind is None:
+            raise InvalidInput(
+                "this job's upload holds no video stream (an audio file): fetch its dubbed tracks instead "
+                "(GET /v1/jobs/<id>/dubbed/<language>, or GetJobResults with JOB_RESULTS_DUBBED_WAV)"
+            )
+        if not await loop.run_in_executor(None, store.video_path(job.job_id).exists):
+            raise InvalidInput("this job's video was not kept (the job ended before issue 90): submit it again")
+        targets = job.spec.target_languages
+        languages = list(dict.fromkeys(ask.languages)) or list(targets)
+        for language in languages:
+            if language not in targets:
+                raise InvalidInput(
+                    f"languages: {shown(language)} is not a target of this job ({', '.join(targets) or 'none'})"
+                )
+        if not MIN_MIX_GAIN_DB <= ask.mix_gain_db <= 0:
+            raise InvalidInput(f"mix_gain_db: between {MIN_MIX_GAIN_DB:g} and 0 (dB), the source's level under the dub")
+        if ask.mix is VoiceOver.DUCK and not job.spec.speech:
+            raise InvalidInput("mix=duck mixes the dubbed tracks: this job was submitted with speech off and has none")
+        return MediaKind(kind), languages
+
+
+async def _segments(store: JobKeeper, job: JobStatus, languages: list[str], subtitles: bool) -> _Segments:
+    """Each language's speech places (at the track's rate) and cues, read a page at a time."""
+    got = _Segments()
+    rate = job.spec.track_rate
+    if job.spec.speech:
+        for language in languages:
+            got.places[language] = await placements(store, job.job_id, language, rate)
+    if subtitles and job.spec.text:
+        got.cues = {language: [] for language in languages}
+        after = -1
+        while page := await store.segments(job.job_id, after, PAGE):
+            after += len(page)
+            for seg in page:
+                for t in seg["translations"]:
+                    if t["target_language"] in got.cues and t["text"]:
+                        got.cues[t["target_language"]].append((int(seg["start_ms"]), int(seg["end_ms"]), t["text"]))
+    return got
+
+
+def _make(
+    store: JobKeeper,
+    job: JobStatus,
+    kind: MediaKind,
+    ask: VideoAsk,
+    overflow: DubOverflow,
+    segments: _Segments,
+    source: tuple[int, int] | None,
+    out: Path,
+) -> MadeVideo:
+    """The remux, on a maker's thread (``audio/remux.py``)."""
+    started = time.perf_counter()
+    src = store.video_path(job.job_id)
+    if source is None:  # read to its end before its length was kept: the length it was probed at
+        info = inspect_media(src, kind)
+        source = (job.duration_ms * info.rate // 1000, info.rate)
+    frames, rate = source
+    track_rate = job.spec.track_rate
+    length = round(frames * track_rate / rate)  # the dubbed WAV's length (transport/jobs/render.py)
+    readers: list[TrackReader] = []
+    try:
+        dubs = []
+        for language, places in segments.places.items():
+            reader = TrackReader(store.track_path(job.job_id, language), places, length, overflow)
+            readers.append(reader)
+            spans = speaking(places, length, overflow)
+            dubs.append(DubInput(iso639_2(language), track_rate, reader.read, spans, f"{language} (dubbed)"))
+        subtitles = [SubtitleInput(iso639_2(language), cues, language) for language, cues in segments.cues.items()]
+        original = None
+        if ask.original or not dubs:  # a video keeps its sound: with no dubbed track, the source's
+            original = iso639_2(job.spec.source_language) if job.spec.source_language else "und"
+        plan = Remux(
+            frames,
+            rate,
+            dubs,
+            subtitles,
+            original=original,
+            duck_db=ask.mix_gain_db if ask.mix is VoiceOver.DUCK else None,
+        )
+        remux(src, out, kind, plan)
+        return MadeVideo(out, kind, out.stat().st_size, time.perf_counter() - started)
+    except BaseException:
+        _unlink(out)
+        raise
+    finally:
+        for reader in readers:
+            reader.close()
+
+
+def _unlink(path: Path, *_: Any) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()

@@ -1,0 +1,597 @@
+"""Our own greedy decode loop for the text decoder (issue 70): rows join and leave at every step.
+
+``generate`` owns its loop: a batch is fixed from its first step to its longest row's last, and
+each step is hundreds of small launches from Python. ``DecodeLoop`` keeps a fixed pool of
+``slots`` rows over the loaded model's own text decoder weights (model/decode/step.py computes
+exactly what ``SeamlessM4Tv2Decoder`` does):
+
+- ``admit(rows, enc, mask)``: plan rows (model_api/rows.py ``DecodeRow``) join into free slots: their
+  encoder output's cross-attention keys and values are projected **once**, into the slot (padded
+  to the pool's ``max_frames``, masked past the row's own frames), and their known tokens (the
+  decoder start, the language token, a forced prefix: a simultaneous step's committed tokens)
+  are fed. A pool without room for all of them admits none and raises ``PoolFull``: the caller's
+  queue holds them (the engine's back-pressure), never an out-of-memory.
+- ``step()``: one greedy token for every active row in one batched forward over slots
+  ``0 .. n-1`` (the pool keeps its rows packed: a row that leaves is replaced by the last one,
+  as vLLM's persistent batch condenses), then the rows' bounds as tensor operations on the device
+  (benchmark mode's forced lengths, argmax, EOS, each row's token cap); the rows that finished are
+  returned (``Finished``: id, tokens as ``generate`` writes the row alone, the decoder's last hidden
+  state at each position but the last, what text-to-unit reads) and leave their slot when the host
+  reads the finished flags: every step by default, every ``read_every`` steps, or one step behind
+  (``read_behind``, the default on CUDA: a non-blocking copy the next step takes). A row finished
+  between reads runs masked steps that change nothing of it (model/decode/step.py ``choose``).
+- ``drop(row_id)``: a row that failed or was cancelled leaves alone; the others go on.
+
+Each row's cap is ``TextDecoder``'s (its ``TextCap`` bound, else the generation config's
+``max_new_tokens``; benchmark mode: its forced length and EOS), so a row's tokens equal
+``generate`` on it (tests/model/decode/test_decode_loop.py; fp32 differences only at near-ties of the top
+two logits, from the order of floating-point sums).
+
+Terms and glossaries (model/stages/terms.py) stay host processors: a row with terms gets its own
+``RowSequenceBias``/``GlossaryForce`` (built by ``TextDecoder`` for a batch of that one row) and is
+processed alone on its own tokens each step, so rows joining or leaving never reorder them. Only
+rows with terms cost a host round trip.
+
+CUDA graphs: the step only writes static buffers in place (``Slots``), at positions read from the
+device. Eagerly it attends over the longest active row's tokens and frames (the host knows them
+without a sync); ``static=True`` runs what a captured graph replays: a row bucket (free slots of
+the bucket step too, harmlessly, in their own buffers) over the pool's whole windows.
+model/decode/graphs.py captures that step once per bucket on CUDA (``DecodeLoop.replay``); a step
+with a row that has terms runs eagerly.
+
+Model thread only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+from transformers import LogitsProcessor
+
+from translate_svc.model import regions
+from translate_svc.model.capture import GraphedStage, HostStaging, upload
+from translate_svc.model.decode import step as decode_step
+from translate_svc.model.decode.reads import HostRead, ReadBehind
+from translate_svc.model.decode.step import Slots, StepShape, Views, Weights, doubling, powers_of_two
+from translate_svc.model.stages.decoder import TextDecoder
+from translate_svc.model.stages.padding import pad_rows
+from translate_svc.model_api.rows import DecodeRow
+
+#: the decoder start token and the language token before a row's text
+PROMPT = 2
+#: the self-attention window grows in these steps (eagerly)
+WINDOW_STEP = 8
+#: the static step's smallest token and frame windows (they double up to the pool's): a graph per
+#: (rows, tokens, frames) bucket reads at most twice what its longest row holds
+SMALLEST_WINDOW = 16
+#: a row's sequence length when neither a ``TextCap`` nor the generation config bounds it
+#: (``GenerationConfig``'s own default ``max_length``)
+DEFAULT_MAX_LENGTH = 20
+
+
+#: the columns of an admission's staged values (``DecodeLoop._stage``): the slot, the sequence's
+#: limit, the forced length, the row's own encoder frames, its known tokens, then the tokens
+_SLOT, _LIMIT, _FORCED, _FRAMES, _KNOWN, _TOKENS = range(6)
+
+#: audio seconds per encoder frame (100 feature frames a second, strided by 2, then the length
+#: adaptor's 8): what a row of ``max_frames`` frames can hold
+SECONDS_PER_FRAME = 0.16
+
+
+class PoolFull(RuntimeError):
+    """More rows asked to join than the pool has free slots; none of them joined."""
+
+
+@dataclass(frozen=True, eq=False)
+class Finished:
+    """A row that finished: what ``generate`` returns for it alone, and its hidden states."""
+
+    id: int
+    #: the decoder start, the language token, the text and its last token (EOS, or the one its
+    #: cap stopped at): ``generate``'s sequence for the row, without padding
+    tokens: tuple[int, ...]
+    #: (len(tokens) - 1, hidden): the decoder's last hidden state with each token but the last as
+    #: the input: ``text_decoder(input_ids=sequence[:-1]).last_hidden_state``, what t2u reads
+    hidden: Tensor
+    #: the log-probability of each token the loop chose (those after the prompt and a forced
+    #: prefix: ``tokens[-len(logprobs):]``), under the model's own distribution (before the term
+    #: processors): ``log_softmax(logits)[token]`` of the step that chose it
+    logprobs: tuple[float, ...] = ()
+
+
+@dataclass
+class _Row:
+    """What the host keeps of an active row: its plan row, how many tokens it has (known without
+    reading the device: each step adds one), its own encoder frames, and its term processors."""
+
+    row: DecodeRow
+    length: int
+    frames: int
+    processors: list[LogitsProcessor]
+    #: the tokens it joined with (prompt and forced prefix): the loop chose the ones after
+    known: int = 0
+
+
+class DecodeLoop:
+    """A pool of decode rows over a loaded model's text decoder (see the module docstring)."""
+
+    def __init__(
+        self,
+        decoder: TextDecoder,
+        *,
+        slots: int,
+        max_frames: int,
+        max_tokens: int | None = None,
+        static: bool = False,
+        buckets: Sequence[int] | None = None,
+        read_every: int = 1,
+        read_behind: bool | None = None,
+    ) -> None:
+        """``decoder``: the loaded model's text decoder stage (its model, language tokens, caps,
+        terms and benchmark mode). ``slots``: rows decoded at once. ``max_frames``: the longest
+        encoder output a row may bring. ``max_tokens``: the longest sequence a row may reach (its
+        prompt counted); default: the generation config's bound. ``static``: every step runs a row
+        bucket (``buckets``, default powers of two up to ``slots``) over the pool's whole windows,
+        the shapes a captured graph replays (model/decode/graphs.py); eagerly it is the code the GPU
+        runs, minus the capture. ``read_every``: the host reads the rows' finished flags every this
+        many steps (a row that finished in between runs at most that many masked steps, its tokens
+        ending at its EOS or cap). ``read_behind`` (default: on CUDA): each read is a non-blocking
+        copy into pinned host memory, taken at the next step once that step's work is queued, so the
+        host never waits for the step it just launched."""
+        if slots < 1 or max_frames < 1:
+            raise ValueError(
+                f"a decode pool needs at least one slot and one frame (slots={slots}, frames={max_frames})"
+            )
+        model = decoder.model
+        decode_step.check_greedy(model.generation_config)
+        self.decoder = decoder
+        self.text = model.text_decoder
+        self.lm_head = model.lm_head
+        gen = model.generation_config
+        self.eos, self.pad = decoder.eos, decoder.pad
+        self.start = int(gen.decoder_start_token_id)
+        gen_new = getattr(gen, "max_new_tokens", None)
+        #: a row's new tokens where no cap of its own bounds it (``generate``'s rule)
+        self.default_new = int(gen_new) if gen_new is not None else int(gen.max_length or DEFAULT_MAX_LENGTH) - PROMPT
+        if max_tokens is None:
+            max_tokens = PROMPT + self.default_new
+            if decoder.forced is not None:  # benchmark mode's lengths pass the config's bound, as
+                # TextDecoder.generate lets them: room for the longest a row of max_frames is forced to
+                longest_s = max_frames * SECONDS_PER_FRAME
+                max_tokens = max(max_tokens, PROMPT + decoder.forced.text_tokens(longest_s) + 1)
+        self.max_tokens = max_tokens
+        self.slots, self.max_frames = slots, max_frames
+        param = next(self.text.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        positions = self.text.embed_positions  # the table grows as the upstream forward would grow it
+        if self.pad + 1 + self.max_tokens > positions.weights.size(0):
+            positions.make_weights(
+                self.max_tokens + 2 * positions.offset, positions.embedding_dim, positions.padding_idx
+            )
+        self.weights = Weights.of(self.text, model.lm_head)
+        self.buffers = Slots.allocate(self.text, slots, self.max_tokens, max_frames, self.device, self.dtype)
+        self._rows: list[_Row] = []  # slot i holds self._rows[i]
+        self._views: dict[StepShape, Views] = {}
+        self.static = static
+        self.buckets = tuple(sorted(set(buckets or powers_of_two(slots)) | {slots}))
+        if self.buckets[0] < 1 or self.buckets[-1] > slots:
+            raise ValueError(f"row buckets {self.buckets} outside 1..{slots}")
+        #: the static step's token and frame windows (doubling from ``SMALLEST_WINDOW`` to the pool's)
+        self.windows = doubling(SMALLEST_WINDOW, self.max_tokens)
+        self.frame_windows = doubling(SMALLEST_WINDOW, max_frames)
+        #: where the rows of the pool's other user (the stepping decoder) that finish while ``run``
+        #: steps the pool go (model/stepping.py sets it); None: no other user
+        self.others: Callable[[list[Finished]], None] | None = None
+        self._run_ids = itertools.count(-1_000_000, -1)  # ``run``'s rows' ids in the pool
+        #: a captured step per row bucket and read set (model/decode/graphs.py): runs
+        #: ``static_step`` of that many rows in place; None: eager
+        self.replay: Callable[[StepShape, int], None] | None = None
+        if read_every < 1:
+            raise ValueError(f"read_every must be at least 1 (got {read_every})")
+        self.read_every = read_every
+        self.read_behind = self.device.type == "cuda" if read_behind is None else read_behind
+        self._forced = decoder.forced is not None  # benchmark mode's forced lengths (choose's work)
+        self._terms = 0  # active rows with term processors (each costs a host round trip a step)
+        self._longest = 0  # the longest active row's length (host's count), and its most frames
+        self._frames = 0
+        self._since = 0  # steps since the flags were last read
+        #: the read behind's host buffers and its read in flight (model/decode/reads.py)
+        self.reads = ReadBehind(self.buffers, self.device)
+        #: the static step copies its read into the host buffers itself (inside its graph)
+        self.copy_in_step = static and self.read_behind and read_every == 1
+        #: an admission's host values (``_stage``): pinned, filled through numpy, copied in one go
+        self._staging = HostStaging(torch.long, self.device)
+        #: an admission's device work, a graph per (rows, frames) bucket on CUDA (model/capture.py)
+        self.admission = GraphedStage("decode.admit", self._admit_rows, self.device)
+
+    # -- the pool --------------------------------------------------------------------------
+
+    @property
+    def active(self) -> tuple[int, ...]:
+        """The active rows' ids, in slot order."""
+        return tuple(r.row.id for r in self._rows)
+
+    @property
+    def free(self) -> int:
+        return self.slots - len(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def row_limit(self, row: DecodeRow) -> tuple[int, int]:
+        """A row's new-token cap and its benchmark forced length (-1: none), as ``TextDecoder.generate``
+        bounds it: forced lengths end on EOS after that many tokens; else its ``TextCap`` bound; else
+        the generation config's."""
+        dec = self.decoder
+        if dec.forced is not None:
+            length = dec.forced.text_tokens(row.seconds)
+            return length + 1, length
+        if dec.text_cap is not None:
+            return dec.max_new_tokens(row.seconds), -1
+        return self.default_new, -1
+
+    @torch.inference_mode()
+    def admit(
+        self,
+        rows: Sequence[DecodeRow],
+        enc: Tensor,
+        mask: Tensor,
+        *,
+        said: Mapping[int, str] | None = None,
+        text_input: bool = False,
+        frames: Sequence[int] | None = None,
+    ) -> list[Finished]:
+        """``rows`` join the pool (``enc``: (rows, frames, hidden), one encoder output per row, as
+        ``TextDecoder.decode`` takes them; ``mask``: the features' mask, sub-sampled here as the model
+        does, or with ``text_input`` the text encoder's mask as it is; ``frames``: each row's own
+        encoder frames where the host knows them, else read from the mask). ``said``: per input index,
+        what it is known to have said (terms). Raises ``PoolFull`` (none joins) where the free slots
+        are too few, ``ValueError`` for a row the pool cannot hold. Returns rows already finished
+        by their forced prefix (its cap or EOS inside it); the others decode from the next step."""
+        if not rows:
+            return []
+        if len(rows) > self.free:
+            raise PoolFull(f"{len(rows)} rows asked to join a decode pool with {self.free} of {self.slots} slots free")
+        if enc.shape[0] != len(rows) or mask.shape[0] != len(rows):
+            raise ValueError(f"{len(rows)} rows with {enc.shape[0]} encoder outputs and {mask.shape[0]} masks")
+        known_ids = set(self.active)
+        if len({r.id for r in rows}) < len(rows) or known_ids & {r.id for r in rows}:
+            raise ValueError("a row id is already in the decode pool (ids are unique within a pool)")
+        lengths = list(frames) if frames is not None else self._own_frames(enc, mask, text_input)
+        if enc.shape[1] > self.max_frames:
+            enc = enc[:, : max(lengths)]
+        if enc.shape[1] > self.max_frames:
+            raise ValueError(f"an encoder output of {enc.shape[1]} frames; the pool holds {self.max_frames}")
+        seqs, limits, forced = [], [], []
+        for row in rows:
+            if row.language not in self.decoder.text_lang_ids:
+                raise ValueError(f"row {row.id}: the text decoder has no language token for {row.language!r}")
+            cap, force = self.row_limit(row)
+            if PROMPT + cap > self.max_tokens:
+                raise ValueError(f"row {row.id}: {cap} new tokens; the pool holds {self.max_tokens - PROMPT}")
+            seq = [self.start, self.decoder.text_lang_ids[row.language], *row.prefix[:cap]]
+            if self.eos in row.prefix[:cap]:  # a forced EOS ends the row, as generate stops there
+                seq = seq[: PROMPT + row.prefix.index(self.eos) + 1]
+            seqs.append(seq)
+            limits.append(PROMPT + cap)
+            forced.append(force)
+        first = len(self._rows)
+        n = len(rows)
+        buf = self.buffers
+        # the rows' host values staged in one pinned buffer and copied in one non-blocking copy,
+        # then scattered into their slots on the device: no blocking upload, no host sync
+        dev = self._stage(first, seqs, limits, forced, lengths)
+        enc = enc.to(self.dtype)
+        if self.static:  # a row bucket's shapes (copies of the first row, written to its slot)
+            bucket = self.bucket(n)
+            self.admission((bucket, enc.shape[1]), pad_rows(dev, bucket), pad_rows(enc, bucket))
+        else:
+            self.admission(None, dev, enc)
+        if not self.static:  # eagerly, the known tokens but the last in one forward
+            width = max(len(s) for s in seqs)
+            decode_step.prefill(
+                self.weights, buf, first, buf.tokens[first : first + n, :width], dev[:, _KNOWN], max(lengths)
+            )
+        said = said or {}
+        for row, seq, count in zip(rows, seqs, lengths, strict=True):
+            terms = row.terms and self.decoder.forced is None  # benchmark mode has no terms (TextDecoder)
+            procs = self.decoder.term_processors([row], said) if terms else []
+            self._rows.append(_Row(row, 1 if self.static else len(seq), count, procs, len(seq)))
+        self._recount()
+        if self.static:  # a row its prefix ends (its cap or EOS) ends at the step that feeds it
+            return []
+        ended = [
+            first + j
+            for j, seq in enumerate(seqs)
+            if len(seq) >= limits[j] or (len(seq) > PROMPT and seq[-1] == self.eos)
+        ]
+        return self._leave(ended)
+
+    def _stage(
+        self,
+        first: int,
+        seqs: Sequence[Sequence[int]],
+        limits: Sequence[int],
+        forced: Sequence[int],
+        frames: Sequence[int],
+    ) -> Tensor:
+        """The admitted rows' host values (``_SLOT``, ``_LIMIT``, ... then the tokens, padded) on the
+        device, in one non-blocking copy from a pinned buffer (model/capture.py ``HostStaging``)."""
+
+        def fill(host: np.ndarray) -> None:
+            host[:, _TOKENS:] = self.pad
+            for j, seq in enumerate(seqs):
+                host[j, :_TOKENS] = (first + j, limits[j], forced[j], frames[j], len(seq))
+                host[j, _TOKENS : _TOKENS + len(seq)] = seq
+
+        return self._staging.upload((len(seqs), _TOKENS + self.max_tokens + 1), fill)
+
+    def _admit_rows(self, dev: Tensor, enc: Tensor) -> tuple[Tensor, ...]:
+        """What an admission writes on the device (``admit``; a captured graph per (rows, frames)
+        bucket on CUDA): each row's values (``dev``, staged) scattered into its slot, its frames'
+        mask, and its encoder output's cross-attention keys and values. No read of the device."""
+        buf = self.buffers
+        index = dev[:, _SLOT]
+        own = dev[:, _FRAMES].unsqueeze(1)
+        padding = torch.arange(self.max_frames, device=self.device).unsqueeze(0) >= own
+        bias = torch.zeros_like(padding, dtype=self.dtype).masked_fill_(padding, float("-inf"))
+        buf.frames_bias.index_copy_(0, index, bias)
+        buf.limit.index_copy_(0, index, dev[:, _LIMIT])
+        buf.force_len.index_copy_(0, index, dev[:, _FORCED])
+        buf.tokens.index_copy_(0, index, dev[:, _TOKENS:])
+        buf.done.index_fill_(0, index, False)
+        if self.static:  # the known tokens are fed by the steps (``Slots.known``)
+            buf.known.index_copy_(0, index, dev[:, _KNOWN])
+            buf.length.index_fill_(0, index, 1)
+        else:
+            buf.known.index_fill_(0, index, 0)
+        decode_step.project_cross(self.weights, buf, index, enc)
+        return ()
+
+    def _own_frames(self, enc: Tensor, mask: Tensor, text_input: bool) -> list[int]:
+        """Each row's own encoder frames: the text encoder's mask as it is, or the features' mask
+        sub-sampled to the speech encoder's frames (``SeamlessM4Tv2Model.forward``'s rule)."""
+        if text_input:
+            own = mask.sum(1)
+        else:
+            own = self.decoder.model._compute_sub_sample_lengths_from_attention_mask(mask)
+        return [min(int(x), enc.shape[1]) for x in own.tolist()]
+
+    @torch.inference_mode()
+    def step(self) -> list[Finished]:
+        """One token for every active row (see the module docstring); the rows that finished leave."""
+        n = len(self._rows)
+        if n == 0:
+            return []
+        shape = self.shape(n)
+        rows = shape.rows
+        parity = self.reads.parity
+        copied = False
+        if self.static and not self._terms:  # what the graph replays (eagerly on CPU)
+            with regions.region("decode.step"):
+                if self.replay is not None:
+                    self.replay(shape, parity)
+                else:
+                    self.static_step(shape, parity)
+            copied = self.copy_in_step
+        else:
+            logits, at = decode_step.step(self.weights, self.buffers, self.views(shape))
+            raw = None
+            if self._terms:
+                raw = logits.clone()  # the confidence is the model's own (docs/decisions.md)
+                for i, r in enumerate(self._rows):
+                    if r.processors:
+                        self._process(i, r, logits)
+            decode_step.choose(self.buffers, rows, logits, self.eos, at, raw, forced=self._forced)
+        for r in self._rows:
+            r.length += 1  # the host's count: a finished row's true length is read with its flag
+        self._longest += 1
+        self._since += 1
+        out = self._collect() if self.reads.pending else []
+        if self._since >= self.read_every:
+            self._since = 0
+            if self.read_behind:
+                if not copied:
+                    self.reads.copy_out(n, parity)
+                self.reads.issue(tuple(r.row.id for r in self._rows), parity)
+            else:
+                n = len(self._rows)
+                out += self._ended(list(range(n)), self.buffers.done[:n].tolist(), self.buffers.length[:n])
+        return out
+
+    def static_step(self, shape: StepShape, parity: int) -> None:
+        """What a captured graph replays (model/decode/graphs.py): the step and the choice of a
+        row bucket over its windows in place and, where the step copies its read itself
+        (``copy_in_step``), its flags, lengths, tokens and log-probabilities into the host buffers
+        of set ``parity``."""
+        logits, at = decode_step.step(self.weights, self.buffers, self.views(shape))
+        decode_step.choose(self.buffers, shape.rows, logits, self.eos, at, forced=self._forced)
+        if self.copy_in_step:
+            self.reads.copy_out(shape.rows, parity)
+
+    def _collect(self) -> list[Finished]:
+        """The read in flight taken: the rows it saw finished leave (found by id: rows may have
+        joined since; a drop lets the read go)."""
+        ids, host = self.reads.take()
+        flags = host.done[: len(ids)].tolist()
+        if not any(flags):
+            return []
+        slot_of = {r.row.id: i for i, r in enumerate(self._rows)}
+        slots = [slot_of.get(row_id, -1) for row_id in ids]
+        return self._ended(slots, flags, host.length[: len(ids)], read=host)
+
+    def _ended(
+        self, slots: Sequence[int], flags: Sequence[bool], lengths: Tensor, *, read: HostRead | None = None
+    ) -> list[Finished]:
+        """Rows read finished (``flags`` of the rows then in ``slots``; -1: gone since) leave, with
+        their true lengths (``lengths``, as read beside the flags); ``read``: their tokens too (the
+        host copies of the read behind, at each row's index in it)."""
+        ended = [j for j, f in enumerate(flags) if f and slots[j] >= 0]
+        if not ended:
+            return []
+        true = lengths.tolist()
+        for j in ended:
+            self._rows[slots[j]].length = true[j]
+        return self._leave([slots[j] for j in ended], copies=None if read is None else (read, ended))
+
+    def bucket(self, n: int) -> int:
+        """The static step's rows for ``n`` active rows: the smallest bucket that holds them."""
+        return next(b for b in self.buckets if b >= n)
+
+    def shape(self, n: int) -> StepShape:
+        """A step's shape for ``n`` active rows: static, a row bucket and the token and frame
+        windows' buckets that hold the longest row's tokens and the most own frames (a graph per
+        such bucket, so what a step reads grows with what its rows hold: at most twice); eager, the
+        rows themselves, the longest row's tokens rounded up to ``WINDOW_STEP`` (so the views last
+        several steps) and the most own frames."""
+        if self.static:
+            window = next(w for w in self.windows if w >= self._longest)
+            frames = next(f for f in self.frame_windows if f >= self._frames)
+            return StepShape(self.bucket(n), window, frames)
+        return StepShape(n, min(self.max_tokens, -(-self._longest // WINDOW_STEP) * WINDOW_STEP), self._frames)
+
+    @property
+    def step_shapes(self) -> list[StepShape]:
+        """Every shape a static step can take (what the graphs capture and the warm-up runs)."""
+        return [StepShape(r, w, f) for r in self.buckets for w in self.windows for f in self.frame_windows]
+
+    def views(self, shape: StepShape) -> Views:
+        """The buffers' views for a step of ``shape`` (kept: a static pool's few shapes each keep
+        theirs, as the graph captured on them reads them; an eager pool keeps its last)."""
+        views = self._views.get(shape)
+        if views is None:
+            if not self.static:
+                self._views.clear()
+            views = self._views[shape] = Views.of(self.buffers, slice(0, shape.rows), shape.window, shape.frames)
+        return views
+
+    def _process(self, i: int, r: _Row, logits: Tensor) -> None:
+        """A row's term processors on its own tokens (a batch of one), in ``TextDecoder``'s order."""
+        ids = self.buffers.tokens[i : i + 1, : r.length]
+        scores = logits[i : i + 1]
+        for p in r.processors:
+            scores = p(ids, scores)
+        logits[i : i + 1] = scores
+
+    def drop(self, row_id: int) -> None:
+        """A row leaves without a result (it failed, or its request went away); the others go on."""
+        for i, r in enumerate(self._rows):
+            if r.row.id == row_id:
+                # a read in flight is let go (a row joining later may reuse the id); the others'
+                # flags stay set on the device for the next read
+                self.reads.drop()
+                self._leave([i], results=False)
+                return
+        raise KeyError(f"row {row_id} is not in the decode pool")
+
+    def _leave(
+        self, slots: Sequence[int], *, results: bool = True, copies: tuple[HostRead, Sequence[int]] | None = None
+    ) -> list[Finished]:
+        """Rows in ``slots`` leave: their results read (the host copies of the read behind at
+        ``copies``, else one copy of their tokens now), then each freed slot is filled by the last
+        active row, so the pool stays packed."""
+        if not slots:
+            return []
+        buf = self.buffers
+        out = []
+        if results:
+            if copies is not None:
+                host, at = copies
+                rows_tokens = [host.tokens[j].tolist() for j in at]
+                rows_logprobs = [host.logprob[j].tolist() for j in at]
+            else:
+                index = torch.tensor(list(slots), device=self.device)
+                rows_tokens = buf.tokens.index_select(0, index).tolist()
+                rows_logprobs = buf.logprob.index_select(0, index).tolist()
+            for slot, tokens, logprobs in zip(slots, rows_tokens, rows_logprobs, strict=True):
+                r = self._rows[slot]
+                hidden = buf.hidden[slot, : r.length - 1].clone()
+                chosen = tuple(logprobs[r.known : r.length])
+                out.append(Finished(r.row.id, tuple(tokens[: r.length]), hidden, chosen))
+        before = len(self._rows)
+        for slot in sorted(slots, reverse=True):
+            last = len(self._rows) - 1
+            if slot != last:
+                moved = self._rows[last]
+                buf.move(last, slot, moved.length, moved.frames)
+                self._rows[slot] = moved
+            self._rows.pop()
+        buf.done[len(self._rows) : before].fill_(True)  # freed slots are finished: a static step never grows them
+        self._recount()
+        return out
+
+    def _recount(self) -> None:
+        """The host's per-pool counts after rows joined or left (a step reads them, not the rows)."""
+        self._terms = sum(1 for r in self._rows if r.processors)
+        self._longest = max((r.length for r in self._rows), default=0)
+        self._frames = max((r.frames for r in self._rows), default=0)
+
+    # -- a whole plan -----------------------------------------------------------------------
+
+    def run(
+        self,
+        rows: Sequence[DecodeRow],
+        enc: Tensor,
+        mask: Tensor,
+        *,
+        said: Mapping[int, str] | None = None,
+        text_input: bool = False,
+        frames: Sequence[int] | None = None,
+    ) -> dict[int, Finished]:
+        """Every row decoded, by id: rows join as slots free up (a queue in front of the pool), and
+        the pool steps until they have all left. One pass: a plan's passes (``RowPlan.passes``,
+        transcripts first where terms need them) are the caller's, with ``said`` from the first
+        pass's rows.
+
+        The pool may hold another user's rows meanwhile (the stepping decoder's: one pool for every
+        route, issue 88): they step too, and those that finish go to ``others``. This run's rows
+        join under ids of the pool's own (negative: the stepping decoder's are not), so a plan's ids
+        never meet another user's; they come back under their own."""
+        waiting = list(range(len(rows)))
+        mine: dict[int, int] = {}  # the pool's id of each row in the pool -> the row's own
+        out: dict[int, Finished] = {}
+
+        def keep(done: Sequence[Finished]) -> None:
+            elsewhere = [f for f in done if f.id not in mine]
+            for f in done:
+                if f.id in mine:
+                    own = mine.pop(f.id)
+                    out[own] = dataclasses.replace(f, id=own)
+            if elsewhere:
+                if self.others is None:
+                    raise RuntimeError(f"{len(elsewhere)} rows of no known user finished in the decode pool")
+                self.others(elsewhere)
+
+        while waiting or mine:
+            take, waiting = waiting[: self.free], waiting[self.free :]
+            if take:
+                index = upload(take, torch.long, enc.device)
+                joining = []
+                for k in take:
+                    own_id = next(self._run_ids)
+                    mine[own_id] = rows[k].id
+                    joining.append(dataclasses.replace(rows[k], id=own_id))
+                keep(
+                    self.admit(
+                        joining,
+                        enc.index_select(0, index),
+                        mask.index_select(0, index),
+                        said=said,
+                        text_input=text_input,
+                        frames=None if frames is None else [frames[k] for k in take],
+                    )
+                )
+            keep(self.step())
+        return out
+
+    def reset_free(self) -> None:
+        """Free slots back to their start values (after a warm-up or capture ran them)."""
+        buf, first = self.buffers, len(self._rows)
+        buf.length[first:] = 1
+        buf.done[first:] = True

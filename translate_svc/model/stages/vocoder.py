@@ -1,0 +1,383 @@
+"""The vocoder stage: our own forward of ``SeamlessM4Tv2CodeHifiGan``, batched, each row exactly
+what it gets alone, returning each row's waveform and its frames per unit.
+
+``SeamlessM4Tv2CodeHifiGan.forward`` on a padded batch lets padding leak into real audio: its
+duration predictor's convolutions read the pad units next to a row's last units, and every HiFi-GAN
+convolution reads the (non-zero) frames past a row's end, where alone it would read zero padding.
+``MaskedVocoder.forward`` runs the same computation through the upstream submodules (the unit,
+speaker and language embeddings, the duration predictor, the upsampling, HiFi-GAN's convolutions
+and residual blocks), in the same order, with two additions:
+
+- the duration predictor gets the unit padding mask (its own ``padding_mask`` argument, which
+  zeroes padded positions before each of its convolutions);
+- HiFi-GAN's input and every convolution's output are zeroed past the row's valid length at that
+  resolution (frames of the real units, then the transposed-convolution length formula per
+  upsampling stage).
+
+On CPU the runner also pads a call's units and frames up to length buckets (``bucket``,
+model/stages/shapes.py) so convolution shapes repeat; the same masks make that padding invisible.
+
+Zero past the end is what a row alone sees as padding, so each row's samples match the
+single-row call (the runner's parity tests check it against ``generate``); a row's waveform is
+then cut to its own length. Everything a call learns (frames per unit, lengths) is returned, none
+is kept (``Vocoded``): no hooks, no state between calls. Benchmark mode's forced durations are a
+parameter (``unit_frames``). Not thread-safe (torch modules): the model thread only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from translate_svc.model.capture import GraphedStage, host_read, upload
+from translate_svc.model.stages.padding import hard_upsample, pad_rows
+from translate_svc.model.stages.shapes import ShapeLog, bucket_rows
+
+
+@dataclass(frozen=True, eq=False)
+class Vocoded:
+    """A vocoder call's result, per row of its input, in order."""
+
+    #: each row's waveform (float32), cut to its own length
+    waves: list[np.ndarray]
+    #: each row's frames per unit (int64, one per unit of the row's own count), rounded as
+    #: ``SeamlessM4Tv2CodeHifiGan.forward`` rounds (or benchmark mode's forced count): word timings
+    #: (model/finish/timings.py) read them
+    frames: list[np.ndarray]
+
+
+@dataclass(frozen=True, eq=False)
+class _Started:
+    """A group after the vocoder's first part: what its second part reads."""
+
+    real: int  # the group's rows (the rest pad a row bucket)
+    own: list[int]  # each real row's units
+    #: the first part's outputs (``MaskedVocoder._first``); None: one unpadded row, the plain call
+    parts: tuple[torch.Tensor, ...] | None
+    units: torch.Tensor
+    meta: torch.Tensor  # (3, rows): units, language, voice
+    unit_frames: int | None
+
+    @property
+    def frames(self) -> torch.Tensor:
+        """Each row's frames (the plain call: its units' count, an upper bound it never reads)."""
+        if self.parts is None:
+            return self.meta[0]
+        return self.parts[4]
+
+
+class MaskedVocoder:
+    """``batched=False`` runs one plain call per row (the CPU default: HiFi-GAN's cost there is
+    per output sample, so batching only adds padding and masking); ``batched=True`` groups rows
+    (the CUDA default: it saves a kernel-launch sequence per row)."""
+
+    def __init__(
+        self,
+        vocoder: Any,
+        *,
+        batched: bool,
+        pad_id: int = 0,
+        bucket: Callable[[int], int] | None = None,
+        shapes: ShapeLog | None = None,
+        unit_frames: int | None = None,
+    ) -> None:  # SeamlessM4Tv2CodeHifiGan
+        self.vocoder = vocoder
+        #: where each group's shapes are recorded, stage ``vocoder``: (0, rows, units) for the
+        #: embeddings and the duration predictor, (1, rows, frames) for HiFi-GAN (model/stages/shapes.py)
+        self.shapes = shapes
+        self.batched = batched
+        self.pad_id = pad_id  # the unit id the runner pads rows with (any embeddable id: it is masked)
+        #: when set, units and frames are zero-padded (and masked) up to ``bucket(length)`` so
+        #: that shapes repeat (model/stages/shapes.py); None: padded only to the group's longest row
+        self.bucket = bucket
+        #: a group's rows x longest may be at most this times its real size
+        self.max_padding = 1.25
+        hg = vocoder.hifi_gan
+        self._upsample = [(int(u.stride[0]), int(u.padding[0]), int(u.kernel_size[0])) for u in hg.upsampler]
+        #: HiFi-GAN's (stride, padding, kernel) per upsampling stage: samples per frame
+        self.stages: tuple[tuple[int, int, int], ...] = tuple(self._upsample)
+        device = vocoder.unit_embedding.weight.device
+        #: the two parts (``__call__``), each a graph per bucket on CUDA (model/capture.py)
+        self.first = GraphedStage("vocoder.durations", self._first, device)
+        self.second = GraphedStage("vocoder.hifigan", self._second, device)
+        #: benchmark mode's frames per unit, which every call passes (the warm-up runs that variant)
+        self.unit_frames = unit_frames
+
+    def __call__(
+        self,
+        units: torch.Tensor,
+        unit_lens: Sequence[int],
+        lang_ids: Sequence[int],
+        speakers: Sequence[int],
+        *,
+        unit_frames: int | None = None,
+    ) -> Vocoded:
+        """``units``: (rows, T) unit ids (padded with the pad id), ``unit_lens`` each row's own
+        count; one waveform and one frames-per-unit array per row. ``unit_frames``: every unit
+        that many frames instead of the predicted durations (benchmark mode, model/stages/forced.py).
+
+        Batched, rows are grouped by length so that a group's padded size stays within
+        ``max_padding`` of its real size (HiFi-GAN's cost is per output sample, padding included;
+        with buckets, a group's rows and lengths are then padded to their buckets). Each group
+        runs in two parts (``forward``): its units' durations and frames, then, after one read of
+        every group's frames (the width HiFi-GAN runs at depends on the predicted durations),
+        HiFi-GAN; then one read of every group's waveforms and durations. With buckets, each part
+        is a captured graph per bucket on CUDA.
+        """
+        waves: list[np.ndarray] = [np.zeros(0, np.float32)] * len(unit_lens)
+        frames: list[np.ndarray] = [np.zeros(0, np.int64)] * len(unit_lens)
+        if self.batched:
+            groups = _length_groups(unit_lens, self.max_padding)
+        else:
+            groups = [[r] for r in range(len(unit_lens))]
+        started = []
+        for group in groups:
+            picked = (
+                units
+                if group == list(range(units.shape[0]))
+                else units.index_select(0, upload(group, torch.long, units.device))
+            )
+            started.append(
+                self.durations(
+                    picked,
+                    [unit_lens[r] for r in group],
+                    [lang_ids[r] for r in group],
+                    [speakers[r] for r in group],
+                    unit_frames=unit_frames,
+                )
+            )
+        widths = host_read([d.frames for d in started])  # every group's frames per row: one read
+        done = [self.hifigan(d, int(w.max())) for d, w in zip(started, widths, strict=True)]
+        host = host_read([t for wav, cut, dur in done for t in (wav.float(), cut, dur)])
+        for k, group in enumerate(groups):
+            wav, cut, dur = host[3 * k : 3 * k + 3]
+            own = started[k].own
+            for n, r in enumerate(group):
+                waves[r] = wav[n, : max(0, int(cut[n])) if own[n] else 0].copy()
+                frames[r] = dur[n, : own[n]].copy()
+        return Vocoded(waves, frames)
+
+    def forward(
+        self,
+        units: torch.Tensor,
+        unit_lens: Sequence[int],
+        lang_ids: Sequence[int],
+        speakers: Sequence[int],
+        *,
+        unit_frames: int | None = None,
+        frame_width: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One group: ``SeamlessM4Tv2CodeHifiGan.forward`` on ``units`` with each row masked past
+        its own length (module docstring). Returns the waveforms (rows, samples, padded), each
+        row's length as the vocoder alone reports it (what its waveform is cut to), and the frames
+        per unit (rows, units of the call, padded ones included). ``frame_width``: HiFi-GAN's
+        frames (the warm-up's); None: the group's widest, read from the device."""
+        started = self.durations(units, unit_lens, lang_ids, speakers, unit_frames=unit_frames)
+        if frame_width is None:
+            frame_width = int(host_read([started.frames])[0].max())
+        return self.hifigan(started, frame_width)
+
+    def durations(
+        self,
+        units: torch.Tensor,
+        unit_lens: Sequence[int],
+        lang_ids: Sequence[int],
+        speakers: Sequence[int],
+        *,
+        unit_frames: int | None = None,
+    ) -> _Started:
+        """A group's first part: its units' embeddings and durations and each row's frames. With
+        ``bucket``, the rows are padded to a row bucket (copies of the first, cut off after) and
+        the units to a length bucket."""
+        real = len(unit_lens)
+        longest = max(unit_lens)
+        if self.bucket is None:
+            units = units[:, :longest]
+        else:
+            rows = bucket_rows(real) if real > 1 else 1
+            width = self.bucket(longest)
+            if width > units.shape[1]:
+                units = torch.nn.functional.pad(units, (0, width - units.shape[1]), value=self.pad_id)
+            units = pad_rows(units[:, :width], rows)
+            unit_lens = [*unit_lens, *[unit_lens[0]] * (rows - real)]
+            lang_ids = [*lang_ids, *[lang_ids[0]] * (rows - real)]
+            speakers = [*speakers, *[speakers[0]] * (rows - real)]
+        if self.shapes is not None:
+            self.shapes.saw("vocoder", (0, *units.shape))
+        # each row's units, language and voice in one non-blocking copy
+        meta = upload([list(unit_lens), list(lang_ids), list(speakers)], torch.long, units.device)
+        if self.bucket is None and len(unit_lens) == 1:  # one unpadded row: the upstream forward as it is
+            return _Started(real, list(unit_lens[:real]), None, units, meta, unit_frames)
+        key = (*units.shape, unit_frames) if self.bucket is not None else None
+        parts = self.first(key, units, meta, unit_frames=unit_frames)
+        return _Started(real, list(unit_lens[:real]), parts, units, meta, unit_frames)
+
+    def hifigan(self, started: _Started, frame_width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A group's second part: HiFi-GAN over ``frame_width`` frames (a bucket of it, with
+        ``bucket``). Returns the waveforms, each row's cut and its frames per unit (its real rows)."""
+        real = started.real
+        if started.parts is None:  # one unpadded row: the plain call, no mask
+            return self._plain(started.units, started.meta, started.unit_frames)
+        if self.bucket is not None:
+            frame_width = self.bucket(frame_width)
+        hidden, lang, spkr, dur, frames, cut = started.parts
+        if self.shapes is not None:
+            self.shapes.saw("vocoder", (1, hidden.shape[0], frame_width))
+        key = (hidden.shape[0], hidden.shape[2], frame_width) if self.bucket is not None else None
+        wav, cut_samples = self.second(key, hidden, lang, spkr, dur, frames, cut, width=frame_width)
+        return wav[:real], cut_samples[:real], dur[:real]
+
+    def _first(
+        self, units: torch.Tensor, meta: torch.Tensor, *, unit_frames: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The first part's static path: embeddings, the duration predictor (masked past each
+        row's units), the durations rounded as upstream, each row's frames and its cut (module
+        docstring). No read of the device."""
+        voc = self.vocoder
+        device = units.device
+        lens, lang_ids, speakers = meta[0], meta[1], meta[2]
+        unit_mask = torch.arange(units.shape[1], device=device)[None, :] < lens[:, None]
+        hidden = voc.unit_embedding(units).transpose(1, 2)
+        spkr = voc.speaker_embedding(speakers[:, None]).transpose(1, 2)
+        lang = voc.language_embedding(lang_ids[:, None]).transpose(1, 2)
+        log_dur = voc.dur_predictor(hidden.transpose(1, 2), padding_mask=unit_mask)
+        durations = torch.clamp(torch.round(torch.expm1(log_dur)).long(), min=1)
+        if unit_frames is not None:
+            durations = torch.full_like(durations, unit_frames)
+        # the vocoder's own rounding of durations, summed over each row's real units
+        dur = durations * unit_mask
+        frames = dur.sum(1)
+        # The length the vocoder reports for a row alone (``_get_dur_output_lengths``), which its
+        # waveform is cut to: the durations summed up to index min(non-pad units, units - 1). A
+        # row whose units hold the pad id (t2u writes it for an EOS or a unit equal to the pad
+        # after the offset) is cut short of its frames by that count. The masks keep every real
+        # frame (alone the convolutions read them); only the cut follows the vocoder's count.
+        own = unit_mask.sum(1)
+        counted = ((units != self.pad_id) & unit_mask).sum(1)
+        index = torch.minimum(counted, own - 1).clamp(min=0)
+        cut = dur.cumsum(1).gather(1, index[:, None]).squeeze(1)
+        return hidden, lang, spkr, dur, frames, cut
+
+    def _second(
+        self,
+        hidden: torch.Tensor,
+        lang: torch.Tensor,
+        spkr: torch.Tensor,
+        dur: torch.Tensor,
+        frames: torch.Tensor,
+        cut: torch.Tensor,
+        *,
+        width: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The second part's static path: B x C x T upsampled by one gather (padding.py) into
+        ``width`` frames, the language and voice beside it, HiFi-GAN masked past each row's frames;
+        the waveforms and each row's cut in samples. No read of the device."""
+        hidden = hard_upsample(hidden, dur, width, dim=2)
+        hidden = torch.cat([lang.repeat(1, 1, width), hidden, spkr.repeat(1, 1, width)], dim=1)
+        wav = self._hifi_gan(hidden, self._upsampled(frames))
+        return wav, self._upsampled(cut)[-1]
+
+    def _plain(
+        self, units: torch.Tensor, meta: torch.Tensor, unit_frames: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One unpadded row without buckets: ``SeamlessM4Tv2CodeHifiGan.forward`` as it is (the
+        exact rows' path: bfloat16 on CPU)."""
+        voc = self.vocoder
+        hidden = voc.unit_embedding(units).transpose(1, 2)
+        spkr = voc.speaker_embedding(meta[2][:, None]).transpose(1, 2)
+        lang = voc.language_embedding(meta[1][:, None]).transpose(1, 2)
+        log_dur = voc.dur_predictor(hidden.transpose(1, 2), padding_mask=None)
+        durations = torch.clamp(torch.round(torch.expm1(log_dur)).long(), min=1)
+        if unit_frames is not None:
+            durations = torch.full_like(durations, unit_frames)
+        hidden = torch.repeat_interleave(hidden, durations.view(-1), dim=2)
+        hidden = torch.cat([lang.repeat(1, 1, hidden.shape[-1]), hidden, spkr.repeat(1, 1, hidden.shape[-1])], 1)
+        if self.shapes is not None:
+            self.shapes.saw("vocoder", (1, hidden.shape[0], hidden.shape[-1]))
+        wav = self._hifi_gan(hidden, None)
+        lengths = voc._get_output_hifigan_lengths(voc._get_dur_output_lengths(units, durations))
+        return wav, lengths.reshape(-1), durations
+
+    def warm(self, rows: int, units: int, frames: int) -> None:
+        """Run every kernel of a group of ``rows`` rows of ``units`` units and ``frames`` frames
+        once (the engine's warm-up, engine/warmup.py); with buckets on CUDA, each part's graph is
+        captured then."""
+        dev = self.vocoder.unit_embedding.weight.device
+        ids = torch.full((rows, units), 1 if self.pad_id != 1 else 2, dtype=torch.long, device=dev)
+        started = self.durations(ids, [units] * rows, [0] * rows, [0] * rows, unit_frames=self.unit_frames)
+        self.hifigan(started, frames)
+
+    def _hifi_gan(self, x: torch.Tensor, lengths: list[torch.Tensor] | None) -> torch.Tensor:
+        """``SeamlessM4Tv2HifiGan.forward`` (and its residual blocks') through its own layers, each
+        convolution's output zeroed past the row's valid length at its stage (``lengths``, one per
+        stage; None: no mask, the plain forward)."""
+        hg = self.vocoder.hifi_gan
+        masks: dict[int, torch.Tensor] = {}
+
+        def stage_mask(stage: int, like: torch.Tensor) -> torch.Tensor:
+            """The stage's valid-sample mask for ``like`` (rows, channels, time): one per stage and
+            call, since every convolution of a stage keeps its length."""
+            assert lengths is not None
+            m = masks.get(stage)
+            if m is None or m.shape[-1] != like.shape[-1]:
+                t = torch.arange(like.shape[-1], device=like.device)
+                m = (t[None, :] < lengths[stage].to(like.device)[:, None])[:, None, :].to(like.dtype)
+                masks[stage] = m
+            return m
+
+        def mask(stage: int, out: torch.Tensor) -> torch.Tensor:
+            """``out`` zeroed past each row's length, in place (a convolution's own fresh output)."""
+            return out if lengths is None else out.mul_(stage_mask(stage, out))
+
+        def resblock(block: Any, h: torch.Tensor, stage: int) -> torch.Tensor:  # HifiGanResidualBlock
+            for conv1, conv2 in zip(block.convs1, block.convs2, strict=True):
+                residual = h
+                h = nn.functional.leaky_relu(h, block.leaky_relu_slope)
+                h = mask(stage, conv1(h))
+                h = nn.functional.leaky_relu(h, block.leaky_relu_slope)
+                h = mask(stage, conv2(h))
+                h = h + residual
+            return h
+
+        if lengths is not None:
+            x = x * stage_mask(0, x)
+        h = mask(0, hg.conv_pre(x))
+        for i in range(hg.num_upsamples):
+            h = nn.functional.leaky_relu(h, hg.leaky_relu_slope)
+            h = mask(i + 1, hg.upsampler[i](h))
+            res = resblock(hg.resblocks[i * hg.num_kernels], h, i + 1)
+            for j in range(1, hg.num_kernels):
+                res += resblock(hg.resblocks[i * hg.num_kernels + j], h, i + 1)
+            h = res / hg.num_kernels
+        h = nn.functional.leaky_relu(h)
+        h = mask(len(self._upsample), hg.conv_post(h))
+        return torch.tanh(h).squeeze(1)
+
+    def _upsampled(self, frames: torch.Tensor) -> list[torch.Tensor]:
+        """Valid lengths at every stage from HiFi-GAN's input frames (transposed-convolution lengths)."""
+        lengths = [frames]
+        for stride, pad, kernel in self._upsample:
+            lengths.append((lengths[-1] - 1) * stride - 2 * pad + kernel)
+        return lengths
+
+
+def _length_groups(lengths: Sequence[int], max_padding: float) -> list[list[int]]:
+    """Row indices grouped in length order; each group's rows x longest <= max_padding x its sum."""
+    groups: list[list[int]] = []
+    cur: list[int] = []
+    total = 0
+    for r in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        n = lengths[r]
+        if cur and (len(cur) + 1) * n > max_padding * (total + n):
+            groups.append(cur)
+            cur, total = [], 0
+        cur.append(r)
+        total += n
+    if cur:
+        groups.append(cur)
+    return groups

@@ -1,0 +1,261 @@
+"""The engine's job vocabulary: what a model is asked (``ModelInput``) and answers (``ModelOutput``),
+and the types and constants that travel with them.
+
+Every type here is a frozen dataclass of numpy arrays and plain values: safe to hand from the event
+loop to the model thread and back, and the remote engine's wire (``engine/remote/wire.py``) carries
+them as they are. ``model_api/runner.py`` holds the Protocols a model implements; ``model_api/rows.py``
+plans a batch's decode rows from these inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from translate_svc.types import MODEL_SAMPLE_RATE, Profanity, Term, WordTiming
+
+
+@dataclass(frozen=True, eq=False)
+class Features:
+    """One segment's model input features (``Runner.extract_features``), unpadded."""
+
+    values: np.ndarray  # (frames, feature_dim) float32
+    mask: np.ndarray  # (frames,) int
+
+
+#: ``ModelInput.transcript_language`` with ``detect``: the transcript in the language detected
+DETECTED = "*"
+
+#: a text's stand-in for seconds of audio (``ModelInput.input_seconds``): about how many
+#: characters a second of speech says. The scheduler budgets a batch and the runner bounds a row's
+#: text tokens (``TextCap``) by it, as it does a segment's by its length.
+TEXT_CHARS_PER_SECOND = 15.0
+
+
+@dataclass(frozen=True)
+class SourceText:
+    """Text to translate instead of speech (``TranslateText``, issue 36): it goes through the
+    model's text encoder, then the same decoder, text-to-unit and vocoder rows as a segment."""
+
+    text: str
+    #: the text's language, a model code: the tokenizer's ``src_lang`` (the text encoder needs it)
+    language: str
+
+
+class WorkKind(str, Enum):
+    """What a ``ModelInput`` asks of the model (``ModelInput.kind``): the runner runs each kind of
+    a batch as one pass of its stages."""
+
+    #: a whole segment of speech: its translations, transcript and speech
+    SEGMENT = "segment"
+    #: text in instead of speech (``ModelInput.text``)
+    TEXT = "text"
+    #: a re-translation of an open segment in simultaneous mode (``ModelInput.simul``): its
+    #: hypothesis, what the agreement commits of it, and the committed words' speech (issue 89:
+    #: not a "step", which is one token of the decoder)
+    RETRANSLATION = "retranslation"
+
+
+@dataclass(frozen=True, eq=False)
+class ModelInput:
+    """One segment: 16 kHz mono float32 samples and what to produce from them (or a text, or a
+    simultaneous step: ``kind``)."""
+
+    audio: np.ndarray
+    #: empty: ASR only (the transcript row alone)
+    targets: tuple[str, ...]
+    #: the transcript's language (a model code, or DETECTED); None: no transcript
+    transcript_language: str | None = None
+    speech: bool = True
+    speaker_id: int = 0
+    #: detect the spoken language among these (empty: any the identifier can pick); the transcript
+    #: is then decoded in the language chosen; None: no detection
+    detect: tuple[str, ...] | None = None
+    #: phrases to boost or keep (``types.Term``); empty: the plain greedy decode
+    terms: tuple[Term, ...] = ()
+    #: computed ahead (off the model thread) when given; else computed in ``run``
+    features: Features | None = None
+    #: a simultaneous step of an open segment (``audio``: its speech so far) instead of a whole
+    #: segment's translation; ``targets`` name the same languages as ``simul.targets``, in order
+    simul: SimulRequest | None = None
+    #: text in instead of speech (``audio`` then empty): no transcript, detection or simultaneous step
+    text: SourceText | None = None
+    #: word timings: each spoken translation's words in its speech, the transcript's on the input
+    #: (``ModelOutput.words``, ``transcript_words``); in a simultaneous step, each chunk's words
+    #: (``SimulRowOutput.chunk_words``) and a final step's transcript words
+    words: bool = False
+    #: the profanity filter on the transcript and every translation (model/finish/profanity.py); the
+    #: speech is made from the decoded tokens without the listed words
+    profanity: Profanity = Profanity.OFF
+
+    def __post_init__(self) -> None:
+        if self.simul is not None and tuple(t.language for t in self.simul.targets) != tuple(self.targets):
+            raise ValueError("a simultaneous step's targets must be the ModelInput's targets, in order")
+        if self.text is not None:
+            if self.simul is not None or self.detect is not None or self.transcript_language is not None:
+                raise ValueError("a text input has no transcript, detection or simultaneous step")
+            if len(self.audio) or not self.targets:
+                raise ValueError("a text input has no audio and at least one target")
+
+    @property
+    def kind(self) -> WorkKind:
+        """The kind of work, read from the fields (``simul``, ``text``; ``__post_init__`` allows
+        at most one), so it crosses the workers' wire with them."""
+        if self.simul is not None:
+            return WorkKind.RETRANSLATION
+        if self.text is not None:
+            return WorkKind.TEXT
+        return WorkKind.SEGMENT
+
+    @property
+    def input_seconds(self) -> float:
+        """The input's length in seconds: the audio's, or a text's stand-in for it
+        (``TEXT_CHARS_PER_SECOND``); what batches are budgeted and text tokens bounded by."""
+        if self.text is not None:
+            return len(self.text.text) / TEXT_CHARS_PER_SECOND
+        return len(self.audio) / MODEL_SAMPLE_RATE
+
+    @property
+    def text_rows(self) -> int:
+        """Text decoder rows this input takes (what the scheduler budgets; ``model_api/rows.py``
+        plans them), without detecting anything: one per language, the transcript's included (its
+        own row in a simultaneous step)."""
+        if self.kind is WorkKind.RETRANSLATION:
+            return len(self.targets) + int(self.transcript_language is not None)
+        extra = self.transcript_language is not None and self.transcript_language not in self.targets
+        return len(set(self.targets)) + int(extra)
+
+
+#: new units before a step's chunk is spoken (Meta's default: 50 units, about 1 s at 50 units/s);
+#: the session sets its own (``limits.simultaneous_min_chunk_ms``)
+MIN_UNITS = 50
+#: the vocoder's units run at 50 a second: 20 ms of speech each
+UNIT_MS = 20
+
+
+def speak_now(new_units: int, min_units: int, final: bool) -> bool:
+    """Whether a step's new units make a chunk: at least ``min_units`` of them, or any at the end."""
+    return new_units > 0 and (final or new_units >= min_units)
+
+
+@dataclass(frozen=True)
+class SimulTarget:
+    """One target language of a simultaneous step and its policy state, kept by the session
+    between steps (data, so it crosses the workers' wire): what the listener already has of it,
+    and the segment's previous hypotheses that the local agreement compares with this step's."""
+
+    language: str
+    #: token ids committed so far (after the language token); the decode starts with them
+    committed: tuple[int, ...] = ()
+    #: how many of the committed tokens have been spoken (their units were in earlier chunks)
+    spoken_tokens: int = 0
+    #: how many units the earlier chunks held: the next chunk is the units of t2u over the
+    #: committed text from this one on (a segment's chunks add up to t2u over its whole text)
+    spoken_units: int = 0
+    #: the segment's previous hypotheses' token ids for this target, oldest first (the last
+    #: ``agreement - 1`` are used; each starts with ``committed`` when the policy made them)
+    recent: tuple[tuple[int, ...], ...] = ()
+    #: confidence (issue 72): each committed token's log-probability from the step that chose it
+    #: (``len(committed)`` values); empty: not known (a final's value is then not computed)
+    logprobs: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.logprobs and len(self.logprobs) != len(self.committed):
+            raise ValueError(f"{len(self.logprobs)} logprobs for {len(self.committed)} committed tokens")
+        if not 0 <= self.spoken_tokens <= len(self.committed):
+            raise ValueError(f"spoken_tokens {self.spoken_tokens} outside 0..{len(self.committed)} committed tokens")
+        if self.spoken_units < 0:
+            raise ValueError(f"spoken_units must be >= 0, got {self.spoken_units}")
+
+
+@dataclass(frozen=True)
+class SimulRequest:
+    """A simultaneous step (issue 33): re-translate the open speech per target with its committed
+    tokens forced, commit by local agreement (``model_api/agreement.py``) inside the step, and speak
+    the newly committed tokens once ``min_units`` units are new. ``final``: the segment closed:
+    commit each target's whole hypothesis and speak the rest."""
+
+    targets: tuple[SimulTarget, ...]
+    final: bool = False
+    min_units: int = MIN_UNITS
+    #: LocalAgreement's n: consecutive hypotheses that must agree on a word
+    agreement: int = 2
+    hold_last_word: bool = True
+
+    def __post_init__(self) -> None:
+        if self.min_units < 0:
+            raise ValueError(f"min_units must be >= 0, got {self.min_units}")
+        if isinstance(self.agreement, bool) or self.agreement < 1:
+            raise ValueError(f"agreement must be an integer >= 1, got {self.agreement!r}")
+        if len({t.language for t in self.targets}) != len(self.targets):
+            raise ValueError("a simultaneous step names each target language once")
+
+
+@dataclass(frozen=True, eq=False)
+class SimulRowOutput:
+    """One target's result of a simultaneous step."""
+
+    language: str
+    #: this step's hypothesis: the committed tokens, then the greedy continuation (no EOS)
+    token_ids: tuple[int, ...]
+    #: the hypothesis as the runner writes text (special tokens skipped)
+    text: str
+    #: indices into ``token_ids`` where a word starts: where a commit may end
+    word_starts: tuple[int, ...]
+    #: the committed tokens after this step (the input's, the policy's, or all when final)
+    committed: tuple[int, ...]
+    committed_text: str
+    #: units of t2u over ``committed`` (0 without speech)
+    units_total: int
+    #: the chunk: units ``[the target's spoken_units, units_total)`` of that t2u run; empty
+    #: when nothing is spoken in this step
+    chunk_units: tuple[int, ...]
+    #: the chunk's float32 waveform at the model's rate; None when nothing is spoken
+    chunk: np.ndarray | None
+    #: committed tokens spoken after this step (``len(committed)`` once a chunk is spoken)
+    spoken_tokens: int
+    #: units spoken after this step (``units_total`` once a chunk is spoken)
+    spoken_units: int = 0
+    #: with ``ModelInput.words``: the words spoken in ``chunk`` (ms from its first sample, from
+    #: t2u's and the vocoder's durations: model/finish/timings.py ``chunk_words``): the committed words
+    #: past the ``spoken_tokens`` the step started from, so each committed word is in one chunk
+    chunk_words: tuple[WordTiming, ...] = ()
+    #: confidence (issue 72): each of ``committed``'s log-probability from the step that chose it
+    #: (the target's ``logprobs``, then this step's values of the tokens it committed); empty: not known
+    logprobs: tuple[float, ...] = ()
+    #: a final step's: the log-probability of the end of text its decode chose (None: it stopped
+    #: at its length cap, or not computed); the final's mean counts it as a segment's does
+    end_logprob: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ModelOutput:
+    transcript: str | None
+    texts: dict[str, str]
+    #: language -> float32 waveform at MODEL_SAMPLE_RATE (absent when speech was not asked for)
+    waveforms: dict[str, np.ndarray] = field(default_factory=dict)
+    #: with ``detect``: each candidate's probability (the chosen one is the highest)
+    detected: dict[str, float] | None = None
+    #: the batch's time in text-to-unit and the vocoder, and in language identification
+    speech_ms: float = 0.0
+    language_id_ms: float = 0.0
+    #: a simultaneous step's result per target (``ModelInput.simul``); then ``texts`` hold each
+    #: target's committed text (a final step's: the whole text), ``waveforms`` stay empty (the
+    #: chunks are in here) and ``transcript`` is the unforced transcript row's
+    simul: dict[str, SimulRowOutput] | None = None
+    #: with ``ModelInput.words``: per target with speech, each word of its text in its waveform
+    #: (ms from its first sample, from the model's durations: model/finish/timings.py)
+    words: dict[str, tuple[WordTiming, ...]] = field(default_factory=dict)
+    #: with ``ModelInput.words``: the transcript's words, ms from the input's first sample
+    transcript_words: tuple[WordTiming, ...] = ()
+    #: confidence (issue 72): the transcript's mean token log-probability (the tokens the decode
+    #: chose, EOS included, under the model's own distribution); None: not computed
+    transcript_logprob: float | None = None
+    #: the same per target language (absent: not computed)
+    logprobs: dict[str, float] = field(default_factory=dict)
+    #: the transcript's text tokens as the model chose them: each token's text (SentencePiece's
+    #: word marker as a space) and log-probability (OpenAI's ``logprobs``); empty where not
+    #: computed or where the profanity filter is on (a token would show a listed word)
+    transcript_tokens: tuple[tuple[str, float], ...] = ()

@@ -1,0 +1,332 @@
+"""One stream's engine jobs and its ordered output: segments in, events out in segment order.
+
+Each closed segment is submitted to the ``EngineClient``; its result (speech encoded off the loop
+when needed) is held until every earlier segment's result is out, then queued for the reader.
+Speech events, captions, commits and notices (update answers, the drain notice) share the queue.
+Flow control bounds two counts: ``unread`` (segments submitted, their results not yet taken by the
+reader) and ``unread_events`` (captions, commits, update answers and notices queued and not yet
+taken; speech events come two to a segment, so the first count bounds them): a reader that stops
+taking either stops the stream's requests being read (``StreamSession``). The tracker joins the
+engine's fair share when it is made and leaves it at ``abort`` (the session's end). Event loop only.
+
+Simultaneous mode's ``Commit``s are ordered with the results (a listener plays the chunks in the
+order they come, so speech must come in the stream's order): a commit of segment k goes out after
+every result of the segments before k and before k's result, and a segment's commits go out in the
+order their engine jobs came back (each takes a slot then, filled once its speech is encoded). So a
+commit of the open segment waits while an earlier segment's result is still computed; what is
+before it in the stream is out first. No commit of segment k comes after k's result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import numpy as np
+
+from translate_svc.engine.client import EngineClient
+from translate_svc.engine.results import EngineResult
+from translate_svc.errors import Overloaded, ServiceError
+from translate_svc.session import results
+from translate_svc.session.events import SpeechEvent, StreamEnded, StreamEvent
+from translate_svc.session.speakers import SpeakerLabels
+from translate_svc.types import Commit, InterimResult, Segment, SegmentResult, TranslationTask
+
+logger = logging.getLogger(__name__)
+
+
+class CommitSlot:
+    """A place in a segment's commits, taken when its engine job came back (in that order), filled
+    once its speech is encoded."""
+
+    __slots__ = ("commits", "filled")
+
+    def __init__(self) -> None:
+        self.commits: tuple[Commit, ...] = ()
+        self.filled = False
+
+
+class SegmentTracker:
+    def __init__(
+        self,
+        engine: EngineClient,
+        owner: str,
+        task: TranslationTask,
+        *,
+        first_id: int = 0,
+        strict_queue: bool = False,
+        on_change: Callable[[], None] = lambda: None,
+        received_ms: Callable[[], int] = lambda: 0,
+        on_output: Callable[[SegmentResult | InterimResult], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._owner = owner
+        self._task = task
+        self._strict_queue = strict_queue  # Translate: a full engine queue fails the call
+        self._on_change = on_change  # an unread count changed (the session re-checks its room)
+        self._received_ms = received_ms  # the stream's audio received (timeline ms): a commit's source_ms
+        self._log = {"session_id": owner}
+        #: segments submitted and not yet done: the engine's future, then the encoding's
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        #: results ready, each after its segment's last commits (simultaneous mode; else none)
+        self._done: dict[int, tuple[tuple[Commit, ...], SegmentResult]] = {}
+        #: simultaneous mode: each segment's commits not out yet, in order
+        self._commits: dict[int, collections.deque[CommitSlot]] = {}
+        #: a room speaker's publisher (``rooms.seat.SpeakerSeat.output``): every final result and caption
+        self._on_output = on_output
+        self.next_id = first_id  # the next segment's id (ids continue across a resume)
+        self.next_emit = first_id  # the next result to queue for the reader
+        self._taken = first_id  # results the reader has taken
+        self._out: collections.deque[StreamEvent] = collections.deque()
+        self._events_out = 0  # of ``_out``, the events counted in ``unread_events``
+        self._wake = asyncio.Event()  # set when _out grows or the stream fails
+        #: speaker labels (``EarOptions.speakers``): a result waits for its segment's label
+        self.speakers: SpeakerLabels | None = None
+        self.failure: ServiceError | None = None
+        self._end: Callable[[int], StreamEnded] | None = None  # set by ``finish``
+        self.ended = False
+        #: called after results went out to the reader (the session re-checks whether it went quiet)
+        self.on_emitted: Callable[[], None] | None = None
+        engine.join(owner)  # counted in every session's share of the queue from now on
+
+    @property
+    def unread(self) -> int:
+        """Segments submitted whose result the reader has not taken yet."""
+        return self.next_id - self._taken
+
+    @property
+    def in_flight(self) -> int:
+        """Segments submitted whose result is not out to the reader yet (in the engine, being
+        encoded, or waiting for an earlier one)."""
+        return self.next_id - self.next_emit
+
+    @property
+    def backlog(self) -> int:
+        """Events queued for the reader and not yet taken."""
+        return len(self._out)
+
+    @property
+    def unread_events(self) -> int:
+        """Captions, commits, update answers and notices queued for the reader and not yet taken:
+        bounded like results (``StreamSession``), since some come without audio (an update's
+        answer) and would otherwise queue without bound."""
+        return self._events_out
+
+    def put(self, ev: StreamEvent) -> None:
+        if self._on_output is not None and isinstance(ev, SegmentResult | InterimResult):
+            self._on_output(ev)  # a room's listeners get it as it goes out, in order
+        self._out.append(ev)
+        self._wake.set()
+        if _counted(ev):
+            self._events_out += 1
+            self._on_change()
+
+    def submit(self, seg: Segment, vad_wait_ms: float, final: results.FinalStep | None = None) -> None:
+        """Send a closed segment to the engine (ids are the caller's ``next_id``, then advanced):
+        its whole translation, or (simultaneous mode, words committed) its ``final`` step."""
+        self.next_id = seg.segment_id + 1
+        closed_at = time.perf_counter()
+        item = final.item if final is not None else results.model_input(self._task, seg.samples, final=True)
+        try:
+            fut = self._engine.submit(self._owner, item)
+        except ServiceError as e:  # the queue is full, or the engine is gone: the segment says which
+            if self._strict_queue:
+                raise
+            self._done[seg.segment_id] = ((), results.failed(seg, e, closed_at, vad_wait_ms))
+            return
+        self._pending[seg.segment_id] = fut
+        fut.add_done_callback(functools.partial(self._on_result, seg, self._task, closed_at, vad_wait_ms, final))
+
+    def retarget(self, task: TranslationTask) -> None:
+        """Segments submitted from now on use ``task``; those in the engine keep theirs."""
+        self._task = task
+
+    def _on_result(
+        self,
+        seg: Segment,
+        task: TranslationTask,
+        closed_at: float,
+        vad_wait_ms: float,
+        final: results.FinalStep | None,
+        fut: asyncio.Future[EngineResult],
+    ) -> None:
+        if self._pending.pop(seg.segment_id, None) is None or fut.cancelled():
+            return  # aborted
+        exc = fut.exception()
+        if isinstance(exc, Overloaded) and self._strict_queue:
+            self.fail(exc)  # Translate: refused by the engine after all (another process's view was older)
+            return
+        if exc is not None:
+            err = exc if isinstance(exc, ServiceError) else ServiceError("the model failed on this segment")
+            self._done[seg.segment_id] = ((), results.failed(seg, err, closed_at, vad_wait_ms))
+            self.emit_ready()
+            return
+        build: Callable[[], tuple[tuple[Commit, ...], SegmentResult]]
+        if final is None:
+            whole = functools.partial(results.build_result, seg, task, fut.result(), closed_at, vad_wait_ms)
+            build = functools.partial(_no_commits, whole)
+        else:  # the final commits' source_ms: the audio received now, as the result arrived
+            build = functools.partial(
+                results.build_final, seg, task, fut.result(), closed_at, vad_wait_ms, final, self._received_ms()
+            )
+        if results.needs_encoding(task.output):  # resampling or Opus: off the loop
+            encoding = asyncio.ensure_future(asyncio.to_thread(build))
+            self._pending[seg.segment_id] = encoding
+            encoding.add_done_callback(functools.partial(self._on_encoded, seg, closed_at, vad_wait_ms))
+            return
+        try:
+            self._done[seg.segment_id] = build()
+        except Exception as e:  # a callback's exception would only be logged: the stream would hang
+            logger.error("building the result of segment %d failed", seg.segment_id, exc_info=e, extra=self._log)
+            err = ServiceError("the model's output for this segment was unusable")
+            self._done[seg.segment_id] = ((), results.failed(seg, err, closed_at, vad_wait_ms))
+        self.emit_ready()
+
+    def _on_encoded(
+        self,
+        seg: Segment,
+        closed_at: float,
+        vad_wait_ms: float,
+        fut: asyncio.Future[tuple[tuple[Commit, ...], SegmentResult]],
+    ) -> None:
+        if self._pending.pop(seg.segment_id, None) is None or fut.cancelled():
+            return  # aborted
+        exc = fut.exception()
+        if exc is not None:
+            logger.error("encoding the speech of segment %d failed", seg.segment_id, exc_info=exc, extra=self._log)
+            err = ServiceError("the translated speech could not be encoded")
+            self._done[seg.segment_id] = ((), results.failed(seg, err, closed_at, vad_wait_ms))
+        else:
+            self._done[seg.segment_id] = fut.result()
+        self.emit_ready()
+
+    # -- simultaneous mode's commits ----------------------------------------------------------
+
+    def reserve_commits(self, segment_id: int) -> CommitSlot:
+        """The next place in ``segment_id``'s commits (take it when its step came back)."""
+        slot = CommitSlot()
+        self._commits.setdefault(segment_id, collections.deque()).append(slot)
+        return slot
+
+    def fill_commits(self, slot: CommitSlot, commits: tuple[Commit, ...]) -> None:
+        """``commits`` go out in ``slot``'s place (none: the place is given up)."""
+        slot.commits, slot.filled = commits, True
+        self.emit_ready()
+
+    @property
+    def commits_waiting(self) -> bool:
+        """Commits not out yet (encoding, or after a result still computed)."""
+        return bool(self._commits)
+
+    def finish(self, end: Callable[[int], StreamEnded]) -> None:
+        """No more segments: once every result is out, ``end(segments_total)`` is the last event."""
+        self._end = end
+        self.emit_ready()
+
+    def emit_ready(self) -> None:
+        emitted = self.next_emit
+        while True:
+            slots = self._commits.get(self.next_emit)
+            while slots and slots[0].filled:
+                for c in slots.popleft().commits:
+                    self.put(c)
+            if slots:
+                break  # a commit of this segment is still encoding: what follows waits for it
+            self._commits.pop(self.next_emit, None)
+            if self.next_emit not in self._done:
+                break
+            speakers = self.speakers
+            if speakers is not None and not speakers.ready(self.next_emit):
+                break  # its voice is still being embedded
+            commits, result = self._done.pop(self.next_emit)
+            for c in commits:
+                self.put(c)
+            self.put(result if speakers is None else speakers.label(result))
+            self.next_emit += 1
+        if self.next_emit != emitted and self.on_emitted is not None:
+            self.on_emitted()
+        if (
+            self._end is not None
+            and not self.ended
+            and self.next_emit == self.next_id
+            and not self._pending
+            and not self._commits
+        ):
+            self.ended = True
+            self.put(self._end(self.next_id))
+
+    def abort(self) -> None:
+        """Drop queued work: nothing more is computed for this stream (it leaves the share), and
+        let go of the session's callback (it would hold the session in a cycle)."""
+        self._on_change = _nothing
+        self._on_output = None
+        self.on_emitted = None
+        if self.speakers is not None:
+            self.speakers.drop()
+        self._engine.leave(self._owner)
+        for fut in self._pending.values():
+            fut.cancel()
+        self._pending.clear()
+        self._commits.clear()
+
+    def fail(self, error: ServiceError) -> None:
+        """``events`` raises ``error`` (at once, ahead of what is queued)."""
+        self.failure = error
+        self._wake.set()
+
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        """The reader's side: every event in order; ends after StreamEnded (raising its limit)."""
+        while True:
+            while not self._out:
+                if self.failure is not None:
+                    raise self.failure
+                self._wake.clear()
+                await self._wake.wait()
+            if self.failure is not None:
+                raise self.failure
+            ev = self._out.popleft()
+            if isinstance(ev, SegmentResult):
+                self._taken += 1
+                self._on_change()
+            elif _counted(ev):
+                self._events_out -= 1
+                self._on_change()
+            if isinstance(ev, InterimResult) and ev.segment_id < self.next_emit:
+                continue  # its segment's final result is out: superseded
+            yield ev
+            if isinstance(ev, StreamEnded):
+                if ev.limit is not None:
+                    raise ev.limit
+                return
+
+
+def _counted(ev: StreamEvent) -> bool:
+    """An event counted in ``unread_events``: not a result nor a speech event (segments bound those)."""
+    return not isinstance(ev, SegmentResult | SpeechEvent)
+
+
+def _nothing() -> None:
+    """An aborted tracker's ``on_change``."""
+
+
+def _no_commits(build: Callable[[], SegmentResult]) -> tuple[tuple[Commit, ...], SegmentResult]:
+    return (), build()
+
+
+def segment_of(segment_id: int, start_sample: int, samples: np.ndarray, end_sample: int, offset_ms: int) -> Segment:
+    """A closed speech region -> a Segment on whole milliseconds, so [start_ms, end_ms) is exactly
+    the audio the model gets (``offset_ms``: where this call starts on the stream's timeline)."""
+    per_ms = results.PER_MS
+    start = -(-start_sample // per_ms) * per_ms
+    end = max(start, end_sample // per_ms * per_ms)
+    return Segment(
+        segment_id=segment_id,
+        start_ms=start // per_ms + offset_ms,
+        end_ms=end // per_ms + offset_ms,
+        samples=samples[start - start_sample : end - start_sample],
+    )
