@@ -1,7 +1,8 @@
 """The tests' own map (tests/README.md): every folder is a package, a folder named after a package
 of translate_svc/ mirrors its sub-packages, every test module says whether it is a unit or an
-integration test, and no test module imports another (what tests share is in tests/support, as
-benchmarks import it)."""
+integration test, no test module imports another (what tests share is in tests/support, as
+benchmarks import it), and a module of the model or its seam with logic has a test module named
+after it (issue 89)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def test_the_folders_of_a_package_mirror_its_sub_packages() -> None:
     package of translate_svc/ (``session/``, ``transport/``, ...), every folder names a sub-package
     of it, so a test is found by the path of what it tests."""
     mirrored = [f for f in TESTS.iterdir() if f.is_dir() and (PACKAGE / f.name / "__init__.py").is_file()]
-    assert {f.name for f in mirrored} >= {"session", "transport"}
+    assert {f.name for f in mirrored} >= {"session", "transport", "model", "model_api"}
     stray = [
         str(folder.relative_to(TESTS))
         for top in mirrored
@@ -84,3 +85,55 @@ def marks(tree: ast.Module) -> set[str]:
 def test_every_test_module_is_marked_unit_or_integration() -> None:
     kinds = {str(p.relative_to(TESTS)): marks(parsed(p)) & {"unit", "integration"} for p in MODULES}
     assert {path: sorted(k) for path, k in kinds.items() if len(k) != 1} == {}
+
+
+#: model modules with no logic of their own, so no test module named after them (issue 89), each
+#: with why; every other ``model/**/X.py`` and ``model_api/X.py`` has one (below)
+MODEL_WITHOUT_LOGIC = {
+    "model_api/runner.py": "Protocols and the stepper's three priorities: no code runs; mypy holds the "
+    "runners and tests/support's fakes to them",
+}
+
+
+def model_modules() -> list[str]:
+    """Every module of translate_svc/model/ and translate_svc/model_api/ (packages' ``__init__``
+    aside: docstrings), as a path under translate_svc/."""
+    return sorted(
+        str(p.relative_to(PACKAGE))
+        for top in ("model", "model_api")
+        for p in (PACKAGE / top).rglob("*.py")
+        if p.name != "__init__.py" and "__pycache__" not in p.parts
+    )
+
+
+def holds(name: list[str], words: list[str]) -> bool:
+    return any(name[k : k + len(words)] == words for k in range(len(name) - len(words) + 1))
+
+
+def named_after(module: str) -> list[str]:
+    """The test modules named after ``module`` (a path under translate_svc/): in the folder of tests/
+    that mirrors its folder, a name whose words (after ``test``) hold the module's name, word for
+    word (``model/decode/loop.py``: ``tests/model/decode/test_decode_loop.py``), so a test is named
+    after the behaviour it checks and still found beside the module it tests; a name that holds a
+    longer sibling's name is that sibling's (``test_lid_checkpoint_build.py`` is not
+    ``checkpoint.py``'s)."""
+    path = Path(module)
+    words = path.stem.split("_")
+    siblings = [p.stem.split("_") for p in (PACKAGE / path.parent).glob("*.py")]
+    longer = [w for w in siblings if len(w) > len(words) and holds(w, words)]
+    return [
+        str(test.relative_to(TESTS))
+        for test in sorted((TESTS / path.parent).glob("test_*.py"))
+        if holds(name := test.stem.split("_")[1:], words) and not any(holds(name, w) for w in longer)
+    ]
+
+
+def test_a_model_module_with_logic_has_a_test_module_named_after_it() -> None:
+    """Issue 89: the model wing along a segment's path (stages/, decode/, finish/, testing/, the
+    seam model_api/) is tested where a reader looks: each module beside its tests, in the mirrored
+    folder; a module without logic is listed in ``MODEL_WITHOUT_LOGIC`` with its reason."""
+    modules = model_modules()
+    assert len(modules) > 30  # the walk found the model
+    assert sorted(set(MODEL_WITHOUT_LOGIC) - set(modules)) == [], "an exemption names no module"
+    missing = [m for m in modules if m not in MODEL_WITHOUT_LOGIC and not named_after(m)]
+    assert missing == [], "add tests/<its folder>/test_<behaviour with its name>.py, or list it with a reason"

@@ -60,6 +60,54 @@ class OutputOptions:
     word_timings: bool = False
     #: the profanity filter; None: the tenant's default (its tokens-file ``profanity=``), else off
     profanity: Profanity | None = None
+    #: the speaking rate of the translated speech (issue 90): 1.5 speaks in 1/1.5 of the time, at
+    #: the same pitch (the vocoder's frames per unit scaled, model/stages/vocoder.py);
+    #: ``SPEED_MIN``..``SPEED_MAX`` (``check_speed``)
+    speed: float = 1.0
+    #: dubbing to the source's clock (issue 90, clips and jobs only): each segment's speech made
+    #: at the rate within ``DubFit``'s bound that fits it before the next segment starts (``speed``
+    #: then stays 1); None: off
+    fit: DubFit | None = None
+
+
+@dataclass(frozen=True)
+class DubFit:
+    """The bound of dubbing to the source's clock (``OutputOptions.fit``): each segment's speech
+    is made at the slowest rate in ``slowest``..``fastest`` at which it ends by the next segment's
+    start (the last one's: by the audio's end); past ``fastest`` it runs over, and its
+    ``Translation.overlap_ms`` says by how much. ``check_fit`` checks it."""
+
+    slowest: float = 0.85
+    fastest: float = 1.35
+
+
+#: the speaking rates a client may ask for (``OutputOptions.speed``): OpenAI's realtime ``speed``
+#: stops at 1.5, Azure's prosody rate at 2x; below 0.5 the vocoder's repeated frames sound stretched
+SPEED_MIN = 0.5
+SPEED_MAX = 2.0
+
+
+def check_speed(value: float, field: str) -> float:
+    """``value`` as a speaking rate, or ValueError naming ``field`` and the range (each door maps
+    it to its own bad-request status). A number is echoed (``%g``: short whatever its size); any
+    other value only by its type, so no caller text comes back."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        got = type(value).__name__
+    elif not SPEED_MIN <= value <= SPEED_MAX:  # NaN too
+        got = f"{value:g}"
+    else:
+        return float(value)
+    raise ValueError(f"{field} must be a number from {SPEED_MIN} to {SPEED_MAX} (1 is the model's own rate), got {got}")
+
+
+def check_fit(fit: DubFit, field: str) -> DubFit:
+    """``fit``'s rates each a speaking rate (``check_speed``), ``slowest`` not above ``fastest``;
+    else ValueError naming ``field``'s parts."""
+    check_speed(fit.slowest, f"{field}.slowest")
+    check_speed(fit.fastest, f"{field}.fastest")
+    if fit.slowest > fit.fastest:
+        raise ValueError(f"{field}.slowest ({fit.slowest}) must not be above {field}.fastest ({fit.fastest})")
+    return fit
 
 
 #: a BOOST term's weight when none is given, and the most it may be
@@ -202,6 +250,12 @@ class Translation:
     words: tuple[WordTiming, ...] = ()
     #: confidence (issue 72): as ``Transcript.avg_logprob``, of this translation's text
     avg_logprob: float | None = None
+    #: the rate ``audio`` was spoken at (issue 90): ``OutputOptions.speed``, or the one dubbing to
+    #: the source's clock chose; None: no speech, or not told by the model
+    speech_rate: float | None = None
+    #: with ``OutputOptions.fit``: how far (ms) the speech runs past the next segment's start (the
+    #: audio's end, for the last segment), 0 when it fits; None: not fitted
+    overlap_ms: int | None = None
 
 
 @dataclass(frozen=True, eq=False)

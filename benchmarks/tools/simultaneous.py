@@ -6,7 +6,7 @@ Run from the repository root::
     python -m benchmarks.tools.simultaneous --load-streams 16 --load-s 60
 
 Each run starts one ``translate-svc serve --test-translator stable`` (the made-up translator with
-exact commit points, ``translate_svc/model/stable.py``: one word per 400 ms of audio, 10 units and
+exact commit points, ``translate_svc/model/testing/stable.py``: one word per 400 ms of audio, 10 units and
 200 ms of speech per word) on the test checkpoint, pinned to core 0, with ``/metrics`` on; this
 process (pinned to core 1) streams the input as 20 ms LINEAR16 chunks paced at real time with the
 SDK (``simultaneous=SimultaneousOptions(step_ms, agreement)`` or not), and logs every ``Commit``

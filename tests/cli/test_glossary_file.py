@@ -1,4 +1,4 @@
-"""The --glossary TSV file (cli/glossary.py): entries, the target language's three ways, and each
+"""The --glossary TSV file (client_cli/glossary.py): entries, the target language's three ways, and each
 mistake named by file and line."""
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ import pytest
 from translate_svc.app import scheduler_config
 from translate_svc.engine.engine import TranslationEngine
 from translate_svc.errors import Overloaded
-from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model_api.requests import ModelInput, ModelOutput
+from translate_svc.model_api.runner import Runner
 from translate_svc.settings import EngineSettings
 from translate_svc.types import BatchStats
 
@@ -26,7 +26,7 @@ def noise(seconds: float, seed: int) -> np.ndarray:
 class PoisonedRunner:
     """The real runner, except that it raises on any batch holding a segment of exactly 1.234 s."""
 
-    def __init__(self, real: SeamlessRunner) -> None:
+    def __init__(self, real: Runner) -> None:
         self.real = real
         self.card = real.card
         self.extract_features = real.extract_features
@@ -46,7 +46,7 @@ async def make_engine(runner, **kw) -> tuple[TranslationEngine, list[BatchStats]
     return engine, stats
 
 
-async def test_segments_of_different_streams_share_batches(runner: SeamlessRunner) -> None:
+async def test_segments_of_different_streams_share_batches(runner: Runner) -> None:
     engine, stats = await make_engine(runner, max_batch_size=8, max_wait_ms=1000)  # room for 6 feature extractions
     try:
         futs = [engine.submit(f"stream-{i}", ModelInput(noise(1 + i / 10, i), ("spa",), None)) for i in range(6)]
@@ -58,7 +58,7 @@ async def test_segments_of_different_streams_share_batches(runner: SeamlessRunne
         await engine.stop()
 
 
-async def test_one_bad_segment_fails_alone(runner: SeamlessRunner) -> None:
+async def test_one_bad_segment_fails_alone(runner: Runner) -> None:
     poisoned = PoisonedRunner(runner)
     engine, _ = await make_engine(poisoned, max_batch_size=8, max_wait_ms=1000)
     try:
@@ -72,7 +72,7 @@ async def test_one_bad_segment_fails_alone(runner: SeamlessRunner) -> None:
         await engine.stop()
 
 
-async def test_abort_drops_queued_work_of_that_owner_only(runner: SeamlessRunner) -> None:
+async def test_abort_drops_queued_work_of_that_owner_only(runner: Runner) -> None:
     engine, stats = await make_engine(runner, max_batch_size=1, max_wait_ms=0)
     try:
         mine = [engine.submit("gone", ModelInput(noise(2, i), ("spa",), None)) for i in range(5)]
@@ -87,7 +87,7 @@ async def test_abort_drops_queued_work_of_that_owner_only(runner: SeamlessRunner
         await engine.stop()
 
 
-async def test_full_queue_raises_overloaded_with_a_retry_hint(runner: SeamlessRunner) -> None:
+async def test_full_queue_raises_overloaded_with_a_retry_hint(runner: Runner) -> None:
     engine, _ = await make_engine(runner, max_batch_size=1, max_wait_ms=1000, max_queued_segments=2)
     try:
         engine.submit("a", ModelInput(noise(1, 1), ("spa",), None))
@@ -100,7 +100,7 @@ async def test_full_queue_raises_overloaded_with_a_retry_hint(runner: SeamlessRu
         await engine.stop()
 
 
-async def test_a_dead_model_loop_fails_waiting_jobs_and_reports_unhealthy(runner: SeamlessRunner) -> None:
+async def test_a_dead_model_loop_fails_waiting_jobs_and_reports_unhealthy(runner: Runner) -> None:
     failures: list[BaseException] = []
     engine = TranslationEngine(
         lambda: runner, scheduler_config(EngineSettings(max_wait_ms=1000)), on_failure=failures.append
@@ -121,7 +121,7 @@ async def test_a_dead_model_loop_fails_waiting_jobs_and_reports_unhealthy(runner
         await engine.stop()
 
 
-async def test_features_are_computed_off_the_model_thread_and_abortable(runner: SeamlessRunner) -> None:
+async def test_features_are_computed_off_the_model_thread_and_abortable(runner: Runner) -> None:
     import threading
 
     seen: list[str] = []

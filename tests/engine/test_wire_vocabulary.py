@@ -21,6 +21,7 @@ from translate_svc.model_api.requests import (
     SimulRowOutput,
     SimulTarget,
     SourceText,
+    SpeechFit,
 )
 from translate_svc.types import Profanity, SegmentError, Term, TraceRef, WordTiming
 
@@ -43,6 +44,7 @@ def full_input() -> ModelInput:
         features=features,
         words=True,
         profanity=Profanity.MASK,
+        speed=1.5,  # issue 90: the speaking rate crosses to the engine's vocoder
     )
 
 
@@ -60,7 +62,14 @@ def full_step() -> ModelInput:
 
 
 def full_text() -> ModelInput:
-    return ModelInput(np.zeros(0, np.float32), ("spa",), None, speech=True, text=SourceText("hello there", "eng"))
+    return ModelInput(
+        np.zeros(0, np.float32),
+        ("spa",),
+        None,
+        speech=True,
+        text=SourceText("hello there", "eng"),
+        fit=SpeechFit(2500.0, 0.9, 1.25),  # issue 90: dubbing to the source's clock crosses too
+    )
 
 
 def full_output() -> ModelOutput:
@@ -81,6 +90,7 @@ def full_output() -> ModelOutput:
         transcript_logprob=-0.625,
         logprobs={"spa": -0.875},
         transcript_tokens=((" hello", -0.5), (" world", -0.75)),
+        speech_rates={"spa": 1.125},
     )
 
 

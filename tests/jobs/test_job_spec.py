@@ -28,6 +28,7 @@ def test_every_option_survives_the_stores_json() -> None:
         speech_sample_rate_hz=48000,
         speaker_id=1,
         profanity=Profanity.MASK,
+        speed=1.25,
         ear=EarOptions(noise_suppression=True, speakers=3),
         glossaries=("g1",),
         url="https://media.example.org/a.wav",
@@ -41,6 +42,7 @@ def test_every_option_survives_the_stores_json() -> None:
         speaker_id=1,
         word_timings=False,
         profanity=Profanity.MASK,
+        speed=1.25,
     )
 
 
@@ -60,3 +62,4 @@ def test_a_spec_stored_before_the_options_reads_their_defaults() -> None:
     spec = JobSpec.from_json(json.dumps(old))
     assert spec.profanity is None and spec.ear == EarOptions() and spec.text is True
     assert spec.track_rate == 16000 and spec.speaker_id == 0
+    assert spec.speed == 1.0 and spec.output.speed == 1.0  # issue 90: the model's own rate

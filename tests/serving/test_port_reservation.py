@@ -1,5 +1,5 @@
 """The pieces of ``serve --workers N`` that need no processes: the port reservation (the node's
-counts are leases in its hub: tests/session/test_caps_in_store.py)."""
+counts are leases in its hub: tests/session/tenants/test_leases.py)."""
 
 from __future__ import annotations
 

@@ -112,7 +112,7 @@ async def test_a_refused_segment_fails_alone_and_the_stream_goes_on(scripted: Va
     session = await manager.open_stream(FMT, TASK, SegmenterConfig())
     try:
         await feed_all(session, silence[: len(silence) // 2])
-        await until(lambda: len(engine.results) >= 1)
+        await until(lambda: len(engine.jobs) >= 1)
         engine.overloaded = True  # the next segments are refused by a full engine
         await feed_all(session, silence[len(silence) // 2 :])
         await session.finish()
@@ -235,8 +235,8 @@ async def test_a_translate_call_fails_whole_when_the_engine_refuses_a_segment_la
     engine = FakeEngineClient()
     manager = SessionManager(engine, scripted, SegmenterConfig(), LimitsSettings())
     call = asyncio.create_task(ClipDriver(manager).translate(silence, FMT, TASK, SegmenterConfig()))
-    await until(lambda: len(engine.results) >= 1)
-    engine.results[0].future.set_exception(Overloaded("server busy (fake, from the engine)", retry_after_ms=1000))
+    await until(lambda: len(engine.jobs) >= 1)
+    engine.jobs[0].future.set_exception(Overloaded("server busy (fake, from the engine)", retry_after_ms=1000))
     for job in engine.pending():
         engine.resolve(job)
     with pytest.raises(Overloaded, match="from the engine"):

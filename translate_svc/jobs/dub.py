@@ -6,8 +6,10 @@ say than its source) runs past the next segment's start: ``jobs.dub_overflow`` s
 happens, ``overlap`` (mixed with the next speech: nothing is lost) or ``cut`` (stopped where the
 next segment starts). Before, each segment's speech was appended after the last one's end, so
 long speech pushed every later segment later (drift) and the track ended wherever the speech did
-(212.5 s for a 216 s source). Speeding speech up to fit is not done: it needs a speaking rate the
-model does not take yet.
+(212.5 s for a 216 s source). A job submitted with ``fit`` (issue 90: dubbing to the source's
+clock) has each segment's speech made at the rate that ends it by the next segment's start
+(session/segments.py holds each segment for that start), so only speech past the bound's fastest
+rate runs over, and its segment's ``overlap_ms`` says by how much.
 
 Pure and bounded: ``DubTrack`` takes the segments in order, each with its speech as PCM16, and
 gives the track's samples as they become final (everything before the segment just added starts),

@@ -17,6 +17,7 @@ from translate_svc.types import (
     NO_EAR,
     AudioEncoding,
     AudioFormat,
+    DubFit,
     EarOptions,
     OutputOptions,
     Profanity,
@@ -61,6 +62,13 @@ class JobSpec:
     speaker_id: int = 0
     #: the profanity filter; None: the tenant's default (its tokens-file ``profanity=``)
     profanity: Profanity | None = None
+    #: the dubbed tracks' speaking rate (``OutputOptions.speed``, issue 90); a spec stored before
+    #: it existed reads 1, the model's own rate
+    speed: float = 1.0
+    #: dubbing to the source's clock (``OutputOptions.fit``, issue 90): the bound each segment's
+    #: speech is fitted with, kept with the spec (a resumed job keeps its bound whatever the server's
+    #: ``jobs.fit_*`` became); None: off (as a spec stored before it existed reads)
+    fit: DubFit | None = None
     #: noise suppression and speaker labels (``EarOptions``), as a live stream's (issue 91)
     ear: EarOptions = NO_EAR
     #: stored glossaries named by id (``glossaries/``)
@@ -84,6 +92,8 @@ class JobSpec:
             speaker_id=self.speaker_id,
             word_timings=self.word_timings,
             profanity=self.profanity,
+            speed=self.speed,
+            fit=self.fit,
         )
 
     @property
@@ -110,6 +120,8 @@ class JobSpec:
             d["profanity"] = Profanity(d["profanity"])
         if "ear" in d:
             d["ear"] = EarOptions(**d["ear"])
+        if d.get("fit") is not None:
+            d["fit"] = DubFit(**d["fit"])
         return cls(**d)
 
 
@@ -181,7 +193,9 @@ def segment_json(r: SegmentResult, *, segment_id: int, shift_ms: int = 0) -> dic
     its speech is in the job's dubbed track (``audio_ms``: its length; ``audio_samples``: the same
     in samples at the track's rate, which places it there: ``jobs/dub.py``). ``avg_logprob``: the
     confidence (issue 72), null where not computed; ``speaker``: its label with ``speakers`` on
-    (else 0)."""
+    (else 0). ``speech_rate``: the rate its speech was made at (null without speech);
+    ``overlap_ms``: with ``fit``, how far the speech runs past the next segment's start (0: it
+    fits; null without ``fit``: issue 90)."""
     out: dict[str, Any] = {
         "segment_id": segment_id,
         "start_ms": r.start_ms + shift_ms,
@@ -195,6 +209,8 @@ def segment_json(r: SegmentResult, *, segment_id: int, shift_ms: int = 0) -> dic
                 "avg_logprob": t.avg_logprob,
                 "audio_ms": 0 if t.audio is None else round(len(t.audio) * 1000 / t.sample_rate_hz),
                 "audio_samples": 0 if t.audio is None else len(t.audio),
+                "speech_rate": t.speech_rate,
+                "overlap_ms": t.overlap_ms,
             }
             for t in r.translations
         ],

@@ -348,13 +348,21 @@ class Retranslator:
         return out
 
     @torch.inference_mode()
-    def vocode(self, chunks: Sequence[np.ndarray], langs: Sequence[str], speakers: Sequence[int]) -> Vocoded:
-        """One waveform per chunk of vocoder units (non-empty), in its language and voice, with its
-        frames per unit: the stages' vocoder call (masked, batched where they batch)."""
+    def vocode(
+        self,
+        chunks: Sequence[np.ndarray],
+        langs: Sequence[str],
+        speakers: Sequence[int],
+        speeds: Sequence[float] | None = None,
+    ) -> Vocoded:
+        """One waveform per chunk of vocoder units (non-empty), in its language and voice, at its
+        speaking rate (``speeds``; None: the model's own), with its frames per unit: the stages'
+        vocoder call (masked, batched where they batch)."""
         units = torch.full((len(chunks), max(len(c) for c in chunks)), self._unit_pad, dtype=torch.long)
         for row, chunk in enumerate(chunks):
             units[row, : len(chunk)] = torch.from_numpy(np.asarray(chunk, np.int64))
-        return self.stages.vocode(units.to(self.stages.device), [len(c) for c in chunks], langs, speakers)
+        device = self.stages.device
+        return self.stages.vocode(units.to(device), [len(c) for c in chunks], langs, speakers, speeds=speeds)
 
     def _speech(
         self,
@@ -406,6 +414,7 @@ class Retranslator:
                 [u for _, u in chunks],
                 [rows[i][2] for i, _ in chunks],
                 [inputs[rows[i][0]].speaker_id for i, _ in chunks],
+                [inputs[rows[i][0]].speed for i, _ in chunks],
             )
             frames = vocoded.frames  # per chunk
             for n, ((i, units), wave) in enumerate(zip(chunks, vocoded.waves, strict=True)):

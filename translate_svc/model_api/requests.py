@@ -14,7 +14,7 @@ from enum import Enum
 
 import numpy as np
 
-from translate_svc.types import MODEL_SAMPLE_RATE, Profanity, Term, WordTiming
+from translate_svc.types import MODEL_SAMPLE_RATE, SPEED_MAX, SPEED_MIN, Profanity, Term, WordTiming
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,6 +58,28 @@ class WorkKind(str, Enum):
     RETRANSLATION = "retranslation"
 
 
+@dataclass(frozen=True)
+class SpeechFit:
+    """Speech fitted to a time (issue 90, dubbing to the source's clock): the rate of each spoken
+    target is the smallest in ``slowest``..``fastest`` at which its speech lasts at most
+    ``budget_ms`` (its natural length / ``budget_ms``, clamped); past ``fastest`` the speech is
+    longer than the budget (``ModelOutput.speech_rates`` tells the rate used)."""
+
+    #: the time the speech should fit in: the segment's span and the gap before the next segment
+    budget_ms: float
+    slowest: float = 0.85
+    fastest: float = 1.35
+
+    def __post_init__(self) -> None:
+        if not self.budget_ms > 0:
+            raise ValueError(f"a fit's budget must be > 0 ms, got {self.budget_ms}")
+        if not SPEED_MIN <= self.slowest <= self.fastest <= SPEED_MAX:
+            raise ValueError(
+                f"a fit's rates must satisfy {SPEED_MIN} <= slowest <= fastest <= {SPEED_MAX}, "
+                f"got {self.slowest}..{self.fastest}"
+            )
+
+
 @dataclass(frozen=True, eq=False)
 class ModelInput:
     """One segment: 16 kHz mono float32 samples and what to produce from them (or a text, or a
@@ -89,8 +111,16 @@ class ModelInput:
     #: the profanity filter on the transcript and every translation (model/finish/profanity.py); the
     #: speech is made from the decoded tokens without the listed words
     profanity: Profanity = Profanity.OFF
+    #: the speaking rate (issue 90, ``types.OutputOptions.speed``): every spoken row's frames per
+    #: unit scaled by 1/speed before HiFi-GAN, word timings following; 1: the model's own rate
+    speed: float = 1.0
+    #: dubbing to the source's clock (issue 90): each spoken target's rate chosen to fit its speech
+    #: into ``fit.budget_ms`` (``SpeechFit``), instead of ``speed``; None: ``speed`` as given
+    fit: SpeechFit | None = None
 
     def __post_init__(self) -> None:
+        if not SPEED_MIN <= self.speed <= SPEED_MAX:
+            raise ValueError(f"speed must be from {SPEED_MIN} to {SPEED_MAX}, got {self.speed}")
         if self.simul is not None and tuple(t.language for t in self.simul.targets) != tuple(self.targets):
             raise ValueError("a simultaneous step's targets must be the ModelInput's targets, in order")
         if self.text is not None:
@@ -259,3 +289,6 @@ class ModelOutput:
     #: word marker as a space) and log-probability (OpenAI's ``logprobs``); empty where not
     #: computed or where the profanity filter is on (a token would show a listed word)
     transcript_tokens: tuple[tuple[str, float], ...] = ()
+    #: the rate each spoken target's speech was made at (issue 90): ``ModelInput.speed``, or the
+    #: rate ``ModelInput.fit`` chose; absent: no speech for that target
+    speech_rates: dict[str, float] = field(default_factory=dict)

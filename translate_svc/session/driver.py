@@ -358,7 +358,7 @@ class StreamDriver:
             own = req.target_languages
             try:
                 task = checks.retarget(
-                    self._m.card, self._m.limits, session.task, self._seat.targets(own), req.speaker_id
+                    self._m.card, self._m.limits, session.task, self._seat.targets(own), req.speaker_id, req.speed
                 )
             except InvalidInput as e:
                 await session.answer(Updated(self._seat.started(_started(session, self._m)), session.jobs.next_id, e))

@@ -105,11 +105,13 @@ class Invalid:
 
 @dataclass(frozen=True)
 class Update:
-    """Change a running stream's targets or voice (None: keep). Segments that close after it use
-    the new task; the driver answers with ``Updated`` in order with the stream's events."""
+    """Change a running stream's targets, voice or speaking rate (None: keep). Segments that close
+    after it use the new task; the driver answers with ``Updated`` in order with the stream's events.
+    ``speed`` is checked with the update (``task.retarget``): out of range, it is answered, not fatal."""
 
     target_languages: tuple[str, ...] | None = None
     speaker_id: int | None = None
+    speed: float | None = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from translate_svc.model_api.requests import (
     SimulRequest,
     SimulRowOutput,
     SimulTarget,
+    SpeechFit,
 )
 from translate_svc.types import (
     MODEL_SAMPLE_RATE,
@@ -64,11 +65,17 @@ def keeps_terms(task: TranslationTask) -> bool:
     return bool(task.target_languages) and any(t.keep or t.glossary for t in task.terms)
 
 
-def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool) -> ModelInput:
+def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool, budget_ms: int | None = None) -> ModelInput:
     """What the engine computes for one span of a stream of ``task``: a final segment as asked, a
     live caption as text only. KEEP terms add the transcript row (and detection, without a source
     language: ``task.resolve_task`` refuses that on a server without an identifier); results
-    built from it show only what the client asked for."""
+    built from it show only what the client asked for. ``budget_ms``: with ``task.output.fit``,
+    the time the segment's speech is fitted to (its span and the gap before the next segment:
+    ``SegmentTracker.release``)."""
+    fit = task.output.fit
+    fitted = None
+    if fit is not None and budget_ms is not None and final and task.output.speech:
+        fitted = SpeechFit(max(budget_ms, 1), fit.slowest, fit.fastest)
     keep = keeps_terms(task)
     detect = task.detect
     if detect is None and keep and not task.source_language:
@@ -84,6 +91,8 @@ def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool) -> Mod
         terms=task.terms,
         words=final and task.output.word_timings,
         profanity=task.output.profanity or Profanity.OFF,
+        speed=task.output.speed,
+        fit=fitted,
     )
 
 
@@ -284,8 +293,16 @@ def failed(seg: Segment, err: ServiceError, closed_at: float, vad_wait_ms: float
 
 
 def build_result(
-    seg: Segment, task: TranslationTask, job: EngineResult, closed_at: float, vad_wait_ms: float
+    seg: Segment,
+    task: TranslationTask,
+    job: EngineResult,
+    closed_at: float,
+    vad_wait_ms: float,
+    *,
+    budget_ms: int | None = None,
 ) -> SegmentResult:
+    """A whole segment's result; ``budget_ms``: the time its speech was fitted to (dubbing to the
+    source's clock): each translation then says how far its speech runs past it (``overlap_ms``)."""
     ready = time.perf_counter()
     total_ms = (ready - closed_at) * 1000
     timing = Timing(
@@ -305,7 +322,8 @@ def build_result(
     out, opts = job.output, task.output
     translations = []
     for lang in task.target_languages:
-        audio = _to_rate(out.waveforms[lang], opts.speech_sample_rate_hz) if opts.speech else None
+        wave = out.waveforms[lang] if opts.speech else None
+        audio = _to_rate(wave, opts.speech_sample_rate_hz) if wave is not None else None
         opus = None
         if audio is not None and opts.speech_encoding is SpeechEncoding.OPUS:
             opus = encode_opus(audio, opts.speech_sample_rate_hz)
@@ -319,6 +337,8 @@ def build_result(
                 opus,
                 words=words,
                 avg_logprob=out.logprobs.get(lang) if opts.text else None,
+                speech_rate=out.speech_rates.get(lang) if audio is not None else None,
+                overlap_ms=overlap_ms(len(wave), budget_ms) if wave is not None and budget_ms is not None else None,
             )
         )
     transcript = _transcript(task, out, seg.start_ms)
@@ -371,6 +391,11 @@ def build_step_interim(
         settled = row.committed_text
         texts.append(Translation(lang, settled + text_delta(settled, row.text), stable_text=settled))
     return dataclasses.replace(caption, translations=tuple(texts))
+
+
+def overlap_ms(samples: int, budget_ms: int) -> int:
+    """How far speech of ``samples`` at the model's rate runs past ``budget_ms`` (whole ms, up)."""
+    return max(0, -(-(samples - budget_ms * PER_MS) // PER_MS))
 
 
 def needs_encoding(out: OutputOptions) -> bool:

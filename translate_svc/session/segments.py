@@ -15,6 +15,19 @@ every result of the segments before k and before k's result, and a segment's com
 order their engine jobs came back (each takes a slot then, filled once its speech is encoded). So a
 commit of the open segment waits while an earlier segment's result is still computed; what is
 before it in the stream is out first. No commit of segment k comes after k's result.
+
+Dubbing to the source's clock (``OutputOptions.fit``, issue 90: clips and jobs, whose whole audio
+is at hand) needs each segment's budget, its span and the gap before the next segment: the next
+segment's start. So with fitting on a closed segment is held (its id taken, nothing submitted)
+until that start is known, then submitted with ``ModelInput.fit`` (``release``): when the next
+region of speech is announced (``SpeechStarted``: its padded start is the next segment's start),
+when the next segment closes (a cap's cut goes on without an announcement), or when the audio ends
+(the last segment's budget runs to it). At most one segment is held; it is submitted before any
+later one, and results go out in id order as ever, so nothing is lost and the order holds; a held
+segment counts in neither ``unread`` nor ``in_flight`` (a feeder that waits for its results to be
+read would otherwise never bring the next segment's start). Two passes over the file (segment
+first, translate after) were the other way: they hold every segment, not one
+(docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -79,6 +93,8 @@ class SegmentTracker:
         self._commits: dict[int, collections.deque[CommitSlot]] = {}
         #: a room speaker's publisher (``rooms.seat.SpeakerSeat.output``): every final result and caption
         self._on_output = on_output
+        #: with fitting on: the closed segment waiting for the next one's start (``release``)
+        self._held: _Held | None = None
         self.next_id = first_id  # the next segment's id (ids continue across a resume)
         self.next_emit = first_id  # the next result to queue for the reader
         self._taken = first_id  # results the reader has taken
@@ -96,14 +112,14 @@ class SegmentTracker:
 
     @property
     def unread(self) -> int:
-        """Segments submitted whose result the reader has not taken yet."""
-        return self.next_id - self._taken
+        """Segments submitted whose result the reader has not taken yet (a held one is not yet)."""
+        return self.next_id - self._taken - (self._held is not None)
 
     @property
     def in_flight(self) -> int:
         """Segments submitted whose result is not out to the reader yet (in the engine, being
         encoded, or waiting for an earlier one)."""
-        return self.next_id - self.next_emit
+        return self.next_id - self.next_emit - (self._held is not None)
 
     @property
     def backlog(self) -> int:
@@ -128,10 +144,41 @@ class SegmentTracker:
 
     def submit(self, seg: Segment, vad_wait_ms: float, final: results.FinalStep | None = None) -> None:
         """Send a closed segment to the engine (ids are the caller's ``next_id``, then advanced):
-        its whole translation, or (simultaneous mode, words committed) its ``final`` step."""
+        its whole translation, or (simultaneous mode, words committed) its ``final`` step. With
+        fitting on, it is held until the next segment's start is known (``release``); a segment
+        held before it is sent first, its budget running to this one's start."""
         self.next_id = seg.segment_id + 1
+        self.release(seg.start_ms)
         closed_at = time.perf_counter()
-        item = final.item if final is not None else results.model_input(self._task, seg.samples, final=True)
+        if final is None and self._task.output.fit is not None:
+            self._held = _Held(seg, vad_wait_ms, self._task, closed_at)
+            return
+        self._send(seg, vad_wait_ms, final, self._task, closed_at)
+
+    def release(self, next_start_ms: int) -> None:
+        """The next segment starts at ``next_start_ms`` (the stream's timeline; the audio's end for
+        the last one): the held segment, if any, goes to the engine, its speech fitted to its span
+        and the gap up to there (``ModelInput.fit``). Idempotent: nothing is held after it."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        fit = held.task.output.fit
+        assert fit is not None
+        budget_ms = max(next_start_ms, held.seg.end_ms) - held.seg.start_ms  # never less than its own span
+        self._send(held.seg, held.vad_wait_ms, None, held.task, held.closed_at, budget_ms)
+
+    def _send(
+        self,
+        seg: Segment,
+        vad_wait_ms: float,
+        final: results.FinalStep | None,
+        task: TranslationTask,
+        closed_at: float,
+        budget_ms: int | None = None,
+    ) -> None:
+        item = (
+            final.item if final is not None else results.model_input(task, seg.samples, final=True, budget_ms=budget_ms)
+        )
         try:
             fut = self._engine.submit(self._owner, item)
         except ServiceError as e:  # the queue is full, or the engine is gone: the segment says which
@@ -140,7 +187,7 @@ class SegmentTracker:
             self._done[seg.segment_id] = ((), results.failed(seg, e, closed_at, vad_wait_ms))
             return
         self._pending[seg.segment_id] = fut
-        fut.add_done_callback(functools.partial(self._on_result, seg, self._task, closed_at, vad_wait_ms, final))
+        fut.add_done_callback(functools.partial(self._on_result, seg, task, closed_at, vad_wait_ms, final, budget_ms))
 
     def retarget(self, task: TranslationTask) -> None:
         """Segments submitted from now on use ``task``; those in the engine keep theirs."""
@@ -153,6 +200,7 @@ class SegmentTracker:
         closed_at: float,
         vad_wait_ms: float,
         final: results.FinalStep | None,
+        budget_ms: int | None,
         fut: asyncio.Future[EngineResult],
     ) -> None:
         if self._pending.pop(seg.segment_id, None) is None or fut.cancelled():
@@ -168,7 +216,9 @@ class SegmentTracker:
             return
         build: Callable[[], tuple[tuple[Commit, ...], SegmentResult]]
         if final is None:
-            whole = functools.partial(results.build_result, seg, task, fut.result(), closed_at, vad_wait_ms)
+            whole = functools.partial(
+                results.build_result, seg, task, fut.result(), closed_at, vad_wait_ms, budget_ms=budget_ms
+            )
             build = functools.partial(_no_commits, whole)
         else:  # the final commits' source_ms: the audio received now, as the result arrived
             build = functools.partial(
@@ -224,7 +274,9 @@ class SegmentTracker:
         return bool(self._commits)
 
     def finish(self, end: Callable[[int], StreamEnded]) -> None:
-        """No more segments: once every result is out, ``end(segments_total)`` is the last event."""
+        """No more segments: once every result is out, ``end(segments_total)`` is the last event.
+        A segment still held (fitting on) goes now, its budget running to the audio's end."""
+        self.release(self._received_ms())
         self._end = end
         self.emit_ready()
 
@@ -254,6 +306,7 @@ class SegmentTracker:
             self._end is not None
             and not self.ended
             and self.next_emit == self.next_id
+            and self._held is None
             and not self._pending
             and not self._commits
         ):
@@ -266,6 +319,7 @@ class SegmentTracker:
         self._on_change = _nothing
         self._on_output = None
         self.on_emitted = None
+        self._held = None
         if self.speakers is not None:
             self.speakers.drop()
         self._engine.leave(self._owner)
@@ -303,6 +357,17 @@ class SegmentTracker:
                 if ev.limit is not None:
                     raise ev.limit
                 return
+
+
+@dataclass(frozen=True, eq=False)
+class _Held:
+    """A closed segment waiting for the next one's start (dubbing to the source's clock), with
+    what its submission takes: the task it closed under and when it closed."""
+
+    seg: Segment
+    vad_wait_ms: float
+    task: TranslationTask
+    closed_at: float
 
 
 def _counted(ev: StreamEvent) -> bool:

@@ -534,6 +534,9 @@ class StreamSession:
         offset = self.timeline.offset_ms
         for ev in events:
             if isinstance(ev, SpeechStarted):
+                # the next segment's start, as ``segment_of`` rounds it: a held segment's budget ends
+                # there (dubbing to the source's clock; ``SegmentTracker.release``)
+                self.jobs.release(-(-ev.sample // PER_MS) + offset)
                 self.jobs.put(SpeechEvent(True, ev.offset_ms + offset, self.jobs.next_id))
             elif isinstance(ev, SpeechEnded):
                 self.jobs.put(SpeechEvent(False, ev.offset_ms + offset, self.jobs.next_id))

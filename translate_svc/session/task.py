@@ -37,6 +37,8 @@ from translate_svc.types import (
     SpeechEncoding,
     Term,
     TranslationTask,
+    check_fit,
+    check_speed,
 )
 
 #: Translate refuses speech answers that could outgrow the message limit: this many seconds of
@@ -112,6 +114,12 @@ def resolve_task(
         )
     if not 0 <= output.speaker_id < card.num_speakers:
         raise InvalidInput(f"output.speaker_id is {output.speaker_id}: use 0..{card.num_speakers - 1}")
+    try:  # each door checks its own field's range first, naming it; this is the net under them all
+        check_speed(output.speed, "output.speed")
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+    if output.fit is not None:
+        check_dub_fit(output, simultaneous is not None)
     if simultaneous is not None:
         check_simultaneous(simultaneous, targets, output, limits)
         simultaneous = dataclasses.replace(simultaneous, min_chunk_ms=limits.simultaneous_min_chunk_ms)
@@ -127,6 +135,26 @@ def resolve_task(
         simultaneous=simultaneous,
         ear=ear,
     )
+
+
+def check_dub_fit(output: OutputOptions, simultaneous: bool) -> None:
+    """Dubbing to the source's clock (``OutputOptions.fit``, issue 90): a bound of speaking rates,
+    on speech, in place of ``speed`` (a rate given beside it would be silently ignored), for a
+    whole file's segments (each is held until the next one starts: not simultaneous mode's)."""
+    assert output.fit is not None
+    try:
+        check_fit(output.fit, "fit")
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+    if not output.speech:
+        raise InvalidInput("fit fits the translated speech to the source's clock: leave output.speech on, or drop fit")
+    if output.speed != 1.0:
+        raise InvalidInput(
+            f"fit chooses each segment's speaking rate within fit.slowest..fit.fastest: leave output.speed unset "
+            f"(it is {output.speed}), or drop fit"
+        )
+    if simultaneous:
+        raise InvalidInput("fit is for whole files (Translate, jobs), not simultaneous mode")
 
 
 def check_ear(ear: EarOptions, field: str = "speakers") -> None:
@@ -157,13 +185,17 @@ def retarget(
     task: TranslationTask,
     targets: tuple[str, ...] | None,
     speaker_id: int | None,
+    speed: float | None = None,
 ) -> TranslationTask:
-    """A running stream's task with new targets and voice (None: keep), checked as a config's are
-    (``resolve_task``: languages, ``max_target_languages``, the voice's range, simultaneous mode);
-    everything else stays as the stream started."""
-    if targets is None and speaker_id is None:
-        raise InvalidInput("the update sets nothing: set `targets` (the whole new list) or `speaker_id`, or both")
+    """A running stream's task with new targets, voice and speaking rate (None: keep), checked as
+    a config's are (``resolve_task``: languages, ``max_target_languages``, the voice's and the
+    rate's ranges, simultaneous mode); everything else stays as the stream started."""
+    if targets is None and speaker_id is None and speed is None:
+        raise InvalidInput(
+            "the update sets nothing: set `targets` (the whole new list), `speaker_id` or `speed`, or several"
+        )
     output = task.output if speaker_id is None else dataclasses.replace(task.output, speaker_id=speaker_id)
+    output = output if speed is None else dataclasses.replace(output, speed=speed)
     own = task.terms[: len(task.terms) - task.stored_terms]
     new = resolve_task(
         card,
@@ -496,7 +528,8 @@ def check_answer_size(duration_s: float, task: TranslationTask, limits: LimitsSe
     out = task.output
     if not out.speech:
         return
-    per_s = 2 * out.speech_sample_rate_hz * SPEECH_SECONDS_PER_INPUT_SECOND * len(task.target_languages)
+    speed = out.fit.slowest if out.fit is not None else out.speed  # fitted: at most natural / slowest
+    per_s = 2 * out.speech_sample_rate_hz * SPEECH_SECONDS_PER_INPUT_SECOND * len(task.target_languages) / speed
     budget = limits.max_message_bytes - 64 * 1024  # room for texts and framing
     if duration_s * per_s > budget:
         fits = budget / per_s
@@ -514,7 +547,7 @@ def _check_text_answer_size(chars: int, task: TranslationTask, limits: LimitsSet
     if not out.speech:
         return
     per_char = (
-        2 * out.speech_sample_rate_hz * SPEECH_SECONDS_PER_INPUT_SECOND * len(task.target_languages)
+        2 * out.speech_sample_rate_hz * SPEECH_SECONDS_PER_INPUT_SECOND * len(task.target_languages) / out.speed
     ) / TEXT_CHARS_PER_SECOND
     budget = limits.max_message_bytes - 64 * 1024  # room for texts and framing
     if chars * per_char > budget:

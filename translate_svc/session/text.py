@@ -130,6 +130,7 @@ class TextDriver:
                     text=SourceText(text, task.source_language),
                     words=task.output.word_timings,
                     profanity=task.output.profanity or Profanity.OFF,
+                    speed=task.output.speed,
                 )
                 futures.append(engine.submit(owner, item))
             jobs = await asyncio.gather(*futures)

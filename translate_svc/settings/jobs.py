@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class DubOverflow(str, Enum):
@@ -88,6 +88,12 @@ class JobSettings(BaseModel):
     #: (mixed with it) or ``cut`` (stopped there); either way every segment's speech starts at its
     #: segment's start (no drift) and the track is as long as its source
     dub_overflow: DubOverflow = DubOverflow.OVERLAP
+    #: dubbing to the source's clock (issue 90: a job's or a Translate clip's ``fit``): the bound of
+    #: speaking rates a segment's speech is fitted with, where the request leaves it unset; the
+    #: slowest rate in it at which the speech ends by the next segment's start is taken, past the
+    #: fastest the speech runs over (``dub_overflow``). 0.5..2.0, slowest <= fastest
+    fit_slowest: float = Field(0.85, ge=0.5, le=2.0)
+    fit_fastest: float = Field(1.35, ge=0.5, le=2.0)
     #: dubbed videos made at once on this process (issue 90: ``GET /v1/jobs/{id}/video``), each on a
     #: thread of its own (decoding the source's audio for the mix, encoding each dubbed track); a
     #: request beyond is refused (429) until one is done
@@ -98,3 +104,11 @@ class JobSettings(BaseModel):
     #: does, exactly; a resume further in hears this much (its probabilities then within about
     #: 1e-6 of the uninterrupted run's: docs/api.md "Restarts"). At least the streams' 10 s lead-in
     resume_replay_s: float = Field(6 * 3600.0, ge=10.0, le=48 * 3600.0)
+
+    @model_validator(mode="after")
+    def _check_fit(self) -> JobSettings:
+        if self.fit_slowest > self.fit_fastest:
+            raise ValueError(
+                f"jobs.fit_slowest ({self.fit_slowest}) must not be above jobs.fit_fastest ({self.fit_fastest})"
+            )
+        return self

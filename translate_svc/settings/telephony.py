@@ -37,6 +37,9 @@ class PhoneSettings(BaseModel):
     target_language: str = "spa"
     #: simultaneous mode (the caller hears words while the speaker still talks); off: segment mode
     simultaneous: bool = True
+    #: the speaking rate of a call that names none (its ``speed`` parameter; an AudioSocket call
+    #: always): 1 is the model's own, 1.25 speaks in 1/1.25 of the time (issue 90; types.check_speed)
+    speed: float = Field(1.0, ge=0.5, le=2.0)
     #: the Twilio account's auth token: every Twilio connection must then carry a valid
     #: ``X-Twilio-Signature`` (HMAC-SHA1 of the URL it was given); None: not checked
     twilio_auth_token: str | None = Field(None, min_length=1)

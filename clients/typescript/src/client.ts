@@ -250,10 +250,11 @@ export class TranslateClient {
       languageDetection: detectionPb(opts.detect),
       terms: termsPb(opts.terms),
       // the server's defaults (not yet options of this client): no noise suppression, no speaker
-      // labels, no stored glossaries
+      // labels, no stored glossaries, speech not fitted to the source's clock
       noiseSuppression: NoiseSuppression.NOISE_SUPPRESSION_UNSPECIFIED,
       speakers: 0,
       glossaries: [],
+      fit: undefined,
     };
     try {
       return await this.unary<TranslateResponse>("TranslateChunked", opts.timeoutMs, (stub, md, deadline, done) => {
@@ -350,6 +351,7 @@ function emptyRequest(): TranslateRequest {
     noiseSuppression: NoiseSuppression.NOISE_SUPPRESSION_UNSPECIFIED,
     speakers: 0,
     glossaries: [],
+    fit: undefined,
   };
 }
 

@@ -160,14 +160,14 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
   }
 
   /**
-   * Change the stream's targets (the whole new list) or voice while it runs: segments that close
-   * from now on use them. The server answers with an `updated` event (its `status` not OK when it
+   * Change the stream's targets (the whole new list), voice or speaking rate (`speed`, 0.5..2.0)
+   * while it runs: segments that close from now on use them. The server answers with an `updated` event (its `status` not OK when it
    * refused: the stream goes on unchanged). An update not answered when the stream moves to another
    * server is sent again there.
    */
-  update(change: { targets?: readonly string[]; speakerId?: number }): Promise<void> {
-    if (change.targets === undefined && change.speakerId === undefined) {
-      return Promise.reject(new RangeError("update() changes nothing: pass targets, speakerId, or both"));
+  update(change: { targets?: readonly string[]; speakerId?: number; speed?: number }): Promise<void> {
+    if (change.targets === undefined && change.speakerId === undefined && change.speed === undefined) {
+      return Promise.reject(new RangeError("update() changes nothing: pass targets, speakerId or speed"));
     }
     const request: StreamingTranslateRequest = {
       request: {
@@ -175,6 +175,7 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
         update: {
           targets: change.targets === undefined ? undefined : { languages: [...change.targets] },
           speakerId: change.speakerId,
+          speed: change.speed,
         },
       },
     };
@@ -444,6 +445,10 @@ export class TranslateStream implements AsyncIterable<StreamEvent> {
             this.config.targetLanguages = [...u.config.targetLanguages];
             if (u.config.output?.speakerId !== undefined || this.config.output !== undefined) {
               this.config.output = { ...(this.config.output ?? {}), speakerId: u.config.output?.speakerId } as StreamingConfig["output"];
+            }
+            const speed = u.config.output?.speed;
+            if (speed !== undefined && (speed !== 1 || this.config.output !== undefined)) {
+              this.config.output = { ...(this.config.output ?? {}), speed } as StreamingConfig["output"];
             }
           }
           await this.put({ type: "updated", updated: u });

@@ -245,7 +245,7 @@ async def test_a_draining_server_tells_its_listeners_then_ends_them_unavailable(
     test_model_dir: Path, shared_audio: Path
 ) -> None:
     """docs/rooms.md, Listening 5: ``draining``, then UNAVAILABLE after ``server.drain_s`` (no new
-    listener meanwhile: tests/session/test_room_core.py; here gRPC has already closed the port). And
+    listener meanwhile: tests/session/rooms/test_room_core.py; here gRPC has already closed the port). And
     ``translate_svc_room_fanout_bytes_total{door="grpc"}`` counts the bytes of every room output
     written (here: one listener's segments)."""
     pcm = speech_pcm16(shared_audio / "silero_test.wav", 10.0, 16000).tobytes()

@@ -230,17 +230,18 @@ async def test_a_wav_container_gives_the_same_segments_as_raw_pcm(live: LiveServ
 
 async def test_health_is_not_serving_until_the_model_is_warm(test_model_dir: Path) -> None:
     from translate_svc.app import build
-    from translate_svc.model.runner import SeamlessRunner
-    from translate_svc.model.stages.seamless import SeamlessStages
+    from translate_svc.model.build import build_runner
+    from translate_svc.model_api.runner import Runner
     from translate_svc.transport.host import TranslateServer
 
     release = threading.Event()
+    settings = make_settings(test_model_dir)
 
-    def slow_runner() -> SeamlessRunner:
+    def slow_runner() -> Runner:  # the runner the server builds, once the test lets it load
         release.wait(30)
-        return SeamlessRunner(SeamlessStages(test_model_dir, device="cpu", dtype="float32"))
+        return build_runner(settings.model)
 
-    server = TranslateServer(build(make_settings(test_model_dir), runner_factory=slow_runner))
+    server = TranslateServer(build(settings, runner_factory=slow_runner))
     started = asyncio.create_task(server.start())
     try:
         for _ in range(3000):  # start() binds the port before it loads the model

@@ -73,6 +73,7 @@ def finish(
         if inputs[k].speech and plan.rows[r].target and _has_text(host[r], gen)
     ]  # fmt: skip
     waves: dict[int, np.ndarray] = {}
+    rates: dict[int, float] = {}  # each spoken row's rate as made (its speed, or its fit's choice)
     # each row's chosen tokens' log-probabilities (confidence, issue 72): none where not kept
     token_lps = decoded.logprobs or tuple(() for _ in rows)
     words: dict[int, tuple[WordTiming, ...]] = {}
@@ -100,8 +101,12 @@ def finish(
             text_input=text_input,
             text_states=states,
             tokens=[host[r] for r in group],
+            speeds=[inputs[rows[r][0]].speed for r in group],
+            fits=[inputs[rows[r][0]].fit for r in group],
         )
         waves.update(zip(group, out.waves, strict=True))
+        if out.vocoded.rates:  # (a vocoder stand-in in a test may not tell them)
+            rates.update(zip(group, out.vocoded.rates, strict=True))
         if timed:
             timing = timer().speech(seqs, out.waves, out.units.char_durations, out.vocoded.frames)
             words.update(
@@ -160,6 +165,7 @@ def finish(
                 logprobs={
                     row.language: lp for r, row in mine if row.target and (lp := mean_logprob(token_lps[r])) is not None
                 },
+                speech_rates={row.language: rates[r] for r, row in mine if r in rates and row.target},
             )
         )
     return outputs

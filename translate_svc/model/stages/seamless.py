@@ -27,6 +27,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ from translate_svc.model.stages.shapes import (
 from translate_svc.model.stages.terms import TermTokens
 from translate_svc.model.stages.text_to_unit import Speech, TextToUnit, Units
 from translate_svc.model.stages.vocoder import MaskedVocoder, Vocoded
-from translate_svc.model_api.requests import Features
+from translate_svc.model_api.requests import Features, SpeechFit
 from translate_svc.model_api.runner import LanguageIdentifier
 from translate_svc.observability import metrics
 from translate_svc.types import MODEL_SAMPLE_RATE, ModelCard, ModelInfo
@@ -216,13 +217,22 @@ class SeamlessStages:
         text_input: bool = False,
         text_states: torch.Tensor | None = None,
         tokens: Sequence[Sequence[int]] | None = None,
+        speeds: Sequence[float] | None = None,
+        fits: Sequence[SpeechFit | None] | None = None,
     ) -> Speech:
         """Units and waveforms for text rows, exactly as ``SeamlessM4Tv2Model.generate`` does it,
         with t2u's per-character durations and the vocoder's frames per unit (word timings).
         ``text_states``: the decoder's hidden states its decode kept; ``tokens``: ``sequences`` on
-        the host, where the caller has them (``units``)."""
+        the host, where the caller has them (``units``); ``speeds``: each row's speaking rate
+        (``vocode``; None: the model's own); ``fits``: each row's time to fit its speech in
+        (issue 90, ``ModelInput.fit``; None: its speed)."""
         units = self.units(enc, mask, sequences, audio_s, text_input=text_input, text_states=text_states, tokens=tokens)
-        return Speech(units, self.vocode(units.units, units.counts, langs, speakers))
+        # every row at the model's own rate: the call as it was before rates (``at_rate`` is the
+        # identity at 1), so a caller that wraps ``vocode`` sees the same four arguments
+        rated: dict[str, Any] = {} if speeds is None or all(s == 1.0 for s in speeds) else {"speeds": speeds}
+        if fits is not None and any(f is not None for f in fits):
+            rated["fits"] = fits
+        return Speech(units, self.vocode(units.units, units.counts, langs, speakers, **rated))
 
     def units(
         self,
@@ -258,13 +268,21 @@ class SeamlessStages:
         return self._vocoder.stages
 
     def vocode(
-        self, units: torch.Tensor, unit_lens: Sequence[int], langs: Sequence[str], speakers: Sequence[int]
+        self,
+        units: torch.Tensor,
+        unit_lens: Sequence[int],
+        langs: Sequence[str],
+        speakers: Sequence[int],
+        speeds: Sequence[float] | None = None,
+        fits: Sequence[SpeechFit | None] | None = None,
     ) -> Vocoded:
         """One waveform per row of vocoder units (``units``' layout), in the row's language and
-        voice, and each row's frames per unit (model/stages/vocoder.py)."""
+        voice, at the row's speaking rate (``speeds``, issue 90; None: the model's own), and each
+        row's frames per unit (model/stages/vocoder.py); ``fits``: each row's time to fit its
+        speech in (``ModelInput.fit``: the rate chosen on the device; None: its speed)."""
         frames = None if self.forced is None else self.forced.frames_per_unit
         lang_ids = [self._vocoder_lang_ids[lang] for lang in langs]
-        return self._vocoder(units, unit_lens, lang_ids, speakers, unit_frames=frames)
+        return self._vocoder(units, unit_lens, lang_ids, speakers, unit_frames=frames, speeds=speeds, fits=fits)
 
     def warm_speech(
         self,

@@ -22,12 +22,29 @@ single-row call (the runner's parity tests check it against ``generate``); a row
 then cut to its own length. Everything a call learns (frames per unit, lengths) is returned, none
 is kept (``Vocoded``): no hooks, no state between calls. Benchmark mode's forced durations are a
 parameter (``unit_frames``). Not thread-safe (torch modules): the model thread only.
+
+**The speaking rate** (issue 90, ``ModelInput.speed``): each row's frames per unit are scaled by
+its own rate before HiFi-GAN (``at_rate``): the durations' running sum divided by the rate and
+rounded, its differences the new durations, so a row's frames are ``round(total / speed)`` (at
+least one), a unit may get none above rate 1, and rate 1 leaves the tensor as it is. The pitch
+is HiFi-GAN's per frame, so it does not change. The rates are a tensor input of the first part
+(one per row, beside ``meta``), not part of a graph's key: rates never multiply the graphs. The
+reported cut and the returned frames per unit follow the scaled durations, so word timings do.
+
+**Speech fitted to a time** (issue 90, ``ModelInput.fit``: dubbing to the source's clock): a
+fitted row's rate is chosen in the first part, on the device, from its natural frames (its
+durations at rate 1) and its budget in whole frames (``frames_within``: the most frames whose
+waveform fits the budget's samples): ``clamp(natural / budget, slowest, fastest)`` (``fitted``),
+then scaled as any rate. So under ``fastest`` a row's frames are at most its budget, with no
+second synthesis and no read of the device; the rate each row was made at comes back with the
+waveforms' one read (``Vocoded.rates``). The budgets and bounds are a tensor input beside the
+rates (a budget of 0: not fitted, the row's own rate), so fitted and plain rows share a graph.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,6 +54,8 @@ from torch import nn
 from translate_svc.model.capture import GraphedStage, host_read, upload
 from translate_svc.model.stages.padding import hard_upsample, pad_rows
 from translate_svc.model.stages.shapes import ShapeLog, bucket_rows
+from translate_svc.model_api.requests import SpeechFit
+from translate_svc.types import MODEL_SAMPLE_RATE
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,9 +65,12 @@ class Vocoded:
     #: each row's waveform (float32), cut to its own length
     waves: list[np.ndarray]
     #: each row's frames per unit (int64, one per unit of the row's own count), rounded as
-    #: ``SeamlessM4Tv2CodeHifiGan.forward`` rounds (or benchmark mode's forced count): word timings
+    #: ``SeamlessM4Tv2CodeHifiGan.forward`` rounds (or benchmark mode's forced count), then scaled
+    #: by the row's speaking rate (``at_rate``; 0 for a unit the rate skips): word timings
     #: (model/finish/timings.py) read them
     frames: list[np.ndarray]
+    #: each row's speaking rate as made: its speed, or the one its fit chose (``fitted``)
+    rates: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,7 +83,10 @@ class _Started:
     parts: tuple[torch.Tensor, ...] | None
     units: torch.Tensor
     meta: torch.Tensor  # (3, rows): units, language, voice
+    rate: torch.Tensor  # (rows,) float64: each row's speaking rate
     unit_frames: int | None
+    #: (3, rows) float64: each row's budget in frames (0: not fitted), slowest, fastest (``fitted``)
+    fit: torch.Tensor | None = None
 
     @property
     def frames(self) -> torch.Tensor:
@@ -116,10 +141,14 @@ class MaskedVocoder:
         speakers: Sequence[int],
         *,
         unit_frames: int | None = None,
+        speeds: Sequence[float] | None = None,
+        fits: Sequence[SpeechFit | None] | None = None,
     ) -> Vocoded:
         """``units``: (rows, T) unit ids (padded with the pad id), ``unit_lens`` each row's own
         count; one waveform and one frames-per-unit array per row. ``unit_frames``: every unit
         that many frames instead of the predicted durations (benchmark mode, model/stages/forced.py).
+        ``speeds``: each row's speaking rate (``at_rate``); None: every row at 1. ``fits``: each
+        row's time to fit its speech in (``fitted``; None, or a None row: its speed).
 
         Batched, rows are grouped by length so that a group's padded size stays within
         ``max_padding`` of its real size (HiFi-GAN's cost is per output sample, padding included;
@@ -131,6 +160,7 @@ class MaskedVocoder:
         """
         waves: list[np.ndarray] = [np.zeros(0, np.float32)] * len(unit_lens)
         frames: list[np.ndarray] = [np.zeros(0, np.int64)] * len(unit_lens)
+        rates: list[float] = [1.0] * len(unit_lens)
         if self.batched:
             groups = _length_groups(unit_lens, self.max_padding)
         else:
@@ -149,18 +179,22 @@ class MaskedVocoder:
                     [lang_ids[r] for r in group],
                     [speakers[r] for r in group],
                     unit_frames=unit_frames,
+                    speeds=None if speeds is None else [speeds[r] for r in group],
+                    fits=None if fits is None else [fits[r] for r in group],
                 )
             )
         widths = host_read([d.frames for d in started])  # every group's frames per row: one read
         done = [self.hifigan(d, int(w.max())) for d, w in zip(started, widths, strict=True)]
-        host = host_read([t for wav, cut, dur in done for t in (wav.float(), cut, dur)])
+        # each row's waveform, cut, frames per unit and rate as made: one read
+        host = host_read([t for wav, cut, dur, rate in done for t in (wav.float(), cut, dur, rate)])
         for k, group in enumerate(groups):
-            wav, cut, dur = host[3 * k : 3 * k + 3]
+            wav, cut, dur, rate = host[4 * k : 4 * k + 4]
             own = started[k].own
             for n, r in enumerate(group):
                 waves[r] = wav[n, : max(0, int(cut[n])) if own[n] else 0].copy()
                 frames[r] = dur[n, : own[n]].copy()
-        return Vocoded(waves, frames)
+                rates[r] = float(rate[n])
+        return Vocoded(waves, frames, rates)
 
     def forward(
         self,
@@ -171,16 +205,18 @@ class MaskedVocoder:
         *,
         unit_frames: int | None = None,
         frame_width: int | None = None,
+        speeds: Sequence[float] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One group: ``SeamlessM4Tv2CodeHifiGan.forward`` on ``units`` with each row masked past
         its own length (module docstring). Returns the waveforms (rows, samples, padded), each
         row's length as the vocoder alone reports it (what its waveform is cut to), and the frames
         per unit (rows, units of the call, padded ones included). ``frame_width``: HiFi-GAN's
         frames (the warm-up's); None: the group's widest, read from the device."""
-        started = self.durations(units, unit_lens, lang_ids, speakers, unit_frames=unit_frames)
+        started = self.durations(units, unit_lens, lang_ids, speakers, unit_frames=unit_frames, speeds=speeds)
         if frame_width is None:
             frame_width = int(host_read([started.frames])[0].max())
-        return self.hifigan(started, frame_width)
+        wav, cut, dur, _ = self.hifigan(started, frame_width)
+        return wav, cut, dur
 
     def durations(
         self,
@@ -190,11 +226,16 @@ class MaskedVocoder:
         speakers: Sequence[int],
         *,
         unit_frames: int | None = None,
+        speeds: Sequence[float] | None = None,
+        fits: Sequence[SpeechFit | None] | None = None,
     ) -> _Started:
         """A group's first part: its units' embeddings and durations and each row's frames. With
         ``bucket``, the rows are padded to a row bucket (copies of the first, cut off after) and
-        the units to a length bucket."""
+        the units to a length bucket. ``speeds``: each row's speaking rate (None: 1); ``fits``:
+        each row's time to fit its speech in (``fitted``; None: its speed)."""
         real = len(unit_lens)
+        rates = [1.0] * real if speeds is None else [float(s) for s in speeds]
+        fitting = [self._fit_row(f) for f in (fits or [None] * real)]
         longest = max(unit_lens)
         if self.bucket is None:
             units = units[:, :longest]
@@ -207,37 +248,73 @@ class MaskedVocoder:
             unit_lens = [*unit_lens, *[unit_lens[0]] * (rows - real)]
             lang_ids = [*lang_ids, *[lang_ids[0]] * (rows - real)]
             speakers = [*speakers, *[speakers[0]] * (rows - real)]
+            rates = [*rates, *[rates[0]] * (rows - real)]
+            fitting = [*fitting, *[fitting[0]] * (rows - real)]
         if self.shapes is not None:
             self.shapes.saw("vocoder", (0, *units.shape))
         # each row's units, language and voice in one non-blocking copy
         meta = upload([list(unit_lens), list(lang_ids), list(speakers)], torch.long, units.device)
+        # each row's rate: an input of the graph, not a part of its key (any mix of rates replays it)
+        rate = upload(rates, torch.float64, units.device)
+        # each row's fit (budget in frames, 0: none; slowest; fastest): an input, like the rates
+        fit = upload([list(c) for c in zip(*fitting, strict=True)], torch.float64, units.device)
         if self.bucket is None and len(unit_lens) == 1:  # one unpadded row: the upstream forward as it is
-            return _Started(real, list(unit_lens[:real]), None, units, meta, unit_frames)
+            return _Started(real, list(unit_lens[:real]), None, units, meta, rate, unit_frames, fit)
         key = (*units.shape, unit_frames) if self.bucket is not None else None
-        parts = self.first(key, units, meta, unit_frames=unit_frames)
-        return _Started(real, list(unit_lens[:real]), parts, units, meta, unit_frames)
+        parts = self.first(key, units, meta, rate, fit, unit_frames=unit_frames)
+        return _Started(real, list(unit_lens[:real]), parts, units, meta, rate, unit_frames, fit)
 
-    def hifigan(self, started: _Started, frame_width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _fit_row(self, fit: SpeechFit | None) -> tuple[float, float, float]:
+        """A row's fit as the first part takes it: its budget in whole frames (at least one; 0:
+        not fitted) and its bound."""
+        if fit is None:
+            return (0.0, 1.0, 1.0)
+        return (float(self.frames_within(fit.budget_ms)), fit.slowest, fit.fastest)
+
+    def frames_within(self, budget_ms: float) -> int:
+        """The most frames whose waveform (HiFi-GAN's length for them: ``_upsampled``) lasts at
+        most ``budget_ms``; at least one."""
+        samples = int(budget_ms * MODEL_SAMPLE_RATE // 1000)
+        one, two = (self._samples_of(n) for n in (1, 2))  # an affine length: per frame, and its offset
+        return max(1, (samples - (one - (two - one))) // (two - one))
+
+    def _samples_of(self, frames: int) -> int:
+        n = frames
+        for stride, pad, kernel in self._upsample:
+            n = (n - 1) * stride - 2 * pad + kernel
+        return n
+
+    def hifigan(
+        self, started: _Started, frame_width: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """A group's second part: HiFi-GAN over ``frame_width`` frames (a bucket of it, with
-        ``bucket``). Returns the waveforms, each row's cut and its frames per unit (its real rows)."""
+        ``bucket``). Returns the waveforms, each row's cut, its frames per unit and the rate it
+        was made at (its real rows)."""
         real = started.real
         if started.parts is None:  # one unpadded row: the plain call, no mask
-            return self._plain(started.units, started.meta, started.unit_frames)
+            return self._plain(started.units, started.meta, started.rate, started.unit_frames, started.fit)
         if self.bucket is not None:
             frame_width = self.bucket(frame_width)
-        hidden, lang, spkr, dur, frames, cut = started.parts
+        hidden, lang, spkr, dur, frames, cut, rate = started.parts
         if self.shapes is not None:
             self.shapes.saw("vocoder", (1, hidden.shape[0], frame_width))
         key = (hidden.shape[0], hidden.shape[2], frame_width) if self.bucket is not None else None
         wav, cut_samples = self.second(key, hidden, lang, spkr, dur, frames, cut, width=frame_width)
-        return wav[:real], cut_samples[:real], dur[:real]
+        return wav[:real], cut_samples[:real], dur[:real], rate[:real]
 
     def _first(
-        self, units: torch.Tensor, meta: torch.Tensor, *, unit_frames: int | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        self,
+        units: torch.Tensor,
+        meta: torch.Tensor,
+        rate: torch.Tensor,
+        fit: torch.Tensor | None = None,
+        *,
+        unit_frames: int | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The first part's static path: embeddings, the duration predictor (masked past each
-        row's units), the durations rounded as upstream, each row's frames and its cut (module
-        docstring). No read of the device."""
+        row's units), the durations rounded as upstream and scaled by each row's rate (its
+        ``rate``, or its ``fit``'s choice: ``fitted``; ``at_rate``), each row's frames and its cut
+        (module docstring), and the rate each row was made at. No read of the device."""
         voc = self.vocoder
         device = units.device
         lens, lang_ids, speakers = meta[0], meta[1], meta[2]
@@ -250,7 +327,9 @@ class MaskedVocoder:
         if unit_frames is not None:
             durations = torch.full_like(durations, unit_frames)
         # the vocoder's own rounding of durations, summed over each row's real units
-        dur = durations * unit_mask
+        natural = durations * unit_mask
+        rate = fitted(natural.sum(1), fit, rate)
+        dur = at_rate(natural, rate)
         frames = dur.sum(1)
         # The length the vocoder reports for a row alone (``_get_dur_output_lengths``), which its
         # waveform is cut to: the durations summed up to index min(non-pad units, units - 1). A
@@ -261,7 +340,7 @@ class MaskedVocoder:
         counted = ((units != self.pad_id) & unit_mask).sum(1)
         index = torch.minimum(counted, own - 1).clamp(min=0)
         cut = dur.cumsum(1).gather(1, index[:, None]).squeeze(1)
-        return hidden, lang, spkr, dur, frames, cut
+        return hidden, lang, spkr, dur, frames, cut, rate
 
     def _second(
         self,
@@ -283,10 +362,16 @@ class MaskedVocoder:
         return wav, self._upsampled(cut)[-1]
 
     def _plain(
-        self, units: torch.Tensor, meta: torch.Tensor, unit_frames: int | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self,
+        units: torch.Tensor,
+        meta: torch.Tensor,
+        rate: torch.Tensor,
+        unit_frames: int | None,
+        fit: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One unpadded row without buckets: ``SeamlessM4Tv2CodeHifiGan.forward`` as it is (the
-        exact rows' path: bfloat16 on CPU)."""
+        exact rows' path: bfloat16 on CPU), its durations at the row's ``rate`` or its ``fit``'s
+        choice (``fitted``, ``at_rate``), and that rate."""
         voc = self.vocoder
         hidden = voc.unit_embedding(units).transpose(1, 2)
         spkr = voc.speaker_embedding(meta[2][:, None]).transpose(1, 2)
@@ -295,21 +380,25 @@ class MaskedVocoder:
         durations = torch.clamp(torch.round(torch.expm1(log_dur)).long(), min=1)
         if unit_frames is not None:
             durations = torch.full_like(durations, unit_frames)
+        rate = fitted(durations.sum(1), fit, rate)
+        durations = at_rate(durations, rate)
         hidden = torch.repeat_interleave(hidden, durations.view(-1), dim=2)
         hidden = torch.cat([lang.repeat(1, 1, hidden.shape[-1]), hidden, spkr.repeat(1, 1, hidden.shape[-1])], 1)
         if self.shapes is not None:
             self.shapes.saw("vocoder", (1, hidden.shape[0], hidden.shape[-1]))
         wav = self._hifi_gan(hidden, None)
         lengths = voc._get_output_hifigan_lengths(voc._get_dur_output_lengths(units, durations))
-        return wav, lengths.reshape(-1), durations
+        return wav, lengths.reshape(-1), durations, rate
 
-    def warm(self, rows: int, units: int, frames: int) -> None:
+    def warm(self, rows: int, units: int, frames: int, *, speed: float = 1.0) -> None:
         """Run every kernel of a group of ``rows`` rows of ``units`` units and ``frames`` frames
         once (the engine's warm-up, engine/warmup.py); with buckets on CUDA, each part's graph is
-        captured then."""
+        captured then. ``speed``: the rows' rate (an input of the graph, not a key: any serves)."""
         dev = self.vocoder.unit_embedding.weight.device
         ids = torch.full((rows, units), 1 if self.pad_id != 1 else 2, dtype=torch.long, device=dev)
-        started = self.durations(ids, [units] * rows, [0] * rows, [0] * rows, unit_frames=self.unit_frames)
+        started = self.durations(
+            ids, [units] * rows, [0] * rows, [0] * rows, unit_frames=self.unit_frames, speeds=[speed] * rows
+        )
         self.hifigan(started, frames)
 
     def _hifi_gan(self, x: torch.Tensor, lengths: list[torch.Tensor] | None) -> torch.Tensor:
@@ -364,6 +453,35 @@ class MaskedVocoder:
         for stride, pad, kernel in self._upsample:
             lengths.append((lengths[-1] - 1) * stride - 2 * pad + kernel)
         return lengths
+
+
+def at_rate(durations: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+    """``durations`` (rows, units; int64, zero past a row's units) at each row's speaking ``rate``
+    (rows,): the differences of ``round(cumsum(durations) / rate)``, so a row's frames are
+    ``round(total / rate)`` and each unit's end is within half a frame of its exact place
+    (cumulative rounding: no drift along the row), a unit getting 0 frames where the rate skips
+    it. A row's running sum keeps at least one frame once it has one (a row of one frame at rate
+    2 would round to none). Rate 1 returns the durations as they are, bit for bit. Static: no
+    read of the device (the first part's graph replays it at any rate)."""
+    ends = durations.cumsum(1)
+    scaled = torch.round(ends.double() / rate[:, None]).long()
+    scaled = torch.maximum(scaled, (ends > 0).long())
+    moved = torch.diff(scaled, dim=1, prepend=torch.zeros_like(scaled[:, :1]))
+    return torch.where((rate == 1.0)[:, None], durations, moved)
+
+
+def fitted(natural: torch.Tensor, fit: torch.Tensor | None, rate: torch.Tensor) -> torch.Tensor:
+    """Each row's speaking rate (rows,): its ``rate``, or where ``fit`` (3, rows: its budget in
+    whole frames, 0 when not fitted; its slowest and fastest rates) fits it, the slowest rate in
+    its bound at which its ``natural`` frames (at rate 1) take at most its budget:
+    ``clamp(natural / budget, slowest, fastest)``. At that rate ``at_rate`` rounds the row's
+    frames to at most its budget (exactly it where the speech is sped up), since the budget is
+    whole frames. Static: no read of the device."""
+    if fit is None:
+        return rate
+    budget, slowest, fastest = fit[0], fit[1], fit[2]
+    chosen = torch.minimum(torch.maximum(natural.double() / budget.clamp(min=1.0), slowest), fastest)
+    return torch.where(budget > 0, chosen, rate)
 
 
 def _length_groups(lengths: Sequence[int], max_padding: float) -> list[list[int]]:

@@ -41,6 +41,7 @@ from translate_svc.types import (
     AudioEncoding,
     AudioFormat,
     Commit,
+    DubFit,
     InterimResult,
     OutputOptions,
     Profanity,
@@ -51,6 +52,8 @@ from translate_svc.types import (
     Transcript,
     Translation,
     WordTiming,
+    check_fit,
+    check_speed,
 )
 from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.wire.pcm import float_to_pcm16
@@ -115,7 +118,33 @@ def output_options(msg: pb.OutputOptions, has: bool) -> OutputOptions:
         speech_encoding=encoding,
         word_timings=msg.word_timings,
         profanity=Profanity(pb.ProfanityFilter.Name(msg.profanity)[17:].lower()) if msg.profanity else None,
+        speed=speed(msg.speed, "output.speed") if msg.HasField("speed") else d.speed,
     )
+
+
+def speed(value: float, field: str) -> float:
+    """A wire speaking rate (a float32: 1.1 arrives as 1.1000000238...) as the client wrote it,
+    in range (``types.check_speed``), else InvalidInput naming ``field`` and the range."""
+    try:
+        return check_speed(round(value, 6), field)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+
+
+def speech_fit(msg: pb.SpeechFit, has: bool, default: DubFit) -> DubFit | None:
+    """A clip's or a job's ``fit`` (dubbing to the source's clock, issue 90): None when absent; an
+    unset bound is the server's (``default``: ``jobs.fit_slowest``, ``jobs.fit_fastest``); checked
+    (``types.check_fit``), else InvalidInput naming ``fit.slowest`` or ``fit.fastest``."""
+    if not has:
+        return None
+    fit = DubFit(
+        round(msg.slowest, 6) if msg.HasField("slowest") else default.slowest,
+        round(msg.fastest, 6) if msg.HasField("fastest") else default.fastest,
+    )
+    try:
+        return check_fit(fit, "fit")
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
 
 
 def output_options_to_pb(o: OutputOptions) -> pb.OutputOptions:
@@ -128,6 +157,7 @@ def output_options_to_pb(o: OutputOptions) -> pb.OutputOptions:
         speech_encoding=_SPEECH_ENCODINGS_BACK[o.speech_encoding],
         word_timings=o.word_timings,
         profanity=getattr(pb, f"PROFANITY_FILTER_{(o.profanity or 'unspecified').upper()}"),
+        speed=o.speed,
     )
 
 
@@ -330,6 +360,10 @@ def _add_texts(
             out.avg_logprob = t.avg_logprob
         if t.audio is not None:
             _speech_to_pb(t, out.audio)
+        if t.speech_rate is not None:
+            out.speech_rate = t.speech_rate
+        if t.overlap_ms is not None:
+            out.overlap_ms = t.overlap_ms
 
 
 def words_to_pb(words: Sequence[WordTiming]) -> list[pb.WordTiming]:
@@ -385,6 +419,7 @@ def stream_request(
         return Update(
             tuple(u.targets.languages) if u.HasField("targets") else None,
             u.speaker_id if u.HasField("speaker_id") else None,
+            round(u.speed, 6) if u.HasField("speed") else None,  # checked with the update (``retarget``)
         )
     raise InvalidInput("empty request message: set one of config, audio, packet, control or update")
 

@@ -49,6 +49,7 @@ from translate_svc.transport.grpc.tls import CertificateReloader, TlsFiles
 from translate_svc.transport.refusal_log import RefusalLog
 from translate_svc.transport.rpc import PortServices, caller_of, token_key
 from translate_svc.transport.tokens.store import TokenStore
+from translate_svc.types import DubFit
 
 
 def reflection_enabled(settings: Settings) -> bool:
@@ -167,7 +168,11 @@ class GrpcDoor:
             maximum_concurrent_rpcs=calls + token_less + limits.max_health_checks,
         )
         self.servicer = TranslatorServicer(
-            ctx.sessions, error_drain_s=s.error_drain_s, tokens=tokens, revocation=ctx.revocation()
+            ctx.sessions,
+            error_drain_s=s.error_drain_s,
+            tokens=tokens,
+            revocation=ctx.revocation(),
+            fit_default=DubFit(settings.jobs.fit_slowest, settings.jobs.fit_fastest),
         )
         self.server.add_generic_rpc_handlers((self.servicer.handler(),))
         for door in self.services:

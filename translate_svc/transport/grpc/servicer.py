@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 from collections.abc import AsyncIterator
@@ -73,6 +74,7 @@ from translate_svc.transport.rpc import (
 from translate_svc.transport.rpc_errors import status_for
 from translate_svc.transport.tokens.revocation import LISTEN_REVOKED, Revocation, may_listen_to, watching
 from translate_svc.transport.tokens.store import TokenStore
+from translate_svc.types import DubFit
 from translate_svc.vad.segmenter import SegmenterConfig
 
 logger = logging.getLogger(__name__)
@@ -154,8 +156,12 @@ class TranslatorServicer:
         error_drain_s: float = 2.0,
         tokens: TokenStore | None = None,
         revocation: Revocation | None = None,
+        fit_default: DubFit | None = None,
     ) -> None:
+        """``fit_default``: a clip's ``fit`` bound where the request leaves it unset (the server's
+        ``jobs.fit_slowest`` and ``jobs.fit_fastest``)."""
         self._m = manager
+        self._fit_default = fit_default or DubFit()
         self._error_drain_s = error_drain_s
         self._tokens = tokens
         #: the host's, shared by every door: a token removed from the file ends the streams it opened
@@ -282,12 +288,14 @@ class TranslatorServicer:
     def _clip_request(self, request: pb.TranslateRequest, content: bytes) -> ClipRequest:
         convert.check_lists(request, self._m.limits)
         detect = convert.detection(request.language_detection, request.HasField("language_detection"))
+        output = convert.output_options(request.output, request.HasField("output"))
+        fit = convert.speech_fit(request.fit, request.HasField("fit"), self._fit_default)
         return ClipRequest(
             content,
             convert.audio_format(request.audio.format, "audio.format"),
             request.source_language,
             tuple(request.target_languages),
-            convert.output_options(request.output, request.HasField("output")),
+            output if fit is None else dataclasses.replace(output, fit=fit),
             convert.vad_settings(request.vad, self._m.vad_defaults),
             tuple(detect) if detect is not None else None,
             convert.terms(request.terms),

@@ -99,6 +99,8 @@ class JobDesk:
             speech_sample_rate_hz=output.speech_sample_rate_hz,
             speaker_id=output.speaker_id,
             profanity=output.profanity,
+            speed=output.speed,
+            fit=output.fit,
             ear=request.ear,
             glossaries=tuple(glossaries),
         )

@@ -145,7 +145,7 @@ class JobsDoor:
     async def CreateJob(self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
         async def answer(tenant: Tenant, msg: pb.CreateJobRequest) -> Message:
             self.desk.jobs  # noqa: B018 (off: INVALID_ARGUMENT saying how)
-            asked = options.from_pb(msg)
+            asked = options.from_pb(msg, options.fit_default(self._settings))
             return job_to_pb(await self.desk.create(tenant, self.desk.spec(asked), asked.url))
 
         return await self._serve(raw, pb.CreateJobRequest, answer)

@@ -18,9 +18,21 @@ from typing import Any
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, shown
 from translate_svc.jobs.video import DEFAULT_MIX_GAIN_DB, VideoAsk, VoiceOver
-from translate_svc.transport.grpc.convert import output_options
+from translate_svc.settings.jobs import JobSettings
+from translate_svc.transport.grpc.convert import output_options, speech_fit
 from translate_svc.transport.grpc.ear import ear_options
-from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, EarOptions, OutputOptions, Profanity
+from translate_svc.types import (
+    MODEL_SAMPLE_RATE,
+    SPEED_MAX,
+    SPEED_MIN,
+    AudioEncoding,
+    DubFit,
+    EarOptions,
+    OutputOptions,
+    Profanity,
+    check_fit,
+    check_speed,
+)
 
 #: the keys of ``POST /v1/jobs``'s body, and of its ``format``
 KEYS = frozenset(
@@ -37,11 +49,15 @@ KEYS = frozenset(
         "speech_sample_rate_hz",
         "speaker_id",
         "profanity",
+        "speed",
+        "fit",
         "noise_suppression",
         "speakers",
     }
 )
 FORMAT_KEYS = frozenset({"encoding", "sample_rate_hz", "channels"})
+#: the keys of its ``fit`` (dubbing to the source's clock, issue 90)
+FIT_KEYS = frozenset({"slowest", "fastest"})
 _ENCODINGS = (
     "container (a WAV, FLAC, OGG or MP3 file, or an MP4, MOV, WebM or MKV video), linear16, float32, mulaw or alaw"
 )
@@ -72,8 +88,14 @@ class JobRequest:
     url: str | None = None
 
 
-def from_json(doc: dict[str, Any]) -> JobRequest:
-    """``POST /v1/jobs``'s body: every key known (else 400 naming it), each of its type."""
+def fit_default(settings: JobSettings) -> DubFit:
+    """The bound of a job's (or a clip's) ``fit`` where the request leaves it unset."""
+    return DubFit(settings.fit_slowest, settings.fit_fastest)
+
+
+def from_json(doc: dict[str, Any], fit: DubFit | None = None) -> JobRequest:
+    """``POST /v1/jobs``'s body: every key known (else 400 naming it), each of its type. ``fit``:
+    the server's bound for a ``fit`` that leaves it unset (``fit_default``)."""
     _known(doc, KEYS, "")
     fmt = doc.get("format") or {}
     if not isinstance(fmt, dict):
@@ -106,6 +128,8 @@ def from_json(doc: dict[str, Any]) -> JobRequest:
         speech_sample_rate_hz=speech_rate or MODEL_SAMPLE_RATE,
         speaker_id=voice,
         profanity=_profanity(doc.get("profanity")),
+        speed=_speed(doc.get("speed", 1.0)),
+        fit=_fit(doc.get("fit", False), fit or DubFit()),
     )
     noise = doc.get("noise_suppression", "off")
     if not isinstance(noise, str) or noise not in _NOISE:
@@ -123,9 +147,10 @@ def from_json(doc: dict[str, Any]) -> JobRequest:
     )
 
 
-def from_pb(msg: pb.CreateJobRequest) -> JobRequest:
+def from_pb(msg: pb.CreateJobRequest, fit: DubFit | None = None) -> JobRequest:
     """``CreateJob``'s request: ``output`` as ``Translate``'s (word timings on when it is absent,
-    as on HTTP), ``noise_suppression`` and ``speakers`` as ``TranslateRequest``'s."""
+    as on HTTP), ``noise_suppression``, ``speakers`` and ``fit`` as ``TranslateRequest``'s (``fit``:
+    as ``from_json``'s)."""
     encoding = _GRPC_ENCODINGS.get(msg.format.encoding)
     if encoding is None:
         raise InvalidInput("format.encoding: CONTAINER, LINEAR16, FLOAT32, MULAW or ALAW (a job takes no Opus)")
@@ -133,6 +158,7 @@ def from_pb(msg: pb.CreateJobRequest) -> JobRequest:
     output = output_options(msg.output, has)
     if not has:
         output = dataclasses.replace(output, word_timings=True)
+    output = dataclasses.replace(output, fit=speech_fit(msg.fit, msg.HasField("fit"), fit or DubFit()))
     return JobRequest(
         encoding=encoding,
         sample_rate_hz=msg.format.sample_rate_hz,
@@ -216,6 +242,36 @@ def _profanity(value: object) -> Profanity | None:
         return Profanity(value if isinstance(value, str) else "")
     except ValueError:
         raise InvalidInput(f"profanity is {shown(value)}: use off, mask or remove (or leave it out)") from None
+
+
+def _speed(value: object) -> float:
+    """The dubbed tracks' speaking rate (``types.check_speed``), a JSON number (anything else is
+    refused without being echoed: a string may be long)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"speed must be a JSON number from {SPEED_MIN} to {SPEED_MAX} (1 is the model's own rate)")
+    try:
+        return check_speed(value, "speed")
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
+
+
+def _fit(value: object, default: DubFit) -> DubFit | None:
+    """``fit``: true (the server's bound), false (off, the default), or ``{"slowest", "fastest"}``
+    (either left out: the server's), each a speaking rate (``types.check_fit``)."""
+    if value is False:
+        return None
+    if value is True:
+        value = {}
+    if not isinstance(value, dict):
+        raise InvalidInput('fit: true, false, or {"slowest": 0.85, "fastest": 1.35} (speaking rates, 0.5..2.0)')
+    _known(value, FIT_KEYS, "fit.")
+    rates = {k: value.get(k, getattr(default, k)) for k in FIT_KEYS}
+    if any(isinstance(v, bool) or not isinstance(v, int | float) for v in rates.values()):
+        raise InvalidInput(f"fit.slowest and fit.fastest: JSON numbers from {SPEED_MIN} to {SPEED_MAX}")
+    try:
+        return check_fit(DubFit(float(rates["slowest"]), float(rates["fastest"])), "fit")
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
 
 
 def _whole(value: object) -> bool:

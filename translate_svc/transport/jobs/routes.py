@@ -125,7 +125,7 @@ class JobRoutes:
         )
         if isinstance(body, web.Response):
             return body
-        asked = options.from_json(_object(body))
+        asked = options.from_json(_object(body), options.fit_default(self._settings))
         job = await self.desk.create(caller.tenant, self.desk.spec(asked), asked.url)
         out = job.to_json()
         if asked.url is not None:

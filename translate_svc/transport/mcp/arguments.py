@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from translate_svc.types import SPEED_MAX, SPEED_MIN, check_speed
 
 #: a language: the model's code (``spa``), as ListLanguages lists them
 Code = Annotated[str, Field(min_length=2, max_length=16, description="a model language code, e.g. eng, spa, fra")]
@@ -43,6 +45,21 @@ class ListLanguagesArgs(_Args):
     pass
 
 
+#: the speaking rate of a tool's speech (``OutputOptions.speed``): its range is in the schema an
+#: agent reads, and a value out of it is refused with ``check_speed``'s words, which name the
+#: argument and the whole range (pydantic's ``ge``/``le`` would name one bound)
+Speed = Annotated[
+    float,
+    Field(
+        strict=True,
+        description=f"the speaking rate of the speech, {SPEED_MIN}..{SPEED_MAX} (1: the model's own; 1.5 speaks in "
+        "1/1.5 of the time, at the same pitch)",
+        json_schema_extra={"minimum": SPEED_MIN, "maximum": SPEED_MAX},
+    ),
+    AfterValidator(lambda v: check_speed(v, "speed")),
+]
+
+
 class TranslateTextArgs(_Args):
     texts: list[Annotated[str, Field(max_length=100_000)]] = Field(min_length=1, max_length=_MOST)
     source_language: Code
@@ -54,6 +71,7 @@ class TranslateTextArgs(_Args):
     )
     speech: bool = Field(False, description="also return each translation spoken (WAV audio content)")
     speech_sample_rate_hz: int = Field(16000, ge=8000, le=48000)
+    speed: Speed = 1.0
 
 
 class TranslateAudioArgs(_Args):
@@ -86,6 +104,7 @@ class TranslateAudioArgs(_Args):
     transcript: bool = True
     speech: bool = Field(False, description="also return the translated speech (WAV audio content, one per language)")
     speech_sample_rate_hz: int = Field(16000, ge=8000, le=48000)
+    speed: Speed = 1.0
     word_timings: bool = False
     noise_suppression: bool = Field(
         False,

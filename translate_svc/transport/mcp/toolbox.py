@@ -145,7 +145,13 @@ class Toolbox:
             tuple(a.texts),
             a.source_language,
             tuple(a.target_languages),
-            OutputOptions(text=True, speech=a.speech, transcript=False, speech_sample_rate_hz=a.speech_sample_rate_hz),
+            OutputOptions(
+                text=True,
+                speech=a.speech,
+                transcript=False,
+                speech_sample_rate_hz=a.speech_sample_rate_hz,
+                speed=a.speed,
+            ),
             _terms(a.terms, a.glossary),
             glossaries=tuple(a.glossary_ids),
         )
@@ -176,6 +182,7 @@ class Toolbox:
             transcript=a.transcript,
             speech_sample_rate_hz=a.speech_sample_rate_hz,
             word_timings=a.word_timings,
+            speed=a.speed,
         )
         # detection as the gRPC door's LanguageDetection: on with candidates given (beside a source
         # language too), and on among every language when no source is given

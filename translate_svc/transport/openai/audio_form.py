@@ -71,6 +71,13 @@ _HINTS = {
     ),
 }
 
+#: why either endpoint refuses ``speed`` (OpenAI's ``/v1/audio/speech`` field; issue 90): they answer
+#: with text, and a speaking rate has no speech to act on here
+_SPEED_HINT = (
+    " (these endpoints answer with text, no speech: the speaking rate is the realtime translation "
+    "session's audio.output.speed, or output.speed on gRPC)"
+)
+
 
 class FormError(InvalidInput):
     """A request the endpoints refuse: its HTTP status, the field (``param``) and OpenAI's code."""
@@ -273,7 +280,7 @@ def clip_request(
     """The clip core's request for ``form`` and how to answer it (``FormError``)."""
     for name, values in form.values.items():
         if name not in FIELDS[task]:
-            hint = _HINTS.get(name, "") if task == TRANSLATE else ""
+            hint = _SPEED_HINT if name == "speed" else _HINTS.get(name, "") if task == TRANSLATE else ""
             raise FormError(
                 f"unknown field {shown(name, 40)} for this endpoint{hint}: it takes "
                 f"{', '.join(sorted(FIELDS[task] - {'file'}))}",

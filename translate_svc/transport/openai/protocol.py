@@ -12,9 +12,11 @@ the same protocol.
   language; also the ``source_language`` query parameter), ``x_captions_interval_ms`` (live
   captions: the open speech as text every this many ms, as ``session.input_transcript.delta``
   events with an empty ``delta`` and the caption in ``x_interim``), ``x_terms`` (the term list:
-  ``x_terms.py``), ``x_profanity`` (the profanity filter: ``session_update.profanity_of``). Once
-  the stream runs, an update may change the output languages only (an ``Update``); one that changes
-  the terms is refused (they are fixed, as on the gRPC door).
+  ``x_terms.py``), ``x_profanity`` (the profanity filter: ``session_update.profanity_of``).
+  ``audio.output.speed`` (or the beta sessions' ``speed``) is the speaking rate
+  (``session_update.speed_of``). Once the stream runs, an update may change the output languages
+  and the rate only (an ``Update``: from the segment that closes next); one that changes the terms
+  is refused (they are fixed, as on the gRPC door).
 - ``session.input_audio_buffer.append`` is audio; ``session.close`` half-closes: the open speech is
   translated, every result sent, then ``session.closed``.
 - Simultaneous by default (OpenAI's protocol is continuous): the stream runs in simultaneous mode
@@ -84,6 +86,7 @@ from translate_svc.transport.openai.session_update import (
     resumed,
     room_of,
     source_or_detection,
+    speed_of,
     text_only,
 )
 from translate_svc.transport.openai.wire import (
@@ -171,6 +174,7 @@ class RealtimeProtocol:
         self.noise: str | None = None  # audio.input.noise_reduction's type: RNNoise before the VAD
         self.terms = x_terms.SessionTerms()  # our extension x_terms
         self.profanity: Profanity | None = None  # our extension x_profanity; None: the tenant's default
+        self.speed = 1.0  # audio.output.speed (issue 90): the speaking rate
         self.resume_token = ""  # the stream's (StreamStarted), for x_resume
         #: how the socket closes: 1000, or 1012 (service restart) after a drain (the openai SDK
         #: reconnects on it)
@@ -182,7 +186,7 @@ class RealtimeProtocol:
         self.results = ResultEvents(self.tag_of, tracks=tracks)
 
     def session(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"language": self.languages[0] if self.languages else None}
+        out: dict[str, Any] = {"language": self.languages[0] if self.languages else None, "speed": self.speed}
         if len(self.languages) > 1:
             out["languages"] = self.languages
         audio: dict[str, Any] = {"input": {"transcription": self.transcription}, "output": out}
@@ -216,7 +220,7 @@ class RealtimeProtocol:
         trusted: the new server checks it as it checks a ``session.update`` and a gRPC ``ResumeFrom``."""
         session = {
             "audio": {
-                "output": {"languages": self.languages},
+                "output": {"languages": self.languages, "speed": self.speed},
                 "input": {
                     "language": self.source,
                     "transcription": self.transcription,
@@ -341,18 +345,25 @@ class RealtimeProtocol:
         """A ``session.update`` as the stream's config (or, once it runs, an ``Update`` of its
         targets); what to answer at once goes to ``replies``; ``InvalidInput`` if it cannot be used."""
         session, inp, languages = checked(session, self.max_languages)
-        if self.configured:  # the stream runs: its targets may change (issue 35), nothing else
+        if self.configured:  # the stream runs: its targets (issue 35) and rate (issue 90) may change
             if "x_room" in session and room_of(session) != self.room:  # answered, not fatal
                 replies.append(error_event(ROOM_FIXED, "invalid_request_error", "invalid_value", event_id=event_id))
                 return None
             refused = x_terms.changed(session, self.terms, self.limits)
+            targets: tuple[str, ...] | None = None
             if refused is None and languages and list(languages) != self.languages:
                 targets = tuple(guess_model_code(x) for x in languages)
                 problem = text_only(self.card, self.speech, languages, targets)
                 refused = ParamError(problem, "") if problem else x_terms.dropped(self.terms, targets, languages)
-                if refused is None:
-                    self._asked.append(list(languages))
-                    return Update(targets)
+            speed = self.speed
+            if refused is None:
+                try:
+                    speed = speed_of(session, self.speed)
+                except ParamError as e:
+                    refused = e
+            if refused is None and (targets is not None or speed != self.speed):
+                self._asked.append(list(languages) if targets is not None else list(self.languages))
+                return Update(targets, speed=speed if speed != self.speed else None)
             if refused is not None:  # answered, not fatal: the session goes on as it was
                 kind, code = "invalid_request_error", "invalid_value"
                 replies.append(error_event(refused.message, kind, code, event_id=event_id, param=refused.param or None))
@@ -370,6 +381,7 @@ class RealtimeProtocol:
         )
         self.done_events = finals.done_setting(session, self.done_events)
         self.profanity = profanity_of(session, self.profanity)
+        self.speed = speed_of(session, self.speed)
         if "x_terms" in session:
             self.terms = x_terms.parse(session["x_terms"], self.limits)
         self.room = room_of(session)
@@ -394,6 +406,7 @@ class RealtimeProtocol:
             transcript=transcript,
             speech_sample_rate_hz=out_rate,
             profanity=self.profanity,
+            speed=self.speed,
         )
         source, detect = source_or_detection(self.source)
         if transcript and not source and detect is None:  # the transcript needs its language
@@ -486,5 +499,6 @@ class RealtimeProtocol:
         if u.error is not None:
             return error_event(u.error.message, "invalid_request_error", "invalid_value")
         self.languages, self.targets = asked, u.stream.task.target_languages
+        self.speed = u.stream.task.output.speed
         self.tag_of.update(zip(self.targets, self.languages, strict=True))
         return wire_event("session.updated", session=self.session(), x_first_segment_id=u.first_segment_id)

@@ -14,7 +14,8 @@ from typing import Any
 from translate_svc.errors import InvalidInput, shown
 from translate_svc.languages import guess_model_code
 from translate_svc.session.events import MAX_LEAD_IN_MS, RoomJoin
-from translate_svc.types import ModelCard, Profanity
+from translate_svc.transport.openai.wire import ParamError
+from translate_svc.types import SPEED_MAX, SPEED_MIN, ModelCard, Profanity, check_speed
 
 #: the targets where the door is given no limit (``limits.max_target_languages``' ceiling), a
 #: language tag's characters (BCP-47 tags in use are far shorter), the source language's
@@ -93,6 +94,42 @@ def profanity_of(session: dict[str, Any], current: Profanity | None) -> Profanit
     if value is not None and value not in {p.value for p in Profanity}:
         raise InvalidInput('x_profanity must be "off", "mask" or "remove" (or null: the tenant\'s default)')
     return Profanity(value) if value is not None else None
+
+
+#: where a ``session.update`` sets the speaking rate: OpenAI's GA realtime sessions name it
+#: ``audio.output.speed`` (the shape this door speaks), its beta sessions ``speed`` at the top
+SPEED_PARAM = "session.audio.output.speed"
+BETA_SPEED_PARAM = "session.speed"
+
+
+def speed_of(session: dict[str, Any], current: float) -> float:
+    """The speaking rate a ``session.update`` asks for (issue 90): ``audio.output.speed``, or the
+    beta sessions' top-level ``speed`` (both: they must agree); absent: as it was, null: 1 (the
+    model's own). ``ParamError`` naming the field as the client wrote it and our range, which is
+    not OpenAI's 0.25..1.5 (docs/openai-compat.md)."""
+    out = (session.get("audio") or {}).get("output") or {}  # shapes checked by ``checked``
+    given = [
+        (param, where[key])
+        for param, where, key in ((SPEED_PARAM, out, "speed"), (BETA_SPEED_PARAM, session, "speed"))
+        if key in where
+    ]
+    if not given:
+        return current
+    if len(given) == 2 and given[0][1] != given[1][1]:
+        raise ParamError(
+            "audio.output.speed and speed (the beta sessions' name) say different rates: send one of them",
+            BETA_SPEED_PARAM,
+        )
+    param, value = given[0]
+    if value is None:
+        return 1.0
+    field = param.removeprefix("session.")
+    try:
+        return check_speed(value, field)
+    except ValueError as e:  # its message shows the value: a number's own (bounded), never a client's text
+        number = isinstance(value, int | float) and not isinstance(value, bool) and len(repr(value)) <= 24
+        message = str(e) if number else f"{field} must be a number from {SPEED_MIN} to {SPEED_MAX}"
+        raise ParamError(message, param) from None
 
 
 def room_of(session: dict[str, Any]) -> RoomJoin | None:

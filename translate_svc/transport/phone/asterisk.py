@@ -46,6 +46,7 @@ CHANNEL_VARIABLES = {
     "TRANSLATE_ROOM": "room",
     "TRANSLATE_PARTICIPANT": "participant",
     "TRANSLATE_NOISE_SUPPRESSION": "noise_suppression",
+    "TRANSLATE_SPEED": "speed",
 }
 #: events that need nothing from us
 _IGNORED = frozenset({"STATUS", "QUEUE_DRAINED", "DTMF_BEGIN", "MEDIA_STOP"})

@@ -56,7 +56,17 @@ CARRIERS = (*DIALECTS, "asterisk")
 #: the carriers whose connection may be checked by Twilio's signature (phone.twilio_auth_token)
 SIGNED_CARRIERS = ("twilio", "signalwire")
 #: call parameters a URL's path may carry (``name=value`` segments)
-PATH_PARAMS = ("source", "target", "simultaneous", "noise_suppression", "room", "x_room", "participant", "call")
+PATH_PARAMS = (
+    "source",
+    "target",
+    "simultaneous",
+    "noise_suppression",
+    "speed",
+    "room",
+    "x_room",
+    "participant",
+    "call",
+)
 #: the phone calls' token refusals: the port's, and a carrier that cannot set headers sends ``?token=``
 WORDING = wording(
     "send `Authorization: Bearer <token>`, or `?token=<token>` in the URL where the carrier cannot set headers"

@@ -45,6 +45,8 @@ from translate_svc.transport.riva.results import speech_response as speech_respo
 from translate_svc.transport.riva.results import text_result as text_result
 from translate_svc.transport.riva.results import transcript_result as transcript_result
 from translate_svc.types import (
+    SPEED_MAX,
+    SPEED_MIN,
     AudioEncoding,
     AudioFormat,
     EarOptions,
@@ -53,6 +55,7 @@ from translate_svc.types import (
     Profanity,
     SimultaneousOptions,
     Term,
+    check_speed,
 )
 from translate_svc.vad.segmenter import SegmenterConfig
 
@@ -348,7 +351,41 @@ def _speech_output(tts_cfg: nmt.SynthesizeSpeechConfig, target: str, card: Model
             "the speech is in translation_config.target_language_code (leave it empty or name the same)"
         )
     rate = tts_cfg.sample_rate_hz or OutputOptions().speech_sample_rate_hz
-    return OutputOptions(text=True, speech=True, transcript=False, speech_sample_rate_hz=rate)
+    speed = prosody_rate(tts_cfg.prosody_rate, "tts_config.prosody_rate")
+    return OutputOptions(text=True, speech=True, transcript=False, speech_sample_rate_hz=rate, speed=speed)
+
+
+#: ``prosody_rate`` values that mean the model's own rate (SSML's and Riva's names for it)
+_OWN_RATE = frozenset({"", "default", "medium"})
+
+
+def prosody_rate(value: str, field: str) -> float:
+    """Riva's ``prosody_rate`` (its SSML ``<prosody rate>``, a string) as our speaking rate: a
+    percentage of the model's own rate (``"150%"``: 1.5), as SSML 1.1 and Riva's docs write it, from
+    50% to 200% (``SPEED_MIN``..``SPEED_MAX``); empty, ``default`` or ``medium``: 1. A signed
+    percentage (``"+50%"``: SSML 1.0's relative change, which Riva's docs write for an absolute one)
+    and the named rates (``x-low``..``x-high``, whose factors neither Riva nor SSML fixes) are
+    refused saying what to send: a rate never means something other than the client meant."""
+    text = value.strip().lower()
+    if text in _OWN_RATE:
+        return 1.0
+    number = text[:-1].strip() if text.endswith("%") else ""
+    if not number or number[0] in "+-" or len(number) > 12:
+        raise InvalidInput(
+            f"{field} {shown(value)}: give the speaking rate as a percentage of the model's own rate, from "
+            f"{SPEED_MIN:.0%} to {SPEED_MAX:.0%} (e.g. '150%'), or leave it empty (100%)"
+        )
+    try:
+        percent = float(number)
+    except ValueError:
+        percent = -1.0
+    try:
+        return check_speed(percent / 100, field)
+    except ValueError:
+        raise InvalidInput(
+            f"{field} {shown(value)}: the speaking rate is a percentage of the model's own rate from "
+            f"{SPEED_MIN:.0%} to {SPEED_MAX:.0%} (e.g. '150%')"
+        ) from None
 
 
 def profanity(cfg: asr.RecognitionConfig) -> Profanity | None:

@@ -32,6 +32,7 @@ HEADER_PARAMS = {
     "x-translate-participant": "participant",
     "x-translate-simultaneous": "simultaneous",
     "x-translate-noise-suppression": "noise_suppression",
+    "x-translate-speed": "speed",
 }
 
 

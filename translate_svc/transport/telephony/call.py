@@ -15,7 +15,16 @@ from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 from translate_svc.errors import InvalidInput
 from translate_svc.session.events import RoomJoin, StreamConfig
 from translate_svc.settings import PhoneSettings
-from translate_svc.types import AudioEncoding, AudioFormat, EarOptions, OutputOptions, SimultaneousOptions
+from translate_svc.types import (
+    SPEED_MAX,
+    SPEED_MIN,
+    AudioEncoding,
+    AudioFormat,
+    EarOptions,
+    OutputOptions,
+    SimultaneousOptions,
+    check_speed,
+)
 from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.wire.pcm import float_to_pcm16, pcm16_to_float
 
@@ -104,6 +113,9 @@ class CallSetup:
     room: RoomJoin | None = None
     #: RNNoise before the VAD (``noise_suppression``: ``0``/``1``; issue 72)
     noise_suppression: bool = False
+    #: the speaking rate of the translation the caller hears (``speed``; issue 90): 1.5 speaks it
+    #: in 1/1.5 of the time, so a caller who falls behind the speaker catches up
+    speed: float = 1.0
 
 
 def _param(params: Mapping[str, str], *names: str) -> str | None:
@@ -144,6 +156,7 @@ def call_setup(params: Mapping[str, str], settings: PhoneSettings) -> CallSetup:
     """A call's setup from its parameters (the URL's query, with Twilio's ``customParameters`` on
     top): ``source``/``target`` (model codes or BCP-47 tags; the settings' when absent),
     ``simultaneous`` (``0``/``1``), ``noise_suppression`` (``0``/``1``: RNNoise before the VAD),
+    ``speed`` (the speaking rate, ``SPEED_MIN``..``SPEED_MAX``; the settings' when absent),
     ``call`` (two-party), ``room`` (or ``x_room``, as on the OpenAI door) and ``participant``:
     speak into a room. A room's call runs in segment mode unless it
     asks for ``simultaneous`` (which a room refuses: not carried into rooms yet). InvalidInput says
@@ -163,7 +176,26 @@ def call_setup(params: Mapping[str, str], settings: PhoneSettings) -> CallSetup:
     noise = _param(params, "noise_suppression")
     if noise is not None and noise not in ("0", "1", "true", "false"):
         raise InvalidInput('the call parameter `noise_suppression` must be "0" or "1"')
-    return CallSetup(source, target, simultaneous, _param(params, "call"), room, noise in ("1", "true"))
+    speed = _speed(_param(params, "speed"), settings.speed)
+    return CallSetup(source, target, simultaneous, _param(params, "call"), room, noise in ("1", "true"), speed)
+
+
+def _speed(value: str | None, default: float) -> float:
+    """The call parameter ``speed`` (a decimal number such as ``1.25``; at most ``MAX_PARAM_CHARS``
+    characters, so the value a refusal shows is bounded), or ``default``."""
+    if value is None:
+        return default
+    field = "the call parameter `speed`"
+    try:
+        number = float(value)
+    except ValueError:
+        raise InvalidInput(
+            f"{field} must be a number from {SPEED_MIN} to {SPEED_MAX} such as 1.25 (1 is the model's own rate)"
+        ) from None
+    try:
+        return check_speed(number, field)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
 
 
 def stream_config(setup: CallSetup, codec: CallCodec, vad: SegmenterConfig) -> StreamConfig:
@@ -171,7 +203,9 @@ def stream_config(setup: CallSetup, codec: CallCodec, vad: SegmenterConfig) -> S
     (no transcript unless it speaks into a room, whose listeners read it), simultaneous at the
     server's defaults when asked for."""
     transcript = setup.room is not None
-    output = OutputOptions(text=True, speech=True, transcript=transcript, speech_sample_rate_hz=codec.rate)
+    output = OutputOptions(
+        text=True, speech=True, transcript=transcript, speech_sample_rate_hz=codec.rate, speed=setup.speed
+    )
     return StreamConfig(
         format=codec.format,
         source_language=setup.source,

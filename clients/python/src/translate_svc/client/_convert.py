@@ -93,6 +93,8 @@ def output_pb(out: OutputOptions) -> pb.OutputOptions:
     )
     if out.speaker_id is not None:
         msg.speaker_id = out.speaker_id
+    if out.speed != 1.0:  # unset: the model's own rate (a message as before rates existed)
+        msg.speed = out.speed
     if out.profanity is not None:
         msg.profanity = cast(
             "pb.ProfanityFilter", pb.ProfanityFilter.Value(f"PROFANITY_FILTER_{out.profanity.upper()}")
@@ -371,7 +373,14 @@ def updated(msg: pb.StreamUpdated) -> StreamUpdated:
         msg.config.output.speaker_id,
         msg.first_segment_id,
         None if ok else msg.status.message or "the update was refused",
+        speed_of(msg.config.output),
     )
+
+
+def speed_of(out: pb.OutputOptions) -> float:
+    """An ``OutputOptions``' speaking rate as it was written (a float32 on the wire: 1.1 reads
+    1.1000000238...); unset: 1."""
+    return round(out.speed, 6) if out.HasField("speed") else 1.0
 
 
 def stream_end(msg: pb.StreamEnd) -> StreamEnd:

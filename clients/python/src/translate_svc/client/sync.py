@@ -251,9 +251,15 @@ class Stream:
     def flush(self) -> None:
         self._owner._run(self._astream.flush())
 
-    def update(self, *, target_languages: Sequence[str] | None = None, speaker_id: int | None = None) -> None:
-        """Change the targets or the voice while the stream runs (``AsyncStream.update``)."""
-        self._owner._run(self._astream.update(target_languages=target_languages, speaker_id=speaker_id))
+    def update(
+        self,
+        *,
+        target_languages: Sequence[str] | None = None,
+        speaker_id: int | None = None,
+        speed: float | None = None,
+    ) -> None:
+        """Change the targets, the voice or the speaking rate while the stream runs (``AsyncStream.update``)."""
+        self._owner._run(self._astream.update(target_languages=target_languages, speaker_id=speaker_id, speed=speed))
 
     def close(self) -> None:
         """Half-close; iterate on for the remaining results and the StreamEnd."""

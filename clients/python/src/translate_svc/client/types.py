@@ -124,7 +124,10 @@ class OutputOptions:
     final results (``Segment.transcript_words``, ``Translation.words``, a ``Commit``'s words); off
     by default, as the transcript's alignment costs the server one more decoder pass per segment.
     ``profanity``: listed words masked or removed in the transcript and translations, and never
-    spoken; None: the tenant's default (off unless its token's line says).
+    spoken; None: the tenant's default (off unless its token's line says). ``speed``: the speaking
+    rate of the translated speech, 0.5..2.0 (1: the model's own; 1.5 speaks in 1/1.5 of the time,
+    at the same pitch); the server refuses a rate out of range (``TranslateError``,
+    INVALID_ARGUMENT). A server from before rates (issue 90) ignores it.
     """
 
     text: bool = True
@@ -135,6 +138,7 @@ class OutputOptions:
     speech_encoding: SpeechEncoding = "linear16"
     word_timings: bool = False
     profanity: Profanity | None = None
+    speed: float = 1.0
 
     def __post_init__(self) -> None:
         if self.speech_encoding not in get_args(SpeechEncoding):
@@ -174,6 +178,7 @@ class OutputFields(TypedDict, total=False):
     speech_encoding: SpeechEncoding
     word_timings: bool
     profanity: Profanity | None
+    speed: float
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -418,14 +423,15 @@ class StreamEnd:
 #: What iterating a stream yields.
 @dataclass(frozen=True)
 class StreamUpdated:
-    """The server's answer to ``update()``: the stream's targets and voice for the segments from
-    ``first_segment_id`` on (earlier ones keep theirs). ``error``: why the update was refused (the
-    stream goes on as it was, and these fields say how)."""
+    """The server's answer to ``update()``: the stream's targets, voice and speaking rate for the
+    segments from ``first_segment_id`` on (earlier ones keep theirs). ``error``: why the update was
+    refused (the stream goes on as it was, and these fields say how)."""
 
     target_languages: tuple[str, ...]
     speaker_id: int
     first_segment_id: int
     error: str | None = None
+    speed: float = 1.0
 
 
 StreamEvent = Segment | Commit | Interim | SpeechEvent | Draining | StreamUpdated | StreamEnd

@@ -241,7 +241,7 @@ class DeleteGlossaryResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class CreateJobRequest(_message.Message):
-    __slots__ = ("format", "source_language", "target_languages", "output", "glossaries", "url", "noise_suppression", "speakers")
+    __slots__ = ("format", "source_language", "target_languages", "output", "glossaries", "url", "noise_suppression", "speakers", "fit")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
@@ -250,6 +250,7 @@ class CreateJobRequest(_message.Message):
     URL_FIELD_NUMBER: _ClassVar[int]
     NOISE_SUPPRESSION_FIELD_NUMBER: _ClassVar[int]
     SPEAKERS_FIELD_NUMBER: _ClassVar[int]
+    FIT_FIELD_NUMBER: _ClassVar[int]
     format: AudioFormat
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
@@ -258,7 +259,8 @@ class CreateJobRequest(_message.Message):
     url: str
     noise_suppression: NoiseSuppression
     speakers: int
-    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., glossaries: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ...) -> None: ...
+    fit: SpeechFit
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., glossaries: _Optional[_Iterable[str]] = ..., url: _Optional[str] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., fit: _Optional[_Union[SpeechFit, _Mapping]] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("job_id", "state", "received_bytes", "duration_ms", "done_ms", "progress", "segments", "error", "created_at", "expires_at", "source_language", "target_languages")
@@ -365,7 +367,7 @@ class AudioInput(_message.Message):
     def __init__(self, content: _Optional[bytes] = ..., format: _Optional[_Union[AudioFormat, _Mapping]] = ...) -> None: ...
 
 class OutputOptions(_message.Message):
-    __slots__ = ("text", "speech", "transcript", "speech_sample_rate_hz", "speaker_id", "speech_encoding", "word_timings", "profanity")
+    __slots__ = ("text", "speech", "transcript", "speech_sample_rate_hz", "speaker_id", "speech_encoding", "word_timings", "profanity", "speed")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     SPEECH_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
@@ -374,6 +376,7 @@ class OutputOptions(_message.Message):
     SPEECH_ENCODING_FIELD_NUMBER: _ClassVar[int]
     WORD_TIMINGS_FIELD_NUMBER: _ClassVar[int]
     PROFANITY_FIELD_NUMBER: _ClassVar[int]
+    SPEED_FIELD_NUMBER: _ClassVar[int]
     text: bool
     speech: bool
     transcript: bool
@@ -382,7 +385,8 @@ class OutputOptions(_message.Message):
     speech_encoding: SpeechEncoding
     word_timings: bool
     profanity: ProfanityFilter
-    def __init__(self, text: bool = ..., speech: bool = ..., transcript: bool = ..., speech_sample_rate_hz: _Optional[int] = ..., speaker_id: _Optional[int] = ..., speech_encoding: _Optional[_Union[SpeechEncoding, str]] = ..., word_timings: bool = ..., profanity: _Optional[_Union[ProfanityFilter, str]] = ...) -> None: ...
+    speed: float
+    def __init__(self, text: bool = ..., speech: bool = ..., transcript: bool = ..., speech_sample_rate_hz: _Optional[int] = ..., speaker_id: _Optional[int] = ..., speech_encoding: _Optional[_Union[SpeechEncoding, str]] = ..., word_timings: bool = ..., profanity: _Optional[_Union[ProfanityFilter, str]] = ..., speed: _Optional[float] = ...) -> None: ...
 
 class Transcript(_message.Message):
     __slots__ = ("language", "text", "words", "avg_logprob")
@@ -437,20 +441,24 @@ class SynthesizedAudio(_message.Message):
     def __init__(self, content: _Optional[bytes] = ..., sample_rate_hz: _Optional[int] = ..., duration_ms: _Optional[int] = ..., encoding: _Optional[_Union[SpeechEncoding, str]] = ..., num_samples: _Optional[int] = ..., opus_packets: _Optional[_Iterable[_Union[OpusPacket, _Mapping]]] = ..., opus_pre_skip: _Optional[int] = ...) -> None: ...
 
 class Translation(_message.Message):
-    __slots__ = ("target_language", "text", "audio", "stable_text", "words", "avg_logprob")
+    __slots__ = ("target_language", "text", "audio", "stable_text", "words", "avg_logprob", "speech_rate", "overlap_ms")
     TARGET_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     STABLE_TEXT_FIELD_NUMBER: _ClassVar[int]
     WORDS_FIELD_NUMBER: _ClassVar[int]
     AVG_LOGPROB_FIELD_NUMBER: _ClassVar[int]
+    SPEECH_RATE_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_MS_FIELD_NUMBER: _ClassVar[int]
     target_language: str
     text: str
     audio: SynthesizedAudio
     stable_text: str
     words: _containers.RepeatedCompositeFieldContainer[WordTiming]
     avg_logprob: float
-    def __init__(self, target_language: _Optional[str] = ..., text: _Optional[str] = ..., audio: _Optional[_Union[SynthesizedAudio, _Mapping]] = ..., stable_text: _Optional[str] = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ..., avg_logprob: _Optional[float] = ...) -> None: ...
+    speech_rate: float
+    overlap_ms: int
+    def __init__(self, target_language: _Optional[str] = ..., text: _Optional[str] = ..., audio: _Optional[_Union[SynthesizedAudio, _Mapping]] = ..., stable_text: _Optional[str] = ..., words: _Optional[_Iterable[_Union[WordTiming, _Mapping]]] = ..., avg_logprob: _Optional[float] = ..., speech_rate: _Optional[float] = ..., overlap_ms: _Optional[int] = ...) -> None: ...
 
 class Timing(_message.Message):
     __slots__ = ("queue_ms", "model_ms", "total_ms", "vad_wait_ms", "speech_ms", "language_id_ms")
@@ -701,7 +709,7 @@ class ListLanguagesResponse(_message.Message):
     def __init__(self, languages: _Optional[_Iterable[_Union[Language, _Mapping]]] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., language_identifier: _Optional[_Union[ModelInfo, _Mapping]] = ...) -> None: ...
 
 class TranslateRequest(_message.Message):
-    __slots__ = ("audio", "source_language", "target_languages", "output", "vad", "language_detection", "terms", "noise_suppression", "speakers", "glossaries")
+    __slots__ = ("audio", "source_language", "target_languages", "output", "vad", "language_detection", "terms", "noise_suppression", "speakers", "glossaries", "fit")
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     SOURCE_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TARGET_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
@@ -712,6 +720,7 @@ class TranslateRequest(_message.Message):
     NOISE_SUPPRESSION_FIELD_NUMBER: _ClassVar[int]
     SPEAKERS_FIELD_NUMBER: _ClassVar[int]
     GLOSSARIES_FIELD_NUMBER: _ClassVar[int]
+    FIT_FIELD_NUMBER: _ClassVar[int]
     audio: AudioInput
     source_language: str
     target_languages: _containers.RepeatedScalarFieldContainer[str]
@@ -722,7 +731,16 @@ class TranslateRequest(_message.Message):
     noise_suppression: NoiseSuppression
     speakers: int
     glossaries: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, audio: _Optional[_Union[AudioInput, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., glossaries: _Optional[_Iterable[str]] = ...) -> None: ...
+    fit: SpeechFit
+    def __init__(self, audio: _Optional[_Union[AudioInput, _Mapping]] = ..., source_language: _Optional[str] = ..., target_languages: _Optional[_Iterable[str]] = ..., output: _Optional[_Union[OutputOptions, _Mapping]] = ..., vad: _Optional[_Union[VadOptions, _Mapping]] = ..., language_detection: _Optional[_Union[LanguageDetection, _Mapping]] = ..., terms: _Optional[_Iterable[_Union[Term, _Mapping]]] = ..., noise_suppression: _Optional[_Union[NoiseSuppression, str]] = ..., speakers: _Optional[int] = ..., glossaries: _Optional[_Iterable[str]] = ..., fit: _Optional[_Union[SpeechFit, _Mapping]] = ...) -> None: ...
+
+class SpeechFit(_message.Message):
+    __slots__ = ("slowest", "fastest")
+    SLOWEST_FIELD_NUMBER: _ClassVar[int]
+    FASTEST_FIELD_NUMBER: _ClassVar[int]
+    slowest: float
+    fastest: float
+    def __init__(self, slowest: _Optional[float] = ..., fastest: _Optional[float] = ...) -> None: ...
 
 class TranslateResponse(_message.Message):
     __slots__ = ("segments", "model", "audio_duration_ms")
@@ -925,12 +943,14 @@ class StreamingTranslateRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., control: _Optional[_Union[StreamControl, str]] = ..., packet: _Optional[_Union[AudioPacket, _Mapping]] = ..., update: _Optional[_Union[StreamUpdate, _Mapping]] = ...) -> None: ...
 
 class StreamUpdate(_message.Message):
-    __slots__ = ("targets", "speaker_id")
+    __slots__ = ("targets", "speaker_id", "speed")
     TARGETS_FIELD_NUMBER: _ClassVar[int]
     SPEAKER_ID_FIELD_NUMBER: _ClassVar[int]
+    SPEED_FIELD_NUMBER: _ClassVar[int]
     targets: TargetLanguages
     speaker_id: int
-    def __init__(self, targets: _Optional[_Union[TargetLanguages, _Mapping]] = ..., speaker_id: _Optional[int] = ...) -> None: ...
+    speed: float
+    def __init__(self, targets: _Optional[_Union[TargetLanguages, _Mapping]] = ..., speaker_id: _Optional[int] = ..., speed: _Optional[float] = ...) -> None: ...
 
 class TargetLanguages(_message.Message):
     __slots__ = ("languages",)

@@ -286,6 +286,8 @@ class StreamCalls:
                         self._config.target_languages.extend(u.target_languages)
                         if u.speaker_id or self._config.HasField("output"):
                             self._config.output.speaker_id = u.speaker_id
+                        if u.speed != 1.0 or self._config.output.HasField("speed"):
+                            self._config.output.speed = u.speed
                     await self._put(u)
                 elif kind == "draining":
                     d: Draining = convert.draining(msg.draining)

@@ -108,11 +108,13 @@ class JobCalls:
         glossaries: Sequence[str] = (),
         on_sent: Callable[[int], None] | None = None,
         timeout_s: float | None = None,
+        speed: float = 1.0,
     ) -> Job:
         """A new job of an audio file (WAV, FLAC, OGG, MP3) or a video (MP4, MOV, WebM, MKV: its
         first audio stream is translated, and once done its dubbed video is ``save_job_video``'s),
         uploaded in parts, or of an https ``url`` the server fetches; returns it queued (or, by
-        URL, fetching). ``on_sent``: each part's end, in bytes sent."""
+        URL, fetching). ``on_sent``: each part's end, in bytes sent. ``speed``: the dubbed tracks'
+        speaking rate, 0.5..2.0 (``OutputOptions.speed``)."""
         if (audio is None) == (url is None):
             raise ValueError("give an audio file or url=, one of them")
         request = pb.CreateJobRequest(
@@ -123,6 +125,8 @@ class JobCalls:
             glossaries=list(glossaries),
             url=url or "",
         )
+        if speed != 1.0:  # unset: the model's own rate
+            request.output.speed = speed
         job = job_of(await self._job_call("CreateJob", request, timeout_s))
         if audio is None:
             return job

@@ -120,21 +120,30 @@ class AsyncStream(StreamCalls):
             self._check_open()
             await self._deliver(self._buffer.append_flush())
 
-    async def update(self, *, target_languages: Sequence[str] | None = None, speaker_id: int | None = None) -> None:
-        """Change the stream's targets (the whole new list) or voice while it runs: segments that
-        close from now on use them, segments already closed keep theirs (docs/api.md). The
+    async def update(
+        self,
+        *,
+        target_languages: Sequence[str] | None = None,
+        speaker_id: int | None = None,
+        speed: float | None = None,
+    ) -> None:
+        """Change the stream's targets (the whole new list), voice or speaking rate (``speed``,
+        0.5..2.0) while it runs: segments that close from now on use them, segments already closed
+        keep theirs (docs/api.md). The
         server answers with a ``StreamUpdated`` event in the iteration (``error`` set when it
         refused: the stream goes on unchanged). An update the server has not answered when the
         stream moves to another server is sent again there; one it accepted is part of the
         stream's config from then on."""
-        if target_languages is None and speaker_id is None:
-            raise ValueError("update() changes nothing: pass target_languages, speaker_id, or both")
+        if target_languages is None and speaker_id is None and speed is None:
+            raise ValueError("update() changes nothing: pass target_languages, speaker_id or speed")
         msg = pb.StreamUpdate()
         if target_languages is not None:
             msg.targets.SetInParent()
             msg.targets.languages.extend(target_languages)
         if speaker_id is not None:
             msg.speaker_id = speaker_id
+        if speed is not None:
+            msg.speed = speed
         request = pb.StreamingTranslateRequest(update=msg)
         async with self._send_lock:
             self._check_open()

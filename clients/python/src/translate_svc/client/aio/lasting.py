@@ -281,14 +281,20 @@ class LastingStream:
             self._restart = True
             self._wake.set()
 
-    async def update(self, *, target_languages: Sequence[str] | None = None, speaker_id: int | None = None) -> bool:
+    async def update(
+        self,
+        *,
+        target_languages: Sequence[str] | None = None,
+        speaker_id: int | None = None,
+        speed: float | None = None,
+    ) -> bool:
         """``AsyncStream.update`` on the current stream; False when none takes audio now (the next
         one is made by ``open``, with the caller's new settings)."""
         leg = self._current
         if leg is None or not leg.usable:
             return False
         try:
-            await leg.stream.update(target_languages=target_languages, speaker_id=speaker_id)
+            await leg.stream.update(target_languages=target_languages, speaker_id=speaker_id, speed=speed)
         except (StreamClosedError, TranslateError):
             return False
         return True

@@ -616,6 +616,11 @@ export interface CreateJobRequest {
   noiseSuppression: NoiseSuppression;
   /** as in TranslateRequest */
   speakers: number;
+  /**
+   * dubbing to the source's clock, as in TranslateRequest: the dubbed track's speech fitted to
+   * its segments (unset bounds: the server's jobs.fit_slowest and jobs.fit_fastest)
+   */
+  fit: SpeechFit | undefined;
 }
 
 export interface Job {
@@ -727,6 +732,12 @@ export interface OutputOptions {
   wordTimings: boolean;
   /** listed words masked or removed in the transcript and translations, and never spoken */
   profanity: ProfanityFilter;
+  /**
+   * the speaking rate of the translated speech, 0.5..2.0 (unset: 1, the model's own rate): 1.5
+   * speaks in 1/1.5 of the time at the same pitch (the model's unit durations scaled before the
+   * vocoder), word timings following; out of range: INVALID_ARGUMENT naming output.speed
+   */
+  speed?: number | undefined;
 }
 
 export interface Transcript {
@@ -806,7 +817,18 @@ export interface Translation {
    */
   words: WordTiming[];
   /** Confidence: as Transcript.avg_logprob, of this translation's text; unset where not computed */
-  avgLogprob?: number | undefined;
+  avgLogprob?:
+    | number
+    | undefined;
+  /** the rate audio was spoken at (issue 90): output.speed, or the one fit chose; unset without speech */
+  speechRate?:
+    | number
+    | undefined;
+  /**
+   * with fit: how far (ms) audio runs past the next segment's start (the clip's end, for the last
+   * segment) at the fastest rate the bound allows; 0 when it fits. Unset without fit.
+   */
+  overlapMs?: number | undefined;
 }
 
 export interface Timing {
@@ -1219,6 +1241,27 @@ export interface TranslateRequest {
    * phrase and target wins); read as the call starts. One of another tenant: NOT_FOUND
    */
   glossaries: string[];
+  /**
+   * dubbing to the source's clock (issue 90, docs/api.md "Speech fitted to the source"): present,
+   * each segment's speech is made at the slowest rate within the bound at which it ends by the next
+   * segment's start (the last one's: by the clip's end), each Translation saying its speech_rate
+   * and overlap_ms; output.speed must then be unset. Absent: speech at output.speed.
+   */
+  fit: SpeechFit | undefined;
+}
+
+/**
+ * The bound of dubbing to the source's clock (TranslateRequest.fit, CreateJobRequest.fit), each a
+ * speaking rate as OutputOptions.speed (0.5..2.0), slowest <= fastest; out of range:
+ * INVALID_ARGUMENT naming fit.slowest or fit.fastest.
+ */
+export interface SpeechFit {
+  /** unset: the server's jobs.fit_slowest (0.85 by default) */
+  slowest?:
+    | number
+    | undefined;
+  /** unset: the server's jobs.fit_fastest (1.35 by default) */
+  fastest?: number | undefined;
 }
 
 export interface TranslateResponse {
@@ -1481,14 +1524,15 @@ export interface StreamingTranslateRequest {
     /** audio with a timestamp (loss and DTX) */
     { $case: "packet"; packet: AudioPacket }
     | //
-    /** change the targets or the voice while the stream runs */
+    /** change the targets, the voice or the rate while the stream runs */
     { $case: "update"; update: StreamUpdate }
     | undefined;
 }
 
 /**
- * Changes a running stream's target languages or voice. Segments that close after the update use
- * it (the one open now included); segments already closed keep what they were submitted with.
+ * Changes a running stream's target languages, voice or speaking rate. Segments that close after
+ * the update use it (the one open now included); segments already closed keep what they were
+ * submitted with.
  * Answered with StreamUpdated, in order with the stream's other events: OK with the stream's
  * config from now on, or INVALID_ARGUMENT saying what to fix (the stream goes on unchanged).
  */
@@ -1498,7 +1542,11 @@ export interface StreamUpdate {
     | TargetLanguages
     | undefined;
   /** the voice from now on, as OutputOptions.speaker_id (unset: keep) */
-  speakerId?: number | undefined;
+  speakerId?:
+    | number
+    | undefined;
+  /** the speaking rate from now on, as OutputOptions.speed (unset: keep) */
+  speed?: number | undefined;
 }
 
 export interface TargetLanguages {
@@ -3274,6 +3322,7 @@ function createBaseCreateJobRequest(): CreateJobRequest {
     url: "",
     noiseSuppression: 0,
     speakers: 0,
+    fit: undefined,
   };
 }
 
@@ -3302,6 +3351,9 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     }
     if (message.speakers !== 0) {
       writer.uint32(64).int32(message.speakers);
+    }
+    if (message.fit !== undefined) {
+      SpeechFit.encode(message.fit, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -3383,6 +3435,14 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
             message.speakers = reader.int32();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.fit = SpeechFit.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3419,6 +3479,7 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
         ? noiseSuppressionFromJSON(object.noise_suppression)
         : 0,
       speakers: isSet(object.speakers) ? globalThis.Number(object.speakers) : 0,
+      fit: isSet(object.fit) ? SpeechFit.fromJSON(object.fit) : undefined,
     };
   },
 
@@ -3448,6 +3509,9 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     if (message.speakers !== 0) {
       obj.speakers = Math.round(message.speakers);
     }
+    if (message.fit !== undefined) {
+      obj.fit = SpeechFit.toJSON(message.fit);
+    }
     return obj;
   },
 
@@ -3468,6 +3532,7 @@ export const CreateJobRequest: MessageFns<CreateJobRequest> = {
     message.url = object.url ?? "";
     message.noiseSuppression = object.noiseSuppression ?? 0;
     message.speakers = object.speakers ?? 0;
+    message.fit = (object.fit !== undefined && object.fit !== null) ? SpeechFit.fromPartial(object.fit) : undefined;
     return message;
   },
 };
@@ -4584,6 +4649,7 @@ function createBaseOutputOptions(): OutputOptions {
     speechEncoding: 0,
     wordTimings: false,
     profanity: 0,
+    speed: undefined,
   };
 }
 
@@ -4612,6 +4678,9 @@ export const OutputOptions: MessageFns<OutputOptions> = {
     }
     if (message.profanity !== 0) {
       writer.uint32(64).int32(message.profanity);
+    }
+    if (message.speed !== undefined) {
+      writer.uint32(77).float(message.speed);
     }
     return writer;
   },
@@ -4693,6 +4762,14 @@ export const OutputOptions: MessageFns<OutputOptions> = {
             message.profanity = reader.int32() as any;
             continue;
           }
+          case 9: {
+            if (tag !== 77) {
+              break;
+            }
+
+            message.speed = reader.float();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4731,6 +4808,7 @@ export const OutputOptions: MessageFns<OutputOptions> = {
         ? globalThis.Boolean(object.word_timings)
         : false,
       profanity: isSet(object.profanity) ? profanityFilterFromJSON(object.profanity) : 0,
+      speed: isSet(object.speed) ? globalThis.Number(object.speed) : undefined,
     };
   },
 
@@ -4760,6 +4838,9 @@ export const OutputOptions: MessageFns<OutputOptions> = {
     if (message.profanity !== 0) {
       obj.profanity = profanityFilterToJSON(message.profanity);
     }
+    if (message.speed !== undefined) {
+      obj.speed = floatToJson(message.speed);
+    }
     return obj;
   },
 
@@ -4776,6 +4857,7 @@ export const OutputOptions: MessageFns<OutputOptions> = {
     message.speechEncoding = object.speechEncoding ?? 0;
     message.wordTimings = object.wordTimings ?? false;
     message.profanity = object.profanity ?? 0;
+    message.speed = object.speed ?? undefined;
     return message;
   },
 };
@@ -5329,7 +5411,16 @@ export const SynthesizedAudio: MessageFns<SynthesizedAudio> = {
 };
 
 function createBaseTranslation(): Translation {
-  return { targetLanguage: "", text: "", audio: undefined, stableText: "", words: [], avgLogprob: undefined };
+  return {
+    targetLanguage: "",
+    text: "",
+    audio: undefined,
+    stableText: "",
+    words: [],
+    avgLogprob: undefined,
+    speechRate: undefined,
+    overlapMs: undefined,
+  };
 }
 
 export const Translation: MessageFns<Translation> = {
@@ -5351,6 +5442,12 @@ export const Translation: MessageFns<Translation> = {
     }
     if (message.avgLogprob !== undefined) {
       writer.uint32(49).double(message.avgLogprob);
+    }
+    if (message.speechRate !== undefined) {
+      writer.uint32(61).float(message.speechRate);
+    }
+    if (message.overlapMs !== undefined) {
+      writer.uint32(64).int64(message.overlapMs);
     }
     return writer;
   },
@@ -5416,6 +5513,22 @@ export const Translation: MessageFns<Translation> = {
             message.avgLogprob = reader.double();
             continue;
           }
+          case 7: {
+            if (tag !== 61) {
+              break;
+            }
+
+            message.speechRate = reader.float();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.overlapMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5448,6 +5561,16 @@ export const Translation: MessageFns<Translation> = {
         : isSet(object.avg_logprob)
         ? globalThis.Number(object.avg_logprob)
         : undefined,
+      speechRate: isSet(object.speechRate)
+        ? globalThis.Number(object.speechRate)
+        : isSet(object.speech_rate)
+        ? globalThis.Number(object.speech_rate)
+        : undefined,
+      overlapMs: isSet(object.overlapMs)
+        ? globalThis.Number(object.overlapMs)
+        : isSet(object.overlap_ms)
+        ? globalThis.Number(object.overlap_ms)
+        : undefined,
     };
   },
 
@@ -5471,6 +5594,12 @@ export const Translation: MessageFns<Translation> = {
     if (message.avgLogprob !== undefined) {
       obj.avgLogprob = floatToJson(message.avgLogprob);
     }
+    if (message.speechRate !== undefined) {
+      obj.speechRate = floatToJson(message.speechRate);
+    }
+    if (message.overlapMs !== undefined) {
+      obj.overlapMs = Math.round(message.overlapMs);
+    }
     return obj;
   },
 
@@ -5487,6 +5616,8 @@ export const Translation: MessageFns<Translation> = {
     message.stableText = object.stableText ?? "";
     message.words = object.words?.map((e) => WordTiming.fromPartial(e)) || [];
     message.avgLogprob = object.avgLogprob ?? undefined;
+    message.speechRate = object.speechRate ?? undefined;
+    message.overlapMs = object.overlapMs ?? undefined;
     return message;
   },
 };
@@ -8024,6 +8155,7 @@ function createBaseTranslateRequest(): TranslateRequest {
     noiseSuppression: 0,
     speakers: 0,
     glossaries: [],
+    fit: undefined,
   };
 }
 
@@ -8058,6 +8190,9 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
     }
     for (const v of message.glossaries) {
       writer.uint32(82).string(v!);
+    }
+    if (message.fit !== undefined) {
+      SpeechFit.encode(message.fit, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -8155,6 +8290,14 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
             message.glossaries.push(reader.string());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.fit = SpeechFit.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -8197,6 +8340,7 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
       glossaries: globalThis.Array.isArray(object?.glossaries)
         ? object.glossaries.map((e: any) => globalThis.String(e))
         : [],
+      fit: isSet(object.fit) ? SpeechFit.fromJSON(object.fit) : undefined,
     };
   },
 
@@ -8232,6 +8376,9 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
     if (message.glossaries?.length) {
       obj.glossaries = message.glossaries;
     }
+    if (message.fit !== undefined) {
+      obj.fit = SpeechFit.toJSON(message.fit);
+    }
     return obj;
   },
 
@@ -8256,6 +8403,92 @@ export const TranslateRequest: MessageFns<TranslateRequest> = {
     message.noiseSuppression = object.noiseSuppression ?? 0;
     message.speakers = object.speakers ?? 0;
     message.glossaries = object.glossaries?.map((e) => e) || [];
+    message.fit = (object.fit !== undefined && object.fit !== null) ? SpeechFit.fromPartial(object.fit) : undefined;
+    return message;
+  },
+};
+
+function createBaseSpeechFit(): SpeechFit {
+  return { slowest: undefined, fastest: undefined };
+}
+
+export const SpeechFit: MessageFns<SpeechFit> = {
+  encode(message: SpeechFit, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.slowest !== undefined) {
+      writer.uint32(13).float(message.slowest);
+    }
+    if (message.fastest !== undefined) {
+      writer.uint32(21).float(message.fastest);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SpeechFit {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSpeechFit();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 13) {
+              break;
+            }
+
+            message.slowest = reader.float();
+            continue;
+          }
+          case 2: {
+            if (tag !== 21) {
+              break;
+            }
+
+            message.fastest = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): SpeechFit {
+    return {
+      slowest: isSet(object.slowest) ? globalThis.Number(object.slowest) : undefined,
+      fastest: isSet(object.fastest) ? globalThis.Number(object.fastest) : undefined,
+    };
+  },
+
+  toJSON(message: SpeechFit): unknown {
+    const obj: any = {};
+    if (message.slowest !== undefined) {
+      obj.slowest = floatToJson(message.slowest);
+    }
+    if (message.fastest !== undefined) {
+      obj.fastest = floatToJson(message.fastest);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<SpeechFit>, I>>(base?: I): SpeechFit {
+    return SpeechFit.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SpeechFit>, I>>(object: I): SpeechFit {
+    const message = createBaseSpeechFit();
+    message.slowest = object.slowest ?? undefined;
+    message.fastest = object.fastest ?? undefined;
     return message;
   },
 };
@@ -10386,7 +10619,7 @@ export const StreamingTranslateRequest: MessageFns<StreamingTranslateRequest> = 
 };
 
 function createBaseStreamUpdate(): StreamUpdate {
-  return { targets: undefined, speakerId: undefined };
+  return { targets: undefined, speakerId: undefined, speed: undefined };
 }
 
 export const StreamUpdate: MessageFns<StreamUpdate> = {
@@ -10396,6 +10629,9 @@ export const StreamUpdate: MessageFns<StreamUpdate> = {
     }
     if (message.speakerId !== undefined) {
       writer.uint32(16).int32(message.speakerId);
+    }
+    if (message.speed !== undefined) {
+      writer.uint32(29).float(message.speed);
     }
     return writer;
   },
@@ -10429,6 +10665,14 @@ export const StreamUpdate: MessageFns<StreamUpdate> = {
             message.speakerId = reader.int32();
             continue;
           }
+          case 3: {
+            if (tag !== 29) {
+              break;
+            }
+
+            message.speed = reader.float();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -10449,6 +10693,7 @@ export const StreamUpdate: MessageFns<StreamUpdate> = {
         : isSet(object.speaker_id)
         ? globalThis.Number(object.speaker_id)
         : undefined,
+      speed: isSet(object.speed) ? globalThis.Number(object.speed) : undefined,
     };
   },
 
@@ -10459,6 +10704,9 @@ export const StreamUpdate: MessageFns<StreamUpdate> = {
     }
     if (message.speakerId !== undefined) {
       obj.speakerId = Math.round(message.speakerId);
+    }
+    if (message.speed !== undefined) {
+      obj.speed = floatToJson(message.speed);
     }
     return obj;
   },
@@ -10472,6 +10720,7 @@ export const StreamUpdate: MessageFns<StreamUpdate> = {
       ? TargetLanguages.fromPartial(object.targets)
       : undefined;
     message.speakerId = object.speakerId ?? undefined;
+    message.speed = object.speed ?? undefined;
     return message;
   },
 };

@@ -1,0 +1,32 @@
+"""The batched vocoder's groups of rows (model/stages/vocoder.py ``_length_groups``, issue 70; its
+own test module since issue 89 item 4): rows grouped in length order so that a group's padded size
+(rows times its longest) stays within ``max_padding`` of its real size, every row in one group.
+HiFi-GAN's cost is per output sample, padding included. Plain values; each row against the
+vocoder alone is tests/model/stages/test_speech_stages.py's."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from translate_svc.model.stages.vocoder import _length_groups
+
+pytestmark = pytest.mark.unit
+
+
+def test_similar_lengths_share_a_group_and_a_long_row_goes_alone() -> None:
+    assert _length_groups([100, 104, 98, 400], 1.25) == [[2, 0, 1], [3]]
+    assert _length_groups([], 1.25) == []
+    assert _length_groups([5, 5, 5], 1.0) == [[0, 1, 2]]  # no padding at all: one group
+
+
+@given(lengths=st.lists(st.integers(1, 500), max_size=24), bound=st.sampled_from([1.0, 1.25, 2.0]))
+def test_every_row_is_in_one_group_whose_padding_stays_in_bounds(lengths: list[int], bound: float) -> None:
+    groups = _length_groups(lengths, bound)
+    assert sorted(r for g in groups for r in g) == list(range(len(lengths)))
+    order = [r for g in groups for r in g]
+    assert [lengths[r] for r in order] == sorted(lengths)  # in length order
+    for group in groups:
+        sizes = [lengths[r] for r in group]
+        assert len(sizes) * max(sizes) <= bound * sum(sizes) + 1e-9
