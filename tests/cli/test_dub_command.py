@@ -9,6 +9,7 @@ frames PyAV writes. Before, the command did not exist (exit 2, no such command).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -54,6 +55,37 @@ async def test_the_dub_command_writes_the_dubbed_video(live: LiveServer, shared_
         run_cli, "dub", source, "--to", "spa", "-o", out, "--server", f"127.0.0.1:{live.port}"
     )
     fails(again, 2, "exists", "--force")
+    # the command fits each segment's speech to its place by default (the server's 0.85..1.35)
+    rates = await _rates(live, run.out)
+    assert rates and all(0.85 - 1e-6 <= r <= 1.35 + 1e-6 for r in rates), rates
+    assert any(abs(r - 1.0) > 1e-3 for r in rates), rates  # a rate per segment, not the model's own
+
+
+async def test_the_dub_command_takes_one_rate_without_fitting(
+    live: LiveServer, shared_audio: Path, tmp_path: Path
+) -> None:
+    """``--no-fit --speed 1.5``: every segment's speech at 1.5; ``--speed`` with fitting is refused
+    before anything is sent (one rate for all, or a rate per segment: not both)."""
+    source = videos.write_video(tmp_path / "talk.mkv", shared_audio / "jfk.flac")
+    out = tmp_path / "talk.dubbed.mkv"
+    server = ("--server", f"127.0.0.1:{live.port}")
+    both = await asyncio.to_thread(run_cli, "dub", source, "--to", "spa", "-o", out, "--speed", "1.5", *server)
+    fails(both, 2, "--speed", "--no-fit")
+    run = await asyncio.to_thread(
+        run_cli, "dub", source, "--to", "spa", "-o", out, "--no-fit", "--speed", "1.5", *server,
+        process=True, timeout=300,
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    rates = await _rates(live, run.out)
+    assert rates and all(abs(r - 1.5) < 1e-3 for r in rates), rates
+
+
+async def _rates(live: LiveServer, printed: str) -> list[float]:
+    """Every spoken translation's ``speech_rate`` in the job the command printed (``job <id>)``)."""
+    job_id = printed.rsplit("job ", 1)[1].split(")")[0]
+    async with AsyncTranslateClient(f"127.0.0.1:{live.port}") as client:
+        doc = json.loads(await client.job_results(job_id))
+    return [t["speech_rate"] for s in doc["segments"] for t in s["translations"] if t["speech_rate"] is not None]
 
 
 async def test_the_sdk_refuses_a_video_of_an_audio_job_saying_why(

@@ -254,10 +254,10 @@ class MaskedVocoder:
             self.shapes.saw("vocoder", (0, *units.shape))
         # each row's units, language and voice in one non-blocking copy
         meta = upload([list(unit_lens), list(lang_ids), list(speakers)], torch.long, units.device)
-        # each row's rate: an input of the graph, not a part of its key (any mix of rates replays it)
-        rate = upload(rates, torch.float64, units.device)
-        # each row's fit (budget in frames, 0: none; slowest; fastest): an input, like the rates
-        fit = upload([list(c) for c in zip(*fitting, strict=True)], torch.float64, units.device)
+        # each row's rate, then its fit (budget in frames, 0: none; slowest; fastest), in one copy:
+        # inputs of the graph, not parts of its key (any mix of rates and fits replays it)
+        pace = upload([rates, *(list(c) for c in zip(*fitting, strict=True))], torch.float64, units.device)
+        rate, fit = pace[0], pace[1:]
         if self.bucket is None and len(unit_lens) == 1:  # one unpadded row: the upstream forward as it is
             return _Started(real, list(unit_lens[:real]), None, units, meta, rate, unit_frames, fit)
         key = (*units.shape, unit_frames) if self.bucket is not None else None

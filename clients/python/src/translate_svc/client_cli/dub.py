@@ -1,7 +1,9 @@
 """The ``dub`` command (issue 90): a video dubbed by the server as a background job, on the SDK:
 ``translate-svc dub in.mp4 --to spa,fra -o out.mp4`` uploads the video in parts, follows the job
 (bars: the upload, the job's progress, the download), then writes the dubbed video: the same
-container, its video untouched, a dubbed audio track and a subtitle track per language. The job
+container, its video untouched, a dubbed audio track and a subtitle track per language, each
+segment's speech fitted to its place on the source's clock (``--fit``, the default) or at one rate
+(``--no-fit --speed``). The job
 stays on the server for its retention (its id is printed): ``job fetch`` takes its other results."""
 
 from __future__ import annotations
@@ -42,6 +44,16 @@ def dub(
     ] = -18.0,
     no_subtitles: Annotated[bool, typer.Option("--no-subtitles", help="no subtitle tracks")] = False,
     force: Annotated[bool, typer.Option("--force", help="write over an existing output")] = False,
+    fit: Annotated[
+        bool,
+        typer.Option(
+            "--fit/--no-fit",
+            help="each segment's speech at the rate that fits it before the next one (the server's bound)",
+        ),
+    ] = True,
+    speed: Annotated[
+        float, typer.Option("--speed", help="with --no-fit: one speaking rate for all speech, 0.5..2.0")
+    ] = 1.0,
     *,
     conn: ConnectionFlags,
     timeout: TimeoutOpt = 60.0,
@@ -63,12 +75,21 @@ def dub(
             raise CliError("--to: at least one target language")
         if mix not in ("dub", "duck"):
             raise CliError("--mix: dub or duck")
+        if fit and speed != 1.0:
+            raise CliError(
+                "--speed sets one rate for all speech: use it with --no-fit (--fit picks a rate per segment)"
+            )
 
     async def work(client: AsyncTranslateClient) -> int:
         with _bars() as bars:
             sent = bars.add_task("upload", total=file.stat().st_size)
             job = await client.submit_job(
-                file, targets=targets, source=source, on_sent=lambda n: bars.update(sent, completed=n)
+                file,
+                targets=targets,
+                source=source,
+                speed=speed,
+                fit=fit,
+                on_sent=lambda n: bars.update(sent, completed=n),
             )
             job = await _follow(client, job, bars)
             if job.state.value != "done":

@@ -109,12 +109,16 @@ class JobCalls:
         on_sent: Callable[[int], None] | None = None,
         timeout_s: float | None = None,
         speed: float = 1.0,
+        fit: bool | tuple[float, float] = False,
     ) -> Job:
         """A new job of an audio file (WAV, FLAC, OGG, MP3) or a video (MP4, MOV, WebM, MKV: its
         first audio stream is translated, and once done its dubbed video is ``save_job_video``'s),
         uploaded in parts, or of an https ``url`` the server fetches; returns it queued (or, by
         URL, fetching). ``on_sent``: each part's end, in bytes sent. ``speed``: the dubbed tracks'
-        speaking rate, 0.5..2.0 (``OutputOptions.speed``)."""
+        speaking rate, 0.5..2.0 (``OutputOptions.speed``). ``fit``: dubbing to the source's clock
+        (docs/api.md "Speech fitted to the source"): each segment's speech at the rate that fits it
+        before the next segment, within the server's bound (True) or ``(slowest, fastest)``; not
+        with ``speed``."""
         if (audio is None) == (url is None):
             raise ValueError("give an audio file or url=, one of them")
         request = pb.CreateJobRequest(
@@ -127,6 +131,10 @@ class JobCalls:
         )
         if speed != 1.0:  # unset: the model's own rate
             request.output.speed = speed
+        if fit is not False:
+            request.fit.SetInParent()  # present with the server's bound, unless one is given
+            if fit is not True:
+                request.fit.slowest, request.fit.fastest = fit
         job = job_of(await self._job_call("CreateJob", request, timeout_s))
         if audio is None:
             return job
