@@ -33,6 +33,8 @@ from tests.support.jobs import JobsOverHttp
 from tests.support.live_server import make_settings, serving
 from tests.support.stepped_call import NO_MODEL
 from tests.support.waiting import until
+from translate_svc.jobs.model import JobState
+from translate_svc.jobs.store import JobStore
 from translate_svc.model_api.requests import ModelInput
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(60)]
@@ -232,3 +234,22 @@ def _avi(path: Path) -> Path:
     """The first bytes of an AVI (RIFF ... AVI ): a container this server does not take."""
     path.write_bytes(b"RIFF\x00\x10\x00\x00AVI LIST" + bytes(4096))
     return path
+
+
+async def test_a_video_job_has_its_video_when_it_says_done(
+    jobs: VideoJobs, shared_audio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upload is kept as the job's video before the job says it is done (found in CI: the state
+    went first, so a client that saw ``done`` and looked at once found no video). The store's state
+    change is watched: when a job becomes done, its video is there."""
+    seen: list[bool] = []
+    set_state = JobStore.set_state
+
+    async def watched(self: JobStore, job_id: str, state: JobState, **kw: Any) -> bool:
+        if state is JobState.DONE:
+            seen.append(self.video_path(job_id).exists())
+        return await set_state(self, job_id, state, **kw)
+
+    monkeypatch.setattr(JobStore, "set_state", watched)
+    await dubbed(jobs, videos.write_video(tmp_path / "early.mp4", shared_audio / "jfk.flac"))
+    assert seen == [True]

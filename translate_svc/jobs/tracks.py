@@ -90,6 +90,12 @@ class JobFiles:
             return self.video_path(job_id).exists()
         return True
 
+    def unkeep_video(self, job_id: str) -> None:
+        """``keep_video`` undone: the upload back where the audio is, for ``drop_audio`` to delete
+        and uncount (the job did not end done after all: a failed or cancelled job keeps nothing)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(self.video_path(job_id), self.audio_path(job_id))
+
     def new_folder(self, job_id: str) -> None:
         self.folder(job_id).mkdir(parents=True)
         self.audio_path(job_id).touch()

@@ -382,10 +382,14 @@ class JobWorker:
         if job.state is not from_state:
             return
         expires = self._clock() + self._retention(job.tenant)
+        # a video upload is kept for its dubbed video (issue 90), before the job says it is done: a
+        # client that sees it done and asks for its video at once finds it
+        kept = state is JobState.DONE and await asyncio.to_thread(self.store.keep_video, job_id)
         if not await self.store.set_state(job_id, state, error=error, expires=expires, only_from=(from_state,)):
+            if kept:  # cancelled or deleted as it ended: it keeps nothing (its canceller's drop may be done)
+                await asyncio.to_thread(self.store.unkeep_video, job_id)
+                await self.store.drop_audio(job_id)
             return
-        if state is JobState.DONE:  # a video upload is kept for its dubbed video (issue 90)
-            await asyncio.to_thread(self.store.keep_video, job_id)
         await self.store.drop_audio(job_id)  # what an ended job keeps: its results and dubbed tracks
         try:
             job = await self.store.get(job_id)
