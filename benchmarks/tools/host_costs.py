@@ -13,7 +13,8 @@ speech (the server's own VAD cuts them) go through the stepping decoder, the ste
 one at a time (``--sizes 1``) and ``N`` admitted together (each further size), every aten op
 counted by ``tests/support/dispatch_count.py`` ``HostCosts``: kernels outside capture regions
 (eager launches on CUDA), capture regions entered (one graph launch each) and the kernels inside
-them, host syncs (besides the decode's one-step-behind read of its finished flags, which reads a
+them (a call on a bucket the warm-up did not capture, a graph miss, runs eagerly on CUDA and is
+counted as eager launches), host syncs (besides the decode's one-step-behind read of its finished flags, which reads a
 host buffer), uploads from host data, new shapes after the warm-up, and the keys and values the
 decode step's attention read, per row and step.
 
@@ -130,6 +131,15 @@ def baseline_counting(baseline: bool) -> Iterator[HostCosts]:
             decode_step.step, decode_step.choose = step, choose  # type: ignore[assignment]
 
 
+def graph_misses(runner: Any) -> dict[str, int]:
+    """Each graphed stage's calls on a bucket the warm-up did not capture so far (model/capture.py:
+    eager on CUDA, and counted here as eager launches), by stage part."""
+    stages = list(runner.stages.graphed)
+    if runner.loop is not None:
+        stages.append(runner.loop.loop.admission)
+    return {s.name: s.misses for s in stages if hasattr(s, "misses")}
+
+
 def row_of(counts: dict[str, StageCounts], per: float, steps: int, rows: int) -> dict[str, Any]:
     total = StageCounts()
     for c in counts.values():
@@ -200,8 +210,12 @@ def main(
             costs.seen = seen
             costs.mark_warm()
             held = [0]
+            missed = graph_misses(runner)
             _, steps, rows = through_stepper(runner, items, size, held)
         out[str(size)] = row_of(dict(costs.by_stage), len(items), steps, rows)
+        out[str(size)]["graph_misses"] = {
+            k: (v - missed.get(k, 0)) / len(items) for k, v in graph_misses(runner).items() if v > missed.get(k, 0)
+        }
         out[str(size)]["kv_held_mb_per_row_step"] = held[0] / max(1, rows) / 1e6
         out[str(size)]["segments"] = len(items)
         if json_path is not None:
@@ -231,7 +245,8 @@ def main(
             f"size {size}: {100 * r['share_in_graphs']:.1f} % of kernels in graphs; KV read "
             f"{r['kv_mb_per_row_step']:.2f} MB a row a step (its rows hold {r['kv_held_mb_per_row_step']:.2f}); "
             f"{r['decode_steps']:.1f} steps a segment; "
-            f"new shapes by family {r['new_shapes_by_family']}"
+            f"new shapes by family {r['new_shapes_by_family']}; graph misses (eager on CUDA) a segment "
+            f"{r['graph_misses'] or 0}"
         )
     console.print(table)
 

@@ -80,3 +80,32 @@ def test_sip_digest_credentials_are_the_derived_password_not_the_token() -> None
     assert grant.sip_ha1 == sip_ha1("pbx1", password)  # what the server checks the answer against
     refused = CliRunner().invoke(app, ["phone-config", "sip", "--url", "10.0.0.5:5060", "--sip-user", "pbx1"])
     assert refused.exit_code == 2 and "--token" in refused.output
+
+
+def test_a_speaking_rate_rides_in_each_carriers_call_parameters() -> None:
+    """``--speed`` (issue 90): a <Parameter> for Twilio, the URL's query for Asterisk, an
+    X-Translate-Speed header for SIP, each a name the door reads (``call_setup``, the SIP door's
+    header map); AudioSocket carries none, so it is refused there naming the server setting; a
+    rate out of range is refused naming the flag and the range."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from translate_svc.settings import PhoneSettings
+    from translate_svc.transport.sip.invite import HEADER_PARAMS
+    from translate_svc.transport.telephony.call import call_setup
+
+    root = ET.fromstring(run("twilio", "--url", "wss://p.example.com", "--speed", "1.25"))
+    stream = root.find("./Connect/Stream")
+    assert stream is not None
+    params = {str(p.get("name")): str(p.get("value")) for p in stream.findall("Parameter")}
+    assert params == {"source": "eng", "target": "spa", "speed": "1.25"}
+    assert call_setup(params, PhoneSettings()).speed == 1.25
+    uri = next(line for line in run("asterisk", "--url", "wss://gw:8080", "--speed", "0.8").splitlines() if "uri" in line)
+    query = {k: v[0] for k, v in parse_qs(urlsplit(uri.split("= ", 1)[1]).query).items()}
+    assert call_setup(query, PhoneSettings()).speed == 0.8
+    sip = run("sip", "--url", "sip:10.0.0.5:5060", "--speed", "1.5")
+    assert "exten => s,1,Set(PJSIP_HEADER(add,X-Translate-Speed)=1.5)" in sip
+    assert HEADER_PARAMS["x-translate-speed"] == "speed"
+    refused = CliRunner().invoke(app, ["phone-config", "audiosocket", "--url", "10.0.0.5:9092", "--speed", "1.2"])
+    assert refused.exit_code == 2 and "TRANSLATE_SVC_PHONE__SPEED=1.2" in refused.output
+    wrong = CliRunner().invoke(app, ["phone-config", "twilio", "--url", "wss://x", "--speed", "3"])
+    assert wrong.exit_code == 2 and "0.5" in wrong.output and "2.0" in wrong.output

@@ -44,7 +44,9 @@ def test_like_cuda_gives_the_cuda_plan_on_a_cpu_but_captures_nothing() -> None:
         True,
         True,
     )
-    assert not plan.graphs and not plan.stage_graphs
+    # no decode graphs without a CUDA device; the stages' graphs keep their bookkeeping (a bucket
+    # the warm-up missed is counted as the GPU would meet it) and capture nothing on a CPU
+    assert not plan.graphs and plan.stage_graphs
     assert StagePlan.of(ModelSettings(), "cuda", like="cpu").batch_vocoder is False
 
 

@@ -124,3 +124,38 @@ def test_a_warmed_server_meets_no_new_shape(warmed: tuple[Any, set[Any]], segmen
         through_stepper(runner, items_of(segments), 2)
     assert costs.new_signatures == []
     assert runner.stages.shapes.cold == {}  # the server's own count (the metric) agrees
+    # and every part of every stage replays a graph the warm-up captured: no call on a bucket it
+    # never met, which CUDA would run eagerly (``translate_svc_model_graph_misses_total``)
+    assert graph_misses(runner) == {}
+
+
+def graph_misses(runner: Any) -> dict[str, int]:
+    parts = [*runner.stages.graphed, runner.stepper().loop.admission]
+    return {p.name: p.misses for p in parts if p.misses}
+
+
+def test_a_batch_reads_the_device_at_most_twice(
+    warmed: tuple[Any, set[Any]], segments: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Besides the decode's read behind (a host buffer), a finish batch reads the device twice:
+    text-to-unit's unit totals, then the vocoder's results; HiFi-GAN's width is guessed on the
+    host (``FrameGuess``), and a guess that fell short costs one more read (counted)."""
+    runner, _ = warmed
+    stages = runner.stages
+    batches: list[int] = []
+    speech = stages.speech
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        batches.append(1)
+        return speech(*args, **kwargs)
+
+    monkeypatch.setattr(stages, "speech", counted)
+    misses = stages._vocoder.guess.misses
+    with counting() as costs:
+        through_stepper(runner, items_of(segments), 1)
+        through_stepper(runner, items_of(segments), 2)
+    syncs = {stage: sum(c.syncs.values()) for stage, c in costs.by_stage.items() if sum(c.syncs.values())}
+    missed = stages._vocoder.guess.misses - misses
+    assert len(batches) >= len(segments)
+    assert syncs == {"t2u": len(batches), "vocoder": len(batches) + missed}
+    assert missed <= len(batches) // 8  # the guess learns the frames a unit takes

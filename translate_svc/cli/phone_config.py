@@ -3,9 +3,10 @@ this server (TwiML, ``websocket_client.conf`` and the dialplan; for SIP an Aster
 endpoint and its dialplan, a Kamailio dispatcher line and the Twilio Elastic SIP trunk's origination
 URI), printed for an operator to paste; with ``--sip-user``, the digest credentials of a PBX calling
 from outside ``sip.allowed_cidrs``: the SIP password derived from ``--token``, never the token).
-Pure text: it imports nothing of the server but the token store's password derivation
-(``transport.tokens.sip.sip_password``, imported only for ``--sip-user``) and reaches nothing
-(docs/telephony.md)."""
+``--speed`` sets the call's speaking rate where the carrier carries parameters. Pure text: it
+imports nothing of the server but the token store's password derivation
+(``transport.tokens.sip.sip_password``, imported only for ``--sip-user``) and the rate's check
+(``types.check_speed``), and reaches nothing (docs/telephony.md)."""
 
 from __future__ import annotations
 
@@ -34,17 +35,27 @@ def render(
     room: str | None = None,
     participant: str | None = None,
     sip_user: str | None = None,
+    speed: float | None = None,
 ) -> str:
     """The carrier's lines for a server at ``base`` (``wss://host:port`` or, AudioSocket,
-    ``host:port``); with ``room`` the call speaks into that room (docs/rooms.md)."""
+    ``host:port``); with ``room`` the call speaks into that room (docs/rooms.md); with ``speed``
+    the caller hears the translation at that speaking rate (the call parameter ``speed``)."""
     if sip_user is not None and (carrier != "sip" or not token):
         raise typer.BadParameter("--sip-user is SIP's digest user: give it with the sip carrier and --token")
     base = base.rstrip("/")
     if participant and not room:
         raise typer.BadParameter("--participant names who speaks in a room: give --room with it")
+    if speed is not None:
+        from translate_svc.types import check_speed
+
+        try:
+            check_speed(speed, "--speed")
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--speed") from None
     params = {
         "source": source,
         "target": target,
+        **({"speed": f"{speed:g}"} if speed is not None else {}),
         **({"call": call} if call else {}),
         **({"room": room} if room else {}),
         **({"participant": participant} if participant else {}),
@@ -87,6 +98,12 @@ def render(
                 "chan_websocket (asterisk) or Twilio",
                 param_hint="--room",
             )
+        if speed is not None:
+            raise typer.BadParameter(
+                "AudioSocket carries no call parameters: set the server's phone.speed "
+                f"(TRANSLATE_SVC_PHONE__SPEED={speed:g}) for its calls, or use Asterisk's chan_websocket (asterisk)",
+                param_hint="--speed",
+            )
         return (
             "; extensions.conf: AudioSocket carries no parameters: the server's phone.source_language and\n"
             f"; phone.target_language apply (here {source} -> {target}); keep the port on a private network\n"
@@ -113,7 +130,12 @@ def _sip(base: str, params: dict[str, str], credentials: tuple[str, str] | None 
     user of the tokens file and its password), the endpoint answers the door's digest challenge."""
     hostport = base.removeprefix("sip:")
     user = f"{params['source']}-{params['target']}"
-    headers = {"call": "X-Translate-Call", "room": "X-Translate-Room", "participant": "X-Translate-Participant"}
+    headers = {
+        "speed": "X-Translate-Speed",
+        "call": "X-Translate-Call",
+        "room": "X-Translate-Room",
+        "participant": "X-Translate-Participant",
+    }
     extra = [(headers[k], v) for k, v in params.items() if k in headers]
     dial = f"Dial(PJSIP/{user}@translate" + (",,b(translate-headers^s^1))" if extra else ")")
     if credentials is None:
@@ -199,8 +221,12 @@ def phone_config(
             "derived from the token (the token itself is not the SIP password)"
         ),
     ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(help="the speaking rate the caller hears, 0.5-2.0 (1: the model's own; default: the server's)"),
+    ] = None,
 ) -> None:
     """Print the carrier's configuration lines."""
     if carrier not in CARRIERS:
         raise typer.BadParameter(f"carrier must be one of {', '.join(CARRIERS)}", param_hint="CARRIER")
-    typer.echo(render(carrier, url, source, target, token, call, room, participant, sip_user), nl=False)
+    typer.echo(render(carrier, url, source, target, token, call, room, participant, sip_user, speed), nl=False)

@@ -50,7 +50,9 @@ class StagePlan:
     static: bool
     #: the static step captured as CUDA graphs (needs a CUDA device)
     graphs: bool
-    #: the other stages' static paths captured as CUDA graphs per bucket (``model.stage_graphs``)
+    #: the other stages' static paths captured as CUDA graphs per bucket (``model.stage_graphs``;
+    #: with ``like="cuda"`` on a CPU the same bookkeeping runs, so a bucket the warm-up missed is
+    #: counted as the GPU would meet it: model/capture.py)
     stage_graphs: bool
     #: the pools read their rows' finished flags one step behind (non-blocking)
     read_behind: bool
@@ -74,7 +76,7 @@ class StagePlan:
             slots=m.slots_on(on),
             static=static,
             graphs=static and device == "cuda",
-            stage_graphs=device == "cuda" and m.stage_graphs,
+            stage_graphs=cuda and m.stage_graphs,
             read_behind=cuda,
             pad_rows=static and m.buckets is not False,
             finish_thread=cuda if m.finish_thread is None else m.finish_thread,
@@ -123,6 +125,7 @@ def build_runner(
         "padded to buckets" if stages.bucket is not None else "as they come",
     )
     runner = SeamlessRunner(stages, loop, finish_thread=plan.finish_thread)
-    if not plan.stage_graphs:  # the same static paths, eagerly: nothing is captured
-        runner.capture_stages(False)
+    # off: the same static paths, eagerly, nothing captured; on, on a CPU (``like="cuda"``): the
+    # widths and the bookkeeping of graphs, nothing captured (model/capture.py)
+    runner.graph_stages(plan.stage_graphs)
     return runner

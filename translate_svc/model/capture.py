@@ -10,8 +10,8 @@ bucket's: model/stages/shapes.py) inside a capture region (model/regions.py):
   ready), the first call of a bucket runs it eagerly twice (kernels loaded, plans made), then
   captures it into a graph with static input and output buffers; every later call copies its
   inputs into that bucket's buffers, replays, and returns copies of the outputs (so a later replay
-  never overwrites what a caller holds). A bucket met after the warm-up runs eagerly (and is a cold
-  shape, counted by ``ShapeLog``); a capture that fails leaves the bucket eager, logged and counted
+  never overwrites what a caller holds). A bucket met after the warm-up runs eagerly (a graph miss,
+  counted on every device: ``translate_svc_model_graph_misses_total{stage}``); a capture that fails leaves the bucket eager, logged and counted
   (``translate_svc_model_capture_failures_total{stage}``), never a failed start;
 - elsewhere (CPU) the same function runs eagerly inside the region: CI runs the code the GPU
   replays, and the sync guard (tests/support/sync_guard.py) checks that it never reads the device.
@@ -89,11 +89,18 @@ class GraphedStage:
         #: new buckets are captured, until the warm-up ends (``SeamlessRunner.warmed``); after it
         #: a bucket met for the first time runs eagerly (a capture mid-traffic would stall it)
         self.capturing = True
-        #: graphs captured (every thread's), and buckets whose capture failed
+        #: graphs at all: on CUDA by default; set by the runner's plan (model/build.py: a CUDA plan
+        #: with ``model.stage_graphs``, also on a CPU, where nothing is captured but the same
+        #: bookkeeping counts what the GPU would miss). Off, the static path runs eagerly inside
+        #: its region, never captured, never a miss
+        self.enabled = self._cuda
+        #: graphs captured (every thread's), buckets whose capture failed, and calls on a bucket
+        #: first met after the warm-up (graph misses: eager on CUDA)
         self.captured = 0
         self.failures = 0
+        self.misses = 0
 
-    def _graphs(self) -> tuple[dict[Hashable, _Captured | None], GraphPool]:
+    def _graphs(self) -> tuple[dict[Hashable, _Captured | None | bool], GraphPool]:
         local = self._local
         if not hasattr(local, "graphs"):
             local.graphs, local.pool = {}, thread_pool()
@@ -101,19 +108,30 @@ class GraphedStage:
 
     def __call__(self, key: Hashable | None, *inputs: Tensor, **fixed: Any) -> tuple[Tensor, ...]:
         """The stage on ``inputs`` (``key``: their bucket, which ``fixed``, the stage's other
-        arguments, are part of; None: shapes that do not repeat, never captured)."""
+        arguments, are part of; None: shapes that do not repeat, never captured).
+
+        A key this thread first meets after the warm-up (``capturing`` off) is a **graph miss**:
+        on CUDA it runs eagerly, one launch a kernel; it is counted (``misses``,
+        ``translate_svc_model_graph_misses_total{stage}``) on every device and runs outside the
+        capture region, so the host-cost counters see it as the GPU would (model/regions.py)."""
         run = functools.partial(self._run, **fixed) if fixed else self._run
-        with regions.region(self.name):
-            if not self._cuda or key is None:
+        if key is None or not self.enabled:
+            with regions.region(self.name):
                 return _tuple(run(*inputs))
-            graphs, pool = self._graphs()
-            entry = graphs.get(key)
-            if entry is None:
-                if key in graphs or not self.capturing:  # a failed capture, or a bucket met late
-                    return _tuple(run(*inputs))
-                entry = graphs[key] = self._capture(key, inputs, pool, run)
-                if entry is None:
-                    return _tuple(run(*inputs))
+        graphs, pool = self._graphs()
+        if key not in graphs:
+            if not self.capturing:
+                self.misses += 1
+                metrics.graph_missed(self.name)
+                return _tuple(run(*inputs))
+            if not self._cuda:
+                graphs[key] = True  # met in the warm-up: on CUDA it would be captured now
+        with regions.region(self.name):
+            if self._cuda and key not in graphs:
+                graphs[key] = self._capture(key, inputs, pool, run)
+            entry = graphs[key]
+            if not isinstance(entry, _Captured):  # not CUDA (the static path eagerly), or a failed capture
+                return _tuple(run(*inputs))
             for static, x in zip(entry.inputs, inputs, strict=True):
                 static.copy_(x, non_blocking=True)
             entry.graph.replay()

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from translate_svc.model.capture import GraphedStage
 from translate_svc.model.decode.batch import Decoded, LoopDecoder
 from translate_svc.model.decode.warm import warm_admissions, warm_steps
 from translate_svc.model.finish.aligner import WordTimer
@@ -72,6 +73,7 @@ class SeamlessRunner:
         self._stepper: SteppingDecoder | None = None
         self._timer: WordTimer | None = None
         self._capturing = True  # the stages' graphs capture new buckets (``capture_stages``)
+        self._graphing: bool | None = None  # the stages have graphs at all (``graph_stages``; None: their default)
 
     @property
     def card(self) -> ModelCard:
@@ -90,15 +92,25 @@ class SeamlessRunner:
 
     def capture_stages(self, on: bool) -> None:
         """Whether the stages' graphs (model/capture.py) capture buckets they meet: on until the
-        warm-up ends; off from the start with ``model.stage_graphs`` off (their static paths run
-        eagerly; the decode step's own graphs are ``model.decode_graphs``')."""
+        warm-up ends (a bucket first met after it is a graph miss)."""
         self._capturing = on
+        for stage in self._graphed():
+            stage.capturing = on
+
+    def graph_stages(self, on: bool) -> None:
+        """Whether the stages have graphs at all: off from the start on a CPU plan and with
+        ``model.stage_graphs`` off (their static paths run eagerly; the decode step's own graphs
+        are ``model.decode_graphs``')."""
+        self._graphing = on
+        for stage in self._graphed():
+            stage.enabled = on
+
+    def _graphed(self) -> list[GraphedStage]:
         graphed = list(self.stages.graphed)
         for loop in (self.loop, self._stepper):
             if loop is not None:
                 graphed.append(loop.loop.admission)
-        for stage in graphed:
-            stage.capturing = on
+        return graphed
 
     def warm_shapes(
         self, max_rows: int, longest_s: float, deadline: float | None, *, row_seconds: float | None = None
@@ -142,6 +154,8 @@ class SeamlessRunner:
             # (texts, simultaneous steps, terms' passes) decode in the same slots and graphs
             self._stepper = stepper = SteppingDecoder(self, finish_thread=self.finish_thread, pool=self.loop.loop)
             stepper.loop.admission.capturing = self._capturing  # as the runner's other stages
+            if self._graphing is not None:
+                stepper.loop.admission.enabled = self._graphing
         return self._stepper
 
     @property

@@ -60,6 +60,18 @@ CAPTURE_FAILURES = Counter(
     "launch each from the host instead of one graph launch), the server serves on",
     ["stage"],
 )
+GRAPH_MISSES = Counter(
+    "translate_svc_model_graph_misses_total",
+    "calls of a model stage whose bucket the warm-up did not capture (on CUDA they run eagerly: one kernel "
+    "launch each from the host instead of one graph launch; stays at 0 on a warmed server)",
+    ["stage"],
+)
+WIDTH_GUESS_MISSES = Counter(
+    "translate_svc_model_width_guess_misses_total",
+    "groups of rows a model stage made twice because the width it guessed on the host was short (a second "
+    "read of the device and a second run of that part)",
+    ["stage"],
+)
 DECODE_POOL_ROWS = Gauge(
     "translate_svc_decode_pool_rows",
     "rows in the steps core's running decode now (engine.core=steps), by state: decoding in a slot, or "
@@ -294,6 +306,14 @@ def cold_shape(stage: str) -> None:
 
 def capture_failed(stage: str) -> None:
     CAPTURE_FAILURES.labels(stage).inc()
+
+
+def graph_missed(stage: str) -> None:
+    GRAPH_MISSES.labels(stage).inc()
+
+
+def width_guess_missed(stage: str, groups: int) -> None:
+    WIDTH_GUESS_MISSES.labels(stage).inc(groups)
 
 
 def decode_pool(decoding: int, waiting: int) -> None:

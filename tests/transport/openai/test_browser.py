@@ -66,6 +66,9 @@ async def page_server(test_model_dir: Path, tmp_path_factory: pytest.TempPathFac
 #: runner fills it ("n=<samples>" heard, "<lang>:<samples>" per target); a row is complete once all are
 ROWS = """() => [...document.querySelectorAll("#segments tbody tr")].map(tr =>
     [...tr.cells].map(td => ({text: td.textContent.trim(), cls: td.className})))"""
+#: the speaking rate's slider moved to a value and let go, as a hand does it (input, then change)
+SET_SPEED = """(v) => { const s = document.getElementById("speed"); s.value = v;
+    s.dispatchEvent(new Event("input")); s.dispatchEvent(new Event("change")); }"""
 COMPLETE = f"""() => ({ROWS})().filter(cells => cells.every(c => c.text)).length >= 2"""
 
 
@@ -96,6 +99,8 @@ async def test_the_demo_page_in_headless_chromium(page_server: LiveServer, micro
             for code in TARGETS:
                 await page.check(f"#targets input[value={code}]")
             assert await page.eval_on_selector("#source", "s => s.value") == "eng"
+            await page.evaluate(SET_SPEED, "1.5")  # the speaking rate (issue 90), before the start
+            assert await page.text_content("#speed-value") == "1.50×"
             await page.click("#start")
 
             # the segments table: two complete rows (the fake microphone loops its 12 s)
@@ -115,6 +120,12 @@ async def test_the_demo_page_in_headless_chromium(page_server: LiveServer, micro
                 for c in translated:
                     assert re.fullmatch(rf"({c['cls'].removeprefix('tr-')}:\d+)?", c["text"]), c
                 assert re.fullmatch(r"(\d+ ms)?", latency["text"]), latency
+
+            # the rate went with the session's setup, and a change while talking is applied (the
+            # server's session.updated reports each)
+            assert await page.evaluate("demo.speed") == 1.5
+            await page.evaluate(SET_SPEED, "0.75")
+            await page.wait_for_function("() => demo.speed === 0.75", timeout=30_000)
 
             # the translated speech: one inbound audio track per target, delivering packets
             stats: dict[str, Any] = await page.evaluate("demo.stats()")

@@ -132,9 +132,10 @@ class TextToUnit:
         real = sequences.shape[0]
         chars = self.tables.char_totals(sequences.tolist() if tokens is None else tokens, gen.eos_token_id)
         real_chars = max(chars, default=0)
+        char_width = self._width(real_chars)
         if self.bucket is not None:  # rows and text positions up to their buckets (masked)
             rows = bucket_rows(real)
-            width = self._width(sequences.shape[1] - 1)
+            width = self._text_width(sequences.shape[1] - 1, char_width)
             grow = width + 1 - sequences.shape[1]
             sequences = torch.nn.functional.pad(pad_rows(sequences, rows), (0, grow), value=pad)
             if text_states is None:
@@ -147,7 +148,6 @@ class TextToUnit:
         rows, text = sequences.shape[0], sequences.shape[1] - 1
         self._saw(0, (rows, text))
         t2u_embeds = self.text_states(enc, enc_mask, sequences) if text_states is None else text_states
-        char_width = self._width(real_chars)
         self._saw(1, (rows, char_width))
         forced = forced_units is not None
         if forced_units is None:
@@ -163,15 +163,38 @@ class TextToUnit:
         counts_all: list[int] = totals.tolist()  # the one read: each row's units
         unit_width = self._width(max(counts_all, default=0))
         self._saw(2, (rows, unit_width))
-        (units,) = self.units(
-            (rows, char_width, unit_width) if self.bucket is not None else None,
-            char_hidden,
-            durations,
-            width=unit_width,
-        )
+        (units,) = self._units_at(rows, unit_width, char_hidden, durations)
         counts = counts_all[:real]
         # the padding cut: the widths (and rows) the unpadded batch has
         return Units(units[:real, : max(counts, default=0)], counts, durations[:real, :real_chars])
+
+    def _text_width(self, text: int, chars: int) -> int:
+        """The text positions a bucketed call runs at. Under graphs (``GraphedStage.enabled``) the
+        characters' bucket decides them, ``chars + 2``, so that the characters part's graph has
+        one key per (rows, characters) bucket, not one per (text, characters) pair, which no
+        warm-up could cover: every spoken token is at least one character, so a row's text
+        positions (start, language, its tokens) are at most its characters plus two. (More
+        positions cost t2u's encoder a little arithmetic, no launch.) Without graphs, the text's
+        own bucket: the least arithmetic."""
+        if self.chars.enabled and text <= chars + 2:
+            return chars + 2
+        return self._width(text)
+
+    def _units_at(
+        self, rows: int, width: int, char_hidden: torch.Tensor, durations: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """The units part at ``width`` units. Under graphs the characters are padded to ``width``
+        (a row has at least one unit a character, so they fit), so that its graph has one key
+        per (rows, units) bucket; without graphs, keyed by both widths as they are."""
+        chars = char_hidden.shape[1]
+        key: tuple[int, ...] | None = None
+        if self.bucket is not None:
+            key = (rows, chars, width)
+            if self.units.enabled and chars <= width:
+                char_hidden = torch.nn.functional.pad(char_hidden, (0, 0, 0, width - chars))
+                durations = torch.nn.functional.pad(durations, (0, width - chars))
+                key = (rows, width)
+        return self.units(key, char_hidden, durations, width=width)
 
     def warm(self, rows: int, text: int, chars: int, units: int) -> None:
         """Run every kernel of a call of ``rows`` rows at these widths once (the engine's warm-up,
@@ -182,7 +205,9 @@ class TextToUnit:
         dev = next(m.t2u_model.parameters()).device
         hidden = int(m.config.hidden_size)
         gen = m.generation_config
-        # a row of ``text`` text tokens (token 4: any word piece) ending in EOS; states of zeros
+        # a row of ``text`` text tokens (token 4: any word piece) ending in EOS; states of zeros.
+        # Under graphs the characters decide the text positions (``_text_width``)
+        text = chars + 2 if self.chars.enabled else text
         seqs = torch.full((rows, text + 1), 4, dtype=torch.long, device=dev)
         seqs[:, -1] = int(gen.eos_token_id)
         self._saw(0, (rows, text))
@@ -193,7 +218,7 @@ class TextToUnit:
             (rows, text, chars, self.forced), seqs, states, totals, chars=chars, forced=self.forced
         )
         self._saw(2, (rows, units))
-        self.units((rows, chars, units), char_hidden, durations, width=units)
+        self._units_at(rows, units, char_hidden, durations)
 
     def text_states(self, enc: torch.Tensor, enc_mask: torch.Tensor, sequences: torch.Tensor) -> torch.Tensor:
         """The text decoder's last hidden states over ``sequences[:, :-1]``: what t2u reads (as

@@ -43,6 +43,9 @@ rates (a budget of 0: not fitted, the row's own rate), so fitted and plain rows 
 
 from __future__ import annotations
 
+import math
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,7 +58,8 @@ from translate_svc.model.capture import GraphedStage, host_read, upload
 from translate_svc.model.stages.padding import hard_upsample, pad_rows
 from translate_svc.model.stages.shapes import ShapeLog, bucket_rows
 from translate_svc.model_api.requests import SpeechFit
-from translate_svc.types import MODEL_SAMPLE_RATE
+from translate_svc.observability import metrics
+from translate_svc.types import MODEL_SAMPLE_RATE, SPEED_MAX, SPEED_MIN
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,6 +91,8 @@ class _Started:
     unit_frames: int | None
     #: (3, rows) float64: each row's budget in frames (0: not fitted), slowest, fastest (``fitted``)
     fit: torch.Tensor | None = None
+    #: each real row's slowest rate it can be made at: its speed, or its fit's slowest
+    slowest: tuple[float, ...] = ()
 
     @property
     def frames(self) -> torch.Tensor:
@@ -132,6 +138,8 @@ class MaskedVocoder:
         self.second = GraphedStage("vocoder.hifigan", self._second, device)
         #: benchmark mode's frames per unit, which every call passes (the warm-up runs that variant)
         self.unit_frames = unit_frames
+        #: HiFi-GAN's width guessed on the host under graphs (``FrameGuess``)
+        self.guess = FrameGuess()
 
     def __call__(
         self,
@@ -153,10 +161,11 @@ class MaskedVocoder:
         Batched, rows are grouped by length so that a group's padded size stays within
         ``max_padding`` of its real size (HiFi-GAN's cost is per output sample, padding included;
         with buckets, a group's rows and lengths are then padded to their buckets). Each group
-        runs in two parts (``forward``): its units' durations and frames, then, after one read of
-        every group's frames (the width HiFi-GAN runs at depends on the predicted durations),
-        HiFi-GAN; then one read of every group's waveforms and durations. With buckets, each part
-        is a captured graph per bucket on CUDA.
+        runs in two parts (``forward``): its units' durations and frames, then HiFi-GAN at a width
+        that depends on the predicted durations: read from the device (one read of every group's
+        frames), or under graphs guessed on the host (``FrameGuess``: no read, a group that
+        outgrew its guess made again after the results' read); then one read of every group's
+        waveforms and durations. With buckets, each part is a captured graph per bucket on CUDA.
         """
         waves: list[np.ndarray] = [np.zeros(0, np.float32)] * len(unit_lens)
         frames: list[np.ndarray] = [np.zeros(0, np.int64)] * len(unit_lens)
@@ -183,18 +192,39 @@ class MaskedVocoder:
                     fits=None if fits is None else [fits[r] for r in group],
                 )
             )
-        widths = host_read([d.frames for d in started])  # every group's frames per row: one read
-        done = [self.hifigan(d, int(w.max())) for d, w in zip(started, widths, strict=True)]
+        if self._guessing:  # HiFi-GAN at a width guessed on the host, checked with the results
+            widths = [self.guess.frames(d.own, d.slowest, d.unit_frames) for d in started]
+        else:  # every group's frames per row: one read
+            widths = [int(w.max()) for w in host_read([d.frames for d in started])]
+        done = [self.hifigan(d, w) for d, w in zip(started, widths, strict=True)]
         # each row's waveform, cut, frames per unit and rate as made: one read
-        host = host_read([t for wav, cut, dur, rate in done for t in (wav.float(), cut, dur, rate)])
+        host = _results(done)
+        if self._guessing:  # a group whose frames outgrew the guess is made again at its own
+            short = [k for k, d in enumerate(started) if _most_frames(host[k], d.own) > self._width(widths[k])]
+            self.guess.saw([(f, r, n) for k, d in enumerate(started) for f, r, n in _made(host[k], d.own)])
+            if short:
+                self.guess.missed(len(short))
+                again = _results([self.hifigan(started[k], _most_frames(host[k], started[k].own)) for k in short])
+                for k, got in zip(short, again, strict=True):
+                    host[k] = got
         for k, group in enumerate(groups):
-            wav, cut, dur, rate = host[4 * k : 4 * k + 4]
+            wav, cut, dur, rate = host[k]
             own = started[k].own
             for n, r in enumerate(group):
                 waves[r] = wav[n, : max(0, int(cut[n])) if own[n] else 0].copy()
                 frames[r] = dur[n, : own[n]].copy()
                 rates[r] = float(rate[n])
         return Vocoded(waves, frames, rates)
+
+    @property
+    def _guessing(self) -> bool:
+        """HiFi-GAN's width guessed instead of read (``FrameGuess``): under graphs with buckets,
+        where a read of the device drains the GPU's queue (on a CPU it costs nothing, and a guess
+        too wide only costs HiFi-GAN arithmetic)."""
+        return self.bucket is not None and self.batched and self.second.enabled
+
+    def _width(self, frames: int) -> int:
+        return frames if self.bucket is None else self.bucket(frames)
 
     def forward(
         self,
@@ -258,11 +288,12 @@ class MaskedVocoder:
         # inputs of the graph, not parts of its key (any mix of rates and fits replays it)
         pace = upload([rates, *(list(c) for c in zip(*fitting, strict=True))], torch.float64, units.device)
         rate, fit = pace[0], pace[1:]
+        slowest = tuple(f[1] if f[0] > 0 else r for r, f in zip(rates[:real], fitting[:real], strict=True))
         if self.bucket is None and len(unit_lens) == 1:  # one unpadded row: the upstream forward as it is
-            return _Started(real, list(unit_lens[:real]), None, units, meta, rate, unit_frames, fit)
+            return _Started(real, list(unit_lens[:real]), None, units, meta, rate, unit_frames, fit, slowest)
         key = (*units.shape, unit_frames) if self.bucket is not None else None
         parts = self.first(key, units, meta, rate, fit, unit_frames=unit_frames)
-        return _Started(real, list(unit_lens[:real]), parts, units, meta, rate, unit_frames, fit)
+        return _Started(real, list(unit_lens[:real]), parts, units, meta, rate, unit_frames, fit, slowest)
 
     def _fit_row(self, fit: SpeechFit | None) -> tuple[float, float, float]:
         """A row's fit as the first part takes it: its budget in whole frames (at least one; 0:
@@ -298,7 +329,16 @@ class MaskedVocoder:
         hidden, lang, spkr, dur, frames, cut, rate = started.parts
         if self.shapes is not None:
             self.shapes.saw("vocoder", (1, hidden.shape[0], frame_width))
-        key = (hidden.shape[0], hidden.shape[2], frame_width) if self.bucket is not None else None
+        key: tuple[int, ...] | None = None
+        if self.bucket is not None:
+            key = (hidden.shape[0], hidden.shape[2], frame_width)
+            span = unit_span(frame_width)
+            if self.second.enabled and max(started.own) <= span:
+                # under graphs the units are cut or padded to what the frames can hold, so that
+                # the graph has one key per (rows, frames) bucket (``unit_span``); the cut drops
+                # padding alone, and the padding is zero units of zero frames
+                hidden, dur = _to_width(hidden, span), _to_width(dur, span)
+                key = (hidden.shape[0], frame_width)
         wav, cut_samples = self.second(key, hidden, lang, spkr, dur, frames, cut, width=frame_width)
         return wav[:real], cut_samples[:real], dur[:real], rate[:real]
 
@@ -482,6 +522,79 @@ def fitted(natural: torch.Tensor, fit: torch.Tensor | None, rate: torch.Tensor) 
     budget, slowest, fastest = fit[0], fit[1], fit[2]
     chosen = torch.minimum(torch.maximum(natural.double() / budget.clamp(min=1.0), slowest), fastest)
     return torch.where(budget > 0, chosen, rate)
+
+
+def _results(done: Sequence[tuple[torch.Tensor, ...]]) -> list[tuple[np.ndarray, ...]]:
+    """Each group's waveforms, cuts, frames per unit and rates on the host: one read for all."""
+    host = host_read([t for wav, cut, dur, rate in done for t in (wav.float(), cut, dur, rate)])
+    return [tuple(host[4 * k : 4 * k + 4]) for k in range(len(done))]
+
+
+def _most_frames(got: tuple[np.ndarray, ...], own: Sequence[int]) -> int:
+    """A group's longest row in frames, from its frames per unit as read."""
+    dur = got[2]
+    return max(int(dur[n, :units].sum()) for n, units in enumerate(own))
+
+
+def _made(got: tuple[np.ndarray, ...], own: Sequence[int]) -> list[tuple[int, float, int]]:
+    """Each row's frames, the rate it was made at and its units (what ``FrameGuess`` learns from)."""
+    dur, rate = got[2], got[3]
+    return [(int(dur[n, :units].sum()), float(rate[n]), units) for n, units in enumerate(own) if units]
+
+
+class FrameGuess:
+    """HiFi-GAN's width for a group, guessed on the host from its rows' units and rates, so that
+    the vocoder reads the device once (with its results) instead of twice (issue 88: "host syncs
+    ≤ 2 a batch"; t2u's read of its unit totals is the other). The frames a unit takes at the
+    model's own rate are learned from the rows made (the most of the last ``window`` rows; at the
+    start ``first``); a group is guessed at ``ceil(units * that / slowest rate) + 1`` for its
+    longest row (in benchmark mode, whose frames per unit are fixed, exactly), and its bucket
+    then leaves room. A group whose rows outgrow the guess is made again at its own width after
+    the read (``misses``: a second read and a second HiFi-GAN). Thread-safe (the finish thread
+    and the model thread both vocode)."""
+
+    def __init__(self, *, first: float = 2.0, window: int = 256) -> None:
+        self._lock = threading.Lock()
+        self._seen: deque[float] = deque(maxlen=window)
+        self._first = first
+        #: groups made again because the guess was short
+        self.misses = 0
+
+    @property
+    def per_unit(self) -> float:
+        """Frames a unit takes at the model's own rate, at most (recently)."""
+        with self._lock:
+            return max(self._seen, default=self._first)
+
+    def frames(self, units: Sequence[int], slowest: Sequence[float], unit_frames: int | None = None) -> int:
+        """A group's guessed width in frames: enough for each row's units at its slowest rate."""
+        # a unit takes at least one frame at rate 1 (the durations' floor)
+        per = float(unit_frames) if unit_frames is not None else max(1.0, self.per_unit)
+        return max(math.ceil(n * per / max(r, SPEED_MIN)) + 1 for n, r in zip(units, slowest, strict=True))
+
+    def saw(self, made: Sequence[tuple[int, float, int]]) -> None:
+        """Rows made: (frames, rate, units) each; their frames at rate 1 per unit are learned."""
+        with self._lock:
+            self._seen.extend(frames * rate / units for frames, rate, units in made)
+
+    def missed(self, groups: int) -> None:
+        with self._lock:
+            self.misses += groups
+        metrics.width_guess_missed("vocoder", groups)
+
+
+def unit_span(frames: int) -> int:
+    """The units a row of at most ``frames`` frames can hold: every unit is at least one frame
+    at the model's rate, at most ``SPEED_MAX`` times faster after ``at_rate`` (whose rounding
+    keeps a row's frames within half a frame of its units over its rate)."""
+    return math.ceil(SPEED_MAX * frames) + 1
+
+
+def _to_width(x: torch.Tensor, width: int) -> torch.Tensor:
+    """``x`` along its last dimension cut to ``width`` (a view) or zero-padded up to it."""
+    if x.shape[-1] >= width:
+        return x[..., :width]
+    return torch.nn.functional.pad(x, (0, width - x.shape[-1]))
 
 
 def _length_groups(lengths: Sequence[int], max_padding: float) -> list[list[int]]:

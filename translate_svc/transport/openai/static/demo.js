@@ -14,6 +14,7 @@ const demo = {
   targets: [],
   segments: new Map(), // segment_id -> {row, cells}
   events: 0,
+  speed: null, // the speaking rate the server's last session.updated reports
   closed: null, // resolves on session.closed
   // inbound audio per target (WebRTC stats), for the page and for tests
   async stats() {
@@ -150,7 +151,7 @@ async function start() {
           session: {
             audio: {
               input: { transcription: { model: demo.config.model }, language: $("source").value },
-              output: { language: targets[0], languages: targets },
+              output: { language: targets[0], languages: targets, speed: Number($("speed").value) },
             },
             x_captions_interval_ms: interval,
             ...(room ? { x_room: { name: room } } : {}),
@@ -299,6 +300,7 @@ function onEvent(ev) {
       status("Connected; setting up the session…");
       break;
     case "session.updated":
+      demo.speed = ev.session?.audio?.output?.speed ?? demo.speed;
       if (ev.x_session_id) status("Listening: speak now.");
       break;
     case "session.input_transcript.delta":
@@ -351,7 +353,21 @@ async function showReceived() {
   }
 }
 
+// The speaking rate: shown as it moves, sent when it is let go (a session.update of the output's
+// speed alone, which the server applies from the next segment on).
+function showSpeed() {
+  $("speed-value").textContent = `${Number($("speed").value).toFixed(2)}×`;
+}
+
+function sendSpeed() {
+  if (demo.channel?.readyState !== "open") return; // sent with the session's first update
+  const speed = Number($("speed").value);
+  demo.channel.send(JSON.stringify({ type: "session.update", session: { audio: { output: { speed } } } }));
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  $("speed").addEventListener("input", showSpeed);
+  $("speed").addEventListener("change", sendSpeed);
   $("start").addEventListener("click", start);
   $("stop").addEventListener("click", stop);
   setInterval(showReceived, 1000);
