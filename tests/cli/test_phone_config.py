@@ -99,7 +99,9 @@ def test_a_speaking_rate_rides_in_each_carriers_call_parameters() -> None:
     params = {str(p.get("name")): str(p.get("value")) for p in stream.findall("Parameter")}
     assert params == {"source": "eng", "target": "spa", "speed": "1.25"}
     assert call_setup(params, PhoneSettings()).speed == 1.25
-    uri = next(line for line in run("asterisk", "--url", "wss://gw:8080", "--speed", "0.8").splitlines() if "uri" in line)
+    uri = next(
+        line for line in run("asterisk", "--url", "wss://gw:8080", "--speed", "0.8").splitlines() if "uri" in line
+    )
     query = {k: v[0] for k, v in parse_qs(urlsplit(uri.split("= ", 1)[1]).query).items()}
     assert call_setup(query, PhoneSettings()).speed == 0.8
     sip = run("sip", "--url", "sip:10.0.0.5:5060", "--speed", "1.5")

@@ -10,8 +10,9 @@ bucket's: model/stages/shapes.py) inside a capture region (model/regions.py):
   ready), the first call of a bucket runs it eagerly twice (kernels loaded, plans made), then
   captures it into a graph with static input and output buffers; every later call copies its
   inputs into that bucket's buffers, replays, and returns copies of the outputs (so a later replay
-  never overwrites what a caller holds). A bucket met after the warm-up runs eagerly (a graph miss,
-  counted on every device: ``translate_svc_model_graph_misses_total{stage}``); a capture that fails leaves the bucket eager, logged and counted
+  never overwrites what a caller holds). A bucket met after the warm-up runs eagerly (a graph
+  miss, counted on every device: ``translate_svc_model_graph_misses_total{stage}``); a capture
+  that fails leaves the bucket eager, logged and counted
   (``translate_svc_model_capture_failures_total{stage}``), never a failed start;
 - elsewhere (CPU) the same function runs eagerly inside the region: CI runs the code the GPU
   replays, and the sync guard (tests/support/sync_guard.py) checks that it never reads the device.
@@ -100,7 +101,7 @@ class GraphedStage:
         self.failures = 0
         self.misses = 0
 
-    def _graphs(self) -> tuple[dict[Hashable, _Captured | None | bool], GraphPool]:
+    def _graphs(self) -> tuple[dict[Hashable, _Captured | bool | None], GraphPool]:
         local = self._local
         if not hasattr(local, "graphs"):
             local.graphs, local.pool = {}, thread_pool()
