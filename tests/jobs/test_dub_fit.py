@@ -21,14 +21,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import numpy as np
 import pytest
 import pytest_asyncio
 import soundfile as sf
 
 from tests.support.dub_fit import Spoken, budgets, check_fitted
-from tests.support.jobs import JobsOverHttp
+from tests.support.jobs import JobsOverHttp, fresh_connections
 from tests.support.live_server import make_settings, serving
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow(60)]
@@ -43,7 +42,7 @@ async def jobs(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     settings.server.http_port = 0
     settings.jobs.dir = tmp_path_factory.mktemp("fit") / "jobs"
     settings.jobs.quiet_wait_s = 0
-    async with serving(settings) as live, aiohttp.ClientSession() as http:
+    async with serving(settings) as live, fresh_connections() as http:
         yield JobsOverHttp(http, live.server.ports()["http_port"], "")
 
 

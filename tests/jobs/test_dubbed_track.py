@@ -20,14 +20,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import numpy as np
 import pytest
 import pytest_asyncio
 import soundfile as sf
 
 from tests.support.fake_runner import FakeRunner
-from tests.support.jobs import JobsOverHttp
+from tests.support.jobs import JobsOverHttp, fresh_connections
 from tests.support.live_server import make_settings, serving
 from tests.support.stepped_call import NO_MODEL
 from translate_svc.model_api.requests import ModelInput
@@ -57,7 +56,7 @@ async def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     settings.jobs.dir = tmp_path_factory.mktemp("dubbed") / "jobs"
     settings.jobs.quiet_wait_s = 0
     settings.jobs.dub_overflow = request.param
-    async with serving(settings, warmup=False, runner_factory=lambda: runner) as live, aiohttp.ClientSession() as http:
+    async with serving(settings, warmup=False, runner_factory=lambda: runner) as live, fresh_connections() as http:
         yield request.param, JobsOverHttp(http, live.server.ports()["http_port"], "")
 
 

@@ -22,14 +22,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import numpy as np
 import pytest
 import pytest_asyncio
 
 from tests.support import videos
 from tests.support.fake_runner import FakeRunner
-from tests.support.jobs import JobsOverHttp
+from tests.support.jobs import JobsOverHttp, fresh_connections
 from tests.support.live_server import make_settings, serving
 from tests.support.stepped_call import NO_MODEL
 from tests.support.waiting import until
@@ -66,7 +65,7 @@ async def jobs(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[VideoJ
     # the module's jobs are one tenant's: its cap of unfinished jobs is not what is tested here (a
     # test's jobs may still be ending when the next one submits: found in CI)
     settings.jobs.max_jobs_per_tenant = 64
-    async with serving(settings, warmup=False, runner_factory=lambda: runner) as live, aiohttp.ClientSession() as http:
+    async with serving(settings, warmup=False, runner_factory=lambda: runner) as live, fresh_connections() as http:
         jobs = VideoJobs(http, live.server.ports()["http_port"], "")
         jobs.dir = settings.jobs.dir
         yield jobs

@@ -99,6 +99,16 @@ async def ended(runner: JobWorker, job_id: str) -> JobStatus:
             return job
 
 
+def fresh_connections() -> aiohttp.ClientSession:
+    """A client session that opens a connection per request. The server closes an idle keep-alive
+    connection after ``limits.http_header_timeout_s`` (5 s: its keep-alive timer is the header
+    timeout), aiohttp's client pools one for 15 s: a request sent on a pooled connection as the
+    server closes it fails with ServerDisconnectedError (a POST is not retried). Seen in CI between
+    two tests of a module that share a session, the second writing a video first (about 5 s under
+    load). A module whose requests come seconds apart uses this."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+
+
 class JobsOverHttp:
     """The jobs API on a server's HTTP port as a client sees it (aiohttp), with ``token``."""
 
