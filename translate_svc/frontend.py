@@ -107,7 +107,7 @@ class Application:
             await self.outbox.close()
         if self.glossaries is not None:
             await self.glossaries.close()
-        self.sessions.glossaries.close()  # its threads
+        await self.sessions.glossaries.close()  # its threads and parse processes
 
 
 def build_frontend(
@@ -164,6 +164,7 @@ def build_frontend(
             glossary_limits(settings),
             lambda: sessions.card.text_codes,
             threads=settings.glossaries.threads,
+            parse_processes=settings.glossaries.parse_processes,
             cache_entries=settings.glossaries.cache_entries,
         )
     jobs = None

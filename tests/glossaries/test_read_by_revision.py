@@ -61,7 +61,7 @@ async def book(tmp_path: Path) -> Any:
     await store.start()
     book = GlossaryBook(store, LIMITS, lambda: LANGUAGES, threads=2, cache_entries=1000)
     yield book, store
-    book.close()
+    await book.close()
     await store.close()
 
 

@@ -32,16 +32,45 @@ def reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS (Linux; needs to own the process)
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes ``pid`` started, and theirs (Linux: each thread's ``children``)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids = [int(k) for k in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for kid in kids:
+            found += [kid, *descendants(kid)]
+    return found
+
+
 @contextlib.contextmanager
-def peak_rss_growth_mb(pid: int) -> Iterator[dict[str, float]]:
+def peak_rss_growth_mb(pid: int, *, tree: bool = False) -> Iterator[dict[str, float]]:
     """The block's peak RSS growth of ``pid`` (MB), in the yielded dict's ``mb`` once it ends, and
-    what of it is still held then (``after_mb``)."""
-    reset_peak(pid)
-    before = memory_kb(pid)["VmRSS"]
+    what of it is still held then (``after_mb``). ``tree``: the processes it started too (those
+    started during the block count whole), each at its own peak, summed."""
+    pids = [pid, *(descendants(pid) if tree else [])]
+    before: dict[int, int] = {}
+    for p in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            reset_peak(p)
+            before[p] = memory_kb(p)["VmRSS"]
     got: dict[str, float] = {}
     yield got
-    got["mb"] = round((memory_kb(pid)["VmHWM"] - before) / 1024, 1)
-    got["after_mb"] = round((memory_kb(pid)["VmRSS"] - before) / 1024, 1)
+    peaks: list[float] = []
+    after = 0
+    for p in [pid, *(descendants(pid) if tree else [])]:
+        try:
+            now = memory_kb(p)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        peaks.append(round((now["VmHWM"] - before.get(p, 0)) / 1024, 1))
+        after += now["VmRSS"] - before.get(p, 0)
+    got["mb"] = round(sum(peaks), 1)
+    got["after_mb"] = round(after / 1024, 1)
+    if tree:
+        got["each_mb"] = peaks  # type: ignore[assignment]
 
 
 def cpu_s(pid: int) -> float:

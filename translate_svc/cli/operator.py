@@ -325,6 +325,9 @@ async def _serve(settings: Settings, ready_file: Path | None) -> None:
         else:
             why = f"{type(e).__name__}: {e}"
         raise _cannot_start(why) from None
+    # warm: what the server holds for good leaves every later collection; before it says ready (the
+    # full collection is 100-300 ms of the event loop, which the first callers would wait for)
+    collector.freeze()
     if server.app.engine.card.info.is_test_model:
         console.print(f"[bold yellow]{NOISE_WARNING}[/]")
     print(f"translate-svc {server.describe()}", flush=True)
@@ -347,7 +350,6 @@ async def _serve(settings: Settings, ready_file: Path | None) -> None:
         except OSError as e:
             await server.stop(grace=0)
             raise _cannot_start(f"--ready-file {ready_file}: {e}") from None
-    collector.freeze()  # warm: what the server holds for good leaves every later collection
     collecting = asyncio.create_task(collector.collect_every(), name="collect-garbage")
     try:
         await server.serve_until_signal()

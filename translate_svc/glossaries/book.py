@@ -6,9 +6,11 @@ another tenant's id is NOT_FOUND, as one that does not exist (never PERMISSION_D
 say it exists). Event loop only.
 
 Nothing of a glossary's size runs on the event loop (issue 87 J3, J4): a create's or replace's
-entries are checked, a door's body parsed (``work``), and a glossary read for a request made into
-terms on a few threads of the book's own (``glossaries.threads``; never the loop's default
-executor, which every other thread hop of the process shares); a request's glossaries are kept
+entries are checked and a glossary read for a request made into terms on a few threads of the
+book's own (``work``, ``glossaries.threads``; never the loop's default executor, which every
+other thread hop of the process shares); a door's file (TBX, CSV, a JSON body) is parsed in
+processes of the book's own (``parse``, ``glossaries.parse_processes``: a parse's Python under
+this process's interpreter lock made a bystander's stream late, issue 91); a request's glossaries are kept
 read by revision (``compiled.py``), and the stored entries one request takes are bounded
 together (``glossaries.max_entries_per_request``).
 """
@@ -35,6 +37,7 @@ from translate_svc.glossaries.model import (
     check_id,
     check_name,
 )
+from translate_svc.glossaries.processes import ParseProcesses
 from translate_svc.glossaries.store import GlossaryStore
 from translate_svc.types import Term
 
@@ -54,7 +57,8 @@ class GlossaryBook:
     """The glossaries of every tenant, in ``store`` (None: this server keeps none: every operation
     and every request naming one is refused FAILED_PRECONDITION). ``languages``: the model's text
     languages (an entry's target is one); ``threads``: the book's own, for the work of a
-    glossary's size; ``cache_entries``: the entries it keeps read by revision."""
+    glossary's size; ``parse_processes``: its processes that parse files (0: its threads);
+    ``cache_entries``: the entries it keeps read by revision."""
 
     def __init__(
         self,
@@ -63,6 +67,7 @@ class GlossaryBook:
         languages: Callable[[], Iterable[str]],
         *,
         threads: int = 2,
+        parse_processes: int = 2,
         cache_entries: int = 50_000,
     ) -> None:
         self.store = store
@@ -70,6 +75,7 @@ class GlossaryBook:
         self._languages = languages
         self._threads = threads
         self._pool: ThreadPoolExecutor | None = None
+        self._parsers = ParseProcesses(parse_processes, self.work) if parse_processes else None
         self._cache = CompiledCache(cache_entries)
         #: the creates, replaces and imports whose files this process holds at once (issue 91)
         self.imports = ImportSlots(limits.max_imports, limits.max_imports_per_tenant)
@@ -97,8 +103,18 @@ class GlossaryBook:
         call = functools.partial(fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
-    def close(self) -> None:
-        """Its threads end (a call still waiting for one fails)."""
+    async def parse(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn`` (a module-level parser of a file: TBX, CSV, JSON) in the glossaries' parse
+        processes (``processes.py``: never under this process's interpreter lock); on the book's
+        threads where there are none (``parse_processes`` 0)."""
+        if self._parsers is None:
+            return await self.work(fn, *args, **kwargs)
+        return await self._parsers.run(fn, *args, **kwargs)
+
+    async def close(self) -> None:
+        """Its threads and processes end (a call still waiting for one fails)."""
+        if self._parsers is not None:
+            await self._parsers.close()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 

@@ -50,6 +50,11 @@ class GlossarySettings(BaseModel):
     #: threads of the glossaries' own that parse and check creates and imports and read stored
     #: glossaries into terms (never the event loop's, nor the loop's default executor)
     threads: int = Field(2, ge=1, le=16)
+    #: processes of the glossaries' own that parse a create's, replace's or import's file (TBX,
+    #: CSV, a JSON body), at a lower priority than the server's threads and outside its
+    #: interpreter lock, started at the first file (0: parsed on ``threads``, where a 10,000-entry
+    #: TBX's half second of Python makes real-time streams wait; glossaries/processes.py)
+    parse_processes: int = Field(2, ge=0, le=16)
     #: stored entries a process keeps read and checked, by glossary and revision, for the requests
     #: that name them (0: none kept; each request then reads its glossaries' entries anew)
     cache_entries: int = Field(50_000, ge=0, le=1_000_000)

@@ -8,7 +8,8 @@ one per admitted call (64 a tenant, any number of tenants): now a process takes 
 ``glossaries.max_imports`` (4) at once, ``max_imports_per_tenant`` (2) of one tenant, the rest
 refused at once with a retry delay. Twelve imports at once from four tenants: four are taken, and
 the server's memory grows by what four files and their parses hold; the bystander's results stay
-on time while imports run without pause (the parse is on the glossaries' threads, issue 87 J4).
+on time while imports run without pause (the parse is in the glossaries' own processes, outside
+the server's interpreter lock: glossaries/processes.py).
 """
 
 from __future__ import annotations
@@ -58,16 +59,27 @@ def test_twelve_imports_at_once_hold_four_files(server: ServerProcess, termbase:
     port = server.info.http_port
     assert port is not None
 
-    async def imports() -> list[int]:
+    async def imports(files: list[bytes]) -> list[int]:
         async with aiohttp.ClientSession() as http:
-            return await asyncio.gather(*(post(http, port, TENANTS[k % 4], f"many{k}", termbase) for k in range(12)))
+            return await asyncio.gather(
+                *(post(http, port, TENANTS[k % 4], f"many{k}-{len(files)}", f) for k, f in enumerate(files))
+            )
 
-    with peak_rss_growth_mb(server.proc.pid) as grown:
-        answers = asyncio.run(imports())
+    # the parse processes start at the first files and stay (glossaries.parse_processes, 2): once
+    with peak_rss_growth_mb(server.proc.pid, tree=True) as started:
+        assert asyncio.run(imports([tbx(10), tbx(10)])) == [201, 201]
+    with peak_rss_growth_mb(server.proc.pid, tree=True) as grown:
+        answers = asyncio.run(imports([termbase] * 12))
     counts = {s: answers.count(s) for s in sorted(set(answers))}
-    print(f"\ntwelve 9.1 MB TBX imports at once from four tenants: {counts}, RSS grew {grown}")
+    print(
+        f"\nthe parse processes started: {started}; twelve 9.1 MB TBX imports at once from four tenants: {counts}, "
+        f"the server and its processes grew {grown}"
+    )
     assert set(counts) <= {201, 429} and 1 <= counts.get(201, 0) <= 4, counts
-    # four files and two parses at a time: about 70 MB here (before, all twelve taken: about 140 MB)
+    # two processes that import the parser only (about 40 MB each), not the server's modules
+    assert started["after_mb"] < 120, started
+    # four files and two parses at a time: about 70 MB here in the server before the parse
+    # processes (before, all twelve taken: about 140 MB)
     assert grown["mb"] < 200, grown
 
 

@@ -131,3 +131,17 @@ def entries_from_json(rows: object, limits: GlossaryLimits) -> list[GlossaryEntr
 
 
 _TEXT: Sequence[str] = ("phrase", "translation", "target_language")
+
+
+def import_entries(
+    header: pb.GlossaryImportHeader, data: bytes, limits: GlossaryLimits, languages: list[str]
+) -> list[GlossaryEntry]:
+    """The entries of an import's file, as ``header.format`` says to read it (in the glossaries'
+    parse processes: a 10,000-entry TBX takes about half a second of Python)."""
+    if header.format == pb.GLOSSARY_FILE_CSV:
+        if header.source_language or header.target_languages:
+            raise InvalidInput("source_language and target_languages are for a TBX file: leave them out for a CSV")
+        return parse_csv(data, limits)
+    if header.format == pb.GLOSSARY_FILE_TBX:
+        return parse_tbx(data, limits, languages, header.source_language, list(header.target_languages))
+    raise InvalidInput("header.format: say which the file is, GLOSSARY_FILE_CSV or GLOSSARY_FILE_TBX")

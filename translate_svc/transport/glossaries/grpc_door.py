@@ -30,7 +30,7 @@ from translate_svc.session.manager import SessionManager
 from translate_svc.transport.api_log import Method, logged_method
 from translate_svc.transport.door import DoorContext
 from translate_svc.transport.glossaries import convert
-from translate_svc.transport.glossaries.imports import Clock, drop_rest, import_entries, read_import
+from translate_svc.transport.glossaries.imports import Clock, drop_rest, read_import
 from translate_svc.transport.rpc import (
     call_deadline,
     call_of,
@@ -186,7 +186,7 @@ class GlossariesDoor:
     @_unary
     async def ImportGlossary(self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
         """A header, then the file in chunks: admitted, then an import slot, then read, parsed on
-        the glossaries' threads and kept as a create or a replace."""
+        the glossaries' parse processes and kept as a create or a replace."""
         book = self._book
         limits = book.limits
         clock = Clock.starting(
@@ -199,7 +199,7 @@ class GlossariesDoor:
                 book.kept()
                 with book.imports.taken(tenant):
                     header, data = await read_import(raw, limits, clock)
-                    entries = await book.work(import_entries, header, data, limits, list(book.languages()))
+                    entries = await book.parse(convert.import_entries, header, data, limits, list(book.languages()))
                     del data
                 if header.replace:
                     made = await book.replace(tenant, header.glossary_id, header.display_name, entries, header.revision)

@@ -12,7 +12,7 @@ before anything of the file is parsed:
 - **admission** is the door's: a unary call of its token and tenant, then one of the process's
   import slots (``glossaries.imports.ImportSlots``), both before the first byte is read.
 
-Then the file is parsed on the glossaries' threads (``GlossaryBook.work``). Event loop only.
+Then the file is parsed in the glossaries' processes (``GlossaryBook.parse``). Event loop only.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from aiohttp import web
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, TooSlow
 from translate_svc.glossaries.imports import IMPORT_MESSAGE_BYTES
-from translate_svc.glossaries.model import GlossaryEntry, GlossaryLimits, parse_csv
-from translate_svc.glossaries.tbx import parse_tbx
+from translate_svc.glossaries.model import GlossaryLimits
 from translate_svc.transport.http.admission import MinRate
 from translate_svc.transport.rpc import parse_message
 
@@ -143,20 +142,6 @@ async def drop_rest(raw_requests: AsyncIterator[bytes], seconds: float) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-
-
-def import_entries(
-    header: pb.GlossaryImportHeader, data: bytes, limits: GlossaryLimits, languages: list[str]
-) -> list[GlossaryEntry]:
-    """The entries of an import's file, as ``header.format`` says to read it (on the glossaries'
-    threads: a 10,000-entry TBX takes about a second of Python)."""
-    if header.format == pb.GLOSSARY_FILE_CSV:
-        if header.source_language or header.target_languages:
-            raise InvalidInput("source_language and target_languages are for a TBX file: leave them out for a CSV")
-        return parse_csv(data, limits)
-    if header.format == pb.GLOSSARY_FILE_TBX:
-        return parse_tbx(data, limits, languages, header.source_language, list(header.target_languages))
-    raise InvalidInput("header.format: say which the file is, GLOSSARY_FILE_CSV or GLOSSARY_FILE_TBX")
 
 
 async def read_body(request: web.Request, limit: int, clock: Clock) -> bytes:

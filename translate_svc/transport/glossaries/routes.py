@@ -117,8 +117,8 @@ class GlossaryRoutes:
         self, request: web.Request, tenant: str
     ) -> tuple[dict[str, Any], list[GlossaryEntry]] | web.Response:
         """A create's or replace's body, in one of the process's import slots from its first byte
-        to its entries: its JSON fields, and its entries (from JSON, CSV or TBX), parsed on the
-        glossaries' threads."""
+        to its entries: its JSON fields, and its entries (from JSON, CSV or TBX), parsed in the
+        glossaries' parse processes."""
         book = self._book
         limits = book.limits
         clock = Clock.starting(
@@ -142,14 +142,14 @@ class GlossaryRoutes:
         limits = book.limits
         kind = _format(request)
         if kind == "csv":
-            return dict(request.query), await book.work(parse_csv, body, limits)
+            return dict(request.query), await book.parse(parse_csv, body, limits)
         if kind == "tbx":
             q = request.query
             targets = [t for v in q.getall("target_languages", []) for t in v.split(",") if t.strip()]
             languages = list(book.languages())
             source = q.get("source_language", "")
-            return dict(q), await book.work(parse_tbx, body, limits, languages, source, targets)
-        return await book.work(convert.content_from_json, body, limits)
+            return dict(q), await book.parse(parse_tbx, body, limits, languages, source, targets)
+        return await book.parse(convert.content_from_json, body, limits)
 
     async def _list(self, request: web.Request) -> web.Response:
         async def answer(caller: Caller) -> web.Response:
