@@ -22,9 +22,10 @@ import pytest
 import torch
 
 from tests.support.speech import read_16k
+from translate_svc.model.stages import hifigan_widths
 from translate_svc.model.stages import vocoder as vocoder_module
+from translate_svc.model.stages.hifigan_widths import FrameGuess
 from translate_svc.model.stages.seamless import SeamlessStages
-from translate_svc.model.stages.vocoder import FrameGuess, at_rate, unit_span
 from translate_svc.model_api.rows import bare_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(40)]
@@ -73,7 +74,8 @@ def keys(part: Any) -> set[Any]:
 
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """The vocoder's reads of the device, counted (each ``host_read`` is one wait)."""
+    """The vocoder's reads of the device, counted (each ``host_read`` is one wait): its own, and
+    its results' (``hifigan_widths.results``)."""
     count: list[int] = []
     real = vocoder_module.host_read
 
@@ -82,6 +84,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
         return real(tensors)
 
     monkeypatch.setattr(vocoder_module, "host_read", counted)
+    monkeypatch.setattr(hifigan_widths, "host_read", counted)
     yield count
 
 
@@ -135,28 +138,3 @@ def test_the_vocoder_under_graphs_reads_once_and_makes_what_the_read_width_makes
     # what it learned: the frames a unit takes at rate 1, at most, over the rows made
     natural = max(float(f.sum()) * s / len(f) for f, s in zip(got.frames, speeds, strict=True))
     assert guess.per_unit == pytest.approx(natural)
-
-
-def test_a_frame_guess_learns_the_most_frames_a_unit_takes() -> None:
-    guess = FrameGuess(first=2.0, window=3)
-    assert guess.frames([10, 4], [1.0, 1.0]) == 21  # ceil(10 * 2.0) + 1 for the longest row
-    assert guess.frames([10], [0.5]) == 41  # a slower row takes more frames
-    assert guess.frames([10], [1.0], unit_frames=3) == 31  # benchmark mode: fixed frames a unit
-    guess.saw([(15, 1.0, 10), (12, 1.5, 10)])  # 1.5 and 1.8 frames a unit at rate 1
-    assert guess.per_unit == pytest.approx(1.8)
-    guess.saw([(10, 1.0, 10), (11, 1.0, 10), (10, 1.0, 10)])  # the window forgets the oldest
-    assert guess.per_unit == pytest.approx(1.1)
-
-
-def test_the_units_a_row_of_some_frames_can_hold() -> None:
-    """``unit_span``: after ``at_rate`` at any rate from 0.5 to 2, a row's units never exceed what
-    its frames can hold (every unit at least one frame at rate 1)."""
-    gen = torch.Generator().manual_seed(3)
-    durations = torch.randint(1, 4, (400, 30), generator=gen)
-    lengths = torch.randint(1, 31, (400,), generator=gen)
-    durations = durations * (torch.arange(30)[None, :] < lengths[:, None])
-    rates = 0.5 + 1.5 * torch.rand(400, generator=gen, dtype=torch.float64)
-    rates[:100] = 2.0  # the fastest, where it is tight
-    frames = at_rate(durations, rates).sum(1)
-    assert all(int(n) <= unit_span(int(f)) for n, f in zip(lengths, frames, strict=True))
-    assert unit_span(1) == 3 and unit_span(16) == 33

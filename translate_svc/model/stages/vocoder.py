@@ -21,7 +21,9 @@ Zero past the end is what a row alone sees as padding, so each row's samples mat
 single-row call (the runner's parity tests check it against ``generate``); a row's waveform is
 then cut to its own length. Everything a call learns (frames per unit, lengths) is returned, none
 is kept (``Vocoded``): no hooks, no state between calls. Benchmark mode's forced durations are a
-parameter (``unit_frames``). Not thread-safe (torch modules): the model thread only.
+parameter (``unit_frames``). Not thread-safe (torch modules): the model thread only. Under
+graphs HiFi-GAN's widths (one per graph key, guessed on the host, checked with the results' one
+read) are ``hifigan_widths.py``'s.
 
 **The speaking rate** (issue 90, ``ModelInput.speed``): each row's frames per unit are scaled by
 its own rate before HiFi-GAN (``at_rate``): the durations' running sum divided by the rate and
@@ -43,9 +45,6 @@ rates (a budget of 0: not fitted, the row's own rate), so fitted and plain rows 
 
 from __future__ import annotations
 
-import math
-import threading
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,11 +54,11 @@ import torch
 from torch import nn
 
 from translate_svc.model.capture import GraphedStage, host_read, upload
+from translate_svc.model.stages.hifigan_widths import FrameGuess, made, most_frames, results, to_width, unit_span
 from translate_svc.model.stages.padding import hard_upsample, pad_rows
 from translate_svc.model.stages.shapes import ShapeLog, bucket_rows
 from translate_svc.model_api.requests import SpeechFit
-from translate_svc.observability import metrics
-from translate_svc.types import MODEL_SAMPLE_RATE, SPEED_MAX, SPEED_MIN
+from translate_svc.types import MODEL_SAMPLE_RATE
 
 
 @dataclass(frozen=True, eq=False)
@@ -198,13 +197,13 @@ class MaskedVocoder:
             widths = [int(w.max()) for w in host_read([d.frames for d in started])]
         done = [self.hifigan(d, w) for d, w in zip(started, widths, strict=True)]
         # each row's waveform, cut, frames per unit and rate as made: one read
-        host = _results(done)
+        host = results(done)
         if self._guessing:  # a group whose frames outgrew the guess is made again at its own
-            short = [k for k, d in enumerate(started) if _most_frames(host[k], d.own) > self._width(widths[k])]
-            self.guess.saw([(f, r, n) for k, d in enumerate(started) for f, r, n in _made(host[k], d.own)])
+            short = [k for k, d in enumerate(started) if most_frames(host[k], d.own) > self._width(widths[k])]
+            self.guess.saw([(f, r, n) for k, d in enumerate(started) for f, r, n in made(host[k], d.own)])
             if short:
                 self.guess.missed(len(short))
-                again = _results([self.hifigan(started[k], _most_frames(host[k], started[k].own)) for k in short])
+                again = results([self.hifigan(started[k], most_frames(host[k], started[k].own)) for k in short])
                 for k, got in zip(short, again, strict=True):
                     host[k] = got
         for k, group in enumerate(groups):
@@ -337,7 +336,7 @@ class MaskedVocoder:
                 # under graphs the units are cut or padded to what the frames can hold, so that
                 # the graph has one key per (rows, frames) bucket (``unit_span``); the cut drops
                 # padding alone, and the padding is zero units of zero frames
-                hidden, dur = _to_width(hidden, span), _to_width(dur, span)
+                hidden, dur = to_width(hidden, span), to_width(dur, span)
                 key = (hidden.shape[0], frame_width)
         wav, cut_samples = self.second(key, hidden, lang, spkr, dur, frames, cut, width=frame_width)
         return wav[:real], cut_samples[:real], dur[:real], rate[:real]
@@ -522,79 +521,6 @@ def fitted(natural: torch.Tensor, fit: torch.Tensor | None, rate: torch.Tensor) 
     budget, slowest, fastest = fit[0], fit[1], fit[2]
     chosen = torch.minimum(torch.maximum(natural.double() / budget.clamp(min=1.0), slowest), fastest)
     return torch.where(budget > 0, chosen, rate)
-
-
-def _results(done: Sequence[tuple[torch.Tensor, ...]]) -> list[tuple[np.ndarray, ...]]:
-    """Each group's waveforms, cuts, frames per unit and rates on the host: one read for all."""
-    host = host_read([t for wav, cut, dur, rate in done for t in (wav.float(), cut, dur, rate)])
-    return [tuple(host[4 * k : 4 * k + 4]) for k in range(len(done))]
-
-
-def _most_frames(got: tuple[np.ndarray, ...], own: Sequence[int]) -> int:
-    """A group's longest row in frames, from its frames per unit as read."""
-    dur = got[2]
-    return max(int(dur[n, :units].sum()) for n, units in enumerate(own))
-
-
-def _made(got: tuple[np.ndarray, ...], own: Sequence[int]) -> list[tuple[int, float, int]]:
-    """Each row's frames, the rate it was made at and its units (what ``FrameGuess`` learns from)."""
-    dur, rate = got[2], got[3]
-    return [(int(dur[n, :units].sum()), float(rate[n]), units) for n, units in enumerate(own) if units]
-
-
-class FrameGuess:
-    """HiFi-GAN's width for a group, guessed on the host from its rows' units and rates, so that
-    the vocoder reads the device once (with its results) instead of twice (issue 88: "host syncs
-    ≤ 2 a batch"; t2u's read of its unit totals is the other). The frames a unit takes at the
-    model's own rate are learned from the rows made (the most of the last ``window`` rows; at the
-    start ``first``); a group is guessed at ``ceil(units * that / slowest rate) + 1`` for its
-    longest row (in benchmark mode, whose frames per unit are fixed, exactly), and its bucket
-    then leaves room. A group whose rows outgrow the guess is made again at its own width after
-    the read (``misses``: a second read and a second HiFi-GAN). Thread-safe (the finish thread
-    and the model thread both vocode)."""
-
-    def __init__(self, *, first: float = 2.0, window: int = 256) -> None:
-        self._lock = threading.Lock()
-        self._seen: deque[float] = deque(maxlen=window)
-        self._first = first
-        #: groups made again because the guess was short
-        self.misses = 0
-
-    @property
-    def per_unit(self) -> float:
-        """Frames a unit takes at the model's own rate, at most (recently)."""
-        with self._lock:
-            return max(self._seen, default=self._first)
-
-    def frames(self, units: Sequence[int], slowest: Sequence[float], unit_frames: int | None = None) -> int:
-        """A group's guessed width in frames: enough for each row's units at its slowest rate."""
-        # a unit takes at least one frame at rate 1 (the durations' floor)
-        per = float(unit_frames) if unit_frames is not None else max(1.0, self.per_unit)
-        return max(math.ceil(n * per / max(r, SPEED_MIN)) + 1 for n, r in zip(units, slowest, strict=True))
-
-    def saw(self, made: Sequence[tuple[int, float, int]]) -> None:
-        """Rows made: (frames, rate, units) each; their frames at rate 1 per unit are learned."""
-        with self._lock:
-            self._seen.extend(frames * rate / units for frames, rate, units in made)
-
-    def missed(self, groups: int) -> None:
-        with self._lock:
-            self.misses += groups
-        metrics.width_guess_missed("vocoder", groups)
-
-
-def unit_span(frames: int) -> int:
-    """The units a row of at most ``frames`` frames can hold: every unit is at least one frame
-    at the model's rate, at most ``SPEED_MAX`` times faster after ``at_rate`` (whose rounding
-    keeps a row's frames within half a frame of its units over its rate)."""
-    return math.ceil(SPEED_MAX * frames) + 1
-
-
-def _to_width(x: torch.Tensor, width: int) -> torch.Tensor:
-    """``x`` along its last dimension cut to ``width`` (a view) or zero-padded up to it."""
-    if x.shape[-1] >= width:
-        return x[..., :width]
-    return torch.nn.functional.pad(x, (0, width - x.shape[-1]))
 
 
 def _length_groups(lengths: Sequence[int], max_padding: float) -> list[list[int]]:
