@@ -76,6 +76,7 @@ def full_output() -> ModelOutput:
     row = SimulRowOutput(
         "spa", (5, 6), "hola mundo", (0, 1), (5, 6), "hola mundo", 20, tuple(range(20)),
         np.full(6720, 0.25, np.float32), 2, 20, chunk_words=WORDS, logprobs=(-0.5, -0.75), end_logprob=-0.125,
+        chunk_rate=1.25,
     )  # fmt: skip
     return ModelOutput(
         "hello world",

@@ -184,8 +184,8 @@ def test_simultaneous_chunks_are_spoken_at_their_steps_rate(
     pair: tuple[SeamlessRunner, SeamlessRunner], spans: list[np.ndarray]
 ) -> None:
     """An open step's committed chunk and a final step's chunk at 1.5 beside the same steps at 1,
-    in one batch: the same units, each chunk round(frames / 1.5) frames, its words inside it; each
-    row what it gets alone."""
+    in one batch: the same units, each chunk round(frames / 1.5) frames and saying its rate, its
+    words inside it; each row what it gets alone."""
     exact, _ = pair
     samples = hop(exact)
     r = exact.retranslator
@@ -204,6 +204,7 @@ def test_simultaneous_chunks_are_spoken_at_their_steps_rate(
         (rated,) = rows_of(outs[n + 2])
         assert one.chunk is not None and rated.chunk is not None
         assert rated.chunk_units == one.chunk_units and rated.committed == one.committed
+        assert (one.chunk_rate, rated.chunk_rate) == (1.0, 1.5)  # what the final's speech_rate reports
         assert len(rated.chunk) == scaled_length(one.chunk, 1.5, samples) < len(one.chunk)
         inside(rated.chunk_words, rated.chunk)
         assert [w.word for w in rated.chunk_words] == [w.word for w in one.chunk_words]

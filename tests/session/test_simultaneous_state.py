@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -34,6 +36,22 @@ def test_advance_keeps_the_last_hypotheses_and_gives_the_delta_and_the_chunk() -
     assert delta == " w2" and state.policy.recent == ((1, 2, 3), (1, 2, 4))  # n - 1 = 2 kept
     with pytest.raises(PrefixMismatch):  # a step that would retract a committed word
         advance(state, row((1, 5), (1, 5), 1, None), 3)
+
+
+def test_the_chunks_joined_say_the_rate_they_were_spoken_at() -> None:
+    """A simultaneous final's ``speech_rate`` (issue 90): its chunks' rates weighted by their
+    lengths, so a rate changed mid-segment counts for what it made; not known, not said."""
+    state = TargetState(SimulTarget("spa"), Sent())
+    assert state.sent.speech_rate() is None
+    fast = dataclasses.replace(row((1,), (1, 2), 1, np.ones(300, np.float32)), chunk_rate=1.5)
+    state, _, _ = advance(state, fast, 3)
+    assert state.sent.rates == (1.5,) and state.sent.speech_rate() == 1.5
+    slow = dataclasses.replace(row((1, 2), (1, 2), 2, np.ones(100, np.float32)), chunk_rate=0.5)
+    state, _, _ = advance(state, slow, 3)
+    assert state.sent.speech_rate() == pytest.approx((300 * 1.5 + 100 * 0.5) / 400)
+    unknown = row((1, 2, 3), (1, 2, 3), 3, np.ones(50, np.float32))  # a runner that applies no rate
+    state, _, _ = advance(state, unknown, 3)
+    assert state.sent.speech_rate() is None
 
 
 def test_text_delta_never_retracts() -> None:

@@ -195,15 +195,16 @@ class Retranslator:
         ]
         t_speech = time.perf_counter()
         speech = self._speech(enc, mask, rows, inputs, committed, seconds, [lps for lps, _ in scores])
-        speech_ms = (time.perf_counter() - t_speech) * 1000 if any(total for total, _, _, _ in speech) else 0.0
+        speech_ms = (time.perf_counter() - t_speech) * 1000 if any(total for total, *_ in speech) else 0.0
         heard = self._transcript_words(enc, mask, sequences, rows, inputs, requests, seconds, values)
         per: list[dict[str, SimulRowOutput]] = [{} for _ in inputs]
         transcripts: list[str | None] = [None] * len(inputs)
         heard_lp: list[float | None] = [None] * len(inputs)
         final_lp: list[dict[str, float]] = [{} for _ in inputs]
-        for (k, target, lang), (ids, text, starts), done, (total, chunk_units, chunk, words), v, (lps, end) in zip(
-            rows, hyps, committed, speech, values, scores, strict=True
-        ):
+        for (k, target, lang), (ids, text, starts), done, (total, chunk_units, chunk, words, rate), v, (
+            lps,
+            end,
+        ) in zip(rows, hyps, committed, speech, values, scores, strict=True):
             mode = inputs[k].profanity  # the profanity filter: on every text shown (issue 72)
             if target is None:
                 transcripts[k] = profanity.apply(text, lang, mode)
@@ -228,6 +229,7 @@ class Retranslator:
                 chunk_words=words,
                 logprobs=lps,
                 end_logprob=end if requests[k].final else None,
+                chunk_rate=rate if chunk is not None else None,
             )
         return [
             ModelOutput(
@@ -373,14 +375,14 @@ class Retranslator:
         committed: Sequence[tuple[int, ...]],
         seconds: Sequence[float],
         values: Sequence[tuple[float, ...]],
-    ) -> list[tuple[int, tuple[int, ...], np.ndarray | None, tuple[WordTiming, ...]]]:
-        """Per row: the units of t2u over its committed text, and its chunk's units, waveform and
+    ) -> list[tuple[int, tuple[int, ...], np.ndarray | None, tuple[WordTiming, ...], float | None]]:
+        """Per row: the units of t2u over its committed text, and its chunk's units, waveform,
         (``ModelInput.words``) words in it, each with its tokens' mean log-probability (``values``:
-        each committed token's; empty: not known). With the profanity filter, the committed text
-        spoken is its tokens without the listed words (and the tokens spoken before counted among
-        those)."""
-        out: list[tuple[int, tuple[int, ...], np.ndarray | None, tuple[WordTiming, ...]]]
-        out = [(0, (), None, ())] * len(rows)
+        each committed token's; empty: not known), and the rate it was made at (its step's speed).
+        With the profanity filter, the committed text spoken is its tokens without the listed words
+        (and the tokens spoken before counted among those)."""
+        out: list[tuple[int, tuple[int, ...], np.ndarray | None, tuple[WordTiming, ...], float | None]]
+        out = [(0, (), None, (), None)] * len(rows)
         # row -> (its tokens spoken, spoken_tokens among them, their values)
         spoken: dict[int, tuple[tuple[int, ...], int, tuple[float, ...]]] = {}
         for i, (k, target, lang) in enumerate(rows):
@@ -405,7 +407,7 @@ class Retranslator:
             assert target is not None
             req = _request(inputs[k])
             start = target.spoken_units
-            out[i] = (len(s.units), (), None, ())
+            out[i] = (len(s.units), (), None, (), None)
             if speak_now(len(s.units) - start, req.min_units, req.final):
                 chunks.append((i, s.units[start:]))
                 ends[i] = s.token_ends
@@ -425,7 +427,8 @@ class Retranslator:
                     said, first, lps = spoken[i]
                     words = self.timer.chunk(said, ends[i], first, target.spoken_units, frames[n], len(wave))
                     words = scored_chunk_words(self.timer, said, lps, first, words)
-                out[i] = (out[i][0], tuple(int(u) for u in units), wave, words)
+                rate = vocoded.rates[n] if n < len(vocoded.rates) else inputs[k].speed
+                out[i] = (out[i][0], tuple(int(u) for u in units), wave, words, rate)
         return out
 
     def _speakable(

@@ -258,6 +258,9 @@ class SimulRowOutput:
     #: a final step's: the log-probability of the end of text its decode chose (None: it stopped
     #: at its length cap, or not computed); the final's mean counts it as a segment's does
     end_logprob: float | None = None
+    #: the speaking rate ``chunk`` was made at (its step's ``ModelInput.speed``, issue 90); None:
+    #: no chunk, or a runner that does not apply rates
+    chunk_rate: float | None = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -126,12 +126,28 @@ def step_input(
 @dataclass(frozen=True, eq=False)
 class Sent:
     """What a client has of one target of an open segment: the committed text (the commits' texts
-    joined), the speech chunks, at the model's rate, in order, and (word timings) each chunk's
-    words in it."""
+    joined), the speech chunks, at the model's rate, in order, (word timings) each chunk's words in
+    it, and the speaking rate each chunk was made at (``SimulRowOutput.chunk_rate``)."""
 
     text: str = ""
     chunks: tuple[np.ndarray, ...] = ()
     words: tuple[tuple[WordTiming, ...], ...] = ()
+    rates: tuple[float | None, ...] = ()
+
+    def spoke(self, text: str, chunk: np.ndarray, words: tuple[WordTiming, ...], rate: float | None) -> Sent:
+        """This with ``text`` committed and one more chunk spoken (its words, its rate)."""
+        return Sent(text, (*self.chunks, chunk), (*self.words, words), (*self.rates, rate))
+
+    def speech_rate(self) -> float | None:
+        """The rate the chunks joined were spoken at: each chunk's, weighted by its length (their
+        natural length over their length: a rate changed mid-segment counts for what it made);
+        None without chunks, or when a chunk's rate is not known."""
+        if not self.chunks or any(r is None for r in self.rates) or len(self.rates) != len(self.chunks):
+            return None
+        samples = sum(len(c) for c in self.chunks)
+        if not samples:
+            return None
+        return sum(len(c) * r for c, r in zip(self.chunks, self.rates, strict=True) if r is not None) / samples
 
     def joined_words(self) -> tuple[WordTiming, ...]:
         """Every chunk's words in the chunks joined: each shifted by the chunks before it (ms)."""
@@ -232,7 +248,7 @@ def build_final(
         words: tuple[WordTiming, ...] = ()
         if opts.speech:
             if row.chunk is not None:
-                sent = Sent(sent.text, (*sent.chunks, row.chunk), (*sent.words, row.chunk_words))
+                sent = sent.spoke(sent.text, row.chunk, row.chunk_words, row.chunk_rate)
             parts = [_to_rate(c, opts.speech_sample_rate_hz) for c in sent.chunks]
             audio = np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
             if opts.speech_encoding is SpeechEncoding.OPUS:
@@ -240,8 +256,18 @@ def build_final(
             words = sent.joined_words() if opts.text else ()
         text = row.committed_text if opts.text else ""
         confidence = out.logprobs.get(lang) if opts.text else None
+        rate = sent.speech_rate() if audio is not None and len(audio) else None
         translations.append(
-            Translation(lang, text, audio, opts.speech_sample_rate_hz, opus, words=words, avg_logprob=confidence)
+            Translation(
+                lang,
+                text,
+                audio,
+                opts.speech_sample_rate_hz,
+                opus,
+                words=words,
+                avg_logprob=confidence,
+                speech_rate=rate,
+            )
         )
     commits = build_commits(seg.segment_id, task, rows, source_ms, final=True)
     timing = Timing(

@@ -96,9 +96,9 @@ def advance(state: TargetState, row: SimulRowOutput, agreement: int) -> tuple[Ta
     delta = results.text_delta(state.sent.text, row.committed_text)
     sent = state.sent
     if chunk is not None:
-        sent = results.Sent(row.committed_text, (*sent.chunks, chunk), (*sent.words, row.chunk_words))
+        sent = sent.spoke(row.committed_text, chunk, row.chunk_words, row.chunk_rate)
     else:
-        sent = results.Sent(row.committed_text, sent.chunks, sent.words)
+        sent = dataclasses.replace(sent, text=row.committed_text)
     lps = row.logprobs if len(row.logprobs) == len(row.committed) else ()
     nxt = TargetState(
         SimulTarget(policy.language, row.committed, row.spoken_tokens, row.spoken_units, recent, lps), sent

@@ -206,3 +206,28 @@ async def test_a_clip_whose_slower_speech_could_not_fit_one_answer_is_refused_up
         await live.stub.Translate(clip(0.5))
     assert e.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "may not fit" in (e.value.details() or ""), e.value.details()
+
+
+async def test_a_simultaneous_streams_finals_say_the_rate_their_chunks_were_spoken_at(
+    live: LiveServer, shared_audio: Path
+) -> None:
+    """Simultaneous mode (its speech spoken in chunks as words commit; agreement 1, so the random
+    model's words commit at each step) at 1.5 from the config: every final whose speech came in
+    commits says ``speech_rate`` 1.5, as a segment's does (it said none before); at 1, 1.0."""
+    pcm = speech_pcm16(shared_audio / "silero_test.wav", 8.0, RATE).tobytes()
+    for speed in (1.0, 1.5):
+        config = _config(pb.OutputOptions(speech=True, transcript=False, speed=speed))
+        config.simultaneous.CopyFrom(pb.SimultaneousConfig(enabled=True, step_ms=600, agreement=1))
+
+        async def requests(config: pb.StreamingConfig = config) -> AsyncIterator[pb.StreamingTranslateRequest]:
+            yield pb.StreamingTranslateRequest(config=config)
+            for at in range(0, len(pcm), CHUNK):
+                await asyncio.sleep(CHUNK / 2 / RATE)  # real time: steps run while a segment is open
+                yield pb.StreamingTranslateRequest(audio=pcm[at : at + CHUNK])
+
+        finals = [m.segment async for m in live.stub.StreamingTranslate(requests()) if m.HasField("segment")]
+        spoken = [t for s in finals if s.speech_in_commits for t in s.translations if t.audio.num_samples]
+        assert spoken, "the test needs finals whose speech came in commits"
+        assert all(t.HasField("speech_rate") and t.speech_rate == pytest.approx(speed) for t in spoken), [
+            (t.audio.num_samples, t.speech_rate if t.HasField("speech_rate") else None) for t in spoken
+        ]
