@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.support.live_server import LiveServer
 from tests.support.raw import TEXT_ONLY, stream_config
 from translate_svc.api.v1 import translate_pb2 as pb
+from translate_svc.api.v1 import translate_pb2_grpc as pb_grpc
 from translate_svc.client_cli.decode import load_pcm16k
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow(10)]
@@ -103,3 +106,36 @@ async def test_a_sender_paced_by_long_chunks_is_not_cut_between_them(live: LiveS
     got = [r async for r in live.stub.StreamingTranslate(paced(), timeout=60)]
     assert [(s.start_ms, s.end_ms) for s in segments(got)] == [(s.start_ms, s.end_ms) for s in segments(whole)]
     assert segments(got)[0].end_ms > 2000  # the first phrase runs past the first chunk, uncut
+
+
+async def test_a_server_paused_past_the_stall_time_cuts_nothing_its_client_sent_meanwhile(
+    live: LiveServer, jfk: np.ndarray
+) -> None:
+    """The server's own pause is not the sender's: its event loop blocked 1.6 s (a long collection,
+    a starved process) while a client in a thread of its own goes on sending in real time. When
+    the loop runs again the stall timer is due and the messages that came meanwhile wait unread
+    behind it; the timer, finding itself late, lets them be read before it judges, so the segments
+    are those of the same audio streamed without the pause and no stall close is counted."""
+    pcm = jfk[: 16000 * 6]
+    reference = [r async for r in live.stub.StreamingTranslate(iter([stream_config(PCM16K), *chunks(pcm)]))]
+
+    def realtime() -> list[pb.StreamingTranslateResponse]:
+        def requests() -> Iterator[pb.StreamingTranslateRequest]:
+            yield stream_config(PCM16K)
+            t0 = time.monotonic()
+            for k, m in enumerate(chunks(pcm)):
+                time.sleep(max(0.0, t0 + k * CHUNK / 16000 - time.monotonic()))
+                yield m
+
+        with grpc.insecure_channel(f"127.0.0.1:{live.port}") as ch:  # the stock sync client, off this loop
+            return list(pb_grpc.TranslatorStub(ch).StreamingTranslate(requests(), timeout=60))
+
+    before = REGISTRY.get_sample_value("translate_svc_stall_closes_total") or 0.0
+    client = asyncio.get_running_loop().run_in_executor(None, realtime)
+    await asyncio.sleep(1.2)  # inside jfk's first phrase (0.3-2.3 s): speech is open
+    time.sleep(1.6)  # noqa: ASYNC251 - on purpose: the server's loop blocked past the stall time
+    got = await client
+    stalls = (REGISTRY.get_sample_value("translate_svc_stall_closes_total") or 0.0) - before
+    spans = [(s.start_ms, s.end_ms) for s in segments(got)]
+    assert spans == [(s.start_ms, s.end_ms) for s in segments(reference)], (spans, stalls)
+    assert stalls == 0

@@ -57,6 +57,14 @@ from translate_svc.types import SegmentResult
 logger = logging.getLogger(__name__)
 
 
+#: a timer that fires this late (s) found the event loop itself behind: the server paused (a long
+#: collection, a starved process) and what the client sent meanwhile may wait unread behind the
+#: timer, so it is judged again ``RECHECK_S`` later, once a wait, after those messages are read
+#: (a stall close judged at once would cut speech the client never stopped sending)
+LATE_S = 0.2
+RECHECK_S = 0.05
+
+
 class _ClientGone(Exception):
     """The client went away before its config came (``Gone`` first)."""
 
@@ -100,6 +108,8 @@ class StreamDriver:
         self._session: StreamSession | None = None
         self._open = False  # audio is still taken (not ended by half-close, a limit or an error)
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # when the timer is due (the loop's clock)
+        self._rechecked = False  # a late timer judged again, this wait
         self._ending: asyncio.Task[None] | None = None  # a timer's end of the stream
         self._stalled: asyncio.Task[None] | None = None  # the stall close, while it runs
         self._refused: LimitReached | None = None  # ended from outside before its config came
@@ -299,6 +309,7 @@ class StreamDriver:
             if self._open and self._clock.drain_passed(loop.time()):
                 await self._finish(self._ended_by(Verdict.DRAIN))
             self._clock.waits(loop.time())
+            self._rechecked = False
             self._arm()
             try:
                 req = await anext(requests, None)
@@ -429,6 +440,7 @@ class StreamDriver:
         if when is None:
             return  # the reader is busy with a message: the timer restarts when it waits again
         self._disarm()
+        self._timer_at = when
         self._timer = asyncio.get_running_loop().call_at(when, self._on_timer)
 
     def _disarm(self) -> None:
@@ -444,6 +456,11 @@ class StreamDriver:
         if not self._open or session is None:
             return
         loop = asyncio.get_running_loop()
+        if loop.time() - self._timer_at > LATE_S and not self._rechecked:  # the server paused: read first
+            self._rechecked = True
+            self._timer_at = loop.time() + RECHECK_S
+            self._timer = loop.call_at(self._timer_at, self._on_timer)
+            return
         alive = self._peer_alive is not None and self._peer_alive()
         verdict = self._clock.due(loop.time(), alive=alive, holds_speech=session.may_hold_speech)
         if verdict is Verdict.NONE:
