@@ -8,6 +8,7 @@ refused, and the same requests without them are served."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -61,18 +62,24 @@ async def test_streams_and_clips_are_refused_noise_suppression_and_served_withou
     async with grpc.aio.insecure_channel(served.address) as channel:
         stub = pb_grpc.TranslatorStub(channel)
 
-        async def stream(**kw: object) -> list[pb.StreamingTranslateResponse]:
+        async def stream(pause_s: float = 0.0, **kw: object) -> list[pb.StreamingTranslateResponse]:
             async def requests() -> AsyncIterator[pb.StreamingTranslateRequest]:
                 yield stream_config(FMT, **kw)
                 for i in range(0, len(pcm), 3200):
+                    await asyncio.sleep(pause_s)
                     yield pb.StreamingTranslateRequest(audio=pcm[i : i + 3200].tobytes())
 
             return [r async for r in stub.StreamingTranslate(requests(), timeout=120)]
 
-        with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await stream(noise_suppression=pb.NOISE_SUPPRESSION_RNNOISE)
-        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-        _refused_for_rnnoise(refused.value.details() or "")
+        # refused at its config, while its client goes on writing (at once, then for a second): the
+        # server reads and drops what still comes (server.error_drain_s, 2 s), so the client gets the
+        # status, not a failed write (INTERNAL, grpc/grpc#36066: the refusal once ended the door's
+        # request reading, so the call ended at once)
+        for pause_s in (0.0, 1.0 / 20):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stream(pause_s, noise_suppression=pb.NOISE_SUPPRESSION_RNNOISE)
+            assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION, (pause_s, refused.value)
+            _refused_for_rnnoise(refused.value.details() or "")
         served_plain = await stream()
         assert any(r.HasField("segment") for r in served_plain)
 

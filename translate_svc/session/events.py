@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from translate_svc.errors import InvalidInput, LimitReached, NotReady, ServiceError
+from translate_svc.errors import InvalidInput, LimitReached, ServiceError
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import (
     NO_EAR,
@@ -96,11 +96,14 @@ class Flush:
 @dataclass(frozen=True)
 class Invalid:
     """A message the door could not turn into a request (unparsable, empty, an unknown control), or
-    could not serve now (a phone call's two-party leg while the cluster store is away: UNAVAILABLE):
-    the stream ends with ``error`` if it is still open. Doors pass it on instead of raising, so that
-    reading (and dropping) what the client still sends can go on after the stream has ended."""
+    could not serve now (a phone call's two-party leg while the cluster store is away: UNAVAILABLE;
+    an option whose library this server lacks: FAILED_PRECONDITION): the stream ends with ``error``
+    if it is still open. Doors pass it on instead of raising, so that reading (and dropping) what
+    the client still sends can go on after the stream has ended: a door's request iterator that
+    raised would be over, and a client still writing would see its writes fail (INTERNAL) instead
+    of the status."""
 
-    error: InvalidInput | NotReady
+    error: ServiceError
 
 
 @dataclass(frozen=True)

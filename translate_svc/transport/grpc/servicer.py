@@ -476,5 +476,5 @@ async def _requests(
     async for data in raw:
         try:
             yield convert.stream_request(_parse_stream(data, limits), vad_defaults, limits)
-        except InvalidInput as e:
+        except ServiceError as e:  # refused (bad input, a library this server lacks): read on
             yield Invalid(e)

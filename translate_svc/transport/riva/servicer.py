@@ -275,8 +275,9 @@ async def _requests(
     raw: AsyncIterator[bytes], parse: Parse, card: Callable[[], ModelCard]
 ) -> AsyncIterator[StreamRequest]:
     """Wire messages -> domain requests; one that cannot be used becomes ``Invalid`` (the driver ends
-    an open stream with it). An empty buffer ends the input: what follows it is not read. While the
-    model loads, the config's languages cannot be mapped: NotReady (UNAVAILABLE) ends the call. A
+    an open stream with it, and reads and drops what follows). An empty buffer ends the input: what
+    follows it is not read. While the model loads, the config's languages cannot be mapped: NotReady
+    (UNAVAILABLE, as an ``Invalid``) ends the call. A
     LINEAR_PCM stream's first audio may be a WAV file's start (Riva's file iterator): its header is
     checked and cut (``convert.wav_payload``). OGGOPUS: Ogg pages in, one OPUS message per packet."""
     fmt: AudioFormat | None = None
@@ -297,7 +298,7 @@ async def _requests(
                 first_audio = False
                 if fmt.encoding == AudioEncoding.LINEAR16:
                     request = dataclasses.replace(request, data=convert.wav_payload(request.data, fmt, "audio_content"))
-        except InvalidInput as e:
+        except ServiceError as e:  # refused (bad input, a library this server lacks): read on
             yield Invalid(e)
             continue
         if request is None:
