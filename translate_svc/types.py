@@ -189,6 +189,10 @@ class TranslationTask:
     #: None: segment mode (a segment is translated once it closed)
     simultaneous: SimultaneousOptions | None = None
     ear: EarOptions = NO_EAR
+    #: a room's listeners' speaking rates (issue 90, ``session/rooms/room.py``): each (target,
+    #: rate) spoken again at that rate, from the same units (``SegmentResult.renditions``); set by
+    #: a room on its speaker's task, never by a client
+    renditions: tuple[tuple[str, float], ...] = ()
 
     @property
     def asr_only(self) -> bool:
@@ -354,6 +358,9 @@ class SegmentResult:
     #: a stream's revisions of earlier segments' labels that this segment's voice brought, each
     #: (segment id, its label now), in segment order (``speakers/cluster.py``; issue 91)
     speakers_revised: tuple[tuple[int, int], ...] = ()
+    #: ``TranslationTask.renditions`` spoken: a translation's text and speech again at another
+    #: rate (``speech_rate``), for a room's listeners who chose it; never sent to the stream's client
+    renditions: tuple[Translation, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)

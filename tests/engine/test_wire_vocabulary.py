@@ -17,6 +17,7 @@ from translate_svc.model_api.requests import (
     Features,
     ModelInput,
     ModelOutput,
+    Rendition,
     SimulRequest,
     SimulRowOutput,
     SimulTarget,
@@ -45,6 +46,7 @@ def full_input() -> ModelInput:
         words=True,
         profanity=Profanity.MASK,
         speed=1.5,  # issue 90: the speaking rate crosses to the engine's vocoder
+        renditions=(("fra", 0.75), ("spa", 2.0)),  # and a room's listeners' other rates
     )
 
 
@@ -92,6 +94,7 @@ def full_output() -> ModelOutput:
         logprobs={"spa": -0.875},
         transcript_tokens=((" hello", -0.5), (" world", -0.75)),
         speech_rates={"spa": 1.125},
+        renditions=(Rendition("spa", 1.5, np.linspace(0, 1, 533, dtype=np.float32), WORDS),),
     )
 
 
@@ -164,7 +167,9 @@ def test_the_tests_set_every_field_of_every_job_type() -> None:
         v for v in vars(requests).values()
         if isinstance(v, type) and dataclasses.is_dataclass(v) and v.__module__ == requests.__name__
     ]  # fmt: skip
-    assert {Features, SourceText, ModelInput, SimulTarget, SimulRequest, SimulRowOutput, ModelOutput} <= set(vocabulary)
+    assert {Features, SourceText, ModelInput, SimulTarget, SimulRequest, SimulRowOutput, ModelOutput, Rendition} <= set(
+        vocabulary
+    )
     missing = [f"{t.__name__}.{f.name}" for t in vocabulary for f in dataclasses.fields(t) if (t, f.name) not in seen]
     assert not missing, f"no round trip gives these fields a value: {missing}"
 

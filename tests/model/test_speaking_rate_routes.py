@@ -145,6 +145,24 @@ def test_word_timings_follow_the_rate_and_stay_inside_the_speech(
     assert checked > 0 and moved > 0
 
 
+def stepped(runner: SeamlessRunner, items: list[ModelInput], finish_thread: bool) -> dict[int, ModelOutput | None]:
+    """Each item joining one running decode of the stepping decoder (two steps apart), to the end."""
+    stepper = SteppingDecoder(runner, slots=8, finish_thread=finish_thread)
+    got: dict[int, ModelOutput | None] = {}
+    try:
+        for k, item in enumerate(items):
+            stepper.admit(k, item)
+            got.update(stepper.tick(2))
+        for _ in range(400):
+            if not len(stepper):
+                break
+            got.update(stepper.tick(4))
+    finally:
+        if stepper.stage is not None:
+            stepper.stage.close()
+    return got
+
+
 @pytest.mark.parametrize("finish_thread", [False, True])
 def test_the_stepping_decoder_speaks_each_job_at_its_rate(
     pair: tuple[SeamlessRunner, SeamlessRunner], spans: list[np.ndarray], finish_thread: bool
@@ -160,19 +178,7 @@ def test_the_stepping_decoder_speaks_each_job_at_its_rate(
         for k, (a, s) in enumerate(zip(spans, speeds, strict=True))
     ]
     whole = fast.run(items)
-    stepper = SteppingDecoder(fast, slots=8, finish_thread=finish_thread)
-    got: dict[int, ModelOutput | None] = {}
-    try:
-        for k, item in enumerate(items):
-            stepper.admit(k, item)
-            got.update(stepper.tick(2))
-        for _ in range(400):
-            if not len(stepper):
-                break
-            got.update(stepper.tick(4))
-    finally:
-        if stepper.stage is not None:
-            stepper.stage.close()
+    got = stepped(fast, items, finish_thread)
     assert sorted(got) == list(range(len(items)))
     for k, speed in enumerate(speeds):
         same_stepped(whole[k], got[k], items[k].words)
@@ -211,3 +217,52 @@ def test_simultaneous_chunks_are_spoken_at_their_steps_rate(
         (alone,) = rows_of(r.retranslate([batch[n + 2]], commit=commit_first(k))[0])
         assert alone.chunk is not None and alone.chunk.shape == rated.chunk.shape
         np.testing.assert_allclose(alone.chunk, rated.chunk, atol=1e-4)
+
+
+def test_renditions_speak_a_target_again_at_other_rates_from_one_pass(
+    pair: tuple[SeamlessRunner, SeamlessRunner], spans: list[np.ndarray]
+) -> None:
+    """A segment with renditions (a room's listeners at other rates, issue 90) gives each
+    (target, rate) the speech and words the same segment gives at that rate, beside its own at
+    its speed, without a decoder row more; the exact runner and the fast runner agree; the
+    stepping decoder gives what the batch gives."""
+    exact, fast = pair
+    asked = (("spa", 1.5), ("spa", 0.75), ("fra", 2.0))
+    items = [
+        ModelInput(a, ("spa", "fra"), "eng", words=k % 2 == 0, renditions=asked if k != 1 else (("fra", 1.5),))
+        for k, a in enumerate(spans)
+    ]
+    alone = {
+        rate: fast.run([dataclasses.replace(i, renditions=(), speed=rate) for i in items])
+        for rate in (1.0, 1.5, 0.75, 2.0)
+    }
+    got_exact, got_fast = exact.run(items), fast.run(items)
+    by_steps = stepped(fast, items, finish_thread=False)
+    checked = timed = 0
+    for k, item in enumerate(items):
+        e, f, s = got_exact[k], got_fast[k], by_steps[k]
+        assert s is not None
+        same(e, f)
+        same_stepped(f, s, item.words)
+        same(alone[1.0][k], f)  # its own speech as without renditions
+        for out in (e, f, s):
+            assert [(r.language, r.rate) for r in out.renditions] == [
+                (lang, rate) for lang in ("spa", "fra") for lang2, rate in item.renditions if lang2 == lang
+            ]
+            for r in out.renditions:
+                at = alone[r.rate][k]
+                assert r.waveform.shape == at.waveforms[r.language].shape, (k, r.language, r.rate)
+                np.testing.assert_allclose(r.waveform, at.waveforms[r.language], atol=1e-3)
+                if item.words:  # (a row that asked for none may get words its batch made)
+                    assert r.words == at.words.get(r.language, ()), (k, r.language, r.rate)
+                    inside(r.words, r.waveform)
+                    timed += len(r.words)
+                checked += 1
+    assert checked == 3 * (len(asked) * 4 + 1) and timed > 0  # three runs: four segments with three, one with one
+
+
+def test_a_rendition_is_refused_where_it_means_nothing() -> None:
+    audio = np.zeros(1600, np.float32)
+    for bad in ((("deu", 1.5),), (("spa", 1.0),), (("spa", 2.5),), (("spa", 1.5), ("spa", 1.5))):
+        with pytest.raises(ValueError, match="rendition"):
+            ModelInput(audio, ("spa",), "eng", renditions=bad)

@@ -28,12 +28,15 @@ class FakeStream:
     def __init__(self) -> None:
         self.next_id = 0
         self.calls: list[tuple[str, ...]] = []
+        #: the renditions (language, rate) each retarget asked for, beside ``calls``
+        self.rates: list[tuple[tuple[str, float], ...]] = []
         self.refuse: str | None = None
 
-    def retarget(self, targets: tuple[str, ...]) -> int:
+    def retarget(self, targets: tuple[str, ...], renditions: tuple[tuple[str, float], ...] = ()) -> int:
         if self.refuse is not None and self.refuse in targets:
             raise InvalidInput(f"cannot translate into {self.refuse}")
         self.calls.append(targets)
+        self.rates.append(renditions)
         return self.next_id
 
 

@@ -117,10 +117,16 @@ class ModelInput:
     #: dubbing to the source's clock (issue 90): each spoken target's rate chosen to fit its speech
     #: into ``fit.budget_ms`` (``SpeechFit``), instead of ``speed``; None: ``speed`` as given
     fit: SpeechFit | None = None
+    #: a target's speech again at other rates (issue 90: a room's listeners who chose a rate),
+    #: (target, rate) each: one more vocoder row from the same text-to-unit pass, not a decoder row
+    #: (``ModelOutput.renditions``); a segment with speech only, never with ``fit``
+    renditions: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not SPEED_MIN <= self.speed <= SPEED_MAX:
             raise ValueError(f"speed must be from {SPEED_MIN} to {SPEED_MAX}, got {self.speed}")
+        if self.renditions:
+            _check_renditions(self)
         if self.simul is not None and tuple(t.language for t in self.simul.targets) != tuple(self.targets):
             raise ValueError("a simultaneous step's targets must be the ModelInput's targets, in order")
         if self.text is not None:
@@ -156,6 +162,19 @@ class ModelInput:
             return len(self.targets) + int(self.transcript_language is not None)
         extra = self.transcript_language is not None and self.transcript_language not in self.targets
         return len(set(self.targets)) + int(extra)
+
+
+def _check_renditions(item: ModelInput) -> None:
+    if item.kind is not WorkKind.SEGMENT or item.fit is not None:
+        raise ValueError("renditions are a segment's, without fit")
+    if len(set(item.renditions)) != len(item.renditions):
+        raise ValueError("a rendition is asked for twice")
+    for lang, rate in item.renditions:
+        if lang not in item.targets or not SPEED_MIN <= rate <= SPEED_MAX or rate == item.speed:
+            raise ValueError(
+                f"a rendition must be a target at a rate from {SPEED_MIN} to {SPEED_MAX} other than speed, "
+                f"got {lang} at {rate}"
+            )
 
 
 #: new units before a step's chunk is spoken (Meta's default: 50 units, about 1 s at 50 units/s);
@@ -264,6 +283,18 @@ class SimulRowOutput:
 
 
 @dataclass(frozen=True, eq=False)
+class Rendition:
+    """A target's speech again at another rate (``ModelInput.renditions``), from the same units."""
+
+    language: str
+    rate: float
+    #: float32 at MODEL_SAMPLE_RATE
+    waveform: np.ndarray
+    #: with ``ModelInput.words``: each word of the target's text in ``waveform``
+    words: tuple[WordTiming, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
 class ModelOutput:
     transcript: str | None
     texts: dict[str, str]
@@ -295,3 +326,5 @@ class ModelOutput:
     #: the rate each spoken target's speech was made at (issue 90): ``ModelInput.speed``, or the
     #: rate ``ModelInput.fit`` chose; absent: no speech for that target
     speech_rates: dict[str, float] = field(default_factory=dict)
+    #: each ``ModelInput.renditions`` spoken (absent: its target had no speech)
+    renditions: tuple[Rendition, ...] = ()

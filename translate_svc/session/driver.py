@@ -22,6 +22,7 @@ the request stream, and the client's next write would fail as INTERNAL). Event l
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -281,8 +282,9 @@ class StreamDriver:
         )
         if first.room is not None:
 
-            def retarget(targets: tuple[str, ...]) -> int:
-                return session.retarget(checks.retarget(self._m.card, self._m.limits, session.task, targets, None))
+            def retarget(targets: tuple[str, ...], renditions: tuple[tuple[str, float], ...]) -> int:
+                task = checks.retarget(self._m.card, self._m.limits, session.task, targets, None)
+                return session.retarget(dataclasses.replace(task, renditions=renditions))
 
             try:  # its targets become its own plus the room's, changed as listeners come and go
                 await self._seat.take(

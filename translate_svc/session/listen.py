@@ -48,6 +48,8 @@ class ListenRequest:
     room: str
     language: str
     participant: str = ""
+    #: the speaking rate of the room's speech (issue 90; None: as each speaker speaks)
+    speed: float | None = None
 
 
 class ListenDriver:
@@ -97,6 +99,7 @@ class ListenDriver:
                 participant=request.participant,
                 tenant=self.tenant,
                 rights=self.rights,
+                speed=request.speed,
             )
             self.listener = listener
             outcome.config.update({"room": request.room, "targets": listener.language})

@@ -93,6 +93,14 @@ def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool, budget
         profanity=task.output.profanity or Profanity.OFF,
         speed=task.output.speed,
         fit=fitted,
+        renditions=renditions(task) if task.output.speech and final and fitted is None else (),
+    )
+
+
+def renditions(task: TranslationTask) -> tuple[tuple[str, float], ...]:
+    """The task's renditions a segment can make: of its targets, at a rate other than its speed."""
+    return tuple(
+        (lang, rate) for lang, rate in task.renditions if lang in task.target_languages and rate != task.output.speed
     )
 
 
@@ -346,27 +354,33 @@ def build_result(
             seg.segment_id, seg.start_ms, seg.end_ms, timing=timing, error=job.error, batch_trace=job.batch_trace
         )
     out, opts = job.output, task.output
-    translations = []
-    for lang in task.target_languages:
-        wave = out.waveforms[lang] if opts.speech else None
+
+    def translation(
+        lang: str, wave: np.ndarray | None, words: tuple[WordTiming, ...], rate: float | None
+    ) -> Translation:
         audio = _to_rate(wave, opts.speech_sample_rate_hz) if wave is not None else None
         opus = None
         if audio is not None and opts.speech_encoding is SpeechEncoding.OPUS:
             opus = encode_opus(audio, opts.speech_sample_rate_hz)
-        words = out.words.get(lang, ()) if opts.text else ()
-        translations.append(
-            Translation(
-                lang,
-                out.texts.get(lang, "") if opts.text else "",
-                audio,
-                opts.speech_sample_rate_hz,
-                opus,
-                words=words,
-                avg_logprob=out.logprobs.get(lang) if opts.text else None,
-                speech_rate=out.speech_rates.get(lang) if audio is not None else None,
-                overlap_ms=overlap_ms(len(wave), budget_ms) if wave is not None and budget_ms is not None else None,
-            )
+        return Translation(
+            lang,
+            out.texts.get(lang, "") if opts.text else "",
+            audio,
+            opts.speech_sample_rate_hz,
+            opus,
+            words=words if opts.text else (),
+            avg_logprob=out.logprobs.get(lang) if opts.text else None,
+            speech_rate=rate if audio is not None else None,
+            overlap_ms=overlap_ms(len(wave), budget_ms) if wave is not None and budget_ms is not None else None,
         )
+
+    translations = [
+        translation(
+            lang, out.waveforms[lang] if opts.speech else None, out.words.get(lang, ()), out.speech_rates.get(lang)
+        )
+        for lang in task.target_languages
+    ]
+    again = tuple(translation(r.language, r.waveform, r.words, r.rate) for r in out.renditions if opts.speech)
     transcript = _transcript(task, out, seg.start_ms)
     if opts.speech:
         timing = dataclasses.replace(timing, encode_ms=(time.perf_counter() - ready) * 1000)
@@ -379,6 +393,7 @@ def build_result(
         timing,
         detected=_detected(task, out),
         batch_trace=job.batch_trace,
+        renditions=again,
     )
 
 

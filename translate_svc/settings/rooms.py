@@ -31,6 +31,10 @@ class RoomSettings(BaseModel):
     #: ``rooms=`` / ``listeners=`` (well below the ports' call and connection limits)
     max_rooms_per_tenant: int = Field(16, ge=1, le=1_000_000)
     max_listeners_per_tenant: int = Field(256, ge=1, le=1_000_000)
+    #: speaking rates a room's listeners may choose at once (issue 90), counted as (language, rate)
+    #: pairs over the room: each is one more vocoder row in each of its speakers' segments (not a
+    #: decoder row); beyond, a listener at a new rate is refused naming those in use. 0: none
+    max_rates: int = Field(4, ge=0, le=64)
     #: a listen (gRPC Listen, a listener's WebSocket) ends this long after it began: listen again
     max_listen_s: float = Field(4 * 3600.0, gt=0, le=7 * 86_400)
     #: the listen page's QR codes (``/listen/<room>/qr.svg``, no token): new codes drawn a second

@@ -170,6 +170,8 @@ export interface ListenOptions {
   resume?: boolean;
   /** events read ahead of the caller before the client stops reading (4) */
   maxBufferedEvents?: number;
+  /** the speaking rate of the room's speech for this listener, 0.5..2.0 (unset: each speaker's own) */
+  speed?: number;
 }
 
 /** The first event of a listen, and of each call it moved to (`resumes`: the moves so far).

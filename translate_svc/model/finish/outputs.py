@@ -28,7 +28,7 @@ from translate_svc.model.finish.confidence import mean_logprob, scored_words
 from translate_svc.model.finish.timings import WORD_START
 from translate_svc.model.prefill import Prefilled
 from translate_svc.model.stages.seamless import SeamlessStages
-from translate_svc.model_api.requests import ModelInput, ModelOutput
+from translate_svc.model_api.requests import ModelInput, ModelOutput, Rendition
 from translate_svc.types import Profanity, WordTiming
 
 
@@ -74,6 +74,9 @@ def finish(
     ]  # fmt: skip
     waves: dict[int, np.ndarray] = {}
     rates: dict[int, float] = {}  # each spoken row's rate as made (its speed, or its fit's choice)
+    # renditions (a row's speech again at another rate): (row, rate) -> waveform, words
+    again_waves: dict[tuple[int, float], np.ndarray] = {}
+    again_words: dict[tuple[int, float], tuple[WordTiming, ...]] = {}
     # each row's chosen tokens' log-probabilities (confidence, issue 72): none where not kept
     token_lps = decoded.logprobs or tuple(() for _ in rows)
     words: dict[int, tuple[WordTiming, ...]] = {}
@@ -91,6 +94,10 @@ def finish(
         # the cut sequences (the kept states are of the uncut ones)
         kept = decoded.states is not None and not drops.keys() & set(group)
         states = decoded.states.index_select(0, sel)[:, : seqs.shape[1] - 1] if kept else None  # type: ignore[union-attr]
+        # each rendition of the group's rows: one more vocoder row of the same units
+        again = [
+            (i, rate) for i, r in enumerate(group) for lang, rate in inputs[rows[r][0]].renditions if lang == rows[r][1]
+        ]
         out = stages.speech(
             row_enc.index_select(0, sel),
             row_mask.index_select(0, sel),
@@ -103,21 +110,27 @@ def finish(
             tokens=[host[r] for r in group],
             speeds=[inputs[rows[r][0]].speed for r in group],
             fits=[inputs[rows[r][0]].fit for r in group],
+            again=again,
         )
-        waves.update(zip(group, out.waves, strict=True))
+        n = len(group)
+        waves.update(zip(group, out.waves[:n], strict=True))
         if out.vocoded.rates:  # (a vocoder stand-in in a test may not tell them)
-            rates.update(zip(group, out.vocoded.rates, strict=True))
+            rates.update(zip(group, out.vocoded.rates[:n], strict=True))
+        spoken: list[tuple[int, float | None]] = [(r, None) for r in group]
+        spoken += [(group[i], rate) for i, rate in again]
+        again_waves.update(((group[i], rate), w) for (i, rate), w in zip(again, out.waves[n:], strict=True))
         if timed:
+            if again:
+                seqs = seqs.index_select(0, upload([*range(n), *(i for i, _ in again)], torch.long, stages.device))
             timing = timer().speech(seqs, out.waves, out.units.char_durations, out.vocoded.frames)
-            words.update(
-                (
-                    r,
-                    scored_words(
-                        timer(), _padded(host[r], width, pad), _kept(token_lps[r], drops.get(r)), w, timed=True
-                    ),
+            for (r, rate), w in zip(spoken, timing, strict=True):
+                scored = scored_words(
+                    timer(), _padded(host[r], width, pad), _kept(token_lps[r], drops.get(r)), w, timed=True
                 )
-                for r, w in zip(group, timing, strict=True)
-            )
+                if rate is None:
+                    words[r] = scored
+                else:
+                    again_words[(r, rate)] = scored
     speech_ms = (time.perf_counter() - t_speech) * 1000 if speech_rows else 0.0
     timed_heard = [r for r, row in enumerate(plan.rows) if inputs[row.item].words and row.transcript and not text_input]
     if timed_heard:
@@ -166,6 +179,12 @@ def finish(
                     row.language: lp for r, row in mine if row.target and (lp := mean_logprob(token_lps[r])) is not None
                 },
                 speech_rates={row.language: rates[r] for r, row in mine if r in rates and row.target},
+                renditions=tuple(
+                    Rendition(row.language, rate, wave, again_words.get((r, rate), ()))
+                    for r, row in mine
+                    for (rr, rate), wave in again_waves.items()
+                    if rr == r and row.target
+                ),
             )
         )
     return outputs

@@ -219,14 +219,29 @@ class SeamlessStages:
         tokens: Sequence[Sequence[int]] | None = None,
         speeds: Sequence[float] | None = None,
         fits: Sequence[SpeechFit | None] | None = None,
+        again: Sequence[tuple[int, float]] = (),
     ) -> Speech:
         """Units and waveforms for text rows, exactly as ``SeamlessM4Tv2Model.generate`` does it,
         with t2u's per-character durations and the vocoder's frames per unit (word timings).
         ``text_states``: the decoder's hidden states its decode kept; ``tokens``: ``sequences`` on
         the host, where the caller has them (``units``); ``speeds``: each row's speaking rate
         (``vocode``; None: the model's own); ``fits``: each row's time to fit its speech in
-        (issue 90, ``ModelInput.fit``; None: its speed)."""
+        (issue 90, ``ModelInput.fit``; None: its speed). ``again``: rows spoken once more at
+        another rate, (row, rate) each (``ModelInput.renditions``): vocoder rows after the others
+        from the same units, and the result's units follow them."""
         units = self.units(enc, mask, sequences, audio_s, text_input=text_input, text_states=text_states, tokens=tokens)
+        if again:
+            rows = len(langs)
+            pick = [*range(rows), *(row for row, _ in again)]
+            sel = upload(pick, torch.long, self.device)
+            units = Units(
+                units.units.index_select(0, sel),
+                [units.counts[i] for i in pick],
+                units.char_durations.index_select(0, sel),
+            )
+            langs, speakers = [langs[i] for i in pick], [speakers[i] for i in pick]
+            speeds = [*(speeds or [1.0] * rows), *(rate for _, rate in again)]
+            fits = None if fits is None else [*fits, *[None] * len(again)]
         # every row at the model's own rate: the call as it was before rates (``at_rate`` is the
         # identity at 1), so a caller that wraps ``vocode`` sees the same four arguments
         rated: dict[str, Any] = {} if speeds is None or all(s == 1.0 for s in speeds) else {"speeds": speeds}

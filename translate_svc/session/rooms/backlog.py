@@ -40,7 +40,7 @@ class BacklogConfig:
 def text_only(ev: SegmentResult) -> SegmentResult:
     """A final result as the backlog keeps it: its texts, transcript and spans, no speech."""
     translations = tuple(dataclasses.replace(t, audio=None, opus=None, words=()) for t in ev.translations)
-    return dataclasses.replace(ev, translations=translations, batch_trace=None)
+    return dataclasses.replace(ev, translations=translations, batch_trace=None, renditions=())
 
 
 def entry_bytes(ev: SegmentResult) -> int:

@@ -22,6 +22,8 @@ class RoomConfig:
     #: a tenant's rooms and listeners when its line in the tokens file states no ``rooms=``/``listeners=``
     max_rooms_per_tenant: int = 16
     max_listeners_per_tenant: int = 256
+    #: (language, rate) pairs a room's listeners may choose at once (``rooms.max_rates``)
+    max_rates: int = 4
     #: a listen ends (``ListenTooLong``) this long after it began
     max_listen_s: float = 4 * 3600.0
     #: the backlog's bounds: entries and bytes per room, and per tenant (this process)
@@ -55,6 +57,7 @@ def room_config(rooms: RoomSettings, max_languages: int, on_store_loss: str = "n
         max_rooms_per_tenant=rooms.max_rooms_per_tenant,
         max_listeners_per_tenant=rooms.max_listeners_per_tenant,
         max_listen_s=rooms.max_listen_s,
+        max_rates=rooms.max_rates,
         backlog_room_entries=rooms.backlog_max_entries,
         backlog_room_bytes=rooms.backlog_max_bytes,
         backlog_tenant_entries=rooms.backlog_max_entries_per_tenant,

@@ -14,8 +14,9 @@ one process); the store carries a room between processes, for each job one primi
   ``readers.py``'s). Speech goes as Opus, only while some other process listens in that language
   (``wire.py``);
 - **live captions**: published on ``room/<tenant>/<name>/captions/<language>`` (droppable);
-- **language demand**: every listener is a member of ``room/<tenant>/<name>/ears`` (its language
-  and participant); a process with a speaker in the room watches the group and retargets it;
+- **language demand**: every listener is a member of ``room/<tenant>/<name>/ears`` (its language,
+  participant and the speaking rate it chose, if any); a process with a speaker in the room
+  watches the group and retargets it (its targets, and the rates its speech is made again at);
 - **speakers present**: ``room/<tenant>/<name>/speakers`` (id, participant, and from which
   segment each language is on), for a listener's ``started`` event.
 
@@ -68,8 +69,9 @@ class Room(ReadRoom, Protocol):
 
     tenant: Tenant
     name: str
-    #: listeners on other processes (language, participant), as the cluster store last said
-    remote_ears: list[tuple[str, str]]
+    #: listeners on other processes (language, participant, speaking rate or None), as the
+    #: cluster store last said
+    remote_ears: list[tuple[str, str, float | None]]
 
     @property
     def speakers(self) -> Mapping[str, Speaker]: ...
@@ -140,15 +142,17 @@ class RoomLink:
         #: the rooms with a speaker here (their listeners' languages are read again when the store is back)
         self._spoken: dict[str, Room] = {}
         #: parties admitted here alone while the store was lost ("node"), joined once it answers:
-        #: listeners by member id (room, language, participant, when admitted: wall ms), and speakers
-        self._alone_listeners: dict[str, tuple[Room, str, str, int]] = {}
+        #: listeners by member id (room, language, participant, speaking rate, when admitted: wall
+        #: ms), and speakers
+        self._alone_listeners: dict[str, tuple[Room, str, str, float | None, int]] = {}
         self._alone_speakers: dict[int, Speaker] = {}
         self._rejoining: asyncio.Task[None] | None = None
         self._back = asyncio.Event()
         self._logged_alone = Quiet(60.0)
         store.on_state(self._state_changed)
-        #: per room (its key): the listeners of other processes (member id -> language, participant)
-        self._ears: dict[str, dict[str, tuple[str, str]]] = {}
+        #: per room (its key): the listeners of other processes (member id -> language,
+        #: participant, speaking rate)
+        self._ears: dict[str, dict[str, tuple[str, str, float | None]]] = {}
 
     # -- speakers
 
@@ -203,7 +207,7 @@ class RoomLink:
         room = speaker.room
         key = _key(room)
         speech = language in room.remote_languages()
-        if not final and not speech and language not in {lang for lang, _ in room.remote_ears}:
+        if not final and not speech and language not in {lang for lang, _, _ in room.remote_ears}:
             return  # a caption nobody elsewhere reads
 
         def data() -> bytes:
@@ -228,7 +232,7 @@ class RoomLink:
         for language in languages:
             members = sorted(
                 m
-                for m, (lang, p) in ears.items()
+                for m, (lang, p, _) in ears.items()
                 if lang == language and not (speaker.participant and p == speaker.participant)
             )
             if members:
@@ -301,7 +305,7 @@ class RoomLink:
         participant) and its speakers' ids."""
         key = f"room/{tenant}/{name}"
         mine = self.origin + "/"
-        ears = [_ear(v) for m, v in (await self.store.members(f"{key}/ears")).items() if not m.startswith(mine)]
+        ears = [_ear(v)[:2] for m, v in (await self.store.members(f"{key}/ears")).items() if not m.startswith(mine)]
         speakers = [
             s[0]
             for m, v in (await self.store.members(f"{key}/speakers")).items()
@@ -318,28 +322,29 @@ class RoomLink:
 
     # -- listeners
 
-    async def listener_joined(self, room: Room, language: str, participant: str) -> str:
-        """Join the room's listeners (the languages wanted anywhere) and read its output in
+    async def listener_joined(self, room: Room, language: str, participant: str, speed: float | None = None) -> str:
+        """Join the room's listeners (the languages and rates wanted anywhere) and read its output in
         ``language`` from the other processes, its backlog first. The store lost: refused
         (``StoreUnavailable``, nothing held) or, ``on_loss`` "node", listening on this process
         alone until it is back. Returns the listener's member id (``listener_left``)."""
         member = f"{self.origin}/{next(self._ids)}"
         admitted_ms = time.time_ns() // 1_000_000
         try:
-            await self._link_listener(room, language, participant, member)
+            await self._link_listener(room, language, participant, speed, member)
         except StoreUnavailable as e:
             if self.on_loss != "node":
                 raise refused(e, "listen to") from None
             self._alone(e, "a listener")
-            self._alone_listeners[member] = (room, language, participant, admitted_ms)
+            self._alone_listeners[member] = (room, language, participant, speed, admitted_ms)
             self._rejoin_soon()
         return member
 
     async def _link_listener(
-        self, room: Room, language: str, participant: str, member: str, since: str | None = None
+        self, room: Room, language: str, participant: str, speed: float | None, member: str, since: str | None = None
     ) -> None:
         key = _key(room)
-        await self.store.join(f"{key}/ears", member, json.dumps({"l": language, "p": participant}).encode())
+        ear = {"l": language, "p": participant} | ({} if speed is None else {"s": speed})
+        await self.store.join(f"{key}/ears", member, json.dumps(ear).encode())
         try:
             self._remote_ears(room, await self.store.members(f"{key}/ears"))
             room.remote_speakers = [
@@ -418,9 +423,9 @@ class RoomLink:
                 if self._alone_speakers.pop(key, None) is None:  # it left meanwhile: leave again
                     self.speaker_left(speaker)
                 joined += 1
-        for member, (room, language, participant, admitted_ms) in list(self._alone_listeners.items()):
+        for member, (room, language, participant, speed, admitted_ms) in list(self._alone_listeners.items()):
             if member in self._alone_listeners:
-                await self._link_listener(room, language, participant, member, since=f"{admitted_ms}-0")
+                await self._link_listener(room, language, participant, speed, member, since=f"{admitted_ms}-0")
                 if self._alone_listeners.pop(member, None) is None:  # it left meanwhile
                     await self._leave_now(f"{_key(room)}/ears", member)
                 joined += 1
@@ -450,9 +455,12 @@ def _announce(speaker: Speaker) -> bytes:
     return json.dumps({"id": speaker.speaker_id, "p": speaker.participant, "since": speaker.since}).encode()
 
 
-def _ear(value: bytes) -> tuple[str, str]:
+def _ear(value: bytes) -> tuple[str, str, float | None]:
+    """A listener's member value: its language, participant and speaking rate ("s"; absent: none
+    chosen, as a process from before rates wrote it)."""
     d = json.loads(value)
-    return str(d["l"]), str(d["p"])
+    speed = d.get("s")
+    return str(d["l"]), str(d["p"]), float(speed) if isinstance(speed, int | float) else None
 
 
 def _speaker(value: bytes) -> tuple[str, str, dict[str, int]] | None:

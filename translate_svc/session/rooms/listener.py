@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -50,6 +51,29 @@ class RoomOutput:
     event: SegmentResult | InterimResult
     backlog: bool = False
 
+    def at(self, speed: float | None) -> RoomOutput:
+        """This output as a listener at ``speed`` hears it (None: as the speaker speaks): the
+        translation's speech at that rate where the speaker made it (issue 90,
+        ``SegmentResult.renditions``), else as made (its ``speech_rate`` says at what rate: a
+        segment under way when the rate was asked for); never with the renditions. Itself when
+        it has none; else a new object (``Room.deliver`` makes one per rate, shared by its
+        listeners: a door's encoding cache)."""
+        ev = self.event
+        if not isinstance(ev, SegmentResult) or not ev.renditions:
+            return self
+        chosen = next(
+            (
+                t
+                for t in ev.renditions
+                if speed is not None and t.speech_rate is not None and abs(t.speech_rate - speed) < 1e-6
+            ),
+            None,
+        )
+        cut = dataclasses.replace(ev, renditions=())
+        if chosen is not None:
+            cut = dataclasses.replace(cut, translations=(chosen,))
+        return RoomOutput(self.speaker, cut, self.backlog)
+
 
 @dataclass(frozen=True)
 class OutputDropped:
@@ -78,8 +102,12 @@ class Listener:
         participant: str,
         held: Held,
         longest: tuple[float, ServiceError] | None = None,
+        *,
+        speed: float | None = None,
     ) -> None:
+        """``speed``: the speaking rate it chose (issue 90; None: as each speaker speaks)."""
         self._leave = leave
+        self.speed = speed
         self.room = room  # the registry's Room, opaque here (room.py imports this module, not back)
         self.language = language
         self.participant = participant

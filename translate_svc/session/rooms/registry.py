@@ -35,10 +35,10 @@ from translate_svc.session.rooms.config import RoomConfig
 from translate_svc.session.rooms.herald import RoomHerald
 from translate_svc.session.rooms.link import RoomLink
 from translate_svc.session.rooms.listener import Listener, ListenStarted
-from translate_svc.session.rooms.room import Room, Speaker
+from translate_svc.session.rooms.room import Renditions, Room, Speaker
 from translate_svc.session.tenants.counters import UNCAPPED, Counters, Held
 from translate_svc.session.tenants.tenant import RoomRights, Tenant
-from translate_svc.types import ModelCard
+from translate_svc.types import ModelCard, check_speed
 from translate_svc.webhooks.events import NO_EVENTS, EventSink
 
 logger = logging.getLogger(__name__)
@@ -116,13 +116,22 @@ class RoomRegistry:
     # -- listeners
 
     async def listen(
-        self, name: str, language: str, *, participant: str = "", tenant: Tenant, rights: RoomRights
+        self,
+        name: str,
+        language: str,
+        *,
+        participant: str = "",
+        tenant: Tenant,
+        rights: RoomRights,
+        speed: float | None = None,
     ) -> Listener:
-        """A new listener of room ``name`` in ``language``; ``Listener.close`` when its call ends.
-        Refused (nothing held) with PERMISSION_DENIED, INVALID_ARGUMENT, RESOURCE_EXHAUSTED or
-        UNAVAILABLE (draining), each saying what to do."""
+        """A new listener of room ``name`` in ``language``, its speech at ``speed`` (issue 90;
+        None: as each speaker speaks); ``Listener.close`` when its call ends. Refused (nothing
+        held) with PERMISSION_DENIED, INVALID_ARGUMENT, RESOURCE_EXHAUSTED or UNAVAILABLE
+        (draining), each saying what to do."""
         check_room_name(name)
         check_participant(participant)
+        speed = rate_of(speed)
         if not rights.may_listen(name):
             raise PermissionDenied(
                 f"this token may not listen to room {shown(name)}: use a token whose listen= (or room=) pattern "
@@ -144,13 +153,16 @@ class RoomRegistry:
                     "(limits.max_target_languages): listen in one of them "
                     f"({', '.join(sorted(room.languages()))})",
                 )
+            self._check_rates(room, language, speed)
         except BaseException:
             self._counters.release(held)
             if made:
                 self._maybe_remove(room)
             raise
         longest = (self.config.max_listen_s, ListenTooLong(self.config.max_listen_s))
-        listener = Listener(self._leave, self.config.listener_queue, room, language, participant, held, longest)
+        listener = Listener(
+            self._leave, self.config.listener_queue, room, language, participant, held, longest, speed=speed
+        )
         room.listeners.setdefault(language, set()).add(listener)
         self._cancel_idle(room)
         try:
@@ -168,18 +180,25 @@ class RoomRegistry:
         return listener
 
     async def join(
-        self, name: str, language: str, *, participant: str = "", tenant: Tenant, rights: RoomRights
+        self,
+        name: str,
+        language: str,
+        *,
+        participant: str = "",
+        tenant: Tenant,
+        rights: RoomRights,
+        speed: float | None = None,
     ) -> Listener:
         """``listen``, and (linked to other processes) the room's listeners everywhere joined
         and its output from there read, its backlog first: UNAVAILABLE if the cluster store
         cannot be reached (nothing held)."""
-        listener = await self.listen(name, language, participant=participant, tenant=tenant, rights=rights)
+        listener = await self.listen(name, language, participant=participant, tenant=tenant, rights=rights, speed=speed)
         if self.link is None:
             return listener
         room = listener.room
         assert isinstance(room, Room)
         try:
-            listener.member = await self.link.listener_joined(room, language, participant)
+            listener.member = await self.link.listener_joined(room, language, participant, speed)
             others = room.remote_languages() | {lang for lang, group in room.listeners.items() if group - {listener}}
             if language not in others and len(others) >= self.config.max_languages:
                 raise Overloaded(
@@ -187,12 +206,35 @@ class RoomRegistry:
                     "(limits.max_target_languages): listen in one of them "
                     f"({', '.join(sorted(others))})",
                 )
+            self._check_rates(room, language, speed, without=listener)
         except BaseException:
             listener.close()
             self.link.stop_reading(room, language)  # a reading its join started, if no one else needs it
             raise
         self._greet(listener)
         return listener
+
+    def _check_rates(self, room: Room, language: str, speed: float | None, without: Listener | None = None) -> None:
+        """A listener at ``speed`` in ``language`` would not take the room past ``max_rates``
+        (language, rate) pairs (``without``: itself, already counted), else RESOURCE_EXHAUSTED
+        naming those in use."""
+        if speed is None:
+            return
+        pairs = {
+            (lang, listener.speed)
+            for lang, group in room.listeners.items()
+            for listener in group
+            if listener.speed is not None and listener is not without
+        } | {(lang, rate) for lang, _, rate in room.remote_ears if rate is not None}
+        if (language, speed) in pairs or len(pairs) < self.config.max_rates:
+            return
+        if not self.config.max_rates:
+            raise InvalidInput("this server's rooms take no speaking rate (rooms.max_rates is 0): listen without speed")
+        used = ", ".join(f"{lang} at {rate:g}" for lang, rate in sorted(pairs))
+        raise Overloaded(
+            f"room {shown(room.name)} is listened at {self.config.max_rates} speaking rates already "
+            f"(rooms.max_rates): listen at one of them ({used}) or without speed"
+        )
 
     def _greet(self, listener: Listener) -> None:
         """What a listener gets first: ``started`` and the backlog (made again once the store
@@ -243,7 +285,7 @@ class RoomRegistry:
         tenant: Tenant,
         rights: RoomRights,
         own: tuple[str, ...],
-        retarget: Callable[[tuple[str, ...]], int],
+        retarget: Callable[[tuple[str, ...], Renditions], int],
         stream_id: str = "",
     ) -> Speaker:
         """A stream speaking into room ``name`` (its targets are set at once to what the room
@@ -280,7 +322,7 @@ class RoomRegistry:
         tenant: Tenant,
         rights: RoomRights,
         own: tuple[str, ...],
-        retarget: Callable[[tuple[str, ...]], int],
+        retarget: Callable[[tuple[str, ...], Renditions], int],
         stream_id: str = "",
     ) -> Speaker:
         """``publish``, and (linked to other processes) announced there, its targets following
@@ -484,6 +526,18 @@ class RoomRegistry:
 
 _SETTING = {"rooms": "rooms.max_rooms", "listeners": "rooms.max_listeners"}
 _WHAT = {"rooms": "open rooms", "listeners": "room listeners", "room_speakers": "room speakers"}
+
+
+def rate_of(speed: float | None) -> float | None:
+    """A listener's speaking rate: none, or one in ``SPEED_MIN``..``SPEED_MAX`` (INVALID_ARGUMENT),
+    to 6 decimals (a float32 from the wire, 1.100000023..., is the 1.1 its client wrote: listeners
+    at one rate share its rendition whichever door they came through)."""
+    if speed is None:
+        return None
+    try:
+        return round(check_speed(speed, "speed"), 6)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
 
 
 def _resync_quietly(speaker: Speaker) -> None:

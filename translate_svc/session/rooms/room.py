@@ -29,11 +29,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: (language, speaking rate) pairs a speaker speaks again for its listeners (``TranslationTask.renditions``)
+Renditions = tuple[tuple[str, float], ...]
+
 
 class Speaker:
-    """A stream speaking into a room (made by ``RoomRegistry.publish``). ``retarget(targets)``
-    applies the stream's new targets (raises ``InvalidInput`` if it cannot) and returns the first
-    segment id that uses them. Call ``leave`` when the stream ends."""
+    """A stream speaking into a room (made by ``RoomRegistry.publish``). ``retarget(targets,
+    renditions)`` applies the stream's new targets and the (target, rate) pairs its listeners chose
+    (raises ``InvalidInput`` if it cannot) and returns the first segment id that uses them. Call
+    ``leave`` when the stream ends."""
 
     def __init__(
         self,
@@ -41,7 +45,7 @@ class Speaker:
         session_id: str,
         participant: str,
         own: tuple[str, ...],
-        retarget: Callable[[tuple[str, ...]], int],
+        retarget: Callable[[tuple[str, ...], Renditions], int],
         held: Held,
         stream_id: str = "",
         *,
@@ -64,6 +68,8 @@ class Speaker:
         #: the targets the stream runs with now, and from which segment id each language is on
         self.targets: tuple[str, ...] = own
         self.since: dict[str, int] = dict.fromkeys(own, 0)
+        #: the (language, rate) pairs its listeners chose that it speaks again (issue 90)
+        self.renditions: Renditions = ()
         self._left = False
         #: the id after the last final result published (older captions are stale)
         self.finals = 0
@@ -76,8 +82,16 @@ class Speaker:
         others = sorted(lang for lang in self.room.languages_for(self.participant) if lang not in own)
         return (*own, *others)
 
-    def apply(self, targets: tuple[str, ...], first_id: int) -> None:
-        """The stream now runs with ``targets`` from segment ``first_id`` on."""
+    def wanted_rates(self, targets: tuple[str, ...]) -> Renditions:
+        """The speaking rates chosen by listeners of ``targets`` other than itself, (language,
+        rate) each in a stable order: its speech is made again at each (``SegmentResult.renditions``)."""
+        return tuple(sorted((lang, rate) for lang, rate in self.room.rates_for(self.participant) if lang in targets))
+
+    def apply(self, targets: tuple[str, ...], first_id: int, renditions: Renditions | None = None) -> None:
+        """The stream now runs with ``targets`` (and ``renditions``; None: as they were) from
+        segment ``first_id`` on."""
+        if renditions is not None:
+            self.renditions = renditions
         for lang in targets:
             if lang not in self.targets or lang not in self.since:
                 self.since[lang] = first_id
@@ -91,12 +105,15 @@ class Speaker:
     def resync(self) -> None:
         """Retarget the stream to what the room wants now (``InvalidInput`` if it cannot)."""
         wanted = self.wanted()
-        if set(wanted) != set(self.targets):
-            self.apply(wanted, self._retarget(wanted))
+        rates = self.wanted_rates(wanted)
+        if set(wanted) != set(self.targets) or rates != self.renditions:
+            self.apply(wanted, self._retarget(wanted, rates), rates)
 
     def own_view(self, ev: object) -> object:
         """The speaker's own stream sees only its own targets (nobody is sent its own speech
         translated into languages it did not ask for)."""
+        if isinstance(ev, SegmentResult) and ev.renditions:
+            ev = dataclasses.replace(ev, renditions=())
         if isinstance(ev, SegmentResult | InterimResult) and any(
             t.target_language not in self.own for t in ev.translations
         ):
@@ -138,9 +155,10 @@ class Room:
         #: final results of the last ``backlog_s`` seconds, per language, text only, bounded
         self.backlog = backlog
         self.idle: asyncio.TimerHandle | None = None
-        #: listeners on other processes (language, participant), and speakers there (id,
-        #: participant, from which segment each language is on), as the cluster store last said
-        self.remote_ears: list[tuple[str, str]] = []
+        #: listeners on other processes (language, participant, speaking rate or None), and
+        #: speakers there (id, participant, from which segment each language is on), as the
+        #: cluster store last said
+        self.remote_ears: list[tuple[str, str, float | None]] = []
         self.remote_speakers: list[tuple[str, str, dict[str, int]]] = []
         #: the registry's link to other processes (None: this process only)
         self.link: RoomLink | None = None
@@ -157,13 +175,29 @@ class Room:
             for lang, group in self.listeners.items()
             if any(not participant or listener.participant != participant for listener in group)
         }
-        return here | {lang for lang, p in self.remote_ears if not participant or p != participant}
+        return here | {lang for lang, p, _ in self.remote_ears if not participant or p != participant}
+
+    def rates_for(self, participant: str) -> set[tuple[str, float]]:
+        """The (language, speaking rate) pairs chosen by listeners other than ``participant``
+        (those who chose none hear the speaker's own rate), here and on the other processes."""
+        here = {
+            (lang, listener.speed)
+            for lang, group in self.listeners.items()
+            for listener in group
+            if listener.speed is not None and not (participant and listener.participant == participant)
+        }
+        there = {
+            (lang, speed)
+            for lang, p, speed in self.remote_ears
+            if speed is not None and not (participant and p == participant)
+        }
+        return here | there
 
     def languages(self) -> set[str]:
         return {lang for lang, group in self.listeners.items() if group} | self.remote_languages()
 
     def remote_languages(self) -> set[str]:
-        return {lang for lang, _ in self.remote_ears}
+        return {lang for lang, _, _ in self.remote_ears}
 
     def resync_speakers(self) -> None:
         """The languages listened in on other processes changed: every speaker here follows. One
@@ -192,9 +226,13 @@ class Room:
         the backlog."""
         if final:
             self.backlog.keep(language, now, out, remote=remote)
+        views: dict[float | None, RoomOutput] = {}  # one per speaking rate its listeners chose
         for listener in self.listeners.get(language) or ():
             if not (participant and listener.participant == participant):
-                listener.push(out)
+                view = views.get(listener.speed)
+                if view is None:
+                    view = views[listener.speed] = out.at(listener.speed)
+                listener.push(view)
 
     def store_lost(self, language: str, error: ServiceError) -> None:
         """The store failed under this process's reading of ``language``, whose output may come from
@@ -231,6 +269,8 @@ class Room:
                 continue
             t = by_lang.get(lang)
             cut = dataclasses.replace(ev, translations=(t,) if t is not None else ())
+            if isinstance(cut, SegmentResult) and cut.renditions:  # its speech at its listeners' rates
+                cut = dataclasses.replace(cut, renditions=tuple(r for r in cut.renditions if r.target_language == lang))
             out = RoomOutput(speaker.speaker_id, cut)
             self.deliver(lang, out, speaker.participant, final=final, now=now)
             if self.link is not None:

@@ -53,11 +53,12 @@ class SpeakerSeat:
         session_id: str,
         stream_id: str,
         own: tuple[str, ...],
-        retarget: Callable[[tuple[str, ...]], int],
+        retarget: Callable[[tuple[str, ...], tuple[tuple[str, float], ...]], int],
     ) -> None:
-        """Speak into ``room`` (``retarget``: applies the stream's new targets and returns the first
-        segment id that uses them; ``stream_id``: the stream's resume token, how listeners know a
-        speaker without a participant across its calls). Refused as ``RoomRegistry.speak`` refuses."""
+        """Speak into ``room`` (``retarget``: applies the stream's new targets and the (language,
+        rate) pairs its listeners chose, and returns the first segment id that uses them;
+        ``stream_id``: the stream's resume token, how listeners know a speaker without a
+        participant across its calls). Refused as ``RoomRegistry.speak`` refuses."""
         self._speaker = await self._registry.speak(
             room.name,
             session_id=session_id,

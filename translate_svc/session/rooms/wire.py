@@ -7,7 +7,8 @@ when another process listens in that language (``speech=False`` otherwise: a bac
 as text anyway). The listener's side decodes it back to float32 at the speaker's rate, so a door
 renders it as it renders a local speaker's. Everything else a listener's door shows is kept: the
 segment id, span, transcript (and its words), the translation's text and word timings, their
-confidence (``avg_logprob``), the error, the detected language and the timing.
+confidence (``avg_logprob``), the speech's rate, the error, the detected language and the timing;
+with the speech, its renditions at the rates listeners chose (issue 90).
 
 Pure functions: no I/O, thread-safe.
 """
@@ -58,6 +59,8 @@ class Text(msgspec.Struct, array_like=True):
     #: order; empty: none). Last, with defaults: a message from a process without them still reads
     avg_logprob: float | None = None
     word_logprobs: list[float | None] = []
+    #: the rate the speech was spoken at (issue 90; None: not told)
+    speech_rate: float | None = None
 
 
 class Wire(msgspec.Struct, array_like=True):
@@ -79,6 +82,9 @@ class Wire(msgspec.Struct, array_like=True):
     #: not a result: the speaker cannot carry this language (its error's code and message) for
     #: these listeners (their member ids), refused as on the speaker's own process (``link.py``)
     refused: tuple[str, str, list[str]] | None = None
+    #: the translation's speech again at other rates (``SegmentResult.renditions``), for the
+    #: listeners there who chose them (sent with the speech only)
+    renditions: list[Text] = []
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -92,7 +98,8 @@ def _words(words: tuple[WordTiming, ...]) -> list[_Word]:
 def _text(language: str, t: Transcript | Translation, speech: Speech | None = None, stable: str = "") -> Text:
     scores = [w.logprob for w in t.words]
     kept = scores if any(s is not None for s in scores) else []
-    return Text(language, t.text, _words(t.words), stable, speech, t.avg_logprob, kept)
+    rate = t.speech_rate if isinstance(t, Translation) else None
+    return Text(language, t.text, _words(t.words), stable, speech, t.avg_logprob, kept, rate)
 
 
 def _speech(t: Translation) -> Speech | None:
@@ -123,6 +130,8 @@ def encode(origin: str, out: RoomOutput, participant: str, *, speech: bool) -> b
         tm = ev.timing
         wire.timing = (tm.queue_ms, tm.model_ms, tm.total_ms, tm.vad_wait_ms, tm.speech_ms, tm.language_id_ms)
         wire.speech_in_commits = ev.speech_in_commits
+        if speech:
+            wire.renditions = [_text(r.target_language, r, _speech(r)) for r in ev.renditions]
     return _encoder.encode(wire)
 
 
@@ -138,13 +147,7 @@ def decode(data: bytes) -> tuple[Wire, RoomOutput]:
     if w.transcript is not None:
         x = w.transcript
         transcript = Transcript(x.language, x.text, _timings(x), avg_logprob=x.avg_logprob)
-    translations: tuple[Translation, ...] = ()
-    if w.translation is not None:
-        x = w.translation
-        audio, rate, opus = _decoded(x.speech)
-        translations = (
-            Translation(x.language, x.text, audio, rate, opus, x.stable_text, _timings(x), avg_logprob=x.avg_logprob),
-        )
+    translations = () if w.translation is None else (_translation(w.translation),)
     ev: SegmentResult | InterimResult
     if w.final:
         error = None if w.error is None else SegmentError(w.error[0], w.error[1])
@@ -161,10 +164,26 @@ def decode(data: bytes) -> tuple[Wire, RoomOutput]:
             error=error,
             detected=detected,
             speech_in_commits=w.speech_in_commits,
+            renditions=tuple(_translation(x) for x in w.renditions),
         )
     else:
         ev = InterimResult(w.segment_id, w.start_ms, w.end_ms, transcript=transcript, translations=translations)
     return w, RoomOutput(w.speaker, ev)
+
+
+def _translation(x: Text) -> Translation:
+    audio, rate, opus = _decoded(x.speech)
+    return Translation(
+        x.language,
+        x.text,
+        audio,
+        rate,
+        opus,
+        x.stable_text,
+        _timings(x),
+        avg_logprob=x.avg_logprob,
+        speech_rate=x.speech_rate if audio is not None else None,
+    )
 
 
 def _timings(text: Text) -> tuple[WordTiming, ...]:

@@ -411,10 +411,11 @@ class TranslatorServicer:
                 pb.ListenRequest,
                 raw,
                 LISTEN_REQUEST_BYTES,
-                too_large="a ListenRequest holds a room name, a language and a participant id: send no more",
+                too_large="a ListenRequest holds a room name, a language, a participant id and a speed: send no more",
                 unparsable=_UNPARSABLE,
             )
-            return ListenRequest(request.room, request.language, request.participant)
+            speed = request.speed if request.HasField("speed") else None
+            return ListenRequest(request.room, request.language, request.participant, speed)
 
         async def send(ev: ListenEvent) -> None:
             await write_response(context, _listen_bytes(ev, self._encoded))

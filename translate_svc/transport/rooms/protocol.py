@@ -3,14 +3,15 @@ what the handshake asks for, and the session API's listener events (``session/ro
 socket's frames. No socket and no web framework here (DESIGN.md pitfall 25): ``door.py``
 reads the handshake, sends the frames and closes.
 
-``GET /v1/rooms/<room>/listen?language=<code or tag>[&participant=<id>]``; the server sends, the
-client sends nothing (a message from it closes the socket, 1003). Events are JSON text:
+``GET /v1/rooms/<room>/listen?language=<code or tag>[&participant=<id>][&speed=<0.5..2>]`` (``speed``:
+the speaking rate of the room's speech for this listener, issue 90); the server sends, the client
+sends nothing (a message from it closes the socket, 1003). Events are JSON text:
 
 - ``room.started`` {room, language, participant, backlog, speakers: [{id, first_segment_id}]}:
   first; ``backlog`` ``room.segment`` events with ``backlog: true`` follow at once;
 - ``room.segment`` {speaker, backlog, segment_id, start_ms, end_ms, language, text, transcript
   {text, language} | null, error {code, message} | null, audio {format: "pcm16", sample_rate,
-  samples} | null}: a speaker's final result in this language. With ``audio``, one binary frame
+  samples, speech_rate} | null}: a speaker's final result in this language. With ``audio``, one binary frame
   follows at once: its speech, PCM16 little-endian mono at ``sample_rate`` (``LISTEN_RATE``).
   Backlog segments carry text only (a late joiner reads what was said; it is not played again);
 - ``room.caption`` {speaker, segment_id, start_ms, end_ms, language, text, stable_text,
@@ -44,7 +45,7 @@ from translate_svc.session.events import Draining
 from translate_svc.session.listen import ListenRequest
 from translate_svc.session.rooms.listener import ListenEvent, ListenStarted, OutputDropped, RoomOutput
 from translate_svc.transport.http.errors import error_type
-from translate_svc.types import InterimResult, SegmentResult, Transcript
+from translate_svc.types import SPEED_MAX, SPEED_MIN, InterimResult, SegmentResult, Transcript, check_speed
 from translate_svc.wire.pcm import float_to_pcm16
 
 #: the subprotocol a browser offers (with ``openai-insecure-api-key.<key>`` beside it to present a key)
@@ -78,10 +79,10 @@ Encodings = WeakKeyDictionary[RoomOutput, tuple[Frame, ...]]
 def listen_ask(room: str, query: Mapping[str, str]) -> ListenRequest:
     """The handshake's room (from the path) and query, shape checked (``InvalidInput``); the room's
     own rules (its name, the language's, the participant's) are the registry's."""
-    unknown = sorted(set(query) - {"language", "participant"})
+    unknown = sorted(set(query) - {"language", "participant", "speed"})
     if unknown:
         raise InvalidInput(
-            "a room listener's query takes `language` (required) and `participant` only: drop the others "
+            "a room listener's query takes `language` (required), `participant` and `speed` only: drop the others "
             f"({len(unknown)} given)"
         )
     language = query.get("language", "").strip()
@@ -91,7 +92,24 @@ def listen_ask(room: str, query: Mapping[str, str]) -> ListenRequest:
             "send ?language=<code> (a model code from ListLanguages such as spa, or a tag such as es; at most "
             f"{MAX_QUERY_CHARS} characters), and at most one participant id of at most {MAX_QUERY_CHARS} characters"
         )
-    return ListenRequest(room, guess_model_code(language), participant)
+    return ListenRequest(room, guess_model_code(language), participant, _speed(query.get("speed")))
+
+
+def _speed(value: str | None) -> float | None:
+    """``?speed=``: the speaking rate (issue 90), a number from 0.5 to 2.0; absent: as each speaker speaks."""
+    if value is None:
+        return None
+    try:
+        number = float(value) if len(value) <= MAX_QUERY_CHARS else float("nan")
+    except ValueError:
+        number = float("nan")
+    try:
+        return check_speed(number, "speed")
+    except ValueError:
+        raise InvalidInput(
+            f"speed must be a number from {SPEED_MIN} to {SPEED_MAX} (1 is the model's own rate): send ?speed=1.25, "
+            "or leave it out to hear each speaker's rate"
+        ) from None
 
 
 def frames(ev: ListenEvent, encoded: Encodings) -> list[Frame]:
@@ -155,7 +173,7 @@ def _segment(speaker: str, r: SegmentResult, *, speech: bool) -> tuple[dict[str,
     if speech and t is not None and t.audio is not None and len(t.audio):
         samples = resample(t.audio, t.sample_rate_hz, LISTEN_RATE)
         pcm = float_to_pcm16(samples).astype("<i2").tobytes()
-        audio = {"format": "pcm16", "sample_rate": LISTEN_RATE, "samples": len(pcm) // 2}
+        audio = {"format": "pcm16", "sample_rate": LISTEN_RATE, "samples": len(pcm) // 2, "speech_rate": t.speech_rate}
     body = {
         "type": "room.segment",
         "speaker": speaker,

@@ -83,7 +83,9 @@ async function key() {
 async function join() {
   $("join").disabled = true;
   $("language").disabled = true;
+  $("speed").disabled = true;
   const language = $("language").value;
+  const speed = $("speed").value; // "": each speaker's own rate
   localStorage.setItem("listen.language", language);
   if ($("speech").checked) startAudio();
   listen.segments = [];
@@ -91,7 +93,7 @@ async function join() {
   try {
     const k = await key();
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const query = new URLSearchParams({ language });
+    const query = new URLSearchParams(speed ? { language, speed } : { language });
     const url = `${scheme}//${location.host}/v1/rooms/${encodeURIComponent(listen.room)}/listen?${query}`;
     const ws = new WebSocket(url, k ? [SUBPROTOCOL, KEY_PREFIX + k] : [SUBPROTOCOL]);
     ws.binaryType = "arraybuffer";
@@ -129,6 +131,7 @@ function reset() {
   $("join").disabled = false;
   $("leave").disabled = true;
   $("language").disabled = false;
+  $("speed").disabled = false;
 }
 
 function startAudio() {

@@ -264,7 +264,8 @@ def _timing(msg: pb.Timing) -> Timing:
 
 def _translation(msg: pb.Translation) -> Translation:
     got = _speech(msg.target_language, msg.text, msg.audio if msg.HasField("audio") else None, msg.words)
-    return dataclasses.replace(got, avg_logprob=_logprob(msg))
+    rate = round(msg.speech_rate, 6) if msg.HasField("speech_rate") else None
+    return dataclasses.replace(got, avg_logprob=_logprob(msg), speech_rate=rate)
 
 
 def _logprob(msg: pb.Transcript | pb.Translation | pb.WordTiming | pb.Commit) -> float | None:

@@ -225,6 +225,9 @@ class Translation:
     #: confidence: the mean log-probability (<= 0) of the tokens the model chose for ``text``;
     #: None: not sent (captions, commits, simultaneous mode)
     avg_logprob: float | None = None
+    #: the rate the speech was spoken at (the ``speed`` asked for, or the one dubbing chose);
+    #: None: no speech, or a server that does not say
+    speech_rate: float | None = None
 
     @property
     def has_speech(self) -> bool:

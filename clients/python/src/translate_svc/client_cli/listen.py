@@ -64,6 +64,12 @@ def listen(
             help="check --language against the server's languages and map a tag; off: send it as given",
         ),
     ] = True,
+    speed: Annotated[
+        float | None,
+        typer.Option(
+            "--speed", help="the speaking rate of the room's speech for you, 0.5..2.0 (default: each speaker's)"
+        ),
+    ] = None,
     *,
     conn: ConnectionFlags,
     timeout: TimeoutOpt = 30.0,
@@ -73,7 +79,7 @@ def listen(
     def run() -> int:
         from translate_svc.client_cli.listen_run import ListenJob, ListenPlan
 
-        plan = ListenPlan(room, language, participant, as_json, out_dir, overwrite, resume, lang_check)
+        plan = ListenPlan(room, language, participant, as_json, out_dir, overwrite, resume, lang_check, speed)
         jobs.append(ListenJob(conn.connection(timeout), plan))
         return jobs[0].run()
 

@@ -48,6 +48,8 @@ class ListenPlan:
     overwrite: bool
     resume: bool
     lang_check: bool
+    #: the speaking rate asked for (None: each speaker's own)
+    speed: float | None = None
 
 
 @dataclass
@@ -198,7 +200,9 @@ class ListenJob:
             self._check_outputs()
             view = self.view = ListenView(err if plan.as_json else out, sys.stdout if plan.as_json else None)
             ended: ListenEndedError | None = None
-            async with client.listen(plan.room, self.language, plan.participant, resume=plan.resume) as room:
+            async with client.listen(
+                plan.room, self.language, plan.participant, resume=plan.resume, speed=plan.speed
+            ) as room:
                 try:
                     async for ev in room:
                         view.on_event(ev)

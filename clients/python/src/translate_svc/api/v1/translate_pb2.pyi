@@ -841,14 +841,16 @@ class RoomSpeaking(_message.Message):
     def __init__(self, name: _Optional[str] = ..., participant: _Optional[str] = ...) -> None: ...
 
 class ListenRequest(_message.Message):
-    __slots__ = ("room", "language", "participant")
+    __slots__ = ("room", "language", "participant", "speed")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     PARTICIPANT_FIELD_NUMBER: _ClassVar[int]
+    SPEED_FIELD_NUMBER: _ClassVar[int]
     room: str
     language: str
     participant: str
-    def __init__(self, room: _Optional[str] = ..., language: _Optional[str] = ..., participant: _Optional[str] = ...) -> None: ...
+    speed: float
+    def __init__(self, room: _Optional[str] = ..., language: _Optional[str] = ..., participant: _Optional[str] = ..., speed: _Optional[float] = ...) -> None: ...
 
 class ListenEvent(_message.Message):
     __slots__ = ("started", "segment", "interim", "dropped", "draining", "speaker", "backlog")

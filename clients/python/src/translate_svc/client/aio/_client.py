@@ -440,6 +440,7 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls):
         *,
         resume: bool = True,
         max_buffered_events: int = DEFAULT_BUFFERED_EVENTS,
+        speed: float | None = None,
     ) -> AsyncListener:
         """Listen to a room in one language (a model code with text output, e.g. ``"spa"``); use
         as ``async with client.listen("town-hall", "spa") as room:``, then ``async for ev in
@@ -455,11 +456,15 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls):
         next address (a new ``ListenStarted``; the backlog's repeats dropped); False: such an end
         is told as any other, a ``ListenEnd`` and then ``ListenEndedError``.
         ``max_buffered_events``: events read ahead of you before the SDK stops reading (the
-        server then drops your oldest and says so in a ``ListenDropped``).
+        server then drops your oldest and says so in a ``ListenDropped``). ``speed``: the speaking
+        rate of the room's speech for you, 0.5..2.0 (None: as each speaker speaks); each segment's
+        ``Translation.speech_rate`` says the rate it came at.
         """
         if max_buffered_events < 1:
             raise ValueError("max_buffered_events must be at least 1")
         request = pb.ListenRequest(room=room, language=language, participant=participant or "")
+        if speed is not None:
+            request.speed = speed
         return AsyncListener(self, request, resume=resume, max_buffered_events=max_buffered_events)
 
 

@@ -1402,6 +1402,14 @@ export interface ListenRequest {
   language: string;
   /** optional: the speaker with the same participant is not heard */
   participant: string;
+  /**
+   * the speaking rate of the room's speech for this listener (issue 90), as OutputOptions.speed
+   * (0.5..2.0): each speaker's speech is made again at it from the same units (a vocoder row per
+   * rate in use, rooms.max_rates at once; beyond: RESOURCE_EXHAUSTED naming those in use); a
+   * segment under way when it was asked for comes at the speaker's rate (its speech_rate says).
+   * Unset: as each speaker speaks. Out of range: INVALID_ARGUMENT naming speed.
+   */
+  speed?: number | undefined;
 }
 
 export interface ListenEvent {
@@ -9526,7 +9534,7 @@ export const RoomSpeaking: MessageFns<RoomSpeaking> = {
 };
 
 function createBaseListenRequest(): ListenRequest {
-  return { room: "", language: "", participant: "" };
+  return { room: "", language: "", participant: "", speed: undefined };
 }
 
 export const ListenRequest: MessageFns<ListenRequest> = {
@@ -9539,6 +9547,9 @@ export const ListenRequest: MessageFns<ListenRequest> = {
     }
     if (message.participant !== "") {
       writer.uint32(26).string(message.participant);
+    }
+    if (message.speed !== undefined) {
+      writer.uint32(37).float(message.speed);
     }
     return writer;
   },
@@ -9580,6 +9591,14 @@ export const ListenRequest: MessageFns<ListenRequest> = {
             message.participant = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 37) {
+              break;
+            }
+
+            message.speed = reader.float();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -9597,6 +9616,7 @@ export const ListenRequest: MessageFns<ListenRequest> = {
       room: isSet(object.room) ? globalThis.String(object.room) : "",
       language: isSet(object.language) ? globalThis.String(object.language) : "",
       participant: isSet(object.participant) ? globalThis.String(object.participant) : "",
+      speed: isSet(object.speed) ? globalThis.Number(object.speed) : undefined,
     };
   },
 
@@ -9611,6 +9631,9 @@ export const ListenRequest: MessageFns<ListenRequest> = {
     if (message.participant !== "") {
       obj.participant = message.participant;
     }
+    if (message.speed !== undefined) {
+      obj.speed = floatToJson(message.speed);
+    }
     return obj;
   },
 
@@ -9622,6 +9645,7 @@ export const ListenRequest: MessageFns<ListenRequest> = {
     message.room = object.room ?? "";
     message.language = object.language ?? "";
     message.participant = object.participant ?? "";
+    message.speed = object.speed ?? undefined;
     return message;
   },
 };
