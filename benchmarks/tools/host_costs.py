@@ -182,6 +182,9 @@ def main(
     sizes: Annotated[str, typer.Option(help="jobs admitted together: 1 (one at a time) and batches")] = "1,32",
     limit: Annotated[int, typer.Option(min=1, help="live segments measured at most, per size")] = 32,
     baseline: Annotated[bool, typer.Option("--baseline", help="the code before issue 88 (module docstring)")] = False,
+    rates: Annotated[
+        str, typer.Option(help="comma list: each segment's speech made again at these rates (a room's listeners)")
+    ] = "",
     json_path: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
 ) -> None:
     import torch
@@ -204,7 +207,8 @@ def main(
     seen = costs.seen
     out: dict[str, Any] = {"command": sys.argv, "baseline": baseline, "warmup": warmed, "segments": len(segs)}
     for size in size_list:
-        items = [ModelInput(s, (lang,), None, True) for s in segs[: max(size, min(limit, len(segs)))]]
+        again = tuple((lang, float(r)) for r in rates.split(",") if r.strip())
+        items = [ModelInput(s, (lang,), None, True, renditions=again) for s in segs[: max(size, min(limit, len(segs)))]]
         items = items[: len(items) - len(items) % size] or items[:size]
         with baseline_counting(baseline) as costs:
             costs.seen = seen

@@ -159,3 +159,18 @@ def test_a_batch_reads_the_device_at_most_twice(
     assert len(batches) >= len(segments)
     assert syncs == {"t2u": len(batches), "vocoder": len(batches) + missed}
     assert missed <= len(batches) // 8  # the guess learns the frames a unit takes
+
+
+def test_renditions_meet_no_new_shape(warmed: tuple[Any, set[Any]], segments: list[np.ndarray]) -> None:
+    """A room's listeners' rates (issue 90: each segment's speech made again at 1.5 and 0.75, more
+    vocoder rows than the batch's text rows) keep to the row buckets and row-seconds the warm-up
+    captured: the vocoder's groups are no larger than the text rows' (``max_rows``)."""
+    runner, seen = warmed
+    items = [ModelInput(s, ("spa",), "eng", speech=True, renditions=(("spa", 1.5), ("spa", 0.75))) for s in segments]
+    with counting() as costs:
+        costs.seen = set(seen)
+        costs.mark_warm()
+        got, _, _ = through_stepper(runner, items, 2)
+    assert all(len(o.renditions) == 2 for o in got if o.waveforms.get("spa") is not None and len(o.waveforms["spa"]))
+    assert costs.new_signatures == []
+    assert graph_misses(runner) == {}

@@ -230,6 +230,7 @@ class SeamlessStages:
         another rate, (row, rate) each (``ModelInput.renditions``): vocoder rows after the others
         from the same units, and the result's units follow them."""
         units = self.units(enc, mask, sequences, audio_s, text_input=text_input, text_states=text_states, tokens=tokens)
+        rated: dict[str, Any] = {}
         if again:
             rows = len(langs)
             pick = [*range(rows), *(row for row, _ in again)]
@@ -242,9 +243,11 @@ class SeamlessStages:
             langs, speakers = [langs[i] for i in pick], [speakers[i] for i in pick]
             speeds = [*(speeds or [1.0] * rows), *(rate for _, rate in again)]
             fits = None if fits is None else [*fits, *[None] * len(again)]
+            rated["max_rows"] = rows  # groups no larger than the text rows': shapes the warm-up met
         # every row at the model's own rate: the call as it was before rates (``at_rate`` is the
         # identity at 1), so a caller that wraps ``vocode`` sees the same four arguments
-        rated: dict[str, Any] = {} if speeds is None or all(s == 1.0 for s in speeds) else {"speeds": speeds}
+        if speeds is not None and any(s != 1.0 for s in speeds):
+            rated["speeds"] = speeds
         if fits is not None and any(f is not None for f in fits):
             rated["fits"] = fits
         return Speech(units, self.vocode(units.units, units.counts, langs, speakers, **rated))
@@ -290,6 +293,7 @@ class SeamlessStages:
         speakers: Sequence[int],
         speeds: Sequence[float] | None = None,
         fits: Sequence[SpeechFit | None] | None = None,
+        max_rows: int | None = None,
     ) -> Vocoded:
         """One waveform per row of vocoder units (``units``' layout), in the row's language and
         voice, at the row's speaking rate (``speeds``, issue 90; None: the model's own), and each
@@ -297,7 +301,9 @@ class SeamlessStages:
         speech in (``ModelInput.fit``: the rate chosen on the device; None: its speed)."""
         frames = None if self.forced is None else self.forced.frames_per_unit
         lang_ids = [self._vocoder_lang_ids[lang] for lang in langs]
-        return self._vocoder(units, unit_lens, lang_ids, speakers, unit_frames=frames, speeds=speeds, fits=fits)
+        return self._vocoder(
+            units, unit_lens, lang_ids, speakers, unit_frames=frames, speeds=speeds, fits=fits, max_rows=max_rows
+        )
 
     def warm_speech(
         self,

@@ -150,12 +150,15 @@ class MaskedVocoder:
         unit_frames: int | None = None,
         speeds: Sequence[float] | None = None,
         fits: Sequence[SpeechFit | None] | None = None,
+        max_rows: int | None = None,
     ) -> Vocoded:
         """``units``: (rows, T) unit ids (padded with the pad id), ``unit_lens`` each row's own
         count; one waveform and one frames-per-unit array per row. ``unit_frames``: every unit
         that many frames instead of the predicted durations (benchmark mode, model/stages/forced.py).
         ``speeds``: each row's speaking rate (``at_rate``); None: every row at 1. ``fits``: each
         row's time to fit its speech in (``fitted``; None, or a None row: its speed).
+        ``max_rows``: the most rows a group may hold (a call with more rows than its batch's text
+        rows, renditions, keeps to the row buckets and row-seconds the warm-up captured).
 
         Batched, rows are grouped by length so that a group's padded size stays within
         ``max_padding`` of its real size (HiFi-GAN's cost is per output sample, padding included;
@@ -171,6 +174,8 @@ class MaskedVocoder:
         rates: list[float] = [1.0] * len(unit_lens)
         if self.batched:
             groups = _length_groups(unit_lens, self.max_padding)
+            if max_rows is not None:  # in length order: each part's rows stay alike
+                groups = [g[i : i + max_rows] for g in groups for i in range(0, len(g), max_rows)]
         else:
             groups = [[r] for r in range(len(unit_lens))]
         started = []
