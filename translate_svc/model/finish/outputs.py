@@ -74,8 +74,8 @@ def finish(
     ]  # fmt: skip
     waves: dict[int, np.ndarray] = {}
     rates: dict[int, float] = {}  # each spoken row's rate as made (its speed, or its fit's choice)
-    # renditions (a row's speech again at another rate): (row, rate) -> waveform, words
-    again_waves: dict[tuple[int, float], np.ndarray] = {}
+    # renditions (a row's speech again at another rate): row -> (rate, waveform) each; (row, rate) -> words
+    again_waves: dict[int, list[tuple[float, np.ndarray]]] = {}
     again_words: dict[tuple[int, float], tuple[WordTiming, ...]] = {}
     # each row's chosen tokens' log-probabilities (confidence, issue 72): none where not kept
     token_lps = decoded.logprobs or tuple(() for _ in rows)
@@ -116,21 +116,22 @@ def finish(
         waves.update(zip(group, out.waves[:n], strict=True))
         if out.vocoded.rates:  # (a vocoder stand-in in a test may not tell them)
             rates.update(zip(group, out.vocoded.rates[:n], strict=True))
-        spoken: list[tuple[int, float | None]] = [(r, None) for r in group]
-        spoken += [(group[i], rate) for i, rate in again]
-        again_waves.update(((group[i], rate), w) for (i, rate), w in zip(again, out.waves[n:], strict=True))
+        for (i, rate), w in zip(again, out.waves[n:], strict=True):
+            again_waves.setdefault(group[i], []).append((rate, w))
         if timed:
-            if again:
+            spoken: list[tuple[int, float | None]] = [(r, None) for r in group]
+            spoken += [(group[i], rate) for i, rate in again]
+            if again:  # the text rows in the speech's order (``SeamlessStages.speech``'s ``again``)
                 seqs = seqs.index_select(0, upload([*range(n), *(i for i, _ in again)], torch.long, stages.device))
             timing = timer().speech(seqs, out.waves, out.units.char_durations, out.vocoded.frames)
-            for (r, rate), w in zip(spoken, timing, strict=True):
+            for (r, at), timed_words in zip(spoken, timing, strict=True):
                 scored = scored_words(
-                    timer(), _padded(host[r], width, pad), _kept(token_lps[r], drops.get(r)), w, timed=True
+                    timer(), _padded(host[r], width, pad), _kept(token_lps[r], drops.get(r)), timed_words, timed=True
                 )
-                if rate is None:
+                if at is None:
                     words[r] = scored
                 else:
-                    again_words[(r, rate)] = scored
+                    again_words[(r, at)] = scored
     speech_ms = (time.perf_counter() - t_speech) * 1000 if speech_rows else 0.0
     timed_heard = [r for r, row in enumerate(plan.rows) if inputs[row.item].words and row.transcript and not text_input]
     if timed_heard:
@@ -182,8 +183,8 @@ def finish(
                 renditions=tuple(
                     Rendition(row.language, rate, wave, again_words.get((r, rate), ()))
                     for r, row in mine
-                    for (rr, rate), wave in again_waves.items()
-                    if rr == r and row.target
+                    if row.target
+                    for rate, wave in again_waves.get(r, ())
                 ),
             )
         )

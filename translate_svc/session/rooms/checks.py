@@ -1,5 +1,6 @@
 """What a room asks of its parties before anything is held (``registry.py``, the drivers, the
-doors): a room's name, a participant's id, and a speaking stream's config. Pure: no state.
+doors): a room's name, a participant's id, a speaking stream's config and a listener's speaking
+rate. Pure: no state.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import re
 
 from translate_svc.errors import InvalidInput, shown
 from translate_svc.session.events import StreamConfig
+from translate_svc.types import check_speed
 
 #: a room's name: part of a URL (``/listen/<room>``) and of a metrics-free log line
 ROOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -42,3 +44,15 @@ def check_participant(participant: str) -> None:
         raise InvalidInput(
             "participant is not valid: use at most 64 letters, digits, '.', '_', ':', '@' or '-' (or none)"
         )
+
+
+def rate_of(speed: float | None) -> float | None:
+    """A listener's speaking rate: none, or one in ``SPEED_MIN``..``SPEED_MAX`` (INVALID_ARGUMENT),
+    to 6 decimals (a float32 from the wire, 1.100000023..., is the 1.1 its client wrote: listeners
+    at one rate share its rendition whichever door they came through)."""
+    if speed is None:
+        return None
+    try:
+        return round(check_speed(speed, "speed"), 6)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None

@@ -30,7 +30,7 @@ from translate_svc.errors import (
 from translate_svc.observability import metrics
 from translate_svc.session.events import Draining
 from translate_svc.session.rooms.backlog import Backlogs
-from translate_svc.session.rooms.checks import check_participant, check_room_name
+from translate_svc.session.rooms.checks import check_participant, check_room_name, rate_of
 from translate_svc.session.rooms.config import RoomConfig
 from translate_svc.session.rooms.herald import RoomHerald
 from translate_svc.session.rooms.link import RoomLink
@@ -38,7 +38,7 @@ from translate_svc.session.rooms.listener import Listener, ListenStarted
 from translate_svc.session.rooms.room import Renditions, Room, Speaker
 from translate_svc.session.tenants.counters import UNCAPPED, Counters, Held
 from translate_svc.session.tenants.tenant import RoomRights, Tenant
-from translate_svc.types import ModelCard, check_speed
+from translate_svc.types import ModelCard
 from translate_svc.webhooks.events import NO_EVENTS, EventSink
 
 logger = logging.getLogger(__name__)
@@ -526,18 +526,6 @@ class RoomRegistry:
 
 _SETTING = {"rooms": "rooms.max_rooms", "listeners": "rooms.max_listeners"}
 _WHAT = {"rooms": "open rooms", "listeners": "room listeners", "room_speakers": "room speakers"}
-
-
-def rate_of(speed: float | None) -> float | None:
-    """A listener's speaking rate: none, or one in ``SPEED_MIN``..``SPEED_MAX`` (INVALID_ARGUMENT),
-    to 6 decimals (a float32 from the wire, 1.100000023..., is the 1.1 its client wrote: listeners
-    at one rate share its rendition whichever door they came through)."""
-    if speed is None:
-        return None
-    try:
-        return round(check_speed(speed, "speed"), 6)
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
 
 
 def _resync_quietly(speaker: Speaker) -> None:
