@@ -684,6 +684,11 @@ class JobsStub(object):
                 request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.GetJobResultsRequest.SerializeToString,
                 response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.JobResultsChunk.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/translate_svc.api.v1.Jobs/ListJobs',
+                request_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
 
 
 class JobsServicer(object):
@@ -732,6 +737,15 @@ class JobsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobs(self, request, context):
+        """The caller's tenant's jobs (another tenant's are never listed), newest first, a page at a
+        time: at most page_size (default 50, at most 200); next_page_token, given back as page_token,
+        continues after the page's last job (empty: no more).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -759,6 +773,11 @@ def add_JobsServicer_to_server(servicer, server):
                     servicer.GetJobResults,
                     request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.GetJobResultsRequest.FromString,
                     response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.JobResultsChunk.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListJobsRequest.FromString,
+                    response_serializer=translate__svc_dot_api_dot_v1_dot_translate__pb2.ListJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -899,6 +918,33 @@ class Jobs(object):
             '/translate_svc.api.v1.Jobs/GetJobResults',
             translate__svc_dot_api_dot_v1_dot_translate__pb2.GetJobResultsRequest.SerializeToString,
             translate__svc_dot_api_dot_v1_dot_translate__pb2.JobResultsChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/translate_svc.api.v1.Jobs/ListJobs',
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.ListJobsRequest.SerializeToString,
+            translate__svc_dot_api_dot_v1_dot_translate__pb2.ListJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,
