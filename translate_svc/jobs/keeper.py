@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from translate_svc.cluster.choose import redis_location
+from translate_svc.jobs.listing import JobCursor
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
 from translate_svc.jobs.store import JobStore, ResumePoint
 from translate_svc.settings import Settings
@@ -65,6 +66,8 @@ class JobKeeper(Protocol):
     async def kept_bytes(self, tenant: str) -> int: ...
 
     async def get(self, job_id: str, tenant: str | None = None) -> JobStatus: ...
+
+    async def list_jobs(self, tenant: str, limit: int, after: JobCursor | None = None) -> list[JobStatus]: ...
 
     async def claim(self, owner: str, now: float, lease_s: float, limit: int, *, fetch: bool = False) -> list[str]: ...
 

@@ -136,6 +136,7 @@ end
 redis.call('HSET', p .. 'job:' .. tenant .. ':' .. id, unpack(ARGV, 7))
 redis.call('HSET', p .. 'jobs:tenant', id, tenant)
 redis.call('SADD', open, id)
+redis.call('ZADD', p .. 'jobs-made:' .. tenant, redis.call('HGET', p .. 'job:' .. tenant .. ':' .. id, 'created'), id)
 if ARGV[6] ~= '' then redis.call('ZADD', live, ARGV[6], id) end
 return {0}
 """
@@ -227,7 +228,9 @@ DROP_AUDIO = (
     + """
 local key, tenant = jkey(ARGV[2])
 if not key or redis.call('EXISTS', key) == 0 then return 0 end
-add_kept(key, tenant, -math.min(tonumber(ARGV[3]), tonumber(redis.call('HGET', key, 'kept') or '0')))
+-- (nothing kept: no change; a Lua -0 would reach Redis as '-0', which HINCRBY refuses)
+local n = math.min(tonumber(ARGV[3]), tonumber(redis.call('HGET', key, 'kept') or '0'))
+if n > 0 then add_kept(key, tenant, -n) end
 return 1
 """
 )
@@ -243,6 +246,7 @@ if key then
   if kept > 0 then redis.call('DECRBY', kept_key(tenant), kept) end
   redis.call('DEL', key, p .. 'job-segments:' .. tenant .. ':' .. id)
   redis.call('SREM', p .. 'jobs-open:' .. tenant, id)
+  redis.call('ZREM', p .. 'jobs-made:' .. tenant, id)
 end
 redis.call('HDEL', p .. 'jobs:tenant', id)
 redis.call('ZREM', live, id)

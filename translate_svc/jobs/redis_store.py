@@ -1,7 +1,8 @@
 """The jobs of several pods in Redis (``cluster.redis_url``; ``keeper.py`` picks it): each job's
 state and lease in a hash (``translate-svc:job:<tenant>:<id>``), its finished segments in a list
 (``translate-svc:job-segments:<tenant>:<id>``, one JSON per segment, in order), a tenant's jobs not
-finished in a set (``translate-svc:jobs-open:<tenant>``: its caps), the bytes its jobs keep
+finished in a set (``translate-svc:jobs-open:<tenant>``: its caps), all its jobs by creation
+time (``translate-svc:jobs-made:<tenant>``: its listing, ``listing.py``), the bytes its jobs keep
 (``translate-svc:jobs-kept:<tenant>``), the tenants by when a claim last served them
 (``translate-svc:jobs:served:<stage>``), and three indexes:
 ``translate-svc:jobs:tenant`` (id -> tenant), ``translate-svc:jobs:live`` (the jobs queued or
@@ -36,6 +37,7 @@ from redis.exceptions import RedisError
 
 from translate_svc.errors import Conflict, NotFound
 from translate_svc.jobs import redis_lua as lua
+from translate_svc.jobs.listing import JobCursor
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
 from translate_svc.jobs.store import LeaseLost, ResumePoint, StoreLost, TenantFull, check_part, new_job_id
 from translate_svc.jobs.tracks import JobFiles
@@ -118,6 +120,28 @@ class RedisJobs(JobFiles):
     async def start(self) -> None:
         await self._run(self._client.ping())
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        await self._index_made()
+
+    async def _index_made(self) -> None:
+        """Jobs made before their tenants' listings were kept (``jobs-made:<tenant>``) joined to
+        them once, by the first pod that starts (each add is idempotent: two at once are harmless)."""
+        if not await self._run(self._client.set(f"{self.prefix}jobs:made-indexed", "1", nx=True)):
+            return
+        cursor: Any = 0
+        while True:
+            got: Any = await self._run(self._client.hscan(f"{self.prefix}jobs:tenant", cursor, count=256))
+            cursor, page = got[0], [(str(i), str(t)) for i, t in got[1].items()]
+            pipe = self._client.pipeline(transaction=False)
+            for job_id, tenant in page:
+                pipe.hget(self._key(tenant, job_id), "created")
+            made = await self._run(pipe.execute()) if page else []
+            pipe = self._client.pipeline(transaction=False)
+            for (job_id, tenant), created in zip(page, made, strict=True):
+                if created is not None:
+                    pipe.zadd(f"{self.prefix}jobs-made:{tenant}", {job_id: float(created)})
+            await self._run(pipe.execute())
+            if not int(cursor):
+                return
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -167,6 +191,34 @@ class RedisJobs(JobFiles):
         if not row:
             raise _missing(job_id)
         return _status(job_id, row)
+
+    async def list_jobs(self, tenant: str, limit: int, after: JobCursor | None = None) -> list[JobStatus]:
+        """As ``JobStore.list_jobs``: the tenant's jobs by creation (``jobs-made:<tenant>``: ties in
+        reverse id order, as SQLite's), newest first, after ``after``; a job deleted meanwhile is
+        left out (and its entry dropped)."""
+        key = f"{self.prefix}jobs-made:{tenant}"
+        top = "+inf" if after is None else repr(after.created)
+        out: list[JobStatus] = []
+        offset = 0
+        while len(out) < limit:
+            want = limit - len(out) + 1
+            got: Any = await self._run(
+                self._client.zrevrangebyscore(key, top, "-inf", start=offset, num=want, withscores=True)
+            )
+            offset += len(got)
+            ids = [str(m) for m, score in got if after is None or after.before(float(score), str(m))]
+            pipe = self._client.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hgetall(self._key(tenant, job_id))
+            rows = await self._run(pipe.execute()) if ids else []
+            gone = [job_id for job_id, row in zip(ids, rows, strict=True) if not row]
+            out += [_status(job_id, row) for job_id, row in zip(ids, rows, strict=True) if row]
+            if gone:
+                await self._run(self._client.zrem(key, *gone))
+                offset -= len(gone)
+            if len(got) < want:
+                break
+        return out[:limit]
 
     # -- leases -----------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from translate_svc.errors import Conflict, InvalidInput, NotFound, NotReady
+from translate_svc.jobs.listing import SQL_PAGE, JobCursor
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
 from translate_svc.jobs.tracks import TRACK_WIDTH, JobFiles
 from translate_svc.jobs.voices import with_speaker
@@ -52,6 +53,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   audio_s REAL NOT NULL DEFAULT 0, owner TEXT NOT NULL DEFAULT '', lease REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, state);
+CREATE INDEX IF NOT EXISTS jobs_by_age ON jobs (tenant, created, id);
 CREATE TABLE IF NOT EXISTS segments (
   job_id TEXT NOT NULL, seq INTEGER NOT NULL, end_ms INTEGER NOT NULL, result TEXT NOT NULL,
   tracks TEXT NOT NULL, PRIMARY KEY (job_id, seq)
@@ -200,6 +202,13 @@ class JobStore(JobFiles):
         if row is None or (tenant is not None and row[1] != tenant):
             raise NotFound(f"no job {job_id[:40]!r} of this tenant: it never was, or its results expired")
         return _status(row)
+
+    async def list_jobs(self, tenant: str, limit: int, after: JobCursor | None = None) -> list[JobStatus]:
+        """Up to ``limit`` of the tenant's jobs, newest first, older than ``after`` (``listing.py``)."""
+        cursor = after or JobCursor(float("inf"), "")
+        sql = SQL_PAGE.format(columns=_COLUMNS)
+        args = (tenant, cursor.created, cursor.created, cursor.job_id, limit)
+        return await self._run(lambda: [_status(row) for row in self.db.execute(sql, args).fetchall()])
 
     # -- leases: which process runs a job ---------------------------------------------------------
 

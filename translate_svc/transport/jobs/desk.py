@@ -5,7 +5,8 @@ a job's spec checked against the model and the limits, its creation under the te
 87), its audio received in parts (each a file, received whole before it is appended) and queued
 once whole and checked, or, with an https URL the fetch rules take, queued at once with its URL
 (the worker's fetch stage fetches it: ``jobs/intake.py``), its status, cancel, deletion and
-results. Every refusal is a ``ServiceError`` naming what to change. Event loop only."""
+results, and the tenant's jobs a page at a time. Every refusal is a ``ServiceError`` naming what to
+change. Event loop only."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from translate_svc.errors import Conflict, InvalidInput
 from translate_svc.jobs.intake import check_url, job_caps, over_cap
+from translate_svc.jobs.listing import JobCursor, JobPage, page_size, paged
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
 from translate_svc.jobs.reader import probe_upload
 from translate_svc.jobs.store import TenantFull
@@ -138,6 +140,12 @@ class JobDesk:
             job = await self.jobs.wait(job.job_id, min(MAX_WAIT_S, wait_s))
         return job
 
+    async def list(self, tenant: Tenant, limit: int | None, page_token: str) -> JobPage:
+        """A page of the tenant's jobs, newest first (``jobs/listing.py``): ``limit`` of them
+        (None or 0: the default), after the page ``page_token`` ended (empty: the newest)."""
+        size, after = page_size(limit), JobCursor.parse(page_token)
+        return paged(await self.jobs.store.list_jobs(tenant.name, size + 1, after), size)
+
     async def uploading(self, tenant: Tenant, job_id: str, offset: int) -> JobStatus:
         """The job a part at ``offset`` is for, before the part is received: still uploading, and
         the part starts where the upload ends (else Conflict: nothing is read)."""
@@ -157,7 +165,9 @@ class JobDesk:
 
     async def part(self, tenant: Tenant, job: JobStatus, offset: int, part: Path) -> int:
         """One part of an upload (the file ``part``, received whole) at ``offset``: appended where
-        the upload ends (else Conflict, nothing written), within the tenant's bytes."""
+        the upload ends (else Conflict, nothing written), within the tenant's bytes. A part that
+        takes the upload over ``jobs.max_upload_bytes`` or the tenant's jobs over their bytes
+        fails the job as it is refused: it can never be completed, and it frees its slot now."""
         jobs = self.jobs
         caps = job_caps(jobs.settings, tenant)
         expires = time.time() + jobs.settings.upload_timeout_s
@@ -166,7 +176,12 @@ class JobDesk:
                 job, offset, part, jobs.settings.max_upload_bytes, expires, max_bytes=caps.bytes
             )
         except TenantFull as e:
-            raise over_cap(e, caps) from None
+            refused = over_cap(e, caps)
+            await jobs.fail_upload(job.job_id, refused)
+            raise refused from None
+        except InvalidInput as e:  # over the upload's limit (check_part)
+            await jobs.fail_upload(job.job_id, e)
+            raise
         except FileNotFoundError:  # the job ended while its part came: what it kept was deleted
             raise Conflict("the job is no longer uploading (cancelled?): its part was not kept") from None
 

@@ -6,7 +6,8 @@ which must come within ``limits.request_read_timeout_s``; ``UploadJobAudio``'s m
 ``jobs.part_timeout_s`` of the last, each at most ``jobs.max_part_bytes`` of audio, each written to
 a file before it is appended. A call that holds on (``GetJob`` with ``wait_ms``, ``UploadJobAudio``,
 ``GetJobResults``) is also one of its tenant's ``limits.http_max_held_requests_per_tenant``, as on
-the HTTP port. ``GetJobResults`` with ``JOB_RESULTS_VIDEO`` sends a done video job's dubbed video
+the HTTP port. ``ListJobs`` pages the caller's tenant's jobs as ``GET /v1/jobs`` does.
+``GetJobResults`` with ``JOB_RESULTS_VIDEO`` sends a done video job's dubbed video
 (issue 90), made as ``GET /v1/jobs/{id}/video`` makes it.
 """
 
@@ -45,7 +46,7 @@ from translate_svc.transport.tokens import Permission, TokenStore
 M = TypeVar("M", bound=Message)
 
 SERVICE = pb.DESCRIPTOR.services_by_name["Jobs"].full_name
-METHODS = ("CreateJob", "UploadJobAudio", "GetJob", "CancelJob", "GetJobResults")
+METHODS = ("CreateJob", "UploadJobAudio", "GetJob", "CancelJob", "GetJobResults", "ListJobs")
 METHOD_PERMISSIONS: Mapping[str, Permission] = {f"/{SERVICE}/{m}": Permission.JOBS for m in METHODS}
 SMALL = 64 * 1024
 _STATES = {s: pb.JobState.Value(f"JOB_{s.name}") for s in JobState}
@@ -105,6 +106,7 @@ class JobsDoor:
                     "UploadJobAudio": unary(self.UploadJobAudio, response_serializer=job),
                     "GetJob": unary(self.GetJob, response_serializer=job),
                     "CancelJob": unary(self.CancelJob, response_serializer=job),
+                    "ListJobs": unary(self.ListJobs, response_serializer=pb.ListJobsResponse.SerializeToString),
                     "GetJobResults": grpc.stream_stream_rpc_method_handler(
                         self.GetJobResults, response_serializer=pb.JobResultsChunk.SerializeToString
                     ),
@@ -205,6 +207,14 @@ class JobsDoor:
             return job_to_pb(await self.desk.cancel(tenant, msg.job_id))
 
         return await self._serve(raw, pb.CancelJobRequest, answer)
+
+    @_unary
+    async def ListJobs(self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
+        async def answer(tenant: Tenant, msg: pb.ListJobsRequest) -> Message:
+            page = await self.desk.list(tenant, msg.page_size, msg.page_token)
+            return pb.ListJobsResponse(jobs=[job_to_pb(job) for job in page.jobs], next_page_token=page.next_token)
+
+        return await self._serve(raw, pb.ListJobsRequest, answer)
 
     async def GetJobResults(
         self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]

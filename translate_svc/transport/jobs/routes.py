@@ -10,6 +10,8 @@
   neither: where the upload ends), at most ``jobs.max_part_bytes``; a part that does not start
   where the upload ends is 409 (GET the job: ``received_bytes``), so a lost answer is safe to retry;
 - ``POST /v1/jobs/{id}/complete``: the upload is whole: its audio is checked and the job queued (202);
+- ``GET /v1/jobs`` (``?limit=N``, 1..200, default 50; ``?page_token=``, or ``after=``: the last
+  page's ``next_page_token``): the tenant's jobs, newest first, a page at a time (``jobs/listing.py``);
 - ``GET /v1/jobs/{id}`` (``?wait=S``: until it ends, at most 60 s): its state and progress;
 - ``POST /v1/jobs/{id}/cancel``; ``DELETE /v1/jobs/{id}``: the job and what it keeps;
 - ``GET /v1/jobs/{id}/results`` (``?format=json`` (default), ``srt`` or ``vtt`` with ``language=``);
@@ -73,6 +75,7 @@ class JobRoutes:
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_post(PATH, self._admitted("jobs.create", self._create))
+        router.add_get(PATH, self._admitted("jobs.list", self._list))
         router.add_put(PATH + "/{id}/audio", self._admitted("jobs.upload", self._part, held=lambda r: True))
         router.add_post(PATH + "/{id}/complete", self._admitted("jobs.complete", self._complete))
         router.add_get(PATH + "/{id}", self._admitted("jobs.get", self._status, held=_long_poll))
@@ -171,6 +174,10 @@ class JobRoutes:
         job = await self.desk.complete(caller.tenant, request.match_info["id"])
         return web.json_response(job.to_json(), status=202)
 
+    async def _list(self, request: web.Request, caller: Caller) -> web.StreamResponse:
+        page = await self.desk.list(caller.tenant, _limit(request), _page_token(request))
+        return web.json_response({"jobs": [job.to_json() for job in page.jobs], "next_page_token": page.next_token})
+
     async def _status(self, request: web.Request, caller: Caller) -> web.StreamResponse:
         job = await self.desk.get(caller.tenant, request.match_info["id"], _wait_s(request))
         return web.json_response(job.to_json())
@@ -233,6 +240,23 @@ def _wait_s(request: web.Request) -> float:
         return max(0.0, float(request.query.get("wait", "0")))
     except ValueError:
         raise InvalidInput("wait: seconds to wait for the job to end (at most 60)") from None
+
+
+def _limit(request: web.Request) -> int | None:
+    limit = request.query.get("limit")
+    if limit is None:
+        return None
+    if not limit.isdigit() or len(limit) > 6:
+        raise InvalidInput("limit: how many jobs a page holds (a whole number, 1..200)")
+    return int(limit)
+
+
+def _page_token(request: web.Request) -> str:
+    """The page to continue after: ``page_token`` or ``after`` (the same; not two different ones)."""
+    token, after = request.query.get("page_token", ""), request.query.get("after", "")
+    if token and after and token != after:
+        raise InvalidInput("page_token and after name the same cursor: send one of them")
+    return token or after
 
 
 def _unlink(path: Any) -> None:

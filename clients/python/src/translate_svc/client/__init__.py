@@ -38,7 +38,7 @@ from translate_svc.client.errors import (
     TranslateError,
 )
 from translate_svc.client.glossary_types import Glossary, GlossaryEntry
-from translate_svc.client.job_types import Job, JobState
+from translate_svc.client.job_types import Job, JobList, JobState
 from translate_svc.client.room_types import (
     ListenDropped,
     ListenEnd,
@@ -97,6 +97,7 @@ __all__ = [
     "GlossaryEntry",
     "Interim",
     "Job",
+    "JobList",
     "JobState",
     "Language",
     "Languages",

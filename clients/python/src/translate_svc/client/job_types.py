@@ -36,3 +36,12 @@ class Job:
     expires_at: float
     source_language: str
     targets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JobList:
+    """A page of the caller's tenant's jobs, newest first (``list_jobs``); ``next_page_token``:
+    give it back for the next page (empty: this page is the last)."""
+
+    jobs: tuple[Job, ...]
+    next_page_token: str

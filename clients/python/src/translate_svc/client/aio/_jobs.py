@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.client.job_types import Job, JobState
+from translate_svc.client.job_types import Job, JobList, JobState
 
 #: the ``Jobs`` service's stub, for ``_unary``
 SERVICE = "Jobs"
@@ -67,8 +67,8 @@ def _parts(
 
 
 class JobCalls:
-    """``submit_job``, ``get_job``, ``cancel_job``, ``job_results``, ``save_job_results`` and
-    ``save_job_video``.
+    """``submit_job``, ``get_job``, ``cancel_job``, ``list_jobs``, ``job_results``,
+    ``save_job_results`` and ``save_job_video``.
     Another tenant's job is NOT_FOUND (``TranslateError``)."""
 
     if TYPE_CHECKING:  # AsyncTranslateClient's
@@ -110,6 +110,7 @@ class JobCalls:
         timeout_s: float | None = None,
         speed: float = 1.0,
         fit: bool | tuple[float, float] = False,
+        on_created: Callable[[Job], None] | None = None,
     ) -> Job:
         """A new job of an audio file (WAV, FLAC, OGG, MP3) or a video (MP4, MOV, WebM, MKV: its
         first audio stream is translated, and once done its dubbed video is ``save_job_video``'s),
@@ -118,7 +119,8 @@ class JobCalls:
         speaking rate, 0.5..2.0 (``OutputOptions.speed``). ``fit``: dubbing to the source's clock
         (docs/api.md "Speech fitted to the source"): each segment's speech at the rate that fits it
         before the next segment, within the server's bound (True) or ``(slowest, fastest)``; not
-        with ``speed``."""
+        with ``speed``. ``on_created``: the job as soon as it exists, before its upload (its id,
+        to cancel it should the upload be refused or given up: ``cancel_job``)."""
         if (audio is None) == (url is None):
             raise ValueError("give an audio file or url=, one of them")
         request = pb.CreateJobRequest(
@@ -136,6 +138,8 @@ class JobCalls:
             if fit is not True:
                 request.fit.slowest, request.fit.fastest = fit
         job = job_of(await self._job_call("CreateJob", request, timeout_s))
+        if on_created is not None:
+            on_created(job)
         if audio is None:
             return job
         path = Path(audio)
@@ -163,6 +167,14 @@ class JobCalls:
 
     async def cancel_job(self, job_id: str, *, timeout_s: float | None = None) -> Job:
         return job_of(await self._job_call("CancelJob", pb.CancelJobRequest(job_id=job_id), timeout_s))
+
+    async def list_jobs(self, *, page_size: int = 0, page_token: str = "", timeout_s: float | None = None) -> JobList:
+        """A page of the caller's tenant's jobs, newest first: ``page_size`` of them (0: the
+        server's default, 50; at most 200), after the page whose ``next_page_token`` is
+        ``page_token`` (empty: the newest)."""
+        request = pb.ListJobsRequest(page_size=page_size, page_token=page_token)
+        got = await self._job_call("ListJobs", request, timeout_s)
+        return JobList(tuple(job_of(j) for j in got.jobs), got.next_page_token)
 
     async def job_result_chunks(
         self, job_id: str, format: str = "json", language: str = "", *, video: pb.VideoOptions | None = None
