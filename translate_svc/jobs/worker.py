@@ -280,6 +280,16 @@ class JobWorker:
             self._signal(job.job_id)
         return await self.store.get(job.job_id)
 
+    async def fail_upload(self, job_id: str, cause: ServiceError) -> None:
+        """An upload that can no longer be completed (a part over the upload's limit, or over the
+        bytes its tenant's jobs may keep) fails with the refusal's words: its slot and the bytes
+        its parts hold are freed at once, not when the abandoned upload expires. (A store that
+        does not answer leaves it to expire: the refusal still goes out.)"""
+        try:
+            await self._end(job_id, JobState.FAILED, cause.message, cause, from_state=JobState.UPLOADING)
+        except ServiceError as e:
+            logger.warning("jobs: job %s's refused upload left to expire: %s", job_id, e.message)
+
     def _retention(self, tenant: str) -> float:
         kept = self.retention_of(tenant)
         return kept if kept is not None and kept > 0 else self.settings.retention_s

@@ -3,8 +3,10 @@
 (bars: the upload, the job's progress, the download), then writes the dubbed video: the same
 container, its video untouched, a dubbed audio track and a subtitle track per language, each
 segment's speech fitted to its place on the source's clock (``--fit``, the default) or at one rate
-(``--no-fit --speed``). The job
-stays on the server for its retention (its id is printed): ``job fetch`` takes its other results."""
+(``--no-fit --speed``). The job's id is printed as soon as it exists; the job stays on the server
+for its retention: ``job fetch`` takes its other results. A job this command gives up on before it
+is done (its upload or ``complete`` refused, the job failed, Ctrl-C) is cancelled, so it frees its
+tenant's job slot at once."""
 
 from __future__ import annotations
 
@@ -16,10 +18,10 @@ import typer
 
 from translate_svc.client_cli.common import EXIT_FAILED, EXIT_OK, CliError, out, run_client
 from translate_svc.client_cli.flags import ConnectionFlags, TimeoutOpt, flag_groups
-from translate_svc.client_cli.jobs import _bars, _follow
+from translate_svc.client_cli.jobs import _bars, _follow, cancel_made
 
 if TYPE_CHECKING:
-    from translate_svc.client import AsyncTranslateClient
+    from translate_svc.client import AsyncTranslateClient, Job
 
 HELP = (
     "Dub a video (MP4, MOV, WebM, MKV) into one or more languages as a background job: its video is kept as it "
@@ -81,17 +83,29 @@ def dub(
             )
 
     async def work(client: AsyncTranslateClient) -> int:
+        made: list[Job] = []
+
+        def created(job: Job) -> None:
+            made.append(job)
+            out.print(f"job {job.id}")
+
         with _bars() as bars:
             sent = bars.add_task("upload", total=file.stat().st_size)
-            job = await client.submit_job(
-                file,
-                targets=targets,
-                source=source,
-                speed=speed,
-                fit=fit,
-                on_sent=lambda n: bars.update(sent, completed=n),
-            )
-            job = await _follow(client, job, bars)
+            try:
+                job = await client.submit_job(
+                    file,
+                    targets=targets,
+                    source=source,
+                    speed=speed,
+                    fit=fit,
+                    on_sent=lambda n: bars.update(sent, completed=n),
+                    on_created=created,
+                )
+                job = await _follow(client, job, bars)
+            except BaseException:  # refused, or given up (Ctrl-C): the job frees its slot
+                if made:
+                    await cancel_made(client, made[0].id)
+                raise
             if job.state.value != "done":
                 detail = f": {job.error}" if job.error else ""
                 out.print(f"job {job.id} {job.state.value}{detail}")

@@ -1,8 +1,10 @@
 """The ``job`` commands: hours of audio translated in the background by the server (its ``Jobs``
 service; the token needs the ``translate`` permission), on the SDK: ``submit FILE`` (or ``--url``;
 the upload and, with ``--wait``, the job's progress as bars), ``status ID`` (``--wait``: until it
-ends, with a bar) and ``fetch ID`` (its segments as JSON, subtitles of a language, or a target's
-dubbed track). A job lives on the server that took it: use one ``--server``."""
+ends, with a bar), ``fetch ID`` (its segments as JSON, subtitles of a language, or a target's
+dubbed track), ``list`` (the tenant's jobs, newest first) and ``cancel ID``. A job whose upload is
+refused or given up (Ctrl-C) is cancelled, so it frees its slot at once. A job lives on the server
+that took it: use one ``--server``."""
 
 from __future__ import annotations
 
@@ -68,6 +70,22 @@ def _bars() -> Progress:
     )
 
 
+#: how long a job's cancel may take when the command gives up on it
+CANCEL_TIMEOUT_S = 10.0
+
+
+async def cancel_made(client: AsyncTranslateClient, job_id: str) -> None:
+    """A job the command made and gives up on (its upload or ``complete`` refused, Ctrl-C):
+    cancelled, so it frees its tenant's job slot now rather than when the abandoned upload
+    expires; a cancel that fails is said, never raised over the failure that caused it."""
+    try:
+        job = await client.cancel_job(job_id, timeout_s=CANCEL_TIMEOUT_S)
+    except Exception as e:  # the first failure is the one the command reports
+        err.print(f"job {job_id} was not cancelled ({e}): cancel it with translate-svc job cancel {job_id}")
+        return
+    err.print(f"job {job_id} {job.state.value}")
+
+
 async def _follow(client: AsyncTranslateClient, job: Job, bars: Progress) -> Job:
     """Until the job ends, its progress as a bar."""
     task = bars.add_task(f"job {job.id}", total=1.0)
@@ -104,18 +122,25 @@ def submit(
     targets = [t for t in to.split(",") if t]
 
     async def work(client: AsyncTranslateClient) -> Job:
+        made: list[Job] = []
         with _bars() as bars:
             sent = None
             if file is not None:
                 sent = bars.add_task("upload", total=file.stat().st_size)
-            job = await client.submit_job(
-                file,
-                url=url or None,
-                targets=targets,
-                source=source,
-                speech=not no_speech,
-                on_sent=(lambda n: bars.update(sent, completed=n)) if sent is not None else None,
-            )
+            try:
+                job = await client.submit_job(
+                    file,
+                    url=url or None,
+                    targets=targets,
+                    source=source,
+                    speech=not no_speech,
+                    on_sent=(lambda n: bars.update(sent, completed=n)) if sent is not None else None,
+                    on_created=made.append,
+                )
+            except BaseException:  # the upload or its completion refused, or given up (Ctrl-C)
+                if made:
+                    await cancel_made(client, made[0].id)
+                raise
             if wait:
                 job = await _follow(client, job, bars)
         return job
@@ -142,6 +167,53 @@ def status(
         return job
 
     run_client(lambda: _said(_call(conn, timeout, work), as_json), conn.server)
+
+
+@app.command("list")
+@flag_groups
+def list_jobs(
+    limit: Annotated[int, typer.Option("--limit", help="jobs a page, 1..200")] = 50,
+    page_token: Annotated[str, typer.Option("--page-token", help="the page after this one (what list printed)")] = "",
+    as_json: JsonOpt = False,
+    *,
+    conn: ConnectionFlags,
+    timeout: TimeoutOpt = 30.0,
+) -> None:
+    """The tenant's jobs, newest first, a page at a time (--page-token: the next page)."""
+
+    async def work(client: AsyncTranslateClient) -> int:
+        page = await client.list_jobs(page_size=limit, page_token=page_token)
+        if as_json:
+            doc = {
+                "jobs": [_json(j) | {"created_at": j.created_at} for j in page.jobs],
+                "next_page_token": page.next_page_token,
+            }
+            sys.stdout.write(json.dumps(doc) + "\n")
+            return EXIT_OK
+        for j in page.jobs:
+            detail = f": {j.error}" if j.error else ""
+            out.print(f"{j.id} {j.state.value} {j.duration_ms / 1000:.0f} s -> {','.join(j.targets)}{detail}")
+        if page.next_page_token:
+            out.print(f"more: --page-token {page.next_page_token}")
+        return EXIT_OK
+
+    run_client(lambda: int(_call(conn, timeout, work)), conn.server)
+
+
+@app.command("cancel")
+@flag_groups
+def cancel(job_id: IdArg, as_json: JsonOpt = False, *, conn: ConnectionFlags, timeout: TimeoutOpt = 30.0) -> None:
+    """Cancel a job not finished (it frees its slot; its results so far are kept)."""
+
+    async def work(client: AsyncTranslateClient) -> Job:
+        return await client.cancel_job(job_id)
+
+    def run() -> int:
+        job = _call(conn, timeout, work)
+        _said(job, as_json)
+        return EXIT_OK
+
+    run_client(run, conn.server)
 
 
 @app.command("fetch")
