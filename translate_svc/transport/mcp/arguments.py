@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from translate_svc.speakers.cluster import MAX_SPEAKERS
 from translate_svc.types import SPEED_MAX, SPEED_MIN, check_speed
 
 #: a language: the model's code (``spa``), as ListLanguages lists them
@@ -110,6 +111,13 @@ class TranslateAudioArgs(_Args):
         False,
         description="run RNNoise on the clip before the VAD and the model (steady noise: hiss, fans, lines; not "
         "other talkers)",
+    )
+    speakers: int = Field(
+        0,
+        ge=0,
+        le=MAX_SPEAKERS,
+        description=f"label each segment (and its words) with its speaker, telling apart at most this many "
+        f"(1..{MAX_SPEAKERS}; labels 1..N, over the whole clip); 0: no labels",
     )
 
     @model_validator(mode="after")

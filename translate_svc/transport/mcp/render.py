@@ -69,7 +69,15 @@ def model_json(card: ModelCard) -> dict[str, Any]:
 
 
 def _words(words: Sequence[WordTiming]) -> list[dict[str, Any]]:
-    return [{"word": w.word, "start_ms": w.start_ms, "end_ms": w.end_ms, **_logprob(w.logprob)} for w in words]
+    return [
+        {"word": w.word, "start_ms": w.start_ms, "end_ms": w.end_ms, **_logprob(w.logprob), **_speaker(w.speaker)}
+        for w in words
+    ]
+
+
+def _speaker(label: int) -> dict[str, int]:
+    """A speaker label (``speakers``: 1..N), where the clip asked for labels."""
+    return {"speaker": label} if label else {}
 
 
 def _logprob(value: float | None) -> dict[str, float]:
@@ -159,6 +167,7 @@ def clip_answer(clip: ClipResult, card: ModelCard) -> types.CallToolResult:
             },
             "translations": _translations(r, speech, ""),
             "error": _error(r),
+            **_speaker(r.speaker),
         }
         if r.detected is not None:
             seg["detected_language"] = {

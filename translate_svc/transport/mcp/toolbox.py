@@ -204,7 +204,7 @@ class Toolbox:
                 self._m.vad_defaults,
                 detect,
                 terms,
-                ear=EarOptions(noise_suppression=a.noise_suppression),
+                ear=EarOptions(noise_suppression=a.noise_suppression, speakers=a.speakers),
                 glossaries=tuple(a.glossary_ids),
             )
 
