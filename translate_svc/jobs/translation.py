@@ -5,12 +5,18 @@ segment stored as it comes (``store.add_segment``). Each run is a session of its
 (``lifecycle.py``: its webhooks, usage record, counters and access line; issue 91).
 
 A resumed run (after a restart, or after giving its worker back) hears again the job's audio
-before its resume point, up to ``jobs.resume_replay_s`` (all of it by default), only listened to:
-silero's recurrent state remembers minutes of audio (a fresh one after a 10 s lead-in scored
-windows tenths apart from the uninterrupted run's and moved segments: issue 91), so only a VAD
-that heard the same audio from the start enters the resume point in the same state, and the
-resumed job's later segments are the uninterrupted run's, exactly. The lead-in is fed a block at a
-time with none of the waits below (it has no engine work) and before the slice's clock starts.
+before its resume point, only listened to: silero's recurrent state remembers minutes of audio (a
+fresh one after a 10 s lead-in scored windows tenths apart from the uninterrupted run's and moved
+segments: issue 91), so its VAD must enter the resume point in the uninterrupted run's state for
+its later segments to be that run's, exactly. It starts from the job's last checkpoint before the
+point (``checkpoints.py``: the VAD's state every ``checkpoints.EVERY_S`` or so, taken as the job
+runs), its resampler a pre-roll before it: a resume replays seconds. Without one (noise
+suppression, a rate without a checkpoint grid, a job that has none yet, a pre-roll that did not
+give the checkpoint's samples) it hears again the audio before the point up to
+``jobs.resume_replay_s`` (all of it by default). The lead-in is fed a block at a time with none of
+the waits below (it has no engine work) and before the slice's clock starts. The job resamples
+its audio to 16 kHz itself (``checkpoints.JobAudio``; its session takes 16 kHz), so that a
+pre-roll's output can be thrown away and checked.
 
 A job is its tenant's work (issue 87), admitted as its Translate calls are
 (``SessionManager.admit_job``): it holds one of the tenant's ``translate_calls`` while it runs and
@@ -38,13 +44,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from translate_svc.errors import Overloaded, ServiceError
+from translate_svc.jobs import checkpoints
+from translate_svc.jobs.checkpoints import Checkpoint, CheckpointMismatch, Grid, JobAudio, Tails
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.lifecycle import JobRun, Yielded
 from translate_svc.jobs.model import JobStatus, segment_json
@@ -61,6 +70,7 @@ from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.settings.jobs import JobSettings
 from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, AudioFormat, SegmentResult
 from translate_svc.vad.segmenter import WINDOW_SAMPLES
+from translate_svc.vad.snapshot import VadSnapshot
 from translate_svc.vad.worker import BACKGROUND as VAD_BACKGROUND
 
 #: seconds of audio read from the file at once
@@ -79,6 +89,10 @@ ASK_EVERY_S = 2.0
 BUDGET_WAIT_S = 5.0
 
 __all__ = ["LEAD_GRID_MS", "JobTranslation", "Yielded", "resume_lead_ms"]
+
+logger = logging.getLogger(__name__)
+#: 16 kHz samples a millisecond
+PER_MS = MODEL_SAMPLE_RATE // 1000
 
 
 class JobTranslation:
@@ -138,32 +152,32 @@ class JobTranslation:
         )
         task = checks.with_stored(task, stored)
         point = await self.store.resume_point(job.job_id)
-        # a resumed job hears again its audio before its resume point (up to jobs.resume_replay_s),
-        # only listened to (``Resume.lead_in_ms``): its VAD enters the resume point as it was there
-        lead_ms = resume_lead_ms(point.end_ms, round(self.settings.resume_replay_s * 1000))
-        start_ms = point.end_ms - lead_ms
         loop = asyncio.get_running_loop()
-        path = self.store.audio_path(job.job_id)
         # the file is read on a thread of its own, and closed there: a job cancelled while a block
         # is read closes it only after that read (libsndfile's handle is not to be closed under it)
         reads = ThreadPoolExecutor(1, thread_name_prefix=f"job-read-{job.job_id[-6:]}")
         try:
-            blocks = await loop.run_in_executor(reads, _open_at, path, spec.fmt, start_ms)
+            # a resumed job hears again its audio from a checkpoint (or the start) before its resume
+            # point, only listened to (``Resume.lead_in_ms``): its VAD enters the point as it was there
+            plan = await loop.run_in_executor(reads, self._plan, job, point)
         except BaseException:
             reads.shutdown(wait=False)
             raise
+        blocks, lead_ms, start_ms = plan.blocks, plan.lead_ms, plan.start_ms
         try:
             try:
                 session = await self._m.open_job(
-                    AudioFormat(AudioEncoding.FLOAT32, blocks.rate, 1),
+                    AudioFormat(AudioEncoding.FLOAT32, MODEL_SAMPLE_RATE, 1),
                     task,
                     self._m.vad_defaults,
                     tenant,
                     lead_in_ms=lead_ms,
+                    vad_start=None if plan.checkpoint is None else plan.checkpoint.snapshot.moved(plan.start16),
                 )
             except Overloaded as e:  # the ear's streams are full: its tenant's or this process's
                 raise Yielded(self._clock() + (e.retry_after_ms or 1000) / 1000) from None
             run.start(session.session_id, spec.fmt, task)
+            audio = self._audio(job, plan, session)
             voices = JobVoices.of(self.store, job.job_id, session)  # speaker labels over the whole file
             # background work: the engine's background class for its segments (engine/scheduler.py)
             # and the VAD's lower priority for its audio (vad/worker.py; this task's context only)
@@ -176,16 +190,24 @@ class JobTranslation:
                 name=f"job-results-{job.job_id}",
             )
             try:
-                start_frame = start_ms * blocks.rate // 1000
-                fed = await self._feed(session, blocks, tenant, reads, pace, came, lead_ms * blocks.rate // 1000, run)
+                lead_frames = lead_ms * blocks.rate // 1000
+                try:
+                    fed = await self._feed(
+                        session, blocks, tenant, reads, pace, came, lead_frames, run, audio, plan.skip
+                    )
+                except CheckpointMismatch:  # nothing of this run was translated: replay it all instead
+                    logger.warning("job %s: its checkpoint's pre-roll differed; it replays its audio", job.job_id)
+                    await loop.run_in_executor(reads, checkpoints.disable, self.store.folder(job.job_id))
+                    raise Yielded(self._clock()) from None
                 await session.finish()
                 await collect
                 if voices is not None:  # the file's end: every run's segments labelled at once (issue 91)
                     await voices.relabel(self.store, job.job_id)
                 # read to its end: the dubbed tracks are as long as the audio (``dub.py``)
                 await loop.run_in_executor(
-                    reads, self.store.write_source_length, job.job_id, start_frame + fed, blocks.rate
+                    reads, self.store.write_source_length, job.job_id, plan.start_frame + fed, blocks.rate
                 )
+                await loop.run_in_executor(reads, checkpoints.remove, self.store.folder(job.job_id))
             except BaseException:
                 session.abort()
                 collect.cancel()
@@ -207,27 +229,38 @@ class JobTranslation:
         came: asyncio.Event,
         lead_frames: int = 0,
         run: JobRun | None = None,
+        audio: JobAudio | None = None,
+        skip_frames: int = 0,
     ) -> int:
-        """Feed the job's audio to its session; the frames fed. ``lead_frames``: the lead-in's,
-        translated before the job was resumed: heard again a block at a time, not charged again,
-        with none of the waits that pace the rest (the lead-in has no engine work), and before the
-        slice's clock starts (a long lead-in never eats the slice it was heard for)."""
+        """Feed the job's audio to its session (through ``audio``: at 16 kHz); the frames fed.
+        ``skip_frames``: a resume's pre-roll, only resampled (``JobAudio`` throws its output away).
+        ``lead_frames``: the lead-in's, translated before the job was resumed: heard again a block
+        at a time, not charged again, with none of the waits that pace the rest (the lead-in has no
+        engine work), and before the slice's clock starts (a long lead-in never eats the slice it
+        was heard for)."""
         loop = asyncio.get_running_loop()
+        audio = audio or JobAudio(blocks.rate)
         step = max(1, round(FEED_S * blocks.rate))
         turn: _Turn | None = None
         fed = 0
         while True:
             samples = await loop.run_in_executor(reads, blocks.read, BLOCK_S * blocks.rate)
             if not len(samples):
+                await _give(session, audio, reads, np.zeros(0, np.float32), last=True)
                 return fed
-            heard_again = min(lead_frames, len(samples))
+            heard = min(skip_frames, len(samples))
+            if heard:
+                await _give(session, audio, reads, samples[:heard])
+                skip_frames -= heard
+            heard_again = min(lead_frames, len(samples) - heard)
             if heard_again:
-                await session.feed_samples(samples[:heard_again])
+                await _give(session, audio, reads, samples[heard : heard + heard_again])
                 lead_frames -= heard_again
                 fed += heard_again
-            if turn is None and not lead_frames:
+            heard += heard_again
+            if turn is None and not lead_frames and not skip_frames:
                 turn = _Turn(self, tenant.name, loop.time() + self.settings.slice_s)
-            for at in range(heard_again, len(samples), step):
+            for at in range(heard, len(samples), step):
                 assert turn is not None
                 # the engine's background class keeps the job's segments behind live ones; the job
                 # feeds its next second only once its segments so far are back (one or so in
@@ -247,7 +280,7 @@ class JobTranslation:
                 # holds speech or waits for a result, at most ``jobs.quiet_wait_s`` a second
                 if self.settings.quiet_wait_s > 0:
                     await self._m.wait_live_quiet(self.settings.quiet_wait_s)
-                await session.feed_samples(piece)
+                await _give(session, audio, reads, piece)
                 fed += len(piece)
             del samples
 
@@ -273,6 +306,63 @@ class JobTranslation:
         self._m.charge_audio(tenant, seconds)
         if run is not None:
             run.audio(seconds)
+
+    def _plan(self, job: JobStatus, point: ResumePoint) -> _Plan:
+        """Where a run starts (blocking: on its read thread): from the job's last checkpoint before
+        its resume point within ``jobs.resume_replay_s``, a pre-roll before it; else (none, or the
+        job has none) a lead-in of ``jobs.resume_replay_s`` on ``LEAD_GRID_MS`` (all its audio by
+        default); a job not resumed, from its start."""
+        spec, folder = job.spec, self.store.folder(job.job_id)
+        path = self.store.audio_path(job.job_id)
+        blocks = AudioBlocks(path, spec.fmt)
+        try:
+            rate = blocks.rate
+            grid = None if spec.ear.noise_suppression else checkpoints.grid(rate)
+            settings = checkpoints.settings_print(self._m.vad_defaults)
+            replay_ms = round(self.settings.resume_replay_s * 1000)
+            found = None
+            if grid is not None and point.segments and not checkpoints.disabled(folder):
+                earliest = max(0, point.end_ms - replay_ms) * PER_MS
+                found = checkpoints.latest_before(folder, point.end_ms * PER_MS, rate, settings, earliest)
+            if found is not None:
+                start_frame, skip = found.frame, min(found.frame, grid.preroll if grid else 0)
+                start_ms = found.snapshot.sample // PER_MS
+            else:
+                start_ms = point.end_ms - resume_lead_ms(point.end_ms, replay_ms)
+                start_frame, skip = start_ms * rate // 1000, 0
+            if start_frame - skip:
+                blocks.close()
+                blocks = AudioBlocks(path, spec.fmt, start_frame=start_frame - skip)
+        except BaseException:
+            blocks.close()
+            raise
+        # checkpoints are taken only by a run whose VAD is the uninterrupted run's from its start
+        exact = found is not None or start_frame == 0
+        return _Plan(
+            blocks, grid if exact else None, found, start_frame, skip, start_ms, point.end_ms - start_ms, settings
+        )
+
+    def _audio(self, job: JobStatus, plan: _Plan, session: StreamSession) -> JobAudio:
+        """The run's resampling, and its checkpoints taken as it goes (on its grid, when it has one)."""
+        grid, found = plan.grid, plan.checkpoint
+        drop = 0 if plan.grid is None else plan.grid.to16(plan.skip)
+        if grid is None:
+            return JobAudio(plan.blocks.rate, drop=drop)
+        start16 = plan.start16
+        tails = Tails(start16, grid.to16(grid.every))
+        audio = JobAudio(grid.rate, drop=drop, tail=None if found is None else found.tail, tails=tails)
+        folder = self.store.folder(job.job_id)
+
+        def taken(snap: VadSnapshot) -> None:
+            moved = snap.moved(-start16)
+            tail = tails.take(moved.sample)
+            if tail is not None:
+                frame = moved.sample * grid.rate // MODEL_SAMPLE_RATE
+                checkpoints.append(folder, Checkpoint(frame, moved, tail), grid.rate, plan.settings)
+
+        first = grid.after(plan.start_frame)
+        session.take_snapshots(grid.to16(first - plan.start_frame), grid.to16(grid.every), taken)
+        return audio
 
     def _streams_beside(self) -> bool:
         """Whether other sessions than this process's running jobs are open on the node (live
@@ -355,13 +445,38 @@ def resume_lead_ms(end_ms: int, most_ms: int = MAX_LEAD_IN_MS) -> int:
     return end_ms - -(-first // LEAD_GRID_MS) * LEAD_GRID_MS
 
 
-def _open_at(path: Any, fmt: Any, start_ms: int) -> AudioBlocks:
-    blocks = AudioBlocks(path, fmt)
-    if start_ms:
-        rate = blocks.rate
-        blocks.close()
-        blocks = AudioBlocks(path, fmt, start_frame=start_ms * rate // 1000)
-    return blocks
+@dataclass(frozen=True)
+class _Plan:
+    """Where a run starts: its audio (``blocks``, from ``start_frame - skip``), its checkpoints'
+    grid (None: it takes none), the checkpoint it starts from (None: a fresh VAD), the input frame
+    its session starts at (``start_frame``, ``start_ms``) after a pre-roll of ``skip`` frames, the
+    lead-in to the resume point (``lead_ms``) and the VAD settings' fingerprint."""
+
+    blocks: AudioBlocks
+    grid: Grid | None
+    checkpoint: Checkpoint | None
+    start_frame: int
+    skip: int
+    start_ms: int
+    lead_ms: int
+    settings: int
+
+    @property
+    def start16(self) -> int:
+        """Where the session starts on the job's 16 kHz timeline."""
+        return self.start_ms * PER_MS
+
+
+async def _give(
+    session: StreamSession, audio: JobAudio, reads: ThreadPoolExecutor, samples: np.ndarray, last: bool = False
+) -> None:
+    """Input samples resampled on the read thread, then to the session at 16 kHz (their
+    checkpoints' digests noted first: a checkpoint is taken only once its samples are scored)."""
+    x = await asyncio.get_running_loop().run_in_executor(reads, audio.process, samples, last)
+    if audio.tails is not None:
+        audio.tails.feed(x)
+    if len(x):
+        await session.feed_samples(x)
 
 
 def _at_track_rate(audio: np.ndarray, rate: int, track_rate: int) -> np.ndarray:

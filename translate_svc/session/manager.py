@@ -41,6 +41,7 @@ from translate_svc.session.tenants.tenant import DEFAULT_TENANT, Tenant
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioFormat, ModelCard, TranslationTask
 from translate_svc.vad.segmenter import SegmenterConfig
+from translate_svc.vad.snapshot import VadSnapshot
 from translate_svc.vad.worker import VadWorker
 from translate_svc.webhooks.events import NO_EVENTS, EventSink
 
@@ -402,6 +403,7 @@ class SessionManager:
         tenant: Tenant,
         *,
         lead_in_ms: int = 0,
+        vad_start: VadSnapshot | None = None,
     ) -> StreamSession:
         """A background job's session (``jobs/translation.py``; the job admitted: ``admit_job``):
         a clip's pipeline, its CPU work on the unary calls' pool, and, when it asks for noise
@@ -410,7 +412,8 @@ class SessionManager:
         none), given back when it closes (issue 91: a job honours the ear options). ``lead_in_ms``:
         its first ms were translated before it was resumed, only listened to; not bounded by the
         streams' ``MAX_LEAD_IN_MS`` (``jobs.resume_replay_s`` bounds it: a job's VAD hears again
-        its audio before its resume point, so that it enters it as the uninterrupted run did).
+        its audio before its resume point, so that it enters it as the uninterrupted run did);
+        ``vad_start``: the VAD's state where it starts (a checkpoint's: ``jobs/checkpoints.py``).
         ``StreamSession.close`` must be called when it ends."""
         task = tenant.task_for(task)
         ear_held = await self._admit_ear(tenant, task)
@@ -425,6 +428,7 @@ class SessionManager:
                 executor=self._decode_pool,
                 share=self.clip_share,
                 recorder=self._recorder(tenant, fmt, task),
+                vad_start=vad_start,
             )
         except BaseException:
             if ear_held is not None:
@@ -458,6 +462,7 @@ class SessionManager:
         share: Callable[[], int] | None = None,
         hooks: StreamHooks = NO_HOOKS,
         recorder: Callable[[str, str], Recorder | None] | None = None,
+        vad_start: VadSnapshot | None = None,
     ) -> StreamSession:
         session = StreamSession(
             self.engine,
@@ -475,6 +480,7 @@ class SessionManager:
             hooks=hooks,
             on_close=self._closed,
             recorder=recorder,
+            vad_start=vad_start,
         )
         self.sessions += 1
         return session

@@ -55,6 +55,8 @@ from translate_svc.vad.segmenter import (
     SpeechEnded,
     SpeechStarted,
 )
+from translate_svc.vad.silero import SileroState
+from translate_svc.vad.snapshot import VadSnapshot
 from translate_svc.vad.worker import VadWorker
 
 logger = logging.getLogger(__name__)
@@ -134,7 +136,10 @@ class StreamSession:
         hooks: StreamHooks = NO_HOOKS,
         on_close: Callable[[StreamSession], None] | None = None,
         recorder: Callable[[str, str], Recorder | None] | None = None,
+        vad_start: VadSnapshot | None = None,
     ) -> None:
+        """``vad_start``: the VAD's state at this stream's first sample (a snapshot moved onto it,
+        its ``sample`` 0; only with a resume's lead-in): a job resumed from a checkpoint."""
         self.session_id = uuid.uuid4().hex
         #: names the stream across calls; a resumed call keeps its token
         self.resume_token = resume.token if resume is not None else self.session_id
@@ -151,10 +156,17 @@ class StreamSession:
         window = round(limits.reorder_window_ms * fmt.sample_rate_hz / 1000)
         self.reorder = Reorder(window, self.timeline.packet_frames, self.timeline.input_frames)
         lead_in_ms = resume.lead_in_ms if resume is not None else 0
-        self._segmenter = Segmenter(vad_settings, lead_in=lead_in_ms * PER_MS)
+        if vad_start is not None and vad_start.sample != 0:
+            raise ValueError("a stream's VAD starts from a snapshot taken at its first sample")
+        self._segmenter = Segmenter(
+            vad_settings,
+            lead_in=lead_in_ms * PER_MS,
+            hysteresis=(False, None) if vad_start is None else (vad_start.triggered, vad_start.temp_end),
+        )
         #: on the stream's timeline, where this call's translation starts (after a resume's lead-in)
         self.translates_from_ms = self.timeline.offset_ms + lead_in_ms
-        self._vad = VadBridge(vad, self._on_scored, self._update_room)
+        silero = None if vad_start is None else SileroState(vad_start.rnn.copy(), vad_start.context.copy())
+        self._vad = VadBridge(vad, self._on_scored, self._update_room, silero)
         #: the session's recording (its tenant records: ``recording.py``), fed here, the one place
         #: every door's input audio and results pass; closed with the session (opened last but
         #: for what cannot fail: a session that fails to open leaves no recording open)
@@ -335,6 +347,18 @@ class StreamSession:
                 self._recorder.audio(block)
             loop = asyncio.get_running_loop()
             self._vad.score(await loop.run_in_executor(self._executor, self._vad_input, block))
+
+    def take_snapshots(self, first: int, every: int, on_snapshot: Callable[[VadSnapshot], None]) -> None:
+        """The VAD's state at 16 kHz sample ``first`` of this stream and every ``every`` after it
+        (whole windows), each once its windows are scored and segmented, for ``on_snapshot`` (on
+        the loop, in order): where a job resumed later starts its VAD (``jobs/checkpoints.py``)."""
+
+        def taken(at: int, state: SileroState) -> None:
+            if self.jobs.failure is None:
+                triggered, temp_end = self._segmenter.hysteresis()
+                on_snapshot(VadSnapshot(at, state.rnn, state.context, triggered, temp_end))
+
+        self._vad.snapshots(first, every, taken)
 
     def retarget(self, task: TranslationTask) -> int:
         """Segments that close from now on (the open one included) use ``task`` (checked:

@@ -245,11 +245,17 @@ class Segmenter:
     clock, no model; the same inputs always give the same events, however they are chunked.
     """
 
-    def __init__(self, config: SegmenterConfig, *, lead_in: int = 0) -> None:
+    def __init__(
+        self, config: SegmenterConfig, *, lead_in: int = 0, hysteresis: tuple[bool, int | None] = (False, None)
+    ) -> None:
         """``lead_in``: samples at the start of the stream that were translated already (a resumed
-        call's lead-in): listened to, never emitted."""
+        call's lead-in): listened to, never emitted. ``hysteresis``: the lead-in's starting state
+        (``hysteresis()`` of a segmenter at the sample this stream starts at, its pause's start on
+        this stream: a resume from a snapshot, ``vad/snapshot.py``); a fresh stream's otherwise."""
         if lead_in < 0:
             raise ValueError("lead_in must not be negative")
+        if hysteresis != (False, None) and not lead_in:
+            raise ValueError("a segmenter starts from a hysteresis only with a lead-in")
         self.config = config
         self._thr = config.threshold
         self._neg = config.neg_threshold
@@ -273,6 +279,13 @@ class Segmenter:
         self._prev_end = lead_in  # end of the last emitted segment: nothing may start before it
         #: windows ending at or before it only move the hysteresis; 0 once a window reaches past it
         self._lead_in = lead_in
+        self._triggered, self._temp_end = hysteresis
+
+    def hysteresis(self) -> tuple[bool, int | None]:
+        """Whether speech is on, and the first silent window of a pause in progress: all that the
+        windows so far leave for a lead-in started here (the rest is in the windows' segments).
+        The same whether those windows were a lead-in or not: both move it by silero's rules."""
+        return self._triggered, self._temp_end
 
     @property
     def samples_seen(self) -> int:

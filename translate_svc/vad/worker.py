@@ -56,6 +56,9 @@ class _Request:
     last: bool = False  # end of stream: also score the partial window left over (SileroVad.finish)
     done: list[np.ndarray] = field(default_factory=list)  # probabilities of the turns so far
     background: bool = False  # a job's: never lengthens a turn with live requests in it
+    #: given: a copy of the stream's state once this request is scored, taken on the thread before
+    #: the stream's next request can move it (``VadBridge``'s snapshots)
+    keep: list[SileroState] | None = None
 
 
 class VadWorker:
@@ -77,15 +80,24 @@ class VadWorker:
         self.batches = 0
         self.requests = 0
 
-    def submit(self, state: SileroState, samples16k: np.ndarray, on_done: OnScored, *, last: bool = False) -> None:
+    def submit(
+        self,
+        state: SileroState,
+        samples16k: np.ndarray,
+        on_done: OnScored,
+        *,
+        last: bool = False,
+        keep: list[SileroState] | None = None,
+    ) -> None:
         """Queue :meth:`SileroVad.probabilities` of one stream's next samples; ``on_done`` gets them
         on this event loop (in submission order per stream). ``last``: the stream ends here; the
         leftover partial window is scored too (:meth:`SileroVad.finish`), so end of stream takes
-        the same path as every other call. Does not wait."""
+        the same path as every other call. ``keep``: a copy of the state after these samples is
+        appended to it (on the thread, before ``on_done``). Does not wait."""
         x = np.ascontiguousarray(samples16k, dtype=np.float32)
         if x.ndim != 1:  # checked here, so a bad request fails alone, not its whole batch
             raise ValueError(f"expected 1-D mono samples, got shape {x.shape}")
-        request = _Request(state, x, on_done, asyncio.get_running_loop(), last, background=BACKGROUND.get())
+        request = _Request(state, x, on_done, asyncio.get_running_loop(), last, background=BACKGROUND.get(), keep=keep)
         with self._lock:
             self._pending.append(request)
             start = not self._running
@@ -140,6 +152,9 @@ class VadWorker:
                 if r.samples.size:
                     unfinished.append(r)
                 else:
+                    if r.keep is not None:
+                        st = r.state
+                        r.keep.append(SileroState(st.rnn.copy(), st.context.copy(), st.pending.copy(), st.windows))
                     finished.append((r, np.concatenate(r.done) if len(r.done) > 1 else p, None))
             if unfinished:  # ahead of anything queued meanwhile, so each stream keeps its order
                 with self._lock:
