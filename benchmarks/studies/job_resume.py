@@ -19,6 +19,8 @@ end; then the job is put back as a process killed three segments from its end le
 rows deleted, ``running`` under a lapsed lease, its audio in place) and a new server resumes it:
 the resumed run's wall time and this process's CPU, and whether its segments equal the
 uninterrupted run's. Run it in each tree to compare (the committed one heard a 10 s lead-in).
+``--no-checkpoints`` deletes the job's checkpoints (issue 101) first: the whole audio before the point
+is replayed, as before them; with them (the default) the replay before the point is printed too.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from tests.support.live_server import make_settings, serving
 from tests.support.paths import SHARED_AUDIO
 from tests.support.stepped_call import NO_MODEL
 from translate_svc.audio.resample import StreamResampler
-from translate_svc.jobs.translation import LEAD_GRID_MS
+from translate_svc.jobs import checkpoints as ckpt
+from translate_svc.jobs.translation import LEAD_GRID_MS, JobTranslation
 from translate_svc.vad.silero import SileroVad
 
 app = typer.Typer(add_completion=False)
@@ -110,16 +113,31 @@ def _settings(jobs_dir: Path) -> Any:
 
 
 @app.command()
-def resume(minutes: Annotated[float, typer.Option(help="the job's audio, jfk.flac tiled")] = 30.0) -> None:
+def resume(
+    minutes: Annotated[float, typer.Option(help="the job's audio, jfk.flac tiled")] = 30.0,
+    checkpoints: Annotated[
+        bool, typer.Option(help="resume from the job's checkpoints (issue 101); --no-checkpoints: replay it all")
+    ] = True,
+) -> None:
     work = Path(tempfile.mkdtemp(prefix="job-resume-"))
     x, rate = sf.read(SHARED_AUDIO / "jfk.flac", dtype="int16")
     clip = work / "clip.wav"
     sf.write(clip, np.tile(x[:, 0], int(minutes * 60 // 11) + 1), rate, format="WAV", subtype="PCM_16")
     audio = clip.read_bytes()
-    asyncio.run(_resume(work / "jobs", audio))
+    # the first run ends the job, which deletes its checkpoints: kept, as a killed process leaves them
+    setattr(ckpt, "remove", lambda folder: None)  # noqa: B010 (this process only)
+    plans: list[Any] = []
+    real = JobTranslation._plan
+
+    def spied(self: JobTranslation, job: Any, point: Any) -> Any:
+        plans.append(plan := real(self, job, point))
+        return plan
+
+    setattr(JobTranslation, "_plan", spied)  # noqa: B010 (this process only)
+    asyncio.run(_resume(work / "jobs", audio, checkpoints, plans))
 
 
-async def _resume(jobs_dir: Path, audio: bytes) -> None:
+async def _resume(jobs_dir: Path, audio: bytes, checkpoints: bool = True, plans: list[Any] | None = None) -> None:
     body = {"source_language": "eng", "target_languages": ["spa"], "speech": False}
     t0, c0 = time.monotonic(), _cpu()
     async with serving(_settings(jobs_dir), warmup=False, runner_factory=FakeRunner) as live:
@@ -139,6 +157,8 @@ async def _resume(jobs_dir: Path, audio: bytes) -> None:
     db.commit()
     db.close()
     (jobs_dir / "jobs" / done["id"] / "audio").write_bytes(audio)
+    if not checkpoints:
+        (jobs_dir / "jobs" / done["id"] / ckpt.FILE).unlink(missing_ok=True)
     t0, c0 = time.monotonic(), _cpu()
     async with serving(_settings(jobs_dir), warmup=False, runner_factory=FakeRunner) as live:
         async with aiohttp.ClientSession() as http:
@@ -148,6 +168,13 @@ async def _resume(jobs_dir: Path, audio: bytes) -> None:
     wall, cpu = time.monotonic() - t0, _cpu() - c0
     equal = [(s["start_ms"], s["end_ms"]) for s in again] == [(s["start_ms"], s["end_ms"]) for s in whole]
     print(f"resumed at {whole[k - 1]['end_ms'] / 1000:.0f} s: {wall:.1f} s wall, {cpu:.1f} s CPU; equal: {equal}")
+    if plans:
+        plan = plans[-1]
+        rate = plan.blocks.rate
+        print(
+            f"replayed before the point: {plan.lead_ms / 1000:.2f} s heard by the VAD, "
+            f"{plan.skip / rate:.2f} s of pre-roll resampled only (from a checkpoint: {plan.checkpoint is not None})"
+        )
 
 
 if __name__ == "__main__":
