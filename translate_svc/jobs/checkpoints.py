@@ -46,8 +46,10 @@ EVERY_S = 10.0
 #: the resampler's output thrown away before a checkpoint: soxr's own warm-up is 34 ms at 16 kHz
 #: from 44.1 or 48 kHz, 104 ms from 8 kHz (measured); the pre-roll is a whole number of steps
 PREROLL_S = 0.5
-#: the longest step tried: a rate without one under it is never checkpointed (full replay)
+#: the longest step tried, and the most steps tried (a rate's first run pays at most a few
+#: seconds of CPU once): a rate without one is never checkpointed (its jobs replay it all)
 MAX_STEP_S = 60.0
+MAX_TRIES = 512
 #: the 16 kHz samples before a checkpoint whose digest a resume checks (its pre-roll's end)
 TAIL = 4096
 _NONE = -(2**62)
@@ -139,7 +141,7 @@ def restart_step(rate: int) -> int | None:
         n = min(len(out) - skip, len(whole) - at)
         return n > MODEL_SAMPLE_RATE // 8 and bool(np.array_equal(out[skip : skip + n], whole[at : at + n]))
 
-    for step in range(unit, most + 1, unit):
+    for step in range(unit, min(most, MAX_TRIES * unit) + 1, unit):
         pre = preroll_of(step, rate)
         if all(joins(k * step + pre, step) for k in (1, 2, 3)):
             return step
