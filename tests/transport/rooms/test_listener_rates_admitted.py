@@ -284,9 +284,10 @@ async def test_a_tenants_rates_in_use_are_capped(live: LiveServer) -> None:
 
 async def test_the_rooms_tenant_pays_for_its_renditions(live: LiveServer, shared_audio: Path) -> None:
     speech = speech_pcm16(shared_audio / "jfk.flac", 6.0, 16000).tobytes()
-    # tenant poor spends most of its 60 s a minute first (44 s of audio, no room): below half its
-    # minute, it pays for no rendition while its speaker speaks at real time (as its budget refills)
-    await talk(live, POOR, "poor-prelude", speech_pcm16(shared_audio / "jfk.flac", 11.0, 16000).tobytes() * 4)
+    # tenant poor spends most of its 60 s a minute first (55 s of audio as fast as it is taken): well
+    # below half its minute (the budget refills 1 s a second: 25 s of slack for a slow machine), it
+    # pays for no rendition while its speaker speaks in real time (drawing what refills)
+    await talk(live, POOR, "poor-prelude", speech_pcm16(shared_audio / "jfk.flac", 11.0, 16000).tobytes() * 5)
     charged = {t: metric("translate_svc_tenant_rendition_seconds_total", tenant=t) for t in ("rich", "poor")}
     unpaid = metric("translate_svc_room_renditions_total", outcome="budget")
     async with listening(live, "pay", RICH, 1.5) as rich, listening(live, "pay", POOR, 1.5) as poor:
