@@ -189,9 +189,11 @@ class TranslationTask:
     #: None: segment mode (a segment is translated once it closed)
     simultaneous: SimultaneousOptions | None = None
     ear: EarOptions = NO_EAR
-    #: a room's listeners' speaking rates (issue 90, ``session/rooms/room.py``): each (target,
-    #: rate) spoken again at that rate, from the same units (``SegmentResult.renditions``); set by
-    #: a room on its speaker's task, never by a client
+    #: a room's listeners' speaking rates (issue 90, ``session/rooms/room.py``): (target, rate)
+    #: pairs; while there are any, each final segment keeps its spoken units
+    #: (``SegmentResult.spoken``) and its room speaks them again at the rates its listeners then
+    #: want, as optional work after the result (``session/renditions.py``); set by a room on its
+    #: speaker's task, never by a client, kept by the client's own updates
     renditions: tuple[tuple[str, float], ...] = ()
 
     @property
@@ -361,6 +363,37 @@ class SegmentResult:
     #: ``TranslationTask.renditions`` spoken: a translation's text and speech again at another
     #: rate (``speech_rate``), for a room's listeners who chose it; never sent to the stream's client
     renditions: tuple[Translation, ...] = ()
+    #: each spoken translation's units, kept where ``TranslationTask.renditions`` asks for speech
+    #: at other rates (``SpokenUnits``): a room speaks them again as optional work after the
+    #: result is out (``session/renditions.py``); never sent to a client
+    spoken: tuple[SpokenUnits, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class SpokenUnits:
+    """One spoken translation's text-to-unit result, kept so that its speech can be made again at
+    another rate from the same units (a room's listeners' rates): vocoder work alone, no decoder
+    row and no second text-to-unit pass (``ModelInput.respeak``). Host values, small (50 units a
+    second of speech); crosses the engine's wire as it is. Immutable: safe on any thread."""
+
+    language: str
+    #: the voice it was spoken in (``OutputOptions.speaker_id``)
+    speaker_id: int
+    #: the vocoder's unit ids (int64), the row's own count
+    units: np.ndarray
+    #: text-to-unit's units per character of the spoken text (int64; 0 past its characters):
+    #: the word timings of the speech made again
+    char_durations: np.ndarray
+    #: the text row's token ids as spoken (``[start, language, text..., end]``, after the
+    #: profanity filter): which characters make which word
+    tokens: tuple[int, ...]
+    #: the rate it was spoken at (``Translation.speech_rate``)
+    rate: float = 1.0
+
+    @property
+    def seconds(self) -> float:
+        """Its speech's length at the model's own rate (20 ms a unit)."""
+        return len(self.units) * 0.02
 
 
 @dataclass(frozen=True, eq=False)

@@ -24,7 +24,7 @@ from translate_svc.model_api.requests import (
     SourceText,
     SpeechFit,
 )
-from translate_svc.types import Profanity, SegmentError, Term, TraceRef, WordTiming
+from translate_svc.types import Profanity, SegmentError, SpokenUnits, Term, TraceRef, WordTiming
 
 pytestmark = pytest.mark.unit
 
@@ -47,7 +47,16 @@ def full_input() -> ModelInput:
         profanity=Profanity.MASK,
         speed=1.5,  # issue 90: the speaking rate crosses to the engine's vocoder
         renditions=(("fra", 0.75), ("spa", 2.0)),  # and a room's listeners' other rates
+        keep_units=True,  # a room speaker's segment keeps its units for its renditions
     )
+
+
+KEPT = SpokenUnits("spa", 1, np.arange(7, dtype=np.int64), np.array([2, 0, 5, 0], np.int64), (3, 256047, 9, 3), 1.25)
+
+
+def full_respeak() -> ModelInput:
+    """Kept units spoken again at listeners' rates: the vocoder alone."""
+    return ModelInput(np.zeros(0, np.float32), ("spa",), speech=True, renditions=(("spa", 0.75),), respeak=(KEPT,))
 
 
 def full_step() -> ModelInput:
@@ -95,6 +104,7 @@ def full_output() -> ModelOutput:
         transcript_tokens=((" hello", -0.5), (" world", -0.75)),
         speech_rates={"spa": 1.125},
         renditions=(Rendition("spa", 1.5, np.linspace(0, 1, 533, dtype=np.float32), WORDS),),
+        units=(KEPT,),
     )
 
 
@@ -139,7 +149,7 @@ def set_fields(value: object, seen: set[tuple[type, str]]) -> None:
             set_fields(v, seen)
 
 
-@pytest.mark.parametrize("make", [full_input, full_step, full_text])
+@pytest.mark.parametrize("make", [full_input, full_step, full_text, full_respeak])
 def test_every_field_of_a_job_crosses_to_the_engine(make) -> None:  # type: ignore[no-untyped-def]
     item = make()
     got = wire.decode(wire.encode(wire.submit_of(7, "owner", item, droppable=True)), wire.ToEngine)
@@ -161,7 +171,7 @@ def test_the_tests_set_every_field_of_every_job_type() -> None:
     """The round trips above hold a value other than the default in every field of every dataclass
     of the vocabulary, so a new field is covered only once a test gives it a value."""
     seen: set[tuple[type, str]] = set()
-    for value in (full_input(), full_step(), full_text(), full_output()):
+    for value in (full_input(), full_step(), full_text(), full_respeak(), full_output()):
         set_fields(value, seen)
     vocabulary = [
         v for v in vars(requests).values()

@@ -32,7 +32,13 @@ RATE = 16000
 @pytest.fixture(scope="module")
 def servers(test_model_dir: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     with redis_server() as redis:
-        env = {"TRANSLATE_SVC_CLUSTER__REDIS_URL": redis.url, "TRANSLATE_SVC_ROOMS__BACKLOG_S": "600"}
+        env = {
+            "TRANSLATE_SVC_CLUSTER__REDIS_URL": redis.url,
+            "TRANSLATE_SVC_ROOMS__BACKLOG_S": "600",
+            # a rendition is optional work behind every final: on a loaded machine it may wait long
+            # (a bound for a hung test, not a timing)
+            "TRANSLATE_SVC_ROOMS__RENDITION_WAIT_S": "120",
+        }
         started: list[ServerProcess] = []
         try:
             for _ in range(2):

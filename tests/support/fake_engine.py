@@ -51,8 +51,10 @@ class FakeEngineClient:
             raise Overloaded("server busy (fake)", retry_after_ms=1000)
         return self._add(owner, item, droppable=False)
 
-    def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[EngineResult] | None:
-        return self._add(owner, item, droppable=True) if self.droppable else None
+    def submit_droppable(
+        self, owner: str, item: ModelInput, *, behind_finals: bool = False
+    ) -> asyncio.Future[EngineResult] | None:
+        return self._add(owner, item, droppable=True) if self.droppable or behind_finals else None
 
     def join(self, owner: str) -> None:
         self.joined.add(owner)

@@ -40,8 +40,14 @@ class EngineClient(Protocol):
         is not serving. Cancelling the future drops the job if it has not reached the model yet."""
         ...
 
-    def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[EngineResult] | None:
-        """Queue best-effort work (a live caption), or None when the engine is behind."""
+    def submit_droppable(
+        self, owner: str, item: ModelInput, *, behind_finals: bool = False
+    ) -> asyncio.Future[EngineResult] | None:
+        """Queue best-effort work (a live caption), or None when the engine is behind.
+        ``behind_finals``: queued even while finals wait, to run once none does (a rendition, which
+        a listener waits for; a caption would be stale by then), None only when the queue has no
+        free place or the job breaks the optional batch's budget alone; it may still be dropped
+        (the future cancelled) when a share needs its place."""
         ...
 
     def abort(self, owner: str) -> int:

@@ -247,15 +247,19 @@ class TranslationEngine:
             self._evict(place.evict)
         return self._enqueue(owner, item, droppable=False)
 
-    def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[EngineResult] | None:
+    def submit_droppable(
+        self, owner: str, item: ModelInput, *, behind_finals: bool = False
+    ) -> asyncio.Future[EngineResult] | None:
         """Queue best-effort work (a live caption, a simultaneous step), or return None when the
         engine is behind (a final job is waiting, queued or computing its features; the queue is
         full) or when the job alone is over the optional batch budget (it would break the bound on
         finals' wait). Droppable jobs run only in batches of their own, when no final job is queued
-        (scheduler)."""
+        (scheduler). ``behind_finals`` (a room's rendition): queued while finals wait as well; it
+        runs once none does (``EngineClient.submit_droppable``)."""
         if not self.healthy or self._runner is None or not self._shares.place(owner, droppable=True).admit:
             return None
-        if self._core.finals or any(not (j.droppable or j.background) for j in self._preparing.values()):
+        finals = self._core.finals or any(not (j.droppable or j.background) for j in self._preparing.values())
+        if finals and not behind_finals:
             return None
         if not self._core.fits_optional(item):
             metrics.optional_over_budget()  # it would break the optional batch's budget alone
@@ -273,7 +277,7 @@ class TranslationEngine:
         self._idle.clear()
         future.add_done_callback(functools.partial(self._forget_cancelled, job))
         prep: asyncio.Future[Features | None]
-        if item.text is not None:  # text has no features: it queues at once (on the loop, as below)
+        if item.text is not None or item.respeak:  # no audio, no features: it queues at once (on the loop, as below)
             prep = loop.create_future()
             prep.set_result(None)
         else:

@@ -1,7 +1,8 @@
 """The engine's ``Runner`` for SeamlessM4T v2: each kind of work through the model's stages.
 
 ``SeamlessRunner.run`` splits a batch by ``ModelInput.kind`` and runs each part as one pass of the
-stages (``SeamlessStages``, model/stages/seamless.py), simultaneous steps first, then texts, then segments:
+stages (``SeamlessStages``, model/stages/seamless.py), simultaneous steps first, then texts, then segments,
+then respeaks:
 
 Each batch of segments or texts runs in three parts (issue 70): the prefill (``prefill_segments``,
 ``prefill_texts``: encoder outputs, language identification, the rows' plan), the ``decode`` of the
@@ -17,7 +18,9 @@ The stepping decoder (model/stepping.py) calls them apart, decoding rows of many
 - **texts** (``ModelInput.text``): the text encoder once per text, then the same text rows,
   text-to-unit and vocoder, as ``generate(input_ids=..., tgt_lang=...)`` does;
 - **simultaneous steps** (``ModelInput.simul``): ``Retranslator.retranslate`` (model/simultaneous.py)
-  on the same stages.
+  on the same stages;
+- **respeaks** (``ModelInput.respeak``): kept units spoken again at other rates, the vocoder alone
+  (model/finish/respeak.py).
 
 Each segment's and text's result equals ``generate`` on it alone (the parity tests,
 tests/model/test_runner.py and test_text_runner.py). The stages know no kind of work and
@@ -42,6 +45,7 @@ from translate_svc.model.decode.batch import Decoded, LoopDecoder
 from translate_svc.model.decode.warm import warm_admissions, warm_steps
 from translate_svc.model.finish.aligner import WordTimer
 from translate_svc.model.finish.outputs import finish
+from translate_svc.model.finish.respeak import respeak
 from translate_svc.model.inputs import detect, features_of, texts_of
 from translate_svc.model.prefill import Prefilled
 from translate_svc.model.simultaneous import Retranslator
@@ -55,7 +59,7 @@ if TYPE_CHECKING:
     from translate_svc.model.stepping import SteppingDecoder
 
 #: the order a mixed batch's parts run in, each one pass of the stages
-ORDER = (WorkKind.RETRANSLATION, WorkKind.TEXT, WorkKind.SEGMENT)
+ORDER = (WorkKind.RETRANSLATION, WorkKind.TEXT, WorkKind.SEGMENT, WorkKind.RESPEAK)
 
 
 class SeamlessRunner:
@@ -188,6 +192,8 @@ class SeamlessRunner:
             return self.retranslator.retranslate(inputs)
         if kind is WorkKind.TEXT:
             return self._run_texts(inputs)
+        if kind is WorkKind.RESPEAK:
+            return respeak(self.stages, lambda: self.timer, inputs)
         return self._run_segments(inputs)
 
     def _run_texts(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:

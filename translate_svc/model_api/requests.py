@@ -14,7 +14,7 @@ from enum import Enum
 
 import numpy as np
 
-from translate_svc.types import MODEL_SAMPLE_RATE, SPEED_MAX, SPEED_MIN, Profanity, Term, WordTiming
+from translate_svc.types import MODEL_SAMPLE_RATE, SPEED_MAX, SPEED_MIN, Profanity, SpokenUnits, Term, WordTiming
 
 
 @dataclass(frozen=True, eq=False)
@@ -56,6 +56,8 @@ class WorkKind(str, Enum):
     #: hypothesis, what the agreement commits of it, and the committed words' speech (issue 89:
     #: not a "step", which is one token of the decoder)
     RETRANSLATION = "retranslation"
+    #: kept units spoken again at other rates (``ModelInput.respeak``): the vocoder alone
+    RESPEAK = "respeak"
 
 
 @dataclass(frozen=True)
@@ -119,13 +121,23 @@ class ModelInput:
     fit: SpeechFit | None = None
     #: a target's speech again at other rates (issue 90: a room's listeners who chose a rate),
     #: (target, rate) each: one more vocoder row from the same text-to-unit pass, not a decoder row
-    #: (``ModelOutput.renditions``); a segment with speech only, never with ``fit``
+    #: (``ModelOutput.renditions``); a segment with speech only, never with ``fit``. With
+    #: ``respeak``: the (language, rate) pairs to speak its units at
     renditions: tuple[tuple[str, float], ...] = ()
+    #: keep each spoken target's units (``ModelOutput.units``: a final segment's, so that its speech
+    #: can be made again later at other rates, as optional work: ``respeak``)
+    keep_units: bool = False
+    #: units kept from earlier segments (``ModelOutput.units``), spoken again at the rates
+    #: ``renditions`` name: the vocoder alone (``WorkKind.RESPEAK``; ``audio`` empty, ``targets``
+    #: their languages)
+    respeak: tuple[SpokenUnits, ...] = ()
 
     def __post_init__(self) -> None:
         if not SPEED_MIN <= self.speed <= SPEED_MAX:
             raise ValueError(f"speed must be from {SPEED_MIN} to {SPEED_MAX}, got {self.speed}")
-        if self.renditions:
+        if self.respeak:
+            _check_respeak(self)
+        elif self.renditions:
             _check_renditions(self)
         if self.simul is not None and tuple(t.language for t in self.simul.targets) != tuple(self.targets):
             raise ValueError("a simultaneous step's targets must be the ModelInput's targets, in order")
@@ -143,6 +155,8 @@ class ModelInput:
             return WorkKind.RETRANSLATION
         if self.text is not None:
             return WorkKind.TEXT
+        if self.respeak:
+            return WorkKind.RESPEAK
         return WorkKind.SEGMENT
 
     @property
@@ -151,6 +165,9 @@ class ModelInput:
         (``TEXT_CHARS_PER_SECOND``); what batches are budgeted and text tokens bounded by."""
         if self.text is not None:
             return len(self.text.text) / TEXT_CHARS_PER_SECOND
+        if self.respeak:  # the longest speech it makes (the vocoder's cost follows its samples)
+            seconds = {u.language: u.seconds for u in self.respeak}
+            return max(seconds.get(lang, 0.0) / rate for lang, rate in self.renditions)
         return len(self.audio) / MODEL_SAMPLE_RATE
 
     @property
@@ -160,8 +177,35 @@ class ModelInput:
         own row in a simultaneous step)."""
         if self.kind is WorkKind.RETRANSLATION:
             return len(self.targets) + int(self.transcript_language is not None)
+        if self.respeak:  # no text row: one vocoder row per rendition, budgeted as a row
+            return len(self.renditions)
         extra = self.transcript_language is not None and self.transcript_language not in self.targets
         return len(set(self.targets)) + int(extra)
+
+
+def _check_respeak(item: ModelInput) -> None:
+    """Kept units spoken again: the vocoder alone, at rates its units were not spoken at."""
+    if (
+        len(item.audio)
+        or item.simul is not None
+        or item.text is not None
+        or item.detect is not None
+        or item.transcript_language is not None
+        or item.fit is not None
+        or not item.speech
+    ):
+        raise ValueError("a respeak has no audio, transcript, detection, text, simultaneous step or fit, and speech")
+    spoken = {u.language: u.rate for u in item.respeak}
+    if len(spoken) != len(item.respeak) or tuple(item.targets) != tuple(spoken):
+        raise ValueError("a respeak's targets are its units' languages, one each, in order")
+    if not item.renditions or len(set(item.renditions)) != len(item.renditions):
+        raise ValueError("a respeak names each (language, rate) it makes once, and at least one")
+    for lang, rate in item.renditions:
+        if lang not in spoken or not SPEED_MIN <= rate <= SPEED_MAX or rate == spoken[lang]:
+            raise ValueError(
+                f"a respeak's rendition must be one of its units' languages at a rate from {SPEED_MIN} to "
+                f"{SPEED_MAX} other than the one they were spoken at, got {lang} at {rate}"
+            )
 
 
 def _check_renditions(item: ModelInput) -> None:
@@ -328,3 +372,5 @@ class ModelOutput:
     speech_rates: dict[str, float] = field(default_factory=dict)
     #: each ``ModelInput.renditions`` spoken (absent: its target had no speech)
     renditions: tuple[Rendition, ...] = ()
+    #: with ``ModelInput.keep_units``: each spoken target's units, to speak again later (``respeak``)
+    units: tuple[SpokenUnits, ...] = ()

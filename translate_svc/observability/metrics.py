@@ -421,6 +421,27 @@ ROOM_RELAY_DROPPED = Counter(
     ["reason"],
 )
 
+ROOM_RENDITIONS = Counter(
+    "translate_svc_room_renditions_total",
+    "a room speaker's final results spoken again at its listeners' rates, by outcome: made; budget (its "
+    "tenant's audio budget could not pay it); busy (the engine's queue had no place); late (not made within "
+    "rooms.rendition_wait_s); failed. Those not made reach their listeners at the speaker's rate",
+    ["outcome"],
+)
+TENANT_RENDITION_S = Counter(
+    "translate_svc_tenant_rendition_seconds_total",
+    "seconds of speech made again at room listeners' rates, drawn from the tenant's audio budget, by tenant",
+    ["tenant"],
+)
+
+
+def room_rendition(outcome: str) -> None:
+    ROOM_RENDITIONS.labels(outcome).inc()
+
+
+def tenant_rendition(tenant: str, seconds: float) -> None:
+    TENANT_RENDITION_S.labels(tenant).inc(seconds)
+
 
 def room_relay_dropped(reason: str) -> None:
     ROOM_RELAY_DROPPED.labels(reason).inc()

@@ -22,7 +22,6 @@ the request stream, and the client's next write would fail as INTERNAL). Event l
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -48,12 +47,13 @@ from translate_svc.session.events import (
 )
 from translate_svc.session.lifecycle import SessionRecord
 from translate_svc.session.manager import Admission, SessionManager
+from translate_svc.session.renditions import paid_renditions
 from translate_svc.session.rooms.checks import check_speaker
 from translate_svc.session.rooms.seat import SpeakerSeat
 from translate_svc.session.stream import StreamHooks, StreamSession
 from translate_svc.session.tenants.budget import QuotaSpent
 from translate_svc.session.tenants.tenant import ALL_ROOMS, DEFAULT_TENANT, RoomRights, Tenant
-from translate_svc.types import SegmentResult
+from translate_svc.types import SegmentResult, TranslationTask
 
 logger = logging.getLogger(__name__)
 
@@ -283,8 +283,7 @@ class StreamDriver:
         if first.room is not None:
 
             def retarget(targets: tuple[str, ...], renditions: tuple[tuple[str, float], ...]) -> int:
-                task = checks.retarget(self._m.card, self._m.limits, session.task, targets, None)
-                return session.retarget(dataclasses.replace(task, renditions=renditions))
+                return session.retarget(self._changed(session, targets=targets, renditions=renditions))
 
             try:  # its targets become its own plus the room's, changed as listeners come and go
                 await self._seat.take(
@@ -293,6 +292,7 @@ class StreamDriver:
                     stream_id=session.resume_token,
                     own=session.task.target_languages,
                     retarget=retarget,
+                    render=paid_renditions(self._m, self.tenant, session).render,
                 )
             except BaseException:
                 session.close()
@@ -370,8 +370,8 @@ class StreamDriver:
             # an unread event until the client takes it: the next request waits for room
             own = req.target_languages
             try:
-                task = checks.retarget(
-                    self._m.card, self._m.limits, session.task, self._seat.targets(own), req.speaker_id, req.speed
+                task = self._changed(
+                    session, targets=self._seat.targets(own), speaker_id=req.speaker_id, speed=req.speed
                 )
             except InvalidInput as e:
                 await session.answer(Updated(self._seat.started(_started(session, self._m)), session.jobs.next_id, e))
@@ -383,6 +383,23 @@ class StreamDriver:
             raise req.error
         else:
             raise InvalidInput("`config` was sent twice: send it once, as the first message")
+
+    def _changed(
+        self,
+        session: StreamSession,
+        *,
+        targets: tuple[str, ...] | None = None,
+        speaker_id: int | None = None,
+        speed: float | None = None,
+        renditions: tuple[tuple[str, float], ...] | None = None,
+    ) -> TranslationTask:
+        """The stream's task with one change applied to the task it runs with now (``checks.retarget``:
+        what the change does not name is kept), the one way a running stream's task is rewritten:
+        its client's Update (targets, voice, rate) keeps the rates its room's listeners chose, its
+        room's retarget (targets, renditions) keeps what its client set. Both run on the event
+        loop and apply the task at once (``StreamSession.retarget``), with no wait between: one
+        writer at a time, each over the other's last change. Raises ``InvalidInput``."""
+        return checks.retarget(self._m.card, self._m.limits, session.task, targets, speaker_id, speed, renditions)
 
     def _charge(self, session: StreamSession, *, final: bool = False) -> QuotaSpent | None:
         """Draw the audio received since the last charge from the tenant's budget, a second or more

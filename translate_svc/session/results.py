@@ -71,7 +71,10 @@ def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool, budget
     language: ``task.resolve_task`` refuses that on a server without an identifier); results
     built from it show only what the client asked for. ``budget_ms``: with ``task.output.fit``,
     the time the segment's speech is fitted to (its span and the gap before the next segment:
-    ``SegmentTracker.release``)."""
+    ``SegmentTracker.release``). A final segment of a task with renditions (a room speaker whose
+    listeners chose rates) keeps its spoken units (``ModelInput.keep_units``): its speech at those
+    rates is made after its result is out, as optional work (``session/renditions.py``), so that
+    listeners' rates never delay the speaker's own result."""
     fit = task.output.fit
     fitted = None
     if fit is not None and budget_ms is not None and final and task.output.speech:
@@ -93,7 +96,7 @@ def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool, budget
         profanity=task.output.profanity or Profanity.OFF,
         speed=task.output.speed,
         fit=fitted,
-        renditions=renditions(task) if task.output.speech and final and fitted is None else (),
+        keep_units=bool(renditions(task)) and task.output.speech and final and fitted is None,
     )
 
 
@@ -394,6 +397,7 @@ def build_result(
         detected=_detected(task, out),
         batch_trace=job.batch_trace,
         renditions=again,
+        spoken=out.units if opts.speech else (),
     )
 
 

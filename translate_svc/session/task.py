@@ -186,11 +186,15 @@ def retarget(
     targets: tuple[str, ...] | None,
     speaker_id: int | None,
     speed: float | None = None,
+    renditions: tuple[tuple[str, float], ...] | None = None,
 ) -> TranslationTask:
-    """A running stream's task with new targets, voice and speaking rate (None: keep), checked as
-    a config's are (``resolve_task``: languages, ``max_target_languages``, the voice's and the
-    rate's ranges, simultaneous mode); everything else stays as the stream started."""
-    if targets is None and speaker_id is None and speed is None:
+    """A running stream's task with new targets, voice, speaking rate and (a room's) renditions
+    (None: keep), checked as a config's are (``resolve_task``: languages, ``max_target_languages``,
+    the voice's and the rate's ranges, simultaneous mode); everything else stays as it is in
+    ``task``: a change never drops what it does not name (a room speaker's Update keeps the rates
+    its listeners chose; its room's retarget keeps the voice and rate its client set). The
+    renditions kept are those of the targets it keeps."""
+    if targets is None and speaker_id is None and speed is None and renditions is None:
         raise InvalidInput(
             "the update sets nothing: set `targets` (the whole new list), `speaker_id` or `speed`, or several"
         )
@@ -212,7 +216,8 @@ def retarget(
     # own terms are the ones they were matched against then, so none is dropped again
     keeps = set(new.target_languages)
     kept = tuple(t for t in task.terms[len(own) :] if t.target_language in keeps)
-    return dataclasses.replace(new, terms=new.terms + kept, stored_terms=new.stored_terms + len(kept))
+    rates = tuple(r for r in (task.renditions if renditions is None else renditions) if r[0] in keeps)
+    return dataclasses.replace(new, terms=new.terms + kept, stored_terms=new.stored_terms + len(kept), renditions=rates)
 
 
 def resolve_text(

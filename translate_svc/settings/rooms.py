@@ -35,6 +35,17 @@ class RoomSettings(BaseModel):
     #: pairs over the room: each is one more vocoder row in each of its speakers' segments (not a
     #: decoder row); beyond, a listener at a new rate is refused naming those in use. 0: none
     max_rates: int = Field(4, ge=0, le=64)
+    #: (room, language, rate) renditions a tenant's listeners may keep in use at once (each a
+    #: vocoder row in every segment of the room's speakers) when its tokens-file lines state no
+    #: ``renditions=``; counted on the node, a pair in use on two processes counting twice
+    max_renditions_per_tenant: int = Field(8, ge=0, le=100_000)
+    #: the longest a listener at a rate waits for a final result's speech at that rate (it is made
+    #: as optional work, after every final waiting for the model): then the result comes at the
+    #: speaker's rate (``speech_rate`` says so)
+    rendition_wait_s: float = Field(3.0, gt=0, le=600)
+    #: whether the demo page's listeners (tenant ``demo``) may choose a rate (their keys are minted
+    #: for anyone who opens the page)
+    demo_rates: bool = False
     #: a listen (gRPC Listen, a listener's WebSocket) ends this long after it began: listen again
     max_listen_s: float = Field(4 * 3600.0, gt=0, le=7 * 86_400)
     #: the listen page's QR codes (``/listen/<room>/qr.svg``, no token): new codes drawn a second

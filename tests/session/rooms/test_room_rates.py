@@ -221,8 +221,8 @@ async def test_a_rate_from_a_float32_wire_and_the_same_rate_as_a_double_share_on
     registry = make()
     stream = FakeStream()
     await speaker(registry, stream)
-    wire32 = float(np.float32(1.1))  # gRPC's float: 1.100000023841858
-    assert wire32 != 1.1
+    wire32 = float(np.float32(1.3))  # gRPC's float: 1.2999999523162842
+    assert wire32 != 1.3
     one = await listen(registry, "spa", wire32)
-    two = await listen(registry, "spa", 1.1)  # a WebSocket's ?speed=1.1
-    assert stream.rates[-1] == (("spa", 1.1),) and one.speed == two.speed == 1.1
+    two = await listen(registry, "spa", 1.3)  # a WebSocket's ?speed=1.3
+    assert stream.rates[-1] == (("spa", 1.25),) and one.speed == two.speed == 1.25  # the grid's nearest step

@@ -69,7 +69,9 @@ def segments(events: list[pb.ListenEvent]) -> dict[int, pb.SegmentResult]:
 
 async def test_each_listener_hears_the_room_at_its_own_rate(test_model_dir: Path, shared_audio: Path) -> None:
     settings = make_settings(test_model_dir)
-    settings.rooms = RoomSettings(backlog_s=600.0)
+    # a rendition is optional work behind every final: on a loaded machine it may wait long (a
+    # bound for a hung test, not a timing)
+    settings.rooms = RoomSettings(backlog_s=600.0, rendition_wait_s=120.0)
     settings.server.http_port = 0
     pcm = speech_pcm16(shared_audio / "jfk.flac", 11.0, RATE).tobytes()
     heard: dict[float | None, list[pb.ListenEvent]] = {None: [], 1.5: [], 0.75: []}

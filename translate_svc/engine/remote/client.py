@@ -127,10 +127,12 @@ class RemoteEngine:
             )
         return self._send(owner, item, droppable=False)
 
-    def submit_droppable(self, owner: str, item: ModelInput) -> asyncio.Future[EngineResult] | None:
+    def submit_droppable(
+        self, owner: str, item: ModelInput, *, behind_finals: bool = False
+    ) -> asyncio.Future[EngineResult] | None:
         if not self.healthy or self._state.queued >= self._state.max_queued:
             return None
-        return self._send(owner, item, droppable=True)
+        return self._send(owner, item, droppable=True, behind_finals=behind_finals)
 
     def abort(self, owner: str) -> int:
         if self._channel is not None and not self._channel.closing:
@@ -149,7 +151,9 @@ class RemoteEngine:
 
     # -- the wire ---------------------------------------------------------------------------------------
 
-    def _send(self, owner: str, item: ModelInput, *, droppable: bool) -> asyncio.Future[EngineResult]:
+    def _send(
+        self, owner: str, item: ModelInput, *, droppable: bool, behind_finals: bool = False
+    ) -> asyncio.Future[EngineResult]:
         assert self._channel is not None
         job = next(self._ids)
         fut: asyncio.Future[EngineResult] = asyncio.get_running_loop().create_future()
@@ -159,7 +163,7 @@ class RemoteEngine:
             fut.add_done_callback(functools.partial(self._answered, owner))
         self._idle.clear()
         fut.add_done_callback(functools.partial(self._cancelled, job))
-        self._channel.send(wire.submit_of(job, owner, item, droppable=droppable))
+        self._channel.send(wire.submit_of(job, owner, item, droppable=droppable, behind_finals=behind_finals))
         return fut
 
     def _answered(self, owner: str, fut: asyncio.Future[EngineResult]) -> None:

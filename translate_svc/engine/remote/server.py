@@ -155,7 +155,11 @@ class _Peer:
         item = wire.model_input(m)
         owner = self._owner(m.owner)
         try:
-            fut = engine.submit_droppable(owner, item) if m.droppable else engine.submit(owner, item)
+            fut = (
+                engine.submit_droppable(owner, item, behind_finals=m.behind_finals)
+                if m.droppable
+                else engine.submit(owner, item)
+            )
         except Overloaded as e:
             self._refuse(m.job, "overloaded", e.message, e.retry_after_ms)
             return

@@ -52,6 +52,8 @@ class Submit(msgspec.Struct, tag="submit", array_like=True):
     owner: str
     droppable: bool
     item: ModelInput
+    #: a droppable job queued while finals wait (``EngineClient.submit_droppable``)
+    behind_finals: bool = False
 
 
 class Cancel(msgspec.Struct, tag="cancel", array_like=True):
@@ -184,8 +186,8 @@ def decode(data: bytes, kind: object) -> object:
     return msgspec.msgpack.decode(data, type=kind, dec_hook=_decode_array, ext_hook=_decode_ext)
 
 
-def submit_of(job: int, owner: str, item: ModelInput, *, droppable: bool) -> Submit:
-    return Submit(job, owner, droppable, item)
+def submit_of(job: int, owner: str, item: ModelInput, *, droppable: bool, behind_finals: bool = False) -> Submit:
+    return Submit(job, owner, droppable, item, behind_finals)
 
 
 def model_input(m: Submit) -> ModelInput:

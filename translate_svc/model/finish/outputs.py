@@ -28,8 +28,9 @@ from translate_svc.model.finish.confidence import mean_logprob, scored_words
 from translate_svc.model.finish.timings import WORD_START
 from translate_svc.model.prefill import Prefilled
 from translate_svc.model.stages.seamless import SeamlessStages
+from translate_svc.model.stages.text_to_unit import Speech
 from translate_svc.model_api.requests import ModelInput, ModelOutput, Rendition
-from translate_svc.types import Profanity, WordTiming
+from translate_svc.types import Profanity, SpokenUnits, WordTiming
 
 
 def finish(
@@ -77,6 +78,8 @@ def finish(
     # renditions (a row's speech again at another rate): row -> (rate, waveform) each; (row, rate) -> words
     again_waves: dict[int, list[tuple[float, np.ndarray]]] = {}
     again_words: dict[tuple[int, float], tuple[WordTiming, ...]] = {}
+    # each spoken row's units, where its input keeps them (``ModelInput.keep_units``): row -> units
+    units_of: dict[int, SpokenUnits] = {}
     # each row's chosen tokens' log-probabilities (confidence, issue 72): none where not kept
     token_lps = decoded.logprobs or tuple(() for _ in rows)
     words: dict[int, tuple[WordTiming, ...]] = {}
@@ -118,6 +121,9 @@ def finish(
             rates.update(zip(group, out.vocoded.rates[:n], strict=True))
         for (i, rate), w in zip(again, out.waves[n:], strict=True):
             again_waves.setdefault(group[i], []).append((rate, w))
+        keeping = [i for i, r in enumerate(group) if inputs[rows[r][0]].keep_units]
+        if keeping:
+            units_of.update(_kept_units(out, group, keeping, rows, inputs, host, rates))
         if timed:
             spoken: list[tuple[int, float | None]] = [(r, None) for r in group]
             spoken += [(group[i], rate) for i, rate in again]
@@ -186,9 +192,40 @@ def finish(
                     if row.target
                     for rate, wave in again_waves.get(r, ())
                 ),
+                units=tuple(units_of[r] for r, row in mine if r in units_of and row.target),
             )
         )
     return outputs
+
+
+def _kept_units(
+    out: Speech,
+    group: Sequence[int],
+    keeping: Sequence[int],
+    rows: Sequence[tuple[int, str]],
+    inputs: Sequence[ModelInput],
+    host: Sequence[tuple[int, ...]],
+    rates: dict[int, float],
+) -> dict[int, SpokenUnits]:
+    """The units of a speech group's rows that keep them (``keeping``: positions in ``group``), on
+    the host (one read of the group's units and durations: small)."""
+    sel = upload(list(keeping), torch.long, out.units.units.device)
+    units = out.units.units.index_select(0, sel).cpu().numpy().astype(np.int64)
+    durations = out.units.char_durations.index_select(0, sel).cpu().numpy().astype(np.int64)
+    kept = {}
+    for j, i in enumerate(keeping):
+        r = group[i]
+        item = inputs[rows[r][0]]
+        count = out.units.counts[i]
+        kept[r] = SpokenUnits(
+            rows[r][1],
+            item.speaker_id,
+            units[j, :count].copy(),
+            durations[j].copy(),
+            tuple(host[r]),
+            rates.get(r, item.speed),
+        )
+    return kept
 
 
 def _tokens(tokenizer: Any, seq: Sequence[int], values: Sequence[float]) -> tuple[tuple[str, float], ...]:

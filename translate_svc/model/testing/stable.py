@@ -10,7 +10,9 @@ the audio, so that:
   longer prefix of the same audio extends a shorter one's, except that last word;
 - a decode forced to start with committed tokens keeps them and goes on with its own words;
 - speech is ``SPEECH_S`` (200 ms at 16 kHz: ``SAMPLES_PER_WORD``) of a tone per spoken word,
-  ``UNITS_PER_WORD`` units (one per 20 ms), so the audio of a step's chunk is known exactly;
+  ``UNITS_PER_WORD`` units (one per 20 ms), so the audio of a step's chunk is known exactly; a
+  segment's kept units (``ModelInput.keep_units``) spoken again at a rate (``respeak``) are the
+  same tones, ``1 / rate`` as long;
 - word timings (``ModelInput.words``) are as exact: spoken word ``j`` of a speech or chunk is its
   ``[200 j, 200 (j + 1))`` ms, transcript word ``k`` is ``[400 k, 400 (k + 1))`` ms of the input
   (the last word: to the input's end).
@@ -39,12 +41,13 @@ from translate_svc.model_api.requests import (
     Features,
     ModelInput,
     ModelOutput,
+    Rendition,
     SimulRowOutput,
     SimulTarget,
     WorkKind,
     speak_now,
 )
-from translate_svc.types import MODEL_SAMPLE_RATE, ModelCard, ModelInfo, WordTiming
+from translate_svc.types import MODEL_SAMPLE_RATE, ModelCard, ModelInfo, SpokenUnits, WordTiming
 
 #: one stable word per this much audio
 WORD_S = 0.4
@@ -82,9 +85,10 @@ def word_starts(ids: Sequence[int]) -> tuple[int, ...]:
     return tuple(range(len(ids)))
 
 
-def speech(ids: Sequence[int]) -> np.ndarray:
-    """``SAMPLES_PER_WORD`` float32 samples of a tone per token (its pitch from the token)."""
-    t = np.arange(SAMPLES_PER_WORD, dtype=np.float32) / MODEL_SAMPLE_RATE
+def speech(ids: Sequence[int], rate: float = 1.0) -> np.ndarray:
+    """``SAMPLES_PER_WORD`` float32 samples of a tone per token (its pitch from the token); at
+    ``rate`` (a respeak's), ``SAMPLES_PER_WORD / rate`` of them, rounded."""
+    t = np.arange(round(SAMPLES_PER_WORD / rate), dtype=np.float32) / MODEL_SAMPLE_RATE
     tones = [0.1 * np.sin(2 * np.pi * (200 + 10 * (tok % 50)) * t) for tok in ids]
     return np.concatenate(tones).astype(np.float32) if tones else np.zeros(0, np.float32)
 
@@ -93,9 +97,9 @@ def units(ids: Sequence[int]) -> tuple[int, ...]:
     return tuple(tok % 10_000 for tok in ids for _ in range(UNITS_PER_WORD))
 
 
-def spoken_words(ids: Sequence[int]) -> tuple[WordTiming, ...]:
-    """Each token's word in ``speech(ids)``, ms from its first sample."""
-    ms = round(SPEECH_S * 1000)
+def spoken_words(ids: Sequence[int], rate: float = 1.0) -> tuple[WordTiming, ...]:
+    """Each token's word in ``speech(ids, rate)``, ms from its first sample."""
+    ms = round(round(SAMPLES_PER_WORD / rate) * 1000 / MODEL_SAMPLE_RATE)
     return tuple(WordTiming(word_text(t), ms * j, ms * (j + 1)) for j, t in enumerate(ids))
 
 
@@ -131,7 +135,27 @@ class StableTranslator:
         return Features(np.zeros((frames, 1), np.float32), np.ones(frames, np.int64))
 
     def run(self, inputs: Sequence[ModelInput]) -> list[ModelOutput]:
-        return [self._step(item) if item.kind is WorkKind.RETRANSLATION else self._segment(item) for item in inputs]
+        kinds = {WorkKind.RETRANSLATION: self._step, WorkKind.RESPEAK: self._respeak}
+        return [kinds.get(item.kind, self._segment)(item) for item in inputs]
+
+    @staticmethod
+    def _respeak(item: ModelInput) -> ModelOutput:
+        """Kept units spoken again (``ModelInput.respeak``): each token's tone, shorter or longer by
+        the rate, its words as exact as ever."""
+        kept = {u.language: u for u in item.respeak}
+        return ModelOutput(
+            transcript=None,
+            texts={},
+            renditions=tuple(
+                Rendition(
+                    lang,
+                    rate,
+                    speech(kept[lang].tokens, rate),
+                    spoken_words(kept[lang].tokens, rate) if item.words else (),
+                )
+                for lang, rate in item.renditions
+            ),
+        )
 
     def _segment(self, item: ModelInput) -> ModelOutput:
         ids = hypothesis(len(item.audio))
@@ -144,6 +168,9 @@ class StableTranslator:
             detected=_detected(item),
             words={lang: spoken_words(ids) for lang in item.targets} if item.words and item.speech else {},
             transcript_words=heard_words(len(item.audio)) if heard else (),
+            units=tuple(_kept(lang, ids, item.speaker_id) for lang in item.targets if ids)
+            if item.keep_units and item.speech
+            else (),
         )
 
     def _step(self, item: ModelInput) -> ModelOutput:
@@ -192,6 +219,18 @@ class StableTranslator:
             spoken_units=total if say else target.spoken_units,
             chunk_words=spoken_words(new) if say and timed else (),
         )
+
+
+def _kept(language: str, ids: tuple[int, ...], speaker_id: int) -> SpokenUnits:
+    """A spoken target's units as a respeak takes them back (``ModelInput.keep_units``): here its
+    tokens are all a respeak needs (one tone each)."""
+    return SpokenUnits(
+        language,
+        speaker_id,
+        np.array(units(ids), np.int64),
+        np.full(len(ids), UNITS_PER_WORD, np.int64),
+        ids,
+    )
 
 
 def _detected(item: ModelInput) -> dict[str, float] | None:

@@ -8,7 +8,11 @@ Work is paid per language, not per listener: each speaker's targets are its own 
 plus every language someone else in the room listens in, changed (the stream's ``retarget``) as
 listeners come and go, so a hundred listeners in four languages cost four decoder rows per segment.
 A participant who speaks and listens is not sent its own speech, nor does its own listening add a
-target to its own stream.
+target to its own stream. A listener may choose a speaking rate (on a grid of 0.25, where the key it
+listens with lets it: ``RoomRights.rates``, and within the room's and its tenant's caps): each
+speaker's results are then spoken again at the rates in use, as optional engine work after they
+are out (``session/renditions.py``), and its listeners at a rate get each result once that speech
+is made, in order (``listener.LaterOutput``), boundedly.
 
 Every final result and caption a speaker's stream makes is published (``Speaker.output``, called by
 its ``SegmentTracker`` as the result goes out in order) to the listeners of each language it carries,
@@ -34,8 +38,9 @@ pyproject.toml keeps it so, and another keeps this package free of drivers and d
 - ``seat.py``: ``SpeakerSeat``, a stream's side of the room it speaks into, for its driver;
 - ``registry.py``: ``RoomRegistry``, every room of this process (admission, caps, the waiting
   backlogs, drain, presence), one per ``SessionManager``;
+- ``rates.py``: the speaking rates listeners choose: who may, the room's and the tenants' caps;
 - ``room.py``: ``Room`` (its parties, the per-language fan-out) and ``Speaker`` (retargeting, what
-  its own client sees);
+  its own client sees, its results spoken again at its listeners' rates);
 - ``link.py``: a room across processes, through the cluster store; ``config.py``: ``RoomConfig``
   and its one mapping from ``RoomSettings``; ``checks.py``: room names, participant ids, a
   speaker's config;

@@ -9,6 +9,7 @@ import re
 
 from translate_svc.errors import InvalidInput, shown
 from translate_svc.session.events import StreamConfig
+from translate_svc.session.rooms.listener import snap_rate
 from translate_svc.types import check_speed
 
 #: a room's name: part of a URL (``/listen/<room>``) and of a metrics-free log line
@@ -47,12 +48,13 @@ def check_participant(participant: str) -> None:
 
 
 def rate_of(speed: float | None) -> float | None:
-    """A listener's speaking rate: none, or one in ``SPEED_MIN``..``SPEED_MAX`` (INVALID_ARGUMENT),
-    to 6 decimals (a float32 from the wire, 1.100000023..., is the 1.1 its client wrote: listeners
-    at one rate share its rendition whichever door they came through)."""
+    """A listener's speaking rate: none, or one in ``SPEED_MIN``..``SPEED_MAX`` (INVALID_ARGUMENT)
+    snapped to the rate grid (``listener.snap_rate``: steps of 0.25), so that listeners at nearly
+    one rate (0.5, 0.500001, ...) share its rendition, whichever door they came through; each
+    result's ``speech_rate`` tells the listener the rate it got."""
     if speed is None:
         return None
     try:
-        return round(check_speed(speed, "speed"), 6)
+        return snap_rate(check_speed(speed, "speed"))
     except ValueError as e:
         raise InvalidInput(str(e)) from None

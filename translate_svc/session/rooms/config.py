@@ -24,6 +24,11 @@ class RoomConfig:
     max_listeners_per_tenant: int = 256
     #: (language, rate) pairs a room's listeners may choose at once (``rooms.max_rates``)
     max_rates: int = 4
+    #: (room, language, rate) renditions a tenant's listeners keep in use on this node when its
+    #: tokens-file lines state no ``renditions=`` (``rooms.max_renditions_per_tenant``)
+    max_renditions_per_tenant: int = 8
+    #: the longest a listener at a rate waits for a result's speech at it (``rooms.rendition_wait_s``)
+    rendition_wait_s: float = 3.0
     #: a listen ends (``ListenTooLong``) this long after it began
     max_listen_s: float = 4 * 3600.0
     #: the backlog's bounds: entries and bytes per room, and per tenant (this process)
@@ -58,6 +63,8 @@ def room_config(rooms: RoomSettings, max_languages: int, on_store_loss: str = "n
         max_listeners_per_tenant=rooms.max_listeners_per_tenant,
         max_listen_s=rooms.max_listen_s,
         max_rates=rooms.max_rates,
+        max_renditions_per_tenant=rooms.max_renditions_per_tenant,
+        rendition_wait_s=rooms.rendition_wait_s,
         backlog_room_entries=rooms.backlog_max_entries,
         backlog_room_bytes=rooms.backlog_max_bytes,
         backlog_tenant_entries=rooms.backlog_max_entries_per_tenant,

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -54,9 +55,10 @@ from translate_svc.cluster.store import ClusterStore, Inbox, StoreState, StoreUn
 from translate_svc.cluster.watch import Quiet
 from translate_svc.errors import ServiceError
 from translate_svc.session.rooms import wire as room_wire
-from translate_svc.session.rooms.listener import RoomOutput
+from translate_svc.session.rooms.listener import Rendering, RoomOutput, snap_rate
 from translate_svc.session.rooms.outbox import Op, Outbox
 from translate_svc.session.rooms.readers import RETRY_S, ReadRoom, RoomReaders
+from translate_svc.types import SPEED_MAX, SPEED_MIN, SegmentResult, Translation
 
 if TYPE_CHECKING:
     from translate_svc.session.tenants.tenant import Tenant
@@ -199,8 +201,13 @@ class RoomLink:
             group, member, value = f"{_key(speaker.room)}/speakers", self._member(speaker), _announce(speaker)
             speaker.relay.put(lambda: self.store.join(group, member, value))
 
-    def sent(self, speaker: Speaker, language: str, out: RoomOutput, final: bool) -> None:
-        """One language's cut of the speaker's output, to the other processes (never awaits)."""
+    def sent(
+        self, speaker: Speaker, language: str, out: RoomOutput, final: bool, rendering: Rendering | None = None
+    ) -> None:
+        """One language's cut of the speaker's output, to the other processes (never awaits).
+        ``rendering``: its speech being made again at rates; where a listener elsewhere chose one of
+        them, the entry waits for it in the speaker's outbox (bounded: ``Rendering``) and carries
+        what was made, so those listeners hear their rate."""
         relay = speaker.relay
         if relay is None:
             return
@@ -209,12 +216,27 @@ class RoomLink:
         speech = language in room.remote_languages()
         if not final and not speech and language not in {lang for lang, _, _ in room.remote_ears}:
             return  # a caption nobody elsewhere reads
+        wanted = {(lang, rate) for lang, _, rate in room.remote_ears if lang == language and rate is not None}
+        later = rendering if rendering is not None and speech and wanted & rendering.asked else None
 
-        def data() -> bytes:
-            return room_wire.encode(self.origin, out, speaker.participant, speech=speech)
+        def data(made: tuple[Translation, ...] = ()) -> bytes:
+            full = out
+            again = tuple(t for t in made if t.target_language == language)
+            if again and isinstance(out.event, SegmentResult):
+                full = RoomOutput(out.speaker, dataclasses.replace(out.event, renditions=again), out.backlog)
+            return room_wire.encode(self.origin, full, speaker.participant, speech=speech)
 
         if final:
             stream, keep_s, max_len = f"{key}/out/{language}", self._keep_s, self._max_entries
+            if later is not None:
+
+                async def append_made() -> object:
+                    assert later is not None
+                    made = await asyncio.shield(later.made)
+                    return await self.store.append(stream, data(made), keep_s=keep_s, max_len=max_len)
+
+                relay.put(append_made)
+                return
             relay.put(lambda: self.store.append(stream, data(), keep_s=keep_s, max_len=max_len))
         else:
             channel = f"{key}/captions/{language}"
@@ -457,10 +479,13 @@ def _announce(speaker: Speaker) -> bytes:
 
 def _ear(value: bytes) -> tuple[str, str, float | None]:
     """A listener's member value: its language, participant and speaking rate ("s"; absent: none
-    chosen, as a process from before rates wrote it)."""
+    chosen, as a process from before rates wrote it), on the rate grid (a process from before the
+    grid wrote any rate in range: its listener is counted, and served, at the nearest step)."""
     d = json.loads(value)
     speed = d.get("s")
-    return str(d["l"]), str(d["p"]), float(speed) if isinstance(speed, int | float) else None
+    if not isinstance(speed, int | float):
+        return str(d["l"]), str(d["p"]), None
+    return str(d["l"]), str(d["p"]), snap_rate(min(max(float(speed), SPEED_MIN), SPEED_MAX))
 
 
 def _speaker(value: bytes) -> tuple[str, str, dict[str, int]] | None:

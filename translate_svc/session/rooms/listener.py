@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -21,7 +22,19 @@ from translate_svc.errors import ServiceError
 from translate_svc.observability import metrics
 from translate_svc.session.events import Draining
 from translate_svc.session.tenants.counters import Held
-from translate_svc.types import InterimResult, SegmentResult
+from translate_svc.types import InterimResult, SegmentResult, Translation
+
+#: a listener's speaking rate is a step of this grid (0.5, 0.75, ... 2.0: what a player's rate
+#: menu offers): every rate asked is snapped to the nearest step, so listeners who ask nearly the
+#: same rate share one rendition (each distinct rate is a vocoder row in every speaker's segment)
+RATE_STEP = 0.25
+
+
+def snap_rate(speed: float) -> float:
+    """``speed`` (already in range) on the ``RATE_STEP`` grid: the nearest step, a tie to the
+    faster one (0.625 -> 0.75); a float32 from the wire (1.2500000x) is the step its client wrote."""
+    return math.floor(speed / RATE_STEP + 0.5) * RATE_STEP
+
 
 # -- what a listener gets -------------------------------------------------------------------------
 
@@ -75,6 +88,44 @@ class RoomOutput:
         return RoomOutput(self.speaker, cut, self.backlog)
 
 
+@dataclass(frozen=True, eq=False)
+class Rendering:
+    """A speaker's final result's speech being made again at its listeners' rates (optional engine
+    work after the result is out: ``session/renditions.py``): the (language, rate) pairs asked, and
+    ``made``, which always resolves (never an exception, never cancelled) with the translations
+    made, each at its ``speech_rate``: all asked, some, or none (the engine was busy past
+    ``rooms.rendition_wait_s``, the tenant's budget could not pay them)."""
+
+    asked: frozenset[tuple[str, float]]
+    made: asyncio.Future[tuple[Translation, ...]]
+
+
+@dataclass(frozen=True, eq=False)
+class LaterOutput:
+    """A final result a listener at a rate gets once its speech at that rate is made (``Rendering``):
+    it holds its place in the listener's queue, so results still come in order; ``ready`` resolves
+    with the ``RoomOutput`` to send (at the speaker's rate where the rendition was not made: its
+    ``speech_rate`` says so). One object is pushed to every listener of a (language, rate)."""
+
+    ready: asyncio.Future[RoomOutput]
+
+    @classmethod
+    def of(cls, out: RoomOutput, language: str, speed: float, rendering: Rendering) -> LaterOutput:
+        """``out`` (``language``'s cut, without renditions) as a listener at ``speed`` will hear it."""
+        ready: asyncio.Future[RoomOutput] = asyncio.get_running_loop().create_future()
+
+        def made(fut: asyncio.Future[tuple[Translation, ...]]) -> None:
+            got = fut.result() if not fut.cancelled() and fut.exception() is None else ()
+            again = tuple(t for t in got if t.target_language == language)
+            assert isinstance(out.event, SegmentResult)
+            full = RoomOutput(out.speaker, dataclasses.replace(out.event, renditions=again), out.backlog)
+            if not ready.done():
+                ready.set_result(full.at(speed))
+
+        rendering.made.add_done_callback(made)
+        return cls(ready)
+
+
 @dataclass(frozen=True)
 class OutputDropped:
     """The listener fell behind: its ``count`` oldest events were dropped since the last notice
@@ -85,6 +136,8 @@ class OutputDropped:
 
 
 ListenEvent = ListenStarted | RoomOutput | OutputDropped | Draining
+#: what a listener's queue holds: its events, and results waiting for their speech at its rate
+Queued = ListenEvent | LaterOutput
 
 
 # -- listeners ------------------------------------------------------------------------------------
@@ -115,7 +168,7 @@ class Listener:
         self._bound = bound
         #: ListenStarted and the backlog: given before anything queued, outside the bound
         self._first: deque[ListenEvent] = deque()
-        self._queue: deque[ListenEvent] = deque()
+        self._queue: deque[Queued] = deque()
         self._wake = asyncio.Event()
         self._error: ServiceError | None = None
         self._closed = False
@@ -141,7 +194,9 @@ class Listener:
         """What the listen was ended with (None: not ended)."""
         return self._error
 
-    def push(self, ev: ListenEvent) -> None:
+    def push(self, ev: Queued) -> None:
+        """Queue ``ev``: a ``LaterOutput`` keeps its place until its speech at this listener's rate
+        is made (bounded: ``Rendering``), the events behind it wait for it."""
         if self._closed or self.ended.is_set():
             return
         if len(self._queue) >= self._bound:
@@ -150,7 +205,19 @@ class Listener:
             self._untold += 1
             metrics.room_dropped(self.language)
         self._queue.append(ev)
+        if isinstance(ev, LaterOutput) and not ev.ready.done():
+            ev.ready.add_done_callback(self._made)
         self._wake.set()
+
+    def _made(self, _: asyncio.Future[RoomOutput]) -> None:
+        self._wake.set()
+
+    def _ready(self) -> bool:
+        """Whether the queue's first event can be given now (not a result still being spoken again)."""
+        if not self._queue:
+            return False
+        head = self._queue[0]
+        return not isinstance(head, LaterOutput) or head.ready.done()
 
     def end(self, error: ServiceError, *, at_once: bool = True) -> None:
         """End the listen with ``error``: at once (its deadline, its token revoked: nothing queued
@@ -171,19 +238,22 @@ class Listener:
             seconds, error = self._longest
             self.deadline = asyncio.get_running_loop().call_later(seconds, self.end, error)
         while True:
-            while not (self._first or self._queue or self._untold):
-                if self._error is not None:
-                    raise self._error
-                if self._closed:
-                    return
+            while not (self._first or self._untold or self._ready()):
+                if not self._queue:  # (a result being spoken again at its rate is waited for first)
+                    if self._error is not None:
+                        raise self._error
+                    if self._closed:
+                        return
                 self._wake.clear()
                 await self._wake.wait()
+            ev: ListenEvent
             if self._first:
                 ev = self._first.popleft()
             elif self._untold:
                 ev, self._untold = OutputDropped(self._untold, self.dropped), 0
             else:
-                ev = self._queue.popleft()
+                head = self._queue.popleft()
+                ev = head.ready.result() if isinstance(head, LaterOutput) else head
             self.delivered += 1
             yield ev
 

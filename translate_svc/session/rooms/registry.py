@@ -35,7 +35,8 @@ from translate_svc.session.rooms.config import RoomConfig
 from translate_svc.session.rooms.herald import RoomHerald
 from translate_svc.session.rooms.link import RoomLink
 from translate_svc.session.rooms.listener import Listener, ListenStarted
-from translate_svc.session.rooms.room import Renditions, Room, Speaker
+from translate_svc.session.rooms.rates import RoomRates, check_rate_allowed
+from translate_svc.session.rooms.room import Render, Renditions, Room, Speaker
 from translate_svc.session.tenants.counters import UNCAPPED, Counters, Held
 from translate_svc.session.tenants.tenant import RoomRights, Tenant
 from translate_svc.types import ModelCard
@@ -112,6 +113,8 @@ class RoomRegistry:
         self.events: EventSink = NO_EVENTS
         self.herald = RoomHerald(store, self.link.origin if self.link is not None else "", lambda: self.events)
         self._draining: Draining | None = None
+        #: the speaking rates its listeners chose: the room's and the tenants' caps
+        self.rates = RoomRates(config, counters, self.rooms, self._tenant_cap)
 
     # -- listeners
 
@@ -126,9 +129,9 @@ class RoomRegistry:
         speed: float | None = None,
     ) -> Listener:
         """A new listener of room ``name`` in ``language``, its speech at ``speed`` (issue 90;
-        None: as each speaker speaks); ``Listener.close`` when its call ends. Refused (nothing
-        held) with PERMISSION_DENIED, INVALID_ARGUMENT, RESOURCE_EXHAUSTED or UNAVAILABLE
-        (draining), each saying what to do."""
+        None: as each speaker speaks; snapped to the rate grid, ``checks.rate_of``); ``Listener.close``
+        when its call ends. Refused (nothing held) with PERMISSION_DENIED, INVALID_ARGUMENT,
+        RESOURCE_EXHAUSTED or UNAVAILABLE (draining), each saying what to do."""
         check_room_name(name)
         check_participant(participant)
         speed = rate_of(speed)
@@ -137,6 +140,7 @@ class RoomRegistry:
                 f"this token may not listen to room {shown(name)}: use a token whose listen= (or room=) pattern "
                 "covers the room"
             )
+        check_rate_allowed(rights, name, speed)
         if self._draining is not None:
             raise NotReady("this server is shutting down and takes no new listeners: connect to another server")
         card = self._card()
@@ -145,6 +149,13 @@ class RoomRegistry:
                 f"unknown language {shown(language)}: listen in a code from ListLanguages with text output"
             )
         room_held, held = await self._take(tenant, name, [("room_listeners", self.config.max_listeners)], "listeners")
+        try:
+            rate_held = await self.rates.take(tenant, name, language, speed)
+        except BaseException:
+            self._counters.release(held)
+            if room_held is not None:
+                self._counters.release(room_held)
+            raise
         room, made = self._room(tenant, name, room_held)  # from here on nothing waits: no other call interleaves
         try:
             if language not in room.languages() and len(room.languages()) >= self.config.max_languages:
@@ -153,12 +164,15 @@ class RoomRegistry:
                     "(limits.max_target_languages): listen in one of them "
                     f"({', '.join(sorted(room.languages()))})",
                 )
-            self._check_rates(room, language, speed)
+            self.rates.check(room, language, speed)
         except BaseException:
             self._counters.release(held)
+            if rate_held is not None:
+                self._counters.release(rate_held)
             if made:
                 self._maybe_remove(room)
             raise
+        self.rates.keep(room, language, speed, rate_held)
         longest = (self.config.max_listen_s, ListenTooLong(self.config.max_listen_s))
         listener = Listener(
             self._leave, self.config.listener_queue, room, language, participant, held, longest, speed=speed
@@ -171,6 +185,7 @@ class RoomRegistry:
         except ServiceError:
             room.listeners[language].discard(listener)
             self._counters.release(held)
+            self.rates.left(room, language, speed)
             for speaker in room.speakers.values():
                 _resync_quietly(speaker)
             self._maybe_remove(room)
@@ -206,35 +221,13 @@ class RoomRegistry:
                     "(limits.max_target_languages): listen in one of them "
                     f"({', '.join(sorted(others))})",
                 )
-            self._check_rates(room, language, speed, without=listener)
+            self.rates.check(room, language, speed, without=listener)
         except BaseException:
             listener.close()
             self.link.stop_reading(room, language)  # a reading its join started, if no one else needs it
             raise
         self._greet(listener)
         return listener
-
-    def _check_rates(self, room: Room, language: str, speed: float | None, without: Listener | None = None) -> None:
-        """A listener at ``speed`` in ``language`` would not take the room past ``max_rates``
-        (language, rate) pairs (``without``: itself, already counted), else RESOURCE_EXHAUSTED
-        naming those in use."""
-        if speed is None:
-            return
-        pairs = {
-            (lang, listener.speed)
-            for lang, group in room.listeners.items()
-            for listener in group
-            if listener.speed is not None and listener is not without
-        } | {(lang, rate) for lang, _, rate in room.remote_ears if rate is not None}
-        if (language, speed) in pairs or len(pairs) < self.config.max_rates:
-            return
-        if not self.config.max_rates:
-            raise InvalidInput("this server's rooms take no speaking rate (rooms.max_rates is 0): listen without speed")
-        used = ", ".join(f"{lang} at {rate:g}" for lang, rate in sorted(pairs))
-        raise Overloaded(
-            f"room {shown(room.name)} is listened at {self.config.max_rates} speaking rates already "
-            f"(rooms.max_rates): listen at one of them ({used}) or without speed"
-        )
 
     def _greet(self, listener: Listener) -> None:
         """What a listener gets first: ``started`` and the backlog (made again once the store
@@ -266,6 +259,7 @@ class RoomRegistry:
         if not group:
             del room.listeners[listener.language]
         self._counters.release(listener._held)
+        self.rates.left(room, listener.language, listener.speed)
         metrics.room_listener(listener.language, -1)
         metrics.room_listener_left(listener.dropped)
         if self.link is not None and listener.member:
@@ -287,9 +281,11 @@ class RoomRegistry:
         own: tuple[str, ...],
         retarget: Callable[[tuple[str, ...], Renditions], int],
         stream_id: str = "",
+        render: Render | None = None,
     ) -> Speaker:
         """A stream speaking into room ``name`` (its targets are set at once to what the room
-        listens in); ``Speaker.leave`` when it ends."""
+        listens in; ``render``: its final results' speech made again at its listeners' rates,
+        ``room.Speaker``); ``Speaker.leave`` when it ends."""
         check_room_name(name)
         check_participant(participant)
         if not rights.may_publish(name):
@@ -300,7 +296,16 @@ class RoomRegistry:
         room_held, held = await self._take(tenant, name, [], "room_speakers")
         room, _ = self._room(tenant, name, room_held)  # from here on nothing waits: no other call interleaves
         speaker = Speaker(
-            room, session_id, participant, own, retarget, held, stream_id, clock=self.clock, unpublish=self._unpublish
+            room,
+            session_id,
+            participant,
+            own,
+            retarget,
+            held,
+            stream_id,
+            clock=self.clock,
+            unpublish=self._unpublish,
+            render=render,
         )
         room.speakers[session_id] = speaker
         self._cancel_idle(room)
@@ -324,6 +329,7 @@ class RoomRegistry:
         own: tuple[str, ...],
         retarget: Callable[[tuple[str, ...], Renditions], int],
         stream_id: str = "",
+        render: Render | None = None,
     ) -> Speaker:
         """``publish``, and (linked to other processes) announced there, its targets following
         the languages listened in everywhere: UNAVAILABLE if the cluster store cannot be reached
@@ -337,6 +343,7 @@ class RoomRegistry:
             own=own,
             retarget=retarget,
             stream_id=stream_id,
+            render=render,
         )
         if self.link is not None:
             try:
@@ -448,6 +455,8 @@ class RoomRegistry:
             return self.config.max_rooms_per_tenant, "rooms.max_rooms_per_tenant"
         if kind == "listeners":
             return self.config.max_listeners_per_tenant, "rooms.max_listeners_per_tenant"
+        if kind == "renditions":
+            return self.config.max_renditions_per_tenant, "rooms.max_renditions_per_tenant"
         return UNCAPPED, ""
 
     async def _acquire(self, wants: list[tuple[str, int]], tenant: Tenant, kind: str) -> Held:

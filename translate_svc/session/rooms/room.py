@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from translate_svc.errors import NotReady, ServiceError
 from translate_svc.session.rooms.backlog import RoomBacklog
 from translate_svc.session.rooms.config import RoomConfig
-from translate_svc.session.rooms.listener import Listener, RoomOutput
+from translate_svc.session.rooms.listener import LaterOutput, Listener, Rendering, RoomOutput
 from translate_svc.session.tenants.counters import Held
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.types import InterimResult, SegmentResult
@@ -31,13 +31,17 @@ logger = logging.getLogger(__name__)
 
 #: (language, speaking rate) pairs a speaker speaks again for its listeners (``TranslationTask.renditions``)
 Renditions = tuple[tuple[str, float], ...]
+#: a speaker's final result spoken again at the pairs its listeners chose: optional engine work
+#: (``session/renditions.py``), or None when none can be made for it now
+Render = Callable[[SegmentResult, Renditions], Rendering | None]
 
 
 class Speaker:
     """A stream speaking into a room (made by ``RoomRegistry.publish``). ``retarget(targets,
     renditions)`` applies the stream's new targets and the (target, rate) pairs its listeners chose
-    (raises ``InvalidInput`` if it cannot) and returns the first segment id that uses them. Call
-    ``leave`` when the stream ends."""
+    (raises ``InvalidInput`` if it cannot) and returns the first segment id that uses them;
+    ``render`` makes a final result's speech again at those rates, after the result is out (None:
+    never). Call ``leave`` when the stream ends."""
 
     def __init__(
         self,
@@ -51,6 +55,7 @@ class Speaker:
         *,
         clock: Callable[[], float],
         unpublish: Callable[[Speaker], None],
+        render: Render | None = None,
     ) -> None:
         """``clock``: the registry's (when its output is published); ``unpublish``: the registry's
         side of ``leave`` (this module does not import the registry, which imports it)."""
@@ -64,6 +69,7 @@ class Speaker:
         self.participant = participant
         self.own = own
         self._retarget = retarget
+        self._render = render
         self._held = held
         #: the targets the stream runs with now, and from which segment id each language is on
         self.targets: tuple[str, ...] = own
@@ -112,8 +118,8 @@ class Speaker:
     def own_view(self, ev: object) -> object:
         """The speaker's own stream sees only its own targets (nobody is sent its own speech
         translated into languages it did not ask for)."""
-        if isinstance(ev, SegmentResult) and ev.renditions:
-            ev = dataclasses.replace(ev, renditions=())
+        if isinstance(ev, SegmentResult) and (ev.renditions or ev.spoken):
+            ev = dataclasses.replace(ev, renditions=(), spoken=())
         if isinstance(ev, SegmentResult | InterimResult) and any(
             t.target_language not in self.own for t in ev.translations
         ):
@@ -126,11 +132,14 @@ class Speaker:
         """A final result or a caption of the stream, as it goes out in order: to the listeners."""
         if self._left or not isinstance(ev, SegmentResult | InterimResult):
             return
+        rendering = None
         if isinstance(ev, SegmentResult):
             self.finals = ev.segment_id + 1
+            if ev.spoken and self.renditions and self._render is not None:
+                rendering = self._render(ev, self.renditions)  # made after the result is out
         elif ev.segment_id < self.finals:
             return  # a caption its segment's final result already superseded
-        self.room.publish(self, ev, self._clock())
+        self.room.publish(self, ev, self._clock(), rendering)
 
     def leave(self) -> None:
         if self._left:
@@ -162,6 +171,9 @@ class Room:
         self.remote_speakers: list[tuple[str, str, dict[str, int]]] = []
         #: the registry's link to other processes (None: this process only)
         self.link: RoomLink | None = None
+        #: each (language, rate) its listeners here chose, and the tenant's rendition count it holds
+        #: (``rooms.max_renditions_per_tenant``): taken by its first listener, given back by its last
+        self.rates_held: dict[tuple[str, float], Held] = {}
 
     @property
     def empty(self) -> bool:
@@ -219,19 +231,32 @@ class Room:
                     self.link.refuse(speaker, missing, e)
 
     def deliver(
-        self, language: str, out: RoomOutput, participant: str, *, final: bool, now: float, remote: bool = False
+        self,
+        language: str,
+        out: RoomOutput,
+        participant: str,
+        *,
+        final: bool,
+        now: float,
+        remote: bool = False,
+        rendering: Rendering | None = None,
     ) -> None:
         """One language's cut of a speaker's output (``participant``: the speaker's; ``remote``: a
         speaker of another process) to this process's listeners of it, and (a final result) into
-        the backlog."""
+        the backlog. ``rendering``: its speech being made again at rates; a listener at one of
+        them gets the result once it is made (``LaterOutput``), the others at once."""
         if final:
             self.backlog.keep(language, now, out, remote=remote)
-        views: dict[float | None, RoomOutput] = {}  # one per speaking rate its listeners chose
+        views: dict[float | None, RoomOutput | LaterOutput] = {}  # one per speaking rate its listeners chose
         for listener in self.listeners.get(language) or ():
             if not (participant and listener.participant == participant):
-                view = views.get(listener.speed)
+                speed = listener.speed
+                view = views.get(speed)
                 if view is None:
-                    view = views[listener.speed] = out.at(listener.speed)
+                    if rendering is not None and speed is not None and (language, speed) in rendering.asked:
+                        view = views[speed] = LaterOutput.of(out, language, speed, rendering)
+                    else:
+                        view = views[speed] = out.at(speed)
                 listener.push(view)
 
     def store_lost(self, language: str, error: ServiceError) -> None:
@@ -254,7 +279,11 @@ class Room:
             if listener.member in members:
                 listener.end(error)
 
-    def publish(self, speaker: Speaker, ev: SegmentResult | InterimResult, now: float) -> None:
+    def publish(
+        self, speaker: Speaker, ev: SegmentResult | InterimResult, now: float, rendering: Rendering | None = None
+    ) -> None:
+        """A speaker's final result or caption, cut per language, to the listeners here and (linked)
+        to the other processes; ``rendering``: its speech being made again at its listeners' rates."""
         final = isinstance(ev, SegmentResult)
         by_lang = {t.target_language: t for t in ev.translations}
         if (
@@ -269,9 +298,11 @@ class Room:
                 continue
             t = by_lang.get(lang)
             cut = dataclasses.replace(ev, translations=(t,) if t is not None else ())
-            if isinstance(cut, SegmentResult) and cut.renditions:  # its speech at its listeners' rates
-                cut = dataclasses.replace(cut, renditions=tuple(r for r in cut.renditions if r.target_language == lang))
+            if isinstance(cut, SegmentResult) and (cut.renditions or cut.spoken):  # its speech at listeners' rates
+                again = tuple(r for r in cut.renditions if r.target_language == lang)
+                cut = dataclasses.replace(cut, renditions=again, spoken=())
             out = RoomOutput(speaker.speaker_id, cut)
-            self.deliver(lang, out, speaker.participant, final=final, now=now)
+            later = rendering if rendering is not None and any(lg == lang for lg, _ in rendering.asked) else None
+            self.deliver(lang, out, speaker.participant, final=final, now=now, rendering=later)
             if self.link is not None:
-                self.link.sent(speaker, lang, out, final)
+                self.link.sent(speaker, lang, out, final, later)

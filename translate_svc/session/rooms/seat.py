@@ -19,7 +19,7 @@ from typing import TypeVar
 from translate_svc.errors import PermissionDenied, shown
 from translate_svc.session.events import RoomJoin, StreamStarted
 from translate_svc.session.rooms.registry import RoomRegistry
-from translate_svc.session.rooms.room import Speaker
+from translate_svc.session.rooms.room import Render, Renditions, Speaker
 from translate_svc.session.tenants.tenant import RoomRights, Tenant
 from translate_svc.types import InterimResult, SegmentResult
 
@@ -53,10 +53,12 @@ class SpeakerSeat:
         session_id: str,
         stream_id: str,
         own: tuple[str, ...],
-        retarget: Callable[[tuple[str, ...], tuple[tuple[str, float], ...]], int],
+        retarget: Callable[[tuple[str, ...], Renditions], int],
+        render: Render | None = None,
     ) -> None:
         """Speak into ``room`` (``retarget``: applies the stream's new targets and the (language,
         rate) pairs its listeners chose, and returns the first segment id that uses them;
+        ``render``: makes a final result's speech again at those rates after it is out;
         ``stream_id``: the stream's resume token, how listeners know a speaker without a
         participant across its calls). Refused as ``RoomRegistry.speak`` refuses."""
         self._speaker = await self._registry.speak(
@@ -68,6 +70,7 @@ class SpeakerSeat:
             rights=self._rights,
             own=own,
             retarget=retarget,
+            render=render,
         )
 
     def targets(self, own: tuple[str, ...] | None) -> tuple[str, ...] | None:

@@ -74,6 +74,26 @@ def charge(counters: Counters, tenant: Tenant, seconds: float) -> QuotaSpent | N
     return None if left > 0 else QuotaSpent(tenant, retry_after_ms(left, per_minute))
 
 
+def affords_optional(counters: Counters, tenant: Tenant, seconds: float) -> bool:
+    """Whether the tenant's audio budget can pay ``seconds`` of optional work (a room speaker's
+    speech made again at its listeners' rates) and keep at least half its minute: optional work
+    uses only what the tenant's streams leave, never the budget whose end would close one. A
+    tenant without a budget: always (its cost is still counted: ``charge_optional``). Reads this
+    process's view of the level (``Counters.draw`` of nothing: never waits)."""
+    per_minute = tenant.caps.audio_seconds_per_minute
+    if per_minute is None:
+        return True
+    return counters.draw(f"{tenant.name}/audio", 0.0, per_minute) - seconds >= per_minute / 2
+
+
+def charge_optional(counters: Counters, tenant: Tenant, seconds: float) -> None:
+    """Draw ``seconds`` of optional work made (``affords_optional`` said it could be paid) from the
+    tenant's audio budget; never ends a call (a stream's own draw does that, ``charge``)."""
+    per_minute = tenant.caps.audio_seconds_per_minute
+    if per_minute is not None:
+        counters.draw(f"{tenant.name}/audio", seconds, per_minute)
+
+
 def _check(tenant: Tenant, left: float, per_minute: float) -> None:
     if left <= 0:
         raise QuotaRefused(tenant, retry_after_ms(left, per_minute))

@@ -38,6 +38,9 @@ class TenantCaps:
     rooms: int | None = None
     room_speakers: int | None = None
     listeners: int | None = None
+    #: (room, language, speaking rate) renditions its listeners keep in use at once (None:
+    #: ``rooms.max_renditions_per_tenant``; 0: its listeners choose no rate)
+    renditions: int | None = None
     #: background jobs not finished (uploading, queued, running) at once, and their audio in hours
     #: (``jobs/``, issue 73)
     jobs: int | None = None
@@ -52,11 +55,16 @@ class RoomRights:
     """Which rooms a caller may publish into and listen to: shell-style patterns (``fnmatch``,
     case-sensitive) of room names, from its token's line in the tokens file. ``speak_only``: the
     caller may open a stream only to speak into one of its ``publish`` rooms (a room's speaker
-    key, ``open_room`` of the MCP door: not a stream of its own without a room; issue 68 H4)."""
+    key, ``open_room`` of the MCP door: not a stream of its own without a room; issue 68 H4).
+    ``rates``: the rooms whose owner lets the caller's listens choose a speaking rate (each rate
+    costs the room's tenant a vocoder row per segment of each speaker): a tokens-file line's
+    ``rates=`` patterns (unstated: its ``listen=`` ones), a room's listeners' key only where
+    ``open_room`` asked with ``allow_rates``, the demo page's only with ``rooms.demo_rates``."""
 
     publish: tuple[str, ...] = ()
     listen: tuple[str, ...] = ()
     speak_only: bool = False
+    rates: tuple[str, ...] = ()
 
     def may_publish(self, room: str) -> bool:
         return any(fnmatch.fnmatchcase(room, p) for p in self.publish)
@@ -64,9 +72,13 @@ class RoomRights:
     def may_listen(self, room: str) -> bool:
         return any(fnmatch.fnmatchcase(room, p) for p in self.listen)
 
+    def may_rate(self, room: str) -> bool:
+        """Whether a listen of this caller in ``room`` may choose a speaking rate."""
+        return any(fnmatch.fnmatchcase(room, p) for p in self.rates)
+
 
 #: every room, both ways (a server without tokens; a token with every permission and no room option)
-ALL_ROOMS = RoomRights(("*",), ("*",))
+ALL_ROOMS = RoomRights(("*",), ("*",), rates=("*",))
 NO_ROOMS = RoomRights()
 
 

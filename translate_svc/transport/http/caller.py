@@ -35,6 +35,7 @@ from translate_svc.transport.door import DoorContext
 from translate_svc.transport.http.client_secrets import (
     DEMO_TENANT,
     LISTEN,
+    LISTEN_RATES,
     ORIGIN_REFUSED,
     PUBLISH,
     Claims,
@@ -196,7 +197,7 @@ class Authorizer:
         claims = self.secrets.claims(secret)
         if claims is None:
             return http_error(401, "the client secret is not valid or has expired: mint a new one", "invalid_api_key")
-        if claims.role == LISTEN and not listening:
+        if claims.role in (LISTEN, LISTEN_RATES) and not listening:
             return http_error(
                 403, "this client secret may only listen to its room: open a session with a token", "permission_denied"
             )
@@ -223,9 +224,14 @@ class Authorizer:
     def _secret_rooms(self, claims: Claims) -> RoomRights:
         """The rooms a client secret may publish into and listen to (docs/rooms.md): the demo page's
         every room (of its tenant ``demo``), a server without tokens every room; a token's secret
-        none (a secret does not carry its token's room patterns: use the token)."""
+        none (a secret does not carry its token's room patterns: use the token). A speaking rate:
+        a room's listeners' key only if ``open_room`` allowed rates, the demo page's only with
+        ``rooms.demo_rates`` (its keys go to anyone who opens the page)."""
         if claims.role:  # a room's secret (the MCP door's open_room): that room, one way
             if claims.role == PUBLISH:  # a session that speaks into that room, nothing else
                 return RoomRights(publish=(claims.room,), speak_only=True)
-            return RoomRights(listen=(claims.room,))
-        return ALL_ROOMS if claims.page or self.tokens is None else NO_ROOMS
+            rates = (claims.room,) if claims.role == LISTEN_RATES else ()
+            return RoomRights(listen=(claims.room,), rates=rates)
+        if claims.page:
+            return RoomRights(("*",), ("*",), rates=("*",) if self.settings.rooms.demo_rates else ())
+        return ALL_ROOMS if self.tokens is None else NO_ROOMS

@@ -64,8 +64,10 @@ def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str])
         return False
 
 
-#: a room secret's role (``Claims.role``): it may publish into its room, or listen to it (only)
-PUBLISH, LISTEN = "p", "l"
+#: a room secret's role (``Claims.role``): it may publish into its room, or listen to it (only);
+#: ``LISTEN_RATES``: listen, its listens choosing a speaking rate if they ask (``open_room``'s
+#: ``allow_rates``: the room's owner lets its listeners cost it renditions)
+PUBLISH, LISTEN, LISTEN_RATES = "p", "l", "r"
 
 
 @dataclass(frozen=True)
@@ -95,12 +97,13 @@ class ClientSecrets:
         """A new secret of ``tenant`` (a name without ``_``) and its expiry (Unix seconds):
         ``seconds`` from now, at most the TTL. ``page``: minted by this server's demo page;
         ``room`` and ``role``: a room's secret, which may only publish into (``PUBLISH``) or only
-        listen to (``LISTEN``) that room; the room rides after the nonce, in hex (no ``_``)."""
+        listen to (``LISTEN``; ``LISTEN_RATES``: choosing a rate) that room; the room rides after the
+        nonce, in hex (no ``_``)."""
         ttl = self.ttl_s if seconds is None else max(1, min(seconds, self.ttl_s))
         expires = int(self._clock()) + ttl
         nonce = secrets.token_hex(8)
         if room:
-            assert role in (PUBLISH, LISTEN)
+            assert role in (PUBLISH, LISTEN, LISTEN_RATES)
             nonce += role + room.encode().hex()
         body = f"{expires}_{PAGE if page else ''}{tenant}_{nonce}"
         return f"{PREFIX}{body}_{self._sign(body)}", expires

@@ -133,6 +133,11 @@ class OpenRoomArgs(_Args):
     listen_languages: list[Code] = Field(
         default_factory=list, max_length=_MOST, description="languages to list listen links for (any may listen)"
     )
+    allow_rates: bool = Field(
+        False,
+        description="let the listeners' key choose a speaking rate (each rate in use costs the tenant a vocoder row "
+        "per segment, from its audio budget); off: a listen with that key asking a rate is refused",
+    )
 
 
 class RoomStatusArgs(_Args):

@@ -29,7 +29,7 @@ import mcp_types as types
 from translate_svc.errors import InvalidInput, PermissionDenied, shown
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.rooms.checks import check_room_name
-from translate_svc.transport.http.client_secrets import LISTEN, PUBLISH, ClientSecrets
+from translate_svc.transport.http.client_secrets import LISTEN, LISTEN_RATES, PUBLISH, ClientSecrets
 from translate_svc.transport.mcp import arguments as args
 from translate_svc.transport.mcp import render
 from translate_svc.transport.mcp.captions import captions_uri
@@ -86,11 +86,17 @@ class RoomTools:
         speak_key = listen_key = None
         expires = None
         may_listen = caller.rooms.may_listen(room)
+        if a.allow_rates and not (may_listen and caller.rooms.may_rate(room)):
+            raise PermissionDenied(
+                f"this token may not let listeners choose a speaking rate in room {shown(room, 70)}: its listen= "
+                "(or room=) and rates= patterns must cover the room; call open_room without allow_rates"
+            )
         if self._secrets is not None:
             tenant = caller.tenant.name
             speak_key, expires = self._secrets.mint(tenant=tenant, room=room, role=PUBLISH)
             if may_listen:  # a key grants no more than the token that asked for it
-                listen_key, _ = self._secrets.mint(tenant=tenant, room=room, role=LISTEN)
+                role = LISTEN_RATES if a.allow_rates else LISTEN
+                listen_key, _ = self._secrets.mint(tenant=tenant, room=room, role=role)
         path = quote(room, safe="")
         update = {
             "type": "session.update",
@@ -121,6 +127,8 @@ class RoomTools:
                 "token": "a token of this tenant whose listen= (or room=) pattern covers the room",
             },
             "key": listen_key,
+            # whether a listen with the key may choose a speaking rate (``?speed=``; the page's rate)
+            "rates_allowed": a.allow_rates or self._secrets is None,
             "captions_resource": captions_uri(room, "<code>"),
         }
         if self._secrets is not None and not may_listen:

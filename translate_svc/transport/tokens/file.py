@@ -24,7 +24,9 @@ that, the line keeps the digest's HA1 (MD5 of ``<name>:translate-svc:<SIP passwo
 Room rights (issue 47, docs/rooms.md): ``publish=<pattern>`` (a stream may speak into a room of
 that name), ``listen=<pattern>`` (Listen), ``room=<pattern>`` (both); shell-style patterns,
 repeatable. A line with no room option may use every room when it grants every permission (none
-listed, or ``*``), and none otherwise.
+listed, or ``*``), and none otherwise. ``rates=<pattern>`` (repeatable) names the rooms whose
+listens on the token may choose a speaking rate (unstated: every room it may listen to; ``rates=-``
+matches no room); ``renditions=N`` caps the tenant's rates in use, stated like its caps.
 
 Recordings (issue 61, docs/security.md): ``record=none|text|audio`` (``none`` unless stated) and
 ``retention_days=N`` (a number, fractions allowed) are the tenant's, stated like its caps; the
@@ -132,13 +134,14 @@ _CAPS: dict[str, tuple[type, float]] = {
     "rooms": (int, 1),
     "room_speakers": (int, 1),
     "listeners": (int, 1),
+    "renditions": (int, 0),
     "jobs": (int, 1),
     "job_hours": (float, 0.01),
     "ear_streams": (int, 0),
 }
 #: a room pattern: a room name's characters and the wildcards ``*``, ``?`` and ``[...]``
 _ROOM_PATTERN = re.compile(r"[A-Za-z0-9._\-*?\[\]!]{1,64}")
-_ROOM_OPTIONS = ("publish", "listen", "room")
+_ROOM_OPTIONS = ("publish", "listen", "room", "rates")
 #: a tenant's recording policy (``session/recording.py``)
 _RECORD_OPTIONS = ("record", "retention_days")
 #: the longest retention a line may state (about 100 years)
@@ -204,6 +207,7 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
         stated: dict[str, int | float | str] = {}  # the tenant's caps and recording policy
         publish: list[str] = []
         listen: list[str] = []
+        rates: list[str] = []  # the rooms whose listens on this token may choose a speaking rate
         for word in words:
             option, eq, value = word.partition("=")
             if eq and option == "tenant":
@@ -222,6 +226,8 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
                     publish.append(value)
                 if option in ("listen", "room"):
                     listen.append(value)
+                if option == "rates":
+                    rates.append(value)
             elif eq and option in _CAPS:
                 stated[option] = _cap(option, value, where)
             elif eq and option in _RECORD_OPTIONS:
@@ -259,11 +265,17 @@ def parse_tokens(text: str, source: str) -> list[tuple[bytes, Grant]]:
         granted = frozenset(perms or ALL_PERMISSIONS)
         perms_of[digest] = perms_of.get(digest, frozenset()) | granted
         if publish or listen:
-            rooms = RoomRights(tuple(publish), tuple(listen))
+            rooms = RoomRights(tuple(publish), tuple(listen), rates=tuple(listen))
         else:
             rooms = ALL_ROOMS if ALL_PERMISSIONS <= granted else NO_ROOMS
+        if rates:  # stated: only these rooms' listens may choose a rate (unstated: wherever it listens)
+            rooms = RoomRights(rooms.publish, rooms.listen, rates=tuple(rates))
         known_rooms = rooms_of.get(digest, NO_ROOMS)
-        rooms_of[digest] = RoomRights(known_rooms.publish + rooms.publish, known_rooms.listen + rooms.listen)
+        rooms_of[digest] = RoomRights(
+            known_rooms.publish + rooms.publish,
+            known_rooms.listen + rooms.listen,
+            rates=known_rooms.rates + rooms.rates,
+        )
     if not perms_of:
         raise TokenFileError(f"{source} holds no token (one per line: <token> [<permission>,...] [tenant=<name>])")
     users = [user for user, _ in sip_of.values()]

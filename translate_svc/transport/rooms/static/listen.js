@@ -105,7 +105,10 @@ async function join() {
       if (listen.ws === ws) {
         listen.ws = null;
         // a refused handshake shows as 1006 with no reason (browsers hide the HTTP answer)
-        if (ev.code === 1006 && !listen.events) status("The server refused: check the link (its key) and the room's name.", true);
+        if (ev.code === 1006 && !listen.events && speed) {
+          // a rate is the room owner's to allow (its key says so): the likeliest refusal then
+          status("The server refused: this room may not take a speaking rate from this link; pick \"as each speaker speaks\" and press Listen (or check the link and the room's name).", true);
+        } else if (ev.code === 1006 && !listen.events) status("The server refused: check the link (its key) and the room's name.", true);
         else if (ev.code === 1012) status("The server restarted: press Listen to go on.", true);
         else if (ev.code !== 1000) status(`Disconnected (${ev.code}${ev.reason ? `: ${ev.reason}` : ""}).`, true);
         reset();

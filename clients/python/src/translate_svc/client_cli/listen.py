@@ -67,7 +67,9 @@ def listen(
     speed: Annotated[
         float | None,
         typer.Option(
-            "--speed", help="the speaking rate of the room's speech for you, 0.5..2.0 (default: each speaker's)"
+            "--speed",
+            help="the speaking rate of the room's speech for you, 0.5..2.0, served at the nearest step of 0.25 "
+            "(default: each speaker's)",
         ),
     ] = None,
     *,

@@ -457,8 +457,10 @@ class AsyncTranslateClient(GlossaryCalls, JobCalls):
         is told as any other, a ``ListenEnd`` and then ``ListenEndedError``.
         ``max_buffered_events``: events read ahead of you before the SDK stops reading (the
         server then drops your oldest and says so in a ``ListenDropped``). ``speed``: the speaking
-        rate of the room's speech for you, 0.5..2.0 (None: as each speaker speaks); each segment's
-        ``Translation.speech_rate`` says the rate it came at.
+        rate of the room's speech for you, 0.5..2.0, served at the nearest step of 0.25 (None: as
+        each speaker speaks); each segment's ``Translation.speech_rate`` says the rate it came at.
+        Where the room's owner allows no rate for your token, the listen is refused
+        (PERMISSION_DENIED): listen without ``speed``.
         """
         if max_buffered_events < 1:
             raise ValueError("max_buffered_events must be at least 1")
