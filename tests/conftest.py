@@ -1,4 +1,5 @@
-"""Shared fixtures: the test checkpoint, the shared audio, and a real server on loopback."""
+"""Shared fixtures: the test checkpoint, the shared audio, and a real server on loopback; and the
+whole suite's Hypothesis profile (``SUITE_PROFILE``: no deadline)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from hypothesis import settings as hypothesis_settings
 
+from tests.support.hypothesis_profile import SUITE_PROFILE
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.paths import SHARED_AUDIO, TEST_MODEL
+
+hypothesis_settings.load_profile(SUITE_PROFILE)  # no deadline: tests/support/hypothesis_profile.py
 
 
 @pytest.fixture(scope="session")

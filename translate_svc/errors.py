@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from enum import Enum
 
 
@@ -66,6 +67,28 @@ class Conflict(ServiceError):
 
 class Overloaded(ServiceError):
     code = ErrorCode.RESOURCE_EXHAUSTED
+
+
+class StorageFull(ServiceError):
+    """The server's disk (or its quota, or its file size limit) refused a write of what the request
+    sent (ENOSPC, EDQUOT, EFBIG: ``FULL_DISK``): nothing of it was kept, and the request may be sent
+    again once space is freed, here or on another server. HTTP 507 Insufficient Storage; gRPC
+    RESOURCE_EXHAUSTED."""
+
+    code = ErrorCode.RESOURCE_EXHAUSTED
+    reason = "insufficient_storage"
+
+
+#: the errnos of a write refused for space: a full disk, a quota, a file size limit
+FULL_DISK = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def storage_full(e: OSError, what: str) -> StorageFull | None:
+    """``e`` as the refusal of ``what`` (``"this part"``) when it is a write refused for space
+    (``FULL_DISK``); None for any other error (a bug, or a file gone: the caller's to judge)."""
+    if e.errno not in FULL_DISK:
+        return None
+    return StorageFull(f"the server's disk is full: {what} was not kept; send it again later, or to another server")
 
 
 class TooSlow(ServiceError):

@@ -90,14 +90,27 @@ SPEED_MAX = 2.0
 def check_speed(value: float, field: str) -> float:
     """``value`` as a speaking rate, or ValueError naming ``field`` and the range (each door maps
     it to its own bad-request status). A number is echoed (``%g``: short whatever its size); any
-    other value only by its type, so no caller text comes back."""
+    other value only by its type, so no caller text comes back. Any value of any size gives the
+    ValueError, never another exception: a JSON integer beyond a float's range (``10**400``) is
+    compared exactly and echoed by its digits (``%g`` would raise OverflowError on it)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         got = type(value).__name__
     elif not SPEED_MIN <= value <= SPEED_MAX:  # NaN too
-        got = f"{value:g}"
+        got = _number_words(value)
     else:
         return float(value)
     raise ValueError(f"{field} must be a number from {SPEED_MIN} to {SPEED_MAX} (1 is the model's own rate), got {got}")
+
+
+def _number_words(value: float) -> str:
+    """A number for an error message, short whatever its size: ``%g``, or an integer too large for
+    a float by its count of digits (from its bit length: ``str`` of a huge integer is refused past
+    4,300 digits and costs time quadratic in them)."""
+    try:
+        return f"{value:g}"
+    except OverflowError:
+        digits = int(int(value).bit_length() * 0.30103) + 1
+        return f"an integer of about {digits} digits"
 
 
 def check_fit(fit: DubFit, field: str) -> DubFit:

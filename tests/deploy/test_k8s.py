@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ from tests.deploy.helpers import (
     server_deployment,
 )
 from tests.support.signals import default_signals
+from translate_svc.cli import ready_file as ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(20)]  # seconds, for the schedule (conftest.py)
 
@@ -778,12 +778,6 @@ def test_the_external_redis_overlay_takes_its_url_and_password_from_a_secret() -
 # -------------------------------------------------------------------- the manifests, run for real
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _health(port: int, service: str) -> str:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -797,24 +791,20 @@ def _health(port: int, service: str) -> str:
 
 
 def test_cpu_dev_container_serves_its_probes_and_metrics(test_model_dir: Path, tmp_path: Path) -> None:
-    """Run `translate-svc serve` with the cpu-dev server container's environment (ports moved to free
-    ones, the model path to the local test checkpoint): the probes as written get SERVING on the
-    health port, /metrics on the metrics port has the HPA's metric, and SIGTERM exits in the grace."""
+    """Run `translate-svc serve` with the cpu-dev server container's environment (ports moved to ones
+    the server picks itself and names in its ready file, the model path to the local test
+    checkpoint): the probes as written get SERVING on the health port, /metrics on the metrics port
+    has the HPA's metric, and SIGTERM exits in the grace."""
     objs = render("cpu-dev")
     container = server_container(objs)
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     manifest_env = _server_env(objs)
-    ports = {
-        int(manifest_env["TRANSLATE_SVC_SERVER__PORT"]): _free_port(),
-        int(manifest_env["TRANSLATE_SVC_SERVER__HTTP_PORT"]): _free_port(),
-        int(manifest_env["TRANSLATE_SVC_SERVER__METRICS_PORT"]): _free_port(),
-    }
     env.update(manifest_env)
-    env.update(
+    env.update(  # port 0: the server binds a free one itself (a port chosen here could be taken first)
         TRANSLATE_SVC_SERVER__HOST="127.0.0.1",
-        TRANSLATE_SVC_SERVER__PORT=str(ports[int(manifest_env["TRANSLATE_SVC_SERVER__PORT"])]),
-        TRANSLATE_SVC_SERVER__HTTP_PORT=str(ports[int(manifest_env["TRANSLATE_SVC_SERVER__HTTP_PORT"])]),
-        TRANSLATE_SVC_SERVER__METRICS_PORT=str(ports[int(manifest_env["TRANSLATE_SVC_SERVER__METRICS_PORT"])]),
+        TRANSLATE_SVC_SERVER__PORT="0",
+        TRANSLATE_SVC_SERVER__HTTP_PORT="0",
+        TRANSLATE_SVC_SERVER__METRICS_PORT="0",
         TRANSLATE_SVC_MODEL__PATH=str(test_model_dir),
         HOME=str(tmp_path),
     )
@@ -822,11 +812,21 @@ def test_cpu_dev_container_serves_its_probes_and_metrics(test_model_dir: Path, t
     # the image's ENTRYPOINT (`translate-svc serve`), run from this environment
     entry = parse_dockerfile(REPO / "Dockerfile.cpu")[-1].all("ENTRYPOINT")[-1].exec_form()
     assert entry is not None and entry[0] == "translate-svc"
-    argv = [sys.executable, "-m", "translate_svc.cli", *entry[1:]]
+    ready_file = tmp_path / "ready.json"  # where the server names the ports it bound
+    argv = [sys.executable, "-m", "translate_svc.cli", *entry[1:], "--ready-file", str(ready_file)]
     log = tmp_path / "server.log"
     with log.open("w") as out:
         proc = subprocess.Popen(default_signals(argv), env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
+        try:
+            info = ready.wait(ready_file, proc, 120)
+        except ready.NotReady as e:
+            raise AssertionError(f"{e}:\n{log.read_text()}") from None
+        ports = {
+            int(manifest_env["TRANSLATE_SVC_SERVER__PORT"]): info.port,
+            int(manifest_env["TRANSLATE_SVC_SERVER__HTTP_PORT"]): info.http_port,
+            int(manifest_env["TRANSLATE_SVC_SERVER__METRICS_PORT"]): info.metrics_port,
+        }
         startup = container["startupProbe"]["grpc"]
         port = ports[startup["port"]]
         deadline = time.monotonic() + 120

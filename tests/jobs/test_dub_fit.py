@@ -96,6 +96,7 @@ async def test_a_fitted_jobs_speech_ends_by_the_next_start_and_its_track_is_as_l
     [
         ({"slowest": 0.2}, "fit.slowest"),
         ({"fastest": "fast"}, "fit.fastest"),
+        ({"fastest": 10**400}, "fit.fastest"),  # a JSON integer beyond a float: 400, not a 500 (OverflowError)
         ({"pace": 1}, "fit.pace"),
         (1, "fit: true, false"),
     ],

@@ -15,7 +15,6 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.support.proc import free_port
 from tests.support.server_process import ServerProcess
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
@@ -26,9 +25,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")
 
 @pytest.fixture(scope="module")
 def json_logging(test_model_dir: Path) -> Iterator[ServerProcess]:
-    env = {"TRANSLATE_SVC_LOG_FORMAT": "json", "TRANSLATE_SVC_SERVER__METRICS_PORT": str(free_port())}
+    env = {"TRANSLATE_SVC_LOG_FORMAT": "json", "TRANSLATE_SVC_SERVER__METRICS_PORT": "0"}  # it picks, and says
     server = ServerProcess(["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0"], env=env)
-    server.metrics_port = int(env["TRANSLATE_SVC_SERVER__METRICS_PORT"])  # type: ignore[attr-defined]
     try:
         yield server
     finally:
@@ -127,7 +125,7 @@ async def test_metrics_are_served_over_http_with_the_calls_by_tenant(
     """/metrics over HTTP from a real server process (the kubectl test covers it only in a cluster):
     a stream that ends OK and one refused are counted, by tenant and final status (its own calls,
     so the test holds alone or after the others)."""
-    port = json_logging.metrics_port  # type: ignore[attr-defined]
+    port = json_logging.metrics_port
     url = f"http://127.0.0.1:{port}/metrics"
     ok = 'translate_svc_tenant_calls_total{code="OK",method="stream",tenant="default"}'
     bad = 'translate_svc_tenant_calls_total{code="INVALID_ARGUMENT",method="stream",tenant="default"}'

@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 import websockets
 
-from tests.support.proc import free_port
 from tests.support.server_process import ServerProcess
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
@@ -36,11 +35,9 @@ FMT = pb.AudioFormat(encoding=pb.LINEAR16, sample_rate_hz=16000, channels=1)
 
 @pytest.fixture(scope="module")
 def served(test_model_dir: Path) -> Iterator[ServerProcess]:
-    metrics = free_port()
-    env = {"TRANSLATE_SVC_LOG_FORMAT": "json", "TRANSLATE_SVC_SERVER__METRICS_PORT": str(metrics)}
+    env = {"TRANSLATE_SVC_LOG_FORMAT": "json", "TRANSLATE_SVC_SERVER__METRICS_PORT": "0"}  # it picks, and says
     args = ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--http-port", "0"]
     server = ServerProcess([*args, "--test-translator", "stable"], env=env)
-    server.metrics_port = metrics  # type: ignore[attr-defined]
     try:
         yield server
     finally:
@@ -83,7 +80,7 @@ def access_line(server: ServerProcess, request_id: str, timeout_s: float = 15.0)
 
 def stream_calls(server: ServerProcess) -> dict[str, float]:
     """translate_svc_tenant_calls_total of streams (every door), by code."""
-    url = f"http://127.0.0.1:{server.metrics_port}/metrics"  # type: ignore[attr-defined]
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
     body = urllib.request.urlopen(url, timeout=10).read().decode()
     out: dict[str, float] = {}
     for line in body.splitlines():

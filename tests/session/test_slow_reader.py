@@ -31,7 +31,6 @@ import soundfile as sf
 import soxr
 
 from tests.support.metrics import BYTES_PER_S, Metrics
-from tests.support.proc import free_port
 from tests.support.server_process import ServerProcess
 from tests.support.waiting import eventually
 from translate_svc.api.v1 import translate_pb2 as pb
@@ -69,12 +68,11 @@ def requests(audio: bytes, sent: list[int], k: int) -> AsyncIterator[pb.Streamin
 
 @pytest.fixture
 def server(test_model_dir: Path) -> Any:
-    metrics_port = free_port()
-    env = {"TRANSLATE_SVC_SERVER__METRICS_PORT": str(metrics_port)}
+    env = {"TRANSLATE_SVC_SERVER__METRICS_PORT": "0"}  # it picks, and says in its ready file
     args = ["--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--http-port", "0"]
     proc = ServerProcess(args, env=env)
     try:
-        yield proc, Metrics(metrics_port)
+        yield proc, Metrics(proc.metrics_port)
     finally:
         proc.stop()
 

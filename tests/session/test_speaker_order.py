@@ -16,6 +16,7 @@ from tests.support.fake_engine import FakeEngineClient
 from tests.support.waiting import until
 from translate_svc.session.segments import SegmentTracker
 from translate_svc.session.speakers import SpeakerLabels
+from translate_svc.session.work import OnExecutor
 from translate_svc.speakers.encoder import Embedding
 from translate_svc.types import OutputOptions, Segment, SegmentResult, TranslationTask
 
@@ -52,7 +53,7 @@ def segment(n: int, voice: int) -> Segment:
 
 async def test_results_wait_for_their_label_and_labels_follow_segment_order() -> None:
     engine = FakeEngineClient()
-    jobs = SegmentTracker(engine, "s", TASK)
+    jobs = SegmentTracker(engine, "s", TASK, encode=OnExecutor(POOL))
     encoder = GatedEncoder()
     labels = SpeakerLabels(2, jobs.emit_ready, POOL, encoder)  # type: ignore[arg-type]
     jobs.speakers = labels
@@ -88,7 +89,7 @@ async def test_results_wait_for_their_label_and_labels_follow_segment_order() ->
 
 async def test_an_aborted_stream_drops_its_embeddings() -> None:
     engine = FakeEngineClient()
-    jobs = SegmentTracker(engine, "s", TASK)
+    jobs = SegmentTracker(engine, "s", TASK, encode=OnExecutor(POOL))
     encoder = GatedEncoder()
     labels = SpeakerLabels(2, jobs.emit_ready, POOL, encoder)  # type: ignore[arg-type]
     jobs.speakers = labels

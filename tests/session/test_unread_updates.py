@@ -27,7 +27,7 @@ from google.rpc import code_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.metrics import Metrics
-from tests.support.proc import free_port, memory_kb
+from tests.support.proc import memory_kb
 from tests.support.server_process import ServerProcess
 from tests.support.speech import speech_pcm16
 from translate_svc.api.v1 import translate_pb2 as pb
@@ -65,16 +65,15 @@ HELD = "translate_svc_streams_held_unread_total"  # the server's count of stream
 def served(test_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Metrics]]:
     tokens = tmp_path_factory.mktemp("tokens") / "tokens"
     tokens.write_text(f"{ATTACKER} * tenant=a\n{VICTIM} * tenant=b\n")
-    metrics_port = free_port()
     srv = ServerProcess(
         [
             *("--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--http-port", "0"),
             *("--tokens-file", str(tokens)),
         ],
-        env={"TRANSLATE_SVC_SERVER__METRICS_PORT": str(metrics_port)},
+        env={"TRANSLATE_SVC_SERVER__METRICS_PORT": "0"},  # it picks, and says in its ready file
     )
     try:
-        yield srv, Metrics(metrics_port)
+        yield srv, Metrics(srv.metrics_port)
     finally:
         srv.stop()
 

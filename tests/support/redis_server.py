@@ -1,7 +1,13 @@
 """A real ``redis-server`` (Debian's, installed by ``make install``) for a test: on a free loopback
 port, no persistence (``--save ''``, no append-only file) unless asked, in a temp dir of its own; ready once it
-answers PING (never a log line). ``kill`` (SIGKILL) and ``start`` again on the same port play a
-Redis that died and came back empty."""
+answers PING (never a log line) as itself (``INFO``'s ``process_id``: not another test's Redis that took
+the port). ``kill`` (SIGKILL) and ``start`` again on the same port play a Redis that died and came back
+empty.
+
+The port is chosen before Redis binds it (Redis has no port 0 that it then reports), so another
+process may take it first: a first start whose Redis exits for it ("Address already in use") is
+started again on another free port, up to ``START_TRIES`` times (a retry of the bind, not of the
+test: nothing has used the server yet). A restart keeps its port: its clients hold the URL."""
 
 from __future__ import annotations
 
@@ -17,6 +23,16 @@ from pathlib import Path
 import pytest
 
 from tests.support.proc import free_port
+
+#: first starts tried when the chosen port was taken before Redis bound it
+START_TRIES = 5
+#: what Redis logs when its port is taken (then it exits)
+PORT_TAKEN = b"Address already in use"
+
+
+class _PortTaken(Exception):
+    pass
+
 
 MISSING = (
     "redis-server is missing: the cluster store's tests run a real one. `make install` installs it (apt, as root "
@@ -43,6 +59,8 @@ class RedisServer:
             pytest.fail(MISSING)
         self.binary = binary
         self.port = port if port is not None else free_port()
+        #: the port was chosen here and never served: a start that finds it taken may take another
+        self._may_move = port is None
         self.password = password
         self.tls = tls
         self.persist = persist
@@ -55,6 +73,20 @@ class RedisServer:
         return f"{'rediss' if self.tls else 'redis'}://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout_s: float = 15.0) -> None:
+        for _ in range(START_TRIES - 1 if self._may_move else 0):
+            try:
+                self._start(timeout_s)
+                break
+            except _PortTaken:
+                self.port = free_port()
+        else:
+            try:
+                self._start(timeout_s)
+            except _PortTaken:
+                raise AssertionError(f"redis-server: port {self.port} is taken: {self.log()[-2000:]}") from None
+        self._may_move = False
+
+    def _start(self, timeout_s: float) -> None:
         ports = ["--port", str(self.port)]
         if self.tls is not None:
             cert, key = self.tls
@@ -79,11 +111,15 @@ class RedisServer:
         if self.password:
             args += ["--requirepass", self.password]
         log = (self.dir / "redis.log").open("ab")
+        logged = log.tell()
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         deadline = time.monotonic() + timeout_s
-        while not (self.listening() if self.tls else self.ping()):
+        while not (self.listening() if self.tls else self.ping() and self.ours()):
             if self.proc.poll() is not None:
+                if PORT_TAKEN in (self.dir / "redis.log").read_bytes()[logged:]:
+                    self.proc = None
+                    raise _PortTaken
                 raise AssertionError(f"redis-server exited with {self.proc.returncode}: {self.log()[-2000:]}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"redis-server did not answer PING within {timeout_s} s: {self.log()[-2000:]}")
@@ -98,6 +134,23 @@ class RedisServer:
         except OSError:
             return False
         return reply.startswith((b"+PONG", b"-NOAUTH"))
+
+    def ours(self) -> bool:
+        """Whether the Redis answering on the port is this one (``INFO server``'s ``process_id``)."""
+        assert self.proc is not None
+        auth = f"AUTH {self.password}\r\n".encode() if self.password else b""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as s:
+                s.sendall(auth + b"INFO server\r\n")
+                reply = b""
+                while b"process_id:" not in reply or not reply.endswith(b"\r\n\r\n"):
+                    got = s.recv(65536)
+                    if not got:
+                        break
+                    reply += got
+        except OSError:
+            return False
+        return f"process_id:{self.proc.pid}\r\n".encode() in reply
 
     def listening(self) -> bool:
         """Whether its TLS port takes connections (its handshake is the client's to check)."""

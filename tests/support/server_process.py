@@ -70,6 +70,14 @@ class ServerProcess:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def metrics_port(self) -> int:
+        """Where its ``/metrics`` is: started with ``TRANSLATE_SVC_SERVER__METRICS_PORT=0`` it picks a
+        free port itself and says which in its ready file (never a port the test chose, which
+        another process may take before the server binds it)."""
+        assert self.info.metrics_port is not None, "this server serves no /metrics (set its metrics port, 0: any)"
+        return self.info.metrics_port
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,24 +47,6 @@ def need(binary: str) -> str:
     path = shutil.which(binary)
     assert path is not None, f"{binary} is not installed: run `make sip-peers` (apt-get install sip-tester baresip)"
     return path
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A port free on loopback for UDP and TCP both (SIPp listens on both for its transport)."""
-    while True:
-        with (
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u,
-            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t,
-        ):
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            if port % 2:  # even, so port+2 (SIPp's media ports) stays in step
-                continue
-            try:
-                t.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(port)
 
 
 def write_rtp_pcap(
@@ -149,36 +130,66 @@ async def sipp(
     extra: tuple[str, ...] = (),
 ) -> SippRun:
     """SIPp as the caller (UAC) of ``scenario_file`` against 127.0.0.1:``port``; its exit status
-    (0: every call passed the scenario), its error log and every message it sent and received."""
-    binary = need("sipp")
-    local, media = free_port(), free_port()
-    err, msg = tmp / f"{scenario_file.stem}.err", tmp / f"{scenario_file.stem}.msg"
-    args = [
+    (0: every call passed the scenario), its error log and every message it sent and received.
+
+    Its ports are its own to choose (no ``-p``, no ``-mp``): SIPp binds its SIP socket at the first
+    free port from 5060 and its media socket at the first free one from 6000, trying the next on
+    each one in use, so no port a test chose can be taken before SIPp binds it. Its video socket
+    goes at the media port + 2 in one try: a start that failed to bind (``BIND_FAILED``, before any
+    message went out) is started again, up to ``START_TRIES`` times; never a call that ran."""
+    call = SippCall(port, scenario_file, service, transport, calls, rate, timeout_s, extra)
+    for _ in range(START_TRIES - 1):
+        run = await _sipp_once(tmp, call)
+        if not (run.returncode != 0 and BIND_FAILED in run.stdout + run.errors and not run.messages):
+            return run
+    return await _sipp_once(tmp, call)
+
+
+#: what SIPp says when a socket it binds at start is taken (it exits before it sends anything)
+BIND_FAILED = "Unable to bind"
+#: SIPp starts tried when one fails to bind (each a new start, with ports SIPp chooses again)
+START_TRIES = 5
+
+
+@dataclass(frozen=True)
+class SippCall:
+    """What one SIPp run is told (``sipp_args``)."""
+
+    port: int
+    scenario_file: Path
+    service: str = "translate"
+    transport: str = "u1"
+    calls: int = 1
+    rate: float = 10.0
+    timeout_s: float = 60.0
+    extra: tuple[str, ...] = ()
+
+
+def sipp_args(binary: str, call: SippCall, err: Path, msg: Path) -> list[str]:
+    """SIPp's command line for ``call``: no local SIP port (``-p``) nor media port (``-mp``), which
+    SIPp chooses itself (``sipp``)."""
+    return [
         binary,
-        f"127.0.0.1:{port}",
+        f"127.0.0.1:{call.port}",
         "-sf",
-        str(scenario_file),
+        str(call.scenario_file),
         "-s",
-        service,
+        call.service,
         "-t",
-        transport,
+        call.transport,
         "-i",
         "127.0.0.1",
-        "-p",
-        str(local),
         "-mi",
         "127.0.0.1",
-        "-mp",
-        str(media),
         "-m",
-        str(calls),
+        str(call.calls),
         "-l",
-        str(calls),
+        str(call.calls),
         "-r",
-        str(rate),
+        str(call.rate),
         "-nostdin",
         "-timeout",
-        f"{int(timeout_s)}s",
+        f"{int(call.timeout_s)}s",
         "-timeout_error",
         "-trace_err",
         "-error_file",
@@ -186,8 +197,16 @@ async def sipp(
         "-trace_msg",
         "-message_file",
         str(msg),
-        *extra,
+        *call.extra,
     ]
+
+
+async def _sipp_once(tmp: Path, call: SippCall) -> SippRun:
+    err, msg = tmp / f"{call.scenario_file.stem}.err", tmp / f"{call.scenario_file.stem}.msg"
+    for path in (err, msg):  # a failed start's logs are not this one's
+        path.unlink(missing_ok=True)
+    args = sipp_args(need("sipp"), call, err, msg)
+    timeout_s = call.timeout_s
     proc = await asyncio.create_subprocess_exec(
         *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp
     )
@@ -275,9 +294,13 @@ def heard_energy(heard: Path) -> float:
 #: baresip's configuration for one call (baresip 1.0's ``config`` file, as its own template in
 #: docs/examples/config documents it): the WAV in through ``aufile``, what it hears dumped to WAV by
 #: the ``sndfile`` filter (``dump-<time>-dec.wav``), played into ALSA's ``null`` device (no sound
-#: card needed: it paces the receive path), PCMU and PCMA only
+#: card needed: it paces the receive path), PCMU and PCMA only. Its ports are its own to choose:
+#: SIP on port 0 (the kernel gives it a free one; it dials out, so nobody needs to know it) and
+#: RTP at no ``rtp_ports`` (its default range, where libre binds a random even port and tries
+#: another, up to 64, while one is in use). A port chosen by the test could be taken before
+#: baresip binds it ("Address already in use" under load)
 BARESIP_CONFIG = """poll_method		epoll
-sip_listen		127.0.0.1:{sip_port}
+sip_listen		127.0.0.1:0
 call_local_timeout	120
 audio_player		alsa,null
 audio_source		aufile,{wav}
@@ -286,7 +309,6 @@ ausrc_srate		8000
 auplay_srate		8000
 ausrc_channels		1
 auplay_channels		1
-rtp_ports		{rtp_low}-{rtp_high}
 module_path		/usr/lib/baresip/modules
 module			g711.so
 {modules}module			aufile.so
@@ -315,13 +337,9 @@ async def baresip_call(
     need("baresip")
     conf = tmp / "baresip"
     conf.mkdir(exist_ok=True)
-    rtp = free_port()
     (conf / "config").write_text(
         BARESIP_CONFIG.format(
-            sip_port=free_port(),
             wav=wav,
-            rtp_low=rtp,
-            rtp_high=rtp + 20,
             dump=conf,
             modules="".join(f"module\t\t\t{m}\n" for m in modules),
             tls=f"sip_cafile\t\t{cafile}\n" if cafile is not None else "",

@@ -23,10 +23,12 @@ password). Event loop only.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -52,6 +54,9 @@ _TENANTS_KEPT = 4096
 #: how long a part holds its upload while it is written to the shared dir (a pod that dies then
 #: holds it no longer)
 _PART_HOLD_S = 60.0
+#: threads that write the jobs' files (as the SQLite store's one thread does, but a part held in
+#: Redis is written outside any lock, so two pods' or two jobs' parts may be written at once)
+_FILE_THREADS = 2
 
 
 class RedisJobs(JobFiles):
@@ -82,6 +87,14 @@ class RedisJobs(JobFiles):
         )
         self._lua = {name: self._client.register_script(getattr(lua, name)) for name in lua.SCRIPTS}
         self._tenants: dict[str, str] = {}
+        #: the jobs' files (parts copied into the audio, tracks appended and cut, folders removed)
+        #: are written on threads of their own, never the loop's default executor (where one
+        #: tenant's parts would hold every tenant's result encoding: ``session/work.py``)
+        self._file_pool = ThreadPoolExecutor(_FILE_THREADS, thread_name_prefix="job-files")
+
+    async def _files(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn`` on the store's file threads."""
+        return await asyncio.get_running_loop().run_in_executor(self._file_pool, functools.partial(fn, *args, **kwargs))
 
     async def _run(self, call: Awaitable[T]) -> T:
         try:
@@ -119,7 +132,7 @@ class RedisJobs(JobFiles):
 
     async def start(self) -> None:
         await self._run(self._client.ping())
-        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        await self._files(self.root.mkdir, parents=True, exist_ok=True)
         await self._index_made()
 
     async def _index_made(self) -> None:
@@ -145,6 +158,7 @@ class RedisJobs(JobFiles):
 
     async def close(self) -> None:
         await self._client.aclose()
+        self._file_pool.shutdown(wait=False)
 
     # -- jobs -------------------------------------------------------------------------------------
 
@@ -159,7 +173,7 @@ class RedisJobs(JobFiles):
     ) -> JobStatus:
         """As ``JobStore.create``: the caps checked in the insert's script (``CREATE``)."""
         job_id = new_job_id()
-        await asyncio.to_thread(self.new_folder, job_id)
+        await self._files(self.new_folder, job_id)
         now = self._clock()
         fields: dict[Any, Any] = {"tenant": tenant, "state": state.value, "spec": spec.to_json(), "created": repr(now)}
         fields |= {"updated": repr(now), "owner": "", "lease": "0", "tracks": "{}", "last_segment_id": "-1"}
@@ -171,10 +185,10 @@ class RedisJobs(JobFiles):
         try:
             got = await self._script("CREATE", tenant, job_id, _opt(max_jobs), _opt(max_bytes), live, *flat)
         except BaseException:
-            await asyncio.to_thread(_remove, self.folder(job_id))
+            await self._files(_remove, self.folder(job_id))
             raise
         if int(got[0]) != 0:
-            await asyncio.to_thread(_remove, self.folder(job_id))
+            await self._files(_remove, self.folder(job_id))
             raise TenantFull("jobs" if int(got[0]) == 1 else "bytes", float(got[1]))
         self._tenants[job_id] = tenant
         return await self.get(job_id, tenant)
@@ -297,7 +311,7 @@ class RedisJobs(JobFiles):
         """As ``JobStore.append_part``, across pods: the upload held for this part (``PART_BEGIN``:
         its offset, the limit and the tenant's bytes checked), the part written to the shared dir,
         then counted (``PART_END``); a part written while another held the upload is refused."""
-        size = (await asyncio.to_thread(part.stat)).st_size
+        size = (await self._files(part.stat)).st_size
         token = secrets.token_hex(8)
         now = self._clock()
         got = await self._script(
@@ -318,7 +332,7 @@ class RedisJobs(JobFiles):
             raise Conflict(f"the job is {str(got[1])[:16]}: parts go to a job still uploading")
         written = False
         try:
-            await asyncio.to_thread(self.copy_part, job.job_id, offset, part)
+            await self._files(self.copy_part, job.job_id, offset, part)
             written = True
         finally:
             ended = await self._script(
@@ -333,7 +347,7 @@ class RedisJobs(JobFiles):
 
     async def drop_audio(self, job_id: str) -> None:
         """As ``JobStore.drop_audio``: the file in the shared dir, its bytes in Redis."""
-        size = await asyncio.to_thread(self.remove_audio, job_id)
+        size = await self._files(self.remove_audio, job_id)
         await self._script("DROP_AUDIO", job_id, size)
 
     # -- results ----------------------------------------------------------------------------------
@@ -345,7 +359,7 @@ class RedisJobs(JobFiles):
         got = await self._run(self._client.hmget(key, ["segments", "done_ms", "last_segment_id", "tracks"]))
         segments, done_ms, last, tracks_json = (str(x or "0") for x in got)
         tracks: dict[str, int] = json.loads(tracks_json) if tracks_json != "0" else {}
-        await asyncio.to_thread(self.cut_tracks, job_id, tracks)
+        await self._files(self.cut_tracks, job_id, tracks)
         if int(segments) == 0:
             return ResumePoint(0, 0, -1, {})
         return ResumePoint(int(segments), int(done_ms), int(last), tracks)
@@ -366,7 +380,7 @@ class RedisJobs(JobFiles):
         key = self._key(await self._tenant(job_id), job_id)
         tracks_json: Any = await self._run(self._client.hget(key, "tracks"))
         before = json.loads(tracks_json or "{}")
-        tracks = await asyncio.to_thread(self.append_speech, job_id, before, result, speech, rate)
+        tracks = await self._files(self.append_speech, job_id, before, result, speech, rate)
         row = json.dumps(result)
         grown = len(row) + sum(tracks.values()) - sum(before.values())
         args = [job_id, seq, row, json.dumps(tracks), result["end_ms"], result["segment_id"]]
@@ -409,7 +423,7 @@ class RedisJobs(JobFiles):
         """The job's keys (any pod's sweep may do it: deleting twice is harmless), then its files."""
         await self._script("DELETE", job_id)
         self._tenants.pop(job_id, None)
-        await asyncio.to_thread(_remove, self.folder(job_id))
+        await self._files(_remove, self.folder(job_id))
 
 
 def _opt(value: float | None) -> str:

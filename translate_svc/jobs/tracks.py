@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from translate_svc.errors import storage_full
+
 #: PCM16 bytes per sample of a dubbed track
 TRACK_WIDTH = 2
 _COPY_BYTES = 1024 * 1024
@@ -101,11 +103,22 @@ class JobFiles:
         self.audio_path(job_id).touch()
 
     def copy_part(self, job_id: str, offset: int, part: Path) -> None:
-        """An upload's part (a file of its own, received whole) written into the audio at ``offset``."""
-        with open(self.audio_path(job_id), "r+b") as f, open(part, "rb") as src:
-            f.truncate(offset)
-            f.seek(offset)
-            shutil.copyfileobj(src, f, _COPY_BYTES)
+        """An upload's part (a file of its own, received whole) written into the audio at ``offset``.
+        A write that fails leaves the audio as it was (cut back to ``offset``, where the upload
+        ended): a full disk's refusal (ENOSPC) is ``StorageFull``, nothing of the part kept."""
+        path = self.audio_path(job_id)
+        try:
+            with open(path, "r+b") as f, open(part, "rb") as src:
+                f.truncate(offset)
+                f.seek(offset)
+                shutil.copyfileobj(src, f, _COPY_BYTES)
+        except OSError as e:
+            with contextlib.suppress(FileNotFoundError):
+                os.truncate(path, offset)  # what was written of the part is undone
+            full = storage_full(e, "this part")
+            if full is None:
+                raise
+            raise full from None
 
     def part_path(self, job_id: str) -> Path:
         """A new file for an upload's part while it comes (removed by whoever made it)."""

@@ -395,12 +395,21 @@ class JobWorker:
         # a video upload is kept for its dubbed video (issue 90), before the job says it is done: a
         # client that sees it done and asks for its video at once finds it
         kept = state is JobState.DONE and await asyncio.to_thread(self.store.keep_video, job_id)
+        # what an ended job keeps: its results and dubbed tracks. A job this process runs has its
+        # audio dropped before it says it ended, so a client that sees it done or failed never finds
+        # its audio; meanwhile only a cancel or a delete can move it, and they drop it too (a process
+        # that dies just here leaves it running without its audio, as ``keep_video`` does: resumed,
+        # it fails). Another state's job (an upload) may move on meanwhile: dropped once it ended.
+        early = from_state is JobState.RUNNING
+        if early:
+            await self.store.drop_audio(job_id)
         if not await self.store.set_state(job_id, state, error=error, expires=expires, only_from=(from_state,)):
             if kept:  # cancelled or deleted as it ended: it keeps nothing (its canceller's drop may be done)
                 await asyncio.to_thread(self.store.unkeep_video, job_id)
                 await self.store.drop_audio(job_id)
             return
-        await self.store.drop_audio(job_id)  # what an ended job keeps: its results and dubbed tracks
+        if not early:
+            await self.store.drop_audio(job_id)
         try:
             job = await self.store.get(job_id)
         except NotFound:  # deleted by its owner as it ended

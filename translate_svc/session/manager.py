@@ -8,7 +8,8 @@ opens their sessions (``open_stream``; ``open_clip``: the same ``StreamSession``
 splits the engine's queue fairly between live sessions, tells every live stream when the server
 drains, and holds what every call reads: the model's card, the limits, the unary calls' CPU
 pool (clips decoded there cannot starve live streams) and the ear's (``ear.py``: noise suppression
-and speaker embeddings, with their caps). It knows no call kind's driver: each driver
+and speaker embeddings, with their caps) and the pools of work a caller sizes (``work.py``). It
+knows no call kind's driver: each driver
 (``driver.py``, ``clip.py``, ``text.py``) checks its own requests (``task.py``) and calls it.
 Event loop only.
 """
@@ -38,6 +39,7 @@ from translate_svc.session.tenants import budget as tenants_budget
 from translate_svc.session.tenants.budget import QuotaSpent
 from translate_svc.session.tenants.counters import UNCAPPED, Counters, Held, LocalCounters, refusal
 from translate_svc.session.tenants.tenant import DEFAULT_TENANT, Tenant
+from translate_svc.session.work import SessionWork, WorkPools
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioFormat, ModelCard, TranslationTask
 from translate_svc.vad.segmenter import SegmenterConfig
@@ -81,6 +83,10 @@ class SessionManager:
         #: noise suppression's and speaker embeddings' threads, and the live streams that use them
         #: (``ear.py``: never the event loop; issue 87 J1)
         self.ear = ears.EarPools(limits)
+        #: the pools of work a caller sizes (``work.py``): live results encoded, live streams'
+        #: large messages decoded, jobs' parts written, stored files read; never the loop's default
+        #: executor, each shared fairly between tenants
+        self.work = WorkPools(limits)
         #: sessions alive now, streams and Translate clips (their fair share of the engine queue)
         self.sessions = 0
         #: admitted streams (a drain tells each of them)
@@ -119,6 +125,7 @@ class SessionManager:
         """The server stopped: no clip is decoded any more, nor any ear's work done."""
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
         self.ear.close()
+        self.work.close()
 
     async def wait_no_live(self) -> None:
         """Until every admitted stream has closed (a drain waits for it)."""
@@ -225,6 +232,7 @@ class SessionManager:
                 fmt,
                 task,
                 vad,
+                SessionWork.live(self.work, tenant.name),
                 interim_interval_ms=interim_interval_ms,
                 resume=resume,
                 hooks=hooks,
@@ -388,9 +396,9 @@ class SessionManager:
             fmt,
             task,
             vad,
+            SessionWork.on(self._decode_pool),
             strict_queue=True,
             resume=resume,
-            executor=self._decode_pool,
             share=self.clip_share,
             recorder=self._recorder(tenant, fmt, task),
         )
@@ -423,9 +431,9 @@ class SessionManager:
                 fmt,
                 task,
                 vad,
+                SessionWork.on(self._decode_pool),
                 strict_queue=True,
                 resume=resume,
-                executor=self._decode_pool,
                 share=self.clip_share,
                 recorder=self._recorder(tenant, fmt, task),
                 vad_start=vad_start,
@@ -454,11 +462,11 @@ class SessionManager:
         fmt: AudioFormat,
         task: TranslationTask,
         vad: SegmenterConfig,
+        work: SessionWork,
         *,
         strict_queue: bool = False,
         interim_interval_ms: int = 0,
         resume: Resume | None = None,
-        executor: ThreadPoolExecutor | None = None,
         share: Callable[[], int] | None = None,
         hooks: StreamHooks = NO_HOOKS,
         recorder: Callable[[str, str], Recorder | None] | None = None,
@@ -475,8 +483,8 @@ class SessionManager:
             strict_queue=strict_queue,
             interim_interval_ms=interim_interval_ms,
             resume=resume,
-            executor=executor,
             ear=self.ear,
+            work=work,
             hooks=hooks,
             on_close=self._closed,
             recorder=recorder,

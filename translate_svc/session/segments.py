@@ -49,6 +49,7 @@ from translate_svc.errors import Overloaded, ServiceError
 from translate_svc.session import results
 from translate_svc.session.events import SpeechEvent, StreamEnded, StreamEvent
 from translate_svc.session.speakers import SpeakerLabels
+from translate_svc.session.work import Offload
 from translate_svc.types import Commit, InterimResult, Segment, SegmentResult, TranslationTask
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,12 @@ class SegmentTracker:
         on_change: Callable[[], None] = lambda: None,
         received_ms: Callable[[], int] = lambda: 0,
         on_output: Callable[[SegmentResult | InterimResult], None] | None = None,
+        encode: Offload,
     ) -> None:
+        """``encode``: where a result's speech is resampled or Opus-encoded (``work.SessionWork``:
+        a pool of its own, never the event loop's default one)."""
         self._engine = engine
+        self._encode = encode
         self._owner = owner
         self._task = task
         self._strict_queue = strict_queue  # Translate: a full engine queue fails the call
@@ -225,7 +230,7 @@ class SegmentTracker:
                 results.build_final, seg, task, fut.result(), closed_at, vad_wait_ms, final, self._received_ms()
             )
         if results.needs_encoding(task.output):  # resampling or Opus: off the loop
-            encoding = asyncio.ensure_future(asyncio.to_thread(build))
+            encoding = asyncio.ensure_future(self._encode(build))
             self._pending[seg.segment_id] = encoding
             encoding.add_done_callback(functools.partial(self._on_encoded, seg, closed_at, vad_wait_ms))
             return

@@ -65,6 +65,7 @@ from translate_svc.model_api.requests import SimulRowOutput, SimulTarget
 from translate_svc.observability import metrics
 from translate_svc.session import results
 from translate_svc.session.segments import CommitSlot, SegmentTracker
+from translate_svc.session.work import Offload
 from translate_svc.types import Commit, Segment, TranslationTask
 from translate_svc.vad.segmenter import WINDOW_SAMPLES, SegmenterConfig
 
@@ -129,8 +130,12 @@ class Simultaneous:
         tracker: SegmentTracker,
         received_ms: Callable[[], int],
         captions_offset_ms: int | None = None,
+        *,
+        encode: Offload,
     ) -> None:
+        """``encode``: where a commit's speech is resampled or Opus-encoded (``work.SessionWork``)."""
         assert task.simultaneous is not None
+        self._encode = encode
         self._received_ms = received_ms  # the stream's audio received (timeline ms): source_ms
         #: live captions from the steps, their spans shifted by this (a resume's offset); None: none
         self._captions_offset_ms = captions_offset_ms
@@ -261,7 +266,7 @@ class Simultaneous:
         source_ms = self._received_ms()  # committed now
         build = functools.partial(results.build_commits, segment_id, self._task, changed, source_ms)
         if any(chunk is not None for _, _, chunk, _, _ in changed) and results.needs_encoding(self._task.output):
-            encoding = asyncio.ensure_future(asyncio.to_thread(build))  # resampling or Opus: off the loop
+            encoding = asyncio.ensure_future(self._encode(build))  # resampling or Opus: off the loop
             encoding.add_done_callback(functools.partial(self._encoded, slot, changed, segment_id, source_ms))
             return
         t.fill_commits(slot, build())

@@ -10,7 +10,8 @@ answers, notices; not speech events, two to a segment), or the VAD is a second b
 client's requests and HTTP/2 flow control (a WebSocket: TCP's) slows the client on its own stream.
 An update, which makes an event without audio, waits for the same room after its answer
 (``answer``), so a client that sends updates and never reads is not answered without bound. Event
-loop only; large chunks are decoded and resampled on a worker thread that the session awaits, and
+loop only; large chunks are decoded and resampled on a worker thread that the session awaits (its
+``SessionWork``: a pool of the process's shared fairly between tenants, ``work.py``), and
 the ear's work (noise suppression, speaker embeddings) runs on the ear's own pools (``ear.py``,
 issue 87 J1): a stream's chunks there in order, each awaited, so a pool that is behind holds the
 stream's reading like any other back-pressure.
@@ -23,7 +24,6 @@ import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +44,7 @@ from translate_svc.session.speakers import SpeakerLabels
 from translate_svc.session.tenants.counters import Held
 from translate_svc.session.timeline import Timeline
 from translate_svc.session.vad_bridge import VAD_BACKLOG, VadBridge
+from translate_svc.session.work import SessionWork
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioFormat, InterimResult, SegmentResult, TranslationTask
 from translate_svc.vad.segmenter import (
@@ -131,8 +132,8 @@ class StreamSession:
         strict_queue: bool = False,
         interim_interval_ms: int = 0,
         resume: Resume | None = None,
-        executor: Executor | None = None,
         ear: EarPools,
+        work: SessionWork,
         hooks: StreamHooks = NO_HOOKS,
         on_close: Callable[[StreamSession], None] | None = None,
         recorder: Callable[[str, str], Recorder | None] | None = None,
@@ -180,6 +181,7 @@ class StreamSession:
             on_change=self._update_room,
             received_ms=_received_ms(self.timeline),
             on_output=_tee(hooks.on_output, self._recorder),
+            encode=work.encode,
         )
         self.captions = (
             Captions(engine, self.session_id, task, self.jobs, interim_interval_ms, self.timeline.offset_ms)
@@ -194,6 +196,7 @@ class StreamSession:
                 self.jobs,
                 _received_ms(self.timeline),
                 self.timeline.offset_ms if interim_interval_ms else None,
+                encode=work.encode,
             )
             if task.simultaneous is not None
             else None
@@ -220,8 +223,10 @@ class StreamSession:
         self._hooks = hooks
         self._on_close = on_close  # called once, by ``close``
         self._log = {"session_id": self.session_id}
-        #: where a clip is resampled (None: the loop's default pool)
-        self._executor = executor
+        #: where a large message or a clip's block is decoded and resampled (a live stream: the
+        #: process's pool, as its tenant's call; a clip's or a job's: the unary calls' pool), never
+        #: the loop's default pool
+        self._decode = work.decode
         #: the admission counters this stream holds (released by its manager when it closes), and
         #: those of its ear (``ear.py``: a live stream with noise suppression or speaker labels)
         self.held: Held | None = None
@@ -292,7 +297,9 @@ class StreamSession:
         if not data:
             return
         tl = self.timeline
-        samples = tl.decode(data) if len(data) <= _OFFLOAD_BYTES else await asyncio.to_thread(tl.decode, data)
+        samples = (
+            tl.decode(data) if len(data) <= _OFFLOAD_BYTES else await self._decode(functools.partial(tl.decode, data))
+        )
         await self._ingest(samples)
 
     async def _ingest(self, samples: np.ndarray) -> None:
@@ -306,7 +313,7 @@ class StreamSession:
             if len(samples) <= _OFFLOAD_BYTES // 4:  # cheap inline: ~0.0013 s of the loop an audio second
                 x = self.timeline.ingest(samples)
             else:
-                x = await asyncio.to_thread(self.timeline.ingest, samples)
+                x = await self._decode(functools.partial(self.timeline.ingest, samples))
             if self._lane is not None and self._denoiser is not None:
                 x = await self._lane.run(functools.partial(self._denoiser.process, x))
             self._vad.score(x)
@@ -345,8 +352,7 @@ class StreamSession:
             block = samples[i : i + step]
             if self._recorder is not None:
                 self._recorder.audio(block)
-            loop = asyncio.get_running_loop()
-            self._vad.score(await loop.run_in_executor(self._executor, self._vad_input, block))
+            self._vad.score(await self._decode(functools.partial(self._vad_input, block)))
 
     def take_snapshots(self, first: int, every: int, on_snapshot: Callable[[VadSnapshot], None]) -> None:
         """The VAD's state at 16 kHz sample ``first`` of this stream and every ``every`` after it

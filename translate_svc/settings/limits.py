@@ -4,7 +4,8 @@ stream may ask for, and what each door and port may hold.
 ``LimitsSettings`` is one flat section, as it has always been read (``limits.max_streams``, every
 field's environment name and config key unchanged), made of one group per concern, each a class of
 its own: what any request asks for (``RequestLimits``), a stream (``StreamLimits``), clips and
-unary calls (``UnaryLimits``), noise suppression and speaker labels (``EarLimits``), the gRPC port
+unary calls (``UnaryLimits``), noise suppression and speaker labels (``EarLimits``), the pools of
+work a caller sizes (``WorkLimits``), the gRPC port
 (``GrpcPortLimits``), the HTTP port and its realtime WebSocket (``HttpPortLimits``) and the WebRTC
 door (``WebRtcLimits``). A door reads the group it needs from the one ``limits`` object every part
 already holds.
@@ -152,6 +153,30 @@ class EarLimits(BaseModel):
     demo_ear_streams: int = Field(0, ge=0, le=100_000)
 
 
+class WorkLimits(BaseModel):
+    """Pools of their own for work a caller sizes (``session/work.py``): never the event loop's
+    default executor, where one caller's work made every tenant's result encoding wait. Each pool
+    is shared fairly between tenants (round robin), and a tenant has at most its ``*_per_tenant``
+    calls running on it at once (below the threads: a thread stays free for every other tenant);
+    its other calls wait for their turn, holding only their own stream or request."""
+
+    #: threads that resample or Opus-encode live streams' results not at 16 kHz, per process. One
+    #: call is one segment's speech (bounded by the segment's length), so a tenant may use every
+    #: thread: round robin alone keeps another tenant's result behind one call at most
+    result_encode_threads: int = Field(2, ge=1, le=64)
+    result_encodes_per_tenant: int = Field(2, ge=1, le=64)
+    #: threads that decode and resample live streams' messages over 64 KiB, per process
+    stream_decode_threads: int = Field(2, ge=1, le=64)
+    stream_decodes_per_tenant: int = Field(1, ge=1, le=64)
+    #: threads that write jobs' upload parts to disk as they come (HTTP and gRPC), per process
+    part_write_threads: int = Field(2, ge=1, le=64)
+    part_writes_per_tenant: int = Field(1, ge=1, le=64)
+    #: threads that read jobs' results (JSON, subtitles, dubbed tracks and videos) and recordings'
+    #: files to send them, per process
+    file_read_threads: int = Field(2, ge=1, le=64)
+    file_reads_per_tenant: int = Field(1, ge=1, le=64)
+
+
 class GrpcPortLimits(BaseModel):
     """The gRPC port: what it reads, its calls and connections, what a caller without a token may
     hold there (health, refused streams: issue 34 N1), and a stream's receive window (a realtime
@@ -260,5 +285,7 @@ class WebRtcLimits(BaseModel):
 
 
 # every group's fields, flat: ``limits.<field>`` and ``TRANSLATE_SVC_LIMITS__<FIELD>`` as before issue 71
-class LimitsSettings(RequestLimits, StreamLimits, UnaryLimits, EarLimits, GrpcPortLimits, HttpPortLimits, WebRtcLimits):
+class LimitsSettings(
+    RequestLimits, StreamLimits, UnaryLimits, EarLimits, WorkLimits, GrpcPortLimits, HttpPortLimits, WebRtcLimits
+):
     """What one request or stream may ask for; reported to clients (ListLanguages, StreamStarted)."""

@@ -120,7 +120,17 @@ async def test_a_job_at_1_5_is_dubbed_in_two_thirds_of_the_time_on_either_port(s
     assert speech(json.loads(doc)["segments"]) == fast_speech
 
 
-@pytest.mark.parametrize(("speed", "says"), [(0.3, "got 0.3"), (2.5, "got 2.5"), ("fast", "a JSON number")])
+@pytest.mark.parametrize(
+    ("speed", "says"),
+    [
+        (0.3, "got 0.3"),
+        (2.5, "got 2.5"),
+        ("fast", "a JSON number"),
+        # a JSON integer beyond a float: 400 naming it by its digits, not a 500 (OverflowError formatting it)
+        pytest.param(10**400, "got an integer of about 401 digits", id="10**400"),
+        pytest.param(-(10**400), "got an integer of about 401 digits", id="-10**400"),
+    ],
+)
 async def test_a_speed_a_job_cannot_honour_is_400_naming_it_and_the_range(
     served: Served, speed: object, says: str
 ) -> None:

@@ -179,14 +179,39 @@ async def test_a_rate_outside_half_to_double_is_refused_naming_the_field_as_the_
     assert got[0].session.audio.output.model_extra["speed"] == 1.25
 
 
+async def test_a_rate_beyond_a_float_is_an_error_event_and_a_running_session_goes_on(door: LiveServer) -> None:
+    """``speed`` as a JSON integer no float holds (10**400): the ``error`` event naming the field,
+    as any rate out of range (it raised OverflowError formatting the value, and the session closed
+    with no event); once the stream runs, the session answers what comes after it."""
+    huge = 10**400
+    for session, param in (
+        ({"audio": {"output": {"language": "es", "speed": huge}}}, "session.audio.output.speed"),
+        ({"speed": -huge, "audio": {"output": {"language": "es"}}}, "session.speed"),
+    ):
+        got = await errors_of(door, {"type": "session.update", "session": session})
+        assert [e.type for e in got] == ["error"], got  # a config it cannot use: the error, then the close
+        error = got[0].error
+        assert (error.type, error.code, error.param) == ("invalid_request_error", "invalid_value", param), error
+        assert "0.5" in error.message and "2.0" in error.message and len(error.message) < 200, error.message
+    start = {"type": "session.update", "session": {"audio": {"output": {"language": "es", "speed": 1.25}}}}
+    bad = {"type": "session.update", "event_id": "huge", "session": {"speed": huge}}
+    after = {"type": "session.update", "session": {"audio": {"output": {"speed": 1.5}}}}
+    got = await errors_of(door, start, bad, after, {"type": "session.close"})
+    assert [e.type for e in got] == ["session.updated", "error", "session.updated", "session.closed"], got
+    error = got[1].error
+    assert (error.type, error.param, error.event_id) == ("invalid_request_error", "session.speed", "huge"), error
+    assert got[2].session.audio.output.model_extra["speed"] == 1.5
+
+
 async def test_the_audio_rest_endpoints_say_they_have_no_speech_to_set_a_rate_on(
     door: LiveServer, shared_audio: Path
 ) -> None:
     jfk = (shared_audio / "jfk.flac").read_bytes()
     c = openai_client(door, TOKEN)
     for create in (c.audio.transcriptions.create, c.audio.translations.create):
-        with pytest.raises(openai.BadRequestError) as refused:
-            await create(file=("jfk.flac", jfk), model="whisper-1", extra_body={"speed": "1.5"})
-        body = refused.value.body
-        assert isinstance(body, dict) and body["param"] == "speed", body
-        assert "no speech" in body["message"] and "audio.output.speed" in body["message"], body
+        for speed in ("1.5", str(10**400)):  # any rate, one beyond a float's range too
+            with pytest.raises(openai.BadRequestError) as refused:
+                await create(file=("jfk.flac", jfk), model="whisper-1", extra_body={"speed": speed})
+            body = refused.value.body
+            assert isinstance(body, dict) and body["param"] == "speed", body
+            assert "no speech" in body["message"] and "audio.output.speed" in body["message"], body

@@ -36,7 +36,6 @@ from tests.support.phone_carriers import (
 )
 from tests.support.phone_cousins import FakeExotel, FakeSignalWire, FakeTelnyx
 from tests.support.phone_lag import CLOSE_SILENCE_MS, LAG_TOLERANCE_S, carrier_lags, segment_ends
-from tests.support.proc import free_port
 from tests.support.raw import channel
 from tests.support.server_process import ServerProcess
 from tests.support.speech import speech_pcm16
@@ -83,19 +82,18 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served(test_model_dir: Path) -> Iterator[Served]:
-    metrics_port = free_port()
     proc = ServerProcess(
         [
             *("--model", str(test_model_dir), "--host", "127.0.0.1", "--port", "0", "--http-port", "0"),
             *("--phone", "--test-translator", "stable"),
         ],
         env={
-            "TRANSLATE_SVC_SERVER__METRICS_PORT": str(metrics_port),
+            "TRANSLATE_SVC_SERVER__METRICS_PORT": "0",  # it picks, and says in its ready file
             "TRANSLATE_SVC_VAD__MIN_SILENCE_MS": str(CLOSE_SILENCE_MS),  # phone_lag.py
         },
     )
     try:
-        yield Served(proc, Metrics(metrics_port))
+        yield Served(proc, Metrics(proc.metrics_port))
     finally:
         proc.stop()
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from tests.support.attacks.sip_media import flood_cpu
-from tests.support.proc import free_port
 from tests.support.server_process import ServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow(30)]
@@ -25,10 +24,11 @@ CPU_PER_S = 0.1
 
 
 def test_a_dtmf_flood_costs_the_server_little_cpu(test_model_dir: Path) -> None:
-    sip_port = free_port()
     args = ["--model", str(test_model_dir), "--test-translator", "stable", "--host", "127.0.0.1", "--port", "0"]
-    args += ["--sip-port", str(sip_port)]
+    args += ["--sip-port", "0"]  # it picks, and says in its ready file
     server = ServerProcess(args, env={"TRANSLATE_SVC_SIP__ALLOWED_CIDRS": '["127.0.0.1/32"]'})
+    sip_port = server.info.sip_port
+    assert sip_port is not None
     try:
         got = asyncio.run(flood_cpu(("127.0.0.1", sip_port), server.proc.pid, seconds=6.0))
     finally:

@@ -17,7 +17,6 @@ import pytest
 from tests.support.attacks import sip as attacks
 from tests.support.live_server import make_settings, serving
 from tests.support.phone_carriers import AccessLines, access_lines, calls_ended, ulaw_bytes
-from tests.support.proc import free_port
 from tests.support.server_process import ServerProcess
 from tests.support.sip_peers import need, pcap_call, write_rtp_pcap
 from tests.support.speech import speech_pcm16
@@ -66,11 +65,12 @@ def test_silent_connections_from_a_refused_source_leave_every_door_answering(tes
     SIP over UDP and TCP from 127.0.0.1 answer; the log grows by refusal lines at a bounded rate. On eb20967
     all 1,100 were held, the health Check timed out, ``/healthz`` too, a new SIP TCP connection got
     nothing, and asyncio logged 86 MB of failed accepts in 40 s."""
-    sip_port, health_port = free_port(), free_port()
     args = ["--model", str(test_model_dir), "--test-translator", "stable", "--host", "127.0.0.1", "--port", "0"]
-    args += ["--http-port", "0", "--health-port", str(health_port), "--sip-port", str(sip_port)]
+    args += ["--http-port", "0", "--health-port", "0", "--sip-port", "0"]  # it picks, and says in its ready file
     env = {"TRANSLATE_SVC_SIP__ALLOWED_CIDRS": '["127.0.0.1/32"]'}
     server = ServerProcess(args, env=env, prefix=["prlimit", "--nofile=1024"])
+    sip_port, health_port = server.info.sip_port, server.info.health_port
+    assert sip_port is not None and health_port is not None
     try:
         before = sum(len(line) for line in server.lines)
         got = asyncio.run(

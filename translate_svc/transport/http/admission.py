@@ -14,7 +14,9 @@ open (DESIGN.md, pitfall 38).
   and never a pause longer than ``limits.http_header_timeout_s`` (a sender that sends fast, then
   stops, holds no longer than one that never started).
 - ``receive_to_file``: a body written to a file as it comes (never whole in memory), at most so
-  many bytes (413), within a time (408) and at the ``MinRate`` (408).
+  many bytes (413), within a time (408) and at the ``MinRate`` (408); its writes on the process's
+  part-write pool as its tenant's calls (``session/work.py``: never the loop's default executor),
+  a full disk 507 (``StorageFull``).
 - ``send_chunks``: a streamed answer, each write at the ``MinRate`` (else the connection is closed).
 
 Route sets use it as::
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -38,7 +41,9 @@ from typing import BinaryIO
 
 from aiohttp import web
 
+from translate_svc.errors import storage_full
 from translate_svc.session.manager import SessionManager
+from translate_svc.session.work import Offload, OnPool
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.http.caller import Caller
 from translate_svc.transport.http.responses import http_error
@@ -91,6 +96,16 @@ class RequestAdmission:
             async with self._m.holding_request(caller.tenant):
                 yield
 
+    def part_writes(self, caller: Caller) -> OnPool:
+        """Where ``caller``'s upload is written: the process's part-write pool, as its tenant's calls
+        (``limits.part_write_threads``, ``limits.part_writes_per_tenant``)."""
+        return OnPool(self._m.work.part_writes, caller.tenant.name)
+
+    def file_reads(self, caller: Caller) -> OnPool:
+        """Where what ``caller`` downloads is read: the process's file-read pool, as its tenant's
+        calls (``limits.file_read_threads``, ``limits.file_reads_per_tenant``)."""
+        return OnPool(self._m.work.file_reads, caller.tenant.name)
+
     def rate(self) -> MinRate:
         """The minimum rate of a transfer starting now."""
         loop = asyncio.get_running_loop()
@@ -108,44 +123,53 @@ async def receive_to_file(
     too_large: str,
     timeout_words: str,
     what: str,
+    write: Offload,
 ) -> int | web.Response:
-    """Write the request's body to ``path`` as it comes; its size, or the answer that refuses it:
-    413 (``too_large`` says what to send) once it is over ``limit`` bytes (its ``Content-Length``
+    """Write the request's body to ``path`` as it comes (each write through ``write``: a pool of its
+    own, ``RequestAdmission.part_writes``); its size, or the answer that refuses it: 413
+    (``too_large`` says what to send) once it is over ``limit`` bytes (its ``Content-Length``
     refused unread), 408 when it is not whole within ``timeout_s`` (``timeout_words`` names the
-    setting) or is slower than ``rate``, 499 when the client left. What was written stays in
-    ``path``: the caller removes it."""
+    setting) or is slower than ``rate``, 499 when the client left; ``StorageFull`` (507) when the
+    disk refuses a write for space. What was written stays in ``path``: the caller removes it."""
     length = request.content_length
     if length is not None and length > limit:
         return http_error(413, too_large, "request_too_large")
     loop = asyncio.get_running_loop()
     end = rate.started + timeout_s
     size = 0
-    f: BinaryIO = await loop.run_in_executor(None, open, path, "wb")
     try:
-        async with asyncio.timeout_at(min(end, rate.deadline(0))) as clock:
-            buffer = bytearray()
-            while chunk := await request.content.readany():
-                size += len(chunk)
-                if size > limit:
-                    return http_error(413, too_large, "request_too_large")
-                buffer += chunk
-                if len(buffer) >= WRITE_BYTES:
-                    await loop.run_in_executor(None, f.write, bytes(buffer))
-                    buffer.clear()
-                clock.reschedule(min(end, rate.deadline(size, loop.time())))
-            if buffer:
-                await loop.run_in_executor(None, f.write, bytes(buffer))
-    except TimeoutError:
-        if loop.time() >= end:
-            message = f"the request's body did not come within {timeout_s:g} s ({timeout_words})"
-        else:
-            message = f"the request's body came {rate.words()}: send it faster, or in smaller parts"
-        return http_error(408, message, "request_timeout")
-    except ConnectionError as e:
-        logger.info("%s's client went away while it sent its body (%s)", what, type(e).__name__)
-        return web.Response(status=499)
-    finally:
-        await loop.run_in_executor(None, f.close)
+        f = await write(functools.partial(_open_to_write, path))
+        try:
+            async with asyncio.timeout_at(min(end, rate.deadline(0))) as clock:
+                buffer = bytearray()
+                while chunk := await request.content.readany():
+                    size += len(chunk)
+                    if size > limit:
+                        return http_error(413, too_large, "request_too_large")
+                    buffer += chunk
+                    if len(buffer) >= WRITE_BYTES:
+                        await write(functools.partial(f.write, bytes(buffer)))
+                        buffer.clear()
+                    clock.reschedule(min(end, rate.deadline(size, loop.time())))
+                if buffer:
+                    await write(functools.partial(f.write, bytes(buffer)))
+        except TimeoutError:
+            if loop.time() >= end:
+                message = f"the request's body did not come within {timeout_s:g} s ({timeout_words})"
+            else:
+                message = f"the request's body came {rate.words()}: send it faster, or in smaller parts"
+            return http_error(408, message, "request_timeout")
+        except ConnectionError as e:
+            logger.info("%s's client went away while it sent its body (%s)", what, type(e).__name__)
+            return web.Response(status=499)
+        finally:
+            await write(f.close)
+    except OSError as e:  # the disk refused a write for space: a refusal, not a server error
+        full = storage_full(e, what)
+        if full is None:
+            raise
+        logger.warning("%s was refused: the disk is full (%s)", what, e.strerror)
+        raise full from None
     return size
 
 
@@ -174,3 +198,7 @@ async def send_chunks(
         if request.transport is not None:
             request.transport.close()
     return response
+
+
+def _open_to_write(path: Path) -> BinaryIO:
+    return open(path, "wb")

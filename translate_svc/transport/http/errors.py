@@ -6,7 +6,8 @@ rooms', the phone's).
   code (``error_type``), or from the limit or cap that refused (``ServiceError.reason``).
 - The statuses (``STATUS``): 400 for what the client must fix, 401/403 for its credentials, 429 at
   a cap with ``Retry-After`` (the cap's hint), 503 while the server drains or loads with
-  ``Retry-After`` (the hint, else 1 s: another replica takes it now), 500 for anything else.
+  ``Retry-After`` (the hint, else 1 s: another replica takes it now), 507 when the server's disk
+  refused what a request sent (``StorageFull``: nothing of it kept), 500 for anything else.
 - A token's refusal (``tokens.authorize``): 401 without a valid token, 403 without the
   permission, in the same shape (``caller.py`` has its table and its one wording).
 
@@ -50,6 +51,10 @@ STATUS: dict[ErrorCode, int] = {
 }
 
 
+#: named limits (``ServiceError.reason``) whose HTTP status is not their code's
+REASON_STATUS: dict[str, int] = {"insufficient_storage": 507}
+
+
 def error_type(code: ErrorCode) -> tuple[str, str]:
     """OpenAI's error ``type`` and ``code`` for one of ours."""
     return ERROR_TYPES.get(code, ("server_error", "internal_error"))
@@ -76,7 +81,7 @@ def refusal(e: ServiceError) -> HttpRefusal:
     its hint), 400/401/403 for what the client must fix, 500 for anything else. The body's message is
     the error's; a field at fault (``param``) goes with it."""
     kind, code = error_type(e.code)
-    status = STATUS.get(e.code, 500)
+    status = REASON_STATUS.get(e.reason or "", STATUS.get(e.code, 500))
     if status == 503:
         code = "server_shutting_down"
     elif e.reason is not None:  # a named limit or cap

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,10 +24,11 @@ import grpc
 from google.protobuf.message import Message
 
 from translate_svc.api.v1 import translate_pb2 as pb
-from translate_svc.errors import InvalidInput, ServiceError, TooSlow
+from translate_svc.errors import InvalidInput, ServiceError, TooSlow, storage_full
 from translate_svc.jobs.model import JobState, JobStatus
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.tenants.tenant import Tenant
+from translate_svc.session.work import OnPool
 from translate_svc.transport.api_log import Method, logged, logged_method
 from translate_svc.transport.door import DoorContext
 from translate_svc.transport.jobs import options, render
@@ -184,15 +186,24 @@ class JobsDoor:
             return job_to_pb(job or await self.desk.get(caller.tenant, job_id))
 
     async def _part(self, tenant: Tenant, job_id: str, offset: int, data: bytes) -> None:
-        """A message's part, checked against the upload, written to a file of its own, appended."""
+        """A message's part, checked against the upload, written to a file of its own (on the
+        part-write pool, as the tenant's call: ``session/work.py``; a full disk: RESOURCE_EXHAUSTED,
+        nothing kept), appended."""
         job = await self.desk.uploading(tenant, job_id, offset)
         path = self.desk.part_path(job)
+        writes = OnPool(self._m.work.part_writes, tenant.name)
         try:
-            await asyncio.to_thread(path.write_bytes, data)
+            try:
+                await writes(functools.partial(path.write_bytes, data))
+            except OSError as e:
+                full = storage_full(e, "this part")
+                if full is None:
+                    raise
+                raise full from None
             await self.desk.part(tenant, job, offset, path)
         finally:
             with contextlib.suppress(FileNotFoundError):
-                await asyncio.to_thread(path.unlink)
+                await writes(path.unlink)
 
     @_unary
     async def GetJob(self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
@@ -232,16 +243,17 @@ class JobsDoor:
                     msg = parse_message(pb.GetJobResultsRequest, request, SMALL, too_large="send less")
                     job = await self.desk.get(caller.tenant, msg.job_id)
                     store = self.desk.jobs.store
+                    reads = OnPool(self._m.work.file_reads, caller.tenant.name)
                     chunks: AsyncIterator[bytes]
                     made: Path | None = None
                     if msg.format == pb.JOB_RESULTS_JSON:
                         chunks = render.json_chunks(store, job)
                     elif msg.format == pb.JOB_RESULTS_DUBBED_WAV:
-                        _, chunks = await render.dubbed(store, job, msg.language, self._settings.dub_overflow)
+                        _, chunks = await render.dubbed(store, job, msg.language, self._settings.dub_overflow, reads)
                     elif msg.format == pb.JOB_RESULTS_VIDEO:
                         ask = options.video_from_pb(msg.video)
                         made = (await self.desk.jobs.videos.make(store, job, ask, self._settings.dub_overflow)).path
-                        chunks = render.file_chunks(made)
+                        chunks = render.file_chunks(made, reads)
                     else:
                         kind = "srt" if msg.format == pb.JOB_RESULTS_SRT else "vtt"
                         chunks = _text_chunks(await render.subtitles(store, job, msg.language, kind))
@@ -251,7 +263,7 @@ class JobsDoor:
                                 yield pb.JobResultsChunk(data=chunk[at : at + _CHUNK])
                     finally:
                         if made is not None:
-                            await render.remove(made)
+                            await render.remove(made, reads)
         except ServiceError as e:
             await _abort(context, e)
 

@@ -269,7 +269,8 @@ def _fit(value: object, default: DubFit) -> DubFit | None:
     if any(isinstance(v, bool) or not isinstance(v, int | float) for v in rates.values()):
         raise InvalidInput(f"fit.slowest and fit.fastest: JSON numbers from {SPEED_MIN} to {SPEED_MAX}")
     try:
-        return check_fit(DubFit(float(rates["slowest"]), float(rates["fastest"])), "fit")
+        slowest, fastest = check_speed(rates["slowest"], "fit.slowest"), check_speed(rates["fastest"], "fit.fastest")
+        return check_fit(DubFit(slowest, fastest), "fit")
     except ValueError as e:
         raise InvalidInput(str(e)) from None
 

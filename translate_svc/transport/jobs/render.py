@@ -2,23 +2,26 @@
 of hours is never one object in memory), subtitles (SRT, WebVTT) per language, and a target's
 dubbed track as WAV (made from its segments' speech as it is sent: ``jobs/dub.py``, a page of
 segments and one segment's speech at a time), and a file made for the request (a dubbed video:
-``jobs/video.py``), sent, then deleted. Event loop only."""
+``jobs/video.py``), sent, then deleted. Files are read (and deleted) through ``reads``: the process's
+file-read pool as the caller's tenant's calls (``session/work.py``), never the loop's default
+executor, where one tenant's downloads would hold every tenant's result encoding. Event loop only."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import json
 import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from translate_svc.errors import InvalidInput
 from translate_svc.jobs.dub import TrackReader, placements
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.model import JobState, JobStatus
 from translate_svc.jobs.tracks import TRACK_WIDTH
+from translate_svc.session.work import Offload
 from translate_svc.settings.jobs import DubOverflow
 from translate_svc.subtitles import Cue, srt_document, vtt_document
 from translate_svc.types import MODEL_SAMPLE_RATE
@@ -75,7 +78,7 @@ async def subtitles(store: JobKeeper, job: JobStatus, language: str, kind: str) 
 
 
 async def dubbed(
-    store: JobKeeper, job: JobStatus, language: str, overflow: DubOverflow
+    store: JobKeeper, job: JobStatus, language: str, overflow: DubOverflow, reads: Offload
 ) -> tuple[int, AsyncIterator[bytes]]:
     """The target's dubbed track as WAV (mono PCM16 at the job's track rate: ``jobs/dub.py``, each
     segment's speech at its segment's start, ``overflow`` saying what speech running past the next
@@ -90,12 +93,12 @@ async def dubbed(
     first = await store.segments(job.job_id, -1, 1)
     if first and not _placed_by_samples(first[0]):  # stored before issue 91: the file is the track
         size = (await store.resume_point(job.job_id)).tracks.get(language, 0)
-        return 44 + size, _file_chunks(path, size, rate)
+        return 44 + size, _file_chunks(path, size, rate, reads)
     length = job.done_ms * rate // 1000
     if job.state is JobState.DONE:
-        source = await asyncio.get_running_loop().run_in_executor(None, store.source_length, job.job_id)
+        source = await reads(functools.partial(store.source_length, job.job_id))
         length = round(source[0] * rate / source[1]) if source else job.duration_ms * rate // 1000
-    return 44 + length * TRACK_WIDTH, _dub_chunks(store, job, language, path, length, overflow)
+    return 44 + length * TRACK_WIDTH, _dub_chunks(store, job, language, path, length, overflow, reads)
 
 
 def _placed_by_samples(seg: dict[str, Any]) -> bool:
@@ -103,33 +106,31 @@ def _placed_by_samples(seg: dict[str, Any]) -> bool:
 
 
 async def _dub_chunks(
-    store: JobKeeper, job: JobStatus, language: str, path: Any, length: int, overflow: DubOverflow
+    store: JobKeeper, job: JobStatus, language: str, path: Any, length: int, overflow: DubOverflow, reads: Offload
 ) -> AsyncIterator[bytes]:
     """The WAV: its header, then the track ``DubTrack`` makes from the segments (``TrackReader``:
     the segments' places read a page at a time, then each one's speech from the target's speech
-    file in turn), read on a worker thread a chunk at a time."""
+    file in turn), read through ``reads`` a chunk at a time."""
     rate = job.spec.track_rate
     yield wav_header(length * TRACK_WIDTH, rate)
     places = await placements(store, job.job_id, language, rate)
-    loop = asyncio.get_running_loop()
-    reader = await loop.run_in_executor(None, TrackReader, path, places, length, overflow)
+    reader = await reads(functools.partial(TrackReader, path, places, length, overflow))
     try:
-        while chunk := await loop.run_in_executor(None, reader.read_bytes, 4 * _FILE_CHUNK):
+        while chunk := await reads(functools.partial(reader.read_bytes, 4 * _FILE_CHUNK)):
             yield chunk
     finally:
-        await loop.run_in_executor(None, reader.close)
+        await reads(reader.close)
 
 
-async def _file_chunks(path: Any, size: int, rate: int) -> AsyncIterator[bytes]:
+async def _file_chunks(path: Any, size: int, rate: int, reads: Offload) -> AsyncIterator[bytes]:
     yield wav_header(size, rate)
     if not size:
         return
-    loop = asyncio.get_running_loop()
-    f = await loop.run_in_executor(None, open, path, "rb")
+    f = await reads(functools.partial(_open, path))
     try:
         left = size
         while left > 0:
-            chunk = await loop.run_in_executor(None, f.read, min(_FILE_CHUNK, left))
+            chunk = await reads(functools.partial(f.read, min(_FILE_CHUNK, left)))
             if not chunk:
                 return
             left -= len(chunk)
@@ -138,20 +139,23 @@ async def _file_chunks(path: Any, size: int, rate: int) -> AsyncIterator[bytes]:
         f.close()
 
 
-async def file_chunks(path: Path) -> AsyncIterator[bytes]:
+async def file_chunks(path: Path, reads: Offload) -> AsyncIterator[bytes]:
     """A file's bytes, a chunk at a time."""
-    loop = asyncio.get_running_loop()
-    f = await loop.run_in_executor(None, open, path, "rb")
+    f = await reads(functools.partial(_open, path))
     try:
-        while chunk := await loop.run_in_executor(None, f.read, 4 * _FILE_CHUNK):
+        while chunk := await reads(functools.partial(f.read, 4 * _FILE_CHUNK)):
             yield chunk
     finally:
         f.close()
 
 
-async def remove(path: Path) -> None:
+async def remove(path: Path, reads: Offload) -> None:
     """A file made for a request (a dubbed video), deleted once sent or once the send stopped."""
-    await asyncio.get_running_loop().run_in_executor(None, _unlink, path)
+    await reads(functools.partial(_unlink, path))
+
+
+def _open(path: Path) -> BinaryIO:
+    return open(path, "rb")
 
 
 def _unlink(path: Path) -> None:

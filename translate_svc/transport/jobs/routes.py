@@ -33,8 +33,8 @@ any, 429. Event loop only.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -148,6 +148,7 @@ class JobRoutes:
         job = await self.desk.uploading(caller.tenant, job.job_id, offset)
         limit = self._settings.max_part_bytes
         path = self.desk.part_path(job)
+        writes = self._admission.part_writes(caller)
         try:
             got = await receive_to_file(
                 request,
@@ -158,6 +159,7 @@ class JobRoutes:
                 too_large=f"a part is at most {limit} bytes (jobs.max_part_bytes): send smaller parts",
                 timeout_words="jobs.part_timeout_s",
                 what="a job's part",
+                write=writes,
             )
             if isinstance(got, web.Response):
                 return got
@@ -167,7 +169,7 @@ class JobRoutes:
         except FileNotFoundError:  # the job was deleted while its part came
             raise Conflict("the job is no longer uploading (deleted?): its part was not kept") from None
         finally:
-            await asyncio.to_thread(_unlink, path)
+            await writes(functools.partial(_unlink, path))
         return web.json_response({"id": job.job_id, "received_bytes": received})
 
     async def _complete(self, request: web.Request, caller: Caller) -> web.StreamResponse:
@@ -205,7 +207,11 @@ class JobRoutes:
     async def _dubbed(self, request: web.Request, caller: Caller) -> web.StreamResponse:
         job = await self.desk.get(caller.tenant, request.match_info["id"])
         size, chunks = await render.dubbed(
-            self.desk.jobs.store, job, request.match_info["language"], self._settings.dub_overflow
+            self.desk.jobs.store,
+            job,
+            request.match_info["language"],
+            self._settings.dub_overflow,
+            self._admission.file_reads(caller),
         )
         return await self._stream(request, chunks, "audio/wav", size)
 
@@ -213,10 +219,11 @@ class JobRoutes:
         ask = options.video_from_query(request.query)
         job = await self.desk.get(caller.tenant, request.match_info["id"])
         made = await self.desk.jobs.videos.make(self.desk.jobs.store, job, ask, self._settings.dub_overflow)
+        reads = self._admission.file_reads(caller)
         try:
-            return await self._stream(request, render.file_chunks(made.path), made.kind.content_type, made.size)
+            return await self._stream(request, render.file_chunks(made.path, reads), made.kind.content_type, made.size)
         finally:
-            await render.remove(made.path)
+            await render.remove(made.path, reads)
 
     async def _stream(
         self, request: web.Request, chunks: AsyncIterator[bytes], content_type: str, size: int | None = None

@@ -8,13 +8,14 @@
 
 Each request needs a token with the ``recordings`` permission (``Authorization: Bearer``; 401 without
 a valid token, 403 without the permission) and sees its own tenant's recordings only: another
-tenant's id is answered 404, as an id that does not exist (whether it exists is not told). Files are
-decrypted on a worker thread, a chunk at a time. Event loop only.
+tenant's id is answered 404, as an id that does not exist (whether it exists is not told). The store
+is read (and files decrypted, a chunk at a time) on the process's file-read pool, as the caller's
+tenant's calls (``session/work.py``): never the loop's default executor. Event loop only.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 from collections.abc import Iterator
 
@@ -25,6 +26,7 @@ from translate_svc.recordings.keys import NoKey
 from translate_svc.recordings.sealed import SealedError, Truncated
 from translate_svc.recordings.service import Recordings
 from translate_svc.recordings.store import public
+from translate_svc.session.work import OnPool
 from translate_svc.transport.door import DoorContext
 from translate_svc.transport.http.caller import WORDING, Caller, authorize_token
 from translate_svc.transport.http.door import Served
@@ -50,6 +52,7 @@ class RecordingRoutes:
         self._tokens = ctx.tokens
         self._recordings = recordings
         self._store = recordings.store
+        self._reads = ctx.sessions.work.file_reads
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get(PATH, self._list)
@@ -71,14 +74,16 @@ class RecordingRoutes:
         caller = self._caller(request)
         if isinstance(caller, web.Response):
             return caller
-        found = await asyncio.to_thread(self._store.listing, caller.tenant.name)
+        reads = OnPool(self._reads, caller.tenant.name)
+        found = await reads(functools.partial(self._store.listing, caller.tenant.name))
         return web.json_response({"recordings": found})
 
     async def _manifest(self, request: web.Request) -> web.Response:
         caller = self._caller(request)
         if isinstance(caller, web.Response):
             return caller
-        manifest = await asyncio.to_thread(self._store.manifest, caller.tenant.name, request.match_info["id"])
+        reads = OnPool(self._reads, caller.tenant.name)
+        manifest = await reads(functools.partial(self._store.manifest, caller.tenant.name, request.match_info["id"]))
         return web.json_response(public(manifest)) if manifest is not None else _not_found()
 
     async def _delete(self, request: web.Request) -> web.Response:
@@ -88,7 +93,8 @@ class RecordingRoutes:
         rid = request.match_info["id"]
         if rid in self._recordings.live:
             return http_error(409, "this recording is still being written: delete it once its session ended", "busy")
-        if not await asyncio.to_thread(self._store.delete, caller.tenant.name, rid):
+        reads = OnPool(self._reads, caller.tenant.name)
+        if not await reads(functools.partial(self._store.delete, caller.tenant.name, rid)):
             return _not_found()
         metrics.RECORDINGS_DELETED.labels("api").inc()
         logger.info("recording %s of tenant %s deleted through the API", rid, caller.tenant.name)
@@ -99,12 +105,13 @@ class RecordingRoutes:
         if isinstance(caller, web.Response):
             return caller
         name = request.match_info["name"]
-        found = await asyncio.to_thread(self._store.read, caller.tenant.name, request.match_info["id"], name)
+        reads = OnPool(self._reads, caller.tenant.name)
+        found = await reads(functools.partial(self._store.read, caller.tenant.name, request.match_info["id"], name))
         if found is None:
             return _not_found()
         entry, chunks = found
         try:
-            first = await asyncio.to_thread(_next, chunks)
+            first = await reads(functools.partial(_next, chunks))
         except NoKey:
             return http_error(
                 410,
@@ -129,7 +136,7 @@ class RecordingRoutes:
         while chunk is not None:
             await response.write(chunk)
             try:
-                chunk = await asyncio.to_thread(_next, chunks)
+                chunk = await reads(functools.partial(_next, chunks))
             except SealedError as e:  # cut by a failure (its manifest and header say so), or altered
                 if not isinstance(e, Truncated) and entry.get("complete"):
                     logger.error("recording file %s of tenant %s does not authenticate", name, caller.tenant.name)
