@@ -44,6 +44,7 @@ from translate_svc.session.rooms.listener import Rendering
 from translate_svc.session.stream import StreamSession
 from translate_svc.session.tenants import budget
 from translate_svc.session.tenants.tenant import Tenant
+from translate_svc.session.work import Offload, SessionWork
 from translate_svc.types import OutputOptions, SegmentResult, Translation
 
 _NO_AUDIO = np.zeros(0, np.float32)
@@ -56,7 +57,8 @@ class Respeaker:
     that session's jobs), so a result's renditions are made, or given up at ``wait_s``, after the
     stream ended as well. ``affords(seconds)``: whether the tenant's budget can pay that much
     optional work now; ``charge(seconds)``: draw what was made. ``output()``: the stream's output
-    options now (the speech's format, word timings)."""
+    options now (the speech's format, word timings); ``encode``: where a rendition's speech is
+    resampled or Opus-encoded (the live results' pool, as the speaker tenant's call)."""
 
     def __init__(
         self,
@@ -67,8 +69,10 @@ class Respeaker:
         affords: Callable[[float], bool],
         charge: Callable[[float], None],
         output: Callable[[], OutputOptions],
+        encode: Offload,
     ) -> None:
         self._engine = engine
+        self._encode = encode
         self._owner = owner
         self._wait_s = wait_s
         self._affords = affords
@@ -142,7 +146,7 @@ class Respeaker:
         if not needs_encoding(opts):
             settle(build())
             return
-        encoding = asyncio.ensure_future(asyncio.to_thread(build))
+        encoding = asyncio.ensure_future(self._encode(build))
 
         def encoded(fut: asyncio.Future[tuple[Translation, ...]]) -> None:
             if fut.cancelled() or fut.exception() is not None:
@@ -172,6 +176,7 @@ def paid_renditions(manager: SessionManager, tenant: Tenant, session: StreamSess
         affords=functools.partial(budget.affords_optional, counters, tenant),
         charge=charge,
         output=lambda: session.task.output,
+        encode=SessionWork.live(manager.work, tenant.name).encode,
     )
 
 
