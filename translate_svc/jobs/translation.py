@@ -39,17 +39,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 
 from translate_svc.errors import Overloaded, ServiceError
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.lifecycle import JobRun, Yielded
+from translate_svc.jobs.media import JobMedia, MediaBlocks
 from translate_svc.jobs.model import JobStatus, segment_json
 from translate_svc.jobs.pace import EnginePace
-from translate_svc.jobs.reader import AudioBlocks
 from translate_svc.jobs.store import ResumePoint
 from translate_svc.jobs.voices import JobVoices
 from translate_svc.observability import metrics
@@ -97,9 +95,12 @@ class JobTranslation:
         signal: Callable[[str], None] = lambda job_id: None,
         cancelled: Callable[[str], bool] = lambda job_id: False,
         clock: Callable[[], float],
+        media: JobMedia,
     ) -> None:
-        """``cancelled``: whether a job's run was cancelled by its owner (else its process stops)."""
+        """``cancelled``: whether a job's run was cancelled by its owner (else its process stops);
+        ``media``: where its audio is read (a media process the run holds, ``media.py``)."""
         self.store = store
+        self.media = media
         self.settings = settings
         self._m = manager
         self.owner = owner
@@ -142,17 +143,16 @@ class JobTranslation:
         # only listened to (``Resume.lead_in_ms``): its VAD enters the resume point as it was there
         lead_ms = resume_lead_ms(point.end_ms, round(self.settings.resume_replay_s * 1000))
         start_ms = point.end_ms - lead_ms
-        loop = asyncio.get_running_loop()
         path = self.store.audio_path(job.job_id)
-        # the file is read on a thread of its own, and closed there: a job cancelled while a block
-        # is read closes it only after that read (libsndfile's handle is not to be closed under it)
-        reads = ThreadPoolExecutor(1, thread_name_prefix=f"job-read-{job.job_id[-6:]}")
-        try:
-            blocks = await loop.run_in_executor(reads, _open_at, path, spec.fmt, start_ms)
-        except BaseException:
-            reads.shutdown(wait=False)
-            raise
-        try:
+        # the file is read in a media process the run holds (never this one: ``media.py``);
+        # none free (the tenant's share, or the node's): back to the queue, claimed again shortly
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                blocks = await stack.enter_async_context(
+                    self.media.reader(tenant.name, path, spec.fmt, job.received_bytes, start_ms)
+                )
+            except Overloaded as e:
+                raise Yielded(self._clock() + (e.retry_after_ms or 1000) / 1000) from None
             try:
                 session = await self._m.open_job(
                     AudioFormat(AudioEncoding.FLOAT32, blocks.rate, 1),
@@ -163,6 +163,7 @@ class JobTranslation:
                 )
             except Overloaded as e:  # the ear's streams are full: its tenant's or this process's
                 raise Yielded(self._clock() + (e.retry_after_ms or 1000) / 1000) from None
+            stack.callback(session.close)
             run.start(session.session_id, spec.fmt, task)
             voices = JobVoices.of(self.store, job.job_id, session)  # speaker labels over the whole file
             # background work: the engine's background class for its segments (engine/scheduler.py)
@@ -177,32 +178,24 @@ class JobTranslation:
             )
             try:
                 start_frame = start_ms * blocks.rate // 1000
-                fed = await self._feed(session, blocks, tenant, reads, pace, came, lead_ms * blocks.rate // 1000, run)
+                fed = await self._feed(session, blocks, tenant, pace, came, lead_ms * blocks.rate // 1000, run)
                 await session.finish()
                 await collect
                 if voices is not None:  # the file's end: every run's segments labelled at once (issue 91)
                     await voices.relabel(self.store, job.job_id)
                 # read to its end: the dubbed tracks are as long as the audio (``dub.py``)
-                await loop.run_in_executor(
-                    reads, self.store.write_source_length, job.job_id, start_frame + fed, blocks.rate
-                )
+                await asyncio.to_thread(self.store.write_source_length, job.job_id, start_frame + fed, blocks.rate)
             except BaseException:
                 session.abort()
                 collect.cancel()
                 await asyncio.gather(collect, return_exceptions=True)
                 raise
-            finally:
-                session.close()
-        finally:
-            reads.submit(blocks.close)
-            reads.shutdown(wait=False)
 
     async def _feed(
         self,
         session: StreamSession,
-        blocks: AudioBlocks,
+        blocks: MediaBlocks,
         tenant: Tenant,
-        reads: ThreadPoolExecutor,
         pace: EnginePace,
         came: asyncio.Event,
         lead_frames: int = 0,
@@ -217,7 +210,7 @@ class JobTranslation:
         turn: _Turn | None = None
         fed = 0
         while True:
-            samples = await loop.run_in_executor(reads, blocks.read, BLOCK_S * blocks.rate)
+            samples = await blocks.read(BLOCK_S * blocks.rate)
             if not len(samples):
                 return fed
             heard_again = min(lead_frames, len(samples))
@@ -353,15 +346,6 @@ def resume_lead_ms(end_ms: int, most_ms: int = MAX_LEAD_IN_MS) -> int:
     the streams' longest by default) as the audio before it holds, starting on ``LEAD_GRID_MS``."""
     first = max(0, end_ms - most_ms)
     return end_ms - -(-first // LEAD_GRID_MS) * LEAD_GRID_MS
-
-
-def _open_at(path: Any, fmt: Any, start_ms: int) -> AudioBlocks:
-    blocks = AudioBlocks(path, fmt)
-    if start_ms:
-        rate = blocks.rate
-        blocks.close()
-        blocks = AudioBlocks(path, fmt, start_frame=start_ms * rate // 1000)
-    return blocks
 
 
 def _at_track_rate(audio: np.ndarray, rate: int, track_rate: int) -> np.ndarray:
