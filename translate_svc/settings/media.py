@@ -5,7 +5,7 @@ the server's process nor on a pool it shares."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 #: the address space a sandbox process takes before it reads a byte (Python, numpy, PyAV's FFmpeg
 #: libraries and libsndfile imported: about 210 MB measured with one BLAS thread, docs/security.md
@@ -40,3 +40,12 @@ class MediaSettings(BaseModel):
     idle_s: float = Field(60.0, ge=0.0, le=24 * 3600.0)
     #: how much less the processes count to the kernel's scheduler than the server's threads
     niceness: int = Field(10, ge=0, le=19)
+
+    @model_validator(mode="after")
+    def _check_share(self) -> MediaSettings:
+        if self.max_processes_per_tenant > self.max_processes:
+            raise ValueError(
+                f"media.max_processes_per_tenant ({self.max_processes_per_tenant}) must not be above "
+                f"media.max_processes ({self.max_processes})"
+            )
+        return self
