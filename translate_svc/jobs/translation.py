@@ -1,6 +1,7 @@
 """One job's run on this process: a stream's pipeline (``SessionManager.open_job``: the same VAD,
 segmenting, engine jobs and results as ``Translate``/``TranslateChunked``, with every output and
-ear option the job asked for), fed its audio from its file a second at a time, every finished
+ear option the job asked for), fed its audio from its file a second at a time (the file read in a
+media process the run holds, never in this one: ``media.py``), every finished
 segment stored as it comes (``store.add_segment``). Each run is a session of its tenant
 (``lifecycle.py``: its webhooks, usage record, counters and access line; issue 91).
 

@@ -53,7 +53,7 @@ class GlossarySettings(BaseModel):
     #: processes of the glossaries' own that parse a create's, replace's or import's file (TBX,
     #: CSV, a JSON body), at a lower priority than the server's threads and outside its
     #: interpreter lock, started at the first file (0: parsed on ``threads``, where a 10,000-entry
-    #: TBX's half second of Python makes real-time streams wait; glossaries/processes.py)
+    #: TBX's half second of Python makes real-time streams wait; translate_svc/sandbox/)
     parse_processes: int = Field(2, ge=0, le=16)
     #: each parse process's address space (``RLIMIT_AS``), MB: a file whose parse would take more
     #: is refused (400) naming it, and only its process ends. About 110 MB of it are the process's
