@@ -111,12 +111,12 @@ def test_a_process_that_dies_or_is_cancelled_fails_its_call_and_the_next_gets_a_
 
 def test_a_tenant_past_its_share_is_refused_at_once_and_a_full_sandbox_after_its_wait() -> None:
     async def body(sb: Sandbox) -> tuple[Overloaded, Overloaded, int]:
-        held = [asyncio.create_task(sb.run("a", 60, calls.spin_cpu, 3.0)) for _ in range(2)]
+        held = [asyncio.create_task(sb.run("a", 60, calls.spin_cpu, 1.5)) for _ in range(2)]
         await asyncio.sleep(0.2)
         with pytest.raises(Overloaded) as tenant:
             await sb.run("a", 5, calls.pid)  # its two are taken
         with pytest.raises(Overloaded) as full:
-            await sb.run("b", 5, calls.pid)  # another tenant: the two processes are taken for 3 s
+            await sb.run("b", 5, calls.pid)  # another tenant: the two processes are taken for 1.5 s of CPU
         await asyncio.gather(*held)
         after = await sb.run("b", 5, calls.pid)
         return tenant.value, full.value, after

@@ -49,8 +49,10 @@ def _opus_head(rate: int = 48000) -> bytes:
     return b"OpusHead" + struct.pack("<BBHIhB", 1, 1, 312, rate, 0, 0)
 
 
-def lengthless_opus_mkv(out: Path, hours: float, *, doctype: str = "matroska") -> Path:
-    """``hours`` of DTX Opus (``DTX_PACKET`` every 20 ms) in a Matroska file that states no length."""
+def lengthless_opus_mkv(out: Path, hours: float, *, doctype: str = "matroska", attachment_mb: int = 0) -> Path:
+    """``hours`` of DTX Opus (``DTX_PACKET`` every 20 ms) in a Matroska file that states no length;
+    ``attachment_mb``: with an attached file of that many MB before the clusters (RFC 9559's
+    ``Attachments``), which FFmpeg's demuxer reads whole at open."""
     header = _el(
         0x1A45DFA3,
         _uint(0x4286, 1) + _uint(0x42F7, 1) + _uint(0x42F2, 4) + _uint(0x42F3, 8)
@@ -72,6 +74,10 @@ def lengthless_opus_mkv(out: Path, hours: float, *, doctype: str = "matroska") -
     with open(out, "wb") as f:
         # the Segment of unknown size (all ones), as a muxer that cannot seek back writes it
         f.write(header + bytes.fromhex("18538067") + b"\x01\xff\xff\xff\xff\xff\xff\xff" + info + tracks)
+        if attachment_mb:
+            data = bytes(attachment_mb << 20)
+            named = _el(0x466E, b"cover.bin") + _el(0x4660, b"application/octet-stream") + _uint(0x46AE, 1)
+            f.write(_el(0x1941A469, _el(0x61A7, named + _el(0x465C, data))))
         for first in range(0, total, per_cluster):
             n = min(per_cluster, total - first)
             body = blocks if n == per_cluster else blocks[: n * len(blocks) // per_cluster]
