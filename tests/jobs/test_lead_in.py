@@ -8,7 +8,6 @@ tests/jobs/test_restart.py's."""
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import numpy as np
@@ -77,7 +76,7 @@ class JobSide:
         self.fed = 0
         self.unread = 0
 
-    def read(self, frames: int) -> np.ndarray:
+    async def read(self, frames: int) -> np.ndarray:
         return self._blocks.pop(0) if self._blocks else np.zeros(0, np.float32)
 
     async def feed_samples(self, samples: np.ndarray) -> None:
@@ -90,7 +89,6 @@ async def test_the_lead_in_is_heard_but_not_charged_again(block_s: float) -> Non
     runner = JobWorker(None, manager, JobSettings(quiet_wait_s=0))  # type: ignore[arg-type]
     job = JobSide(40.0, block_s)
     lead_frames = round(9.84 * job.rate)
-    with ThreadPoolExecutor(1) as reads:
-        await runner.translator._feed(job, job, DEFAULT_TENANT, reads, EnginePace(1.0), asyncio.Event(), lead_frames)  # type: ignore[arg-type]
+    await runner.translator._feed(job, job, DEFAULT_TENANT, EnginePace(1.0), asyncio.Event(), lead_frames)  # type: ignore[arg-type]
     assert job.fed == 40 * job.rate  # all of it heard, the lead-in too
     assert sum(manager.charged) == pytest.approx(40.0 - 9.84)  # only what is translated now

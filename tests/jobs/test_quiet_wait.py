@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pydantic
@@ -86,7 +85,7 @@ class JobSide:
         self.fed: list[float] = []
         self.unread = 0
 
-    def read(self, frames: int) -> np.ndarray:
+    async def read(self, frames: int) -> np.ndarray:
         return self._left.pop() if self._left else np.zeros(0, np.float32)
 
     async def feed_samples(self, samples: np.ndarray) -> None:
@@ -97,11 +96,8 @@ def feeding(node: Node, quiet_wait_s: float, seconds: float) -> tuple[JobSide, a
     """A job of ``seconds`` fed by the runner's ``_feed`` beside ``node``'s live streams."""
     runner = JobWorker(None, node.m, JobSettings(quiet_wait_s=quiet_wait_s))  # type: ignore[arg-type]
     job = JobSide(seconds)
-    reads = ThreadPoolExecutor(1)
-    feed = runner.translator._feed(job, job, DEFAULT_TENANT, reads, EnginePace(0.2), asyncio.Event())  # type: ignore[arg-type]
-    task = asyncio.create_task(feed)
-    task.add_done_callback(lambda _: reads.shutdown(wait=False))
-    return job, task
+    feed = runner.translator._feed(job, job, DEFAULT_TENANT, EnginePace(0.2), asyncio.Event())  # type: ignore[arg-type]
+    return job, asyncio.create_task(feed)
 
 
 async def test_the_wait_holds_while_a_live_stream_speaks_or_awaits_its_result_and_ends_with_it(
