@@ -152,7 +152,14 @@ class Fbank:
         n = self.checked_frames(len(audio))
         one = torch.from_numpy(np.ascontiguousarray(audio[: frames_samples(n)], dtype=np.float32))
         with torch.inference_mode():
-            x = self.log_mel(one.unsqueeze(0).to(self.device))[0].cpu().numpy().T  # (frames, mels), as the extractor's
+            logmel = self.log_mel(one.unsqueeze(0).to(self.device))[0].cpu().numpy()
+        return self.normalised(logmel)
+
+    def normalised(self, logmel: np.ndarray) -> Features:
+        """``features``' numpy part (the part that holds the GIL, with the calls' own Python): one
+        segment's log energies (mels, frames), normalised and stacked as the extractor does."""
+        n = logmel.shape[1]
+        x = logmel.T  # (frames, mels), laid out as the extractor's
         # feature_extraction_seamless_m4t.py: per mel bin, zero mean and unit variance (ddof=1)
         x = (x - np.expand_dims(x.mean(0), 0)) / np.sqrt(np.expand_dims(x.var(0, ddof=1), 0) + VARIANCE_FLOOR)
         stacked = np.zeros((self.stacked(n) * self.stride, self.mels), dtype=np.float32)
