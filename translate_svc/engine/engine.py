@@ -11,8 +11,10 @@ finished job's future with its result. It sleeps on an event ("a job arrived") w
 oldest job's wait expires"), never polling.
 
 Each segment's input features are computed on a separate CPU thread as soon as it is submitted,
-so that numpy work overlaps with the model's instead of running on the model thread; the job
-enters the scheduler when they are ready.
+so that their work overlaps with the model's instead of running on the model thread; the job
+enters the scheduler when they are ready. A runner that computes them itself, on its device
+inside its encoder's call (``FeaturesInRun``: the CUDA plan), gets the segment queued as it comes,
+and the features thread stays idle.
 
 Optional work (live captions, simultaneous steps: ``submit_droppable``) runs only in batches of
 its own, only when no final is queued or computing its features, and each such batch is bounded by
@@ -54,7 +56,7 @@ from translate_svc.engine.step_core import DEFAULT_STEPS, StepCore
 from translate_svc.engine.warmup import WarmShape, WarmupConfig, WarmupMode, plan
 from translate_svc.errors import ErrorCode, NotReady, Overloaded
 from translate_svc.model_api.requests import Features, ModelInput
-from translate_svc.model_api.runner import Runner, ShapeWarmable, Warmable
+from translate_svc.model_api.runner import FeaturesInRun, Runner, ShapeWarmable, Warmable
 from translate_svc.observability import metrics, tracing
 from translate_svc.types import MODEL_SAMPLE_RATE, BatchStats, ModelCard, SegmentError, TraceRef
 
@@ -109,6 +111,7 @@ class TranslationEngine:
         self._on_batch = on_batch
         self._on_failure = on_failure
         self._runner: Runner | None = None
+        self._features_ahead = True  # features computed on the features thread (else in ``run``)
         self._closed = False  # the core closed (``stop``)
         self.healthy = False
 
@@ -119,6 +122,7 @@ class TranslationEngine:
         engine/warmup.py), then start the loop and say healthy."""
         loop = asyncio.get_running_loop()
         self._runner = await loop.run_in_executor(self._executor, self._runner_factory)
+        self._features_ahead = not (isinstance(self._runner, FeaturesInRun) and self._runner.features_in_run)
         self._core.attach(self._runner)
         await loop.run_in_executor(self._executor, self._core.prepare)
         if warmup:
@@ -277,7 +281,9 @@ class TranslationEngine:
         self._idle.clear()
         future.add_done_callback(functools.partial(self._forget_cancelled, job))
         prep: asyncio.Future[Features | None]
-        if item.text is not None or item.respeak:  # no audio, no features: it queues at once (on the loop, as below)
+        if item.text is not None or item.respeak or not self._features_ahead:
+            # text and a respeak have no features, and a runner that computes them in ``run``
+            # needs none: it queues at once (on the loop, as below)
             prep = loop.create_future()
             prep.set_result(None)
         else:
