@@ -13,6 +13,8 @@ one long row and the rest short (every row at the batch's length), for the compa
     python -m benchmarks.gpu.warmup_check --max-batch 16 --sizes 1,16 [--equal-rows]
     python -m benchmarks.gpu.warmup_check --max-batch 128 --rows-per-segment 5 --count-only
 
+``--batches-only`` runs the plan's batches alone (the runner's own buckets, the same in both plans,
+left out; nothing checked after): the two plans' batches against each other, cheaply.
 ``--count-only`` runs the plan's code with its leaves stubbed (the engine's batches, t2u's and the
 vocoder's ``warm``, the decode pool's steps, admissions and drops): the planned batches and the
 stage calls at any batch size in seconds, with nothing run and nothing checked after.
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=48, help="live segments at each size")
     p.add_argument("--equal-rows", action="store_true", help="every row of a batch at its length (the old plan)")
     p.add_argument("--count-only", action="store_true", help="count the plan's batches and stage calls, run none")
+    p.add_argument("--batches-only", action="store_true", help="run the plan's batches, not the stages' buckets")
     p.add_argument("--json", type=Path)
     a = p.parse_args(argv)
 
@@ -65,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     runner = cuda_plan_runner(a.model)
     if a.count_only:
         stub_leaves(runner)
+    if a.batches_only:
+        runner.warm_shapes = lambda *args, **kwargs: 0
     config = WarmupConfig(WarmupMode.BUCKETS, encoder_lengths_s(a.longest_s), None, a.longest_s, a.rows_per_segment)
     shapes = engine_module.plan(config, a.max_batch, 240.0)  # type: ignore[attr-defined]
     t0, c0 = time.perf_counter(), time.process_time()
@@ -77,15 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_s": round(time.process_time() - c0, 1),
     }
     print(f"warm-up: {warm}", flush=True)
-    if a.count_only:
-        return 0
+    live: dict[int, Any] = {}
+    sizes = [] if a.count_only or a.batches_only else [int(x) for x in a.sizes.split(",")]  # a plan run in part
     segments: list[Any] = []
-    for name in ("jfk.flac", "silero_test.wav"):
+    for name in ("jfk.flac", "silero_test.wav") if sizes else ():
         segments += [e.samples for e in asyncio.run(vad_segments(read_16k(SHARED_AUDIO / name)))]
     segments = [s for s in segments if len(s) / 16000 <= a.longest_s][: a.limit]
     items = [ModelInput(s, ("spa",), "eng", speech=True) for s in segments]
-    live = {}
-    for size in (int(x) for x in a.sizes.split(",")):
+    for size in sizes:
         t1 = time.perf_counter()
         through_stepper(runner, items, size)
         parts = [*runner.stages.graphed, runner.stepper().loop.admission]
@@ -100,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.json is not None:
         a.json.write_text(json.dumps(doc, indent=2) + "\n")
     clean = all(not v["cold_shapes"] and not v["graph_misses"] for v in live.values())
-    print("no cold shape and no graph miss after the warm-up" if clean else "COLD after the warm-up (above)")
+    if live:
+        print("no cold shape and no graph miss after the warm-up" if clean else "COLD after the warm-up (above)")
     return 0 if clean else 1
 
 
