@@ -65,6 +65,7 @@ class Call:
         self.t0 = time.monotonic()
         self.load = Load(args.py, args.files, args.stream_s, args.stagger_s, args.slo_ms, args.streams_per_client)
         self.gpu = GpuSampler(self.work / "gpu_samples.csv")
+        self.servers: list[Server] = []
         self.doc: dict[str, Any] = {
             "schema": "translate_svc.benchmarks.gpu.capacity/1",
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -162,6 +163,7 @@ def serve(call: Call, label: str, extra: dict[str, str], warmup_max_s: float) ->
         "--ready-file", str(call.work / f"ready_{label}.json"), "--log-level", "WARNING",
     ]  # fmt: skip
     server = Server(argv, env, call.work / f"serve_{label}.txt", call.work / f"ready_{label}.json")
+    call.servers.append(server)
     ready = server.wait_ready(deadline)
     if ready is None:
         call.fail(
@@ -308,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
                 ramp(call, "eager", ready, good or args.ramp_start, graphs=False)
                 stop(call, "eager", server)
     finally:
+        for server in call.servers:  # one left running by an error above
+            server.stop(time.monotonic() + 10)
+        call.doc["gpu"] = call.gpu.window(call.t0, time.monotonic())
         call.gpu.close()
         call.doc["ended_s"] = round(call.now(), 1)
         call.save()

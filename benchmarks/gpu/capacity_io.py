@@ -68,7 +68,10 @@ class Server:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self, deadline: float) -> int | None:
-        """SIGTERM to the group, then SIGKILL at ``deadline``; the exit status (None: killed)."""
+        """SIGTERM to the group, then SIGKILL at ``deadline``; the exit status (None: killed). Once
+        stopped, again is a no-op."""
+        if self._out.closed:
+            return self.proc.returncode
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:

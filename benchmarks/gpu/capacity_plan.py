@@ -3,7 +3,8 @@ no clock, no process, no I/O, so that what the GPU call will do is tested here o
 
 - ``PHASES``: each phase's time budget. The call's whole budget is fixed (``Plan.budget_s``); a
   phase ends at its own budget or where the later phases' budgets would no longer fit, whichever is
-  first (``Plan.deadline``), so time a phase did not use goes to the ramp, never past the call.
+  first, and a ramp (``Phase.elastic``) at the latter alone (``Plan.deadline``), so time a phase did
+  not use goes to the ramp after it, never past the call.
 - ``next_streams``: the ramp's search (doubling until a step is not sustained, then bisecting).
 - ``merge_steps``: one ramp step's loadgen JSONs (several client processes) as one result.
 - ``shape_verdict``: the metrics that say the warm-up covered what ran (cold shapes, graph
@@ -23,6 +24,9 @@ class Phase:
     name: str
     budget_s: float
     what: str
+    #: runs to where the later phases' budgets begin, whatever its own (a ramp takes the time the
+    #: phases before it did not use); the others end at their own budget too
+    elastic: bool = False
 
 
 #: the capacity call, in order (seconds). 550 s of a 600 s device call (timeout_s=590): run.sh's
@@ -34,10 +38,10 @@ PHASES = (
     Phase("checkpoint", 60, "the full-size random checkpoint built on the GPU (skipped when it exists)"),
     Phase("serve_graphs", 190, "serve with the defaults (CUDA graphs) up to its ready file: load + warm-up"),
     Phase("one_stream", 45, "one 30 s stream: its p50 / p95 alone on the server (about 39 s)"),
-    Phase("ramp_graphs", 120, "ramp steps of N streams: 6 s clients' start + 4 s stagger + 15 s + 3 s drain (28 s)"),
+    Phase("ramp_graphs", 120, "steps of N streams, 28 s each: 6 s start, 4 s stagger, 15 s, 3 s drain", True),
     Phase("stop_graphs", 10, "SIGTERM, then wait"),
     Phase("serve_eager", 60, "serve with every graph off (stage_graphs, decode_graphs): load + warm-up"),
-    Phase("ramp_eager", 55, "one or two ramp steps from the graphs' answer"),
+    Phase("ramp_eager", 55, "one or two steps from the graphs' answer", True),
     Phase("stop_eager", 10, "SIGTERM, then wait"),
 )
 
@@ -59,21 +63,23 @@ class Plan:
     def scaled(self, k: float) -> Plan:
         """Every budget times ``k``: a CPU dry run (benchmarks/gpu/preflight.sh), whose warm-ups run
         on a 2-core CPU, keeps the call's shape with more time; a device call runs at 1."""
-        phases = tuple(Phase(p.name, p.budget_s * k, p.what) for p in self.phases)
+        phases = tuple(Phase(p.name, p.budget_s * k, p.what, p.elastic) for p in self.phases)
         return Plan(phases, self.budget_s * k)
 
     def deadline(self, name: str, started_s: float) -> float:
-        """When phase ``name`` (started at ``started_s`` s into the call) must end: its own budget,
-        or the point after which the phases after it no longer fit in the call."""
+        """When phase ``name`` (started at ``started_s`` s into the call) must end: the point after
+        which the phases after it no longer fit in the call, or its own budget if sooner (not for
+        an elastic phase: a ramp takes what the phases before it left)."""
         k = [p.name for p in self.phases].index(name)
-        reserve = sum(p.budget_s for p in self.phases[k + 1 :])
-        return min(started_s + self.phases[k].budget_s, self.budget_s - reserve)
+        last = self.budget_s - sum(p.budget_s for p in self.phases[k + 1 :])
+        return last if self.phases[k].elastic else min(started_s + self.phases[k].budget_s, last)
 
     def table(self) -> str:
         """The plan as text (capacity.json and the log start with it)."""
         lines, at = [], 0.0
         for p in self.phases:
-            lines.append(f"{at:5.0f}-{at + p.budget_s:3.0f} s  {p.name:<13} {p.what}")
+            more = " (+ what earlier phases left)" if p.elastic else ""
+            lines.append(f"{at:5.0f}-{at + p.budget_s:3.0f} s  {p.name:<13} {p.what}{more}")
             at += p.budget_s
         lines.append(f"{at:5.0f} s of {self.budget_s:g} s planned")
         return "\n".join(lines)

@@ -6,15 +6,15 @@
 # cold shape, graph miss or capture failure, each said in a FAILED: line; $OUT/capacity.json,
 # capacity.log, results.tgz rewritten after every step):
 #   run(command="bash benchmarks/gpu/run.sh capacity", carry=[".gpu"], timeout_s=590)
-# its plan (benchmarks/gpu/capacity_plan.py PHASES; a phase that ends early gives its time to the ramp,
-# none runs past 550 s; run.sh's set-up before it about 12 s):
+# its plan (benchmarks/gpu/capacity_plan.py PHASES; a phase that ends early gives its time to the
+# next ramp, none runs past 550 s; run.sh's set-up before it about 12 s):
 #       0- 60 s  checkpoint    the full-size random checkpoint built on the GPU (skipped when it exists)
 #      60-250 s  serve_graphs  serve with the defaults (CUDA graphs) up to its ready file: load + warm-up
 #     250-295 s  one_stream    one 30 s stream: its p50 / p95 alone on the server (about 39 s)
-#     295-415 s  ramp_graphs   ramp steps of N streams: 6 s clients' start + 4 s stagger + 15 s + 3 s drain (28 s)
+#     295-415 s  ramp_graphs   steps of N streams, 28 s each: 6 s start, 4 s stagger, 15 s, 3 s drain (+ what earlier phases left)
 #     415-425 s  stop_graphs   SIGTERM, then wait
 #     425-485 s  serve_eager   serve with every graph off (stage_graphs, decode_graphs): load + warm-up
-#     485-540 s  ramp_eager    one or two ramp steps from the graphs' answer
+#     485-540 s  ramp_eager    one or two steps from the graphs' answer (+ what earlier phases left)
 #     540-550 s  stop_eager    SIGTERM, then wait
 # capacity's env: RAMP_BATCH (--max-batch-size, default 64), WORKERS (4), WARMUP_MAX_S (160: the graphs
 # server's warm-up budget, inside serve_graphs' 190 s), WARMUP_MAX_S_EAGER (35), RAMP_START (128),

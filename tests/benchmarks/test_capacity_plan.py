@@ -21,11 +21,15 @@ def test_the_default_plan_fits_a_ten_minute_call_with_room_for_run_sh_and_the_tr
 
 
 def test_a_phase_ends_at_its_budget_or_where_the_later_phases_would_no_longer_fit() -> None:
-    plan = cp.Plan(phases=(cp.Phase("a", 100, ""), cp.Phase("ramp", 100, ""), cp.Phase("z", 50, "")), budget_s=300)
+    plan = cp.Plan(
+        phases=(cp.Phase("a", 100, ""), cp.Phase("b", 100, ""), cp.Phase("ramp", 50, "", True), cp.Phase("z", 50, "")),
+        budget_s=300,
+    )
     assert plan.deadline("a", 0) == 100
-    assert plan.deadline("ramp", 100) == 200  # on time: its own budget
-    assert plan.deadline("ramp", 20) == 120  # "a" ended early: the ramp may start early ...
-    assert plan.deadline("ramp", 180) == 250  # ... and a late start never eats "z"'s 50 s
+    assert plan.deadline("b", 100) == 200  # on time: its own budget
+    assert plan.deadline("b", 20) == 120  # "a" ended early: "b" starts early, its budget unchanged ...
+    assert plan.deadline("b", 180) == 200  # ... and a late start never eats the later phases' 100 s
+    assert plan.deadline("ramp", 60) == 250  # the ramp takes what the phases before it left
     assert plan.deadline("z", 240) == 290
 
 
