@@ -17,7 +17,7 @@ def test_the_fbank_on_cuda_eager_and_captured_gives_the_extractors_features(shar
     import torch
     from transformers import SeamlessM4TFeatureExtractor
 
-    from tests.model.stages.test_fbank import ROUNDINGS, rounding
+    from tests.support.fbank_rounding import ROUNDINGS, rounding
     from tests.support.speech import read_16k
     from translate_svc.model.stages.fbank import Fbank, frame_count, frames_samples
 

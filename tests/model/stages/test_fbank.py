@@ -20,17 +20,14 @@ import pytest
 import torch
 from transformers import SeamlessM4TFeatureExtractor
 
+from tests.support.fbank_rounding import ROUNDINGS, rounding
 from tests.support.speech import read_16k
-from translate_svc.model.stages.fbank import FRAME, HOP, VARIANCE_FLOOR, Fbank, frame_count, frames_samples
+from translate_svc.model.stages.fbank import FRAME, HOP, Fbank, frame_count, frames_samples
 from translate_svc.model.stages.seamless import SeamlessStages
 from translate_svc.model.stages.shapes import frame_bucket
 
 pytestmark = pytest.mark.integration
 
-#: how far features may be from the extractor's (the batch's are normalised in float64), in its own
-#: float32 rounding of a mel bin's log energy carried through the normalisation (``rounding``);
-#: measured: up to 2.9 on the shared speech
-ROUNDINGS = 4
 #: the share of the host's features that may differ from the extractor's at all: its float64
 #: spectrum and filterbank product from another FFT and BLAS may round once the other way (0 here)
 NOT_BITWISE = 1e-4
@@ -54,17 +51,6 @@ def speech(shared_audio: Path) -> dict[str, np.ndarray]:
 def reference(extractor: SeamlessM4TFeatureExtractor, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     f = extractor(audio, sampling_rate=16000, return_attention_mask=True, return_tensors="np")
     return f["input_features"][0], f["attention_mask"][0]
-
-
-def rounding(extractor: SeamlessM4TFeatureExtractor, audio: np.ndarray) -> np.ndarray:
-    """Per feature (160: frames stacked in pairs), one float32 rounding step of its mel bin's log
-    energy (the extractor's own, before the normalisation) divided by what the normalisation
-    divides it by: the bin's deviation over the segment, sqrt(variance + 1e-7). Float32 rounding
-    is ~2e-6 a feature on a second of speech; a bin that hardly varies (a few frames, silence)
-    magnifies it (silence: 3e-3, the extractor's own rounding of a constant's mean)."""
-    logmel = extractor._extract_fbank_features(audio)
-    step = np.spacing(np.abs(logmel).max(0)) / np.sqrt(logmel.var(0, ddof=1) + VARIANCE_FLOOR)
-    return np.tile(step, 2)
 
 
 def spans(speech: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
