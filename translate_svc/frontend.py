@@ -133,7 +133,7 @@ def build_frontend(
     ``jobs_store``: where jobs are kept (default: as the settings say, ``jobs/keeper.py``)."""
     # process-wide, once: numpy's BLAS pool (torch's own threads are the runner's, set at load)
     threadpool_limits(limits=settings.blas_threads, user_api="blas")
-    vad = VadWorker(SileroVad(), on_call=metrics.observe_vad_call)
+    vad = VadWorker(SileroVad(), gather_ms=settings.server.vad_gather_ms, on_call=metrics.observe_vad_call)
     # loaded at start, not by the first stream that asks (on the loop); a missing pyrnnoise turns noise
     # suppression off, a missing Resemblyzer (installed apart, without its dependencies) speaker labels:
     # each refused per request, saying why (issue 91)

@@ -56,6 +56,11 @@ class ServerSettings(BaseModel):
     #: (the downward API; a container sees every core of its node); None: the CPUs this process
     #: may run on (its affinity mask)
     cpus: int | None = Field(None, ge=1, le=1024)
+    #: the VAD thread of each process scores the windows its streams completed within this many
+    #: ms together, in one batched model call (``vad/worker.py``): about a third of a live
+    #: stream's CPU at 30 streams, for at most this much more before speech is detected; 0: each
+    #: as soon as the thread is free
+    vad_gather_ms: int = Field(20, ge=0, le=200)
 
     @model_validator(mode="after")
     def _check_tls(self) -> ServerSettings:
