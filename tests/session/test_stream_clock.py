@@ -6,6 +6,8 @@ Each verdict, when it is due and what comes before what, and the wake-ups the dr
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from translate_svc.session.clock import ClockConfig, StreamClock, Verdict, clock_config
 from translate_svc.settings import LimitsSettings
@@ -146,3 +148,38 @@ def test_the_config_maps_the_limits_and_refuses_what_cannot_run() -> None:
     for bad in ({"idle_timeout_s": 0.0}, {"config_timeout_s": -1.0}, {"max_stream_s": 0.0}, {"stall_close_s": -0.1}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             ClockConfig(**bad)  # type: ignore[arg-type]
+
+
+@given(
+    stall_close_s=st.sampled_from([0.0, 0.4, 1.0, 30.0]),
+    chunk_s=st.floats(0.0, 0.5),
+    kept_at=st.floats(0.0, 40.0) | st.none(),
+    drain_at=st.floats(0.0, 60.0) | st.none(),
+    now=st.floats(0.0, 50.0),
+    holds_speech=st.booleans(),
+)
+def test_no_wake_up_comes_before_the_earliest_one_the_driver_keeps_its_timer_for(
+    stall_close_s: float,
+    chunk_s: float,
+    kept_at: float | None,
+    drain_at: float | None,
+    now: float,
+    holds_speech: bool,
+) -> None:
+    """The driver leaves a timer armed by ``earliest_wake`` (it does not recompute the wake-up per
+    message): whatever the stream holds, the wait's wake-up may not come before it."""
+    c = opened(config=ClockConfig(config_timeout_s=5.0, idle_timeout_s=10.0, stall_close_s=stall_close_s))
+    if kept_at is not None:  # a muted client kept alive at ``kept_at``
+        c.waits(kept_at)
+        assert c.due(kept_at + 10.0, alive=True) is Verdict.KEEP
+        c.took()
+    if drain_at is not None:
+        c.drain(drain_at)
+    c.waits(now - chunk_s)
+    c.took()
+    c.carried(chunk_s)
+    c.waits(now)
+    wake = c.wake(holds_speech=holds_speech)
+    assert wake is not None and wake >= c.earliest_wake(now)
+    if drain_at is not None and drain_at < now + min(10.0, stall_close_s or 10.0):
+        assert c.earliest_wake(now) == drain_at  # a drain's deadline before the rest is the earliest

@@ -60,7 +60,10 @@ class StreamResampler:
         self._finished = last
         if self._stream is None:
             return x
-        return np.asarray(self._stream.resample_chunk(x, last=last), dtype=np.float32)
+        # as a one-column 2-D array: soxr's 1-D path adds a numpy ``squeeze`` call per chunk (a
+        # live stream's 20 ms message is one chunk); the samples are the same
+        out: np.ndarray = self._stream.resample_chunk(x.reshape(-1, 1), last=last)
+        return out.reshape(-1)
 
 
 def resample(x: np.ndarray, in_rate: int, out_rate: int = MODEL_SAMPLE_RATE) -> np.ndarray:

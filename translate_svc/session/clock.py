@@ -141,6 +141,13 @@ class StreamClock:
         stall_at = self._stall_at(holds_speech)
         return when if stall_at is None else min(when, stall_at)
 
+    def earliest_wake(self, now: float) -> float:
+        """The earliest ``wake`` can say once the reader waits from ``now``, whatever the stream
+        holds (the idle limit and a stall close count from then, a drain's deadline is fixed): a
+        timer due by then comes first, and need not be moved."""
+        soonest = now + min(self.config.idle_timeout_s, self.config.stall_close_s or math.inf)
+        return soonest if self._drain_at is None else min(soonest, self._drain_at)
+
     def due(self, now: float, *, alive: bool = False, holds_speech: bool = False) -> Verdict:
         """What is due at ``now`` (``alive``: the door sees the client answer its pings). While the
         reader is busy nothing is (a drain's deadline is then read with ``drain_passed`` between

@@ -308,11 +308,14 @@ class StreamDriver:
         the client still sends until it half-closes. Half-close while open finishes the session."""
         loop = asyncio.get_running_loop()
         while True:
-            if self._open and self._clock.drain_passed(loop.time()):
+            now = loop.time()
+            if self._open and self._clock.drain_passed(now):
                 await self._finish(self._ended_by(Verdict.DRAIN))
-            self._clock.waits(loop.time())
+                now = loop.time()
+            self._clock.waits(now)
             self._rechecked = False
-            self._arm()
+            if self._timer is None or self._timer_at > self._clock.earliest_wake(now):
+                self._arm()  # else the timer armed comes first, whatever this wait's wake-up
             try:
                 req = await anext(requests, None)
             finally:
@@ -326,10 +329,11 @@ class StreamDriver:
                 break
             if not self._open:
                 continue  # the stream has ended: dropped (the status says from where)
-            received_ms = session.audio_received_ms
+            timeline = session.timeline
+            received_ms = timeline.audio_received_ms
             try:
                 await self._apply(session, req)
-                self._clock.carried((session.audio_received_ms - received_ms) / 1000)
+                self._clock.carried((timeline.audio_received_ms - received_ms) / 1000)
             except (LimitReached, InvalidInput) as e:
                 await self._finish(e)  # the open speech is translated first, then ``e`` ends the call
             except ServiceError as e:
@@ -458,6 +462,11 @@ class StreamDriver:
         when = self._clock.wake(holds_speech=session.may_hold_speech)
         if when is None:
             return  # the reader is busy with a message: the timer restarts when it waits again
+        if self._timer is not None and self._timer_at <= when:
+            # a timer due no later stays: each message moves the wake-up later, and a timer made
+            # and cancelled per message only churned the loop's heap of timers; when it fires,
+            # the clock says what is due then, and ``_on_timer`` arms the next one
+            return
         self._disarm()
         self._timer_at = when
         self._timer = asyncio.get_running_loop().call_at(when, self._on_timer)

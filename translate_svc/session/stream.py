@@ -220,6 +220,8 @@ class StreamSession:
         #: lock keeps an ingest (perhaps on a worker thread) and that drain apart
         self._audio_over = False
         self._ingesting = asyncio.Lock()
+        #: ingests holding or waiting for ``_ingesting`` (while none does, a small one runs inline)
+        self._ingest_turns = 0
         self._hooks = hooks
         self._on_close = on_close  # called once, by ``close``
         self._log = {"session_id": self.session_id}
@@ -305,18 +307,30 @@ class StreamSession:
     async def _ingest(self, samples: np.ndarray) -> None:
         """Input-rate samples onto the timeline and to the VAD (large ones resampled on a worker
         thread, noise suppressed on the ear's pool); nothing once the audio has ended."""
-        async with self._ingesting:
-            if self._audio_over:
-                return
-            if self._recorder is not None:
-                self._recorder.audio(samples)
-            if len(samples) <= _OFFLOAD_BYTES // 4:  # cheap inline: ~0.0013 s of the loop an audio second
-                x = self.timeline.ingest(samples)
-            else:
-                x = await self._decode(functools.partial(self.timeline.ingest, samples))
-            if self._lane is not None and self._denoiser is not None:
-                x = await self._lane.run(functools.partial(self._denoiser.process, x))
-            self._vad.score(x)
+        inline = len(samples) <= _OFFLOAD_BYTES // 4  # cheap inline: ~0.0013 s of the loop an audio second
+        if inline and not self._ingest_turns and (self._lane is None or self._denoiser is None):
+            # nothing is awaited, and no ingest holds or waits for the lock: in order without it
+            if not self._audio_over:
+                if self._recorder is not None:
+                    self._recorder.audio(samples)
+                self._vad.score(self.timeline.ingest(samples))
+            return
+        self._ingest_turns += 1
+        try:
+            async with self._ingesting:
+                if self._audio_over:
+                    return
+                if self._recorder is not None:
+                    self._recorder.audio(samples)
+                if inline:
+                    x = self.timeline.ingest(samples)
+                else:
+                    x = await self._decode(functools.partial(self.timeline.ingest, samples))
+                if self._lane is not None and self._denoiser is not None:
+                    x = await self._lane.run(functools.partial(self._denoiser.process, x))
+                self._vad.score(x)
+        finally:
+            self._ingest_turns -= 1
 
     def _vad_input(self, samples: np.ndarray) -> np.ndarray:
         """Input-rate samples onto the timeline -> what the VAD and the model get: their 16 kHz
@@ -416,13 +430,17 @@ class StreamSession:
                 await self.feed(ready, at)
         except InvalidInput as e:  # a held packet that cannot be used ends the stream as it would have
             limit = limit or e
-        async with self._ingesting:
-            if not self._audio_over:
-                self._audio_over = True
-                rest = self.timeline.drain_resampler()
-                if self._lane is not None and self._denoiser is not None:
-                    rest = await self._lane.run(functools.partial(self._denoiser.process, rest, last=True))
-                self._vad.score(rest, last=True)
+        self._ingest_turns += 1
+        try:
+            async with self._ingesting:
+                if not self._audio_over:
+                    self._audio_over = True
+                    rest = self.timeline.drain_resampler()
+                    if self._lane is not None and self._denoiser is not None:
+                        rest = await self._lane.run(functools.partial(self._denoiser.process, rest, last=True))
+                    self._vad.score(rest, last=True)
+        finally:
+            self._ingest_turns -= 1
         await self._vad.wait_idle()
         if self.jobs.failure is not None:
             return
@@ -540,8 +558,12 @@ class StreamSession:
         if unread_events and not (self._held_unread or self._aborted):
             self._held_by_events()
         self._held_unread = unread_events
+        # a share is at least 1: with nothing unread it is not asked for (the engine's shares are
+        # read at each VAD result and each message otherwise)
         if self._aborted or (
-            not unread_events and jobs.unread < self._fair_share() and self._vad.backlog < VAD_BACKLOG
+            not unread_events
+            and (not jobs.unread or jobs.unread < self._fair_share())
+            and self._vad.backlog < VAD_BACKLOG
         ):
             self._room.set()  # (an aborted or failed session lets its feeder run into the failure)
         else:

@@ -48,7 +48,9 @@ class VadBridge:
         self._snapshot_every = 0
         self._on_snapshot: OnSnapshot | None = None
         self._on_scored = on_scored
-        self._on_change = on_change  # the backlog changed (the session re-checks its room)
+        #: the backlog reached ``VAD_BACKLOG`` or fell below it (the session re-checks its room);
+        #: not at every change: twice a window, that was most of a stream's room checks
+        self._on_change = on_change
         self._carry: list[np.ndarray] = []
         self._carry_n = 0
         self._submitted = 0  # 16 kHz samples submitted so far
@@ -92,7 +94,8 @@ class VadBridge:
         self.backlog += len(x)
         self._inflight += 1
         self._idle.clear()
-        self._on_change()
+        if self.backlog >= VAD_BACKLOG:
+            self._on_change()
         keep: list[SileroState] | None = [] if at else None
         self._worker.submit(self._state, x, functools.partial(self._back, x, at, keep), last=last, keep=keep)
 
@@ -104,6 +107,7 @@ class VadBridge:
         probs: np.ndarray | None,
         error: BaseException | None,
     ) -> None:
+        was = self.backlog
         self.backlog -= len(samples16k)
         self._inflight -= 1
         try:
@@ -114,7 +118,8 @@ class VadBridge:
         finally:
             if not self._inflight:
                 self._idle.set()
-            self._on_change()
+            if was >= VAD_BACKLOG:
+                self._on_change()
 
     @property
     def unscored(self) -> int:

@@ -109,18 +109,22 @@ _CLIP_AUDIO = (audio_path(pb.TranslateRequest, "audio.content"),)
 _TERMS_AT_MOST = "at most ServerLimits.max_terms terms and max_glossary_entries glossary entries of max_term_chars"
 
 
-def _parse_stream(raw: bytes, limits: LimitsSettings) -> pb.StreamingTranslateRequest:
-    """A stream message: an audio chunk up to ``stream_message_bytes``; any other (a config, an
-    update) up to ``config_message_bytes``, refused before it is parsed."""
+_STREAM_TOO_LARGE = "send smaller messages (audio chunks of at most ServerLimits.max_chunk_bytes)"
+_STREAM_BESIDE_HINT = f"a config or an update holds a few languages and {_TERMS_AT_MOST}: send no more"
+
+
+def _parse_stream(raw: bytes, most: int, beside: int) -> pb.StreamingTranslateRequest:
+    """A stream message: an audio chunk up to ``most`` bytes (``stream_message_bytes``); any other
+    (a config, an update) up to ``beside`` (``config_message_bytes``), refused before it is parsed."""
     return parse_beside_audio(
         pb.StreamingTranslateRequest,
         raw,
-        stream_message_bytes(limits),
-        beside_limit=config_message_bytes(limits),
+        most,
+        beside_limit=beside,
         audio=_STREAM_AUDIO,
         most_fields=4,
-        too_large="send smaller messages (audio chunks of at most ServerLimits.max_chunk_bytes)",
-        beside_hint=f"a config or an update holds a few languages and {_TERMS_AT_MOST}: send no more",
+        too_large=_STREAM_TOO_LARGE,
+        beside_hint=_STREAM_BESIDE_HINT,
         unparsable=_UNPARSABLE,
     )
 
@@ -474,8 +478,9 @@ async def _requests(
 ) -> AsyncIterator[StreamRequest]:
     """Wire messages -> domain requests; one that cannot be used becomes ``Invalid`` (the driver
     decides: it ends an open stream, and is dropped after the end), so reading can go on."""
+    most, beside = stream_message_bytes(limits), config_message_bytes(limits)  # once a stream, not a message
     async for data in raw:
         try:
-            yield convert.stream_request(_parse_stream(data, limits), vad_defaults, limits)
+            yield convert.stream_request(_parse_stream(data, most, beside), vad_defaults, limits)
         except ServiceError as e:  # refused (bad input, a library this server lacks): read on
             yield Invalid(e)
