@@ -148,7 +148,9 @@ async def test_a_request_no_model_call_takes_fails_alone_and_its_batch_is_scored
         # no whole window: the bad state is read only by its zero-padded tail, after the batch
         worker.submit(bad, speech[0][:100], functools.partial(back, futures[-1]), last=True)
         got = await asyncio.gather(*futures, return_exceptions=True)
-        then = [await worker.probabilities(s, a[1280:4000]) for s, a in zip(states, speech, strict=True)]
+        then = await asyncio.gather(
+            *(worker.probabilities(s, a[1280:4000]) for s, a in zip(states, speech, strict=True))
+        )
     finally:
         worker.close()
     assert isinstance(got[-1], Exception)  # the bad request's own error
