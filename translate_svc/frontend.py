@@ -165,13 +165,14 @@ def build_frontend(
             lambda: sessions.card.text_codes,
             threads=settings.glossaries.threads,
             parse_processes=settings.glossaries.parse_processes,
+            parse_memory_mb=settings.glossaries.parse_memory_mb,
             cache_entries=settings.glossaries.cache_entries,
         )
     jobs = None
     if jobs_store is None:  # ``jobs/keeper.py``: the node's SQLite, or Redis (every pod); None: no jobs.dir
         jobs_store = open_job_store(settings)
     if jobs_store is not None:
-        jobs = JobWorker(jobs_store, sessions, settings.jobs)
+        jobs = JobWorker(jobs_store, sessions, settings.jobs, media=settings.media)
     return Application(
         settings,
         engine,

@@ -10,12 +10,19 @@
 #   3. run.sh tests: tests/gpu collected by the packed pytest (each test skips without CUDA);
 #   4. run.sh session, small: profile_stages, agreement, in-process loadgen on,off, then a real
 #      `translate-svc serve --workers 2` up to its ready file and one ramp step of one short loadgen
-#      stream against it, then SIGTERM; every step must exit 0, the stream fail none.
-# Usage: bash benchmarks/gpu/preflight.sh   (about 2 minutes). The first run builds the venv
+#      stream against it, then SIGTERM; every step must exit 0, the stream fail none;
+#   5. run.sh capacity, small (every phase's budget x3: the warm-ups run on this CPU): serve with the
+#      warm-up `buckets` at batch 1, verified from /metrics (whole, no cold shape, no graph miss, no
+#      capture failure), one stream, a ramp of 1 and 2 streams from loadgen processes, then the
+#      server with every graph off and its ramp; it must exit 0 (every verdict clean).
+# The test checkpoint (MODEL), when missing, is built after step 2 has unpacked the site, with the
+# site first on PYTHONPATH as run.sh sets it (the venv holds only the image's packages: no pydantic).
+# Usage: bash benchmarks/gpu/preflight.sh   (about 5 minutes). The first run builds the venv
 # (a CUDA torch from PyPI, a few GB, minutes); later runs reuse it (PREFLIGHT_VENV, default below).
 # Env: PREFLIGHT_VENV, PY312 (a Python 3.12), TORCH (default 2.11.0, the image's), MODEL (a test
 # checkpoint; default model_cache/test-model, made if missing), KEEP=1 keeps the work folder,
-# SKIP_PROFILE=1 leaves profile_stages out of step 4 (its imports stay in step 2).
+# SKIP_PROFILE=1 leaves profile_stages out of step 4 (its imports stay in step 2), SKIP_CAPACITY=1
+# leaves step 5 out.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
@@ -62,15 +69,16 @@ PY=$VENV/bin/python
 
 work=$(mktemp -d /tmp/gpu-preflight.XXXXXX)
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
-if [ ! -f "$MODEL/config.json" ]; then
-  step "   building the test checkpoint $MODEL"
-  PYTHONPATH="$REPO:$REPO/clients/python/src" "$PY" -m translate_svc.cli make-test-model "$MODEL" > /dev/null
-fi
 export SITE=/tmp/site312 PY MODEL DEVICE=cpu DTYPE=float32
 
 step "2. imports from the packed site, as run.sh sets them up"
 # run.sh's own set-up (it unpacks .gpu/site.tar.xz into /tmp and sets PYTHONPATH), then the imports
 OUT=$work/imports bash benchmarks/gpu/run.sh imports || fail "an import is missing (above)"
+if [ ! -f "$MODEL/config.json" ]; then  # after the site is unpacked: the venv has no pydantic
+  step "   building the test checkpoint $MODEL (the packed site first, as run.sh sets it)"
+  PYTHONPATH="$SITE:$REPO:$REPO/clients/python/src" "$PY" -m translate_svc.cli make-test-model "$MODEL" \
+    > "$work/make-test-model.txt" 2>&1 || { tail -20 "$work/make-test-model.txt"; fail "make-test-model $MODEL"; }
+fi
 
 step "3. run.sh tests: tests/gpu collected by the packed pytest"
 OUT=$work/tests bash benchmarks/gpu/run.sh tests || { tail -30 "$work/tests/tests_gpu.txt"; fail "tests/gpu"; }
@@ -97,4 +105,25 @@ sys.exit(0 if rt["segments"] > 0 and rt["streams_failed"] == 0 else 1)
 EOF
   if grep -n "Traceback" "$res/serve_$label.txt"; then fail "serve logged a traceback ($res/serve_$label.txt)"; fi
 done
-echo "preflight passed: the packed site starts the server and runs run.sh's tools on Python 3.12"
+
+if [ -z "${SKIP_CAPACITY:-}" ]; then
+  step "5. run.sh capacity, small: warm-up verified, one stream, a ramp of 1 and 2, then every graph off"
+  # the warm-up of every bucket up to 6.5 s (the streams' 6 s clips cut no longer segment), at batch 1;
+  # a 60 s SLO as step 4's: this busy CPU's latency is not what the preflight checks
+  TRANSLATE_SVC_MODEL__WARMUP_LONGEST_S=6.5 OUT=$work/capacity WARMUP=buckets RAMP_BATCH=1 WORKERS=2 \
+    RAMP_START=1 RAMP_MAX=2 CLIP_S=6 ONE_S=6 WARMUP_MAX_S=200 WARMUP_MAX_S_EAGER=100 SLO_MS=60000 CAPACITY_ARGS="--scale 3" \
+    bash benchmarks/gpu/run.sh capacity || { rc=$?; tail -40 "$work/capacity/capacity.log"; fail "run.sh capacity exited $rc"; }
+  "$PY" - "$work/capacity/capacity.json" <<'EOF' || fail "run.sh capacity's answer (above)"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for label in ("graphs", "eager"):
+    w = doc["servers"][label]["warmup"]
+    print(f"   {label}: warm-up {w['translate_svc_warmup_batches']:g} of {w['translate_svc_warmup_planned_batches']:g}"
+          f" batches, {w['translate_svc_warmup_stage_calls']:g} stage calls, {w['translate_svc_warmup_seconds']:.1f} s;"
+          f" sustained {doc['answer'][label]['sustained']}")
+one = doc["answer"]["one_stream"]
+print(f"   one stream: p50 {one['p50_ms']:.0f} ms, p95 {one['p95_ms']:.0f} ms; failures {doc['failures']}")
+sys.exit(0 if not doc["failures"] and all(doc["answer"][k]["sustained"] >= 1 for k in ("graphs", "eager")) else 1)
+EOF
+fi
+echo "preflight passed: the packed site starts the server and runs run.sh's tools and capacity on Python 3.12"

@@ -2,11 +2,31 @@
 # The GPU capacity runbook, on the lent GPU machine (device tool), from the repo root, after
 # benchmarks/gpu/prepare.sh and benchmarks/gpu/preflight.sh here (the preflight runs this script on
 # the CPU with the packed site and fails on any missing import). Each part fits one device call
-# (10 min); run them back to back so the machine stays warm and keeps /tmp/full-random:
+# (10 min). THE ANSWER FIRST, in one call (benchmarks/gpu/capacity.py; exit 1 on a cut warm-up or any
+# cold shape, graph miss or capture failure, each said in a FAILED: line; $OUT/capacity.json,
+# capacity.log, results.tgz rewritten after every step):
+#   run(command="bash benchmarks/gpu/run.sh capacity", carry=[".gpu"], timeout_s=590)
+# its plan (benchmarks/gpu/capacity_plan.py PHASES; a phase that ends early gives its time to the
+# next ramp, none runs past 550 s; run.sh's set-up before it about 12 s):
+#       0- 60 s  checkpoint    the full-size random checkpoint built on the GPU (skipped when it exists)
+#      60-250 s  serve_graphs  serve with the defaults (CUDA graphs) up to its ready file: load + warm-up
+#     250-295 s  one_stream    one 30 s stream: its p50 / p95 alone on the server (about 39 s)
+#     295-415 s  ramp_graphs   steps of N streams, 28 s each: 6 s start, 4 s stagger, 15 s, 3 s drain (+ what earlier phases left)
+#     415-425 s  stop_graphs   SIGTERM, then wait
+#     425-485 s  serve_eager   serve with every graph off (stage_graphs, decode_graphs): load + warm-up
+#     485-540 s  ramp_eager    one or two steps from the graphs' answer (+ what earlier phases left)
+#     540-550 s  stop_eager    SIGTERM, then wait
+# capacity's env: RAMP_BATCH (--max-batch-size, default 64), WORKERS (4), WARMUP_MAX_S (160: the graphs
+# server's warm-up budget, inside serve_graphs' 190 s), WARMUP_MAX_S_EAGER (35), RAMP_START (128),
+# RAMP_MAX (2048), CLIP_S (15: a ramp stream's audio), ONE_S (30), SLO_MS (1000), BUDGET (550),
+# CAPACITY_ARGS (more benchmarks/gpu/capacity.py options, e.g. --skip-eager). A cut warm-up is FAILED
+# (the figures after it are kept, marked): raise WARMUP_MAX_S or lower RAMP_BATCH in the next call.
+# The other parts, back to back so the machine stays warm and keeps /tmp/full-random:
 #   run(command="bash benchmarks/gpu/run.sh loadgen", carry=[".gpu"], timeout_s=600)
 #   run(command="bash benchmarks/gpu/run.sh profile", carry=[".gpu"], timeout_s=600)
-# or everything that matters most in ONE call of a 15-minute device budget (deadline-aware; every
-# result so far is packed into $OUT/results.tgz after each step, so a call cut short keeps them):
+# or the stages' profile, the agreement and in-process on/off before a shorter ramp (deadline-aware;
+# RESERVE, default 60 + WARMUP_MAX_S + 150 s, is kept for serve and its ramp: the steps before it
+# get what is left above it; every result so far is packed into $OUT/results.tgz after each step):
 #   run(command="BUDGET=520 bash benchmarks/gpu/run.sh session", carry=[".gpu"], timeout_s=560)
 #   run(command="bash benchmarks/gpu/run.sh coldwarm", carry=[".gpu"], timeout_s=480)  (cold vs warm shapes)
 # The server's warm-up (engine/warmup.py, model.warmup): WARMUP=auto|one|batches|buckets (default auto: buckets on CUDA) for
@@ -43,7 +63,7 @@
 #   SITE= PY=.venv/bin/python MODEL=model_cache/test-model DEVICE=cpu DTYPE=float32 STREAMS=2 \
 #     LOADGEN_ARGS="--speed 20" SIZES=1,2 OUT=/tmp/gpu-dry bash benchmarks/gpu/run.sh loadgen
 set -uo pipefail
-part=${1:?usage: run.sh session|tests|loadgen|profile|coldwarm|imports}
+part=${1:?usage: run.sh capacity|session|tests|loadgen|profile|coldwarm|imports}
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
 STREAMS=${STREAMS:-100} MAX_BATCH=${MAX_BATCH:-64} MODEL=${MODEL:-/tmp/full-random}
@@ -64,6 +84,13 @@ fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
   "$PY" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__,
   torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')"; } > "$OUT/machine.txt" 2>&1
+if [ "$part" = capacity ]; then  # straight to the ramp, every phase within its budget (capacity_plan.py)
+  exec "$PY" -m benchmarks.gpu.capacity --out "$OUT" --model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" \
+    --files "$FILES" --py "$PY" --budget "${BUDGET:-550}" --max-batch "${RAMP_BATCH:-64}" --workers "${WORKERS:-4}" \
+    --warmup "${WARMUP:-auto}" --warmup-max-s "${WARMUP_MAX_S:-160}" --warmup-max-s-eager "${WARMUP_MAX_S_EAGER:-35}" \
+    --slo-ms "${SLO_MS:-1000}" --stream-s "${CLIP_S:-15}" --one-s "${ONE_S:-30}" --ramp-start "${RAMP_START:-128}" \
+    --ramp-max "${RAMP_MAX:-2048}" ${CAPACITY_ARGS:-}
+fi
 if [ "$part" = session ]; then
   T0=$SECONDS BUDGET=${BUDGET:-520} RES=/tmp/res
   rm -rf "$RES" && mkdir -p "$RES"
@@ -85,20 +112,25 @@ build_test_checkpoint(sys.argv[1], full_size=sys.argv[3] == 'full')" "$MODEL" "$
   common=(--model "$MODEL" --device "$DEVICE" --dtype "$DTYPE" "${FORCED[@]}" --files "$FILES")
   # the server's own defaults (issue 88: buckets, every stage's graphs, the warm-up "buckets" on CUDA)
   SLO_MS=${SLO_MS:-1000} CLIP_S=${CLIP_S:-20} WARMUP=${WARMUP:-auto} WARMUP_MAX_S=${WARMUP_MAX_S:-120}
-  log "server warm-up: $WARMUP (budget $WARMUP_MAX_S s)"
-  if [ -z "${SKIP_PROFILE:-}" ]; then log "profile (batched vocoder)"
-  timeout $(( $(left) < 130 ? $(left) : 130 )) "$PY" -m benchmarks.tools.profile_stages "${common[@]}" \
+  # the ramp's reserve: serve's load (60 s) and warm-up, then the ramp (150 s); the steps before it
+  # get only what is left above it, and are skipped (logged) below 20 s
+  RESERVE=${RESERVE:-$((60 + WARMUP_MAX_S + 150))}
+  cap() { local c=$(( $(left) - RESERVE )); echo $(( c < $1 ? c : $1 )); }
+  fits() { [ "$(cap "$1")" -ge 20 ] || { log "$2 skipped: $(left) s left, $RESERVE s kept for serve and the ramp"; false; }; }
+  log "server warm-up: $WARMUP (budget $WARMUP_MAX_S s); $RESERVE s kept for serve and the ramp"
+  if [ -z "${SKIP_PROFILE:-}" ] && fits 130 profile; then log "profile (batched vocoder)"
+  timeout "$(cap 130)" "$PY" -m benchmarks.tools.profile_stages "${common[@]}" \
     --sizes "${SIZES:-1,8,32,64,128}" --streams 32 --max-batches "${PROFILE_BATCHES:-6}" --vocoder batched \
     --runner "${PROFILE_RUNNER:-fast}" \
     --json "$RES/profile.json" > "$RES/profile.txt" 2>&1
   log "profile: exit $?"; tail -14 "$RES/profile.txt"; pack; fi
-  if [ -z "${SKIP_AGREEMENT:-}" ]; then log "agreement: the fast runner in $DTYPE against float32, tokens"
-  timeout $(( $(left) < 110 ? $(left) : 110 )) "$PY" -m benchmarks.tools.agreement --model "$MODEL" \
+  if [ -z "${SKIP_AGREEMENT:-}" ] && fits 110 agreement; then log "agreement: the fast runner in $DTYPE against float32, tokens"
+  timeout "$(cap 110)" "$PY" -m benchmarks.tools.agreement --model "$MODEL" \
     --device "$DEVICE" --dtype "$DTYPE" --files "$FILES" --no-speech --json "$RES/agreement.json" \
     > "$RES/agreement.txt" 2>&1
   log "agreement: exit $?"; grep -E "^tokens" "$RES/agreement.txt"; pack; fi
-  if [ -z "${SKIP_ONOFF:-}" ]; then log "loadgen on,off at ${ONOFF_STREAMS:-64} streams, in-process"
-  TRANSLATE_SVC_MODEL__WARMUP_MAX_S=$WARMUP_MAX_S timeout $(( $(left) < 170 ? $(left) : 170 )) \
+  if [ -z "${SKIP_ONOFF:-}" ] && fits 170 "loadgen on,off"; then log "loadgen on,off at ${ONOFF_STREAMS:-64} streams, in-process"
+  TRANSLATE_SVC_MODEL__WARMUP_MAX_S=$WARMUP_MAX_S timeout "$(cap 170)" \
     "$PY" -m benchmarks.tools.loadgen "${common[@]}" --warmup "$WARMUP" \
     --streams "${ONOFF_STREAMS:-64}" --max-batch-size "$MAX_BATCH" --configs on,off --stream-s "$CLIP_S" \
     --no-saturation --slo-ms "$SLO_MS" --json "$RES/loadgen_onoff.json" > "$RES/loadgen_onoff.txt" 2>&1

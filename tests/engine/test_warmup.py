@@ -5,6 +5,7 @@ output as it was."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,62 @@ async def test_the_buckets_warm_up_runs_the_stages_buckets_after_its_batches() -
     await engine.start()
     await engine.stop()
     assert other.warm_calls == [] and len(other.ran) == 2
+
+
+def warmup_gauges() -> dict[str, float]:
+    from translate_svc.observability import warmup_metrics as w
+
+    gauges = {"planned": w.WARMUP_PLANNED, "run": w.WARMUP_BATCHES, "calls": w.WARMUP_STAGE_CALLS, "cut": w.WARMUP_CUT}
+    return {name: g._value.get() for name, g in gauges.items()}
+
+
+async def test_a_buckets_batch_is_one_row_at_its_length_and_the_rest_short() -> None:
+    """The encoder's shape is the batch's rows at the longest row's bucket; the other rows cost the
+    host a short segment each (engine/warmup.py)."""
+    runner = StageWarmingRunner()
+    config = WarmupConfig(WarmupMode.BUCKETS, lengths_s=(0.5, 2.0), max_s=None, longest_s=2.0)
+    engine = TranslationEngine(lambda: runner, SchedulerConfig(max_batch_size=3), warmup=config)
+    await engine.start()
+    await engine.stop()
+    rows = sorted(tuple(len(item.audio) / 16000 for item in batch) for batch in runner.ran)
+    assert rows == [(0.5,), (0.5, 0.5), (0.5, 0.5, 0.5), (2.0,), (2.0, 0.5), (2.0, 0.5, 0.5)]  # row buckets 3, 2, 1
+
+
+async def test_a_warm_up_cut_by_its_budget_says_so_in_its_gauges_and_at_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A cut warm-up leaves shapes cold: the gauges say planned > run and cut = 1, and the log line
+    is a WARNING (a server run at --log-level WARNING shows it); a whole one says cut = 0 at INFO."""
+    runner = FakeRunner()
+    config = WarmupConfig(WarmupMode.BATCHES, lengths_s=(0.5, 1.0), max_s=0.0)
+    engine = TranslationEngine(lambda: runner, SchedulerConfig(max_batch_size=4), warmup=config)
+    with caplog.at_level("INFO", logger="translate_svc.engine.engine"):
+        await engine.start()
+        await engine.stop()
+    assert warmup_gauges() == {"planned": 8, "run": 1, "calls": 0, "cut": 1}
+    [line] = [r for r in caplog.records if "warm-up" in r.getMessage()]
+    assert line.levelname == "WARNING" and "1 of 8 planned batches" in line.getMessage() and "CUT" in line.getMessage()
+    caplog.clear()
+    whole = FakeRunner()
+    engine = TranslationEngine(lambda: whole, SchedulerConfig(max_batch_size=4), warmup=replace(config, max_s=None))
+    with caplog.at_level("INFO", logger="translate_svc.engine.engine"):
+        await engine.start()
+        await engine.stop()
+    assert warmup_gauges() == {"planned": 8, "run": 8, "calls": 0, "cut": 0}
+    [line] = [r for r in caplog.records if "warm-up" in r.getMessage()]
+    assert line.levelname == "INFO" and "CUT" not in line.getMessage()
+
+
+async def test_stage_buckets_still_running_at_the_deadline_count_as_a_cut() -> None:
+    """Every batch ran, but the runner's own buckets stop at the deadline: the gauge says cut (a
+    cut is never hidden; one that ended just after the deadline counts too)."""
+    runner = StageWarmingRunner()
+    config = WarmupConfig(WarmupMode.BUCKETS, lengths_s=(0.5,), max_s=0.0, longest_s=0.5)
+    engine = TranslationEngine(lambda: runner, SchedulerConfig(max_batch_size=1), warmup=config)
+    await engine.start()
+    await engine.stop()
+    assert len(runner.warm_calls) == 1
+    assert warmup_gauges() == {"planned": 1, "run": 1, "calls": 7, "cut": 1}
 
 
 async def test_a_plan_with_nothing_in_it_still_starts_the_engine() -> None:

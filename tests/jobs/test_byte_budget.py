@@ -48,19 +48,24 @@ async def test_a_tenants_jobs_keep_at_most_its_byte_budget(live: LiveServer) -> 
         status, job = await status_of(http, "POST", base, TOKEN, json={"target_languages": ["spa"]})
         assert status == 201, job
         taken = 0
-        for _ in range(6):
+        for _ in range(BUDGET // PART):  # exactly the budget: every part kept
             status, got = await status_of(http, "PUT", f"{base}/{job['id']}/audio", TOKEN, data=os.urandom(PART))
-            if status != 200:
-                break
+            assert status == 200, got
             taken += PART
         another = await status_of(http, "POST", base, TOKEN, json={"target_languages": ["spa"]})
-        assert (await status_of(http, "POST", f"{base}/{job['id']}/cancel", TOKEN))[0] == 200
-        deleted = await status_of(http, "DELETE", f"{base}/{job['id']}", TOKEN)
+        # one more part is over the budget: refused, and the upload (which can never be completed)
+        # fails at once, freeing what its parts kept
+        over, refused = await status_of(http, "PUT", f"{base}/{job['id']}/audio", TOKEN, data=os.urandom(PART))
+        failed = await status_of(http, "GET", f"{base}/{job['id']}", TOKEN)
         after = await status_of(http, "POST", base, TOKEN, json={"target_languages": ["spa"]})
+        deleted = await status_of(http, "DELETE", f"{base}/{job['id']}", TOKEN)
     print(
-        f"\nJ5 bytes: {taken >> 20} MiB taken of 6 MiB sent under a {BUDGET >> 20} MiB budget (then {status}); "
-        f"another job: {another[0]}; after DELETE ({deleted[0]}): {after[0]}"
+        f"\nJ5 bytes: {taken >> 20} MiB kept under a {BUDGET >> 20} MiB budget; another job: {another[0]}; "
+        f"one more part: {over}, the job then {failed[1].get('state')}; a job after it: {after[0]}"
     )
-    assert taken == BUDGET and status == 429 and "jobs.max_bytes_per_tenant" in str(got), (taken, got)
+    assert taken == BUDGET
     assert another[0] == 429 and "jobs.max_bytes_per_tenant" in str(another[1]), another
-    assert deleted[0] == 204 and after[0] == 201, (deleted, after)
+    assert over == 429 and "jobs.max_bytes_per_tenant" in str(refused), refused
+    assert failed[0] == 200 and failed[1]["state"] == "failed", failed
+    assert "jobs.max_bytes_per_tenant" in str(failed[1]["error"]), failed
+    assert after[0] == 201 and deleted[0] == 204, (after, deleted)

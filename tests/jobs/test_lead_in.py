@@ -77,7 +77,7 @@ class JobSide:
         self.fed = 0
         self.unread = 0
 
-    def read(self, frames: int) -> np.ndarray:
+    async def read(self, frames: int) -> np.ndarray:
         return self._blocks.pop(0) if self._blocks else np.zeros(0, np.float32)
 
     async def feed_samples(self, samples: np.ndarray) -> None:

@@ -86,7 +86,7 @@ class JobSide:
         self.fed: list[float] = []
         self.unread = 0
 
-    def read(self, frames: int) -> np.ndarray:
+    async def read(self, frames: int) -> np.ndarray:
         return self._left.pop() if self._left else np.zeros(0, np.float32)
 
     async def feed_samples(self, samples: np.ndarray) -> None:

@@ -72,8 +72,8 @@ def planned(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     plans: list[Any] = []
     real = JobTranslation._plan
 
-    def spied(self: JobTranslation, job: Any, point: Any) -> Any:
-        plans.append(plan := real(self, job, point))
+    def spied(self: JobTranslation, job: Any, point: Any, rate: int) -> Any:
+        plans.append(plan := real(self, job, point, rate))
         return plan
 
     monkeypatch.setattr(JobTranslation, "_plan", spied)

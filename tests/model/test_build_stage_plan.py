@@ -18,12 +18,14 @@ def test_cuda_runs_the_fast_runner_on_its_static_path_with_graphs() -> None:
     assert (plan.read_behind, plan.pad_rows, plan.finish_thread) == (True, True, True)
     assert plan.slots == 64
     assert plan.batch_vocoder is None  # the stages' own default on that device
+    assert plan.device_features  # a segment's features inside the encoder's call, on the GPU
 
 
 def test_cpu_runs_the_dynamic_step_eagerly_with_the_finish_inline() -> None:
     plan = StagePlan.of(ModelSettings(dtype="float32"), "cpu")
     assert (plan.defaults, plan.fast, plan.slots) == ("cpu", True, 16)
     assert not any((plan.static, plan.graphs, plan.stage_graphs, plan.read_behind, plan.pad_rows, plan.finish_thread))
+    assert not plan.device_features  # the engine's features thread computes them
 
 
 def test_cpu_in_reduced_precision_decodes_with_generate() -> None:
@@ -47,6 +49,7 @@ def test_like_cuda_gives_the_cuda_plan_on_a_cpu_but_captures_nothing() -> None:
     # no decode graphs without a CUDA device; the stages' graphs keep their bookkeeping (a bucket
     # the warm-up missed is counted as the GPU would meet it) and capture nothing on a CPU
     assert not plan.graphs and plan.stage_graphs
+    assert plan.device_features  # the fbank inside the encoder's capture region, run on the CPU
     assert StagePlan.of(ModelSettings(), "cuda", like="cpu").batch_vocoder is False
 
 

@@ -21,12 +21,18 @@ def clip(seconds: float, value: float = 0.0) -> np.ndarray:
 
 
 class FakeEncoder:
-    def __init__(self) -> None:
+    def __init__(self, device_features: bool = False) -> None:
+        self.device_features = device_features
         self.batches: list[list[Features]] = []
+        self.audio_batches: list[list[int]] = []
 
     def features(self, per: Sequence[Features]) -> str:
         self.batches.append(list(per))
         return "batch"
+
+    def audio_batch(self, audios: Sequence[np.ndarray]) -> str:
+        self.audio_batches.append([len(a) for a in audios])
+        return "audio batch"
 
 
 class FakeStages:
@@ -55,6 +61,20 @@ def test_features_computed_ahead_are_used_and_the_others_computed_here() -> None
     assert stages.extracted == [8000]  # the second input's alone
     (batch,) = stages.speech_encoder.batches
     assert batch[0] is ahead and batch[1].values.shape == (50, 80)
+
+
+def test_an_encoder_that_computes_features_gets_the_audio_unless_an_input_brought_its_own() -> None:
+    """``device_features`` (the CUDA plan): the batch's audio goes to the encoder, which computes
+    the features in its own call; an input with features computed ahead keeps the host's path."""
+    stages = FakeStages()
+    stages.speech_encoder = FakeEncoder(device_features=True)
+    plain = [ModelInput(clip(1.0), ("fra",)), ModelInput(clip(0.5), ("fra",))]
+    assert features_of(stages, plain) == "audio batch"  # type: ignore[arg-type,comparison-overlap]
+    assert stages.speech_encoder.audio_batches == [[16000, 8000]] and stages.extracted == []
+    ahead = Features(np.ones((7, 80), np.float32), np.ones(7, np.int64))
+    mixed = [ModelInput(clip(1.0), ("fra",), features=ahead), plain[1]]
+    assert features_of(stages, mixed) == "batch"  # type: ignore[arg-type,comparison-overlap]
+    assert stages.extracted == [8000] and stages.speech_encoder.batches[0][0] is ahead
 
 
 def test_only_the_inputs_that_ask_are_identified_in_one_batch_keyed_by_their_index() -> None:

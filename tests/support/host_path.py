@@ -17,6 +17,7 @@ from tests.support.dispatch_count import HostCosts
 #: the entry point of each stage, counted as that stage (the rest is "other")
 STAGES = (
     ("translate_svc.model.stages.encoders", "SpeechEncoder", "features", "features"),
+    ("translate_svc.model.stages.encoders", "SpeechEncoder", "audio_batch", "features"),
     ("translate_svc.model.stages.encoders", "SpeechEncoder", "encode", "encoder"),
     ("translate_svc.model.decode.loop", "DecodeLoop", "admit", "admission"),
     ("translate_svc.model.decode.loop", "DecodeLoop", "step", "decode"),

@@ -41,9 +41,17 @@ class WatchedVad(VadWorker):
         self._out: dict[asyncio.AbstractEventLoop, int] = {}  # requests submitted and not yet handed back
         self._waiters: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
 
-    def submit(self, state: SileroState, samples16k: np.ndarray, on_done: OnScored, *, last: bool = False) -> None:
+    def submit(
+        self,
+        state: SileroState,
+        samples16k: np.ndarray,
+        on_done: OnScored,
+        *,
+        last: bool = False,
+        keep: list[SileroState] | None = None,
+    ) -> None:
         loop = asyncio.get_running_loop()
-        super().submit(state, samples16k, functools.partial(self._back, loop, on_done), last=last)
+        super().submit(state, samples16k, functools.partial(self._back, loop, on_done), last=last, keep=keep)
         self._out[loop] = self._out.get(loop, 0) + 1  # after: a request the worker refused is not out
 
     def _back(
@@ -93,10 +101,12 @@ class Lockstep:
         vad = live.server.app.vad
         submit = vad.submit
 
-        def watched(state: Any, samples16k: np.ndarray, on_done: Callable[..., None], *, last: bool = False) -> None:
+        def watched(
+            state: Any, samples16k: np.ndarray, on_done: Callable[..., None], *, last: bool = False, keep: Any = None
+        ) -> None:
             self._scoring += 1
             self._scored.clear()
-            submit(state, samples16k, functools.partial(self._back, on_done), last=last)
+            submit(state, samples16k, functools.partial(self._back, on_done), last=last, keep=keep)
 
         monkeypatch.setattr(vad, "submit", watched)
 

@@ -23,7 +23,9 @@ time (a job's reads are on a thread of its own).
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -37,6 +39,7 @@ from av.audio.frame import AudioFrame
 from av.stream import Discard
 
 from translate_svc.audio.limits import check_container_rate
+from translate_svc.audio.mp4_tables import check_sample_tables
 from translate_svc.errors import InvalidInput
 from translate_svc.wire.pcm import pcm16_to_float
 
@@ -178,7 +181,12 @@ class MediaInfo:
 
 
 def open_media(path: Path, kind: MediaKind) -> av.container.InputContainer:
-    """The file opened with ``kind``'s demuxer and the narrow options (see the module)."""
+    """The file opened with ``kind``'s demuxer and the narrow options (see the module); an MP4's or
+    MOV's sample tables checked first against the file's size (``mp4_tables``: the demuxer
+    indexes every sample they state at open)."""
+    if kind.demuxer == "mov":
+        with open(path, "rb") as f:
+            check_sample_tables(f, os.fstat(f.fileno()).st_size, kind.label)
     try:
         return av.open(str(path), "r", format=kind.demuxer, options=_OPEN, metadata_errors="ignore")
     except (av.error.FFmpegError, ValueError, OSError, UnicodeDecodeError) as e:
@@ -186,6 +194,10 @@ def open_media(path: Path, kind: MediaKind) -> av.container.InputContainer:
 
 
 def unreadable(kind: MediaKind, e: BaseException) -> InvalidInput:
+    """FFmpeg's refusal in a caller's words; one for want of memory is ``MemoryError`` (its process
+    is bounded: the sandbox says so)."""
+    if getattr(e, "errno", None) == errno.ENOMEM:
+        raise MemoryError(f"FFmpeg ran out of memory reading the {kind.label} file") from None
     reason = str(getattr(e, "strerror", None) or "FFmpeg could not read it")[:120]
     return InvalidInput(f"could not read the {kind.label} file: {reason}; {HINT}")
 
@@ -214,6 +226,11 @@ def inspect_media(path: Path, kind: MediaKind, *, max_seconds: float | None = No
             if v.disposition & av.stream.Disposition.attached_pic:
                 continue  # a cover picture, not the video
             vctx = v.codec_context
+            if vctx is None:  # a codec FFmpeg does not know: nothing could copy it
+                raise InvalidInput(
+                    f"the {kind.label} file's video stream is in a codec this server does not know: "
+                    "send H.264, H.265, VP8, VP9 or AV1 video"
+                )
             if not vctx.width or not vctx.height:
                 raise InvalidInput(
                     f"the {kind.label} file's video stream ({vctx.name[:16]}) states no frame size in its container, "
@@ -277,6 +294,7 @@ class MediaAudio:
             own = stream.duration and stream.time_base is not None
             #: the stream's own stated length: where its audio ends
             self.frames: int | None = stated_frames(self._container, stream, self.rate) if own else None
+            self._stream = stream
             self._frames = self._decoded(stream)
         except BaseException:
             self._container.close()
@@ -294,8 +312,27 @@ class MediaAudio:
             for frame in self._container.decode(stream):
                 yield _planes(frame)
         except (av.error.FFmpegError, ValueError, OSError) as e:
-            reason = str(e)[:80]
-            raise InvalidInput(f"the {self.kind.label} file's audio could not be decoded through: {reason}") from None
+            raise self._broken(e) from None
+
+    def _broken(self, e: BaseException) -> InvalidInput:
+        if getattr(e, "errno", None) == errno.ENOMEM:
+            raise MemoryError(f"FFmpeg ran out of memory decoding the {self.kind.label} file") from None
+        reason = str(e)[:80]
+        return InvalidInput(f"the {self.kind.label} file's audio could not be decoded through: {reason}")
+
+    def count(self, most: int) -> int:
+        """The frames left, decoded and counted, not converted (a stream that states no length is
+        measured so: half the CPU of ``read``); past ``most``, ``most + 1``. Ends the reading."""
+        n = 0
+        try:
+            for frame in self._container.decode(self._stream):
+                n += frame.samples
+                if n > most:
+                    return most + 1
+        except (av.error.FFmpegError, ValueError, OSError) as e:
+            raise self._broken(e) from None
+        self._done = True
+        return n
 
     def read(self, frames: int) -> np.ndarray:
         """The next ``frames`` frames as mono float32."""

@@ -11,8 +11,10 @@ finished job's future with its result. It sleeps on an event ("a job arrived") w
 oldest job's wait expires"), never polling.
 
 Each segment's input features are computed on a separate CPU thread as soon as it is submitted,
-so that numpy work overlaps with the model's instead of running on the model thread; the job
-enters the scheduler when they are ready.
+so that their work overlaps with the model's instead of running on the model thread; the job
+enters the scheduler when they are ready. A runner that computes them itself, on its device
+inside its encoder's call (``FeaturesInRun``: the CUDA plan), gets the segment queued as it comes,
+and the features thread stays idle.
 
 Optional work (live captions, simultaneous steps: ``submit_droppable``) runs only in batches of
 its own, only when no final is queued or computing its features, and each such batch is bounded by
@@ -51,11 +53,11 @@ from translate_svc.engine.results import EngineResult, EngineStats
 from translate_svc.engine.scheduler import BatchScheduler, QueueFull, SchedulerConfig
 from translate_svc.engine.shares import QueueShares
 from translate_svc.engine.step_core import DEFAULT_STEPS, StepCore
-from translate_svc.engine.warmup import WarmShape, WarmupConfig, WarmupMode, plan
+from translate_svc.engine.warmup import WarmShape, WarmupConfig, WarmupMode, WarmupReport, plan
 from translate_svc.errors import ErrorCode, NotReady, Overloaded
 from translate_svc.model_api.requests import Features, ModelInput
-from translate_svc.model_api.runner import Runner, ShapeWarmable, Warmable
-from translate_svc.observability import metrics, tracing
+from translate_svc.model_api.runner import FeaturesInRun, Runner, ShapeWarmable, Warmable
+from translate_svc.observability import metrics, tracing, warmup_metrics
 from translate_svc.types import MODEL_SAMPLE_RATE, BatchStats, ModelCard, SegmentError, TraceRef
 
 logger = logging.getLogger(__name__)
@@ -109,6 +111,7 @@ class TranslationEngine:
         self._on_batch = on_batch
         self._on_failure = on_failure
         self._runner: Runner | None = None
+        self._features_ahead = True  # features computed on the features thread (else in ``run``)
         self._closed = False  # the core closed (``stop``)
         self.healthy = False
 
@@ -119,6 +122,7 @@ class TranslationEngine:
         engine/warmup.py), then start the loop and say healthy."""
         loop = asyncio.get_running_loop()
         self._runner = await loop.run_in_executor(self._executor, self._runner_factory)
+        self._features_ahead = not (isinstance(self._runner, FeaturesInRun) and self._runner.features_in_run)
         self._core.attach(self._runner)
         await loop.run_in_executor(self._executor, self._core.prepare)
         if warmup:
@@ -142,39 +146,48 @@ class TranslationEngine:
 
     def _warmup(self) -> list[WarmShape]:
         """Model thread: each planned batch once, until the plan ends or its time budget is spent
-        (no batch starts after it). Returns the batches run; logs them and sets the metrics."""
+        (no batch starts after it), then the runner's own buckets. Returns the batches run; logs
+        what ran (at WARNING when the budget cut it) and sets the warm-up gauges."""
         assert self._runner is not None
         config = self._warmup_config
         shapes = plan(config, self._config.max_batch_size, self._config.max_batch_audio_s)
         card = self._runner.card
         lang = sorted(card.speech_codes or card.text_codes)[0]
         rng = np.random.default_rng(0)
+
+        def item(seconds: float) -> ModelInput:
+            audio = (0.01 * rng.standard_normal(round(seconds * MODEL_SAMPLE_RATE))).astype(np.float32)
+            return ModelInput(audio, (lang,), lang, speech=bool(card.speech_codes))
+
         t0 = time.perf_counter()
+        deadline = None if config.max_s is None else t0 + config.max_s
         done: list[WarmShape] = []
         for shape in shapes:
-            if config.max_s is not None and done and time.perf_counter() - t0 >= config.max_s:
+            if deadline is not None and done and time.perf_counter() >= deadline:
                 break
-            audio = (0.01 * rng.standard_normal(round(shape.seconds * MODEL_SAMPLE_RATE))).astype(np.float32)
-            item = ModelInput(audio, (lang,), lang, speech=bool(card.speech_codes))
-            self._core.warm([item] * shape.rows)  # the route live segments take (the stepper's)
+            first = item(shape.seconds)
+            rest = first if shape.rest_s is None else item(shape.rest_s)
+            self._core.warm([first] + [rest] * (shape.rows - 1))  # the route live segments take (the stepper's)
             done.append(shape)
-        calls = 0
+        calls, stages_cut = 0, False
         if config.mode is WarmupMode.BUCKETS and isinstance(self._runner, ShapeWarmable):
-            deadline = None if config.max_s is None else t0 + config.max_s
             most = self._config.max_batch_size * config.rows_per_segment
             row_seconds = self._config.max_batch_audio_s * config.rows_per_segment  # what a batch brings
             calls = self._runner.warm_shapes(most, config.longest_s, deadline, row_seconds=row_seconds)
-        seconds = time.perf_counter() - t0
-        metrics.warmed_up(len(done), seconds)
+            stages_cut = deadline is not None and time.perf_counter() >= deadline
+        report = WarmupReport(
+            config.mode, len(shapes), len(done), calls, time.perf_counter() - t0, config.max_s,
+            cut=len(done) < len(shapes) or stages_cut,
+        )  # fmt: skip
+        warmup_metrics.warmed_up(report.planned, report.run, report.stage_calls, report.seconds, cut=report.cut)
         if isinstance(self._runner, Warmable):
             self._runner.warmed()
         rows = sorted({s.rows for s in done}) or [0]
         lengths = "/".join(f"{s:g}" for s in sorted({s.seconds for s in done}))
-        logger.info(
-            "warm-up (%s): %d of %d planned batches, batch sizes %d-%d (%d sizes), %s s a segment, %d stage"
-            " calls, in %.1f s%s",
-            config.mode.value, len(done), len(shapes), rows[0], rows[-1], len(rows), lengths, calls, seconds,
-            "" if len(done) == len(shapes) else f"; stopped at the {config.max_s:g} s budget, the rest run cold",
+        logger.log(
+            logging.WARNING if report.cut else logging.INFO,
+            "%s; batch sizes %d-%d (%d sizes), %s s a segment",
+            report.line(), rows[0], rows[-1], len(rows), lengths,
         )  # fmt: skip
         return done
 
@@ -277,7 +290,9 @@ class TranslationEngine:
         self._idle.clear()
         future.add_done_callback(functools.partial(self._forget_cancelled, job))
         prep: asyncio.Future[Features | None]
-        if item.text is not None or item.respeak:  # no audio, no features: it queues at once (on the loop, as below)
+        if item.text is not None or item.respeak or not self._features_ahead:
+            # text and a respeak have no features, and a runner that computes them in ``run``
+            # needs none: it queues at once (on the loop, as below)
             prep = loop.create_future()
             prep.set_result(None)
         else:

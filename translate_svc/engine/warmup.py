@@ -20,6 +20,18 @@ its matrix products hold, and each row must equal ``generate`` on it alone (the 
 every size is warmed as it is. The order spreads the sizes (1, the largest, then halves between
 them: ``spread``), so a warm-up cut by its time budget (``WarmupConfig.max_s``) has covered the
 range coarsely rather than only its small end.
+
+A ``buckets`` batch runs one row at its length and the others at the plan's shortest
+(``WarmShape.rest_s``): the encoder pads every row to the longest's frame bucket and the batch's
+row bucket, so its shape is the same as a batch of equal rows, while the host's work per row (its
+features, on the engine's GIL, about 3.7 ms a second of audio on a 2-core CPU; its finish) and the
+decode's steps follow each row's own length; t2u's and the vocoder's buckets are the runner's own
+``warm_shapes`` after the batches. At ``max_batch_size`` 128 that is 2,331 seconds of audio through
+the route instead of 9,436, for the same 224 batches and the same encoder shapes.
+
+What the warm-up did is reported (``WarmupReport``, the gauges ``translate_svc_warmup_*``):
+planned and run batches, the stage calls and whether the budget cut it; a cut warm-up leaves shapes
+cold and the server says so at WARNING (the runbook, benchmarks/gpu/capacity.py, fails on it).
 """
 
 from __future__ import annotations
@@ -42,10 +54,40 @@ class WarmupMode(str, Enum):
 
 @dataclass(frozen=True)
 class WarmShape:
-    """One warm-up batch: ``rows`` segments of ``seconds`` of audio each."""
+    """One warm-up batch: ``rows`` segments, the first of ``seconds`` of audio, the others of
+    ``rest_s`` (None: every row ``seconds``)."""
 
     rows: int
     seconds: float
+    rest_s: float | None = None
+
+    @property
+    def audio_s(self) -> float:
+        """The batch's audio, every row's own length summed (what the host's work per row follows)."""
+        return self.seconds + (self.rows - 1) * (self.seconds if self.rest_s is None else self.rest_s)
+
+
+@dataclass(frozen=True)
+class WarmupReport:
+    """What a warm-up did (``TranslationEngine`` logs it and sets the gauges from it)."""
+
+    mode: WarmupMode
+    planned: int  # batches planned
+    run: int  # batches run
+    stage_calls: int  # the runner's own bucket calls (``buckets``)
+    seconds: float
+    budget_s: float | None
+    #: the budget stopped it: batches left unrun, or the stages' buckets still running at the deadline
+    #: (their calls stop there; one ending just after it counts too: a cut is never hidden)
+    cut: bool
+
+    def line(self) -> str:
+        """One log line: what ran, in how long, and a cut said as such."""
+        cut = f"; CUT by its {self.budget_s:g} s budget, the rest run cold" if self.cut else ""
+        return (
+            f"warm-up ({self.mode.value}): {self.run} of {self.planned} planned batches, {self.stage_calls} stage"
+            f" calls, in {self.seconds:.1f} s{cut}"
+        )
 
 
 @dataclass(frozen=True)
@@ -97,7 +139,15 @@ def plan(config: WarmupConfig, max_batch_size: int, max_batch_audio_s: float) ->
     if config.mode is WarmupMode.ONE:
         return [WarmShape(1, 1.0)]
     lengths = sorted(set(config.lengths_s))
-    sizes = row_buckets(max_batch_size) if config.mode is WarmupMode.BUCKETS else spread(max_batch_size)
+    if config.mode is WarmupMode.BUCKETS:  # one row at the length, the others short (module docstring)
+        shortest = lengths[0]
+        return [
+            WarmShape(rows, seconds, shortest if rows > 1 and seconds > shortest else None)
+            for rows in row_buckets(max_batch_size)
+            for seconds in lengths
+            if rows * seconds <= max_batch_audio_s
+        ]
+    sizes = spread(max_batch_size)
     return [WarmShape(rows, seconds) for rows in sizes for seconds in lengths if rows * seconds <= max_batch_audio_s]
 
 

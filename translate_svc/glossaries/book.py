@@ -10,7 +10,10 @@ entries are checked and a glossary read for a request made into terms on a few t
 book's own (``work``, ``glossaries.threads``; never the loop's default executor, which every
 other thread hop of the process shares); a door's file (TBX, CSV, a JSON body) is parsed in
 processes of the book's own (``parse``, ``glossaries.parse_processes``: a parse's Python under
-this process's interpreter lock made a bystander's stream late, issue 91); a request's glossaries are kept
+this process's interpreter lock made a bystander's stream late, issue 91), sandboxed
+(``translate_svc/sandbox/``: each within ``glossaries.parse_memory_mb`` of address space and
+``PARSE_CPU_S`` of CPU, so a file whose parse would take more is refused naming it, and the
+process ends with its call); a request's glossaries are kept
 read by revision (``compiled.py``), and the stored entries one request takes are bounded
 together (``glossaries.max_entries_per_request``).
 """
@@ -37,8 +40,8 @@ from translate_svc.glossaries.model import (
     check_id,
     check_name,
 )
-from translate_svc.glossaries.processes import ParseProcesses
 from translate_svc.glossaries.store import GlossaryStore
+from translate_svc.sandbox.pool import OverLimit, Sandbox, SandboxLimits
 from translate_svc.types import Term
 
 P = ParamSpec("P")
@@ -46,6 +49,9 @@ T = TypeVar("T")
 
 #: the limits of a server that keeps no glossaries (nothing is checked against them)
 NO_GLOSSARIES = GlossaryLimits(max_entries=0, max_glossaries=0, max_per_request=0, max_import_bytes=0, max_term_chars=0)
+
+#: the CPU one parse may take (a 10,000-entry TBX of 9 MB takes about a second)
+PARSE_CPU_S = 60.0
 
 OFF = (
     "this server keeps no glossaries: its operator turns them on with glossaries.enabled (and "
@@ -57,8 +63,9 @@ class GlossaryBook:
     """The glossaries of every tenant, in ``store`` (None: this server keeps none: every operation
     and every request naming one is refused FAILED_PRECONDITION). ``languages``: the model's text
     languages (an entry's target is one); ``threads``: the book's own, for the work of a
-    glossary's size; ``parse_processes``: its processes that parse files (0: its threads);
-    ``cache_entries``: the entries it keeps read by revision."""
+    glossary's size; ``parse_processes``: its processes that parse files (0: its threads), each
+    within ``parse_memory_mb`` of address space; ``cache_entries``: the entries it keeps read by
+    revision."""
 
     def __init__(
         self,
@@ -68,6 +75,7 @@ class GlossaryBook:
         *,
         threads: int = 2,
         parse_processes: int = 2,
+        parse_memory_mb: int = 512,
         cache_entries: int = 50_000,
     ) -> None:
         self.store = store
@@ -75,7 +83,17 @@ class GlossaryBook:
         self._languages = languages
         self._threads = threads
         self._pool: ThreadPoolExecutor | None = None
-        self._parsers = ParseProcesses(parse_processes, self.work) if parse_processes else None
+        self._parsers = None
+        if parse_processes:
+            bounds = SandboxLimits(
+                parse_processes,
+                parse_processes,
+                parse_memory_mb,
+                idle_s=600.0,
+                what="glossary parses",
+                settings=("glossaries.parse_processes", "glossaries.parse_processes", "glossaries.parse_memory_mb"),
+            )
+            self._parsers = Sandbox(bounds, self.work)
         self._cache = CompiledCache(cache_entries)
         #: the creates, replaces and imports whose files this process holds at once (issue 91)
         self.imports = ImportSlots(limits.max_imports, limits.max_imports_per_tenant)
@@ -105,11 +123,15 @@ class GlossaryBook:
 
     async def parse(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn`` (a module-level parser of a file: TBX, CSV, JSON) in the glossaries' parse
-        processes (``processes.py``: never under this process's interpreter lock); on the book's
-        threads where there are none (``parse_processes`` 0)."""
+        processes (never under this process's interpreter lock); on the book's threads where there
+        are none (``parse_processes`` 0). A file whose parse needs more than a process may take
+        is refused (INVALID_ARGUMENT) naming the bound."""
         if self._parsers is None:
             return await self.work(fn, *args, **kwargs)
-        return await self._parsers.run(fn, *args, **kwargs)
+        try:
+            return await self._parsers.run(None, PARSE_CPU_S, fn, *args, **kwargs)
+        except OverLimit as e:
+            raise InvalidInput(_too_much(e, self._parsers.limits.memory_mb)) from None
 
     async def close(self) -> None:
         """Its threads and processes end (a call still waiting for one fails)."""
@@ -246,3 +268,14 @@ def _retrieved(done: asyncio.Future[Compiled]) -> None:
 
 def _missing(glossary_id: str) -> str:
     return f"no glossary {shown(glossary_id)} for this caller's tenant: ListGlossaries shows its glossaries"
+
+
+def _too_much(e: OverLimit, memory_mb: int) -> str:
+    """A parse that its process's bounds ended, in a glossary's words."""
+    if e.kind == "memory":
+        said = f"needs more than {memory_mb} MB of memory to parse (glossaries.parse_memory_mb)"
+    elif e.kind == "cpu":
+        said = f"takes more than {PARSE_CPU_S:.0f} s of CPU to parse"
+    else:
+        said = "crashed its parser"
+    return f"the glossary's file {said}: split it into smaller glossaries, or check that it is the format it says"

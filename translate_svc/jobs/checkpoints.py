@@ -129,9 +129,12 @@ def restart_step(rate: int) -> int | None:
     unit = _window_frames(rate)
     if rate == MODEL_SAMPLE_RATE:
         return unit
-    most = int(MAX_STEP_S * rate)
+    most = min(int(MAX_STEP_S * rate), MAX_TRIES * unit)  # the longest step tried
     check = rate // 4
-    noise = (np.random.default_rng(7).standard_normal(3 * most + 2 * rate) * 0.1).astype(np.float32)
+    # float32 from the start, as long as the longest step's three tries and its pre-roll need (the
+    # float64 draw of a minute's steps grew a job's server by 100 MB at 48 kHz)
+    noise = np.random.default_rng(7).standard_normal(4 * most + 2 * rate, dtype=np.float32)
+    noise *= 0.1
     whole = StreamResampler(rate).process(noise)
 
     def joins(start: int, step: int) -> bool:
@@ -141,7 +144,7 @@ def restart_step(rate: int) -> int | None:
         n = min(len(out) - skip, len(whole) - at)
         return n > MODEL_SAMPLE_RATE // 8 and bool(np.array_equal(out[skip : skip + n], whole[at : at + n]))
 
-    for step in range(unit, min(most, MAX_TRIES * unit) + 1, unit):
+    for step in range(unit, most + 1, unit):
         pre = preroll_of(step, rate)
         if all(joins(k * step + pre, step) for k in (1, 2, 3)):
             return step

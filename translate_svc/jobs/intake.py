@@ -7,7 +7,9 @@ first, by the shared fetch rules (``translate_svc/fetch.py``: https only, the ho
 still keep), at ``jobs.fetch_min_bytes_per_s`` at least on average after ``jobs.fetch_grace_s``
 (issue 87: a slow host is dropped, not waited for), to a file of its own beside the job's audio,
 moved into place once whole; then records the size, checks the audio (readable, within
-``jobs.max_audio_s``, the tenant's hours: ``job_caps``) and records its length. A process stopped
+``jobs.max_audio_s``, the tenant's hours: ``job_caps``; in a media process of its own,
+``jobs/media.py``, that waits for a free one however long: the fetch stage's slots bound how many
+of a process's URL jobs are probed at once) and records its length. A process stopped
 or killed mid-fetch leaves the job ``running`` with no length: the next claim fetches it again from
 the start, the partial file replaced. A fetch refused or failed is a ``ServiceError`` saying why
 (the worker fails the job with it).
@@ -31,8 +33,8 @@ import aiohttp
 from translate_svc.errors import Overloaded
 from translate_svc.fetch import ClipRefused, Fetcher
 from translate_svc.jobs.keeper import JobKeeper
+from translate_svc.jobs.media import JobMedia, Probed
 from translate_svc.jobs.model import JobStatus
-from translate_svc.jobs.reader import probe_upload
 from translate_svc.jobs.store import TenantFull
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.settings.jobs import JobSettings
@@ -68,12 +70,24 @@ def job_caps(settings: JobSettings, tenant: Tenant) -> JobCaps:
     )
 
 
-def over_cap(full: TenantFull, caps: JobCaps, duration_ms: int = 0) -> Overloaded:
-    """The RESOURCE_EXHAUSTED (429) of a cap met, naming it and what to do."""
+def over_cap(full: TenantFull, caps: JobCaps, duration_ms: int = 0, *, at_least: bool = False) -> Overloaded:
+    """The RESOURCE_EXHAUSTED (429) of a cap met, naming it and what to do (``at_least``: the
+    job's audio states no length and was read to ``duration_ms`` without its end)."""
     if full.what == "jobs":
         message = (
             f"this tenant has {full.have:.0f} jobs not finished, its cap ({caps.jobs_from}): wait for one to "
             "finish, or cancel one"
+        )
+    elif full.what == "hours" and not duration_ms:
+        message = (
+            f"this tenant's {full.have:.2f} h of jobs not finished fill its cap ({caps.hours_from}): complete this "
+            "job once one has finished"
+        )
+    elif full.what == "hours" and at_least:
+        message = (
+            f"this job's audio, more than {duration_ms / 3_600_000:.2f} h (it states no length and was read that "
+            f"far), with the tenant's {full.have:.2f} h of jobs not finished is over its cap ({caps.hours_from}): "
+            "submit it again once a job has finished, or split it"
         )
     elif full.what == "hours":
         message = (
@@ -101,11 +115,45 @@ def check_url(settings: JobSettings, url: str, checks: dict[str, object]) -> Non
     ToFile(settings, Path(os.devnull), None, **checks).check(url)
 
 
+async def hours_left_s(store: JobKeeper, caps: JobCaps, tenant: Tenant) -> float:
+    """The seconds of audio the tenant's jobs may still hold (its ``job_hours`` less its jobs not
+    finished): how far a stream that states no length is read at most; 429 when none are left."""
+    _, hours = await store.tenant_load(tenant.name)
+    left_s = (caps.hours - hours) * 3600
+    if left_s <= 0:
+        raise over_cap(TenantFull("hours", hours), caps)
+    return left_s
+
+
+async def check_probed(
+    store: JobKeeper, job: JobStatus, probed: Probed, caps: JobCaps, left_s: float, *, tracks: int | None = None
+) -> None:
+    """A probed upload within the tenant's caps: the bytes its jobs keep with ``tracks`` more (its
+    dubbed tracks; None: not checked), and its hours (its length recorded under them); 429 naming
+    the cap."""
+    if probed.longer:
+        raise over_cap(TenantFull("hours", caps.hours - left_s / 3600), caps, probed.duration_ms, at_least=True)
+    if tracks is not None:
+        kept = await store.kept_bytes(job.tenant)
+        if kept + tracks > caps.bytes:
+            raise over_cap(TenantFull("bytes", kept + tracks), caps)
+    try:
+        await store.set_duration(job.job_id, probed.duration_ms, max_hours=caps.hours)
+    except TenantFull as e:
+        raise over_cap(e, caps, probed.duration_ms) from None
+
+
 async def take_in(
-    store: JobKeeper, settings: JobSettings, job: JobStatus, tenant: Tenant, checks: dict[str, object]
+    store: JobKeeper,
+    settings: JobSettings,
+    job: JobStatus,
+    tenant: Tenant,
+    checks: dict[str, object],
+    media: JobMedia,
 ) -> JobStatus:
-    """Fetch the job's audio to its audio path, record its size, check it and record its length;
-    the job as it then stands. ``checks``: a test's ``allowed=`` and ``ssl_context=``."""
+    """Fetch the job's audio to its audio path, record its size, check it (in a media process) and
+    record its length; the job as it then stands. ``checks``: a test's ``allowed=`` and
+    ``ssl_context=``."""
     path = store.audio_path(job.job_id)
     caps = job_caps(settings, tenant)
     # what the tenant's jobs may still keep, this job's earlier fetch (replaced) aside
@@ -122,14 +170,13 @@ async def take_in(
     finally:
         await asyncio.to_thread(_unlink, part)
     await store.set_received(job.job_id, fetch.size)
-    loop = asyncio.get_running_loop()
-    duration_ms, media = await loop.run_in_executor(None, probe_upload, path, job.spec.fmt, settings.max_audio_s)
-    if media is not None and media.video:  # a video: kept once the job is done (issue 90)
-        await loop.run_in_executor(None, store.write_media, job.job_id, media.kind.value)
-    try:
-        await store.set_duration(job.job_id, duration_ms, max_hours=caps.hours)
-    except TenantFull as e:
-        raise over_cap(e, caps, duration_ms) from None
+    left_s = await hours_left_s(store, caps, tenant)
+    # of no tenant's share, waiting as long as it takes: the fetch stage bounds these (and a
+    # refusal here would fail the job, or fetch it again)
+    probed = await media.probe(None, path, job.spec.fmt, fetch.size, settings.max_audio_s, left_s, wait=True)
+    if probed.media is not None and probed.media.video:  # a video: kept once the job is done (issue 90)
+        await asyncio.get_running_loop().run_in_executor(None, store.write_media, job.job_id, probed.media.kind.value)
+    await check_probed(store, job, probed, caps, left_s)
     return await store.get(job.job_id)
 
 

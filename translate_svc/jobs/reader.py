@@ -6,7 +6,8 @@ is read through PyAV instead (``audio.media``: only audio decoders, the video ne
 WebM or MKV of audio alone too.
 A file libsndfile cannot read through (a FLAC header that states no length over frames it cannot
 seek, a frame broken mid-file) is ``InvalidInput`` saying so, never an internal error (issue 87
-J9). Synchronous: called on a worker thread, one block per call."""
+J9). Synchronous: it runs in a sandbox process (``jobs/untrusted.py``, called from
+``jobs/media.py``), never in the server's: every open of an upload does."""
 
 from __future__ import annotations
 
@@ -96,6 +97,18 @@ class AudioBlocks:
         mono: np.ndarray = got.mean(axis=1, dtype=np.float32)
         return mono
 
+    def count(self, most: int) -> int:
+        """The frames left (read through, a block at a time, for a stream that states no length);
+        past ``most``, ``most + 1``."""
+        if self._media is not None:
+            return self._media.count(most)
+        n = 0
+        while got := len(self.read(self.rate * 30)):
+            n += got
+            if n > most:
+                return most + 1
+        return n
+
     def close(self) -> None:
         if self._raw:
             self._fh.close()
@@ -118,36 +131,28 @@ def probe_media(path: Path, fmt: AudioFormat, max_seconds: float) -> MediaInfo |
     return None if kind is None else inspect_media(path, kind, max_seconds=max_seconds)
 
 
-def probe(path: Path, fmt: AudioFormat, max_seconds: float) -> int:
+def probe_length(path: Path, fmt: AudioFormat, max_seconds: float, at_most_s: float | None = None) -> tuple[int, bool]:
     """The audio's length in ms, checked readable and within ``max_seconds`` (from its header, or
-    its size for raw samples; a container without a length is read through once, a block at a time)."""
-    return probe_upload(path, fmt, max_seconds)[0]
-
-
-def probe_upload(path: Path, fmt: AudioFormat, max_seconds: float) -> tuple[int, MediaInfo | None]:
-    """``probe``'s length, and a video file's streams (None for any other upload)."""
-    media = probe_media(path, fmt, max_seconds)
-    return _length_ms(path, fmt, max_seconds), media
-
-
-def _length_ms(path: Path, fmt: AudioFormat, max_seconds: float) -> int:
+    its size for raw samples; a container without a length is read through once, a block at a
+    time, to ``at_most_s`` at most: the tenant's job hours left), and whether it was read to
+    ``at_most_s`` without its end (it is longer: the length given is ``at_most_s``)."""
     blocks = AudioBlocks(path, fmt)
     try:
         frames = blocks.frames
+        longer = False
         if frames is None:
-            frames = 0
-            while n := len(blocks.read(blocks.rate * 30)):
-                frames += n
-                if frames > max_seconds * blocks.rate:
-                    break
+            most = max_seconds if at_most_s is None else min(max_seconds, at_most_s)
+            frames = blocks.count(math.floor(most * blocks.rate))
+            longer = frames > most * blocks.rate and most < max_seconds
         seconds = frames / blocks.rate
         if seconds > max_seconds:
+            over = "over " if frames > max_seconds * blocks.rate else ""
             raise InvalidInput(
-                f"the audio is {seconds:.0f} s long; a job takes at most {max_seconds:.0f} s (jobs.max_audio_s): "
-                "split it into several jobs"
+                f"the audio is {over}{seconds:.0f} s long; a job takes at most {max_seconds:.0f} s "
+                "(jobs.max_audio_s): split it into several jobs"
             )
         if frames == 0:
             raise InvalidInput("the upload holds no audio frames: upload the audio, then complete the job")
-        return math.floor(seconds * 1000)
+        return math.floor(seconds * 1000), longer
     finally:
         blocks.close()

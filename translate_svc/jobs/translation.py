@@ -1,6 +1,7 @@
 """One job's run on this process: a stream's pipeline (``SessionManager.open_job``: the same VAD,
 segmenting, engine jobs and results as ``Translate``/``TranslateChunked``, with every output and
-ear option the job asked for), fed its audio from its file a second at a time, every finished
+ear option the job asked for), fed its audio from its file a second at a time (the file read in a
+media process the run holds, never in this one: ``media.py``), every finished
 segment stored as it comes (``store.add_segment``). Each run is a session of its tenant
 (``lifecycle.py``: its webhooks, usage record, counters and access line; issue 91).
 
@@ -56,9 +57,9 @@ from translate_svc.jobs import checkpoints
 from translate_svc.jobs.checkpoints import Checkpoint, CheckpointMismatch, Grid, JobAudio, Tails
 from translate_svc.jobs.keeper import JobKeeper
 from translate_svc.jobs.lifecycle import JobRun, Yielded
+from translate_svc.jobs.media import JobMedia, MediaBlocks
 from translate_svc.jobs.model import JobStatus, segment_json
 from translate_svc.jobs.pace import EnginePace
-from translate_svc.jobs.reader import AudioBlocks
 from translate_svc.jobs.store import ResumePoint
 from translate_svc.jobs.voices import JobVoices
 from translate_svc.observability import metrics
@@ -68,7 +69,7 @@ from translate_svc.session.manager import SessionManager
 from translate_svc.session.stream import StreamSession
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.settings.jobs import JobSettings
-from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, AudioFormat, SegmentResult
+from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, AudioFormat, SegmentResult, TranslationTask
 from translate_svc.vad.segmenter import WINDOW_SAMPLES
 from translate_svc.vad.snapshot import VadSnapshot
 from translate_svc.vad.worker import BACKGROUND as VAD_BACKGROUND
@@ -111,9 +112,12 @@ class JobTranslation:
         signal: Callable[[str], None] = lambda job_id: None,
         cancelled: Callable[[str], bool] = lambda job_id: False,
         clock: Callable[[], float],
+        media: JobMedia,
     ) -> None:
-        """``cancelled``: whether a job's run was cancelled by its owner (else its process stops)."""
+        """``cancelled``: whether a job's run was cancelled by its owner (else its process stops);
+        ``media``: where its audio is read (a media process the run holds, ``media.py``)."""
         self.store = store
+        self.media = media
         self.settings = settings
         self._m = manager
         self.owner = owner
@@ -153,29 +157,55 @@ class JobTranslation:
         task = checks.with_stored(task, stored)
         point = await self.store.resume_point(job.job_id)
         loop = asyncio.get_running_loop()
-        # the file is read on a thread of its own, and closed there: a job cancelled while a block
-        # is read closes it only after that read (libsndfile's handle is not to be closed under it)
+        path = self.store.audio_path(job.job_id)
+        # the job's own thread: its resampling, its checkpoints' files and its lengths written
         reads = ThreadPoolExecutor(1, thread_name_prefix=f"job-read-{job.job_id[-6:]}")
         try:
-            # a resumed job hears again its audio from a checkpoint (or the start) before its resume
-            # point, only listened to (``Resume.lead_in_ms``): its VAD enters the point as it was there
-            plan = await loop.run_in_executor(reads, self._plan, job, point)
-        except BaseException:
+            # the file is read in a media process the run holds (never this one: ``media.py``);
+            # none free (the tenant's share, or the node's): back to the queue, claimed again shortly
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    blocks = await stack.enter_async_context(
+                        self.media.reader(tenant.name, path, spec.fmt, job.received_bytes)
+                    )
+                except Overloaded as e:
+                    raise Yielded(self._clock() + (e.retry_after_ms or 1000) / 1000) from None
+                # a resumed job hears again its audio from a checkpoint (or the start) before its
+                # resume point, only listened to (``Resume.lead_in_ms``): its VAD enters the point
+                # as it was there
+                plan = await loop.run_in_executor(reads, self._plan, job, point, blocks.rate)
+                if plan.first_frame:
+                    await blocks.seek(plan.first_frame)
+                await self._translate_from(job, tenant, run, task, point, plan, blocks, reads)
+        finally:
             reads.shutdown(wait=False)
-            raise
-        blocks, lead_ms, start_ms = plan.blocks, plan.lead_ms, plan.start_ms
+
+    async def _translate_from(
+        self,
+        job: JobStatus,
+        tenant: Tenant,
+        run: JobRun,
+        task: TranslationTask,
+        point: ResumePoint,
+        plan: _Plan,
+        blocks: MediaBlocks,
+        reads: ThreadPoolExecutor,
+    ) -> None:
+        """The run's session from ``plan``'s start, fed from ``blocks`` to the audio's end."""
+        spec, loop = job.spec, asyncio.get_running_loop()
+        lead_ms, start_ms = plan.lead_ms, plan.start_ms
         try:
-            try:
-                session = await self._m.open_job(
-                    AudioFormat(AudioEncoding.FLOAT32, MODEL_SAMPLE_RATE, 1),
-                    task,
-                    self._m.vad_defaults,
-                    tenant,
-                    lead_in_ms=lead_ms,
-                    vad_start=None if plan.checkpoint is None else plan.checkpoint.snapshot.moved(plan.start16),
-                )
-            except Overloaded as e:  # the ear's streams are full: its tenant's or this process's
-                raise Yielded(self._clock() + (e.retry_after_ms or 1000) / 1000) from None
+            session = await self._m.open_job(
+                AudioFormat(AudioEncoding.FLOAT32, MODEL_SAMPLE_RATE, 1),
+                task,
+                self._m.vad_defaults,
+                tenant,
+                lead_in_ms=lead_ms,
+                vad_start=None if plan.checkpoint is None else plan.checkpoint.snapshot.moved(plan.start16),
+            )
+        except Overloaded as e:  # the ear's streams are full: its tenant's or this process's
+            raise Yielded(self._clock() + (e.retry_after_ms or 1000) / 1000) from None
+        try:
             run.start(session.session_id, spec.fmt, task)
             audio = self._audio(job, plan, session)
             voices = JobVoices.of(self.store, job.job_id, session)  # speaker labels over the whole file
@@ -201,7 +231,7 @@ class JobTranslation:
                     raise Yielded(self._clock()) from None
                 await session.finish()
                 await collect
-                if voices is not None:  # the file's end: every run's segments labelled at once (issue 91)
+                if voices is not None:  # the file's end: every run's segments labelled at once
                     await voices.relabel(self.store, job.job_id)
                 # read to its end: the dubbed tracks are as long as the audio (``dub.py``)
                 await loop.run_in_executor(
@@ -213,16 +243,13 @@ class JobTranslation:
                 collect.cancel()
                 await asyncio.gather(collect, return_exceptions=True)
                 raise
-            finally:
-                session.close()
         finally:
-            reads.submit(blocks.close)
-            reads.shutdown(wait=False)
+            session.close()
 
     async def _feed(
         self,
         session: StreamSession,
-        blocks: AudioBlocks,
+        blocks: MediaBlocks,
         tenant: Tenant,
         reads: ThreadPoolExecutor,
         pace: EnginePace,
@@ -244,7 +271,7 @@ class JobTranslation:
         turn: _Turn | None = None
         fed = 0
         while True:
-            samples = await loop.run_in_executor(reads, blocks.read, BLOCK_S * blocks.rate)
+            samples = await blocks.read(BLOCK_S * blocks.rate)
             if not len(samples):
                 await _give(session, audio, reads, np.zeros(0, np.float32), last=True)
                 return fed
@@ -307,39 +334,30 @@ class JobTranslation:
         if run is not None:
             run.audio(seconds)
 
-    def _plan(self, job: JobStatus, point: ResumePoint) -> _Plan:
-        """Where a run starts (blocking: on its read thread): from the job's last checkpoint before
-        its resume point within ``jobs.resume_replay_s``, a pre-roll before it; else (none, or the
-        job has none) a lead-in of ``jobs.resume_replay_s`` on ``LEAD_GRID_MS`` (all its audio by
-        default); a job not resumed, from its start."""
+    def _plan(self, job: JobStatus, point: ResumePoint, rate: int) -> _Plan:
+        """Where a run starts (blocking: on its own thread, which reads the checkpoints' file), for
+        audio at ``rate``: from the job's last checkpoint before its resume point within
+        ``jobs.resume_replay_s``, a pre-roll before it; else (none, or the job has none) a lead-in
+        of ``jobs.resume_replay_s`` on ``LEAD_GRID_MS`` (all its audio by default); a job not
+        resumed, from its start."""
         spec, folder = job.spec, self.store.folder(job.job_id)
-        path = self.store.audio_path(job.job_id)
-        blocks = AudioBlocks(path, spec.fmt)
-        try:
-            rate = blocks.rate
-            grid = None if spec.ear.noise_suppression else checkpoints.grid(rate)
-            settings = checkpoints.settings_print(self._m.vad_defaults)
-            replay_ms = round(self.settings.resume_replay_s * 1000)
-            found = None
-            if grid is not None and point.segments and not checkpoints.disabled(folder):
-                earliest = max(0, point.end_ms - replay_ms) * PER_MS
-                found = checkpoints.latest_before(folder, point.end_ms * PER_MS, rate, settings, earliest)
-            if found is not None:
-                start_frame, skip = found.frame, min(found.frame, grid.preroll if grid else 0)
-                start_ms = found.snapshot.sample // PER_MS
-            else:
-                start_ms = point.end_ms - resume_lead_ms(point.end_ms, replay_ms)
-                start_frame, skip = start_ms * rate // 1000, 0
-            if start_frame - skip:
-                blocks.close()
-                blocks = AudioBlocks(path, spec.fmt, start_frame=start_frame - skip)
-        except BaseException:
-            blocks.close()
-            raise
+        grid = None if spec.ear.noise_suppression else checkpoints.grid(rate)
+        settings = checkpoints.settings_print(self._m.vad_defaults)
+        replay_ms = round(self.settings.resume_replay_s * 1000)
+        found = None
+        if grid is not None and point.segments and not checkpoints.disabled(folder):
+            earliest = max(0, point.end_ms - replay_ms) * PER_MS
+            found = checkpoints.latest_before(folder, point.end_ms * PER_MS, rate, settings, earliest)
+        if found is not None:
+            start_frame, skip = found.frame, min(found.frame, grid.preroll if grid else 0)
+            start_ms = found.snapshot.sample // PER_MS
+        else:
+            start_ms = point.end_ms - resume_lead_ms(point.end_ms, replay_ms)
+            start_frame, skip = start_ms * rate // 1000, 0
         # checkpoints are taken only by a run whose VAD is the uninterrupted run's from its start
         exact = found is not None or start_frame == 0
         return _Plan(
-            blocks, grid if exact else None, found, start_frame, skip, start_ms, point.end_ms - start_ms, settings
+            rate, grid if exact else None, found, start_frame, skip, start_ms, point.end_ms - start_ms, settings
         )
 
     def _audio(self, job: JobStatus, plan: _Plan, session: StreamSession) -> JobAudio:
@@ -347,7 +365,7 @@ class JobTranslation:
         grid, found = plan.grid, plan.checkpoint
         drop = 0 if plan.grid is None else plan.grid.to16(plan.skip)
         if grid is None:
-            return JobAudio(plan.blocks.rate, drop=drop)
+            return JobAudio(plan.rate, drop=drop)
         start16 = plan.start16
         tails = Tails(start16, grid.to16(grid.every))
         audio = JobAudio(grid.rate, drop=drop, tail=None if found is None else found.tail, tails=tails)
@@ -447,12 +465,12 @@ def resume_lead_ms(end_ms: int, most_ms: int = MAX_LEAD_IN_MS) -> int:
 
 @dataclass(frozen=True)
 class _Plan:
-    """Where a run starts: its audio (``blocks``, from ``start_frame - skip``), its checkpoints'
+    """Where a run starts: its audio's rate (``rate``; read from ``first_frame``), its checkpoints'
     grid (None: it takes none), the checkpoint it starts from (None: a fresh VAD), the input frame
     its session starts at (``start_frame``, ``start_ms``) after a pre-roll of ``skip`` frames, the
     lead-in to the resume point (``lead_ms``) and the VAD settings' fingerprint."""
 
-    blocks: AudioBlocks
+    rate: int
     grid: Grid | None
     checkpoint: Checkpoint | None
     start_frame: int
@@ -460,6 +478,11 @@ class _Plan:
     start_ms: int
     lead_ms: int
     settings: int
+
+    @property
+    def first_frame(self) -> int:
+        """The first input frame the run reads (its pre-roll's)."""
+        return self.start_frame - self.skip
 
     @property
     def start16(self) -> int:

@@ -6,12 +6,14 @@ default), the source's audio as a track too (``original``), the voice-over mix (
 alone, or ``duck``: the source's audio under it, lowered to ``mix_gain_db`` while it speaks) and a
 subtitle track per language (``subtitles``: the translations' texts, one cue per segment).
 
-What it costs is bounded: at most ``jobs.max_remuxing`` videos are made at once on a process (a
-thread each; another request is refused with 429 until one is done), each made in a second of
-output at a time (a few seconds of audio in memory), to a file in the job's folder that the door
-streams and deletes. The segments' places and texts are read from the store first, a page at a
-time, and held as small tuples (tens of bytes a segment). Event loop only (``make``); the
-remux runs on the maker's threads.
+What it costs is bounded: at most ``jobs.max_remuxing`` videos are made at once on a process
+(another request is refused with 429 until one is done), each in a media process of the tenant's
+(``media.py``: the upload is opened there, never in the server's process; bounded in memory, in
+CPU for its minutes and tracks, and in number per tenant), a second of output at a time (a few
+seconds of audio in memory), to a file in the job's folder that the door streams and deletes. The
+segments' places and texts are read from the store first, a page at a time, and held as small
+tuples (tens of bytes a segment); the job's few small files on the maker's one thread. Event loop
+only.
 """
 
 from __future__ import annotations
@@ -26,12 +28,14 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from translate_svc.audio.media import MediaKind, inspect_media
-from translate_svc.audio.remux import DubInput, Remux, SubtitleInput, remux
+from translate_svc.audio.media import MediaKind
+from translate_svc.audio.remux import SubtitleInput
 from translate_svc.errors import Conflict, InvalidInput, Overloaded, shown
-from translate_svc.jobs.dub import PAGE, TrackReader, placements, speaking
+from translate_svc.jobs.dub import PAGE, placements
 from translate_svc.jobs.keeper import JobKeeper
+from translate_svc.jobs.media import JobMedia
 from translate_svc.jobs.model import JobState, JobStatus
+from translate_svc.jobs.untrusted import DubOrder, VideoOrder
 from translate_svc.settings.jobs import DubOverflow, JobSettings
 
 #: the source's audio under the dub while it speaks, by default (a voice-over's usual duck)
@@ -94,12 +98,13 @@ class _Segments:
 
 
 class VideoMaker:
-    """Makes a process's dubbed videos, ``jobs.max_remuxing`` at once (a thread each). Event loop
-    only; ``close`` when the process stops."""
+    """Makes a process's dubbed videos, ``jobs.max_remuxing`` at once (each in a media process).
+    Event loop only; ``close`` when the process stops."""
 
-    def __init__(self, settings: JobSettings) -> None:
+    def __init__(self, settings: JobSettings, media: JobMedia) -> None:
         self._slots = settings.max_remuxing
-        self._pool = ThreadPoolExecutor(self._slots, thread_name_prefix="job-video")
+        self._media = media
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="job-video")
         self._busy = 0
 
     def close(self) -> None:
@@ -119,21 +124,21 @@ class VideoMaker:
         out = store.folder(job.job_id) / f"video.out.{secrets.token_hex(6)}.{kind.suffix}"
         try:
             segments = await _segments(store, job, languages, ask.subtitles)
-            source = await loop.run_in_executor(None, store.source_length, job.job_id)
-            made = loop.run_in_executor(self._pool, _make, store, job, kind, ask, overflow, segments, source, out)
+            src = store.video_path(job.job_id)
+            source, size = await loop.run_in_executor(self._pool, _source, store, job.job_id, src)
+            order = _order(store, job, kind, ask, overflow, segments, source, out)
+            minutes = job.duration_ms / 60_000
+            started = time.perf_counter()
+            # in the tenant's media process (``media.py``); a caller that leaves ends it there
+            made = await self._media.remux(
+                job.tenant, order, size, minutes, len(order.dubs) + (order.original is not None)
+            )
+            return MadeVideo(out, kind, made, time.perf_counter() - started)
         except BaseException:
+            await loop.run_in_executor(self._pool, _unlink, out)
+            raise
+        finally:
             self._busy -= 1
-            raise
-        made.add_done_callback(lambda _: self._released())
-        try:
-            return await asyncio.shield(made)
-        except BaseException:
-            # the caller left (or the remux failed): the file goes once the thread is done with it
-            made.add_done_callback(lambda _: _unlink(out))
-            raise
-
-    def _released(self) -> None:
-        self._busy -= 1
 
     async def _check(self, store: JobKeeper, job: JobStatus, ask: VideoAsk) -> tuple[MediaKind, list[str]]:
         if job.state is not JobState.DONE:
@@ -141,13 +146,13 @@ class VideoMaker:
                 f"the job is {job.state.value}: its dubbed video is made once it is done (GET the job with ?wait=60)"
             )
         loop = asyncio.get_running_loop()
-        kind = await loop.run_in_executor(None, store.media_of, job.job_id)
+        kind = await loop.run_in_executor(self._pool, store.media_of, job.job_id)
         if kind is None:
             raise InvalidInput(
                 "this job's upload holds no video stream (an audio file): fetch its dubbed tracks instead "
                 "(GET /v1/jobs/<id>/dubbed/<language>, or GetJobResults with JOB_RESULTS_DUBBED_WAV)"
             )
-        if not await loop.run_in_executor(None, store.video_path(job.job_id).exists):
+        if not await loop.run_in_executor(self._pool, store.video_path(job.job_id).exists):
             raise InvalidInput("this job's video was not kept (the job ended before issue 90): submit it again")
         targets = job.spec.target_languages
         languages = list(dict.fromkeys(ask.languages)) or list(targets)
@@ -182,7 +187,12 @@ async def _segments(store: JobKeeper, job: JobStatus, languages: list[str], subt
     return got
 
 
-def _make(
+def _source(store: JobKeeper, job_id: str, src: Path) -> tuple[tuple[int, int] | None, int]:
+    """The audio's kept (frames, rate) (None: not read to its end) and the upload's size."""
+    return store.source_length(job_id), src.stat().st_size
+
+
+def _order(
     store: JobKeeper,
     job: JobStatus,
     kind: MediaKind,
@@ -191,44 +201,31 @@ def _make(
     segments: _Segments,
     source: tuple[int, int] | None,
     out: Path,
-) -> MadeVideo:
-    """The remux, on a maker's thread (``audio/remux.py``)."""
-    started = time.perf_counter()
-    src = store.video_path(job.job_id)
-    if source is None:  # read to its end before its length was kept: the length it was probed at
-        info = inspect_media(src, kind)
-        source = (job.duration_ms * info.rate // 1000, info.rate)
-    frames, rate = source
-    track_rate = job.spec.track_rate
-    length = round(frames * track_rate / rate)  # the dubbed WAV's length (transport/jobs/render.py)
-    readers: list[TrackReader] = []
-    try:
-        dubs = []
-        for language, places in segments.places.items():
-            reader = TrackReader(store.track_path(job.job_id, language), places, length, overflow)
-            readers.append(reader)
-            spans = speaking(places, length, overflow)
-            dubs.append(DubInput(iso639_2(language), track_rate, reader.read, spans, f"{language} (dubbed)"))
-        subtitles = [SubtitleInput(iso639_2(language), cues, language) for language, cues in segments.cues.items()]
-        original = None
-        if ask.original or not dubs:  # a video keeps its sound: with no dubbed track, the source's
-            original = iso639_2(job.spec.source_language) if job.spec.source_language else "und"
-        plan = Remux(
-            frames,
-            rate,
-            dubs,
-            subtitles,
-            original=original,
-            duck_db=ask.mix_gain_db if ask.mix is VoiceOver.DUCK else None,
-        )
-        remux(src, out, kind, plan)
-        return MadeVideo(out, kind, out.stat().st_size, time.perf_counter() - started)
-    except BaseException:
-        _unlink(out)
-        raise
-    finally:
-        for reader in readers:
-            reader.close()
+) -> VideoOrder:
+    """What the media process makes (``untrusted.make_video``): plain paths and values."""
+    dubs = tuple(
+        DubOrder(iso639_2(language), store.track_path(job.job_id, language), tuple(places), f"{language} (dubbed)")
+        for language, places in segments.places.items()
+    )
+    subtitles = tuple(
+        SubtitleInput(iso639_2(language), tuple(cues), language) for language, cues in segments.cues.items()
+    )
+    original = None
+    if ask.original or not dubs:  # a video keeps its sound: with no dubbed track, the source's
+        original = iso639_2(job.spec.source_language) if job.spec.source_language else "und"
+    return VideoOrder(
+        store.video_path(job.job_id),
+        out,
+        kind,
+        source,
+        job.duration_ms,
+        job.spec.track_rate,
+        overflow,
+        dubs,
+        subtitles,
+        original,
+        ask.mix_gain_db if ask.mix is VoiceOver.DUCK else None,
+    )
 
 
 def _unlink(path: Path, *_: Any) -> None:

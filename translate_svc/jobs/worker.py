@@ -38,13 +38,16 @@ from typing import Any
 from translate_svc.errors import NotFound, ServiceError
 from translate_svc.jobs.intake import fetched, take_in
 from translate_svc.jobs.keeper import JobKeeper
+from translate_svc.jobs.media import JobMedia
 from translate_svc.jobs.model import JobState, JobStatus
 from translate_svc.jobs.store import LeaseLost, StoreLost
 from translate_svc.jobs.translation import LEAD_GRID_MS, JobTranslation, Yielded, resume_lead_ms
 from translate_svc.jobs.video import VideoMaker
+from translate_svc.sandbox.pool import SandboxStopped
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.settings.jobs import JobSettings
+from translate_svc.settings.media import MediaSettings
 from translate_svc.webhooks.events import JOB_COMPLETED, JOB_FAILED, Event
 
 logger = logging.getLogger(__name__)
@@ -99,10 +102,13 @@ class JobWorker:
         tenant_of: Callable[[str], Tenant] = Tenant,
         retention_of: Callable[[str], float | None] = lambda tenant: None,
         clock: Callable[[], float] = time.time,
+        media: MediaSettings | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self._m = manager
+        #: every open of an upload: in media processes of the node's own (``media.py``)
+        self.media = JobMedia(media or MediaSettings())
         #: a job's tenant by name, and its retention in seconds (None: ``jobs.retention_s``): the
         #: host sets them from the tokens file
         self.tenant_of = tenant_of
@@ -141,12 +147,13 @@ class JobWorker:
             signal=self._signal,
             cancelled=lambda job_id: job_id in self._cancelled,
             clock=clock,
+            media=self.media,
         )
         #: a test's fetch checks for URL jobs (``allowed=``, ``ssl_context=``: ``intake.py``);
         #: production's otherwise
         self.fetch_checks: dict[str, object] = {}
         #: done video jobs' dubbed videos (issue 90: ``video.py``)
-        self.videos = VideoMaker(settings)
+        self.videos = VideoMaker(settings, self.media)
 
     async def start(self) -> None:
         """Open the store; from now on this process claims jobs no live lease holds: queued ones,
@@ -175,7 +182,14 @@ class JobWorker:
         for job_id in self._mine():
             await self.store.release(self.owner, job_id)
         self.videos.close()
+        await self.media.close()
         await self.store.close()
+
+    def stop_media_calls(self) -> None:
+        """The server stops: the probes and remuxes in progress end at once (never waited for: a
+        ``complete``'s job stays uploading, a URL job's is fetched and probed again by its next
+        claim); the running jobs' readers end with their runs (``stop``)."""
+        self.media.stop_calls()
 
     @property
     def on_segment(self) -> Callable[[str, int], None] | None:
@@ -282,7 +296,8 @@ class JobWorker:
 
     async def fail_upload(self, job_id: str, cause: ServiceError) -> None:
         """An upload that can no longer be completed (a part over the upload's limit, or over the
-        bytes its tenant's jobs may keep) fails with the refusal's words: its slot and the bytes
+        bytes its tenant's jobs may keep; a ``complete`` refused after its probe: never probed
+        again) fails with the refusal's words: its slot and the bytes
         its parts hold are freed at once, not when the abandoned upload expires. (A store that
         does not answer leaves it to expire: the refusal still goes out.)"""
         try:
@@ -332,7 +347,7 @@ class JobWorker:
             if job.state not in (JobState.QUEUED, JobState.RUNNING) or fetched(job):
                 return
             await self.store.set_state(job_id, JobState.RUNNING, only_from=(JobState.QUEUED, JobState.RUNNING))
-            await take_in(self.store, self.settings, job, self.tenant_of(job.tenant), self.fetch_checks)
+            await take_in(self.store, self.settings, job, self.tenant_of(job.tenant), self.fetch_checks, self.media)
             await self.store.set_state(job_id, JobState.QUEUED, only_from=(JobState.RUNNING,))
             self._signal(job_id)
 
@@ -367,6 +382,10 @@ class JobWorker:
             # the store is lost mid-job: the job stays running, resumed (here or elsewhere) once it
             # is back and the lease lapsed; never failed for it
             logger.warning("job %s: paused, its store is lost: %s", job_id, e.message, extra={"job_id": job_id})
+        except SandboxStopped:
+            # the server stops under its probe or its reader: the job stays as it is, probed (or
+            # read) again by the next claim
+            logger.info("job %s: its media process ended as the server stops", job_id, extra={"job_id": job_id})
         except LeaseLost:
             # its lease lapsed and another process took the job over (its segment was refused):
             # that process finishes it

@@ -9,7 +9,9 @@ device is decided here and nowhere else:
   encoder's rows padded to a power of two, the stages' lengths to buckets, and the flags read one
   step behind, which is what captured graphs replay (``graphs``: captured only on a real CUDA
   device; ``model.decode_graphs`` off leaves the eager dynamic step);
-- the finish on a thread of its own (CUDA) and the vocoder batched (CUDA).
+- the finish on a thread of its own (CUDA) and the vocoder batched (CUDA);
+- a segment's features computed inside the encoder's call, on its device (CUDA), instead of on the
+  engine's features thread (model/stages/encoders.py).
 
 ``like="cuda"`` builds the CUDA plan on whatever device the settings pick (a CPU in the tests and
 the host-cost benchmark): the same static path, run eagerly, so what the GPU would pay is counted
@@ -62,6 +64,9 @@ class StagePlan:
     finish_thread: bool
     #: the vocoder batched across rows; None: the stages' default (CUDA, rows not exact)
     batch_vocoder: bool | None
+    #: segments' features computed inside the encoder's call on its device (the runner's
+    #: ``features_in_run``); else the engine computes them ahead on its features thread
+    device_features: bool
 
     @classmethod
     def of(cls, m: ModelSettings, device: Device, *, like: Device | None = None) -> StagePlan:
@@ -81,6 +86,7 @@ class StagePlan:
             pad_rows=static and m.buckets is not False,
             finish_thread=cuda if m.finish_thread is None else m.finish_thread,
             batch_vocoder=None if like is None else cuda,
+            device_features=cuda,
         )
 
 
@@ -104,6 +110,7 @@ def build_runner(
         pad_shapes=m.buckets,
         pad_rows=plan.pad_rows,
         batch_vocoder=plan.batch_vocoder,
+        device_features=plan.device_features,
     )
     loop = None
     if plan.fast:

@@ -14,9 +14,14 @@ from translate_svc.model_api.requests import ModelInput, SourceText
 
 
 def features_of(stages: SeamlessStages, inputs: Sequence[ModelInput]) -> EncoderBatch:
-    """The inputs' features (computed ahead where given, else here), padded into one batch."""
+    """The inputs' features, padded into one batch: computed ahead where given, else here; on the
+    encoder's device inside its call (``SpeechEncoder.audio_batch``) where it computes them and
+    no input brought its own."""
+    speech = stages.speech_encoder
+    if speech.device_features and all(i.features is None for i in inputs):
+        return speech.audio_batch([i.audio for i in inputs])
     per = [i.features if i.features is not None else stages.extract_features(i.audio) for i in inputs]
-    return stages.speech_encoder.features(per)
+    return speech.features(per)
 
 
 def detect(stages: SeamlessStages, inputs: Sequence[ModelInput]) -> tuple[dict[int, dict[str, float]], float]:

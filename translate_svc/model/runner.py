@@ -87,6 +87,12 @@ class SeamlessRunner:
         """Thread-safe: the engine runs it on a CPU thread beside ``run``."""
         return self.stages.extract_features(audio)
 
+    @property
+    def features_in_run(self) -> bool:
+        """Segments without features get them inside ``run``, on the encoder's device, as part of
+        its call (``model_api/runner.py`` ``FeaturesInRun``; the CUDA plan: model/build.py)."""
+        return self.stages.speech_encoder.device_features
+
     def warmed(self) -> None:
         """The engine's warm-up is over (``model_api/runner.py`` ``Warmable``): shapes first met from
         now on are counted as cold (``SeamlessStages.shapes``), and no new CUDA graph is captured

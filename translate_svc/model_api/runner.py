@@ -55,6 +55,18 @@ class Runner(Protocol):
 
 
 @runtime_checkable
+class FeaturesInRun(Protocol):
+    """A runner that may compute segments' features itself, inside ``run`` (on its device, as part
+    of its encoder's work: model/stages/encoders.py), instead of on the engine's features thread.
+    Where ``features_in_run`` is true the engine queues a segment as it comes (``ModelInput.features``
+    None) and ``extract_features`` is not called; optional: a runner without it gets its features
+    computed ahead. Read once, after the runner is loaded."""
+
+    @property
+    def features_in_run(self) -> bool: ...
+
+
+@runtime_checkable
 class Warmable(Protocol):
     """A runner that wants to know when the engine's warm-up is over (``TranslationEngine.start``):
     from then on it counts the tensor shapes it meets for the first time (model/stages/shapes.py

@@ -45,9 +45,6 @@ BATCH_PADDED_AUDIO_S = Histogram(
     "translate_svc_batch_padded_audio_seconds", "padded audio seconds per batch", buckets=(1, 5, 15, 30, 60, 120, 240)
 )
 
-WARMUP_BATCHES = Gauge(
-    "translate_svc_warmup_batches", "warm-up batches run before the model said ready", multiprocess_mode="max"
-)
 COLD_SHAPES = Counter(
     "translate_svc_model_cold_shapes_total",
     "tensor shapes a model stage first met after the warm-up (each costs a kernel build or choice on the request "
@@ -85,7 +82,6 @@ DECODE_ROWS_YIELDED = Counter(
     "again from its first token (a rate that keeps up says the pool, model.decode_slots, is too small for the "
     "live load)",
 )
-WARMUP_SECONDS = Gauge("translate_svc_warmup_seconds", "the model's warm-up at start (s)", multiprocess_mode="max")
 
 TEXT_ROWS = Counter(
     "translate_svc_text_decoder_rows_total",
@@ -323,11 +319,6 @@ def decode_pool(decoding: int, waiting: int) -> None:
 
 def rows_yielded(n: int) -> None:
     DECODE_ROWS_YIELDED.inc(n)
-
-
-def warmed_up(batches: int, seconds: float) -> None:
-    WARMUP_BATCHES.set(batches)
-    WARMUP_SECONDS.set(seconds)
 
 
 def set_process(name: str) -> None:

@@ -15,6 +15,7 @@ class is imported from here as before (``from translate_svc.settings import Limi
 - ``webhooks.py``: ``WebhookSettings`` and ``WebhookEndpoint`` (and how their secrets are shown).
 - ``glossaries.py``: ``GlossarySettings`` (stored glossaries, issue 73).
 - ``jobs.py``: ``JobSettings`` (background jobs, issue 73).
+- ``media.py``: ``MediaSettings`` (the processes that open jobs' uploads).
 
 The sections import none of each other (a contract in pyproject.toml); what crosses sections is
 checked here, in ``Settings._check``.
@@ -33,6 +34,7 @@ from translate_svc.settings.glossaries import GlossarySettings
 from translate_svc.settings.jobs import JobSettings
 from translate_svc.settings.limits import LimitsSettings
 from translate_svc.settings.mcp import McpSettings
+from translate_svc.settings.media import MediaSettings
 from translate_svc.settings.model import DEFAULT_LID_DIR, DEFAULT_MODEL_DIR, ModelSettings
 from translate_svc.settings.recordings import RecordingsSettings
 from translate_svc.settings.rooms import RoomSettings
@@ -51,6 +53,7 @@ __all__ = [
     "JobSettings",
     "LimitsSettings",
     "McpSettings",
+    "MediaSettings",
     "ModelSettings",
     "PhoneSettings",
     "RecordingsSettings",
@@ -83,6 +86,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = WebhookSettings()
     glossaries: GlossarySettings = GlossarySettings()
     jobs: JobSettings = JobSettings()
+    media: MediaSettings = MediaSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: text (for a person at a terminal) or json (one object per line, for a log pipeline)
     log_format: Literal["text", "json"] = "text"

@@ -53,8 +53,12 @@ class GlossarySettings(BaseModel):
     #: processes of the glossaries' own that parse a create's, replace's or import's file (TBX,
     #: CSV, a JSON body), at a lower priority than the server's threads and outside its
     #: interpreter lock, started at the first file (0: parsed on ``threads``, where a 10,000-entry
-    #: TBX's half second of Python makes real-time streams wait; glossaries/processes.py)
+    #: TBX's half second of Python makes real-time streams wait; translate_svc/sandbox/)
     parse_processes: int = Field(2, ge=0, le=16)
+    #: each parse process's address space (``RLIMIT_AS``), MB: a file whose parse would take more
+    #: is refused (400) naming it, and only its process ends. About 110 MB of it are the process's
+    #: own (Python and the parsers); a 9 MB TBX of 10,000 entries takes about 30 MB more
+    parse_memory_mb: int = Field(512, ge=256, le=64 * 1024)
     #: stored entries a process keeps read and checked, by glossary and revision, for the requests
     #: that name them (0: none kept; each request then reads its glossaries' entries anew)
     cache_entries: int = Field(50_000, ge=0, le=1_000_000)

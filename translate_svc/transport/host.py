@@ -319,12 +319,15 @@ class TranslateServer:
         """Drain: NOT_SERVING at once; new streams are refused (UNAVAILABLE); every live stream gets
         a ``draining`` notice, is translated for ``server.drain_s`` more, then ends with its open
         speech translated, every result sent and "resume elsewhere" (StreamEnd DRAINING,
-        UNAVAILABLE); other in-flight calls get what is left of ``grace`` seconds; then the engine
+        UNAVAILABLE); other in-flight calls get what is left of ``grace`` seconds (the jobs' probes
+        and dubbed videos in progress are ended at once: ``jobs/media.py``); then the engine
         stops. The health port closes last, so probes see NOT_SERVING while the main port drains.
         """
         grace = self.settings.server.grace_s if grace is None else grace
         for door in self.doors:
             await door.drain()
+        if self.app.jobs is not None:  # probes and remuxes end now: a stop never waits for them
+            self.app.jobs.stop_media_calls()
         if (health := self.route_set(HealthRoutes)) is not None:
             health.draining = True
         loop = asyncio.get_running_loop()

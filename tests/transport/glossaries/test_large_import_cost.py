@@ -9,7 +9,7 @@ one per admitted call (64 a tenant, any number of tenants): now a process takes 
 refused at once with a retry delay. Twelve imports at once from four tenants: four are taken, and
 the server's memory grows by what four files and their parses hold; the bystander's results stay
 on time while imports run without pause (the parse is in the glossaries' own processes, outside
-the server's interpreter lock: glossaries/processes.py).
+the server's interpreter lock: translate_svc/sandbox/).
 """
 
 from __future__ import annotations

@@ -8,11 +8,18 @@ added; each row's frames past its **own** length are zeroed before those convolu
 row sees what it sees alone (the parity tests). The own lengths are part of the batch handed in,
 not state kept on the side, so two batches can be in flight and a captured graph replays them.
 
+A segment's features are the feature extractor's (model/stages/fbank.py ``Fbank``: every frame in a
+few tensor operations). Either the engine computes them ahead on its features thread
+(``extract_features``) and the batch carries them, or, with ``device_features`` (the CUDA plan),
+the batch carries the segments' padded audio and the encoder computes them on its device as the
+first part of its static path: inside the captured graph of the batch's bucket, so a segment's
+features cost the host no launch and no thread of the engine's process (``audio_batch``).
+
 ``TextEncoder`` tokenizes text inputs (each in its own source language) and runs the text
 encoder with the model set to text meanwhile, as ``generate(input_ids=...)`` does.
 
-Both take features, token ids and tensors, never a request. Model thread only, except
-``SpeechEncoder.extract_features`` (numpy only: thread-safe).
+Both take features, audio, token ids and tensors, never a request. Model thread only, except
+``SpeechEncoder.extract_features`` (constant tensors only: thread-safe).
 """
 
 from __future__ import annotations
@@ -29,10 +36,10 @@ from transformers import SeamlessM4Tv2Model
 from transformers.models.seamless_m4t_v2.modeling_seamless_m4t_v2 import _compute_new_attention_mask
 
 from translate_svc.model.capture import GraphedStage, HostStaging
+from translate_svc.model.stages.fbank import Fbank, frames_samples
 from translate_svc.model.stages.padding import full_mask
 from translate_svc.model.stages.shapes import ShapeLog, bucket_rows, ladder
 from translate_svc.model_api.requests import Features, SourceText
-from translate_svc.types import MODEL_SAMPLE_RATE
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,8 +47,9 @@ class EncoderBatch:
     """Segments' features padded into one batch, and what the encoder needs to treat each row as
     if it were alone."""
 
-    #: (rows, frames, feature_dim) in the model's dtype, zero past each row's features
-    values: torch.Tensor
+    #: (rows, frames, feature_dim) in the model's dtype, zero past each row's features; None where
+    #: the encoder computes them from ``audio``
+    values: torch.Tensor | None
     #: (rows, frames) int: 1 on each row's (unpadded) frames
     mask: torch.Tensor
     #: (rows,) each row's own frame count (its ``extract_features`` length, which includes the
@@ -50,6 +58,11 @@ class EncoderBatch:
     #: each input's frames its mask keeps (the host's count: the encoder's frames follow from it,
     #: ``SpeechEncoder.encoder_frames``, without a read of the device)
     mask_frames: tuple[int, ...] = ()
+    #: (rows, samples) float32: each row's samples, zero past them, when the features are computed
+    #: in ``SpeechEncoder.encode`` (``audio_batch``); None: ``values`` are the features
+    audio: torch.Tensor | None = None
+    #: (rows,) int: each row's 25 ms fbank frames (``fbank.frame_count``), with ``audio``
+    fbank_frames: torch.Tensor | None = None
 
 
 class SpeechEncoder:
@@ -65,6 +78,7 @@ class SpeechEncoder:
         *,
         shapes: ShapeLog | None = None,
         pad_rows: bool = False,
+        device_features: bool = False,
     ) -> None:
         self.model = model
         self.encoder = model.speech_encoder
@@ -79,20 +93,25 @@ class SpeechEncoder:
         #: they compute nothing out of range; nobody reads their outputs), so a batch's shapes are
         #: a (rows, frames) bucket pair
         self.pad_rows = pad_rows
+        #: the features of segments that come without them computed on the device, inside
+        #: ``encode`` (``audio_batch``); else on the host (``extract_features``)
+        self.device_features = device_features
+        #: the extractor's features on this device (inside ``encode``) and on the host (``extract_features``)
+        self.fbank = Fbank(self.feature_extractor, device)
+        self.host_fbank = self.fbank if device.type == "cpu" else Fbank(self.feature_extractor, torch.device("cpu"))
         cfg = model.config
         self._kernel, self._stride = int(cfg.adaptor_kernel_size), int(cfg.adaptor_stride)
         self._values = HostStaging(torch.float32, device)
         self._masks = HostStaging(torch.long, device)
+        self._audio = HostStaging(torch.float32, device)
         #: the encoder's static path, a graph per (rows, frames) bucket on CUDA (model/capture.py)
-        self.graphs = GraphedStage("encoder", self._encode, device)
+        self.graphs = GraphedStage("encoder", self._static, device)
 
     def extract_features(self, audio: np.ndarray) -> Features:
-        """The processor's features for one segment. Thread-safe (numpy only, no model state):
-        the engine runs it on a CPU thread so it overlaps with the model's work."""
-        f = self.feature_extractor(
-            audio, sampling_rate=MODEL_SAMPLE_RATE, return_attention_mask=True, return_tensors="np"
-        )
-        return Features(values=f["input_features"][0], mask=f["attention_mask"][0])
+        """The processor's features for one segment, on the host (``Fbank.features``). Thread-safe
+        (constant tensors only, no model state): the engine runs it on a CPU thread so it overlaps
+        with the model's work, and its large tensor operations release the GIL."""
+        return self.host_fbank.features(audio)
 
     def features(self, per: Sequence[Features]) -> EncoderBatch:
         """Per-segment features padded with zeros and a zero mask: what the processor does for a
@@ -120,6 +139,40 @@ class SpeechEncoder:
         masks = self._masks.upload((rows, frames + 1), fill_masks)
         return EncoderBatch(values, masks[:, :frames], masks[:, frames], tuple(int(f.mask.sum()) for f in per))
 
+    def audio_batch(self, audios: Sequence[np.ndarray]) -> EncoderBatch:
+        """Segments' audio padded into one batch whose features ``encode`` computes on the device
+        (``device_features``): the same frames, mask and own lengths as ``features`` of their
+        ``extract_features``, known on the host from the lengths alone. Raises ``ValueError`` for a
+        segment shorter than one 25 ms frame."""
+        fb = self.fbank
+        counts = [Fbank.checked_frames(len(a)) for a in audios]
+        own = [fb.stacked(n) for n in counts]
+        frames = max(own) if self.frame_bucket is None else self.frame_bucket(max(own))
+        rows = bucket_rows(len(audios)) if self.pad_rows else len(audios)
+        if self.shapes is not None:
+            self.shapes.saw("encoder", (rows, frames))
+
+        def fill_audio(out: np.ndarray) -> None:  # each row's samples its frames read
+            for row, (a, n) in enumerate(zip(audios, counts, strict=True)):
+                used = frames_samples(n)
+                out[row, :used] = a[:used]
+            out[len(audios) :] = out[0]
+
+        def fill_masks(masks: np.ndarray) -> None:  # each row's mask, its own frames, its fbank frames
+            for row, n in enumerate(counts):
+                masks[row, : fb.masked(n)] = 1
+                masks[row, frames] = own[row]
+                masks[row, frames + 1] = n
+            masks[len(audios) :] = masks[0]
+
+        # two non-blocking copies from pinned buffers, as ``features``
+        audio = self._audio.upload((rows, frames_samples(frames * fb.stride)), fill_audio)
+        masks = self._masks.upload((rows, frames + 2), fill_masks)
+        mask_frames = tuple(fb.masked(n) for n in counts)
+        return EncoderBatch(
+            None, masks[:, :frames], masks[:, frames], mask_frames, audio=audio, fbank_frames=masks[:, frames + 1]
+        )
+
     def encoder_widths(self, longest_s: float) -> list[int]:
         """The encoder's output widths a batch of segments up to ``longest_s`` can have: one per
         frame bucket (what the decode's admission meets; the warm-up's)."""
@@ -136,11 +189,26 @@ class SpeechEncoder:
 
     def encode(self, batch: EncoderBatch) -> torch.Tensor:
         """The speech encoder on a batch: ``SeamlessM4Tv2SpeechEncoder.forward``'s steps, with the
-        adaptor walked here (``_adaptor_layer``). With buckets, under a captured graph per (rows,
-        frames) bucket on CUDA (``graphs``); without, eagerly on the batch's own shapes."""
-        key = tuple(batch.mask.shape) if self.frame_bucket is not None else None
-        (out,) = self.graphs(key, batch.values, batch.mask, batch.own_frames)
+        adaptor walked here (``_adaptor_layer``); for a batch of audio (``audio_batch``), its
+        features first. With buckets, under a captured graph per (rows, frames) bucket on CUDA
+        (``graphs``; a batch of audio has graphs of its own); without, eagerly on the batch's own shapes."""
+        key: tuple[int | str, ...] | None = tuple(batch.mask.shape) if self.frame_bucket is not None else None
+        if batch.audio is not None:
+            assert batch.fbank_frames is not None
+            key = None if key is None else (*key, "audio")
+            (out,) = self.graphs(key, batch.audio, batch.fbank_frames, batch.mask, batch.own_frames, audio=True)
+        else:
+            assert batch.values is not None
+            (out,) = self.graphs(key, batch.values, batch.mask, batch.own_frames)
         return out
+
+    def _static(self, *inputs: torch.Tensor, audio: bool = False) -> torch.Tensor:
+        """``encode``'s static path: (values, mask, own frames), or with ``audio`` (samples, fbank
+        frames, mask, own frames), the features computed first (``Fbank``)."""
+        if not audio:
+            return self._encode(*inputs)
+        samples, counts, mask, own = inputs
+        return self._encode(self.fbank(samples, counts).to(self.dtype), mask, own)
 
     def _encode(self, values: torch.Tensor, mask: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
         """``encode``'s static path: tensors in, tensors out, no read of the device."""

@@ -80,6 +80,7 @@ class SeamlessStages:
         exact_rows: bool | None = None,
         pad_frames: bool | None = None,
         pad_rows: bool = False,
+        device_features: bool | None = None,
     ) -> None:
         size_cpu_kernel_caches()  # before the first convolution: the warmed kernels must stay cached
         path = Path(model_dir)
@@ -162,6 +163,9 @@ class SeamlessStages:
             self.frame_bucket,
             shapes=self.shapes,
             pad_rows=pad_rows and self.frame_bucket is not None,
+            # segments that come without features get them inside the encoder's call, on its
+            # device (model/stages/encoders.py); None: on CUDA
+            device_features=self.device.type == "cuda" if device_features is None else device_features,
         )
         self.text_encoder = TextEncoder(self.model, self.processor.tokenizer, self.device)
         self.decoder = TextDecoder(

@@ -4,6 +4,7 @@ from the domain's ``GlossaryEntry``, ``Glossary`` and ``Summary``. Pure."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -90,9 +91,35 @@ def entry_json(e: GlossaryEntry) -> dict[str, Any]:
     }
 
 
+#: a JSON string, escapes and all (linear: no nested repetition)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+#: what one entry of a JSON body holds at most: its object and four members (a ``{``, four ``:``
+#: and four ``,`` with the one before it), and what the body around the entries may hold
+_PER_ENTRY, _AROUND = 9, 64
+
+
+def count_json_values(body: bytes) -> int:
+    """The JSON structure in ``body`` outside its strings: its objects, members and elements
+    after the first (``{``, ``:`` and ``,``), counted without making a Python object of any: what
+    ``json.loads`` would make is about this many objects (a 16 MiB body of ``{}`` is 5.6 million).
+    Arrays alone only nest (``[[[``: each holds one), which the decoder's own depth bounds."""
+    bare = _STRING.sub(b"", body)
+    return sum(bare.count(c) for c in (b"{", b":", b","))
+
+
 def content_from_json(body: bytes, limits: GlossaryLimits) -> tuple[dict[str, Any], list[GlossaryEntry]]:
-    """A JSON create's or replace's body: its fields, and its entries (``entries_from_json``). On
-    the book's threads (``GlossaryBook.work``): 4 MiB of JSON is tens of ms of Python."""
+    """A JSON create's or replace's body: its fields, and its entries (``entries_from_json``). Its
+    values are counted before it is parsed (``count_json_values``): a body that holds more than
+    ``glossaries.max_entries`` entries could is refused before ``json.loads`` makes them. In the
+    glossaries' parse processes: 4 MiB of JSON is tens of ms of Python."""
+    values, most = count_json_values(body), limits.max_entries * _PER_ENTRY + _AROUND
+    if values > most:
+        raise InvalidInput(
+            f"the body's JSON holds {values} objects, members and elements; a glossary of at most "
+            f"{limits.max_entries} entries (glossaries.max_entries) holds at most {most}: send "
+            '{"id", "display_name", "entries": [{"phrase", "translation", "target_language", "ignore_case"}]} '
+            f"with at most {limits.max_entries} entries"
+        )
     try:
         doc = json.loads(body)
     except RecursionError:  # the decoder's own bound on nesting (issue 87 J9: was a 500)

@@ -6,7 +6,10 @@ a job's spec checked against the model and the limits, its creation under the te
 once whole and checked, or, with an https URL the fetch rules take, queued at once with its URL
 (the worker's fetch stage fetches it: ``jobs/intake.py``), its status, cancel, deletion and
 results, and the tenant's jobs a page at a time. Every refusal is a ``ServiceError`` naming what to
-change. Event loop only."""
+change. An upload is probed in a media process (``jobs/media.py``), once: a ``complete`` refused
+for its file or for its tenant's caps after the probe fails the job saying why (its slot freed),
+one refused before (the media processes busy, the server stopping) leaves it uploading. Event loop
+only."""
 
 from __future__ import annotations
 
@@ -15,11 +18,10 @@ import dataclasses
 import time
 from pathlib import Path
 
-from translate_svc.errors import Conflict, InvalidInput
-from translate_svc.jobs.intake import check_url, job_caps, over_cap
+from translate_svc.errors import Conflict, InvalidInput, ServiceError
+from translate_svc.jobs.intake import check_probed, check_url, hours_left_s, job_caps, over_cap
 from translate_svc.jobs.listing import JobCursor, JobPage, page_size, paged
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
-from translate_svc.jobs.reader import probe_upload
 from translate_svc.jobs.store import TenantFull
 from translate_svc.jobs.tracks import TRACK_WIDTH
 from translate_svc.jobs.worker import JobWorker
@@ -41,6 +43,8 @@ class JobDesk:
     def __init__(self, sessions: SessionManager, worker: JobWorker | None) -> None:
         self._m = sessions
         self._worker = worker
+        #: the jobs whose ``complete`` is probing their upload now (one at a time, no part meanwhile)
+        self._probing: set[str] = set()
 
     @property
     def on(self) -> bool:
@@ -152,6 +156,8 @@ class JobDesk:
         job = await self.get(tenant, job_id)
         if job.state is not JobState.UPLOADING:
             raise Conflict(f"the job is {job.state.value}: parts go to a job still uploading")
+        if job.job_id in self._probing:
+            raise Conflict("the job's upload is being checked (its complete is in progress): parts come before it")
         if offset != job.received_bytes:
             raise Conflict(
                 f"this part starts at byte {offset}, the upload has {job.received_bytes}: send the part that "
@@ -194,27 +200,37 @@ class JobDesk:
         return await self._queue(job, tenant)
 
     async def _queue(self, job: JobStatus, tenant: Tenant) -> JobStatus:
-        """Check the whole audio (readable, within ``jobs.max_audio_s``) and the tenant's hours, then
-        queue it; a video's kind noted (its upload is kept once the job is done: issue 90)."""
-        jobs = self.jobs
-        path = jobs.store.audio_path(job.job_id)
-        loop = asyncio.get_running_loop()
-        duration_ms, media = await loop.run_in_executor(
-            None, probe_upload, path, job.spec.fmt, jobs.settings.max_audio_s
-        )
-        if media is not None and media.video:
-            await loop.run_in_executor(None, jobs.store.write_media, job.job_id, media.kind.value)
-        caps = job_caps(jobs.settings, tenant)
-        # its dubbed tracks will be kept too: they must fit what the tenant's jobs may keep
-        per_s = job.spec.track_rate * TRACK_WIDTH
-        tracks = duration_ms * per_s // 1000 * (len(job.spec.target_languages) if job.spec.speech else 0)
-        kept = await jobs.store.kept_bytes(tenant.name)
-        if kept + tracks > caps.bytes:
-            raise over_cap(TenantFull("bytes", kept + tracks), caps)
+        """Check the whole audio (readable, within ``jobs.max_audio_s``, in a media process: never
+        this one) and the tenant's hours, then queue it; a video's kind noted (its upload is kept
+        once the job is done: issue 90). A refusal of the probed upload fails the job."""
+        if job.job_id in self._probing:
+            raise Conflict("the job's complete is in progress: wait for its answer (GET the job)")
+        self._probing.add(job.job_id)
         try:
-            await jobs.store.set_duration(job.job_id, duration_ms, max_hours=caps.hours)
-        except TenantFull as e:
-            raise over_cap(e, caps, duration_ms) from None
+            return await self._probed(job, tenant)
+        finally:
+            self._probing.discard(job.job_id)
+
+    async def _probed(self, job: JobStatus, tenant: Tenant) -> JobStatus:
+        jobs = self.jobs
+        caps = job_caps(jobs.settings, tenant)
+        left_s = await hours_left_s(jobs.store, caps, tenant)
+        path = jobs.store.audio_path(job.job_id)
+        try:
+            probed = await jobs.media.probe(
+                tenant.name, path, job.spec.fmt, job.received_bytes, jobs.settings.max_audio_s, left_s
+            )
+            if probed.media is not None and probed.media.video:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, jobs.store.write_media, job.job_id, probed.media.kind.value)
+            # its dubbed tracks will be kept too: they must fit what the tenant's jobs may keep
+            per_s = job.spec.track_rate * TRACK_WIDTH
+            tracks = probed.duration_ms * per_s // 1000 * (len(job.spec.target_languages) if job.spec.speech else 0)
+            await check_probed(jobs.store, job, probed, caps, left_s, tracks=tracks)
+        except ServiceError as e:
+            if isinstance(e, InvalidInput) or e.reason == "over_cap":  # the file's, or its caps': never again
+                await jobs.fail_upload(job.job_id, e)
+            raise
         if not await jobs.store.set_state(job.job_id, JobState.QUEUED, only_from=(JobState.UPLOADING,)):
             raise Conflict("the job is no longer uploading (cancelled?)")
         jobs.enqueue(job.job_id)
