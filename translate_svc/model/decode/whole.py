@@ -34,7 +34,7 @@ def run_rows(
     pass's rows.
 
     The pool may hold another user's rows meanwhile (the stepping decoder's: one pool for every
-    route, issue 88): they step too, and those that finish go to ``others``. This run's rows
+    route): they step too, and those that finish go to ``others``. This run's rows
     join under ids of the pool's own (negative: the stepping decoder's are not), so a plan's ids
     never meet another user's; they come back under their own."""
     waiting = list(range(len(rows)))

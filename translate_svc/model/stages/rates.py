@@ -1,7 +1,7 @@
-"""A vocoder row's speaking rate on the device (issue 90; model/stages/vocoder.py runs them inside
-its first part's graph): its frames per unit scaled by its rate (``at_rate``), and the rate a
-fitted row is made at (``fitted``). Tensors in, tensors out; no read of the device, so a graph
-replays them at any rate."""
+"""A vocoder row's speaking rate on the device (``ModelInput.speed`` and ``fit``;
+model/stages/vocoder.py runs them inside its first part's graph): its frames per unit scaled by its
+rate (``at_rate``), and the rate a fitted row is made at (``fitted``). Tensors in, tensors out; no
+read of the device, so a graph replays them at any rate."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""The batched vocoder's groups of rows (model/stages/vocoder_groups.py ``length_groups``, issue 70; its
-own test module since issue 89 item 4): rows grouped in length order so that a group's padded size
-(rows times its longest) stays within ``max_padding`` of its real size, every row in one group.
-HiFi-GAN's cost is per output sample, padding included. Plain values; each row against the
-vocoder alone is tests/model/stages/test_speech_stages.py's."""
+"""The batched vocoder's groups of rows (model/stages/vocoder_groups.py ``length_groups``,
+``RowGroups``): rows grouped in length order so that a group's padded size (rows times its longest)
+stays within ``max_padding`` of its real size, every row in one group, then cut to the pairs the
+warm-up ran. HiFi-GAN's cost is per output sample, padding included. Plain values; each row
+against the vocoder alone is tests/model/stages/test_speech_stages.py's."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""Rows leaving the decode pool (model/decode/loop.py ``_leave``, ``_pack``): the rows a step reads
-finished leave together, their hidden states copied out in one copy, and on the static path (what
-CUDA graphs replay) a row's slot is freed where it is: no other row moves unless the rows left fit
-a smaller row bucket, since a step runs a row bucket anyway and a free slot in it steps masked.
+"""Rows leaving the decode pool's seats (model/decode/seats.py ``Seats.hidden``, ``leave``,
+``_pack``): the rows a step reads finished leave together, their hidden states copied out in one
+copy, and on the static path (what CUDA graphs replay) a row's slot is freed where it is: no other
+row moves unless the rows left fit a smaller row bucket, since a step runs a row bucket anyway and
+a free slot in it steps masked.
 Counted as the GPU's host pays it (tests/support/dispatch_count.py: eager launches outside the
 step's capture region). Test checkpoint, fp32, CPU; forced lengths end each segment's two rows at
 the same step. No assertion reads the words: the static path's tokens against the eager path's
