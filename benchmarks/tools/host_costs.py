@@ -18,6 +18,21 @@ counted as eager launches), host syncs (besides the decode's one-step-behind rea
 host buffer), uploads from host data, new shapes after the warm-up, and the keys and values the
 decode step's attention read, per row and step.
 
+**Waits** are counted where they are written (``regions.note_wait``: an event's or a stream's
+``synchronize``, which the CPU never runs; the decode's wait for its read behind apart). Code from
+before those notes (``regions.note_wait`` missing) is counted as written all the same
+(``as_written``): each upload through its one-buffer staging waited for that buffer's previous
+copy, its read behind waited for the step before, and each graphed stage's call copied its inputs
+in and its outputs out outside the graph (which the CPU never ran there).
+
+**Time** (``--repeats``): the same segments through the stepper again, without the counter, each
+job's thread CPU on this (the model) thread (``time.thread_time``: other work on the machine does
+not count) outside capture regions, by section (``SectionClock``: the prefill, the finish, the
+rest: admissions, steps, leaves), and inside them (eager compute here; one replay each on CUDA).
+The features are computed before (the engine's features thread) where the runner wants them so, and
+none of that is in it; where it computes them in the encoder's call (``features_in_run``) they are. The
+minimum and the median over the repeats.
+
 ``--baseline`` builds the code before issue 88 the way that code ran on CUDA (buckets off, the
 warm-up ``batches``, the decode pool static): run this file from a checkout of the old commit (copy
 it and tests/support/dispatch_count.py there) for the "before" column; ``model/regions.py`` does
@@ -29,10 +44,13 @@ from __future__ import annotations
 
 import json
 import logging
+import statistics
 import sys
+import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -53,6 +71,8 @@ app = typer.Typer(add_completion=False, help=__doc__, pretty_exceptions_enable=F
 console = Console()
 
 STAGES = ("features", "encoder", "admission", "decode", "t2u", "vocoder", "finish", "other")
+#: the model thread's sections timed (``SectionClock``)
+SECTIONS = ("prefill", "decode", "finish", "regions")
 
 
 def build(model: Path, baseline: bool) -> Any:
@@ -131,6 +151,119 @@ def baseline_counting(baseline: bool) -> Iterator[HostCosts]:
             decode_step.step, decode_step.choose = step, choose  # type: ignore[assignment]
 
 
+@contextmanager
+def as_written() -> Iterator[None]:
+    """Code from before ``regions.note_wait`` counted as written (module docstring): its waits
+    noted where that code waits on CUDA, and its graphed stages' copies in and out run outside
+    their regions as CUDA runs them. Nothing is patched for code that notes its waits itself."""
+    from translate_svc.model import capture, regions
+
+    if hasattr(regions, "note_wait"):
+        yield
+        return
+    from translate_svc.model.decode.reads import ReadBehind
+
+    upload, take, call = capture.HostStaging.upload, ReadBehind.take, capture.GraphedStage.__call__
+    used: set[int] = set()
+
+    def staged(self: Any, *a: Any, **k: Any) -> Any:
+        if id(self) in used:  # on CUDA: ``self._done.synchronize()``, the buffer's previous copy
+            regions.note_read("staging")
+        used.add(id(self))
+        return upload(self, *a, **k)
+
+    def taken(self: Any) -> Any:
+        regions.note_read("read behind")
+        return take(self)
+
+    def graphed(self: Any, key: Any, *inputs: Any, **fixed: Any) -> Any:
+        graphs = self._graphs()[0]
+        replayed = key is not None and self.enabled and key in graphs
+        if replayed:
+            [x.clone() for x in inputs]  # each input copied into the bucket's static buffer
+        outs = call(self, key, *inputs, **fixed)
+        return tuple(o.clone() for o in outs) if replayed else outs  # each output copied out
+
+    capture.HostStaging.upload, ReadBehind.take = staged, taken  # type: ignore[method-assign]
+    capture.GraphedStage.__call__ = graphed  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        capture.HostStaging.upload, ReadBehind.take = upload, take  # type: ignore[method-assign]
+        capture.GraphedStage.__call__ = call  # type: ignore[method-assign]
+
+
+class SectionClock:
+    """This thread's CPU time by section (module docstring): each boundary (a section or a capture
+    region entered or left) charges the thread time since the one before to what ran: ``regions``
+    inside a capture region, else the innermost section (``decode`` outside any). A region
+    observer (model/regions.py); other threads are not timed."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = defaultdict(float)
+        self._sections = ["decode"]
+        self._depth = 0
+        self._thread = threading.get_ident()
+        self._at = time.thread_time()
+
+    def _charge(self) -> None:
+        now = time.thread_time()
+        self.ms["regions" if self._depth else self._sections[-1]] += (now - self._at) * 1000
+        self._at = now
+
+    def entered(self, name: str) -> None:
+        if threading.get_ident() == self._thread:
+            self._charge()
+            self._depth += 1
+
+    def left(self, name: str) -> None:
+        if threading.get_ident() == self._thread:
+            self._charge()
+            self._depth -= 1
+
+    def read(self, what: str) -> None:
+        pass
+
+    def wrap(self, owner: Any, attr: str, name: str, stack: ExitStack) -> None:
+        """``owner.attr`` timed as section ``name`` until ``stack`` closes."""
+        had = attr in owner.__dict__
+        original = getattr(owner, attr)
+        clock = self
+
+        def timed(*a: Any, **k: Any) -> Any:
+            clock._charge()
+            clock._sections.append(name)
+            try:
+                return original(*a, **k)
+            finally:
+                clock._charge()
+                clock._sections.pop()
+
+        setattr(owner, attr, timed)
+        stack.callback(*((setattr, owner, attr, original) if had else (delattr, owner, attr)))
+
+
+def timed(runner: Any, items: list[Any], size: int, repeats: int, steps: int) -> dict[str, dict[str, float]]:
+    """``items`` through the stepper ``repeats`` times, each timed by ``SectionClock`` (module
+    docstring): per section, ms a job, the minimum and the median over the repeats."""
+    from translate_svc.model import regions
+
+    runs: list[dict[str, float]] = []
+    for _ in range(repeats):
+        clock = SectionClock()
+        with ExitStack() as stack, regions.observing(clock):
+            clock.wrap(runner, "prefill_segments", "prefill", stack)
+            clock.wrap(runner, "finish", "finish", stack)
+            through_stepper(runner, items, size, steps=steps)
+            clock._charge()
+        runs.append({k: v / len(items) for k, v in clock.ms.items()})
+    out: dict[str, dict[str, float]] = {}
+    for section in (*SECTIONS, "outside"):
+        got = [sum(r.get(k, 0.0) for k in SECTIONS[:-1]) if section == "outside" else r.get(section, 0.0) for r in runs]
+        out[section] = {"min": min(got), "median": statistics.median(got)}
+    return out
+
+
 def graph_misses(runner: Any) -> dict[str, int]:
     """Each graphed stage's calls on a bucket the warm-up did not capture so far (model/capture.py:
     eager on CUDA, and counted here as eager launches), by stage part."""
@@ -152,6 +285,7 @@ def row_of(counts: dict[str, StageCounts], per: float, steps: int, rows: int) ->
                 "graph_launches": c.graph_launches / per,
                 "in_graphs": c.in_regions / per,
                 "syncs": sum(c.syncs.values()) / per,
+                "read_behind": c.read_behind / per,
                 "uploads": c.uploads / per,
                 "new_shapes": sum(c.new_shapes.values()) / per,
                 "syncs_by_kind": dict(c.syncs),
@@ -163,6 +297,8 @@ def row_of(counts: dict[str, StageCounts], per: float, steps: int, rows: int) ->
         "in_graphs": inside / per,
         "share_in_graphs": inside / max(1, inside + total.kernels),
         "syncs": sum(total.syncs.values()) / per,
+        "syncs_by_kind": {k: v / per for k, v in total.syncs.items()},
+        "read_behind": total.read_behind / per,
         "uploads": total.uploads / per,
         "new_shapes": sum(total.new_shapes.values()) / per,
         "new_shapes_by_family": {k: v / per for k, v in total.new_shapes.items()},
@@ -185,6 +321,10 @@ def main(
     rates: Annotated[
         str, typer.Option(help="comma list: each segment's speech made again at these rates (a room's listeners)")
     ] = "",
+    repeats: Annotated[int, typer.Option(min=0, help="timed runs of each size (0: counts only)")] = 3,
+    steps: Annotated[
+        int, typer.Option(min=1, help="decode steps a tick at most (the engine's steps_per_turn: 4)")
+    ] = 64,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the figures here")] = None,
 ) -> None:
     import torch
@@ -200,28 +340,36 @@ def main(
     runner = build(model, baseline)
     lang = "spa"
     longest_s = max(len(s) for s in segs) / 16000
-    with baseline_counting(baseline) as costs:  # the shapes the warm-up met are seen
+    with as_written(), baseline_counting(baseline) as costs:  # the shapes the warm-up met are seen
         warmed = warm(runner, baseline, max(size_list), longest_s)
         runner.stepper()  # made (its pool, captured on CUDA) before the count, as the server makes it
         costs.mark_warm()
     seen = costs.seen
+    # the engine's features thread's, where the runner does not compute them in its encoder's call
+    # (``features_in_run``, the CUDA plan: the segments go as audio, the encoder's graphs keyed so)
+    ahead = not getattr(runner, "features_in_run", False)
+    features = [runner.extract_features(s) if ahead else None for s in segs]
     out: dict[str, Any] = {"command": sys.argv, "baseline": baseline, "warmup": warmed, "segments": len(segs)}
     for size in size_list:
         again = tuple((lang, float(r)) for r in rates.split(",") if r.strip())
-        items = [ModelInput(s, (lang,), None, True, renditions=again) for s in segs[: max(size, min(limit, len(segs)))]]
+        taken = range(max(size, min(limit, len(segs))))
+        items = [ModelInput(segs[k], (lang,), None, True, renditions=again, features=features[k]) for k in taken]
         items = items[: len(items) - len(items) % size] or items[:size]
-        with baseline_counting(baseline) as costs:
+        with as_written(), baseline_counting(baseline) as costs:
             costs.seen = seen
             costs.mark_warm()
             held = [0]
             missed = graph_misses(runner)
-            _, steps, rows = through_stepper(runner, items, size, held)
-        out[str(size)] = row_of(dict(costs.by_stage), len(items), steps, rows)
+            _, stepped, rows = through_stepper(runner, items, size, held, steps=steps)
+        out[str(size)] = row_of(dict(costs.by_stage), len(items), stepped, rows)
         out[str(size)]["graph_misses"] = {
             k: (v - missed.get(k, 0)) / len(items) for k, v in graph_misses(runner).items() if v > missed.get(k, 0)
         }
         out[str(size)]["kv_held_mb_per_row_step"] = held[0] / max(1, rows) / 1e6
         out[str(size)]["segments"] = len(items)
+        if repeats:
+            with as_written():
+                out[str(size)]["cpu_ms"] = timed(runner, items, size, repeats, steps)
         if json_path is not None:
             json_path.parent.mkdir(parents=True, exist_ok=True)
             json_path.write_text(json.dumps(out, indent=1))
@@ -229,7 +377,8 @@ def main(
         title=f"host costs per live segment, CUDA path on CPU ({'before issue 88' if baseline else 'this tree'}; "
         f"{len(segs)} segments of {streams} streams; warm-up {warmed['mode']}, {warmed['batches']} batches)"
     )
-    for col in ("size", "stage", "eager launches", "graph launches", "in graphs", "syncs", "uploads", "new shapes"):
+    columns = ("size", "stage", "eager launches", "graph launches", "in graphs", "syncs", "read behind", "uploads")
+    for col in (*columns, "new shapes"):
         table.add_column(col, justify="right")
     for size in size_list:
         r = out[str(size)]
@@ -239,19 +388,24 @@ def main(
                 continue
             table.add_row(
                 str(size), stage, f"{s['eager']:.1f}", f"{s['graph_launches']:.2f}", f"{s['in_graphs']:.0f}",
-                f"{s['syncs']:.2f}", f"{s['uploads']:.2f}", f"{s['new_shapes']:.2f}",
+                f"{s['syncs']:.2f}", f"{s['read_behind']:.2f}", f"{s['uploads']:.2f}", f"{s['new_shapes']:.2f}",
             )  # fmt: skip
         table.add_row(
             str(size), "[b]total", f"{r['eager']:.1f}", f"{r['graph_launches']:.2f}", f"{r['in_graphs']:.0f}",
-            f"{r['syncs']:.2f}", f"{r['uploads']:.2f}", f"{r['new_shapes']:.2f}",
+            f"{r['syncs']:.2f}", f"{r['read_behind']:.2f}", f"{r['uploads']:.2f}", f"{r['new_shapes']:.2f}",
         )  # fmt: skip
         console.print(
             f"size {size}: {100 * r['share_in_graphs']:.1f} % of kernels in graphs; KV read "
             f"{r['kv_mb_per_row_step']:.2f} MB a row a step (its rows hold {r['kv_held_mb_per_row_step']:.2f}); "
             f"{r['decode_steps']:.1f} steps a segment; "
             f"new shapes by family {r['new_shapes_by_family']}; graph misses (eager on CUDA) a segment "
-            f"{r['graph_misses'] or 0}"
+            f"{r['graph_misses'] or 0}; syncs by kind {r['syncs_by_kind']}"
         )
+        if "cpu_ms" in r:
+            console.print(
+                f"size {size}: the model thread's CPU a job, ms (min / median of {repeats}): "
+                + ", ".join(f"{k} {v['min']:.2f} / {v['median']:.2f}" for k, v in r["cpu_ms"].items())
+            )
     console.print(table)
 
 

@@ -71,7 +71,45 @@ def test_the_staging_buffer_grows_to_the_largest_upload_and_zeroes_what_fill_ski
     assert small.tolist() == [[1.0, 1.0], [0.0, 0.0]]
     assert large.shape == (3, 5) and large.sum().item() == 5.0
     assert again.tolist() == [[1.0, 1.0], [0.0, 0.0]]
-    assert regions.is_host_buffer(staging._host)  # type: ignore[arg-type]
+    assert all(regions.is_host_buffer(slot.host) for slot in staging._slots)
+
+
+def test_no_upload_waits_for_an_earlier_copy_while_the_ring_has_room() -> None:
+    """Counted as on CUDA (an observer installed: a copy is in flight until the host waits past
+    it): each upload behind copies in flight takes a buffer of its own instead of waiting, and a
+    buffer whose copy the host has waited past is taken again. Only a ring full of copies in
+    flight makes an upload wait, for the oldest, and that wait is counted where it is written."""
+    seen = Regions()
+    staging = capture.HostStaging(torch.long, CPU, most=3)
+    with regions.observing(seen):
+        got = [staging.upload((2,), lambda a, k=k: a.__setitem__(..., k)) for k in range(3)]
+        assert seen.reads == [] and staging.buffers == 3  # three copies in flight, none waited for
+        capture.waited_past(capture.copies_mark())  # the host waited for the device (a read)
+        got += [staging.upload((2,), lambda a: a.__setitem__(..., 7))]
+        assert seen.reads == [] and staging.buffers == 3  # the oldest buffer taken again
+        got += [staging.upload((2,), lambda a: a.__setitem__(..., 8)) for _ in range(3)]
+    assert seen.reads == ["staging full"] and staging.waits == 1  # the fourth in flight waited
+    assert [g.tolist() for g in got] == [[0, 0], [1, 1], [2, 2], [7, 7], [8, 8], [8, 8], [8, 8]]
+
+
+def test_a_graphed_stage_on_a_cpu_with_graphs_on_copies_as_cuda_does_and_lends_its_outputs() -> None:
+    """The CUDA plan on a CPU: a bucket keeps a graph's static buffers, inputs are copied in and
+    outputs copied out outside the region (the GPU's host launches them), and a lent output is the
+    bucket's own buffer, which the bucket's next call overwrites, as a replay would."""
+    from tests.support.dispatch_count import HostCosts
+
+    stage = capture.GraphedStage("vocoder.hifigan", lambda x: (x * 2, x + 1), CPU)
+    stage.enabled = True
+    x = torch.arange(3.0)
+    stage((3,), x)  # the warm-up meets the bucket
+    with HostCosts() as costs:
+        kept, lent = stage((3,), x, lend=(1,))
+    counts = costs.total()
+    assert (counts.kernels, counts.in_regions, counts.graph_launches) == (2, 4, 1)  # copy in, clone out
+    assert kept.tolist() == [0.0, 2.0, 4.0] and lent.tolist() == [1.0, 2.0, 3.0]
+    stage((3,), torch.full((3,), 5.0))
+    assert kept.tolist() == [0.0, 2.0, 4.0]  # a copy: the next call leaves it
+    assert lent.tolist() == [6.0, 6.0, 6.0]  # the bucket's buffer: overwritten
 
 
 def test_a_host_read_of_many_tensors_is_one_wait() -> None:

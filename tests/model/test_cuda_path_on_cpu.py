@@ -152,13 +152,55 @@ def test_a_batch_reads_the_device_at_most_twice(
     monkeypatch.setattr(stages, "speech", counted)
     misses = stages._vocoder.guess.misses
     with counting() as costs:
-        through_stepper(runner, items_of(segments), 1)
-        through_stepper(runner, items_of(segments), 2)
+        _, ones, _ = through_stepper(runner, items_of(segments), 1)
+        _, twos, _ = through_stepper(runner, items_of(segments), 2)
     syncs = {stage: sum(c.syncs.values()) for stage, c in costs.by_stage.items() if sum(c.syncs.values())}
     missed = stages._vocoder.guess.misses - misses
     assert len(batches) >= len(segments)
     assert syncs == {"t2u": len(batches), "vocoder": len(batches) + missed}
     assert missed <= len(batches) // 8  # the guess learns the frames a unit takes
+    # the waits the CPU never runs are counted where they are written (model/regions.py
+    # ``note_wait``): the decode's read behind, one a step (but where the pool had emptied), and
+    # no upload that waits for an earlier copy (model/capture.py ``HostStaging``: the ring)
+    behind = costs.total().read_behind
+    assert ones + twos - 2 * len(segments) <= behind <= ones + twos
+
+
+def test_the_jobs_that_end_in_a_tick_are_finished_in_one_call(
+    warmed: tuple[Any, set[Any]], segments: list[np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs whose rows end at different steps of one tick are finished together at its end: one
+    ``finish`` (text-to-unit and the vocoder batched), not one a step a job ended at (each with
+    its graph launches, copies and reads). The same segment twice, the second a step behind: the
+    same decode, so it ends a step after the first."""
+    runner, _ = warmed
+    calls: list[int] = []
+    finish = runner.finish
+
+    def counted(inputs: Any, *rest: Any) -> Any:
+        calls.append(len(inputs))
+        return finish(inputs, *rest)
+
+    monkeypatch.setattr(runner, "finish", counted)
+    stepper = runner.stepper()
+    ending = []  # the steps some row ended at
+    original = stepper.loop.step
+
+    def step() -> Any:
+        ended = original()
+        ending.extend([1] if ended else [])
+        return ended
+
+    monkeypatch.setattr(stepper.loop, "step", step)
+    item = items_of(segments[:1])[0]
+    stepper.admit(0, item)
+    assert stepper.tick(1) == []  # its prefill and first step: a row needs more
+    stepper.admit(1, item)
+    got = dict(stepper.tick(10_000))  # one tick: it runs until the pool is empty
+    assert sorted(got) == [0, 1] and all(out is not None for out in got.values())
+    assert len(ending) >= 2  # their rows ended at different steps
+    assert calls == [2]
+    assert got[0].texts == got[1].texts
 
 
 def test_renditions_meet_no_new_shape(warmed: tuple[Any, set[Any]], segments: list[np.ndarray]) -> None:
@@ -172,5 +214,26 @@ def test_renditions_meet_no_new_shape(warmed: tuple[Any, set[Any]], segments: li
         costs.mark_warm()
         got, _, _ = through_stepper(runner, items, 2)
     assert all(len(o.renditions) == 2 for o in got if o.waveforms.get("spa") is not None and len(o.waveforms["spa"]))
+    assert costs.new_signatures == []
+    assert graph_misses(runner) == {}
+
+
+def test_respeak_batches_meet_no_new_shape(warmed: tuple[Any, set[Any]], segments: list[np.ndarray]) -> None:
+    """A room's listeners' rates made later from kept units (``ModelInput.respeak``: the vocoder
+    alone, optional batches of the engine's size, each job a vocoder row per rate, so a batch can
+    bring more vocoder rows than any batch of text rows the warm-up ran) keep to the row buckets
+    and lengths the warm-up captured."""
+    runner, seen = warmed
+    kept = [ModelInput(s, ("spa",), "eng", speech=True, keep_units=True) for s in segments]
+    units = [o.units for o in through_stepper(runner, kept, 2)[0] if o.units]
+    rates = (("spa", 1.5), ("spa", 0.75), ("spa", 1.25))
+    again = [ModelInput(np.zeros(0, np.float32), ("spa",), speech=True, renditions=rates, respeak=u) for u in units]
+    assert len(again) >= 4
+    with counting() as costs:
+        costs.seen = set(seen)
+        costs.mark_warm()
+        for k in range(0, len(again), 2):  # the warm-up's batches: 2 jobs (``max_batch_size``)
+            got = runner.run(again[k : k + 2])
+            assert all(len(o.renditions) == len(rates) for o in got)
     assert costs.new_signatures == []
     assert graph_misses(runner) == {}

@@ -9,9 +9,11 @@ Each aten op it sees is one of:
 - a **sync**: a read of a device value on the host (``item``/``int()``/``bool()``: the ops
   ``_local_scalar_dense``, ``is_nonzero``, ``item``, ``equal``; ``nonzero``; boolean-mask
   indexing; ``repeat_interleave`` without ``output_size``; ``masked_select``; ``unique``), a
-  ``graphs.host_read`` (one wait for several tensors), or a read of a whole tensor (``tolist``, ``cpu``,
-  ``numpy`` of a tensor that is not a named host buffer: patched while counting, since on CPU they
-  dispatch nothing);
+  ``graphs.host_read`` (one wait for several tensors), a wait the code notes where it is written
+  (``regions.note_wait``: an event's or a stream's ``synchronize``, which the CPU never runs), or
+  a read of a whole tensor (``tolist``, ``cpu``, ``numpy`` of a tensor that is not a named host
+  buffer: patched while counting, since on CPU they dispatch nothing). The decode's wait for its
+  read one step behind (``regions.READ_BEHIND``) is counted apart (``read_behind``);
 - an **upload**: a tensor made from host data (``torch.tensor``, ``from_numpy``: the op
   ``lift_fresh``), a blocking host-to-device copy on CUDA.
 
@@ -37,6 +39,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from translate_svc.model import regions
+
+#: the read behind's wait (``regions.READ_BEHIND``; the same name where code before it is counted)
+READ_BEHIND = getattr(regions, "READ_BEHIND", "read behind")
 
 #: ops that launch nothing: they only make or describe tensors
 _NO_KERNEL = {
@@ -112,6 +117,8 @@ class StageCounts:
     in_regions: int = 0  # kernels inside capture regions
     graph_launches: int = 0  # regions entered (each one graph launch on CUDA)
     syncs: Counter[str] = field(default_factory=Counter)  # by what read
+    #: the decode's waits for its read behind (one a step: the wait the design keeps)
+    read_behind: int = 0
     uploads: int = 0
     new_shapes: Counter[str] = field(default_factory=Counter)  # by op family, after mark_warm
     #: bytes of the keys and values an attention inside a region read (the decode step's KV reads)
@@ -122,6 +129,7 @@ class StageCounts:
         self.in_regions += other.in_regions
         self.graph_launches += other.graph_launches
         self.syncs.update(other.syncs)
+        self.read_behind += other.read_behind
         self.uploads += other.uploads
         self.new_shapes.update(other.new_shapes)
         self.kv_bytes += other.kv_bytes
@@ -242,6 +250,9 @@ class HostCosts(TorchDispatchMode):
         return self.by_stage[self._stages[-1] if self._stages else "other"]
 
     def _sync(self, what: str) -> None:
+        if what == READ_BEHIND and not self._regions:
+            self._current().read_behind += 1
+            return
         if self._regions:
             self.region_syncs.append((self._regions[-1], what))
             if self.strict:

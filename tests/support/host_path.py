@@ -67,23 +67,24 @@ def counting(*, strict: bool = False) -> Iterator[HostCosts]:
 
 
 def through_stepper(
-    runner: Any, items: Sequence[Any], size: int, held: list[int] | None = None
+    runner: Any, items: Sequence[Any], size: int, held: list[int] | None = None, *, steps: int = 64
 ) -> tuple[list[Any], int, int]:
     """``items`` through the runner's stepping decoder (the steps core's route), ``size`` admitted
-    together at a time, each run to its result. Returns the outputs in order, the decode steps and
-    the rows they stepped (summed over steps); ``held`` (one number) gets the bytes of keys and
-    values the stepped rows held (their tokens and their own frames, every layer), summed over
-    steps: what a step that read only what its rows hold would read."""
+    together at a time, each run to its result in ticks of up to ``steps`` steps. Returns the
+    outputs in order, the decode steps and the rows they stepped (summed over steps); ``held``
+    (one number) gets the bytes of keys and values the stepped rows held (their tokens and their
+    own frames, every layer), summed over steps: what a step that read only what its rows hold
+    would read."""
     stepper = runner.stepper()
-    steps = rows = 0
+    stepped = rows = 0
     original = stepper.loop.step
     loop = stepper.loop
     kv = loop.buffers.self_kv  # (layers, slots, 2, heads, positions, head_dim)
     per_position = kv.shape[0] * 2 * kv.shape[3] * kv.shape[5] * kv.element_size()
 
     def counted() -> Any:
-        nonlocal steps, rows
-        steps += 1
+        nonlocal stepped, rows
+        stepped += 1
         rows += len(loop)
         if held is not None:
             held[0] += sum(r.length + r.frames for r in loop._rows) * per_position
@@ -98,7 +99,7 @@ def through_stepper(
                 stepper.admit(start + k, item)
             left = len(batch)
             while left:
-                done = stepper.tick(64)
+                done = stepper.tick(steps)
                 for key, out in done:
                     if out is None:
                         raise RuntimeError(f"segment {key} failed in the stepping decoder")
@@ -106,4 +107,4 @@ def through_stepper(
                 left -= len(done)
     finally:
         del stepper.loop.step  # the class's again
-    return [outputs[k] for k in range(len(items))], steps, rows
+    return [outputs[k] for k in range(len(items))], stepped, rows

@@ -23,7 +23,7 @@ admits requests into a running batch at every iteration. Each turn of the owner'
 2. ``execute`` (model thread): the jobs the stepper does not take (texts, simultaneous steps,
    terms' first pass, the exact runner: ``Stepper.takes``) run through ``Runner.run`` as a whole
    batch; the others are admitted into the stepper, which then ticks at most ``steps`` decode steps
-   (fewer once a job finished), so a new final waits for at most that many steps before it joins;
+   (fewer once none is left to step), so a new final waits for at most that many steps before it joins;
    ``Finished`` for every job that ended, whichever unit took it;
 3. ``settle``: the ended jobs leave, each with its queue wait (until the unit that took it began)
    and its own model time (from then until its end, ``Outcome.model_ms``). A unit in which no job

@@ -10,21 +10,25 @@ bucket's: model/stages/shapes.py) inside a capture region (model/regions.py):
   ready), the first call of a bucket runs it eagerly twice (kernels loaded, plans made), then
   captures it into a graph with static input and output buffers; every later call copies its
   inputs into that bucket's buffers, replays, and returns copies of the outputs (so a later replay
-  never overwrites what a caller holds). A bucket met after the warm-up runs eagerly (a graph
-  miss, counted on every device: ``translate_svc_model_graph_misses_total{stage}``); a capture
-  that fails leaves the bucket eager, logged and counted
+  never overwrites what a caller holds), but for those a caller reads before the next replay
+  (``lend``: a launch saved, and the copy's memory). A bucket met after the warm-up runs eagerly
+  (a graph miss, counted on every device: ``translate_svc_model_graph_misses_total{stage}``); a
+  capture that fails leaves the bucket eager, logged and counted
   (``translate_svc_model_capture_failures_total{stage}``), never a failed start;
-- elsewhere (CPU) the same function runs eagerly inside the region: CI runs the code the GPU
-  replays, and the sync guard (tests/support/sync_guard.py) checks that it never reads the device.
+- elsewhere (CPU) the same function runs eagerly inside the region (with graphs on, the CUDA plan
+  on a CPU, on the bucket's static buffers, copied in and out as on CUDA): CI runs the code the
+  GPU replays, and the sync guard (``HostCosts(strict=True)``, tests/support/dispatch_count.py) checks
+  that it never reads the device.
 
 Graphs of one thread share one memory pool (``thread_pool``): one thread's replays never overlap,
-so their intermediate buffers may; each graph's outputs are its own and copied out at once. A stage
+so their intermediate buffers may; each graph's outputs are its own. A stage
 that two threads run (text-to-unit and the vocoder: on the finish thread for segments, on the model
 thread for texts) has graphs per thread, each warmed and captured on its own thread.
 
-``HostStaging`` is a pinned host buffer filled through numpy and copied to the device in one
-non-blocking copy (a pageable ``torch.tensor(..., device=)`` blocks the host until the GPU has
-run everything queued before it). Model thread only, or the thread that owns the stage.
+``HostStaging`` is a ring of pinned host buffers, each filled through numpy and copied to the device
+in one non-blocking copy (a pageable ``torch.tensor(..., device=)`` blocks the host until the GPU
+has run everything queued before it), and reused once its copy has run (an event asked, never
+waited for). Model thread only, or the thread that owns the stage.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ import functools
 import logging
 import math
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +74,9 @@ def thread_pool() -> GraphPool:
 
 @dataclass(eq=False)
 class _Captured:
-    graph: torch.cuda.CUDAGraph
+    #: the bucket's graph; None where it is counted, not captured (a CPU with graphs on: the same
+    #: static buffers and copies, the stage run eagerly on them)
+    graph: torch.cuda.CUDAGraph | None
     inputs: tuple[Tensor, ...]
     outputs: tuple[Tensor, ...]
 
@@ -80,7 +87,13 @@ class GraphedStage:
     ``run(*inputs)`` returns a tensor or a tuple of tensors; it must not read the device on the host
     nor make tensors from host data (what the sync guard checks), and its shapes must follow from
     its inputs' alone. A stage may run on several threads (the finish thread's text-to-unit and the
-    model thread's, for texts): each thread captures and replays graphs of its own, in its own pool."""
+    model thread's, for texts): each thread captures and replays graphs of its own, in its own pool.
+
+    With graphs on and no CUDA device (the CUDA plan on a CPU: model/build.py), each bucket keeps
+    the static buffers a graph would have and every call copies its inputs in and its outputs out
+    as on CUDA, running the stage eagerly on the static inputs: the copies are counted where the
+    GPU's host pays them, and an output handed out without a copy (``lend``) is overwritten by the
+    next call as a replay overwrites it, so a caller that read it late fails on a CPU too."""
 
     def __init__(self, name: str, run: Callable[..., Tensor | tuple[Tensor, ...]], device: torch.device) -> None:
         self.name = name
@@ -92,8 +105,8 @@ class GraphedStage:
         self.capturing = True
         #: graphs at all: on CUDA by default; set by the runner's plan (model/build.py: a CUDA plan
         #: with ``model.stage_graphs``, also on a CPU, where nothing is captured but the same
-        #: bookkeeping counts what the GPU would miss). Off, the static path runs eagerly inside
-        #: its region, never captured, never a miss
+        #: buffers, copies and bookkeeping count what the GPU would pay and miss). Off, the static
+        #: path runs eagerly inside its region, never captured, never a miss
         self.enabled = self._cuda
         #: graphs captured (every thread's), buckets whose capture failed, and calls on a bucket
         #: first met after the warm-up (graph misses: eager on CUDA)
@@ -101,20 +114,29 @@ class GraphedStage:
         self.failures = 0
         self.misses = 0
 
-    def _graphs(self) -> tuple[dict[Hashable, _Captured | bool | None], GraphPool]:
+    def _graphs(self) -> tuple[dict[Hashable, _Captured | None], GraphPool]:
         local = self._local
         if not hasattr(local, "graphs"):
             local.graphs, local.pool = {}, thread_pool()
         return local.graphs, local.pool
 
-    def __call__(self, key: Hashable | None, *inputs: Tensor, **fixed: Any) -> tuple[Tensor, ...]:
+    def __call__(
+        self, key: Hashable | None, *inputs: Tensor, lend: bool | Collection[int] = False, **fixed: Any
+    ) -> tuple[Tensor, ...]:
         """The stage on ``inputs`` (``key``: their bucket, which ``fixed``, the stage's other
         arguments, are part of; None: shapes that do not repeat, never captured).
+
+        ``lend``: the outputs (True: all; else their indices) handed out as the bucket's own
+        output buffers, without a copy: valid until this thread's next call of this stage on the
+        same key, for a caller that reads them (a copy into another stage, a read to the host)
+        before that; the others are copied out (a caller may keep them).
 
         A key this thread first meets after the warm-up (``capturing`` off) is a **graph miss**:
         on CUDA it runs eagerly, one launch a kernel; it is counted (``misses``,
         ``translate_svc_model_graph_misses_total{stage}``) on every device and runs outside the
-        capture region, so the host-cost counters see it as the GPU would (model/regions.py)."""
+        capture region, so the host-cost counters see it as the GPU would (model/regions.py). The
+        copies into a bucket's inputs and out of its outputs run outside the region too: the GPU's
+        host launches them one by one."""
         run = functools.partial(self._run, **fixed) if fixed else self._run
         if key is None or not self.enabled:
             with regions.region(self.name):
@@ -125,18 +147,25 @@ class GraphedStage:
                 self.misses += 1
                 metrics.graph_missed(self.name)
                 return _tuple(run(*inputs))
-            if not self._cuda:
-                graphs[key] = True  # met in the warm-up: on CUDA it would be captured now
-        with regions.region(self.name):
-            if self._cuda and key not in graphs:
+            with regions.region(self.name):
+                if not self._cuda:  # this call's results are the bucket's first outputs
+                    counted = graphs[key] = _counted(inputs, run)
+                    return tuple(o.clone() for o in counted.outputs)
                 graphs[key] = self._capture(key, inputs, pool, run)
-            entry = graphs[key]
-            if not isinstance(entry, _Captured):  # not CUDA (the static path eagerly), or a failed capture
+        entry = graphs[key]
+        if entry is None:  # a failed capture: the bucket runs eagerly
+            with regions.region(self.name):
                 return _tuple(run(*inputs))
-            for static, x in zip(entry.inputs, inputs, strict=True):
-                static.copy_(x, non_blocking=True)
-            entry.graph.replay()
-            return tuple(o.clone() for o in entry.outputs)
+        for static, x in zip(entry.inputs, inputs, strict=True):
+            static.copy_(x, non_blocking=True)
+        with regions.region(self.name):
+            if entry.graph is not None:
+                entry.graph.replay()
+            else:
+                for out, got in zip(entry.outputs, _tuple(run(*entry.inputs)), strict=True):
+                    out.copy_(got)
+        lent = range(len(entry.outputs)) if lend is True else () if lend is False else lend
+        return tuple(o if k in lent else o.clone() for k, o in enumerate(entry.outputs))
 
     def _capture(
         self, key: Hashable, inputs: Sequence[Tensor], pool: GraphPool, run: Callable[..., Any]
@@ -166,41 +195,130 @@ class GraphedStage:
         return _Captured(graph, static, outputs)
 
 
+def _counted(inputs: Sequence[Tensor], run: Callable[..., Any]) -> _Captured:
+    """A bucket met in the warm-up on a CPU with graphs on: the static buffers a graph would have
+    (its inputs' copies, its outputs' shapes), nothing captured."""
+    static = tuple(x.clone() for x in inputs)
+    return _Captured(None, static, tuple(o.clone() for o in _tuple(run(*static))))
+
+
 def _tuple(out: Tensor | tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     return out if isinstance(out, tuple) else (out,)
 
 
-class HostStaging:
-    """A pinned host buffer (named a host buffer for the counters: model/regions.py) filled through
-    numpy and copied to the device without blocking; reused once its last copy has run (a copy
-    queued behind other work may read it late, so the host waits for that copy's event, not for
-    the GPU's whole queue). It grows to the largest upload asked of it."""
+#: staging buffers a ``HostStaging`` keeps at most: an upload past them waits for the oldest's copy
+RING = 32
 
-    def __init__(self, dtype: torch.dtype, device: torch.device) -> None:
+
+class _Copies(threading.local):
+    """This thread's copies out of staging buffers: ``queued`` so far, and how many of the first
+    the host has waited past (``waited_past``). On CUDA an event says when a copy ran; on a CPU,
+    where every copy runs at once, a count (``regions.observed``) takes a buffer as busy until
+    then, as the GPU's host must."""
+
+    queued = 0
+    done = 0
+
+
+_copies = _Copies()
+
+
+def copies_mark() -> int:
+    """A point in this thread's queue of work: the staging copies queued before it (a wait on an
+    event recorded now is a wait for them too)."""
+    return _copies.queued
+
+
+def waited_past(mark: int) -> None:
+    """The host waited for the device up to ``mark`` (``copies_mark`` where the work it waited
+    for was queued): the staging copies before it have run."""
+    _copies.done = max(_copies.done, mark)
+
+
+def drained(device: torch.device) -> None:
+    """The host waits for all the device's work queued so far (a start-up's end, never a request's:
+    counted as a wait, ``regions.note_wait``): every staging copy of this thread has run since."""
+    regions.note_wait("drained")
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    waited_past(copies_mark())
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One staging buffer (pinned on CUDA), its numpy view, and its last copy: the event recorded
+    after it (CUDA) and its place in the thread's copies (``copies_mark``)."""
+
+    host: Tensor
+    array: np.ndarray
+    event: Any = None
+    mark: int = -1
+
+
+class HostStaging:
+    """Pinned host buffers (named host buffers for the counters: model/regions.py) filled through
+    numpy and copied to the device without blocking, used in turn: an upload takes the oldest
+    buffer whose last copy has run (its event, asked without waiting), else a new one, so no
+    upload waits for an earlier copy (a copy queued behind the encoder or a decode step may run
+    late). Only past ``most`` buffers in flight does an upload wait, for the oldest (counted:
+    ``regions.note_wait``). A buffer grows to the largest upload asked of it. The calling thread's
+    own (one thread uploads through it: the copies of one stream run in order)."""
+
+    def __init__(self, dtype: torch.dtype, device: torch.device, *, most: int = RING) -> None:
         self.dtype, self.device = dtype, device
-        self._host: Tensor | None = None
-        self._array: np.ndarray = np.zeros(0)
-        self._done: Any = None
+        self._cuda = device.type == "cuda"
+        self.most = most
+        #: the buffers, oldest copy first
+        self._slots: deque[_Slot] = deque()
+        #: uploads that waited for a buffer (all ``most`` in flight)
+        self.waits = 0
+
+    @property
+    def buffers(self) -> int:
+        return len(self._slots)
+
+    def _ran(self, slot: _Slot) -> bool:
+        """Whether the buffer's last copy has run (without waiting)."""
+        if self._cuda:
+            return slot.event is None or bool(slot.event.query())
+        return not regions.observed() or slot.mark < _copies.done
+
+    def _take(self, n: int) -> _Slot:
+        """A buffer for ``n`` values whose last copy has run."""
+        slot = None
+        if self._slots and self._ran(self._slots[0]):
+            slot = self._slots.popleft()
+        elif len(self._slots) >= self.most:
+            slot = self._slots.popleft()
+            self.waits += 1
+            regions.note_wait("staging full")
+            if slot.event is not None:
+                slot.event.synchronize()
+            waited_past(slot.mark + 1)
+        if slot is None or slot.host.numel() < n:
+            size = max(n, 2 * (0 if slot is None else slot.host.numel()))
+            # empty: each upload zeroes what it takes (numpy, on the host), so no fill kernel here
+            host = regions.host_buffer(torch.empty(size, dtype=self.dtype, pin_memory=self._cuda))
+            slot = _Slot(host, host.numpy(), None if slot is None else slot.event)
+        return slot
 
     def upload(self, shape: tuple[int, ...], fill: Callable[[np.ndarray], None]) -> Tensor:
         """``fill(array)`` writes the values into a staged array of ``shape`` (zeros where it writes
         nothing); they are copied to a new device tensor without blocking, which is returned."""
-        if self._done is not None:
-            self._done.synchronize()
         n = math.prod(shape)
-        if self._host is None or self._host.numel() < n:
-            size = max(n, 2 * (0 if self._host is None else self._host.numel()))
-            pin = self.device.type == "cuda"
-            self._host = regions.host_buffer(torch.zeros(size, dtype=self.dtype, pin_memory=pin))
-            self._array = self._host.numpy()
-        array = self._array[:n].reshape(shape)
+        slot = self._take(n)
+        array = slot.array[:n].reshape(shape)
         array.fill(0)
         fill(array)
         dev = torch.empty(shape, dtype=self.dtype, device=self.device)
-        dev.copy_(self._host[:n].view(shape), non_blocking=True)
-        if self.device.type == "cuda":
-            self._done = torch.cuda.Event()  # type: ignore[no-untyped-call]
-            self._done.record()
+        dev.copy_(slot.host[:n].view(shape), non_blocking=True)
+        slot.mark = _copies.queued
+        _copies.queued += 1
+        if self._cuda:
+            if slot.event is None:
+                slot.event = torch.cuda.Event()  # type: ignore[no-untyped-call]
+            slot.event.record()
+        self._slots.append(slot)
         return dev
 
 
@@ -237,4 +355,5 @@ def host_read(tensors: Sequence[Tensor]) -> list[np.ndarray]:
         done = torch.cuda.Event()  # type: ignore[no-untyped-call]
         done.record()
         done.synchronize()
+    waited_past(copies_mark())  # every copy this thread queued before has run
     return [h.numpy() for h in out]

@@ -9,8 +9,15 @@ GPU runs, and what the GPU would pay is counted there by whoever observes the re
 
 - the host-cost benchmark (benchmarks/tools/host_costs.py) counts the kernels inside regions as
   one graph launch each, and those outside as eager launches;
-- the sync guard (tests/support/sync_guard.py) raises on a host sync, a host-to-device upload or
-  an allocation from host data inside a region: the rule that keeps regions capturable.
+- the sync guard (``HostCosts(strict=True)``, tests/support/dispatch_count.py) raises on a host
+  sync, a host-to-device upload or an allocation from host data inside a region: the rule that
+  keeps regions capturable.
+
+**Waits the CPU never runs** (an event's or a stream's ``synchronize``, a pinned buffer's reuse
+check): on CPU there is no event to wait for, so a counter that sees only what the CPU executes
+misses them. Each such wait calls ``note_wait`` at its own line, on every device (a no-op without
+observers), and observers count it as a host sync; ``READ_BEHIND`` names the decode's read of its
+flags one step behind, the one wait per step the design keeps.
 
 Host buffers (pinned on CUDA: the staging of admissions, the read-behind of the decode's flags)
 are named with ``host_buffer``, so an observer on CPU, where every tensor is on the host, can tell
@@ -37,7 +44,8 @@ class RegionObserver(Protocol):
     def left(self, name: str) -> None: ...
 
     def read(self, what: str) -> None:
-        """The host waited for the device to read its results (one sync, however many tensors)."""
+        """The host waited for the device: to read results (one sync, however many tensors), or at
+        a wait the code notes (``note_wait``: ``what`` says which)."""
 
 
 _observers: list[RegionObserver] = []
@@ -74,6 +82,24 @@ def note_read(what: str) -> None:
     """The host waits for the device now, to read results (``graphs.host_read``): observers count it."""
     for o in _observers:
         o.read(what)
+
+
+#: what ``note_wait`` names the decode pool's wait for its read behind (model/decode/reads.py)
+READ_BEHIND = "read behind"
+
+
+def note_wait(what: str) -> None:
+    """The host waits here on CUDA for work queued on the device (an event's or a stream's
+    ``synchronize``): called where the wait is written, on every device, so observers count it
+    even where the CPU has nothing to wait for (on CUDA the wait itself follows the call)."""
+    for o in _observers:
+        o.read(what)
+
+
+def observed() -> bool:
+    """Whether anything observes the regions now (a count runs): code that acts as on CUDA only
+    for its observers (``capture.HostStaging``'s copies in flight) asks."""
+    return bool(_observers)
 
 
 def host_buffer(t: torch.Tensor) -> torch.Tensor:

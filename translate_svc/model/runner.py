@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from translate_svc.model.capture import GraphedStage
+from translate_svc.model.capture import GraphedStage, drained
 from translate_svc.model.decode.batch import Decoded, LoopDecoder
 from translate_svc.model.decode.warm import warm_admissions, warm_steps
 from translate_svc.model.finish.aligner import WordTimer
@@ -96,9 +96,11 @@ class SeamlessRunner:
     def warmed(self) -> None:
         """The engine's warm-up is over (``model_api/runner.py`` ``Warmable``): shapes first met from
         now on are counted as cold (``SeamlessStages.shapes``), and no new CUDA graph is captured
-        (a bucket first met from now on runs eagerly: model/capture.py)."""
+        (a bucket first met from now on runs eagerly: model/capture.py). The host waits once for
+        the warm-up's device work (``capture.drained``), so no live upload waits for its copies."""
         self.stages.shapes.mark_warm()
         self.capture_stages(False)
+        drained(self.stages.device)
 
     def capture_stages(self, on: bool) -> None:
         """Whether the stages' graphs (model/capture.py) capture buckets they meet: on until the

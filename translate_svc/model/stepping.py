@@ -10,10 +10,13 @@ one persistent ``DecodeLoop`` (model/decode/loop.py) across the engine's units (
   language identification, the rows' plan), one batch;
 - ``tick(max_steps)``: rows waiting for a slot join the pool as slots free up (lower ``priority``
   first, then oldest: finals before captions before a job's segments), never more than the pool
-  holds (the rest wait here, never an out-of-memory); then up to ``max_steps`` steps, stopping
-  after the step at which some job's rows have all finished. Each such job is **finished** alone
-  (``SeamlessRunner.finish``, model/finish/outputs.py: speech, timings, profanity, confidence) and returned
-  with its ``ModelOutput``;
+  holds (the rest wait here, never an out-of-memory); then up to ``max_steps`` steps (fewer when
+  the pool empties, a job fails or the finish stage has results). The jobs whose rows have all
+  ended in the tick are **finished** together at its end, in one call (``SeamlessRunner.finish``,
+  model/finish/outputs.py: speech, timings, profanity, confidence) or one hand-over to the finish
+  stage, and returned with their ``ModelOutput``: a job that ends early in a tick waits for the
+  tick's other steps (``max_steps`` bounds it: the engine's ``steps_per_turn``), and the finish's
+  graph launches, copies and reads are paid once a tick, not once a job;
 - ``drop(key)``: the job's rows leave the pool; the others go on.
 
 **The finish runs beside the decode** (``finish_thread``, the setting ``model.finish_thread``):
@@ -38,7 +41,7 @@ that runs while the stepper's rows are in it steps them too (``DecodeLoop.run``:
 under ids of the pool's), and the stepper's rows that finish meanwhile come out at its next tick.
 The jobs that arrive together join the pool in **one admission** (on CUDA one graph launch).
 
-The jobs whose last rows end at the same step (with the stage: the oldest hand-overs, up to its
+The jobs whose last rows end in the same tick (with the stage: the oldest hand-overs, up to its
 cap of jobs) are **finished together** (``SeamlessRunner.finish``
 once: text-to-unit and the vocoder batched across them, as a whole batch runs them; their
 encoder outputs padded to the widest, its frames masked); a finish that raises is retried job by
@@ -190,15 +193,16 @@ class SteppingDecoder:
 
     def tick(self, max_steps: int) -> list[Result]:
         out: list[Result] = []
+        complete: list[_Job] = []  # the jobs whose rows all ended in this tick: finished together
         with torch.inference_mode():
             if self._elsewhere:  # rows that finished while a whole batch stepped the shared pool
                 ended, self._elsewhere[:] = list(self._elsewhere), []
-                self._ended([f for f in ended if f.id in self._rows], out)
+                self._ended([f for f in ended if f.id in self._rows], complete)
             self._prefill(self._arriving, out)
             self._arriving = []
             self._collect(out)
             for _ in range(max_steps):
-                self._fill(out)
+                self._fill(out, complete)
                 if not len(self.loop):
                     break
                 try:
@@ -207,10 +211,11 @@ class SteppingDecoder:
                     logger.exception("a decode step failed: every job with a row in the pool fails")
                     self._fail_pool(out)
                     break
-                self._ended(ended, out)
+                self._ended(ended, complete)
                 self._collect(out)
                 if out:
                     break
+            self._finish_ended(complete, out)
             if not out and not len(self.loop) and self._finishing:
                 self._collect(out, self.wait_s)  # nothing to step: wait a little for the stage
         metrics.decode_pool(len(self.loop), self.backlog)
@@ -284,7 +289,7 @@ class SteppingDecoder:
             job.prefilled = _one(prefilled, k)
             job.waiting = list(range(len(job.prefilled.plan)))
 
-    def _fill(self, out: list[Result]) -> None:
+    def _fill(self, out: list[Result], complete: list[_Job]) -> None:
         """Rows waiting join the pool's free slots: lower priority value first, then oldest; live
         rows that find no free slot take background rows' (``_yield``). The rows that join now,
         whatever their jobs, join in one admission (on CUDA one graph launch); if it fails, job by
@@ -302,7 +307,7 @@ class SteppingDecoder:
         if not taken:
             return
         try:
-            self._admit(taken, out)
+            self._admit(taken, complete)
         except Exception:
             if len(taken) == 1:
                 logger.exception("the decode pool refused a segment's rows")
@@ -310,12 +315,12 @@ class SteppingDecoder:
                 return
             for one in taken:
                 try:
-                    self._admit([one], out)
+                    self._admit([one], complete)
                 except Exception:
                     logger.exception("the decode pool refused a segment's rows")
                     self._fail(one[0], out)
 
-    def _admit(self, taken: Sequence[tuple[_Job, list[int]]], out: list[Result]) -> None:
+    def _admit(self, taken: Sequence[tuple[_Job, list[int]]], complete: list[_Job]) -> None:
         """``taken`` (each job's plan rows that join now) into the pool in one admission: the jobs'
         encoder rows padded to the widest (zeros past each row's own frames, which its mask hides)."""
         encs, masks, rows, frames = [], [], [], []
@@ -323,15 +328,12 @@ class SteppingDecoder:
         for job, take in taken:
             p = job.prefilled
             assert p is not None
-            index = upload(take, torch.long, p.row_enc.device)
-            encs.append(p.row_enc.index_select(0, index))
-            masks.append(p.row_mask.index_select(0, index))
+            encs.append(_picked(p.row_enc, take))
+            masks.append(_picked(p.row_mask, take))
             rows += [p.plan.rows[r] for r in take]
             known = known and p.row_frames is not None
             frames += [p.row_frames[r] for r in take] if p.row_frames is not None else []
-        width, mask_width = max(e.shape[1] for e in encs), max(m.shape[1] for m in masks)
-        enc = torch.cat([F.pad(e, (0, 0, 0, width - e.shape[1])) for e in encs])
-        mask = torch.cat([F.pad(m, (0, mask_width - m.shape[1])) for m in masks])
+        enc, mask = _stacked(encs, 1), _stacked(masks, 1)
         ended = self.loop.admit(rows, enc, mask, frames=frames if known else None)
         for job, take in taken:
             for r in take:
@@ -339,7 +341,7 @@ class SteppingDecoder:
                 assert p is not None
                 self._rows[p.plan.rows[r].id] = (job, r)
                 job.in_pool.add(p.plan.rows[r].id)
-        self._ended(ended, out)
+        self._ended(ended, complete)
 
     def _yield(self, wanted: int) -> int:
         """Up to ``wanted`` slots freed by background rows, the newest job's first: they leave the
@@ -363,9 +365,8 @@ class SteppingDecoder:
             freed += len(back)
         return freed
 
-    def _ended(self, ended: Sequence[Finished], out: list[Result]) -> None:
-        """Rows that finished; the jobs whose rows all have are finished together and returned."""
-        complete = []
+    def _ended(self, ended: Sequence[Finished], complete: list[_Job]) -> None:
+        """Rows that finished; the jobs whose rows all have join ``complete`` (the tick's)."""
         for f in ended:
             job, r = self._rows.pop(f.id)
             job.in_pool.discard(f.id)
@@ -375,6 +376,11 @@ class SteppingDecoder:
             if len(job.done) == len(p.plan):
                 del self._jobs[job.key]
                 complete.append(job)
+
+    def _finish_ended(self, complete: list[_Job], out: list[Result]) -> None:
+        """The jobs that ended in this tick, finished in one call (inline), or handed to the finish
+        stage in one hand-over: each finish pays its graph launches, copies and reads once for all
+        of them."""
         if not complete:
             return
         if self.stage is None:
@@ -450,10 +456,7 @@ def _together(jobs: Sequence[_Job], pad: int) -> tuple[Prefilled, Decoded]:
         if 0 in p.detected:
             detected[k] = p.detected[0]
         got += [job.done[i] for i in range(len(p.plan))]
-    frames = max(p.row_enc.shape[1] for p in ready)
-    width = max(p.row_mask.shape[1] for p in ready)
-    enc = torch.cat([F.pad(p.row_enc, (0, 0, 0, frames - p.row_enc.shape[1])) for p in ready])
-    mask = torch.cat([F.pad(p.row_mask, (0, width - p.row_mask.shape[1])) for p in ready])
+    enc, mask = _stacked([p.row_enc for p in ready], 1), _stacked([p.row_mask for p in ready], 1)
     prefilled = Prefilled(enc, mask, RowPlan(tuple(rows), tuple(spoken)), detected, ready[0].language_id_ms)
     decoded = decoded_of([(g.tokens, g.hidden) for g in got], [g.logprobs for g in got], pad)
     return prefilled, decoded
@@ -463,15 +466,34 @@ def _one(prefilled: Prefilled, k: int) -> Prefilled:
     """Input ``k``'s part of a batch's prefill, as the prefill of that input alone (its rows' item
     0; their ids, unique in the pool, kept)."""
     picked = prefilled.plan.of(k)
-    index = upload([r for r, _ in picked], torch.long, prefilled.row_enc.device)
+    at = [r for r, _ in picked]
     plan = RowPlan(tuple(dataclasses.replace(row, item=0) for _, row in picked), (prefilled.plan.spoken[k],))
     detected = {0: prefilled.detected[k]} if k in prefilled.detected else {}
     frames = prefilled.row_frames
     return Prefilled(
-        prefilled.row_enc.index_select(0, index),
-        prefilled.row_mask.index_select(0, index),
+        _picked(prefilled.row_enc, at),
+        _picked(prefilled.row_mask, at),
         plan,
         detected,
         prefilled.language_id_ms,
         row_frames=None if frames is None else tuple(frames[r] for r, _ in picked),
     )
+
+
+def _picked(t: torch.Tensor, rows: Sequence[int]) -> torch.Tensor:
+    """``t``'s ``rows`` (along its first dimension): a view where they are neighbours in order (a
+    plan's rows of one input are: model_api/rows.py), else one gather (an upload of the index)."""
+    if list(rows) == list(range(rows[0], rows[0] + len(rows))):
+        return t[rows[0] : rows[0] + len(rows)]
+    return t.index_select(0, upload(list(rows), torch.long, t.device))
+
+
+def _stacked(parts: Sequence[torch.Tensor], dim: int) -> torch.Tensor:
+    """``parts`` stacked along their first dimension, each zero-padded along ``dim`` to the widest
+    (a part as wide as that is not copied first)."""
+    width = max(t.shape[dim] for t in parts)
+    padded = [
+        t if t.shape[dim] == width else F.pad(t, (0, 0) * (t.dim() - 1 - dim) + (0, width - t.shape[dim]))
+        for t in parts
+    ]
+    return padded[0] if len(padded) == 1 else torch.cat(padded)

@@ -111,9 +111,10 @@ class Stepper(Protocol):
         ...
 
     def tick(self, max_steps: int) -> list[tuple[int, ModelOutput | None]]:
-        """Up to ``max_steps`` decode steps (fewer once a job finished); the jobs that finished, each
-        with its output, or None where it failed (that job alone). A stepper that finishes jobs
-        beside the model thread may return a job at a later tick than the step its rows ended."""
+        """Up to ``max_steps`` decode steps (fewer once none is left to step, or a job failed); the
+        jobs that finished, each with its output, or None where it failed (that job alone): those
+        whose rows ended in the tick are finished together at its end. A stepper that finishes
+        jobs beside the model thread may return a job at a later tick than the step its rows ended."""
         ...
 
     def drop(self, key: int) -> None:

@@ -12,14 +12,15 @@ exactly what ``SeamlessM4Tv2Decoder`` does):
   are fed. A pool without room for all of them admits none and raises ``PoolFull``: the caller's
   queue holds them (the engine's back-pressure), never an out-of-memory.
 - ``step()``: one greedy token for every active row in one batched forward over slots
-  ``0 .. n-1`` (the pool keeps its rows packed: a row that leaves is replaced by the last one,
-  as vLLM's persistent batch condenses), then the rows' bounds as tensor operations on the device
+  ``0 .. k-1`` (eagerly the pool keeps its rows packed, ``k`` rows; static, ``k`` a row bucket
+  with free slots inside it: model/decode/seats.py), then the rows' bounds as tensor operations on the device
   (benchmark mode's forced lengths, argmax, EOS, each row's token cap); the rows that finished are
   returned (``Finished``: id, tokens as ``generate`` writes the row alone, the decoder's last hidden
   state at each position but the last, what text-to-unit reads) and leave their slot when the host
   reads the finished flags: every step by default, every ``read_every`` steps, or one step behind
   (``read_behind``, the default on CUDA: a non-blocking copy the next step takes). A row finished
   between reads runs masked steps that change nothing of it (model/decode/step.py ``choose``).
+  The rows read finished at one step leave together (one copy of their hidden states).
 - ``drop(row_id)``: a row that failed or was cancelled leaves alone; the others go on.
 
 Each row's cap is ``TextDecoder``'s (its ``TextCap`` bound, else the generation config's
@@ -44,21 +45,20 @@ Model thread only.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
-from transformers import LogitsProcessor
 
 from translate_svc.model import regions
-from translate_svc.model.capture import GraphedStage, HostStaging, upload
 from translate_svc.model.decode import step as decode_step
+from translate_svc.model.decode.admission import KNOWN, Admission
 from translate_svc.model.decode.reads import HostRead, ReadBehind
+from translate_svc.model.decode.seats import PoolRow, Seats
 from translate_svc.model.decode.step import Slots, StepShape, Views, Weights, doubling, powers_of_two
+from translate_svc.model.decode.whole import run_rows
 from translate_svc.model.stages.decoder import TextDecoder
 from translate_svc.model.stages.padding import pad_rows
 from translate_svc.model_api.rows import DecodeRow
@@ -74,10 +74,6 @@ SMALLEST_WINDOW = 16
 #: (``GenerationConfig``'s own default ``max_length``)
 DEFAULT_MAX_LENGTH = 20
 
-
-#: the columns of an admission's staged values (``DecodeLoop._stage``): the slot, the sequence's
-#: limit, the forced length, the row's own encoder frames, its known tokens, then the tokens
-_SLOT, _LIMIT, _FORCED, _FRAMES, _KNOWN, _TOKENS = range(6)
 
 #: audio seconds per encoder frame (100 feature frames a second, strided by 2, then the length
 #: adaptor's 8): what a row of ``max_frames`` frames can hold
@@ -103,19 +99,6 @@ class Finished:
     #: prefix: ``tokens[-len(logprobs):]``), under the model's own distribution (before the term
     #: processors): ``log_softmax(logits)[token]`` of the step that chose it
     logprobs: tuple[float, ...] = ()
-
-
-@dataclass
-class _Row:
-    """What the host keeps of an active row: its plan row, how many tokens it has (known without
-    reading the device: each step adds one), its own encoder frames, and its term processors."""
-
-    row: DecodeRow
-    length: int
-    frames: int
-    processors: list[LogitsProcessor]
-    #: the tokens it joined with (prompt and forced prefix): the loop chose the ones after
-    known: int = 0
 
 
 class DecodeLoop:
@@ -176,19 +159,21 @@ class DecodeLoop:
             )
         self.weights = Weights.of(self.text, model.lm_head)
         self.buffers = Slots.allocate(self.text, slots, self.max_tokens, max_frames, self.device, self.dtype)
-        self._rows: list[_Row] = []  # slot i holds self._rows[i]
         self._views: dict[StepShape, Views] = {}
         self.static = static
         self.buckets = tuple(sorted(set(buckets or powers_of_two(slots)) | {slots}))
         if self.buckets[0] < 1 or self.buckets[-1] > slots:
             raise ValueError(f"row buckets {self.buckets} outside 1..{slots}")
+        #: which row holds which slot (model/decode/seats.py): static, a free slot may stay inside
+        #: the rows' bucket; eagerly, packed
+        self.seats = Seats(self.buffers, slots, self.device, self.bucket if static else None)
         #: the static step's token and frame windows (doubling from ``SMALLEST_WINDOW`` to the pool's)
         self.windows = doubling(SMALLEST_WINDOW, self.max_tokens)
         self.frame_windows = doubling(SMALLEST_WINDOW, max_frames)
         #: where the rows of the pool's other user (the stepping decoder) that finish while ``run``
         #: steps the pool go (model/stepping.py sets it); None: no other user
         self.others: Callable[[list[Finished]], None] | None = None
-        self._run_ids = itertools.count(-1_000_000, -1)  # ``run``'s rows' ids in the pool
+        self.run_ids = itertools.count(-1_000_000, -1)  # ``run``'s rows' ids in the pool
         #: a captured step per row bucket and read set (model/decode/graphs.py): runs
         #: ``static_step`` of that many rows in place; None: eager
         self.replay: Callable[[StepShape, int], None] | None = None
@@ -205,12 +190,19 @@ class DecodeLoop:
         self.reads = ReadBehind(self.buffers, self.device)
         #: the static step copies its read into the host buffers itself (inside its graph)
         self.copy_in_step = static and self.read_behind and read_every == 1
-        #: an admission's host values (``_stage``): pinned, filled through numpy, copied in one go
-        self._staging = HostStaging(torch.long, self.device)
-        #: an admission's device work, a graph per (rows, frames) bucket on CUDA (model/capture.py)
-        self.admission = GraphedStage("decode.admit", self._admit_rows, self.device)
+        #: an admission's staging and device work (model/decode/admission.py)
+        self._admitting = Admission(
+            self.buffers, self.weights, static=static, max_tokens=self.max_tokens, pad=self.pad, dtype=self.dtype
+        )
+        #: the admission's device work, a graph per (rows, frames) bucket on CUDA (model/capture.py)
+        self.admission = self._admitting.stage
 
     # -- the pool --------------------------------------------------------------------------
+
+    @property
+    def _rows(self) -> list[PoolRow]:
+        """The active rows, in slot order."""
+        return self.seats.rows
 
     @property
     def active(self) -> tuple[int, ...]:
@@ -219,10 +211,10 @@ class DecodeLoop:
 
     @property
     def free(self) -> int:
-        return self.slots - len(self._rows)
+        return self.slots - self.seats.count
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self.seats.count
 
     def row_limit(self, row: DecodeRow) -> tuple[int, int]:
         """A row's new-token cap and its benchmark forced length (-1: none), as ``TextDecoder.generate``
@@ -281,12 +273,14 @@ class DecodeLoop:
             seqs.append(seq)
             limits.append(PROMPT + cap)
             forced.append(force)
-        first = len(self._rows)
         n = len(rows)
+        # the lowest free slots: eagerly the pool is packed, so they follow its rows
+        slots = self.seats.free()[:n]
+        first = slots[0]
         buf = self.buffers
         # the rows' host values staged in one pinned buffer and copied in one non-blocking copy,
         # then scattered into their slots on the device: no blocking upload, no host sync
-        dev = self._stage(first, seqs, limits, forced, lengths)
+        dev = self._admitting.staged(slots, seqs, limits, forced, lengths)
         enc = enc.to(self.dtype)
         if self.static:  # a row bucket's shapes (copies of the first row, written to its slot)
             bucket = self.bucket(n)
@@ -296,63 +290,24 @@ class DecodeLoop:
         if not self.static:  # eagerly, the known tokens but the last in one forward
             width = max(len(s) for s in seqs)
             decode_step.prefill(
-                self.weights, buf, first, buf.tokens[first : first + n, :width], dev[:, _KNOWN], max(lengths)
+                self.weights, buf, first, buf.tokens[first : first + n, :width], dev[:, KNOWN], max(lengths)
             )
         said = said or {}
-        for row, seq, count in zip(rows, seqs, lengths, strict=True):
+        joined = []
+        for row, seq, count, slot in zip(rows, seqs, lengths, slots, strict=True):
             terms = row.terms and self.decoder.forced is None  # benchmark mode has no terms (TextDecoder)
             procs = self.decoder.term_processors([row], said) if terms else []
-            self._rows.append(_Row(row, 1 if self.static else len(seq), count, procs, len(seq)))
+            joined.append(PoolRow(row, 1 if self.static else len(seq), count, procs, len(seq), slot))
+        self.seats.seat(joined)
         self._recount()
         if self.static:  # a row its prefix ends (its cap or EOS) ends at the step that feeds it
             return []
         ended = [
-            first + j
+            joined[j]
             for j, seq in enumerate(seqs)
             if len(seq) >= limits[j] or (len(seq) > PROMPT and seq[-1] == self.eos)
         ]
         return self._leave(ended)
-
-    def _stage(
-        self,
-        first: int,
-        seqs: Sequence[Sequence[int]],
-        limits: Sequence[int],
-        forced: Sequence[int],
-        frames: Sequence[int],
-    ) -> Tensor:
-        """The admitted rows' host values (``_SLOT``, ``_LIMIT``, ... then the tokens, padded) on the
-        device, in one non-blocking copy from a pinned buffer (model/capture.py ``HostStaging``)."""
-
-        def fill(host: np.ndarray) -> None:
-            host[:, _TOKENS:] = self.pad
-            for j, seq in enumerate(seqs):
-                host[j, :_TOKENS] = (first + j, limits[j], forced[j], frames[j], len(seq))
-                host[j, _TOKENS : _TOKENS + len(seq)] = seq
-
-        return self._staging.upload((len(seqs), _TOKENS + self.max_tokens + 1), fill)
-
-    def _admit_rows(self, dev: Tensor, enc: Tensor) -> tuple[Tensor, ...]:
-        """What an admission writes on the device (``admit``; a captured graph per (rows, frames)
-        bucket on CUDA): each row's values (``dev``, staged) scattered into its slot, its frames'
-        mask, and its encoder output's cross-attention keys and values. No read of the device."""
-        buf = self.buffers
-        index = dev[:, _SLOT]
-        own = dev[:, _FRAMES].unsqueeze(1)
-        padding = torch.arange(self.max_frames, device=self.device).unsqueeze(0) >= own
-        bias = torch.zeros_like(padding, dtype=self.dtype).masked_fill_(padding, float("-inf"))
-        buf.frames_bias.index_copy_(0, index, bias)
-        buf.limit.index_copy_(0, index, dev[:, _LIMIT])
-        buf.force_len.index_copy_(0, index, dev[:, _FORCED])
-        buf.tokens.index_copy_(0, index, dev[:, _TOKENS:])
-        buf.done.index_fill_(0, index, False)
-        if self.static:  # the known tokens are fed by the steps (``Slots.known``)
-            buf.known.index_copy_(0, index, dev[:, _KNOWN])
-            buf.length.index_fill_(0, index, 1)
-        else:
-            buf.known.index_fill_(0, index, 0)
-        decode_step.project_cross(self.weights, buf, index, enc)
-        return ()
 
     def _own_frames(self, enc: Tensor, mask: Tensor, text_input: bool) -> list[int]:
         """Each row's own encoder frames: the text encoder's mask as it is, or the features' mask
@@ -366,10 +321,10 @@ class DecodeLoop:
     @torch.inference_mode()
     def step(self) -> list[Finished]:
         """One token for every active row (see the module docstring); the rows that finished leave."""
-        n = len(self._rows)
-        if n == 0:
+        if not len(self):
             return []
-        shape = self.shape(n)
+        extent = self.seats.extent  # the last slot in use, plus one (eagerly: the rows)
+        shape = self.shape(extent)
         rows = shape.rows
         parity = self.reads.parity
         copied = False
@@ -385,9 +340,9 @@ class DecodeLoop:
             raw = None
             if self._terms:
                 raw = logits.clone()  # the confidence is the model's own (docs/decisions.md)
-                for i, r in enumerate(self._rows):
+                for r in self._rows:
                     if r.processors:
-                        self._process(i, r, logits)
+                        self._process(r.slot, r, logits)
             decode_step.choose(self.buffers, rows, logits, self.eos, at, raw, forced=self._forced)
         for r in self._rows:
             r.length += 1  # the host's count: a finished row's true length is read with its flag
@@ -398,11 +353,13 @@ class DecodeLoop:
             self._since = 0
             if self.read_behind:
                 if not copied:
-                    self.reads.copy_out(n, parity)
-                self.reads.issue(tuple(r.row.id for r in self._rows), parity)
+                    self.reads.copy_out(extent, parity)
+                self.reads.issue(tuple(None if r is None else r.row.id for r in self.seats.held), parity)
             else:
-                n = len(self._rows)
-                out += self._ended(list(range(n)), self.buffers.done[:n].tolist(), self.buffers.length[:n])
+                held = list(self.seats.held)
+                flags = self.buffers.done[: len(held)].tolist()
+                ended = [(r, j) for j, (r, f) in enumerate(zip(held, flags, strict=True)) if f and r is not None]
+                out += self._ended(ended, self.buffers.length[:extent])
         return out
 
     def static_step(self, shape: StepShape, parity: int) -> None:
@@ -417,28 +374,28 @@ class DecodeLoop:
 
     def _collect(self) -> list[Finished]:
         """The read in flight taken: the rows it saw finished leave (found by id: rows may have
-        joined since; a drop lets the read go)."""
+        joined or moved since; a drop lets the read go)."""
         ids, host = self.reads.take()
         flags = host.done[: len(ids)].tolist()
-        if not any(flags):
+        seen = [j for j, (f, row_id) in enumerate(zip(flags, ids, strict=True)) if f and row_id is not None]
+        if not seen:
             return []
-        slot_of = {r.row.id: i for i, r in enumerate(self._rows)}
-        slots = [slot_of.get(row_id, -1) for row_id in ids]
-        return self._ended(slots, flags, host.length[: len(ids)], read=host)
+        by_id = {r.row.id: r for r in self._rows}
+        ended = [(by_id[row_id], j) for j in seen if (row_id := ids[j]) is not None and row_id in by_id]
+        return self._ended(ended, host.length[: len(ids)], read=host)
 
     def _ended(
-        self, slots: Sequence[int], flags: Sequence[bool], lengths: Tensor, *, read: HostRead | None = None
+        self, ended: Sequence[tuple[PoolRow, int]], lengths: Tensor, *, read: HostRead | None = None
     ) -> list[Finished]:
-        """Rows read finished (``flags`` of the rows then in ``slots``; -1: gone since) leave, with
-        their true lengths (``lengths``, as read beside the flags); ``read``: their tokens too (the
-        host copies of the read behind, at each row's index in it)."""
-        ended = [j for j, f in enumerate(flags) if f and slots[j] >= 0]
+        """Rows read finished (each with its index in the read) leave, with their true lengths
+        (``lengths``, as read beside the flags); ``read``: their tokens too (the host copies of
+        the read behind, at each row's index in it)."""
         if not ended:
             return []
         true = lengths.tolist()
-        for j in ended:
-            self._rows[slots[j]].length = true[j]
-        return self._leave([slots[j] for j in ended], copies=None if read is None else (read, ended))
+        for r, j in ended:
+            r.length = true[j]
+        return self._leave([r for r, _ in ended], copies=None if read is None else (read, [j for _, j in ended]))
 
     def bucket(self, n: int) -> int:
         """The static step's rows for ``n`` active rows: the smallest bucket that holds them."""
@@ -471,7 +428,7 @@ class DecodeLoop:
             views = self._views[shape] = Views.of(self.buffers, slice(0, shape.rows), shape.window, shape.frames)
         return views
 
-    def _process(self, i: int, r: _Row, logits: Tensor) -> None:
+    def _process(self, i: int, r: PoolRow, logits: Tensor) -> None:
         """A row's term processors on its own tokens (a batch of one), in ``TextDecoder``'s order."""
         ids = self.buffers.tokens[i : i + 1, : r.length]
         scores = logits[i : i + 1]
@@ -481,22 +438,22 @@ class DecodeLoop:
 
     def drop(self, row_id: int) -> None:
         """A row leaves without a result (it failed, or its request went away); the others go on."""
-        for i, r in enumerate(self._rows):
+        for r in self._rows:
             if r.row.id == row_id:
                 # a read in flight is let go (a row joining later may reuse the id); the others'
                 # flags stay set on the device for the next read
                 self.reads.drop()
-                self._leave([i], results=False)
+                self._leave([r], results=False)
                 return
         raise KeyError(f"row {row_id} is not in the decode pool")
 
     def _leave(
-        self, slots: Sequence[int], *, results: bool = True, copies: tuple[HostRead, Sequence[int]] | None = None
+        self, rows: Sequence[PoolRow], *, results: bool = True, copies: tuple[HostRead, Sequence[int]] | None = None
     ) -> list[Finished]:
-        """Rows in ``slots`` leave: their results read (the host copies of the read behind at
-        ``copies``, else one copy of their tokens now), then each freed slot is filled by the last
-        active row, so the pool stays packed."""
-        if not slots:
+        """``rows`` leave, together: their results read (the host copies of the read behind at
+        ``copies``, else one copy of their tokens now), their hidden states copied out in one go,
+        and their slots freed (model/decode/seats.py)."""
+        if not rows:
             return []
         buf = self.buffers
         out = []
@@ -506,23 +463,14 @@ class DecodeLoop:
                 rows_tokens = [host.tokens[j].tolist() for j in at]
                 rows_logprobs = [host.logprob[j].tolist() for j in at]
             else:
-                index = torch.tensor(list(slots), device=self.device)
+                index = torch.tensor([r.slot for r in rows], device=self.device)
                 rows_tokens = buf.tokens.index_select(0, index).tolist()
                 rows_logprobs = buf.logprob.index_select(0, index).tolist()
-            for slot, tokens, logprobs in zip(slots, rows_tokens, rows_logprobs, strict=True):
-                r = self._rows[slot]
-                hidden = buf.hidden[slot, : r.length - 1].clone()
+            hidden = self.seats.hidden(rows)
+            for r, kept, tokens, logprobs in zip(rows, hidden, rows_tokens, rows_logprobs, strict=True):
                 chosen = tuple(logprobs[r.known : r.length])
-                out.append(Finished(r.row.id, tuple(tokens[: r.length]), hidden, chosen))
-        before = len(self._rows)
-        for slot in sorted(slots, reverse=True):
-            last = len(self._rows) - 1
-            if slot != last:
-                moved = self._rows[last]
-                buf.move(last, slot, moved.length, moved.frames)
-                self._rows[slot] = moved
-            self._rows.pop()
-        buf.done[len(self._rows) : before].fill_(True)  # freed slots are finished: a static step never grows them
+                out.append(Finished(r.row.id, tuple(tokens[: r.length]), kept, chosen))
+        self.seats.leave(rows, finished=results)
         self._recount()
         return out
 
@@ -544,54 +492,13 @@ class DecodeLoop:
         text_input: bool = False,
         frames: Sequence[int] | None = None,
     ) -> dict[int, Finished]:
-        """Every row decoded, by id: rows join as slots free up (a queue in front of the pool), and
-        the pool steps until they have all left. One pass: a plan's passes (``RowPlan.passes``,
-        transcripts first where terms need them) are the caller's, with ``said`` from the first
-        pass's rows.
-
-        The pool may hold another user's rows meanwhile (the stepping decoder's: one pool for every
-        route, issue 88): they step too, and those that finish go to ``others``. This run's rows
-        join under ids of the pool's own (negative: the stepping decoder's are not), so a plan's ids
-        never meet another user's; they come back under their own."""
-        waiting = list(range(len(rows)))
-        mine: dict[int, int] = {}  # the pool's id of each row in the pool -> the row's own
-        out: dict[int, Finished] = {}
-
-        def keep(done: Sequence[Finished]) -> None:
-            elsewhere = [f for f in done if f.id not in mine]
-            for f in done:
-                if f.id in mine:
-                    own = mine.pop(f.id)
-                    out[own] = dataclasses.replace(f, id=own)
-            if elsewhere:
-                if self.others is None:
-                    raise RuntimeError(f"{len(elsewhere)} rows of no known user finished in the decode pool")
-                self.others(elsewhere)
-
-        while waiting or mine:
-            take, waiting = waiting[: self.free], waiting[self.free :]
-            if take:
-                index = upload(take, torch.long, enc.device)
-                joining = []
-                for k in take:
-                    own_id = next(self._run_ids)
-                    mine[own_id] = rows[k].id
-                    joining.append(dataclasses.replace(rows[k], id=own_id))
-                keep(
-                    self.admit(
-                        joining,
-                        enc.index_select(0, index),
-                        mask.index_select(0, index),
-                        said=said,
-                        text_input=text_input,
-                        frames=None if frames is None else [frames[k] for k in take],
-                    )
-                )
-            keep(self.step())
-        return out
+        """Every row decoded, by id, in this pool beside any other user's rows
+        (model/decode/whole.py ``run_rows``)."""
+        return run_rows(self, rows, enc, mask, said=said, text_input=text_input, frames=frames)
 
     def reset_free(self) -> None:
         """Free slots back to their start values (after a warm-up or capture ran them)."""
-        buf, first = self.buffers, len(self._rows)
-        buf.length[first:] = 1
-        buf.done[first:] = True
+        buf = self.buffers
+        index = torch.tensor(self.seats.free(), dtype=torch.long, device=self.device)
+        buf.length.index_fill_(0, index, 1)
+        buf.done.index_fill_(0, index, True)

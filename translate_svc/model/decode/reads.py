@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from translate_svc.model import regions
+from translate_svc.model import capture, regions
 from translate_svc.model.decode.step import Slots
 
 
@@ -49,8 +49,9 @@ class ReadBehind:
         self._sets = (HostRead.allocate(buffers, pin), HostRead.allocate(buffers, pin))
         #: the set the next read writes
         self.parity = 0
-        #: the read in flight: the rows' ids then, the copies' event, their set
-        self._pending: tuple[tuple[int, ...], Any, int] | None = None
+        #: the read in flight: the rows' ids then (by slot; None: a free slot), the copies' event,
+        #: their set, and the point in the thread's work it was issued at (``capture.copies_mark``)
+        self._pending: tuple[tuple[int | None, ...], Any, int, int] | None = None
 
     @property
     def pending(self) -> bool:
@@ -65,22 +66,26 @@ class ReadBehind:
         host.tokens[:n].copy_(buf.tokens[:n], non_blocking=True)
         host.logprob[:n].copy_(buf.logprob[:n], non_blocking=True)
 
-    def issue(self, ids: tuple[int, ...], parity: int) -> None:
-        """The read of set ``parity`` (the rows ``ids``) in flight; the next read writes the other."""
+    def issue(self, ids: tuple[int | None, ...], parity: int) -> None:
+        """The read of set ``parity`` (the rows ``ids``, by slot) in flight; the next read writes
+        the other."""
         event = None
         if self.device.type == "cuda":
             event = torch.cuda.Event()  # type: ignore[no-untyped-call]
             event.record()
-        self._pending = (ids, event, parity)
+        self._pending = (ids, event, parity, capture.copies_mark())
         self.parity = parity ^ 1
 
-    def take(self) -> tuple[tuple[int, ...], HostRead]:
-        """The read in flight, once its copies are done: the rows' ids then and their set."""
+    def take(self) -> tuple[tuple[int | None, ...], HostRead]:
+        """The read in flight, once its copies are done (the one wait a step the design keeps,
+        counted as ``regions.READ_BEHIND``): the rows' ids then and their set."""
         assert self._pending is not None
-        ids, event, parity = self._pending
+        ids, event, parity, mark = self._pending
         self._pending = None
+        regions.note_wait(regions.READ_BEHIND)
         if event is not None:
             event.synchronize()
+        capture.waited_past(mark)
         return ids, self._sets[parity]
 
     def drop(self) -> None:

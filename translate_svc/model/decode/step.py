@@ -15,9 +15,10 @@ the token at index ``i`` of a row reads position ``(i + 1) * (token != pad) + pa
 values over ``max_tokens`` positions, its cross-attention keys and values over ``max_frames``
 encoder frames (projected once, when the row joins), its frames' mask, its tokens, its length,
 cap and forced length, and its last hidden state at every position (what text-to-unit reads).
-The rows being decoded are always slots ``0 .. n-1`` (the pool keeps them packed, ``Slots.move``),
-so a step works on views ``[:n]``: no gather of any cache, and a captured graph per row-count
-bucket would see the same addresses at every replay.
+The rows being decoded are within slots ``0 .. n-1`` (the pool moves rows down as others leave,
+``Slots.move`` and ``Slots.move_rows``: model/decode/seats.py), so a step works on views ``[:n]``:
+no gather of any cache, and a captured graph per row-count bucket would see the same addresses at
+every replay.
 
 Model thread only.
 """
@@ -116,6 +117,21 @@ class Slots:
             buf = getattr(self, f.name)
             if f.name not in ("self_kv", "cross_kv", "hidden", "logprob", "rows"):
                 buf[dst] = buf[src]
+
+    def move_rows(self, src: Tensor, dst: Tensor, tokens: int, frames: int) -> None:
+        """Slots ``src``'s rows into slots ``dst`` (index tensors of one length, no slot in both),
+        as ``move`` does each: every buffer in one gather and one scatter, whatever the rows (a
+        batch of moves costs 22 launches; ``move``, 11 a row)."""
+        for buf, dim, width in ((self.self_kv, 1, tokens), (self.cross_kv, 1, frames)):
+            window = buf[..., :width, :]
+            window.index_copy_(dim, dst, window.index_select(dim, src))
+        for f in fields(self):
+            if f.name in ("self_kv", "cross_kv", "rows"):
+                continue
+            buf = getattr(self, f.name)
+            if f.name in ("hidden", "logprob"):
+                buf = buf[:, :tokens]
+            buf.index_copy_(0, dst, buf.index_select(0, src))
 
 
 def _heads(x: Tensor, heads: int) -> Tensor:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from translate_svc.model.capture import upload
+from translate_svc.model.capture import host_read, upload
 from translate_svc.model.decode.batch import Decoded
 from translate_svc.model.finish import profanity
 from translate_svc.model.finish.aligner import WordTimer
@@ -210,8 +210,10 @@ def _kept_units(
     """The units of a speech group's rows that keep them (``keeping``: positions in ``group``), on
     the host (one read of the group's units and durations: small)."""
     sel = upload(list(keeping), torch.long, out.units.units.device)
-    units = out.units.units.index_select(0, sel).cpu().numpy().astype(np.int64)
-    durations = out.units.char_durations.index_select(0, sel).cpu().numpy().astype(np.int64)
+    units, durations = (
+        a.astype(np.int64)
+        for a in host_read([out.units.units.index_select(0, sel), out.units.char_durations.index_select(0, sel)])
+    )
     kept = {}
     for j, i in enumerate(keeping):
         r = group[i]

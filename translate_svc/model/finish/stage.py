@@ -12,10 +12,12 @@ the model's busy time (docs/performance.md), and on CUDA the model thread waited
 vocoder's copy to the host while no decode step was launched.
 
 - **CUDA:** the worker runs on a stream of its own. ``submit`` records an event on the caller's
-  current stream after the rows' last work, and the worker's stream waits for it, so the worker
-  reads the decode's tensors only once they are written. The worker synchronises its stream
-  before it lets go of a batch's tensors, so none returns to the caching allocator while a kernel
-  of this stream may still read it.
+  current stream after the rows' last work, and the worker's stream waits for it (on the device:
+  the host does not wait), so the worker reads the decode's tensors only once they are written.
+  The worker holds each batch's jobs (and so their tensors) until an event recorded after the
+  batch's last work on its stream has passed, asked without waiting at its next batch: none
+  returns to the caching allocator while a kernel of this stream may still read it, and the
+  host never waits for the stream (its only waits are the batch's reads of results).
 - **CPU:** the worker's operators run on its own thread (PyTorch releases the GIL inside them),
   so the stage can take a second core where the model thread has one; on the 2-core test machine
   that measured no faster (the finish is most of a burst's work there: docs/performance.md), so
@@ -31,11 +33,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
 import torch
+
+from translate_svc.model import capture, regions
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +75,8 @@ class FinishStage(Generic[W, R]):
         #: (each job waits for its whole call's speech: larger calls trade latency for batching)
         self.max_jobs = max_jobs
         self._executor: ThreadPoolExecutor | None = None  # made at the first hand-over
+        #: the worker's batches whose work on its stream may still run: their event and jobs
+        self._held: deque[tuple[torch.cuda.Event, list[W]]] = deque()
         #: batches the worker ran, and the jobs in them (what batching across hand-overs gave)
         self.batches = 0
         self.jobs = 0
@@ -101,7 +108,9 @@ class FinishStage(Generic[W, R]):
                     with torch.cuda.stream(self._stream):
                         return fn()
                 finally:
+                    regions.note_wait("finish stage call")
                     self._stream.synchronize()
+                    capture.waited_past(capture.copies_mark())  # the worker's staging copies ran
 
         return self._executor.submit(run).result()
 
@@ -132,9 +141,15 @@ class FinishStage(Generic[W, R]):
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
+        if self._held and self._stream is not None:
+            regions.note_wait("finish stage close")
+            self._stream.synchronize()
+        self._held.clear()
 
     def _drain(self) -> None:
         """Worker: the oldest hand-overs not yet taken, up to ``max_jobs`` jobs, as one batch."""
+        while self._held and self._held[0][0].query():  # type: ignore[no-untyped-call]  # their work has run
+            self._held.popleft()
         with self._ready_cv:
             batches: list[tuple[list[W], torch.cuda.Event | None]] = []
             size = 0
@@ -160,8 +175,9 @@ class FinishStage(Generic[W, R]):
     def _on_stream(
         self, stream: torch.cuda.Stream, batches: list[tuple[list[W], torch.cuda.Event | None]], jobs: list[W]
     ) -> list[R]:
-        """Worker, CUDA: ``run`` on the stage's stream after each hand-over's event; the stream
-        synchronised before the jobs' tensors can be let go, also when ``run`` raises."""
+        """Worker, CUDA: ``run`` on the stage's stream after each hand-over's event (a wait of the
+        stream, not of the host); the jobs held until an event after the batch's work has passed,
+        also when ``run`` raises."""
         try:
             with torch.cuda.stream(stream):
                 for _, event in batches:
@@ -169,4 +185,6 @@ class FinishStage(Generic[W, R]):
                         stream.wait_event(event)
                 return self._run(jobs)
         finally:
-            stream.synchronize()
+            done = torch.cuda.Event()  # type: ignore[no-untyped-call]
+            done.record(stream)
+            self._held.append((done, jobs))

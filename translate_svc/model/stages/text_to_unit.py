@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from transformers.models.seamless_m4t_v2.modeling_seamless_m4t_v2 import _compute_new_attention_mask
 
-from translate_svc.model.capture import GraphedStage
+from translate_svc.model.capture import GraphedStage, host_read
 from translate_svc.model.stages.forced import forced_log_durations
 from translate_svc.model.stages.padding import full_mask, hard_upsample, pad_rows
 from translate_svc.model.stages.shapes import ShapeLog, bucket_rows
@@ -126,7 +126,9 @@ class TextToUnit:
         encoder, the characters' embeddings and the duration predictor), then the units (the
         decoder layers and the LM head). Between them the host reads each row's unit total (the
         units' width depends on the predicted durations): one read a batch; the characters' width
-        follows from the tokens on the host."""
+        follows from the tokens on the host. The units and durations returned may be the graphs'
+        own outputs (model/capture.py ``lend``): read or copy them before this thread's next
+        text-to-unit call (the finish reads them within its own call)."""
         gen = self.model.generation_config
         pad = gen.pad_token_id
         real = sequences.shape[0]
@@ -159,8 +161,9 @@ class TextToUnit:
             forced_units,
             chars=char_width,
             forced=forced,
+            lend=True,
         )
-        counts_all: list[int] = totals.tolist()  # the one read: each row's units
+        counts_all: list[int] = host_read([totals])[0].tolist()  # the one read: each row's units
         unit_width = self._width(max(counts_all, default=0))
         self._saw(2, (rows, unit_width))
         (units,) = self._units_at(rows, unit_width, char_hidden, durations)
@@ -194,7 +197,7 @@ class TextToUnit:
                 char_hidden = torch.nn.functional.pad(char_hidden, (0, 0, 0, width - chars))
                 durations = torch.nn.functional.pad(durations, (0, width - chars))
                 key = (rows, width)
-        return self.units(key, char_hidden, durations, width=width)
+        return self.units(key, char_hidden, durations, lend=True, width=width)
 
     def warm(self, rows: int, text: int, chars: int, units: int) -> None:
         """Run every kernel of a call of ``rows`` rows at these widths once (the engine's warm-up,

@@ -26,9 +26,10 @@ graphs HiFi-GAN's widths (one per graph key, guessed on the host, checked with t
 read) are ``hifigan_widths.py``'s.
 
 **The speaking rate** (issue 90, ``ModelInput.speed``): each row's frames per unit are scaled by
-its own rate before HiFi-GAN (``at_rate``): the durations' running sum divided by the rate and
-rounded, its differences the new durations, so a row's frames are ``round(total / speed)`` (at
-least one), a unit may get none above rate 1, and rate 1 leaves the tensor as it is. The pitch
+its own rate before HiFi-GAN (``at_rate``, model/stages/rates.py): the durations' running sum
+divided by the rate and rounded, its differences the new durations, so a row's frames are
+``round(total / speed)`` (at least one), a unit may get none above rate 1, and rate 1 leaves the
+tensor as it is. The pitch
 is HiFi-GAN's per frame, so it does not change. The rates are a tensor input of the first part
 (one per row, beside ``meta``), not part of a graph's key: rates never multiply the graphs. The
 reported cut and the returned frames per unit follow the scaled durations, so word timings do.
@@ -56,7 +57,9 @@ from torch import nn
 from translate_svc.model.capture import GraphedStage, host_read, upload
 from translate_svc.model.stages.hifigan_widths import FrameGuess, made, most_frames, results, to_width, unit_span
 from translate_svc.model.stages.padding import hard_upsample, pad_rows
+from translate_svc.model.stages.rates import at_rate, fitted
 from translate_svc.model.stages.shapes import ShapeLog, bucket_rows
+from translate_svc.model.stages.vocoder_groups import RowGroups
 from translate_svc.model_api.requests import SpeechFit
 from translate_svc.types import MODEL_SAMPLE_RATE
 
@@ -139,6 +142,8 @@ class MaskedVocoder:
         self.unit_frames = unit_frames
         #: HiFi-GAN's width guessed on the host under graphs (``FrameGuess``)
         self.guess = FrameGuess()
+        #: how a call's rows are grouped, within the buckets the warm-up ran (``warm``)
+        self.groups = RowGroups(self.bucket or (lambda n: n))
 
     def __call__(
         self,
@@ -173,13 +178,15 @@ class MaskedVocoder:
         frames: list[np.ndarray] = [np.zeros(0, np.int64)] * len(unit_lens)
         rates: list[float] = [1.0] * len(unit_lens)
         if self.batched:
-            groups = _length_groups(unit_lens, self.max_padding)
-            if max_rows is not None:  # in length order: each part's rows stay alike
-                groups = [g[i : i + max_rows] for g in groups for i in range(0, len(g), max_rows)]
+            groups = self.groups.of(unit_lens, self.max_padding, max_rows)
         else:
             groups = [[r] for r in range(len(unit_lens))]
+        guessing = self._guessing
+        # under graphs a bucket's outputs are lent, not copied (model/capture.py), where no other
+        # group of this call runs that bucket before the results' read
+        firsts = [(bucket_rows(len(g)), self._width(max(unit_lens[r] for r in g))) for g in groups]
         started = []
-        for group in groups:
+        for k, group in enumerate(groups):
             picked = (
                 units
                 if group == list(range(units.shape[0]))
@@ -194,13 +201,18 @@ class MaskedVocoder:
                     unit_frames=unit_frames,
                     speeds=None if speeds is None else [speeds[r] for r in group],
                     fits=None if fits is None else [fits[r] for r in group],
+                    lend=guessing and firsts.count(firsts[k]) == 1,
                 )
             )
-        if self._guessing:  # HiFi-GAN at a width guessed on the host, checked with the results
+        if guessing:  # HiFi-GAN at a width guessed on the host, checked with the results
             widths = [self.guess.frames(d.own, d.slowest, d.unit_frames) for d in started]
         else:  # every group's frames per row: one read
             widths = [int(w.max()) for w in host_read([d.frames for d in started])]
-        done = [self.hifigan(d, w) for d, w in zip(started, widths, strict=True)]
+        seconds = [(b[0], self._width(w)) for b, w in zip(firsts, widths, strict=True)]
+        done = [
+            self.hifigan(d, w, lend=guessing and seconds.count(seconds[k]) == 1)
+            for k, (d, w) in enumerate(zip(started, widths, strict=True))
+        ]
         # each row's waveform, cut, frames per unit and rate as made: one read
         host = results(done)
         if self._guessing:  # a group whose frames outgrew the guess is made again at its own
@@ -262,11 +274,13 @@ class MaskedVocoder:
         unit_frames: int | None = None,
         speeds: Sequence[float] | None = None,
         fits: Sequence[SpeechFit | None] | None = None,
+        lend: bool = False,
     ) -> _Started:
         """A group's first part: its units' embeddings and durations and each row's frames. With
         ``bucket``, the rows are padded to a row bucket (copies of the first, cut off after) and
         the units to a length bucket. ``speeds``: each row's speaking rate (None: 1); ``fits``:
-        each row's time to fit its speech in (``fitted``; None: its speed)."""
+        each row's time to fit its speech in (``fitted``; None: its speed). ``lend``: its outputs
+        are the graph's own, read before this bucket's next replay on this thread."""
         real = len(unit_lens)
         rates = [1.0] * real if speeds is None else [float(s) for s in speeds]
         fitting = [self._fit_row(f) for f in (fits or [None] * real)]
@@ -296,7 +310,7 @@ class MaskedVocoder:
         if self.bucket is None and len(unit_lens) == 1:  # one unpadded row: the upstream forward as it is
             return _Started(real, list(unit_lens[:real]), None, units, meta, rate, unit_frames, fit, slowest)
         key = (*units.shape, unit_frames) if self.bucket is not None else None
-        parts = self.first(key, units, meta, rate, fit, unit_frames=unit_frames)
+        parts = self.first(key, units, meta, rate, fit, lend=lend, unit_frames=unit_frames)
         return _Started(real, list(unit_lens[:real]), parts, units, meta, rate, unit_frames, fit, slowest)
 
     def _fit_row(self, fit: SpeechFit | None) -> tuple[float, float, float]:
@@ -320,11 +334,11 @@ class MaskedVocoder:
         return n
 
     def hifigan(
-        self, started: _Started, frame_width: int
+        self, started: _Started, frame_width: int, *, lend: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """A group's second part: HiFi-GAN over ``frame_width`` frames (a bucket of it, with
         ``bucket``). Returns the waveforms, each row's cut, its frames per unit and the rate it
-        was made at (its real rows)."""
+        was made at (its real rows); ``lend``: as ``durations``'."""
         real = started.real
         if started.parts is None:  # one unpadded row: the plain call, no mask
             return self._plain(started.units, started.meta, started.rate, started.unit_frames, started.fit)
@@ -343,7 +357,7 @@ class MaskedVocoder:
                 # padding alone, and the padding is zero units of zero frames
                 hidden, dur = to_width(hidden, span), to_width(dur, span)
                 key = (hidden.shape[0], frame_width)
-        wav, cut_samples = self.second(key, hidden, lang, spkr, dur, frames, cut, width=frame_width)
+        wav, cut_samples = self.second(key, hidden, lang, spkr, dur, frames, cut, lend=lend, width=frame_width)
         return wav[:real], cut_samples[:real], dur[:real], rate[:real]
 
     def _first(
@@ -438,6 +452,7 @@ class MaskedVocoder:
         """Run every kernel of a group of ``rows`` rows of ``units`` units and ``frames`` frames
         once (the engine's warm-up, engine/warmup.py); with buckets on CUDA, each part's graph is
         captured then. ``speed``: the rows' rate (an input of the graph, not a key: any serves)."""
+        self.groups.warmed(rows, units)
         dev = self.vocoder.unit_embedding.weight.device
         ids = torch.full((rows, units), 1 if self.pad_id != 1 else 2, dtype=torch.long, device=dev)
         started = self.durations(
@@ -497,49 +512,3 @@ class MaskedVocoder:
         for stride, pad, kernel in self._upsample:
             lengths.append((lengths[-1] - 1) * stride - 2 * pad + kernel)
         return lengths
-
-
-def at_rate(durations: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
-    """``durations`` (rows, units; int64, zero past a row's units) at each row's speaking ``rate``
-    (rows,): the differences of ``round(cumsum(durations) / rate)``, so a row's frames are
-    ``round(total / rate)`` and each unit's end is within half a frame of its exact place
-    (cumulative rounding: no drift along the row), a unit getting 0 frames where the rate skips
-    it. A row's running sum keeps at least one frame once it has one (a row of one frame at rate
-    2 would round to none). Rate 1 returns the durations as they are, bit for bit. Static: no
-    read of the device (the first part's graph replays it at any rate)."""
-    ends = durations.cumsum(1)
-    scaled = torch.round(ends.double() / rate[:, None]).long()
-    scaled = torch.maximum(scaled, (ends > 0).long())
-    moved = torch.diff(scaled, dim=1, prepend=torch.zeros_like(scaled[:, :1]))
-    return torch.where((rate == 1.0)[:, None], durations, moved)
-
-
-def fitted(natural: torch.Tensor, fit: torch.Tensor | None, rate: torch.Tensor) -> torch.Tensor:
-    """Each row's speaking rate (rows,): its ``rate``, or where ``fit`` (3, rows: its budget in
-    whole frames, 0 when not fitted; its slowest and fastest rates) fits it, the slowest rate in
-    its bound at which its ``natural`` frames (at rate 1) take at most its budget:
-    ``clamp(natural / budget, slowest, fastest)``. At that rate ``at_rate`` rounds the row's
-    frames to at most its budget (exactly it where the speech is sped up), since the budget is
-    whole frames. Static: no read of the device."""
-    if fit is None:
-        return rate
-    budget, slowest, fastest = fit[0], fit[1], fit[2]
-    chosen = torch.minimum(torch.maximum(natural.double() / budget.clamp(min=1.0), slowest), fastest)
-    return torch.where(budget > 0, chosen, rate)
-
-
-def _length_groups(lengths: Sequence[int], max_padding: float) -> list[list[int]]:
-    """Row indices grouped in length order; each group's rows x longest <= max_padding x its sum."""
-    groups: list[list[int]] = []
-    cur: list[int] = []
-    total = 0
-    for r in sorted(range(len(lengths)), key=lambda i: lengths[i]):
-        n = lengths[r]
-        if cur and (len(cur) + 1) * n > max_padding * (total + n):
-            groups.append(cur)
-            cur, total = [], 0
-        cur.append(r)
-        total += n
-    if cur:
-        groups.append(cur)
-    return groups
