@@ -157,8 +157,22 @@ async def test_limits_are_reported_to_clients(limited: LiveServer) -> None:
     async def one() -> AsyncIterator[pb.StreamingTranslateRequest]:
         yield config()
 
-    first = await anext(aiter(limited.stub.StreamingTranslate(one())))
+    call = limited.stub.StreamingTranslate(one())
+    first = await call.read()
     assert first.started.limits == langs.limits and first.started.model.num_speakers == langs.model.num_speakers
+    while await call.read() is not grpc.aio.EOF:  # to its end: its slot is free for the next test
+        pass
+    assert await call.code() == grpc.StatusCode.OK
+
+
+async def no_open_streams(server: LiveServer) -> None:
+    """Until the server counts no open stream: an earlier test's stream frees its slot as its
+    handler ends, after its client saw the end (the server's count, not a log line)."""
+    for _ in range(500):
+        if server.server.app.sessions.open_streams == 0:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{server.server.app.sessions.open_streams} streams still open after 10 s")
 
 
 async def test_stream_capacity_refuses_the_next_stream_with_a_retry_hint(limited: LiveServer, speech: bytes) -> None:
@@ -169,6 +183,7 @@ async def test_stream_capacity_refuses_the_next_stream_with_a_retry_hint(limited
         yield audio(speech[: 16000 * 2])
         await release.wait()
 
+    await no_open_streams(limited)  # the capacity is all this test's
     calls = [limited.stub.StreamingTranslate(held()) for _ in range(2)]
     for c in calls:
         assert (await c.read()).HasField("started")
@@ -253,11 +268,8 @@ async def test_a_client_that_stops_reading_gets_no_more_computed(limited: LiveSe
     # 19 segments in the file; a non-reader gets its unread bound (4) plus what fits in the
     # transport's buffers (results already written, about two with speech)
     assert computed <= 4 + 4, computed
-    for _ in range(100):
-        if limited.server.app.sessions.open_streams == 0:
-            break
-        await asyncio.sleep(0.02)
-    assert limited.server.app.sessions.open_streams == 0 and limited.server.app.engine.queued == 0
+    await no_open_streams(limited)
+    assert limited.server.app.engine.queued == 0
 
 
 async def test_translate_answers_that_could_not_fit_a_message_are_refused_up_front(
