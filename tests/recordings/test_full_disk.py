@@ -72,9 +72,23 @@ async def test_a_full_disk_ends_the_recording_marked_incomplete_and_leaves_the_c
         files = {f["name"]: f for f in manifest["files"]}
         assert files["source.ogg"]["complete"] is False and files["source.ogg"]["sha256"] is None
         assert not any(f["complete"] for f in files.values())  # each cut where the recording ended
+
+        def call_line(lines: list[str]) -> int | None:
+            return next(
+                (i for i, line in enumerate(lines) if "method=StreamingTranslate" in line and "tenant=acme" in line),
+                None,
+            )
+
+        async def logged() -> bool:
+            return call_line(list(server.lines)) is not None
+
+        # the call's access line is written when its handler returns, which may be after the client
+        # has read the stream's end: wait for it rather than read the lines as they stand
+        await eventually(logged, "the call's access line", deadline_s=30)
         lines = list(server.lines)
         failed = next(i for i, line in enumerate(lines) if "ended early (disk_full)" in line)
-        call = next(i for i, line in enumerate(lines) if "method=StreamingTranslate" in line and "tenant=acme" in line)
+        call = call_line(lines)
+        assert call is not None
         assert failed < call and "code=OK" in lines[call]  # the disk filled mid-call; the call ended OK
     finally:
         server.stop()
