@@ -1,6 +1,5 @@
-"""The webhooks' settings (``Settings.webhooks``; issue 61, ``translate_svc/webhooks/``): the receivers,
-their secrets and the queue's bounds (the first section with a module of its own: ``webhook_settings.py``
-before issue 71).
+"""The webhooks' settings (``Settings.webhooks``, for ``translate_svc/webhooks/``): the receivers,
+their secrets and the queue's bounds.
 
 A signing secret is a ``SecretStr`` (issue 68 H14): its repr, ``str`` and JSON are ``**********``,
 so no log line, error or dump of the settings shows it, and a secret that is not valid is refused

@@ -41,7 +41,7 @@ from typing import Any, Literal
 from translate_svc.cluster.store import ClusterStore, Full, Lease, StoreState, StoreUnavailable
 from translate_svc.session.tenants.counters import UNCAPPED, Held
 
-#: the name its lines have always been logged under (before issue 71 it was ``session/caps.py``)
+#: the logger name operators' log queries already use for caps (kept when the module moved)
 logger = logging.getLogger("translate_svc.session.caps")
 
 #: the stores' names of caps and budgets (other jobs share the store: ``room/...``)

@@ -24,7 +24,7 @@ from translate_svc.session.recording import RecordMode
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.transport.tokens.file import Grant, Permission, TokenDigest, TokenFileError, digest_of, parse_tokens
 
-#: the name its lines have always been logged under (``transport/tokens.py`` before issue 71)
+#: the logger name operators' log queries already use for tokens (kept when the module became a package)
 logger = logging.getLogger("translate_svc.transport.tokens")
 
 
