@@ -29,6 +29,7 @@ from translate_svc.engine.engine import TranslationEngine
 from translate_svc.engine.results import EngineResult
 from translate_svc.model_api.requests import ModelInput, ModelOutput, SimulTarget
 from translate_svc.session import results
+from translate_svc.session.task import inputs
 from translate_svc.settings import EngineSettings
 from translate_svc.types import BatchStats, OutputOptions, Segment, SimultaneousOptions, TranslationTask
 
@@ -74,16 +75,16 @@ class Stream:
     def optional_item(self) -> ModelInput:
         audio = np.zeros(self.open_s * RATE, np.float32)
         if self.task.simultaneous is None:  # a live caption of the open speech
-            return results.model_input(self.task, audio, final=False)
+            return inputs.model_input(self.task, audio, final=False)
         targets = tuple(SimulTarget(lang) for lang in self.task.target_languages)
-        return results.step_input(self.task, audio, targets, final=False, captions=True)
+        return inputs.step_input(self.task, audio, targets, final=False, captions=True)
 
     def final_item(self) -> ModelInput:
         audio = np.zeros(self.segment_s * RATE, np.float32)
         if self.task.simultaneous is None:
-            return results.model_input(self.task, audio, final=True)
+            return inputs.model_input(self.task, audio, final=True)
         targets = tuple(SimulTarget(lang, committed=(1,)) for lang in self.task.target_languages)
-        return results.step_input(self.task, audio, targets, final=True)
+        return inputs.step_input(self.task, audio, targets, final=True)
 
 
 def streams() -> list[Stream]:

@@ -26,7 +26,7 @@ from translate_svc.glossaries.book import GlossaryBook
 from translate_svc.glossaries.compiled import StoredTerms
 from translate_svc.glossaries.model import Glossary, GlossaryEntry, GlossaryLimits
 from translate_svc.glossaries.sqlite_store import SqliteGlossaries
-from translate_svc.session.task import with_stored
+from translate_svc.session.task.change import with_stored
 from translate_svc.types import Term, TranslationTask
 
 pytestmark = [pytest.mark.unit, pytest.mark.asyncio]

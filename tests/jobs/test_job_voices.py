@@ -22,7 +22,7 @@ from translate_svc.jobs.model import JobSpec, JobState, segment_json
 from translate_svc.jobs.redis_store import RedisJobs
 from translate_svc.jobs.store import JobStore
 from translate_svc.jobs.voices import FILE, JobVoices
-from translate_svc.session.speakers import SpeakerLabels
+from translate_svc.session.stream.speakers import SpeakerLabels
 from translate_svc.speakers.encoder import Embedding
 from translate_svc.types import Segment, SegmentResult, Transcript, WordTiming
 

@@ -22,8 +22,8 @@ from tests.support.waiting import until
 from translate_svc.jobs.pace import EnginePace
 from translate_svc.jobs.worker import JobWorker
 from translate_svc.session import SessionManager
-from translate_svc.session import task as checks
-from translate_svc.session.stream import StreamSession
+from translate_svc.session.stream.session import StreamSession
+from translate_svc.session.task import checks
 from translate_svc.session.tenants.tenant import DEFAULT_TENANT
 from translate_svc.settings import JobSettings, LimitsSettings
 from translate_svc.types import OutputOptions

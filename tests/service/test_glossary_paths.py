@@ -161,7 +161,7 @@ def test_a_simultaneous_final_step_equals_generate_alone_and_after_commits_insid
     speech parity is the segment path's test); one whose committed
     tokens end inside the translation (a commit made by an earlier step) finishes the translation
     and equals the reference too: the forced prefix and the glossary's forcing agree."""
-    from translate_svc.session import results
+    from translate_svc.session.task import inputs
 
     _, samples = jfk
     plain_segments, phrase = segments
@@ -179,7 +179,7 @@ def test_a_simultaneous_final_step_equals_generate_alone_and_after_commits_insid
         span = samples[s.start_ms * 16 : s.end_ms * 16]
         times = said(transcript_of(test_model_dir, span), phrase)
         want = reference(test_model_dir, times, audio=span)[0]
-        item = results.step_input(task, span, (SimulTarget(TARGET),), final=True)
+        item = inputs.step_input(task, span, (SimulTarget(TARGET),), final=True)
         (out,) = own_runner.retranslator.retranslate([item])
         row = out.simul[TARGET]
         assert row.text == want
@@ -191,7 +191,7 @@ def test_a_simultaneous_final_step_equals_generate_alone_and_after_commits_insid
         start = next(i for i in range(len(full)) if tuple(full[i : i + len(ids)]) == ids)
         inside = tuple(full[: start + 2])  # the translation's first two tokens committed
         assert tokenizer.decode(list(inside[start:])) != TRANSLATION
-        item = results.step_input(task, span, (SimulTarget(TARGET, committed=inside),), final=True)
+        item = inputs.step_input(task, span, (SimulTarget(TARGET, committed=inside),), final=True)
         (after,) = own_runner.retranslator.retranslate([item])
         assert after.simul[TARGET].text == want and after.simul[TARGET].token_ids[: len(inside)] == inside
     assert seen, "no segment's reference says the translation: the steps would not show the entry acts"
@@ -206,7 +206,7 @@ def test_the_glossary_processor_taken_out_fails_the_parity(
 ) -> None:
     """The product's segment path without ``GlossaryForce`` no longer equals the reference."""
     from translate_svc.model.stages import terms
-    from translate_svc.session import results
+    from translate_svc.session.task import inputs
 
     samples = jfk[1]
     plain_segments, phrase = segments
@@ -218,9 +218,7 @@ def test_the_glossary_processor_taken_out_fails_the_parity(
     )
 
     def texts() -> list[str]:
-        items = [
-            results.model_input(task, samples[s.start_ms * 16 : s.end_ms * 16], final=True) for s in plain_segments
-        ]
+        items = [inputs.model_input(task, samples[s.start_ms * 16 : s.end_ms * 16], final=True) for s in plain_segments]
         return [out.texts[TARGET] for out in own_runner.run(items)]
 
     wants = [

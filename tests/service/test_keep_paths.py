@@ -186,7 +186,7 @@ def test_a_kept_phrase_reaches_an_open_simultaneous_step(
     """An open step (the product's ``results.step_input``, which asks no transcript for the client)
     still decodes the transcript when KEEP terms need it: the step's hypothesis equals the kept
     reference on the speech so far, and differs from the plain one somewhere."""
-    from translate_svc.session import results
+    from translate_svc.session.task import inputs
 
     _, samples = jfk
     task = TranslationTask(
@@ -200,7 +200,7 @@ def test_a_kept_phrase_reaches_an_open_simultaneous_step(
     kept_task = dataclasses.replace(task, terms=(Term(phrase, keep=True),))
     got = []
     for span in plain_spans:
-        item = results.step_input(kept_task, span, (SimulTarget("spa"),), final=False)
+        item = inputs.step_input(kept_task, span, (SimulTarget("spa"),), final=False)
         (out,) = own_runner.retranslator.retranslate([item], commit=lambda target, ids, starts: ())
         assert out.simul is not None
         got.append((0, len(span) // 16, out.simul["spa"].text))

@@ -1,5 +1,5 @@
 """Issue 87 J1: a stream's noise suppression runs on the ear's pool, off the event loop, and its
-chunks stay in order there (``session/ear.py``'s ``EarLane``): one call of a stream at a time, in
+chunks stay in order there (``session/stream/ear.py``'s ``EarLane``): one call of a stream at a time, in
 the order made, even when the await of one was cancelled; other streams' calls run beside it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from translate_svc.session.ear import EarLane
+from translate_svc.session.stream.ear import EarLane
 
 pytestmark = [pytest.mark.unit, pytest.mark.asyncio(loop_scope="session")]
 

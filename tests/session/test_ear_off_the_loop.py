@@ -1,5 +1,5 @@
 """Issue 87 J1: a live stream's noise suppression and speaker embeddings run on the ear's own
-pools (``session/ear.py``), never on the event loop, nor on the loop's default executor (which clip
+pools (``session/stream/ear.py``), never on the event loop, nor on the loop's default executor (which clip
 decodes and TBX imports share). Before the fix every chunk's suppression (soxr, RNNoise, soxr) ran
 inline on the loop's thread and each embedding on the default executor's (``asyncio_N``).
 

@@ -21,8 +21,8 @@ from translate_svc.engine.engine import TranslationEngine
 from translate_svc.errors import LimitReached, NotReady, Overloaded
 from translate_svc.model_api.requests import ModelInput
 from translate_svc.session import SegmentResult, SpeechEvent, StreamEnded
-from translate_svc.session import task as checks
-from translate_svc.session.clip import ClipDriver
+from translate_svc.session.calls.clip import ClipDriver
+from translate_svc.session.task import checks
 from translate_svc.settings import EngineSettings
 from translate_svc.types import OutputOptions
 from translate_svc.vad.worker import VadWorker

@@ -1,4 +1,4 @@
-"""The reorder window (session/reorder.py): packets back in timeline order, duplicates and late
+"""The reorder window (session/stream/reorder.py): packets back in timeline order, duplicates and late
 packets dropped and counted, in-order packets never held."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from translate_svc.session.reorder import MAX_HELD, Reorder
+from translate_svc.session.stream.reorder import MAX_HELD, Reorder
 
 pytestmark = pytest.mark.unit
 

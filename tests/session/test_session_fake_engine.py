@@ -30,8 +30,8 @@ from translate_svc.session import (
     StreamEnded,
     StreamRequest,
 )
-from translate_svc.session.clip import ClipDriver
-from translate_svc.session.stream import StreamSession
+from translate_svc.session.calls.clip import ClipDriver
+from translate_svc.session.stream.session import StreamSession
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioEncoding, AudioFormat, InterimResult, OutputOptions, TranslationTask
 from translate_svc.vad.segmenter import SegmenterConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from translate_svc.session.simultaneous import segment_cap
+from translate_svc.session.stream.simultaneous import segment_cap
 from translate_svc.vad.segmenter import SegmenterConfig, VadConfigError
 
 pytestmark = pytest.mark.unit

@@ -9,7 +9,7 @@ import pytest
 
 from translate_svc.model_api.requests import SimulRowOutput, SimulTarget
 from translate_svc.session.results import Sent, commit_logprob
-from translate_svc.session.simultaneous import TargetState, advance
+from translate_svc.session.stream.simultaneous import TargetState, advance
 
 pytestmark = pytest.mark.unit
 

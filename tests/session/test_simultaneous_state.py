@@ -1,4 +1,4 @@
-"""The session's simultaneous policy state (``session/simultaneous.py``) and its checks, as plain values."""
+"""The session's simultaneous policy state (``session/stream/simultaneous.py``) and its checks, as plain values."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from translate_svc.errors import InvalidInput
 from translate_svc.model_api.agreement import PrefixMismatch
 from translate_svc.model_api.requests import SimulRowOutput, SimulTarget
-from translate_svc.session import task as checks
 from translate_svc.session.results import Sent, text_delta
-from translate_svc.session.simultaneous import TargetState, advance
+from translate_svc.session.stream.simultaneous import TargetState, advance
+from translate_svc.session.task import checks
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import OutputOptions, SimultaneousOptions
 

@@ -14,8 +14,8 @@ import pytest
 
 from tests.support.fake_engine import FakeEngineClient
 from tests.support.waiting import until
-from translate_svc.session.segments import SegmentTracker
-from translate_svc.session.speakers import SpeakerLabels
+from translate_svc.session.stream.segments import SegmentTracker
+from translate_svc.session.stream.speakers import SpeakerLabels
 from translate_svc.session.work import OnExecutor
 from translate_svc.speakers.encoder import Embedding
 from translate_svc.types import OutputOptions, Segment, SegmentResult, TranslationTask

@@ -1,4 +1,4 @@
-"""A stream's clock with plain values: no loop, no driver, no session (``session/clock.py``).
+"""A stream's clock with plain values: no loop, no driver, no session (``session/calls/clock.py``).
 
 Each verdict, when it is due and what comes before what, and the wake-ups the driver arms its timer at.
 """
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from translate_svc.session.clock import ClockConfig, StreamClock, Verdict, clock_config
+from translate_svc.session.calls.clock import ClockConfig, StreamClock, Verdict, clock_config
 from translate_svc.settings import LimitsSettings
 
 pytestmark = pytest.mark.unit

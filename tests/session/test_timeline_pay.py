@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from translate_svc.errors import InvalidInput
-from translate_svc.session.timeline import AHEAD_SLACK_S, BYTES_PER_AUDIO_SECOND, Timeline
+from translate_svc.session.stream.timeline import AHEAD_SLACK_S, BYTES_PER_AUDIO_SECOND, Timeline
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioEncoding, AudioFormat
 

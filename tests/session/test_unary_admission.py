@@ -59,7 +59,7 @@ async def test_unary_calls_are_bounded_per_token_and_per_tenant_and_released() -
             async with m.admit_unary(Tenant("other"), b"t9"):  # another tenant is not held back
                 pass
     # every slot came back, and a token with none held is not kept
-    assert m._token_calls == {} and m.counters.count("acme/unary") == 0  # type: ignore[attr-defined]
+    assert m.gate.token_calls == {} and m.counters.count("acme/unary") == 0  # type: ignore[attr-defined]
     async with m.admit_unary(ACME, b"t1"), m.admit_unary(ACME, b"t1"), m.admit_unary(ACME, b"t2"):
         pass
 

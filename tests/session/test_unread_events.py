@@ -16,10 +16,10 @@ from tests.support.fake_runner import FakeRunner
 from tests.support.fake_sessions import FMT, make_manager
 from tests.support.waiting import until
 from translate_svc.observability import metrics
-from translate_svc.session import task as checks
-from translate_svc.session.driver import StreamDriver
+from translate_svc.session.calls.stream import StreamDriver
 from translate_svc.session.events import Draining, SpeechEvent, StreamConfig, StreamStarted, Update, Updated
 from translate_svc.session.manager import SessionManager
+from translate_svc.session.task import checks
 from translate_svc.types import InterimResult, OutputOptions
 from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.vad.worker import VadWorker
@@ -37,7 +37,7 @@ async def test_a_client_that_reads_no_answer_has_its_updates_read_up_to_the_boun
     vad_worker: VadWorker,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, "translate_svc.session.stream")
+    caplog.set_level(logging.INFO, "translate_svc.session.stream.session")
     m: SessionManager = await make_manager(FakeRunner(), vad_worker, max_unread_results=BOUND)
     held_before = held()
     pulled = 0

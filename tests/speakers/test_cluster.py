@@ -123,7 +123,7 @@ def test_labels_past_the_window_are_settled_and_its_speakers_stay() -> None:
 
 
 def test_the_bound_is_checked_and_a_server_without_the_encoder_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    from translate_svc.session import task
+    from translate_svc.session.task import checks as task
 
     with pytest.raises(ValueError):
         ClusterConfig(max_speakers=MAX_SPEAKERS + 1)

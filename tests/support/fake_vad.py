@@ -4,7 +4,7 @@ silence (no real speech, no silero) and knows them before it feeds a byte.
 
 ``ScriptedVad`` has our VAD's interface (``vad/silero.py``'s ``SileroVad``: ``new_state``,
 ``probabilities``, ``probabilities_many``, ``finish``), the seam the stream core scores audio
-through: ``VadWorker`` runs it on its thread, ``session/vad_bridge.py`` feeds it a stream's samples
+through: ``VadWorker`` runs it on its thread, ``session/stream/vad_bridge.py`` feeds it a stream's samples
 and the ``Segmenter`` cuts on what it answers. Only the probabilities are made up: the windowing
 (512 samples, a stream's partial window kept, the tail zero-padded at its end) is silero's, so the
 worker, the bridge and the segmenter run as they do in production.

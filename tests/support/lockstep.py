@@ -2,7 +2,7 @@
 
 A stream fed faster than real time races the VAD thread and the engine's threads. Live captions and
 simultaneous steps are best-effort (one in flight at a time, the rest skipped; dropped once their
-segment's final is submitted: ``session/captions.py``, ``session/simultaneous.py``), so how many of
+segment's final is submitted: ``session/stream/captions.py``, ``session/stream/simultaneous.py``), so how many of
 them come back depends on how far the feeder got while they were computed, i.e. on the machine's
 load: an ``asyncio.sleep(0)`` between messages lets them come back only on an idle machine. A test
 that counts them, or needs some, awaits :func:`settle` after each message instead: the VAD has

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from translate_svc.audio.resample import resample
-from translate_svc.session.vad_bridge import VadBridge
+from translate_svc.session.stream.vad_bridge import VadBridge
 from translate_svc.vad.segmenter import Segmenter, SegmenterConfig, SegmenterEvent, SegmentReady
 from translate_svc.vad.silero import SileroState, SileroVad
 from translate_svc.vad.worker import VadWorker

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from tests.support.segmenter_probs import W, index_stream, random_config, random_probs
-from translate_svc.session.vad_bridge import VadBridge
+from translate_svc.session.stream.vad_bridge import VadBridge
 from translate_svc.vad.segmenter import Segmenter, SegmenterConfig, SegmenterEvent, SegmentReady
 from translate_svc.vad.silero import SileroState, SileroVad
 from translate_svc.vad.worker import VadWorker

@@ -14,7 +14,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.support.webhook_receiver import new_secret
 from translate_svc.errors import InvalidInput, LimitReached, ShuttingDown
-from translate_svc.session.lifecycle import ending_of
+from translate_svc.session.calls.lifecycle import ending_of
 from translate_svc.session.tenants.budget import QuotaSpent
 from translate_svc.session.tenants.tenant import Tenant, TenantCaps
 from translate_svc.settings import WebhookEndpoint

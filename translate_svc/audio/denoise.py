@@ -82,7 +82,7 @@ def rnnoise_library_path() -> Path:
 def installed() -> bool:
     """Whether librnnoise is here and loads (``Rnnoise.shared``, so the server's start loads it, not
     a first request on the loop): noise suppression is an option per request, so a server without
-    it starts, and refuses the option saying why (``session/task.py``'s ``check_ear``)."""
+    it starts, and refuses the option saying why (``session/task/checks.py``'s ``check_ear``)."""
     try:
         Rnnoise.shared()
     except (DenoiserMissing, OSError):  # absent, or a library that does not load here

@@ -21,7 +21,7 @@ from translate_svc.words import uncached_key
 
 
 def term_key(term: Term) -> str:
-    """What two glossary entries share when they say the same thing (``session/task.py``'s
+    """What two glossary entries share when they say the same thing (``session/task/checks.py``'s
     ``with_stored``: an inline entry of the same key wins): the target and the phrase's key."""
     return f"{term.target_language}\0{uncached_key(term.phrase, ignore_case=term.ignore_case)}"
 

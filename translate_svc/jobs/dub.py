@@ -8,7 +8,7 @@ next segment starts). Before, each segment's speech was appended after the last 
 long speech pushed every later segment later (drift) and the track ended wherever the speech did
 (212.5 s for a 216 s source). A job submitted with ``fit`` (issue 90: dubbing to the source's
 clock) has each segment's speech made at the rate that ends it by the next segment's start
-(session/segments.py holds each segment for that start), so only speech past the bound's fastest
+(session/stream/segments.py holds each segment for that start), so only speech past the bound's fastest
 rate runs over, and its segment's ``overlap_ms`` says by how much.
 
 Pure and bounded: ``DubTrack`` takes the segments in order, each with its speech as PCM16, and

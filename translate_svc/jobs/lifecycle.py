@@ -1,6 +1,6 @@
 """A job's run as a session of its tenant (issue 91): each claim's run of a job (``translation.py``:
 from its resume point until it ends, gives its worker back or its process stops) goes through the
-lifecycle every door's sessions do (``session/lifecycle.py``), where before a job's session was
+lifecycle every door's sessions do (``session/calls/lifecycle.py``), where before a job's session was
 opened beside it and nothing counted it:
 
 - ``session.started`` once its task is checked and its session open, and exactly one
@@ -34,7 +34,7 @@ from translate_svc.errors import LimitReached, ServiceError, ShuttingDown
 from translate_svc.jobs.store import LeaseLost
 from translate_svc.observability import access, metrics, tracing
 from translate_svc.observability.access import CallInfo
-from translate_svc.session.lifecycle import SessionRecord
+from translate_svc.session.calls.lifecycle import SessionRecord
 from translate_svc.types import AudioFormat, SegmentResult, TranslationTask
 from translate_svc.webhooks.events import EventSink
 

@@ -63,10 +63,10 @@ from translate_svc.jobs.pace import EnginePace
 from translate_svc.jobs.store import ResumePoint
 from translate_svc.jobs.voices import JobVoices
 from translate_svc.observability import metrics
-from translate_svc.session import task as checks
 from translate_svc.session.events import MAX_LEAD_IN_MS
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.stream import StreamSession
+from translate_svc.session.stream.session import StreamSession
+from translate_svc.session.task import change, checks
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.settings.jobs import JobSettings
 from translate_svc.types import MODEL_SAMPLE_RATE, AudioEncoding, AudioFormat, SegmentResult, TranslationTask
@@ -154,7 +154,7 @@ class JobTranslation:
         stored = await self._m.glossaries.terms(
             tenant.name, spec.glossaries, task.target_languages, task.source_language or ""
         )
-        task = checks.with_stored(task, stored)
+        task = change.with_stored(task, stored)
         point = await self.store.resume_point(job.job_id)
         loop = asyncio.get_running_loop()
         path = self.store.audio_path(job.job_id)

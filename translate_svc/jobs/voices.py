@@ -3,7 +3,7 @@ kept in the job's folder (``voices.f32``: one record a segment, its stored numbe
 ms and its 256 floats), across every run of the job (a restart, a worker given back), so that the
 run that reaches the file's end labels every segment at once (``cluster.label_all``, on the
 speaker pool) and writes those labels over the stream's (``store.set_speakers``). While a job runs
-its stored segments carry the stream's labels (``session/speakers.py``); once it is done, the
+its stored segments carry the stream's labels (``session/stream/speakers.py``); once it is done, the
 final ones. The file is deleted once those are written (else with the job's folder); 1 KiB a
 segment, not counted in the job's kept bytes.
 
@@ -24,8 +24,8 @@ import numpy as np
 from translate_svc.speakers.encoder import Embedding
 
 if TYPE_CHECKING:  # the store imports ``with_speaker`` and nothing of a session
-    from translate_svc.session.speakers import SpeakerLabels
-    from translate_svc.session.stream import StreamSession
+    from translate_svc.session.stream.session import StreamSession
+    from translate_svc.session.stream.speakers import SpeakerLabels
 
 FILE = "voices.f32"
 _RECORD = np.dtype([("seq", "<i8"), ("ms", "<i8"), ("voice", "<f4", (256,))])

@@ -1,21 +1,23 @@
-"""One stream, for every door: the stream protocol (``StreamDriver``) over small collaborators.
+"""One stream, for every door: the stream protocol (``StreamDriver``) over small collaborators, laid
+out along a call's road.
 
-``manager`` admits streams and calls, opens their sessions and shares the engine fairly; each call
-kind has its driver, which checks its requests (``task``: every request check) and does its work:
-``driver`` owns the stream protocol (when its timers are due: ``clock``; a room speaker's part:
-``rooms.seat``), ``clip`` and ``text`` the unary calls (a whole clip, texts), ``listen`` a listen
-to a room. ``stream`` is one stream's lifecycle over ``timeline`` (decoding), ``vad_bridge`` (the
-shared VAD), ``jobs`` (engine jobs and ordered output), ``captions`` and ``simultaneous`` (commits
-while speech is open); ``rooms/`` is the rooms' core (the registry, rooms and speakers, listeners,
-the backlog, the link across processes); ``tenants/`` is who calls and what holds them to their
-caps (the tenant, the counters and their leases, the audio budget); ``events`` is the typed
-vocabulary doors speak. Imports run one way: the drivers import the manager, never the reverse.
-Nothing here imports grpc or protobuf: doors live in ``transport/``, and what this package exports
-is what they drive (the drivers, the manager and the events): one stream's session is the
-manager's and its driver's.
+``events`` is the typed vocabulary doors speak. ``admission`` says who may start what (the node's
+limits, each tenant's caps) before a byte is read; ``manager`` holds what every call shares (the
+gate, fair share of the engine, drain, the pools of ``work``) and opens sessions. ``calls/`` has
+each call kind's driver: ``calls/stream`` the stream protocol (when its timers are due:
+``calls/clock``), ``calls/clip`` and ``calls/text`` the unary calls, ``calls/listen`` a listen to a
+room, with their ``accounting`` and ``lifecycle`` events. ``task/`` is what a call asks for, checked
+once (``task/checks``). ``stream/`` is one stream's life from audio to engine jobs: ``session``
+over ``timeline`` (decoding), ``reorder``, ``vad_bridge`` (the shared VAD), ``segments`` (engine
+jobs and ordered output), ``captions``, ``simultaneous``, ``speakers``, ``ear``, ``renditions`` and
+the ``recording`` tap; ``results`` builds what goes back out. ``rooms/`` is the rooms' core,
+``tenants/`` who calls and what holds them to their caps. Imports run one way: the drivers import
+the manager, never the reverse. Nothing here imports grpc or protobuf: doors live in
+``transport/``, and what this package exports is what they drive.
 """
 
-from translate_svc.session.driver import StreamDriver
+from translate_svc.session.calls.stream import StreamDriver
+from translate_svc.session.calls.text import TextDriver, TextsResult
 from translate_svc.session.events import (
     AudioIn,
     ClipResult,
@@ -34,7 +36,6 @@ from translate_svc.session.events import (
     Updated,
 )
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.text import TextDriver, TextsResult
 from translate_svc.types import Commit, InterimResult, SegmentResult
 
 __all__ = [

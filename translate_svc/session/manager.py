@@ -1,16 +1,15 @@
 """What all streams of one server share: admission, fair share, drain, and opening their sessions.
 
-``SessionManager`` admits streams and unary calls (the node's ``max_streams`` and
-``max_translate_calls``, each tenant's caps: ``tenants/``; streams are refused while draining;
-unary calls per token and per tenant, and a tenant's clips being received, before a byte is read),
+``SessionManager`` admits streams and calls through its ``Gate`` (``admission.py``: the node's
+limits and each tenant's caps, before a byte is read; streams are refused while draining),
 opens their sessions (``open_stream``; ``open_clip``: the same ``StreamSession`` as a stream's;
 ``open_job``: a background job's),
 splits the engine's queue fairly between live sessions, tells every live stream when the server
 drains, and holds what every call reads: the model's card, the limits, the unary calls' CPU
 pool (clips decoded there cannot starve live streams) and the ear's (``ear.py``: noise suppression
 and speaker embeddings, with their caps) and the pools of work a caller sizes (``work.py``). It
-knows no call kind's driver: each driver
-(``driver.py``, ``clip.py``, ``text.py``) checks its own requests (``task.py``) and calls it.
+knows no call kind's driver: each driver (``calls/``) checks its own requests (``task/``) and calls
+it.
 Event loop only.
 """
 
@@ -26,18 +25,18 @@ from concurrent.futures import ThreadPoolExecutor
 from translate_svc.audio.codec import check_stream_format
 from translate_svc.cluster.store import ClusterStore
 from translate_svc.engine.client import EngineClient
-from translate_svc.errors import EngineFailed, NotReady, Overloaded
+from translate_svc.errors import EngineFailed, NotReady
 from translate_svc.glossaries.book import NO_GLOSSARIES, GlossaryBook
-from translate_svc.session import ear as ears
-from translate_svc.session import task as checks
+from translate_svc.session.admission import Admission, Gate, Holding
 from translate_svc.session.events import Draining, Resume
-from translate_svc.session.recording import Recorder, Recorders, RecordMode
 from translate_svc.session.rooms.config import RoomConfig
 from translate_svc.session.rooms.registry import RoomRegistry
-from translate_svc.session.stream import NO_HOOKS, StreamHooks, StreamSession
-from translate_svc.session.tenants import budget as tenants_budget
+from translate_svc.session.stream import ear as ears
+from translate_svc.session.stream.recording import Recorder, Recorders, RecordMode
+from translate_svc.session.stream.session import NO_HOOKS, StreamHooks, StreamSession
+from translate_svc.session.task import change, checks
 from translate_svc.session.tenants.budget import QuotaSpent
-from translate_svc.session.tenants.counters import UNCAPPED, Counters, Held, LocalCounters, refusal
+from translate_svc.session.tenants.counters import Counters, Held, LocalCounters
 from translate_svc.session.tenants.tenant import DEFAULT_TENANT, Tenant
 from translate_svc.session.work import SessionWork, WorkPools
 from translate_svc.settings import LimitsSettings
@@ -76,13 +75,13 @@ class SessionManager:
         #: the node's limits and the tenants' caps: this process's counts, or leases in the cluster
         #: store (``tenants/leases.py``: the node's caps node-wide, the tenants' cluster-wide)
         self.counters: Counters = counters if counters is not None else LocalCounters()
-        #: the same, when it is this process's own (its counts answer at once: no coroutine)
-        self._local = self.counters if isinstance(self.counters, LocalCounters) else None
         #: Translate clips are decoded and resampled here, never on the threads live streams use
         self._decode_pool = ThreadPoolExecutor(limits.translate_decode_threads, thread_name_prefix="clip-decode")
         #: noise suppression's and speaker embeddings' threads, and the live streams that use them
         #: (``ear.py``: never the event loop; issue 87 J1)
         self.ear = ears.EarPools(limits)
+        #: who may start what: the counts each kind of call takes (``admission.py``)
+        self.gate = Gate(self.counters, limits, self.ear)
         #: the pools of work a caller sizes (``work.py``): live results encoded, live streams'
         #: large messages decoded, jobs' parts written, stored files read; never the loop's default
         #: executor, each shared fairly between tenants
@@ -112,8 +111,6 @@ class SessionManager:
             self._card,
             store=self.store,
         )
-        #: unary calls in progress in this process, by token digest (``admit_unary``)
-        self._token_calls: dict[bytes, int] = {}
 
     @property
     def decode_pool(self) -> ThreadPoolExecutor:
@@ -226,8 +223,8 @@ class SessionManager:
                 checks.check_resume(resume, self.limits)
             checks.check_captions(interim_interval_ms, task, self.limits)
             admission = admission or await self.admit_stream(tenant)
-            task = tenant.task_for(task)
-            ear_held = await self._admit_ear(tenant, task)
+            task = change.for_tenant(task, tenant)
+            ear_held = await self.gate.ear_for(tenant, task)
             session = self._new_session(
                 fmt,
                 task,
@@ -242,7 +239,7 @@ class SessionManager:
             if admission is not None:
                 admission.release()
             if ear_held is not None:
-                self._ear_given(ear_held)
+                self.gate.ear_given(ear_held)
             raise
         session.held, session.ear_held = admission.take(), ear_held
         self.open_streams += 1
@@ -252,125 +249,35 @@ class SessionManager:
         return session
 
     async def admit_stream(self, tenant: Tenant = DEFAULT_TENANT) -> Admission:
-        """A stream's slots (the node's ``max_streams`` and the tenant's cap), taken when its call
-        or socket opens, before its config is read: an unconfigured stream counts as much as a
-        running one (docs/security.md). RESOURCE_EXHAUSTED (or the tenant's quota, or UNAVAILABLE
-        while draining) when full. Release it unless it is handed to ``open_stream``."""
+        """A stream's slots (``Gate.stream``), taken when its call or socket opens; UNAVAILABLE while
+        the server drains."""
         if self.draining is not None:
             raise NotReady("this server is shutting down and takes no new streams: connect to another server")
-        wants = [("streams", self.limits.max_streams), (f"{tenant.name}/streams", _cap(tenant.caps.streams))]
-        local = self._local
-        held = self._take_now(local, wants, tenant, True) if local else await self._take(wants, tenant, budget=True)
-        return Admission(self.counters, held)
-
-    async def _admit_ear(self, tenant: Tenant, task: TranslationTask) -> Held | None:
-        """A live stream with noise suppression or speaker labels (``ear.py``): one of
-        ``limits.max_ear_streams`` in this process (the ear's threads are its own) and of its
-        tenant's ``ear_streams``; refused (PERMISSION_DENIED) where its tenant may have none, else
-        RESOURCE_EXHAUSTED when full. None: the stream asks for neither."""
-        if not ears.uses_ear(task.ear):
-            return None
-        cap = ears.ear_cap(tenant, self.limits)
-        if cap == 0:
-            raise ears.ear_refused(tenant)
-        self.ear.take()
-        try:
-            return await self._take([(f"{tenant.name}/ear_streams", _cap(cap))], tenant)
-        except BaseException as e:
-            self.ear.give()
-            if isinstance(e, Overloaded):
-                e.reason = "ear_streams"  # the cap's name (the OpenAI door's error code)
-            raise
-
-    def _ear_given(self, held: Held) -> None:
-        self.counters.release(held)
-        self.ear.give()
+        return await self.gate.stream(tenant)
 
     def admit_clip(self, tenant: Tenant = DEFAULT_TENANT) -> Holding:
-        """One Translate call of ``tenant`` in the block (``async with``): counted against
-        ``max_translate_calls`` and the tenant's caps before its message is read or decoded (else
-        RESOURCE_EXHAUSTED)."""
-        cap = tenant.caps.translate_calls
-        wants = [("translate", self.limits.max_translate_calls), (f"{tenant.name}/translate", _cap(cap))]
-        return Holding(self, tenant, wants, budget=True)
+        """One Translate call in the block (``Gate.clip``)."""
+        return self.gate.clip(tenant)
 
     def receiving_clip(self, tenant: Tenant = DEFAULT_TENANT) -> Holding:
-        """An admitted Translate call of ``tenant`` receiving its clip in the block: at most
-        ``limits.max_clip_reads_per_tenant`` of them at once on the node (else RESOURCE_EXHAUSTED),
-        so a tenant that opens calls and never sends their clip cannot hold every one of
-        ``max_translate_calls`` until ``clip_read_timeout_s``."""
-        return Holding(self, tenant, [(f"{tenant.name}/clip_reads", self.limits.max_clip_reads_per_tenant)])
+        """A Translate call receiving its clip in the block (``Gate.clip_read``)."""
+        return self.gate.clip_read(tenant)
 
     def holding_request(self, tenant: Tenant = DEFAULT_TENANT) -> Holding:
-        """An HTTP request of ``tenant`` that holds its connection past its head in the block (a
-        long poll, an upload's part, a download; issue 87): at most
-        ``limits.http_max_held_requests_per_tenant`` at once on the node (else RESOURCE_EXHAUSTED),
-        so one tenant cannot fill the HTTP port's connections with them."""
-        return Holding(self, tenant, [(f"{tenant.name}/held", self.limits.http_max_held_requests_per_tenant)])
+        """An HTTP request held past its head in the block (``Gate.held_request``)."""
+        return self.gate.held_request(tenant)
 
     def admit_job(self, tenant: Tenant = DEFAULT_TENANT) -> Holding:
-        """A background job of ``tenant`` running in the block (``jobs/``, issue 87): one of the
-        tenant's ``translate_calls`` while it runs, and refused while its audio budget is spent
-        (RESOURCE_EXHAUSTED), as a Translate call is; not the node's ``max_translate_calls``
-        (``jobs.max_running`` bounds the jobs of a process)."""
-        wants = [(f"{tenant.name}/translate", _cap(tenant.caps.translate_calls))]
-        return Holding(self, tenant, wants, budget=True)
+        """A background job running in the block (``Gate.job``)."""
+        return self.gate.job(tenant)
 
     def admit_unary(self, tenant: Tenant = DEFAULT_TENANT, token: bytes | None = None) -> Holding:
-        """One unary call (ListLanguages, TranslateText, the Riva door's) of ``tenant`` and of
-        ``token`` (its digest; None: a server without tokens) in the block, counted before its
-        request is read: at most ``max_unary_calls_per_tenant`` (or the tenant's ``unary_calls``)
-        on the node and ``max_unary_calls_per_token`` in this process (else RESOURCE_EXHAUSTED), so
-        calls that never send their request cannot take every call slot of the process."""
-        cap = tenant.caps.unary_calls
-        wants = [(f"{tenant.name}/unary", cap if cap is not None else self.limits.max_unary_calls_per_tenant)]
-        return Holding(self, tenant, wants, token=token)
-
-    def _token_taken(self, token: bytes) -> None:
-        most = self.limits.max_unary_calls_per_token
-        calls = self._token_calls.get(token, 0)
-        if calls >= most:
-            raise Overloaded(
-                f"this token has {most} unary calls in progress on this server process "
-                "(limits.max_unary_calls_per_token): send each call's request at once, or retry shortly",
-                retry_after_ms=1000,
-            )
-        self._token_calls[token] = calls + 1
-
-    def _token_given(self, token: bytes) -> None:
-        left = self._token_calls[token] - 1
-        if left:
-            self._token_calls[token] = left
-        else:
-            del self._token_calls[token]
+        """One unary call of ``tenant`` and ``token`` in the block (``Gate.unary``)."""
+        return self.gate.unary(tenant, token)
 
     def charge_audio(self, tenant: Tenant, seconds: float) -> QuotaSpent | None:
-        """Draw ``seconds`` of audio from the tenant's budget (a call in progress: never waits);
-        QuotaSpent once it is spent."""
-        return tenants_budget.charge(self.counters, tenant, seconds)
-
-    async def _take(self, wants: list[tuple[str, int]], tenant: Tenant, *, budget: bool = False) -> Held:
-        """``wants`` (RESOURCE_EXHAUSTED naming the full one); ``budget``: a tenant whose audio budget
-        is spent is refused too."""
-        if self._local is not None:
-            return self._take_now(self._local, wants, tenant, budget)
-        if budget:
-            await tenants_budget.check(self.counters, tenant)
-        got = await self.counters.acquire(wants)
-        if isinstance(got, str):
-            raise refusal(got, tenant, wants)
-        return got
-
-    @staticmethod
-    def _take_now(local: LocalCounters, wants: list[tuple[str, int]], tenant: Tenant, budget: bool) -> Held:
-        """``_take`` from this process's own counts: they answer at once, so no coroutine waits
-        between (the single-process path costs what it did before issue 59)."""
-        if budget:
-            tenants_budget.check_now(local, tenant)
-        got = local.take(wants)
-        if isinstance(got, str):
-            raise refusal(got, tenant, wants)
-        return got
+        """Draw ``seconds`` from the tenant's audio budget (``Gate.charge_audio``)."""
+        return self.gate.charge_audio(tenant, seconds)
 
     def open_clip(
         self,
@@ -387,7 +294,7 @@ class SessionManager:
         finish. ``StreamSession.close`` must be called when it ends. ``lead_in_ms``: its first ms
         were translated already (a resumed job's), only listened to, as a resumed stream's lead-in
         (``Resume.lead_in_ms``, at most ``MAX_LEAD_IN_MS``)."""
-        task = tenant.task_for(task)
+        task = change.for_tenant(task, tenant)
         resume = None
         if lead_in_ms:
             resume = Resume(uuid.uuid4().hex, 0, 0, lead_in_ms)
@@ -416,15 +323,15 @@ class SessionManager:
         """A background job's session (``jobs/translation.py``; the job admitted: ``admit_job``):
         a clip's pipeline, its CPU work on the unary calls' pool, and, when it asks for noise
         suppression or speaker labels, one of the ear's streams as a live stream takes
-        (``_admit_ear``: RESOURCE_EXHAUSTED when full, PERMISSION_DENIED where its tenant may have
+        (``Gate.ear_for``: RESOURCE_EXHAUSTED when full, PERMISSION_DENIED where its tenant may have
         none), given back when it closes (issue 91: a job honours the ear options). ``lead_in_ms``:
         its first ms were translated before it was resumed, only listened to; not bounded by the
         streams' ``MAX_LEAD_IN_MS`` (``jobs.resume_replay_s`` bounds it: a job's VAD hears again
         its audio before its resume point, so that it enters it as the uninterrupted run did);
         ``vad_start``: the VAD's state where it starts (a checkpoint's: ``jobs/checkpoints.py``).
         ``StreamSession.close`` must be called when it ends."""
-        task = tenant.task_for(task)
-        ear_held = await self._admit_ear(tenant, task)
+        task = change.for_tenant(task, tenant)
+        ear_held = await self.gate.ear_for(tenant, task)
         try:
             resume = Resume(uuid.uuid4().hex, 0, 0, lead_in_ms) if lead_in_ms else None
             session = self._new_session(
@@ -440,7 +347,7 @@ class SessionManager:
             )
         except BaseException:
             if ear_held is not None:
-                self._ear_given(ear_held)
+                self.gate.ear_given(ear_held)
             raise
         session.ear_held = ear_held
         return session
@@ -496,7 +403,7 @@ class SessionManager:
     def _closed(self, session: StreamSession) -> None:
         self.sessions -= 1
         if session.ear_held is not None:  # a live stream's or a job's (``open_job``)
-            self._ear_given(session.ear_held)
+            self.gate.ear_given(session.ear_held)
             session.ear_held = None
         if session in self.live:
             self.live.discard(session)
@@ -507,78 +414,3 @@ class SessionManager:
             if not self.live:
                 self._no_live.set()
             self._live_went_quiet()
-
-
-class Admission:
-    """Slots taken for one stream (``SessionManager.admit_stream``): released once, by whoever holds
-    it last (the door, the driver, then the session)."""
-
-    def __init__(self, counters: Counters, held: Held) -> None:
-        self._counters = counters
-        self._held: Held | None = held
-
-    @property
-    def held(self) -> bool:
-        return self._held is not None
-
-    def take(self) -> Held:
-        """The counters' names, for a session that releases them when it closes (once)."""
-        if self._held is None:
-            raise RuntimeError("this admission was released or handed on already")
-        held, self._held = self._held, None
-        return held
-
-    def release(self) -> None:
-        """Give the slots back (idempotent)."""
-        if self._held is not None:
-            held, self._held = self._held, None
-            self._counters.release(held)
-
-
-class Holding:
-    """One call's counts for the block of an ``async with`` (``SessionManager.admit_clip``,
-    ``receiving_clip``, ``admit_unary``): taken as it is entered, given back as it is left."""
-
-    __slots__ = ("_budget", "_held", "_m", "_tenant", "_token", "_wants")
-
-    def __init__(
-        self,
-        manager: SessionManager,
-        tenant: Tenant,
-        wants: list[tuple[str, int]],
-        *,
-        token: bytes | None = None,
-        budget: bool = False,
-    ) -> None:
-        self._m = manager
-        self._tenant = tenant
-        self._wants = wants
-        self._token = token
-        self._budget = budget
-        self._held: Held | None = None
-
-    async def __aenter__(self) -> None:
-        if self._token is not None:
-            self._m._token_taken(self._token)
-        try:
-            m, local = self._m, self._m._local
-            self._held = (
-                m._take_now(local, self._wants, self._tenant, self._budget)
-                if local is not None
-                else await m._take(self._wants, self._tenant, budget=self._budget)
-            )
-        except BaseException:
-            if self._token is not None:
-                self._m._token_given(self._token)
-            raise
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._held is not None:
-            self._m.counters.release(self._held)
-            self._held = None
-        if self._token is not None:
-            self._m._token_given(self._token)
-
-
-def _cap(cap: int | None) -> int:
-    return cap if cap is not None else UNCAPPED

@@ -132,7 +132,7 @@ class UnaryLimits(BaseModel):
 
 class EarLimits(BaseModel):
     """Noise suppression and speaker labels (issue 87 J1): their threads, off the event loop, and
-    the streams that may use them at once (``session/ear.py``)."""
+    the streams that may use them at once (``session/stream/ear.py``)."""
 
     #: threads that run each stream's noise suppression (soxr up to 48 kHz, RNNoise, soxr back),
     #: per server process: a pool of their own, never the event loop. About 0.03-0.07 s of CPU per

@@ -22,7 +22,7 @@ from grpc._cython import cygrpc  # ExecuteBatchError: what a failed write raises
 
 from translate_svc.errors import InvalidInput, ServiceError, TooSlow, Unauthenticated
 from translate_svc.observability.access import CallInfo
-from translate_svc.session.driver import internal_error
+from translate_svc.session.calls.stream import internal_error
 from translate_svc.session.tenants.tenant import DEFAULT_TENANT
 from translate_svc.transport.calls import REQUEST_ID, call_info
 from translate_svc.transport.tokens.authorization import Authorized, bearer

@@ -1,7 +1,7 @@
 """The service's events as the sessions make them (issue 61): the ``EventSink`` seam they emit into,
 the events' shape, and one session's usage as it grows.
 
-The sessions (``session/lifecycle.py``, ``session/rooms/``) and the recordings call an
+The sessions (``session/calls/lifecycle.py``, ``session/rooms/``) and the recordings call an
 ``EventSink``; ``webhooks/outbox.py`` implements it (a durable queue, then signed deliveries),
 ``NO_EVENTS`` drops everything (no ``webhooks.data_dir``). An ``emit`` never blocks and never
 raises: an event that cannot be queued is dropped, counted and logged, and the call goes on.
@@ -69,7 +69,7 @@ class Event:
 
 
 class LiveSession(Protocol):
-    """A started session, as the sink checkpoints it (``session/lifecycle.py``'s ``SessionRecord``)."""
+    """A started session, as the sink checkpoints it (``session/calls/lifecycle.py``'s ``SessionRecord``)."""
 
     @property
     def session_id(self) -> str: ...

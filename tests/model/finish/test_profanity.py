@@ -18,7 +18,7 @@ from translate_svc.model.decode.batch import LoopDecoder
 from translate_svc.model.finish import profanity
 from translate_svc.model.runner import SeamlessRunner
 from translate_svc.model_api.requests import ModelInput, SimulTarget, SourceText
-from translate_svc.session import results
+from translate_svc.session.task import inputs
 from translate_svc.types import OutputOptions, Profanity, SimultaneousOptions, Term, TranslationTask
 
 pytestmark = pytest.mark.unit
@@ -172,7 +172,7 @@ def test_a_simultaneous_final_step_shows_and_speaks_the_filtered_text(
     task = TranslationTask(
         "eng", ("spa",), OutputOptions(profanity=mode), terms=(term,), simultaneous=SimultaneousOptions()
     )
-    item = results.step_input(task, span, (SimulTarget("spa"),), final=True)
+    item = inputs.step_input(task, span, (SimulTarget("spa"),), final=True)
     stages = runner.stages
     real = stages.units
     seen: list[str] = []

@@ -10,7 +10,7 @@ from tests.support.fake_vocab import SEAMS
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput
 from translate_svc.model.stages.terms import GLOSSARY_WEIGHT, GlossaryForce, next_forced, row_glossary, row_terms
-from translate_svc.session.task import resolve_task
+from translate_svc.session.task.checks import resolve_task
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.grpc import convert
 from translate_svc.types import Language, ModelCard, ModelInfo, OutputOptions, Term
@@ -145,9 +145,9 @@ def test_without_a_source_language_an_entry_needs_the_identifier() -> None:
 
 
 def test_a_stream_update_may_not_drop_a_language_an_entry_is_for() -> None:
-    from translate_svc.session.task import retarget
+    from translate_svc.session.task.change import TaskChange, change
 
     task = resolve_task(CARD, LIMITS, "eng", ["spa", "fra"], OutputOptions(), None, [entry()])
-    assert retarget(CARD, LIMITS, task, ("spa",), None).target_languages == ("spa",)
+    assert change(CARD, LIMITS, task, TaskChange(("spa",))).target_languages == ("spa",)
     with pytest.raises(InvalidInput, match=r"terms\[0\]\.target_language is 'spa', not among .* may not drop"):
-        retarget(CARD, LIMITS, task, ("fra",), None)
+        change(CARD, LIMITS, task, TaskChange(("fra",)))

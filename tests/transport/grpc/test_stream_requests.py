@@ -15,8 +15,8 @@ import pytest
 from tests.support.raw import stream_config
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, NotInstalled
-from translate_svc.session import task as task_checks
 from translate_svc.session.events import AudioIn, Invalid
+from translate_svc.session.task import checks as task_checks
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.grpc.servicer import _requests
 from translate_svc.vad.segmenter import SegmenterConfig

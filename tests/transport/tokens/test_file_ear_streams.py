@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from translate_svc.session.ear import ear_cap
+from translate_svc.session.stream.ear import ear_cap
 from translate_svc.session.tenants.tenant import DEMO_TENANT
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.tokens.file import TokenFileError, parse_tokens

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from translate_svc.session.task.change import for_tenant
 from translate_svc.session.tenants.tenant import DEFAULT_TENANT
 from translate_svc.transport.tokens.file import TokenFileError, parse_tokens
 from translate_svc.types import OutputOptions, Profanity, TranslationTask
@@ -17,9 +18,9 @@ def test_a_tenants_default_is_read_from_any_of_its_lines_and_applies_where_unset
     assert a.tenant.profanity is b.tenant.profanity is Profanity.REMOVE
     assert c.tenant.profanity is Profanity.OFF and c.tenant == DEFAULT_TENANT
     unset = TranslationTask("eng", ("spa",))
-    assert a.tenant.task_for(unset).output.profanity is Profanity.REMOVE
+    assert for_tenant(unset, a.tenant).output.profanity is Profanity.REMOVE
     own = TranslationTask("eng", ("spa",), OutputOptions(profanity=Profanity.OFF))
-    assert a.tenant.task_for(own) is own
+    assert for_tenant(own, a.tenant) is own
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 A **speaker** is an ordinary stream (any door) whose config names a room (``StreamConfig.room``);
 its driver takes a seat (``seat.SpeakerSeat``), which registers it (``RoomRegistry.speak``). A
 **listener** subscribes to a room in a language (``RoomRegistry.join``, through the listen driver
-``session/listen.py``: the gRPC door's ``Listen``, the rooms door's socket, the MCP door's captions).
+``session/calls/listen.py``: the gRPC door's ``Listen``, the rooms door's socket, the MCP door's captions).
 Work is paid per language, not per listener: each speaker's targets are its own config's targets
 plus every language someone else in the room listens in, changed (the stream's ``retarget``) as
 listeners come and go, so a hundred listeners in four languages cost four decoder rows per segment.
@@ -11,7 +11,7 @@ A participant who speaks and listens is not sent its own speech, nor does its ow
 target to its own stream. A listener may choose a speaking rate (on a grid of 0.25, where the key it
 listens with lets it: ``RoomRights.rates``, and within the room's and its tenant's caps): each
 speaker's results are then spoken again at the rates in use, as optional engine work after they
-are out (``session/renditions.py``), and its listeners at a rate get each result once that speech
+are out (``session/stream/renditions.py``), and its listeners at a rate get each result once that speech
 is made, in order (``listener.LaterOutput``), boundedly.
 
 Every final result and caption a speaker's stream makes is published (``Speaker.output``, called by

@@ -20,6 +20,7 @@ from translate_svc.errors import PermissionDenied, shown
 from translate_svc.session.events import RoomJoin, StreamStarted
 from translate_svc.session.rooms.registry import RoomRegistry
 from translate_svc.session.rooms.room import Render, Renditions, Speaker
+from translate_svc.session.task.change import as_told
 from translate_svc.session.tenants.tenant import RoomRights, Tenant
 from translate_svc.types import InterimResult, SegmentResult
 
@@ -96,8 +97,7 @@ class SpeakerSeat:
         """What the stream's client is told of its task: its own targets (the room's are not its)."""
         if self._speaker is None:
             return started
-        own = dataclasses.replace(started.task, target_languages=self._speaker.own)
-        return dataclasses.replace(started, task=own)
+        return dataclasses.replace(started, task=as_told(started.task, self._speaker.own))
 
     def leave(self) -> None:
         if self._speaker is not None:

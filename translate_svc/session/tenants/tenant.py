@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from translate_svc.session.recording import NO_RECORDING, RecordPolicy
-from translate_svc.types import Profanity, TranslationTask
+from translate_svc.session.stream.recording import NO_RECORDING, RecordPolicy
+from translate_svc.types import Profanity
 
 #: the tenant of the sessions the demo page's client secrets open (``transport/http/client_secrets.py``):
 #: capped by a tokens-file line naming it, and refused the ear unless ``limits.demo_ear_streams`` allows it
@@ -90,13 +90,6 @@ class Tenant:
     record: RecordPolicy = NO_RECORDING
     #: the profanity filter of its calls that set none (the tokens file's ``profanity=``)
     profanity: Profanity = Profanity.OFF
-
-    def task_for(self, task: TranslationTask) -> TranslationTask:
-        """``task`` with this tenant's defaults where the request left them unset (the profanity
-        filter); the same task where it set them."""
-        if task.output.profanity is not None:
-            return task
-        return replace(task, output=replace(task.output, profanity=self.profanity))
 
 
 DEFAULT_TENANT = Tenant()

@@ -31,7 +31,7 @@ from translate_svc.session.events import (
     Updated,
 )
 from translate_svc.session.rooms.listener import ListenEvent, ListenStarted, OutputDropped, RoomOutput
-from translate_svc.session.task import check_counts, split_term_counts
+from translate_svc.session.task.checks import check_counts, split_term_counts
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.grpc.ear import ear_options, ear_to_pb
 from translate_svc.transport.grpc.server_info import limits_to_pb, model_card_to_pb
@@ -450,7 +450,7 @@ def stream_config(cfg: pb.StreamingConfig, vad_defaults: SegmenterConfig, limits
 def simultaneous(msg: pb.SimultaneousConfig, has: bool) -> SimultaneousOptions | None:
     """An enabled SimultaneousConfig with its defaults filled in; None when off. Only the shape is
     checked here (no negative numbers, no values without ``enabled``); the ranges, which the
-    server's limits set, are checked when the stream opens (``session/task.py``)."""
+    server's limits set, are checked when the stream opens (``session/task/checks.py``)."""
     if not has or not msg.enabled:
         if has and (msg.step_ms or msg.agreement):
             raise InvalidInput(

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput
-from translate_svc.session.task import check_ear
+from translate_svc.session.task.checks import check_ear
 from translate_svc.types import EarOptions
 
 _KNOWN = (pb.NOISE_SUPPRESSION_UNSPECIFIED, pb.NOISE_SUPPRESSION_OFF, pb.NOISE_SUPPRESSION_RNNOISE)

@@ -7,7 +7,7 @@ A thin adapter: it parses wire messages into domain requests (``convert``), driv
 layer (``StreamDriver`` for streams, ``ClipDriver`` for clips, ``TextDriver`` for texts; the
 ``SessionManager`` only for ListLanguages' model card) and renders the
 events back (``convert``). The stream protocol -- first message, resume, timers, drain, end reasons
-and their texts -- is not here but in ``session/driver.py``, shared by every door.
+and their texts -- is not here but in ``session/calls/stream.py``, shared by every door.
 
 Errors: every ``ServiceError`` becomes the gRPC status of its code (``status_for``), with a
 google.rpc.RetryInfo detail when retrying helps. Per-segment failures travel inside
@@ -43,8 +43,8 @@ from translate_svc.session import (
     TextRequest,
     TextsResult,
 )
-from translate_svc.session.clip import ClipDriver, ClipRequest, check_clip_bytes
-from translate_svc.session.listen import ListenDriver, ListenRequest
+from translate_svc.session.calls.clip import ClipDriver, ClipRequest, check_clip_bytes
+from translate_svc.session.calls.listen import ListenDriver, ListenRequest
 from translate_svc.session.rooms.listener import ListenCut, Listener, ListenEvent, RoomOutput
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import (

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from aiohttp import hdrs, web
 
 from translate_svc.observability.access import CallInfo
-from translate_svc.session.driver import StreamDriver
-from translate_svc.session.manager import Admission, SessionManager
+from translate_svc.session.admission import Admission
+from translate_svc.session.calls.stream import StreamDriver
+from translate_svc.session.manager import SessionManager
 from translate_svc.session.tenants.tenant import ALL_ROOMS, NO_ROOMS, RoomRights, Tenant
 from translate_svc.transport.door import DoorContext
 from translate_svc.transport.http.client_secrets import (

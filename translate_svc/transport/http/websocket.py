@@ -28,7 +28,8 @@ from aiohttp import WSMsgType, web
 
 from translate_svc.errors import ServiceError
 from translate_svc.observability.access import CallInfo
-from translate_svc.session.manager import Admission, SessionManager
+from translate_svc.session.admission import Admission
+from translate_svc.session.manager import SessionManager
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import REQUEST_ID

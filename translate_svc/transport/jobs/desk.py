@@ -25,9 +25,9 @@ from translate_svc.jobs.model import JobSpec, JobState, JobStatus
 from translate_svc.jobs.store import TenantFull
 from translate_svc.jobs.tracks import TRACK_WIDTH
 from translate_svc.jobs.worker import JobWorker
-from translate_svc.session import ear as ears
-from translate_svc.session import task as checks
 from translate_svc.session.manager import SessionManager
+from translate_svc.session.stream import ear as ears
+from translate_svc.session.task import checks
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.transport.jobs.options import JobRequest
 from translate_svc.types import AudioEncoding, SpeechEncoding

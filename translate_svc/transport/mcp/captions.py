@@ -33,7 +33,7 @@ import mcp_types as types
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated
 
 from translate_svc.errors import InvalidInput, NotReady, PermissionDenied, ServiceError, shown
-from translate_svc.session.listen import ListenDriver, ListenRequest
+from translate_svc.session.calls.listen import ListenDriver, ListenRequest
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.rooms.checks import check_room_name
 from translate_svc.session.rooms.listener import Listener, ListenEvent, ListenStarted, RoomOutput

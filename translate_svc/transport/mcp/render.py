@@ -29,8 +29,8 @@ import mcp_types as types
 import numpy as np
 
 from translate_svc.errors import ServiceError
+from translate_svc.session.calls.text import TextsResult
 from translate_svc.session.events import ClipResult
-from translate_svc.session.text import TextsResult
 from translate_svc.types import ModelCard, SegmentResult, Translation, WordTiming
 from translate_svc.wire.pcm import float_to_pcm16
 

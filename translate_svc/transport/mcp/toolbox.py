@@ -27,12 +27,12 @@ import mcp_types as types
 from translate_svc.errors import InvalidInput, PermissionDenied, ServiceError
 from translate_svc.fetch import ClipRefused, Fetcher
 from translate_svc.observability.access import CallInfo
-from translate_svc.session.clip import ClipDriver, ClipRequest
+from translate_svc.session.calls.clip import ClipDriver, ClipRequest
+from translate_svc.session.calls.text import TextDriver
 from translate_svc.session.events import TextRequest
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.task import check_counts
+from translate_svc.session.task.checks import check_counts
 from translate_svc.session.tenants.tenant import RoomRights, Tenant
-from translate_svc.session.text import TextDriver
 from translate_svc.transport.mcp import arguments as args
 from translate_svc.transport.mcp import render
 from translate_svc.transport.tokens.file import Permission, TokenDigest

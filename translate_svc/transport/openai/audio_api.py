@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from translate_svc.errors import ErrorCode, NotReady, ServiceError
-from translate_svc.session.clip import ClipDriver, ClipRequest
+from translate_svc.session.calls.clip import ClipDriver, ClipRequest
 from translate_svc.session.events import ClipResult
 from translate_svc.session.manager import SessionManager
 from translate_svc.transport.calls import REQUEST_ID, SMALL_MESSAGE_BYTES, call_info

@@ -24,7 +24,7 @@ from aiohttp.http_exceptions import ContentEncodingError, ContentLengthError, Ht
 
 from translate_svc.errors import InvalidInput, shown
 from translate_svc.languages import guess_model_code
-from translate_svc.session.clip import ClipRequest
+from translate_svc.session.calls.clip import ClipRequest
 from translate_svc.settings import LimitsSettings
 from translate_svc.speakers.cluster import MAX_SPEAKERS
 from translate_svc.transport.calls import SMALL_MESSAGE_BYTES

@@ -22,9 +22,10 @@ from aiohttp import hdrs, web
 from translate_svc.errors import NotReady, ServiceError
 from translate_svc.observability import tracing
 from translate_svc.observability.access import CallInfo
-from translate_svc.session.driver import StreamDriver
+from translate_svc.session.admission import Admission
+from translate_svc.session.calls.stream import StreamDriver
 from translate_svc.session.events import Gone, StreamEnded, StreamEvent, StreamRequest, StreamStarted
-from translate_svc.session.manager import Admission, SessionManager
+from translate_svc.session.manager import SessionManager
 from translate_svc.transport.calls import SMALL_MESSAGE_BYTES
 from translate_svc.transport.http.caller import Caller, stream_driver
 from translate_svc.transport.http.handshake import read_offer

@@ -59,8 +59,9 @@ from aiortc.mediastreams import MediaStreamError
 from translate_svc.audio.limits import OPUS_RATE
 from translate_svc.errors import InvalidInput
 from translate_svc.observability.access import CallInfo
+from translate_svc.session.admission import Admission
 from translate_svc.session.events import AudioIn, StreamConfig, StreamRequest
-from translate_svc.session.manager import Admission, SessionManager
+from translate_svc.session.manager import SessionManager
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import REQUEST_ID, call_info
 from translate_svc.transport.http.body import read_body

@@ -24,7 +24,8 @@ from riva.client.proto import riva_asr_pb2 as asr
 from riva.client.proto import riva_nmt_pb2 as nmt
 
 from translate_svc.errors import InvalidInput, ServiceError
-from translate_svc.session.driver import StreamDriver
+from translate_svc.session.calls.stream import StreamDriver
+from translate_svc.session.calls.text import TextDriver, TextsResult
 from translate_svc.session.events import (
     AudioIn,
     Invalid,
@@ -35,7 +36,6 @@ from translate_svc.session.events import (
     TextRequest,
 )
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.text import TextDriver, TextsResult
 from translate_svc.transport.calls import (
     REQUEST_ID,
     SMALL_MESSAGE_BYTES,

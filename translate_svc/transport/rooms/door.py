@@ -43,7 +43,7 @@ from aiohttp import WSMsgType, hdrs, web
 from translate_svc.errors import ServiceError
 from translate_svc.observability import metrics
 from translate_svc.observability.access import CallInfo
-from translate_svc.session.listen import ListenDriver, ListenRequest
+from translate_svc.session.calls.listen import ListenDriver, ListenRequest
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.rooms.checks import ROOM_NAME
 from translate_svc.session.rooms.listener import ListenCut, Listener, ListenEvent, RoomOutput

@@ -41,8 +41,8 @@ from weakref import WeakKeyDictionary
 from translate_svc.audio.resample import resample
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
 from translate_svc.languages import guess_model_code
+from translate_svc.session.calls.listen import ListenRequest
 from translate_svc.session.events import Draining
-from translate_svc.session.listen import ListenRequest
 from translate_svc.session.rooms.listener import ListenEvent, ListenStarted, OutputDropped, RoomOutput
 from translate_svc.transport.http.errors import error_type
 from translate_svc.types import SPEED_MAX, SPEED_MIN, InterimResult, SegmentResult, Transcript, check_speed

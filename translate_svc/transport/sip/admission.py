@@ -24,7 +24,8 @@ import logging
 from collections.abc import Callable
 
 from translate_svc.errors import NotReady, ServiceError
-from translate_svc.session.manager import Admission, SessionManager
+from translate_svc.session.admission import Admission
+from translate_svc.session.manager import SessionManager
 from translate_svc.session.tenants.tenant import DEFAULT_TENANT, RoomRights, Tenant
 from translate_svc.settings import PhoneSettings, SipSettings
 from translate_svc.transport.calls import call_info

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from translate_svc.errors import LimitReached
 from translate_svc.observability.access import CallInfo
-from translate_svc.session.manager import Admission, SessionManager
+from translate_svc.session.admission import Admission
+from translate_svc.session.manager import SessionManager
 from translate_svc.settings import PhoneSettings, SipSettings
 from translate_svc.transport.http.caller import Caller
 from translate_svc.transport.sip import sdp

@@ -29,6 +29,7 @@ from translate_svc.cluster.store import StoreUnavailable
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError
 from translate_svc.observability import metrics
 from translate_svc.observability.access import CallInfo
+from translate_svc.session.admission import Admission
 from translate_svc.session.events import (
     AudioIn,
     Gone,
@@ -38,7 +39,7 @@ from translate_svc.session.events import (
     StreamRequest,
     StreamStarted,
 )
-from translate_svc.session.manager import Admission, SessionManager
+from translate_svc.session.manager import SessionManager
 from translate_svc.settings import PhoneSettings
 from translate_svc.transport.http.caller import Caller, stream_driver
 from translate_svc.transport.telephony import pair_wire as wire

@@ -64,7 +64,8 @@ from translate_svc.model_api.agreement import PrefixMismatch
 from translate_svc.model_api.requests import SimulRowOutput, SimulTarget
 from translate_svc.observability import metrics
 from translate_svc.session import results
-from translate_svc.session.segments import CommitSlot, SegmentTracker
+from translate_svc.session.stream.segments import CommitSlot, SegmentTracker
+from translate_svc.session.task import inputs
 from translate_svc.session.work import Offload
 from translate_svc.types import Commit, Segment, TranslationTask
 from translate_svc.vad.segmenter import WINDOW_SAMPLES, SegmenterConfig
@@ -177,7 +178,7 @@ class Simultaneous:
         last = end // per_ms * per_ms
         targets = tuple(self._state[lang].policy for lang in self._task.target_languages)
         captions = self._captions_offset_ms is not None
-        item = results.step_input(
+        item = inputs.step_input(
             self._task, samples[first - start : last - start], targets, final=False, captions=captions
         )
         fut = self._engine.submit_droppable(self._owner, item)
@@ -204,7 +205,7 @@ class Simultaneous:
         # a target added while the segment was open has no state: it starts from nothing committed
         state = {lang: state.get(lang) or _fresh(lang) for lang in self._task.target_languages}
         targets = tuple(state[lang].policy for lang in self._task.target_languages)
-        item = results.step_input(self._task, seg.samples, targets, final=True)
+        item = inputs.step_input(self._task, seg.samples, targets, final=True)
         return results.FinalStep(item, {lang: s.sent for lang, s in state.items()})
 
     def retarget(self, task: TranslationTask) -> None:

@@ -29,8 +29,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError, ShuttingDown
 from translate_svc.observability import access, metrics, tracing
 from translate_svc.observability.access import CallInfo
-from translate_svc.session import task as checks
-from translate_svc.session.clock import StreamClock, Verdict, clock_config
+from translate_svc.session.admission import Admission
+from translate_svc.session.calls.clock import StreamClock, Verdict, clock_config
+from translate_svc.session.calls.lifecycle import SessionRecord
 from translate_svc.session.events import (
     AudioIn,
     Flush,
@@ -45,12 +46,13 @@ from translate_svc.session.events import (
     Updated,
     request_name,
 )
-from translate_svc.session.lifecycle import SessionRecord
-from translate_svc.session.manager import Admission, SessionManager
-from translate_svc.session.renditions import paid_renditions
+from translate_svc.session.manager import SessionManager
 from translate_svc.session.rooms.checks import check_speaker
 from translate_svc.session.rooms.seat import SpeakerSeat
-from translate_svc.session.stream import StreamHooks, StreamSession
+from translate_svc.session.stream.renditions import paid_renditions
+from translate_svc.session.stream.session import StreamHooks, StreamSession
+from translate_svc.session.task import change, checks
+from translate_svc.session.task.change import TaskChange
 from translate_svc.session.tenants.budget import QuotaSpent
 from translate_svc.session.tenants.tenant import ALL_ROOMS, DEFAULT_TENANT, RoomRights, Tenant
 from translate_svc.types import SegmentResult, TranslationTask
@@ -269,7 +271,7 @@ class StreamDriver:
         stored = await self._m.glossaries.terms(
             self.tenant.name, first.glossaries, task.target_languages, task.source_language or ""
         )
-        task = checks.with_stored(task, stored)
+        task = change.with_stored(task, stored)
         session = await self._m.open_stream(
             first.format,
             task,
@@ -397,13 +399,15 @@ class StreamDriver:
         speed: float | None = None,
         renditions: tuple[tuple[str, float], ...] | None = None,
     ) -> TranslationTask:
-        """The stream's task with one change applied to the task it runs with now (``checks.retarget``:
+        """The stream's task with one change applied to the task it runs with now (``task/change.py``:
         what the change does not name is kept), the one way a running stream's task is rewritten:
         its client's Update (targets, voice, rate) keeps the rates its room's listeners chose, its
         room's retarget (targets, renditions) keeps what its client set. Both run on the event
         loop and apply the task at once (``StreamSession.retarget``), with no wait between: one
         writer at a time, each over the other's last change. Raises ``InvalidInput``."""
-        return checks.retarget(self._m.card, self._m.limits, session.task, targets, speaker_id, speed, renditions)
+        return change.change(
+            self._m.card, self._m.limits, session.task, TaskChange(targets, speaker_id, speed, renditions)
+        )
 
     def _charge(self, session: StreamSession, *, final: bool = False) -> QuotaSpent | None:
         """Draw the audio received since the last charge from the tenant's budget, a second or more

@@ -22,11 +22,11 @@ from translate_svc.audio.codec import decode_audio
 from translate_svc.errors import InvalidInput, LimitReached
 from translate_svc.observability import access, tracing
 from translate_svc.observability.access import CallInfo
-from translate_svc.session import task as checks
-from translate_svc.session.accounting import accounted
+from translate_svc.session.calls.accounting import accounted
 from translate_svc.session.events import ClipResult
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.stream import StreamSession
+from translate_svc.session.stream.session import StreamSession
+from translate_svc.session.task import change, checks
 from translate_svc.session.tenants.tenant import DEFAULT_TENANT, Tenant
 from translate_svc.types import (
     NO_EAR,
@@ -106,7 +106,7 @@ class ClipDriver:
                 stored = await self._m.glossaries.terms(
                     self.tenant.name, request.glossaries, task.target_languages, task.source_language or ""
                 )
-                task = checks.with_stored(task, stored)
+                task = change.with_stored(task, stored)
                 outcome.config.update(access.config_brief(request.fmt, task))
                 record = outcome.record
                 assert record is not None

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from translate_svc.errors import TooSlow
 from translate_svc.observability.access import CallInfo
-from translate_svc.session.accounting import CallOutcome, accounted
+from translate_svc.session.calls.accounting import CallOutcome, accounted
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.rooms.listener import Listener, ListenEvent, RoomOutput, until_ended
 from translate_svc.session.tenants.tenant import RoomRights, Tenant

@@ -13,7 +13,7 @@ from typing import Any
 from translate_svc.errors import ServiceError
 from translate_svc.observability import access, metrics
 from translate_svc.observability.access import CallInfo
-from translate_svc.session.lifecycle import SessionRecord
+from translate_svc.session.calls.lifecycle import SessionRecord
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.types import SegmentResult
 from translate_svc.webhooks.events import NO_EVENTS, EventSink

@@ -18,7 +18,6 @@ from translate_svc.audio.denoise import PYRNNOISE
 from translate_svc.audio.denoise import installed as denoise_installed
 from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, OPUS_RATE
 from translate_svc.errors import InvalidInput, NotInstalled, shown
-from translate_svc.glossaries.compiled import StoredTerms, term_key
 from translate_svc.model_api.requests import TEXT_CHARS_PER_SECOND
 from translate_svc.session.events import MAX_LEAD_IN_MS, Resume
 from translate_svc.settings import LimitsSettings
@@ -179,47 +178,6 @@ def check_ear(ear: EarOptions, field: str = "speakers") -> None:
         )
 
 
-def retarget(
-    card: ModelCard,
-    limits: LimitsSettings,
-    task: TranslationTask,
-    targets: tuple[str, ...] | None,
-    speaker_id: int | None,
-    speed: float | None = None,
-    renditions: tuple[tuple[str, float], ...] | None = None,
-) -> TranslationTask:
-    """A running stream's task with new targets, voice, speaking rate and (a room's) renditions
-    (None: keep), checked as a config's are (``resolve_task``: languages, ``max_target_languages``,
-    the voice's and the rate's ranges, simultaneous mode); everything else stays as it is in
-    ``task``: a change never drops what it does not name (a room speaker's Update keeps the rates
-    its listeners chose; its room's retarget keeps the voice and rate its client set). The
-    renditions kept are those of the targets it keeps."""
-    if targets is None and speaker_id is None and speed is None and renditions is None:
-        raise InvalidInput(
-            "the update sets nothing: set `targets` (the whole new list), `speaker_id` or `speed`, or several"
-        )
-    output = task.output if speaker_id is None else dataclasses.replace(task.output, speaker_id=speaker_id)
-    output = output if speed is None else dataclasses.replace(output, speed=speed)
-    own = task.terms[: len(task.terms) - task.stored_terms]
-    new = resolve_task(
-        card,
-        limits,
-        task.source_language or "",
-        list(task.target_languages if targets is None else targets),
-        output,
-        list(task.detect) if task.detect is not None else None,
-        own,
-        task.simultaneous,
-        task.ear,
-    )
-    # the stored glossaries' entries (read as the stream started) for the targets it keeps: its
-    # own terms are the ones they were matched against then, so none is dropped again
-    keeps = set(new.target_languages)
-    kept = tuple(t for t in task.terms[len(own) :] if t.target_language in keeps)
-    rates = tuple(r for r in (task.renditions if renditions is None else renditions) if r[0] in keeps)
-    return dataclasses.replace(new, terms=new.terms + kept, stored_terms=new.stored_terms + len(kept), renditions=rates)
-
-
 def resolve_text(
     card: ModelCard,
     limits: LimitsSettings,
@@ -330,24 +288,6 @@ def check_counts(
             f"{limits.max_glossary_entries} per request (ServerLimits.max_glossary_entries): keep the "
             "entries the speech is likely to say"
         )
-
-
-def with_stored(task: TranslationTask, stored: Sequence[Term]) -> TranslationTask:
-    """``task`` with the entries of the stored glossaries its request named (``glossaries/``:
-    already checked, and only those for its targets), after its own terms: an inline entry for the
-    same phrase and target wins. Not counted in ``max_glossary_entries`` (stored entries have
-    their own bounds, ``glossaries.max_entries`` and ``glossaries.max_entries_per_request``).
-    ``stored`` as the book gives it (``StoredTerms``) carries each entry's key: only the
-    request's own entries are keyed here (issue 87 J3: not thousands per request)."""
-    if not stored:
-        return task
-    own = {term_key(t) for t in task.terms if t.glossary}
-    if not own:
-        added = tuple(stored)
-    else:
-        keys = stored.keys if isinstance(stored, StoredTerms) else tuple(term_key(t) for t in stored)
-        added = tuple(t for t, k in zip(stored, keys, strict=True) if k not in own)
-    return dataclasses.replace(task, terms=task.terms + added, stored_terms=task.stored_terms + len(added))
 
 
 def split_term_counts(limits: LimitsSettings, total: int, glossary: Callable[[], int]) -> tuple[int, int]:

@@ -32,18 +32,18 @@ from translate_svc.audio.denoise import Denoiser
 from translate_svc.engine.client import EngineClient
 from translate_svc.errors import InvalidInput, LimitReached, ServiceError
 from translate_svc.observability import metrics
-from translate_svc.session.captions import Captions
-from translate_svc.session.ear import EarLane, EarPools
 from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEnded, StreamEvent
-from translate_svc.session.recording import Recorder
-from translate_svc.session.reorder import Reorder
 from translate_svc.session.results import PER_MS
-from translate_svc.session.segments import SegmentTracker, segment_of
-from translate_svc.session.simultaneous import Simultaneous, segment_cap
-from translate_svc.session.speakers import SpeakerLabels
+from translate_svc.session.stream.captions import Captions
+from translate_svc.session.stream.ear import EarLane, EarPools
+from translate_svc.session.stream.recording import Recorder
+from translate_svc.session.stream.reorder import Reorder
+from translate_svc.session.stream.segments import SegmentTracker, segment_of
+from translate_svc.session.stream.simultaneous import Simultaneous, segment_cap
+from translate_svc.session.stream.speakers import SpeakerLabels
+from translate_svc.session.stream.timeline import Timeline
+from translate_svc.session.stream.vad_bridge import VAD_BACKLOG, VadBridge
 from translate_svc.session.tenants.counters import Held
-from translate_svc.session.timeline import Timeline
-from translate_svc.session.vad_bridge import VAD_BACKLOG, VadBridge
 from translate_svc.session.work import SessionWork
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioFormat, InterimResult, SegmentResult, TranslationTask

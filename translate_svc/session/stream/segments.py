@@ -48,7 +48,8 @@ from translate_svc.engine.results import EngineResult
 from translate_svc.errors import Overloaded, ServiceError
 from translate_svc.session import results
 from translate_svc.session.events import SpeechEvent, StreamEnded, StreamEvent
-from translate_svc.session.speakers import SpeakerLabels
+from translate_svc.session.stream.speakers import SpeakerLabels
+from translate_svc.session.task import inputs
 from translate_svc.session.work import Offload
 from translate_svc.types import Commit, InterimResult, Segment, SegmentResult, TranslationTask
 
@@ -182,7 +183,7 @@ class SegmentTracker:
         budget_ms: int | None = None,
     ) -> None:
         item = (
-            final.item if final is not None else results.model_input(task, seg.samples, final=True, budget_ms=budget_ms)
+            final.item if final is not None else inputs.model_input(task, seg.samples, final=True, budget_ms=budget_ms)
         )
         try:
             fut = self._engine.submit(self._owner, item)

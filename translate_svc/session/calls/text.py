@@ -22,23 +22,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import numpy as np
-
 from translate_svc.engine.results import EngineResult
-from translate_svc.model_api.requests import ModelInput, SourceText
 from translate_svc.observability.access import CallInfo
-from translate_svc.session import task as checks
-from translate_svc.session.accounting import CallOutcome, accounted
+from translate_svc.session.calls.accounting import CallOutcome, accounted
 from translate_svc.session.events import TextRequest
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.results import build_result, needs_encoding
+from translate_svc.session.task import change, checks, inputs
 from translate_svc.session.tenants.tenant import DEFAULT_TENANT, Tenant
-from translate_svc.types import Profanity, Segment, SegmentResult, TranslationTask
+from translate_svc.types import Segment, SegmentResult, TranslationTask
 
 R = TypeVar("R")
 
 #: a text input's audio (none), and a text result's segment's samples
-_NO_SAMPLES = np.zeros(0, np.float32)
+_NO_SAMPLES = inputs.NO_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -92,11 +89,11 @@ class TextDriver:
             request.output,
             request.terms,
         )
-        task = self.tenant.task_for(task)
+        task = change.for_tenant(task, self.tenant)
         stored = await self._m.glossaries.terms(
             self.tenant.name, request.glossaries, task.target_languages, task.source_language or ""
         )
-        task = checks.with_stored(task, stored)
+        task = change.with_stored(task, stored)
         outcome.config.update(_brief(request, task))
         record = outcome.record
         assert record is not None
@@ -120,18 +117,7 @@ class TextDriver:
         futures: list[asyncio.Future[EngineResult]] = []
         try:
             for text in texts:
-                item = ModelInput(
-                    _NO_SAMPLES,
-                    task.target_languages,
-                    None,
-                    speech=task.output.speech,
-                    speaker_id=task.output.speaker_id,
-                    terms=task.terms,
-                    text=SourceText(text, task.source_language),
-                    words=task.output.word_timings,
-                    profanity=task.output.profanity or Profanity.OFF,
-                    speed=task.output.speed,
-                )
+                item = inputs.text_input(task, text)
                 futures.append(engine.submit(owner, item))
             jobs = await asyncio.gather(*futures)
         finally:

@@ -18,7 +18,8 @@ import numpy as np
 from translate_svc.engine.client import EngineClient
 from translate_svc.engine.results import EngineResult
 from translate_svc.session import results
-from translate_svc.session.segments import SegmentTracker
+from translate_svc.session.stream.segments import SegmentTracker
+from translate_svc.session.task import inputs
 from translate_svc.types import TranslationTask
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class Captions:
         per_ms = results.PER_MS
         first = -(-start // per_ms) * per_ms
         last = end // per_ms * per_ms
-        item = results.model_input(self._task, samples[first - start : last - start], final=False)
+        item = inputs.model_input(self._task, samples[first - start : last - start], final=False)
         fut = self._engine.submit_droppable(self._owner, item)
         if fut is None:
             self.skipped += 1

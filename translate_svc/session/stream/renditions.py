@@ -32,22 +32,19 @@ import dataclasses
 import functools
 from collections.abc import Callable
 
-import numpy as np
-
 from translate_svc.engine.client import EngineClient
 from translate_svc.engine.results import EngineResult
-from translate_svc.model_api.requests import ModelInput, Rendition
+from translate_svc.model_api.requests import Rendition
 from translate_svc.observability import metrics
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.results import needs_encoding, speech_out
 from translate_svc.session.rooms.listener import Rendering
-from translate_svc.session.stream import StreamSession
+from translate_svc.session.stream.session import StreamSession
+from translate_svc.session.task import inputs
 from translate_svc.session.tenants import budget
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.session.work import Offload, SessionWork
 from translate_svc.types import OutputOptions, SegmentResult, Translation
-
-_NO_AUDIO = np.zeros(0, np.float32)
 
 
 class Respeaker:
@@ -93,14 +90,7 @@ class Respeaker:
             return None
         opts = self._output()
         languages = tuple(dict.fromkeys(lang for lang, _ in asked))
-        item = ModelInput(
-            audio=_NO_AUDIO,
-            targets=languages,
-            speech=True,
-            words=opts.word_timings,
-            renditions=asked,
-            respeak=tuple(spoken[lang] for lang in languages),
-        )
+        item = inputs.respeak_input(languages, asked, tuple(spoken[lang] for lang in languages), opts)
         job = self._engine.submit_droppable(self._owner, item, behind_finals=True)
         if job is None:
             _count("busy", len(asked))

@@ -1,0 +1,102 @@
+"""The one writer of a call's task (``TranslationTask``) after its request is checked: a running
+stream's change (its client's Update, its room's retarget: both a ``TaskChange`` applied to the
+task it runs with now), the tenant's defaults where the request left them unset, and the stored
+glossaries' entries after its own terms. ``checks.resolve_task`` builds a task; only this module
+rewrites one (a test holds that no other module of the service does), so a change never drops what
+it does not name. Pure; any thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from translate_svc.errors import InvalidInput
+from translate_svc.glossaries.compiled import StoredTerms, term_key
+from translate_svc.session.task import checks
+from translate_svc.session.tenants.tenant import Tenant
+from translate_svc.settings import LimitsSettings
+from translate_svc.types import ModelCard, Term, TranslationTask
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    """One change to a running stream's task: what it names is set, what it leaves None is kept.
+    A client's Update names targets, voice and rate; a room's retarget names targets and
+    renditions."""
+
+    targets: tuple[str, ...] | None = None
+    speaker_id: int | None = None
+    speed: float | None = None
+    #: (language, speaking rate) pairs a room speaker's speech is made again at
+    renditions: tuple[tuple[str, float], ...] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.targets is None and self.speaker_id is None and self.speed is None and self.renditions is None
+
+
+def change(card: ModelCard, limits: LimitsSettings, task: TranslationTask, what: TaskChange) -> TranslationTask:
+    """``task`` with ``what`` applied, checked as a config is (``checks.resolve_task``: languages,
+    ``max_target_languages``, the voice's and the rate's ranges, simultaneous mode); everything
+    else stays as it is in ``task`` (a room speaker's Update keeps the rates its listeners chose;
+    its room's retarget keeps the voice and rate its client set). The renditions kept are those of
+    the targets it keeps. Raises ``InvalidInput``."""
+    targets, speaker_id, speed, renditions = what.targets, what.speaker_id, what.speed, what.renditions
+    if what.empty:
+        raise InvalidInput(
+            "the update sets nothing: set `targets` (the whole new list), `speaker_id` or `speed`, or several"
+        )
+    output = task.output if speaker_id is None else dataclasses.replace(task.output, speaker_id=speaker_id)
+    output = output if speed is None else dataclasses.replace(output, speed=speed)
+    own = task.terms[: len(task.terms) - task.stored_terms]
+    new = checks.resolve_task(
+        card,
+        limits,
+        task.source_language or "",
+        list(task.target_languages if targets is None else targets),
+        output,
+        list(task.detect) if task.detect is not None else None,
+        own,
+        task.simultaneous,
+        task.ear,
+    )
+    # the stored glossaries' entries (read as the stream started) for the targets it keeps: its
+    # own terms are the ones they were matched against then, so none is dropped again
+    keeps = set(new.target_languages)
+    kept = tuple(t for t in task.terms[len(own) :] if t.target_language in keeps)
+    rates = tuple(r for r in (task.renditions if renditions is None else renditions) if r[0] in keeps)
+    return dataclasses.replace(new, terms=new.terms + kept, stored_terms=new.stored_terms + len(kept), renditions=rates)
+
+
+def for_tenant(task: TranslationTask, tenant: Tenant) -> TranslationTask:
+    """``task`` with ``tenant``'s defaults where the request left them unset (the profanity filter
+    of the tokens file's ``profanity=``); the same task where it set them."""
+    if task.output.profanity is not None:
+        return task
+    return dataclasses.replace(task, output=dataclasses.replace(task.output, profanity=tenant.profanity))
+
+
+def with_stored(task: TranslationTask, stored: Sequence[Term]) -> TranslationTask:
+    """``task`` with the entries of the stored glossaries its request named (``glossaries/``:
+    already checked, and only those for its targets), after its own terms: an inline entry for the
+    same phrase and target wins. Not counted in ``max_glossary_entries`` (stored entries have
+    their own bounds, ``glossaries.max_entries`` and ``glossaries.max_entries_per_request``).
+    ``stored`` as the book gives it (``StoredTerms``) carries each entry's key: only the
+    request's own entries are keyed here (issue 87 J3: not thousands per request)."""
+    if not stored:
+        return task
+    own = {term_key(t) for t in task.terms if t.glossary}
+    if not own:
+        added = tuple(stored)
+    else:
+        keys = stored.keys if isinstance(stored, StoredTerms) else tuple(term_key(t) for t in stored)
+        added = tuple(t for t, k in zip(stored, keys, strict=True) if k not in own)
+    return dataclasses.replace(task, terms=task.terms + added, stored_terms=task.stored_terms + len(added))
+
+
+def as_told(task: TranslationTask, own_targets: tuple[str, ...]) -> TranslationTask:
+    """The task a room speaker's client is told it runs (``StreamStarted``): its own targets, not
+    the languages its room's listeners added (the stream runs with both)."""
+    return dataclasses.replace(task, target_languages=own_targets)

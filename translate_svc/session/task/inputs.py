@@ -1,0 +1,139 @@
+"""The one builder of what the engine computes for a call (``ModelInput``): a stream's segment or
+live caption, a simultaneous step, a text, a room speaker's renditions made again. Every field of
+a job comes from the call's task here, so an output option the task gains is asked for in one place
+(a test holds that no other module of the service builds one). Pure; any thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from translate_svc.model_api.requests import (
+    DETECTED,
+    UNIT_MS,
+    ModelInput,
+    SimulRequest,
+    SimulTarget,
+    SourceText,
+    SpeechFit,
+)
+from translate_svc.types import OutputOptions, Profanity, SpokenUnits, TranslationTask
+
+#: a text's or a rendition's job carries no samples
+NO_SAMPLES = np.zeros(0, dtype=np.float32)
+
+
+def keeps_terms(task: TranslationTask) -> bool:
+    """Whether ``task`` has KEEP terms or glossary entries that act on translations: a kept
+    phrase is carried, and a glossary phrase translated as given, where the segment's transcript
+    holds it (model/stages/terms.py), so such a task's every job decodes the transcript (and, without a
+    source language, detects the spoken language first), whether or not the client asked for them
+    (issue 45: a term acts on every path, or is refused)."""
+    return bool(task.target_languages) and any(t.keep or t.glossary for t in task.terms)
+
+
+def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool, budget_ms: int | None = None) -> ModelInput:
+    """What the engine computes for one span of a stream of ``task``: a final segment as asked, a
+    live caption as text only. KEEP terms add the transcript row (and detection, without a source
+    language: ``task.resolve_task`` refuses that on a server without an identifier); results
+    built from it show only what the client asked for. ``budget_ms``: with ``task.output.fit``,
+    the time the segment's speech is fitted to (its span and the gap before the next segment:
+    ``SegmentTracker.release``). A final segment of a task with renditions (a room speaker whose
+    listeners chose rates) keeps its spoken units (``ModelInput.keep_units``): its speech at those
+    rates is made after its result is out, as optional work (``session/stream/renditions.py``), so that
+    listeners' rates never delay the speaker's own result."""
+    fit = task.output.fit
+    fitted = None
+    if fit is not None and budget_ms is not None and final and task.output.speech:
+        fitted = SpeechFit(max(budget_ms, 1), fit.slowest, fit.fastest)
+    keep = keeps_terms(task)
+    detect = task.detect
+    if detect is None and keep and not task.source_language:
+        detect = ()  # any language the identifier can pick: the transcript is decoded in it
+    transcript = task.source_language if detect is None else DETECTED
+    return ModelInput(
+        audio=audio,
+        targets=task.target_languages,
+        transcript_language=transcript if task.output.transcript or keep else None,
+        speech=task.output.speech and final,
+        speaker_id=task.output.speaker_id,
+        detect=detect,
+        terms=task.terms,
+        words=final and task.output.word_timings,
+        profanity=task.output.profanity or Profanity.OFF,
+        speed=task.output.speed,
+        fit=fitted,
+        keep_units=bool(renditions(task)) and task.output.speech and final and fitted is None,
+    )
+
+
+def renditions(task: TranslationTask) -> tuple[tuple[str, float], ...]:
+    """The task's renditions a segment can make: of its targets, at a rate other than its speed."""
+    return tuple(
+        (lang, rate) for lang, rate in task.renditions if lang in task.target_languages and rate != task.output.speed
+    )
+
+
+def step_input(
+    task: TranslationTask,
+    audio: np.ndarray,
+    targets: tuple[SimulTarget, ...],
+    *,
+    final: bool,
+    captions: bool = False,
+) -> ModelInput:
+    """A simultaneous step over ``audio`` (the open speech so far, or the closed segment when
+    ``final``) with each target's policy state; an open step asks for no transcript (a commit
+    has none) unless KEEP terms need it to know what was said, or its live caption
+    (``captions``) shows one; the final one asks what a whole segment's job asks."""
+    assert task.simultaneous is not None
+    item = model_input(task, audio, final=True)
+    shown = captions and task.output.transcript
+    return dataclasses.replace(
+        item,
+        transcript_language=item.transcript_language if final or shown or keeps_terms(task) else None,
+        simul=SimulRequest(
+            targets,
+            final=final,
+            agreement=task.simultaneous.agreement,
+            min_units=task.simultaneous.min_chunk_ms // UNIT_MS,
+        ),
+    )
+
+
+def text_input(task: TranslationTask, text: str) -> ModelInput:
+    """One text of a text call (``TranslateText``) in the task's source language: its translations
+    (speech too if asked), with no transcript, detection or simultaneous step."""
+    assert task.source_language is not None
+    return ModelInput(
+        NO_SAMPLES,
+        task.target_languages,
+        None,
+        speech=task.output.speech,
+        speaker_id=task.output.speaker_id,
+        terms=task.terms,
+        text=SourceText(text, task.source_language),
+        words=task.output.word_timings,
+        profanity=task.output.profanity or Profanity.OFF,
+        speed=task.output.speed,
+    )
+
+
+def respeak_input(
+    languages: tuple[str, ...],
+    asked: tuple[tuple[str, float], ...],
+    spoken: tuple[SpokenUnits, ...],
+    output: OutputOptions,
+) -> ModelInput:
+    """A room speaker's result spoken again (``stream/renditions.py``): the units it kept for each of
+    ``languages`` (``spoken``, in that order) made into speech at each (language, rate) ``asked``."""
+    return ModelInput(
+        audio=NO_SAMPLES,
+        targets=languages,
+        speech=True,
+        words=output.word_timings,
+        renditions=asked,
+        respeak=spoken,
+    )
