@@ -24,6 +24,8 @@ The rules, with the settings they come from (``clock_config``):
 - a sender that stops while speech may be open: ``STALL`` (close the open speech, as a pause would)
   ``stall_close_ms`` after its last message's audio would have been played out, once a wait.
 
+``ending`` words a verdict that ends the stream as its client is told it.
+
 Not thread-safe: owned by its driver, on the event loop.
 """
 
@@ -33,6 +35,7 @@ import enum
 import math
 from dataclasses import dataclass
 
+from translate_svc.errors import LimitReached, ServiceError, ShuttingDown
 from translate_svc.settings import LimitsSettings
 
 #: a timer may fire this much before its time and still count as due
@@ -179,3 +182,34 @@ class StreamClock:
         if not (self.config.stall_close_s and holds_speech) or self._stall_given:
             return None
         return self._waiting_since + self._chunk_s + self.config.stall_close_s
+
+
+def ending(verdict: Verdict, limits: LimitsSettings, audio_received_ms: int) -> ServiceError:
+    """The end ``verdict`` gives a stream that received ``audio_received_ms``, as its client is
+    told it (what limit, and what to do)."""
+    if verdict is Verdict.CONFIG_TIMEOUT:
+        return LimitReached(
+            f"no config came within {limits.config_timeout_ms} ms of the call's start "
+            "(ServerLimits.config_timeout_ms): send the StreamingConfig as the first message as soon as the "
+            "call opens",
+            reason="config_timeout",
+        )
+    if verdict is Verdict.DRAIN:
+        at = audio_received_ms
+        return ShuttingDown(
+            "this server shut down: the stream's open speech was translated up to "
+            f"{at} ms; resume on another server (StreamingConfig.resume with this stream's "
+            f"resume_token, offset_ms {at}, next_segment_id = the next id)"
+        )
+    if verdict is Verdict.MAX_DURATION:  # a muted client, kept while it answered its pings
+        return LimitReached(
+            f"the stream has been open for its maximum duration of {limits.max_stream_seconds:.0f} s "
+            "(limits.max_stream_seconds) and its client sent nothing for "
+            f"{limits.idle_timeout_s:g} s: open a new stream to continue",
+            reason="max_stream_duration",
+        )
+    return LimitReached(
+        f"no message for {limits.idle_timeout_s:g} s (limits.idle_timeout_seconds): the stream was "
+        "closed after its open speech was translated; send audio (or silence) at least that often",
+        reason="idle_timeout",
+    )

@@ -30,7 +30,7 @@ from translate_svc.errors import InvalidInput, LimitReached, ServiceError, Shutt
 from translate_svc.observability import access, metrics, tracing
 from translate_svc.observability.access import CallInfo
 from translate_svc.session.admission import Admission
-from translate_svc.session.calls.clock import StreamClock, Verdict, clock_config
+from translate_svc.session.calls.clock import StreamClock, Verdict, clock_config, ending
 from translate_svc.session.calls.lifecycle import SessionRecord
 from translate_svc.session.events import (
     AudioIn,
@@ -452,6 +452,11 @@ class StreamDriver:
 
     # -- timers: stall, idle and drain, never cancelling a read ---------------------------------
 
+    def _ended_by(self, verdict: Verdict) -> ServiceError:
+        """The end the clock's ``verdict`` gives the stream, as its client is told it."""
+        at = self._session.audio_received_ms if self._session is not None else 0
+        return ending(verdict, self._m.limits, at)
+
     def _drained(self, deadline: float) -> None:
         """The session's drain hook: the stream ends at ``deadline``."""
         self._clock.drain(deadline)
@@ -525,37 +530,6 @@ class StreamDriver:
         finally:
             self._stalled = None
             self._arm()
-
-    def _ended_by(self, verdict: Verdict) -> ServiceError:
-        """The end the clock's ``verdict`` gives the stream, as its client is told it."""
-        limits = self._m.limits
-        if verdict is Verdict.CONFIG_TIMEOUT:
-            return LimitReached(
-                f"no config came within {limits.config_timeout_ms} ms of the call's start "
-                "(ServerLimits.config_timeout_ms): send the StreamingConfig as the first message as soon as the "
-                "call opens",
-                reason="config_timeout",
-            )
-        if verdict is Verdict.DRAIN:
-            assert self._session is not None
-            at = self._session.audio_received_ms
-            return ShuttingDown(
-                "this server shut down: the stream's open speech was translated up to "
-                f"{at} ms; resume on another server (StreamingConfig.resume with this stream's "
-                f"resume_token, offset_ms {at}, next_segment_id = the next id)"
-            )
-        if verdict is Verdict.MAX_DURATION:  # a muted client, kept while it answered its pings
-            return LimitReached(
-                f"the stream has been open for its maximum duration of {limits.max_stream_seconds:.0f} s "
-                "(limits.max_stream_seconds) and its client sent nothing for "
-                f"{limits.idle_timeout_s:g} s: open a new stream to continue",
-                reason="max_stream_duration",
-            )
-        return LimitReached(
-            f"no message for {limits.idle_timeout_s:g} s (limits.idle_timeout_seconds): the stream was "
-            "closed after its open speech was translated; send audio (or silence) at least that often",
-            reason="idle_timeout",
-        )
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -20,7 +20,6 @@ stream's reading like any other back-pressure.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -36,8 +35,8 @@ from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEn
 from translate_svc.session.results import PER_MS
 from translate_svc.session.stream.captions import Captions
 from translate_svc.session.stream.ear import EarLane, EarPools
+from translate_svc.session.stream.intake import AudioIntake
 from translate_svc.session.stream.recording import Recorder
-from translate_svc.session.stream.reorder import Reorder
 from translate_svc.session.stream.segments import SegmentTracker, segment_of
 from translate_svc.session.stream.simultaneous import Simultaneous, segment_cap
 from translate_svc.session.stream.speakers import SpeakerLabels
@@ -61,12 +60,6 @@ from translate_svc.vad.snapshot import VadSnapshot
 from translate_svc.vad.worker import VadWorker
 
 logger = logging.getLogger(__name__)
-
-#: chunks larger than this are decoded and resampled off the event loop (smaller ones cost less
-#: than the thread hand-off: a 20 ms chunk takes ~20 us)
-_OFFLOAD_BYTES = 64 * 1024
-#: a Translate clip goes through resampling and the VAD this many seconds at a time
-_CLIP_BLOCK_S = 30
 
 
 def _no_drain(deadline: float) -> None:
@@ -154,8 +147,6 @@ class StreamSession:
         self._limits = limits
         self._fair_share = fair_share
         self.timeline = Timeline(fmt, limits, resume.offset_ms if resume is not None else 0)
-        window = round(limits.reorder_window_ms * fmt.sample_rate_hz / 1000)
-        self.reorder = Reorder(window, self.timeline.packet_frames, self.timeline.input_frames)
         lead_in_ms = resume.lead_in_ms if resume is not None else 0
         if vad_start is not None and vad_start.sample != 0:
             raise ValueError("a stream's VAD starts from a snapshot taken at its first sample")
@@ -202,10 +193,9 @@ class StreamSession:
             else None
         )
         #: noise suppression before the VAD (``EarOptions``: fixed when the stream opens), on the
-        #: ear's pool (``_lane``; a clip's blocks on its own executor, ``feed_samples``); its RNNoise
+        #: ear's pool (``intake.py``; a clip's blocks on its own executor, ``feed_samples``); its RNNoise
         #: state is freed with it (not at ``close``: a worker thread may still use it)
         self._denoiser = Denoiser() if task.ear.noise_suppression else None
-        self._lane = EarLane(ear.denoise) if self._denoiser is not None else None
         if task.ear.speakers:
             self.jobs.speakers = SpeakerLabels(task.ear.speakers, self.jobs.emit_ready, ear.speakers)
         self._room = asyncio.Event()  # set while under the fair share and the VAD backlog
@@ -215,20 +205,25 @@ class StreamSession:
         self._pos16k = 0  # 16 kHz samples given to the segmenter so far
         self._aborted = False
         self._finished = False
-        #: the audio has ended (``finish`` began draining the resampler): a feed that waited for
-        #: room meanwhile (the driver stopped reading once the stream ended) ingests nothing. The
-        #: lock keeps an ingest (perhaps on a worker thread) and that drain apart
-        self._audio_over = False
-        self._ingesting = asyncio.Lock()
-        #: ingests holding or waiting for ``_ingesting`` (while none does, a small one runs inline)
-        self._ingest_turns = 0
         self._hooks = hooks
         self._on_close = on_close  # called once, by ``close``
         self._log = {"session_id": self.session_id}
-        #: where a large message or a clip's block is decoded and resampled (a live stream: the
-        #: process's pool, as its tenant's call; a clip's or a job's: the unary calls' pool), never
-        #: the loop's default pool
-        self._decode = work.decode
+        #: the audio in (``intake.py``): a large message or a clip's block is decoded on
+        #: ``work.decode`` (a live stream: the process's pool, as its tenant's call; a clip's or a
+        #: job's: the unary calls' pool), never the loop's default pool
+        self.intake = AudioIntake(
+            fmt,
+            limits,
+            self.timeline,
+            self._vad,
+            denoiser=self._denoiser,
+            lane=EarLane(ear.denoise) if self._denoiser is not None else None,
+            decode=work.decode,
+            room=self._room,
+            check=self._raise_failure,
+        )
+        self.intake.recorder = self._recorder
+        self.reorder = self.intake.reorder
         #: the admission counters this stream holds (released by its manager when it closes), and
         #: those of its ear (``ear.py``: a live stream with noise suppression or speaker labels)
         self.held: Held | None = None
@@ -273,100 +268,16 @@ class StreamSession:
     # -- requests side ----------------------------------------------------------------------
 
     async def feed(self, data: bytes, timestamp: int | None = None) -> None:
-        """One audio message in the stream's format (OPUS: one packet). ``timestamp``: where its first
-        sample belongs on the timeline, in input samples; a skipped stretch is filled with silence.
-        Waits while the reader is behind."""
-        if len(data) > self._limits.max_chunk_bytes:
-            raise InvalidInput(
-                f"audio chunk of {len(data)} bytes exceeds the limit of {self._limits.max_chunk_bytes} bytes; "
-                "send smaller chunks (20-200 ms each is typical)"
-            )
-        gap = 0 if timestamp is None else self.timeline.gap(timestamp)
-        if not data and not gap:
-            return
-        if not self._room.is_set():
-            await self._room.wait()
-        self._raise_failure()
-        carried = (self.timeline.packet_frames(data) or 0) if data else 0  # an undecodable packet: refused below
-        self.timeline.pay(gap + carried, len(data))  # audio running ahead of its bytes and time: refused
-        if gap:
-            self.timeline.fill(gap)
-            concealed = self.timeline.conceal(gap, data)
-            if concealed is None:
-                await self._fill(gap)
-            else:
-                await self._ingest(concealed)
-        if not data:
-            return
-        tl = self.timeline
-        samples = (
-            tl.decode(data) if len(data) <= _OFFLOAD_BYTES else await self._decode(functools.partial(tl.decode, data))
-        )
-        await self._ingest(samples)
-
-    async def _ingest(self, samples: np.ndarray) -> None:
-        """Input-rate samples onto the timeline and to the VAD (large ones resampled on a worker
-        thread, noise suppressed on the ear's pool); nothing once the audio has ended."""
-        inline = len(samples) <= _OFFLOAD_BYTES // 4  # cheap inline: ~0.0013 s of the loop an audio second
-        if inline and not self._ingest_turns and (self._lane is None or self._denoiser is None):
-            # nothing is awaited, and no ingest holds or waits for the lock: in order without it
-            if not self._audio_over:
-                if self._recorder is not None:
-                    self._recorder.audio(samples)
-                self._vad.score(self.timeline.ingest(samples))
-            return
-        self._ingest_turns += 1
-        try:
-            async with self._ingesting:
-                if self._audio_over:
-                    return
-                if self._recorder is not None:
-                    self._recorder.audio(samples)
-                if inline:
-                    x = self.timeline.ingest(samples)
-                else:
-                    x = await self._decode(functools.partial(self.timeline.ingest, samples))
-                if self._lane is not None and self._denoiser is not None:
-                    x = await self._lane.run(functools.partial(self._denoiser.process, x))
-                self._vad.score(x)
-        finally:
-            self._ingest_turns -= 1
-
-    def _vad_input(self, samples: np.ndarray) -> np.ndarray:
-        """Input-rate samples onto the timeline -> what the VAD and the model get: their 16 kHz
-        samples, noise suppressed when the stream asked (as many samples, in the same places)."""
-        x = self.timeline.ingest(samples)
-        return x if self._denoiser is None else self._denoiser.process(x)
+        """One audio message (``AudioIntake.feed``); waits while the reader is behind."""
+        await self.intake.feed(data, timestamp)
 
     async def feed_packet(self, data: bytes, timestamp: int) -> None:
-        """One timestamped packet (``AudioPacket``), through the reorder window: what it releases
-        is fed in timeline order; duplicates and late packets are dropped (and counted)."""
-        if len(data) > self._limits.max_chunk_bytes:
-            await self.feed(data, timestamp)  # refused there, with the message that says why
-        self.timeline.check_skip(timestamp)  # a wrong unit is refused now, not when it is released
-        for ready, at in self.reorder.push(data, timestamp, self.timeline.input_frames):
-            await self.feed(ready, at)
-
-    async def _fill(self, frames: int) -> None:
-        """Silence for a stretch the client skipped (lost packets, DTX), a second at a time."""
-        step = self.fmt.sample_rate_hz
-        for n in range(frames, 0, -step):
-            await self._room.wait()
-            self._raise_failure()
-            await self._ingest(np.zeros(min(n, step), np.float32))
+        """One timestamped packet, through the reorder window (``AudioIntake.feed_packet``)."""
+        await self.intake.feed_packet(data, timestamp)
 
     async def feed_samples(self, samples: np.ndarray) -> None:
-        """Mono float32 samples at the stream's input rate (a whole clip), resampled off the loop a
-        block at a time, each after the session has room: a clip takes its fair share of the
-        engine's queue like any stream, however many segments it holds."""
-        step = _CLIP_BLOCK_S * self.fmt.sample_rate_hz
-        for i in range(0, len(samples), step):
-            await self._room.wait()
-            self._raise_failure()
-            block = samples[i : i + step]
-            if self._recorder is not None:
-                self._recorder.audio(block)
-            self._vad.score(await self._decode(functools.partial(self._vad_input, block)))
+        """A whole clip's samples at the input rate (``AudioIntake.feed_samples``)."""
+        await self.intake.feed_samples(samples)
 
     def take_snapshots(self, first: int, every: int, on_snapshot: Callable[[VadSnapshot], None]) -> None:
         """The VAD's state at 16 kHz sample ``first`` of this stream and every ``every`` after it
@@ -414,8 +325,7 @@ class StreamSession:
         """The sender stopped in the middle of speech (mute, push-to-talk, a paused track): close
         the open speech into a segment as a pause would (FLUSH), after releasing the packets the
         reorder window held for one that is not coming. Later audio carries on the timeline."""
-        for ready, at in self.reorder.flush():
-            await self.feed(ready, at)
+        await self.intake.release_held()
         await self._vad.scored_all()
         if self._finished or self.jobs.failure is not None or not self._segmenter.holds_speech:
             return False
@@ -426,21 +336,10 @@ class StreamSession:
         """Half-close (or a limit reached, or bad input): close open speech; ``events`` ends after
         the last result and StreamEnded (then raises ``limit`` if given)."""
         try:
-            for ready, at in self.reorder.flush():  # packets held for a missing one: it is not coming
-                await self.feed(ready, at)
+            await self.intake.release_held()  # packets held for a missing one: it is not coming
         except InvalidInput as e:  # a held packet that cannot be used ends the stream as it would have
             limit = limit or e
-        self._ingest_turns += 1
-        try:
-            async with self._ingesting:
-                if not self._audio_over:
-                    self._audio_over = True
-                    rest = self.timeline.drain_resampler()
-                    if self._lane is not None and self._denoiser is not None:
-                        rest = await self._lane.run(functools.partial(self._denoiser.process, rest, last=True))
-                    self._vad.score(rest, last=True)
-        finally:
-            self._ingest_turns -= 1
+        await self.intake.drain()
         await self._vad.wait_idle()
         if self.jobs.failure is not None:
             return
@@ -505,6 +404,7 @@ class StreamSession:
         self._hooks = NO_HOOKS
         self.on_quiet = None
         recorder, self._recorder = self._recorder, None
+        self.intake.recorder = None
         if recorder is not None:
             recorder.close()
         on_close, self._on_close = self._on_close, None
