@@ -16,7 +16,7 @@ from riva.client.proto import riva_nmt_pb2 as nmt
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput
-from translate_svc.session.task.checks import check_counts
+from translate_svc.session.task.counts import check_counts
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.calls import config_message_bytes, stream_message_bytes
 from translate_svc.transport.grpc import convert as ours

@@ -32,8 +32,9 @@ from translate_svc.session.events import Draining, Resume
 from translate_svc.session.rooms.config import RoomConfig
 from translate_svc.session.rooms.registry import RoomRegistry
 from translate_svc.session.stream import ear as ears
+from translate_svc.session.stream.hooks import NO_HOOKS, StreamHooks
 from translate_svc.session.stream.recording import Recorder, Recorders, RecordMode
-from translate_svc.session.stream.session import NO_HOOKS, StreamHooks, StreamSession
+from translate_svc.session.stream.session import StreamSession
 from translate_svc.session.task import change, checks
 from translate_svc.session.tenants.budget import QuotaSpent
 from translate_svc.session.tenants.counters import Counters, Held, LocalCounters

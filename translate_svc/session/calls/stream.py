@@ -49,8 +49,9 @@ from translate_svc.session.events import (
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.rooms.checks import check_speaker
 from translate_svc.session.rooms.seat import SpeakerSeat
+from translate_svc.session.stream.hooks import StreamHooks
 from translate_svc.session.stream.renditions import paid_renditions
-from translate_svc.session.stream.session import StreamHooks, StreamSession
+from translate_svc.session.stream.session import StreamSession
 from translate_svc.session.task import change, checks
 from translate_svc.session.task.change import TaskChange
 from translate_svc.session.tenants.budget import QuotaSpent

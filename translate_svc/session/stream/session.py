@@ -23,7 +23,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,6 +34,7 @@ from translate_svc.session.events import Draining, Resume, SpeechEvent, StreamEn
 from translate_svc.session.results import PER_MS
 from translate_svc.session.stream.captions import Captions
 from translate_svc.session.stream.ear import EarLane, EarPools
+from translate_svc.session.stream.hooks import NO_HOOKS, StreamHooks, tee
 from translate_svc.session.stream.intake import AudioIntake
 from translate_svc.session.stream.recording import Recorder
 from translate_svc.session.stream.segments import SegmentTracker, segment_of
@@ -45,7 +45,7 @@ from translate_svc.session.stream.vad_bridge import VAD_BACKLOG, VadBridge
 from translate_svc.session.tenants.counters import Held
 from translate_svc.session.work import SessionWork
 from translate_svc.settings import LimitsSettings
-from translate_svc.types import AudioFormat, InterimResult, SegmentResult, TranslationTask
+from translate_svc.types import AudioFormat, TranslationTask
 from translate_svc.vad.segmenter import (
     Segmenter,
     SegmenterConfig,
@@ -60,45 +60,6 @@ from translate_svc.vad.snapshot import VadSnapshot
 from translate_svc.vad.worker import VadWorker
 
 logger = logging.getLogger(__name__)
-
-
-def _no_drain(deadline: float) -> None:
-    """A stream without a driver is told of a drain by its notice alone."""
-
-
-@dataclass(frozen=True)
-class StreamHooks:
-    """What a stream tells its driver, given once when it opens (``SessionManager.open_stream``):
-    the driver's callbacks, which ``StreamSession.close`` lets go of (they hold the driver)."""
-
-    #: a drain began: the stream ends at this deadline (event-loop time)
-    on_drain: Callable[[float], None] = _no_drain
-    #: ends the stream from outside (the engine died): the open speech is closed into a segment
-    #: and accounted for before the stream ends (None: ``fail``)
-    on_stop: Callable[[LimitReached], None] | None = None
-    #: every final result and caption as it goes out, in order (a room speaker's listeners)
-    on_output: Callable[[SegmentResult | InterimResult], None] | None = None
-
-
-#: a stream's hooks before it opens, and after it closes
-NO_HOOKS = StreamHooks()
-
-
-def _tee(
-    on_output: Callable[[SegmentResult | InterimResult], None] | None, recorder: Recorder | None
-) -> Callable[[SegmentResult | InterimResult], None] | None:
-    """The job tracker's output hook: the driver's (a room speaker's listeners) and the recorder's
-    (final results only)."""
-    if recorder is None:
-        return on_output
-
-    def output(ev: SegmentResult | InterimResult) -> None:
-        if on_output is not None:
-            on_output(ev)
-        if isinstance(ev, SegmentResult):
-            recorder.result(ev)
-
-    return output
 
 
 def _received_ms(timeline: Timeline) -> Callable[[], int]:
@@ -171,7 +132,7 @@ class StreamSession:
             strict_queue=strict_queue,
             on_change=self._update_room,
             received_ms=_received_ms(self.timeline),
-            on_output=_tee(hooks.on_output, self._recorder),
+            on_output=tee(hooks.on_output, self._recorder),
             encode=work.encode,
         )
         self.captions = (

@@ -11,22 +11,21 @@ is an InvalidInput whose message tells the caller what to send instead.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from translate_svc import words
 from translate_svc.audio.denoise import PYRNNOISE
 from translate_svc.audio.denoise import installed as denoise_installed
 from translate_svc.audio.limits import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ, OPUS_RATE
 from translate_svc.errors import InvalidInput, NotInstalled, shown
 from translate_svc.model_api.requests import TEXT_CHARS_PER_SECOND
 from translate_svc.session.events import MAX_LEAD_IN_MS, Resume
+from translate_svc.session.task.counts import ANY_CANDIDATE, check_counts, check_list, examples
+from translate_svc.session.task.terms import check_glossary, check_keep, check_terms
 from translate_svc.settings import LimitsSettings
 from translate_svc.speakers.cluster import MAX_SPEAKERS
 from translate_svc.speakers.encoder import RESEMBLYZER
 from translate_svc.speakers.encoder import installed as speakers_installed
 from translate_svc.types import (
-    DEFAULT_TERM_WEIGHT,
-    MAX_TERM_WEIGHT,
     MODEL_SAMPLE_RATE,
     NO_EAR,
     EarOptions,
@@ -44,7 +43,6 @@ from translate_svc.types import (
 #: speech per second of input audio per target are assumed (SeamlessM4T speaks at about the
 #: input's pace; see docs/api.md "Limits")
 SPEECH_SECONDS_PER_INPUT_SECOND = 1.5
-_ANY_CANDIDATE = " (or none: any language the identifier can pick)"
 
 
 def resolve_task(
@@ -84,22 +82,22 @@ def resolve_task(
             "no target_languages and output.transcript is false: nothing to return; ASR only (no "
             "targets) returns the transcript, so leave output.transcript on"
         )
-    _check_list("target_languages", "target languages", targets, limits.max_target_languages)
+    check_list("target_languages", "target languages", targets, limits.max_target_languages)
     for t in targets:
         if t not in text_codes:
             raise InvalidInput(
                 f"unknown target language {shown(t)}: use a code from ListLanguages "
-                f"({len(text_codes)} supported, e.g. {_examples(text_codes)})"
+                f"({len(text_codes)} supported, e.g. {examples(text_codes)})"
             )
         if output.speech and t not in speech_codes:
             raise InvalidInput(
                 f"target language {shown(t)} has text output only: set output.speech=false or pick a "
-                f"language with speech_output in ListLanguages (e.g. {_examples(speech_codes)})"
+                f"language with speech_output in ListLanguages (e.g. {examples(speech_codes)})"
             )
     if source and source not in text_codes:
         raise InvalidInput(
             f"unknown source language {shown(source)}: use a code from ListLanguages "
-            f"({len(text_codes)} supported, e.g. {_examples(text_codes)})"
+            f"({len(text_codes)} supported, e.g. {examples(text_codes)})"
         )
     if not MIN_SAMPLE_RATE_HZ <= output.speech_sample_rate_hz <= MAX_SAMPLE_RATE_HZ:
         raise InvalidInput(
@@ -252,163 +250,6 @@ def check_simultaneous(
         )
 
 
-def check_counts(
-    limits: LimitsSettings,
-    *,
-    texts: int = 0,
-    targets: int = 0,
-    candidates: int = 0,
-    terms: int = 0,
-    terms_are: str = "terms",
-    glossary: int = 0,
-) -> None:
-    """A request's lists counted against their limits, with the messages the checks of their
-    values give. The doors call this with the wire's counts (``len(msg.terms)``; for Riva's
-    comma-separated ``dnt_phrases`` an upper bound, its commas counted) before any element is
-    converted: a list over its limit costs no more than its count (issue 52 F3). ``terms_are``:
-    what the terms are called on the caller's wire. ``glossary``: the glossary entries (TRANSLATE
-    terms), counted apart (``max_glossary_entries``); ``terms`` counts the others. A door counts a
-    list's kinds only when the whole list is within both limits together (``split_term_counts``)."""
-    if texts > limits.max_texts:
-        raise InvalidInput(
-            f"{texts} texts: send at most {limits.max_texts} per request (ServerLimits.max_texts); "
-            "split them over several calls"
-        )
-    _check_count("target languages", targets, limits.max_target_languages)
-    _check_count("candidate languages", candidates, limits.max_candidate_languages, _ANY_CANDIDATE)
-    if terms > limits.max_terms:
-        raise InvalidInput(
-            f"{terms} {terms_are} sent; this server allows at most {limits.max_terms} per request "
-            "(ServerLimits.max_terms): keep the names and jargon that matter most (glossary entries, "
-            f"TRANSLATE terms, count apart: at most {limits.max_glossary_entries}, ServerLimits.max_glossary_entries)"
-        )
-    if glossary > limits.max_glossary_entries:
-        raise InvalidInput(
-            f"{glossary} glossary entries (TRANSLATE terms) sent; this server allows at most "
-            f"{limits.max_glossary_entries} per request (ServerLimits.max_glossary_entries): keep the "
-            "entries the speech is likely to say"
-        )
-
-
-def split_term_counts(limits: LimitsSettings, total: int, glossary: Callable[[], int]) -> tuple[int, int]:
-    """(other terms, glossary entries) of a wire list of ``total`` terms for ``check_counts``: its
-    kinds are looked at (``glossary()``) only when ``total`` is within both limits together, so a
-    list over them costs no more than its count."""
-    if total > limits.max_terms + limits.max_glossary_entries:
-        return total, 0
-    n = glossary()
-    return total - n, n
-
-
-def check_terms(terms: Sequence[Term], limits: LimitsSettings) -> None:
-    glossary = sum(t.glossary for t in terms)
-    check_counts(limits, terms=len(terms) - glossary, glossary=glossary)
-    seen: set[str] = set()
-    for n, t in enumerate(terms):
-        phrase = t.phrase
-        if t.glossary:
-            _check_entry(n, t, limits)
-        if not phrase.strip():
-            raise InvalidInput(f"terms[{n}].phrase is empty: give the words to boost or keep")
-        if len(phrase) > limits.max_term_chars:
-            raise InvalidInput(
-                f"terms[{n}].phrase is {len(phrase)} characters; at most {limits.max_term_chars} "
-                "(ServerLimits.max_term_chars): a term is a name or a few words, not a sentence"
-            )
-        if any(not c.isprintable() for c in phrase):
-            raise InvalidInput(f"terms[{n}].phrase {shown(phrase)} holds control characters: send plain text")
-        if t.boost and not 0 < t.weight <= MAX_TERM_WEIGHT:
-            raise InvalidInput(
-                f"terms[{n}].weight is {t.weight:g}: a BOOST weight is in (0, {MAX_TERM_WEIGHT:g}] "
-                f"(0 or unset means {DEFAULT_TERM_WEIGHT:g})"
-            )
-        key = words.key(phrase, ignore_case=True)  # two phrases that match the same words (words.py)
-        if t.glossary:  # one entry per phrase and target; a BOOST or KEEP term may name it too
-            key = f"{t.target_language}\0{words.key(phrase, ignore_case=t.ignore_case)}"
-        if key in seen:
-            raise InvalidInput(
-                f"terms lists {shown(phrase)} more than once"
-                + (f" for target {shown(t.target_language)}" if t.glossary else "")
-            )
-        seen.add(key)
-
-
-def _check_entry(n: int, t: Term, limits: LimitsSettings) -> None:
-    """A glossary entry's own fields (its target checked against the request's in
-    ``check_glossary``)."""
-    if t.keep:
-        raise InvalidInput(f"terms[{n}] is both KEEP and TRANSLATE: send one kind")
-    if not t.phrase.strip():
-        raise InvalidInput(f"terms[{n}].phrase is empty: give the source words the glossary entry translates")
-    if not t.translation.strip():
-        raise InvalidInput(
-            f"terms[{n}].translation is empty: a TRANSLATE term needs the target phrase to say for "
-            f"{shown(t.phrase)} (for a phrase to keep as it is, use KEEP)"
-        )
-    if len(t.translation) > limits.max_term_chars:
-        raise InvalidInput(
-            f"terms[{n}].translation is {len(t.translation)} characters; at most {limits.max_term_chars} "
-            "(ServerLimits.max_term_chars)"
-        )
-    if any(not c.isprintable() for c in t.translation):
-        raise InvalidInput(f"terms[{n}].translation {shown(t.translation)} holds control characters: send plain text")
-    if not t.target_language:
-        raise InvalidInput(
-            f"terms[{n}].target_language is empty: a TRANSLATE term is for one target language (a model "
-            'code of target_languages, e.g. "spa")'
-        )
-    if t.weight != DEFAULT_TERM_WEIGHT:
-        raise InvalidInput(f"terms[{n}].weight is {t.weight:g}: a TRANSLATE term takes no weight (leave it 0)")
-
-
-def check_glossary(card: ModelCard, terms: Sequence[Term], source: str, targets: Sequence[str]) -> None:
-    """Each glossary entry is for a language the request translates into (a known code, one of
-    ``targets``) other than the source language: an entry for a language not asked for could not
-    act, and is refused rather than ignored."""
-    for n, t in enumerate(terms):
-        if not t.glossary:
-            continue
-        lang = t.target_language
-        if lang not in card.text_codes:
-            raise InvalidInput(
-                f"terms[{n}].target_language {shown(lang)} is not a language of this server: use a model "
-                f"code from ListLanguages (e.g. {_examples(card.text_codes)})"
-            )
-        if lang not in targets:
-            raise InvalidInput(
-                f"terms[{n}].target_language is {shown(lang)}, not among target_languages "
-                f"({', '.join(shown(t) for t in targets) or 'none'}): add it to target_languages, or drop "
-                "the entry (a stream's update may not drop a language its glossary entries are for)"
-            )
-        if lang == source:
-            raise InvalidInput(
-                f"terms[{n}].target_language {shown(lang)} is the source language: a glossary entry "
-                "translates into another language (use KEEP or BOOST for the source's own words)"
-            )
-
-
-def check_keep(
-    card: ModelCard, terms: Sequence[Term], source: str, targets: Sequence[str], detect: list[str] | None
-) -> None:
-    """A KEEP term acts where the segment's transcript holds its phrase, so the server decodes the
-    transcript for it, in the source language, or in the one detected. Without either, and no
-    identifier to detect it, the term could not act: refused, never accepted and ignored."""
-    keep = next((n for n, t in enumerate(terms) if t.keep or t.glossary), None)
-    if keep is None or not targets or source or detect is not None or card.identifier is not None:
-        return
-    if terms[keep].glossary:
-        raise InvalidInput(
-            f"terms[{keep}] is TRANSLATE and source_language is empty: a glossary phrase is translated "
-            "where the speech says it, which needs the spoken language, and this server has no language "
-            'identifier to find it: set source_language (e.g. "eng")'
-        )
-    raise InvalidInput(
-        f"terms[{keep}] is KEEP and source_language is empty: a kept phrase is carried where the speech "
-        "says it, which needs the spoken language, and this server has no language identifier to find "
-        'it: set source_language (e.g. "eng")'
-    )
-
-
 def check_detection(card: ModelCard, limits: LimitsSettings, source: str, candidates: list[str]) -> None:
     if card.identifier is None:
         raise NotInstalled(
@@ -421,19 +262,19 @@ def check_detection(card: ModelCard, limits: LimitsSettings, source: str, candid
             f"source_language is {shown(source)} and language_detection is on: send one of them "
             "(detection picks each segment's source language)"
         )
-    _check_list(
+    check_list(
         "language_detection.candidates",
         "candidate languages",
         candidates,
         limits.max_candidate_languages,
-        _ANY_CANDIDATE,
+        ANY_CANDIDATE,
     )
     detectable = card.detectable_codes
     for c in candidates:
         if c not in detectable:
             raise InvalidInput(
                 f"language_detection.candidates: {shown(c)} is not a language the identifier can pick: "
-                f"use codes ListLanguages marks detectable ({len(detectable)}, e.g. {_examples(detectable)})"
+                f"use codes ListLanguages marks detectable ({len(detectable)}, e.g. {examples(detectable)})"
             )
 
 
@@ -501,20 +342,3 @@ def _check_text_answer_size(chars: int, task: TranslationTask, limits: LimitsSet
             f"{out.speech_sample_rate_hz} Hz may not fit one {limits.max_message_bytes}-byte response: send at most "
             f"{int(budget // per_char)} characters per request, fewer targets or a lower speech_sample_rate_hz"
         )
-
-
-def _check_count(what: str, n: int, most: int, hint: str = "") -> None:
-    if n > most:
-        raise InvalidInput(f"{n} {what} requested; this server allows at most {most} per request{hint}")
-
-
-def _check_list(field: str, what: str, values: list[str], most: int, hint: str = "") -> None:
-    """At most ``most`` values (counted first: nothing else is looked at in a longer list), none twice."""
-    _check_count(what, len(values), most, hint)
-    dup = sorted({v for v in values if values.count(v) > 1})
-    if dup:
-        raise InvalidInput(f"{field} lists {shown(dup[0])} more than once")
-
-
-def _examples(codes: frozenset[str]) -> str:
-    return ", ".join(sorted(codes)[:3])

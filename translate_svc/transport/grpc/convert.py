@@ -31,7 +31,7 @@ from translate_svc.session.events import (
     Updated,
 )
 from translate_svc.session.rooms.listener import ListenEvent, ListenStarted, OutputDropped, RoomOutput
-from translate_svc.session.task.checks import check_counts, split_term_counts
+from translate_svc.session.task.counts import check_counts, split_term_counts
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.grpc.ear import ear_options, ear_to_pb
 from translate_svc.transport.grpc.server_info import limits_to_pb, model_card_to_pb

@@ -31,7 +31,7 @@ from translate_svc.session.calls.clip import ClipDriver, ClipRequest
 from translate_svc.session.calls.text import TextDriver
 from translate_svc.session.events import TextRequest
 from translate_svc.session.manager import SessionManager
-from translate_svc.session.task.checks import check_counts
+from translate_svc.session.task.counts import check_counts
 from translate_svc.session.tenants.tenant import RoomRights, Tenant
 from translate_svc.transport.mcp import arguments as args
 from translate_svc.transport.mcp import render

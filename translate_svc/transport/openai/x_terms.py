@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 
 from translate_svc.errors import InvalidInput, shown
 from translate_svc.languages import guess_model_code
-from translate_svc.session.task.checks import check_counts, check_glossary, check_terms, split_term_counts
+from translate_svc.session.task.counts import check_counts, split_term_counts
+from translate_svc.session.task.terms import check_glossary, check_terms
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.openai.wire import ParamError
 from translate_svc.types import DEFAULT_TERM_WEIGHT, ModelCard, Term

@@ -33,7 +33,7 @@ from translate_svc.audio.limits import OPUS_RATE
 from translate_svc.errors import ErrorCode, InvalidInput, ServiceError
 from translate_svc.languages import bcp47_candidates
 from translate_svc.session.events import AudioIn, StreamConfig, StreamEnded, StreamRequest
-from translate_svc.session.task.checks import check_counts
+from translate_svc.session.task.counts import check_counts
 from translate_svc.settings import LimitsSettings
 from translate_svc.transport.riva.ear import NOISE_KEY, diarization, noise_suppression
 from translate_svc.transport.riva.results import STABLE as STABLE
