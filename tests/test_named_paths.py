@@ -1,4 +1,5 @@
-"""Every file a docstring or comment of translate_svc/ names exists: a reader sent to
+"""Every file a docstring or comment of translate_svc/ names exists, and every file and code name the
+architecture page (docs/architecture.md) cites is there: a reader sent to
 ``model/capture.py`` or ``../http/door.py`` finds it. A name resolves when a tracked file of the
 repository ends with it (``../`` steps dropped: the walk is relative to the naming module), when it
 is in ``../shared`` beside the repository (the design guide and research notes), or when it is one of
@@ -56,23 +57,26 @@ def in_package(name: str, package: str) -> bool:
     return any(root.rglob(inner))
 
 
+def resolves(name: str, files: list[str]) -> bool:
+    """Whether a named file is there: in the repository, in ../shared, or one of ``EXTERNAL``."""
+    bare = re.sub(r"^(\.\./)+", "", name)
+    if any(f == bare or f.endswith("/" + bare) for f in files) or (REPO.parent / "shared" / bare).exists():
+        return True
+    if bare in EXTERNAL:
+        package = EXTERNAL[bare]
+        return package is None or in_package(bare, package)
+    return False
+
+
 def unresolved(files: list[str], modules: dict[str, str]) -> list[str]:
     """``module: name`` for each name in ``modules``' prose that resolves nowhere."""
-    shared = REPO.parent / "shared"
-    found = []
-    for module, source in modules.items():
-        for text in prose(source):
-            for match in NAMED.finditer(text):
-                name = match.group(1)
-                bare = re.sub(r"^(\.\./)+", "", name)
-                if any(f == bare or f.endswith("/" + bare) for f in files) or (shared / bare).exists():
-                    continue
-                if bare in EXTERNAL:
-                    package = EXTERNAL[bare]
-                    if package is None or in_package(bare, package):
-                        continue
-                found.append(f"{module}: {name}")
-    return found
+    return [
+        f"{module}: {match.group(1)}"
+        for module, source in modules.items()
+        for text in prose(source)
+        for match in NAMED.finditer(text)
+        if not resolves(match.group(1), files)
+    ]
 
 
 def test_every_path_a_docstring_or_comment_names_exists() -> None:
@@ -94,3 +98,44 @@ def test_a_name_gone_is_found() -> None:
         "x.py: model/captures.py",
         "x.py: feature_extraction_m4t.py",
     ]
+
+
+#: a code name in a page's backticks: snake_case with an inner underscore, or CamelCase
+CODE_NAME = re.compile(
+    r"\b(?:[a-z][a-z0-9]*_[a-z0-9_]*[a-z0-9]|_[a-z][a-z0-9_]*[a-z0-9]|[A-Z][a-z0-9]+[A-Z][A-Za-z0-9]*)\b"
+)
+
+
+def stale_citations(page: str, files: list[str], names: set[str]) -> list[str]:
+    """The file names and code names in ``page``'s backticks that are nowhere: no tracked file, no
+    word of the tracked sources (``names``)."""
+    found = []
+    for span in re.findall(r"`([^`\n]+)`", page):
+        paths = [m.group(1) for m in NAMED.finditer(span)]
+        if paths:
+            found += [f"file {p}" for p in paths if not resolves(p, files)]
+        else:
+            found += [f"name {n}" for n in CODE_NAME.findall(span) if n not in names]
+    return found
+
+
+def words_of_sources(files: list[str]) -> set[str]:
+    """Every word of the tracked sources (code, protos, settings, manifests) and each file's stem."""
+    text = "\n".join((REPO / f).read_text() for f in files if f.endswith((".py", ".proto", ".toml", ".yaml", ".ts")))
+    return set(re.findall(r"\w+", text)) | {Path(f).stem for f in files}
+
+
+def test_the_architecture_page_cites_files_and_names_that_exist() -> None:
+    files = tracked()
+    page = (REPO / "docs" / "architecture.md").read_text()
+    stale = stale_citations(page, files, words_of_sources(files))
+    assert not stale, "docs/architecture.md cites what is gone (redraw it from farm-studio look):\n" + "\n".join(stale)
+
+
+def test_a_stale_citation_is_found() -> None:
+    files = tracked()
+    names = {"SegmentTracker", "emit_ready"}
+    page = (
+        "`session/stream/segments.py`: `SegmentTracker.emit_ready`; `session/jobs.py`: `_rows_to_outputs`, `JobTracker`"
+    )
+    assert stale_citations(page, files, names) == ["file session/jobs.py", "name _rows_to_outputs", "name JobTracker"]
