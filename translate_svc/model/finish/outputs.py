@@ -12,8 +12,8 @@ as its rows end, so the three parts are separate calls.
 ``Generation`` per row): each stage reads the rows' records and fills its own fields (the text
 filtered, the speech, the word timings), and the last gathers each input's rows into its output.
 A new output feature is a field and a stage, never another table keyed by row index. The records
-hold references to what the decode and the stages made (no copies), and the stages keep the batch's
-device work as it was: one upload per index, one host read per speech group's kept units.
+hold references to what the decode and the stages made (no copies); the device work is the
+batch's: one upload per row selection, and one host read per speech group that keeps units.
 
 Model thread only (or the finish stage's one worker thread, with its own tokenizer and timer):
 the records live inside one call and are never shared.
