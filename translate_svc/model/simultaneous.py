@@ -201,36 +201,20 @@ class Retranslator:
         transcripts: list[str | None] = [None] * len(inputs)
         heard_lp: list[float | None] = [None] * len(inputs)
         final_lp: list[dict[str, float]] = [{} for _ in inputs]
-        for (k, target, lang), (ids, text, starts), done, (total, chunk_units, chunk, words, rate), v, (
-            lps,
-            end,
-        ) in zip(rows, hyps, committed, speech, values, scores, strict=True):
+        for (k, target, lang), hyp, done, spoke, v, (lps, end) in zip(
+            rows, hyps, committed, speech, values, scores, strict=True
+        ):
             mode = inputs[k].profanity  # the profanity filter: on every text shown (issue 72)
             if target is None:
-                transcripts[k] = profanity.apply(text, lang, mode)
+                transcripts[k] = profanity.apply(hyp[1], lang, mode)
                 heard_lp[k] = mean_logprob(v) if requests[k].final and v is not None else None
                 continue
             if requests[k].final and len(lps) == len(done):  # the final's: every token, its end included
                 lp = mean_logprob([*lps, *(() if end is None else (end,))])
                 if lp is not None:
                     final_lp[k][lang] = lp
-            per[k][lang] = SimulRowOutput(
-                language=lang,
-                token_ids=ids,
-                text=profanity.apply(text, lang, mode),
-                word_starts=starts,
-                committed=done,
-                committed_text=profanity.apply(self.text(done), lang, mode),
-                units_total=total,
-                chunk_units=chunk_units,
-                chunk=chunk,
-                spoken_tokens=len(done) if chunk is not None else target.spoken_tokens,
-                spoken_units=total if chunk is not None else target.spoken_units,
-                chunk_words=words,
-                logprobs=lps,
-                end_logprob=end if requests[k].final else None,
-                chunk_rate=rate if chunk is not None else None,
-            )
+            final_end = end if requests[k].final else None
+            per[k][lang] = self._row_output(target, lang, mode, hyp, done, spoke, lps, final_end)
         return [
             ModelOutput(
                 transcript=transcripts[k],
@@ -245,6 +229,39 @@ class Retranslator:
             )
             for k in range(len(inputs))
         ]
+
+    def _row_output(
+        self,
+        target: SimulTarget,
+        lang: str,
+        mode: Profanity,
+        hyp: tuple[tuple[int, ...], str, tuple[int, ...]],
+        done: tuple[int, ...],
+        spoke: tuple[int, tuple[int, ...], np.ndarray | None, tuple[WordTiming, ...], float | None],
+        lps: tuple[float, ...],
+        end: float | None,
+    ) -> SimulRowOutput:
+        """A target row's output: its hypothesis (``hyp``: tokens, text, word starts), commit,
+        speech (``spoke``: ``_speech``'s row) and confidence (``end``: a final step's end value),
+        every text filtered (``mode``)."""
+        (ids, text, starts), (total, chunk_units, chunk, words, rate) = hyp, spoke
+        return SimulRowOutput(
+            language=lang,
+            token_ids=ids,
+            text=profanity.apply(text, lang, mode),
+            word_starts=starts,
+            committed=done,
+            committed_text=profanity.apply(self.text(done), lang, mode),
+            units_total=total,
+            chunk_units=chunk_units,
+            chunk=chunk,
+            spoken_tokens=len(done) if chunk is not None else target.spoken_tokens,
+            spoken_units=total if chunk is not None else target.spoken_units,
+            chunk_words=words,
+            logprobs=lps,
+            end_logprob=end,
+            chunk_rate=rate if chunk is not None else None,
+        )
 
     def _transcript_words(
         self,

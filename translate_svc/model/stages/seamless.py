@@ -98,6 +98,26 @@ class SeamlessStages:
         self.exact_rows = (
             (self.device.type == "cpu" and self.dtype != torch.float32) if exact_rows is None else exact_rows
         )
+        self._load(path)
+        self._describe(identifier)
+        self.forced = forced
+        #: per-row bound on text tokens (runaway decodes); None: the generation config's alone
+        self.text_cap = text_cap
+        if forced is not None:
+            logger.warning("forced decode lengths %s: benchmark mode, the output is not a translation", forced)
+        self._build(forced, text_cap, batch_vocoder, pad_shapes, pad_frames, pad_rows, device_features)
+        self.sample_rate = MODEL_SAMPLE_RATE
+        if self.device.type == "cuda":
+            logger.info("CUDA runtime: %s", cuda_runtime())
+        logger.info(
+            "loaded %s (%s) on %s as %s: %d text languages, %d speech languages",
+            self.info.name, self.info.revision, self.device, self.dtype,
+            len(self.catalog.text_codes), len(self.catalog.speech_codes),
+        )  # fmt: skip
+
+    def _load(self, path: Path) -> None:
+        """The processor and the model from ``path`` on the device, and the language maps of its
+        generation config."""
         self.processor = AutoProcessor.from_pretrained(path, local_files_only=True)
         model = SeamlessM4Tv2Model.from_pretrained(
             path, local_files_only=True, use_safetensors=True, dtype=self.dtype, trust_remote_code=False
@@ -117,6 +137,9 @@ class SeamlessStages:
         )
         self.num_speakers = int(self.model.config.vocoder_num_spkrs)
         self.terms = TermTokens(self.processor.tokenizer)
+
+    def _describe(self, identifier: LanguageIdentifier | None) -> None:
+        """The card: the catalog's languages, each detectable where ``identifier`` can pick it."""
         #: spoken-language identification (``ModelInput.detect``); None: not installed
         self.identifier = identifier
         languages = tuple(self.catalog.languages())
@@ -130,11 +153,19 @@ class SeamlessStages:
         )
         #: what "any language" means for detection: those it can pick that the decoder can write
         self._detectable = tuple(sorted(self._card.detectable_codes))
-        self.forced = forced
-        #: per-row bound on text tokens (runaway decodes); None: the generation config's alone
-        self.text_cap = text_cap
-        if forced is not None:
-            logger.warning("forced decode lengths %s: benchmark mode, the output is not a translation", forced)
+
+    def _build(
+        self,
+        forced: ForcedLengths | None,
+        text_cap: TextCap | None,
+        batch_vocoder: bool | None,
+        pad_shapes: bool | None,
+        pad_frames: bool | None,
+        pad_rows: bool,
+        device_features: bool | None,
+    ) -> None:
+        """The stages over the loaded model (``__init__``'s arguments of the same names), with
+        the shape buckets they share."""
         # the vocoder is batched by default on CUDA only
         batched = self.device.type == "cuda" and not self.exact_rows if batch_vocoder is None else batch_vocoder
         #: pad lengths to buckets so shapes repeat (model/stages/shapes.py; ``model.buckets``): on CUDA a
@@ -180,19 +211,12 @@ class SeamlessStages:
         self._vocoder = MaskedVocoder(
             self.model.vocoder,
             batched=batched,
-            pad_id=int(self.model.config.t2u_pad_token_id),
+            # typed optional in transformers; a SeamlessM4T v2 config always sets it
+            pad_id=int(self.model.config.t2u_pad_token_id),  # type: ignore[arg-type]
             bucket=self.bucket,
             shapes=self.shapes,
             unit_frames=None if forced is None else forced.frames_per_unit,
         )
-        self.sample_rate = MODEL_SAMPLE_RATE
-        if self.device.type == "cuda":
-            logger.info("CUDA runtime: %s", cuda_runtime())
-        logger.info(
-            "loaded %s (%s) on %s as %s: %d text languages, %d speech languages",
-            self.info.name, self.info.revision, self.device, self.dtype,
-            len(self.catalog.text_codes), len(self.catalog.speech_codes),
-        )  # fmt: skip
 
     @property
     def card(self) -> ModelCard:
