@@ -16,7 +16,7 @@ from tests.support.hypothesis_profile import SUITE_PROFILE
 from tests.support.live_server import LiveServer, make_settings, serving
 from tests.support.paths import SHARED_AUDIO, TEST_MODEL
 
-pytest_plugins = ["tests.support.test_times"]  # per-test CPU and wall, when asked (TRANSLATE_SVC_TEST_TIMES)
+pytest_plugins = ["tests.support.suite_times"]  # per-test CPU and wall, when asked (TRANSLATE_SVC_TEST_TIMES)
 
 hypothesis_settings.load_profile(SUITE_PROFILE)  # no deadline: tests/support/hypothesis_profile.py
 

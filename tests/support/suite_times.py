@@ -2,7 +2,7 @@
 (each xdist worker) writes one JSON line per test to ``<folder>/<worker>.jsonl``: its file, its
 wall seconds and the CPU seconds its process and the children it reaped spent on it (a server
 started in a subprocess counts for the test that stopped it; threads count for the process).
-Summed per file by ``python -m tests.support.test_times <folder>``: the files that cost most CPU
+Summed per file by ``python -m tests.support.suite_times <folder>``: the files that cost most CPU
 are the ones a loaded machine slows most (docs/ci-timings.md). Off unless the variable is set."""
 
 from __future__ import annotations
