@@ -153,7 +153,7 @@ def serve_fetching_from_loopback() -> None:
     CA in ``LONG_JOB_CA`` (the desk's ``fetch_checks``, as tests/jobs/test_http.py sets them):
     the server has no setting for either (see the module's docstring)."""
     from translate_svc.cli import app as cli
-    from translate_svc.transport.jobs.desk import JobDesk
+    from translate_svc.jobs.desk import JobDesk
 
     context = ssl.create_default_context(cafile=os.environ["LONG_JOB_CA"])
     plain_init = JobDesk.__init__

@@ -5,6 +5,7 @@ name (``_x``) of another module of this project. import-linter holds the package
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,9 @@ pytestmark = pytest.mark.unit
 TRANSPORT = Path(translate_svc.transport.__file__).parent
 #: packages of the doors' shared home, not doors (tokens/: issue 71)
 SHARED = {"tokens", "telephony"}  # the shared home's tokens package; the phone and SIP doors' floor
+#: the HTTP port's home: a package of transport/ that route sets stand on, not a door of its own
+PORT_HOMES = {"http"}
+PYPROJECT = TRANSPORT.parents[1] / "pyproject.toml"
 
 
 def private_imports(path: Path) -> list[str]:
@@ -57,3 +61,19 @@ def test_each_door_is_a_package_of_its_own() -> None:
         "sip",
     }
     assert not (TRANSPORT / "server.py").exists() and (TRANSPORT / "host.py").is_file()
+
+
+def independent_doors() -> set[str]:
+    """The packages of transport/ that the door independence contract names (pyproject.toml)."""
+    contracts = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["importlinter"]["contracts"]
+    (doors,) = [c for c in contracts if c["type"] == "independence" and c["name"].startswith("Each door imports")]
+    prefix = "translate_svc.transport."
+    assert all(m.startswith(prefix) for m in doors["modules"])
+    return {m.removeprefix(prefix) for m in doors["modules"]}
+
+
+def test_every_door_is_in_the_independence_contract() -> None:
+    """A door left out of the contract may import another door unseen (the jobs door once read
+    the gRPC door's converters): every package of transport/ but the shared home's is named."""
+    doors = {p.name for p in TRANSPORT.iterdir() if (p / "__init__.py").is_file()} - SHARED - PORT_HOMES
+    assert independent_doors() == doors

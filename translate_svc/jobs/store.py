@@ -92,7 +92,7 @@ class LeaseLost(Exception):
 class TenantFull(Exception):
     """A tenant's cap met, checked with the change it counts: ``what`` (``jobs``, ``hours`` or
     ``bytes``) and what the tenant has (its jobs not finished, their hours, the bytes its jobs keep).
-    The desk words it (``transport/jobs/desk.py``)."""
+    The desk words it (``desk.py``)."""
 
     def __init__(self, what: str, have: float) -> None:
         super().__init__(what)

@@ -40,6 +40,7 @@ import grpc
 
 from translate_svc.cluster.store import StoreState
 from translate_svc.frontend import Application
+from translate_svc.jobs.desk import JobDesk
 from translate_svc.observability import metrics
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.transport.accept_log import AcceptErrorLog
@@ -55,7 +56,6 @@ from translate_svc.transport.grpc.tls import CertificateReloader
 from translate_svc.transport.http.caller import Authorizer
 from translate_svc.transport.http.door import HttpDoor, RouteSet
 from translate_svc.transport.http.health import HealthRoutes
-from translate_svc.transport.jobs.desk import JobDesk
 from translate_svc.transport.jobs.grpc_door import JobsDoor
 from translate_svc.transport.jobs.routes import JobRoutes
 from translate_svc.transport.openai.door import OpenAIRoutes

@@ -1,9 +1,10 @@
 """One writer each: a call's task (``TranslationTask``) is built by ``task/checks.py`` alone and
-rewritten by ``task/change.py`` alone, and what the engine computes (``ModelInput``) is built by
-``task/inputs.py`` alone, so a request's option reaches every path through one place and a change
-never drops what it does not name (a room speaker's own Update rebuilt its task without the rates
-its listeners chose when two modules wrote it). Found by walking every module of translate_svc/:
-a ``TranslationTask(...)`` or ``ModelInput(...)`` call, or a ``replace(<...task>, ...)``."""
+rewritten by ``task/change.py`` alone (its client told it by ``task/told.py``), and what the engine
+computes (``ModelInput``) is built by ``task/inputs.py`` alone, so a request's option reaches every
+path through one place and a change never drops what it does not name (a room speaker's own Update
+rebuilt its task without the rates its listeners chose when two modules wrote it). Found by walking
+every module of translate_svc/: a ``TranslationTask(...)`` or ``ModelInput(...)`` call, or a
+``replace(<...task>, ...)``."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[3] / "translate_svc"
 #: where each is written, and the one other place that may with its reason
 WRITERS = {
     "TranslationTask": {"session/task/checks.py"},
-    "replace(task)": {"session/task/change.py"},
+    "replace(task)": {"session/task/change.py", "session/task/told.py"},
     "ModelInput": {
         "session/task/inputs.py",
         # the engine's warm-up: synthetic segments of each shape, from no call's task

@@ -20,7 +20,7 @@ from translate_svc.errors import PermissionDenied, shown
 from translate_svc.session.events import RoomJoin, StreamStarted
 from translate_svc.session.rooms.registry import RoomRegistry
 from translate_svc.session.rooms.room import Render, Renditions, Speaker
-from translate_svc.session.task.change import as_told
+from translate_svc.session.task.told import as_told
 from translate_svc.session.tenants.tenant import RoomRights, Tenant
 from translate_svc.types import InterimResult, SegmentResult
 

@@ -1,7 +1,7 @@
 """The one writer of a call's task (``TranslationTask``) after its request is checked: a running
 stream's change (its client's Update, its room's retarget: both a ``TaskChange`` applied to the
 task it runs with now), the tenant's defaults where the request left them unset, and the stored
-glossaries' entries after its own terms. ``checks.resolve_task`` builds a task; only this module
+glossaries' entries after its own terms. ``checks.resolve_task`` builds a task; only this package
 rewrites one (a test holds that no other module of the service does), so a change never drops what
 it does not name. Pure; any thread.
 """
@@ -94,9 +94,3 @@ def with_stored(task: TranslationTask, stored: Sequence[Term]) -> TranslationTas
         keys = stored.keys if isinstance(stored, StoredTerms) else tuple(term_key(t) for t in stored)
         added = tuple(t for t, k in zip(stored, keys, strict=True) if k not in own)
     return dataclasses.replace(task, terms=task.terms + added, stored_terms=task.stored_terms + len(added))
-
-
-def as_told(task: TranslationTask, own_targets: tuple[str, ...]) -> TranslationTask:
-    """The task a room speaker's client is told it runs (``StreamStarted``): its own targets, not
-    the languages its room's listeners added (the stream runs with both)."""
-    return dataclasses.replace(task, target_languages=own_targets)

@@ -1,6 +1,8 @@
 """protobuf <-> domain conversion: every wire message is parsed into, or built from, a domain object here.
 
-The gRPC door's only knowledge of the wire types besides the servicer's method table.
+The gRPC door's only knowledge of the wire types besides the servicer's method table, and the
+option messages it shares with the jobs door's gRPC service (``../proto_options.py``: output
+options, a dub's fit, the ear's fields).
 """
 
 from __future__ import annotations
@@ -33,40 +35,24 @@ from translate_svc.session.events import (
 from translate_svc.session.rooms.listener import ListenEvent, ListenStarted, OutputDropped, RoomOutput
 from translate_svc.session.task.counts import check_counts, split_term_counts
 from translate_svc.settings import LimitsSettings
-from translate_svc.transport.grpc.ear import ear_options, ear_to_pb
 from translate_svc.transport.grpc.server_info import limits_to_pb, model_card_to_pb
+from translate_svc.transport.proto_options import ear_options, ear_to_pb, output_options, output_options_to_pb
 from translate_svc.transport.rpc_errors import RPC_CODES, error_status
 from translate_svc.types import (
     DEFAULT_TERM_WEIGHT,
     AudioEncoding,
     AudioFormat,
     Commit,
-    DubFit,
     InterimResult,
-    OutputOptions,
-    Profanity,
     SegmentResult,
     SimultaneousOptions,
-    SpeechEncoding,
     Term,
     Transcript,
     Translation,
     WordTiming,
-    check_fit,
-    check_speed,
 )
 from translate_svc.vad.segmenter import SegmenterConfig
 from translate_svc.wire.pcm import float_to_pcm16
-
-_SPEECH_ENCODINGS = {
-    pb.SPEECH_ENCODING_UNSPECIFIED: SpeechEncoding.LINEAR16,
-    pb.SPEECH_ENCODING_LINEAR16: SpeechEncoding.LINEAR16,
-    pb.SPEECH_ENCODING_OPUS: SpeechEncoding.OPUS,
-}
-_SPEECH_ENCODINGS_BACK = {
-    SpeechEncoding.LINEAR16: pb.SPEECH_ENCODING_LINEAR16,
-    SpeechEncoding.OPUS: pb.SPEECH_ENCODING_OPUS,
-}
 
 _ENCODINGS = {
     pb.LINEAR16: AudioEncoding.LINEAR16,
@@ -93,71 +79,6 @@ def audio_format(msg: pb.AudioFormat, field: str) -> AudioFormat:
 def audio_format_to_pb(fmt: AudioFormat) -> pb.AudioFormat:
     return pb.AudioFormat(
         encoding=_ENCODINGS_BACK[fmt.encoding], sample_rate_hz=fmt.sample_rate_hz, channels=fmt.channels
-    )
-
-
-def output_options(msg: pb.OutputOptions, has: bool) -> OutputOptions:
-    """Absent message or absent field: true (text, speech, transcript), 16 kHz, speaker 0."""
-    if not has:
-        return OutputOptions()
-    d = OutputOptions()
-    if msg.speech_encoding not in _SPEECH_ENCODINGS:
-        raise InvalidInput(
-            f"output.speech_encoding is {msg.speech_encoding}: use SPEECH_ENCODING_LINEAR16 or SPEECH_ENCODING_OPUS"
-        )
-    if msg.profanity not in pb.ProfanityFilter.values():
-        raise InvalidInput(f"output.profanity is {msg.profanity}: use one of {', '.join(pb.ProfanityFilter.keys())}")
-    encoding = _SPEECH_ENCODINGS[msg.speech_encoding]
-    default_rate = OPUS_RATE if encoding is SpeechEncoding.OPUS else d.speech_sample_rate_hz
-    return OutputOptions(
-        text=msg.text if msg.HasField("text") else d.text,
-        speech=msg.speech if msg.HasField("speech") else d.speech,
-        transcript=msg.transcript if msg.HasField("transcript") else d.transcript,
-        speech_sample_rate_hz=msg.speech_sample_rate_hz or default_rate,
-        speaker_id=msg.speaker_id if msg.HasField("speaker_id") else d.speaker_id,
-        speech_encoding=encoding,
-        word_timings=msg.word_timings,
-        profanity=Profanity(pb.ProfanityFilter.Name(msg.profanity)[17:].lower()) if msg.profanity else None,
-        speed=speed(msg.speed, "output.speed") if msg.HasField("speed") else d.speed,
-    )
-
-
-def speed(value: float, field: str) -> float:
-    """A wire speaking rate (a float32: 1.1 arrives as 1.1000000238...) as the client wrote it,
-    in range (``types.check_speed``), else InvalidInput naming ``field`` and the range."""
-    try:
-        return check_speed(round(value, 6), field)
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
-
-
-def speech_fit(msg: pb.SpeechFit, has: bool, default: DubFit) -> DubFit | None:
-    """A clip's or a job's ``fit`` (dubbing to the source's clock, issue 90): None when absent; an
-    unset bound is the server's (``default``: ``jobs.fit_slowest``, ``jobs.fit_fastest``); checked
-    (``types.check_fit``), else InvalidInput naming ``fit.slowest`` or ``fit.fastest``."""
-    if not has:
-        return None
-    fit = DubFit(
-        round(msg.slowest, 6) if msg.HasField("slowest") else default.slowest,
-        round(msg.fastest, 6) if msg.HasField("fastest") else default.fastest,
-    )
-    try:
-        return check_fit(fit, "fit")
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
-
-
-def output_options_to_pb(o: OutputOptions) -> pb.OutputOptions:
-    return pb.OutputOptions(
-        text=o.text,
-        speech=o.speech,
-        transcript=o.transcript,
-        speech_sample_rate_hz=o.speech_sample_rate_hz,
-        speaker_id=o.speaker_id,
-        speech_encoding=_SPEECH_ENCODINGS_BACK[o.speech_encoding],
-        word_timings=o.word_timings,
-        profanity=getattr(pb, f"PROFANITY_FILTER_{(o.profanity or 'unspecified').upper()}"),
-        speed=o.speed,
     )
 
 

@@ -57,7 +57,7 @@ from translate_svc.transport.calls import (
 )
 from translate_svc.transport.grpc import convert, server_info
 from translate_svc.transport.grpc.auth import SERVICE_NAME as SERVICE_NAME  # re-exported
-from translate_svc.transport.grpc.ear import ear_options
+from translate_svc.transport.proto_options import ear_options, output_options, speech_fit
 from translate_svc.transport.rpc import (
     audio_path,
     call_deadline,
@@ -292,8 +292,8 @@ class TranslatorServicer:
     def _clip_request(self, request: pb.TranslateRequest, content: bytes) -> ClipRequest:
         convert.check_lists(request, self._m.limits)
         detect = convert.detection(request.language_detection, request.HasField("language_detection"))
-        output = convert.output_options(request.output, request.HasField("output"))
-        fit = convert.speech_fit(request.fit, request.HasField("fit"), self._fit_default)
+        output = output_options(request.output, request.HasField("output"))
+        fit = speech_fit(request.fit, request.HasField("fit"), self._fit_default)
         return ClipRequest(
             content,
             convert.audio_format(request.audio.format, "audio.format"),
@@ -347,7 +347,7 @@ class TranslatorServicer:
             tuple(request.texts),
             request.source_language,
             tuple(request.target_languages),
-            convert.output_options(request.output, request.HasField("output")),
+            output_options(request.output, request.HasField("output")),
             convert.terms(request.terms),
             glossary_ids(request.glossaries),
         )

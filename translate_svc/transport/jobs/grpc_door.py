@@ -25,14 +25,15 @@ from google.protobuf.message import Message
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, ServiceError, TooSlow, storage_full
+from translate_svc.jobs.desk import JobDesk
 from translate_svc.jobs.model import JobState, JobStatus
+from translate_svc.jobs.request import fit_default
 from translate_svc.session.manager import SessionManager
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.session.work import OnPool
 from translate_svc.transport.api_log import Method, logged, logged_method
 from translate_svc.transport.door import DoorContext
 from translate_svc.transport.jobs import options, render
-from translate_svc.transport.jobs.desk import JobDesk
 from translate_svc.transport.rpc import (
     call_deadline,
     call_of,
@@ -149,7 +150,7 @@ class JobsDoor:
     async def CreateJob(self, raw: AsyncIterator[bytes], context: grpc.aio.ServicerContext[Any, Any]) -> Message:
         async def answer(tenant: Tenant, msg: pb.CreateJobRequest) -> Message:
             self.desk.jobs  # noqa: B018 (off: INVALID_ARGUMENT saying how)
-            asked = options.from_pb(msg, options.fit_default(self._settings))
+            asked = options.from_pb(msg, fit_default(self._settings))
             return job_to_pb(await self.desk.create(tenant, self.desk.spec(asked), asked.url))
 
         return await self._serve(raw, pb.CreateJobRequest, answer)

@@ -1,26 +1,25 @@
 """A job's request as the HTTP port takes it (``POST /v1/jobs``'s JSON body) and as the gRPC port
-does (``CreateJobRequest``), into the desk's spec arguments: its format, languages, output options
-(``OutputOptions``) and ear options (``EarOptions``).
+does (``CreateJobRequest``), into the jobs wing's ``JobRequest`` (``jobs/request.py``): its format,
+languages, output options (``OutputOptions``) and ear options (``EarOptions``).
 
 Every option a ``Translate`` call takes is taken, or refused saying what to send instead (issue 91:
 a job once kept three of them and dropped the rest silently, a per-job ``profanity`` among them);
 a JSON key the API does not know is refused naming it and the keys it takes, as the OpenAI door's
 audio form and the Riva door's custom configuration are: a misspelt option is never silently
-inert (design pitfall 23). Pure, but for the conversions it shares with the gRPC door."""
+inert (design pitfall 23). Pure; translate.proto's option messages are read as the gRPC door reads
+them (``transport/proto_options.py``, which both doors share)."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.errors import InvalidInput, shown
+from translate_svc.jobs.request import JobRequest
 from translate_svc.jobs.video import DEFAULT_MIX_GAIN_DB, VideoAsk, VoiceOver
-from translate_svc.settings.jobs import JobSettings
-from translate_svc.transport.grpc.convert import output_options, speech_fit
-from translate_svc.transport.grpc.ear import ear_options
+from translate_svc.transport.proto_options import ear_options, output_options, speech_fit
 from translate_svc.types import (
     MODEL_SAMPLE_RATE,
     SPEED_MAX,
@@ -72,30 +71,9 @@ _GRPC_ENCODINGS = {
 _NOISE = {"off": False, "rnnoise": True}
 
 
-@dataclass(frozen=True)
-class JobRequest:
-    """A job's request as a door parsed it, not yet checked against the model (``JobDesk.spec``)."""
-
-    encoding: AudioEncoding
-    sample_rate_hz: int
-    channels: int
-    source_language: str
-    target_languages: list[str]
-    glossaries: list[str]
-    output: OutputOptions
-    ear: EarOptions
-    #: an https URL to fetch the audio from; None: it is uploaded in parts
-    url: str | None = None
-
-
-def fit_default(settings: JobSettings) -> DubFit:
-    """The bound of a job's (or a clip's) ``fit`` where the request leaves it unset."""
-    return DubFit(settings.fit_slowest, settings.fit_fastest)
-
-
 def from_json(doc: dict[str, Any], fit: DubFit | None = None) -> JobRequest:
     """``POST /v1/jobs``'s body: every key known (else 400 naming it), each of its type. ``fit``:
-    the server's bound for a ``fit`` that leaves it unset (``fit_default``)."""
+    the server's bound for a ``fit`` that leaves it unset (``jobs/request.py``'s ``fit_default``)."""
     _known(doc, KEYS, "")
     fmt = doc.get("format") or {}
     if not isinstance(fmt, dict):

@@ -43,6 +43,8 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from translate_svc.errors import Conflict, InvalidInput, ServiceError
+from translate_svc.jobs.desk import JobDesk
+from translate_svc.jobs.request import fit_default
 from translate_svc.transport.api_log import logged
 from translate_svc.transport.calls import REQUEST_ID, call_info
 from translate_svc.transport.door import DoorContext
@@ -52,7 +54,6 @@ from translate_svc.transport.http.caller import WORDING, Caller, authorize_token
 from translate_svc.transport.http.door import Served
 from translate_svc.transport.http.responses import refused
 from translate_svc.transport.jobs import options, render
-from translate_svc.transport.jobs.desk import JobDesk
 from translate_svc.transport.tokens import Permission, bearer
 
 #: a request's handler once it is admitted: (request, caller) -> the answer
@@ -128,7 +129,7 @@ class JobRoutes:
         )
         if isinstance(body, web.Response):
             return body
-        asked = options.from_json(_object(body), options.fit_default(self._settings))
+        asked = options.from_json(_object(body), fit_default(self._settings))
         job = await self.desk.create(caller.tenant, self.desk.spec(asked), asked.url)
         out = job.to_json()
         if asked.url is not None:

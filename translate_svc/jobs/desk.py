@@ -1,15 +1,16 @@
-"""What the jobs API does, once for both ports (``routes.py`` on HTTP, ``grpc_door.py`` on gRPC):
-a job's spec checked against the model and the limits, its creation under the tenant's caps
-(``jobs=``, ``job_hours=``, else the server's defaults, and the bytes its jobs keep:
-``jobs/intake.py``'s ``job_caps``), each checked by the store with the change it counts (issue
-87), its audio received in parts (each a file, received whole before it is appended) and queued
-once whole and checked, or, with an https URL the fetch rules take, queued at once with its URL
-(the worker's fetch stage fetches it: ``jobs/intake.py``), its status, cancel, deletion and
+"""The jobs service: what the jobs API does, once for both ports and whatever their wire. The jobs door
+(``transport/jobs/``: ``routes.py`` on HTTP, ``grpc_door.py`` on gRPC) only parses its wire into a
+``JobRequest`` (``request.py``) and renders what the desk answers; every rule is here: a job's spec
+checked against the model and the limits, its creation under the tenant's caps (``jobs=``,
+``job_hours=``, else the server's defaults, and the bytes its jobs keep: ``intake.py``'s
+``job_caps``), each checked by the store with the change it counts (so two requests racing cannot
+both pass a cap), its audio received in parts (each a file, received whole before it is appended)
+and queued once whole and checked, or, with an https URL the fetch rules take, queued at once with
+its URL (the worker's fetch stage fetches it: ``intake.py``), its status, cancel, deletion and
 results, and the tenant's jobs a page at a time. Every refusal is a ``ServiceError`` naming what to
-change. An upload is probed in a media process (``jobs/media.py``), once: a ``complete`` refused
-for its file or for its tenant's caps after the probe fails the job saying why (its slot freed),
-one refused before (the media processes busy, the server stopping) leaves it uploading. Event loop
-only."""
+change. An upload is probed in a media process (``media.py``), once: a ``complete`` refused for its
+file or for its tenant's caps after the probe fails the job saying why (its slot freed), one refused
+before (the media processes busy, the server stopping) leaves it uploading. Event loop only."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from translate_svc.errors import Conflict, InvalidInput, ServiceError
 from translate_svc.jobs.intake import check_probed, check_url, hours_left_s, job_caps, over_cap
 from translate_svc.jobs.listing import JobCursor, JobPage, page_size, paged
 from translate_svc.jobs.model import JobSpec, JobState, JobStatus
+from translate_svc.jobs.request import JobRequest
 from translate_svc.jobs.store import TenantFull
 from translate_svc.jobs.tracks import TRACK_WIDTH
 from translate_svc.jobs.worker import JobWorker
@@ -29,7 +31,6 @@ from translate_svc.session.manager import SessionManager
 from translate_svc.session.stream import ear as ears
 from translate_svc.session.task import checks
 from translate_svc.session.tenants.tenant import Tenant
-from translate_svc.transport.jobs.options import JobRequest
 from translate_svc.types import AudioEncoding, SpeechEncoding
 
 OFF = "jobs are off on this server: its operator sets jobs.dir (TRANSLATE_SVC_JOBS__DIR) to keep them"
@@ -70,8 +71,8 @@ class JobDesk:
 
     def spec(self, request: JobRequest) -> JobSpec:
         """A job's spec, its languages and every option checked now, against the model and the
-        limits: not hours later. Each option is kept and passed to the job's session (issue 91);
-        one a job cannot honour is refused saying so."""
+        limits: not hours later. Each option is kept and passed to the job's session, never dropped
+        silently; one a job cannot honour is refused saying so."""
         encoding = request.encoding
         if encoding is AudioEncoding.OPUS:
             raise InvalidInput(
@@ -145,7 +146,7 @@ class JobDesk:
         return job
 
     async def list(self, tenant: Tenant, limit: int | None, page_token: str) -> JobPage:
-        """A page of the tenant's jobs, newest first (``jobs/listing.py``): ``limit`` of them
+        """A page of the tenant's jobs, newest first (``listing.py``): ``limit`` of them
         (None or 0: the default), after the page ``page_token`` ended (empty: the newest)."""
         size, after = page_size(limit), JobCursor.parse(page_token)
         return paged(await self.jobs.store.list_jobs(tenant.name, size + 1, after), size)
@@ -202,7 +203,8 @@ class JobDesk:
     async def _queue(self, job: JobStatus, tenant: Tenant) -> JobStatus:
         """Check the whole audio (readable, within ``jobs.max_audio_s``, in a media process: never
         this one) and the tenant's hours, then queue it; a video's kind noted (its upload is kept
-        once the job is done: issue 90). A refusal of the probed upload fails the job."""
+        once the job is done, to dub the video from: ``video.py``). A refusal of the probed upload
+        fails the job."""
         if job.job_id in self._probing:
             raise Conflict("the job's complete is in progress: wait for its answer (GET the job)")
         self._probing.add(job.job_id)

@@ -1,0 +1,32 @@
+"""A job's request as a door parsed it, the same whatever its wire (``POST /v1/jobs``'s JSON body,
+``CreateJob``'s message: ``transport/jobs/options.py``), before the desk checks it against the
+model and the limits (``desk.py``: ``JobDesk.spec``), and the server's bound of a dub's ``fit``
+where a request leaves it unset. Plain frozen values: safe to share between tasks and threads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from translate_svc.settings.jobs import JobSettings
+from translate_svc.types import AudioEncoding, DubFit, EarOptions, OutputOptions
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A job's request as a door parsed it, not yet checked against the model (``JobDesk.spec``)."""
+
+    encoding: AudioEncoding
+    sample_rate_hz: int
+    channels: int
+    source_language: str
+    target_languages: list[str]
+    glossaries: list[str]
+    output: OutputOptions
+    ear: EarOptions
+    #: an https URL to fetch the audio from; None: it is uploaded in parts
+    url: str | None = None
+
+
+def fit_default(settings: JobSettings) -> DubFit:
+    """The bound of a job's (or a clip's) ``fit`` where the request leaves it unset."""
+    return DubFit(settings.fit_slowest, settings.fit_fastest)
