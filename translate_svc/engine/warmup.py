@@ -1,6 +1,6 @@
 """What the engine runs before it says it is ready: the warm-up plan. Pure; no torch, no clock.
 
-``buckets`` (issue 70) is ``batches`` at one length per encoder frame bucket (the stages pad their
+``buckets`` is ``batches`` at one length per encoder frame bucket (the stages pad their
 lengths to buckets, model/stages/shapes.py), followed by the runner's warm-up of t2u's and the vocoder's
 buckets (``ShapeWarmable.warm_shapes``), all within ``max_s``: after it a segment up to
 ``longest_s`` meets no shape the warm-up did not run (``translate_svc_model_cold_shapes_total``).
