@@ -132,7 +132,7 @@ def speed(value: float, field: str) -> float:
 
 
 def speech_fit(msg: pb.SpeechFit, has: bool, default: DubFit) -> DubFit | None:
-    """A clip's or a job's ``fit`` (dubbing to the source's clock, issue 90): None when absent; an
+    """A clip's or a job's ``fit`` (dubbing to the source's clock): None when absent; an
     unset bound is the server's (``default``: ``jobs.fit_slowest``, ``jobs.fit_fastest``); checked
     (``types.check_fit``), else InvalidInput naming ``fit.slowest`` or ``fit.fastest``."""
     if not has:
@@ -174,7 +174,7 @@ def check_lists(
     msg: pb.StreamingConfig | pb.TranslateRequest | pb.TranslateTextRequest, limits: LimitsSettings
 ) -> None:
     """A request's lists (texts, targets, detection candidates, terms) counted against their
-    limits before any element is converted (``session.task.check_counts``; issue 52 F3)."""
+    limits before any element is converted (``session.task.check_counts``; security finding F3)."""
     detect = None if isinstance(msg, pb.TranslateTextRequest) else msg.language_detection
     others, glossary = split_term_counts(
         limits, len(msg.terms), lambda: sum(t.kind == pb.Term.TRANSLATE for t in msg.terms)

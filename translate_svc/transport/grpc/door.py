@@ -154,7 +154,7 @@ class GrpcDoor:
                 )
             )
         interceptors.append(self.slots)  # after the token check: a refused call is not counted
-        if tracing.enabled():  # after the token check: a call it refuses makes no span (issue 34 N17)
+        if tracing.enabled():  # after the token check: a call it refuses makes no span (security finding N17)
             interceptors.append(tracing.grpc_server_interceptor())
         # on top of the ordinary calls, slots of their own (docs/security.md) for what a caller without
         # a token can hold (health Watch calls, refused streams still reading their client's sends)

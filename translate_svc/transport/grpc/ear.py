@@ -1,4 +1,4 @@
-"""The gRPC door's noise suppression and speaker options (issue 72): StreamingConfig's and
+"""The gRPC door's noise suppression and speaker options: StreamingConfig's and
 TranslateRequest's ``noise_suppression`` and ``speakers`` <-> ``EarOptions``; a result's speaker."""
 
 from __future__ import annotations
