@@ -48,7 +48,7 @@ class WarmupMode(str, Enum):
     #: every row bucket (powers of two: where the stages bucket lengths, the fast runner's static
     #: path pads rows too) at one length per encoder frame bucket up to ``WarmupConfig.longest_s``
     #: (the caller gives them as ``lengths_s``), then every t2u and vocoder bucket through the
-    #: runner's own ``warm_shapes`` (model_api/runner.py ``ShapeWarmable``; issues 70, 88)
+    #: runner's own ``warm_shapes`` (model_api/runner.py ``ShapeWarmable``)
     BUCKETS = "buckets"
 
 

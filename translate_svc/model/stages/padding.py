@@ -1,4 +1,4 @@
-"""Tensor padding for shapes that repeat (issues 70, 88): rows up to a row bucket, the hard
+"""Tensor padding for shapes that repeat: rows up to a row bucket, the hard
 upsampling of t2u and the vocoder as one gather into a given width, and attention masks that are
 always made.
 

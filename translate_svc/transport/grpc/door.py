@@ -14,7 +14,7 @@ when tokens are required (unless asked for). Health also answers on an optional 
 neither TLS nor tokens, and a second port on the main server would expose the Translator there in
 plaintext too.
 
-Call slots (issues 34 and 52): the ordinary calls of the main port are counted by us
+Call slots: the ordinary calls of the main port are counted by us
 (``slots.CallSlots``) and refused at ``limits.max_calls`` (each worker's share), below gRPC's own
 limit for the process; on top of them come slots for what a caller without a token can hold (on
 each port at most ``limits.max_health_watches`` health Watch calls, ``health.HealthDoor``; on the
