@@ -136,7 +136,7 @@ def build_frontend(
     vad = VadWorker(SileroVad(), gather_ms=settings.server.vad_gather_ms, on_call=metrics.observe_vad_call)
     # loaded at start, not by the first stream that asks (on the loop); a missing pyrnnoise turns noise
     # suppression off, a missing Resemblyzer (installed apart, without its dependencies) speaker labels:
-    # each refused per request, saying why (issue 91)
+    # each refused per request, saying why
     if not denoise_installed():
         logger.warning("noise suppression is off: RNNoise is not installed (pip install '%s')", PYRNNOISE)
     if speakers_installed():

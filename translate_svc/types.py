@@ -31,7 +31,7 @@ class SpeechEncoding(str, Enum):
 
 
 class Profanity(str, Enum):
-    """The profanity filter (issue 72): listed words (model/finish/profanity.py) in the transcript and
+    """The profanity filter: listed words (model/finish/profanity.py) in the transcript and
     every translation are left, masked (first letter kept, the rest ``*``) or removed; the speech
     is made from the text without them."""
 
@@ -55,16 +55,16 @@ class OutputOptions:
     speech_sample_rate_hz: int = MODEL_SAMPLE_RATE
     speaker_id: int = 0
     speech_encoding: SpeechEncoding = SpeechEncoding.LINEAR16
-    #: each word's start and end in final results (issue 45); off by default: aligning the
+    #: each word's start and end in final results; off by default: aligning the
     #: transcript costs one more decoder pass per segment
     word_timings: bool = False
     #: the profanity filter; None: the tenant's default (its tokens-file ``profanity=``), else off
     profanity: Profanity | None = None
-    #: the speaking rate of the translated speech (issue 90): 1.5 speaks in 1/1.5 of the time, at
+    #: the speaking rate of the translated speech: 1.5 speaks in 1/1.5 of the time, at
     #: the same pitch (the vocoder's frames per unit scaled, model/stages/vocoder.py);
     #: ``SPEED_MIN``..``SPEED_MAX`` (``check_speed``)
     speed: float = 1.0
-    #: dubbing to the source's clock (issue 90, clips and jobs only): each segment's speech made
+    #: dubbing to the source's clock (clips and jobs only): each segment's speech made
     #: at the rate within ``DubFit``'s bound that fits it before the next segment starts (``speed``
     #: then stays 1); None: off
     fit: DubFit | None = None
@@ -156,7 +156,7 @@ class Term:
 
 @dataclass(frozen=True)
 class SimultaneousOptions:
-    """Simultaneous interpretation of a stream (issue 33): while speech is open, every ``step_ms``
+    """Simultaneous interpretation of a stream: while speech is open, every ``step_ms``
     of new audio its speech so far is translated again per target, and the words the last
     ``agreement`` translations agree on are committed (``Commit``), with their speech; committed
     text is never retracted. Checked against ``LimitsSettings`` when a stream opens."""
@@ -171,7 +171,7 @@ class SimultaneousOptions:
 
 @dataclass(frozen=True)
 class EarOptions:
-    """What is done to a stream's input before and beside recognition (issue 72):
+    """What is done to a stream's input before and beside recognition:
     ``noise_suppression``: RNNoise before the VAD (``audio/denoise.py``); ``speakers``: label each
     segment (and its words) with a speaker, telling apart at most this many (0: no labels;
     ``speakers/``)."""
@@ -202,7 +202,7 @@ class TranslationTask:
     #: None: segment mode (a segment is translated once it closed)
     simultaneous: SimultaneousOptions | None = None
     ear: EarOptions = NO_EAR
-    #: a room's listeners' speaking rates (issue 90, ``session/rooms/room.py``): (target, rate)
+    #: a room's listeners' speaking rates (``session/rooms/room.py``): (target, rate)
     #: pairs; while there are any, each final segment keeps its spoken units
     #: (``SegmentResult.spoken``) and its room speaks them again at the rates its listeners then
     #: want, as optional work after the result (``session/stream/renditions.py``); set by a room on its
@@ -234,7 +234,7 @@ class WordTiming:
     end_ms: int
     #: the speaker label of its segment (``EarOptions.speakers``; 0: none)
     speaker: int = 0
-    #: confidence (issue 72): the mean log-probability of the word's tokens as the model chose
+    #: confidence: the mean log-probability of the word's tokens as the model chose
     #: them (<= 0); None: not computed. Not compared: the same word from two runners is equal
     logprob: float | None = field(default=None, compare=False)
 
@@ -245,7 +245,7 @@ class Transcript:
     text: str
     #: each word of ``text`` on the stream's timeline (empty: not computed, e.g. in captions)
     words: tuple[WordTiming, ...] = ()
-    #: confidence (issue 72): the mean log-probability of the tokens the model chose for ``text``
+    #: confidence: the mean log-probability of the tokens the model chose for ``text``
     #: (<= 0); None: not computed (captions, simultaneous mode)
     avg_logprob: float | None = None
     #: each text token of ``text`` and its log-probability (``ModelOutput.transcript_tokens``)
@@ -267,9 +267,9 @@ class Translation:
     stable_text: str = ""
     #: each word of ``text`` in ``audio`` (ms from its first sample; empty without speech)
     words: tuple[WordTiming, ...] = ()
-    #: confidence (issue 72): as ``Transcript.avg_logprob``, of this translation's text
+    #: confidence: as ``Transcript.avg_logprob``, of this translation's text
     avg_logprob: float | None = None
-    #: the rate ``audio`` was spoken at (issue 90): ``OutputOptions.speed``, or the one dubbing to
+    #: the rate ``audio`` was spoken at: ``OutputOptions.speed``, or the one dubbing to
     #: the source's clock chose; None: no speech, or not told by the model
     speech_rate: float | None = None
     #: with ``OutputOptions.fit``: how far (ms) the speech runs past the next segment's start (the
@@ -371,7 +371,7 @@ class SegmentResult:
     #: its speaker's label, 1.. (``EarOptions.speakers``; 0: not labelled)
     speaker: int = 0
     #: a stream's revisions of earlier segments' labels that this segment's voice brought, each
-    #: (segment id, its label now), in segment order (``speakers/cluster.py``; issue 91)
+    #: (segment id, its label now), in segment order (``speakers/cluster.py``)
     speakers_revised: tuple[tuple[int, int], ...] = ()
     #: ``TranslationTask.renditions`` spoken: a translation's text and speech again at another
     #: rate (``speech_rate``), for a room's listeners who chose it; never sent to the stream's client

@@ -1,5 +1,5 @@
 """What a word is, for terms: the one rule by which a KEEP phrase, a glossary phrase or a term's
-tokens are found in text (issue 57: terms act on words, never inside one).
+tokens are found in text (terms act on words, never inside one).
 
 Normalisation (``normalise``): Unicode NFC (a composed and a decomposed "é" are one letter), every
 run of whitespace one space, none at either end. Case: folded (``str.casefold``) where the term's
@@ -20,7 +20,7 @@ there by that character itself. The rule is the same on every path: a segment's 
 text input, a simultaneous step's transcript, every door's terms; the decoder's side applies it at
 token seams (model/stages/terms.py).
 
-Many phrases at once (``PhraseIndex``, issue 87 J3): a stored glossary's thousands of phrases are
+Many phrases at once (``PhraseIndex``, security finding J3): a stored glossary's thousands of phrases are
 looked for in one pass of an Aho-Corasick automaton (pyahocorasick) over the text, by the same
 rule ``occurrences`` applies to one phrase, instead of one ``find`` per phrase.
 

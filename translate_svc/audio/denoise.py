@@ -8,7 +8,7 @@ model get the suppressed audio on the stream's own timeline: ``Denoiser.process`
 stream, exactly as many samples as it was given, each where its input was (RNNoise's two frames of
 delay are taken off; what is held back comes out with ``last=True``).
 
-RNNoise alone erased clean speech (issue 91): its gains depend on what came before, and of 69
+RNNoise alone erased clean speech: its gains depend on what came before, and of 69
 clean phrases (benchmarks/studies/ear.py) 30 came out more than 6 dB down, the worst 33.7 dB after
 another voice and 28-30 dB at a stream's start or after a second of silence. So its output is
 mixed with the dry signal, frame by frame (``SpeechKeeper``): a frame keeps at least the energy it
@@ -198,7 +198,7 @@ class Denoiser:
 
     def __init__(self, lib: Rnnoise | None = None, *, keep_speech: bool = True) -> None:
         """``keep_speech``: mix RNNoise's output with the dry signal (``SpeechKeeper``); off, its
-        output alone (what this did before issue 91: the study's "before")."""
+        output alone (RNNoise alone, which erased clean speech: the study's "before")."""
         self._lib = lib or Rnnoise.shared()
         self._state = self._lib.create()
         self._free = weakref.finalize(self, self._lib.destroy, self._state)

@@ -1,4 +1,4 @@
-"""Video containers in (issue 90): MP4, MOV, WebM and MKV files whose first audio stream a job
+"""Video files in: MP4, MOV, WebM and MKV files whose first audio stream a job
 translates, read through PyAV as narrowly as ``opus.decode_webm`` reads a browser's WebM.
 
 What a video file may make the server do is bounded the same way (docs/security.md, "Untrusted

@@ -1,4 +1,4 @@
-"""A dubbed video made from its source (issue 90), through PyAV: the source's container again, its
+"""A dubbed video made from its source, through PyAV: the source's container again, its
 video streams copied packet for packet (never decoded, never encoded again: each packet's bytes are
 the source's), one audio track per target language (AAC in MP4 and MOV, Opus in WebM and MKV,
 tagged with its language and marked ``dub``, the first the default), the source's audio as a track

@@ -28,6 +28,6 @@ app.command("make-test-model")(operator.make_test_model)
 app.command("download-model")(operator.download_model)
 app.command("make-test-lid-model")(operator.make_test_lid_model)
 app.command("download-lid-model")(operator.download_lid_model)
-app.add_typer(recordings.app, name="recordings")  # recordings decrypt (issue 61)
+app.add_typer(recordings.app, name="recordings")  # recordings decrypt
 
 __all__ = ["app"]

@@ -196,7 +196,7 @@ class ServeFlags:
             target[key] = value
         try:
             return Settings(**given)
-        except ValidationError as e:  # without the values given: a webhook secret may be one (issue 68 H14)
+        except ValidationError as e:  # without the values given: a webhook secret may be one (security finding H14)
             console.print(f"[red]invalid settings:[/] {escape(settings_errors(e))}")
             raise typer.Exit(2) from None
 

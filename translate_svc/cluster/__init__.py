@@ -1,2 +1,2 @@
-"""What crosses streams (issue 59): one seam (``store.py``), three implementations (``memory.py``,
+"""What crosses streams: one seam (``store.py``), three implementations (``memory.py``,
 the node's hub, Redis), picked by ``choose.py``. ``session/`` sees ``store.py`` only."""

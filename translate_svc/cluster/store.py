@@ -1,4 +1,4 @@
-"""The seam for what crosses streams (issue 59): the primitives every cross-stream job is built on.
+"""The seam for what crosses streams: the primitives every cross-stream job is built on.
 
 State that more than one stream reads (a room, the two legs of a call, a tenant's caps and audio
 budget) lives behind ``ClusterStore``, so that a stream on one worker or pod meets a stream on

@@ -1,4 +1,4 @@
-"""The cluster store's state made visible (issue 59): ``/metrics`` and the log, once per process.
+"""The cluster store's state made visible: ``/metrics`` and the log, once per process.
 
 ``watch_store`` listens to the store's ``on_state`` (``store.py``) and keeps
 ``translate_svc_cluster_store_up`` (1 up, 0 lost) and ``translate_svc_cluster_store_transitions_total``

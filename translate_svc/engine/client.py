@@ -26,7 +26,7 @@ class EngineClient(Protocol):
         ...
 
     def background(self, owner: str) -> None:
-        """``owner``'s (a job's session, issue 73) segments are background work from now on: the
+        """``owner``'s (a job's session) segments are background work from now on: the
         engine takes them only when no live job waits (engine/scheduler.py's background class)."""
         ...
 

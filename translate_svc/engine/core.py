@@ -49,7 +49,7 @@ class Job:
     item: ModelInput
     enqueued_at: float
     droppable: bool = False
-    #: a job's segment (issue 73): the scheduler's background class, after every live job
+    #: a job's segment: the scheduler's background class, after every live job
     background: bool = False
     #: a final's wait behind optional batches: their model time (s) and how many
     optional_s: float = 0.0

@@ -21,7 +21,7 @@ its own, only when no final is queued or computing its features, and each such b
 the scheduler's ``optional_batch_audio_s``: so a final waits behind at most one optional batch, of
 at most that budget. Each final's result says what it waited behind (``EngineResult.optional_ms``,
 ``optional_batches``): the model time of the optional batches that ended while it waited.
-A job's session is a **background** owner (``background``, issue 73): its segments run after every
+A job's session is a **background** owner (``background``): its segments run after every
 live job, one a batch, with a floor (engine/scheduler.py); they count as optional batches there.
 
 Failure isolation: if a batch raises, each of its segments is retried alone, so one bad segment
@@ -240,7 +240,7 @@ class TranslationEngine:
         self._background.discard(owner)
 
     def background(self, owner: str) -> None:
-        """``owner``'s segments from now on are background work (a job's, issue 73): the
+        """``owner``'s segments from now on are background work (a job's): the
         scheduler's background class, taken only when no live job waits (engine/scheduler.py)."""
         self._background.add(owner)
 

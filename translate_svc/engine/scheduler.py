@@ -22,7 +22,7 @@ the padded-audio budget) or when the oldest job has waited ``max_wait_s``. Which
   add to a final's queue wait; a job that does not fit the budget alone is refused before it is
   queued (``fits_optional``: the engine skips it). Droppable jobs beyond the budget wait for the
   next optional batch;
-- **background** jobs (a job's segments, issue 73: ``add(background=True)``) come after both: a
+- **background** jobs (a job's segments: ``add(background=True)``) come after both: a
   batch of background jobs (a **background batch**, held to the optional budget the same way) is
   made only when no live job (final or droppable) is queued or on its way (``live_coming``), and
   holds ``background_batch_size`` jobs (one by default), so a live final waits behind at most one

@@ -1,4 +1,4 @@
-"""The "steps" core (``engine.core = "steps"``, issue 70 item 2): rows that join and leave at every step.
+"""The "steps" core (``engine.core = "steps"``): rows that join and leave at every step.
 
 ``BatchCore`` (engine/core.py) runs a batch to its end: each job waits for the batch's longest row,
 and a final that arrives meanwhile waits for the whole batch. ``StepCore`` implements the same

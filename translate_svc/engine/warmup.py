@@ -1,6 +1,6 @@
 """What the engine runs before it says it is ready: the warm-up plan. Pure; no torch, no clock.
 
-``buckets`` (issue 70) is ``batches`` at one length per encoder frame bucket (the stages pad their
+``buckets`` is ``batches`` at one length per encoder frame bucket (the stages pad their
 lengths to buckets, model/stages/shapes.py), followed by the runner's warm-up of t2u's and the vocoder's
 buckets (``ShapeWarmable.warm_shapes``), all within ``max_s``: after it a segment up to
 ``longest_s`` meets no shape the warm-up did not run (``translate_svc_model_cold_shapes_total``).
@@ -48,7 +48,7 @@ class WarmupMode(str, Enum):
     #: every row bucket (powers of two: where the stages bucket lengths, the fast runner's static
     #: path pads rows too) at one length per encoder frame bucket up to ``WarmupConfig.longest_s``
     #: (the caller gives them as ``lengths_s``), then every t2u and vocoder bucket through the
-    #: runner's own ``warm_shapes`` (model_api/runner.py ``ShapeWarmable``; issues 70, 88)
+    #: runner's own ``warm_shapes`` (model_api/runner.py ``ShapeWarmable``)
     BUCKETS = "buckets"
 
 

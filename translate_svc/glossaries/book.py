@@ -1,16 +1,16 @@
-"""A tenant's stored glossaries as the doors and the drivers use them (issue 73): the checks of
+"""A tenant's stored glossaries as the doors and the drivers use them: the checks of
 each change, and the terms a request's ``glossaries`` ids stand for.
 
 Every operation takes the caller's tenant: a glossary is found only under its own tenant, so
 another tenant's id is NOT_FOUND, as one that does not exist (never PERMISSION_DENIED: that would
 say it exists). Event loop only.
 
-Nothing of a glossary's size runs on the event loop (issue 87 J3, J4): a create's or replace's
+Nothing of a glossary's size runs on the event loop (security findings J3, J4): a create's or replace's
 entries are checked and a glossary read for a request made into terms on a few threads of the
 book's own (``work``, ``glossaries.threads``; never the loop's default executor, which every
 other thread hop of the process shares); a door's file (TBX, CSV, a JSON body) is parsed in
 processes of the book's own (``parse``, ``glossaries.parse_processes``: a parse's Python under
-this process's interpreter lock made a bystander's stream late, issue 91), sandboxed
+this process's interpreter lock made a bystander's stream late), sandboxed
 (``translate_svc/sandbox/``: each within ``glossaries.parse_memory_mb`` of address space and
 ``PARSE_CPU_S`` of CPU, so a file whose parse would take more is refused naming it, and the
 process ends with its call); a request's glossaries are kept
@@ -95,7 +95,7 @@ class GlossaryBook:
             )
             self._parsers = Sandbox(bounds, self.work)
         self._cache = CompiledCache(cache_entries)
-        #: the creates, replaces and imports whose files this process holds at once (issue 91)
+        #: the creates, replaces and imports whose files this process holds at once
         self.imports = ImportSlots(limits.max_imports, limits.max_imports_per_tenant)
         #: a revision being read for one request, which another naming it meanwhile waits for
         self._reading: dict[tuple[str, str, int, int], asyncio.Future[Compiled]] = {}

@@ -1,4 +1,4 @@
-"""Which glossary store a process keeps (issue 73), from its settings: the one place that picks an
+"""Which glossary store a process keeps, from its settings: the one place that picks an
 implementation (``app.py`` for a single process, a node's worker for ``serve --workers N``, as
 ``cluster/choose.py`` picks the cluster store, which checks the Redis URL and reads its password).
 

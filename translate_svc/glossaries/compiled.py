@@ -1,4 +1,4 @@
-"""Stored glossaries read once per revision (issue 87 J3): a glossary's entries as the terms a
+"""Stored glossaries read once per revision (security finding J3): a glossary's entries as the terms a
 request takes (``Compiled``), kept by tenant, id and revision (``CompiledCache``), and what a
 request is given (``StoredTerms``: the terms, each with its key).
 

@@ -1,4 +1,4 @@
-"""Glossary imports at once in one process (issue 91). A create's, replace's or import's file (a
+"""Glossary imports at once in one process. A create's, replace's or import's file (a
 CSV or a TBX of up to ``glossaries.max_import_bytes``, 16 MiB) is held whole while it comes and
 while it is parsed, so a process takes at most ``glossaries.max_imports`` of them at once, and
 one tenant at most ``glossaries.max_imports_per_tenant`` of those; beyond, the call is refused at

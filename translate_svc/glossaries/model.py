@@ -1,4 +1,4 @@
-"""A stored glossary and its checks (issue 73): what a tenant keeps, the bounds it is kept within,
+"""A stored glossary and its checks: what a tenant keeps, the bounds it is kept within,
 and its CSV form. Pure: no I/O beyond the bytes given, no event loop.
 
 An entry is a glossary entry as a request's inline ``TRANSLATE`` term is one (``types.Term`` with
@@ -73,15 +73,15 @@ class GlossaryLimits:
     max_per_request: int
     max_import_bytes: int
     max_term_chars: int
-    #: stored entries one request takes, every glossary it names together (issue 87 J3)
+    #: stored entries one request takes, every glossary it names together (security finding J3)
     max_entries_per_request: int = 10_000
     #: bytes of one tenant's glossaries in the store (``stored_bytes``), and of every tenant's
-    #: together (issue 87 J12)
+    #: together (security finding J12)
     max_tenant_bytes: int = 64 * 1024 * 1024
     max_total_bytes: int = 1024**3
-    #: an import's whole file comes within this of its call's start (issue 91)
+    #: an import's whole file comes within this of its call's start
     import_timeout_s: float = 60.0
-    #: imports a process takes at once, in all and of one tenant (``imports.py``; issue 91)
+    #: imports a process takes at once, in all and of one tenant (``imports.py``)
     max_imports: int = 4
     max_imports_per_tenant: int = 2
 
@@ -230,7 +230,7 @@ def stored_entries(entries: Iterable[GlossaryEntry]) -> str:
 
 
 def stored_bytes(display_name: str, stored: str) -> int:
-    """What a glossary counts in its tenant's and the store's byte budgets (issue 87 J12): its
+    """What a glossary counts in its tenant's and the store's byte budgets (security finding J12): its
     stored entries (``stored_entries``) and its name, in UTF-8 bytes; the same in both stores."""
     return len(stored.encode()) + len(display_name.encode())
 

@@ -1,4 +1,4 @@
-"""Where glossaries are kept (issue 73): the ``GlossaryStore`` seam and its two implementations,
+"""Where glossaries are kept: the ``GlossaryStore`` seam and its two implementations,
 chosen by ``open_glossary_store`` from the settings:
 
 - ``SqliteGlossaries`` (``sqlite_store.py``): one node, an SQLite file in ``glossaries.data_dir``
@@ -10,7 +10,7 @@ the revision of each glossary a request names as the request starts, so a change
 stream, clip and text call that starts after it, on every worker and pod. Every call is bounded
 in time (``glossaries.timeout_s``): a store that does not answer raises UNAVAILABLE. Entries are
 turned into JSON and back on the store's own thread, never on the event loop. Each glossary
-counts its ``stored_bytes`` in its tenant's and the store's byte budgets (issue 87 J12), checked
+counts its ``stored_bytes`` in its tenant's and the store's byte budgets (security finding J12), checked
 inside the write that adds them.
 Event loop only.
 """

@@ -1,4 +1,4 @@
-"""A glossary's entries from TBX (ISO 30042 TermBase eXchange, issue 73): TBX-Basic / TBX v2
+"""A glossary's entries from TBX (ISO 30042 TermBase eXchange): TBX-Basic / TBX v2
 (``martif`` > ``text`` > ``body`` > ``termEntry`` > ``langSet xml:lang`` > ``tig``/``ntig`` >
 ``term``) and TBX v3 (``tbx`` > ... > ``conceptEntry`` > ``langSec xml:lang`` > ``termSec`` >
 ``term``). Pure: no I/O beyond the bytes given, no event loop.
@@ -15,7 +15,7 @@ codes as the client's ``--from es`` does (``languages.bcp47_candidates``: ``en-U
 Parsed with the standard library's expat, safely: the bytes are bounded first; a DOCTYPE may name
 an external DTD (TBX-Basic files do) which is never read, but an internal subset, any entity
 declaration and any reference to an entity not predefined are refused, so nothing expands and
-nothing is fetched; elements nest at most ``MAX_DEPTH`` deep (issue 87 J4: a 4 MiB file of nothing
+nothing is fetched; elements nest at most ``MAX_DEPTH`` deep (security finding J4: a 4 MiB file of nothing
 but opening tags held about 130 MB while expat read it, so a dozen imports at once took 1.5 GB).
 """
 

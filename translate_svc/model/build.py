@@ -1,5 +1,5 @@
 """The SeamlessM4T runner built from its settings: every choice that depends on the device resolved
-once (``StagePlan``), then the stages, the fast runner's decode pool and the runner (issue 88).
+once (``StagePlan``), then the stages, the fast runner's decode pool and the runner.
 
 ``app.py`` asks for one thing, ``build_runner(settings)``, on the model thread. What differs by
 device is decided here and nowhere else:

@@ -1,5 +1,5 @@
 """Stages under captured CUDA graphs, one graph per bucket, and the host staging that feeds them
-(issue 88: "the GPU does the work, not Python").
+("the GPU does the work, not Python").
 
 On CUDA a stage run eagerly costs the host one launch per kernel (tens of microseconds each: the
 encoder alone is about a thousand for a segment); the same stage replayed from a captured graph

@@ -1,5 +1,5 @@
 """From requests to the stages' arguments: the one place in model/ where a ``ModelInput`` is read
-for its features, its language detection and its text, so that no stage takes a request (issue 69).
+for its features, its language detection and its text, so that no stage takes a request.
 The runners (model/runner.py, model/simultaneous.py) call these, then hand the stages tensors and
 a plan (model_api/rows.py)."""
 

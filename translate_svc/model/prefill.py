@@ -1,4 +1,4 @@
-"""A batch ready to decode (issue 70, issue 89): what the prefill of segments or texts gives the
+"""A batch ready to decode: what the prefill of segments or texts gives the
 decode and the finish: each row's encoder output and mask, the plan of rows, the languages
 detected, and, for speech, each row's own encoder frames known on the host. The exact runner's
 batches, the stepping decoder's jobs (one prefill per arriving batch, split per job) and the

@@ -1,4 +1,4 @@
-"""Capture regions: the code a CUDA graph replays, named where it runs (issue 88).
+"""Capture regions: the code a CUDA graph replays, named where it runs.
 
 On CUDA a stage that runs under a captured graph costs the host one launch, whatever it holds; the
 same code outside a graph costs one launch per kernel, and a host sync inside it (``.item()``, a

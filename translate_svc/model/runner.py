@@ -4,7 +4,7 @@
 stages (``SeamlessStages``, model/stages/seamless.py), simultaneous steps first, then texts, then segments,
 then respeaks:
 
-Each batch of segments or texts runs in three parts (issue 70): the prefill (``prefill_segments``,
+Each batch of segments or texts runs in three parts: the prefill (``prefill_segments``,
 ``prefill_texts``: encoder outputs, language identification, the rows' plan), the ``decode`` of the
 plan's rows, and ``finish`` (model/finish/outputs.py: speech, word timings, profanity, confidence, outputs).
 The stepping decoder (model/stepping.py) calls them apart, decoding rows of many jobs in one loop.
@@ -162,7 +162,7 @@ class SeamlessRunner:
         if self._stepper is None:
             from translate_svc.model.stepping import SteppingDecoder
 
-            # one pool for every route (issue 88): the stepping decoder's rows and a whole batch's
+            # one pool for every route: the stepping decoder's rows and a whole batch's
             # (texts, simultaneous steps, terms' passes) decode in the same slots and graphs
             self._stepper = stepper = SteppingDecoder(self, finish_thread=self.finish_thread, pool=self.loop.loop)
             stepper.loop.admission.capturing = self._capturing  # as the runner's other stages

@@ -1,7 +1,7 @@
 """Simultaneous interpretation by re-translation: the model's side of one step.
 
 While a segment's speech is still open, the engine re-translates the speech so far about once a
-second (issue 33; Meta's SeamlessStreaming agents do the same with an offline model). Per target,
+second (Meta's SeamlessStreaming agents do the same with an offline model). Per target,
 one step here:
 
 1. decodes the open speech greedily with the target's **committed** tokens forced as the start of
@@ -169,7 +169,7 @@ class Retranslator:
         enc, mask = enc.index_select(0, index), batch.mask.index_select(0, index)
         seconds = [row.seconds for row in plan.rows]
         prefixes = [row.prefix for row in plan.rows]
-        # the term biases (issue 21) apply to steps as to segments; each target row's committed
+        # the term biases apply to steps as to segments; each target row's committed
         # tokens are its forced prefix (``ForcePrefix``)
         if self.loop is None:
             sequences = r.decoder.decode(enc, mask, plan)
@@ -178,7 +178,7 @@ class Retranslator:
             decoded = self.loop.decode(enc, mask, plan)
             sequences, chosen = decoded.sequences, decoded.logprobs
         hyps = self._hypotheses(sequences, prefixes)
-        # confidence (issue 72): each row's chosen tokens' values (after its forced prefix)
+        # confidence: each row's chosen tokens' values (after its forced prefix)
         values = list(chosen) if chosen is not None and len(chosen) == len(rows) else [None] * len(rows)
         policies = [commit or self.agreement(req) for req in requests]
         committed = [
@@ -204,7 +204,7 @@ class Retranslator:
         for (k, target, lang), hyp, done, spoke, v, (lps, end) in zip(
             rows, hyps, committed, speech, values, scores, strict=True
         ):
-            mode = inputs[k].profanity  # the profanity filter: on every text shown (issue 72)
+            mode = inputs[k].profanity  # the profanity filter: on every text shown
             if target is None:
                 transcripts[k] = profanity.apply(hyp[1], lang, mode)
                 heard_lp[k] = mean_logprob(v) if requests[k].final and v is not None else None
@@ -474,7 +474,7 @@ def _request(item: ModelInput) -> SimulRequest:
 def _committed_values(
     target: SimulTarget, ids: tuple[int, ...], done: tuple[int, ...], values: tuple[float, ...] | None
 ) -> tuple[tuple[float, ...], float | None]:
-    """A target row's confidence (issue 72): each of ``done``'s (the committed tokens after the
+    """A target row's confidence: each of ``done``'s (the committed tokens after the
     step) log-probability, the target's own for those it had committed (from the steps that chose
     them: the forced prefix is not chosen here) and this step's for the rest; and the value of the
     end of text the decode chose after ``ids`` (None: it stopped at its cap). Empty and None where

@@ -1,4 +1,4 @@
-"""Rows of many jobs in one running decode (issue 70 item 2: rows that join and leave at every step).
+"""Rows of many jobs in one running decode: rows that join and leave at every step.
 
 ``SeamlessRunner.run`` (model/runner.py) runs a batch to its end: every job of it waits for its
 longest row, and a job that arrives meanwhile waits for the whole batch. ``SteppingDecoder`` keeps
@@ -35,7 +35,7 @@ Scope (``takes``): whole segments (``WorkKind.SEGMENT``) with at least one row a
 that need a first pass (KEEP or glossary entries: ``RowPlan.passes``), on the fast runner (our own
 loop) in a precision that batches rows (not ``SeamlessStages.exact_rows``). Everything else (texts,
 simultaneous steps, terms' two passes, the exact runner) goes through ``SeamlessRunner.run``, the
-whole-batch path. **One pool serves both** (issue 88): the runner's stepper decodes in the fast
+whole-batch path. **One pool serves both**: the runner's stepper decodes in the fast
 runner's own pool (``pool``), so one set of slots and graphs serves every route; a whole batch
 that runs while the stepper's rows are in it steps them too (``DecodeLoop.run``: its own rows join
 under ids of the pool's), and the stepper's rows that finish meanwhile come out at its next tick.
@@ -48,8 +48,8 @@ encoder outputs padded to the widest, its frames masked); a finish that raises i
 job, so one bad segment fails alone.
 
 **Background rows yield to finals.** Rows of finals (priority 0) or live captions (1) that wait for
-a slot while the pool is full take the slots of background rows (priority 2: a job's segments,
-issue 73), newest job first: the background rows leave the pool and wait again, and decode from
+a slot while the pool is full take the slots of background rows (priority 2: a job's segments),
+newest job first: the background rows leave the pool and wait again, and decode from
 their first token when they rejoin (recompute, as vLLM preempts: their encoder outputs are kept,
 their tokens are not; greedy decoding gives them the same tokens). A live final so waits for at
 most one step, never for a long job's rows; a background job only loses steps while live rows

@@ -36,7 +36,7 @@ TEXT_CHARS_PER_SECOND = 15.0
 
 @dataclass(frozen=True)
 class SourceText:
-    """Text to translate instead of speech (``TranslateText``, issue 36): it goes through the
+    """Text to translate instead of speech (``TranslateText``): it goes through the
     model's text encoder, then the same decoder, text-to-unit and vocoder rows as a segment."""
 
     text: str
@@ -53,7 +53,7 @@ class WorkKind(str, Enum):
     #: text in instead of speech (``ModelInput.text``)
     TEXT = "text"
     #: a re-translation of an open segment in simultaneous mode (``ModelInput.simul``): its
-    #: hypothesis, what the agreement commits of it, and the committed words' speech (issue 89:
+    #: hypothesis, what the agreement commits of it, and the committed words' speech (named so:
     #: not a "step", which is one token of the decoder)
     RETRANSLATION = "retranslation"
     #: kept units spoken again at other rates (``ModelInput.respeak``): the vocoder alone
@@ -62,7 +62,7 @@ class WorkKind(str, Enum):
 
 @dataclass(frozen=True)
 class SpeechFit:
-    """Speech fitted to a time (issue 90, dubbing to the source's clock): the rate of each spoken
+    """Speech fitted to a time (dubbing to the source's clock): the rate of each spoken
     target is the smallest in ``slowest``..``fastest`` at which its speech lasts at most
     ``budget_ms`` (its natural length / ``budget_ms``, clamped); past ``fastest`` the speech is
     longer than the budget (``ModelOutput.speech_rates`` tells the rate used)."""
@@ -113,13 +113,13 @@ class ModelInput:
     #: the profanity filter on the transcript and every translation (model/finish/profanity.py); the
     #: speech is made from the decoded tokens without the listed words
     profanity: Profanity = Profanity.OFF
-    #: the speaking rate (issue 90, ``types.OutputOptions.speed``): every spoken row's frames per
+    #: the speaking rate (``types.OutputOptions.speed``): every spoken row's frames per
     #: unit scaled by 1/speed before HiFi-GAN, word timings following; 1: the model's own rate
     speed: float = 1.0
-    #: dubbing to the source's clock (issue 90): each spoken target's rate chosen to fit its speech
+    #: dubbing to the source's clock: each spoken target's rate chosen to fit its speech
     #: into ``fit.budget_ms`` (``SpeechFit``), instead of ``speed``; None: ``speed`` as given
     fit: SpeechFit | None = None
-    #: a target's speech again at other rates (issue 90: a room's listeners who chose a rate),
+    #: a target's speech again at other rates (a room's listeners who chose a rate),
     #: (target, rate) each: one more vocoder row from the same text-to-unit pass, not a decoder row
     #: (``ModelOutput.renditions``); a segment with speech only, never with ``fit``. With
     #: ``respeak``: the (language, rate) pairs to speak its units at
@@ -250,7 +250,7 @@ class SimulTarget:
     #: the segment's previous hypotheses' token ids for this target, oldest first (the last
     #: ``agreement - 1`` are used; each starts with ``committed`` when the policy made them)
     recent: tuple[tuple[int, ...], ...] = ()
-    #: confidence (issue 72): each committed token's log-probability from the step that chose it
+    #: confidence: each committed token's log-probability from the step that chose it
     #: (``len(committed)`` values); empty: not known (a final's value is then not computed)
     logprobs: tuple[float, ...] = ()
 
@@ -265,7 +265,7 @@ class SimulTarget:
 
 @dataclass(frozen=True)
 class SimulRequest:
-    """A simultaneous step (issue 33): re-translate the open speech per target with its committed
+    """A simultaneous step: re-translate the open speech per target with its committed
     tokens forced, commit by local agreement (``model_api/agreement.py``) inside the step, and speak
     the newly committed tokens once ``min_units`` units are new. ``final``: the segment closed:
     commit each target's whole hypothesis and speak the rest."""
@@ -315,13 +315,13 @@ class SimulRowOutput:
     #: t2u's and the vocoder's durations: model/finish/timings.py ``chunk_words``): the committed words
     #: past the ``spoken_tokens`` the step started from, so each committed word is in one chunk
     chunk_words: tuple[WordTiming, ...] = ()
-    #: confidence (issue 72): each of ``committed``'s log-probability from the step that chose it
+    #: confidence: each of ``committed``'s log-probability from the step that chose it
     #: (the target's ``logprobs``, then this step's values of the tokens it committed); empty: not known
     logprobs: tuple[float, ...] = ()
     #: a final step's: the log-probability of the end of text its decode chose (None: it stopped
     #: at its length cap, or not computed); the final's mean counts it as a segment's does
     end_logprob: float | None = None
-    #: the speaking rate ``chunk`` was made at (its step's ``ModelInput.speed``, issue 90); None:
+    #: the speaking rate ``chunk`` was made at (its step's ``ModelInput.speed``); None:
     #: no chunk, or a runner that does not apply rates
     chunk_rate: float | None = None
 
@@ -358,7 +358,7 @@ class ModelOutput:
     words: dict[str, tuple[WordTiming, ...]] = field(default_factory=dict)
     #: with ``ModelInput.words``: the transcript's words, ms from the input's first sample
     transcript_words: tuple[WordTiming, ...] = ()
-    #: confidence (issue 72): the transcript's mean token log-probability (the tokens the decode
+    #: confidence: the transcript's mean token log-probability (the tokens the decode
     #: chose, EOS included, under the model's own distribution); None: not computed
     transcript_logprob: float | None = None
     #: the same per target language (absent: not computed)
@@ -367,7 +367,7 @@ class ModelOutput:
     #: word marker as a space) and log-probability (OpenAI's ``logprobs``); empty where not
     #: computed or where the profanity filter is on (a token would show a listed word)
     transcript_tokens: tuple[tuple[str, float], ...] = ()
-    #: the rate each spoken target's speech was made at (issue 90): ``ModelInput.speed``, or the
+    #: the rate each spoken target's speech was made at: ``ModelInput.speed``, or the
     #: rate ``ModelInput.fit`` chose; absent: no speech for that target
     speech_rates: dict[str, float] = field(default_factory=dict)
     #: each ``ModelInput.renditions`` spoken (absent: its target had no speech)

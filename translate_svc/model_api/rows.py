@@ -1,4 +1,4 @@
-"""A batch's decode rows, planned in one place (issue 69).
+"""A batch's decode rows, planned in one place.
 
 The text decoder runs one **row** per (input, language): every target of a segment, a text or a
 simultaneous step, and the transcript of a segment or step in the language it was spoken (or

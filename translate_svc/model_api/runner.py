@@ -94,7 +94,7 @@ FINAL, LIVE_OPTIONAL, BACKGROUND = 0, 1, 2
 
 
 class Stepper(Protocol):
-    """Rows of many jobs in one running decode (iteration-level scheduling, issue 70): a job's rows
+    """Rows of many jobs in one running decode (iteration-level scheduling): a job's rows
     join at any step and leave the step they finish, so a short job never waits for a long one
     that was admitted before it. ``model/stepping.py`` ``SteppingDecoder`` implements it; the
     engine's ``StepCore`` (engine/step_core.py) drives it. Model thread only, like ``Runner.run``.

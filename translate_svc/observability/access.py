@@ -7,7 +7,7 @@ Fields: ``request_id`` (the caller's ``x-request-id``, or generated), ``method``
 final ``code``. With ``--log-format json`` each is a key of the line's object; as text they follow the
 message as ``key=value``, a value that is not a plain word (a space, a quote, ``=``, a backslash,
 anything outside printable ASCII) written as a JSON string, so no value a caller sent can forge a
-field or a line (issue 68, H9). Streams are logged by the stream core (``session.StreamDriver``) for
+field or a line (security finding H9). Streams are logged by the stream core (``session.StreamDriver``) for
 every door; Translate by its servicer.
 """
 

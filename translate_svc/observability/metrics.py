@@ -8,7 +8,7 @@ the active-streams gauge over the live ones. ``translate_svc_streams_started_tot
 series per front-end process (its ``process`` label), so the spread of streams over workers shows.
 
 ``/metrics`` is served on the process's event loop by ``metrics_http`` (imported only when served),
-not by prometheus_client's thread-per-connection ``start_http_server`` (issue 34, N15).
+not by prometheus_client's thread-per-connection ``start_http_server`` (security finding N15).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ STALL_CLOSES = Counter(
 )
 
 
-#: the phone door (issue 44): what a caller hears, and when
+#: the phone door: what a caller hears, and when
 PHONE_LAG_S = Histogram(
     "translate_svc_phone_ear_voice_lag_seconds",
     "end of a segment's source speech -> the carrier played its translation (mark acknowledged)",
@@ -387,7 +387,7 @@ def process_gone(pid: int, directory: Path) -> None:
     multiprocess.mark_process_dead(pid, path=str(directory))  # type: ignore[no-untyped-call]
 
 
-# -- rooms (issue 47, docs/rooms.md): labels are bounded (a language is a model code, a door a name)
+# -- rooms (docs/rooms.md): labels are bounded (a language is a model code, a door a name)
 ROOMS = Gauge("translate_svc_rooms", "rooms open now", multiprocess_mode="livesum")
 ROOM_LISTENERS = Gauge(
     "translate_svc_room_listeners", "room listeners now, by language", ["language"], multiprocess_mode="livesum"
@@ -458,7 +458,7 @@ def room_sent(door: str, nbytes: int) -> None:
     ROOM_FANOUT_BYTES.labels(door).inc(nbytes)
 
 
-# Recordings (issue 61, translate_svc/recordings/). Tenants come from the tokens file only.
+# Recordings (translate_svc/recordings/). Tenants come from the tokens file only.
 RECORDINGS = Counter(
     "translate_svc_recordings_total",
     "recordings finished, by tenant and whether they are complete",
@@ -474,7 +474,7 @@ RECORDINGS_DELETED = Counter(
     "translate_svc_recordings_deleted_total", "recordings deleted: past retention (sweeper) or by the API", ["by"]
 )
 
-# -- the cluster store (issue 59, cluster/watch.py): is it up, and how often it changed
+# -- the cluster store (cluster/watch.py): is it up, and how often it changed
 CLUSTER_STORE_UP = Gauge(
     "translate_svc_cluster_store_up",
     "1 while this process reaches its cluster store (Redis, or the node's hub), 0 while it is lost (a node: the "

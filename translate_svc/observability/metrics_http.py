@@ -1,4 +1,4 @@
-"""``/metrics`` over HTTP on the process's event loop (issue 34, N15).
+"""``/metrics`` over HTTP on the process's event loop (security finding N15).
 
 prometheus_client's ``start_http_server`` starts a thread per connection and waits on a half-sent
 request for ever. Here aiohttp's low-level server serves it on the running event loop: a connection

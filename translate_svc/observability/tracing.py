@@ -7,7 +7,7 @@ unset, when ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPO
 itself: the exporter's endpoint, headers and protocol, ``OTEL_RESOURCE_ATTRIBUTES``,
 ``OTEL_BSP_*``. The service name is ``OTEL_SERVICE_NAME``, else ``translate_svc``.
 
-What a caller sends cannot steer tracing (issue 34, N17):
+What a caller sends cannot steer tracing (security finding N17):
 
 - Sampling is the server's: ``OTEL_TRACES_SAMPLER(_ARG)`` give one ratio (``_sample_ratio``), and a
   call is sampled at that ratio whatever the sampled flag of its ``traceparent`` says (its trace is

@@ -1,4 +1,4 @@
-"""The webhooks' metrics (issue 61, ``webhooks/outbox.py``): what waits, what is in flight, how
+"""The webhooks' metrics (``webhooks/outbox.py``): what waits, what is in flight, how
 deliveries went and what was dropped. Process-global collectors; thread-safe."""
 
 from __future__ import annotations

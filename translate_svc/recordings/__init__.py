@@ -1,4 +1,4 @@
-"""Recordings (issue 61): what a tenant whose tokens-file line says ``record=text|audio`` keeps of
+"""Recordings: what a tenant whose tokens-file line says ``record=text|audio`` keeps of
 its sessions, encrypted at rest, for its ``retention_days``.
 
 ``service`` (``Recordings``: opens a session's recording, owns the writer thread and the sweeper),

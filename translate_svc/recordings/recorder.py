@@ -39,7 +39,7 @@ def segment_line(
             "language": t.target_language,
             "text": t.text,
             "words": _words(t.words),
-            "avg_logprob": t.avg_logprob,  # confidence (issue 72); null: not computed
+            "avg_logprob": t.avg_logprob,  # confidence; null: not computed
         }
         if audio and t.audio is not None and len(t.audio):
             at = speech_ms.get(t.target_language, 0.0)

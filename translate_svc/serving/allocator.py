@@ -1,6 +1,6 @@
 """The C allocator's policy for a serving process: large blocks come from ``mmap``, always.
 
-Why (issue 53, docs/decisions.md): glibc serves a block of at least ``M_MMAP_THRESHOLD`` (128 KiB)
+Why (docs/decisions.md): glibc serves a block of at least ``M_MMAP_THRESHOLD`` (128 KiB)
 with its own ``mmap`` and gives it back when it is freed, but its *dynamic* threshold rises to the
 size of every such block freed (up to 32 MiB). After the first segment's audio (a 15 s segment is
 960 KB of float32) is freed, every later segment array, resampled chunk, speech output and encoded

@@ -1,4 +1,4 @@
-"""Full garbage collections on a clock, for a serving process (issue 53).
+"""Full garbage collections on a clock, for a serving process.
 
 A stream's own state is freed by reference counting when its call ends (no cycles:
 tests/service/test_leaks.py), but libraries make cycles per call that only the cyclic

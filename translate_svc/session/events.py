@@ -62,7 +62,7 @@ class StreamConfig:
     simultaneous: SimultaneousOptions | None = None
     #: speak into this room (``session/rooms/``); None: an ordinary stream
     room: RoomJoin | None = None
-    #: noise suppression and speaker labels (issue 72)
+    #: noise suppression and speaker labels
     ear: EarOptions = NO_EAR
     #: stored glossaries named by id (``glossaries/``): their entries for its targets join ``terms``
     glossaries: tuple[str, ...] = ()

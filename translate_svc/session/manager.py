@@ -79,7 +79,7 @@ class SessionManager:
         #: Translate clips are decoded and resampled here, never on the threads live streams use
         self._decode_pool = ThreadPoolExecutor(limits.translate_decode_threads, thread_name_prefix="clip-decode")
         #: noise suppression's and speaker embeddings' threads, and the live streams that use them
-        #: (``ear.py``: never the event loop; issue 87 J1)
+        #: (``ear.py``: never the event loop; security finding J1)
         self.ear = ears.EarPools(limits)
         #: who may start what: the counts each kind of call takes (``admission.py``)
         self.gate = Gate(self.counters, limits, self.ear)
@@ -325,7 +325,7 @@ class SessionManager:
         a clip's pipeline, its CPU work on the unary calls' pool, and, when it asks for noise
         suppression or speaker labels, one of the ear's streams as a live stream takes
         (``Gate.ear_for``: RESOURCE_EXHAUSTED when full, PERMISSION_DENIED where its tenant may have
-        none), given back when it closes (issue 91: a job honours the ear options). ``lead_in_ms``:
+        none), given back when it closes (a job honours the ear options). ``lead_in_ms``:
         its first ms were translated before it was resumed, only listened to; not bounded by the
         streams' ``MAX_LEAD_IN_MS`` (``jobs.resume_replay_s`` bounds it: a job's VAD hears again
         its audio before its resume point, so that it enters it as the uninterrupted run did);

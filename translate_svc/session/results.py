@@ -222,7 +222,7 @@ def build_final(
 
 
 def commit_logprob(before: int, row: SimulRowOutput) -> float | None:
-    """A commit's confidence (issue 72): the mean log-probability of the tokens it commits (those
+    """A commit's confidence: the mean log-probability of the tokens it commits (those
     of ``row.committed`` past the ``before`` committed already), each from the step that chose it;
     a final step's commit also counts the end of text, so a segment's commits, weighted by their
     tokens, average to its final's. None: nothing chosen, or the values are not known."""

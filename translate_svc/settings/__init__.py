@@ -3,7 +3,7 @@
 Environment: ``TRANSLATE_SVC_<SECTION>__<FIELD>`` (e.g. ``TRANSLATE_SVC_ENGINE__MAX_BATCH_SIZE=32``).
 CLI flags override the environment. Components never read the environment themselves.
 
-``Settings`` is the root; each section has a module of its own (issue 71), and every section's
+``Settings`` is the root; each section has a module of its own, and every section's
 class is imported from here as before (``from translate_svc.settings import LimitsSettings``):
 
 - ``model.py``: ``ModelSettings``; ``engine.py``: ``EngineSettings``;
@@ -13,8 +13,8 @@ class is imported from here as before (``from translate_svc.settings import Limi
 - ``rooms.py``: ``RoomSettings``; ``cluster.py``: ``ClusterSettings``;
 - ``recordings.py``: ``RecordingsSettings``; ``mcp.py``: ``McpSettings``;
 - ``webhooks.py``: ``WebhookSettings`` and ``WebhookEndpoint`` (and how their secrets are shown).
-- ``glossaries.py``: ``GlossarySettings`` (stored glossaries, issue 73).
-- ``jobs.py``: ``JobSettings`` (background jobs, issue 73).
+- ``glossaries.py``: ``GlossarySettings`` (stored glossaries).
+- ``jobs.py``: ``JobSettings`` (background jobs).
 - ``media.py``: ``MediaSettings`` (the processes that open jobs' uploads).
 
 The sections import none of each other (a contract in pyproject.toml); what crosses sections is

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 
 class ClusterSettings(BaseModel):
-    """What crosses streams (issue 59, ``translate_svc/cluster/``): rooms, two-party calls, tenant
+    """What crosses streams (``translate_svc/cluster/``): rooms, two-party calls, tenant
     caps and audio budgets. One process keeps it in memory; ``serve --workers N`` in the node's hub
     (the supervisor); several pods share it in Redis when ``redis_url`` is set."""
 

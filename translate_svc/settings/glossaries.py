@@ -1,4 +1,4 @@
-"""Stored glossaries' settings (issue 73, ``translate_svc/glossaries/``, docs/api.md "Stored
+"""Stored glossaries' settings (``translate_svc/glossaries/``, docs/api.md "Stored
 glossaries"): ``Settings.glossaries``."""
 
 from __future__ import annotations
@@ -24,28 +24,28 @@ class GlossarySettings(BaseModel):
     #: glossaries one request names, at most
     max_per_request: int = Field(4, ge=1, le=32)
     #: stored entries one request takes, at most: those of every glossary it names for its
-    #: targets, together (issue 87 J3; its inline entries count apart, limits.max_glossary_entries)
+    #: targets, together (security finding J3; its inline entries count apart, limits.max_glossary_entries)
     max_entries_per_request: int = Field(10_000, ge=1, le=100_000)
     #: the largest file (a CSV or a TBX; or entries, as protobuf or JSON) one create, replace or
-    #: import sends (issue 91: 16 MiB holds a 10,000-entry TBX as terminology tools export it; a
+    #: import sends (16 MiB holds a 10,000-entry TBX as terminology tools export it; a
     #: gRPC CreateGlossary is one message, within limits.max_receive_message_bytes: larger files go
     #: over ImportGlossary, in chunks)
     max_import_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     #: a create's, replace's or import's whole file must come within this of its call's start
     #: (the REST body, ImportGlossary's messages), and at limits.http_min_transfer_bytes_per_s
-    #: on average after its first seconds (else 408 / DEADLINE_EXCEEDED; issue 91)
+    #: on average after its first seconds (else 408 / DEADLINE_EXCEEDED)
     import_timeout_s: float = Field(60.0, gt=0, le=3600)
     #: creates, replaces and imports whose files one process holds at once (each up to
     #: max_import_bytes), in all and of one tenant; beyond, refused at once with a retry delay
-    #: (429 / RESOURCE_EXHAUSTED; issue 91). A gRPC CreateGlossary or ReplaceGlossary takes none:
+    #: (429 / RESOURCE_EXHAUSTED). A gRPC CreateGlossary or ReplaceGlossary takes none:
     #: its one message is within the port's receive limit, read by gRPC before it is admitted
     max_imports: int = Field(4, ge=1, le=256)
     max_imports_per_tenant: int = Field(2, ge=1, le=256)
     #: bytes one tenant's glossaries take in the store, at most: their entries as stored (compact
-    #: JSON) and their names (issue 87 J12; RESOURCE_EXHAUSTED beyond)
+    #: JSON) and their names (security finding J12; RESOURCE_EXHAUSTED beyond)
     max_tenant_bytes: int = Field(64 * 1024 * 1024, ge=64 * 1024, le=16 * 1024**3)
     #: bytes every tenant's glossaries take together in one store, at most: a node's SQLite file,
-    #: or with cluster.redis_url the Redis every pod shares (issue 87 J12)
+    #: or with cluster.redis_url the Redis every pod shares (security finding J12)
     max_total_bytes: int = Field(1024**3, ge=64 * 1024, le=256 * 1024**3)
     #: threads of the glossaries' own that parse and check creates and imports and read stored
     #: glossaries into terms (never the event loop's, nor the loop's default executor)

@@ -72,7 +72,7 @@ class StreamLimits(BaseModel):
     #: a simultaneous stream's segments are cut at this length (its vad.max_segment_ms, if longer,
     #: is lowered to it): each step re-translates its open segment from the start, so this bounds
     #: the audio re-translated per second of speech however long the speaker goes on without a
-    #: pause (about (cap / step - 1) / 2: 2.5 s a second at 1 s steps; issue 46)
+    #: pause (about (cap / step - 1) / 2: 2.5 s a second at 1 s steps)
     simultaneous_max_segment_ms: int = Field(6_000, ge=1_000, le=60_000)
     #: AudioPackets that arrive out of order within this much timeline are put back in order
     #: (an SFU's jitter); later ones are dropped and their time filled. 0: none held
@@ -84,7 +84,7 @@ class StreamLimits(BaseModel):
     #: the client reads. Small, so a client that never reads gets a few segments computed (issue
     #: 34); a real-time stream has one or two at a time. Raise it to let one stream fed faster than
     #: real time batch deeper with itself. Also the bound on a stream's other events not yet taken
-    #: (update answers, captions, commits, notices; issue 52): at it the server reads none of the
+    #: (update answers, captions, commits, notices): at it the server reads none of the
     #: stream's messages either, so a client that sends updates and never reads is answered a few
     max_unread_results: int = Field(4, ge=1, le=4096)
     #: smallest live-caption interval a stream may ask for (StreamingConfig.interim_interval_ms)
@@ -131,7 +131,7 @@ class UnaryLimits(BaseModel):
 
 
 class EarLimits(BaseModel):
-    """Noise suppression and speaker labels (issue 87 J1): their threads, off the event loop, and
+    """Noise suppression and speaker labels (security finding J1): their threads, off the event loop, and
     the streams that may use them at once (``session/stream/ear.py``)."""
 
     #: threads that run each stream's noise suppression (soxr up to 48 kHz, RNNoise, soxr back),
@@ -179,7 +179,7 @@ class WorkLimits(BaseModel):
 
 class GrpcPortLimits(BaseModel):
     """The gRPC port: what it reads, its calls and connections, what a caller without a token may
-    hold there (health, refused streams: issue 34 N1), and a stream's receive window (a realtime
+    hold there (health, refused streams: security finding N1), and a stream's receive window (a realtime
     WebSocket's receive buffer too)."""
 
     #: the largest message the gRPC port takes in (gRPC's receive limit, one for the whole port),
@@ -220,10 +220,10 @@ class GrpcPortLimits(BaseModel):
 
 
 class HttpPortLimits(BaseModel):
-    """The HTTP port (issue 34 N6, N12): its connections, headers and browser origins, and the
+    """The HTTP port (security findings N6, N12): its connections, headers and browser origins, and the
     realtime WebSocket's appends and send buffer."""
 
-    #: the HTTP port (issue 34 N6), per process: connections open at once, whatever they carry (a
+    #: the HTTP port (security finding N6), per process: connections open at once, whatever they carry (a
     #: WebSocket session, a page load, an offer, a request not yet sent whole). One more is closed as
     #: soon as it is accepted (plaintext: after a 503), so the process keeps file descriptors for its
     #: other doors; room for max_streams WebSocket sessions and the short requests around them.
@@ -234,16 +234,16 @@ class HttpPortLimits(BaseModel):
     #: previous response was sent, else the connection is closed; also how long an idle keep-alive
     #: connection stays open, and how long a mint request's body may take
     http_header_timeout_s: float = Field(5.0, gt=0, le=300)
-    #: the HTTP port's requests that hold their connection past their head (issue 87: a job's
+    #: the HTTP port's requests that hold their connection past their head (a job's
     #: status long poll ``?wait=``, an upload's part, a download of a job's results), per tenant,
     #: node-wide: beyond, 429 at once, so one tenant's token cannot fill http_max_connections
     http_max_held_requests_per_tenant: int = Field(4, ge=1, le=100_000)
     #: such a request's body (a part) or download slower than this on average, counted from the
     #: handler's start once http_header_timeout_s has passed, is cut: 408 for a body, the
-    #: connection closed for a download (issue 87)
+    #: connection closed for a download
     http_min_transfer_bytes_per_s: int = Field(16 * 1024, ge=1, le=1024**3)
     #: browser pages (origins such as "https://app.example.com"; "*": any) that may open a realtime
-    #: WebSocket or a WebRTC call, or mint a client secret, on the HTTP port (issue 34 N12). A request
+    #: WebSocket or a WebRTC call, or mint a client secret, on the HTTP port (security finding N12). A request
     #: without an Origin header (not a browser: the SDKs, curl) and one from this server's own pages
     #: (the demo page) need no entry; any other browser request is refused with 403
     http_allowed_origins: list[str] = Field(default_factory=list)
@@ -254,18 +254,18 @@ class HttpPortLimits(BaseModel):
     ws_max_append_bytes: int = Field(3 * 1024 * 1024, ge=4800, le=64 * 1024 * 1024)
     #: each realtime WebSocket's kernel send buffer (SO_SNDBUF; Linux doubles it), fixed: what a
     #: client that stops reading lets the server push before its writes wait, so its session stops
-    #: a few segments later (issue 34). Linux would grow it to net.ipv4.tcp_wmem's 4 MiB, where
+    #: a few segments later. Linux would grow it to net.ipv4.tcp_wmem's 4 MiB, where
     #: 4 sockets nobody read had every segment of their audio computed. It also bounds the
     #: socket's bytes in flight: 128 KiB a round trip, 40 times the 24 kHz speech a session sends.
     #: Also what aiohttp's writer queues above the socket before a send waits, and what a WebRTC
-    #: call's data channel holds unacknowledged before its next event waits (issue 52)
+    #: call's data channel holds unacknowledged before its next event waits
     ws_send_buffer_bytes: int = Field(64 * 1024, ge=4096, le=16 * 1024 * 1024)
 
 
 class WebRtcLimits(BaseModel):
-    """The WebRTC door (POST .../calls, issue 34 N9 N10): its offers, candidates, STUN and connect time."""
+    """The WebRTC door (POST .../calls, security findings N9, N10): its offers, candidates, STUN and connect time."""
 
-    #: the WebRTC door (POST .../calls, issue 34 N9 N10): the largest SDP offer read (a browser's is
+    #: the WebRTC door (POST .../calls, security findings N9, N10): the largest SDP offer read (a browser's is
     #: 3-8 KiB); a larger one is refused with 413 before it is parsed
     webrtc_max_offer_bytes: int = Field(64 * 1024, ge=4096, le=1024 * 1024)
     #: remote ICE candidates taken from one offer (those at usable addresses, below); the rest are
@@ -284,7 +284,7 @@ class WebRtcLimits(BaseModel):
     webrtc_connect_timeout_ms: int = Field(10_000, ge=100, le=120_000)
 
 
-# every group's fields, flat: ``limits.<field>`` and ``TRANSLATE_SVC_LIMITS__<FIELD>`` as before issue 71
+# every group's fields, flat: ``limits.<field>`` and ``TRANSLATE_SVC_LIMITS__<FIELD>``, as when it was one class
 class LimitsSettings(
     RequestLimits, StreamLimits, UnaryLimits, EarLimits, WorkLimits, GrpcPortLimits, HttpPortLimits, WebRtcLimits
 ):

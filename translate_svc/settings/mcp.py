@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 
 
 class McpSettings(BaseModel):
-    """The MCP endpoint (issue 62, docs/agents.md): agents' tools and room captions at ``/mcp`` on
+    """The MCP endpoint (docs/agents.md): agents' tools and room captions at ``/mcp`` on
     ``server.http_port``, with the server's tokens, permissions and caps."""
 
     #: serve it (``serve --mcp``); needs ``server.http_port``

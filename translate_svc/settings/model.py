@@ -33,7 +33,7 @@ class ModelSettings(BaseModel):
     #: stays far below; a row that never emits EOS stops here instead of holding its batch.
     max_text_tokens_per_s: float = Field(16.0, gt=0)
     max_text_tokens_base: int = Field(16, ge=1)
-    #: which runner decodes (issue 70): ``exact``, ``generate`` (each row equal to it alone: the
+    #: which runner decodes: ``exact``, ``generate`` (each row equal to it alone: the
     #: reference); ``fast``, our own decode loop (model/decode/batch.py: rows join and leave at every
     #: step, t2u reads the loop's hidden states; held to exact by stated tolerances,
     #: docs/performance.md); ``auto``: fast on CUDA, and on CPU in float32 (measured faster end to
@@ -41,7 +41,7 @@ class ModelSettings(BaseModel):
     #: each row alone to equal ``generate`` (``SeamlessStages.exact_rows``)
     runner: Literal["auto", "exact", "fast"] = "auto"
     #: the fast runner's decode slots: rows decoded at once. Its memory is a KV cache per slot (one
-    #: pool, which the stepping decoder shares since issue 88; on the full model in bfloat16 about
+    #: pool, which the stepping decoder shares; on the full model in bfloat16 about
     #: 76 MB a slot, 152 in float32). None: 64 on CUDA, 16 on CPU (whose batches are small)
     decode_slots: int | None = Field(None, ge=1, le=4096)
     #: on CUDA, the fast runner's decode step as CUDA graphs, one per row bucket (1, 2, 4 ...
@@ -51,7 +51,7 @@ class ModelSettings(BaseModel):
     decode_graphs: bool = True
     #: on CUDA, every other stage's static path as CUDA graphs too, one per bucket, captured during
     #: the warm-up (model/capture.py: the speech encoder, the decode's admission, text-to-unit's
-    #: and the vocoder's two parts each; issue 88); off: those run eagerly on the same shapes (the
+    #: and the vocoder's two parts each); off: those run eagerly on the same shapes (the
     #: decode step stays ``decode_graphs``'). No effect on other devices
     stage_graphs: bool = True
     #: with the steps core (``engine.core``), the jobs whose rows ended are finished (text-to-unit,
@@ -64,7 +64,7 @@ class ModelSettings(BaseModel):
     #: when this directory exists; without it, language detection answers FAILED_PRECONDITION
     #: and everything else works. None: never load one.
     lid_path: Path | None = DEFAULT_LID_DIR
-    #: every stage's lengths padded up to buckets so that shapes repeat (model/stages/shapes.py; issue 88):
+    #: every stage's lengths padded up to buckets so that shapes repeat (model/stages/shapes.py):
     #: the encoder's frames (and, on the fast runner's static path, its rows), t2u's text,
     #: characters and units, the vocoder's units and frames; the masks make the padding invisible
     #: (parity: tests/model/stages/test_frame_buckets.py). On CUDA a new shape costs a kernel selection and
@@ -75,7 +75,7 @@ class ModelSettings(BaseModel):
     #: what runs before the server says ready (engine/warmup.py): ``batches``, every batch size the
     #: scheduler can form (1..engine.max_batch_size) at each of ``warmup_lengths_s`` (on CUDA a
     #: batch of a new shape costs several times its compute: docs/performance.md); ``one``, a single
-    #: one-second segment; ``buckets`` (issue 70), every batch size at one length per encoder frame
+    #: one-second segment; ``buckets``, every batch size at one length per encoder frame
     #: bucket up to ``warmup_longest_s``, then every t2u and vocoder bucket (with the stages' length
     #: buckets on: ``buckets``), after which such segments meet no new shape;
     #: ``auto``: ``buckets`` on CUDA (``batches`` there with ``buckets`` off), ``one`` on CPU

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, model_validator
 
 
 class RecordingsSettings(BaseModel):
-    """Recordings (issue 61, ``translate_svc/recordings/``, docs/security.md): what a tenant whose
+    """Recordings (``translate_svc/recordings/``, docs/security.md): what a tenant whose
     line says ``record=text|audio`` keeps of its sessions, encrypted, for its ``retention_days``."""
 
     #: where recordings are written (``<dir>/<tenant>/<recording id>/``); None: nothing is recorded,

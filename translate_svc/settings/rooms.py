@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 
 class RoomSettings(BaseModel):
-    """Rooms (issue 47, docs/rooms.md): one speaker's stream, many listeners, each in a language."""
+    """Rooms (docs/rooms.md): one speaker's stream, many listeners, each in a language."""
 
     #: a listener who joins gets the room's final results of the last this many seconds first (as text)
     backlog_s: float = Field(30.0, ge=0, le=3600)
@@ -31,7 +31,7 @@ class RoomSettings(BaseModel):
     #: ``rooms=`` / ``listeners=`` (well below the ports' call and connection limits)
     max_rooms_per_tenant: int = Field(16, ge=1, le=1_000_000)
     max_listeners_per_tenant: int = Field(256, ge=1, le=1_000_000)
-    #: speaking rates a room's listeners may choose at once (issue 90), counted as (language, rate)
+    #: speaking rates a room's listeners may choose at once, counted as (language, rate)
     #: pairs over the room: each is one more vocoder row in each of its speakers' segments (not a
     #: decoder row); beyond, a listener at a new rate is refused naming those in use. 0: none
     max_rates: int = Field(4, ge=0, le=64)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, model_validator
 
 
 class PhoneSettings(BaseModel):
-    """The phone door (issue 44, docs/telephony.md): carriers' call audio in, translated speech
+    """The phone door (docs/telephony.md): carriers' call audio in, translated speech
     played back into the call."""
 
     #: the carriers' WebSocket framings (Twilio Media Streams and its cousins, Asterisk
@@ -38,7 +38,7 @@ class PhoneSettings(BaseModel):
     #: simultaneous mode (the caller hears words while the speaker still talks); off: segment mode
     simultaneous: bool = True
     #: the speaking rate of a call that names none (its ``speed`` parameter; an AudioSocket call
-    #: always): 1 is the model's own, 1.25 speaks in 1/1.25 of the time (issue 90; types.check_speed)
+    #: always): 1 is the model's own, 1.25 speaks in 1/1.25 of the time (types.check_speed)
     speed: float = Field(1.0, ge=0.5, le=2.0)
     #: the Twilio account's auth token: every Twilio connection must then carry a valid
     #: ``X-Twilio-Signature`` (HMAC-SHA1 of the URL it was given); None: not checked
@@ -75,7 +75,7 @@ class PhoneSettings(BaseModel):
 
 
 class SipSettings(BaseModel):
-    """The SIP door (issue 60, docs/telephony.md): SIP trunks, PBXs and phones call in over UDP and
+    """The SIP door (docs/telephony.md): SIP trunks, PBXs and phones call in over UDP and
     TCP on ``port`` of ``server.host``, G.711 RTP on ``rtp_ports``; calls run as the phone door's
     (``phone.*``: languages, simultaneous, tail, held speech)."""
 
@@ -123,7 +123,7 @@ class SipSettings(BaseModel):
     tcp_idle_s: float = Field(30.0, gt=0, le=3600)
     #: the share of the TCP and TLS connection cap that sources outside ``allowed_cidrs`` (digest
     #: callers, when the tokens file names SIP users) may hold together, rounded down: the rest
-    #: stays for the allowed networks' trunks (issue 87, J6)
+    #: stays for the allowed networks' trunks (security finding J6)
     tcp_strangers_share: float = Field(0.5, ge=0, le=1)
     #: a TCP or TLS connection from outside ``allowed_cidrs`` on which no INVITE's digest answer
     #: was right within this long of its accept is closed (a refused request never moves it)

@@ -1,7 +1,7 @@
 """The webhooks' settings (``Settings.webhooks``, for ``translate_svc/webhooks/``): the receivers,
 their secrets and the queue's bounds.
 
-A signing secret is a ``SecretStr`` (issue 68 H14): its repr, ``str`` and JSON are ``**********``,
+A signing secret is a ``SecretStr`` (security finding H14): its repr, ``str`` and JSON are ``**********``,
 so no log line, error or dump of the settings shows it, and a secret that is not valid is refused
 by a message that names the rule, never the value (the CLI prints settings errors without their
 input: ``settings_errors``). The one place that needs the value in JSON (the supervisor handing
@@ -79,8 +79,8 @@ class WebhookEndpoint(BaseModel):
 
 
 class WebhookSettings(BaseModel):
-    """Signed events to the operator's systems and the usage records they carry (issue 61,
-    ``translate_svc/webhooks/``, docs/deploy.md "Webhooks and usage")."""
+    """Signed events to the operator's systems and the usage records they carry
+    (``translate_svc/webhooks/``, docs/deploy.md "Webhooks and usage")."""
 
     #: the receivers (env ``TRANSLATE_SVC_WEBHOOKS__ENDPOINTS``: a JSON list of objects)
     endpoints: list[WebhookEndpoint] = Field(default_factory=list, max_length=32)

@@ -1,5 +1,5 @@
 """asyncio's report of a listening socket whose ``accept`` failed for want of a file descriptor
-(EMFILE, ENFILE, ENOBUFS, ENOMEM), logged at a bounded rate (issue 68, H2).
+(EMFILE, ENFILE, ENOBUFS, ENOMEM), logged at a bounded rate (security finding H2).
 
 asyncio (3.11) reports each such failure to the loop's exception handler, which logs an ERROR with
 a traceback, ~470 bytes; it then goes on trying the rest of its accept backlog in the same tick and

@@ -1,5 +1,5 @@
 """The access line of an API call that is no session (the jobs and glossaries APIs on both ports,
-issue 91: they wrote none, where every door's calls do): one line when it ends, with its method,
+which have no session to write one, as every door's calls do): one line when it ends, with its method,
 its tenant and its code (the refusal's, ``INTERNAL`` for a bug, ``CANCELLED`` when the caller went
 away; an HTTP answer given rather than raised says it by its status, also on the line as
 ``status``), and the tenant's call counter by method (``translate_svc_tenant_calls_total``), as

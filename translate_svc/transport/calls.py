@@ -38,7 +38,7 @@ def config_message_bytes(limits: LimitsSettings) -> int:
     ``limits.max_term_chars`` characters (4 bytes of UTF-8 each, twice for Riva's
     ``phrase##phrase``, and their framing). At the defaults 156,160 bytes: a config parses in well
     under a millisecond, where 1 MB of small fields (a map's entries above all) took up to 50 ms of
-    the event loop (issue 52 F3). Glossary entries (``limits.max_glossary_entries``) add a phrase
+    the event loop (security finding F3). Glossary entries (``limits.max_glossary_entries``) add a phrase
     and a translation of ``limits.max_term_chars`` characters each, and a target language."""
     return SMALL_MESSAGE_BYTES + limits.max_terms * (8 * limits.max_term_chars + 16) + glossary_bytes(limits)
 

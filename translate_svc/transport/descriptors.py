@@ -1,13 +1,13 @@
 """The process's file descriptors (RLIMIT_NOFILE, ``ulimit -n``) as the ports that hold one per
-connection share them (issue 68): the HTTP port (``limits.http_max_connections``) and SIP over TCP
+connection share them: the HTTP port (``limits.http_max_connections``) and SIP over TCP
 and TLS (``sip.max_tcp_connections``, both of its ports together) take, together, at most half of
 them; the other half stays for the gRPC port, the calls' RTP sockets, the model's files and the
 engine. When the settings ask for more than that half, each port gets its share of it in
 proportion to what it asked for (a warning names the settings and what each port takes).
 
 Before this budget the HTTP port alone was held to half, and the SIP door to a constant of 1,024:
-under ``ulimit -n 1024`` its connections took every descriptor, and every door failed (issue 68,
-H2). Door-neutral; pure but for reading the limit.
+under ``ulimit -n 1024`` its connections took every descriptor, and every door failed (security
+finding H2). Door-neutral; pure but for reading the limit.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def build_doors(ctx: DoorContext) -> list[Door]:
     if calls is not None:
         doors.append(calls)
     if ctx.settings.sip.port is not None:
-        doors.append(SipDoor(ctx))  # SIP over UDP and TCP on a port of its own (issue 60)
+        doors.append(SipDoor(ctx))  # SIP over UDP and TCP on a port of its own
     if ctx.settings.mcp.enabled and s.http_port is None:
         raise DoorSetupError("--mcp serves MCP at /mcp on the HTTP port: set --http-port too")
     return doors

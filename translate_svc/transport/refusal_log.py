@@ -1,5 +1,5 @@
 """Refusals logged at most ``burst`` per window, the rest counted and summed up in one line, so a
-flood of bad calls cannot flood the log (issue 57: 12.6 MB of AudioSocket refusals in 10 s): the
+flood of bad calls cannot flood the log (unbounded, 12.6 MB of AudioSocket refusals came in 10 s): the
 gRPC port's (token refusals, call slots, health), the HTTP port's (requests aiohttp could not read,
 clients gone mid-request: ``http/site.py``) and AudioSocket's.
 Wire-neutral: a refusal's reason is a name (a status code's) or a short sentence.

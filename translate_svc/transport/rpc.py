@@ -85,7 +85,7 @@ def parse_beside_audio(
     the wire before protobuf parses anything. Protobuf copies an audio field's bytes at once, but
     parses everything else field by field on the event loop (1 MB of small terms in about 7 ms, of a
     map's entries in 50 ms); a config, an update, a clip's languages and terms need little
-    (issue 52 F3). ``beside_hint`` says what to send instead."""
+    (security finding F3). ``beside_hint`` says what to send instead."""
     if len(raw) > beside_limit:
         beside = len(raw) - audio_bytes(raw, audio, most_fields)
         if beside > beside_limit:
@@ -306,7 +306,7 @@ async def write_response(context: grpc.aio.ServicerContext[Any, Any], message: M
     and the tracing interceptor still treat it as a response stream): a write that waits for a
     client that stopped reading fails once that client cancels (or its connection or deadline
     goes), and grpc logs the failure as an ERROR with a traceback whenever it reaches grpc before
-    grpc has seen the cancel, which is the usual order (issue 53). Here it ends the handler as the
+    grpc has seen the cancel, which is the usual order. Here it ends the handler as the
     cancel would have: the call is over and nobody is left to tell."""
     try:
         await context.write(message)

@@ -529,7 +529,7 @@ class Segmenter:
         The cut is where the audio in hand ends, so nothing waits: the first part is emitted with
         the window that ends it, and the region goes on from the cut. Any earlier cut point is
         chosen only now, so its part would come as late as the cut is early (the search of the last
-        third that was here came up to a third of the cap, 5 s, after its end: issue 53); cutting
+        third that was here came up to a third of the cap, 5 s, after its end); cutting
         at a dip before the cap fires would split regions that end under the cap. Each piece cut
         off is longer than the cap less a window and a pad, which the config check
         (``max_segment_ms >= 3 x (pad + 64 ms)``) makes more than two thirds of the cap.

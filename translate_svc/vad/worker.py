@@ -23,7 +23,7 @@ Thread safety: ``submit`` and ``probabilities`` are called from the event loop; 
 the states while it scores them. One stream's requests are scored in the order submitted (its
 state carries on from one to the next) and its ``on_done`` calls come in that order.
 
-Background work (a job's audio, issue 73): a request submitted where ``BACKGROUND`` is set (the job
+Background work (a job's audio): a request submitted where ``BACKGROUND`` is set (the job
 runner sets it in its job's task, so the job's session submits that way) has a lower priority: in
 a turn with live requests it is scored only as far as the longest live request of the turn (in
 whole windows), so it never makes a turn longer than the live streams' own; alone, it gets whole

@@ -1,4 +1,4 @@
-"""Webhook deliveries dropped (issue 68 H6): each counted at once on /metrics by reason and tenant
+"""Webhook deliveries dropped (security finding H6): each counted at once on /metrics by reason and tenant
 (``translate_svc_webhook_dropped_total``), and logged at a bounded rate: at most ``burst`` lines a
 ``window_s``, the rest summed per tenant in one line when the window has passed (at the next drop,
 or at the outbox's next heartbeat: ``flush``). A tenant flooding the queue so cannot flood the log

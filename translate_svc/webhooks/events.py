@@ -1,4 +1,4 @@
-"""The service's events as the sessions make them (issue 61): the ``EventSink`` seam they emit into,
+"""The service's events as the sessions make them: the ``EventSink`` seam they emit into,
 the events' shape, and one session's usage as it grows.
 
 The sessions (``session/calls/lifecycle.py``, ``session/rooms/``) and the recordings call an
@@ -29,7 +29,7 @@ ROOM_STARTED = "room.started"
 ROOM_ENDED = "room.ended"
 QUOTA_EXCEEDED = "quota.exceeded"
 RECORDING_READY = "recording.ready"
-#: a background job finished with its results, or cannot finish (issue 73, ``jobs/``)
+#: a background job finished with its results, or cannot finish (``jobs/``)
 JOB_COMPLETED = "job.completed"
 JOB_FAILED = "job.failed"
 EVENT_TYPES = (

@@ -11,7 +11,7 @@ endpoint takes due rows (at most ``max_in_flight`` at once, each within ``timeou
 each attempt with a fresh timestamp (receivers refuse old ones); a 2xx deletes the row, anything
 else retries it after an exponential backoff with jitter (``first_backoff_s`` doubling up to
 ``max_backoff_s``) until ``retry_for_s`` after the event, then it is given up (counted, logged).
-A redirect is not followed (issue 68 H13: the signed body would go where the receiver's answer
+A redirect is not followed (security finding H13: the signed body would go where the receiver's answer
 says): a 3xx is a failed attempt, retried as any. A receiver that never answers therefore holds
 ``max_in_flight`` requests and the rows on disk (at most ``max_queued``), nothing more. Logs name
 a receiver by ``shown_url`` (no credentials a URL may carry), never a secret.

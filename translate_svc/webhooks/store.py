@@ -15,7 +15,7 @@ The queue holds ``max_queued`` deliveries, every tenant's together; when it is f
 takes the place of the oldest delivery of the tenant with the most waiting (its own oldest when
 that is its own tenant, ties included): a tenant whose sessions flood the queue while a receiver
 is slow loses its own oldest events, never another tenant's, so each keeps at least an equal
-share (issue 68 H6: one tenant's flood dropped every other tenant's ``session.ended``). Each
+share (security finding H6: one tenant's flood dropped every other tenant's ``session.ended``). Each
 delivery pushed out is reported to ``on_drop`` (tenant, count). The tenants' counts are kept in
 memory (recounted at every ``beat``: other processes of the node add too), the oldest found by
 the ``(tenant, seq)`` index.
@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS usage (
 );
 CREATE INDEX IF NOT EXISTS usage_tenant ON usage (tenant, ended);
 """
-#: after ``_SCHEMA`` and the column a file made before issue 68 lacks
+#: after ``_SCHEMA`` and the ``tenant`` column, which a file made by an older version lacks
 _TENANT_INDEX = "CREATE INDEX IF NOT EXISTS outbox_tenant ON outbox (tenant, seq)"
 #: a report of deliveries pushed out of a full queue: (tenant, how many)
 OnDrop = Callable[[str, int], None]

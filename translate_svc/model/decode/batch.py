@@ -1,4 +1,4 @@
-"""The fast runner's decode (issue 70): a plan's rows through our own decode loop instead of
+"""The fast runner's decode: a plan's rows through our own decode loop instead of
 ``generate``, and each row's kept hidden states handed to text-to-unit.
 
 ``LoopDecoder.decode`` takes what ``TextDecoder.decode`` takes (encoder rows, their mask, a

@@ -1,4 +1,4 @@
-"""CUDA graphs of the decode loop's static step, one per row bucket (issue 70).
+"""CUDA graphs of the decode loop's static step, one per row bucket.
 
 ``DecodeLoop(static=True)`` (model/decode/loop.py) runs every step on a row bucket over the pool's
 whole windows, writing only its static buffers in place (model/decode/step.py). ``StepGraphs``

@@ -1,4 +1,4 @@
-"""Our own greedy decode loop for the text decoder (issue 70): rows join and leave at every step.
+"""Our own greedy decode loop for the text decoder: rows join and leave at every step.
 
 ``generate`` owns its loop: a batch is fixed from its first step to its longest row's last, and
 each step is hundreds of small launches from Python. ``DecodeLoop`` keeps a fixed pool of

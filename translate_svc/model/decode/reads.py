@@ -1,5 +1,5 @@
-"""The decode pool's read behind (issue 70; two sets since issue 88): what the host learns of its
-rows after each step without waiting for that step.
+"""The decode pool's read behind (two sets of buffers, used in turn): what the host learns
+of its rows after each step without waiting for that step.
 
 After a step the rows' finished flags, lengths, tokens and log-probabilities are copied into host
 buffers (pinned on CUDA) without blocking; the host takes them at the next step, once that step's

@@ -1,5 +1,5 @@
 """The text decoder's arithmetic over a pool of slots: what ``SeamlessM4Tv2Decoder.forward`` computes,
-step by step, on static buffers (issue 70). model/decode/loop.py owns the pool; this module only
+step by step, on static buffers. model/decode/loop.py owns the pool; this module only
 computes.
 
 Every weight is the loaded model's own: ``embed_tokens`` (scaled), the sinusoidal

@@ -1,4 +1,4 @@
-"""The decode pool's warm-up (issue 88): every shape its static step and its admission can take,
+"""The decode pool's warm-up: every shape its static step and its admission can take,
 run once on the empty pool before the server says ready (on CUDA each admission bucket's graph is
 captured then; the step's were captured when the pool was made: model/decode/graphs.py), so no live
 segment meets a shape the warm-up did not run. Model thread only.

@@ -1,4 +1,4 @@
-"""The model's side of word timings (issue 45; the method is model/finish/timings.py's docstring):
+"""The model's side of word timings (the method is model/finish/timings.py's docstring):
 text-to-unit's per-character durations and the vocoder's per-unit frames, both as the speech
 stage returns them (model/stages/text_to_unit.py, model/stages/vocoder.py), and a teacher-forced decoder pass for the
 cross-attention of a transcript. Model thread only, like the stages it runs.

@@ -1,4 +1,4 @@
-"""Confidence (issue 72): a row's or word's mean token log-probability from the values the
+"""Confidence: a row's or word's mean token log-probability from the values the
 decode kept (model/stages/decoder.py ``ChosenLogprobs``, model/decode/step.py ``choose``), shared by the
 runner (model/runner.py) and the simultaneous steps (model/simultaneous.py)."""
 

@@ -1,4 +1,4 @@
-"""The profanity filter (issue 72): listed words in a text, masked or removed, and the decoded
+"""The profanity filter: listed words in a text, masked or removed, and the decoded
 tokens that say them, for the speech to be made without them.
 
 The lists: LDNOOBW ("List of Dirty, Naughty, Obscene, and Otherwise Bad Words", CC-BY-4.0), as
@@ -7,7 +7,7 @@ the npm package ``naughty-words`` 1.2.0 ships it, one file per model language co
 is not filtered.
 
 A listed word matches as terms do (``translate_svc/words.py``: whole words, case folded), on a
-text seen the way a reader sees it (``folded``; issue 87, J11: an invisible character inside a
+text seen the way a reader sees it (``folded``; security finding J11: an invisible character inside a
 word, a look-alike letter or decomposed accents let a listed word through): NFKC (fullwidth and
 compatibility forms as their plain letters, a base letter and its combining marks composed),
 Unicode's default-ignorable code points (zero-width spaces and joiners, soft hyphens, bidi and

@@ -1,6 +1,6 @@
 """A stage on a thread of its own: what follows a job's decode runs beside the running decode
-(issue 70 item 2: "finished rows leave at once for t2u and the vocoder, which run as their own
-stage in batches").
+(finished rows leave at once for t2u and the vocoder, which run as their own stage in
+batches).
 
 The stepping decoder (model/stepping.py) hands the jobs whose rows all ended to ``FinishStage.submit``
 and goes on stepping the other rows; one worker thread runs ``run`` on the oldest hand-overs it has

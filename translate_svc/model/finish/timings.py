@@ -1,4 +1,4 @@
-"""Word timings (issue 45): where each translated word is in its speech, and each transcript word in
+"""Word timings: where each translated word is in its speech, and each transcript word in
 its segment.
 
 **Translated words: exact.** The speech is made in two counted steps. Text-to-unit predicts a

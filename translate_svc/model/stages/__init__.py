@@ -1,4 +1,4 @@
-"""The model's own stages (issue 89): the encoders, the text decoder, text-to-unit, the vocoder,
+"""The model's own stages: the encoders, the text decoder, text-to-unit, the vocoder,
 language identification, the bundle that loads them (``seamless.py``), and what they share: shapes
 and padding, subword tables, terms, languages, loading and the device.
 """

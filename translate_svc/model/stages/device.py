@@ -11,7 +11,7 @@ import torch
 #: default; the warm-up ``buckets`` builds a few thousand kernels (every encoder, t2u and vocoder
 #: bucket), and with 1024 the least recent were evicted and rebuilt on the next request: a vocoder
 #: call at a warmed 243-frame bucket took 451 ms first after the warm-up, then 150 ms, against 38 ms
-#: with 16384 (docs/performance.md, issue 70)
+#: with 16384 (docs/performance.md)
 CPU_KERNEL_CACHE = 16_384
 
 
@@ -54,7 +54,7 @@ def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
 def cuda_runtime() -> str:
     """The CUDA runtime's choices that change a model's speed and start-up, for the log at load:
     torch's and CUDA's versions, cuDNN's, ``cudnn.benchmark``, lazy module loading and the caching
-    allocator's configuration (issue 70: record them beside every GPU figure)."""
+    allocator's configuration (record them beside every GPU figure)."""
     import os
 
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None  # type: ignore[no-untyped-call]

@@ -1,4 +1,4 @@
-"""Where a row's glossary entries are said in its source (issue 87 J3): each (terms, language)'s
+"""Where a row's glossary entries are said in its source (security finding J3): each (terms, language)'s
 entries as one ``words.PhraseIndex`` (an Aho-Corasick automaton), so a row asks one pass of its
 source instead of one ``find`` per entry (a stored glossary brings thousands: a row of a
 10,000-entry glossary took about 18 ms of this thread in finds, and the event loop shared the GIL

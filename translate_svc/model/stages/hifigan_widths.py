@@ -1,4 +1,4 @@
-"""The widths HiFi-GAN's groups are made at (issue 88): under graphs each graph has one key per
+"""The widths HiFi-GAN's groups are made at: under graphs each graph has one key per
 (rows, frames) bucket, so a group's units are cut or padded to what its frames can hold
 (``unit_span``, ``to_width``), and its frames are guessed on the host (``FrameGuess``) instead of
 read from the device; the results' one read (``results``) says each group's longest row
@@ -41,7 +41,7 @@ def made(got: tuple[np.ndarray, ...], own: Sequence[int]) -> list[tuple[int, flo
 
 class FrameGuess:
     """HiFi-GAN's width for a group, guessed on the host from its rows' units and rates, so that
-    the vocoder reads the device once (with its results) instead of twice (issue 88: "host syncs
+    the vocoder reads the device once (with its results) instead of twice ("host syncs
     ≤ 2 a batch"; t2u's read of its unit totals is the other). The frames a unit takes at the
     model's own rate are learned from the rows made (the most of the last ``window`` rows; at the
     start ``first``); a group is guessed at ``ceil(units * that / slowest rate) + 1`` for its

@@ -1,4 +1,4 @@
-"""Tensor padding for shapes that repeat (issues 70, 88): rows up to a row bucket, the hard
+"""Tensor padding for shapes that repeat: rows up to a row bucket, the hard
 upsampling of t2u and the vocoder as one gather into a given width, and attention masks that are
 always made.
 
@@ -48,7 +48,7 @@ def full_mask(config: Any, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Te
     """``transformers``' ``create_bidirectional_mask`` of a 2-D padding mask, always made: it would
     otherwise read on the host whether any row is padded (``mask.all()``: a device sync) and run an
     unpadded batch without a mask, which on CUDA is another attention kernel (a shape the warm-up,
-    whose lengths are exact buckets, never ran masked: issue 88)."""
+    whose lengths are exact buckets, never ran masked)."""
     out = create_bidirectional_mask(
         config=config, inputs_embeds=embeds, attention_mask=mask, allow_is_bidirectional_skip=False
     )

@@ -2,8 +2,8 @@
 stages, one file each.
 
 ``SeamlessStages`` is the loader and the bundle: it loads the model and its processor, builds the
-language maps and the card, and holds the stages, each taking tensors and a plan, never a request
-(issue 69): the encoders (features, the speech encoder with its adaptor fix, the text encoder:
+language maps and the card, and holds the stages, each taking tensors and a plan, never a request:
+the encoders (features, the speech encoder with its adaptor fix, the text encoder:
 model/stages/encoders.py), the text decoder (model/stages/decoder.py: ``generate`` over a plan's rows,
 model_api/rows.py), text-to-unit and the vocoder (speech and model/stages/vocoder.py), and spoken-language
 identification. It knows no kind of work: the exact runner (model/runner.py) composes the stages
@@ -182,7 +182,7 @@ class SeamlessStages:
         #: pad a batch's input frames up to a length bucket too (``features``; a finer series, at
         #: most 12.5 % padding: model/stages/shapes.py ``frame_bucket``), so the encoder's and the decoder's
         #: cross-attention shapes repeat; masked like any row a longer one pads (parity:
-        #: tests/model/test_runner.py). None: with the other buckets (``pad_shapes``; issue 70)
+        #: tests/model/test_runner.py). None: with the other buckets (``pad_shapes``)
         self.frame_bucket = frame_bucket if (pad if pad_frames is None else pad_frames) else None
         #: the encoder's rows padded up to a power of two too (the fast runner's static path:
         #: model/build.py), so a batch's shapes are a (rows, frames) bucket pair
@@ -254,7 +254,7 @@ class SeamlessStages:
         ``text_states``: the decoder's hidden states its decode kept; ``tokens``: ``sequences`` on
         the host, where the caller has them (``units``); ``speeds``: each row's speaking rate
         (``vocode``; None: the model's own); ``fits``: each row's time to fit its speech in
-        (issue 90, ``ModelInput.fit``; None: its speed). ``again``: rows spoken once more at
+        (``ModelInput.fit``; None: its speed). ``again``: rows spoken once more at
         another rate, (row, rate) each (``ModelInput.renditions``): vocoder rows after the others
         from the same units, and the result's units follow them."""
         units = self.units(enc, mask, sequences, audio_s, text_input=text_input, text_states=text_states, tokens=tokens)
@@ -324,7 +324,7 @@ class SeamlessStages:
         max_rows: int | None = None,
     ) -> Vocoded:
         """One waveform per row of vocoder units (``units``' layout), in the row's language and
-        voice, at the row's speaking rate (``speeds``, issue 90; None: the model's own), and each
+        voice, at the row's speaking rate (``speeds``; None: the model's own), and each
         row's frames per unit (model/stages/vocoder.py); ``fits``: each row's time to fit its
         speech in (``ModelInput.fit``: the rate chosen on the device; None: its speed)."""
         frames = None if self.forced is None else self.forced.frames_per_unit

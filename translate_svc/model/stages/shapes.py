@@ -80,7 +80,7 @@ def encoder_lengths_s(longest_s: float) -> tuple[float, ...]:
 
 
 class ShapeLog:
-    """The tensor shapes each stage has met, and those first met after the warm-up (issue 70).
+    """The tensor shapes each stage has met, and those first met after the warm-up.
 
     A shape first met after ``mark_warm`` is one the warm-up did not cover: on CUDA it costs a
     kernel selection (and, with graphs, a capture), on CPU a oneDNN kernel build, on the request

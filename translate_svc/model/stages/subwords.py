@@ -1,4 +1,4 @@
-"""Subword -> characters as tables on the device (issue 70): what t2u reads of a text row.
+"""Subword -> characters as tables on the device: what t2u reads of a text row.
 
 ``SeamlessM4Tv2Model`` turns a row's text tokens into characters with three Python loops
 (``_indices_to_subwords``: ``.item()`` per token; ``_count_character_length_in_subword``;

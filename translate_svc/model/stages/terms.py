@@ -19,7 +19,7 @@ the longest such prefix of any entry) it forces the next token (every other scor
 row has written the translation as many times as the source says the phrase. Speech is made from
 the decoded text, so it says the translation too.
 
-Words (issue 57, ``translate_svc/words.py``): the source is searched for a phrase as a whole word
+Words (``translate_svc/words.py``): the source is searched for a phrase as a whole word
 (``said_in``; a row's glossary entries all at once, by the same rule: ``glossary_index.py``). In
 the decoder, a phrase's tokens are SentencePiece's for a word start (their first piece begins
 with "▁"), so a bias, a forcing or a count only ever starts at a word start of

@@ -14,7 +14,7 @@ The t2u model itself runs through our own forward (``TextToUnit.forward``) of
 submodules (the t2u encoder, the character embeddings and positions, the duration predictor, the
 decoder layers, the LM head). Owning it makes the durations a return value instead of something a
 forward hook overhears: no hooks, no state between calls, so two batches may be in flight and a
-captured graph replays it (issue 69). Benchmark mode's forced durations are a parameter.
+captured graph replays it. Benchmark mode's forced durations are a parameter.
 
 Not thread-safe (torch modules): the model thread only.
 """

@@ -25,7 +25,7 @@ parameter (``unit_frames``). Not thread-safe (torch modules): the model thread o
 graphs HiFi-GAN's widths (one per graph key, guessed on the host, checked with the results' one
 read) are ``hifigan_widths.py``'s.
 
-**The speaking rate** (issue 90, ``ModelInput.speed``): each row's frames per unit are scaled by
+**The speaking rate** (``ModelInput.speed``): each row's frames per unit are scaled by
 its own rate before HiFi-GAN (``at_rate``, model/stages/rates.py): the durations' running sum
 divided by the rate and rounded, its differences the new durations, so a row's frames are
 ``round(total / speed)`` (at least one), a unit may get none above rate 1, and rate 1 leaves the
@@ -34,7 +34,7 @@ is HiFi-GAN's per frame, so it does not change. The rates are a tensor input of 
 (one per row, beside ``meta``), not part of a graph's key: rates never multiply the graphs. The
 reported cut and the returned frames per unit follow the scaled durations, so word timings do.
 
-**Speech fitted to a time** (issue 90, ``ModelInput.fit``: dubbing to the source's clock): a
+**Speech fitted to a time** (``ModelInput.fit``: dubbing to the source's clock): a
 fitted row's rate is chosen in the first part, on the device, from its natural frames (its
 durations at rate 1) and its budget in whole frames (``frames_within``: the most frames whose
 waveform fits the budget's samples): ``clamp(natural / budget, slowest, fastest)`` (``fitted``),

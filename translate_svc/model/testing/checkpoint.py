@@ -118,7 +118,7 @@ def _real_layers_config(vocab_size: int, char_vocab_size: int) -> SeamlessM4Tv2C
     """The real model's layer counts (24 speech encoder, 24 text encoder, 24 text decoder, 6 + 6
     t2u layers, 16 decoder heads) at the tiny checkpoint's widths: what the host pays per decode
     step (one Python walk per layer and head count) is then the full model's, on a CPU, in
-    seconds (issue 70's decode-step figures)."""
+    seconds (docs/performance.md's decode-step figures)."""
     base = SeamlessM4Tv2Config()
     config = _tiny_config(vocab_size, char_vocab_size)
     for name in (
@@ -129,7 +129,7 @@ def _real_layers_config(vocab_size: int, char_vocab_size: int) -> SeamlessM4Tv2C
     config.decoder_attention_heads = config.encoder_attention_heads = 16
     config.hidden_size = 64  # 16 heads of 4
     # t2u's duration predictor reads t2u's hidden states, whose width is hidden_size (the real
-    # model: 1024 and 1024); left at the tiny 32, every segment with speech out failed (issue 88)
+    # model: 1024 and 1024); left at the tiny 32, every segment with speech out failed
     config.t2u_variance_predictor_embed_dim = config.hidden_size
     config.decoder_ffn_dim = config.encoder_ffn_dim = config.speech_encoder_intermediate_size = 64
     config.t2u_encoder_ffn_dim = config.t2u_decoder_ffn_dim = 64

@@ -1,6 +1,6 @@
 """A stable fake translator: a ``Runner`` whose made-up output has exact, known commit points.
 
-The test checkpoint's random weights do not give stable prefixes (issue 33), so a simultaneous
+The test checkpoint's random weights do not give stable prefixes, so a simultaneous
 policy cannot be tested or benchmarked on them. This runner makes its words up from the length of
 the audio, so that:
 

@@ -58,7 +58,7 @@ class ClipRequest:
     #: language detection among these candidates (empty: any); None: off
     detect: tuple[str, ...] | None = None
     terms: tuple[Term, ...] = ()
-    #: noise suppression and speaker labels (issue 72)
+    #: noise suppression and speaker labels
     ear: EarOptions = NO_EAR
     #: stored glossaries named by id (``glossaries/``)
     glossaries: tuple[str, ...] = ()
@@ -131,7 +131,7 @@ class ClipDriver:
         """Translate a whole clip (admitted: ``SessionManager.admit_clip``; ``task`` checked): the
         same pipeline as a stream, fed at once, then half-closed. Its audio is drawn from the
         tenant's budget once decoded. With speaker labels, its segments are labelled again over
-        the whole clip at once once all are out (``SpeakerLabels.relabel``; issue 91): the answer
+        the whole clip at once once all are out (``SpeakerLabels.relabel``): the answer
         carries those (``on_result``'s segments, the stream's, may differ). ``on_result``: as
         ``run``'s."""
         limits = self._m.limits

@@ -1,4 +1,4 @@
-"""One session's lifecycle events, for every door (issue 61): ``session.started`` once it is
+"""One session's lifecycle events, for every door: ``session.started`` once it is
 admitted and configured, exactly one ``session.ended`` however it ends, and ``quota.exceeded``.
 
 Every door's calls pass through two seams, and both hold a ``SessionRecord``: the stream core

@@ -48,7 +48,7 @@ class ListenRequest:
     room: str
     language: str
     participant: str = ""
-    #: the speaking rate of the room's speech (issue 90; None: as each speaker speaks)
+    #: the speaking rate of the room's speech (None: as each speaker speaks)
     speed: float | None = None
 
 

@@ -1,4 +1,4 @@
-"""Text in (``TranslateText``, issue 36), for every door: the text counterpart of ``ClipDriver``.
+"""Text in (``TranslateText``), for every door: the text counterpart of ``ClipDriver``.
 
 A door hands ``TextDriver.run`` a ``read`` that receives and parses its message as a
 ``TextRequest``; the driver owns the rest, once for every door: admission before anything is read

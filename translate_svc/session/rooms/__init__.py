@@ -1,4 +1,4 @@
-"""Rooms: one or more speakers, many listeners, each listener in its own language (issue 47).
+"""Rooms: one or more speakers, many listeners, each listener in its own language.
 
 A **speaker** is an ordinary stream (any door) whose config names a room (``StreamConfig.room``);
 its driver takes a seat (``seat.SpeakerSeat``), which registers it (``RoomRegistry.speak``). A

@@ -1,5 +1,5 @@
-"""``room.started`` and ``room.ended`` once per room, over every process that holds a party of it
-(issue 73): a room spread over the workers of a node or over pods opens when its first party joins
+"""``room.started`` and ``room.ended`` once per room, over every process that holds a party of it:
+a room spread over the workers of a node or over pods opens when its first party joins
 anywhere and ends when its last one leaves everywhere.
 
 Each process with a party of a room is a member (its ``origin``) of the store's group

@@ -1,4 +1,4 @@
-"""A room across processes (issue 59): what the registry (``registry.py``) puts on the cluster store
+"""A room across processes: what the registry (``registry.py``) puts on the cluster store
 so that a speaker on one worker or pod reaches listeners on any other.
 
 A process's own speakers reach its own listeners directly (``room.Room.publish``: synchronous, as with

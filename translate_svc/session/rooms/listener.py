@@ -66,8 +66,8 @@ class RoomOutput:
 
     def at(self, speed: float | None) -> RoomOutput:
         """This output as a listener at ``speed`` hears it (None: as the speaker speaks): the
-        translation's speech at that rate where the speaker made it (issue 90,
-        ``SegmentResult.renditions``), else as made (its ``speech_rate`` says at what rate: a
+        translation's speech at that rate where the speaker made it
+        (``SegmentResult.renditions``), else as made (its ``speech_rate`` says at what rate: a
         segment under way when the rate was asked for); never with the renditions. Itself when
         it has none; else a new object (``Room.deliver`` makes one per rate, shared by its
         listeners: a door's encoding cache)."""
@@ -158,7 +158,7 @@ class Listener:
         *,
         speed: float | None = None,
     ) -> None:
-        """``speed``: the speaking rate it chose (issue 90; None: as each speaker speaks)."""
+        """``speed``: the speaking rate it chose (None: as each speaker speaks)."""
         self._leave = leave
         self.speed = speed
         self.room = room  # the registry's Room, opaque here (room.py imports this module, not back)

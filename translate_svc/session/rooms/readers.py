@@ -1,4 +1,4 @@
-"""What this process reads of a room from the other processes (issue 59): for each (room, language)
+"""What this process reads of a room from the other processes: for each (room, language)
 with a listener here, the stream of final results ``room/<tenant>/<name>/out/<language>`` (its
 backlog first, then blocking reads from the last id read: nothing missed, nothing twice) and the
 live captions' channel ``room/<tenant>/<name>/captions/<language>``, handed to the room as a local

@@ -128,8 +128,8 @@ class RoomRegistry:
         rights: RoomRights,
         speed: float | None = None,
     ) -> Listener:
-        """A new listener of room ``name`` in ``language``, its speech at ``speed`` (issue 90;
-        None: as each speaker speaks; snapped to the rate grid, ``checks.rate_of``); ``Listener.close``
+        """A new listener of room ``name`` in ``language``, its speech at ``speed``
+        (None: as each speaker speaks; snapped to the rate grid, ``checks.rate_of``); ``Listener.close``
         when its call ends. Refused (nothing held) with PERMISSION_DENIED, INVALID_ARGUMENT,
         RESOURCE_EXHAUSTED or UNAVAILABLE (draining), each saying what to do."""
         check_room_name(name)

@@ -74,7 +74,7 @@ class Speaker:
         #: the targets the stream runs with now, and from which segment id each language is on
         self.targets: tuple[str, ...] = own
         self.since: dict[str, int] = dict.fromkeys(own, 0)
-        #: the (language, rate) pairs its listeners chose that it speaks again (issue 90)
+        #: the (language, rate) pairs its listeners chose that it speaks again
         self.renditions: Renditions = ()
         self._left = False
         #: the id after the last final result published (older captions are stale)

@@ -8,7 +8,7 @@ as text anyway). The listener's side decodes it back to float32 at the speaker's
 renders it as it renders a local speaker's. Everything else a listener's door shows is kept: the
 segment id, span, transcript (and its words), the translation's text and word timings, their
 confidence (``avg_logprob``), the speech's rate, the error, the detected language and the timing;
-with the speech, its renditions at the rates listeners chose (issue 90).
+with the speech, its renditions at the rates listeners chose.
 
 Pure functions: no I/O, thread-safe.
 """
@@ -55,11 +55,11 @@ class Text(msgspec.Struct, array_like=True):
     words: list[_Word] = []
     stable_text: str = ""
     speech: Speech | None = None
-    #: confidence (issue 72): the text's mean token log-probability, and each word's (in ``words``'
+    #: confidence: the text's mean token log-probability, and each word's (in ``words``'
     #: order; empty: none). Last, with defaults: a message from a process without them still reads
     avg_logprob: float | None = None
     word_logprobs: list[float | None] = []
-    #: the rate the speech was spoken at (issue 90; None: not told)
+    #: the rate the speech was spoken at (None: not told)
     speech_rate: float | None = None
 
 

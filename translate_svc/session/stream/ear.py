@@ -1,4 +1,4 @@
-"""The ear's CPU off the event loop, and who may use it (issue 87 J1).
+"""The ear's CPU off the event loop, and who may use it (security finding J1).
 
 A stream's noise suppression (``audio/denoise.py``: soxr up to 48 kHz, RNNoise 480 samples at a
 time, soxr back) costs 0.03-0.07 s of CPU per audio second, and a speaker embedding

@@ -1,4 +1,4 @@
-"""What a tenant keeps of its sessions (issue 61), as the stream core sees it: the tenant's policy
+"""What a tenant keeps of its sessions, as the stream core sees it: the tenant's policy
 and the recorder tap.
 
 A tenant's line in the tokens file says whether its sessions are recorded (``record=none|text|

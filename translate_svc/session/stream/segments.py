@@ -16,7 +16,7 @@ order their engine jobs came back (each takes a slot then, filled once its speec
 commit of the open segment waits while an earlier segment's result is still computed; what is
 before it in the stream is out first. No commit of segment k comes after k's result.
 
-Dubbing to the source's clock (``OutputOptions.fit``, issue 90: clips and jobs, whose whole audio
+Dubbing to the source's clock (``OutputOptions.fit``: clips and jobs, whose whole audio
 is at hand) needs each segment's budget, its span and the gap before the next segment: the next
 segment's start. So with fitting on a closed segment is held (its id taken, nothing submitted)
 until that start is known, then submitted with ``ModelInput.fit`` (``release``): when the next

@@ -13,7 +13,7 @@ An update, which makes an event without audio, waits for the same room after its
 loop only; large chunks are decoded and resampled on a worker thread that the session awaits (its
 ``SessionWork``: a pool of the process's shared fairly between tenants, ``work.py``), and
 the ear's work (noise suppression, speaker embeddings) runs on the ear's own pools (``ear.py``,
-issue 87 J1): a stream's chunks there in order, each awaited, so a pool that is behind holds the
+security finding J1): a stream's chunks there in order, each awaited, so a pool that is behind holds the
 stream's reading like any other back-pressure.
 """
 
@@ -360,7 +360,7 @@ class StreamSession:
         let go of the driver's hooks (the VAD bridge and the job tracker let go of the session's
         callbacks, and of the output hook, in ``abort``): no cycle is left, so the stream's state,
         its audio among it, is freed as soon as its call lets go of it, not at the next full
-        collection (issue 53)."""
+        collection."""
         self.abort()
         self._hooks = NO_HOOKS
         self.on_quiet = None

@@ -1,4 +1,4 @@
-"""Simultaneous interpretation of one stream (issue 33): commit words, with their speech, while
+"""Simultaneous interpretation of one stream: commit words, with their speech, while
 speech is still open.
 
 Every ``step_ms`` of new open speech (counted in audio, so a stream sent faster than real time
@@ -36,13 +36,13 @@ bound makes each step dearer (6.4 s of audio a second of speech at 1 s steps on 
 segments). A simultaneous stream's segments are therefore cut at ``simultaneous_max_segment_ms``
 (``segment_cap``: the segmenter's own length cap, lowered), which bounds the audio its steps
 re-translate to about ``(cap / step - 1) / 2`` per second of speech however long the speaker goes
-on (issue 46). Each piece is an ordinary segment (``MAX_LENGTH``): its final step completes its
+on. Each piece is an ordinary segment (``MAX_LENGTH``): its final step completes its
 commits, so joined commits still equal each final and nothing is retracted.
 
 Live captions (``interim_interval_ms``) come from the steps themselves in this mode: each step
 that counts gives an ``InterimResult`` whose translations are the step's whole hypothesis, with the
 committed words as their ``stable_text`` (settled: later captions and the final start with them),
-and the rest as the words that may still change (issue 45). Its transcript, when asked, is the
+and the rest as the words that may still change. Its transcript, when asked, is the
 step's unforced transcript row, all of it unsettled.
 """
 

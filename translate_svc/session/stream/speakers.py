@@ -7,9 +7,9 @@ the segment's label.
 
 A whole file in hand (a clip, a job: ``keep_all``) is labelled again once every segment is out,
 over all of its segments at once (``relabel``: ``cluster.label_all``, on the speaker pool), which
-no early segment can mislead (issue 91). Event loop only; the embeddings and that clustering run on
+no early segment can mislead. Event loop only; the embeddings and that clustering run on
 the ear's speaker pool (``ear.py``: its own few threads, never the loop's default executor, which
-clip decodes and imports share; issue 87 J1); a stream's clustering, bounded by
+clip decodes and imports share; security finding J1); a stream's clustering, bounded by
 ``cluster.WINDOW``, runs as its result goes out (under a millisecond a segment: docs/performance.md).
 """
 

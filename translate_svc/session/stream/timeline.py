@@ -8,7 +8,7 @@ some of it comes without bytes: a gap between packet timestamps is filled (up to
 in one packet), and an Opus packet of a TOC byte alone decodes to 120 ms of concealment. So a
 stream's audio may not run ahead of what pays for it (``pay``): its bytes at
 ``BYTES_PER_AUDIO_SECOND`` (Opus's lowest bitrate), the wall-clock time since it opened, and
-``AHEAD_SLACK_S`` (issue 52 F5). A live sender never gets near it (its audio is the time that
+``AHEAD_SLACK_S`` (security finding F5). A live sender never gets near it (its audio is the time that
 passed, whatever its DTX gaps or mutes); neither does a sender of real audio faster than real
 time (PCM carries 8,000 bytes a second or more, speech Opus 2,000 or more); audio claimed from
 nothing, faster than real time, is refused.

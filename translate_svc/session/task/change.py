@@ -84,7 +84,7 @@ def with_stored(task: TranslationTask, stored: Sequence[Term]) -> TranslationTas
     same phrase and target wins. Not counted in ``max_glossary_entries`` (stored entries have
     their own bounds, ``glossaries.max_entries`` and ``glossaries.max_entries_per_request``).
     ``stored`` as the book gives it (``StoredTerms``) carries each entry's key: only the
-    request's own entries are keyed here (issue 87 J3: not thousands per request)."""
+    request's own entries are keyed here (security finding J3: not thousands per request)."""
     if not stored:
         return task
     own = {term_key(t) for t in task.terms if t.glossary}

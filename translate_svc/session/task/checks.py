@@ -135,7 +135,7 @@ def resolve_task(
 
 
 def check_dub_fit(output: OutputOptions, simultaneous: bool) -> None:
-    """Dubbing to the source's clock (``OutputOptions.fit``, issue 90): a bound of speaking rates,
+    """Dubbing to the source's clock (``OutputOptions.fit``): a bound of speaking rates,
     on speech, in place of ``speed`` (a rate given beside it would be silently ignored), for a
     whole file's segments (each is held until the next one starts: not simultaneous mode's)."""
     assert output.fit is not None
@@ -157,7 +157,7 @@ def check_dub_fit(output: OutputOptions, simultaneous: bool) -> None:
 def check_ear(ear: EarOptions, field: str = "speakers") -> None:
     """The speaker bound (``speakers/cluster.py``'s ``MAX_SPEAKERS``); ``field``: the door's name for it.
     Either option on a server without its library (pyrnnoise, Resemblyzer) is FAILED_PRECONDITION
-    saying what is missing: the server starts without them (issue 91)."""
+    saying what is missing: the server starts without them."""
     if ear.noise_suppression and not denoise_installed():
         raise NotInstalled(
             "noise suppression needs RNNoise (the pyrnnoise wheel's librnnoise), which this server lacks: its "

@@ -26,7 +26,7 @@ def check_counts(
     """A request's lists counted against their limits, with the messages the checks of their
     values give. The doors call this with the wire's counts (``len(msg.terms)``; for Riva's
     comma-separated ``dnt_phrases`` an upper bound, its commas counted) before any element is
-    converted: a list over its limit costs no more than its count (issue 52 F3). ``terms_are``:
+    converted: a list over its limit costs no more than its count (security finding F3). ``terms_are``:
     what the terms are called on the caller's wire. ``glossary``: the glossary entries (TRANSLATE
     terms), counted apart (``max_glossary_entries``); ``terms`` counts the others. A door counts a
     list's kinds only when the whole list is within both limits together (``split_term_counts``)."""

@@ -30,7 +30,7 @@ def keeps_terms(task: TranslationTask) -> bool:
     phrase is carried, and a glossary phrase translated as given, where the segment's transcript
     holds it (model/stages/terms.py), so such a task's every job decodes the transcript (and, without a
     source language, detects the spoken language first), whether or not the client asked for them
-    (issue 45: a term acts on every path, or is refused)."""
+    (a term acts on every path, or is refused)."""
     return bool(task.target_languages) and any(t.keep or t.glossary for t in task.terms)
 
 

@@ -1,4 +1,4 @@
-"""Tenants, one name (issue 71): who is calling, what they may hold, and the counters that hold them
+"""Tenants, one name: who is calling, what they may hold, and the counters that hold them
 to it.
 
 A **tenant** is a name from the tokens file (``transport/tokens/``) with its caps, its room rights

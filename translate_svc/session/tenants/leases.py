@@ -1,4 +1,4 @@
-"""Caps as leases in the cluster store (issue 59): ``counters.Counters`` for a node's workers and for
+"""Caps as leases in the cluster store: ``counters.Counters`` for a node's workers and for
 several pods.
 
 Where each cap is counted (docs/decisions.md, "Caps: per node or per tenant"):

@@ -5,7 +5,7 @@ names none, and for every call on a server without tokens) with optional caps: c
 concurrent Translate calls, audio seconds per minute, unary calls, rooms, speakers and listeners,
 streams with noise suppression or speaker labels (``TenantCaps``), the rooms its token may publish
 into and listen to (``RoomRights``), what is kept of its sessions (``recording.RecordPolicy``), and
-its streams' profanity filter unless a stream sets its own (``Tenant.profanity``, issue 72). Pure:
+its streams' profanity filter unless a stream sets its own (``Tenant.profanity``). Pure:
 frozen values, no I/O.
 """
 
@@ -41,11 +41,10 @@ class TenantCaps:
     #: (room, language, speaking rate) renditions its listeners keep in use at once (None:
     #: ``rooms.max_renditions_per_tenant``; 0: its listeners choose no rate)
     renditions: int | None = None
-    #: background jobs not finished (uploading, queued, running) at once, and their audio in hours
-    #: (``jobs/``, issue 73)
+    #: background jobs not finished (uploading, queued, running) at once, and their audio in hours (``jobs/``)
     jobs: int | None = None
     job_hours: float | None = None
-    #: streams with noise suppression or speaker labels open at once (issue 87 J1; 0: none may ask;
+    #: streams with noise suppression or speaker labels open at once (security finding J1; 0: none may ask;
     #: None: ``limits.max_ear_streams`` alone, and for tenant ``DEMO_TENANT`` ``limits.demo_ear_streams``)
     ear_streams: int | None = None
 
@@ -55,7 +54,7 @@ class RoomRights:
     """Which rooms a caller may publish into and listen to: shell-style patterns (``fnmatch``,
     case-sensitive) of room names, from its token's line in the tokens file. ``speak_only``: the
     caller may open a stream only to speak into one of its ``publish`` rooms (a room's speaker
-    key, ``open_room`` of the MCP door: not a stream of its own without a room; issue 68 H4).
+    key, ``open_room`` of the MCP door: not a stream of its own without a room; security finding H4).
     ``rates``: the rooms whose owner lets the caller's listens choose a speaking rate (each rate
     costs the room's tenant a vocoder row per segment of each speaker): a tokens-file line's
     ``rates=`` patterns (unstated: its ``listen=`` ones), a room's listeners' key only where

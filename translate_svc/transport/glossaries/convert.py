@@ -122,7 +122,7 @@ def content_from_json(body: bytes, limits: GlossaryLimits) -> tuple[dict[str, An
         )
     try:
         doc = json.loads(body)
-    except RecursionError:  # the decoder's own bound on nesting (issue 87 J9: was a 500)
+    except RecursionError:  # the decoder's own bound on nesting (security finding J9: was a 500)
         raise InvalidInput(
             'the body\'s JSON nests too deep: a glossary is {"id", "display_name", "entries": [{"phrase", '
             '"translation", "target_language", "ignore_case"}]}, three levels'

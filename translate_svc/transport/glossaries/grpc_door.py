@@ -4,9 +4,9 @@ Each method is unary on the wire and served request-streaming, as the Translator
 as a unary call of its caller before its request is read, which must come within
 ``limits.request_read_timeout_s`` and be at most ``glossaries.max_import_bytes`` and 64 KiB. A
 create's or replace's request is parsed, and its entries converted and checked, on the
-glossaries' own threads (``GlossaryBook.work``; issue 87 J4), never on the event loop.
+glossaries' own threads (``GlossaryBook.work``; security finding J4), never on the event loop.
 
-``ImportGlossary`` (issue 91) is client-streaming on the wire too: a header, then a CSV's or TBX's
+``ImportGlossary`` is client-streaming on the wire too: a header, then a CSV's or TBX's
 bytes in chunks, so a file larger than the port's receive limit (4 MiB; a 10,000-entry TBX as
 terminology tools export it is 5-10 MB) comes in one call. Admitted as a unary call, then one of
 the process's import slots, before its first message is read; its messages, size and time are
@@ -58,7 +58,7 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: ServiceError)
 
 
 _errors = unary_errors(_abort)
-#: each call's access line (issue 91), its code the refusal's
+#: each call's access line, its code the refusal's
 _logged = logged_method(call_of, lambda door: caller_of(door._tokens).tenant.name)
 
 

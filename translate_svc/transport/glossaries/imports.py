@@ -1,4 +1,4 @@
-"""A glossary's file as its doors receive it (issue 91): ``ImportGlossary``'s messages (a header,
+"""A glossary's file as its doors receive it: ``ImportGlossary``'s messages (a header,
 then the file in chunks) and a REST create's or replace's body, each read within the same bounds
 before anything of the file is parsed:
 

@@ -1,4 +1,4 @@
-"""Stored glossaries on the HTTP port (issue 73), as the gRPC ``Glossaries`` service has them:
+"""Stored glossaries on the HTTP port, as the gRPC ``Glossaries`` service has them:
 
 - ``GET /v1/glossaries``: the tenant's glossaries, by id, without entries (``{"glossaries": [...]}``)
 - ``POST /v1/glossaries``: a new one, 201: a JSON body ``{"id", "display_name", "entries": [{phrase,
@@ -14,9 +14,9 @@ Each request needs a token with the ``glossaries`` permission (401 without a val
 without the permission) and sees its own tenant's glossaries only: another tenant's id is 404, as
 one that does not exist. Each is admitted as a unary call of its token and tenant before its body
 is read (``SessionManager.admit_unary``, as the gRPC ``Glossaries`` service and the MCP endpoint
-are: issue 87 J2; 429 over ``limits.max_unary_calls_per_token`` or ``_per_tenant``). A create or
+are: security finding J2; 429 over ``limits.max_unary_calls_per_token`` or ``_per_tenant``). A create or
 replace then takes one of the process's import slots (``glossaries.max_imports``, and
-``max_imports_per_tenant``; 429 beyond: issue 91), and its body (a file of up to 10,000 entries and
+``max_imports_per_tenant``; 429 beyond), and its body (a file of up to 10,000 entries and
 more: at most ``glossaries.max_import_bytes`` and 64 KiB) is read within
 ``glossaries.import_timeout_s`` at the port's minimum rate (``imports.py``; 408 when late, 413
 when over), then parsed and checked on the glossaries' own threads (``GlossaryBook.work``), never on
@@ -96,7 +96,7 @@ class GlossaryRoutes:
 
     async def _serve(self, request: web.Request, answer: Callable[[Caller], Awaitable[web.Response]]) -> web.Response:
         """The caller checked, then ``answer`` admitted as a unary call of its tenant and token
-        (before the body is read); our errors as their refusals; its access line (issue 91)."""
+        (before the body is read); our errors as their refusals; its access line."""
         caller = self._caller(request)
         if isinstance(caller, web.Response):
             return caller

@@ -95,7 +95,7 @@ def check_lists(
     msg: pb.StreamingConfig | pb.TranslateRequest | pb.TranslateTextRequest, limits: LimitsSettings
 ) -> None:
     """A request's lists (texts, targets, detection candidates, terms) counted against their
-    limits before any element is converted (``session.task.check_counts``; issue 52 F3)."""
+    limits before any element is converted (``session.task.check_counts``; security finding F3)."""
     detect = None if isinstance(msg, pb.TranslateTextRequest) else msg.language_detection
     others, glossary = split_term_counts(
         limits, len(msg.terms), lambda: sum(t.kind == pb.Term.TRANSLATE for t in msg.terms)

@@ -14,7 +14,7 @@ when tokens are required (unless asked for). Health also answers on an optional 
 neither TLS nor tokens, and a second port on the main server would expose the Translator there in
 plaintext too.
 
-Call slots (issues 34 and 52): the ordinary calls of the main port are counted by us
+Call slots: the ordinary calls of the main port are counted by us
 (``slots.CallSlots``) and refused at ``limits.max_calls`` (each worker's share), below gRPC's own
 limit for the process; on top of them come slots for what a caller without a token can hold (on
 each port at most ``limits.max_health_watches`` health Watch calls, ``health.HealthDoor``; on the
@@ -154,7 +154,7 @@ class GrpcDoor:
                 )
             )
         interceptors.append(self.slots)  # after the token check: a refused call is not counted
-        if tracing.enabled():  # after the token check: a call it refuses makes no span (issue 34 N17)
+        if tracing.enabled():  # after the token check: a call it refuses makes no span (security finding N17)
             interceptors.append(tracing.grpc_server_interceptor())
         # on top of the ordinary calls, slots of their own (docs/security.md) for what a caller without
         # a token can hold (health Watch calls, refused streams still reading their client's sends)

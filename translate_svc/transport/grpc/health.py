@@ -6,8 +6,8 @@ first byte:
 
 - ``Check`` (and ``List``): at most ``max_checks`` in progress; beyond, RESOURCE_EXHAUSTED at once.
   On the main port these are slots of their own, on top of every other call's (``door.py``): a
-  probe's ``Check`` is answered while the port's ordinary calls are all taken (issue 52, F1).
-- ``Watch``: at most ``max_watches`` open; beyond, RESOURCE_EXHAUSTED at once (issue 34, N1).
+  probe's ``Check`` is answered while the port's ordinary calls are all taken (security finding F1).
+- ``Watch``: at most ``max_watches`` open; beyond, RESOURCE_EXHAUSTED at once (security finding N1).
 
 Every method is request-streaming on this side (the wire is unchanged): grpc-health-checking's own
 handlers are unary, which gRPC runs only once the request has arrived, so a client that never sent

@@ -1,4 +1,4 @@
-"""The main port's ordinary calls, counted by us below the process's own call limit (issue 52, F1).
+"""The main port's ordinary calls, counted by us below the process's own call limit (security finding F1).
 
 gRPC's ``maximum_concurrent_rpcs`` is one count for every call of a server: when it is full, a
 probe's health ``Check`` is refused like anything else (RESOURCE_EXHAUSTED "Concurrent RPC limit

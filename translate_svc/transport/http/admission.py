@@ -1,5 +1,5 @@
 """A request on the HTTP port that does work for a tenant, admitted as its token's and tenant's
-unary call (issue 87; as the MCP endpoint's requests and the gRPC port's unary calls are), and
+unary call (as the MCP endpoint's requests and the gRPC port's unary calls are), and
 bounded from its first byte: one door beside admission is the hole every other door's caps leave
 open (DESIGN.md, pitfall 38).
 

@@ -10,7 +10,7 @@ so any worker checks a secret another minted, and a restart with a new random ke
 all. A secret grants the ``stream`` permission only, until it expires (``auth.client_secret_ttl_s``
 at most); a session opened before the expiry runs on. The demo page's own secrets (minted by the
 server, not by a token) carry ``PAGE`` before their tenant, a character no tenant name has, so a
-token's tenant named like the page's is never taken for it (issue 52 F6). Event loop only; pure
+token's tenant named like the page's is never taken for it (security finding F6). Event loop only; pure
 but for the clock.
 """
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 # the tenant of the demo page's sessions (capped by a tokens-file line with tenant=demo; the ear
-# refused unless limits.demo_ear_streams allows it, issue 87)
+# refused unless limits.demo_ear_streams allows it)
 from translate_svc.session.tenants.tenant import DEMO_TENANT as DEMO_TENANT
 
 PREFIX = "ek_"
@@ -73,7 +73,7 @@ PUBLISH, LISTEN, LISTEN_RATES = "p", "l", "r"
 @dataclass(frozen=True)
 class Claims:
     """What a valid secret says: its tenant, whether this server's demo page minted it (else a
-    token of that tenant did), and for a room's secret (``open_room`` of the MCP door, issue 62)
+    token of that tenant did), and for a room's secret (``open_room`` of the MCP door)
     its room and role (``PUBLISH`` or ``LISTEN``)."""
 
     tenant: str

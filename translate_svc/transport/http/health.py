@@ -1,4 +1,4 @@
-"""Health on the HTTP port (issue 59), for an L7 balancer or an HTTP probe in front of it: the same
+"""Health on the HTTP port, for an L7 balancer or an HTTP probe in front of it: the same
 states as the gRPC port's health (``grpc.health.v1``, which stays the manifests' probe), no token.
 
 - ``GET /healthz``: liveness. 200 while the model serves; 503 while it loads, after its worker

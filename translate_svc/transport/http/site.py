@@ -96,8 +96,8 @@ class PortLog:
     """aiohttp's logger for the port's connections (``RequestHandler.logger``). aiohttp logs every
     request its parser refuses (``HttpProcessingError``: a request line over ``HTTP_MAX_LINE_BYTES``,
     a malformed head) and every connection reset under a handler as an ERROR with a traceback, ~730
-    bytes a request that any stranger can have written as fast as it sends bad requests (issue 57: 17.7 MB in
-    10 s). Those are the client's doing: each is ``refusals``' one INFO line (rate-limited, quoting
+    bytes a request that any stranger can have written as fast as it sends bad requests (17.7 MB
+    in 10 s). Those are the client's doing: each is ``refusals``' one INFO line (rate-limited, quoting
     nothing the client sent). Everything else is aiohttp's own logging, unchanged. Event loop only."""
 
     def __init__(self, refusals: RefusalLog, inner: logging.Logger | None = None) -> None:
@@ -163,7 +163,7 @@ class Connection:
 
 
 class ConnectionBudget:
-    """The port's connections in two budgets (issue 52): those serving a request, and those waiting
+    """The port's connections in two budgets: those serving a request, and those waiting
     for one (accepted, in their TLS handshake, their request's head not yet whole, or idle between
     requests), kept oldest first per peer address (IPv6: per /64). Under ``max_connections`` a new
     connection is let in; at it, the longest-waiting connection of the address with the most

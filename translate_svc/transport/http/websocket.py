@@ -49,7 +49,7 @@ def heartbeat_s(idle_timeout_s: float) -> float:
 
 
 async def admit(manager: SessionManager, tenant: Tenant) -> Admission | web.Response:
-    """A stream's slots before its socket (or WebRTC call) opens (issue 34 N3): a tenant at its
+    """A stream's slots before its socket (or WebRTC call) opens (security finding N3): a tenant at its
     cap, a full or a draining server is answered with its HTTP refusal (``errors.refusal``) and
     nothing is opened; an open socket holds its slots, and the stream core ends it if no config
     comes (``limits.config_timeout_ms``)."""
@@ -163,7 +163,7 @@ class SocketLife:
 async def disarm_heartbeat(ws: web.WebSocketResponse) -> None:
     """aiohttp (3.14) re-arms a socket's heartbeat when data arrives during ``close()`` (the
     client's close frame), after ``close()`` disarmed it: the timer then holds the closed socket's
-    response, request handler and zlib state (about 300 KB) for 45 s more (issue 53: a soak's
+    response, request handler and zlib state (about 300 KB) for 45 s more (a soak's
     sessions). The re-arm runs on the next turn of the loop; after it, disarm for good."""
     await asyncio.sleep(0)
     ws._cancel_heartbeat()

@@ -73,7 +73,7 @@ def _entry(out: RoomOutput) -> dict[str, Any]:
         "end_ms": r.end_ms,
         "language": t.target_language if t is not None else None,
         "text": t.text if t is not None else "",
-        # confidence (issue 72): as translate_audio's, present where computed
+        # confidence: as translate_audio's, present where computed
         **({} if t is None or t.avg_logprob is None else {"avg_logprob": t.avg_logprob}),
         "transcript": None if r.transcript is None else _transcript(r.transcript),
     }

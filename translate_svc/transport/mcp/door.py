@@ -1,4 +1,4 @@
-"""The MCP endpoint (issue 62, docs/agents.md): ``/mcp`` on the HTTP port, a route set
+"""The MCP endpoint (docs/agents.md): ``/mcp`` on the HTTP port, a route set
 (``../http/door.py``) built by the host when ``mcp.enabled`` (``serve --mcp``).
 
 Each request is checked, bounded and read here before the ``mcp`` SDK sees a byte of it

@@ -81,7 +81,7 @@ def _speaker(label: int) -> dict[str, int]:
 
 
 def _logprob(value: float | None) -> dict[str, float]:
-    """Confidence (issue 72): ``avg_logprob``, the mean log-probability of the tokens, where computed."""
+    """Confidence: ``avg_logprob``, the mean log-probability of the tokens, where computed."""
     return {} if value is None else {"avg_logprob": value}
 
 

@@ -9,7 +9,7 @@ listen page and gRPC ``Listen``), and keys minted for this room only (client sec
 listeners' may only listen to it, both of the agent's tenant, for ``auth.client_secret_ttl_s``),
 so the agent hands out no token of its own. A key grants no more than the agent's token: the
 listeners' key only to an agent whose token may listen to the room (its ``listen=``/``room=``
-patterns; issue 68 H4: a publish-only token got one and heard the room with it). gRPC takes no
+patterns; security finding H4: a publish-only token got one and heard the room with it). gRPC takes no
 client secret: a speaker or listener there uses a token of the tenant whose patterns cover the
 room. ``room_status``: who speaks and who listens in which language, on every process sharing the
 cluster store (``RoomRegistry.presence``). Addresses are as the agent reached the server (its

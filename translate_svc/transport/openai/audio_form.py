@@ -71,7 +71,7 @@ _HINTS = {
     ),
 }
 
-#: why either endpoint refuses ``speed`` (OpenAI's ``/v1/audio/speech`` field; issue 90): they answer
+#: why either endpoint refuses ``speed`` (OpenAI's ``/v1/audio/speech`` field): they answer
 #: with text, and a speaking rate has no speech to act on here
 _SPEED_HINT = (
     " (these endpoints answer with text, no speech: the speaking rate is the realtime translation "
@@ -352,7 +352,7 @@ def _profanity(value: str | None) -> Profanity | None:
 
 
 def _noise_reduction(value: str | None) -> bool:
-    """Our extension ``x_noise_reduction`` (issue 91): ``near_field`` or ``far_field``, the types of
+    """Our extension ``x_noise_reduction``: ``near_field`` or ``far_field``, the types of
     the realtime sessions' ``noise_reduction``, runs RNNoise before the VAD and the model (either
     type: one suppressor); absent: off."""
     if value is None:
@@ -390,7 +390,7 @@ def _temperature(value: str | None) -> None:
 
 
 def _speakers(value: str | None, fmt: str) -> int:
-    """Speaker labels (issue 72): ``diarized_json`` labels each segment, telling apart at most
+    """Speaker labels: ``diarized_json`` labels each segment, telling apart at most
     ``x_speakers`` (our extension; ``DEFAULT_SPEAKERS`` when absent) voices."""
     if fmt != "diarized_json":
         if value is not None:
@@ -411,7 +411,7 @@ def _unavailable(form: Form) -> None:
 
 def _include(values: list[str], fmt: str) -> bool:
     """``include[]``: OpenAI's one value, ``logprobs`` (each token of the transcript with its log
-    probability: issue 72), which goes with ``response_format=json`` (or ``stream=true``), as OpenAI's does."""
+    probability), which goes with ``response_format=json`` (or ``stream=true``), as OpenAI's does."""
     for value in values:
         if value != "logprobs":
             raise FormError(f"include {shown(value)} is not logprobs, the one value it takes", param="include")

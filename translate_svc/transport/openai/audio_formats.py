@@ -6,7 +6,7 @@ Each segment of the stream core is one timed piece of text: a ``verbose_json`` s
 WebVTT cue (a segment with no text has no cue). What the model does not give is filled as whisper's
 clients read it: ``tokens`` empty, ``temperature`` 0 (greedy decoding); ``compression_ratio`` is
 whisper's, of the text. ``avg_logprob`` is the model's own: the mean log-probability of the tokens
-it chose for the segment's text (issue 72; absent where not computed); ``no_speech_prob`` is left
+it chose for the segment's text (absent where not computed); ``no_speech_prob`` is left
 out, for SeamlessM4T has no no-speech token to read one from (the VAD decides what is speech).
 With word timings (``timestamp_granularities[]=word``): ``verbose_json`` has ``words`` (each
 transcript word, ``{word, start, end}`` in seconds, as OpenAI's transcription object, and its
@@ -159,7 +159,7 @@ def done_event(text: str, duration_ms: int, pieces: Sequence[Piece] | None = Non
 
 
 def token_logprobs(tokens: Sequence[tuple[str, float]]) -> list[dict[str, Any]]:
-    """OpenAI's ``logprobs``: each token of a transcript, ``{token, logprob, bytes}`` (issue 72)."""
+    """OpenAI's ``logprobs``: each token of a transcript, ``{token, logprob, bytes}``."""
     return [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in tokens]
 
 

@@ -64,7 +64,7 @@ class OpenAIRoutes:
         self.sockets = OpenSockets()
         self.webrtc = WebRtcDoor(sessions, PATH, self.authorize)
         self.demo = DemoPage(sessions, self.secrets) if settings.server.demo_page else None
-        # issue 51: OpenAI's realtime transcription sessions and the audio REST endpoints
+        # OpenAI's realtime transcription sessions and the audio REST endpoints
         self.transcription = TranscriptionSessions(sessions, self.authorize, self.sockets)
         self.audio = AudioApi(sessions, callers)
 

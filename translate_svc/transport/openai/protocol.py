@@ -35,7 +35,7 @@ the same protocol.
 - Every segment ends with its done events (``finals.py``: ``session.output_transcript.done``,
   ``session.output_audio.done``, ``session.input_transcript.done``; ``x_done_events: false``: none).
 - Results, commits and done events are rendered by ``results.py`` (``ResultEvents``), which also
-  puts each text's confidence in ``x_avg_logprob`` (issue 91: the protocol has no field for it).
+  puts each text's confidence in ``x_avg_logprob`` (the protocol has no field for it).
 - Errors are ``error`` events; an error that ends the stream is followed by the socket's close.
   Reports that end no session are events of their own (``finals.py``): the drain's notice, a
   failed segment.
@@ -174,7 +174,7 @@ class RealtimeProtocol:
         self.noise: str | None = None  # audio.input.noise_reduction's type: RNNoise before the VAD
         self.terms = x_terms.SessionTerms()  # our extension x_terms
         self.profanity: Profanity | None = None  # our extension x_profanity; None: the tenant's default
-        self.speed = 1.0  # audio.output.speed (issue 90): the speaking rate
+        self.speed = 1.0  # audio.output.speed: the speaking rate
         self.resume_token = ""  # the stream's (StreamStarted), for x_resume
         #: how the socket closes: 1000, or 1012 (service restart) after a drain (the openai SDK
         #: reconnects on it)
@@ -345,7 +345,7 @@ class RealtimeProtocol:
         """A ``session.update`` as the stream's config (or, once it runs, an ``Update`` of its
         targets); what to answer at once goes to ``replies``; ``InvalidInput`` if it cannot be used."""
         session, inp, languages = checked(session, self.max_languages)
-        if self.configured:  # the stream runs: its targets (issue 35) and rate (issue 90) may change
+        if self.configured:  # the stream runs: its targets and rate may change
             if "x_room" in session and room_of(session) != self.room:  # answered, not fatal
                 replies.append(error_event(ROOM_FIXED, "invalid_request_error", "invalid_value", event_id=event_id))
                 return None

@@ -9,7 +9,7 @@ done events out (``protocol.py`` feeds them; docs/openai-compat.md has the mappi
   ``session.output_transcript.delta`` whose ``x_done`` holds the whole text (no speech again);
   without commits (segment mode, or speech too short for a step), one transcript delta, one
   output transcript delta per target and its speech. Then its done events (``finals.py``).
-- **Confidence** (issue 91): OpenAI's translation events have no field for it (its
+- **Confidence**: OpenAI's translation events have no field for it (its
   ``session.*_transcript.delta`` carry ``delta`` and ``elapsed_ms`` only), so ``x_avg_logprob``
   carries the model's own mean token log-probability (docs/api.md "Confidence"), where it was
   computed: on a commit's text delta (the tokens it adds), a result's transcript and output deltas

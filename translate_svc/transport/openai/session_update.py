@@ -1,5 +1,5 @@
 """What one ``session.update`` may hold, checked before anything in it is converted (a tag mapped, a
-value echoed; issue 34 N2): its shape, counts and lengths, our extensions' values, and whether speech
+value echoed; security finding N2): its shape, counts and lengths, our extensions' values, and whether speech
 can be had in the languages it names. Pure; ``InvalidInput`` messages name no client value. The
 protocol (``protocol.py``) turns what passes into the stream's config."""
 
@@ -103,7 +103,7 @@ BETA_SPEED_PARAM = "session.speed"
 
 
 def speed_of(session: dict[str, Any], current: float) -> float:
-    """The speaking rate a ``session.update`` asks for (issue 90): ``audio.output.speed``, or the
+    """The speaking rate a ``session.update`` asks for: ``audio.output.speed``, or the
     beta sessions' top-level ``speed`` (both: they must agree); absent: as it was, null: 1 (the
     model's own). ``ParamError`` naming the field as the client wrote it and our range, which is
     not OpenAI's 0.25..1.5 (docs/openai-compat.md)."""
@@ -190,7 +190,7 @@ def source_or_detection(value: str | None) -> tuple[str, tuple[str, ...] | None]
 
 
 def noise_reduction(value: Any) -> str | None:
-    """``audio.input.noise_reduction`` (issue 72): ``{type: "near_field" | "far_field"}`` (no type:
+    """``audio.input.noise_reduction``: ``{type: "near_field" | "far_field"}`` (no type:
     near_field) runs RNNoise before the VAD (either type: one suppressor); null: off."""
     if value is None:
         return None

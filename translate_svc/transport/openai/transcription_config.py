@@ -19,7 +19,7 @@ An update changes the fields it names, as OpenAI's does; an object it names (``t
 ``turn_detection``) is replaced whole, its absent fields at their defaults. A field this server does
 not know, a value of the wrong kind, a ``model`` list, ``semantic_vad``, log probabilities: a
 ``ParamError`` naming the field (``param``) and what to send instead. Noise reduction (either type)
-runs RNNoise before the VAD and the model (issue 72). The session object's ``x_ignored`` lists the
+runs RNNoise before the VAD and the model. The session object's ``x_ignored`` lists the
 beta shape's ``modalities`` and ``client_secret`` and server VAD's
 ``create_response``/``interrupt_response``, which configure
 responses and keys a transcription session has none of.
@@ -360,7 +360,7 @@ def _turn_detection(value: Any, param: str, vad: SegmenterConfig) -> TurnDetecti
 
 
 def _noise(s: TranscriptionSettings, value: Any, param: str) -> TranscriptionSettings:
-    """Noise reduction (issue 72): RNNoise before the VAD and the model, for either type (one
+    """Noise reduction: RNNoise before the VAD and the model, for either type (one
     suppressor serves both; no type: near_field, as OpenAI's default); null: off."""
     if value is None:
         return dataclasses.replace(s, noise_reduction=None)

@@ -20,7 +20,7 @@ Microphone audio that comes before ``session.update`` names a language is not us
 sends the update as soon as the channel opens). The session runs through the stream core like
 every other door (admission, limits, drain, metrics).
 
-What an offer may cost is bounded before any WebRTC work (issue 34, N9 N10; docs/security.md):
+What an offer may cost is bounded before any WebRTC work (security findings N9, N10; docs/security.md):
 the body (``limits.webrtc_max_offer_bytes``, else 413), its sections (``screen_offer``: one audio
 section per target, exactly one of them the microphone, one data channel, nothing else; else 400),
 its remote ICE candidates (at the request's own address or ``limits.webrtc_candidate_networks``,
@@ -81,7 +81,7 @@ TRACK_RATE = OPUS_RATE  # aiortc decodes (and encodes) Opus at its clock
 _CLOSED = "\x00closed"  # the data channel or the peer connection closed (no client sends it: not JSON)
 #: events a call's data channel may bring that its session has not taken (it stopped reading: its
 #: client reads none of its answers); one more closes the call. aiortc takes every message the peer
-#: sends, so unlike a WebSocket's there is no transport to hold them (issue 52)
+#: sends, so unlike a WebSocket's there is no transport to hold them
 MAX_UNTAKEN_MESSAGES = 64
 FRAME = TRACK_RATE // 50  # 20 ms
 
@@ -368,7 +368,7 @@ class _Call:
         """One event onto the data channel; then, while more than ``limits.ws_send_buffer_bytes``
         wait there for the peer (aiortc's send never waits), wait as a WebSocket's send does: the
         session's next events stay unread meanwhile, so it stops reading a client that reads
-        nothing (issue 52)."""
+        nothing."""
         channel = self.channel
         if channel is None or channel.readyState != "open" or self.gone.is_set():
             return

@@ -1,4 +1,4 @@
-"""A WebRTC call's SDP offer screened as text before aiortc parses it (issue 34, N9 N10;
+"""A WebRTC call's SDP offer screened as text before aiortc parses it (security findings N9, N10;
 docs/security.md): what the offer may cost is decided here, before a peer connection, a decoder
 thread or a STUN check exists. Its sections: at most one audio section per target named, exactly
 one of them sending (the microphone), at most one data channel, nothing else (else

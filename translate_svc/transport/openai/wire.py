@@ -53,7 +53,7 @@ class ParamError(InvalidInput):
 
 #: the most characters of a client event beside its ``"audio"`` string (an append's base64): no
 #: other event needs more, and ``json.loads`` works through them value by value on the event loop
-#: (4 MB of small values: 40 to 150 ms; an append of 4 MB: 3 to 15 ms; issue 52 F3)
+#: (4 MB of small values: 40 to 150 ms; an append of 4 MB: 3 to 15 ms; security finding F3)
 MAX_BESIDE_AUDIO_CHARS = 64 * 1024
 _TO_STRING = re.compile(r'\s*:\s*"')
 

@@ -1,4 +1,4 @@
-"""Our term-list extension of a realtime session, ``x_terms`` (issue 45): names and jargon to get
+"""Our term-list extension of a realtime session, ``x_terms``: names and jargon to get
 right, as the gRPC door's ``terms`` (docs/api.md, "Term lists"), in JSON::
 
     "x_terms": [{"phrase": "Acme", "kind": "keep"},

@@ -1,4 +1,4 @@
-"""The phone door (issue 44): a carrier's call audio in, its translation played back into the call.
+"""The phone door: a carrier's call audio in, its translation played back into the call.
 
 Framings (each sans I/O): ``twilio.py`` (Twilio Media Streams and its cousins), ``asterisk.py``
 (Asterisk chan_websocket, plain-text and JSON control), ``audiosocket.py`` (Asterisk AudioSocket
@@ -6,5 +6,5 @@ over TCP). The I/O: ``outbox.py`` (the outlet of a WebSocket carrier, which play
 ``audiosocket_server.py`` (the TCP port and its paced outlet), and ``door.py`` (``PhoneDoor``: the
 routes on the HTTP port, who may call, the AudioSocket port). The call itself (a call's codec and
 setup, the call loop, two-party pairs, playout, the mix, the pacing) is the telephony floor's
-(``transport/telephony/``), which the SIP door stands on too (issue 71).
+(``transport/telephony/``), which the SIP door stands on too.
 """

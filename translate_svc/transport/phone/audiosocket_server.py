@@ -7,7 +7,7 @@ process's one ``SlotClock``, from the call's first audio frame on), each frame a
 frame. A peer that stops reading is found by what waits in our socket's buffer (the kernel's send
 buffer is set small): past ``phone.max_held_s`` of frames the call ends.
 
-AudioSocket has no credentials, so the port is bounded on its own (issue 57): it listens on
+AudioSocket has no credentials, so the port is bounded on its own: it listens on
 ``phone.audiosocket_host`` (loopback unless set; start-up warns beyond it); every call is the
 tenant ``phone.audiosocket_tenant``'s, whose caps and audio quota in the tokens file apply; at most
 ``phone.audiosocket_max_calls`` calls at once on the node (a counter of the node's shared

@@ -1,3 +1,3 @@
-"""The recordings API on the HTTP port (issue 61, docs/security.md): a route set of the HTTP port's
+"""The recordings API on the HTTP port (docs/security.md): a route set of the HTTP port's
 door (``routes.py``: ``RecordingRoutes``) over ``translate_svc.recordings``' store. A token with
 the ``recordings`` permission lists, fetches (decrypted) and deletes its own tenant's recordings."""

@@ -122,7 +122,7 @@ def language_pairs(card: ModelCard) -> nmt.AvailableLanguageResponse:
 
 def term_count(phrases: Sequence[str], contexts: Sequence[asr.SpeechContext], most: int) -> int:
     """How many terms ``dnt_phrases`` and ``speech_contexts`` make, counted without making any
-    (issue 52 F3): each element's comma-separated items (its commas counted by ``str.count``) and
+    (security finding F3): each element's comma-separated items (its commas counted by ``str.count``) and
     each context's phrases. A list of more than ``4 * most`` elements is counted by its length; a
     count a little over ``most`` is made exact (blank items, a trailing comma, are not terms)."""
     if len(phrases) > 4 * most or len(contexts) > 4 * most:

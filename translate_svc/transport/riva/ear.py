@@ -1,6 +1,6 @@
-"""The Riva door's ear. Speaker diarization (issue 72): ``RecognitionConfig.diarization_config`` on
+"""The Riva door's ear. Speaker diarization: ``RecognitionConfig.diarization_config`` on
 StreamingRecognize -> the stream's speaker labels, returned as each word's ``speaker_tag`` (Riva's
-only place for them), so it turns word timings on with it. Noise suppression (issue 91):
+only place for them), so it turns word timings on with it. Noise suppression:
 ``custom_configuration["noise_suppression"]`` (our extension: Riva's config has no field for it)
 on every stream that takes audio."""
 

@@ -1,5 +1,5 @@
 """The Riva door's events out (split from transport/riva/convert.py): each segment's transcript or
-translation as Riva's results, with its words and ``confidence`` (issue 72), a segment's speech,
+translation as Riva's results, with its words and ``confidence``, a segment's speech,
 and our extension fields in the response's ``id``. Sans I/O."""
 
 from __future__ import annotations

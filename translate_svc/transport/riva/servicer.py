@@ -219,7 +219,7 @@ class RivaServicer:
 
     def _parse_stream(self, kind: type[M], raw: bytes) -> M:
         """An ``audio_content`` message up to ``stream_message_bytes``; any other (the config) up
-        to ``config_message_bytes``, refused before protobuf parses it (issue 52 F3)."""
+        to ``config_message_bytes``, refused before protobuf parses it (security finding F3)."""
         limits = self._m.limits
         return parse_beside_audio(
             kind,

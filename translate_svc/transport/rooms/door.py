@@ -1,4 +1,4 @@
-"""Rooms on the HTTP port (issue 47, docs/rooms.md): listeners over a WebSocket, the listen page and
+"""Rooms on the HTTP port (docs/rooms.md): listeners over a WebSocket, the listen page and
 the QR code of a room's address. A route set of the HTTP port (``../http/door.py``), built by the
 host beside OpenAI's.
 

@@ -1,10 +1,10 @@
-"""A room listener's WebSocket (issue 47, docs/rooms.md "Listening over a WebSocket"), sans I/O:
+"""A room listener's WebSocket (docs/rooms.md "Listening over a WebSocket"), sans I/O:
 what the handshake asks for, and the session API's listener events (``session/rooms/listener.py``) as the
 socket's frames. No socket and no web framework here (DESIGN.md pitfall 25): ``door.py``
 reads the handshake, sends the frames and closes.
 
 ``GET /v1/rooms/<room>/listen?language=<code or tag>[&participant=<id>][&speed=<0.5..2>]`` (``speed``:
-the speaking rate of the room's speech for this listener, issue 90); the server sends, the client
+the speaking rate of the room's speech for this listener); the server sends, the client
 sends nothing (a message from it closes the socket, 1003). Events are JSON text:
 
 - ``room.started`` {room, language, participant, backlog, speakers: [{id, first_segment_id}]}:
@@ -96,7 +96,7 @@ def listen_ask(room: str, query: Mapping[str, str]) -> ListenRequest:
 
 
 def _speed(value: str | None) -> float | None:
-    """``?speed=``: the speaking rate (issue 90), a number from 0.5 to 2.0; absent: as each speaker speaks."""
+    """``?speed=``: the speaking rate, a number from 0.5 to 2.0; absent: as each speaker speaks."""
     if value is None:
         return None
     try:
@@ -182,7 +182,7 @@ def _segment(speaker: str, r: SegmentResult, *, speech: bool) -> tuple[dict[str,
         "end_ms": r.end_ms,
         "language": t.target_language if t is not None else None,
         "text": t.text if t is not None else "",
-        # confidence (issue 72, docs/api.md): the mean token log-probability; null: not computed
+        # confidence (docs/api.md): the mean token log-probability; null: not computed
         "avg_logprob": t.avg_logprob if t is not None else None,
         "transcript": _transcript(r.transcript, scored=True),
         "error": {"code": r.error.code, "message": r.error.message} if r.error is not None else None,

@@ -3,7 +3,7 @@
 The route needs no token (a speaker's screen shows the code to a hall), and drawing one with
 ``segno`` costs 2-20 ms of CPU on the event loop, more for a longer address (the ``Host`` header is
 the client's). Drawn for every request, strangers asking for distinct room names or hosts spent
-the loop that every other call shares (issue 57: 32 of them made another tenant's results 13 s
+the loop that every other call shares (32 of them made another tenant's results 13 s
 late). So:
 
 - **kept**: the last ``entries`` SVGs, least recently used first out, keyed by the exact address
@@ -15,7 +15,7 @@ late). So:
 - **shared**: in front of the process's bucket, each source (an IPv4 address, an IPv6 /64: what
   one machine can easily hold) has a bucket of its own, ``source_draws_per_s`` a second (a
   quarter of the process's by default), so that one stranger asking for new codes without end
-  spends at most its share and a speaker's page still gets its code at once (issue 68 H15: one
+  spends at most its share and a speaker's page still gets its code at once (security finding H15: one
   source spent the whole budget). Sources are kept in an LRU of ``MAX_SOURCES``; one pushed out
   comes back with a full bucket, which the process's bucket still bounds;
 - **kept for open rooms**: a room with a speaker or listener on this process (``open_rooms``, a
@@ -23,7 +23,7 @@ late). So:
   room's: ``source_draws_per_s``, whoever asks) and may take the process's bucket to empty; any
   other name draws only while the bucket holds more than ``OPEN_ROOM_RESERVE`` of what it can hold
   (of a bucket of two draws or more), so that strangers on many addresses, each within its share,
-  cannot spend what an open room's page needs (issue 87, H15's residual: 32 addresses spent the
+  cannot spend what an open room's page needs (what security finding H15 left: 32 addresses spent the
   whole budget). Strangers asking for an open room's codes (its name is on the hall's screen)
   under ever new Hosts spend that room's share alone.
 

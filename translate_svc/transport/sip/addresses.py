@@ -1,5 +1,5 @@
 """Where a call's RTP may go: the SDP offer's ``c=`` address, checked when the INVITE (or a
-re-INVITE) comes, before anything is kept for the call (issue 68, H1 and H3). Pure and thread-safe.
+re-INVITE) comes, before anything is kept for the call (security findings H1, H3). Pure and thread-safe.
 
 - An IP literal only. RFC 4566 §5.7 lets ``c=`` name a host; a name handed to ``sendto`` is
   resolved by a blocking ``getaddrinfo`` on the event loop at every packet (one INVITE naming a

@@ -1,7 +1,7 @@
 """A new INVITE's way to a call, once the door has let its message in (``door.py``: its source,
 its reading, its rate, not a retransmission): its caller (a trunk on an allowed network, else a SIP
 user of the tokens file whose digest answer is right: challenged 401 or refused 403, each once,
-issue 68, H10); 503 + ``Retry-After`` while draining; what it asks for (``invite.check_invite``:
+security finding H10); 503 + ``Retry-After`` while draining; what it asks for (``invite.check_invite``:
 its offer, where its media goes, its call parameters and room: 488, 400 or 403); only then 100
 Trying; then its slots before any media (``sip.max_calls``, then the node's and its tenant's stream
 caps, cluster-wide with Redis: 486 + ``Retry-After``, 503 + ``Retry-After`` when the server cannot
@@ -122,7 +122,7 @@ class CallAdmission:
         whose digest answer is right (and who may ``stream``). None: it was sent 401 with a
         challenge (no answer yet, a nonce not good any more or not for this source, an answer used
         before) or 403 (a wrong answer, an unknown user), each once: to a source not yet
-        authenticated nothing is retransmitted (issue 68, H10)."""
+        authenticated nothing is retransmitted (security finding H10)."""
         header = invite.get("authorization") or invite.get("proxy-authorization")
         params = parse_authorization(header) if header else None
         source = flow.peer[0]

@@ -78,7 +78,7 @@ class Answers:
         """A final response to an INVITE: kept for its retransmissions, and over UDP a non-2xx one
         sent again until its ACK (Timer G, given up at Timer H); ``once``: never sent again but for
         a retransmitted INVITE (to a source not authenticated: a forged one would make us send a
-        stranger many times what it sent, issue 68, H10; its ACK is still taken)."""
+        stranger many times what it sent, security finding H10; its ACK is still taken)."""
         branch = invite.branch()
         self._invites.put(branch, resp, now)
         if resp.status >= 300:

@@ -1,5 +1,5 @@
 """SIP over TCP and TLS (RFC 3261 §18.3, §26.2): the connections of the SIP door's stream ports,
-bounded before they hold anything (issue 68, H2: 1,100 silent connections from a refused source
+bounded before they hold anything (security finding H2: 1,100 silent connections from a refused source
 held every descriptor of a process under ``ulimit -n 1024`` and every door failed).
 
 At accept, before any TLS handshake (a TLS connection is accepted plain and upgraded only when let

@@ -10,7 +10,7 @@ no state here. An answer must name the request's own Request-URI (its ``uri``), 
 per nonce, the highest nonce-count (``nc``) answered right is kept, and an answer whose count is
 not above it is a replay (an answer without ``qop`` has no count: its nonce answers once). The
 table is bounded (``MAX_NONCES``, the oldest out first): a nonce made before the newest one
-forgotten is stale. Issue 68, H5: one captured answer was admitted again for 5 minutes from
+forgotten is stale. Security finding H5: one captured answer was admitted again for 5 minutes from
 anywhere, for any Request-URI, room and call. Pure (the clock passed in); event loop only (the
 nonce table).
 """

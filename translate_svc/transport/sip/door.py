@@ -5,7 +5,7 @@ as over TCP); each admitted INVITE is a ``dialog.SipCall``.
 What happens to a message, in order, before any state is kept for it (DESIGN pitfall 35): a
 source outside ``sip.allowed_cidrs`` gets 403 (or nothing, ``sip.drop_refused``) unless the
 tokens file names SIP users (then its INVITE is challenged: ``admission.py``; a 401 or 403 to
-such a source is sent once, never retransmitted: issue 68, H10); a message we cannot read
+such a source is sent once, never retransmitted: security finding H10); a message we cannot read
 (``message.parse``: garbage, truncated, oversized, a control character in a header) is logged at a
 bounded rate (``RefusalLog``) and answered 400 when it is a request we can answer, else dropped;
 an INVITE past its source's rate (``sip.invites_per_s``) is dropped. Then a new INVITE goes to
@@ -13,7 +13,7 @@ its admission (``admission.py``: its caller, 503 while draining, what it asks fo
 slots, its RTP port, the call). A retransmitted request gets the answer it got (``answers.py``,
 the door's server transactions); ACK, BYE, CANCEL and re-INVITE go to their dialog, found by its
 Call-ID and both tags (RFC 3261 §12: another caller's INVITE that reuses a live Call-ID is a
-dialog of its own; issue 68, H8), 481 when there is none; OPTIONS is answered 200; other methods
+dialog of its own; security finding H8), 481 when there is none; OPTIONS is answered 200; other methods
 405. TCP and TLS connections are bounded at accept (``connections.py``), and a refused request
 does not keep one open (``received`` says which messages count). On drain the door refuses new
 INVITEs, and each live call ends through the stream core, which sends its BYE. Event loop only.
@@ -196,7 +196,7 @@ class SipDoor:
         """One message in; whether it counts as the flow's sign of life (a TCP connection's idle
         time starts again): not a keep-alive, nor one refused (unreadable, from a source refused,
         over the INVITE rate, an INVITE whose caller is not known, another request answered 4xx or
-        worse; issue 87, J6: refused requests held a connection for good)."""
+        worse; security finding J6: refused requests held a connection for good)."""
         if not data.strip(b"\r\n"):
             return False  # a keep-alive (RFC 5626 §3.5.1)
         allowed = self._allow.allows(flow.peer[0])

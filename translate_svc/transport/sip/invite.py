@@ -1,5 +1,5 @@
 """What the door decides about a new INVITE from what it says, before it answers anything but the
-caller's credentials (issue 68, H12: a call naming a room it could not use was answered 100, 180
+caller's credentials (security finding H12: a call naming a room it could not use was answered 100, 180
 and 200 and only then ended; now every refusal here is the INVITE's final answer, before 100
 Trying). In order: 488 for no SDP offer, or one whose media we do not take (no codec of ours, an
 address we do not send to: ``addresses.py``); 400 for an offer we cannot read (``sdp.SdpError``:

@@ -6,8 +6,8 @@ offer named fixes where our media goes and where the call's media may come from.
 SDP names an address the SIP signalling does not come from (the caller is behind NAT and offered
 its private address) does a first packet from the signalling's address latch, at whatever port the
 NAT gave it: the one case in which a neighbour behind the same NAT who sends first would take the
-media (issue 68, H11; docs/security.md). Packets from anywhere else are dropped, counted and logged
-once. Nothing is sent before the call's 200 is ACKed and a packet has latched (issue 68, H3: an
+media (security finding H11; docs/security.md). Packets from anywhere else are dropped, counted and logged
+once. Nothing is sent before the call's 200 is ACKed and a packet has latched (security finding H3: an
 INVITE could point RTP at a third party, multicast or broadcast from the call's first slot), so
 our media only ever goes where the caller's comes from. The packets a call takes in are bounded to
 ``RTP_RATE_FACTOR`` times its codec's packet rate (a bucket of one second's worth); beyond,
@@ -15,7 +15,7 @@ dropped and counted. The port is read by the endpoint itself, up to ``READ_BATCH
 wake of the event loop (asyncio's datagram transport reads one a wake: a flood's every packet cost
 a turn of the loop), and at most ``READS_PER_WINDOW`` each ``READ_WINDOW_S``, a budget taken before
 any read: past it the port is not read until the window ends, and the kernel drops what comes
-meanwhile (issue 87, H16's residual: a DTMF flood cost 6.3 s of CPU in 20 s). ``RtpOutlet``:
+meanwhile (what security finding H16 left: a DTMF flood cost 6.3 s of CPU in 20 s). ``RtpOutlet``:
 the call's speech, one 20 ms packet per 20 ms slot on the process's one ``SlotClock`` (silence
 when there is nothing to say, as a phone does), marks played as their frame goes out (withheld,
 not queued, until the endpoint may send). ``MediaDeadline``: a call whose RTP stopped (or never

@@ -3,7 +3,7 @@ built for the responses and the few requests a callee sends (BYE).
 
 A message is refused unread past ``max_bytes``, ``MAX_HEADERS`` header lines or
 ``MAX_LINE_CHARS`` characters a line; a header value may hold no control character but a tab (no
-bare CR or LF: §25.1's TEXT-UTF8char; issue 68, H9, a Call-ID's bare LF forged lines and fields of
+bare CR or LF: §25.1's TEXT-UTF8char; security finding H9, a Call-ID's bare LF forged lines and fields of
 the access log); a request must carry Via, From, To, Call-ID and CSeq (§8.1.1), a Call-ID of
 §25.1's ``word [ "@" word ]`` of at most ``MAX_CALL_ID_CHARS``, and a CSeq whose method is its
 own. ``SipParseError`` says what is wrong in a few words of our own (nothing of the message is

@@ -4,8 +4,8 @@ and the call's framing for the telephony floor's call loop (``RtpFraming``, a ``
 What comes in: packets of the call's payload type are its audio (a G.722 or Opus packet decoded
 to the call's 16 kHz PCM: ``TRANSCODED``; a G.711 packet of the other law, after a re-INVITE
 changed the codec, turned into the call's own), ``telephone-event`` packets are DTMF digits (one
-per event: its end packet, sent three times, counts once; digits are counted, not kept: issue 68,
-H16, 1.6 million digits in 30 s were a list). A digit of ``sip.dtmf_targets`` retargets the call,
+per event: its end packet, sent three times, counts once; digits are counted, not kept: security
+finding H16, 1.6 million digits in 30 s were a list). A digit of ``sip.dtmf_targets`` retargets the call,
 coalesced: at most one retarget per ``RETARGET_EVERY_S`` (the last digit pressed meanwhile wins,
 applied with the first packet after it), and none for the language already asked for. Anything
 else (comfort noise, a packet we cannot read) is counted and dropped: a peer's garbage does not

@@ -9,7 +9,7 @@ preference, §6.1). A re-INVITE keeps the call's rate (``choose``'s
 ``rate``): its stream cannot change rate, so it may move between PCMU and PCMA only. Every other
 media line is answered with port 0 (rejected, §6). An offer with no codec we take is ``NoCodec``
 (the door answers 488). Bounds before anything is kept: ``MAX_LINES`` lines, ``MAX_FORMATS``
-formats a media line, a port of at most five digits and 65535 (issue 68: a port of 5,000 digits
+formats a media line, a port of at most five digits and 65535 (a port of 5,000 digits
 raised a traceback, 99999 was answered 200). Where the media goes (the ``c=`` address: an IP
 literal, never a name) is checked by ``addresses.py``. The direction answers the offer's
 (``sendonly`` -> ``recvonly``, §6.1): a hold. Pure and thread-safe.

@@ -3,7 +3,7 @@ with an empty line and its body is its Content-Length's bytes (a missing Content
 CRLFs between messages are keep-alives (RFC 5626 §3.5.1). A head or message over the limit, or a
 Content-Length we cannot read, ends the connection: the stream cannot be framed any more. So does
 a deadline for the next whole message that passes (the door's: a connection without a call is
-closed once idle; keep-alives and a message's first bytes do not move it: issue 68, H2, a CRLF
+closed once idle; keep-alives and a message's first bytes do not move it: security finding H2, a CRLF
 every few minutes held a connection for good).
 """
 

@@ -1,4 +1,4 @@
-"""The telephony floor (issue 71): the carrier-neutral call core that the phone door
+"""The telephony floor: the carrier-neutral call core that the phone door
 (``transport/phone/``: the WebSocket carriers and AudioSocket) and the SIP door (``transport/sip/``)
 both stand on. It imports neither door.
 

@@ -111,9 +111,9 @@ class CallSetup:
     pair: str | None = None
     #: speak into this room (``room``, ``participant``); None: an ordinary call
     room: RoomJoin | None = None
-    #: RNNoise before the VAD (``noise_suppression``: ``0``/``1``; issue 72)
+    #: RNNoise before the VAD (``noise_suppression``: ``0``/``1``)
     noise_suppression: bool = False
-    #: the speaking rate of the translation the caller hears (``speed``; issue 90): 1.5 speaks it
+    #: the speaking rate of the translation the caller hears (``speed``): 1.5 speaks it
     #: in 1/1.5 of the time, so a caller who falls behind the speaker catches up
     speed: float = 1.0
 

@@ -1,4 +1,4 @@
-"""Authorisation: the one token decision every door asks once per call (issue 43).
+"""Authorisation: the one token decision every door asks once per call.
 
 Each door takes the token from its own wire (``grpc/auth.py``: call metadata; ``openai/door.py``:
 the HTTP ``Authorization`` header) through ``bearer``, and asks ``authorize`` once per call: a

@@ -13,37 +13,37 @@ Tokens live in a file that a Kubernetes Secret can mount, one per line (see docs
     s3cr3t-token-7 * tenant=kids profanity=mask
     s3cr3t-token-8 jobs tenant=media jobs=4 job_hours=20
 
-A line with ``sip_user=<name>`` is also a SIP caller's credentials (issue 60): the SIP door's
+A line with ``sip_user=<name>`` is also a SIP caller's credentials: the SIP door's
 digest challenge takes the user ``<name>`` with the SIP password derived from the token
-(``sip.sip_password``: an HMAC of the user's name under the token, issue 68; ``translate-svc
+(``sip.sip_password``: an HMAC of the user's name under the token; ``translate-svc
 phone-config sip --token ... --sip-user ...`` prints it), never the token itself, so a SIP phone's
 configuration, or a digest's HA1 cracked offline, gives nothing that opens another door. For
 that, the line keeps the digest's HA1 (MD5 of ``<name>:translate-svc:<SIP password>``, RFC 2617
 §3.2.2.2) beside the token's SHA-256: what SIP digest needs, and no more than it needs.
 
-Room rights (issue 47, docs/rooms.md): ``publish=<pattern>`` (a stream may speak into a room of
+Room rights (docs/rooms.md): ``publish=<pattern>`` (a stream may speak into a room of
 that name), ``listen=<pattern>`` (Listen), ``room=<pattern>`` (both); shell-style patterns,
 repeatable. A line with no room option may use every room when it grants every permission (none
 listed, or ``*``), and none otherwise. ``rates=<pattern>`` (repeatable) names the rooms whose
 listens on the token may choose a speaking rate (unstated: every room it may listen to; ``rates=-``
 matches no room); ``renditions=N`` caps the tenant's rates in use, stated like its caps.
 
-Recordings (issue 61, docs/security.md): ``record=none|text|audio`` (``none`` unless stated) and
+Recordings (docs/security.md): ``record=none|text|audio`` (``none`` unless stated) and
 ``retention_days=N`` (a number, fractions allowed) are the tenant's, stated like its caps; the
 ``recordings`` permission (never implied by ``*`` or by a line that lists none: reading back what
 was said is not calling) lets a token list, fetch and delete its tenant's recordings.
 
-Background jobs (issue 73, docs/api.md "Jobs"): ``jobs=N`` caps the tenant's jobs not finished
+Background jobs (docs/api.md "Jobs"): ``jobs=N`` caps the tenant's jobs not finished
 (uploading, queued or running) and ``job_hours=H`` their audio, in hours; stated like its caps
 (unstated: ``jobs.max_jobs_per_tenant`` and ``jobs.max_hours_per_tenant``). The ``jobs`` permission
-(never implied by ``*`` or by a line that lists none, issue 87) lets a token submit and read them.
+(never implied by ``*`` or by a line that lists none) lets a token submit and read them.
 
-Noise suppression and speaker labels (issue 87 J1, docs/security.md): ``ear_streams=N`` caps the
+Noise suppression and speaker labels (security finding J1): ``ear_streams=N`` caps the
 tenant's streams that use them at once (0: none may), stated like its caps; unstated,
 ``limits.max_ear_streams`` holds each process, and tenant ``demo`` (the demo page's) gets
 ``limits.demo_ear_streams`` (0 by default: none).
 
-The profanity filter (issue 72, docs/api.md): ``profanity=off|mask|remove`` is the tenant's
+The profanity filter (docs/api.md): ``profanity=off|mask|remove`` is the tenant's
 default for its calls that set none (``off`` unless stated), stated like its caps.
 
 Each token belongs to a tenant (``tenant=``; ``default`` if the line names none): the name the
@@ -84,7 +84,7 @@ class Permission(str, Enum):
     #: create, list, replace and delete the tenant's stored glossaries (named explicitly too)
     GLOSSARIES = "glossaries"
     #: submit, follow, cancel and read back the tenant's background jobs (named explicitly too:
-    #: hours of the model's time and gigabytes of disk per job, issue 87)
+    #: hours of the model's time and gigabytes of disk per job)
     JOBS = "jobs"
 
 

@@ -1,4 +1,4 @@
-"""A SIP caller's credentials (issue 60, issue 68): the SIP password derived from a token, and the
+"""A SIP caller's credentials: the SIP password derived from a token, and the
 digest's HA1 the token store keeps of it.
 
 A line of the tokens file with ``sip_user=<name>`` is also a SIP caller's credentials: the SIP
