@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from translate_svc.client_cli.common import console
 
-HELP = "Read back what the server recorded (issue 61: docs/security.md, Recordings)."
+HELP = "Read back what the server recorded (docs/security.md, Recordings)."
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=HELP)
 

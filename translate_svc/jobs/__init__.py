@@ -1,4 +1,4 @@
-"""Background jobs (issue 73): hours of audio submitted at once, translated while live streams
+"""Background jobs: hours of audio submitted at once, translated while live streams
 leave the engine idle, their results kept on disk and fetched by id.
 
 - ``model.py``: a job's vocabulary (its spec, state, status) and a segment's result as JSON;

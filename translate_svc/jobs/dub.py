@@ -1,4 +1,4 @@
-"""A job's dubbed track, made from its segments' speech (issue 91): each segment's speech starts at
+"""A job's dubbed track, made from its segments' speech: each segment's speech starts at
 its segment's start on the audio's timeline, whatever the speech before it did, and the track is
 exactly as long as the audio (silence after the last speech, or that speech cut at the audio's
 end). Speech longer than its segment's span and the gap after it (a translation takes longer to
@@ -6,7 +6,7 @@ say than its source) runs past the next segment's start: ``jobs.dub_overflow`` s
 happens, ``overlap`` (mixed with the next speech: nothing is lost) or ``cut`` (stopped where the
 next segment starts). Before, each segment's speech was appended after the last one's end, so
 long speech pushed every later segment later (drift) and the track ended wherever the speech did
-(212.5 s for a 216 s source). A job submitted with ``fit`` (issue 90: dubbing to the source's
+(212.5 s for a 216 s source). A job submitted with ``fit`` (dubbing to the source's
 clock) has each segment's speech made at the rate that ends it by the next segment's start
 (session/stream/segments.py holds each segment for that start), so only speech past the bound's fastest
 rate runs over, and its segment's ``overlap_ms`` says by how much.
@@ -16,7 +16,7 @@ gives the track's samples as they become final (everything before the segment ju
 in pieces of at most ``CHUNK_SAMPLES``; it holds only the speech still running past that point.
 ``TrackReader`` reads a track so made from a target's speech file and the segments' places
 (``placements``, read from the store a page at a time), for the WAV download and for the dubbed
-video (issue 90): one track, whoever asks for it.
+video: one track, whoever asks for it.
 """
 
 from __future__ import annotations

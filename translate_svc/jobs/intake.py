@@ -1,11 +1,11 @@
-"""A URL job's audio, taken in by the worker that claimed the job (issue 73): the job is stored
+"""A URL job's audio, taken in by the worker that claimed the job: the job is stored
 ``queued`` with its ``url`` in its spec at once, and whichever process claims it under its lease
 (``worker.py``: this node's, or with ``cluster.redis_url`` any pod's) fetches the audio
 first, by the shared fetch rules (``translate_svc/fetch.py``: https only, the hosts in
 ``jobs.fetch_hosts``, public addresses only, each redirect re-checked, the whole fetch within
 ``jobs.fetch_timeout_s``, the body within ``jobs.max_upload_bytes`` and what the tenant's jobs may
 still keep), at ``jobs.fetch_min_bytes_per_s`` at least on average after ``jobs.fetch_grace_s``
-(issue 87: a slow host is dropped, not waited for), to a file of its own beside the job's audio,
+(a slow host is dropped, not waited for), to a file of its own beside the job's audio,
 moved into place once whole; then records the size, checks the audio (readable, within
 ``jobs.max_audio_s``, the tenant's hours: ``job_caps``; in a media process of its own,
 ``jobs/media.py``, that waits for a free one however long: the fetch stage's slots bound how many
@@ -54,8 +54,8 @@ class JobCaps:
 
 
 def job_caps(settings: JobSettings, tenant: Tenant) -> JobCaps:
-    """Its tokens-file line's ``jobs=`` and ``job_hours=``, else the server's defaults (issue 87:
-    no tenant is uncapped), and the bytes its jobs may keep."""
+    """Its tokens-file line's ``jobs=`` and ``job_hours=``, else the server's defaults (no tenant
+    is uncapped), and the bytes its jobs may keep."""
     jobs, hours = tenant.caps.jobs, tenant.caps.job_hours
     return JobCaps(
         jobs if jobs is not None else settings.max_jobs_per_tenant,
@@ -174,7 +174,7 @@ async def take_in(
     # of no tenant's share, waiting as long as it takes: the fetch stage bounds these (and a
     # refusal here would fail the job, or fetch it again)
     probed = await media.probe(None, path, job.spec.fmt, fetch.size, settings.max_audio_s, left_s, wait=True)
-    if probed.media is not None and probed.media.video:  # a video: kept once the job is done (issue 90)
+    if probed.media is not None and probed.media.video:  # a video: kept once the job is done
         await asyncio.get_running_loop().run_in_executor(None, store.write_media, job.job_id, probed.media.kind.value)
     await check_probed(store, job, probed, caps, left_s)
     return await store.get(job.job_id)

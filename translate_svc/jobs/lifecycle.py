@@ -1,4 +1,4 @@
-"""A job's run as a session of its tenant (issue 91): each claim's run of a job (``translation.py``:
+"""A job's run as a session of its tenant: each claim's run of a job (``translation.py``:
 from its resume point until it ends, gives its worker back or its process stops) goes through the
 lifecycle every door's sessions do (``session/calls/lifecycle.py``), where before a job's session was
 opened beside it and nothing counted it:

@@ -1,7 +1,7 @@
 """A job's vocabulary: what was asked (``JobSpec``), where it stands (``JobStatus``), and a finished
 segment as JSON (``segment_json``), the form results are stored and served in. Pure.
 
-A job takes every output option and every ear option a ``Translate`` call does (issue 91: the
+A job takes every output option and every ear option a ``Translate`` call does (the
 spec once dropped all but three), each stored with the spec and passed to the job's session;
 a spec stored before a field existed reads it as its default."""
 
@@ -62,14 +62,14 @@ class JobSpec:
     speaker_id: int = 0
     #: the profanity filter; None: the tenant's default (its tokens-file ``profanity=``)
     profanity: Profanity | None = None
-    #: the dubbed tracks' speaking rate (``OutputOptions.speed``, issue 90); a spec stored before
+    #: the dubbed tracks' speaking rate (``OutputOptions.speed``); a spec stored before
     #: it existed reads 1, the model's own rate
     speed: float = 1.0
-    #: dubbing to the source's clock (``OutputOptions.fit``, issue 90): the bound each segment's
+    #: dubbing to the source's clock (``OutputOptions.fit``): the bound each segment's
     #: speech is fitted with, kept with the spec (a resumed job keeps its bound whatever the server's
     #: ``jobs.fit_*`` became); None: off (as a spec stored before it existed reads)
     fit: DubFit | None = None
-    #: noise suppression and speaker labels (``EarOptions``), as a live stream's (issue 91)
+    #: noise suppression and speaker labels (``EarOptions``), as a live stream's
     ear: EarOptions = NO_EAR
     #: stored glossaries named by id (``glossaries/``)
     glossaries: tuple[str, ...] = ()
@@ -192,10 +192,10 @@ def segment_json(r: SegmentResult, *, segment_id: int, shift_ms: int = 0) -> dic
     started in the audio, after a resume). A translation's words are on its own speech's timeline;
     its speech is in the job's dubbed track (``audio_ms``: its length; ``audio_samples``: the same
     in samples at the track's rate, which places it there: ``jobs/dub.py``). ``avg_logprob``: the
-    confidence (issue 72), null where not computed; ``speaker``: its label with ``speakers`` on
+    confidence, null where not computed; ``speaker``: its label with ``speakers`` on
     (else 0). ``speech_rate``: the rate its speech was made at (null without speech);
     ``overlap_ms``: with ``fit``, how far the speech runs past the next segment's start (0: it
-    fits; null without ``fit``: issue 90)."""
+    fits; null without ``fit``)."""
     out: dict[str, Any] = {
         "segment_id": segment_id,
         "start_ms": r.start_ms + shift_ms,

@@ -1,12 +1,12 @@
 """A job's audio read from its file in bounded blocks, decoded as a whole clip is
 (``audio.codec.decode_audio``: a container through libsndfile, raw samples by ``decode_raw``;
 samples clipped to [-1, 1], channels averaged), so a job's samples are a clip's, a block at a time.
-A video file (MP4, MOV, WebM, MKV: issue 90) is known by its first bytes and its first audio stream
+A video file (MP4, MOV, WebM, MKV) is known by its first bytes and its first audio stream
 is read through PyAV instead (``audio.media``: only audio decoders, the video never decoded); a
 WebM or MKV of audio alone too.
 A file libsndfile cannot read through (a FLAC header that states no length over frames it cannot
-seek, a frame broken mid-file) is ``InvalidInput`` saying so, never an internal error (issue 87
-J9). Synchronous: it runs in a sandbox process (``jobs/untrusted.py``, called from
+seek, a frame broken mid-file) is ``InvalidInput`` saying so, never an internal error (security
+finding J9). Synchronous: it runs in a sandbox process (``jobs/untrusted.py``, called from
 ``jobs/media.py``), never in the server's: every open of an upload does."""
 
 from __future__ import annotations

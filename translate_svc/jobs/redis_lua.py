@@ -5,7 +5,7 @@ prefix) and the job's tenant (the ``jobs:tenant`` index): one Redis, not a Redis
 cluster store's. Numbers given back to Redis go as strings (``%.17g``): Redis truncates a Lua
 number to an integer.
 
-A tenant's caps are checked in the script that changes what they count (issue 87): its jobs not
+A tenant's caps are checked in the script that changes what they count: its jobs not
 finished with a job's insert (``CREATE``), their hours with its length (``SET_DURATION``), the
 bytes its jobs keep (``translate-svc:jobs-kept:<tenant>``, each job's ``kept``) with each part
 (``PART_BEGIN``, which also holds the upload for that part alone) and segment. Claims are fair

@@ -394,7 +394,7 @@ class RedisJobs(JobFiles):
 
     async def set_speakers(self, job_id: str, labels: dict[int, int]) -> None:
         """Stored segments' speaker labels, by their number (``seq``: their index in the list), given
-        again over the whole file once the job reached its end (``voices.py``; issue 91); a page
+        again over the whole file once the job reached its end (``voices.py``); a page
         of segments read, then written back at once."""
         key = self._segments_key(await self._tenant(job_id), job_id)
         seqs = sorted(labels)

@@ -8,7 +8,7 @@ between a track's write and its row leaves bytes past the recorded length, cut o
 (``resume_point``), so a resumed job appends after its last finished segment and redoes none.
 Nothing of a job is held in memory: results are read back a row at a time.
 
-A tenant's caps are checked in the transaction that changes what they count (issue 87): a job's
+A tenant's caps are checked in the transaction that changes what they count: a job's
 slot (``jobs=``) with its insert, its hours (``job_hours=``) with its length, and the bytes its
 jobs keep (``kept``: audio not yet deleted, results and dubbed tracks) with each part and segment;
 so simultaneous requests of one tenant never pass a cap together (``TenantFull``). Claims are fair
@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS served (
   tenant TEXT NOT NULL, stage TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (tenant, stage)
 );
 """
-#: columns added since a store was first made (issue 87): added to an older file as it opens
+#: columns added since a store was first made: added to an older file as it opens
 _ADDED = {"kept": "INTEGER NOT NULL DEFAULT 0"}
 _OPEN = "('uploading', 'queued', 'running')"
 #: a URL job whose audio is not fetched yet (the fetch stage's), and one ready to translate
@@ -216,7 +216,7 @@ class JobStore(JobFiles):
         """Up to ``limit`` jobs queued or running that no live lease holds (none, or one past its
         time: its process stopped or died; a job given back ``until`` a time waits for it), leased
         to ``owner`` until ``now + lease_s``: one at a time, of the tenant served least recently
-        (then the oldest job), so one tenant's queue never keeps another's waiting (issue 87).
+        (then the oldest job), so one tenant's queue never keeps another's waiting.
         ``fetch``: URL jobs whose audio is still to fetch (the fetch stage); else jobs ready to
         translate."""
         return await self._run(self._claim, owner, now, lease_s, limit, fetch)
@@ -278,7 +278,7 @@ class JobStore(JobFiles):
 
     async def release(self, owner: str, job_id: str, until: float = 0.0) -> None:
         """``owner`` gives the job up (it stops, or the job ended): the next claim takes it at once,
-        or from ``until`` on (its tenant's budget or slot is full: issue 87)."""
+        or from ``until`` on (its tenant's budget or slot is full)."""
         await self._run(
             lambda: self.db.execute(
                 "UPDATE jobs SET owner = '', lease = ? WHERE id = ? AND owner = ?", (until, job_id, owner)
@@ -468,7 +468,7 @@ class JobStore(JobFiles):
 
     async def set_speakers(self, job_id: str, labels: dict[int, int]) -> None:
         """Stored segments' speaker labels, by their number (``seq``), given again over the whole
-        file once the job reached its end (``voices.py``; issue 91)."""
+        file once the job reached its end (``voices.py``)."""
         await self._run(self._set_speakers, job_id, labels)
 
     def _set_speakers(self, job_id: str, labels: dict[int, int]) -> None:

@@ -1,14 +1,14 @@
 """A job's files, whichever store keeps its state (``store.py``: SQLite on one node;
 ``redis_store.py``: Redis across pods, the files then on a volume every pod mounts): a folder per
-job under ``jobs.dir`` (``jobs/<id>/``) holding its audio (``audio``, deleted once the job ends:
-issue 87), an upload's part while it comes (``part.<hex>``), its targets' speech (``<target>.pcm``:
+job under ``jobs.dir`` (``jobs/<id>/``) holding its audio (``audio``, deleted once the job ends),
+an upload's part while it comes (``part.<hex>``), its targets' speech (``<target>.pcm``:
 PCM16 mono at the track's rate, each finished segment's speech after the one before, in segment
 order, each as long as its result's ``audio_samples``) and, once it was read to its end, its
 audio's exact length (``source.json``: frames and rate). The dubbed track is made from them when it
 is fetched (``dub.py``: each segment's speech at its segment's start, as long as the audio: issue
 91), so what a finished segment wrote is never changed by a later one.
 
-A video upload (issue 90) is marked so once checked (``media.json``: its container's kind); when
+A video upload is marked so once checked (``media.json``: its container's kind); when
 its job is done its upload is kept, moved to ``video`` (``keep_video``), for the dubbed video
 made from it on request (``jobs/video.py``) until the job's retention ends or it is deleted: its
 bytes stay counted in what the tenant's jobs keep. A job that fails or is cancelled keeps no video.
@@ -125,7 +125,7 @@ class JobFiles:
         return self.folder(job_id) / f"part.{secrets.token_hex(6)}"
 
     def remove_audio(self, job_id: str) -> int:
-        """The job's audio deleted (it ended: issue 87), with what a process killed mid-fetch or
+        """The job's audio deleted (it ended), with what a process killed mid-fetch or
         mid-part left beside it (``audio.<hex>.part``, ``part.<hex>``); the audio's size (0 if it
         was gone: what the store counted)."""
         path = self.audio_path(job_id)

@@ -3,12 +3,12 @@ segmenting, engine jobs and results as ``Translate``/``TranslateChunked``, with 
 ear option the job asked for), fed its audio from its file a second at a time (the file read in a
 media process the run holds, never in this one: ``media.py``), every finished
 segment stored as it comes (``store.add_segment``). Each run is a session of its tenant
-(``lifecycle.py``: its webhooks, usage record, counters and access line; issue 91).
+(``lifecycle.py``: its webhooks, usage record, counters and access line).
 
 A resumed run (after a restart, or after giving its worker back) hears again the job's audio
 before its resume point, only listened to: silero's recurrent state remembers minutes of audio (a
 fresh one after a 10 s lead-in scored windows tenths apart from the uninterrupted run's and moved
-segments: issue 91), so its VAD must enter the resume point in the uninterrupted run's state for
+segments), so its VAD must enter the resume point in the uninterrupted run's state for
 its later segments to be that run's, exactly. It starts from the job's last checkpoint before the
 point (``checkpoints.py``: the VAD's state every ``checkpoints.EVERY_S`` or so, taken as the job
 runs), its resampler a pre-roll before it: a resume replays seconds. Without one (noise
@@ -19,7 +19,7 @@ the waits below (it has no engine work) and before the slice's clock starts. The
 its audio to 16 kHz itself (``checkpoints.JobAudio``; its session takes 16 kHz), so that a
 pre-roll's output can be thrown away and checked.
 
-A job is its tenant's work (issue 87), admitted as its Translate calls are
+A job is its tenant's work, admitted as its Translate calls are
 (``SessionManager.admit_job``): it holds one of the tenant's ``translate_calls`` while it runs and
 is not started while the tenant's audio budget is spent. Each second it feeds is drawn from that
 budget first, and only while the budget holds more than ``jobs.budget_reserve`` of a minute's

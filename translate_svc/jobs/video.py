@@ -1,4 +1,4 @@
-"""A done video job's dubbed video (issue 90), made on request from what the job keeps: its upload
+"""A done video job's dubbed video, made on request from what the job keeps: its upload
 (``tracks.keep_video``), each target's dubbed track (``dub.TrackReader``: the WAV download's own)
 and its segments' texts. ``audio/remux.py`` writes it: the upload's container again, its video
 copied packet for packet, a dubbed track per target language asked (``VideoAsk.languages``; all by

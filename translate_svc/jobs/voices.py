@@ -1,4 +1,4 @@
-"""A job's speaker labels over the whole file (issue 91): each stored segment's voice embedding is
+"""A job's speaker labels over the whole file: each stored segment's voice embedding is
 kept in the job's folder (``voices.f32``: one record a segment, its stored number, its length in
 ms and its 256 floats), across every run of the job (a restart, a worker given back), so that the
 run that reaches the file's end labels every segment at once (``cluster.label_all``, on the

@@ -13,14 +13,14 @@ slice is over while another tenant's job waits, or its tenant's budget or Transl
 full) goes back to ``queued`` and is claimed again (from the time it names) in its tenant's turn.
 
 A URL job's audio is fetched first, by a stage of its own (``jobs.max_fetching`` fetches at once a
-process, beside the ``jobs.max_running`` workers that translate: a slow host never holds a worker;
-issue 87), under the job's lease (``intake.py``): a process stopped or killed mid-fetch leaves it
+process, beside the ``jobs.max_running`` workers that translate: a slow host never holds a
+worker), under the job's lease (``intake.py``): a process stopped or killed mid-fetch leaves it
 to the next claim, which fetches it again from the start; fetched whole and checked, the job is
 ``queued`` for a worker. A job's audio is deleted once it ends (done, failed or cancelled): what
 is kept after it is its results and dubbed tracks, for its retention, and a done job's video
-upload (issue 90: the dubbed video is made from it on request; ``tracks.keep_video``). Its
+upload (the dubbed video is made from it on request; ``tracks.keep_video``). Its
 ``job.failed`` webhook says why in the server's words only (``FAILURES``), never the caller's
-(issue 87 J10): the job's status has the whole message. Event loop only.
+(security finding J10): the job's status has the whole message. Event loop only.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class JobWorker:
         #: a test's fetch checks for URL jobs (``allowed=``, ``ssl_context=``: ``intake.py``);
         #: production's otherwise
         self.fetch_checks: dict[str, object] = {}
-        #: done video jobs' dubbed videos (issue 90: ``video.py``)
+        #: done video jobs' dubbed videos (``video.py``)
         self.videos = VideoMaker(settings, self.media)
 
     async def start(self) -> None:
@@ -411,7 +411,7 @@ class JobWorker:
         if job.state is not from_state:
             return
         expires = self._clock() + self._retention(job.tenant)
-        # a video upload is kept for its dubbed video (issue 90), before the job says it is done: a
+        # a video upload is kept for its dubbed video, before the job says it is done: a
         # client that sees it done and asks for its video at once finds it
         kept = state is JobState.DONE and await asyncio.to_thread(self.store.keep_video, job_id)
         # what an ended job keeps: its results and dubbed tracks. A job this process runs has its

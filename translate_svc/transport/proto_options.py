@@ -71,7 +71,7 @@ def speed(value: float, field: str) -> float:
 
 
 def speech_fit(msg: pb.SpeechFit, has: bool, default: DubFit) -> DubFit | None:
-    """A clip's or a job's ``fit`` (dubbing to the source's clock, issue 90): None when absent; an
+    """A clip's or a job's ``fit`` (dubbing to the source's clock): None when absent; an
     unset bound is the server's (``default``: ``jobs.fit_slowest``, ``jobs.fit_fastest``); checked
     (``types.check_fit``), else InvalidInput naming ``fit.slowest`` or ``fit.fastest``."""
     if not has:

@@ -1,6 +1,6 @@
 """The ``Jobs`` gRPC service on the gRPC port (``rpc.PortServices``): the same jobs as ``/v1/jobs``,
 through the same ``JobDesk``. It shares the port's TLS, token interceptor (each method needs the
-``jobs`` permission, issue 87), call limits and lifetime. Every method is served
+``jobs`` permission), call limits and lifetime. Every method is served
 request-streaming: a unary one is admitted as its caller's unary call before its request is read,
 which must come within ``limits.request_read_timeout_s``; ``UploadJobAudio``'s messages each within
 ``jobs.part_timeout_s`` of the last, each at most ``jobs.max_part_bytes`` of audio, each written to
@@ -8,7 +8,7 @@ a file before it is appended. A call that holds on (``GetJob`` with ``wait_ms``,
 ``GetJobResults``) is also one of its tenant's ``limits.http_max_held_requests_per_tenant``, as on
 the HTTP port. ``ListJobs`` pages the caller's tenant's jobs as ``GET /v1/jobs`` does.
 ``GetJobResults`` with ``JOB_RESULTS_VIDEO`` sends a done video job's dubbed video
-(issue 90), made as ``GET /v1/jobs/{id}/video`` makes it.
+, made as ``GET /v1/jobs/{id}/video`` makes it.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], err: ServiceError)
 
 
 _errors = unary_errors(_abort)
-#: each call's access line (issue 91), its code the refusal's
+#: each call's access line, its code the refusal's
 _logged = logged_method(call_of, lambda door: caller_of(door._tokens).tenant.name)
 
 

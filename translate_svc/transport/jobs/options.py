@@ -2,8 +2,8 @@
 does (``CreateJobRequest``), into the jobs wing's ``JobRequest`` (``jobs/request.py``): its format,
 languages, output options (``OutputOptions``) and ear options (``EarOptions``).
 
-Every option a ``Translate`` call takes is taken, or refused saying what to send instead (issue 91:
-a job once kept three of them and dropped the rest silently, a per-job ``profanity`` among them);
+Every option a ``Translate`` call takes is taken, or refused saying what to send instead (a
+job once kept three of them and dropped the rest silently, a per-job ``profanity`` among them);
 a JSON key the API does not know is refused naming it and the keys it takes, as the OpenAI door's
 audio form and the Riva door's custom configuration are: a misspelt option is never silently
 inert (design pitfall 23). Pure; translate.proto's option messages are read as the gRPC door reads
@@ -55,7 +55,7 @@ KEYS = frozenset(
     }
 )
 FORMAT_KEYS = frozenset({"encoding", "sample_rate_hz", "channels"})
-#: the keys of its ``fit`` (dubbing to the source's clock, issue 90)
+#: the keys of its ``fit`` (dubbing to the source's clock)
 FIT_KEYS = frozenset({"slowest", "fastest"})
 _ENCODINGS = (
     "container (a WAV, FLAC, OGG or MP3 file, or an MP4, MOV, WebM or MKV video), linear16, float32, mulaw or alaw"
@@ -150,7 +150,7 @@ def from_pb(msg: pb.CreateJobRequest, fit: DubFit | None = None) -> JobRequest:
     )
 
 
-#: the query of ``GET /v1/jobs/{id}/video`` (issue 90)
+#: the query of ``GET /v1/jobs/{id}/video``
 VIDEO_KEYS = frozenset({"languages", "original", "mix", "mix_gain_db", "subtitles"})
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 

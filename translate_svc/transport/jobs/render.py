@@ -91,7 +91,7 @@ async def dubbed(
     rate = job.spec.track_rate
     path = store.track_path(job.job_id, language)
     first = await store.segments(job.job_id, -1, 1)
-    if first and not _placed_by_samples(first[0]):  # stored before issue 91: the file is the track
+    if first and not _placed_by_samples(first[0]):  # stored by an older version: the file is the track
         size = (await store.resume_point(job.job_id)).tracks.get(language, 0)
         return 44 + size, _file_chunks(path, size, rate, reads)
     length = job.done_ms * rate // 1000

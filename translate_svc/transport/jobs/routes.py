@@ -1,4 +1,4 @@
-"""Background jobs on the HTTP port (issue 73, docs/api.md "Jobs"):
+"""Background jobs on the HTTP port (docs/api.md "Jobs"):
 
 - ``POST /v1/jobs``: a new job from a JSON body (``source_language``, ``target_languages``,
   ``glossaries``, ``format``: ``{encoding, sample_rate_hz, channels}``, and every output and ear
@@ -17,10 +17,10 @@
 - ``GET /v1/jobs/{id}/results`` (``?format=json`` (default), ``srt`` or ``vtt`` with ``language=``);
 - ``GET /v1/jobs/{id}/dubbed/{language}``: a target's dubbed track (WAV);
 - ``GET /v1/jobs/{id}/video`` (``?languages=``, ``original=``, ``mix=dub|duck``, ``mix_gain_db=``,
-  ``subtitles=``): a done video job's dubbed video, in its upload's container (issue 90:
-  ``jobs/video.py``), made to a file first (its ``Content-Length`` known), then sent and deleted.
+  ``subtitles=``): a done video job's dubbed video, in its upload's container
+  (``jobs/video.py``), made to a file first (its ``Content-Length`` known), then sent and deleted.
 
-Each request needs a token with the ``jobs`` permission (issue 87: never implied by ``*``) and
+Each request needs a token with the ``jobs`` permission (never implied by ``*``) and
 sees its own tenant's jobs only (another tenant's job is 404). It is admitted as its token's and
 tenant's unary call before anything of it is read (``http/admission.py``), and one that holds its
 connection (a long poll, a part, a download) as one of the tenant's
@@ -94,7 +94,7 @@ class JobRoutes:
         """``handler`` for a caller whose token has the ``jobs`` permission, admitted as its unary
         call (and, where ``held`` says so, one of its tenant's held requests) before anything of
         the request is read; the jobs API off: 400 saying how, before anything is taken. Its
-        access line names ``method`` (issue 91)."""
+        access line names ``method``."""
 
         async def admitted(request: web.Request) -> web.StreamResponse:
             caller = self._caller(request)
@@ -275,7 +275,7 @@ def _unlink(path: Any) -> None:
 def _object(body: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(body)
-    except RecursionError:  # deep nesting (issue 87 J9): a client's doing, not the server's
+    except RecursionError:  # deep nesting (security finding J9): a client's doing, not the server's
         raise InvalidInput("the body nests too deep: send a flat JSON object") from None
     except ValueError:
         raise InvalidInput("the body is not JSON: send a JSON object") from None
