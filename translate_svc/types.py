@@ -205,7 +205,7 @@ class TranslationTask:
     #: a room's listeners' speaking rates (``session/rooms/room.py``): (target, rate)
     #: pairs; while there are any, each final segment keeps its spoken units
     #: (``SegmentResult.spoken``) and its room speaks them again at the rates its listeners then
-    #: want, as optional work after the result (``session/stream/renditions.py``); set by a room on its
+    #: want, as optional work after the result (``session/calls/renditions.py``); set by a room on its
     #: speaker's task, never by a client, kept by the client's own updates
     renditions: tuple[tuple[str, float], ...] = ()
 
@@ -378,7 +378,7 @@ class SegmentResult:
     renditions: tuple[Translation, ...] = ()
     #: each spoken translation's units, kept where ``TranslationTask.renditions`` asks for speech
     #: at other rates (``SpokenUnits``): a room speaks them again as optional work after the
-    #: result is out (``session/stream/renditions.py``); never sent to a client
+    #: result is out (``session/calls/renditions.py``); never sent to a client
     spoken: tuple[SpokenUnits, ...] = ()
 
 

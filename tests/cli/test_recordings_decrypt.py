@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from translate_svc.cli import app
 from translate_svc.recordings.service import Recordings
-from translate_svc.session.stream.recording import RecordMode, RecordPolicy
+from translate_svc.session.tenants.recording import RecordMode, RecordPolicy
 from translate_svc.settings import RecordingsSettings
 from translate_svc.types import AudioEncoding, AudioFormat, SegmentResult, Transcript, Translation, TranslationTask
 

@@ -1,5 +1,5 @@
 """A room's renditions run behind every final (``EngineClient.submit_droppable(behind_finals=True)``,
-session/stream/renditions.py): the engine on a fake runner whose batches wait on a gate, so which job
+session/calls/renditions.py): the engine on a fake runner whose batches wait on a gate, so which job
 shares which batch is known, whatever the machine's load.
 
 While a final is in the model and another stream's final waits, a live caption is refused (it

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from translate_svc.recordings.service import Recordings
-from translate_svc.session.stream.recording import RecordMode, RecordPolicy
+from translate_svc.session.tenants.recording import RecordMode, RecordPolicy
 from translate_svc.settings import RecordingsSettings
 from translate_svc.types import AudioEncoding, AudioFormat, SegmentResult, Transcript, Translation, TranslationTask
 

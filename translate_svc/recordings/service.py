@@ -27,7 +27,7 @@ from translate_svc.recordings.keys import KeyRing, NoKey
 from translate_svc.recordings.recorder import SessionRecorder, count_no_key
 from translate_svc.recordings.store import RecordingStore, public
 from translate_svc.recordings.writer import Recording, RecordingWriter
-from translate_svc.session.stream.recording import Recorder, RecordMode, RecordPolicy
+from translate_svc.session.tenants.recording import Recorder, RecordMode, RecordPolicy
 from translate_svc.settings import RecordingsSettings
 from translate_svc.types import AudioFormat, TranslationTask
 

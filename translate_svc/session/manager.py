@@ -33,11 +33,11 @@ from translate_svc.session.rooms.config import RoomConfig
 from translate_svc.session.rooms.registry import RoomRegistry
 from translate_svc.session.stream import ear as ears
 from translate_svc.session.stream.hooks import NO_HOOKS, StreamHooks
-from translate_svc.session.stream.recording import Recorder, Recorders, RecordMode
 from translate_svc.session.stream.session import StreamSession
 from translate_svc.session.task import change, checks
 from translate_svc.session.tenants.budget import QuotaSpent
 from translate_svc.session.tenants.counters import Counters, Held, LocalCounters
+from translate_svc.session.tenants.recording import Recorder, Recorders, RecordMode
 from translate_svc.session.tenants.tenant import DEFAULT_TENANT, Tenant
 from translate_svc.session.work import SessionWork, WorkPools
 from translate_svc.settings import LimitsSettings

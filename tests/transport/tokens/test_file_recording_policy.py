@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from translate_svc.session.stream.recording import RecordMode, RecordPolicy
+from translate_svc.session.tenants.recording import RecordMode, RecordPolicy
 from translate_svc.session.tenants.tenant import ALL_ROOMS, NO_ROOMS
 from translate_svc.transport.tokens.file import Permission, TokenFileError, parse_tokens
 

@@ -32,6 +32,7 @@ from translate_svc.observability.access import CallInfo
 from translate_svc.session.admission import Admission
 from translate_svc.session.calls.clock import StreamClock, Verdict, clock_config, ending
 from translate_svc.session.calls.lifecycle import SessionRecord
+from translate_svc.session.calls.renditions import paid_renditions
 from translate_svc.session.events import (
     AudioIn,
     Flush,
@@ -50,7 +51,6 @@ from translate_svc.session.manager import SessionManager
 from translate_svc.session.rooms.checks import check_speaker
 from translate_svc.session.rooms.seat import SpeakerSeat
 from translate_svc.session.stream.hooks import StreamHooks
-from translate_svc.session.stream.renditions import paid_renditions
 from translate_svc.session.stream.session import StreamSession
 from translate_svc.session.task import change, checks
 from translate_svc.session.task.change import TaskChange

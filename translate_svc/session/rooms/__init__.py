@@ -11,7 +11,7 @@ A participant who speaks and listens is not sent its own speech, nor does its ow
 target to its own stream. A listener may choose a speaking rate (on a grid of 0.25, where the key it
 listens with lets it: ``RoomRights.rates``, and within the room's and its tenant's caps): each
 speaker's results are then spoken again at the rates in use, as optional engine work after they
-are out (``session/stream/renditions.py``), and its listeners at a rate get each result once that speech
+are out (``session/calls/renditions.py``), and its listeners at a rate get each result once that speech
 is made, in order (``listener.LaterOutput``), boundedly.
 
 Every final result and caption a speaker's stream makes is published (``Speaker.output``, called by

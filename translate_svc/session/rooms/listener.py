@@ -91,7 +91,7 @@ class RoomOutput:
 @dataclass(frozen=True, eq=False)
 class Rendering:
     """A speaker's final result's speech being made again at its listeners' rates (optional engine
-    work after the result is out: ``session/stream/renditions.py``): the (language, rate) pairs asked, and
+    work after the result is out: ``session/calls/renditions.py``): the (language, rate) pairs asked, and
     ``made``, which always resolves (never an exception, never cancelled) with the translations
     made, each at its ``speech_rate``: all asked, some, or none (the engine was busy past
     ``rooms.rendition_wait_s``, the tenant's budget could not pay them)."""

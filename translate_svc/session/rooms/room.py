@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 #: (language, speaking rate) pairs a speaker speaks again for its listeners (``TranslationTask.renditions``)
 Renditions = tuple[tuple[str, float], ...]
 #: a speaker's final result spoken again at the pairs its listeners chose: optional engine work
-#: (``session/stream/renditions.py``), or None when none can be made for it now
+#: (``session/calls/renditions.py``), or None when none can be made for it now
 Render = Callable[[SegmentResult, Renditions], Rendering | None]
 
 

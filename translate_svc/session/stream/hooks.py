@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from translate_svc.errors import LimitReached
-from translate_svc.session.stream.recording import Recorder
+from translate_svc.session.tenants.recording import Recorder
 from translate_svc.types import InterimResult, SegmentResult
 
 

@@ -23,10 +23,10 @@ import numpy as np
 from translate_svc.audio.denoise import Denoiser
 from translate_svc.errors import InvalidInput
 from translate_svc.session.stream.ear import EarLane
-from translate_svc.session.stream.recording import Recorder
 from translate_svc.session.stream.reorder import Reorder
 from translate_svc.session.stream.timeline import Timeline
 from translate_svc.session.stream.vad_bridge import VadBridge
+from translate_svc.session.tenants.recording import Recorder
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioFormat
 

@@ -36,13 +36,13 @@ from translate_svc.session.stream.captions import Captions
 from translate_svc.session.stream.ear import EarLane, EarPools
 from translate_svc.session.stream.hooks import NO_HOOKS, StreamHooks, tee
 from translate_svc.session.stream.intake import AudioIntake
-from translate_svc.session.stream.recording import Recorder
 from translate_svc.session.stream.segments import SegmentTracker, segment_of
 from translate_svc.session.stream.simultaneous import Simultaneous, segment_cap
 from translate_svc.session.stream.speakers import SpeakerLabels
 from translate_svc.session.stream.timeline import Timeline
 from translate_svc.session.stream.vad_bridge import VAD_BACKLOG, VadBridge
 from translate_svc.session.tenants.counters import Held
+from translate_svc.session.tenants.recording import Recorder
 from translate_svc.session.work import SessionWork
 from translate_svc.settings import LimitsSettings
 from translate_svc.types import AudioFormat, TranslationTask

@@ -42,7 +42,7 @@ def model_input(task: TranslationTask, audio: np.ndarray, *, final: bool, budget
     the time the segment's speech is fitted to (its span and the gap before the next segment:
     ``SegmentTracker.release``). A final segment of a task with renditions (a room speaker whose
     listeners chose rates) keeps its spoken units (``ModelInput.keep_units``): its speech at those
-    rates is made after its result is out, as optional work (``session/stream/renditions.py``), so that
+    rates is made after its result is out, as optional work (``session/calls/renditions.py``), so that
     listeners' rates never delay the speaker's own result."""
     fit = task.output.fit
     fitted = None

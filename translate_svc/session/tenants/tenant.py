@@ -15,7 +15,7 @@ import fnmatch
 import re
 from dataclasses import dataclass, field
 
-from translate_svc.session.stream.recording import NO_RECORDING, RecordPolicy
+from translate_svc.session.tenants.recording import NO_RECORDING, RecordPolicy
 from translate_svc.types import Profanity
 
 #: the tenant of the sessions the demo page's client secrets open (``transport/http/client_secrets.py``):

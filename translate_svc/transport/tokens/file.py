@@ -61,7 +61,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from translate_svc.session.stream.recording import RecordMode, RecordPolicy
+from translate_svc.session.tenants.recording import RecordMode, RecordPolicy
 from translate_svc.session.tenants.tenant import (
     ALL_ROOMS,
     DEFAULT_TENANT,
@@ -142,7 +142,7 @@ _CAPS: dict[str, tuple[type, float]] = {
 #: a room pattern: a room name's characters and the wildcards ``*``, ``?`` and ``[...]``
 _ROOM_PATTERN = re.compile(r"[A-Za-z0-9._\-*?\[\]!]{1,64}")
 _ROOM_OPTIONS = ("publish", "listen", "room", "rates")
-#: a tenant's recording policy (``session/stream/recording.py``)
+#: a tenant's recording policy (``session/tenants/recording.py``)
 _RECORD_OPTIONS = ("record", "retention_days")
 #: the longest retention a line may state (about 100 years)
 _MAX_RETENTION_DAYS = 36_500

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from translate_svc.observability import metrics
-from translate_svc.session.stream.recording import RecordMode
+from translate_svc.session.tenants.recording import RecordMode
 from translate_svc.session.tenants.tenant import Tenant
 from translate_svc.transport.tokens.file import Grant, Permission, TokenDigest, TokenFileError, digest_of, parse_tokens
 
