@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from translate_svc.recordings.service import Recordings
-from translate_svc.session.stream.recording import RecordMode, RecordPolicy
+from translate_svc.session.tenants.recording import RecordMode, RecordPolicy
 from translate_svc.settings import RecordingsSettings
 from translate_svc.types import (
     AudioEncoding,

@@ -6,13 +6,14 @@ limits, each tenant's caps) before a byte is read; ``manager`` holds what every 
 gate, fair share of the engine, drain, the pools of ``work``) and opens sessions. ``calls/`` has
 each call kind's driver: ``calls/stream`` the stream protocol (when its timers are due:
 ``calls/clock``), ``calls/clip`` and ``calls/text`` the unary calls, ``calls/listen`` a listen to a
-room, a room speaker's ``renditions``, with their ``accounting`` and ``lifecycle`` events. ``task/`` is what a call asks for, checked
-once (``task/checks``). ``stream/`` is one stream's life from audio to engine jobs: ``session``
-over ``timeline`` (decoding), ``reorder``, ``vad_bridge`` (the shared VAD), ``segments`` (engine
-jobs and ordered output), ``captions``, ``simultaneous``, ``speakers``, ``ear``; ``results`` builds what goes back out. ``rooms/`` is the rooms' core,
-``tenants/`` who calls, what holds them to their caps and what is recorded of their sessions. Imports run one way: the drivers import
-the manager, never the reverse. Nothing here imports grpc or protobuf: doors live in
-``transport/``, and what this package exports is what they drive.
+room, a room speaker's ``renditions``, with their ``accounting`` and ``lifecycle`` events. ``task/``
+is what a call asks for, checked once (``task/checks``). ``stream/`` is one stream's life from audio
+to engine jobs: ``session`` over ``timeline`` (decoding), ``reorder``, ``vad_bridge`` (the shared
+VAD), ``segments`` (engine jobs and ordered output), ``captions``, ``simultaneous``, ``speakers``,
+``ear``; ``results`` builds what goes back out. ``rooms/`` is the rooms' core, ``tenants/`` who
+calls, what holds them to their caps and what is recorded of their sessions. Imports run one way:
+the drivers import the manager, never the reverse. Nothing here imports grpc or protobuf: doors live
+in ``transport/``, and what this package exports is what they drive.
 """
 
 from translate_svc.session.calls.stream import StreamDriver

@@ -120,7 +120,7 @@ class StreamSession:
         self.translates_from_ms = self.timeline.offset_ms + lead_in_ms
         silero = None if vad_start is None else SileroState(vad_start.rnn.copy(), vad_start.context.copy())
         self._vad = VadBridge(vad, self._on_scored, self._update_room, silero)
-        #: the session's recording (its tenant records: ``recording.py``), fed here, the one place
+        #: the session's recording (its tenant records: ``tenants/recording.py``), fed here, the one place
         #: every door's input audio and results pass; closed with the session (opened last but
         #: for what cannot fail: a session that fails to open leaves no recording open)
         self._recorder = recorder(self.session_id, self.resume_token) if recorder is not None else None

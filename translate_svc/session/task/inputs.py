@@ -127,7 +127,7 @@ def respeak_input(
     spoken: tuple[SpokenUnits, ...],
     output: OutputOptions,
 ) -> ModelInput:
-    """A room speaker's result spoken again (``stream/renditions.py``): the units it kept for each of
+    """A room speaker's result spoken again (``calls/renditions.py``): the units it kept for each of
     ``languages`` (``spoken``, in that order) made into speech at each (language, rate) ``asked``."""
     return ModelInput(
         audio=NO_SAMPLES,
