@@ -72,8 +72,9 @@ import torch.nn.functional as F
 
 from translate_svc.model.capture import upload
 from translate_svc.model.decode.batch import DEFAULT_MAX_FRAMES, Decoded, decoded_of
+from translate_svc.model.decode.finished import Finished
 from translate_svc.model.decode.graphs import decode_pool
-from translate_svc.model.decode.loop import DecodeLoop, Finished
+from translate_svc.model.decode.loop import DecodeLoop
 from translate_svc.model.finish.stage import FinishStage
 from translate_svc.model.prefill import Prefilled
 from translate_svc.model.stages.seamless import SeamlessStages

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from tests.support.decode_rows import encode_spans, load_stages, rows_of
-from translate_svc.model.decode.loop import PROMPT, DecodeLoop, Finished
+from translate_svc.model.decode.finished import Finished
+from translate_svc.model.decode.loop import PROMPT, DecodeLoop
 from translate_svc.model.stages.decoder import TextCap, TextDecoder
 from translate_svc.model.stages.forced import ForcedLengths
 from translate_svc.model.stages.seamless import SeamlessStages

@@ -19,7 +19,8 @@ import torch
 
 from tests.support.decode_rows import NEAR_TIE, encode_spans, load_stages, rows_of
 from tests.support.near_ties import first_difference, next_logits, relative_gap
-from translate_svc.model.decode.loop import PROMPT, DecodeLoop, Finished, PoolFull
+from translate_svc.model.decode.finished import Finished
+from translate_svc.model.decode.loop import PROMPT, DecodeLoop, PoolFull
 from translate_svc.model.stages.decoder import TextCap, TextDecoder
 from translate_svc.model.stages.forced import ForcedLengths
 from translate_svc.model.stages.seamless import SeamlessStages

@@ -14,7 +14,8 @@ from typing import Any, cast
 import pytest
 import torch
 
-from translate_svc.model.decode.loop import DecodeLoop, Finished
+from translate_svc.model.decode.finished import Finished
+from translate_svc.model.decode.loop import DecodeLoop
 from translate_svc.model.decode.whole import run_rows
 from translate_svc.model_api.rows import bare_rows
 

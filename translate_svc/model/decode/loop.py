@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -55,6 +54,7 @@ from torch import Tensor
 from translate_svc.model import regions
 from translate_svc.model.decode import step as decode_step
 from translate_svc.model.decode.admission import KNOWN, Admission
+from translate_svc.model.decode.finished import Finished
 from translate_svc.model.decode.reads import HostRead, ReadBehind
 from translate_svc.model.decode.seats import PoolRow, Seats
 from translate_svc.model.decode.step import Slots, StepShape, Views, Weights, doubling, powers_of_two
@@ -82,23 +82,6 @@ SECONDS_PER_FRAME = 0.16
 
 class PoolFull(RuntimeError):
     """More rows asked to join than the pool has free slots; none of them joined."""
-
-
-@dataclass(frozen=True, eq=False)
-class Finished:
-    """A row that finished: what ``generate`` returns for it alone, and its hidden states."""
-
-    id: int
-    #: the decoder start, the language token, the text and its last token (EOS, or the one its
-    #: cap stopped at): ``generate``'s sequence for the row, without padding
-    tokens: tuple[int, ...]
-    #: (len(tokens) - 1, hidden): the decoder's last hidden state with each token but the last as
-    #: the input: ``text_decoder(input_ids=sequence[:-1]).last_hidden_state``, what t2u reads
-    hidden: Tensor
-    #: the log-probability of each token the loop chose (those after the prompt and a forced
-    #: prefix: ``tokens[-len(logprobs):]``), under the model's own distribution (before the term
-    #: processors): ``log_softmax(logits)[token]`` of the step that chose it
-    logprobs: tuple[float, ...] = ()
 
 
 class DecodeLoop:

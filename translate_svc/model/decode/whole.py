@@ -5,21 +5,45 @@ every route), rows joining as slots free up. Model thread only."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from translate_svc.model.capture import upload
+from translate_svc.model.decode.finished import Finished
 from translate_svc.model_api.rows import DecodeRow
 
-if TYPE_CHECKING:
-    from translate_svc.model.decode.loop import DecodeLoop, Finished
+
+class Pool(Protocol):
+    """What a whole plan's run asks of a decode pool (``DecodeLoop``)."""
+
+    #: where rows of no user of this run go when they finish (the stepping decoder's)
+    others: Callable[[list[Finished]], None] | None
+    #: ids of the pool's own for this run's rows
+    run_ids: itertools.count[int]
+
+    @property
+    def free(self) -> int: ...
+
+    def admit(
+        self,
+        rows: Sequence[DecodeRow],
+        enc: Tensor,
+        mask: Tensor,
+        *,
+        said: Mapping[int, str] | None = None,
+        text_input: bool = False,
+        frames: Sequence[int] | None = None,
+    ) -> list[Finished]: ...
+
+    def step(self) -> list[Finished]: ...
 
 
 def run_rows(
-    loop: DecodeLoop,
+    loop: Pool,
     rows: Sequence[DecodeRow],
     enc: Tensor,
     mask: Tensor,
