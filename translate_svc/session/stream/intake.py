@@ -6,7 +6,7 @@ filled (or concealed), the bytes decoded and resampled (a large message or a cli
 decode pool), the noise suppressed (on the ear's pool) and the 16 kHz samples scored by the VAD
 (``VadBridge``), in order; the recording taps the input here. Each feed first waits while its
 session has no room (the reader or the VAD behind: ``room``) and raises its session's failure
-(``check``). ``drain`` ends the audio once: the resampler's and the denoiser's tails go to the VAD,
+(``failure``) or its abort. ``drain`` ends the audio once: the resampler's and the denoiser's tails go to the VAD,
 and a feed still waiting for room then ingests nothing. Event loop only (a decode or a denoise
 runs on a worker thread while the loop awaits it).
 """
@@ -51,11 +51,13 @@ class AudioIntake:
         lane: EarLane | None,
         decode: Callable[[Callable[[], Any]], Awaitable[Any]],
         room: asyncio.Event,
-        check: Callable[[], None],
+        failure: Callable[[], BaseException | None],
     ) -> None:
         """``denoiser``/``lane``: noise suppression and the ear's pool it runs on (both or
         neither); ``decode``: the pool a large message or a clip's block is decoded on; ``room``:
-        set while its session may take more audio; ``check``: raises its session's failure."""
+        set while its session may take more audio; ``failure``: its session's failure, if any (a
+        closure over its job tracker, not the session: the intake holds no reference back to the
+        session, so a closed stream's state is freed without waiting for the cyclic collector)."""
         self._fmt = fmt
         self._limits = limits
         self.timeline = timeline
@@ -66,7 +68,9 @@ class AudioIntake:
         self._lane = lane if denoiser is not None else None
         self._decode = decode
         self._room = room
-        self._check = check
+        self._failure = failure
+        #: the session was aborted (its client gone, or it failed): a feed raises
+        self.aborted = False
         #: the session's recording, tapped with every input sample (None: not recorded)
         self.recorder: Recorder | None = None
         #: the audio has ended (``drain``): a feed that waited for room meanwhile ingests nothing.
@@ -177,6 +181,14 @@ class AudioIntake:
                 self._vad.score(x)
         finally:
             self._turns -= 1
+
+    def _check(self) -> None:
+        """Raise the session's failure, or its abort, before taking more audio."""
+        failure = self._failure()
+        if failure is not None:
+            raise failure
+        if self.aborted:
+            raise asyncio.CancelledError("the session was aborted")
 
     def _vad_input(self, samples: np.ndarray) -> np.ndarray:
         """Input-rate samples onto the timeline -> what the VAD and the model get: their 16 kHz

@@ -62,6 +62,12 @@ from translate_svc.vad.worker import VadWorker
 logger = logging.getLogger(__name__)
 
 
+def _failure_of(jobs: SegmentTracker) -> Callable[[], BaseException | None]:
+    """The stream's failure, for its intake: a closure over the job tracker alone (one over the
+    session would hold it in a cycle)."""
+    return lambda: jobs.failure
+
+
 def _received_ms(timeline: Timeline) -> Callable[[], int]:
     """The audio received so far, for a collaborator: a closure over the timeline alone (one over
     the session would hold it in a cycle)."""
@@ -181,7 +187,7 @@ class StreamSession:
             lane=EarLane(ear.denoise) if self._denoiser is not None else None,
             decode=work.decode,
             room=self._room,
-            check=self._raise_failure,
+            failure=_failure_of(self.jobs),
         )
         self.intake.recorder = self._recorder
         self.reorder = self.intake.reorder
@@ -329,6 +335,7 @@ class StreamSession:
     def abort(self) -> None:
         """Client gone: drop queued work; nothing more is computed for this session."""
         self._aborted = True
+        self.intake.aborted = True
         self._vad.close()
         self._room.set()  # a feeder waiting for room runs into the abort (_raise_failure)
         self.jobs.abort()
