@@ -110,7 +110,7 @@ class Invalid:
 class Update:
     """Change a running stream's targets, voice or speaking rate (None: keep). Segments that close
     after it use the new task; the driver answers with ``Updated`` in order with the stream's events.
-    ``speed`` is checked with the update (``task.retarget``): out of range, it is answered, not fatal."""
+    ``speed`` is checked with the update (``task/change.py`` ``change``): out of range, it is answered, not fatal."""
 
     target_languages: tuple[str, ...] | None = None
     speaker_id: int | None = None

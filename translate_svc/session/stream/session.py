@@ -260,7 +260,7 @@ class StreamSession:
 
     def retarget(self, task: TranslationTask) -> int:
         """Segments that close from now on (the open one included) use ``task`` (checked:
-        ``task.retarget``); segments already closed keep theirs. One encoder pass
+        ``task/change.py``); segments already closed keep theirs. One encoder pass
         still serves every target of a segment. Returns the first segment id that uses it."""
         self.task = task
         self.jobs.retarget(task)

@@ -321,7 +321,7 @@ def stream_request(
     msg: pb.StreamingTranslateRequest, vad_defaults: SegmenterConfig, limits: LimitsSettings
 ) -> StreamRequest:
     """One StreamingTranslate message -> its domain request (wire-level mistakes: InvalidInput). An
-    update's targets are checked by the stream (``session.task.retarget``, counted first): a bad
+    update's targets are checked by the stream (``session/task/change.py``, counted first): a bad
     update is answered, the stream goes on; the message holding them is small (``calls.config_message_bytes``)."""
     kind = msg.WhichOneof("request")
     if kind == "audio":
