@@ -69,6 +69,11 @@ class OutputOptions:
     #: then stays 1); None: off
     fit: DubFit | None = None
 
+    def __post_init__(self) -> None:
+        """A speaking rate out of range is refused as the options are made (``OptionError``
+        naming ``speed``; a door renames it to its own field); an integer rate is kept as a float."""
+        object.__setattr__(self, "speed", check_speed(self.speed, "speed"))
+
 
 @dataclass(frozen=True)
 class DubFit:
@@ -80,6 +85,11 @@ class DubFit:
     slowest: float = 0.85
     fastest: float = 1.35
 
+    def __post_init__(self) -> None:
+        """Each rate a speaking rate, ``slowest`` not above ``fastest`` (``check_fit``), as the
+        bound is made: ``OptionError`` naming ``slowest`` or ``fastest``."""
+        check_fit(self, "")
+
 
 #: the speaking rates a client may ask for (``OutputOptions.speed``): OpenAI's realtime ``speed``
 #: stops at 1.5, Azure's prosody rate at 2x; below 0.5 the vocoder's repeated frames sound stretched
@@ -87,9 +97,27 @@ SPEED_MIN = 0.5
 SPEED_MAX = 2.0
 
 
+class OptionError(ValueError):
+    """An option's value out of its range, found as the options were made: ``field`` its path
+    inside them (``speed``, ``fit.slowest``, ``speakers``), ``problem`` what is wrong and what to
+    send. Each door renames the field to its wire's (``under``: the path of the options in its
+    message) and answers with its own bad-request status. ``{prefix}`` in ``problem`` stands where
+    another field of the same options is named, so that it is renamed too."""
+
+    def __init__(self, field: str, problem: str, prefix: str = "") -> None:
+        self.field = field
+        self.problem = problem
+        self.prefix = prefix
+        super().__init__(f"{prefix}{field} {problem.replace('{prefix}', prefix)}")
+
+    def under(self, prefix: str) -> OptionError:
+        """The same error for options found at ``prefix`` (``output.``): ``output.fit.slowest``."""
+        return OptionError(self.field, self.problem, prefix + self.prefix)
+
+
 def check_speed(value: float, field: str) -> float:
-    """``value`` as a speaking rate, or ValueError naming ``field`` and the range (each door maps
-    it to its own bad-request status). A number is echoed (``%g``: short whatever its size); any
+    """``value`` as a speaking rate, or ``OptionError`` naming ``field`` and the range (each door
+    maps it to its own bad-request status). A number is echoed (``%g``: short whatever its size); any
     other value only by its type, so no caller text comes back. Any value of any size gives the
     ValueError, never another exception: a JSON integer beyond a float's range (``10**400``) is
     compared exactly and echoed by its digits (``%g`` would raise OverflowError on it)."""
@@ -99,7 +127,7 @@ def check_speed(value: float, field: str) -> float:
         got = _number_words(value)
     else:
         return float(value)
-    raise ValueError(f"{field} must be a number from {SPEED_MIN} to {SPEED_MAX} (1 is the model's own rate), got {got}")
+    raise OptionError(field, f"must be a number from {SPEED_MIN} to {SPEED_MAX} (1 is the model's own rate), got {got}")
 
 
 def _number_words(value: float) -> str:
@@ -115,11 +143,12 @@ def _number_words(value: float) -> str:
 
 def check_fit(fit: DubFit, field: str) -> DubFit:
     """``fit``'s rates each a speaking rate (``check_speed``), ``slowest`` not above ``fastest``;
-    else ValueError naming ``field``'s parts."""
-    check_speed(fit.slowest, f"{field}.slowest")
-    check_speed(fit.fastest, f"{field}.fastest")
+    else ``OptionError`` naming ``field``'s parts (``field`` empty: the bound's own names)."""
+    at = f"{field}." if field else ""
+    check_speed(fit.slowest, f"{at}slowest")
+    check_speed(fit.fastest, f"{at}fastest")
     if fit.slowest > fit.fastest:
-        raise ValueError(f"{field}.slowest ({fit.slowest}) must not be above {field}.fastest ({fit.fastest})")
+        raise OptionError(f"{at}slowest", f"({fit.slowest}) must not be above {{prefix}}{at}fastest ({fit.fastest})")
     return fit
 
 
@@ -169,6 +198,10 @@ class SimultaneousOptions:
     min_chunk_ms: int = 400
 
 
+#: the most speakers one stream may ask to be told apart (``speakers/cluster.py``)
+MAX_SPEAKERS = 8
+
+
 @dataclass(frozen=True)
 class EarOptions:
     """What is done to a stream's input before and beside recognition:
@@ -178,6 +211,18 @@ class EarOptions:
 
     noise_suppression: bool = False
     speakers: int = 0
+
+    def __post_init__(self) -> None:
+        """The speaker bound, as the options are made: ``OptionError`` naming ``speakers``."""
+        if (
+            isinstance(self.speakers, bool)
+            or not isinstance(self.speakers, int)
+            or not 0 <= self.speakers <= MAX_SPEAKERS
+        ):
+            raise OptionError(
+                "speakers",
+                f"is {self.speakers}: use 0 (no speaker labels) or the most speakers to tell apart, 1..{MAX_SPEAKERS}",
+            )
 
 
 #: no noise suppression, no speaker labels

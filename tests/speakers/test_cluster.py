@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from translate_svc.errors import InvalidInput, NotInstalled
-from translate_svc.speakers.cluster import MAX_SPEAKERS, ClusterConfig, OnlineSpeakers, label_all
+from translate_svc.speakers.cluster import ClusterConfig, OnlineSpeakers, label_all
 from translate_svc.speakers.encoder import Embedding
-from translate_svc.types import EarOptions
+from translate_svc.types import MAX_SPEAKERS, EarOptions, OptionError
 
 pytestmark = pytest.mark.unit
 
@@ -128,9 +128,12 @@ def test_the_bound_is_checked_and_a_server_without_the_encoder_says_so(monkeypat
     with pytest.raises(ValueError):
         ClusterConfig(max_speakers=MAX_SPEAKERS + 1)
     task.check_ear(EarOptions(speakers=MAX_SPEAKERS))
-    with pytest.raises(InvalidInput) as e:
-        task.check_ear(EarOptions(speakers=MAX_SPEAKERS + 1), "config.speakers")
-    assert "config.speakers" in str(e.value)
+    with pytest.raises(OptionError) as bound:  # the options check their own bound as they are made
+        EarOptions(speakers=MAX_SPEAKERS + 1)
+    assert bound.value.field == "speakers" and str(bound.value).startswith("speakers is 9: use 0")
+    with pytest.raises(InvalidInput) as e, task.options_at("config."):  # a door names its own field
+        EarOptions(speakers=MAX_SPEAKERS + 1)
+    assert str(e.value).startswith("config.speakers is 9")
     monkeypatch.setattr(task, "speakers_installed", lambda: False)
     task.check_ear(EarOptions(noise_suppression=True))  # nothing of the encoder's needed
     with pytest.raises(NotInstalled) as missing:

@@ -31,9 +31,8 @@ import numpy as np
 
 from translate_svc.speakers.encoder import Embedding
 from translate_svc.speakers.linkage import average_linkage
+from translate_svc.types import MAX_SPEAKERS
 
-#: the most speakers one stream may ask to be told apart
-MAX_SPEAKERS = 8
 #: average cosine similarity at which two groups of segments are one voice
 DEFAULT_THRESHOLD = 0.65
 #: a segment shorter than this is labelled by the clusters, never clusters (its embedding is noisy)

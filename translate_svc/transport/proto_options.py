@@ -13,15 +13,13 @@ from typing import Protocol
 from translate_svc.api.v1 import translate_pb2 as pb
 from translate_svc.audio.limits import OPUS_RATE  # Opus's clock: Opus speech's default rate
 from translate_svc.errors import InvalidInput
-from translate_svc.session.task.checks import check_ear
+from translate_svc.session.task.checks import check_ear, options_at
 from translate_svc.types import (
     DubFit,
     EarOptions,
     OutputOptions,
     Profanity,
     SpeechEncoding,
-    check_fit,
-    check_speed,
 )
 
 _SPEECH_ENCODINGS = {
@@ -48,42 +46,31 @@ def output_options(msg: pb.OutputOptions, has: bool) -> OutputOptions:
         raise InvalidInput(f"output.profanity is {msg.profanity}: use one of {', '.join(pb.ProfanityFilter.keys())}")
     encoding = _SPEECH_ENCODINGS[msg.speech_encoding]
     default_rate = OPUS_RATE if encoding is SpeechEncoding.OPUS else d.speech_sample_rate_hz
-    return OutputOptions(
-        text=msg.text if msg.HasField("text") else d.text,
-        speech=msg.speech if msg.HasField("speech") else d.speech,
-        transcript=msg.transcript if msg.HasField("transcript") else d.transcript,
-        speech_sample_rate_hz=msg.speech_sample_rate_hz or default_rate,
-        speaker_id=msg.speaker_id if msg.HasField("speaker_id") else d.speaker_id,
-        speech_encoding=encoding,
-        word_timings=msg.word_timings,
-        profanity=Profanity(pb.ProfanityFilter.Name(msg.profanity)[17:].lower()) if msg.profanity else None,
-        speed=speed(msg.speed, "output.speed") if msg.HasField("speed") else d.speed,
-    )
-
-
-def speed(value: float, field: str) -> float:
-    """A wire speaking rate (a float32: 1.1 arrives as 1.1000000238...) as the client wrote it,
-    in range (``types.check_speed``), else InvalidInput naming ``field`` and the range."""
-    try:
-        return check_speed(round(value, 6), field)
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
+    with options_at("output."):
+        return OutputOptions(
+            text=msg.text if msg.HasField("text") else d.text,
+            speech=msg.speech if msg.HasField("speech") else d.speech,
+            transcript=msg.transcript if msg.HasField("transcript") else d.transcript,
+            speech_sample_rate_hz=msg.speech_sample_rate_hz or default_rate,
+            speaker_id=msg.speaker_id if msg.HasField("speaker_id") else d.speaker_id,
+            speech_encoding=encoding,
+            word_timings=msg.word_timings,
+            profanity=Profanity(pb.ProfanityFilter.Name(msg.profanity)[17:].lower()) if msg.profanity else None,
+            speed=round(msg.speed, 6) if msg.HasField("speed") else d.speed,  # a float32 as the client wrote it
+        )
 
 
 def speech_fit(msg: pb.SpeechFit, has: bool, default: DubFit) -> DubFit | None:
     """A clip's or a job's ``fit`` (dubbing to the source's clock): None when absent; an
-    unset bound is the server's (``default``: ``jobs.fit_slowest``, ``jobs.fit_fastest``); checked
-    (``types.check_fit``), else InvalidInput naming ``fit.slowest`` or ``fit.fastest``."""
+    unset bound is the server's (``default``: ``jobs.fit_slowest``, ``jobs.fit_fastest``); the
+    bound checks itself (``DubFit``), refused as InvalidInput naming ``fit.slowest`` or ``fit.fastest``."""
     if not has:
         return None
-    fit = DubFit(
-        round(msg.slowest, 6) if msg.HasField("slowest") else default.slowest,
-        round(msg.fastest, 6) if msg.HasField("fastest") else default.fastest,
-    )
-    try:
-        return check_fit(fit, "fit")
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
+    with options_at("fit."):
+        return DubFit(
+            round(msg.slowest, 6) if msg.HasField("slowest") else default.slowest,
+            round(msg.fastest, 6) if msg.HasField("fastest") else default.fastest,
+        )
 
 
 def output_options_to_pb(o: OutputOptions) -> pb.OutputOptions:
@@ -118,8 +105,9 @@ def ear_options(msg: _HasEar, where: str) -> EarOptions:
             f"{where}.noise_suppression is {ns}: use NOISE_SUPPRESSION_OFF (or leave it unset) or "
             "NOISE_SUPPRESSION_RNNOISE"
         )
-    ear = EarOptions(noise_suppression=ns == pb.NOISE_SUPPRESSION_RNNOISE, speakers=msg.speakers)
-    check_ear(ear, f"{where}.speakers")
+    with options_at(f"{where}."):
+        ear = EarOptions(noise_suppression=ns == pb.NOISE_SUPPRESSION_RNNOISE, speakers=msg.speakers)
+    check_ear(ear)
     return ear
 
 

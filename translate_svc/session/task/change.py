@@ -48,8 +48,9 @@ def change(card: ModelCard, limits: LimitsSettings, task: TranslationTask, what:
         raise InvalidInput(
             "the update sets nothing: set `targets` (the whole new list), `speaker_id` or `speed`, or several"
         )
-    output = task.output if speaker_id is None else dataclasses.replace(task.output, speaker_id=speaker_id)
-    output = output if speed is None else dataclasses.replace(output, speed=speed)
+    with checks.options_at("output."):  # the options check their own values (a rate out of range)
+        output = task.output if speaker_id is None else dataclasses.replace(task.output, speaker_id=speaker_id)
+        output = output if speed is None else dataclasses.replace(output, speed=speed)
     own = task.terms[: len(task.terms) - task.stored_terms]
     new = checks.resolve_task(
         card,

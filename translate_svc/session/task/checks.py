@@ -10,8 +10,9 @@ is an InvalidInput whose message tells the caller what to send instead.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from translate_svc.audio.denoise import PYRNNOISE
 from translate_svc.audio.denoise import installed as denoise_installed
@@ -22,7 +23,6 @@ from translate_svc.session.events import MAX_LEAD_IN_MS, Resume
 from translate_svc.session.task.counts import ANY_CANDIDATE, check_counts, check_list, examples
 from translate_svc.session.task.terms import check_glossary, check_keep, check_terms
 from translate_svc.settings import LimitsSettings
-from translate_svc.speakers.cluster import MAX_SPEAKERS
 from translate_svc.speakers.encoder import RESEMBLYZER
 from translate_svc.speakers.encoder import installed as speakers_installed
 from translate_svc.types import (
@@ -30,13 +30,12 @@ from translate_svc.types import (
     NO_EAR,
     EarOptions,
     ModelCard,
+    OptionError,
     OutputOptions,
     SimultaneousOptions,
     SpeechEncoding,
     Term,
     TranslationTask,
-    check_fit,
-    check_speed,
 )
 
 #: Translate refuses speech answers that could outgrow the message limit: this many seconds of
@@ -111,10 +110,6 @@ def resolve_task(
         )
     if not 0 <= output.speaker_id < card.num_speakers:
         raise InvalidInput(f"output.speaker_id is {output.speaker_id}: use 0..{card.num_speakers - 1}")
-    try:  # each door checks its own field's range first, naming it; this is the net under them all
-        check_speed(output.speed, "output.speed")
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
     if output.fit is not None:
         check_dub_fit(output, simultaneous is not None)
     if simultaneous is not None:
@@ -138,11 +133,7 @@ def check_dub_fit(output: OutputOptions, simultaneous: bool) -> None:
     """Dubbing to the source's clock (``OutputOptions.fit``): a bound of speaking rates,
     on speech, in place of ``speed`` (a rate given beside it would be silently ignored), for a
     whole file's segments (each is held until the next one starts: not simultaneous mode's)."""
-    assert output.fit is not None
-    try:
-        check_fit(output.fit, "fit")
-    except ValueError as e:
-        raise InvalidInput(str(e)) from None
+    assert output.fit is not None  # its rates checked as it was made (``DubFit``)
     if not output.speech:
         raise InvalidInput("fit fits the translated speech to the source's clock: leave output.speech on, or drop fit")
     if output.speed != 1.0:
@@ -154,10 +145,10 @@ def check_dub_fit(output: OutputOptions, simultaneous: bool) -> None:
         raise InvalidInput("fit is for whole files (Translate, jobs), not simultaneous mode")
 
 
-def check_ear(ear: EarOptions, field: str = "speakers") -> None:
-    """The speaker bound (``speakers/cluster.py``'s ``MAX_SPEAKERS``); ``field``: the door's name for it.
-    Either option on a server without its library (pyrnnoise, Resemblyzer) is FAILED_PRECONDITION
-    saying what is missing: the server starts without them."""
+def check_ear(ear: EarOptions) -> None:
+    """What the server needs for the ear options a request asks (their values were checked as they
+    were made: ``EarOptions``). Either option on a server without its library (pyrnnoise,
+    Resemblyzer) is FAILED_PRECONDITION saying what is missing: the server starts without them."""
     if ear.noise_suppression and not denoise_installed():
         raise NotInstalled(
             "noise suppression needs RNNoise (the pyrnnoise wheel's librnnoise), which this server lacks: its "
@@ -168,11 +159,6 @@ def check_ear(ear: EarOptions, field: str = "speakers") -> None:
         raise NotInstalled(
             "speaker labels need the Resemblyzer wheel's speaker encoder, which this server lacks: its operator "
             f"installs it (pip install --no-deps {RESEMBLYZER}); ask without speakers meanwhile"
-        )
-    if not 0 <= ear.speakers <= MAX_SPEAKERS:
-        raise InvalidInput(
-            f"{field} is {ear.speakers}: use 0 (no speaker labels) or the most speakers to tell apart, "
-            f"1..{MAX_SPEAKERS}"
         )
 
 
@@ -342,3 +328,15 @@ def _check_text_answer_size(chars: int, task: TranslationTask, limits: LimitsSet
             f"{out.speech_sample_rate_hz} Hz may not fit one {limits.max_message_bytes}-byte response: send at most "
             f"{int(budget // per_char)} characters per request, fewer targets or a lower speech_sample_rate_hz"
         )
+
+
+@contextlib.contextmanager
+def options_at(prefix: str = "") -> Iterator[None]:
+    """Options made in the block (``OutputOptions``, ``DubFit``, ``EarOptions`` check their own
+    values) refused as a door's bad input: an ``OptionError`` becomes ``InvalidInput`` naming the
+    field where the door's message holds it (``prefix``: ``output.`` makes ``speed`` read
+    ``output.speed``)."""
+    try:
+        yield
+    except OptionError as e:
+        raise InvalidInput(str(e.under(prefix))) from None

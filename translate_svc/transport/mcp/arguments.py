@@ -12,8 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from translate_svc.speakers.cluster import MAX_SPEAKERS
-from translate_svc.types import SPEED_MAX, SPEED_MIN, check_speed
+from translate_svc.types import MAX_SPEAKERS, SPEED_MAX, SPEED_MIN, check_speed
 
 #: a language: the model's code (``spa``), as ListLanguages lists them
 Code = Annotated[str, Field(min_length=2, max_length=16, description="a model language code, e.g. eng, spa, fra")]

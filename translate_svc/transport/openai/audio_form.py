@@ -26,12 +26,19 @@ from translate_svc.errors import InvalidInput, shown
 from translate_svc.languages import guess_model_code
 from translate_svc.session.calls.clip import ClipRequest
 from translate_svc.settings import LimitsSettings
-from translate_svc.speakers.cluster import MAX_SPEAKERS
 from translate_svc.transport.calls import SMALL_MESSAGE_BYTES
 from translate_svc.transport.http.site import HTTP_MAX_FIELD_BYTES, HTTP_MAX_HEADERS
 from translate_svc.transport.openai.asr_options import boost_terms, server_vad, source_or_detect, vad_config
 from translate_svc.transport.openai.wire import ParamError
-from translate_svc.types import AudioEncoding, AudioFormat, EarOptions, ModelCard, OutputOptions, Profanity
+from translate_svc.types import (
+    MAX_SPEAKERS,
+    AudioEncoding,
+    AudioFormat,
+    EarOptions,
+    ModelCard,
+    OutputOptions,
+    Profanity,
+)
 from translate_svc.vad.segmenter import SegmenterConfig
 
 #: the parts a form may have, and what is read of one part at a time

@@ -9,7 +9,7 @@ from __future__ import annotations
 from riva.client.proto import riva_asr_pb2 as asr
 
 from translate_svc.errors import InvalidInput, shown
-from translate_svc.speakers.cluster import MAX_SPEAKERS
+from translate_svc.types import MAX_SPEAKERS
 
 #: speakers told apart when ``max_speaker_count`` is 0 (unset)
 DEFAULT_SPEAKERS = 4
